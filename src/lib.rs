@@ -1,0 +1,33 @@
+//! # cepheid: complex event processing with Flink CEP semantics
+//!
+//! cepheid finds patterns in streams of events: "an order created and not
+//! paid within 15 minutes", "three failed logins for one user within 10
+//! seconds". It matches exactly what Apache Flink CEP matches, as a library
+//! and as the `cepheid` command.
+//!
+//! The pipeline, one module per stage:
+//!
+//! | module | in → out |
+//! |---|---|
+//! | [`dsl`] | `.cep` source → AST with spans, diagnostics |
+//! | [`pattern`] | AST (or the builder API) → [`pattern::Pattern`] IR, static checks |
+//! | [`expr`] | expression IR → compiled conditions, evaluated without allocation |
+//! | [`nfa`] | IR → immutable automaton with take / ignore / proceed edges |
+//! | [`matcher`] | one partition: partial matches, shared buffer, skip, windows |
+//! | [`engine`] | keyed partitions, event time, watermarks, late events, output |
+
+#![warn(missing_docs)]
+
+pub mod dsl;
+pub mod engine;
+pub mod event;
+pub mod expr;
+pub mod matcher;
+pub mod nfa;
+pub mod pattern;
+pub mod span;
+pub mod value;
+
+pub use event::{Event, FieldId, FieldPath, Record, Timestamp};
+pub use span::Span;
+pub use value::Value;

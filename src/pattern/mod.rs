@@ -1,0 +1,9 @@
+//! The pattern IR (what the NFA compiler compiles), its static checks, and
+//! the Rust builder API that makes it without the language.
+
+mod ir;
+
+pub use ir::{
+    Condition, Contiguity, DurationMs, Element, ElementKind, InnerContiguity, NativeCondition,
+    NativeFn, Pattern, Quantifier, SelectItem, Sequence, SkipStrategy, Stage, StageEvents, StageId,
+};
