@@ -2,8 +2,13 @@
 //! the Rust builder API that makes it without the language.
 
 mod ir;
+mod validate;
 
 pub use ir::{
     Condition, Contiguity, DurationMs, Element, ElementKind, InnerContiguity, NativeCondition,
     NativeFn, Pattern, Quantifier, SelectItem, Sequence, SkipStrategy, Stage, StageEvents, StageId,
+};
+pub use validate::{
+    show_ms, validate, PatternError, PatternErrorKind, MAX_NESTING, MAX_QUANTIFIER_BOUND,
+    MAX_STAGES,
 };
