@@ -27,6 +27,7 @@ pub mod nfa;
 pub mod pattern;
 pub mod span;
 pub mod value;
+pub mod workload;
 
 pub use event::{Event, FieldId, FieldPath, Record, Timestamp};
 pub use span::Span;

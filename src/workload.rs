@@ -1,0 +1,478 @@
+//! The benchmark workloads of `bench-workloads.md`: a generator that any CEP
+//! engine can reproduce exactly, the pattern text of each workload, and
+//! hand-written baselines ([`baseline`]) to compare the engine against.
+//!
+//! Event number `g` gets its key and type from two rounds of the splitmix64
+//! finalizer [`mix`]: `h1 = mix(seed * 31 + g)`, `h2 = mix(h1)`,
+//! `u = (h2 >> 11) * 2^-53`. Events are the compact typed [`BenchEvent`]
+//! (`key`, `type`, `ts`), read by conditions through [`fields`]; the same
+//! stream can be written as JSON lines for `cepheid run` with [`write_jsonl`].
+//!
+//! ```
+//! use cepheid::workload::{Params, Workload};
+//! let params = Params { events: 3, ..Workload::Ab.default_params() };
+//! let events: Vec<_> = Workload::Ab.events(&params).collect();
+//! assert_eq!(events.len(), 3);
+//! assert_eq!(events[2].ts, 2);
+//! assert!(Workload::Ab.pattern_text().contains("match a followed by b"));
+//! ```
+
+pub mod baseline;
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::event::{Event, FieldId, StaticFields, Timestamp};
+use crate::value::Value;
+
+/// The splitmix64 finalizer (64-bit wrapping arithmetic, logical shifts).
+pub fn mix(z: u64) -> u64 {
+    let z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Type code of the first event kind of every workload (A, FAIL, CREATE).
+pub const TYPE_A: i64 = 0;
+/// Type code of the second event kind (B, OK, PAY).
+pub const TYPE_B: i64 = 1;
+/// Type code of the third event kind (`loop`'s C, `unpaid`'s OTHER).
+pub const TYPE_C: i64 = 2;
+
+/// One generated event: compact and `Copy`, read through [`fields`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BenchEvent {
+    /// The partition key.
+    pub key: i64,
+    /// The type code (the `type` field of the patterns).
+    pub kind: i64,
+    /// Event time in milliseconds.
+    pub ts: Timestamp,
+}
+
+/// Index of `key` in the resolver of [`fields`].
+const FIELD_KEY: usize = 0;
+/// Index of `type` in the resolver of [`fields`].
+const FIELD_TYPE: usize = 1;
+/// Index of `ts` in the resolver of [`fields`].
+const FIELD_TS: usize = 2;
+
+/// The resolver for [`BenchEvent`]'s fields `key`, `type` and `ts`.
+pub fn fields() -> StaticFields {
+    StaticFields::new(&["key", "type", "ts"])
+}
+
+impl Event for BenchEvent {
+    fn field(&self, id: FieldId) -> Cow<'_, Value> {
+        Cow::Owned(match id.index() {
+            FIELD_KEY => Value::Int(self.key),
+            FIELD_TYPE => Value::Int(self.kind),
+            FIELD_TS => Value::Int(self.ts),
+            _ => Value::Null,
+        })
+    }
+}
+
+/// Size and shape of a generated stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Number of events `N`.
+    pub events: u64,
+    /// Number of keys `K` (for `unpaid`: the number of open orders).
+    pub keys: u64,
+    /// Event time between consecutive events, in milliseconds.
+    pub step_ms: i64,
+    /// The generator seed.
+    pub seed: u64,
+}
+
+/// The five workloads; `Many` runs the `login` stream against 20 patterns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// `a followed by b` within 10s.
+    Ab,
+    /// `fail{3} consecutive` within 10s.
+    Login,
+    /// `create followed by pay` within 15m, one key per order.
+    Unpaid,
+    /// `a followed by any b+ followed by c` within 10s.
+    Loop,
+    /// The `login` stream against `fail{n} consecutive` and `fail{n}`, n = 2..11.
+    Many,
+}
+
+/// Match and timeout counts of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Complete matches emitted.
+    pub matches: u64,
+    /// Timed-out partial matches emitted.
+    pub timeouts: u64,
+}
+
+/// The expected counts of `bench-workloads.md`: workload, N, K, step, counts.
+const EXPECTED: [(Workload, u64, u64, i64, Counts); 5] = [
+    (Workload::Ab, 1_000_000, 1_000, 1, counts(496_184, 4_184)),
+    (Workload::Ab, 1_000_000, 100_000, 1, counts(24_725, 475_643)),
+    (Workload::Login, 1_000_000, 1_000, 1, counts(124_764, 852)),
+    (
+        Workload::Unpaid,
+        1_000_000,
+        1_000,
+        10,
+        counts(399_322, 100_678),
+    ),
+    (Workload::Loop, 200_000, 1_000, 1, counts(435_615, 618_989)),
+];
+
+/// A `Counts` in a const context.
+const fn counts(matches: u64, timeouts: u64) -> Counts {
+    Counts { matches, timeouts }
+}
+
+impl Workload {
+    /// Every workload, in the order of `bench-workloads.md`.
+    pub const ALL: [Workload; 5] = [
+        Workload::Ab,
+        Workload::Login,
+        Workload::Unpaid,
+        Workload::Loop,
+        Workload::Many,
+    ];
+
+    /// The workload's name as written in `bench-workloads.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Ab => "ab",
+            Workload::Login => "login",
+            Workload::Unpaid => "unpaid",
+            Workload::Loop => "loop",
+            Workload::Many => "many",
+        }
+    }
+
+    /// The workload called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// The default parameters (`seed = 42`, `step_ms = 1` or 10 for
+    /// `unpaid`, `K = 1000` or 10,000 for `many`, N as in the table).
+    pub fn default_params(self) -> Params {
+        let (events, keys, step_ms) = match self {
+            Workload::Ab | Workload::Login => (1_000_000, 1_000, 1),
+            Workload::Unpaid => (1_000_000, 1_000, 10),
+            Workload::Loop => (200_000, 1_000, 1),
+            Workload::Many => (1_000_000, 10_000, 1),
+        };
+        Params {
+            events,
+            keys,
+            step_ms,
+            seed: 42,
+        }
+    }
+
+    /// The counts `bench-workloads.md` expects for these parameters, when
+    /// its table has a row for them.
+    pub fn expected(self, params: &Params) -> Option<Counts> {
+        if params.seed != 42 {
+            return None;
+        }
+        EXPECTED
+            .iter()
+            .find(|(w, n, k, step, _)| {
+                (*w, *n, *k, *step) == (self, params.events, params.keys, params.step_ms)
+            })
+            .map(|row| row.4)
+    }
+
+    /// The generated stream, in time order.
+    pub fn events(self, params: &Params) -> Events {
+        Events {
+            workload: self,
+            params: *params,
+            next: 0,
+        }
+    }
+
+    /// Event number `g` of the stream.
+    pub fn event(self, params: &Params, g: u64) -> BenchEvent {
+        let h1 = mix(params.seed.wrapping_mul(31).wrapping_add(g));
+        let u = ((mix(h1) >> 11) as f64) * (1.0 / (1u64 << 53) as f64);
+        let ts = (g as i64).wrapping_mul(params.step_ms);
+        // `keys` is at least 1 so that `mod K` is defined.
+        let hashed_key = (h1 % params.keys.max(1)) as i64;
+        let (key, kind) = match self {
+            Workload::Ab | Workload::Login | Workload::Many => {
+                (hashed_key, if u < 0.5 { TYPE_A } else { TYPE_B })
+            }
+            Workload::Loop => {
+                let kind = if u < 0.2 {
+                    TYPE_A
+                } else if u < 0.8 {
+                    TYPE_B
+                } else {
+                    TYPE_C
+                };
+                (hashed_key, kind)
+            }
+            Workload::Unpaid => unpaid_key_and_type(g, params.keys, u),
+        };
+        BenchEvent { key, kind, ts }
+    }
+
+    /// The pattern file of the workload, in the pattern language.
+    pub fn pattern_text(self) -> String {
+        match self {
+            Workload::Ab => relaxed_pair("ab", "10s", "a", "b"),
+            Workload::Unpaid => relaxed_pair("unpaid", "15m", "create", "pay"),
+            Workload::Login => fails("login", 3, "consecutive"),
+            Workload::Loop => LOOP_PATTERN.to_string(),
+            Workload::Many => {
+                let mut text = String::new();
+                for n in 2..=11 {
+                    text.push_str(&fails(&format!("consecutive_{n}"), n, "consecutive"));
+                }
+                for n in 2..=11 {
+                    text.push_str(&fails(&format!("relaxed_{n}"), n, ""));
+                }
+                text
+            }
+        }
+    }
+}
+
+/// The `unpaid` rule: creates on even `g`, the follow-up of order
+/// `(g - 1) / 2 - K` (or noise) on odd `g`.
+fn unpaid_key_and_type(g: u64, keys: u64, u: f64) -> (i64, i64) {
+    if g % 2 == 0 {
+        return ((g / 2) as i64, TYPE_A);
+    }
+    let order = ((g - 1) / 2) as i64 - keys as i64;
+    if order < 0 {
+        (-1 - g as i64, TYPE_C)
+    } else if u < 0.8 {
+        (order, TYPE_B)
+    } else {
+        (order, TYPE_C)
+    }
+}
+
+/// `first followed by second` with the type codes 0 and 1.
+fn relaxed_pair(name: &str, within: &str, first: &str, second: &str) -> String {
+    format!(
+        "pattern {name} {{\n    partition by key\n    within {within}\n    timeouts\n    \
+         match {first} followed by {second}\n    where\n        {first}: type == 0\n        \
+         {second}: type == 1\n}}\n"
+    )
+}
+
+/// `fail{n}` with an optional inner contiguity modifier.
+fn fails(name: &str, n: u32, modifier: &str) -> String {
+    let mut element = format!("fail{{{n}}}");
+    if !modifier.is_empty() {
+        let _ = write!(element, " {modifier}");
+    }
+    format!(
+        "pattern {name} {{\n    partition by key\n    within 10s\n    timeouts\n    \
+         match {element}\n    where\n        fail: type == 0\n}}\n"
+    )
+}
+
+/// The `loop` workload's pattern.
+const LOOP_PATTERN: &str = "pattern loop {
+    partition by key
+    within 10s
+    timeouts
+    match a followed by any b+ followed by c
+    where
+        a: type == 0
+        b: type == 1
+        c: type == 2
+}
+";
+
+/// The events of a workload, generated on the fly.
+#[derive(Clone, Debug)]
+pub struct Events {
+    workload: Workload,
+    params: Params,
+    next: u64,
+}
+
+impl Iterator for Events {
+    type Item = BenchEvent;
+
+    fn next(&mut self) -> Option<BenchEvent> {
+        if self.next >= self.params.events {
+            return None;
+        }
+        let event = self.workload.event(&self.params, self.next);
+        self.next += 1;
+        Some(event)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = usize::try_from(self.params.events - self.next).unwrap_or(usize::MAX);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Events {}
+
+/// Writes events as JSON lines `{"key":..,"type":..,"ts":..}`, the input of
+/// `cepheid run`.
+pub fn write_jsonl<W: Write>(
+    events: impl IntoIterator<Item = BenchEvent>,
+    out: W,
+) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    for e in events {
+        writeln!(
+            out,
+            r#"{{"key":{},"type":{},"ts":{}}}"#,
+            e.key, e.kind, e.ts
+        )?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{FieldPath, FieldResolver};
+
+    /// Events as (key, type, ts) triples.
+    fn triples(workload: Workload, params: &Params, n: u64) -> Vec<(i64, i64, i64)> {
+        let params = Params {
+            events: n,
+            ..*params
+        };
+        workload
+            .events(&params)
+            .map(|e| (e.key, e.kind, e.ts))
+            .collect()
+    }
+
+    #[test]
+    fn mix_is_splitmix64() {
+        // The first outputs of splitmix64 seeded with 0 and 1.
+        assert_eq!(mix(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(mix(1), 0x910A_2DEC_8902_5CC1);
+        assert_eq!(mix(42 * 31), 0x215F_DB01_5BBF_AAB4);
+    }
+
+    #[test]
+    fn first_events_match_the_formula() {
+        // Computed independently (Python, arbitrary-precision integers):
+        // g: h1 mod 1000, u = 0.0662 0.1872 0.1259 0.3531 0.9734 0.9350 0.3561 0.2193
+        let keys = [180, 105, 288, 236, 168, 323, 782, 29];
+        let ab_types = [0, 0, 0, 0, 1, 1, 0, 0];
+        let loop_types = [0, 0, 0, 1, 2, 2, 1, 1];
+        for (workload, types) in [
+            (Workload::Ab, ab_types),
+            (Workload::Login, ab_types),
+            (Workload::Many, ab_types),
+            (Workload::Loop, loop_types),
+        ] {
+            let params = Params {
+                keys: 1_000,
+                ..workload.default_params()
+            };
+            let expected: Vec<_> = (0..8).map(|g| (keys[g], types[g], g as i64)).collect();
+            assert_eq!(triples(workload, &params, 8), expected, "{workload:?}");
+        }
+    }
+
+    #[test]
+    fn unpaid_follows_its_rule() {
+        let params = Params {
+            keys: 2,
+            ..Workload::Unpaid.default_params()
+        };
+        // Odd g: noise while (g - 1) / 2 < K, then order (g - 1) / 2 - K,
+        // PAY if u < 0.8 (u of g = 5 and 7 is 0.935 and 0.2193).
+        let expected = vec![
+            (0, 0, 0),
+            (-2, 2, 10),
+            (1, 0, 20),
+            (-4, 2, 30),
+            (2, 0, 40),
+            (0, 2, 50),
+            (3, 0, 60),
+            (1, 1, 70),
+            (4, 0, 80),
+            (2, 2, 90),
+        ];
+        assert_eq!(triples(Workload::Unpaid, &params, 10), expected);
+    }
+
+    #[test]
+    fn defaults_and_expected_rows() {
+        let ab = Workload::Ab.default_params();
+        assert_eq!(
+            (ab.events, ab.keys, ab.step_ms, ab.seed),
+            (1_000_000, 1_000, 1, 42)
+        );
+        assert_eq!(Workload::Unpaid.default_params().step_ms, 10);
+        assert_eq!(
+            Workload::Login.expected(&Workload::Login.default_params()),
+            Some(counts(124_764, 852))
+        );
+        let wide = Params {
+            keys: 100_000,
+            ..ab
+        };
+        assert_eq!(Workload::Ab.expected(&wide), Some(counts(24_725, 475_643)));
+        assert_eq!(Workload::Ab.expected(&Params { events: 5, ..ab }), None);
+        assert_eq!(
+            Workload::Many.expected(&Workload::Many.default_params()),
+            None
+        );
+        for w in Workload::ALL {
+            assert_eq!(Workload::from_name(w.name()), Some(w));
+        }
+    }
+
+    #[test]
+    fn events_read_through_the_resolver() {
+        let mut fields = fields();
+        let event = BenchEvent {
+            key: 7,
+            kind: 1,
+            ts: 99,
+        };
+        for (name, value) in [("key", 7), ("type", 1), ("ts", 99)] {
+            let id = fields.resolve(&FieldPath::single(name)).unwrap();
+            assert_eq!(event.field(id).as_int(), Some(value));
+        }
+        assert!(event.field(FieldId::new(3)).is_null());
+    }
+
+    #[test]
+    fn jsonl_lines() {
+        let params = Params {
+            events: 2,
+            ..Workload::Ab.default_params()
+        };
+        let mut out = Vec::new();
+        write_jsonl(Workload::Ab.events(&params), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "{\"key\":180,\"type\":0,\"ts\":0}\n{\"key\":105,\"type\":0,\"ts\":1}\n"
+        );
+    }
+
+    #[test]
+    fn many_has_twenty_patterns() {
+        let text = Workload::Many.pattern_text();
+        assert_eq!(text.matches("pattern ").count(), 20);
+        assert!(text.contains("match fail{11} consecutive\n"));
+        assert!(text.contains("pattern relaxed_2 {\n"));
+        assert!(text.contains("match fail{2}\n"));
+    }
+}
