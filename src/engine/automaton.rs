@@ -1,0 +1,104 @@
+//! The boundary between the engine and a matcher: what the engine needs from
+//! one compiled pattern to drive it per key in event time.
+//!
+//! [`crate::nfa::Nfa`] implements [`Automaton`]; so can a test double (a
+//! trivial matcher with known behaviour), which is how the engine's
+//! event-time logic is tested apart from the pattern semantics.
+
+use crate::event::Timestamp;
+use crate::pattern::Pattern;
+use crate::value::Value;
+
+/// Where events live while partial matches refer to them: inserted once,
+/// shared by every pattern of an engine.
+pub trait EventStore<E>: Default {
+    /// A handle to a stored event.
+    type Ref: Copy;
+
+    /// Stores an event (unreferenced until a run takes it).
+    fn insert(&mut self, ts: Timestamp, event: E) -> Self::Ref;
+
+    /// Drops the event again unless a run took it.
+    fn release_if_unused(&mut self, event: Self::Ref);
+
+    /// The stored event.
+    fn get(&self, event: Self::Ref) -> &E;
+
+    /// Number of events currently stored.
+    fn live_events(&self) -> usize;
+}
+
+/// A complete or timed-out partial match as the engine and its sinks see it,
+/// borrowing the event store.
+pub trait MatchAccess<E> {
+    /// Time of the first event.
+    fn start(&self) -> Timestamp;
+
+    /// Time of the last event.
+    fn end(&self) -> Timestamp;
+
+    /// Calls `visit` once per stage that took events, in pattern order, with
+    /// the stage name and its events in the order they were taken.
+    fn visit_stages(&self, visit: &mut dyn FnMut(&str, &mut dyn Iterator<Item = &E>));
+
+    /// The values of the pattern's `select` section (empty without one).
+    fn select(&self) -> Vec<(String, Value)>;
+}
+
+/// Receives what an automaton produces while time advances or an event is
+/// processed.
+pub trait Reporter<E, A: Automaton<E> + ?Sized> {
+    /// A complete match.
+    fn on_match(&mut self, m: &A::View<'_>);
+
+    /// A partial match whose window closed at `expired_at`.
+    fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp);
+}
+
+/// One compiled pattern, driven per partition (key) by the engine.
+///
+/// The engine keeps one `Partition` per key and one `Store` for all
+/// patterns; before an event at `t` is processed it calls `advance_time(t)`
+/// on the same partition.
+pub trait Automaton<E> {
+    /// Per-key matcher state.
+    type Partition: Default;
+    /// The event store shared by all partitions and patterns.
+    type Store: EventStore<E>;
+    /// What a match looks like to a [`Reporter`].
+    type View<'s>: MatchAccess<E>
+    where
+        Self: 's,
+        E: 's;
+
+    /// The pattern this automaton was compiled from.
+    fn pattern(&self) -> &Pattern;
+
+    /// Lets event time reach `t` in one partition: expire windows, complete
+    /// pending endings.
+    fn advance_time(
+        &self,
+        part: &mut Self::Partition,
+        store: &mut Self::Store,
+        t: Timestamp,
+        out: &mut dyn Reporter<E, Self>,
+    );
+
+    /// Offers one event (already stored, time already advanced to its time).
+    fn process(
+        &self,
+        part: &mut Self::Partition,
+        store: &mut Self::Store,
+        event: <Self::Store as EventStore<E>>::Ref,
+        out: &mut dyn Reporter<E, Self>,
+    );
+
+    /// Drops every partial match of the partition, releasing its events.
+    fn clear(&self, part: &mut Self::Partition, store: &mut Self::Store);
+
+    /// Does the partition hold nothing (so its key can be forgotten)?
+    fn is_empty(part: &Self::Partition) -> bool;
+
+    /// The earliest time at which `advance_time` would do something.
+    fn next_deadline(part: &Self::Partition) -> Option<Timestamp>;
+}

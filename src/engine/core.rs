@@ -1,0 +1,296 @@
+//! [`Engine`]: many patterns over one stream, in event time, per key.
+
+use crate::engine::automaton::{Automaton, EventStore, Reporter};
+use crate::engine::clock::Clock;
+use crate::engine::partitions::{Partitions, SlotRef};
+use crate::engine::sink::{MatchContext, Sink};
+use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
+use crate::value::KeyValue;
+
+/// Settings of an [`Engine`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Bounded out-of-orderness in milliseconds: an event is late when its
+    /// time is more than this behind the largest time seen before it.
+    pub max_delay: i64,
+}
+
+/// Counters of what an engine has seen and produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events pushed (late ones included).
+    pub events: u64,
+    /// Late events.
+    pub late: u64,
+    /// Complete matches.
+    pub matches: u64,
+    /// Timed-out partial matches.
+    pub timeouts: u64,
+    /// (event, pattern) pairs skipped because the event lacks a `partition
+    /// by` field of the pattern.
+    pub unkeyed: u64,
+}
+
+/// What happened to a pushed event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// It waits for the watermark (or was processed already).
+    Accepted,
+    /// Its time was at or below the watermark: it went to the late output.
+    Late,
+}
+
+/// One pattern of the engine with its per-key state.
+struct PatternRun<E, A: Automaton<E>> {
+    automaton: A,
+    key_ids: Vec<FieldId>,
+    key_paths: Vec<FieldPath>,
+    partitions: Partitions<A::Partition>,
+}
+
+/// Runs any number of compiled patterns over one stream of events in event
+/// time: per pattern and key a matcher partition, one event store for all,
+/// one global watermark (bounded out-of-orderness plus punctuated
+/// watermarks), late events, and timeouts that fire on the watermark even
+/// for keys that see no more events.
+///
+/// Events wait until the watermark passes their time and then reach the
+/// matchers in (time, arrival) order, time advanced first (Flink's
+/// operator). Deadlines of quiet keys fire in the same global time order:
+/// before the events of time `t`, every deadline at or before `t`.
+pub struct Engine<E, A: Automaton<E>> {
+    patterns: Vec<PatternRun<E, A>>,
+    store: A::Store,
+    clock: Clock<E>,
+    stats: Stats,
+}
+
+impl<E: Event, A: Automaton<E>> Engine<E, A> {
+    /// An engine without patterns.
+    pub fn new(config: EngineConfig) -> Self {
+        Engine {
+            patterns: Vec::new(),
+            store: A::Store::default(),
+            clock: Clock::new(config.max_delay),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Adds a compiled pattern, resolving its `partition by` fields with
+    /// `fields`; returns its index (as in [`MatchContext::pattern`]).
+    pub fn add(&mut self, automaton: A, fields: &mut dyn FieldResolver) -> Result<usize, String> {
+        let key_paths = automaton.pattern().partition_by.clone();
+        let key_ids = key_paths
+            .iter()
+            .map(|path| fields.resolve(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.patterns.push(PatternRun {
+            automaton,
+            key_ids,
+            key_paths,
+            partitions: Partitions::default(),
+        });
+        Ok(self.patterns.len() - 1)
+    }
+
+    /// The compiled patterns, in the order added.
+    pub fn automata(&self) -> impl Iterator<Item = &A> {
+        self.patterns.iter().map(|p| &p.automaton)
+    }
+
+    /// Takes one event in. It is late (and goes to `sink.on_late`) when its
+    /// time is at or below the watermark; otherwise it waits, and whatever
+    /// the watermark has now passed is processed.
+    pub fn push<S: Sink<E, A> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) -> Arrival {
+        self.stats.events += 1;
+        match self.clock.arrive(ts, event) {
+            Err(event) => {
+                self.stats.late += 1;
+                sink.on_late(ts, &event);
+                Arrival::Late
+            }
+            Ok(()) => {
+                self.run_to(self.clock.watermark(), sink);
+                Arrival::Accepted
+            }
+        }
+    }
+
+    /// A punctuated watermark: every event at or below `t` has arrived.
+    /// Moves event time to `t` (never backwards), firing what is due.
+    pub fn watermark<S: Sink<E, A> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
+        self.clock.raise(t);
+        self.run_to(self.clock.watermark(), sink);
+    }
+
+    /// End of input: processes every waiting event and advances time to the
+    /// largest event time seen, so windows that closed by then expire.
+    pub fn finish<S: Sink<E, A> + ?Sized>(&mut self, sink: &mut S) {
+        if let Some(max) = self.clock.max_seen() {
+            self.clock.raise(max);
+        }
+        self.run_to(self.clock.watermark(), sink);
+    }
+
+    /// End of input, letting time run to infinity: every waiting event is
+    /// processed and every pending window expires.
+    pub fn flush<S: Sink<E, A> + ?Sized>(&mut self, sink: &mut S) {
+        self.clock.raise(Timestamp::MAX);
+        self.run_to(Timestamp::MAX, sink);
+    }
+
+    /// The current watermark (`Timestamp::MIN` before any).
+    pub fn current_watermark(&self) -> Timestamp {
+        self.clock.watermark()
+    }
+
+    /// What the engine has seen and produced so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Live keys summed over all patterns (keys with partial matches).
+    pub fn live_partitions(&self) -> usize {
+        self.patterns.iter().map(|p| p.partitions.len()).sum()
+    }
+
+    /// Events waiting for the watermark.
+    pub fn waiting_events(&self) -> usize {
+        self.clock.waiting()
+    }
+
+    /// Events held in the store by partial matches.
+    pub fn stored_events(&self) -> usize {
+        self.store.live_events()
+    }
+
+    /// Processes, in global time order, the waiting events and the
+    /// deadlines up to `bound` (events only up to the watermark).
+    fn run_to<S: Sink<E, A> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
+        loop {
+            let event_at = self.clock.next_ready();
+            let deadline = self.earliest_deadline().filter(|&(t, _)| t <= bound);
+            match (event_at, deadline) {
+                (Some(te), Some((td, p))) if td <= te => self.fire_deadline(p, sink),
+                (None, Some((_, p))) => self.fire_deadline(p, sink),
+                (Some(_), _) => {
+                    if let Some((ts, event)) = self.clock.pop_ready() {
+                        self.process_event(ts, event, sink);
+                    }
+                }
+                (None, None) => break,
+            }
+        }
+    }
+
+    /// The earliest deadline of any pattern, and that pattern.
+    fn earliest_deadline(&mut self) -> Option<(Timestamp, usize)> {
+        let mut best: Option<(Timestamp, usize)> = None;
+        for (i, p) in self.patterns.iter_mut().enumerate() {
+            if let Some(t) = p.partitions.peek_deadline() {
+                match best {
+                    Some((b, _)) if b <= t => {}
+                    _ => best = Some((t, i)),
+                }
+            }
+        }
+        best
+    }
+
+    /// Advances the partition with the earliest deadline of pattern `p` to
+    /// that deadline.
+    fn fire_deadline<S: Sink<E, A> + ?Sized>(&mut self, p: usize, sink: &mut S) {
+        let Some((t, slot)) = self.patterns[p].partitions.pop_deadline() else {
+            return;
+        };
+        self.drive(p, slot, sink, |a, part, store, out| {
+            a.advance_time(part, store, t, out)
+        });
+    }
+
+    /// Stores one event and offers it to every pattern's partition of its
+    /// key, time advanced first.
+    fn process_event<S: Sink<E, A> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
+        let ev = self.store.insert(ts, event);
+        for p in 0..self.patterns.len() {
+            let Some(key) = self.key_of(p, ev) else {
+                self.stats.unkeyed += 1;
+                continue;
+            };
+            let slot = self.patterns[p].partitions.slot_for(&key);
+            self.drive(p, slot, sink, |a, part, store, out| {
+                a.advance_time(part, store, ts, out);
+                a.process(part, store, ev, out);
+            });
+        }
+        self.store.release_if_unused(ev);
+    }
+
+    /// The values of pattern `p`'s key fields in the event, or `None` when
+    /// one is missing.
+    fn key_of(&self, p: usize, ev: <A::Store as EventStore<E>>::Ref) -> Option<KeyValue> {
+        let event = self.store.get(ev);
+        let mut key = KeyValue::new();
+        for &id in &self.patterns[p].key_ids {
+            let value = event.field(id);
+            if value.is_null() {
+                return None;
+            }
+            key.push(value.into_owned());
+        }
+        Some(key)
+    }
+
+    /// Runs `step` on one partition with its output routed to `sink`, then
+    /// reschedules or forgets the partition.
+    fn drive<S, F>(&mut self, p: usize, slot: SlotRef, sink: &mut S, step: F)
+    where
+        S: Sink<E, A> + ?Sized,
+        F: FnOnce(&A, &mut A::Partition, &mut A::Store, &mut dyn Reporter<E, A>),
+    {
+        let run = &mut self.patterns[p];
+        let Some((key, part)) = run.partitions.get_mut(slot) else {
+            return;
+        };
+        let pattern = run.automaton.pattern();
+        let mut bridge = Bridge {
+            ctx: MatchContext {
+                pattern: p,
+                name: &pattern.name,
+                key_fields: &run.key_paths,
+                key,
+                has_select: !pattern.select.is_empty(),
+            },
+            sink,
+            stats: &mut self.stats,
+        };
+        step(&run.automaton, part, &mut self.store, &mut bridge);
+        let empty = A::is_empty(part);
+        let deadline = A::next_deadline(part);
+        run.partitions.settle(slot, empty, deadline);
+    }
+}
+
+/// Routes one partition's output to the engine's sink with its context.
+struct Bridge<'a, S: ?Sized> {
+    ctx: MatchContext<'a>,
+    sink: &'a mut S,
+    stats: &'a mut Stats,
+}
+
+impl<E, A: Automaton<E>, S: Sink<E, A> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
+    fn on_match(&mut self, m: &A::View<'_>) {
+        self.stats.matches += 1;
+        self.sink.on_match(&self.ctx, m);
+    }
+
+    fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {
+        self.stats.timeouts += 1;
+        self.sink.on_timeout(&self.ctx, m, expired_at);
+    }
+}
