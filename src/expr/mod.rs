@@ -1,6 +1,55 @@
 //! Expressions: the IR the front end lowers `where`/`select` to
-//! ([`Expr`]), and its evaluation over events and partial matches.
+//! ([`Expr`]), its compilation, and its evaluation over events and partial
+//! matches.
+//!
+//! The chain:
+//! 1. [`CompiledExpr::compile`] resolves every field of an [`Expr`] once
+//!    through a [`FieldResolver`](crate::event::FieldResolver) and registers
+//!    stage references and aggregates as slots of an
+//!    [`AccumulatorLayoutBuilder`] shared by all conditions of a pattern;
+//!    [`AccumulatorLayoutBuilder::finish`] freezes the [`AccumulatorLayout`].
+//! 2. Each run of the matcher carries [`Accumulators`]
+//!    ([`AccumulatorLayout::new_accumulators`]) and calls
+//!    [`Accumulators::on_take`] when it takes an event into a stage.
+//! 3. A condition is [`CompiledExpr::matches`]: its value is exactly `true`.
+//!    Stage references see only the events accepted *before* the candidate.
+//! 4. `select` entries are a [`CompiledSelect`], evaluated once per match.
+//!
+//! Value semantics (null, overflow, mismatches, three-valued logic) are
+//! documented in the `ops` module source and summarised on
+//! [`CompiledExpr`]'s evaluation methods.
+//!
+//! ```
+//! use cepheid::event::{FieldPath, FieldTable, Record};
+//! use cepheid::expr::{AccumulatorLayoutBuilder, BinaryOp, CompiledExpr, Expr};
+//! use cepheid::Value;
+//!
+//! let expr = Expr::Binary(
+//!     BinaryOp::Gt,
+//!     Box::new(Expr::Field(FieldPath::single("price"))),
+//!     Box::new(Expr::Literal(Value::Int(10))),
+//! );
+//! let mut fields = FieldTable::new();
+//! let mut layout = AccumulatorLayoutBuilder::new();
+//! let condition = CompiledExpr::compile(&expr, &mut fields, &mut layout).unwrap();
+//! let layout = layout.finish();
+//!
+//! let event = Record::new(vec![Value::Int(12)], "{\"price\":12}".into());
+//! assert!(condition.matches(&event, &layout.new_accumulators()));
+//! assert!(!condition.reads_stages());
+//! ```
 
+mod accumulate;
+mod compile;
+mod eval;
 mod ir;
+mod ops;
+mod select;
 
+pub use accumulate::{AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, SlotId, SlotSpec};
+pub use compile::{CompiledExpr, ExprError, MAX_DEPTH};
 pub use ir::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
+pub use select::{CompiledSelect, SelectError};
+
+#[cfg(test)]
+mod tests;

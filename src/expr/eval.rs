@@ -1,0 +1,146 @@
+//! Evaluating a [`CompiledExpr`].
+//!
+//! Values are passed as `Cow`s: fields and accumulated values are borrowed,
+//! so reading a string field and comparing it with a literal copies nothing
+//! and allocates nothing. Boolean operators and comparisons are evaluated
+//! as three-valued truths without building a [`Value`].
+
+use std::borrow::Cow;
+
+use super::accumulate::Accumulators;
+use super::compile::{CompiledExpr, Node, NodeId};
+use super::ops::{self, Truth};
+use crate::event::Event;
+use crate::value::Value;
+
+impl CompiledExpr {
+    /// The value of the expression for the candidate `event`, given what the
+    /// run accepted before it.
+    pub fn eval<E: Event + ?Sized>(&self, event: &E, accumulators: &Accumulators) -> Value {
+        self.evaluator(Some(event), accumulators)
+            .value(self.root())
+            .into_owned()
+    }
+
+    /// Does `event` satisfy the condition (is its value exactly `true`)?
+    pub fn matches<E: Event + ?Sized>(&self, event: &E, accumulators: &Accumulators) -> bool {
+        self.evaluator(Some(event), accumulators).truth(self.root()) == Some(true)
+    }
+
+    /// The value of a `select` expression (no current event).
+    pub(crate) fn eval_without_event(&self, accumulators: &Accumulators) -> Value {
+        self.evaluator::<NoEvent>(None, accumulators)
+            .value(self.root())
+            .into_owned()
+    }
+
+    fn root(&self) -> NodeId {
+        self.nodes.len().saturating_sub(1) as NodeId
+    }
+
+    fn evaluator<'a, E: Event + ?Sized>(
+        &'a self,
+        event: Option<&'a E>,
+        accumulators: &'a Accumulators,
+    ) -> Evaluator<'a, E> {
+        Evaluator {
+            nodes: &self.nodes,
+            event,
+            accumulators,
+        }
+    }
+}
+
+/// The event type of `select` evaluation, which has no current event.
+struct NoEvent;
+
+impl Event for NoEvent {
+    fn field(&self, _: crate::event::FieldId) -> Cow<'_, Value> {
+        Cow::Owned(Value::Null)
+    }
+}
+
+struct Evaluator<'a, E: ?Sized> {
+    nodes: &'a [Node],
+    event: Option<&'a E>,
+    accumulators: &'a Accumulators,
+}
+
+impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
+    fn field(&self, id: crate::event::FieldId) -> Cow<'a, Value> {
+        match self.event {
+            Some(event) => event.field(id),
+            None => Cow::Owned(Value::Null),
+        }
+    }
+
+    /// The value of node `id`. Recursion depth is bounded by the compiler's
+    /// nesting limit.
+    fn value(&self, id: NodeId) -> Cow<'a, Value> {
+        let Some(node) = self.nodes.get(id as usize) else {
+            return Cow::Owned(Value::Null);
+        };
+        match node {
+            Node::Literal(v) => Cow::Borrowed(v),
+            Node::Field(f) => self.field(*f),
+            Node::Slot(slot) => self.accumulators.get(*slot),
+            Node::Neg(x) => Cow::Owned(ops::negate(&self.value(*x))),
+            Node::Arithmetic(op, x, y) => {
+                Cow::Owned(ops::arithmetic(*op, &self.value(*x), &self.value(*y)))
+            }
+            Node::Call1(func, x) => Cow::Owned(ops::call1(*func, &self.value(*x))),
+            Node::Exists(_)
+            | Node::Not(_)
+            | Node::And(..)
+            | Node::Or(..)
+            | Node::Compare(..)
+            | Node::CompareFieldLiteral(..)
+            | Node::In(..)
+            | Node::Call2(..)
+            | Node::Matches(..) => Cow::Owned(ops::value_of(self.truth(id))),
+        }
+    }
+
+    /// The three-valued truth of node `id` (a non-boolean value is unknown).
+    fn truth(&self, id: NodeId) -> Truth {
+        let node = self.nodes.get(id as usize)?;
+        match node {
+            Node::CompareFieldLiteral(op, f, literal) => {
+                ops::compare(*op, &self.field(*f), literal)
+            }
+            Node::Compare(op, x, y) => ops::compare(*op, &self.value(*x), &self.value(*y)),
+            Node::And(x, y) => match self.truth(*x) {
+                Some(false) => Some(false),
+                left => ops::and(left, self.truth(*y)),
+            },
+            Node::Or(x, y) => match self.truth(*x) {
+                Some(true) => Some(true),
+                left => ops::or(left, self.truth(*y)),
+            },
+            Node::Not(x) => self.truth(*x).map(|b| !b),
+            Node::Exists(f) => Some(!self.field(*f).is_null()),
+            Node::Call2(func, x, y) => ops::call2(*func, &self.value(*x), &self.value(*y)),
+            Node::Matches(x, re) => match &*self.value(*x) {
+                Value::Str(s) => Some(re.is_match(s)),
+                _ => None,
+            },
+            Node::In(x, items) => {
+                let x = self.value(*x);
+                let mut result = Some(false);
+                for &item in items.iter() {
+                    result = ops::or(result, ops::equals(&x, &self.value(item)));
+                    if result == Some(true) {
+                        break;
+                    }
+                }
+                result
+            }
+            Node::Literal(_)
+            | Node::Field(_)
+            | Node::Slot(_)
+            | Node::Neg(_)
+            | Node::Arithmetic(..)
+            | Node::Call1(..) => ops::truth_of(&self.value(id)),
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Value semantics of the expression language: equality, ordering,
+//! arithmetic and the built-in functions over [`Value`]s.
+//!
+//! The rules (`language.md`, "Expressions"), and the decisions taken where
+//! the spec is silent:
+//! - Integers and floats mix as floats; two integers stay integers.
+//! - Integer overflow, and division or remainder by zero (integer or float),
+//!   give null. Integer division truncates toward zero and the remainder
+//!   takes the sign of the dividend (as in Java, hence Flink). Other float
+//!   results follow IEEE 754 (a float overflow gives an infinity).
+//! - `==` / `!=` with a null operand test for null: `null == null` is true,
+//!   `1 == null` is false. Every other operator with a null operand gives
+//!   null.
+//! - A type mismatch (`"a" < 3`, `"a" == 1`, `true + 1`) gives null.
+//!   Numbers are ordered numerically (NaN is unordered: null), strings
+//!   lexicographically by code point; nothing else is ordered.
+//! - Lists are equal when they have the same length and equal items (a
+//!   mismatched pair of items is unequal).
+//! - `+` on two strings concatenates them.
+//! - `x in [a, b]` is `x == a or x == b` under three-valued logic.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use super::ir::{BinaryOp, Function};
+use crate::value::Value;
+
+/// Three-valued truth: `None` is SQL's unknown (null).
+pub(crate) type Truth = Option<bool>;
+
+/// The language's `==`: `None` on a type mismatch.
+pub(crate) fn equals(a: &Value, b: &Value) -> Truth {
+    match (a, b) {
+        (Value::Null, _) | (_, Value::Null) => Some(a.is_null() && b.is_null()),
+        (Value::Bool(x), Value::Bool(y)) => Some(x == y),
+        (Value::Int(x), Value::Int(y)) => Some(x == y),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            Some(a.as_f64()? == b.as_f64()?)
+        }
+        (Value::Str(x), Value::Str(y)) => Some(x == y),
+        (Value::List(x), Value::List(y)) => Some(
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(p, q)| equals(p, q) == Some(true)),
+        ),
+        _ => None,
+    }
+}
+
+/// The language's ordering: numbers numerically, strings by code point;
+/// `None` for anything else (including null and NaN).
+pub(crate) fn order(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            a.as_f64()?.partial_cmp(&b.as_f64()?)
+        }
+        // UTF-8 byte order is code point order.
+        (Value::Str(x), Value::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        _ => None,
+    }
+}
+
+/// Evaluates a comparison operator (`== != < <= > >=`).
+pub(crate) fn compare(op: BinaryOp, a: &Value, b: &Value) -> Truth {
+    let ordering = match op {
+        BinaryOp::Eq => return equals(a, b),
+        BinaryOp::Ne => return equals(a, b).map(|eq| !eq),
+        _ => order(a, b)?,
+    };
+    Some(match op {
+        BinaryOp::Lt => ordering == Ordering::Less,
+        BinaryOp::Le => ordering != Ordering::Greater,
+        BinaryOp::Gt => ordering == Ordering::Greater,
+        BinaryOp::Ge => ordering != Ordering::Less,
+        _ => return None,
+    })
+}
+
+/// Is `op` one of `== != < <= > >=`?
+pub(crate) fn is_comparison(op: BinaryOp) -> bool {
+    matches!(
+        op,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+    )
+}
+
+/// The comparison with its operands swapped: `a < b` is `b > a`.
+pub(crate) fn flip(op: BinaryOp) -> BinaryOp {
+    match op {
+        BinaryOp::Lt => BinaryOp::Gt,
+        BinaryOp::Le => BinaryOp::Ge,
+        BinaryOp::Gt => BinaryOp::Lt,
+        BinaryOp::Ge => BinaryOp::Le,
+        other => other,
+    }
+}
+
+/// Evaluates an arithmetic operator (`+ - * / %`).
+pub(crate) fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Value::from(integer_arithmetic(op, *x, *y)),
+        (Value::Str(x), Value::Str(y)) if op == BinaryOp::Add => {
+            let mut joined = String::with_capacity(x.len() + y.len());
+            joined.push_str(x);
+            joined.push_str(y);
+            Value::from(joined)
+        }
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            match (a.as_f64(), b.as_f64()) {
+                (Some(x), Some(y)) => Value::from(float_arithmetic(op, x, y)),
+                _ => Value::Null,
+            }
+        }
+        _ => Value::Null,
+    }
+}
+
+fn integer_arithmetic(op: BinaryOp, x: i64, y: i64) -> Option<i64> {
+    match op {
+        BinaryOp::Add => x.checked_add(y),
+        BinaryOp::Sub => x.checked_sub(y),
+        BinaryOp::Mul => x.checked_mul(y),
+        BinaryOp::Div => x.checked_div(y),
+        BinaryOp::Rem => x.checked_rem(y),
+        _ => None,
+    }
+}
+
+fn float_arithmetic(op: BinaryOp, x: f64, y: f64) -> Option<f64> {
+    match op {
+        BinaryOp::Add => Some(x + y),
+        BinaryOp::Sub => Some(x - y),
+        BinaryOp::Mul => Some(x * y),
+        BinaryOp::Div | BinaryOp::Rem if y == 0.0 => None,
+        BinaryOp::Div => Some(x / y),
+        BinaryOp::Rem => Some(x % y),
+        _ => None,
+    }
+}
+
+/// `-x`.
+pub(crate) fn negate(x: &Value) -> Value {
+    match x {
+        Value::Int(i) => Value::from(i.checked_neg()),
+        Value::Float(f) => Value::Float(-f),
+        _ => Value::Null,
+    }
+}
+
+/// Calls a one-argument function.
+pub(crate) fn call1(func: Function, x: &Value) -> Value {
+    match (func, x) {
+        (Function::Len, Value::Str(s)) => count(s.chars().count()),
+        (Function::Len, Value::List(items)) => count(items.len()),
+        (Function::Lower, Value::Str(s)) => Value::from(s.to_lowercase()),
+        (Function::Upper, Value::Str(s)) => Value::from(s.to_uppercase()),
+        (Function::Abs, Value::Int(i)) => Value::from(i.checked_abs()),
+        (Function::Abs, Value::Float(f)) => Value::Float(f.abs()),
+        _ => Value::Null,
+    }
+}
+
+fn count(n: usize) -> Value {
+    Value::from(i64::try_from(n).ok())
+}
+
+/// Calls a two-argument function; `None` is null.
+pub(crate) fn call2(func: Function, x: &Value, y: &Value) -> Truth {
+    match (func, x, y) {
+        (Function::Contains, Value::List(items), item) => {
+            Some(items.iter().any(|i| equals(i, item) == Some(true)))
+        }
+        (Function::Contains, Value::Str(s), Value::Str(sub)) => Some(s.contains(&**sub)),
+        (Function::StartsWith, Value::Str(s), Value::Str(p)) => Some(s.starts_with(&**p)),
+        (Function::EndsWith, Value::Str(s), Value::Str(p)) => Some(s.ends_with(&**p)),
+        _ => None,
+    }
+}
+
+/// Three-valued `and`.
+pub(crate) fn and(a: Truth, b: Truth) -> Truth {
+    match (a, b) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), Some(true)) => Some(true),
+        _ => None,
+    }
+}
+
+/// Three-valued `or`.
+pub(crate) fn or(a: Truth, b: Truth) -> Truth {
+    match (a, b) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), Some(false)) => Some(false),
+        _ => None,
+    }
+}
+
+/// A boolean value as a truth (anything else is unknown).
+pub(crate) fn truth_of(value: &Value) -> Truth {
+    value.as_bool()
+}
+
+/// A truth as a value.
+pub(crate) fn value_of(truth: Truth) -> Value {
+    truth.map_or(Value::Null, Value::Bool)
+}
+
+/// A string value (for tests and literals).
+#[cfg(test)]
+pub(crate) fn string(s: &str) -> Value {
+    Value::Str(Arc::from(s))
+}
+
+/// An empty list value.
+pub(crate) fn empty_list() -> Value {
+    Value::List(Arc::from(Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use BinaryOp::*;
+
+    fn int(i: i64) -> Value {
+        Value::Int(i)
+    }
+
+    fn float(f: f64) -> Value {
+        Value::Float(f)
+    }
+
+    #[test]
+    fn integers_and_floats_mix_as_floats() {
+        assert_eq!(arithmetic(Add, &int(1), &float(0.5)), float(1.5));
+        assert_eq!(arithmetic(Mul, &int(2), &int(3)), int(6));
+        assert_eq!(arithmetic(Div, &int(7), &int(2)), int(3));
+        assert_eq!(arithmetic(Div, &int(-7), &int(2)), int(-3));
+        assert_eq!(arithmetic(Rem, &int(-7), &int(2)), int(-1));
+        assert_eq!(arithmetic(Div, &float(7.0), &int(2)), float(3.5));
+        assert_eq!(arithmetic(Sub, &float(1.0), &int(3)), float(-2.0));
+        assert_eq!(arithmetic(Rem, &float(7.5), &int(2)), float(1.5));
+    }
+
+    #[test]
+    fn overflow_and_division_by_zero_are_null() {
+        assert_eq!(arithmetic(Add, &int(i64::MAX), &int(1)), Value::Null);
+        assert_eq!(arithmetic(Sub, &int(i64::MIN), &int(1)), Value::Null);
+        assert_eq!(arithmetic(Mul, &int(i64::MAX), &int(2)), Value::Null);
+        assert_eq!(arithmetic(Div, &int(i64::MIN), &int(-1)), Value::Null);
+        assert_eq!(arithmetic(Div, &int(1), &int(0)), Value::Null);
+        assert_eq!(arithmetic(Rem, &int(1), &int(0)), Value::Null);
+        assert_eq!(arithmetic(Div, &float(1.0), &float(0.0)), Value::Null);
+        assert_eq!(arithmetic(Div, &float(1.0), &int(0)), Value::Null);
+        assert_eq!(arithmetic(Rem, &float(1.0), &float(-0.0)), Value::Null);
+        assert_eq!(negate(&int(i64::MIN)), Value::Null);
+        assert_eq!(negate(&int(3)), int(-3));
+        assert_eq!(negate(&float(2.5)), float(-2.5));
+    }
+
+    #[test]
+    fn null_and_mismatch_propagate() {
+        for op in [Add, Sub, Mul, Div, Rem] {
+            assert_eq!(arithmetic(op, &Value::Null, &int(1)), Value::Null);
+            assert_eq!(arithmetic(op, &int(1), &Value::Null), Value::Null);
+            assert_eq!(arithmetic(op, &string("a"), &int(1)), Value::Null);
+            assert_eq!(arithmetic(op, &Value::Bool(true), &int(1)), Value::Null);
+        }
+        for op in [Lt, Le, Gt, Ge] {
+            assert_eq!(compare(op, &Value::Null, &int(1)), None);
+            assert_eq!(compare(op, &Value::Null, &Value::Null), None);
+            assert_eq!(compare(op, &string("a"), &int(3)), None);
+            assert_eq!(compare(op, &Value::Bool(true), &Value::Bool(false)), None);
+        }
+        assert_eq!(negate(&string("a")), Value::Null);
+        assert_eq!(compare(Eq, &string("a"), &int(1)), None);
+        assert_eq!(compare(Ne, &string("a"), &int(1)), None);
+    }
+
+    #[test]
+    fn equality_with_null_tests_for_null() {
+        assert_eq!(compare(Eq, &Value::Null, &Value::Null), Some(true));
+        assert_eq!(compare(Eq, &int(1), &Value::Null), Some(false));
+        assert_eq!(compare(Ne, &Value::Null, &int(1)), Some(true));
+        assert_eq!(compare(Ne, &Value::Null, &Value::Null), Some(false));
+    }
+
+    #[test]
+    fn comparisons() {
+        assert_eq!(compare(Eq, &int(1), &float(1.0)), Some(true));
+        assert_eq!(compare(Lt, &int(1), &float(1.5)), Some(true));
+        assert_eq!(compare(Le, &int(2), &int(2)), Some(true));
+        assert_eq!(compare(Gt, &int(2), &int(2)), Some(false));
+        assert_eq!(compare(Ge, &float(2.0), &int(2)), Some(true));
+        assert_eq!(compare(Lt, &float(f64::NAN), &int(2)), None);
+        assert_eq!(compare(Lt, &string("B"), &string("a")), Some(true));
+        assert_eq!(compare(Lt, &string("z"), &string("é")), Some(true));
+        assert_eq!(compare(Lt, &string("ab"), &string("abc")), Some(true));
+        assert_eq!(
+            compare(Eq, &Value::Bool(true), &Value::Bool(true)),
+            Some(true)
+        );
+        assert_eq!(compare(Ne, &string("a"), &string("b")), Some(true));
+        // The largest i64 values are compared exactly, not through floats.
+        assert_eq!(compare(Lt, &int(i64::MAX - 1), &int(i64::MAX)), Some(true));
+    }
+
+    #[test]
+    fn list_equality() {
+        let a = Value::List(Arc::from(vec![int(1), string("x")]));
+        let b = Value::List(Arc::from(vec![float(1.0), string("x")]));
+        let c = Value::List(Arc::from(vec![int(1)]));
+        assert_eq!(equals(&a, &b), Some(true));
+        assert_eq!(equals(&a, &c), Some(false));
+        assert_eq!(equals(&a, &int(1)), None);
+    }
+
+    #[test]
+    fn strings_concatenate() {
+        assert_eq!(arithmetic(Add, &string("ab"), &string("c")), string("abc"));
+        assert_eq!(arithmetic(Sub, &string("ab"), &string("c")), Value::Null);
+    }
+
+    #[test]
+    fn functions() {
+        assert_eq!(call1(Function::Len, &string("héllo")), int(5));
+        let list = Value::List(Arc::from(vec![int(1), int(2)]));
+        assert_eq!(call1(Function::Len, &list), int(2));
+        assert_eq!(call1(Function::Len, &int(2)), Value::Null);
+        assert_eq!(call1(Function::Lower, &string("AbÉ")), string("abé"));
+        assert_eq!(call1(Function::Upper, &string("abé")), string("ABÉ"));
+        assert_eq!(call1(Function::Upper, &Value::Null), Value::Null);
+        assert_eq!(call1(Function::Abs, &int(-3)), int(3));
+        assert_eq!(call1(Function::Abs, &int(i64::MIN)), Value::Null);
+        assert_eq!(call1(Function::Abs, &float(-1.5)), float(1.5));
+        assert_eq!(call1(Function::Abs, &string("a")), Value::Null);
+        let s = string("abc");
+        assert_eq!(call2(Function::Contains, &s, &string("bc")), Some(true));
+        assert_eq!(call2(Function::Contains, &s, &string("x")), Some(false));
+        assert_eq!(call2(Function::Contains, &list, &float(2.0)), Some(true));
+        assert_eq!(call2(Function::Contains, &list, &int(3)), Some(false));
+        assert_eq!(call2(Function::Contains, &Value::Null, &s), None);
+        assert_eq!(call2(Function::Contains, &s, &int(1)), None);
+        assert_eq!(call2(Function::StartsWith, &s, &string("ab")), Some(true));
+        assert_eq!(call2(Function::StartsWith, &s, &string("b")), Some(false));
+        assert_eq!(call2(Function::EndsWith, &s, &string("bc")), Some(true));
+        assert_eq!(call2(Function::EndsWith, &s, &Value::Null), None);
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        assert_eq!(and(Some(false), None), Some(false));
+        assert_eq!(and(None, Some(false)), Some(false));
+        assert_eq!(and(Some(true), None), None);
+        assert_eq!(and(Some(true), Some(true)), Some(true));
+        assert_eq!(or(Some(true), None), Some(true));
+        assert_eq!(or(None, Some(true)), Some(true));
+        assert_eq!(or(Some(false), None), None);
+        assert_eq!(or(Some(false), Some(false)), Some(false));
+    }
+}
