@@ -18,6 +18,7 @@
 //! ```
 
 pub mod baseline;
+pub mod reference;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -104,7 +105,7 @@ pub enum Workload {
 }
 
 /// Match and timeout counts of a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Complete matches emitted.
     pub matches: u64,

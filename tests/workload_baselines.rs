@@ -1,7 +1,7 @@
 //! The hand-written baselines reproduce the expected counts of
 //! `bench-workloads.md` on the full-size streams.
 
-use cepheid::workload::{baseline, Counts, Params, Workload};
+use cepheid::workload::{baseline, reference, Counts, Params, Workload};
 
 /// Generates the stream and runs the workload's baseline over it.
 fn baseline_counts(workload: Workload, params: &Params) -> Counts {
@@ -44,7 +44,20 @@ fn unpaid_matches_the_table() {
 }
 
 #[test]
-fn workloads_without_a_baseline_say_so() {
+fn loop_has_no_baseline_but_a_reference() {
     assert_eq!(baseline::run(Workload::Loop, &[]), None);
-    assert_eq!(baseline::run(Workload::Many, &[]), None);
+}
+
+#[test]
+fn loop_reference_matches_the_table() {
+    let params = Workload::Loop.default_params();
+    let events: Vec<_> = Workload::Loop.events(&params).collect();
+    let expected = Workload::Loop
+        .expected(&params)
+        .expect("a row of the table");
+    assert_eq!(
+        reference::loop_counts(&events, baseline::WITHIN_10S),
+        expected
+    );
+    assert_eq!(reference::counts(Workload::Loop, &events), expected);
 }

@@ -43,15 +43,33 @@ pub trait Baseline {
     fn checksum(&self) -> i64;
 }
 
-/// Runs the baseline of `workload` over `events`; `None` for workloads
-/// without one (`loop`, `many`).
+/// Runs the baseline of `workload` over `events`; `None` for `loop`, which
+/// has none (see [`super::reference`] for its counts).
 pub fn run(workload: Workload, events: &[BenchEvent]) -> Option<Counts> {
     match workload {
         Workload::Ab => Some(drive(FollowedBy::new(TYPE_A, TYPE_B, WITHIN_10S), events)),
         Workload::Unpaid => Some(drive(FollowedBy::new(TYPE_A, TYPE_B, WITHIN_15M), events)),
-        Workload::Login => Some(drive(Consecutive::new(TYPE_A, 3, WITHIN_10S), events)),
-        Workload::Loop | Workload::Many => None,
+        Workload::Login => Some(drive(Times::consecutive(TYPE_A, 3, WITHIN_10S), events)),
+        Workload::Many => Some(many(events)),
+        Workload::Loop => None,
     }
+}
+
+/// The 20 rules of `many` (`fail{n} consecutive` and `fail{n}`, n = 2..11),
+/// one baseline pass each, counts summed.
+pub fn many(events: &[BenchEvent]) -> Counts {
+    let mut total = Counts::default();
+    for n in 2..=11 {
+        for rule in [
+            Times::consecutive(TYPE_A, n, WITHIN_10S),
+            Times::relaxed(TYPE_A, n, WITHIN_10S),
+        ] {
+            let counts = drive(rule, events);
+            total.matches += counts.matches;
+            total.timeouts += counts.timeouts;
+        }
+    }
+    total
 }
 
 /// Feeds every event to `baseline`, then finishes it.
@@ -170,31 +188,44 @@ impl Baseline for FollowedBy {
     }
 }
 
-/// `hit{n} consecutive within w` (`login`): a run starts at every `hit`
-/// event, takes the next `n - 1` events of its key if they are all `hit`,
-/// and dies at the first other event. The live runs of a key start at the
-/// last (at most `n - 1`) events of its current streak, so the streak is
-/// the whole state.
+/// `hit{n} consecutive within w` (`login`) or `hit{n} within w` (relaxed,
+/// half of `many`): a run starts at every `hit` event and takes the next
+/// `n - 1` `hit` events of its key; with `consecutive` any other event of the
+/// key in between kills it, relaxed it is skipped. Every live run of a key
+/// has taken every `hit` since its start, so the start events of the live
+/// runs (at most `n - 1`) are the whole state.
 #[derive(Debug)]
-pub struct Consecutive {
+pub struct Times {
     hit: i64,
     times: usize,
+    consecutive: bool,
     within: Timestamp,
-    streaks: HashMap<i64, Runs>,
+    starts: HashMap<i64, Runs>,
     deadlines: Deadlines,
     live: usize,
     counts: Counts,
     checksum: i64,
 }
 
-impl Consecutive {
+impl Times {
     /// The rule `hit{times} consecutive` with window `within` (`times >= 1`).
-    pub fn new(hit: i64, times: usize, within: Timestamp) -> Consecutive {
-        Consecutive {
+    pub fn consecutive(hit: i64, times: usize, within: Timestamp) -> Times {
+        Times::new(hit, times, true, within)
+    }
+
+    /// The rule `hit{times}` (relaxed) with window `within` (`times >= 1`).
+    pub fn relaxed(hit: i64, times: usize, within: Timestamp) -> Times {
+        Times::new(hit, times, false, within)
+    }
+
+    /// Either rule.
+    fn new(hit: i64, times: usize, consecutive: bool, within: Timestamp) -> Times {
+        Times {
             hit,
             times: times.max(1),
+            consecutive,
             within,
-            streaks: HashMap::new(),
+            starts: HashMap::new(),
             deadlines: Deadlines::default(),
             live: 0,
             counts: Counts::default(),
@@ -205,48 +236,50 @@ impl Consecutive {
     /// Times out every run whose window closed at or before `now`.
     fn advance_time(&mut self, now: Timestamp) {
         while let Some(key) = self.deadlines.pop_due(now) {
-            let Some(streak) = self.streaks.get_mut(&key) else {
+            let Some(starts) = self.starts.get_mut(&key) else {
                 continue;
             };
             let within = self.within;
-            let expired = streak
+            let expired = starts
                 .iter()
                 .take_while(|start| start.ts.saturating_add(within) <= now)
                 .count();
-            for start in streak.drain(..expired) {
+            for start in starts.drain(..expired) {
                 self.checksum = self.checksum.wrapping_add(start.ts);
             }
             self.counts.timeouts += expired as u64;
             self.live -= expired;
-            if streak.is_empty() {
-                self.streaks.remove(&key);
+            if starts.is_empty() {
+                self.starts.remove(&key);
             }
         }
     }
 }
 
-impl Baseline for Consecutive {
+impl Baseline for Times {
     fn on_event(&mut self, event: &BenchEvent) {
         self.advance_time(event.ts);
         if event.kind != self.hit {
-            if let Some(streak) = self.streaks.remove(&event.key) {
-                self.live -= streak.len();
+            if self.consecutive {
+                if let Some(starts) = self.starts.remove(&event.key) {
+                    self.live -= starts.len();
+                }
             }
             return;
         }
-        let streak = self.streaks.entry(event.key).or_default();
-        streak.push(*event);
+        let starts = self.starts.entry(event.key).or_default();
+        starts.push(*event);
         self.live += 1;
         self.deadlines
             .queue
             .push_back((event.ts.saturating_add(self.within), event.key));
-        if streak.len() == self.times {
-            let first = streak.remove(0);
+        if starts.len() == self.times {
+            let first = starts.remove(0);
             self.checksum = self.checksum.wrapping_add(first.ts ^ event.ts);
             self.counts.matches += 1;
             self.live -= 1;
-            if streak.is_empty() {
-                self.streaks.remove(&event.key);
+            if starts.is_empty() {
+                self.starts.remove(&event.key);
             }
         }
     }
@@ -311,20 +344,29 @@ mod tests {
         // f f ok f f f: the first two runs die, the last streak matches once
         // and leaves two runs that expire at the end.
         let events = [ev(0, 0), ev(0, 1), ev(1, 2), ev(0, 3), ev(0, 4), ev(0, 5)];
-        let mut rule = Consecutive::new(0, 3, 10);
+        let mut rule = Times::consecutive(0, 3, 10);
         for e in &events {
             rule.on_event(e);
         }
         assert_eq!(rule.live_runs(), 2);
         assert_eq!(rule.finish(), counts(1, 2));
-        assert!(rule.streaks.is_empty());
+        assert!(rule.starts.is_empty());
     }
 
     #[test]
     fn consecutive_expiry_keeps_later_runs() {
         // The run started at 0 expires at 10; those at 5 and 10 go on.
         let events = [ev(0, 0), ev(0, 5), ev(0, 10), ev(0, 12)];
-        assert_eq!(drive(Consecutive::new(0, 3, 10), &events), counts(1, 3));
+        assert_eq!(drive(Times::consecutive(0, 3, 10), &events), counts(1, 3));
+    }
+
+    #[test]
+    fn relaxed_skips_other_events() {
+        // f f ok f: the run from 0 completes at 3 despite the ok, the run
+        // from 1 takes 3 and waits, the run from 3 waits.
+        let events = [ev(0, 0), ev(0, 1), ev(1, 2), ev(0, 3)];
+        assert_eq!(drive(Times::relaxed(0, 3, 10), &events), counts(1, 2));
+        assert_eq!(drive(Times::consecutive(0, 3, 10), &events), counts(0, 1));
     }
 
     #[test]
@@ -335,6 +377,6 @@ mod tests {
             ts: 1,
         };
         let events = [ev(0, 0), other, ev(0, 2), ev(0, 3)];
-        assert_eq!(drive(Consecutive::new(0, 3, 10), &events), counts(1, 2));
+        assert_eq!(drive(Times::consecutive(0, 3, 10), &events), counts(1, 2));
     }
 }
