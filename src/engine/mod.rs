@@ -15,7 +15,10 @@
 //!   matches expire, so quiet keys time out on the watermark without a scan
 //!   of all keys;
 //! - **output**: a [`Sink`] sees each match, timeout and late event as it is
-//!   produced; [`Collector`] keeps owned [`Output`]s.
+//!   produced; [`Collector`] keeps owned [`Output`]s, [`JsonLines`] writes
+//!   the records of `cepheid run`;
+//! - **input**: JSON lines and CSV into [`crate::Record`]s ([`LineReader`],
+//!   [`Decoder`]), times as integer milliseconds or RFC 3339.
 //!
 //! The matcher side is the [`Automaton`] trait, implemented by
 //! [`crate::nfa::Nfa`].
@@ -23,11 +26,18 @@
 mod automaton;
 mod clock;
 mod core;
+mod csv;
+mod input;
+mod output;
 mod partitions;
 mod sink;
 #[cfg(test)]
 mod testing;
+mod time;
 
 pub use automaton::{Automaton, EventStore, MatchAccess, Reporter};
 pub use core::{Arrival, Engine, EngineConfig, Stats};
+pub use input::{Decoder, Format, Item, Line, LineReader, Malformed, MAX_LINE_BYTES};
+pub use output::JsonLines;
 pub use sink::{Collector, MatchContext, MatchRecord, Output, Sink};
+pub use time::{parse_duration, parse_rfc3339};

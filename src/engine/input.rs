@@ -1,0 +1,330 @@
+//! Reading events: JSON lines and CSV into [`Record`]s, one line at a time.
+//!
+//! [`LineReader`] reads lines into one reusable buffer and never holds more
+//! than [`MAX_LINE_BYTES`] of a line (a longer line is reported, not kept),
+//! so memory does not grow with the input. [`Decoder`] turns a line into an
+//! [`Item`]: an event with its time, a punctuated watermark
+//! (`{"$watermark": T}`), nothing (blank line, CSV header), or a
+//! [`Malformed`] reason. Event time comes from the time field: integer
+//! milliseconds or an RFC 3339 string.
+
+use std::io::{self, BufRead};
+use std::sync::Arc;
+
+use crate::engine::csv;
+use crate::engine::time::parse_rfc3339;
+use crate::event::{lookup_json, FieldPath, FieldTable, Record, Timestamp};
+
+/// Longest line accepted (1 MiB); longer lines are malformed.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads lines into a reusable buffer, counting them (1-based).
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    line_no: u64,
+    bytes_read: u64,
+}
+
+/// One line read by a [`LineReader`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// The line's bytes, without the line ending.
+    Text(&'a [u8]),
+    /// The line was longer than [`MAX_LINE_BYTES`] (its length in bytes).
+    TooLong(u64),
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// A reader over `inner`.
+    pub fn new(inner: R) -> LineReader<R> {
+        LineReader {
+            inner,
+            buf: Vec::new(),
+            line_no: 0,
+            bytes_read: 0,
+        }
+    }
+
+    /// Bytes consumed so far (for progress reporting).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The next line and its number, `None` at the end of input.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
+        self.buf.clear();
+        let mut length: u64 = 0;
+        let mut saw_any = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            saw_any = true;
+            let (chunk, done) = match available.iter().position(|&c| c == b'\n') {
+                Some(i) => (&available[..i], Some(i + 1)),
+                None => (available, None),
+            };
+            length += chunk.len() as u64;
+            if length <= MAX_LINE_BYTES as u64 {
+                self.buf.extend_from_slice(chunk);
+            }
+            let consumed = done.unwrap_or(chunk.len());
+            self.inner.consume(consumed);
+            self.bytes_read += consumed as u64;
+            if done.is_some() {
+                break;
+            }
+        }
+        if !saw_any {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        if length > MAX_LINE_BYTES as u64 {
+            self.buf.clear();
+            return Ok(Some((self.line_no, Line::TooLong(length))));
+        }
+        let text = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
+        Ok(Some((self.line_no, Line::Text(text))))
+    }
+}
+
+/// Input formats of `cepheid run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    JsonLines,
+    /// A header line, then one row per line.
+    Csv,
+}
+
+/// Why a line is not an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Malformed(pub String);
+
+/// What one input line holds.
+#[derive(Debug)]
+pub enum Item {
+    /// An event and its event time.
+    Event(Timestamp, Record),
+    /// A punctuated watermark.
+    Watermark(Timestamp),
+    /// Nothing to do (blank line, CSV header).
+    Skip,
+}
+
+/// Turns lines into [`Item`]s for one format, time field and field table.
+pub struct Decoder {
+    format: Format,
+    time_field: FieldPath,
+    table: FieldTable,
+    header: Option<Vec<String>>,
+}
+
+impl Decoder {
+    /// A decoder reading event time from `time_field` and extracting every
+    /// field of `table` into records.
+    pub fn new(format: Format, time_field: &str, table: FieldTable) -> Decoder {
+        Decoder {
+            format,
+            time_field: FieldPath::parse(time_field),
+            table,
+            header: None,
+        }
+    }
+
+    /// Decodes one line (without its line ending).
+    pub fn decode(&mut self, line: &[u8]) -> Result<Item, Malformed> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Item::Skip);
+        }
+        match self.format {
+            Format::JsonLines => self.decode_json(line),
+            Format::Csv => self.decode_csv(line),
+        }
+    }
+
+    fn decode_json(&self, line: &[u8]) -> Result<Item, Malformed> {
+        let json: serde_json::Value =
+            serde_json::from_slice(line).map_err(|e| Malformed(format!("invalid JSON: {e}")))?;
+        let serde_json::Value::Object(object) = json else {
+            return Err(Malformed("not a JSON object".into()));
+        };
+        if let Some(t) = object.get("$watermark") {
+            return json_time(t)
+                .map(Item::Watermark)
+                .map_err(|why| Malformed(format!("bad `$watermark`: {why}")));
+        }
+        let ts = self.event_time(&object)?;
+        let raw = String::from_utf8_lossy(line.trim_ascii());
+        Ok(Item::Event(
+            ts,
+            Record::from_json_object(&self.table, &object, Arc::from(raw)),
+        ))
+    }
+
+    fn decode_csv(&mut self, line: &[u8]) -> Result<Item, Malformed> {
+        let text =
+            std::str::from_utf8(line).map_err(|e| Malformed(format!("invalid UTF-8: {e}")))?;
+        let cells = csv::split_row(text).map_err(Malformed)?;
+        let Some(header) = &self.header else {
+            self.header = Some(cells);
+            return Ok(Item::Skip);
+        };
+        if cells.len() != header.len() {
+            return Err(Malformed(format!(
+                "the row has {} fields, the header has {}",
+                cells.len(),
+                header.len()
+            )));
+        }
+        let (object, raw) = csv::row_to_json(header, &cells);
+        let ts = self.event_time(&object)?;
+        Ok(Item::Event(
+            ts,
+            Record::from_json_object(&self.table, &object, Arc::from(raw)),
+        ))
+    }
+
+    fn event_time(
+        &self,
+        object: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Timestamp, Malformed> {
+        let field = &self.time_field;
+        let value = lookup_json(object, field)
+            .ok_or_else(|| Malformed(format!("no time field `{field}`")))?;
+        json_time(value).map_err(|why| Malformed(format!("bad time field `{field}`: {why}")))
+    }
+}
+
+/// A time as JSON: integer milliseconds or an RFC 3339 string.
+fn json_time(value: &serde_json::Value) -> Result<Timestamp, String> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("{n} is not an integer number of milliseconds")),
+        serde_json::Value::String(s) => parse_rfc3339(s),
+        other => Err(format!(
+            "{other} is neither integer milliseconds nor an RFC 3339 string"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::value::Value;
+
+    fn lines(input: &str) -> Vec<(u64, String)> {
+        let mut reader = LineReader::new(input.as_bytes());
+        let mut out = Vec::new();
+        while let Some((n, line)) = reader.next_line().unwrap() {
+            let text = match line {
+                Line::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                Line::TooLong(len) => format!("<{len}>"),
+            };
+            out.push((n, text));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_are_numbered_and_endings_stripped() {
+        assert_eq!(
+            lines("a\r\n\nb\nc"),
+            [
+                (1, "a".into()),
+                (2, "".into()),
+                (3, "b".into()),
+                (4, "c".into())
+            ]
+        );
+        assert!(lines("").is_empty());
+    }
+
+    #[test]
+    fn a_huge_line_is_reported_not_kept() {
+        let input = format!("{}\nok\n", "x".repeat(MAX_LINE_BYTES + 5));
+        let mut reader = LineReader::new(std::io::BufReader::with_capacity(1024, input.as_bytes()));
+        let (n, first) = reader.next_line().unwrap().unwrap();
+        assert_eq!((n, first), (1, Line::TooLong(MAX_LINE_BYTES as u64 + 5)));
+        assert!(reader.buf.capacity() <= MAX_LINE_BYTES + 1024);
+        let (n, second) = reader.next_line().unwrap().unwrap();
+        assert_eq!((n, second), (2, Line::Text(b"ok")));
+    }
+
+    fn decoder(format: Format) -> (Decoder, crate::FieldId) {
+        let mut table = FieldTable::new();
+        let id = table.intern(&FieldPath::single("user"));
+        (Decoder::new(format, "ts", table), id)
+    }
+
+    #[test]
+    fn json_events_watermarks_and_blank_lines() {
+        let (mut d, user) = decoder(Format::JsonLines);
+        match d.decode(br#" {"ts": 5, "user": "u1"} "#).unwrap() {
+            Item::Event(ts, record) => {
+                assert_eq!(ts, 5);
+                assert_eq!(*record.field(user), Value::from("u1"));
+                assert_eq!(record.raw(), r#"{"ts": 5, "user": "u1"}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            d.decode(br#"{"$watermark": 9}"#),
+            Ok(Item::Watermark(9))
+        ));
+        assert!(matches!(d.decode(b"  "), Ok(Item::Skip)));
+        let rfc = d.decode(br#"{"ts": "1970-01-01T00:00:02Z"}"#).unwrap();
+        assert!(matches!(rfc, Item::Event(2000, _)));
+    }
+
+    #[test]
+    fn malformed_json_lines_say_why() {
+        let (mut d, _) = decoder(Format::JsonLines);
+        let mut why = |line: &str| d.decode(line.as_bytes()).unwrap_err().0;
+        assert!(why("{").starts_with("invalid JSON"));
+        assert_eq!(why("[1]"), "not a JSON object");
+        assert_eq!(why(r#"{"user": 1}"#), "no time field `ts`");
+        assert!(why(r#"{"ts": 1.5}"#).contains("not an integer"));
+        assert!(why(r#"{"ts": "yesterday"}"#).contains("RFC 3339"));
+        assert!(why(r#"{"ts": true}"#).contains("neither"));
+        assert!(why(r#"{"$watermark": "x"}"#).starts_with("bad `$watermark`"));
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(why(&deep).starts_with("invalid JSON"));
+        assert!(why("\u{FFFD}").starts_with("invalid JSON"));
+        assert!(d.decode(b"{\"ts\": 1, \"s\": \"\xff\"}").is_err());
+    }
+
+    #[test]
+    fn csv_rows_become_typed_records() {
+        let (mut d, user) = decoder(Format::Csv);
+        assert!(matches!(
+            d.decode(b"ts,user,amount,ok,note"),
+            Ok(Item::Skip)
+        ));
+        match d.decode(b"7,u1,12.5,true,").unwrap() {
+            Item::Event(ts, record) => {
+                assert_eq!(ts, 7);
+                assert_eq!(*record.field(user), Value::from("u1"));
+                assert_eq!(
+                    record.raw(),
+                    r#"{"ts":7,"user":"u1","amount":12.5,"ok":true}"#
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(d.decode(b"1,2").unwrap_err().0.contains("header has 5"));
+        assert!(d
+            .decode(b",u1,1,true,x")
+            .unwrap_err()
+            .0
+            .contains("no time field"));
+    }
+}
