@@ -87,6 +87,9 @@ pub enum PatternErrorKind {
     EmptyName,
     /// A limit of the language is exceeded.
     LimitExceeded,
+    /// The builder API was used in a way no pattern can express (a
+    /// quantifier applied twice, a pattern-level option on a group, ...).
+    BuilderMisuse,
 }
 
 /// One broken rule: what, where, and (for duplicates) where else.
