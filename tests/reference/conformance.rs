@@ -1,0 +1,276 @@
+//! Loads the conformance cases of `../shared/conformance/flink/` straight
+//! from their structured `case.json` (not from `pattern.cep`, so the
+//! reference does not depend on the language front end).
+
+use std::path::Path;
+
+use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function};
+use cepheid::pattern::{
+    Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
+    SkipStrategy, Stage, StageId,
+};
+use cepheid::{FieldPath, Span, Value};
+use serde_json::Value as Json;
+
+use super::cond::RefEvent;
+
+/// One case, ready for the reference.
+pub struct Case {
+    /// Folder name.
+    pub id: String,
+    /// The pattern (stage names as Flink reports them).
+    pub pattern: Pattern,
+    /// The input events, in arrival order.
+    pub events: Vec<RefEvent>,
+    /// The raw case.
+    pub json: Json,
+}
+
+/// Loads a case, or says why the reference does not run it.
+pub fn load(dir: &Path) -> Result<Case, String> {
+    let text = std::fs::read_to_string(dir.join("case.json")).map_err(|e| e.to_string())?;
+    let json: Json = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let id = dir.file_name().unwrap().to_string_lossy().to_string();
+    if json["harness"] != "nfa" {
+        return Err("operator harness (watermarks, keys)".into());
+    }
+    if json.get("expected_error").is_some() {
+        return Err("pattern error case".into());
+    }
+    let p = &json["pattern"];
+    let mut reader = Reader {
+        stages: Vec::new(),
+        pending: Vec::new(),
+    };
+    reader.declare(p["stages"].as_array().ok_or("no stages")?);
+    let sequence = reader.sequence(p["stages"].as_array().unwrap())?;
+    let skip = skip(&p["skip"], &reader.stages)?;
+    let mut stages = reader.stages;
+    for (id, where_) in reader.pending {
+        stages[id.index()].condition = condition(&where_, &stages)?;
+    }
+    let pattern = Pattern {
+        name: "p".into(),
+        doc: None,
+        partition_by: Vec::new(),
+        within: p["within_ms"].as_i64(),
+        skip,
+        emit_timeouts: !json["expected_timeouts"].is_null(),
+        stages,
+        sequence,
+        select: Vec::new(),
+        span: Span::default(),
+    };
+    let events = json["events"]
+        .as_array()
+        .ok_or("no events")?
+        .iter()
+        .map(|e| {
+            let fields = e
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                .collect();
+            RefEvent {
+                id: e["id"].as_u64().unwrap(),
+                ts: e["ts"].as_i64().unwrap(),
+                fields,
+            }
+        })
+        .collect();
+    Ok(Case {
+        id,
+        pattern,
+        events,
+        json,
+    })
+}
+
+struct Reader {
+    stages: Vec<Stage>,
+    pending: Vec<(StageId, Json)>,
+}
+
+impl Reader {
+    fn declare(&mut self, items: &[Json]) {
+        for item in items {
+            match item["group"].as_array() {
+                Some(group) => self.declare(group),
+                None => {
+                    let id = StageId(self.stages.len() as u16);
+                    let name = item["name"].as_str().unwrap().to_string();
+                    self.stages.push(Stage {
+                        name,
+                        condition: Condition::True,
+                        span: Span::default(),
+                    });
+                    self.pending.push((id, item["where"].clone()));
+                }
+            }
+        }
+    }
+
+    fn sequence(&mut self, items: &[Json]) -> Result<Sequence, String> {
+        let mut elements = Vec::new();
+        for item in items {
+            elements.push(self.element(item)?);
+        }
+        Ok(Sequence { elements })
+    }
+
+    fn element(&mut self, item: &Json) -> Result<Element, String> {
+        let kind = match item["group"].as_array() {
+            Some(group) => ElementKind::Group(self.sequence(group)?),
+            None => {
+                let name = item["name"].as_str().unwrap();
+                ElementKind::Stage(StageId(
+                    self.stages.iter().position(|s| s.name == name).unwrap() as u16,
+                ))
+            }
+        };
+        let contiguity = match item["contiguity"].as_str() {
+            None | Some("next") => Contiguity::Strict,
+            Some("followed_by") => Contiguity::Relaxed,
+            Some("followed_by_any") => Contiguity::NonDeterministic,
+            Some("not_next") => Contiguity::NotNext,
+            Some("not_followed_by") => Contiguity::NotFollowedBy,
+            Some(other) => return Err(format!("contiguity {other}")),
+        };
+        let mut optional = item["optional"].as_bool().unwrap_or(false);
+        let quantifier = match &item["quantifier"] {
+            Json::Null => Quantifier::One,
+            q => {
+                if q.get("window_ms").is_some() {
+                    return Err("per-occurrence window (implementation-defined)".into());
+                }
+                let min = q["min"].as_u64().unwrap() as u32;
+                optional |= min == 0;
+                match q["max"].as_u64() {
+                    None => Quantifier::AtLeast(min.max(1)),
+                    Some(max) => Quantifier::Times {
+                        min: min.max(1),
+                        max: max as u32,
+                    },
+                }
+            }
+        };
+        let inner = match item["inner"].as_str() {
+            Some("consecutive") => InnerContiguity::Consecutive,
+            Some("allow_combinations") => InnerContiguity::Combinations,
+            _ => InnerContiguity::Relaxed,
+        };
+        let until = match &item["until"] {
+            Json::Null => None,
+            u => Some(condition(u, &self.stages)?),
+        };
+        Ok(Element {
+            kind,
+            contiguity,
+            quantifier,
+            optional,
+            greedy: item["greedy"].as_bool().unwrap_or(false),
+            inner,
+            until,
+            within: item.get("within_prev_ms").and_then(Json::as_i64),
+            span: Span::default(),
+        })
+    }
+}
+
+fn skip(json: &Json, stages: &[Stage]) -> Result<SkipStrategy, String> {
+    let find = |name: &Json| {
+        let name = name.as_str().unwrap();
+        stages
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| StageId(i as u16))
+            .ok_or("skip target")
+    };
+    Ok(match json {
+        Json::String(s) if s == "no_skip" => SkipStrategy::NoSkip,
+        Json::String(s) if s == "skip_to_next" => SkipStrategy::ToNext,
+        Json::String(s) if s == "skip_past_last_event" => SkipStrategy::PastLastEvent,
+        Json::Object(o) if o.contains_key("throw_on_miss") => return Err("throw on miss".into()),
+        Json::Object(o) if o.contains_key("skip_to_first") => {
+            SkipStrategy::ToFirst(find(&o["skip_to_first"])?)
+        }
+        Json::Object(o) if o.contains_key("skip_to_last") => {
+            SkipStrategy::ToLast(find(&o["skip_to_last"])?)
+        }
+        other => return Err(format!("skip {other}")),
+    })
+}
+
+fn field(name: &str) -> Expr {
+    Expr::Field(FieldPath::single(name))
+}
+
+fn bin(op: BinaryOp, x: Expr, y: Expr) -> Expr {
+    Expr::Binary(op, Box::new(x), Box::new(y))
+}
+
+fn condition(json: &Json, stages: &[Stage]) -> Result<Condition, String> {
+    if json.is_null() {
+        return Ok(Condition::True);
+    }
+    Ok(Condition::Expr(expr(json, stages)?))
+}
+
+fn expr(json: &Json, stages: &[Stage]) -> Result<Expr, String> {
+    let (op, args) = json
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .ok_or("bad condition")?;
+    let arg = |i: usize| &args[i];
+    let lit = |j: &Json| Expr::Literal(Value::from_json(j));
+    let stage = |name: &str| StageId(stages.iter().position(|s| s.name == name).unwrap() as u16);
+    let sum = |name: &str| Expr::Aggregate {
+        func: AggregateFunc::Sum,
+        stage: stage(name),
+        path: Some(FieldPath::single("price")),
+    };
+    Ok(match op.as_str() {
+        "true" => Expr::Literal(Value::Bool(true)),
+        "eq" => bin(BinaryOp::Eq, field(arg(0).as_str().unwrap()), lit(arg(1))),
+        "gt" => bin(BinaryOp::Gt, field(arg(0).as_str().unwrap()), lit(arg(1))),
+        "contains" => Expr::Call(Function::Contains, vec![field(arg(0).as_str().unwrap()), lit(arg(1))]),
+        "and" | "or" => {
+            let op = if op == "and" { BinaryOp::And } else { BinaryOp::Or };
+            let parts = args.as_array().unwrap().iter().map(|a| expr(a, stages)).collect::<Result<Vec<_>, _>>()?;
+            parts.into_iter().reduce(|a, b| bin(op, a, b)).ok_or("empty")?
+        }
+        "iterative" => match args.as_str().unwrap() {
+            t if t.starts_with("name contains 'b' AND price == price of the first") => {
+                let first = Expr::Aggregate {
+                    func: AggregateFunc::First,
+                    stage: stage("a"),
+                    path: Some(FieldPath::single("price")),
+                };
+                bin(
+                    BinaryOp::And,
+                    Expr::Call(Function::Contains, vec![field("name"), lit(&Json::from("b"))]),
+                    bin(BinaryOp::Eq, field("price"), first),
+                )
+            }
+            t if t.starts_with("name starts with 'foo' AND (sum of price over events already matched to 'middle'") => bin(
+                BinaryOp::And,
+                Expr::Call(Function::StartsWith, vec![field("name"), lit(&Json::from("foo"))]),
+                bin(BinaryOp::Lt, bin(BinaryOp::Add, sum("middle"), field("price")), lit(&Json::from(5.0))),
+            ),
+            t if t.starts_with("name == 'start' AND (sum of price over events already matched to 'start'") => bin(
+                BinaryOp::And,
+                bin(BinaryOp::Eq, field("name"), lit(&Json::from("start"))),
+                bin(BinaryOp::Lt, bin(BinaryOp::Add, sum("start"), field("price")), lit(&Json::from(5.0))),
+            ),
+            t if t.starts_with("sum of price over events already matched to 'middle' (current event excluded) == 6.0") => {
+                bin(BinaryOp::Eq, sum("middle"), lit(&Json::from(6.0)))
+            }
+            t if t.starts_with("sum of price over events matched to 'middle' == 4.0") => {
+                bin(BinaryOp::Eq, sum("middle"), lit(&Json::from(4.0)))
+            }
+            other => return Err(format!("iterative condition `{other}`")),
+        },
+        other => return Err(format!("condition `{other}`")),
+    })
+}
