@@ -1,6 +1,60 @@
-//! The `cepheid` command line (see `../shared/spec/cli.md`).
+//! The `cepheid` command line (see `../shared/spec/cli.md`): a thin
+//! dispatcher over the library. Each subcommand lives in its own file and
+//! returns the process exit status.
 
-fn main() {
-    eprintln!("cepheid: no command yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod explain;
+
+/// Exit status: success.
+const EXIT_OK: u8 = 0;
+/// Exit status: a pattern file has errors.
+const EXIT_PATTERN_ERROR: u8 = 1;
+/// Exit status: bad command line (clap uses 2 for its own errors too).
+const EXIT_USAGE: u8 = 2;
+/// Exit status: an I/O error.
+const EXIT_IO: u8 = 4;
+
+/// Complex event processing with Apache Flink CEP semantics.
+#[derive(Parser)]
+#[command(name = "cepheid", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and compile pattern files, print every diagnostic.
+    Check(check::Args),
+    /// Print each compiled pattern as text, or as a Graphviz graph.
+    Explain(explain::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let status = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Explain(args) => explain::run(&args),
+    };
+    ExitCode::from(status)
+}
+
+/// Loads pattern paths, prints diagnostics to standard error, and returns
+/// the loaded patterns or the exit status to stop with.
+fn load(paths: &[std::path::PathBuf]) -> Result<cepheid::dsl::Loaded, u8> {
+    let loaded = cepheid::dsl::load_paths(paths);
+    if !loaded.diagnostics.is_empty() {
+        eprint!("{}", loaded.render());
+    }
+    if loaded.has_io_errors() {
+        Err(EXIT_IO)
+    } else if loaded.has_errors() {
+        Err(EXIT_PATTERN_ERROR)
+    } else {
+        Ok(loaded)
+    }
 }

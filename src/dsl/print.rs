@@ -1,0 +1,357 @@
+//! The canonical printer: any [`File`] back to source text, such that
+//! parsing the text gives the same tree (up to spans).
+//!
+//! Canonical form: four-space indentation, one clause per line in the order
+//! written, `where`/`select` entries one per line, binary operators with
+//! spaces, parentheses only where precedence or associativity needs them,
+//! backquotes only around names that are not plain identifiers.
+
+use std::fmt::Write;
+
+use crate::dsl::ast::{
+    ClauseKind, Duration, Element, ElementKind, Entry, Expr, ExprKind, File, Literal, ModifierKind,
+    Path, PatternDecl, QuantifierKind, Sequence, Skip,
+};
+use crate::dsl::lex::is_plain_ident;
+use crate::expr::{BinaryOp, UnaryOp};
+
+/// Prints a whole file.
+pub fn print_file(file: &File) -> String {
+    let mut out = String::new();
+    for (i, p) in file.patterns.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        print_pattern(&mut out, p);
+    }
+    out
+}
+
+fn print_pattern(out: &mut String, p: &PatternDecl) {
+    for line in &p.doc {
+        if line.is_empty() {
+            out.push_str("///\n");
+        } else {
+            let _ = writeln!(out, "/// {line}");
+        }
+    }
+    let _ = writeln!(out, "pattern {} {{", p.name.name);
+    for c in &p.clauses {
+        out.push_str("    ");
+        match &c.kind {
+            ClauseKind::PartitionBy(paths) => {
+                out.push_str("partition by ");
+                for (i, path) in paths.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    print_path(out, path);
+                }
+            }
+            ClauseKind::Within(d) => {
+                out.push_str("within ");
+                print_duration(out, d);
+            }
+            ClauseKind::Skip(s) => {
+                out.push_str("skip ");
+                out.push_str(&skip_text(s));
+            }
+            ClauseKind::Timeouts => out.push_str("timeouts"),
+        }
+        out.push('\n');
+    }
+    out.push_str("    match ");
+    print_sequence(out, &p.sequence);
+    out.push('\n');
+    print_entries(out, "where", ": ", &p.where_entries);
+    print_entries(out, "select", " = ", &p.select_entries);
+    out.push_str("}\n");
+}
+
+/// The skip strategy as written after `skip`.
+fn skip_text(s: &Skip) -> String {
+    match s {
+        Skip::NoSkip => "no skip".to_string(),
+        Skip::ToNext => "to next".to_string(),
+        Skip::PastLastEvent => "past last event".to_string(),
+        Skip::ToFirst(i) => format!("to first {}", i.name),
+        Skip::ToLast(i) => format!("to last {}", i.name),
+    }
+}
+
+fn print_entries(out: &mut String, head: &str, sep: &str, entries: &[Entry]) {
+    if entries.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "    {head}");
+    for e in entries {
+        let _ = writeln!(out, "        {}{sep}{}", e.name.name, print_expr(&e.expr));
+    }
+}
+
+/// Prints a sequence on one line.
+pub fn print_sequence(out: &mut String, seq: &Sequence) {
+    for (i, e) in seq.elements.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        print_element(out, e);
+    }
+}
+
+fn print_element(out: &mut String, e: &Element) {
+    if let Some(c) = &e.connector {
+        out.push_str(c.kind.keyword());
+        out.push(' ');
+    }
+    match &e.kind {
+        ElementKind::Stage(id) => out.push_str(&id.name),
+        ElementKind::Group(seq) => {
+            out.push('(');
+            print_sequence(out, seq);
+            out.push(')');
+        }
+    }
+    if let Some(q) = &e.quantifier {
+        match q.kind {
+            QuantifierKind::Optional => out.push('?'),
+            QuantifierKind::Star => out.push('*'),
+            QuantifierKind::Plus => out.push('+'),
+            QuantifierKind::Exactly(n) => {
+                let _ = write!(out, "{{{n}}}");
+            }
+            QuantifierKind::Range(n, None) => {
+                let _ = write!(out, "{{{n},}}");
+            }
+            QuantifierKind::Range(n, Some(m)) => {
+                let _ = write!(out, "{{{n},{m}}}");
+            }
+        }
+    }
+    for m in &e.modifiers {
+        out.push(' ');
+        out.push_str(m.kind.keyword());
+        match &m.kind {
+            ModifierKind::Until(c) => {
+                out.push(' ');
+                out.push_str(&c.name);
+            }
+            ModifierKind::Within(d) => {
+                out.push(' ');
+                print_duration(out, d);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn print_duration(out: &mut String, d: &Duration) {
+    let _ = write!(out, "{}{}", d.value, d.unit.suffix());
+}
+
+/// Writes a name, backquoted when it is not a plain identifier.
+pub fn print_name(out: &mut String, name: &str) {
+    if is_plain_ident(name) {
+        out.push_str(name);
+    } else {
+        let _ = write!(out, "`{name}`");
+    }
+}
+
+fn print_path(out: &mut String, p: &Path) {
+    for (i, s) in p.segments.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        print_name(out, &s.name);
+    }
+}
+
+/// Binding strength of an operator (larger binds tighter).
+pub(crate) fn binary_precedence(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            4
+        }
+        BinaryOp::Add | BinaryOp::Sub => 5,
+        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 6,
+    }
+}
+
+/// Precedence of `not`, comparisons, unary minus and primaries.
+pub(crate) const NOT: u8 = 3;
+pub(crate) const COMPARISON: u8 = 4;
+pub(crate) const NEG: u8 = 7;
+pub(crate) const PRIMARY: u8 = 8;
+
+fn precedence(e: &Expr) -> u8 {
+    match &e.kind {
+        ExprKind::Binary(op, ..) => binary_precedence(*op),
+        ExprKind::In(..) => COMPARISON,
+        ExprKind::Unary(UnaryOp::Not, _) => NOT,
+        ExprKind::Unary(UnaryOp::Neg, _) => NEG,
+        _ => PRIMARY,
+    }
+}
+
+/// Prints an expression in canonical form.
+pub fn print_expr(e: &Expr) -> String {
+    let mut out = String::new();
+    write_expr(&mut out, e);
+    out
+}
+
+fn write_wrapped(out: &mut String, e: &Expr, parens: bool) {
+    if parens {
+        out.push('(');
+    }
+    write_expr(out, e);
+    if parens {
+        out.push(')');
+    }
+}
+
+fn write_expr(out: &mut String, e: &Expr) {
+    match &e.kind {
+        ExprKind::Literal(l) => write_literal(out, l),
+        ExprKind::Path(p) => print_path(out, p),
+        ExprKind::Unary(UnaryOp::Not, x) => {
+            out.push_str("not ");
+            write_wrapped(out, x, precedence(x) < NOT);
+        }
+        ExprKind::Unary(UnaryOp::Neg, x) => {
+            out.push('-');
+            let numeric = matches!(
+                x.kind,
+                ExprKind::Literal(Literal::Int(_) | Literal::Float(_) | Literal::Duration(_))
+                    | ExprKind::Unary(UnaryOp::Neg, _)
+            );
+            write_wrapped(out, x, numeric || precedence(x) < NEG);
+        }
+        ExprKind::Binary(op, l, r) => {
+            let p = binary_precedence(*op);
+            let pl = precedence(l);
+            write_wrapped(out, l, pl < p || (p == COMPARISON && pl == COMPARISON));
+            let _ = write!(out, " {} ", op.symbol());
+            write_wrapped(out, r, precedence(r) <= p);
+        }
+        ExprKind::In(x, items) => {
+            write_wrapped(out, x, precedence(x) <= COMPARISON);
+            out.push_str(" in [");
+            write_list(out, items);
+            out.push(']');
+        }
+        ExprKind::Call(f, args) => {
+            out.push_str(&f.name);
+            out.push('(');
+            write_list(out, args);
+            out.push(')');
+        }
+    }
+}
+
+fn write_list(out: &mut String, items: &[Expr]) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_expr(out, item);
+    }
+}
+
+fn write_literal(out: &mut String, l: &Literal) {
+    match l {
+        Literal::Null => out.push_str("null"),
+        Literal::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Literal::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Literal::Float(f) => write_float(out, *f),
+        Literal::Str(s) => write_string(out, s),
+        Literal::Duration(d) => print_duration(out, d),
+    }
+}
+
+/// Writes a float so that it reads back as the same float (and as a float).
+pub(crate) fn write_float(out: &mut String, f: f64) {
+    let text = format!("{f:?}");
+    out.push_str(&text);
+    if !text.contains(['.', 'e', 'E', 'N', 'i']) {
+        out.push_str(".0");
+    }
+}
+
+/// Writes a string literal with the language's escapes.
+pub(crate) fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dsl::{parse, parse_expression};
+
+    fn round(src: &str) -> String {
+        super::print_expr(&parse_expression(src).unwrap())
+    }
+
+    #[test]
+    fn parentheses_only_where_needed() {
+        assert_eq!(round("(a + b) * c"), "(a + b) * c");
+        assert_eq!(round("a + (b * c)"), "a + b * c");
+        assert_eq!(round("a - (b - c)"), "a - (b - c)");
+        assert_eq!(round("(a - b) - c"), "a - b - c");
+        assert_eq!(round("not (a and b)"), "not (a and b)");
+        assert_eq!(round("!a && b || c"), "not a and b or c");
+        assert_eq!(round("(a < b) == c"), "(a < b) == c");
+        assert_eq!(round("-(5)"), "-(5)");
+        assert_eq!(round("- -5"), "-(-5)");
+        assert_eq!(round("-x * 2"), "-x * 2");
+    }
+
+    #[test]
+    fn literals_print_back() {
+        assert_eq!(round("1.0"), "1.0");
+        assert_eq!(round("1e300"), "1e300");
+        assert_eq!(round(r#""a\"\n\u{7}""#), r#""a\"\n\u{7}""#);
+        assert_eq!(
+            round("`user-agent` in [1, 2m, null]"),
+            "`user-agent` in [1, 2m, null]"
+        );
+    }
+
+    #[test]
+    fn file_prints_canonically() {
+        let src = "/// Doc.\n///\npattern p { within 10s skip to first a timeouts partition by `a b`.c, d \
+                   match a{2,} consecutive greedy followed by any (b next c)? not followed by d \
+                   where a: x > 1 select n = count(a) }";
+        let file = parse(src).unwrap();
+        let printed = super::print_file(&file);
+        assert_eq!(
+            printed,
+            "/// Doc.\n///\npattern p {\n    within 10s\n    skip to first a\n    timeouts\n    \
+             partition by `a b`.c, d\n    match a{2,} consecutive greedy followed by any (b next c)? \
+             not followed by d\n    where\n        a: x > 1\n    select\n        n = count(a)\n}\n"
+        );
+        assert_eq!(
+            parse(&printed).unwrap().without_spans(),
+            file.without_spans()
+        );
+    }
+}
