@@ -1,1 +1,187 @@
-//! (in progress)
+//! Matching one partition: runs, the shared buffer, skip strategies, time.
+//!
+//! This is the runtime half of Flink's `NFA.java`. A [`Partition`] holds the
+//! runs of one key (Flink's computation states, ordered by start event as
+//! Flink's `PriorityQueue` orders them) and the complete matches a skip
+//! strategy holds back. The events live once in a [`SharedBuffer`], shared by
+//! every partition and pattern; a run points at the buffer node of its last
+//! taken event, so forked runs share their prefix. An immutable
+//! [`Nfa`](crate::nfa::Nfa) drives a partition through three calls:
+//!
+//! - [`Nfa::advance_time`](crate::nfa::Nfa::advance_time)`(t)`: runs whose
+//!   window closed at `t` go (timeouts when the pattern asks), pending
+//!   `not followed by` endings complete, held matches whose blockers died
+//!   are emitted;
+//! - [`Nfa::process`](crate::nfa::Nfa::process)`(event)`: every run, and a
+//!   fresh start run, takes / ignores / dies; complete matches are emitted;
+//! - [`Nfa::clear`](crate::nfa::Nfa::clear): everything is dropped.
+//!
+//! Output goes to a [`MatchSink`] as [`MatchView`]s that borrow the buffer.
+//! [`Matcher`] bundles an automaton, a partition and a buffer for tests and
+//! small programs.
+//!
+//! Ties: runs with the same start event keep the order Java's
+//! `PriorityQueue` gives them (emulated exactly, see the `heap` module), so
+//! output order and pruning under skip strategies match Flink.
+
+mod buffer;
+mod heap;
+mod process;
+mod run;
+mod skip;
+mod view;
+
+pub use buffer::{EventRef, SharedBuffer};
+pub use run::Partition;
+pub use view::{MatchView, OwnedMatch};
+
+use crate::event::{Event, Timestamp};
+use crate::nfa::Nfa;
+
+/// Receives what the matcher produces.
+pub trait MatchSink<E> {
+    /// A complete match.
+    fn on_match(&mut self, m: &MatchView<'_, E>);
+    /// A partial match whose window closed (only for patterns with
+    /// `timeouts`); `expired_at` is start + `within`, or previous event time
+    /// + the element window.
+    fn on_timeout(&mut self, m: &MatchView<'_, E>, expired_at: Timestamp);
+}
+
+/// An owned output of a [`Matcher`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output<E> {
+    /// A complete match.
+    Match(OwnedMatch<E>),
+    /// A timed-out partial match and the time its window closed.
+    Timeout(OwnedMatch<E>, Timestamp),
+}
+
+/// A sink that collects owned outputs.
+#[derive(Clone, Debug)]
+pub struct Collect<E> {
+    /// What was produced, in order.
+    pub outputs: Vec<Output<E>>,
+}
+
+impl<E> Default for Collect<E> {
+    fn default() -> Self {
+        Collect {
+            outputs: Vec::new(),
+        }
+    }
+}
+
+impl<E: Event + Clone> MatchSink<E> for Collect<E> {
+    fn on_match(&mut self, m: &MatchView<'_, E>) {
+        self.outputs.push(Output::Match(m.to_owned()));
+    }
+
+    fn on_timeout(&mut self, m: &MatchView<'_, E>, expired_at: Timestamp) {
+        self.outputs.push(Output::Timeout(m.to_owned(), expired_at));
+    }
+}
+
+/// One pattern over one partition, owning its automaton, runs and buffer:
+/// feed events in time order, get owned outputs back.
+///
+/// ```
+/// use std::{borrow::Cow, sync::Arc};
+/// use cepheid::matcher::{Matcher, Output};
+/// use cepheid::nfa::Nfa;
+/// use cepheid::event::{Event, FieldId, StaticFields};
+/// use cepheid::pattern::*;
+/// use cepheid::Value;
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct C(char);
+/// impl Event for C {
+///     fn field(&self, _: FieldId) -> Cow<'_, Value> { Cow::Owned(Value::Null) }
+/// }
+/// let is = |c: char| Condition::Native(NativeCondition {
+///     closure: Arc::new(Arc::new(move |e: &C, _: &dyn StageEvents<C>| e.0 == c) as NativeFn<C>),
+///     iterative: false,
+///     description: format!("is {c}"),
+/// });
+/// let stage = |name: &str, c| Stage { name: name.into(), condition: is(c), span: Default::default() };
+/// let pattern = Pattern {
+///     name: "ab".into(), doc: None, partition_by: vec![], within: None,
+///     skip: SkipStrategy::NoSkip, emit_timeouts: false,
+///     stages: vec![stage("a", 'a'), stage("b", 'b')],
+///     sequence: Sequence { elements: vec![Element::stage(StageId(0)), Element::stage(StageId(1))] },
+///     select: vec![], span: Default::default(),
+/// };
+/// let nfa = Nfa::<C>::compile(&pattern, &mut StaticFields::new(&[])).unwrap();
+/// let mut m = Matcher::new(nfa);
+/// assert!(m.process(1, C('a')).is_empty());
+/// assert!(m.process(2, C('c')).is_empty());
+/// let out = m.process(3, C('b'));
+/// assert!(matches!(&out[..], [Output::Match(x)] if x.stage("a") == [C('a')] && x.stage("b") == [C('b')]));
+/// ```
+#[derive(Debug)]
+pub struct Matcher<E> {
+    nfa: Nfa<E>,
+    partition: Partition,
+    buffer: SharedBuffer<E>,
+}
+
+impl<E: Event + Clone> Matcher<E> {
+    /// A matcher for one compiled pattern.
+    pub fn new(nfa: Nfa<E>) -> Matcher<E> {
+        Matcher {
+            nfa,
+            partition: Partition::new(),
+            buffer: SharedBuffer::new(),
+        }
+    }
+
+    /// Advances time to `ts`, then offers the event (events must come in
+    /// time order).
+    pub fn process(&mut self, ts: Timestamp, event: E) -> Vec<Output<E>> {
+        let mut sink = Collect::default();
+        self.nfa
+            .advance_time(&mut self.partition, &mut self.buffer, ts, &mut sink);
+        let ev = self.buffer.insert(ts, event);
+        self.nfa
+            .process(&mut self.partition, &mut self.buffer, ev, &mut sink);
+        self.buffer.release_if_unused(ev);
+        sink.outputs
+    }
+
+    /// Advances time to `t` (windows close, pending endings complete).
+    pub fn advance_time(&mut self, t: Timestamp) -> Vec<Output<E>> {
+        let mut sink = Collect::default();
+        self.nfa
+            .advance_time(&mut self.partition, &mut self.buffer, t, &mut sink);
+        sink.outputs
+    }
+
+    /// The automaton.
+    pub fn nfa(&self) -> &Nfa<E> {
+        &self.nfa
+    }
+
+    /// The partition (runs and held matches).
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// The buffer (for memory accounting).
+    pub fn buffer(&self) -> &SharedBuffer<E> {
+        &self.buffer
+    }
+
+    /// Drops every run and held match.
+    pub fn clear(&mut self) {
+        self.nfa.clear(&mut self.partition, &mut self.buffer);
+    }
+}
+
+impl<E> std::fmt::Debug for SharedBuffer<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBuffer")
+            .field("live_events", &self.live_events())
+            .field("live_nodes", &self.live_nodes())
+            .finish()
+    }
+}

@@ -1,1 +1,324 @@
-//! (in progress)
+//! The automaton: a [`Pattern`] compiled into states with take / ignore /
+//! proceed transitions, exactly as Apache Flink CEP's `NFACompiler` builds
+//! them.
+//!
+//! # The chain
+//!
+//! [`Nfa::compile`] first compiles every stage condition and every `until`
+//! once into a *condition slot* (an [`expr`](crate::expr) expression, or a
+//! native closure downcast to [`NativeFn<E>`](crate::pattern::NativeFn)), then
+//! walks the pattern from its last element to its first, creating states the
+//! way Flink does (see the `compiler` module: every Flink method has a
+//! namesake there). Transition conditions are small combinations of slots
+//! (`And`, `Not`, `True`), so evaluation never looks anything up by name.
+//!
+//! The runtime half (runs, the shared buffer, skip strategies, time) lives in
+//! [`crate::matcher`], which drives an `&Nfa<E>` per partition: the automaton
+//! itself is immutable and can be shared by every partition and thread.
+//!
+//! # States and transitions
+//!
+//! - A **take** edge consumes the event into the stage of its *source* state
+//!   and moves the run to the target.
+//! - An **ignore** edge skips the event (staying, or moving to a separate
+//!   ignore state); the start state never ignores.
+//! - A **proceed** edge is an epsilon move evaluated on the *current* event.
+//!
+//! State kinds are Flink's: `Start`, `Normal`, `Final` (a run reaching it is a
+//! match), `Stop` (a run reaching it is discarded with every branch of the
+//! run it came from) and `Pending` (a `not followed by` at the end: the match
+//! completes when the window closes).
+//!
+//! ```
+//! use cepheid::nfa::Nfa;
+//! use cepheid::pattern::{Condition, Contiguity, Element, Pattern, Sequence, SkipStrategy, Stage, StageId};
+//! use cepheid::event::StaticFields;
+//! use cepheid::Record;
+//!
+//! let stage = |name: &str| Stage { name: name.into(), condition: Condition::True, span: Default::default() };
+//! let mut b = Element::stage(StageId(1));
+//! b.contiguity = Contiguity::Strict;
+//! let pattern = Pattern {
+//!     name: "p".into(), doc: None, partition_by: vec![], within: None,
+//!     skip: SkipStrategy::NoSkip, emit_timeouts: false,
+//!     stages: vec![stage("a"), stage("b")],
+//!     sequence: Sequence { elements: vec![Element::stage(StageId(0)), b] },
+//!     select: vec![], span: Default::default(),
+//! };
+//! let nfa = Nfa::<Record>::compile(&pattern, &mut StaticFields::new(&[])).unwrap();
+//! assert!(nfa.explain().contains("b --take[true]--> $endState$"));
+//! ```
+
+mod compiler;
+pub(crate) mod cond;
+mod explain;
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use hashbrown::HashMap;
+
+use crate::event::{Event, FieldResolver};
+use crate::expr::{AccumulatorLayout, AccumulatorLayoutBuilder, CompiledExpr, CompiledSelect};
+use crate::pattern::{Condition, DurationMs, Element, ElementKind, NativeFn, Pattern, StageId};
+use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
+
+pub use cond::CondNode as ConditionNode;
+
+/// Index of a state in an [`Nfa`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateId(pub u32);
+
+impl StateId {
+    /// The index this id stands for.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Flink's state types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    /// Where every run starts (re-created after every event).
+    Start,
+    /// An ordinary state.
+    Normal,
+    /// Reaching it completes a match.
+    Final,
+    /// Reaching it discards the run and all its branches (`not` elements).
+    Stop,
+    /// A `not followed by` ending: completes when the window closes.
+    Pending,
+}
+
+/// What a transition does with the current event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Consume the event into the source state's stage.
+    Take,
+    /// Skip the event.
+    Ignore,
+    /// Move without consuming, evaluated on the same event.
+    Proceed,
+}
+
+/// A transition of a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// Take, ignore or proceed.
+    pub action: Action,
+    /// Where the run goes.
+    pub target: StateId,
+    /// When the transition applies (an id into the automaton's conditions).
+    pub cond: CondId,
+}
+
+/// A state of the automaton.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// Flink's internal name: the stage name, `name:N` for further states of
+    /// the same stage, `$endState$` for the final state.
+    pub name: String,
+    /// The stage an event taken from this state is recorded under.
+    pub stage: Option<StageId>,
+    /// Start, normal, final, stop or pending.
+    pub kind: StateKind,
+    /// Outgoing transitions, in Flink's order.
+    pub transitions: Vec<Transition>,
+    /// PREVIOUS_AND_CURRENT window of a run waiting in this state.
+    pub window: Option<DurationMs>,
+}
+
+/// Why a pattern could not be compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileError {
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+impl CompileError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> CompileError {
+        CompileError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// A compiled pattern for events of type `E`: immutable, shareable.
+pub struct Nfa<E> {
+    pub(crate) pattern: Pattern,
+    pub(crate) states: Vec<State>,
+    pub(crate) start: StateId,
+    pub(crate) conds: Conditions<E>,
+    pub(crate) window: Option<DurationMs>,
+    pub(crate) layout: AccumulatorLayout,
+    pub(crate) select: CompiledSelect,
+    _event: PhantomData<fn(&E)>,
+}
+
+impl<E> fmt::Debug for Nfa<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nfa")
+            .field("pattern", &self.pattern.name)
+            .field("states", &self.states.len())
+            .finish()
+    }
+}
+
+impl<E: Event + 'static> Nfa<E> {
+    /// Compiles a pattern: conditions against `fields`, then the states.
+    pub fn compile(pattern: &Pattern, fields: &mut dyn FieldResolver) -> Result<Nfa<E>, CompileError> {
+        let mut conds = Conditions::default();
+        let mut layout = AccumulatorLayoutBuilder::new();
+        let mut stage_conds = Vec::with_capacity(pattern.stages.len());
+        for stage in &pattern.stages {
+            let id = compile_condition(&stage.condition, &stage.name, fields, &mut layout, &mut conds)?;
+            stage_conds.push(id);
+        }
+        let mut until_conds = HashMap::new();
+        for elem in all_elements(pattern) {
+            if let Some(until) = &elem.until {
+                let label = format!("until({})", element_label(pattern, elem));
+                let id = compile_condition(until, &label, fields, &mut layout, &mut conds)?;
+                until_conds.insert(elem as *const Element as usize, id);
+            }
+        }
+        let compiled = compiler::Compiler::new(pattern, &mut conds, &stage_conds, &until_conds)?.compile()?;
+        let select = CompiledSelect::compile(&pattern.select, fields)
+            .map_err(|e| CompileError::new(format!("select: {e}")))?;
+        Ok(Nfa {
+            pattern: pattern.clone(),
+            states: compiled.states,
+            start: compiled.start,
+            conds,
+            window: pattern.within.filter(|w| *w > 0),
+            layout: layout.finish(),
+            select,
+            _event: PhantomData,
+        })
+    }
+}
+
+impl<E> Nfa<E> {
+    /// The pattern this automaton was compiled from.
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
+    }
+
+    /// All states, indexed by [`StateId`].
+    pub fn states(&self) -> &[State] {
+        &self.states
+    }
+
+    /// The start state.
+    pub fn start(&self) -> StateId {
+        self.start
+    }
+
+    /// The pattern-level window (`within`), if any.
+    pub fn window(&self) -> Option<DurationMs> {
+        self.window
+    }
+
+    /// A condition as text, e.g. `a & !until(a)`.
+    pub fn describe_condition(&self, cond: CondId) -> String {
+        self.conds.describe(cond)
+    }
+
+    /// A condition node, for callers that walk conditions.
+    pub fn condition_node(&self, cond: CondId) -> CondNode {
+        self.conds.nodes[cond.0 as usize]
+    }
+
+    /// Number of condition slots (stage and `until` conditions).
+    pub fn slot_count(&self) -> usize {
+        self.conds.slots.len()
+    }
+
+    pub(crate) fn state(&self, id: StateId) -> &State {
+        &self.states[id.index()]
+    }
+}
+
+/// Compiles one stage or `until` condition into a slot (or `true`).
+fn compile_condition<E: 'static>(
+    condition: &Condition,
+    label: &str,
+    fields: &mut dyn FieldResolver,
+    layout: &mut AccumulatorLayoutBuilder,
+    conds: &mut Conditions<E>,
+) -> Result<CondId, CompileError> {
+    let slot = match condition {
+        Condition::True => {
+            return conds
+                .add(CondNode::True)
+                .ok_or_else(|| CompileError::new("condition arena overflow"));
+        }
+        Condition::Expr(expr) => {
+            let compiled = CompiledExpr::compile(expr, fields, layout)
+                .map_err(|e| CompileError::new(format!("condition of `{label}`: {e}")))?;
+            Slot {
+                per_run: compiled.reads_stages(),
+                kind: SlotKind::Expr(compiled),
+                label: label.to_string(),
+            }
+        }
+        Condition::Native(native) => {
+            let closure = native.closure.downcast_ref::<NativeFn<E>>().ok_or_else(|| {
+                CompileError::new(format!(
+                    "the closure of `{label}` was written for another event type than `{}`",
+                    std::any::type_name::<E>()
+                ))
+            })?;
+            Slot {
+                kind: SlotKind::Native(closure.clone()),
+                per_run: native.iterative,
+                label: label.to_string(),
+            }
+        }
+    };
+    conds.slots.push(slot);
+    let index = (conds.slots.len() - 1) as u32;
+    conds
+        .add(CondNode::Slot(index))
+        .ok_or_else(|| CompileError::new("condition arena overflow"))
+}
+
+/// Every element of the pattern, groups included (explicit stack).
+fn all_elements(pattern: &Pattern) -> Vec<&Element> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&Element> = pattern.sequence.elements.iter().rev().collect();
+    while let Some(elem) = stack.pop() {
+        out.push(elem);
+        if let ElementKind::Group(seq) = &elem.kind {
+            stack.extend(seq.elements.iter().rev());
+        }
+    }
+    out
+}
+
+/// A short name for an element: its stage, or its group's first stage.
+fn element_label(pattern: &Pattern, elem: &Element) -> String {
+    let mut at = elem;
+    loop {
+        match &at.kind {
+            ElementKind::Stage(s) => return pattern.stage(*s).name.clone(),
+            ElementKind::Group(seq) => match seq.elements.first() {
+                Some(first) => at = first,
+                None => return "()".to_string(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

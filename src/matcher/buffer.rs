@@ -1,0 +1,278 @@
+//! The shared buffer: events stored once, partial matches as shared chains.
+//!
+//! Every event the engine offers is inserted once ([`SharedBuffer::insert`])
+//! into a slab with a free list; it stays unreferenced until some run takes
+//! it. A TAKE creates a *node* `(event, stage, previous node)`; a run points
+//! at its last node. Runs that fork after a common prefix point at different
+//! nodes whose `previous` chains meet, so the prefix is stored once (the
+//! SASE+ idea Flink's `SharedBuffer` implements).
+//!
+//! Flink shares nodes between *different* runs that take the same event into
+//! the same state, so a node has several predecessors and Dewey version
+//! numbers must tell which predecessor belongs to which run. Here a TAKE
+//! always creates a fresh node with exactly one predecessor: walking back
+//! from a run's node yields exactly that run's events, and no versions are
+//! needed. The cost is one node (16 bytes) per take instead of one per
+//! distinct `(event, state)` pair, which is what Flink's edges cost anyway.
+//!
+//! Nodes and events are reference counted: a run holds its node, a node
+//! holds its predecessor and its event, and the engine *pins* an event from
+//! `insert` until `release_if_unused`. When the last reference goes, the slot
+//! returns to the free list, so memory returns to zero when no run is left.
+
+use crate::event::Timestamp;
+use crate::pattern::StageId;
+
+/// An event stored in a [`SharedBuffer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventRef(pub(crate) u32);
+
+/// A node of the buffer (`u32::MAX` stands for "no node").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct NodeRef(pub(crate) u32);
+
+impl NodeRef {
+    /// No node: the run took nothing yet.
+    pub const NONE: NodeRef = NodeRef(u32::MAX);
+
+    /// Is this a real node?
+    pub fn is_some(self) -> bool {
+        self.0 != u32::MAX
+    }
+}
+
+struct EventSlot<E> {
+    value: Option<E>,
+    ts: Timestamp,
+    seq: u64,
+    refs: u32,
+    pinned: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Node {
+    event: EventRef,
+    stage: StageId,
+    prev: NodeRef,
+    refs: u32,
+}
+
+/// Events and partial-match nodes shared by the runs of any number of
+/// partitions and patterns.
+pub struct SharedBuffer<E> {
+    events: Vec<EventSlot<E>>,
+    free_events: Vec<u32>,
+    live_events: usize,
+    nodes: Vec<Node>,
+    free_nodes: Vec<u32>,
+    live_nodes: usize,
+    next_seq: u64,
+    pub(crate) scratch: super::process::Scratch,
+}
+
+impl<E> Default for SharedBuffer<E> {
+    fn default() -> Self {
+        SharedBuffer {
+            events: Vec::new(),
+            free_events: Vec::new(),
+            live_events: 0,
+            nodes: Vec::new(),
+            free_nodes: Vec::new(),
+            live_nodes: 0,
+            next_seq: 0,
+            scratch: Default::default(),
+        }
+    }
+}
+
+impl<E> SharedBuffer<E> {
+    /// An empty buffer.
+    pub fn new() -> SharedBuffer<E> {
+        SharedBuffer::default()
+    }
+
+    /// Stores an event; it gets the next arrival sequence number and stays
+    /// until [`release_if_unused`](Self::release_if_unused) is called and no
+    /// run holds it.
+    pub fn insert(&mut self, ts: Timestamp, event: E) -> EventRef {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.live_events += 1;
+        let slot = EventSlot {
+            value: Some(event),
+            ts,
+            seq,
+            refs: 0,
+            pinned: true,
+        };
+        match self.free_events.pop() {
+            Some(i) => {
+                self.events[i as usize] = slot;
+                EventRef(i)
+            }
+            None => {
+                self.events.push(slot);
+                EventRef((self.events.len() - 1) as u32)
+            }
+        }
+    }
+
+    /// Unpins an event after every pattern saw it: it is dropped now unless a
+    /// run took it (then it goes when the last such run does).
+    pub fn release_if_unused(&mut self, ev: EventRef) {
+        if let Some(slot) = self.events.get_mut(ev.0 as usize) {
+            if slot.value.is_some() {
+                slot.pinned = false;
+                self.drop_event_if_free(ev);
+            }
+        }
+    }
+
+    /// The event. Panics if `ev` was already released (a caller bug: the
+    /// engine must not use a reference after `release_if_unused`).
+    pub fn get(&self, ev: EventRef) -> &E {
+        self.events[ev.0 as usize]
+            .value
+            .as_ref()
+            .expect("EventRef used after the event was released")
+    }
+
+    /// The event's time.
+    pub fn timestamp(&self, ev: EventRef) -> Timestamp {
+        self.events[ev.0 as usize].ts
+    }
+
+    /// The event's arrival sequence number (ties of equal times).
+    pub fn sequence(&self, ev: EventRef) -> u64 {
+        self.events[ev.0 as usize].seq
+    }
+
+    /// Number of stored events (pinned or taken by some run).
+    pub fn live_events(&self) -> usize {
+        self.live_events
+    }
+
+    /// Number of partial-match nodes held by runs.
+    pub fn live_nodes(&self) -> usize {
+        self.live_nodes
+    }
+
+    /// Records that a run took `ev` into `stage` after the run's node
+    /// `prev`. The new node starts with no reference: the caller retains it
+    /// for every run that points at it.
+    pub(crate) fn put(&mut self, stage: StageId, ev: EventRef, prev: NodeRef) -> NodeRef {
+        if prev.is_some() {
+            self.nodes[prev.0 as usize].refs += 1;
+        }
+        self.events[ev.0 as usize].refs += 1;
+        self.live_nodes += 1;
+        let node = Node {
+            event: ev,
+            stage,
+            prev,
+            refs: 0,
+        };
+        match self.free_nodes.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                NodeRef(i)
+            }
+            None => {
+                self.nodes.push(node);
+                NodeRef((self.nodes.len() - 1) as u32)
+            }
+        }
+    }
+
+    /// One more run points at `node`.
+    pub(crate) fn retain(&mut self, node: NodeRef) {
+        if node.is_some() {
+            self.nodes[node.0 as usize].refs += 1;
+        }
+    }
+
+    /// A run pointing at `node` is gone: frees the chain as far as nothing
+    /// else holds it (a loop, not recursion).
+    pub(crate) fn release(&mut self, node: NodeRef) {
+        let mut at = node;
+        while at.is_some() {
+            let n = &mut self.nodes[at.0 as usize];
+            n.refs = n.refs.saturating_sub(1);
+            if n.refs > 0 {
+                return;
+            }
+            let Node { event, prev, .. } = *n;
+            self.free_nodes.push(at.0);
+            self.live_nodes -= 1;
+            let slot = &mut self.events[event.0 as usize];
+            slot.refs = slot.refs.saturating_sub(1);
+            self.drop_event_if_free(event);
+            at = prev;
+        }
+    }
+
+    fn drop_event_if_free(&mut self, ev: EventRef) {
+        let slot = &mut self.events[ev.0 as usize];
+        if slot.refs == 0 && !slot.pinned && slot.value.is_some() {
+            slot.value = None;
+            self.free_events.push(ev.0);
+            self.live_events -= 1;
+        }
+    }
+
+    /// The node's event, stage and predecessor.
+    pub(crate) fn node(&self, node: NodeRef) -> (EventRef, StageId, NodeRef) {
+        let n = &self.nodes[node.0 as usize];
+        (n.event, n.stage, n.prev)
+    }
+
+    /// Calls `f` for each `(stage, event)` of the chain ending at `node`,
+    /// newest first.
+    pub(crate) fn walk_back(&self, node: NodeRef, mut f: impl FnMut(StageId, EventRef)) {
+        let mut at = node;
+        while at.is_some() {
+            let (ev, stage, prev) = self.node(at);
+            f(stage, ev);
+            at = prev;
+        }
+    }
+
+    /// The `(stage, event)` pairs of the chain ending at `node`, in the order
+    /// they were taken.
+    pub(crate) fn chain(&self, node: NodeRef) -> Vec<(StageId, EventRef)> {
+        let mut out = Vec::new();
+        self.walk_back(node, |s, e| out.push((s, e)));
+        out.reverse();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_and_nodes_return_to_zero() {
+        let mut buf = SharedBuffer::new();
+        let a = buf.insert(1, "a");
+        let b = buf.insert(2, "b");
+        let n1 = buf.put(StageId(0), a, NodeRef::NONE);
+        buf.retain(n1);
+        let n2 = buf.put(StageId(1), b, n1);
+        buf.retain(n2);
+        let n3 = buf.put(StageId(1), b, n1);
+        buf.retain(n3);
+        buf.release_if_unused(a);
+        buf.release_if_unused(b);
+        assert_eq!((buf.live_events(), buf.live_nodes()), (2, 3));
+        assert_eq!(buf.chain(n2), vec![(StageId(0), a), (StageId(1), b)]);
+        buf.release(n1);
+        buf.release(n2);
+        assert_eq!((buf.live_events(), buf.live_nodes()), (2, 2));
+        buf.release(n3);
+        assert_eq!((buf.live_events(), buf.live_nodes()), (0, 0));
+        let c = buf.insert(3, "c");
+        assert_eq!(*buf.get(c), "c");
+        assert_eq!(buf.sequence(c), 2);
+    }
+}

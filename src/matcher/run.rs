@@ -1,0 +1,126 @@
+//! Runs (Flink's computation states) and the partition that holds them.
+
+use super::buffer::{NodeRef, SharedBuffer};
+use super::heap::{JavaHeap, Keyed};
+use crate::event::Timestamp;
+use crate::expr::Accumulators;
+use crate::nfa::{Nfa, StateId};
+
+/// One partial match: where it is in the automaton, its last taken event
+/// (a node of the shared buffer), and its times. Flink's `ComputationState`
+/// without the Dewey version (see the buffer module).
+#[derive(Clone, Debug)]
+pub(crate) struct Run {
+    /// The state the run waits in.
+    pub state: StateId,
+    /// The run's last node; `NONE` for the start run.
+    pub node: NodeRef,
+    /// Time of the first taken event.
+    pub start_ts: Timestamp,
+    /// Time of the last taken event.
+    pub prev_ts: Timestamp,
+    /// Arrival sequence of the first taken event; `u64::MAX` for the start
+    /// run (which sorts last, as in Flink).
+    pub start_seq: u64,
+    /// Running values of the stage references of the pattern's conditions.
+    pub accumulators: Accumulators,
+}
+
+impl Run {
+    /// The run waiting in the start state, having taken nothing.
+    pub fn start(state: StateId, accumulators: Accumulators) -> Run {
+        Run {
+            state,
+            node: NodeRef::NONE,
+            start_ts: Timestamp::MAX,
+            prev_ts: Timestamp::MAX,
+            start_seq: u64::MAX,
+            accumulators,
+        }
+    }
+
+    /// Is this the start run (no start event)?
+    pub fn is_start(&self) -> bool {
+        self.start_seq == u64::MAX
+    }
+}
+
+impl Keyed for Run {
+    fn key(&self) -> (i64, u64) {
+        (self.start_ts, self.start_seq)
+    }
+}
+
+/// The matching state of one partition (key) for one pattern: its live runs
+/// and the complete matches held back by a skip strategy. Cheap when idle
+/// (one start run); [`is_empty`](Self::is_empty) says when it can be dropped.
+#[derive(Clone, Debug, Default)]
+pub struct Partition {
+    pub(crate) runs: JavaHeap<Run>,
+    pub(crate) completed: JavaHeap<Run>,
+    deadline: Option<Timestamp>,
+}
+
+impl Partition {
+    /// A fresh partition.
+    pub fn new() -> Partition {
+        Partition::default()
+    }
+
+    /// Does the partition hold nothing but the start run (so that dropping
+    /// it loses nothing)?
+    pub fn is_empty(&self) -> bool {
+        self.completed.is_empty() && self.runs.iter().all(Run::is_start)
+    }
+
+    /// Number of partial matches (runs that took at least one event).
+    pub fn live_runs(&self) -> usize {
+        self.runs.iter().filter(|r| !r.is_start()).count()
+    }
+
+    /// Number of complete matches held back by the skip strategy.
+    pub fn held_matches(&self) -> usize {
+        self.completed.len()
+    }
+
+    /// The earliest time at which `advance_time` would expire or complete a
+    /// run: the pattern window (`start + within`), an element window
+    /// (`previous + within` for a run waiting in such a state), a pending
+    /// `not followed by`. `None` when nothing waits for time.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadline
+    }
+
+    /// Recomputes [`next_deadline`](Self::next_deadline) after the runs
+    /// changed.
+    pub(crate) fn refresh_deadline<E>(&mut self, nfa: &Nfa<E>) {
+        let mut best: Option<Timestamp> = None;
+        for run in self.runs.iter().filter(|r| !r.is_start()) {
+            if let Some(w) = nfa.window {
+                let t = run.start_ts.saturating_add(w);
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+            if let Some(w) = nfa.state(run.state).window {
+                let t = run.prev_ts.saturating_add(w);
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        }
+        self.deadline = best;
+    }
+
+    /// Makes sure the start run exists (a new or cleared partition).
+    pub(crate) fn ensure_started<E>(&mut self, nfa: &Nfa<E>) {
+        if self.runs.is_empty() {
+            self.runs
+                .offer(Run::start(nfa.start, nfa.layout.new_accumulators()));
+        }
+    }
+
+    /// Drops every run and held match, releasing their buffer nodes.
+    pub(crate) fn clear<E>(&mut self, buf: &mut SharedBuffer<E>) {
+        for run in self.runs.drain().chain(self.completed.drain()) {
+            buf.release(run.node);
+        }
+        self.deadline = None;
+    }
+}

@@ -1,0 +1,180 @@
+//! Matches as views into the shared buffer, and their owned form.
+
+use std::sync::Arc;
+
+use super::buffer::{EventRef, NodeRef, SharedBuffer};
+use crate::event::Timestamp;
+use crate::nfa::Nfa;
+use crate::pattern::{Pattern, StageEvents, StageId};
+use crate::value::Value;
+
+/// A complete match or a timed-out partial match, borrowing the buffer its
+/// events live in. Valid during the [`MatchSink`](super::MatchSink) call.
+pub struct MatchView<'a, E> {
+    nfa: &'a Nfa<E>,
+    buf: &'a SharedBuffer<E>,
+    node: NodeRef,
+}
+
+impl<'a, E> MatchView<'a, E> {
+    pub(crate) fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, node: NodeRef) -> Self {
+        MatchView { nfa, buf, node }
+    }
+
+    /// The pattern that matched.
+    pub fn pattern(&self) -> &'a Pattern {
+        &self.nfa.pattern
+    }
+
+    /// The buffer the events live in.
+    pub fn buffer(&self) -> &'a SharedBuffer<E> {
+        self.buf
+    }
+
+    /// An event of this match.
+    pub fn get(&self, ev: EventRef) -> &'a E {
+        self.buf.get(ev)
+    }
+
+    /// `(stage, event)` pairs in the order the events were taken.
+    pub fn events(&self) -> Vec<(StageId, EventRef)> {
+        self.buf.chain(self.node)
+    }
+
+    /// Time of the earliest event.
+    pub fn start(&self) -> Timestamp {
+        let mut t = Timestamp::MAX;
+        self.buf
+            .walk_back(self.node, |_, ev| t = t.min(self.buf.timestamp(ev)));
+        t
+    }
+
+    /// Time of the latest event.
+    pub fn end(&self) -> Timestamp {
+        let mut t = Timestamp::MIN;
+        self.buf
+            .walk_back(self.node, |_, ev| t = t.max(self.buf.timestamp(ev)));
+        t
+    }
+
+    /// Each stage that took events, in pattern order, with its events in
+    /// the order they were taken.
+    pub fn stage_events(&self) -> Vec<(StageId, Vec<EventRef>)> {
+        let mut events = self.events();
+        events.sort_by_key(|(stage, _)| *stage);
+        let mut out: Vec<(StageId, Vec<EventRef>)> = Vec::new();
+        for (stage, ev) in events {
+            match out.last_mut() {
+                Some((s, list)) if *s == stage => list.push(ev),
+                _ => out.push((stage, vec![ev])),
+            }
+        }
+        out
+    }
+
+    /// Like [`stage_events`](Self::stage_events), with stage names and
+    /// event references resolved.
+    pub fn stages(&self) -> Vec<(&'a str, Vec<&'a E>)> {
+        let pattern = &self.nfa.pattern;
+        self.stage_events()
+            .into_iter()
+            .map(|(stage, evs)| {
+                let name = pattern
+                    .stages
+                    .get(stage.index())
+                    .map_or("", |s| s.name.as_str());
+                (name, evs.into_iter().map(|e| self.buf.get(e)).collect())
+            })
+            .collect()
+    }
+
+    /// Does the pattern have a `select` section?
+    pub fn has_select(&self) -> bool {
+        !self.nfa.select.is_empty()
+    }
+
+    /// The `select` values of this match, in `select` order.
+    pub fn select(&self) -> Vec<(Arc<str>, Value)>
+    where
+        E: crate::event::Event,
+    {
+        let events = self.events();
+        self.nfa
+            .select
+            .eval(events.iter().map(|(s, e)| (*s, self.buf.get(*e))))
+    }
+
+    /// An owned copy of the match (events cloned).
+    pub fn to_owned(&self) -> OwnedMatch<E>
+    where
+        E: Clone + crate::event::Event,
+    {
+        OwnedMatch {
+            pattern: self.nfa.pattern.name.clone(),
+            start: self.start(),
+            end: self.end(),
+            stages: self
+                .stages()
+                .into_iter()
+                .map(|(n, evs)| (n.to_string(), evs.into_iter().cloned().collect()))
+                .collect(),
+            select: self.select(),
+        }
+    }
+}
+
+/// A match that owns its events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedMatch<E> {
+    /// The pattern's name.
+    pub pattern: String,
+    /// Time of the earliest event.
+    pub start: Timestamp,
+    /// Time of the latest event.
+    pub end: Timestamp,
+    /// Stages that took events, in pattern order, events in taken order.
+    pub stages: Vec<(String, Vec<E>)>,
+    /// `select` values (empty without a `select` section).
+    pub select: Vec<(Arc<str>, Value)>,
+}
+
+impl<E> OwnedMatch<E> {
+    /// The events of a stage (empty if it took none).
+    pub fn stage(&self, name: &str) -> &[E] {
+        self.stages
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[], |(_, evs)| evs.as_slice())
+    }
+}
+
+/// What a native iterative condition sees of its run: the events the run
+/// took before the candidate.
+pub(crate) struct RunEvents<'a, E> {
+    nfa: &'a Nfa<E>,
+    buf: &'a SharedBuffer<E>,
+    node: NodeRef,
+}
+
+impl<'a, E> RunEvents<'a, E> {
+    pub fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, node: NodeRef) -> Self {
+        RunEvents { nfa, buf, node }
+    }
+}
+
+impl<E> StageEvents<E> for RunEvents<'_, E> {
+    fn for_each(&self, stage: &str, f: &mut dyn FnMut(&E)) {
+        let Some(id) = self.nfa.pattern.stage_id(stage) else {
+            return;
+        };
+        let mut events: smallvec::SmallVec<[EventRef; 8]> = smallvec::SmallVec::new();
+        self.buf.walk_back(self.node, |s, ev| {
+            if s == id {
+                events.push(ev);
+            }
+        });
+        for ev in events.into_iter().rev() {
+            f(self.buf.get(ev));
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Transition conditions: small boolean combinations of *condition slots*.
+//!
+//! Every stage condition and every `until` condition of a pattern is compiled
+//! once into a [`Slot`]. Transitions carry a [`CondId`] into a flat arena of
+//! [`CondNode`]s built from slots with `And`, `Not`, `True` and `False`, the
+//! same shapes Flink's compiler builds (`RichAndCondition`,
+//! `RichNotCondition`, `BooleanConditions.trueFunction()`).
+//!
+//! Slots that do not read the partial match give the same answer for every
+//! run, so their value is cached per event in a caller-owned byte slice
+//! (`0` unknown, `1` false, `2` true), reset before each event.
+
+use std::fmt::Write as _;
+
+use crate::expr::{Accumulators, CompiledExpr};
+use crate::pattern::{NativeFn, StageEvents};
+
+/// Index of a condition node in an [`Nfa`](super::Nfa)'s arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CondId(pub(crate) u32);
+
+/// Deepest nesting of condition nodes the compiler builds (a guard: the
+/// compiler's own shapes stay far below it).
+pub(crate) const MAX_COND_DEPTH: u32 = 64;
+
+/// One node of a transition condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CondNode {
+    /// Always holds.
+    True,
+    /// Never holds.
+    False,
+    /// The value of a condition slot.
+    Slot(u32),
+    /// Negation.
+    Not(CondId),
+    /// Conjunction (short-circuit, left first).
+    And(CondId, CondId),
+}
+
+/// A compiled stage or `until` condition.
+pub(crate) enum SlotKind<E> {
+    /// A closure from the builder API.
+    Native(NativeFn<E>),
+    /// An expression of the language.
+    Expr(CompiledExpr),
+}
+
+/// A compiled stage or `until` condition and whether it reads the run.
+pub(crate) struct Slot<E> {
+    /// How to evaluate it.
+    pub kind: SlotKind<E>,
+    /// Does it read the partial match (must be evaluated per run)?
+    pub per_run: bool,
+    /// Shown by `explain`: the stage name, or `until(stage)`.
+    pub label: String,
+}
+
+/// What a condition sees of the run it is evaluated for.
+pub(crate) struct EvalCtx<'a, E> {
+    /// The candidate event.
+    pub event: &'a E,
+    /// The run's accumulators (stage references of expressions).
+    pub accumulators: &'a Accumulators,
+    /// The run's accepted events (native iterative conditions).
+    pub stages: &'a dyn StageEvents<E>,
+}
+
+/// The condition arena of one automaton.
+pub(crate) struct Conditions<E> {
+    pub nodes: Vec<CondNode>,
+    depth: Vec<u32>,
+    pub slots: Vec<Slot<E>>,
+}
+
+impl<E> Default for Conditions<E> {
+    fn default() -> Self {
+        Conditions {
+            nodes: Vec::new(),
+            depth: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl<E> Conditions<E> {
+    /// Adds a node (simplifying constant cases), or `None` when it would nest
+    /// deeper than [`MAX_COND_DEPTH`].
+    pub fn add(&mut self, node: CondNode) -> Option<CondId> {
+        let node = self.simplify(node);
+        if let Some(i) = self.nodes.iter().position(|n| *n == node) {
+            return Some(CondId(i as u32));
+        }
+        let depth = match node {
+            CondNode::True | CondNode::False | CondNode::Slot(_) => 1,
+            CondNode::Not(a) => self.depth[a.0 as usize] + 1,
+            CondNode::And(a, b) => self.depth[a.0 as usize].max(self.depth[b.0 as usize]) + 1,
+        };
+        if depth > MAX_COND_DEPTH {
+            return None;
+        }
+        self.nodes.push(node);
+        self.depth.push(depth);
+        Some(CondId((self.nodes.len() - 1) as u32))
+    }
+
+    fn simplify(&self, node: CondNode) -> CondNode {
+        let get = |c: CondId| self.nodes[c.0 as usize];
+        match node {
+            CondNode::Not(a) => match get(a) {
+                CondNode::True => CondNode::False,
+                CondNode::False => CondNode::True,
+                CondNode::Not(inner) => get(inner),
+                _ => node,
+            },
+            CondNode::And(a, b) => match (get(a), get(b)) {
+                (CondNode::True, _) => get(b),
+                (_, CondNode::True) => get(a),
+                (CondNode::False, _) | (_, CondNode::False) => CondNode::False,
+                _ => node,
+            },
+            _ => node,
+        }
+    }
+
+    /// Evaluates a condition for one run; `cache` holds per-event values of
+    /// slots that do not read the run (one byte per slot).
+    pub fn eval(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    where
+        E: crate::event::Event,
+    {
+        match self.nodes[id.0 as usize] {
+            CondNode::True => true,
+            CondNode::False => false,
+            CondNode::Slot(s) => self.eval_slot(s as usize, ctx, cache),
+            CondNode::Not(a) => !self.eval(a, ctx, cache),
+            CondNode::And(a, b) => self.eval(a, ctx, cache) && self.eval(b, ctx, cache),
+        }
+    }
+
+    fn eval_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    where
+        E: crate::event::Event,
+    {
+        let slot = &self.slots[s];
+        if !slot.per_run {
+            match cache.get(s) {
+                Some(1) => return false,
+                Some(2) => return true,
+                _ => {}
+            }
+        }
+        let value = match &slot.kind {
+            SlotKind::Native(f) => f(ctx.event, ctx.stages),
+            SlotKind::Expr(e) => e.matches(ctx.event, ctx.accumulators),
+        };
+        if !slot.per_run {
+            if let Some(c) = cache.get_mut(s) {
+                *c = if value { 2 } else { 1 };
+            }
+        }
+        value
+    }
+
+    /// Writes a condition as text (`a`, `!a`, `a & !until(b)`, `true`).
+    pub fn describe(&self, id: CondId) -> String {
+        let mut out = String::new();
+        self.describe_into(id, &mut out);
+        out
+    }
+
+    fn describe_into(&self, id: CondId, out: &mut String) {
+        match self.nodes[id.0 as usize] {
+            CondNode::True => out.push_str("true"),
+            CondNode::False => out.push_str("false"),
+            CondNode::Slot(s) => out.push_str(&self.slots[s as usize].label),
+            CondNode::Not(a) => {
+                out.push('!');
+                let nested = matches!(self.nodes[a.0 as usize], CondNode::And(..));
+                if nested {
+                    out.push('(');
+                }
+                self.describe_into(a, out);
+                if nested {
+                    out.push(')');
+                }
+            }
+            CondNode::And(a, b) => {
+                self.describe_into(a, out);
+                let _ = write!(out, " & ");
+                self.describe_into(b, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Exact state graphs of small patterns, as Flink's compiler builds them.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::event::StaticFields;
+use crate::pattern::{
+    Contiguity, NativeCondition, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,
+};
+
+/// A one-letter test event.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Ch(char);
+
+impl Event for Ch {
+    fn field(&self, _id: crate::event::FieldId) -> std::borrow::Cow<'_, crate::Value> {
+        std::borrow::Cow::Owned(crate::Value::Null)
+    }
+}
+
+fn native(c: char) -> Condition {
+    let f: NativeFn<Ch> = Arc::new(move |e: &Ch, _: &dyn StageEvents<Ch>| e.0 == c);
+    Condition::Native(NativeCondition {
+        closure: Arc::new(f),
+        iterative: false,
+        description: format!("is {c}"),
+    })
+}
+
+fn pattern(names: &[&str], elements: Vec<Element>) -> Pattern {
+    Pattern {
+        name: "p".into(),
+        doc: None,
+        partition_by: vec![],
+        within: Some(10),
+        skip: SkipStrategy::NoSkip,
+        emit_timeouts: false,
+        stages: names
+            .iter()
+            .map(|n| Stage {
+                name: n.to_string(),
+                condition: native(n.chars().next().unwrap_or('?')),
+                span: Default::default(),
+            })
+            .collect(),
+        sequence: Sequence { elements },
+        select: vec![],
+        span: Default::default(),
+    }
+}
+
+fn el(stage: u16, contiguity: Contiguity) -> Element {
+    Element {
+        contiguity,
+        ..Element::stage(StageId(stage))
+    }
+}
+
+/// The explain text without its header line.
+fn graph(p: &Pattern) -> String {
+    let nfa = Nfa::<Ch>::compile(p, &mut StaticFields::new(&[])).unwrap();
+    let text = nfa.explain();
+    text.lines().skip(1).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn strict_pair() {
+    let p = pattern(&["a", "b"], vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Strict)]);
+    assert_eq!(
+        graph(&p),
+        "state 0 $endState$ (final)
+state 1 b (normal)
+  b --take[b]--> $endState$
+state 2 a (start)
+  a --take[a]--> b"
+    );
+}
+
+#[test]
+fn one_or_more_after_relaxed() {
+    let mut b = el(1, Contiguity::Relaxed);
+    b.quantifier = Quantifier::AtLeast(1);
+    let p = pattern(&["a", "b"], vec![el(0, Contiguity::Relaxed), b]);
+    assert_eq!(
+        graph(&p),
+        "state 0 $endState$ (final)
+state 1 b (normal)
+  b --proceed[true]--> $endState$
+  b --take[b]--> b
+  b --ignore[!b]--> b:0
+state 2 b:0 (normal)
+  b:0 --take[b]--> b
+  b:0 --ignore[!b]--> b:0
+state 3 b:1 (normal)
+  b:1 --take[b]--> b
+  b:1 --ignore[!b]--> b:1
+state 4 a (start)
+  a --take[a]--> b:1"
+    );
+}
+
+#[test]
+fn optional_middle_stage() {
+    let mut b = el(1, Contiguity::Relaxed);
+    b.optional = true;
+    let p = pattern(
+        &["a", "b", "c"],
+        vec![el(0, Contiguity::Relaxed), b, el(2, Contiguity::Strict)],
+    );
+    assert_eq!(
+        graph(&p),
+        "state 0 $endState$ (final)
+state 1 c (normal)
+  c --take[c]--> $endState$
+state 2 b (normal)
+  b --take[b]--> c
+  b --proceed[true]--> c
+  b --ignore[!b]--> b:0
+state 3 b:0 (normal)
+  b:0 --take[b]--> c
+  b:0 --ignore[!b]--> b:0
+state 4 a (start)
+  a --take[a]--> b"
+    );
+}
+
+#[test]
+fn not_followed_by_between_and_not_next_at_end() {
+    let p = pattern(
+        &["a", "n", "c"],
+        vec![
+            el(0, Contiguity::Relaxed),
+            el(1, Contiguity::NotFollowedBy),
+            el(2, Contiguity::Relaxed),
+        ],
+    );
+    assert_eq!(
+        graph(&p),
+        "state 0 $endState$ (final)
+state 1 c (normal)
+  c --take[c]--> $endState$
+  c --ignore[!c]--> c
+  c --proceed[n]--> n
+state 2 n (stop)
+  n --take[n]--> n
+state 3 a (start)
+  a --take[a]--> c"
+    );
+    let p = pattern(
+        &["a", "n"],
+        vec![el(0, Contiguity::Relaxed), el(1, Contiguity::NotNext)],
+    );
+    assert_eq!(
+        graph(&p),
+        "state 0 $endState$ (final)
+state 1 n (normal)
+  n --ignore[!n]--> $endState$
+  n --proceed[n]--> n:0
+state 2 n:0 (stop)
+  n:0 --take[n]--> n:0
+state 3 a (start)
+  a --take[a]--> n"
+    );
+}
+
+#[test]
+fn not_followed_by_at_the_end_is_pending() {
+    let p = pattern(
+        &["a", "n"],
+        vec![el(0, Contiguity::Relaxed), el(1, Contiguity::NotFollowedBy)],
+    );
+    let text = graph(&p);
+    assert!(text.contains("n (pending)"), "{text}");
+    let mut no_window = p.clone();
+    no_window.within = None;
+    assert!(Nfa::<Ch>::compile(&no_window, &mut StaticFields::new(&[])).is_err());
+}
+
+#[test]
+fn closure_for_another_event_type_is_an_error() {
+    let p = pattern(&["a"], vec![el(0, Contiguity::Relaxed)]);
+    let err = Nfa::<crate::Record>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    assert!(err.message.contains("another event type"), "{err}");
+}
+
+#[test]
+fn dot_output_names_every_state() {
+    let p = pattern(&["a", "b"], vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Strict)]);
+    let nfa = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap();
+    let dot = nfa.to_dot();
+    assert!(dot.starts_with("digraph \"p\" {"));
+    assert!(dot.contains("s2 -> s1 [label=\"take a\", style=solid];"));
+}
