@@ -8,7 +8,10 @@ use cepheid::pattern::{SkipStrategy, StageId};
 use matcher_support::*;
 
 fn ab(b: cepheid::pattern::Element) -> cepheid::pattern::Pattern {
-    pattern(vec![("a", letters("a")), ("b", letters("b"))], vec![el(0), b])
+    pattern(
+        vec![("a", letters("a")), ("b", letters("b"))],
+        vec![el(0), b],
+    )
 }
 
 #[test]
@@ -23,7 +26,11 @@ fn next_followed_by_and_followed_by_any() {
 
 fn abc_loop(b: cepheid::pattern::Element) -> cepheid::pattern::Pattern {
     pattern(
-        vec![("a", letters("a")), ("b", letters("b")), ("c", letters("c"))],
+        vec![
+            ("a", letters("a")),
+            ("b", letters("b")),
+            ("c", letters("c")),
+        ],
         vec![el(0), b, el(2)],
     )
 }
@@ -46,7 +53,10 @@ fn inner_contiguity_of_a_loop() {
     let mut combinations = relaxed.clone();
     combinations.push("a:a|b:b1 b3|c:c");
     assert_eq!(
-        sorted(run(&abc_loop(el(1).any().plus().combinations()), LOOP_INPUT)),
+        sorted(run(
+            &abc_loop(el(1).any().plus().combinations()),
+            LOOP_INPUT
+        )),
         expect(&combinations)
     );
 }
@@ -131,7 +141,11 @@ fn consecutive_javadoc_example() {
     // C D A1 A2 A3 D A4 B, pattern C followedBy A+ followedBy B
     let p = |a: cepheid::pattern::Element| {
         pattern(
-            vec![("c", letters("c")), ("a", letters("a")), ("b", letters("b"))],
+            vec![
+                ("c", letters("c")),
+                ("a", letters("a")),
+                ("b", letters("b")),
+            ],
             vec![el(0), a, el(2)],
         )
     };
@@ -144,7 +158,10 @@ fn consecutive_javadoc_example() {
     );
     let mut relaxed = consecutive.to_vec();
     relaxed.push("a:a1 a2 a3 a4|b:b|c:c");
-    assert_eq!(render_sorted(run(&p(el(1).plus()), input)), expect(&relaxed));
+    assert_eq!(
+        render_sorted(run(&p(el(1).plus()), input)),
+        expect(&relaxed)
+    );
     assert_eq!(run(&p(el(1).plus().combinations()), input).len(), 8);
 }
 

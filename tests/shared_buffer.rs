@@ -10,7 +10,11 @@ use matcher_support::*;
 
 fn loop_pattern(within: Option<i64>) -> cepheid::pattern::Pattern {
     let mut p = pattern(
-        vec![("a", letters("a")), ("b", letters("b")), ("c", letters("c"))],
+        vec![
+            ("a", letters("a")),
+            ("b", letters("b")),
+            ("c", letters("c")),
+        ],
         vec![el(0), el(1).any().plus(), el(2).any()],
     );
     p.within = within;
@@ -42,7 +46,11 @@ fn forked_runs_share_events_and_memory_returns_to_zero() {
         buf.release_if_unused(ev);
         sink.outputs.clear();
         // every event is stored at most once, and only while a run holds it
-        assert!(buf.live_events() <= 40, "{} events at {i}", buf.live_events());
+        assert!(
+            buf.live_events() <= 40,
+            "{} events at {i}",
+            buf.live_events()
+        );
         // one node per take: never a copy of a run's prefix per run
         assert!(buf.live_nodes() <= part.live_runs() + buf.live_events() * 40);
         max_runs = max_runs.max(part.live_runs());

@@ -93,7 +93,15 @@ impl<E: Event> Nfa<E> {
                 buf.release(m.node);
             }
         } else {
-            process_matches_by_skip(self, part, &mut potential, &mut next, buf, &mut scratch, out);
+            process_matches_by_skip(
+                self,
+                part,
+                &mut potential,
+                &mut next,
+                buf,
+                &mut scratch,
+                out,
+            );
         }
         scratch.give_vec(potential.into_vec());
         part.runs = next;
@@ -112,7 +120,7 @@ impl<E: Event> Nfa<E> {
         t: Timestamp,
         out: &mut dyn MatchSink<E>,
     ) {
-        if part.next_deadline().is_none_or_after(t) && part.completed.is_empty() {
+        if !part.next_deadline().is_some_and(|d| d <= t) && part.completed.is_empty() {
             return;
         }
         part.ensure_started(self);
@@ -144,7 +152,15 @@ impl<E: Event> Nfa<E> {
             }
         }
         scratch.give_vec(old);
-        process_matches_by_skip(self, part, &mut potential, &mut next, buf, &mut scratch, out);
+        process_matches_by_skip(
+            self,
+            part,
+            &mut potential,
+            &mut next,
+            buf,
+            &mut scratch,
+            out,
+        );
         for (run, expired_at) in &scratch.timeouts {
             out.on_timeout(&MatchView::new(self, buf, run.node), *expired_at);
         }
@@ -232,7 +248,13 @@ impl<E: Event> Nfa<E> {
     /// Flink's `createDecisionGraph`: a depth-first walk over the PROCEED
     /// edges that hold for this event, collecting the TAKE and IGNORE edges
     /// that hold (in Flink's stack order).
-    fn create_decision_graph(&self, run: &Run, ev: EventRef, buf: &SharedBuffer<E>, scratch: &mut Scratch) {
+    fn create_decision_graph(
+        &self,
+        run: &Run,
+        ev: EventRef,
+        buf: &SharedBuffer<E>,
+        scratch: &mut Scratch,
+    ) {
         scratch.edges.clear();
         scratch.stack.clear();
         let view = RunEvents::new(self, buf, run.node);
@@ -297,18 +319,5 @@ impl<E: Event> Nfa<E> {
             }
         }
         None
-    }
-}
-
-trait DeadlineExt {
-    fn is_none_or_after(self, t: Timestamp) -> bool;
-}
-
-impl DeadlineExt for Option<Timestamp> {
-    fn is_none_or_after(self, t: Timestamp) -> bool {
-        match self {
-            None => true,
-            Some(d) => d > t,
-        }
     }
 }

@@ -35,10 +35,7 @@ pub(crate) fn process_matches_by_skip<E: Event>(
     for m in potential.drain() {
         part.completed.offer(m);
     }
-    loop {
-        let Some(earliest) = part.completed.peek() else {
-            break;
-        };
+    while let Some(earliest) = part.completed.peek() {
         if partial.peek().is_some_and(|p| earliest.key() > p.key()) {
             break;
         }
@@ -46,9 +43,8 @@ pub(crate) fn process_matches_by_skip<E: Event>(
             break;
         };
         if let Some((pruning, inclusive)) = pruning_event(nfa, buf, &m) {
-            let prune = |r: &Run| {
-                !r.is_start() && (r.key() < pruning || (inclusive && r.key() == pruning))
-            };
+            let prune =
+                |r: &Run| !r.is_start() && (r.key() < pruning || (inclusive && r.key() == pruning));
             partial.remove_where(prune, &mut scratch.removed);
             part.completed.remove_where(prune, &mut scratch.removed);
             for r in scratch.removed.drain(..) {

@@ -277,7 +277,10 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     }
 
     fn is_group_first_of_loop(&self, group: Cursor<'p>) -> bool {
-        self.first_of_loop.get(&group.key()).copied().unwrap_or(true)
+        self.first_of_loop
+            .get(&group.key())
+            .copied()
+            .unwrap_or(true)
     }
 
     fn set_first_of_loop(&mut self, value: bool) {
@@ -450,12 +453,15 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let inner = self.inner_ignore_cond(at)?;
         let inner_ignore = self.extend_with_until(inner, until, false)?;
         let raw_take = self.take_cond(at)?;
-        let take = self.extend_with_until(Some(raw_take), until, true)?.unwrap_or(raw_take);
+        let take = self
+            .extend_with_until(Some(raw_take), until, true)?
+            .unwrap_or(raw_take);
         if at.elem().greedy && from != to {
             self.update_with_greedy_condition(sink, take)?;
         }
         for _ in from..to {
-            last_sink = self.create_singleton_state(last_sink, Some(proceed), take, inner_ignore, true)?;
+            last_sink =
+                self.create_singleton_state(last_sink, Some(proceed), take, inner_ignore, true)?;
             self.add_stop_state_to_looping(last_sink)?;
         }
         for _ in 1..from {
@@ -523,7 +529,9 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let inner = self.inner_ignore_cond(at)?;
         let ignore = self.extend_with_until(inner, until, false)?;
         let raw_take = self.take_cond(at)?;
-        let take = self.extend_with_until(Some(raw_take), until, true)?.unwrap_or(raw_take);
+        let take = self
+            .extend_with_until(Some(raw_take), until, true)?
+            .unwrap_or(raw_take);
         let looping = self.create_state(StateKind::Normal, true);
         if at.elem().greedy {
             if let Some(until) = until {
@@ -547,7 +555,10 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         Ok(looping)
     }
 
-    fn enter_group(&mut self, elements: &'p [Element]) -> Res<(Cursor<'p>, Option<Cursor<'p>>, Option<Cursor<'p>>)> {
+    fn enter_group(
+        &mut self,
+        elements: &'p [Element],
+    ) -> Res<(Cursor<'p>, Option<Cursor<'p>>, Option<Cursor<'p>>)> {
         if self.group_depth >= MAX_GROUP_DEPTH {
             return Err(CompileError::new(format!(
                 "groups nest deeper than {MAX_GROUP_DEPTH} levels"
@@ -643,7 +654,11 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
 
     /// The `not followed by` elements that end the group at `at` (and the
     /// groups nested at its end).
-    fn trailing_group_nots(&mut self, at: Cursor<'p>, nots: &mut Vec<(CondId, StageId)>) -> Res<()> {
+    fn trailing_group_nots(
+        &mut self,
+        at: Cursor<'p>,
+        nots: &mut Vec<(CondId, StageId)>,
+    ) -> Res<()> {
         let mut group = at.group();
         let mut depth = 0;
         while let Some(elements) = group.take() {
@@ -701,9 +716,16 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         self.copy_without(sink, &nots, 0)
     }
 
-    fn copy_without(&mut self, sink: StateId, nots: &[(CondId, StageId)], depth: usize) -> Res<StateId> {
+    fn copy_without(
+        &mut self,
+        sink: StateId,
+        nots: &[(CondId, StageId)],
+        depth: usize,
+    ) -> Res<StateId> {
         if depth > self.states.len() {
-            return Err(CompileError::new("the pattern's proceed edges form a cycle"));
+            return Err(CompileError::new(
+                "the pattern's proceed edges form a cycle",
+            ));
         }
         let (base, stage, kind) = {
             let s = self.state(sink);

@@ -33,7 +33,12 @@ impl<E> Nfa<E> {
     /// `source --take[condition]--> target`.
     pub fn explain(&self) -> String {
         let mut out = String::new();
-        let _ = write!(out, "pattern {}: {} states", self.pattern.name, self.states.len());
+        let _ = write!(
+            out,
+            "pattern {}: {} states",
+            self.pattern.name,
+            self.states.len()
+        );
         if let Some(w) = self.window {
             let _ = write!(out, ", within {w}ms");
         }

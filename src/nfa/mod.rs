@@ -176,12 +176,21 @@ impl<E> fmt::Debug for Nfa<E> {
 
 impl<E: Event + 'static> Nfa<E> {
     /// Compiles a pattern: conditions against `fields`, then the states.
-    pub fn compile(pattern: &Pattern, fields: &mut dyn FieldResolver) -> Result<Nfa<E>, CompileError> {
+    pub fn compile(
+        pattern: &Pattern,
+        fields: &mut dyn FieldResolver,
+    ) -> Result<Nfa<E>, CompileError> {
         let mut conds = Conditions::default();
         let mut layout = AccumulatorLayoutBuilder::new();
         let mut stage_conds = Vec::with_capacity(pattern.stages.len());
         for stage in &pattern.stages {
-            let id = compile_condition(&stage.condition, &stage.name, fields, &mut layout, &mut conds)?;
+            let id = compile_condition(
+                &stage.condition,
+                &stage.name,
+                fields,
+                &mut layout,
+                &mut conds,
+            )?;
             stage_conds.push(id);
         }
         let mut until_conds = HashMap::new();
@@ -192,7 +201,8 @@ impl<E: Event + 'static> Nfa<E> {
                 until_conds.insert(elem as *const Element as usize, id);
             }
         }
-        let compiled = compiler::Compiler::new(pattern, &mut conds, &stage_conds, &until_conds)?.compile()?;
+        let compiled =
+            compiler::Compiler::new(pattern, &mut conds, &stage_conds, &until_conds)?.compile()?;
         let select = CompiledSelect::compile(&pattern.select, fields)
             .map_err(|e| CompileError::new(format!("select: {e}")))?;
         Ok(Nfa {
@@ -273,12 +283,15 @@ fn compile_condition<E: 'static>(
             }
         }
         Condition::Native(native) => {
-            let closure = native.closure.downcast_ref::<NativeFn<E>>().ok_or_else(|| {
-                CompileError::new(format!(
-                    "the closure of `{label}` was written for another event type than `{}`",
-                    std::any::type_name::<E>()
-                ))
-            })?;
+            let closure = native
+                .closure
+                .downcast_ref::<NativeFn<E>>()
+                .ok_or_else(|| {
+                    CompileError::new(format!(
+                        "the closure of `{label}` was written for another event type than `{}`",
+                        std::any::type_name::<E>()
+                    ))
+                })?;
             Slot {
                 kind: SlotKind::Native(closure.clone()),
                 per_run: native.iterative,

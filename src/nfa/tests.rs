@@ -65,7 +65,10 @@ fn graph(p: &Pattern) -> String {
 
 #[test]
 fn strict_pair() {
-    let p = pattern(&["a", "b"], vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Strict)]);
+    let p = pattern(
+        &["a", "b"],
+        vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Strict)],
+    );
     assert_eq!(
         graph(&p),
         "state 0 $endState$ (final)
@@ -185,7 +188,10 @@ fn closure_for_another_event_type_is_an_error() {
 
 #[test]
 fn dot_output_names_every_state() {
-    let p = pattern(&["a", "b"], vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Strict)]);
+    let p = pattern(
+        &["a", "b"],
+        vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Strict)],
+    );
     let nfa = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap();
     let dot = nfa.to_dot();
     assert!(dot.starts_with("digraph \"p\" {"));

@@ -9,8 +9,8 @@ use cepheid::event::{Event, FieldId, StaticFields};
 use cepheid::matcher::{Matcher, Output};
 use cepheid::nfa::Nfa;
 use cepheid::pattern::{
-    Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn, Pattern,
-    Quantifier, Sequence, SkipStrategy, Stage, StageEvents, StageId,
+    Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
+    Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents, StageId,
 };
 use cepheid::Value;
 
