@@ -276,6 +276,14 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         self.current_group.filter(|_| at.idx == 0)
     }
 
+    /// Flink's `isHeadOfOptionalGroupPattern`: the head of the first
+    /// iteration of an optional group gets a separate ignore state (without
+    /// the group's proceed edge), like an optional stage.
+    fn is_head_of_optional_group(&self, at: Cursor<'p>) -> bool {
+        self.head_of_group(at)
+            .is_some_and(|g| self.is_group_first_of_loop(g) && g.elem().optional)
+    }
+
     fn is_group_first_of_loop(&self, group: Cursor<'p>) -> bool {
         self.first_of_loop
             .get(&group.key())
@@ -505,7 +513,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             }
         }
         if let Some(ignore) = ignore {
-            let ignore_state = if optional {
+            let ignore_state = if optional || self.is_head_of_optional_group(at) {
                 let state = self.create_state(StateKind::Normal, false);
                 self.add(state, Action::Take, sink, take);
                 self.add(state, Action::Ignore, state, ignore);
