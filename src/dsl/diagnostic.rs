@@ -175,8 +175,9 @@ impl Diagnostic {
             .fold(true)
             .annotation(level.span(src.relative(self.span, &window)));
         for l in &same {
+            // Warning-level annotations carry no "info:" prefix.
             snippet = snippet.annotation(
-                Level::Info
+                Level::Warning
                     .span(src.relative(l.span, &window))
                     .label(&l.message),
             );
@@ -200,7 +201,7 @@ impl Diagnostic {
                     .origin(origin)
                     .fold(true)
                     .annotation(
-                        Level::Info
+                        Level::Warning
                             .span(other.relative(l.span, &window))
                             .label(&l.message),
                     ),

@@ -1,0 +1,80 @@
+//! The shipped rule library in `patterns/` passes `cepheid check` cleanly
+//! (no errors, no warnings), and every rule says what it catches.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn pattern_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("patterns")
+        .expect("patterns folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cep"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_file_passes_check_without_warnings() {
+    let files = pattern_files();
+    assert!(files.len() >= 8, "only {} pattern files", files.len());
+    for f in files {
+        let out = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+            .arg("check")
+            .arg(&f)
+            .output()
+            .expect("run cepheid");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}:\n{stderr}", f.display());
+        assert!(!stderr.contains("warning"), "{}:\n{stderr}", f.display());
+    }
+}
+
+#[test]
+fn the_folder_loads_with_documented_unique_patterns() {
+    let loaded = cepheid::dsl::load_paths(&[PathBuf::from("patterns")]);
+    assert!(loaded.diagnostics.is_empty(), "{}", loaded.render());
+    assert!(loaded.patterns.len() >= 8);
+    for p in &loaded.patterns {
+        let doc = p.doc.as_deref().unwrap_or("");
+        assert!(doc.len() > 40, "pattern {} needs a doc comment", p.name);
+        assert!(!p.partition_by.is_empty(), "pattern {} is not keyed", p.name);
+        assert!(p.within.is_some(), "pattern {} has no window", p.name);
+    }
+}
+
+#[test]
+fn explain_prints_every_pattern() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .args(["explain", "patterns", "--pattern", "price_v_shape"])
+        .output()
+        .expect("run cepheid");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("pattern price_v_shape\n"), "{text}");
+    assert!(text.contains("next falling  [2 or more (looping), consecutive]"), "{text}");
+    assert!(text.contains("rebound = last(rising.price) - last(falling.price)"), "{text}");
+    let dot = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .args(["explain", "patterns/unpaid_orders.cep", "--dot"])
+        .output()
+        .expect("run cepheid");
+    let dot = String::from_utf8_lossy(&dot.stdout);
+    assert!(dot.starts_with("digraph \"unpaid_order\" {"), "{dot}");
+    assert!(dot.contains("[label=\"not followed by\"]"), "{dot}");
+}
+
+#[test]
+fn command_line_exit_statuses() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cepheid"))
+            .args(args)
+            .output()
+            .expect("run cepheid")
+            .status
+            .code()
+    };
+    assert_eq!(run(&["check"]), Some(2));
+    assert_eq!(run(&["check", "no/such/file.cep"]), Some(4));
+    assert_eq!(run(&["explain", "patterns", "--pattern", "nope"]), Some(2));
+    assert_eq!(run(&["check", "tests/errors/duplicate_stage.cep"]), Some(1));
+}
