@@ -38,7 +38,11 @@ fn the_folder_loads_with_documented_unique_patterns() {
     for p in &loaded.patterns {
         let doc = p.doc.as_deref().unwrap_or("");
         assert!(doc.len() > 40, "pattern {} needs a doc comment", p.name);
-        assert!(!p.partition_by.is_empty(), "pattern {} is not keyed", p.name);
+        assert!(
+            !p.partition_by.is_empty(),
+            "pattern {} is not keyed",
+            p.name
+        );
         assert!(p.within.is_some(), "pattern {} has no window", p.name);
     }
 }
@@ -52,8 +56,14 @@ fn explain_prints_every_pattern() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("pattern price_v_shape\n"), "{text}");
-    assert!(text.contains("next falling  [2 or more (looping), consecutive]"), "{text}");
-    assert!(text.contains("rebound = last(rising.price) - last(falling.price)"), "{text}");
+    assert!(
+        text.contains("next falling  [2 or more (looping), consecutive]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rebound = last(rising.price) - last(falling.price)"),
+        "{text}"
+    );
     let dot = Command::new(env!("CARGO_BIN_EXE_cepheid"))
         .args(["explain", "patterns/unpaid_orders.cep", "--dot"])
         .output()

@@ -419,7 +419,7 @@ pub(crate) fn backquoted<'a>(cx: Cx<'a>, i: &'a str) -> PResult<'a, Ident> {
     ))
 }
 
-/// A string literal with its escapes decoded.
+/// A string literal with its escapes decoded; it ends on its line.
 pub(crate) fn string<'a>(cx: Cx<'a>, i: &'a str) -> PResult<'a, String> {
     let _ = cx;
     let start = skip_ws(i);
@@ -428,8 +428,12 @@ pub(crate) fn string<'a>(cx: Cx<'a>, i: &'a str) -> PResult<'a, String> {
     };
     let mut out = String::new();
     loop {
-        let Some(c) = rest.chars().next() else {
-            return fatal(start, 1, "this string is never closed with a `\"`");
+        let Some(c) = rest.chars().next().filter(|c| *c != '\n') else {
+            return fatal(
+                start,
+                1,
+                "this string is never closed with a `\"` on its line (write a line break as `\\n`)",
+            );
         };
         let here = rest;
         rest = &rest[c.len_utf8()..];

@@ -114,6 +114,13 @@ impl Loaded {
                 patterns.push(p);
             }
         }
+        if parsed.patterns.is_empty() && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::warning(
+                DiagnosticKind::Syntax,
+                Span::default(),
+                "this file defines no pattern",
+            ));
+        }
         // In reading order (the sort is stable: same place keeps its order).
         diagnostics.sort_by_key(|d| d.span.start);
         for d in diagnostics {

@@ -16,8 +16,9 @@ use crate::dsl::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::dsl::lower_expr::{closest, ExprCx};
 use crate::event::FieldPath;
 use crate::pattern::{
-    validate, Condition, DurationMs, Element, InnerContiguity, Pattern, Quantifier, SelectItem,
-    Sequence, SkipStrategy, Stage, StageId, MAX_NESTING, MAX_QUANTIFIER_BOUND,
+    validate, Condition, DurationMs, Element, InnerContiguity, Pattern, PatternErrorKind,
+    Quantifier, SelectItem, Sequence, SkipStrategy, Stage, StageId, MAX_NESTING,
+    MAX_QUANTIFIER_BOUND,
 };
 use crate::span::Span;
 
@@ -56,8 +57,20 @@ pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic
             span: e.span,
         })
         .collect();
-    l.diagnostics
-        .extend(validate(&pattern).into_iter().map(Diagnostic::from));
+    let skip_target = p.clauses.iter().find_map(|c| match &c.kind {
+        ClauseKind::Skip(Skip::ToFirst(id) | Skip::ToLast(id)) => Some(id.span),
+        _ => None,
+    });
+    for e in validate(&pattern) {
+        let mut d = Diagnostic::from(e);
+        if let (DiagnosticKind::Pattern(PatternErrorKind::InvalidSkipTarget), Some(span)) =
+            (d.kind, skip_target)
+        {
+            // The IR only knows the pattern; the target's name is more precise.
+            d.span = span;
+        }
+        l.diagnostics.push(d);
+    }
     let ok = !l.diagnostics.iter().any(Diagnostic::is_error);
     (ok.then_some(pattern), l.diagnostics)
 }
@@ -291,12 +304,19 @@ impl Lowerer {
         for m in &e.modifiers {
             let kw = m.kind.keyword();
             if let Some(first) = seen.get(kw) {
-                let what = if kw == "optional" && e.quantifier.is_some_and(|q| q.span == *first) {
-                    "`optional` is already implied by the quantifier, and".to_string()
+                if kw == "optional" && e.quantifier.is_some_and(|q| q.span == *first) {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            DiagnosticKind::Duplicate,
+                            m.span,
+                            "the element is already optional because of its quantifier, \
+                             so `optional` is given twice (Flink rejects this)",
+                        )
+                        .with_label(*first, "this quantifier makes it optional"),
+                    );
                 } else {
-                    format!("`{kw}` is")
-                };
-                self.duplicate(&what, m.span, *first);
+                    self.duplicate(&format!("`{kw}` is"), m.span, *first);
+                }
                 continue;
             }
             seen.insert(kw, m.span);

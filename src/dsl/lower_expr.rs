@@ -285,9 +285,20 @@ impl ExprCx<'_> {
                     }
                     other => other.to_string(),
                 };
+                let summary = detail
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
                 self.diagnostics.push(
-                    Diagnostic::error(DiagnosticKind::InvalidRegex, re.span, "invalid regex")
-                        .with_help(detail),
+                    Diagnostic::error(
+                        DiagnosticKind::InvalidRegex,
+                        re.span,
+                        format!("invalid regex: {summary}"),
+                    )
+                    .with_help(detail),
                 );
                 Expr::Literal(Value::Null)
             }

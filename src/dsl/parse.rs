@@ -109,7 +109,10 @@ pub(crate) fn parse_expression(src: &str) -> Result<crate::dsl::ast::Expr, Vec<D
 /// Converts a parser error to a diagnostic.
 pub(crate) fn to_diagnostic(cx: Cx<'_>, err: &PError<'_>) -> Diagnostic {
     let at = skip_ws(err.at);
-    let start = cx.offset(if err.len.is_some() { err.at } else { at });
+    let mut start = cx.offset(if err.len.is_some() { err.at } else { at });
+    if at.is_empty() && err.len.is_none() {
+        start = end_of_last_line_with_code(&cx.src[..start]);
+    }
     let (found, token_len) = describe_token(at);
     let len = err.len.unwrap_or(token_len);
     let span = Span::new(start, start + len);
@@ -119,6 +122,20 @@ pub(crate) fn to_diagnostic(cx: Cx<'_>, err: &PError<'_>) -> Diagnostic {
         None => format!("expected {}, found {found}", join_or(&err.expected)),
     };
     Diagnostic::error(DiagnosticKind::Syntax, span, message)
+}
+
+/// Where "the end of the file" is best shown: just after the last line that
+/// is not blank or a comment.
+fn end_of_last_line_with_code(before: &str) -> usize {
+    let mut end = before.len();
+    loop {
+        let line_start = before[..end].rfind('\n').map_or(0, |n| n + 1);
+        let line = before[line_start..end].trim();
+        if !(line.is_empty() || line.starts_with("//")) || line_start == 0 {
+            return line_start + before[line_start..end].trim_end().len();
+        }
+        end = line_start - 1;
+    }
 }
 
 fn join_or(items: &[&str]) -> String {
@@ -179,7 +196,7 @@ fn pattern<'a>(
     let (rest, _) = keyword(cx, start, "pattern")?;
     let (rest, pattern_name) = cut_expect(rest, "a pattern name", name(cx, rest, "a name"))?;
     let (rest, _) = cut_expect(rest, "`{`", symbol(cx, rest, "{"))?;
-    let (rest, clauses) = clauses(cx, rest)?;
+    let (rest, clauses) = clauses(cx, rest, recovered)?;
     let (rest, _) = keyword(cx, rest, "match").map_err(|_| {
         nom::Err::Failure(PError::expected(
             skip_ws(rest),
@@ -219,28 +236,59 @@ fn pattern<'a>(
     ))
 }
 
-fn clauses<'a>(cx: Cx<'a>, mut rest: &'a str) -> PResult<'a, Vec<Clause>> {
+/// The clauses before `match`; a bad clause is reported and skipped up to
+/// the next line that starts a clause or `match`.
+fn clauses<'a>(
+    cx: Cx<'a>,
+    mut rest: &'a str,
+    recovered: &mut Vec<Diagnostic>,
+) -> PResult<'a, Vec<Clause>> {
     let mut out = Vec::new();
     loop {
         let start = skip_ws(rest);
-        let (after, kind) = match peek_word(start) {
-            Some("partition") => partition_by(cx, &start[9..])?,
-            Some("within") => {
-                let (after, d) = duration(cx, &start[6..]).map_err(to_failure)?;
-                (after, ClauseKind::Within(d))
-            }
-            Some("skip") => {
-                let (after, s) = skip(cx, &start[4..])?;
-                (after, ClauseKind::Skip(s))
-            }
-            Some("timeouts") => (&start[8..], ClauseKind::Timeouts),
+        let parsed = match peek_word(start) {
+            Some("partition") => partition_by(cx, &start[9..]),
+            Some("within") => duration(cx, &start[6..])
+                .map(|(after, d)| (after, ClauseKind::Within(d)))
+                .map_err(to_failure),
+            Some("skip") => skip(cx, &start[4..]).map(|(after, s)| (after, ClauseKind::Skip(s))),
+            Some("timeouts") => Ok((&start[8..], ClauseKind::Timeouts)),
             _ => return Ok((start, out)),
         };
-        out.push(Clause {
-            kind,
-            span: cx.span(start, after),
-        });
-        rest = after;
+        match parsed {
+            Ok((after, kind)) => {
+                out.push(Clause {
+                    kind,
+                    span: cx.span(start, after),
+                });
+                rest = after;
+            }
+            Err(nom::Err::Error(err) | nom::Err::Failure(err)) => {
+                recovered.push(to_diagnostic(cx, &err));
+                rest = next_clause_start(err.at).ok_or_else(|| {
+                    let mut done = PError::expected(next_pattern_start(err.at), "");
+                    done.reported = true;
+                    nom::Err::Failure(done)
+                })?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// After a bad clause: the next line that starts a clause or `match`;
+/// `None` when `}`, a `pattern` line or the end comes first.
+fn next_clause_start(mut i: &str) -> Option<&str> {
+    loop {
+        let n = i.find('\n')?;
+        i = &i[n + 1..];
+        let line = i.trim_start_matches([' ', '\t', '\r']);
+        match peek_word(line) {
+            Some("partition" | "within" | "skip" | "timeouts" | "match") => return Some(line),
+            Some("pattern") => return None,
+            _ if line.starts_with('}') || line.starts_with("///") => return None,
+            _ => {}
+        }
     }
 }
 
