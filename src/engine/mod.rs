@@ -22,12 +22,63 @@
 //!
 //! The matcher side is the [`Automaton`] trait, implemented by
 //! [`crate::nfa::Nfa`].
+//!
+//! ```
+//! use cepheid::engine::{Collector, Decoder, Engine, EngineConfig, Format, Item, Output};
+//! use cepheid::event::FieldTable;
+//! use cepheid::nfa::Nfa;
+//! use cepheid::Record;
+//!
+//! let loaded = cepheid::dsl::load_str("rules.cep", r#"
+//!     pattern unpaid {
+//!         partition by order_id
+//!         within 15m
+//!         timeouts
+//!         match created followed by paid
+//!         where
+//!             created: type == "order_created"
+//!             paid:    type == "order_paid"
+//!     }"#);
+//! assert!(!loaded.has_errors());
+//!
+//! // Every field a pattern uses gets an id in one table; records are
+//! // decoded against it.
+//! let mut fields = FieldTable::new();
+//! let mut engine: Engine<Record, Nfa<Record>> = Engine::new(EngineConfig { max_delay: 1_000 });
+//! engine.add_pattern(&loaded.patterns[0], &mut fields).unwrap();
+//! let mut decoder = Decoder::new(Format::JsonLines, "ts", fields);
+//!
+//! let mut out = Collector::default();
+//! for line in [
+//!     r#"{"ts": 0, "type": "order_created", "order_id": "o1"}"#,
+//!     r#"{"ts": 60000, "type": "order_created", "order_id": "o2"}"#,
+//!     r#"{"ts": 30000, "type": "order_paid", "order_id": "o2"}"#, // late: more than 1 s behind
+//!     r#"{"ts": 120000, "type": "order_paid", "order_id": "o2"}"#,
+//!     r#"{"$watermark": 1000000}"#,
+//! ] {
+//!     match decoder.decode(line.as_bytes()).unwrap() {
+//!         Item::Event(ts, record) => {
+//!             engine.push(ts, record, &mut out);
+//!         }
+//!         Item::Watermark(t) => engine.watermark(t, &mut out),
+//!         Item::Skip => {}
+//!     }
+//! }
+//! let outputs = out.take();
+//! assert!(matches!(&outputs[0], Output::Late { ts: 30000, .. }));
+//! assert!(matches!(&outputs[1], Output::Match(m) if m.start == 60000 && m.end == 120000));
+//! // o1 was never paid: its window closed at 15 minutes, reported when the
+//! // watermark passed it.
+//! assert!(matches!(&outputs[2], Output::Timeout { expired_at: 900000, .. }));
+//! assert_eq!(engine.live_partitions(), 0);
+//! ```
 
 mod automaton;
 mod clock;
 mod core;
 mod csv;
 mod input;
+mod nfa;
 mod output;
 mod partitions;
 mod sink;
@@ -38,6 +89,7 @@ mod time;
 pub use automaton::{Automaton, EventStore, MatchAccess, Reporter};
 pub use core::{Arrival, Engine, EngineConfig, Stats};
 pub use input::{Decoder, Format, Item, Line, LineReader, Malformed, MAX_LINE_BYTES};
+pub use nfa::AddPatternError;
 pub use output::JsonLines;
 pub use sink::{Collector, MatchContext, MatchRecord, Output, Sink};
 pub use time::{parse_duration, parse_rfc3339};

@@ -102,14 +102,8 @@ pub enum Output<E> {
     },
 }
 
-/// A sink that keeps every output, in the order produced.
-///
-/// ```
-/// use cepheid::engine::{Collector, Output};
-/// let mut out: Collector<u32> = Collector::default();
-/// assert!(out.take().is_empty());
-/// # let _ = |o: Output<u32>| o;
-/// ```
+/// A sink that keeps every output, in the order produced (see the
+/// [module example](crate::engine)).
 #[derive(Clone, Debug)]
 pub struct Collector<E> {
     outputs: Vec<Output<E>>,

@@ -1,0 +1,168 @@
+//! The engine with real patterns: event-time order does not depend on
+//! arrival order within the max delay (property test), typed events, and
+//! memory that returns to zero when the partial matches are gone.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use cepheid::engine::{Collector, Engine, EngineConfig, Output};
+use cepheid::event::{Event, FieldId, FieldTable, StaticFields};
+use cepheid::nfa::Nfa;
+use cepheid::value::KeyValue;
+use cepheid::{Record, Timestamp, Value};
+use proptest::prelude::*;
+
+const PATTERNS: &str = r#"
+pattern pairs {
+    partition by k
+    within 50ms
+    timeouts
+    match a followed by b{2}
+    where
+        a: type == "a"
+        b: type == "b"
+}
+
+pattern quiet {
+    partition by k
+    within 30ms
+    match a not followed by c
+    where
+        a: type == "a"
+        c: type == "c"
+}
+
+pattern global {
+    within 20ms
+    timeouts
+    match c next a
+    where
+        c: type == "c"
+        a: type == "a"
+}
+"#;
+
+fn engine(max_delay: i64) -> (Engine<Record, Nfa<Record>>, FieldTable) {
+    let loaded = cepheid::dsl::load_str("test.cep", PATTERNS);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let mut table = FieldTable::new();
+    let mut engine = Engine::new(EngineConfig { max_delay });
+    for pattern in &loaded.patterns {
+        engine.add_pattern(pattern, &mut table).unwrap();
+    }
+    (engine, table)
+}
+
+fn record(table: &FieldTable, ts: Timestamp, k: u8, kind: &str) -> Record {
+    let text = format!(r#"{{"ts":{ts},"k":{k},"type":"{kind}"}}"#);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    Record::from_json_object(table, json.as_object().unwrap(), Arc::from(text))
+}
+
+/// Runs events given in arrival order; returns every output.
+fn run(max_delay: i64, events: &[(Timestamp, u8, &str)], flush: bool) -> Vec<Output<Record>> {
+    let (mut engine, table) = engine(max_delay);
+    let mut out = Collector::default();
+    for &(ts, k, kind) in events {
+        engine.push(ts, record(&table, ts, k, kind), &mut out);
+    }
+    if flush {
+        engine.flush(&mut out);
+        assert_eq!(engine.live_partitions(), 0, "every window expired");
+        assert_eq!(engine.stored_events(), 0);
+    } else {
+        engine.finish(&mut out);
+    }
+    out.take()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Delivering events shuffled within the max delay gives the same
+    /// matches and timeouts, in the same order, as delivering them sorted.
+    #[test]
+    fn shuffled_within_the_delay_equals_sorted(
+        steps in proptest::collection::vec((1i64..15, 0u8..3, 0usize..3, 0i64..=40), 0..50),
+        delay in 0i64..=40,
+    ) {
+        let kinds = ["a", "b", "c"];
+        let mut ts = 0;
+        let mut sorted = Vec::new();
+        let mut arriving = Vec::new();
+        for &(gap, k, kind, jitter) in &steps {
+            ts += gap;
+            sorted.push((ts, k, kinds[kind]));
+            arriving.push((ts + jitter.min(delay), (ts, k, kinds[kind])));
+        }
+        arriving.sort_by_key(|(arrival, _)| *arrival);
+        let shuffled: Vec<_> = arriving.into_iter().map(|(_, e)| e).collect();
+        for flush in [false, true] {
+            let expected = run(delay, &sorted, flush);
+            let late = expected.iter().filter(|o| matches!(o, Output::Late { .. })).count();
+            prop_assert_eq!(late, 0);
+            prop_assert_eq!(run(delay, &shuffled, flush), expected);
+        }
+    }
+}
+
+#[test]
+fn quiet_keys_end_their_pending_not_followed_by_on_the_global_watermark() {
+    let out = run(0, &[(0, 1, "a"), (100, 2, "b")], false);
+    let quiet: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Match(m) if m.pattern == "quiet" => Some(m.key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(quiet, [KeyValue::from_elem(Value::Int(1), 1)]);
+}
+
+/// A typed event: fields by position, resolved with `StaticFields`.
+#[derive(Clone, Debug, PartialEq)]
+struct Reading {
+    sensor: u32,
+    celsius: f64,
+}
+
+impl Event for Reading {
+    fn field(&self, id: FieldId) -> Cow<'_, Value> {
+        Cow::Owned(match id.index() {
+            0 => Value::from(self.sensor),
+            1 => Value::from(self.celsius),
+            _ => Value::Null,
+        })
+    }
+}
+
+#[test]
+fn typed_events_run_through_the_engine() {
+    let source = r#"
+        pattern heating {
+            partition by sensor
+            within 1m
+            match hot{2} consecutive
+            where hot: celsius > 80
+        }"#;
+    let loaded = cepheid::dsl::load_str("typed.cep", source);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let mut engine: Engine<Reading, Nfa<Reading>> = Engine::new(EngineConfig::default());
+    let mut fields = StaticFields::new(&["sensor", "celsius"]);
+    engine
+        .add_pattern(&loaded.patterns[0], &mut fields)
+        .unwrap();
+    let mut out = Collector::default();
+    for (ts, sensor, celsius) in [(0, 1, 85.0), (1, 2, 90.0), (2, 1, 86.0), (3, 2, 20.0)] {
+        engine.push(ts, Reading { sensor, celsius }, &mut out);
+    }
+    engine.flush(&mut out);
+    let outputs = out.take();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    let Output::Match(m) = &outputs[0] else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(m.stage("hot").len(), 2);
+    assert_eq!(m.key[0], Value::Int(1));
+    assert_eq!(engine.live_partitions(), 0);
+}
