@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod explain;
+mod run;
 
 /// Exit status: success.
 const EXIT_OK: u8 = 0;
@@ -32,6 +33,8 @@ enum Command {
     Check(check::Args),
     /// Print each compiled pattern as text, or as a Graphviz graph.
     Explain(explain::Args),
+    /// Run patterns over a stream of events; matches and timeouts as JSON lines.
+    Run(run::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     ExitCode::from(status)
 }

@@ -1,0 +1,332 @@
+//! `cepheid run` through the built binary: output records, late events,
+//! punctuated watermarks, quiet keys, end of input with and without
+//! `--flush-at-end`, malformed lines, `--strict`, CSV, RFC 3339 times, exit
+//! statuses.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{json, Value};
+
+const UNPAID: &str = r#"
+/// Orders created and not paid within 15 minutes.
+pattern unpaid {
+    partition by order_id
+    within 15m
+    timeouts
+    match created followed by paid
+    where
+        created: type == "order_created"
+        paid:    type == "order_paid"
+    select
+        order = created.order_id
+        total = paid.amount
+}
+"#;
+
+/// A fresh folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli_run_{name}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes the pattern and events, runs `cepheid run` with `extra` flags.
+fn run(name: &str, pattern: &str, events: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let dir = scratch(name);
+    std::fs::write(dir.join("p.cep"), pattern).unwrap();
+    std::fs::write(dir.join("events"), events).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("run")
+        .arg(dir.join("p.cep"))
+        .arg("--events")
+        .arg(dir.join("events"))
+        .arg("--no-progress")
+        .args(extra)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    (output, dir)
+}
+
+fn records(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const MIN: i64 = 60_000;
+
+fn order(ts: i64, kind: &str, id: &str) -> String {
+    format!(
+        r#"{{"ts":{ts},"type":"{kind}","order_id":"{id}","amount":{}}}"#,
+        ts / MIN
+    ) + "\n"
+}
+
+#[test]
+fn matches_and_timeouts_are_written_as_specified() {
+    let events = [
+        order(0, "order_created", "o1"),
+        order(MIN, "order_created", "o2"),
+        order(2 * MIN, "order_paid", "o1"),
+        order(20 * MIN, "order_created", "o3"),
+    ]
+    .concat();
+    let (out, _) = run("records", UNPAID, &events, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(
+        recs[0],
+        json!({"kind":"match","pattern":"unpaid","key":{"order_id":"o1"},"start":0,"end":120000,
+               "events":{"created":[{"ts":0,"type":"order_created","order_id":"o1","amount":0}],
+                         "paid":[{"ts":120000,"type":"order_paid","order_id":"o1","amount":2}]},
+               "select":{"order":"o1","total":2}})
+    );
+    assert_eq!(
+        recs[1],
+        json!({"kind":"timeout","pattern":"unpaid","key":{"order_id":"o2"},"start":60000,
+               "expired_at":960000,
+               "events":{"created":[{"ts":60000,"type":"order_created","order_id":"o2","amount":1}]}})
+    );
+    // o3 is still open at the end of input: not reported without --flush-at-end.
+    let summary = stderr(&out);
+    assert!(
+        summary.contains("4 events read, 0 malformed, 0 late, 1 matches, 1 timeouts"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn flush_at_end_expires_everything_pending() {
+    let events = [
+        order(0, "order_created", "o1"),
+        order(MIN, "order_created", "o2"),
+    ]
+    .concat();
+    let (out, _) = run("flush", UNPAID, &events, &[]);
+    assert!(records(&out).is_empty());
+    let (out, _) = run("flush", UNPAID, &events, &["--flush-at-end"]);
+    let kinds: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r["key"]["order_id"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("o1"), json!("o2")]);
+}
+
+#[test]
+fn a_quiet_key_times_out_when_time_moves_on_elsewhere() {
+    let events = [
+        order(0, "order_created", "o1"),
+        order(16 * MIN, "order_paid", "o9"),
+    ]
+    .concat();
+    let (out, _) = run("quiet", UNPAID, &events, &[]);
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["kind"], "timeout");
+    assert_eq!(recs[0]["key"], json!({"order_id":"o1"}));
+}
+
+#[test]
+fn late_events_go_to_the_late_file() {
+    let events = [
+        order(5 * MIN, "order_created", "o1"),
+        order(MIN, "order_paid", "o1"),
+        order(3 * MIN, "order_paid", "o1"),
+        order(6 * MIN, "order_paid", "o1"),
+    ]
+    .concat();
+    let (out, dir) = run(
+        "late",
+        UNPAID,
+        &events,
+        &["--max-delay", "2m", "--late", "late.jsonl"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let late = std::fs::read_to_string(dir.join("late.jsonl")).unwrap();
+    let late: Vec<Value> = late
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["kind"], "late");
+    assert_eq!(late[0]["event"]["ts"], MIN);
+    let recs = records(&out);
+    // The event at 3m was within the delay: processed in time order, it
+    // comes before the order was created, so only 6m pays it.
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["events"]["paid"][0]["ts"], 6 * MIN);
+    assert!(stderr(&out).contains("1 late"));
+}
+
+#[test]
+fn punctuated_watermarks_fire_timeouts_and_make_events_late() {
+    let events = format!(
+        "{}{}\n{}",
+        order(0, "order_created", "o1"),
+        r#"{"$watermark": 1000000}"#,
+        order(10 * MIN, "order_paid", "o1")
+    );
+    let (out, dir) = run(
+        "wm",
+        UNPAID,
+        &events,
+        &["--max-delay", "1h", "--late", "late.jsonl"],
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["kind"], "timeout");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("late.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn malformed_lines_are_reported_and_skipped() {
+    let events = format!(
+        "{}not json\n[1]\n\n{{\"type\":\"order_paid\"}}\n{{\"ts\":\"noon\"}}\n{}",
+        order(0, "order_created", "o1"),
+        order(MIN, "order_paid", "o1")
+    );
+    let (out, _) = run("malformed", UNPAID, &events, &[]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    for line in [
+        ":2: malformed line: invalid JSON",
+        ":3: malformed line: not a JSON object",
+        ":5: malformed line: no time field `ts`",
+        ":6: malformed line: bad time field",
+    ] {
+        assert!(err.contains(line), "{line} in {err}");
+    }
+    assert!(err.contains("2 events read, 4 malformed"), "{err}");
+    assert_eq!(records(&out).len(), 1);
+}
+
+#[test]
+fn strict_stops_at_the_first_malformed_line_keeping_what_was_read() {
+    let events = format!(
+        "{}{}oops\n{}",
+        order(0, "order_created", "o1"),
+        order(MIN, "order_paid", "o1"),
+        order(2 * MIN, "order_created", "o2")
+    );
+    let (out, _) = run("strict", UNPAID, &events, &["--strict"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains(":3: malformed line"));
+    assert_eq!(records(&out).len(), 1);
+}
+
+#[test]
+fn csv_input_with_rfc3339_times() {
+    let events = "ts,type,order_id,amount\n\
+                  2024-05-01T12:00:00Z,order_created,o1,\n\
+                  2024-05-01T12:05:00.250+00:00,order_paid,o1,19.5\n";
+    let (out, _) = run("csv", UNPAID, events, &["--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["start"], 1_714_564_800_000i64);
+    assert_eq!(recs[0]["end"], 1_714_565_100_250i64);
+    assert_eq!(
+        recs[0]["events"]["created"][0],
+        json!({"ts":"2024-05-01T12:00:00Z","type":"order_created","order_id":"o1"})
+    );
+    assert_eq!(recs[0]["select"], json!({"order":"o1","total":19.5}));
+}
+
+#[test]
+fn exit_statuses() {
+    let (out, _) = run("bad_pattern", "pattern p { match }", "", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).is_empty());
+    let missing = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .args(["run", "no/such/file.cep"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(4));
+    let dir = scratch("io");
+    std::fs::write(dir.join("p.cep"), UNPAID).unwrap();
+    let no_events = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("run")
+        .arg(dir.join("p.cep"))
+        .args(["--events", "no/such/events.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(no_events.status.code(), Some(4));
+    assert!(stderr(&no_events).contains("no/such/events.jsonl"));
+    let bad_flag = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("run")
+        .arg(dir.join("p.cep"))
+        .args(["--max-delay", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_flag.status.code(), Some(2));
+}
+
+#[test]
+fn standard_input_is_the_default_source() {
+    use std::io::Write;
+    let dir = scratch("stdin");
+    std::fs::write(dir.join("p.cep"), UNPAID).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("run")
+        .arg(dir.join("p.cep"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = [
+        order(0, "order_created", "o1"),
+        order(MIN, "order_paid", "o1"),
+    ]
+    .concat();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(events.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(records(&out).len(), 1);
+}
+
+#[test]
+fn with_punctuated_watermarks_the_end_of_input_keeps_later_events_pending() {
+    let events = format!(
+        "{}{}\n{}",
+        order(0, "order_created", "o1"),
+        r#"{"$watermark": 0}"#,
+        order(MIN, "order_paid", "o1")
+    );
+    let (out, _) = run("wm_end", UNPAID, &events, &["--max-delay", "1h"]);
+    assert!(records(&out).is_empty());
+    let (out, _) = run(
+        "wm_end",
+        UNPAID,
+        &events,
+        &["--max-delay", "1h", "--flush-at-end"],
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["kind"], "match");
+}
