@@ -1,0 +1,105 @@
+//! Brute-force logins with the builder API over a typed Rust struct: three
+//! failed logins in a row for one user within 10 seconds.
+//!
+//! Run with `cargo run --example login_failures`.
+
+use std::borrow::Cow;
+use std::error::Error;
+
+use cepheid::engine::{Collector, Engine, EngineConfig, Output};
+use cepheid::event::{Event, FieldId, StaticFields};
+use cepheid::nfa::Nfa;
+use cepheid::pattern::Pattern;
+use cepheid::{Timestamp, Value};
+
+/// A login attempt, as an application would already have it in memory.
+#[derive(Clone, Debug)]
+struct Login {
+    ts: Timestamp,
+    user: &'static str,
+    success: bool,
+    ip: &'static str,
+}
+
+/// The field names conditions and `partition by` may use, by position.
+const FIELDS: [&str; 3] = ["user", "success", "ip"];
+
+impl Event for Login {
+    fn field(&self, id: FieldId) -> Cow<'_, Value> {
+        Cow::Owned(match id.index() {
+            0 => Value::from(self.user),
+            1 => Value::from(self.success),
+            2 => Value::from(self.ip),
+            _ => Value::Null,
+        })
+    }
+}
+
+fn logins() -> Vec<Login> {
+    let login = |ts, user, success, ip| Login {
+        ts,
+        user,
+        success,
+        ip,
+    };
+    vec![
+        login(1_000, "alice", false, "10.0.0.1"),
+        login(1_500, "bob", false, "192.0.2.7"),
+        login(2_000, "alice", false, "10.0.0.1"),
+        login(2_400, "bob", true, "192.0.2.7"),
+        login(2_900, "alice", false, "10.0.0.9"), // third failure: a match
+        login(3_100, "carol", false, "198.51.100.3"),
+        login(2_950, "carol", false, "198.51.100.3"), // out of order, within the delay
+        login(30_000, "carol", false, "198.51.100.3"), // too late for carol's window
+        login(30_500, "alice", true, "10.0.0.1"),
+    ]
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let pattern = Pattern::begin("fail")
+        .where_fn(|e: &Login| !e.success)
+        .times(3)
+        .consecutive()
+        .within(10_000)
+        .partition_by("user")
+        .skip(cepheid::pattern::SkipStrategy::PastLastEvent)
+        .name("brute_force")
+        .build()
+        .map_err(|errors| format!("invalid pattern: {errors:?}"))?;
+
+    let mut engine: Engine<Login, Nfa<Login>> = Engine::new(EngineConfig { max_delay: 500 });
+    engine.add_pattern(&pattern, &mut StaticFields::new(&FIELDS))?;
+
+    let mut out = Collector::default();
+    for login in logins() {
+        engine.push(login.ts, login, &mut out);
+    }
+    engine.flush(&mut out);
+
+    for output in out.take() {
+        match output {
+            Output::Match(m) => {
+                let attempts: Vec<String> = m
+                    .stage("fail")
+                    .iter()
+                    .map(|l| format!("{} from {}", l.ts, l.ip))
+                    .collect();
+                println!(
+                    "{}: {} failed {} times: {}",
+                    m.pattern,
+                    m.key[0],
+                    attempts.len(),
+                    attempts.join(", ")
+                );
+            }
+            Output::Timeout { partial, .. } => println!("timeout: {partial:?}"),
+            Output::Late { event, .. } => println!("late: {event:?}"),
+        }
+    }
+    let stats = engine.stats();
+    println!(
+        "{} events, {} matches, {} late",
+        stats.events, stats.matches, stats.late
+    );
+    Ok(())
+}
