@@ -16,7 +16,7 @@
 //!   `times_or_more(0)` is `one_or_more()` plus `optional`, as in Flink and
 //!   the language (`{0,m}`, `*`); `optional` after them is then "applied
 //!   twice", as in Flink.
-//! - The pattern is named `pattern` unless [`PatternBuilder::name`] says
+//! - The pattern is named `unnamed` unless [`PatternBuilder::name`] says
 //!   otherwise.
 //!
 //! See [`PatternBuilder`] for an example.
@@ -25,11 +25,14 @@ use std::sync::Arc;
 
 use super::ir::{
     Condition, Contiguity, DurationMs, Element, ElementKind, InnerContiguity, NativeCondition,
-    NativeFn, Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents, StageId,
+    NativeFn, Pattern, Quantifier, SelectItem, Sequence, SkipStrategy, Stage, StageEvents, StageId,
 };
 use super::validate::{validate, PatternError, PatternErrorKind, MAX_NESTING};
+use crate::dsl;
 use crate::event::FieldPath;
+use crate::expr::{BinaryOp, Expr};
 use crate::span::Span;
+use crate::value::Value;
 
 impl Pattern {
     /// Starts a pattern whose first element is the stage `name`.
@@ -66,6 +69,24 @@ impl Pattern {
 /// assert_eq!(pattern.stages.len(), 2);
 /// assert_eq!(pattern.sequence.elements[0].quantifier, Quantifier::Times { min: 3, max: 3 });
 /// ```
+///
+/// Conditions and `select` entries can also be written in the pattern
+/// language; they are parsed by `build`:
+///
+/// ```
+/// use cepheid::pattern::Pattern;
+///
+/// let pattern = Pattern::begin("low")
+///     .where_expr("type == \"quote\"")
+///     .followed_by("high")
+///     .where_expr("type == \"quote\" and price > low.price * 1.1")
+///     .select("gain", "high.price - low.price")
+///     .within(60_000)
+///     .build()
+///     .unwrap();
+/// assert_eq!(pattern.select[0].name, "gain");
+/// assert!(Pattern::begin("a").where_expr("type ==").build().is_err());
+/// ```
 #[derive(Clone)]
 pub struct PatternBuilder {
     name: Option<String>,
@@ -74,6 +95,7 @@ pub struct PatternBuilder {
     within: Option<DurationMs>,
     skip: Option<SkipChoice>,
     emit_timeouts: bool,
+    select: Vec<(String, String)>,
     elements: Vec<Draft>,
     /// Misuse found while building, reported by `build`.
     misuse: Vec<String>,
@@ -123,6 +145,9 @@ impl DraftKind {
 /// A condition under construction.
 #[derive(Clone)]
 enum CondDraft {
+    /// Expression texts, and-ed; parsed at build, when every stage name is
+    /// known.
+    Expr(Vec<String>),
     /// A closure, with the function that `and`s it with another closure of
     /// the same event type.
     Native(NativeCondition, AndFn),
@@ -156,12 +181,23 @@ impl Draft {
 
 /// Joins `next` onto an existing condition with `and`.
 fn combine(old: CondDraft, next: CondDraft) -> Result<CondDraft, String> {
-    let (CondDraft::Native(a, and), CondDraft::Native(b, _)) = (old, next);
-    let joined = and(&a, &b).ok_or_else(|| {
-        "its conditions are closures over different event types, which cannot be combined"
-            .to_string()
-    })?;
-    Ok(CondDraft::Native(joined, and))
+    match (old, next) {
+        (CondDraft::Expr(mut a), CondDraft::Expr(b)) => {
+            a.extend(b);
+            Ok(CondDraft::Expr(a))
+        }
+        (CondDraft::Native(a, and), CondDraft::Native(b, _)) => {
+            let joined = and(&a, &b).ok_or_else(|| {
+                "its conditions are closures over different event types, which cannot be \
+                 combined"
+                    .to_string()
+            })?;
+            Ok(CondDraft::Native(joined, and))
+        }
+        _ => {
+            Err("it mixes expression and closure conditions, which cannot be combined".to_string())
+        }
+    }
 }
 
 impl PatternBuilder {
@@ -173,6 +209,7 @@ impl PatternBuilder {
             within: None,
             skip: None,
             emit_timeouts: false,
+            select: Vec::new(),
             elements: vec![first],
             misuse: Vec::new(),
             pattern_options: Vec::new(),
@@ -266,6 +303,13 @@ impl PatternBuilder {
         })
     }
 
+    /// Adds a condition on the last stage in the pattern language
+    /// (`"type == 0 and price > a.price"`); it is parsed by
+    /// [`build`](PatternBuilder::build), where syntax errors are reported.
+    pub fn where_expr(self, expr: impl Into<String>) -> PatternBuilder {
+        self.add_condition(CondDraft::Expr(vec![expr.into()]))
+    }
+
     /// Adds a condition on the last stage: a closure over the candidate
     /// event (Flink's `SimpleCondition`).
     pub fn where_fn<E, F>(self, f: F) -> PatternBuilder
@@ -297,7 +341,16 @@ impl PatternBuilder {
         F: Fn(&E) -> bool + Send + Sync + 'static,
     {
         let native: NativeFn<E> = Arc::new(move |e: &E, _: &dyn StageEvents<E>| f(e));
-        let condition = native_draft(native, false);
+        self.until(native_draft(native, false))
+    }
+
+    /// `until` in the pattern language: the last (looping) element stops
+    /// accepting once an event satisfies `expr`.
+    pub fn until_expr(self, expr: impl Into<String>) -> PatternBuilder {
+        self.until(CondDraft::Expr(vec![expr.into()]))
+    }
+
+    fn until(self, condition: CondDraft) -> PatternBuilder {
         self.last(|draft| {
             if draft.until.is_some() {
                 return Err("`until` is given twice".to_string());
@@ -432,13 +485,21 @@ impl PatternBuilder {
         self.pattern_option("emit_timeouts")
     }
 
+    /// Adds a `select` entry: output field `name` computed by `expr` (in
+    /// the pattern language, over stage references and aggregates) once
+    /// per match.
+    pub fn select(mut self, name: impl Into<String>, expr: impl Into<String>) -> PatternBuilder {
+        self.select.push((name.into(), expr.into()));
+        self.pattern_option("select")
+    }
+
     /// The pattern's documentation.
     pub fn doc(mut self, doc: impl Into<String>) -> PatternBuilder {
         self.doc = Some(doc.into());
         self.pattern_option("doc")
     }
 
-    /// The pattern's name (default `pattern`).
+    /// The pattern's name (default `unnamed`).
     pub fn name(mut self, name: impl Into<String>) -> PatternBuilder {
         self.name = Some(name.into());
         self.pattern_option("name")
@@ -448,12 +509,23 @@ impl PatternBuilder {
     /// returned at once.
     pub fn build(self) -> Result<Pattern, Vec<PatternError>> {
         let mut flat = Flattener::default();
+        collect_names(&self.elements, 0, &mut flat.names);
         let sequence = flat.sequence(&self.elements, 0);
+        let select = self
+            .select
+            .iter()
+            .map(|(name, text)| SelectItem {
+                name: name.clone(),
+                expr: flat.lower_text(&format!("select `{name}`"), text),
+                span: Span::default(),
+            })
+            .collect();
         let mut errors: Vec<PatternError> = self
             .misuse
             .iter()
             .chain(flat.misuse.iter())
             .map(|m| misuse(m.clone()))
+            .chain(flat.expr_errors)
             .collect();
         let skip = match self.skip {
             None => SkipStrategy::NoSkip,
@@ -477,7 +549,7 @@ impl PatternBuilder {
             }
         };
         let pattern = Pattern {
-            name: self.name.unwrap_or_else(|| "pattern".to_string()),
+            name: self.name.unwrap_or_else(|| "unnamed".to_string()),
             doc: self.doc,
             partition_by: self.partition_by,
             within: self.within,
@@ -485,7 +557,7 @@ impl PatternBuilder {
             emit_timeouts: self.emit_timeouts,
             stages: flat.stages,
             sequence,
-            select: Vec::new(),
+            select,
             span: Span::default(),
         };
         errors.extend(validate(&pattern));
@@ -548,8 +620,24 @@ fn and_natives<E: 'static>(a: &NativeCondition, b: &NativeCondition) -> Option<N
 /// Turns drafts into IR elements, numbering stages in pattern order.
 #[derive(Default)]
 struct Flattener {
+    /// Every stage name, in pattern order (known before any expression is
+    /// lowered).
+    names: Vec<String>,
     stages: Vec<Stage>,
     misuse: Vec<String>,
+    expr_errors: Vec<PatternError>,
+}
+
+/// Collects stage names in pattern order (the order `Flattener` numbers
+/// them), with the same depth cap.
+fn collect_names(drafts: &[Draft], depth: usize, names: &mut Vec<String>) {
+    for draft in drafts {
+        match &draft.kind {
+            DraftKind::Stage { name, .. } => names.push(name.clone()),
+            DraftKind::Group(_) if depth + 1 >= MAX_NESTING => {}
+            DraftKind::Group(group) => collect_names(&group.elements, depth + 1, names),
+        }
+    }
 }
 
 impl Flattener {
@@ -561,9 +649,10 @@ impl Flattener {
             let kind = match &draft.kind {
                 DraftKind::Stage { name, condition } => {
                     let id = StageId(u16::try_from(self.stages.len()).unwrap_or(u16::MAX));
+                    let condition = self.lower(&format!("stage `{name}`"), condition.as_ref());
                     self.stages.push(Stage {
                         name: name.clone(),
-                        condition: lower(condition.as_ref()),
+                        condition,
                         span: Span::default(),
                     });
                     ElementKind::Stage(id)
@@ -590,7 +679,10 @@ impl Flattener {
                 optional: draft.optional,
                 greedy: draft.greedy,
                 inner: draft.inner,
-                until: draft.until.as_ref().map(|c| lower(Some(c))),
+                until: draft
+                    .until
+                    .as_ref()
+                    .map(|c| self.lower(&format!("`until` of {}", draft.describe()), Some(c))),
                 within: draft.within,
                 span: Span::default(),
             });
@@ -599,10 +691,43 @@ impl Flattener {
     }
 }
 
-fn lower(condition: Option<&CondDraft>) -> Condition {
-    match condition {
-        None => Condition::True,
-        Some(CondDraft::Native(n, _)) => Condition::Native(n.clone()),
+impl Flattener {
+    fn lower(&mut self, owner: &str, condition: Option<&CondDraft>) -> Condition {
+        match condition {
+            None => Condition::True,
+            Some(CondDraft::Native(n, _)) => Condition::Native(n.clone()),
+            Some(CondDraft::Expr(texts)) => {
+                let mut parts = texts.iter().map(|text| self.lower_text(owner, text));
+                let first = parts.next().unwrap_or(Expr::Literal(Value::Bool(true)));
+                Condition::Expr(parts.fold(first, |all, next| {
+                    Expr::Binary(BinaryOp::And, Box::new(all), Box::new(next))
+                }))
+            }
+        }
+    }
+
+    /// Parses and lowers one expression text; errors are collected (the
+    /// result is then `null`).
+    fn lower_text(&mut self, owner: &str, text: &str) -> Expr {
+        let lowered =
+            dsl::parse_expression(text).and_then(|ast| dsl::lower_expression(&ast, &self.names));
+        match lowered {
+            Ok(expr) => expr,
+            Err(diagnostics) => {
+                for d in diagnostics.iter().filter(|d| d.is_error()) {
+                    self.expr_errors.push(PatternError {
+                        kind: PatternErrorKind::InvalidExpression,
+                        message: format!(
+                            "{owner}: in `{text}` at byte {}: {}",
+                            d.span.start, d.message
+                        ),
+                        span: Span::default(),
+                        labels: Vec::new(),
+                    });
+                }
+                Expr::Literal(Value::Null)
+            }
+        }
     }
 }
 

@@ -55,7 +55,7 @@ fn sequence_of_stages() {
         .within_prev(50)
         .build()
         .unwrap();
-    assert_eq!(p.name, "pattern");
+    assert_eq!(p.name, "unnamed");
     let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c", "d", "e", "f"]);
     let e = &p.sequence.elements;
@@ -285,4 +285,151 @@ fn deep_groups_are_an_error_not_a_crash() {
     }
     let errors = group.build().unwrap_err();
     assert!(kinds(&errors).contains(&PatternErrorKind::BuilderMisuse));
+}
+
+/// The pattern as Debug text with every span cleared (the builder has none).
+fn without_spans(mut p: Pattern) -> String {
+    p.span = Span::default();
+    p.stages.iter_mut().for_each(|s| s.span = Span::default());
+    p.select.iter_mut().for_each(|s| s.span = Span::default());
+    let mut stack = vec![&mut p.sequence];
+    while let Some(seq) = stack.pop() {
+        for e in &mut seq.elements {
+            e.span = Span::default();
+            if let ElementKind::Group(inner) = &mut e.kind {
+                stack.push(inner);
+            }
+        }
+    }
+    format!("{p:#?}")
+}
+
+fn language(src: &str) -> Pattern {
+    let loaded = crate::dsl::load_str("test.cep", src);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    loaded.patterns.into_iter().next().unwrap()
+}
+
+fn assert_same(built: PatternBuilder, src: &str) {
+    let built = built.build().unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(without_spans(built), without_spans(language(src)));
+}
+
+#[test]
+fn builder_makes_the_language_ir() {
+    assert_same(
+        Pattern::begin("a")
+            .where_expr("type == 0 and contains(name, \"x\")")
+            .next("b")
+            .where_expr("price > a.price")
+            .times_range(2, 3)
+            .consecutive()
+            .followed_by_any("c")
+            .where_expr("sum(b.price) < 100")
+            .one_or_more()
+            .optional()
+            .followed_by("d")
+            .where_expr("name in [\"x\", \"y\"] or matches(name, \"^z+$\")")
+            .within(10_000)
+            .skip_to_last("b")
+            .partition_by("user.id")
+            .emit_timeouts()
+            .select("total", "sum(b.price)")
+            .select("first_a", "a.name")
+            .name("p"),
+        r#"pattern p {
+            partition by user.id
+            within 10s
+            skip to last b
+            timeouts
+            match a next b{2,3} consecutive followed by any c* followed by d
+            where
+                a: type == 0 and contains(name, "x")
+                b: price > a.price
+                c: sum(b.price) < 100
+                d: name in ["x", "y"] or matches(name, "^z+$")
+            select
+                total = sum(b.price)
+                first_a = a.name
+        }"#,
+    );
+}
+
+#[test]
+fn builder_makes_the_language_ir_for_groups_and_until() {
+    assert_same(
+        Pattern::begin("a")
+            .where_expr("x > 1")
+            .one_or_more()
+            .greedy()
+            .until_expr("stop")
+            .followed_by_group(
+                Pattern::begin("b")
+                    .where_expr("count(a) > 2")
+                    .not_next("c")
+                    .where_expr("bad")
+                    .followed_by("d"),
+            )
+            .times(2)
+            .within_prev(5_000)
+            .not_followed_by("e")
+            .within(60_000)
+            .skip(SkipStrategy::PastLastEvent)
+            .name("g"),
+        r#"pattern g {
+            within 1m
+            skip past last event
+            match a+ greedy until stop followed by (b not next c followed by d){2} within 5s
+                not followed by e
+            where
+                a: x > 1
+                stop: stop
+                b: count(a) > 2
+                c: bad
+        }"#,
+    );
+}
+
+#[test]
+fn expression_errors_are_reported_at_build() {
+    let errors = Pattern::begin("a")
+        .where_expr("type ==")
+        .followed_by("b")
+        .where_expr("nope(x)")
+        .select("v", "price")
+        .build()
+        .unwrap_err();
+    let kinds = kinds(&errors);
+    assert_eq!(
+        kinds,
+        [
+            PatternErrorKind::InvalidExpression,
+            PatternErrorKind::InvalidExpression,
+            PatternErrorKind::FieldInSelect
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[0]
+        .message
+        .starts_with("stage `a`: in `type ==` at byte"));
+    let errors = Pattern::begin("a")
+        .where_expr("x > 1")
+        .where_fn(|_: &Ev| true)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "stage `a`: it mixes expression and closure conditions, which cannot be combined"
+    );
+}
+
+#[test]
+fn several_expressions_are_anded() {
+    let p = Pattern::begin("a")
+        .where_expr("x > 1")
+        .where_expr("y < 2")
+        .build()
+        .unwrap();
+    let q = language("pattern unnamed { match a where a: x > 1 and y < 2 }");
+    assert_eq!(without_spans(p), without_spans(q));
 }
