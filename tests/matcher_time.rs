@@ -1,0 +1,160 @@
+//! Time and negation in the matcher: windows and their borders, timeouts,
+//! element windows, pending `not followed by`, deadlines, a `not followed by`
+//! ending a group (enforced, unlike Flink), and iterative closures.
+
+mod matcher_support;
+
+use std::sync::Arc;
+
+use cepheid::event::StaticFields;
+use cepheid::matcher::{Matcher, Output};
+use cepheid::nfa::Nfa;
+use cepheid::pattern::{Condition, NativeCondition, NativeFn, StageEvents};
+use matcher_support::*;
+
+fn a_then_b(b: cepheid::pattern::Element, within: Option<i64>) -> cepheid::pattern::Pattern {
+    let mut p = pattern(
+        vec![("a", letters("a")), ("b", letters("b"))],
+        vec![el(0), b],
+    );
+    p.within = within;
+    p.emit_timeouts = true;
+    p
+}
+
+#[test]
+fn window_border_is_exclusive_and_timeouts_carry_start_plus_within() {
+    let p = a_then_b(el(1), Some(5));
+    assert_eq!(run_at(&p, &[(1, "a"), (5, "b")], None), vec!["a:a|b:b"]);
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (6, "b")], None),
+        vec!["timeout@6 a:a"]
+    );
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (3, "x")], Some(100)),
+        vec!["timeout@6 a:a"]
+    );
+}
+
+#[test]
+fn element_window_times_out_at_previous_plus_window() {
+    let p = a_then_b(el(1).within(3), None);
+    assert_eq!(run_at(&p, &[(1, "a"), (3, "b")], None), vec!["a:a|b:b"]);
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (4, "b")], None),
+        vec!["timeout@4 a:a"]
+    );
+}
+
+#[test]
+fn next_deadline_follows_the_runs() {
+    let p = a_then_b(el(1).within(3), Some(10));
+    let nfa = Nfa::<Ev>::compile(&p, &mut StaticFields::new(&[])).unwrap();
+    let mut m = Matcher::new(nfa);
+    assert_eq!(m.partition().next_deadline(), None);
+    m.process(
+        5,
+        Ev {
+            name: "a".into(),
+            value: 0,
+        },
+    );
+    assert_eq!(m.partition().next_deadline(), Some(8));
+    assert_eq!(m.partition().live_runs(), 1);
+    let out = m.advance_time(8);
+    assert!(matches!(&out[..], [Output::Timeout(_, 8)]), "{out:?}");
+    assert!(m.partition().is_empty());
+    assert_eq!(m.partition().next_deadline(), None);
+    assert_eq!(m.buffer().live_events(), 0);
+}
+
+#[test]
+fn pending_not_followed_by_completes_when_the_window_closes() {
+    let mut p = pattern(
+        vec![("a", letters("a")), ("n", letters("n"))],
+        vec![el(0), el(1).not_followed()],
+    );
+    p.within = Some(5);
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (2, "x")], None),
+        Vec::<String>::new()
+    );
+    assert_eq!(run_at(&p, &[(1, "a"), (2, "x")], Some(6)), vec!["a:a"]);
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (2, "n")], Some(6)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn not_next_at_the_end_needs_the_next_event() {
+    let p = pattern(
+        vec![("a", letters("a")), ("n", letters("n"))],
+        vec![el(0), el(1).not_next()],
+    );
+    assert_eq!(run(&p, "a"), Vec::<String>::new());
+    assert_eq!(run(&p, "a x"), vec!["a:a"]);
+    assert_eq!(run(&p, "a n"), Vec::<String>::new());
+}
+
+#[test]
+fn not_followed_by_at_the_end_of_a_group_is_enforced() {
+    // a (b not followed by c) followed by d: FLINK-15980 matches a b c d.
+    let p = pattern(
+        vec![
+            ("a", letters("a")),
+            ("b", letters("b")),
+            ("c", letters("c")),
+            ("d", letters("d")),
+        ],
+        vec![el(0), group(vec![el(1), el(2).not_followed()]), el(3)],
+    );
+    assert_eq!(run(&p, "a b c d"), Vec::<String>::new());
+    assert_eq!(run(&p, "a b x d"), vec!["a:a|b:b|d:d"]);
+}
+
+#[test]
+fn not_followed_by_inside_a_loop() {
+    // a b{2} !c d on a b c b d: the NOT is checked inside the loop too.
+    let p = pattern(
+        vec![
+            ("a", letters("a")),
+            ("b", letters("b")),
+            ("c", letters("c")),
+            ("d", letters("d")),
+        ],
+        vec![el(0), el(1).times(2, 2), el(2).not_followed(), el(3)],
+    );
+    assert_eq!(run(&p, "a b c b d"), Vec::<String>::new());
+    assert_eq!(run(&p, "a b b d"), vec!["a:a|b:b b|d:d"]);
+}
+
+#[test]
+fn iterative_closure_sees_earlier_events_of_its_run() {
+    // b accepts a `b` event while the run holds fewer than two b's.
+    let f: NativeFn<Ev> = Arc::new(|e: &Ev, ctx: &dyn StageEvents<Ev>| {
+        let mut n = 0;
+        ctx.for_each("b", &mut |_| n += 1);
+        e.name.starts_with('b') && n < 2
+    });
+    let b = Condition::Native(NativeCondition {
+        closure: Arc::new(f),
+        iterative: true,
+        description: "fewer than two b".into(),
+    });
+    let p = pattern(
+        vec![("a", letters("a")), ("b", b)],
+        vec![el(0), el(1).plus()],
+    );
+    assert_eq!(run(&p, "a b1 b2 b3"), vec!["a:a|b:b1", "a:a|b:b1 b2"]);
+}
+
+#[test]
+fn optional_start_and_zero_or_more_end() {
+    // c a* (testEndWithZeroOrMore): {c}, {c a1}, {c a1 a2}, ...
+    let p = pattern(
+        vec![("c", letters("c")), ("a", letters("a"))],
+        vec![el(0), el(1).plus().opt()],
+    );
+    assert_eq!(run(&p, "c a1 a2"), vec!["c:c", "c:c|a:a1", "c:c|a:a1 a2"]);
+}
