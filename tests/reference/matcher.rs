@@ -13,6 +13,20 @@ use cepheid::pattern::{Condition, ElementKind, Pattern, SkipStrategy, StageId};
 use super::cond::{holds, RefEvent};
 use super::shape::{bounds, Gap, Pos, Shape, Target, Trans};
 
+/// How a greedy restriction is seen: lifted by an `until` copy, and whether
+/// the run reaches the transition through a PROCEED on this event.
+#[derive(Clone, Copy)]
+struct Seen {
+    lifted: bool,
+    via_proceed: bool,
+}
+
+/// Every greedy restriction applies (a run right after a take).
+const ALL: Seen = Seen {
+    lifted: false,
+    via_proceed: true,
+};
+
 /// One emitted match or timeout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Emitted {
@@ -44,8 +58,10 @@ struct Run {
     start: usize,
     start_ts: i64,
     prev_ts: i64,
-    /// `None`: fresh; `Some(i)`: committed to transition `i` of `follow`.
-    commit: Option<usize>,
+    /// `None`: fresh; `Some([i, ..])`: committed to transition `i` of
+    /// `follow` (plus the ways out of a group iteration it may still take,
+    /// see [`Trans::sticky`]).
+    commit: Option<Vec<usize>>,
     /// The greedy restriction of the committed transition no longer applies
     /// (the run left a greedy loop on an `until` event).
     lifted: bool,
@@ -115,7 +131,9 @@ impl<'p> Reference<'p> {
                 .waiting_window(&run)
                 .filter(|w| t - run.prev_ts >= *w)
                 .map(|w| run.prev_ts + w);
-            let Some(expired_at) = first.or(elem) else {
+            // When both windows closed, Flink reports the element window's
+            // time (`NFA.advanceTime` tests it first).
+            let Some(expired_at) = elem.or(first) else {
                 self.runs.push(run);
                 continue;
             };
@@ -152,7 +170,7 @@ impl<'p> Reference<'p> {
     fn start_runs(&self, i: usize, next: &mut Vec<Run>, completed: &mut Vec<Held>) {
         for t in self.shape.start() {
             let Target::Take(q) = &t.target else { continue };
-            if self.blocked(&t, false, i, &[]) || !self.holds(self.shape.condition(q), i, &[]) {
+            if self.blocked(&t, ALL, i, &[]) || !self.holds(self.shape.condition(q), i, &[]) {
                 continue;
             }
             let run = Run {
@@ -171,7 +189,14 @@ impl<'p> Reference<'p> {
     /// here, and it lives on if anything may follow.
     fn after_take(&self, run: Run, next: &mut Vec<Run>, completed: &mut Vec<Held>) {
         let follow = self.shape.follow(&run.taken.last().expect("taken").0);
-        if follow.iter().any(|t| t.target == Target::Final) {
+        let (event, before) = run.taken.split_last().expect("taken");
+        let completes = |t: &Trans<'_>| {
+            t.target == Target::Final
+                && !t.greedy_early_exit
+                && !t.not_next.iter().any(|c| self.holds(c, event.1, before))
+                && !(t.greedy_via_state && self.greedy_blocks(t, ALL, event.1, before))
+        };
+        if follow.iter().any(completes) {
             completed.push(Held {
                 taken: run.taken.clone(),
                 start: run.start,
@@ -183,27 +208,29 @@ impl<'p> Reference<'p> {
     }
 
     /// Is taking event `i` on `t` forbidden by `until` or a greedy element?
-    fn blocked(&self, t: &Trans<'_>, lifted: bool, i: usize, taken: &[(Pos, usize)]) -> bool {
-        t.until.is_some_and(|u| self.holds(u, i, taken)) || self.greedy_blocks(t, lifted, i, taken)
+    fn blocked(&self, t: &Trans<'_>, seen: Seen, i: usize, taken: &[(Pos, usize)]) -> bool {
+        t.until.is_some_and(|u| self.holds(u, i, taken)) || self.greedy_blocks(t, seen, i, taken)
     }
 
     /// Is skipping event `i` on `t` forbidden?
-    fn skip_blocked(&self, t: &Trans<'_>, lifted: bool, i: usize, taken: &[(Pos, usize)]) -> bool {
+    fn skip_blocked(&self, t: &Trans<'_>, seen: Seen, i: usize, taken: &[(Pos, usize)]) -> bool {
         (t.until_skip && t.until.is_some_and(|u| self.holds(u, i, taken)))
-            || self.greedy_blocks(t, lifted, i, taken)
+            || self.greedy_blocks(t, seen, i, taken)
     }
 
     /// Would a greedy element left on `t` take event `i`?
-    fn greedy_blocks(&self, t: &Trans<'_>, lifted: bool, i: usize, taken: &[(Pos, usize)]) -> bool {
-        !lifted
-            && t.greedy.iter().any(|(c, u)| {
-                self.holds(c, i, taken) && !u.is_some_and(|u| self.holds(u, i, taken))
+    fn greedy_blocks(&self, t: &Trans<'_>, seen: Seen, i: usize, taken: &[(Pos, usize)]) -> bool {
+        !seen.lifted
+            && t.greedy.iter().any(|(c, u, lasting)| {
+                (*lasting || seen.via_proceed)
+                    && self.holds(c, i, taken)
+                    && !u.is_some_and(|u| self.holds(u, i, taken))
             })
     }
 
-    /// Leaving a greedy loop on an event that satisfies its `until` reaches
-    /// both the restricted next state and an unrestricted copy of it
-    /// (Flink's `originalStateMap` copy): two branches.
+    /// Leaving a greedy loop on an event that satisfies its `until` goes to
+    /// an unrestricted copy of the next state (Flink's `originalStateMap`
+    /// copy): the restriction is lifted for the rest of that wait.
     fn variants(&self, t: &Trans<'_>, run: &Run, fresh: bool, i: usize) -> Vec<bool> {
         if !fresh {
             return vec![run.lifted];
@@ -211,19 +238,15 @@ impl<'p> Reference<'p> {
         let until_now = t
             .greedy
             .iter()
-            .any(|(_, u)| u.is_some_and(|u| self.holds(u, i, &run.taken)));
-        if until_now {
-            vec![false, true]
-        } else {
-            vec![false]
-        }
+            .any(|(_, u, _)| u.is_some_and(|u| self.holds(u, i, &run.taken)));
+        vec![until_now]
     }
 
     fn step_run(&self, run: &Run, i: usize, next: &mut Vec<Run>, completed: &mut Vec<Held>) {
         let follow = self.shape.follow(&run.taken.last().expect("taken").0);
         let fresh = run.commit.is_none();
-        let chosen: Vec<(usize, &Trans<'_>)> = match run.commit {
-            Some(c) => vec![(c, &follow[c])],
+        let chosen: Vec<(usize, &Trans<'_>)> = match &run.commit {
+            Some(set) => set.iter().map(|&c| (c, &follow[c])).collect(),
             None => follow
                 .iter()
                 .enumerate()
@@ -232,18 +255,41 @@ impl<'p> Reference<'p> {
         };
         let mut mine = Vec::new();
         let mut done = Vec::new();
+        let mut stop = false;
         for (index, t) in chosen {
-            let stop = t.nots.iter().any(|c| self.holds(c, i, &run.taken))
-                || (fresh && t.not_next.iter().any(|c| self.holds(c, i, &run.taken)));
-            if stop {
-                // A Stop on any branch discards every branch of this run.
-                return;
+            // `not next` is checked when the run reaches it through a
+            // PROCEED: on the first event after a take, or from a sticky wait.
+            let via_proceed = run.commit.as_ref().map_or(true, |set| set[0] != index);
+            // The greedy restriction also guards the edges to Stop.
+            let lifted = *self.variants(t, run, fresh, i).first().expect("a variant");
+            let guarded = self.greedy_blocks(
+                t,
+                Seen {
+                    lifted,
+                    via_proceed,
+                },
+                i,
+                &run.taken,
+            );
+            if via_proceed && !guarded && t.not_next.iter().any(|c| self.holds(c, i, &run.taken)) {
+                // The `not next` state leads to Stop instead of onwards.
+                stop = true;
+                continue;
+            }
+            let lost_nots = !via_proceed && (t.optional_group_head || self.optional_occurrence(t));
+            if !guarded && !lost_nots && t.nots.iter().any(|c| self.holds(c, i, &run.taken)) {
+                // A `not followed by` Stop sits beside the take.
+                stop = true;
             }
             for lifted in self.variants(t, run, fresh, i) {
+                let seen = Seen {
+                    lifted,
+                    via_proceed,
+                };
                 match &t.target {
                     Target::Take(q) => {
                         let accepts = self.holds(self.shape.condition(q), i, &run.taken);
-                        if accepts && !self.blocked(t, lifted, i, &run.taken) {
+                        if accepts && !self.blocked(t, seen, i, &run.taken) {
                             let mut taken = run.taken.clone();
                             taken.push((q.clone(), i));
                             let ts = self.events[i].ts;
@@ -256,7 +302,7 @@ impl<'p> Reference<'p> {
                             };
                             self.after_take(moved, &mut mine, &mut done);
                         }
-                        let skip = !self.skip_blocked(t, lifted, i, &run.taken)
+                        let skip = !self.skip_blocked(t, seen, i, &run.taken)
                             && match t.gap {
                                 Gap::Strict => false,
                                 Gap::Relaxed => !accepts,
@@ -264,25 +310,41 @@ impl<'p> Reference<'p> {
                             };
                         if skip {
                             mine.push(Run {
-                                commit: Some(index),
+                                commit: Some(commitment(&follow, index)),
                                 lifted,
                                 ..run.clone()
                             });
                         }
                     }
-                    Target::Pending { .. } => mine.push(Run {
-                        commit: Some(index),
-                        ..run.clone()
-                    }),
-                    Target::NotNextEnd => done.push(Held {
-                        taken: run.taken.clone(),
-                        start: run.start,
-                    }),
+                    // The greedy restriction covers these ends' transitions too.
+                    Target::Pending { .. } => {
+                        if !self.greedy_blocks(t, seen, i, &run.taken) {
+                            mine.push(Run {
+                                commit: Some(vec![index]),
+                                ..run.clone()
+                            });
+                        }
+                    }
+                    Target::NotNextEnd => {
+                        if !t.not_next.iter().any(|c| self.holds(c, i, &run.taken))
+                            && !self.greedy_blocks(t, seen, i, &run.taken)
+                        {
+                            done.push(Held {
+                                taken: run.taken.clone(),
+                                start: run.start,
+                            });
+                        }
+                    }
                     Target::Final => unreachable!("final transitions are taken at once"),
                 }
             }
         }
-        next.extend(mine);
+        // A Stop on any branch discards every partial branch of this run,
+        // but not a match completed by the same event (Flink's `doProcess`
+        // collects final states before it looks for a Stop).
+        if !stop {
+            next.extend(mine);
+        }
         completed.extend(done);
     }
 
@@ -290,8 +352,8 @@ impl<'p> Reference<'p> {
     /// `not followed by`)?
     fn is_pending(&self, run: &Run) -> bool {
         let follow = self.shape.follow(&run.taken.last().expect("taken").0);
-        match run.commit {
-            Some(c) => matches!(follow[c].target, Target::Pending { .. }),
+        match &run.commit {
+            Some(set) => set.len() == 1 && matches!(follow[set[0]].target, Target::Pending { .. }),
             None => {
                 let mut rest = follow.iter().filter(|t| t.target != Target::Final);
                 matches!(
@@ -306,13 +368,13 @@ impl<'p> Reference<'p> {
     /// PREVIOUS_AND_CURRENT windows on take states only).
     fn waiting_window(&self, run: &Run) -> Option<i64> {
         let follow = self.shape.follow(&run.taken.last().expect("taken").0);
-        let (t, committed) = match run.commit {
-            Some(c) => (&follow[c], true),
+        let (t, committed) = match &run.commit {
+            Some(set) => (&follow[set[0]], true),
             None => (follow.iter().find(|t| t.target != Target::Final)?, false),
         };
         match &t.target {
             Target::Take(q) => {
-                if committed && self.in_ignore_state(q) {
+                if committed && self.in_ignore_state(q) || !committed && !t.not_next.is_empty() {
                     return None;
                 }
                 self.shape.element(q).within
@@ -322,6 +384,18 @@ impl<'p> Reference<'p> {
         }
     }
 
+    /// Does `t` wait for an optional occurrence of a counted element? Its
+    /// separate ignore state carries no Stop edge of the negation after the
+    /// element (Flink adds those to the occurrence state only).
+    fn optional_occurrence(&self, t: &Trans<'_>) -> bool {
+        let Target::Take(q) = &t.target else {
+            return false;
+        };
+        let el = self.shape.element(q);
+        let (min, max) = bounds(el);
+        max.is_some() && q.last().expect("position").1 > min
+    }
+
     /// Does a run that skipped events while waiting for `q` sit in a
     /// separate ignore state (loop tail, optional occurrence)?
     fn in_ignore_state(&self, q: &[(usize, u32)]) -> bool {
@@ -329,7 +403,11 @@ impl<'p> Reference<'p> {
         let (min, _) = bounds(el);
         let k = q.last().expect("position").1;
         debug_assert!(matches!(el.kind, ElementKind::Stage(_)));
-        k > min || (k == 1 && el.optional)
+        // Every state of an optional group's head stage skips in a separate
+        // ignore state (Flink's isHeadOfOptionalGroupPattern).
+        let head_of_optional_group =
+            q.len() >= 2 && q[q.len() - 1].0 == 0 && self.shape.element(&q[..q.len() - 1]).optional;
+        k > min || (k == 1 && el.optional) || head_of_optional_group
     }
 
     /// New complete matches: emitted at once, or held and released by the
@@ -412,4 +490,16 @@ impl<'p> Reference<'p> {
             .map(|(s, ids)| (self.pattern().stage(s).name.clone(), ids))
             .collect()
     }
+}
+
+/// The transitions a run that skipped an event on `follow[index]` is
+/// committed to: that one, plus the ways out of a sticky group iteration.
+fn commitment(follow: &[Trans<'_>], index: usize) -> Vec<usize> {
+    let mut set = vec![index];
+    if let Some(iteration) = &follow[index].sticky {
+        set.extend((0..follow.len()).filter(|&u| {
+            u != index && follow[u].target != Target::Final && follow[u].exits.contains(iteration)
+        }));
+    }
+    set
 }

@@ -30,6 +30,12 @@ pub enum Gap {
     Any,
 }
 
+/// A greedy element being left or skipped: its condition, its `until`, and
+/// whether the restriction lasts for the whole wait (the next state's
+/// transitions are restricted) or only for the event the run leaves on (a
+/// restricted PROCEED of an optional greedy element with fixed counts).
+pub type Greedy<'p> = (&'p Condition, Option<&'p Condition>, bool);
+
 /// Where a transition leads.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
@@ -65,7 +71,25 @@ pub struct Trans<'p> {
     pub until_skip: bool,
     /// Greedy elements being left: `(condition, until)`; an event the greedy
     /// element would take can be neither taken nor skipped here.
-    pub greedy: Vec<(&'p Condition, Option<&'p Condition>)>,
+    pub greedy: Vec<Greedy<'p>>,
+    /// Leaves a greedy counted element before its maximum: such a PROCEED
+    /// is evaluated on the event just taken, so it never completes a match.
+    pub greedy_early_exit: bool,
+    /// Between the greedy element and the end lies another state (a group
+    /// iteration that could repeat, a skipped optional element): the greedy
+    /// restriction on that state's PROCEED applies to a completion too.
+    pub greedy_via_state: bool,
+    /// Element iterations (paths) this transition finishes and leaves.
+    pub exits: Vec<Pos>,
+    /// For the next iteration of a counted group whose head is a stage: the
+    /// finished iteration. A run that skips while waiting for it may still
+    /// leave the group (Flink's ignore loops on a state that keeps its
+    /// PROCEED), by the transitions whose `exits` contain this path.
+    pub sticky: Option<Pos>,
+    /// The take is the head of an optional group entered from outside: a
+    /// run that skips while waiting for it sits in an ignore state built
+    /// inside the group, without the Stop edges of earlier negations.
+    pub optional_group_head: bool,
 }
 
 /// Accumulated constraints while walking from a position to the next take.
@@ -75,9 +99,30 @@ struct Acc<'p> {
     not_next: Vec<&'p Condition>,
     until: Option<&'p Condition>,
     until_skip: bool,
-    greedy: Vec<(&'p Condition, Option<&'p Condition>)>,
+    greedy: Vec<Greedy<'p>>,
+    greedy_early_exit: bool,
+    greedy_via_state: bool,
+    exits: Vec<Pos>,
+    sticky: Option<Pos>,
+    optional_group_head: bool,
+    /// Groups entered on this walk with nothing taken yet.
+    empty_groups: Vec<Pos>,
     /// The last thing passed over was a `not` element (and nothing after).
     trailing: Option<(Contiguity, Option<DurationMs>)>,
+}
+
+impl Acc<'_> {
+    /// The walk goes on through a PROCEED of an intermediate state: greedy
+    /// restrictions on that state bind only the event the run passes on, and
+    /// a completion on the way is restricted too.
+    fn pass_state(&mut self) {
+        if !self.greedy.is_empty() {
+            self.greedy_via_state = true;
+        }
+        for g in &mut self.greedy {
+            g.2 = false;
+        }
+    }
 }
 
 /// The pattern seen through positions.
@@ -147,6 +192,11 @@ impl<'p> Shape<'p> {
 
     /// Iteration `k` of the element at `path` just finished.
     fn after_iteration(&self, path: &[(usize, u32)], acc: Acc<'p>, out: &mut Vec<Trans<'p>>) {
+        if acc.empty_groups.iter().any(|g| g.as_slice() == path) {
+            // A group iteration that took nothing: no transition (this also
+            // bounds the walk for groups made only of optional elements).
+            return;
+        }
         let el = self.element(path);
         let (index, k) = *path.last().expect("non-empty path");
         let parent = &path[..path.len() - 1];
@@ -156,26 +206,79 @@ impl<'p> Shape<'p> {
             rep.trailing = None;
             // A `not followed by` right after a repeating element is also
             // enforced between its repetitions (from the first one on).
-            if let Some(next) = self.seq_of(parent).elements.get(index + 1) {
+            if let Some(next) = self.following(path) {
                 if next.contiguity == Contiguity::NotFollowedBy {
                     rep.nots.push(self.not_condition(next));
                 }
             }
             rep.until = el.until.as_ref();
             rep.until_skip = true;
+            if matches!(el.kind, ElementKind::Group(_)) && max.is_none() && k > min {
+                // The next loop iteration is reached through the loop's
+                // dummy state.
+                rep.pass_state();
+            }
+            if let ElementKind::Group(inner) = &el.kind {
+                let counted = el.quantifier != Quantifier::One;
+                let head_is_stage = matches!(inner.elements[0].kind, ElementKind::Stage(_));
+                if counted && !el.optional && k >= min && head_is_stage {
+                    rep.sticky = Some(path.to_vec());
+                }
+            }
             let mut next_path = path.to_vec();
             next_path.last_mut().expect("non-empty").1 = k + 1;
-            self.enter(&next_path, inner_gap(el.inner), rep, out);
+            // A group's first stage repeats with the group's inner
+            // contiguity, not its own (Flink's `getInnerIgnoreCondition`).
+            let inner = if is_group_head_stage(el, path) {
+                self.element(parent).inner
+            } else {
+                el.inner
+            };
+            self.enter(&next_path, inner_gap(inner), rep, out);
         }
-        if k >= min {
+        // Flink adds no PROCEED to the optional states of a group's first
+        // stage: its optional occurrences cannot end the element early.
+        let leaves = k >= min && !(is_group_head_stage(el, path) && max.map_or(false, |m| k < m));
+        if leaves {
             let mut leave = acc;
+            leave.exits.push(path.to_vec());
+            if max.map_or(true, |m| k < m) {
+                leave.pass_state();
+            }
+            if max.map_or(true, |m| k < m)
+                && leave
+                    .trailing
+                    .is_some_and(|(c, _)| c == Contiguity::NotNext)
+            {
+                // The `not next` at the end of this group iteration leads to
+                // the next iteration, not to the end: Flink checks it with a
+                // PROCEED (on the event just taken, for a completion).
+                leave.trailing = None;
+            }
             if el.greedy && is_variable(el) {
                 leave
                     .greedy
-                    .push((self.element_condition(el), el.until.as_ref()));
+                    .push((self.element_condition(el), el.until.as_ref(), true));
+                leave.greedy_early_exit |= max.is_some_and(|m| k < m);
             }
             self.next_in_seq(parent, index + 1, leave, out);
         }
+    }
+
+    /// The element after the one at `path`; for the last element of a group,
+    /// the element after the group (Flink's `followingPattern` is not reset
+    /// when the compiler enters a group).
+    fn following(&self, path: &[(usize, u32)]) -> Option<&'p Element> {
+        let mut depth = path.len();
+        while depth > 0 {
+            let parent = &path[..depth - 1];
+            let index = path[depth - 1].0;
+            if let Some(next) = self.seq_of(parent).elements.get(index + 1) {
+                return Some(next);
+            }
+            depth -= 1;
+        }
+        None
     }
 
     /// Continue in the sequence of `parent` at element `j`.
@@ -202,6 +305,7 @@ impl<'p> Shape<'p> {
                 self.next_in_seq(parent, j + 1, acc, out);
             }
             Contiguity::NotNext => {
+                acc.pass_state();
                 acc.not_next.push(self.not_condition(el));
                 acc.trailing = Some((Contiguity::NotNext, el.within));
                 self.next_in_seq(parent, j + 1, acc, out);
@@ -217,11 +321,39 @@ impl<'p> Shape<'p> {
                 first.until_skip = false;
                 self.enter(&path, outer_gap(c), first, out);
                 if el.optional {
-                    // Skipping a greedy element restricts what follows too.
-                    if el.greedy && is_variable(el) {
-                        acc.greedy
-                            .push((self.element_condition(el), el.until.as_ref()));
+                    // Skipping passes this element's first state; its own
+                    // greedy restriction binds the next state, where the run
+                    // then waits.
+                    acc.pass_state();
+                    // Skipping a greedy element restricts what follows too (the
+                    // PROCEED of an optional greedy state is ANDed with "not
+                    // its condition", whatever its counts).
+                    if el.greedy {
+                        acc.greedy.push((
+                            self.element_condition(el),
+                            el.until.as_ref(),
+                            is_variable(el),
+                        ));
+                        // That PROCEED also decides a completion, on the
+                        // event just taken.
+                        acc.greedy_via_state = true;
                     }
+                    // A greedy stage ending a skipped non-looping group
+                    // restricts the same next state (the group's sink is its
+                    // sink; a loop body has its own dummy state).
+                    let mut last = el;
+                    while let (ElementKind::Group(inner), (_, Some(_))) = (&last.kind, bounds(last))
+                    {
+                        last = inner.elements.last().expect("non-empty group");
+                        if last.greedy && is_variable(last) {
+                            acc.greedy.push((
+                                self.element_condition(last),
+                                last.until.as_ref(),
+                                true,
+                            ));
+                        }
+                    }
+
                     self.next_in_seq(parent, j + 1, acc, out);
                 }
             }
@@ -232,6 +364,7 @@ impl<'p> Shape<'p> {
     fn enter(&self, path: &[(usize, u32)], gap: Gap, acc: Acc<'p>, out: &mut Vec<Trans<'p>>) {
         match &self.element(path).kind {
             ElementKind::Stage(_) => out.push(Trans {
+                // (`acc.empty_groups` ends here: this take fills them.)
                 target: Target::Take(path.to_vec()),
                 gap,
                 nots: acc.nots,
@@ -239,14 +372,35 @@ impl<'p> Shape<'p> {
                 until: acc.until,
                 until_skip: acc.until_skip,
                 greedy: acc.greedy,
+                greedy_early_exit: acc.greedy_early_exit,
+                greedy_via_state: acc.greedy_via_state,
+                exits: acc.exits,
+                sticky: acc.sticky,
+                optional_group_head: acc.optional_group_head,
             }),
             ElementKind::Group(inner) => {
                 let mut first = path.to_vec();
                 first.push((0, 1));
+                let mut acc = acc;
+                acc.empty_groups.push(path.to_vec());
+                let el = self.element(path);
+                acc.optional_group_head = el.optional && path.last().is_some_and(|p| p.1 == 1);
                 let mut inside = acc.clone();
-                inside.until = None;
-                self.enter(&first, gap, inside, out);
-                if inner.elements[0].optional {
+                inside.until = inner.elements[0].until.as_ref();
+                inside.until_skip = false;
+                // A group that comes first in a group is entered strictly
+                // (Flink's `begin(Pattern)` is STRICT and the head of the
+                // inner group takes that group's own strategy).
+                let head_gap = match inner.elements[0].kind {
+                    ElementKind::Group(_) => Gap::Strict,
+                    ElementKind::Stage(_) => gap,
+                };
+                self.enter(&first, head_gap, inside, out);
+                // The first stage of a group cannot be skipped as optional
+                // (no PROCEED on a group head's optional state); a first
+                // element that is itself a group can.
+                let head = &inner.elements[0];
+                if head.optional && matches!(head.kind, ElementKind::Group(_)) {
                     let mut skip = acc;
                     skip.until = None;
                     self.next_in_seq(path, 1, skip, out);
@@ -268,7 +422,12 @@ impl<'p> Shape<'p> {
             not_next: acc.not_next,
             until: None,
             until_skip: false,
-            greedy: Vec::new(),
+            greedy: acc.greedy,
+            greedy_early_exit: acc.greedy_early_exit,
+            greedy_via_state: acc.greedy_via_state,
+            exits: acc.exits,
+            sticky: None,
+            optional_group_head: false,
         }
     }
 
@@ -291,6 +450,11 @@ pub fn bounds(el: &Element) -> (u32, Option<u32>) {
         Quantifier::Times { min, max } => (min, Some(max)),
         Quantifier::AtLeast(n) => (n, None),
     }
+}
+
+/// Is this a stage element that comes first in a group's sequence?
+fn is_group_head_stage(el: &Element, path: &[(usize, u32)]) -> bool {
+    matches!(el.kind, ElementKind::Stage(_)) && path.len() >= 2 && path[path.len() - 1].0 == 0
 }
 
 /// Does the element take a variable number of events (where greedy matters)?
