@@ -7,8 +7,9 @@ mod reference;
 
 use cepheid::pattern::{Condition, Pattern, SkipStrategy, StageId};
 use reference::build::{kind_in, kind_is, pattern, sum_lt, value_gt_last};
+use reference::matcher::Output;
 use reference::Emitted;
-use reference::{run, Output, RefEvent};
+use reference::{run, RefEvent};
 
 /// Events from kinds: `"a c b b"` → ids 1.., ts = id.
 fn events(kinds: &str) -> Vec<RefEvent> {

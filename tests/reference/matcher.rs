@@ -191,10 +191,9 @@ impl<'p> Reference<'p> {
         let follow = self.shape.follow(&run.taken.last().expect("taken").0);
         let (event, before) = run.taken.split_last().expect("taken");
         let completes = |t: &Trans<'_>| {
-            t.target == Target::Final
-                && !t.greedy_early_exit
-                && !t.not_next.iter().any(|c| self.holds(c, event.1, before))
-                && !(t.greedy_via_state && self.greedy_blocks(t, ALL, event.1, before))
+            let negated = t.not_next.iter().any(|c| self.holds(c, event.1, before));
+            let greedy = t.greedy_via_state && self.greedy_blocks(t, ALL, event.1, before);
+            t.target == Target::Final && !t.greedy_early_exit && !negated && !greedy
         };
         if follow.iter().any(completes) {
             completed.push(Held {

@@ -61,49 +61,49 @@
 //!    is built by Flink's `begin(Pattern)`, which is STRICT. So
 //!    `a followed by any ((b))` is `a next b`.
 //! 10. The first stage of a group repeats with the *group's* inner
-//!    contiguity, not its own (Flink's `getInnerIgnoreCondition` for a group
-//!    head): in `(b{1,2} consecutive) c`, b's repetitions are relaxed.
+//!     contiguity, not its own (Flink's `getInnerIgnoreCondition` for a group
+//!     head): in `(b{1,2} consecutive) c`, b's repetitions are relaxed.
 //! 11. A Stop (a negation hit) discards every *partial* branch of the run,
-//!    but a match completed by the same event is still emitted (Flink's
-//!    `doProcess` adds final states before it checks for a Stop):
-//!    `a not followed by b next t` (t accepts all) matches `{a, t: b}` on `a b`.
+//!     but a match completed by the same event is still emitted (Flink's
+//!     `doProcess` adds final states before it checks for a Stop):
+//!     `a not followed by b next t` (t accepts all) matches `{a, t: b}` on `a b`.
 //! 12. A greedy counted element `{n,m}` cannot complete a match right after
-//!    occurrence k < m: Flink ANDs the PROCEED of its optional occurrences
-//!    with "not the element's condition" and evaluates it on the event just
-//!    taken. So `a{1,2} greedy` at the end emits only two-event matches,
-//!    although `semantics.md` says greedy on the last element has no effect
-//!    (true for loops `+`/`{n,}` only). Reported to the lead.
+//!     occurrence k < m: Flink ANDs the PROCEED of its optional occurrences
+//!     with "not the element's condition" and evaluates it on the event just
+//!     taken. So `a{1,2} greedy` at the end emits only two-event matches,
+//!     although `semantics.md` says greedy on the last element has no effect
+//!     (true for loops `+`/`{n,}` only). Reported to the lead.
 //! 13. A `not next` on the way to the end (before an optional last element,
-//!    or at the end of a group iteration that could repeat) is checked on
-//!    the event just taken when the match completes (Flink evaluates the
-//!    PROCEED chain to the final state on that event); only a `not next` that
-//!    truly ends the pattern waits for the next event.
+//!     or at the end of a group iteration that could repeat) is checked on
+//!     the event just taken when the match completes (Flink evaluates the
+//!     PROCEED chain to the final state on that event); only a `not next` that
+//!     truly ends the pattern waits for the next event.
 //! 14. A run that skips events while waiting for an optional iteration of a
-//!    repeating group (`(b c){1,3}`, `(b c)+`: iteration > min, head a stage, group
-//!    not `optional`) may still leave the group afterwards: Flink's ignore
-//!    edge there loops on the head state, which keeps its PROCEED. So
-//!    `(s){1,2} combinations next t` matches `{s: a1, t: a3}` on `a1 a2 a3`
-//!    (the `next` is measured from the skipped a2). The head of an
-//!    `optional` group skips in a separate ignore state instead
-//!    (`isHeadOfOptionalGroupPattern`), so there the run is committed. This
-//!    makes Flink emit some matches twice: `(b)+ followed by c` on `b x b`
-//!    gives `{b1 c:b3}` once from the run still in the loop and once from
-//!    the run waiting for c.
+//!     repeating group (`(b c){1,3}`, `(b c)+`: iteration > min, head a stage, group
+//!     not `optional`) may still leave the group afterwards: Flink's ignore
+//!     edge there loops on the head state, which keeps its PROCEED. So
+//!     `(s){1,2} combinations next t` matches `{s: a1, t: a3}` on `a1 a2 a3`
+//!     (the `next` is measured from the skipped a2). The head of an
+//!     `optional` group skips in a separate ignore state instead
+//!     (`isHeadOfOptionalGroupPattern`), so there the run is committed. This
+//!     makes Flink emit some matches twice: `(b)+ followed by c` on `b x b`
+//!     gives `{b1 c:b3}` once from the run still in the loop and once from
+//!     the run waiting for c.
 //! 16. That separate ignore state of an optional group's head is built
-//!    inside the group, where no earlier negation is known: a run that
-//!    skipped while waiting for the group is no longer stopped by a
-//!    `not followed by` before the group. `b not followed by c followed by
-//!    (d+)?` matches `{b1 d4}` on `b x c d` (but not with `d?`).
+//!     inside the group, where no earlier negation is known: a run that
+//!     skipped while waiting for the group is no longer stopped by a
+//!     `not followed by` before the group. `b not followed by c followed by
+//!     (d+)?` matches `{b1 d4}` on `b x c d` (but not with `d?`).
 //! 17. Likewise the ignore state of an optional occurrence of a counted
-//!    element has no Stop edge for the negation after the element, so
-//!    `a b{1,3} not followed by c followed by d` matches `{a b2 b5 d}` on
-//!    `a b x c b b d` (the `c` falls in a skipped stretch), while `b{3}`
-//!    and `b+` do not match.
+//!     element has no Stop edge for the negation after the element, so
+//!     `a b{1,3} not followed by c followed by d` matches `{a b2 b5 d}` on
+//!     `a b x c b b d` (the `c` falls in a skipped stretch), while `b{3}`
+//!     and `b+` do not match.
 //! 15. Greedy restricts *every* transition of the state after the greedy
-//!    element, its PROCEEDs included: when that state is not the final one
-//!    (the greedy loop ends an iteration of a group that could repeat), a
-//!    match cannot complete on an event the loop takes: `(b+ greedy){1,2}`
-//!    emits nothing on a single `b`.
+//!     element, its PROCEEDs included: when that state is not the final one
+//!     (the greedy loop ends an iteration of a group that could repeat), a
+//!     match cannot complete on an event the loop takes: `(b+ greedy){1,2}`
+//!     emits nothing on a single `b`.
 #![allow(dead_code)]
 
 pub mod build;

@@ -238,7 +238,7 @@ impl<'p> Shape<'p> {
         }
         // Flink adds no PROCEED to the optional states of a group's first
         // stage: its optional occurrences cannot end the element early.
-        let leaves = k >= min && !(is_group_head_stage(el, path) && max.map_or(false, |m| k < m));
+        let leaves = k >= min && !(is_group_head_stage(el, path) && max.is_some_and(|m| k < m));
         if leaves {
             let mut leave = acc;
             leave.exits.push(path.to_vec());
