@@ -476,3 +476,6 @@ impl Lowerer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,23 @@
+//! Any bytes → load (UTF-8 check, parse, lower, validate) → render the
+//! diagnostics; when the text parses, print → parse must give the same tree.
+//! Nothing may panic, overflow the stack or hang.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let loaded = cepheid::dsl::load_bytes("fuzz.cep", data);
+    let _ = loaded.render();
+    for p in &loaded.patterns {
+        let _ = cepheid::dsl::explain(p);
+        let _ = cepheid::dsl::sequence_dot(p);
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(file) = cepheid::dsl::parse(text) {
+            let printed = cepheid::dsl::print_file(&file);
+            let again = cepheid::dsl::parse(&printed).expect("printed text parses");
+            assert_eq!(again.without_spans(), file.without_spans());
+        }
+    }
+});

@@ -1,0 +1,294 @@
+//! Property tests of the pattern language: random syntax trees (every
+//! construct) survive print → parse unchanged, and no input text makes the
+//! loader panic.
+
+use cepheid::dsl::ast::{
+    Clause, ClauseKind, Connector, Duration, Element, ElementKind, Entry, Expr, ExprKind, File,
+    Ident, Literal, Modifier, ModifierKind, Path, PatternDecl, Quantifier, QuantifierKind,
+    Sequence, Skip, TimeUnit,
+};
+use cepheid::expr::{BinaryOp, UnaryOp};
+use cepheid::pattern::Contiguity;
+use cepheid::Span;
+use proptest::prelude::*;
+
+fn ident() -> impl Strategy<Value = Ident> {
+    "[a-z_][a-z0-9_]{0,5}"
+        .prop_filter("reserved", |s| cepheid::dsl::is_plain_ident(s))
+        .prop_map(|name| Ident {
+            name,
+            span: Span::default(),
+        })
+}
+
+/// A path segment: an identifier or any backquotable name.
+fn segment() -> impl Strategy<Value = Ident> {
+    prop_oneof![
+        3 => ident(),
+        1 => "[^`\\x00]{1,6}".prop_map(|name| Ident { name, span: Span::default() }),
+    ]
+}
+
+fn path() -> impl Strategy<Value = Path> {
+    prop::collection::vec(segment(), 1..4).prop_map(|segments| Path {
+        segments,
+        span: Span::default(),
+    })
+}
+
+fn duration() -> impl Strategy<Value = Duration> {
+    let unit = prop_oneof![
+        Just(TimeUnit::Millis),
+        Just(TimeUnit::Seconds),
+        Just(TimeUnit::Minutes),
+        Just(TimeUnit::Hours),
+        Just(TimeUnit::Days),
+    ];
+    (0u64..100_000, unit).prop_map(|(value, unit)| Duration {
+        value,
+        unit,
+        span: Span::default(),
+    })
+}
+
+fn literal() -> impl Strategy<Value = Literal> {
+    prop_oneof![
+        Just(Literal::Null),
+        any::<bool>().prop_map(Literal::Bool),
+        any::<i64>().prop_map(Literal::Int),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Literal::Float),
+        ".{0,8}".prop_map(Literal::Str),
+        duration().prop_map(Literal::Duration),
+    ]
+}
+
+fn expr_node(kind: ExprKind) -> Expr {
+    Expr {
+        kind,
+        span: Span::default(),
+    }
+}
+
+fn binary_op() -> impl Strategy<Value = BinaryOp> {
+    prop::sample::select(vec![
+        BinaryOp::Or,
+        BinaryOp::And,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Rem,
+    ])
+}
+
+fn expr() -> impl Strategy<Value = Expr> {
+    let leaf = prop_oneof![
+        literal().prop_map(|l| expr_node(ExprKind::Literal(l))),
+        path().prop_map(|p| expr_node(ExprKind::Path(p))),
+    ];
+    leaf.prop_recursive(4, 24, 3, |inner| {
+        prop_oneof![
+            (
+                prop_oneof![Just(UnaryOp::Neg), Just(UnaryOp::Not)],
+                inner.clone()
+            )
+                .prop_map(|(op, x)| expr_node(ExprKind::Unary(op, Box::new(x)))),
+            (binary_op(), inner.clone(), inner.clone())
+                .prop_map(|(op, l, r)| expr_node(ExprKind::Binary(op, Box::new(l), Box::new(r)))),
+            (inner.clone(), prop::collection::vec(inner.clone(), 0..3))
+                .prop_map(|(x, items)| expr_node(ExprKind::In(Box::new(x), items))),
+            (ident(), prop::collection::vec(inner, 0..3))
+                .prop_map(|(f, args)| expr_node(ExprKind::Call(f, args))),
+        ]
+    })
+}
+
+fn quantifier() -> impl Strategy<Value = Option<Quantifier>> {
+    let kind = prop_oneof![
+        Just(QuantifierKind::Optional),
+        Just(QuantifierKind::Star),
+        Just(QuantifierKind::Plus),
+        (0u64..20).prop_map(QuantifierKind::Exactly),
+        (0u64..20, prop::option::of(0u64..20)).prop_map(|(n, m)| QuantifierKind::Range(n, m)),
+    ];
+    prop::option::of(kind.prop_map(|kind| Quantifier {
+        kind,
+        span: Span::default(),
+    }))
+}
+
+fn modifier() -> impl Strategy<Value = Modifier> {
+    prop_oneof![
+        Just(ModifierKind::Optional),
+        Just(ModifierKind::Greedy),
+        Just(ModifierKind::Consecutive),
+        Just(ModifierKind::Combinations),
+        ident().prop_map(ModifierKind::Until),
+        duration().prop_map(ModifierKind::Within),
+    ]
+    .prop_map(|kind| Modifier {
+        kind,
+        span: Span::default(),
+    })
+}
+
+fn contiguity() -> impl Strategy<Value = Contiguity> {
+    prop::sample::select(vec![
+        Contiguity::Strict,
+        Contiguity::Relaxed,
+        Contiguity::NonDeterministic,
+        Contiguity::NotNext,
+        Contiguity::NotFollowedBy,
+    ])
+}
+
+fn sequence_from(
+    elements: Vec<(ElementKind, Contiguity, Option<Quantifier>, Vec<Modifier>)>,
+) -> Sequence {
+    let elements = elements
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, c, quantifier, modifiers))| Element {
+            connector: (i > 0).then_some(Connector {
+                kind: c,
+                span: Span::default(),
+            }),
+            kind,
+            quantifier,
+            modifiers,
+            span: Span::default(),
+        })
+        .collect();
+    Sequence {
+        elements,
+        span: Span::default(),
+    }
+}
+
+fn sequence() -> impl Strategy<Value = Sequence> {
+    let stage = ident().prop_map(ElementKind::Stage);
+    let kind = stage.prop_recursive(2, 8, 3, |inner| {
+        prop::collection::vec(
+            (
+                inner,
+                contiguity(),
+                quantifier(),
+                prop::collection::vec(modifier(), 0..2),
+            ),
+            1..3,
+        )
+        .prop_map(|els| ElementKind::Group(sequence_from(els)))
+    });
+    prop::collection::vec(
+        (
+            kind,
+            contiguity(),
+            quantifier(),
+            prop::collection::vec(modifier(), 0..3),
+        ),
+        1..4,
+    )
+    .prop_map(sequence_from)
+}
+
+fn clause() -> impl Strategy<Value = Clause> {
+    let skip = prop_oneof![
+        Just(Skip::NoSkip),
+        Just(Skip::ToNext),
+        Just(Skip::PastLastEvent),
+        ident().prop_map(Skip::ToFirst),
+        ident().prop_map(Skip::ToLast),
+    ];
+    prop_oneof![
+        prop::collection::vec(path(), 1..3).prop_map(ClauseKind::PartitionBy),
+        duration().prop_map(ClauseKind::Within),
+        skip.prop_map(ClauseKind::Skip),
+        Just(ClauseKind::Timeouts),
+    ]
+    .prop_map(|kind| Clause {
+        kind,
+        span: Span::default(),
+    })
+}
+
+fn entries() -> impl Strategy<Value = Vec<Entry>> {
+    prop::collection::vec(
+        (ident(), expr()).prop_map(|(name, expr)| Entry {
+            name,
+            expr,
+            span: Span::default(),
+        }),
+        0..3,
+    )
+}
+
+fn pattern() -> impl Strategy<Value = PatternDecl> {
+    (
+        prop::collection::vec("[ -~]{0,12}", 0..3),
+        ident(),
+        prop::collection::vec(clause(), 0..4),
+        sequence(),
+        entries(),
+        entries(),
+    )
+        .prop_map(
+            |(doc, name, clauses, sequence, where_entries, select_entries)| PatternDecl {
+                doc,
+                name,
+                clauses,
+                sequence,
+                where_entries,
+                select_entries,
+                span: Span::default(),
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn printed_files_parse_back_to_the_same_tree(patterns in prop::collection::vec(pattern(), 1..3)) {
+        let file = File { patterns };
+        let text = cepheid::dsl::print_file(&file);
+        let parsed = match cepheid::dsl::parse(&text) {
+            Ok(f) => f,
+            Err(d) => return Err(TestCaseError::fail(format!("{}\n{text}", d[0].message))),
+        };
+        prop_assert_eq!(parsed.without_spans(), file, "{}", text);
+    }
+
+    #[test]
+    fn any_text_loads_without_panicking(text in ".{0,200}") {
+        let loaded = cepheid::dsl::load_str("fuzz.cep", &text);
+        let _ = loaded.render();
+    }
+
+    #[test]
+    fn mutated_patterns_load_without_panicking(
+        cut in 0usize..400,
+        insert in "[ -~\n]{0,6}",
+    ) {
+        let base = "/// Doc.\npattern p {\n    partition by user_id\n    within 10s\n    skip to first a\n    \
+                    match a{2,} consecutive greedy followed by any (b next c)? not followed by d within 1s\n    \
+                    where\n        a: x > 1 and count(a) < 3 or matches(s, \"^a\")\n        b: -x in [1, 2.5, \"s\\n\"]\n    \
+                    select\n        n = sum(a.v) / 2\n}\n";
+        let at = cut.min(base.len());
+        let text = format!("{}{insert}{}", &base[..at], &base[at..]);
+        let loaded = cepheid::dsl::load_str("m.cep", &text);
+        let _ = loaded.render();
+        if let Ok(file) = cepheid::dsl::parse(&text) {
+            let printed = cepheid::dsl::print_file(&file);
+            let again = cepheid::dsl::parse(&printed).expect("printed text parses");
+            prop_assert_eq!(again.without_spans(), file.without_spans());
+        }
+    }
+}
