@@ -125,8 +125,25 @@ impl Generator {
         let (order, user) = (format!("o{}", self.next_order), self.key("u"));
         let amount = self.rng.span(5, 500);
         self.at(now, format!(r#""type":"order_created","order_id":"{order}","user_id":"{user}","amount":{amount}"#));
-        if self.rng.chance(0.8) {
-            let paid = now + self.rng.span(30_000, 20 * 60_000);
+        let mut t = now + self.rng.span(10_000, 60_000);
+        let declines = if self.rng.chance(0.1) {
+            3 + self.rng.below(3)
+        } else {
+            self.rng.below(2)
+        };
+        for _ in 0..declines {
+            let reason =
+                ["insufficient_funds", "card_expired", "do_not_honor"][self.rng.below(3) as usize];
+            self.at(t, format!(r#""type":"payment","order_id":"{order}","status":"declined","reason":"{reason}""#));
+            t += self.rng.span(20_000, 120_000);
+        }
+        if declines >= 3 && self.rng.chance(0.7) {
+            self.at(
+                t,
+                format!(r#""type":"order_cancelled","order_id":"{order}","user_id":"{user}""#),
+            );
+        } else if self.rng.chance(0.85) {
+            let paid = t + self.rng.span(0, 20 * 60_000);
             self.at(paid, format!(r#""type":"order_paid","order_id":"{order}","user_id":"{user}","amount":{amount}"#));
         }
     }
@@ -161,13 +178,15 @@ impl Generator {
         let mut t = now;
         for _ in 0..1 + self.rng.below(7) {
             let symbol = symbols[self.rng.below(4) as usize];
-            let qty = self.rng.span(1, 200);
+            let quantity = self.rng.span(1, 200);
+            let price = self.rng.span(10, 400);
+            let notional = quantity * price;
             let status = if self.rng.chance(0.9) {
                 "filled"
             } else {
                 "rejected"
             };
-            self.at(t, format!(r#""type":"trade","user_id":"{user}","symbol":"{symbol}","qty":{qty},"status":"{status}""#));
+            self.at(t, format!(r#""type":"trade","user_id":"{user}","symbol":"{symbol}","quantity":{quantity},"price":{price},"notional":{notional},"status":"{status}""#));
             t += self.rng.span(60_000, 3 * 3_600_000);
         }
     }
@@ -183,24 +202,24 @@ impl Generator {
                 self.rng.span(10, 300)
             };
             let merchant = self.rng.below(50);
-            self.at(t, format!(r#""type":"charge","card_id":"{card}","amount":{amount},"merchant":"m{merchant}""#));
+            self.at(t, format!(r#""type":"charge","card_id":"{card}","amount":{amount},"merchant_id":"m{merchant}""#));
             t += self.rng.span(1_000, 60_000);
         }
         if testing {
             let amount = self.rng.span(900, 5_000);
             let merchant = self.rng.below(50);
-            self.at(t, format!(r#""type":"charge","card_id":"{card}","amount":{amount},"merchant":"m{merchant}""#));
+            self.at(t, format!(r#""type":"charge","card_id":"{card}","amount":{amount},"merchant_id":"m{merchant}""#));
         }
     }
 
     fn takeover(&mut self, now: i64) {
         let account = self.key("a");
         let ip = format!("198.51.100.{}", self.rng.below(254) + 1);
-        self.at(now, format!(r#""type":"login","account_id":"{account}","success":true,"ip":"{ip}","new_ip":true"#));
+        self.at(now, format!(r#""type":"login","account_id":"{account}","success":true,"ip":"{ip}","is_new_ip":true"#));
         let t = now + self.rng.span(60_000, 10 * 60_000);
         self.at(
             t,
-            format!(r#""type":"password_change","account_id":"{account}""#),
+            format!(r#""type":"password_change","account_id":"{account}","ip":"{ip}""#),
         );
         let amount = if self.rng.chance(0.6) {
             self.rng.span(2_000, 20_000)
@@ -263,7 +282,7 @@ impl Generator {
         for _ in 0..if abuse { 5 + self.rng.below(4) } else { 1 } {
             let coupon = format!("WELCOME{}", self.rng.below(20));
             let user = self.key("u");
-            self.at(t, format!(r#""type":"coupon_claim","device_id":"{device}","user_id":"{user}","coupon":"{coupon}""#));
+            self.at(t, format!(r#""type":"coupon_claim","device_id":"{device}","user_id":"{user}","coupon_id":"{coupon}""#));
             t += self.rng.span(10_000, 10 * 60_000);
         }
     }

@@ -308,17 +308,10 @@ fn summarize(stats: &Stats, malformed: u64, started: Instant) {
     } else {
         0.0
     };
-    let mut line = format!(
+    eprintln!(
         "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );
-    if stats.unkeyed > 0 {
-        line.push_str(&format!(
-            "; {} event/pattern pairs skipped for lack of a partition key",
-            stats.unkeyed
-        ));
-    }
-    eprintln!("{line}");
 }
 
 /// A path for messages (`-` is the standard stream named `stdio`).

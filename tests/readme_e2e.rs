@@ -1,0 +1,55 @@
+//! The README's first command, end to end: every rule in `patterns/` over
+//! the sample stream `examples/data/sample.jsonl`
+//! (`cargo run --release -- run patterns/ --events examples/data/sample.jsonl`,
+//! here with the binary this test run built).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+#[test]
+fn every_pattern_finds_something_in_the_sample_stream() {
+    let output = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .args(["run", "patterns/", "--events", "examples/data/sample.jsonl"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("malformed line"), "{stderr}");
+    let summary = stderr.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("cepheid: ") && summary.contains("events read"),
+        "{summary}"
+    );
+
+    let mut per_pattern: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let counts = per_pattern
+            .entry(record["pattern"].as_str().unwrap().to_string())
+            .or_default();
+        match record["kind"].as_str() {
+            Some("match") => counts.0 += 1,
+            Some("timeout") => counts.1 += 1,
+            other => panic!("unexpected record kind {other:?}"),
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/patterns")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            if let Some(rest) = line.trim_start().strip_prefix("pattern ") {
+                names.push(rest.trim_end_matches(['{', ' ']).to_string());
+            }
+        }
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
+        assert!(
+            per_pattern.get(name).is_some_and(|&(m, t)| m + t > 0),
+            "pattern {name} finds nothing in the sample: {per_pattern:?}"
+        );
+    }
+    // A few events arrive seconds out of order: late without --max-delay.
+    assert!(summary.contains(" 3 late,"), "{summary}");
+}
