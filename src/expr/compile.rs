@@ -38,6 +38,9 @@ pub(crate) enum Node {
     In(NodeId, Box<[NodeId]>),
     Call1(Function, NodeId),
     Call2(Function, NodeId, NodeId),
+    /// `contains(field, "literal")`, with a precompiled substring searcher
+    /// (and the literal, for a list field).
+    ContainsFieldLiteral(FieldId, Box<(Value, memchr::memmem::Finder<'static>)>),
     Matches(NodeId, Arc<regex::Regex>),
 }
 
@@ -231,6 +234,14 @@ impl<'a> Compiler<'a> {
             }
             Expr::Call(function, args) => match (function.arity(), args.as_slice()) {
                 (1, [x]) => Node::Call1(*function, self.compile(x, depth)?),
+                (2, [Expr::Field(path), Expr::Literal(Value::Str(needle))])
+                    if *function == Function::Contains && !self.in_select =>
+                {
+                    let field = self.resolve(path)?;
+                    let finder = memchr::memmem::Finder::new(needle.as_bytes()).into_owned();
+                    let literal = Value::Str(Arc::clone(needle));
+                    Node::ContainsFieldLiteral(field, Box::new((literal, finder)))
+                }
                 (2, [x, y]) => {
                     let x = self.compile(x, depth)?;
                     Node::Call2(*function, x, self.compile(y, depth)?)

@@ -3,33 +3,47 @@
 //! Values are passed as `Cow`s: fields and accumulated values are borrowed,
 //! so reading a string field and comparing it with a literal copies nothing
 //! and allocates nothing. Boolean operators and comparisons are evaluated
-//! as three-valued truths without building a [`Value`].
+//! as three-valued truths without building a [`Value`]. The shapes of most
+//! conditions (a field against a literal, `contains(field, "..")`, `and`,
+//! `or`) are handled by a small inlined function; the rest out of line.
 
 use std::borrow::Cow;
 
 use super::accumulate::Accumulators;
 use super::compile::{CompiledExpr, Node, NodeId};
+use super::ir::Function;
 use super::ops::{self, Truth};
-use crate::event::Event;
+use crate::event::{Event, FieldId};
 use crate::value::Value;
 
 impl CompiledExpr {
     /// The value of the expression for the candidate `event`, given what the
     /// run accepted before it.
     pub fn eval<E: Event + ?Sized>(&self, event: &E, accumulators: &Accumulators) -> Value {
-        self.evaluator(Some(event), accumulators)
+        self.evaluator(event, accumulators)
             .value(self.root())
             .into_owned()
     }
 
     /// Does `event` satisfy the condition (is its value exactly `true`)?
+    #[inline]
     pub fn matches<E: Event + ?Sized>(&self, event: &E, accumulators: &Accumulators) -> bool {
-        self.evaluator(Some(event), accumulators).truth(self.root()) == Some(true)
+        // The commonest whole conditions, without entering the evaluator.
+        match self.nodes.last() {
+            Some(Node::CompareFieldLiteral(op, f, literal)) => {
+                ops::compare_literal(*op, &event.field(*f), literal) == Some(true)
+            }
+            Some(Node::ContainsFieldLiteral(f, needle)) => match &*event.field(*f) {
+                Value::Str(s) => needle.1.find(s.as_bytes()).is_some(),
+                other => ops::call2(Function::Contains, other, &needle.0) == Some(true),
+            },
+            _ => self.evaluator(event, accumulators).truth(self.root()) == Some(true),
+        }
     }
 
     /// The value of a `select` expression (no current event).
     pub(crate) fn eval_without_event(&self, accumulators: &Accumulators) -> Value {
-        self.evaluator::<NoEvent>(None, accumulators)
+        self.evaluator(&NoEvent, accumulators)
             .value(self.root())
             .into_owned()
     }
@@ -40,7 +54,7 @@ impl CompiledExpr {
 
     fn evaluator<'a, E: Event + ?Sized>(
         &'a self,
-        event: Option<&'a E>,
+        event: &'a E,
         accumulators: &'a Accumulators,
     ) -> Evaluator<'a, E> {
         Evaluator {
@@ -51,29 +65,22 @@ impl CompiledExpr {
     }
 }
 
-/// The event type of `select` evaluation, which has no current event.
+/// The event of `select` evaluation, which has no current event.
 struct NoEvent;
 
 impl Event for NoEvent {
-    fn field(&self, _: crate::event::FieldId) -> Cow<'_, Value> {
+    fn field(&self, _: FieldId) -> Cow<'_, Value> {
         Cow::Owned(Value::Null)
     }
 }
 
 struct Evaluator<'a, E: ?Sized> {
     nodes: &'a [Node],
-    event: Option<&'a E>,
+    event: &'a E,
     accumulators: &'a Accumulators,
 }
 
 impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
-    fn field(&self, id: crate::event::FieldId) -> Cow<'a, Value> {
-        match self.event {
-            Some(event) => event.field(id),
-            None => Cow::Owned(Value::Null),
-        }
-    }
-
     /// The value of node `id`. Recursion depth is bounded by the compiler's
     /// nesting limit.
     fn value(&self, id: NodeId) -> Cow<'a, Value> {
@@ -82,7 +89,7 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
         };
         match node {
             Node::Literal(v) => Cow::Borrowed(v),
-            Node::Field(f) => self.field(*f),
+            Node::Field(f) => self.event.field(*f),
             Node::Slot(slot) => self.accumulators.get(*slot),
             Node::Neg(x) => Cow::Owned(ops::negate(&self.value(*x))),
             Node::Arithmetic(op, x, y) => {
@@ -97,18 +104,23 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             | Node::CompareFieldLiteral(..)
             | Node::In(..)
             | Node::Call2(..)
+            | Node::ContainsFieldLiteral(..)
             | Node::Matches(..) => Cow::Owned(ops::value_of(self.truth(id))),
         }
     }
 
     /// The three-valued truth of node `id` (a non-boolean value is unknown).
+    #[inline]
     fn truth(&self, id: NodeId) -> Truth {
         let node = self.nodes.get(id as usize)?;
         match node {
             Node::CompareFieldLiteral(op, f, literal) => {
-                ops::compare(*op, &self.field(*f), literal)
+                ops::compare_literal(*op, &self.event.field(*f), literal)
             }
-            Node::Compare(op, x, y) => ops::compare(*op, &self.value(*x), &self.value(*y)),
+            Node::ContainsFieldLiteral(f, needle) => match &*self.event.field(*f) {
+                Value::Str(s) => Some(needle.1.find(s.as_bytes()).is_some()),
+                other => ops::call2(Function::Contains, other, &needle.0),
+            },
             Node::And(x, y) => match self.truth(*x) {
                 Some(false) => Some(false),
                 left => ops::and(left, self.truth(*y)),
@@ -117,8 +129,17 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
                 Some(true) => Some(true),
                 left => ops::or(left, self.truth(*y)),
             },
+            _ => self.truth_general(node, id),
+        }
+    }
+
+    /// [`Self::truth`] for the less common nodes.
+    #[inline(never)]
+    fn truth_general(&self, node: &Node, id: NodeId) -> Truth {
+        match node {
+            Node::Compare(op, x, y) => ops::compare(*op, &self.value(*x), &self.value(*y)),
             Node::Not(x) => self.truth(*x).map(|b| !b),
-            Node::Exists(f) => Some(!self.field(*f).is_null()),
+            Node::Exists(f) => Some(!self.event.field(*f).is_null()),
             Node::Call2(func, x, y) => ops::call2(*func, &self.value(*x), &self.value(*y)),
             Node::Matches(x, re) => match &*self.value(*x) {
                 Value::Str(s) => Some(re.is_match(s)),
@@ -135,6 +156,15 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
                 }
                 result
             }
+            // Handled by `truth`; repeated so this match stays exhaustive.
+            Node::CompareFieldLiteral(op, f, literal) => {
+                ops::compare(*op, &self.event.field(*f), literal)
+            }
+            Node::ContainsFieldLiteral(f, needle) => {
+                ops::call2(Function::Contains, &self.event.field(*f), &needle.0)
+            }
+            Node::And(x, y) => ops::and(self.truth(*x), self.truth(*y)),
+            Node::Or(x, y) => ops::or(self.truth(*x), self.truth(*y)),
             Node::Literal(_)
             | Node::Field(_)
             | Node::Slot(_)

@@ -62,20 +62,43 @@ pub(crate) fn order(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
-/// Evaluates a comparison operator (`== != < <= > >=`).
-pub(crate) fn compare(op: BinaryOp, a: &Value, b: &Value) -> Truth {
-    let ordering = match op {
-        BinaryOp::Eq => return equals(a, b),
-        BinaryOp::Ne => return equals(a, b).map(|eq| !eq),
-        _ => order(a, b)?,
-    };
-    Some(match op {
+/// `compare` with a fast path for the common operand pairs of a field
+/// compared with a literal (integers, strings).
+#[inline]
+pub(crate) fn compare_literal(op: BinaryOp, value: &Value, literal: &Value) -> Truth {
+    match (value, literal) {
+        (Value::Int(x), Value::Int(y)) => Some(holds(op, x.cmp(y))),
+        (Value::Str(x), Value::Str(y)) => Some(match op {
+            BinaryOp::Eq => x.as_bytes() == y.as_bytes(),
+            BinaryOp::Ne => x.as_bytes() != y.as_bytes(),
+            _ => holds(op, x.as_bytes().cmp(y.as_bytes())),
+        }),
+        _ => compare(op, value, literal),
+    }
+}
+
+/// Does `ordering` satisfy the comparison `op`?
+#[inline]
+fn holds(op: BinaryOp, ordering: Ordering) -> bool {
+    match op {
+        BinaryOp::Eq => ordering == Ordering::Equal,
+        BinaryOp::Ne => ordering != Ordering::Equal,
         BinaryOp::Lt => ordering == Ordering::Less,
         BinaryOp::Le => ordering != Ordering::Greater,
         BinaryOp::Gt => ordering == Ordering::Greater,
         BinaryOp::Ge => ordering != Ordering::Less,
-        _ => return None,
-    })
+        _ => false,
+    }
+}
+
+/// Evaluates a comparison operator (`== != < <= > >=`).
+pub(crate) fn compare(op: BinaryOp, a: &Value, b: &Value) -> Truth {
+    match op {
+        BinaryOp::Eq => equals(a, b),
+        BinaryOp::Ne => equals(a, b).map(|eq| !eq),
+        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => Some(holds(op, order(a, b)?)),
+        _ => None,
+    }
 }
 
 /// Is `op` one of `== != < <= > >=`?
