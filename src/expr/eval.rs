@@ -91,10 +91,14 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             Node::Literal(v) => Cow::Borrowed(v),
             Node::Field(f) => self.event.field(*f),
             Node::Slot(slot) => self.accumulators.get(*slot),
-            Node::Neg(x) => Cow::Owned(ops::negate(&self.value(*x))),
-            Node::Arithmetic(op, x, y) => {
-                Cow::Owned(ops::arithmetic(*op, &self.value(*x), &self.value(*y)))
-            }
+            Node::Neg(x) => match self.number(*x) {
+                Some(n) => Cow::Owned(ops::negate_number(n).value()),
+                None => Cow::Owned(ops::negate(&self.value(*x))),
+            },
+            Node::Arithmetic(op, x, y) => match (self.number(*x), self.number(*y)) {
+                (Some(a), Some(b)) => Cow::Owned(ops::numeric(*op, a, b).value()),
+                _ => Cow::Owned(ops::arithmetic(*op, &self.value(*x), &self.value(*y))),
+            },
             Node::Call1(func, x) => Cow::Owned(ops::call1(*func, &self.value(*x))),
             Node::Exists(_)
             | Node::Not(_)
@@ -106,6 +110,22 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             | Node::Call2(..)
             | Node::ContainsFieldLiteral(..)
             | Node::Matches(..) => Cow::Owned(ops::value_of(self.truth(id))),
+        }
+    }
+
+    /// The value of node `id` when it is a number or null, computed without
+    /// building values; `None` when it is something else (or not known to
+    /// be a number without evaluating it as a value).
+    fn number(&self, id: NodeId) -> Option<ops::Num> {
+        match self.nodes.get(id as usize)? {
+            Node::Literal(v) => ops::Num::of(v),
+            Node::Field(f) => ops::Num::of(&self.event.field(*f)),
+            Node::Slot(slot) => ops::Num::of(&self.accumulators.get(*slot)),
+            Node::Neg(x) => self.number(*x).map(ops::negate_number),
+            Node::Arithmetic(op, x, y) => {
+                Some(ops::numeric(*op, self.number(*x)?, self.number(*y)?))
+            }
+            _ => None,
         }
     }
 
@@ -137,7 +157,10 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
     #[inline(never)]
     fn truth_general(&self, node: &Node, id: NodeId) -> Truth {
         match node {
-            Node::Compare(op, x, y) => ops::compare(*op, &self.value(*x), &self.value(*y)),
+            Node::Compare(op, x, y) => match (self.number(*x), self.number(*y)) {
+                (Some(a), Some(b)) => ops::compare(*op, &a.value(), &b.value()),
+                _ => ops::compare(*op, &self.value(*x), &self.value(*y)),
+            },
             Node::Not(x) => self.truth(*x).map(|b| !b),
             Node::Exists(f) => Some(!self.event.field(*f).is_null()),
             Node::Call2(func, x, y) => ops::call2(*func, &self.value(*x), &self.value(*y)),

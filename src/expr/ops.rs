@@ -120,23 +120,80 @@ pub(crate) fn flip(op: BinaryOp) -> BinaryOp {
     }
 }
 
+/// A value of arithmetic: null or a number. Numeric subexpressions are
+/// evaluated as `Num`s, without building [`Value`]s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Num {
+    Null,
+    Int(i64),
+    Float(f64),
+}
+
+impl Num {
+    /// The number (or null) a value is; `None` for strings, lists, booleans.
+    #[inline]
+    pub(crate) fn of(value: &Value) -> Option<Num> {
+        match value {
+            Value::Null => Some(Num::Null),
+            Value::Int(i) => Some(Num::Int(*i)),
+            Value::Float(f) => Some(Num::Float(*f)),
+            _ => None,
+        }
+    }
+
+    /// Back to a value.
+    pub(crate) fn value(self) -> Value {
+        match self {
+            Num::Null => Value::Null,
+            Num::Int(i) => Value::Int(i),
+            Num::Float(f) => Value::Float(f),
+        }
+    }
+
+    fn float(self) -> Option<f64> {
+        match self {
+            Num::Null => None,
+            Num::Int(i) => Some(i as f64),
+            Num::Float(f) => Some(f),
+        }
+    }
+}
+
+/// An arithmetic operator over numbers (or null).
+#[inline]
+pub(crate) fn numeric(op: BinaryOp, a: Num, b: Num) -> Num {
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => integer_arithmetic(op, x, y).map_or(Num::Null, Num::Int),
+        _ => match (a.float(), b.float()) {
+            (Some(x), Some(y)) => float_arithmetic(op, x, y).map_or(Num::Null, Num::Float),
+            _ => Num::Null,
+        },
+    }
+}
+
+/// `-x` over a number (or null).
+#[inline]
+pub(crate) fn negate_number(x: Num) -> Num {
+    match x {
+        Num::Int(i) => i.checked_neg().map_or(Num::Null, Num::Int),
+        Num::Float(f) => Num::Float(-f),
+        Num::Null => Num::Null,
+    }
+}
+
 /// Evaluates an arithmetic operator (`+ - * / %`).
 pub(crate) fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Value {
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Value::from(integer_arithmetic(op, *x, *y)),
         (Value::Str(x), Value::Str(y)) if op == BinaryOp::Add => {
             let mut joined = String::with_capacity(x.len() + y.len());
             joined.push_str(x);
             joined.push_str(y);
             Value::from(joined)
         }
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            match (a.as_f64(), b.as_f64()) {
-                (Some(x), Some(y)) => Value::from(float_arithmetic(op, x, y)),
-                _ => Value::Null,
-            }
-        }
-        _ => Value::Null,
+        _ => match (Num::of(a), Num::of(b)) {
+            (Some(x), Some(y)) => numeric(op, x, y).value(),
+            _ => Value::Null,
+        },
     }
 }
 
@@ -165,11 +222,7 @@ fn float_arithmetic(op: BinaryOp, x: f64, y: f64) -> Option<f64> {
 
 /// `-x`.
 pub(crate) fn negate(x: &Value) -> Value {
-    match x {
-        Value::Int(i) => Value::from(i.checked_neg()),
-        Value::Float(f) => Value::Float(-f),
-        _ => Value::Null,
-    }
+    Num::of(x).map_or(Value::Null, |n| negate_number(n).value())
 }
 
 /// Calls a one-argument function.
