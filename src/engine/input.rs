@@ -124,6 +124,7 @@ pub struct Decoder {
     time_field: FieldPath,
     table: FieldTable,
     header: Option<Vec<String>>,
+    started: bool,
 }
 
 impl Decoder {
@@ -135,11 +136,17 @@ impl Decoder {
             time_field: FieldPath::parse(time_field),
             table,
             header: None,
+            started: false,
         }
     }
 
-    /// Decodes one line (without its line ending).
-    pub fn decode(&mut self, line: &[u8]) -> Result<Item, Malformed> {
+    /// Decodes one line (without its line ending). A UTF-8 byte order mark
+    /// at the start of the first line is ignored.
+    pub fn decode(&mut self, mut line: &[u8]) -> Result<Item, Malformed> {
+        if !self.started {
+            self.started = true;
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(Item::Skip);
         }

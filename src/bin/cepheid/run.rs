@@ -191,10 +191,8 @@ fn stream(
             Ok(Item::Skip) => {}
             Err(why) => {
                 *malformed += 1;
-                eprintln!(
-                    "{}:{line_no}: malformed line: {why}",
-                    display(&args.events, "standard input")
-                );
+                let path = display(&args.events, "standard input");
+                progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
                 if args.strict {
                     stop = Some(Stop::Exit(EXIT_MALFORMED));
                     break;
