@@ -74,7 +74,8 @@ pub struct Args {
     /// Stop at the first malformed line (exit status 3).
     #[arg(long)]
     strict: bool,
-    /// Always draw a progress bar on standard error.
+    /// Draw a progress bar on standard error even when the input is not a
+    /// file (it is still only drawn on a terminal).
     #[arg(long, overrides_with = "no_progress")]
     progress: bool,
     /// Never draw a progress bar.
