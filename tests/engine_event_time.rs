@@ -166,3 +166,50 @@ fn typed_events_run_through_the_engine() {
     assert_eq!(m.key[0], Value::Int(1));
     assert_eq!(engine.live_partitions(), 0);
 }
+
+#[test]
+fn state_follows_live_work_not_history() {
+    let loaded = cepheid::dsl::load_str(
+        "orders.cep",
+        r#"
+        pattern unpaid {
+            partition by order_id
+            within 15m
+            timeouts
+            match created followed by paid
+            where
+                created: type == "order_created"
+                paid:    type == "order_paid"
+        }"#,
+    );
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let mut table = FieldTable::new();
+    let mut engine: Engine<Record, Nfa<Record>> = Engine::new(EngineConfig { max_delay: 5_000 });
+    engine.add_pattern(&loaded.patterns[0], &mut table).unwrap();
+    let order = |ts: Timestamp, kind: &str, id: i64| {
+        let text = format!(r#"{{"ts":{ts},"type":"{kind}","order_id":{id}}}"#);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        Record::from_json_object(&table, json.as_object().unwrap(), Arc::from(text))
+    };
+    let mut out = Collector::default();
+    let mut peak = 0;
+    // One order a second, paid a minute later (every tenth never): about 60
+    // open orders and 90 unpaid ones waiting for their window at any time.
+    for i in 0..20_000i64 {
+        let ts = i * 1_000;
+        engine.push(ts, order(ts, "order_created", i), &mut out);
+        if i >= 60 && (i - 60) % 10 != 0 {
+            engine.push(ts, order(ts, "order_paid", i - 60), &mut out);
+        }
+        peak = peak.max(engine.live_partitions());
+        out.take();
+    }
+    assert!(peak <= 1_000, "live keys peaked at {peak}");
+    assert!(engine.stored_events() <= 1_000);
+    engine.flush(&mut out);
+    assert_eq!(engine.live_partitions(), 0);
+    assert_eq!(engine.stored_events(), 0);
+    let paid = (0..20_000 - 60).filter(|j| j % 10 != 0).count() as u64;
+    assert_eq!(engine.stats().matches, paid);
+    assert_eq!(engine.stats().timeouts, 20_000 - paid);
+}
