@@ -18,6 +18,7 @@
 //! ```
 
 pub mod baseline;
+pub mod drive;
 pub mod reference;
 
 use std::borrow::Cow;

@@ -1,0 +1,186 @@
+//! One workload with its events already in memory: the engine and the
+//! hand-written baseline timed in the same process (best of a few passes),
+//! then one more pass of each that measures heap memory.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use cepheid::workload::baseline::{self, Baseline, FollowedBy, Times};
+use cepheid::workload::drive::WorkloadEngine;
+use cepheid::workload::{BenchEvent, Counts, Params, Workload, TYPE_A, TYPE_B};
+
+use crate::alloc;
+
+/// What one workload measured in memory (one JSON line from the child).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InMemory {
+    /// Workload name.
+    pub workload: String,
+    /// The stream's parameters.
+    pub events: u64,
+    /// Number of keys.
+    pub keys: u64,
+    /// Best engine time over the passes, in seconds (events to flush).
+    pub engine_secs: f64,
+    /// The engine's counts.
+    pub engine: Counts,
+    /// Best baseline time, when the workload has a baseline.
+    pub baseline_secs: Option<f64>,
+    /// The baseline's counts.
+    pub baseline: Option<Counts>,
+    /// The table's counts for these parameters, if it has a row.
+    pub expected: Option<Counts>,
+    /// Keys with live state just before the end-of-stream flush (engine).
+    pub live_partitions: u64,
+    /// Live runs at the same point according to the baseline (the engine
+    /// has the same runs, it does not count them).
+    pub baseline_live_runs: Option<u64>,
+    /// Events held by the engine's shared buffer at that point.
+    pub stored_events: u64,
+    /// Engine heap bytes at that point (the input vector excluded).
+    pub engine_heap: u64,
+    /// Peak engine heap bytes over the pass.
+    pub engine_heap_peak: u64,
+    /// Peak heap bytes of the baseline's pass.
+    pub baseline_heap_peak: Option<u64>,
+    /// The process's peak resident set (input events included).
+    pub process_rss_peak: Option<u64>,
+}
+
+/// Runs `workload` on `params`, `passes` timed passes each.
+pub fn measure(workload: Workload, params: &Params, passes: usize) -> Result<InMemory, String> {
+    let events: Vec<BenchEvent> = workload.events(params).collect();
+    let probe = engine_memory_pass(workload, &events)?;
+    let engine_secs = best_of(passes, || engine_pass(workload, &events).map(|_| ()))?;
+    let engine = engine_pass(workload, &events)?;
+    let base = baseline_measure(workload, &events, passes);
+    Ok(InMemory {
+        workload: workload.name().to_string(),
+        events: params.events,
+        keys: params.keys,
+        engine_secs,
+        engine,
+        baseline_secs: base.as_ref().map(|b| b.secs),
+        baseline: base.as_ref().map(|b| b.counts),
+        expected: workload.expected(params),
+        live_partitions: probe.live_partitions,
+        baseline_live_runs: base.as_ref().map(|b| b.live_runs),
+        stored_events: probe.stored_events,
+        engine_heap: probe.heap_at_end,
+        engine_heap_peak: probe.heap_peak,
+        baseline_heap_peak: base.as_ref().map(|b| b.heap_peak),
+        process_rss_peak: alloc::peak_rss(),
+    })
+}
+
+/// The shortest of `passes` runs of `f`, in seconds.
+fn best_of(passes: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    let mut best = f64::INFINITY;
+    for _ in 0..passes.max(1) {
+        let start = Instant::now();
+        f()?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// One engine pass: every event, then time to infinity.
+fn engine_pass(workload: Workload, events: &[BenchEvent]) -> Result<Counts, String> {
+    let mut engine = WorkloadEngine::new(workload)?;
+    for event in events {
+        engine.push(*event);
+    }
+    Ok(engine.flush())
+}
+
+/// Memory seen during an engine pass.
+struct MemoryProbe {
+    live_partitions: u64,
+    stored_events: u64,
+    heap_at_end: u64,
+    heap_peak: u64,
+}
+
+/// An engine pass that samples the heap just before the final flush.
+fn engine_memory_pass(workload: Workload, events: &[BenchEvent]) -> Result<MemoryProbe, String> {
+    let before = alloc::live();
+    alloc::reset_peak();
+    let mut engine = WorkloadEngine::new(workload)?;
+    for event in events {
+        engine.push(*event);
+    }
+    let probe = MemoryProbe {
+        live_partitions: engine.live_partitions() as u64,
+        stored_events: engine.stored_events() as u64,
+        heap_at_end: alloc::live().saturating_sub(before) as u64,
+        heap_peak: alloc::peak().saturating_sub(before) as u64,
+    };
+    engine.flush();
+    Ok(probe)
+}
+
+/// The baseline's figures.
+struct BaselineFigures {
+    secs: f64,
+    counts: Counts,
+    live_runs: u64,
+    heap_peak: u64,
+}
+
+/// Times the workload's baseline, if it has one.
+fn baseline_measure(
+    workload: Workload,
+    events: &[BenchEvent],
+    passes: usize,
+) -> Option<BaselineFigures> {
+    match workload {
+        Workload::Ab => Some(time_baseline(
+            || FollowedBy::new(TYPE_A, TYPE_B, baseline::WITHIN_10S),
+            events,
+            passes,
+        )),
+        Workload::Unpaid => Some(time_baseline(
+            || FollowedBy::new(TYPE_A, TYPE_B, baseline::WITHIN_15M),
+            events,
+            passes,
+        )),
+        Workload::Login => Some(time_baseline(
+            || Times::consecutive(TYPE_A, 3, baseline::WITHIN_10S),
+            events,
+            passes,
+        )),
+        Workload::Many => Some(time_baseline(baseline::Many::new, events, passes)),
+        Workload::Loop => None,
+    }
+}
+
+/// Best-of timing of a baseline plus one pass measuring its memory.
+fn time_baseline<B: Baseline>(
+    make: impl Fn() -> B,
+    events: &[BenchEvent],
+    passes: usize,
+) -> BaselineFigures {
+    let mut secs = f64::INFINITY;
+    let mut counts = Counts::default();
+    for _ in 0..passes.max(1) {
+        let start = Instant::now();
+        counts = baseline::drive(make(), events);
+        secs = secs.min(start.elapsed().as_secs_f64());
+    }
+    let before = alloc::live();
+    alloc::reset_peak();
+    let mut rule = make();
+    for event in events {
+        rule.on_event(event);
+    }
+    let live_runs = rule.live_runs() as u64;
+    rule.finish();
+    let heap_peak = alloc::peak().saturating_sub(before) as u64;
+    BaselineFigures {
+        secs,
+        counts,
+        live_runs,
+        heap_peak,
+    }
+}

@@ -1,0 +1,194 @@
+//! `cepheid-bench`: runs the workloads of `bench-workloads.md` at their
+//! default sizes and prints, per workload, events per second with the events
+//! in memory (engine and hand-written baseline, same process), events per
+//! second through `cepheid run` from a JSON-lines file, memory, and the
+//! match and timeout counts checked against the expected table. It ends
+//! with the scale run: `ab` with 1,000,000 keys.
+//!
+//! Each in-memory measurement runs in a child process of its own, so that
+//! the peak resident set it reports belongs to that workload alone. The
+//! `cepheid` binary is looked up next to this one (`cargo build --release`
+//! builds both). The exit status is 1 when any count differs from the
+//! table (or, without a table row, when engine, baseline and `cepheid run`
+//! disagree).
+
+mod alloc;
+mod cli_run;
+mod in_memory;
+mod report;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use clap::Parser;
+
+use cepheid::workload::{Params, Workload};
+
+use crate::in_memory::InMemory;
+use crate::report::Row;
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+/// Benchmarks cepheid on the workloads of bench-workloads.md.
+#[derive(Parser, Debug)]
+#[command(name = "cepheid-bench", version)]
+struct Args {
+    /// Workloads to run: ab, login, unpaid, loop, many (default: all).
+    workloads: Vec<String>,
+    /// Timed passes per in-memory measurement; the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    passes: usize,
+    /// Number of events N (default: each workload's own).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Number of keys K (default: each workload's own).
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Keys of the `ab` scale run; 0 skips it.
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_keys: u64,
+    /// Skips the measurements through `cepheid run`.
+    #[arg(long)]
+    no_cli: bool,
+    /// The `cepheid` binary (default: the one next to this program).
+    #[arg(long)]
+    cepheid: Option<PathBuf>,
+    /// Internal: measures one workload in memory and prints it as JSON.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match &args.child {
+        Some(name) => child(&args, name),
+        None => parent(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("cepheid-bench: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The workload called `name`, or an error listing the names.
+fn workload_named(name: &str) -> Result<Workload, String> {
+    Workload::from_name(name)
+        .ok_or_else(|| format!("unknown workload `{name}` (ab, login, unpaid, loop, many)"))
+}
+
+/// The workload's default parameters with the command line's overrides.
+fn params_for(args: &Args, workload: Workload) -> Params {
+    let defaults = workload.default_params();
+    Params {
+        events: args.events.unwrap_or(defaults.events),
+        keys: args.keys.unwrap_or(defaults.keys),
+        ..defaults
+    }
+}
+
+/// Child mode: one in-memory measurement, printed as one JSON line.
+fn child(args: &Args, name: &str) -> Result<ExitCode, String> {
+    let workload = workload_named(name)?;
+    let figures = in_memory::measure(workload, &params_for(args, workload), args.passes)?;
+    let line = serde_json::to_string(&figures).map_err(|e| e.to_string())?;
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parent mode: every workload in a child process, then `cepheid run`.
+fn parent(args: &Args) -> Result<ExitCode, String> {
+    let workloads = if args.workloads.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        args.workloads
+            .iter()
+            .map(|n| workload_named(n))
+            .collect::<Result<_, _>>()?
+    };
+    let cepheid = cepheid_binary(args)?;
+    let dir = cli_run::TempDir::new()?;
+    let mut runs: Vec<(String, Workload, Params)> = workloads
+        .iter()
+        .map(|&w| (w.name().to_string(), w, params_for(args, w)))
+        .collect();
+    if args.scale_keys > 0 && workloads.contains(&Workload::Ab) {
+        let params = Params {
+            keys: args.scale_keys,
+            ..params_for(args, Workload::Ab)
+        };
+        runs.push((
+            format!("ab, K={}", report::thousands(args.scale_keys)),
+            Workload::Ab,
+            params,
+        ));
+    }
+    let mut rows = Vec::new();
+    for (label, workload, params) in runs {
+        eprintln!(
+            "cepheid-bench: {label} (N={}, K={})",
+            params.events, params.keys
+        );
+        let in_memory = spawn_child(args, workload, &params)?;
+        let cli = cepheid
+            .as_ref()
+            .map(|path| cli_run::measure(path, workload, &params, dir.path()));
+        rows.push(Row {
+            label,
+            in_memory,
+            cli,
+        });
+    }
+    print!("{}", report::render(&rows));
+    let all_ok = rows.iter().all(Row::counts_agree);
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("cepheid-bench: COUNT MISMATCH (see the counts table)");
+        ExitCode::FAILURE
+    })
+}
+
+/// The `cepheid` binary to time, or `None` with `--no-cli`.
+fn cepheid_binary(args: &Args) -> Result<Option<PathBuf>, String> {
+    if args.no_cli {
+        return Ok(None);
+    }
+    let path = match &args.cepheid {
+        Some(path) => path.clone(),
+        None => {
+            let me = std::env::current_exe().map_err(|e| e.to_string())?;
+            me.with_file_name(format!("cepheid{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "no cepheid binary at {} (build it with `cargo build --release`, pass --cepheid, or use --no-cli)",
+            path.display()
+        ));
+    }
+    Ok(Some(path))
+}
+
+/// Runs this program in child mode for one workload and reads its figures.
+fn spawn_child(args: &Args, workload: Workload, params: &Params) -> Result<InMemory, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(me)
+        .args(["--child", workload.name()])
+        .args(["--events", &params.events.to_string()])
+        .args(["--keys", &params.keys.to_string()])
+        .args(["--passes", &args.passes.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "measuring {} failed: {}",
+            workload.name(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("child output: {e}"))
+}

@@ -1,0 +1,125 @@
+//! The engine driven over a workload: the workload's pattern text loaded
+//! with the front end, compiled for [`BenchEvent`], and run in an
+//! [`Engine`] that counts what it produces. Shared by the benches, the
+//! bench command and the tests.
+//!
+//! ```no_run
+//! use cepheid::workload::{drive::WorkloadEngine, Workload};
+//! let params = Workload::Ab.default_params();
+//! let mut engine = WorkloadEngine::new(Workload::Ab).unwrap();
+//! for event in Workload::Ab.events(&params) {
+//!     engine.push(event);
+//! }
+//! let counts = engine.flush();
+//! assert_eq!(Some(counts), Workload::Ab.expected(&params));
+//! ```
+
+use crate::dsl;
+use crate::engine::{Automaton, Engine, EngineConfig, MatchContext, Sink};
+use crate::event::Timestamp;
+use crate::nfa::Nfa;
+
+use super::{fields, BenchEvent, Counts, Workload};
+
+/// The compiled automaton of a workload's patterns.
+type WorkloadNfa = Nfa<BenchEvent>;
+
+/// How a match of a workload's pattern looks to a sink.
+type View<'s> = <WorkloadNfa as Automaton<BenchEvent>>::View<'s>;
+
+/// An engine running one workload's patterns over [`BenchEvent`]s.
+pub struct WorkloadEngine {
+    engine: Engine<BenchEvent, WorkloadNfa>,
+    sink: Tally,
+}
+
+impl WorkloadEngine {
+    /// Loads and compiles the workload's patterns into a fresh engine.
+    pub fn new(workload: Workload) -> Result<WorkloadEngine, String> {
+        let loaded = dsl::load_str(workload.name(), &workload.pattern_text());
+        if loaded.has_errors() || loaded.patterns.is_empty() {
+            return Err(format!(
+                "the {} pattern does not load: {:?}",
+                workload.name(),
+                loaded.diagnostics
+            ));
+        }
+        let mut resolver = fields();
+        let mut engine = Engine::new(EngineConfig::default());
+        for pattern in &loaded.patterns {
+            engine
+                .add_pattern(pattern, &mut resolver)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(WorkloadEngine {
+            engine,
+            sink: Tally::default(),
+        })
+    }
+
+    /// Pushes one event (in time order, so it is processed at once).
+    pub fn push(&mut self, event: BenchEvent) {
+        self.engine.push(event.ts, event, &mut self.sink);
+    }
+
+    /// Lets time run to infinity and returns the counts.
+    pub fn flush(&mut self) -> Counts {
+        self.engine.flush(&mut self.sink);
+        self.counts()
+    }
+
+    /// Matches and timeouts so far.
+    pub fn counts(&self) -> Counts {
+        let stats = self.engine.stats();
+        Counts {
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+        }
+    }
+
+    /// Keys with live state, summed over the patterns.
+    pub fn live_partitions(&self) -> usize {
+        self.engine.live_partitions()
+    }
+
+    /// Events held in the shared buffer by partial matches.
+    pub fn stored_events(&self) -> usize {
+        self.engine.stored_events()
+    }
+
+    /// A sum over the start and end times of every output, so that the
+    /// work of producing them cannot be optimised away.
+    pub fn checksum(&self) -> i64 {
+        self.sink.checksum
+    }
+}
+
+/// Runs `workload`'s patterns over `events` and returns the counts.
+pub fn engine_counts(workload: Workload, events: &[BenchEvent]) -> Result<Counts, String> {
+    let mut engine = WorkloadEngine::new(workload)?;
+    for event in events {
+        engine.push(*event);
+    }
+    Ok(engine.flush())
+}
+
+/// A sink that reads each output's time span and drops it (the engine
+/// counts matches and timeouts itself).
+#[derive(Debug, Default)]
+struct Tally {
+    checksum: i64,
+}
+
+impl Sink<BenchEvent, WorkloadNfa> for Tally {
+    fn on_match(&mut self, _ctx: &MatchContext<'_>, m: &View<'_>) {
+        self.checksum = self.checksum.wrapping_add(m.start() ^ m.end());
+    }
+
+    fn on_timeout(&mut self, _ctx: &MatchContext<'_>, m: &View<'_>, expired_at: Timestamp) {
+        self.checksum = self.checksum.wrapping_add(m.start() ^ expired_at);
+    }
+
+    fn on_late(&mut self, ts: Timestamp, _event: &BenchEvent) {
+        self.checksum = self.checksum.wrapping_add(ts);
+    }
+}
