@@ -62,13 +62,12 @@ impl<E: Event> Nfa<E> {
         event: EventRef,
         out: &mut dyn MatchSink<E>,
     ) {
-        part.ensure_started(self);
         let mut scratch = std::mem::take(&mut buf.scratch);
         scratch.cache.clear();
         scratch.cache.resize(self.conds.slots.len(), 0);
         let mut next = JavaHeap::from_vec(scratch.take_vec());
         let mut potential = JavaHeap::from_vec(scratch.take_vec());
-        let old = std::mem::take(&mut part.runs).into_vec();
+        let old = part.take_runs(self, scratch.take_vec());
         for run in &old {
             self.compute_next_states(run, event, buf, &mut scratch);
             let discard = scratch
@@ -104,7 +103,9 @@ impl<E: Event> Nfa<E> {
             );
         }
         scratch.give_vec(potential.into_vec());
-        part.runs = next;
+        if let Some(spare) = part.put_runs(next) {
+            scratch.give_vec(spare);
+        }
         part.refresh_deadline(self);
         buf.scratch = scratch;
     }
@@ -123,11 +124,10 @@ impl<E: Event> Nfa<E> {
         if !part.next_deadline().is_some_and(|d| d <= t) && part.completed.is_empty() {
             return;
         }
-        part.ensure_started(self);
         let mut scratch = std::mem::take(&mut buf.scratch);
         let mut next = JavaHeap::from_vec(scratch.take_vec());
         let mut potential = JavaHeap::from_vec(scratch.take_vec());
-        let mut old = std::mem::take(&mut part.runs).into_vec();
+        let mut old = part.take_runs(self, scratch.take_vec());
         for run in old.drain(..) {
             if run.is_start() {
                 next.offer(run);
@@ -168,7 +168,9 @@ impl<E: Event> Nfa<E> {
             buf.release(run.node);
         }
         scratch.give_vec(potential.into_vec());
-        part.runs = next;
+        if let Some(spare) = part.put_runs(next) {
+            scratch.give_vec(spare);
+        }
         part.refresh_deadline(self);
         buf.scratch = scratch;
     }

@@ -67,8 +67,8 @@ impl Partition {
         Partition::default()
     }
 
-    /// Does the partition hold nothing but the start run (so that dropping
-    /// it loses nothing)?
+    /// Does the partition hold nothing but the (implicit) start run, so that
+    /// dropping it loses nothing?
     pub fn is_empty(&self) -> bool {
         self.completed.is_empty() && self.runs.iter().all(Run::is_start)
     }
@@ -108,12 +108,27 @@ impl Partition {
         self.deadline = best;
     }
 
-    /// Makes sure the start run exists (a new or cleared partition).
-    pub(crate) fn ensure_started<E>(&mut self, nfa: &Nfa<E>) {
+    /// The runs to step through, in heap order: the partition's own, or
+    /// (an idle partition keeps none) just the start run, built in `spare`.
+    pub(crate) fn take_runs<E>(&mut self, nfa: &Nfa<E>, mut spare: Vec<Run>) -> Vec<Run> {
         if self.runs.is_empty() {
-            self.runs
-                .offer(Run::start(nfa.start, nfa.layout.new_accumulators()));
+            spare.clear();
+            spare.push(Run::start(nfa.start, nfa.fresh.clone()));
+            return spare;
         }
+        std::mem::take(&mut self.runs).into_vec()
+    }
+
+    /// Stores the new runs; an idle partition keeps no vector (the start
+    /// run is implicit), so idle keys cost no heap memory. Returns the
+    /// vector it did not keep, for reuse.
+    pub(crate) fn put_runs(&mut self, runs: JavaHeap<Run>) -> Option<Vec<Run>> {
+        if self.completed.is_empty() && runs.iter().all(Run::is_start) {
+            self.runs = JavaHeap::default();
+            return Some(runs.into_vec());
+        }
+        self.runs = runs;
+        None
     }
 
     /// Drops every run and held match, releasing their buffer nodes.
@@ -122,5 +137,23 @@ impl Partition {
             buf.release(run.node);
         }
         self.deadline = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_and_idle_partitions_are_small() {
+        assert!(
+            std::mem::size_of::<Run>() <= 48,
+            "{}",
+            std::mem::size_of::<Run>()
+        );
+        assert!(std::mem::size_of::<Partition>() <= 80);
+        let idle = Partition::new();
+        assert!(idle.is_empty() && idle.next_deadline().is_none());
+        assert_eq!(idle.runs.into_vec().capacity(), 0);
     }
 }

@@ -59,7 +59,9 @@ use std::marker::PhantomData;
 use hashbrown::HashMap;
 
 use crate::event::{Event, FieldResolver};
-use crate::expr::{AccumulatorLayout, AccumulatorLayoutBuilder, CompiledExpr, CompiledSelect};
+use crate::expr::{
+    AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, CompiledExpr, CompiledSelect,
+};
 use crate::pattern::{Condition, DurationMs, Element, ElementKind, NativeFn, Pattern, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
@@ -161,6 +163,8 @@ pub struct Nfa<E> {
     pub(crate) conds: Conditions<E>,
     pub(crate) window: Option<DurationMs>,
     pub(crate) layout: AccumulatorLayout,
+    /// Accumulators of a run that took nothing (cloned, never mutated).
+    pub(crate) fresh: Accumulators,
     pub(crate) select: CompiledSelect,
     _event: PhantomData<fn(&E)>,
 }
@@ -205,13 +209,15 @@ impl<E: Event + 'static> Nfa<E> {
             compiler::Compiler::new(pattern, &mut conds, &stage_conds, &until_conds)?.compile()?;
         let select = CompiledSelect::compile(&pattern.select, fields)
             .map_err(|e| CompileError::new(format!("select: {e}")))?;
+        let layout = layout.finish();
         Ok(Nfa {
+            fresh: layout.new_accumulators(),
+            layout,
             pattern: pattern.clone(),
             states: compiled.states,
             start: compiled.start,
             conds,
             window: pattern.within.filter(|w| *w > 0),
-            layout: layout.finish(),
             select,
             _event: PhantomData,
         })
