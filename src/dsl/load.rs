@@ -14,6 +14,9 @@ use crate::span::Span;
 /// Largest pattern file accepted, in bytes.
 pub const MAX_FILE_SIZE: usize = 1 << 20;
 
+/// Most diagnostics reported per file (the rest is summarised in one).
+pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+
 /// Most NUL bytes reported per file.
 const MAX_NUL_REPORTS: usize = 5;
 
@@ -123,6 +126,17 @@ impl Loaded {
         }
         // In reading order (the sort is stable: same place keeps its order).
         diagnostics.sort_by_key(|d| d.span.start);
+        if diagnostics.len() > MAX_DIAGNOSTICS_PER_FILE {
+            let last = diagnostics[MAX_DIAGNOSTICS_PER_FILE - 1].span;
+            diagnostics.truncate(MAX_DIAGNOSTICS_PER_FILE);
+            diagnostics.push(Diagnostic::error(
+                DiagnosticKind::Limit,
+                Span::new(last.end as usize, last.end as usize),
+                format!(
+                    "too many problems in this file; only the first {MAX_DIAGNOSTICS_PER_FILE} are shown"
+                ),
+            ));
+        }
         for d in diagnostics {
             self.push(index, d);
         }

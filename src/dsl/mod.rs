@@ -44,7 +44,7 @@ use std::collections::HashMap;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Label, Severity, Source};
 pub use explain::{explain, expr_text, sequence_dot};
 pub use lex::{is_plain_ident, RESERVED};
-pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_FILE_SIZE};
+pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::REGEX_SIZE_LIMIT;
 pub use parse::MAX_PATTERNS;
 pub use print::{print_expr, print_file};

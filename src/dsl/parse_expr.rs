@@ -342,11 +342,15 @@ fn word<'a>(cx: Cx<'a>, at: &'a str, d: usize) -> PResult<'a, Deep> {
         return Ok((rest, leaf(ExprKind::Literal(lit), span)));
     }
     let next = skip_ws(rest);
-    let off = cx.offset(at);
-    let line_start = cx.src[..off].rfind('\n').map_or(0, |n| n + 1);
-    let first_on_line = cx.src[line_start..off].trim().is_empty();
+    // `name =` starts a `select` entry only at the start of a line (else it
+    // is a mistaken `==`); look back only when it matters.
+    let first_on_line = || {
+        let off = cx.offset(at);
+        let before = cx.src[..off].trim_end_matches([' ', '\t', '\r']);
+        before.is_empty() || before.ends_with('\n')
+    };
     let starts_entry = next.starts_with(':')
-        || (first_on_line && next.starts_with('=') && !next.starts_with("=="));
+        || (next.starts_with('=') && !next.starts_with("==") && first_on_line());
     if is_reserved(w) || starts_entry {
         // `name:` / `name =` begins the next `where` / `select` entry.
         return Err(nom::Err::Error(PError::expected(at, "an expression")));
