@@ -18,7 +18,7 @@ fn folders_load_cep_files_in_name_order() {
     std::fs::write(dir.join("b.cep"), "pattern second { match x }").unwrap();
     std::fs::write(dir.join("a.cep"), "pattern first { match x }").unwrap();
     std::fs::write(dir.join("notes.txt"), "not a pattern").unwrap();
-    let loaded = load_paths(&[dir.clone()]);
+    let loaded = load_paths(std::slice::from_ref(&dir));
     assert!(loaded.diagnostics.is_empty(), "{}", loaded.render());
     let names: Vec<&str> = loaded.patterns.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["first", "second"]);
@@ -32,7 +32,7 @@ fn pattern_names_are_unique_across_files() {
     let dir = temp_dir("dup");
     std::fs::write(dir.join("a.cep"), "pattern p { match x }").unwrap();
     std::fs::write(dir.join("b.cep"), "pattern p { match y }").unwrap();
-    let loaded = load_paths(&[dir.clone()]);
+    let loaded = load_paths(std::slice::from_ref(&dir));
     assert_eq!(loaded.patterns.len(), 1);
     assert_eq!(loaded.error_count(), 1);
     let text = loaded.render();
@@ -50,7 +50,7 @@ fn io_errors_name_the_path() {
     assert!(loaded.has_io_errors() && loaded.has_errors());
     assert!(loaded.render().contains("cannot read `no/such/dir/x.cep`"));
     let empty = temp_dir("empty");
-    let loaded = load_paths(&[empty.clone()]);
+    let loaded = load_paths(std::slice::from_ref(&empty));
     assert!(!loaded.has_errors());
     assert!(loaded.render().contains("no `.cep` files"));
     std::fs::remove_dir_all(empty).unwrap();
