@@ -11,6 +11,7 @@ use crate::dsl::lex::{
     cut_expect, describe_token, duration, fail, fatal, is_reserved, keyword, name, peek_symbol,
     peek_word, skip_ws, symbol, Cx, PError, PResult,
 };
+use crate::dsl::lower_expr::closest;
 use crate::dsl::parse_expr::{expr, field_path};
 use crate::pattern::{Contiguity, MAX_NESTING};
 use crate::span::Span;
@@ -121,8 +122,38 @@ pub(crate) fn to_diagnostic(cx: Cx<'_>, err: &PError<'_>) -> Diagnostic {
         None if err.expected.is_empty() => format!("unexpected {found}"),
         None => format!("expected {}, found {found}", join_or(&err.expected)),
     };
-    Diagnostic::error(DiagnosticKind::Syntax, span, message)
+    let mut d = Diagnostic::error(DiagnosticKind::Syntax, span, message);
+    if err.message.is_none() {
+        if let Some(word) = peek_word(at).filter(|w| !is_reserved(w)) {
+            if let Some(best) = closest(word, KEYWORDS) {
+                d = d.with_help(format!("did you mean `{best}`?"));
+            }
+        }
+    }
+    d
 }
+
+/// Keywords suggested for a misspelt word in a syntax error.
+const KEYWORDS: &[&str] = &[
+    "pattern",
+    "partition",
+    "within",
+    "skip",
+    "timeouts",
+    "match",
+    "where",
+    "select",
+    "next",
+    "followed",
+    "not",
+    "optional",
+    "greedy",
+    "consecutive",
+    "combinations",
+    "until",
+    "and",
+    "or",
+];
 
 /// Where "the end of the file" is best shown: just after the last line that
 /// is not blank or a comment.
