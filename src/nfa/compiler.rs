@@ -23,6 +23,11 @@ use crate::pattern::{
 /// Deepest nesting of groups the compiler accepts (it recurses per group).
 pub(crate) const MAX_GROUP_DEPTH: usize = 32;
 
+/// Most states one pattern may compile to: quantified groups copy their
+/// inner states per repetition, so nesting multiplies (`((a{100}){100}){100}`
+/// would be a million states); such a pattern is an error, not a hang.
+pub(crate) const MAX_STATES: usize = 100_000;
+
 /// Flink's consuming strategies (contiguity as "may this event be skipped").
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Consuming {
@@ -339,6 +344,15 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         self.create_named_state(&name, at.stage(), kind, window)
     }
 
+    fn check_size(&self) -> Res<()> {
+        if self.states.len() > MAX_STATES {
+            return Err(CompileError::new(format!(
+                "the pattern compiles to more than {MAX_STATES} states (quantified groups repeat their contents)"
+            )));
+        }
+        Ok(())
+    }
+
     fn state(&self, id: StateId) -> &State {
         &self.states[id.0 as usize]
     }
@@ -492,6 +506,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         optional: bool,
     ) -> Res<StateId> {
         let at = self.current;
+        self.check_size()?;
         if let Some(group) = at.group() {
             return self.create_group_pattern_state(group, sink, proceed, optional);
         }

@@ -29,6 +29,23 @@
 //! run it came from) and `Pending` (a `not followed by` at the end: the match
 //! completes when the window closes).
 //!
+//! # Where the spec is silent (decisions)
+//!
+//! - A `not followed by` ending a group is enforced (FLINK-15980): its stop
+//!   edge goes on the first state of the element after the group (and of the
+//!   elements after it while they are optional), exactly where Flink puts the
+//!   stop edge of a `not followed by` written before that element. A looping
+//!   group reaches that state by proceeding, so the `not` also holds between
+//!   iterations. At the very end of the pattern it becomes a pending state
+//!   (needs `within`), as in Flink.
+//! - An element window (`within` after an element) applies to the states
+//!   that take for that element, as Flink's per-state `windowTimes`; on a
+//!   group it applies to the group's own loop state only.
+//! - Flink would loop forever on a cycle of proceed edges (a looping group
+//!   whose elements are all optional); here the walk is bounded.
+//! - Patterns compiling to more than 100,000 states, or with groups nested
+//!   deeper than 32, are compile errors.
+//!
 //! ```
 //! use cepheid::nfa::Nfa;
 //! use cepheid::pattern::{Condition, Contiguity, Element, Pattern, Sequence, SkipStrategy, Stage, StageId};
@@ -184,6 +201,7 @@ impl<E: Event + 'static> Nfa<E> {
         pattern: &Pattern,
         fields: &mut dyn FieldResolver,
     ) -> Result<Nfa<E>, CompileError> {
+        check_shape(pattern)?;
         let mut conds = Conditions::default();
         let mut layout = AccumulatorLayoutBuilder::new();
         let mut stage_conds = Vec::with_capacity(pattern.stages.len());
@@ -310,6 +328,34 @@ fn compile_condition<E: 'static>(
     conds
         .add(CondNode::Slot(index))
         .ok_or_else(|| CompileError::new("condition arena overflow"))
+}
+
+/// Rejects IR the compiler cannot give a meaning to (the front end and the
+/// builder never produce it, but `compile` is public): stage ids out of
+/// range, empty sequences or groups.
+fn check_shape(pattern: &Pattern) -> Result<(), CompileError> {
+    if pattern.stages.len() > usize::from(u16::MAX) {
+        return Err(CompileError::new("too many stages"));
+    }
+    if pattern.sequence.elements.is_empty() {
+        return Err(CompileError::new("the pattern has no elements"));
+    }
+    for elem in all_elements(pattern) {
+        match &elem.kind {
+            ElementKind::Stage(s) if s.index() >= pattern.stages.len() => {
+                return Err(CompileError::new(format!(
+                    "element refers to stage #{} but the pattern has {} stages",
+                    s.index(),
+                    pattern.stages.len()
+                )));
+            }
+            ElementKind::Group(seq) if seq.elements.is_empty() => {
+                return Err(CompileError::new("a group has no elements"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Every element of the pattern, groups included (explicit stack).

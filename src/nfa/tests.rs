@@ -197,3 +197,35 @@ fn dot_output_names_every_state() {
     assert!(dot.starts_with("digraph \"p\" {"));
     assert!(dot.contains("s2 -> s1 [label=\"take a\", style=solid];"));
 }
+
+#[test]
+fn malformed_ir_is_an_error_not_a_panic() {
+    let p = pattern(&["a"], vec![el(3, Contiguity::Relaxed)]);
+    assert!(Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).is_err());
+    let p = pattern(&["a"], vec![Element::group(Sequence { elements: vec![] })]);
+    assert!(Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).is_err());
+}
+
+#[test]
+fn exploding_nested_groups_are_rejected() {
+    let times = |e: Element, n: u32| Element {
+        quantifier: Quantifier::Times { min: n, max: n },
+        ..e
+    };
+    let inner = times(el(0, Contiguity::Relaxed), 100);
+    let mid = times(
+        Element::group(Sequence {
+            elements: vec![inner],
+        }),
+        100,
+    );
+    let outer = times(
+        Element::group(Sequence {
+            elements: vec![mid],
+        }),
+        100,
+    );
+    let p = pattern(&["a"], vec![outer]);
+    let err = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    assert!(err.message.contains("states"), "{err}");
+}
