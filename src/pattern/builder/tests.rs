@@ -1,6 +1,7 @@
 //! Unit tests of the builder: the IR it makes and the misuse it reports.
 
 use super::*;
+use crate::pattern::{Condition, ElementKind, MAX_NESTING};
 
 #[derive(Debug)]
 struct Ev {
