@@ -199,3 +199,50 @@ fn greedy_loop_with_or_condition() {
         vec!["x:a|y:b|z:c1 c2 c3|d:d", "x:c1|y:c2|z:c3|d:d"]
     );
 }
+
+#[test]
+fn adjacent_combination_loops_do_not_collide() {
+    // NFAITCase#testMultipleTakesVersionCollision: c a+ combinations
+    // a+ combinations b over c a1..a5 b: the second loop starts at the first
+    // `a` after the first loop's last element; 20 matches.
+    let p = pattern(
+        vec![
+            ("start", letters("c")),
+            ("m1", letters("a")),
+            ("m2", letters("a")),
+            ("end", letters("b")),
+        ],
+        vec![
+            el(0),
+            el(1).plus().combinations(),
+            el(2).plus().combinations(),
+            el(3),
+        ],
+    );
+    let out = run(&p, "c a1 a2 a3 a4 a5 b");
+    assert_eq!(out.len(), 20, "{out:#?}");
+    let unique: std::collections::BTreeSet<_> = out.iter().collect();
+    assert_eq!(unique.len(), 20);
+    assert!(out.contains(&"start:c|m1:a1|m2:a2 a3 a4 a5|end:b".to_string()));
+    assert!(out.contains(&"start:c|m1:a1 a2 a3 a4|m2:a5|end:b".to_string()));
+}
+
+#[test]
+fn greedy_until_lets_the_next_stage_take_after_the_stop_event() {
+    // GreedyITCase#testGreedyUntilZeroOrMoreWithDummyEventsAfterQuantifier:
+    // c a* greedy until(value > 3) followed by d on c a1(2) a2(3) a3(4) d
+    let p = pattern(
+        vec![
+            ("start", letters("c")),
+            ("middle", letters("a")),
+            ("end", letters("d")),
+        ],
+        vec![
+            el(0),
+            el(1).plus().opt().greedy().until(cond(|e| e.value > 3)),
+            el(2),
+        ],
+    );
+    let input = [("c", 1), ("a1", 2), ("a2", 3), ("a3", 4), ("d", 3)];
+    assert_eq!(run_valued(&p, &input), vec!["start:c|middle:a1 a2|end:d"]);
+}

@@ -562,7 +562,10 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 self.add(looping, Action::Proceed, copy, until);
                 self.original_state.insert(sink, copy);
             }
-            self.update_with_greedy_condition(sink, take)?;
+            // Flink restricts the next state with the loop's own condition
+            // *without* `until`: on an `until` event the restricted state
+            // dies and only the copy (reached by the `until` proceed) lives.
+            self.update_with_greedy_condition(sink, raw_take)?;
         }
         let t = self.truth()?;
         self.add(looping, Action::Proceed, sink, t);

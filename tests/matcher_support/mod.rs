@@ -214,3 +214,22 @@ pub fn sorted(mut v: Vec<String>) -> Vec<String> {
 pub fn expect(list: &[&str]) -> Vec<String> {
     sorted(list.iter().map(|s| s.to_string()).collect())
 }
+
+/// Runs over `(name, value)` events at times 1, 2, ...; rendered outputs.
+pub fn run_valued(p: &Pattern, input: &[(&str, i64)]) -> Vec<String> {
+    let nfa = Nfa::<Ev>::compile(p, &mut StaticFields::new(&[])).expect("compiles");
+    let mut m = Matcher::new(nfa);
+    let mut out = Vec::new();
+    for (i, (name, value)) in input.iter().enumerate() {
+        let ev = Ev {
+            name: name.to_string(),
+            value: *value,
+        };
+        for o in m.process(i as i64 + 1, ev) {
+            if let Output::Match(x) = o {
+                out.push(render(&x));
+            }
+        }
+    }
+    out
+}
