@@ -232,7 +232,10 @@ impl<'p> Reference<'p> {
     /// copy): the restriction is lifted for the rest of that wait.
     fn variants(&self, t: &Trans<'_>, run: &Run, fresh: bool, i: usize) -> Vec<bool> {
         if !fresh {
-            return vec![run.lifted];
+            // A run that skipped into a separate ignore state has left the
+            // restricted state: its transitions carry no greedy condition.
+            let in_ignore = matches!(&t.target, Target::Take(q) if self.in_ignore_state(q));
+            return vec![run.lifted || in_ignore];
         }
         let until_now = t
             .greedy
@@ -275,8 +278,19 @@ impl<'p> Reference<'p> {
                 stop = true;
                 continue;
             }
-            let lost_nots = !via_proceed && (t.optional_group_head || self.optional_occurrence(t));
-            if !guarded && !lost_nots && t.nots.iter().any(|c| self.holds(c, i, &run.taken)) {
+            // Which negations stop a run waiting here: a separate ignore
+            // state carries only the Stop edges Flink gives it.
+            let nots: Vec<&Condition> = match &t.target {
+                Target::Take(q)
+                    if !via_proceed
+                        && (self.optional_occurrence(t) || self.head_of_optional_group(q)) =>
+                {
+                    self.shape.preceding_nots(q)
+                }
+                _ if !via_proceed && t.optional_group_head => Vec::new(),
+                _ => t.nots.clone(),
+            };
+            if !guarded && nots.iter().any(|c| self.holds(c, i, &run.taken)) {
                 // A `not followed by` Stop sits beside the take.
                 stop = true;
             }
@@ -383,6 +397,12 @@ impl<'p> Reference<'p> {
         }
     }
 
+    /// Is `q` the head stage of an optional group? Every state of it skips
+    /// in a separate ignore state (Flink's `isHeadOfOptionalGroupPattern`).
+    fn head_of_optional_group(&self, q: &[(usize, u32)]) -> bool {
+        q.len() >= 2 && q[q.len() - 1].0 == 0 && self.shape.element(&q[..q.len() - 1]).optional
+    }
+
     /// Does `t` wait for an optional occurrence of a counted element? Its
     /// separate ignore state carries no Stop edge of the negation after the
     /// element (Flink adds those to the occurrence state only).
@@ -402,11 +422,7 @@ impl<'p> Reference<'p> {
         let (min, _) = bounds(el);
         let k = q.last().expect("position").1;
         debug_assert!(matches!(el.kind, ElementKind::Stage(_)));
-        // Every state of an optional group's head stage skips in a separate
-        // ignore state (Flink's isHeadOfOptionalGroupPattern).
-        let head_of_optional_group =
-            q.len() >= 2 && q[q.len() - 1].0 == 0 && self.shape.element(&q[..q.len() - 1]).optional;
-        k > min || (k == 1 && el.optional) || head_of_optional_group
+        k > min || (k == 1 && el.optional) || self.head_of_optional_group(q)
     }
 
     /// New complete matches: emitted at once, or held and released by the

@@ -37,7 +37,9 @@
 //!    is on the next *state*). A run that waits in that state stays
 //!    restricted; one that passes it by a PROCEED (to a later element, out
 //!    of a group iteration that could repeat, through a `not next`) is
-//!    restricted only on the event it passes on.
+//!    restricted only on the event it passes on, and one that skips into a
+//!    separate ignore state (optional element or occurrence, loop tail,
+//!    optional group head) is no longer restricted.
 //!    Leaving a greedy element on an event satisfying its `until` reaches
 //!    an unrestricted copy of the next state (Flink's `originalStateMap`
 //!    copy), which keeps no greedy restriction afterwards (whether Flink also
@@ -98,7 +100,17 @@
 //!     element has no Stop edge for the negation after the element, so
 //!     `a b{1,3} not followed by c followed by d` matches `{a b2 b5 d}` on
 //!     `a b x c b b d` (the `c` falls in a skipped stretch), while `b{3}`
-//!     and `b+` do not match.
+//!     and `b+` do not match. That ignore state does carry the Stop edges
+//!     of the negations *before* the element, so `a not followed by c
+//!     followed by b{1,2} combinations ...` is stopped by a `c` met while
+//!     waiting for the second `b` (after the first skipped event). The
+//!     separate ignore states of an optional group's head carry no Stop
+//!     edge at all (they are built inside the group).
+//! 18. A `not followed by` directly before a `not next` is dropped: the
+//!     following element's states collect negations only through optional
+//!     elements and other `not followed by` (`getCurrentNotCondition`), and
+//!     the `not next` state gets none. `c not followed by b not next x
+//!     followed by d` matches `{c d}` on `c b d`.
 //! 15. Greedy restricts *every* transition of the state after the greedy
 //!     element, its PROCEEDs included: when that state is not the final one
 //!     (the greedy loop ends an iteration of a group that could repeat), a

@@ -105,6 +105,9 @@ struct Acc<'p> {
     exits: Vec<Pos>,
     sticky: Option<Pos>,
     optional_group_head: bool,
+    /// `not followed by` conditions pushed since the last element or
+    /// `not next` passed.
+    recent_follow: usize,
     /// Groups entered on this walk with nothing taken yet.
     empty_groups: Vec<Pos>,
     /// The last thing passed over was a `not` element (and nothing after).
@@ -265,6 +268,78 @@ impl<'p> Shape<'p> {
         }
     }
 
+    /// Greedy restrictions on the first state of the stage at `path`: the
+    /// greedy elements whose next state it is, whatever way a run arrives
+    /// (Flink restricts the sink *state*, shared by every path into it).
+    fn state_greedy(&self, path: &[(usize, u32)]) -> Vec<Greedy<'p>> {
+        let (index, k) = *path.last().expect("position");
+        if k > 1 {
+            return Vec::new();
+        }
+        let parent = &path[..path.len() - 1];
+        if index > 0 {
+            let seq = self.seq_of(parent);
+            let before = seq.elements[..index]
+                .iter()
+                .rev()
+                .find(|e| e.contiguity != Contiguity::NotFollowedBy);
+            return match before {
+                Some(p) if p.contiguity != Contiguity::NotNext => self.last_greedy(p),
+                _ => Vec::new(),
+            };
+        }
+        let Some(&(_, group_iteration)) = parent.last() else {
+            return Vec::new();
+        };
+        let group = self.element(parent);
+        let (min, max) = bounds(group);
+        if group_iteration == 1 {
+            return self.state_greedy(parent);
+        }
+        match (&group.kind, max) {
+            // A later iteration's head is the next state of the group's last
+            // element (for a loop: from the last required iteration on).
+            (ElementKind::Group(inner), Some(_)) => {
+                self.last_greedy(inner.elements.last().expect("group"))
+            }
+            (ElementKind::Group(inner), None) if group_iteration > min => {
+                self.last_greedy(inner.elements.last().expect("group"))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The greedy stage that ends `el` (through non-looping groups).
+    fn last_greedy(&self, el: &'p Element) -> Vec<Greedy<'p>> {
+        match (&el.kind, bounds(el).1) {
+            (ElementKind::Stage(_), _) if el.greedy && is_variable(el) => {
+                vec![(self.element_condition(el), el.until.as_ref(), true)]
+            }
+            (ElementKind::Group(inner), Some(_)) => {
+                self.last_greedy(inner.elements.last().expect("group"))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `not followed by` conditions right before the element at `path`
+    /// (through optional elements and other negations, as Flink's
+    /// `getCurrentNotCondition`): the Stop edges of the element's own
+    /// separate ignore states.
+    pub fn preceding_nots(&self, path: &[(usize, u32)]) -> Vec<&'p Condition> {
+        let (index, _) = *path.last().expect("position");
+        let seq = self.seq_of(&path[..path.len() - 1]);
+        let mut out = Vec::new();
+        for el in seq.elements[..index].iter().rev() {
+            if el.contiguity == Contiguity::NotFollowedBy {
+                out.push(self.not_condition(el));
+            } else if !el.optional {
+                break;
+            }
+        }
+        out
+    }
+
     /// The element after the one at `path`; for the last element of a group,
     /// the element after the group (Flink's `followingPattern` is not reset
     /// when the compiler enters a group).
@@ -301,10 +376,17 @@ impl<'p> Shape<'p> {
         match el.contiguity {
             Contiguity::NotFollowedBy => {
                 acc.nots.push(self.not_condition(el));
+                acc.recent_follow += 1;
                 acc.trailing = Some((Contiguity::NotFollowedBy, el.within));
                 self.next_in_seq(parent, j + 1, acc, out);
             }
             Contiguity::NotNext => {
+                // Flink drops a `not followed by` right before a `not next`:
+                // the next element's states only collect negations through
+                // optional elements and other `not followed by`.
+                let keep = acc.nots.len() - acc.recent_follow;
+                acc.nots.truncate(keep);
+                acc.recent_follow = 0;
                 acc.pass_state();
                 acc.not_next.push(self.not_condition(el));
                 acc.trailing = Some((Contiguity::NotNext, el.within));
@@ -312,6 +394,7 @@ impl<'p> Shape<'p> {
             }
             c => {
                 acc.trailing = None;
+                acc.recent_follow = 0;
                 let mut path = parent.to_vec();
                 path.push((j, 1));
                 // `until` also forbids taking the first element, but the
@@ -371,7 +454,11 @@ impl<'p> Shape<'p> {
                 not_next: acc.not_next,
                 until: acc.until,
                 until_skip: acc.until_skip,
-                greedy: acc.greedy,
+                greedy: {
+                    let mut greedy = acc.greedy;
+                    greedy.extend(self.state_greedy(path));
+                    greedy
+                },
                 greedy_early_exit: acc.greedy_early_exit,
                 greedy_via_state: acc.greedy_via_state,
                 exits: acc.exits,
