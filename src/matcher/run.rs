@@ -146,6 +146,11 @@ mod tests {
 
     #[test]
     fn runs_and_idle_partitions_are_small() {
+        println!(
+            "run {} bytes, partition {} bytes",
+            std::mem::size_of::<Run>(),
+            std::mem::size_of::<Partition>()
+        );
         assert!(
             std::mem::size_of::<Run>() <= 48,
             "{}",

@@ -229,3 +229,12 @@ fn exploding_nested_groups_are_rejected() {
     let err = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
     assert!(err.message.contains("states"), "{err}");
 }
+
+#[test]
+fn automaton_is_shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Nfa<crate::Record>>();
+    send_sync::<Nfa<Ch>>();
+    send_sync::<crate::matcher::Partition>();
+    send_sync::<crate::matcher::SharedBuffer<crate::Record>>();
+}
