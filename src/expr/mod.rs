@@ -52,4 +52,6 @@ pub use ir::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
 pub use select::{CompiledSelect, SelectError};
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
