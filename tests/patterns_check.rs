@@ -64,13 +64,24 @@ fn explain_prints_every_pattern() {
         text.contains("rebound = last(rising.price) - last(falling.price)"),
         "{text}"
     );
+    assert!(text.contains("  automaton:\n"), "{text}");
+    assert!(
+        text.contains("(start)") && text.contains("(final)"),
+        "{text}"
+    );
     let dot = Command::new(env!("CARGO_BIN_EXE_cepheid"))
         .args(["explain", "patterns/unpaid_orders.cep", "--dot"])
         .output()
         .expect("run cepheid");
     let dot = String::from_utf8_lossy(&dot.stdout);
     assert!(dot.starts_with("digraph \"unpaid_order\" {"), "{dot}");
-    assert!(dot.contains("[label=\"not followed by\"]"), "{dot}");
+    // The compiled NFA: `not followed by paid` at the end with a window is a
+    // pending state whose `paid` edge leads to a stop state.
+    assert!(dot.contains("shape=diamond"), "{dot}");
+    assert!(
+        dot.contains("[label=\"proceed paid\", style=dotted]"),
+        "{dot}"
+    );
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! `cepheid explain PATTERNS... [--pattern NAME] [--dot]`: each pattern as
-//! readable text (doc, clauses, stages, the element tree), or with `--dot`
-//! as a Graphviz graph of its element sequence.
+//! readable text (doc, clauses, stages, the element tree, then the compiled
+//! NFA's states and transitions), or with `--dot` as a Graphviz graph of the
+//! compiled NFA.
 
 use std::path::PathBuf;
 
-use crate::{EXIT_OK, EXIT_USAGE};
+use cepheid::event::{FieldTable, Record};
+use cepheid::nfa::Nfa;
+
+use crate::{EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// Arguments of `explain`.
 #[derive(clap::Args)]
@@ -43,15 +47,28 @@ pub fn run(args: &Args) -> u8 {
         );
         return EXIT_USAGE;
     }
+    let mut status = EXIT_OK;
     for (i, p) in selected.iter().enumerate() {
         if i > 0 {
             println!();
         }
+        let nfa = match Nfa::<Record>::compile(p, &mut FieldTable::new()) {
+            Ok(nfa) => nfa,
+            Err(e) => {
+                eprintln!("error: pattern `{}` does not compile: {e}", p.name);
+                status = EXIT_PATTERN_ERROR;
+                continue;
+            }
+        };
         if args.dot {
-            print!("{}", cepheid::dsl::sequence_dot(p));
+            print!("{}", nfa.to_dot());
         } else {
             print!("{}", cepheid::dsl::explain(p));
+            println!("  automaton:");
+            for line in nfa.explain().lines() {
+                println!("    {line}");
+            }
         }
     }
-    EXIT_OK
+    status
 }
