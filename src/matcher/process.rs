@@ -67,7 +67,7 @@ impl<E: Event> Nfa<E> {
         scratch.cache.resize(self.conds.slots.len(), 0);
         let mut next = JavaHeap::from_vec(scratch.take_vec());
         let mut potential = JavaHeap::from_vec(scratch.take_vec());
-        let old = part.take_runs(self, scratch.take_vec());
+        let old = part.take_runs(self, || scratch.take_vec());
         for run in &old {
             self.compute_next_states(run, event, buf, &mut scratch);
             let discard = scratch
@@ -127,7 +127,7 @@ impl<E: Event> Nfa<E> {
         let mut scratch = std::mem::take(&mut buf.scratch);
         let mut next = JavaHeap::from_vec(scratch.take_vec());
         let mut potential = JavaHeap::from_vec(scratch.take_vec());
-        let mut old = part.take_runs(self, scratch.take_vec());
+        let mut old = part.take_runs(self, || scratch.take_vec());
         for run in old.drain(..) {
             if run.is_start() {
                 next.offer(run);

@@ -109,12 +109,18 @@ impl Partition {
     }
 
     /// The runs to step through, in heap order: the partition's own, or
-    /// (an idle partition keeps none) just the start run, built in `spare`.
-    pub(crate) fn take_runs<E>(&mut self, nfa: &Nfa<E>, mut spare: Vec<Run>) -> Vec<Run> {
+    /// (an idle partition keeps none) just the start run, built in a vector
+    /// from `spare`.
+    pub(crate) fn take_runs<E>(
+        &mut self,
+        nfa: &Nfa<E>,
+        spare: impl FnOnce() -> Vec<Run>,
+    ) -> Vec<Run> {
         if self.runs.is_empty() {
-            spare.clear();
-            spare.push(Run::start(nfa.start, nfa.fresh.clone()));
-            return spare;
+            let mut runs = spare();
+            runs.clear();
+            runs.push(Run::start(nfa.start, nfa.fresh.clone()));
+            return runs;
         }
         std::mem::take(&mut self.runs).into_vec()
     }
