@@ -6,7 +6,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `lex` | tokens as nom 8 parsers, the parser's private error type |
-//! | `parse`, `parse_expr` | the grammar of `language.md`, error recovery |
+//! | `parse`, `parse_match`, `parse_expr` | the grammar of `language.md`, error recovery |
 //! | [`ast`] | the syntax tree, a [`Span`](crate::Span) on every node |
 //! | `print` | the canonical printer: `parse(print(ast)) == ast` |
 //! | `lower`, `lower_expr` | AST → IR, name resolution, language-only checks |
@@ -37,6 +37,7 @@ mod lower;
 mod lower_expr;
 mod parse;
 mod parse_expr;
+mod parse_match;
 mod print;
 
 use std::collections::HashMap;
