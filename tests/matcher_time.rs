@@ -158,3 +158,30 @@ fn optional_start_and_zero_or_more_end() {
     );
     assert_eq!(run(&p, "c a1 a2"), vec!["c:c", "c:c|a:a1", "c:c|a:a1 a2"]);
 }
+
+#[test]
+fn a_group_window_bounds_every_event_of_the_group() {
+    // a followed by (b followed by c) within 3: each of b, c comes less than
+    // 3 after the previous taken event.
+    let mut p = pattern(
+        vec![
+            ("a", letters("a")),
+            ("b", letters("b")),
+            ("c", letters("c")),
+        ],
+        vec![el(0), group(vec![el(1), el(2)]).within(3)],
+    );
+    p.emit_timeouts = true;
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (3, "b"), (5, "c")], None),
+        vec!["a:a|b:b|c:c"]
+    );
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (3, "b"), (6, "c")], None),
+        vec!["timeout@6 a:a|b:b"]
+    );
+    assert_eq!(
+        run_at(&p, &[(1, "a"), (4, "b")], None),
+        vec!["timeout@4 a:a"]
+    );
+}

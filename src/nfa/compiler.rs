@@ -125,6 +125,8 @@ pub(crate) struct Compiler<'p, 'c, E> {
     first_of_loop: HashMap<usize, bool>,
     original_state: HashMap<StateId, StateId>,
     group_depth: usize,
+    /// Element windows of the enclosing groups (innermost last).
+    group_windows: Vec<Option<DurationMs>>,
 }
 
 type Res<T> = Result<T, CompileError>;
@@ -159,6 +161,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             first_of_loop: HashMap::new(),
             original_state: HashMap::new(),
             group_depth: 0,
+            group_windows: Vec::new(),
         })
     }
 
@@ -337,7 +340,13 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             None => "GroupPattern".to_string(),
         };
         let window = if is_take {
-            at.elem().within.filter(|w| *w > 0)
+            let inherited = self.group_windows.iter().flatten().copied();
+            at.elem()
+                .within
+                .into_iter()
+                .chain(inherited)
+                .filter(|w| *w > 0)
+                .min()
         } else {
             None
         };
@@ -591,6 +600,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             )));
         }
         self.group_depth += 1;
+        self.group_windows.push(self.current.elem().within);
         let saved = (self.current, self.following, self.current_group);
         self.current_group = Some(self.current);
         self.current = Cursor {
@@ -602,6 +612,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
 
     fn leave_group(&mut self, saved: (Cursor<'p>, Option<Cursor<'p>>, Option<Cursor<'p>>)) {
         self.group_depth -= 1;
+        self.group_windows.pop();
         (self.current, self.following, self.current_group) = saved;
     }
 

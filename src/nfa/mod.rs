@@ -39,8 +39,10 @@
 //!   iterations. At the very end of the pattern it becomes a pending state
 //!   (needs `within`), as in Flink.
 //! - An element window (`within` after an element) applies to the states
-//!   that take for that element, as Flink's per-state `windowTimes`; on a
-//!   group it applies to the group's own loop state only.
+//!   that take for that element, as Flink's per-state `windowTimes`. On a
+//!   group it applies to every take state inside the group (the smallest
+//!   window wins), which is what `language.md` says it means; Flink would
+//!   attach it only to a looping group's dummy state, i.e. ignore it.
 //! - Flink would loop forever on a cycle of proceed edges (a looping group
 //!   whose elements are all optional); here the walk is bounded.
 //! - Patterns compiling to more than 100,000 states, or with groups nested
