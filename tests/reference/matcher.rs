@@ -259,8 +259,8 @@ impl<'p> Reference<'p> {
         let mut done = Vec::new();
         let mut stop = false;
         for (index, t) in chosen {
-            // `not next` is checked when the run reaches it through a
-            // PROCEED: on the first event after a take, or from a sticky wait.
+            // Does the run reach this transition through a PROCEED on this
+            // event (right after a take, or leaving a sticky group wait)?
             let via_proceed = run.commit.as_ref().map_or(true, |set| set[0] != index);
             // The greedy restriction also guards the edges to Stop.
             let lifted = *self.variants(t, run, fresh, i).first().expect("a variant");
@@ -273,7 +273,17 @@ impl<'p> Reference<'p> {
                 i,
                 &run.taken,
             );
-            if via_proceed && !guarded && t.not_next.iter().any(|c| self.holds(c, i, &run.taken)) {
+            // A sticky group wait leaves through the next iteration's head:
+            // it passes the `not next`s after the group, not those inside.
+            let sticky = run
+                .commit
+                .as_ref()
+                .and_then(|set| follow[set[0]].sticky.as_ref());
+            let met =
+                |k: usize| via_proceed && sticky.map_or(true, |g| !t.not_next_at[k].starts_with(g));
+            let negated =
+                (0..t.not_next.len()).any(|k| met(k) && self.holds(t.not_next[k], i, &run.taken));
+            if !guarded && negated {
                 // The `not next` state leads to Stop instead of onwards.
                 stop = true;
                 continue;
@@ -368,11 +378,15 @@ impl<'p> Reference<'p> {
         match &run.commit {
             Some(set) => set.len() == 1 && matches!(follow[set[0]].target, Target::Pending { .. }),
             None => {
+                // (A run that must first pass a `not next` waits in that
+                // negation's state, not in the pending one.)
                 let mut rest = follow.iter().filter(|t| t.target != Target::Final);
-                matches!(
-                    (rest.next().map(|t| &t.target), rest.next()),
-                    (Some(Target::Pending { .. }), None)
-                )
+                match (rest.next(), rest.next()) {
+                    (Some(t), None) => {
+                        matches!(t.target, Target::Pending { .. }) && t.not_next.is_empty()
+                    }
+                    _ => false,
+                }
             }
         }
     }

@@ -79,7 +79,10 @@
 //!     or at the end of a group iteration that could repeat) is checked on
 //!     the event just taken when the match completes (Flink evaluates the
 //!     PROCEED chain to the final state on that event); only a `not next` that
-//!     truly ends the pattern waits for the next event.
+//!     truly ends the pattern waits for the next event. A run that left a
+//!     sticky group wait (rule 14) meets the `not next`s after the group,
+//!     not those inside the finished iteration; a run that must still pass
+//!     a `not next` is not yet pending at window expiry (it times out).
 //! 14. A run that skips events while waiting for an optional iteration of a
 //!     repeating group (`(b c){1,3}`, `(b c)+`: iteration > min, head a stage, group
 //!     not `optional`) may still leave the group afterwards: Flink's ignore

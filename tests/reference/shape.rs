@@ -64,6 +64,8 @@ pub struct Trans<'p> {
     pub nots: Vec<&'p Condition>,
     /// `not next` conditions: checked on the first event after the take only.
     pub not_next: Vec<&'p Condition>,
+    /// Where each `not next` is written (the path of its sequence).
+    pub not_next_at: Vec<Pos>,
     /// `until` of the element taken: an event satisfying it cannot be taken.
     pub until: Option<&'p Condition>,
     /// Does `until` also forbid skipping (between repetitions of a loop, but
@@ -97,6 +99,7 @@ pub struct Trans<'p> {
 struct Acc<'p> {
     nots: Vec<&'p Condition>,
     not_next: Vec<&'p Condition>,
+    not_next_at: Vec<Pos>,
     until: Option<&'p Condition>,
     until_skip: bool,
     greedy: Vec<Greedy<'p>>,
@@ -389,6 +392,7 @@ impl<'p> Shape<'p> {
                 acc.recent_follow = 0;
                 acc.pass_state();
                 acc.not_next.push(self.not_condition(el));
+                acc.not_next_at.push(parent.to_vec());
                 acc.trailing = Some((Contiguity::NotNext, el.within));
                 self.next_in_seq(parent, j + 1, acc, out);
             }
@@ -452,6 +456,7 @@ impl<'p> Shape<'p> {
                 gap,
                 nots: acc.nots,
                 not_next: acc.not_next,
+                not_next_at: acc.not_next_at,
                 until: acc.until,
                 until_skip: acc.until_skip,
                 greedy: {
@@ -507,6 +512,7 @@ impl<'p> Shape<'p> {
             gap: Gap::Any,
             nots: acc.nots,
             not_next: acc.not_next,
+            not_next_at: acc.not_next_at,
             until: None,
             until_skip: false,
             greedy: acc.greedy,
