@@ -185,3 +185,19 @@ fn a_group_window_bounds_every_event_of_the_group() {
         vec!["timeout@4 a:a"]
     );
 }
+
+#[test]
+fn optional_repeating_group_skips_in_its_own_ignore_state() {
+    // (b){1,2} optional combinations next a on b a1 a2: no {b a2}.
+    let p = pattern(
+        vec![("b", letters("b")), ("a", letters("a"))],
+        vec![
+            group(vec![el(0)]).times(1, 2).opt().combinations(),
+            el(1).next(),
+        ],
+    );
+    assert_eq!(
+        sorted(run(&p, "b a1 a2")),
+        expect(&["a:a1", "a:a2", "b:b|a:a1"])
+    );
+}

@@ -284,12 +284,11 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         self.current_group.filter(|_| at.idx == 0)
     }
 
-    /// Flink's `isHeadOfOptionalGroupPattern`: the head of the first
-    /// iteration of an optional group gets a separate ignore state (without
-    /// the group's proceed edge), like an optional stage.
+    /// Flink's `isHeadOfOptionalGroupPattern`: the head of every iteration
+    /// of an optional group skips in a separate ignore state (without the
+    /// group's proceed edge), like an optional stage.
     fn is_head_of_optional_group(&self, at: Cursor<'p>) -> bool {
-        self.head_of_group(at)
-            .is_some_and(|g| self.is_group_first_of_loop(g) && g.elem().optional)
+        self.head_of_group(at).is_some_and(|g| g.elem().optional)
     }
 
     fn is_group_first_of_loop(&self, group: Cursor<'p>) -> bool {
