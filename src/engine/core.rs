@@ -222,11 +222,13 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
                 self.stats.unkeyed += 1;
                 continue;
             };
-            let slot = self.patterns[p].partitions.slot_for(&key);
-            self.drive(p, slot, sink, |a, part, store, out| {
-                a.advance_time(part, store, ts, out);
-                a.process(part, store, ev, out);
-            });
+            match self.patterns[p].partitions.find(&key) {
+                Some(slot) => self.drive(p, slot, sink, |a, part, store, out| {
+                    a.advance_time(part, store, ts, out);
+                    a.process(part, store, ev, out);
+                }),
+                None => self.start_partition(p, key, ev, sink),
+            }
         }
         self.store.release_if_unused(ev);
     }
@@ -244,6 +246,39 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
             key.push(value.into_owned());
         }
         Some(key)
+    }
+
+    /// Offers an event to a fresh partition for a key without state, and
+    /// keeps the partition only if the event left something in it (most
+    /// events of a new key start nothing, so no map entry is made for them).
+    fn start_partition<S: Sink<E, A> + ?Sized>(
+        &mut self,
+        p: usize,
+        key: KeyValue,
+        ev: <A::Store as EventStore<E>>::Ref,
+        sink: &mut S,
+    ) {
+        let run = &mut self.patterns[p];
+        let mut part = A::Partition::default();
+        let pattern = run.automaton.pattern();
+        let mut bridge = Bridge {
+            ctx: MatchContext {
+                pattern: p,
+                name: &pattern.name,
+                key_fields: &run.key_paths,
+                key: &key,
+                has_select: !pattern.select.is_empty(),
+            },
+            sink,
+            stats: &mut self.stats,
+        };
+        run.automaton
+            .process(&mut part, &mut self.store, ev, &mut bridge);
+        if !A::is_empty(&part) {
+            let deadline = A::next_deadline(&part);
+            let slot = run.partitions.insert(key, part);
+            run.partitions.settle(slot, false, deadline);
+        }
     }
 
     /// Runs `step` on one partition with its output routed to `sink`, then

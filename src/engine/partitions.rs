@@ -54,15 +54,19 @@ impl<P> Default for Partitions<P> {
 }
 
 impl<P: Default> Partitions<P> {
-    /// The slot of `key`, created (with an empty partition) if new.
-    pub fn slot_for(&mut self, key: &KeyValue) -> SlotRef {
-        if let Some(&index) = self.by_key.get(key) {
-            return self.slot_ref(index);
-        }
+    /// The slot of `key`, if it has live state.
+    pub fn find(&self, key: &KeyValue) -> Option<SlotRef> {
+        self.by_key.get(key).map(|&index| self.slot_ref(index))
+    }
+
+    /// Gives a key that has no slot yet one holding `part` (call
+    /// [`Partitions::settle`] next to schedule its deadline).
+    pub fn insert(&mut self, key: KeyValue, part: P) -> SlotRef {
         let index = match self.free.pop() {
             Some(index) => {
                 let slot = &mut self.slots[index as usize];
                 slot.key = key.clone();
+                slot.part = part;
                 slot.live = true;
                 index
             }
@@ -70,7 +74,7 @@ impl<P: Default> Partitions<P> {
                 let index = u32::try_from(self.slots.len()).expect("more than 2^32 live keys");
                 self.slots.push(Slot {
                     key: key.clone(),
-                    part: P::default(),
+                    part,
                     generation: 0,
                     scheduled: None,
                     live: true,
@@ -78,7 +82,7 @@ impl<P: Default> Partitions<P> {
                 index
             }
         };
-        self.by_key.insert(key.clone(), index);
+        self.by_key.insert(key, index);
         self.slot_ref(index)
     }
 
@@ -194,8 +198,8 @@ mod tests {
     #[test]
     fn deadlines_come_out_in_time_order_and_stale_ones_are_skipped() {
         let mut parts: Partitions<u8> = Partitions::default();
-        let a = parts.slot_for(&key(1));
-        let b = parts.slot_for(&key(2));
+        let a = parts.insert(key(1), 0);
+        let b = parts.insert(key(2), 0);
         parts.settle(a, false, Some(30));
         parts.settle(b, false, Some(20));
         parts.settle(a, false, Some(10)); // replaces 30
@@ -207,23 +211,24 @@ mod tests {
     #[test]
     fn empty_partitions_are_forgotten_and_slots_reused() {
         let mut parts: Partitions<u8> = Partitions::default();
-        let a = parts.slot_for(&key(1));
+        let a = parts.insert(key(1), 0);
         parts.settle(a, false, Some(5));
         assert_eq!(parts.len(), 1);
         parts.settle(a, true, None);
         assert_eq!(parts.len(), 0);
         assert_eq!(parts.peek_deadline(), None);
         assert!(parts.get_mut(a).is_none());
-        let b = parts.slot_for(&key(2));
+        let b = parts.insert(key(2), 0);
         assert_eq!(b.index, a.index);
         assert_ne!(b.generation, a.generation);
-        assert_eq!(parts.slot_for(&key(2)), b);
+        assert_eq!(parts.find(&key(2)), Some(b));
+        assert_eq!(parts.find(&key(1)), None);
     }
 
     #[test]
     fn the_index_stays_small_when_deadlines_keep_moving() {
         let mut parts: Partitions<u8> = Partitions::default();
-        let a = parts.slot_for(&key(1));
+        let a = parts.insert(key(1), 0);
         for t in 0..10_000 {
             parts.settle(a, false, Some(t));
         }
