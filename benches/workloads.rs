@@ -1,7 +1,9 @@
 //! Criterion benches of the workloads of `bench-workloads.md`, events
 //! already in memory: per workload the engine and, where one exists, the
-//! hand-written baseline, in the same run. At the end the engine / baseline
-//! time ratios are printed from criterion's estimates.
+//! hand-written baseline, in the same run; and `jsonl/ab`, JSON-lines
+//! decoding plus the engine (what `cepheid run` does, minus writing
+//! output). At the end the engine / baseline time ratios are printed from
+//! criterion's estimates.
 //!
 //! `cargo bench --bench workloads` (or `-- ab` for one workload).
 
@@ -10,12 +12,26 @@ use std::time::Duration;
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 
-use cepheid::workload::drive::engine_counts;
-use cepheid::workload::{baseline, BenchEvent, Workload};
+use cepheid::workload::drive::{engine_counts, jsonl_counts};
+use cepheid::workload::{baseline, write_jsonl, BenchEvent, Params, Workload};
 
-/// The benchmark group of one workload at its default size.
+/// Events per criterion iteration: smaller than the defaults so that ten
+/// samples of every workload fit in a few minutes (`cepheid-bench` runs the
+/// default sizes); `many` is the slowest by far.
+fn bench_params(workload: Workload) -> Params {
+    let events = match workload {
+        Workload::Many => 20_000,
+        _ => 200_000,
+    };
+    Params {
+        events,
+        ..workload.default_params()
+    }
+}
+
+/// The benchmark group of one workload.
 fn bench_workload(c: &mut Criterion, workload: Workload) {
-    let params = workload.default_params();
+    let params = bench_params(workload);
     let events: Vec<BenchEvent> = workload.events(&params).collect();
     let mut group = c.benchmark_group(workload.name());
     configure(&mut group, params.events);
@@ -25,6 +41,20 @@ fn bench_workload(c: &mut Criterion, workload: Workload) {
     if baseline::run(workload, &[]).is_some() {
         group.bench_function("baseline", |b| b.iter(|| baseline::run(workload, &events)));
     }
+    group.finish();
+}
+
+/// JSON-lines decoding plus the engine on the `ab` stream.
+fn bench_jsonl(c: &mut Criterion) {
+    let workload = Workload::Ab;
+    let params = bench_params(workload);
+    let mut text = Vec::new();
+    write_jsonl(workload.events(&params), &mut text).expect("writing to memory");
+    let mut group = c.benchmark_group("jsonl");
+    configure(&mut group, params.events);
+    group.bench_function("ab", |b| {
+        b.iter(|| jsonl_counts(workload, &text).expect("the stream decodes"))
+    });
     group.finish();
 }
 
@@ -66,6 +96,7 @@ fn main() {
     for workload in Workload::ALL {
         bench_workload(&mut c, workload);
     }
+    bench_jsonl(&mut c);
     c.final_summary();
     print_ratios();
 }

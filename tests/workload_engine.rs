@@ -2,8 +2,8 @@
 //! `loop` closed form) on every workload, on small streams so the default
 //! test run stays fast; the bench command checks the full-size table.
 
-use cepheid::workload::drive::engine_counts;
-use cepheid::workload::{reference, Params, Workload};
+use cepheid::workload::drive::{engine_counts, jsonl_counts};
+use cepheid::workload::{reference, write_jsonl, Params, Workload};
 
 /// Asserts engine and reference agree on the stream of `params`.
 fn assert_agree(workload: Workload, params: Params) {
@@ -65,5 +65,17 @@ fn other_seeds_agree() {
         for workload in [Workload::Ab, Workload::Login, Workload::Loop] {
             assert_agree(workload, small(workload, 3_000, 200, seed));
         }
+    }
+}
+
+#[test]
+fn json_lines_agree() {
+    for workload in [Workload::Ab, Workload::Login] {
+        let params = small(workload, 10_000, 500, 42);
+        let events: Vec<_> = workload.events(&params).collect();
+        let mut text = Vec::new();
+        write_jsonl(events.iter().copied(), &mut text).unwrap();
+        let counts = jsonl_counts(workload, &text).expect("the stream decodes");
+        assert_eq!(counts, reference::counts(workload, &events), "{workload:?}");
     }
 }

@@ -15,17 +15,18 @@
 //! ```
 
 use crate::dsl;
-use crate::engine::{Automaton, Engine, EngineConfig, MatchContext, Sink};
-use crate::event::Timestamp;
+use crate::engine::{
+    Decoder, Engine, EngineConfig, Format, Item, Line, LineReader, MatchContext, Sink,
+};
+use crate::event::{Event, FieldResolver, FieldTable, Record, Timestamp};
+use crate::matcher::MatchView;
 use crate::nfa::Nfa;
+use crate::pattern::Pattern;
 
 use super::{fields, BenchEvent, Counts, Workload};
 
 /// The compiled automaton of a workload's patterns.
 type WorkloadNfa = Nfa<BenchEvent>;
-
-/// How a match of a workload's pattern looks to a sink.
-type View<'s> = <WorkloadNfa as Automaton<BenchEvent>>::View<'s>;
 
 /// An engine running one workload's patterns over [`BenchEvent`]s.
 pub struct WorkloadEngine {
@@ -36,23 +37,8 @@ pub struct WorkloadEngine {
 impl WorkloadEngine {
     /// Loads and compiles the workload's patterns into a fresh engine.
     pub fn new(workload: Workload) -> Result<WorkloadEngine, String> {
-        let loaded = dsl::load_str(workload.name(), &workload.pattern_text());
-        if loaded.has_errors() || loaded.patterns.is_empty() {
-            return Err(format!(
-                "the {} pattern does not load: {:?}",
-                workload.name(),
-                loaded.diagnostics
-            ));
-        }
-        let mut resolver = fields();
-        let mut engine = Engine::new(EngineConfig::default());
-        for pattern in &loaded.patterns {
-            engine
-                .add_pattern(pattern, &mut resolver)
-                .map_err(|e| e.to_string())?;
-        }
         Ok(WorkloadEngine {
-            engine,
+            engine: engine_for(workload, &mut fields())?,
             sink: Tally::default(),
         })
     }
@@ -94,6 +80,63 @@ impl WorkloadEngine {
     }
 }
 
+/// The workload's patterns, loaded from their text.
+fn patterns(workload: Workload) -> Result<Vec<Pattern>, String> {
+    let loaded = dsl::load_str(workload.name(), &workload.pattern_text());
+    if loaded.has_errors() || loaded.patterns.is_empty() {
+        return Err(format!(
+            "the {} pattern does not load: {:?}",
+            workload.name(),
+            loaded.diagnostics
+        ));
+    }
+    Ok(loaded.patterns)
+}
+
+/// An engine with the workload's patterns, fields resolved by `fields`.
+fn engine_for<E: Event + 'static>(
+    workload: Workload,
+    fields: &mut dyn FieldResolver,
+) -> Result<Engine<E, Nfa<E>>, String> {
+    let mut engine = Engine::new(EngineConfig::default());
+    for pattern in &patterns(workload)? {
+        engine
+            .add_pattern(pattern, fields)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(engine)
+}
+
+/// Runs `workload`'s patterns over JSON lines (as `cepheid run` reads
+/// them: dynamic [`Record`]s, event time from `ts`) and returns the counts.
+/// Malformed lines are an error here: the workloads write none.
+pub fn jsonl_counts(workload: Workload, input: &[u8]) -> Result<Counts, String> {
+    let mut table = FieldTable::new();
+    let mut engine: Engine<Record, Nfa<Record>> = engine_for(workload, &mut table)?;
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", table);
+    let mut reader = LineReader::new(input);
+    let mut sink = Tally::default();
+    while let Some((number, line)) = reader.next_line().map_err(|e| e.to_string())? {
+        let Line::Text(text) = line else {
+            return Err(format!("line {number} is too long"));
+        };
+        match decoder.decode(text) {
+            Ok(Item::Event(ts, record)) => {
+                engine.push(ts, record, &mut sink);
+            }
+            Ok(Item::Watermark(t)) => engine.watermark(t, &mut sink),
+            Ok(Item::Skip) => {}
+            Err(why) => return Err(format!("line {number}: {}", why.0)),
+        }
+    }
+    engine.flush(&mut sink);
+    let stats = engine.stats();
+    Ok(Counts {
+        matches: stats.matches,
+        timeouts: stats.timeouts,
+    })
+}
+
 /// Runs `workload`'s patterns over `events` and returns the counts.
 pub fn engine_counts(workload: Workload, events: &[BenchEvent]) -> Result<Counts, String> {
     let mut engine = WorkloadEngine::new(workload)?;
@@ -110,16 +153,16 @@ struct Tally {
     checksum: i64,
 }
 
-impl Sink<BenchEvent, WorkloadNfa> for Tally {
-    fn on_match(&mut self, _ctx: &MatchContext<'_>, m: &View<'_>) {
+impl<E: Event> Sink<E, Nfa<E>> for Tally {
+    fn on_match(&mut self, _ctx: &MatchContext<'_>, m: &MatchView<'_, E>) {
         self.checksum = self.checksum.wrapping_add(m.start() ^ m.end());
     }
 
-    fn on_timeout(&mut self, _ctx: &MatchContext<'_>, m: &View<'_>, expired_at: Timestamp) {
+    fn on_timeout(&mut self, _ctx: &MatchContext<'_>, m: &MatchView<'_, E>, expired_at: Timestamp) {
         self.checksum = self.checksum.wrapping_add(m.start() ^ expired_at);
     }
 
-    fn on_late(&mut self, ts: Timestamp, _event: &BenchEvent) {
+    fn on_late(&mut self, ts: Timestamp, _event: &E) {
         self.checksum = self.checksum.wrapping_add(ts);
     }
 }

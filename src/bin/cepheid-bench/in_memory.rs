@@ -48,12 +48,27 @@ pub struct InMemory {
     pub process_rss_peak: Option<u64>,
 }
 
-/// Runs `workload` on `params`, `passes` timed passes each.
+/// Repeated passes stop once the passes so far took this long.
+const BUDGET_SECS: f64 = 10.0;
+
+/// Runs `workload` on `params`: a first engine pass that also samples
+/// memory, then up to `passes - 1` more while the time budget lasts.
 pub fn measure(workload: Workload, params: &Params, passes: usize) -> Result<InMemory, String> {
     let events: Vec<BenchEvent> = workload.events(params).collect();
-    let probe = engine_memory_pass(workload, &events)?;
-    let engine_secs = best_of(passes, || engine_pass(workload, &events).map(|_| ()))?;
-    let engine = engine_pass(workload, &events)?;
+    let start = Instant::now();
+    let (probe, engine) = engine_memory_pass(workload, &events)?;
+    let mut engine_secs = start.elapsed().as_secs_f64();
+    let mut spent = engine_secs;
+    for _ in 1..passes {
+        if spent > BUDGET_SECS {
+            break;
+        }
+        let start = Instant::now();
+        engine_pass(workload, &events)?;
+        let secs = start.elapsed().as_secs_f64();
+        engine_secs = engine_secs.min(secs);
+        spent += secs;
+    }
     let base = baseline_measure(workload, &events, passes);
     Ok(InMemory {
         workload: workload.name().to_string(),
@@ -74,17 +89,6 @@ pub fn measure(workload: Workload, params: &Params, passes: usize) -> Result<InM
     })
 }
 
-/// The shortest of `passes` runs of `f`, in seconds.
-fn best_of(passes: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
-    let mut best = f64::INFINITY;
-    for _ in 0..passes.max(1) {
-        let start = Instant::now();
-        f()?;
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    Ok(best)
-}
-
 /// One engine pass: every event, then time to infinity.
 fn engine_pass(workload: Workload, events: &[BenchEvent]) -> Result<Counts, String> {
     let mut engine = WorkloadEngine::new(workload)?;
@@ -103,7 +107,10 @@ struct MemoryProbe {
 }
 
 /// An engine pass that samples the heap just before the final flush.
-fn engine_memory_pass(workload: Workload, events: &[BenchEvent]) -> Result<MemoryProbe, String> {
+fn engine_memory_pass(
+    workload: Workload,
+    events: &[BenchEvent],
+) -> Result<(MemoryProbe, Counts), String> {
     let before = alloc::live();
     alloc::reset_peak();
     let mut engine = WorkloadEngine::new(workload)?;
@@ -116,8 +123,8 @@ fn engine_memory_pass(workload: Workload, events: &[BenchEvent]) -> Result<Memor
         heap_at_end: alloc::live().saturating_sub(before) as u64,
         heap_peak: alloc::peak().saturating_sub(before) as u64,
     };
-    engine.flush();
-    Ok(probe)
+    let counts = engine.flush();
+    Ok((probe, counts))
 }
 
 /// The baseline's figures.
@@ -162,11 +169,17 @@ fn time_baseline<B: Baseline>(
     passes: usize,
 ) -> BaselineFigures {
     let mut secs = f64::INFINITY;
+    let mut spent = 0.0;
     let mut counts = Counts::default();
     for _ in 0..passes.max(1) {
+        if spent > BUDGET_SECS {
+            break;
+        }
         let start = Instant::now();
         counts = baseline::drive(make(), events);
-        secs = secs.min(start.elapsed().as_secs_f64());
+        let pass = start.elapsed().as_secs_f64();
+        secs = secs.min(pass);
+        spent += pass;
     }
     let before = alloc::live();
     alloc::reset_peak();

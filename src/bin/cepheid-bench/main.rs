@@ -133,9 +133,18 @@ fn parent(args: &Args) -> Result<ExitCode, String> {
             params.events, params.keys
         );
         let in_memory = spawn_child(args, workload, &params)?;
+        eprintln!("  {}", report::summary(&in_memory));
         let cli = cepheid
             .as_ref()
             .map(|path| cli_run::measure(path, workload, &params, dir.path()));
+        match &cli {
+            Some(Ok(run)) => eprintln!(
+                "  cepheid run: {:.2} s, {} / {}",
+                run.secs, run.counts.matches, run.counts.timeouts
+            ),
+            Some(Err(e)) => eprintln!("  cepheid run failed: {e}"),
+            None => {}
+        }
         rows.push(Row {
             label,
             in_memory,

@@ -70,6 +70,22 @@ fn pair(c: Counts) -> String {
     format!("{} / {}", thousands(c.matches), thousands(c.timeouts))
 }
 
+/// One line on the in-memory figures, printed as soon as they are known.
+pub fn summary(m: &InMemory) -> String {
+    let baseline = match (m.baseline_secs, m.baseline) {
+        (Some(secs), Some(counts)) => {
+            format!(", baseline {} ev/s {}", rate(m.events, secs), pair(counts))
+        }
+        _ => String::new(),
+    };
+    format!(
+        "engine {} ev/s {}{baseline}, expected {}",
+        rate(m.events, m.engine_secs),
+        pair(m.engine),
+        m.expected.map_or("(no row)".into(), pair)
+    )
+}
+
 /// The three tables.
 pub fn render(rows: &[Row]) -> String {
     let mut out = String::new();
