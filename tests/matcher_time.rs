@@ -201,3 +201,59 @@ fn optional_repeating_group_skips_in_its_own_ignore_state() {
         expect(&["a:a1", "a:a2", "b:b|a:a1"])
     );
 }
+
+fn abcd() -> Vec<(&'static str, Condition)> {
+    vec![
+        ("a", letters("a")),
+        ("b", letters("b")),
+        ("c", letters("c")),
+        ("d", letters("d")),
+        ("e", letters("e")),
+    ]
+}
+
+#[test]
+fn skipping_an_optional_group_skips_its_trailing_negation() {
+    // a (b not followed by c)? followed by d on a c d: {a d}
+    let p = pattern(
+        abcd(),
+        vec![el(0), group(vec![el(1), el(2).not_followed()]).opt(), el(3)],
+    );
+    assert_eq!(run(&p, "a c d"), vec!["a:a|d:d"]);
+    assert_eq!(run(&p, "a b c d"), vec!["a:a|d:d"]);
+    assert_eq!(
+        sorted(run(&p, "a b x d")),
+        expect(&["a:a|b:b|d:d", "a:a|d:d"])
+    );
+}
+
+#[test]
+fn negation_before_skipped_optional_elements_at_the_end_of_a_group() {
+    // (b not followed by c next d?) followed by e on b x c e: no {b e}
+    let p = pattern(
+        abcd(),
+        vec![
+            group(vec![el(1), el(2).not_followed(), el(3).next().opt()]),
+            el(4),
+        ],
+    );
+    assert_eq!(run(&p, "b x c e"), Vec::<String>::new());
+    assert_eq!(run(&p, "b x e"), vec!["b:b|e:e"]);
+}
+
+#[test]
+fn negation_ending_a_repeated_group_holds_between_iterations() {
+    // (a not followed by b){2} followed by e on a b a e: the b after the
+    // first a breaks it; a a e matches.
+    let p = pattern(
+        abcd(),
+        vec![group(vec![el(0), el(1).not_followed()]).times(2, 2), el(4)],
+    );
+    assert_eq!(run(&p, "a1 b a2 e"), Vec::<String>::new());
+    assert_eq!(run(&p, "a1 a2 e"), vec!["a:a1 a2|e:e"]);
+    let looping = pattern(
+        abcd(),
+        vec![group(vec![el(0), el(1).not_followed()]).at_least(2), el(4)],
+    );
+    assert_eq!(run(&looping, "a1 b a2 a3 e"), vec!["a:a2 a3|e:e"]);
+}

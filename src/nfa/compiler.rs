@@ -8,9 +8,11 @@
 //! "raw pattern" is the last element of its sequence.
 //!
 //! One deliberate difference (FLINK-15980): a `not followed by` at the end of
-//! a group is enforced. Flink drops it; here its stop edges are added to the
-//! first state of the element after the group, as for a `not followed by`
-//! written directly before that element (see `current_not_conditions`).
+//! a group is enforced. Flink drops it; here the group's last take leads to a
+//! copy of the next element's first state carrying the negation's stop edges
+//! (see `sink_with_trailing_nots`), and a looping group's iteration-closing
+//! dummy state carries them too, so the negation also holds between
+//! iterations.
 
 use hashbrown::HashMap;
 
@@ -624,7 +626,8 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         optional: bool,
     ) -> Res<StateId> {
         let saved = self.enter_group(elements)?;
-        let last = self.create_middle_states(sink)?;
+        let inner_sink = self.sink_with_trailing_nots(elements, sink)?;
+        let last = self.create_middle_states(inner_sink)?;
         let last = self.convert_pattern(last)?;
         if let (true, Some(proceed)) = (optional, proceed) {
             let t = self.truth()?;
@@ -643,6 +646,10 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     ) -> Res<StateId> {
         let dummy = self.create_state(StateKind::Normal, true);
         let saved = self.enter_group(elements)?;
+        for (cond, stage) in self.group_trailing_nots(elements)? {
+            let stop = self.create_stop_state(cond, stage);
+            self.add(dummy, Action::Proceed, stop, cond);
+        }
         let last = self.create_middle_states(dummy)?;
         let last = self.convert_pattern(last)?;
         let t = self.truth()?;
@@ -666,8 +673,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     }
 
     /// Flink's `getCurrentNotCondition`: the `not followed by` elements
-    /// before the current one, looking through optional elements, plus (our
-    /// fix of FLINK-15980) those ending a group right before it.
+    /// before the current one, looking through optional elements.
     fn current_not_conditions(&mut self) -> Res<Vec<(CondId, StageId)>> {
         let mut nots = Vec::new();
         let mut at = self.current;
@@ -680,7 +686,6 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 }
                 continue;
             }
-            self.trailing_group_nots(at, &mut nots)?;
             if !at.elem().optional {
                 break;
             }
@@ -688,36 +693,42 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         Ok(nots)
     }
 
-    /// The `not followed by` elements that end the group at `at` (and the
-    /// groups nested at its end).
-    fn trailing_group_nots(
-        &mut self,
-        at: Cursor<'p>,
-        nots: &mut Vec<(CondId, StageId)>,
-    ) -> Res<()> {
-        let mut group = at.group();
-        let mut depth = 0;
-        while let Some(elements) = group.take() {
-            depth += 1;
-            if depth > MAX_GROUP_DEPTH {
+    /// The `not followed by` elements at the end of a group (looking back
+    /// through optional elements, as `getCurrentNotCondition` does), with
+    /// their conditions as seen inside the group. Called inside the group.
+    fn group_trailing_nots(&mut self, elements: &'p [Element]) -> Res<Vec<(CondId, StageId)>> {
+        let mut nots = Vec::new();
+        for idx in (0..elements.len()).rev() {
+            let at = Cursor { seq: elements, idx };
+            if at.is_not_follow() {
+                if let Some(stage) = at.stage() {
+                    let cond = self.take_cond(at)?;
+                    nots.push((cond, stage));
+                }
+            } else if !at.elem().optional {
                 break;
             }
-            for (idx, elem) in elements.iter().enumerate().rev() {
-                let inner = Cursor { seq: elements, idx };
-                match (elem.contiguity, &elem.kind) {
-                    (Contiguity::NotFollowedBy, ElementKind::Stage(stage)) => {
-                        let c = self.raw_cond(inner)?;
-                        nots.push((c, *stage));
-                    }
-                    (_, ElementKind::Group(_)) => {
-                        group = inner.group();
-                        break;
-                    }
-                    _ => break,
-                }
-            }
         }
-        Ok(())
+        Ok(nots)
+    }
+
+    /// Our fix of FLINK-15980: a group ending with `not followed by` gets,
+    /// as the target of its last take, a copy of `sink` with the stop edges
+    /// of those negations (the edges Flink adds to the element after a
+    /// `not followed by`). Skipping an optional group goes to `sink` itself,
+    /// so the negation binds only when the group matched. Before the final
+    /// state the negations become a pending state instead, as in Flink.
+    fn sink_with_trailing_nots(&mut self, elements: &'p [Element], sink: StateId) -> Res<StateId> {
+        let nots = self.group_trailing_nots(elements)?;
+        if nots.is_empty() || self.state(sink).kind == StateKind::Final {
+            return Ok(sink);
+        }
+        let copy = self.copy(sink);
+        for (cond, stage) in nots {
+            let stop = self.create_stop_state(cond, stage);
+            self.add(copy, Action::Proceed, stop, cond);
+        }
+        Ok(copy)
     }
 
     /// Flink's `addStopStates`.

@@ -31,13 +31,13 @@
 //!
 //! # Where the spec is silent (decisions)
 //!
-//! - A `not followed by` ending a group is enforced (FLINK-15980): its stop
-//!   edge goes on the first state of the element after the group (and of the
-//!   elements after it while they are optional), exactly where Flink puts the
-//!   stop edge of a `not followed by` written before that element. A looping
-//!   group reaches that state by proceeding, so the `not` also holds between
-//!   iterations. At the very end of the pattern it becomes a pending state
-//!   (needs `within`), as in Flink.
+//! - A `not followed by` ending a group is enforced (FLINK-15980): the
+//!   group's last take leads to a copy of the following state that carries
+//!   the negation's stop edge (where Flink puts the stop edge of a `not
+//!   followed by` written before an element); skipping an optional group
+//!   bypasses it, and a looping group checks it between iterations too. At
+//!   the very end of the pattern it becomes a pending state (needs
+//!   `within`), as in Flink.
 //! - An element window (`within` after an element) applies to the states
 //!   that take for that element, as Flink's per-state `windowTimes`. On a
 //!   group it applies to every take state inside the group (the smallest
