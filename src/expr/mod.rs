@@ -15,9 +15,23 @@
 //!    Stage references see only the events accepted *before* the candidate.
 //! 4. `select` entries are a [`CompiledSelect`], evaluated once per match.
 //!
-//! Value semantics (null, overflow, mismatches, three-valued logic) are
-//! documented in the `ops` module source and summarised on
-//! [`CompiledExpr`]'s evaluation methods.
+//! Value semantics (`language.md` "Expressions", plus the decisions taken
+//! where it is silent):
+//! - integers and floats mix as floats; integer overflow, and division or
+//!   remainder by zero (integer or float), give null; integer division
+//!   truncates toward zero, the remainder has the dividend's sign (Java);
+//! - `==`/`!=` with a null operand test for null (`null == null` is true);
+//!   any other operator with null gives null; a type mismatch
+//!   (`"a" < 3`, `"a" == 1`) gives null;
+//! - numbers order numerically, strings by code point, nothing else;
+//! - `and`/`or`/`not` are SQL's three-valued logic (a non-boolean operand is
+//!   unknown); `x in [a, b]` is `x == a or x == b`;
+//! - `+` on two strings concatenates; `len` counts characters or items;
+//!   `contains` works on strings and lists;
+//! - aggregates skip null fields (`count`, `first`, `last` do not); `sum`
+//!   stays an integer until a float is added; a value `sum`/`avg`/`min`/
+//!   `max` cannot use (a string in `sum`, a string after numbers in `min`)
+//!   makes them null for the rest of the run; `distinct` dedups with `==`.
 //!
 //! ```
 //! use cepheid::event::{FieldPath, FieldTable, Record};
