@@ -170,7 +170,8 @@ impl Diagnostic {
         let mut spans = vec![self.span];
         spans.extend(same.iter().map(|l| l.span));
         let (window, first_line) = src.window(&spans);
-        let mut snippet = Snippet::source(&src.text[window.clone()])
+        let shown = displayable(&src.text[window.clone()]);
+        let mut snippet = Snippet::source(&shown)
             .line_start(first_line)
             .fold(true)
             .annotation(level.span(src.relative(self.span, &window)));
@@ -193,10 +194,14 @@ impl Diagnostic {
                 Some((l, other, format!("{}:{ol}:{oc}", other.name)))
             })
             .collect();
-        for (l, other, origin) in &others {
+        let shown_others: Vec<String> = others
+            .iter()
+            .map(|(l, other, _)| displayable(&other.text[other.window(&[l.span]).0]))
+            .collect();
+        for ((l, other, origin), shown) in others.iter().zip(&shown_others) {
             let (window, first_line) = other.window(&[l.span]);
             message = message.snippet(
-                Snippet::source(&other.text[window.clone()])
+                Snippet::source(shown)
                     .line_start(first_line)
                     .origin(origin)
                     .fold(true)
@@ -212,6 +217,21 @@ impl Diagnostic {
         }
         format!("{}\n", Renderer::plain().render(message))
     }
+}
+
+/// The quoted text with tabs and other control characters as spaces: the
+/// same byte offsets, and nothing the snippet renderer measures wrongly (a
+/// tab-indented line with a long label made it overflow, found by fuzzing).
+fn displayable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c != '\n' && c.is_ascii_control() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for Severity {
