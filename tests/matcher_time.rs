@@ -257,3 +257,24 @@ fn negation_ending_a_repeated_group_holds_between_iterations() {
     );
     assert_eq!(run(&looping, "a1 b a2 a3 e"), vec!["a:a2 a3|e:e"]);
 }
+
+#[test]
+fn a_state_copied_for_a_group_ending_negation_keeps_its_element_window() {
+    // (a not followed by b) next (c within 1ms), timeouts: the state after
+    // the group is copied to carry the negation; the copy keeps c's window.
+    // Found by the differential test: the copy had no window, so the run
+    // never timed out and c could come any time later.
+    let mut p = pattern(
+        abcd(),
+        vec![
+            group(vec![el(0), el(1).not_followed()]),
+            group(vec![el(2).within(1)]).next(),
+        ],
+    );
+    p.emit_timeouts = true;
+    assert_eq!(
+        run_at(&p, &[(0, "a"), (1, "c")], None),
+        vec!["timeout@1 a:a"]
+    );
+    assert_eq!(run_at(&p, &[(0, "a"), (0, "c")], None), vec!["a:a|c:c"]);
+}

@@ -388,12 +388,14 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     }
 
     /// Flink's `copy`: same transitions, self loops redirected to the copy.
+    /// The copy keeps the state's element window (Flink keys windows by
+    /// state name, which a copy shares).
     fn copy(&mut self, state: StateId) -> StateId {
-        let (base, stage, kind) = {
+        let (base, stage, kind, window) = {
             let s = self.state(state);
-            (base_name(&s.name).to_string(), s.stage, s.kind)
+            (base_name(&s.name).to_string(), s.stage, s.kind, s.window)
         };
-        let copy = self.create_named_state(&base, stage, kind, None);
+        let copy = self.create_named_state(&base, stage, kind, window);
         let transitions = self.state(state).transitions.clone();
         for t in transitions {
             let target = if t.target == state { copy } else { t.target };
@@ -774,11 +776,12 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 "the pattern's proceed edges form a cycle",
             ));
         }
-        let (base, stage, kind) = {
+        // Same name, so same element window (Flink keys windows by name).
+        let (base, stage, kind, window) = {
             let s = self.state(sink);
-            (s.name.clone(), s.stage, s.kind)
+            (s.name.clone(), s.stage, s.kind, s.window)
         };
-        let copy = self.create_named_state(&base, stage, kind, None);
+        let copy = self.create_named_state(&base, stage, kind, window);
         let transitions = self.state(sink).transitions.clone();
         for t in transitions {
             if t.action == Action::Proceed {
