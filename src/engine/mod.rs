@@ -78,6 +78,7 @@ mod clock;
 mod core;
 mod csv;
 mod input;
+mod json;
 mod nfa;
 mod output;
 mod partitions;
