@@ -90,6 +90,10 @@ pub enum PatternErrorKind {
     /// The builder API was used in a way no pattern can express (a
     /// quantifier applied twice, a pattern-level option on a group, ...).
     BuilderMisuse,
+    /// A repeating group whose elements are all optional: an iteration
+    /// could take no event, so the same events would be matched by any
+    /// number of empty iterations (Flink SQL rejects such patterns too).
+    EmptyIteration,
 }
 
 /// One broken rule: what, where, and (for duplicates) where else.
@@ -390,6 +394,16 @@ impl Validator<'_> {
                 format!("`{word}` needs an element that repeats (a quantifier other than `?`)"),
             );
         }
+        if let ElementKind::Group(inner) = &e.kind {
+            if e.is_repeating() && can_take_nothing(inner) {
+                self.error(
+                    PatternErrorKind::EmptyIteration,
+                    e.span,
+                    "a repeated group needs an element that is not optional: \
+                     an iteration that takes no event would repeat the same match",
+                );
+            }
+        }
         if e.optional && previous.is_some_and(|p| p.greedy) {
             self.error(
                 PatternErrorKind::OptionalAfterGreedy,
@@ -605,6 +619,19 @@ pub fn show_ms(ms: i64) -> String {
         }
     }
     format!("{ms}ms")
+}
+
+/// Can one pass over `seq` take no event at all (every element that is not
+/// a negation optional, or a group that can itself take nothing)? Nesting
+/// is bounded by the language's limits and the NFA compiler's depth check.
+fn can_take_nothing(seq: &Sequence) -> bool {
+    seq.elements.iter().filter(|e| !e.is_negation()).all(|e| {
+        e.optional
+            || match &e.kind {
+                ElementKind::Group(inner) => can_take_nothing(inner),
+                ElementKind::Stage(_) => false,
+            }
+    })
 }
 
 #[cfg(test)]

@@ -325,3 +325,24 @@ fn show_ms_picks_the_largest_unit() {
     assert_eq!(show_ms(0), "0ms");
     assert_eq!(show_ms(86_400_000), "1d");
 }
+
+#[test]
+fn repeated_group_that_can_take_nothing() {
+    // `a ((b c) optional){2,}`: an iteration may take no event.
+    let mut p = pattern(&["a", "b", "c"]);
+    let inner = p.sequence.elements.split_off(1);
+    let mut optional_group = Element::group(Sequence { elements: inner });
+    optional_group.optional = true;
+    let mut repeated = Element::group(Sequence {
+        elements: vec![optional_group],
+    });
+    repeated.quantifier = Quantifier::AtLeast(2);
+    p.sequence.elements.push(repeated);
+    assert_eq!(kinds(&p), vec![K::EmptyIteration]);
+    // One required element in the iteration is enough.
+    let Some(ElementKind::Group(seq)) = p.sequence.elements.last_mut().map(|e| &mut e.kind) else {
+        unreachable!()
+    };
+    seq.elements[0].optional = false;
+    assert_eq!(kinds(&p), vec![]);
+}
