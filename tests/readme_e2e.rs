@@ -52,4 +52,6 @@ fn every_pattern_finds_something_in_the_sample_stream() {
     }
     // A few events arrive seconds out of order: late without --max-delay.
     assert!(summary.contains(" 3 late,"), "{summary}");
+    // Two account takeovers start but do not finish within two hours.
+    assert!(summary.contains(" 2 timeouts"), "{summary}");
 }

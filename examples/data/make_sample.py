@@ -81,6 +81,10 @@ for i, c in enumerate([70.1, 72.0, 71.4, 73.0, 72.2]):
     e(t(10,15,5) + i*10000, type="sensor", sensor_id="s-4", temperature=c)
 for i, c in enumerate([64.0, 64.2, 64.1]):
     e(t(10,44,0) + i*20000, type="sensor", sensor_id="s-4", temperature=c)
+# a quiet sensor keeps reporting into the afternoon: event time moves on, so
+# the two-hour windows of the unfinished account takeovers close (timeouts)
+for i, c in enumerate([61.0, 60.8, 61.2, 60.9, 61.1]):
+    e(t(11,0,0) + i*30*60000, type="sensor", sensor_id="s-1", temperature=c)
 
 # coupons
 for i, m in enumerate([0, 6, 13, 21, 30, 38]):
