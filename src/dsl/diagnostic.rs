@@ -215,7 +215,11 @@ impl Diagnostic {
         if let Some(help) = &self.help {
             message = message.footer(Level::Help.title(help));
         }
-        format!("{}\n", Renderer::plain().render(message))
+        // A huge terminal width turns off the renderer's own line trimming
+        // (it can underflow on some inputs, found by fuzzing); long lines are
+        // clipped around the spans by `Source::window` instead.
+        let renderer = Renderer::plain().term_width(usize::MAX / 4);
+        format!("{}\n", renderer.render(message))
     }
 }
 
@@ -263,6 +267,11 @@ pub struct Source {
     line_starts: Vec<usize>,
 }
 
+/// Longest line quoted in full, in bytes.
+const MAX_QUOTED: usize = 300;
+/// Bytes quoted on each side of the spans of a longer line.
+const CONTEXT: usize = 100;
+
 impl Source {
     /// A source named `name` with text `text`.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Source {
@@ -304,6 +313,15 @@ impl Source {
         let end = self.text[hi..]
             .find('\n')
             .map_or(self.text.len(), |n| hi + n);
+        if end - start > MAX_QUOTED && !self.text[start..end].contains('\n') {
+            // One long line: quote only the part around the spans.
+            let from = self.floor_char(lo.saturating_sub(CONTEXT).max(start));
+            let mut to = (hi + CONTEXT).min(end);
+            while !self.text.is_char_boundary(to) {
+                to += 1;
+            }
+            return (from..to, line + 1);
+        }
         (start..end, line + 1)
     }
 
