@@ -146,6 +146,35 @@ impl Deadlines {
 /// Pending runs of one key, oldest first: at most a few in these workloads.
 type Runs = SmallVec<[BenchEvent; 2]>;
 
+/// Removes the runs whose window (`within` after their start) closed at or
+/// before `now`, for the keys whose deadline came; returns how many expired
+/// and the wrapping sum of their start times (for the checksum).
+fn expire_due(
+    runs_by_key: &mut HashMap<i64, Runs>,
+    deadlines: &mut Deadlines,
+    within: Timestamp,
+    now: Timestamp,
+) -> (usize, i64) {
+    let (mut expired, mut checksum) = (0, 0i64);
+    while let Some(key) = deadlines.pop_due(now) {
+        let Some(runs) = runs_by_key.get_mut(&key) else {
+            continue;
+        };
+        let due = runs
+            .iter()
+            .take_while(|start| start.ts.saturating_add(within) <= now)
+            .count();
+        for start in runs.drain(..due) {
+            checksum = checksum.wrapping_add(start.ts);
+        }
+        expired += due;
+        if runs.is_empty() {
+            runs_by_key.remove(&key);
+        }
+    }
+    (expired, checksum)
+}
+
 /// `first followed by second within w` (`ab`, `unpaid`): every pending
 /// `first` event matches the next `second` event of its key.
 #[derive(Debug)]
@@ -177,24 +206,11 @@ impl FollowedBy {
 
     /// Times out every run whose window closed at or before `now`.
     fn advance_time(&mut self, now: Timestamp) {
-        while let Some(key) = self.deadlines.pop_due(now) {
-            let Some(runs) = self.pending.get_mut(&key) else {
-                continue;
-            };
-            let within = self.within;
-            let expired = runs
-                .iter()
-                .take_while(|start| start.ts.saturating_add(within) <= now)
-                .count();
-            for start in runs.drain(..expired) {
-                self.checksum = self.checksum.wrapping_add(start.ts);
-            }
-            self.counts.timeouts += expired as u64;
-            self.live -= expired;
-            if runs.is_empty() {
-                self.pending.remove(&key);
-            }
-        }
+        let (expired, checksum) =
+            expire_due(&mut self.pending, &mut self.deadlines, self.within, now);
+        self.counts.timeouts += expired as u64;
+        self.live -= expired;
+        self.checksum = self.checksum.wrapping_add(checksum);
     }
 }
 
@@ -278,24 +294,11 @@ impl Times {
 
     /// Times out every run whose window closed at or before `now`.
     fn advance_time(&mut self, now: Timestamp) {
-        while let Some(key) = self.deadlines.pop_due(now) {
-            let Some(starts) = self.starts.get_mut(&key) else {
-                continue;
-            };
-            let within = self.within;
-            let expired = starts
-                .iter()
-                .take_while(|start| start.ts.saturating_add(within) <= now)
-                .count();
-            for start in starts.drain(..expired) {
-                self.checksum = self.checksum.wrapping_add(start.ts);
-            }
-            self.counts.timeouts += expired as u64;
-            self.live -= expired;
-            if starts.is_empty() {
-                self.starts.remove(&key);
-            }
-        }
+        let (expired, checksum) =
+            expire_due(&mut self.starts, &mut self.deadlines, self.within, now);
+        self.counts.timeouts += expired as u64;
+        self.live -= expired;
+        self.checksum = self.checksum.wrapping_add(checksum);
     }
 }
 
