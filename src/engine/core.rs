@@ -2,7 +2,7 @@
 
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
-use crate::engine::partitions::{Partitions, SlotRef};
+use crate::engine::partitions::{DeadlineIndex, Partitions, SlotRef};
 use crate::engine::sink::{MatchContext, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
 use crate::value::KeyValue;
@@ -62,6 +62,7 @@ pub struct Engine<E, A: Automaton<E>> {
     patterns: Vec<PatternRun<E, A>>,
     store: A::Store,
     clock: Clock<E>,
+    deadlines: DeadlineIndex,
     stats: Stats,
 }
 
@@ -72,6 +73,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
             patterns: Vec::new(),
             store: A::Store::default(),
             clock: Clock::new(config.max_delay),
+            deadlines: DeadlineIndex::default(),
             stats: Stats::default(),
         }
     }
@@ -190,27 +192,40 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
 
     /// The earliest deadline of any pattern, and that pattern.
     fn earliest_deadline(&mut self) -> Option<(Timestamp, usize)> {
-        let mut best: Option<(Timestamp, usize)> = None;
-        for (i, p) in self.patterns.iter_mut().enumerate() {
-            if let Some(t) = p.partitions.peek_deadline() {
-                match best {
-                    Some((b, _)) if b <= t => {}
-                    _ => best = Some((t, i)),
-                }
-            }
-        }
-        best
+        let patterns = &self.patterns;
+        self.deadlines
+            .peek(|p, t, slot| patterns[p].partitions.is_current(t, slot))
+            .map(|(t, p, _)| (t, p))
     }
 
-    /// Advances the partition with the earliest deadline of pattern `p` to
-    /// that deadline.
+    /// Advances the partition with the earliest deadline (of pattern `p`, as
+    /// [`Engine::earliest_deadline`] found) to that deadline.
     fn fire_deadline<S: Sink<E, A> + ?Sized>(&mut self, p: usize, sink: &mut S) {
-        let Some((t, slot)) = self.patterns[p].partitions.pop_deadline() else {
+        let patterns = &self.patterns;
+        let Some((t, q, slot)) = self
+            .deadlines
+            .peek(|p, t, slot| patterns[p].partitions.is_current(t, slot))
+        else {
             return;
         };
-        self.drive(p, slot, sink, |a, part, store, out| {
+        debug_assert_eq!(p, q);
+        self.deadlines.pop();
+        self.patterns[q].partitions.unschedule(slot);
+        self.drive(q, slot, sink, |a, part, store, out| {
             a.advance_time(part, store, t, out)
         });
+    }
+
+    /// Puts what [`Partitions::settle`] scheduled for pattern `p` into the
+    /// deadline index.
+    fn schedule(&mut self, p: usize, scheduled: Option<(Timestamp, SlotRef)>) {
+        let Some((t, slot)) = scheduled else {
+            return;
+        };
+        if self.deadlines.push(t, p, slot) {
+            self.deadlines
+                .compact_if_stale(self.patterns.iter().map(|r| &r.partitions));
+        }
     }
 
     /// Stores one event and offers it to every pattern's partition of its
@@ -277,7 +292,8 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
         if !A::is_empty(&part) {
             let deadline = A::next_deadline(&part);
             let slot = run.partitions.insert(key, part);
-            run.partitions.settle(slot, false, deadline);
+            let scheduled = run.partitions.settle(slot, false, deadline);
+            self.schedule(p, scheduled);
         }
     }
 
@@ -307,7 +323,8 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
         step(&run.automaton, part, &mut self.store, &mut bridge);
         let empty = A::is_empty(part);
         let deadline = A::next_deadline(part);
-        run.partitions.settle(slot, empty, deadline);
+        let scheduled = run.partitions.settle(slot, empty, deadline);
+        self.schedule(p, scheduled);
     }
 }
 
