@@ -62,7 +62,7 @@ impl<E: Event> Nfa<E> {
         event: EventRef,
         out: &mut dyn MatchSink<E>,
     ) {
-        let mut scratch = std::mem::take(&mut buf.scratch);
+        let mut scratch = buf.scratch.take().unwrap_or_default();
         scratch.cache.clear();
         scratch.cache.resize(self.conds.slots.len(), 0);
         let mut next = JavaHeap::from_vec(scratch.take_vec());
@@ -107,7 +107,7 @@ impl<E: Event> Nfa<E> {
             scratch.give_vec(spare);
         }
         part.refresh_deadline(self);
-        buf.scratch = scratch;
+        buf.scratch = Some(scratch);
     }
 
     /// Advances the partition's time to `t`: runs whose window closed are
@@ -124,7 +124,7 @@ impl<E: Event> Nfa<E> {
         if !part.next_deadline().is_some_and(|d| d <= t) && part.completed.is_empty() {
             return;
         }
-        let mut scratch = std::mem::take(&mut buf.scratch);
+        let mut scratch = buf.scratch.take().unwrap_or_default();
         let mut next = JavaHeap::from_vec(scratch.take_vec());
         let mut potential = JavaHeap::from_vec(scratch.take_vec());
         let mut old = part.take_runs(self, || scratch.take_vec());
@@ -172,7 +172,7 @@ impl<E: Event> Nfa<E> {
             scratch.give_vec(spare);
         }
         part.refresh_deadline(self);
-        buf.scratch = scratch;
+        buf.scratch = Some(scratch);
     }
 
     /// Drops every run and held match of the partition, releasing the buffer.
