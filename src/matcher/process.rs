@@ -65,6 +65,18 @@ impl<E: Event> Nfa<E> {
         let mut scratch = buf.scratch.take().unwrap_or_default();
         scratch.cache.clear();
         scratch.cache.resize(self.conds.slots.len(), 0);
+        if part.runs.is_empty() && part.completed.is_empty() {
+            // An idle partition has only the start run. When the start run
+            // finds no TAKE or IGNORE edge for this event, its only branch is
+            // itself: nothing is emitted and the partition stays idle, so
+            // the general path below would change nothing.
+            let start = Run::start(self.start, self.fresh.clone());
+            self.create_decision_graph(&start, event, buf, &mut scratch);
+            if scratch.edges.is_empty() {
+                buf.scratch = Some(scratch);
+                return;
+            }
+        }
         let mut next = JavaHeap::from_vec(scratch.take_vec());
         let mut potential = JavaHeap::from_vec(scratch.take_vec());
         let old = part.take_runs(self, || scratch.take_vec());
