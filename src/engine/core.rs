@@ -1,5 +1,7 @@
 //! [`Engine`]: many patterns over one stream, in event time, per key.
 
+use std::hash::BuildHasher;
+
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::partitions::{DeadlineIndex, Partitions, SlotRef};
@@ -63,6 +65,7 @@ pub struct Engine<E, A: Automaton<E>> {
     store: A::Store,
     clock: Clock<E>,
     deadlines: DeadlineIndex,
+    hasher: hashbrown::DefaultHashBuilder,
     stats: Stats,
 }
 
@@ -74,6 +77,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
             store: A::Store::default(),
             clock: Clock::new(config.max_delay),
             deadlines: DeadlineIndex::default(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
             stats: Stats::default(),
         }
     }
@@ -229,20 +233,32 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     }
 
     /// Stores one event and offers it to every pattern's partition of its
-    /// key, time advanced first.
+    /// key, time advanced first. The key is read and hashed once for a run
+    /// of patterns partitioned by the same fields.
     fn process_event<S: Sink<E, A> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         let ev = self.store.insert(ts, event);
+        // (pattern whose fields gave the key, key, hash)
+        let mut keyed: Option<(usize, KeyValue, u64)> = None;
         for p in 0..self.patterns.len() {
-            let Some(key) = self.key_of(p, ev) else {
+            let reuse = keyed
+                .as_ref()
+                .is_some_and(|(q, _, _)| self.patterns[*q].key_ids == self.patterns[p].key_ids);
+            if !reuse {
+                keyed = self.key_of(p, ev).map(|key| {
+                    let hash = self.hasher.hash_one(&key);
+                    (p, key, hash)
+                });
+            }
+            let Some((_, key, hash)) = &keyed else {
                 self.stats.unkeyed += 1;
                 continue;
             };
-            match self.patterns[p].partitions.find(&key) {
+            match self.patterns[p].partitions.find(*hash, key) {
                 Some(slot) => self.drive(p, slot, sink, |a, part, store, out| {
                     a.advance_time(part, store, ts, out);
                     a.process(part, store, ev, out);
                 }),
-                None => self.start_partition(p, key, ev, sink),
+                None => self.start_partition(p, key, *hash, ev, sink),
             }
         }
         self.store.release_if_unused(ev);
@@ -269,7 +285,8 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     fn start_partition<S: Sink<E, A> + ?Sized>(
         &mut self,
         p: usize,
-        key: KeyValue,
+        key: &KeyValue,
+        hash: u64,
         ev: <A::Store as EventStore<E>>::Ref,
         sink: &mut S,
     ) {
@@ -281,7 +298,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
                 pattern: p,
                 name: &pattern.name,
                 key_fields: &run.key_paths,
-                key: &key,
+                key,
                 has_select: !pattern.select.is_empty(),
             },
             sink,
@@ -291,7 +308,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
             .process(&mut part, &mut self.store, ev, &mut bridge);
         if !A::is_empty(&part) {
             let deadline = A::next_deadline(&part);
-            let slot = run.partitions.insert(key, part);
+            let slot = run.partitions.insert(hash, key.clone(), part);
             let scheduled = run.partitions.settle(slot, false, deadline);
             self.schedule(p, scheduled);
         }

@@ -31,16 +31,21 @@ pub(crate) struct SlotRef {
 #[derive(Debug)]
 struct Slot<P> {
     key: KeyValue,
+    /// The key's hash (by the engine's hasher), kept so that removing the
+    /// key and growing the table never hash it again.
+    hash: u64,
     part: P,
     generation: u32,
     scheduled: Option<Timestamp>,
     live: bool,
 }
 
-/// The partitions of one pattern, by key, plus their deadline index.
+/// The partitions of one pattern, by key. The table holds slot indexes
+/// only: the key lives once, in its slot, and callers pass its hash (the
+/// engine hashes an event's key once for every pattern keyed alike).
 #[derive(Debug)]
 pub(crate) struct Partitions<P> {
-    by_key: hashbrown::HashMap<KeyValue, u32>,
+    by_key: hashbrown::HashTable<u32>,
     slots: Vec<Slot<P>>,
     free: Vec<u32>,
 }
@@ -48,7 +53,7 @@ pub(crate) struct Partitions<P> {
 impl<P> Default for Partitions<P> {
     fn default() -> Self {
         Partitions {
-            by_key: hashbrown::HashMap::new(),
+            by_key: hashbrown::HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
         }
@@ -56,18 +61,22 @@ impl<P> Default for Partitions<P> {
 }
 
 impl<P: Default> Partitions<P> {
-    /// The slot of `key`, if it has live state.
-    pub fn find(&self, key: &KeyValue) -> Option<SlotRef> {
-        self.by_key.get(key).map(|&index| self.slot_ref(index))
+    /// The slot of `key` (whose hash is `hash`), if it has live state.
+    pub fn find(&self, hash: u64, key: &KeyValue) -> Option<SlotRef> {
+        let slots = &self.slots;
+        self.by_key
+            .find(hash, |&i| slots[i as usize].key == *key)
+            .map(|&index| self.slot_ref(index))
     }
 
-    /// Gives a key that has no slot yet one holding `part` (call
-    /// [`Partitions::settle`] next to schedule its deadline).
-    pub fn insert(&mut self, key: KeyValue, part: P) -> SlotRef {
+    /// Gives a key (hashed to `hash`) that has no slot yet one holding
+    /// `part` (call [`Partitions::settle`] next to schedule its deadline).
+    pub fn insert(&mut self, hash: u64, key: KeyValue, part: P) -> SlotRef {
         let index = match self.free.pop() {
             Some(index) => {
                 let slot = &mut self.slots[index as usize];
-                slot.key = key.clone();
+                slot.key = key;
+                slot.hash = hash;
                 slot.part = part;
                 slot.live = true;
                 index
@@ -75,7 +84,8 @@ impl<P: Default> Partitions<P> {
             None => {
                 let index = u32::try_from(self.slots.len()).expect("more than 2^32 live keys");
                 self.slots.push(Slot {
-                    key: key.clone(),
+                    key,
+                    hash,
                     part,
                     generation: 0,
                     scheduled: None,
@@ -84,7 +94,9 @@ impl<P: Default> Partitions<P> {
                 index
             }
         };
-        self.by_key.insert(key, index);
+        let slots = &self.slots;
+        self.by_key
+            .insert_unique(hash, index, |&i| slots[i as usize].hash);
         self.slot_ref(index)
     }
 
@@ -104,12 +116,14 @@ impl<P: Default> Partitions<P> {
             return None;
         }
         if empty {
-            let key = std::mem::take(&mut entry.key);
+            entry.key = KeyValue::new();
             entry.part = P::default();
             entry.generation = entry.generation.wrapping_add(1);
             entry.scheduled = None;
             entry.live = false;
-            self.by_key.remove(&key);
+            if let Ok(found) = self.by_key.find_entry(entry.hash, |&i| i == slot.index) {
+                found.remove();
+            }
             self.free.push(slot.index);
             return None;
         }
@@ -258,6 +272,10 @@ mod tests {
         KeyValue::from_elem(Value::Int(i), 1)
     }
 
+    /// A test hash: a constant one, so every key collides and equality
+    /// alone tells keys apart.
+    const H: u64 = 7;
+
     /// Schedules what `settle` asks for in `index` (compacting when due).
     fn settle(
         parts: &mut Partitions<u8>,
@@ -285,8 +303,8 @@ mod tests {
     fn deadlines_come_out_in_time_order_and_stale_ones_are_skipped() {
         let mut parts: Partitions<u8> = Partitions::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(key(1), 0);
-        let b = parts.insert(key(2), 0);
+        let a = parts.insert(H, key(1), 0);
+        let b = parts.insert(H, key(2), 0);
         settle(&mut parts, &mut index, a, false, Some(30));
         settle(&mut parts, &mut index, b, false, Some(20));
         settle(&mut parts, &mut index, a, false, Some(10)); // replaces 30
@@ -318,25 +336,25 @@ mod tests {
     fn empty_partitions_are_forgotten_and_slots_reused() {
         let mut parts: Partitions<u8> = Partitions::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(key(1), 0);
+        let a = parts.insert(H, key(1), 0);
         settle(&mut parts, &mut index, a, false, Some(5));
         assert_eq!(parts.len(), 1);
         settle(&mut parts, &mut index, a, true, None);
         assert_eq!(parts.len(), 0);
         assert_eq!(pop(&mut parts, &mut index), None);
         assert!(parts.get_mut(a).is_none());
-        let b = parts.insert(key(2), 0);
+        let b = parts.insert(H, key(2), 0);
         assert_eq!(b.index, a.index);
         assert_ne!(b.generation, a.generation);
-        assert_eq!(parts.find(&key(2)), Some(b));
-        assert_eq!(parts.find(&key(1)), None);
+        assert_eq!(parts.find(H, &key(2)), Some(b));
+        assert_eq!(parts.find(H, &key(1)), None);
     }
 
     #[test]
     fn the_index_stays_small_when_deadlines_keep_moving() {
         let mut parts: Partitions<u8> = Partitions::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(key(1), 0);
+        let a = parts.insert(H, key(1), 0);
         for t in 0..10_000 {
             settle(&mut parts, &mut index, a, false, Some(t));
         }
