@@ -38,14 +38,20 @@ pub(crate) struct Scratch {
     timeouts: Vec<(Run, Timestamp)>,
 }
 
+/// How many emptied run vectors the scratch space keeps for reuse.
+const SPARE_VECS: usize = 64;
+
 impl Scratch {
     pub fn take_vec(&mut self) -> Vec<Run> {
         self.spare.pop().unwrap_or_default()
     }
 
+    /// Keeps `v` for reuse. Up to [`SPARE_VECS`] are kept: when many
+    /// partitions go idle at one deadline they hand back one vector each,
+    /// and the partitions that start next take them instead of allocating.
     pub fn give_vec(&mut self, mut v: Vec<Run>) {
         v.clear();
-        if self.spare.len() < 8 {
+        if self.spare.len() < SPARE_VECS {
             self.spare.push(v);
         }
     }
