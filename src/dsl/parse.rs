@@ -6,7 +6,7 @@ use crate::dsl::ast::{Clause, ClauseKind, Entry, File, PatternDecl, Skip};
 use crate::dsl::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::dsl::lex::{
     cut_expect, describe_token, duration, is_reserved, keyword, name, peek_symbol, peek_word,
-    skip_ws, symbol, Cx, PError, PResult,
+    skip_ws, symbol, Cx, PError, PResult, RESERVED,
 };
 use crate::dsl::lower_expr::closest;
 use crate::dsl::parse_expr::{expr, field_path};
@@ -122,7 +122,12 @@ pub(crate) fn to_diagnostic(cx: Cx<'_>, err: &PError<'_>) -> Diagnostic {
     let mut d = Diagnostic::error(DiagnosticKind::Syntax, span, message);
     if err.message.is_none() {
         if let Some(word) = peek_word(at).filter(|w| !is_reserved(w)) {
-            if let Some(best) = closest(word, KEYWORDS) {
+            let keywords: Vec<&str> = RESERVED
+                .iter()
+                .copied()
+                .filter(|w| !NOT_SUGGESTED.contains(w))
+                .collect();
+            if let Some(best) = closest(word, &keywords) {
                 d = d.with_help(format!("did you mean `{best}`?"));
             }
         }
@@ -130,27 +135,9 @@ pub(crate) fn to_diagnostic(cx: Cx<'_>, err: &PError<'_>) -> Diagnostic {
     d
 }
 
-/// Keywords suggested for a misspelt word in a syntax error.
-const KEYWORDS: &[&str] = &[
-    "pattern",
-    "partition",
-    "within",
-    "skip",
-    "timeouts",
-    "match",
-    "where",
-    "select",
-    "next",
-    "followed",
-    "not",
-    "optional",
-    "greedy",
-    "consecutive",
-    "combinations",
-    "until",
-    "and",
-    "or",
-];
+/// Reserved words never suggested for a misspelt word in a syntax error:
+/// literals and short words, which near-miss too many identifiers.
+const NOT_SUGGESTED: &[&str] = &["any", "true", "false", "null", "in"];
 
 /// Where "the end of the file" is best shown: just after the last line that
 /// is not blank or a comment.
