@@ -120,12 +120,7 @@ impl<E: Event> Nfa<E> {
                 out,
             );
         }
-        scratch.give_vec(potential.into_vec());
-        if let Some(spare) = part.put_runs(next) {
-            scratch.give_vec(spare);
-        }
-        part.refresh_deadline(self);
-        buf.scratch = Some(scratch);
+        self.settle(part, buf, scratch, potential, next);
     }
 
     /// Advances the partition's time to `t`: runs whose window closed are
@@ -185,6 +180,20 @@ impl<E: Event> Nfa<E> {
         for (run, _) in scratch.timeouts.drain(..) {
             buf.release(run.node);
         }
+        self.settle(part, buf, scratch, potential, next);
+    }
+
+    /// Ends a step: the emptied heaps go back to the scratch space, `next`
+    /// becomes the partition's runs, its deadline is recomputed, and the
+    /// scratch space returns to the buffer.
+    fn settle(
+        &self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        mut scratch: Box<Scratch>,
+        potential: JavaHeap<Run>,
+        next: JavaHeap<Run>,
+    ) {
         scratch.give_vec(potential.into_vec());
         if let Some(spare) = part.put_runs(next) {
             scratch.give_vec(spare);
