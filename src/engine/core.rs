@@ -292,15 +292,8 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     ) {
         let run = &mut self.patterns[p];
         let mut part = A::Partition::default();
-        let pattern = run.automaton.pattern();
         let mut bridge = Bridge {
-            ctx: MatchContext {
-                pattern: p,
-                name: &pattern.name,
-                key_fields: &run.key_paths,
-                key,
-                has_select: !pattern.select.is_empty(),
-            },
+            ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
             sink,
             stats: &mut self.stats,
         };
@@ -325,15 +318,8 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
         let Some((key, part)) = run.partitions.get_mut(slot) else {
             return;
         };
-        let pattern = run.automaton.pattern();
         let mut bridge = Bridge {
-            ctx: MatchContext {
-                pattern: p,
-                name: &pattern.name,
-                key_fields: &run.key_paths,
-                key,
-                has_select: !pattern.select.is_empty(),
-            },
+            ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
             sink,
             stats: &mut self.stats,
         };

@@ -22,6 +22,24 @@ pub struct MatchContext<'a> {
     pub has_select: bool,
 }
 
+impl<'a> MatchContext<'a> {
+    /// The context of pattern number `pattern`, for the partition `key`.
+    pub fn new(
+        pattern: usize,
+        ir: &'a crate::pattern::Pattern,
+        key_fields: &'a [FieldPath],
+        key: &'a KeyValue,
+    ) -> MatchContext<'a> {
+        MatchContext {
+            pattern,
+            name: &ir.name,
+            key_fields,
+            key,
+            has_select: !ir.select.is_empty(),
+        }
+    }
+}
+
 /// Receives the engine's output as it is produced.
 pub trait Sink<E, A: Automaton<E>> {
     /// A complete match.
