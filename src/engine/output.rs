@@ -12,7 +12,8 @@ use std::io::{self, Write};
 
 use crate::engine::automaton::{Automaton, MatchAccess};
 use crate::engine::sink::{MatchContext, Sink};
-use crate::event::{Record, Timestamp};
+use crate::event::{FieldPath, Record, Timestamp};
+use crate::value::Value;
 
 /// A [`Sink`] writing JSON lines: matches and timeouts to `out`, late events
 /// to `late` when given (else they are only counted by the engine).
@@ -23,6 +24,7 @@ pub struct JsonLines<W: Write, L: Write> {
     out: W,
     late: Option<L>,
     line: Vec<u8>,
+    names: NameCache,
     error: Option<(bool, io::Error)>,
 }
 
@@ -33,6 +35,7 @@ impl<W: Write, L: Write> JsonLines<W, L> {
             out,
             late,
             line: Vec::with_capacity(1024),
+            names: NameCache::default(),
             error: None,
         }
     }
@@ -77,25 +80,32 @@ impl<W: Write, L: Write> JsonLines<W, L> {
         m: &dyn MatchAccess<Record>,
         expired_at: Option<Timestamp>,
     ) {
+        let names = self.names.get(ctx);
         let line = &mut self.line;
         line.clear();
         line.extend_from_slice(b"{\"kind\":\"");
         line.extend_from_slice(kind.as_bytes());
         line.extend_from_slice(b"\",\"pattern\":");
-        push_json_string(line, ctx.name);
+        line.extend_from_slice(&names.pattern);
         line.extend_from_slice(b",\"key\":{");
-        for (i, (path, value)) in ctx.key_fields.iter().zip(ctx.key.iter()).enumerate() {
+        for (i, (field, value)) in names.key_fields.iter().zip(ctx.key.iter()).enumerate() {
             if i > 0 {
                 line.push(b',');
             }
-            push_json_string(line, &path.to_string());
-            line.push(b':');
-            line.extend_from_slice(value.to_json().to_string().as_bytes());
+            line.extend_from_slice(field);
+            push_json_value(line, value);
         }
-        line.extend_from_slice(format!("}},\"start\":{}", m.start()).as_bytes());
+        line.extend_from_slice(b"},\"start\":");
+        push_int(line, m.start());
         match expired_at {
-            Some(t) => line.extend_from_slice(format!(",\"expired_at\":{t}").as_bytes()),
-            None => line.extend_from_slice(format!(",\"end\":{}", m.end()).as_bytes()),
+            Some(t) => {
+                line.extend_from_slice(b",\"expired_at\":");
+                push_int(line, t);
+            }
+            None => {
+                line.extend_from_slice(b",\"end\":");
+                push_int(line, m.end());
+            }
         }
         line.extend_from_slice(b",\"events\":{");
         let mut first_stage = true;
@@ -123,7 +133,7 @@ impl<W: Write, L: Write> JsonLines<W, L> {
                 }
                 push_json_string(line, name);
                 line.push(b':');
-                line.extend_from_slice(value.to_json().to_string().as_bytes());
+                push_json_value(line, value);
             }
             line.push(b'}');
         }
@@ -160,9 +170,107 @@ impl<W: Write, L: Write> JsonLines<W, L> {
     }
 }
 
-/// Appends `text` as a JSON string.
+/// The JSON text of each pattern's name and `partition by` field names,
+/// made once per pattern instead of once per record.
+#[derive(Default)]
+struct NameCache {
+    /// Indexed by pattern number.
+    patterns: Vec<Option<PatternNames>>,
+}
+
+/// One pattern's names as JSON.
+struct PatternNames {
+    /// The name as given (to notice a different engine's pattern).
+    name: Box<str>,
+    /// The key fields as given (same reason).
+    fields: Vec<FieldPath>,
+    /// The name as a JSON string.
+    pattern: Vec<u8>,
+    /// Each key field as a JSON string followed by `:`.
+    key_fields: Vec<Vec<u8>>,
+}
+
+impl NameCache {
+    /// The names of the pattern of `ctx`, made on first use.
+    fn get(&mut self, ctx: &MatchContext<'_>) -> &PatternNames {
+        if self.patterns.len() <= ctx.pattern {
+            self.patterns.resize_with(ctx.pattern + 1, || None);
+        }
+        let slot = &mut self.patterns[ctx.pattern];
+        let fresh = matches!(slot, Some(n) if *n.name == *ctx.name && n.fields == ctx.key_fields);
+        if !fresh {
+            *slot = Some(PatternNames::new(ctx));
+        }
+        slot.as_ref().expect("filled just above")
+    }
+}
+
+impl PatternNames {
+    fn new(ctx: &MatchContext<'_>) -> PatternNames {
+        let mut pattern = Vec::new();
+        push_json_string(&mut pattern, ctx.name);
+        let key_fields = ctx
+            .key_fields
+            .iter()
+            .map(|path| {
+                let mut field = Vec::new();
+                push_json_string(&mut field, &path.to_string());
+                field.push(b':');
+                field
+            })
+            .collect();
+        PatternNames {
+            name: ctx.name.into(),
+            fields: ctx.key_fields.to_vec(),
+            pattern,
+            key_fields,
+        }
+    }
+}
+
+/// Appends `text` as a JSON string, escaped exactly as `serde_json` does
+/// (which it does itself when there is anything to escape).
 fn push_json_string(line: &mut Vec<u8>, text: &str) {
-    line.extend_from_slice(serde_json::Value::from(text).to_string().as_bytes());
+    if text.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') {
+        line.extend_from_slice(serde_json::Value::from(text).to_string().as_bytes());
+        return;
+    }
+    line.push(b'"');
+    line.extend_from_slice(text.as_bytes());
+    line.push(b'"');
+}
+
+/// Appends a value as JSON, as `Value::to_json` and `serde_json` print it.
+fn push_json_value(line: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => line.extend_from_slice(b"null"),
+        Value::Bool(true) => line.extend_from_slice(b"true"),
+        Value::Bool(false) => line.extend_from_slice(b"false"),
+        Value::Int(i) => push_int(line, *i),
+        Value::Str(s) => push_json_string(line, s),
+        Value::Float(_) | Value::List(_) => {
+            line.extend_from_slice(value.to_json().to_string().as_bytes());
+        }
+    }
+}
+
+/// Appends an integer in decimal.
+fn push_int(line: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        line.push(b'-');
+    }
+    line.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -170,8 +278,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::FieldPath;
-    use crate::value::{KeyValue, Value};
+    use crate::value::KeyValue;
 
     struct Two(Record, Record);
 
@@ -221,5 +328,65 @@ mod tests {
             String::from_utf8(sink.late.clone().unwrap()).unwrap(),
             "{\"kind\":\"late\",\"event\":{}}\n"
         );
+    }
+
+    #[test]
+    fn hand_written_json_agrees_with_serde() {
+        for n in [
+            0,
+            7,
+            -7,
+            10,
+            99,
+            -100,
+            1_714_521_600_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut line = Vec::new();
+            push_int(&mut line, n);
+            assert_eq!(line, n.to_string().into_bytes());
+        }
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(-3),
+            Value::Float(1.5),
+            Value::Float(f64::NAN),
+            Value::from("plain é ✓"),
+            Value::from("q\"b\\n\n t\t c\u{1}\u{7f}"),
+            Value::List(vec![Value::Int(1), Value::from("x")].into()),
+        ];
+        for value in values {
+            let mut line = Vec::new();
+            push_json_value(&mut line, &value);
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                value.to_json().to_string(),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_cached_per_pattern_and_refreshed_when_they_change() {
+        let key = KeyValue::default();
+        let fields = [FieldPath::parse("a\"b")];
+        let ctx = |pattern, name| MatchContext {
+            pattern,
+            name,
+            key_fields: &fields,
+            key: &key,
+            has_select: false,
+        };
+        let mut cache = NameCache::default();
+        assert_eq!(cache.get(&ctx(2, "p")).pattern, b"\"p\"");
+        assert_eq!(
+            cache.get(&ctx(2, "p")).key_fields,
+            [b"\"a\\\"b\":".to_vec()]
+        );
+        assert_eq!(cache.get(&ctx(0, "q\n")).pattern, b"\"q\\n\"");
+        assert_eq!(cache.get(&ctx(2, "other")).pattern, b"\"other\"");
     }
 }
