@@ -12,7 +12,7 @@ use std::io::{self, BufRead};
 use std::sync::Arc;
 
 use crate::engine::csv;
-use crate::engine::json::{JsonPlan, Scanned};
+use crate::engine::json::{Found, JsonPlan, Scanned};
 use crate::engine::time::parse_rfc3339;
 use crate::event::{lookup_json, FieldPath, FieldTable, Record, Timestamp};
 
@@ -179,19 +179,19 @@ impl Decoder {
         self.plan
             .scan(text, &mut self.scanned)
             .map_err(|e| Malformed(format!("invalid JSON: {e}")))?;
-        if let Some(t) = self.plan.watermark(&self.scanned) {
-            return json_time(t)
+        if let Some(t) = self.plan.watermark(&self.scanned, text) {
+            return found_time(t)
                 .map(Item::Watermark)
                 .map_err(|why| Malformed(format!("bad `$watermark`: {why}")));
         }
         let field = &self.time_field;
         let time = self
             .plan
-            .time(&self.scanned)
+            .time(&self.scanned, text)
             .ok_or_else(|| Malformed(format!("no time field `{field}`")))?;
-        let ts =
-            json_time(time).map_err(|why| Malformed(format!("bad time field `{field}`: {why}")))?;
-        let values = self.plan.values(&self.scanned);
+        let ts = found_time(time)
+            .map_err(|why| Malformed(format!("bad time field `{field}`: {why}")))?;
+        let values = self.plan.values(&self.scanned, text);
         Ok(Item::Event(ts, Record::new(values, Arc::from(text))))
     }
 
@@ -226,6 +226,17 @@ impl Decoder {
         let value = lookup_json(object, field)
             .ok_or_else(|| Malformed(format!("no time field `{field}`")))?;
         json_time(value).map_err(|why| Malformed(format!("bad time field `{field}`: {why}")))
+    }
+}
+
+/// A time as the JSON scan found it (see [`json_time`]).
+fn found_time(found: Found<'_>) -> Result<Timestamp, String> {
+    match found {
+        Found::Json(value) => json_time(value),
+        Found::Int(ms) => Ok(ms),
+        Found::Str(s) => parse_rfc3339(s),
+        Found::Null => json_time(&serde_json::Value::Null),
+        Found::Bool(b) => json_time(&serde_json::Value::Bool(b)),
     }
 }
 

@@ -7,6 +7,13 @@
 //! keeping the values of those keys and skipping every other value without
 //! allocating (serde_json still checks that it is valid JSON, with its
 //! nesting limit). Keys are compared without allocating, escaped or not.
+//!
+//! Before that, [`JsonPlan::scan`] tries a fast path for the common flat
+//! line: an object whose keys and string values hold no escapes and whose
+//! values are strings, short integers, booleans or null, read in one pass
+//! with no allocation. Whatever falls outside it (nesting, floats, escapes,
+//! anything invalid) is handed to serde as before, so the values and the
+//! error messages do not depend on which path read the line.
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,7 +48,56 @@ pub(crate) struct JsonPlan {
 /// Reused from line to line.
 #[derive(Debug, Default)]
 pub(crate) struct Scanned {
+    /// Did the fast path read the line (values in `flat`, else `found`)?
+    fast: bool,
+    /// What the fast path kept.
+    flat: Vec<Flat>,
+    /// What serde kept.
     found: Vec<Option<serde_json::Value>>,
+}
+
+/// A value kept by the fast path.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flat {
+    /// The key did not occur.
+    Absent,
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// An integer of at most 18 digits.
+    Int(i64),
+    /// A string without escapes: its byte range in the line, quotes
+    /// excluded.
+    Str(u32, u32),
+}
+
+/// A kept top-level value, from either path.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Found<'a> {
+    /// Read by serde.
+    Json(&'a serde_json::Value),
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Str(&'a str),
+}
+
+impl Found<'_> {
+    /// The value as the record holds it.
+    fn to_value(self) -> Value {
+        match self {
+            Found::Json(json) => Value::from_json(json),
+            Found::Null => Value::Null,
+            Found::Bool(b) => Value::Bool(b),
+            Found::Int(i) => Value::Int(i),
+            Found::Str(s) => Value::Str(Arc::from(s)),
+        }
+    }
 }
 
 impl JsonPlan {
@@ -75,6 +131,13 @@ impl JsonPlan {
 
     /// Scans one JSON object, keeping the values this plan needs.
     pub fn scan(&self, text: &str, into: &mut Scanned) -> Result<(), serde_json::Error> {
+        into.flat.clear();
+        into.flat.resize(self.tops.len(), Flat::Absent);
+        if self.scan_flat(text.as_bytes(), &mut into.flat).is_some() {
+            into.fast = true;
+            return Ok(());
+        }
+        into.fast = false;
         into.found.clear();
         into.found.resize(self.tops.len(), None);
         let mut de = serde_json::Deserializer::from_str(text);
@@ -86,32 +149,145 @@ impl JsonPlan {
         de.end()
     }
 
+    /// The fast path: `None` when the line is not a flat object of simple
+    /// values (then serde reads it, and says what is wrong if anything is).
+    fn scan_flat(&self, b: &[u8], flat: &mut [Flat]) -> Option<()> {
+        let mut at = skip_space(b, expect(b, 0, b'{')?);
+        if b.get(at) == Some(&b'}') {
+            return (at + 1 == b.len()).then_some(());
+        }
+        loop {
+            let (start, end) = plain_string(b, at)?;
+            at = skip_space(b, expect(b, skip_space(b, end + 1), b':')?);
+            let key = &b[start..end];
+            let slot = self.tops.iter().position(|t| t.as_bytes() == key);
+            let value;
+            (value, at) = flat_value(b, at)?;
+            if let Some(i) = slot {
+                flat[i] = value;
+            }
+            at = skip_space(b, at);
+            match b.get(at)? {
+                b',' => at = skip_space(b, at + 1),
+                b'}' => return (at + 1 == b.len()).then_some(()),
+                _ => return None,
+            }
+        }
+    }
+
     /// The `$watermark` value, when the object had one.
-    pub fn watermark<'a>(&self, scanned: &'a Scanned) -> Option<&'a serde_json::Value> {
-        scanned.found[self.watermark].as_ref()
+    pub fn watermark<'a>(&self, scanned: &'a Scanned, text: &'a str) -> Option<Found<'a>> {
+        top(scanned, text, self.watermark)
     }
 
     /// The time field's value, when present.
-    pub fn time<'a>(&self, scanned: &'a Scanned) -> Option<&'a serde_json::Value> {
-        follow(scanned, &self.time)
+    pub fn time<'a>(&self, scanned: &'a Scanned, text: &'a str) -> Option<Found<'a>> {
+        follow(scanned, text, &self.time)
     }
 
     /// The values of the table's fields, indexed by field id (null where
     /// absent).
-    pub fn values(&self, scanned: &Scanned) -> Vec<Value> {
+    pub fn values(&self, scanned: &Scanned, text: &str) -> Vec<Value> {
         self.fields
             .iter()
-            .map(|l| follow(scanned, l).map_or(Value::Null, Value::from_json))
+            .map(|l| follow(scanned, text, l).map_or(Value::Null, Found::to_value))
             .collect()
     }
 }
 
-fn follow<'a>(scanned: &'a Scanned, lookup: &Lookup) -> Option<&'a serde_json::Value> {
-    let mut current = scanned.found.get(lookup.top)?.as_ref()?;
+/// The kept value of top-level key number `i`.
+fn top<'a>(scanned: &'a Scanned, text: &'a str, i: usize) -> Option<Found<'a>> {
+    if !scanned.fast {
+        return scanned.found.get(i)?.as_ref().map(Found::Json);
+    }
+    Some(match *scanned.flat.get(i)? {
+        Flat::Absent => return None,
+        Flat::Null => Found::Null,
+        Flat::Bool(b) => Found::Bool(b),
+        Flat::Int(n) => Found::Int(n),
+        Flat::Str(start, end) => Found::Str(text.get(start as usize..end as usize)?),
+    })
+}
+
+fn follow<'a>(scanned: &'a Scanned, text: &'a str, lookup: &Lookup) -> Option<Found<'a>> {
+    let found = top(scanned, text, lookup.top)?;
+    if lookup.rest.is_empty() {
+        return Some(found);
+    }
+    // Only serde keeps objects (the fast path gives up on them).
+    let Found::Json(mut current) = found else {
+        return None;
+    };
     for key in &lookup.rest {
         current = current.as_object()?.get(&**key)?;
     }
-    Some(current)
+    Some(Found::Json(current))
+}
+
+/// `at + 1` if `b[at]` is `byte`.
+fn expect(b: &[u8], at: usize, byte: u8) -> Option<usize> {
+    (b.get(at) == Some(&byte)).then_some(at + 1)
+}
+
+/// The position of the first byte from `at` on that is not JSON whitespace.
+fn skip_space(b: &[u8], mut at: usize) -> usize {
+    while matches!(b.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// The content range of the string starting at `at`, if it is one with no
+/// escape and no control character (the closing quote is at `end`).
+fn plain_string(b: &[u8], at: usize) -> Option<(usize, usize)> {
+    let start = expect(b, at, b'"')?;
+    let len = b
+        .get(start..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    let end = start + len;
+    (b[end] == b'"').then_some((start, end))
+}
+
+/// A simple value starting at `at`, and the position after it.
+fn flat_value(b: &[u8], at: usize) -> Option<(Flat, usize)> {
+    let literal = |word: &[u8], value: Flat| {
+        b.get(at..at + word.len())
+            .filter(|w| *w == word)
+            .map(|_| (value, at + word.len()))
+    };
+    match *b.get(at)? {
+        b'"' => {
+            let (start, end) = plain_string(b, at)?;
+            let range = (u32::try_from(start).ok()?, u32::try_from(end).ok()?);
+            Some((Flat::Str(range.0, range.1), end + 1))
+        }
+        b't' => literal(b"true", Flat::Bool(true)),
+        b'f' => literal(b"false", Flat::Bool(false)),
+        b'n' => literal(b"null", Flat::Null),
+        _ => flat_int(b, at),
+    }
+}
+
+/// An integer of 1 to 18 digits with no leading zero (and not `-0`, which
+/// serde reads as a float); a fraction or exponent after it makes the
+/// caller give up, since it expects a separator next.
+fn flat_int(b: &[u8], at: usize) -> Option<(Flat, usize)> {
+    let negative = b.get(at) == Some(&b'-');
+    let first = at + usize::from(negative);
+    let digits = b
+        .get(first..)?
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 18 || (b[first] == b'0' && (digits > 1 || negative)) {
+        return None;
+    }
+    let magnitude = b[first..first + digits]
+        .iter()
+        .fold(0i64, |n, &c| n * 10 + i64::from(c - b'0'));
+    let n = if negative { -magnitude } else { magnitude };
+    Some((Flat::Int(n), first + digits))
 }
 
 /// Visits an object, keeping the values of the wanted keys (the last one
@@ -185,6 +361,17 @@ mod tests {
         (JsonPlan::new(&table, &FieldPath::single("ts")), table)
     }
 
+    /// A found value as JSON, to compare with a full parse.
+    fn json(found: Option<Found<'_>>) -> Option<serde_json::Value> {
+        Some(match found? {
+            Found::Json(v) => v.clone(),
+            Found::Null => serde_json::Value::Null,
+            Found::Bool(b) => b.into(),
+            Found::Int(i) => i.into(),
+            Found::Str(s) => s.into(),
+        })
+    }
+
     #[test]
     fn keeps_wanted_fields_and_skips_the_rest() {
         let (plan, _) = plan(&["user.id", "type", "missing", "user.name"]);
@@ -193,7 +380,7 @@ mod tests {
                        "type": "login", "ts": 5, "type": "again"}"#;
         plan.scan(text, &mut s).unwrap();
         assert_eq!(
-            plan.values(&s),
+            plan.values(&s, text),
             vec![
                 Value::Int(7),
                 Value::from("again"),
@@ -201,25 +388,26 @@ mod tests {
                 Value::from("n")
             ]
         );
-        assert_eq!(plan.time(&s), Some(&serde_json::json!(5)));
-        assert!(plan.watermark(&s).is_none());
+        assert_eq!(json(plan.time(&s, text)), Some(serde_json::json!(5)));
+        assert!(plan.watermark(&s, text).is_none());
     }
 
     #[test]
     fn escaped_keys_match() {
         let (plan, _) = plan(&["user-agent"]);
         let mut s = Scanned::default();
-        plan.scan(r#"{"user\u002dagent": "curl", "ts": 1}"#, &mut s)
-            .unwrap();
-        assert_eq!(plan.values(&s), vec![Value::from("curl")]);
+        let text = r#"{"user\u002dagent": "curl", "ts": 1}"#;
+        plan.scan(text, &mut s).unwrap();
+        assert_eq!(plan.values(&s, text), vec![Value::from("curl")]);
     }
 
     #[test]
     fn watermarks_and_errors() {
         let (plan, _) = plan(&["a"]);
         let mut s = Scanned::default();
-        plan.scan(r#"{"$watermark": 9}"#, &mut s).unwrap();
-        assert_eq!(plan.watermark(&s), Some(&serde_json::json!(9)));
+        let text = r#"{"$watermark": 9}"#;
+        plan.scan(text, &mut s).unwrap();
+        assert_eq!(json(plan.watermark(&s, text)), Some(serde_json::json!(9)));
         assert!(plan.scan(r#"{"a": 1"#, &mut s).is_err());
         assert!(plan.scan(r#"{"a": 1} x"#, &mut s).is_err());
         assert!(plan.scan(r#"{"skipped": [1, }"#, &mut s).is_err());
@@ -245,6 +433,15 @@ mod tests {
             r#"{"a": 1, "b": {"c": [1, "x"]}, "d": null, "ts": 3}"#,
             r#"{"b": 2, "a": "\u00e9\n", "ts": "1970-01-01T00:00:00Z"}"#,
             r#"{}"#,
+            r#"{ }"#,
+            r#"{"a":-12,"d":true,"b":"x","ts":-5,"a":"é ✓"}"#,
+            "{\t\"a\" :\r\n false , \"d\":\"\" ,\"zz\":null}",
+            r#"{"a": 123456789012345678, "d": 1234567890123456789}"#,
+            r#"{"a": 18446744073709551616, "d": -9223372036854775808}"#,
+            r#"{"a": -0, "d": 0, "ts": 1.0}"#,
+            r#"{"a": 1e3, "d": 2.5E-1, "b": 0.0}"#,
+            r#"{"a": [], "d": {}, "b": {"c": 1}}"#,
+            r#"{"a\n": 1, "a": "\"", "d": "\\"}"#,
         ] {
             plan.scan(text, &mut s).unwrap();
             let full: serde_json::Value = serde_json::from_str(text).unwrap();
@@ -254,8 +451,164 @@ mod tests {
                 .iter()
                 .map(|p| lookup_json(object, p).map_or(Value::Null, Value::from_json))
                 .collect();
-            assert_eq!(plan.values(&s), expected, "{text}");
-            assert_eq!(plan.time(&s), object.get("ts"), "{text}");
+            assert_eq!(plan.values(&s, text), expected, "{text}");
+            assert_eq!(
+                json(plan.time(&s, text)).as_ref(),
+                object.get("ts"),
+                "{text}"
+            );
         }
     }
+
+    #[test]
+    fn flat_lines_take_the_fast_path() {
+        let (plan, _) = plan(&["a"]);
+        let mut s = Scanned::default();
+        for text in [r#"{"a":1,"ts":2}"#, r#"{ "x" : "y" , "a" : null }"#, "{}"] {
+            plan.scan(text, &mut s).unwrap();
+            assert!(s.fast, "{text}");
+        }
+        for text in [
+            r#"{"a":1.5}"#,
+            r#"{"a":"\n"}"#,
+            r#"{"x":[1]}"#,
+            r#"{"a":-0}"#,
+        ] {
+            plan.scan(text, &mut s).unwrap();
+            assert!(!s.fast, "{text}");
+        }
+    }
+
+    #[test]
+    fn accepts_exactly_what_serde_accepts() {
+        let (plan, _) = plan(&["a", "ts"]);
+        let mut s = Scanned::default();
+        for text in [
+            "{",
+            "{}}",
+            "{,}",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":}"#,
+            r#"{"a":01}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":nul}"#,
+            r#"{"a":falsey}"#,
+            r#"{"a":truefalse}"#,
+            r#"{"a":1 2}"#,
+            r#"{a:1}"#,
+            r#"{"a":'x'}"#,
+            "{\"a\":\"x\ty\"}",
+            "{\"a\":1}\u{c}",
+            "{\u{c}\"a\":1}",
+            r#"{"a":"x"  "b":2}"#,
+            r#"{"a":1}{"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":[1,2],"b":{"c":[]}}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":1e+5}"#,
+            r#"{"a":-1.5e-5}"#,
+            r#"{"a":00}"#,
+            r#"{"a":-01}"#,
+            r#"{"a":"\u12"}"#,
+            r#"{"":""}"#,
+        ] {
+            let serde_ok =
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).is_ok();
+            assert_eq!(plan.scan(text, &mut s).is_ok(), serde_ok, "{text}");
+        }
+    }
+
+    /// Checks that the scan accepts `text` exactly when serde accepts it as
+    /// an object, and keeps the same values, whichever path reads it.
+    fn check_against_serde(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let (plan, table) = plan(&["a", "b.c", "é"]);
+        let mut s = Scanned::default();
+        let full = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text);
+        proptest::prop_assert_eq!(plan.scan(text, &mut s).is_ok(), full.is_ok(), "{}", text);
+        if let Ok(object) = full {
+            let expected: Vec<Value> = table
+                .paths()
+                .iter()
+                .map(|p| lookup_json(&object, p).map_or(Value::Null, Value::from_json))
+                .collect();
+            proptest::prop_assert_eq!(plan.values(&s, text), expected, "{}", text);
+            let time = json(plan.time(&s, text));
+            proptest::prop_assert_eq!(time.as_ref(), object.get("ts"), "{}", text);
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_serde_on_token_soup(tokens in proptest::collection::vec(0..TOKENS.len(), 0..16)) {
+            let text: String = std::iter::once("{")
+                .chain(tokens.iter().map(|&i| TOKENS[i]))
+                .collect();
+            check_against_serde(&text)?;
+        }
+
+        /// Mostly valid objects, some with one stray token inserted.
+        #[test]
+        fn agrees_with_serde_on_objects(
+            pairs in proptest::collection::vec((0..KEYS.len(), 0..VALUES.len(), 0..3usize), 0..6),
+            stray in proptest::option::of((0..TOKENS.len(), 0..64usize)),
+        ) {
+            let spaces = ["", " ", "\t\r\n "];
+            let members: Vec<String> = pairs
+                .iter()
+                .map(|&(k, v, w)| format!("{}{}:{}{}", KEYS[k], spaces[w], spaces[w], VALUES[v]))
+                .collect();
+            let mut text = format!("{{{}}}", members.join(","));
+            if let Some((token, at)) = stray {
+                let at = (0..=at.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                text.insert_str(at, TOKENS[token]);
+            }
+            check_against_serde(&text)?;
+        }
+    }
+
+    const KEYS: &[&str] = &[
+        "\"a\"",
+        "\"b\"",
+        "\"ts\"",
+        "\"x\"",
+        "\"é\"",
+        "\"\\u0061\"",
+        "\"a\\n\"",
+    ];
+
+    const VALUES: &[&str] = &[
+        "0",
+        "1",
+        "-7",
+        "12",
+        "123456789012345678",
+        "1234567890123456789",
+        "-0",
+        "1.5",
+        "1e3",
+        "true",
+        "false",
+        "null",
+        "\"x\"",
+        "\"é ✓\"",
+        "\"\\n\"",
+        "\"\"",
+        "[]",
+        "{\"c\":1}",
+        "[1,{\"c\":2}]",
+        "\"1970-01-01T00:00:01Z\"",
+        "-",
+        "01",
+    ];
+
+    const TOKENS: &[&str] = &[
+        "}", "{", "[", "]", ":", ",", " ", "\"a\"", "\"b\"", "\"c\"", "\"ts\"", "\"x\"", "\"\\n\"",
+        "\"é\"", "0", "1", "-", "7", "12", ".5", "e3", "true", "false", "null", "\"", "\\",
+    ];
 }
