@@ -1,6 +1,7 @@
 //! Reading events: JSON lines and CSV into [`Record`]s, one line at a time.
 //!
-//! [`LineReader`] reads lines into one reusable buffer and never holds more
+//! [`LineReader`] hands out lines in place in its reader's buffer, copies a
+//! line only when it straddles two reads, and never holds more
 //! than [`MAX_LINE_BYTES`] of a line (a longer line is reported, not kept),
 //! so memory does not grow with the input. [`Decoder`] turns a line into an
 //! [`Item`]: an event with its time, a punctuated watermark
@@ -23,6 +24,8 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
+    /// Bytes of the line returned last, consumed on the next call.
+    pending: usize,
     line_no: u64,
     bytes_read: u64,
 }
@@ -42,6 +45,7 @@ impl<R: BufRead> LineReader<R> {
         LineReader {
             inner,
             buf: Vec::new(),
+            pending: 0,
             line_no: 0,
             bytes_read: 0,
         }
@@ -53,21 +57,37 @@ impl<R: BufRead> LineReader<R> {
     }
 
     /// The next line and its number, `None` at the end of input.
+    ///
+    /// A line that lies whole in the reader's buffer is returned in place
+    /// (and consumed on the next call); only a line that straddles two
+    /// buffer fills is copied.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
+        self.inner.consume(std::mem::take(&mut self.pending));
+        let end = memchr::memchr(b'\n', fill(&mut self.inner)?).filter(|&i| i <= MAX_LINE_BYTES);
+        let Some(end) = end else {
+            return self.next_line_copied();
+        };
+        let consumed = end + 1;
+        self.pending = consumed;
+        self.bytes_read += consumed as u64;
+        self.line_no += 1;
+        let line = &fill(&mut self.inner)?[..end];
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        Ok(Some((self.line_no, Line::Text(text))))
+    }
+
+    /// The next line, gathered into `buf` across buffer fills.
+    fn next_line_copied(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
         self.buf.clear();
         let mut length: u64 = 0;
         let mut saw_any = false;
         loop {
-            let available = match self.inner.fill_buf() {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+            let available = fill(&mut self.inner)?;
             if available.is_empty() {
                 break;
             }
             saw_any = true;
-            let (chunk, done) = match available.iter().position(|&c| c == b'\n') {
+            let (chunk, done) = match memchr::memchr(b'\n', available) {
                 Some(i) => (&available[..i], Some(i + 1)),
                 None => (available, None),
             };
@@ -93,6 +113,19 @@ impl<R: BufRead> LineReader<R> {
         let text = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
         Ok(Some((self.line_no, Line::Text(text))))
     }
+}
+
+/// The reader's buffered bytes, read again if it is empty (retrying an
+/// interrupted read).
+fn fill<R: BufRead>(inner: &mut R) -> io::Result<&[u8]> {
+    loop {
+        match inner.fill_buf() {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    inner.fill_buf()
 }
 
 /// Input formats of `cepheid run`.
@@ -284,6 +317,27 @@ mod tests {
             ]
         );
         assert!(lines("").is_empty());
+    }
+
+    #[test]
+    fn lines_across_buffer_fills_are_whole() {
+        let input = "first\r\n\nsecond line\nx\n0123456789abcdef\r\nlast";
+        for capacity in 1..20 {
+            let mut reader = LineReader::new(std::io::BufReader::with_capacity(
+                capacity,
+                input.as_bytes(),
+            ));
+            let mut got = Vec::new();
+            while let Some((n, line)) = reader.next_line().unwrap() {
+                let Line::Text(text) = line else {
+                    panic!("{line:?}")
+                };
+                got.push((n, String::from_utf8(text.to_vec()).unwrap()));
+            }
+            assert_eq!(got, lines(input), "capacity {capacity}");
+            assert_eq!(reader.bytes_read(), input.len() as u64);
+        }
+        assert_eq!(lines(input).last(), Some(&(6, "last".to_string())));
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn report_write_error(args: &Args, (to_late, e): (bool, io::Error)) -> u8 {
 fn open_input(path: &Path) -> Result<(Box<dyn BufRead>, Option<u64>), u8> {
     if path == Path::new("-") {
         return Ok((
-            Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+            Box::new(BufReader::with_capacity(1 << 18, io::stdin())),
             None,
         ));
     }
@@ -258,7 +258,7 @@ fn open_input(path: &Path) -> Result<(Box<dyn BufRead>, Option<u64>), u8> {
         .ok()
         .filter(|m| m.is_file())
         .map(|m| m.len());
-    Ok((Box::new(BufReader::with_capacity(1 << 16, file)), size))
+    Ok((Box::new(BufReader::with_capacity(1 << 18, file)), size))
 }
 
 /// The output sink over `--output` and `--late`.
@@ -270,9 +270,9 @@ fn open_outputs(args: &Args) -> Result<Output, u8> {
         })
     };
     let out: Box<dyn Write> = if args.output == Path::new("-") {
-        Box::new(BufWriter::with_capacity(1 << 16, io::stdout()))
+        Box::new(BufWriter::with_capacity(1 << 18, io::stdout()))
     } else {
-        Box::new(BufWriter::with_capacity(1 << 16, create(&args.output)?))
+        Box::new(BufWriter::with_capacity(1 << 18, create(&args.output)?))
     };
     let late = match &args.late {
         Some(path) => Some(BufWriter::new(create(path)?)),
