@@ -239,12 +239,26 @@ fn skip_space(b: &[u8], mut at: usize) -> usize {
 
 /// The content range of the string starting at `at`, if it is one with no
 /// escape and no control character (the closing quote is at `end`).
+/// The bytes that end the plain part of a JSON string: `"`, `\\` and the
+/// control characters (one table load per byte instead of three tests).
+static STOPS_STRING: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        stops[c] = true;
+        c += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
+
 fn plain_string(b: &[u8], at: usize) -> Option<(usize, usize)> {
     let start = expect(b, at, b'"')?;
     let len = b
         .get(start..)?
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        .position(|&c| STOPS_STRING[usize::from(c)])?;
     let end = start + len;
     (b[end] == b'"').then_some((start, end))
 }
@@ -275,17 +289,20 @@ fn flat_value(b: &[u8], at: usize) -> Option<(Flat, usize)> {
 fn flat_int(b: &[u8], at: usize) -> Option<(Flat, usize)> {
     let negative = b.get(at) == Some(&b'-');
     let first = at + usize::from(negative);
-    let digits = b
-        .get(first..)?
-        .iter()
-        .take_while(|c| c.is_ascii_digit())
-        .count();
-    if digits == 0 || digits > 18 || (b[first] == b'0' && (digits > 1 || negative)) {
+    let mut magnitude: i64 = 0;
+    let mut digits = 0;
+    for &c in b.get(first..)? {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 || digits == 18 {
+            break;
+        }
+        magnitude = magnitude * 10 + i64::from(digit);
+        digits += 1;
+    }
+    let too_long = b.get(first + digits).is_some_and(u8::is_ascii_digit);
+    if digits == 0 || too_long || (b[first] == b'0' && (digits > 1 || negative)) {
         return None;
     }
-    let magnitude = b[first..first + digits]
-        .iter()
-        .fold(0i64, |n, &c| n * 10 + i64::from(c - b'0'));
     let n = if negative { -magnitude } else { magnitude };
     Some((Flat::Int(n), first + digits))
 }
