@@ -4,11 +4,18 @@
 //! (largest event time seen − max delay − 1, so with a delay of 0 equal
 //! times are not late) and the punctuated watermarks given; it never moves
 //! backwards. An event is late when its time is at or below the watermark
-//! (Flink's rule). Other events wait in a min-heap ordered by (time,
-//! arrival) until the watermark passes their time.
+//! (Flink's rule). Other events wait, ordered by (time, arrival), until the
+//! watermark passes their time.
+//!
+//! Most events arrive in time order, so the waiting events are kept in two
+//! queues: a FIFO for each arrival whose time is at or after the FIFO's last
+//! (arrivals are numbered in order, so the FIFO stays sorted by (time,
+//! arrival) and costs O(1) per event), and a min-heap for the out-of-order
+//! rest. The next event is the smaller of the two fronts, so the order is
+//! exactly the one a single heap gives.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::event::Timestamp;
 
@@ -47,7 +54,10 @@ pub(crate) struct Clock<E> {
     watermark: Timestamp,
     max_seen: Option<Timestamp>,
     arrivals: u64,
-    waiting: BinaryHeap<Reverse<Waiting<E>>>,
+    /// Arrivals in (time, arrival) order: each at or after the one before.
+    in_order: VecDeque<Waiting<E>>,
+    /// The other arrivals.
+    out_of_order: BinaryHeap<Reverse<Waiting<E>>>,
 }
 
 impl<E> Clock<E> {
@@ -58,7 +68,8 @@ impl<E> Clock<E> {
             watermark: Timestamp::MIN,
             max_seen: None,
             arrivals: 0,
-            waiting: BinaryHeap::new(),
+            in_order: VecDeque::new(),
+            out_of_order: BinaryHeap::new(),
         }
     }
 
@@ -74,7 +85,7 @@ impl<E> Clock<E> {
 
     /// Number of events waiting for the watermark.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.in_order.len() + self.out_of_order.len()
     }
 
     /// Takes an event in: `Err(event)` when it is late, else it waits and
@@ -85,7 +96,13 @@ impl<E> Clock<E> {
         }
         let seq = self.arrivals;
         self.arrivals += 1;
-        self.waiting.push(Reverse(Waiting { ts, seq, event }));
+        let waiting = Waiting { ts, seq, event };
+        // `seq` is larger than every waiting one, so comparing times suffices.
+        if self.in_order.back().map_or(true, |last| last.ts <= ts) {
+            self.in_order.push_back(waiting);
+        } else {
+            self.out_of_order.push(Reverse(waiting));
+        }
         let max_seen = self.max_seen.map_or(ts, |m| m.max(ts));
         self.max_seen = Some(max_seen);
         self.raise(max_seen.saturating_sub(self.max_delay).saturating_sub(1));
@@ -97,16 +114,34 @@ impl<E> Clock<E> {
         self.watermark = self.watermark.max(t);
     }
 
+    /// The earliest waiting event, and whether it is at the FIFO's front
+    /// (else at the heap's top).
+    fn first(&self) -> Option<(&Waiting<E>, bool)> {
+        match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) if b < a => Some((b, false)),
+            (Some(a), _) => Some((a, true)),
+            (None, Some(Reverse(b))) => Some((b, false)),
+            (None, None) => None,
+        }
+    }
+
     /// Time of the earliest waiting event the watermark has passed.
     pub fn next_ready(&self) -> Option<Timestamp> {
-        let Reverse(first) = self.waiting.peek()?;
+        let (first, _) = self.first()?;
         (first.ts <= self.watermark).then_some(first.ts)
     }
 
     /// Removes the earliest waiting event if the watermark has passed it.
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
-        self.next_ready()?;
-        let Reverse(first) = self.waiting.pop()?;
+        let (first, in_order) = self.first()?;
+        if first.ts > self.watermark {
+            return None;
+        }
+        let first = if in_order {
+            self.in_order.pop_front()?
+        } else {
+            self.out_of_order.pop()?.0
+        };
         Some((first.ts, first.event))
     }
 }
@@ -114,6 +149,71 @@ impl<E> Clock<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// One step of a clock's life, for the property test.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Arrive(Timestamp),
+        Raise(Timestamp),
+        Pop,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0i64..60).prop_map(Step::Arrive),
+            1 => (0i64..60).prop_map(Step::Raise),
+            2 => Just(Step::Pop),
+        ]
+    }
+
+    proptest! {
+        /// The FIFO plus heap gives exactly the order of one plain heap of
+        /// (time, arrival), whatever the arrival order and delay.
+        #[test]
+        fn same_order_as_a_single_heap(
+            max_delay in 0i64..20,
+            steps in proptest::collection::vec(step(), 0..200),
+        ) {
+            let mut clock = Clock::new(max_delay);
+            let mut model: BinaryHeap<Reverse<(Timestamp, u64)>> = BinaryHeap::new();
+            let mut arrivals = 0u64;
+            let steps = steps.into_iter().chain(std::iter::once(Step::Raise(Timestamp::MAX)));
+            for step in steps {
+                let pop_all = matches!(step, Step::Raise(Timestamp::MAX));
+                match step {
+                    Step::Arrive(ts) => {
+                        let before = clock.watermark();
+                        let accepted = clock.arrive(ts, arrivals).is_ok();
+                        prop_assert_eq!(accepted, ts > before);
+                        if accepted {
+                            model.push(Reverse((ts, arrivals)));
+                        }
+                        arrivals += 1;
+                    }
+                    Step::Raise(t) => clock.raise(t),
+                    Step::Pop => {}
+                }
+                loop {
+                    let expected = model
+                        .peek()
+                        .filter(|Reverse((ts, _))| *ts <= clock.watermark())
+                        .map(|Reverse(first)| *first);
+                    prop_assert_eq!(clock.next_ready(), expected.map(|(ts, _)| ts));
+                    prop_assert_eq!(clock.pop_ready(), expected);
+                    prop_assert_eq!(clock.waiting(), model.len() - usize::from(expected.is_some()));
+                    if expected.is_none() {
+                        break;
+                    }
+                    model.pop();
+                    if !pop_all {
+                        break;
+                    }
+                }
+            }
+            prop_assert_eq!(clock.waiting(), 0);
+        }
+    }
 
     #[test]
     fn zero_delay_allows_ties_but_not_earlier_times() {
