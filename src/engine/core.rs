@@ -1,10 +1,8 @@
 //! [`Engine`]: many patterns over one stream, in event time, per key.
 
-use std::hash::BuildHasher;
-
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
-use crate::engine::partitions::{DeadlineIndex, Partitions, SlotRef};
+use crate::engine::partitions::{DeadlineIndex, KeyHasher, Partitions, SlotRef};
 use crate::engine::sink::{MatchContext, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
 use crate::value::KeyValue;
@@ -65,7 +63,7 @@ pub struct Engine<E, A: Automaton<E>> {
     store: A::Store,
     clock: Clock<E>,
     deadlines: DeadlineIndex,
-    hasher: hashbrown::DefaultHashBuilder,
+    hasher: KeyHasher,
     stats: Stats,
 }
 
@@ -77,7 +75,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
             store: A::Store::default(),
             clock: Clock::new(config.max_delay),
             deadlines: DeadlineIndex::default(),
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            hasher: KeyHasher::default(),
             stats: Stats::default(),
         }
     }
@@ -245,7 +243,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
                 .is_some_and(|(q, _, _)| self.patterns[*q].key_ids == self.patterns[p].key_ids);
             if !reuse {
                 keyed = self.key_of(p, ev).map(|key| {
-                    let hash = self.hasher.hash_one(&key);
+                    let hash = self.hasher.key(&key);
                     (p, key, hash)
                 });
             }

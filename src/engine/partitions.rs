@@ -21,9 +21,48 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 
 use crate::event::Timestamp;
-use crate::value::KeyValue;
+use crate::value::{KeyValue, Value};
+
+/// Hashes partition keys for [`Partitions`]: the engine hashes each event's
+/// key with it once, and the slots keep that hash.
+///
+/// A key of one integer or one string (the common case) is hashed directly
+/// with foldhash (hashbrown's default hasher, randomly seeded per engine),
+/// without the derived `Hash`'s length and discriminant writes; a key of
+/// several fields combines its fields' hashes. Keys that are equal (by
+/// [`Value`]'s structural equality: `Int(1)` and `Float(1.0)` differ, floats
+/// compare by bits) hash equal, since each variant hashes exactly what its
+/// equality compares.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KeyHasher(hashbrown::DefaultHashBuilder);
+
+impl KeyHasher {
+    /// The hash of a whole key.
+    pub fn key(&self, key: &[Value]) -> u64 {
+        match key {
+            [one] => self.value(one),
+            fields => {
+                let mut state = self.0.build_hasher();
+                for field in fields {
+                    state.write_u64(self.value(field));
+                }
+                state.finish()
+            }
+        }
+    }
+
+    /// The hash of one field's value.
+    fn value(&self, value: &Value) -> u64 {
+        match value {
+            Value::Int(i) => self.0.hash_one(*i),
+            Value::Str(s) => self.0.hash_one(&**s),
+            other => self.0.hash_one(other),
+        }
+    }
+}
 
 /// A slot index with the generation it had when referenced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -398,6 +437,65 @@ mod tests {
         assert!(index.len() <= 2 * 1026);
         assert_eq!(pop(&mut parts, &mut index), Some((9_999, a)));
         assert_eq!(pop(&mut parts, &mut index), None);
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..3).prop_map(Value::Int),
+            prop_oneof![Just(f64::NAN), Just(-0.0), Just(0.0), Just(1.0)].prop_map(Value::Float),
+            "[ab]{0,2}".prop_map(Value::from),
+            proptest::collection::vec((-1i64..2).prop_map(Value::Int), 0..2)
+                .prop_map(|items| Value::List(items.into())),
+        ]
+    }
+
+    proptest! {
+        /// Equal keys hash equal (and the hash is a function of the key).
+        #[test]
+        fn equal_keys_hash_equal(
+            a in proptest::collection::vec(value(), 0..3),
+            b in proptest::collection::vec(value(), 0..3),
+        ) {
+            let hasher = KeyHasher::default();
+            let (a, b): (KeyValue, KeyValue) = (a.into(), b.into());
+            if a == b {
+                prop_assert_eq!(hasher.key(&a), hasher.key(&b));
+            }
+            prop_assert_eq!(hasher.key(&a), hasher.key(&a.clone()));
+        }
+    }
+
+    #[test]
+    fn key_hashes_spread_over_the_low_bits() {
+        // hashbrown picks buckets with the low bits and tags with the top 7:
+        // consecutive integers, strings and pairs must not pile up in either.
+        let hasher = KeyHasher::default();
+        let keys: Vec<KeyValue> = (0..4096i64)
+            .flat_map(|i| {
+                [
+                    key(i),
+                    KeyValue::from_elem(Value::from(format!("user-{i}")), 1),
+                    [Value::Int(i % 64), Value::Int(i / 64)]
+                        .into_iter()
+                        .collect(),
+                ]
+            })
+            .collect();
+        for shift in [0, 57] {
+            let mut buckets = vec![0u32; 128];
+            for k in &keys {
+                buckets[((hasher.key(k) >> shift) & 127) as usize] += 1;
+            }
+            let mean = keys.len() as u32 / 128;
+            assert!(
+                buckets.iter().all(|&n| n < 2 * mean),
+                "shift {shift}: {buckets:?}"
+            );
+        }
+        let distinct: std::collections::HashSet<u64> = keys.iter().map(|k| hasher.key(k)).collect();
+        assert_eq!(distinct.len(), keys.len());
     }
 
     /// The index as it was before the FIFO: one heap, lazily invalidated
