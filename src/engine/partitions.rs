@@ -314,19 +314,29 @@ impl DeadlineIndex {
         self.in_order.len() + self.heap.len()
     }
 
-    /// Rebuilds the index from the slots when most entries are stale, so it
-    /// stays proportional to the live keys: after a check it holds at most
-    /// twice the live keys plus 1024, and the next check comes once it grew
-    /// by the live keys plus 1024. The rebuilt entries are sorted into the
-    /// FIFO, leaving the heap empty.
+    /// Drops the stale entries when they dominate, so the index stays
+    /// proportional to the live keys: after a check it holds at most twice
+    /// the live keys plus 1024, and the next check comes once it grew by the
+    /// live keys plus 1024. Filtering keeps the FIFO sorted and re-heapifies
+    /// the rest, both in linear time; only if duplicated valid entries (a
+    /// slot rescheduled back to an earlier time) still leave it too large is
+    /// it rebuilt from the slots and sorted.
     /// `parts` are every pattern's partitions, in pattern order.
     pub fn compact_if_stale<'p, P: 'p>(
         &mut self,
         parts: impl Iterator<Item = &'p Partitions<P>> + Clone,
     ) {
-        let live: usize = parts.clone().map(|p| p.len()).sum();
-        if self.len() > 2 * live + 1024 {
+        let parts: Vec<&Partitions<P>> = parts.collect();
+        let live: usize = parts.iter().map(|p| p.len()).sum();
+        let limit = 2 * live + 1024;
+        if self.len() > limit {
+            let current = |&(t, p, slot): &Entry| parts[p as usize].is_current(t, slot);
+            self.in_order.retain(current);
+            self.heap.retain(|Reverse(entry)| current(entry));
+        }
+        if self.len() > limit {
             let mut entries: Vec<Entry> = parts
+                .iter()
                 .enumerate()
                 .flat_map(|(p, part)| part.scheduled().map(move |(t, slot)| (t, p as u32, slot)))
                 .collect();
@@ -465,6 +475,21 @@ mod tests {
             }
             prop_assert_eq!(hasher.key(&a), hasher.key(&a.clone()));
         }
+    }
+
+    #[test]
+    fn the_index_stays_small_when_a_deadline_keeps_coming_back() {
+        // Every other push re-adds an entry equal to a still-valid one:
+        // filtering cannot drop those, the rebuild from the slots does.
+        let mut parts: Partitions<u8> = Partitions::default();
+        let mut index = DeadlineIndex::default();
+        let a = parts.insert(H, key(1), 0);
+        for round in 0..10_000 {
+            settle(&mut parts, &mut index, a, false, Some(5 + 2 * (round % 2)));
+        }
+        assert!(index.len() <= 2 * 1026);
+        assert_eq!(pop(&mut parts, &mut index), Some((7, a)));
+        assert_eq!(pop(&mut parts, &mut index), None);
     }
 
     #[test]
