@@ -1,7 +1,7 @@
 //! Reading events: JSON lines and CSV into [`Record`]s, one line at a time.
 //!
-//! [`LineReader`] hands out lines in place in its reader's buffer, copies a
-//! line only when it straddles two reads, and never holds more
+//! [`LineReader`] reads large chunks into a buffer of its own, hands out
+//! lines in place in it (found with `memchr`), and never holds more
 //! than [`MAX_LINE_BYTES`] of a line (a longer line is reported, not kept),
 //! so memory does not grow with the input. [`Decoder`] turns a line into an
 //! [`Item`]: an event with its time, a punctuated watermark
@@ -9,7 +9,7 @@
 //! [`Malformed`] reason. Event time comes from the time field: integer
 //! milliseconds or an RFC 3339 string.
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use crate::engine::csv;
@@ -20,12 +20,24 @@ use crate::event::{lookup_json, FieldPath, FieldTable, Record, Timestamp};
 /// Longest line accepted (1 MiB); longer lines are malformed.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Reads lines into a reusable buffer, counting them (1-based).
+/// Bytes asked of the input at a time (and the reader's initial buffer).
+const READ_CHUNK: usize = 1 << 18;
+
+/// Reads lines from any [`Read`] into one buffer of its own, counting them
+/// (1-based), and hands each out in place in that buffer.
 pub struct LineReader<R> {
     inner: R,
+    /// Input bytes; `buf[start..end]` is what has not been handed out yet.
     buf: Vec<u8>,
-    /// Bytes of the line returned last, consumed on the next call.
-    pending: usize,
+    start: usize,
+    end: usize,
+    /// Where the next newline is, once found (an index into `buf`).
+    newline: Option<usize>,
+    /// `buf[start..searched]` holds no newline.
+    searched: usize,
+    /// Bytes asked of the input at a time.
+    chunk: usize,
+    eof: bool,
     line_no: u64,
     bytes_read: u64,
 }
@@ -39,13 +51,26 @@ pub enum Line<'a> {
     TooLong(u64),
 }
 
-impl<R: BufRead> LineReader<R> {
-    /// A reader over `inner`.
+impl<R: Read> LineReader<R> {
+    /// A reader over `inner` (no need to buffer it: the reader reads 256 KiB
+    /// at a time).
     pub fn new(inner: R) -> LineReader<R> {
+        LineReader::with_capacity(READ_CHUNK, inner)
+    }
+
+    /// A reader over `inner` asking it for `capacity` bytes at a time (at
+    /// least 1).
+    pub fn with_capacity(capacity: usize, inner: R) -> LineReader<R> {
+        let chunk = capacity.max(1);
         LineReader {
             inner,
-            buf: Vec::new(),
-            pending: 0,
+            buf: vec![0; chunk],
+            start: 0,
+            end: 0,
+            newline: None,
+            searched: 0,
+            chunk,
+            eof: false,
             line_no: 0,
             bytes_read: 0,
         }
@@ -56,76 +81,111 @@ impl<R: BufRead> LineReader<R> {
         self.bytes_read
     }
 
+    /// Will the next [`next_line`](Self::next_line) return without reading
+    /// from the input (so without waiting for it)?
+    pub fn line_ready(&mut self) -> bool {
+        self.eof || self.find_newline().is_some()
+    }
+
     /// The next line and its number, `None` at the end of input.
-    ///
-    /// A line that lies whole in the reader's buffer is returned in place
-    /// (and consumed on the next call); only a line that straddles two
-    /// buffer fills is copied.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
-        self.inner.consume(std::mem::take(&mut self.pending));
-        let end = memchr::memchr(b'\n', fill(&mut self.inner)?).filter(|&i| i <= MAX_LINE_BYTES);
-        let Some(end) = end else {
-            return self.next_line_copied();
-        };
-        let consumed = end + 1;
-        self.pending = consumed;
-        self.bytes_read += consumed as u64;
-        self.line_no += 1;
-        let line = &fill(&mut self.inner)?[..end];
-        let text = line.strip_suffix(b"\r").unwrap_or(line);
-        Ok(Some((self.line_no, Line::Text(text))))
-    }
-
-    /// The next line, gathered into `buf` across buffer fills.
-    fn next_line_copied(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
-        self.buf.clear();
-        let mut length: u64 = 0;
-        let mut saw_any = false;
         loop {
-            let available = fill(&mut self.inner)?;
-            if available.is_empty() {
-                break;
+            if let Some(newline) = self.find_newline() {
+                return Ok(Some(self.take_line(newline, 1)));
             }
-            saw_any = true;
-            let (chunk, done) = match memchr::memchr(b'\n', available) {
-                Some(i) => (&available[..i], Some(i + 1)),
-                None => (available, None),
-            };
-            length += chunk.len() as u64;
-            if length <= MAX_LINE_BYTES as u64 {
-                self.buf.extend_from_slice(chunk);
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                return Ok(Some(self.take_line(self.end, 0)));
             }
-            let consumed = done.unwrap_or(chunk.len());
-            self.inner.consume(consumed);
-            self.bytes_read += consumed as u64;
-            if done.is_some() {
-                break;
+            if self.end - self.start > MAX_LINE_BYTES {
+                return self.skip_long_line().map(Some);
             }
+            self.refill()?;
         }
-        if !saw_any {
-            return Ok(None);
-        }
-        self.line_no += 1;
-        if length > MAX_LINE_BYTES as u64 {
-            self.buf.clear();
-            return Ok(Some((self.line_no, Line::TooLong(length))));
-        }
-        let text = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
-        Ok(Some((self.line_no, Line::Text(text))))
     }
-}
 
-/// The reader's buffered bytes, read again if it is empty (retrying an
-/// interrupted read).
-fn fill<R: BufRead>(inner: &mut R) -> io::Result<&[u8]> {
-    loop {
-        match inner.fill_buf() {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    /// The index of the next newline in the buffered bytes, if any.
+    fn find_newline(&mut self) -> Option<usize> {
+        if self.newline.is_none() && self.searched < self.end {
+            let found = memchr::memchr(b'\n', &self.buf[self.searched..self.end]);
+            self.newline = found.map(|i| self.searched + i);
+            self.searched = self.newline.unwrap_or(self.end);
+        }
+        self.newline
+    }
+
+    /// Hands out `buf[start..end]` as the next line, `ending` bytes of line
+    /// ending after it.
+    fn take_line(&mut self, end: usize, ending: usize) -> (u64, Line<'_>) {
+        let start = self.start;
+        self.start = end + ending;
+        self.searched = self.start;
+        self.newline = None;
+        self.bytes_read += (end + ending - start) as u64;
+        self.line_no += 1;
+        let length = end - start;
+        if length > MAX_LINE_BYTES {
+            return (self.line_no, Line::TooLong(length as u64));
+        }
+        let line = &self.buf[start..end];
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        (self.line_no, Line::Text(text))
+    }
+
+    /// Moves the unread bytes to the front of the buffer (growing it when
+    /// they fill it) and reads more after them; at the end of input sets
+    /// `eof`.
+    fn refill(&mut self) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.searched -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).min(MAX_LINE_BYTES + 1 + self.chunk);
+            self.buf.resize(grown.max(self.end + 1), 0);
+        }
+        let room = (self.buf.len() - self.end).min(self.chunk);
+        loop {
+            match self.inner.read(&mut self.buf[self.end..self.end + room]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            return Ok(());
         }
     }
-    inner.fill_buf()
+
+    /// Reads past the rest of a line longer than [`MAX_LINE_BYTES`] without
+    /// keeping it, and reports it.
+    fn skip_long_line(&mut self) -> io::Result<(u64, Line<'static>)> {
+        let mut length = (self.end - self.start) as u64;
+        let mut ending = 0;
+        loop {
+            self.start = 0;
+            self.end = 0;
+            self.searched = 0;
+            self.refill()?;
+            if self.eof {
+                break;
+            }
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[..self.end]) {
+                length += i as u64;
+                ending = 1;
+                self.start = i + 1;
+                self.searched = self.start;
+                break;
+            }
+            length += self.end as u64;
+        }
+        self.bytes_read += length + ending;
+        self.line_no += 1;
+        Ok((self.line_no, Line::TooLong(length)))
+    }
 }
 
 /// Input formats of `cepheid run`.
@@ -323,10 +383,9 @@ mod tests {
     fn lines_across_buffer_fills_are_whole() {
         let input = "first\r\n\nsecond line\nx\n0123456789abcdef\r\nlast";
         for capacity in 1..20 {
-            let mut reader = LineReader::new(std::io::BufReader::with_capacity(
-                capacity,
-                input.as_bytes(),
-            ));
+            // The input hands out at most 3 bytes per read.
+            let slow = std::io::BufReader::with_capacity(3, input.as_bytes());
+            let mut reader = LineReader::with_capacity(capacity, slow);
             let mut got = Vec::new();
             while let Some((n, line)) = reader.next_line().unwrap() {
                 let Line::Text(text) = line else {
@@ -341,14 +400,40 @@ mod tests {
     }
 
     #[test]
+    fn a_line_is_ready_when_it_is_buffered() {
+        let mut reader = LineReader::with_capacity(64, &b"a\nb"[..]);
+        assert!(!reader.line_ready());
+        assert_eq!(reader.next_line().unwrap(), Some((1, Line::Text(b"a"))));
+        assert!(!reader.line_ready());
+        assert_eq!(reader.next_line().unwrap(), Some((2, Line::Text(b"b"))));
+        assert!(reader.line_ready());
+        assert_eq!(reader.next_line().unwrap(), None);
+    }
+
+    #[test]
     fn a_huge_line_is_reported_not_kept() {
         let input = format!("{}\nok\n", "x".repeat(MAX_LINE_BYTES + 5));
-        let mut reader = LineReader::new(std::io::BufReader::with_capacity(1024, input.as_bytes()));
-        let (n, first) = reader.next_line().unwrap().unwrap();
-        assert_eq!((n, first), (1, Line::TooLong(MAX_LINE_BYTES as u64 + 5)));
-        assert!(reader.buf.capacity() <= MAX_LINE_BYTES + 1024);
-        let (n, second) = reader.next_line().unwrap().unwrap();
-        assert_eq!((n, second), (2, Line::Text(b"ok")));
+        for capacity in [1024, 1 << 20, 4 << 20] {
+            let mut reader = LineReader::with_capacity(capacity, input.as_bytes());
+            let (n, first) = reader.next_line().unwrap().unwrap();
+            assert_eq!((n, first), (1, Line::TooLong(MAX_LINE_BYTES as u64 + 5)));
+            assert!(reader.buf.len() <= MAX_LINE_BYTES + 1 + capacity);
+            let (n, second) = reader.next_line().unwrap().unwrap();
+            assert_eq!((n, second), (2, Line::Text(b"ok")));
+            assert!(reader.next_line().unwrap().is_none());
+            assert_eq!(reader.bytes_read(), input.len() as u64);
+        }
+        // At the end of input, without a line ending.
+        let input = "y".repeat(MAX_LINE_BYTES + 1);
+        let mut reader = LineReader::with_capacity(4096, input.as_bytes());
+        let (n, line) = reader.next_line().unwrap().unwrap();
+        assert_eq!((n, line), (1, Line::TooLong(MAX_LINE_BYTES as u64 + 1)));
+        assert!(reader.next_line().unwrap().is_none());
+        // Exactly the limit is fine.
+        let input = format!("{}\n", "z".repeat(MAX_LINE_BYTES));
+        let mut reader = LineReader::with_capacity(4096, input.as_bytes());
+        let (_, line) = reader.next_line().unwrap().unwrap();
+        assert!(matches!(line, Line::Text(t) if t.len() == MAX_LINE_BYTES));
     }
 
     fn decoder(format: Format) -> (Decoder, crate::FieldId) {
