@@ -15,10 +15,17 @@
 //!   processed (as at the end of input) before exiting with status 3; an
 //!   input read error does the same and exits with 4.
 //! - A closed standard output (`| head`) ends the run quietly.
+//!
+//! Reading and decoding run on a thread of their own, a few batches of
+//! lines ahead of the engine (which, with the output, stays on the main
+//! thread); everything observable happens in input order on the main
+//! thread, so this changes nothing but the speed.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use cepheid::engine::{
@@ -151,58 +158,139 @@ pub fn run(args: &Args) -> u8 {
     status
 }
 
-/// Reads, decodes and feeds every line, then ends event time.
+/// Lines the reader thread has decoded, handed over in one go.
+struct Batch {
+    /// The lines, in input order.
+    lines: Vec<Decoded>,
+    /// Input bytes read up to the end of the last line (for progress).
+    bytes_read: u64,
+}
+
+/// One input line, decoded, or the read error that ended the input.
+enum Decoded {
+    /// The line's number and its item, or why it is malformed.
+    Line(u64, Result<Item, String>),
+    /// Reading failed; nothing follows.
+    Failed(io::Error),
+}
+
+/// Most lines in a batch.
+const BATCH_LINES: usize = 1024;
+/// Most input bytes in a batch (the events hold their text).
+const BATCH_BYTES: u64 = 1 << 20;
+/// Batches decoded ahead of the engine, at most.
+const BATCHES_AHEAD: usize = 2;
+
+/// Reads and decodes the input on a thread of its own, so that parsing
+/// overlaps matching and output (the engine itself stays on one thread).
+/// The thread ends at the end of input, after a read error, or when the
+/// receiver is dropped.
+fn spawn_reader(
+    input: Box<dyn Read + Send>,
+    decoder: Decoder,
+) -> (Receiver<Batch>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
+    let handle = thread::spawn(move || read_lines(input, decoder, &tx));
+    (rx, handle)
+}
+
+/// The reader thread: lines into batches. A batch is sent when it is full
+/// or when the next line is not in the buffer yet, so that a slow input
+/// (a pipe, a terminal) is processed as it comes.
+fn read_lines(input: Box<dyn Read + Send>, mut decoder: Decoder, tx: &SyncSender<Batch>) {
+    let mut reader = LineReader::new(input);
+    let mut lines = Vec::with_capacity(BATCH_LINES);
+    let mut batch_start = 0;
+    loop {
+        let decoded = match reader.next_line() {
+            Ok(None) => break,
+            Ok(Some((line_no, Line::Text(text)))) => {
+                Decoded::Line(line_no, decoder.decode(text).map_err(|m| m.0))
+            }
+            Ok(Some((line_no, Line::TooLong(len)))) => Decoded::Line(
+                line_no,
+                Err(format!("line too long ({len} bytes, at most 1 MiB)")),
+            ),
+            Err(e) => {
+                lines.push(Decoded::Failed(e));
+                break;
+            }
+        };
+        lines.push(decoded);
+        let full = lines.len() >= BATCH_LINES || reader.bytes_read() - batch_start >= BATCH_BYTES;
+        if full || !reader.line_ready() {
+            let batch = Batch {
+                lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
+                bytes_read: reader.bytes_read(),
+            };
+            if tx.send(batch).is_err() {
+                return;
+            }
+            batch_start = reader.bytes_read();
+        }
+    }
+    if !lines.is_empty() {
+        let _ = tx.send(Batch {
+            lines,
+            bytes_read: reader.bytes_read(),
+        });
+    }
+}
+
+/// Feeds every decoded line to the engine, then ends event time.
 fn stream(
     args: &Args,
     engine: &mut Engine<Record, Nfa<Record>>,
-    input: Box<dyn BufRead>,
-    mut decoder: Decoder,
+    input: Box<dyn Read + Send>,
+    decoder: Decoder,
     out: &mut Output,
     progress: &ProgressBar,
     malformed: &mut u64,
 ) -> Result<(), Stop> {
-    let mut reader = LineReader::new(input);
+    let (batches, reader) = spawn_reader(input, decoder);
     let mut stop = None;
     let mut punctuated = false;
-    loop {
-        let (line_no, line) = match reader.next_line() {
-            Ok(Some(next)) => next,
-            Ok(None) => break,
-            Err(e) => {
-                eprintln!(
-                    "error: cannot read {}: {e}",
-                    display(&args.events, "standard input")
-                );
-                stop = Some(Stop::Exit(EXIT_IO));
-                break;
-            }
-        };
-        let item = match line {
-            Line::Text(text) => decoder.decode(text).map_err(|m| m.0),
-            Line::TooLong(len) => Err(format!("line too long ({len} bytes, at most 1 MiB)")),
-        };
-        match item {
-            Ok(Item::Event(ts, record)) => {
-                engine.push(ts, record, out);
-            }
-            Ok(Item::Watermark(t)) => {
-                punctuated = true;
-                engine.watermark(t, out);
-            }
-            Ok(Item::Skip) => {}
-            Err(why) => {
-                *malformed += 1;
-                let path = display(&args.events, "standard input");
-                progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
-                if args.strict {
-                    stop = Some(Stop::Exit(EXIT_MALFORMED));
-                    break;
+    'input: for batch in batches.iter() {
+        for decoded in batch.lines {
+            let (line_no, item) = match decoded {
+                Decoded::Line(line_no, item) => (line_no, item),
+                Decoded::Failed(e) => {
+                    eprintln!(
+                        "error: cannot read {}: {e}",
+                        display(&args.events, "standard input")
+                    );
+                    stop = Some(Stop::Exit(EXIT_IO));
+                    break 'input;
+                }
+            };
+            match item {
+                Ok(Item::Event(ts, record)) => {
+                    engine.push(ts, record, out);
+                }
+                Ok(Item::Watermark(t)) => {
+                    punctuated = true;
+                    engine.watermark(t, out);
+                }
+                Ok(Item::Skip) => {}
+                Err(why) => {
+                    *malformed += 1;
+                    let path = display(&args.events, "standard input");
+                    progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
+                    if args.strict {
+                        stop = Some(Stop::Exit(EXIT_MALFORMED));
+                        break 'input;
+                    }
                 }
             }
+            check_output(args, out)?;
         }
-        check_output(args, out)?;
-        if line_no % 4096 == 0 {
-            progress.set_position(reader.bytes_read());
+        progress.set_position(batch.bytes_read);
+    }
+    if stop.is_none() {
+        // The input ended: the thread is done (a panic in it is passed on
+        // rather than taken for the end of input).
+        if let Err(panic) = reader.join() {
+            std::panic::resume_unwind(panic);
         }
     }
     if args.flush_at_end {
@@ -241,13 +329,11 @@ fn report_write_error(args: &Args, (to_late, e): (bool, io::Error)) -> u8 {
     EXIT_IO
 }
 
-/// The event source and its size in bytes when it is a file.
-fn open_input(path: &Path) -> Result<(Box<dyn BufRead>, Option<u64>), u8> {
+/// The event source and its size in bytes when it is a file (unbuffered:
+/// the line reader reads large chunks).
+fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>), u8> {
     if path == Path::new("-") {
-        return Ok((
-            Box::new(BufReader::with_capacity(1 << 18, io::stdin())),
-            None,
-        ));
+        return Ok((Box::new(io::stdin()), None));
     }
     let file = File::open(path).map_err(|e| {
         eprintln!("error: cannot open {}: {e}", path.display());
@@ -258,7 +344,7 @@ fn open_input(path: &Path) -> Result<(Box<dyn BufRead>, Option<u64>), u8> {
         .ok()
         .filter(|m| m.is_file())
         .map(|m| m.len());
-    Ok((Box::new(BufReader::with_capacity(1 << 18, file)), size))
+    Ok((Box::new(file), size))
 }
 
 /// The output sink over `--output` and `--late`.
