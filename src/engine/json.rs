@@ -188,9 +188,25 @@ impl JsonPlan {
     /// The values of the table's fields, indexed by field id (null where
     /// absent).
     pub fn values(&self, scanned: &Scanned, text: &str) -> Vec<Value> {
+        if !scanned.fast {
+            return self
+                .fields
+                .iter()
+                .map(|l| follow(scanned, text, l).map_or(Value::Null, Found::to_value))
+                .collect();
+        }
+        // Fast path: every value is a scalar; a nested path finds nothing.
         self.fields
             .iter()
-            .map(|l| follow(scanned, text, l).map_or(Value::Null, Found::to_value))
+            .map(|l| match scanned.flat[l.top] {
+                _ if !l.rest.is_empty() => Value::Null,
+                Flat::Absent | Flat::Null => Value::Null,
+                Flat::Bool(b) => Value::Bool(b),
+                Flat::Int(n) => Value::Int(n),
+                Flat::Str(start, end) => text
+                    .get(start as usize..end as usize)
+                    .map_or(Value::Null, |s| Value::Str(Arc::from(s))),
+            })
             .collect()
     }
 }
