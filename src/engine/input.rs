@@ -327,6 +327,7 @@ fn found_time(found: Found<'_>) -> Result<Timestamp, String> {
     match found {
         Found::Json(value) => json_time(value),
         Found::Int(ms) => Ok(ms),
+        Found::Float(f) => json_time(&serde_json::Value::from(f)),
         Found::Str(s) => parse_rfc3339(s),
         Found::Null => json_time(&serde_json::Value::Null),
         Found::Bool(b) => json_time(&serde_json::Value::Bool(b)),

@@ -67,6 +67,8 @@ enum Flat {
     Bool(bool),
     /// An integer of at most 18 digits.
     Int(i64),
+    /// A number with a fraction and at most 15 digits in all.
+    Float(f64),
     /// A string without escapes: its byte range in the line, quotes
     /// excluded.
     Str(u32, u32),
@@ -83,6 +85,8 @@ pub(crate) enum Found<'a> {
     Bool(bool),
     /// An integer.
     Int(i64),
+    /// A float.
+    Float(f64),
     /// A string.
     Str(&'a str),
 }
@@ -95,6 +99,7 @@ impl Found<'_> {
             Found::Null => Value::Null,
             Found::Bool(b) => Value::Bool(b),
             Found::Int(i) => Value::Int(i),
+            Found::Float(f) => Value::Float(f),
             Found::Str(s) => Value::Str(Arc::from(s)),
         }
     }
@@ -137,6 +142,11 @@ impl JsonPlan {
             into.fast = true;
             return Ok(());
         }
+        self.scan_serde(text, into)
+    }
+
+    /// The general path: serde walks the object.
+    fn scan_serde(&self, text: &str, into: &mut Scanned) -> Result<(), serde_json::Error> {
         into.fast = false;
         into.found.clear();
         into.found.resize(self.tops.len(), None);
@@ -147,6 +157,15 @@ impl JsonPlan {
         }
         .deserialize(&mut de)?;
         de.end()
+    }
+
+    /// Which kept top-level key `key` is (length, first and last byte
+    /// compared before the whole key: most keys differ in one of them).
+    fn top_index(&self, key: &[u8]) -> Option<usize> {
+        self.tops.iter().position(|t| {
+            let t = t.as_bytes();
+            t.len() == key.len() && t.first() == key.first() && t.last() == key.last() && t == key
+        })
     }
 
     /// The fast path: `None` when the line is not a flat object of simple
@@ -160,7 +179,7 @@ impl JsonPlan {
             let (start, end) = plain_string(b, at)?;
             at = skip_space(b, expect(b, skip_space(b, end + 1), b':')?);
             let key = &b[start..end];
-            let slot = self.tops.iter().position(|t| t.as_bytes() == key);
+            let slot = self.top_index(key);
             let value;
             (value, at) = flat_value(b, at)?;
             if let Some(i) = slot {
@@ -203,6 +222,7 @@ impl JsonPlan {
                 Flat::Absent | Flat::Null => Value::Null,
                 Flat::Bool(b) => Value::Bool(b),
                 Flat::Int(n) => Value::Int(n),
+                Flat::Float(f) => Value::Float(f),
                 Flat::Str(start, end) => text
                     .get(start as usize..end as usize)
                     .map_or(Value::Null, |s| Value::Str(Arc::from(s))),
@@ -221,6 +241,7 @@ fn top<'a>(scanned: &'a Scanned, text: &'a str, i: usize) -> Option<Found<'a>> {
         Flat::Null => Found::Null,
         Flat::Bool(b) => Found::Bool(b),
         Flat::Int(n) => Found::Int(n),
+        Flat::Float(f) => Found::Float(f),
         Flat::Str(start, end) => Found::Str(text.get(start as usize..end as usize)?),
     })
 }
@@ -295,32 +316,61 @@ fn flat_value(b: &[u8], at: usize) -> Option<(Flat, usize)> {
         b't' => literal(b"true", Flat::Bool(true)),
         b'f' => literal(b"false", Flat::Bool(false)),
         b'n' => literal(b"null", Flat::Null),
-        _ => flat_int(b, at),
+        _ => flat_number(b, at),
     }
 }
 
-/// An integer of 1 to 18 digits with no leading zero (and not `-0`, which
-/// serde reads as a float); a fraction or exponent after it makes the
-/// caller give up, since it expects a separator next.
-fn flat_int(b: &[u8], at: usize) -> Option<(Flat, usize)> {
+/// A number: an integer of 1 to 18 digits, or one with a fraction and at
+/// most 15 digits in all, no leading zero, no exponent; anything else
+/// (and `-0`, which serde reads as a float) makes it give up. A float is
+/// computed as serde_json does (the digits as an exact integer divided by
+/// an exact power of ten: one correctly rounded division), so it is the
+/// same `f64` whichever path reads it.
+fn flat_number(b: &[u8], at: usize) -> Option<(Flat, usize)> {
     let negative = b.get(at) == Some(&b'-');
     let first = at + usize::from(negative);
-    let mut magnitude: i64 = 0;
-    let mut digits = 0;
-    for &c in b.get(first..)? {
-        let digit = c.wrapping_sub(b'0');
-        if digit > 9 || digits == 18 {
-            break;
-        }
-        magnitude = magnitude * 10 + i64::from(digit);
-        digits += 1;
-    }
-    let too_long = b.get(first + digits).is_some_and(u8::is_ascii_digit);
-    if digits == 0 || too_long || (b[first] == b'0' && (digits > 1 || negative)) {
+    let mut significand: i64 = 0;
+    let (end, int_digits) = push_digits(b, first, &mut significand);
+    if int_digits == 0 || int_digits > 18 || (b[first] == b'0' && int_digits > 1) {
         return None;
     }
-    let n = if negative { -magnitude } else { magnitude };
-    Some((Flat::Int(n), first + digits))
+    if b.get(end) != Some(&b'.') {
+        if negative && significand == 0 {
+            return None;
+        }
+        let n = if negative { -significand } else { significand };
+        return Some((Flat::Int(n), end));
+    }
+    let (end, fraction_digits) = push_digits(b, end + 1, &mut significand);
+    if fraction_digits == 0 || int_digits + fraction_digits > 15 {
+        return None;
+    }
+    if matches!(b.get(end), Some(b'e' | b'E')) {
+        return None;
+    }
+    let f = significand as f64 / POWERS_OF_TEN[fraction_digits];
+    Some((Flat::Float(if negative { -f } else { f }), end))
+}
+
+/// 10^0 to 10^15, all exact in an `f64`.
+const POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// Appends the decimal digits from `at` on to `value` and returns where
+/// they end and how many there were (`value` is meaningless when there are
+/// too many for it, which the caller checks).
+fn push_digits(b: &[u8], at: usize, value: &mut i64) -> (usize, usize) {
+    let mut end = at;
+    while let Some(&c) = b.get(end) {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        *value = value.wrapping_mul(10).wrapping_add(i64::from(digit));
+        end += 1;
+    }
+    (end, end - at)
 }
 
 /// Visits an object, keeping the values of the wanted keys (the last one
@@ -401,6 +451,7 @@ mod tests {
             Found::Null => serde_json::Value::Null,
             Found::Bool(b) => b.into(),
             Found::Int(i) => i.into(),
+            Found::Float(f) => f.into(),
             Found::Str(s) => s.into(),
         })
     }
@@ -501,8 +552,14 @@ mod tests {
             plan.scan(text, &mut s).unwrap();
             assert!(s.fast, "{text}");
         }
+        for text in [r#"{"a":1.5}"#, r#"{"a":-0.25,"b":123456789.123456}"#] {
+            plan.scan(text, &mut s).unwrap();
+            assert!(s.fast, "{text}");
+        }
         for text in [
-            r#"{"a":1.5}"#,
+            r#"{"a":1e3}"#,
+            r#"{"a":1.5E3}"#,
+            r#"{"a":1234567890.1234567}"#,
             r#"{"a":"\n"}"#,
             r#"{"x":[1]}"#,
             r#"{"a":-0}"#,
@@ -561,9 +618,22 @@ mod tests {
     fn check_against_serde(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
         let (plan, table) = plan(&["a", "b.c", "é"]);
         let mut s = Scanned::default();
+        let mut by_serde = Scanned::default();
+        let scanned = plan.scan(text, &mut s).map_err(|e| e.to_string());
+        let expected = plan
+            .scan_serde(text, &mut by_serde)
+            .map_err(|e| e.to_string());
+        proptest::prop_assert_eq!(&scanned, &expected, "{}", text);
+        if scanned.is_ok() {
+            proptest::prop_assert_eq!(plan.values(&s, text), plan.values(&by_serde, text));
+            let (time, serde_time) = (json(plan.time(&s, text)), json(plan.time(&by_serde, text)));
+            proptest::prop_assert_eq!(time, serde_time, "{}", text);
+        }
+        // Values agree with a full parse too (which refuses a few objects
+        // that skipping accepts, like an out-of-range number in an unread
+        // field: the line is still read, as before this fast path).
         let full = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text);
-        proptest::prop_assert_eq!(plan.scan(text, &mut s).is_ok(), full.is_ok(), "{}", text);
-        if let Ok(object) = full {
+        if let (Ok(object), Ok(())) = (full, scanned) {
             let expected: Vec<Value> = table
                 .paths()
                 .iter()
@@ -583,6 +653,21 @@ mod tests {
                 .chain(tokens.iter().map(|&i| TOKENS[i]))
                 .collect();
             check_against_serde(&text)?;
+        }
+
+        /// Decimals of up to 15 digits: the fast path's float is serde's.
+        #[test]
+        fn floats_are_read_as_serde_reads_them(
+            digits in 1u64..1_000_000_000_000_000,
+            point in 1usize..15,
+            negative: bool,
+        ) {
+            let digits = digits.to_string();
+            let point = point.min(digits.len());
+            let (int, fraction) = digits.split_at(digits.len() - point);
+            let int = if int.is_empty() { "0" } else { int };
+            let sign = if negative { "-" } else { "" };
+            check_against_serde(&format!("{{\"a\":{sign}{int}.{fraction}}}"))?;
         }
 
         /// Mostly valid objects, some with one stray token inserted.
@@ -616,6 +701,21 @@ mod tests {
     ];
 
     const VALUES: &[&str] = &[
+        "42.5",
+        "-0.0",
+        "0.1",
+        "-12.75",
+        "123456789.123456",
+        "1234567890.1234567",
+        "0.30000000000000004",
+        "9.999999999999999",
+        "1.0",
+        "0.000001",
+        "00.5",
+        "1.",
+        "1.5.2",
+        "0.1e1",
+        "1.5E-3",
         "0",
         "1",
         "-7",
