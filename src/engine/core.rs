@@ -174,46 +174,42 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     }
 
     /// Processes, in global time order, the waiting events and the
-    /// deadlines up to `bound` (events only up to the watermark).
+    /// deadlines up to `bound` (events only up to the watermark). A deadline
+    /// at the time of the next event fires first.
     fn run_to<S: Sink<E, A> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
         loop {
-            let event_at = self.clock.next_ready();
-            let deadline = self.earliest_deadline().filter(|&(t, _)| t <= bound);
-            match (event_at, deadline) {
-                (Some(te), Some((td, p))) if td <= te => self.fire_deadline(p, sink),
-                (None, Some((_, p))) => self.fire_deadline(p, sink),
-                (Some(_), _) => {
-                    if let Some((ts, event)) = self.clock.pop_ready() {
-                        self.process_event(ts, event, sink);
-                    }
-                }
-                (None, None) => break,
+            let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
+            if let Some((t, p, slot)) = self.due_deadline(until) {
+                self.fire_deadline(t, p, slot, sink);
+            } else if let Some((ts, event)) = self.clock.pop_ready() {
+                self.process_event(ts, event, sink);
+            } else {
+                break;
             }
         }
     }
 
-    /// The earliest deadline of any pattern, and that pattern.
-    fn earliest_deadline(&mut self) -> Option<(Timestamp, usize)> {
+    /// The earliest deadline at or before `until` of any pattern, with its
+    /// pattern and slot.
+    fn due_deadline(&mut self, until: Timestamp) -> Option<(Timestamp, usize, SlotRef)> {
         let patterns = &self.patterns;
-        self.deadlines
-            .peek(|p, t, slot| patterns[p].partitions.is_current(t, slot))
-            .map(|(t, p, _)| (t, p))
+        self.deadlines.peek_due(until, |p, t, slot| {
+            patterns[p].partitions.is_current(t, slot)
+        })
     }
 
-    /// Advances the partition with the earliest deadline (of pattern `p`, as
-    /// [`Engine::earliest_deadline`] found) to that deadline.
-    fn fire_deadline<S: Sink<E, A> + ?Sized>(&mut self, p: usize, sink: &mut S) {
-        let patterns = &self.patterns;
-        let Some((t, q, slot)) = self
-            .deadlines
-            .peek(|p, t, slot| patterns[p].partitions.is_current(t, slot))
-        else {
-            return;
-        };
-        debug_assert_eq!(p, q);
+    /// Advances pattern `p`'s partition `slot` to its deadline `t`, the
+    /// earliest in the index (as [`Engine::due_deadline`] found it).
+    fn fire_deadline<S: Sink<E, A> + ?Sized>(
+        &mut self,
+        t: Timestamp,
+        p: usize,
+        slot: SlotRef,
+        sink: &mut S,
+    ) {
         self.deadlines.pop();
-        self.patterns[q].partitions.unschedule(slot);
-        self.drive(q, slot, sink, |a, part, store, out| {
+        self.patterns[p].partitions.unschedule(slot);
+        self.drive(p, slot, sink, |a, part, store, out| {
             a.advance_time(part, store, t, out)
         });
     }

@@ -41,6 +41,7 @@ pub(crate) struct KeyHasher(hashbrown::DefaultHashBuilder);
 
 impl KeyHasher {
     /// The hash of a whole key.
+    #[inline]
     pub fn key(&self, key: &[Value]) -> u64 {
         match key {
             [one] => self.value(one),
@@ -55,6 +56,7 @@ impl KeyHasher {
     }
 
     /// The hash of one field's value.
+    #[inline]
     fn value(&self, value: &Value) -> u64 {
         match value {
             Value::Int(i) => self.0.hash_one(*i),
@@ -286,14 +288,19 @@ impl DeadlineIndex {
         }
     }
 
-    /// The earliest valid deadline and its pattern, dropping stale entries
-    /// on the way; `current(pattern, t, slot)` says whether an entry is
-    /// still valid.
-    pub fn peek(
+    /// The earliest valid deadline at or before `until`, with its pattern
+    /// and slot, dropping the stale entries before it; `current(pattern, t,
+    /// slot)` says whether an entry is still valid. Entries after `until`
+    /// are not looked at (a stale one among them is dropped later).
+    pub fn peek_due(
         &mut self,
+        until: Timestamp,
         mut current: impl FnMut(usize, Timestamp, SlotRef) -> bool,
     ) -> Option<(Timestamp, usize, SlotRef)> {
         while let Some(((t, p, slot), in_order)) = self.first() {
+            if t > until {
+                return None;
+            }
             if current(p as usize, t, slot) {
                 return Some((t, p as usize, slot));
             }
@@ -302,7 +309,8 @@ impl DeadlineIndex {
         None
     }
 
-    /// Removes the earliest entry (after [`DeadlineIndex::peek`] returned it).
+    /// Removes the earliest entry (after [`DeadlineIndex::peek_due`]
+    /// returned it).
     pub fn pop(&mut self) {
         if let Some((_, in_order)) = self.first() {
             self.remove_first(in_order);
@@ -379,7 +387,8 @@ mod tests {
 
     /// The next valid deadline, taken out of the index.
     fn pop(parts: &mut Partitions<u8>, index: &mut DeadlineIndex) -> Option<(Timestamp, SlotRef)> {
-        let (t, _, slot) = index.peek(|_, t, slot| parts.is_current(t, slot))?;
+        let (t, _, slot) =
+            index.peek_due(Timestamp::MAX, |_, t, slot| parts.is_current(t, slot))?;
         index.pop();
         parts.unschedule(slot);
         Some((t, slot))
@@ -411,11 +420,27 @@ mod tests {
         let _ = index.push(5, 0, slot(0));
         let _ = index.push(4, 2, slot(3));
         let mut order = Vec::new();
-        while let Some((t, p, s)) = index.peek(|_, _, _| true) {
+        while let Some((t, p, s)) = index.peek_due(Timestamp::MAX, |_, _, _| true) {
             index.pop();
             order.push((t, p, s.index));
         }
         assert_eq!(order, vec![(4, 2, 3), (5, 0, 0), (5, 0, 1), (5, 1, 0)]);
+    }
+
+    #[test]
+    fn peek_due_looks_no_further_than_until() {
+        let mut parts: Partitions<u8> = Partitions::default();
+        let mut index = DeadlineIndex::default();
+        let a = parts.insert(H, key(1), 0);
+        let b = parts.insert(H, key(2), 0);
+        settle(&mut parts, &mut index, a, false, Some(10));
+        settle(&mut parts, &mut index, b, false, Some(20));
+        settle(&mut parts, &mut index, a, false, Some(30)); // (10, a) is stale
+        let current = |_: usize, t: Timestamp, slot: SlotRef| parts.is_current(t, slot);
+        assert_eq!(index.peek_due(15, current), None);
+        assert_eq!(index.peek_due(19, current), None);
+        assert_eq!(index.peek_due(20, current), Some((20, 0, b)));
+        assert_eq!(index.peek_due(Timestamp::MAX, current), Some((20, 0, b)));
     }
 
     #[test]
@@ -606,7 +631,9 @@ mod tests {
         /// Takes the earliest valid deadline out of both sides.
         fn fire(&mut self) -> (Option<Entry>, Option<Entry>) {
             let parts = &self.parts[0];
-            let got = self.index.peek(|p, t, slot| parts[p].is_current(t, slot));
+            let got = self
+                .index
+                .peek_due(Timestamp::MAX, |p, t, slot| parts[p].is_current(t, slot));
             if let Some((_, p, slot)) = got {
                 self.index.pop();
                 self.parts[0][p].unschedule(slot);
