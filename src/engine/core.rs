@@ -2,7 +2,8 @@
 
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
-use crate::engine::partitions::{DeadlineIndex, KeyHasher, Partitions, SlotRef};
+use crate::engine::deadlines::DeadlineIndex;
+use crate::engine::partitions::{KeyHasher, Partitions, SlotRef};
 use crate::engine::sink::{MatchContext, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
 use crate::value::KeyValue;

@@ -77,6 +77,7 @@ mod automaton;
 mod clock;
 mod core;
 mod csv;
+mod deadlines;
 mod input;
 mod json;
 mod nfa;
