@@ -194,9 +194,8 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     /// pattern and slot.
     fn due_deadline(&mut self, until: Timestamp) -> Option<(Timestamp, usize, SlotRef)> {
         let patterns = &self.patterns;
-        self.deadlines.peek_due(until, |p, t, slot| {
-            patterns[p].partitions.is_current(t, slot)
-        })
+        self.deadlines
+            .peek_due(until, |p, t, i| patterns[p].partitions.scheduled_at(t, i))
     }
 
     /// Advances pattern `p`'s partition `slot` to its deadline `t`, the

@@ -3,13 +3,19 @@
 //! endings).
 //!
 //! The [`DeadlineIndex`] is a single priority queue of `(deadline, pattern,
-//! slot, generation)` for all patterns with lazy invalidation: an entry is
-//! acted on only if the slot still has that generation and that scheduled
-//! deadline (see [`Partitions`]); stale entries are skipped when popped,
-//! and the queue is compacted when stale entries dominate it. One queue for
-//! all patterns (rather than one per pattern) means finding the next
-//! deadline is one peek, not one per pattern; the order is the same: by
-//! time, then pattern, then slot.
+//! slot)` for all patterns with lazy invalidation: an entry is acted on only
+//! if the slot is live and still scheduled at that deadline (see
+//! [`Partitions`]); stale entries are skipped when popped, and the queue is
+//! compacted when stale entries dominate it. One queue for all patterns
+//! (rather than one per pattern) means finding the next deadline is one
+//! peek, not one per pattern; the order is the same: by time, then pattern,
+//! then slot.
+//!
+//! Entries do not carry the slot's generation (16 bytes instead of 24): an
+//! entry left by a key whose slot was since reused can pass the check only
+//! if the new key is scheduled at the same time, and then it equals the new
+//! key's own entry, so whichever of the two comes out first fires the slot
+//! at its deadline, and the other is stale after that.
 //!
 //! Deadlines are mostly scheduled in increasing order (a window closes a
 //! fixed time after the event that opened it), so the queue is a FIFO for
@@ -23,8 +29,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use crate::engine::partitions::{Partitions, SlotRef};
 use crate::event::Timestamp;
 
-/// One index entry: deadline, pattern, slot (ordered in that priority).
-type Entry = (Timestamp, u32, SlotRef);
+/// One index entry: deadline, pattern, slot index (ordered in that
+/// priority).
+type Entry = (Timestamp, u32, u32);
 
 /// The deadlines of every pattern's partitions in one priority queue (a
 /// FIFO of in-order entries plus a heap), with lazy invalidation against
@@ -45,7 +52,7 @@ impl DeadlineIndex {
     /// [`DeadlineIndex::compact_if_stale`] next.
     #[must_use]
     pub fn push(&mut self, t: Timestamp, pattern: usize, slot: SlotRef) -> bool {
-        let entry = (t, pattern as u32, slot);
+        let entry = (t, pattern as u32, slot.index);
         if self.in_order.back().map_or(true, |last| entry > *last) {
             self.in_order.push_back(entry);
         } else {
@@ -56,6 +63,7 @@ impl DeadlineIndex {
 
     /// The smallest entry, and whether it is the FIFO's front (else the
     /// heap's top).
+    #[inline]
     fn first(&self) -> Option<(Entry, bool)> {
         match (self.in_order.front(), self.heap.peek()) {
             (Some(a), Some(Reverse(b))) if b < a => Some((*b, false)),
@@ -76,18 +84,20 @@ impl DeadlineIndex {
 
     /// The earliest valid deadline at or before `until`, with its pattern
     /// and slot, dropping the stale entries before it; `current(pattern, t,
-    /// slot)` says whether an entry is still valid. Entries after `until`
-    /// are not looked at (a stale one among them is dropped later).
+    /// index)` gives the slot when an entry is still valid (see
+    /// [`Partitions::scheduled_at`]). Entries after `until` are not looked
+    /// at (a stale one among them is dropped later).
+    #[inline]
     pub fn peek_due(
         &mut self,
         until: Timestamp,
-        mut current: impl FnMut(usize, Timestamp, SlotRef) -> bool,
+        mut current: impl FnMut(usize, Timestamp, u32) -> Option<SlotRef>,
     ) -> Option<(Timestamp, usize, SlotRef)> {
-        while let Some(((t, p, slot), in_order)) = self.first() {
+        while let Some(((t, p, index), in_order)) = self.first() {
             if t > until {
                 return None;
             }
-            if current(p as usize, t, slot) {
+            if let Some(slot) = current(p as usize, t, index) {
                 return Some((t, p as usize, slot));
             }
             self.remove_first(in_order);
@@ -124,7 +134,8 @@ impl DeadlineIndex {
         let live: usize = parts.iter().map(|p| p.len()).sum();
         let limit = 2 * live + 1024;
         if self.len() > limit {
-            let current = |&(t, p, slot): &Entry| parts[p as usize].is_current(t, slot);
+            let current =
+                |&(t, p, index): &Entry| parts[p as usize].scheduled_at(t, index).is_some();
             self.in_order.retain(current);
             self.heap.retain(|Reverse(entry)| current(entry));
         }
@@ -132,7 +143,10 @@ impl DeadlineIndex {
             let mut entries: Vec<Entry> = parts
                 .iter()
                 .enumerate()
-                .flat_map(|(p, part)| part.scheduled().map(move |(t, slot)| (t, p as u32, slot)))
+                .flat_map(|(p, part)| {
+                    part.scheduled()
+                        .map(move |(t, slot)| (t, p as u32, slot.index))
+                })
                 .collect();
             entries.sort_unstable();
             self.in_order = VecDeque::from(entries);
@@ -173,11 +187,15 @@ mod tests {
 
     /// The next valid deadline, taken out of the index.
     fn pop(parts: &mut Partitions<u8>, index: &mut DeadlineIndex) -> Option<(Timestamp, SlotRef)> {
-        let (t, _, slot) =
-            index.peek_due(Timestamp::MAX, |_, t, slot| parts.is_current(t, slot))?;
+        let (t, _, slot) = index.peek_due(Timestamp::MAX, |_, t, i| parts.scheduled_at(t, i))?;
         index.pop();
         parts.unschedule(slot);
         Some((t, slot))
+    }
+
+    #[test]
+    fn an_entry_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 
     #[test]
@@ -206,7 +224,12 @@ mod tests {
         let _ = index.push(5, 0, slot(0));
         let _ = index.push(4, 2, slot(3));
         let mut order = Vec::new();
-        while let Some((t, p, s)) = index.peek_due(Timestamp::MAX, |_, _, _| true) {
+        while let Some((t, p, s)) = index.peek_due(Timestamp::MAX, |_, _, index| {
+            Some(SlotRef {
+                index,
+                generation: 0,
+            })
+        }) {
             index.pop();
             order.push((t, p, s.index));
         }
@@ -222,7 +245,7 @@ mod tests {
         settle(&mut parts, &mut index, a, false, Some(10));
         settle(&mut parts, &mut index, b, false, Some(20));
         settle(&mut parts, &mut index, a, false, Some(30)); // (10, a) is stale
-        let current = |_: usize, t: Timestamp, slot: SlotRef| parts.is_current(t, slot);
+        let current = |_: usize, t: Timestamp, i: u32| parts.scheduled_at(t, i);
         assert_eq!(index.peek_due(15, current), None);
         assert_eq!(index.peek_due(19, current), None);
         assert_eq!(index.peek_due(20, current), Some((20, 0, b)));
@@ -278,10 +301,13 @@ mod tests {
     /// The index as it was before the FIFO: one heap, lazily invalidated
     /// the same way (the reference order for the property test).
     #[derive(Default)]
-    struct HeapIndex(BinaryHeap<Reverse<Entry>>);
+    struct HeapIndex(BinaryHeap<Reverse<OldEntry>>);
+
+    /// An entry of the old index: deadline, pattern, slot and generation.
+    type OldEntry = (Timestamp, u32, SlotRef);
 
     impl HeapIndex {
-        fn pop(&mut self, parts: &[Partitions<u8>]) -> Option<Entry> {
+        fn pop(&mut self, parts: &[Partitions<u8>]) -> Option<OldEntry> {
             while let Some(Reverse((t, p, slot))) = self.0.pop() {
                 if parts[p as usize].is_current(t, slot) {
                     return Some((t, p, slot));
@@ -356,11 +382,11 @@ mod tests {
         }
 
         /// Takes the earliest valid deadline out of both sides.
-        fn fire(&mut self) -> (Option<Entry>, Option<Entry>) {
+        fn fire(&mut self) -> (Option<OldEntry>, Option<OldEntry>) {
             let parts = &self.parts[0];
             let got = self
                 .index
-                .peek_due(Timestamp::MAX, |p, t, slot| parts[p].is_current(t, slot));
+                .peek_due(Timestamp::MAX, |p, t, i| parts[p].scheduled_at(t, i));
             if let Some((_, p, slot)) = got {
                 self.index.pop();
                 self.parts[0][p].unschedule(slot);

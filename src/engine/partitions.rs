@@ -61,6 +61,9 @@ pub(crate) struct SlotRef {
     pub generation: u32,
 }
 
+/// One key's state. `Option<Timestamp>` would take 16 bytes; the deadline
+/// and its flag take 9 (the flag sits in `generation`'s padding), so a slot
+/// of an NFA partition is 120 bytes, not 128.
 #[derive(Debug)]
 struct Slot<P> {
     key: KeyValue,
@@ -68,9 +71,24 @@ struct Slot<P> {
     /// key and growing the table never hash it again.
     hash: u64,
     part: P,
+    /// The deadline the slot is scheduled at, when `scheduled`.
+    deadline: Timestamp,
     generation: u32,
-    scheduled: Option<Timestamp>,
+    scheduled: bool,
     live: bool,
+}
+
+impl<P> Slot<P> {
+    /// The deadline the slot is scheduled at in the index.
+    fn scheduled(&self) -> Option<Timestamp> {
+        self.scheduled.then_some(self.deadline)
+    }
+
+    /// Records the deadline the slot is scheduled at (`None`: none).
+    fn set_scheduled(&mut self, deadline: Option<Timestamp>) {
+        self.scheduled = deadline.is_some();
+        self.deadline = deadline.unwrap_or_default();
+    }
 }
 
 /// The partitions of one pattern, by key. The table holds slot indexes
@@ -120,8 +138,9 @@ impl<P: Default> Partitions<P> {
                     key,
                     hash,
                     part,
+                    deadline: 0,
                     generation: 0,
-                    scheduled: None,
+                    scheduled: false,
                     live: true,
                 });
                 index
@@ -152,7 +171,7 @@ impl<P: Default> Partitions<P> {
             entry.key = KeyValue::new();
             entry.part = P::default();
             entry.generation = entry.generation.wrapping_add(1);
-            entry.scheduled = None;
+            entry.set_scheduled(None);
             entry.live = false;
             if let Ok(found) = self.by_key.find_entry(entry.hash, |&i| i == slot.index) {
                 found.remove();
@@ -160,10 +179,10 @@ impl<P: Default> Partitions<P> {
             self.free.push(slot.index);
             return None;
         }
-        if entry.scheduled == deadline {
+        if entry.scheduled() == deadline {
             return None;
         }
-        entry.scheduled = deadline;
+        entry.set_scheduled(deadline);
         let t = deadline?;
         let current = SlotRef {
             index: slot.index,
@@ -191,7 +210,7 @@ impl<P> Partitions<P> {
     /// [`Partitions::settle`] again to schedule the next one).
     pub fn unschedule(&mut self, slot: SlotRef) {
         if let Some(entry) = self.slots.get_mut(slot.index as usize) {
-            entry.scheduled = None;
+            entry.set_scheduled(None);
         }
     }
 
@@ -201,9 +220,20 @@ impl<P> Partitions<P> {
     }
 
     /// Is `slot` live, of that generation, and scheduled at `t`?
+    #[cfg(test)]
     pub fn is_current(&self, t: Timestamp, slot: SlotRef) -> bool {
         self.slots.get(slot.index as usize).is_some_and(|entry| {
-            entry.live && entry.generation == slot.generation && entry.scheduled == Some(t)
+            entry.live && entry.generation == slot.generation && entry.scheduled() == Some(t)
+        })
+    }
+
+    /// The slot at `index` if it is live and scheduled at `t`.
+    #[inline]
+    pub fn scheduled_at(&self, t: Timestamp, index: u32) -> Option<SlotRef> {
+        let entry = self.slots.get(index as usize)?;
+        (entry.live && entry.scheduled && entry.deadline == t).then_some(SlotRef {
+            index,
+            generation: entry.generation,
         })
     }
 
@@ -218,7 +248,7 @@ impl<P> Partitions<P> {
                     index: i as u32,
                     generation: s.generation,
                 };
-                s.scheduled.map(|t| (t, slot))
+                s.scheduled().map(|t| (t, slot))
             })
     }
 }
@@ -258,6 +288,12 @@ mod tests {
             }
             prop_assert_eq!(hasher.key(&a), hasher.key(&a.clone()));
         }
+    }
+
+    #[test]
+    fn the_deadline_flag_fits_in_padding() {
+        // Key 32 + hash 8 + partition 64 + deadline 8 + generation 4 + flags.
+        assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 120);
     }
 
     #[test]
