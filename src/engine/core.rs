@@ -46,6 +46,9 @@ struct PatternRun<E, A: Automaton<E>> {
     automaton: A,
     key_ids: Vec<FieldId>,
     key_paths: Vec<FieldPath>,
+    /// Is the pattern partitioned by the same fields as the one before it
+    /// (so an event's key for it is the same)?
+    same_key_as_previous: bool,
     partitions: Partitions<A::Partition>,
 }
 
@@ -89,8 +92,10 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
             .iter()
             .map(|path| fields.resolve(path))
             .collect::<Result<Vec<_>, _>>()?;
+        let same_key_as_previous = self.patterns.last().is_some_and(|q| q.key_ids == key_ids);
         self.patterns.push(PatternRun {
             automaton,
+            same_key_as_previous,
             key_ids,
             key_paths,
             partitions: Partitions::default(),
@@ -231,19 +236,16 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     /// of patterns partitioned by the same fields.
     fn process_event<S: Sink<E, A> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         let ev = self.store.insert(ts, event);
-        // (pattern whose fields gave the key, key, hash)
-        let mut keyed: Option<(usize, KeyValue, u64)> = None;
+        // The key and its hash, or `None` when a key field is missing.
+        let mut keyed: Option<(KeyValue, u64)> = None;
         for p in 0..self.patterns.len() {
-            let reuse = keyed
-                .as_ref()
-                .is_some_and(|(q, _, _)| self.patterns[*q].key_ids == self.patterns[p].key_ids);
-            if !reuse {
+            if p == 0 || !self.patterns[p].same_key_as_previous {
                 keyed = self.key_of(p, ev).map(|key| {
                     let hash = self.hasher.key(&key);
-                    (p, key, hash)
+                    (key, hash)
                 });
             }
-            let Some((_, key, hash)) = &keyed else {
+            let Some((key, hash)) = &keyed else {
                 self.stats.unkeyed += 1;
                 continue;
             };
