@@ -26,7 +26,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use crate::engine::partitions::{Partitions, SlotRef};
+use crate::engine::partitions::{grow_by, Partitions, SlotRef};
 use crate::event::Timestamp;
 
 /// One index entry: deadline, pattern, slot index (ordered in that
@@ -53,9 +53,16 @@ impl DeadlineIndex {
     #[must_use]
     pub fn push(&mut self, t: Timestamp, pattern: usize, slot: SlotRef) -> bool {
         let entry = (t, pattern as u32, slot.index);
+        // Both grow by an eighth rather than by doubling (see [`grow_by`]).
         if self.in_order.back().map_or(true, |last| entry > *last) {
+            if self.in_order.len() == self.in_order.capacity() {
+                self.in_order.reserve_exact(grow_by(self.in_order.len()));
+            }
             self.in_order.push_back(entry);
         } else {
+            if self.heap.len() == self.heap.capacity() {
+                self.heap.reserve_exact(grow_by(self.heap.len()));
+            }
             self.heap.push(Reverse(entry));
         }
         self.len() > self.check_at

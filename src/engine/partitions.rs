@@ -52,6 +52,16 @@ impl KeyHasher {
     }
 }
 
+/// How much to add to a full buffer of `len` items whose size follows the
+/// live keys (the slab, the deadline index): an eighth (at least 16), not
+/// the double. Such a buffer only grows to the peak of live keys, and a
+/// doubled capacity would leave up to half of it unused for good; growing
+/// by an eighth wastes at most an eighth, for eight moves of each item
+/// amortized.
+pub(super) fn grow_by(len: usize) -> usize {
+    (len / 8).max(16)
+}
+
 /// A slot index with the generation it had when referenced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SlotRef {
@@ -134,6 +144,9 @@ impl<P: Default> Partitions<P> {
             }
             None => {
                 let index = u32::try_from(self.slots.len()).expect("more than 2^32 live keys");
+                if self.slots.len() == self.slots.capacity() {
+                    self.slots.reserve_exact(grow_by(self.slots.len()));
+                }
                 self.slots.push(Slot {
                     key,
                     hash,
