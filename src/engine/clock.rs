@@ -90,6 +90,7 @@ impl<E> Clock<E> {
 
     /// Takes an event in: `Err(event)` when it is late, else it waits and
     /// the watermark moves by the out-of-orderness rule.
+    #[inline]
     pub fn arrive(&mut self, ts: Timestamp, event: E) -> Result<(), E> {
         if ts <= self.watermark {
             return Err(event);
@@ -110,12 +111,14 @@ impl<E> Clock<E> {
     }
 
     /// Moves the watermark up to `t` (never backwards).
+    #[inline]
     pub fn raise(&mut self, t: Timestamp) {
         self.watermark = self.watermark.max(t);
     }
 
     /// The earliest waiting event, and whether it is at the FIFO's front
     /// (else at the heap's top).
+    #[inline]
     fn first(&self) -> Option<(&Waiting<E>, bool)> {
         match (self.in_order.front(), self.out_of_order.peek()) {
             (Some(a), Some(Reverse(b))) if b < a => Some((b, false)),
@@ -126,12 +129,14 @@ impl<E> Clock<E> {
     }
 
     /// Time of the earliest waiting event the watermark has passed.
+    #[inline]
     pub fn next_ready(&self) -> Option<Timestamp> {
         let (first, _) = self.first()?;
         (first.ts <= self.watermark).then_some(first.ts)
     }
 
     /// Removes the earliest waiting event if the watermark has passed it.
+    #[inline]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
         let (first, in_order) = self.first()?;
         if first.ts > self.watermark {

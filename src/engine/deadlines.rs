@@ -51,6 +51,7 @@ impl DeadlineIndex {
     /// [`Partitions::settle`]). Returns true when the caller should call
     /// [`DeadlineIndex::compact_if_stale`] next.
     #[must_use]
+    #[inline]
     pub fn push(&mut self, t: Timestamp, pattern: usize, slot: SlotRef) -> bool {
         let entry = (t, pattern as u32, slot.index);
         // Both grow by an eighth rather than by doubling (see [`grow_by`]).
@@ -81,6 +82,7 @@ impl DeadlineIndex {
     }
 
     /// Removes the smallest entry.
+    #[inline]
     fn remove_first(&mut self, in_order: bool) {
         if in_order {
             self.in_order.pop_front();
@@ -114,6 +116,7 @@ impl DeadlineIndex {
 
     /// Removes the earliest entry (after [`DeadlineIndex::peek_due`]
     /// returned it).
+    #[inline]
     pub fn pop(&mut self) {
         if let Some((_, in_order)) = self.first() {
             self.remove_first(in_order);
