@@ -3,7 +3,7 @@
 //! and `advance_time` (`advanceTime`), driving an immutable [`Nfa`] over one
 //! [`Partition`].
 
-use super::buffer::{EventRef, NodeRef, SharedBuffer};
+use super::buffer::{EventRef, SharedBuffer};
 use super::heap::JavaHeap;
 use super::run::{Partition, Run};
 use super::skip::process_matches_by_skip;
@@ -32,7 +32,6 @@ pub(crate) struct Scratch {
     cache: Vec<u8>,
     edges: Vec<Edge>,
     stack: Vec<StateId>,
-    branches: Vec<Run>,
     pub spare: Vec<Vec<Run>>,
     pub removed: Vec<Run>,
     timeouts: Vec<(Run, Timestamp)>,
@@ -71,37 +70,32 @@ impl<E: Event> Nfa<E> {
         let mut scratch = buf.scratch.take().unwrap_or_default();
         scratch.cache.clear();
         scratch.cache.resize(self.conds.slots.len(), 0);
+        let mut next;
+        let mut potential;
         if part.runs.is_empty() && part.completed.is_empty() {
             // An idle partition has only the start run. When the start run
             // finds no TAKE or IGNORE edge for this event, its only branch is
             // itself: nothing is emitted and the partition stays idle, so
-            // the general path below would change nothing.
+            // nothing changes. Otherwise its edges are used as they are.
             let start = Run::start(self.start, self.fresh.clone());
             self.create_decision_graph(&start, event, buf, &mut scratch);
             if scratch.edges.is_empty() {
                 buf.scratch = Some(scratch);
                 return;
             }
-        }
-        let mut next = JavaHeap::from_vec(scratch.take_vec());
-        let mut potential = JavaHeap::from_vec(scratch.take_vec());
-        let old = part.take_runs(self, || scratch.take_vec());
-        for run in &old {
-            self.compute_next_states(run, event, buf, &mut scratch);
-            let discard = scratch
-                .branches
-                .iter()
-                .any(|b| self.state(b.state).kind == StateKind::Stop);
-            for branch in scratch.branches.drain(..) {
-                match self.state(branch.state).kind {
-                    StateKind::Final => potential.offer(branch),
-                    _ if discard => buf.release(branch.node),
-                    StateKind::Stop => buf.release(branch.node),
-                    _ => next.offer(branch),
-                }
+            next = JavaHeap::from_vec(scratch.take_vec());
+            potential = JavaHeap::from_vec(scratch.take_vec());
+            self.route(start, event, buf, &mut scratch, &mut next, &mut potential);
+        } else {
+            next = JavaHeap::from_vec(scratch.take_vec());
+            potential = JavaHeap::from_vec(scratch.take_vec());
+            let mut old = std::mem::take(&mut part.runs).into_vec();
+            for run in old.drain(..) {
+                self.create_decision_graph(&run, event, buf, &mut scratch);
+                self.route(run, event, buf, &mut scratch, &mut next, &mut potential);
             }
+            scratch.give_vec(old);
         }
-        scratch.give_vec(old);
         if self.pattern.skip == SkipStrategy::NoSkip {
             for m in potential.iter() {
                 out.on_match(&MatchView::new(self, buf, m.node));
@@ -210,33 +204,88 @@ impl<E: Event> Nfa<E> {
         part.clear(buf);
     }
 
-    /// Flink's `computeNextStates`: the branches of one run for one event,
-    /// left in `scratch.branches` (each branch holds a reference to its
-    /// node); the run's own reference is released.
-    fn compute_next_states(
+    /// Flink's `computeNextStates` for one run whose decision graph is in
+    /// `scratch.edges`: its branches go to `next` (partial runs) or
+    /// `potential` (complete matches); a run whose branches include a stop
+    /// state is discarded with all of them. The run is consumed: its node
+    /// reference passes to its branches or is released.
+    ///
+    /// Two common cases skip the general branch building: a run with no
+    /// edge dies, and a run whose only edge IGNOREs the event back into its
+    /// own state stays exactly as it is.
+    #[inline]
+    fn route(
         &self,
-        run: &Run,
+        run: Run,
         ev: EventRef,
         buf: &mut SharedBuffer<E>,
         scratch: &mut Scratch,
+        next: &mut JavaHeap<Run>,
+        potential: &mut JavaHeap<Run>,
     ) {
-        self.create_decision_graph(run, ev, buf, scratch);
         let is_start = run.is_start();
+        match scratch.edges[..] {
+            [] if is_start => return next.offer(run),
+            [] => return buf.release(run.node),
+            [Edge {
+                action: Action::Ignore,
+                target,
+                ..
+            }] if !is_start
+                && target == run.state
+                && matches!(
+                    self.state(target).kind,
+                    StateKind::Normal | StateKind::Start | StateKind::Pending
+                ) =>
+            {
+                return next.offer(run);
+            }
+            _ => {}
+        }
+        // A branch into a stop state discards the run and its other partial
+        // branches (complete matches still count, as in Flink).
+        let is_stop = |s: StateId| self.state(s).kind == StateKind::Stop;
+        let discard = scratch.edges.iter().any(|e| match e.action {
+            Action::Ignore => !is_start && is_stop(e.target),
+            Action::Take => self.state(e.source).stage.is_some() && is_stop(e.target),
+            Action::Proceed => false,
+        });
+        // Where a branch into `state` goes: `Some(true)` complete, `Some(false)`
+        // partial, `None` dropped.
+        let dest = |state: StateId| match self.state(state).kind {
+            StateKind::Final => Some(true),
+            StateKind::Stop => None,
+            _ if discard => None,
+            _ => Some(false),
+        };
         let ts = buf.timestamp(ev);
         let seq = buf.sequence(ev);
-        for edge in &scratch.edges {
+        for i in 0..scratch.edges.len() {
+            let edge = scratch.edges[i];
             match edge.action {
                 Action::Ignore if !is_start => {
+                    let Some(complete) = dest(edge.target) else {
+                        continue;
+                    };
                     buf.retain(run.node);
-                    scratch.branches.push(Run {
+                    let branch = Run {
                         state: edge.target,
                         ..run.clone()
-                    });
+                    };
+                    if complete {
+                        potential.offer(branch);
+                    } else {
+                        next.offer(branch);
+                    }
                 }
                 Action::Take => {
                     let Some(stage) = self.state(edge.source).stage else {
                         continue;
                     };
+                    let taken_dest = dest(edge.target);
+                    if taken_dest.is_none() && edge.final_after.is_none() {
+                        continue;
+                    }
                     let mut accumulators = run.accumulators.clone();
                     accumulators.on_take(&self.layout, stage, buf.get(ev));
                     let node = buf.put(stage, ev, run.node);
@@ -257,24 +306,27 @@ impl<E: Event> Nfa<E> {
                         state: f,
                         ..taken.clone()
                     });
-                    buf.retain(node);
-                    scratch.branches.push(taken);
+                    match taken_dest {
+                        Some(true) => potential.offer(taken),
+                        Some(false) => next.offer(taken),
+                        None => {}
+                    }
+                    if taken_dest.is_some() {
+                        buf.retain(node);
+                    }
                     if let Some(completed) = completed {
                         buf.retain(node);
-                        scratch.branches.push(completed);
+                        potential.offer(completed);
                     }
                 }
                 Action::Ignore | Action::Proceed => {}
             }
         }
-        if is_start {
-            scratch.branches.push(Run {
-                state: run.state,
-                node: NodeRef::NONE,
-                ..run.clone()
-            });
+        let node = run.node;
+        if is_start && !discard {
+            next.offer(run);
         }
-        buf.release(run.node);
+        buf.release(node);
     }
 
     /// Flink's `createDecisionGraph`: a depth-first walk over the PROCEED

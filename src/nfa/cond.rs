@@ -124,7 +124,10 @@ impl<E> Conditions<E> {
     }
 
     /// Evaluates a condition for one run; `cache` holds per-event values of
-    /// slots that do not read the run (one byte per slot).
+    /// slots that do not read the run (one byte per slot). The shapes
+    /// transitions carry almost always (`true`, a slot, a negated slot) are
+    /// evaluated inline, a cached slot in a few instructions.
+    #[inline]
     pub fn eval(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
     where
         E: crate::event::Event,
@@ -133,23 +136,55 @@ impl<E> Conditions<E> {
             CondNode::True => true,
             CondNode::False => false,
             CondNode::Slot(s) => self.eval_slot(s as usize, ctx, cache),
-            CondNode::Not(a) => !self.eval(a, ctx, cache),
-            CondNode::And(a, b) => self.eval(a, ctx, cache) && self.eval(b, ctx, cache),
+            CondNode::Not(a) => match self.nodes[a.0 as usize] {
+                CondNode::Slot(s) => !self.eval_slot(s as usize, ctx, cache),
+                _ => !self.eval_nested(a, ctx, cache),
+            },
+            CondNode::And(a, b) => {
+                self.eval_nested(a, ctx, cache) && self.eval_nested(b, ctx, cache)
+            }
         }
     }
 
+    /// [`eval`](Self::eval) for nested nodes, out of line (it recurses, at
+    /// most [`MAX_COND_DEPTH`] deep).
+    #[inline(never)]
+    fn eval_nested(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    where
+        E: crate::event::Event,
+    {
+        match self.nodes[id.0 as usize] {
+            CondNode::True => true,
+            CondNode::False => false,
+            CondNode::Slot(s) => self.eval_slot(s as usize, ctx, cache),
+            CondNode::Not(a) => !self.eval_nested(a, ctx, cache),
+            CondNode::And(a, b) => {
+                self.eval_nested(a, ctx, cache) && self.eval_nested(b, ctx, cache)
+            }
+        }
+    }
+
+    /// A slot's value: from the cache when known (per-run slots are never
+    /// cached, their byte stays `0`), else computed.
+    #[inline(always)]
     fn eval_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
     where
         E: crate::event::Event,
     {
-        let slot = &self.slots[s];
-        if !slot.per_run {
-            match cache.get(s) {
-                Some(1) => return false,
-                Some(2) => return true,
-                _ => {}
-            }
+        match cache.get(s) {
+            Some(1) => false,
+            Some(2) => true,
+            _ => self.compute_slot(s, ctx, cache),
         }
+    }
+
+    /// Evaluates a slot, caching the value when it does not read the run.
+    #[inline(never)]
+    fn compute_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    where
+        E: crate::event::Event,
+    {
+        let slot = &self.slots[s];
         let value = match &slot.kind {
             SlotKind::Native(f) => f(ctx.event, ctx.stages),
             SlotKind::Expr(e) => e.matches(ctx.event, ctx.accumulators),
