@@ -347,6 +347,24 @@ impl<E: Event> Nfa<E> {
             accumulators: &run.accumulators,
             stages: &view,
         };
+        if !self.proceeds[run.state.index()] {
+            for t in &self.state(run.state).transitions {
+                if self.conds.eval(t.cond, &ctx, &mut scratch.cache) {
+                    let final_after = if t.action == Action::Take {
+                        self.final_state_after_proceed(t.target, &ctx, &mut scratch.cache)
+                    } else {
+                        None
+                    };
+                    scratch.edges.push(Edge {
+                        action: t.action,
+                        source: run.state,
+                        target: t.target,
+                        final_after,
+                    });
+                }
+            }
+            return;
+        }
         let mut budget = self.states.len() * 4 + 16;
         scratch.stack.push(run.state);
         while let Some(state) = scratch.stack.pop() {
@@ -386,6 +404,9 @@ impl<E: Event> Nfa<E> {
         ctx: &EvalCtx<'_, E>,
         cache: &mut [u8],
     ) -> Option<StateId> {
+        if !self.proceeds[from.index()] {
+            return None;
+        }
         let mut stack: smallvec::SmallVec<[StateId; 8]> = smallvec::smallvec![from];
         let mut budget = self.states.len() * 4 + 16;
         while let Some(state) = stack.pop() {

@@ -185,6 +185,9 @@ pub struct Nfa<E> {
     /// Accumulators of a run that took nothing (cloned, never mutated).
     pub(crate) fresh: Accumulators,
     pub(crate) select: CompiledSelect,
+    /// Per state: does it have a PROCEED transition? (A state without one
+    /// needs no walk: its decision graph is its own TAKE and IGNORE edges.)
+    pub(crate) proceeds: Vec<bool>,
     _event: PhantomData<fn(&E)>,
 }
 
@@ -230,7 +233,13 @@ impl<E: Event + 'static> Nfa<E> {
         let select = CompiledSelect::compile(&pattern.select, fields)
             .map_err(|e| CompileError::new(format!("select: {e}")))?;
         let layout = layout.finish();
+        let proceeds = compiled
+            .states
+            .iter()
+            .map(|s| s.transitions.iter().any(|t| t.action == Action::Proceed))
+            .collect();
         Ok(Nfa {
+            proceeds,
             fresh: layout.new_accumulators(),
             layout,
             pattern: pattern.clone(),
