@@ -35,12 +35,34 @@ pub(crate) struct Scratch {
     pub spare: Vec<Vec<Run>>,
     pub removed: Vec<Run>,
     timeouts: Vec<(Run, Timestamp)>,
+    /// Decision graphs of this `process` call by state, for automata whose
+    /// conditions do not read the run: `(stamp, start, len)` into
+    /// `memo_edges`, valid when the stamp is the call's.
+    memo: Vec<(u32, u32, u32)>,
+    memo_edges: Vec<Edge>,
+    stamp: u32,
 }
 
 /// How many emptied run vectors the scratch space keeps for reuse.
 const SPARE_VECS: usize = 64;
 
 impl Scratch {
+    /// Resets the per-event caches for an automaton with `slots` condition
+    /// slots and `states` states.
+    fn begin_event(&mut self, slots: usize, states: usize) {
+        self.cache.clear();
+        self.cache.resize(slots, 0);
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.memo.fill((0, 0, 0));
+            self.stamp = 1;
+        }
+        if self.memo.len() < states {
+            self.memo.resize(states, (0, 0, 0));
+        }
+        self.memo_edges.clear();
+    }
+
     pub fn take_vec(&mut self) -> Vec<Run> {
         self.spare.pop().unwrap_or_default()
     }
@@ -68,8 +90,7 @@ impl<E: Event> Nfa<E> {
         out: &mut dyn MatchSink<E>,
     ) {
         let mut scratch = buf.scratch.take().unwrap_or_default();
-        scratch.cache.clear();
-        scratch.cache.resize(self.conds.slots.len(), 0);
+        scratch.begin_event(self.conds.slots.len(), self.states.len());
         let mut next;
         let mut potential;
         if part.runs.is_empty() && part.completed.is_empty() {
@@ -78,7 +99,7 @@ impl<E: Event> Nfa<E> {
             // itself: nothing is emitted and the partition stays idle, so
             // nothing changes. Otherwise its edges are used as they are.
             let start = Run::start(self.start, self.fresh.clone());
-            self.create_decision_graph(&start, event, buf, &mut scratch);
+            self.create_decision_graph(&start, event, buf, &mut scratch, false);
             if scratch.edges.is_empty() {
                 buf.scratch = Some(scratch);
                 return;
@@ -90,8 +111,10 @@ impl<E: Event> Nfa<E> {
             next = JavaHeap::from_vec(scratch.take_vec());
             potential = JavaHeap::from_vec(scratch.take_vec());
             let mut old = std::mem::take(&mut part.runs).into_vec();
+            // Worth it when several runs may share a state.
+            let memo = self.run_independent && old.len() > 2;
             for run in old.drain(..) {
-                self.create_decision_graph(&run, event, buf, &mut scratch);
+                self.create_decision_graph(&run, event, buf, &mut scratch, memo);
                 self.route(run, event, buf, &mut scratch, &mut next, &mut potential);
             }
             scratch.give_vec(old);
@@ -332,7 +355,40 @@ impl<E: Event> Nfa<E> {
     /// Flink's `createDecisionGraph`: a depth-first walk over the PROCEED
     /// edges that hold for this event, collecting the TAKE and IGNORE edges
     /// that hold (in Flink's stack order).
+    ///
+    /// With `memo` (allowed only when no condition reads the run, so that
+    /// the graph depends on the run's state only), each state's graph is
+    /// computed once per event (many runs of a partition often wait in the
+    /// same state).
     fn create_decision_graph(
+        &self,
+        run: &Run,
+        ev: EventRef,
+        buf: &SharedBuffer<E>,
+        scratch: &mut Scratch,
+        memo: bool,
+    ) {
+        if !memo {
+            return self.walk_decision_graph(run, ev, buf, scratch);
+        }
+        let i = run.state.index();
+        let (stamp, start, len) = scratch.memo[i];
+        if stamp == scratch.stamp {
+            let (start, len) = (start as usize, len as usize);
+            scratch.edges.clear();
+            scratch
+                .edges
+                .extend_from_slice(&scratch.memo_edges[start..start + len]);
+            return;
+        }
+        self.walk_decision_graph(run, ev, buf, scratch);
+        let start = scratch.memo_edges.len();
+        scratch.memo_edges.extend_from_slice(&scratch.edges);
+        scratch.memo[i] = (scratch.stamp, start as u32, scratch.edges.len() as u32);
+    }
+
+    /// The walk behind [`create_decision_graph`](Self::create_decision_graph).
+    fn walk_decision_graph(
         &self,
         run: &Run,
         ev: EventRef,

@@ -188,6 +188,9 @@ pub struct Nfa<E> {
     /// Per state: does it have a PROCEED transition? (A state without one
     /// needs no walk: its decision graph is its own TAKE and IGNORE edges.)
     pub(crate) proceeds: Vec<bool>,
+    /// No condition reads the run (stage references, iterative closures):
+    /// a decision graph then depends on the state and the event only.
+    pub(crate) run_independent: bool,
     _event: PhantomData<fn(&E)>,
 }
 
@@ -238,8 +241,10 @@ impl<E: Event + 'static> Nfa<E> {
             .iter()
             .map(|s| s.transitions.iter().any(|t| t.action == Action::Proceed))
             .collect();
+        let run_independent = conds.slots.iter().all(|s| !s.per_run);
         Ok(Nfa {
             proceeds,
+            run_independent,
             fresh: layout.new_accumulators(),
             layout,
             pattern: pattern.clone(),
