@@ -121,7 +121,7 @@ impl<E: Event> Nfa<E> {
         }
         if self.pattern.skip == SkipStrategy::NoSkip {
             for m in potential.iter() {
-                out.on_match(&MatchView::new(self, buf, m.node));
+                out.on_match(&MatchView::new(self, buf, m));
             }
             for m in potential.drain() {
                 buf.release(m.node);
@@ -192,7 +192,7 @@ impl<E: Event> Nfa<E> {
             out,
         );
         for (run, expired_at) in &scratch.timeouts {
-            out.on_timeout(&MatchView::new(self, buf, run.node), *expired_at);
+            out.on_timeout(&MatchView::new(self, buf, run), *expired_at);
         }
         for (run, _) in scratch.timeouts.drain(..) {
             buf.release(run.node);

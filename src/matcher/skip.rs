@@ -51,7 +51,7 @@ pub(crate) fn process_matches_by_skip<E: Event>(
                 buf.release(r.node);
             }
         }
-        out.on_match(&MatchView::new(nfa, buf, m.node));
+        out.on_match(&MatchView::new(nfa, buf, &m));
         buf.release(m.node);
     }
 }

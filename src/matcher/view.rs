@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::buffer::{EventRef, NodeRef, SharedBuffer};
+use super::run::Run;
 use crate::event::Timestamp;
 use crate::nfa::Nfa;
 use crate::pattern::{Pattern, StageEvents, StageId};
@@ -14,11 +15,33 @@ pub struct MatchView<'a, E> {
     nfa: &'a Nfa<E>,
     buf: &'a SharedBuffer<E>,
     node: NodeRef,
+    start: Timestamp,
+    end: Timestamp,
 }
 
 impl<'a, E> MatchView<'a, E> {
-    pub(crate) fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, node: NodeRef) -> Self {
-        MatchView { nfa, buf, node }
+    /// The match of `run` (whose first and last taken events give its start
+    /// and end: runs take events in time order).
+    pub(crate) fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, run: &Run) -> Self {
+        #[cfg(debug_assertions)]
+        {
+            let (mut first, mut last) = (Timestamp::MAX, Timestamp::MIN);
+            buf.walk_back(run.node, |_, ev| {
+                first = first.min(buf.timestamp(ev));
+                last = last.max(buf.timestamp(ev));
+            });
+            debug_assert!(
+                !run.node.is_some() || (first, last) == (run.start_ts, run.prev_ts),
+                "a run's times disagree with its events"
+            );
+        }
+        MatchView {
+            nfa,
+            buf,
+            node: run.node,
+            start: run.start_ts,
+            end: run.prev_ts,
+        }
     }
 
     /// The pattern that matched.
@@ -43,18 +66,12 @@ impl<'a, E> MatchView<'a, E> {
 
     /// Time of the earliest event.
     pub fn start(&self) -> Timestamp {
-        let mut t = Timestamp::MAX;
-        self.buf
-            .walk_back(self.node, |_, ev| t = t.min(self.buf.timestamp(ev)));
-        t
+        self.start
     }
 
     /// Time of the latest event.
     pub fn end(&self) -> Timestamp {
-        let mut t = Timestamp::MIN;
-        self.buf
-            .walk_back(self.node, |_, ev| t = t.max(self.buf.timestamp(ev)));
-        t
+        self.end
     }
 
     /// Each stage that took events, in pattern order, with its events in
