@@ -110,7 +110,7 @@ impl<E: Event> Nfa<E> {
         } else {
             next = JavaHeap::from_vec(scratch.take_vec());
             potential = JavaHeap::from_vec(scratch.take_vec());
-            let mut old = std::mem::take(&mut part.runs).into_vec();
+            let mut old = part.take_own_runs(|| scratch.take_vec());
             // Worth it when several runs may share a state.
             let memo = self.run_independent && old.len() > 2;
             for run in old.drain(..) {

@@ -51,12 +51,17 @@ impl Keyed for Run {
     }
 }
 
+/// A live partition's runs in heap (array) order. The common live
+/// partition, the start run and one partial match, needs no allocation of
+/// its own: two runs are stored inline.
+pub(crate) type Runs = smallvec::SmallVec<[Run; 2]>;
+
 /// The matching state of one partition (key) for one pattern: its live runs
 /// and the complete matches held back by a skip strategy. Cheap when idle
 /// (one start run); [`is_empty`](Self::is_empty) says when it can be dropped.
 #[derive(Clone, Debug, Default)]
 pub struct Partition {
-    pub(crate) runs: JavaHeap<Run>,
+    pub(crate) runs: Runs,
     pub(crate) completed: JavaHeap<Run>,
     deadline: Option<Timestamp>,
 }
@@ -109,8 +114,8 @@ impl Partition {
     }
 
     /// The runs to step through, in heap order: the partition's own, or
-    /// (an idle partition keeps none) just the start run, built in a vector
-    /// from `spare`.
+    /// (an idle partition keeps none) just the start run, in a vector from
+    /// `spare`.
     pub(crate) fn take_runs<E>(
         &mut self,
         nfa: &Nfa<E>,
@@ -122,24 +127,41 @@ impl Partition {
             runs.push(Run::start(nfa.start, nfa.fresh.clone()));
             return runs;
         }
-        std::mem::take(&mut self.runs).into_vec()
+        self.take_own_runs(spare)
     }
 
-    /// Stores the new runs; an idle partition keeps no vector (the start
-    /// run is implicit), so idle keys cost no heap memory. Returns the
-    /// vector it did not keep, for reuse.
-    pub(crate) fn put_runs(&mut self, runs: JavaHeap<Run>) -> Option<Vec<Run>> {
-        if self.completed.is_empty() && runs.iter().all(Run::is_start) {
-            self.runs = JavaHeap::default();
-            return Some(runs.into_vec());
+    /// The partition's own runs in heap order, as a vector: the spilled
+    /// allocation itself, or one from `spare` for inline runs.
+    pub(crate) fn take_own_runs(&mut self, spare: impl FnOnce() -> Vec<Run>) -> Vec<Run> {
+        if self.runs.spilled() {
+            return std::mem::take(&mut self.runs).into_vec();
         }
-        self.runs = runs;
+        let mut runs = spare();
+        runs.clear();
+        runs.extend(self.runs.drain(..));
+        runs
+    }
+
+    /// Stores the new runs; an idle partition keeps no runs (the start run
+    /// is implicit), so idle keys cost no memory, and up to two runs are
+    /// kept inline. Returns the vector it did not keep, for reuse.
+    pub(crate) fn put_runs(&mut self, runs: JavaHeap<Run>) -> Option<Vec<Run>> {
+        let mut runs = runs.into_vec();
+        if self.completed.is_empty() && runs.iter().all(Run::is_start) {
+            self.runs = Runs::new();
+            return Some(runs);
+        }
+        if runs.len() <= self.runs.inline_size() {
+            self.runs = runs.drain(..).collect();
+            return Some(runs);
+        }
+        self.runs = Runs::from_vec(runs);
         None
     }
 
     /// Drops every run and held match, releasing their buffer nodes.
     pub(crate) fn clear<E>(&mut self, buf: &mut SharedBuffer<E>) {
-        for run in self.runs.drain().chain(self.completed.drain()) {
+        for run in self.runs.drain(..).chain(self.completed.drain()) {
             buf.release(run.node);
         }
         self.deadline = None;
@@ -162,9 +184,10 @@ mod tests {
             "{}",
             std::mem::size_of::<Run>()
         );
-        assert!(std::mem::size_of::<Partition>() <= 80);
+        // two inline runs, the held matches' vector, the deadline
+        assert!(std::mem::size_of::<Partition>() <= 136);
         let idle = Partition::new();
         assert!(idle.is_empty() && idle.next_deadline().is_none());
-        assert_eq!(idle.runs.into_vec().capacity(), 0);
+        assert!(!idle.runs.spilled());
     }
 }
