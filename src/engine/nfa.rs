@@ -42,8 +42,20 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
     }
 
     fn visit_stages(&self, visit: &mut dyn FnMut(&str, &mut dyn Iterator<Item = &E>)) {
-        for (name, events) in self.stages() {
-            visit(name, &mut events.into_iter());
+        // One vector of (stage, event) in the order taken, sorted stably by
+        // stage: each stage's events stay in the order taken. (Not
+        // `stages()`, which allocates a vector per stage.)
+        let mut events = self.events();
+        events.sort_by_key(|&(stage, _)| stage);
+        let stages = &MatchView::pattern(self).stages;
+        for group in events.chunk_by(|a, b| a.0 == b.0) {
+            let name = stages
+                .get(group[0].0.index())
+                .map_or("", |s| s.name.as_str());
+            visit(
+                name,
+                &mut group.iter().map(|&(_, ev)| MatchView::get(self, ev)),
+            );
         }
     }
 
