@@ -154,6 +154,9 @@ impl<E: Event> Nfa<E> {
         if !part.next_deadline().is_some_and(|d| d <= t) && part.completed.is_empty() {
             return;
         }
+        if self.expire_all(part, buf, t, out) {
+            return;
+        }
         let mut scratch = buf.scratch.take().unwrap_or_default();
         let mut next = JavaHeap::from_vec(scratch.take_vec());
         let mut potential = JavaHeap::from_vec(scratch.take_vec());
@@ -198,6 +201,47 @@ impl<E: Event> Nfa<E> {
             buf.release(run.node);
         }
         self.settle(part, buf, scratch, potential, next);
+    }
+
+    /// The common case of [`advance_time`](Self::advance_time), without its
+    /// heaps: no held match, and every partial run's pattern window has
+    /// closed at `t`, none waiting in a state with an element window or in a
+    /// pending `not followed by` ending. Then every partial run times out
+    /// (in array order, as the general path reports them) and the partition
+    /// goes idle. Returns false, changing nothing, in any other case.
+    fn expire_all(
+        &self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        t: Timestamp,
+        out: &mut dyn MatchSink<E>,
+    ) -> bool {
+        let Some(window) = self.window else {
+            return false;
+        };
+        let all_expire = part.completed.is_empty()
+            && part.runs.iter().all(|run| {
+                let state = self.state(run.state);
+                run.is_start()
+                    || (state.window.is_none()
+                        && state.kind != StateKind::Pending
+                        && t.saturating_sub(run.start_ts) >= window)
+            });
+        if !all_expire {
+            return false;
+        }
+        if self.pattern.emit_timeouts {
+            for run in part.runs.iter().filter(|r| !r.is_start()) {
+                let expired_at = run.start_ts.saturating_add(window);
+                out.on_timeout(&MatchView::new(self, buf, run), expired_at);
+            }
+        }
+        for run in part.runs.drain(..) {
+            buf.release(run.node);
+        }
+        part.runs = Default::default();
+        part.refresh_deadline(self);
+        true
     }
 
     /// Ends a step: the emptied heaps go back to the scratch space, `next`
