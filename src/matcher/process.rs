@@ -104,6 +104,16 @@ impl<E: Event> Nfa<E> {
                 buf.scratch = Some(scratch);
                 return;
             }
+            let start = match scratch.edges[..] {
+                [edge] => match self.start_one_run(part, buf, event, start, edge) {
+                    Ok(()) => {
+                        buf.scratch = Some(scratch);
+                        return;
+                    }
+                    Err(start) => start,
+                },
+                _ => start,
+            };
             next = JavaHeap::from_vec(scratch.take_vec());
             potential = JavaHeap::from_vec(scratch.take_vec());
             self.route(start, event, buf, &mut scratch, &mut next, &mut potential);
@@ -201,6 +211,47 @@ impl<E: Event> Nfa<E> {
             buf.release(run.node);
         }
         self.settle(part, buf, scratch, potential, next);
+    }
+
+    /// The common case of an idle partition's event, without the heaps: the
+    /// start run's only edge TAKEs the event into an ordinary state from
+    /// which no final state is reached. The general path would offer the
+    /// taken run, then the start run, to a new heap (in that order, which
+    /// is already heap order: the start run sorts last) and emit nothing;
+    /// this stores the two runs directly. Gives the start run back, having
+    /// changed nothing, for any other edge.
+    fn start_one_run(
+        &self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        ev: EventRef,
+        start: Run,
+        edge: Edge,
+    ) -> Result<(), Run> {
+        let stage = match (edge.action, edge.final_after, self.state(edge.source).stage) {
+            (Action::Take, None, Some(stage))
+                if self.state(edge.target).kind == StateKind::Normal =>
+            {
+                stage
+            }
+            _ => return Err(start),
+        };
+        let mut accumulators = start.accumulators.clone();
+        accumulators.on_take(&self.layout, stage, buf.get(ev));
+        let node = buf.put(stage, ev, start.node);
+        buf.retain(node);
+        let ts = buf.timestamp(ev);
+        let taken = Run {
+            state: edge.target,
+            node,
+            start_ts: ts,
+            prev_ts: ts,
+            start_seq: buf.sequence(ev),
+            accumulators,
+        };
+        part.runs = super::run::Runs::from_buf([taken, start]);
+        part.refresh_deadline(self);
+        Ok(())
     }
 
     /// The common case of [`advance_time`](Self::advance_time), without its
