@@ -12,7 +12,7 @@ use super::MatchSink;
 use crate::event::{Event, Timestamp};
 use crate::nfa::cond::EvalCtx;
 use crate::nfa::{Action, Nfa, StateId, StateKind};
-use crate::pattern::SkipStrategy;
+use crate::pattern::{SkipStrategy, StageId};
 
 /// A TAKE or IGNORE edge found by the decision graph, with (for a TAKE) the
 /// final state reachable by proceeding from its target.
@@ -236,19 +236,8 @@ impl<E: Event> Nfa<E> {
             }
             _ => return Err(start),
         };
-        let mut accumulators = start.accumulators.clone();
-        accumulators.on_take(&self.layout, stage, buf.get(ev));
-        let node = buf.put(stage, ev, start.node);
-        buf.retain(node);
-        let ts = buf.timestamp(ev);
-        let taken = Run {
-            state: edge.target,
-            node,
-            start_ts: ts,
-            prev_ts: ts,
-            start_seq: buf.sequence(ev),
-            accumulators,
-        };
+        let taken = self.take(&start, stage, edge.target, ev, buf);
+        buf.retain(taken.node);
         part.runs = super::run::Runs::from_buf([taken, start]);
         part.refresh_deadline(self);
         Ok(())
@@ -290,6 +279,7 @@ impl<E: Event> Nfa<E> {
         for run in part.runs.drain(..) {
             buf.release(run.node);
         }
+        // (drained, but a spilled vector would keep its allocation)
         part.runs = Default::default();
         part.refresh_deadline(self);
         true
@@ -376,8 +366,6 @@ impl<E: Event> Nfa<E> {
             _ if discard => None,
             _ => Some(false),
         };
-        let ts = buf.timestamp(ev);
-        let seq = buf.sequence(ev);
         for i in 0..scratch.edges.len() {
             let edge = scratch.edges[i];
             match edge.action {
@@ -404,22 +392,8 @@ impl<E: Event> Nfa<E> {
                     if taken_dest.is_none() && edge.final_after.is_none() {
                         continue;
                     }
-                    let mut accumulators = run.accumulators.clone();
-                    accumulators.on_take(&self.layout, stage, buf.get(ev));
-                    let node = buf.put(stage, ev, run.node);
-                    let (start_ts, start_seq) = if is_start {
-                        (ts, seq)
-                    } else {
-                        (run.start_ts, run.start_seq)
-                    };
-                    let taken = Run {
-                        state: edge.target,
-                        node,
-                        start_ts,
-                        prev_ts: ts,
-                        start_seq,
-                        accumulators,
-                    };
+                    let taken = self.take(&run, stage, edge.target, ev, buf);
+                    let node = taken.node;
                     let completed = edge.final_after.map(|f| Run {
                         state: f,
                         ..taken.clone()
@@ -445,6 +419,39 @@ impl<E: Event> Nfa<E> {
             next.offer(run);
         }
         buf.release(node);
+    }
+
+    /// The run that results from `run` taking `ev` into `stage` and moving
+    /// to `target`: a new buffer node after the run's (not yet retained by
+    /// the new run), the stage's accumulators updated, the start time set
+    /// if this is the run's first event. Always inlined: both callers are
+    /// on the hot path.
+    #[inline(always)]
+    fn take(
+        &self,
+        run: &Run,
+        stage: StageId,
+        target: StateId,
+        ev: EventRef,
+        buf: &mut SharedBuffer<E>,
+    ) -> Run {
+        let mut accumulators = run.accumulators.clone();
+        accumulators.on_take(&self.layout, stage, buf.get(ev));
+        let node = buf.put(stage, ev, run.node);
+        let ts = buf.timestamp(ev);
+        let (start_ts, start_seq) = if run.is_start() {
+            (ts, buf.sequence(ev))
+        } else {
+            (run.start_ts, run.start_seq)
+        };
+        Run {
+            state: target,
+            node,
+            start_ts,
+            prev_ts: ts,
+            start_seq,
+            accumulators,
+        }
     }
 
     /// Flink's `createDecisionGraph`: a depth-first walk over the PROCEED

@@ -134,15 +134,12 @@ impl<E> Conditions<E> {
     {
         match self.nodes[id.0 as usize] {
             CondNode::True => true,
-            CondNode::False => false,
             CondNode::Slot(s) => self.eval_slot(s as usize, ctx, cache),
             CondNode::Not(a) => match self.nodes[a.0 as usize] {
                 CondNode::Slot(s) => !self.eval_slot(s as usize, ctx, cache),
-                _ => !self.eval_nested(a, ctx, cache),
+                _ => self.eval_nested(id, ctx, cache),
             },
-            CondNode::And(a, b) => {
-                self.eval_nested(a, ctx, cache) && self.eval_nested(b, ctx, cache)
-            }
+            _ => self.eval_nested(id, ctx, cache),
         }
     }
 
