@@ -187,8 +187,12 @@ fn a_group_window_bounds_every_event_of_the_group() {
 }
 
 #[test]
-fn optional_repeating_group_skips_in_its_own_ignore_state() {
-    // (b){1,2} optional combinations next a on b a1 a2: no {b a2}.
+fn optional_repeating_group_may_leave_after_skipping() {
+    // (b){1,2} optional combinations next a on b a1 a2. Flink 2.3 (checked
+    // with the oracle) also gives {b a2}: after the first iteration the
+    // head of the next one is no longer "first of loop", so it skips in
+    // place (no separate ignore state) and keeps its PROCEED out of the
+    // group.
     let p = pattern(
         vec![("b", letters("b")), ("a", letters("a"))],
         vec![
@@ -198,7 +202,7 @@ fn optional_repeating_group_skips_in_its_own_ignore_state() {
     );
     assert_eq!(
         sorted(run(&p, "b a1 a2")),
-        expect(&["a:a1", "a:a2", "b:b|a:a1"])
+        expect(&["a:a1", "a:a2", "b:b|a:a1", "b:b|a:a2"])
     );
 }
 
@@ -229,7 +233,11 @@ fn skipping_an_optional_group_skips_its_trailing_negation() {
 
 #[test]
 fn negation_before_skipped_optional_elements_at_the_end_of_a_group() {
-    // (b not followed by c next d?) followed by e on b x c e: no {b e}
+    // (b not followed by c next d?) followed by e on b x c e: {b e}, as in
+    // Flink 2.3 (checked with the oracle). cepheid enforces a negation
+    // that literally ends a group (FLINK-15980); one followed by optional
+    // elements keeps Flink's behaviour: its stop edges sit on `d`'s states
+    // only, and skipping `d` leaves the group without them.
     let p = pattern(
         abcd(),
         vec![
@@ -237,8 +245,9 @@ fn negation_before_skipped_optional_elements_at_the_end_of_a_group() {
             el(4),
         ],
     );
-    assert_eq!(run(&p, "b x c e"), Vec::<String>::new());
+    assert_eq!(run(&p, "b x c e"), vec!["b:b|e:e"]);
     assert_eq!(run(&p, "b x e"), vec!["b:b|e:e"]);
+    assert_eq!(run(&p, "b c d e"), Vec::<String>::new());
 }
 
 #[test]

@@ -247,12 +247,14 @@ impl Lowerer {
             ),
             QuantifierKind::Range(0, None) => (Quantifier::AtLeast(1), true),
             QuantifierKind::Range(n, None) => (Quantifier::AtLeast(bound(n)), false),
+            // Kept as written: the IR's `{0,m}` is `{1,m}` plus optional
+            // (`Element::is_optional`), as Flink's `times(0, m)`.
             QuantifierKind::Range(0, Some(m)) => (
                 Quantifier::Times {
-                    min: 1,
+                    min: 0,
                     max: bound(m),
                 },
-                true,
+                false,
             ),
             QuantifierKind::Range(n, Some(m)) => (
                 Quantifier::Times {
@@ -264,7 +266,7 @@ impl Lowerer {
         };
         let (min, max) = match quantifier {
             Quantifier::One => (1, 1),
-            Quantifier::Times { min, max } => (min, max),
+            Quantifier::Times { min, max } => (min.max(1), max),
             Quantifier::AtLeast(n) => (n, n),
         };
         if matches!(
@@ -296,7 +298,7 @@ impl Lowerer {
 
     fn modifiers(&mut self, e: &ast::Element, out: &mut Element) {
         let mut seen: HashMap<&'static str, Span> = HashMap::new();
-        if out.optional {
+        if out.is_optional() {
             if let Some(q) = &e.quantifier {
                 seen.insert("optional", q.span);
             }

@@ -523,13 +523,11 @@ impl<E: Event> Nfa<E> {
             }
             return;
         }
-        let mut budget = self.states.len() * 4 + 16;
+        // No visited set and no budget, as in Flink: the compiler rejects
+        // PROCEED cycles and bounds the number of PROCEED paths
+        // (`nfa::MAX_PROCEED_PATHS`), so the walk ends and is exact.
         scratch.stack.push(run.state);
         while let Some(state) = scratch.stack.pop() {
-            if budget == 0 {
-                break;
-            }
-            budget -= 1;
             for t in &self.state(state).transitions {
                 if !self.conds.eval(t.cond, &ctx, &mut scratch.cache) {
                     continue;
@@ -566,12 +564,7 @@ impl<E: Event> Nfa<E> {
             return None;
         }
         let mut stack: smallvec::SmallVec<[StateId; 8]> = smallvec::smallvec![from];
-        let mut budget = self.states.len() * 4 + 16;
         while let Some(state) = stack.pop() {
-            if budget == 0 {
-                return None;
-            }
-            budget -= 1;
             for t in &self.state(state).transitions {
                 if t.action == Action::Proceed && self.conds.eval(t.cond, ctx, cache) {
                     if self.state(t.target).kind == StateKind::Final {

@@ -7,14 +7,25 @@
 //! [`Cursor`] (a sequence slice and an index) plays that role, and a group's
 //! "raw pattern" is the last element of its sequence.
 //!
-//! One deliberate difference (FLINK-15980): a `not followed by` at the end of
-//! a group is enforced. Flink drops it; here the group's last take leads to a
-//! copy of the next element's first state carrying the negation's stop edges
-//! (see `sink_with_trailing_nots`), and a looping group's iteration-closing
-//! dummy state carries them too, so the negation also holds between
-//! iterations.
+//! The port follows Flink 2.3 line by line, state names included (Flink's
+//! `NFAStateNameHandler`), with these deliberate differences (recorded in
+//! `docs/semantics.md`):
+//!
+//! - FLINK-15980: a `not followed by` that ends a group is enforced. Flink
+//!   drops it; here the group's last take leads to a copy of the next
+//!   element's first state carrying the negation's stop edges (see
+//!   `sink_with_trailing_nots`), and a looping group's iteration-closing
+//!   dummy state carries them too, so the negation also holds between
+//!   iterations.
+//! - Element windows: every state Flink creates "for a take" registers the
+//!   element's window (and the windows of the groups around it), whatever
+//!   the quantifier; Flink 2.3 registers it only for elements without one,
+//!   and never for groups.
+//! - A cycle of PROCEED edges (Flink would loop forever) and an automaton
+//!   whose PROCEED walk from one state has more than [`MAX_PROCEED_PATHS`]
+//!   paths (Flink's walk is exponential there) are compile errors.
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use super::cond::{CondId, CondNode, Conditions};
 use super::{Action, CompileError, State, StateId, StateKind, Transition};
@@ -29,6 +40,14 @@ pub(crate) const MAX_GROUP_DEPTH: usize = 32;
 /// inner states per repetition, so nesting multiplies (`((a{100}){100}){100}`
 /// would be a million states); such a pattern is an error, not a hang.
 pub(crate) const MAX_STATES: usize = 100_000;
+
+/// Most PROCEED paths the decision-graph walk may follow from one state.
+/// Flink walks every path (it keeps no visited set, and the same TAKE edge
+/// reached twice is two branches), so nested optional groups make the walk
+/// exponential: `a (((((b?)?)?)?)?) z` stays small, but each level of
+/// optional groups with several elements multiplies the paths. Past this
+/// bound the pattern is a compile error rather than a slow or cut-short walk.
+pub const MAX_PROCEED_PATHS: u64 = 10_000;
 
 /// Flink's consuming strategies (contiguity as "may this event be skipped").
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,6 +113,11 @@ impl<'p> Cursor<'p> {
         }
     }
 
+    /// Flink's `OPTIONAL` property: `optional`, `?`, `*`, or `{0,m}`.
+    fn optional(self) -> bool {
+        is_optional(self.elem())
+    }
+
     fn inner_consuming(self) -> Consuming {
         match self.elem().inner {
             InnerContiguity::Consecutive => Consuming::Strict,
@@ -119,13 +143,19 @@ pub(crate) struct Compiler<'p, 'c, E> {
     until_conds: &'c HashMap<usize, CondId>,
     states: Vec<State>,
     stop_states: HashMap<StageId, StateId>,
-    used_names: HashMap<String, u32>,
+    used_names: HashSet<String>,
+    /// Per base name, the first `:N` suffix not yet known to be taken (so
+    /// naming stays linear; every smaller suffix is taken, names are never
+    /// freed).
+    next_suffix: HashMap<String, u32>,
     window: Option<DurationMs>,
     current: Cursor<'p>,
     following: Option<Cursor<'p>>,
     current_group: Option<Cursor<'p>>,
     first_of_loop: HashMap<usize, bool>,
     original_state: HashMap<StateId, StateId>,
+    /// Copies made by [`Self::sink_with_trailing_nots`], to their originals.
+    trailing_not_copies: HashMap<StateId, StateId>,
     group_depth: usize,
     /// Element windows of the enclosing groups (innermost last).
     group_windows: Vec<Option<DurationMs>>,
@@ -152,7 +182,8 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             until_conds,
             states: Vec::new(),
             stop_states: HashMap::new(),
-            used_names: HashMap::new(),
+            used_names: HashSet::new(),
+            next_suffix: HashMap::new(),
             window: pattern.within.filter(|w| *w > 0),
             current: Cursor {
                 seq,
@@ -162,6 +193,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             current_group: None,
             first_of_loop: HashMap::new(),
             original_state: HashMap::new(),
+            trailing_not_copies: HashMap::new(),
             group_depth: 0,
             group_windows: Vec::new(),
         })
@@ -180,6 +212,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 "`not followed by` can end a pattern only when the pattern has `within`",
             ));
         }
+        check_proceed_paths(&self.states)?;
         Ok(Compiled {
             states: self.states,
             start,
@@ -204,6 +237,15 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
 
     fn truth(&mut self) -> Res<CondId> {
         self.cond(CondNode::True)
+    }
+
+    /// Flink's `getTrueFunction`: true, or "not the enclosing group's
+    /// `until`" inside a group that has one.
+    fn true_function(&mut self) -> Res<CondId> {
+        match self.group_until() {
+            Some(gu) => self.not(gu),
+            None => self.truth(),
+        }
     }
 
     /// The raw condition of an element (`true` for groups).
@@ -290,7 +332,8 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// of an optional group skips in a separate ignore state (without the
     /// group's proceed edge), like an optional stage.
     fn is_head_of_optional_group(&self, at: Cursor<'p>) -> bool {
-        self.head_of_group(at).is_some_and(|g| g.elem().optional)
+        self.head_of_group(at)
+            .is_some_and(|g| self.is_group_first_of_loop(g) && g.optional())
     }
 
     fn is_group_first_of_loop(&self, group: Cursor<'p>) -> bool {
@@ -308,6 +351,8 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
 
     // ----- states -----------------------------------------------------------
 
+    /// Flink's `createState(name, type)` with `getUniqueInternalName`: the
+    /// base name if unused, else `base:0`, `base:1`, ...
     fn create_named_state(
         &mut self,
         base: &str,
@@ -315,13 +360,18 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         kind: StateKind,
         window: Option<DurationMs>,
     ) -> StateId {
-        let counter = self.used_names.entry(base.to_string()).or_insert(0);
-        let name = if *counter == 0 {
-            base.to_string()
-        } else {
-            format!("{base}:{}", *counter - 1)
-        };
-        *counter += 1;
+        let mut name = base.to_string();
+        if self.used_names.contains(&name) {
+            let counter = self.next_suffix.entry(base.to_string()).or_insert(0);
+            loop {
+                name = format!("{base}:{counter}");
+                *counter += 1;
+                if !self.used_names.contains(&name) {
+                    break;
+                }
+            }
+        }
+        self.used_names.insert(name.clone());
         self.states.push(State {
             name,
             stage,
@@ -333,7 +383,9 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     }
 
     /// Flink's `createState(type, isTake)`: take states carry the element's
-    /// PREVIOUS_AND_CURRENT window.
+    /// PREVIOUS_AND_CURRENT window. Flink registers it only when the element
+    /// has no quantifier; here every take state of the element and of the
+    /// groups around it carries it (the smallest wins): `docs/semantics.md`.
     fn create_state(&mut self, kind: StateKind, is_take: bool) -> StateId {
         let at = self.current;
         let name = match at.stage() {
@@ -388,14 +440,14 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     }
 
     /// Flink's `copy`: same transitions, self loops redirected to the copy.
-    /// The copy keeps the state's element window (Flink keys windows by
-    /// state name, which a copy shares).
+    /// The copy has a name of its own, so (as in Flink, which keys windows
+    /// by state name) no element window.
     fn copy(&mut self, state: StateId) -> StateId {
-        let (base, stage, kind, window) = {
+        let (base, stage, kind) = {
             let s = self.state(state);
-            (base_name(&s.name).to_string(), s.stage, s.kind, s.window)
+            (base_name(&s.name).to_string(), s.stage, s.kind)
         };
-        let copy = self.create_named_state(&base, stage, kind, window);
+        let copy = self.create_named_state(&base, stage, kind, None);
         let transitions = self.state(state).transitions.clone();
         for t in transitions {
             let target = if t.target == state { copy } else { t.target };
@@ -459,12 +511,16 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 self.set_first_of_loop(true);
                 self.create_times_state(looping, sink, n, n)?
             }
-            Quantifier::Times { min, max } => self.create_times_state(sink, sink, min, max)?,
+            // `{0,m}` is Flink's `times(0, m)`: `{1,m}` and optional.
+            Quantifier::Times { min, max } => {
+                self.create_times_state(sink, sink, min.max(1), max)?
+            }
             Quantifier::One => {
                 let at = self.current;
                 let take = self.take_cond(at)?;
                 let ignore = self.ignore_cond(at)?;
-                self.create_singleton_state(sink, Some(sink), take, ignore, elem.optional)?
+                let optional = is_optional(elem);
+                self.create_singleton_state(sink, Some(sink), take, ignore, optional)?
             }
         };
         self.add_stop_states(last_sink)?;
@@ -491,6 +547,10 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             .extend_with_until(Some(raw_take), until, true)?
             .unwrap_or(raw_take);
         if at.elem().greedy && from != to {
+            if until.is_some() {
+                let copy = self.copy(sink);
+                self.original_state.insert(sink, copy);
+            }
             self.update_with_greedy_condition(sink, take)?;
         }
         for _ in from..to {
@@ -504,7 +564,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         self.set_first_of_loop(true);
         let ignore = self.ignore_cond(at)?;
-        let optional = at.elem().optional;
+        let optional = at.optional();
         self.create_singleton_state(last_sink, Some(proceed), take, ignore, optional)
     }
 
@@ -525,18 +585,28 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let single = self.create_state(StateKind::Normal, true);
         let sink = self.copy_without_transitive_nots(sink)?;
         self.add(single, Action::Take, sink, take);
-        if let (true, None, Some(proceed)) = (optional, self.head_of_group(at), proceed) {
-            if at.elem().greedy {
-                if let (Some(until), Some(&original)) =
-                    (self.until_of(at), self.original_state.get(&proceed))
-                {
-                    self.add(single, Action::Proceed, original, until);
+        let proceed_cond = self.true_function()?;
+        if optional {
+            let proceed = proceed.ok_or_else(|| {
+                CompileError::new("internal: an optional state without a proceed target")
+            })?;
+            match self.until_of(at).filter(|_| at.elem().greedy) {
+                Some(until) => {
+                    // Flink's `originalStateMap`: the unrestricted copy of
+                    // the state after a greedy loop, reached on `until`.
+                    let original = self.original_state.get(&proceed).copied().ok_or_else(|| {
+                        CompileError::new(
+                            "`greedy` with `until` here has no state to leave the loop to \
+                             (Flink fails with a NullPointerException on such a pattern)",
+                        )
+                    })?;
+                    let on_until = self.and(proceed_cond, until)?;
+                    self.add(single, Action::Proceed, original, on_until);
+                    let not_until = self.not(until)?;
+                    let otherwise = self.and(proceed_cond, not_until)?;
+                    self.add(single, Action::Proceed, proceed, otherwise);
                 }
-                let not_take = self.not(take)?;
-                self.add(single, Action::Proceed, proceed, not_take);
-            } else {
-                let t = self.truth()?;
-                self.add(single, Action::Proceed, proceed, t);
+                None => self.add(single, Action::Proceed, proceed, proceed_cond),
             }
         }
         if let Some(ignore) = ignore {
@@ -567,20 +637,26 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let take = self
             .extend_with_until(Some(raw_take), until, true)?
             .unwrap_or(raw_take);
+        let proceed_cond = self.true_function()?;
         let looping = self.create_state(StateKind::Normal, true);
         if at.elem().greedy {
             if let Some(until) = until {
                 let copy = self.copy(sink);
-                self.add(looping, Action::Proceed, copy, until);
+                let on_until = self.and(proceed_cond, until)?;
+                self.add(looping, Action::Proceed, copy, on_until);
                 self.original_state.insert(sink, copy);
+                let not_until = self.not(until)?;
+                let otherwise = self.and(proceed_cond, not_until)?;
+                self.add(looping, Action::Proceed, sink, otherwise);
+            } else {
+                self.add(looping, Action::Proceed, sink, proceed_cond);
             }
             // Flink restricts the next state with the loop's own condition
-            // *without* `until`: on an `until` event the restricted state
-            // dies and only the copy (reached by the `until` proceed) lives.
+            // *without* `until`.
             self.update_with_greedy_condition(sink, raw_take)?;
+        } else {
+            self.add(looping, Action::Proceed, sink, proceed_cond);
         }
-        let t = self.truth()?;
-        self.add(looping, Action::Proceed, sink, t);
         self.add(looping, Action::Take, looping, take);
         self.add_stop_state_to_looping(looping)?;
         if let Some(ignore) = ignore {
@@ -627,13 +703,17 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         proceed: Option<StateId>,
         optional: bool,
     ) -> Res<StateId> {
+        // Computed before entering: the enclosing group's `until`.
+        let proceed_cond = self.true_function()?;
         let saved = self.enter_group(elements)?;
         let inner_sink = self.sink_with_trailing_nots(elements, sink)?;
         let last = self.create_middle_states(inner_sink)?;
         let last = self.convert_pattern(last)?;
-        if let (true, Some(proceed)) = (optional, proceed) {
-            let t = self.truth()?;
-            self.add(last, Action::Proceed, proceed, t);
+        if optional {
+            let proceed = proceed.ok_or_else(|| {
+                CompileError::new("internal: an optional group without a proceed target")
+            })?;
+            self.add(last, Action::Proceed, proceed, proceed_cond);
         }
         self.leave_group(saved);
         Ok(last)
@@ -646,6 +726,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         elements: &'p [Element],
         sink: StateId,
     ) -> Res<StateId> {
+        let proceed_cond = self.true_function()?;
         let dummy = self.create_state(StateKind::Normal, true);
         let saved = self.enter_group(elements)?;
         for (cond, stage) in self.group_trailing_nots(elements)? {
@@ -654,16 +735,23 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         let last = self.create_middle_states(dummy)?;
         let last = self.convert_pattern(last)?;
-        let t = self.truth()?;
-        self.add(last, Action::Proceed, sink, t);
-        self.add(dummy, Action::Proceed, last, t);
+        self.add(last, Action::Proceed, sink, proceed_cond);
+        self.add(dummy, Action::Proceed, last, proceed_cond);
         self.leave_group(saved);
         Ok(last)
     }
 
     /// Flink's `updateWithGreedyCondition`: the state can neither take nor
     /// skip nor proceed on an event the loop would take.
+    ///
+    /// When `state` is the copy that enforces a group's trailing negation,
+    /// the original is restricted too: in Flink that original is the
+    /// group's sink itself, and the restriction also binds every other way
+    /// into it (e.g. a looping group's next iteration).
     fn update_with_greedy_condition(&mut self, state: StateId, take: CondId) -> Res<()> {
+        if let Some(&original) = self.trailing_not_copies.get(&state) {
+            self.update_with_greedy_condition(original, take)?;
+        }
         let not_take = self.not(take)?;
         let n = self.state(state).transitions.len();
         for i in 0..n {
@@ -688,27 +776,31 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 }
                 continue;
             }
-            if !at.elem().optional {
+            if !at.optional() {
                 break;
             }
         }
         Ok(nots)
     }
 
-    /// The `not followed by` elements at the end of a group (looking back
-    /// through optional elements, as `getCurrentNotCondition` does), with
-    /// their conditions as seen inside the group. Called inside the group.
+    /// The `not followed by` elements that end a group (the last element
+    /// and the negations right before it; optional elements after a
+    /// negation are not looked through: there Flink's own stop edges
+    /// apply), with their conditions as seen inside the group. Called
+    /// inside the group.
     fn group_trailing_nots(&mut self, elements: &'p [Element]) -> Res<Vec<(CondId, StageId)>> {
         let mut nots = Vec::new();
-        for idx in (0..elements.len()).rev() {
+        if elements.len() < 2 {
+            return Ok(nots);
+        }
+        for idx in (1..elements.len()).rev() {
             let at = Cursor { seq: elements, idx };
-            if at.is_not_follow() {
-                if let Some(stage) = at.stage() {
-                    let cond = self.take_cond(at)?;
-                    nots.push((cond, stage));
-                }
-            } else if !at.elem().optional {
+            if !at.is_not_follow() {
                 break;
+            }
+            if let Some(stage) = at.stage() {
+                let cond = self.take_cond(at)?;
+                nots.push((cond, stage));
             }
         }
         Ok(nots)
@@ -726,6 +818,10 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             return Ok(sink);
         }
         let copy = self.copy(sink);
+        // The copy stands in for `sink` (Flink's run would wait there), so
+        // it keeps `sink`'s element window, unlike Flink's own copies.
+        self.states[copy.index()].window = self.state(sink).window;
+        self.trailing_not_copies.insert(copy, sink);
         for (cond, stage) in nots {
             let stop = self.create_stop_state(cond, stage);
             self.add(copy, Action::Proceed, stop, cond);
@@ -759,7 +855,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// element discards the `not followed by`s before it.
     fn copy_without_transitive_nots(&mut self, sink: StateId) -> Res<StateId> {
         let nots = self.current_not_conditions()?;
-        if nots.is_empty() || !self.current.elem().optional {
+        if nots.is_empty() || !self.current.optional() {
             return Ok(sink);
         }
         self.copy_without(sink, &nots, 0)
@@ -776,12 +872,13 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 "the pattern's proceed edges form a cycle",
             ));
         }
-        // Same name, so same element window (Flink keys windows by name).
-        let (base, stage, kind, window) = {
+        // A name of its own (Flink passes the full internal name as the
+        // base), so no element window.
+        let (base, stage, kind) = {
             let s = self.state(sink);
-            (s.name.clone(), s.stage, s.kind, s.window)
+            (s.name.clone(), s.stage, s.kind)
         };
-        let copy = self.create_named_state(&base, stage, kind, window);
+        let copy = self.create_named_state(&base, stage, kind, None);
         let transitions = self.state(sink).transitions.clone();
         for t in transitions {
             if t.action == Action::Proceed {
@@ -802,6 +899,76 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         Ok(copy)
     }
+}
+
+/// Flink's `OPTIONAL` property of an element ([`Element::is_optional`]).
+fn is_optional(elem: &Element) -> bool {
+    elem.is_optional()
+}
+
+/// Rejects automata whose PROCEED edges form a cycle (Flink's decision
+/// graph walk would never end) or give some state more than
+/// [`MAX_PROCEED_PATHS`] paths (counted as `1 + the paths of each PROCEED
+/// target`, conditions ignored).
+fn check_proceed_paths(states: &[State]) -> Res<()> {
+    const UNSEEN: u64 = u64::MAX;
+    const ON_STACK: u64 = u64::MAX - 1;
+    let mut paths = vec![UNSEEN; states.len()];
+    // Iterative post-order DFS: (state, next transition index).
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..states.len() {
+        if paths[root] != UNSEEN {
+            continue;
+        }
+        paths[root] = ON_STACK;
+        stack.push((root, 0));
+        while let Some(&mut (state, ref mut next)) = stack.last_mut() {
+            let transitions = &states[state].transitions;
+            let edge = transitions[*next..]
+                .iter()
+                .position(|t| t.action == Action::Proceed)
+                .map(|i| *next + i);
+            match edge {
+                Some(i) => {
+                    *next = i + 1;
+                    let target = transitions[i].target.index();
+                    match paths[target] {
+                        ON_STACK => {
+                            return Err(CompileError::new(format!(
+                                "the pattern's automaton has a cycle of moves that take no event \
+                                 (through state `{}`): an element that can be skipped repeats \
+                                 without taking anything",
+                                states[target].name
+                            )))
+                        }
+                        UNSEEN => {
+                            paths[target] = ON_STACK;
+                            stack.push((target, 0));
+                        }
+                        _ => {}
+                    }
+                }
+                None => {
+                    stack.pop();
+                    let mut n: u64 = 1;
+                    for t in transitions.iter().filter(|t| t.action == Action::Proceed) {
+                        n = n.saturating_add(paths[t.target.index()]);
+                    }
+                    if n > MAX_PROCEED_PATHS {
+                        return Err(CompileError::new(format!(
+                            "the pattern is too ambiguous to match efficiently: from state `{}` \
+                             an event can be routed {} ways or more through elements that take \
+                             nothing (at most {MAX_PROCEED_PATHS}); nest fewer optional groups",
+                            states[state].name,
+                            MAX_PROCEED_PATHS + 1
+                        )));
+                    }
+                    paths[state] = n;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn not_on_group() -> CompileError {

@@ -39,12 +39,15 @@
 //!   the very end of the pattern it becomes a pending state (needs
 //!   `within`), as in Flink.
 //! - An element window (`within` after an element) applies to the states
-//!   that take for that element, as Flink's per-state `windowTimes`. On a
+//!   that take for that element, as Flink's per-state `windowTimes`, also
+//!   when the element has a quantifier (Flink 2.3 ignores it there). On a
 //!   group it applies to every take state inside the group (the smallest
-//!   window wins), which is what `language.md` says it means; Flink would
-//!   attach it only to a looping group's dummy state, i.e. ignore it.
+//!   window wins), which is what `language.md` says it means; Flink ignores
+//!   it. Copies of states have no window, as in Flink.
 //! - Flink would loop forever on a cycle of proceed edges (a looping group
-//!   whose elements are all optional); here the walk is bounded.
+//!   whose elements are all optional) and walks exponentially many paths
+//!   through nested optional groups; here both are compile errors
+//!   ([`MAX_PROCEED_PATHS`]), so the walk is exact.
 //! - Patterns compiling to more than 100,000 states, or with groups nested
 //!   deeper than 32, are compile errors.
 //!
@@ -84,6 +87,7 @@ use crate::expr::{
 use crate::pattern::{Condition, DurationMs, Element, ElementKind, NativeFn, Pattern, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
+pub use compiler::MAX_PROCEED_PATHS;
 pub use cond::CondNode as ConditionNode;
 
 /// Index of a state in an [`Nfa`].

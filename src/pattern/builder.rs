@@ -381,12 +381,9 @@ impl PatternBuilder {
     /// The last element matches `min` to `max` times (`{min,max}`; a `min`
     /// of 0 makes it optional).
     pub fn times_range(self, min: u32, max: u32) -> PatternBuilder {
-        let (min, optional) = if min == 0 && max > 0 {
-            (1, true)
-        } else {
-            (min, false)
-        };
-        self.quantify(Quantifier::Times { min, max }, optional, "times_range")
+        // `{0,m}` stays as written (`Element::is_optional`), as in the
+        // language.
+        self.quantify(Quantifier::Times { min, max }, false, "times_range")
     }
 
     /// The last element matches one or more times (`+`).
@@ -402,7 +399,8 @@ impl PatternBuilder {
     /// The last element may be skipped entirely.
     pub fn optional(self) -> PatternBuilder {
         self.last(|draft| {
-            if draft.optional {
+            let from_zero = matches!(draft.quantifier, Some(Quantifier::Times { min: 0, .. }));
+            if draft.optional || from_zero {
                 return Err("`optional` is applied twice".to_string());
             }
             draft.optional = true;

@@ -128,6 +128,13 @@ impl Element {
         matches!(self.quantifier, Quantifier::AtLeast(_))
     }
 
+    /// Flink's `OPTIONAL` property: `optional` (`?`, `*`) or a count range
+    /// starting at 0 (`{0,m}`, which Flink's `times(0, m)` turns into
+    /// `{1,m}` plus optional without checking for a greedy element before).
+    pub fn is_optional(&self) -> bool {
+        self.optional || matches!(self.quantifier, Quantifier::Times { min: 0, .. })
+    }
+
     /// Can this element take more than one event per iteration of its
     /// sequence (LOOPING or TIMES)?
     pub fn is_repeating(&self) -> bool {

@@ -16,8 +16,14 @@
 //!   so `a{2,3} greedy` is accepted.
 //! - `greedy` together with `combinations` is rejected whatever the order
 //!   (Flink rejects only `allowCombinations().greedy()`).
-//! - A pattern "ends with `not followed by`" when the last element of the
-//!   top-level sequence is one, or is a group whose sequence ends with one.
+//! - A pattern "ends with `not followed by`" (and needs a window) when the
+//!   last element of the top-level sequence is one, as in Flink; its own
+//!   element window is enough.
+//! - A negation that a match can reach before taking any event is an error
+//!   (Flink fails on it at run time); a counted group of optional elements
+//!   is accepted (only a looping one would repeat forever); the window of a
+//!   `not followed by` that does not end the pattern is not checked (it
+//!   makes no state, as in Flink).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -139,6 +145,7 @@ pub fn validate(p: &Pattern) -> Vec<PatternError> {
     };
     v.check_pattern_level();
     v.check_sequences();
+    v.check_negations_at_start(&p.sequence, true);
     v.check_stage_names();
     v.check_skip();
     v.check_expressions();
@@ -189,8 +196,15 @@ impl Validator<'_> {
                 );
             }
         }
-        if ends_with_not_followed_by(&p.sequence) && p.within.is_none() {
-            let span = last_leaf(&p.sequence).map_or(p.span, |e| e.span);
+        // As Flink: only a top-level last `not followed by` needs a window,
+        // its own element window will do (its pending state closes with
+        // it). One that ends a final group without any window is checked
+        // between the group's repetitions only, as in Flink.
+        let last = p.sequence.elements.last();
+        let own_window = last.is_some_and(|e| e.within.is_some_and(|w| w > 0));
+        let ends_with_not = last.is_some_and(|e| e.contiguity == Contiguity::NotFollowedBy);
+        if ends_with_not && p.within.is_none() && !own_window {
+            let span = last.map_or(p.span, |e| e.span);
             self.error(
                 PatternErrorKind::EndsWithNotFollowedBy,
                 span,
@@ -253,6 +267,38 @@ impl Validator<'_> {
         }
     }
 
+    /// A negation that a match can reach before it has taken any event
+    /// (everything before it can be skipped, e.g. `(a*) not followed by b
+    /// followed by c`): Flink rejects the direct form (`a? not followed by
+    /// b`) and fails with a NullPointerException at run time on the others,
+    /// so both are errors. `at_start`: can `seq` be entered before any
+    /// event was taken? Recursion is bounded by the nesting limit.
+    fn check_negations_at_start(&mut self, seq: &Sequence, at_start: bool) {
+        let mut reach = at_start;
+        for (i, e) in seq.elements.iter().enumerate() {
+            if e.is_negation() {
+                let direct = i > 0 && seq.elements[i - 1].is_optional();
+                if reach && i > 0 && !direct {
+                    self.error(
+                        PatternErrorKind::NotAfterOptional,
+                        e.span,
+                        format!(
+                            "`{}` can be reached before the pattern takes any event (everything \
+                             before it can be skipped); Flink fails on such a pattern at run \
+                             time: make an element before it required",
+                            e.contiguity.keyword()
+                        ),
+                    );
+                }
+                continue;
+            }
+            if let ElementKind::Group(inner) = &e.kind {
+                self.check_negations_at_start(inner, reach);
+            }
+            reach = reach && takes_nothing(e);
+        }
+    }
+
     fn note_stage_use(&mut self, id: StageId, span: Span) {
         match self.uses.get_mut(id.index()) {
             Some(n) => {
@@ -281,7 +327,12 @@ impl Validator<'_> {
             self.check_quantified(e, previous);
         }
         self.check_quantifier(e);
-        if let Some(w) = e.within {
+        // A `not followed by` that does not end the pattern makes no state
+        // of its own, so its window is never registered (Flink checks the
+        // registered windows only) and has no effect.
+        let stateless = e.contiguity == Contiguity::NotFollowedBy
+            && !last_leaf(&self.pattern.sequence).is_some_and(|l| std::ptr::eq(l, e));
+        if let Some(w) = e.within.filter(|_| !stateless) {
             if w < 0 {
                 self.error(
                     PatternErrorKind::InvalidWindow,
@@ -340,7 +391,7 @@ impl Validator<'_> {
                 ),
             );
         }
-        if previous.is_some_and(|p| p.optional) {
+        if previous.is_some_and(|p| p.is_optional()) {
             self.error(
                 PatternErrorKind::NotAfterOptional,
                 e.span,
@@ -395,12 +446,14 @@ impl Validator<'_> {
             );
         }
         if let ElementKind::Group(inner) = &e.kind {
-            if e.is_repeating() && can_take_nothing(inner) {
+            // Only a looping group: Flink walks its empty iteration forever.
+            // A counted group of optional elements is accepted, as in Flink.
+            if e.is_looping() && can_take_nothing(inner) {
                 self.error(
                     PatternErrorKind::EmptyIteration,
                     e.span,
-                    "a repeated group needs an element that is not optional: \
-                     an iteration that takes no event would repeat the same match",
+                    "a looping group needs an element that is not optional: \
+                     an iteration that takes no event would repeat forever",
                 );
             }
         }
@@ -419,13 +472,17 @@ impl Validator<'_> {
             Quantifier::Times { min, max } => (min, Some(max)),
             Quantifier::AtLeast(n) => (n, None),
         };
-        if min == 0 {
+        // `{0,m}` (m >= 1) is Flink's `times(0, m)`; other zero counts are
+        // errors.
+        let from_zero_range = matches!(e.quantifier, Quantifier::Times { min: 0, max } if max > 0);
+        if min == 0 && !from_zero_range {
             self.error(
                 PatternErrorKind::InvalidQuantifier,
                 e.span,
                 "a repetition count must be at least 1 (use `optional` for zero)",
             );
         }
+
         if let Some(max) = max.filter(|m| *m < min) {
             self.error(
                 PatternErrorKind::InvalidQuantifier,
@@ -581,12 +638,6 @@ fn invalid_stage(id: StageId) -> String {
     )
 }
 
-/// Does the sequence end with `not followed by` (looking into a trailing
-/// group, iteratively)?
-fn ends_with_not_followed_by(seq: &Sequence) -> bool {
-    last_leaf(seq).is_some_and(|e| e.contiguity == Contiguity::NotFollowedBy)
-}
-
 /// The last element of a sequence, descending into trailing groups (bounded
 /// by [`MAX_NESTING`]).
 fn last_leaf(seq: &Sequence) -> Option<&Element> {
@@ -621,12 +672,21 @@ pub fn show_ms(ms: i64) -> String {
     format!("{ms}ms")
 }
 
+/// Can the element be passed without taking an event?
+fn takes_nothing(e: &Element) -> bool {
+    e.is_optional()
+        || match &e.kind {
+            ElementKind::Group(inner) => can_take_nothing(inner),
+            ElementKind::Stage(_) => false,
+        }
+}
+
 /// Can one pass over `seq` take no event at all (every element that is not
 /// a negation optional, or a group that can itself take nothing)? Nesting
 /// is bounded by the language's limits and the NFA compiler's depth check.
 fn can_take_nothing(seq: &Sequence) -> bool {
     seq.elements.iter().filter(|e| !e.is_negation()).all(|e| {
-        e.optional
+        e.is_optional()
             || match &e.kind {
                 ElementKind::Group(inner) => can_take_nothing(inner),
                 ElementKind::Stage(_) => false,

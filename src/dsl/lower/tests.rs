@@ -40,7 +40,8 @@ fn quantifiers_are_normalised_like_flink() {
             (Quantifier::AtLeast(1), true),
             (Quantifier::AtLeast(1), false),
             (Quantifier::Times { min: 2, max: 2 }, false),
-            (Quantifier::Times { min: 1, max: 3 }, true),
+            // `{0,3}` stays as written; `is_optional` says it is optional.
+            (Quantifier::Times { min: 0, max: 3 }, false),
             (Quantifier::Times { min: 2, max: 4 }, false),
             (Quantifier::AtLeast(3), false),
             (Quantifier::AtLeast(1), true),

@@ -91,8 +91,8 @@ fn zero_minimum_means_optional() {
         .build()
         .unwrap();
     let e = &p.sequence.elements;
-    assert_eq!(e[0].quantifier, Quantifier::Times { min: 1, max: 3 });
-    assert!(e[0].optional);
+    assert_eq!(e[0].quantifier, Quantifier::Times { min: 0, max: 3 });
+    assert!(e[0].is_optional());
     assert_eq!(e[1].quantifier, Quantifier::AtLeast(1));
     assert!(e[1].optional);
 }

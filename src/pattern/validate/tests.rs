@@ -98,14 +98,68 @@ fn ending_with_not_followed_by_needs_within() {
 }
 
 #[test]
-fn ending_group_with_not_followed_by_needs_within() {
+fn only_a_top_level_trailing_not_followed_by_needs_a_window() {
+    // As Flink: a group ending with `not followed by` at the end of the
+    // pattern is accepted without a window (the negation then binds only
+    // between the group's repetitions).
     let mut p = pattern(&["a", "b", "c"]);
     p.sequence.elements[2].contiguity = Contiguity::NotFollowedBy;
+    let top_level = p.clone();
     let inner = p.sequence.elements.split_off(1);
     p.sequence
         .elements
         .push(Element::group(Sequence { elements: inner }));
-    assert_eq!(kinds(&p), vec![K::EndsWithNotFollowedBy]);
+    assert_eq!(kinds(&p), vec![]);
+    assert_eq!(kinds(&top_level), vec![K::EndsWithNotFollowedBy]);
+    // Its own element window bounds it, as Flink's pending state.
+    let mut own = top_level.clone();
+    own.sequence.elements[2].within = Some(5);
+    assert_eq!(kinds(&own), vec![]);
+}
+
+#[test]
+fn window_of_a_middle_not_followed_by_is_not_checked() {
+    // It makes no state, so Flink never registers (nor checks) its window.
+    let mut p = pattern(&["a", "b", "c"]);
+    p.within = Some(10);
+    p.sequence.elements[1].contiguity = Contiguity::NotFollowedBy;
+    p.sequence.elements[1].within = Some(20);
+    assert_eq!(kinds(&p), vec![]);
+    p.sequence.elements[2].within = Some(20);
+    assert_eq!(kinds(&p), vec![K::ElementWindowTooLarge]);
+}
+
+#[test]
+fn negation_reachable_before_any_take() {
+    // `(a*) not followed by b followed by c`: Flink fails at run time.
+    let mut p = pattern(&["a", "b", "c"]);
+    p.sequence.elements[0].quantifier = Quantifier::AtLeast(1);
+    p.sequence.elements[0].optional = true;
+    let first = p.sequence.elements.remove(0);
+    p.sequence.elements.insert(
+        0,
+        Element::group(Sequence {
+            elements: vec![first],
+        }),
+    );
+    p.sequence.elements[1].contiguity = Contiguity::NotFollowedBy;
+    assert_eq!(kinds(&p), vec![K::NotAfterOptional]);
+    // A required element before the group makes it fine.
+    let mut q = pattern(&["x"]);
+    q.stages.extend(p.stages.iter().cloned());
+    for (i, s) in q.stages.iter_mut().enumerate() {
+        s.name = format!("s{i}");
+    }
+    let mut shifted = p.sequence.elements.clone();
+    fn shift(e: &mut Element) {
+        match &mut e.kind {
+            ElementKind::Stage(s) => s.0 += 1,
+            ElementKind::Group(g) => g.elements.iter_mut().for_each(shift),
+        }
+    }
+    shifted.iter_mut().for_each(shift);
+    q.sequence.elements.extend(shifted);
+    assert_eq!(kinds(&q), vec![]);
 }
 
 #[test]
@@ -187,7 +241,10 @@ fn inner_contiguity_needs_repetition() {
 #[test]
 fn quantifier_bounds() {
     let mut p = pattern(&["a"]);
+    // `{0,2}` is Flink's `times(0, 2)`; `{0,0}` matches nothing.
     p.sequence.elements[0].quantifier = Quantifier::Times { min: 0, max: 2 };
+    assert_eq!(kinds(&p), vec![]);
+    p.sequence.elements[0].quantifier = Quantifier::Times { min: 0, max: 0 };
     assert_eq!(kinds(&p), vec![K::InvalidQuantifier]);
     p.sequence.elements[0].quantifier = Quantifier::Times { min: 3, max: 2 };
     assert_eq!(kinds(&p), vec![K::InvalidQuantifier]);
