@@ -238,3 +238,58 @@ fn automaton_is_shareable_across_threads() {
     send_sync::<crate::matcher::Partition>();
     send_sync::<crate::matcher::SharedBuffer<crate::Record>>();
 }
+
+/// `a (b? c?)? (b? c?)? ... z` with `groups` optional groups of two
+/// optional stages: each group offers two PROCEED paths to the next one
+/// (through `c?` or straight out of the group), so the paths from `a`'s
+/// successor double with each group.
+fn optional_groups(groups: u16) -> Pattern {
+    let opt = |stage: u16| Element {
+        optional: true,
+        ..el(stage, Contiguity::Relaxed)
+    };
+    let last = 2 * groups + 1;
+    let names: Vec<String> = (0..=last).map(|i| format!("s{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut elements = vec![el(0, Contiguity::Relaxed)];
+    for g in 0..groups {
+        let mut group = Element::group(Sequence {
+            elements: vec![opt(1 + 2 * g), opt(2 + 2 * g)],
+        });
+        group.optional = true;
+        elements.push(group);
+    }
+    elements.push(el(last, Contiguity::Relaxed));
+    pattern(&names, elements)
+}
+
+#[test]
+fn proceed_paths_are_bounded_at_compile_time() {
+    // Flink's walk keeps no visited set: every PROCEED path is walked, and
+    // each level of optional groups multiplies them. A few levels compile;
+    // many are a compile error instead of an exponential (or, with the old
+    // step budget, silently truncated) walk.
+    let fields = &mut StaticFields::new(&[]);
+    assert!(Nfa::<Ch>::compile(&optional_groups(8), fields).is_ok());
+    let err = Nfa::<Ch>::compile(&optional_groups(16), fields).unwrap_err();
+    assert!(err.message.contains("too ambiguous"), "{err}");
+    assert!(
+        err.message.contains(&MAX_PROCEED_PATHS.to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn proceed_cycles_are_a_compile_error() {
+    // `(a?)+ b`: validate rejects it, and so does the compiler (it is
+    // public): Flink would loop forever.
+    let mut inner = el(0, Contiguity::Relaxed);
+    inner.optional = true;
+    let mut group = Element::group(Sequence {
+        elements: vec![inner],
+    });
+    group.quantifier = Quantifier::AtLeast(1);
+    let p = pattern(&["a", "b"], vec![group, el(1, Contiguity::Relaxed)]);
+    let err = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    assert!(err.message.contains("cycle"), "{err}");
+}
