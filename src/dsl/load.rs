@@ -256,6 +256,20 @@ impl Loaded {
             return;
         }
         self.names.insert(p.name.clone(), (source, p.span));
+        // What `run` would reject must be rejected here too: compile the
+        // automaton (PROCEED cycles and path bounds, state limits) once.
+        let mut fields = crate::event::FieldTable::new();
+        if let Err(e) = crate::nfa::Nfa::<crate::Record>::compile(&p, &mut fields) {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    DiagnosticKind::Limit,
+                    p.span,
+                    format!("pattern `{}` cannot be compiled: {e}", p.name),
+                )
+                .in_source(source),
+            );
+            return;
+        }
         self.patterns.push(p);
         self.pattern_sources.push(source);
     }

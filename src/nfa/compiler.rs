@@ -958,7 +958,7 @@ fn check_proceed_paths(states: &[State]) -> Res<()> {
                         return Err(CompileError::new(format!(
                             "the pattern is too ambiguous to match efficiently: from state `{}` \
                              an event can be routed {} ways or more through elements that take \
-                             nothing (at most {MAX_PROCEED_PATHS}); nest fewer optional groups",
+                             nothing (at most {MAX_PROCEED_PATHS}); use fewer optional groups in a row or nested",
                             states[state].name,
                             MAX_PROCEED_PATHS + 1
                         )));
