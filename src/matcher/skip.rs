@@ -1,7 +1,8 @@
 //! After-match skip strategies and Flink's hold-back rule
 //! (`NFA.processMatchesAccordingToSkipStrategy`, `AfterMatchSkipStrategy`).
 //!
-//! Complete matches join the partition's held queue; the earliest one is
+//! Complete matches join the partition's held queue; under a skip strategy
+//! other than `no skip` (Flink's `isSkipStrategy`) the earliest one is
 //! emitted only while no live partial run started strictly before it
 //! (Flink's `isEarlier` is `compare <= 0`: a run with the same start event,
 //! such as the match's own loop branch, does not block; the start run sorts
@@ -35,8 +36,11 @@ pub(crate) fn process_matches_by_skip<E: Event>(
     for m in potential.drain() {
         part.completed.offer(m);
     }
+    // Flink holds matches back only for a real skip strategy
+    // (`isSkipStrategy()` is false for `no skip`).
+    let hold_back = nfa.pattern.skip != SkipStrategy::NoSkip;
     while let Some(earliest) = part.completed.peek() {
-        if partial.peek().is_some_and(|p| earliest.key() > p.key()) {
+        if hold_back && partial.peek().is_some_and(|p| earliest.key() > p.key()) {
             break;
         }
         let Some(m) = part.completed.poll() else {
