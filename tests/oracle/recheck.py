@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Re-explain the disagreements a `diff.py --out DIR` run left UNEXPLAINED,
+with cepheid's documented deviations (docs/semantics.md) applied the way
+they actually work:
+
+  D1  a `not followed by` ending a group: its condition is made never-true
+      on BOTH sides (deleting it from cepheid's copy, as diff.py does, also
+      deletes Flink's own partial enforcement of it, between repetitions and
+      as a pending end, and breaks conditions that refer to it);
+  D2  element windows on groups, D3 on quantified elements: dropped from
+      cepheid's copy (Flink ignores them);
+  D4  deadline-ordered time: Flink run with `"tick": true`;
+  D5  patterns Flink fails on at run time: cepheid's compile errors that
+      say so (or Flink's own runtime error / time-out when cepheid rejects).
+
+usage: CEPHEID_BIN=target/release/cepheid python3 tests/oracle/recheck.py DIR
+Prints, per disagreement, the smallest set of deviations that explains it,
+and the cases nothing explains (those are bugs).
+"""
+import collections
+import copy
+import itertools
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ORACLE = os.path.join(HERE, '..', '..', '..', 'shared', 'flink-oracle')
+sys.path.insert(0, ORACLE)
+
+import diff  # noqa: E402
+import oracle_lib as ol  # noqa: E402
+
+NEVER = {'eq': ['kind', 'no event has this kind']}
+D5_TEXT = ('Flink fails', 'looping group needs', 'cycle of moves', 'too ambiguous')
+
+
+def d1(stages):
+    for st, _, _, _ in diff.walk(stages):
+        g = st.get('group')
+        if g:
+            j = len(g) - 1
+            while j >= 1 and g[j].get('contiguity') == 'not_followed_by':
+                g[j]['where'] = NEVER
+                j -= 1
+
+
+def d23(stages):
+    for st, _, _, _ in diff.walk(stages):
+        if st.get('group') or st.get('quantifier'):
+            st.pop('within_prev_ms', None)
+
+
+def run(runner, case, rules):
+    fl_case, ce_case = copy.deepcopy(case), copy.deepcopy(case)
+    if 'D1' in rules:
+        d1(fl_case['pattern']['stages'])
+        d1(ce_case['pattern']['stages'])
+    if 'D2/D3' in rules:
+        d23(ce_case['pattern']['stages'])
+    h = ol.harness_case(fl_case)
+    if 'D4' in rules:
+        h['tick'] = True
+    fl = runner.flink.run(h)
+    ce = ol.run_cepheid(ce_case, runner.binary, runner.tmp)
+    return ol.compare(fl, ce)
+
+
+def main():
+    out_dir = sys.argv[1]
+    os.chdir(ORACLE)
+    report = json.load(open(os.path.join(out_dir, 'report.json')))
+    todo = set()
+    for g in report['groups']:
+        if not g['explanation']:
+            todo.update(g['cases'])
+    cases = {}
+    for line in open(os.path.join(out_dir, 'disagreeing-cases.jsonl')):
+        c = json.loads(line)
+        if c['case']['id'] in todo:
+            cases[c['case']['id']] = c
+    runner = diff.Runner(ol.cepheid_bin())
+    verdicts = collections.Counter()
+    unexplained = []
+    try:
+        for cid, c in sorted(cases.items()):
+            sig = c['signature']
+            err = json.dumps(c.get('cepheid', {}).get('error') or '')
+            if sig[0] == 'cepheid-invalid' and any(t in err for t in D5_TEXT):
+                verdicts['D5 (cepheid rejects what Flink fails on at run time)'] += 1
+                continue
+            if sig[0] in ('flink-runtime-error', 'flink-crash'):
+                if len(sig) > 2 and sig[2] == 'cepheid rejects':
+                    verdicts['D5 (Flink fails at run time, cepheid rejects)'] += 1
+                else:
+                    verdicts['Flink failed or timed out, cepheid ran (no verdict)'] += 1
+                continue
+            found = None
+            for n in range(0, 4):
+                for rules in itertools.combinations(('D1', 'D2/D3', 'D4'), n):
+                    cat, _ = run(runner, c['case'], rules)
+                    if cat not in diff.DISAGREE:
+                        found = rules
+                        break
+                if found is not None:
+                    break
+            if found == ():
+                verdicts['agrees now (fixed since the run)'] += 1
+            elif found:
+                verdicts[' + '.join(found)] += 1
+            else:
+                verdicts['UNEXPLAINED'] += 1
+                unexplained.append(cid)
+    finally:
+        runner.close()
+    for k, v in verdicts.most_common():
+        print('%6d  %s' % (v, k))
+    if unexplained:
+        print('unexplained:', ' '.join(unexplained))
+
+
+if __name__ == '__main__':
+    main()
