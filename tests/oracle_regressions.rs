@@ -80,9 +80,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
             .unwrap_or_default();
         match rec["kind"].as_str() {
             Some("match") => got_m.push(canon(&Json::Object(stages), None)),
-            Some("timeout") => {
-                got_t.push(canon(&Json::Object(stages), Some(&rec["expired_at"])))
-            }
+            Some("timeout") => got_t.push(canon(&Json::Object(stages), Some(&rec["expired_at"]))),
             _ => {}
         }
     }
