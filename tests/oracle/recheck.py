@@ -13,8 +13,8 @@ they actually work:
   D5  patterns Flink fails on at run time: cepheid's compile errors that
       say so (or Flink's own runtime error / time-out when cepheid rejects).
 
-usage: CEPHEID_BIN=target/release/cepheid python3 tests/oracle/recheck.py DIR
-Prints, per disagreement, the smallest set of deviations that explains it,
+usage: CEPHEID_BIN=target/release/cepheid python3 tests/oracle/recheck.py DIR [ID...]
+(with IDs: those cases, whatever diff.py's explainers said of them.) Prints, per disagreement, the smallest set of deviations that explains it,
 and the cases nothing explains (those are bugs).
 """
 import collections
@@ -70,10 +70,8 @@ def main():
     out_dir = sys.argv[1]
     os.chdir(ORACLE)
     report = json.load(open(os.path.join(out_dir, 'report.json')))
-    todo = set()
-    for g in report['groups']:
-        if not g['explanation']:
-            todo.update(g['cases'])
+    todo = set(sys.argv[2:]) or {
+        cid for g in report['groups'] if not g['explanation'] for cid in g['cases']}
     cases = {}
     for line in open(os.path.join(out_dir, 'disagreeing-cases.jsonl')):
         c = json.loads(line)
