@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function};
+use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
     SkipStrategy, Stage, StageId,
@@ -31,7 +31,13 @@ pub fn load(dir: &Path) -> Result<Case, String> {
     let text = std::fs::read_to_string(dir.join("case.json")).map_err(|e| e.to_string())?;
     let json: Json = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let id = dir.file_name().unwrap().to_string_lossy().to_string();
-    if json["harness"] != "nfa" {
+    parse(id, json)
+}
+
+/// Reads a case object of the neutral format (a conformance `case.json`,
+/// or a case of the oracle's generator with structured conditions).
+pub fn parse(id: String, json: Json) -> Result<Case, String> {
+    if json.get("harness").is_some_and(|h| h != "nfa") {
         return Err("operator harness (watermarks, keys)".into());
     }
     if json.get("expected_error").is_some() {
@@ -232,6 +238,18 @@ fn expr(json: &Json, stages: &[Stage]) -> Result<Expr, String> {
     };
     Ok(match op.as_str() {
         "true" => Expr::Literal(Value::Bool(true)),
+        "not" => Expr::Unary(UnaryOp::Not, Box::new(expr(args, stages)?)),
+        "cmp" => {
+            let op = match args[0].as_str().unwrap() {
+                "eq" => BinaryOp::Eq,
+                "ne" => BinaryOp::Ne,
+                "gt" => BinaryOp::Gt,
+                "ge" => BinaryOp::Ge,
+                "lt" => BinaryOp::Lt,
+                _ => BinaryOp::Le,
+            };
+            bin(op, value(&args[1], stages)?, value(&args[2], stages)?)
+        }
         "eq" => bin(BinaryOp::Eq, field(arg(0).as_str().unwrap()), lit(arg(1))),
         "gt" => bin(BinaryOp::Gt, field(arg(0).as_str().unwrap()), lit(arg(1))),
         "contains" => Expr::Call(Function::Contains, vec![field(arg(0).as_str().unwrap()), lit(arg(1))]),
@@ -272,5 +290,47 @@ fn expr(json: &Json, stages: &[Stage]) -> Result<Expr, String> {
             other => return Err(format!("iterative condition `{other}`")),
         },
         other => return Err(format!("condition `{other}`")),
+    })
+}
+
+/// A value of the structured conditions (`{"field"}`, `{"const"}`,
+/// `{"last"}`, `{"first"}`, `{"sum"}`, `{"count"}`, `{"add"}`).
+fn value(json: &Json, stages: &[Stage]) -> Result<Expr, String> {
+    let stage = |name: &Json| {
+        let name = name.as_str().unwrap_or_default();
+        stages
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| StageId(i as u16))
+            .ok_or_else(|| format!("unknown stage {name}"))
+    };
+    let aggregate = |func, args: &Json| -> Result<Expr, String> {
+        Ok(Expr::Aggregate {
+            func,
+            stage: stage(&args[0])?,
+            path: Some(FieldPath::single(args[1].as_str().unwrap_or_default())),
+        })
+    };
+    Ok(match json {
+        j if j.get("field").is_some() => field(j["field"].as_str().unwrap_or_default()),
+        j if j.get("const").is_some() => Expr::Literal(Value::from_json(&j["const"])),
+        j if j.get("last").is_some() && j["form"] == "dot" => Expr::StageField {
+            stage: stage(&j["last"][0])?,
+            path: FieldPath::single(j["last"][1].as_str().unwrap_or_default()),
+        },
+        j if j.get("last").is_some() => aggregate(AggregateFunc::Last, &j["last"])?,
+        j if j.get("first").is_some() => aggregate(AggregateFunc::First, &j["first"])?,
+        j if j.get("sum").is_some() => aggregate(AggregateFunc::Sum, &j["sum"])?,
+        j if j.get("count").is_some() => Expr::Aggregate {
+            func: AggregateFunc::Count,
+            stage: stage(&j["count"])?,
+            path: None,
+        },
+        j if j.get("add").is_some() => bin(
+            BinaryOp::Add,
+            value(&j["add"][0], stages)?,
+            value(&j["add"][1], stages)?,
+        ),
+        other => return Err(format!("value {other}")),
     })
 }

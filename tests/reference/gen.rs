@@ -1,7 +1,17 @@
 //! Random patterns over every construct and random event sequences, for the
 //! differential test. A [`PatternSpec`] is plain data (so proptest shrinks
-//! it); [`PatternSpec::build`] repairs it into a pattern that follows the
-//! static rules, and the caller still filters with `pattern::validate`.
+//! it); [`PatternSpec::build`] turns it into a pattern.
+//!
+//! `build` repairs only what can never be valid (a sequence starting with a
+//! negation, a negation on a group or with modifiers, a negation after an
+//! optional element, modifiers on elements that cannot carry them, a
+//! trailing `not followed by` without a window, a skip target inside a
+//! group, an element window larger than the pattern's, a looping group
+//! that can take nothing); each repair maps an invalid shape onto a valid
+//! one, so every valid shape stays reachable. A few elements are left
+//! *wild* (no repair), and an optional element after a greedy one is never
+//! repaired: those patterns go to `pattern::validate`, which rejects what is
+//! invalid, and the test counts them.
 
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
@@ -44,7 +54,7 @@ pub struct ElemSpec {
     pub connector: u8,
     /// 0 one, 1 `{min,min+extra}`, 2 `{min,}`.
     pub quant: u8,
-    /// Least count.
+    /// Least count (0 makes `{0,m}` of a counted element; loops take 1).
     pub min: u32,
     /// `max - min` for counted elements.
     pub extra: u32,
@@ -58,6 +68,9 @@ pub struct ElemSpec {
     pub until: Option<CondSpec>,
     /// Element window.
     pub within: Option<i64>,
+    /// Leave the modifiers as drawn (no repair), so invalid shapes reach
+    /// `validate`.
+    pub wild: bool,
 }
 
 /// A whole pattern.
@@ -73,6 +86,8 @@ pub struct PatternSpec {
     pub skip_target: usize,
     /// Emit timeouts.
     pub timeouts: bool,
+    /// Let the skip target be any stage (also one inside a group).
+    pub wild_target: bool,
 }
 
 fn cond_spec() -> impl Strategy<Value = CondSpec> {
@@ -94,17 +109,28 @@ fn cond_spec() -> impl Strategy<Value = CondSpec> {
 
 fn leaf() -> impl Strategy<Value = ElemSpec> {
     let quant = prop_oneof![5 => Just(0u8), 2 => Just(1u8), 3 => Just(2u8)];
+    let inner = prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)];
     (
         cond_spec(),
         0u8..5,
         quant,
-        (1u32..3, 0u32..3),
-        (prop::bool::weighted(0.2), prop::bool::weighted(0.3), 0u8..3),
-        prop::option::weighted(0.2, cond_spec()),
-        prop::option::weighted(0.1, 1i64..6),
+        (0u32..4, 0u32..3),
+        (prop::bool::weighted(0.25), prop::bool::weighted(0.3), inner),
+        prop::option::weighted(0.25, cond_spec()),
+        prop::option::weighted(0.15, 1i64..7),
+        prop::bool::weighted(0.015),
     )
         .prop_map(
-            |(cond, connector, quant, (min, extra), (optional, greedy, inner), until, within)| {
+            |(
+                cond,
+                connector,
+                quant,
+                (min, extra),
+                (optional, greedy, inner),
+                until,
+                within,
+                wild,
+            )| {
                 ElemSpec {
                     group: Vec::new(),
                     cond,
@@ -117,6 +143,7 @@ fn leaf() -> impl Strategy<Value = ElemSpec> {
                     inner,
                     until,
                     within,
+                    wild,
                 }
             },
         )
@@ -139,14 +166,16 @@ pub fn pattern_spec() -> impl Strategy<Value = PatternSpec> {
         prop_oneof![3 => Just(0u8), 1 => 1u8..5],
         0..8usize,
         any::<bool>(),
+        prop::bool::weighted(0.03),
     )
         .prop_map(
-            |(elements, within, skip, skip_target, timeouts)| PatternSpec {
+            |(elements, within, skip, skip_target, timeouts, wild_target)| PatternSpec {
                 elements,
                 within,
                 skip,
                 skip_target,
                 timeouts,
+                wild_target,
             },
         )
 }
@@ -157,7 +186,7 @@ pub fn events() -> impl Strategy<Value = Vec<RefEvent>> {
         (
             0..4usize,
             0i64..5,
-            prop_oneof![1 => Just(0i64), 3 => 1i64..3],
+            prop_oneof![3 => Just(0i64), 8 => 1i64..3, 1 => 3i64..8],
         ),
         0..13,
     )
@@ -188,27 +217,36 @@ impl CondSpec {
 }
 
 impl PatternSpec {
-    /// Repairs the specification into a pattern following the static rules.
+    /// Builds the pattern (repairing what can never be valid, see the
+    /// module doc).
     pub fn build(&self) -> Pattern {
-        let mut b = Builder {
-            stages: Vec::new(),
-            looping_groups: 0,
-        };
+        let mut b = Builder { stages: Vec::new() };
         let within = self.within;
-        let mut sequence = b.sequence(&self.elements, within, false);
-        // A trailing `not followed by` needs a window.
-        if within.is_none() {
-            fix_trailing_not(&mut sequence);
+        let mut sequence = b.sequence(&self.elements);
+        if let Some(w) = within {
+            clamp_windows(&mut sequence, &self.elements, w);
         }
-        let top: Vec<StageId> = sequence
-            .elements
-            .iter()
-            .filter(|e| !e.is_negation())
-            .filter_map(|e| match e.kind {
-                ElementKind::Stage(s) => Some(s),
-                ElementKind::Group(_) => None,
-            })
-            .collect();
+        // A trailing `not followed by` needs a window (its own will do).
+        if within.is_none() {
+            if let Some(last) = sequence.elements.last_mut() {
+                let wild = self.elements.last().is_some_and(|e| e.wild);
+                if last.contiguity == Contiguity::NotFollowedBy && last.within.is_none() && !wild {
+                    last.contiguity = Contiguity::Relaxed;
+                }
+            }
+        }
+        let top: Vec<StageId> = if self.wild_target {
+            (0..b.stages.len() as u16).map(StageId).collect()
+        } else {
+            sequence
+                .elements
+                .iter()
+                .filter_map(|e| match e.kind {
+                    ElementKind::Stage(s) => Some(s),
+                    ElementKind::Group(_) => None,
+                })
+                .collect()
+        };
         let target = top.get(self.skip_target % top.len().max(1)).copied();
         let skip = match (self.skip, target) {
             (1, _) => SkipStrategy::ToNext,
@@ -232,84 +270,73 @@ impl PatternSpec {
     }
 }
 
-fn fix_trailing_not(seq: &mut Sequence) {
-    if let Some(last) = seq.elements.last_mut() {
-        if last.contiguity == Contiguity::NotFollowedBy && last.within.is_none() {
-            last.contiguity = Contiguity::Relaxed;
+/// An element window larger than the pattern's is clamped to it (unless
+/// the element is wild).
+fn clamp_windows(seq: &mut Sequence, specs: &[ElemSpec], within: i64) {
+    for (el, spec) in seq.elements.iter_mut().zip(specs) {
+        if !spec.wild {
+            el.within = el.within.map(|w| w.min(within));
         }
-        if let ElementKind::Group(inner) = &mut last.kind {
-            fix_trailing_not(inner);
+        if let ElementKind::Group(inner) = &mut el.kind {
+            clamp_windows(inner, &spec.group, within);
+        }
+    }
+}
+
+/// Can one pass over the sequence take no event?
+fn can_take_nothing(seq: &Sequence) -> bool {
+    seq.elements.iter().filter(|e| !e.is_negation()).all(|e| {
+        e.is_optional()
+            || match &e.kind {
+                ElementKind::Group(inner) => can_take_nothing(inner),
+                ElementKind::Stage(_) => false,
+            }
+    })
+}
+
+/// A looping group needs an element that is not optional: the first
+/// optional one that is no negation becomes required.
+fn require_one(seq: &mut Sequence) {
+    if let Some(el) = seq.elements.iter_mut().find(|e| !e.is_negation()) {
+        make_required(el);
+        if let ElementKind::Group(inner) = &mut el.kind {
+            if can_take_nothing(inner) {
+                require_one(inner);
+            }
         }
     }
 }
 
 struct Builder {
     stages: Vec<Stage>,
-    /// How many looping groups enclose the element being built.
-    looping_groups: usize,
 }
 
 impl Builder {
-    fn sequence(&mut self, specs: &[ElemSpec], within: Option<i64>, nested: bool) -> Sequence {
+    fn sequence(&mut self, specs: &[ElemSpec]) -> Sequence {
         let mut elements: Vec<Element> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            let mut el = self.element(spec, within);
-            let previous = elements.last_mut();
+            let mut el = self.element(spec);
             if i == 0 {
+                // The first element's connector means nothing, except that
+                // a negation cannot start a sequence.
                 el.contiguity = Contiguity::Relaxed;
             }
-            if i == 0 && nested {
-                // A group whose first element is optional may iterate empty.
-                el.optional = false;
-            }
-            if let Some(prev) = previous {
-                let el_negated = el.is_negation();
-                if el_negated && (prev.is_negation() || matches!(el.kind, ElementKind::Group(_))) {
+            if !spec.wild && el.is_negation() {
+                if matches!(el.kind, ElementKind::Group(_)) {
                     el.contiguity = Contiguity::Relaxed;
-                } else if el_negated {
-                    prev.optional = false;
-                }
-                if prev.greedy && el.optional {
-                    el.optional = false;
-                }
-            }
-            if el.is_negation() {
-                strip_for_negation(&mut el);
-            }
-            if el.quantifier != Quantifier::One {
-                // UNRESOLVED: a repeating group that ends with a negation at
-                // the end of a windowed pattern, e.g.
-                // `within 1ms match (s0 not followed by s1){1,2}` on `b`: the
-                // matcher completes {b} when the window closes (the negation
-                // is pending, as at the end of a pattern); the reference
-                // emits nothing. Excluded until the rule is settled.
-                if let ElementKind::Group(inner) = &mut el.kind {
-                    drop_trailing_negation(inner);
+                } else {
+                    strip_for_negation(&mut el);
+                    if let Some(prev) = elements.last_mut() {
+                        make_required(prev);
+                    }
                 }
             }
             elements.push(el);
         }
-        if nested {
-            // KNOWN MATCHER BUG: a negation followed only by optional
-            // elements at the end of a group (our extension of FLINK-15980):
-            // `(s0 not followed by s1 followed by s2 optional)+ combinations`
-            // (s0: a|b, s1: a, s2: b) on `a b b` misses {s0:[1,2] s2:[3]}.
-            // Excluded: such trailing elements are required.
-            if let Some(n) = elements
-                .iter()
-                .rposition(|e| e.contiguity == Contiguity::NotFollowedBy)
-            {
-                if elements[n + 1..].iter().all(|e| e.optional) {
-                    for e in &mut elements[n + 1..] {
-                        e.optional = false;
-                    }
-                }
-            }
-        }
         Sequence { elements }
     }
 
-    fn element(&mut self, spec: &ElemSpec, within: Option<i64>) -> Element {
+    fn element(&mut self, spec: &ElemSpec) -> Element {
         let contiguity = match spec.connector {
             0 => Contiguity::Strict,
             1 => Contiguity::Relaxed,
@@ -321,9 +348,9 @@ impl Builder {
             0 => Quantifier::One,
             1 => Quantifier::Times {
                 min: spec.min,
-                max: spec.min + spec.extra,
+                max: (spec.min + spec.extra).max(1),
             },
-            _ => Quantifier::AtLeast(spec.min),
+            _ => Quantifier::AtLeast(spec.min.max(1)),
         };
         let kind = if spec.group.is_empty() {
             let id = StageId(self.stages.len() as u16);
@@ -334,18 +361,20 @@ impl Builder {
             });
             ElementKind::Stage(id)
         } else {
-            let looping_group = spec.quant == 2;
-            self.looping_groups += usize::from(looping_group);
-            let inner = self.sequence(&spec.group, within, true);
-            self.looping_groups -= usize::from(looping_group);
+            let mut inner = self.sequence(&spec.group);
+            if !spec.wild && spec.quant == 2 && can_take_nothing(&inner) {
+                require_one(&mut inner);
+            }
             ElementKind::Group(inner)
         };
         let is_stage = matches!(kind, ElementKind::Stage(_));
         let repeating = quantifier != Quantifier::One;
         let looping = matches!(quantifier, Quantifier::AtLeast(_));
-        let inner = match (repeating, spec.inner) {
-            (true, 1) => InnerContiguity::Consecutive,
-            (true, 2) if !spec.greedy => InnerContiguity::Combinations,
+        let greedy = spec.greedy && (spec.wild || (repeating && is_stage));
+        let inner = match spec.inner {
+            _ if !(spec.wild || repeating) => InnerContiguity::Relaxed,
+            1 => InnerContiguity::Consecutive,
+            2 if spec.wild || !greedy => InnerContiguity::Combinations,
             _ => InnerContiguity::Relaxed,
         };
         let own = StageId(self.stages.len().saturating_sub(1) as u16);
@@ -354,49 +383,32 @@ impl Builder {
             contiguity,
             quantifier,
             optional: spec.optional,
-            greedy: spec.greedy && repeating && is_stage,
+            greedy,
             inner,
             until: spec
                 .until
                 .as_ref()
-                // UNRESOLVED (reported to the lead): greedy with until. Flink
-                // reaches an unrestricted copy of the next state when until
-                // holds; whether the restricted original is reached too (two
-                // branches, duplicate matches) is not pinned by any case, and
-                // the matcher forks on the optional-skip path only:
-                // `((b) next a+ optional greedy until b){1,2}` on `b b` emits
-                // {b1 b2} twice. Excluded: no until on greedy elements.
-                .filter(|_| looping && is_stage && !(spec.greedy && repeating))
+                .filter(|_| spec.wild || looping)
                 .map(|u| u.build(own)),
-            within: spec
-                .within
-                // Element windows inside looping groups are left out: after
-                // a later iteration Flink's run waits in the loop's dummy
-                // state, which has no window (implementation-defined).
-                .filter(|w| {
-                    is_stage && self.looping_groups == 0 && within.map_or(true, |p| *w <= p)
-                }),
+            within: spec.within,
             span: Span::default(),
         }
     }
 }
 
-fn drop_trailing_negation(seq: &mut Sequence) {
-    if let Some(last) = seq.elements.last_mut() {
-        if last.is_negation() {
-            last.contiguity = Contiguity::Relaxed;
-        }
-        if let ElementKind::Group(inner) = &mut last.kind {
-            drop_trailing_negation(inner);
-        }
+/// Neither `optional` nor `{0,m}`.
+fn make_required(el: &mut Element) {
+    el.optional = false;
+    if let Quantifier::Times { min: 0, max } = el.quantifier {
+        el.quantifier = Quantifier::Times { min: 1, max };
     }
 }
 
+/// A negation takes no quantifier or modifier but a window.
 fn strip_for_negation(el: &mut Element) {
     el.quantifier = Quantifier::One;
     el.optional = false;
     el.greedy = false;
     el.inner = InnerContiguity::Relaxed;
     el.until = None;
-    el.within = None;
 }

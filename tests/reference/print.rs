@@ -88,9 +88,6 @@ fn element(p: &Pattern, el: &Element, untils: &mut Vec<(String, String)>) -> Str
     if el.greedy {
         out += " greedy";
     }
-    if el.is_negation() {
-        return out;
-    }
     match el.inner {
         InnerContiguity::Relaxed => {}
         InnerContiguity::Consecutive => out += " consecutive",

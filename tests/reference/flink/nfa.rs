@@ -1,0 +1,522 @@
+//! Flink's `NFA` runtime over one partition: `process` (`doProcess`,
+//! `computeNextStates` with its Dewey versions, `createDecisionGraph`,
+//! `findFinalStateAfterProceed`), `advanceTime`, and
+//! `processMatchesAccordingToSkipStrategy`, with partial and completed
+//! matches in JDK priority queues ([`super::queue`]) and events, nodes and
+//! edges in the shared buffer ([`super::buffer`]).
+//!
+//! Conditions are evaluated with `cond::holds` over the computation state's
+//! materialized match (Flink's `ConditionContext.getEventsForPattern`: the
+//! events taken before the one under evaluation, per original stage name),
+//! materialized lazily once per computation state and event, as Flink does.
+
+use std::cmp::Ordering;
+
+use cepheid::pattern::{Pattern, StageId};
+
+use super::super::cond::{holds, RefEvent};
+use super::buffer::{Dewey, EventId, Fail, NodeId, PathMap, SharedBuffer};
+use super::graph::{Action, CondId, CondNode, Graph, StateIdx, StateType, Transition};
+use super::queue::JavaPriorityQueue;
+use super::skip::AfterMatch;
+
+/// Flink's `ComputationState` (a partial match, or a run in the start state).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComputationState {
+    /// `currentStateName` (names are unique, so the index stands for it).
+    pub state: StateIdx,
+    /// The Dewey version.
+    pub version: Dewey,
+    /// Time of the first event (-1 in the start state).
+    pub start_ts: i64,
+    /// Time of the last taken event (-1 in the start state).
+    pub prev_ts: i64,
+    /// The last node taken (`previousBufferEntry`).
+    pub prev: Option<NodeId>,
+    /// The first event (`startEventID`).
+    pub start_id: Option<EventId>,
+}
+
+/// `NFAState.COMPUTATION_STATE_COMPARATOR`: by start event, runs in the
+/// start state last.
+pub fn comparator(a: &ComputationState, b: &ComputationState) -> Ordering {
+    let key = |c: &ComputationState| c.start_id.map_or((i64::MAX, i32::MAX), |e| (e.ts, e.id));
+    key(a).cmp(&key(b))
+}
+
+/// A materialized match: pages with their events (input indices).
+pub type Materialized = Vec<(usize, Vec<usize>)>;
+
+/// What one `advanceTime` produced.
+pub type Advanced = (Vec<Materialized>, Vec<(Materialized, i64)>);
+
+type Queue = JavaPriorityQueue<ComputationState>;
+
+/// The NFA and its `NFAState` and `SharedBuffer` for one partition.
+pub struct Nfa<'g, 'p, 'e> {
+    graph: &'g Graph<'p>,
+    events: &'e [RefEvent],
+    page_stage: Vec<Option<StageId>>,
+    skip: AfterMatch,
+    buffer: SharedBuffer,
+    partial: Queue,
+    completed: Queue,
+    /// Computation states visited so far (see `WORK_BUDGET`).
+    work: usize,
+}
+
+/// Flink's `EventWrapper`: the event id is registered on the first take.
+struct EventWrapper {
+    index: usize,
+    ts: i64,
+    id: Option<EventId>,
+}
+
+/// Flink's `ConditionContext` for one computation state.
+struct Context<'e> {
+    state: ComputationState,
+    taken: Option<Vec<(StageId, &'e RefEvent)>>,
+}
+
+/// `OutgoingEdges`.
+struct Outgoing {
+    edges: Vec<Transition>,
+    total_take: i32,
+    total_ignore: i32,
+}
+
+impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
+    /// `createInitialNFAState` over a compiled graph.
+    pub fn new(graph: &'g Graph<'p>, pattern: &Pattern, events: &'e [RefEvent]) -> Self {
+        let page_stage = graph.pages.iter().map(|p| pattern.stage_id(p)).collect();
+        let mut partial = Queue::new(comparator);
+        partial.offer(ComputationState {
+            state: graph.start(),
+            version: Dewey::new(1),
+            start_ts: -1,
+            prev_ts: -1,
+            prev: None,
+            start_id: None,
+        });
+        Nfa {
+            graph,
+            events,
+            page_stage,
+            skip: AfterMatch::new(pattern, &graph.pages),
+            buffer: SharedBuffer::default(),
+            partial,
+            completed: Queue::new(comparator),
+            work: 0,
+        }
+    }
+
+    fn kind(&self, state: StateIdx) -> StateType {
+        self.graph.states[state].kind
+    }
+
+    fn is_start(&self, cs: &ComputationState) -> bool {
+        self.kind(cs.state) == StateType::Start
+    }
+
+    /// D4: the earliest time at which `advanceTime` would expire a partial
+    /// match (element window of its state, or the pattern window).
+    pub fn next_deadline(&self) -> Option<i64> {
+        let window = self.graph.window_time;
+        self.partial
+            .iter()
+            .filter(|cs| !self.is_start(cs))
+            .flat_map(|cs| {
+                let element = self.graph.states[cs.state]
+                    .window
+                    .filter(|w| *w > 0)
+                    .map(|w| cs.prev_ts + w);
+                let first = (window > 0).then_some(cs.start_ts + window);
+                element.into_iter().chain(first)
+            })
+            .min()
+    }
+
+    /// Work done so far: computation states visited, shared-buffer edges
+    /// and paths walked.
+    pub fn work(&self) -> usize {
+        self.work + self.buffer.work
+    }
+
+    fn spend(&mut self) -> Result<(), Fail> {
+        self.work += self.partial.len() + self.completed.len();
+        if self.work() > super::WORK_BUDGET {
+            return Err("the work budget is spent".into());
+        }
+        Ok(())
+    }
+
+    /// `NFA.process`.
+    pub fn process(&mut self, index: usize) -> Result<Vec<Materialized>, Fail> {
+        self.spend()?;
+        let mut event = EventWrapper {
+            index,
+            ts: self.events[index].ts,
+            id: None,
+        };
+        let mut new_partial = Queue::new(comparator);
+        let mut potential = Queue::new(comparator);
+        for cs in self.partial.drain() {
+            let next = self.compute_next_states(&cs, &mut event)?;
+            let mut retain = Vec::new();
+            let mut discard = false;
+            for ns in next {
+                match self.kind(ns.state) {
+                    StateType::Final => potential.offer(ns),
+                    StateType::Stop => {
+                        discard = true;
+                        release_non_null(&mut self.buffer, &ns)?;
+                    }
+                    _ => retain.push(ns),
+                }
+            }
+            if discard {
+                for s in retain {
+                    release_non_null(&mut self.buffer, &s)?;
+                }
+            } else {
+                for s in retain {
+                    new_partial.offer(s);
+                }
+            }
+        }
+        let result = self.process_matches(&potential, &mut new_partial)?;
+        self.partial = new_partial;
+        if let Some(id) = event.id {
+            self.buffer.release_event(id);
+        }
+        Ok(result)
+    }
+
+    /// `NFA.advanceTime`.
+    pub fn advance_time(&mut self, t: i64) -> Result<Advanced, Fail> {
+        self.spend()?;
+        let mut timeouts = Vec::new();
+        let mut new_partial = Queue::new(comparator);
+        let mut potential = Queue::new(comparator);
+        let window = self.graph.window_time;
+        for cs in self.partial.drain() {
+            let start = self.is_start(&cs);
+            let timed_out = |from: i64, w: i64| !start && w > 0 && t - from >= w;
+            let element = self.graph.states[cs.state].window;
+            let by_previous = element.is_some_and(|w| timed_out(cs.prev_ts, w));
+            let by_first = timed_out(cs.start_ts, window);
+            if !(by_previous || by_first) {
+                new_partial.offer(cs);
+            } else if self.kind(cs.state) == StateType::Pending {
+                potential.offer(cs);
+            } else {
+                let path = self.extract_current_matches(&cs)?;
+                let events = self.buffer.materialize(&path)?;
+                let at = match element.filter(|_| by_previous) {
+                    Some(w) => cs.prev_ts + w,
+                    None => cs.start_ts + window,
+                };
+                timeouts.push((events, at));
+                self.buffer.release_node(cs.prev, &cs.version);
+            }
+        }
+        let matches = self.process_matches(&potential, &mut new_partial)?;
+        self.partial = new_partial;
+        self.buffer.advance_time(t);
+        Ok((matches, timeouts))
+    }
+
+    /// `processMatchesAccordingToSkipStrategy`.
+    fn process_matches(
+        &mut self,
+        potential: &Queue,
+        partial: &mut Queue,
+    ) -> Result<Vec<Materialized>, Fail> {
+        for cs in potential.iter() {
+            self.completed.offer(cs.clone());
+        }
+        let mut result = Vec::new();
+        while let Some(earliest) = self.completed.peek() {
+            if self.skip.is_skip_strategy() {
+                if let Some(first_partial) = partial.peek() {
+                    if comparator(earliest, first_partial) == Ordering::Greater {
+                        break;
+                    }
+                }
+            }
+            let earliest = self.completed.poll().expect("peeked");
+            let prev = earliest
+                .prev
+                .ok_or("NullPointerException: a match without events")?;
+            let matched = self.buffer.extract_patterns(prev, &earliest.version)?;
+            self.skip.prune(partial, &matched, &mut self.buffer);
+            self.skip
+                .prune(&mut self.completed, &matched, &mut self.buffer);
+            let first = matched
+                .first()
+                .ok_or("IndexOutOfBoundsException: a match extracted no path")?;
+            result.push(self.buffer.materialize(first)?);
+            self.buffer.release_node(earliest.prev, &earliest.version);
+        }
+        Ok(result)
+    }
+
+    /// `extractCurrentMatches`.
+    fn extract_current_matches(&mut self, cs: &ComputationState) -> Result<PathMap, Fail> {
+        let Some(prev) = cs.prev else {
+            return Ok(Vec::new());
+        };
+        let mut paths = self.buffer.extract_patterns(prev, &cs.version)?;
+        match paths.len() {
+            0 => Ok(Vec::new()),
+            1 => Ok(paths.pop().expect("one path")),
+            n => Err(format!(
+                "IllegalStateException: a partial match extracted {n} paths"
+            )),
+        }
+    }
+
+    /// `ConditionContext.getEventsForPattern`, materialized once.
+    fn materialize_context(&mut self, ctx: &mut Context<'e>) -> Result<(), Fail> {
+        if ctx.taken.is_some() {
+            return Ok(());
+        }
+        let path = self.extract_current_matches(&ctx.state)?;
+        let mut taken = Vec::new();
+        for (page, indices) in self.buffer.materialize(&path)? {
+            if let Some(stage) = self.page_stage[page] {
+                taken.extend(indices.into_iter().map(|i| (stage, &self.events[i])));
+            }
+        }
+        ctx.taken = Some(taken);
+        Ok(())
+    }
+
+    /// `checkFilterCondition`.
+    fn check(&mut self, ctx: &mut Context<'e>, cond: CondId, event: usize) -> Result<bool, Fail> {
+        let graph = self.graph;
+        Ok(match &graph.conds[cond] {
+            CondNode::True => true,
+            CondNode::Leaf { cond, iterative } => {
+                if *iterative {
+                    self.materialize_context(ctx)?;
+                }
+                let taken = ctx.taken.as_deref().unwrap_or(&[]);
+                holds(cond, &self.events[event], taken)
+            }
+            CondNode::And(a, b) => self.check(ctx, *a, event)? && self.check(ctx, *b, event)?,
+            CondNode::Not(a) => !self.check(ctx, *a, event)?,
+        })
+    }
+
+    /// `createDecisionGraph`: a DFS over PROCEED edges (Java `Stack`, no
+    /// visited set) collecting the TAKE and IGNORE edges whose condition
+    /// holds; self-ignores (by state name) are not counted as branches.
+    fn create_decision_graph(
+        &mut self,
+        ctx: &mut Context<'e>,
+        event: usize,
+    ) -> Result<Outgoing, Fail> {
+        let own = ctx.state.state;
+        let mut out = Outgoing {
+            edges: Vec::new(),
+            total_take: 0,
+            total_ignore: 0,
+        };
+        let graph = self.graph;
+        let mut stack = vec![own];
+        while let Some(current) = stack.pop() {
+            for t in &graph.states[current].transitions {
+                if !self.check(ctx, t.cond, event)? {
+                    continue;
+                }
+                match t.action {
+                    Action::Proceed => stack.push(t.target.ok_or(NULL_TARGET)?),
+                    Action::Ignore if t.target == Some(own) => out.edges.push(t.clone()),
+                    Action::Ignore => {
+                        out.total_ignore += 1;
+                        out.edges.push(t.clone());
+                    }
+                    Action::Take => {
+                        out.total_take += 1;
+                        out.edges.push(t.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `findFinalStateAfterProceed`.
+    fn find_final_state_after_proceed(
+        &mut self,
+        ctx: &mut Context<'e>,
+        state: StateIdx,
+        event: usize,
+    ) -> Result<Option<StateIdx>, Fail> {
+        let graph = self.graph;
+        let mut stack = vec![state];
+        while let Some(current) = stack.pop() {
+            for t in &graph.states[current].transitions {
+                if t.action == Action::Proceed && self.check(ctx, t.cond, event)? {
+                    let target = t.target.ok_or(NULL_TARGET)?;
+                    if self.kind(target) == StateType::Final {
+                        return Ok(Some(target));
+                    }
+                    stack.push(target);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `addComputationState`: the new state locks its node.
+    #[allow(clippy::too_many_arguments)]
+    fn add_computation_state(
+        &mut self,
+        out: &mut Vec<ComputationState>,
+        state: StateIdx,
+        prev: Option<NodeId>,
+        version: Dewey,
+        start_ts: i64,
+        prev_ts: i64,
+        start_id: Option<EventId>,
+    ) {
+        if let Some(node) = prev {
+            self.buffer.lock_node(node, &version);
+        }
+        out.push(ComputationState {
+            state,
+            version,
+            start_ts,
+            prev_ts,
+            prev,
+            start_id,
+        });
+    }
+
+    /// `computeNextStates`.
+    fn compute_next_states(
+        &mut self,
+        cs: &ComputationState,
+        event: &mut EventWrapper,
+    ) -> Result<Vec<ComputationState>, Fail> {
+        let mut ctx = Context {
+            state: cs.clone(),
+            taken: None,
+        };
+        let outgoing = self.create_decision_graph(&mut ctx, event.index)?;
+        let (total_take, total_ignore) = (outgoing.total_take, outgoing.total_ignore);
+        let mut take_branches_to_visit = (total_take - 1).max(0);
+        let mut ignore_branches_to_visit = total_ignore;
+        let total_take_to_skip = (total_take - 1).max(0);
+        let start = self.is_start(cs);
+        let mut result = Vec::new();
+        for edge in &outgoing.edges {
+            let target = edge.target.ok_or(NULL_TARGET)?;
+            match edge.action {
+                Action::Ignore if start => {}
+                Action::Ignore => {
+                    let version = if target == cs.state {
+                        let n = increasing_self_state(total_ignore, total_take);
+                        cs.version.increase(n)
+                    } else {
+                        let v = cs
+                            .version
+                            .increase(total_take_to_skip + ignore_branches_to_visit)
+                            .add_stage();
+                        ignore_branches_to_visit -= 1;
+                        v
+                    };
+                    self.add_computation_state(
+                        &mut result,
+                        target,
+                        cs.prev,
+                        version,
+                        cs.start_ts,
+                        cs.prev_ts,
+                        cs.start_id,
+                    );
+                }
+                Action::Take => {
+                    let current_version = cs.version.increase(take_branches_to_visit);
+                    let next_version = current_version.add_stage();
+                    take_branches_to_visit -= 1;
+                    let id = self.event_id(event);
+                    let page = self.graph.states[edge.source].page;
+                    let node = self.buffer.put(page, id, cs.prev, &current_version)?;
+                    let (start_ts, start_id) = if start {
+                        (event.ts, Some(id))
+                    } else {
+                        (cs.start_ts, cs.start_id)
+                    };
+                    self.add_computation_state(
+                        &mut result,
+                        target,
+                        Some(node),
+                        next_version.clone(),
+                        start_ts,
+                        event.ts,
+                        start_id,
+                    );
+                    if let Some(last) =
+                        self.find_final_state_after_proceed(&mut ctx, target, event.index)?
+                    {
+                        self.add_computation_state(
+                            &mut result,
+                            last,
+                            Some(node),
+                            next_version,
+                            start_ts,
+                            event.ts,
+                            start_id,
+                        );
+                    }
+                }
+                Action::Proceed => unreachable!("the decision graph holds no PROCEED edge"),
+            }
+        }
+        if start {
+            let n = increasing_self_state(total_ignore, total_take);
+            result.push(ComputationState {
+                state: cs.state,
+                version: cs.version.increase(n),
+                start_ts: -1,
+                prev_ts: -1,
+                prev: None,
+                start_id: None,
+            });
+        }
+        if cs.prev.is_some() {
+            self.buffer.release_node(cs.prev, &cs.version);
+        }
+        Ok(result)
+    }
+
+    fn event_id(&mut self, event: &mut EventWrapper) -> EventId {
+        *event
+            .id
+            .get_or_insert_with(|| self.buffer.register_event(event.index, event.ts))
+    }
+}
+
+const NULL_TARGET: &str = "NullPointerException: a transition to a null state";
+
+/// `releaseNode` where Flink passes the state's node unchecked: a run that
+/// never took an event has none, and Flink throws.
+fn release_non_null(buffer: &mut SharedBuffer, cs: &ComputationState) -> Result<(), Fail> {
+    if cs.prev.is_none() {
+        return Err("NullPointerException: releaseNode(null) for a run without events".into());
+    }
+    buffer.release_node(cs.prev, &cs.version);
+    Ok(())
+}
+
+/// `calculateIncreasingSelfState`.
+fn increasing_self_state(ignore: i32, take: i32) -> i32 {
+    if take == 0 && ignore == 0 {
+        0
+    } else {
+        ignore + take.max(1)
+    }
+}
