@@ -139,8 +139,7 @@ impl<E: Event + Clone> Matcher<E> {
     /// time order).
     pub fn process(&mut self, ts: Timestamp, event: E) -> Vec<Output<E>> {
         let mut sink = Collect::default();
-        self.nfa
-            .advance_time(&mut self.partition, &mut self.buffer, ts, &mut sink);
+        self.advance_in_order(ts, &mut sink);
         let ev = self.buffer.insert(ts, event);
         self.nfa
             .process(&mut self.partition, &mut self.buffer, ev, &mut sink);
@@ -151,9 +150,25 @@ impl<E: Event + Clone> Matcher<E> {
     /// Advances time to `t` (windows close, pending endings complete).
     pub fn advance_time(&mut self, t: Timestamp) -> Vec<Output<E>> {
         let mut sink = Collect::default();
-        self.nfa
-            .advance_time(&mut self.partition, &mut self.buffer, t, &mut sink);
+        self.advance_in_order(t, &mut sink);
         sink.outputs
+    }
+
+    /// Advances to every deadline before `t` in time order, then to `t`,
+    /// as the engine does (`docs/semantics.md`, D4: the result does not
+    /// depend on how far one call moves time).
+    fn advance_in_order(&mut self, t: Timestamp, sink: &mut Collect<E>) {
+        let mut last = None;
+        while let Some(d) = self.partition.next_deadline().filter(|d| *d < t) {
+            if last.is_some_and(|l| d <= l) {
+                break;
+            }
+            last = Some(d);
+            self.nfa
+                .advance_time(&mut self.partition, &mut self.buffer, d, sink);
+        }
+        self.nfa
+            .advance_time(&mut self.partition, &mut self.buffer, t, sink);
     }
 
     /// The automaton.

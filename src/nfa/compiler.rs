@@ -733,9 +733,12 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             let stop = self.create_stop_state(cond, stage);
             self.add(dummy, Action::Proceed, stop, cond);
         }
+        // Leaving the loop goes through the negations too (a run that
+        // waits for the next element after the last iteration).
+        let exit = self.sink_with_trailing_nots(elements, sink)?;
         let last = self.create_middle_states(dummy)?;
         let last = self.convert_pattern(last)?;
-        self.add(last, Action::Proceed, sink, proceed_cond);
+        self.add(last, Action::Proceed, exit, proceed_cond);
         self.add(dummy, Action::Proceed, last, proceed_cond);
         self.leave_group(saved);
         Ok(last)

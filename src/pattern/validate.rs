@@ -482,6 +482,16 @@ impl Validator<'_> {
                 "a repetition count must be at least 1 (use `optional` for zero)",
             );
         }
+        if from_zero_range && e.optional {
+            // Flink: `times(0, m)` then `optional()` throws "Optional
+            // already applied!". (The language and the builder report it
+            // where it is written; this catches hand-built IR.)
+            self.error(
+                PatternErrorKind::InvalidQuantifier,
+                e.span,
+                "`{0,m}` already makes the element optional, so `optional` is given twice",
+            );
+        }
 
         if let Some(max) = max.filter(|m| *m < min) {
             self.error(

@@ -246,6 +246,11 @@ fn quantifier_bounds() {
     assert_eq!(kinds(&p), vec![]);
     p.sequence.elements[0].quantifier = Quantifier::Times { min: 0, max: 0 };
     assert_eq!(kinds(&p), vec![K::InvalidQuantifier]);
+    // `{0,2} optional`: Flink's "Optional already applied!".
+    p.sequence.elements[0].quantifier = Quantifier::Times { min: 0, max: 2 };
+    p.sequence.elements[0].optional = true;
+    assert_eq!(kinds(&p), vec![K::InvalidQuantifier]);
+    p.sequence.elements[0].optional = false;
     p.sequence.elements[0].quantifier = Quantifier::Times { min: 3, max: 2 };
     assert_eq!(kinds(&p), vec![K::InvalidQuantifier]);
     p.sequence.elements[0].quantifier = Quantifier::AtLeast(10_001);

@@ -556,6 +556,22 @@ impl<'p> Compiler<'p> {
         }
     }
 
+    /// D1: where the group's last take (or a looping group's exit) leads:
+    /// `sink`, or, when the group ends with negations and `sink` is not
+    /// final, a copy of it with their stop edges. The copy stands in for
+    /// `sink`: it keeps its element window.
+    fn sink_with_trailing_stops(&mut self, group: &'p [Element], sink: StateIdx) -> StateIdx {
+        let nots = self.trailing_nots(group);
+        if nots.is_empty() || self.is_final(sink) {
+            return sink;
+        }
+        let copy = self.copy(sink);
+        self.states[copy].window = self.states[sink].window;
+        self.trailing_not_copies.insert(copy, sink);
+        self.add_trailing_stops(copy, &nots);
+        copy
+    }
+
     fn enter_group(&mut self, group_pattern: Pat<'p>, group: &'p [Element]) {
         self.current_group = Some(group_pattern);
         self.current = Pat::last_of(group);
@@ -573,16 +589,8 @@ impl<'p> Compiler<'p> {
         let proceed_cond = self.get_true_function();
         let saved = (self.current, self.following, self.current_group);
         self.enter_group(group_pattern, group);
-        let mut last_sink = sink;
-        let nots = self.trailing_nots(group);
-        if !nots.is_empty() && !self.is_final(sink) {
-            // The copy stands in for `sink`: it keeps its element window.
-            last_sink = self.copy(sink);
-            self.states[last_sink].window = self.states[sink].window;
-            self.trailing_not_copies.insert(last_sink, sink);
-            self.add_trailing_stops(last_sink, &nots);
-        }
-        last_sink = self.create_middle_states(last_sink)?;
+        let last_sink = self.sink_with_trailing_stops(group, sink);
+        let mut last_sink = self.create_middle_states(last_sink)?;
         last_sink = self.convert_pattern(last_sink)?;
         if optional {
             let proceed = proceed.expect("an optional group has a proceed target");
@@ -604,9 +612,11 @@ impl<'p> Compiler<'p> {
         let dummy = self.create_state(StateType::Normal, true);
         self.enter_group(group_pattern, group);
         self.add_trailing_stops(dummy, &self.trailing_nots(group));
+        // D1: leaving the loop goes through the negations too.
+        let exit = self.sink_with_trailing_stops(group, sink);
         let mut last_sink = self.create_middle_states(dummy)?;
         last_sink = self.convert_pattern(last_sink)?;
-        self.add_proceed(last_sink, sink, proceed_cond);
+        self.add_proceed(last_sink, exit, proceed_cond);
         self.add_proceed(dummy, last_sink, proceed_cond);
         (self.current, self.following, self.current_group) = saved;
         self.group_windows.pop();
