@@ -177,14 +177,18 @@ impl<E: Event> Nfa<E> {
                 continue;
             }
             let state = self.state(run.state);
+            // A window closes at `base + w`, saturated at the largest
+            // time: the same value the partition's deadline is, so a due
+            // deadline always expires something (a window that would end
+            // past `Timestamp::MAX` closes there, never earlier).
             let by_previous = state
                 .window
-                .filter(|w| t.saturating_sub(run.prev_ts) >= *w)
-                .map(|w| run.prev_ts.saturating_add(w));
+                .map(|w| run.prev_ts.saturating_add(w))
+                .filter(|end| t >= *end);
             let by_first = self
                 .window
-                .filter(|w| t.saturating_sub(run.start_ts) >= *w)
-                .map(|w| run.start_ts.saturating_add(w));
+                .map(|w| run.start_ts.saturating_add(w))
+                .filter(|end| t >= *end);
             match by_previous.or(by_first) {
                 None => next.offer(run),
                 Some(_) if state.kind == StateKind::Pending => potential.offer(run),
@@ -265,7 +269,7 @@ impl<E: Event> Nfa<E> {
                 run.is_start()
                     || (state.window.is_none()
                         && state.kind != StateKind::Pending
-                        && t.saturating_sub(run.start_ts) >= window)
+                        && t >= run.start_ts.saturating_add(window))
             });
         if !all_expire {
             return false;
