@@ -330,3 +330,46 @@ fn with_punctuated_watermarks_the_end_of_input_keeps_later_events_pending() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["kind"], "match");
 }
+
+#[test]
+fn output_late_and_events_must_be_different_files() {
+    // `--output X --late X` interleaved both streams into X (a late record
+    // overwrote a match); `--output X --events X` truncated the input
+    // before it was read. Both are refused with exit 2, also through
+    // another spelling of the path or a hard link.
+    let dir = scratch("same_files");
+    std::fs::write(dir.join("p.cep"), UNPAID).unwrap();
+    let events = "{\"ts\":1,\"type\":\"order_created\",\"order_id\":\"o1\"}\n";
+    std::fs::write(dir.join("events"), events).unwrap();
+    std::fs::hard_link(dir.join("events"), dir.join("linked")).unwrap();
+    let cases: [&[&str]; 4] = [
+        &["--output", "out", "--late", "./out"],
+        &["--events", "events", "--output", "events"],
+        &["--events", "events", "--output", "linked"],
+        &["--events", "events", "--late", "../cli_same/../events"],
+    ];
+    for extra in cases {
+        let mut args = vec!["run", "p.cep", "--no-progress"];
+        if !extra.contains(&"--events") {
+            args.extend(["--events", "events"]);
+        }
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if extra.contains(&"../cli_same/../events") {
+            // A path through a folder that does not exist names no file
+            // here: not the same file, and the late output cannot be
+            // created (exit 4).
+            assert_eq!(out.status.code(), Some(4), "{extra:?}: {stderr}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains("are the same file"), "{extra:?}: {stderr}");
+    }
+    // Nothing was truncated.
+    assert_eq!(std::fs::read_to_string(dir.join("events")).unwrap(), events);
+}

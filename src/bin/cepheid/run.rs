@@ -119,6 +119,9 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_PATTERN_ERROR;
         }
     }
+    if let Err(status) = refuse_shared_files(args) {
+        return status;
+    }
     let format = match args.format {
         FormatArg::Jsonl => Format::JsonLines,
         FormatArg::Csv => Format::Csv,
@@ -348,6 +351,71 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>), u8> {
 }
 
 /// The output sink over `--output` and `--late`.
+/// The input, the output and the late output must be different files:
+/// `--output X --late X` interleaved the two streams into one file, and
+/// `--output X --events X` truncated the input before reading it. Paths
+/// are compared canonically (the parent folder for a file that does not
+/// exist yet) and, for existing files, by identity (hard links, `/dev/fd`
+/// names). `-` (a standard stream) is never compared. Exit 2 on a clash.
+fn refuse_shared_files(args: &Args) -> Result<(), u8> {
+    let mut named: Vec<(&str, &Path)> = Vec::new();
+    if args.events != Path::new("-") {
+        named.push(("--events", &args.events));
+    }
+    if args.output != Path::new("-") {
+        named.push(("--output", &args.output));
+    }
+    if let Some(late) = &args.late {
+        named.push(("--late", late));
+    }
+    for (i, (a_flag, a)) in named.iter().enumerate() {
+        for (b_flag, b) in &named[i + 1..] {
+            if same_file(a, b) {
+                eprintln!(
+                    "error: {a_flag} {} and {b_flag} {} are the same file; give them different paths",
+                    a.display(),
+                    b.display()
+                );
+                return Err(crate::EXIT_USAGE);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Do two paths name the same file (existing or to be created)?
+fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
+                return true;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (ma, mb);
+    }
+    match (canonical(a), canonical(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The canonical path of `p`, or of its parent joined with its file name
+/// when `p` does not exist yet.
+fn canonical(p: &Path) -> Option<std::path::PathBuf> {
+    if let Ok(c) = p.canonicalize() {
+        return Some(c);
+    }
+    let name = p.file_name()?;
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(parent.canonicalize().ok()?.join(name))
+}
+
 fn open_outputs(args: &Args) -> Result<Output, u8> {
     let create = |path: &Path| {
         File::create(path).map_err(|e| {
