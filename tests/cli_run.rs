@@ -373,3 +373,30 @@ fn output_late_and_events_must_be_different_files() {
     // Nothing was truncated.
     assert_eq!(std::fs::read_to_string(dir.join("events")).unwrap(), events);
 }
+
+#[test]
+fn a_watermark_line_is_exactly_one_field() {
+    // `{"$watermark": 100, "ts": 5, ...}` became a watermark and the event
+    // was dropped without a word; it is now a malformed line, counted and
+    // named, and the run goes on.
+    let events = concat!(
+        "{\"$watermark\":100,\"ts\":5,\"order_id\":\"o1\",\"type\":\"order_created\"}\n",
+        "{\"ts\":6,\"order_id\":\"o2\",\"type\":\"order_created\"}\n",
+    );
+    let (out, _) = run("watermark_fields", UNPAID, events, &["--flush-at-end"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(":1: malformed line"), "{stderr}");
+    assert!(stderr.contains("1 malformed"), "{stderr}");
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["key"]["order_id"], "o2");
+    // And the time field cannot be `$watermark` (every line would be one).
+    let (out, _) = run(
+        "watermark_time_field",
+        UNPAID,
+        events,
+        &["--time-field", "$watermark"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -273,6 +273,17 @@ impl Decoder {
             .scan(text, &mut self.scanned)
             .map_err(|e| Malformed(format!("invalid JSON: {e}")))?;
         if let Some(t) = self.plan.watermark(&self.scanned, text) {
+            // A watermark line is exactly `{"$watermark": T}`; one with
+            // other fields is neither a watermark nor an event (it used to
+            // become a watermark and drop the event silently). Rare lines:
+            // counting their keys with serde costs nothing that matters.
+            let fields = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+                .map_or(0, |m| m.len());
+            if fields != 1 {
+                return Err(Malformed(format!(
+                    "a `$watermark` line must have no other field (this one has {fields})"
+                )));
+            }
             return found_time(t)
                 .map(Item::Watermark)
                 .map_err(|why| Malformed(format!("bad `$watermark`: {why}")));
@@ -459,6 +470,13 @@ mod tests {
             Ok(Item::Watermark(9))
         ));
         assert!(matches!(d.decode(b"  "), Ok(Item::Skip)));
+        // A watermark line has that one field; with others it is
+        // malformed, not a watermark that silently drops an event.
+        let both = d.decode(br#"{"$watermark": 100, "ts": 5, "user": "x"}"#);
+        assert!(
+            matches!(&both, Err(Malformed(m)) if m.contains("no other field")),
+            "{both:?}"
+        );
         let rfc = d.decode(br#"{"ts": "1970-01-01T00:00:02Z"}"#).unwrap();
         assert!(matches!(rfc, Item::Event(2000, _)));
     }

@@ -122,6 +122,11 @@ pub fn run(args: &Args) -> u8 {
     if let Err(status) = refuse_shared_files(args) {
         return status;
     }
+    if args.time_field == "$watermark" {
+        // Every line would be read as a watermark.
+        eprintln!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
+        return crate::EXIT_USAGE;
+    }
     let format = match args.format {
         FormatArg::Jsonl => Format::JsonLines,
         FormatArg::Csv => Format::Csv,
