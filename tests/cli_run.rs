@@ -400,3 +400,34 @@ fn a_watermark_line_is_exactly_one_field() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn events_left_after_the_last_watermark_are_counted() {
+    // With `$watermark` lines the input defines event time, and events after
+    // its last watermark stay unprocessed at the end (Flink's operator); the
+    // summary says how many, instead of nothing.
+    let events = concat!(
+        "{\"$watermark\":0}\n",
+        "{\"ts\":1,\"order_id\":\"o1\",\"type\":\"order_created\"}\n",
+        "{\"ts\":2,\"order_id\":\"o1\",\"type\":\"order_paid\"}\n",
+    );
+    let (out, _) = run("waiting_at_end", UNPAID, events, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(records(&out).is_empty());
+    assert!(
+        stderr.contains(
+            ", 1 waiting after the last watermark (not processed; --flush-at-end processes them)"
+        ),
+        "{stderr}"
+    );
+    let (out, _) = run(
+        "waiting_at_end_flushed",
+        UNPAID,
+        events,
+        &["--flush-at-end"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(records(&out).len(), 1, "{stderr}");
+    assert!(!stderr.contains("waiting"), "{stderr}");
+}

@@ -75,7 +75,10 @@ pub struct Args {
     /// Write late events here (otherwise they are only counted).
     #[arg(long, value_name = "FILE")]
     late: Option<PathBuf>,
-    /// At the end, let time run to infinity so every pending window expires.
+    /// At the end, let time run to infinity: every event still waiting is
+    /// processed (with `$watermark` lines in the input, events after the
+    /// last one otherwise stay unprocessed, and the summary counts them)
+    /// and every pending window expires.
     #[arg(long)]
     flush_at_end: bool,
     /// Stop at the first malformed line (exit status 3).
@@ -162,7 +165,7 @@ pub fn run(args: &Args) -> u8 {
         Ok(()) => {}
         Err(e) => return report_write_error(args, e),
     }
-    summarize(&engine.stats(), malformed, started);
+    summarize(&engine.stats(), malformed, engine.waiting_events(), started);
     status
 }
 
@@ -459,15 +462,25 @@ fn progress_bar(args: &Args, size: Option<u64>) -> ProgressBar {
 }
 
 /// The one-line summary on standard error.
-fn summarize(stats: &Stats, malformed: u64, started: Instant) {
+/// The one-line summary on standard error; events still waiting at the
+/// end (after the input's last `$watermark` line) are counted, never left
+/// out silently.
+fn summarize(stats: &Stats, malformed: u64, waiting: usize, started: Instant) {
     let elapsed = started.elapsed().as_secs_f64();
     let rate = if elapsed > 0.0 {
         stats.events as f64 / elapsed
     } else {
         0.0
     };
+    let waiting = if waiting > 0 {
+        format!(
+            ", {waiting} waiting after the last watermark (not processed; --flush-at-end processes them)"
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts in {elapsed:.3} s ({rate:.0} events/s)",
+        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );
 }
