@@ -431,3 +431,31 @@ fn events_left_after_the_last_watermark_are_counted() {
     assert_eq!(records(&out).len(), 1, "{stderr}");
     assert!(!stderr.contains("waiting"), "{stderr}");
 }
+
+#[test]
+fn small_command_line_mistakes_get_clear_errors() {
+    // `--late -` created a file named `-`.
+    let (out, dir) = run("late_dash", UNPAID, "", &["--late", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--late needs a file path"));
+    assert!(!dir.join("-").exists());
+    // `--max-delay -1s` was taken for an unknown flag by the argument parser.
+    let (out, _) = run("negative_delay", UNPAID, "", &["--max-delay", "-1s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`-1s` is not a duration"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `check` on a folder without `.cep` files said "ok" and exited 4.
+    let empty = scratch("no_patterns");
+    let out = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("check")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("error: no `.cep` files"), "{stderr}");
+    assert!(stderr.contains("failed: 1 error"), "{stderr}");
+}

@@ -50,9 +50,10 @@ fn io_errors_name_the_path() {
     assert!(loaded.has_io_errors() && loaded.has_errors());
     assert!(loaded.render().contains("cannot read `no/such/dir/x.cep`"));
     let empty = temp_dir("empty");
+    // A folder without patterns is an error (nothing to check or run).
     let loaded = load_paths(std::slice::from_ref(&empty));
-    assert!(!loaded.has_errors());
-    assert!(loaded.render().contains("no `.cep` files"));
+    assert!(loaded.has_errors() && loaded.has_io_errors());
+    assert!(loaded.render().contains("error: no `.cep` files"));
     std::fs::remove_dir_all(empty).unwrap();
 }
 

@@ -181,7 +181,9 @@ impl Loaded {
                 .collect();
             files.sort();
             if files.is_empty() {
-                let mut d = Diagnostic::warning(
+                // An error (it said "ok" and exited 4): nothing to check
+                // or run.
+                let mut d = Diagnostic::error(
                     DiagnosticKind::Io,
                     Span::default(),
                     format!("no `.cep` files in `{}`", path.display()),

@@ -67,7 +67,13 @@ pub struct Args {
     time_field: String,
     /// Bounded out-of-orderness: an event more than this behind the largest
     /// time seen is late (e.g. 500ms, 10s, 1m).
-    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0ms",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
     max_delay: i64,
     /// Where matches and timeouts go; `-` (the default) is standard output.
     #[arg(long, value_name = "FILE", default_value = "-")]
@@ -374,6 +380,12 @@ fn refuse_shared_files(args: &Args) -> Result<(), u8> {
         named.push(("--output", &args.output));
     }
     if let Some(late) = &args.late {
+        if late == Path::new("-") {
+            // It created a file named `-`; sharing standard output with the
+            // matches would need one writer for both.
+            eprintln!("error: --late needs a file path (`-` is not supported)");
+            return Err(crate::EXIT_USAGE);
+        }
         named.push(("--late", late));
     }
     for (i, (a_flag, a)) in named.iter().enumerate() {
