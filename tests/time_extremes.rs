@@ -116,3 +116,18 @@ fn an_element_window_near_the_largest_time_does_not_hang() {
         assert!(out.contains(r#""kind":"timeout""#), "{out}");
     }
 }
+
+#[test]
+fn an_event_at_the_smallest_time_is_not_late() {
+    // The watermark started at i64::MIN, so an event there (and a tie with
+    // it) was always late.
+    let p = pattern_file(
+        "smallest",
+        "pattern p {\n match a followed by b\n where\n  a: k == \"a\"\n  b: k == \"b\"\n}\n",
+    );
+    let min = i64::MIN;
+    let input = format!("{{\"ts\":{min},\"k\":\"a\"}}\n{{\"ts\":{min},\"k\":\"b\"}}\n");
+    let (code, out) = run(&p, &input, &[]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(r#""kind":"match""#), "{out}");
+}

@@ -51,7 +51,8 @@ impl<E> Ord for Waiting<E> {
 #[derive(Debug)]
 pub(crate) struct Clock<E> {
     max_delay: i64,
-    watermark: Timestamp,
+    /// `None` before any: then no time is late, `i64::MIN` included.
+    watermark: Option<Timestamp>,
     max_seen: Option<Timestamp>,
     arrivals: u64,
     /// Arrivals in (time, arrival) order: each at or after the one before.
@@ -65,7 +66,7 @@ impl<E> Clock<E> {
     pub fn new(max_delay: i64) -> Clock<E> {
         Clock {
             max_delay: max_delay.max(0),
-            watermark: Timestamp::MIN,
+            watermark: None,
             max_seen: None,
             arrivals: 0,
             in_order: VecDeque::new(),
@@ -75,7 +76,7 @@ impl<E> Clock<E> {
 
     /// The current watermark (`Timestamp::MIN` before any).
     pub fn watermark(&self) -> Timestamp {
-        self.watermark
+        self.watermark.unwrap_or(Timestamp::MIN)
     }
 
     /// The largest event time seen so far.
@@ -92,7 +93,7 @@ impl<E> Clock<E> {
     /// the watermark moves by the out-of-orderness rule.
     #[inline]
     pub fn arrive(&mut self, ts: Timestamp, event: E) -> Result<(), E> {
-        if ts <= self.watermark {
+        if self.watermark.is_some_and(|w| ts <= w) {
             return Err(event);
         }
         let seq = self.arrivals;
@@ -106,14 +107,22 @@ impl<E> Clock<E> {
         }
         let max_seen = self.max_seen.map_or(ts, |m| m.max(ts));
         self.max_seen = Some(max_seen);
-        self.raise(max_seen.saturating_sub(self.max_delay).saturating_sub(1));
+        // Largest time seen minus the delay minus 1 ms; below the smallest
+        // time there is no watermark yet (an event at `i64::MIN`, or a tie
+        // with it, is not late).
+        if let Some(t) = max_seen
+            .checked_sub(self.max_delay)
+            .and_then(|t| t.checked_sub(1))
+        {
+            self.raise(t);
+        }
         Ok(())
     }
 
     /// Moves the watermark up to `t` (never backwards).
     #[inline]
     pub fn raise(&mut self, t: Timestamp) {
-        self.watermark = self.watermark.max(t);
+        self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
     }
 
     /// The earliest waiting event, and whether it is at the FIFO's front
@@ -132,14 +141,15 @@ impl<E> Clock<E> {
     #[inline]
     pub fn next_ready(&self) -> Option<Timestamp> {
         let (first, _) = self.first()?;
-        (first.ts <= self.watermark).then_some(first.ts)
+        let watermark = self.watermark?;
+        (first.ts <= watermark).then_some(first.ts)
     }
 
     /// Removes the earliest waiting event if the watermark has passed it.
     #[inline]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
         let (first, in_order) = self.first()?;
-        if first.ts > self.watermark {
+        if first.ts > self.watermark? {
             return None;
         }
         let first = if in_order {
