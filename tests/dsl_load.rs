@@ -112,3 +112,25 @@ fn long_lines_and_deep_input_stay_fast_and_bounded() {
     let parens = format!("pattern p {{ match a where a: {}x }}", "(".repeat(200_000));
     assert!(load_str("parens.cep", &parens).has_errors());
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped_and_hidden_files_are_not_loaded() {
+    // A BOM at the start of a `.cep` file was a syntax error (event input
+    // already accepted one); a folder also loaded hidden files (editor
+    // backups, `._x.cep`).
+    let dir = temp_dir("bom_hidden");
+    std::fs::write(
+        dir.join("p.cep"),
+        "\u{feff}pattern p {\n    match a\n    where\n        a: k == \"a\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".p.cep.swp.cep"), "not a pattern {").unwrap();
+    let loaded = load_paths(std::slice::from_ref(&dir));
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    assert_eq!(loaded.patterns.len(), 1);
+    assert_eq!(loaded.sources.len(), 1);
+    // Positions are counted after the mark.
+    let bad = load_str("x.cep", "\u{feff}pattern p {\n    match ?\n}\n");
+    assert!(bad.render().contains("x.cep:2:11"), "{}", bad.render());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -75,6 +75,7 @@ impl Loaded {
 
     /// Adds a text named `origin` (checks, parses, lowers it).
     pub fn add_str(&mut self, origin: &str, src: &str) {
+        let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         let index = self.sources.len();
         self.sources.push(Source::new(origin, src));
         if src.len() > MAX_FILE_SIZE {
@@ -147,7 +148,10 @@ impl Loaded {
 
     /// Adds raw bytes named `origin`: invalid UTF-8 is reported with its
     /// position.
+    /// A UTF-8 byte order mark at the start is skipped, as in event input
+    /// (editors on some systems write one).
     pub fn add_bytes(&mut self, origin: &str, bytes: &[u8]) {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         match std::str::from_utf8(bytes) {
             Ok(text) => self.add_str(origin, text),
             Err(e) => {
@@ -177,7 +181,14 @@ impl Loaded {
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "cep") && p.is_file())
+                // Hidden files (editor swap and backup files, `._x.cep`
+                // resource forks) are not patterns.
+                .filter(|p| {
+                    let hidden = p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                    !hidden && p.extension().is_some_and(|x| x == "cep") && p.is_file()
+                })
                 .collect();
             files.sort();
             if files.is_empty() {
