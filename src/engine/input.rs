@@ -348,9 +348,32 @@ fn found_time(found: Found<'_>) -> Result<Timestamp, String> {
 /// A time as JSON: integer milliseconds or an RFC 3339 string.
 fn json_time(value: &serde_json::Value) -> Result<Timestamp, String> {
     match value {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| format!("{n} is not an integer number of milliseconds")),
+        serde_json::Value::Number(n) => {
+            if let Some(ms) = n.as_i64() {
+                return Ok(ms);
+            }
+            if let Some(big) = n.as_u64() {
+                return Err(format!("{big} is beyond the largest time, {}", i64::MAX));
+            }
+            // A number with a fraction or an exponent (`-0` too, for
+            // serde): whole values that are exact in a double are times
+            // (`-0` is 0, `5.0` is 5); the others say what is wrong
+            // without printing the double (`1e+20`, `-0.0`).
+            const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() <= EXACT {
+                Ok(f as i64)
+            } else if f.fract() == 0.0 {
+                Err(format!(
+                    "the number is too large to be a time (times are integer milliseconds \
+                     between {} and {})",
+                    i64::MIN,
+                    i64::MAX
+                ))
+            } else {
+                Err(format!("{n} is not a whole number of milliseconds"))
+            }
+        }
         serde_json::Value::String(s) => parse_rfc3339(s),
         other => Err(format!(
             "{other} is neither integer milliseconds nor an RFC 3339 string"
@@ -455,6 +478,31 @@ mod tests {
     }
 
     #[test]
+    fn times_out_of_range_or_odd_say_so() {
+        let (mut d, _) = decoder(Format::JsonLines);
+        fn err(d: &mut Decoder, line: &str) -> String {
+            match d.decode(line.as_bytes()) {
+                Err(Malformed(m)) => m,
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        // Not `1e+20 is not an integer...`.
+        let big = err(&mut d, r#"{"ts": 99999999999999999999}"#);
+        assert!(big.contains("too large to be a time"), "{big}");
+        assert!(!big.contains("e+"), "{big}");
+        assert!(err(&mut d, r#"{"ts": 9223372036854775808}"#).contains("beyond the largest time"));
+        assert!(err(&mut d, r#"{"ts": 5.5}"#).contains("not a whole number"));
+        // `-0` and `5.0` are whole numbers of milliseconds.
+        assert!(matches!(d.decode(br#"{"ts": -0}"#), Ok(Item::Event(0, _))));
+        assert!(matches!(d.decode(br#"{"ts": 5.0}"#), Ok(Item::Event(5, _))));
+        // Second 60 only as a leap second (23:59:60 UTC).
+        let leap = err(&mut d, r#"{"ts": "2020-01-01T10:00:60Z"}"#);
+        assert!(leap.contains("leap second"), "{leap}");
+        assert!(d.decode(br#"{"ts": "2016-12-31T23:59:60Z"}"#).is_ok());
+        assert!(d.decode(br#"{"ts": "2016-12-31T15:59:60-08:00"}"#).is_ok());
+    }
+
+    #[test]
     fn json_events_watermarks_and_blank_lines() {
         let (mut d, user) = decoder(Format::JsonLines);
         match d.decode(br#" {"ts": 5, "user": "u1"} "#).unwrap() {
@@ -488,7 +536,7 @@ mod tests {
         assert!(why("{").starts_with("invalid JSON"));
         assert_eq!(why("[1]"), "not a JSON object");
         assert_eq!(why(r#"{"user": 1}"#), "no time field `ts`");
-        assert!(why(r#"{"ts": 1.5}"#).contains("not an integer"));
+        assert!(why(r#"{"ts": 1.5}"#).contains("not a whole number"));
         assert!(why(r#"{"ts": "yesterday"}"#).contains("RFC 3339"));
         assert!(why(r#"{"ts": true}"#).contains("neither"));
         assert!(why(r#"{"$watermark": "x"}"#).starts_with("bad `$watermark`"));

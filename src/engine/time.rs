@@ -4,8 +4,8 @@
 //!
 //! The RFC 3339 parser is strict: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`,
 //! with `t`/space accepted for `T` and `z` for `Z` (RFC 3339 §5.6 note);
-//! the date must exist (leap years checked); a leap second `:60` counts as
-//! the next second; fractions beyond milliseconds are truncated.
+//! the date must exist (leap years checked); a leap second `:60` (only at
+//! 23:59 UTC) counts as the next second; fractions beyond milliseconds are truncated.
 
 use crate::event::Timestamp;
 
@@ -69,6 +69,13 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
         }
         _ => return Err(bad()),
     };
+    // A leap second is the last second of a UTC day: `:60` only at
+    // 23:59 UTC (local time minus the offset).
+    if second == 60 && (hour * 60 + minute - offset_minutes).rem_euclid(1_440) != 23 * 60 + 59 {
+        return Err(format!(
+            "`{text}`: second 60 exists only as a leap second, at 23:59:60 UTC"
+        ));
+    }
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
     Ok(seconds * 1_000 + millis)
