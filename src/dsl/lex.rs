@@ -513,7 +513,19 @@ pub(crate) fn describe_token(i: &str) -> (String, usize) {
     if c == '"' {
         return ("a string".to_string(), 1);
     }
-    (format!("`{}`", c.escape_default()), c.len_utf8())
+    // Name the character itself, with its code point when it is not plain
+    // ASCII (`é` (U+00E9), not `\u{e9}`); controls and other non-letters
+    // (zero-width spaces, ...) stay escaped.
+    let shown = if c.is_control() || (!c.is_ascii() && !c.is_alphanumeric()) {
+        c.escape_default().to_string()
+    } else {
+        c.to_string()
+    };
+    if c.is_ascii() {
+        (format!("`{shown}`"), c.len_utf8())
+    } else {
+        (format!("`{shown}` (U+{:04X})", u32::from(c)), c.len_utf8())
+    }
 }
 
 #[cfg(test)]
