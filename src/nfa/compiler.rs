@@ -115,7 +115,7 @@ impl<'p> Cursor<'p> {
 
     /// Flink's `OPTIONAL` property: `optional`, `?`, `*`, or `{0,m}`.
     fn optional(self) -> bool {
-        is_optional(self.elem())
+        self.elem().is_optional()
     }
 
     fn inner_consuming(self) -> Consuming {
@@ -519,7 +519,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 let at = self.current;
                 let take = self.take_cond(at)?;
                 let ignore = self.ignore_cond(at)?;
-                let optional = is_optional(elem);
+                let optional = elem.is_optional();
                 self.create_singleton_state(sink, Some(sink), take, ignore, optional)?
             }
         };
@@ -585,8 +585,8 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let single = self.create_state(StateKind::Normal, true);
         let sink = self.copy_without_transitive_nots(sink)?;
         self.add(single, Action::Take, sink, take);
-        let proceed_cond = self.true_function()?;
         if optional {
+            let proceed_cond = self.true_function()?;
             let proceed = proceed.ok_or_else(|| {
                 CompileError::new("internal: an optional state without a proceed target")
             })?;
@@ -706,7 +706,8 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         // Computed before entering: the enclosing group's `until`.
         let proceed_cond = self.true_function()?;
         let saved = self.enter_group(elements)?;
-        let inner_sink = self.sink_with_trailing_nots(elements, sink)?;
+        let nots = self.group_trailing_nots(elements)?;
+        let inner_sink = self.sink_with_trailing_nots(&nots, sink);
         let last = self.create_middle_states(inner_sink)?;
         let last = self.convert_pattern(last)?;
         if optional {
@@ -729,13 +730,11 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let proceed_cond = self.true_function()?;
         let dummy = self.create_state(StateKind::Normal, true);
         let saved = self.enter_group(elements)?;
-        for (cond, stage) in self.group_trailing_nots(elements)? {
-            let stop = self.create_stop_state(cond, stage);
-            self.add(dummy, Action::Proceed, stop, cond);
-        }
+        let nots = self.group_trailing_nots(elements)?;
+        self.add_stops(dummy, &nots);
         // Leaving the loop goes through the negations too (a run that
         // waits for the next element after the last iteration).
-        let exit = self.sink_with_trailing_nots(elements, sink)?;
+        let exit = self.sink_with_trailing_nots(&nots, sink);
         let last = self.create_middle_states(dummy)?;
         let last = self.convert_pattern(last)?;
         self.add(last, Action::Proceed, exit, proceed_cond);
@@ -815,29 +814,31 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// `not followed by`). Skipping an optional group goes to `sink` itself,
     /// so the negation binds only when the group matched. Before the final
     /// state the negations become a pending state instead, as in Flink.
-    fn sink_with_trailing_nots(&mut self, elements: &'p [Element], sink: StateId) -> Res<StateId> {
-        let nots = self.group_trailing_nots(elements)?;
+    fn sink_with_trailing_nots(&mut self, nots: &[(CondId, StageId)], sink: StateId) -> StateId {
         if nots.is_empty() || self.state(sink).kind == StateKind::Final {
-            return Ok(sink);
+            return sink;
         }
         let copy = self.copy(sink);
         // The copy stands in for `sink` (Flink's run would wait there), so
         // it keeps `sink`'s element window, unlike Flink's own copies.
         self.states[copy.index()].window = self.state(sink).window;
         self.trailing_not_copies.insert(copy, sink);
-        for (cond, stage) in nots {
+        self.add_stops(copy, nots);
+        copy
+    }
+
+    /// PROCEED edges from `state` to the stop states of `nots`.
+    fn add_stops(&mut self, state: StateId, nots: &[(CondId, StageId)]) {
+        for &(cond, stage) in nots {
             let stop = self.create_stop_state(cond, stage);
-            self.add(copy, Action::Proceed, stop, cond);
+            self.add(state, Action::Proceed, stop, cond);
         }
-        Ok(copy)
     }
 
     /// Flink's `addStopStates`.
     fn add_stop_states(&mut self, state: StateId) -> Res<()> {
-        for (cond, stage) in self.current_not_conditions()? {
-            let stop = self.create_stop_state(cond, stage);
-            self.add(state, Action::Proceed, stop, cond);
-        }
+        let nots = self.current_not_conditions()?;
+        self.add_stops(state, &nots);
         Ok(())
     }
 
@@ -902,11 +903,6 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         Ok(copy)
     }
-}
-
-/// Flink's `OPTIONAL` property of an element ([`Element::is_optional`]).
-fn is_optional(elem: &Element) -> bool {
-    elem.is_optional()
 }
 
 /// Rejects automata whose PROCEED edges form a cycle (Flink's decision
