@@ -10,7 +10,7 @@ use std::error::Error;
 use std::io::{self, Write};
 
 use cepheid::engine::{Decoder, Engine, EngineConfig, Format, Item, JsonLines};
-use cepheid::event::FieldTable;
+use cepheid::record::FieldTable;
 use cepheid::nfa::Nfa;
 use cepheid::Record;
 

@@ -20,15 +20,19 @@
 
 pub mod dsl;
 pub mod engine;
+mod error;
 pub mod event;
 pub mod expr;
 pub mod matcher;
 pub mod nfa;
 pub mod pattern;
+pub mod record;
 pub mod span;
 pub mod value;
 pub mod workload;
 
-pub use event::{Event, FieldId, FieldPath, Record, Timestamp};
+pub use error::{Error, ErrorKind, Location};
+pub use event::{Event, FieldId, FieldPath, Timestamp};
+pub use record::Record;
 pub use span::Span;
 pub use value::Value;

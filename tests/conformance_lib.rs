@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cepheid::event::{FieldPath, FieldTable, Record};
+use cepheid::event::FieldPath;
+use cepheid::record::{FieldTable, Record};
 use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use cepheid::{dsl, Event, Timestamp};

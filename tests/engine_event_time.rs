@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use cepheid::engine::{Collector, Engine, EngineConfig, Output};
-use cepheid::event::{Event, FieldId, FieldTable, StaticFields};
+use cepheid::event::{Event, FieldId, StaticFields};
+use cepheid::record::FieldTable;
 use cepheid::nfa::Nfa;
 use cepheid::value::KeyValue;
 use cepheid::{Record, Timestamp, Value};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use cepheid::dsl;
-use cepheid::event::{FieldTable, Record};
+use cepheid::record::{FieldTable, Record};
 use cepheid::expr::{AccumulatorLayoutBuilder, CompiledExpr};
 use cepheid::pattern::StageId;
 

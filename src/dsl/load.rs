@@ -271,7 +271,7 @@ impl Loaded {
         self.names.insert(p.name.clone(), (source, p.span));
         // What `run` would reject must be rejected here too: compile the
         // automaton (PROCEED cycles and path bounds, state limits) once.
-        let mut fields = crate::event::FieldTable::new();
+        let mut fields = crate::record::FieldTable::new();
         if let Err(e) = crate::nfa::Nfa::<crate::Record>::compile(&p, &mut fields) {
             self.diagnostics.push(
                 Diagnostic::error(

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use crate::engine::csv;
 use crate::engine::json::{Found, JsonPlan, Scanned};
 use crate::engine::time::parse_rfc3339;
-use crate::event::{lookup_json, FieldPath, FieldTable, Record, Timestamp};
+use crate::event::{FieldPath, Timestamp};
+use crate::record::{lookup_json, FieldTable, Record};
 
 /// Longest line accepted (1 MiB); longer lines are malformed.
 pub const MAX_LINE_BYTES: usize = 1 << 20;

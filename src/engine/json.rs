@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::event::{FieldPath, FieldTable};
+use crate::event::FieldPath;
+use crate::record::FieldTable;
 use crate::value::Value;
 
 /// Where a path's value is found: which kept top-level key, then which
@@ -434,7 +435,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::lookup_json;
+    use crate::record::lookup_json;
 
     fn plan(paths: &[&str]) -> (JsonPlan, FieldTable) {
         let mut table = FieldTable::new();

@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use cepheid::engine::{Collector, Decoder, Engine, EngineConfig, Format, Item, Output};
-//! use cepheid::event::FieldTable;
+//! use cepheid::record::FieldTable;
 //! use cepheid::nfa::Nfa;
 //! use cepheid::Record;
 //!

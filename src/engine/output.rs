@@ -12,7 +12,8 @@ use std::io::{self, Write};
 
 use crate::engine::automaton::{Automaton, MatchAccess};
 use crate::engine::sink::{MatchContext, Sink};
-use crate::event::{FieldPath, Record, Timestamp};
+use crate::event::{FieldPath, Timestamp};
+use crate::record::Record;
 use crate::value::Value;
 
 /// A [`Sink`] writing JSON lines: matches and timeouts to `out`, late events

@@ -34,7 +34,8 @@
 //!   makes them null for the rest of the run; `distinct` dedups with `==`.
 //!
 //! ```
-//! use cepheid::event::{FieldPath, FieldTable, Record};
+//! use cepheid::event::FieldPath;
+//! use cepheid::record::{FieldTable, Record};
 //! use cepheid::expr::{AccumulatorLayoutBuilder, BinaryOp, CompiledExpr, Expr};
 //! use cepheid::Value;
 //!

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 
 use super::ops;
 use super::*;
-use crate::event::{FieldPath, FieldTable, Record};
+use crate::event::FieldPath;
+use crate::record::{FieldTable, Record};
 use crate::value::Value;
 
 const EVENT: &str = r#"{"i": 3, "z": 0, "big": 9223372036854775807, "f": 2.5, "s": "ab",

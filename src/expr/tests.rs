@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::event::{FieldPath, FieldTable, Record, StaticFields};
+use crate::event::{FieldPath, StaticFields};
+use crate::record::{FieldTable, Record};
 use crate::pattern::{SelectItem, StageId};
 use crate::span::Span;
 use crate::value::Value;

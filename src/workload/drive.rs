@@ -18,7 +18,8 @@ use crate::dsl;
 use crate::engine::{
     Decoder, Engine, EngineConfig, Format, Item, Line, LineReader, MatchContext, Sink,
 };
-use crate::event::{Event, FieldResolver, FieldTable, Record, Timestamp};
+use crate::event::{Event, FieldResolver, Timestamp};
+use crate::record::{FieldTable, Record};
 use crate::matcher::MatchView;
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;

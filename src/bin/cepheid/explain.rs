@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use cepheid::event::{FieldTable, Record};
+use cepheid::record::{FieldTable, Record};
 use cepheid::nfa::Nfa;
 
 use crate::{EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};

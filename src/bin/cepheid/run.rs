@@ -31,7 +31,7 @@ use std::time::Instant;
 use cepheid::engine::{
     parse_duration, Decoder, Engine, EngineConfig, Format, Item, JsonLines, Line, LineReader, Stats,
 };
-use cepheid::event::FieldTable;
+use cepheid::record::FieldTable;
 use cepheid::nfa::Nfa;
 use cepheid::Record;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
