@@ -6,9 +6,8 @@
 use std::borrow::Cow;
 use std::error::Error;
 
-use cepheid::engine::{Collector, Engine, EngineConfig, Output};
+use cepheid::engine::{Engine, Output};
 use cepheid::event::{Event, FieldId, StaticFields};
-use cepheid::nfa::Nfa;
 use cepheid::pattern::Pattern;
 use cepheid::{Timestamp, Value};
 
@@ -67,16 +66,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build()
         .map_err(|errors| format!("invalid pattern: {errors:?}"))?;
 
-    let mut engine: Engine<Login, Nfa<Login>> = Engine::new(EngineConfig { max_delay: 500 });
+    let mut engine: Engine<Login> = Engine::with_max_delay(std::time::Duration::from_millis(500));
     engine.add_pattern(&pattern, &mut StaticFields::new(&FIELDS))?;
 
-    let mut out = Collector::default();
+    let mut out = Vec::new();
     for login in logins() {
         engine.push(login.ts, login, &mut out);
     }
-    engine.flush(&mut out);
+    engine.watermark(cepheid::Timestamp::MAX, &mut out);
 
-    for output in out.take() {
+    for output in out {
         match output {
             Output::Match(m) => {
                 let attempts: Vec<String> = m

@@ -9,9 +9,8 @@
 use std::error::Error;
 use std::io::{self, Write};
 
-use cepheid::engine::{Decoder, Engine, EngineConfig, Format, Item, JsonLines};
+use cepheid::engine::{Decoder, Engine, Format, Item, JsonLines};
 use cepheid::record::FieldTable;
-use cepheid::nfa::Nfa;
 use cepheid::Record;
 
 const PATTERN: &str = r#"
@@ -45,7 +44,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err(loaded.render().into());
     }
     let mut table = FieldTable::new();
-    let mut engine: Engine<Record, Nfa<Record>> = Engine::new(EngineConfig { max_delay: 60_000 });
+    let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_secs(60));
     for pattern in &loaded.patterns {
         engine.add_pattern(pattern, &mut table)?;
     }

@@ -114,6 +114,9 @@ struct Inner {
     kind: ErrorKind,
     message: String,
     location: Option<Location>,
+    /// Where in pattern text (a byte span), for the loader to turn into a
+    /// location.
+    span: Option<crate::span::Span>,
     /// The full text to show (a diagnostic with its source line and
     /// underline), when there is more to show than `location: message`.
     rendered: Option<String>,
@@ -130,6 +133,7 @@ impl Error {
                 kind,
                 message: message.into(),
                 location: None,
+                span: None,
                 rendered: None,
                 errors: Vec::new(),
                 source: None,
@@ -141,6 +145,19 @@ impl Error {
     pub fn at(mut self, location: Location) -> Error {
         self.inner.location = Some(location);
         self
+    }
+
+    /// The same error, at a byte span of pattern text (ignored when empty).
+    pub(crate) fn with_span(mut self, span: crate::span::Span) -> Error {
+        if !span.is_empty() {
+            self.inner.span = Some(span);
+        }
+        self
+    }
+
+    /// The byte span of pattern text, when known.
+    pub(crate) fn span(&self) -> Option<crate::span::Span> {
+        self.inner.span
     }
 
     /// The same error, shown as `rendered` (e.g. with the source line and

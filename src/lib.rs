@@ -31,6 +31,7 @@ pub mod span;
 pub mod value;
 pub mod workload;
 
+pub use engine::{Arrival, Engine, Match, MatchRef, Output, Sink, Stats};
 pub use error::{Error, ErrorKind, Location};
 pub use event::{Event, FieldId, FieldPath, Timestamp};
 pub use record::Record;

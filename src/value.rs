@@ -210,6 +210,21 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// Serializes as the plain value: null, a boolean, a number, a string or a
+/// sequence.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Str(text) => s.serialize_str(text),
+            Value::List(items) => s.collect_seq(items.iter()),
+        }
+    }
+}
+
 /// The values of a pattern's `partition by` fields for one event: the key of
 /// one partition. One field (the common case) is stored inline.
 pub type KeyValue = smallvec::SmallVec<[Value; 1]>;

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cepheid::event::FieldPath;
-use cepheid::record::{FieldTable, Record};
 use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
+use cepheid::record::{FieldTable, Record};
 use cepheid::{dsl, Event, Timestamp};
 use serde_json::Value as Json;
 

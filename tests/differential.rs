@@ -114,7 +114,11 @@ fn real_outputs(p: &Pattern, evs: &[RefEvent]) -> Result<Outcome, RealError> {
         for o in outs {
             let (om, t) = match o {
                 RealOutput::Match(om) => (om, None),
-                RealOutput::Timeout(om, t) => (om, Some(t)),
+                RealOutput::Timeout {
+                    partial,
+                    expired_at,
+                } => (partial, Some(expired_at)),
+                RealOutput::Late { .. } => unreachable!("a matcher has no late events"),
             };
             let stages: Vec<(String, Vec<u64>)> = om
                 .stages

@@ -5,11 +5,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use cepheid::engine::{Collector, Engine, EngineConfig, Output};
+use cepheid::engine::{Engine, Output};
 use cepheid::event::{Event, FieldId, StaticFields};
 use cepheid::record::FieldTable;
-use cepheid::nfa::Nfa;
-use cepheid::value::KeyValue;
 use cepheid::{Record, Timestamp, Value};
 use proptest::prelude::*;
 
@@ -43,11 +41,11 @@ pattern global {
 }
 "#;
 
-fn engine(max_delay: i64) -> (Engine<Record, Nfa<Record>>, FieldTable) {
+fn engine(max_delay: i64) -> (Engine<Record>, FieldTable) {
     let loaded = cepheid::dsl::load_str("test.cep", PATTERNS);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut table = FieldTable::new();
-    let mut engine = Engine::new(EngineConfig { max_delay });
+    let mut engine = Engine::with_max_delay(std::time::Duration::from_millis(max_delay as u64));
     for pattern in &loaded.patterns {
         engine.add_pattern(pattern, &mut table).unwrap();
     }
@@ -63,18 +61,18 @@ fn record(table: &FieldTable, ts: Timestamp, k: u8, kind: &str) -> Record {
 /// Runs events given in arrival order; returns every output.
 fn run(max_delay: i64, events: &[(Timestamp, u8, &str)], flush: bool) -> Vec<Output<Record>> {
     let (mut engine, table) = engine(max_delay);
-    let mut out = Collector::default();
+    let mut out = Vec::new();
     for &(ts, k, kind) in events {
         engine.push(ts, record(&table, ts, k, kind), &mut out);
     }
     if flush {
-        engine.flush(&mut out);
-        assert_eq!(engine.live_partitions(), 0, "every window expired");
+        engine.watermark(Timestamp::MAX, &mut out);
+        assert_eq!(engine.live_keys(), 0, "every window expired");
         assert_eq!(engine.stored_events(), 0);
     } else {
         engine.finish(&mut out);
     }
-    out.take()
+    out
 }
 
 proptest! {
@@ -117,7 +115,7 @@ fn quiet_keys_end_their_pending_not_followed_by_on_the_global_watermark() {
             _ => None,
         })
         .collect();
-    assert_eq!(quiet, [KeyValue::from_elem(Value::Int(1), 1)]);
+    assert_eq!(quiet, [vec![Value::Int(1)]]);
 }
 
 /// A typed event: fields by position, resolved with `StaticFields`.
@@ -148,24 +146,24 @@ fn typed_events_run_through_the_engine() {
         }"#;
     let loaded = cepheid::dsl::load_str("typed.cep", source);
     assert!(!loaded.has_errors(), "{}", loaded.render());
-    let mut engine: Engine<Reading, Nfa<Reading>> = Engine::new(EngineConfig::default());
+    let mut engine: Engine<Reading> = Engine::new();
     let mut fields = StaticFields::new(&["sensor", "celsius"]);
     engine
         .add_pattern(&loaded.patterns[0], &mut fields)
         .unwrap();
-    let mut out = Collector::default();
+    let mut out = Vec::new();
     for (ts, sensor, celsius) in [(0, 1, 85.0), (1, 2, 90.0), (2, 1, 86.0), (3, 2, 20.0)] {
         engine.push(ts, Reading { sensor, celsius }, &mut out);
     }
-    engine.flush(&mut out);
-    let outputs = out.take();
+    engine.watermark(Timestamp::MAX, &mut out);
+    let outputs = std::mem::take(&mut out);
     assert_eq!(outputs.len(), 1, "{outputs:?}");
     let Output::Match(m) = &outputs[0] else {
         panic!("{outputs:?}")
     };
     assert_eq!(m.stage("hot").len(), 2);
     assert_eq!(m.key[0], Value::Int(1));
-    assert_eq!(engine.live_partitions(), 0);
+    assert_eq!(engine.live_keys(), 0);
 }
 
 #[test]
@@ -185,14 +183,14 @@ fn state_follows_live_work_not_history() {
     );
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut table = FieldTable::new();
-    let mut engine: Engine<Record, Nfa<Record>> = Engine::new(EngineConfig { max_delay: 5_000 });
+    let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_secs(5));
     engine.add_pattern(&loaded.patterns[0], &mut table).unwrap();
     let order = |ts: Timestamp, kind: &str, id: i64| {
         let text = format!(r#"{{"ts":{ts},"type":"{kind}","order_id":{id}}}"#);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         Record::from_json_object(&table, json.as_object().unwrap(), Arc::from(text))
     };
-    let mut out = Collector::default();
+    let mut out = Vec::new();
     let mut peak = 0;
     // One order a second, paid a minute later (every tenth never): about 60
     // open orders and 90 unpaid ones waiting for their window at any time.
@@ -202,13 +200,13 @@ fn state_follows_live_work_not_history() {
         if i >= 60 && (i - 60) % 10 != 0 {
             engine.push(ts, order(ts, "order_paid", i - 60), &mut out);
         }
-        peak = peak.max(engine.live_partitions());
-        out.take();
+        peak = peak.max(engine.live_keys());
+        out.clear();
     }
     assert!(peak <= 1_000, "live keys peaked at {peak}");
     assert!(engine.stored_events() <= 1_000);
-    engine.flush(&mut out);
-    assert_eq!(engine.live_partitions(), 0);
+    engine.watermark(Timestamp::MAX, &mut out);
+    assert_eq!(engine.live_keys(), 0);
     assert_eq!(engine.stored_events(), 0);
     let paid = (0..20_000 - 60).filter(|j| j % 10 != 0).count() as u64;
     assert_eq!(engine.stats().matches, paid);

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use cepheid::dsl;
-use cepheid::record::{FieldTable, Record};
 use cepheid::expr::{AccumulatorLayoutBuilder, CompiledExpr};
 use cepheid::pattern::StageId;
+use cepheid::record::{FieldTable, Record};
 
 /// The stages expressions may refer to, in id order.
 const STAGES: [&str; 2] = ["a", "b"];

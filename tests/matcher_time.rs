@@ -62,7 +62,10 @@ fn next_deadline_follows_the_runs() {
     assert_eq!(m.partition().next_deadline(), Some(8));
     assert_eq!(m.partition().live_runs(), 1);
     let out = m.advance_time(8);
-    assert!(matches!(&out[..], [Output::Timeout(_, 8)]), "{out:?}");
+    assert!(
+        matches!(&out[..], [Output::Timeout { expired_at: 8, .. }]),
+        "{out:?}"
+    );
     assert!(m.partition().is_empty());
     assert_eq!(m.partition().next_deadline(), None);
     assert_eq!(m.buffer().live_events(), 0);

@@ -4,7 +4,7 @@
 mod matcher_support;
 
 use cepheid::event::StaticFields;
-use cepheid::matcher::{Collect, Partition, SharedBuffer};
+use cepheid::matcher::{Output, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use matcher_support::*;
 
@@ -30,7 +30,7 @@ fn forked_runs_share_events_and_memory_returns_to_zero() {
     let nfa = Nfa::<Ev>::compile(&loop_pattern(Some(40)), &mut StaticFields::new(&[])).unwrap();
     let mut part = Partition::new();
     let mut buf = SharedBuffer::new();
-    let mut sink = Collect::default();
+    let mut sink: Vec<Output<_>> = Vec::new();
     let mut max_runs = 0;
     for i in 0..300usize {
         let ts = i as i64;
@@ -44,7 +44,7 @@ fn forked_runs_share_events_and_memory_returns_to_zero() {
         );
         nfa.process(&mut part, &mut buf, ev, &mut sink);
         buf.release_if_unused(ev);
-        sink.outputs.clear();
+        sink.clear();
         // every event is stored at most once, and only while a run holds it
         assert!(
             buf.live_events() <= 40,
@@ -69,7 +69,7 @@ fn clear_releases_everything() {
     let nfa = Nfa::<Ev>::compile(&loop_pattern(None), &mut StaticFields::new(&[])).unwrap();
     let mut part = Partition::new();
     let mut buf = SharedBuffer::new();
-    let mut sink = Collect::default();
+    let mut sink: Vec<Output<_>> = Vec::new();
     for i in 0..60usize {
         let ev = buf.insert(
             i as i64,
@@ -82,7 +82,7 @@ fn clear_releases_everything() {
         buf.release_if_unused(ev);
     }
     assert!(part.live_runs() > 0 && buf.live_events() > 0);
-    assert!(!sink.outputs.is_empty());
+    assert!(!sink.is_empty());
     nfa.clear(&mut part, &mut buf);
     assert!(part.is_empty());
     assert_eq!((buf.live_events(), buf.live_nodes()), (0, 0));

@@ -273,11 +273,15 @@ impl Loaded {
         // automaton (PROCEED cycles and path bounds, state limits) once.
         let mut fields = crate::record::FieldTable::new();
         if let Err(e) = crate::nfa::Nfa::<crate::Record>::compile(&p, &mut fields) {
+            let kind = match e.kind() {
+                crate::ErrorKind::Limit => DiagnosticKind::Limit,
+                _ => DiagnosticKind::Pattern(crate::pattern::PatternErrorKind::Unsupported),
+            };
             self.diagnostics.push(
                 Diagnostic::error(
-                    DiagnosticKind::Limit,
-                    p.span,
-                    format!("pattern `{}` cannot be compiled: {e}", p.name),
+                    kind,
+                    e.span().unwrap_or(p.span),
+                    format!("pattern `{}` cannot be compiled: {}", p.name, e.message()),
                 )
                 .in_source(source),
             );

@@ -5,13 +5,13 @@
 //! trivial matcher with known behaviour), which is how the engine's
 //! event-time logic is tested apart from the pattern semantics.
 
+use crate::engine::sink::MatchAccess;
 use crate::event::Timestamp;
 use crate::pattern::Pattern;
-use crate::value::Value;
 
 /// Where events live while partial matches refer to them: inserted once,
 /// shared by every pattern of an engine.
-pub trait EventStore<E>: Default {
+pub(crate) trait EventStore<E>: Default {
     /// A handle to a stored event.
     type Ref: Copy;
 
@@ -28,26 +28,9 @@ pub trait EventStore<E>: Default {
     fn live_events(&self) -> usize;
 }
 
-/// A complete or timed-out partial match as the engine and its sinks see it,
-/// borrowing the event store.
-pub trait MatchAccess<E> {
-    /// Time of the first event.
-    fn start(&self) -> Timestamp;
-
-    /// Time of the last event.
-    fn end(&self) -> Timestamp;
-
-    /// Calls `visit` once per stage that took events, in pattern order, with
-    /// the stage name and its events in the order they were taken.
-    fn visit_stages(&self, visit: &mut dyn FnMut(&str, &mut dyn Iterator<Item = &E>));
-
-    /// The values of the pattern's `select` section (empty without one).
-    fn select(&self) -> Vec<(String, Value)>;
-}
-
 /// Receives what an automaton produces while time advances or an event is
 /// processed.
-pub trait Reporter<E, A: Automaton<E> + ?Sized> {
+pub(crate) trait Reporter<E, A: Automaton<E> + ?Sized> {
     /// A complete match.
     fn on_match(&mut self, m: &A::View<'_>);
 
@@ -60,7 +43,7 @@ pub trait Reporter<E, A: Automaton<E> + ?Sized> {
 /// The engine keeps one `Partition` per key and one `Store` for all
 /// patterns; before an event at `t` is processed it calls `advance_time(t)`
 /// on the same partition.
-pub trait Automaton<E> {
+pub(crate) trait Automaton<E> {
     /// Per-key matcher state.
     type Partition: Default;
     /// The event store shared by all partitions and patterns.
@@ -92,9 +75,6 @@ pub trait Automaton<E> {
         event: <Self::Store as EventStore<E>>::Ref,
         out: &mut dyn Reporter<E, Self>,
     );
-
-    /// Drops every partial match of the partition, releasing its events.
-    fn clear(&self, part: &mut Self::Partition, store: &mut Self::Store);
 
     /// Does the partition hold nothing (so its key can be forgotten)?
     fn is_empty(part: &Self::Partition) -> bool;

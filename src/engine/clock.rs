@@ -79,6 +79,11 @@ impl<E> Clock<E> {
         self.watermark.unwrap_or(Timestamp::MIN)
     }
 
+    /// The current watermark, `None` before any.
+    pub fn current(&self) -> Option<Timestamp> {
+        self.watermark
+    }
+
     /// The largest event time seen so far.
     pub fn max_seen(&self) -> Option<Timestamp> {
         self.max_seen

@@ -4,17 +4,9 @@ use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::partitions::{KeyHasher, Partitions, SlotRef};
-use crate::engine::sink::{MatchContext, Sink};
+use crate::engine::sink::{MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
 use crate::value::KeyValue;
-
-/// Settings of an [`Engine`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EngineConfig {
-    /// Bounded out-of-orderness in milliseconds: an event is late when its
-    /// time is more than this behind the largest time seen before it.
-    pub max_delay: i64,
-}
 
 /// Counters of what an engine has seen and produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,7 +54,7 @@ struct PatternRun<E, A: Automaton<E>> {
 /// matchers in (time, arrival) order, time advanced first (Flink's
 /// operator). Deadlines of quiet keys fire in the same global time order:
 /// before the events of time `t`, every deadline at or before `t`.
-pub struct Engine<E, A: Automaton<E>> {
+pub(crate) struct Core<E, A: Automaton<E>> {
     patterns: Vec<PatternRun<E, A>>,
     store: A::Store,
     clock: Clock<E>,
@@ -71,13 +63,14 @@ pub struct Engine<E, A: Automaton<E>> {
     stats: Stats,
 }
 
-impl<E: Event, A: Automaton<E>> Engine<E, A> {
-    /// An engine without patterns.
-    pub fn new(config: EngineConfig) -> Self {
-        Engine {
+impl<E: Event, A: Automaton<E>> Core<E, A> {
+    /// An engine without patterns; `max_delay` is the bounded
+    /// out-of-orderness in milliseconds.
+    pub fn new(max_delay: i64) -> Self {
+        Core {
             patterns: Vec::new(),
             store: A::Store::default(),
-            clock: Clock::new(config.max_delay),
+            clock: Clock::new(max_delay),
             deadlines: DeadlineIndex::default(),
             hasher: KeyHasher::default(),
             stats: Stats::default(),
@@ -111,12 +104,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     /// Takes one event in. It is late (and goes to `sink.on_late`) when its
     /// time is at or below the watermark; otherwise it waits, and whatever
     /// the watermark has now passed is processed.
-    pub fn push<S: Sink<E, A> + ?Sized>(
-        &mut self,
-        ts: Timestamp,
-        event: E,
-        sink: &mut S,
-    ) -> Arrival {
+    pub fn push<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) -> Arrival {
         self.stats.events += 1;
         match self.clock.arrive(ts, event) {
             Err(event) => {
@@ -133,30 +121,23 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
 
     /// A punctuated watermark: every event at or below `t` has arrived.
     /// Moves event time to `t` (never backwards), firing what is due.
-    pub fn watermark<S: Sink<E, A> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
+    pub fn watermark<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
         self.clock.raise(t);
         self.run_to(self.clock.watermark(), sink);
     }
 
     /// End of input: processes every waiting event and advances time to the
     /// largest event time seen, so windows that closed by then expire.
-    pub fn finish<S: Sink<E, A> + ?Sized>(&mut self, sink: &mut S) {
+    pub fn finish<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
         if let Some(max) = self.clock.max_seen() {
             self.clock.raise(max);
         }
         self.run_to(self.clock.watermark(), sink);
     }
 
-    /// End of input, letting time run to infinity: every waiting event is
-    /// processed and every pending window expires.
-    pub fn flush<S: Sink<E, A> + ?Sized>(&mut self, sink: &mut S) {
-        self.clock.raise(Timestamp::MAX);
-        self.run_to(Timestamp::MAX, sink);
-    }
-
-    /// The current watermark (`Timestamp::MIN` before any).
-    pub fn current_watermark(&self) -> Timestamp {
-        self.clock.watermark()
+    /// The current watermark (`None` before any).
+    pub fn current_watermark(&self) -> Option<Timestamp> {
+        self.clock.current()
     }
 
     /// What the engine has seen and produced so far.
@@ -182,7 +163,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     /// Processes, in global time order, the waiting events and the
     /// deadlines up to `bound` (events only up to the watermark). A deadline
     /// at the time of the next event fires first.
-    fn run_to<S: Sink<E, A> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
+    fn run_to<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
         loop {
             let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
             if let Some((t, p, slot)) = self.due_deadline(until) {
@@ -204,8 +185,8 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     }
 
     /// Advances pattern `p`'s partition `slot` to its deadline `t`, the
-    /// earliest in the index (as [`Engine::due_deadline`] found it).
-    fn fire_deadline<S: Sink<E, A> + ?Sized>(
+    /// earliest in the index (as [`Core::due_deadline`] found it).
+    fn fire_deadline<S: Sink<E> + ?Sized>(
         &mut self,
         t: Timestamp,
         p: usize,
@@ -234,7 +215,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     /// Stores one event and offers it to every pattern's partition of its
     /// key, time advanced first. The key is read and hashed once for a run
     /// of patterns partitioned by the same fields.
-    fn process_event<S: Sink<E, A> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
+    fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         let ev = self.store.insert(ts, event);
         // The key and its hash, or `None` when a key field is missing.
         let mut keyed: Option<(KeyValue, u64)> = None;
@@ -278,7 +259,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     /// Offers an event to a fresh partition for a key without state, and
     /// keeps the partition only if the event left something in it (most
     /// events of a new key start nothing, so no map entry is made for them).
-    fn start_partition<S: Sink<E, A> + ?Sized>(
+    fn start_partition<S: Sink<E> + ?Sized>(
         &mut self,
         p: usize,
         key: &KeyValue,
@@ -307,7 +288,7 @@ impl<E: Event, A: Automaton<E>> Engine<E, A> {
     /// reschedules or forgets the partition.
     fn drive<S, F>(&mut self, p: usize, slot: SlotRef, sink: &mut S, step: F)
     where
-        S: Sink<E, A> + ?Sized,
+        S: Sink<E> + ?Sized,
         F: FnOnce(&A, &mut A::Partition, &mut A::Store, &mut dyn Reporter<E, A>),
     {
         let run = &mut self.patterns[p];
@@ -334,14 +315,15 @@ struct Bridge<'a, S: ?Sized> {
     stats: &'a mut Stats,
 }
 
-impl<E, A: Automaton<E>, S: Sink<E, A> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
+impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
     fn on_match(&mut self, m: &A::View<'_>) {
         self.stats.matches += 1;
-        self.sink.on_match(&self.ctx, m);
+        self.sink.on_match(&MatchRef::new(&self.ctx, m));
     }
 
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {
         self.stats.timeouts += 1;
-        self.sink.on_timeout(&self.ctx, m, expired_at);
+        self.sink
+            .on_timeout(&MatchRef::new(&self.ctx, m), expired_at);
     }
 }

@@ -15,18 +15,18 @@
 //!   matches expire, so quiet keys time out on the watermark without a scan
 //!   of all keys;
 //! - **output**: a [`Sink`] sees each match, timeout and late event as it is
-//!   produced; [`Collector`] keeps owned [`Output`]s, [`JsonLines`] writes
-//!   the records of `cepheid run`;
+//!   produced, as a [`MatchRef`]; a `Vec<`[`Output`]`>` keeps them owned,
+//!   [`JsonLines`] writes the records of `cepheid run`;
 //! - **input**: JSON lines and CSV into [`crate::Record`]s ([`LineReader`],
 //!   [`Decoder`]), times as integer milliseconds or RFC 3339.
 //!
-//! The matcher side is the [`Automaton`] trait, implemented by
-//! [`crate::nfa::Nfa`].
+//! The matcher side is a crate-internal `Automaton` trait, implemented by
+//! [`crate::nfa::Nfa`] (and by a test double in the engine's own tests).
 //!
 //! ```
-//! use cepheid::engine::{Collector, Decoder, Engine, EngineConfig, Format, Item, Output};
+//! use std::time::Duration;
+//! use cepheid::engine::{Decoder, Engine, Format, Item, Output};
 //! use cepheid::record::FieldTable;
-//! use cepheid::nfa::Nfa;
 //! use cepheid::Record;
 //!
 //! let loaded = cepheid::dsl::load_str("rules.cep", r#"
@@ -44,11 +44,11 @@
 //! // Every field a pattern uses gets an id in one table; records are
 //! // decoded against it.
 //! let mut fields = FieldTable::new();
-//! let mut engine: Engine<Record, Nfa<Record>> = Engine::new(EngineConfig { max_delay: 1_000 });
+//! let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_secs(1));
 //! engine.add_pattern(&loaded.patterns[0], &mut fields).unwrap();
 //! let mut decoder = Decoder::new(Format::JsonLines, "ts", fields);
 //!
-//! let mut out = Collector::default();
+//! let mut out: Vec<Output<Record>> = Vec::new();
 //! for line in [
 //!     r#"{"ts": 0, "type": "order_created", "order_id": "o1"}"#,
 //!     r#"{"ts": 60000, "type": "order_created", "order_id": "o2"}"#,
@@ -64,13 +64,13 @@
 //!         Item::Skip => {}
 //!     }
 //! }
-//! let outputs = out.take();
+//! let outputs = out;
 //! assert!(matches!(&outputs[0], Output::Late { ts: 30000, .. }));
 //! assert!(matches!(&outputs[1], Output::Match(m) if m.start == 60000 && m.end == 120000));
 //! // o1 was never paid: its window closed at 15 minutes, reported when the
 //! // watermark passed it.
 //! assert!(matches!(&outputs[2], Output::Timeout { expired_at: 900000, .. }));
-//! assert_eq!(engine.live_partitions(), 0);
+//! assert_eq!(engine.live_keys(), 0);
 //! ```
 
 mod automaton;
@@ -78,6 +78,7 @@ mod clock;
 mod core;
 mod csv;
 mod deadlines;
+mod front;
 mod input;
 mod json;
 mod nfa;
@@ -88,10 +89,10 @@ mod sink;
 mod testing;
 mod time;
 
-pub use automaton::{Automaton, EventStore, MatchAccess, Reporter};
-pub use core::{Arrival, Engine, EngineConfig, Stats};
+pub use crate::matcher::{Match, Output};
+pub use core::{Arrival, Stats};
+pub use front::Engine;
 pub use input::{Decoder, Format, Item, Line, LineReader, Malformed, MAX_LINE_BYTES};
-pub use nfa::AddPatternError;
 pub use output::JsonLines;
-pub use sink::{Collector, MatchContext, MatchRecord, Output, Sink};
+pub use sink::{MatchRef, Sink};
 pub use time::{parse_duration, parse_rfc3339};

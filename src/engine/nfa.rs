@@ -1,14 +1,11 @@
-//! The real matcher behind the engine: [`Nfa`] as an [`Automaton`], the
-//! [`SharedBuffer`] as its event store, [`MatchView`] as its matches, and
-//! [`Engine::add_pattern`] to compile and add a pattern in one step.
+//! The real matcher behind the engine: [`Nfa`] as an `Automaton`, the
+//! [`SharedBuffer`] as its event store, [`MatchView`] as its matches.
 
-use std::fmt;
-
-use crate::engine::automaton::{Automaton, EventStore, MatchAccess, Reporter};
-use crate::engine::core::Engine;
-use crate::event::{Event, FieldResolver, Timestamp};
+use crate::engine::automaton::{Automaton, EventStore, Reporter};
+use crate::engine::sink::MatchAccess;
+use crate::event::{Event, Timestamp};
 use crate::matcher::{EventRef, MatchSink, MatchView, Partition, SharedBuffer};
-use crate::nfa::{CompileError, Nfa};
+use crate::nfa::Nfa;
 use crate::pattern::Pattern;
 use crate::value::Value;
 
@@ -41,7 +38,7 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
         MatchView::end(self)
     }
 
-    fn visit_stages(&self, visit: &mut dyn FnMut(&str, &mut dyn Iterator<Item = &E>)) {
+    fn visit_stages<'s>(&'s self, visit: &mut dyn FnMut(&'s str, &mut dyn Iterator<Item = &'s E>)) {
         // One vector of (stage, event) in the order taken, sorted stably by
         // stage: each stage's events stay in the order taken. (Not
         // `stages()`, which allocates a vector per stage.)
@@ -112,48 +109,11 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         Nfa::process(self, part, store, event, &mut Relay(out));
     }
 
-    fn clear(&self, part: &mut Partition, store: &mut SharedBuffer<E>) {
-        Nfa::clear(self, part, store);
-    }
-
     fn is_empty(part: &Partition) -> bool {
         part.is_empty()
     }
 
     fn next_deadline(part: &Partition) -> Option<Timestamp> {
         part.next_deadline()
-    }
-}
-
-/// Why [`Engine::add_pattern`] refused a pattern.
-#[derive(Debug)]
-pub enum AddPatternError {
-    /// The pattern does not compile for this event type.
-    Compile(CompileError),
-    /// A `partition by` field does not exist for this event type.
-    Key(String),
-}
-
-impl fmt::Display for AddPatternError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AddPatternError::Compile(e) => write!(f, "{e}"),
-            AddPatternError::Key(e) => write!(f, "partition by: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for AddPatternError {}
-
-impl<E: Event + 'static> Engine<E, Nfa<E>> {
-    /// Compiles `pattern` for `E` (fields resolved with `fields`) and adds
-    /// it; returns its index.
-    pub fn add_pattern(
-        &mut self,
-        pattern: &Pattern,
-        fields: &mut dyn FieldResolver,
-    ) -> Result<usize, AddPatternError> {
-        let nfa = Nfa::<E>::compile(pattern, fields).map_err(AddPatternError::Compile)?;
-        self.add(nfa, fields).map_err(AddPatternError::Key)
     }
 }

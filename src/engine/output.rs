@@ -10,8 +10,7 @@
 
 use std::io::{self, Write};
 
-use crate::engine::automaton::{Automaton, MatchAccess};
-use crate::engine::sink::{MatchContext, Sink};
+use crate::engine::sink::{MatchRef, Sink};
 use crate::event::{FieldPath, Timestamp};
 use crate::record::Record;
 use crate::value::Value;
@@ -77,11 +76,10 @@ impl<W: Write, L: Write> JsonLines<W, L> {
     fn write_record(
         &mut self,
         kind: &str,
-        ctx: &MatchContext<'_>,
-        m: &dyn MatchAccess<Record>,
+        m: &MatchRef<'_, Record>,
         expired_at: Option<Timestamp>,
     ) {
-        let names = self.names.get(ctx);
+        let names = self.names.get(m);
         let line = &mut self.line;
         line.clear();
         line.extend_from_slice(b"{\"kind\":\"");
@@ -89,7 +87,7 @@ impl<W: Write, L: Write> JsonLines<W, L> {
         line.extend_from_slice(b"\",\"pattern\":");
         line.extend_from_slice(&names.pattern);
         line.extend_from_slice(b",\"key\":{");
-        for (i, (field, value)) in names.key_fields.iter().zip(ctx.key.iter()).enumerate() {
+        for (i, (field, value)) in names.key_fields.iter().zip(m.key()).enumerate() {
             if i > 0 {
                 line.push(b',');
             }
@@ -110,7 +108,7 @@ impl<W: Write, L: Write> JsonLines<W, L> {
         }
         line.extend_from_slice(b",\"events\":{");
         let mut first_stage = true;
-        m.visit_stages(&mut |name, events| {
+        m.for_each_stage(|name, events| {
             if !first_stage {
                 line.push(b',');
             }
@@ -126,7 +124,7 @@ impl<W: Write, L: Write> JsonLines<W, L> {
             line.push(b']');
         });
         line.push(b'}');
-        if ctx.has_select && expired_at.is_none() {
+        if m.has_select() && expired_at.is_none() {
             line.extend_from_slice(b",\"select\":{");
             for (i, (name, value)) in m.select().iter().enumerate() {
                 if i > 0 {
@@ -143,13 +141,13 @@ impl<W: Write, L: Write> JsonLines<W, L> {
     }
 }
 
-impl<W: Write, L: Write, A: Automaton<Record>> Sink<Record, A> for JsonLines<W, L> {
-    fn on_match(&mut self, ctx: &MatchContext<'_>, m: &A::View<'_>) {
-        self.write_record("match", ctx, m, None);
+impl<W: Write, L: Write> Sink<Record> for JsonLines<W, L> {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.write_record("match", m, None);
     }
 
-    fn on_timeout(&mut self, ctx: &MatchContext<'_>, m: &A::View<'_>, expired_at: Timestamp) {
-        self.write_record("timeout", ctx, m, Some(expired_at));
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.write_record("timeout", m, Some(expired_at));
     }
 
     fn on_late(&mut self, _ts: Timestamp, event: &Record) {
@@ -192,26 +190,27 @@ struct PatternNames {
 }
 
 impl NameCache {
-    /// The names of the pattern of `ctx`, made on first use.
-    fn get(&mut self, ctx: &MatchContext<'_>) -> &PatternNames {
-        if self.patterns.len() <= ctx.pattern {
-            self.patterns.resize_with(ctx.pattern + 1, || None);
+    /// The names of the pattern of `m`, made on first use.
+    fn get<E>(&mut self, m: &MatchRef<'_, E>) -> &PatternNames {
+        let index = m.pattern_index();
+        if self.patterns.len() <= index {
+            self.patterns.resize_with(index + 1, || None);
         }
-        let slot = &mut self.patterns[ctx.pattern];
-        let fresh = matches!(slot, Some(n) if *n.name == *ctx.name && n.fields == ctx.key_fields);
+        let slot = &mut self.patterns[index];
+        let fresh =
+            matches!(slot, Some(n) if *n.name == *m.pattern() && n.fields == m.key_fields());
         if !fresh {
-            *slot = Some(PatternNames::new(ctx));
+            *slot = Some(PatternNames::new(m.pattern(), m.key_fields()));
         }
         slot.as_ref().expect("filled just above")
     }
 }
 
 impl PatternNames {
-    fn new(ctx: &MatchContext<'_>) -> PatternNames {
+    fn new(name: &str, fields: &[FieldPath]) -> PatternNames {
         let mut pattern = Vec::new();
-        push_json_string(&mut pattern, ctx.name);
-        let key_fields = ctx
-            .key_fields
+        push_json_string(&mut pattern, name);
+        let key_fields = fields
             .iter()
             .map(|path| {
                 let mut field = Vec::new();
@@ -221,8 +220,8 @@ impl PatternNames {
             })
             .collect();
         PatternNames {
-            name: ctx.name.into(),
-            fields: ctx.key_fields.to_vec(),
+            name: name.into(),
+            fields: fields.to_vec(),
             pattern,
             key_fields,
         }
@@ -293,6 +292,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::engine::sink::{MatchAccess, MatchContext};
     use crate::value::KeyValue;
 
     struct Two(Record, Record);
@@ -304,7 +304,10 @@ mod tests {
         fn end(&self) -> Timestamp {
             3
         }
-        fn visit_stages(&self, visit: &mut dyn FnMut(&str, &mut dyn Iterator<Item = &Record>)) {
+        fn visit_stages<'s>(
+            &'s self,
+            visit: &mut dyn FnMut(&'s str, &mut dyn Iterator<Item = &'s Record>),
+        ) {
             visit("a", &mut [&self.0, &self.1].into_iter());
             visit("b\"", &mut std::iter::empty());
         }
@@ -326,8 +329,8 @@ mod tests {
             has_select: true,
         };
         let mut sink: JsonLines<Vec<u8>, Vec<u8>> = JsonLines::new(Vec::new(), Some(Vec::new()));
-        sink.write_record("match", &ctx, &m, None);
-        sink.write_record("timeout", &ctx, &m, Some(9));
+        sink.write_record("match", &MatchRef::new(&ctx, &m), None);
+        sink.write_record("timeout", &MatchRef::new(&ctx, &m), Some(9));
         sink.write_late(&rec("{}"));
         let out = String::from_utf8(sink.out.clone()).unwrap();
         assert_eq!(
@@ -396,12 +399,12 @@ mod tests {
             has_select: false,
         };
         let mut cache = NameCache::default();
-        assert_eq!(cache.get(&ctx(2, "p")).pattern, b"\"p\"");
-        assert_eq!(
-            cache.get(&ctx(2, "p")).key_fields,
-            [b"\"a\\\"b\":".to_vec()]
-        );
-        assert_eq!(cache.get(&ctx(0, "q\n")).pattern, b"\"q\\n\"");
-        assert_eq!(cache.get(&ctx(2, "other")).pattern, b"\"other\"");
+        let (c2, c0, c2b) = (ctx(2, "p"), ctx(0, "q\n"), ctx(2, "other"));
+        let m = Two(Record::default(), Record::default());
+        let at = |c| MatchRef::new(c, &m);
+        assert_eq!(cache.get(&at(&c2)).pattern, b"\"p\"");
+        assert_eq!(cache.get(&at(&c2)).key_fields, [b"\"a\\\"b\":".to_vec()]);
+        assert_eq!(cache.get(&at(&c0)).pattern, b"\"q\\n\"");
+        assert_eq!(cache.get(&at(&c2b)).pattern, b"\"other\"");
     }
 }

@@ -1,14 +1,18 @@
 //! Where the engine's output goes: a [`Sink`] sees every match, timeout and
-//! late event as it is produced (borrowing the event store, no copies), and
-//! [`Collector`] is the sink that keeps owned [`Output`] records.
+//! late event as it is produced, as a [`MatchRef`] borrowing the engine's
+//! event store (no copies); [`MatchRef::to_owned`] makes a [`Match`], and a
+//! `Vec<Output<E>>` is the sink that keeps everything.
 
-use crate::engine::automaton::{Automaton, MatchAccess};
+use std::fmt;
+
 use crate::event::{FieldPath, Timestamp};
+use crate::matcher::{Match, Output};
 use crate::value::{KeyValue, Value};
 
-/// Which pattern and key produced an output.
+/// Which pattern and key produced an output (crate-internal: users see it
+/// through [`MatchRef`]).
 #[derive(Clone, Copy, Debug)]
-pub struct MatchContext<'a> {
+pub(crate) struct MatchContext<'a> {
     /// Index of the pattern in the engine (the order it was added).
     pub pattern: usize,
     /// The pattern's name.
@@ -40,128 +44,207 @@ impl<'a> MatchContext<'a> {
     }
 }
 
-/// Receives the engine's output as it is produced.
-pub trait Sink<E, A: Automaton<E>> {
-    /// A complete match.
-    fn on_match(&mut self, ctx: &MatchContext<'_>, m: &A::View<'_>);
-
-    /// A partial match whose window closed at `expired_at`.
-    fn on_timeout(&mut self, ctx: &MatchContext<'_>, m: &A::View<'_>, expired_at: Timestamp);
-
-    /// An event that arrived at or below the watermark and was not matched.
-    fn on_late(&mut self, ts: Timestamp, event: &E);
-}
-
-/// An owned match or timed-out partial match.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MatchRecord<E> {
-    /// The pattern's name.
-    pub pattern: String,
-    /// The partition key values (see [`MatchContext::key`]).
-    pub key: KeyValue,
+/// What the engine needs to read from an automaton's match (implemented by
+/// the matcher's `MatchView` and by the engine's test double).
+pub(crate) trait MatchAccess<E> {
     /// Time of the first event.
-    pub start: Timestamp,
+    fn start(&self) -> Timestamp;
+
     /// Time of the last event.
-    pub end: Timestamp,
-    /// Each stage that took events, in pattern order, with its events.
-    pub stages: Vec<(String, Vec<E>)>,
-    /// The `select` values (empty without a `select` section).
-    pub select: Vec<(String, Value)>,
+    fn end(&self) -> Timestamp;
+
+    /// Calls `visit` once per stage that took events, in pattern order, with
+    /// the stage name and its events in the order they were taken.
+    fn visit_stages<'s>(&'s self, visit: &mut dyn FnMut(&'s str, &mut dyn Iterator<Item = &'s E>));
+
+    /// The values of the pattern's `select` section (empty without one).
+    fn select(&self) -> Vec<(String, Value)>;
 }
 
-impl<E: Clone> MatchRecord<E> {
-    /// Copies a match out of the event store.
-    pub fn from_view(ctx: &MatchContext<'_>, m: &dyn MatchAccess<E>) -> MatchRecord<E> {
+/// A complete or timed-out partial match, borrowing the engine's event
+/// store: valid during the [`Sink`] call that receives it.
+///
+/// It knows which pattern produced it and for which key; its events are
+/// grouped by stage. [`MatchRef::to_owned`] copies it out.
+pub struct MatchRef<'a, E> {
+    ctx: &'a MatchContext<'a>,
+    m: &'a dyn MatchAccess<E>,
+}
+
+impl<'a, E> MatchRef<'a, E> {
+    pub(crate) fn new(ctx: &'a MatchContext<'a>, m: &'a dyn MatchAccess<E>) -> MatchRef<'a, E> {
+        MatchRef { ctx, m }
+    }
+
+    /// The pattern's name.
+    pub fn pattern(&self) -> &'a str {
+        self.ctx.name
+    }
+
+    /// The pattern's position in the engine: 0 for the first one added, and
+    /// so on (stable for the engine's life).
+    pub fn pattern_index(&self) -> usize {
+        self.ctx.pattern
+    }
+
+    /// The pattern's `partition by` fields (empty without).
+    pub fn key_fields(&self) -> &'a [FieldPath] {
+        self.ctx.key_fields
+    }
+
+    /// The values of the `partition by` fields for this match's partition,
+    /// in the same order (empty without `partition by`).
+    pub fn key(&self) -> &'a [Value] {
+        self.ctx.key
+    }
+
+    /// Time of the first event.
+    pub fn start(&self) -> Timestamp {
+        self.m.start()
+    }
+
+    /// Time of the last event.
+    pub fn end(&self) -> Timestamp {
+        self.m.end()
+    }
+
+    /// Calls `visit` once per stage that took events, in pattern order, with
+    /// the stage's name and its events in the order they were taken (no
+    /// allocation per event).
+    pub fn for_each_stage(&self, mut visit: impl FnMut(&'a str, &mut dyn Iterator<Item = &'a E>)) {
+        self.m.visit_stages(&mut visit);
+    }
+
+    /// Each stage that took events, in pattern order, with its events.
+    pub fn stages(&self) -> Vec<(&'a str, Vec<&'a E>)> {
+        let mut out = Vec::new();
+        self.m.visit_stages(&mut |name, events| {
+            out.push((name, events.collect()));
+        });
+        out
+    }
+
+    /// The events of one stage, in the order taken (empty if it took none).
+    pub fn stage(&self, name: &str) -> Vec<&'a E> {
+        let mut out = Vec::new();
+        self.m.visit_stages(&mut |stage, events| {
+            if stage == name {
+                out.extend(events);
+            }
+        });
+        out
+    }
+
+    /// Does the pattern have a `select` section?
+    pub fn has_select(&self) -> bool {
+        self.ctx.has_select
+    }
+
+    /// The values of the pattern's `select` section, in its order (empty
+    /// without one). For a timeout they are computed over the partial match.
+    pub fn select(&self) -> Vec<(String, Value)> {
+        if self.ctx.has_select {
+            self.m.select()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// An owned copy (events cloned).
+    pub fn to_owned(&self) -> Match<E>
+    where
+        E: Clone,
+    {
         let mut stages = Vec::new();
-        m.visit_stages(&mut |name, events| {
+        self.m.visit_stages(&mut |name, events| {
             stages.push((name.to_string(), events.cloned().collect()));
         });
-        MatchRecord {
-            pattern: ctx.name.to_string(),
-            key: ctx.key.clone(),
-            start: m.start(),
-            end: m.end(),
+        Match {
+            pattern: self.ctx.name.to_string(),
+            key: self.ctx.key.to_vec(),
+            start: self.m.start(),
+            end: self.m.end(),
             stages,
-            select: if ctx.has_select {
-                m.select()
-            } else {
-                Vec::new()
-            },
+            select: self.select(),
         }
-    }
-
-    /// The events of one stage (empty if it took none).
-    pub fn stage(&self, name: &str) -> &[E] {
-        self.stages
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(&[], |(_, events)| events.as_slice())
     }
 }
 
-/// One output of the engine, owned.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Output<E> {
+impl<E> fmt::Debug for MatchRef<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MatchRef")
+            .field("pattern", &self.ctx.name)
+            .field("key", &self.ctx.key)
+            .field("start", &self.start())
+            .field("end", &self.end())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Receives the engine's output as it is produced.
+///
+/// Only [`on_match`](Sink::on_match) must be written; timeouts (of patterns
+/// with `timeouts`) and late events are ignored unless their methods are
+/// overridden (the engine's [`Stats`](crate::engine::Stats) count them
+/// either way). A closure `FnMut(&MatchRef<E>)` is a sink of matches, and a
+/// `Vec<Output<E>>` keeps everything:
+///
+/// ```
+/// use cepheid::{Engine, MatchRef, Output, Record, Sink, Timestamp};
+///
+/// struct Alerts(Vec<String>);
+/// impl Sink<Record> for Alerts {
+///     fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+///         self.0.push(format!("{} for {:?}", m.pattern(), m.key()));
+///     }
+///     fn on_late(&mut self, ts: Timestamp, _event: &Record) {
+///         self.0.push(format!("late event at {ts}"));
+///     }
+/// }
+/// # let _ = Alerts(Vec::new());
+/// let mut count = 0;
+/// let mut matches_only = |_: &MatchRef<'_, Record>| count += 1;
+/// let mut everything: Vec<Output<Record>> = Vec::new();
+/// # let _ = (&mut matches_only, &mut everything);
+/// ```
+pub trait Sink<E> {
     /// A complete match.
-    Match(MatchRecord<E>),
-    /// A partial match that expired.
-    Timeout {
-        /// What the partial match had taken.
-        partial: MatchRecord<E>,
-        /// When its window closed.
-        expired_at: Timestamp,
-    },
-    /// A late event.
-    Late {
-        /// Its event time.
-        ts: Timestamp,
-        /// The event.
-        event: E,
-    },
-}
+    fn on_match(&mut self, m: &MatchRef<'_, E>);
 
-/// A sink that keeps every output, in the order produced (see the
-/// [module example](crate::engine)).
-#[derive(Clone, Debug)]
-pub struct Collector<E> {
-    outputs: Vec<Output<E>>,
-}
+    /// A partial match whose window closed at `expired_at` (only for
+    /// patterns with `timeouts`). Ignored unless overridden.
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
+        let _ = (m, expired_at);
+    }
 
-impl<E> Default for Collector<E> {
-    fn default() -> Self {
-        Collector {
-            outputs: Vec::new(),
-        }
+    /// An event that arrived at or below the watermark: it was not matched.
+    /// Ignored unless overridden.
+    fn on_late(&mut self, ts: Timestamp, event: &E) {
+        let _ = (ts, event);
     }
 }
 
-impl<E> Collector<E> {
-    /// Takes the outputs collected so far.
-    pub fn take(&mut self) -> Vec<Output<E>> {
-        std::mem::take(&mut self.outputs)
-    }
-
-    /// The outputs collected so far.
-    pub fn outputs(&self) -> &[Output<E>] {
-        &self.outputs
+impl<E, F: FnMut(&MatchRef<'_, E>)> Sink<E> for F {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        self(m)
     }
 }
 
-impl<E: Clone, A: Automaton<E>> Sink<E, A> for Collector<E> {
-    fn on_match(&mut self, ctx: &MatchContext<'_>, m: &A::View<'_>) {
-        self.outputs
-            .push(Output::Match(MatchRecord::from_view(ctx, m)));
+/// Keeps every output, owned, in the order produced.
+impl<E: Clone> Sink<E> for Vec<Output<E>> {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        self.push(Output::Match(m.to_owned()));
     }
 
-    fn on_timeout(&mut self, ctx: &MatchContext<'_>, m: &A::View<'_>, expired_at: Timestamp) {
-        self.outputs.push(Output::Timeout {
-            partial: MatchRecord::from_view(ctx, m),
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
+        self.push(Output::Timeout {
+            partial: m.to_owned(),
             expired_at,
         });
     }
 
     fn on_late(&mut self, ts: Timestamp, event: &E) {
-        self.outputs.push(Output::Late {
+        self.push(Output::Late {
             ts,
             event: event.clone(),
         });

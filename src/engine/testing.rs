@@ -9,6 +9,9 @@ use std::borrow::Cow;
 
 use proptest::prelude::*;
 
+use super::automaton::{Automaton, EventStore, Reporter};
+use super::core::Core;
+use super::sink::MatchAccess;
 use super::*;
 use crate::event::{Event, FieldId, FieldPath, StaticFields, Timestamp};
 use crate::pattern::{Pattern, Sequence, SkipStrategy};
@@ -93,7 +96,10 @@ impl MatchAccess<Ev> for PairView<'_> {
         self.events[self.events.len() - 1].0
     }
 
-    fn visit_stages(&self, visit: &mut dyn FnMut(&str, &mut dyn Iterator<Item = &Ev>)) {
+    fn visit_stages<'v>(
+        &'v self,
+        visit: &mut dyn FnMut(&'v str, &mut dyn Iterator<Item = &'v Ev>),
+    ) {
         let names = ["first", "second"];
         for (name, (_, ev)) in names.iter().zip(&self.events) {
             visit(name, &mut std::iter::once(*ev));
@@ -180,12 +186,6 @@ impl Automaton<Ev> for Pairs {
         }
     }
 
-    fn clear(&self, part: &mut Self::Partition, store: &mut Slab) {
-        if let Some((_, r, _)) = part.take() {
-            store.release(r);
-        }
-    }
-
     fn is_empty(part: &Self::Partition) -> bool {
         part.is_none()
     }
@@ -204,14 +204,14 @@ enum In {
     Wm(Timestamp),
 }
 
-fn engine(max_delay: i64, window: Timestamp) -> Engine<Ev, Pairs> {
-    let mut engine = Engine::new(EngineConfig { max_delay });
+fn engine(max_delay: i64, window: Timestamp) -> Core<Ev, Pairs> {
+    let mut engine = Core::new(max_delay);
     let mut fields = StaticFields::new(&["key"]);
     engine.add(Pairs::new(window), &mut fields).unwrap();
     engine
 }
 
-fn feed(engine: &mut Engine<Ev, Pairs>, input: &[In], out: &mut Collector<Ev>) {
+fn feed(engine: &mut Core<Ev, Pairs>, input: &[In], out: &mut Vec<Output<Ev>>) {
     for item in input {
         match *item {
             In::Ev(ts, key, id) => {
@@ -224,7 +224,7 @@ fn feed(engine: &mut Engine<Ev, Pairs>, input: &[In], out: &mut Collector<Ev>) {
 
 /// Outputs as short strings: `M key id,id`, `T key id @expired`, `L id`.
 fn show(outputs: Vec<Output<Ev>>) -> Vec<String> {
-    let ids = |m: &MatchRecord<Ev>| {
+    let ids = |m: &Match<Ev>| {
         let ids: Vec<String> = m
             .stages
             .iter()
@@ -247,14 +247,14 @@ fn show(outputs: Vec<Output<Ev>>) -> Vec<String> {
 
 fn run(max_delay: i64, window: Timestamp, input: &[In], flush: bool) -> Vec<String> {
     let mut engine = engine(max_delay, window);
-    let mut out = Collector::default();
+    let mut out: Vec<Output<Ev>> = Vec::new();
     feed(&mut engine, input, &mut out);
     if flush {
-        engine.flush(&mut out);
+        engine.watermark(Timestamp::MAX, &mut out);
     } else {
         engine.finish(&mut out);
     }
-    show(out.take())
+    show(std::mem::take(&mut out))
 }
 
 #[test]
@@ -301,15 +301,15 @@ fn deadlines_fire_before_events_of_a_later_time() {
 #[test]
 fn punctuated_watermarks_release_events_and_fire_timeouts() {
     let mut engine = engine(1_000, 50);
-    let mut out = Collector::default();
+    let mut out: Vec<Output<Ev>> = Vec::new();
     feed(&mut engine, &[In::Ev(0, Some(1), 1)], &mut out);
-    assert!(out.take().is_empty());
+    assert!(std::mem::take(&mut out).is_empty());
     assert_eq!(engine.waiting_events(), 1);
     feed(&mut engine, &[In::Wm(60), In::Ev(60, Some(1), 2)], &mut out);
-    assert_eq!(show(out.take()), ["T 1 1 @50", "L 2"]);
+    assert_eq!(show(std::mem::take(&mut out)), ["T 1 1 @50", "L 2"]);
     // A lower watermark does not move time back.
     engine.watermark(10, &mut out);
-    assert_eq!(engine.current_watermark(), 60);
+    assert_eq!(engine.current_watermark(), Some(60));
 }
 
 #[test]
@@ -324,13 +324,13 @@ fn end_of_input_expires_only_windows_closed_by_the_last_time() {
 #[test]
 fn keys_are_forgotten_when_their_state_is_empty() {
     let mut engine = engine(5, 50);
-    let mut out = Collector::default();
+    let mut out: Vec<Output<Ev>> = Vec::new();
     let input: Vec<In> = (0..100)
         .map(|i| In::Ev(i, Some(i % 10), i as u32))
         .collect();
     feed(&mut engine, &input, &mut out);
     assert!(engine.live_partitions() > 0);
-    engine.flush(&mut out);
+    engine.watermark(Timestamp::MAX, &mut out);
     assert_eq!(engine.live_partitions(), 0);
     assert_eq!(engine.stored_events(), 0);
     assert_eq!(engine.waiting_events(), 0);
@@ -341,10 +341,10 @@ fn keys_are_forgotten_when_their_state_is_empty() {
 fn events_without_the_key_field_are_counted_not_matched() {
     let input = [In::Ev(1, None, 1), In::Ev(2, None, 2)];
     let mut engine = engine(0, 50);
-    let mut out = Collector::default();
+    let mut out: Vec<Output<Ev>> = Vec::new();
     feed(&mut engine, &input, &mut out);
-    engine.flush(&mut out);
-    assert!(out.take().is_empty());
+    engine.watermark(Timestamp::MAX, &mut out);
+    assert!(std::mem::take(&mut out).is_empty());
     assert_eq!(engine.stats().unkeyed, 2);
     assert_eq!(engine.stats().events, 2);
 }

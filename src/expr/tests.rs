@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::event::{FieldPath, StaticFields};
-use crate::record::{FieldTable, Record};
 use crate::pattern::{SelectItem, StageId};
+use crate::record::{FieldTable, Record};
 use crate::span::Span;
 use crate::value::Value;
 

@@ -33,7 +33,7 @@ mod view;
 
 pub use buffer::{EventRef, SharedBuffer};
 pub use run::Partition;
-pub use view::{MatchView, OwnedMatch};
+pub use view::{Match, MatchView, Output};
 
 use crate::event::{Event, Timestamp};
 use crate::nfa::Nfa;
@@ -48,37 +48,17 @@ pub trait MatchSink<E> {
     fn on_timeout(&mut self, m: &MatchView<'_, E>, expired_at: Timestamp);
 }
 
-/// An owned output of a [`Matcher`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum Output<E> {
-    /// A complete match.
-    Match(OwnedMatch<E>),
-    /// A timed-out partial match and the time its window closed.
-    Timeout(OwnedMatch<E>, Timestamp),
-}
-
-/// A sink that collects owned outputs.
-#[derive(Clone, Debug)]
-pub struct Collect<E> {
-    /// What was produced, in order.
-    pub outputs: Vec<Output<E>>,
-}
-
-impl<E> Default for Collect<E> {
-    fn default() -> Self {
-        Collect {
-            outputs: Vec::new(),
-        }
-    }
-}
-
-impl<E: Event + Clone> MatchSink<E> for Collect<E> {
+/// Keeps every output, owned, in the order produced.
+impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
     fn on_match(&mut self, m: &MatchView<'_, E>) {
-        self.outputs.push(Output::Match(m.to_owned()));
+        self.push(Output::Match(m.to_owned()));
     }
 
     fn on_timeout(&mut self, m: &MatchView<'_, E>, expired_at: Timestamp) {
-        self.outputs.push(Output::Timeout(m.to_owned(), expired_at));
+        self.push(Output::Timeout {
+            partial: m.to_owned(),
+            expired_at,
+        });
     }
 }
 
@@ -138,26 +118,26 @@ impl<E: Event + Clone> Matcher<E> {
     /// Advances time to `ts`, then offers the event (events must come in
     /// time order).
     pub fn process(&mut self, ts: Timestamp, event: E) -> Vec<Output<E>> {
-        let mut sink = Collect::default();
+        let mut sink = Vec::new();
         self.advance_in_order(ts, &mut sink);
         let ev = self.buffer.insert(ts, event);
         self.nfa
             .process(&mut self.partition, &mut self.buffer, ev, &mut sink);
         self.buffer.release_if_unused(ev);
-        sink.outputs
+        sink
     }
 
     /// Advances time to `t` (windows close, pending endings complete).
     pub fn advance_time(&mut self, t: Timestamp) -> Vec<Output<E>> {
-        let mut sink = Collect::default();
+        let mut sink = Vec::new();
         self.advance_in_order(t, &mut sink);
-        sink.outputs
+        sink
     }
 
     /// Advances to every deadline before `t` in time order, then to `t`,
     /// as the engine does (`docs/semantics.md`, D4: the result does not
     /// depend on how far one call moves time).
-    fn advance_in_order(&mut self, t: Timestamp, sink: &mut Collect<E>) {
+    fn advance_in_order(&mut self, t: Timestamp, sink: &mut Vec<Output<E>>) {
         let mut last = None;
         while let Some(d) = self.partition.next_deadline().filter(|d| *d < t) {
             if last.is_some_and(|l| d <= l) {

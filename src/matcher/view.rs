@@ -121,13 +121,16 @@ impl<'a, E> MatchView<'a, E> {
             .eval(events.iter().map(|(s, e)| (*s, self.buf.get(*e))))
     }
 
-    /// An owned copy of the match (events cloned).
-    pub fn to_owned(&self) -> OwnedMatch<E>
+    /// An owned copy of the match (events cloned), with no key: the
+    /// matcher does not know keys; the engine's
+    /// [`MatchRef::to_owned`](crate::engine::MatchRef::to_owned) fills it.
+    pub fn to_owned(&self) -> Match<E>
     where
         E: Clone + crate::event::Event,
     {
-        OwnedMatch {
+        Match {
             pattern: self.nfa.pattern.name.clone(),
+            key: Vec::new(),
             start: self.start(),
             end: self.end(),
             stages: self
@@ -135,16 +138,26 @@ impl<'a, E> MatchView<'a, E> {
                 .into_iter()
                 .map(|(n, evs)| (n.to_string(), evs.into_iter().cloned().collect()))
                 .collect(),
-            select: self.select(),
+            select: self
+                .select()
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
         }
     }
 }
 
-/// A match that owns its events.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OwnedMatch<E> {
+/// A complete match or a timed-out partial match that owns its events.
+///
+/// With `serde`, it serializes as an object with these fields (events
+/// as `E` serializes).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Match<E> {
     /// The pattern's name.
     pub pattern: String,
+    /// The values of the pattern's `partition by` fields (empty without).
+    pub key: Vec<Value>,
     /// Time of the earliest event.
     pub start: Timestamp,
     /// Time of the latest event.
@@ -152,16 +165,53 @@ pub struct OwnedMatch<E> {
     /// Stages that took events, in pattern order, events in taken order.
     pub stages: Vec<(String, Vec<E>)>,
     /// `select` values (empty without a `select` section).
-    pub select: Vec<(Arc<str>, Value)>,
+    pub select: Vec<(String, Value)>,
 }
 
-impl<E> OwnedMatch<E> {
+impl<E> Match<E> {
     /// The events of a stage (empty if it took none).
     pub fn stage(&self, name: &str) -> &[E] {
         self.stages
             .iter()
             .find(|(n, _)| n == name)
             .map_or(&[], |(_, evs)| evs.as_slice())
+    }
+
+    /// The `select` value named `name`.
+    pub fn selected(&self, name: &str) -> Option<&Value> {
+        self.select.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// One output, owned: a match, a timeout or a late event.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Output<E> {
+    /// A complete match.
+    Match(Match<E>),
+    /// A partial match whose window closed.
+    Timeout {
+        /// What the partial match had taken.
+        partial: Match<E>,
+        /// When its window closed.
+        expired_at: Timestamp,
+    },
+    /// An event at or below the watermark when it arrived (engine only).
+    Late {
+        /// Its event time.
+        ts: Timestamp,
+        /// The event.
+        event: E,
+    },
+}
+
+impl<E> Output<E> {
+    /// The match or partial match, if this is one.
+    pub fn as_match(&self) -> Option<&Match<E>> {
+        match self {
+            Output::Match(m) | Output::Timeout { partial: m, .. } => Some(m),
+            Output::Late { .. } => None,
+        }
     }
 }
 

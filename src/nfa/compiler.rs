@@ -224,7 +224,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     fn cond(&mut self, node: CondNode) -> Res<CondId> {
         self.conds
             .add(node)
-            .ok_or_else(|| CompileError::new("the pattern nests too deeply to compile"))
+            .ok_or_else(|| CompileError::limit("the pattern nests too deeply to compile"))
     }
 
     fn not(&mut self, c: CondId) -> Res<CondId> {
@@ -408,7 +408,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
 
     fn check_size(&self) -> Res<()> {
         if self.states.len() > MAX_STATES {
-            return Err(CompileError::new(format!(
+            return Err(CompileError::limit(format!(
                 "the pattern compiles to more than {MAX_STATES} states (quantified groups repeat their contents)"
             )));
         }
@@ -674,7 +674,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         elements: &'p [Element],
     ) -> Res<(Cursor<'p>, Option<Cursor<'p>>, Option<Cursor<'p>>)> {
         if self.group_depth >= MAX_GROUP_DEPTH {
-            return Err(CompileError::new(format!(
+            return Err(CompileError::limit(format!(
                 "groups nest deeper than {MAX_GROUP_DEPTH} levels"
             )));
         }
@@ -954,7 +954,7 @@ fn check_proceed_paths(states: &[State]) -> Res<()> {
                         n = n.saturating_add(paths[t.target.index()]);
                     }
                     if n > MAX_PROCEED_PATHS {
-                        return Err(CompileError::new(format!(
+                        return Err(CompileError::limit(format!(
                             "the pattern is too ambiguous to match efficiently: from state `{}` \
                              an event can be routed {} ways or more through elements that take \
                              nothing (at most {MAX_PROCEED_PATHS}); use fewer optional groups in a row or nested",

@@ -80,11 +80,13 @@ use std::marker::PhantomData;
 
 use hashbrown::HashMap;
 
+use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
 use crate::expr::{
     AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, CompiledExpr, CompiledSelect,
 };
 use crate::pattern::{Condition, DurationMs, Element, ElementKind, NativeFn, Pattern, StageId};
+use crate::span::Span;
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
 pub use compiler::MAX_PROCEED_PATHS;
@@ -154,19 +156,43 @@ pub struct State {
     pub window: Option<DurationMs>,
 }
 
-/// Why a pattern could not be compiled.
+/// Why a pattern could not be compiled (crate-internal; the public
+/// [`Nfa::compile`] turns it into a [`crate::Error`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompileError {
+pub(crate) struct CompileError {
+    /// What kind of problem.
+    pub kind: ErrorKind,
     /// What is wrong, in plain words.
     pub message: String,
+    /// Where in the pattern text, when known (empty otherwise: the caller
+    /// uses the pattern's own span).
+    pub span: Span,
 }
 
 impl CompileError {
-    /// An error with this message.
+    /// An error about the pattern's shape, with this message.
     pub fn new(message: impl Into<String>) -> CompileError {
         CompileError {
+            kind: ErrorKind::Pattern,
             message: message.into(),
+            span: Span::default(),
         }
+    }
+
+    /// A limit (size, nesting, ambiguity) exceeded.
+    pub fn limit(message: impl Into<String>) -> CompileError {
+        CompileError {
+            kind: ErrorKind::Limit,
+            ..CompileError::new(message)
+        }
+    }
+
+    /// The same error, at `span` (unless it has a place already).
+    pub fn at(mut self, span: Span) -> CompileError {
+        if self.span.is_empty() {
+            self.span = span;
+        }
+        self
     }
 }
 
@@ -176,7 +202,11 @@ impl fmt::Display for CompileError {
     }
 }
 
-impl std::error::Error for CompileError {}
+impl From<CompileError> for Error {
+    fn from(e: CompileError) -> Error {
+        Error::new(e.kind, e.message).with_span(e.span)
+    }
+}
 
 /// A compiled pattern for events of type `E`: immutable, shareable.
 pub struct Nfa<E> {
@@ -209,7 +239,16 @@ impl<E> fmt::Debug for Nfa<E> {
 
 impl<E: Event + 'static> Nfa<E> {
     /// Compiles a pattern: conditions against `fields`, then the states.
-    pub fn compile(
+    ///
+    /// Fails with [`ErrorKind::Field`] when a condition reads a field the
+    /// event type does not have, [`ErrorKind::Limit`] when the automaton
+    /// would be too large or too ambiguous, [`ErrorKind::Pattern`] for IR no
+    /// front end makes (see `docs/semantics.md`, D5).
+    pub fn compile(pattern: &Pattern, fields: &mut dyn FieldResolver) -> Result<Nfa<E>, Error> {
+        Nfa::compile_inner(pattern, fields).map_err(|e| Error::from(e.at(pattern.span)))
+    }
+
+    fn compile_inner(
         pattern: &Pattern,
         fields: &mut dyn FieldResolver,
     ) -> Result<Nfa<E>, CompileError> {
@@ -224,21 +263,26 @@ impl<E: Event + 'static> Nfa<E> {
                 fields,
                 &mut layout,
                 &mut conds,
-            )?;
+            )
+            .map_err(|e| e.at(stage.span))?;
             stage_conds.push(id);
         }
         let mut until_conds = HashMap::new();
         for elem in all_elements(pattern) {
             if let Some(until) = &elem.until {
                 let label = format!("until({})", element_label(pattern, elem));
-                let id = compile_condition(until, &label, fields, &mut layout, &mut conds)?;
+                let id = compile_condition(until, &label, fields, &mut layout, &mut conds)
+                    .map_err(|e| e.at(elem.span))?;
                 until_conds.insert(elem as *const Element as usize, id);
             }
         }
         let compiled =
             compiler::Compiler::new(pattern, &mut conds, &stage_conds, &until_conds)?.compile()?;
-        let select = CompiledSelect::compile(&pattern.select, fields)
-            .map_err(|e| CompileError::new(format!("select: {e}")))?;
+        let select =
+            CompiledSelect::compile(&pattern.select, fields).map_err(|e| CompileError {
+                kind: ErrorKind::Field,
+                ..CompileError::new(format!("select: {e}"))
+            })?;
         let layout = layout.finish();
         let proceeds = compiled
             .states
@@ -315,11 +359,14 @@ fn compile_condition<E: 'static>(
         Condition::True => {
             return conds
                 .add(CondNode::True)
-                .ok_or_else(|| CompileError::new("condition arena overflow"));
+                .ok_or_else(|| CompileError::limit("condition arena overflow"));
         }
         Condition::Expr(expr) => {
-            let compiled = CompiledExpr::compile(expr, fields, layout)
-                .map_err(|e| CompileError::new(format!("condition of `{label}`: {e}")))?;
+            let compiled =
+                CompiledExpr::compile(expr, fields, layout).map_err(|e| CompileError {
+                    kind: ErrorKind::Field,
+                    ..CompileError::new(format!("condition of `{label}`: {e}"))
+                })?;
             Slot {
                 per_run: compiled.reads_stages(),
                 kind: SlotKind::Expr(compiled),
@@ -347,7 +394,7 @@ fn compile_condition<E: 'static>(
     let index = (conds.slots.len() - 1) as u32;
     conds
         .add(CondNode::Slot(index))
-        .ok_or_else(|| CompileError::new("condition arena overflow"))
+        .ok_or_else(|| CompileError::limit("condition arena overflow"))
 }
 
 /// Rejects IR the compiler cannot give a meaning to (the front end and the
@@ -355,7 +402,7 @@ fn compile_condition<E: 'static>(
 /// range, empty sequences or groups.
 fn check_shape(pattern: &Pattern) -> Result<(), CompileError> {
     if pattern.stages.len() > usize::from(u16::MAX) {
-        return Err(CompileError::new("too many stages"));
+        return Err(CompileError::limit("too many stages"));
     }
     if pattern.sequence.elements.is_empty() {
         return Err(CompileError::new("the pattern has no elements"));

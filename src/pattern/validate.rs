@@ -100,6 +100,9 @@ pub enum PatternErrorKind {
     /// could take no event, so the same events would be matched by any
     /// number of empty iterations (Flink SQL rejects such patterns too).
     EmptyIteration,
+    /// A pattern Flink accepts but cannot run, rejected by the automaton
+    /// compiler (`docs/semantics.md`, D5), or IR no front end makes.
+    Unsupported,
 }
 
 /// One broken rule: what, where, and (for duplicates) where else.

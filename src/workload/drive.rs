@@ -15,23 +15,16 @@
 //! ```
 
 use crate::dsl;
-use crate::engine::{
-    Decoder, Engine, EngineConfig, Format, Item, Line, LineReader, MatchContext, Sink,
-};
+use crate::engine::{Decoder, Engine, Format, Item, Line, LineReader, MatchRef, Sink};
 use crate::event::{Event, FieldResolver, Timestamp};
-use crate::record::{FieldTable, Record};
-use crate::matcher::MatchView;
-use crate::nfa::Nfa;
 use crate::pattern::Pattern;
+use crate::record::{FieldTable, Record};
 
 use super::{fields, BenchEvent, Counts, Workload};
 
-/// The compiled automaton of a workload's patterns.
-type WorkloadNfa = Nfa<BenchEvent>;
-
 /// An engine running one workload's patterns over [`BenchEvent`]s.
 pub struct WorkloadEngine {
-    engine: Engine<BenchEvent, WorkloadNfa>,
+    engine: Engine<BenchEvent>,
     sink: Tally,
 }
 
@@ -51,7 +44,7 @@ impl WorkloadEngine {
 
     /// Lets time run to infinity and returns the counts.
     pub fn flush(&mut self) -> Counts {
-        self.engine.flush(&mut self.sink);
+        self.engine.watermark(Timestamp::MAX, &mut self.sink);
         self.counts()
     }
 
@@ -66,7 +59,7 @@ impl WorkloadEngine {
 
     /// Keys with live state, summed over the patterns.
     pub fn live_partitions(&self) -> usize {
-        self.engine.live_partitions()
+        self.engine.live_keys()
     }
 
     /// Events held in the shared buffer by partial matches.
@@ -98,8 +91,8 @@ fn patterns(workload: Workload) -> Result<Vec<Pattern>, String> {
 fn engine_for<E: Event + 'static>(
     workload: Workload,
     fields: &mut dyn FieldResolver,
-) -> Result<Engine<E, Nfa<E>>, String> {
-    let mut engine = Engine::new(EngineConfig::default());
+) -> Result<Engine<E>, String> {
+    let mut engine = Engine::new();
     for pattern in &patterns(workload)? {
         engine
             .add_pattern(pattern, fields)
@@ -113,7 +106,7 @@ fn engine_for<E: Event + 'static>(
 /// Malformed lines are an error here: the workloads write none.
 pub fn jsonl_counts(workload: Workload, input: &[u8]) -> Result<Counts, String> {
     let mut table = FieldTable::new();
-    let mut engine: Engine<Record, Nfa<Record>> = engine_for(workload, &mut table)?;
+    let mut engine: Engine<Record> = engine_for(workload, &mut table)?;
     let mut decoder = Decoder::new(Format::JsonLines, "ts", table);
     let mut reader = LineReader::new(input);
     let mut sink = Tally::default();
@@ -130,7 +123,7 @@ pub fn jsonl_counts(workload: Workload, input: &[u8]) -> Result<Counts, String> 
             Err(why) => return Err(format!("line {number}: {}", why.0)),
         }
     }
-    engine.flush(&mut sink);
+    engine.watermark(Timestamp::MAX, &mut sink);
     let stats = engine.stats();
     Ok(Counts {
         matches: stats.matches,
@@ -154,12 +147,12 @@ struct Tally {
     checksum: i64,
 }
 
-impl<E: Event> Sink<E, Nfa<E>> for Tally {
-    fn on_match(&mut self, _ctx: &MatchContext<'_>, m: &MatchView<'_, E>) {
+impl<E> Sink<E> for Tally {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
         self.checksum = self.checksum.wrapping_add(m.start() ^ m.end());
     }
 
-    fn on_timeout(&mut self, _ctx: &MatchContext<'_>, m: &MatchView<'_, E>, expired_at: Timestamp) {
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
         self.checksum = self.checksum.wrapping_add(m.start() ^ expired_at);
     }
 

@@ -153,7 +153,7 @@ pub fn is_group(e: &Element) -> bool {
 }
 
 /// A match as `"stage:e1 e2|stage:e3"` in pattern order.
-pub fn render(m: &cepheid::matcher::OwnedMatch<Ev>) -> String {
+pub fn render(m: &cepheid::matcher::Match<Ev>) -> String {
     m.stages
         .iter()
         .map(|(stage, evs)| {
@@ -175,7 +175,11 @@ pub fn run_at(p: &Pattern, input: &[(i64, &str)], end: Option<i64>) -> Vec<Strin
         for o in outputs {
             out.push(match o {
                 Output::Match(x) => render(&x),
-                Output::Timeout(x, t) => format!("timeout@{t} {}", render(&x)),
+                Output::Timeout {
+                    partial: x,
+                    expired_at: t,
+                } => format!("timeout@{t} {}", render(&x)),
+                Output::Late { .. } => unreachable!("a matcher has no late events"),
             });
         }
     };

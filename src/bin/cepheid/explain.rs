@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use cepheid::record::{FieldTable, Record};
 use cepheid::nfa::Nfa;
+use cepheid::record::{FieldTable, Record};
 
 use crate::{EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 

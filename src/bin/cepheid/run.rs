@@ -29,10 +29,9 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use cepheid::engine::{
-    parse_duration, Decoder, Engine, EngineConfig, Format, Item, JsonLines, Line, LineReader, Stats,
+    parse_duration, Decoder, Engine, Format, Item, JsonLines, Line, LineReader, Stats,
 };
 use cepheid::record::FieldTable;
-use cepheid::nfa::Nfa;
 use cepheid::Record;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -116,15 +115,11 @@ pub fn run(args: &Args) -> u8 {
         Err(status) => return status,
     };
     let mut table = FieldTable::new();
-    let mut engine: Engine<Record, Nfa<Record>> = Engine::new(EngineConfig {
-        max_delay: args.max_delay,
-    });
+    let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
+    let mut engine: Engine<Record> = Engine::with_max_delay(max_delay);
     for pattern in &loaded.patterns {
-        let added = Nfa::<Record>::compile(pattern, &mut table)
-            .map_err(|e| e.to_string())
-            .and_then(|nfa| engine.add(nfa, &mut table));
-        if let Err(e) = added {
-            eprintln!("error: pattern `{}`: {e}", pattern.name);
+        if let Err(e) = engine.add_pattern(pattern, &mut table) {
+            eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
             return EXIT_PATTERN_ERROR;
         }
     }
@@ -257,7 +252,7 @@ fn read_lines(input: Box<dyn Read + Send>, mut decoder: Decoder, tx: &SyncSender
 /// Feeds every decoded line to the engine, then ends event time.
 fn stream(
     args: &Args,
-    engine: &mut Engine<Record, Nfa<Record>>,
+    engine: &mut Engine<Record>,
     input: Box<dyn Read + Send>,
     decoder: Decoder,
     out: &mut Output,
@@ -311,7 +306,7 @@ fn stream(
         }
     }
     if args.flush_at_end {
-        engine.flush(out);
+        engine.watermark(cepheid::Timestamp::MAX, out);
     } else if !punctuated {
         engine.finish(out);
     }
