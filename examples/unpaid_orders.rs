@@ -9,7 +9,8 @@
 use std::error::Error;
 use std::io::{self, Write};
 
-use cepheid::engine::{Decoder, Engine, Format, Item, JsonLines};
+use cepheid::engine::Engine;
+use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid::record::FieldTable;
 use cepheid::Record;
 
@@ -43,23 +44,24 @@ fn main() -> Result<(), Box<dyn Error>> {
     if loaded.has_errors() {
         return Err(loaded.render().into());
     }
-    let mut table = FieldTable::new();
+    // One field table: the engine's patterns and the decoder share it.
+    let table = FieldTable::new();
     let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_secs(60));
     for pattern in &loaded.patterns {
-        engine.add_pattern(pattern, &mut table)?;
+        engine.add_pattern(pattern, &mut table.clone())?;
     }
 
-    let mut decoder = Decoder::new(Format::JsonLines, "ts", table);
+    let decoder = Decoder::new(Format::JsonLines, "ts", table);
     let stdout = io::stdout();
     let mut out: JsonLines<_, io::Sink> = JsonLines::new(stdout.lock(), None);
-    for (n, line) in EVENTS.lines().enumerate() {
-        match decoder.decode(line.as_bytes()) {
+    for (_, item) in Items::new("events", EVENTS.as_bytes(), decoder) {
+        match item {
             Ok(Item::Event(ts, record)) => {
                 engine.push(ts, record, &mut out);
             }
             Ok(Item::Watermark(t)) => engine.watermark(t, &mut out),
             Ok(Item::Skip) => {}
-            Err(why) => eprintln!("line {}: {}", n + 1, why.0),
+            Err(e) => eprintln!("{e}"),
         }
     }
     engine.finish(&mut out);

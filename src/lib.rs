@@ -14,7 +14,10 @@
 //! | [`expr`] | expression IR → compiled conditions, evaluated without allocation |
 //! | [`nfa`] | IR → immutable automaton with take / ignore / proceed edges |
 //! | [`matcher`] | one partition: partial matches, shared buffer, skip, windows |
-//! | [`engine`] | keyed partitions, event time, watermarks, late events, output |
+//! | [`engine`] | keyed partitions, event time, watermarks, late events, sinks |
+//! | [`io`] | input and output formats: lines, JSON lines and CSV → [`Record`]s, the JSON-lines output |
+//!
+//! [`time`] holds the one duration grammar (`500ms`, `15m`, `1d`).
 
 #![warn(missing_docs)]
 
@@ -23,11 +26,13 @@ pub mod engine;
 mod error;
 pub mod event;
 pub mod expr;
+pub mod io;
 pub mod matcher;
 pub mod nfa;
 pub mod pattern;
 pub mod record;
 pub mod span;
+pub mod time;
 pub mod value;
 pub mod workload;
 

@@ -2,16 +2,47 @@
 //! and the [`FieldTable`] that numbers the fields patterns read from it.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::value::Value;
 
 /// Interns the field paths that patterns use, for [`Record`]s: every path
-/// gets the next id. Shared by all patterns of an engine, so that one record
-/// serves them all.
-#[derive(Clone, Debug, Default)]
+/// gets the next id, and ids never change.
+///
+/// A `FieldTable` is a handle: clones share one table. The engine owns one
+/// and a decoder is made from a clone of it, so there is one numbering of
+/// fields: a pattern added after the decoder was made interns its fields in
+/// the same table, and the decoder sees them (its [`len`](Self::len) check
+/// is one atomic load per line; the lock is taken only when fields were
+/// added).
+///
+/// ```
+/// use cepheid::record::FieldTable;
+/// use cepheid::FieldPath;
+/// let table = FieldTable::new();
+/// let handle = table.clone();
+/// let id = table.intern(&FieldPath::parse("user.id"));
+/// assert_eq!(handle.get(&FieldPath::parse("user.id")), Some(id));
+/// assert_eq!(handle.len(), 1);
+/// ```
+#[derive(Clone, Default)]
 pub struct FieldTable {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// How many paths are interned, stored after each is added (so a
+    /// reader that sees `n` finds at least `n` paths under the lock).
+    len: AtomicUsize,
+    names: Mutex<Names>,
+}
+
+#[derive(Default)]
+struct Names {
     paths: Vec<FieldPath>,
     ids: hashbrown::HashMap<FieldPath, FieldId>,
 }
@@ -22,35 +53,60 @@ impl FieldTable {
         FieldTable::default()
     }
 
-    /// The id of `path`, added if new.
-    pub fn intern(&mut self, path: &FieldPath) -> FieldId {
-        if let Some(&id) = self.ids.get(path) {
+    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        // Nothing panics while the lock is held but an allocation failure;
+        // the table is consistent after every statement anyway.
+        self.shared
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The id of `path`, added if new (every handle sees it).
+    pub fn intern(&self, path: &FieldPath) -> FieldId {
+        let mut names = self.names();
+        if let Some(&id) = names.ids.get(path) {
             return id;
         }
-        let id = FieldId::new(self.paths.len());
-        self.paths.push(path.clone());
-        self.ids.insert(path.clone(), id);
+        let id = FieldId::new(names.paths.len());
+        names.paths.push(path.clone());
+        names.ids.insert(path.clone(), id);
+        self.shared.len.store(names.paths.len(), Ordering::Release);
         id
     }
 
     /// The id of `path`, if interned.
     pub fn get(&self, path: &FieldPath) -> Option<FieldId> {
-        self.ids.get(path).copied()
+        self.names().ids.get(path).copied()
     }
 
-    /// All interned paths, indexed by id.
-    pub fn paths(&self) -> &[FieldPath] {
-        &self.paths
+    /// All interned paths, indexed by id (a copy: the table may grow).
+    pub fn paths(&self) -> Vec<FieldPath> {
+        self.names().paths.clone()
     }
 
-    /// Number of interned paths.
+    /// Number of interned paths: one atomic load, so a decoder can check
+    /// on every line whether fields were added since it last looked.
     pub fn len(&self) -> usize {
-        self.paths.len()
+        self.shared.len.load(Ordering::Acquire)
     }
 
     /// Is the table empty?
     pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
+        self.len() == 0
+    }
+
+    /// Are `self` and `other` handles to the same table?
+    pub fn same_table(&self, other: &FieldTable) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl fmt::Debug for FieldTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FieldTable")
+            .field("paths", &self.names().paths)
+            .finish()
     }
 }
 
@@ -75,21 +131,6 @@ impl Record {
         Record { values, raw }
     }
 
-    /// Builds a record from a JSON object, extracting every path of `table`.
-    /// `raw` is the text the object was read from.
-    pub fn from_json_object(
-        table: &FieldTable,
-        object: &serde_json::Map<String, serde_json::Value>,
-        raw: Arc<str>,
-    ) -> Record {
-        let values = table
-            .paths()
-            .iter()
-            .map(|path| lookup_json(object, path).map_or(Value::Null, Value::from_json))
-            .collect();
-        Record { values, raw }
-    }
-
     /// The original text of the event.
     pub fn raw(&self) -> &str {
         &self.raw
@@ -110,43 +151,41 @@ impl Event for Record {
     }
 }
 
-/// Follows `path` into nested JSON objects.
-pub fn lookup_json<'a>(
-    object: &'a serde_json::Map<String, serde_json::Value>,
-    path: &FieldPath,
-) -> Option<&'a serde_json::Value> {
-    let (first, rest) = path.segments().split_first()?;
-    let mut current = object.get(&**first)?;
-    for seg in rest {
-        current = current.as_object()?.get(&**seg)?;
-    }
-    Some(current)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn record_reads_nested_fields() {
-        let mut table = FieldTable::new();
-        let id = table.intern(&FieldPath::parse("user.id"));
-        let missing = table.intern(&FieldPath::parse("nope"));
-        let text = r#"{"user":{"id":7},"ts":1}"#;
-        let json: serde_json::Value = serde_json::from_str(text).unwrap();
-        let record = Record::from_json_object(&table, json.as_object().unwrap(), Arc::from(text));
-        assert_eq!(*record.field(id), Value::Int(7));
-        assert_eq!(*record.field(missing), Value::Null);
-        assert_eq!(record.raw(), text);
-    }
-
-    #[test]
     fn table_interns_once() {
-        let mut table = FieldTable::new();
+        let table = FieldTable::new();
         let a = table.intern(&FieldPath::single("a"));
         let b = table.intern(&FieldPath::single("b"));
         assert_eq!(table.intern(&FieldPath::single("a")), a);
         assert_ne!(a, b);
         assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn clones_share_one_numbering() {
+        let table = FieldTable::new();
+        let mut other = table.clone();
+        let a = table.intern(&FieldPath::single("a"));
+        assert_eq!(other.len(), 1);
+        let b = other.resolve(&FieldPath::single("b")).unwrap();
+        assert_eq!(table.get(&FieldPath::single("b")), Some(b));
+        assert_eq!(
+            table.paths(),
+            [FieldPath::single("a"), FieldPath::single("b")]
+        );
+        assert_ne!(a, b);
+        assert!(table.same_table(&other));
+        assert!(!table.same_table(&FieldTable::new()));
+    }
+
+    #[test]
+    fn out_of_range_fields_read_null() {
+        let record = Record::new(vec![Value::Int(1)], Arc::from("{}"));
+        assert_eq!(*record.field(FieldId::new(0)), Value::Int(1));
+        assert_eq!(*record.field(FieldId::new(5)), Value::Null);
     }
 }

@@ -84,37 +84,6 @@ impl Value {
             Value::List(_) => "list",
         }
     }
-
-    /// Converts a JSON value (objects become null: they are not values here).
-    pub fn from_json(json: &serde_json::Value) -> Value {
-        match json {
-            serde_json::Value::Null | serde_json::Value::Object(_) => Value::Null,
-            serde_json::Value::Bool(b) => Value::Bool(*b),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => Value::Int(i),
-                None => n.as_f64().map_or(Value::Null, Value::Float),
-            },
-            serde_json::Value::String(s) => Value::Str(Arc::from(s.as_str())),
-            serde_json::Value::Array(items) => {
-                Value::List(items.iter().map(Value::from_json).collect())
-            }
-        }
-    }
-
-    /// Converts to JSON (a non-finite float becomes null).
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Value::Null => serde_json::Value::Null,
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map_or(serde_json::Value::Null, serde_json::Value::Number),
-            Value::Str(s) => serde_json::Value::String(s.to_string()),
-            Value::List(items) => {
-                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
-            }
-        }
-    }
 }
 
 /// Structural equality: `Int(1)` and `Float(1.0)` are *different* values
@@ -150,9 +119,13 @@ impl Hash for Value {
     }
 }
 
+/// The value as JSON text (`null`, `true`, `3`, `1.5`, `"a"`, `[1,"x"]`; a
+/// non-finite float is `null`).
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_json())
+        let mut text = Vec::new();
+        crate::io::write::push_json_value(&mut text, self);
+        f.write_str(&String::from_utf8_lossy(&text))
     }
 }
 
@@ -234,16 +207,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_round_trip_keeps_types() {
-        let json: serde_json::Value =
-            serde_json::from_str(r#"[1, 1.5, "x", true, null, [2]]"#).unwrap();
-        let value = Value::from_json(&json);
-        assert_eq!(value.to_json(), json);
-    }
-
-    #[test]
     fn int_and_float_are_distinct_keys() {
         assert_ne!(Value::Int(1), Value::Float(1.0));
         assert_eq!(Value::Float(f64::NAN), Value::Float(f64::NAN));
+    }
+
+    #[test]
+    fn displays_as_json() {
+        let list = Value::List(vec![Value::Int(1), Value::from("x\""), Value::Null].into());
+        assert_eq!(list.to_string(), r#"[1,"x\"",null]"#);
+        assert_eq!(Value::Float(1e20).to_string(), "1e+20");
+        assert_eq!(Value::Float(f64::NAN).to_string(), "null");
     }
 }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cepheid::event::FieldPath;
+use cepheid::io::{record_from_json, value_to_json};
 use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use cepheid::record::{FieldTable, Record};
@@ -50,7 +51,7 @@ impl Sink<'_> {
                     .unwrap_or_else(|| name.to_string());
                 let ids = evs
                     .iter()
-                    .map(|e| e.field(self.id_field).to_json())
+                    .map(|e| value_to_json(&e.field(self.id_field)))
                     .collect();
                 (stage, ids)
             })
@@ -87,7 +88,7 @@ impl Driver<'_> {
             if v.is_null() {
                 return None;
             }
-            key.push_str(&v.to_json().to_string());
+            key.push_str(&value_to_json(&v).to_string());
             key.push('|');
         }
         Some(key)
@@ -137,20 +138,6 @@ impl Operator {
         }
         d.advance_all(w);
     }
-}
-
-fn parse_duration(s: &str) -> Option<i64> {
-    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let n: i64 = digits.parse().ok()?;
-    let unit = match &s[digits.len()..] {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(unit)
 }
 
 fn skip_reason(case: &Json) -> Option<&'static str> {
@@ -246,7 +233,7 @@ fn run_case(dir: &Path, case: &Json) -> Result<(), String> {
         .iter()
         .position(|o| o == "--max-delay")
         .and_then(|i| options.get(i + 1))
-        .and_then(|s| parse_duration(s));
+        .and_then(|s| cepheid::time::parse_duration(s).ok());
     let operator = case["harness"] == "operator_event_time";
     let mut op = Operator::default();
     let events = std::fs::read_to_string(dir.join("events.jsonl")).map_err(|e| e.to_string())?;
@@ -265,7 +252,7 @@ fn run_case(dir: &Path, case: &Json) -> Result<(), String> {
             .get("ts")
             .and_then(Json::as_i64)
             .ok_or("event without ts")?;
-        let record = Record::from_json_object(&table, obj, Arc::from(line));
+        let record = record_from_json(&table, obj, Arc::from(line));
         if !operator {
             d.event(ts, record);
             continue;

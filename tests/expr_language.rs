@@ -26,7 +26,7 @@ fn compile(
 
 fn record(table: &FieldTable, json: &str) -> Record {
     let parsed: serde_json::Value = serde_json::from_str(json).unwrap();
-    Record::from_json_object(table, parsed.as_object().unwrap(), Arc::from(json))
+    cepheid::io::record_from_json(table, parsed.as_object().unwrap(), Arc::from(json))
 }
 
 /// Evaluates `text` on `event` after the run took `taken` (stage, event)
@@ -47,7 +47,7 @@ fn eval_after(text: &str, taken: &[(u16, &str)], event: &str) -> String {
         value == cepheid::Value::Bool(true),
         "{text}: matches() disagrees with eval()"
     );
-    serde_json::to_string(&value.to_json()).unwrap()
+    serde_json::to_string(&cepheid::io::value_to_json(&value)).unwrap()
 }
 
 const EVENT: &str = r#"{"type": 2, "name": "Alice", "price": 2.5, "tags": ["x", "y"],

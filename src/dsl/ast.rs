@@ -111,44 +111,8 @@ impl Duration {
     }
 }
 
-/// Units of a duration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TimeUnit {
-    /// `ms`.
-    Millis,
-    /// `s`.
-    Seconds,
-    /// `m`.
-    Minutes,
-    /// `h`.
-    Hours,
-    /// `d`.
-    Days,
-}
-
-impl TimeUnit {
-    /// The suffix as written.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            TimeUnit::Millis => "ms",
-            TimeUnit::Seconds => "s",
-            TimeUnit::Minutes => "m",
-            TimeUnit::Hours => "h",
-            TimeUnit::Days => "d",
-        }
-    }
-
-    /// Milliseconds in one unit.
-    pub fn millis(self) -> i64 {
-        match self {
-            TimeUnit::Millis => 1,
-            TimeUnit::Seconds => 1000,
-            TimeUnit::Minutes => 60_000,
-            TimeUnit::Hours => 3_600_000,
-            TimeUnit::Days => 86_400_000,
-        }
-    }
-}
+/// Units of a duration: the one duration grammar of [`crate::time`].
+pub use crate::time::TimeUnit;
 
 /// A dotted field path; each segment an identifier or a backquoted name.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -368,18 +368,10 @@ fn starts_ident_char(i: &str) -> bool {
 }
 
 fn time_unit(i: &str) -> PResult<'_, TimeUnit> {
-    for (suffix, unit) in [
-        ("ms", TimeUnit::Millis),
-        ("s", TimeUnit::Seconds),
-        ("m", TimeUnit::Minutes),
-        ("h", TimeUnit::Hours),
-        ("d", TimeUnit::Days),
-    ] {
-        if let Some(rest) = i.strip_prefix(suffix) {
-            return Ok((rest, unit));
-        }
+    match TimeUnit::split_prefix(i) {
+        Some((unit, rest)) => Ok((rest, unit)),
+        None => fail(i, "a time unit"),
     }
-    fail(i, "a time unit")
 }
 
 /// A duration (`15m`); a plain number gets a message about units.

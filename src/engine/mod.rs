@@ -15,17 +15,19 @@
 //!   matches expire, so quiet keys time out on the watermark without a scan
 //!   of all keys;
 //! - **output**: a [`Sink`] sees each match, timeout and late event as it is
-//!   produced, as a [`MatchRef`]; a `Vec<`[`Output`]`>` keeps them owned,
-//!   [`JsonLines`] writes the records of `cepheid run`;
-//! - **input**: JSON lines and CSV into [`crate::Record`]s ([`LineReader`],
-//!   [`Decoder`]), times as integer milliseconds or RFC 3339.
+//!   produced, as a [`MatchRef`]; a `Vec<`[`Output`]`>` keeps them owned
+//!   (the JSON-lines writer of `cepheid run` is [`crate::io::JsonLines`]).
+//!
+//! Input and output formats (JSON lines, CSV, RFC 3339 times, the line
+//! reader) are the [`crate::io`] layer's.
 //!
 //! The matcher side is a crate-internal `Automaton` trait, implemented by
 //! [`crate::nfa::Nfa`] (and by a test double in the engine's own tests).
 //!
 //! ```
 //! use std::time::Duration;
-//! use cepheid::engine::{Decoder, Engine, Format, Item, Output};
+//! use cepheid::engine::{Engine, Output};
+//! use cepheid::io::{Decoder, Format, Item};
 //! use cepheid::record::FieldTable;
 //! use cepheid::Record;
 //!
@@ -41,12 +43,12 @@
 //!     }"#);
 //! assert!(!loaded.has_errors());
 //!
-//! // Every field a pattern uses gets an id in one table; records are
-//! // decoded against it.
-//! let mut fields = FieldTable::new();
+//! // Every field a pattern uses gets an id in one table, shared by the
+//! // engine's patterns and the decoder (a clone is a handle to it).
+//! let fields = FieldTable::new();
+//! let mut decoder = Decoder::new(Format::JsonLines, "ts", fields.clone());
 //! let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_secs(1));
-//! engine.add_pattern(&loaded.patterns[0], &mut fields).unwrap();
-//! let mut decoder = Decoder::new(Format::JsonLines, "ts", fields);
+//! engine.add_pattern(&loaded.patterns[0], &mut fields.clone()).unwrap();
 //!
 //! let mut out: Vec<Output<Record>> = Vec::new();
 //! for line in [
@@ -76,23 +78,17 @@
 mod automaton;
 mod clock;
 mod core;
-mod csv;
 mod deadlines;
 mod front;
-mod input;
-mod json;
 mod nfa;
-mod output;
 mod partitions;
 mod sink;
 #[cfg(test)]
 mod testing;
-mod time;
 
 pub use crate::matcher::{Match, Output};
 pub use core::{Arrival, Stats};
 pub use front::Engine;
-pub use input::{Decoder, Format, Item, Line, LineReader, Malformed, MAX_LINE_BYTES};
-pub use output::JsonLines;
+#[cfg(test)]
+pub(crate) use sink::{MatchAccess, MatchContext};
 pub use sink::{MatchRef, Sink};
-pub use time::{parse_duration, parse_rfc3339};

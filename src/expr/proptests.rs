@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use super::ops;
 use super::*;
 use crate::event::FieldPath;
-use crate::record::{FieldTable, Record};
+use crate::record::FieldTable;
 use crate::value::Value;
 
 const EVENT: &str = r#"{"i": 3, "z": 0, "big": 9223372036854775807, "f": 2.5, "s": "ab",
@@ -142,12 +142,12 @@ proptest! {
         let object = json.as_object().unwrap();
         let plain: HashMap<String, Value> = object
             .iter()
-            .map(|(k, v)| (k.clone(), Value::from_json(v)))
+            .map(|(k, v)| (k.clone(), crate::io::value_from_json(v)))
             .collect();
         let mut table = FieldTable::new();
         let mut layout = AccumulatorLayoutBuilder::new();
         let compiled = CompiledExpr::compile(&e, &mut table, &mut layout).unwrap();
-        let record = Record::from_json_object(&table, object, Arc::from(EVENT));
+        let record = crate::io::record_from_json(&table, object, Arc::from(EVENT));
         let acc = layout.finish().new_accumulators();
         let want = reference(&e, &plain);
         prop_assert_eq!(compiled.eval(&record, &acc), want.clone(), "{:?}", e);

@@ -51,7 +51,7 @@ fn agg(func: AggregateFunc, stage: u16, name: Option<&str>) -> Expr {
 
 fn record(table: &FieldTable, json: &str) -> Record {
     let parsed: serde_json::Value = serde_json::from_str(json).unwrap();
-    Record::from_json_object(table, parsed.as_object().unwrap(), Arc::from(json))
+    crate::io::record_from_json(table, parsed.as_object().unwrap(), Arc::from(json))
 }
 
 /// Compiles `expr` and evaluates it on the event `json` with no accepted

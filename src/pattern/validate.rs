@@ -668,22 +668,7 @@ fn last_leaf(seq: &Sequence) -> Option<&Element> {
 }
 
 /// Milliseconds in the largest unit that divides them exactly (`15m`).
-pub fn show_ms(ms: i64) -> String {
-    const UNITS: [(i64, &str); 4] = [
-        (86_400_000, "d"),
-        (3_600_000, "h"),
-        (60_000, "m"),
-        (1000, "s"),
-    ];
-    if ms != 0 {
-        for (size, unit) in UNITS {
-            if ms % size == 0 {
-                return format!("{}{unit}", ms / size);
-            }
-        }
-    }
-    format!("{ms}ms")
-}
+pub use crate::time::format_duration as show_ms;
 
 /// Can the element be passed without taking an event?
 fn takes_nothing(e: &Element) -> bool {

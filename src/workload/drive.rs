@@ -15,8 +15,9 @@
 //! ```
 
 use crate::dsl;
-use crate::engine::{Decoder, Engine, Format, Item, Line, LineReader, MatchRef, Sink};
+use crate::engine::{Engine, MatchRef, Sink};
 use crate::event::{Event, FieldResolver, Timestamp};
+use crate::io::{Decoder, Format, Item, Items};
 use crate::pattern::Pattern;
 use crate::record::{FieldTable, Record};
 
@@ -105,22 +106,17 @@ fn engine_for<E: Event + 'static>(
 /// them: dynamic [`Record`]s, event time from `ts`) and returns the counts.
 /// Malformed lines are an error here: the workloads write none.
 pub fn jsonl_counts(workload: Workload, input: &[u8]) -> Result<Counts, String> {
-    let mut table = FieldTable::new();
-    let mut engine: Engine<Record> = engine_for(workload, &mut table)?;
-    let mut decoder = Decoder::new(Format::JsonLines, "ts", table);
-    let mut reader = LineReader::new(input);
+    let table = FieldTable::new();
+    let mut engine: Engine<Record> = engine_for(workload, &mut table.clone())?;
+    let decoder = Decoder::new(Format::JsonLines, "ts", table);
     let mut sink = Tally::default();
-    while let Some((number, line)) = reader.next_line().map_err(|e| e.to_string())? {
-        let Line::Text(text) = line else {
-            return Err(format!("line {number} is too long"));
-        };
-        match decoder.decode(text) {
-            Ok(Item::Event(ts, record)) => {
+    for (_, item) in Items::new(workload.name(), input, decoder) {
+        match item.map_err(|e| e.to_string())? {
+            Item::Event(ts, record) => {
                 engine.push(ts, record, &mut sink);
             }
-            Ok(Item::Watermark(t)) => engine.watermark(t, &mut sink),
-            Ok(Item::Skip) => {}
-            Err(why) => return Err(format!("line {number}: {}", why.0)),
+            Item::Watermark(t) => engine.watermark(t, &mut sink),
+            Item::Skip => {}
         }
     }
     engine.watermark(Timestamp::MAX, &mut sink);

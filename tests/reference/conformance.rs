@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
+use cepheid::io::value_from_json;
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
     SkipStrategy, Stage, StageId,
@@ -76,7 +77,7 @@ pub fn parse(id: String, json: Json) -> Result<Case, String> {
                 .as_object()
                 .unwrap()
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                .map(|(k, v)| (k.clone(), value_from_json(v)))
                 .collect();
             RefEvent {
                 id: e["id"].as_u64().unwrap(),
@@ -229,7 +230,7 @@ fn expr(json: &Json, stages: &[Stage]) -> Result<Expr, String> {
         .and_then(|o| o.iter().next())
         .ok_or("bad condition")?;
     let arg = |i: usize| &args[i];
-    let lit = |j: &Json| Expr::Literal(Value::from_json(j));
+    let lit = |j: &Json| Expr::Literal(value_from_json(j));
     let stage = |name: &str| StageId(stages.iter().position(|s| s.name == name).unwrap() as u16);
     let sum = |name: &str| Expr::Aggregate {
         func: AggregateFunc::Sum,
@@ -313,7 +314,7 @@ fn value(json: &Json, stages: &[Stage]) -> Result<Expr, String> {
     };
     Ok(match json {
         j if j.get("field").is_some() => field(j["field"].as_str().unwrap_or_default()),
-        j if j.get("const").is_some() => Expr::Literal(Value::from_json(&j["const"])),
+        j if j.get("const").is_some() => Expr::Literal(value_from_json(&j["const"])),
         j if j.get("last").is_some() && j["form"] == "dot" => Expr::StageField {
             stage: stage(&j["last"][0])?,
             path: FieldPath::single(j["last"][1].as_str().unwrap_or_default()),

@@ -4,6 +4,7 @@
 //! `reference_agrees_with_flink`).
 
 use cepheid::expr::{AggregateFunc, BinaryOp, Expr, UnaryOp};
+use cepheid::io::value_to_json;
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, SkipStrategy,
 };
@@ -27,7 +28,7 @@ pub fn case(id: &str, p: &Pattern, events: &[RefEvent], end: Option<i64>) -> Res
         .map(|e| {
             let mut o = serde_json::Map::new();
             for (k, v) in &e.fields {
-                o.insert(k.clone(), v.to_json());
+                o.insert(k.clone(), value_to_json(v));
             }
             o.insert("id".into(), json!(e.id));
             o.insert("ts".into(), json!(e.ts));
@@ -143,7 +144,7 @@ fn cond(p: &Pattern, e: &Expr) -> Result<Json, String> {
 fn value(p: &Pattern, e: &Expr) -> Result<Json, String> {
     let name = |s| p.stage(s).name.clone();
     Ok(match e {
-        Expr::Literal(v) => json!({ "const": v.to_json() }),
+        Expr::Literal(v) => json!({ "const": value_to_json(v) }),
         Expr::Field(f) => json!({ "field": f.to_string() }),
         Expr::StageField { stage, path } => {
             json!({ "last": [name(*stage), path.to_string()], "form": "dot" })

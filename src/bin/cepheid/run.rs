@@ -28,11 +28,11 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use cepheid::engine::{
-    parse_duration, Decoder, Engine, Format, Item, JsonLines, Line, LineReader, Stats,
-};
+use cepheid::engine::{Engine, Stats};
+use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid::record::FieldTable;
-use cepheid::Record;
+use cepheid::time::parse_duration;
+use cepheid::{Error, ErrorKind, Record};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
@@ -114,11 +114,13 @@ pub fn run(args: &Args) -> u8 {
         Ok(loaded) => loaded,
         Err(status) => return status,
     };
-    let mut table = FieldTable::new();
+    // One field table: the patterns intern their fields in it, the decoder
+    // reads them from it.
+    let table = FieldTable::new();
     let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
     let mut engine: Engine<Record> = Engine::with_max_delay(max_delay);
     for pattern in &loaded.patterns {
-        if let Err(e) = engine.add_pattern(pattern, &mut table) {
+        if let Err(e) = engine.add_pattern(pattern, &mut table.clone()) {
             eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
             return EXIT_PATTERN_ERROR;
         }
@@ -172,18 +174,12 @@ pub fn run(args: &Args) -> u8 {
 
 /// Lines the reader thread has decoded, handed over in one go.
 struct Batch {
-    /// The lines, in input order.
-    lines: Vec<Decoded>,
+    /// Each line's number and its item, or why it is malformed (an
+    /// [`ErrorKind::Input`] error), in input order; a read error
+    /// ([`ErrorKind::Io`]) ends the input.
+    lines: Vec<(u64, Result<Item, Error>)>,
     /// Input bytes read up to the end of the last line (for progress).
     bytes_read: u64,
-}
-
-/// One input line, decoded, or the read error that ended the input.
-enum Decoded {
-    /// The line's number and its item, or why it is malformed.
-    Line(u64, Result<Item, String>),
-    /// Reading failed; nothing follows.
-    Failed(io::Error),
 }
 
 /// Most lines in a batch.
@@ -198,53 +194,39 @@ const BATCHES_AHEAD: usize = 2;
 /// The thread ends at the end of input, after a read error, or when the
 /// receiver is dropped.
 fn spawn_reader(
+    origin: String,
     input: Box<dyn Read + Send>,
     decoder: Decoder,
 ) -> (Receiver<Batch>, JoinHandle<()>) {
     let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
-    let handle = thread::spawn(move || read_lines(input, decoder, &tx));
+    let handle = thread::spawn(move || read_lines(Items::new(origin, input, decoder), &tx));
     (rx, handle)
 }
 
 /// The reader thread: lines into batches. A batch is sent when it is full
 /// or when the next line is not in the buffer yet, so that a slow input
 /// (a pipe, a terminal) is processed as it comes.
-fn read_lines(input: Box<dyn Read + Send>, mut decoder: Decoder, tx: &SyncSender<Batch>) {
-    let mut reader = LineReader::new(input);
+fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Batch>) {
     let mut lines = Vec::with_capacity(BATCH_LINES);
     let mut batch_start = 0;
-    loop {
-        let decoded = match reader.next_line() {
-            Ok(None) => break,
-            Ok(Some((line_no, Line::Text(text)))) => {
-                Decoded::Line(line_no, decoder.decode(text).map_err(|m| m.0))
-            }
-            Ok(Some((line_no, Line::TooLong(len)))) => Decoded::Line(
-                line_no,
-                Err(format!("line too long ({len} bytes, at most 1 MiB)")),
-            ),
-            Err(e) => {
-                lines.push(Decoded::Failed(e));
-                break;
-            }
-        };
-        lines.push(decoded);
-        let full = lines.len() >= BATCH_LINES || reader.bytes_read() - batch_start >= BATCH_BYTES;
-        if full || !reader.line_ready() {
+    while let Some(line) = items.next() {
+        lines.push(line);
+        let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
+        if full || !items.item_ready() {
             let batch = Batch {
                 lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
-                bytes_read: reader.bytes_read(),
+                bytes_read: items.bytes_read(),
             };
             if tx.send(batch).is_err() {
                 return;
             }
-            batch_start = reader.bytes_read();
+            batch_start = items.bytes_read();
         }
     }
     if !lines.is_empty() {
         let _ = tx.send(Batch {
             lines,
-            bytes_read: reader.bytes_read(),
+            bytes_read: items.bytes_read(),
         });
     }
 }
@@ -259,22 +241,12 @@ fn stream(
     progress: &ProgressBar,
     malformed: &mut u64,
 ) -> Result<(), Stop> {
-    let (batches, reader) = spawn_reader(input, decoder);
+    let origin = display(&args.events, "standard input");
+    let (batches, reader) = spawn_reader(origin, input, decoder);
     let mut stop = None;
     let mut punctuated = false;
     'input: for batch in batches.iter() {
-        for decoded in batch.lines {
-            let (line_no, item) = match decoded {
-                Decoded::Line(line_no, item) => (line_no, item),
-                Decoded::Failed(e) => {
-                    eprintln!(
-                        "error: cannot read {}: {e}",
-                        display(&args.events, "standard input")
-                    );
-                    stop = Some(Stop::Exit(EXIT_IO));
-                    break 'input;
-                }
-            };
+        for (line_no, item) in batch.lines {
             match item {
                 Ok(Item::Event(ts, record)) => {
                     engine.push(ts, record, out);
@@ -284,9 +256,19 @@ fn stream(
                     engine.watermark(t, out);
                 }
                 Ok(Item::Skip) => {}
-                Err(why) => {
+                Err(e) if e.kind() == ErrorKind::Io => {
+                    eprintln!(
+                        "error: cannot read {}: {}",
+                        display(&args.events, "standard input"),
+                        e.message()
+                    );
+                    stop = Some(Stop::Exit(EXIT_IO));
+                    break 'input;
+                }
+                Err(e) => {
                     *malformed += 1;
                     let path = display(&args.events, "standard input");
+                    let why = e.message();
                     progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
                     if args.strict {
                         stop = Some(Stop::Exit(EXIT_MALFORMED));

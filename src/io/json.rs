@@ -2,7 +2,7 @@
 //!
 //! A pattern set reads a handful of fields; an input line may carry many
 //! more. [`JsonPlan`] lists the top-level keys that matter (the first
-//! segment of every field path of the [`FieldTable`], of the time field, and
+//! segment of every field path of the field table, of the time field, and
 //! `$watermark`); [`JsonPlan::scan`] walks the object once with serde,
 //! keeping the values of those keys and skipping every other value without
 //! allocating (serde_json still checks that it is valid JSON, with its
@@ -21,8 +21,82 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::event::FieldPath;
-use crate::record::FieldTable;
+use crate::record::{FieldTable, Record};
 use crate::value::Value;
+
+/// Converts a JSON value (objects become null: they are not values here).
+///
+/// ```
+/// use cepheid::{io, Value};
+/// let json = serde_json::json!([1, 1.5, "x", null]);
+/// let value = io::value_from_json(&json);
+/// assert_eq!(value.to_string(), r#"[1,1.5,"x",null]"#);
+/// assert_eq!(io::value_to_json(&value), json);
+/// ```
+pub fn value_from_json(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null | serde_json::Value::Object(_) => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => n.as_f64().map_or(Value::Null, Value::Float),
+        },
+        serde_json::Value::String(s) => Value::Str(Arc::from(s.as_str())),
+        serde_json::Value::Array(items) => Value::List(items.iter().map(value_from_json).collect()),
+    }
+}
+
+/// Converts a value to JSON (a non-finite float becomes null).
+pub fn value_to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Str(s) => serde_json::Value::String(s.to_string()),
+        Value::List(items) => serde_json::Value::Array(items.iter().map(value_to_json).collect()),
+    }
+}
+
+/// A record of a JSON object: every path of `table` looked up in it (null
+/// where absent), `raw` the text it was read from (what output shows).
+///
+/// ```
+/// use std::sync::Arc;
+/// use cepheid::{io, record::FieldTable, Event, FieldPath, Value};
+/// let table = FieldTable::new();
+/// let id = table.intern(&FieldPath::parse("user.id"));
+/// let text = r#"{"user": {"id": 7}}"#;
+/// let json: serde_json::Value = serde_json::from_str(text).unwrap();
+/// let record = io::record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
+/// assert_eq!(*record.field(id), Value::Int(7));
+/// ```
+pub fn record_from_json(
+    table: &FieldTable,
+    object: &serde_json::Map<String, serde_json::Value>,
+    raw: Arc<str>,
+) -> Record {
+    let values = table
+        .paths()
+        .iter()
+        .map(|path| lookup_json(object, path).map_or(Value::Null, value_from_json))
+        .collect();
+    Record::new(values, raw)
+}
+
+/// Follows `path` into nested JSON objects.
+pub(crate) fn lookup_json<'a>(
+    object: &'a serde_json::Map<String, serde_json::Value>,
+    path: &FieldPath,
+) -> Option<&'a serde_json::Value> {
+    let (first, rest) = path.segments().split_first()?;
+    let mut current = object.get(&**first)?;
+    for seg in rest {
+        current = current.as_object()?.get(&**seg)?;
+    }
+    Some(current)
+}
 
 /// Where a path's value is found: which kept top-level key, then which
 /// nested keys below it.
@@ -96,7 +170,7 @@ impl Found<'_> {
     /// The value as the record holds it.
     fn to_value(self) -> Value {
         match self {
-            Found::Json(json) => Value::from_json(json),
+            Found::Json(json) => value_from_json(json),
             Found::Null => Value::Null,
             Found::Bool(b) => Value::Bool(b),
             Found::Int(i) => Value::Int(i),
@@ -107,8 +181,9 @@ impl Found<'_> {
 }
 
 impl JsonPlan {
-    /// The plan for extracting every path of `table` and `time_field`.
-    pub fn new(table: &FieldTable, time_field: &FieldPath) -> JsonPlan {
+    /// The plan for extracting every path of `paths` (indexed by field id)
+    /// and `time_field`.
+    pub fn new(paths: &[FieldPath], time_field: &FieldPath) -> JsonPlan {
         let mut tops: Vec<Box<str>> = Vec::new();
         let mut lookup = |path: &FieldPath| {
             let (first, rest) = path
@@ -124,7 +199,7 @@ impl JsonPlan {
                 rest: rest.to_vec(),
             }
         };
-        let fields = table.paths().iter().map(&mut lookup).collect();
+        let fields = paths.iter().map(&mut lookup).collect();
         let time = lookup(time_field);
         let watermark = lookup(&FieldPath::single("$watermark")).top;
         JsonPlan {
@@ -435,14 +510,38 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::lookup_json;
+    use crate::event::Event;
 
     fn plan(paths: &[&str]) -> (JsonPlan, FieldTable) {
-        let mut table = FieldTable::new();
+        let table = FieldTable::new();
         for p in paths {
             table.intern(&FieldPath::parse(p));
         }
-        (JsonPlan::new(&table, &FieldPath::single("ts")), table)
+        (
+            JsonPlan::new(&table.paths(), &FieldPath::single("ts")),
+            table,
+        )
+    }
+
+    #[test]
+    fn record_reads_nested_fields() {
+        let table = FieldTable::new();
+        let id = table.intern(&FieldPath::parse("user.id"));
+        let missing = table.intern(&FieldPath::parse("nope"));
+        let text = r#"{"user":{"id":7},"ts":1}"#;
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        let record = record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
+        assert_eq!(*record.field(id), Value::Int(7));
+        assert_eq!(*record.field(missing), Value::Null);
+        assert_eq!(record.raw(), text);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_types() {
+        let json: serde_json::Value =
+            serde_json::from_str(r#"[1, 1.5, "x", true, null, [2]]"#).unwrap();
+        let value = value_from_json(&json);
+        assert_eq!(value_to_json(&value), json);
     }
 
     /// A found value as JSON, to compare with a full parse.
@@ -534,7 +633,7 @@ mod tests {
             let expected: Vec<Value> = table
                 .paths()
                 .iter()
-                .map(|p| lookup_json(object, p).map_or(Value::Null, Value::from_json))
+                .map(|p| lookup_json(object, p).map_or(Value::Null, value_from_json))
                 .collect();
             assert_eq!(plan.values(&s, text), expected, "{text}");
             assert_eq!(
@@ -638,7 +737,7 @@ mod tests {
             let expected: Vec<Value> = table
                 .paths()
                 .iter()
-                .map(|p| lookup_json(&object, p).map_or(Value::Null, Value::from_json))
+                .map(|p| lookup_json(&object, p).map_or(Value::Null, value_from_json))
                 .collect();
             proptest::prop_assert_eq!(plan.values(&s, text), expected, "{}", text);
             let time = json(plan.time(&s, text));

@@ -1,6 +1,4 @@
-//! Reading times and durations from text: RFC 3339 timestamps (event times
-//! in input) and `500ms` / `10s` / `15m` / `2h` / `1d` durations (the
-//! `--max-delay` flag, same units as the pattern language).
+//! RFC 3339 timestamps (event times in input).
 //!
 //! The RFC 3339 parser is strict: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`,
 //! with `t`/space accepted for `T` and `z` for `Z` (RFC 3339 §5.6 note);
@@ -12,7 +10,7 @@ use crate::event::Timestamp;
 /// Milliseconds since the Unix epoch of an RFC 3339 timestamp.
 ///
 /// ```
-/// use cepheid::engine::parse_rfc3339;
+/// use cepheid::io::parse_rfc3339;
 /// assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Ok(1500));
 /// assert_eq!(parse_rfc3339("2024-02-29T01:00:00+01:00"), Ok(1_709_164_800_000));
 /// assert!(parse_rfc3339("2023-02-29T00:00:00Z").is_err());
@@ -79,40 +77,6 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
     Ok(seconds * 1_000 + millis)
-}
-
-/// A duration in milliseconds: an integer followed by `ms`, `s`, `m`, `h` or
-/// `d`.
-///
-/// ```
-/// use cepheid::engine::parse_duration;
-/// assert_eq!(parse_duration("15m"), Ok(900_000));
-/// assert_eq!(parse_duration("0ms"), Ok(0));
-/// assert!(parse_duration("15").is_err());
-/// ```
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a duration: write a whole number and a unit (ms, s, m, h, d), like 500ms or 10s"
-            ))
-        }
-    };
-    number
-        .parse::<i64>()
-        .ok()
-        .filter(|_| !number.is_empty())
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("`{text}` is not a duration (or is too large)"))
 }
 
 /// The value of ASCII decimal digits, `None` if any byte is not a digit.
@@ -186,27 +150,6 @@ mod tests {
             "２０２４-05-01T12:00:00Z",
         ] {
             assert!(parse_rfc3339(text).is_err(), "{text}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(500));
-        assert_eq!(parse_duration("10s"), Ok(10_000));
-        assert_eq!(parse_duration("2h"), Ok(7_200_000));
-        assert_eq!(parse_duration("1d"), Ok(86_400_000));
-        assert_eq!(parse_duration("1099511627776ms"), Ok(1_099_511_627_776));
-        for text in [
-            "",
-            "ms",
-            "10",
-            "10 s",
-            "-1s",
-            "1.5s",
-            "10sec",
-            "99999999999999999999d",
-        ] {
-            assert!(parse_duration(text).is_err(), "{text}");
         }
     }
 }

@@ -10,10 +10,10 @@
 
 use std::io::{self, Write};
 
-use crate::engine::sink::{MatchRef, Sink};
+use crate::engine::{MatchRef, Sink};
 use crate::event::{FieldPath, Timestamp};
+use crate::io::write::{push_int, push_json_string, push_json_value};
 use crate::record::Record;
-use crate::value::Value;
 
 /// A [`Sink`] writing JSON lines: matches and timeouts to `out`, late events
 /// to `late` when given (else they are only counted by the engine).
@@ -228,72 +228,13 @@ impl PatternNames {
     }
 }
 
-/// Appends `text` as a JSON string, escaped exactly as `serde_json` does
-/// (which it does itself when there is anything to escape).
-fn push_json_string(line: &mut Vec<u8>, text: &str) {
-    if text.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') {
-        line.extend_from_slice(serde_json::Value::from(text).to_string().as_bytes());
-        return;
-    }
-    line.push(b'"');
-    line.extend_from_slice(text.as_bytes());
-    line.push(b'"');
-}
-
-/// Appends a value as JSON, as `Value::to_json` and `serde_json` print it.
-fn push_json_value(line: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Null => line.extend_from_slice(b"null"),
-        Value::Bool(true) => line.extend_from_slice(b"true"),
-        Value::Bool(false) => line.extend_from_slice(b"false"),
-        Value::Int(i) => push_int(line, *i),
-        Value::Str(s) => push_json_string(line, s),
-        Value::Float(_) | Value::List(_) => {
-            line.extend_from_slice(value.to_json().to_string().as_bytes());
-        }
-    }
-}
-
-/// The decimal digits of 0 to 99, two bytes each.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// Appends an integer in decimal (two digits per step).
-fn push_int(line: &mut Vec<u8>, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n.unsigned_abs();
-    while rest >= 100 {
-        let pair = (rest % 100) as usize * 2;
-        rest /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if rest >= 10 {
-        let pair = rest as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + rest as u8;
-    }
-    if n < 0 {
-        line.push(b'-');
-    }
-    line.extend_from_slice(&digits[at..]);
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::sink::{MatchAccess, MatchContext};
-    use crate::value::KeyValue;
+    use crate::engine::{MatchAccess, MatchContext};
+    use crate::value::{KeyValue, Value};
 
     struct Two(Record, Record);
 
@@ -346,45 +287,6 @@ mod tests {
             String::from_utf8(sink.late.clone().unwrap()).unwrap(),
             "{\"kind\":\"late\",\"event\":{}}\n"
         );
-    }
-
-    #[test]
-    fn hand_written_json_agrees_with_serde() {
-        for n in [
-            0,
-            7,
-            -7,
-            10,
-            99,
-            -100,
-            1_714_521_600_000,
-            i64::MAX,
-            i64::MIN,
-        ] {
-            let mut line = Vec::new();
-            push_int(&mut line, n);
-            assert_eq!(line, n.to_string().into_bytes());
-        }
-        let values = [
-            Value::Null,
-            Value::Bool(true),
-            Value::Bool(false),
-            Value::Int(-3),
-            Value::Float(1.5),
-            Value::Float(f64::NAN),
-            Value::from("plain é ✓"),
-            Value::from("q\"b\\n\n t\t c\u{1}\u{7f}"),
-            Value::List(vec![Value::Int(1), Value::from("x")].into()),
-        ];
-        for value in values {
-            let mut line = Vec::new();
-            push_json_value(&mut line, &value);
-            assert_eq!(
-                String::from_utf8(line).unwrap(),
-                value.to_json().to_string(),
-                "{value:?}"
-            );
-        }
     }
 
     #[test]
