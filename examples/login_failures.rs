@@ -5,11 +5,12 @@
 
 use std::borrow::Cow;
 use std::error::Error;
+use std::time::Duration;
 
 use cepheid::engine::{Engine, Output};
 use cepheid::event::{Event, FieldId, StaticFields};
-use cepheid::pattern::Pattern;
-use cepheid::{Timestamp, Value};
+use cepheid::pattern::SkipStrategy;
+use cepheid::{Pattern, Timestamp, Value};
 
 /// A login attempt, as an application would already have it in memory.
 #[derive(Clone, Debug)]
@@ -20,7 +21,8 @@ struct Login {
     ip: &'static str,
 }
 
-/// The field names conditions and `partition by` may use, by position.
+/// The field names conditions in the pattern language may use, by position
+/// (this example's closures read the struct directly).
 const FIELDS: [&str; 3] = ["user", "success", "ip"];
 
 impl Event for Login {
@@ -55,19 +57,20 @@ fn logins() -> Vec<Login> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let pattern = Pattern::begin("fail")
-        .where_fn(|e: &Login| !e.success)
+    // Typed by `Login`: the closures take `&Login` (a closure over another
+    // type would not compile), and `build` returns a `cepheid::Error`.
+    let pattern = Pattern::<Login>::begin("fail")
+        .where_fn(|e| !e.success)
         .times(3)
         .consecutive()
-        .within(10_000)
+        .within(Duration::from_secs(10))
         .partition_by("user")
-        .skip(cepheid::pattern::SkipStrategy::PastLastEvent)
+        .skip(SkipStrategy::PastLastEvent)
         .name("brute_force")
-        .build()
-        .map_err(|errors| format!("invalid pattern: {errors:?}"))?;
+        .build()?;
 
-    let mut engine: Engine<Login> = Engine::with_max_delay(std::time::Duration::from_millis(500));
-    engine.add_pattern(&pattern, &mut StaticFields::new(&FIELDS))?;
+    let mut engine: Engine<Login> = Engine::with_max_delay(Duration::from_millis(500));
+    engine.add_pattern(pattern.ir(), &mut StaticFields::new(&FIELDS))?;
 
     let mut out = Vec::new();
     for login in logins() {

@@ -10,7 +10,7 @@
 //! | module | in → out |
 //! |---|---|
 //! | [`dsl`] | `.cep` source → AST with spans, diagnostics |
-//! | [`pattern`] | AST (or the builder API) → [`pattern::Pattern`] IR, static checks |
+//! | [`pattern`] | AST (or the builder API, [`Pattern`]) → [`pattern::Pattern`] IR, static checks |
 //! | [`expr`] | expression IR → compiled conditions, evaluated without allocation |
 //! | [`nfa`] | IR → immutable automaton with take / ignore / proceed edges |
 //! | [`matcher`] | one partition: partial matches, shared buffer, skip, windows |
@@ -39,6 +39,7 @@ pub mod workload;
 pub use engine::{Arrival, Engine, Match, MatchRef, Output, Sink, Stats};
 pub use error::{Error, ErrorKind, Location};
 pub use event::{Event, FieldId, FieldPath, Timestamp};
+pub use pattern::typed::Pattern;
 pub use record::Record;
 pub use span::Span;
 pub use value::Value;

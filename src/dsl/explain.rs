@@ -25,14 +25,16 @@ pub fn explain(p: &Pattern) -> String {
             let _ = writeln!(out, "  /// {line}");
         }
     }
-    let partition = if p.partition_by.is_empty() {
+    let mut keys: Vec<String> = p.partition_by.iter().map(ToString::to_string).collect();
+    keys.extend(
+        p.partition_by_fn
+            .iter()
+            .map(|k| format!("<{}>", k.description)),
+    );
+    let partition = if keys.is_empty() {
         "(one global partition)".to_string()
     } else {
-        p.partition_by
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        keys.join(", ")
     };
     let _ = writeln!(out, "  partition by: {partition}");
     let within = p.within.map_or("(none)".to_string(), show_ms);

@@ -116,6 +116,7 @@ impl Lowerer {
             name: p.name.name.clone(),
             doc: (!p.doc.is_empty()).then(|| p.doc.join("\n")),
             partition_by: Vec::new(),
+            partition_by_fn: None,
             within: None,
             skip: SkipStrategy::NoSkip,
             emit_timeouts: false,

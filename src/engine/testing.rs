@@ -122,6 +122,7 @@ impl Pairs {
             name: "pairs".into(),
             doc: None,
             partition_by: vec![FieldPath::single("key")],
+            partition_by_fn: None,
             within: Some(window),
             skip: SkipStrategy::NoSkip,
             emit_timeouts: true,

@@ -85,7 +85,7 @@ impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
 /// });
 /// let stage = |name: &str, c| Stage { name: name.into(), condition: is(c), span: Default::default() };
 /// let pattern = Pattern {
-///     name: "ab".into(), doc: None, partition_by: vec![], within: None,
+///     name: "ab".into(), doc: None, partition_by: vec![], partition_by_fn: None, within: None,
 ///     skip: SkipStrategy::NoSkip, emit_timeouts: false,
 ///     stages: vec![stage("a", 'a'), stage("b", 'b')],
 ///     sequence: Sequence { elements: vec![Element::stage(StageId(0)), Element::stage(StageId(1))] },

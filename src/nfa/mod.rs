@@ -61,7 +61,7 @@
 //! let mut b = Element::stage(StageId(1));
 //! b.contiguity = Contiguity::Strict;
 //! let pattern = Pattern {
-//!     name: "p".into(), doc: None, partition_by: vec![], within: None,
+//!     name: "p".into(), doc: None, partition_by: vec![], partition_by_fn: None, within: None,
 //!     skip: SkipStrategy::NoSkip, emit_timeouts: false,
 //!     stages: vec![stage("a"), stage("b")],
 //!     sequence: Sequence { elements: vec![Element::stage(StageId(0)), b] },
@@ -253,6 +253,14 @@ impl<E: Event + 'static> Nfa<E> {
         fields: &mut dyn FieldResolver,
     ) -> Result<Nfa<E>, CompileError> {
         check_shape(pattern)?;
+        if let Some(key) = &pattern.partition_by_fn {
+            if key.downcast::<E>().is_none() {
+                return Err(CompileError::new(format!(
+                    "the partition key closure was written for another event type than `{}`",
+                    std::any::type_name::<E>()
+                )));
+            }
+        }
         let mut conds = Conditions::default();
         let mut layout = AccumulatorLayoutBuilder::new();
         let mut stage_conds = Vec::with_capacity(pattern.stages.len());

@@ -32,6 +32,7 @@ fn pattern(names: &[&str], elements: Vec<Element>) -> Pattern {
         name: "p".into(),
         doc: None,
         partition_by: vec![],
+        partition_by_fn: None,
         within: Some(10),
         skip: SkipStrategy::NoSkip,
         emit_timeouts: false,
@@ -184,6 +185,18 @@ fn closure_for_another_event_type_is_an_error() {
     let p = pattern(&["a"], vec![el(0, Contiguity::Relaxed)]);
     let err = Nfa::<crate::Record>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
     assert!(err.message().contains("another event type"), "{err}");
+}
+
+#[test]
+fn key_closure_for_another_event_type_is_an_error() {
+    let key: crate::pattern::NativeKeyFn<Ch> = Arc::new(|e: &Ch| crate::Value::from(e.0 == 'a'));
+    let mut p = pattern(&["a"], vec![el(0, Contiguity::Relaxed)]);
+    p.partition_by_fn = Some(crate::pattern::NativeKey::new(key));
+    assert!(Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).is_ok());
+    p.stages[0].condition = Condition::True;
+    let err = Nfa::<crate::Record>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    assert!(err.message().contains("partition key closure"), "{err}");
+    assert_eq!(err.kind(), crate::ErrorKind::Pattern);
 }
 
 #[test]

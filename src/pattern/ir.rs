@@ -1,7 +1,9 @@
 //! The pattern IR: what the NFA compiler compiles.
 //!
 //! Both the language (`.cep` files, via [`crate::dsl`]) and the Rust builder
-//! API produce a [`Pattern`]. Names are resolved: stages are [`StageId`]s that
+//! API produce a [`Pattern`]: the builder wraps it in the typed
+//! [`crate::Pattern`]`<E>`, which is what programs hand to the engine. Names
+//! are resolved: stages are [`StageId`]s that
 //! index [`Pattern::stages`], conditions are [`Condition`]s (an expression or
 //! a native closure), durations are milliseconds. Elements keep the source
 //! [`Span`] they came from (empty for the builder) so that static checks can
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use crate::event::FieldPath;
 use crate::expr::Expr;
 use crate::span::Span;
+use crate::value::Value;
 
 /// Index of a stage in [`Pattern::stages`] (pattern order: the order the
 /// stages appear in the `match` sequence, groups flattened).
@@ -30,15 +33,30 @@ impl StageId {
 /// Milliseconds of event time.
 pub type DurationMs = i64;
 
-/// A compiled-ready pattern.
+/// A compile-ready pattern, not tied to an event type: the lower layer
+/// shared by the language and the builder.
+///
+/// Programs usually build a typed [`crate::Pattern`]`<E>` with
+/// [`crate::Pattern::begin`] instead; it holds one of these
+/// ([`crate::Pattern::ir`]) and guarantees at compile time that its closures
+/// are over `E`. A `Pattern` made by hand may hold closures over any type;
+/// the NFA compiler checks them against the event type it compiles for.
 #[derive(Clone, Debug)]
 pub struct Pattern {
     /// The pattern's name (unique in a set of patterns).
     pub name: String,
     /// `///` documentation lines, joined with newlines.
     pub doc: Option<String>,
-    /// `partition by` fields; empty means one global partition.
+    /// `partition by` fields; empty (and no [`partition_by_fn`]) means one
+    /// global partition.
+    ///
+    /// [`partition_by_fn`]: Pattern::partition_by_fn
     pub partition_by: Vec<FieldPath>,
+    /// A key computed by a Rust closure (the builder's `partition_by_fn`),
+    /// instead of `partition_by` fields: at most one of the two is set
+    /// ([`crate::pattern::validate`] rejects both). Patterns from the
+    /// language never set it.
+    pub partition_by_fn: Option<NativeKey>,
     /// Pattern-level window (`within`, Flink's FIRST_AND_LAST).
     pub within: Option<DurationMs>,
     /// After-match skip strategy.
@@ -283,6 +301,66 @@ pub struct NativeCondition {
 /// The shape of a native condition: the candidate event and a view of the
 /// events this partial match accepted before it.
 pub type NativeFn<E> = Arc<dyn Fn(&E, &dyn StageEvents<E>) -> bool + Send + Sync>;
+
+impl NativeCondition {
+    /// The closure, when it was written for the event type `E`.
+    pub fn downcast<E: 'static>(&self) -> Option<&NativeFn<E>> {
+        self.closure.downcast_ref::<NativeFn<E>>()
+    }
+}
+
+/// A partition key computed by a closure, type-erased like
+/// [`NativeCondition`]: `closure` holds a [`NativeKeyFn`]`<E>` for the event
+/// type `E` it was written for; [`NativeKey::downcast`] gets it back.
+///
+/// The key of an event is the one [`Value`] the closure returns (a
+/// [`Value::List`] for a key of several parts); [`Value::Null`] means the
+/// event has no key, like an event without a `partition by` field: it is
+/// not offered to the pattern.
+///
+/// ```
+/// use std::sync::Arc;
+/// use cepheid::pattern::{NativeKey, NativeKeyFn};
+/// use cepheid::Value;
+///
+/// struct Login { user: &'static str }
+/// let key = NativeKey::new(Arc::new(|e: &Login| Value::from(e.user)) as NativeKeyFn<Login>);
+/// let f = key.downcast::<Login>().unwrap();
+/// assert_eq!(f(&Login { user: "ann" }), Value::from("ann"));
+/// assert!(key.downcast::<String>().is_none());
+/// ```
+#[derive(Clone)]
+pub struct NativeKey {
+    /// The boxed [`NativeKeyFn<E>`].
+    pub closure: Arc<dyn Any + Send + Sync>,
+    /// Shown by `explain` (`closure`).
+    pub description: String,
+}
+
+impl NativeKey {
+    /// Type-erases `f`, described as `closure`.
+    pub fn new<E: 'static>(f: NativeKeyFn<E>) -> NativeKey {
+        NativeKey {
+            closure: Arc::new(f),
+            description: "closure".to_string(),
+        }
+    }
+
+    /// The closure, when it was written for the event type `E`.
+    pub fn downcast<E: 'static>(&self) -> Option<&NativeKeyFn<E>> {
+        self.closure.downcast_ref::<NativeKeyFn<E>>()
+    }
+}
+
+impl fmt::Debug for NativeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NativeKey({})", self.description)
+    }
+}
+
+/// The shape of a native partition key: the event's key, `Value::Null` for
+/// none.
+pub type NativeKeyFn<E> = Arc<dyn Fn(&E) -> Value + Send + Sync>;
 
 /// What a native iterative condition can see of its partial match: Flink's
 /// `ctx.getEventsForPattern(name)`.

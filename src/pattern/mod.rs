@@ -1,14 +1,23 @@
 //! The pattern IR (what the NFA compiler compiles), its static checks, and
 //! the Rust builder API that makes it without the language.
+//!
+//! Two types are called `Pattern`:
+//! - [`crate::Pattern`]`<E>` (made by [`PatternBuilder`]) is what programs
+//!   build and hand to the engine: typed by its event, so a closure over
+//!   another type is a compile error.
+//! - [`pattern::Pattern`](Pattern) (this module) is the untyped IR
+//!   underneath, the lower layer shared with the pattern language.
 
 mod builder;
 mod ir;
+pub(crate) mod typed;
 mod validate;
 
 pub use builder::PatternBuilder;
 pub use ir::{
     Condition, Contiguity, DurationMs, Element, ElementKind, InnerContiguity, NativeCondition,
-    NativeFn, Pattern, Quantifier, SelectItem, Sequence, SkipStrategy, Stage, StageEvents, StageId,
+    NativeFn, NativeKey, NativeKeyFn, Pattern, Quantifier, SelectItem, Sequence, SkipStrategy,
+    Stage, StageEvents, StageId,
 };
 pub use validate::{
     show_ms, validate, PatternError, PatternErrorKind, MAX_NESTING, MAX_QUANTIFIER_BOUND,

@@ -96,6 +96,8 @@ pub enum PatternErrorKind {
     /// The builder API was used in a way no pattern can express (a
     /// quantifier applied twice, a pattern-level option on a group, ...).
     BuilderMisuse,
+    /// A pattern partitioned both by fields and by a closure.
+    MixedPartition,
     /// A repeating group whose elements are all optional: an iteration
     /// could take no event, so the same events would be matched by any
     /// number of empty iterations (Flink SQL rejects such patterns too).
@@ -188,6 +190,14 @@ impl Validator<'_> {
                     p.name,
                     p.stages.len()
                 ),
+            );
+        }
+        if !p.partition_by.is_empty() && p.partition_by_fn.is_some() {
+            self.error(
+                PatternErrorKind::MixedPartition,
+                p.span,
+                "the pattern is partitioned by fields and by a closure; use one (the closure \
+                 can return the fields' values)",
             );
         }
         if let Some(w) = p.within {

@@ -49,6 +49,7 @@ pub fn pattern(stages: Vec<(&str, Condition)>, elements: Vec<Element>) -> Patter
         name: "p".into(),
         doc: None,
         partition_by: vec![],
+        partition_by_fn: None,
         within: None,
         skip: SkipStrategy::NoSkip,
         emit_timeouts: false,

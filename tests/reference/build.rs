@@ -107,6 +107,7 @@ pub fn pattern(text: &str, conds: &[(&str, Condition)]) -> Pattern {
         name: "p".to_string(),
         doc: None,
         partition_by: Vec::new(),
+        partition_by_fn: None,
         within: None,
         skip: SkipStrategy::NoSkip,
         emit_timeouts: false,

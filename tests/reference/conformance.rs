@@ -60,6 +60,7 @@ pub fn parse(id: String, json: Json) -> Result<Case, String> {
         name: "p".into(),
         doc: None,
         partition_by: Vec::new(),
+        partition_by_fn: None,
         within: p["within_ms"].as_i64(),
         skip,
         emit_timeouts: !json["expected_timeouts"].is_null(),

@@ -259,6 +259,7 @@ impl PatternSpec {
             name: "p".into(),
             doc: None,
             partition_by: Vec::new(),
+            partition_by_fn: None,
             within,
             skip,
             emit_timeouts: self.timeouts,

@@ -1,6 +1,6 @@
 //! Turning builder drafts into IR: stages numbered in pattern order,
 //! expression texts parsed and lowered once every stage name is known,
-//! closures type-erased (with a way to `and` two of one event type).
+//! closures type-erased.
 
 use std::sync::Arc;
 
@@ -8,43 +8,11 @@ use super::{CondDraft, Draft, DraftKind};
 use crate::dsl;
 use crate::expr::{BinaryOp, Expr};
 use crate::pattern::ir::{
-    Condition, Element, ElementKind, NativeCondition, NativeFn, Quantifier, Sequence, Stage,
-    StageEvents, StageId,
+    Condition, Element, ElementKind, NativeCondition, Quantifier, Sequence, Stage, StageId,
 };
 use crate::pattern::validate::{PatternError, PatternErrorKind, MAX_NESTING};
 use crate::span::Span;
 use crate::value::Value;
-
-/// Type-erases a closure, remembering how to `and` it with another closure
-/// of the same event type.
-pub(super) fn native_draft<E: 'static>(f: NativeFn<E>, iterative: bool) -> CondDraft {
-    CondDraft::Native(native_condition(f, iterative), and_natives::<E>)
-}
-
-/// Type-erases a closure.
-fn native_condition<E: 'static>(f: NativeFn<E>, iterative: bool) -> NativeCondition {
-    NativeCondition {
-        closure: Arc::new(f),
-        iterative,
-        description: if iterative {
-            "iterative closure".to_string()
-        } else {
-            "closure".to_string()
-        },
-    }
-}
-
-/// `a and b` for two closures over `E`; `None` when either is over another
-/// event type.
-fn and_natives<E: 'static>(a: &NativeCondition, b: &NativeCondition) -> Option<NativeCondition> {
-    let first = a.closure.downcast_ref::<NativeFn<E>>()?.clone();
-    let second = b.closure.downcast_ref::<NativeFn<E>>()?.clone();
-    let joined: NativeFn<E> =
-        Arc::new(move |e: &E, ctx: &dyn StageEvents<E>| first(e, ctx) && second(e, ctx));
-    let mut out = native_condition(joined, a.iterative || b.iterative);
-    out.description = format!("{} and {}", a.description, b.description);
-    Some(out)
-}
 
 /// Turns drafts into IR elements, numbering stages in pattern order.
 #[derive(Default)]
@@ -59,7 +27,7 @@ pub(super) struct Flattener {
 
 /// Collects stage names in pattern order (the order `Flattener` numbers
 /// them), with the same depth cap.
-pub(super) fn collect_names(drafts: &[Draft], depth: usize, names: &mut Vec<String>) {
+pub(super) fn collect_names<E>(drafts: &[Draft<E>], depth: usize, names: &mut Vec<String>) {
     for draft in drafts {
         match &draft.kind {
             DraftKind::Stage { name, .. } => names.push(name.clone()),
@@ -72,7 +40,7 @@ pub(super) fn collect_names(drafts: &[Draft], depth: usize, names: &mut Vec<Stri
 impl Flattener {
     /// Depth-capped: builders nest groups only as deep as code makes them,
     /// and deeper than [`MAX_NESTING`] is an error anyway.
-    pub(super) fn sequence(&mut self, drafts: &[Draft], depth: usize) -> Sequence {
+    pub(super) fn sequence<E: 'static>(&mut self, drafts: &[Draft<E>], depth: usize) -> Sequence {
         let mut elements = Vec::with_capacity(drafts.len());
         for draft in drafts {
             let kind = match &draft.kind {
@@ -121,10 +89,18 @@ impl Flattener {
 }
 
 impl Flattener {
-    fn lower(&mut self, owner: &str, condition: Option<&CondDraft>) -> Condition {
+    fn lower<E: 'static>(&mut self, owner: &str, condition: Option<&CondDraft<E>>) -> Condition {
         match condition {
             None => Condition::True,
-            Some(CondDraft::Native(n, _)) => Condition::Native(n.clone()),
+            Some(CondDraft::Native {
+                f,
+                iterative,
+                description,
+            }) => Condition::Native(NativeCondition {
+                closure: Arc::new(Arc::clone(f)),
+                iterative: *iterative,
+                description: description.clone(),
+            }),
             Some(CondDraft::Expr(texts)) => {
                 let mut parts = texts.iter().map(|text| self.lower_text(owner, text));
                 let first = parts.next().unwrap_or(Expr::Literal(Value::Bool(true)));

@@ -30,6 +30,7 @@ fn pattern(names: &[&str]) -> Pattern {
         name: "p".to_string(),
         doc: None,
         partition_by: Vec::new(),
+        partition_by_fn: None,
         within: None,
         skip: SkipStrategy::NoSkip,
         emit_timeouts: false,
@@ -45,6 +46,16 @@ fn kinds(p: &Pattern) -> Vec<PatternErrorKind> {
 }
 
 use PatternErrorKind as K;
+
+#[test]
+fn fields_and_a_closure_key_are_one_too_many() {
+    let key: crate::pattern::NativeKeyFn<i64> = std::sync::Arc::new(|e: &i64| (*e).into());
+    let mut p = pattern(&["a"]);
+    p.partition_by_fn = Some(crate::pattern::NativeKey::new(key));
+    assert_eq!(kinds(&p), vec![]);
+    p.partition_by = vec![FieldPath::parse("user")];
+    assert_eq!(kinds(&p), vec![K::MixedPartition]);
+}
 
 #[test]
 fn valid_pattern_has_no_errors() {
