@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .times(3)
         .consecutive()
         .within(Duration::from_secs(10))
-        .partition_by("user")
+        .partition_by_fn(|e| e.user)
         .skip(SkipStrategy::PastLastEvent)
         .name("brute_force")
         .build()?;

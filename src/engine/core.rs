@@ -6,6 +6,7 @@ use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::partitions::{KeyHasher, Partitions, SlotRef};
 use crate::engine::sink::{MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
+use crate::pattern::NativeKeyFn;
 use crate::value::KeyValue;
 
 /// Counters of what an engine has seen and produced.
@@ -38,6 +39,8 @@ struct PatternRun<E, A: Automaton<E>> {
     automaton: A,
     key_ids: Vec<FieldId>,
     key_paths: Vec<FieldPath>,
+    /// The builder's `partition_by_fn` key, instead of `key_ids`.
+    key_fn: Option<NativeKeyFn<E>>,
     /// Is the pattern partitioned by the same fields as the one before it
     /// (so an event's key for it is the same)?
     same_key_as_previous: bool,
@@ -79,18 +82,36 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
 
     /// Adds a compiled pattern, resolving its `partition by` fields with
     /// `fields`; returns its index (as in [`MatchContext::pattern`]).
-    pub fn add(&mut self, automaton: A, fields: &mut dyn FieldResolver) -> Result<usize, String> {
+    pub fn add(&mut self, automaton: A, fields: &mut dyn FieldResolver) -> Result<usize, String>
+    where
+        E: 'static,
+    {
         let key_paths = automaton.pattern().partition_by.clone();
         let key_ids = key_paths
             .iter()
             .map(|path| fields.resolve(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let same_key_as_previous = self.patterns.last().is_some_and(|q| q.key_ids == key_ids);
+        let key_fn = match &automaton.pattern().partition_by_fn {
+            None => None,
+            Some(key) => Some(key.downcast::<E>().cloned().ok_or_else(|| {
+                format!(
+                    "the key closure was written for another event type than `{}`",
+                    std::any::type_name::<E>()
+                )
+            })?),
+        };
+        // Two closures are never known to give the same key.
+        let same_key_as_previous = key_fn.is_none()
+            && self
+                .patterns
+                .last()
+                .is_some_and(|q| q.key_fn.is_none() && q.key_ids == key_ids);
         self.patterns.push(PatternRun {
             automaton,
             same_key_as_previous,
             key_ids,
             key_paths,
+            key_fn,
             partitions: Partitions::default(),
         });
         Ok(self.patterns.len() - 1)
@@ -241,10 +262,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.store.release_if_unused(ev);
     }
 
-    /// The values of pattern `p`'s key fields in the event, or `None` when
-    /// one is missing.
+    /// The values of pattern `p`'s key fields in the event (or its key
+    /// closure's value), or `None` when one is missing (null).
     fn key_of(&self, p: usize, ev: <A::Store as EventStore<E>>::Ref) -> Option<KeyValue> {
         let event = self.store.get(ev);
+        if let Some(key_fn) = &self.patterns[p].key_fn {
+            let value = key_fn(event);
+            return (!value.is_null()).then(|| std::iter::once(value).collect());
+        }
         let mut key = KeyValue::new();
         for &id in &self.patterns[p].key_ids {
             let value = event.field(id);
