@@ -3,14 +3,13 @@
 //!
 //! Run with `cargo run --example login_failures`.
 
-use std::borrow::Cow;
 use std::error::Error;
 use std::time::Duration;
 
 use cepheid::engine::{Engine, Output};
-use cepheid::event::{Event, FieldId, StaticFields};
+use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
 use cepheid::pattern::SkipStrategy;
-use cepheid::{Pattern, Timestamp, Value};
+use cepheid::{Pattern, Timestamp, ValueRef};
 
 /// A login attempt, as an application would already have it in memory.
 #[derive(Clone, Debug)]
@@ -25,14 +24,30 @@ struct Login {
 /// (this example's closures read the struct directly).
 const FIELDS: [&str; 3] = ["user", "success", "ip"];
 
+/// Resolves a field name to its position in `FIELDS`.
+#[derive(Clone, Default)]
+struct LoginFields;
+
+impl FieldResolver for LoginFields {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        let name = path.to_string();
+        let index = FIELDS.iter().position(|f| *f == name);
+        index
+            .map(|i| FieldId::from_index(i as u32))
+            .ok_or_else(|| format!("a login has no field `{name}`"))
+    }
+}
+
 impl Event for Login {
-    fn field(&self, id: FieldId) -> Cow<'_, Value> {
-        Cow::Owned(match id.index() {
-            0 => Value::from(self.user),
-            1 => Value::from(self.success),
-            2 => Value::from(self.ip),
-            _ => Value::Null,
-        })
+    type Fields = LoginFields;
+
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
+        match id.index() {
+            0 => ValueRef::Str(self.user),
+            1 => ValueRef::Bool(self.success),
+            2 => ValueRef::Str(self.ip),
+            _ => ValueRef::Null,
+        }
     }
 }
 
@@ -70,7 +85,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build()?;
 
     let mut engine: Engine<Login> = Engine::with_max_delay(Duration::from_millis(500));
-    engine.add_pattern(pattern.ir(), &mut StaticFields::new(&FIELDS))?;
+    engine.add_pattern(pattern.ir(), &mut LoginFields)?;
 
     let mut out = Vec::new();
     for login in logins() {

@@ -1,60 +1,60 @@
 //! Events: what patterns match, and how conditions read their fields.
 //!
 //! The matcher is generic over the event type `E: Event`. Field names are
-//! resolved **once**, when a pattern is compiled, through a
-//! [`FieldResolver`] that turns a [`FieldPath`] into a small integer
-//! [`FieldId`]; at run time a condition reads `event.field(id)`, with no
-//! string hashing per event.
+//! resolved **once**, when a pattern is compiled, through the event type's
+//! [`FieldResolver`] ([`Event::Fields`]), which turns a [`FieldPath`] into a
+//! small integer [`FieldId`]; at run time a condition reads
+//! `event.field(id)`, a borrowed [`ValueRef`]: no string hashing and no
+//! allocation per read.
 //!
 //! Two kinds of events are provided for:
-//! - [`Record`], a dynamic record (what `cepheid run` builds from JSON or CSV):
-//!   its fields live in a vector indexed by the ids of a shared
-//!   [`FieldTable`], next to the original text of the event for output.
-//! - A user's own struct: implement [`Event`] for it and give the pattern
-//!   compiler a resolver for its field names, e.g. a [`StaticFields`] list.
-//!
-//! ```
-//! use std::borrow::Cow;
-//! use cepheid::event::{Event, FieldId, FieldPath, FieldResolver, StaticFields};
-//! use cepheid::Value;
-//!
-//! struct Login { user: u64, ok: bool }
-//! impl Event for Login {
-//!     fn field(&self, id: FieldId) -> Cow<'_, Value> {
-//!         Cow::Owned(match id.index() {
-//!             0 => Value::from(self.user as i64),
-//!             1 => Value::from(self.ok),
-//!             _ => Value::Null,
-//!         })
-//!     }
-//! }
-//! let mut fields = StaticFields::new(&["user", "ok"]);
-//! assert_eq!(fields.resolve(&FieldPath::parse("ok")).unwrap().index(), 1);
-//! assert!(fields.resolve(&FieldPath::parse("nope")).is_err());
-//! ```
+//! - [`Record`](crate::Record), a dynamic record (what `cepheid run` builds
+//!   from JSON or CSV): its fields live in a vector indexed by the ids of a
+//!   shared [`FieldTable`](crate::record::FieldTable).
+//! - A user's own struct: `#[derive(cepheid::Event)]` (feature `derive`, on
+//!   by default) writes the resolver and `field` from the struct's fields;
+//!   see [`Event`] for what is supported, or implement [`Event`] by hand.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Event time (or any integer clock), in milliseconds.
 pub type Timestamp = i64;
 
-/// A field resolved by a [`FieldResolver`]: an index, cheap to copy.
+/// A field resolved by a [`FieldResolver`]: an index, cheap to copy. What
+/// the index means is up to the resolver that made it and the event type's
+/// [`Event::field`].
+///
+/// ```
+/// use cepheid::FieldId;
+/// assert_eq!(FieldId::from_index(2).index(), 2);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FieldId(u32);
 
 impl FieldId {
-    /// Makes an id from an index.
-    pub fn new(index: usize) -> FieldId {
+    /// The id of index `index` (for a hand-written [`FieldResolver`]).
+    pub const fn from_index(index: u32) -> FieldId {
+        FieldId(index)
+    }
+
+    /// The id of a table position. A [`FieldTable`](crate::record::FieldTable)
+    /// would need 2^32 distinct paths (hundreds of gigabytes) to overflow,
+    /// so the panic cannot be reached from a pattern.
+    pub(crate) fn new(index: usize) -> FieldId {
         FieldId(u32::try_from(index).expect("more than 2^32 fields"))
     }
 
-    /// The index this id stands for.
-    pub fn index(self) -> usize {
+    /// The index this id stands for, for indexing.
+    pub const fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// The index this id stands for, as made by [`FieldId::from_index`].
+    pub const fn as_u32(self) -> u32 {
+        self.0
     }
 }
 
@@ -94,11 +94,70 @@ impl fmt::Display for FieldPath {
     }
 }
 
-/// Something a condition can be evaluated against.
+/// Something a pattern matches: a type whose fields conditions can read.
+///
+/// Field names are resolved once per pattern compile by the type's
+/// [`Fields`](Event::Fields) resolver; each read is then
+/// `event.field(id)`, which borrows.
+///
+/// Most types derive it: `#[derive(cepheid::Event)]` on a struct with named
+/// fields (feature `derive`, on by default; see the derive's documentation
+/// for the field types it reads, nesting, `Option`, enums and attributes).
+/// By hand, an implementation is a small resolver and a `match`:
+///
+/// ```
+/// use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
+/// use cepheid::ValueRef;
+///
+/// struct Login { user: String, ok: bool }
+///
+/// /// `user` is id 0, `ok` is id 1.
+/// #[derive(Clone, Default)]
+/// struct LoginFields;
+///
+/// impl FieldResolver for LoginFields {
+///     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+///         match path.to_string().as_str() {
+///             "user" => Ok(FieldId::from_index(0)),
+///             "ok" => Ok(FieldId::from_index(1)),
+///             other => Err(format!("a login has no field `{other}` (it has user, ok)")),
+///         }
+///     }
+/// }
+///
+/// impl Event for Login {
+///     type Fields = LoginFields;
+///     fn field(&self, id: FieldId) -> ValueRef<'_> {
+///         match id.index() {
+///             0 => ValueRef::Str(&self.user),
+///             1 => ValueRef::Bool(self.ok),
+///             _ => ValueRef::Null,
+///         }
+///     }
+/// }
+///
+/// let mut fields = LoginFields;
+/// let ok = fields.resolve(&FieldPath::parse("ok")).unwrap();
+/// let login = Login { user: "ada".into(), ok: true };
+/// assert_eq!(login.field(ok), ValueRef::Bool(true));
+/// assert!(fields.resolve(&FieldPath::parse("nope")).is_err());
+/// ```
 pub trait Event {
-    /// The value of a field resolved earlier by the resolver this pattern was
-    /// compiled with; `Value::Null` when the event does not have it.
-    fn field(&self, id: FieldId) -> Cow<'_, Value>;
+    /// Resolves this type's field names to ids, once per pattern compile.
+    type Fields: FieldResolver + Default + Clone + Send + Sync + 'static;
+
+    /// The value of a field resolved by this type's [`Fields`](Event::Fields)
+    /// (`ValueRef::Null` when the event does not have it), borrowed.
+    fn field(&self, id: FieldId) -> ValueRef<'_>;
+
+    /// The value of a field, owned: what a run keeps when it remembers a
+    /// field (`s.f`, `first`, `last`, `min`, `max`, `distinct`, partition
+    /// keys). The default copies [`field`](Event::field); override it when
+    /// the event can share its value instead (as [`Record`](crate::Record)
+    /// does, cloning an `Arc`).
+    fn field_owned(&self, id: FieldId) -> Value {
+        self.field(id).to_owned()
+    }
 }
 
 /// Turns field names into ids when a pattern is compiled.
@@ -108,29 +167,20 @@ pub trait FieldResolver {
     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String>;
 }
 
-/// A fixed list of field names for a typed event: `resolve("x")` is the
-/// position of `"x"` in the list; dotted names are matched as written.
-#[derive(Clone, Debug)]
-pub struct StaticFields {
-    names: Vec<String>,
-}
+/// The resolver of an event type without named fields (its conditions are
+/// Rust closures): every name is an error.
+///
+/// ```
+/// use cepheid::event::{FieldPath, FieldResolver, NoFields};
+/// assert!(NoFields.resolve(&FieldPath::parse("x")).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoFields;
 
-impl StaticFields {
-    /// A resolver over these names, in this order.
-    pub fn new(names: &[&str]) -> StaticFields {
-        StaticFields {
-            names: names.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-}
-
-impl FieldResolver for StaticFields {
+impl FieldResolver for NoFields {
     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
-        let dotted = path.to_string();
-        self.names
-            .iter()
-            .position(|n| *n == dotted)
-            .map(FieldId::new)
-            .ok_or_else(|| format!("the event type has no field `{dotted}`"))
+        Err(format!(
+            "the event type has no named fields, so `{path}` cannot be read"
+        ))
     }
 }

@@ -42,4 +42,4 @@ pub use event::{Event, FieldId, FieldPath, Timestamp};
 pub use pattern::typed::Pattern;
 pub use record::Record;
 pub use span::Span;
-pub use value::Value;
+pub use value::{Value, ValueRef};

@@ -1,13 +1,12 @@
 //! [`Record`]: the dynamic event that `cepheid run` decodes from JSON or CSV,
 //! and the [`FieldTable`] that numbers the fields patterns read from it.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Interns the field paths that patterns use, for [`Record`]s: every path
 /// gets the next id, and ids never change.
@@ -143,11 +142,17 @@ impl Record {
 }
 
 impl Event for Record {
-    fn field(&self, id: FieldId) -> Cow<'_, Value> {
-        match self.values.get(id.index()) {
-            Some(v) => Cow::Borrowed(v),
-            None => Cow::Owned(Value::Null),
-        }
+    type Fields = FieldTable;
+
+    #[inline]
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
+        self.values
+            .get(id.index())
+            .map_or(ValueRef::Null, ValueRef::from)
+    }
+
+    fn field_owned(&self, id: FieldId) -> Value {
+        self.values.get(id.index()).cloned().unwrap_or_default()
     }
 }
 
@@ -185,7 +190,7 @@ mod tests {
     #[test]
     fn out_of_range_fields_read_null() {
         let record = Record::new(vec![Value::Int(1)], Arc::from("{}"));
-        assert_eq!(*record.field(FieldId::new(0)), Value::Int(1));
-        assert_eq!(*record.field(FieldId::new(5)), Value::Null);
+        assert_eq!(record.field(FieldId::new(0)), Value::Int(1));
+        assert_eq!(record.field(FieldId::new(5)), Value::Null);
     }
 }

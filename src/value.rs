@@ -2,9 +2,12 @@
 //!
 //! A [`Value`] is null, a boolean, a 64-bit integer, a 64-bit float, a string
 //! or a list. Strings and lists are reference counted, so cloning a value
-//! never copies its contents. The operators and functions over values live in
-//! [`crate::expr`]; this module only owns the type, its conversions, and the
-//! hashable [`KeyValue`] used for partition keys.
+//! never copies its contents. A [`ValueRef`] is the same thing borrowed: what
+//! an [`Event`](crate::Event) gives when a condition reads one of its fields,
+//! so that reading a string field of a user's struct copies nothing. The
+//! operators and functions over values live in [`crate::expr`]; this module
+//! only owns the types, their conversions, and the hashable [`KeyValue`] used
+//! for partition keys.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -135,27 +138,44 @@ impl From<bool> for Value {
     }
 }
 
-impl From<i64> for Value {
-    fn from(i: i64) -> Value {
-        Value::Int(i)
-    }
+/// Integers that always fit in an `i64` become [`Value::Int`].
+macro_rules! from_small_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(i: $t) -> Value {
+                Value::Int(i64::from(i))
+            }
+        }
+    )*};
 }
+from_small_int!(i8, i16, i32, i64, u8, u16, u32);
 
-impl From<i32> for Value {
-    fn from(i: i32) -> Value {
-        Value::Int(i64::from(i))
-    }
+/// Integers that may not fit in an `i64` become [`Value::Int`] when they fit
+/// and a (rounded) [`Value::Float`] beyond, as a JSON number that large
+/// does when `cepheid run` reads it.
+macro_rules! from_large_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(i: $t) -> Value {
+                match i64::try_from(i) {
+                    Ok(i) => Value::Int(i),
+                    Err(_) => Value::Float(i as f64),
+                }
+            }
+        }
+    )*};
 }
-
-impl From<u32> for Value {
-    fn from(i: u32) -> Value {
-        Value::Int(i64::from(i))
-    }
-}
+from_large_int!(u64, usize, isize, i128, u128);
 
 impl From<f64> for Value {
     fn from(f: f64) -> Value {
         Value::Float(f)
+    }
+}
+
+impl From<f32> for Value {
+    fn from(f: f32) -> Value {
+        Value::Float(f64::from(f))
     }
 }
 
@@ -165,8 +185,26 @@ impl From<&str> for Value {
     }
 }
 
+impl From<&String> for Value {
+    fn from(s: &String) -> Value {
+        Value::Str(Arc::from(s.as_str()))
+    }
+}
+
 impl From<String> for Value {
     fn from(s: String) -> Value {
+        Value::Str(Arc::from(s))
+    }
+}
+
+impl From<Box<str>> for Value {
+    fn from(s: Box<str>) -> Value {
+        Value::Str(Arc::from(s))
+    }
+}
+
+impl From<std::borrow::Cow<'_, str>> for Value {
+    fn from(s: std::borrow::Cow<'_, str>) -> Value {
         Value::Str(Arc::from(s))
     }
 }
@@ -174,6 +212,24 @@ impl From<String> for Value {
 impl From<Arc<str>> for Value {
     fn from(s: Arc<str>) -> Value {
         Value::Str(s)
+    }
+}
+
+impl From<&Arc<str>> for Value {
+    fn from(s: &Arc<str>) -> Value {
+        Value::Str(Arc::clone(s))
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(items: Vec<Value>) -> Value {
+        Value::List(Arc::from(items))
+    }
+}
+
+impl From<Arc<[Value]>> for Value {
+    fn from(items: Arc<[Value]>) -> Value {
+        Value::List(items)
     }
 }
 
@@ -198,6 +254,246 @@ impl serde::Serialize for Value {
     }
 }
 
+impl From<ValueRef<'_>> for Value {
+    fn from(v: ValueRef<'_>) -> Value {
+        v.to_owned()
+    }
+}
+
+impl<T: Into<Value>> FromIterator<T> for Value {
+    /// A list of the items.
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Value {
+        Value::List(items.into_iter().map(Into::into).collect())
+    }
+}
+
+/// A [`Value`] borrowed: what [`Event::field`](crate::Event::field) returns.
+/// `Copy`, two words and a tag; strings and lists point into the event.
+///
+/// ```
+/// use cepheid::{Value, ValueRef};
+/// let name = String::from("ada");
+/// let v = ValueRef::Str(&name);
+/// assert_eq!(v.as_str(), Some("ada"));
+/// assert_eq!(v.to_owned(), Value::from("ada"));
+/// assert_eq!(ValueRef::from(&Value::Int(3)), ValueRef::Int(3));
+/// assert_eq!(ValueRef::from(7u8), ValueRef::Int(7));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub enum ValueRef<'a> {
+    /// Missing or unknown.
+    #[default]
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A borrowed UTF-8 string.
+    Str(&'a str),
+    /// A borrowed list of values.
+    List(&'a [Value]),
+}
+
+impl<'a> ValueRef<'a> {
+    /// Is this `ValueRef::Null`?
+    #[inline]
+    pub fn is_null(self) -> bool {
+        matches!(self, ValueRef::Null)
+    }
+
+    /// The string, when this is a string.
+    #[inline]
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            ValueRef::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, when this is an integer.
+    #[inline]
+    pub fn as_int(self) -> Option<i64> {
+        match self {
+            ValueRef::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The number as a float, when this is an integer or a float.
+    #[inline]
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            ValueRef::Int(i) => Some(i as f64),
+            ValueRef::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The boolean, when this is a boolean.
+    #[inline]
+    pub fn as_bool(self) -> Option<bool> {
+        match self {
+            ValueRef::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The items, when this is a list.
+    #[inline]
+    pub fn as_list(self) -> Option<&'a [Value]> {
+        match self {
+            ValueRef::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// A short name of the value's type, for messages (as [`Value::type_name`]).
+    #[inline]
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ValueRef::Null => "null",
+            ValueRef::Bool(_) => "bool",
+            ValueRef::Int(_) => "integer",
+            ValueRef::Float(_) => "float",
+            ValueRef::Str(_) => "string",
+            ValueRef::List(_) => "list",
+        }
+    }
+
+    /// An owned copy (a string is copied into a new `Arc<str>`; a list's
+    /// items are cloned, which shares their contents). Called on a
+    /// `&ValueRef`, `to_owned` is `Clone`'s; write `(*v).to_owned()` or
+    /// `Value::from(*v)` there.
+    #[allow(clippy::wrong_self_convention, clippy::should_implement_trait)]
+    #[inline]
+    pub fn to_owned(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Float(f) => Value::Float(f),
+            ValueRef::Str(s) => Value::Str(Arc::from(s)),
+            ValueRef::List(items) => Value::List(Arc::from(items)),
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    #[inline]
+    fn from(v: &'a Value) -> ValueRef<'a> {
+        match v {
+            Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Float(f) => ValueRef::Float(*f),
+            Value::Str(s) => ValueRef::Str(s),
+            Value::List(items) => ValueRef::List(items),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for ValueRef<'a> {
+    #[inline]
+    fn from(s: &'a str) -> ValueRef<'a> {
+        ValueRef::Str(s)
+    }
+}
+
+impl<'a> From<&'a [Value]> for ValueRef<'a> {
+    fn from(items: &'a [Value]) -> ValueRef<'a> {
+        ValueRef::List(items)
+    }
+}
+
+impl From<bool> for ValueRef<'_> {
+    fn from(b: bool) -> Self {
+        ValueRef::Bool(b)
+    }
+}
+
+impl From<f64> for ValueRef<'_> {
+    fn from(f: f64) -> Self {
+        ValueRef::Float(f)
+    }
+}
+
+impl From<f32> for ValueRef<'_> {
+    fn from(f: f32) -> Self {
+        ValueRef::Float(f64::from(f))
+    }
+}
+
+/// As for [`Value`]: integers that fit become `Int`.
+macro_rules! ref_from_small_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ValueRef<'_> {
+            fn from(i: $t) -> Self {
+                ValueRef::Int(i64::from(i))
+            }
+        }
+    )*};
+}
+ref_from_small_int!(i8, i16, i32, i64, u8, u16, u32);
+
+/// As for [`Value`]: beyond `i64`, a rounded `Float`.
+macro_rules! ref_from_large_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ValueRef<'_> {
+            fn from(i: $t) -> Self {
+                match i64::try_from(i) {
+                    Ok(i) => ValueRef::Int(i),
+                    Err(_) => ValueRef::Float(i as f64),
+                }
+            }
+        }
+    )*};
+}
+ref_from_large_int!(u64, usize, isize, i128, u128);
+
+impl<'a, T: Into<ValueRef<'a>>> From<Option<T>> for ValueRef<'a> {
+    fn from(v: Option<T>) -> ValueRef<'a> {
+        v.map_or(ValueRef::Null, Into::into)
+    }
+}
+
+/// Structural equality, as for [`Value`]: `Int(1)` and `Float(1.0)` differ.
+impl PartialEq for ValueRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (*self, *other) {
+            (ValueRef::Null, ValueRef::Null) => true,
+            (ValueRef::Bool(a), ValueRef::Bool(b)) => a == b,
+            (ValueRef::Int(a), ValueRef::Int(b)) => a == b,
+            (ValueRef::Float(a), ValueRef::Float(b)) => a.to_bits() == b.to_bits(),
+            (ValueRef::Str(a), ValueRef::Str(b)) => a == b,
+            (ValueRef::List(a), ValueRef::List(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ValueRef<'_> {}
+
+impl PartialEq<Value> for ValueRef<'_> {
+    fn eq(&self, other: &Value) -> bool {
+        *self == ValueRef::from(other)
+    }
+}
+
+impl PartialEq<ValueRef<'_>> for Value {
+    fn eq(&self, other: &ValueRef<'_>) -> bool {
+        ValueRef::from(self) == *other
+    }
+}
+
+impl fmt::Display for ValueRef<'_> {
+    /// As the owned value displays.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&ValueRef::to_owned(*self), f)
+    }
+}
+
 /// The values of a pattern's `partition by` fields for one event: the key of
 /// one partition. One field (the common case) is stored inline.
 pub type KeyValue = smallvec::SmallVec<[Value; 1]>;
@@ -205,6 +501,33 @@ pub type KeyValue = smallvec::SmallVec<[Value; 1]>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_ref_borrows_and_converts() {
+        let v = Value::from("abc");
+        let r = ValueRef::from(&v);
+        assert_eq!(r, ValueRef::Str("abc"));
+        assert_eq!(r, v);
+        assert_eq!(r.to_owned(), v);
+        assert_eq!(r.type_name(), v.type_name());
+        let list: Value = [1, 2].into_iter().collect();
+        assert_eq!(ValueRef::from(&list).as_list().map(<[Value]>::len), Some(2));
+        assert_ne!(ValueRef::Int(1), ValueRef::Float(1.0));
+        assert_eq!(ValueRef::from(None::<u8>), ValueRef::Null);
+    }
+
+    #[test]
+    fn conversions_from_rust_types() {
+        let s = String::from("x");
+        assert_eq!(Value::from(&s), Value::from("x"));
+        assert_eq!(Value::from(Some(3u8)), Value::Int(3));
+        assert_eq!(Value::from(None::<String>), Value::Null);
+        assert_eq!(Value::from(-2i16), Value::Int(-2));
+        assert_eq!(Value::from(1.5f32), Value::Float(1.5));
+        assert_eq!(Value::from(u64::MAX), Value::Float(u64::MAX as f64));
+        assert_eq!(Value::from(7u64), Value::Int(7));
+        assert_eq!(ValueRef::from(u64::MAX), ValueRef::Float(u64::MAX as f64));
+    }
 
     #[test]
     fn int_and_float_are_distinct_keys() {

@@ -21,12 +21,11 @@ pub mod baseline;
 pub mod drive;
 pub mod reference;
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::event::{Event, FieldId, StaticFields, Timestamp};
-use crate::value::Value;
+use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
+use crate::value::ValueRef;
 
 /// The splitmix64 finalizer (64-bit wrapping arithmetic, logical shifts).
 pub fn mix(z: u64) -> u64 {
@@ -54,26 +53,49 @@ pub struct BenchEvent {
     pub ts: Timestamp,
 }
 
-/// Index of `key` in the resolver of [`fields`].
+/// Index of `key` in [`BenchFields`].
 const FIELD_KEY: usize = 0;
-/// Index of `type` in the resolver of [`fields`].
+/// Index of `type` in [`BenchFields`].
 const FIELD_TYPE: usize = 1;
-/// Index of `ts` in the resolver of [`fields`].
+/// Index of `ts` in [`BenchFields`].
 const FIELD_TS: usize = 2;
 
+/// The resolver of [`BenchEvent`]'s fields `key`, `type` and `ts`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BenchFields;
+
+impl FieldResolver for BenchFields {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        let index = match path.segments() {
+            [name] if &**name == "key" => FIELD_KEY,
+            [name] if &**name == "type" => FIELD_TYPE,
+            [name] if &**name == "ts" => FIELD_TS,
+            _ => {
+                return Err(format!(
+                    "a bench event has no field `{path}` (key, type, ts)"
+                ))
+            }
+        };
+        Ok(FieldId::from_index(index as u32))
+    }
+}
+
 /// The resolver for [`BenchEvent`]'s fields `key`, `type` and `ts`.
-pub fn fields() -> StaticFields {
-    StaticFields::new(&["key", "type", "ts"])
+pub fn fields() -> BenchFields {
+    BenchFields
 }
 
 impl Event for BenchEvent {
-    fn field(&self, id: FieldId) -> Cow<'_, Value> {
-        Cow::Owned(match id.index() {
-            FIELD_KEY => Value::Int(self.key),
-            FIELD_TYPE => Value::Int(self.kind),
-            FIELD_TS => Value::Int(self.ts),
-            _ => Value::Null,
-        })
+    type Fields = BenchFields;
+
+    #[inline]
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
+        match id.index() {
+            FIELD_KEY => ValueRef::Int(self.key),
+            FIELD_TYPE => ValueRef::Int(self.kind),
+            FIELD_TS => ValueRef::Int(self.ts),
+            _ => ValueRef::Null,
+        }
     }
 }
 
@@ -345,7 +367,6 @@ pub fn write_jsonl<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{FieldPath, FieldResolver};
 
     /// Events as (key, type, ts) triples.
     fn triples(workload: Workload, params: &Params, n: u64) -> Vec<(i64, i64, i64)> {
@@ -451,7 +472,8 @@ mod tests {
             let id = fields.resolve(&FieldPath::single(name)).unwrap();
             assert_eq!(event.field(id).as_int(), Some(value));
         }
-        assert!(event.field(FieldId::new(3)).is_null());
+        assert!(event.field(FieldId::from_index(3)).is_null());
+        assert!(fields.resolve(&FieldPath::single("nope")).is_err());
     }
 
     #[test]

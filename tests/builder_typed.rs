@@ -1,13 +1,12 @@
 //! The typed builder end to end: a pattern over a Rust struct, partitioned
 //! by a field name or by a closure, finds the same matches in the engine.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use cepheid::engine::{Engine, Output};
-use cepheid::event::{Event, FieldId, StaticFields};
+use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
 use cepheid::pattern::PatternBuilder;
-use cepheid::{Pattern, Timestamp, Value};
+use cepheid::{Pattern, Timestamp, Value, ValueRef};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Login {
@@ -16,15 +15,29 @@ struct Login {
     ok: bool,
 }
 
-const FIELDS: [&str; 2] = ["user", "ok"];
+/// `user` is id 0, `ok` id 1.
+#[derive(Clone, Default)]
+struct LoginFields;
+
+impl FieldResolver for LoginFields {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        match path.to_string().as_str() {
+            "user" => Ok(FieldId::from_index(0)),
+            "ok" => Ok(FieldId::from_index(1)),
+            other => Err(format!("a login has no field `{other}`")),
+        }
+    }
+}
 
 impl Event for Login {
-    fn field(&self, id: FieldId) -> Cow<'_, Value> {
-        Cow::Owned(match id.index() {
-            0 => Value::from(self.user),
-            1 => Value::from(self.ok),
-            _ => Value::Null,
-        })
+    type Fields = LoginFields;
+
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
+        match id.index() {
+            0 => ValueRef::from(self.user),
+            1 => ValueRef::Bool(self.ok),
+            _ => ValueRef::Null,
+        }
     }
 }
 
@@ -62,9 +75,7 @@ type Found = (Vec<Value>, Vec<Timestamp>);
 /// Each match, and how many events had no key.
 fn run(pattern: &Pattern<Login>) -> (Vec<Found>, u64) {
     let mut engine: Engine<Login> = Engine::new();
-    engine
-        .add_pattern(pattern.ir(), &mut StaticFields::new(&FIELDS))
-        .unwrap();
+    engine.add_pattern(pattern.ir(), &mut LoginFields).unwrap();
     let mut out: Vec<Output<Login>> = Vec::new();
     for login in logins() {
         engine.push(login.ts, login, &mut out);

@@ -51,7 +51,7 @@ impl Sink<'_> {
                     .unwrap_or_else(|| name.to_string());
                 let ids = evs
                     .iter()
-                    .map(|e| value_to_json(&e.field(self.id_field)))
+                    .map(|e| value_to_json(&e.field(self.id_field).to_owned()))
                     .collect();
                 (stage, ids)
             })
@@ -88,7 +88,7 @@ impl Driver<'_> {
             if v.is_null() {
                 return None;
             }
-            key.push_str(&value_to_json(&v).to_string());
+            key.push_str(&value_to_json(&v.to_owned()).to_string());
             key.push('|');
         }
         Some(key)

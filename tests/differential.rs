@@ -22,13 +22,11 @@
 #[path = "reference/mod.rs"]
 mod reference;
 
-use std::borrow::Cow;
-
-use cepheid::event::{Event, FieldId, StaticFields};
+use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
 use cepheid::matcher::{Matcher, Output as RealOutput};
 use cepheid::nfa::Nfa;
 use cepheid::pattern::{validate, Pattern};
-use cepheid::Value;
+use cepheid::{Value, ValueRef};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -48,20 +46,38 @@ struct Ev {
     value: i64,
 }
 
-impl Event for Ev {
-    fn field(&self, id: FieldId) -> Cow<'_, Value> {
-        Cow::Owned(match id.index() {
-            0 => self.kind.clone(),
-            1 => Value::Int(self.value),
-            2 => Value::Int(self.ts),
-            3 => Value::Int(self.id as i64),
-            _ => Value::Null,
-        })
+/// The field names of [`Ev`], by id.
+const NAMES: [&str; 4] = ["kind", "value", "ts", "id"];
+
+#[derive(Clone, Default)]
+struct EvFields;
+
+impl FieldResolver for EvFields {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        let name = path.to_string();
+        let index = NAMES.iter().position(|n| *n == name);
+        index
+            .map(|i| FieldId::from_index(i as u32))
+            .ok_or_else(|| format!("no field `{name}`"))
     }
 }
 
-fn fields() -> StaticFields {
-    StaticFields::new(&["kind", "value", "ts", "id"])
+impl Event for Ev {
+    type Fields = EvFields;
+
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
+        match id.index() {
+            0 => (&self.kind).into(),
+            1 => ValueRef::Int(self.value),
+            2 => ValueRef::Int(self.ts),
+            3 => ValueRef::from(self.id),
+            _ => ValueRef::Null,
+        }
+    }
+}
+
+fn fields() -> EvFields {
+    EvFields
 }
 
 /// `(event index or n for the final advance, rendered output)`, sorted.

@@ -2,13 +2,12 @@
 //! arrival order within the max delay (property test), typed events, and
 //! memory that returns to zero when the partial matches are gone.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use cepheid::engine::{Engine, Output};
-use cepheid::event::{Event, FieldId, StaticFields};
+use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
 use cepheid::record::FieldTable;
-use cepheid::{Record, Timestamp, Value};
+use cepheid::{Record, Timestamp, Value, ValueRef};
 use proptest::prelude::*;
 
 const PATTERNS: &str = r#"
@@ -118,20 +117,36 @@ fn quiet_keys_end_their_pending_not_followed_by_on_the_global_watermark() {
     assert_eq!(quiet, [vec![Value::Int(1)]]);
 }
 
-/// A typed event: fields by position, resolved with `StaticFields`.
+/// A typed event with a hand-written `Event` implementation.
 #[derive(Clone, Debug, PartialEq)]
 struct Reading {
     sensor: u32,
     celsius: f64,
 }
 
+/// `sensor` is id 0, `celsius` id 1.
+#[derive(Clone, Default)]
+struct ReadingFields;
+
+impl FieldResolver for ReadingFields {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        match path.to_string().as_str() {
+            "sensor" => Ok(FieldId::from_index(0)),
+            "celsius" => Ok(FieldId::from_index(1)),
+            other => Err(format!("a reading has no field `{other}`")),
+        }
+    }
+}
+
 impl Event for Reading {
-    fn field(&self, id: FieldId) -> Cow<'_, Value> {
-        Cow::Owned(match id.index() {
-            0 => Value::from(self.sensor),
-            1 => Value::from(self.celsius),
-            _ => Value::Null,
-        })
+    type Fields = ReadingFields;
+
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
+        match id.index() {
+            0 => ValueRef::from(self.sensor),
+            1 => ValueRef::Float(self.celsius),
+            _ => ValueRef::Null,
+        }
     }
 }
 
@@ -147,7 +162,7 @@ fn typed_events_run_through_the_engine() {
     let loaded = cepheid::dsl::load_str("typed.cep", source);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut engine: Engine<Reading> = Engine::new();
-    let mut fields = StaticFields::new(&["sensor", "celsius"]);
+    let mut fields = ReadingFields;
     engine
         .add_pattern(&loaded.patterns[0], &mut fields)
         .unwrap();

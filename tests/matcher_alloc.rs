@@ -7,7 +7,7 @@ mod matcher_support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cepheid::event::StaticFields;
+use cepheid::event::NoFields;
 use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use cepheid::Timestamp;
@@ -54,7 +54,7 @@ fn steady_state_does_not_allocate() {
     );
     p.within = Some(5);
     p.emit_timeouts = true;
-    let nfa = Nfa::<Ev>::compile(&p, &mut StaticFields::new(&[])).unwrap();
+    let nfa = Nfa::<Ev>::compile(&p, &mut NoFields).unwrap();
     let names = ["a", "x", "a", "b", "x", "x", "x", "x", "a", "x"];
     let events: Vec<Ev> = (0..4000)
         .map(|i| Ev {

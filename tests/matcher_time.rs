@@ -6,7 +6,7 @@ mod matcher_support;
 
 use std::sync::Arc;
 
-use cepheid::event::StaticFields;
+use cepheid::event::NoFields;
 use cepheid::matcher::{Matcher, Output};
 use cepheid::nfa::Nfa;
 use cepheid::pattern::{Condition, NativeCondition, NativeFn, StageEvents};
@@ -49,7 +49,7 @@ fn element_window_times_out_at_previous_plus_window() {
 #[test]
 fn next_deadline_follows_the_runs() {
     let p = a_then_b(el(1).within(3), Some(10));
-    let nfa = Nfa::<Ev>::compile(&p, &mut StaticFields::new(&[])).unwrap();
+    let nfa = Nfa::<Ev>::compile(&p, &mut NoFields).unwrap();
     let mut m = Matcher::new(nfa);
     assert_eq!(m.partition().next_deadline(), None);
     m.process(

@@ -3,7 +3,7 @@
 
 mod matcher_support;
 
-use cepheid::event::StaticFields;
+use cepheid::event::NoFields;
 use cepheid::matcher::{Output, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use matcher_support::*;
@@ -27,7 +27,7 @@ fn name(i: usize) -> &'static str {
 
 #[test]
 fn forked_runs_share_events_and_memory_returns_to_zero() {
-    let nfa = Nfa::<Ev>::compile(&loop_pattern(Some(40)), &mut StaticFields::new(&[])).unwrap();
+    let nfa = Nfa::<Ev>::compile(&loop_pattern(Some(40)), &mut NoFields).unwrap();
     let mut part = Partition::new();
     let mut buf = SharedBuffer::new();
     let mut sink: Vec<Output<_>> = Vec::new();
@@ -66,7 +66,7 @@ fn forked_runs_share_events_and_memory_returns_to_zero() {
 
 #[test]
 fn clear_releases_everything() {
-    let nfa = Nfa::<Ev>::compile(&loop_pattern(None), &mut StaticFields::new(&[])).unwrap();
+    let nfa = Nfa::<Ev>::compile(&loop_pattern(None), &mut NoFields).unwrap();
     let mut part = Partition::new();
     let mut buf = SharedBuffer::new();
     let mut sink: Vec<Output<_>> = Vec::new();

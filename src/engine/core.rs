@@ -272,11 +272,11 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
         let mut key = KeyValue::new();
         for &id in &self.patterns[p].key_ids {
-            let value = event.field(id);
+            let value = event.field_owned(id);
             if value.is_null() {
                 return None;
             }
-            key.push(value.into_owned());
+            key.push(value);
         }
         Some(key)
     }

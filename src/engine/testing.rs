@@ -5,18 +5,16 @@
 //! It depends on the order of events per key and on time advancing before
 //! each event, which is exactly what the engine must get right.
 
-use std::borrow::Cow;
-
 use proptest::prelude::*;
 
 use super::automaton::{Automaton, EventStore, Reporter};
 use super::core::Core;
 use super::sink::MatchAccess;
 use super::*;
-use crate::event::{Event, FieldId, FieldPath, StaticFields, Timestamp};
+use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
 use crate::pattern::{Pattern, Sequence, SkipStrategy};
 use crate::span::Span;
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Ev {
@@ -24,11 +22,26 @@ struct Ev {
     id: u32,
 }
 
+/// One field, `key`, id 0.
+#[derive(Clone, Default)]
+struct KeyOnly;
+
+impl FieldResolver for KeyOnly {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        match path.to_string().as_str() {
+            "key" => Ok(FieldId::from_index(0)),
+            other => Err(format!("the event type has no field `{other}`")),
+        }
+    }
+}
+
 impl Event for Ev {
-    fn field(&self, id: FieldId) -> Cow<'_, Value> {
+    type Fields = KeyOnly;
+
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
         match (id.index(), self.key) {
-            (0, Some(k)) => Cow::Owned(Value::Int(k)),
-            _ => Cow::Owned(Value::Null),
+            (0, Some(k)) => ValueRef::Int(k),
+            _ => ValueRef::Null,
         }
     }
 }
@@ -207,7 +220,7 @@ enum In {
 
 fn engine(max_delay: i64, window: Timestamp) -> Core<Ev, Pairs> {
     let mut engine = Core::new(max_delay);
-    let mut fields = StaticFields::new(&["key"]);
+    let mut fields = KeyOnly;
     engine.add(Pairs::new(window), &mut fields).unwrap();
     engine
 }

@@ -23,7 +23,7 @@ use super::ir::AggregateFunc;
 use super::ops;
 use crate::event::{Event, FieldId};
 use crate::pattern::StageId;
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Index of a slot in an [`AccumulatorLayout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,6 +132,7 @@ impl Accumulators {
     /// Records that the run took `event` into `stage`. The layout must be the
     /// one these accumulators were made by (other layouts are ignored
     /// slot by slot, never a panic).
+    #[inline]
     pub fn on_take<E: Event + ?Sized>(
         &mut self,
         layout: &AccumulatorLayout,
@@ -147,6 +148,17 @@ impl Accumulators {
         if slots.is_empty() {
             return;
         }
+        Self::update_slots(layout, slots, states, event);
+    }
+
+    /// [`Self::on_take`] once there is something to update.
+    #[inline(never)]
+    fn update_slots<E: Event + ?Sized>(
+        layout: &AccumulatorLayout,
+        slots: &[SlotId],
+        states: &mut Arc<Vec<SlotState>>,
+        event: &E,
+    ) {
         let states = Arc::make_mut(states);
         for &slot in slots.iter() {
             let (Some(spec), Some(state)) =
@@ -155,18 +167,17 @@ impl Accumulators {
                 continue;
             };
             match spec.field {
-                Some(field) => state.update(Some(&event.field(field))),
-                None => state.update(None),
+                Some(field) => state.update(event.field(field), || event.field_owned(field)),
+                None => state.update(ValueRef::Null, || Value::Null),
             }
         }
     }
 
     /// The current value of a slot (null for an unknown slot).
-    pub fn get(&self, slot: SlotId) -> std::borrow::Cow<'_, Value> {
-        use std::borrow::Cow;
+    pub fn get(&self, slot: SlotId) -> ValueRef<'_> {
         match self.states.as_ref().and_then(|s| s.get(slot.index())) {
             Some(state) => state.value(),
-            None => Cow::Owned(Value::Null),
+            None => ValueRef::Null,
         }
     }
 
@@ -219,24 +230,24 @@ impl SlotState {
         }
     }
 
-    /// Folds in one accepted event's field (`None` when the slot reads no
-    /// field).
-    fn update(&mut self, field: Option<&Value>) {
-        let value = field.unwrap_or(&Value::Null);
+    /// Folds in one accepted event's field (null when the slot reads no
+    /// field); `owned` makes an owned copy of it, called only when the
+    /// state keeps the value.
+    fn update(&mut self, value: ValueRef<'_>, owned: impl FnOnce() -> Value) {
         match self {
             SlotState::Count(n) => *n = n.saturating_add(1),
             SlotState::First(first) => {
                 if first.is_none() {
-                    *first = Some(value.clone());
+                    *first = Some(owned());
                 }
             }
-            SlotState::Last(last) => *last = value.clone(),
+            SlotState::Last(last) => *last = owned(),
             _ if value.is_null() => {}
             SlotState::Sum(sum) => {
                 if !sum.is_null() {
-                    *sum = match (&*sum, value) {
-                        (_, Value::Int(_) | Value::Float(_)) => {
-                            ops::arithmetic(crate::expr::BinaryOp::Add, sum, value)
+                    *sum = match value {
+                        ValueRef::Int(_) | ValueRef::Float(_) => {
+                            ops::arithmetic(crate::expr::BinaryOp::Add, (&*sum).into(), value)
                         }
                         _ => Value::Null,
                     };
@@ -248,11 +259,11 @@ impl SlotState {
                 n,
                 bad,
             } => match value {
-                Value::Int(i) => {
-                    *ints = ints.saturating_add(i128::from(*i));
+                ValueRef::Int(i) => {
+                    *ints = ints.saturating_add(i128::from(i));
                     *n += 1;
                 }
-                Value::Float(f) => {
+                ValueRef::Float(f) => {
                     *floats += f;
                     *n += 1;
                 }
@@ -268,25 +279,28 @@ impl SlotState {
                 }
                 if best.is_null() {
                     if ops::order(value, value).is_some() {
-                        *best = value.clone();
+                        *best = owned();
                     } else {
                         *bad = true;
                     }
                     return;
                 }
-                match ops::order(value, best) {
-                    Some(std::cmp::Ordering::Greater) if *max => *best = value.clone(),
-                    Some(std::cmp::Ordering::Less) if !*max => *best = value.clone(),
+                match ops::order(value, (&*best).into()) {
+                    Some(std::cmp::Ordering::Greater) if *max => *best = owned(),
+                    Some(std::cmp::Ordering::Less) if !*max => *best = owned(),
                     Some(_) => {}
                     None => *bad = true,
                 }
             }
             SlotState::Distinct(list) => {
                 if let Value::List(items) = list {
-                    if !items.iter().any(|i| ops::equals(i, value) == Some(true)) {
+                    if !items
+                        .iter()
+                        .any(|i| ops::equals(i.into(), value) == Some(true))
+                    {
                         let mut grown = Vec::with_capacity(items.len() + 1);
                         grown.extend(items.iter().cloned());
-                        grown.push(value.clone());
+                        grown.push(owned());
                         *list = Value::List(Arc::from(grown));
                     }
                 }
@@ -294,20 +308,19 @@ impl SlotState {
         }
     }
 
-    fn value(&self) -> std::borrow::Cow<'_, Value> {
-        use std::borrow::Cow;
+    fn value(&self) -> ValueRef<'_> {
         match self {
-            SlotState::Count(n) => Cow::Owned(Value::Int(*n)),
-            SlotState::Sum(v) | SlotState::Last(v) | SlotState::Distinct(v) => Cow::Borrowed(v),
-            SlotState::First(v) => v.as_ref().map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+            SlotState::Count(n) => ValueRef::Int(*n),
+            SlotState::Sum(v) | SlotState::Last(v) | SlotState::Distinct(v) => v.into(),
+            SlotState::First(v) => v.as_ref().map_or(ValueRef::Null, ValueRef::from),
             SlotState::Avg { bad: true, .. } | SlotState::Extreme { bad: true, .. } => {
-                Cow::Owned(Value::Null)
+                ValueRef::Null
             }
-            SlotState::Avg { n: 0, .. } => Cow::Owned(Value::Null),
+            SlotState::Avg { n: 0, .. } => ValueRef::Null,
             SlotState::Avg {
                 ints, floats, n, ..
-            } => Cow::Owned(Value::Float((*ints as f64 + floats) / *n as f64)),
-            SlotState::Extreme { value, .. } => Cow::Borrowed(value),
+            } => ValueRef::Float((*ints as f64 + floats) / *n as f64),
+            SlotState::Extreme { value, .. } => value.into(),
         }
     }
 }
@@ -315,17 +328,19 @@ impl SlotState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::NoFields;
     use crate::expr::ops::string;
-    use std::borrow::Cow;
 
     /// An event with one field (id 0).
     struct One(Value);
 
     impl Event for One {
-        fn field(&self, id: FieldId) -> Cow<'_, Value> {
+        type Fields = NoFields;
+
+        fn field(&self, id: FieldId) -> ValueRef<'_> {
             match id.index() {
-                0 => Cow::Borrowed(&self.0),
-                _ => Cow::Owned(Value::Null),
+                0 => (&self.0).into(),
+                _ => ValueRef::Null,
             }
         }
     }
@@ -337,7 +352,7 @@ mod tests {
         SlotSpec {
             stage: S,
             func,
-            field: (func != AggregateFunc::Count).then(|| FieldId::new(0)),
+            field: (func != AggregateFunc::Count).then_some(FieldId::from_index(0)),
         }
     }
 
@@ -355,7 +370,7 @@ mod tests {
         funcs
             .iter()
             .zip(ids)
-            .map(|(&f, id)| (f, acc.get(id).into_owned()))
+            .map(|(&f, id)| (f, acc.get(id).to_owned()))
             .collect()
     }
 
@@ -458,8 +473,8 @@ mod tests {
         let mut acc = layout.new_accumulators();
         acc.on_take(&layout, T, &One(Value::Int(5)));
         acc.on_take(&layout, StageId(9), &One(Value::Int(5)));
-        assert_eq!(*acc.get(a), Value::Int(0));
-        assert_eq!(*acc.get(b), Value::Int(5));
+        assert_eq!(acc.get(a), Value::Int(0));
+        assert_eq!(acc.get(b), Value::Int(5));
     }
 
     #[test]
@@ -471,8 +486,8 @@ mod tests {
         a.on_take(&layout, S, &One(Value::Null));
         let mut b = a.clone();
         b.on_take(&layout, S, &One(Value::Null));
-        assert_eq!(*a.get(count), Value::Int(1));
-        assert_eq!(*b.get(count), Value::Int(2));
+        assert_eq!(a.get(count), Value::Int(1));
+        assert_eq!(b.get(count), Value::Int(2));
     }
 
     #[test]
@@ -482,6 +497,6 @@ mod tests {
         assert!(acc.is_empty());
         acc.on_take(&layout, S, &One(Value::Int(1)));
         assert!(acc.is_empty());
-        assert_eq!(*acc.get(SlotId(0)), Value::Null);
+        assert_eq!(acc.get(SlotId(0)), Value::Null);
     }
 }

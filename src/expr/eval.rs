@@ -1,20 +1,19 @@
 //! Evaluating a [`CompiledExpr`].
 //!
-//! Values are passed as `Cow`s: fields and accumulated values are borrowed,
-//! so reading a string field and comparing it with a literal copies nothing
-//! and allocates nothing. Boolean operators and comparisons are evaluated
+//! Values are passed as [`ValueRef`]s: fields, literals and accumulated
+//! values are borrowed, so reading a string field and comparing it with a
+//! literal copies nothing and allocates nothing (only functions that make a
+//! new string, such as `lower`, own their result). Boolean operators and comparisons are evaluated
 //! as three-valued truths without building a [`Value`]. The shapes of most
 //! conditions (a field against a literal, `contains(field, "..")`, `and`,
 //! `or`) are handled by a small inlined function; the rest out of line.
-
-use std::borrow::Cow;
 
 use super::accumulate::Accumulators;
 use super::compile::{CompiledExpr, Node, NodeId};
 use super::ir::Function;
 use super::ops::{self, Truth};
-use crate::event::{Event, FieldId};
-use crate::value::Value;
+use crate::event::{Event, FieldId, NoFields};
+use crate::value::{Value, ValueRef};
 
 impl CompiledExpr {
     /// The value of the expression for the candidate `event`, given what the
@@ -31,11 +30,11 @@ impl CompiledExpr {
         // The commonest whole conditions, without entering the evaluator.
         match self.nodes.last() {
             Some(Node::CompareFieldLiteral(op, f, literal)) => {
-                ops::compare_literal(*op, &event.field(*f), literal) == Some(true)
+                ops::compare_literal(*op, event.field(*f), literal) == Some(true)
             }
-            Some(Node::ContainsFieldLiteral(f, needle)) => match &*event.field(*f) {
-                Value::Str(s) => needle.1.find(s.as_bytes()).is_some(),
-                other => ops::call2(Function::Contains, other, &needle.0) == Some(true),
+            Some(Node::ContainsFieldLiteral(f, needle)) => match event.field(*f) {
+                ValueRef::Str(s) => needle.1.find(s.as_bytes()).is_some(),
+                other => ops::call2(Function::Contains, other, (&needle.0).into()) == Some(true),
             },
             _ => self.evaluator(event, accumulators).truth(self.root()) == Some(true),
         }
@@ -69,8 +68,53 @@ impl CompiledExpr {
 struct NoEvent;
 
 impl Event for NoEvent {
-    fn field(&self, _: FieldId) -> Cow<'_, Value> {
-        Cow::Owned(Value::Null)
+    type Fields = NoFields;
+
+    fn field(&self, _: FieldId) -> ValueRef<'_> {
+        ValueRef::Null
+    }
+}
+
+/// An operand: borrowed (fields, literals, accumulated values, and every
+/// null, boolean or number) or owned (a string or list made by an operator).
+enum Operand<'a> {
+    Ref(ValueRef<'a>),
+    Owned(Value),
+}
+
+impl Operand<'_> {
+    #[inline]
+    fn get(&self) -> ValueRef<'_> {
+        match self {
+            Operand::Ref(v) => *v,
+            Operand::Owned(v) => v.into(),
+        }
+    }
+
+    fn into_owned(self) -> Value {
+        match self {
+            Operand::Ref(v) => v.to_owned(),
+            Operand::Owned(v) => v,
+        }
+    }
+
+    /// An operator's result, borrowed when it holds nothing to own.
+    fn of(v: Value) -> Operand<'static> {
+        match v {
+            Value::Null => Operand::Ref(ValueRef::Null),
+            Value::Bool(b) => Operand::Ref(ValueRef::Bool(b)),
+            Value::Int(i) => Operand::Ref(ValueRef::Int(i)),
+            Value::Float(f) => Operand::Ref(ValueRef::Float(f)),
+            owned => Operand::Owned(owned),
+        }
+    }
+
+    fn num(n: ops::Num) -> Operand<'static> {
+        Operand::Ref(n.value_ref())
+    }
+
+    fn truth(t: ops::Truth) -> Operand<'static> {
+        Operand::Ref(t.map_or(ValueRef::Null, ValueRef::Bool))
     }
 }
 
@@ -83,23 +127,27 @@ struct Evaluator<'a, E: ?Sized> {
 impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
     /// The value of node `id`. Recursion depth is bounded by the compiler's
     /// nesting limit.
-    fn value(&self, id: NodeId) -> Cow<'a, Value> {
+    fn value(&self, id: NodeId) -> Operand<'a> {
         let Some(node) = self.nodes.get(id as usize) else {
-            return Cow::Owned(Value::Null);
+            return Operand::Ref(ValueRef::Null);
         };
         match node {
-            Node::Literal(v) => Cow::Borrowed(v),
-            Node::Field(f) => self.event.field(*f),
-            Node::Slot(slot) => self.accumulators.get(*slot),
+            Node::Literal(v) => Operand::Ref(v.into()),
+            Node::Field(f) => Operand::Ref(self.event.field(*f)),
+            Node::Slot(slot) => Operand::Ref(self.accumulators.get(*slot)),
             Node::Neg(x) => match self.number(*x) {
-                Some(n) => Cow::Owned(ops::negate_number(n).value()),
-                None => Cow::Owned(ops::negate(&self.value(*x))),
+                Some(n) => Operand::num(ops::negate_number(n)),
+                None => Operand::of(ops::negate(self.value(*x).get())),
             },
             Node::Arithmetic(op, x, y) => match (self.number(*x), self.number(*y)) {
-                (Some(a), Some(b)) => Cow::Owned(ops::numeric(*op, a, b).value()),
-                _ => Cow::Owned(ops::arithmetic(*op, &self.value(*x), &self.value(*y))),
+                (Some(a), Some(b)) => Operand::num(ops::numeric(*op, a, b)),
+                _ => Operand::of(ops::arithmetic(
+                    *op,
+                    self.value(*x).get(),
+                    self.value(*y).get(),
+                )),
             },
-            Node::Call1(func, x) => Cow::Owned(ops::call1(*func, &self.value(*x))),
+            Node::Call1(func, x) => Operand::of(ops::call1(*func, self.value(*x).get())),
             Node::Exists(_)
             | Node::Not(_)
             | Node::And(..)
@@ -109,7 +157,7 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             | Node::In(..)
             | Node::Call2(..)
             | Node::ContainsFieldLiteral(..)
-            | Node::Matches(..) => Cow::Owned(ops::value_of(self.truth(id))),
+            | Node::Matches(..) => Operand::truth(self.truth(id)),
         }
     }
 
@@ -118,9 +166,9 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
     /// be a number without evaluating it as a value).
     fn number(&self, id: NodeId) -> Option<ops::Num> {
         match self.nodes.get(id as usize)? {
-            Node::Literal(v) => ops::Num::of(v),
-            Node::Field(f) => ops::Num::of(&self.event.field(*f)),
-            Node::Slot(slot) => ops::Num::of(&self.accumulators.get(*slot)),
+            Node::Literal(v) => ops::Num::of(v.into()),
+            Node::Field(f) => ops::Num::of(self.event.field(*f)),
+            Node::Slot(slot) => ops::Num::of(self.accumulators.get(*slot)),
             Node::Neg(x) => self.number(*x).map(ops::negate_number),
             Node::Arithmetic(op, x, y) => {
                 Some(ops::numeric(*op, self.number(*x)?, self.number(*y)?))
@@ -135,11 +183,11 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
         let node = self.nodes.get(id as usize)?;
         match node {
             Node::CompareFieldLiteral(op, f, literal) => {
-                ops::compare_literal(*op, &self.event.field(*f), literal)
+                ops::compare_literal(*op, self.event.field(*f), literal)
             }
-            Node::ContainsFieldLiteral(f, needle) => match &*self.event.field(*f) {
-                Value::Str(s) => Some(needle.1.find(s.as_bytes()).is_some()),
-                other => ops::call2(Function::Contains, other, &needle.0),
+            Node::ContainsFieldLiteral(f, needle) => match self.event.field(*f) {
+                ValueRef::Str(s) => Some(needle.1.find(s.as_bytes()).is_some()),
+                other => ops::call2(Function::Contains, other, (&needle.0).into()),
             },
             Node::And(x, y) => match self.truth(*x) {
                 Some(false) => Some(false),
@@ -158,21 +206,23 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
     fn truth_general(&self, node: &Node, id: NodeId) -> Truth {
         match node {
             Node::Compare(op, x, y) => match (self.number(*x), self.number(*y)) {
-                (Some(a), Some(b)) => ops::compare(*op, &a.value(), &b.value()),
-                _ => ops::compare(*op, &self.value(*x), &self.value(*y)),
+                (Some(a), Some(b)) => ops::compare(*op, a.value_ref(), b.value_ref()),
+                _ => ops::compare(*op, self.value(*x).get(), self.value(*y).get()),
             },
             Node::Not(x) => self.truth(*x).map(|b| !b),
             Node::Exists(f) => Some(!self.event.field(*f).is_null()),
-            Node::Call2(func, x, y) => ops::call2(*func, &self.value(*x), &self.value(*y)),
-            Node::Matches(x, re) => match &*self.value(*x) {
-                Value::Str(s) => Some(re.is_match(s)),
+            Node::Call2(func, x, y) => {
+                ops::call2(*func, self.value(*x).get(), self.value(*y).get())
+            }
+            Node::Matches(x, re) => match self.value(*x).get() {
+                ValueRef::Str(s) => Some(re.is_match(s)),
                 _ => None,
             },
             Node::In(x, items) => {
                 let x = self.value(*x);
                 let mut result = Some(false);
                 for &item in items.iter() {
-                    result = ops::or(result, ops::equals(&x, &self.value(item)));
+                    result = ops::or(result, ops::equals(x.get(), self.value(item).get()));
                     if result == Some(true) {
                         break;
                     }
@@ -181,10 +231,10 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             }
             // Handled by `truth`; repeated so this match stays exhaustive.
             Node::CompareFieldLiteral(op, f, literal) => {
-                ops::compare(*op, &self.event.field(*f), literal)
+                ops::compare(*op, self.event.field(*f), literal.into())
             }
             Node::ContainsFieldLiteral(f, needle) => {
-                ops::call2(Function::Contains, &self.event.field(*f), &needle.0)
+                ops::call2(Function::Contains, self.event.field(*f), (&needle.0).into())
             }
             Node::And(x, y) => ops::and(self.truth(*x), self.truth(*y)),
             Node::Or(x, y) => ops::or(self.truth(*x), self.truth(*y)),
@@ -193,7 +243,7 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             | Node::Slot(_)
             | Node::Neg(_)
             | Node::Arithmetic(..)
-            | Node::Call1(..) => ops::truth_of(&self.value(id)),
+            | Node::Call1(..) => ops::truth_of(self.value(id).get()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Value semantics of the expression language: equality, ordering,
-//! arithmetic and the built-in functions over [`Value`]s.
+//! arithmetic and the built-in functions over values, borrowed as
+//! [`ValueRef`]s (results that are new strings are owned [`Value`]s).
 //!
 //! The rules (`language.md`, "Expressions"), and the decisions taken where
 //! the spec is silent:
@@ -23,26 +24,26 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::ir::{BinaryOp, Function};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Three-valued truth: `None` is SQL's unknown (null).
 pub(crate) type Truth = Option<bool>;
 
 /// The language's `==`: `None` on a type mismatch.
-pub(crate) fn equals(a: &Value, b: &Value) -> Truth {
+pub(crate) fn equals(a: ValueRef<'_>, b: ValueRef<'_>) -> Truth {
     match (a, b) {
-        (Value::Null, _) | (_, Value::Null) => Some(a.is_null() && b.is_null()),
-        (Value::Bool(x), Value::Bool(y)) => Some(x == y),
-        (Value::Int(x), Value::Int(y)) => Some(x == y),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+        (ValueRef::Null, _) | (_, ValueRef::Null) => Some(a.is_null() && b.is_null()),
+        (ValueRef::Bool(x), ValueRef::Bool(y)) => Some(x == y),
+        (ValueRef::Int(x), ValueRef::Int(y)) => Some(x == y),
+        (ValueRef::Int(_) | ValueRef::Float(_), ValueRef::Int(_) | ValueRef::Float(_)) => {
             Some(a.as_f64()? == b.as_f64()?)
         }
-        (Value::Str(x), Value::Str(y)) => Some(x == y),
-        (Value::List(x), Value::List(y)) => Some(
+        (ValueRef::Str(x), ValueRef::Str(y)) => Some(x == y),
+        (ValueRef::List(x), ValueRef::List(y)) => Some(
             x.len() == y.len()
                 && x.iter()
                     .zip(y.iter())
-                    .all(|(p, q)| equals(p, q) == Some(true)),
+                    .all(|(p, q)| equals(p.into(), q.into()) == Some(true)),
         ),
         _ => None,
     }
@@ -50,14 +51,14 @@ pub(crate) fn equals(a: &Value, b: &Value) -> Truth {
 
 /// The language's ordering: numbers numerically, strings by code point;
 /// `None` for anything else (including null and NaN).
-pub(crate) fn order(a: &Value, b: &Value) -> Option<Ordering> {
+pub(crate) fn order(a: ValueRef<'_>, b: ValueRef<'_>) -> Option<Ordering> {
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+        (ValueRef::Int(x), ValueRef::Int(y)) => Some(x.cmp(&y)),
+        (ValueRef::Int(_) | ValueRef::Float(_), ValueRef::Int(_) | ValueRef::Float(_)) => {
             a.as_f64()?.partial_cmp(&b.as_f64()?)
         }
         // UTF-8 byte order is code point order.
-        (Value::Str(x), Value::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (ValueRef::Str(x), ValueRef::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
         _ => None,
     }
 }
@@ -65,16 +66,24 @@ pub(crate) fn order(a: &Value, b: &Value) -> Option<Ordering> {
 /// `compare` with a fast path for the common operand pairs of a field
 /// compared with a literal (integers, strings).
 #[inline]
-pub(crate) fn compare_literal(op: BinaryOp, value: &Value, literal: &Value) -> Truth {
+pub(crate) fn compare_literal(op: BinaryOp, value: ValueRef<'_>, literal: &Value) -> Truth {
     match (value, literal) {
-        (Value::Int(x), Value::Int(y)) => Some(holds(op, x.cmp(y))),
-        (Value::Str(x), Value::Str(y)) => Some(match op {
+        (ValueRef::Int(x), Value::Int(y)) => Some(holds(op, x.cmp(y))),
+        (ValueRef::Str(x), Value::Str(y)) => Some(match op {
             BinaryOp::Eq => x.as_bytes() == y.as_bytes(),
             BinaryOp::Ne => x.as_bytes() != y.as_bytes(),
             _ => holds(op, x.as_bytes().cmp(y.as_bytes())),
         }),
-        _ => compare(op, value, literal),
+        _ => compare_other(op, value, literal),
     }
+}
+
+/// [`compare_literal`] for the other operand pairs, out of line so that the
+/// fast path needs no stack frame.
+#[cold]
+#[inline(never)]
+fn compare_other(op: BinaryOp, value: ValueRef<'_>, literal: &Value) -> Truth {
+    compare(op, value, literal.into())
 }
 
 /// Does `ordering` satisfy the comparison `op`?
@@ -92,7 +101,7 @@ fn holds(op: BinaryOp, ordering: Ordering) -> bool {
 }
 
 /// Evaluates a comparison operator (`== != < <= > >=`).
-pub(crate) fn compare(op: BinaryOp, a: &Value, b: &Value) -> Truth {
+pub(crate) fn compare(op: BinaryOp, a: ValueRef<'_>, b: ValueRef<'_>) -> Truth {
     match op {
         BinaryOp::Eq => equals(a, b),
         BinaryOp::Ne => equals(a, b).map(|eq| !eq),
@@ -132,12 +141,22 @@ pub(crate) enum Num {
 impl Num {
     /// The number (or null) a value is; `None` for strings, lists, booleans.
     #[inline]
-    pub(crate) fn of(value: &Value) -> Option<Num> {
+    pub(crate) fn of(value: ValueRef<'_>) -> Option<Num> {
         match value {
-            Value::Null => Some(Num::Null),
-            Value::Int(i) => Some(Num::Int(*i)),
-            Value::Float(f) => Some(Num::Float(*f)),
+            ValueRef::Null => Some(Num::Null),
+            ValueRef::Int(i) => Some(Num::Int(i)),
+            ValueRef::Float(f) => Some(Num::Float(f)),
             _ => None,
+        }
+    }
+
+    /// Back to a value, borrowed form.
+    #[inline]
+    pub(crate) fn value_ref(self) -> ValueRef<'static> {
+        match self {
+            Num::Null => ValueRef::Null,
+            Num::Int(i) => ValueRef::Int(i),
+            Num::Float(f) => ValueRef::Float(f),
         }
     }
 
@@ -182,9 +201,9 @@ pub(crate) fn negate_number(x: Num) -> Num {
 }
 
 /// Evaluates an arithmetic operator (`+ - * / %`).
-pub(crate) fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Value {
+pub(crate) fn arithmetic(op: BinaryOp, a: ValueRef<'_>, b: ValueRef<'_>) -> Value {
     match (a, b) {
-        (Value::Str(x), Value::Str(y)) if op == BinaryOp::Add => {
+        (ValueRef::Str(x), ValueRef::Str(y)) if op == BinaryOp::Add => {
             let mut joined = String::with_capacity(x.len() + y.len());
             joined.push_str(x);
             joined.push_str(y);
@@ -221,19 +240,19 @@ fn float_arithmetic(op: BinaryOp, x: f64, y: f64) -> Option<f64> {
 }
 
 /// `-x`.
-pub(crate) fn negate(x: &Value) -> Value {
+pub(crate) fn negate(x: ValueRef<'_>) -> Value {
     Num::of(x).map_or(Value::Null, |n| negate_number(n).value())
 }
 
 /// Calls a one-argument function.
-pub(crate) fn call1(func: Function, x: &Value) -> Value {
+pub(crate) fn call1(func: Function, x: ValueRef<'_>) -> Value {
     match (func, x) {
-        (Function::Len, Value::Str(s)) => count(s.chars().count()),
-        (Function::Len, Value::List(items)) => count(items.len()),
-        (Function::Lower, Value::Str(s)) => Value::from(s.to_lowercase()),
-        (Function::Upper, Value::Str(s)) => Value::from(s.to_uppercase()),
-        (Function::Abs, Value::Int(i)) => Value::from(i.checked_abs()),
-        (Function::Abs, Value::Float(f)) => Value::Float(f.abs()),
+        (Function::Len, ValueRef::Str(s)) => count(s.chars().count()),
+        (Function::Len, ValueRef::List(items)) => count(items.len()),
+        (Function::Lower, ValueRef::Str(s)) => Value::from(s.to_lowercase()),
+        (Function::Upper, ValueRef::Str(s)) => Value::from(s.to_uppercase()),
+        (Function::Abs, ValueRef::Int(i)) => Value::from(i.checked_abs()),
+        (Function::Abs, ValueRef::Float(f)) => Value::Float(f.abs()),
         _ => Value::Null,
     }
 }
@@ -243,14 +262,14 @@ fn count(n: usize) -> Value {
 }
 
 /// Calls a two-argument function; `None` is null.
-pub(crate) fn call2(func: Function, x: &Value, y: &Value) -> Truth {
+pub(crate) fn call2(func: Function, x: ValueRef<'_>, y: ValueRef<'_>) -> Truth {
     match (func, x, y) {
-        (Function::Contains, Value::List(items), item) => {
-            Some(items.iter().any(|i| equals(i, item) == Some(true)))
+        (Function::Contains, ValueRef::List(items), item) => {
+            Some(items.iter().any(|i| equals(i.into(), item) == Some(true)))
         }
-        (Function::Contains, Value::Str(s), Value::Str(sub)) => Some(s.contains(&**sub)),
-        (Function::StartsWith, Value::Str(s), Value::Str(p)) => Some(s.starts_with(&**p)),
-        (Function::EndsWith, Value::Str(s), Value::Str(p)) => Some(s.ends_with(&**p)),
+        (Function::Contains, ValueRef::Str(s), ValueRef::Str(sub)) => Some(s.contains(sub)),
+        (Function::StartsWith, ValueRef::Str(s), ValueRef::Str(p)) => Some(s.starts_with(p)),
+        (Function::EndsWith, ValueRef::Str(s), ValueRef::Str(p)) => Some(s.ends_with(p)),
         _ => None,
     }
 }
@@ -274,11 +293,12 @@ pub(crate) fn or(a: Truth, b: Truth) -> Truth {
 }
 
 /// A boolean value as a truth (anything else is unknown).
-pub(crate) fn truth_of(value: &Value) -> Truth {
+pub(crate) fn truth_of(value: ValueRef<'_>) -> Truth {
     value.as_bool()
 }
 
 /// A truth as a value.
+#[cfg(test)]
 pub(crate) fn value_of(truth: Truth) -> Value {
     truth.map_or(Value::Null, Value::Bool)
 }
@@ -298,6 +318,26 @@ pub(crate) fn empty_list() -> Value {
 mod tests {
     use super::*;
     use BinaryOp::*;
+
+    // The functions under test over owned operands, for brevity.
+    fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Value {
+        super::arithmetic(op, a.into(), b.into())
+    }
+    fn compare(op: BinaryOp, a: &Value, b: &Value) -> Truth {
+        super::compare(op, a.into(), b.into())
+    }
+    fn equals(a: &Value, b: &Value) -> Truth {
+        super::equals(a.into(), b.into())
+    }
+    fn negate(x: &Value) -> Value {
+        super::negate(x.into())
+    }
+    fn call1(func: Function, x: &Value) -> Value {
+        super::call1(func, x.into())
+    }
+    fn call2(func: Function, x: &Value, y: &Value) -> Truth {
+        super::call2(func, x.into(), y.into())
+    }
 
     fn int(i: i64) -> Value {
         Value::Int(i)

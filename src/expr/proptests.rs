@@ -21,7 +21,7 @@ const FIELDS: &[&str] = &["i", "z", "big", "f", "s", "e", "n", "b", "l", "missin
 
 /// The plain interpreter: no fast paths, values all the way.
 fn reference(expr: &Expr, event: &HashMap<String, Value>) -> Value {
-    let truth = |e: &Expr| ops::truth_of(&reference(e, event));
+    let truth = |e: &Expr| ops::truth_of((&reference(e, event)).into());
     match expr {
         Expr::Literal(v) => v.clone(),
         Expr::Field(path) => event.get(&path.to_string()).cloned().unwrap_or(Value::Null),
@@ -31,27 +31,38 @@ fn reference(expr: &Expr, event: &HashMap<String, Value>) -> Value {
                 .unwrap_or(&Value::Null)
                 .is_null(),
         ),
-        Expr::Unary(UnaryOp::Neg, x) => ops::negate(&reference(x, event)),
+        Expr::Unary(UnaryOp::Neg, x) => ops::negate((&reference(x, event)).into()),
         Expr::Unary(UnaryOp::Not, x) => ops::value_of(truth(x).map(|b| !b)),
         Expr::Binary(BinaryOp::And, x, y) => ops::value_of(ops::and(truth(x), truth(y))),
         Expr::Binary(BinaryOp::Or, x, y) => ops::value_of(ops::or(truth(x), truth(y))),
         Expr::Binary(op, x, y) if ops::is_comparison(*op) => ops::value_of(ops::compare(
             *op,
-            &reference(x, event),
-            &reference(y, event),
+            (&reference(x, event)).into(),
+            (&reference(y, event)).into(),
         )),
-        Expr::Binary(op, x, y) => ops::arithmetic(*op, &reference(x, event), &reference(y, event)),
+        Expr::Binary(op, x, y) => ops::arithmetic(
+            *op,
+            (&reference(x, event)).into(),
+            (&reference(y, event)).into(),
+        ),
         Expr::In(x, items) => {
             let x = reference(x, event);
             let mut found = Some(false);
             for item in items {
-                found = ops::or(found, ops::equals(&x, &reference(item, event)));
+                found = ops::or(
+                    found,
+                    ops::equals((&x).into(), (&reference(item, event)).into()),
+                );
             }
             ops::value_of(found)
         }
         Expr::Call(f, args) => match args.as_slice() {
-            [x] => ops::call1(*f, &reference(x, event)),
-            [x, y] => ops::value_of(ops::call2(*f, &reference(x, event), &reference(y, event))),
+            [x] => ops::call1(*f, (&reference(x, event)).into()),
+            [x, y] => ops::value_of(ops::call2(
+                *f,
+                (&reference(x, event)).into(),
+                (&reference(y, event)).into(),
+            )),
             _ => Value::Null,
         },
         Expr::StageField { .. } | Expr::Aggregate { .. } | Expr::Matches(..) => Value::Null,

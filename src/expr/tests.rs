@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::event::{FieldPath, StaticFields};
+use crate::event::{FieldId, FieldPath, FieldResolver};
 use crate::pattern::{SelectItem, StageId};
 use crate::record::{FieldTable, Record};
 use crate::span::Span;
@@ -334,9 +334,21 @@ fn stage_free_conditions_allocate_no_state() {
     assert!(layout.new_accumulators().is_empty());
 }
 
+/// A resolver that knows one field, `price`.
+struct PriceOnly;
+
+impl FieldResolver for PriceOnly {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        match path.to_string().as_str() {
+            "price" => Ok(FieldId::from_index(0)),
+            other => Err(format!("the event type has no field `{other}`")),
+        }
+    }
+}
+
 #[test]
 fn compile_errors() {
-    let mut fields = StaticFields::new(&["price"]);
+    let mut fields = PriceOnly;
     let mut layout = AccumulatorLayoutBuilder::new();
     let unknown = CompiledExpr::compile(&field("nope"), &mut fields, &mut layout).unwrap_err();
     assert!(matches!(unknown, ExprError::UnknownField { .. }));

@@ -367,11 +367,11 @@ mod tests {
         };
         assert_eq!(time, None);
         assert_eq!(record.raw(), r#"{"z":1,"m":"x\"y","a":2}"#);
-        assert_eq!(*record.field(FieldId::new(0)), Value::Int(2));
-        assert_eq!(*record.field(FieldId::new(1)), Value::Int(1));
+        assert_eq!(record.field(FieldId::new(0)), Value::Int(2));
+        assert_eq!(record.field(FieldId::new(1)), Value::Int(1));
         let Ok(Row::Event(_, record)) = rows.row("1,3,,", 2, &paths, &ts) else {
             panic!("not an event");
         };
-        assert_eq!(*record.field(FieldId::new(0)), Value::Int(3));
+        assert_eq!(record.field(FieldId::new(0)), Value::Int(3));
     }
 }

@@ -70,7 +70,7 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
 /// let text = r#"{"user": {"id": 7}}"#;
 /// let json: serde_json::Value = serde_json::from_str(text).unwrap();
 /// let record = io::record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
-/// assert_eq!(*record.field(id), Value::Int(7));
+/// assert_eq!(record.field(id), Value::Int(7));
 /// ```
 pub fn record_from_json(
     table: &FieldTable,
@@ -531,8 +531,8 @@ mod tests {
         let text = r#"{"user":{"id":7},"ts":1}"#;
         let json: serde_json::Value = serde_json::from_str(text).unwrap();
         let record = record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
-        assert_eq!(*record.field(id), Value::Int(7));
-        assert_eq!(*record.field(missing), Value::Null);
+        assert_eq!(record.field(id), Value::Int(7));
+        assert_eq!(record.field(missing), Value::Null);
         assert_eq!(record.raw(), text);
     }
 

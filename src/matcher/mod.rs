@@ -66,17 +66,18 @@ impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
 /// feed events in time order, get owned outputs back.
 ///
 /// ```
-/// use std::{borrow::Cow, sync::Arc};
+/// use std::sync::Arc;
 /// use cepheid::matcher::{Matcher, Output};
 /// use cepheid::nfa::Nfa;
-/// use cepheid::event::{Event, FieldId, StaticFields};
+/// use cepheid::event::{Event, FieldId, NoFields};
 /// use cepheid::pattern::*;
-/// use cepheid::Value;
+/// use cepheid::ValueRef;
 ///
 /// #[derive(Clone, Debug, PartialEq)]
 /// struct C(char);
 /// impl Event for C {
-///     fn field(&self, _: FieldId) -> Cow<'_, Value> { Cow::Owned(Value::Null) }
+///     type Fields = NoFields;
+///     fn field(&self, _: FieldId) -> ValueRef<'_> { ValueRef::Null }
 /// }
 /// let is = |c: char| Condition::Native(NativeCondition {
 ///     closure: Arc::new(Arc::new(move |e: &C, _: &dyn StageEvents<C>| e.0 == c) as NativeFn<C>),
@@ -91,7 +92,7 @@ impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
 ///     sequence: Sequence { elements: vec![Element::stage(StageId(0)), Element::stage(StageId(1))] },
 ///     select: vec![], span: Default::default(),
 /// };
-/// let nfa = Nfa::<C>::compile(&pattern, &mut StaticFields::new(&[])).unwrap();
+/// let nfa = Nfa::<C>::compile(&pattern, &mut NoFields).unwrap();
 /// let mut m = Matcher::new(nfa);
 /// assert!(m.process(1, C('a')).is_empty());
 /// assert!(m.process(2, C('c')).is_empty());

@@ -54,7 +54,7 @@
 //! ```
 //! use cepheid::nfa::Nfa;
 //! use cepheid::pattern::{Condition, Contiguity, Element, Pattern, Sequence, SkipStrategy, Stage, StageId};
-//! use cepheid::event::StaticFields;
+//! use cepheid::event::NoFields;
 //! use cepheid::Record;
 //!
 //! let stage = |name: &str| Stage { name: name.into(), condition: Condition::True, span: Default::default() };
@@ -67,7 +67,7 @@
 //!     sequence: Sequence { elements: vec![Element::stage(StageId(0)), b] },
 //!     select: vec![], span: Default::default(),
 //! };
-//! let nfa = Nfa::<Record>::compile(&pattern, &mut StaticFields::new(&[])).unwrap();
+//! let nfa = Nfa::<Record>::compile(&pattern, &mut NoFields).unwrap();
 //! assert!(nfa.explain().contains("b --take[true]--> $endState$"));
 //! ```
 

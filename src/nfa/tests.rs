@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::event::StaticFields;
+use crate::event::NoFields;
 use crate::pattern::{
     Contiguity, NativeCondition, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,
 };
@@ -13,8 +13,10 @@ use crate::pattern::{
 struct Ch(char);
 
 impl Event for Ch {
-    fn field(&self, _id: crate::event::FieldId) -> std::borrow::Cow<'_, crate::Value> {
-        std::borrow::Cow::Owned(crate::Value::Null)
+    type Fields = NoFields;
+
+    fn field(&self, _id: crate::event::FieldId) -> crate::ValueRef<'_> {
+        crate::ValueRef::Null
     }
 }
 
@@ -59,7 +61,7 @@ fn el(stage: u16, contiguity: Contiguity) -> Element {
 
 /// The explain text without its header line.
 fn graph(p: &Pattern) -> String {
-    let nfa = Nfa::<Ch>::compile(p, &mut StaticFields::new(&[])).unwrap();
+    let nfa = Nfa::<Ch>::compile(p, &mut NoFields).unwrap();
     let text = nfa.explain();
     text.lines().skip(1).collect::<Vec<_>>().join("\n")
 }
@@ -177,13 +179,13 @@ fn not_followed_by_at_the_end_is_pending() {
     assert!(text.contains("n (pending)"), "{text}");
     let mut no_window = p.clone();
     no_window.within = None;
-    assert!(Nfa::<Ch>::compile(&no_window, &mut StaticFields::new(&[])).is_err());
+    assert!(Nfa::<Ch>::compile(&no_window, &mut NoFields).is_err());
 }
 
 #[test]
 fn closure_for_another_event_type_is_an_error() {
     let p = pattern(&["a"], vec![el(0, Contiguity::Relaxed)]);
-    let err = Nfa::<crate::Record>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    let err = Nfa::<crate::Record>::compile(&p, &mut NoFields).unwrap_err();
     assert!(err.message().contains("another event type"), "{err}");
 }
 
@@ -192,9 +194,9 @@ fn key_closure_for_another_event_type_is_an_error() {
     let key: crate::pattern::NativeKeyFn<Ch> = Arc::new(|e: &Ch| crate::Value::from(e.0 == 'a'));
     let mut p = pattern(&["a"], vec![el(0, Contiguity::Relaxed)]);
     p.partition_by_fn = Some(crate::pattern::NativeKey::new(key));
-    assert!(Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).is_ok());
+    assert!(Nfa::<Ch>::compile(&p, &mut NoFields).is_ok());
     p.stages[0].condition = Condition::True;
-    let err = Nfa::<crate::Record>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    let err = Nfa::<crate::Record>::compile(&p, &mut NoFields).unwrap_err();
     assert!(err.message().contains("partition key closure"), "{err}");
     assert_eq!(err.kind(), crate::ErrorKind::Pattern);
 }
@@ -205,7 +207,7 @@ fn dot_output_names_every_state() {
         &["a", "b"],
         vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Strict)],
     );
-    let nfa = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap();
+    let nfa = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap();
     let dot = nfa.to_dot();
     assert!(dot.starts_with("digraph \"p\" {"));
     assert!(dot.contains("s2 -> s1 [label=\"take a\", style=solid];"));
@@ -214,9 +216,9 @@ fn dot_output_names_every_state() {
 #[test]
 fn malformed_ir_is_an_error_not_a_panic() {
     let p = pattern(&["a"], vec![el(3, Contiguity::Relaxed)]);
-    assert!(Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).is_err());
+    assert!(Nfa::<Ch>::compile(&p, &mut NoFields).is_err());
     let p = pattern(&["a"], vec![Element::group(Sequence { elements: vec![] })]);
-    assert!(Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).is_err());
+    assert!(Nfa::<Ch>::compile(&p, &mut NoFields).is_err());
 }
 
 #[test]
@@ -239,7 +241,7 @@ fn exploding_nested_groups_are_rejected() {
         100,
     );
     let p = pattern(&["a"], vec![outer]);
-    let err = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    let err = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap_err();
     assert!(err.message().contains("states"), "{err}");
 }
 
@@ -282,7 +284,7 @@ fn proceed_paths_are_bounded_at_compile_time() {
     // each level of optional groups multiplies them. A few levels compile;
     // many are a compile error instead of an exponential (or, with the old
     // step budget, silently truncated) walk.
-    let fields = &mut StaticFields::new(&[]);
+    let fields = &mut NoFields;
     assert!(Nfa::<Ch>::compile(&optional_groups(8), fields).is_ok());
     let err = Nfa::<Ch>::compile(&optional_groups(16), fields).unwrap_err();
     assert!(err.message().contains("too ambiguous"), "{err}");
@@ -303,6 +305,6 @@ fn proceed_cycles_are_a_compile_error() {
     });
     group.quantifier = Quantifier::AtLeast(1);
     let p = pattern(&["a", "b"], vec![group, el(1, Contiguity::Relaxed)]);
-    let err = Nfa::<Ch>::compile(&p, &mut StaticFields::new(&[])).unwrap_err();
+    let err = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap_err();
     assert!(err.message().contains("cycle"), "{err}");
 }

@@ -2,17 +2,16 @@
 //! with native conditions, and a runner that reports matches by event name.
 #![allow(dead_code)]
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use cepheid::event::{Event, FieldId, StaticFields};
+use cepheid::event::{Event, FieldId, NoFields};
 use cepheid::matcher::{Matcher, Output};
 use cepheid::nfa::Nfa;
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
     Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents, StageId,
 };
-use cepheid::Value;
+use cepheid::ValueRef;
 
 /// A test event: a name such as `b2` (conditions look at its first letter).
 #[derive(Clone, Debug, PartialEq)]
@@ -22,8 +21,10 @@ pub struct Ev {
 }
 
 impl Event for Ev {
-    fn field(&self, _id: FieldId) -> Cow<'_, Value> {
-        Cow::Owned(Value::Null)
+    type Fields = NoFields;
+
+    fn field(&self, _id: FieldId) -> ValueRef<'_> {
+        ValueRef::Null
     }
 }
 
@@ -169,7 +170,7 @@ pub fn render(m: &cepheid::matcher::Match<Ev>) -> String {
 /// `i` at time `i`, then advances time to `end` if given. Returns the
 /// rendered outputs in emission order; timeouts are prefixed `timeout@T `.
 pub fn run_at(p: &Pattern, input: &[(i64, &str)], end: Option<i64>) -> Vec<String> {
-    let nfa = Nfa::<Ev>::compile(p, &mut StaticFields::new(&[])).expect("compiles");
+    let nfa = Nfa::<Ev>::compile(p, &mut NoFields).expect("compiles");
     let mut m = Matcher::new(nfa);
     let mut out = Vec::new();
     let mut push = |outputs: Vec<Output<Ev>>| {
@@ -222,7 +223,7 @@ pub fn expect(list: &[&str]) -> Vec<String> {
 
 /// Runs over `(name, value)` events at times 1, 2, ...; rendered outputs.
 pub fn run_valued(p: &Pattern, input: &[(&str, i64)]) -> Vec<String> {
-    let nfa = Nfa::<Ev>::compile(p, &mut StaticFields::new(&[])).expect("compiles");
+    let nfa = Nfa::<Ev>::compile(p, &mut NoFields).expect("compiles");
     let mut m = Matcher::new(nfa);
     let mut out = Vec::new();
     for (i, (name, value)) in input.iter().enumerate() {
