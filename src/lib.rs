@@ -34,7 +34,6 @@ pub mod record;
 pub mod span;
 pub mod time;
 pub mod value;
-pub mod workload;
 
 pub use engine::{Arrival, Engine, Match, MatchRef, Output, Sink, Stats};
 pub use error::{Error, ErrorKind, Location};

@@ -49,6 +49,7 @@ const SPARE_VECS: usize = 64;
 impl Scratch {
     /// Resets the per-event caches for an automaton with `slots` condition
     /// slots and `states` states.
+    #[inline]
     fn begin_event(&mut self, slots: usize, states: usize) {
         self.cache.clear();
         self.cache.resize(slots, 0);

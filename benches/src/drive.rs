@@ -4,7 +4,7 @@
 //! bench command and the tests.
 //!
 //! ```no_run
-//! use cepheid::workload::{drive::WorkloadEngine, Workload};
+//! use cepheid_bench::{drive::WorkloadEngine, Workload};
 //! let params = Workload::Ab.default_params();
 //! let mut engine = WorkloadEngine::new(Workload::Ab).unwrap();
 //! for event in Workload::Ab.events(&params) {
@@ -14,14 +14,14 @@
 //! assert_eq!(Some(counts), Workload::Ab.expected(&params));
 //! ```
 
-use crate::dsl;
-use crate::engine::{Engine, MatchRef, Sink};
-use crate::event::{Event, FieldResolver, Timestamp};
-use crate::io::{Decoder, Format, Item, Items};
-use crate::pattern::Pattern;
-use crate::record::{FieldTable, Record};
+use cepheid::dsl;
+use cepheid::engine::{Engine, MatchRef, Sink};
+use cepheid::event::{Event, FieldResolver, Timestamp};
+use cepheid::io::{Decoder, Format, Item, Items};
+use cepheid::pattern::Pattern;
+use cepheid::record::{FieldTable, Record};
 
-use super::{fields, BenchEvent, Counts, Workload};
+use crate::{fields, BenchEvent, Counts, Workload};
 
 /// An engine running one workload's patterns over [`BenchEvent`]s.
 pub struct WorkloadEngine {

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use cepheid::workload::baseline::{self, Baseline, FollowedBy, Times};
-use cepheid::workload::drive::WorkloadEngine;
-use cepheid::workload::{BenchEvent, Counts, Params, Workload, TYPE_A, TYPE_B};
+use cepheid_bench::baseline::{self, Baseline, FollowedBy, Times};
+use cepheid_bench::drive::WorkloadEngine;
+use cepheid_bench::{BenchEvent, Counts, Params, Workload, TYPE_A, TYPE_B};
 
 use crate::alloc;
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use cepheid::workload::Counts;
+use cepheid_bench::Counts;
 
 use crate::cli_run::CliRun;
 use crate::in_memory::InMemory;

@@ -7,8 +7,8 @@
 //!
 //! Each in-memory measurement runs in a child process of its own, so that
 //! the peak resident set it reports belongs to that workload alone. The
-//! `cepheid` binary is looked up next to this one (`cargo build --release`
-//! builds both). The exit status is 1 when any count differs from the
+//! `cepheid` binary is looked up next to this one (`cargo build --release
+//! --workspace` builds both). The exit status is 1 when any count differs from the
 //! table (or, without a table row, when engine, baseline and `cepheid run`
 //! disagree).
 
@@ -22,7 +22,7 @@ use std::process::{Command, ExitCode};
 
 use clap::Parser;
 
-use cepheid::workload::{Params, Workload};
+use cepheid_bench::{Params, Workload};
 
 use crate::in_memory::InMemory;
 use crate::report::Row;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use cepheid::workload::{write_jsonl, Counts, Params, Workload};
+use cepheid_bench::{write_jsonl, Counts, Params, Workload};
 
 use crate::alloc;
 

@@ -1,12 +1,12 @@
 //! The benchmark workloads (`bench-workloads.md`) through the compiled
 //! patterns, per key, compared with the independent reference counts of
-//! `workload::reference`, at a size that keeps the suite fast.
+//! `cepheid_bench::reference`, at a size that keeps the suite fast.
 
 use cepheid::dsl;
 use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
-use cepheid::workload::{reference, BenchEvent, Counts, Params, Workload};
 use cepheid::Timestamp;
+use cepheid_bench::{reference, BenchEvent, Counts, Params, Workload};
 use hashbrown::HashMap;
 
 #[derive(Default)]
@@ -26,7 +26,7 @@ impl<E> MatchSink<E> for Count {
 fn run(workload: Workload, events: &[BenchEvent]) -> Counts {
     let loaded = dsl::load_str("workload.cep", &workload.pattern_text());
     assert!(!loaded.has_errors(), "{}", loaded.render());
-    let mut fields = cepheid::workload::fields();
+    let mut fields = cepheid_bench::fields();
     let nfas: Vec<Nfa<BenchEvent>> = loaded
         .patterns
         .iter()

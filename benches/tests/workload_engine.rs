@@ -2,8 +2,8 @@
 //! `loop` closed form) on every workload, on small streams so the default
 //! test run stays fast; the bench command checks the full-size table.
 
-use cepheid::workload::drive::{engine_counts, jsonl_counts};
-use cepheid::workload::{reference, write_jsonl, Params, Workload};
+use cepheid_bench::drive::{engine_counts, jsonl_counts};
+use cepheid_bench::{reference, write_jsonl, Params, Workload};
 
 /// Asserts engine and reference agree on the stream of `params`.
 fn assert_agree(workload: Workload, params: Params) {

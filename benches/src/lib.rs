@@ -9,13 +9,16 @@
 //! stream can be written as JSON lines for `cepheid run` with [`write_jsonl`].
 //!
 //! ```
-//! use cepheid::workload::{Params, Workload};
+//! use cepheid_bench::{Params, Workload};
 //! let params = Params { events: 3, ..Workload::Ab.default_params() };
 //! let events: Vec<_> = Workload::Ab.events(&params).collect();
 //! assert_eq!(events.len(), 3);
 //! assert_eq!(events[2].ts, 2);
 //! assert!(Workload::Ab.pattern_text().contains("match a followed by b"));
 //! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod baseline;
 pub mod drive;
@@ -24,8 +27,8 @@ pub mod reference;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
-use crate::value::ValueRef;
+use cepheid::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
+use cepheid::value::ValueRef;
 
 /// The splitmix64 finalizer (64-bit wrapping arithmetic, logical shifts).
 pub fn mix(z: u64) -> u64 {

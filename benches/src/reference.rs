@@ -23,8 +23,8 @@
 
 use hashbrown::HashMap;
 
-use super::baseline::{self, WITHIN_10S};
-use super::{BenchEvent, Counts, Workload, TYPE_A, TYPE_B, TYPE_C};
+use crate::baseline::{self, WITHIN_10S};
+use crate::{BenchEvent, Counts, Workload, TYPE_A, TYPE_B, TYPE_C};
 
 /// The counts `workload` must produce on `events` (end of stream flushed).
 pub fn counts(workload: Workload, events: &[BenchEvent]) -> Counts {

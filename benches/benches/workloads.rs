@@ -7,13 +7,13 @@
 //!
 //! `cargo bench --bench workloads` (or `-- ab` for one workload).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 
-use cepheid::workload::drive::{engine_counts, jsonl_counts};
-use cepheid::workload::{baseline, write_jsonl, BenchEvent, Params, Workload};
+use cepheid_bench::drive::{engine_counts, jsonl_counts};
+use cepheid_bench::{baseline, write_jsonl, BenchEvent, Params, Workload};
 
 /// Events per criterion iteration: smaller than the defaults so that ten
 /// samples of every workload fit in a few minutes (`cepheid-bench` runs the
@@ -67,14 +67,19 @@ fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, e
     group.measurement_time(Duration::from_secs(5));
 }
 
-/// Mean time of one criterion benchmark, in nanoseconds, from its estimates.
+/// Mean time of one criterion benchmark, in nanoseconds, from its estimates
+/// (where criterion keeps them: `$CRITERION_HOME`, else `criterion/` in the
+/// target folder, the workspace's unless `$CARGO_TARGET_DIR` says otherwise).
 fn mean_ns(group: &str, function: &str) -> Option<f64> {
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let path = Path::new(&target)
-        .join("criterion")
-        .join(group)
-        .join(function)
-        .join("new/estimates.json");
+    let home = match (
+        std::env::var_os("CRITERION_HOME"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    ) {
+        (Some(home), _) => PathBuf::from(home),
+        (None, Some(target)) => Path::new(&target).join("criterion"),
+        (None, None) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion"),
+    };
+    let path = home.join(group).join(function).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["mean"]["point_estimate"].as_f64()

@@ -1,7 +1,7 @@
 //! The hand-written baselines reproduce the expected counts of
 //! `bench-workloads.md` on the full-size streams.
 
-use cepheid::workload::{baseline, reference, Counts, Params, Workload};
+use cepheid_bench::{baseline, reference, Counts, Params, Workload};
 
 /// Generates the stream and runs the workload's baseline over it.
 fn baseline_counts(workload: Workload, params: &Params) -> Counts {

@@ -11,7 +11,7 @@
 //! memory.
 //!
 //! ```
-//! use cepheid::workload::{baseline, Params, Workload};
+//! use cepheid_bench::{baseline, Params, Workload};
 //! let params = Params { events: 10_000, ..Workload::Ab.default_params() };
 //! let events: Vec<_> = Workload::Ab.events(&params).collect();
 //! let counts = baseline::run(Workload::Ab, &events).unwrap();
@@ -23,8 +23,8 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
-use super::{BenchEvent, Counts, Workload, TYPE_A, TYPE_B};
-use crate::event::Timestamp;
+use crate::{BenchEvent, Counts, Workload, TYPE_A, TYPE_B};
+use cepheid::event::Timestamp;
 
 /// `within 10s` of `ab`, `login` and `loop`, in milliseconds.
 pub const WITHIN_10S: Timestamp = 10_000;
