@@ -4,7 +4,8 @@
 //! message, the [`Span`] of the offending text in one of the loaded
 //! [`Source`]s, and optional secondary [`Label`]s (e.g. the first definition
 //! of a duplicated name). [`Diagnostic::render`] draws it with
-//! `annotate-snippets` (the renderer rustc uses), with `path:line:column`
+//! `annotate-snippets` (the renderer rustc uses; without the `cli` feature, a
+//! small plain renderer that shows the same things), with `path:line:column`
 //! (1-based, column in characters) on the first line:
 //!
 //! ```text
@@ -16,6 +17,7 @@
 
 use std::fmt;
 
+#[cfg(feature = "cli")]
 use annotate_snippets::{Level, Renderer, Snippet};
 
 use crate::pattern::{PatternError, PatternErrorKind};
@@ -157,11 +159,24 @@ impl Diagnostic {
         };
         let (line, col) = src.line_col(self.span.start as usize);
         let title = format!("{}:{line}:{col}: {}", src.name, self.message);
+        self.draw(sources, src, &title)
+    }
+
+    /// [`Diagnostic::render`] without `annotate-snippets` (the `cli` feature
+    /// is off).
+    #[cfg(not(feature = "cli"))]
+    fn draw(&self, sources: &[Source], src: &Source, title: &str) -> String {
+        self.render_plain(sources, src, title)
+    }
+
+    /// [`Diagnostic::render`] with `annotate-snippets`.
+    #[cfg(feature = "cli")]
+    fn draw(&self, sources: &[Source], src: &Source, title: &str) -> String {
         let level = match self.severity {
             Severity::Error => Level::Error,
             Severity::Warning => Level::Warning,
         };
-        let mut message = level.title(&title);
+        let mut message = level.title(title);
         let same: Vec<&Label> = self
             .labels
             .iter()
@@ -220,6 +235,182 @@ impl Diagnostic {
         // clipped around the spans by `Source::window` instead.
         let renderer = Renderer::plain().term_width(usize::MAX / 4);
         format!("{}\n", renderer.render(message))
+    }
+
+    /// [`Diagnostic::render`] without `annotate-snippets`, so that the
+    /// library builds without the crates only the command line needs: the
+    /// same title, quoted lines with line numbers, the span underlined with
+    /// `^` and labels with `-`, other sources after `-->`, and the help.
+    #[cfg(any(not(feature = "cli"), test))]
+    fn render_plain(&self, sources: &[Source], src: &Source, title: &str) -> String {
+        let mut out = format!("{}: {title}\n", self.severity);
+        let mut marks = vec![Mark {
+            span: self.span,
+            primary: true,
+            label: None,
+        }];
+        marks.extend(
+            self.labels
+                .iter()
+                .filter(|l| l.source == self.source)
+                .map(|l| Mark {
+                    span: l.span,
+                    primary: false,
+                    label: Some(&l.message),
+                }),
+        );
+        let mut blocks = vec![(None, src, marks)];
+        for l in self.labels.iter().filter(|l| l.source != self.source) {
+            let Some(other) = sources.get(l.source) else {
+                continue;
+            };
+            let (ol, oc) = other.line_col(l.span.start as usize);
+            let mark = Mark {
+                span: l.span,
+                primary: false,
+                label: Some(&l.message),
+            };
+            blocks.push((Some(format!("{}:{ol}:{oc}", other.name)), other, vec![mark]));
+        }
+        let quoted: Vec<Quoted> = blocks
+            .iter()
+            .map(|(_, source, marks)| quote(source, marks))
+            .collect();
+        let last_line = quoted
+            .iter()
+            .filter_map(|q| q.lines.iter().flatten().last().map(|l| l.number))
+            .max()
+            .unwrap_or(1);
+        let gutter = " ".repeat(last_line.to_string().len());
+        for ((origin, _, _), q) in blocks.iter().zip(&quoted) {
+            if let Some(origin) = origin {
+                out.push_str(&format!("{gutter}--> {origin}\n"));
+            }
+            out.push_str(&format!("{gutter} |\n"));
+            q.write(&mut out, &gutter);
+        }
+        if let Some(help) = &self.help {
+            out.push_str(&format!("{gutter} |\n{gutter} = help: {help}\n"));
+        }
+        out
+    }
+}
+
+/// A span to underline in the plain rendering: `^` for the diagnostic's
+/// own span, `-` with a label for the others.
+#[cfg(any(not(feature = "cli"), test))]
+struct Mark<'a> {
+    span: Span,
+    primary: bool,
+    label: Option<&'a str>,
+}
+
+/// The lines of a source quoted for the plain rendering; `None` stands for
+/// lines left out.
+#[cfg(any(not(feature = "cli"), test))]
+struct Quoted {
+    lines: Vec<Option<QuotedLine>>,
+}
+
+/// One quoted line and its underlines: `(first column, width, marker,
+/// label)`, columns in characters.
+#[cfg(any(not(feature = "cli"), test))]
+struct QuotedLine {
+    number: usize,
+    text: String,
+    underlines: Vec<(usize, usize, char, Option<String>)>,
+}
+
+/// The lines of `source` around `marks`, each with the underlines of the
+/// marks on it. A span over several lines is underlined on its first and
+/// last line (the label goes on the last).
+#[cfg(any(not(feature = "cli"), test))]
+fn quote(source: &Source, marks: &[Mark<'_>]) -> Quoted {
+    let spans: Vec<Span> = marks.iter().map(|m| m.span).collect();
+    let (window, first_line) = source.window(&spans);
+    let shown = displayable(&source.text[window.clone()]);
+    let mut lines: Vec<QuotedLine> = Vec::new();
+    let mut offset = 0;
+    for (i, text) in shown.split('\n').enumerate() {
+        let range = offset..offset + text.len();
+        offset = range.end + 1;
+        let mut underlines = Vec::new();
+        for m in marks {
+            let span = source.relative(m.span, &window);
+            // The line covers its text and the newline after it.
+            let on_line = |x: usize| range.start <= x && x <= range.end;
+            let last = if span.end > span.start {
+                span.end - 1
+            } else {
+                span.start
+            };
+            let (starts_here, ends_here) = (on_line(span.start), on_line(last));
+            if !starts_here && !ends_here {
+                continue;
+            }
+            let column = |x: usize| text[..x.min(range.end) - range.start].chars().count();
+            let from = if starts_here { column(span.start) } else { 0 };
+            let to = if ends_here {
+                column(span.end)
+            } else {
+                text.chars().count()
+            };
+            let marker = if m.primary { '^' } else { '-' };
+            let label = if ends_here {
+                m.label.map(str::to_string)
+            } else {
+                None
+            };
+            underlines.push((from, to.saturating_sub(from).max(1), marker, label));
+        }
+        underlines.sort_by_key(|u| u.0);
+        lines.push(QuotedLine {
+            number: first_line + i,
+            text: text.to_string(),
+            underlines,
+        });
+    }
+    // Keep the underlined lines and a single line between two of them.
+    let marked = |j: usize| lines.get(j).is_some_and(|l| !l.underlines.is_empty());
+    let keep: Vec<bool> = (0..lines.len())
+        .map(|i| marked(i) || (i > 0 && marked(i - 1) && marked(i + 1)))
+        .collect();
+    let mut kept = Vec::new();
+    let mut left_out = false;
+    for (line, keep) in lines.into_iter().zip(keep) {
+        if !keep {
+            left_out = !kept.is_empty();
+            continue;
+        }
+        if std::mem::take(&mut left_out) {
+            kept.push(None);
+        }
+        kept.push(Some(line));
+    }
+    Quoted { lines: kept }
+}
+
+#[cfg(any(not(feature = "cli"), test))]
+impl Quoted {
+    /// Appends the quoted lines (`...` where lines are left out).
+    fn write(&self, out: &mut String, gutter: &str) {
+        for line in &self.lines {
+            let Some(line) = line else {
+                out.push_str("...\n");
+                continue;
+            };
+            let number = format!("{:>width$}", line.number, width = gutter.len());
+            out.push_str(format!("{number} | {}", line.text).trim_end());
+            out.push('\n');
+            for (from, width, marker, label) in &line.underlines {
+                let marks: String = std::iter::repeat(*marker).take(*width).collect();
+                let label = label
+                    .as_deref()
+                    .map(|l| format!(" {l}"))
+                    .unwrap_or_default();
+                out.push_str(&format!("{gutter} | {}{marks}{label}\n", " ".repeat(*from)));
+            }
+        }
     }
 }
 
@@ -374,5 +565,96 @@ mod tests {
         let text = d.render(&[a, b]);
         assert!(text.starts_with("error: b.cep:2:9: dup"), "{text}");
         assert!(text.contains("a.cep:1:9"), "{text}");
+    }
+
+    /// The plain renderer (the one used without the `cli` feature), tested
+    /// directly so that the default build covers it too.
+    fn plain(d: &Diagnostic, sources: &[Source]) -> String {
+        let src = &sources[d.source];
+        let (line, col) = src.line_col(d.span.start as usize);
+        d.render_plain(
+            sources,
+            src,
+            &format!("{}:{line}:{col}: {}", src.name, d.message),
+        )
+    }
+
+    #[test]
+    fn plain_rendering_underlines_spans_with_labels_and_help() {
+        let s = Source::new("rules/a.cep", "pattern p {\n    match a b\n}\n");
+        let d = Diagnostic::error(DiagnosticKind::Syntax, Span::new(24, 25), "unexpected `b`")
+            .with_label(Span::new(8, 9), "in this pattern")
+            .with_help("join stages with a connector");
+        assert_eq!(
+            plain(&d, &[s]),
+            "error: rules/a.cep:2:13: unexpected `b`\n\
+             \x20 |\n\
+             1 | pattern p {\n\
+             \x20 |         - in this pattern\n\
+             2 |     match a b\n\
+             \x20 |             ^\n\
+             \x20 |\n\
+             \x20 = help: join stages with a connector\n"
+        );
+    }
+
+    #[test]
+    fn plain_rendering_folds_lines_and_quotes_other_sources() {
+        let text = "pattern p {\n  match a\n\n\n\n\n\n\n\n  followed by\n}\n";
+        let s = Source::new("b.cep", text);
+        let a = Source::new("a.cep", "pattern p { match x }\n");
+        let start = text.find("a\n").unwrap();
+        let end = text.find("by").unwrap() + 2;
+        let mut d = Diagnostic::warning(DiagnosticKind::Duplicate, Span::new(start, end), "dup")
+            .in_source(1);
+        d.labels.push(Label {
+            span: Span::new(8, 9),
+            message: "first defined here".to_string(),
+            source: 0,
+        });
+        assert_eq!(
+            plain(&d, &[a, s]),
+            "warning: b.cep:2:9: dup\n\
+             \x20  |\n\
+             \x202 |   match a\n\
+             \x20  |         ^\n\
+             ...\n\
+             10 |   followed by\n\
+             \x20  | ^^^^^^^^^^^^^\n\
+             \x20 --> a.cep:1:9\n\
+             \x20  |\n\
+             \x201 | pattern p { match x }\n\
+             \x20  |         - first defined here\n"
+        );
+    }
+
+    /// Every diagnostic of the error suite and of the fuzz regressions
+    /// renders plainly without panicking, with the same first line as
+    /// [`Diagnostic::render`], an underline, every label and the help.
+    #[test]
+    fn plain_rendering_shows_what_render_shows() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut checked = 0;
+        for dir in ["errors", "fuzz_regressions"] {
+            for entry in std::fs::read_dir(root.join(dir)).expect("test folder") {
+                let path = entry.expect("entry").path();
+                let bytes = std::fs::read(&path).expect("read");
+                let loaded = crate::dsl::load_bytes(&path.display().to_string(), &bytes);
+                for d in &loaded.diagnostics {
+                    let full = d.render(&loaded.sources);
+                    let text = plain(d, &loaded.sources);
+                    assert_eq!(text.lines().next(), full.lines().next(), "{text}");
+                    assert!(text.contains('^'), "{text}");
+                    for l in &d.labels {
+                        assert!(text.contains(&l.message), "{text}");
+                    }
+                    if let Some(help) = &d.help {
+                        assert!(text.contains(&format!("= help: {help}")), "{text}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 30, "only {checked} diagnostics");
     }
 }
