@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build()?;
 
     let mut engine: Engine<Login> = Engine::with_max_delay(Duration::from_millis(500));
-    engine.add_pattern(pattern.ir(), &mut LoginFields)?;
+    engine.add(&pattern)?;
 
     let mut out = Vec::new();
     for login in logins() {

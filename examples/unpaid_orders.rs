@@ -11,7 +11,6 @@ use std::io::{self, Write};
 
 use cepheid::engine::Engine;
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
-use cepheid::record::FieldTable;
 use cepheid::Record;
 
 const PATTERN: &str = r#"
@@ -44,14 +43,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     if loaded.has_errors() {
         return Err(loaded.render().into());
     }
-    // One field table: the engine's patterns and the decoder share it.
-    let table = FieldTable::new();
     let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_secs(60));
     for pattern in &loaded.patterns {
-        engine.add_pattern(pattern, &mut table.clone())?;
+        engine.add(pattern)?;
     }
-
-    let decoder = Decoder::new(Format::JsonLines, "ts", table);
+    // The decoder shares the engine's field table.
+    let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
     let stdout = io::stdout();
     let mut out: JsonLines<_, io::Sink> = JsonLines::new(stdout.lock(), None);
     for (_, item) in Items::new("events", EVENTS.as_bytes(), decoder) {

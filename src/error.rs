@@ -162,7 +162,6 @@ impl Error {
 
     /// The same error, shown as `rendered` (e.g. with the source line and
     /// the offending text underlined) instead of `location: message`.
-    #[allow(dead_code)] // used by the pattern loader, landing next
     pub(crate) fn rendered(mut self, rendered: String) -> Error {
         self.inner.rendered = Some(rendered);
         self
@@ -180,7 +179,6 @@ impl Error {
     /// One error standing for all of `errors` (which must not be empty; one
     /// error is returned as it is). Its kind is theirs when they agree,
     /// [`ErrorKind::Multiple`] otherwise; its location is the first one's.
-    #[allow(dead_code)] // used by the pattern loader, landing next
     pub(crate) fn many(mut errors: Vec<Error>) -> Error {
         assert!(!errors.is_empty(), "Error::many of no errors");
         if errors.len() == 1 {

@@ -19,6 +19,7 @@
 //!
 //! [`time`] holds the one duration grammar (`500ms`, `15m`, `1d`).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod dsl;
@@ -31,6 +32,7 @@ pub mod matcher;
 pub mod nfa;
 pub mod pattern;
 pub mod record;
+mod rules;
 pub mod span;
 pub mod time;
 pub mod value;
@@ -40,5 +42,6 @@ pub use error::{Error, ErrorKind, Location};
 pub use event::{Event, FieldId, FieldPath, Timestamp};
 pub use pattern::typed::Pattern;
 pub use record::Record;
+pub use rules::Rules;
 pub use span::Span;
 pub use value::{Value, ValueRef};

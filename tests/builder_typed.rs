@@ -75,7 +75,7 @@ type Found = (Vec<Value>, Vec<Timestamp>);
 /// Each match, and how many events had no key.
 fn run(pattern: &Pattern<Login>) -> (Vec<Found>, u64) {
     let mut engine: Engine<Login> = Engine::new();
-    engine.add_pattern(pattern.ir(), &mut LoginFields).unwrap();
+    engine.add(pattern).unwrap();
     let mut out: Vec<Output<Login>> = Vec::new();
     for login in logins() {
         engine.push(login.ts, login, &mut out);

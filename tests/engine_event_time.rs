@@ -43,11 +43,12 @@ pattern global {
 fn engine(max_delay: i64) -> (Engine<Record>, FieldTable) {
     let loaded = cepheid::dsl::load_str("test.cep", PATTERNS);
     assert!(!loaded.has_errors(), "{}", loaded.render());
-    let mut table = FieldTable::new();
-    let mut engine = Engine::with_max_delay(std::time::Duration::from_millis(max_delay as u64));
+    let mut engine: Engine<Record> =
+        Engine::with_max_delay(std::time::Duration::from_millis(max_delay as u64));
     for pattern in &loaded.patterns {
-        engine.add_pattern(pattern, &mut table).unwrap();
+        engine.add(pattern).unwrap();
     }
+    let table = engine.fields().clone();
     (engine, table)
 }
 
@@ -162,10 +163,7 @@ fn typed_events_run_through_the_engine() {
     let loaded = cepheid::dsl::load_str("typed.cep", source);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut engine: Engine<Reading> = Engine::new();
-    let mut fields = ReadingFields;
-    engine
-        .add_pattern(&loaded.patterns[0], &mut fields)
-        .unwrap();
+    engine.add(&loaded.patterns[0]).unwrap();
     let mut out = Vec::new();
     for (ts, sensor, celsius) in [(0, 1, 85.0), (1, 2, 90.0), (2, 1, 86.0), (3, 2, 20.0)] {
         engine.push(ts, Reading { sensor, celsius }, &mut out);
@@ -197,9 +195,9 @@ fn state_follows_live_work_not_history() {
         }"#,
     );
     assert!(!loaded.has_errors(), "{}", loaded.render());
-    let mut table = FieldTable::new();
     let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_secs(5));
-    engine.add_pattern(&loaded.patterns[0], &mut table).unwrap();
+    engine.add(&loaded.patterns[0]).unwrap();
+    let table = engine.fields().clone();
     let order = |ts: Timestamp, kind: &str, id: i64| {
         let text = format!(r#"{{"ts":{ts},"type":"{kind}","order_id":{id}}}"#);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();

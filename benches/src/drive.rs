@@ -16,12 +16,12 @@
 
 use cepheid::dsl;
 use cepheid::engine::{Engine, MatchRef, Sink};
-use cepheid::event::{Event, FieldResolver, Timestamp};
+use cepheid::event::{Event, Timestamp};
 use cepheid::io::{Decoder, Format, Item, Items};
 use cepheid::pattern::Pattern;
-use cepheid::record::{FieldTable, Record};
+use cepheid::record::Record;
 
-use crate::{fields, BenchEvent, Counts, Workload};
+use crate::{BenchEvent, Counts, Workload};
 
 /// An engine running one workload's patterns over [`BenchEvent`]s.
 pub struct WorkloadEngine {
@@ -33,7 +33,7 @@ impl WorkloadEngine {
     /// Loads and compiles the workload's patterns into a fresh engine.
     pub fn new(workload: Workload) -> Result<WorkloadEngine, String> {
         Ok(WorkloadEngine {
-            engine: engine_for(workload, &mut fields())?,
+            engine: engine_for(workload)?,
             sink: Tally::default(),
         })
     }
@@ -88,16 +88,11 @@ fn patterns(workload: Workload) -> Result<Vec<Pattern>, String> {
     Ok(loaded.patterns)
 }
 
-/// An engine with the workload's patterns, fields resolved by `fields`.
-fn engine_for<E: Event + 'static>(
-    workload: Workload,
-    fields: &mut dyn FieldResolver,
-) -> Result<Engine<E>, String> {
+/// An engine with the workload's patterns.
+fn engine_for<E: Event + 'static>(workload: Workload) -> Result<Engine<E>, String> {
     let mut engine = Engine::new();
     for pattern in &patterns(workload)? {
-        engine
-            .add_pattern(pattern, fields)
-            .map_err(|e| e.to_string())?;
+        engine.add(pattern).map_err(|e| e.to_string())?;
     }
     Ok(engine)
 }
@@ -106,9 +101,8 @@ fn engine_for<E: Event + 'static>(
 /// them: dynamic [`Record`]s, event time from `ts`) and returns the counts.
 /// Malformed lines are an error here: the workloads write none.
 pub fn jsonl_counts(workload: Workload, input: &[u8]) -> Result<Counts, String> {
-    let table = FieldTable::new();
-    let mut engine: Engine<Record> = engine_for(workload, &mut table.clone())?;
-    let decoder = Decoder::new(Format::JsonLines, "ts", table);
+    let mut engine: Engine<Record> = engine_for(workload)?;
+    let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
     let mut sink = Tally::default();
     for (_, item) in Items::new(workload.name(), input, decoder) {
         match item.map_err(|e| e.to_string())? {

@@ -28,7 +28,49 @@ use crate::record::Record;
 /// each key to one of them (see `examples/sharded.rs`).
 pub struct Engine<E: Event + 'static = Record> {
     core: Core<E, Nfa<E>>,
+    /// How `E`'s field names become ids: for [`Record`] the table its
+    /// decoders share.
+    fields: E::Fields,
 }
+
+/// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
+/// language, a typed [`Pattern`](crate::Pattern) from the builder, or a
+/// pattern of the IR ([`crate::pattern::Pattern`]). Sealed.
+pub trait PatternSet<E>: sealed::Sealed<E> {}
+
+pub(crate) mod sealed {
+    use crate::error::Error;
+    use crate::pattern::Pattern;
+
+    /// The patterns of a set, and where their errors are.
+    pub trait Sealed<E> {
+        /// The patterns, in order.
+        fn ir_patterns(&self) -> Vec<&Pattern>;
+
+        /// Gives an error about pattern number `index` its place in the
+        /// text the pattern came from, if any.
+        fn locate(&self, index: usize, error: Error) -> Error {
+            let _ = index;
+            error
+        }
+    }
+}
+
+impl<E> sealed::Sealed<E> for Pattern {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        vec![self]
+    }
+}
+
+impl<E> PatternSet<E> for Pattern {}
+
+impl<E> sealed::Sealed<E> for crate::pattern::typed::Pattern<E> {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        vec![self.ir()]
+    }
+}
+
+impl<E> PatternSet<E> for crate::pattern::typed::Pattern<E> {}
 
 impl<E: Event + 'static> Default for Engine<E> {
     fn default() -> Self {
@@ -41,7 +83,7 @@ impl<E: Event + 'static> Engine<E> {
     /// the watermark: with no allowed delay, an event is late as soon as an
     /// event with a larger time has been pushed before it.
     pub fn new() -> Self {
-        Engine { core: Core::new(0) }
+        Engine::with_max_delay(Duration::ZERO)
     }
 
     /// An engine whose watermark trails the largest event time seen by
@@ -54,24 +96,87 @@ impl<E: Event + 'static> Engine<E> {
         let ms = max_delay.as_millis() + u128::from(max_delay.subsec_nanos() % 1_000_000 != 0);
         Engine {
             core: Core::new(i64::try_from(ms).unwrap_or(i64::MAX)),
+            fields: E::Fields::default(),
         }
     }
 
-    /// Compiles a pattern for `E` (its fields resolved by `fields`) and adds
-    /// it; returns its index, as in
-    /// [`MatchRef::pattern_index`](crate::engine::MatchRef::pattern_index).
-    pub fn add_pattern(
-        &mut self,
-        pattern: &Pattern,
-        fields: &mut dyn FieldResolver,
-    ) -> Result<usize, Error> {
-        let nfa = Nfa::<E>::compile(pattern, fields)?;
-        self.core.add(nfa, fields).map_err(|e| {
-            Error::new(
-                ErrorKind::Field,
-                format!("pattern `{}`: partition by: {e}", pattern.name),
-            )
-        })
+    /// Compiles patterns for `E` and adds them: all of them, or none when
+    /// one fails (a field `E` does not have, a pattern name already in the
+    /// engine, ...; every problem is in the error). Patterns can be added at
+    /// any time; a pattern added later sees the events pushed after it.
+    ///
+    /// ```
+    /// use cepheid::{Engine, Record, Rules};
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&Rules::parse("a.cep", "pattern a { match x where x: n > 1 }")?)?;
+    /// let again = engine.add(&Rules::parse("b.cep", "pattern a { match y where y: n > 2 }")?);
+    /// assert!(again.unwrap_err().to_string().contains("already"));
+    /// # Ok::<(), cepheid::Error>(())
+    /// ```
+    pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
+        let mut fields = self.fields.clone();
+        let mut errors = Vec::new();
+        let mut compiled = Vec::new();
+        let mut names: Vec<&str> = self
+            .core
+            .automata()
+            .map(|a| a.pattern().name.as_str())
+            .collect();
+        for (index, pattern) in patterns.ir_patterns().into_iter().enumerate() {
+            if names.contains(&pattern.name.as_str()) {
+                errors.push(
+                    patterns.locate(
+                        index,
+                        Error::new(
+                            ErrorKind::Pattern,
+                            format!(
+                                "a pattern named `{}` is already in the engine",
+                                pattern.name
+                            ),
+                        )
+                        .with_span(pattern.span),
+                    ),
+                );
+                continue;
+            }
+            names.push(&pattern.name);
+            let key = pattern
+                .partition_by
+                .iter()
+                .map(|path| fields.resolve(path))
+                .collect::<Result<Vec<_>, _>>();
+            let result = key
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Field,
+                        format!("pattern `{}`: partition by: {e}", pattern.name),
+                    )
+                    .with_span(pattern.span)
+                })
+                .and_then(|_| Nfa::<E>::compile(pattern, &mut fields));
+            match result {
+                Ok(nfa) => compiled.push(nfa),
+                Err(e) => errors.push(patterns.locate(index, e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::many(errors));
+        }
+        for nfa in compiled {
+            self.core
+                .add(nfa, &mut fields)
+                .expect("key fields resolved above");
+        }
+        self.fields = fields;
+        Ok(())
+    }
+
+    /// How `E`'s field names become ids. For [`Record`] this is the
+    /// [`FieldTable`](crate::record::FieldTable) decoders must share (make
+    /// them from a clone of it, so that they read the fields the engine's
+    /// patterns read, including patterns added later).
+    pub fn fields(&self) -> &E::Fields {
+        &self.fields
     }
 
     /// Takes one event in. It is late (and goes to [`Sink::on_late`]) when

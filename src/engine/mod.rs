@@ -43,12 +43,11 @@
 //!     }"#);
 //! assert!(!loaded.has_errors());
 //!
-//! // Every field a pattern uses gets an id in one table, shared by the
-//! // engine's patterns and the decoder (a clone is a handle to it).
-//! let fields = FieldTable::new();
-//! let mut decoder = Decoder::new(Format::JsonLines, "ts", fields.clone());
+//! // Every field a pattern uses gets an id in the engine's table; the
+//! // decoder shares it (a clone is a handle to it).
 //! let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_secs(1));
-//! engine.add_pattern(&loaded.patterns[0], &mut fields.clone()).unwrap();
+//! let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+//! engine.add(&loaded.patterns[0]).unwrap();
 //!
 //! let mut out: Vec<Output<Record>> = Vec::new();
 //! for line in [
@@ -88,7 +87,8 @@ mod testing;
 
 pub use crate::matcher::{Match, Output};
 pub use core::{Arrival, Stats};
-pub use front::Engine;
+pub(crate) use front::sealed;
+pub use front::{Engine, PatternSet};
 #[cfg(test)]
 pub(crate) use sink::{MatchAccess, MatchContext};
 pub use sink::{MatchRef, Sink};

@@ -368,16 +368,16 @@ mod tests {
             .starts_with("invalid UTF-8"));
     }
 
-    /// One numbering: a pattern added after the decoder was made (through
-    /// another handle of the table) reads the field it added, and the
+    /// One numbering: a pattern added to the engine after the decoder was
+    /// made from the engine's table reads the field it added, and the
     /// decoder extracts it from the next line on.
     #[test]
     fn fields_added_after_the_decoder_are_decoded() {
         use crate::engine::{Engine, Output};
         for format in [Format::JsonLines, Format::Csv] {
-            let table = FieldTable::new();
-            let mut decoder = Decoder::new(format, "ts", table.clone());
             let mut engine: Engine<Record> = Engine::new();
+            let table = engine.fields().clone();
+            let mut decoder = Decoder::new(format, "ts", table.clone());
             if format == Format::Csv {
                 assert!(matches!(decoder.decode(b"ts,kind,user"), Ok(Item::Skip)));
             }
@@ -386,9 +386,7 @@ mod tests {
                 r#"pattern p { match a where a: kind == "x" and user == "u" }"#,
             );
             assert!(!loaded.has_errors(), "{}", loaded.render());
-            engine
-                .add_pattern(&loaded.patterns[0], &mut table.clone())
-                .unwrap();
+            engine.add(&loaded.patterns[0]).unwrap();
             let kind = table.get(&FieldPath::single("kind")).unwrap();
             let line: &[u8] = match format {
                 Format::JsonLines => br#"{"ts": 1, "kind": "x", "user": "u"}"#,

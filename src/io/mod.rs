@@ -31,12 +31,11 @@
 //!             a: ok == false
 //!             b: ok == false
 //!     }"#);
-//! let fields = FieldTable::new();
 //! let mut engine: Engine<Record> = Engine::new();
-//! engine.add_pattern(&loaded.patterns[0], &mut fields.clone()).unwrap();
+//! engine.add(&loaded.patterns[0]).unwrap();
 //!
 //! let csv = "ts,user,ok\n1,u1,false\n2,u1,false\n";
-//! let decoder = Decoder::new(Format::Csv, "ts", fields);
+//! let decoder = Decoder::new(Format::Csv, "ts", engine.fields().clone());
 //! let mut out: Vec<Output<Record>> = Vec::new();
 //! for (_line, item) in Items::new("logins.csv", csv.as_bytes(), decoder) {
 //!     match item.unwrap() {

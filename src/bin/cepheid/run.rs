@@ -30,7 +30,6 @@ use std::time::Instant;
 
 use cepheid::engine::{Engine, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
-use cepheid::record::FieldTable;
 use cepheid::time::parse_duration;
 use cepheid::{Error, ErrorKind, Record};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -114,13 +113,10 @@ pub fn run(args: &Args) -> u8 {
         Ok(loaded) => loaded,
         Err(status) => return status,
     };
-    // One field table: the patterns intern their fields in it, the decoder
-    // reads them from it.
-    let table = FieldTable::new();
     let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
     let mut engine: Engine<Record> = Engine::with_max_delay(max_delay);
     for pattern in &loaded.patterns {
-        if let Err(e) = engine.add_pattern(pattern, &mut table.clone()) {
+        if let Err(e) = engine.add(pattern) {
             eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
             return EXIT_PATTERN_ERROR;
         }
@@ -137,7 +133,8 @@ pub fn run(args: &Args) -> u8 {
         FormatArg::Jsonl => Format::JsonLines,
         FormatArg::Csv => Format::Csv,
     };
-    let decoder = Decoder::new(format, &args.time_field, table);
+    // The decoder reads the fields of the engine's table.
+    let decoder = Decoder::new(format, &args.time_field, engine.fields().clone());
     let (input, size) = match open_input(&args.events) {
         Ok(opened) => opened,
         Err(status) => return status,
