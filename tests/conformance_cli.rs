@@ -2,13 +2,15 @@
 //! shared harness `../shared/conformance/run.py` (it prints one line per
 //! failing case and `N passed, M failed, K skipped`).
 
+mod shared_contract;
+
 use std::process::Command;
 
 #[test]
 fn flink_conformance_cases_pass_through_the_binary() {
     let output = Command::new("python3")
-        .arg("../shared/conformance/run.py")
-        .arg("../shared/conformance/flink")
+        .arg(shared_contract::path("conformance/run.py"))
+        .arg(shared_contract::path("conformance/flink"))
         .arg(env!("CARGO_BIN_EXE_cepheid"))
         .output()
         .expect("python3 runs the conformance harness");

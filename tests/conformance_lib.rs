@@ -1,46 +1,45 @@
 //! Runs every case folder of `../shared/conformance/flink/` through the
-//! library (`dsl::load_str` → `Nfa::compile` → partitions driven by hand)
-//! and compares matches, timeouts and late events with `case.json`.
+//! library's front door (`Rules::parse` → `Engine<Record>` → a `Sink`) and
+//! compares matches, timeouts and late events with `case.json`.
 //!
-//! `harness: "nfa"` cases advance time to each event's time, then process
-//! it, in arrival order. `operator_event_time` cases emulate Flink's
-//! `CepOperator` (`flink-reference.md` §7): events above the watermark are
-//! buffered, late ones listed; a watermark processes buffered events in
-//! (time, arrival) order, time advanced first, then advances to the
-//! watermark; at the end of input `--flush-at-end` advances to infinity,
-//! otherwise buffered events are processed and time advances to the largest
-//! event time seen. Skipped: `[time=<duration>]` cases (per-occurrence
-//! windows are not in the language; `[time=null]` cases run), comparator and
-//! processing-time cases, and `expected_error` cases (checked by the front
-//! end's tests). A case whose Flink test asserts only the late output is
-//! compared on that alone.
+//! The engine is driven as `cepheid run` drives it (`cli.md`): events and
+//! `$watermark` lines decoded by `io::Decoder` from `events.jsonl`, the
+//! case's `--max-delay`, and at the end of input `--flush-at-end` lets time
+//! run to infinity, otherwise (without punctuated watermarks) time advances
+//! to the largest event time seen. Skipped: `[time=<duration>]` cases
+//! (per-occurrence windows are not in the language; `[time=null]` cases
+//! run), comparator and processing-time cases, and `expected_error` cases
+//! (checked by the front end's tests). A case whose Flink test asserts only
+//! the late output is compared on that alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::Duration;
 
-use cepheid::event::FieldPath;
-use cepheid::io::{record_from_json, value_to_json};
-use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
-use cepheid::nfa::Nfa;
-use cepheid::record::{FieldTable, Record};
-use cepheid::{dsl, Event, Timestamp};
+use cepheid::io::{value_to_json, Decoder, Format, Item, Items};
+use cepheid::{Engine, Event, FieldId, FieldPath, MatchRef, Record, Rules, Sink, Timestamp};
 use serde_json::Value as Json;
 
-const CASES: &str = "../shared/conformance/flink";
+mod shared_contract;
 
 /// A match or timeout as `{flink stage name: [ids]}`.
 type Ids = BTreeMap<String, Vec<Json>>;
 
-struct Sink<'a> {
-    id_field: cepheid::FieldId,
+/// Keeps matches, timeouts and late events as ids.
+struct Collected<'a> {
+    id_field: FieldId,
     back: &'a BTreeMap<String, String>,
     matches: Vec<Ids>,
     timeouts: Vec<Ids>,
+    late: Vec<Json>,
 }
 
-impl Sink<'_> {
-    fn ids(&self, m: &MatchView<'_, Record>) -> Ids {
+impl Collected<'_> {
+    fn id(&self, r: &Record) -> Json {
+        value_to_json(&r.field_owned(self.id_field))
+    }
+
+    fn ids(&self, m: &MatchRef<'_, Record>) -> Ids {
         m.stages()
             .into_iter()
             .map(|(name, evs)| {
@@ -49,94 +48,26 @@ impl Sink<'_> {
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| name.to_string());
-                let ids = evs
-                    .iter()
-                    .map(|e| value_to_json(&e.field(self.id_field).to_owned()))
-                    .collect();
-                (stage, ids)
+                (stage, evs.iter().map(|e| self.id(e)).collect())
             })
             .collect()
     }
 }
 
-impl MatchSink<Record> for Sink<'_> {
-    fn on_match(&mut self, m: &MatchView<'_, Record>) {
+impl Sink<Record> for Collected<'_> {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
         let ids = self.ids(m);
         self.matches.push(ids);
     }
 
-    fn on_timeout(&mut self, m: &MatchView<'_, Record>, _expired_at: Timestamp) {
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, _expired_at: Timestamp) {
         let ids = self.ids(m);
         self.timeouts.push(ids);
     }
-}
 
-/// One pattern over keyed partitions.
-struct Driver<'a> {
-    nfa: Nfa<Record>,
-    key_fields: Vec<cepheid::FieldId>,
-    parts: BTreeMap<String, Partition>,
-    buf: SharedBuffer<Record>,
-    sink: Sink<'a>,
-}
-
-impl Driver<'_> {
-    fn key(&self, r: &Record) -> Option<String> {
-        let mut key = String::new();
-        for f in &self.key_fields {
-            let v = r.field(*f);
-            if v.is_null() {
-                return None;
-            }
-            key.push_str(&value_to_json(&v.to_owned()).to_string());
-            key.push('|');
-        }
-        Some(key)
-    }
-
-    fn advance_all(&mut self, t: Timestamp) {
-        for part in self.parts.values_mut() {
-            self.nfa
-                .advance_time(part, &mut self.buf, t, &mut self.sink);
-        }
-    }
-
-    fn event(&mut self, ts: Timestamp, r: Record) {
-        let Some(key) = self.key(&r) else {
-            return;
-        };
-        let part = self.parts.entry(key).or_default();
-        self.nfa
-            .advance_time(part, &mut self.buf, ts, &mut self.sink);
-        let ev = self.buf.insert(ts, r);
-        self.nfa.process(part, &mut self.buf, ev, &mut self.sink);
-        self.buf.release_if_unused(ev);
-    }
-}
-
-/// The operator's event-time buffer.
-#[derive(Default)]
-struct Operator {
-    watermark: Option<Timestamp>,
-    buffered: Vec<(Timestamp, usize, Record)>,
-    arrivals: usize,
-    max_ts: Option<Timestamp>,
-    late: Vec<Json>,
-}
-
-impl Operator {
-    fn watermark(&mut self, d: &mut Driver<'_>, w: Timestamp) {
-        if self.watermark.is_some_and(|cur| cur >= w) {
-            return;
-        }
-        self.watermark = Some(w);
-        self.buffered
-            .sort_by_key(|(ts, arrival, _)| (*ts, *arrival));
-        let ready = self.buffered.partition_point(|(ts, _, _)| *ts <= w);
-        for (ts, _, r) in self.buffered.drain(..ready) {
-            d.event(ts, r);
-        }
-        d.advance_all(w);
+    fn on_late(&mut self, _ts: Timestamp, event: &Record) {
+        let id = self.id(event);
+        self.late.push(id);
     }
 }
 
@@ -187,39 +118,7 @@ fn expected(case: &Json, field: &str) -> Option<Vec<Ids>> {
 /// Runs one case; `Err` describes every difference.
 fn run_case(dir: &Path, case: &Json) -> Result<(), String> {
     let src = std::fs::read_to_string(dir.join("pattern.cep")).map_err(|e| e.to_string())?;
-    let loaded = dsl::load_str("pattern.cep", &src);
-    if loaded.has_errors() {
-        return Err(format!("pattern errors: {}", loaded.render()));
-    }
-    let pattern = loaded.patterns.first().ok_or("no pattern")?;
-    let mut table = FieldTable::new();
-    let nfa = Nfa::<Record>::compile(pattern, &mut table).map_err(|e| e.to_string())?;
-    let id_field = table.intern(&FieldPath::single("id"));
-    let key_fields = pattern
-        .partition_by
-        .iter()
-        .map(|p| table.intern(p))
-        .collect();
-    let back: BTreeMap<String, String> = case["stage_names"]
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(flink, ours)| (ours.as_str().unwrap_or("").to_string(), flink.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut d = Driver {
-        nfa,
-        key_fields,
-        parts: BTreeMap::new(),
-        buf: SharedBuffer::new(),
-        sink: Sink {
-            id_field,
-            back: &back,
-            matches: vec![],
-            timeouts: vec![],
-        },
-    };
+    let rules = Rules::parse("pattern.cep", &src).map_err(|e| format!("pattern errors: {e}"))?;
     let options: Vec<String> = case["run_options"]
         .as_array()
         .map(|a| {
@@ -233,52 +132,52 @@ fn run_case(dir: &Path, case: &Json) -> Result<(), String> {
         .iter()
         .position(|o| o == "--max-delay")
         .and_then(|i| options.get(i + 1))
-        .and_then(|s| cepheid::time::parse_duration(s).ok());
-    let operator = case["harness"] == "operator_event_time";
-    let mut op = Operator::default();
-    let events = std::fs::read_to_string(dir.join("events.jsonl")).map_err(|e| e.to_string())?;
-    for line in events.lines().filter(|l| !l.trim().is_empty()) {
-        let json: Json = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        let obj = json.as_object().ok_or("event is not an object")?;
-        if let Some(w) = obj.get("$watermark").and_then(Json::as_i64) {
-            if operator {
-                op.watermark(&mut d, w);
-            } else {
-                d.advance_all(w);
+        .map(|s| cepheid::time::parse_duration(s).map_err(|e| e.to_string()))
+        .transpose()?
+        .unwrap_or(0);
+    let mut engine: Engine<Record> =
+        Engine::with_max_delay(Duration::from_millis(u64::try_from(max_delay).unwrap_or(0)));
+    engine.add(&rules).map_err(|e| e.to_string())?;
+    let back: BTreeMap<String, String> = case["stage_names"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(flink, ours)| (ours.as_str().unwrap_or("").to_string(), flink.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Collected {
+        id_field: engine.fields().intern(&FieldPath::single("id")),
+        back: &back,
+        matches: vec![],
+        timeouts: vec![],
+        late: vec![],
+    };
+    let events = std::fs::read(dir.join("events.jsonl")).map_err(|e| e.to_string())?;
+    let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut punctuated = false;
+    for (_, item) in Items::new("events.jsonl", events.as_slice(), decoder) {
+        match item.map_err(|e| e.to_string())? {
+            Item::Event(ts, record) => {
+                engine.push(ts, record, &mut out);
             }
-            continue;
-        }
-        let ts = obj
-            .get("ts")
-            .and_then(Json::as_i64)
-            .ok_or("event without ts")?;
-        let record = record_from_json(&table, obj, Arc::from(line));
-        if !operator {
-            d.event(ts, record);
-            continue;
-        }
-        op.max_ts = Some(op.max_ts.map_or(ts, |m| m.max(ts)));
-        if op.watermark.is_some_and(|w| ts <= w) {
-            op.late.push(obj.get("id").cloned().unwrap_or(Json::Null));
-        } else {
-            op.buffered.push((ts, op.arrivals, record));
-            op.arrivals += 1;
-        }
-        if let (Some(delay), Some(max)) = (max_delay, op.max_ts) {
-            op.watermark(&mut d, max.saturating_sub(delay).saturating_sub(1));
+            Item::Watermark(t) => {
+                punctuated = true;
+                engine.watermark(t, &mut out);
+            }
+            Item::Skip => {}
         }
     }
-    if operator {
-        match (flush, op.max_ts) {
-            (true, _) => op.watermark(&mut d, Timestamp::MAX),
-            (false, Some(max)) => op.watermark(&mut d, max),
-            (false, None) => {}
-        }
+    if flush {
+        engine.watermark(Timestamp::MAX, &mut out);
+    } else if !punctuated {
+        engine.finish(&mut out);
     }
-    compare(case, &d.sink, &op.late)
+    let late = std::mem::take(&mut out.late);
+    compare(case, &out, &late)
 }
 
-fn compare(case: &Json, sink: &Sink<'_>, late: &[Json]) -> Result<(), String> {
+fn compare(case: &Json, sink: &Collected<'_>, late: &[Json]) -> Result<(), String> {
     let mut problems = Vec::new();
     // cases whose Flink test asserts only the late output (matches were
     // transcribed as "none" because the test never released them)
@@ -324,7 +223,7 @@ fn compare(case: &Json, sink: &Sink<'_>, late: &[Json]) -> Result<(), String> {
 
 #[test]
 fn flink_conformance_cases() {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(CASES)
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(shared_contract::path("conformance/flink"))
         .expect("conformance cases at ../shared/conformance/flink")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("case.json").is_file())

@@ -5,16 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CASES: &str = "../shared/conformance/flink";
+mod shared_contract;
 
 fn cases() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(CASES)
+    let root = shared_contract::path("conformance/flink");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .expect("conformance cases folder")
         .map(|e| e.expect("folder entry").path())
         .filter(|p| p.join("pattern.cep").is_file())
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no conformance cases in {CASES}");
+    assert!(
+        !dirs.is_empty(),
+        "no conformance cases in {}",
+        root.display()
+    );
     dirs
 }
 

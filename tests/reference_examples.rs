@@ -15,6 +15,7 @@
 
 #[path = "reference/mod.rs"]
 mod reference;
+mod shared_contract;
 
 use cepheid::pattern::{Condition, Pattern, SkipStrategy, StageId};
 use reference::build::{and, kind_in, kind_is, pattern, sum_lt, value_gt_last};
@@ -694,8 +695,8 @@ fn actual_list(items: &[Emitted], order_matters: bool) -> Vec<String> {
 /// must agree with Flink's facts before it may judge the real matcher.
 #[test]
 fn reference_passes_the_conformance_cases() {
-    let root = std::path::Path::new("../shared/conformance/flink");
-    let mut dirs: Vec<_> = std::fs::read_dir(root)
+    let root = shared_contract::path("conformance/flink");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|d| d.unwrap().path())
         .collect();
