@@ -481,12 +481,6 @@ impl PartialEq<Value> for ValueRef<'_> {
     }
 }
 
-impl PartialEq<ValueRef<'_>> for Value {
-    fn eq(&self, other: &ValueRef<'_>) -> bool {
-        ValueRef::from(self) == *other
-    }
-}
-
 impl fmt::Display for ValueRef<'_> {
     /// As the owned value displays.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
