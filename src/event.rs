@@ -12,13 +12,16 @@
 //!   from JSON or CSV): its fields live in a vector indexed by the ids of a
 //!   shared [`FieldTable`](crate::record::FieldTable).
 //! - A user's own struct: `#[derive(cepheid::Event)]` (feature `derive`, on
-//!   by default) writes the resolver and `field` from the struct's fields;
-//!   see [`Event`] for what is supported, or implement [`Event`] by hand.
+//!   by default) writes the resolver and `field` from the struct's fields
+//!   (values, nested structs, `Option`, enums read as strings through
+//!   [`EventValue`]); or implement [`Event`] by hand (see its example).
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::value::{Value, ValueRef};
+
+pub use crate::event_value::EventValue;
 
 /// Event time (or any integer clock), in milliseconds.
 pub type Timestamp = i64;
@@ -59,7 +62,7 @@ impl FieldId {
 }
 
 /// A field name as written in a pattern: one or more segments, `user.id` is
-/// `["user", "id"]`. For a [`Record`] a path names a (possibly nested) field
+/// `["user", "id"]`. For a [`Record`](crate::Record) a path names a (possibly nested) field
 /// of the input object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FieldPath(pub Vec<Arc<str>>);
@@ -101,8 +104,25 @@ impl fmt::Display for FieldPath {
 /// `event.field(id)`, which borrows.
 ///
 /// Most types derive it: `#[derive(cepheid::Event)]` on a struct with named
-/// fields (feature `derive`, on by default; see the derive's documentation
-/// for the field types it reads, nesting, `Option`, enums and attributes).
+/// fields (feature `derive`, on by default; see the
+/// [derive's documentation](macro@crate::Event) for the field types it
+/// reads, nesting, `Option`, enums and attributes):
+///
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// use cepheid::{Event, FieldPath, ValueRef};
+/// use cepheid::event::FieldResolver;
+///
+/// #[derive(Event)]
+/// struct Login { user: String, ok: bool }
+///
+/// let mut fields = <Login as Event>::Fields::default();
+/// let user = fields.resolve(&FieldPath::parse("user")).unwrap();
+/// let login = Login { user: "ada".into(), ok: true };
+/// assert_eq!(login.field(user), ValueRef::Str("ada"));
+/// # }
+/// ```
+///
 /// By hand, an implementation is a small resolver and a `match`:
 ///
 /// ```

@@ -26,6 +26,7 @@ pub mod dsl;
 pub mod engine;
 mod error;
 pub mod event;
+mod event_value;
 pub mod expr;
 pub mod io;
 pub mod matcher;
@@ -39,9 +40,22 @@ pub mod value;
 
 pub use engine::{Arrival, Engine, Match, MatchRef, Output, Sink, Stats};
 pub use error::{Error, ErrorKind, Location};
-pub use event::{Event, FieldId, FieldPath, Timestamp};
+pub use event::{Event, EventValue, FieldId, FieldPath, Timestamp};
 pub use pattern::typed::Pattern;
 pub use record::Record;
 pub use rules::Rules;
 pub use span::Span;
 pub use value::{Value, ValueRef};
+
+#[cfg(feature = "derive")]
+pub use cepheid_derive::{Event, EventValue};
+
+/// What the code `#[derive(Event)]` and `#[derive(EventValue)]` generate
+/// refers to; not a public API.
+#[doc(hidden)]
+pub mod __derive {
+    pub use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+    pub use crate::event_value::{join, resolve, EventField, EventValue};
+    pub use crate::value::{Value, ValueRef};
+    pub use std::sync::Arc;
+}

@@ -1,0 +1,367 @@
+#![cfg(feature = "derive")]
+//! `#[derive(Event)]` end to end: every supported field type reads as the
+//! value it holds, names resolve (nested, renamed, flattened, skipped), and
+//! patterns in the language and in the builder match derived structs in the
+//! engine.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cepheid::engine::{Engine, MatchRef};
+use cepheid::event::FieldResolver;
+use cepheid::{Event, EventValue, FieldPath, Pattern, Timestamp, Value, ValueRef};
+
+#[derive(Clone, Debug, Event)]
+#[allow(dead_code)]
+struct Scalars<'a> {
+    flag: bool,
+    i8: i8,
+    i16: i16,
+    i32: i32,
+    i64: i64,
+    isize: isize,
+    u8: u8,
+    u16: u16,
+    u32: u32,
+    u64: u64,
+    big: u64,
+    usize: usize,
+    i128: i128,
+    f32: f32,
+    f64: f64,
+    string: String,
+    str: &'a str,
+    boxed: Box<str>,
+    arc: Arc<str>,
+    rc: Rc<str>,
+    cow: Cow<'a, str>,
+    value: Value,
+    list: Vec<Value>,
+    shared_list: Arc<[Value]>,
+    #[cepheid(skip)]
+    bytes: Vec<u8>,
+}
+
+fn scalars(text: &str) -> Scalars<'_> {
+    Scalars {
+        flag: true,
+        i8: -8,
+        i16: -16,
+        i32: -32,
+        i64: -64,
+        isize: -1,
+        u8: 8,
+        u16: 16,
+        u32: 32,
+        u64: 64,
+        big: u64::MAX,
+        usize: 7,
+        i128: -128,
+        f32: 0.5,
+        f64: 2.25,
+        string: "string".into(),
+        str: text,
+        boxed: "boxed".into(),
+        arc: "arc".into(),
+        rc: "rc".into(),
+        cow: Cow::Borrowed("cow"),
+        value: Value::Int(1),
+        list: vec![Value::Int(1), Value::from("a")],
+        shared_list: Arc::from(vec![Value::Bool(false)]),
+        bytes: vec![1, 2],
+    }
+}
+
+/// Resolves `name` for `E` and reads it from `event`, owned.
+fn read<E: Event>(event: &E, name: &str) -> Value {
+    let mut fields = E::Fields::default();
+    let id = fields.resolve(&FieldPath::parse(name)).unwrap();
+    event.field(id).to_owned()
+}
+
+#[test]
+fn every_scalar_type_reads_as_its_value() {
+    let text = String::from("borrowed");
+    let e = scalars(&text);
+    let expected = [
+        ("flag", Value::Bool(true)),
+        ("i8", Value::Int(-8)),
+        ("i16", Value::Int(-16)),
+        ("i32", Value::Int(-32)),
+        ("i64", Value::Int(-64)),
+        ("isize", Value::Int(-1)),
+        ("u8", Value::Int(8)),
+        ("u16", Value::Int(16)),
+        ("u32", Value::Int(32)),
+        ("u64", Value::Int(64)),
+        ("big", Value::Float(u64::MAX as f64)),
+        ("usize", Value::Int(7)),
+        ("i128", Value::Int(-128)),
+        ("f32", Value::Float(0.5)),
+        ("f64", Value::Float(2.25)),
+        ("string", Value::from("string")),
+        ("str", Value::from("borrowed")),
+        ("boxed", Value::from("boxed")),
+        ("arc", Value::from("arc")),
+        ("rc", Value::from("rc")),
+        ("cow", Value::from("cow")),
+        ("value", Value::Int(1)),
+        ("list", Value::from(vec![Value::Int(1), Value::from("a")])),
+        ("shared_list", Value::from(vec![Value::Bool(false)])),
+    ];
+    for (name, want) in expected {
+        assert_eq!(read(&e, name), want, "{name}");
+    }
+}
+
+#[test]
+fn strings_are_borrowed_not_copied() {
+    let text = String::from("borrowed");
+    let e = scalars(&text);
+    let mut fields = <Scalars as Event>::Fields::default();
+    for name in ["str", "string", "arc", "boxed", "cow"] {
+        let id = fields.resolve(&FieldPath::parse(name)).unwrap();
+        let ValueRef::Str(s) = e.field(id) else {
+            panic!("{name} is not a string");
+        };
+        let owner: &str = match name {
+            "str" => e.str,
+            "string" => &e.string,
+            "arc" => &e.arc,
+            "boxed" => &e.boxed,
+            _ => &e.cow,
+        };
+        assert!(std::ptr::eq(s, owner), "{name} was copied");
+    }
+    // An `Arc<str>` field is shared, not copied, when a run keeps it.
+    let id = fields.resolve(&FieldPath::parse("arc")).unwrap();
+    let Value::Str(kept) = e.field_owned(id) else {
+        panic!("arc is not a string");
+    };
+    assert!(Arc::ptr_eq(&kept, &e.arc));
+}
+
+#[test]
+fn unknown_and_skipped_names_are_errors_listing_the_fields() {
+    let mut fields = <Order as Event>::Fields::default();
+    let err = fields.resolve(&FieldPath::parse("nope")).unwrap_err();
+    assert_eq!(
+        err,
+        "`Order` has no field `nope`; its fields are id, state, customer.id, customer.tier, \
+         note, amountCents, origin, country"
+    );
+    for bad in [
+        "customer",
+        "customer.nope",
+        "id.more",
+        "internal",
+        "amount_cents",
+    ] {
+        let err = fields.resolve(&FieldPath::parse(bad)).unwrap_err();
+        assert!(err.contains(&format!("no field `{bad}`")), "{err}");
+    }
+    let mut scalar_fields = <Scalars as Event>::Fields::default();
+    let err = scalar_fields
+        .resolve(&FieldPath::parse("bytes"))
+        .unwrap_err();
+    assert!(err.contains("no field `bytes`"), "{err}");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, EventValue)]
+#[cepheid(rename_all = "snake_case")]
+enum State {
+    Created,
+    PaymentDue,
+    #[cepheid(rename = "done")]
+    Paid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, EventValue)]
+struct CustomerId(u32);
+
+#[derive(Clone, Debug, PartialEq, Event)]
+struct Customer {
+    id: CustomerId,
+    tier: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Event)]
+struct Origin {
+    country: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Event)]
+#[cepheid(rename_all = "camelCase")]
+struct Order {
+    id: u64,
+    state: State,
+    customer: Option<Customer>,
+    #[cepheid(rename = "note")]
+    comment: Option<String>,
+    amount_cents: i64,
+    #[cepheid(rename = "origin")]
+    r#origin_code: u8,
+    #[cepheid(flatten)]
+    place: Origin,
+    #[cepheid(skip)]
+    #[allow(dead_code)]
+    internal: Vec<String>,
+}
+
+fn order(id: u64, state: State, customer: Option<u32>, amount_cents: i64) -> Order {
+    Order {
+        id,
+        state,
+        customer: customer.map(|c| Customer {
+            id: CustomerId(c),
+            tier: (c % 2 == 0).then(|| "gold".to_string()),
+        }),
+        comment: None,
+        amount_cents,
+        r#origin_code: 1,
+        place: Origin { country: "NL" },
+        internal: vec![],
+    }
+}
+
+#[test]
+fn nested_optional_enum_renamed_and_flattened_fields() {
+    let o = order(5, State::PaymentDue, Some(2), 1250);
+    assert_eq!(read(&o, "id"), Value::Int(5));
+    assert_eq!(read(&o, "state"), Value::from("payment_due"));
+    assert_eq!(
+        read(&order(1, State::Paid, None, 0), "state"),
+        Value::from("done")
+    );
+    assert_eq!(read(&o, "customer.id"), Value::Int(2));
+    assert_eq!(read(&o, "customer.tier"), Value::from("gold"));
+    assert_eq!(
+        read(&order(1, State::Paid, Some(3), 0), "customer.tier"),
+        Value::Null
+    );
+    // A missing nested struct reads as null in every field below it.
+    let none = order(1, State::Created, None, 0);
+    assert_eq!(read(&none, "customer.id"), Value::Null);
+    assert_eq!(read(&none, "customer.tier"), Value::Null);
+    assert_eq!(read(&o, "note"), Value::Null);
+    assert_eq!(read(&o, "amountCents"), Value::Int(1250));
+    assert_eq!(read(&o, "origin"), Value::Int(1));
+    assert_eq!(read(&o, "country"), Value::from("NL"));
+    // Ids are dense and distinct, in declaration order.
+    let mut fields = <Order as Event>::Fields::default();
+    let ids: Vec<usize> = [
+        "id",
+        "state",
+        "customer.id",
+        "customer.tier",
+        "note",
+        "amountCents",
+    ]
+    .iter()
+    .map(|n| fields.resolve(&FieldPath::parse(n)).unwrap().index())
+    .collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(o.field(cepheid::FieldId::from_index(99)), ValueRef::Null);
+}
+
+/// Orders in time order: (ts, order).
+fn orders() -> Vec<(Timestamp, Order)> {
+    vec![
+        (1, order(1, State::Created, Some(10), 500)),
+        (2, order(2, State::Created, Some(11), 99_000)),
+        (3, order(1, State::Paid, Some(10), 500)),
+        (4, order(3, State::Created, None, 700)),
+        (5, order(2, State::PaymentDue, Some(11), 99_000)),
+        (9, order(3, State::Paid, None, 700)),
+        (30, order(2, State::Paid, Some(11), 99_000)),
+    ]
+}
+
+/// Runs `pattern` over [`orders`] and describes each match as
+/// `key: ids of the events`.
+fn run(pattern: &cepheid::pattern::Pattern) -> Vec<String> {
+    let mut engine: Engine<Order> = Engine::new();
+    engine
+        .add_pattern(pattern, &mut <Order as Event>::Fields::default())
+        .unwrap();
+    let mut found = Vec::new();
+    let mut sink = |m: &MatchRef<'_, Order>| {
+        let ids: Vec<String> = m
+            .stages()
+            .iter()
+            .flat_map(|(_, events)| events.iter().map(|o| o.id.to_string()))
+            .collect();
+        let key: Vec<String> = m.key().iter().map(Value::to_string).collect();
+        let select: Vec<String> = m.select().iter().map(|(n, v)| format!("{n}={v}")).collect();
+        found.push(format!(
+            "{}: {} {}",
+            key.join(","),
+            ids.join(" "),
+            select.join(" ")
+        ));
+    };
+    for (ts, o) in orders() {
+        engine.push(ts, o, &mut sink);
+    }
+    engine.watermark(Timestamp::MAX, &mut sink);
+    found
+}
+
+#[test]
+fn a_language_pattern_matches_derived_events() {
+    let source = r#"
+        pattern paid_quickly {
+            partition by customer.id
+            within 10ms
+            match created followed by paid
+            where
+                created: state == "created" and amountCents < 1000
+                paid:    state == "done" and exists(customer.id) and country == "NL"
+            select
+                customer = paid.customer.id
+                cents    = created.amountCents
+        }"#;
+    let loaded = cepheid::dsl::load_str("orders.cep", source);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    assert_eq!(run(&loaded.patterns[0]), ["10: 1 1 customer=10 cents=500"]);
+}
+
+#[test]
+fn a_builder_pattern_matches_derived_events() {
+    let pattern = Pattern::<Order>::begin("created")
+        .where_expr(r#"state == "created""#)
+        .followed_by("paid")
+        .where_fn(|o: &Order| o.state == State::Paid)
+        .within(Duration::from_millis(20))
+        .partition_by("id")
+        .build()
+        .unwrap();
+    assert_eq!(run(pattern.ir()), ["1: 1 1 ", "3: 3 3 "]);
+}
+
+#[test]
+fn an_unknown_field_in_a_pattern_is_a_compile_error_naming_it() {
+    let loaded = cepheid::dsl::load_str(
+        "orders.cep",
+        "pattern p { within 1s match a where a: amount > 1 }",
+    );
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let mut engine: Engine<Order> = Engine::new();
+    let err = engine
+        .add_pattern(
+            &loaded.patterns[0],
+            &mut <Order as Event>::Fields::default(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`Order` has no field `amount`"), "{err}");
+    assert!(err.contains("amountCents"), "{err}");
+}
+
+#[test]
+fn compile_errors_name_the_field_and_what_is_supported() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/derive_fail/*.rs");
+}

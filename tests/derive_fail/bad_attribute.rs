@@ -1,0 +1,14 @@
+// Misspelt attributes and dotted names are errors, not silently ignored.
+#[derive(cepheid::Event)]
+struct Login {
+    #[cepheid(renam = "user")]
+    user_name: String,
+}
+
+#[derive(cepheid::Event)]
+struct Logout {
+    #[cepheid(rename = "user.name")]
+    user_name: String,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+// An enum reads as its variant's name, so variants cannot carry data.
+#[derive(cepheid::EventValue)]
+enum Shape {
+    Circle,
+    Square { side: f64 },
+}
+
+fn main() {}
