@@ -7,48 +7,18 @@ use std::error::Error;
 use std::time::Duration;
 
 use cepheid::engine::{Engine, Output};
-use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
 use cepheid::pattern::SkipStrategy;
-use cepheid::{Pattern, Timestamp, ValueRef};
+use cepheid::{Event, Pattern, Timestamp};
 
 /// A login attempt, as an application would already have it in memory.
-#[derive(Clone, Debug)]
+/// `derive(Event)` lets conditions in the pattern language read its fields
+/// by name (`success`, `ip`, `user`), borrowed, with no table kept by hand.
+#[derive(Clone, Debug, Event)]
 struct Login {
     ts: Timestamp,
     user: &'static str,
     success: bool,
     ip: &'static str,
-}
-
-/// The field names conditions in the pattern language may use, by position
-/// (this example's closures read the struct directly).
-const FIELDS: [&str; 3] = ["user", "success", "ip"];
-
-/// Resolves a field name to its position in `FIELDS`.
-#[derive(Clone, Default)]
-struct LoginFields;
-
-impl FieldResolver for LoginFields {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
-        let name = path.to_string();
-        let index = FIELDS.iter().position(|f| *f == name);
-        index
-            .map(|i| FieldId::from_index(i as u32))
-            .ok_or_else(|| format!("a login has no field `{name}`"))
-    }
-}
-
-impl Event for Login {
-    type Fields = LoginFields;
-
-    fn field(&self, id: FieldId) -> ValueRef<'_> {
-        match id.index() {
-            0 => ValueRef::Str(self.user),
-            1 => ValueRef::Bool(self.success),
-            2 => ValueRef::Str(self.ip),
-            _ => ValueRef::Null,
-        }
-    }
 }
 
 fn logins() -> Vec<Login> {
@@ -72,10 +42,11 @@ fn logins() -> Vec<Login> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    // Typed by `Login`: the closures take `&Login` (a closure over another
-    // type would not compile), and `build` returns a `cepheid::Error`.
+    // Typed by `Login`: a condition in the pattern language reads the
+    // derived fields, a closure takes `&Login` (a closure over another type
+    // would not compile), and `build` returns a `cepheid::Error`.
     let pattern = Pattern::<Login>::begin("fail")
-        .where_fn(|e| !e.success)
+        .where_expr("not success")
         .times(3)
         .consecutive()
         .within(Duration::from_secs(10))

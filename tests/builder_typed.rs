@@ -4,41 +4,15 @@
 use std::time::Duration;
 
 use cepheid::engine::{Engine, Output};
-use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
 use cepheid::pattern::PatternBuilder;
-use cepheid::{Pattern, Timestamp, Value, ValueRef};
+use cepheid::{Event, Pattern, Timestamp, Value};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Event)]
 struct Login {
+    #[cepheid(skip)]
     ts: Timestamp,
     user: Option<&'static str>,
     ok: bool,
-}
-
-/// `user` is id 0, `ok` id 1.
-#[derive(Clone, Default)]
-struct LoginFields;
-
-impl FieldResolver for LoginFields {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
-        match path.to_string().as_str() {
-            "user" => Ok(FieldId::from_index(0)),
-            "ok" => Ok(FieldId::from_index(1)),
-            other => Err(format!("a login has no field `{other}`")),
-        }
-    }
-}
-
-impl Event for Login {
-    type Fields = LoginFields;
-
-    fn field(&self, id: FieldId) -> ValueRef<'_> {
-        match id.index() {
-            0 => ValueRef::from(self.user),
-            1 => ValueRef::Bool(self.ok),
-            _ => ValueRef::Null,
-        }
-    }
 }
 
 fn logins() -> Vec<Login> {

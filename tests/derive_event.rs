@@ -9,9 +9,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cepheid::engine::{Engine, MatchRef};
+use cepheid::engine::{Engine, MatchRef, PatternSet};
 use cepheid::event::FieldResolver;
-use cepheid::{Event, EventValue, FieldPath, Pattern, Timestamp, Value, ValueRef};
+use cepheid::{Event, EventValue, FieldPath, Pattern, Rules, Timestamp, Value, ValueRef};
 
 #[derive(Clone, Debug, Event)]
 #[allow(dead_code)]
@@ -279,13 +279,11 @@ fn orders() -> Vec<(Timestamp, Order)> {
     ]
 }
 
-/// Runs `pattern` over [`orders`] and describes each match as
-/// `key: ids of the events`.
-fn run(pattern: &cepheid::pattern::Pattern) -> Vec<String> {
+/// Runs `patterns` over [`orders`] and describes each match as
+/// `key: ids of the events select`.
+fn run<P: PatternSet<Order> + ?Sized>(patterns: &P) -> Vec<String> {
     let mut engine: Engine<Order> = Engine::new();
-    engine
-        .add_pattern(pattern, &mut <Order as Event>::Fields::default())
-        .unwrap();
+    engine.add(patterns).unwrap();
     let mut found = Vec::new();
     let mut sink = |m: &MatchRef<'_, Order>| {
         let ids: Vec<String> = m
@@ -323,9 +321,8 @@ fn a_language_pattern_matches_derived_events() {
                 customer = paid.customer.id
                 cents    = created.amountCents
         }"#;
-    let loaded = cepheid::dsl::load_str("orders.cep", source);
-    assert!(!loaded.has_errors(), "{}", loaded.render());
-    assert_eq!(run(&loaded.patterns[0]), ["10: 1 1 customer=10 cents=500"]);
+    let rules = Rules::parse("orders.cep", source).unwrap();
+    assert_eq!(run(&rules), ["10: 1 1 customer=10 cents=500"]);
 }
 
 #[test]
@@ -338,24 +335,18 @@ fn a_builder_pattern_matches_derived_events() {
         .partition_by("id")
         .build()
         .unwrap();
-    assert_eq!(run(pattern.ir()), ["1: 1 1 ", "3: 3 3 "]);
+    assert_eq!(run(&pattern), ["1: 1 1 ", "3: 3 3 "]);
 }
 
 #[test]
 fn an_unknown_field_in_a_pattern_is_a_compile_error_naming_it() {
-    let loaded = cepheid::dsl::load_str(
+    let rules = Rules::parse(
         "orders.cep",
         "pattern p { within 1s match a where a: amount > 1 }",
-    );
-    assert!(!loaded.has_errors(), "{}", loaded.render());
+    )
+    .unwrap();
     let mut engine: Engine<Order> = Engine::new();
-    let err = engine
-        .add_pattern(
-            &loaded.patterns[0],
-            &mut <Order as Event>::Fields::default(),
-        )
-        .unwrap_err()
-        .to_string();
+    let err = engine.add(&rules).unwrap_err().to_string();
     assert!(err.contains("`Order` has no field `amount`"), "{err}");
     assert!(err.contains("amountCents"), "{err}");
 }

@@ -27,8 +27,7 @@ pub mod reference;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use cepheid::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
-use cepheid::value::ValueRef;
+use cepheid::event::{Event, Timestamp};
 
 /// The splitmix64 finalizer (64-bit wrapping arithmetic, logical shifts).
 pub fn mix(z: u64) -> u64 {
@@ -45,61 +44,22 @@ pub const TYPE_B: i64 = 1;
 /// Type code of the third event kind (`loop`'s C, `unpaid`'s OTHER).
 pub const TYPE_C: i64 = 2;
 
-/// One generated event: compact and `Copy`, read through [`fields`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// One generated event: compact and `Copy`; conditions read its fields
+/// `key`, `type` and `ts` through the derived [`Event`] (resolver: [`fields`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, cepheid::Event)]
 pub struct BenchEvent {
     /// The partition key.
     pub key: i64,
     /// The type code (the `type` field of the patterns).
+    #[cepheid(rename = "type")]
     pub kind: i64,
     /// Event time in milliseconds.
     pub ts: Timestamp,
 }
 
-/// Index of `key` in [`BenchFields`].
-const FIELD_KEY: usize = 0;
-/// Index of `type` in [`BenchFields`].
-const FIELD_TYPE: usize = 1;
-/// Index of `ts` in [`BenchFields`].
-const FIELD_TS: usize = 2;
-
-/// The resolver of [`BenchEvent`]'s fields `key`, `type` and `ts`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BenchFields;
-
-impl FieldResolver for BenchFields {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
-        let index = match path.segments() {
-            [name] if &**name == "key" => FIELD_KEY,
-            [name] if &**name == "type" => FIELD_TYPE,
-            [name] if &**name == "ts" => FIELD_TS,
-            _ => {
-                return Err(format!(
-                    "a bench event has no field `{path}` (key, type, ts)"
-                ))
-            }
-        };
-        Ok(FieldId::from_index(index as u32))
-    }
-}
-
 /// The resolver for [`BenchEvent`]'s fields `key`, `type` and `ts`.
-pub fn fields() -> BenchFields {
-    BenchFields
-}
-
-impl Event for BenchEvent {
-    type Fields = BenchFields;
-
-    #[inline]
-    fn field(&self, id: FieldId) -> ValueRef<'_> {
-        match id.index() {
-            FIELD_KEY => ValueRef::Int(self.key),
-            FIELD_TYPE => ValueRef::Int(self.kind),
-            FIELD_TS => ValueRef::Int(self.ts),
-            _ => ValueRef::Null,
-        }
-    }
+pub fn fields() -> <BenchEvent as Event>::Fields {
+    Default::default()
 }
 
 /// Size and shape of a generated stream.
@@ -465,6 +425,8 @@ mod tests {
 
     #[test]
     fn events_read_through_the_resolver() {
+        use cepheid::event::{FieldId, FieldPath, FieldResolver};
+
         let mut fields = fields();
         let event = BenchEvent {
             key: 7,
