@@ -490,7 +490,7 @@ impl fmt::Display for ValueRef<'_> {
 
 /// The values of a pattern's `partition by` fields for one event: the key of
 /// one partition. One field (the common case) is stored inline.
-pub type KeyValue = smallvec::SmallVec<[Value; 1]>;
+pub(crate) type KeyValue = smallvec::SmallVec<[Value; 1]>;
 
 #[cfg(test)]
 mod tests {

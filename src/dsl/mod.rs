@@ -43,12 +43,14 @@ mod print;
 use std::collections::HashMap;
 
 pub use diagnostic::{Diagnostic, DiagnosticKind, Label, Severity, Source};
-pub use explain::{explain, expr_text, sequence_dot};
-pub use lex::{is_plain_ident, RESERVED};
+pub use explain::{explain, sequence_dot};
+pub use lex::is_plain_ident;
 pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::REGEX_SIZE_LIMIT;
 pub use parse::MAX_PATTERNS;
-pub use print::{print_expr, print_file};
+#[cfg(test)]
+pub(crate) use print::print_expr;
+pub use print::print_file;
 
 use crate::expr::Expr;
 use crate::pattern::{Pattern, StageId};
@@ -61,14 +63,17 @@ pub fn parse(src: &str) -> Result<ast::File, Vec<Diagnostic>> {
 
 /// Parses a standalone expression (for the builder API's string
 /// conditions).
-pub fn parse_expression(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
+pub(crate) fn parse_expression(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
     parse::parse_expression(src)
 }
 
 /// Lowers a standalone `where`-style expression given the stage names of
 /// its pattern (index = [`StageId`]): `s.f` with `s` among them is a stage
 /// reference, aggregates need one of them.
-pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, Vec<Diagnostic>> {
+pub(crate) fn lower_expression(
+    e: &ast::Expr,
+    stage_names: &[String],
+) -> Result<Expr, Vec<Diagnostic>> {
     let stages: HashMap<String, StageId> = stage_names
         .iter()
         .enumerate()

@@ -97,11 +97,13 @@ pub struct AccumulatorLayout {
 
 impl AccumulatorLayout {
     /// The slots, indexed by [`SlotId`].
+    #[cfg(test)]
     pub fn slots(&self) -> &[SlotSpec] {
         &self.slots
     }
 
     /// Does the layout have no slots (no condition reads a stage)?
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
@@ -182,6 +184,7 @@ impl Accumulators {
     }
 
     /// Is there no state at all (empty layout)?
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.states.is_none()
     }

@@ -18,6 +18,7 @@ use crate::value::{Value, ValueRef};
 impl CompiledExpr {
     /// The value of the expression for the candidate `event`, given what the
     /// run accepted before it.
+    #[cfg(test)]
     pub fn eval<E: Event + ?Sized>(&self, event: &E, accumulators: &Accumulators) -> Value {
         self.evaluator(event, accumulators)
             .value(self.root())

@@ -1,19 +1,16 @@
 //! Expressions: the IR the front end lowers `where`/`select` to
-//! ([`Expr`]), its compilation, and its evaluation over events and partial
-//! matches.
+//! ([`Expr`]); its compilation and evaluation are crate-internal.
 //!
-//! The chain:
-//! 1. [`CompiledExpr::compile`] resolves every field of an [`Expr`] once
-//!    through a [`FieldResolver`](crate::event::FieldResolver) and registers
-//!    stage references and aggregates as slots of an
-//!    [`AccumulatorLayoutBuilder`] shared by all conditions of a pattern;
-//!    [`AccumulatorLayoutBuilder::finish`] freezes the [`AccumulatorLayout`].
-//! 2. Each run of the matcher carries [`Accumulators`]
-//!    ([`AccumulatorLayout::new_accumulators`]) and calls
-//!    [`Accumulators::on_take`] when it takes an event into a stage.
-//! 3. A condition is [`CompiledExpr::matches`]: its value is exactly `true`.
-//!    Stage references see only the events accepted *before* the candidate.
-//! 4. `select` entries are a [`CompiledSelect`], evaluated once per match.
+//! The chain inside the crate:
+//! 1. compilation resolves every field of an [`Expr`] once through a
+//!    [`FieldResolver`](crate::event::FieldResolver) and registers stage
+//!    references and aggregates as slots of an accumulator layout shared by
+//!    all conditions of a pattern;
+//! 2. each run of the matcher carries accumulators, updated when it takes
+//!    an event into a stage;
+//! 3. a condition matches when its value is exactly `true`; stage
+//!    references see only the events accepted *before* the candidate;
+//! 4. `select` entries are evaluated once per match.
 //!
 //! Value semantics (`language.md` "Expressions", plus the decisions taken
 //! where it is silent):
@@ -33,25 +30,19 @@
 //!   `max` cannot use (a string in `sum`, a string after numbers in `min`)
 //!   makes them null for the rest of the run; `distinct` dedups with `==`.
 //!
-//! ```
-//! use cepheid::event::FieldPath;
-//! use cepheid::record::{FieldTable, Record};
-//! use cepheid::expr::{AccumulatorLayoutBuilder, BinaryOp, CompiledExpr, Expr};
-//! use cepheid::Value;
+//! An [`Expr`] can be built in code and used as a condition of an IR
+//! pattern ([`Condition::Expr`](crate::pattern::Condition::Expr)):
 //!
-//! let expr = Expr::Binary(
+//! ```
+//! use cepheid::expr::{BinaryOp, Expr};
+//! use cepheid::{FieldPath, Value};
+//!
+//! let price_over_10 = Expr::Binary(
 //!     BinaryOp::Gt,
 //!     Box::new(Expr::Field(FieldPath::single("price"))),
 //!     Box::new(Expr::Literal(Value::Int(10))),
 //! );
-//! let mut fields = FieldTable::new();
-//! let mut layout = AccumulatorLayoutBuilder::new();
-//! let condition = CompiledExpr::compile(&expr, &mut fields, &mut layout).unwrap();
-//! let layout = layout.finish();
-//!
-//! let event = Record::new(vec![Value::Int(12)], "{\"price\":12}".into());
-//! assert!(condition.matches(&event, &layout.new_accumulators()));
-//! assert!(!condition.reads_stages());
+//! # let _ = price_over_10;
 //! ```
 
 mod accumulate;
@@ -61,11 +52,13 @@ mod ir;
 mod ops;
 mod select;
 
-pub use accumulate::{AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, SlotId, SlotSpec};
-pub use compile::{CompiledExpr, ExprError, MAX_DEPTH};
+pub(crate) use accumulate::{AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators};
+pub(crate) use compile::CompiledExpr;
 pub use ir::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
-pub use select::{CompiledSelect, SelectError};
+pub(crate) use select::CompiledSelect;
 
+#[cfg(test)]
+mod language_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

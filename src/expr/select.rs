@@ -58,11 +58,6 @@ impl CompiledSelect {
         self.exprs.is_empty()
     }
 
-    /// The output names, in `select` order.
-    pub fn names(&self) -> &[Arc<str>] {
-        &self.names
-    }
-
     /// The values of every entry for one match, in `select` order, from the
     /// match's events in the order they were taken.
     pub fn values<'e, E, I>(&self, events: I) -> Vec<Value>

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::event::{FieldId, FieldPath, FieldResolver};
+use crate::expr::compile::{ExprError, MAX_DEPTH};
 use crate::pattern::{SelectItem, StageId};
 use crate::record::{FieldTable, Record};
 use crate::span::Span;

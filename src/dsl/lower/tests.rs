@@ -140,7 +140,7 @@ fn until_takes_its_where_entry() {
         panic!("not a group")
     };
     let show = |c: &Option<Condition>| match c {
-        Some(Condition::Expr(e)) => crate::dsl::expr_text(e, &p.stages),
+        Some(Condition::Expr(e)) => crate::dsl::explain::expr_text(e, &p.stages),
         other => format!("{other:?}"),
     };
     assert_eq!(show(&g.elements[0].until), "x == 1");

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use cepheid::dsl;
-use cepheid::expr::{AccumulatorLayoutBuilder, CompiledExpr};
-use cepheid::pattern::StageId;
-use cepheid::record::{FieldTable, Record};
+use crate::dsl;
+use crate::expr::{AccumulatorLayoutBuilder, CompiledExpr};
+use crate::pattern::StageId;
+use crate::record::{FieldTable, Record};
 
 /// The stages expressions may refer to, in id order.
 const STAGES: [&str; 2] = ["a", "b"];
@@ -26,7 +26,7 @@ fn compile(
 
 fn record(table: &FieldTable, json: &str) -> Record {
     let parsed: serde_json::Value = serde_json::from_str(json).unwrap();
-    cepheid::io::record_from_json(table, parsed.as_object().unwrap(), Arc::from(json))
+    crate::io::record_from_json(table, parsed.as_object().unwrap(), Arc::from(json))
 }
 
 /// Evaluates `text` on `event` after the run took `taken` (stage, event)
@@ -44,10 +44,10 @@ fn eval_after(text: &str, taken: &[(u16, &str)], event: &str) -> String {
     let value = compiled.eval(&event, &acc);
     assert_eq!(
         compiled.matches(&event, &acc),
-        value == cepheid::Value::Bool(true),
+        value == crate::Value::Bool(true),
         "{text}: matches() disagrees with eval()"
     );
-    serde_json::to_string(&cepheid::io::value_to_json(&value)).unwrap()
+    serde_json::to_string(&crate::io::value_to_json(&value)).unwrap()
 }
 
 const EVENT: &str = r#"{"type": 2, "name": "Alice", "price": 2.5, "tags": ["x", "y"],
