@@ -116,7 +116,7 @@ struct Inner {
     location: Option<Location>,
     /// Where in pattern text (a byte span), for the loader to turn into a
     /// location.
-    span: Option<crate::span::Span>,
+    span: Option<crate::primitives::Span>,
     /// The full text to show (a diagnostic with its source line and
     /// underline), when there is more to show than `location: message`.
     rendered: Option<String>,
@@ -148,7 +148,7 @@ impl Error {
     }
 
     /// The same error, at a byte span of pattern text (ignored when empty).
-    pub(crate) fn with_span(mut self, span: crate::span::Span) -> Error {
+    pub(crate) fn with_span(mut self, span: crate::primitives::Span) -> Error {
         if !span.is_empty() {
             self.inner.span = Some(span);
         }
@@ -156,7 +156,7 @@ impl Error {
     }
 
     /// The byte span of pattern text, when known.
-    pub(crate) fn span(&self) -> Option<crate::span::Span> {
+    pub(crate) fn span(&self) -> Option<crate::primitives::Span> {
         self.inner.span
     }
 

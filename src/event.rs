@@ -14,17 +14,12 @@
 //! - A user's own struct: `#[derive(cepheid::Event)]` (feature `derive`, on
 //!   by default) writes the resolver and `field` from the struct's fields
 //!   (values, nested structs, `Option`, enums read as strings through
-//!   [`EventValue`]); or implement [`Event`] by hand (see its example).
+//!   [`EventValue`](crate::EventValue)); or implement [`Event`] by hand (see its example).
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::value::{Value, ValueRef};
-
-pub use crate::event_value::EventValue;
-
-/// Event time (or any integer clock), in milliseconds.
-pub type Timestamp = i64;
 
 /// A field resolved by a [`FieldResolver`]: an index, cheap to copy. What
 /// the index means is up to the resolver that made it and the event type's

@@ -89,7 +89,12 @@
 //! | [`engine`] | keyed partitions, event time, watermarks, late events, sinks |
 //! | [`io`] | input and output formats: lines, JSON lines and CSV → [`Record`]s, the JSON-lines output |
 //!
-//! [`time`] holds the one duration grammar (`500ms`, `15m`, `1d`).
+//! Underneath them all, [`primitives`] is the shared vocabulary ([`Span`],
+//! [`StageId`](primitives::StageId), [`Timestamp`],
+//! [`DurationMs`](primitives::DurationMs)), [`time`] the one duration
+//! grammar (`500ms`, `15m`, `1d`), [`value`] and [`event`] what conditions
+//! read. Modules depend only on modules below them (`tests/module_graph.rs`
+//! checks the layering of `ARCHITECTURE.md`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -104,19 +109,20 @@ pub mod io;
 pub mod matcher;
 pub mod nfa;
 pub mod pattern;
+pub mod primitives;
 pub mod record;
 mod rules;
-pub mod span;
 pub mod time;
 pub mod value;
 
 pub use engine::{Arrival, Engine, Match, MatchRef, Output, Sink, Stats};
 pub use error::{Error, ErrorKind, Location};
-pub use event::{Event, EventValue, FieldId, FieldPath, Timestamp};
+pub use event::{Event, FieldId, FieldPath};
+pub use event_value::EventValue;
 pub use pattern::typed::Pattern;
+pub use primitives::{Span, Timestamp};
 pub use record::Record;
 pub use rules::Rules;
-pub use span::Span;
 pub use value::{Value, ValueRef};
 
 #[cfg(feature = "derive")]

@@ -13,6 +13,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+pub(crate) mod json;
+
 /// A dynamically typed value.
 ///
 /// ```
@@ -127,7 +129,7 @@ impl Hash for Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut text = Vec::new();
-        crate::io::write::push_json_value(&mut text, self);
+        json::push_json_value(&mut text, self);
         f.write_str(&String::from_utf8_lossy(&text))
     }
 }

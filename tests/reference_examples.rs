@@ -17,7 +17,9 @@
 mod reference;
 mod shared_contract;
 
-use cepheid::pattern::{Condition, Pattern, SkipStrategy, StageId};
+use cepheid::pattern::{Condition, Pattern, SkipStrategy};
+
+use cepheid::primitives::StageId;
 use reference::build::{and, kind_in, kind_is, pattern, sum_lt, value_gt_last};
 use reference::flink::{run_with, Deviations};
 use reference::oracle::{flink_failure, flink_items, reference_items, run_flink};

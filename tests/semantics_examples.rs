@@ -4,7 +4,9 @@
 
 mod matcher_support;
 
-use cepheid::pattern::{SkipStrategy, StageId};
+use cepheid::pattern::SkipStrategy;
+
+use cepheid::primitives::StageId;
 use matcher_support::*;
 
 fn ab(b: cepheid::pattern::Element) -> cepheid::pattern::Pattern {

@@ -24,7 +24,7 @@ use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::{BenchEvent, Counts, Workload, TYPE_A, TYPE_B};
-use cepheid::event::Timestamp;
+use cepheid::Timestamp;
 
 /// `within 10s` of `ab`, `login` and `loop`, in milliseconds.
 pub const WITHIN_10S: Timestamp = 10_000;

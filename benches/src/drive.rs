@@ -16,10 +16,11 @@
 
 use cepheid::dsl;
 use cepheid::engine::{Engine, MatchRef, Sink};
-use cepheid::event::{Event, Timestamp};
+use cepheid::event::Event;
 use cepheid::io::{Decoder, Format, Item, Items};
 use cepheid::pattern::Pattern;
 use cepheid::record::Record;
+use cepheid::Timestamp;
 
 use crate::{BenchEvent, Counts, Workload};
 

@@ -27,7 +27,8 @@ pub mod reference;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use cepheid::event::{Event, Timestamp};
+use cepheid::event::Event;
+use cepheid::Timestamp;
 
 /// The splitmix64 finalizer (64-bit wrapping arithmetic, logical shifts).
 pub fn mix(z: u64) -> u64 {

@@ -5,7 +5,7 @@
 //! source, and parsing that source gives the same tree up to spans
 //! ([`File::without_spans`] makes two trees comparable).
 
-use crate::span::Span;
+use crate::primitives::Span;
 
 /// A whole file: its patterns in order.
 #[derive(Clone, Debug, PartialEq)]

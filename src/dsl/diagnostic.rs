@@ -21,7 +21,7 @@ use std::fmt;
 use annotate_snippets::{Level, Renderer, Snippet};
 
 use crate::pattern::{PatternError, PatternErrorKind};
-use crate::span::Span;
+use crate::primitives::Span;
 
 /// How bad a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

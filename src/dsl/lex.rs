@@ -15,7 +15,7 @@ use nom::sequence::pair;
 use nom::{IResult, Parser};
 
 use crate::dsl::ast::{Duration, Ident, TimeUnit};
-use crate::span::Span;
+use crate::primitives::Span;
 
 /// Words that never name a stage or a field.
 pub const RESERVED: &[&str] = &[

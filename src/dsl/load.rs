@@ -9,7 +9,7 @@ use crate::dsl::diagnostic::{Diagnostic, DiagnosticKind, Label, Source};
 use crate::dsl::lower::lower_pattern;
 use crate::dsl::parse::parse_file;
 use crate::pattern::Pattern;
-use crate::span::Span;
+use crate::primitives::Span;
 
 /// Largest pattern file accepted, in bytes.
 pub const MAX_FILE_SIZE: usize = 1 << 20;

@@ -15,12 +15,13 @@ use crate::dsl::ast::{
 use crate::dsl::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::dsl::lower_expr::{closest, ExprCx};
 use crate::event::FieldPath;
+use crate::expr::SelectItem;
 use crate::pattern::{
-    validate, Condition, DurationMs, Element, InnerContiguity, Pattern, PatternErrorKind,
-    Quantifier, SelectItem, Sequence, SkipStrategy, Stage, StageId, MAX_NESTING,
-    MAX_QUANTIFIER_BOUND,
+    validate, Condition, Element, InnerContiguity, Pattern, PatternErrorKind, Quantifier, Sequence,
+    SkipStrategy, Stage, MAX_NESTING, MAX_QUANTIFIER_BOUND,
 };
-use crate::span::Span;
+use crate::primitives::Span;
+use crate::primitives::{DurationMs, StageId};
 
 /// Lowers one pattern; `None` when it has an error.
 pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic>) {

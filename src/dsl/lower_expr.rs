@@ -15,7 +15,8 @@ use crate::dsl::ast::{self, ExprKind, Literal, Path};
 use crate::dsl::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::event::FieldPath;
 use crate::expr::{AggregateFunc, Expr, Function};
-use crate::pattern::{StageId, MAX_NESTING};
+use crate::pattern::MAX_NESTING;
+use crate::primitives::StageId;
 use crate::value::Value;
 
 /// Size limit of a compiled `matches` regex (bytes of the compiled program).

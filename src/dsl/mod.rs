@@ -53,7 +53,8 @@ pub(crate) use print::print_expr;
 pub use print::print_file;
 
 use crate::expr::Expr;
-use crate::pattern::{Pattern, StageId};
+use crate::pattern::Pattern;
+use crate::primitives::StageId;
 
 /// Parses a whole file. Any syntax error makes it an `Err` holding every
 /// syntax error found (the parser recovers at the next entry or pattern).

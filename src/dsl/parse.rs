@@ -11,7 +11,7 @@ use crate::dsl::lex::{
 use crate::dsl::lower_expr::closest;
 use crate::dsl::parse_expr::{expr, field_path};
 use crate::dsl::parse_match;
-use crate::span::Span;
+use crate::primitives::Span;
 
 /// Most patterns a file may hold.
 pub const MAX_PATTERNS: usize = 10_000;

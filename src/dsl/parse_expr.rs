@@ -276,7 +276,7 @@ fn unary_expr<'a>(cx: Cx<'a>, i: &'a str, d: usize) -> PResult<'a, Deep> {
     Ok((rest, (e, depth + 1)))
 }
 
-fn leaf(kind: ExprKind, span: crate::span::Span) -> Deep {
+fn leaf(kind: ExprKind, span: crate::primitives::Span) -> Deep {
     (Expr { kind, span }, 1)
 }
 

@@ -6,8 +6,8 @@
 //! event-time logic is tested apart from the pattern semantics.
 
 use crate::engine::sink::MatchAccess;
-use crate::event::Timestamp;
 use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
 
 /// Where events live while partial matches refer to them: inserted once,
 /// shared by every pattern of an engine.

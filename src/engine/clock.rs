@@ -17,7 +17,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 
-use crate::event::Timestamp;
+use crate::primitives::Timestamp;
 
 /// An event waiting for the watermark.
 #[derive(Debug)]

@@ -5,8 +5,9 @@ use crate::engine::clock::Clock;
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::partitions::{KeyHasher, Partitions, SlotRef};
 use crate::engine::sink::{MatchContext, MatchRef, Sink};
-use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
+use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::NativeKeyFn;
+use crate::primitives::Timestamp;
 use crate::value::KeyValue;
 
 /// Counters of what an engine has seen and produced.

@@ -27,7 +27,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use crate::engine::partitions::{grow_by, Partitions, SlotRef};
-use crate::event::Timestamp;
+use crate::primitives::Timestamp;
 
 /// One index entry: deadline, pattern, slot index (ordered in that
 /// priority).

@@ -5,9 +5,10 @@ use std::time::Duration;
 use crate::engine::core::{Arrival, Core, Stats};
 use crate::engine::sink::Sink;
 use crate::error::{Error, ErrorKind};
-use crate::event::{Event, FieldResolver, Timestamp};
+use crate::event::{Event, FieldResolver};
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
 use crate::record::Record;
 
 /// Runs any number of patterns over one stream of events in event time.

@@ -3,10 +3,11 @@
 
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::sink::MatchAccess;
-use crate::event::{Event, Timestamp};
+use crate::event::Event;
 use crate::matcher::{EventRef, MatchSink, MatchView, Partition, SharedBuffer};
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
 use crate::value::Value;
 
 impl<E> EventStore<E> for SharedBuffer<E> {

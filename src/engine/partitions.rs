@@ -9,7 +9,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use crate::event::Timestamp;
+use crate::primitives::Timestamp;
 use crate::value::{KeyValue, Value};
 
 /// Hashes partition keys for [`Partitions`]: the engine hashes each event's

@@ -5,8 +5,10 @@
 
 use std::fmt;
 
-use crate::event::{FieldPath, Timestamp};
+use crate::event::FieldPath;
+
 use crate::matcher::{Match, Output};
+use crate::primitives::Timestamp;
 use crate::value::{KeyValue, Value};
 
 /// Which pattern and key produced an output (crate-internal: users see it

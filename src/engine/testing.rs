@@ -11,9 +11,10 @@ use super::automaton::{Automaton, EventStore, Reporter};
 use super::core::Core;
 use super::sink::MatchAccess;
 use super::*;
-use crate::event::{Event, FieldId, FieldPath, FieldResolver, Timestamp};
+use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::{Pattern, Sequence, SkipStrategy};
-use crate::span::Span;
+use crate::primitives::Span;
+use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
 #[derive(Clone, Debug, PartialEq)]

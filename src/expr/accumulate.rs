@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::ir::AggregateFunc;
 use super::ops;
 use crate::event::{Event, FieldId};
-use crate::pattern::StageId;
+use crate::primitives::StageId;
 use crate::value::{Value, ValueRef};
 
 /// Index of a slot in an [`AccumulatorLayout`].

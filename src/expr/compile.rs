@@ -186,7 +186,7 @@ impl<'a> Compiler<'a> {
 
     fn slot(
         &mut self,
-        stage: crate::pattern::StageId,
+        stage: crate::primitives::StageId,
         func: AggregateFunc,
         path: Option<&FieldPath>,
     ) -> Result<NodeId, ExprError> {

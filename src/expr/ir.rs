@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::event::FieldPath;
-use crate::pattern::StageId;
+use crate::primitives::{Span, StageId};
 use crate::value::Value;
 
 /// An expression over the current event and the events a partial match has
@@ -265,4 +265,14 @@ impl Expr {
         self.walk(|e| found |= matches!(e, Expr::StageField { .. } | Expr::Aggregate { .. }));
         found
     }
+}
+/// A `select` entry: an output name and the expression computing it.
+#[derive(Clone, Debug)]
+pub struct SelectItem {
+    /// Output field name.
+    pub name: String,
+    /// The expression (stage references and aggregates over the match).
+    pub expr: Expr,
+    /// Where the entry is written (empty for the builder).
+    pub span: Span,
 }

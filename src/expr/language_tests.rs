@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::dsl;
 use crate::expr::{AccumulatorLayoutBuilder, CompiledExpr};
-use crate::pattern::StageId;
+use crate::primitives::StageId;
 use crate::record::{FieldTable, Record};
 
 /// The stages expressions may refer to, in id order.

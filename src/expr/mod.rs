@@ -54,7 +54,7 @@ mod select;
 
 pub(crate) use accumulate::{AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators};
 pub(crate) use compile::CompiledExpr;
-pub use ir::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
+pub use ir::{AggregateFunc, BinaryOp, Expr, Function, SelectItem, UnaryOp};
 pub(crate) use select::CompiledSelect;
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use super::accumulate::{AccumulatorLayout, AccumulatorLayoutBuilder};
 use super::compile::{CompiledExpr, ExprError};
 use crate::event::{Event, FieldResolver};
-use crate::pattern::{SelectItem, StageId};
+use crate::expr::SelectItem;
+use crate::primitives::StageId;
 use crate::value::Value;
 
 /// The compiled `select` entries of one pattern.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::*;
 use crate::event::{FieldId, FieldPath, FieldResolver};
 use crate::expr::compile::{ExprError, MAX_DEPTH};
-use crate::pattern::{SelectItem, StageId};
+use crate::expr::SelectItem;
+use crate::primitives::{Span, StageId};
 use crate::record::{FieldTable, Record};
-use crate::span::Span;
 use crate::value::Value;
 
 fn field(name: &str) -> Expr {

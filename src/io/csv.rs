@@ -17,11 +17,13 @@ use std::sync::Arc;
 
 use csv_core::{ReadRecordResult, Terminator};
 
-use crate::event::{FieldId, FieldPath, Timestamp};
+use crate::event::{FieldId, FieldPath};
+
 use crate::io::decode::found_time;
 use crate::io::json::Found;
-use crate::io::write::{push_int, push_json_string};
+use crate::primitives::Timestamp;
 use crate::record::Record;
+use crate::value::json::{push_int, push_json_string};
 use crate::value::Value;
 
 /// The CSV side of a decoder: the header and what each column fills.

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
-use crate::event::{FieldPath, Timestamp};
+use crate::event::FieldPath;
 use crate::io::csv::{CsvRows, Row};
 use crate::io::json::{Found, JsonPlan, Scanned};
 use crate::io::rfc3339::parse_rfc3339;
+use crate::primitives::Timestamp;
 use crate::record::{FieldTable, Record};
 
 /// Input formats of `cepheid run`.

@@ -11,9 +11,10 @@
 use std::io::{self, Write};
 
 use crate::engine::{MatchRef, Sink};
-use crate::event::{FieldPath, Timestamp};
-use crate::io::write::{push_int, push_json_string, push_json_value};
+use crate::event::FieldPath;
+use crate::primitives::Timestamp;
 use crate::record::Record;
+use crate::value::json::{push_int, push_json_string, push_json_value};
 
 /// A [`Sink`] writing JSON lines: matches and timeouts to `out`, late events
 /// to `late` when given (else they are only counted by the engine).

@@ -57,7 +57,6 @@ mod json;
 mod jsonl;
 mod lines;
 mod rfc3339;
-pub(crate) mod write;
 
 pub use decode::{Decoder, Format, Item};
 pub use items::Items;

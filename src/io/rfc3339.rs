@@ -5,7 +5,7 @@
 //! the date must exist (leap years checked); a leap second `:60` (only at
 //! 23:59 UTC) counts as the next second; fractions beyond milliseconds are truncated.
 
-use crate::event::Timestamp;
+use crate::primitives::Timestamp;
 
 /// Milliseconds since the Unix epoch of an RFC 3339 timestamp.
 ///

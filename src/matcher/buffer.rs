@@ -20,8 +20,8 @@
 //! `insert` until `release_if_unused`. When the last reference goes, the slot
 //! returns to the free list, so memory returns to zero when no run is left.
 
-use crate::event::Timestamp;
-use crate::pattern::StageId;
+use crate::primitives::StageId;
+use crate::primitives::Timestamp;
 
 /// An event stored in a [`SharedBuffer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -35,8 +35,10 @@ pub use buffer::{EventRef, SharedBuffer};
 pub use run::Partition;
 pub use view::{Match, MatchView, Output};
 
-use crate::event::{Event, Timestamp};
+use crate::event::Event;
+
 use crate::nfa::Nfa;
+use crate::primitives::Timestamp;
 
 /// Receives what the matcher produces.
 pub trait MatchSink<E> {
@@ -71,6 +73,7 @@ impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
 /// use cepheid::nfa::Nfa;
 /// use cepheid::event::{Event, FieldId, NoFields};
 /// use cepheid::pattern::*;
+/// use cepheid::primitives::StageId;
 /// use cepheid::ValueRef;
 ///
 /// #[derive(Clone, Debug, PartialEq)]

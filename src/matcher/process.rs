@@ -9,10 +9,12 @@ use super::run::{Partition, Run};
 use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
 use super::MatchSink;
-use crate::event::{Event, Timestamp};
+use crate::event::Event;
 use crate::nfa::cond::EvalCtx;
 use crate::nfa::{Action, Nfa, StateId, StateKind};
-use crate::pattern::{SkipStrategy, StageId};
+use crate::pattern::SkipStrategy;
+use crate::primitives::StageId;
+use crate::primitives::Timestamp;
 
 /// A TAKE or IGNORE edge found by the decision graph, with (for a TAKE) the
 /// final state reachable by proceeding from its target.

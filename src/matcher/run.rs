@@ -2,9 +2,9 @@
 
 use super::buffer::{NodeRef, SharedBuffer};
 use super::heap::{JavaHeap, Keyed};
-use crate::event::Timestamp;
 use crate::expr::Accumulators;
 use crate::nfa::{Nfa, StateId};
+use crate::primitives::Timestamp;
 
 /// One partial match: where it is in the automaton, its last taken event
 /// (a node of the shared buffer), and its times. Flink's `ComputationState`

@@ -20,7 +20,8 @@ use super::view::MatchView;
 use super::MatchSink;
 use crate::event::Event;
 use crate::nfa::Nfa;
-use crate::pattern::{SkipStrategy, StageId};
+use crate::pattern::SkipStrategy;
+use crate::primitives::StageId;
 
 /// Moves `potential` matches into the held queue and emits (and prunes for)
 /// every held match that no partial run blocks.

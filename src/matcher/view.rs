@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use super::buffer::{EventRef, NodeRef, SharedBuffer};
 use super::run::Run;
-use crate::event::Timestamp;
 use crate::nfa::Nfa;
-use crate::pattern::{Pattern, StageEvents, StageId};
+use crate::pattern::{Pattern, StageEvents};
+use crate::primitives::StageId;
+use crate::primitives::Timestamp;
 use crate::value::Value;
 
 /// A complete match or a timed-out partial match, borrowing the buffer its

@@ -29,9 +29,8 @@ use hashbrown::{HashMap, HashSet};
 
 use super::cond::{CondId, CondNode, Conditions};
 use super::{Action, CompileError, State, StateId, StateKind, Transition};
-use crate::pattern::{
-    Contiguity, DurationMs, Element, ElementKind, InnerContiguity, Pattern, Quantifier, StageId,
-};
+use crate::pattern::{Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier};
+use crate::primitives::{DurationMs, StageId};
 
 /// Deepest nesting of groups the compiler accepts (it recurses per group).
 pub(crate) const MAX_GROUP_DEPTH: usize = 32;

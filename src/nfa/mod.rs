@@ -53,7 +53,8 @@
 //!
 //! ```
 //! use cepheid::nfa::Nfa;
-//! use cepheid::pattern::{Condition, Contiguity, Element, Pattern, Sequence, SkipStrategy, Stage, StageId};
+//! use cepheid::pattern::{Condition, Contiguity, Element, Pattern, Sequence, SkipStrategy, Stage};
+//! use cepheid::primitives::StageId;
 //! use cepheid::event::NoFields;
 //! use cepheid::Record;
 //!
@@ -85,8 +86,9 @@ use crate::event::{Event, FieldResolver};
 use crate::expr::{
     AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, CompiledExpr, CompiledSelect,
 };
-use crate::pattern::{Condition, DurationMs, Element, ElementKind, NativeFn, Pattern, StageId};
-use crate::span::Span;
+use crate::pattern::{Condition, Element, ElementKind, NativeFn, Pattern};
+use crate::primitives::Span;
+use crate::primitives::{DurationMs, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
 pub use compiler::MAX_PROCEED_PATHS;

@@ -33,15 +33,19 @@ use std::time::Duration;
 mod lower;
 
 use super::ir::{
-    self, Contiguity, DurationMs, InnerContiguity, NativeFn, NativeKey, NativeKeyFn, Quantifier,
-    SelectItem, SkipStrategy, Stage, StageEvents, StageId,
+    self, Contiguity, InnerContiguity, NativeFn, NativeKey, NativeKeyFn, Quantifier, SkipStrategy,
+    Stage, StageEvents,
 };
+
+use crate::primitives::{DurationMs, StageId};
+
 use super::typed::Pattern;
 use super::validate::{validate, PatternError, PatternErrorKind};
 use crate::error::{Error, ErrorKind};
 use crate::event::FieldPath;
+use crate::expr::SelectItem;
+use crate::primitives::Span;
 use crate::record::Record;
-use crate::span::Span;
 use crate::value::Value;
 use lower::{collect_names, Flattener};
 

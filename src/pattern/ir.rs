@@ -14,24 +14,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::event::FieldPath;
-use crate::expr::Expr;
-use crate::span::Span;
+use crate::expr::{Expr, SelectItem};
+use crate::primitives::{DurationMs, Span, StageId};
 use crate::value::Value;
-
-/// Index of a stage in [`Pattern::stages`] (pattern order: the order the
-/// stages appear in the `match` sequence, groups flattened).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StageId(pub u16);
-
-impl StageId {
-    /// The index this id stands for.
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// Milliseconds of event time.
-pub type DurationMs = i64;
 
 /// A compile-ready pattern, not tied to an event type: the lower layer
 /// shared by the language and the builder.
@@ -250,17 +235,6 @@ pub enum SkipStrategy {
     ToFirst(StageId),
     /// `skip to last s`.
     ToLast(StageId),
-}
-
-/// A `select` entry: an output name and the expression computing it.
-#[derive(Clone, Debug)]
-pub struct SelectItem {
-    /// Output field name.
-    pub name: String,
-    /// The expression (stage references and aggregates over the match).
-    pub expr: Expr,
-    /// Where the entry is written (empty for the builder).
-    pub span: Span,
 }
 
 /// Which events a stage (or an `until`) accepts.

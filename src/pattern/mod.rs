@@ -15,9 +15,8 @@ mod validate;
 
 pub use builder::PatternBuilder;
 pub use ir::{
-    Condition, Contiguity, DurationMs, Element, ElementKind, InnerContiguity, NativeCondition,
-    NativeFn, NativeKey, NativeKeyFn, Pattern, Quantifier, SelectItem, Sequence, SkipStrategy,
-    Stage, StageEvents, StageId,
+    Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
+    NativeKey, NativeKeyFn, Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,
 };
 pub use validate::{
     show_ms, validate, PatternError, PatternErrorKind, MAX_NESTING, MAX_QUANTIFIER_BOUND,

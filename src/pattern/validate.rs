@@ -31,9 +31,10 @@ use std::fmt;
 use crate::expr::{AggregateFunc, Expr};
 use crate::pattern::ir::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
-    SkipStrategy, StageId,
+    SkipStrategy,
 };
-use crate::span::Span;
+use crate::primitives::Span;
+use crate::primitives::StageId;
 
 /// Most stages one pattern may have.
 pub const MAX_STAGES: usize = 256;

@@ -9,8 +9,9 @@ use cepheid::matcher::{Matcher, Output};
 use cepheid::nfa::Nfa;
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
-    Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents, StageId,
+    Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,
 };
+use cepheid::primitives::StageId;
 use cepheid::ValueRef;
 
 /// A test event: a name such as `b2` (conditions look at its first letter).

@@ -8,8 +8,9 @@
 use cepheid::expr::{AggregateFunc, BinaryOp, Expr};
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
-    SkipStrategy, Stage, StageId,
+    SkipStrategy, Stage,
 };
+use cepheid::primitives::StageId;
 use cepheid::{FieldPath, Span, Value};
 
 /// `field == "text"`.

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
-use cepheid::pattern::{Condition, StageId};
+use cepheid::pattern::Condition;
+use cepheid::primitives::StageId;
 use cepheid::{FieldPath, Value};
 
 /// One input event: an id (reported in matches), a timestamp, and named fields.

@@ -8,8 +8,9 @@ use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
 use cepheid::io::value_from_json;
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
-    SkipStrategy, Stage, StageId,
+    SkipStrategy, Stage,
 };
+use cepheid::primitives::StageId;
 use cepheid::{FieldPath, Span, Value};
 use serde_json::Value as Json;
 

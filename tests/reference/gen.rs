@@ -15,8 +15,10 @@
 
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
-    SkipStrategy, Stage, StageId,
+    SkipStrategy, Stage,
 };
+
+use cepheid::primitives::StageId;
 use cepheid::Span;
 use proptest::prelude::*;
 

@@ -5,7 +5,9 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use cepheid::pattern::{Pattern, StageId};
+use cepheid::pattern::Pattern;
+
+use cepheid::primitives::StageId;
 use serde_json::Value as Json;
 
 use super::cond::RefEvent;

@@ -17,7 +17,7 @@ pub fn pattern(p: &Pattern) -> String {
     if let Some(w) = p.within {
         let _ = writeln!(out, "    within {w}ms");
     }
-    let name = |s: cepheid::pattern::StageId| p.stage(s).name.clone();
+    let name = |s: cepheid::primitives::StageId| p.stage(s).name.clone();
     match p.skip {
         SkipStrategy::NoSkip => {}
         SkipStrategy::ToNext => out.push_str("    skip to next\n"),

@@ -4,8 +4,9 @@
 use crate::dsl::{load_str, DiagnosticKind, Severity};
 use crate::expr::{AggregateFunc, Expr};
 use crate::pattern::{
-    Condition, Contiguity, ElementKind, InnerContiguity, Pattern, Quantifier, SkipStrategy, StageId,
+    Condition, Contiguity, ElementKind, InnerContiguity, Pattern, Quantifier, SkipStrategy,
 };
+use crate::primitives::StageId;
 use crate::value::Value;
 
 fn lower(src: &str) -> Pattern {

@@ -8,10 +8,11 @@ use super::{CondDraft, Draft, DraftKind};
 use crate::dsl;
 use crate::expr::{BinaryOp, Expr};
 use crate::pattern::ir::{
-    Condition, Element, ElementKind, NativeCondition, Quantifier, Sequence, Stage, StageId,
+    Condition, Element, ElementKind, NativeCondition, Quantifier, Sequence, Stage,
 };
 use crate::pattern::validate::{PatternError, PatternErrorKind, MAX_NESTING};
-use crate::span::Span;
+use crate::primitives::Span;
+use crate::primitives::StageId;
 use crate::value::Value;
 
 /// Turns drafts into IR elements, numbering stages in pattern order.

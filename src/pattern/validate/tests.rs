@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::event::FieldPath;
-use crate::pattern::ir::{SelectItem, Stage};
+use crate::expr::SelectItem;
+use crate::pattern::ir::Stage;
 
 fn stage(name: &str, at: usize) -> Stage {
     Stage {

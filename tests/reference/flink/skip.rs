@@ -27,7 +27,7 @@ pub enum AfterMatch {
 impl AfterMatch {
     /// The pattern's strategy over the graph's page table.
     pub fn new(pattern: &Pattern, pages: &[String]) -> AfterMatch {
-        let page = |s: cepheid::pattern::StageId| {
+        let page = |s: cepheid::primitives::StageId| {
             let name = &pattern.stage(s).name;
             pages.iter().position(|p| p == name)
         };

@@ -1,14 +1,17 @@
-//! Writing JSON text by hand where it is hot (output records, CSV rows as
-//! JSON): the same bytes `serde_json` writes, without building its values.
+//! The JSON text of values, written by hand where it is hot (output
+//! records, CSV rows as JSON, [`Value`]'s `Display`): the same bytes
+//! `serde_json` writes, without building its values. `serde_json` only
+//! encodes the rare parts (strings that need escaping, floats), so the
+//! escaping and the float digits are exactly its own.
 
-use crate::io::json::value_to_json;
-use crate::value::Value;
+use super::Value;
 
 /// Appends `text` as a JSON string, escaped exactly as `serde_json` does
 /// (which it does itself when there is anything to escape).
 pub(crate) fn push_json_string(line: &mut Vec<u8>, text: &str) {
     if text.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') {
-        line.extend_from_slice(serde_json::Value::from(text).to_string().as_bytes());
+        // Writing a `str` into a `Vec<u8>` cannot fail.
+        let _ = serde_json::to_writer(&mut *line, text);
         return;
     }
     line.push(b'"');
@@ -16,7 +19,8 @@ pub(crate) fn push_json_string(line: &mut Vec<u8>, text: &str) {
     line.push(b'"');
 }
 
-/// Appends a value as JSON, as [`value_to_json`] and `serde_json` print it.
+/// Appends a value as JSON: `null`, `true`, `3`, `1.5` (a non-finite float
+/// is `null`), `"a"`, `[1,"x"]`, as `serde_json` prints it.
 pub(crate) fn push_json_value(line: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => line.extend_from_slice(b"null"),
@@ -24,8 +28,19 @@ pub(crate) fn push_json_value(line: &mut Vec<u8>, value: &Value) {
         Value::Bool(false) => line.extend_from_slice(b"false"),
         Value::Int(i) => push_int(line, *i),
         Value::Str(s) => push_json_string(line, s),
-        Value::Float(_) | Value::List(_) => {
-            line.extend_from_slice(value_to_json(value).to_string().as_bytes());
+        // Writing an `f64` into a `Vec<u8>` cannot fail (`null` when not finite).
+        Value::Float(f) => {
+            let _ = serde_json::to_writer(&mut *line, f);
+        }
+        Value::List(items) => {
+            line.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                push_json_value(line, item);
+            }
+            line.push(b']');
         }
     }
 }
@@ -84,25 +99,36 @@ mod tests {
             push_int(&mut line, n);
             assert_eq!(line, n.to_string().into_bytes());
         }
-        let values = [
-            Value::Null,
-            Value::Bool(true),
-            Value::Bool(false),
-            Value::Int(-3),
-            Value::Float(1.5),
-            Value::Float(f64::NAN),
-            Value::from("plain é ✓"),
-            Value::from("q\"b\\n\n t\t c\u{1}\u{7f}"),
-            Value::List(vec![Value::Int(1), Value::from("x")].into()),
+        let cases: [(Value, serde_json::Value); 11] = [
+            (Value::Null, serde_json::Value::Null),
+            (Value::Bool(true), true.into()),
+            (Value::Bool(false), false.into()),
+            (Value::Int(-3), (-3).into()),
+            (Value::Float(1.5), 1.5.into()),
+            (Value::Float(1e300), 1e300.into()),
+            (Value::Float(f64::NAN), serde_json::Value::Null),
+            (Value::Float(f64::NEG_INFINITY), serde_json::Value::Null),
+            (Value::from("plain é ✓"), "plain é ✓".into()),
+            (
+                Value::from("q\"b\\n\n t\t c\u{1}\u{7f}"),
+                "q\"b\\n\n t\t c\u{1}\u{7f}".into(),
+            ),
+            (
+                Value::List(
+                    vec![Value::Int(1), Value::from("x"), Value::List(vec![].into())].into(),
+                ),
+                serde_json::json!([1, "x", []]),
+            ),
         ];
-        for value in values {
+        for (value, json) in cases {
             let mut line = Vec::new();
             push_json_value(&mut line, &value);
             assert_eq!(
                 String::from_utf8(line).unwrap(),
-                value_to_json(&value).to_string(),
+                json.to_string(),
                 "{value:?}"
             );
+            assert_eq!(value.to_string(), json.to_string(), "{value:?}");
         }
     }
 }
