@@ -1,23 +1,4 @@
-//! The crate's one error type.
-//!
-//! Every fallible public function returns [`Error`]: it implements
-//! `std::error::Error + Send + Sync + 'static`, so `?` works from a
-//! `main() -> Result<(), Box<dyn std::error::Error>>`; it has a
-//! [`kind`](Error::kind) to branch on, a [`location`](Error::location) when
-//! the problem is at a place in pattern text or input, and it may stand for
-//! several problems at once (every error of a `.cep` file), which
-//! [`Display`](std::fmt::Display) renders one after the other.
-//!
-//! ```
-//! use cepheid::{Error, ErrorKind, Location};
-//! let err = Error::new(ErrorKind::Syntax, "expected a condition")
-//!     .at(Location::new("rules.cep", 3, 14));
-//! assert_eq!(err.kind(), ErrorKind::Syntax);
-//! assert_eq!(err.location().unwrap().line(), 3);
-//! assert_eq!(err.to_string(), "rules.cep:3:14: expected a condition");
-//! let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
-//! ```
-//! ```
+//! The crate's one error type, [`Error`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -105,7 +86,25 @@ impl fmt::Display for Location {
 }
 
 /// The crate's error: a kind, a message, maybe a location, maybe several
-/// errors at once. See the [module documentation](self).
+/// errors at once.
+///
+/// Every fallible public function returns [`Error`]: it implements
+/// `std::error::Error + Send + Sync + 'static`, so `?` works from a
+/// `main() -> Result<(), Box<dyn std::error::Error>>`; it has a
+/// [`kind`](Error::kind) to branch on, a [`location`](Error::location) when
+/// the problem is at a place in pattern text or input, and it may stand for
+/// several problems at once (every error of a `.cep` file), which
+/// [`Display`](std::fmt::Display) renders one after the other.
+///
+/// ```
+/// use cepheid::{Error, ErrorKind, Location};
+/// let err = Error::new(ErrorKind::Syntax, "expected a condition")
+///     .at(Location::new("rules.cep", 3, 14));
+/// assert_eq!(err.kind(), ErrorKind::Syntax);
+/// assert_eq!(err.location().unwrap().line(), 3);
+/// assert_eq!(err.to_string(), "rules.cep:3:14: expected a condition");
+/// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
+/// ```
 pub struct Error {
     inner: Box<Inner>,
 }

@@ -6,8 +6,8 @@
 //! an [`Event`](crate::Event) gives when a condition reads one of its fields,
 //! so that reading a string field of a user's struct copies nothing. The
 //! operators and functions over values live in [`crate::expr`]; this module
-//! only owns the types, their conversions, and the hashable [`KeyValue`] used
-//! for partition keys.
+//! only owns the types, their conversions, and the hashable key of a
+//! partition.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

@@ -1,7 +1,7 @@
 //! The syntax tree of a `.cep` file: what was written, with a [`Span`] on
 //! every node, before any name is resolved.
 //!
-//! The printer ([`crate::dsl::print`]) writes any tree back as canonical
+//! The printer ([`crate::dsl::print_file`]) writes any tree back as canonical
 //! source, and parsing that source gives the same tree up to spans
 //! ([`File::without_spans`] makes two trees comparable).
 
