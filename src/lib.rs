@@ -82,7 +82,8 @@
 //! | module | in → out |
 //! |---|---|
 //! | [`dsl`] | `.cep` source → AST with spans, diagnostics |
-//! | [`pattern`] | AST (or the builder API, [`Pattern`]) → [`pattern::Pattern`] IR, static checks |
+//! | [`pattern`] | the [`pattern::Pattern`] IR the language and the builder make, static checks |
+//! | [`builder`] | Rust code → a typed [`Pattern`] (`Pattern::<E>::begin(..)`, [`builder::PatternBuilder`]) |
 //! | [`expr`] | expression IR → compiled conditions, evaluated without allocation |
 //! | [`nfa`] | IR → immutable automaton with take / ignore / proceed edges |
 //! | [`matcher`] | one partition: partial matches, shared buffer, skip, windows |
@@ -99,6 +100,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod builder;
 pub mod dsl;
 pub mod engine;
 mod error;
@@ -115,11 +117,11 @@ mod rules;
 pub mod time;
 pub mod value;
 
+pub use builder::typed::Pattern;
 pub use engine::{Arrival, Engine, Match, MatchRef, Output, Sink, Stats};
 pub use error::{Error, ErrorKind, Location};
 pub use event::{Event, FieldId, FieldPath};
 pub use event_value::EventValue;
-pub use pattern::typed::Pattern;
 pub use primitives::{Span, Timestamp};
 pub use record::Record;
 pub use rules::Rules;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use cepheid::builder::PatternBuilder;
 use cepheid::engine::{Engine, Output};
-use cepheid::pattern::PatternBuilder;
 use cepheid::{Event, Pattern, Timestamp, Value};
 
 #[derive(Clone, Debug, PartialEq, Event)]

@@ -20,8 +20,7 @@ use crate::pattern::{
     validate, Condition, Element, InnerContiguity, Pattern, PatternErrorKind, Quantifier, Sequence,
     SkipStrategy, Stage, MAX_NESTING, MAX_QUANTIFIER_BOUND,
 };
-use crate::primitives::Span;
-use crate::primitives::{DurationMs, StageId};
+use crate::primitives::{DurationMs, Span, StageId};
 
 /// Lowers one pattern; `None` when it has an error.
 pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic>) {

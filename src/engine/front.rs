@@ -65,13 +65,13 @@ impl<E> sealed::Sealed<E> for Pattern {
 
 impl<E> PatternSet<E> for Pattern {}
 
-impl<E> sealed::Sealed<E> for crate::pattern::typed::Pattern<E> {
+impl<E> sealed::Sealed<E> for crate::Pattern<E> {
     fn ir_patterns(&self) -> Vec<&Pattern> {
         vec![self.ir()]
     }
 }
 
-impl<E> PatternSet<E> for crate::pattern::typed::Pattern<E> {}
+impl<E> PatternSet<E> for crate::Pattern<E> {}
 
 impl<E: Event + 'static> Default for Engine<E> {
     fn default() -> Self {

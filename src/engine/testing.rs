@@ -13,8 +13,7 @@ use super::sink::MatchAccess;
 use super::*;
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::{Pattern, Sequence, SkipStrategy};
-use crate::primitives::Span;
-use crate::primitives::Timestamp;
+use crate::primitives::{Span, Timestamp};
 use crate::value::{Value, ValueRef};
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,19 +1,18 @@
-//! The pattern IR (what the NFA compiler compiles), its static checks, and
-//! the Rust builder API that makes it without the language.
+//! The pattern IR (what the NFA compiler compiles) and its static checks,
+//! shared by the pattern language ([`crate::dsl`]) and the Rust builder
+//! ([`crate::builder`]), which both make it.
 //!
 //! Two types are called `Pattern`:
-//! - [`crate::Pattern`]`<E>` (made by [`PatternBuilder`]) is what programs
+//! - [`crate::Pattern`]`<E>` (made by the
+//!   [`PatternBuilder`](crate::builder::PatternBuilder)) is what programs
 //!   build and hand to the engine: typed by its event, so a closure over
 //!   another type is a compile error.
 //! - [`pattern::Pattern`](Pattern) (this module) is the untyped IR
 //!   underneath, the lower layer shared with the pattern language.
 
-mod builder;
 mod ir;
-pub(crate) mod typed;
 mod validate;
 
-pub use builder::PatternBuilder;
 pub use ir::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
     NativeKey, NativeKeyFn, Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,

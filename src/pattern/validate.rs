@@ -33,8 +33,7 @@ use crate::pattern::ir::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
     SkipStrategy,
 };
-use crate::primitives::Span;
-use crate::primitives::StageId;
+use crate::primitives::{Span, StageId};
 
 /// Most stages one pattern may have.
 pub const MAX_STAGES: usize = 256;

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use super::builder::PatternBuilder;
-use super::ir;
+use super::PatternBuilder;
+use crate::pattern as ir;
 use crate::record::Record;
 
 /// A pattern over events of type `E`, made by [`Pattern::begin`] and

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use super::{CondDraft, Draft, DraftKind};
 use crate::dsl;
 use crate::expr::{BinaryOp, Expr};
-use crate::pattern::ir::{
-    Condition, Element, ElementKind, NativeCondition, Quantifier, Sequence, Stage,
+use crate::pattern::{
+    Condition, Element, ElementKind, NativeCondition, PatternError, PatternErrorKind, Quantifier,
+    Sequence, Stage, MAX_NESTING,
 };
-use crate::pattern::validate::{PatternError, PatternErrorKind, MAX_NESTING};
-use crate::primitives::Span;
-use crate::primitives::StageId;
+use crate::primitives::{Span, StageId};
 use crate::value::Value;
 
 /// Turns drafts into IR elements, numbering stages in pattern order.

@@ -31,23 +31,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod lower;
+pub(crate) mod typed;
 
-use super::ir::{
-    self, Contiguity, InnerContiguity, NativeFn, NativeKey, NativeKeyFn, Quantifier, SkipStrategy,
-    Stage, StageEvents,
-};
-
-use crate::primitives::{DurationMs, StageId};
-
-use super::typed::Pattern;
-use super::validate::{validate, PatternError, PatternErrorKind};
 use crate::error::{Error, ErrorKind};
 use crate::event::FieldPath;
 use crate::expr::SelectItem;
-use crate::primitives::Span;
+use crate::pattern::{
+    self as ir, validate, Contiguity, InnerContiguity, NativeFn, NativeKey, NativeKeyFn,
+    PatternError, PatternErrorKind, Quantifier, SkipStrategy, Stage, StageEvents,
+};
+use crate::primitives::{DurationMs, Span, StageId};
 use crate::record::Record;
 use crate::value::Value;
 use lower::{collect_names, Flattener};
+use typed::Pattern;
 
 /// A pattern under construction, for events of type `E`: methods add
 /// elements, describe the element added last, or set pattern-level options;
@@ -334,13 +331,13 @@ fn millis(what: &str, d: Duration) -> (DurationMs, Option<String>) {
 impl<E: 'static> PatternBuilder<E> {
     /// Starts a builder whose first element is the stage `name` (see
     /// [`Pattern::begin`]).
-    pub(super) fn begin(name: String) -> PatternBuilder<E> {
+    fn begin(name: String) -> PatternBuilder<E> {
         PatternBuilder::new(Draft::new(DraftKind::stage(name)))
     }
 
     /// Starts a builder whose first element is `group` (see
     /// [`Pattern::begin_group`]).
-    pub(super) fn begin_group(group: PatternBuilder<E>) -> PatternBuilder<E> {
+    fn begin_group(group: PatternBuilder<E>) -> PatternBuilder<E> {
         PatternBuilder::new(Draft::new(DraftKind::Group(Box::new(group))))
     }
 
