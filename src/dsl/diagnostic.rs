@@ -71,6 +71,7 @@ pub enum DiagnosticKind {
 
 /// A secondary place a diagnostic points at.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Label {
     /// The text pointed at.
     pub span: Span,
@@ -82,6 +83,7 @@ pub struct Label {
 
 /// An error or warning about a pattern file.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
@@ -450,6 +452,7 @@ impl From<PatternError> for Diagnostic {
 
 /// A loaded text: its name (a path, or `<input>`) and contents.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Source {
     /// The path or origin shown in diagnostics.
     pub name: String,

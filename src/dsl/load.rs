@@ -23,6 +23,7 @@ const MAX_NUL_REPORTS: usize = 5;
 /// The result of loading pattern text: the valid patterns, every
 /// diagnostic, and the sources they point into.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct Loaded {
     /// Patterns without errors, in load order.
     pub patterns: Vec<Pattern>,

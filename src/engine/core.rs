@@ -12,6 +12,7 @@ use crate::value::KeyValue;
 
 /// Counters of what an engine has seen and produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Events pushed (late ones included).
     pub events: u64,

@@ -109,6 +109,7 @@ pub enum PatternErrorKind {
 
 /// One broken rule: what, where, and (for duplicates) where else.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PatternError {
     /// Which rule.
     pub kind: PatternErrorKind,
