@@ -140,11 +140,9 @@ fn iterative_closure_sees_earlier_events_of_its_run() {
         ctx.for_each("b", &mut |_| n += 1);
         e.name.starts_with('b') && n < 2
     });
-    let b = Condition::Native(NativeCondition {
-        closure: Arc::new(f),
-        iterative: true,
-        description: "fewer than two b".into(),
-    });
+    let mut b = NativeCondition::new(f, true);
+    b.description = "fewer than two b".into();
+    let b = Condition::Native(b);
     let p = pattern(
         vec![("a", letters("a")), ("b", b)],
         vec![el(0), el(1).plus()],

@@ -268,6 +268,7 @@ impl Expr {
 }
 /// A `select` entry: an output name and the expression computing it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SelectItem {
     /// Output field name.
     pub name: String,
@@ -275,4 +276,15 @@ pub struct SelectItem {
     pub expr: Expr,
     /// Where the entry is written (empty for the builder).
     pub span: Span,
+}
+
+impl SelectItem {
+    /// The entry `name = expr`.
+    pub fn new(name: impl Into<String>, expr: Expr) -> SelectItem {
+        SelectItem {
+            name: name.into(),
+            expr,
+            span: Span::default(),
+        }
+    }
 }

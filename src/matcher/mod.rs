@@ -82,19 +82,13 @@ impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
 ///     type Fields = NoFields;
 ///     fn field(&self, _: FieldId) -> ValueRef<'_> { ValueRef::Null }
 /// }
-/// let is = |c: char| Condition::Native(NativeCondition {
-///     closure: Arc::new(Arc::new(move |e: &C, _: &dyn StageEvents<C>| e.0 == c) as NativeFn<C>),
-///     iterative: false,
-///     description: format!("is {c}"),
-/// });
-/// let stage = |name: &str, c| Stage { name: name.into(), condition: is(c), span: Default::default() };
-/// let pattern = Pattern {
-///     name: "ab".into(), doc: None, partition_by: vec![], partition_by_fn: None, within: None,
-///     skip: SkipStrategy::NoSkip, emit_timeouts: false,
-///     stages: vec![stage("a", 'a'), stage("b", 'b')],
-///     sequence: Sequence { elements: vec![Element::stage(StageId(0)), Element::stage(StageId(1))] },
-///     select: vec![], span: Default::default(),
+/// let is = |c: char| {
+///     let f: NativeFn<C> = Arc::new(move |e: &C, _: &dyn StageEvents<C>| e.0 == c);
+///     Condition::Native(NativeCondition::new(f, false))
 /// };
+/// let stages = vec![Stage::new("a", is('a')), Stage::new("b", is('b'))];
+/// let sequence = Sequence::new(vec![Element::stage(StageId(0)), Element::stage(StageId(1))]);
+/// let pattern = Pattern::new("ab", stages, sequence);
 /// let nfa = Nfa::<C>::compile(&pattern, &mut NoFields).unwrap();
 /// let mut m = Matcher::new(nfa);
 /// assert!(m.process(1, C('a')).is_empty());

@@ -53,21 +53,15 @@
 //!
 //! ```
 //! use cepheid::nfa::Nfa;
-//! use cepheid::pattern::{Condition, Contiguity, Element, Pattern, Sequence, SkipStrategy, Stage};
+//! use cepheid::pattern::{Condition, Contiguity, Element, Pattern, Sequence, Stage};
 //! use cepheid::primitives::StageId;
 //! use cepheid::event::NoFields;
 //! use cepheid::Record;
 //!
-//! let stage = |name: &str| Stage { name: name.into(), condition: Condition::True, span: Default::default() };
+//! let stages = vec![Stage::new("a", Condition::True), Stage::new("b", Condition::True)];
 //! let mut b = Element::stage(StageId(1));
 //! b.contiguity = Contiguity::Strict;
-//! let pattern = Pattern {
-//!     name: "p".into(), doc: None, partition_by: vec![], partition_by_fn: None, within: None,
-//!     skip: SkipStrategy::NoSkip, emit_timeouts: false,
-//!     stages: vec![stage("a"), stage("b")],
-//!     sequence: Sequence { elements: vec![Element::stage(StageId(0)), b] },
-//!     select: vec![], span: Default::default(),
-//! };
+//! let pattern = Pattern::new("p", stages, Sequence::new(vec![Element::stage(StageId(0)), b]));
 //! let nfa = Nfa::<Record>::compile(&pattern, &mut NoFields).unwrap();
 //! assert!(nfa.explain().contains("b --take[true]--> $endState$"));
 //! ```

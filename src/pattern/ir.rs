@@ -27,6 +27,7 @@ use crate::value::Value;
 /// are over `E`. A `Pattern` made by hand may hold closures over any type;
 /// the NFA compiler checks them against the event type it compiles for.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Pattern {
     /// The pattern's name (unique in a set of patterns).
     pub name: String,
@@ -60,6 +61,7 @@ pub struct Pattern {
 
 /// One stage: a named step whose accepted events are reported under its name.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Stage {
     /// The stage name, as reported in output.
     pub name: String,
@@ -69,16 +71,36 @@ pub struct Stage {
     pub span: Span,
 }
 
+impl Stage {
+    /// A stage named `name` accepting what `condition` accepts.
+    pub fn new(name: impl Into<String>, condition: Condition) -> Stage {
+        Stage {
+            name: name.into(),
+            condition,
+            span: Span::default(),
+        }
+    }
+}
+
 /// A sequence of elements joined by connectors.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Sequence {
     /// The elements in order; the first one's `contiguity` is ignored.
     pub elements: Vec<Element>,
 }
 
+impl Sequence {
+    /// A sequence of these elements.
+    pub fn new(elements: Vec<Element>) -> Sequence {
+        Sequence { elements }
+    }
+}
+
 /// One element of a sequence: a stage or a group, with its quantifier and
 /// modifiers, and how it connects to the element before it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Element {
     /// A stage or a nested group.
     pub kind: ElementKind,
@@ -263,6 +285,7 @@ impl fmt::Debug for Condition {
 /// event type. `closure` holds a [`NativeFn`]`<E>` for the event type `E` the
 /// closure was written for.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct NativeCondition {
     /// The boxed [`NativeFn<E>`].
     pub closure: Arc<dyn Any + Send + Sync>,
@@ -277,6 +300,16 @@ pub struct NativeCondition {
 pub type NativeFn<E> = Arc<dyn Fn(&E, &dyn StageEvents<E>) -> bool + Send + Sync>;
 
 impl NativeCondition {
+    /// A closure condition over events of type `E`; `iterative` when it
+    /// looks at the partial match.
+    pub fn new<E: 'static>(closure: NativeFn<E>, iterative: bool) -> NativeCondition {
+        NativeCondition {
+            closure: Arc::new(closure),
+            iterative,
+            description: "closure".to_string(),
+        }
+    }
+
     /// The closure, when it was written for the event type `E`.
     pub fn downcast<E: 'static>(&self) -> Option<&NativeFn<E>> {
         self.closure.downcast_ref::<NativeFn<E>>()
@@ -304,6 +337,7 @@ impl NativeCondition {
 /// assert!(key.downcast::<String>().is_none());
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct NativeKey {
     /// The boxed [`NativeKeyFn<E>`].
     pub closure: Arc<dyn Any + Send + Sync>,
@@ -345,6 +379,25 @@ pub trait StageEvents<E> {
 }
 
 impl Pattern {
+    /// A pattern named `name` with these stages and this sequence, and
+    /// every option at its default: no key, no window, no skip, no
+    /// timeouts, no `select`. Set the others as fields.
+    pub fn new(name: impl Into<String>, stages: Vec<Stage>, sequence: Sequence) -> Pattern {
+        Pattern {
+            name: name.into(),
+            doc: None,
+            partition_by: Vec::new(),
+            partition_by_fn: None,
+            within: None,
+            skip: SkipStrategy::NoSkip,
+            emit_timeouts: false,
+            stages,
+            sequence,
+            select: Vec::new(),
+            span: Span::default(),
+        }
+    }
+
     /// Looks a stage up by name.
     pub fn stage_id(&self, name: &str) -> Option<StageId> {
         self.stages

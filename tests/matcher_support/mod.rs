@@ -9,7 +9,7 @@ use cepheid::matcher::{Matcher, Output};
 use cepheid::nfa::Nfa;
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
-    Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,
+    Pattern, Quantifier, Sequence, Stage, StageEvents,
 };
 use cepheid::primitives::StageId;
 use cepheid::ValueRef;
@@ -32,11 +32,7 @@ impl Event for Ev {
 /// A native condition from a closure.
 pub fn cond(f: impl Fn(&Ev) -> bool + Send + Sync + 'static) -> Condition {
     let f: NativeFn<Ev> = Arc::new(move |e: &Ev, _: &dyn StageEvents<Ev>| f(e));
-    Condition::Native(NativeCondition {
-        closure: Arc::new(f),
-        iterative: false,
-        description: "closure".into(),
-    })
+    Condition::Native(NativeCondition::new(f, false))
 }
 
 /// Events whose name starts with one of these letters.
@@ -47,26 +43,11 @@ pub fn letters(set: &'static str) -> Condition {
 /// Builds a pattern: `stages` are `(name, condition)`, `elements` refer to
 /// them by index.
 pub fn pattern(stages: Vec<(&str, Condition)>, elements: Vec<Element>) -> Pattern {
-    Pattern {
-        name: "p".into(),
-        doc: None,
-        partition_by: vec![],
-        partition_by_fn: None,
-        within: None,
-        skip: SkipStrategy::NoSkip,
-        emit_timeouts: false,
-        stages: stages
-            .into_iter()
-            .map(|(name, condition)| Stage {
-                name: name.into(),
-                condition,
-                span: Default::default(),
-            })
-            .collect(),
-        sequence: Sequence { elements },
-        select: vec![],
-        span: Default::default(),
-    }
+    let stages = stages
+        .into_iter()
+        .map(|(name, condition)| Stage::new(name, condition))
+        .collect();
+    Pattern::new("p", stages, Sequence::new(elements))
 }
 
 /// Element modifiers, chained: `el(1).next().plus().greedy()`.
@@ -76,7 +57,7 @@ pub fn el(stage: u16) -> Element {
 
 /// A group of elements.
 pub fn group(elements: Vec<Element>) -> Element {
-    Element::group(Sequence { elements })
+    Element::group(Sequence::new(elements))
 }
 
 pub trait ElementExt {

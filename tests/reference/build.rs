@@ -8,10 +8,10 @@
 use cepheid::expr::{AggregateFunc, BinaryOp, Expr};
 use cepheid::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
-    SkipStrategy, Stage,
+    Stage,
 };
 use cepheid::primitives::StageId;
-use cepheid::{FieldPath, Span, Value};
+use cepheid::{FieldPath, Value};
 
 /// `field == "text"`.
 pub fn field_is(field: &str, text: &str) -> Condition {
@@ -104,19 +104,7 @@ pub fn pattern(text: &str, conds: &[(&str, Condition)]) -> Pattern {
         "unexpected `{}` in {text}",
         reader.tokens[reader.at]
     );
-    Pattern {
-        name: "p".to_string(),
-        doc: None,
-        partition_by: Vec::new(),
-        partition_by_fn: None,
-        within: None,
-        skip: SkipStrategy::NoSkip,
-        emit_timeouts: false,
-        stages: reader.stages,
-        sequence,
-        select: Vec::new(),
-        span: Span::default(),
-    }
+    Pattern::new("p", reader.stages, sequence)
 }
 
 fn tokenize(text: &str) -> Vec<String> {
@@ -185,7 +173,7 @@ impl Reader<'_> {
         while let Some(c) = self.connector() {
             elements.push(self.element(c));
         }
-        Sequence { elements }
+        Sequence::new(elements)
     }
 
     fn connector(&mut self) -> Option<Contiguity> {
@@ -221,18 +209,14 @@ impl Reader<'_> {
             self.at += 1;
             let id = StageId(self.stages.len() as u16);
             let condition = self.cond(&name);
-            self.stages.push(Stage {
-                name,
-                condition,
-                span: Span::default(),
-            });
+            self.stages.push(Stage::new(name, condition));
             ElementKind::Stage(id)
         };
-        let mut el = Element {
-            kind,
-            contiguity,
-            ..Element::stage(StageId(0))
+        let mut el = match kind {
+            ElementKind::Stage(id) => Element::stage(id),
+            ElementKind::Group(seq) => Element::group(seq),
         };
+        el.contiguity = contiguity;
         self.quantifier(&mut el);
         self.modifiers(&mut el);
         el

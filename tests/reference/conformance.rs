@@ -11,7 +11,7 @@ use cepheid::pattern::{
     SkipStrategy, Stage,
 };
 use cepheid::primitives::StageId;
-use cepheid::{FieldPath, Span, Value};
+use cepheid::{FieldPath, Value};
 use serde_json::Value as Json;
 
 use super::cond::RefEvent;
@@ -57,19 +57,10 @@ pub fn parse(id: String, json: Json) -> Result<Case, String> {
     for (id, where_) in reader.pending {
         stages[id.index()].condition = condition(&where_, &stages)?;
     }
-    let pattern = Pattern {
-        name: "p".into(),
-        doc: None,
-        partition_by: Vec::new(),
-        partition_by_fn: None,
-        within: p["within_ms"].as_i64(),
-        skip,
-        emit_timeouts: !json["expected_timeouts"].is_null(),
-        stages,
-        sequence,
-        select: Vec::new(),
-        span: Span::default(),
-    };
+    let mut pattern = Pattern::new("p", stages, sequence);
+    pattern.within = p["within_ms"].as_i64();
+    pattern.skip = skip;
+    pattern.emit_timeouts = !json["expected_timeouts"].is_null();
     let events = json["events"]
         .as_array()
         .ok_or("no events")?
@@ -109,11 +100,7 @@ impl Reader {
                 None => {
                     let id = StageId(self.stages.len() as u16);
                     let name = item["name"].as_str().unwrap().to_string();
-                    self.stages.push(Stage {
-                        name,
-                        condition: Condition::True,
-                        span: Span::default(),
-                    });
+                    self.stages.push(Stage::new(name, Condition::True));
                     self.pending.push((id, item["where"].clone()));
                 }
             }
@@ -125,7 +112,7 @@ impl Reader {
         for item in items {
             elements.push(self.element(item)?);
         }
-        Ok(Sequence { elements })
+        Ok(Sequence::new(elements))
     }
 
     fn element(&mut self, item: &Json) -> Result<Element, String> {
@@ -173,17 +160,18 @@ impl Reader {
             Json::Null => None,
             u => Some(condition(u, &self.stages)?),
         };
-        Ok(Element {
-            kind,
-            contiguity,
-            quantifier,
-            optional,
-            greedy: item["greedy"].as_bool().unwrap_or(false),
-            inner,
-            until,
-            within: item.get("within_prev_ms").and_then(Json::as_i64),
-            span: Span::default(),
-        })
+        let mut el = match kind {
+            ElementKind::Stage(id) => Element::stage(id),
+            ElementKind::Group(seq) => Element::group(seq),
+        };
+        el.contiguity = contiguity;
+        el.quantifier = quantifier;
+        el.optional = optional;
+        el.greedy = item["greedy"].as_bool().unwrap_or(false);
+        el.inner = inner;
+        el.until = until;
+        el.within = item.get("within_prev_ms").and_then(Json::as_i64);
+        Ok(el)
     }
 }
 

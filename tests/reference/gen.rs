@@ -19,7 +19,6 @@ use cepheid::pattern::{
 };
 
 use cepheid::primitives::StageId;
-use cepheid::Span;
 use proptest::prelude::*;
 
 use super::build::{and, kind_in, kind_is, sum_lt, value_gt, value_gt_last};
@@ -257,19 +256,11 @@ impl PatternSpec {
             (4, Some(t)) => SkipStrategy::ToLast(t),
             _ => SkipStrategy::NoSkip,
         };
-        Pattern {
-            name: "p".into(),
-            doc: None,
-            partition_by: Vec::new(),
-            partition_by_fn: None,
-            within,
-            skip,
-            emit_timeouts: self.timeouts,
-            stages: b.stages,
-            sequence,
-            select: Vec::new(),
-            span: Span::default(),
-        }
+        let mut pattern = Pattern::new("p", b.stages, sequence);
+        pattern.within = within;
+        pattern.skip = skip;
+        pattern.emit_timeouts = self.timeouts;
+        pattern
     }
 }
 
@@ -336,7 +327,7 @@ impl Builder {
             }
             elements.push(el);
         }
-        Sequence { elements }
+        Sequence::new(elements)
     }
 
     fn element(&mut self, spec: &ElemSpec) -> Element {
@@ -357,11 +348,8 @@ impl Builder {
         };
         let kind = if spec.group.is_empty() {
             let id = StageId(self.stages.len() as u16);
-            self.stages.push(Stage {
-                name: format!("s{}", id.0),
-                condition: spec.cond.build(id),
-                span: Span::default(),
-            });
+            self.stages
+                .push(Stage::new(format!("s{}", id.0), spec.cond.build(id)));
             ElementKind::Stage(id)
         } else {
             let mut inner = self.sequence(&spec.group);
@@ -381,21 +369,22 @@ impl Builder {
             _ => InnerContiguity::Relaxed,
         };
         let own = StageId(self.stages.len().saturating_sub(1) as u16);
-        Element {
-            kind,
-            contiguity,
-            quantifier,
-            optional: spec.optional,
-            greedy,
-            inner,
-            until: spec
-                .until
-                .as_ref()
-                .filter(|_| spec.wild || looping)
-                .map(|u| u.build(own)),
-            within: spec.within,
-            span: Span::default(),
-        }
+        let mut el = match kind {
+            ElementKind::Stage(id) => Element::stage(id),
+            ElementKind::Group(seq) => Element::group(seq),
+        };
+        el.contiguity = contiguity;
+        el.quantifier = quantifier;
+        el.optional = spec.optional;
+        el.greedy = greedy;
+        el.inner = inner;
+        el.until = spec
+            .until
+            .as_ref()
+            .filter(|_| spec.wild || looping)
+            .map(|u| u.build(own));
+        el.within = spec.within;
+        el
     }
 }
 
