@@ -7,16 +7,15 @@
 //! (Flink's rule). Other events wait, ordered by (time, arrival), until the
 //! watermark passes their time.
 //!
-//! Most events arrive in time order, so the waiting events are kept in two
-//! queues: a FIFO for each arrival whose time is at or after the FIFO's last
-//! (arrivals are numbered in order, so the FIFO stays sorted by (time,
-//! arrival) and costs O(1) per event), and a min-heap for the out-of-order
-//! rest. The next event is the smaller of the two fronts, so the order is
-//! exactly the one a single heap gives.
+//! Most events arrive in time order, so the waiting events are a
+//! [`FifoHeap`]: an arrival whose time is at or after the last in-order one
+//! goes to its FIFO (arrivals are numbered in order, so (time, arrival)
+//! only grows there) at O(1), the out-of-order rest to its heap, and the
+//! order is exactly the one a single heap gives.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Ordering;
 
+use super::queue::FifoHeap;
 use crate::primitives::Timestamp;
 
 /// An event waiting for the watermark.
@@ -55,10 +54,8 @@ pub(crate) struct Clock<E> {
     watermark: Option<Timestamp>,
     max_seen: Option<Timestamp>,
     arrivals: u64,
-    /// Arrivals in (time, arrival) order: each at or after the one before.
-    in_order: VecDeque<Waiting<E>>,
-    /// The other arrivals.
-    out_of_order: BinaryHeap<Reverse<Waiting<E>>>,
+    /// The waiting events, by (time, arrival).
+    waiting: FifoHeap<Waiting<E>>,
 }
 
 impl<E> Clock<E> {
@@ -69,8 +66,7 @@ impl<E> Clock<E> {
             watermark: None,
             max_seen: None,
             arrivals: 0,
-            in_order: VecDeque::new(),
-            out_of_order: BinaryHeap::new(),
+            waiting: FifoHeap::default(),
         }
     }
 
@@ -91,7 +87,7 @@ impl<E> Clock<E> {
 
     /// Number of events waiting for the watermark.
     pub fn waiting(&self) -> usize {
-        self.in_order.len() + self.out_of_order.len()
+        self.waiting.len()
     }
 
     /// Takes an event in: `Err(event)` when it is late, else it waits and
@@ -103,13 +99,7 @@ impl<E> Clock<E> {
         }
         let seq = self.arrivals;
         self.arrivals += 1;
-        let waiting = Waiting { ts, seq, event };
-        // `seq` is larger than every waiting one, so comparing times suffices.
-        if self.in_order.back().map_or(true, |last| last.ts <= ts) {
-            self.in_order.push_back(waiting);
-        } else {
-            self.out_of_order.push(Reverse(waiting));
-        }
+        self.waiting.push(Waiting { ts, seq, event });
         let max_seen = self.max_seen.map_or(ts, |m| m.max(ts));
         self.max_seen = Some(max_seen);
         // Largest time seen minus the delay minus 1 ms; below the smallest
@@ -130,22 +120,10 @@ impl<E> Clock<E> {
         self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
     }
 
-    /// The earliest waiting event, and whether it is at the FIFO's front
-    /// (else at the heap's top).
-    #[inline]
-    fn first(&self) -> Option<(&Waiting<E>, bool)> {
-        match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some(a), Some(Reverse(b))) if b < a => Some((b, false)),
-            (Some(a), _) => Some((a, true)),
-            (None, Some(Reverse(b))) => Some((b, false)),
-            (None, None) => None,
-        }
-    }
-
     /// Time of the earliest waiting event the watermark has passed.
     #[inline]
     pub fn next_ready(&self) -> Option<Timestamp> {
-        let (first, _) = self.first()?;
+        let first = self.waiting.peek()?;
         let watermark = self.watermark?;
         (first.ts <= watermark).then_some(first.ts)
     }
@@ -153,15 +131,8 @@ impl<E> Clock<E> {
     /// Removes the earliest waiting event if the watermark has passed it.
     #[inline]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
-        let (first, in_order) = self.first()?;
-        if first.ts > self.watermark? {
-            return None;
-        }
-        let first = if in_order {
-            self.in_order.pop_front()?
-        } else {
-            self.out_of_order.pop()?.0
-        };
+        let watermark = self.watermark?;
+        let first = self.waiting.pop_if(|first| first.ts <= watermark)?;
         Some((first.ts, first.event))
     }
 }
@@ -170,6 +141,8 @@ impl<E> Clock<E> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
 
     /// One step of a clock's life, for the property test.
     #[derive(Clone, Debug)]

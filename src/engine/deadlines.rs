@@ -18,15 +18,12 @@
 //! at its deadline, and the other is stale after that.
 //!
 //! Deadlines are mostly scheduled in increasing order (a window closes a
-//! fixed time after the event that opened it), so the queue is a FIFO for
-//! each entry greater than the FIFO's last, plus a min-heap for the rest;
-//! the next entry is the smaller of the two fronts. Pushing in order costs
-//! O(1) instead of a heap's sift, and the order is exactly a heap's.
+//! fixed time after the event that opened it), so the queue is a
+//! [`FifoHeap`]: pushing in order costs O(1) instead of a heap's sift, and
+//! the order is exactly a heap's. It grows by an eighth, as the slots do.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-
-use crate::engine::partitions::{grow_by, Partitions, SlotRef};
+use super::queue::FifoHeap;
+use crate::engine::partitions::{Partitions, SlotRef};
 use crate::primitives::Timestamp;
 
 /// One index entry: deadline, pattern, slot index (ordered in that
@@ -38,10 +35,8 @@ type Entry = (Timestamp, u32, u32);
 /// the slots (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct DeadlineIndex {
-    /// Entries pushed in increasing order: each greater than the one before.
-    in_order: VecDeque<Entry>,
-    /// The other entries.
-    heap: BinaryHeap<Reverse<Entry>>,
+    /// Every entry, smallest first; growing by an eighth.
+    queue: FifoHeap<Entry, true>,
     /// The size at which to check for stale entries next.
     check_at: usize,
 }
@@ -53,42 +48,8 @@ impl DeadlineIndex {
     #[must_use]
     #[inline]
     pub fn push(&mut self, t: Timestamp, pattern: usize, slot: SlotRef) -> bool {
-        let entry = (t, pattern as u32, slot.index);
-        // Both grow by an eighth rather than by doubling (see [`grow_by`]).
-        if self.in_order.back().map_or(true, |last| entry > *last) {
-            if self.in_order.len() == self.in_order.capacity() {
-                self.in_order.reserve_exact(grow_by(self.in_order.len()));
-            }
-            self.in_order.push_back(entry);
-        } else {
-            if self.heap.len() == self.heap.capacity() {
-                self.heap.reserve_exact(grow_by(self.heap.len()));
-            }
-            self.heap.push(Reverse(entry));
-        }
+        self.queue.push((t, pattern as u32, slot.index));
         self.len() > self.check_at
-    }
-
-    /// The smallest entry, and whether it is the FIFO's front (else the
-    /// heap's top).
-    #[inline]
-    fn first(&self) -> Option<(Entry, bool)> {
-        match (self.in_order.front(), self.heap.peek()) {
-            (Some(a), Some(Reverse(b))) if b < a => Some((*b, false)),
-            (Some(a), _) => Some((*a, true)),
-            (None, Some(Reverse(b))) => Some((*b, false)),
-            (None, None) => None,
-        }
-    }
-
-    /// Removes the smallest entry.
-    #[inline]
-    fn remove_first(&mut self, in_order: bool) {
-        if in_order {
-            self.in_order.pop_front();
-        } else {
-            self.heap.pop();
-        }
     }
 
     /// The earliest valid deadline at or before `until`, with its pattern
@@ -102,30 +63,32 @@ impl DeadlineIndex {
         until: Timestamp,
         mut current: impl FnMut(usize, Timestamp, u32) -> Option<SlotRef>,
     ) -> Option<(Timestamp, usize, SlotRef)> {
-        while let Some(((t, p, index), in_order)) = self.first() {
-            if t > until {
-                return None;
-            }
-            if let Some(slot) = current(p as usize, t, index) {
-                return Some((t, p as usize, slot));
-            }
-            self.remove_first(in_order);
-        }
-        None
+        // Drop the stale entries before the first valid one.
+        let mut due = None;
+        while self
+            .queue
+            .pop_if(|&(t, p, index)| {
+                if t > until {
+                    return false;
+                }
+                due = current(p as usize, t, index).map(|slot| (t, p as usize, slot));
+                due.is_none()
+            })
+            .is_some()
+        {}
+        due
     }
 
     /// Removes the earliest entry (after [`DeadlineIndex::peek_due`]
     /// returned it).
     #[inline]
     pub fn pop(&mut self) {
-        if let Some((_, in_order)) = self.first() {
-            self.remove_first(in_order);
-        }
+        self.queue.pop();
     }
 
     /// Number of entries, stale ones included.
     fn len(&self) -> usize {
-        self.in_order.len() + self.heap.len()
+        self.queue.len()
     }
 
     /// Drops the stale entries when they dominate, so the index stays
@@ -146,8 +109,7 @@ impl DeadlineIndex {
         if self.len() > limit {
             let current =
                 |&(t, p, index): &Entry| parts[p as usize].scheduled_at(t, index).is_some();
-            self.in_order.retain(current);
-            self.heap.retain(|Reverse(entry)| current(entry));
+            self.queue.retain(current);
         }
         if self.len() > limit {
             let mut entries: Vec<Entry> = parts
@@ -159,8 +121,7 @@ impl DeadlineIndex {
                 })
                 .collect();
             entries.sort_unstable();
-            self.in_order = VecDeque::from(entries);
-            self.heap = BinaryHeap::new();
+            self.queue = FifoHeap::from_sorted(entries);
         }
         self.check_at = self.len() + live + 1024;
     }
@@ -171,6 +132,8 @@ mod tests {
     use super::*;
     use crate::value::{KeyValue, Value};
     use proptest::prelude::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
 
     fn key(i: i64) -> KeyValue {
         KeyValue::from_elem(Value::Int(i), 1)

@@ -81,6 +81,7 @@ mod deadlines;
 mod front;
 mod nfa;
 mod partitions;
+mod queue;
 mod sink;
 #[cfg(test)]
 mod testing;
