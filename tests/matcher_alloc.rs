@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cepheid::event::NoFields;
-use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
+use cepheid::matcher::{Cache, Executor, MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use cepheid::Timestamp;
 use matcher_support::*;
@@ -78,6 +78,7 @@ fn steady_state_does_not_allocate() {
         .collect();
     let mut part = Partition::new();
     let mut buf = SharedBuffer::new();
+    let mut cache = Cache::new();
     let mut sink = Count::default();
     let mut before = 0;
     for (i, event) in events.into_iter().enumerate() {
@@ -86,9 +87,10 @@ fn steady_state_does_not_allocate() {
             COUNTED.with(|c| c.set(true));
         }
         let ts = i as i64;
-        nfa.advance_time(&mut part, &mut buf, ts, &mut sink);
+        let mut exec = Executor::new(&nfa, &mut cache);
+        exec.advance_time(&mut part, &mut buf, ts, &mut sink);
         let ev = buf.insert(ts, event);
-        nfa.process(&mut part, &mut buf, ev, &mut sink);
+        exec.process(&mut part, &mut buf, ev, &mut sink);
         buf.release_if_unused(ev);
     }
     COUNTED.with(|c| c.set(false));

@@ -115,12 +115,7 @@ const TEST_ONLY: &[(&str, &str, &str)] = &[
 /// Cycles being removed by work in progress; each entry is an edge allowed
 /// for now (in code and tests) although it closes a cycle. Remove an entry
 /// when its edge is gone (this test says so).
-const KNOWN_CYCLES: &[(&str, &str, &str)] = &[(
-    "nfa",
-    "matcher",
-    "the NFA's unit tests run automata through the matcher; the matcher \
-         is becoming an executor over `&Nfa`, and the exception goes with it",
-)];
+const KNOWN_CYCLES: &[(&str, &str, &str)] = &[];
 
 /// Where a dependency was seen: file and path as written.
 type Seen = Vec<String>;

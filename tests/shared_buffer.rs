@@ -4,7 +4,7 @@
 mod matcher_support;
 
 use cepheid::event::NoFields;
-use cepheid::matcher::{Output, Partition, SharedBuffer};
+use cepheid::matcher::{Cache, Executor, Output, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use matcher_support::*;
 
@@ -30,11 +30,13 @@ fn forked_runs_share_events_and_memory_returns_to_zero() {
     let nfa = Nfa::<Ev>::compile(&loop_pattern(Some(40)), &mut NoFields).unwrap();
     let mut part = Partition::new();
     let mut buf = SharedBuffer::new();
+    let mut cache = Cache::new();
+    let mut exec = Executor::new(&nfa, &mut cache);
     let mut sink: Vec<Output<_>> = Vec::new();
     let mut max_runs = 0;
     for i in 0..300usize {
         let ts = i as i64;
-        nfa.advance_time(&mut part, &mut buf, ts, &mut sink);
+        exec.advance_time(&mut part, &mut buf, ts, &mut sink);
         let ev = buf.insert(
             ts,
             Ev {
@@ -42,7 +44,7 @@ fn forked_runs_share_events_and_memory_returns_to_zero() {
                 value: i as i64,
             },
         );
-        nfa.process(&mut part, &mut buf, ev, &mut sink);
+        exec.process(&mut part, &mut buf, ev, &mut sink);
         buf.release_if_unused(ev);
         sink.clear();
         // every event is stored at most once, and only while a run holds it
@@ -58,7 +60,7 @@ fn forked_runs_share_events_and_memory_returns_to_zero() {
     // many more runs than stored events: the runs share them
     assert!(max_runs > 10 * 40, "only {max_runs} runs");
     assert!(buf.live_nodes() < max_runs);
-    nfa.advance_time(&mut part, &mut buf, i64::MAX, &mut sink);
+    exec.advance_time(&mut part, &mut buf, i64::MAX, &mut sink);
     assert_eq!(part.live_runs(), 0);
     assert!(part.is_empty());
     assert_eq!((buf.live_events(), buf.live_nodes()), (0, 0));
@@ -69,6 +71,8 @@ fn clear_releases_everything() {
     let nfa = Nfa::<Ev>::compile(&loop_pattern(None), &mut NoFields).unwrap();
     let mut part = Partition::new();
     let mut buf = SharedBuffer::new();
+    let mut cache = Cache::new();
+    let mut exec = Executor::new(&nfa, &mut cache);
     let mut sink: Vec<Output<_>> = Vec::new();
     for i in 0..60usize {
         let ev = buf.insert(
@@ -78,12 +82,12 @@ fn clear_releases_everything() {
                 value: 0,
             },
         );
-        nfa.process(&mut part, &mut buf, ev, &mut sink);
+        exec.process(&mut part, &mut buf, ev, &mut sink);
         buf.release_if_unused(ev);
     }
     assert!(part.live_runs() > 0 && buf.live_events() > 0);
     assert!(!sink.is_empty());
-    nfa.clear(&mut part, &mut buf);
+    part.clear(&mut buf);
     assert!(part.is_empty());
     assert_eq!((buf.live_events(), buf.live_nodes()), (0, 0));
 }

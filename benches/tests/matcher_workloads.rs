@@ -3,7 +3,7 @@
 //! `cepheid_bench::reference`, at a size that keeps the suite fast.
 
 use cepheid::dsl;
-use cepheid::matcher::{MatchSink, MatchView, Partition, SharedBuffer};
+use cepheid::matcher::{Cache, Executor, MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid::nfa::Nfa;
 use cepheid::Timestamp;
 use cepheid_bench::{reference, BenchEvent, Counts, Params, Workload};
@@ -34,13 +34,16 @@ fn run(workload: Workload, events: &[BenchEvent]) -> Counts {
         .collect();
     let mut parts: Vec<HashMap<i64, Partition>> = nfas.iter().map(|_| HashMap::new()).collect();
     let mut buf = SharedBuffer::new();
+    // One cache for every pattern, as the engine keeps it.
+    let mut cache = Cache::new();
     let mut sink = Count::default();
     for event in events {
         let ev = buf.insert(event.ts, *event);
         for (nfa, parts) in nfas.iter().zip(parts.iter_mut()) {
             let part = parts.entry(event.key).or_default();
-            nfa.advance_time(part, &mut buf, event.ts, &mut sink);
-            nfa.process(part, &mut buf, ev, &mut sink);
+            let mut exec = Executor::new(nfa, &mut cache);
+            exec.advance_time(part, &mut buf, event.ts, &mut sink);
+            exec.process(part, &mut buf, ev, &mut sink);
             if part.is_empty() {
                 parts.remove(&event.key);
             }
@@ -48,8 +51,9 @@ fn run(workload: Workload, events: &[BenchEvent]) -> Counts {
         buf.release_if_unused(ev);
     }
     for (nfa, parts) in nfas.iter().zip(parts.iter_mut()) {
+        let mut exec = Executor::new(nfa, &mut cache);
         for part in parts.values_mut() {
-            nfa.advance_time(part, &mut buf, Timestamp::MAX, &mut sink);
+            exec.advance_time(part, &mut buf, Timestamp::MAX, &mut sink);
             assert!(part.is_empty());
         }
     }

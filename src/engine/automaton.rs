@@ -40,14 +40,17 @@ pub(crate) trait Reporter<E, A: Automaton<E> + ?Sized> {
 
 /// One compiled pattern, driven per partition (key) by the engine.
 ///
-/// The engine keeps one `Partition` per key and one `Store` for all
-/// patterns; before an event at `t` is processed it calls `advance_time(t)`
-/// on the same partition.
+/// The engine keeps one `Partition` per key, one `Store` for all patterns
+/// and one `Cache` (the matcher's per-call space: the engine processes one
+/// event at a time); before an event at `t` is processed it calls
+/// `advance_time(t)` on the same partition.
 pub(crate) trait Automaton<E> {
     /// Per-key matcher state.
     type Partition: Default;
     /// The event store shared by all partitions and patterns.
     type Store: EventStore<E>;
+    /// Per-call space of the matcher, one for all patterns of the engine.
+    type Cache: Default;
     /// What a match looks like to a [`Reporter`].
     type View<'s>: MatchAccess<E>
     where
@@ -63,6 +66,7 @@ pub(crate) trait Automaton<E> {
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
+        cache: &mut Self::Cache,
         t: Timestamp,
         out: &mut dyn Reporter<E, Self>,
     );
@@ -72,6 +76,7 @@ pub(crate) trait Automaton<E> {
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
+        cache: &mut Self::Cache,
         event: <Self::Store as EventStore<E>>::Ref,
         out: &mut dyn Reporter<E, Self>,
     );

@@ -62,6 +62,7 @@ struct PatternRun<E, A: Automaton<E>> {
 pub(crate) struct Core<E, A: Automaton<E>> {
     patterns: Vec<PatternRun<E, A>>,
     store: A::Store,
+    cache: A::Cache,
     clock: Clock<E>,
     deadlines: DeadlineIndex,
     hasher: KeyHasher,
@@ -75,6 +76,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         Core {
             patterns: Vec::new(),
             store: A::Store::default(),
+            cache: A::Cache::default(),
             clock: Clock::new(max_delay),
             deadlines: DeadlineIndex::default(),
             hasher: KeyHasher::default(),
@@ -218,8 +220,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     ) {
         self.deadlines.pop();
         self.patterns[p].partitions.unschedule(slot);
-        self.drive(p, slot, sink, |a, part, store, out| {
-            a.advance_time(part, store, t, out)
+        self.drive(p, slot, sink, |a, part, store, cache, out| {
+            a.advance_time(part, store, cache, t, out)
         });
     }
 
@@ -254,9 +256,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 continue;
             };
             match self.patterns[p].partitions.find(*hash, key) {
-                Some(slot) => self.drive(p, slot, sink, |a, part, store, out| {
-                    a.advance_time(part, store, ts, out);
-                    a.process(part, store, ev, out);
+                Some(slot) => self.drive(p, slot, sink, |a, part, store, cache, out| {
+                    a.advance_time(part, store, cache, ts, out);
+                    a.process(part, store, cache, ev, out);
                 }),
                 None => self.start_partition(p, key, *hash, ev, sink),
             }
@@ -302,7 +304,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             stats: &mut self.stats,
         };
         run.automaton
-            .process(&mut part, &mut self.store, ev, &mut bridge);
+            .process(&mut part, &mut self.store, &mut self.cache, ev, &mut bridge);
         if !A::is_empty(&part) {
             let deadline = A::next_deadline(&part);
             let slot = run.partitions.insert(hash, key.clone(), part);
@@ -316,7 +318,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     fn drive<S, F>(&mut self, p: usize, slot: SlotRef, sink: &mut S, step: F)
     where
         S: Sink<E> + ?Sized,
-        F: FnOnce(&A, &mut A::Partition, &mut A::Store, &mut dyn Reporter<E, A>),
+        F: FnOnce(&A, &mut A::Partition, &mut A::Store, &mut A::Cache, &mut dyn Reporter<E, A>),
     {
         let run = &mut self.patterns[p];
         let Some((key, part)) = run.partitions.get_mut(slot) else {
@@ -327,7 +329,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             sink,
             stats: &mut self.stats,
         };
-        step(&run.automaton, part, &mut self.store, &mut bridge);
+        step(
+            &run.automaton,
+            part,
+            &mut self.store,
+            &mut self.cache,
+            &mut bridge,
+        );
         let empty = A::is_empty(part);
         let deadline = A::next_deadline(part);
         let scheduled = run.partitions.settle(slot, empty, deadline);

@@ -1,10 +1,11 @@
-//! The real matcher behind the engine: [`Nfa`] as an `Automaton`, the
-//! [`SharedBuffer`] as its event store, [`MatchView`] as its matches.
+//! The real matcher behind the engine: [`Nfa`] as an `Automaton` (driven by
+//! an [`Executor`] with the engine's [`Cache`]), the [`SharedBuffer`] as its
+//! event store, [`MatchView`] as its matches.
 
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::sink::MatchAccess;
 use crate::event::Event;
-use crate::matcher::{EventRef, MatchSink, MatchView, Partition, SharedBuffer};
+use crate::matcher::{Cache, EventRef, Executor, MatchSink, MatchView, Partition, SharedBuffer};
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
@@ -81,6 +82,7 @@ impl<E: Event> MatchSink<E> for Relay<'_, E> {
 impl<E: Event> Automaton<E> for Nfa<E> {
     type Partition = Partition;
     type Store = SharedBuffer<E>;
+    type Cache = Cache;
     type View<'s>
         = MatchView<'s, E>
     where
@@ -94,20 +96,22 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
         t: Timestamp,
         out: &mut dyn Reporter<E, Self>,
     ) {
-        Nfa::advance_time(self, part, store, t, &mut Relay(out));
+        Executor::new(self, cache).advance_time(part, store, t, &mut Relay(out));
     }
 
     fn process(
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
         event: EventRef,
         out: &mut dyn Reporter<E, Self>,
     ) {
-        Nfa::process(self, part, store, event, &mut Relay(out));
+        Executor::new(self, cache).process(part, store, event, &mut Relay(out));
     }
 
     fn is_empty(part: &Partition) -> bool {

@@ -152,6 +152,7 @@ impl Automaton<Ev> for Pairs {
     /// The open partial match: start time, its event, its deadline.
     type Partition = Option<(Timestamp, usize, Timestamp)>;
     type Store = Slab;
+    type Cache = ();
     type View<'s> = PairView<'s>;
 
     fn pattern(&self) -> &Pattern {
@@ -162,6 +163,7 @@ impl Automaton<Ev> for Pairs {
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
+        _: &mut (),
         t: Timestamp,
         out: &mut dyn Reporter<Ev, Self>,
     ) {
@@ -181,6 +183,7 @@ impl Automaton<Ev> for Pairs {
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
+        _: &mut (),
         r: usize,
         out: &mut dyn Reporter<Ev, Self>,
     ) {

@@ -67,9 +67,6 @@ pub struct SharedBuffer<E> {
     free_nodes: Vec<u32>,
     live_nodes: usize,
     next_seq: u64,
-    /// Per-call space of the matcher, boxed so that taking it out for a
-    /// call and putting it back moves one pointer (`None` while in use).
-    pub(crate) scratch: Option<Box<super::process::Scratch>>,
 }
 
 impl<E> Default for SharedBuffer<E> {
@@ -82,7 +79,6 @@ impl<E> Default for SharedBuffer<E> {
             free_nodes: Vec::new(),
             live_nodes: 0,
             next_seq: 0,
-            scratch: None,
         }
     }
 }

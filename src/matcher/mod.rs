@@ -5,33 +5,37 @@
 //! Flink's `PriorityQueue` orders them) and the complete matches a skip
 //! strategy holds back. The events live once in a [`SharedBuffer`], shared by
 //! every partition and pattern; a run points at the buffer node of its last
-//! taken event, so forked runs share their prefix. An immutable
-//! [`Nfa`](crate::nfa::Nfa) drives a partition through three calls:
+//! taken event, so forked runs share their prefix. An [`Executor`] borrows
+//! an immutable [`Nfa`] and the caller's [`Cache`] (its
+//! per-call space) and drives a partition through two calls (as
+//! regex-automata's `PikeVM` drives an NFA with a `Cache`):
 //!
-//! - [`Nfa::advance_time`](crate::nfa::Nfa::advance_time)`(t)`: runs whose
-//!   window closed at `t` go (timeouts when the pattern asks), pending
-//!   `not followed by` endings complete, held matches whose blockers died
-//!   are emitted;
-//! - [`Nfa::process`](crate::nfa::Nfa::process)`(event)`: every run, and a
-//!   fresh start run, takes / ignores / dies; complete matches are emitted;
-//! - [`Nfa::clear`](crate::nfa::Nfa::clear): everything is dropped.
+//! - [`Executor::advance_time`]`(t)`: runs whose window closed at `t` go
+//!   (timeouts when the pattern asks), pending `not followed by` endings
+//!   complete, held matches whose blockers died are emitted;
+//! - [`Executor::process`]`(event)`: every run, and a fresh start run,
+//!   takes / ignores / dies; complete matches are emitted.
+//!
+//! [`Partition::clear`] drops everything. The matcher reads the automaton
+//! through its methods only; the `nfa` module knows nothing of the matcher.
 //!
 //! Output goes to a [`MatchSink`] as [`MatchView`]s that borrow the buffer.
-//! [`Matcher`] bundles an automaton, a partition and a buffer for tests and
-//! small programs.
+//! [`Matcher`] bundles an automaton, a partition, a buffer and a cache for
+//! tests and small programs.
 //!
 //! Ties: runs with the same start event keep the order Java's
 //! `PriorityQueue` gives them (emulated exactly, see the `heap` module), so
 //! output order and pruning under skip strategies match Flink.
 
 mod buffer;
+mod exec;
 mod heap;
-mod process;
 mod run;
 mod skip;
 mod view;
 
 pub use buffer::{EventRef, SharedBuffer};
+pub use exec::{Cache, Executor};
 pub use run::Partition;
 pub use view::{Match, MatchView, Output};
 
@@ -64,8 +68,8 @@ impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
     }
 }
 
-/// One pattern over one partition, owning its automaton, runs and buffer:
-/// feed events in time order, get owned outputs back.
+/// One pattern over one partition, owning its automaton, runs, buffer and
+/// cache: feed events in time order, get owned outputs back.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -101,6 +105,7 @@ pub struct Matcher<E> {
     nfa: Nfa<E>,
     partition: Partition,
     buffer: SharedBuffer<E>,
+    cache: Cache,
 }
 
 impl<E: Event + Clone> Matcher<E> {
@@ -110,6 +115,7 @@ impl<E: Event + Clone> Matcher<E> {
             nfa,
             partition: Partition::new(),
             buffer: SharedBuffer::new(),
+            cache: Cache::new(),
         }
     }
 
@@ -119,8 +125,12 @@ impl<E: Event + Clone> Matcher<E> {
         let mut sink = Vec::new();
         self.advance_in_order(ts, &mut sink);
         let ev = self.buffer.insert(ts, event);
-        self.nfa
-            .process(&mut self.partition, &mut self.buffer, ev, &mut sink);
+        Executor::new(&self.nfa, &mut self.cache).process(
+            &mut self.partition,
+            &mut self.buffer,
+            ev,
+            &mut sink,
+        );
         self.buffer.release_if_unused(ev);
         sink
     }
@@ -136,17 +146,16 @@ impl<E: Event + Clone> Matcher<E> {
     /// as the engine does (`docs/semantics.md`, D4: the result does not
     /// depend on how far one call moves time).
     fn advance_in_order(&mut self, t: Timestamp, sink: &mut Vec<Output<E>>) {
+        let mut exec = Executor::new(&self.nfa, &mut self.cache);
         let mut last = None;
         while let Some(d) = self.partition.next_deadline().filter(|d| *d < t) {
             if last.is_some_and(|l| d <= l) {
                 break;
             }
             last = Some(d);
-            self.nfa
-                .advance_time(&mut self.partition, &mut self.buffer, d, sink);
+            exec.advance_time(&mut self.partition, &mut self.buffer, d, sink);
         }
-        self.nfa
-            .advance_time(&mut self.partition, &mut self.buffer, t, sink);
+        exec.advance_time(&mut self.partition, &mut self.buffer, t, sink);
     }
 
     /// The automaton.
@@ -166,7 +175,7 @@ impl<E: Event + Clone> Matcher<E> {
 
     /// Drops every run and held match.
     pub fn clear(&mut self) {
-        self.nfa.clear(&mut self.partition, &mut self.buffer);
+        self.partition.clear(&mut self.buffer);
     }
 }
 
@@ -176,5 +185,16 @@ impl<E> std::fmt::Debug for SharedBuffer<E> {
             .field("live_events", &self.live_events())
             .field("live_nodes", &self.live_nodes())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn matcher_state_is_shareable_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Partition>();
+        send_sync::<super::SharedBuffer<crate::Record>>();
+        send_sync::<super::Cache>();
     }
 }

@@ -101,7 +101,7 @@ impl Partition {
     pub(crate) fn refresh_deadline<E>(&mut self, nfa: &Nfa<E>) {
         let mut best: Option<Timestamp> = None;
         for run in self.runs.iter().filter(|r| !r.is_start()) {
-            if let Some(w) = nfa.window {
+            if let Some(w) = nfa.window() {
                 let t = run.start_ts.saturating_add(w);
                 best = Some(best.map_or(t, |b| b.min(t)));
             }
@@ -124,7 +124,7 @@ impl Partition {
         if self.runs.is_empty() {
             let mut runs = spare();
             runs.clear();
-            runs.push(Run::start(nfa.start, nfa.fresh.clone()));
+            runs.push(Run::start(nfa.start(), nfa.fresh_accumulators().clone()));
             return runs;
         }
         self.take_own_runs(spare)
@@ -159,8 +159,9 @@ impl Partition {
         None
     }
 
-    /// Drops every run and held match, releasing their buffer nodes.
-    pub(crate) fn clear<E>(&mut self, buf: &mut SharedBuffer<E>) {
+    /// Drops every run and held match, releasing their buffer nodes (the
+    /// partition is then [empty](Self::is_empty)).
+    pub fn clear<E>(&mut self, buf: &mut SharedBuffer<E>) {
         for run in self.runs.drain(..).chain(self.completed.drain()) {
             buf.release(run.node);
         }

@@ -14,7 +14,6 @@
 
 use super::buffer::SharedBuffer;
 use super::heap::{JavaHeap, Keyed};
-use super::process::Scratch;
 use super::run::{Partition, Run};
 use super::view::MatchView;
 use super::MatchSink;
@@ -31,7 +30,7 @@ pub(crate) fn process_matches_by_skip<E: Event>(
     potential: &mut JavaHeap<Run>,
     partial: &mut JavaHeap<Run>,
     buf: &mut SharedBuffer<E>,
-    scratch: &mut Scratch,
+    removed: &mut Vec<Run>,
     out: &mut dyn MatchSink<E>,
 ) {
     for m in potential.drain() {
@@ -39,7 +38,7 @@ pub(crate) fn process_matches_by_skip<E: Event>(
     }
     // Flink holds matches back only for a real skip strategy
     // (`isSkipStrategy()` is false for `no skip`).
-    let hold_back = nfa.pattern.skip != SkipStrategy::NoSkip;
+    let hold_back = nfa.pattern().skip != SkipStrategy::NoSkip;
     while let Some(earliest) = part.completed.peek() {
         if hold_back && partial.peek().is_some_and(|p| earliest.key() > p.key()) {
             break;
@@ -50,9 +49,9 @@ pub(crate) fn process_matches_by_skip<E: Event>(
         if let Some((pruning, inclusive)) = pruning_event(nfa, buf, &m) {
             let prune =
                 |r: &Run| !r.is_start() && (r.key() < pruning || (inclusive && r.key() == pruning));
-            partial.remove_where(prune, &mut scratch.removed);
-            part.completed.remove_where(prune, &mut scratch.removed);
-            for r in scratch.removed.drain(..) {
+            partial.remove_where(prune, removed);
+            part.completed.remove_where(prune, removed);
+            for r in removed.drain(..) {
                 buf.release(r.node);
             }
         }
@@ -77,7 +76,7 @@ fn pruning_event<E>(nfa: &Nfa<E>, buf: &SharedBuffer<E>, m: &Run) -> Option<((i6
         }
     });
     let of_stage = |target: StageId| per_stage.iter().find(|(s, _, _)| *s == target);
-    match nfa.pattern.skip {
+    match nfa.pattern().skip {
         SkipStrategy::NoSkip => None,
         SkipStrategy::ToNext => per_stage.iter().map(|e| e.1).min().map(|p| (p, true)),
         SkipStrategy::PastLastEvent => per_stage.iter().map(|e| e.2).max().map(|p| (p, true)),

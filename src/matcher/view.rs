@@ -47,7 +47,7 @@ impl<'a, E> MatchView<'a, E> {
 
     /// The pattern that matched.
     pub fn pattern(&self) -> &'a Pattern {
-        &self.nfa.pattern
+        self.nfa.pattern()
     }
 
     /// The buffer the events live in.
@@ -93,7 +93,7 @@ impl<'a, E> MatchView<'a, E> {
     /// Like [`stage_events`](Self::stage_events), with stage names and
     /// event references resolved.
     pub fn stages(&self) -> Vec<(&'a str, Vec<&'a E>)> {
-        let pattern = &self.nfa.pattern;
+        let pattern = self.nfa.pattern();
         self.stage_events()
             .into_iter()
             .map(|(stage, evs)| {
@@ -108,7 +108,7 @@ impl<'a, E> MatchView<'a, E> {
 
     /// Does the pattern have a `select` section?
     pub fn has_select(&self) -> bool {
-        !self.nfa.select.is_empty()
+        !self.nfa.compiled_select().is_empty()
     }
 
     /// The `select` values of this match, in `select` order.
@@ -118,7 +118,7 @@ impl<'a, E> MatchView<'a, E> {
     {
         let events = self.events();
         self.nfa
-            .select
+            .compiled_select()
             .eval(events.iter().map(|(s, e)| (*s, self.buf.get(*e))))
     }
 
@@ -130,7 +130,7 @@ impl<'a, E> MatchView<'a, E> {
         E: Clone + crate::event::Event,
     {
         Match {
-            pattern: self.nfa.pattern.name.clone(),
+            pattern: self.nfa.pattern().name.clone(),
             key: Vec::new(),
             start: self.start(),
             end: self.end(),
@@ -232,7 +232,7 @@ impl<'a, E> RunEvents<'a, E> {
 
 impl<E> StageEvents<E> for RunEvents<'_, E> {
     fn for_each(&self, stage: &str, f: &mut dyn FnMut(&E)) {
-        let Some(id) = self.nfa.pattern.stage_id(stage) else {
+        let Some(id) = self.nfa.pattern().stage_id(stage) else {
             return;
         };
         let mut events: smallvec::SmallVec<[EventRef; 8]> = smallvec::SmallVec::new();

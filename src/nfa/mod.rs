@@ -13,8 +13,10 @@
 //! (`And`, `Not`, `True`), so evaluation never looks anything up by name.
 //!
 //! The runtime half (runs, the shared buffer, skip strategies, time) lives in
-//! [`crate::matcher`], which drives an `&Nfa<E>` per partition: the automaton
-//! itself is immutable and can be shared by every partition and thread.
+//! [`crate::matcher`], whose executor drives an `&Nfa<E>` per partition
+//! through a few documented methods (this module does not depend on it): the
+//! automaton itself is immutable and can be shared by every partition and
+//! thread.
 //!
 //! # States and transitions
 //!
@@ -85,6 +87,8 @@ use crate::primitives::Span;
 use crate::primitives::{DurationMs, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
+pub(crate) use cond::EvalCtx;
+
 pub use compiler::MAX_PROCEED_PATHS;
 pub use cond::CondNode as ConditionNode;
 
@@ -94,6 +98,7 @@ pub struct StateId(pub u32);
 
 impl StateId {
     /// The index this id stands for.
+    #[inline]
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -206,21 +211,21 @@ impl From<CompileError> for Error {
 
 /// A compiled pattern for events of type `E`: immutable, shareable.
 pub struct Nfa<E> {
-    pub(crate) pattern: Pattern,
-    pub(crate) states: Vec<State>,
-    pub(crate) start: StateId,
-    pub(crate) conds: Conditions<E>,
-    pub(crate) window: Option<DurationMs>,
-    pub(crate) layout: AccumulatorLayout,
+    pattern: Pattern,
+    states: Vec<State>,
+    start: StateId,
+    conds: Conditions<E>,
+    window: Option<DurationMs>,
+    layout: AccumulatorLayout,
     /// Accumulators of a run that took nothing (cloned, never mutated).
-    pub(crate) fresh: Accumulators,
-    pub(crate) select: CompiledSelect,
+    fresh: Accumulators,
+    select: CompiledSelect,
     /// Per state: does it have a PROCEED transition? (A state without one
     /// needs no walk: its decision graph is its own TAKE and IGNORE edges.)
-    pub(crate) proceeds: Vec<bool>,
+    proceeds: Vec<bool>,
     /// No condition reads the run (stage references, iterative closures):
     /// a decision graph then depends on the state and the event only.
-    pub(crate) run_independent: bool,
+    run_independent: bool,
     _event: PhantomData<fn(&E)>,
 }
 
@@ -312,21 +317,25 @@ impl<E: Event + 'static> Nfa<E> {
 
 impl<E> Nfa<E> {
     /// The pattern this automaton was compiled from.
+    #[inline]
     pub fn pattern(&self) -> &Pattern {
         &self.pattern
     }
 
     /// All states, indexed by [`StateId`].
+    #[inline]
     pub fn states(&self) -> &[State] {
         &self.states
     }
 
     /// The start state.
+    #[inline]
     pub fn start(&self) -> StateId {
         self.start
     }
 
     /// The pattern-level window (`within`), if any.
+    #[inline]
     pub fn window(&self) -> Option<DurationMs> {
         self.window
     }
@@ -342,12 +351,64 @@ impl<E> Nfa<E> {
     }
 
     /// Number of condition slots (stage and `until` conditions).
+    #[inline]
     pub fn slot_count(&self) -> usize {
         self.conds.slots.len()
     }
+}
 
+/// What the matcher reads of an automaton: the runtime in
+/// [`crate::matcher`] drives an `&Nfa<E>` through these calls only (and
+/// the public ones above), never through its fields.
+impl<E> Nfa<E> {
+    /// The state `id` (of this automaton: panics on an id out of range).
+    #[inline]
     pub(crate) fn state(&self, id: StateId) -> &State {
         &self.states[id.index()]
+    }
+
+    /// Does the state have a PROCEED transition? Without one its decision
+    /// graph is its own TAKE and IGNORE edges, no walk needed.
+    #[inline]
+    pub(crate) fn proceeds(&self, id: StateId) -> bool {
+        self.proceeds[id.index()]
+    }
+
+    /// Does no condition read the run (stage references, iterative
+    /// closures)? Then a decision graph depends on the state and the event
+    /// only, and the matcher may share it between runs in the same state.
+    #[inline]
+    pub(crate) fn run_independent(&self) -> bool {
+        self.run_independent
+    }
+
+    /// The accumulators of a run that took nothing (clone them).
+    #[inline]
+    pub(crate) fn fresh_accumulators(&self) -> &Accumulators {
+        &self.fresh
+    }
+
+    /// Where each stage reference of the conditions keeps its running value.
+    #[inline]
+    pub(crate) fn layout(&self) -> &AccumulatorLayout {
+        &self.layout
+    }
+
+    /// The compiled `select` section.
+    #[inline]
+    pub(crate) fn compiled_select(&self) -> &CompiledSelect {
+        &self.select
+    }
+
+    /// Does condition `cond` hold in `ctx`? `memo` holds the per-event
+    /// values of conditions that do not read the run: one byte per slot
+    /// ([`slot_count`](Self::slot_count)), zeroed before each event.
+    #[inline]
+    pub(crate) fn eval(&self, cond: CondId, ctx: &EvalCtx<'_, E>, memo: &mut [u8]) -> bool
+    where
+        E: Event,
+    {
+        self.conds.eval(cond, ctx, memo)
     }
 }
 

@@ -250,8 +250,6 @@ fn automaton_is_shareable_across_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Nfa<crate::Record>>();
     send_sync::<Nfa<Ch>>();
-    send_sync::<crate::matcher::Partition>();
-    send_sync::<crate::matcher::SharedBuffer<crate::Record>>();
 }
 
 /// `a (b? c?)? (b? c?)? ... z` with `groups` optional groups of two

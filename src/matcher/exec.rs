@@ -1,20 +1,18 @@
 //! The runtime of Flink's `NFA.java`: `process` (`doProcess`,
 //! `computeNextStates`, `createDecisionGraph`, `findFinalStateAfterProceed`)
-//! and `advance_time` (`advanceTime`), driving an immutable [`Nfa`] over one
-//! [`Partition`].
+//! and `advance_time` (`advanceTime`), an [`Executor`] driving an immutable
+//! [`Nfa`] over one [`Partition`] with the caller's [`Cache`].
 
 use super::buffer::{EventRef, SharedBuffer};
 use super::heap::JavaHeap;
-use super::run::{Partition, Run};
+use super::run::{Partition, Run, Runs};
 use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
 use super::MatchSink;
 use crate::event::Event;
-use crate::nfa::cond::EvalCtx;
-use crate::nfa::{Action, Nfa, StateId, StateKind};
+use crate::nfa::{Action, EvalCtx, Nfa, StateId, StateKind};
 use crate::pattern::SkipStrategy;
-use crate::primitives::StageId;
-use crate::primitives::Timestamp;
+use crate::primitives::{StageId, Timestamp};
 
 /// A TAKE or IGNORE edge found by the decision graph, with (for a TAKE) the
 /// final state reachable by proceeding from its target.
@@ -26,16 +24,21 @@ pub(crate) struct Edge {
     final_after: Option<StateId>,
 }
 
-/// Reusable per-call space, kept in the [`SharedBuffer`] so that the steady
-/// state allocates nothing.
+/// The matcher's reusable per-call space: decision-graph edges, the
+/// per-event values of conditions, emptied run vectors. The caller owns it
+/// (one per thread of work: the engine keeps one), so that the steady state
+/// allocates nothing; it works with any automaton, sizing itself at each
+/// call, and holds nothing from one call to the next that matters. See
+/// [`Executor`] for an example.
 #[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    /// Per-event values of conditions that do not read the run.
-    cache: Vec<u8>,
+pub struct Cache {
+    /// Per-event values of conditions that do not read the run, one byte
+    /// per condition slot.
+    slot_values: Vec<u8>,
     edges: Vec<Edge>,
     stack: Vec<StateId>,
-    pub spare: Vec<Vec<Run>>,
-    pub removed: Vec<Run>,
+    spare: Vec<Vec<Run>>,
+    removed: Vec<Run>,
     timeouts: Vec<(Run, Timestamp)>,
     /// Decision graphs of this `process` call by state, for automata whose
     /// conditions do not read the run: `(stamp, start, len)` into
@@ -45,16 +48,21 @@ pub(crate) struct Scratch {
     stamp: u32,
 }
 
-/// How many emptied run vectors the scratch space keeps for reuse.
+/// How many emptied run vectors the cache keeps for reuse.
 const SPARE_VECS: usize = 64;
 
-impl Scratch {
+impl Cache {
+    /// An empty cache (it grows to what the automata it is used with need).
+    pub fn new() -> Cache {
+        Cache::default()
+    }
+
     /// Resets the per-event caches for an automaton with `slots` condition
     /// slots and `states` states.
     #[inline]
     fn begin_event(&mut self, slots: usize, states: usize) {
-        self.cache.clear();
-        self.cache.resize(slots, 0);
+        self.slot_values.clear();
+        self.slot_values.resize(slots, 0);
         self.stamp = self.stamp.wrapping_add(1);
         if self.stamp == 0 {
             self.memo.fill((0, 0, 0));
@@ -66,14 +74,14 @@ impl Scratch {
         self.memo_edges.clear();
     }
 
-    pub fn take_vec(&mut self) -> Vec<Run> {
+    fn take_vec(&mut self) -> Vec<Run> {
         self.spare.pop().unwrap_or_default()
     }
 
     /// Keeps `v` for reuse. Up to [`SPARE_VECS`] are kept: when many
     /// partitions go idle at one deadline they hand back one vector each,
     /// and the partitions that start next take them instead of allocating.
-    pub fn give_vec(&mut self, mut v: Vec<Run>) {
+    fn give_vec(&mut self, mut v: Vec<Run>) {
         v.clear();
         if self.spare.len() < SPARE_VECS {
             self.spare.push(v);
@@ -81,19 +89,85 @@ impl Scratch {
     }
 }
 
-impl<E: Event> Nfa<E> {
+/// Drives one automaton over partitions, with a [`Cache`] for its per-call
+/// space: the runtime half of Flink's `NFA`, as regex-automata's `PikeVM`
+/// drives a Thompson NFA with its `Cache`. It borrows both for as long as
+/// it is used, so making one per call costs nothing:
+///
+/// - [`advance_time`](Self::advance_time)`(t)`: runs whose window closed at
+///   `t` go (timeouts when the pattern asks), pending `not followed by`
+///   endings complete, held matches whose blockers died are emitted;
+/// - [`process`](Self::process)`(event)`: every run, and a fresh start run,
+///   takes / ignores / dies; complete matches are emitted.
+///
+/// ```
+/// use cepheid::matcher::{Cache, Executor, Partition, SharedBuffer};
+/// use cepheid::matcher::{MatchSink, MatchView};
+/// use cepheid::nfa::Nfa;
+/// use cepheid::pattern::*;
+/// use cepheid::primitives::StageId;
+/// use cepheid::{Record, Timestamp};
+///
+/// let stages = vec![Stage::new("a", Condition::True), Stage::new("b", Condition::True)];
+/// let sequence = Sequence::new(vec![Element::stage(StageId(0)), Element::stage(StageId(1))]);
+/// let pattern = Pattern::new("two", stages, sequence);
+/// let nfa = Nfa::<Record>::compile(&pattern, &mut cepheid::event::NoFields).unwrap();
+///
+/// struct Ends(Vec<(Timestamp, Timestamp)>);
+/// impl MatchSink<Record> for Ends {
+///     fn on_match(&mut self, m: &MatchView<'_, Record>) { self.0.push((m.start(), m.end())); }
+///     fn on_timeout(&mut self, _: &MatchView<'_, Record>, _: Timestamp) {}
+/// }
+/// let (mut cache, mut part, mut buf, mut ends) =
+///     (Cache::new(), Partition::new(), SharedBuffer::new(), Ends(Vec::new()));
+/// for ts in [1, 2] {
+///     let ev = buf.insert(ts, Record::new(vec![], "{}".into()));
+///     let mut exec = Executor::new(&nfa, &mut cache);
+///     exec.advance_time(&mut part, &mut buf, ts, &mut ends);
+///     exec.process(&mut part, &mut buf, ev, &mut ends);
+///     buf.release_if_unused(ev);
+/// }
+/// assert_eq!(ends.0, vec![(1, 2)]);
+/// ```
+pub struct Executor<'a, E> {
+    nfa: &'a Nfa<E>,
+    cache: &'a mut Cache,
+}
+
+impl<E> std::fmt::Debug for Executor<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("nfa", self.nfa)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl<'a, E: Event> Executor<'a, E> {
+    /// Drives `nfa`, using `cache` for its per-call space (any cache: it
+    /// sizes itself to the automaton).
+    #[inline]
+    pub fn new(nfa: &'a Nfa<E>, cache: &'a mut Cache) -> Executor<'a, E> {
+        Executor { nfa, cache }
+    }
+
+    /// The automaton.
+    pub fn nfa(&self) -> &'a Nfa<E> {
+        self.nfa
+    }
+
     /// Offers one event to every run of the partition and to a fresh start,
     /// emitting complete matches. Time must already have been advanced to the
     /// event's time ([`advance_time`](Self::advance_time)).
     pub fn process(
-        &self,
+        &mut self,
         part: &mut Partition,
         buf: &mut SharedBuffer<E>,
         event: EventRef,
         out: &mut dyn MatchSink<E>,
     ) {
-        let mut scratch = buf.scratch.take().unwrap_or_default();
-        scratch.begin_event(self.conds.slots.len(), self.states.len());
+        let nfa = self.nfa;
+        self.cache.begin_event(nfa.slot_count(), nfa.states().len());
         let mut next;
         let mut potential;
         if part.runs.is_empty() && part.completed.is_empty() {
@@ -101,56 +175,52 @@ impl<E: Event> Nfa<E> {
             // finds no TAKE or IGNORE edge for this event, its only branch is
             // itself: nothing is emitted and the partition stays idle, so
             // nothing changes. Otherwise its edges are used as they are.
-            let start = Run::start(self.start, self.fresh.clone());
-            self.create_decision_graph(&start, event, buf, &mut scratch, false);
-            if scratch.edges.is_empty() {
-                buf.scratch = Some(scratch);
+            let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
+            self.create_decision_graph(&start, event, buf, false);
+            if self.cache.edges.is_empty() {
                 return;
             }
-            let start = match scratch.edges[..] {
+            let start = match self.cache.edges[..] {
                 [edge] => match self.start_one_run(part, buf, event, start, edge) {
-                    Ok(()) => {
-                        buf.scratch = Some(scratch);
-                        return;
-                    }
+                    Ok(()) => return,
                     Err(start) => start,
                 },
                 _ => start,
             };
-            next = JavaHeap::from_vec(scratch.take_vec());
-            potential = JavaHeap::from_vec(scratch.take_vec());
-            self.route(start, event, buf, &mut scratch, &mut next, &mut potential);
+            next = JavaHeap::from_vec(self.cache.take_vec());
+            potential = JavaHeap::from_vec(self.cache.take_vec());
+            self.route(start, event, buf, &mut next, &mut potential);
         } else {
-            next = JavaHeap::from_vec(scratch.take_vec());
-            potential = JavaHeap::from_vec(scratch.take_vec());
-            let mut old = part.take_own_runs(|| scratch.take_vec());
+            next = JavaHeap::from_vec(self.cache.take_vec());
+            potential = JavaHeap::from_vec(self.cache.take_vec());
+            let mut old = part.take_own_runs(|| self.cache.take_vec());
             // Worth it when several runs may share a state.
-            let memo = self.run_independent && old.len() > 2;
+            let memo = nfa.run_independent() && old.len() > 2;
             for run in old.drain(..) {
-                self.create_decision_graph(&run, event, buf, &mut scratch, memo);
-                self.route(run, event, buf, &mut scratch, &mut next, &mut potential);
+                self.create_decision_graph(&run, event, buf, memo);
+                self.route(run, event, buf, &mut next, &mut potential);
             }
-            scratch.give_vec(old);
+            self.cache.give_vec(old);
         }
-        if self.pattern.skip == SkipStrategy::NoSkip {
+        if nfa.pattern().skip == SkipStrategy::NoSkip {
             for m in potential.iter() {
-                out.on_match(&MatchView::new(self, buf, m));
+                out.on_match(&MatchView::new(nfa, buf, m));
             }
             for m in potential.drain() {
                 buf.release(m.node);
             }
         } else {
             process_matches_by_skip(
-                self,
+                nfa,
                 part,
                 &mut potential,
                 &mut next,
                 buf,
-                &mut scratch,
+                &mut self.cache.removed,
                 out,
             );
         }
-        self.settle(part, buf, scratch, potential, next);
+        self.settle(part, potential, next);
     }
 
     /// Advances the partition's time to `t`: runs whose window closed are
@@ -158,7 +228,7 @@ impl<E: Event> Nfa<E> {
     /// `not followed by` endings complete, held matches whose blockers died
     /// are released.
     pub fn advance_time(
-        &self,
+        &mut self,
         part: &mut Partition,
         buf: &mut SharedBuffer<E>,
         t: Timestamp,
@@ -170,16 +240,17 @@ impl<E: Event> Nfa<E> {
         if self.expire_all(part, buf, t, out) {
             return;
         }
-        let mut scratch = buf.scratch.take().unwrap_or_default();
-        let mut next = JavaHeap::from_vec(scratch.take_vec());
-        let mut potential = JavaHeap::from_vec(scratch.take_vec());
-        let mut old = part.take_runs(self, || scratch.take_vec());
+        let nfa = self.nfa;
+        let cache = &mut *self.cache;
+        let mut next = JavaHeap::from_vec(cache.take_vec());
+        let mut potential = JavaHeap::from_vec(cache.take_vec());
+        let mut old = part.take_runs(nfa, || cache.take_vec());
         for run in old.drain(..) {
             if run.is_start() {
                 next.offer(run);
                 continue;
             }
-            let state = self.state(run.state);
+            let state = nfa.state(run.state);
             // A window closes at `base + w`, saturated at the largest
             // time: the same value the partition's deadline is, so a due
             // deadline always expires something (a window that would end
@@ -188,36 +259,36 @@ impl<E: Event> Nfa<E> {
                 .window
                 .map(|w| run.prev_ts.saturating_add(w))
                 .filter(|end| t >= *end);
-            let by_first = self
-                .window
+            let by_first = nfa
+                .window()
                 .map(|w| run.start_ts.saturating_add(w))
                 .filter(|end| t >= *end);
             match by_previous.or(by_first) {
                 None => next.offer(run),
                 Some(_) if state.kind == StateKind::Pending => potential.offer(run),
-                Some(expired_at) if self.pattern.emit_timeouts => {
-                    scratch.timeouts.push((run, expired_at))
+                Some(expired_at) if nfa.pattern().emit_timeouts => {
+                    cache.timeouts.push((run, expired_at))
                 }
                 Some(_) => buf.release(run.node),
             }
         }
-        scratch.give_vec(old);
+        cache.give_vec(old);
         process_matches_by_skip(
-            self,
+            nfa,
             part,
             &mut potential,
             &mut next,
             buf,
-            &mut scratch,
+            &mut cache.removed,
             out,
         );
-        for (run, expired_at) in &scratch.timeouts {
-            out.on_timeout(&MatchView::new(self, buf, run), *expired_at);
+        for (run, expired_at) in &cache.timeouts {
+            out.on_timeout(&MatchView::new(nfa, buf, run), *expired_at);
         }
-        for (run, _) in scratch.timeouts.drain(..) {
+        for (run, _) in cache.timeouts.drain(..) {
             buf.release(run.node);
         }
-        self.settle(part, buf, scratch, potential, next);
+        self.settle(part, potential, next);
     }
 
     /// The common case of an idle partition's event, without the heaps: the
@@ -235,18 +306,19 @@ impl<E: Event> Nfa<E> {
         start: Run,
         edge: Edge,
     ) -> Result<(), Run> {
-        let stage = match (edge.action, edge.final_after, self.state(edge.source).stage) {
+        let nfa = self.nfa;
+        let stage = match (edge.action, edge.final_after, nfa.state(edge.source).stage) {
             (Action::Take, None, Some(stage))
-                if self.state(edge.target).kind == StateKind::Normal =>
+                if nfa.state(edge.target).kind == StateKind::Normal =>
             {
                 stage
             }
             _ => return Err(start),
         };
-        let taken = self.take(&start, stage, edge.target, ev, buf);
+        let taken = take(nfa, &start, stage, edge.target, ev, buf);
         buf.retain(taken.node);
-        part.runs = super::run::Runs::from_buf([taken, start]);
-        part.refresh_deadline(self);
+        part.runs = Runs::from_buf([taken, start]);
+        part.refresh_deadline(nfa);
         Ok(())
     }
 
@@ -263,12 +335,13 @@ impl<E: Event> Nfa<E> {
         t: Timestamp,
         out: &mut dyn MatchSink<E>,
     ) -> bool {
-        let Some(window) = self.window else {
+        let nfa = self.nfa;
+        let Some(window) = nfa.window() else {
             return false;
         };
         let all_expire = part.completed.is_empty()
             && part.runs.iter().all(|run| {
-                let state = self.state(run.state);
+                let state = nfa.state(run.state);
                 run.is_start()
                     || (state.window.is_none()
                         && state.kind != StateKind::Pending
@@ -277,10 +350,10 @@ impl<E: Event> Nfa<E> {
         if !all_expire {
             return false;
         }
-        if self.pattern.emit_timeouts {
+        if nfa.pattern().emit_timeouts {
             for run in part.runs.iter().filter(|r| !r.is_start()) {
                 let expired_at = run.start_ts.saturating_add(window);
-                out.on_timeout(&MatchView::new(self, buf, run), expired_at);
+                out.on_timeout(&MatchView::new(nfa, buf, run), expired_at);
             }
         }
         for run in part.runs.drain(..) {
@@ -288,39 +361,26 @@ impl<E: Event> Nfa<E> {
         }
         // (drained, but a spilled vector would keep its allocation)
         part.runs = Default::default();
-        part.refresh_deadline(self);
+        part.refresh_deadline(nfa);
         true
     }
 
-    /// Ends a step: the emptied heaps go back to the scratch space, `next`
-    /// becomes the partition's runs, its deadline is recomputed, and the
-    /// scratch space returns to the buffer. Always inlined: it ends every
-    /// call on the hot path (callgrind: 647M vs 650M instructions on `ab`
-    /// at N = 200,000 against the two copies it replaced).
+    /// Ends a step: the emptied heaps go back to the cache, `next` becomes
+    /// the partition's runs, and its deadline is recomputed. Always inlined:
+    /// it ends every call on the hot path (callgrind: 647M vs 650M
+    /// instructions on `ab` at N = 200,000 against the two copies it
+    /// replaced).
     #[inline(always)]
-    fn settle(
-        &self,
-        part: &mut Partition,
-        buf: &mut SharedBuffer<E>,
-        mut scratch: Box<Scratch>,
-        potential: JavaHeap<Run>,
-        next: JavaHeap<Run>,
-    ) {
-        scratch.give_vec(potential.into_vec());
+    fn settle(&mut self, part: &mut Partition, potential: JavaHeap<Run>, next: JavaHeap<Run>) {
+        self.cache.give_vec(potential.into_vec());
         if let Some(spare) = part.put_runs(next) {
-            scratch.give_vec(spare);
+            self.cache.give_vec(spare);
         }
-        part.refresh_deadline(self);
-        buf.scratch = Some(scratch);
-    }
-
-    /// Drops every run and held match of the partition, releasing the buffer.
-    pub fn clear(&self, part: &mut Partition, buf: &mut SharedBuffer<E>) {
-        part.clear(buf);
+        part.refresh_deadline(self.nfa);
     }
 
     /// Flink's `computeNextStates` for one run whose decision graph is in
-    /// `scratch.edges`: its branches go to `next` (partial runs) or
+    /// `cache.edges`: its branches go to `next` (partial runs) or
     /// `potential` (complete matches); a run whose branches include a stop
     /// state is discarded with all of them. The run is consumed: its node
     /// reference passes to its branches or is released.
@@ -330,16 +390,17 @@ impl<E: Event> Nfa<E> {
     /// own state stays exactly as it is.
     #[inline]
     fn route(
-        &self,
+        &mut self,
         run: Run,
         ev: EventRef,
         buf: &mut SharedBuffer<E>,
-        scratch: &mut Scratch,
         next: &mut JavaHeap<Run>,
         potential: &mut JavaHeap<Run>,
     ) {
+        let nfa = self.nfa;
+        let edges = &self.cache.edges;
         let is_start = run.is_start();
-        match scratch.edges[..] {
+        match edges[..] {
             [] if is_start => return next.offer(run),
             [] => return buf.release(run.node),
             [Edge {
@@ -349,7 +410,7 @@ impl<E: Event> Nfa<E> {
             }] if !is_start
                 && target == run.state
                 && matches!(
-                    self.state(target).kind,
+                    nfa.state(target).kind,
                     StateKind::Normal | StateKind::Start | StateKind::Pending
                 ) =>
             {
@@ -359,22 +420,21 @@ impl<E: Event> Nfa<E> {
         }
         // A branch into a stop state discards the run and its other partial
         // branches (complete matches still count, as in Flink).
-        let is_stop = |s: StateId| self.state(s).kind == StateKind::Stop;
-        let discard = scratch.edges.iter().any(|e| match e.action {
+        let is_stop = |s: StateId| nfa.state(s).kind == StateKind::Stop;
+        let discard = edges.iter().any(|e| match e.action {
             Action::Ignore => !is_start && is_stop(e.target),
-            Action::Take => self.state(e.source).stage.is_some() && is_stop(e.target),
+            Action::Take => nfa.state(e.source).stage.is_some() && is_stop(e.target),
             Action::Proceed => false,
         });
         // Where a branch into `state` goes: `Some(true)` complete, `Some(false)`
         // partial, `None` dropped.
-        let dest = |state: StateId| match self.state(state).kind {
+        let dest = |state: StateId| match nfa.state(state).kind {
             StateKind::Final => Some(true),
             StateKind::Stop => None,
             _ if discard => None,
             _ => Some(false),
         };
-        for i in 0..scratch.edges.len() {
-            let edge = scratch.edges[i];
+        for &edge in edges {
             match edge.action {
                 Action::Ignore if !is_start => {
                     let Some(complete) = dest(edge.target) else {
@@ -392,14 +452,14 @@ impl<E: Event> Nfa<E> {
                     }
                 }
                 Action::Take => {
-                    let Some(stage) = self.state(edge.source).stage else {
+                    let Some(stage) = nfa.state(edge.source).stage else {
                         continue;
                     };
                     let taken_dest = dest(edge.target);
                     if taken_dest.is_none() && edge.final_after.is_none() {
                         continue;
                     }
-                    let taken = self.take(&run, stage, edge.target, ev, buf);
+                    let taken = take(nfa, &run, stage, edge.target, ev, buf);
                     let node = taken.node;
                     let completed = edge.final_after.map(|f| Run {
                         state: f,
@@ -428,159 +488,159 @@ impl<E: Event> Nfa<E> {
         buf.release(node);
     }
 
-    /// The run that results from `run` taking `ev` into `stage` and moving
-    /// to `target`: a new buffer node after the run's (not yet retained by
-    /// the new run), the stage's accumulators updated, the start time set
-    /// if this is the run's first event. Always inlined: both callers are
-    /// on the hot path.
-    #[inline(always)]
-    fn take(
-        &self,
-        run: &Run,
-        stage: StageId,
-        target: StateId,
-        ev: EventRef,
-        buf: &mut SharedBuffer<E>,
-    ) -> Run {
-        let mut accumulators = run.accumulators.clone();
-        accumulators.on_take(&self.layout, stage, buf.get(ev));
-        let node = buf.put(stage, ev, run.node);
-        let ts = buf.timestamp(ev);
-        let (start_ts, start_seq) = if run.is_start() {
-            (ts, buf.sequence(ev))
-        } else {
-            (run.start_ts, run.start_seq)
-        };
-        Run {
-            state: target,
-            node,
-            start_ts,
-            prev_ts: ts,
-            start_seq,
-            accumulators,
-        }
-    }
-
     /// Flink's `createDecisionGraph`: a depth-first walk over the PROCEED
     /// edges that hold for this event, collecting the TAKE and IGNORE edges
-    /// that hold (in Flink's stack order).
+    /// that hold (in Flink's stack order) into `cache.edges`.
     ///
     /// With `memo` (allowed only when no condition reads the run, so that
     /// the graph depends on the run's state only), each state's graph is
     /// computed once per event (many runs of a partition often wait in the
     /// same state).
     fn create_decision_graph(
-        &self,
+        &mut self,
         run: &Run,
         ev: EventRef,
         buf: &SharedBuffer<E>,
-        scratch: &mut Scratch,
         memo: bool,
     ) {
+        let nfa = self.nfa;
+        let cache = &mut *self.cache;
         if !memo {
-            return self.walk_decision_graph(run, ev, buf, scratch);
+            return walk_decision_graph(nfa, run, ev, buf, cache);
         }
         let i = run.state.index();
-        let (stamp, start, len) = scratch.memo[i];
-        if stamp == scratch.stamp {
+        let (stamp, start, len) = cache.memo[i];
+        if stamp == cache.stamp {
             let (start, len) = (start as usize, len as usize);
-            scratch.edges.clear();
-            scratch
+            cache.edges.clear();
+            cache
                 .edges
-                .extend_from_slice(&scratch.memo_edges[start..start + len]);
+                .extend_from_slice(&cache.memo_edges[start..start + len]);
             return;
         }
-        self.walk_decision_graph(run, ev, buf, scratch);
-        let start = scratch.memo_edges.len();
-        scratch.memo_edges.extend_from_slice(&scratch.edges);
-        scratch.memo[i] = (scratch.stamp, start as u32, scratch.edges.len() as u32);
+        walk_decision_graph(nfa, run, ev, buf, cache);
+        let start = cache.memo_edges.len();
+        cache.memo_edges.extend_from_slice(&cache.edges);
+        cache.memo[i] = (cache.stamp, start as u32, cache.edges.len() as u32);
     }
+}
 
-    /// The walk behind [`create_decision_graph`](Self::create_decision_graph).
-    fn walk_decision_graph(
-        &self,
-        run: &Run,
-        ev: EventRef,
-        buf: &SharedBuffer<E>,
-        scratch: &mut Scratch,
-    ) {
-        scratch.edges.clear();
-        scratch.stack.clear();
-        let view = RunEvents::new(self, buf, run.node);
-        let ctx = EvalCtx {
-            event: buf.get(ev),
-            accumulators: &run.accumulators,
-            stages: &view,
-        };
-        if !self.proceeds[run.state.index()] {
-            for t in &self.state(run.state).transitions {
-                if self.conds.eval(t.cond, &ctx, &mut scratch.cache) {
+/// The run that results from `run` taking `ev` into `stage` and moving to
+/// `target`: a new buffer node after the run's (not yet retained by the new
+/// run), the stage's accumulators updated, the start time set if this is
+/// the run's first event. Always inlined: both callers are on the hot path.
+#[inline(always)]
+fn take<E: Event>(
+    nfa: &Nfa<E>,
+    run: &Run,
+    stage: StageId,
+    target: StateId,
+    ev: EventRef,
+    buf: &mut SharedBuffer<E>,
+) -> Run {
+    let mut accumulators = run.accumulators.clone();
+    accumulators.on_take(nfa.layout(), stage, buf.get(ev));
+    let node = buf.put(stage, ev, run.node);
+    let ts = buf.timestamp(ev);
+    let (start_ts, start_seq) = if run.is_start() {
+        (ts, buf.sequence(ev))
+    } else {
+        (run.start_ts, run.start_seq)
+    };
+    Run {
+        state: target,
+        node,
+        start_ts,
+        prev_ts: ts,
+        start_seq,
+        accumulators,
+    }
+}
+
+/// The walk behind [`Executor::create_decision_graph`].
+fn walk_decision_graph<E: Event>(
+    nfa: &Nfa<E>,
+    run: &Run,
+    ev: EventRef,
+    buf: &SharedBuffer<E>,
+    cache: &mut Cache,
+) {
+    cache.edges.clear();
+    cache.stack.clear();
+    let view = RunEvents::new(nfa, buf, run.node);
+    let ctx = EvalCtx {
+        event: buf.get(ev),
+        accumulators: &run.accumulators,
+        stages: &view,
+    };
+    if !nfa.proceeds(run.state) {
+        for t in &nfa.state(run.state).transitions {
+            if nfa.eval(t.cond, &ctx, &mut cache.slot_values) {
+                let final_after = if t.action == Action::Take {
+                    final_state_after_proceed(nfa, t.target, &ctx, &mut cache.slot_values)
+                } else {
+                    None
+                };
+                cache.edges.push(Edge {
+                    action: t.action,
+                    source: run.state,
+                    target: t.target,
+                    final_after,
+                });
+            }
+        }
+        return;
+    }
+    // No visited set and no budget, as in Flink: the compiler rejects
+    // PROCEED cycles and bounds the number of PROCEED paths
+    // (`nfa::MAX_PROCEED_PATHS`), so the walk ends and is exact.
+    cache.stack.push(run.state);
+    while let Some(state) = cache.stack.pop() {
+        for t in &nfa.state(state).transitions {
+            if !nfa.eval(t.cond, &ctx, &mut cache.slot_values) {
+                continue;
+            }
+            match t.action {
+                Action::Proceed => cache.stack.push(t.target),
+                Action::Take | Action::Ignore => {
                     let final_after = if t.action == Action::Take {
-                        self.final_state_after_proceed(t.target, &ctx, &mut scratch.cache)
+                        final_state_after_proceed(nfa, t.target, &ctx, &mut cache.slot_values)
                     } else {
                         None
                     };
-                    scratch.edges.push(Edge {
+                    cache.edges.push(Edge {
                         action: t.action,
-                        source: run.state,
+                        source: state,
                         target: t.target,
                         final_after,
                     });
                 }
             }
-            return;
-        }
-        // No visited set and no budget, as in Flink: the compiler rejects
-        // PROCEED cycles and bounds the number of PROCEED paths
-        // (`nfa::MAX_PROCEED_PATHS`), so the walk ends and is exact.
-        scratch.stack.push(run.state);
-        while let Some(state) = scratch.stack.pop() {
-            for t in &self.state(state).transitions {
-                if !self.conds.eval(t.cond, &ctx, &mut scratch.cache) {
-                    continue;
-                }
-                match t.action {
-                    Action::Proceed => scratch.stack.push(t.target),
-                    Action::Take | Action::Ignore => {
-                        let final_after = if t.action == Action::Take {
-                            self.final_state_after_proceed(t.target, &ctx, &mut scratch.cache)
-                        } else {
-                            None
-                        };
-                        scratch.edges.push(Edge {
-                            action: t.action,
-                            source: state,
-                            target: t.target,
-                            final_after,
-                        });
-                    }
-                }
-            }
         }
     }
+}
 
-    /// Flink's `findFinalStateAfterProceed`, evaluated (as in Flink) with the
-    /// run's context from before the event was taken.
-    fn final_state_after_proceed(
-        &self,
-        from: StateId,
-        ctx: &EvalCtx<'_, E>,
-        cache: &mut [u8],
-    ) -> Option<StateId> {
-        if !self.proceeds[from.index()] {
-            return None;
-        }
-        let mut stack: smallvec::SmallVec<[StateId; 8]> = smallvec::smallvec![from];
-        while let Some(state) = stack.pop() {
-            for t in &self.state(state).transitions {
-                if t.action == Action::Proceed && self.conds.eval(t.cond, ctx, cache) {
-                    if self.state(t.target).kind == StateKind::Final {
-                        return Some(t.target);
-                    }
-                    stack.push(t.target);
+/// Flink's `findFinalStateAfterProceed`, evaluated (as in Flink) with the
+/// run's context from before the event was taken.
+fn final_state_after_proceed<E: Event>(
+    nfa: &Nfa<E>,
+    from: StateId,
+    ctx: &EvalCtx<'_, E>,
+    slot_values: &mut [u8],
+) -> Option<StateId> {
+    if !nfa.proceeds(from) {
+        return None;
+    }
+    let mut stack: smallvec::SmallVec<[StateId; 8]> = smallvec::smallvec![from];
+    while let Some(state) = stack.pop() {
+        for t in &nfa.state(state).transitions {
+            if t.action == Action::Proceed && nfa.eval(t.cond, ctx, slot_values) {
+                if nfa.state(t.target).kind == StateKind::Final {
+                    return Some(t.target);
                 }
+                stack.push(t.target);
             }
         }
-        None
     }
+    None
 }
