@@ -114,6 +114,7 @@ pub mod pattern;
 pub mod primitives;
 pub mod record;
 mod rules;
+mod slab;
 pub mod time;
 pub mod value;
 

@@ -30,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The shared vocabulary (spans, stage ids, time) and the duration
     // grammar: they use nothing.
     ("primitives", &[]),
+    ("slab", &[]),
     ("time", &[]),
     ("value", &[]),
     ("error", &["primitives"]),
@@ -43,7 +44,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("nfa", &["error", "event", "expr", "pattern", "primitives"]),
     (
         "matcher",
-        &["event", "expr", "nfa", "pattern", "primitives", "value"],
+        &[
+            "event",
+            "expr",
+            "nfa",
+            "pattern",
+            "primitives",
+            "slab",
+            "value",
+        ],
     ),
     // The language: text → IR; `load` compiles each pattern to an NFA once
     // so that what the compiler rejects is a diagnostic at its name.
@@ -87,6 +96,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "pattern",
             "primitives",
             "record",
+            "slab",
             "value",
         ],
     ),

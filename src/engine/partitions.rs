@@ -1,8 +1,8 @@
-//! Per-key state of one pattern: keys map to slots of a slab, each holding
-//! the key's matcher partition.
+//! Per-key state of one pattern: keys map to slots of a
+//! [`Slab`](crate::slab::Slab), each holding the key's matcher partition.
 //!
-//! A slot is freed (and its generation bumped) when its partition becomes
-//! empty, so memory follows live work. Each slot remembers the one deadline
+//! A slot is freed when its partition becomes empty, so memory follows live
+//! work; a slot's next occupant gets another generation. Each slot remembers the one deadline
 //! it is scheduled at, for the lazily invalidated
 //! [`DeadlineIndex`](super::deadlines::DeadlineIndex). [`KeyHasher`] is the
 //! one hash function of keys.
@@ -10,6 +10,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 use crate::primitives::Timestamp;
+use crate::slab::Slab;
 use crate::value::{KeyValue, Value};
 
 /// Hashes partition keys for [`Partitions`]: the engine hashes each event's
@@ -72,8 +73,9 @@ pub(crate) struct SlotRef {
 }
 
 /// One key's state. `Option<Timestamp>` would take 16 bytes; the deadline
-/// and its flag take 9 (the flag sits in `generation`'s padding), so a slot
-/// of an NFA partition is 120 bytes, not 128.
+/// and its flag take 9 (the flag sits in `generation`'s padding, and its
+/// spare values mark a vacant slab entry), so a slot of an NFA partition is
+/// 120 bytes, not 128.
 #[derive(Debug)]
 struct Slot<P> {
     key: KeyValue,
@@ -83,9 +85,10 @@ struct Slot<P> {
     part: P,
     /// The deadline the slot is scheduled at, when `scheduled`.
     deadline: Timestamp,
+    /// Tells this key's [`SlotRef`]s from those of earlier occupants of
+    /// the slot.
     generation: u32,
     scheduled: bool,
-    live: bool,
 }
 
 impl<P> Slot<P> {
@@ -107,62 +110,53 @@ impl<P> Slot<P> {
 #[derive(Debug)]
 pub(crate) struct Partitions<P> {
     by_key: hashbrown::HashTable<u32>,
-    slots: Vec<Slot<P>>,
-    free: Vec<u32>,
+    slots: Slab<Slot<P>>,
+    /// The generation the next inserted slot gets.
+    next_generation: u32,
 }
 
 impl<P> Default for Partitions<P> {
     fn default() -> Self {
         Partitions {
             by_key: hashbrown::HashTable::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
+            slots: Slab::default(),
+            next_generation: 0,
         }
     }
 }
 
-impl<P: Default> Partitions<P> {
+impl<P> Partitions<P> {
     /// The slot of `key` (whose hash is `hash`), if it has live state.
+    #[inline]
     pub fn find(&self, hash: u64, key: &KeyValue) -> Option<SlotRef> {
         let slots = &self.slots;
-        self.by_key
-            .find(hash, |&i| slots[i as usize].key == *key)
-            .map(|&index| self.slot_ref(index))
+        let &index = self
+            .by_key
+            .find(hash, |&i| slots.get(i).is_some_and(|s| s.key == *key))?;
+        let generation = slots.get(index)?.generation;
+        Some(SlotRef { index, generation })
     }
 
     /// Gives a key (hashed to `hash`) that has no slot yet one holding
     /// `part` (call [`Partitions::settle`] next to schedule its deadline).
     pub fn insert(&mut self, hash: u64, key: KeyValue, part: P) -> SlotRef {
-        let index = match self.free.pop() {
-            Some(index) => {
-                let slot = &mut self.slots[index as usize];
-                slot.key = key;
-                slot.hash = hash;
-                slot.part = part;
-                slot.live = true;
-                index
-            }
-            None => {
-                let index = u32::try_from(self.slots.len()).expect("more than 2^32 live keys");
-                if self.slots.len() == self.slots.capacity() {
-                    self.slots.reserve_exact(grow_by(self.slots.len()));
-                }
-                self.slots.push(Slot {
-                    key,
-                    hash,
-                    part,
-                    deadline: 0,
-                    generation: 0,
-                    scheduled: false,
-                    live: true,
-                });
-                index
-            }
-        };
+        if self.slots.is_full() {
+            self.slots.reserve_exact(grow_by(self.slots.entries()));
+        }
+        let generation = self.next_generation;
+        self.next_generation = generation.wrapping_add(1);
+        let index = self.slots.insert(Slot {
+            key,
+            hash,
+            part,
+            deadline: 0,
+            generation,
+            scheduled: false,
+        });
         let slots = &self.slots;
         self.by_key
-            .insert_unique(hash, index, |&i| slots[i as usize].hash);
-        self.slot_ref(index)
+            .insert_unique(hash, index, |&i| slots.get(i).map_or(0, |s| s.hash));
+        SlotRef { index, generation }
     }
 
     /// Updates the slot after its partition changed: forgets the key when
@@ -176,20 +170,16 @@ impl<P: Default> Partitions<P> {
         empty: bool,
         deadline: Option<Timestamp>,
     ) -> Option<(Timestamp, SlotRef)> {
-        let entry = self.slots.get_mut(slot.index as usize)?;
-        if entry.generation != slot.generation || !entry.live {
+        let entry = self.slots.get_mut(slot.index)?;
+        if entry.generation != slot.generation {
             return None;
         }
         if empty {
-            entry.key = KeyValue::new();
-            entry.part = P::default();
-            entry.generation = entry.generation.wrapping_add(1);
-            entry.set_scheduled(None);
-            entry.live = false;
-            if let Ok(found) = self.by_key.find_entry(entry.hash, |&i| i == slot.index) {
+            let hash = entry.hash;
+            self.slots.delete(slot.index);
+            if let Ok(found) = self.by_key.find_entry(hash, |&i| i == slot.index) {
                 found.remove();
             }
-            self.free.push(slot.index);
             return None;
         }
         if entry.scheduled() == deadline {
@@ -203,26 +193,18 @@ impl<P: Default> Partitions<P> {
         };
         Some((t, current))
     }
-}
-
-impl<P> Partitions<P> {
-    fn slot_ref(&self, index: u32) -> SlotRef {
-        SlotRef {
-            index,
-            generation: self.slots[index as usize].generation,
-        }
-    }
 
     /// The partition and key of a live slot.
+    #[inline]
     pub fn get_mut(&mut self, slot: SlotRef) -> Option<(&KeyValue, &mut P)> {
-        let entry = self.slots.get_mut(slot.index as usize)?;
-        (entry.live && entry.generation == slot.generation).then_some((&entry.key, &mut entry.part))
+        let entry = self.slots.get_mut(slot.index)?;
+        (entry.generation == slot.generation).then_some((&entry.key, &mut entry.part))
     }
 
     /// Marks the slot unscheduled: its deadline came out of the index (call
     /// [`Partitions::settle`] again to schedule the next one).
     pub fn unschedule(&mut self, slot: SlotRef) {
-        if let Some(entry) = self.slots.get_mut(slot.index as usize) {
+        if let Some(entry) = self.slots.get_mut(slot.index) {
             entry.set_scheduled(None);
         }
     }
@@ -235,16 +217,16 @@ impl<P> Partitions<P> {
     /// Is `slot` live, of that generation, and scheduled at `t`?
     #[cfg(test)]
     pub fn is_current(&self, t: Timestamp, slot: SlotRef) -> bool {
-        self.slots.get(slot.index as usize).is_some_and(|entry| {
-            entry.live && entry.generation == slot.generation && entry.scheduled() == Some(t)
+        self.slots.get(slot.index).is_some_and(|entry| {
+            entry.generation == slot.generation && entry.scheduled() == Some(t)
         })
     }
 
     /// The slot at `index` if it is live and scheduled at `t`.
     #[inline]
     pub fn scheduled_at(&self, t: Timestamp, index: u32) -> Option<SlotRef> {
-        let entry = self.slots.get(index as usize)?;
-        (entry.live && entry.scheduled && entry.deadline == t).then_some(SlotRef {
+        let entry = self.slots.get(index)?;
+        (entry.scheduled && entry.deadline == t).then_some(SlotRef {
             index,
             generation: entry.generation,
         })
@@ -252,17 +234,13 @@ impl<P> Partitions<P> {
 
     /// The `(deadline, slot)` of every scheduled live slot.
     pub(super) fn scheduled(&self) -> impl Iterator<Item = (Timestamp, SlotRef)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.live)
-            .filter_map(|(i, s)| {
-                let slot = SlotRef {
-                    index: i as u32,
-                    generation: s.generation,
-                };
-                s.scheduled().map(|t| (t, slot))
-            })
+        self.slots.iter().filter_map(|(index, s)| {
+            let slot = SlotRef {
+                index,
+                generation: s.generation,
+            };
+            s.scheduled().map(|t| (t, slot))
+        })
     }
 }
 
@@ -307,6 +285,7 @@ mod tests {
     fn the_deadline_flag_fits_in_padding() {
         // Key 32 + hash 8 + partition 64 + deadline 8 + generation 4 + flags.
         assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 120);
+        assert_eq!(Slab::<Slot<[u64; 8]>>::entry_size(), 120);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The shared buffer: events stored once, partial matches as shared chains.
 //!
 //! Every event the engine offers is inserted once ([`SharedBuffer::insert`])
-//! into a slab with a free list; it stays unreferenced until some run takes
+//! into a slab; it stays unreferenced until some run takes
 //! it. A TAKE creates a *node* `(event, stage, previous node)`; a run points
 //! at its last node. Runs that fork after a common prefix point at different
 //! nodes whose `previous` chains meet, so the prefix is stored once (the
@@ -17,11 +17,15 @@
 //!
 //! Nodes and events are reference counted: a run holds its node, a node
 //! holds its predecessor and its event, and the engine *pins* an event from
-//! `insert` until `release_if_unused`. When the last reference goes, the slot
-//! returns to the free list, so memory returns to zero when no run is left.
+//! `insert` until `release_if_unused`. When the last reference goes, the
+//! entry is freed for reuse (events and nodes live in two
+//! [`Slab`](crate::slab::Slab)s), so memory returns to zero when no run is
+//! left.
 
-use crate::primitives::StageId;
-use crate::primitives::Timestamp;
+use std::num::NonZeroU16;
+
+use crate::primitives::{StageId, Timestamp};
+use crate::slab::Slab;
 
 /// An event stored in a [`SharedBuffer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,48 +40,50 @@ impl NodeRef {
     pub const NONE: NodeRef = NodeRef(u32::MAX);
 
     /// Is this a real node?
+    #[inline]
     pub fn is_some(self) -> bool {
         self.0 != u32::MAX
     }
 }
 
 struct EventSlot<E> {
-    value: Option<E>,
+    value: E,
     ts: Timestamp,
     seq: u64,
     refs: u32,
     pinned: bool,
 }
 
+/// A TAKE: 16 bytes, and 16 as a slab entry too (the stage is stored plus
+/// one, so that zero is spare and marks a vacant entry).
 #[derive(Clone, Copy)]
 struct Node {
     event: EventRef,
-    stage: StageId,
     prev: NodeRef,
     refs: u32,
+    stage_plus_one: NonZeroU16,
+}
+
+impl Node {
+    #[inline]
+    fn stage(&self) -> StageId {
+        StageId(self.stage_plus_one.get() - 1)
+    }
 }
 
 /// Events and partial-match nodes shared by the runs of any number of
 /// partitions and patterns.
 pub struct SharedBuffer<E> {
-    events: Vec<EventSlot<E>>,
-    free_events: Vec<u32>,
-    live_events: usize,
-    nodes: Vec<Node>,
-    free_nodes: Vec<u32>,
-    live_nodes: usize,
+    events: Slab<EventSlot<E>>,
+    nodes: Slab<Node>,
     next_seq: u64,
 }
 
 impl<E> Default for SharedBuffer<E> {
     fn default() -> Self {
         SharedBuffer {
-            events: Vec::new(),
-            free_events: Vec::new(),
-            live_events: 0,
-            nodes: Vec::new(),
-            free_nodes: Vec::new(),
-            live_nodes: 0,
+            events: Slab::default(),
+            nodes: Slab::default(),
             next_seq: 0,
         }
     }
@@ -95,97 +101,86 @@ impl<E> SharedBuffer<E> {
     pub fn insert(&mut self, ts: Timestamp, event: E) -> EventRef {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.live_events += 1;
-        let slot = EventSlot {
-            value: Some(event),
+        EventRef(self.events.insert(EventSlot {
+            value: event,
             ts,
             seq,
             refs: 0,
             pinned: true,
-        };
-        match self.free_events.pop() {
-            Some(i) => {
-                self.events[i as usize] = slot;
-                EventRef(i)
-            }
-            None => {
-                self.events.push(slot);
-                EventRef((self.events.len() - 1) as u32)
-            }
-        }
+        }))
     }
 
     /// Unpins an event after every pattern saw it: it is dropped now unless a
     /// run took it (then it goes when the last such run does).
     pub fn release_if_unused(&mut self, ev: EventRef) {
-        if let Some(slot) = self.events.get_mut(ev.0 as usize) {
-            if slot.value.is_some() {
-                slot.pinned = false;
-                self.drop_event_if_free(ev);
-            }
+        if let Some(slot) = self.events.get_mut(ev.0) {
+            slot.pinned = false;
+            self.drop_event_if_free(ev);
         }
+    }
+
+    /// The event's slot. Panics if `ev` was already released (a caller bug:
+    /// the engine must not use a reference after `release_if_unused`).
+    #[inline]
+    fn slot(&self, ev: EventRef) -> &EventSlot<E> {
+        self.events
+            .get(ev.0)
+            .expect("EventRef used after the event was released")
     }
 
     /// The event. Panics if `ev` was already released (a caller bug: the
     /// engine must not use a reference after `release_if_unused`).
+    #[inline]
     pub fn get(&self, ev: EventRef) -> &E {
-        self.events[ev.0 as usize]
-            .value
-            .as_ref()
-            .expect("EventRef used after the event was released")
+        &self.slot(ev).value
     }
 
     /// The event's time.
+    #[inline]
     pub fn timestamp(&self, ev: EventRef) -> Timestamp {
-        self.events[ev.0 as usize].ts
+        self.slot(ev).ts
     }
 
     /// The event's arrival sequence number (ties of equal times).
+    #[inline]
     pub fn sequence(&self, ev: EventRef) -> u64 {
-        self.events[ev.0 as usize].seq
+        self.slot(ev).seq
     }
 
     /// Number of stored events (pinned or taken by some run).
     pub fn live_events(&self) -> usize {
-        self.live_events
+        self.events.len()
     }
 
     /// Number of partial-match nodes held by runs.
     pub fn live_nodes(&self) -> usize {
-        self.live_nodes
+        self.nodes.len()
     }
 
     /// Records that a run took `ev` into `stage` after the run's node
     /// `prev`. The new node starts with no reference: the caller retains it
     /// for every run that points at it.
+    #[inline]
     pub(crate) fn put(&mut self, stage: StageId, ev: EventRef, prev: NodeRef) -> NodeRef {
-        if prev.is_some() {
-            self.nodes[prev.0 as usize].refs += 1;
+        self.retain(prev);
+        if let Some(slot) = self.events.get_mut(ev.0) {
+            slot.refs += 1;
         }
-        self.events[ev.0 as usize].refs += 1;
-        self.live_nodes += 1;
-        let node = Node {
+        // Stage ids are below `u16::MAX` (the compiler rejects more stages).
+        let stage_plus_one = NonZeroU16::MIN.saturating_add(stage.0);
+        NodeRef(self.nodes.insert(Node {
             event: ev,
-            stage,
             prev,
             refs: 0,
-        };
-        match self.free_nodes.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                NodeRef(i)
-            }
-            None => {
-                self.nodes.push(node);
-                NodeRef((self.nodes.len() - 1) as u32)
-            }
-        }
+            stage_plus_one,
+        }))
     }
 
     /// One more run points at `node`.
+    #[inline]
     pub(crate) fn retain(&mut self, node: NodeRef) {
-        if node.is_some() {
-            self.nodes[node.0 as usize].refs += 1;
+        if let Some(n) = self.nodes.get_mut(node.0) {
+            n.refs += 1;
         }
     }
 
@@ -193,43 +188,46 @@ impl<E> SharedBuffer<E> {
     /// else holds it (a loop, not recursion).
     pub(crate) fn release(&mut self, node: NodeRef) {
         let mut at = node;
-        while at.is_some() {
-            let n = &mut self.nodes[at.0 as usize];
+        while let Some(n) = self.nodes.get_mut(at.0) {
             n.refs = n.refs.saturating_sub(1);
             if n.refs > 0 {
                 return;
             }
-            let Node { event, prev, .. } = *n;
-            self.free_nodes.push(at.0);
-            self.live_nodes -= 1;
-            let slot = &mut self.events[event.0 as usize];
-            slot.refs = slot.refs.saturating_sub(1);
-            self.drop_event_if_free(event);
+            let Some(Node { event, prev, .. }) = self.nodes.remove(at.0) else {
+                return;
+            };
+            if let Some(slot) = self.events.get_mut(event.0) {
+                slot.refs = slot.refs.saturating_sub(1);
+                self.drop_event_if_free(event);
+            }
             at = prev;
         }
     }
 
     fn drop_event_if_free(&mut self, ev: EventRef) {
-        let slot = &mut self.events[ev.0 as usize];
-        if slot.refs == 0 && !slot.pinned && slot.value.is_some() {
-            slot.value = None;
-            self.free_events.push(ev.0);
-            self.live_events -= 1;
+        if self
+            .events
+            .get(ev.0)
+            .is_some_and(|slot| slot.refs == 0 && !slot.pinned)
+        {
+            self.events.delete(ev.0);
         }
     }
 
-    /// The node's event, stage and predecessor.
-    pub(crate) fn node(&self, node: NodeRef) -> (EventRef, StageId, NodeRef) {
-        let n = &self.nodes[node.0 as usize];
-        (n.event, n.stage, n.prev)
+    /// The node's event, stage and predecessor; `None` for
+    /// [`NodeRef::NONE`] (or a freed node).
+    #[inline]
+    pub(crate) fn node(&self, node: NodeRef) -> Option<(EventRef, StageId, NodeRef)> {
+        let n = self.nodes.get(node.0)?;
+        Some((n.event, n.stage(), n.prev))
     }
 
     /// Calls `f` for each `(stage, event)` of the chain ending at `node`,
     /// newest first.
+    #[inline]
     pub(crate) fn walk_back(&self, node: NodeRef, mut f: impl FnMut(StageId, EventRef)) {
         let mut at = node;
-        while at.is_some() {
-            let (ev, stage, prev) = self.node(at);
+        while let Some((ev, stage, prev)) = self.node(at) {
             f(stage, ev);
             at = prev;
         }
@@ -272,5 +270,11 @@ mod tests {
         let c = buf.insert(3, "c");
         assert_eq!(*buf.get(c), "c");
         assert_eq!(buf.sequence(c), 2);
+    }
+
+    #[test]
+    fn a_node_entry_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 16);
+        assert_eq!(Slab::<Node>::entry_size(), 16);
     }
 }

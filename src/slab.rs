@@ -1,0 +1,217 @@
+//! One slab: values in a vector, addressed by a `u32` index, freed entries
+//! reused (the shared buffer's events and nodes, the engine's partitions).
+//!
+//! Hand-written rather than the `slab` crate: its keys are `usize` and its
+//! free entries hold a `usize`, so a 16-byte buffer node would take 24
+//! bytes per entry, where here it takes 16 (the free-list link is a `u32`
+//! and fits beside a niche of the value); runs and deadline entries store
+//! `u32` indexes. Generations, where wanted, are the caller's (a field of
+//! its value).
+//!
+//! Freed entries are reused last freed first (a free list threaded through
+//! the vacant entries), exactly as the `Vec` free lists this replaces did:
+//! the engine's slot order (which orders deadlines of equal time) is the
+//! same.
+
+/// A vacant entry's link to the next vacant entry: none.
+const NONE: u32 = u32::MAX;
+
+/// An entry: a value, or a link in the free list.
+#[derive(Clone, Debug)]
+enum Entry<T> {
+    Occupied(T),
+    Vacant(u32),
+}
+
+/// Values addressed by `u32` indexes; an index stays valid until its value
+/// is removed, then the next insert may reuse it.
+#[derive(Clone, Debug)]
+pub(crate) struct Slab<T> {
+    entries: Vec<Entry<T>>,
+    /// The last freed vacant entry, or [`NONE`].
+    next_free: u32,
+    len: u32,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            entries: Vec::new(),
+            next_free: NONE,
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// Stores `value`, in the last freed entry if there is one; returns its
+    /// index.
+    ///
+    /// Panics when the slab would hold `u32::MAX` entries (2^32 values in
+    /// memory at once).
+    #[inline]
+    pub fn insert(&mut self, value: T) -> u32 {
+        self.len += 1;
+        if self.next_free != NONE {
+            let index = self.next_free;
+            let entry = &mut self.entries[index as usize];
+            if let Entry::Vacant(next) = *entry {
+                self.next_free = next;
+            }
+            *entry = Entry::Occupied(value);
+            return index;
+        }
+        let index = u32::try_from(self.entries.len())
+            .ok()
+            .filter(|&i| i != NONE)
+            .expect("a slab holds fewer than 2^32 - 1 values");
+        self.entries.push(Entry::Occupied(value));
+        index
+    }
+
+    /// Takes the value at `index` out; its entry is reused by the next
+    /// insert. `None` (and no change) when there is no value there.
+    #[inline]
+    pub fn remove(&mut self, index: u32) -> Option<T> {
+        let entry = self.entries.get_mut(index as usize)?;
+        match std::mem::replace(entry, Entry::Vacant(self.next_free)) {
+            Entry::Occupied(value) => {
+                self.next_free = index;
+                self.len -= 1;
+                Some(value)
+            }
+            vacant => {
+                *entry = vacant;
+                None
+            }
+        }
+    }
+
+    /// Drops the value at `index` where it lies (no move out, unlike
+    /// [`remove`](Self::remove)); its entry is reused by the next insert.
+    /// Returns whether there was a value.
+    #[inline]
+    pub fn delete(&mut self, index: u32) -> bool {
+        match self.entries.get_mut(index as usize) {
+            Some(entry @ Entry::Occupied(_)) => {
+                *entry = Entry::Vacant(self.next_free);
+                self.next_free = index;
+                self.len -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The value at `index`, if there is one.
+    #[inline]
+    pub fn get(&self, index: u32) -> Option<&T> {
+        match self.entries.get(index as usize) {
+            Some(Entry::Occupied(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value at `index`, if there is one, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, index: u32) -> Option<&mut T> {
+        match self.entries.get_mut(index as usize) {
+            Some(Entry::Occupied(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Number of values.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Does the next [`insert`](Self::insert) allocate (no freed entry to
+    /// reuse, and the storage is at capacity)? Lets a caller grow the slab
+    /// its own way first ([`reserve_exact`](Self::reserve_exact)).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.next_free == NONE && self.entries.len() == self.entries.capacity()
+    }
+
+    /// Number of entries, occupied or vacant (the highest index + 1).
+    #[inline]
+    pub fn entries(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Makes room for `additional` more entries beyond the current ones.
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.entries.reserve_exact(additional);
+    }
+
+    /// Bytes per entry (a value's size when the value has a niche).
+    #[cfg(test)]
+    pub fn entry_size() -> usize {
+        std::mem::size_of::<Entry<T>>()
+    }
+
+    /// Every value with its index, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, entry)| match entry {
+                Entry::Occupied(value) => Some((i as u32, value)),
+                Entry::Vacant(_) => None,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_entries_are_reused_last_freed_first() {
+        let mut slab = Slab::default();
+        let a = slab.insert("a");
+        let b = slab.insert("b");
+        let c = slab.insert("c");
+        assert_eq!((a, b, c, slab.len()), (0, 1, 2, 3));
+        assert_eq!(slab.remove(a), Some("a"));
+        assert_eq!(slab.remove(c), Some("c"));
+        assert_eq!(slab.remove(c), None);
+        assert!(!slab.delete(c));
+        assert_eq!(slab.get(a), None);
+        assert_eq!(slab.len(), 1);
+        assert_eq!(slab.insert("d"), c);
+        assert_eq!(slab.insert("e"), a);
+        assert_eq!(slab.insert("f"), 3);
+        *slab.get_mut(b).unwrap() = "B";
+        let all: Vec<_> = slab.iter().collect();
+        assert_eq!(all, vec![(0, &"e"), (1, &"B"), (2, &"d"), (3, &"f")]);
+        assert_eq!((slab.len(), slab.entries()), (4, 4));
+        assert_eq!(slab.get(99), None);
+        assert_eq!(slab.remove(99), None);
+        assert!(slab.delete(b));
+        assert_eq!((slab.len(), slab.insert("g")), (3, b));
+    }
+
+    #[test]
+    fn growth_is_the_callers_choice() {
+        let mut slab: Slab<u64> = Slab::default();
+        assert!(slab.is_full());
+        slab.reserve_exact(2);
+        assert!(!slab.is_full());
+        slab.insert(1);
+        slab.insert(2);
+        assert!(slab.is_full());
+        slab.remove(0);
+        assert!(!slab.is_full());
+    }
+
+    #[test]
+    fn a_value_with_a_niche_costs_no_tag() {
+        // A bool's spare values mark vacant entries.
+        #[allow(dead_code)]
+        struct WithFlag(u64, u32, bool);
+        assert_eq!(Slab::<WithFlag>::entry_size(), 16);
+    }
+}
