@@ -89,6 +89,50 @@ fn binary_op() -> impl Strategy<Value = BinaryOp> {
     ])
 }
 
+/// The operators of one precedence level, which chain.
+fn level() -> impl Strategy<Value = Vec<BinaryOp>> {
+    prop::sample::select(vec![
+        vec![BinaryOp::Or],
+        vec![BinaryOp::And],
+        vec![BinaryOp::Add, BinaryOp::Sub],
+        vec![BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem],
+    ])
+}
+
+fn level_of(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        BinaryOp::Add | BinaryOp::Sub => 5,
+        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 6,
+        _ => 4,
+    }
+}
+
+/// The tree as the parser makes it: operators are left-associative, so a
+/// left operand of the same (chaining) level joins its chain, as in
+/// `(a - b) - c`, which is `a - b - c`.
+fn canonical(kind: ExprKind) -> Expr {
+    let (first, mut rest) = match kind {
+        ExprKind::Binary(op, l, r) if level_of(op) != 4 => (l, vec![(op, *r)]),
+        ExprKind::Chain(first, rest) => (first, rest),
+        other => return expr_node(other),
+    };
+    let level = level_of(rest[0].0);
+    let (first, mut all) = match first.kind {
+        ExprKind::Binary(op, l, r) if level_of(op) == level => (l, vec![(op, *r)]),
+        ExprKind::Chain(l, inner) if level_of(inner[0].0) == level => (l, inner),
+        kind => (Box::new(expr_node(kind)), Vec::new()),
+    };
+    all.append(&mut rest);
+    if all.len() == 1 {
+        let (op, r) = all.pop().unwrap();
+        expr_node(ExprKind::Binary(op, first, Box::new(r)))
+    } else {
+        expr_node(ExprKind::Chain(first, all))
+    }
+}
+
 fn expr() -> impl Strategy<Value = Expr> {
     let leaf = prop_oneof![
         literal().prop_map(|l| expr_node(ExprKind::Literal(l))),
@@ -102,7 +146,16 @@ fn expr() -> impl Strategy<Value = Expr> {
             )
                 .prop_map(|(op, x)| expr_node(ExprKind::Unary(op, Box::new(x)))),
             (binary_op(), inner.clone(), inner.clone())
-                .prop_map(|(op, l, r)| expr_node(ExprKind::Binary(op, Box::new(l), Box::new(r)))),
+                .prop_map(|(op, l, r)| canonical(ExprKind::Binary(op, Box::new(l), Box::new(r)))),
+            (
+                level(),
+                inner.clone(),
+                prop::collection::vec((any::<prop::sample::Index>(), inner.clone()), 2..4)
+            )
+                .prop_map(|(level, first, rest)| canonical(ExprKind::Chain(
+                    Box::new(first),
+                    rest.into_iter().map(|(i, x)| (*i.get(&level), x)).collect()
+                ))),
             (inner.clone(), prop::collection::vec(inner.clone(), 0..3))
                 .prop_map(|(x, items)| expr_node(ExprKind::In(Box::new(x), items))),
             (ident(), prop::collection::vec(inner, 0..3))

@@ -258,8 +258,16 @@ pub enum ExprKind {
     Path(Path),
     /// A prefix operator.
     Unary(crate::expr::UnaryOp, Box<Expr>),
-    /// A binary operator.
+    /// One binary operator: `a op b`.
     Binary(crate::expr::BinaryOp, Box<Expr>, Box<Expr>),
+    /// Two or more binary operators of one precedence level, applied left
+    /// to right: `a - b + c` is `Chain(a, [(Sub, b), (Add, c)])`, which
+    /// means `(a - b) + c`. Kept flat so that a long chain (`x and y and
+    /// ...`, a thousand terms) is one node, not a thousand levels of
+    /// nesting. The parser merges a bracketed left operand of the same
+    /// level into the chain (`(a - b) - c` is `a - b - c`), and makes a
+    /// `Binary` of a single operator; comparisons do not chain.
+    Chain(Box<Expr>, Vec<(crate::expr::BinaryOp, Expr)>),
     /// `x in [a, b]`.
     In(Box<Expr>, Vec<Expr>),
     /// `f(args)`: functions and aggregates.
@@ -362,6 +370,10 @@ pub(crate) fn clear_expr(root: &mut Expr) {
             ExprKind::Binary(_, x, y) => {
                 stack.push(x);
                 stack.push(y);
+            }
+            ExprKind::Chain(x, rest) => {
+                stack.push(x);
+                stack.extend(rest.iter_mut().map(|(_, y)| y));
             }
             ExprKind::In(x, items) => {
                 stack.push(x);

@@ -6,7 +6,8 @@
 use std::fmt::Write;
 
 use crate::dsl::print::{
-    binary_precedence, print_name, write_float, write_string, COMPARISON, NEG, NOT, PRIMARY,
+    binary_precedence, print_name, write_float, write_run, write_string, COMPARISON, NEG, NOT,
+    PRIMARY,
 };
 use crate::expr::{Expr, UnaryOp};
 use crate::pattern::{
@@ -158,6 +159,10 @@ fn element_details(e: &Element, stages: &[Stage]) -> String {
 fn precedence(e: &Expr) -> u8 {
     match e {
         Expr::Binary(op, ..) => binary_precedence(*op),
+        // The last operator is applied last.
+        Expr::Chain(first, rest) => rest
+            .last()
+            .map_or_else(|| precedence(first), |(op, _)| binary_precedence(*op)),
         Expr::In(..) => COMPARISON,
         Expr::Unary(UnaryOp::Not, _) => NOT,
         Expr::Unary(UnaryOp::Neg, _) => NEG,
@@ -217,18 +222,20 @@ fn write_expr(out: &mut String, e: &Expr, stages: &[Stage]) {
             let numeric = matches!(**x, Expr::Literal(_) | Expr::Unary(UnaryOp::Neg, _));
             wrapped(out, x, stages, numeric || precedence(x) < NEG);
         }
-        Expr::Binary(op, l, r) => {
-            let p = binary_precedence(*op);
-            let pl = precedence(l);
-            wrapped(
-                out,
-                l,
-                stages,
-                pl < p || (p == COMPARISON && pl == COMPARISON),
-            );
-            let _ = write!(out, " {} ", op.symbol());
-            wrapped(out, r, stages, precedence(r) <= p);
-        }
+        Expr::Binary(op, l, r) => write_run(
+            out,
+            &**l,
+            std::iter::once((*op, &**r)),
+            precedence,
+            |out, e| write_expr(out, e, stages),
+        ),
+        Expr::Chain(first, rest) => write_run(
+            out,
+            &**first,
+            rest.iter().map(|(op, x)| (*op, x)),
+            precedence,
+            |out, e| write_expr(out, e, stages),
+        ),
         Expr::In(x, items) => {
             wrapped(out, x, stages, precedence(x) <= COMPARISON);
             out.push_str(" in [");

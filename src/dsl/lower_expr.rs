@@ -83,6 +83,12 @@ impl ExprCx<'_> {
                 Box::new(self.lower_at(l, d)),
                 Box::new(self.lower_at(r, d)),
             ),
+            ExprKind::Chain(first, rest) => Expr::Chain(
+                Box::new(self.lower_at(first, d)),
+                rest.iter()
+                    .map(|(op, x)| (*op, self.lower_at(x, d)))
+                    .collect(),
+            ),
             ExprKind::In(x, items) => Expr::In(
                 Box::new(self.lower_at(x, d)),
                 items.iter().map(|i| self.lower_at(i, d)).collect(),

@@ -5,15 +5,20 @@
 //!
 //! Depth is capped at [`MAX_NESTING`]: both the parser's recursion (parens,
 //! prefix operators, arguments) and the depth of the tree it builds, so that
-//! every later walk over a parsed expression is bounded.
+//! every later walk over a parsed expression is bounded. A chain of one
+//! precedence level (`a and b and c ...`) is one flat node
+//! ([`ExprKind::Chain`]), so its length is not nesting: a thousand `and`
+//! terms are one level deep.
 
 use crate::dsl::ast::{Expr, ExprKind, Ident, Literal, Path};
 use crate::dsl::lex::{
     any_ident, backquoted, cut_expect, describe_token, fatal, is_reserved, name, number,
     peek_symbol, peek_word, skip_ws, string, symbol, Cx, Number, PError, PResult,
 };
+use crate::dsl::print::binary_precedence;
 use crate::expr::{BinaryOp, UnaryOp};
 use crate::pattern::MAX_NESTING;
+use crate::primitives::Span;
 
 /// An expression and the depth of its tree.
 type Deep = (Expr, usize);
@@ -42,7 +47,67 @@ fn binary(op: BinaryOp, (l, dl): Deep, (r, dr): Deep) -> Deep {
     (e, dl.max(dr) + 1)
 }
 
-/// Parses a left-associative chain `sub { op sub }`.
+/// The first operand of a chain, its operators and right operands so far,
+/// and the depth of the deepest operand.
+struct Run {
+    /// From the first operand (its brackets included).
+    start: Span,
+    first: Expr,
+    rest: Vec<(BinaryOp, Expr)>,
+    depth: usize,
+}
+
+impl Run {
+    /// A run starting with `first`; a bracketed operand of the same level
+    /// (`(a - b) - c`) is opened up, as the operators are left-associative.
+    fn new((first, depth): Deep, level: u8) -> Run {
+        let same = |op: BinaryOp| binary_precedence(op) == level;
+        let start = first.span;
+        match first.kind {
+            ExprKind::Binary(op, l, r) if same(op) => Run {
+                start,
+                first: *l,
+                rest: vec![(op, *r)],
+                depth: depth - 1,
+            },
+            ExprKind::Chain(l, rest) if rest.first().is_some_and(|(op, _)| same(*op)) => Run {
+                start,
+                first: *l,
+                rest,
+                depth: depth - 1,
+            },
+            kind => Run {
+                start,
+                first: Expr { kind, span: start },
+                rest: Vec::new(),
+                depth,
+            },
+        }
+    }
+
+    fn finish(self) -> Deep {
+        let Run {
+            start,
+            first,
+            mut rest,
+            depth,
+        } = self;
+        let Some(last) = rest.last() else {
+            return (first, depth);
+        };
+        let span = start.to(last.1.span);
+        let kind = if rest.len() == 1 {
+            let (op, r) = rest.pop().expect("one operator");
+            ExprKind::Binary(op, Box::new(first), Box::new(r))
+        } else {
+            ExprKind::Chain(Box::new(first), rest)
+        };
+        (Expr { kind, span }, depth + 1)
+    }
+}
+
+/// Parses a left-associative chain `sub { op sub }` into one flat node: a
+/// chain of any length is one level of nesting.
 fn chain<'a>(
     cx: Cx<'a>,
     i: &'a str,
@@ -51,17 +116,22 @@ fn chain<'a>(
     sub: fn(Cx<'a>, &'a str, usize) -> PResult<'a, Deep>,
     what: &'static str,
 ) -> PResult<'a, Deep> {
-    let (mut rest, mut acc) = sub(cx, i, d)?;
+    let (mut rest, first) = sub(cx, i, d)?;
+    let Some((o, _)) = op(skip_ws(rest)) else {
+        return Ok((rest, first));
+    };
+    let mut run = Run::new(first, binary_precedence(o));
     while let Some((o, len)) = op(skip_ws(rest)) {
         let at = skip_ws(rest);
-        let (after, rhs) = cut_expect(&at[len..], what, sub(cx, &at[len..], d))?;
-        acc = binary(o, acc, rhs);
-        if acc.1 > MAX_NESTING {
+        let (after, (rhs, dr)) = cut_expect(&at[len..], what, sub(cx, &at[len..], d))?;
+        run.depth = run.depth.max(dr);
+        if run.depth + 1 > MAX_NESTING {
             return too_deep(at);
         }
+        run.rest.push((o, rhs));
         rest = after;
     }
-    Ok((rest, acc))
+    Ok((rest, run.finish()))
 }
 
 fn word_op(i: &str, word: &str, symbol: &str) -> Option<usize> {
@@ -276,7 +346,7 @@ fn unary_expr<'a>(cx: Cx<'a>, i: &'a str, d: usize) -> PResult<'a, Deep> {
     Ok((rest, (e, depth + 1)))
 }
 
-fn leaf(kind: ExprKind, span: crate::primitives::Span) -> Deep {
+fn leaf(kind: ExprKind, span: Span) -> Deep {
     (Expr { kind, span }, 1)
 }
 

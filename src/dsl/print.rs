@@ -189,6 +189,10 @@ pub(crate) const PRIMARY: u8 = 8;
 fn precedence(e: &Expr) -> u8 {
     match &e.kind {
         ExprKind::Binary(op, ..) => binary_precedence(*op),
+        // The last operator is applied last.
+        ExprKind::Chain(first, rest) => rest
+            .last()
+            .map_or_else(|| precedence(first), |(op, _)| binary_precedence(*op)),
         ExprKind::In(..) => COMPARISON,
         ExprKind::Unary(UnaryOp::Not, _) => NOT,
         ExprKind::Unary(UnaryOp::Neg, _) => NEG,
@@ -230,13 +234,20 @@ fn write_expr(out: &mut String, e: &Expr) {
             );
             write_wrapped(out, x, numeric || precedence(x) < NEG);
         }
-        ExprKind::Binary(op, l, r) => {
-            let p = binary_precedence(*op);
-            let pl = precedence(l);
-            write_wrapped(out, l, pl < p || (p == COMPARISON && pl == COMPARISON));
-            let _ = write!(out, " {} ", op.symbol());
-            write_wrapped(out, r, precedence(r) <= p);
-        }
+        ExprKind::Binary(op, l, r) => write_run(
+            out,
+            &**l,
+            std::iter::once((*op, &**r)),
+            precedence,
+            write_expr,
+        ),
+        ExprKind::Chain(first, rest) => write_run(
+            out,
+            &**first,
+            rest.iter().map(|(op, x)| (*op, x)),
+            precedence,
+            write_expr,
+        ),
         ExprKind::In(x, items) => {
             write_wrapped(out, x, precedence(x) <= COMPARISON);
             out.push_str(" in [");
@@ -247,6 +258,52 @@ fn write_expr(out: &mut String, e: &Expr) {
             out.push_str(&f.name);
             out.push('(');
             write_list(out, args);
+            out.push(')');
+        }
+    }
+}
+
+/// Does the left operand of `op` need brackets, given its precedence?
+/// Binary operators are left-associative, so a left operand of the same
+/// level needs none, except for comparisons, which do not chain.
+fn left_needs_brackets(left: u8, op: BinaryOp) -> bool {
+    let p = binary_precedence(op);
+    left < p || (p == COMPARISON && left == COMPARISON)
+}
+
+/// Writes `first op1 x1 op2 x2 ...`, applied left to right, with brackets
+/// only where precedence or associativity needs them. The operators of a
+/// parsed chain share one level; a chain built by hand that mixes levels
+/// still prints with its meaning (`(a + b) * c`), the brackets counted
+/// first so that nothing is inserted into the text afterwards.
+pub(crate) fn write_run<'e, T: 'e>(
+    out: &mut String,
+    first: &'e T,
+    rest: impl Iterator<Item = (BinaryOp, &'e T)> + Clone,
+    precedence: impl Fn(&T) -> u8,
+    write: impl Fn(&mut String, &T),
+) {
+    let mut level = precedence(first);
+    let mut opens = 0;
+    for (op, _) in rest.clone() {
+        opens += usize::from(left_needs_brackets(level, op));
+        level = binary_precedence(op);
+    }
+    out.extend(std::iter::repeat('(').take(opens));
+    write(out, first);
+    let mut level = precedence(first);
+    for (op, x) in rest {
+        if left_needs_brackets(level, op) {
+            out.push(')');
+        }
+        level = binary_precedence(op);
+        let _ = write!(out, " {} ", op.symbol());
+        let wrap = precedence(x) <= level;
+        if wrap {
+            out.push('(');
+        }
+        write(out, x);
+        if wrap {
             out.push(')');
         }
     }
@@ -323,6 +380,12 @@ mod tests {
         assert_eq!(round("-(5)"), "-(5)");
         assert_eq!(round("- -5"), "-(-5)");
         assert_eq!(round("-x * 2"), "-x * 2");
+        assert_eq!(round("(a + b) + (c + d)"), "a + b + (c + d)");
+        assert_eq!(round("a * b + c * d - e"), "a * b + c * d - e");
+        assert_eq!(
+            round("(a or b) and (c or d) and e"),
+            "(a or b) and (c or d) and e"
+        );
     }
 
     #[test]

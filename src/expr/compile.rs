@@ -32,9 +32,16 @@ pub(crate) enum Node {
     Not(NodeId),
     And(NodeId, NodeId),
     Or(NodeId, NodeId),
+    /// `a and b and c ...` (three or more terms).
+    All(Box<[NodeId]>),
+    /// `a or b or c ...` (three or more terms).
+    Any(Box<[NodeId]>),
     Compare(BinaryOp, NodeId, NodeId),
     CompareFieldLiteral(BinaryOp, FieldId, Value),
     Arithmetic(BinaryOp, NodeId, NodeId),
+    /// `a + b - c ...`: arithmetic operators applied left to right (two or
+    /// more).
+    Fold(NodeId, Box<[(BinaryOp, NodeId)]>),
     In(NodeId, Box<[NodeId]>),
     Call1(Function, NodeId),
     Call2(Function, NodeId, NodeId),
@@ -224,6 +231,7 @@ impl<'a> Compiler<'a> {
                 }
             }
             Expr::Binary(op, x, y) => return self.binary(*op, x, y, depth),
+            Expr::Chain(first, rest) => return self.chain(first, rest, depth),
             Expr::In(x, items) => {
                 let x = self.compile(x, depth)?;
                 let items = items
@@ -281,12 +289,93 @@ impl<'a> Compiler<'a> {
         }
         let x = self.compile(x, depth)?;
         let y = self.compile(y, depth)?;
-        let node = match op {
-            BinaryOp::And => Node::And(x, y),
-            BinaryOp::Or => Node::Or(x, y),
-            op if ops::is_comparison(op) => Node::Compare(op, x, y),
-            op => Node::Arithmetic(op, x, y),
-        };
-        Ok(self.push(node))
+        Ok(self.push(binary_node(op, x, y)))
+    }
+
+    /// A chain, without recursion over its length: each run of `and`s, of
+    /// `or`s or of arithmetic operators is one node over all its operands
+    /// (a chain from the language is one run); a comparison is a node of
+    /// its own. Every run nests the previous one, so runs count as depth.
+    fn chain(
+        &mut self,
+        first: &Expr,
+        rest: &[(BinaryOp, Expr)],
+        depth: usize,
+    ) -> Result<NodeId, ExprError> {
+        let mut acc = self.compile(first, depth)?;
+        let mut depth = depth;
+        let mut i = 0;
+        while let Some(&(op, _)) = rest.get(i) {
+            if depth > MAX_DEPTH {
+                return Err(ExprError::TooDeep);
+            }
+            depth += 1;
+            let class = Class::of(op);
+            let len = if class == Class::Compare {
+                1
+            } else {
+                rest[i..]
+                    .iter()
+                    .take_while(|(o, _)| Class::of(*o) == class)
+                    .count()
+            };
+            let run = &rest[i..i + len];
+            i += len;
+            if let [(op, y)] = run {
+                let y = self.compile(y, depth)?;
+                acc = self.push(binary_node(*op, acc, y));
+                continue;
+            }
+            let node = if class == Class::Arithmetic {
+                let mut terms = Vec::with_capacity(run.len());
+                for (op, y) in run {
+                    terms.push((*op, self.compile(y, depth)?));
+                }
+                Node::Fold(acc, terms.into_boxed_slice())
+            } else {
+                let mut terms = Vec::with_capacity(run.len() + 1);
+                terms.push(acc);
+                for (_, y) in run {
+                    terms.push(self.compile(y, depth)?);
+                }
+                if class == Class::And {
+                    Node::All(terms.into_boxed_slice())
+                } else {
+                    Node::Any(terms.into_boxed_slice())
+                }
+            };
+            acc = self.push(node);
+        }
+        Ok(acc)
+    }
+}
+
+/// The node of `x op y`, operands compiled.
+fn binary_node(op: BinaryOp, x: NodeId, y: NodeId) -> Node {
+    match op {
+        BinaryOp::And => Node::And(x, y),
+        BinaryOp::Or => Node::Or(x, y),
+        op if ops::is_comparison(op) => Node::Compare(op, x, y),
+        op => Node::Arithmetic(op, x, y),
+    }
+}
+
+/// Which operators one node of a chain can hold together.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    And,
+    Or,
+    Compare,
+    Arithmetic,
+}
+
+impl Class {
+    fn of(op: BinaryOp) -> Class {
+        match op {
+            BinaryOp::And => Class::And,
+            BinaryOp::Or => Class::Or,
+            op if ops::is_comparison(op) => Class::Compare,
+            _ => Class::Arithmetic,
+        }
     }
 }

@@ -10,7 +10,7 @@
 
 use super::accumulate::Accumulators;
 use super::compile::{CompiledExpr, Node, NodeId};
-use super::ir::Function;
+use super::ir::{BinaryOp, Function};
 use super::ops::{self, Truth};
 use crate::event::{Event, FieldId, NoFields};
 use crate::value::{Value, ValueRef};
@@ -149,10 +149,13 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
                 )),
             },
             Node::Call1(func, x) => Operand::of(ops::call1(*func, self.value(*x).get())),
+            Node::Fold(first, rest) => self.fold(*first, rest),
             Node::Exists(_)
             | Node::Not(_)
             | Node::And(..)
             | Node::Or(..)
+            | Node::All(_)
+            | Node::Any(_)
             | Node::Compare(..)
             | Node::CompareFieldLiteral(..)
             | Node::In(..)
@@ -174,8 +177,40 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             Node::Arithmetic(op, x, y) => {
                 Some(ops::numeric(*op, self.number(*x)?, self.number(*y)?))
             }
+            Node::Fold(first, rest) => {
+                let mut acc = self.number(*first)?;
+                for &(op, y) in rest.iter() {
+                    acc = ops::numeric(op, acc, self.number(y)?);
+                }
+                Some(acc)
+            }
             _ => None,
         }
+    }
+
+    /// The value of `first op1 y1 op2 y2 ...`, step by step exactly as the
+    /// nested [`Node::Arithmetic`]s it stands for: numbers while every
+    /// operand so far is one, values from the first operand that is not.
+    fn fold(&self, first: NodeId, rest: &[(BinaryOp, NodeId)]) -> Operand<'a> {
+        let mut number = self.number(first);
+        let mut acc = match number {
+            Some(n) => Operand::num(n),
+            None => self.value(first),
+        };
+        for &(op, y) in rest {
+            match (number, self.number(y)) {
+                (Some(a), Some(b)) => {
+                    let n = ops::numeric(op, a, b);
+                    number = Some(n);
+                    acc = Operand::num(n);
+                }
+                _ => {
+                    number = None;
+                    acc = Operand::of(ops::arithmetic(op, acc.get(), self.value(y).get()));
+                }
+            }
+        }
+        acc
     }
 
     /// The three-valued truth of node `id` (a non-boolean value is unknown).
@@ -198,6 +233,29 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
                 Some(true) => Some(true),
                 left => ops::or(left, self.truth(*y)),
             },
+            Node::All(terms) => {
+                // `false` wins and ends the chain; else unknown wins.
+                let mut all = Some(true);
+                for &t in terms.iter() {
+                    match self.truth(t) {
+                        Some(false) => return Some(false),
+                        None => all = None,
+                        Some(true) => {}
+                    }
+                }
+                all
+            }
+            Node::Any(terms) => {
+                let mut any = Some(false);
+                for &t in terms.iter() {
+                    match self.truth(t) {
+                        Some(true) => return Some(true),
+                        None => any = None,
+                        Some(false) => {}
+                    }
+                }
+                any
+            }
             _ => self.truth_general(node, id),
         }
     }
@@ -239,7 +297,9 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             }
             Node::And(x, y) => ops::and(self.truth(*x), self.truth(*y)),
             Node::Or(x, y) => ops::or(self.truth(*x), self.truth(*y)),
+            Node::All(_) | Node::Any(_) => self.truth(id),
             Node::Literal(_)
+            | Node::Fold(..)
             | Node::Field(_)
             | Node::Slot(_)
             | Node::Neg(_)

@@ -43,6 +43,12 @@ pub enum Expr {
     Unary(UnaryOp, Box<Expr>),
     /// `x op y`.
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `x op1 y op2 z ...`, applied left to right: the same as nested
+    /// [`Expr::Binary`]s (`(x op1 y) op2 z`), kept flat so that a long
+    /// chain (a thousand `and` terms) is one node, not a thousand levels of
+    /// nesting. The language lowers a chain of two or more operators of one
+    /// precedence level to it.
+    Chain(Box<Expr>, Vec<(BinaryOp, Expr)>),
     /// `x in [a, b, ...]`.
     In(Box<Expr>, Vec<Expr>),
     /// A call of a built-in function (arity checked by the front end).
@@ -246,6 +252,10 @@ impl Expr {
                 Expr::Unary(_, x) | Expr::Matches(x, _) => stack.push(x),
                 Expr::Binary(_, x, y) => {
                     stack.push(y);
+                    stack.push(x);
+                }
+                Expr::Chain(x, rest) => {
+                    stack.extend(rest.iter().rev().map(|(_, y)| y));
                     stack.push(x);
                 }
                 Expr::In(x, items) => {

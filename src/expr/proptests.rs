@@ -65,6 +65,12 @@ fn reference(expr: &Expr, event: &HashMap<String, Value>) -> Value {
             )),
             _ => Value::Null,
         },
+        Expr::Chain(first, rest) => {
+            let nested = rest.iter().fold((**first).clone(), |acc, (op, y)| {
+                binary(*op, acc, y.clone())
+            });
+            reference(&nested, event)
+        }
         Expr::StageField { .. } | Expr::Aggregate { .. } | Expr::Matches(..) => Value::Null,
     }
 }
@@ -102,10 +108,29 @@ fn expr() -> impl Strategy<Value = Expr> {
         Or, And, Eq, Ne, Lt, Le, Gt, Ge, Add, Sub, Mul, Div, Rem,
     ]);
     let comparisons = prop::sample::select(vec![Eq, Ne, Lt, Le, Gt, Ge]);
+    // The operators of one level, as the language chains them.
+    let level = prop::sample::select(vec![
+        vec![And],
+        vec![Or],
+        vec![Add, Sub],
+        vec![Mul, Div, Rem],
+    ]);
     leaf().prop_recursive(4, 24, 3, move |inner| {
         prop_oneof![
             6 => (ops.clone(), inner.clone(), inner.clone())
                 .prop_map(|(op, x, y)| binary(op, x, y)),
+            2 => (
+                level.clone(),
+                inner.clone(),
+                prop::collection::vec((any::<prop::sample::Index>(), inner.clone()), 2..6)
+            )
+                .prop_map(|(level, x, rest)| Expr::Chain(
+                    Box::new(x),
+                    rest.into_iter().map(|(i, y)| (*i.get(&level), y)).collect()
+                )),
+            // A chain built by hand may mix any operators.
+            1 => (inner.clone(), prop::collection::vec((ops.clone(), inner.clone()), 1..6))
+                .prop_map(|(x, rest)| Expr::Chain(Box::new(x), rest)),
             // The compiler's fast path, both ways round.
             3 => (comparisons.clone(), field(), literal(), any::<bool>()).prop_map(
                 |(op, f, v, flip)| {

@@ -433,3 +433,80 @@ fn select_folds_the_match() {
     let err = CompiledSelect::compile(&bad, &mut table).unwrap_err();
     assert_eq!(err.index, 0);
 }
+
+#[test]
+fn long_chains_compile_and_evaluate_without_recursion() {
+    let terms =
+        |op: BinaryOp, n: usize, x: Expr| Expr::Chain(Box::new(x.clone()), vec![(op, x); n - 1]);
+    let one = bin(BinaryOp::Eq, field("price"), lit(1));
+    assert_eq!(
+        eval(
+            &terms(BinaryOp::And, 10_000, one.clone()),
+            r#"{"price": 1}"#
+        ),
+        Value::Bool(true)
+    );
+    assert_eq!(
+        eval(
+            &terms(BinaryOp::And, 10_000, one.clone()),
+            r#"{"price": 2}"#
+        ),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        eval(&terms(BinaryOp::Or, 10_000, one.clone()), r#"{"price": 2}"#),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        eval(
+            &terms(BinaryOp::Add, 10_000, field("price")),
+            r#"{"price": 2}"#
+        ),
+        Value::Int(20_000)
+    );
+    assert_eq!(
+        eval(
+            &terms(BinaryOp::Add, 10_000, field("price")),
+            r#"{"price": true}"#
+        ),
+        Value::Null
+    );
+    // `false` wins over unknown, unknown over `true`, wherever they are.
+    let chain = |xs: Vec<Expr>| {
+        Expr::Chain(
+            Box::new(xs[0].clone()),
+            xs[1..].iter().map(|x| (BinaryOp::And, x.clone())).collect(),
+        )
+    };
+    assert_eq!(
+        eval(&chain(vec![lit(true), null(), lit(false)]), "{}"),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        eval(&chain(vec![null(), lit(true), lit(true)]), "{}"),
+        Value::Null
+    );
+    // A chain built by hand that switches operators nests once per switch,
+    // which is bounded like any nesting.
+    let mixed = Expr::Chain(
+        Box::new(lit(true)),
+        (0..=MAX_DEPTH)
+            .map(|i| {
+                (
+                    if i % 2 == 0 {
+                        BinaryOp::And
+                    } else {
+                        BinaryOp::Or
+                    },
+                    lit(true),
+                )
+            })
+            .collect(),
+    );
+    let mut fields = PriceOnly;
+    let mut layout = AccumulatorLayoutBuilder::new();
+    assert_eq!(
+        CompiledExpr::compile(&mixed, &mut fields, &mut layout).unwrap_err(),
+        ExprError::TooDeep
+    );
+}

@@ -78,6 +78,9 @@ pub fn eval(expr: &Expr, event: &RefEvent, taken: &Taken<'_>) -> Value {
             _ => Value::Null,
         },
         Expr::Binary(op, x, y) => binary(*op, eval(x, event, taken), || eval(y, event, taken)),
+        Expr::Chain(first, rest) => rest.iter().fold(eval(first, event, taken), |acc, (op, y)| {
+            binary(*op, acc, || eval(y, event, taken))
+        }),
         Expr::In(x, items) => {
             let v = eval(x, event, taken);
             if v.is_null() {

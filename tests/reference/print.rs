@@ -127,6 +127,12 @@ fn expr(p: &Pattern, e: &Expr) -> String {
                 _ => format!("{l} {op} {r}"),
             }
         }
+        Expr::Chain(first, rest) => {
+            let nested = rest.iter().fold((**first).clone(), |acc, (op, y)| {
+                Expr::Binary(*op, Box::new(acc), Box::new(y.clone()))
+            });
+            expr(p, &nested)
+        }
         Expr::In(x, items) => {
             let items: Vec<String> = items.iter().map(|i| expr(p, i)).collect();
             format!("{} in [{}]", expr(p, x), items.join(", "))

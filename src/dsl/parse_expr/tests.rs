@@ -16,6 +16,9 @@ fn parse(src: &str) -> Expr {
 fn shape(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Binary(op, l, r) => format!("({} {} {})", shape(l), op.symbol(), shape(r)),
+        ExprKind::Chain(first, rest) => rest.iter().fold(shape(first), |acc, (op, r)| {
+            format!("({acc} {} {})", op.symbol(), shape(r))
+        }),
         ExprKind::Unary(UnaryOp::Not, x) => format!("(not {})", shape(x)),
         ExprKind::Unary(UnaryOp::Neg, x) => format!("(- {})", shape(x)),
         ExprKind::In(x, items) => format!(
@@ -49,6 +52,25 @@ fn binary_operators_are_left_associative() {
     assert_eq!(shape(&parse("a - b - c")), "((a - b) - c)");
     assert_eq!(shape(&parse("a / b % c * d")), "(((a / b) % c) * d)");
     assert_eq!(shape(&parse("a or b or c")), "((a or b) or c)");
+    // One flat node per chain; a bracketed left operand of the same level
+    // is the same tree as without brackets, a right one is not.
+    let flat = |src: &str| {
+        let mut e = parse(src);
+        crate::dsl::ast::clear_expr(&mut e);
+        e
+    };
+    assert_eq!(flat("(a - b) - c"), flat("a - b - c"));
+    assert_eq!(flat("((a - b + c)) - d"), flat("a - b + c - d"));
+    assert_ne!(flat("a - (b - c)"), flat("a - b - c"));
+    assert_ne!(flat("(a < b) == c"), flat("a < (b == c)"));
+    let ExprKind::Chain(_, rest) = flat("(a - b + c) - d").kind else {
+        panic!("a chain");
+    };
+    assert_eq!(rest.len(), 3);
+    assert!(matches!(
+        flat("a * b").kind,
+        ExprKind::Binary(BinaryOp::Mul, ..)
+    ));
 }
 
 #[test]
@@ -139,9 +161,14 @@ fn nesting_is_limited() {
     assert!(error(&deep).contains("nested more than 64"));
     let nots = format!("{}x", "not ".repeat(100));
     assert!(error(&nots).contains("nested more than 64"));
-    let chain = vec!["x"; 100].join(" + ");
-    assert!(error(&chain).contains("nested more than 64"));
-    let ok = vec!["x"; 60].join(" + ");
+    // A flat chain is one level, however long; brackets nest.
+    for op in [" + ", " * ", " and ", " or "] {
+        let chain = vec!["x"; 10_000].join(op);
+        assert!(matches!(parse(&chain).kind, ExprKind::Chain(_, ref rest) if rest.len() == 9_999));
+    }
+    let right = format!("{}x{}", "x + (".repeat(100), ")".repeat(100));
+    assert!(error(&right).contains("nested more than 64"));
+    let ok = format!("{}x{}", "x + (".repeat(60), ")".repeat(60));
     parse(&ok);
     let negs = format!("{}x", "-".repeat(100_000));
     assert!(error(&negs).contains("nested"));
