@@ -6,8 +6,8 @@
 use std::fmt::Write;
 
 use crate::dsl::print::{
-    binary_precedence, print_name, write_float, write_run, write_string, COMPARISON, NEG, NOT,
-    PRIMARY,
+    binary_precedence, print_name, write_float, write_negation, write_run, write_string,
+    COMPARISON, NEG, NOT, PRIMARY,
 };
 use crate::expr::{Expr, UnaryOp};
 use crate::pattern::{
@@ -218,9 +218,14 @@ fn write_expr(out: &mut String, e: &Expr, stages: &[Stage]) {
             wrapped(out, x, stages, precedence(x) < NOT);
         }
         Expr::Unary(UnaryOp::Neg, x) => {
-            out.push('-');
-            let numeric = matches!(**x, Expr::Literal(_) | Expr::Unary(UnaryOp::Neg, _));
-            wrapped(out, x, stages, numeric || precedence(x) < NEG);
+            let (starts_with_minus, starts_with_digit) = match &**x {
+                Expr::Literal(Value::Int(i)) => (*i < 0, *i >= 0),
+                Expr::Literal(Value::Float(f)) => (f.is_sign_negative(), f.is_sign_positive()),
+                Expr::Unary(UnaryOp::Neg, _) => (true, false),
+                _ => (false, false),
+            };
+            write_negation(out, starts_with_minus);
+            wrapped(out, x, stages, starts_with_digit || precedence(x) < NEG);
         }
         Expr::Binary(op, l, r) => write_run(
             out,

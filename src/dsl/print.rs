@@ -226,13 +226,16 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_wrapped(out, x, precedence(x) < NOT);
         }
         ExprKind::Unary(UnaryOp::Neg, x) => {
-            out.push('-');
-            let numeric = matches!(
-                x.kind,
-                ExprKind::Literal(Literal::Int(_) | Literal::Float(_) | Literal::Duration(_))
-                    | ExprKind::Unary(UnaryOp::Neg, _)
-            );
-            write_wrapped(out, x, numeric || precedence(x) < NEG);
+            let (starts_with_minus, starts_with_digit) = match &x.kind {
+                ExprKind::Literal(Literal::Int(i)) => (*i < 0, *i >= 0),
+                ExprKind::Literal(Literal::Float(f)) => {
+                    (f.is_sign_negative(), f.is_sign_positive())
+                }
+                ExprKind::Unary(UnaryOp::Neg, _) => (true, false),
+                _ => (false, false),
+            };
+            write_negation(out, starts_with_minus);
+            write_wrapped(out, x, starts_with_digit || precedence(x) < NEG);
         }
         ExprKind::Binary(op, l, r) => write_run(
             out,
@@ -260,6 +263,17 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_list(out, args);
             out.push(')');
         }
+    }
+}
+
+/// Writes the `-` of a negation: `- -x` and `- -5` keep a space, so that
+/// the text is one minus after another (the operand of `-` needs no
+/// brackets unless it binds more loosely, or is a number that the `-` would
+/// otherwise join: `-(5)` is the negation of 5, `-5` a literal).
+pub(crate) fn write_negation(out: &mut String, operand_starts_with_minus: bool) {
+    out.push('-');
+    if operand_starts_with_minus {
+        out.push(' ');
     }
 }
 
@@ -378,7 +392,11 @@ mod tests {
         assert_eq!(round("!a && b || c"), "not a and b or c");
         assert_eq!(round("(a < b) == c"), "(a < b) == c");
         assert_eq!(round("-(5)"), "-(5)");
-        assert_eq!(round("- -5"), "-(-5)");
+        assert_eq!(round("- -5"), "- -5");
+        assert_eq!(round("-(-(5))"), "- -(5)");
+        assert_eq!(round("--x"), "- -x");
+        assert_eq!(round("-5s"), "-5s");
+        assert_eq!(round("-(a + b)"), "-(a + b)");
         assert_eq!(round("-x * 2"), "-x * 2");
         assert_eq!(round("(a + b) + (c + d)"), "a + b + (c + d)");
         assert_eq!(round("a * b + c * d - e"), "a * b + c * d - e");
