@@ -90,11 +90,10 @@ use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 pub(crate) use cond::EvalCtx;
 
 pub use compiler::MAX_PROCEED_PATHS;
-pub use cond::CondNode as ConditionNode;
 
 /// Index of a state in an [`Nfa`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StateId(pub u32);
+pub(crate) struct StateId(pub u32);
 
 impl StateId {
     /// The index this id stands for.
@@ -106,7 +105,7 @@ impl StateId {
 
 /// Flink's state types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StateKind {
+pub(crate) enum StateKind {
     /// Where every run starts (re-created after every event).
     Start,
     /// An ordinary state.
@@ -121,7 +120,7 @@ pub enum StateKind {
 
 /// What a transition does with the current event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
+pub(crate) enum Action {
     /// Consume the event into the source state's stage.
     Take,
     /// Skip the event.
@@ -132,7 +131,7 @@ pub enum Action {
 
 /// A transition of a state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transition {
+pub(crate) struct Transition {
     /// Take, ignore or proceed.
     pub action: Action,
     /// Where the run goes.
@@ -143,7 +142,7 @@ pub struct Transition {
 
 /// A state of the automaton.
 #[derive(Clone, Debug)]
-pub struct State {
+pub(crate) struct State {
     /// Flink's internal name: the stage name, `name:N` for further states of
     /// the same stage, `$endState$` for the final state.
     pub name: String,
@@ -324,13 +323,13 @@ impl<E> Nfa<E> {
 
     /// All states, indexed by [`StateId`].
     #[inline]
-    pub fn states(&self) -> &[State] {
+    pub(crate) fn states(&self) -> &[State] {
         &self.states
     }
 
     /// The start state.
     #[inline]
-    pub fn start(&self) -> StateId {
+    pub(crate) fn start(&self) -> StateId {
         self.start
     }
 
@@ -340,19 +339,9 @@ impl<E> Nfa<E> {
         self.window
     }
 
-    /// A condition as text, e.g. `a & !until(a)`.
-    pub fn describe_condition(&self, cond: CondId) -> String {
-        self.conds.describe(cond)
-    }
-
-    /// A condition node, for callers that walk conditions.
-    pub fn condition_node(&self, cond: CondId) -> CondNode {
-        self.conds.nodes[cond.0 as usize]
-    }
-
     /// Number of condition slots (stage and `until` conditions).
     #[inline]
-    pub fn slot_count(&self) -> usize {
+    pub(crate) fn slot_count(&self) -> usize {
         self.conds.slots.len()
     }
 }
