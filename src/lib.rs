@@ -146,3 +146,8 @@ pub mod __derive {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust code of `docs/flink.md`, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/flink.md")]
+pub struct FlinkGuideDoctests;
