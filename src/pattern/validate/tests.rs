@@ -27,19 +27,9 @@ fn pattern(names: &[&str]) -> Pattern {
             e
         })
         .collect();
-    Pattern {
-        name: "p".to_string(),
-        doc: None,
-        partition_by: Vec::new(),
-        partition_by_fn: None,
-        within: None,
-        skip: SkipStrategy::NoSkip,
-        emit_timeouts: false,
-        stages,
-        sequence: Sequence { elements },
-        select: Vec::new(),
-        span: Span::new(0, 1),
-    }
+    let mut p = Pattern::new("p", stages, Sequence::new(elements));
+    p.span = Span::new(0, 1);
+    p
 }
 
 fn kinds(p: &Pattern) -> Vec<PatternErrorKind> {
