@@ -173,6 +173,16 @@ pub trait Event {
     fn field_owned(&self, id: FieldId) -> Value {
         self.field(id).to_owned()
     }
+
+    /// Is the field present but holding something that is not a [`Value`]
+    /// (a JSON object: [`field`](Event::field) reads it as null)? Asked
+    /// only for a null `partition by` field, so that such an event is
+    /// counted in [`Stats::unusable_keys`](crate::engine::Stats) rather
+    /// than as unkeyed. The default says no.
+    fn field_is_object(&self, id: FieldId) -> bool {
+        let _ = id;
+        false
+    }
 }
 
 /// Turns field names into ids when a pattern is compiled.

@@ -122,12 +122,40 @@ impl FieldResolver for FieldTable {
 pub struct Record {
     values: Vec<Value>,
     raw: Arc<str>,
+    /// Fields present as JSON objects (null in `values`); usually empty.
+    objects: Box<[FieldId]>,
 }
 
 impl Record {
     /// A record from values indexed by field id and the original text.
     pub fn new(values: Vec<Value>, raw: Arc<str>) -> Record {
-        Record { values, raw }
+        Record {
+            values,
+            raw,
+            objects: Box::default(),
+        }
+    }
+
+    /// The record with `objects` marked as fields that are present but hold
+    /// an object (their values stay null): a `partition by` on one of them
+    /// is an unusable key, not a missing one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use cepheid::{Event, FieldId, Record, Value};
+    /// let k = FieldId::from_index(0);
+    /// let record = Record::new(vec![Value::Null], Arc::from(r#"{"k":{}}"#)).with_objects(vec![k]);
+    /// assert!(record.field(k).is_null());
+    /// assert!(record.field_is_object(k));
+    /// ```
+    pub fn with_objects(mut self, objects: Vec<FieldId>) -> Record {
+        self.objects = objects.into_boxed_slice();
+        self
+    }
+
+    /// The fields marked by [`with_objects`](Record::with_objects).
+    pub fn objects(&self) -> &[FieldId] {
+        &self.objects
     }
 
     /// The original text of the event.
@@ -153,6 +181,10 @@ impl Event for Record {
 
     fn field_owned(&self, id: FieldId) -> Value {
         self.values.get(id.index()).cloned().unwrap_or_default()
+    }
+
+    fn field_is_object(&self, id: FieldId) -> bool {
+        self.objects.contains(&id)
     }
 }
 

@@ -92,8 +92,9 @@ impl Value {
 }
 
 /// Structural equality: `Int(1)` and `Float(1.0)` are *different* values
-/// here (this is identity, used for keys and tests). The expression language's
-/// `==`, which mixes integers and floats, lives in [`crate::expr`].
+/// here (this is identity, used for tests, and for partition keys once
+/// normalized so that `1.0` is `Int(1)`). The expression language's `==`,
+/// which mixes integers and floats, lives in [`crate::expr`].
 impl PartialEq for Value {
     fn eq(&self, other: &Value) -> bool {
         match (self, other) {
@@ -494,6 +495,43 @@ impl fmt::Display for ValueRef<'_> {
 /// one partition. One field (the common case) is stored inline.
 pub(crate) type KeyValue = smallvec::SmallVec<[Value; 1]>;
 
+/// A value as a partition key (`docs/semantics.md`, "Partition keys"), or
+/// `None` when it cannot be one (NaN, alone or in a list: `NaN == NaN` is
+/// not true). Keys are the same when their values are equal by exact
+/// value, as the language's `==` compares them: a float with an integer
+/// value in the `i64` range becomes that [`Value::Int`] (so `1.0` and `1`,
+/// `-0.0` and `0` are one key), and lists are normalized item by item.
+/// After this, structural equality and hashing of keys are exact value
+/// equality. Integers and strings (the common keys) pass through untouched.
+#[inline]
+pub(crate) fn key_part(value: Value) -> Option<Value> {
+    match value {
+        Value::Float(f) => key_float(f),
+        Value::List(items)
+            if items
+                .iter()
+                .any(|v| matches!(v, Value::Float(_) | Value::List(_))) =>
+        {
+            items.iter().cloned().map(key_part).collect()
+        }
+        other => Some(other),
+    }
+}
+
+/// [`key_part`] of a float: `None` for NaN; the integer when it is exact.
+fn key_float(f: f64) -> Option<Value> {
+    // 2^63: the first float above `i64::MAX` (`i64::MIN` is exactly -2^63).
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        None
+    } else if f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) {
+        // Exact: `f` is an integer inside the `i64` range.
+        Some(Value::Int(f as i64))
+    } else {
+        Some(Value::Float(f))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,9 +564,44 @@ mod tests {
     }
 
     #[test]
-    fn int_and_float_are_distinct_keys() {
+    fn int_and_float_are_distinct_values() {
         assert_ne!(Value::Int(1), Value::Float(1.0));
         assert_eq!(Value::Float(f64::NAN), Value::Float(f64::NAN));
+    }
+
+    #[test]
+    fn keys_are_equal_by_exact_value() {
+        assert_eq!(key_part(Value::Float(1.0)), Some(Value::Int(1)));
+        assert_eq!(key_part(Value::Float(-0.0)), Some(Value::Int(0)));
+        assert_eq!(key_part(Value::Float(1.5)), Some(Value::Float(1.5)));
+        assert_eq!(key_part(Value::Float(f64::NAN)), None);
+        let inf = Value::Float(f64::INFINITY);
+        assert_eq!(key_part(inf.clone()), Some(inf));
+        // 2^63 does not fit: it stays a float; -2^63 is `i64::MIN`.
+        let big = Value::Float(9_223_372_036_854_775_808.0);
+        assert_eq!(key_part(big.clone()), Some(big));
+        assert_eq!(
+            key_part(Value::Float(-9_223_372_036_854_775_808.0)),
+            Some(Value::Int(i64::MIN))
+        );
+        // Exact, not rounded: 2^53 + 1 is not the float 2^53.
+        assert_ne!(
+            key_part(Value::Int(9_007_199_254_740_993)),
+            key_part(Value::Float(9_007_199_254_740_992.0))
+        );
+        let list = |items: Vec<Value>| Value::List(items.into());
+        assert_eq!(
+            key_part(list(vec![
+                Value::Float(2.0),
+                list(vec![Value::Float(-0.0)])
+            ])),
+            Some(list(vec![Value::Int(2), list(vec![Value::Int(0)])]))
+        );
+        assert_eq!(
+            key_part(list(vec![Value::Int(1), Value::Float(f64::NAN)])),
+            None
+        );
+        assert_eq!(key_part(Value::from("a")), Some(Value::from("a")));
     }
 
     #[test]

@@ -459,3 +459,40 @@ fn small_command_line_mistakes_get_clear_errors() {
     assert!(stderr.contains("error: no `.cep` files"), "{stderr}");
     assert!(stderr.contains("failed: 1 error"), "{stderr}");
 }
+
+#[test]
+fn object_keys_are_reported_once_and_counted_and_equal_numbers_are_one_key() {
+    let pattern = r#"
+pattern pair {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+"#;
+    let events = concat!(
+        r#"{"ts":1,"type":"a","k":1}"#,
+        "\n",
+        r#"{"ts":2,"type":"a","k":{"x":1}}"#,
+        "\n",
+        r#"{"ts":3,"type":"b","k":{"x":1}}"#,
+        "\n",
+        r#"{"ts":4,"type":"b","k":1.0}"#,
+        "\n",
+    );
+    let (output, dir) = run("object_keys", pattern, events, &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = records(&output);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0]["key"], serde_json::json!({"k": 1}));
+    let err = stderr(&output);
+    let path = dir.join("events").display().to_string();
+    let message = format!("{path}:2: pattern `pair`: partition key `k` is an object");
+    assert!(err.contains(&message), "{err}");
+    assert_eq!(err.matches("is an object").count(), 1, "{err}");
+    assert!(
+        err.contains(" 1 matches, 0 timeouts, 2 unusable keys in "),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@ use crate::engine::sink::{MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::NativeKeyFn;
 use crate::primitives::Timestamp;
-use crate::value::KeyValue;
+use crate::value::{key_part, KeyValue};
 
 /// Counters of what an engine has seen and produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,6 +25,20 @@ pub struct Stats {
     /// (event, pattern) pairs skipped because the event lacks a `partition
     /// by` field of the pattern.
     pub unkeyed: u64,
+    /// (event, pattern) pairs skipped because a `partition by` field holds
+    /// a value that cannot be a key: an object, or NaN (alone or in a
+    /// list; `NaN == NaN` is not true). See `docs/semantics.md`, "Partition
+    /// keys".
+    pub unusable_keys: u64,
+}
+
+/// Why an event has no key for a pattern.
+#[derive(Clone, Copy, Debug)]
+enum NoKey {
+    /// A key field is missing (null).
+    Missing,
+    /// A key field's value cannot be a key.
+    Unusable,
 }
 
 /// What happened to a pushed event.
@@ -242,8 +256,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// of patterns partitioned by the same fields.
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         let ev = self.store.insert(ts, event);
-        // The key and its hash, or `None` when a key field is missing.
-        let mut keyed: Option<(KeyValue, u64)> = None;
+        // The key and its hash, or why there is none.
+        let mut keyed: Result<(KeyValue, u64), NoKey> = Err(NoKey::Missing);
         for p in 0..self.patterns.len() {
             if p == 0 || !self.patterns[p].same_key_as_previous {
                 keyed = self.key_of(p, ev).map(|key| {
@@ -251,9 +265,16 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                     (key, hash)
                 });
             }
-            let Some((key, hash)) = &keyed else {
-                self.stats.unkeyed += 1;
-                continue;
+            let (key, hash) = match &keyed {
+                Ok(keyed) => keyed,
+                Err(NoKey::Missing) => {
+                    self.stats.unkeyed += 1;
+                    continue;
+                }
+                Err(NoKey::Unusable) => {
+                    self.stats.unusable_keys += 1;
+                    continue;
+                }
             };
             match self.patterns[p].partitions.find(*hash, key) {
                 Some(slot) => self.drive(p, slot, sink, |a, part, store, cache, out| {
@@ -267,22 +288,32 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     }
 
     /// The values of pattern `p`'s key fields in the event (or its key
-    /// closure's value), or `None` when one is missing (null).
-    fn key_of(&self, p: usize, ev: <A::Store as EventStore<E>>::Ref) -> Option<KeyValue> {
+    /// closure's value), normalized by [`key_part`] so that keys equal
+    /// under `==` are one key; or why there is no key: a field is missing
+    /// (null), or its value cannot be a key (an object, NaN).
+    fn key_of(&self, p: usize, ev: <A::Store as EventStore<E>>::Ref) -> Result<KeyValue, NoKey> {
         let event = self.store.get(ev);
         if let Some(key_fn) = &self.patterns[p].key_fn {
             let value = key_fn(event);
-            return (!value.is_null()).then(|| std::iter::once(value).collect());
+            if value.is_null() {
+                return Err(NoKey::Missing);
+            }
+            let value = key_part(value).ok_or(NoKey::Unusable)?;
+            return Ok(std::iter::once(value).collect());
         }
         let mut key = KeyValue::new();
         for &id in &self.patterns[p].key_ids {
             let value = event.field_owned(id);
             if value.is_null() {
-                return None;
+                return Err(if event.field_is_object(id) {
+                    NoKey::Unusable
+                } else {
+                    NoKey::Missing
+                });
             }
-            key.push(value);
+            key.push(key_part(value).ok_or(NoKey::Unusable)?);
         }
-        Some(key)
+        Ok(key)
     }
 
     /// Offers an event to a fresh partition for a key without state, and

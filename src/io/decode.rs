@@ -145,7 +145,9 @@ impl Decoder {
         let time = self.plan.time(&self.scanned, text);
         let ts = self.event_time(time.map(found_time))?;
         let values = self.plan.values(&self.scanned, text);
-        Ok(Item::Event(ts, Record::new(values, Arc::from(text))))
+        let objects = self.plan.objects(&self.scanned, text);
+        let record = Record::new(values, Arc::from(text)).with_objects(objects);
+        Ok(Item::Event(ts, record))
     }
 
     fn decode_csv(&mut self, line: &[u8]) -> Result<Item, Error> {

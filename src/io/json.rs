@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::event::FieldPath;
+use crate::event::{FieldId, FieldPath};
 use crate::record::{FieldTable, Record};
 use crate::value::Value;
 
@@ -77,12 +77,18 @@ pub fn record_from_json(
     object: &serde_json::Map<String, serde_json::Value>,
     raw: Arc<str>,
 ) -> Record {
-    let values = table
-        .paths()
+    let paths = table.paths();
+    let values = paths
         .iter()
         .map(|path| lookup_json(object, path).map_or(Value::Null, value_from_json))
         .collect();
-    Record::new(values, raw)
+    let objects = paths
+        .iter()
+        .enumerate()
+        .filter(|(_, path)| lookup_json(object, path).is_some_and(serde_json::Value::is_object))
+        .map(|(i, _)| FieldId::new(i))
+        .collect();
+    Record::new(values, raw).with_objects(objects)
 }
 
 /// Follows `path` into nested JSON objects.
@@ -278,6 +284,23 @@ impl JsonPlan {
     /// The time field's value, when present.
     pub fn time<'a>(&self, scanned: &'a Scanned, text: &'a str) -> Option<Found<'a>> {
         follow(scanned, text, &self.time)
+    }
+
+    /// The fields whose values are JSON objects (null in
+    /// [`values`](JsonPlan::values)); only serde keeps objects, so a line
+    /// the fast path read has none.
+    pub fn objects(&self, scanned: &Scanned, text: &str) -> Vec<FieldId> {
+        if scanned.fast {
+            return Vec::new();
+        }
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(
+                |(_, l)| matches!(follow(scanned, text, l), Some(Found::Json(j)) if j.is_object()),
+            )
+            .map(|(i, _)| FieldId::new(i))
+            .collect()
     }
 
     /// The values of the table's fields, indexed by field id (null where

@@ -30,8 +30,9 @@ use std::time::Instant;
 
 use cepheid::engine::{Engine, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
+use cepheid::record::FieldTable;
 use cepheid::time::parse_duration;
-use cepheid::{Error, ErrorKind, Record};
+use cepheid::{Error, ErrorKind, FieldId, Record};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
@@ -146,6 +147,7 @@ pub fn run(args: &Args) -> u8 {
     let started = Instant::now();
     let progress = progress_bar(args, size);
     let mut malformed = 0;
+    let mut keys = KeyFields::new(&loaded.patterns, engine.fields());
     let result = stream(
         args,
         &mut engine,
@@ -154,6 +156,7 @@ pub fn run(args: &Args) -> u8 {
         &mut out,
         &progress,
         &mut malformed,
+        &mut keys,
     );
     progress.finish_and_clear();
     let status = match result {
@@ -228,7 +231,58 @@ fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Batch>) {
     }
 }
 
+/// Each pattern's `partition by` fields, to say the first time per pattern
+/// that an event's key field holds an object (the engine counts such events
+/// in `Stats::unusable_keys` and skips them for that pattern).
+struct KeyFields {
+    patterns: Vec<PatternKey>,
+}
+
+/// One pattern's name, its key fields (id and name), and whether it was
+/// told about an object key already.
+type PatternKey = (String, Vec<(FieldId, String)>, bool);
+
+impl KeyFields {
+    fn new(patterns: &[cepheid::pattern::Pattern], table: &FieldTable) -> KeyFields {
+        let patterns = patterns
+            .iter()
+            .map(|p| {
+                let fields = p
+                    .partition_by
+                    .iter()
+                    .map(|path| (table.intern(path), path.to_string()))
+                    .collect();
+                (p.name.clone(), fields, false)
+            })
+            .collect();
+        KeyFields { patterns }
+    }
+
+    /// Says (once per pattern) which key fields of `record` are objects.
+    fn check(&mut self, record: &Record, path: &str, line_no: u64, progress: &ProgressBar) {
+        if record.objects().is_empty() {
+            return;
+        }
+        for (name, fields, told) in &mut self.patterns {
+            if *told {
+                continue;
+            }
+            let Some((_, field)) = fields.iter().find(|(id, _)| record.objects().contains(id))
+            else {
+                continue;
+            };
+            *told = true;
+            progress.suspend(|| {
+                eprintln!(
+                    "{path}:{line_no}: pattern `{name}`: partition key `{field}` is an object, which cannot be a key; such events are skipped for this pattern and counted"
+                );
+            });
+        }
+    }
+}
+
 /// Feeds every decoded line to the engine, then ends event time.
+#[allow(clippy::too_many_arguments)]
 fn stream(
     args: &Args,
     engine: &mut Engine<Record>,
@@ -237,8 +291,10 @@ fn stream(
     out: &mut Output,
     progress: &ProgressBar,
     malformed: &mut u64,
+    keys: &mut KeyFields,
 ) -> Result<(), Stop> {
     let origin = display(&args.events, "standard input");
+    let origin_name = origin.clone();
     let (batches, reader) = spawn_reader(origin, input, decoder);
     let mut stop = None;
     let mut punctuated = false;
@@ -246,6 +302,7 @@ fn stream(
         for (line_no, item) in batch.lines {
             match item {
                 Ok(Item::Event(ts, record)) => {
+                    keys.check(&record, &origin_name, line_no, progress);
                     engine.push(ts, record, out);
                 }
                 Ok(Item::Watermark(t)) => {
@@ -458,6 +515,11 @@ fn summarize(stats: &Stats, malformed: u64, waiting: usize, started: Instant) {
     } else {
         0.0
     };
+    let unusable = if stats.unusable_keys > 0 {
+        format!(", {} unusable keys", stats.unusable_keys)
+    } else {
+        String::new()
+    };
     let waiting = if waiting > 0 {
         format!(
             ", {waiting} waiting after the last watermark (not processed; --flush-at-end processes them)"
@@ -466,7 +528,7 @@ fn summarize(stats: &Stats, malformed: u64, waiting: usize, started: Instant) {
         String::new()
     };
     eprintln!(
-        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
+        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );
 }

@@ -1,0 +1,128 @@
+//! Partition keys (`docs/semantics.md`, "Partition keys"): keys equal
+//! under the language's `==` are one partition (`1` and `1.0`, `-0.0` and
+//! `0`); objects and NaN are unusable keys, counted apart from missing ones
+//! and never matched.
+
+use std::sync::Arc;
+
+use cepheid::engine::{Engine, Output};
+use cepheid::{Event, Pattern, Record, Value};
+
+const PATTERN: &str = r#"
+pattern pair {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+"#;
+
+fn engine() -> Engine<Record> {
+    let loaded = cepheid::dsl::load_str("test.cep", PATTERN);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let mut engine: Engine<Record> = Engine::new();
+    for pattern in &loaded.patterns {
+        engine.add(pattern).unwrap();
+    }
+    engine
+}
+
+/// Runs JSON events (`k` given as JSON text) through the pattern.
+fn run(events: &[(&str, &str)]) -> (Vec<Output<Record>>, cepheid::engine::Stats) {
+    let mut engine = engine();
+    let table = engine.fields().clone();
+    let mut out = Vec::new();
+    for (ts, &(kind, k)) in (1..).zip(events) {
+        let text = format!(r#"{{"ts":{ts},"type":"{kind}","k":{k}}}"#);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let record =
+            cepheid::io::record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
+        engine.push(ts, record, &mut out);
+    }
+    engine.finish(&mut out);
+    (out, engine.stats())
+}
+
+fn keys(out: &[Output<Record>]) -> Vec<Vec<Value>> {
+    out.iter()
+        .filter_map(Output::as_match)
+        .map(|m| m.key.clone())
+        .collect()
+}
+
+#[test]
+fn an_integer_and_an_equal_float_are_one_key() {
+    let (out, stats) = run(&[("a", "1"), ("b", "1.0")]);
+    assert_eq!(keys(&out), vec![vec![Value::Int(1)]]);
+    let (out, _) = run(&[("a", "2.0"), ("b", "2")]);
+    // The key shown is the normalized value: the integer.
+    assert_eq!(keys(&out), vec![vec![Value::Int(2)]]);
+    let (out, _) = run(&[("a", "-0.0"), ("b", "0")]);
+    assert_eq!(keys(&out), vec![vec![Value::Int(0)]]);
+    let (out, _) = run(&[("a", "[1, 2.5]"), ("b", "[1.0, 2.5]")]);
+    assert_eq!(keys(&out).len(), 1);
+    assert_eq!((stats.unkeyed, stats.unusable_keys), (0, 0));
+}
+
+#[test]
+fn keys_compare_exactly_beyond_float_precision() {
+    // 2^53 + 1 is not the float 2^53 (though `==` rounds it to that).
+    let (out, _) = run(&[("a", "9007199254740993"), ("b", "9007199254740992.0")]);
+    assert!(keys(&out).is_empty());
+    let (out, _) = run(&[("a", "1.5"), ("b", "1.5")]);
+    assert_eq!(keys(&out), vec![vec![Value::Float(1.5)]]);
+}
+
+#[test]
+fn an_object_key_is_unusable_not_missing() {
+    let (out, stats) = run(&[("a", r#"{"x":1}"#), ("b", r#"{"x":1}"#), ("a", "null")]);
+    assert!(keys(&out).is_empty());
+    assert_eq!(stats.unusable_keys, 2);
+    assert_eq!(stats.unkeyed, 1);
+}
+
+#[derive(Clone, Debug, Event)]
+struct Reading {
+    k: f64,
+    b: bool,
+}
+
+#[test]
+fn a_nan_key_is_unusable() {
+    let by_field = Pattern::<Reading>::begin("a")
+        .where_fn(|e| !e.b)
+        .followed_by("b")
+        .where_fn(|e| e.b)
+        .partition_by("k");
+    let by_closure = Pattern::<Reading>::begin("a")
+        .where_fn(|e| !e.b)
+        .followed_by("b")
+        .where_fn(|e| e.b)
+        .partition_by_fn(|e| e.k);
+    for builder in [by_field, by_closure] {
+        nan_run(builder.build().unwrap());
+    }
+}
+
+fn nan_run(pattern: Pattern<Reading>) {
+    let mut engine = Engine::new();
+    engine.add(&pattern).unwrap();
+    let mut out = Vec::new();
+    let at = |k, b| Reading { k, b };
+    let events = [
+        at(f64::NAN, false),
+        at(f64::NAN, true),
+        at(-0.0, false),
+        at(0.0, true),
+    ];
+    for (ts, e) in (1..).zip(events) {
+        engine.push(ts, e, &mut out);
+    }
+    engine.finish(&mut out);
+    let matches: Vec<_> = out.iter().filter_map(Output::as_match).collect();
+    assert_eq!(matches.len(), 1);
+    assert_eq!(matches[0].key, vec![Value::Int(0)]);
+    assert_eq!(engine.stats().unusable_keys, 2);
+    assert_eq!(engine.stats().unkeyed, 0);
+}
