@@ -95,6 +95,17 @@ impl Sequence {
     pub fn new(elements: Vec<Element>) -> Sequence {
         Sequence { elements }
     }
+
+    /// Can one pass over the sequence take no event at all (every element
+    /// that is not a negation is optional, or a group that can itself take
+    /// nothing)? Nesting is bounded by the language's limits and the NFA
+    /// compiler's depth check.
+    pub fn can_take_nothing(&self) -> bool {
+        self.elements
+            .iter()
+            .filter(|e| !e.is_negation())
+            .all(Element::can_take_nothing)
+    }
 }
 
 /// One element of a sequence: a stage or a group, with its quantifier and
@@ -125,6 +136,16 @@ pub struct Element {
 }
 
 impl Element {
+    /// Can the element be passed without taking an event (optional, or a
+    /// group that can take nothing)?
+    pub fn can_take_nothing(&self) -> bool {
+        self.is_optional()
+            || match &self.kind {
+                ElementKind::Group(inner) => inner.can_take_nothing(),
+                ElementKind::Stage(_) => false,
+            }
+    }
+
     /// A single stage, relaxed (`followed by`) to its predecessor.
     pub fn stage(stage: StageId) -> Element {
         Element {

@@ -309,7 +309,7 @@ impl Validator<'_> {
             if let ElementKind::Group(inner) = &e.kind {
                 self.check_negations_at_start(inner, reach);
             }
-            reach = reach && takes_nothing(e);
+            reach = reach && e.can_take_nothing();
         }
     }
 
@@ -462,7 +462,7 @@ impl Validator<'_> {
         if let ElementKind::Group(inner) = &e.kind {
             // Only a looping group: Flink walks its empty iteration forever.
             // A counted group of optional elements is accepted, as in Flink.
-            if e.is_looping() && can_take_nothing(inner) {
+            if e.is_looping() && inner.can_take_nothing() {
                 self.error(
                     PatternErrorKind::EmptyIteration,
                     e.span,
@@ -680,28 +680,6 @@ fn last_leaf(seq: &Sequence) -> Option<&Element> {
 
 /// Milliseconds in the largest unit that divides them exactly (`15m`).
 pub use crate::time::format_duration as show_ms;
-
-/// Can the element be passed without taking an event?
-fn takes_nothing(e: &Element) -> bool {
-    e.is_optional()
-        || match &e.kind {
-            ElementKind::Group(inner) => can_take_nothing(inner),
-            ElementKind::Stage(_) => false,
-        }
-}
-
-/// Can one pass over `seq` take no event at all (every element that is not
-/// a negation optional, or a group that can itself take nothing)? Nesting
-/// is bounded by the language's limits and the NFA compiler's depth check.
-fn can_take_nothing(seq: &Sequence) -> bool {
-    seq.elements.iter().filter(|e| !e.is_negation()).all(|e| {
-        e.is_optional()
-            || match &e.kind {
-                ElementKind::Group(inner) => can_take_nothing(inner),
-                ElementKind::Stage(_) => false,
-            }
-    })
-}
 
 #[cfg(test)]
 mod tests;

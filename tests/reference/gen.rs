@@ -277,24 +277,13 @@ fn clamp_windows(seq: &mut Sequence, specs: &[ElemSpec], within: i64) {
     }
 }
 
-/// Can one pass over the sequence take no event?
-fn can_take_nothing(seq: &Sequence) -> bool {
-    seq.elements.iter().filter(|e| !e.is_negation()).all(|e| {
-        e.is_optional()
-            || match &e.kind {
-                ElementKind::Group(inner) => can_take_nothing(inner),
-                ElementKind::Stage(_) => false,
-            }
-    })
-}
-
 /// A looping group needs an element that is not optional: the first
 /// optional one that is no negation becomes required.
 fn require_one(seq: &mut Sequence) {
     if let Some(el) = seq.elements.iter_mut().find(|e| !e.is_negation()) {
         make_required(el);
         if let ElementKind::Group(inner) = &mut el.kind {
-            if can_take_nothing(inner) {
+            if inner.can_take_nothing() {
                 require_one(inner);
             }
         }
@@ -353,7 +342,7 @@ impl Builder {
             ElementKind::Stage(id)
         } else {
             let mut inner = self.sequence(&spec.group);
-            if !spec.wild && spec.quant == 2 && can_take_nothing(&inner) {
+            if !spec.wild && spec.quant == 2 && inner.can_take_nothing() {
                 require_one(&mut inner);
             }
             ElementKind::Group(inner)
