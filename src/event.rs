@@ -175,7 +175,8 @@ pub trait Event {
     }
 
     /// Is the field present but holding something that is not a [`Value`]
-    /// (a JSON object: [`field`](Event::field) reads it as null)? Asked
+    /// (a JSON object, or a list with one in it: [`field`](Event::field)
+    /// reads it as null)? Asked
     /// only for a null `partition by` field, so that such an event is
     /// counted in [`Stats::unusable_keys`](crate::engine::Stats) rather
     /// than as unkeyed. The default says no.

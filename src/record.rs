@@ -122,7 +122,8 @@ impl FieldResolver for FieldTable {
 pub struct Record {
     values: Vec<Value>,
     raw: Arc<str>,
-    /// Fields present as JSON objects (null in `values`); usually empty.
+    /// Fields present as JSON objects or lists holding one (null in
+    /// `values`); usually empty.
     objects: Box<[FieldId]>,
 }
 
@@ -137,8 +138,9 @@ impl Record {
     }
 
     /// The record with `objects` marked as fields that are present but hold
-    /// an object (their values stay null): a `partition by` on one of them
-    /// is an unusable key, not a missing one.
+    /// an object, or a list with an object in it at any depth (their values
+    /// stay null): a `partition by` on one of them is an unusable key, not
+    /// a missing one.
     ///
     /// ```
     /// use std::sync::Arc;

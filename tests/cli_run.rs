@@ -496,3 +496,45 @@ pattern pair {
         "{err}"
     );
 }
+
+/// `[{"x":1}]` was read as `[null]`: the same key as a real `[null]`, so
+/// these two events matched silently. A list holding an object is an
+/// unusable key, reported once and counted.
+#[test]
+fn lists_holding_objects_are_unusable_keys_reported_and_counted() {
+    let pattern = r#"
+pattern pair {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+"#;
+    let events = concat!(
+        r#"{"ts":1,"type":"a","k":[null]}"#,
+        "\n",
+        r#"{"ts":2,"type":"b","k":[{"x":1}]}"#,
+        "\n",
+        r#"{"ts":3,"type":"b","k":[1,[{"x":1}]]}"#,
+        "\n",
+        r#"{"ts":4,"type":"b","k":[null]}"#,
+        "\n",
+    );
+    let (output, dir) = run("list_object_keys", pattern, events, &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = records(&output);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0]["key"], serde_json::json!({"k": [null]}));
+    assert_eq!(out[0]["events"]["b"][0]["ts"], 4);
+    let err = stderr(&output);
+    let path = dir.join("events").display().to_string();
+    let message =
+        format!("{path}:2: pattern `pair`: partition key `k` is an object or a list holding one");
+    assert!(err.contains(&message), "{err}");
+    assert_eq!(err.matches("holding one").count(), 1, "{err}");
+    assert!(
+        err.contains(" 1 matches, 0 timeouts, 2 unusable keys in "),
+        "{err}"
+    );
+}

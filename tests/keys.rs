@@ -1,7 +1,7 @@
 //! Partition keys (`docs/semantics.md`, "Partition keys"): keys equal
 //! under the language's `==` are one partition (`1` and `1.0`, `-0.0` and
-//! `0`); objects and NaN are unusable keys, counted apart from missing ones
-//! and never matched.
+//! `0`); objects (alone or in a list) and NaN are unusable keys, counted
+//! apart from missing ones and never matched.
 
 use std::sync::Arc;
 
@@ -125,4 +125,91 @@ fn nan_run(pattern: Pattern<Reading>) {
     assert_eq!(matches[0].key, vec![Value::Int(0)]);
     assert_eq!(engine.stats().unusable_keys, 2);
     assert_eq!(engine.stats().unkeyed, 0);
+}
+
+/// Runs JSON lines through `pattern` as `cepheid run` reads them (the
+/// `io::Decoder`).
+fn run_decoded(pattern: &str, lines: &[String]) -> (usize, cepheid::engine::Stats) {
+    use cepheid::io::{Decoder, Format, Item};
+    let loaded = cepheid::dsl::load_str("test.cep", pattern);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&loaded.patterns[0]).unwrap();
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut out = Vec::new();
+    for line in lines {
+        match decoder.decode(line.as_bytes()).unwrap() {
+            Item::Event(ts, record) => engine.push(ts, record, &mut out),
+            item => panic!("not an event: {item:?}"),
+        };
+    }
+    engine.finish(&mut out);
+    let matches = out.iter().filter_map(Output::as_match).count();
+    (matches, engine.stats())
+}
+
+/// An object inside a list used to be read as null (`[{"x":1}]` as
+/// `[null]`): a key that silently grouped different events, and a value
+/// equal to a real `[null]`. A field holding an object anywhere is null as
+/// a whole and an unusable key (`docs/semantics.md`, "Fields holding JSON
+/// objects").
+#[test]
+fn lists_holding_objects_are_unusable_keys_not_lists_of_null() {
+    let holding = [r#"[{"x":1}]"#, r#"[1,[{"x":1}]]"#, r#"[[], [[{}]]]"#];
+    for k in holding {
+        // Parsed whole (`record_from_json`)...
+        let (out, stats) = run(&[("a", k), ("b", "[null]"), ("a", "[null]"), ("b", k)]);
+        assert!(keys(&out).is_empty(), "{k}: {out:?}");
+        assert_eq!((stats.unusable_keys, stats.unkeyed), (2, 0), "{k}");
+        // ... and as `cepheid run` reads a line.
+        let lines: Vec<String> = [("a", k), ("b", k), ("b", "[null]")]
+            .iter()
+            .zip(1..)
+            .map(|((kind, k), ts)| format!(r#"{{"ts":{ts},"type":"{kind}","k":{k}}}"#))
+            .collect();
+        let (matches, stats) = run_decoded(PATTERN, &lines);
+        assert_eq!(matches, 0, "{k}");
+        assert_eq!((stats.unusable_keys, stats.unkeyed), (2, 0), "{k}");
+    }
+    // Lists of scalars and nulls are still keys.
+    let (out, stats) = run(&[
+        ("a", "[null]"),
+        ("b", "[null]"),
+        ("a", "[[1]]"),
+        ("b", "[[1.0]]"),
+    ]);
+    assert_eq!(keys(&out).len(), 2);
+    assert_eq!(stats.unusable_keys, 0);
+}
+
+#[test]
+fn a_list_holding_an_object_is_not_equal_to_a_list_of_null() {
+    let pattern = r#"
+pattern same {
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b" and k == a.k
+}
+"#;
+    let line = |ts: i64, kind: &str, k: &str| format!(r#"{{"ts":{ts},"type":"{kind}","k":{k}}}"#);
+    let (matches, _) = run_decoded(
+        pattern,
+        &[line(1, "a", "[null]"), line(2, "b", r#"[{"x":1}]"#)],
+    );
+    assert_eq!(matches, 0);
+    let (matches, _) = run_decoded(
+        pattern,
+        &[line(1, "a", r#"[{"x":1}]"#), line(2, "b", "[null]")],
+    );
+    assert_eq!(matches, 0);
+    let (matches, _) = run_decoded(pattern, &[line(1, "a", "[null]"), line(2, "b", "[null]")]);
+    assert_eq!(matches, 1);
+    // Nor a list of anything: `len` of it is null, so `len(k) == 1` fails.
+    let pattern = "pattern one {\n match a\n where\n  a: len(k) == 1\n}\n";
+    let (matches, _) = run_decoded(
+        pattern,
+        &[line(1, "a", r#"[{"x":1}]"#), line(2, "a", "[7]")],
+    );
+    assert_eq!(matches, 1);
 }

@@ -24,7 +24,11 @@ use crate::event::{FieldId, FieldPath};
 use crate::record::{FieldTable, Record};
 use crate::value::Value;
 
-/// Converts a JSON value (objects become null: they are not values here).
+/// Converts a JSON value. An object is not a [`Value`], so a value that is
+/// or holds one (`{"a":1}`, `[1,{"a":1}]`, at any depth) becomes null as a
+/// whole: not `[1,null]`, which would compare equal to a real `[1,null]`
+/// (see `docs/semantics.md`, "Fields holding JSON objects"). A record marks
+/// such fields, see [`Record::with_objects`](crate::Record::with_objects).
 ///
 /// ```
 /// use cepheid::{io, Value};
@@ -32,17 +36,36 @@ use crate::value::Value;
 /// let value = io::value_from_json(&json);
 /// assert_eq!(value.to_string(), r#"[1,1.5,"x",null]"#);
 /// assert_eq!(io::value_to_json(&value), json);
+/// assert_eq!(io::value_from_json(&serde_json::json!([{"a": 1}])), Value::Null);
 /// ```
 pub fn value_from_json(json: &serde_json::Value) -> Value {
-    match json {
-        serde_json::Value::Null | serde_json::Value::Object(_) => Value::Null,
+    json_value(json).unwrap_or(Value::Null)
+}
+
+/// The value of `json`, or `None` when it is or holds an object.
+fn json_value(json: &serde_json::Value) -> Option<Value> {
+    Some(match json {
+        serde_json::Value::Object(_) => return None,
+        serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
             None => n.as_f64().map_or(Value::Null, Value::Float),
         },
         serde_json::Value::String(s) => Value::Str(Arc::from(s.as_str())),
-        serde_json::Value::Array(items) => Value::List(items.iter().map(value_from_json).collect()),
+        serde_json::Value::Array(items) => {
+            Value::List(items.iter().map(json_value).collect::<Option<_>>()?)
+        }
+    })
+}
+
+/// Is `json` an object, or a list holding one at any depth? Such a field
+/// reads as null and is marked in [`Record::objects`].
+pub(crate) fn holds_object(json: &serde_json::Value) -> bool {
+    match json {
+        serde_json::Value::Object(_) => true,
+        serde_json::Value::Array(items) => items.iter().any(holds_object),
+        _ => false,
     }
 }
 
@@ -85,7 +108,7 @@ pub fn record_from_json(
     let objects = paths
         .iter()
         .enumerate()
-        .filter(|(_, path)| lookup_json(object, path).is_some_and(serde_json::Value::is_object))
+        .filter(|(_, path)| lookup_json(object, path).is_some_and(holds_object))
         .map(|(i, _)| FieldId::new(i))
         .collect();
     Record::new(values, raw).with_objects(objects)
@@ -286,9 +309,9 @@ impl JsonPlan {
         follow(scanned, text, &self.time)
     }
 
-    /// The fields whose values are JSON objects (null in
-    /// [`values`](JsonPlan::values)); only serde keeps objects, so a line
-    /// the fast path read has none.
+    /// The fields whose values are JSON objects or lists holding one (null
+    /// in [`values`](JsonPlan::values)); only serde keeps objects and
+    /// lists, so a line the fast path read has none.
     pub fn objects(&self, scanned: &Scanned, text: &str) -> Vec<FieldId> {
         if scanned.fast {
             return Vec::new();
@@ -297,7 +320,7 @@ impl JsonPlan {
             .iter()
             .enumerate()
             .filter(
-                |(_, l)| matches!(follow(scanned, text, l), Some(Found::Json(j)) if j.is_object()),
+                |(_, l)| matches!(follow(scanned, text, l), Some(Found::Json(j)) if holds_object(j)),
             )
             .map(|(i, _)| FieldId::new(i))
             .collect()
@@ -565,6 +588,38 @@ mod tests {
             serde_json::from_str(r#"[1, 1.5, "x", true, null, [2]]"#).unwrap();
         let value = value_from_json(&json);
         assert_eq!(value_to_json(&value), json);
+    }
+
+    #[test]
+    fn objects_anywhere_make_the_field_null_and_marked() {
+        for text in [r#"{"a":1}"#, r#"[{"a":1}]"#, r#"[1,[2,{}]]"#] {
+            let json: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(value_from_json(&json), Value::Null, "{text}");
+            assert!(holds_object(&json), "{text}");
+        }
+        for text in ["[null]", "[[1],[]]", "null", "3"] {
+            let json: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert!(!holds_object(&json), "{text}");
+        }
+        let (plan, table) = plan(&["k", "u.v", "w"]);
+        let mut s = Scanned::default();
+        let text = r#"{"k":[{"a":1}],"u":{"v":[[{}]]},"w":[null],"ts":1}"#;
+        plan.scan(text, &mut s).unwrap();
+        let null_list = Value::List(vec![Value::Null].into());
+        assert_eq!(
+            plan.values(&s, text),
+            vec![Value::Null, Value::Null, null_list]
+        );
+        let paths = table.paths();
+        let marked: Vec<String> = plan
+            .objects(&s, text)
+            .iter()
+            .map(|id| paths[id.index()].to_string())
+            .collect();
+        assert_eq!(marked, ["k", "u.v"]);
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        let record = record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
+        assert_eq!(record.objects(), plan.objects(&s, text));
     }
 
     /// A found value as JSON, to compare with a full parse.

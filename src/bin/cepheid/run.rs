@@ -258,7 +258,8 @@ impl KeyFields {
         KeyFields { patterns }
     }
 
-    /// Says (once per pattern) which key fields of `record` are objects.
+    /// Says (once per pattern) which key fields of `record` are objects (or
+    /// lists holding one).
     fn check(&mut self, record: &Record, path: &str, line_no: u64, progress: &ProgressBar) {
         if record.objects().is_empty() {
             return;
@@ -274,7 +275,7 @@ impl KeyFields {
             *told = true;
             progress.suspend(|| {
                 eprintln!(
-                    "{path}:{line_no}: pattern `{name}`: partition key `{field}` is an object, which cannot be a key; such events are skipped for this pattern and counted"
+                    "{path}:{line_no}: pattern `{name}`: partition key `{field}` is an object or a list holding one, which cannot be a key; such events are skipped for this pattern and counted"
                 );
             });
         }
