@@ -1,7 +1,10 @@
 //! A random end-to-end tester of `cepheid run`: random pattern files from
 //! the grammar × random event streams (times at both ends of the `i64`
 //! range, duplicates, disorder, `{"$watermark": T}` lines, malformed lines,
-//! missing fields), each run through the real binary with random
+//! missing fields), about a quarter of them written as CSV (`--format csv`:
+//! headers in any order, quoted cells with commas and doubled quotes, empty
+//! cells, RFC 3339 times, rows of the wrong width, broken quoting), each
+//! run through the real binary with random
 //! `--max-delay`, `--flush-at-end`, `--late` and `--strict`, under a wall-time
 //! limit (10 s, then the child is killed: a hang) and a memory limit
 //! (`ulimit -v`, 2 GB).
@@ -16,8 +19,10 @@
 //! `CEPHEID_E2E_CASES=N` and `CEPHEID_E2E_SEED=S` set the number of cases
 //! and the seed, `CEPHEID_E2E_SECONDS=T` stops after T seconds
 //! (`-- --nocapture` prints the tally). A failing case is kept
-//! in `target/tmp/random_e2e/` (`case.cep`, `events.jsonl`, the command
-//! line in `args`) and named with its seed and index.
+//! in `target/tmp/random_e2e/` (`case.cep`, `events.jsonl` or
+//! `events.csv`, the command line in `args`) and named with its seed and
+//! index. Whether a case is CSV is drawn from a stream of its own, so the
+//! JSON-lines cases of a seed are the ones they were before CSV was added.
 
 use proptest::prelude::RngExt;
 use proptest::test_runner::{RngAlgorithm, TestRng};
@@ -29,6 +34,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WALL_LIMIT: Duration = Duration::from_secs(10);
+/// Mixed into the seed for the stream that decides which cases are CSV.
+const CSV_STREAM: u64 = 0xc5f0_c5f0_c5f0_c5f0;
 /// Virtual memory limit of one run, in KiB (`ulimit -v`).
 const MEMORY_LIMIT_KIB: u64 = 2 * 1024 * 1024;
 
@@ -367,9 +374,194 @@ fn events(rng: &mut TestRng) -> String {
     lines
 }
 
+/// One CSV cell holding `text`: quoted (RFC 4180, `"` doubled) when it
+/// must be, and sometimes when it need not be.
+fn csv_cell(rng: &mut TestRng, text: &str) -> String {
+    if text.contains([',', '"']) || chance(rng, 10) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// The text of one cell of column `name` (before quoting).
+fn csv_value(rng: &mut TestRng, name: &str, base: &mut i64) -> String {
+    match name {
+        "ts" => match rng.random_range(0..20) {
+            0 => pick(
+                rng,
+                &[
+                    "",
+                    "yesterday",
+                    "1.5",
+                    "99999999999999999999",
+                    "-0",
+                    " 5",
+                    "1970-01-01T00:00:00Z",
+                    "9999-12-31T23:59:59.999Z",
+                    "1970-01-01T00:00:00.001+01:00",
+                ],
+            )
+            .to_string(),
+            _ => {
+                let ts = time(rng, *base);
+                if chance(rng, 80) {
+                    *base = ts;
+                }
+                ts.to_string()
+            }
+        },
+        "type" => pick(
+            rng,
+            &[
+                "a",
+                "a",
+                "a",
+                "b",
+                "b",
+                "b",
+                "c",
+                "c",
+                "d",
+                "",
+                "a,b",
+                "say \"a\"",
+                "é",
+                " a",
+            ],
+        )
+        .to_string(),
+        "k" => pick(
+            rng,
+            &[
+                "x", "x", "y", "y", "1", "1.0", "", "true", "x,y", "\"x\"", "NaN", "1e400",
+            ],
+        )
+        .to_string(),
+        "v" => pick(
+            rng,
+            &[
+                "0",
+                "1",
+                "2",
+                "7",
+                "-1",
+                "9223372036854775807",
+                "-9223372036854775808",
+                "9223372036854775808",
+                "1.5",
+                "1e3",
+                "-0",
+                "s",
+                "",
+                "NaN",
+                "inf",
+            ],
+        )
+        .to_string(),
+        _ => pick(
+            rng,
+            &[
+                "",
+                "plain",
+                "with, comma",
+                "\"quoted\"",
+                "a \"b\", c",
+                "{\"a\":1}",
+                "[1,2]",
+                "back\\slash",
+                "tab\there",
+                "ünï ✓",
+                "\u{1}",
+                "   ",
+                ",,,",
+            ],
+        )
+        .to_string(),
+    }
+}
+
+/// An event stream as CSV: a header naming some of `ts`, `type`, `k`, `v`
+/// and a free-text `note` in any order (sometimes without `ts`, sometimes
+/// a name twice), then rows with times at the ends of the range,
+/// duplicates, disorder, and some broken lines.
+fn csv_events(rng: &mut TestRng) -> String {
+    let mut names: Vec<&str> = vec!["ts", "type", "k", "v", "note"];
+    names.retain(|&n| n == "ts" || n == "type" || chance(rng, 80));
+    if chance(rng, 5) {
+        names.retain(|&n| n != "ts");
+    }
+    if chance(rng, 5) {
+        let again = names[rng.random_range(0..names.len())];
+        names.push(again);
+    }
+    for i in (1..names.len()).rev() {
+        names.swap(i, rng.random_range(0..=i));
+    }
+    let mut lines = String::new();
+    if chance(rng, 5) {
+        lines.push('\u{feff}');
+    }
+    let header: Vec<String> = names.iter().map(|n| csv_cell(rng, n)).collect();
+    lines.push_str(&header.join(","));
+    lines.push('\n');
+    let mut base: i64 = match rng.random_range(0..4) {
+        0 => i64::MAX - 1_000,
+        1 => i64::MIN,
+        _ => 0,
+    };
+    let mut last = String::new();
+    for _ in 0..rng.random_range(0..40) {
+        let line = match rng.random_range(0..20) {
+            0 => {
+                let broken = pick(
+                    rng,
+                    &[
+                        "",
+                        "a\"b",
+                        "\"unclosed",
+                        "\"a\"b",
+                        ",,,,,,,,",
+                        "1",
+                        "\u{feff}1,a",
+                        "{\"ts\":1,\"type\":\"a\"}",
+                    ],
+                );
+                broken.to_string()
+            }
+            1 if !last.is_empty() => last.clone(),
+            _ => {
+                let mut cells: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        let text = csv_value(rng, n, &mut base);
+                        csv_cell(rng, &text)
+                    })
+                    .collect();
+                if chance(rng, 3) {
+                    // One cell too many or too few.
+                    if chance(rng, 50) || cells.len() < 2 {
+                        cells.push("extra".to_string());
+                    } else {
+                        cells.pop();
+                    }
+                }
+                cells.join(",")
+            }
+        };
+        lines.push_str(&line);
+        lines.push('\n');
+        last = line;
+    }
+    lines
+}
+
 /// The command line of one case (after `run PATTERN --events FILE`).
-fn flags(rng: &mut TestRng, late: &Path) -> (Vec<String>, bool) {
+fn flags(rng: &mut TestRng, late: &Path, csv: bool) -> (Vec<String>, bool) {
     let mut args = vec!["--no-progress".to_string()];
+    if csv {
+        args.extend(["--format".to_string(), "csv".to_string()]);
+    }
     if chance(rng, 60) {
         let delay = pick(
             rng,
@@ -480,7 +672,7 @@ fn random_patterns_and_streams_never_crash_hang_or_corrupt_output() {
     fs::create_dir_all(&work).unwrap();
     let started = Instant::now();
     let mut failures = Vec::new();
-    let (mut refused, mut matched) = (0u64, 0u64);
+    let (mut refused, mut matched, mut csv_cases) = (0u64, 0u64, 0u64);
     let mut ran = 0;
     for index in 0..cases {
         if budget.is_some_and(|budget| started.elapsed() > budget) {
@@ -488,18 +680,26 @@ fn random_patterns_and_streams_never_crash_hang_or_corrupt_output() {
         }
         ran += 1;
         let mut rng = case_rng(seed, index);
+        // Drawn apart, so that adding CSV left the JSON-lines cases as
+        // they were.
+        let csv = chance(&mut case_rng(seed ^ CSV_STREAM, index), 25);
+        csv_cases += u64::from(csv);
         let pattern = pattern_file(&mut rng);
-        let stream = events(&mut rng);
+        let (stream, events_name) = if csv {
+            (csv_events(&mut rng), "events.csv")
+        } else {
+            (events(&mut rng), "events.jsonl")
+        };
         let late = work.join("late.jsonl");
         let _ = fs::remove_file(&late);
-        let (extra, strict) = flags(&mut rng, &late);
+        let (extra, strict) = flags(&mut rng, &late, csv);
         fs::write(work.join("case.cep"), &pattern).unwrap();
-        fs::write(work.join("events.jsonl"), &stream).unwrap();
+        fs::write(work.join(events_name), &stream).unwrap();
         let mut args = vec![
             "run".to_string(),
             work.join("case.cep").display().to_string(),
             "--events".to_string(),
-            work.join("events.jsonl").display().to_string(),
+            work.join(events_name).display().to_string(),
         ];
         args.extend(extra);
         match check_case(&work, &args, strict) {
@@ -512,7 +712,7 @@ fn random_patterns_and_streams_never_crash_hang_or_corrupt_output() {
                 let kept = root.join(format!("fail-{seed}-{index}"));
                 fs::create_dir_all(&kept).unwrap();
                 fs::write(kept.join("case.cep"), &pattern).unwrap();
-                fs::write(kept.join("events.jsonl"), &stream).unwrap();
+                fs::write(kept.join(events_name), &stream).unwrap();
                 fs::write(kept.join("args"), args.join(" ")).unwrap();
                 let what: String = what.chars().take(2_000).collect();
                 failures.push(format!(
@@ -526,8 +726,8 @@ fn random_patterns_and_streams_never_crash_hang_or_corrupt_output() {
         }
     }
     println!(
-        "random_e2e: {ran} cases, seed {seed}, {:.1?}: {matched} with output records, \
-         {refused} with pattern errors, {} failures",
+        "random_e2e: {ran} cases ({csv_cases} CSV), seed {seed}, {:.1?}: {matched} with \
+         output records, {refused} with pattern errors, {} failures",
         started.elapsed(),
         failures.len()
     );
