@@ -82,6 +82,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
             Output::Timeout { partial, .. } => println!("timeout: {partial:?}"),
             Output::Late { event, .. } => println!("late: {event:?}"),
+            Output::Dropped { partial } => println!("dropped at the limit: {partial:?}"),
+            other => println!("{other:?}"),
         }
     }
     let stats = engine.stats();

@@ -134,7 +134,8 @@ fn real_outputs(p: &Pattern, evs: &[RefEvent]) -> Result<Outcome, RealError> {
                     partial,
                     expired_at,
                 } => (partial, Some(expired_at)),
-                RealOutput::Late { .. } => unreachable!("a matcher has no late events"),
+                // (a `Matcher` has no late events and no limit)
+                _ => unreachable!("a matcher gives only matches and timeouts"),
             };
             let stages: Vec<(String, Vec<u64>)> = om
                 .stages

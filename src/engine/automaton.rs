@@ -36,6 +36,9 @@ pub(crate) trait Reporter<E, A: Automaton<E> + ?Sized> {
 
     /// A partial match whose window closed at `expired_at`.
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp);
+
+    /// A partial match dropped by the limit on partial matches per key.
+    fn on_dropped(&mut self, m: &A::View<'_>);
 }
 
 /// One compiled pattern, driven per partition (key) by the engine.
@@ -71,12 +74,16 @@ pub(crate) trait Automaton<E> {
         out: &mut dyn Reporter<E, Self>,
     );
 
-    /// Offers one event (already stored, time already advanced to its time).
+    /// Offers one event (already stored, time already advanced to its
+    /// time); afterwards the partition holds at most `limit` partial
+    /// matches, its oldest ones dropped (to `out.on_dropped`).
+    #[allow(clippy::too_many_arguments)]
     fn process(
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
+        limit: usize,
         event: <Self::Store as EventStore<E>>::Ref,
         out: &mut dyn Reporter<E, Self>,
     );

@@ -30,6 +30,10 @@ pub struct Stats {
     /// list; `NaN == NaN` is not true). See `docs/semantics.md`, "Partition
     /// keys".
     pub unusable_keys: u64,
+    /// Partial matches dropped because their key held more than the
+    /// engine's limit (`Engine::max_runs_per_key`; see `docs/semantics.md`,
+    /// "The limit on partial matches per key").
+    pub dropped_runs: u64,
 }
 
 /// Why an event has no key for a pattern.
@@ -81,6 +85,8 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     deadlines: DeadlineIndex,
     hasher: KeyHasher,
     stats: Stats,
+    /// At most this many partial matches per pattern and key.
+    run_limit: usize,
 }
 
 impl<E: Event, A: Automaton<E>> Core<E, A> {
@@ -95,7 +101,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             deadlines: DeadlineIndex::default(),
             hasher: KeyHasher::default(),
             stats: Stats::default(),
+            run_limit: DEFAULT_MAX_RUNS_PER_KEY,
         }
+    }
+
+    /// Sets the limit on partial matches per pattern and key (at least 1).
+    pub fn set_run_limit(&mut self, limit: usize) {
+        self.run_limit = limit.max(1);
     }
 
     /// Adds a compiled pattern, resolving its `partition by` fields with
@@ -276,10 +288,11 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                     continue;
                 }
             };
+            let limit = self.run_limit;
             match self.patterns[p].partitions.find(*hash, key) {
                 Some(slot) => self.drive(p, slot, sink, |a, part, store, cache, out| {
                     a.advance_time(part, store, cache, ts, out);
-                    a.process(part, store, cache, ev, out);
+                    a.process(part, store, cache, limit, ev, out);
                 }),
                 None => self.start_partition(p, key, *hash, ev, sink),
             }
@@ -334,8 +347,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             sink,
             stats: &mut self.stats,
         };
-        run.automaton
-            .process(&mut part, &mut self.store, &mut self.cache, ev, &mut bridge);
+        run.automaton.process(
+            &mut part,
+            &mut self.store,
+            &mut self.cache,
+            self.run_limit,
+            ev,
+            &mut bridge,
+        );
         if !A::is_empty(&part) {
             let deadline = A::next_deadline(&part);
             let slot = run.partitions.insert(hash, key.clone(), part);
@@ -392,4 +411,13 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         self.sink
             .on_timeout(&MatchRef::new(&self.ctx, m), expired_at);
     }
+
+    fn on_dropped(&mut self, m: &A::View<'_>) {
+        self.stats.dropped_runs += 1;
+        self.sink.on_dropped(&MatchRef::new(&self.ctx, m));
+    }
 }
+
+/// The default limit on partial matches per pattern and key
+/// ([`Engine::max_runs_per_key`](crate::Engine::max_runs_per_key)).
+pub const DEFAULT_MAX_RUNS_PER_KEY: usize = 10_000;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::engine::core::{Arrival, Core, Stats};
+use crate::engine::core::{Arrival, Core, Stats, DEFAULT_MAX_RUNS_PER_KEY};
 use crate::engine::sink::Sink;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
@@ -99,6 +99,49 @@ impl<E: Event + 'static> Engine<E> {
             core: Core::new(i64::try_from(ms).unwrap_or(i64::MAX)),
             fields: E::Fields::default(),
         }
+    }
+
+    /// The default of [`max_runs_per_key`](Engine::max_runs_per_key):
+    /// 10,000.
+    pub const DEFAULT_MAX_RUNS_PER_KEY: usize = DEFAULT_MAX_RUNS_PER_KEY;
+
+    /// Bounds the state of each key: after an event, a pattern's
+    /// partition for one key holds at most `limit` partial matches
+    /// (default [`DEFAULT_MAX_RUNS_PER_KEY`](Engine::DEFAULT_MAX_RUNS_PER_KEY)).
+    /// Beyond it the oldest ones (earliest first event) are dropped, each
+    /// reported to [`Sink::on_dropped`] and counted in
+    /// [`Stats::dropped_runs`]; matches that a skip strategy held back
+    /// behind a dropped one are then emitted. Flink has no such limit; it
+    /// keeps a pattern like `a+ combinations followed by b`, whose partial
+    /// matches double with every event, from taking the machine. Pass
+    /// `usize::MAX` for no limit; 0 counts as 1. See `docs/semantics.md`,
+    /// "The limit on partial matches per key".
+    ///
+    /// ```
+    /// use cepheid::io::{Decoder, Format, Item, Items};
+    /// use cepheid::{Engine, Output, Record, Rules};
+    /// let rules = Rules::parse("p.cep", r#"pattern p {
+    ///     match a{1,} combinations followed by b where b: type == "b" }"#)?;
+    /// let mut engine: Engine<Record> = Engine::new().max_runs_per_key(100);
+    /// engine.add(&rules)?;
+    /// // 20 `a`s: 2^20 - 1 partial matches without the limit
+    /// let input: String = (1..=20).map(|t| format!("{{\"ts\":{t},\"type\":\"a\"}}\n")).collect();
+    /// let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// for (_line, item) in Items::new("in.jsonl", input.as_bytes(), decoder) {
+    ///     if let Item::Event(ts, record) = item? {
+    ///         engine.push(ts, record, &mut out);
+    ///     }
+    /// }
+    /// engine.finish(&mut out);
+    /// let dropped = out.iter().filter(|o| matches!(o, Output::Dropped { .. })).count();
+    /// assert!(dropped > 0);
+    /// assert_eq!(engine.stats().dropped_runs, dropped as u64);
+    /// # Ok::<(), cepheid::Error>(())
+    /// ```
+    pub fn max_runs_per_key(mut self, limit: usize) -> Self {
+        self.core.set_run_limit(limit);
+        self
     }
 
     /// Compiles patterns for `E` and adds them: all of them, or none when

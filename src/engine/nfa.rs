@@ -77,6 +77,10 @@ impl<E: Event> MatchSink<E> for Relay<'_, E> {
     fn on_timeout(&mut self, m: &MatchView<'_, E>, expired_at: Timestamp) {
         self.0.on_timeout(m, expired_at);
     }
+
+    fn on_dropped(&mut self, m: &MatchView<'_, E>) {
+        self.0.on_dropped(m);
+    }
 }
 
 impl<E: Event> Automaton<E> for Nfa<E> {
@@ -108,10 +112,16 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
+        limit: usize,
         event: EventRef,
         out: &mut dyn Reporter<E, Self>,
     ) {
-        Executor::new(self, cache).process(part, store, event, &mut Relay(out));
+        Executor::new(self, cache).with_run_limit(limit).process(
+            part,
+            store,
+            event,
+            &mut Relay(out),
+        );
     }
 
     fn is_empty(part: &Partition) -> bool {

@@ -224,6 +224,16 @@ pub trait Sink<E> {
     fn on_late(&mut self, ts: Timestamp, event: &E) {
         let _ = (ts, event);
     }
+
+    /// A partial match dropped because its key held more partial matches
+    /// than the engine's limit ([`Engine::max_runs_per_key`]); counted in
+    /// [`Stats::dropped_runs`](crate::engine::Stats::dropped_runs) either
+    /// way. Ignored unless overridden.
+    ///
+    /// [`Engine::max_runs_per_key`]: crate::Engine::max_runs_per_key
+    fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
+        let _ = partial;
+    }
 }
 
 impl<E, F: FnMut(&MatchRef<'_, E>)> Sink<E> for F {
@@ -249,6 +259,12 @@ impl<E: Clone> Sink<E> for Vec<Output<E>> {
         self.push(Output::Late {
             ts,
             event: event.clone(),
+        });
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
+        self.push(Output::Dropped {
+            partial: partial.to_owned(),
         });
     }
 }

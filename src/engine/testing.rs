@@ -184,6 +184,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
+        _limit: usize,
         r: usize,
         out: &mut dyn Reporter<Ev, Self>,
     ) {
@@ -258,6 +259,7 @@ fn show(outputs: Vec<Output<Ev>>) -> Vec<String> {
                 expired_at,
             } => format!("T {} @{expired_at}", ids(&partial)),
             Output::Late { event, .. } => format!("L {}", event.id),
+            Output::Dropped { partial } => format!("D {}", ids(&partial)),
         })
         .collect()
 }

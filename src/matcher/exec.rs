@@ -132,6 +132,9 @@ impl Cache {
 pub struct Executor<'a, E> {
     nfa: &'a Nfa<E>,
     cache: &'a mut Cache,
+    /// At most this many partial matches (live runs plus held matches) per
+    /// partition after an event; the oldest runs beyond it are dropped.
+    limit: usize,
 }
 
 impl<E> std::fmt::Debug for Executor<'_, E> {
@@ -139,6 +142,7 @@ impl<E> std::fmt::Debug for Executor<'_, E> {
         f.debug_struct("Executor")
             .field("nfa", self.nfa)
             .field("cache", &self.cache)
+            .field("limit", &self.limit)
             .finish()
     }
 }
@@ -146,9 +150,29 @@ impl<E> std::fmt::Debug for Executor<'_, E> {
 impl<'a, E: Event> Executor<'a, E> {
     /// Drives `nfa`, using `cache` for its per-call space (any cache: it
     /// sizes itself to the automaton).
+    /// It applies no limit on partial matches: see
+    /// [`with_run_limit`](Self::with_run_limit).
     #[inline]
     pub fn new(nfa: &'a Nfa<E>, cache: &'a mut Cache) -> Executor<'a, E> {
-        Executor { nfa, cache }
+        Executor {
+            nfa,
+            cache,
+            limit: usize::MAX,
+        }
+    }
+
+    /// Bounds a partition's state: after [`process`](Self::process), when
+    /// the partition holds more than `limit` partial matches (runs that
+    /// took an event, plus complete matches a skip strategy holds back),
+    /// its oldest runs (earliest start event first, ties in heap order)
+    /// are dropped until it holds `limit`, or no run is left to drop.
+    /// Each dropped run goes to [`MatchSink::on_dropped`]; held matches
+    /// that a dropped run was blocking are then emitted as the skip
+    /// strategy says. A `limit` of 0 counts as 1.
+    #[inline]
+    pub fn with_run_limit(mut self, limit: usize) -> Executor<'a, E> {
+        self.limit = limit.max(1);
+        self
     }
 
     /// The automaton.
@@ -220,7 +244,51 @@ impl<'a, E: Event> Executor<'a, E> {
                 out,
             );
         }
+        if next.len() + part.completed.len() > self.limit {
+            self.drop_oldest(part, &mut next, buf, out);
+        }
         self.settle(part, potential, next);
+    }
+
+    /// The partition holds more than the limit (counting the start run, so
+    /// perhaps not): drops its oldest runs until it holds `limit` partial
+    /// matches (or none is left), then releases the held matches they were
+    /// blocking. See [`with_run_limit`](Self::with_run_limit).
+    #[cold]
+    #[inline(never)]
+    fn drop_oldest(
+        &mut self,
+        part: &mut Partition,
+        next: &mut JavaHeap<Run>,
+        buf: &mut SharedBuffer<E>,
+        out: &mut dyn MatchSink<E>,
+    ) {
+        let nfa = self.nfa;
+        let mut partial = next.iter().filter(|r| !r.is_start()).count();
+        let mut dropped = false;
+        while partial > 0 && partial + part.completed.len() > self.limit {
+            // The start run sorts last: the smallest run is a partial one.
+            let Some(run) = next.poll() else {
+                break;
+            };
+            out.on_dropped(&MatchView::new(nfa, buf, &run));
+            buf.release(run.node);
+            partial -= 1;
+            dropped = true;
+        }
+        if dropped && !part.completed.is_empty() {
+            let mut none = JavaHeap::from_vec(self.cache.take_vec());
+            process_matches_by_skip(
+                nfa,
+                part,
+                &mut none,
+                next,
+                buf,
+                &mut self.cache.removed,
+                out,
+            );
+            self.cache.give_vec(none.into_vec());
+        }
     }
 
     /// Advances the partition's time to `t`: runs whose window closed are

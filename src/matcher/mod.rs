@@ -52,6 +52,11 @@ pub trait MatchSink<E> {
     /// `timeouts`); `expired_at` is start + `within`, or previous event time
     /// + the element window.
     fn on_timeout(&mut self, m: &MatchView<'_, E>, expired_at: Timestamp);
+    /// A partial match dropped by the limit on partial matches of a
+    /// partition ([`Executor::with_run_limit`]). Ignored unless overridden.
+    fn on_dropped(&mut self, m: &MatchView<'_, E>) {
+        let _ = m;
+    }
 }
 
 /// Keeps every output, owned, in the order produced.
@@ -64,6 +69,12 @@ impl<E: Event + Clone> MatchSink<E> for Vec<Output<E>> {
         self.push(Output::Timeout {
             partial: m.to_owned(),
             expired_at,
+        });
+    }
+
+    fn on_dropped(&mut self, m: &MatchView<'_, E>) {
+        self.push(Output::Dropped {
+            partial: m.to_owned(),
         });
     }
 }

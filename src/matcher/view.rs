@@ -184,9 +184,11 @@ impl<E> Match<E> {
     }
 }
 
-/// One output, owned: a match, a timeout or a late event.
+/// One output, owned: a match, a timeout, a late event, or a partial match
+/// dropped by the limit on partial matches per key.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Output<E> {
     /// A complete match.
     Match(Match<E>),
@@ -204,13 +206,23 @@ pub enum Output<E> {
         /// The event.
         event: E,
     },
+    /// A partial match dropped because its key held more partial matches
+    /// than the engine's limit ([`Engine::max_runs_per_key`]; engine only).
+    ///
+    /// [`Engine::max_runs_per_key`]: crate::Engine::max_runs_per_key
+    Dropped {
+        /// What the partial match had taken.
+        partial: Match<E>,
+    },
 }
 
 impl<E> Output<E> {
     /// The match or partial match, if this is one.
     pub fn as_match(&self) -> Option<&Match<E>> {
         match self {
-            Output::Match(m) | Output::Timeout { partial: m, .. } => Some(m),
+            Output::Match(m)
+            | Output::Timeout { partial: m, .. }
+            | Output::Dropped { partial: m } => Some(m),
             Output::Late { .. } => None,
         }
     }

@@ -163,7 +163,8 @@ pub fn run_at(p: &Pattern, input: &[(i64, &str)], end: Option<i64>) -> Vec<Strin
                     partial: x,
                     expired_at: t,
                 } => format!("timeout@{t} {}", render(&x)),
-                Output::Late { .. } => unreachable!("a matcher has no late events"),
+                // (a `Matcher` has no late events and no limit)
+                _ => unreachable!("a matcher gives only matches and timeouts"),
             });
         }
     };

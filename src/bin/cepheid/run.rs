@@ -15,12 +15,19 @@
 //!   processed (as at the end of input) before exiting with status 3; an
 //!   input read error does the same and exits with 4.
 //! - A closed standard output (`| head`) ends the run quietly.
+//! - A key of a pattern holds at most `--max-runs-per-key` partial matches
+//!   (default 10,000); beyond it the oldest are dropped. The first time a
+//!   key reaches the limit is said on standard error (for the first ten
+//!   such keys; later ones are only counted) and the summary counts the
+//!   dropped partial matches and their keys (`docs/semantics.md`, "The
+//!   limit on partial matches per key").
 //!
 //! Reading and decoding run on a thread of their own, a few batches of
 //! lines ahead of the engine (which, with the output, stays on the main
 //! thread); everything observable happens in input order on the main
 //! thread, so this changes nothing but the speed.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,11 +35,11 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use cepheid::engine::{Engine, Stats};
+use cepheid::engine::{Engine, MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid::record::FieldTable;
 use cepheid::time::parse_duration;
-use cepheid::{Error, ErrorKind, FieldId, Record};
+use cepheid::{Error, ErrorKind, FieldId, Record, Timestamp, Value};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
@@ -86,6 +93,17 @@ pub struct Args {
     /// and every pending window expires.
     #[arg(long)]
     flush_at_end: bool,
+    /// Most partial matches one key of a pattern holds; beyond it the
+    /// oldest are dropped (said on standard error, counted in the summary).
+    /// Bounds the memory and time a pattern such as `a+ combinations
+    /// followed by b` takes.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = Engine::<Record>::DEFAULT_MAX_RUNS_PER_KEY,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_runs_per_key: usize,
     /// Stop at the first malformed line (exit status 3).
     #[arg(long)]
     strict: bool,
@@ -115,7 +133,8 @@ pub fn run(args: &Args) -> u8 {
         Err(status) => return status,
     };
     let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
-    let mut engine: Engine<Record> = Engine::with_max_delay(max_delay);
+    let mut engine: Engine<Record> =
+        Engine::with_max_delay(max_delay).max_runs_per_key(args.max_runs_per_key);
     for pattern in &loaded.patterns {
         if let Err(e) = engine.add(pattern) {
             eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
@@ -148,16 +167,22 @@ pub fn run(args: &Args) -> u8 {
     let progress = progress_bar(args, size);
     let mut malformed = 0;
     let mut keys = KeyFields::new(&loaded.patterns, engine.fields());
+    let mut sink = Reporting {
+        out: &mut out,
+        drops: Drops::default(),
+        limit: args.max_runs_per_key,
+        progress: &progress,
+    };
     let result = stream(
         args,
         &mut engine,
         input,
         decoder,
-        &mut out,
-        &progress,
+        &mut sink,
         &mut malformed,
         &mut keys,
     );
+    let drops = sink.drops;
     progress.finish_and_clear();
     let status = match result {
         Ok(()) => EXIT_OK,
@@ -168,7 +193,13 @@ pub fn run(args: &Args) -> u8 {
         Ok(()) => {}
         Err(e) => return report_write_error(args, e),
     }
-    summarize(&engine.stats(), malformed, engine.waiting_events(), started);
+    summarize(
+        &engine.stats(),
+        malformed,
+        engine.waiting_events(),
+        &drops,
+        started,
+    );
     status
 }
 
@@ -282,18 +313,77 @@ impl KeyFields {
     }
 }
 
+/// Keys whose partial matches the limit cut, told on standard error the
+/// first time (for the first [`TOLD_KEYS`]).
+#[derive(Default)]
+struct Drops {
+    /// (pattern index, key) of every key that reached the limit.
+    keys: HashSet<(usize, Vec<Value>)>,
+}
+
+/// How many keys that reached the limit are named on standard error.
+const TOLD_KEYS: usize = 10;
+
+/// The run's sink: output records to the writer, dropped partial matches
+/// told and counted.
+struct Reporting<'a> {
+    out: &'a mut Output,
+    drops: Drops,
+    limit: usize,
+    progress: &'a ProgressBar,
+}
+
+impl Sink<Record> for Reporting<'_> {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.out.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.out.on_timeout(m, expired_at);
+    }
+
+    fn on_late(&mut self, ts: Timestamp, event: &Record) {
+        self.out.on_late(ts, event);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        let keys = &mut self.drops.keys;
+        if keys.contains(&(partial.pattern_index(), partial.key().to_vec())) {
+            return;
+        }
+        keys.insert((partial.pattern_index(), partial.key().to_vec()));
+        let (limit, n) = (self.limit, keys.len());
+        let key = if partial.key().is_empty() {
+            "(the pattern has no `partition by`)".to_string()
+        } else {
+            let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
+            format!("key [{}]", values.join(", "))
+        };
+        let name = partial.pattern();
+        self.progress.suspend(|| {
+            if n <= TOLD_KEYS {
+                eprintln!(
+                    "cepheid: pattern `{name}`, {key}: more than {limit} partial matches; the oldest are dropped (--max-runs-per-key)"
+                );
+            }
+            if n == TOLD_KEYS {
+                eprintln!("cepheid: further keys over the limit are only counted in the summary");
+            }
+        });
+    }
+}
+
 /// Feeds every decoded line to the engine, then ends event time.
-#[allow(clippy::too_many_arguments)]
 fn stream(
     args: &Args,
     engine: &mut Engine<Record>,
     input: Box<dyn Read + Send>,
     decoder: Decoder,
-    out: &mut Output,
-    progress: &ProgressBar,
+    out: &mut Reporting<'_>,
     malformed: &mut u64,
     keys: &mut KeyFields,
 ) -> Result<(), Stop> {
+    let progress = out.progress;
     let origin = display(&args.events, "standard input");
     let origin_name = origin.clone();
     let (batches, reader) = spawn_reader(origin, input, decoder);
@@ -331,7 +421,7 @@ fn stream(
                     }
                 }
             }
-            check_output(args, out)?;
+            check_output(args, out.out)?;
         }
         progress.set_position(batch.bytes_read);
     }
@@ -347,7 +437,7 @@ fn stream(
     } else if !punctuated {
         engine.finish(out);
     }
-    check_output(args, out)?;
+    check_output(args, out.out)?;
     stop.map_or(Ok(()), Err)
 }
 
@@ -509,7 +599,7 @@ fn progress_bar(args: &Args, size: Option<u64>) -> ProgressBar {
 /// The one-line summary on standard error; events still waiting at the
 /// end (after the input's last `$watermark` line) are counted, never left
 /// out silently.
-fn summarize(stats: &Stats, malformed: u64, waiting: usize, started: Instant) {
+fn summarize(stats: &Stats, malformed: u64, waiting: usize, drops: &Drops, started: Instant) {
     let elapsed = started.elapsed().as_secs_f64();
     let rate = if elapsed > 0.0 {
         stats.events as f64 / elapsed
@@ -521,6 +611,15 @@ fn summarize(stats: &Stats, malformed: u64, waiting: usize, started: Instant) {
     } else {
         String::new()
     };
+    let dropped = if stats.dropped_runs > 0 {
+        format!(
+            ", {} partial matches dropped in {} keys over --max-runs-per-key",
+            stats.dropped_runs,
+            drops.keys.len()
+        )
+    } else {
+        String::new()
+    };
     let waiting = if waiting > 0 {
         format!(
             ", {waiting} waiting after the last watermark (not processed; --flush-at-end processes them)"
@@ -529,7 +628,7 @@ fn summarize(stats: &Stats, malformed: u64, waiting: usize, started: Instant) {
         String::new()
     };
     eprintln!(
-        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
+        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );
 }

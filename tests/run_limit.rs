@@ -1,0 +1,252 @@
+//! The limit on partial matches per key (`docs/semantics.md`, "The limit
+//! on partial matches per key"): beyond it the oldest partial matches of
+//! the key are dropped, reported and counted; below it nothing changes.
+
+use std::path::Path;
+use std::process::Command;
+
+use cepheid::engine::{Engine, Output, Stats};
+use cepheid::io::{Decoder, Format, Item, Items};
+use cepheid::{Record, Rules};
+
+/// Runs JSON-lines `events` through `pattern` with at most `limit` partial
+/// matches per key; everything the sink saw, in order, and the counters.
+fn run(pattern: &str, events: &str, limit: usize) -> (Vec<Output<Record>>, Stats) {
+    let rules = Rules::parse("test.cep", pattern).unwrap();
+    let mut engine: Engine<Record> = Engine::new().max_runs_per_key(limit);
+    engine.add(&rules).unwrap();
+    let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut out = Vec::new();
+    for (_, item) in Items::new("events.jsonl", events.as_bytes(), decoder) {
+        match item.unwrap() {
+            Item::Event(ts, record) => {
+                engine.push(ts, record, &mut out);
+            }
+            Item::Watermark(t) => engine.watermark(t, &mut out),
+            Item::Skip => {}
+        }
+    }
+    engine.finish(&mut out);
+    (out, engine.stats())
+}
+
+/// Each output as `kind start..end [stage:ts,...]`.
+fn describe(out: &[Output<Record>]) -> Vec<String> {
+    out.iter()
+        .map(|o| {
+            let kind = match o {
+                Output::Match(_) => "match",
+                Output::Timeout { .. } => "timeout",
+                Output::Dropped { .. } => "dropped",
+                Output::Late { .. } => "late",
+                _ => "other",
+            };
+            let Some(m) = o.as_match() else {
+                return kind.to_string();
+            };
+            let events: Vec<String> = m
+                .stages
+                .iter()
+                .flat_map(|(stage, events)| {
+                    events.iter().map(move |e| {
+                        let ts = e.raw().split("\"ts\":").nth(1).unwrap_or("?");
+                        let ts: String = ts.chars().take_while(char::is_ascii_digit).collect();
+                        format!("{stage}:{ts}")
+                    })
+                })
+                .collect();
+            format!("{kind} {}..{} [{}]", m.start, m.end, events.join(","))
+        })
+        .collect()
+}
+
+fn lines(events: &[(i64, &str, &str)]) -> String {
+    events
+        .iter()
+        .map(|(ts, kind, extra)| format!("{{\"ts\":{ts},\"type\":\"{kind}\"{extra}}}\n"))
+        .collect()
+}
+
+const PAIR: &str = r#"pattern pair {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}"#;
+
+#[test]
+fn the_oldest_partial_matches_of_a_key_are_dropped_first() {
+    let events = lines(&[
+        (1, "a", ",\"k\":1"),
+        (2, "a", ",\"k\":1"),
+        (3, "a", ",\"k\":2"),
+        (4, "a", ",\"k\":1"),
+        (5, "a", ",\"k\":1"),
+        (6, "b", ",\"k\":1"),
+        (7, "b", ",\"k\":2"),
+    ]);
+    let (out, stats) = run(PAIR, &events, 2);
+    assert_eq!(
+        describe(&out),
+        [
+            // key 1 holds a@1, a@2; a@4 makes three: a@1 goes; a@5: a@2 goes
+            "dropped 1..1 [a:1]",
+            "dropped 2..2 [a:2]",
+            "match 4..6 [a:4,b:6]",
+            "match 5..6 [a:5,b:6]",
+            // key 2 never had more than one
+            "match 3..7 [a:3,b:7]",
+        ]
+    );
+    assert_eq!(stats.dropped_runs, 2);
+    assert_eq!(stats.matches, 3);
+    // Without the limit every `a` matches.
+    let (out, stats) = run(PAIR, &events, usize::MAX);
+    assert_eq!(stats.matches, 5);
+    assert_eq!(stats.dropped_runs, 0);
+    assert!(out.iter().all(|o| !matches!(o, Output::Dropped { .. })));
+}
+
+#[test]
+fn combinations_stay_bounded_by_the_limit() {
+    // 2^40 - 1 partial matches without a limit: this would never end.
+    let pattern = r#"pattern p {
+        match a{1,} combinations followed by b
+        where
+            a: type == "a"
+            b: type == "b"
+    }"#;
+    let mut events: Vec<(i64, &str, &str)> = (1..=40).map(|t| (t, "a", "")).collect();
+    events.push((41, "b", ""));
+    events.push((42, "b", ""));
+    let (out, stats) = run(pattern, &lines(&events), 500);
+    assert!(stats.dropped_runs > 0);
+    let dropped = out
+        .iter()
+        .filter(|o| matches!(o, Output::Dropped { .. }))
+        .count();
+    assert_eq!(dropped as u64, stats.dropped_runs);
+    // Each `b` completes at most the partial matches that are kept.
+    assert!(stats.matches > 0 && stats.matches <= 2 * 500, "{stats:?}");
+    // The kept partial matches are the newest: every one that matched
+    // started after every dropped one.
+    let latest_dropped = out
+        .iter()
+        .filter(|o| matches!(o, Output::Dropped { .. }))
+        .filter_map(Output::as_match)
+        .map(|m| m.start)
+        .max()
+        .unwrap();
+    let earliest_match = out
+        .iter()
+        .filter(|o| matches!(o, Output::Match(_)))
+        .filter_map(Output::as_match)
+        .map(|m| m.start)
+        .min()
+        .unwrap();
+    assert!(latest_dropped <= earliest_match);
+}
+
+#[test]
+fn matches_held_behind_a_dropped_partial_match_are_emitted() {
+    // a@1 waits for a `b` with its own id, and (skip past last event)
+    // holds back the match a@2 b@3 that started after it; dropping a@1
+    // releases that match at once.
+    let pattern = r#"pattern held {
+        partition by k
+        skip past last event
+        match a followed by b
+        where
+            a: type == "a"
+            b: type == "b" and id == a.id
+    }"#;
+    let events = lines(&[
+        (1, "a", ",\"k\":1,\"id\":1"),
+        (2, "a", ",\"k\":1,\"id\":2"),
+        (3, "b", ",\"k\":1,\"id\":2"),
+        (4, "a", ",\"k\":1,\"id\":3"),
+    ]);
+    let (out, stats) = run(pattern, &events, 2);
+    assert_eq!(
+        describe(&out),
+        ["dropped 1..1 [a:1]", "match 2..3 [a:2,b:3]"],
+        "{out:#?}"
+    );
+    assert_eq!(stats.dropped_runs, 1);
+    // Without the limit a@1 blocks the match for ever (as in Flink).
+    let (out, _) = run(pattern, &events, usize::MAX);
+    assert!(describe(&out).is_empty(), "{:?}", describe(&out));
+}
+
+#[test]
+fn below_the_limit_the_pattern_library_gives_the_same_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = Rules::load(root.join("patterns")).unwrap();
+    let sample = std::fs::read_to_string(root.join("examples/data/sample.jsonl")).unwrap();
+    let outputs = [Engine::<Record>::DEFAULT_MAX_RUNS_PER_KEY, usize::MAX].map(|limit| {
+        let mut engine: Engine<Record> = Engine::new().max_runs_per_key(limit);
+        engine.add(&rules).unwrap();
+        let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+        let mut out: Vec<Output<Record>> = Vec::new();
+        for (_, item) in Items::new("sample.jsonl", sample.as_bytes(), decoder) {
+            if let Ok(Item::Event(ts, record)) = item {
+                engine.push(ts, record, &mut out);
+            }
+        }
+        engine.watermark(cepheid::Timestamp::MAX, &mut out);
+        assert_eq!(engine.stats().dropped_runs, 0);
+        out
+    });
+    assert!(!outputs[0].is_empty());
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+#[test]
+fn the_command_says_which_keys_reached_the_limit_and_counts_the_drops() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("run_limit");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pair.cep"), PAIR).unwrap();
+    let events = lines(&[
+        (1, "a", ",\"k\":\"x\""),
+        (2, "a", ",\"k\":\"x\""),
+        (3, "a", ",\"k\":\"x\""),
+        (4, "b", ",\"k\":\"x\""),
+    ]);
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let cepheid = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cepheid"))
+            .arg("run")
+            .arg(dir.join("pair.cep"))
+            .arg("--events")
+            .arg(dir.join("events.jsonl"))
+            .arg("--no-progress")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = cepheid(&["--max-runs-per-key", "2"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(
+        stderr.contains(
+            "pattern `pair`, key [\"x\"]: more than 2 partial matches; the oldest are dropped (--max-runs-per-key)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(", 1 partial matches dropped in 1 keys over --max-runs-per-key"),
+        "{stderr}"
+    );
+    // The default limit is far away: nothing said.
+    let output = cepheid(&[]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("dropped"), "{stderr}");
+    // A limit of 0 is a usage error.
+    let output = cepheid(&["--max-runs-per-key", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--max-runs-per-key"), "{stderr}");
+}
