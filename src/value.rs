@@ -503,7 +503,7 @@ pub(crate) type KeyValue = smallvec::SmallVec<[Value; 1]>;
 /// `-0.0` and `0` are one key), and lists are normalized item by item.
 /// After this, structural equality and hashing of keys are exact value
 /// equality. Integers and strings (the common keys) pass through untouched.
-#[inline]
+#[inline(always)]
 pub(crate) fn key_part(value: Value) -> Option<Value> {
     match value {
         Value::Float(f) => key_float(f),
