@@ -20,7 +20,7 @@ use cepheid_bench::{baseline, write_jsonl, BenchEvent, Params, Workload};
 /// default sizes); `many` is the slowest by far.
 fn bench_params(workload: Workload) -> Params {
     let events = match workload {
-        Workload::Many => 20_000,
+        Workload::Many { .. } => 20_000,
         _ => 200_000,
     };
     Params {

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
-use crate::{BenchEvent, Counts, Workload, TYPE_A, TYPE_B};
+use crate::{many_rule, BenchEvent, Counts, Workload, MANY_RULES, TYPE_A, TYPE_B};
 use cepheid::Timestamp;
 
 /// `within 10s` of `ab`, `login` and `loop`, in milliseconds.
@@ -50,7 +50,7 @@ pub fn run(workload: Workload, events: &[BenchEvent]) -> Option<Counts> {
         Workload::Ab => Some(drive(FollowedBy::new(TYPE_A, TYPE_B, WITHIN_10S), events)),
         Workload::Unpaid => Some(drive(FollowedBy::new(TYPE_A, TYPE_B, WITHIN_15M), events)),
         Workload::Login => Some(drive(Times::consecutive(TYPE_A, 3, WITHIN_10S), events)),
-        Workload::Many => Some(many(events)),
+        Workload::Many { rules } => Some(drive(Many::with_rules(rules), events)),
         Workload::Loop => None,
     }
 }
@@ -70,13 +70,22 @@ pub struct Many {
 impl Many {
     /// The 20 rules of the `many` workload.
     pub fn new() -> Many {
-        let mut rules = Vec::new();
-        for n in 2..=11 {
-            rules.push(Times::consecutive(TYPE_A, n, WITHIN_10S));
-        }
-        for n in 2..=11 {
-            rules.push(Times::relaxed(TYPE_A, n, WITHIN_10S));
-        }
+        Many::with_rules(MANY_RULES)
+    }
+
+    /// The first `rules` rules of `many` ([`many_rule`]).
+    pub fn with_rules(rules: u32) -> Many {
+        let rules = (0..rules.max(1))
+            .map(|i| {
+                let rule = many_rule(i);
+                let times = rule.times as usize;
+                if rule.consecutive {
+                    Times::consecutive(TYPE_A, times, rule.within_ms)
+                } else {
+                    Times::relaxed(TYPE_A, times, rule.within_ms)
+                }
+            })
+            .collect();
         Many { rules }
     }
 }

@@ -76,7 +76,8 @@ pub struct Params {
     pub seed: u64,
 }
 
-/// The five workloads; `Many` runs the `login` stream against 20 patterns.
+/// The five workloads; `Many` runs the `login` stream against 20 patterns
+/// (or more: [`Workload::many`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Workload {
     /// `a followed by b` within 10s.
@@ -87,8 +88,67 @@ pub enum Workload {
     Unpaid,
     /// `a followed by any b+ followed by c` within 10s.
     Loop,
-    /// The `login` stream against `fail{n} consecutive` and `fail{n}`, n = 2..11.
-    Many,
+    /// The `login` stream against `rules` patterns of the shapes `fail{n}
+    /// consecutive` and `fail{n}`: the first 20 are `bench-workloads.md`'s
+    /// (n = 2..11, `within 10s`), the rest variants of them ([`many_rule`]).
+    Many {
+        /// How many patterns ([`MANY_RULES`] in `bench-workloads.md`).
+        rules: u32,
+    },
+}
+
+/// The number of patterns of `many` in `bench-workloads.md`.
+pub const MANY_RULES: u32 = 20;
+
+/// One pattern of `many`: `fail{times}` (`consecutive` or relaxed),
+/// `within` `within_ms`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManyRule {
+    /// The pattern's name.
+    pub name: String,
+    /// The `n` of `fail{n}`.
+    pub times: u32,
+    /// `consecutive` or relaxed.
+    pub consecutive: bool,
+    /// The window, in milliseconds.
+    pub within_ms: i64,
+}
+
+/// Pattern number `i` (0-based) of `many`. Rules 0..20 are the 20 of
+/// `bench-workloads.md`: `fail{n} consecutive` then `fail{n}`, n = 2..11,
+/// `within 10s`. Rule `i` beyond is rule `i % 20` with a window `i / 20`
+/// milliseconds longer: the same shape and conditions, a different rule
+/// (so nothing can merge identical patterns), and nearly the same work per
+/// rule, so a run with more rules shows how cost grows with their number.
+///
+/// ```
+/// use cepheid_bench::many_rule;
+/// let r = many_rule(0);
+/// assert_eq!((r.name.as_str(), r.times, r.consecutive, r.within_ms), ("consecutive_2", 2, true, 10_000));
+/// let r = many_rule(59);
+/// assert_eq!((r.name.as_str(), r.times, r.consecutive, r.within_ms), ("relaxed_11_2", 11, false, 10_002));
+/// ```
+pub fn many_rule(i: u32) -> ManyRule {
+    let copy = i / 20;
+    let within_20 = i % 20;
+    let consecutive = within_20 < 10;
+    let times = 2 + within_20 % 10;
+    let kind = if consecutive {
+        "consecutive"
+    } else {
+        "relaxed"
+    };
+    let name = if copy == 0 {
+        format!("{kind}_{times}")
+    } else {
+        format!("{kind}_{times}_{copy}")
+    };
+    ManyRule {
+        name,
+        times,
+        consecutive,
+        within_ms: 10_000 + i64::from(copy),
+    }
 }
 
 /// Match and timeout counts of a run.
@@ -127,7 +187,7 @@ impl Workload {
         Workload::Login,
         Workload::Unpaid,
         Workload::Loop,
-        Workload::Many,
+        Workload::Many { rules: MANY_RULES },
     ];
 
     /// The workload's name as written in `bench-workloads.md`.
@@ -137,13 +197,29 @@ impl Workload {
             Workload::Login => "login",
             Workload::Unpaid => "unpaid",
             Workload::Loop => "loop",
-            Workload::Many => "many",
+            Workload::Many { .. } => "many",
         }
     }
 
-    /// The workload called `name`, if any.
+    /// The workload called `name`, if any (`many` with its 20 patterns).
     pub fn from_name(name: &str) -> Option<Workload> {
         Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// `many` with `rules` patterns (at least one).
+    pub fn many(rules: u32) -> Workload {
+        Workload::Many {
+            rules: rules.max(1),
+        }
+    }
+
+    /// The name, with the number of patterns of a `many` that does not
+    /// have the table's 20 (`many, 100 rules`).
+    pub fn label(self) -> String {
+        match self {
+            Workload::Many { rules } if rules != MANY_RULES => format!("many, {rules} rules"),
+            _ => self.name().to_string(),
+        }
     }
 
     /// The default parameters (`seed = 42`, `step_ms = 1` or 10 for
@@ -153,7 +229,7 @@ impl Workload {
             Workload::Ab | Workload::Login => (1_000_000, 1_000, 1),
             Workload::Unpaid => (1_000_000, 1_000, 10),
             Workload::Loop => (200_000, 1_000, 1),
-            Workload::Many => (1_000_000, 10_000, 1),
+            Workload::Many { .. } => (1_000_000, 10_000, 1),
         };
         Params {
             events,
@@ -194,7 +270,7 @@ impl Workload {
         // `keys` is at least 1 so that `mod K` is defined.
         let hashed_key = (h1 % params.keys.max(1)) as i64;
         let (key, kind) = match self {
-            Workload::Ab | Workload::Login | Workload::Many => {
+            Workload::Ab | Workload::Login | Workload::Many { .. } => {
                 (hashed_key, if u < 0.5 { TYPE_A } else { TYPE_B })
             }
             Workload::Loop => {
@@ -217,18 +293,20 @@ impl Workload {
         match self {
             Workload::Ab => relaxed_pair("ab", "10s", "a", "b"),
             Workload::Unpaid => relaxed_pair("unpaid", "15m", "create", "pay"),
-            Workload::Login => fails("login", 3, "consecutive"),
+            Workload::Login => fails_within("login", 3, "consecutive", "10s"),
             Workload::Loop => LOOP_PATTERN.to_string(),
-            Workload::Many => {
-                let mut text = String::new();
-                for n in 2..=11 {
-                    text.push_str(&fails(&format!("consecutive_{n}"), n, "consecutive"));
-                }
-                for n in 2..=11 {
-                    text.push_str(&fails(&format!("relaxed_{n}"), n, ""));
-                }
-                text
-            }
+            Workload::Many { rules } => (0..rules.max(1))
+                .map(|i| {
+                    let rule = many_rule(i);
+                    let modifier = if rule.consecutive { "consecutive" } else { "" };
+                    let within = if rule.within_ms == 10_000 {
+                        "10s".to_string()
+                    } else {
+                        format!("{}ms", rule.within_ms)
+                    };
+                    fails_within(&rule.name, rule.times, modifier, &within)
+                })
+                .collect(),
         }
     }
 }
@@ -259,13 +337,13 @@ fn relaxed_pair(name: &str, within: &str, first: &str, second: &str) -> String {
 }
 
 /// `fail{n}` with an optional inner contiguity modifier.
-fn fails(name: &str, n: u32, modifier: &str) -> String {
+fn fails_within(name: &str, n: u32, modifier: &str, within: &str) -> String {
     let mut element = format!("fail{{{n}}}");
     if !modifier.is_empty() {
         let _ = write!(element, " {modifier}");
     }
     format!(
-        "pattern {name} {{\n    partition by key\n    within 10s\n    timeouts\n    \
+        "pattern {name} {{\n    partition by key\n    within {within}\n    timeouts\n    \
          match {element}\n    where\n        fail: type == 0\n}}\n"
     )
 }
@@ -362,7 +440,7 @@ mod tests {
         for (workload, types) in [
             (Workload::Ab, ab_types),
             (Workload::Login, ab_types),
-            (Workload::Many, ab_types),
+            (Workload::many(MANY_RULES), ab_types),
             (Workload::Loop, loop_types),
         ] {
             let params = Params {
@@ -416,7 +494,7 @@ mod tests {
         assert_eq!(Workload::Ab.expected(&wide), Some(counts(24_725, 475_643)));
         assert_eq!(Workload::Ab.expected(&Params { events: 5, ..ab }), None);
         assert_eq!(
-            Workload::Many.expected(&Workload::Many.default_params()),
+            Workload::many(MANY_RULES).expected(&Workload::many(MANY_RULES).default_params()),
             None
         );
         for w in Workload::ALL {
@@ -459,10 +537,27 @@ mod tests {
 
     #[test]
     fn many_has_twenty_patterns() {
-        let text = Workload::Many.pattern_text();
+        let text = Workload::many(MANY_RULES).pattern_text();
         assert_eq!(text.matches("pattern ").count(), 20);
+        assert_eq!(text.matches("within 10s\n").count(), 20);
         assert!(text.contains("match fail{11} consecutive\n"));
         assert!(text.contains("pattern relaxed_2 {\n"));
         assert!(text.contains("match fail{2}\n"));
+    }
+
+    #[test]
+    fn many_with_more_rules_extends_the_twenty() {
+        let twenty = Workload::many(MANY_RULES).pattern_text();
+        let hundred = Workload::many(100).pattern_text();
+        assert!(hundred.starts_with(&twenty));
+        assert_eq!(hundred.matches("pattern ").count(), 100);
+        assert!(hundred.contains("pattern relaxed_11_4 {\n"));
+        assert!(hundred.contains("within 10004ms\n"));
+        assert_eq!(Workload::many(100).name(), "many");
+        assert_eq!(Workload::many(100).label(), "many, 100 rules");
+        assert_eq!(Workload::many(MANY_RULES).label(), "many");
+        let names: std::collections::HashSet<String> =
+            (0..1_000).map(|i| many_rule(i).name).collect();
+        assert_eq!(names.len(), 1_000);
     }
 }

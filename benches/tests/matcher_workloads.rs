@@ -99,5 +99,5 @@ fn loop_matches_the_reference() {
 
 #[test]
 fn many_matches_the_reference() {
-    check(Workload::Many, 10_000, 100);
+    check(Workload::many(cepheid_bench::MANY_RULES), 10_000, 100);
 }

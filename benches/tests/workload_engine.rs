@@ -56,7 +56,11 @@ fn loop_agrees() {
 
 #[test]
 fn many_agrees() {
-    assert_agree(Workload::Many, small(Workload::Many, 5_000, 500, 42));
+    let many = Workload::many(cepheid_bench::MANY_RULES);
+    assert_agree(many, small(many, 5_000, 500, 42));
+    // More rules: the variants agree with their baselines too.
+    let more = Workload::many(45);
+    assert_agree(more, small(more, 5_000, 500, 42));
 }
 
 #[test]

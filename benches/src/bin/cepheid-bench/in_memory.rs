@@ -71,7 +71,7 @@ pub fn measure(workload: Workload, params: &Params, passes: usize) -> Result<InM
     }
     let base = baseline_measure(workload, &events, passes);
     Ok(InMemory {
-        workload: workload.name().to_string(),
+        workload: workload.label(),
         events: params.events,
         keys: params.keys,
         engine_secs,
@@ -157,7 +157,11 @@ fn baseline_measure(
             events,
             passes,
         )),
-        Workload::Many => Some(time_baseline(baseline::Many::new, events, passes)),
+        Workload::Many { rules } => Some(time_baseline(
+            || baseline::Many::with_rules(rules),
+            events,
+            passes,
+        )),
         Workload::Loop => None,
     }
 }

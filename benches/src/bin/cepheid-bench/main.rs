@@ -3,7 +3,9 @@
 //! in memory (engine and hand-written baseline, same process), events per
 //! second through `cepheid run` from a JSON-lines file, memory, and the
 //! match and timeout counts checked against the expected table. It ends
-//! with the scale run: `ab` with 1,000,000 keys.
+//! with the scale run: `ab` with 1,000,000 keys (`--scale-keys`). `many`
+//! runs its 20 patterns, or `--rules N` of the same shapes
+//! ([`cepheid_bench::many_rule`]).
 //!
 //! Each in-memory measurement runs in a child process of its own, so that
 //! the peak resident set it reports belongs to that workload alone. The
@@ -45,6 +47,10 @@ struct Args {
     /// Number of keys K (default: each workload's own).
     #[arg(long)]
     keys: Option<u64>,
+    /// Number of patterns of `many`: the 20 of bench-workloads.md, then
+    /// variants of them (each copy's windows 1 ms longer).
+    #[arg(long, default_value_t = cepheid_bench::MANY_RULES, value_parser = clap::value_parser!(u32).range(1..))]
+    rules: u32,
     /// Keys of the `ab` scale run; 0 skips it.
     #[arg(long, default_value_t = 1_000_000)]
     scale_keys: u64,
@@ -74,10 +80,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workload called `name`, or an error listing the names.
-fn workload_named(name: &str) -> Result<Workload, String> {
-    Workload::from_name(name)
-        .ok_or_else(|| format!("unknown workload `{name}` (ab, login, unpaid, loop, many)"))
+/// The workload called `name` (`many` with `--rules` patterns), or an
+/// error listing the names.
+fn workload_named(args: &Args, name: &str) -> Result<Workload, String> {
+    match Workload::from_name(name) {
+        Some(Workload::Many { .. }) => Ok(Workload::many(args.rules)),
+        Some(workload) => Ok(workload),
+        None => Err(format!(
+            "unknown workload `{name}` (ab, login, unpaid, loop, many)"
+        )),
+    }
 }
 
 /// The workload's default parameters with the command line's overrides.
@@ -92,7 +104,7 @@ fn params_for(args: &Args, workload: Workload) -> Params {
 
 /// Child mode: one in-memory measurement, printed as one JSON line.
 fn child(args: &Args, name: &str) -> Result<ExitCode, String> {
-    let workload = workload_named(name)?;
+    let workload = workload_named(args, name)?;
     let figures = in_memory::measure(workload, &params_for(args, workload), args.passes)?;
     let line = serde_json::to_string(&figures).map_err(|e| e.to_string())?;
     println!("{line}");
@@ -101,19 +113,20 @@ fn child(args: &Args, name: &str) -> Result<ExitCode, String> {
 
 /// Parent mode: every workload in a child process, then `cepheid run`.
 fn parent(args: &Args) -> Result<ExitCode, String> {
-    let workloads = if args.workloads.is_empty() {
-        Workload::ALL.to_vec()
+    let names: Vec<&str> = if args.workloads.is_empty() {
+        Workload::ALL.iter().map(|w| w.name()).collect()
     } else {
-        args.workloads
-            .iter()
-            .map(|n| workload_named(n))
-            .collect::<Result<_, _>>()?
+        args.workloads.iter().map(String::as_str).collect()
     };
+    let workloads: Vec<Workload> = names
+        .iter()
+        .map(|n| workload_named(args, n))
+        .collect::<Result<_, _>>()?;
     let cepheid = cepheid_binary(args)?;
     let dir = cli_run::TempDir::new()?;
     let mut runs: Vec<(String, Workload, Params)> = workloads
         .iter()
-        .map(|&w| (w.name().to_string(), w, params_for(args, w)))
+        .map(|&w| (w.label(), w, params_for(args, w)))
         .collect();
     if args.scale_keys > 0 && workloads.contains(&Workload::Ab) {
         let params = Params {
@@ -189,6 +202,7 @@ fn spawn_child(args: &Args, workload: Workload, params: &Params) -> Result<InMem
         .args(["--child", workload.name()])
         .args(["--events", &params.events.to_string()])
         .args(["--keys", &params.keys.to_string()])
+        .args(["--rules", &args.rules.to_string()])
         .args(["--passes", &args.passes.to_string()])
         .output()
         .map_err(|e| e.to_string())?;
