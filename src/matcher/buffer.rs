@@ -39,7 +39,8 @@ impl NodeRef {
     /// No node: the run took nothing yet.
     pub const NONE: NodeRef = NodeRef(u32::MAX);
 
-    /// Is this a real node?
+    /// Is this a real node? (Only a debug check of `MatchView::new` asks.)
+    #[cfg(debug_assertions)]
     #[inline]
     pub fn is_some(self) -> bool {
         self.0 != u32::MAX
