@@ -60,6 +60,11 @@ struct Args {
     /// The `cepheid` binary (default: the one next to this program).
     #[arg(long)]
     cepheid: Option<PathBuf>,
+    /// Writes each workload's pattern (`NAME.cep`) and stream
+    /// (`NAME.jsonl`) into this folder and exits, measuring nothing: the
+    /// input of `cepheid run` by hand, under a profiler or `perf stat`.
+    #[arg(long, value_name = "DIR")]
+    write: Option<PathBuf>,
     /// Internal: measures one workload in memory and prints it as JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -67,9 +72,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = match &args.child {
-        Some(name) => child(&args, name),
-        None => parent(&args),
+    let result = match (&args.child, &args.write) {
+        (Some(name), _) => child(&args, name),
+        (None, Some(dir)) => write(&args, dir),
+        (None, None) => parent(&args),
     };
     match result {
         Ok(code) => code,
@@ -111,13 +117,43 @@ fn child(args: &Args, name: &str) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parent mode: every workload in a child process, then `cepheid run`.
-fn parent(args: &Args) -> Result<ExitCode, String> {
-    let names: Vec<&str> = if args.workloads.is_empty() {
+/// Write mode: each workload's pattern and stream as files in `dir`.
+fn write(args: &Args, dir: &std::path::Path) -> Result<ExitCode, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for name in selected(args) {
+        let workload = workload_named(args, name)?;
+        let params = params_for(args, workload);
+        let pattern = dir.join(format!("{name}.cep"));
+        let events = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&pattern, workload.pattern_text())
+            .map_err(|e| format!("{}: {e}", pattern.display()))?;
+        let file =
+            std::fs::File::create(&events).map_err(|e| format!("{}: {e}", events.display()))?;
+        cepheid_bench::write_jsonl(workload.events(&params), file)
+            .map_err(|e| format!("{}: {e}", events.display()))?;
+        eprintln!(
+            "cepheid-bench: wrote {} and {} (N={}, K={})",
+            pattern.display(),
+            events.display(),
+            params.events,
+            params.keys
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workloads named on the command line, or all of them.
+fn selected(args: &Args) -> Vec<&str> {
+    if args.workloads.is_empty() {
         Workload::ALL.iter().map(|w| w.name()).collect()
     } else {
         args.workloads.iter().map(String::as_str).collect()
-    };
+    }
+}
+
+/// Parent mode: every workload in a child process, then `cepheid run`.
+fn parent(args: &Args) -> Result<ExitCode, String> {
+    let names = selected(args);
     let workloads: Vec<Workload> = names
         .iter()
         .map(|n| workload_named(args, n))
