@@ -55,6 +55,9 @@ pub enum DiagnosticKind {
     Duplicate,
     /// A `where` entry that nothing uses (a warning).
     UnusedEntry,
+    /// A looping element with no window: its partial matches can live for
+    /// ever (a warning).
+    UnboundedState,
     /// A name used both as a stage and by `until`.
     UntilUsesStage,
     /// A quantifier that makes no sense (`{0}`, `{3,2}`).

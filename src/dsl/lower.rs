@@ -16,6 +16,7 @@ use crate::dsl::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::dsl::lower_expr::{closest, ExprCx};
 use crate::event::FieldPath;
 use crate::expr::SelectItem;
+use crate::pattern::ElementKind as IrKind;
 use crate::pattern::{
     validate, Condition, Element, InnerContiguity, Pattern, PatternErrorKind, Quantifier, Sequence,
     SkipStrategy, Stage, MAX_NESTING, MAX_QUANTIFIER_BOUND,
@@ -72,7 +73,49 @@ pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic
         l.diagnostics.push(d);
     }
     let ok = !l.diagnostics.iter().any(Diagnostic::is_error);
+    if ok && pattern.within.is_none() {
+        if let Some(element) = unbounded_loop(&pattern.sequence) {
+            l.diagnostics
+                .push(unbounded_state_warning(&pattern, element));
+        }
+    }
     (ok.then_some(pattern), l.diagnostics)
+}
+
+/// The first looping element (`+`, `*`, `{n,}`) that no window bounds: not
+/// one with its own `within`, nor one inside a group with a `within`
+/// (`docs/semantics.md`, D2). Without a pattern window, a run waiting in it
+/// lives for ever: it keeps waiting for one more event.
+fn unbounded_loop(sequence: &Sequence) -> Option<&Element> {
+    sequence
+        .elements
+        .iter()
+        .filter(|e| e.within.is_none() && !e.is_negation())
+        .find_map(|e| match &e.kind {
+            _ if e.is_looping() => Some(e),
+            IrKind::Group(inner) => unbounded_loop(inner),
+            IrKind::Stage(_) => None,
+        })
+}
+
+/// Says that partial matches of `pattern` can live for ever, at `element`.
+fn unbounded_state_warning(pattern: &Pattern, element: &Element) -> Diagnostic {
+    let what = match element.kind {
+        IrKind::Stage(s) => pattern
+            .stages
+            .get(s.index())
+            .map_or("this element".to_string(), |s| format!("`{}`", s.name)),
+        IrKind::Group(_) => "this group".to_string(),
+    };
+    Diagnostic::warning(
+        DiagnosticKind::UnboundedState,
+        element.span,
+        format!(
+            "the pattern has no `within`, so partial matches that reach {what} can wait for \
+             more of it for ever: each key keeps up to 10,000 of them (`--max-runs-per-key`)"
+        ),
+    )
+    .with_help("add `within DURATION` to the pattern (or to this element) to bound how long a match may take")
 }
 
 /// State of lowering one pattern.

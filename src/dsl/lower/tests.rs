@@ -295,3 +295,41 @@ fn standalone_expressions() {
     let bad = crate::dsl::parse_expression("sum(zz.x)").unwrap();
     assert!(crate::dsl::lower_expression(&bad, &names).is_err());
 }
+
+#[test]
+fn a_looping_element_without_a_window_is_warned_about() {
+    use DiagnosticKind as K;
+    use Severity::Warning as W;
+    fn warned(src: &str) -> Vec<&str> {
+        let loaded = load_str("t.cep", src);
+        assert!(!loaded.has_errors(), "{src}: {}", loaded.render());
+        loaded
+            .diagnostics
+            .iter()
+            .filter(|d| (d.severity, d.kind) == (W, K::UnboundedState))
+            .map(|d| &src[d.span.start as usize..d.span.end as usize])
+            .collect()
+    }
+    // A run in `b+` waits for one more `b` for ever.
+    assert_eq!(warned("pattern p { match a followed by b+ }"), ["b+"]);
+    assert_eq!(warned("pattern p { match a* followed by b }"), ["a*"]);
+    assert_eq!(warned("pattern p { match a{2,} next b }"), ["a{2,}"]);
+    // Inside a group: the first unbounded loop is named.
+    assert_eq!(
+        warned("pattern p { match a followed by (b followed by c+){2} }"),
+        ["c+"]
+    );
+    assert_eq!(warned("pattern p { match (a next b)+ }"), ["(a next b)+"]);
+    // A window bounds it: the pattern's, the element's, or its group's.
+    assert!(warned("pattern p { within 1h match a followed by b+ }").is_empty());
+    assert!(warned("pattern p { match a followed by b+ within 1s }").is_empty());
+    assert!(warned("pattern p { match a followed by (b next c+) within 1s }").is_empty());
+    // Counted and single elements end by themselves.
+    assert!(warned("pattern p { match a followed by b{1,5} followed by c }").is_empty());
+    assert!(warned("pattern p { match a followed by b }").is_empty());
+    // Patterns with errors get no such warning.
+    assert_eq!(
+        kinds("pattern p { match a+ until s }"),
+        [(Severity::Error, K::UnknownName)]
+    );
+}
