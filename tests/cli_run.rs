@@ -460,9 +460,8 @@ fn small_command_line_mistakes_get_clear_errors() {
     assert!(stderr.contains("failed: 1 error"), "{stderr}");
 }
 
-#[test]
-fn object_keys_are_reported_once_and_counted_and_equal_numbers_are_one_key() {
-    let pattern = r#"
+/// `a followed by b` per key `k`.
+const PAIR_BY_K: &str = r#"
 pattern pair {
     partition by k
     match a followed by b
@@ -471,6 +470,9 @@ pattern pair {
         b: type == "b"
 }
 "#;
+
+#[test]
+fn object_keys_are_reported_once_and_counted_and_equal_numbers_are_one_key() {
     let events = concat!(
         r#"{"ts":1,"type":"a","k":1}"#,
         "\n",
@@ -481,7 +483,7 @@ pattern pair {
         r#"{"ts":4,"type":"b","k":1.0}"#,
         "\n",
     );
-    let (output, dir) = run("object_keys", pattern, events, &[]);
+    let (output, dir) = run("object_keys", PAIR_BY_K, events, &[]);
     assert_eq!(output.status.code(), Some(0));
     let out = records(&output);
     assert_eq!(out.len(), 1, "{out:?}");
@@ -502,15 +504,6 @@ pattern pair {
 /// unusable key, reported once and counted.
 #[test]
 fn lists_holding_objects_are_unusable_keys_reported_and_counted() {
-    let pattern = r#"
-pattern pair {
-    partition by k
-    match a followed by b
-    where
-        a: type == "a"
-        b: type == "b"
-}
-"#;
     let events = concat!(
         r#"{"ts":1,"type":"a","k":[null]}"#,
         "\n",
@@ -521,7 +514,7 @@ pattern pair {
         r#"{"ts":4,"type":"b","k":[null]}"#,
         "\n",
     );
-    let (output, dir) = run("list_object_keys", pattern, events, &[]);
+    let (output, dir) = run("list_object_keys", PAIR_BY_K, events, &[]);
     assert_eq!(output.status.code(), Some(0));
     let out = records(&output);
     assert_eq!(out.len(), 1, "{out:?}");

@@ -1,7 +1,6 @@
 //! Inputs the `engine` fuzz target (`fuzz/fuzz_targets/engine.rs`) found,
-//! replayed through the same steps as the target (options byte, pattern up
-//! to the first NUL, events decoded line by line, `finish`, sometimes a
-//! watermark at `Timestamp::MAX`), each within a time limit.
+//! replayed through the same steps as the target (the same code:
+//! `fuzz/common/engine_input.rs`), each within a time limit.
 //!
 //! Every `tests/engine_fuzz_regressions/*.bin` must finish: the findings,
 //! and two seeds in the target's format that pinned earlier bugs
@@ -12,57 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Engine, Output, Record, Rules, Timestamp};
+#[path = "../fuzz/common/engine_input.rs"]
+mod engine_input;
 
-const DELAYS: [u64; 4] = [0, 5, 1_000, u64::MAX];
-/// The target's limit on partial matches per key.
-const RUN_LIMIT: usize = 1_000;
 /// Generous: the test build is unoptimised and the machine may be busy; a
 /// hang is what this catches (the fuzz target allows 10 s, optimised).
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// What the fuzz target does with one input.
-fn replay(data: &[u8]) {
-    let Some((&options, rest)) = data.split_first() else {
-        return;
-    };
-    let split = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    let (pattern, events) = rest.split_at(split);
-    let events = events.get(1..).unwrap_or_default();
-    let Ok(text) = std::str::from_utf8(pattern) else {
-        return;
-    };
-    let Ok(rules) = Rules::parse("fuzz.cep", text) else {
-        return;
-    };
-    let delay = Duration::from_millis(DELAYS[usize::from(options & 3)]);
-    let mut engine: Engine<Record> = Engine::with_max_delay(delay).max_runs_per_key(RUN_LIMIT);
-    if engine.add(&rules).is_err() {
-        return;
-    }
-    let format = if options & 8 == 0 {
-        Format::JsonLines
-    } else {
-        Format::Csv
-    };
-    let mut decoder = Decoder::new(format, "ts", engine.fields().clone());
-    let mut out: Vec<Output<Record>> = Vec::new();
-    for line in events.split(|&b| b == b'\n').take(256) {
-        match decoder.decode(line) {
-            Ok(Item::Event(ts, record)) => {
-                engine.push(ts, record, &mut out);
-            }
-            Ok(Item::Watermark(t)) => engine.watermark(t, &mut out),
-            Ok(Item::Skip) | Err(_) => {}
-        }
-        out.clear();
-    }
-    engine.finish(&mut out);
-    if options & 4 != 0 {
-        engine.watermark(Timestamp::MAX, &mut out);
-    }
-}
 
 /// Replays every `.bin` file of `dir`, each on a thread of its own that
 /// must finish within [`LIMIT`] (a hang leaves the thread behind and fails).
@@ -78,7 +32,7 @@ fn replay_all(dir: &Path) {
         let data = std::fs::read(&file).expect("read");
         let (done, finished) = mpsc::channel();
         std::thread::spawn(move || {
-            replay(&data);
+            engine_input::run(&data);
             let _ = done.send(());
         });
         match finished.recv_timeout(LIMIT) {
