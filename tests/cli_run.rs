@@ -310,6 +310,55 @@ fn standard_input_is_the_default_source() {
     assert_eq!(records(&out).len(), 1);
 }
 
+/// A live stream: the match record comes out as soon as the watermark
+/// releases it, while standard input is still open (before, it waited in
+/// the output buffer until the end of input).
+#[test]
+fn on_a_live_pipe_records_come_out_while_the_input_is_still_open() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+    let dir = scratch("live_pipe");
+    std::fs::write(dir.join("p.cep"), PAIR_BY_K).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("run")
+        .arg(dir.join("p.cep"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // `b` at 2 is released by the watermark once an event at 3 arrives.
+    stdin
+        .write_all(
+            concat!(
+                r#"{"ts":1,"type":"a","k":1}"#,
+                "\n",
+                r#"{"ts":2,"type":"b","k":1}"#,
+                "\n",
+                r#"{"ts":3,"type":"x","k":1}"#,
+                "\n",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(std::time::Duration::from_secs(30));
+    drop(stdin);
+    let _ = child.wait();
+    let line = line.expect("no record while the input was open");
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["kind"], "match");
+    assert_eq!(record["end"], 2);
+}
+
 #[test]
 fn with_punctuated_watermarks_the_end_of_input_keeps_later_events_pending() {
     let events = format!(

@@ -211,6 +211,10 @@ struct Batch {
     lines: Vec<(u64, Result<Item, Error>)>,
     /// Input bytes read up to the end of the last line (for progress).
     bytes_read: u64,
+    /// Was the batch sent because no further line was ready (a pipe or a
+    /// terminal waiting for its writer)? Then what it releases is flushed
+    /// to the outputs at once, instead of waiting in their buffers.
+    stalled: bool,
 }
 
 /// Most lines in a batch.
@@ -243,10 +247,12 @@ fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Batch>) {
     while let Some(line) = items.next() {
         lines.push(line);
         let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
-        if full || !items.item_ready() {
+        let stalled = !items.item_ready();
+        if full || stalled {
             let batch = Batch {
                 lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
                 bytes_read: items.bytes_read(),
+                stalled,
             };
             if tx.send(batch).is_err() {
                 return;
@@ -258,6 +264,7 @@ fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Batch>) {
         let _ = tx.send(Batch {
             lines,
             bytes_read: items.bytes_read(),
+            stalled: false,
         });
     }
 }
@@ -424,6 +431,17 @@ fn stream(
             check_output(args, out.out)?;
         }
         progress.set_position(batch.bytes_read);
+        if batch.stalled {
+            // The input waits for its writer: whatever the watermark
+            // released goes out now (a live stream's matches are not held
+            // in a buffer until the next burst or the end).
+            if let Err(e) = out.out.flush() {
+                return Err(match report_write_error(args, e) {
+                    EXIT_OK => Stop::Quiet,
+                    status => Stop::Exit(status),
+                });
+            }
+        }
     }
     if stop.is_none() {
         // The input ended: the thread is done (a panic in it is passed on
