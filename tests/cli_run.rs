@@ -359,6 +359,75 @@ fn on_a_live_pipe_records_come_out_while_the_input_is_still_open() {
     assert_eq!(record["end"], 2);
 }
 
+/// `--idle-timeout`: on a quiet stream event time follows the clock, so a
+/// window closes and its timeout comes out while the input is still open
+/// (without it, nothing happens until the next event or the end).
+#[test]
+fn on_a_quiet_stream_idle_time_fires_timeouts() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+    let dir = scratch("idle");
+    let pattern = r#"pattern quick {
+    partition by k
+    within 300ms
+    timeouts
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}"#;
+    std::fs::write(dir.join("p.cep"), pattern).unwrap();
+    let spawn = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cepheid"))
+            .arg("run")
+            .arg(dir.join("p.cep"))
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let first_line = |child: &mut std::process::Child, wait: std::time::Duration| {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"{\"ts\":1000,\"type\":\"a\",\"k\":1}\n")
+            .unwrap();
+        stdin.flush().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(wait).ok().filter(|l| !l.is_empty());
+        drop(stdin);
+        let _ = child.wait();
+        line
+    };
+    let mut child = spawn(&["--idle-timeout", "100ms"]);
+    let line = first_line(&mut child, std::time::Duration::from_secs(30))
+        .expect("no timeout while the input was open");
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["kind"], "timeout");
+    assert_eq!(record["expired_at"], 1300);
+    // Without it the quiet stream keeps its time: nothing within a second.
+    let mut child = spawn(&[]);
+    assert_eq!(
+        first_line(&mut child, std::time::Duration::from_secs(1)),
+        None
+    );
+    // Zero is refused.
+    let zero = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("run")
+        .arg(dir.join("p.cep"))
+        .args(["--idle-timeout", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2));
+}
+
 #[test]
 fn with_punctuated_watermarks_the_end_of_input_keeps_later_events_pending() {
     let events = format!(

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod explain;
+mod idle;
 mod run;
 
 /// Exit status: success.

@@ -15,6 +15,9 @@
 //!   processed (as at the end of input) before exiting with status 3; an
 //!   input read error does the same and exits with 4.
 //! - A closed standard output (`| head`) ends the run quietly.
+//! - On a pipe or a terminal, output is flushed whenever the input has no
+//!   further line ready; `--idle-timeout` lets event time follow the wall
+//!   clock on a quiet input (the `idle` module says how).
 //! - A key of a pattern holds at most `--max-runs-per-key` partial matches
 //!   (default 10,000); beyond it the oldest are dropped. The first time a
 //!   key reaches the limit is said on standard error (for the first ten
@@ -31,9 +34,9 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cepheid::engine::{Engine, MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
@@ -42,6 +45,7 @@ use cepheid::time::parse_duration;
 use cepheid::{Error, ErrorKind, FieldId, Record, Timestamp, Value};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::idle::Idle;
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 
 /// Exit status: malformed input with `--strict`.
@@ -81,6 +85,11 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     max_delay: i64,
+    /// When no line has arrived for this long (wall-clock time), event time
+    /// follows the clock from the last watermark, so timeouts fire on a
+    /// quiet stream; events that then arrive behind it are late.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    idle_timeout: Option<i64>,
     /// Where matches and timeouts go; `-` (the default) is standard output.
     #[arg(long, value_name = "FILE", default_value = "-")]
     output: PathBuf,
@@ -396,7 +405,31 @@ fn stream(
     let (batches, reader) = spawn_reader(origin, input, decoder);
     let mut stop = None;
     let mut punctuated = false;
-    'input: for batch in batches.iter() {
+    let mut idle = args.idle_timeout.map(|ms| {
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+        Idle::new(Duration::from_millis(ms), Instant::now())
+    });
+    'input: loop {
+        let batch = match &mut idle {
+            None => batches.recv().ok(),
+            Some(idle) => match batches.recv_timeout(idle.wait(Instant::now())) {
+                Ok(batch) => {
+                    idle.arrived(Instant::now());
+                    Some(batch)
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(t) = idle.advance(Instant::now(), engine.current_watermark()) {
+                        engine.watermark(t, out);
+                        flush_now(args, out.out)?;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(batch) = batch else {
+            break;
+        };
         for (line_no, item) in batch.lines {
             match item {
                 Ok(Item::Event(ts, record)) => {
@@ -435,12 +468,7 @@ fn stream(
             // The input waits for its writer: whatever the watermark
             // released goes out now (a live stream's matches are not held
             // in a buffer until the next burst or the end).
-            if let Err(e) = out.out.flush() {
-                return Err(match report_write_error(args, e) {
-                    EXIT_OK => Stop::Quiet,
-                    status => Stop::Exit(status),
-                });
-            }
+            flush_now(args, out.out)?;
         }
     }
     if stop.is_none() {
@@ -457,6 +485,23 @@ fn stream(
     }
     check_output(args, out.out)?;
     stop.map_or(Ok(()), Err)
+}
+
+/// Flushes the outputs (a live stream's records go out now); stops the run
+/// when writing failed.
+fn flush_now(args: &Args, out: &mut Output) -> Result<(), Stop> {
+    out.flush().map_err(|e| match report_write_error(args, e) {
+        EXIT_OK => Stop::Quiet,
+        status => Stop::Exit(status),
+    })
+}
+
+/// A duration greater than zero, in milliseconds.
+fn parse_positive_duration(text: &str) -> Result<i64, String> {
+    match parse_duration(text)? {
+        0 => Err("the duration must be greater than zero".to_string()),
+        ms => Ok(ms),
+    }
 }
 
 /// Stops the run when writing output failed.
