@@ -159,11 +159,18 @@ impl<E> SharedBuffer<E> {
     }
 
     /// Records that a run took `ev` into `stage` after the run's node
-    /// `prev`. The new node starts with no reference: the caller retains it
-    /// for every run that points at it.
+    /// `prev`. The new node starts with `refs` references (one per run
+    /// that will point at it) and takes over one reference to `prev` from
+    /// the caller: a run that moves on to the new node hands its reference
+    /// over, so `prev` is not touched at all.
     #[inline]
-    pub(crate) fn put(&mut self, stage: StageId, ev: EventRef, prev: NodeRef) -> NodeRef {
-        self.retain(prev);
+    pub(crate) fn put(
+        &mut self,
+        stage: StageId,
+        ev: EventRef,
+        prev: NodeRef,
+        refs: u32,
+    ) -> NodeRef {
         if let Some(slot) = self.events.get_mut(ev.0) {
             slot.refs += 1;
         }
@@ -172,16 +179,23 @@ impl<E> SharedBuffer<E> {
         NodeRef(self.nodes.insert(Node {
             event: ev,
             prev,
-            refs: 0,
+            refs,
             stage_plus_one,
         }))
     }
 
-    /// One more run points at `node`.
+    /// `holders` references to `node` replace one: the node is released
+    /// for 0, untouched for 1, retained `holders - 1` more times above.
     #[inline]
-    pub(crate) fn retain(&mut self, node: NodeRef) {
-        if let Some(n) = self.nodes.get_mut(node.0) {
-            n.refs += 1;
+    pub(crate) fn share(&mut self, node: NodeRef, holders: u32) {
+        match holders {
+            0 => self.release(node),
+            1 => {}
+            n => {
+                if let Some(entry) = self.nodes.get_mut(node.0) {
+                    entry.refs += n - 1;
+                }
+            }
         }
     }
 
@@ -253,12 +267,11 @@ mod tests {
         let mut buf = SharedBuffer::new();
         let a = buf.insert(1, "a");
         let b = buf.insert(2, "b");
-        let n1 = buf.put(StageId(0), a, NodeRef::NONE);
-        buf.retain(n1);
-        let n2 = buf.put(StageId(1), b, n1);
-        buf.retain(n2);
-        let n3 = buf.put(StageId(1), b, n1);
-        buf.retain(n3);
+        let n1 = buf.put(StageId(0), a, NodeRef::NONE, 1);
+        // n2 and n3 both follow n1: n1 is held by the first run, n2, n3
+        buf.share(n1, 3);
+        let n2 = buf.put(StageId(1), b, n1, 1);
+        let n3 = buf.put(StageId(1), b, n1, 1);
         buf.release_if_unused(a);
         buf.release_if_unused(b);
         assert_eq!((buf.live_events(), buf.live_nodes()), (2, 3));

@@ -4,7 +4,7 @@
 //! [`Nfa`] over one [`Partition`] with the caller's [`Cache`].
 
 use super::buffer::{EventRef, SharedBuffer};
-use super::heap::JavaHeap;
+use super::heap::{sift_up, JavaHeap};
 use super::run::{Partition, Run, Runs};
 use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
@@ -19,7 +19,10 @@ use crate::primitives::{StageId, Timestamp};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Edge {
     action: Action,
-    source: StateId,
+    /// The kind of the target state.
+    kind: StateKind,
+    /// The stage of the source state (what a TAKE records).
+    stage: Option<StageId>,
     target: StateId,
     final_after: Option<StateId>,
 }
@@ -35,16 +38,22 @@ pub struct Cache {
     /// Per-event values of conditions that do not read the run, one byte
     /// per condition slot.
     slot_values: Vec<u8>,
-    edges: Vec<Edge>,
+    /// The decision graphs of the current event, the current run's at
+    /// `graph` (`start, end`).
+    graphs: Vec<Edge>,
+    graph: (usize, usize),
     stack: Vec<StateId>,
+    /// Emptied run vectors, for partitions whose runs outgrow their
+    /// inline space.
     spare: Vec<Vec<Run>>,
+    /// The complete matches of one step (always empty between calls).
+    potential: JavaHeap<Run>,
     removed: Vec<Run>,
     timeouts: Vec<(Run, Timestamp)>,
     /// Decision graphs of this `process` call by state, for automata whose
-    /// conditions do not read the run: `(stamp, start, len)` into
-    /// `memo_edges`, valid when the stamp is the call's.
+    /// conditions do not read the run: `(stamp, start, end)` into
+    /// `graphs`, valid when the stamp is the call's.
     memo: Vec<(u32, u32, u32)>,
-    memo_edges: Vec<Edge>,
     stamp: u32,
 }
 
@@ -71,11 +80,14 @@ impl Cache {
         if self.memo.len() < states {
             self.memo.resize(states, (0, 0, 0));
         }
-        self.memo_edges.clear();
+        self.graphs.clear();
+        self.graph = (0, 0);
     }
 
-    fn take_vec(&mut self) -> Vec<Run> {
-        self.spare.pop().unwrap_or_default()
+    /// The current run's decision graph.
+    #[inline]
+    fn edges(&self) -> &[Edge] {
+        &self.graphs[self.graph.0..self.graph.1]
     }
 
     /// Keeps `v` for reuse. Up to [`SPARE_VECS`] are kept: when many
@@ -192,8 +204,7 @@ impl<'a, E: Event> Executor<'a, E> {
     ) {
         let nfa = self.nfa;
         self.cache.begin_event(nfa.slot_count(), nfa.states().len());
-        let mut next;
-        let mut potential;
+        let mut potential = std::mem::take(&mut self.cache.potential);
         if part.runs.is_empty() && part.completed.is_empty() {
             // An idle partition has only the start run. When the start run
             // finds no TAKE or IGNORE edge for this event, its only branch is
@@ -201,30 +212,24 @@ impl<'a, E: Event> Executor<'a, E> {
             // nothing changes. Otherwise its edges are used as they are.
             let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
             self.create_decision_graph(&start, event, buf, false);
-            if self.cache.edges.is_empty() {
+            if self.cache.edges().is_empty() {
+                self.cache.potential = potential;
                 return;
             }
-            let start = match self.cache.edges[..] {
+            let start = match *self.cache.edges() {
                 [edge] => match self.start_one_run(part, buf, event, start, edge) {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        self.cache.potential = potential;
+                        return;
+                    }
                     Err(start) => start,
                 },
                 _ => start,
             };
-            next = JavaHeap::from_vec(self.cache.take_vec());
-            potential = JavaHeap::from_vec(self.cache.take_vec());
-            self.route(start, event, buf, &mut next, &mut potential);
+            part.runs.storage_mut().push(start);
+            self.step(part, buf, event, &mut potential, true);
         } else {
-            next = JavaHeap::from_vec(self.cache.take_vec());
-            potential = JavaHeap::from_vec(self.cache.take_vec());
-            let mut old = part.take_own_runs(|| self.cache.take_vec());
-            // Worth it when several runs may share a state.
-            let memo = nfa.run_independent() && old.len() > 2;
-            for run in old.drain(..) {
-                self.create_decision_graph(&run, event, buf, memo);
-                self.route(run, event, buf, &mut next, &mut potential);
-            }
-            self.cache.give_vec(old);
+            self.step(part, buf, event, &mut potential, false);
         }
         if nfa.pattern().skip == SkipStrategy::NoSkip {
             for m in potential.iter() {
@@ -234,20 +239,175 @@ impl<'a, E: Event> Executor<'a, E> {
                 buf.release(m.node);
             }
         } else {
-            process_matches_by_skip(
-                nfa,
-                part,
-                &mut potential,
-                &mut next,
-                buf,
-                &mut self.cache.removed,
-                out,
-            );
+            process_matches_by_skip(nfa, part, &mut potential, buf, &mut self.cache.removed, out);
         }
-        if next.len() + part.completed.len() > self.limit {
-            self.drop_oldest(part, &mut next, buf, out);
+        self.cache.potential = potential;
+        if part.runs.len() + part.completed.len() > self.limit {
+            self.drop_oldest(part, buf, out);
         }
-        self.settle(part, potential, next);
+        self.settle(part);
+    }
+
+    /// Flink's loop over the partial matches of `doProcess`: every run's
+    /// branches are offered, in array order, to a new queue, and complete
+    /// ones to `potential`.
+    ///
+    /// The new queue is built in the partition's own array. A run whose
+    /// branches are at most one partial run (it stays, moves to another
+    /// state, takes the event, or dies) is updated where it stands: its
+    /// branch is written at the next free index and sifted up, which is
+    /// exactly Java's `offer` into the queue built so far (for a run that
+    /// keeps its place and start, one comparison). From the first run
+    /// with two or more partial branches (a fork, or the start run taking
+    /// the event) on, the remaining runs are moved out and routed through
+    /// [`route`](Self::route), which offers into the array. With
+    /// `first_known`, the decision graph of the first run is already in
+    /// the cache.
+    #[inline]
+    fn step(
+        &mut self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        event: EventRef,
+        potential: &mut JavaHeap<Run>,
+        first_known: bool,
+    ) {
+        let nfa = self.nfa;
+        let n = part.runs.len();
+        // Worth it when several runs may share a state.
+        let memo = nfa.run_independent() && n > 2;
+        let mut w = 0;
+        let mut r = 0;
+        let mut known = first_known;
+        let mut moved = false;
+        let items: &mut [Run] = part.runs.storage_mut();
+        while r < n {
+            if !known {
+                self.create_decision_graph(&items[r], event, buf, memo);
+            }
+            known = false;
+            match self.step_in_place(&mut items[r], event, buf, potential) {
+                // While every run so far stayed where it was with its
+                // start, the array is the old heap as far as `w`: nothing
+                // to sift.
+                Step::Stays if !moved => w += 1,
+                Step::Stays | Step::Replaced => {
+                    moved = true;
+                    items.swap(w, r);
+                    sift_up(items, w);
+                    w += 1;
+                }
+                Step::Gone => moved = true,
+                Step::Forks => break,
+            }
+            r += 1;
+        }
+        if r == n {
+            // (the runs between `w` and `n` are the dead ones)
+            part.runs.truncate(w);
+            return;
+        }
+        // A fork at `r`: the queue built so far (the first `w` runs, a
+        // heap as they stand) moves to a vector, where the branches of the
+        // runs from `r` on are offered.
+        let spare = self.cache.spare.pop().unwrap_or_default();
+        let mut next = JavaHeap::from_vec(spare);
+        let mut old = part.runs.set_storage(Runs::new());
+        for (i, run) in old.drain(..).enumerate() {
+            if i < w {
+                next.storage_mut().push(run);
+            } else if i > r {
+                self.create_decision_graph(&run, event, buf, memo);
+                self.route(run, event, buf, &mut next, potential);
+            } else if i == r {
+                self.route(run, event, buf, &mut next, potential);
+            }
+        }
+        if old.spilled() {
+            self.cache.give_vec(old.into_vec());
+        }
+        part.runs.set_storage(Runs::from_vec(next.into_vec()));
+    }
+
+    /// One run's step where it stands, its decision graph in the cache:
+    /// its complete branches go to `potential`; its one partial branch, if
+    /// any, replaces it. [`Step::Forks`] (nothing done) when it has more
+    /// than one partial branch.
+    #[inline]
+    fn step_in_place(
+        &mut self,
+        run: &mut Run,
+        ev: EventRef,
+        buf: &mut SharedBuffer<E>,
+        potential: &mut JavaHeap<Run>,
+    ) -> Step {
+        let nfa = self.nfa;
+        let edges = self.cache.edges();
+        let is_start = run.is_start();
+        match *edges {
+            [] if is_start => return Step::Stays,
+            [] => {
+                buf.release(run.node);
+                return Step::Gone;
+            }
+            // The commonest steps: a partial run ignores the event into an
+            // ordinary state (often its own), or takes it into one.
+            [Edge {
+                action: Action::Ignore,
+                target,
+                kind,
+                ..
+            }] if !is_start && is_ordinary(kind) => {
+                run.state = target;
+                return Step::Stays;
+            }
+            [Edge {
+                action: Action::Take,
+                stage: Some(stage),
+                target,
+                kind,
+                final_after: None,
+                ..
+            }] if !is_start => {
+                // (into a normal state the run moves on; into the final
+                // state it completes, handing its node reference over)
+                match kind {
+                    StateKind::Normal => {
+                        take_in_place(nfa, run, stage, target, ev, buf);
+                        return Step::Stays;
+                    }
+                    StateKind::Final => {
+                        potential.offer(take(nfa, run, stage, target, ev, buf, 1));
+                        return Step::Gone;
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        let discard = discards(edges, is_start);
+        let partial = edges
+            .iter()
+            .filter(|e| match e.action {
+                Action::Ignore => !is_start && dest(e.kind, discard) == Some(false),
+                Action::Take => e.stage.is_some() && dest(e.kind, discard) == Some(false),
+                Action::Proceed => false,
+            })
+            .count()
+            + usize::from(is_start && !discard);
+        if partial > 1 {
+            return Step::Forks;
+        }
+        let whole = std::mem::replace(run, Run::vacant());
+        let mut slot = None;
+        self.route_into(whole, ev, buf, &mut slot, potential);
+        match slot {
+            Some(branch) => {
+                *run = branch;
+                Step::Replaced
+            }
+            None => Step::Gone,
+        }
     }
 
     /// The partition holds more than the limit (counting the start run, so
@@ -259,16 +419,15 @@ impl<'a, E: Event> Executor<'a, E> {
     fn drop_oldest(
         &mut self,
         part: &mut Partition,
-        next: &mut JavaHeap<Run>,
         buf: &mut SharedBuffer<E>,
         out: &mut dyn MatchSink<E>,
     ) {
         let nfa = self.nfa;
-        let mut partial = next.iter().filter(|r| !r.is_start()).count();
+        let mut partial = part.live_runs();
         let mut dropped = false;
         while partial > 0 && partial + part.completed.len() > self.limit {
             // The start run sorts last: the smallest run is a partial one.
-            let Some(run) = next.poll() else {
+            let Some(run) = part.runs.poll() else {
                 break;
             };
             out.on_dropped(&MatchView::new(nfa, buf, &run));
@@ -277,17 +436,9 @@ impl<'a, E: Event> Executor<'a, E> {
             dropped = true;
         }
         if dropped && !part.completed.is_empty() {
-            let mut none = JavaHeap::from_vec(self.cache.take_vec());
-            process_matches_by_skip(
-                nfa,
-                part,
-                &mut none,
-                next,
-                buf,
-                &mut self.cache.removed,
-                out,
-            );
-            self.cache.give_vec(none.into_vec());
+            let mut none = std::mem::take(&mut self.cache.potential);
+            process_matches_by_skip(nfa, part, &mut none, buf, &mut self.cache.removed, out);
+            self.cache.potential = none;
         }
     }
 
@@ -310,62 +461,77 @@ impl<'a, E: Event> Executor<'a, E> {
         }
         let nfa = self.nfa;
         let cache = &mut *self.cache;
-        let mut next = JavaHeap::from_vec(cache.take_vec());
-        let mut potential = JavaHeap::from_vec(cache.take_vec());
-        let mut old = part.take_runs(nfa, || cache.take_vec());
-        for run in old.drain(..) {
-            if run.is_start() {
-                next.offer(run);
-                continue;
-            }
-            let state = nfa.state(run.state);
+        let mut potential = std::mem::take(&mut cache.potential);
+        if part.runs.is_empty() {
+            // (an idle partition keeps no start run: it is implicit)
+            let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
+            part.runs.storage_mut().push(start);
+        }
+        // The runs that stay are offered to a new queue in array order,
+        // built in place as in `step`.
+        let window = nfa.window();
+        let element_windows = nfa.has_element_windows();
+        let items: &mut [Run] = part.runs.storage_mut();
+        let n = items.len();
+        let mut w = 0;
+        for r in 0..n {
+            let run = &items[r];
             // A window closes at `base + w`, saturated at the largest
             // time: the same value the partition's deadline is, so a due
             // deadline always expires something (a window that would end
             // past `Timestamp::MAX` closes there, never earlier).
-            let by_previous = state
-                .window
-                .map(|w| run.prev_ts.saturating_add(w))
-                .filter(|end| t >= *end);
-            let by_first = nfa
-                .window()
+            let by_first = window
                 .map(|w| run.start_ts.saturating_add(w))
                 .filter(|end| t >= *end);
-            match by_previous.or(by_first) {
-                None => next.offer(run),
-                Some(_) if state.kind == StateKind::Pending => potential.offer(run),
-                Some(expired_at) if nfa.pattern().emit_timeouts => {
-                    cache.timeouts.push((run, expired_at))
+            let closed = if run.is_start() {
+                None
+            } else if element_windows {
+                let by_previous = nfa
+                    .state(run.state)
+                    .window
+                    .map(|w| run.prev_ts.saturating_add(w))
+                    .filter(|end| t >= *end);
+                by_previous.or(by_first)
+            } else {
+                by_first
+            };
+            let Some(expired_at) = closed else {
+                if w != r {
+                    items.swap(w, r);
+                    sift_up(items, w);
                 }
-                Some(_) => buf.release(run.node),
+                w += 1;
+                continue;
+            };
+            let pending = nfa.state(run.state).kind == StateKind::Pending;
+            let run = std::mem::replace(&mut items[r], Run::vacant());
+            if pending {
+                potential.offer(run);
+            } else if nfa.pattern().emit_timeouts {
+                cache.timeouts.push((run, expired_at));
+            } else {
+                buf.release(run.node);
             }
         }
-        cache.give_vec(old);
-        process_matches_by_skip(
-            nfa,
-            part,
-            &mut potential,
-            &mut next,
-            buf,
-            &mut cache.removed,
-            out,
-        );
+        part.runs.truncate(w);
+        process_matches_by_skip(nfa, part, &mut potential, buf, &mut cache.removed, out);
+        cache.potential = potential;
         for (run, expired_at) in &cache.timeouts {
             out.on_timeout(&MatchView::new(nfa, buf, run), *expired_at);
         }
         for (run, _) in cache.timeouts.drain(..) {
             buf.release(run.node);
         }
-        self.settle(part, potential, next);
+        self.settle(part);
     }
 
-    /// The common case of an idle partition's event, without the heaps: the
-    /// start run's only edge TAKEs the event into an ordinary state from
-    /// which no final state is reached. The general path would offer the
-    /// taken run, then the start run, to a new heap (in that order, which
-    /// is already heap order: the start run sorts last) and emit nothing;
-    /// this stores the two runs directly. Gives the start run back, having
-    /// changed nothing, for any other edge.
+    /// The common case of an idle partition's event: the start run's only
+    /// edge TAKEs the event into an ordinary state from which no final
+    /// state is reached. The general path would offer the taken run, then
+    /// the start run, to a new heap (in that order, which is already heap
+    /// order: the start run sorts last) and emit nothing; this stores the
+    /// two runs directly. Gives the start run back, having changed
+    /// nothing, for any other edge.
     fn start_one_run(
         &self,
         part: &mut Partition,
@@ -375,17 +541,12 @@ impl<'a, E: Event> Executor<'a, E> {
         edge: Edge,
     ) -> Result<(), Run> {
         let nfa = self.nfa;
-        let stage = match (edge.action, edge.final_after, nfa.state(edge.source).stage) {
-            (Action::Take, None, Some(stage))
-                if nfa.state(edge.target).kind == StateKind::Normal =>
-            {
-                stage
-            }
+        let stage = match (edge.action, edge.final_after, edge.stage) {
+            (Action::Take, None, Some(stage)) if edge.kind == StateKind::Normal => stage,
             _ => return Err(start),
         };
-        let taken = take(nfa, &start, stage, edge.target, ev, buf);
-        buf.retain(taken.node);
-        part.runs = Runs::from_buf([taken, start]);
+        let taken = take(nfa, &start, stage, edge.target, ev, buf, 1);
+        part.runs.set_storage(Runs::from_buf([taken, start]));
         part.refresh_deadline(nfa);
         Ok(())
     }
@@ -397,7 +558,7 @@ impl<'a, E: Event> Executor<'a, E> {
     /// (in array order, as the general path reports them) and the partition
     /// goes idle. Returns false, changing nothing, in any other case.
     fn expire_all(
-        &self,
+        &mut self,
         part: &mut Partition,
         buf: &mut SharedBuffer<E>,
         t: Timestamp,
@@ -424,39 +585,41 @@ impl<'a, E: Event> Executor<'a, E> {
                 out.on_timeout(&MatchView::new(nfa, buf, run), expired_at);
             }
         }
-        for run in part.runs.drain(..) {
+        for run in part.runs.drain() {
             buf.release(run.node);
         }
-        // (drained, but a spilled vector would keep its allocation)
-        part.runs = Default::default();
-        part.refresh_deadline(nfa);
+        self.settle(part);
         true
     }
 
-    /// Ends a step: the emptied heaps go back to the cache, `next` becomes
-    /// the partition's runs, and its deadline is recomputed. Always inlined:
-    /// it ends every call on the hot path (callgrind: 647M vs 650M
-    /// instructions on `ab` at N = 200,000 against the two copies it
-    /// replaced).
+    /// Ends a step: a partition left with only the start run goes idle
+    /// (keeping no runs, so idle keys cost no memory), one whose runs fit
+    /// inline again gives its vector back to the cache, and the deadline is
+    /// recomputed. Always inlined: it ends every call on the hot path.
     #[inline(always)]
-    fn settle(&mut self, part: &mut Partition, potential: JavaHeap<Run>, next: JavaHeap<Run>) {
-        self.cache.give_vec(potential.into_vec());
-        if let Some(spare) = part.put_runs(next) {
-            self.cache.give_vec(spare);
+    fn settle(&mut self, part: &mut Partition) {
+        let inline = Runs::new().inline_size();
+        if part.completed.is_empty() && part.only_start() {
+            if part.runs.storage().spilled() {
+                let runs = part.runs.set_storage(Runs::new());
+                self.cache.give_vec(runs.into_vec());
+            } else {
+                part.runs.truncate(0);
+            }
+        } else if part.runs.storage().spilled() && part.runs.len() <= inline {
+            let mut runs = part.runs.set_storage(Runs::new()).into_vec();
+            part.runs.storage_mut().extend(runs.drain(..));
+            self.cache.give_vec(runs);
         }
         part.refresh_deadline(self.nfa);
     }
 
     /// Flink's `computeNextStates` for one run whose decision graph is in
-    /// `cache.edges`: its branches go to `next` (partial runs) or
+    /// the cache: its branches are offered to `next` (partial runs) or
     /// `potential` (complete matches); a run whose branches include a stop
     /// state is discarded with all of them. The run is consumed: its node
     /// reference passes to its branches or is released.
-    ///
-    /// Two common cases skip the general branch building: a run with no
-    /// edge dies, and a run whose only edge IGNOREs the event back into its
-    /// own state stays exactly as it is.
-    #[inline]
+    #[inline(always)]
     fn route(
         &mut self,
         run: Run,
@@ -466,99 +629,28 @@ impl<'a, E: Event> Executor<'a, E> {
         potential: &mut JavaHeap<Run>,
     ) {
         let nfa = self.nfa;
-        let edges = &self.cache.edges;
-        let is_start = run.is_start();
-        match edges[..] {
-            [] if is_start => return next.offer(run),
-            [] => return buf.release(run.node),
-            [Edge {
-                action: Action::Ignore,
-                target,
-                ..
-            }] if !is_start
-                && target == run.state
-                && matches!(
-                    nfa.state(target).kind,
-                    StateKind::Normal | StateKind::Start | StateKind::Pending
-                ) =>
-            {
-                return next.offer(run);
-            }
-            _ => {}
-        }
-        // A branch into a stop state discards the run and its other partial
-        // branches (complete matches still count, as in Flink).
-        let is_stop = |s: StateId| nfa.state(s).kind == StateKind::Stop;
-        let discard = edges.iter().any(|e| match e.action {
-            Action::Ignore => !is_start && is_stop(e.target),
-            Action::Take => nfa.state(e.source).stage.is_some() && is_stop(e.target),
-            Action::Proceed => false,
-        });
-        // Where a branch into `state` goes: `Some(true)` complete, `Some(false)`
-        // partial, `None` dropped.
-        let dest = |state: StateId| match nfa.state(state).kind {
-            StateKind::Final => Some(true),
-            StateKind::Stop => None,
-            _ if discard => None,
-            _ => Some(false),
-        };
-        for &edge in edges {
-            match edge.action {
-                Action::Ignore if !is_start => {
-                    let Some(complete) = dest(edge.target) else {
-                        continue;
-                    };
-                    buf.retain(run.node);
-                    let branch = Run {
-                        state: edge.target,
-                        ..run.clone()
-                    };
-                    if complete {
-                        potential.offer(branch);
-                    } else {
-                        next.offer(branch);
-                    }
-                }
-                Action::Take => {
-                    let Some(stage) = nfa.state(edge.source).stage else {
-                        continue;
-                    };
-                    let taken_dest = dest(edge.target);
-                    if taken_dest.is_none() && edge.final_after.is_none() {
-                        continue;
-                    }
-                    let taken = take(nfa, &run, stage, edge.target, ev, buf);
-                    let node = taken.node;
-                    let completed = edge.final_after.map(|f| Run {
-                        state: f,
-                        ..taken.clone()
-                    });
-                    match taken_dest {
-                        Some(true) => potential.offer(taken),
-                        Some(false) => next.offer(taken),
-                        None => {}
-                    }
-                    if taken_dest.is_some() {
-                        buf.retain(node);
-                    }
-                    if let Some(completed) = completed {
-                        buf.retain(node);
-                        potential.offer(completed);
-                    }
-                }
-                Action::Ignore | Action::Proceed => {}
-            }
-        }
-        let node = run.node;
-        if is_start && !discard {
-            next.offer(run);
-        }
-        buf.release(node);
+        let edges = self.cache.edges();
+        route_branches(nfa, edges, run, ev, buf, next, potential);
+    }
+
+    /// [`route`](Self::route) of a run with at most one partial branch,
+    /// which goes to `slot`.
+    fn route_into(
+        &mut self,
+        run: Run,
+        ev: EventRef,
+        buf: &mut SharedBuffer<E>,
+        slot: &mut Option<Run>,
+        potential: &mut JavaHeap<Run>,
+    ) {
+        let nfa = self.nfa;
+        let edges = self.cache.edges();
+        route_branches(nfa, edges, run, ev, buf, slot, potential);
     }
 
     /// Flink's `createDecisionGraph`: a depth-first walk over the PROCEED
     /// edges that hold for this event, collecting the TAKE and IGNORE edges
-    /// that hold (in Flink's stack order) into `cache.edges`.
+    /// that hold (in Flink's stack order) into the cache's graphs.
     ///
     /// With `memo` (allowed only when no condition reads the run, so that
     /// the graph depends on the run's state only), each state's graph is
@@ -574,29 +666,184 @@ impl<'a, E: Event> Executor<'a, E> {
         let nfa = self.nfa;
         let cache = &mut *self.cache;
         if !memo {
+            // (only this run's graph is kept)
+            cache.graphs.clear();
             return walk_decision_graph(nfa, run, ev, buf, cache);
         }
         let i = run.state.index();
-        let (stamp, start, len) = cache.memo[i];
+        let (stamp, start, end) = cache.memo[i];
         if stamp == cache.stamp {
-            let (start, len) = (start as usize, len as usize);
-            cache.edges.clear();
-            cache
-                .edges
-                .extend_from_slice(&cache.memo_edges[start..start + len]);
+            cache.graph = (start as usize, end as usize);
             return;
         }
         walk_decision_graph(nfa, run, ev, buf, cache);
-        let start = cache.memo_edges.len();
-        cache.memo_edges.extend_from_slice(&cache.edges);
-        cache.memo[i] = (cache.stamp, start as u32, cache.edges.len() as u32);
+        let (start, end) = cache.graph;
+        cache.memo[i] = (cache.stamp, start as u32, end as u32);
     }
 }
 
+/// What became of a run stepped where it stands.
+enum Step {
+    /// It is where it was, with the same start (its one partial branch).
+    Stays,
+    /// Its one partial branch, perhaps with another start, is where it was.
+    Replaced,
+    /// It has no partial branch (its node is released).
+    Gone,
+    /// It has several partial branches; nothing was done.
+    Forks,
+}
+
+/// A state a run can wait in: not final, not stop.
+#[inline]
+fn is_ordinary(kind: StateKind) -> bool {
+    matches!(
+        kind,
+        StateKind::Normal | StateKind::Start | StateKind::Pending
+    )
+}
+
+/// Does a branch into a stop state discard the run and its other partial
+/// branches (complete matches still count, as in Flink)?
+#[inline]
+fn discards(edges: &[Edge], is_start: bool) -> bool {
+    edges.iter().any(|e| {
+        e.kind == StateKind::Stop
+            && match e.action {
+                Action::Ignore => !is_start,
+                Action::Take => e.stage.is_some(),
+                Action::Proceed => false,
+            }
+    })
+}
+
+/// Where a branch into a state of `kind` goes: `Some(true)` complete, `Some(false)`
+/// partial, `None` dropped.
+#[inline]
+fn dest(kind: StateKind, discard: bool) -> Option<bool> {
+    match kind {
+        StateKind::Final => Some(true),
+        StateKind::Stop => None,
+        _ if discard => None,
+        _ => Some(false),
+    }
+}
+
+/// Where a run's partial branches go.
+trait Next {
+    fn offer(&mut self, run: Run);
+}
+
+/// The new queue of a step.
+impl Next for JavaHeap<Run> {
+    #[inline]
+    fn offer(&mut self, run: Run) {
+        JavaHeap::offer(self, run);
+    }
+}
+
+/// The one partial branch of a run that has at most one.
+impl Next for Option<Run> {
+    #[inline]
+    fn offer(&mut self, run: Run) {
+        debug_assert!(self.is_none(), "a run stepped in place forked");
+        *self = Some(run);
+    }
+}
+
+/// The body of [`Executor::route`]: Flink's `computeNextStates` for one run
+/// with decision graph `edges`.
+///
+/// A run's node is held by every branch that keeps it (an IGNORE) and by
+/// every node a TAKE makes after it; the references are counted once at
+/// the end (the run's own passing to the first holder), so a node that
+/// one branch moves on from is not touched at all.
+#[inline(always)]
+fn route_branches<E: Event>(
+    nfa: &Nfa<E>,
+    edges: &[Edge],
+    run: Run,
+    ev: EventRef,
+    buf: &mut SharedBuffer<E>,
+    next: &mut impl Next,
+    potential: &mut JavaHeap<Run>,
+) {
+    let is_start = run.is_start();
+    match edges[..] {
+        [] if is_start => return next.offer(run),
+        [] => return buf.release(run.node),
+        [Edge {
+            action: Action::Ignore,
+            target,
+            kind,
+            ..
+        }] if !is_start && is_ordinary(kind) => {
+            return next.offer(Run {
+                state: target,
+                ..run
+            });
+        }
+        _ => {}
+    }
+    let discard = discards(edges, is_start);
+    let mut holders = 0;
+    for &edge in edges {
+        match edge.action {
+            Action::Ignore if !is_start => {
+                let Some(complete) = dest(edge.kind, discard) else {
+                    continue;
+                };
+                holders += 1;
+                let branch = Run {
+                    state: edge.target,
+                    ..run.clone()
+                };
+                if complete {
+                    potential.offer(branch);
+                } else {
+                    next.offer(branch);
+                }
+            }
+            Action::Take => {
+                let Some(stage) = edge.stage else {
+                    continue;
+                };
+                let taken_dest = dest(edge.kind, discard);
+                if taken_dest.is_none() && edge.final_after.is_none() {
+                    continue;
+                }
+                holders += 1;
+                let refs = u32::from(taken_dest.is_some()) + u32::from(edge.final_after.is_some());
+                let taken = take(nfa, &run, stage, edge.target, ev, buf, refs);
+                let completed = edge.final_after.map(|f| Run {
+                    state: f,
+                    ..taken.clone()
+                });
+                match taken_dest {
+                    Some(true) => potential.offer(taken),
+                    Some(false) => next.offer(taken),
+                    None => {}
+                }
+                if let Some(completed) = completed {
+                    potential.offer(completed);
+                }
+            }
+            Action::Ignore | Action::Proceed => {}
+        }
+    }
+    let node = run.node;
+    if is_start && !discard {
+        // (the start run holds no node)
+        next.offer(run);
+    }
+    buf.share(node, holders);
+}
+
 /// The run that results from `run` taking `ev` into `stage` and moving to
-/// `target`: a new buffer node after the run's (not yet retained by the new
-/// run), the stage's accumulators updated, the start time set if this is
-/// the run's first event. Always inlined: both callers are on the hot path.
+/// `target`: a new buffer node after the run's, with `refs` references
+/// (and holding one to the run's node, which the caller counts), the
+/// stage's accumulators updated, the start time set if this is the run's
+/// first event. Always inlined: its callers are on the hot path.
 #[inline(always)]
 fn take<E: Event>(
     nfa: &Nfa<E>,
@@ -605,10 +852,11 @@ fn take<E: Event>(
     target: StateId,
     ev: EventRef,
     buf: &mut SharedBuffer<E>,
+    refs: u32,
 ) -> Run {
     let mut accumulators = run.accumulators.clone();
     accumulators.on_take(nfa.layout(), stage, buf.get(ev));
-    let node = buf.put(stage, ev, run.node);
+    let node = buf.put(stage, ev, run.node, refs);
     let ts = buf.timestamp(ev);
     let (start_ts, start_seq) = if run.is_start() {
         (ts, buf.sequence(ev))
@@ -625,6 +873,25 @@ fn take<E: Event>(
     }
 }
 
+/// A partial run takes `ev` into `stage` and moves to `target`, as the
+/// run [`take`] makes, changed where it stands: its reference to its old
+/// node passes to the new node, which it holds.
+#[inline(always)]
+fn take_in_place<E: Event>(
+    nfa: &Nfa<E>,
+    run: &mut Run,
+    stage: StageId,
+    target: StateId,
+    ev: EventRef,
+    buf: &mut SharedBuffer<E>,
+) {
+    debug_assert!(!run.is_start());
+    run.accumulators.on_take(nfa.layout(), stage, buf.get(ev));
+    run.node = buf.put(stage, ev, run.node, 1);
+    run.prev_ts = buf.timestamp(ev);
+    run.state = target;
+}
+
 /// The walk behind [`Executor::create_decision_graph`].
 fn walk_decision_graph<E: Event>(
     nfa: &Nfa<E>,
@@ -633,7 +900,7 @@ fn walk_decision_graph<E: Event>(
     buf: &SharedBuffer<E>,
     cache: &mut Cache,
 ) {
-    cache.edges.clear();
+    let start = cache.graphs.len();
     cache.stack.clear();
     let view = RunEvents::new(nfa, buf, run.node);
     let ctx = EvalCtx {
@@ -649,14 +916,16 @@ fn walk_decision_graph<E: Event>(
                 } else {
                     None
                 };
-                cache.edges.push(Edge {
+                cache.graphs.push(Edge {
                     action: t.action,
-                    source: run.state,
+                    kind: nfa.state(t.target).kind,
+                    stage: nfa.state(run.state).stage,
                     target: t.target,
                     final_after,
                 });
             }
         }
+        cache.graph = (start, cache.graphs.len());
         return;
     }
     // No visited set and no budget, as in Flink: the compiler rejects
@@ -676,9 +945,10 @@ fn walk_decision_graph<E: Event>(
                     } else {
                         None
                     };
-                    cache.edges.push(Edge {
+                    cache.graphs.push(Edge {
                         action: t.action,
-                        source: state,
+                        kind: nfa.state(t.target).kind,
+                        stage: nfa.state(state).stage,
                         target: t.target,
                         final_after,
                     });
@@ -686,10 +956,13 @@ fn walk_decision_graph<E: Event>(
             }
         }
     }
+    cache.graph = (start, cache.graphs.len());
 }
 
 /// Flink's `findFinalStateAfterProceed`, evaluated (as in Flink) with the
-/// run's context from before the event was taken.
+/// run's context from before the event was taken. (Inlined for the check
+/// that `from` proceeds at all, usually not; the walk is out of line.)
+#[inline(always)]
 fn final_state_after_proceed<E: Event>(
     nfa: &Nfa<E>,
     from: StateId,
@@ -699,6 +972,17 @@ fn final_state_after_proceed<E: Event>(
     if !nfa.proceeds(from) {
         return None;
     }
+    walk_proceeds(nfa, from, ctx, slot_values)
+}
+
+/// The walk of [`final_state_after_proceed`].
+#[inline(never)]
+fn walk_proceeds<E: Event>(
+    nfa: &Nfa<E>,
+    from: StateId,
+    ctx: &EvalCtx<'_, E>,
+    slot_values: &mut [u8],
+) -> Option<StateId> {
     let mut stack: smallvec::SmallVec<[StateId; 8]> = smallvec::smallvec![from];
     while let Some(state) = stack.pop() {
         for t in &nfa.state(state).transitions {

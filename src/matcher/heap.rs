@@ -14,54 +14,152 @@ pub(crate) trait Keyed {
     fn key(&self) -> (i64, u64);
 }
 
-/// A min-heap with `java.util.PriorityQueue` semantics.
-#[derive(Clone, Debug)]
-pub(crate) struct JavaHeap<T> {
-    items: Vec<T>,
+/// The storage of a [`JavaHeap`]: a `Vec`, or a `SmallVec` (a partition's
+/// runs, two of them inline).
+pub(crate) trait Items<T>: Default + std::ops::DerefMut<Target = [T]> {
+    /// Appends an item.
+    fn push(&mut self, item: T);
+    /// Removes the last item.
+    fn pop(&mut self) -> Option<T>;
+    /// Keeps the first `len` items.
+    fn truncate(&mut self, len: usize);
+    /// Removes every item, in order.
+    fn drain_all(&mut self) -> impl Iterator<Item = T> + '_;
+    /// Removes the items from `at` on, in order.
+    fn drain_from(&mut self, at: usize) -> impl Iterator<Item = T> + '_;
 }
 
-impl<T> Default for JavaHeap<T> {
-    fn default() -> Self {
-        JavaHeap { items: Vec::new() }
+impl<T> Items<T> for Vec<T> {
+    #[inline]
+    fn push(&mut self, item: T) {
+        Vec::push(self, item)
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        Vec::pop(self)
+    }
+    #[inline]
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len)
+    }
+    fn drain_all(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.drain(..)
+    }
+    fn drain_from(&mut self, at: usize) -> impl Iterator<Item = T> + '_ {
+        self.drain(at..)
     }
 }
 
-impl<T: Keyed> JavaHeap<T> {
+impl<A: smallvec::Array> Items<A::Item> for smallvec::SmallVec<A> {
+    #[inline]
+    fn push(&mut self, item: A::Item) {
+        smallvec::SmallVec::push(self, item)
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<A::Item> {
+        smallvec::SmallVec::pop(self)
+    }
+    #[inline]
+    fn truncate(&mut self, len: usize) {
+        smallvec::SmallVec::truncate(self, len)
+    }
+    fn drain_all(&mut self) -> impl Iterator<Item = A::Item> + '_ {
+        self.drain(..)
+    }
+    fn drain_from(&mut self, at: usize) -> impl Iterator<Item = A::Item> + '_ {
+        self.drain(at..)
+    }
+}
+
+/// A min-heap with `java.util.PriorityQueue` semantics, over a `Vec` or
+/// another [`Items`] storage.
+#[derive(Clone, Debug)]
+pub(crate) struct JavaHeap<T, S = Vec<T>> {
+    items: S,
+    _item: std::marker::PhantomData<T>,
+}
+
+impl<T, S: Default> Default for JavaHeap<T, S> {
+    fn default() -> Self {
+        JavaHeap {
+            items: S::default(),
+            _item: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> JavaHeap<T> {
     /// A heap reusing `items`' allocation (its contents are cleared).
     pub fn from_vec(mut items: Vec<T>) -> Self {
         items.clear();
-        JavaHeap { items }
+        JavaHeap {
+            items,
+            _item: std::marker::PhantomData,
+        }
     }
 
     /// The backing vector (for reuse), in array order.
     pub fn into_vec(self) -> Vec<T> {
         self.items
     }
+}
+
+impl<T: Keyed, S: Items<T>> JavaHeap<T, S> {
+    /// The storage, in array order.
+    #[inline]
+    pub fn storage(&self) -> &S {
+        &self.items
+    }
+
+    /// The storage, to be changed so that the heap property holds again
+    /// before another method is called (see [`sift_up`]).
+    #[inline]
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.items
+    }
+
+    /// Replaces the storage.
+    #[inline]
+    pub fn set_storage(&mut self, items: S) -> S {
+        std::mem::replace(&mut self.items, items)
+    }
 
     /// Number of items.
+    #[inline]
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Is the heap empty?
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Items in array order (Java's iteration order).
+    #[inline]
     pub fn iter(&self) -> std::slice::Iter<'_, T> {
         self.items.iter()
     }
 
     /// The smallest item.
+    #[inline]
     pub fn peek(&self) -> Option<&T> {
         self.items.first()
     }
 
     /// Java's `offer`.
+    #[inline]
     pub fn offer(&mut self, item: T) {
         self.items.push(item);
-        self.sift_up(self.items.len() - 1);
+        let k = self.items.len() - 1;
+        sift_up(&mut self.items, k);
+    }
+
+    /// Keeps the first `len` items (which must be a heap).
+    #[inline]
+    pub fn truncate(&mut self, len: usize) {
+        self.items.truncate(len);
     }
 
     /// Java's `poll`.
@@ -71,7 +169,7 @@ impl<T: Keyed> JavaHeap<T> {
             return Some(last);
         }
         let first = std::mem::replace(&mut self.items[0], last);
-        self.sift_down(0);
+        sift_down(&mut self.items, 0);
         Some(first)
     }
 
@@ -81,7 +179,7 @@ impl<T: Keyed> JavaHeap<T> {
         let Some(first) = self.items.iter().position(&mut pred) else {
             return;
         };
-        let tail: Vec<T> = self.items.drain(first..).collect();
+        let tail: Vec<T> = self.items.drain_from(first).collect();
         for item in tail {
             if pred(&item) {
                 removed.push(item);
@@ -89,49 +187,53 @@ impl<T: Keyed> JavaHeap<T> {
                 self.items.push(item);
             }
         }
-        self.heapify();
-    }
-
-    /// Removes every item, in array order.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, T> {
-        self.items.drain(..)
-    }
-
-    fn heapify(&mut self) {
         let n = self.items.len();
         let mut i = n / 2;
         while i > 0 {
             i -= 1;
-            self.sift_down(i);
+            sift_down(&mut self.items, i);
         }
     }
 
-    fn sift_up(&mut self, mut k: usize) {
-        while k > 0 {
-            let parent = (k - 1) / 2;
-            if self.items[k].key() >= self.items[parent].key() {
-                break;
-            }
-            self.items.swap(k, parent);
-            k = parent;
-        }
+    /// Removes every item, in array order.
+    pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.items.drain_all()
     }
+}
 
-    fn sift_down(&mut self, mut k: usize) {
-        let n = self.items.len();
-        let half = n / 2;
-        while k < half {
-            let mut child = 2 * k + 1;
-            let right = child + 1;
-            if right < n && self.items[child].key() > self.items[right].key() {
-                child = right;
-            }
-            if self.items[k].key() <= self.items[child].key() {
-                break;
-            }
-            self.items.swap(k, child);
-            k = child;
+/// Java's `siftUp` of the item at `k`: with the first `k` items a heap,
+/// the first `k + 1` become one, exactly as Java's `offer` of that item
+/// would have made them.
+#[inline]
+pub(crate) fn sift_up<T: Keyed>(items: &mut [T], mut k: usize) {
+    let Some(key) = items.get(k).map(Keyed::key) else {
+        return;
+    };
+    while k > 0 {
+        let parent = (k - 1) / 2;
+        if key >= items[parent].key() {
+            break;
         }
+        items.swap(k, parent);
+        k = parent;
+    }
+}
+
+/// Java's `siftDown` of the item at `k`.
+fn sift_down<T: Keyed>(items: &mut [T], mut k: usize) {
+    let n = items.len();
+    let half = n / 2;
+    while k < half {
+        let mut child = 2 * k + 1;
+        let right = child + 1;
+        if right < n && items[child].key() > items[right].key() {
+            child = right;
+        }
+        if items[k].key() <= items[child].key() {
+            break;
+        }
+        items.swap(k, child);
+        k = child;
     }
 }
 
@@ -155,7 +257,7 @@ mod tests {
     fn ties_follow_java_layout() {
         // Java: offer a(1) b(1) c(0) -> [c, b, a]; poll -> c, then [a, b]?
         // siftDown of last (a) at 0 with child b: a <= b (equal) stays: [a, b].
-        let mut h = JavaHeap::default();
+        let mut h: JavaHeap<K> = JavaHeap::default();
         h.offer(K(1, 0, "a"));
         h.offer(K(1, 0, "b"));
         h.offer(K(0, 0, "c"));
@@ -166,7 +268,7 @@ mod tests {
 
     #[test]
     fn remove_compacts_then_heapifies() {
-        let mut h = JavaHeap::default();
+        let mut h: JavaHeap<K> = JavaHeap::default();
         for (i, n) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
             h.offer(K(5 - i as i64, 0, n));
         }

@@ -39,6 +39,12 @@ impl Run {
         }
     }
 
+    /// A placeholder for a run moved out of a queue's array (it is never
+    /// stepped: the array is cut before it).
+    pub fn vacant() -> Run {
+        Run::start(StateId(0), Accumulators::default())
+    }
+
     /// Is this the start run (no start event)?
     pub fn is_start(&self) -> bool {
         self.start_seq == u64::MAX
@@ -56,12 +62,16 @@ impl Keyed for Run {
 /// its own: two runs are stored inline.
 pub(crate) type Runs = smallvec::SmallVec<[Run; 2]>;
 
+/// The runs of a partition: a heap ordered as Java's `PriorityQueue`
+/// orders Flink's computation states.
+pub(crate) type RunHeap = JavaHeap<Run, Runs>;
+
 /// The matching state of one partition (key) for one pattern: its live runs
 /// and the complete matches held back by a skip strategy. Cheap when idle
 /// (one start run); [`is_empty`](Self::is_empty) says when it can be dropped.
 #[derive(Clone, Debug, Default)]
 pub struct Partition {
-    pub(crate) runs: Runs,
+    pub(crate) runs: RunHeap,
     pub(crate) completed: JavaHeap<Run>,
     deadline: Option<Timestamp>,
 }
@@ -75,7 +85,14 @@ impl Partition {
     /// Does the partition hold nothing but the (implicit) start run, so that
     /// dropping it loses nothing?
     pub fn is_empty(&self) -> bool {
-        self.completed.is_empty() && self.runs.iter().all(Run::is_start)
+        self.completed.is_empty() && self.only_start()
+    }
+
+    /// Are the runs at most the start run? (The start run sorts last, so
+    /// when the smallest run is a start run every run is.)
+    #[inline]
+    pub(crate) fn only_start(&self) -> bool {
+        self.runs.peek().map_or(true, Run::is_start)
     }
 
     /// Number of partial matches (runs that took at least one event).
@@ -97,8 +114,19 @@ impl Partition {
     }
 
     /// Recomputes [`next_deadline`](Self::next_deadline) after the runs
-    /// changed.
+    /// changed. Without element windows it is the pattern window of the
+    /// earliest start, the heap's first run: no walk over the runs.
+    #[inline]
     pub(crate) fn refresh_deadline<E>(&mut self, nfa: &Nfa<E>) {
+        if !nfa.has_element_windows() {
+            self.deadline = match (nfa.window(), self.runs.peek()) {
+                (Some(w), Some(first)) if !first.is_start() => {
+                    Some(first.start_ts.saturating_add(w))
+                }
+                _ => None,
+            };
+            return;
+        }
         let mut best: Option<Timestamp> = None;
         for run in self.runs.iter().filter(|r| !r.is_start()) {
             if let Some(w) = nfa.window() {
@@ -113,58 +141,13 @@ impl Partition {
         self.deadline = best;
     }
 
-    /// The runs to step through, in heap order: the partition's own, or
-    /// (an idle partition keeps none) just the start run, in a vector from
-    /// `spare`.
-    pub(crate) fn take_runs<E>(
-        &mut self,
-        nfa: &Nfa<E>,
-        spare: impl FnOnce() -> Vec<Run>,
-    ) -> Vec<Run> {
-        if self.runs.is_empty() {
-            let mut runs = spare();
-            runs.clear();
-            runs.push(Run::start(nfa.start(), nfa.fresh_accumulators().clone()));
-            return runs;
-        }
-        self.take_own_runs(spare)
-    }
-
-    /// The partition's own runs in heap order, as a vector: the spilled
-    /// allocation itself, or one from `spare` for inline runs.
-    pub(crate) fn take_own_runs(&mut self, spare: impl FnOnce() -> Vec<Run>) -> Vec<Run> {
-        if self.runs.spilled() {
-            return std::mem::take(&mut self.runs).into_vec();
-        }
-        let mut runs = spare();
-        runs.clear();
-        runs.extend(self.runs.drain(..));
-        runs
-    }
-
-    /// Stores the new runs; an idle partition keeps no runs (the start run
-    /// is implicit), so idle keys cost no memory, and up to two runs are
-    /// kept inline. Returns the vector it did not keep, for reuse.
-    pub(crate) fn put_runs(&mut self, runs: JavaHeap<Run>) -> Option<Vec<Run>> {
-        let mut runs = runs.into_vec();
-        if self.completed.is_empty() && runs.iter().all(Run::is_start) {
-            self.runs = Runs::new();
-            return Some(runs);
-        }
-        if runs.len() <= self.runs.inline_size() {
-            self.runs = runs.drain(..).collect();
-            return Some(runs);
-        }
-        self.runs = Runs::from_vec(runs);
-        None
-    }
-
     /// Drops every run and held match, releasing their buffer nodes (the
     /// partition is then [empty](Self::is_empty)).
     pub fn clear<E>(&mut self, buf: &mut SharedBuffer<E>) {
-        for run in self.runs.drain(..).chain(self.completed.drain()) {
+        for run in self.runs.drain().chain(self.completed.drain()) {
             buf.release(run.node);
         }
+        self.runs = RunHeap::default();
         self.deadline = None;
     }
 }
@@ -189,6 +172,6 @@ mod tests {
         assert!(std::mem::size_of::<Partition>() <= 136);
         let idle = Partition::new();
         assert!(idle.is_empty() && idle.next_deadline().is_none());
-        assert!(!idle.runs.spilled());
+        assert!(!idle.runs.storage().spilled());
     }
 }

@@ -23,12 +23,11 @@ use crate::pattern::SkipStrategy;
 use crate::primitives::StageId;
 
 /// Moves `potential` matches into the held queue and emits (and prunes for)
-/// every held match that no partial run blocks.
+/// every held match that no partial run (of `part.runs`) blocks.
 pub(crate) fn process_matches_by_skip<E: Event>(
     nfa: &Nfa<E>,
     part: &mut Partition,
     potential: &mut JavaHeap<Run>,
-    partial: &mut JavaHeap<Run>,
     buf: &mut SharedBuffer<E>,
     removed: &mut Vec<Run>,
     out: &mut dyn MatchSink<E>,
@@ -40,7 +39,7 @@ pub(crate) fn process_matches_by_skip<E: Event>(
     // (`isSkipStrategy()` is false for `no skip`).
     let hold_back = nfa.pattern().skip != SkipStrategy::NoSkip;
     while let Some(earliest) = part.completed.peek() {
-        if hold_back && partial.peek().is_some_and(|p| earliest.key() > p.key()) {
+        if hold_back && part.runs.peek().is_some_and(|p| earliest.key() > p.key()) {
             break;
         }
         let Some(m) = part.completed.poll() else {
@@ -49,7 +48,7 @@ pub(crate) fn process_matches_by_skip<E: Event>(
         if let Some((pruning, inclusive)) = pruning_event(nfa, buf, &m) {
             let prune =
                 |r: &Run| !r.is_start() && (r.key() < pruning || (inclusive && r.key() == pruning));
-            partial.remove_where(prune, removed);
+            part.runs.remove_where(prune, removed);
             part.completed.remove_where(prune, removed);
             for r in removed.drain(..) {
                 buf.release(r.node);

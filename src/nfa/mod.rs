@@ -225,6 +225,8 @@ pub struct Nfa<E> {
     /// No condition reads the run (stage references, iterative closures):
     /// a decision graph then depends on the state and the event only.
     run_independent: bool,
+    /// Does any state have an element window?
+    element_windows: bool,
     _event: PhantomData<fn(&E)>,
 }
 
@@ -298,8 +300,10 @@ impl<E: Event + 'static> Nfa<E> {
             .map(|s| s.transitions.iter().any(|t| t.action == Action::Proceed))
             .collect();
         let run_independent = conds.slots.iter().all(|s| !s.per_run);
+        let element_windows = compiled.states.iter().any(|s| s.window.is_some());
         Ok(Nfa {
             proceeds,
+            element_windows,
             run_independent,
             fresh: layout.new_accumulators(),
             layout,
@@ -369,6 +373,13 @@ impl<E> Nfa<E> {
     #[inline]
     pub(crate) fn run_independent(&self) -> bool {
         self.run_independent
+    }
+
+    /// Does any state have an element window (`within` after an element)?
+    /// Without one, a run's deadline is its pattern window only.
+    #[inline]
+    pub(crate) fn has_element_windows(&self) -> bool {
+        self.element_windows
     }
 
     /// The accumulators of a run that took nothing (clone them).
