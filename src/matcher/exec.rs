@@ -204,8 +204,8 @@ impl<'a, E: Event> Executor<'a, E> {
     ) {
         let nfa = self.nfa;
         self.cache.begin_event(nfa.slot_count(), nfa.states().len());
-        let mut potential = std::mem::take(&mut self.cache.potential);
-        if part.runs.is_empty() && part.completed.is_empty() {
+        let idle = part.runs.is_empty() && part.completed.is_empty();
+        if idle {
             // An idle partition has only the start run. When the start run
             // finds no TAKE or IGNORE edge for this event, its only branch is
             // itself: nothing is emitted and the partition stays idle, so
@@ -213,24 +213,20 @@ impl<'a, E: Event> Executor<'a, E> {
             let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
             self.create_decision_graph(&start, event, buf, false);
             if self.cache.edges().is_empty() {
-                self.cache.potential = potential;
                 return;
             }
             let start = match *self.cache.edges() {
                 [edge] => match self.start_one_run(part, buf, event, start, edge) {
-                    Ok(()) => {
-                        self.cache.potential = potential;
-                        return;
-                    }
+                    Ok(()) => return,
                     Err(start) => start,
                 },
                 _ => start,
             };
             part.runs.storage_mut().push(start);
-            self.step(part, buf, event, &mut potential, true);
-        } else {
-            self.step(part, buf, event, &mut potential, false);
         }
+        let mut potential = std::mem::take(&mut self.cache.potential);
+        // (an idle partition's start run has its decision graph already)
+        self.step(part, buf, event, &mut potential, idle);
         if nfa.pattern().skip == SkipStrategy::NoSkip {
             for m in potential.iter() {
                 out.on_match(&MatchView::new(nfa, buf, m));
@@ -603,7 +599,7 @@ impl<'a, E: Event> Executor<'a, E> {
             if part.runs.storage().spilled() {
                 let runs = part.runs.set_storage(Runs::new());
                 self.cache.give_vec(runs.into_vec());
-            } else {
+            } else if !part.runs.is_empty() {
                 part.runs.truncate(0);
             }
         } else if part.runs.storage().spilled() && part.runs.len() <= inline {
@@ -909,7 +905,8 @@ fn walk_decision_graph<E: Event>(
         stages: &view,
     };
     if !nfa.proceeds(run.state) {
-        for t in &nfa.state(run.state).transitions {
+        let state = nfa.state(run.state);
+        for t in &state.transitions {
             if nfa.eval(t.cond, &ctx, &mut cache.slot_values) {
                 let final_after = if t.action == Action::Take {
                     final_state_after_proceed(nfa, t.target, &ctx, &mut cache.slot_values)
@@ -919,7 +916,7 @@ fn walk_decision_graph<E: Event>(
                 cache.graphs.push(Edge {
                     action: t.action,
                     kind: nfa.state(t.target).kind,
-                    stage: nfa.state(run.state).stage,
+                    stage: state.stage,
                     target: t.target,
                     final_after,
                 });
