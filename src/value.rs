@@ -370,15 +370,28 @@ impl<'a> ValueRef<'a> {
     /// `&ValueRef`, `to_owned` is `Clone`'s; write `(*v).to_owned()` or
     /// `Value::from(*v)` there.
     #[allow(clippy::wrong_self_convention, clippy::should_implement_trait)]
-    #[inline]
+    #[inline(always)]
     pub fn to_owned(self) -> Value {
         match self {
             ValueRef::Null => Value::Null,
             ValueRef::Bool(b) => Value::Bool(b),
             ValueRef::Int(i) => Value::Int(i),
             ValueRef::Float(f) => Value::Float(f),
+            // (Out of line: a scalar, the common key, copies in place.)
+            other => other.to_owned_allocating(),
+        }
+    }
+
+    /// [`to_owned`](Self::to_owned) of a string or a list.
+    #[inline(never)]
+    fn to_owned_allocating(self) -> Value {
+        match self {
             ValueRef::Str(s) => Value::Str(Arc::from(s)),
             ValueRef::List(items) => Value::List(Arc::from(items)),
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Float(f) => Value::Float(f),
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
-use crate::engine::deadlines::DeadlineIndex;
-use crate::engine::partitions::{KeyHasher, Partitions, SlotRef};
+use crate::engine::deadlines::{DeadlineIndex, Entry};
+use crate::engine::partitions::{drop_part, KeyHasher, Keys, Ordinals, Part};
 use crate::engine::sink::{MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::NativeKeyFn;
@@ -54,17 +54,71 @@ pub enum Arrival {
     Late,
 }
 
-/// One pattern of the engine with its per-key state.
-struct PatternRun<E, A: Automaton<E>> {
+/// One pattern of the engine.
+struct PatternRun<A> {
     automaton: A,
-    key_ids: Vec<FieldId>,
     key_paths: Vec<FieldPath>,
+    /// The group of patterns partitioned alike that it belongs to, and its
+    /// position among the group's patterns.
+    group: usize,
+    local: usize,
+    /// Is it the group's last pattern (so far)?
+    last: bool,
+    /// Numbers for its partitions (they order its deadlines of equal
+    /// time).
+    ordinals: Ordinals,
+}
+
+/// Patterns partitioned alike: by the same fields (or none), or one
+/// pattern by its own key closure. They share one map of keys, each key
+/// holding the partitions of all of them, and an event's key is read,
+/// hashed and looked up once for all of them.
+struct Group<E, P> {
+    key_ids: Vec<FieldId>,
     /// The builder's `partition_by_fn` key, instead of `key_ids`.
     key_fn: Option<NativeKeyFn<E>>,
-    /// Is the pattern partitioned by the same fields as the one before it
-    /// (so an event's key for it is the same)?
-    same_key_as_previous: bool,
-    partitions: Partitions<A::Partition>,
+    keys: Keys<P>,
+    /// Number of patterns in the group.
+    size: usize,
+    /// The key of the event being processed, its hash, or why it has none.
+    key: KeyValue,
+    hash: u64,
+    no_key: Option<NoKey>,
+    /// The event's key's slot, once it has one.
+    slot: Option<u32>,
+    /// Did the event empty one of the slot's partitions?
+    emptied: bool,
+    /// In a group of more than [`PLACE_FROM`] patterns, where each
+    /// pattern's partition is in the slot (by position in the group;
+    /// [`NO_PART`] for none) while an event is processed; smaller groups
+    /// search the slot.
+    place: Vec<u32>,
+}
+
+/// No partition, in [`Group::place`].
+const NO_PART: u32 = u32::MAX;
+
+/// The size from which a group keeps [`Group::place`].
+const PLACE_FROM: usize = 8;
+
+/// A partition whose deadline is due: its pattern and number (as one
+/// `pattern << 32 | number`, the order they fire in), its key's group and
+/// slot.
+#[derive(Clone, Copy, Debug)]
+struct Due {
+    order: u64,
+    group: u32,
+    slot: u32,
+}
+
+impl Due {
+    fn pattern(&self) -> u32 {
+        (self.order >> 32) as u32
+    }
+
+    fn ordinal(&self) -> u32 {
+        self.order as u32
+    }
 }
 
 /// Runs any number of compiled patterns over one stream of events in event
@@ -76,9 +130,12 @@ struct PatternRun<E, A: Automaton<E>> {
 /// Events wait until the watermark passes their time and then reach the
 /// matchers in (time, arrival) order, time advanced first (Flink's
 /// operator). Deadlines of quiet keys fire in the same global time order:
-/// before the events of time `t`, every deadline at or before `t`.
+/// before the events of time `t`, every deadline at or before `t`; the
+/// partitions due at one time fire by pattern, then by their number in the
+/// pattern ([`Ordinals`]).
 pub(crate) struct Core<E, A: Automaton<E>> {
-    patterns: Vec<PatternRun<E, A>>,
+    patterns: Vec<PatternRun<A>>,
+    groups: Vec<Group<E, A::Partition>>,
     store: A::Store,
     cache: A::Cache,
     clock: Clock<E>,
@@ -87,6 +144,12 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     stats: Stats,
     /// At most this many partial matches per pattern and key.
     run_limit: usize,
+    /// Live partitions, over all patterns and keys.
+    live_parts: usize,
+    /// The partitions due at `firing`, last first.
+    due: Vec<Due>,
+    /// The time whose deadlines `due` holds.
+    firing: Timestamp,
 }
 
 impl<E: Event, A: Automaton<E>> Core<E, A> {
@@ -95,6 +158,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     pub fn new(max_delay: i64) -> Self {
         Core {
             patterns: Vec::new(),
+            groups: Vec::new(),
             store: A::Store::default(),
             cache: A::Cache::default(),
             clock: Clock::new(max_delay),
@@ -102,6 +166,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             hasher: KeyHasher::default(),
             stats: Stats::default(),
             run_limit: DEFAULT_MAX_RUNS_PER_KEY,
+            live_parts: 0,
+            due: Vec::new(),
+            firing: 0,
         }
     }
 
@@ -131,18 +198,38 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             })?),
         };
         // Two closures are never known to give the same key.
-        let same_key_as_previous = key_fn.is_none()
-            && self
-                .patterns
-                .last()
-                .is_some_and(|q| q.key_fn.is_none() && q.key_ids == key_ids);
+        let shared = self
+            .groups
+            .iter()
+            .position(|g| key_fn.is_none() && g.key_fn.is_none() && g.key_ids == key_ids);
+        let group = shared.unwrap_or_else(|| {
+            self.groups.push(Group {
+                key_ids,
+                key_fn,
+                keys: Keys::default(),
+                size: 0,
+                key: KeyValue::new(),
+                hash: 0,
+                no_key: None,
+                slot: None,
+                emptied: false,
+                place: Vec::new(),
+            });
+            self.groups.len() - 1
+        });
+        let local = self.groups[group].size;
+        self.groups[group].size += 1;
+        self.groups[group].place.push(NO_PART);
+        for earlier in self.patterns.iter_mut().filter(|q| q.group == group) {
+            earlier.last = false;
+        }
         self.patterns.push(PatternRun {
             automaton,
-            same_key_as_previous,
-            key_ids,
             key_paths,
-            key_fn,
-            partitions: Partitions::default(),
+            group,
+            local,
+            last: true,
+            ordinals: Ordinals::default(),
         });
         Ok(self.patterns.len() - 1)
     }
@@ -196,9 +283,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.stats
     }
 
-    /// Live keys summed over all patterns (keys with partial matches).
+    /// Live partitions summed over all patterns (keys with partial
+    /// matches, counted once per pattern).
     pub fn live_partitions(&self) -> usize {
-        self.patterns.iter().map(|p| p.partitions.len()).sum()
+        self.live_parts
     }
 
     /// Events waiting for the watermark.
@@ -217,8 +305,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     fn run_to<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
         loop {
             let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
-            if let Some((t, p, slot)) = self.due_deadline(until) {
-                self.fire_deadline(t, p, slot, sink);
+            if self.collect_due(until) {
+                self.fire_due(sink);
             } else if let Some((ts, event)) = self.clock.pop_ready() {
                 self.process_event(ts, event, sink);
             } else {
@@ -227,170 +315,345 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
-    /// The earliest deadline at or before `until` of any pattern, with its
-    /// pattern and slot.
-    fn due_deadline(&mut self, until: Timestamp) -> Option<(Timestamp, usize, SlotRef)> {
-        let patterns = &self.patterns;
-        self.deadlines
-            .peek_due(until, |p, t, i| patterns[p].partitions.scheduled_at(t, i))
+    /// Is a partition's deadline at or before `until` due? When none is
+    /// collected yet, collects every partition due at the earliest deadline
+    /// in the index (if it is at or before `until`), in the order they fire:
+    /// by pattern, then by number ([`Ordinals`]), which is the order in
+    /// which they fired when each pattern indexed its own keys. (Firing a
+    /// partition at `t` leaves it no deadline at or before `t`, and no
+    /// event comes between deadlines of one time, so the set is complete.)
+    fn collect_due(&mut self, until: Timestamp) -> bool {
+        if !self.due.is_empty() {
+            debug_assert!(self.firing <= until);
+            return true;
+        }
+        loop {
+            let Some((t, _, _)) = self.peek_key(until) else {
+                return false;
+            };
+            while let Some((_, g, s)) = self.peek_key(t) {
+                self.deadlines.pop();
+                let before = self.due.len();
+                let keys = &mut self.groups[g as usize].keys;
+                keys.unschedule(s);
+                if let Some((_, parts)) = keys.get_mut(s) {
+                    for part in parts.iter() {
+                        if A::next_deadline(&part.part).is_some_and(|d| d <= t) {
+                            self.due.push(Due {
+                                order: u64::from(part.pattern) << 32 | u64::from(part.ordinal),
+                                group: g,
+                                slot: s,
+                            });
+                        }
+                    }
+                }
+                if self.due.len() == before {
+                    // (Cannot happen: a key is scheduled at its earliest
+                    // deadline.) Keep the key scheduled.
+                    let next = keys.settle(s, None, A::next_deadline);
+                    self.schedule(g as usize, s, next);
+                }
+            }
+            if !self.due.is_empty() {
+                self.firing = t;
+                // Often sorted already: the partitions of one key, in
+                // pattern order.
+                if !self.due.windows(2).all(|w| w[0].order >= w[1].order) {
+                    self.due
+                        .sort_unstable_by_key(|d| std::cmp::Reverse(d.order));
+                }
+                return true;
+            }
+        }
     }
 
-    /// Advances pattern `p`'s partition `slot` to its deadline `t`, the
-    /// earliest in the index (as [`Core::due_deadline`] found it).
-    fn fire_deadline<S: Sink<E> + ?Sized>(
-        &mut self,
-        t: Timestamp,
-        p: usize,
-        slot: SlotRef,
-        sink: &mut S,
-    ) {
-        self.deadlines.pop();
-        self.patterns[p].partitions.unschedule(slot);
-        self.drive(p, slot, sink, |a, part, store, cache, out| {
-            a.advance_time(part, store, cache, t, out)
-        });
+    /// The earliest valid entry of the deadline index at or before `until`.
+    #[inline]
+    fn peek_key(&mut self, until: Timestamp) -> Option<Entry> {
+        let groups = &self.groups;
+        self.deadlines.peek_due(until, |(t, g, s)| {
+            groups[g as usize].keys.scheduled_at(t, s)
+        })
     }
 
-    /// Puts what [`Partitions::settle`] scheduled for pattern `p` into the
-    /// deadline index.
-    fn schedule(&mut self, p: usize, scheduled: Option<(Timestamp, SlotRef)>) {
-        let Some((t, slot)) = scheduled else {
+    /// Advances the next partition collected by [`Core::collect_due`] to
+    /// its deadline, then drops it if it is empty and reschedules its key.
+    fn fire_due<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+        let Some(due) = self.due.pop() else {
             return;
         };
-        if self.deadlines.push(t, p, slot) {
-            self.deadlines
-                .compact_if_stale(self.patterns.iter().map(|r| &r.partitions));
+        let t = self.firing;
+        let (p, g) = (due.pattern() as usize, due.group as usize);
+        let run = &mut self.patterns[p];
+        let keys = &mut self.groups[g].keys;
+        let Some((key, parts)) = keys.get_mut(due.slot) else {
+            return;
+        };
+        let Some(i) = parts
+            .iter()
+            .position(|x| x.pattern == due.pattern() && x.ordinal == due.ordinal())
+        else {
+            return;
+        };
+        let mut bridge = Bridge {
+            ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
+            sink,
+            stats: &mut self.stats,
+        };
+        let part = &mut parts[i].part;
+        run.automaton
+            .advance_time(part, &mut self.store, &mut self.cache, t, &mut bridge);
+        if A::is_empty(part) {
+            self.live_parts -= 1;
+            if parts.len() == 1 {
+                // The key is done (no other partition of it is due).
+                run.ordinals.give(parts[0].ordinal);
+                keys.remove(due.slot);
+                return;
+            }
+            run.ordinals.give(drop_part(parts, i).1);
+        }
+        // The key's last partition due now settles it.
+        if !self
+            .due
+            .iter()
+            .any(|d| d.group == due.group && d.slot == due.slot)
+        {
+            let scheduled = keys.settle(due.slot, Some(t), A::next_deadline);
+            self.schedule(g, due.slot, scheduled);
+        }
+    }
+
+    /// Puts what [`Keys::settle`] scheduled for group `g`'s `slot` into the
+    /// deadline index.
+    fn schedule(&mut self, g: usize, slot: u32, scheduled: Option<Timestamp>) {
+        let Some(t) = scheduled else {
+            return;
+        };
+        if self.deadlines.push(t, g, slot) {
+            let groups = &self.groups;
+            let live = groups.iter().map(|g| g.keys.len()).sum();
+            self.deadlines.compact_if_stale(
+                live,
+                |(t, g, s)| groups[g as usize].keys.scheduled_at(t, s),
+                || {
+                    groups
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(g, group)| {
+                            group.keys.scheduled().map(move |(t, s)| (t, g as u32, s))
+                        })
+                        .collect()
+                },
+            );
         }
     }
 
     /// Stores one event and offers it to every pattern's partition of its
-    /// key, time advanced first. The key is read and hashed once for a run
-    /// of patterns partitioned by the same fields.
+    /// key, in pattern order, time advanced first. The key is read, hashed
+    /// and looked up once per group of patterns partitioned alike, at its
+    /// first pattern; after its last one, the key's emptied partitions are
+    /// dropped and its schedule updated, once (a pattern's partition of the
+    /// key is stepped once per event, so dropping it later hands its number
+    /// back in the same order).
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         let ev = self.store.insert(ts, event);
-        // The key and its hash, or why there is none.
-        let mut keyed: Result<(KeyValue, u64), NoKey> = Err(NoKey::Missing);
         for p in 0..self.patterns.len() {
-            if p == 0 || !self.patterns[p].same_key_as_previous {
-                keyed = self.key_of(p, ev).map(|key| {
-                    let hash = self.hasher.key(&key);
-                    (key, hash)
-                });
-            }
-            let (key, hash) = match &keyed {
-                Ok(keyed) => keyed,
-                Err(NoKey::Missing) => {
-                    self.stats.unkeyed += 1;
-                    continue;
-                }
-                Err(NoKey::Unusable) => {
-                    self.stats.unusable_keys += 1;
-                    continue;
-                }
+            let (g, first, last) = {
+                let run = &self.patterns[p];
+                (run.group, run.local == 0, run.last)
             };
-            let limit = self.run_limit;
-            match self.patterns[p].partitions.find(*hash, key) {
-                Some(slot) => self.drive(p, slot, sink, |a, part, store, cache, out| {
-                    a.advance_time(part, store, cache, ts, out);
-                    a.process(part, store, cache, limit, ev, out);
-                }),
-                None => self.start_partition(p, key, *hash, ev, sink),
+            if first {
+                self.find_key(g, ev);
+            }
+            self.offer(p, ts, ev, sink);
+            if last {
+                self.settle_key(g);
             }
         }
         self.store.release_if_unused(ev);
     }
 
-    /// The values of pattern `p`'s key fields in the event (or its key
-    /// closure's value), normalized by [`key_part`] so that keys equal
-    /// under `==` are one key; or why there is no key: a field is missing
-    /// (null), or its value cannot be a key (an object, NaN).
-    fn key_of(&self, p: usize, ev: <A::Store as EventStore<E>>::Ref) -> Result<KeyValue, NoKey> {
+    /// Reads, hashes and looks up group `g`'s key of the event, before its
+    /// first pattern's turn.
+    #[inline]
+    fn find_key(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
         let event = self.store.get(ev);
-        if let Some(key_fn) = &self.patterns[p].key_fn {
-            let value = key_fn(event);
-            if value.is_null() {
-                return Err(NoKey::Missing);
-            }
-            let value = key_part(value).ok_or(NoKey::Unusable)?;
-            return Ok(std::iter::once(value).collect());
+        let group = &mut self.groups[g];
+        group.no_key = read_key(event, &group.key_ids, &group.key_fn, &mut group.key).err();
+        group.slot = None;
+        if group.no_key.is_none() {
+            group.hash = self.hasher.key(&group.key);
+            group.slot = group.keys.find(group.hash, &group.key);
         }
-        let mut key = KeyValue::new();
-        for &id in &self.patterns[p].key_ids {
-            let value = event.field_owned(id);
-            if value.is_null() {
-                return Err(if event.field_is_object(id) {
-                    NoKey::Unusable
-                } else {
-                    NoKey::Missing
-                });
+        if group.size > PLACE_FROM {
+            group.place.fill(NO_PART);
+            if let Some((_, parts)) = group.slot.and_then(|s| group.keys.get_mut(s)) {
+                for (i, part) in parts.iter().enumerate() {
+                    group.place[self.patterns[part.pattern as usize].local] = i as u32;
+                }
             }
-            key.push(key_part(value).ok_or(NoKey::Unusable)?);
         }
-        Ok(key)
     }
 
-    /// Offers an event to a fresh partition for a key without state, and
-    /// keeps the partition only if the event left something in it (most
-    /// events of a new key start nothing, so no map entry is made for them).
-    fn start_partition<S: Sink<E> + ?Sized>(
+    /// After group `g`'s last pattern's turn: drops the key's emptied
+    /// partitions and updates its schedule.
+    #[inline]
+    fn settle_key(&mut self, g: usize) {
+        let group = &mut self.groups[g];
+        let Some(slot) = group.slot.take() else {
+            return;
+        };
+        if std::mem::take(&mut group.emptied) {
+            if let Some((_, parts)) = group.keys.get_mut(slot) {
+                if parts.iter().all(|x| A::is_empty(&x.part)) {
+                    // The key is done: its slot goes, partitions and all.
+                    for part in parts.iter() {
+                        self.patterns[part.pattern as usize]
+                            .ordinals
+                            .give(part.ordinal);
+                    }
+                    self.live_parts -= parts.len();
+                    group.keys.remove(slot);
+                    return;
+                }
+                for i in (0..parts.len()).rev() {
+                    if A::is_empty(&parts[i].part) {
+                        let (pattern, ordinal) = drop_part(parts, i);
+                        self.patterns[pattern as usize].ordinals.give(ordinal);
+                        self.live_parts -= 1;
+                    }
+                }
+            }
+        }
+        let scheduled = group.keys.settle(slot, None, A::next_deadline);
+        self.schedule(g, slot, scheduled);
+    }
+
+    /// Offers the event to pattern `p`'s partition of the event's key
+    /// (found by [`Core::process_event`]), time advanced first; or, when
+    /// the key has none for `p`, to a fresh partition, kept only if the
+    /// event left something in it (most events of a new key start nothing,
+    /// so no slot is made for them).
+    fn offer<S: Sink<E> + ?Sized>(
         &mut self,
         p: usize,
-        key: &KeyValue,
-        hash: u64,
+        ts: Timestamp,
         ev: <A::Store as EventStore<E>>::Ref,
         sink: &mut S,
     ) {
         let run = &mut self.patterns[p];
-        let mut part = A::Partition::default();
-        let mut bridge = Bridge {
-            ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
-            sink,
-            stats: &mut self.stats,
-        };
-        run.automaton.process(
-            &mut part,
-            &mut self.store,
-            &mut self.cache,
-            self.run_limit,
-            ev,
-            &mut bridge,
-        );
-        if !A::is_empty(&part) {
-            let deadline = A::next_deadline(&part);
-            let slot = run.partitions.insert(hash, key.clone(), part);
-            let scheduled = run.partitions.settle(slot, false, deadline);
-            self.schedule(p, scheduled);
+        let Group {
+            keys,
+            size,
+            key,
+            hash,
+            no_key,
+            slot,
+            emptied,
+            place,
+            ..
+        } = &mut self.groups[run.group];
+        match no_key {
+            None => {}
+            Some(NoKey::Missing) => {
+                self.stats.unkeyed += 1;
+                return;
+            }
+            Some(NoKey::Unusable) => {
+                self.stats.unusable_keys += 1;
+                return;
+            }
         }
-    }
-
-    /// Runs `step` on one partition with its output routed to `sink`, then
-    /// reschedules or forgets the partition.
-    fn drive<S, F>(&mut self, p: usize, slot: SlotRef, sink: &mut S, step: F)
-    where
-        S: Sink<E> + ?Sized,
-        F: FnOnce(&A, &mut A::Partition, &mut A::Store, &mut A::Cache, &mut dyn Reporter<E, A>),
-    {
-        let run = &mut self.patterns[p];
-        let Some((key, part)) = run.partitions.get_mut(slot) else {
-            return;
-        };
+        let (key, hash) = (&*key, *hash);
         let mut bridge = Bridge {
             ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
             sink,
             stats: &mut self.stats,
         };
-        step(
-            &run.automaton,
-            part,
-            &mut self.store,
-            &mut self.cache,
-            &mut bridge,
-        );
-        let empty = A::is_empty(part);
-        let deadline = A::next_deadline(part);
-        let scheduled = run.partitions.settle(slot, empty, deadline);
-        self.schedule(p, scheduled);
+        let a = &run.automaton;
+        let limit = self.run_limit;
+        let parts = slot.and_then(|s| keys.get_mut(s)).map(|(_, parts)| parts);
+        if let Some(parts) = parts {
+            let found = if *size > PLACE_FROM {
+                parts.get_mut(place[run.local] as usize)
+            } else {
+                parts.iter_mut().find(|x| x.pattern as usize == p)
+            };
+            if let Some(found) = found {
+                let part = &mut found.part;
+                a.advance_time(part, &mut self.store, &mut self.cache, ts, &mut bridge);
+                a.process(part, &mut self.store, &mut self.cache, limit, ev, &mut bridge);
+                *emptied |= A::is_empty(part);
+                return;
+            }
+            let mut part = A::Partition::default();
+            a.process(&mut part, &mut self.store, &mut self.cache, limit, ev, &mut bridge);
+            if A::is_empty(&part) {
+                return;
+            }
+            if parts.len() == parts.capacity() {
+                // Room for every pattern of the group at once: an event
+                // often starts several (one move, not one per doubling).
+                parts.reserve_exact(*size - parts.len());
+            }
+            if *size > PLACE_FROM {
+                place[run.local] = parts.len() as u32;
+            }
+            parts.push(Part {
+                part,
+                pattern: p as u32,
+                ordinal: run.ordinals.take(),
+            });
+        } else {
+            let mut part = A::Partition::default();
+            a.process(&mut part, &mut self.store, &mut self.cache, limit, ev, &mut bridge);
+            if A::is_empty(&part) {
+                return;
+            }
+            if *size > PLACE_FROM {
+                place[run.local] = 0;
+            }
+            let ordinal = run.ordinals.take();
+            *slot = Some(keys.insert(hash, key.clone(), part, p as u32, ordinal));
+        }
+        self.live_parts += 1;
     }
+}
+
+/// Reads into `key` the values of the key fields `key_ids` of `event` (or
+/// its `key_fn` closure's value), normalized by [`key_part`] so that keys
+/// equal under `==` are one key; or says why there is no key: a field is
+/// missing (null), or its value cannot be a key (an object, NaN). `key` is
+/// the group's buffer, reused from event to event.
+#[inline]
+fn read_key<E: Event>(
+    event: &E,
+    key_ids: &[FieldId],
+    key_fn: &Option<NativeKeyFn<E>>,
+    key: &mut KeyValue,
+) -> Result<(), NoKey> {
+    key.clear();
+    if let Some(key_fn) = key_fn {
+        let value = key_fn(event);
+        if value.is_null() {
+            return Err(NoKey::Missing);
+        }
+        key.push(key_part(value).ok_or(NoKey::Unusable)?);
+        return Ok(());
+    }
+    for &id in key_ids {
+        let value = event.field_owned(id);
+        if value.is_null() {
+            return Err(if event.field_is_object(id) {
+                NoKey::Unusable
+            } else {
+                NoKey::Missing
+            });
+        }
+        key.push(key_part(value).ok_or(NoKey::Unusable)?);
+    }
+    Ok(())
 }
 
 /// Routes one partition's output to the engine's sink with its context.

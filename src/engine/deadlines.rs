@@ -2,20 +2,21 @@
 //! even if it sees no event (window expiry, pending `not followed by`
 //! endings).
 //!
-//! The [`DeadlineIndex`] is a single priority queue of `(deadline, pattern,
-//! slot)` for all patterns with lazy invalidation: an entry is acted on only
-//! if the slot is live and still scheduled at that deadline (see
-//! [`Partitions`]); stale entries are skipped when popped, and the queue is
-//! compacted when stale entries dominate it. One queue for all patterns
-//! (rather than one per pattern) means finding the next deadline is one
-//! peek, not one per pattern; the order is the same: by time, then pattern,
-//! then slot.
+//! The [`DeadlineIndex`] is a single priority queue of `(deadline, group,
+//! slot)`: one entry per key of every group of patterns partitioned alike
+//! (see [`Keys`]), at the earliest deadline of the key's partitions, with
+//! lazy invalidation: an entry is acted on only if the slot is live and
+//! still scheduled at that deadline; stale entries are skipped when popped,
+//! and the queue is compacted when stale entries dominate it. One queue for
+//! all groups means finding the next deadline is one peek. The entries of
+//! one time come out together (the engine then fires the partitions due in
+//! pattern order), so their order among themselves does not matter.
 //!
-//! Entries do not carry the slot's generation (16 bytes instead of 24): an
-//! entry left by a key whose slot was since reused can pass the check only
-//! if the new key is scheduled at the same time, and then it equals the new
-//! key's own entry, so whichever of the two comes out first fires the slot
-//! at its deadline, and the other is stale after that.
+//! Entries do not carry a generation of the slot (16 bytes instead of 24):
+//! an entry left by a key whose slot was since reused can pass the check
+//! only if the new key is scheduled at the same time, and then it equals
+//! the new key's own entry, so whichever of the two comes out first fires
+//! the key at its deadline, and the other is stale after that.
 //!
 //! Deadlines are mostly scheduled in increasing order (a window closes a
 //! fixed time after the event that opened it), so the queue is a
@@ -23,16 +24,17 @@
 //! the order is exactly a heap's. It grows by an eighth, as the slots do.
 
 use super::queue::FifoHeap;
-use crate::engine::partitions::{Partitions, SlotRef};
+#[cfg(doc)]
+use crate::engine::partitions::Keys;
 use crate::primitives::Timestamp;
 
-/// One index entry: deadline, pattern, slot index (ordered in that
+/// One index entry: deadline, group, slot index (ordered in that
 /// priority).
-type Entry = (Timestamp, u32, u32);
+pub(crate) type Entry = (Timestamp, u32, u32);
 
-/// The deadlines of every pattern's partitions in one priority queue (a
-/// FIFO of in-order entries plus a heap), with lazy invalidation against
-/// the slots (see the module docs).
+/// The deadlines of every group's keys in one priority queue (a FIFO of
+/// in-order entries plus a heap), with lazy invalidation against the slots
+/// (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct DeadlineIndex {
     /// Every entry, smallest first; growing by an eighth.
@@ -42,36 +44,35 @@ pub(crate) struct DeadlineIndex {
 }
 
 impl DeadlineIndex {
-    /// Adds a deadline of `pattern`'s `slot` (as returned by
-    /// [`Partitions::settle`]). Returns true when the caller should call
+    /// Adds a deadline of `group`'s `slot` (as returned by
+    /// [`Keys::settle`]). Returns true when the caller should call
     /// [`DeadlineIndex::compact_if_stale`] next.
     #[must_use]
     #[inline]
-    pub fn push(&mut self, t: Timestamp, pattern: usize, slot: SlotRef) -> bool {
-        self.queue.push((t, pattern as u32, slot.index));
+    pub fn push(&mut self, t: Timestamp, group: usize, slot: u32) -> bool {
+        self.queue.push((t, group as u32, slot));
         self.len() > self.check_at
     }
 
-    /// The earliest valid deadline at or before `until`, with its pattern
-    /// and slot, dropping the stale entries before it; `current(pattern, t,
-    /// index)` gives the slot when an entry is still valid (see
-    /// [`Partitions::scheduled_at`]). Entries after `until` are not looked
-    /// at (a stale one among them is dropped later).
+    /// The earliest valid entry at or before `until`, dropping the stale
+    /// entries before it; `current(entry)` tells whether an entry is still
+    /// valid (see [`Keys::scheduled_at`]). Entries after `until` are not
+    /// looked at (a stale one among them is dropped later).
     #[inline]
     pub fn peek_due(
         &mut self,
         until: Timestamp,
-        mut current: impl FnMut(usize, Timestamp, u32) -> Option<SlotRef>,
-    ) -> Option<(Timestamp, usize, SlotRef)> {
+        mut current: impl FnMut(Entry) -> bool,
+    ) -> Option<Entry> {
         // Drop the stale entries before the first valid one.
         let mut due = None;
         while self
             .queue
-            .pop_if(|&(t, p, index)| {
-                if t > until {
+            .pop_if(|&entry| {
+                if entry.0 > until {
                     return false;
                 }
-                due = current(p as usize, t, index).map(|slot| (t, p as usize, slot));
+                due = current(entry).then_some(entry);
                 due.is_none()
             })
             .is_some()
@@ -92,34 +93,26 @@ impl DeadlineIndex {
     }
 
     /// Drops the stale entries when they dominate, so the index stays
-    /// proportional to the live keys: after a check it holds at most twice
-    /// the live keys plus 1024, and the next check comes once it grew by the
-    /// live keys plus 1024. Filtering keeps the FIFO sorted and re-heapifies
-    /// the rest, both in linear time; only if duplicated valid entries (a
-    /// slot rescheduled back to an earlier time) still leave it too large is
-    /// it rebuilt from the slots and sorted.
-    /// `parts` are every pattern's partitions, in pattern order.
-    pub fn compact_if_stale<'p, P: 'p>(
+    /// proportional to the live keys (`live` of them, the groups'
+    /// together): after a check it holds at most twice the live keys plus
+    /// 1024, and the next check comes once it grew by the live keys plus
+    /// 1024. Filtering (`current` tells the valid entries) keeps the FIFO
+    /// sorted and re-heapifies the rest, both in linear time; only if
+    /// duplicated valid entries (a key rescheduled back to an earlier time)
+    /// still leave it too large is it rebuilt from `scheduled`, every
+    /// scheduled key's entry.
+    pub fn compact_if_stale(
         &mut self,
-        parts: impl Iterator<Item = &'p Partitions<P>> + Clone,
+        live: usize,
+        current: impl Fn(Entry) -> bool,
+        scheduled: impl FnOnce() -> Vec<Entry>,
     ) {
-        let parts: Vec<&Partitions<P>> = parts.collect();
-        let live: usize = parts.iter().map(|p| p.len()).sum();
         let limit = 2 * live + 1024;
         if self.len() > limit {
-            let current =
-                |&(t, p, index): &Entry| parts[p as usize].scheduled_at(t, index).is_some();
-            self.queue.retain(current);
+            self.queue.retain(|&entry| current(entry));
         }
         if self.len() > limit {
-            let mut entries: Vec<Entry> = parts
-                .iter()
-                .enumerate()
-                .flat_map(|(p, part)| {
-                    part.scheduled()
-                        .map(move |(t, slot)| (t, p as u32, slot.index))
-                })
-                .collect();
+            let mut entries = scheduled();
             entries.sort_unstable();
             self.queue = FifoHeap::from_sorted(entries);
         }
@@ -130,10 +123,11 @@ impl DeadlineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::partitions::{Keys, Part};
     use crate::value::{KeyValue, Value};
     use proptest::prelude::*;
     use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
+    use std::collections::{BTreeMap, BinaryHeap};
 
     fn key(i: i64) -> KeyValue {
         KeyValue::from_elem(Value::Int(i), 1)
@@ -143,26 +137,54 @@ mod tests {
     /// alone tells keys apart.
     const H: u64 = 7;
 
-    /// Schedules what `settle` asks for in `index` (compacting when due).
-    fn settle(
-        parts: &mut Partitions<u8>,
-        index: &mut DeadlineIndex,
-        slot: SlotRef,
-        empty: bool,
-        deadline: Option<Timestamp>,
-    ) {
-        if let Some((t, s)) = parts.settle(slot, empty, deadline) {
-            if index.push(t, 0, s) {
-                index.compact_if_stale(std::iter::once(&*parts));
-            }
+    /// Keys whose one partition is its deadline (`None`: empty).
+    type TestKeys = Keys<Option<Timestamp>>;
+
+    fn part(deadline: Option<Timestamp>) -> Part<Option<Timestamp>> {
+        Part {
+            part: deadline,
+            pattern: 0,
+            ordinal: 0,
         }
     }
 
+    /// Gives key `k` of `keys` (group `group`) the deadline `deadline`
+    /// (`None`: it empties) and indexes what `settle` schedules,
+    /// compacting when due. Returns the key's slot.
+    fn settle(
+        keys: &mut TestKeys,
+        index: &mut DeadlineIndex,
+        k: i64,
+        deadline: Option<Timestamp>,
+    ) -> Option<u32> {
+        let slot = match keys.find(H, &key(k)) {
+            Some(slot) => slot,
+            None if deadline.is_none() => return None,
+            None => keys.insert(H, key(k), deadline, 0, 0),
+        };
+        let (_, parts) = keys.get_mut(slot).unwrap();
+        parts.clear();
+        if deadline.is_some() {
+            parts.push(part(deadline));
+        }
+        if let Some(t) = keys.settle(slot, None, |p| *p) {
+            if index.push(t, 0, slot) {
+                let keys = &*keys;
+                index.compact_if_stale(
+                    keys.len(),
+                    |(t, _, s)| keys.scheduled_at(t, s),
+                    || keys.scheduled().map(|(t, s)| (t, 0, s)).collect(),
+                );
+            }
+        }
+        Some(slot)
+    }
+
     /// The next valid deadline, taken out of the index.
-    fn pop(parts: &mut Partitions<u8>, index: &mut DeadlineIndex) -> Option<(Timestamp, SlotRef)> {
-        let (t, _, slot) = index.peek_due(Timestamp::MAX, |_, t, i| parts.scheduled_at(t, i))?;
+    fn pop(keys: &mut TestKeys, index: &mut DeadlineIndex) -> Option<(Timestamp, u32)> {
+        let (t, _, slot) = index.peek_due(Timestamp::MAX, |(t, _, s)| keys.scheduled_at(t, s))?;
         index.pop();
-        parts.unschedule(slot);
+        keys.unschedule(slot);
         Some((t, slot))
     }
 
@@ -173,52 +195,39 @@ mod tests {
 
     #[test]
     fn deadlines_come_out_in_time_order_and_stale_ones_are_skipped() {
-        let mut parts: Partitions<u8> = Partitions::default();
+        let mut keys = TestKeys::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(H, key(1), 0);
-        let b = parts.insert(H, key(2), 0);
-        settle(&mut parts, &mut index, a, false, Some(30));
-        settle(&mut parts, &mut index, b, false, Some(20));
-        settle(&mut parts, &mut index, a, false, Some(10)); // replaces 30
-        assert_eq!(pop(&mut parts, &mut index), Some((10, a)));
-        assert_eq!(pop(&mut parts, &mut index), Some((20, b)));
-        assert_eq!(pop(&mut parts, &mut index), None);
+        let a = settle(&mut keys, &mut index, 1, Some(30)).unwrap();
+        let b = settle(&mut keys, &mut index, 2, Some(20)).unwrap();
+        settle(&mut keys, &mut index, 1, Some(10)); // replaces 30
+        assert_eq!(pop(&mut keys, &mut index), Some((10, a)));
+        assert_eq!(pop(&mut keys, &mut index), Some((20, b)));
+        assert_eq!(pop(&mut keys, &mut index), None);
     }
 
     #[test]
-    fn equal_times_come_out_by_pattern_then_slot() {
+    fn equal_times_come_out_by_group_then_slot() {
         let mut index = DeadlineIndex::default();
-        let slot = |index| SlotRef {
-            index,
-            generation: 0,
-        };
-        let _ = index.push(5, 1, slot(0));
-        let _ = index.push(5, 0, slot(1));
-        let _ = index.push(5, 0, slot(0));
-        let _ = index.push(4, 2, slot(3));
+        let _ = index.push(5, 1, 0);
+        let _ = index.push(5, 0, 1);
+        let _ = index.push(5, 0, 0);
+        let _ = index.push(4, 2, 3);
         let mut order = Vec::new();
-        while let Some((t, p, s)) = index.peek_due(Timestamp::MAX, |_, _, index| {
-            Some(SlotRef {
-                index,
-                generation: 0,
-            })
-        }) {
+        while let Some(entry) = index.peek_due(Timestamp::MAX, |_| true) {
             index.pop();
-            order.push((t, p, s.index));
+            order.push(entry);
         }
         assert_eq!(order, vec![(4, 2, 3), (5, 0, 0), (5, 0, 1), (5, 1, 0)]);
     }
 
     #[test]
     fn peek_due_looks_no_further_than_until() {
-        let mut parts: Partitions<u8> = Partitions::default();
+        let mut keys = TestKeys::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(H, key(1), 0);
-        let b = parts.insert(H, key(2), 0);
-        settle(&mut parts, &mut index, a, false, Some(10));
-        settle(&mut parts, &mut index, b, false, Some(20));
-        settle(&mut parts, &mut index, a, false, Some(30)); // (10, a) is stale
-        let current = |_: usize, t: Timestamp, i: u32| parts.scheduled_at(t, i);
+        settle(&mut keys, &mut index, 1, Some(10));
+        let b = settle(&mut keys, &mut index, 2, Some(20)).unwrap();
+        settle(&mut keys, &mut index, 1, Some(30)); // (10, a) is stale
+        let current = |(t, _, s): Entry| keys.scheduled_at(t, s);
         assert_eq!(index.peek_due(15, current), None);
         assert_eq!(index.peek_due(19, current), None);
         assert_eq!(index.peek_due(20, current), Some((20, 0, b)));
@@ -226,82 +235,58 @@ mod tests {
     }
 
     #[test]
-    fn empty_partitions_are_forgotten_and_slots_reused() {
-        let mut parts: Partitions<u8> = Partitions::default();
+    fn empty_keys_are_forgotten_and_slots_reused() {
+        let mut keys = TestKeys::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(H, key(1), 0);
-        settle(&mut parts, &mut index, a, false, Some(5));
-        assert_eq!(parts.len(), 1);
-        settle(&mut parts, &mut index, a, true, None);
-        assert_eq!(parts.len(), 0);
-        assert_eq!(pop(&mut parts, &mut index), None);
-        assert!(parts.get_mut(a).is_none());
-        let b = parts.insert(H, key(2), 0);
-        assert_eq!(b.index, a.index);
-        assert_ne!(b.generation, a.generation);
-        assert_eq!(parts.find(H, &key(2)), Some(b));
-        assert_eq!(parts.find(H, &key(1)), None);
+        let a = settle(&mut keys, &mut index, 1, Some(5)).unwrap();
+        assert_eq!(keys.len(), 1);
+        settle(&mut keys, &mut index, 1, None);
+        assert_eq!(keys.len(), 0);
+        assert_eq!(pop(&mut keys, &mut index), None);
+        assert!(keys.get_mut(a).is_none());
+        let b = settle(&mut keys, &mut index, 2, Some(6)).unwrap();
+        assert_eq!(b, a);
+        assert_eq!(keys.find(H, &key(2)), Some(b));
+        assert_eq!(keys.find(H, &key(1)), None);
+        assert_eq!(pop(&mut keys, &mut index), Some((6, b)));
     }
 
     #[test]
     fn the_index_stays_small_when_deadlines_keep_moving() {
-        let mut parts: Partitions<u8> = Partitions::default();
+        let mut keys = TestKeys::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(H, key(1), 0);
+        let mut a = 0;
         for t in 0..10_000 {
-            settle(&mut parts, &mut index, a, false, Some(t));
+            a = settle(&mut keys, &mut index, 1, Some(t)).unwrap();
         }
         assert!(index.len() <= 2 * 1026);
-        assert_eq!(pop(&mut parts, &mut index), Some((9_999, a)));
-        assert_eq!(pop(&mut parts, &mut index), None);
+        assert_eq!(pop(&mut keys, &mut index), Some((9_999, a)));
+        assert_eq!(pop(&mut keys, &mut index), None);
     }
 
     #[test]
     fn the_index_stays_small_when_a_deadline_keeps_coming_back() {
         // Every other push re-adds an entry equal to a still-valid one:
         // filtering cannot drop those, the rebuild from the slots does.
-        let mut parts: Partitions<u8> = Partitions::default();
+        let mut keys = TestKeys::default();
         let mut index = DeadlineIndex::default();
-        let a = parts.insert(H, key(1), 0);
+        let mut a = 0;
         for round in 0..10_000 {
-            settle(&mut parts, &mut index, a, false, Some(5 + 2 * (round % 2)));
+            a = settle(&mut keys, &mut index, 1, Some(5 + 2 * (round % 2))).unwrap();
         }
         assert!(index.len() <= 2 * 1026);
-        assert_eq!(pop(&mut parts, &mut index), Some((7, a)));
-        assert_eq!(pop(&mut parts, &mut index), None);
+        assert_eq!(pop(&mut keys, &mut index), Some((7, a)));
+        assert_eq!(pop(&mut keys, &mut index), None);
     }
 
-    /// The index as it was before the FIFO: one heap, lazily invalidated
-    /// the same way (the reference order for the property test).
-    #[derive(Default)]
-    struct HeapIndex(BinaryHeap<Reverse<OldEntry>>);
-
-    /// An entry of the old index: deadline, pattern, slot and generation.
-    type OldEntry = (Timestamp, u32, SlotRef);
-
-    impl HeapIndex {
-        fn pop(&mut self, parts: &[Partitions<u8>]) -> Option<OldEntry> {
-            while let Some(Reverse((t, p, slot))) = self.0.pop() {
-                if parts[p as usize].is_current(t, slot) {
-                    return Some((t, p, slot));
-                }
-            }
-            None
-        }
-    }
-
-    /// One operation on the partitions of the property test.
+    /// One operation on the keys of the property test.
     #[derive(Clone, Debug)]
     enum Op {
-        /// Schedule key `key` of pattern `pattern` at a time `delta` after
-        /// the last fired deadline (inserting the key if needed).
-        Schedule {
-            pattern: usize,
-            key: i64,
-            delta: i64,
-        },
+        /// Schedule key `key` of group `group` at a time `delta` after the
+        /// last fired deadline (inserting the key if needed).
+        Schedule { group: usize, key: i64, delta: i64 },
         /// Forget the key.
-        Empty { pattern: usize, key: i64 },
+        Empty { group: usize, key: i64 },
         /// Fire the earliest deadline.
         Fire,
     }
@@ -309,83 +294,120 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             5 => (0usize..3, 0i64..12, -3i64..40)
-                .prop_map(|(pattern, key, delta)| Op::Schedule { pattern, key, delta }),
-            1 => (0usize..3, 0i64..12).prop_map(|(pattern, key)| Op::Empty { pattern, key }),
+                .prop_map(|(group, key, delta)| Op::Schedule { group, key, delta }),
+            1 => (0usize..3, 0i64..12).prop_map(|(group, key)| Op::Empty { group, key }),
             3 => Just(Op::Fire),
         ]
     }
 
-    /// Two copies of the partitions of three patterns, one indexed by a
-    /// [`DeadlineIndex`], one by a [`HeapIndex`].
+    /// A fired deadline: time, group, key.
+    type Fired = (Timestamp, usize, i64);
+
+    /// The keys of three groups indexed by a [`DeadlineIndex`], and a model:
+    /// each (group, key)'s schedule in a map, entries in a plain heap
+    /// ordered by time, group and the key's slot.
     struct Twin {
-        parts: [Vec<Partitions<u8>>; 2],
+        keys: Vec<TestKeys>,
         index: DeadlineIndex,
-        model: HeapIndex,
+        schedule: BTreeMap<(usize, i64), (Timestamp, u32)>,
+        model: BinaryHeap<Reverse<(Timestamp, usize, u32, i64)>>,
     }
 
     impl Twin {
         fn new() -> Twin {
-            let three = || (0..3).map(|_| Partitions::default()).collect();
             Twin {
-                parts: [three(), three()],
+                keys: (0..3).map(|_| Keys::default()).collect(),
                 index: DeadlineIndex::default(),
-                model: HeapIndex::default(),
+                schedule: BTreeMap::new(),
+                model: BinaryHeap::new(),
             }
         }
 
-        /// Settles key `k` of `pattern` on both sides (inserting it first
-        /// when it has no slot and is not to be emptied).
-        fn settle(&mut self, pattern: usize, k: i64, empty: bool, deadline: Option<Timestamp>) {
-            for side in 0..2 {
-                let parts = &mut self.parts[side][pattern];
-                let slot = match parts.find(H, &key(k)) {
-                    Some(slot) => slot,
-                    None if empty => continue,
-                    None => parts.insert(H, key(k), 0),
-                };
-                let Some((t, s)) = parts.settle(slot, empty, deadline) else {
-                    continue;
-                };
-                if side == 1 {
-                    self.model.0.push(Reverse((t, pattern as u32, s)));
-                } else if self.index.push(t, pattern, s) {
-                    self.index.compact_if_stale(self.parts[0].iter());
+        fn settle(&mut self, group: usize, k: i64, deadline: Option<Timestamp>) {
+            let keys = &mut self.keys[group];
+            if let Some(slot) = keys
+                .find(H, &key(k))
+                .or_else(|| deadline.map(|_| keys.insert(H, key(k), deadline, 0, 0)))
+            {
+                let (_, parts) = keys.get_mut(slot).unwrap();
+                parts.clear();
+                if deadline.is_some() {
+                    parts.push(part(deadline));
+                }
+                if let Some(t) = keys.settle(slot, None, |p| *p) {
+                    if self.index.push(t, group, slot) {
+                        let all = &self.keys;
+                        let live = all.iter().map(Keys::len).sum();
+                        self.index.compact_if_stale(
+                            live,
+                            |(t, g, s)| all[g as usize].scheduled_at(t, s),
+                            || {
+                                all.iter()
+                                    .enumerate()
+                                    .flat_map(|(g, keys)| {
+                                        keys.scheduled().map(move |(t, s)| (t, g as u32, s))
+                                    })
+                                    .collect()
+                            },
+                        );
+                    }
+                }
+            }
+            match deadline {
+                Some(t) => {
+                    let slot = self.keys[group].find(H, &key(k)).unwrap();
+                    if self.schedule.insert((group, k), (t, slot)) != Some((t, slot)) {
+                        self.model.push(Reverse((t, group, slot, k)));
+                    }
+                }
+                None => {
+                    self.schedule.remove(&(group, k));
                 }
             }
         }
 
-        /// Takes the earliest valid deadline out of both sides.
-        fn fire(&mut self) -> (Option<OldEntry>, Option<OldEntry>) {
-            let parts = &self.parts[0];
-            let got = self
-                .index
-                .peek_due(Timestamp::MAX, |p, t, i| parts[p].scheduled_at(t, i));
-            if let Some((_, p, slot)) = got {
+        /// Takes the earliest valid deadline out of both, as (time, group,
+        /// key).
+        fn fire(&mut self) -> (Option<Fired>, Option<Fired>) {
+            let all = &self.keys;
+            let got = self.index.peek_due(Timestamp::MAX, |(t, g, s)| {
+                all[g as usize].scheduled_at(t, s)
+            });
+            let got = got.map(|(t, g, s)| {
                 self.index.pop();
-                self.parts[0][p].unschedule(slot);
+                let keys = &mut self.keys[g as usize];
+                keys.unschedule(s);
+                let Value::Int(k) = keys.get_mut(s).unwrap().0[0] else {
+                    unreachable!()
+                };
+                (t, g as usize, k)
+            });
+            let mut want = None;
+            while let Some(Reverse((t, g, slot, k))) = self.model.pop() {
+                if self.schedule.get(&(g, k)) == Some(&(t, slot)) {
+                    self.schedule.remove(&(g, k));
+                    want = Some((t, g, k));
+                    break;
+                }
             }
-            let want = self.model.pop(&self.parts[1]);
-            if let Some((_, p, slot)) = want {
-                self.parts[1][p as usize].unschedule(slot);
-            }
-            (got.map(|(t, p, slot)| (t, p as u32, slot)), want)
+            (got, want)
         }
     }
 
     proptest! {
-        /// The FIFO plus heap fires exactly what the plain heap fires, in
-        /// the same (time, pattern, slot) order, through reschedules,
-        /// emptied keys, reused slots and compactions.
+        /// The index fires exactly what a plain heap over the schedule
+        /// fires, in the same (time, group, slot) order, through
+        /// reschedules, emptied keys, reused slots and compactions.
         #[test]
         fn same_order_as_a_single_heap(ops in proptest::collection::vec(op(), 0..300)) {
             let mut twin = Twin::new();
             let mut now: Timestamp = 0;
             for op in ops {
                 match op {
-                    Op::Schedule { pattern, key, delta } => {
-                        twin.settle(pattern, key, false, Some(now + delta));
+                    Op::Schedule { group, key, delta } => {
+                        twin.settle(group, key, Some(now + delta));
                     }
-                    Op::Empty { pattern, key } => twin.settle(pattern, key, true, None),
+                    Op::Empty { group, key } => twin.settle(group, key, None),
                     Op::Fire => {
                         let (got, want) = twin.fire();
                         prop_assert_eq!(got, want);
@@ -401,24 +423,6 @@ mod tests {
                 if got.is_none() {
                     break;
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn compaction_keeps_the_order() {
-        let mut twin = Twin::new();
-        // Many reschedules of few keys, out of order, force compactions.
-        for round in 0..3_000i64 {
-            let k = round % 7;
-            twin.settle((round % 3) as usize, k, false, Some((round * 37) % 101));
-        }
-        assert!(twin.index.len() < 3_000);
-        loop {
-            let (got, want) = twin.fire();
-            assert_eq!(got, want);
-            if got.is_none() {
-                break;
             }
         }
     }

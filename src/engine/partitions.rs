@@ -1,11 +1,19 @@
-//! Per-key state of one pattern: keys map to slots of a
-//! [`Slab`](crate::slab::Slab), each holding the key's matcher partition.
+//! Per-key state of a group of patterns partitioned alike: keys map to
+//! slots of a [`Slab`](crate::slab::Slab), each holding the key's matcher
+//! partition of every pattern of the group that has live state for it.
 //!
-//! A slot is freed when its partition becomes empty, so memory follows live
-//! work; a slot's next occupant gets another generation. Each slot remembers the one deadline
-//! it is scheduled at, for the lazily invalidated
-//! [`DeadlineIndex`](super::deadlines::DeadlineIndex). [`KeyHasher`] is the
-//! one hash function of keys.
+//! Patterns with the same `partition by` fields share one [`Keys`]: an
+//! event's key is looked up once for all of them, a key's partitions lie
+//! side by side in its slot, and the key has one deadline (the earliest of
+//! its partitions') in the
+//! [`DeadlineIndex`](super::deadlines::DeadlineIndex). A partition is
+//! dropped when it becomes empty and the slot when it holds none, so memory
+//! follows live work. [`KeyHasher`] is the one hash function of keys.
+//!
+//! Each partition keeps the number its pattern gave it ([`Ordinals`]):
+//! deadlines of equal time fire in (pattern, number) order, the order in
+//! which they fired when every pattern had a map of its own (the number is
+//! the index that partition had in its pattern's own slab).
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -13,8 +21,8 @@ use crate::primitives::Timestamp;
 use crate::slab::Slab;
 use crate::value::{KeyValue, Value};
 
-/// Hashes partition keys for [`Partitions`]: the engine hashes each event's
-/// key with it once, and the slots keep that hash.
+/// Hashes partition keys for [`Keys`]: the engine hashes each event's key
+/// with it once, and the slots keep that hash.
 ///
 /// A key of one integer or one string (the common case) is hashed directly
 /// with foldhash (hashbrown's default hasher, randomly seeded per engine),
@@ -63,32 +71,213 @@ pub(super) fn grow_by(len: usize) -> usize {
     (len / 8).max(16)
 }
 
-/// A slot index with the generation it had when referenced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct SlotRef {
-    /// Index into the slab.
-    pub index: u32,
-    /// Generation of the slot at that time.
-    pub generation: u32,
+/// Numbers for one pattern's partitions, handed out as a slab hands out
+/// indexes: the last freed number first, else the next unused one.
+#[derive(Debug, Default)]
+pub(crate) struct Ordinals {
+    free: Vec<u32>,
+    next: u32,
+}
+
+impl Ordinals {
+    /// A number for a new partition.
+    #[inline]
+    pub fn take(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            let n = self.next;
+            self.next += 1;
+            n
+        })
+    }
+
+    /// Gives back the number of a dropped partition.
+    #[inline]
+    pub fn give(&mut self, n: u32) {
+        self.free.push(n);
+    }
+}
+
+/// One pattern's partition of a key.
+#[derive(Debug)]
+pub(crate) struct Part<P> {
+    /// The matcher partition.
+    pub part: P,
+    /// The pattern's index in the engine.
+    pub pattern: u32,
+    /// The partition's number among its pattern's ([`Ordinals`]).
+    pub ordinal: u32,
+}
+
+/// The live partitions of one key, in no particular order. The common key
+/// of a single pattern needs no allocation of its own.
+pub(crate) type Parts<P> = smallvec::SmallVec<[Part<P>; 1]>;
+
+/// Drops the partition at `i` where it lies (the last one takes its place;
+/// no move of the dropped one), returning its pattern and number.
+#[inline]
+pub(crate) fn drop_part<P>(parts: &mut Parts<P>, i: usize) -> (u32, u32) {
+    let last = parts.len() - 1;
+    if i != last {
+        parts.swap(i, last);
+    }
+    let dropped = (parts[last].pattern, parts[last].ordinal);
+    parts.truncate(last);
+    dropped
 }
 
 /// One key's state. `Option<Timestamp>` would take 16 bytes; the deadline
-/// and its flag take 9 (the flag sits in `generation`'s padding, and its
-/// spare values mark a vacant slab entry), so a slot of an NFA partition is
-/// 120 bytes, not 128.
+/// and its flag take 9.
 #[derive(Debug)]
 struct Slot<P> {
     key: KeyValue,
     /// The key's hash (by the engine's hasher), kept so that removing the
     /// key and growing the table never hash it again.
     hash: u64,
-    part: P,
-    /// The deadline the slot is scheduled at, when `scheduled`.
+    parts: Parts<P>,
+    /// The deadline the key is scheduled at, when `scheduled`.
     deadline: Timestamp,
-    /// Tells this key's [`SlotRef`]s from those of earlier occupants of
-    /// the slot.
-    generation: u32,
     scheduled: bool,
+}
+
+/// The keys of one group of patterns. The table holds slot indexes only:
+/// the key lives once, in its slot, and callers pass its hash (the engine
+/// hashes an event's key once per group).
+#[derive(Debug)]
+pub(crate) struct Keys<P> {
+    by_key: hashbrown::HashTable<u32>,
+    slots: Slab<Slot<P>>,
+}
+
+impl<P> Default for Keys<P> {
+    fn default() -> Self {
+        Keys {
+            by_key: hashbrown::HashTable::new(),
+            slots: Slab::default(),
+        }
+    }
+}
+
+impl<P> Keys<P> {
+    /// The slot of `key` (whose hash is `hash`), if it has live state.
+    #[inline]
+    pub fn find(&self, hash: u64, key: &KeyValue) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_key
+            .find(hash, |&i| slots.get(i).is_some_and(|s| s.key == *key))
+            .copied()
+    }
+
+    /// Gives a key (hashed to `hash`) that has no slot yet one, holding
+    /// its first partition, `part` of pattern `pattern` numbered `ordinal`
+    /// (call [`Keys::settle`] next to schedule it).
+    #[inline]
+    pub fn insert(&mut self, hash: u64, key: KeyValue, part: P, pattern: u32, ordinal: u32) -> u32 {
+        if self.slots.is_full() {
+            self.slots.reserve_exact(grow_by(self.slots.entries()));
+        }
+        let index = self.slots.insert(Slot {
+            key,
+            hash,
+            parts: Parts::from_buf([Part {
+                part,
+                pattern,
+                ordinal,
+            }]),
+            deadline: 0,
+            scheduled: false,
+        });
+        let slots = &self.slots;
+        self.by_key
+            .insert_unique(hash, index, |&i| slots.get(i).map_or(0, |s| s.hash));
+        index
+    }
+
+    /// The key and partitions of a live slot.
+    #[inline]
+    pub fn get_mut(&mut self, slot: u32) -> Option<(&KeyValue, &mut Parts<P>)> {
+        let entry = self.slots.get_mut(slot)?;
+        Some((&entry.key, &mut entry.parts))
+    }
+
+    /// Updates the slot after its partitions changed: forgets the key when
+    /// it has none left, else schedules it at the earliest of their
+    /// deadlines (`deadline` gives a partition's) and gives back the space
+    /// of partitions gone when they held more than half of it. Returns the
+    /// time to put in the deadline index when the schedule changed to one.
+    /// While the deadlines of `firing` fire, a key with more partitions due
+    /// then is left as it is (unscheduled).
+    #[must_use]
+    #[inline]
+    pub fn settle(
+        &mut self,
+        slot: u32,
+        firing: Option<Timestamp>,
+        deadline: impl Fn(&P) -> Option<Timestamp>,
+    ) -> Option<Timestamp> {
+        let entry = self.slots.get_mut(slot)?;
+        let (earliest, len) = match &entry.parts[..] {
+            [] => {
+                self.remove(slot);
+                return None;
+            }
+            [one] => (deadline(&one.part), 1),
+            parts => {
+                let earliest = parts.iter().filter_map(|p| deadline(&p.part)).min();
+                (earliest, parts.len())
+            }
+        };
+        if firing.is_some_and(|now| earliest.is_some_and(|t| t <= now)) {
+            // More of its partitions are due now: the last one settles it.
+            return None;
+        }
+        if entry.parts.spilled() && len * 2 <= entry.parts.capacity() {
+            entry.parts.shrink_to_fit();
+        }
+        if entry.scheduled() == earliest {
+            return None;
+        }
+        entry.set_scheduled(earliest);
+        earliest
+    }
+
+    /// Forgets the key of a live slot, with its partitions.
+    pub fn remove(&mut self, slot: u32) {
+        let Some(entry) = self.slots.get(slot) else {
+            return;
+        };
+        let hash = entry.hash;
+        self.slots.delete(slot);
+        if let Ok(found) = self.by_key.find_entry(hash, |&i| i == slot) {
+            found.remove();
+        }
+    }
+
+    /// Marks the slot unscheduled: its deadline came out of the index.
+    pub fn unschedule(&mut self, slot: u32) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            entry.set_scheduled(None);
+        }
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Is the slot live and scheduled at `t`?
+    #[inline]
+    pub fn scheduled_at(&self, t: Timestamp, slot: u32) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|entry| entry.scheduled && entry.deadline == t)
+    }
+
+    /// The `(deadline, slot)` of every scheduled live slot.
+    pub(super) fn scheduled(&self) -> impl Iterator<Item = (Timestamp, u32)> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|(index, s)| s.scheduled().map(|t| (t, index)))
+    }
 }
 
 impl<P> Slot<P> {
@@ -101,146 +290,6 @@ impl<P> Slot<P> {
     fn set_scheduled(&mut self, deadline: Option<Timestamp>) {
         self.scheduled = deadline.is_some();
         self.deadline = deadline.unwrap_or_default();
-    }
-}
-
-/// The partitions of one pattern, by key. The table holds slot indexes
-/// only: the key lives once, in its slot, and callers pass its hash (the
-/// engine hashes an event's key once for every pattern keyed alike).
-#[derive(Debug)]
-pub(crate) struct Partitions<P> {
-    by_key: hashbrown::HashTable<u32>,
-    slots: Slab<Slot<P>>,
-    /// The generation the next inserted slot gets.
-    next_generation: u32,
-}
-
-impl<P> Default for Partitions<P> {
-    fn default() -> Self {
-        Partitions {
-            by_key: hashbrown::HashTable::new(),
-            slots: Slab::default(),
-            next_generation: 0,
-        }
-    }
-}
-
-impl<P> Partitions<P> {
-    /// The slot of `key` (whose hash is `hash`), if it has live state.
-    #[inline]
-    pub fn find(&self, hash: u64, key: &KeyValue) -> Option<SlotRef> {
-        let slots = &self.slots;
-        let &index = self
-            .by_key
-            .find(hash, |&i| slots.get(i).is_some_and(|s| s.key == *key))?;
-        let generation = slots.get(index)?.generation;
-        Some(SlotRef { index, generation })
-    }
-
-    /// Gives a key (hashed to `hash`) that has no slot yet one holding
-    /// `part` (call [`Partitions::settle`] next to schedule its deadline).
-    pub fn insert(&mut self, hash: u64, key: KeyValue, part: P) -> SlotRef {
-        if self.slots.is_full() {
-            self.slots.reserve_exact(grow_by(self.slots.entries()));
-        }
-        let generation = self.next_generation;
-        self.next_generation = generation.wrapping_add(1);
-        let index = self.slots.insert(Slot {
-            key,
-            hash,
-            part,
-            deadline: 0,
-            generation,
-            scheduled: false,
-        });
-        let slots = &self.slots;
-        self.by_key
-            .insert_unique(hash, index, |&i| slots.get(i).map_or(0, |s| s.hash));
-        SlotRef { index, generation }
-    }
-
-    /// Updates the slot after its partition changed: forgets the key when
-    /// `empty`, else (re)schedules its next deadline. Returns the new
-    /// `(deadline, slot)` to put in the deadline index when the schedule
-    /// changed to a time.
-    #[must_use]
-    pub fn settle(
-        &mut self,
-        slot: SlotRef,
-        empty: bool,
-        deadline: Option<Timestamp>,
-    ) -> Option<(Timestamp, SlotRef)> {
-        let entry = self.slots.get_mut(slot.index)?;
-        if entry.generation != slot.generation {
-            return None;
-        }
-        if empty {
-            let hash = entry.hash;
-            self.slots.delete(slot.index);
-            if let Ok(found) = self.by_key.find_entry(hash, |&i| i == slot.index) {
-                found.remove();
-            }
-            return None;
-        }
-        if entry.scheduled() == deadline {
-            return None;
-        }
-        entry.set_scheduled(deadline);
-        let t = deadline?;
-        let current = SlotRef {
-            index: slot.index,
-            generation: entry.generation,
-        };
-        Some((t, current))
-    }
-
-    /// The partition and key of a live slot.
-    #[inline]
-    pub fn get_mut(&mut self, slot: SlotRef) -> Option<(&KeyValue, &mut P)> {
-        let entry = self.slots.get_mut(slot.index)?;
-        (entry.generation == slot.generation).then_some((&entry.key, &mut entry.part))
-    }
-
-    /// Marks the slot unscheduled: its deadline came out of the index (call
-    /// [`Partitions::settle`] again to schedule the next one).
-    pub fn unschedule(&mut self, slot: SlotRef) {
-        if let Some(entry) = self.slots.get_mut(slot.index) {
-            entry.set_scheduled(None);
-        }
-    }
-
-    /// Number of live keys.
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
-    /// Is `slot` live, of that generation, and scheduled at `t`?
-    #[cfg(test)]
-    pub fn is_current(&self, t: Timestamp, slot: SlotRef) -> bool {
-        self.slots.get(slot.index).is_some_and(|entry| {
-            entry.generation == slot.generation && entry.scheduled() == Some(t)
-        })
-    }
-
-    /// The slot at `index` if it is live and scheduled at `t`.
-    #[inline]
-    pub fn scheduled_at(&self, t: Timestamp, index: u32) -> Option<SlotRef> {
-        let entry = self.slots.get(index)?;
-        (entry.scheduled && entry.deadline == t).then_some(SlotRef {
-            index,
-            generation: entry.generation,
-        })
-    }
-
-    /// The `(deadline, slot)` of every scheduled live slot.
-    pub(super) fn scheduled(&self) -> impl Iterator<Item = (Timestamp, SlotRef)> + '_ {
-        self.slots.iter().filter_map(|(index, s)| {
-            let slot = SlotRef {
-                index,
-                generation: s.generation,
-            };
-            s.scheduled().map(|t| (t, slot))
-        })
     }
 }
 
@@ -282,10 +331,53 @@ mod tests {
     }
 
     #[test]
-    fn the_deadline_flag_fits_in_padding() {
-        // Key 32 + hash 8 + partition 64 + deadline 8 + generation 4 + flags.
-        assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 120);
-        assert_eq!(Slab::<Slot<[u64; 8]>>::entry_size(), 120);
+    fn a_key_of_one_pattern_is_one_slot() {
+        // Key 32 + hash 8 + one inline partition (64 + pattern and number
+        // 8) and the vector's length 8 + deadline 8 + flag.
+        assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 136);
+        assert_eq!(Slab::<Slot<[u64; 8]>>::entry_size(), 136);
+    }
+
+    #[test]
+    fn ordinals_are_reused_last_freed_first() {
+        let mut ordinals = Ordinals::default();
+        let (a, b, c) = (ordinals.take(), ordinals.take(), ordinals.take());
+        assert_eq!((a, b, c), (0, 1, 2));
+        ordinals.give(a);
+        ordinals.give(c);
+        assert_eq!(
+            (ordinals.take(), ordinals.take(), ordinals.take()),
+            (2, 0, 3)
+        );
+    }
+
+    #[test]
+    fn keys_are_scheduled_at_their_earliest_deadline_and_freed_when_empty() {
+        let mut keys: Keys<Option<Timestamp>> = Keys::default();
+        let s = keys.insert(7, key(1), Some(30), 0, 0);
+        assert_eq!(keys.find(7, &key(1)), Some(s));
+        let (_, parts) = keys.get_mut(s).unwrap();
+        for (pattern, t) in [(2, Some(20)), (3, None)] {
+            parts.push(Part {
+                part: t,
+                pattern,
+                ordinal: 0,
+            });
+        }
+        assert_eq!(keys.settle(s, None, |p| *p), Some(20));
+        assert!(keys.scheduled_at(20, s));
+        // Unchanged: nothing new to index.
+        assert_eq!(keys.settle(s, None, |p| *p), None);
+        // While the deadlines of 20 fire, the key waits for the last one.
+        keys.unschedule(s);
+        assert_eq!(keys.settle(s, Some(20), |p| *p), None);
+        keys.get_mut(s).unwrap().1.remove(1);
+        assert_eq!(keys.settle(s, Some(20), |p| *p), Some(30));
+        keys.get_mut(s).unwrap().1.clear();
+        assert_eq!(keys.settle(s, None, |p| *p), None);
+        assert_eq!(keys.len(), 0);
+        assert_eq!(keys.find(7, &key(1)), None);
+        assert!(!keys.scheduled_at(30, s));
     }
 
     #[test]

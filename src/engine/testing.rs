@@ -394,3 +394,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn deadlines_of_one_time_fire_by_pattern_then_in_each_patterns_slot_order() {
+    // Two patterns on the same key field share one map of keys, but a
+    // pattern's deadlines of equal time still fire in the order of the
+    // slot each key would have in that pattern's own map, freed slots
+    // reused last freed first. Pattern 0 (window 1) frees keys 1 and 2 at
+    // 1 (its slots 0, then 1); keys 3 and 4 then take its slots 1 and 0,
+    // so at 2 key 4 fires before key 3, though key 3 came first. Pattern 1
+    // (window 20) gave them slots 2 and 3: key 3 first at 21.
+    let mut engine: Core<Ev, Pairs> = Core::new(0);
+    let mut fields = KeyOnly;
+    engine.add(Pairs::new(1), &mut fields).unwrap();
+    engine.add(Pairs::new(20), &mut fields).unwrap();
+    let input = [
+        In::Ev(0, Some(1), 1),
+        In::Ev(0, Some(2), 2),
+        In::Ev(1, Some(3), 3),
+        In::Ev(1, Some(4), 4),
+    ];
+    let mut out = Vec::new();
+    feed(&mut engine, &input, &mut out);
+    engine.watermark(Timestamp::MAX, &mut out);
+    assert_eq!(
+        show(out),
+        [
+            "T 1 1 @1",
+            "T 2 2 @1",
+            "T 4 4 @2",
+            "T 3 3 @2",
+            "T 1 1 @20",
+            "T 2 2 @20",
+            "T 3 3 @21",
+            "T 4 4 @21"
+        ]
+    );
+    assert_eq!(engine.live_partitions(), 0);
+}
