@@ -63,6 +63,14 @@ pub(crate) trait Automaton<E> {
     /// The pattern this automaton was compiled from.
     fn pattern(&self) -> &Pattern;
 
+    /// Prepares the automaton to be driven with `cache` alongside the
+    /// others added before it (the NFA numbers its conditions so that equal
+    /// ones are evaluated once per event).
+    fn share(&mut self, _cache: &mut Self::Cache) {}
+
+    /// A new event: called once before it is offered to the partitions.
+    fn begin_event(_cache: &mut Self::Cache) {}
+
     /// Lets event time reach `t` in one partition: expire windows, complete
     /// pending endings.
     fn advance_time(

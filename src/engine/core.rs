@@ -179,7 +179,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
 
     /// Adds a compiled pattern, resolving its `partition by` fields with
     /// `fields`; returns its index (as in [`MatchContext::pattern`]).
-    pub fn add(&mut self, automaton: A, fields: &mut dyn FieldResolver) -> Result<usize, String>
+    pub fn add(&mut self, mut automaton: A, fields: &mut dyn FieldResolver) -> Result<usize, String>
     where
         E: 'static,
     {
@@ -217,6 +217,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             });
             self.groups.len() - 1
         });
+        automaton.share(&mut self.cache);
         let local = self.groups[group].size;
         self.groups[group].size += 1;
         self.groups[group].place.push(NO_PART);
@@ -458,6 +459,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// back in the same order).
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         let ev = self.store.insert(ts, event);
+        A::begin_event(&mut self.cache);
         for p in 0..self.patterns.len() {
             let (g, first, last) = {
                 let run = &self.patterns[p];

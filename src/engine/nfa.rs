@@ -96,6 +96,15 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         Nfa::pattern(self)
     }
 
+    fn share(&mut self, cache: &mut Cache) {
+        cache.share_conditions(self);
+    }
+
+    #[inline]
+    fn begin_event(cache: &mut Cache) {
+        cache.next_event();
+    }
+
     fn advance_time(
         &self,
         part: &mut Partition,
@@ -116,7 +125,7 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         event: EventRef,
         out: &mut dyn Reporter<E, Self>,
     ) {
-        Executor::new(self, cache).with_run_limit(limit).process(
+        Executor::new(self, cache).with_run_limit(limit).process_in_event(
             part,
             store,
             event,

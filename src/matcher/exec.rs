@@ -10,7 +10,7 @@ use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
 use super::MatchSink;
 use crate::event::Event;
-use crate::nfa::{Action, EvalCtx, Nfa, StateId, StateKind};
+use crate::nfa::{Action, ConditionTable, EvalCtx, Nfa, SlotValues, StateId, StateKind};
 use crate::pattern::SkipStrategy;
 use crate::primitives::{StageId, Timestamp};
 
@@ -35,9 +35,11 @@ pub(crate) struct Edge {
 /// [`Executor`] for an example.
 #[derive(Debug, Default)]
 pub struct Cache {
-    /// Per-event values of conditions that do not read the run, one byte
-    /// per condition slot.
-    slot_values: Vec<u8>,
+    /// Per-event values of conditions that do not read the run.
+    slot_values: SlotValues,
+    /// The numbering of conditions shared by the automata the engine
+    /// added (see [`Cache::share_conditions`]).
+    conditions: ConditionTable,
     /// The decision graphs of the current event, the current run's at
     /// `graph` (`start, end`).
     graphs: Vec<Edge>,
@@ -66,12 +68,26 @@ impl Cache {
         Cache::default()
     }
 
-    /// Resets the per-event caches for an automaton with `slots` condition
-    /// slots and `states` states.
+    /// Numbers `nfa`'s conditions in this cache's table: the automata
+    /// numbered by one cache and driven through
+    /// [`Executor::process_in_event`] with it evaluate an equal condition
+    /// once per event.
+    pub(crate) fn share_conditions<E>(&mut self, nfa: &mut Nfa<E>) {
+        nfa.share_conditions(&mut self.conditions);
+    }
+
+    /// A new event for [`Executor::process_in_event`]: forgets the values
+    /// of conditions.
     #[inline]
-    fn begin_event(&mut self, slots: usize, states: usize) {
-        self.slot_values.clear();
-        self.slot_values.resize(slots, 0);
+    pub(crate) fn next_event(&mut self) {
+        self.slot_values.next_event();
+    }
+
+    /// Resets the per-event caches of one automaton with `states` states
+    /// (the decision graphs; condition values are reset by
+    /// [`Cache::next_event`]).
+    #[inline]
+    fn begin_event(&mut self, states: usize) {
         self.stamp = self.stamp.wrapping_add(1);
         if self.stamp == 0 {
             self.memo.fill((0, 0, 0));
@@ -202,8 +218,23 @@ impl<'a, E: Event> Executor<'a, E> {
         event: EventRef,
         out: &mut dyn MatchSink<E>,
     ) {
+        self.cache.next_event();
+        self.process_in_event(part, buf, event, out);
+    }
+
+    /// [`process`](Self::process) for an event whose condition values the
+    /// cache may already hold: the caller calls [`Cache::next_event`] once
+    /// per event, then offers it to the partitions of every automaton whose
+    /// conditions it numbered ([`Cache::share_conditions`]).
+    pub(crate) fn process_in_event(
+        &mut self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        event: EventRef,
+        out: &mut dyn MatchSink<E>,
+    ) {
         let nfa = self.nfa;
-        self.cache.begin_event(nfa.slot_count(), nfa.states().len());
+        self.cache.begin_event(nfa.states().len());
         let idle = part.runs.is_empty() && part.completed.is_empty();
         if idle {
             // An idle partition has only the start run. When the start run
@@ -964,7 +995,7 @@ fn final_state_after_proceed<E: Event>(
     nfa: &Nfa<E>,
     from: StateId,
     ctx: &EvalCtx<'_, E>,
-    slot_values: &mut [u8],
+    slot_values: &mut SlotValues,
 ) -> Option<StateId> {
     if !nfa.proceeds(from) {
         return None;
@@ -978,7 +1009,7 @@ fn walk_proceeds<E: Event>(
     nfa: &Nfa<E>,
     from: StateId,
     ctx: &EvalCtx<'_, E>,
-    slot_values: &mut [u8],
+    slot_values: &mut SlotValues,
 ) -> Option<StateId> {
     let mut stack: smallvec::SmallVec<[StateId; 8]> = smallvec::smallvec![from];
     while let Some(state) = stack.pop() {

@@ -7,10 +7,15 @@
 //! `RichNotCondition`, `BooleanConditions.trueFunction()`).
 //!
 //! Slots that do not read the partial match give the same answer for every
-//! run, so their value is cached per event in a caller-owned byte slice
-//! (`0` unknown, `1` false, `2` true), reset before each event.
+//! run, so their value is cached per event in caller-owned [`SlotValues`].
+//! Automata compiled from equal conditions may share those values: a
+//! [`ConditionTable`] numbers equal conditions alike across automata (an
+//! engine evaluates `type == "login"` once per event, not once per
+//! pattern).
 
 use std::fmt::Write as _;
+
+use hashbrown::HashMap;
 
 use crate::expr::{Accumulators, CompiledExpr};
 use crate::pattern::{NativeFn, StageEvents};
@@ -54,6 +59,89 @@ pub(crate) struct Slot<E> {
     pub per_run: bool,
     /// Shown by `explain`: the stage name, or `until(stage)`.
     pub label: String,
+    /// What makes two slots the same condition, for a [`ConditionTable`]
+    /// (`None`: never shared): the expression's structure, for an
+    /// expression that does not read the run.
+    pub share_key: Option<String>,
+}
+
+/// Per-event values of condition slots that do not read the run, for any
+/// number of automata (slot `s` of an automaton is value number
+/// `shared[s]`). [`next_event`](Self::next_event) forgets every value at
+/// once: each value carries the number of the event it was computed for.
+#[derive(Debug)]
+pub(crate) struct SlotValues {
+    stamp: u32,
+    /// Per value: `stamp << 1 | value`.
+    values: Vec<u32>,
+}
+
+impl Default for SlotValues {
+    fn default() -> Self {
+        // Stamp 0 marks "never computed".
+        SlotValues {
+            stamp: 1,
+            values: Vec::new(),
+        }
+    }
+}
+
+impl SlotValues {
+    /// Forgets every value (a new event).
+    #[inline]
+    pub fn next_event(&mut self) {
+        self.stamp += 1;
+        if self.stamp == 1 << 31 {
+            self.values.fill(0);
+            self.stamp = 1;
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<bool> {
+        let v = *self.values.get(i)?;
+        (v >> 1 == self.stamp).then_some(v & 1 == 1)
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, value: bool) {
+        if i >= self.values.len() {
+            self.values.resize(i + 1, 0);
+        }
+        self.values[i] = self.stamp << 1 | u32::from(value);
+    }
+}
+
+/// Numbers conditions for [`SlotValues`] shared by several automata: equal
+/// conditions (same [`Slot::share_key`]) get the same number, every other
+/// slot one of its own.
+#[derive(Debug, Default)]
+pub(crate) struct ConditionTable {
+    by_key: HashMap<String, u32>,
+    next: u32,
+}
+
+impl ConditionTable {
+    /// The value number of a slot with this share key.
+    fn number(&mut self, key: Option<&String>) -> u32 {
+        let next = &mut self.next;
+        let mut fresh = || {
+            let n = *next;
+            *next += 1;
+            n
+        };
+        match key {
+            Some(key) => match self.by_key.get(key) {
+                Some(&n) => n,
+                None => {
+                    let n = fresh();
+                    self.by_key.insert(key.clone(), n);
+                    n
+                }
+            },
+            None => fresh(),
+        }
+    }
 }
 
 /// What a condition sees of the run it is evaluated for.
@@ -71,6 +159,9 @@ pub(crate) struct Conditions<E> {
     pub nodes: Vec<CondNode>,
     depth: Vec<u32>,
     pub slots: Vec<Slot<E>>,
+    /// Per slot, its number in [`SlotValues`] (the slot's own index until
+    /// [`share`](Self::share)).
+    pub(super) shared: Vec<u32>,
 }
 
 impl<E> Default for Conditions<E> {
@@ -79,11 +170,27 @@ impl<E> Default for Conditions<E> {
             nodes: Vec::new(),
             depth: Vec::new(),
             slots: Vec::new(),
+            shared: Vec::new(),
         }
     }
 }
 
 impl<E> Conditions<E> {
+    /// Adds a slot; returns its index.
+    pub fn push_slot(&mut self, slot: Slot<E>) -> u32 {
+        self.shared.push(self.slots.len() as u32);
+        self.slots.push(slot);
+        (self.slots.len() - 1) as u32
+    }
+
+    /// Numbers the slots' values by `table`, so that automata numbered by
+    /// one table share the values of equal conditions.
+    pub fn share(&mut self, table: &mut ConditionTable) {
+        for (shared, slot) in self.shared.iter_mut().zip(&self.slots) {
+            *shared = table.number(slot.share_key.as_ref());
+        }
+    }
+
     /// Adds a node (simplifying constant cases), or `None` when it would nest
     /// deeper than [`MAX_COND_DEPTH`].
     pub fn add(&mut self, node: CondNode) -> Option<CondId> {
@@ -124,11 +231,11 @@ impl<E> Conditions<E> {
     }
 
     /// Evaluates a condition for one run; `cache` holds per-event values of
-    /// slots that do not read the run (one byte per slot). The shapes
-    /// transitions carry almost always (`true`, a slot, a negated slot) are
-    /// evaluated inline, a cached slot in a few instructions.
+    /// slots that do not read the run. The shapes transitions carry almost
+    /// always (`true`, a slot, a negated slot) are evaluated inline, a
+    /// cached slot in a few instructions.
     #[inline]
-    pub fn eval(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    pub fn eval(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
@@ -146,7 +253,7 @@ impl<E> Conditions<E> {
     /// [`eval`](Self::eval) for nested nodes, out of line (it recurses, at
     /// most [`MAX_COND_DEPTH`] deep).
     #[inline(never)]
-    fn eval_nested(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    fn eval_nested(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
@@ -162,22 +269,22 @@ impl<E> Conditions<E> {
     }
 
     /// A slot's value: from the cache when known (per-run slots are never
-    /// cached, their byte stays `0`), else computed.
+    /// cached), else computed.
     #[inline(always)]
-    fn eval_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    fn eval_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
-        match cache.get(s) {
-            Some(1) => false,
-            Some(2) => true,
-            _ => self.compute_slot(s, ctx, cache),
+        let value = self.shared.get(s).map_or(usize::MAX, |&n| n as usize);
+        match cache.get(value) {
+            Some(known) => known,
+            None => self.compute_slot(s, ctx, cache),
         }
     }
 
     /// Evaluates a slot, caching the value when it does not read the run.
     #[inline(never)]
-    fn compute_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut [u8]) -> bool
+    fn compute_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
@@ -187,9 +294,7 @@ impl<E> Conditions<E> {
             SlotKind::Expr(e) => e.matches(ctx.event, ctx.accumulators),
         };
         if !slot.per_run {
-            if let Some(c) = cache.get_mut(s) {
-                *c = if value { 2 } else { 1 };
-            }
+            cache.set(self.shared[s] as usize, value);
         }
         value
     }

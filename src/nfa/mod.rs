@@ -87,7 +87,7 @@ use crate::primitives::Span;
 use crate::primitives::{DurationMs, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
-pub(crate) use cond::EvalCtx;
+pub(crate) use cond::{ConditionTable, EvalCtx, SlotValues};
 
 pub use compiler::MAX_PROCEED_PATHS;
 
@@ -343,10 +343,12 @@ impl<E> Nfa<E> {
         self.window
     }
 
-    /// Number of condition slots (stage and `until` conditions).
-    #[inline]
-    pub(crate) fn slot_count(&self) -> usize {
-        self.conds.slots.len()
+    /// Numbers the values of the conditions by `table`, so that automata
+    /// numbered by one table and evaluated with one [`SlotValues`] compute
+    /// an equal condition once per event (the engine numbers its patterns'
+    /// conditions when they are added).
+    pub(crate) fn share_conditions(&mut self, table: &mut ConditionTable) {
+        self.conds.share(table);
     }
 }
 
@@ -401,10 +403,10 @@ impl<E> Nfa<E> {
     }
 
     /// Does condition `cond` hold in `ctx`? `memo` holds the per-event
-    /// values of conditions that do not read the run: one byte per slot
-    /// ([`slot_count`](Self::slot_count)), zeroed before each event.
+    /// values of conditions that do not read the run
+    /// ([`SlotValues::next_event`] before each event).
     #[inline]
-    pub(crate) fn eval(&self, cond: CondId, ctx: &EvalCtx<'_, E>, memo: &mut [u8]) -> bool
+    pub(crate) fn eval(&self, cond: CondId, ctx: &EvalCtx<'_, E>, memo: &mut SlotValues) -> bool
     where
         E: Event,
     {
@@ -432,8 +434,13 @@ fn compile_condition<E: 'static>(
                     kind: ErrorKind::Field,
                     ..CompileError::new(format!("condition of `{label}`: {e}"))
                 })?;
+            let per_run = compiled.reads_stages();
             Slot {
-                per_run: compiled.reads_stages(),
+                // The expression's whole structure (fields by path, resolved
+                // alike by one engine's fields; literals; regexes by their
+                // text): equal keys are equal conditions.
+                share_key: (!per_run).then(|| format!("{expr:?}")),
+                per_run,
                 kind: SlotKind::Expr(compiled),
                 label: label.to_string(),
             }
@@ -452,11 +459,11 @@ fn compile_condition<E: 'static>(
                 kind: SlotKind::Native(closure.clone()),
                 per_run: native.iterative,
                 label: label.to_string(),
+                share_key: None,
             }
         }
     };
-    conds.slots.push(slot);
-    let index = (conds.slots.len() - 1) as u32;
+    let index = conds.push_slot(slot);
     conds
         .add(CondNode::Slot(index))
         .ok_or_else(|| CompileError::limit("condition arena overflow"))

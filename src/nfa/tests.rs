@@ -306,3 +306,42 @@ fn proceed_cycles_are_a_compile_error() {
     let err = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap_err();
     assert!(err.message().contains("cycle"), "{err}");
 }
+
+#[test]
+fn equal_conditions_share_their_value_numbers() {
+    use crate::expr::{BinaryOp, Expr};
+    use crate::record::FieldTable;
+    use crate::value::Value;
+    let is = |t: &str| {
+        Condition::Expr(Expr::Binary(
+            BinaryOp::Eq,
+            Box::new(Expr::Field(crate::event::FieldPath::single("type"))),
+            Box::new(Expr::Literal(Value::from(t))),
+        ))
+    };
+    let with = |conditions: Vec<Condition>| {
+        let mut p = pattern(
+            &["a", "b", "c"][..conditions.len()],
+            (0..conditions.len() as u16)
+                .map(|i| el(i, Contiguity::Relaxed))
+                .collect(),
+        );
+        for (stage, condition) in p.stages.iter_mut().zip(conditions) {
+            stage.condition = condition;
+        }
+        p
+    };
+    let mut fields = FieldTable::new();
+    let mut first =
+        Nfa::<crate::Record>::compile(&with(vec![is("a"), is("b")]), &mut fields).unwrap();
+    let mut second =
+        Nfa::<crate::Record>::compile(&with(vec![is("b"), is("c"), is("a")]), &mut fields).unwrap();
+    // Unshared, each automaton numbers its own slots from 0.
+    assert_eq!(first.conds.shared, [0, 1]);
+    assert_eq!(second.conds.shared, [0, 1, 2]);
+    let mut table = ConditionTable::default();
+    first.share_conditions(&mut table);
+    second.share_conditions(&mut table);
+    assert_eq!(first.conds.shared, [0, 1]);
+    assert_eq!(second.conds.shared, [1, 2, 0]);
+}
