@@ -8,7 +8,7 @@ use crate::engine::sink::{MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::NativeKeyFn;
 use crate::primitives::Timestamp;
-use crate::value::{key_part, KeyValue};
+use crate::value::{key_part, KeyValue, Value};
 
 /// Counters of what an engine has seen and produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -508,7 +508,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         };
         if std::mem::take(&mut group.emptied) {
             if let Some((_, parts)) = group.keys.get_mut(slot) {
-                if parts.iter().all(|x| A::is_empty(&x.part)) {
+                // (One partition: it is the one emptied.)
+                if parts.len() == 1 || parts.iter().all(|x| A::is_empty(&x.part)) {
                     // The key is done: its slot goes, partitions and all.
                     for part in parts.iter() {
                         self.patterns[part.pattern as usize]
@@ -585,12 +586,26 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             if let Some(found) = found {
                 let part = &mut found.part;
                 a.advance_time(part, &mut self.store, &mut self.cache, ts, &mut bridge);
-                a.process(part, &mut self.store, &mut self.cache, limit, ev, &mut bridge);
+                a.process(
+                    part,
+                    &mut self.store,
+                    &mut self.cache,
+                    limit,
+                    ev,
+                    &mut bridge,
+                );
                 *emptied |= A::is_empty(part);
                 return;
             }
             let mut part = A::Partition::default();
-            a.process(&mut part, &mut self.store, &mut self.cache, limit, ev, &mut bridge);
+            a.process(
+                &mut part,
+                &mut self.store,
+                &mut self.cache,
+                limit,
+                ev,
+                &mut bridge,
+            );
             if A::is_empty(&part) {
                 return;
             }
@@ -609,7 +624,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             });
         } else {
             let mut part = A::Partition::default();
-            a.process(&mut part, &mut self.store, &mut self.cache, limit, ev, &mut bridge);
+            a.process(
+                &mut part,
+                &mut self.store,
+                &mut self.cache,
+                limit,
+                ev,
+                &mut bridge,
+            );
             if A::is_empty(&part) {
                 return;
             }
@@ -635,16 +657,22 @@ fn read_key<E: Event>(
     key_fn: &Option<NativeKeyFn<E>>,
     key: &mut KeyValue,
 ) -> Result<(), NoKey> {
-    key.clear();
+    let arity = if key_fn.is_some() { 1 } else { key_ids.len() };
+    if key.len() != arity {
+        key.clear();
+        key.resize(arity, Value::Null);
+    }
+    // Overwritten in place (one key buffer per group, no clear and push).
+    let parts = key.as_mut_slice();
     if let Some(key_fn) = key_fn {
         let value = key_fn(event);
         if value.is_null() {
             return Err(NoKey::Missing);
         }
-        key.push(key_part(value).ok_or(NoKey::Unusable)?);
+        parts[0] = key_part(value).ok_or(NoKey::Unusable)?;
         return Ok(());
     }
-    for &id in key_ids {
+    for (part, &id) in parts.iter_mut().zip(key_ids) {
         let value = event.field_owned(id);
         if value.is_null() {
             return Err(if event.field_is_object(id) {
@@ -653,7 +681,7 @@ fn read_key<E: Event>(
                 NoKey::Missing
             });
         }
-        key.push(key_part(value).ok_or(NoKey::Unusable)?);
+        *part = key_part(value).ok_or(NoKey::Unusable)?;
     }
     Ok(())
 }

@@ -125,12 +125,9 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         event: EventRef,
         out: &mut dyn Reporter<E, Self>,
     ) {
-        Executor::new(self, cache).with_run_limit(limit).process_in_event(
-            part,
-            store,
-            event,
-            &mut Relay(out),
-        );
+        Executor::new(self, cache)
+            .with_run_limit(limit)
+            .process_in_event(part, store, event, &mut Relay(out));
     }
 
     fn is_empty(part: &Partition) -> bool {
