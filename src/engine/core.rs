@@ -3,7 +3,7 @@
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::{DeadlineIndex, Entry};
-use crate::engine::partitions::{drop_part, KeyHasher, Keys, Ordinals, Part};
+use crate::engine::partitions::{drop_empty, KeyHasher, Keys, Ordinals, Part};
 use crate::engine::sink::{MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::NativeKeyFn;
@@ -102,13 +102,16 @@ const NO_PART: u32 = u32::MAX;
 const PLACE_FROM: usize = 8;
 
 /// A partition whose deadline is due: its pattern and number (as one
-/// `pattern << 32 | number`, the order they fire in), its key's group and
-/// slot.
+/// `pattern << 32 | number`, the order they fire in), its key's group,
+/// slot and place in the slot.
 #[derive(Clone, Copy, Debug)]
 struct Due {
     order: u64,
     group: u32,
     slot: u32,
+    /// Where the partition is in its key's slot (a batch moves none: the
+    /// partitions it empties leave the slot after its key's last one).
+    index: u32,
 }
 
 impl Due {
@@ -150,6 +153,9 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     due: Vec<Due>,
     /// The time whose deadlines `due` holds.
     firing: Timestamp,
+    /// Space for [`Core::sort_due`].
+    due_counts: Vec<u32>,
+    due_sorted: Vec<Due>,
 }
 
 impl<E: Event, A: Automaton<E>> Core<E, A> {
@@ -169,6 +175,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             live_parts: 0,
             due: Vec::new(),
             firing: 0,
+            due_counts: Vec::new(),
+            due_sorted: Vec::new(),
         }
     }
 
@@ -338,16 +346,18 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 let keys = &mut self.groups[g as usize].keys;
                 keys.unschedule(s);
                 if let Some((_, parts)) = keys.get_mut(s) {
-                    for part in parts.iter() {
+                    for (index, part) in parts.iter().enumerate() {
                         if A::next_deadline(&part.part).is_some_and(|d| d <= t) {
                             self.due.push(Due {
                                 order: u64::from(part.pattern) << 32 | u64::from(part.ordinal),
                                 group: g,
                                 slot: s,
+                                index: index as u32,
                             });
                         }
                     }
                 }
+                keys.set_pending(s, (self.due.len() - before) as u32);
                 if self.due.len() == before {
                     // (Cannot happen: a key is scheduled at its earliest
                     // deadline.) Keep the key scheduled.
@@ -357,15 +367,54 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             }
             if !self.due.is_empty() {
                 self.firing = t;
-                // Often sorted already: the partitions of one key, in
-                // pattern order.
-                if !self.due.windows(2).all(|w| w[0].order >= w[1].order) {
-                    self.due
-                        .sort_unstable_by_key(|d| std::cmp::Reverse(d.order));
-                }
+                self.sort_due();
                 return true;
             }
         }
+    }
+
+    /// Puts the collected partitions in firing order, last first. A large
+    /// batch (many keys due at one time) is sorted by pattern with a
+    /// counting sort, then by number within each pattern, in time linear in
+    /// the batch and the number of patterns.
+    fn sort_due(&mut self) {
+        let due = &mut self.due;
+        if due.windows(2).all(|w| w[0].order >= w[1].order) {
+            return;
+        }
+        let patterns = self.patterns.len();
+        if due.len() < 64 || due.len() * 4 < patterns {
+            due.sort_unstable_by_key(|d| std::cmp::Reverse(d.order));
+            return;
+        }
+        // Buckets by pattern, last pattern first.
+        let counts = &mut self.due_counts;
+        counts.clear();
+        counts.resize(patterns + 1, 0);
+        for d in due.iter() {
+            counts[patterns - 1 - d.pattern() as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let sorted = &mut self.due_sorted;
+        sorted.clear();
+        sorted.extend_from_slice(due);
+        for d in due.iter() {
+            let bucket = &mut counts[patterns - 1 - d.pattern() as usize];
+            sorted[*bucket as usize] = *d;
+            *bucket += 1;
+        }
+        // (Each bucket now ends where the next one starts.)
+        let mut start = 0;
+        for &end in &counts[..patterns] {
+            let end = end as usize;
+            if end - start > 1 {
+                sorted[start..end].sort_unstable_by_key(|d| std::cmp::Reverse(d.order));
+            }
+            start = end;
+        }
+        std::mem::swap(due, sorted);
     }
 
     /// The earliest valid entry of the deadline index at or before `until`.
@@ -390,36 +439,36 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let Some((key, parts)) = keys.get_mut(due.slot) else {
             return;
         };
-        let Some(i) = parts
-            .iter()
-            .position(|x| x.pattern == due.pattern() && x.ordinal == due.ordinal())
-        else {
-            return;
-        };
-        let mut bridge = Bridge {
-            ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
-            sink,
-            stats: &mut self.stats,
-        };
-        let part = &mut parts[i].part;
-        run.automaton
-            .advance_time(part, &mut self.store, &mut self.cache, t, &mut bridge);
-        if A::is_empty(part) {
-            self.live_parts -= 1;
-            if parts.len() == 1 {
-                // The key is done (no other partition of it is due).
-                run.ordinals.give(parts[0].ordinal);
-                keys.remove(due.slot);
-                return;
+        let mine =
+            |x: &Part<A::Partition>| x.pattern == due.pattern() && x.ordinal == due.ordinal();
+        let i = due.index as usize;
+        let mut emptied = false;
+        if parts.get(i).is_some_and(mine) {
+            let mut bridge = Bridge {
+                ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
+                sink,
+                stats: &mut self.stats,
+            };
+            let part = &mut parts[i].part;
+            run.automaton
+                .advance_time(part, &mut self.store, &mut self.cache, t, &mut bridge);
+            if A::is_empty(part) {
+                // Its number goes back now (in firing order, as when each
+                // pattern had its own map); it leaves the slot after the
+                // key's last partition due now.
+                run.ordinals.give(due.ordinal());
+                self.live_parts -= 1;
+                emptied = true;
             }
-            run.ordinals.give(drop_part(parts, i).1);
         }
-        // The key's last partition due now settles it.
-        if !self
-            .due
-            .iter()
-            .any(|d| d.group == due.group && d.slot == due.slot)
-        {
+        if let Some(emptied) = keys.done_pending(due.slot, emptied) {
+            // The key's last partition due now: drop the emptied ones,
+            // reschedule the key.
+            if emptied {
+                if let Some((_, parts)) = keys.get_mut(due.slot) {
+                    drop_empty(parts, A::is_empty, |_| {});
+                }
+            }
             let scheduled = keys.settle(due.slot, Some(t), A::next_deadline);
             self.schedule(g, due.slot, scheduled);
         }
@@ -520,13 +569,11 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                     group.keys.remove(slot);
                     return;
                 }
-                for i in (0..parts.len()).rev() {
-                    if A::is_empty(&parts[i].part) {
-                        let (pattern, ordinal) = drop_part(parts, i);
-                        self.patterns[pattern as usize].ordinals.give(ordinal);
-                        self.live_parts -= 1;
-                    }
-                }
+                let (patterns, live_parts) = (&mut self.patterns, &mut self.live_parts);
+                drop_empty(parts, A::is_empty, |part| {
+                    patterns[part.pattern as usize].ordinals.give(part.ordinal);
+                    *live_parts -= 1;
+                });
             }
         }
         let scheduled = group.keys.settle(slot, None, A::next_deadline);

@@ -112,18 +112,30 @@ pub(crate) struct Part<P> {
 /// of a single pattern needs no allocation of its own.
 pub(crate) type Parts<P> = smallvec::SmallVec<[Part<P>; 1]>;
 
-/// Drops the partition at `i` where it lies (the last one takes its place;
-/// no move of the dropped one), returning its pattern and number. Always
-/// inlined: out of line it costs several times as much (callgrind).
-#[inline(always)]
-pub(crate) fn drop_part<P>(parts: &mut Parts<P>, i: usize) -> (u32, u32) {
-    let last = parts.len() - 1;
-    if i != last {
-        parts.swap(i, last);
+/// Drops the partitions that are `empty`, calling `dropped` with each
+/// before it goes (one pass; the last partition takes an emptied one's
+/// place, so only the dropped ones cause a move).
+#[inline]
+pub(crate) fn drop_empty<P>(
+    parts: &mut Parts<P>,
+    empty: impl Fn(&P) -> bool,
+    mut dropped: impl FnMut(&Part<P>),
+) {
+    let all = parts.as_mut_slice();
+    let mut len = all.len();
+    let mut i = 0;
+    while i < len {
+        if empty(&all[i].part) {
+            dropped(&all[i]);
+            len -= 1;
+            if i != len {
+                all.swap(i, len);
+            }
+        } else {
+            i += 1;
+        }
     }
-    let dropped = (parts[last].pattern, parts[last].ordinal);
-    parts.truncate(last);
-    dropped
+    parts.truncate(len);
 }
 
 /// One key's state. `Option<Timestamp>` would take 16 bytes; the deadline
@@ -138,6 +150,11 @@ struct Slot<P> {
     /// The deadline the key is scheduled at, when `scheduled`.
     deadline: Timestamp,
     scheduled: bool,
+    /// While the deadlines of one time fire: how many of the key's
+    /// partitions due then have not fired yet, and whether one of those
+    /// that fired emptied.
+    pending: u32,
+    emptied: bool,
 }
 
 /// The keys of one group of patterns. The table holds slot indexes only:
@@ -186,6 +203,8 @@ impl<P> Keys<P> {
             }]),
             deadline: 0,
             scheduled: false,
+            pending: 0,
+            emptied: false,
         });
         let slots = &self.slots;
         self.by_key
@@ -251,6 +270,24 @@ impl<P> Keys<P> {
         if let Ok(found) = self.by_key.find_entry(hash, |&i| i == slot) {
             found.remove();
         }
+    }
+
+    /// Notes that `n` of the slot's partitions are due now (see
+    /// [`Keys::done_pending`]).
+    pub fn set_pending(&mut self, slot: u32, n: u32) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            entry.pending = n;
+        }
+    }
+
+    /// One of the slot's partitions due now has fired (`emptied`: and is
+    /// empty now). When it was the last one, says whether one of them
+    /// emptied.
+    pub fn done_pending(&mut self, slot: u32, emptied: bool) -> Option<bool> {
+        let entry = self.slots.get_mut(slot)?;
+        entry.emptied |= emptied;
+        entry.pending = entry.pending.saturating_sub(1);
+        (entry.pending == 0).then(|| std::mem::take(&mut entry.emptied))
     }
 
     /// Marks the slot unscheduled: its deadline came out of the index.

@@ -432,3 +432,41 @@ fn deadlines_of_one_time_fire_by_pattern_then_in_each_patterns_slot_order() {
     );
     assert_eq!(engine.live_partitions(), 0);
 }
+
+#[test]
+fn a_large_batch_of_equal_deadlines_fires_by_pattern_then_slot_order() {
+    // 100 keys due at one time in each of two patterns: a batch large
+    // enough to be sorted by buckets. Each pattern's keys fire in the order
+    // they got their slots (their arrival order), the first pattern's
+    // first.
+    let mut engine: Core<Ev, Pairs> = Core::new(0);
+    let mut fields = KeyOnly;
+    engine.add(Pairs::new(10), &mut fields).unwrap();
+    let mut second = Pairs::new(10);
+    second.pattern.name = "second".into();
+    engine.add(second, &mut fields).unwrap();
+    let keys: Vec<i64> = (0..100).map(|i| (i * 37) % 100).collect();
+    let input: Vec<In> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| In::Ev(0, Some(k), i as u32))
+        .collect();
+    let mut out = Vec::new();
+    feed(&mut engine, &input, &mut out);
+    engine.watermark(Timestamp::MAX, &mut out);
+    let fired: Vec<(String, i64)> = out
+        .iter()
+        .map(|o| match o {
+            Output::Timeout { partial, .. } => match partial.key[0] {
+                Value::Int(k) => (partial.pattern.clone(), k),
+                _ => unreachable!(),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<(String, i64)> = ["pairs", "second"]
+        .iter()
+        .flat_map(|p| keys.iter().map(move |&k| (p.to_string(), k)))
+        .collect();
+    assert_eq!(fired, expected);
+}
