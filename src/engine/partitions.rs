@@ -35,8 +35,9 @@ use crate::value::{KeyValue, Value};
 pub(crate) struct KeyHasher(hashbrown::DefaultHashBuilder);
 
 impl KeyHasher {
-    /// The hash of a whole key.
-    #[inline]
+    /// The hash of a whole key (always inlined: once per event, and a call
+    /// costs as much as the hash of an integer).
+    #[inline(always)]
     pub fn key(&self, key: &[Value]) -> u64 {
         match key {
             [one] => self.value(one),
@@ -227,7 +228,7 @@ impl<P> Keys<P> {
     /// While the deadlines of `firing` fire, a key with more partitions due
     /// then is left as it is (unscheduled).
     #[must_use]
-    #[inline]
+    #[inline(always)]
     pub fn settle(
         &mut self,
         slot: u32,

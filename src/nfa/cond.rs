@@ -105,10 +105,18 @@ impl SlotValues {
 
     #[inline]
     fn set(&mut self, i: usize, value: bool) {
-        if i >= self.values.len() {
-            self.values.resize(i + 1, 0);
+        let v = self.stamp << 1 | u32::from(value);
+        match self.values.get_mut(i) {
+            Some(slot) => *slot = v,
+            None => self.grow_and_set(i, v),
         }
-        self.values[i] = self.stamp << 1 | u32::from(value);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_set(&mut self, i: usize, v: u32) {
+        self.values.resize(i + 1, 0);
+        self.values[i] = v;
     }
 }
 
