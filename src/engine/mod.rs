@@ -81,6 +81,7 @@ mod deadlines;
 mod front;
 mod nfa;
 mod partitions;
+mod processing;
 mod queue;
 mod sink;
 #[cfg(test)]

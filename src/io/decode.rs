@@ -42,6 +42,8 @@ pub enum Item {
 pub struct Decoder {
     format: Format,
     time_field: FieldPath,
+    /// Is the time field read (false for processing time)?
+    timed: bool,
     table: FieldTable,
     /// The table's paths when last looked at (its length is the table's
     /// length then).
@@ -67,6 +69,7 @@ impl Decoder {
         Decoder {
             format,
             time_field,
+            timed: true,
             table,
             paths,
             started: false,
@@ -74,6 +77,15 @@ impl Decoder {
             scanned: Scanned::default(),
             csv: CsvRows::new(),
         }
+    }
+
+    /// For processing time: events need no time field. Each event comes as
+    /// `Item::Event(0, record)` and the caller gives it its time (see
+    /// [`Engine::push_now`](crate::Engine::push_now)); a time field, if
+    /// present, is not checked. `$watermark` lines are still watermarks.
+    pub fn without_time(mut self) -> Decoder {
+        self.timed = false;
+        self
     }
 
     /// The field table this decoder reads.
@@ -166,6 +178,9 @@ impl Decoder {
     /// The event time, or why there is none.
     fn event_time(&self, time: Option<Result<Timestamp, String>>) -> Result<Timestamp, Error> {
         let field = &self.time_field;
+        if !self.timed {
+            return Ok(0);
+        }
         match time {
             None => Err(malformed(format!("no time field `{field}`"))),
             Some(Ok(ts)) => Ok(ts),
@@ -287,6 +302,44 @@ mod tests {
         );
         let rfc = d.decode(br#"{"ts": "1970-01-01T00:00:02Z"}"#).unwrap();
         assert!(matches!(rfc, Item::Event(2000, _)));
+    }
+
+    #[test]
+    fn without_time_events_need_no_time_field() {
+        for (format, lines) in [
+            (
+                Format::JsonLines,
+                [
+                    &br#"{"user": "u1"}"#[..],
+                    br#"{"ts": "noon", "user": "u2"}"#,
+                ],
+            ),
+            (Format::Csv, [&b"user,ts"[..], b"u1,"]),
+        ] {
+            let (d, user) = decoder(format);
+            let mut d = d.without_time();
+            let mut users = Vec::new();
+            for line in lines {
+                match d.decode(line).unwrap() {
+                    Item::Event(ts, record) => {
+                        assert_eq!(ts, 0);
+                        users.push(record.field(user).to_owned());
+                    }
+                    Item::Skip => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert!(
+                !users.is_empty() && users[0] == Value::from("u1"),
+                "{format:?}"
+            );
+        }
+        let (d, _) = decoder(Format::JsonLines);
+        let mut d = d.without_time();
+        assert!(matches!(
+            d.decode(br#"{"$watermark": 9}"#),
+            Ok(Item::Watermark(9))
+        ));
     }
 
     #[test]
