@@ -3,10 +3,13 @@
 //! `--flush-at-end`, malformed lines, `--strict`, CSV, RFC 3339 times, exit
 //! statuses.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{scratch, Live, PATIENCE};
 use serde_json::{json, Value};
 
 const UNPAID: &str = r#"
@@ -24,18 +27,6 @@ pattern unpaid {
         total = paid.amount
 }
 "#;
-
-/// A fresh folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cli_run_{name}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Writes the pattern and events, runs `cepheid run` with `extra` flags.
 fn run(name: &str, pattern: &str, events: &str, extra: &[&str]) -> (Output, PathBuf) {
@@ -315,48 +306,24 @@ fn standard_input_is_the_default_source() {
 /// the output buffer until the end of input).
 #[test]
 fn on_a_live_pipe_records_come_out_while_the_input_is_still_open() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::mpsc;
     let dir = scratch("live_pipe");
     std::fs::write(dir.join("p.cep"), PAIR_BY_K).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cepheid"))
-        .arg("run")
-        .arg(dir.join("p.cep"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let mut live = Live::run(&dir.join("p.cep"), &[]);
     // `b` at 2 is released by the watermark once an event at 3 arrives.
-    stdin
-        .write_all(
-            concat!(
-                r#"{"ts":1,"type":"a","k":1}"#,
-                "\n",
-                r#"{"ts":2,"type":"b","k":1}"#,
-                "\n",
-                r#"{"ts":3,"type":"x","k":1}"#,
-                "\n",
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    stdin.flush().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(std::time::Duration::from_secs(30));
-    drop(stdin);
-    let _ = child.wait();
-    let line = line.expect("no record while the input was open");
-    let record: Value = serde_json::from_str(&line).unwrap();
+    live.write(concat!(
+        r#"{"ts":1,"type":"a","k":1}"#,
+        "\n",
+        r#"{"ts":2,"type":"b","k":1}"#,
+        "\n",
+        r#"{"ts":3,"type":"x","k":1}"#,
+        "\n",
+    ));
+    let record = live.record("a match while the input was open");
     assert_eq!(record["kind"], "match");
     assert_eq!(record["end"], 2);
+    live.close();
+    let (status, _, stderr) = live.finish();
+    assert!(status.success(), "{stderr}");
 }
 
 /// `--idle-timeout`: on a quiet stream event time follows the clock, so a
@@ -364,8 +331,6 @@ fn on_a_live_pipe_records_come_out_while_the_input_is_still_open() {
 /// (without it, nothing happens until the next event or the end).
 #[test]
 fn on_a_quiet_stream_idle_time_fires_timeouts() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::mpsc;
     let dir = scratch("idle");
     let pattern = r#"pattern quick {
     partition by k
@@ -377,47 +342,18 @@ fn on_a_quiet_stream_idle_time_fires_timeouts() {
         b: type == "b"
 }"#;
     std::fs::write(dir.join("p.cep"), pattern).unwrap();
-    let spawn = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cepheid"))
-            .arg("run")
-            .arg(dir.join("p.cep"))
-            .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+    let first_line = |extra: &[&str], wait: Duration| {
+        let mut live = Live::run(&dir.join("p.cep"), extra);
+        live.write("{\"ts\":1000,\"type\":\"a\",\"k\":1}\n");
+        live.line(wait)
     };
-    let first_line = |child: &mut std::process::Child, wait: std::time::Duration| {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"{\"ts\":1000,\"type\":\"a\",\"k\":1}\n")
-            .unwrap();
-        stdin.flush().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(wait).ok().filter(|l| !l.is_empty());
-        drop(stdin);
-        let _ = child.wait();
-        line
-    };
-    let mut child = spawn(&["--idle-timeout", "100ms"]);
-    let line = first_line(&mut child, std::time::Duration::from_secs(30))
+    let line = first_line(&["--idle-timeout", "100ms"], PATIENCE)
         .expect("no timeout while the input was open");
     let record: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(record["kind"], "timeout");
     assert_eq!(record["expired_at"], 1300);
     // Without it the quiet stream keeps its time: nothing within a second.
-    let mut child = spawn(&[]);
-    assert_eq!(
-        first_line(&mut child, std::time::Duration::from_secs(1)),
-        None
-    );
+    assert_eq!(first_line(&[], Duration::from_secs(1)), None);
     // Zero is refused.
     let zero = Command::new(env!("CARGO_BIN_EXE_cepheid"))
         .arg("run")

@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod explain;
+mod follow;
 mod idle;
 mod run;
+mod signals;
+mod timing;
 
 /// Exit status: success.
 const EXIT_OK: u8 = 0;

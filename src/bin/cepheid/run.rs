@@ -18,6 +18,18 @@
 //! - On a pipe or a terminal, output is flushed whenever the input has no
 //!   further line ready; `--idle-timeout` lets event time follow the wall
 //!   clock on a quiet input (the `idle` module says how).
+//! - `--follow` reads the events file as `tail -F` (the `follow` module
+//!   says how); it refuses standard input (there is nothing to follow) and
+//!   `--flush-at-end` (the input never ends).
+//! - SIGINT and SIGTERM stop any run cleanly (the `signals` module): no
+//!   further line is taken, what the watermark released is written and
+//!   flushed, events still waiting for the watermark are not forced out
+//!   (the input did not end: no `finish`), the summary says so, and the
+//!   exit status is 128 + the signal (130, 143).
+//! - `--time processing` (the `timing` module): each event's time is the
+//!   wall clock when it is taken, the time field is not read, `$watermark`
+//!   lines are ignored (said once), and `--max-delay` and `--idle-timeout`
+//!   are refused (no event is late; time always follows the clock).
 //! - A key of a pattern holds at most `--max-runs-per-key` partial matches
 //!   (default 10,000); beyond it the oldest are dropped. The first time a
 //!   key reaches the limit is said on standard error (for the first ten
@@ -34,7 +46,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -45,8 +57,10 @@ use cepheid::time::parse_duration;
 use cepheid::{Error, ErrorKind, FieldId, Record, Timestamp, Value};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::follow::Follow;
 use crate::idle::Idle;
-use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
+use crate::timing::{wall_ms, Timing};
+use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// Exit status: malformed input with `--strict`.
 const EXIT_MALFORMED: u8 = 3;
@@ -60,6 +74,15 @@ pub enum FormatArg {
     Csv,
 }
 
+/// Where event time comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeArg {
+    /// The events' time field (`--time-field`) and `$watermark` lines.
+    Event,
+    /// The wall clock when the run takes each line.
+    Processing,
+}
+
 /// Arguments of `cepheid run`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -69,9 +92,20 @@ pub struct Args {
     /// The events file; `-` (the default) reads standard input.
     #[arg(long, value_name = "FILE", default_value = "-")]
     events: PathBuf,
+    /// Follow the events file as `tail -F` does: at its end, wait for more
+    /// lines; a file renamed and created anew, or truncated, is read from
+    /// its beginning. Never ends by itself: SIGINT or SIGTERM stops it
+    /// (output flushed, summary; exit 130 or 143).
+    #[arg(long, conflicts_with = "flush_at_end")]
+    follow: bool,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
+    /// Where event time comes from: `event`, the time field; `processing`,
+    /// the wall clock when each line is taken (no time field needed, no
+    /// late events, windows close as the clock passes them).
+    #[arg(long, value_enum, default_value = "event")]
+    time: TimeArg,
     /// The event-time field: integer milliseconds or an RFC 3339 string.
     #[arg(long, value_name = "FIELD", default_value = "ts")]
     time_field: String,
@@ -153,6 +187,9 @@ pub fn run(args: &Args) -> u8 {
     if let Err(status) = refuse_shared_files(args) {
         return status;
     }
+    if let Err(status) = refuse_conflicts(args) {
+        return status;
+    }
     if args.time_field == "$watermark" {
         // Every line would be read as a watermark.
         eprintln!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
@@ -163,8 +200,11 @@ pub fn run(args: &Args) -> u8 {
         FormatArg::Csv => Format::Csv,
     };
     // The decoder reads the fields of the engine's table.
-    let decoder = Decoder::new(format, &args.time_field, engine.fields().clone());
-    let (input, size) = match open_input(&args.events) {
+    let mut decoder = Decoder::new(format, &args.time_field, engine.fields().clone());
+    if args.time == TimeArg::Processing {
+        decoder = decoder.without_time();
+    }
+    let (input, size) = match open_input(args) {
         Ok(opened) => opened,
         Err(status) => return status,
     };
@@ -193,10 +233,11 @@ pub fn run(args: &Args) -> u8 {
     );
     let drops = sink.drops;
     progress.finish_and_clear();
-    let status = match result {
-        Ok(()) => EXIT_OK,
+    let (status, signal) = match result {
+        Ok(None) => (EXIT_OK, None),
+        Ok(Some(signal)) => (signals::exit_status(signal), Some(signal)),
         Err(Stop::Quiet) => return EXIT_OK,
-        Err(Stop::Exit(status)) => status,
+        Err(Stop::Exit(status)) => (status, None),
     };
     match out.flush() {
         Ok(()) => {}
@@ -208,6 +249,7 @@ pub fn run(args: &Args) -> u8 {
         engine.waiting_events(),
         &drops,
         started,
+        signal,
     );
     status
 }
@@ -226,6 +268,27 @@ struct Batch {
     stalled: bool,
 }
 
+/// What the main thread receives.
+enum Message {
+    /// Lines from the reader thread.
+    Batch(Batch),
+    /// The reader thread is done (end of input, a read error, or a panic
+    /// the join passes on).
+    End,
+    /// SIGINT or SIGTERM (its number).
+    Signal(i32),
+}
+
+/// Sends [`Message::End`] when the reader thread ends, however it ends
+/// (the channel has other senders, so its closing says nothing).
+struct EndGuard(SyncSender<Message>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Message::End);
+    }
+}
+
 /// Most lines in a batch.
 const BATCH_LINES: usize = 1024;
 /// Most input bytes in a batch (the events hold their text).
@@ -241,16 +304,18 @@ fn spawn_reader(
     origin: String,
     input: Box<dyn Read + Send>,
     decoder: Decoder,
-) -> (Receiver<Batch>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
-    let handle = thread::spawn(move || read_lines(Items::new(origin, input, decoder), &tx));
-    (rx, handle)
+    tx: SyncSender<Message>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let end = EndGuard(tx);
+        read_lines(Items::new(origin, input, decoder), &end.0);
+    })
 }
 
 /// The reader thread: lines into batches. A batch is sent when it is full
 /// or when the next line is not in the buffer yet, so that a slow input
 /// (a pipe, a terminal) is processed as it comes.
-fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Batch>) {
+fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Message>) {
     let mut lines = Vec::with_capacity(BATCH_LINES);
     let mut batch_start = 0;
     while let Some(line) = items.next() {
@@ -263,18 +328,18 @@ fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Batch>) {
                 bytes_read: items.bytes_read(),
                 stalled,
             };
-            if tx.send(batch).is_err() {
+            if tx.send(Message::Batch(batch)).is_err() {
                 return;
             }
             batch_start = items.bytes_read();
         }
     }
     if !lines.is_empty() {
-        let _ = tx.send(Batch {
+        let _ = tx.send(Message::Batch(Batch {
             lines,
             bytes_read: items.bytes_read(),
             stalled: false,
-        });
+        }));
     }
 }
 
@@ -389,7 +454,8 @@ impl Sink<Record> for Reporting<'_> {
     }
 }
 
-/// Feeds every decoded line to the engine, then ends event time.
+/// Feeds every decoded line to the engine, then ends event time. Returns
+/// the signal that stopped the run, if one did.
 fn stream(
     args: &Args,
     engine: &mut Engine<Record>,
@@ -398,43 +464,65 @@ fn stream(
     out: &mut Reporting<'_>,
     malformed: &mut u64,
     keys: &mut KeyFields,
-) -> Result<(), Stop> {
+) -> Result<Option<i32>, Stop> {
     let progress = out.progress;
     let origin = display(&args.events, "standard input");
     let origin_name = origin.clone();
-    let (batches, reader) = spawn_reader(origin, input, decoder);
+    let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+    let signal_tx = tx.clone();
+    if let Err(e) = signals::install(move |signal| {
+        let _ = signal_tx.send(Message::Signal(signal));
+    }) {
+        eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+    }
+    let reader = spawn_reader(origin, input, decoder, tx);
     let mut stop = None;
+    let mut signal = None;
     let mut punctuated = false;
-    let mut idle = args.idle_timeout.map(|ms| {
-        let ms = u64::try_from(ms).unwrap_or(u64::MAX);
-        Idle::new(Duration::from_millis(ms), Instant::now())
-    });
+    let mut watermarks_told = false;
+    let mut timing = match args.time {
+        TimeArg::Processing => Timing::Processing,
+        TimeArg::Event => Timing::Event(args.idle_timeout.map(|ms| {
+            let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+            Idle::new(Duration::from_millis(ms), Instant::now())
+        })),
+    };
     'input: loop {
-        let batch = match &mut idle {
-            None => batches.recv().ok(),
-            Some(idle) => match batches.recv_timeout(idle.wait(Instant::now())) {
-                Ok(batch) => {
-                    idle.arrived(Instant::now());
-                    Some(batch)
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Some(t) = idle.advance(Instant::now(), engine.current_watermark()) {
-                        engine.watermark(t, out);
-                        flush_now(args, out.out)?;
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => None,
-            },
+        let message = match timing.wait(Instant::now(), engine) {
+            None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(wait) => messages.recv_timeout(wait),
         };
-        let Some(batch) = batch else {
-            break;
+        let batch = match message {
+            Ok(Message::Batch(batch)) => {
+                timing.arrived(Instant::now());
+                batch
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                timing.tick(Instant::now(), wall_ms(), engine, out);
+                flush_now(args, out.out)?;
+                continue;
+            }
+            Ok(Message::Signal(number)) => {
+                signal = Some(number);
+                break;
+            }
+            Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
         };
         for (line_no, item) in batch.lines {
             match item {
                 Ok(Item::Event(ts, record)) => {
                     keys.check(&record, &origin_name, line_no, progress);
-                    engine.push(ts, record, out);
+                    timing.push(ts, wall_ms, record, engine, out);
+                }
+                Ok(Item::Watermark(_)) if timing.is_processing() => {
+                    if !watermarks_told {
+                        watermarks_told = true;
+                        progress.suspend(|| {
+                            eprintln!(
+                                "{origin_name}:{line_no}: `$watermark` lines are ignored with --time processing"
+                            );
+                        });
+                    }
                 }
                 Ok(Item::Watermark(t)) => {
                     punctuated = true;
@@ -471,6 +559,14 @@ fn stream(
             flush_now(args, out.out)?;
         }
     }
+    if let Some(number) = signal {
+        // Stopped, not at the end of the input: event time stays where it
+        // is (the reader thread may be waiting for input; it ends with the
+        // process).
+        progress.suspend(|| eprintln!("cepheid: stopped by {}", signals::name(number)));
+        check_output(args, out.out)?;
+        return Ok(Some(number));
+    }
     if stop.is_none() {
         // The input ended: the thread is done (a panic in it is passed on
         // rather than taken for the end of input).
@@ -484,7 +580,7 @@ fn stream(
         engine.finish(out);
     }
     check_output(args, out.out)?;
-    stop.map_or(Ok(()), Err)
+    stop.map_or(Ok(None), Err)
 }
 
 /// Flushes the outputs (a live stream's records go out now); stops the run
@@ -532,21 +628,50 @@ fn report_write_error(args: &Args, (to_late, e): (bool, io::Error)) -> u8 {
 }
 
 /// The event source and its size in bytes when it is a file (unbuffered:
-/// the line reader reads large chunks).
-fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>), u8> {
+/// the line reader reads large chunks); with `--follow`, the followed file
+/// (its size unknown: it grows).
+fn open_input(args: &Args) -> Result<(Box<dyn Read + Send>, Option<u64>), u8> {
+    let path = args.events.as_path();
     if path == Path::new("-") {
         return Ok((Box::new(io::stdin()), None));
     }
-    let file = File::open(path).map_err(|e| {
+    let cannot_open = |e: io::Error| {
         eprintln!("error: cannot open {}: {e}", path.display());
         EXIT_IO
-    })?;
+    };
+    if args.follow {
+        return Ok((Box::new(Follow::open(path).map_err(cannot_open)?), None));
+    }
+    let file = File::open(path).map_err(cannot_open)?;
     let size = file
         .metadata()
         .ok()
         .filter(|m| m.is_file())
         .map(|m| m.len());
     Ok((Box::new(file), size))
+}
+
+/// Options that make no sense together (beyond what the argument parser
+/// checks); exit 2.
+fn refuse_conflicts(args: &Args) -> Result<(), u8> {
+    let refuse = |why: &str| {
+        eprintln!("error: {why}");
+        Err(EXIT_USAGE)
+    };
+    if args.follow && args.events == Path::new("-") {
+        return refuse("--follow needs --events FILE (standard input cannot be followed; it is read as it comes anyway)");
+    }
+    if args.time == TimeArg::Processing {
+        if args.max_delay != 0 {
+            return refuse("--max-delay has no meaning with --time processing (no event is late)");
+        }
+        if args.idle_timeout.is_some() {
+            return refuse(
+                "--idle-timeout has no meaning with --time processing (time always follows the clock)",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The output sink over `--output` and `--late`.
@@ -662,7 +787,14 @@ fn progress_bar(args: &Args, size: Option<u64>) -> ProgressBar {
 /// The one-line summary on standard error; events still waiting at the
 /// end (after the input's last `$watermark` line) are counted, never left
 /// out silently.
-fn summarize(stats: &Stats, malformed: u64, waiting: usize, drops: &Drops, started: Instant) {
+fn summarize(
+    stats: &Stats,
+    malformed: u64,
+    waiting: usize,
+    drops: &Drops,
+    started: Instant,
+    signal: Option<i32>,
+) {
     let elapsed = started.elapsed().as_secs_f64();
     let rate = if elapsed > 0.0 {
         stats.events as f64 / elapsed
@@ -683,7 +815,12 @@ fn summarize(stats: &Stats, malformed: u64, waiting: usize, drops: &Drops, start
     } else {
         String::new()
     };
-    let waiting = if waiting > 0 {
+    let waiting = if let (true, Some(signal)) = (waiting > 0, signal) {
+        format!(
+            ", {waiting} waiting for the watermark (not processed: stopped by {})",
+            signals::name(signal)
+        )
+    } else if waiting > 0 {
         format!(
             ", {waiting} waiting after the last watermark (not processed; --flush-at-end processes them)"
         )

@@ -1,0 +1,285 @@
+//! `--follow`: the events file read as `tail -F` reads it, a [`Read`] that
+//! never ends.
+//!
+//! At the end of the file it waits for more: it wakes when the file's
+//! folder reports a change to the file's name (the `notify` crate: inotify
+//! on Linux), and also every [`POLL`] (or every [`POLL_ALONE`] when no
+//! watcher could be set up, e.g. inotify's limits reached): file systems
+//! such as NFS report no change events, and a missed event then costs at
+//! most that delay instead of a stuck stream.
+//!
+//! Rotation: when the path names another file than the one open (renamed
+//! away and recreated), the rest of the open file is read first, then the
+//! new file from its beginning; when the file got shorter than what was
+//! read (truncated, `copytruncate`), it is read again from its beginning.
+//! A last line without its newline in the old file is ended with one, so
+//! it does not run into the new file's first line. While the path names no
+//! file, it waits for one. Bytes written to the old file after the switch
+//! are not read (as with `tail -F`).
+
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+/// Longest wait at the end of the file between two looks at it, with a
+/// watcher.
+pub const POLL: Duration = Duration::from_secs(1);
+/// The same without a watcher.
+pub const POLL_ALONE: Duration = Duration::from_millis(100);
+
+/// A followed file.
+pub struct Follow {
+    path: PathBuf,
+    file: File,
+    /// The open file's identity (device and inode).
+    id: FileId,
+    /// Bytes read from the open file.
+    pos: u64,
+    /// The last byte handed out from the open file.
+    last: Option<u8>,
+    /// A message whenever the folder reports a change to the file's name.
+    wake: Receiver<()>,
+    /// Keeps the watcher (and its thread) alive; `None` when polling.
+    _watcher: Option<RecommendedWatcher>,
+    poll: Duration,
+}
+
+/// A file's identity: the same file under any name, another file under
+/// the same name. Device and inode, and the creation time where the file
+/// system keeps one: a file removed and created again at once often gets
+/// the inode number back.
+type FileId = (u64, u64, Option<std::time::SystemTime>);
+
+#[cfg(unix)]
+fn file_id(meta: &Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), meta.created().ok())
+}
+
+#[cfg(not(unix))]
+fn file_id(meta: &Metadata) -> FileId {
+    // Without inodes, the creation time alone.
+    (0, 0, meta.created().ok())
+}
+
+/// What happened to the followed path while at the end of the open file.
+enum Change {
+    /// Nothing: wait.
+    None,
+    /// The open file got shorter than what was read.
+    Truncated,
+    /// The path names another file now.
+    Replaced,
+}
+
+impl Follow {
+    /// Opens `path` to follow it from its beginning.
+    pub fn open(path: &Path) -> io::Result<Follow> {
+        let file = File::open(path)?;
+        let id = file_id(&file.metadata()?);
+        let (tx, wake) = mpsc::sync_channel(1);
+        let name = path.file_name().map(|n| n.to_os_string());
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let relevant = match event {
+                // Our own opening and reading of the file are no news.
+                Ok(event) => {
+                    !matches!(event.kind, EventKind::Access(_))
+                        && (event.need_rescan()
+                            || event.paths.iter().any(|p| p.file_name() == name.as_deref()))
+                }
+                // An error of the watcher: look at the file.
+                Err(_) => true,
+            };
+            if relevant {
+                // One pending wake-up is enough.
+                let _ = tx.try_send(());
+            }
+        });
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let watcher = watcher.and_then(|mut w| {
+            w.watch(folder, RecursiveMode::NonRecursive)?;
+            Ok(w)
+        });
+        let (watcher, poll) = match watcher {
+            Ok(w) => (Some(w), POLL),
+            Err(e) => {
+                eprintln!(
+                    "warning: cannot watch {} for changes ({e}); looking at it every {} ms",
+                    folder.display(),
+                    POLL_ALONE.as_millis()
+                );
+                (None, POLL_ALONE)
+            }
+        };
+        Ok(Follow {
+            path: path.to_path_buf(),
+            file,
+            id,
+            pos: 0,
+            last: None,
+            wake,
+            _watcher: watcher,
+            poll,
+        })
+    }
+
+    /// Has the path changed under the open file?
+    fn change(&self) -> Change {
+        match fs::metadata(&self.path) {
+            // Renamed away and not recreated yet: wait for it.
+            Err(_) => Change::None,
+            Ok(meta) if file_id(&meta) != self.id => Change::Replaced,
+            Ok(meta) if meta.len() < self.pos => Change::Truncated,
+            Ok(_) => Change::None,
+        }
+    }
+
+    /// Waits for a change event or the poll interval.
+    fn wait(&mut self) {
+        match self.wake.recv_timeout(self.poll) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(self.poll),
+        }
+    }
+
+    /// Starts over on a new file (or the truncated one): the old file's
+    /// last line, if it had no newline, is ended with one (returned as
+    /// `Some(1)`, written to `buf`).
+    fn restart(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.pos = 0;
+        let unfinished = self.last.is_some_and(|b| b != b'\n');
+        self.last = None;
+        unfinished.then(|| {
+            buf[0] = b'\n';
+            1
+        })
+    }
+}
+
+impl Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                self.pos += n as u64;
+                self.last = Some(buf[n - 1]);
+                return Ok(n);
+            }
+            match self.change() {
+                Change::None => self.wait(),
+                Change::Truncated => {
+                    self.file.seek(SeekFrom::Start(0))?;
+                    if let Some(n) = self.restart(buf) {
+                        return Ok(n);
+                    }
+                }
+                Change::Replaced => {
+                    // Lines written to the old file just before it was
+                    // replaced come first.
+                    let n = self.file.read(buf)?;
+                    if n > 0 {
+                        self.pos += n as u64;
+                        self.last = Some(buf[n - 1]);
+                        return Ok(n);
+                    }
+                    match File::open(&self.path) {
+                        Ok(file) => {
+                            self.id = file_id(&file.metadata()?);
+                            self.file = file;
+                            if let Some(n) = self.restart(buf) {
+                                return Ok(n);
+                            }
+                        }
+                        // Gone again between the look and the opening.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => self.wait(),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::mpsc;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("cepheid_follow_{name}_{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Reads `follow` on a thread, handing over each chunk read.
+    fn reader(mut follow: Follow) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0; 64];
+            while let Ok(n) = follow.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    /// Reads from `rx` until `want` bytes have come (at most 30 s).
+    fn take(rx: &mpsc::Receiver<Vec<u8>>, want: &str) -> String {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(chunk) => got.extend(chunk),
+                Err(_) => break,
+            }
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn reads_appends_rotations_and_truncations() {
+        let dir = scratch("rotate");
+        let path = dir.join("events");
+        fs::write(&path, "one\n").unwrap();
+        let rx = reader(Follow::open(&path).unwrap());
+        assert_eq!(take(&rx, "one\n"), "one\n");
+        append(&path, "two\nhalf");
+        assert_eq!(take(&rx, "two\nhalf"), "two\nhalf");
+        // Rotated: renamed away, a new file under the name. The old file's
+        // unfinished line is ended.
+        fs::rename(&path, dir.join("events.1")).unwrap();
+        fs::write(&path, "three\n").unwrap();
+        assert_eq!(take(&rx, "\nthree\n"), "\nthree\n");
+        // Truncated and written again, shorter than before.
+        fs::write(&path, "4\n").unwrap();
+        assert_eq!(take(&rx, "4\n"), "4\n");
+        // Removed, then created again.
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, "five\n").unwrap();
+        assert_eq!(take(&rx, "five\n"), "five\n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,62 @@
+//! SIGINT and SIGTERM stop `cepheid run` cleanly: the first one is handed
+//! to the run (which stops reading, flushes what the watermark released and
+//! prints its summary); a second one ends the process at once (for a run
+//! stuck writing to a full pipe), with the same status, 128 + the signal's
+//! number.
+
+/// The signal's name, for messages.
+pub fn name(signal: i32) -> &'static str {
+    #[cfg(unix)]
+    {
+        match signal {
+            signal_hook::consts::SIGINT => "SIGINT",
+            signal_hook::consts::SIGTERM => "SIGTERM",
+            _ => "a signal",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = signal;
+        "a signal"
+    }
+}
+
+/// The exit status after `signal`: 128 + its number (130 for SIGINT, 143
+/// for SIGTERM), as a shell reports a process the signal ended.
+pub fn exit_status(signal: i32) -> u8 {
+    u8::try_from(128 + signal).unwrap_or(u8::MAX)
+}
+
+/// Calls `on_signal` (on a thread of its own) with each SIGINT or SIGTERM;
+/// from the second one on, the process exits at once.
+#[cfg(unix)]
+pub fn install(on_signal: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    use signal_hook::iterator::Signals;
+
+    let received = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // In this order: the shutdown looks at the flag before the second
+        // action sets it, so only a second signal exits.
+        flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&received))?;
+        flag::register(signal, Arc::clone(&received))?;
+    }
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            on_signal(signal);
+        }
+    });
+    Ok(())
+}
+
+/// Elsewhere the default handling stays.
+#[cfg(not(unix))]
+pub fn install(on_signal: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
+    let _ = on_signal;
+    Ok(())
+}

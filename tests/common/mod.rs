@@ -1,0 +1,147 @@
+//! Helpers shared by the command-line tests: scratch folders and a running
+//! `cepheid` whose output lines are read as they come, with a deadline
+//! (live streams, `--follow`, `--idle-timeout`, processing time, signals).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a test waits for a line it expects: long, so that a loaded
+/// machine does not fail it; a line that never comes fails it then.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A fresh folder for one test, under Cargo's temporary folder for tests.
+pub fn scratch(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli_{name}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The `cepheid` binary.
+pub fn cepheid() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cepheid"))
+}
+
+/// A running `cepheid`: its standard input open for writing, its standard
+/// output read line by line on a thread, its standard error collected.
+pub struct Live {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Live {
+    /// Starts `command` with piped standard streams.
+    pub fn spawn(command: &mut Command) -> Live {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Live {
+            child,
+            stdin,
+            lines,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// `cepheid run PATTERNS ARGS...`.
+    pub fn run(patterns: &Path, args: &[&str]) -> Live {
+        Live::spawn(cepheid().arg("run").arg(patterns).args(args))
+    }
+
+    /// Writes `text` to the standard input and flushes it.
+    pub fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("standard input is open");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the standard input (the end of input).
+    pub fn close(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next output line, if one comes within `wait`.
+    pub fn line(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    /// The next output line as JSON; fails the test if none comes within
+    /// [`PATIENCE`].
+    pub fn record(&self, what: &str) -> serde_json::Value {
+        let line = self
+            .line(PATIENCE)
+            .unwrap_or_else(|| panic!("no output line: {what}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what}: {e}: {line}"))
+    }
+
+    /// Sends the signal named `signal` (`TERM`, `INT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {signal}");
+    }
+
+    /// Waits (at most [`PATIENCE`]) for the process to end, its standard
+    /// input left as it is (call [`close`](Self::close) first for an end of
+    /// input): its status, the output lines not read yet, and its standard
+    /// error.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < PATIENCE, "the process did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.stdin = None;
+        let rest = self.lines.iter().collect();
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        (status, rest, stderr)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // A failed test leaves no process behind.
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
