@@ -101,6 +101,8 @@
 #![warn(missing_docs)]
 
 pub mod builder;
+#[cfg(feature = "timely")]
+pub mod dataflow;
 pub mod dsl;
 pub mod engine;
 mod error;

@@ -105,6 +105,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "io",
         &["engine", "error", "event", "primitives", "record", "value"],
     ),
+    // The engine on timely dataflow (feature `timely`): the top layer.
+    (
+        "dataflow",
+        &[
+            "engine",
+            "error",
+            "event",
+            "pattern",
+            "primitives",
+            "record",
+            "value",
+        ],
+    ),
 ];
 
 /// Dependencies of test code on a module that depends on the tested one

@@ -172,6 +172,23 @@ impl<'a, E> MatchRef<'a, E> {
     }
 }
 
+impl<E> MatchRef<'_, E> {
+    /// Calls `f` with this match reported as pattern number `pattern`:
+    /// `cepheid::dataflow` runs a plan's patterns in several engines and
+    /// numbers them as the plan does.
+    #[cfg(feature = "timely")]
+    pub(crate) fn renumbered<R>(&self, pattern: usize, f: impl FnOnce(&MatchRef<'_, E>) -> R) -> R {
+        let ctx = MatchContext {
+            pattern,
+            ..*self.ctx
+        };
+        f(&MatchRef {
+            ctx: &ctx,
+            m: self.m,
+        })
+    }
+}
+
 impl<E> fmt::Debug for MatchRef<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MatchRef")

@@ -1,0 +1,277 @@
+//! The engine on [timely dataflow](https://docs.rs/timely) (feature
+//! `timely`): the same patterns over many worker threads and processes,
+//! with timely's own exchange and progress tracking.
+//!
+//! - **[`source`]**: one per worker, over that worker's part of the input
+//!   (a byte range of a file, see [`part_of_file`], another file, standard
+//!   input on worker 0...). It decides which events are late with its own
+//!   bounded-out-of-orderness watermark and `$watermark` punctuation
+//!   ([`Lateness`], the rule of [`Engine`](crate::Engine)), sends the others
+//!   as [`Stamped`] events, late ones to a stream of their own, and holds
+//!   its capability at its watermark + 1: no event is ever sent behind the
+//!   frontier.
+//! - **[`cep`]**: routes each event by a stable hash of its `partition by`
+//!   key ([`key_hash`]: XXH3 with a fixed seed over the key normalized as
+//!   the engine does, so every process agrees) to the worker that owns the
+//!   key, one copy per group of patterns partitioned alike (patterns
+//!   without `partition by` run on worker 0). Each worker keeps one
+//!   [`Engine`](crate::Engine) per group. The input frontier is the
+//!   watermark: when it passes `f`, the events below `f` are sorted by
+//!   (time, source, offset), pushed, and the engines' watermark moves to
+//!   `f - 1`, firing what is due. Matches, timeouts and partial matches
+//!   dropped by the per-key limit go to a [`Collect`] sink per worker,
+//!   whose items are the operator's output stream.
+//!
+//! Timely timestamps are event times in milliseconds (`i64`), and an event
+//! travels at its source's watermark + 1 when it was sent (never above its
+//! own time, which it keeps): one timestamp per batch of input rather than
+//! one per millisecond, so progress tracking costs little.
+//!
+//! **What equals the single engine.** Per key, a worker's engine sees the
+//! same events in the same order (time, then input order: sources are
+//! numbered in input order and offsets grow within one) and the same
+//! deadlines as one [`Engine`](crate::Engine) over the whole input, and at
+//! the end the same final watermark (the sources tell it in their
+//! [`SourceEnd`]). So any number of workers gives the same multiset of
+//! matches and timeouts. Which events are late is decided by each source
+//! over its own part: with disorder within `max_delay` there are none
+//! beyond those of the punctuation, and the outputs are identical; an
+//! event further behind than the delay is late when its own source has
+//! seen a later time, which with the input split in parts can differ from
+//! one reader's decision (`docs/semantics.md` has no rule for several
+//! readers; this is ours).
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use cepheid::dataflow::{cep, source, Lateness, Plan, SourceItem};
+//! use cepheid::io::{Decoder, Format, Item, Items};
+//! use cepheid::{Output, Record, Rules};
+//! use timely::dataflow::operators::Inspect;
+//!
+//! let rules = Rules::parse("r.cep", r#"pattern two {
+//!     partition by user
+//!     match a followed by b where a: n == 1  b: n == 2 }"#)?;
+//! let mut plan = Plan::<Record>::new();
+//! plan.add(&rules)?;
+//! let plan = Arc::new(plan);
+//! let input = "{\"ts\":1,\"user\":\"u\",\"n\":1}\n{\"ts\":2,\"user\":\"u\",\"n\":2}\n";
+//! let found = Arc::new(Mutex::new(Vec::new()));
+//! let seen = Arc::clone(&found);
+//! // Two worker threads; worker 0 reads the input, the key decides where
+//! // its events go.
+//! timely::execute(timely::Config::process(2), move |worker| {
+//!     let index = worker.index();
+//!     let (plan, seen) = (Arc::clone(&plan), Arc::clone(&seen));
+//!     worker.dataflow::<i64, _, _>(move |scope| {
+//!         let text = if index == 0 { input } else { "" };
+//!         let decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+//!         let items = Items::new("in.jsonl", text.as_bytes(), decoder).filter_map(|(line, item)| {
+//!             match item.ok()? {
+//!                 Item::Event(ts, event) => Some(SourceItem::Event { ts, offset: line, event }),
+//!                 Item::Watermark(t) => Some(SourceItem::Watermark(t)),
+//!                 Item::Skip => None,
+//!             }
+//!         });
+//!         let (events, _late) = source(scope, index as u32, items, Lateness::new(0));
+//!         cep(&plan, events, |_worker| Vec::<Output<Record>>::new())
+//!             .inspect(move |o| seen.lock().unwrap().push(o.as_match().unwrap().pattern.clone()));
+//!     });
+//! })
+//! .unwrap()
+//! .join();
+//! assert_eq!(*found.lock().unwrap(), ["two"]);
+//! # Ok::<(), cepheid::Error>(())
+//! ```
+
+use std::any::Any;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, PatternSet, Stats};
+use crate::error::Error;
+use crate::event::Event;
+use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
+use crate::record::FieldTable;
+
+mod operator;
+mod route;
+mod source;
+
+pub use operator::{cep, Collect};
+pub use route::key_hash;
+pub use source::{part_of_file, source, Events, LateEvents, Lateness, SourceItem};
+
+/// An event on its way to the engines: its time, which source read it and
+/// where (the order of equal times), and the event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stamped<E> {
+    /// Event time, milliseconds.
+    pub ts: Timestamp,
+    /// The source's number: sources over parts of one input are numbered
+    /// in input order.
+    pub source: u32,
+    /// Where in its source (a line number, a byte offset): grows in input
+    /// order.
+    pub offset: u64,
+    /// The event.
+    pub event: E,
+}
+
+/// What a [`source`] sends to [`cep`]: events, then, once, how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Input<E> {
+    /// An event that is not late.
+    Event(Stamped<E>),
+    /// The source's input ended (every worker gets a copy).
+    End(SourceEnd),
+}
+
+/// How a source ended: what the final watermark of the engines is made of,
+/// and its counts.
+///
+/// The final watermark is the one a single engine reaching the end of the
+/// whole input would have: with `flush`, `Timestamp::MAX` (every window
+/// closes); when some source saw `$watermark` punctuation, the largest
+/// source watermark (events after it stay unprocessed); otherwise the
+/// largest event time seen (as [`Engine::finish`](crate::Engine::finish)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceEnd {
+    /// The largest event time the source read (late events included).
+    pub max_seen: Option<Timestamp>,
+    /// The source's watermark at the end.
+    pub watermark: Option<Timestamp>,
+    /// Did the source read `$watermark` punctuation?
+    pub punctuated: bool,
+    /// Should time run to infinity at the end (`--flush-at-end`)?
+    pub flush: bool,
+    /// Events read (late ones included).
+    pub events: u64,
+    /// Late events.
+    pub late: u64,
+}
+
+impl SourceEnd {
+    /// The final watermark of the engines after these sources ended, `None`
+    /// when there is none (no event, no watermark).
+    pub fn final_watermark(ends: &[SourceEnd]) -> Option<Timestamp> {
+        if ends.iter().any(|e| e.flush) {
+            return Some(Timestamp::MAX);
+        }
+        if ends.iter().any(|e| e.punctuated) {
+            ends.iter().filter_map(|e| e.watermark).max()
+        } else {
+            ends.iter().filter_map(|e| e.max_seen).max()
+        }
+    }
+}
+
+/// The patterns every worker runs, checked once: [`cep`] builds each
+/// worker's engines from it. `Send + Sync`, so one plan serves all the
+/// workers of a process (give each process the same patterns in the same
+/// order: for [`Record`](crate::Record)s that is what makes their field
+/// numbering agree).
+pub struct Plan<E: Event + 'static> {
+    patterns: Vec<Pattern>,
+    fields: E::Fields,
+    run_limit: usize,
+}
+
+impl<E: Event + 'static> Default for Plan<E> {
+    fn default() -> Self {
+        Plan::new()
+    }
+}
+
+impl<E: Event + 'static> Plan<E> {
+    /// A plan without patterns.
+    pub fn new() -> Plan<E> {
+        Plan {
+            patterns: Vec::new(),
+            fields: E::Fields::default(),
+            run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
+        }
+    }
+
+    /// Adds patterns: all of them, or none when one fails, compiled and
+    /// checked as [`Engine::add`] does (names are unique in a plan).
+    pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
+        let mut engine = Engine::<E>::new();
+        align_fields::<E>(engine.fields(), &self.fields);
+        for pattern in &self.patterns {
+            engine.add(pattern)?;
+        }
+        engine.add(patterns)?;
+        self.patterns = engine.patterns().cloned().collect();
+        self.fields = engine.fields().clone();
+        Ok(())
+    }
+
+    /// The same plan with at most `limit` partial matches per pattern and
+    /// key, as [`Engine::max_runs_per_key`].
+    pub fn max_runs_per_key(mut self, limit: usize) -> Plan<E> {
+        self.run_limit = limit;
+        self
+    }
+
+    /// The field numbering of the plan's patterns: for `Record`s, the table
+    /// every decoder of every worker of the process is made from.
+    pub fn fields(&self) -> &E::Fields {
+        &self.fields
+    }
+
+    /// The patterns, in the order given.
+    pub fn patterns(&self) -> &[Pattern] {
+        &self.patterns
+    }
+
+    /// The engines of one worker, one per group of patterns partitioned
+    /// alike (in [`route::groups`] order), and each group's patterns' plan
+    /// numbers.
+    fn engines(&self, groups: &[Vec<usize>]) -> Result<Vec<GroupEngine<E>>, Error> {
+        groups
+            .iter()
+            .map(|members| {
+                // No engine decides lateness: events come sorted, up to the
+                // frontier, and the watermark is set from it.
+                let mut engine =
+                    Engine::<E>::with_max_delay(Duration::MAX).max_runs_per_key(self.run_limit);
+                align_fields::<E>(engine.fields(), &self.fields);
+                for &index in members {
+                    engine.add(&self.patterns[index])?;
+                }
+                Ok((engine, members.clone()))
+            })
+            .collect()
+    }
+}
+
+/// One worker's engine of a group of patterns, with the plan numbers of
+/// its patterns.
+type GroupEngine<E> = (Engine<E>, Vec<usize>);
+
+/// Gives a `Record` engine's field table the plan's numbering (the same
+/// paths interned in the same order), so that records decoded with the
+/// plan's table read right in every engine. Typed events number their
+/// fields by their type.
+fn align_fields<E: Event + 'static>(engine: &E::Fields, plan: &E::Fields) {
+    let engine = (engine as &dyn Any).downcast_ref::<FieldTable>();
+    let plan = (plan as &dyn Any).downcast_ref::<FieldTable>();
+    if let (Some(engine), Some(plan)) = (engine, plan) {
+        for path in plan.paths() {
+            engine.intern(&path);
+        }
+    }
+}
+
+/// Adds `b`'s counts to `a`'s.
+fn add_stats(a: &mut Stats, b: &Stats) {
+    a.events += b.events;
+    a.late += b.late;
+    a.matches += b.matches;
+    a.timeouts += b.timeouts;
+    a.unkeyed += b.unkeyed;
+    a.unusable_keys += b.unusable_keys;
+    a.dropped_runs += b.dropped_runs;
+}

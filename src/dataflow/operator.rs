@@ -1,0 +1,248 @@
+//! The CEP operator: events exchanged by key, released when the frontier
+//! passes them, in a deterministic order, into one engine per group.
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+use timely::ExchangeData;
+
+use crate::dataflow::route::{groups, Routed, Router};
+use crate::dataflow::{add_stats, Events, GroupEngine, Input, Plan, SourceEnd, Stamped};
+use crate::engine::{MatchRef, Output, Sink, Stats};
+use crate::event::Event;
+use crate::primitives::Timestamp;
+
+/// A worker's sink of [`cep`]: it sees every match, timeout and dropped
+/// partial match of the worker's engines (as a [`Sink`], with
+/// [`MatchRef::pattern_index`] the plan's number of the pattern), and
+/// hands what it made of them to the operator's output stream.
+///
+/// `Vec<Output<E>>` is one: the stream is then of owned [`Output`]s.
+pub trait Collect<E>: Sink<E> {
+    /// What the output stream carries.
+    type Item: Clone + 'static;
+
+    /// Moves what was made since the last call to `out` (called after each
+    /// batch of work).
+    fn drain(&mut self, out: &mut Vec<Self::Item>);
+
+    /// The input ended: `stats` counts what this worker's engines did
+    /// (`events` counts each event once per group of patterns it was sent
+    /// to) and, on worker 0 only, the sources' events read and late events,
+    /// so that the sum over all workers is the run's. Nothing by default.
+    fn finish(&mut self, stats: &Stats, waiting: usize) {
+        let _ = (stats, waiting);
+    }
+}
+
+impl<E: Clone + 'static> Collect<E> for Vec<Output<E>> {
+    type Item = Output<E>;
+
+    fn drain(&mut self, out: &mut Vec<Output<E>>) {
+        out.append(self);
+    }
+}
+
+/// Runs `plan` over the events of `input` (made by
+/// [`source`](crate::dataflow::source)s, one per worker or fewer): routes
+/// each by key to its worker, runs the worker's engines as the frontier
+/// passes, and returns the stream of what each worker's sink (made by
+/// `make_sink` with the worker's index) collected. The stream's timestamps
+/// are the frontier when the outputs were made.
+pub fn cep<'scope, E, S, F>(
+    plan: &Plan<E>,
+    input: Events<'scope, E>,
+    make_sink: F,
+) -> Stream<'scope, Timestamp, Vec<S::Item>>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+    F: FnOnce(usize) -> S,
+{
+    let scope = input.scope();
+    let index = scope.index();
+    let members = groups(plan);
+    let mut router = Router::new(plan, &members, scope.peers());
+    // The plan compiled every pattern once: its engines build again.
+    let engines = plan
+        .engines(&members)
+        .expect("the plan's patterns compiled when it was made");
+    let mut sink = make_sink(index);
+    let routed = input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
+        Pipeline,
+        "CepRoute",
+        move |_, _| {
+            move |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for batch in data {
+                        for item in batch.drain(..) {
+                            router.route(item, |routed| session.give(routed));
+                        }
+                    }
+                });
+            }
+        },
+    );
+    let mut worker = Worker {
+        index,
+        engines,
+        stash: Vec::new(),
+        ends: Vec::new(),
+        released: Timestamp::MIN,
+        finished: false,
+    };
+    routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
+        Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
+        "Cep",
+        move |capability, _| {
+            let mut capability = Some(capability);
+            move |(input, frontier), output| {
+                input.for_each_stamp(|_, data| {
+                    for batch in data {
+                        for routed in batch.drain(..) {
+                            match routed.input {
+                                Input::Event(stamped) => {
+                                    worker.stash.push((routed.group, stamped));
+                                }
+                                Input::End(end) => worker.ends.push(end),
+                            }
+                        }
+                    }
+                });
+                let Some(cap) = capability.as_mut() else {
+                    return;
+                };
+                match frontier.frontier().first().copied() {
+                    Some(f) if f > worker.released => {
+                        worker.advance(f, &mut sink);
+                        worker.emit(&mut sink, &mut |items| {
+                            output.session(&*cap).give_container(items);
+                        });
+                        cap.downgrade(&f);
+                    }
+                    Some(_) => {}
+                    None => {
+                        worker.finish(&mut sink);
+                        worker.emit(&mut sink, &mut |items| {
+                            output.session(&*cap).give_container(items);
+                        });
+                        capability = None;
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One worker's state in the operator.
+struct Worker<E: Event + 'static> {
+    index: usize,
+    /// One engine per group, with its patterns' plan numbers.
+    engines: Vec<GroupEngine<E>>,
+    /// Events received and not released yet, with their group.
+    stash: Vec<(u32, Stamped<E>)>,
+    /// The ends of the sources received.
+    ends: Vec<SourceEnd>,
+    /// The frontier up to which events are released.
+    released: Timestamp,
+    finished: bool,
+}
+
+impl<E: Event + 'static> Worker<E> {
+    /// The frontier moved to `f`: releases the events before it, in order,
+    /// and moves the engines' watermark to `f - 1`.
+    fn advance<S: Sink<E>>(&mut self, f: Timestamp, sink: &mut S) {
+        self.release(|ts| ts < f, sink);
+        for (engine, numbers) in &mut self.engines {
+            engine.watermark(f - 1, &mut Renumber { sink, numbers });
+        }
+        self.released = f;
+    }
+
+    /// The input ended: releases what the final watermark covers and moves
+    /// the engines to it.
+    fn finish<S: Collect<E>>(&mut self, sink: &mut S) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let end = SourceEnd::final_watermark(&self.ends);
+        if let Some(end) = end {
+            self.release(|ts| ts <= end, sink);
+            for (engine, numbers) in &mut self.engines {
+                engine.watermark(end, &mut Renumber { sink, numbers });
+            }
+        }
+        let mut stats = Stats::default();
+        let mut waiting = self.stash.len();
+        for (engine, _) in &self.engines {
+            add_stats(&mut stats, &engine.stats());
+            waiting += engine.waiting_events();
+        }
+        if self.index == 0 {
+            for end in &self.ends {
+                stats.late += end.late;
+            }
+            // The engines counted each event once per group; the sources
+            // count events read.
+            stats.events = self.ends.iter().map(|e| e.events).sum();
+        } else {
+            stats.events = 0;
+        }
+        sink.finish(&stats, waiting);
+    }
+
+    /// Pushes the stashed events whose time passes `ready` into their
+    /// engines, sorted by (time, source, offset).
+    fn release<S: Sink<E>>(&mut self, ready: impl Fn(Timestamp) -> bool, sink: &mut S) {
+        if self.stash.is_empty() {
+            return;
+        }
+        // Stable and run-aware: the stash is mostly sorted already.
+        self.stash
+            .sort_by_key(|(group, s)| (s.ts, s.source, s.offset, *group));
+        let count = self.stash.partition_point(|(_, s)| ready(s.ts));
+        for (group, stamped) in self.stash.drain(..count) {
+            let (engine, numbers) = &mut self.engines[group as usize];
+            engine.push(stamped.ts, stamped.event, &mut Renumber { sink, numbers });
+        }
+    }
+
+    /// Hands the sink's items to `give`.
+    fn emit<S: Collect<E>>(&mut self, sink: &mut S, give: &mut dyn FnMut(&mut Vec<S::Item>)) {
+        let mut items = Vec::new();
+        sink.drain(&mut items);
+        if !items.is_empty() {
+            give(&mut items);
+        }
+    }
+}
+
+/// A sink that reports a group engine's patterns by their plan numbers.
+struct Renumber<'a, S: ?Sized> {
+    sink: &'a mut S,
+    numbers: &'a [usize],
+}
+
+impl<E, S: Sink<E> + ?Sized> Sink<E> for Renumber<'_, S> {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        let number = self.numbers[m.pattern_index()];
+        m.renumbered(number, |m| self.sink.on_match(m));
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
+        let number = self.numbers[m.pattern_index()];
+        m.renumbered(number, |m| self.sink.on_timeout(m, expired_at));
+    }
+
+    fn on_late(&mut self, ts: Timestamp, event: &E) {
+        self.sink.on_late(ts, event);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
+        let number = self.numbers[partial.pattern_index()];
+        partial.renumbered(number, |m| self.sink.on_dropped(m));
+    }
+}

@@ -1,0 +1,245 @@
+//! Which worker an event goes to: groups of patterns partitioned alike, and
+//! the stable hash of a key.
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::dataflow::{Input, Plan};
+use crate::event::{Event, FieldId, FieldResolver};
+use crate::pattern::NativeKeyFn;
+use crate::value::{key_part, Value};
+
+/// The seed of [`key_hash`]: fixed, so every process and every run agrees.
+const SEED: u64 = 0x6365_7068_6569_6421;
+
+/// The stable hash of a partition key (its values as the engine normalizes
+/// them: `1.0` is the key `1`): XXH3 with a fixed seed over a canonical
+/// byte encoding of the values (a kind byte, then little-endian numbers,
+/// length-prefixed strings and lists). The same in every process, build and
+/// platform; [`cep`](crate::dataflow::cep) sends a key to worker
+/// `key_hash(key) % workers`.
+///
+/// ```
+/// use cepheid::dataflow::key_hash;
+/// use cepheid::Value;
+/// assert_eq!(key_hash(&[Value::from("u1")]), key_hash(&[Value::from("u1")]));
+/// assert_ne!(key_hash(&[Value::from(1)]), key_hash(&[Value::from("1")]));
+/// ```
+pub fn key_hash(key: &[Value]) -> u64 {
+    let mut bytes = Vec::with_capacity(32);
+    encode_key(key, &mut bytes);
+    xxh3_64_with_seed(&bytes, SEED)
+}
+
+/// The canonical bytes of a key (see [`key_hash`]).
+fn encode_key(key: &[Value], out: &mut Vec<u8>) {
+    for value in key {
+        encode(value, out);
+    }
+}
+
+fn encode(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.push(0),
+        Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
+        Value::Int(i) => {
+            out.push(2);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(3);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Str(text) => {
+            out.push(4);
+            out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        Value::List(items) => {
+            out.push(5);
+            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for item in items.iter() {
+                encode(item, out);
+            }
+        }
+    }
+}
+
+/// The plan's patterns in groups partitioned alike, each as the plan
+/// numbers of its patterns: one group per set of `partition by` fields,
+/// one per pattern keyed by a closure, one for the patterns without a key.
+pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (index, pattern) in plan.patterns.iter().enumerate() {
+        let alike = if pattern.partition_by_fn.is_some() {
+            None
+        } else {
+            groups.iter().position(|members| {
+                let first = &plan.patterns[members[0]];
+                first.partition_by_fn.is_none() && first.partition_by == pattern.partition_by
+            })
+        };
+        match alike {
+            Some(group) => groups[group].push(index),
+            None => groups.push(vec![index]),
+        }
+    }
+    groups
+}
+
+/// How one group's events find their worker.
+enum RouteKey<E> {
+    /// No `partition by`: worker 0.
+    Global,
+    /// The `partition by` fields.
+    Fields(Vec<FieldId>),
+    /// The builder's key closure.
+    Closure(NativeKeyFn<E>),
+}
+
+/// An event (or a source's end) on its way to one group of one worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Routed<E> {
+    /// The worker.
+    pub worker: u32,
+    /// The group of patterns (index in [`groups`]); unused for an end.
+    pub group: u32,
+    /// What travels.
+    pub input: Input<E>,
+}
+
+/// Routes events to workers: one copy per group, to the worker of its key.
+pub(crate) struct Router<E> {
+    keys: Vec<RouteKey<E>>,
+    workers: u32,
+    key: Vec<Value>,
+    bytes: Vec<u8>,
+}
+
+impl<E: Event + Clone + 'static> Router<E> {
+    /// The router of `plan`'s `groups` over `workers` workers.
+    pub fn new(plan: &Plan<E>, groups: &[Vec<usize>], workers: usize) -> Router<E> {
+        let mut fields = plan.fields.clone();
+        let keys = groups
+            .iter()
+            .map(|members| {
+                let pattern = &plan.patterns[members[0]];
+                if let Some(key) = &pattern.partition_by_fn {
+                    match key.downcast::<E>() {
+                        Some(key) => RouteKey::Closure(key.clone()),
+                        // The plan's engine compiled it for `E`.
+                        None => RouteKey::Global,
+                    }
+                } else if pattern.partition_by.is_empty() {
+                    RouteKey::Global
+                } else {
+                    RouteKey::Fields(
+                        pattern
+                            .partition_by
+                            .iter()
+                            .filter_map(|path| fields.resolve(path).ok())
+                            .collect(),
+                    )
+                }
+            })
+            .collect();
+        Router {
+            keys,
+            workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
+            key: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Sends `input` on with `push`: an event once per group, to the
+    /// worker of its key; a source's end to every worker.
+    pub fn route(&mut self, input: Input<E>, mut push: impl FnMut(Routed<E>)) {
+        let stamped = match input {
+            Input::End(end) => {
+                for worker in 0..self.workers {
+                    push(Routed {
+                        worker,
+                        group: 0,
+                        input: Input::End(end),
+                    });
+                }
+                return;
+            }
+            Input::Event(stamped) => stamped,
+        };
+        let last = self.keys.len().saturating_sub(1);
+        let mut stamped = Some(stamped);
+        for group in 0..self.keys.len() {
+            let event = stamped.as_ref().expect("taken at the last group only");
+            let worker = self.worker(group, &event.event, event.offset);
+            let copy = if group == last {
+                stamped.take().expect("the last group takes it")
+            } else {
+                event.clone()
+            };
+            push(Routed {
+                worker,
+                group: group as u32,
+                input: Input::Event(copy),
+            });
+        }
+    }
+
+    /// The worker of `event` for group `group`. An event without a usable
+    /// key goes to any worker (by its offset), whose engine counts it as
+    /// the engine does.
+    fn worker(&mut self, group: usize, event: &E, offset: u64) -> u32 {
+        if self.workers == 1 {
+            return 0;
+        }
+        let spread = (offset % u64::from(self.workers)) as u32;
+        self.key.clear();
+        match &self.keys[group] {
+            RouteKey::Global => return 0,
+            RouteKey::Closure(key) => {
+                let value = key(event);
+                if value.is_null() {
+                    return spread;
+                }
+                match key_part(value) {
+                    Some(part) => self.key.push(part),
+                    None => return spread,
+                }
+            }
+            RouteKey::Fields(ids) => {
+                for &id in ids {
+                    let value = event.field_owned(id);
+                    if value.is_null() {
+                        return spread;
+                    }
+                    match key_part(value) {
+                        Some(part) => self.key.push(part),
+                        None => return spread,
+                    }
+                }
+            }
+        }
+        self.bytes.clear();
+        encode_key(&self.key, &mut self.bytes);
+        (xxh3_64_with_seed(&self.bytes, SEED) % u64::from(self.workers)) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_fixed() {
+        // The same value in every build: a change here moves keys between
+        // workers of a cluster whose processes run different builds.
+        assert_eq!(key_hash(&[Value::Int(1)]), key_hash(&[Value::Int(1)]));
+        let mut bytes = Vec::new();
+        encode_key(&[Value::Int(1), Value::from("ab")], &mut bytes);
+        assert_eq!(
+            bytes,
+            [2, 1, 0, 0, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']
+        );
+        assert_eq!(xxh3_64_with_seed(b"", 0), 0x2d06_8005_38d3_94c2);
+    }
+}

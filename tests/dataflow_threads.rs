@@ -1,0 +1,300 @@
+//! `cepheid::dataflow` on worker threads gives what one engine gives: for
+//! random keyed streams over every pattern of `patterns/` (plus one pattern
+//! without `partition by`, which runs on worker 0, and one keyed by two
+//! fields), 1, 2 and 4 workers produce the same multiset of matches,
+//! timeouts and late events as a single [`Engine`] over the whole stream.
+//!
+//! Two ways to read the input: split in one part per worker (each part its
+//! own source, disorder within the delay: no event is late anywhere), and
+//! one source on worker 0 with disorder beyond the delay and `$watermark`
+//! lines (the late events are then exactly the single engine's).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cepheid::dataflow::{cep, source, Lateness, Plan, SourceItem};
+use cepheid::io::{Decoder, Format, Item, Items};
+use cepheid::{Engine, Output, Record, Timestamp};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use timely::dataflow::operators::Inspect;
+
+/// Two patterns beside the library's: one without a key, one with two
+/// key fields.
+const EXTRA: &str = r#"
+pattern global_login_then_withdrawal {
+    within 10m
+    timeouts
+    match login followed by withdrawal
+    where
+        login:      type == "login"
+        withdrawal: type == "withdrawal"
+}
+pattern user_ip_fails {
+    partition by user_id, ip
+    within 5m
+    timeouts
+    match fail{2} consecutive
+    where fail: type == "login" and not success
+}
+"#;
+
+fn patterns() -> Vec<cepheid::pattern::Pattern> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("patterns")
+        .expect("patterns folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cep"))
+        .collect();
+    files.sort();
+    let mut loaded = cepheid::dsl::load_paths(&files);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let extra = cepheid::dsl::load_str("extra.cep", EXTRA);
+    assert!(!extra.has_errors(), "{}", extra.render());
+    loaded.patterns.extend(extra.patterns);
+    loaded.patterns
+}
+
+const TYPES: [&str; 12] = [
+    "login",
+    "password_change",
+    "withdrawal",
+    "trade",
+    "charge",
+    "coupon_claim",
+    "payment",
+    "order_paid",
+    "order_cancelled",
+    "order_created",
+    "price",
+    "sensor",
+];
+
+/// One event of the generator, as a JSON line.
+#[derive(Clone, Debug)]
+struct Ev {
+    ts: i64,
+    kind: usize,
+    key: u8,
+    flags: u8,
+    amount: u16,
+}
+
+impl Ev {
+    fn json(&self) -> String {
+        let k = self.key % 6;
+        let missing = self.key >= 60; // no key fields at all
+        let keys = if missing {
+            String::new()
+        } else {
+            format!(
+                r#","account_id":"a{k}","user_id":{k},"card_id":"c{k}","device_id":"d{k}","order_id":"o{k}","symbol":"S{k}","sensor_id":{k}.0"#
+            )
+        };
+        let f = self.flags;
+        format!(
+            r#"{{"ts":{},"type":"{}"{keys},"success":{},"is_new_ip":{},"ip":"10.0.0.{}","amount":{},"status":"{}","quantity":{},"price":{},"temperature":{},"reason":"r{}"}}"#,
+            self.ts,
+            TYPES[self.kind],
+            f & 1 == 0,
+            f & 2 == 0,
+            (f >> 2) % 3,
+            self.amount as f64 / 4.0,
+            ["filled", "declined", "open"][(f as usize >> 4) % 3],
+            i64::from(f % 5) - 1,
+            self.amount % 50,
+            self.amount % 40,
+            f % 3,
+        )
+    }
+}
+
+fn event() -> impl Strategy<Value = (u32, u16, Ev)> {
+    (
+        0u32..40_000,
+        any::<u16>(),
+        (0usize..TYPES.len(), 0u8..64, any::<u8>(), 0u16..4_000),
+    )
+        .prop_map(|(gap, jitter, (kind, key, flags, amount))| {
+            (
+                gap,
+                jitter,
+                Ev {
+                    ts: 0,
+                    kind,
+                    key,
+                    flags,
+                    amount,
+                },
+            )
+        })
+}
+
+/// The stream's lines: times grow by random gaps and each event is moved
+/// back by a jitter, at most `delay` (`within_delay`) or up to four times
+/// it with a `$watermark` line now and then (so that some are late).
+fn lines(events: &[(u32, u16, Ev)], delay: i64, within_delay: bool) -> Vec<String> {
+    let mut base = 1_700_000_000_000i64;
+    let mut out = Vec::new();
+    for (i, (gap, jitter, ev)) in events.iter().enumerate() {
+        base += i64::from(*gap);
+        let span = if within_delay {
+            delay + 1
+        } else {
+            4 * delay + 1
+        };
+        let mut ev = ev.clone();
+        ev.ts = base - i64::from(*jitter) % span;
+        out.push(ev.json());
+        if !within_delay && i % 37 == 36 {
+            out.push(format!(r#"{{"$watermark": {}}}"#, base - delay));
+        }
+    }
+    out
+}
+
+/// Each output as a canonical line (its JSON), sorted.
+fn canonical(outputs: &[Output<Record>]) -> Vec<String> {
+    let mut lines: Vec<String> = outputs
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("serializes"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// One engine over the whole stream, as `cepheid run` drives it.
+fn single(patterns: &[cepheid::pattern::Pattern], lines: &[String], delay: i64) -> Vec<String> {
+    let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_millis(delay as u64));
+    for p in patterns {
+        engine.add(p).expect("adds");
+    }
+    let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let text = lines.join("\n");
+    let mut out: Vec<Output<Record>> = Vec::new();
+    let mut punctuated = false;
+    for (_, item) in Items::new("in", text.as_bytes(), decoder) {
+        match item.expect("decodes") {
+            Item::Event(ts, record) => {
+                engine.push(ts, record, &mut out);
+            }
+            Item::Watermark(t) => {
+                punctuated = true;
+                engine.watermark(t, &mut out);
+            }
+            Item::Skip => {}
+        }
+    }
+    if !punctuated {
+        engine.finish(&mut out);
+    }
+    canonical(&out)
+}
+
+/// The dataflow on `workers` threads; worker `i` reads `parts[i]` (none
+/// when there are fewer parts).
+fn dataflow(
+    patterns: &[cepheid::pattern::Pattern],
+    parts: Vec<Vec<String>>,
+    delay: i64,
+    workers: usize,
+) -> Vec<String> {
+    let mut plan = Plan::<Record>::new();
+    for p in patterns {
+        plan.add(p).expect("adds");
+    }
+    let plan = Arc::new(plan);
+    let parts = Arc::new(parts);
+    let found: Arc<Mutex<Vec<Output<Record>>>> = Arc::default();
+    let collected = Arc::clone(&found);
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let text = parts.get(index).map(|p| p.join("\n")).unwrap_or_default();
+        let plan = Arc::clone(&plan);
+        let (late_to, found_to) = (Arc::clone(&collected), Arc::clone(&collected));
+        worker.dataflow::<Timestamp, _, _>(move |scope| {
+            let decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+            let items = Items::new("part", std::io::Cursor::new(text.into_bytes()), decoder)
+                .filter_map(|(line, item)| match item.expect("decodes") {
+                    Item::Event(ts, event) => Some(SourceItem::Event {
+                        ts,
+                        offset: line,
+                        event,
+                    }),
+                    Item::Watermark(t) => Some(SourceItem::Watermark(t)),
+                    Item::Skip => None,
+                });
+            let (events, late) = source(scope, index as u32, items, Lateness::new(delay));
+            late.inspect(move |(ts, event)| {
+                late_to.lock().unwrap().push(Output::Late {
+                    ts: *ts,
+                    event: event.clone(),
+                })
+            });
+            cep(&plan, events, |_| Vec::<Output<Record>>::new())
+                .inspect(move |o| found_to.lock().unwrap().push(o.clone()));
+        });
+    })
+    .expect("timely starts")
+    .join()
+    .into_iter()
+    .for_each(|r| r.expect("a worker failed"));
+    let found = found.lock().unwrap();
+    canonical(&found)
+}
+
+/// `lines` cut in `n` contiguous parts.
+fn split(lines: &[String], n: usize) -> Vec<Vec<String>> {
+    (0..n)
+        .map(|i| lines[i * lines.len() / n..(i + 1) * lines.len() / n].to_vec())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_worker_count_equals_one_engine(
+        events in prop::collection::vec(event(), 1..300),
+        delay in prop_oneof![Just(0i64), 1i64..20_000],
+    ) {
+        let patterns = patterns();
+        // Split in one part per worker, disorder within the delay.
+        let within = lines(&events, delay, true);
+        let expected = single(&patterns, &within, delay);
+        for workers in [1, 2, 4] {
+            let got = dataflow(&patterns, split(&within, workers), delay, workers);
+            prop_assert_eq!(&got, &expected, "{} workers, parts", workers);
+        }
+        // One reader, disorder beyond the delay, punctuation: late events.
+        let beyond = lines(&events, delay, false);
+        let expected = single(&patterns, &beyond, delay);
+        for workers in [1, 2, 4] {
+            let got = dataflow(&patterns, vec![beyond.clone()], delay, workers);
+            prop_assert_eq!(&got, &expected, "{} workers, one source", workers);
+        }
+    }
+}
+
+#[test]
+fn the_streams_have_matches_timeouts_and_late_events() {
+    // The generator is not vacuous: one fixed stream has all three.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let events = prop::collection::vec(event(), 300)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    let patterns = patterns();
+    let out = single(&patterns, &lines(&events, 5_000, false), 5_000);
+    for kind in ["\"match\"", "\"timeout\"", "\"late\""] {
+        assert!(
+            out.iter().any(|l| l.contains(&format!("\"kind\":{kind}"))),
+            "no {kind} in {} outputs",
+            out.len()
+        );
+    }
+    assert_eq!(
+        dataflow(&patterns, vec![lines(&events, 5_000, false)], 5_000, 2),
+        out
+    );
+}
