@@ -250,3 +250,163 @@ fn the_command_says_which_keys_reached_the_limit_and_counts_the_drops() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("--max-runs-per-key"), "{stderr}");
 }
+
+/// One step of a stream for the waiting-limit tests.
+#[derive(Clone, Debug)]
+enum Step {
+    /// An event: time, kind (`a` or `b`), key.
+    Event(i64, bool, u8),
+    /// A punctuated watermark.
+    Watermark(i64),
+}
+
+impl Step {
+    fn line(&self) -> String {
+        match self {
+            Step::Event(ts, a, k) => {
+                let kind = if *a { "a" } else { "b" };
+                format!("{{\"ts\":{ts},\"type\":\"{kind}\",\"k\":{k}}}\n")
+            }
+            Step::Watermark(t) => format!("{{\"$watermark\":{t}}}\n"),
+        }
+    }
+}
+
+const WITHIN: &str = r#"pattern w {
+    partition by k
+    within 6ms
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}"#;
+
+/// Runs `steps` with a delay of 3 ms and at most `limit` waiting events:
+/// what the sink saw, and after which steps the watermark was forced (and
+/// to what).
+fn run_waiting(steps: &[Step], limit: usize) -> (Vec<String>, Vec<(usize, i64)>, Stats) {
+    let rules = Rules::parse("w.cep", WITHIN).unwrap();
+    let mut engine: Engine<Record> =
+        Engine::with_max_delay(std::time::Duration::from_millis(3)).max_waiting_events(limit);
+    engine.add(&rules).unwrap();
+    let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let text: String = steps.iter().map(Step::line).collect();
+    let mut out = Vec::new();
+    let mut forced = Vec::new();
+    for (i, (_, item)) in Items::new("events.jsonl", text.as_bytes(), decoder).enumerate() {
+        let before = engine.stats().forced_watermarks;
+        match item.unwrap() {
+            Item::Event(ts, record) => {
+                engine.push(ts, record, &mut out);
+            }
+            Item::Watermark(t) => engine.watermark(t, &mut out),
+            Item::Skip => {}
+        }
+        assert!(engine.waiting_events() <= limit);
+        if engine.stats().forced_watermarks > before {
+            forced.push((i, engine.current_watermark().unwrap()));
+        }
+    }
+    engine.finish(&mut out);
+    (describe(&out), forced, engine.stats())
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        12 => (0i64..40, any::<bool>(), 0u8..3).prop_map(|(t, a, k)| Step::Event(t, a, k)),
+        1 => (0i64..40).prop_map(Step::Watermark),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// A forced watermark is exactly a watermark inserted at that point:
+    /// the stream run with the limit gives what the same stream with those
+    /// watermarks, run without a limit, gives.
+    #[test]
+    fn waiting_events_over_the_limit_act_as_an_inserted_watermark(
+        // sorted-ish times with bursts at one time, so the limit is reached
+        steps in proptest::collection::vec(step(), 0..120),
+        limit in 1usize..6,
+    ) {
+        let (limited, forced, stats) = run_waiting(&steps, limit);
+        proptest::prop_assert_eq!(stats.forced_watermarks, forced.len() as u64);
+        let mut with_marks = Vec::new();
+        let mut next = forced.iter().peekable();
+        for (i, s) in steps.iter().enumerate() {
+            with_marks.push(s.clone());
+            if let Some((_, t)) = next.next_if(|(at, _)| *at == i) {
+                with_marks.push(Step::Watermark(*t));
+            }
+        }
+        let (unlimited, none, _) = run_waiting(&with_marks, usize::MAX);
+        proptest::prop_assert!(none.is_empty());
+        proptest::prop_assert_eq!(limited, unlimited);
+    }
+}
+
+#[test]
+fn waiting_events_of_a_burst_at_one_time_stay_bounded() {
+    // 5,000 events at one time: they all wait (the watermark trails the
+    // largest time) until the limit moves the watermark to them.
+    let steps: Vec<Step> = (0..5_000).map(|i| Step::Event(7, i % 2 == 0, 0)).collect();
+    let (out, forced, stats) = run_waiting(&steps, 1_000);
+    // the 1,001st event forces the watermark to 7; the rest are late
+    assert_eq!(forced, vec![(1_000, 7)]);
+    assert_eq!(stats.late, 5_000 - 1_001);
+    assert_eq!(out.iter().filter(|o| o.starts_with("late")).count(), 3_999);
+    // the 1,001 processed events at one time: every `a` pairs with every
+    // later `b` (the pattern is relaxed, so each run takes the first `b`)
+    assert_eq!(out.iter().filter(|o| o.starts_with("match")).count(), 500);
+    // without the limit all wait, and all are processed at the end
+    let (_, forced, stats) = run_waiting(&steps, usize::MAX);
+    assert!(forced.is_empty());
+    assert_eq!(stats.late, 0);
+}
+
+#[test]
+fn the_command_says_when_the_watermark_was_forced() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("run_limit_waiting");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("w.cep"), WITHIN).unwrap();
+    let steps: Vec<Step> = (0..10).map(|i| Step::Event(5, i % 2 == 0, 0)).collect();
+    std::fs::write(
+        dir.join("events.jsonl"),
+        steps.iter().map(Step::line).collect::<String>(),
+    )
+    .unwrap();
+    let cepheid = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cepheid"))
+            .arg("run")
+            .arg(dir.join("w.cep"))
+            .arg("--events")
+            .arg(dir.join("events.jsonl"))
+            .arg("--no-progress")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = cepheid(&["--max-waiting", "4"]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "more than 4 events waited for the watermark; it moved up to the earliest of them (--max-waiting)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains(", 5 late,"), "{stderr}");
+    assert!(
+        stderr.contains(", watermark moved 1 times over --max-waiting"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    // events 1..5 processed (a b a b a): two matches
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let output = cepheid(&[]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("--max-waiting"), "{stderr}");
+    let output = cepheid(&["--max-waiting", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -128,6 +128,12 @@ impl<E> Clock<E> {
         (first.ts <= watermark).then_some(first.ts)
     }
 
+    /// Time of the earliest waiting event.
+    #[inline]
+    pub fn earliest_waiting(&self) -> Option<Timestamp> {
+        self.waiting.peek().map(|first| first.ts)
+    }
+
     /// Removes the earliest waiting event if the watermark has passed it.
     #[inline]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {

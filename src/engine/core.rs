@@ -34,6 +34,11 @@ pub struct Stats {
     /// engine's limit (`Engine::max_runs_per_key`; see `docs/semantics.md`,
     /// "The limit on partial matches per key").
     pub dropped_runs: u64,
+    /// Times the watermark was moved up to the earliest waiting event
+    /// because more events waited than the engine's limit
+    /// (`Engine::max_waiting_events`; see `docs/semantics.md`, "The limit
+    /// on waiting events").
+    pub forced_watermarks: u64,
 }
 
 /// Why an event has no key for a pattern.
@@ -147,6 +152,8 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     stats: Stats,
     /// At most this many partial matches per pattern and key.
     run_limit: usize,
+    /// The most events that wait for the watermark.
+    waiting_limit: usize,
     /// Live partitions, over all patterns and keys.
     live_parts: usize,
     /// The partitions due at `firing`, last first.
@@ -172,6 +179,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             hasher: KeyHasher::default(),
             stats: Stats::default(),
             run_limit: DEFAULT_MAX_RUNS_PER_KEY,
+            waiting_limit: DEFAULT_MAX_WAITING_EVENTS,
             live_parts: 0,
             due: Vec::new(),
             firing: 0,
@@ -183,6 +191,11 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Sets the limit on partial matches per pattern and key (at least 1).
     pub fn set_run_limit(&mut self, limit: usize) {
         self.run_limit = limit.max(1);
+    }
+
+    /// Sets the limit on events waiting for the watermark (at least 1).
+    pub fn set_waiting_limit(&mut self, limit: usize) {
+        self.waiting_limit = limit.max(1);
     }
 
     /// Adds a compiled pattern, resolving its `partition by` fields with
@@ -260,9 +273,24 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 Arrival::Late
             }
             Ok(()) => {
+                if self.clock.waiting() > self.waiting_limit {
+                    self.force_watermark();
+                }
                 self.run_to(self.clock.watermark(), sink);
                 Arrival::Accepted
             }
+        }
+    }
+
+    /// More events wait than the limit: the watermark moves up to the
+    /// earliest waiting event's time, as if a watermark had arrived, so
+    /// every event at that time is processed (and later arrivals at or
+    /// before it are late).
+    #[cold]
+    fn force_watermark(&mut self) {
+        if let Some(t) = self.clock.earliest_waiting() {
+            self.clock.raise(t);
+            self.stats.forced_watermarks += 1;
         }
     }
 
@@ -846,3 +874,6 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
 /// The default limit on partial matches per pattern and key
 /// ([`Engine::max_runs_per_key`](crate::Engine::max_runs_per_key)).
 pub const DEFAULT_MAX_RUNS_PER_KEY: usize = 10_000;
+
+/// The default limit on events waiting for the watermark.
+pub const DEFAULT_MAX_WAITING_EVENTS: usize = 1_000_000;

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::engine::core::{Arrival, Core, Stats, DEFAULT_MAX_RUNS_PER_KEY};
+use crate::engine::core::{
+    Arrival, Core, Stats, DEFAULT_MAX_RUNS_PER_KEY, DEFAULT_MAX_WAITING_EVENTS,
+};
 use crate::engine::sink::Sink;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
@@ -141,6 +143,48 @@ impl<E: Event + 'static> Engine<E> {
     /// ```
     pub fn max_runs_per_key(mut self, limit: usize) -> Self {
         self.core.set_run_limit(limit);
+        self
+    }
+
+    /// The default of [`max_waiting_events`](Engine::max_waiting_events):
+    /// 1,000,000.
+    pub const DEFAULT_MAX_WAITING_EVENTS: usize = DEFAULT_MAX_WAITING_EVENTS;
+
+    /// Bounds the events that wait for the watermark (default
+    /// [`DEFAULT_MAX_WAITING_EVENTS`](Engine::DEFAULT_MAX_WAITING_EVENTS)).
+    /// The watermark holds back events newer than the largest time seen
+    /// minus the delay, and events after the last punctuated watermark; a
+    /// stream whose times stand still (a burst at one time, a source that
+    /// stopped sending watermarks) could make them any number. When a
+    /// pushed event makes more than `limit` wait, the watermark moves up
+    /// to the earliest waiting event's time, as if a watermark had
+    /// arrived: the events at that time are processed, and events that
+    /// arrive later at or before it are late. Each time is counted in
+    /// [`Stats::forced_watermarks`]. Pass `usize::MAX` for no limit; 0
+    /// counts as 1. See `docs/semantics.md`, "The limit on waiting events".
+    ///
+    /// ```
+    /// use cepheid::io::{Decoder, Format, Item, Items};
+    /// use cepheid::{Arrival, Engine, Output, Record, Rules};
+    /// let mut engine: Engine<Record> = Engine::new().max_waiting_events(2);
+    /// engine.add(&Rules::parse("p.cep", "pattern p { match a where a: n > 0 }")?)?;
+    /// // four events at one time: the third makes three wait
+    /// let input = "{\"ts\":10,\"n\":1}\n{\"ts\":10,\"n\":2}\n{\"ts\":10,\"n\":3}\n{\"ts\":10,\"n\":4}\n";
+    /// let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// let mut arrivals = Vec::new();
+    /// for (_line, item) in Items::new("in.jsonl", input.as_bytes(), decoder) {
+    ///     if let Item::Event(ts, record) = item? {
+    ///         arrivals.push(engine.push(ts, record, &mut out));
+    ///     }
+    /// }
+    /// assert_eq!(engine.stats().forced_watermarks, 1);
+    /// assert_eq!(out.len(), 4); // three matches at once, then the late event
+    /// assert_eq!(arrivals[3], Arrival::Late);
+    /// # Ok::<(), cepheid::Error>(())
+    /// ```
+    pub fn max_waiting_events(mut self, limit: usize) -> Self {
+        self.core.set_waiting_limit(limit);
         self
     }
 

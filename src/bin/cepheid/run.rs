@@ -36,6 +36,10 @@
 //!   such keys; later ones are only counted) and the summary counts the
 //!   dropped partial matches and their keys (`docs/semantics.md`, "The
 //!   limit on partial matches per key").
+//! - At most `--max-waiting` events (default 1,000,000) wait for the
+//!   watermark; beyond it the watermark moves up to the earliest of them,
+//!   said once on standard error and counted in the summary
+//!   (`docs/semantics.md`, "The limit on waiting events").
 //!
 //! Reading and decoding run on a thread of their own, a few batches of
 //! lines ahead of the engine (which, with the output, stays on the main
@@ -147,6 +151,17 @@ pub struct Args {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     max_runs_per_key: usize,
+    /// Most events that wait for the watermark; when more would wait, the
+    /// watermark moves up to the earliest of them, as if a watermark had
+    /// arrived (said on standard error, counted in the summary). Bounds
+    /// the memory a burst of events at one time takes.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = Engine::<Record>::DEFAULT_MAX_WAITING_EVENTS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_waiting: usize,
     /// Stop at the first malformed line (exit status 3).
     #[arg(long)]
     strict: bool,
@@ -176,8 +191,9 @@ pub fn run(args: &Args) -> u8 {
         Err(status) => return status,
     };
     let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
-    let mut engine: Engine<Record> =
-        Engine::with_max_delay(max_delay).max_runs_per_key(args.max_runs_per_key);
+    let mut engine: Engine<Record> = Engine::with_max_delay(max_delay)
+        .max_runs_per_key(args.max_runs_per_key)
+        .max_waiting_events(args.max_waiting);
     for pattern in &loaded.patterns {
         if let Err(e) = engine.add(pattern) {
             eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
@@ -480,6 +496,7 @@ fn stream(
     let mut signal = None;
     let mut punctuated = false;
     let mut watermarks_told = false;
+    let mut forced_said = false;
     let mut timing = match args.time {
         TimeArg::Processing => Timing::Processing,
         TimeArg::Event => Timing::Event(args.idle_timeout.map(|ms| {
@@ -552,6 +569,15 @@ fn stream(
             check_output(args, out.out)?;
         }
         progress.set_position(batch.bytes_read);
+        if !forced_said && engine.stats().forced_watermarks > 0 {
+            forced_said = true;
+            progress.suspend(|| {
+                eprintln!(
+                    "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
+                    args.max_waiting
+                )
+            });
+        }
         if batch.stalled {
             // The input waits for its writer: whatever the watermark
             // released goes out now (a live stream's matches are not held
@@ -783,7 +809,6 @@ fn progress_bar(args: &Args, size: Option<u64>) -> ProgressBar {
     bar
 }
 
-/// The one-line summary on standard error.
 /// The one-line summary on standard error; events still waiting at the
 /// end (after the input's last `$watermark` line) are counted, never left
 /// out silently.
@@ -815,6 +840,14 @@ fn summarize(
     } else {
         String::new()
     };
+    let forced = if stats.forced_watermarks > 0 {
+        format!(
+            ", watermark moved {} times over --max-waiting",
+            stats.forced_watermarks
+        )
+    } else {
+        String::new()
+    };
     let waiting = if let (true, Some(signal)) = (waiting > 0, signal) {
         format!(
             ", {waiting} waiting for the watermark (not processed: stopped by {})",
@@ -828,7 +861,7 @@ fn summarize(
         String::new()
     };
     eprintln!(
-        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
+        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );
 }
