@@ -9,7 +9,8 @@
 //! one source on worker 0 with disorder beyond the delay and `$watermark`
 //! lines (the late events are then exactly the single engine's).
 
-use std::path::PathBuf;
+mod dataflow_support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,138 +21,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use timely::dataflow::operators::Inspect;
 
-/// Two patterns beside the library's: one without a key, one with two
-/// key fields.
-const EXTRA: &str = r#"
-pattern global_login_then_withdrawal {
-    within 10m
-    timeouts
-    match login followed by withdrawal
-    where
-        login:      type == "login"
-        withdrawal: type == "withdrawal"
-}
-pattern user_ip_fails {
-    partition by user_id, ip
-    within 5m
-    timeouts
-    match fail{2} consecutive
-    where fail: type == "login" and not success
-}
-"#;
-
-fn patterns() -> Vec<cepheid::pattern::Pattern> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("patterns")
-        .expect("patterns folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "cep"))
-        .collect();
-    files.sort();
-    let mut loaded = cepheid::dsl::load_paths(&files);
-    assert!(!loaded.has_errors(), "{}", loaded.render());
-    let extra = cepheid::dsl::load_str("extra.cep", EXTRA);
-    assert!(!extra.has_errors(), "{}", extra.render());
-    loaded.patterns.extend(extra.patterns);
-    loaded.patterns
-}
-
-const TYPES: [&str; 12] = [
-    "login",
-    "password_change",
-    "withdrawal",
-    "trade",
-    "charge",
-    "coupon_claim",
-    "payment",
-    "order_paid",
-    "order_cancelled",
-    "order_created",
-    "price",
-    "sensor",
-];
-
-/// One event of the generator, as a JSON line.
-#[derive(Clone, Debug)]
-struct Ev {
-    ts: i64,
-    kind: usize,
-    key: u8,
-    flags: u8,
-    amount: u16,
-}
-
-impl Ev {
-    fn json(&self) -> String {
-        let k = self.key % 6;
-        let missing = self.key >= 60; // no key fields at all
-        let keys = if missing {
-            String::new()
-        } else {
-            format!(
-                r#","account_id":"a{k}","user_id":{k},"card_id":"c{k}","device_id":"d{k}","order_id":"o{k}","symbol":"S{k}","sensor_id":{k}.0"#
-            )
-        };
-        let f = self.flags;
-        format!(
-            r#"{{"ts":{},"type":"{}"{keys},"success":{},"is_new_ip":{},"ip":"10.0.0.{}","amount":{},"status":"{}","quantity":{},"price":{},"temperature":{},"reason":"r{}"}}"#,
-            self.ts,
-            TYPES[self.kind],
-            f & 1 == 0,
-            f & 2 == 0,
-            (f >> 2) % 3,
-            self.amount as f64 / 4.0,
-            ["filled", "declined", "open"][(f as usize >> 4) % 3],
-            i64::from(f % 5) - 1,
-            self.amount % 50,
-            self.amount % 40,
-            f % 3,
-        )
-    }
-}
-
-fn event() -> impl Strategy<Value = (u32, u16, Ev)> {
-    (
-        0u32..40_000,
-        any::<u16>(),
-        (0usize..TYPES.len(), 0u8..64, any::<u8>(), 0u16..4_000),
-    )
-        .prop_map(|(gap, jitter, (kind, key, flags, amount))| {
-            (
-                gap,
-                jitter,
-                Ev {
-                    ts: 0,
-                    kind,
-                    key,
-                    flags,
-                    amount,
-                },
-            )
-        })
-}
-
-/// The stream's lines: times grow by random gaps and each event is moved
-/// back by a jitter, at most `delay` (`within_delay`) or up to four times
-/// it with a `$watermark` line now and then (so that some are late).
-fn lines(events: &[(u32, u16, Ev)], delay: i64, within_delay: bool) -> Vec<String> {
-    let mut base = 1_700_000_000_000i64;
-    let mut out = Vec::new();
-    for (i, (gap, jitter, ev)) in events.iter().enumerate() {
-        base += i64::from(*gap);
-        let span = if within_delay {
-            delay + 1
-        } else {
-            4 * delay + 1
-        };
-        let mut ev = ev.clone();
-        ev.ts = base - i64::from(*jitter) % span;
-        out.push(ev.json());
-        if !within_delay && i % 37 == 36 {
-            out.push(format!(r#"{{"$watermark": {}}}"#, base - delay));
-        }
-    }
-    out
-}
+use dataflow_support::{event, lines, patterns};
 
 /// Each output as a canonical line (its JSON), sorted.
 fn canonical(outputs: &[Output<Record>]) -> Vec<String> {

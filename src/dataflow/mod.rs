@@ -235,8 +235,11 @@ impl<E: Event + 'static> Plan<E> {
             .map(|members| {
                 // No engine decides lateness: events come sorted, up to the
                 // frontier, and the watermark is set from it.
-                let mut engine =
-                    Engine::<E>::with_max_delay(Duration::MAX).max_runs_per_key(self.run_limit);
+                // Nor forces a watermark: a released batch may hold many
+                // events of one time, all final.
+                let mut engine = Engine::<E>::with_max_delay(Duration::MAX)
+                    .max_runs_per_key(self.run_limit)
+                    .max_waiting_events(usize::MAX);
                 align_fields::<E>(engine.fields(), &self.fields);
                 for &index in members {
                     engine.add(&self.patterns[index])?;
@@ -274,4 +277,5 @@ fn add_stats(a: &mut Stats, b: &Stats) {
     a.unkeyed += b.unkeyed;
     a.unusable_keys += b.unusable_keys;
     a.dropped_runs += b.dropped_runs;
+    a.forced_watermarks += b.forced_watermarks;
 }

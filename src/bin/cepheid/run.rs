@@ -61,6 +61,10 @@ use cepheid::time::parse_duration;
 use cepheid::{Error, ErrorKind, FieldId, Record, Timestamp, Value};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+#[cfg(feature = "timely")]
+#[path = "workers.rs"]
+mod workers;
+
 use crate::follow::Follow;
 use crate::idle::Idle;
 use crate::timing::{wall_ms, Timing};
@@ -172,6 +176,10 @@ pub struct Args {
     /// Never draw a progress bar.
     #[arg(long, overrides_with = "progress")]
     no_progress: bool,
+    // Several workers (feature `timely`): `--workers`, `--processes`.
+    #[cfg(feature = "timely")]
+    #[command(flatten)]
+    scale: workers::Scale,
 }
 
 type Output = JsonLines<Box<dyn Write>, BufWriter<File>>;
@@ -215,6 +223,10 @@ pub fn run(args: &Args) -> u8 {
         FormatArg::Jsonl => Format::JsonLines,
         FormatArg::Csv => Format::Csv,
     };
+    #[cfg(feature = "timely")]
+    if args.scale.enabled() {
+        return workers::run(args, &loaded.patterns, format);
+    }
     // The decoder reads the fields of the engine's table.
     let mut decoder = Decoder::new(format, &args.time_field, engine.fields().clone());
     if args.time == TimeArg::Processing {

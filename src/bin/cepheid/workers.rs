@@ -1,0 +1,738 @@
+//! `cepheid run --workers N` and `--processes P --process I --hostfile
+//! FILE` (feature `timely`): the same run over `cepheid::dataflow`, on
+//! worker threads and processes.
+//!
+//! - **Input.** With `--events FILE`, the file is cut in one part per
+//!   worker on line boundaries (`dataflow::part_of_file`; a CSV part after
+//!   the first starts with the header); each worker reads and decodes its
+//!   part, a source of its own with its own watermark (`--max-delay` and
+//!   `$watermark` lines of its part). Standard input is read by worker 0.
+//!   Events are late by their own part's watermark: with disorder within
+//!   `--max-delay` that is the same as one reader.
+//! - **Output.** Gathered on worker 0 (of process 0), which writes
+//!   `--output` and `--late` and the one summary: matches and timeouts as
+//!   JSON lines as `cepheid run` writes them, in the order they reach
+//!   worker 0. Any worker layout gives the same lines; sorted bytewise
+//!   (`LC_ALL=C sort`) they are identical.
+//! - **Processes.** Every process runs the same command with its own
+//!   `--process I` and the same `--hostfile` (one `host:port` per line,
+//!   process 0 first; `#` comments and blank lines skipped); the file is
+//!   read by every process, each worker reading its own part. Process 0
+//!   needs `--output FILE`: timely writes its connection messages on
+//!   standard output. The other processes write no output file.
+//! - Not with `--follow`, `--time processing` or `--idle-timeout` (exit
+//!   2). `--max-waiting` does not apply: the engines get events only when
+//!   every source's watermark has passed them; what waits is held by the
+//!   dataflow operator, unbounded (a part whose times stand still holds
+//!   its events back). With `--strict`, the first malformed line stops the parts of its
+//!   process. Object keys and keys over `--max-runs-per-key` are counted
+//!   in the summary; keys over the limit are named (ten per worker).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cepheid::dataflow::{cep, part_of_file, source, Collect, Lateness, Plan, SourceItem};
+use cepheid::engine::{MatchRef, Sink, Stats};
+use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
+use cepheid::{ErrorKind, Record, Timestamp, Value};
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::{Concat, Operator};
+use timely::{CommunicationConfig, WorkerConfig};
+
+use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
+use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+
+/// The options of a run on several workers.
+#[derive(clap::Args, Debug, Default)]
+pub struct Scale {
+    /// Worker threads (per process, with `--processes`): the input file is
+    /// cut in one part per worker and events go to the worker of their key
+    /// (feature `timely`).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
+    )]
+    workers: Option<usize>,
+    /// Run as one of P processes (each with `--workers` threads): every
+    /// process runs the same command with its own `--process`.
+    #[arg(
+        long,
+        value_name = "P",
+        requires_all = ["process", "hostfile"],
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
+    )]
+    processes: Option<usize>,
+    /// This process's number, from 0 (with `--processes`).
+    #[arg(long, value_name = "I", requires = "processes")]
+    process: Option<usize>,
+    /// The processes' addresses, one `host:port` per line, process 0 first
+    /// (with `--processes`).
+    #[arg(long, value_name = "FILE", requires = "processes")]
+    hostfile: Option<PathBuf>,
+}
+
+impl Scale {
+    /// Was a run on several workers asked for?
+    pub fn enabled(&self) -> bool {
+        self.workers.is_some() || self.processes.is_some()
+    }
+}
+
+/// What workers send to worker 0.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Chunk {
+    /// Output records, whole lines.
+    Out(Vec<u8>),
+    /// Late records, whole lines.
+    Late(Vec<u8>),
+    /// A worker's counts, at the end.
+    Summary(Summary),
+}
+
+/// A worker's counts (worker 0's include the sources' events and late
+/// events).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Summary {
+    events: u64,
+    late: u64,
+    matches: u64,
+    timeouts: u64,
+    unusable_keys: u64,
+    dropped_runs: u64,
+    dropped_keys: u64,
+    waiting: u64,
+    malformed: u64,
+    read_error: bool,
+    strict_stop: bool,
+}
+
+impl Summary {
+    fn add(&mut self, other: &Summary) {
+        self.events += other.events;
+        self.late += other.late;
+        self.matches += other.matches;
+        self.timeouts += other.timeouts;
+        self.unusable_keys += other.unusable_keys;
+        self.dropped_runs += other.dropped_runs;
+        self.dropped_keys += other.dropped_keys;
+        self.waiting += other.waiting;
+        self.malformed += other.malformed;
+        self.read_error |= other.read_error;
+        self.strict_stop |= other.strict_stop;
+    }
+}
+
+/// What a worker's reader found besides events.
+#[derive(Default)]
+struct ReadCounts {
+    malformed: Cell<u64>,
+    read_error: Cell<bool>,
+    strict_stop: Cell<bool>,
+}
+
+/// Runs `cepheid run` over timely dataflow; returns the exit status.
+pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) -> u8 {
+    if let Err(why) = refuse(args) {
+        eprintln!("error: {why}");
+        return EXIT_USAGE;
+    }
+    let mut plan = Plan::<Record>::new().max_runs_per_key(args.max_runs_per_key);
+    for pattern in patterns {
+        if let Err(e) = plan.add(pattern) {
+            eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
+            return EXIT_PATTERN_ERROR;
+        }
+    }
+    let config = match config(&args.scale) {
+        Ok(config) => config,
+        Err((status, why)) => {
+            eprintln!("error: {why}");
+            return status;
+        }
+    };
+    let first_process = args.scale.process.unwrap_or(0) == 0;
+    let writers = if first_process {
+        match Writers::open(args) {
+            Ok(writers) => Some(writers),
+            Err(status) => return status,
+        }
+    } else {
+        None
+    };
+    if args.events != Path::new("-") {
+        if let Err(e) = File::open(&args.events) {
+            eprintln!("error: cannot open {}: {e}", args.events.display());
+            return EXIT_IO;
+        }
+    }
+    let job = Arc::new(Job {
+        plan,
+        format,
+        time_field: args.time_field.clone(),
+        events: args.events.clone(),
+        max_delay: args.max_delay,
+        flush: args.flush_at_end,
+        strict: args.strict,
+        keep_late: args.late.is_some(),
+        limit: args.max_runs_per_key,
+        writers: Mutex::new(writers),
+        stop: Arc::default(),
+    });
+    let started = Instant::now();
+    let guards = match timely::execute(config, {
+        let job = Arc::clone(&job);
+        move |worker| job.work(worker)
+    }) {
+        Ok(guards) => guards,
+        Err(e) => {
+            eprintln!("error: cannot start the workers: {e}");
+            return EXIT_IO;
+        }
+    };
+    let mut status = EXIT_OK;
+    for result in guards.join() {
+        match result {
+            Ok(None) => {}
+            Ok(Some((writers, summary))) => {
+                status = status.max(finish(args, writers, &summary, started));
+            }
+            Err(e) => {
+                eprintln!("error: a worker failed: {e}");
+                status = status.max(EXIT_IO);
+            }
+        }
+    }
+    status
+}
+
+/// Options the dataflow run does not take.
+fn refuse(args: &Args) -> Result<(), &'static str> {
+    if args.follow {
+        return Err("--follow is not supported with --workers or --processes");
+    }
+    if args.time == TimeArg::Processing {
+        return Err("--time processing is not supported with --workers or --processes");
+    }
+    if args.idle_timeout.is_some() {
+        return Err("--idle-timeout is not supported with --workers or --processes");
+    }
+    if args.scale.processes.is_some()
+        && args.scale.process == Some(0)
+        && args.output == Path::new("-")
+    {
+        // Timely says how its connections go on standard output.
+        return Err("--processes needs --output FILE (timely writes connection messages on standard output)");
+    }
+    Ok(())
+}
+
+/// Timely's configuration from the options.
+fn config(scale: &Scale) -> Result<timely::Config, (u8, String)> {
+    let threads = scale.workers.unwrap_or(1);
+    let communication = match scale.processes {
+        None => CommunicationConfig::Process(threads),
+        Some(processes) => {
+            let process = scale.process.unwrap_or(0);
+            if process >= processes {
+                return Err((
+                    EXIT_USAGE,
+                    format!("--process {process} is not below --processes {processes}"),
+                ));
+            }
+            let path = scale.hostfile.as_deref().unwrap_or(Path::new(""));
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                (
+                    EXIT_IO,
+                    format!("cannot read the hostfile {}: {e}", path.display()),
+                )
+            })?;
+            let addresses: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .take(processes)
+                .collect();
+            if addresses.len() < processes {
+                return Err((
+                    EXIT_USAGE,
+                    format!(
+                        "the hostfile {} has {} addresses for {processes} processes",
+                        path.display(),
+                        addresses.len()
+                    ),
+                ));
+            }
+            CommunicationConfig::Cluster {
+                threads,
+                process,
+                addresses,
+                report: false,
+                zerocopy: false,
+            }
+        }
+    };
+    Ok(timely::Config {
+        communication,
+        worker: WorkerConfig::default(),
+    })
+}
+
+/// What every worker of the process shares.
+struct Job {
+    plan: Plan<Record>,
+    format: Format,
+    time_field: String,
+    events: PathBuf,
+    max_delay: i64,
+    flush: bool,
+    strict: bool,
+    keep_late: bool,
+    limit: usize,
+    /// The outputs, taken by worker 0 (of process 0).
+    writers: Mutex<Option<Writers>>,
+    /// Set by a part that met a malformed line with `--strict`.
+    stop: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// One worker's run: its part of the input, its engines; worker 0
+    /// writes what every worker found and returns the outputs and counts.
+    fn work(&self, worker: &mut timely::worker::Worker) -> Option<(Writers, Summary)> {
+        let index = worker.index();
+        let peers = worker.peers();
+        let writers = if index == 0 {
+            self.writers.lock().ok().and_then(|mut w| w.take())
+        } else {
+            None
+        };
+        let gathered = Rc::new(RefCell::new(Gathered {
+            writers,
+            summary: Summary::default(),
+        }));
+        let counts = Rc::new(ReadCounts::default());
+        let items = self.items(index, peers, &counts);
+        let delay = self.max_delay;
+        let lateness = Lateness::new(delay).flush_at_end(self.flush);
+        let limit = self.limit;
+        let keep_late = self.keep_late;
+        let sink_counts = Rc::clone(&counts);
+        let to_write = Rc::clone(&gathered);
+        worker.dataflow::<Timestamp, _, _>(|scope| {
+            let (events, late) = source(scope, index as u32, items, lateness);
+            let found = cep(&self.plan, events, move |_| {
+                CliSink::new(limit, sink_counts)
+            });
+            let late = late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(
+                Pipeline,
+                "CepLate",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|cap, data| {
+                            let mut lines = Vec::new();
+                            for batch in data {
+                                for (_, event) in batch.drain(..) {
+                                    if keep_late {
+                                        lines.extend_from_slice(b"{\"kind\":\"late\",\"event\":");
+                                        lines.extend_from_slice(event.raw().as_bytes());
+                                        lines.extend_from_slice(b"}\n");
+                                    }
+                                }
+                            }
+                            if !lines.is_empty() {
+                                output.session(&cap).give(Chunk::Late(lines));
+                            }
+                        });
+                    }
+                },
+            );
+            found.concat(late).sink(
+                Exchange::new(|_: &Chunk| 0),
+                "CepWrite",
+                move |(input, _)| {
+                    let mut gathered = to_write.borrow_mut();
+                    input.for_each(|_, data| {
+                        for chunk in data.drain(..) {
+                            gathered.take(chunk);
+                        }
+                    });
+                },
+            );
+        });
+        while worker.has_dataflows() {
+            worker.step_or_park(None);
+        }
+        let mut gathered = gathered.borrow_mut();
+        let summary = gathered.summary;
+        gathered.writers.take().map(|writers| (writers, summary))
+    }
+
+    /// The worker's part of the input, decoded; malformed lines are said
+    /// on standard error and counted.
+    fn items(&self, index: usize, peers: usize, counts: &Rc<ReadCounts>) -> PartItems {
+        let decoder = Decoder::new(self.format, &self.time_field, self.plan.fields().clone());
+        let csv = matches!(self.format, Format::Csv);
+        let (reader, start): (Box<dyn Read + Send>, u64) = if self.events == Path::new("-") {
+            if index == 0 {
+                (Box::new(io::stdin()), 0)
+            } else {
+                (Box::new(io::empty()), 0)
+            }
+        } else {
+            match part_of_file(&self.events, index, peers, csv) {
+                Ok(part) => part,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", self.events.display());
+                    counts.read_error.set(true);
+                    (Box::new(io::empty()), 0)
+                }
+            }
+        };
+        let origin = display(&self.events, "standard input");
+        PartItems {
+            items: Items::new(origin.clone(), reader, decoder),
+            origin,
+            path: self.events.clone(),
+            start,
+            // A later CSV part starts with the header, which is not its line.
+            header: csv && start > 0,
+            lines_before: None,
+            counts: Rc::clone(counts),
+            strict: self.strict,
+            stop: Arc::clone(&self.stop),
+            done: false,
+        }
+    }
+}
+
+/// A worker's part of the input as [`SourceItem`]s.
+struct PartItems {
+    items: Items<Box<dyn Read + Send>>,
+    origin: String,
+    path: PathBuf,
+    /// The part's first byte in the file.
+    start: u64,
+    /// Does the part start with a copy of the CSV header?
+    header: bool,
+    /// Lines of the file before the part (counted at the first message).
+    lines_before: Option<u64>,
+    counts: Rc<ReadCounts>,
+    strict: bool,
+    /// Shared by the parts of the process: `--strict` stops them all.
+    stop: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl PartItems {
+    /// The line's number in the whole input.
+    fn line_in_input(&mut self, line: u64) -> u64 {
+        let before = *self
+            .lines_before
+            .get_or_insert_with(|| count_lines(&self.path, self.start).unwrap_or(0));
+        before + line - u64::from(self.header)
+    }
+}
+
+/// Newlines in the first `len` bytes of a file.
+fn count_lines(path: &Path, len: u64) -> io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?.take(len));
+    let mut lines = 0;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(lines);
+        }
+        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = buf.len();
+        reader.consume(n);
+    }
+}
+
+impl Iterator for PartItems {
+    type Item = SourceItem<Record>;
+
+    fn next(&mut self) -> Option<SourceItem<Record>> {
+        loop {
+            if self.done || self.stop.load(Ordering::Relaxed) {
+                self.done = true;
+                return None;
+            }
+            let (line, item) = self.items.next()?;
+            match item {
+                Ok(Item::Event(ts, event)) => {
+                    return Some(SourceItem::Event {
+                        ts,
+                        offset: line,
+                        event,
+                    })
+                }
+                Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
+                Ok(Item::Skip) => {}
+                Err(e) if e.kind() == ErrorKind::Io => {
+                    eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                    self.counts.read_error.set(true);
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.counts.malformed.set(self.counts.malformed.get() + 1);
+                    let line = self.line_in_input(line);
+                    eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                    if self.strict {
+                        self.counts.strict_stop.set(true);
+                        self.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A buffer the engines' JSON-lines sink writes into, drained into chunks.
+#[derive(Clone, Default)]
+struct Shared(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A worker's sink: records as `cepheid run` writes them, keys over the
+/// limit named (the first [`TOLD_KEYS`]), counts at the end.
+struct CliSink {
+    lines: JsonLines<Shared, io::Sink>,
+    buffer: Shared,
+    drops: HashSet<(usize, Vec<Value>)>,
+    limit: usize,
+    counts: Rc<ReadCounts>,
+    summary: Option<Summary>,
+}
+
+impl CliSink {
+    fn new(limit: usize, counts: Rc<ReadCounts>) -> CliSink {
+        let buffer = Shared::default();
+        CliSink {
+            lines: JsonLines::new(buffer.clone(), None),
+            buffer,
+            drops: HashSet::new(),
+            limit,
+            counts,
+            summary: None,
+        }
+    }
+}
+
+impl Sink<Record> for CliSink {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.lines.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.lines.on_timeout(m, expired_at);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        if !self
+            .drops
+            .insert((partial.pattern_index(), partial.key().to_vec()))
+        {
+            return;
+        }
+        if self.drops.len() <= TOLD_KEYS {
+            let key = if partial.key().is_empty() {
+                "(the pattern has no `partition by`)".to_string()
+            } else {
+                let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
+                format!("key [{}]", values.join(", "))
+            };
+            eprintln!(
+                "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key)",
+                partial.pattern(),
+                self.limit
+            );
+        }
+    }
+}
+
+impl Collect<Record> for CliSink {
+    type Item = Chunk;
+
+    fn drain(&mut self, out: &mut Vec<Chunk>) {
+        let bytes = std::mem::take(&mut *self.buffer.0.borrow_mut());
+        if !bytes.is_empty() {
+            out.push(Chunk::Out(bytes));
+        }
+        if let Some(summary) = self.summary.take() {
+            out.push(Chunk::Summary(summary));
+        }
+    }
+
+    fn finish(&mut self, stats: &Stats, waiting: usize) {
+        self.summary = Some(Summary {
+            events: stats.events,
+            late: stats.late,
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+            unusable_keys: stats.unusable_keys,
+            dropped_runs: stats.dropped_runs,
+            dropped_keys: self.drops.len() as u64,
+            waiting: waiting as u64,
+            malformed: self.counts.malformed.get(),
+            read_error: self.counts.read_error.get(),
+            strict_stop: self.counts.strict_stop.get(),
+        });
+    }
+}
+
+/// The outputs of the run (opened by process 0 before the workers start).
+struct Writers {
+    out: Box<dyn Write + Send>,
+    late: Option<BufWriter<File>>,
+    /// The first write error, and whether it was on the late output.
+    error: Option<(bool, io::Error)>,
+}
+
+impl Writers {
+    fn open(args: &Args) -> Result<Writers, u8> {
+        let create = |path: &Path| {
+            File::create(path).map_err(|e| {
+                eprintln!("error: cannot create {}: {e}", path.display());
+                EXIT_IO
+            })
+        };
+        let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
+            Box::new(BufWriter::with_capacity(1 << 18, io::stdout()))
+        } else {
+            Box::new(BufWriter::with_capacity(1 << 18, create(&args.output)?))
+        };
+        let late = match &args.late {
+            Some(path) => Some(BufWriter::new(create(path)?)),
+            None => None,
+        };
+        Ok(Writers {
+            out,
+            late,
+            error: None,
+        })
+    }
+
+    fn write(&mut self, to_late: bool, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = match (to_late, &mut self.late) {
+            (false, _) => self.out.write_all(bytes),
+            (true, Some(late)) => late.write_all(bytes),
+            (true, None) => Ok(()),
+        };
+        if let Err(e) = result {
+            self.error = Some((to_late, e));
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), (bool, io::Error)> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush().map_err(|e| (false, e))?;
+        if let Some(late) = &mut self.late {
+            late.flush().map_err(|e| (true, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What reaches worker 0: the outputs to write, the counts to add.
+struct Gathered {
+    writers: Option<Writers>,
+    summary: Summary,
+}
+
+impl Gathered {
+    fn take(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Out(bytes) => {
+                if let Some(w) = &mut self.writers {
+                    w.write(false, &bytes);
+                }
+            }
+            Chunk::Late(bytes) => {
+                if let Some(w) = &mut self.writers {
+                    w.write(true, &bytes);
+                }
+            }
+            Chunk::Summary(summary) => self.summary.add(&summary),
+        }
+    }
+}
+
+/// Flushes the outputs, says the summary; returns the exit status.
+fn finish(args: &Args, mut writers: Writers, summary: &Summary, started: Instant) -> u8 {
+    if let Err(e) = writers.flush() {
+        let status = report_write_error(args, e);
+        if status != EXIT_OK {
+            return status;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = if elapsed > 0.0 {
+        summary.events as f64 / elapsed
+    } else {
+        0.0
+    };
+    let unusable = if summary.unusable_keys > 0 {
+        format!(", {} unusable keys", summary.unusable_keys)
+    } else {
+        String::new()
+    };
+    let dropped = if summary.dropped_runs > 0 {
+        format!(
+            ", {} partial matches dropped in {} keys over --max-runs-per-key",
+            summary.dropped_runs, summary.dropped_keys
+        )
+    } else {
+        String::new()
+    };
+    let waiting = if summary.waiting > 0 {
+        format!(
+            ", {} waiting after the last watermark (not processed; --flush-at-end processes them)",
+            summary.waiting
+        )
+    } else {
+        String::new()
+    };
+    let workers = match (&args.scale.processes, args.scale.workers.unwrap_or(1)) {
+        (None, threads) => format!("{threads} workers"),
+        (Some(p), threads) => format!("{p} processes x {threads} workers"),
+    };
+    eprintln!(
+        "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
+        summary.events, summary.malformed, summary.late, summary.matches, summary.timeouts
+    );
+    if summary.read_error {
+        EXIT_IO
+    } else if summary.strict_stop {
+        EXIT_MALFORMED
+    } else {
+        EXIT_OK
+    }
+}

@@ -1,0 +1,342 @@
+//! `cepheid run --workers N` and `--processes 2` (feature `timely`) write
+//! the lines plain `cepheid run` writes: the same matches, timeouts and late
+//! events, in another order (equal once sorted), for random keyed streams
+//! over every pattern of `patterns/` (plus one pattern without `partition
+//! by` and one keyed by two fields). Layouts: 1, 2 and 4 worker threads
+//! over a file cut in parts (disorder within `--max-delay`), the same from
+//! standard input (worker 0 reads, with disorder beyond the delay and
+//! `$watermark` lines, so late events too), and two real processes of one
+//! worker each on 127.0.0.1 (free ports, killed after 60 s).
+
+mod dataflow_support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+
+use dataflow_support::{event, lines, pattern_files, EXTRA};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cepheid");
+/// Longest a run may take before it counts as a hang and is killed.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A folder under `target/tmp` removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli_workers-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creates the folder");
+        Dir(path)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Children killed when dropped (a failed assertion kills them too).
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Children {
+    /// Waits for every child (at most [`LIMIT`] in all); their exit codes.
+    fn wait(&mut self) -> Vec<Option<i32>> {
+        let deadline = Instant::now() + LIMIT;
+        let mut codes = vec![None; self.0.len()];
+        let mut done = vec![false; self.0.len()];
+        while done.iter().any(|d| !d) {
+            assert!(Instant::now() < deadline, "a run took over {LIMIT:?}");
+            for (i, child) in self.0.iter_mut().enumerate() {
+                if !done[i] {
+                    if let Some(status) = child.try_wait().expect("waits") {
+                        codes[i] = status.code();
+                        done[i] = true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        codes
+    }
+}
+
+/// The run's arguments but the output files.
+fn base(dir: &Path, delay: i64) -> Vec<String> {
+    let mut args = vec!["run".to_string()];
+    args.extend(pattern_files().iter().map(|p| p.display().to_string()));
+    args.push(dir.join("extra.cep").display().to_string());
+    args.extend(["--max-delay".into(), format!("{delay}ms")]);
+    args
+}
+
+/// Runs `cepheid` with `args` (writing `out` and `late` in `dir`), the
+/// input file or `stdin`; returns the sorted output and late lines.
+fn run(
+    dir: &Path,
+    args: &[String],
+    input: &Path,
+    stdin: bool,
+    name: &str,
+) -> (Vec<String>, Vec<String>) {
+    let (out, late) = (
+        dir.join(format!("{name}.out")),
+        dir.join(format!("{name}.late")),
+    );
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .arg("--output")
+        .arg(&out)
+        .arg("--late")
+        .arg(&late)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if stdin {
+        command.stdin(std::fs::File::open(input).expect("input"));
+    } else {
+        command.arg("--events").arg(input).stdin(Stdio::null());
+    }
+    let mut children = Children(vec![command.spawn().expect("runs cepheid")]);
+    let codes = children.wait();
+    let stderr = read_stderr(&mut children.0[0]);
+    assert_eq!(codes, [Some(0)], "{name}: {stderr}");
+    (sorted(&out), sorted(&late))
+}
+
+fn read_stderr(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut text);
+    }
+    text
+}
+
+fn sorted(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Two processes of one worker each over `input`; process 0's sorted
+/// output and late lines.
+fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec<String>) {
+    let hostfile = dir.join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .expect("writes the hostfile");
+    let mut children = Children(Vec::new());
+    for process in 0..2 {
+        let (out, late) = (
+            dir.join(format!("proc{process}.out")),
+            dir.join(format!("proc{process}.late")),
+        );
+        let child = Command::new(BIN)
+            .args(args)
+            .arg("--events")
+            .arg(input)
+            .args(["--processes", "2", "--process", &process.to_string()])
+            .arg("--hostfile")
+            .arg(&hostfile)
+            .arg("--output")
+            .arg(&out)
+            .arg("--late")
+            .arg(&late)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs cepheid");
+        children.0.push(child);
+    }
+    let codes = children.wait();
+    let stderr = read_stderr(&mut children.0[0]);
+    assert_eq!(codes, [Some(0), Some(0)], "two processes: {stderr}");
+    // Only process 0 writes.
+    assert_eq!(sorted(&dir.join("proc1.out")), Vec::<String>::new());
+    (
+        sorted(&dir.join("proc0.out")),
+        sorted(&dir.join("proc0.late")),
+    )
+}
+
+fn case_rng(index: u64) -> TestRunner {
+    let mut seed = [7u8; 32];
+    seed[..8].copy_from_slice(&index.to_le_bytes());
+    TestRunner::new_with_rng(
+        ProptestConfig::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+    )
+}
+
+#[test]
+fn every_layout_writes_what_one_engine_writes() {
+    let dir = Dir::new("layouts");
+    std::fs::write(dir.0.join("extra.cep"), EXTRA).expect("writes extra.cep");
+    let mut any = [false; 3];
+    for case in 0..4u64 {
+        let mut runner = case_rng(case);
+        let events = prop::collection::vec(event(), 200..600)
+            .new_tree(&mut runner)
+            .expect("a stream")
+            .current();
+        let delay = [0, 3_000, 10_000, 25_000][case as usize];
+        let args = base(&dir.0, delay);
+
+        // A file cut in parts: disorder within the delay.
+        let input = dir.0.join("within.jsonl");
+        std::fs::write(&input, lines(&events, delay, true).join("\n") + "\n").expect("input");
+        let expected = run(&dir.0, &args, &input, false, "plain");
+        any[0] |= expected.0.iter().any(|l| l.contains("\"kind\":\"match\""));
+        any[1] |= expected
+            .0
+            .iter()
+            .any(|l| l.contains("\"kind\":\"timeout\""));
+        for workers in ["1", "2", "4"] {
+            let mut scaled = args.clone();
+            scaled.extend(["--workers".into(), workers.into()]);
+            let got = run(&dir.0, &scaled, &input, false, &format!("w{workers}"));
+            assert_eq!(got, expected, "case {case}: --workers {workers}");
+        }
+        let got = two_processes(&dir.0, &args, &input);
+        assert_eq!(got, expected, "case {case}: 2 processes");
+
+        // Standard input, read by worker 0: late events too.
+        let input = dir.0.join("beyond.jsonl");
+        std::fs::write(
+            &input,
+            lines(&events, delay.max(1), false).join("\n") + "\n",
+        )
+        .expect("input");
+        let mut args = base(&dir.0, delay.max(1));
+        args.push("--flush-at-end".into());
+        let expected = run(&dir.0, &args, &input, true, "plain-stdin");
+        any[2] |= !expected.1.is_empty();
+        for workers in ["2", "4"] {
+            let mut scaled = args.clone();
+            scaled.extend(["--workers".into(), workers.into()]);
+            let got = run(&dir.0, &scaled, &input, true, &format!("stdin-w{workers}"));
+            assert_eq!(got, expected, "case {case}: stdin, --workers {workers}");
+        }
+    }
+    assert_eq!(
+        any, [true; 3],
+        "matches, timeouts and late events were all seen"
+    );
+}
+
+#[test]
+fn csv_parts_read_the_header_and_malformed_lines_keep_their_numbers() {
+    let dir = Dir::new("csv");
+    let pattern = dir.0.join("p.cep");
+    std::fs::write(
+        &pattern,
+        "pattern p { partition by k  match a followed by b  where a: t == 0  b: t == 1 }",
+    )
+    .expect("pattern");
+    let mut csv = String::from("ts,k,t\n");
+    for i in 0..400 {
+        if i == 300 {
+            csv.push_str("oops,\"\n");
+        }
+        csv.push_str(&format!("{},{},{}\n", i, i % 7, (i / 7) % 2));
+    }
+    let input = dir.0.join("in.csv");
+    std::fs::write(&input, &csv).expect("input");
+    let args: Vec<String> = vec![
+        "run".into(),
+        pattern.display().to_string(),
+        "--format".into(),
+        "csv".into(),
+    ];
+    let plain = Command::new(BIN)
+        .args(&args)
+        .arg("--events")
+        .arg(&input)
+        .output()
+        .expect("runs");
+    let scaled = Command::new(BIN)
+        .args(&args)
+        .arg("--events")
+        .arg(&input)
+        .args(["--workers", "3"])
+        .output()
+        .expect("runs");
+    assert_eq!(plain.status.code(), Some(0));
+    assert_eq!(scaled.status.code(), Some(0));
+    let lines = |out: &[u8]| {
+        let mut l: Vec<String> = String::from_utf8_lossy(out)
+            .lines()
+            .map(String::from)
+            .collect();
+        l.sort();
+        l
+    };
+    assert!(!lines(&plain.stdout).is_empty());
+    assert_eq!(lines(&scaled.stdout), lines(&plain.stdout));
+    // Line 302 of the file (the header is line 1).
+    let stderr = String::from_utf8_lossy(&scaled.stderr);
+    assert!(stderr.contains("in.csv:302: malformed line"), "{stderr}");
+    assert!(stderr.contains("1 malformed"), "{stderr}");
+}
+
+#[test]
+fn options_the_workers_do_not_take_are_refused() {
+    for extra in [
+        &["--workers", "2", "--idle-timeout", "1s"][..],
+        &["--workers", "2", "--time", "processing"],
+        &["--processes", "2", "--process", "0", "--hostfile", "none"],
+        &[
+            "--processes",
+            "2",
+            "--process",
+            "2",
+            "--hostfile",
+            "none",
+            "--output",
+            "x",
+        ],
+    ] {
+        let out = Command::new(BIN)
+            .args(["run", "patterns/brute_force.cep", "--events", "-"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
