@@ -25,6 +25,12 @@ pub enum ErrorKind {
     Config,
     /// Several errors at once, of different kinds; see [`Error::errors`].
     Multiple,
+    /// An engine snapshot that cannot be restored
+    /// ([`Engine::restore`](crate::Engine::restore)): not a snapshot, a
+    /// format version this build does not read, corrupt or truncated,
+    /// taken with other patterns or another configuration, inconsistent;
+    /// or an engine that is not fresh.
+    Snapshot,
 }
 
 impl fmt::Display for ErrorKind {
@@ -38,6 +44,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Input => "malformed input",
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Multiple => "several errors",
+            ErrorKind::Snapshot => "unusable snapshot",
         })
     }
 }

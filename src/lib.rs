@@ -113,6 +113,7 @@ pub mod io;
 pub mod matcher;
 pub mod nfa;
 pub mod pattern;
+mod persist;
 pub mod primitives;
 pub mod record;
 mod rules;

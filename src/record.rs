@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+use crate::persist::{Loaded, Saved};
 use crate::value::{Value, ValueRef};
 
 /// Interns the field paths that patterns use, for [`Record`]s: every path
@@ -168,6 +169,53 @@ impl Record {
     /// The extracted values, indexed by field id.
     pub fn values(&self) -> &[Value] {
         &self.values
+    }
+}
+
+/// A record serializes as its values by field id (each tagged with its
+/// kind, so that binary formats read them back), its original text and
+/// the ids of its object fields: what an engine snapshot
+/// ([`Engine::snapshot`](crate::Engine::snapshot)) keeps of a waiting or
+/// held event. The ids mean something only with the
+/// [`FieldTable`] the record was decoded with (a snapshot holds its
+/// names and checks them).
+///
+/// ```
+/// use std::sync::Arc;
+/// use cepheid::{Record, Value};
+/// let record = Record::new(vec![Value::Int(1), Value::from("a")], Arc::from("{}"));
+/// let json = serde_json::to_string(&record).unwrap();
+/// assert_eq!(json, r#"{"values":[{"Int":1},{"Str":"a"}],"raw":"{}","objects":[]}"#);
+/// assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+/// ```
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Record", 3)?;
+        out.serialize_field("values", &Saved(&self.values))?;
+        out.serialize_field("raw", &*self.raw)?;
+        let objects: Vec<u32> = self.objects.iter().map(|id| id.as_u32()).collect();
+        out.serialize_field("objects", &objects)?;
+        out.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// The fields, as [`Record`]'s `Serialize` writes them.
+        #[derive(serde::Deserialize)]
+        #[serde(rename = "Record")]
+        struct Repr {
+            values: Loaded<Vec<Value>>,
+            raw: Arc<str>,
+            objects: Vec<u32>,
+        }
+        let repr = Repr::deserialize(d)?;
+        Ok(Record {
+            values: repr.values.0,
+            raw: repr.raw,
+            objects: repr.objects.into_iter().map(FieldId::from_index).collect(),
+        })
     }
 }
 

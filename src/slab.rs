@@ -17,7 +17,7 @@
 const NONE: u32 = u32::MAX;
 
 /// An entry: a value, or a link in the free list.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Entry<T> {
     Occupied(T),
     Vacant(u32),
@@ -25,7 +25,11 @@ enum Entry<T> {
 
 /// Values addressed by `u32` indexes; an index stays valid until its value
 /// is removed, then the next insert may reuse it.
-#[derive(Clone, Debug)]
+///
+/// An engine snapshot writes a slab as it is (entries, free list and all:
+/// the order of reuse decides future indexes); [`Slab::check`] validates
+/// one read back.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Slab<T> {
     entries: Vec<Entry<T>>,
     /// The last freed vacant entry, or [`NONE`].
@@ -152,6 +156,44 @@ impl<T> Slab<T> {
         std::mem::size_of::<Entry<T>>()
     }
 
+    /// Checks a slab read back from outside (a snapshot): the free list
+    /// threads every vacant entry exactly once, `len` counts the values,
+    /// and there are fewer than 2^32 - 1 entries.
+    pub fn check(&self) -> Result<(), String> {
+        if self.entries.len() >= NONE as usize {
+            return Err("a slab with 2^32 entries or more".into());
+        }
+        let occupied = self.iter().count();
+        if occupied != self.len as usize {
+            return Err(format!(
+                "a slab counts {} values but holds {occupied}",
+                self.len
+            ));
+        }
+        let mut seen = vec![false; self.entries.len()];
+        let mut at = self.next_free;
+        let mut vacant = 0;
+        while at != NONE {
+            let i = at as usize;
+            match self.entries.get(i) {
+                Some(Entry::Vacant(next)) if !seen[i] => {
+                    seen[i] = true;
+                    vacant += 1;
+                    at = *next;
+                }
+                Some(Entry::Vacant(_)) => return Err("a slab's free list has a cycle".into()),
+                Some(Entry::Occupied(_)) => {
+                    return Err(format!("a slab's free list holds the occupied entry {i}"))
+                }
+                None => return Err(format!("a slab's free list leads out of it ({i})")),
+            }
+        }
+        if occupied + vacant != self.entries.len() {
+            return Err("a slab has vacant entries outside its free list".into());
+        }
+        Ok(())
+    }
+
     /// Every value with its index, in index order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
         self.entries
@@ -205,6 +247,32 @@ mod tests {
         assert!(slab.is_full());
         slab.remove(0);
         assert!(!slab.is_full());
+    }
+
+    #[test]
+    fn a_checked_slab_has_one_free_list_over_its_vacant_entries() {
+        let mut slab = Slab::default();
+        for i in 0..5 {
+            slab.insert(i);
+        }
+        slab.remove(1);
+        slab.remove(3);
+        assert_eq!(slab.check(), Ok(()));
+        let mut bad = slab.clone();
+        bad.len = 4;
+        assert!(bad.check().is_err());
+        let mut bad = slab.clone();
+        bad.next_free = 1; // 3 is left out
+        assert!(bad.check().is_err());
+        let mut bad = slab.clone();
+        bad.entries[1] = Entry::Vacant(3); // 3 -> 1 -> 3
+        assert!(bad.check().is_err());
+        let mut bad = slab.clone();
+        bad.next_free = 0;
+        assert!(bad.check().is_err());
+        let mut bad = slab;
+        bad.next_free = 9;
+        assert!(bad.check().is_err());
     }
 
     #[test]

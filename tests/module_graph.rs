@@ -33,12 +33,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("slab", &[]),
     ("time", &[]),
     ("value", &[]),
+    // The crate-internal serde of the state an engine snapshot holds (and
+    // the tagged form of values it writes).
+    ("persist", &["value"]),
     ("error", &["primitives"]),
     ("event", &["value"]),
-    ("record", &["event", "value"]),
+    // `Record`'s serde writes its values tagged, through `persist`.
+    ("record", &["event", "persist", "value"]),
     // What `#[derive(Event)]` builds on.
     ("event_value", &["event", "value"]),
-    ("expr", &["event", "primitives", "value"]),
+    ("expr", &["event", "persist", "primitives", "value"]),
     // The IR and its static checks.
     ("pattern", &["event", "expr", "primitives", "time", "value"]),
     ("nfa", &["error", "event", "expr", "pattern", "primitives"]),
@@ -49,6 +53,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "expr",
             "nfa",
             "pattern",
+            "persist",
             "primitives",
             "slab",
             "value",
@@ -85,15 +90,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "value",
         ],
     ),
+    // A snapshot fingerprints each pattern by its canonical text
+    // (`dsl::explain`).
     (
         "engine",
         &[
             "builder",
+            "dsl",
             "error",
             "event",
             "matcher",
             "nfa",
             "pattern",
+            "persist",
             "primitives",
             "record",
             "slab",

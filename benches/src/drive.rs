@@ -89,8 +89,9 @@ fn patterns(workload: Workload) -> Result<Vec<Pattern>, String> {
     Ok(loaded.patterns)
 }
 
-/// An engine with the workload's patterns.
-fn engine_for<E: Event + 'static>(workload: Workload) -> Result<Engine<E>, String> {
+/// A fresh engine (no delay) with the workload's patterns, for events of
+/// type `E` ([`BenchEvent`] or [`Record`]).
+pub fn engine_for<E: Event + 'static>(workload: Workload) -> Result<Engine<E>, String> {
     let mut engine = Engine::new();
     for pattern in &patterns(workload)? {
         engine.add(pattern).map_err(|e| e.to_string())?;

@@ -47,7 +47,10 @@ pub const TYPE_C: i64 = 2;
 
 /// One generated event: compact and `Copy`; conditions read its fields
 /// `key`, `type` and `ts` through the derived [`Event`] (resolver: [`fields`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, cepheid::Event)]
+/// It serializes with serde (engine snapshots hold events).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, cepheid::Event, serde::Serialize, serde::Deserialize,
+)]
 pub struct BenchEvent {
     /// The partition key.
     pub key: i64,

@@ -19,7 +19,7 @@ use super::queue::FifoHeap;
 use crate::primitives::Timestamp;
 
 /// An event waiting for the watermark.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Waiting<E> {
     ts: Timestamp,
     seq: u64,
@@ -46,8 +46,8 @@ impl<E> Ord for Waiting<E> {
     }
 }
 
-/// The watermark and the out-of-order buffer.
-#[derive(Debug)]
+/// The watermark and the out-of-order buffer. A snapshot holds all of it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Clock<E> {
     max_delay: i64,
     /// `None` before any: then no time is late, `i64::MIN` included.
@@ -68,6 +68,26 @@ impl<E> Clock<E> {
             arrivals: 0,
             waiting: FifoHeap::default(),
         }
+    }
+
+    /// The bounded out-of-orderness, in milliseconds.
+    pub fn max_delay(&self) -> i64 {
+        self.max_delay
+    }
+
+    /// Checks a clock read back from a snapshot: waiting events in order,
+    /// numbered below the next arrival, and none at or below the watermark
+    /// or above the largest time seen.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.waiting.is_well_formed() {
+            return Err("waiting events out of order".into());
+        }
+        for w in self.waiting.iter() {
+            if w.seq >= self.arrivals || self.max_seen.map_or(true, |m| w.ts > m) {
+                return Err("a waiting event that never arrived".into());
+            }
+        }
+        Ok(())
     }
 
     /// The current watermark (`Timestamp::MIN` before any).

@@ -60,29 +60,29 @@ pub enum Arrival {
 }
 
 /// One pattern of the engine.
-struct PatternRun<A> {
-    automaton: A,
+pub(super) struct PatternRun<A> {
+    pub(super) automaton: A,
     key_paths: Vec<FieldPath>,
     /// The group of patterns partitioned alike that it belongs to, and its
     /// position among the group's patterns.
-    group: usize,
+    pub(super) group: usize,
     local: usize,
     /// Is it the group's last pattern (so far)?
     last: bool,
     /// Numbers for its partitions (they order its deadlines of equal
     /// time).
-    ordinals: Ordinals,
+    pub(super) ordinals: Ordinals,
 }
 
 /// Patterns partitioned alike: by the same fields (or none), or one
 /// pattern by its own key closure. They share one map of keys, each key
 /// holding the partitions of all of them, and an event's key is read,
 /// hashed and looked up once for all of them.
-struct Group<E, P> {
-    key_ids: Vec<FieldId>,
+pub(super) struct Group<E, P> {
+    pub(super) key_ids: Vec<FieldId>,
     /// The builder's `partition_by_fn` key, instead of `key_ids`.
-    key_fn: Option<NativeKeyFn<E>>,
-    keys: Keys<P>,
+    pub(super) key_fn: Option<NativeKeyFn<E>>,
+    pub(super) keys: Keys<P>,
     /// Number of patterns in the group.
     size: usize,
     /// The key of the event being processed, its hash, or why it has none.
@@ -142,20 +142,20 @@ impl Due {
 /// partitions due at one time fire by pattern, then by their number in the
 /// pattern ([`Ordinals`]).
 pub(crate) struct Core<E, A: Automaton<E>> {
-    patterns: Vec<PatternRun<A>>,
-    groups: Vec<Group<E, A::Partition>>,
-    store: A::Store,
+    pub(super) patterns: Vec<PatternRun<A>>,
+    pub(super) groups: Vec<Group<E, A::Partition>>,
+    pub(super) store: A::Store,
     cache: A::Cache,
-    clock: Clock<E>,
-    deadlines: DeadlineIndex,
-    hasher: KeyHasher,
-    stats: Stats,
+    pub(super) clock: Clock<E>,
+    pub(super) deadlines: DeadlineIndex,
+    pub(super) hasher: KeyHasher,
+    pub(super) stats: Stats,
     /// At most this many partial matches per pattern and key.
-    run_limit: usize,
+    pub(super) run_limit: usize,
     /// The most events that wait for the watermark.
-    waiting_limit: usize,
+    pub(super) waiting_limit: usize,
     /// Live partitions, over all patterns and keys.
-    live_parts: usize,
+    pub(super) live_parts: usize,
     /// The partitions due at `firing`, last first.
     due: Vec<Due>,
     /// The time whose deadlines `due` holds.

@@ -34,8 +34,9 @@ pub(crate) type Entry = (Timestamp, u32, u32);
 
 /// The deadlines of every group's keys in one priority queue (a FIFO of
 /// in-order entries plus a heap), with lazy invalidation against the slots
-/// (see the module docs).
-#[derive(Debug, Default)]
+/// (see the module docs). A snapshot holds it as it is, stale entries
+/// included.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DeadlineIndex {
     /// Every entry, smallest first; growing by an eighth.
     queue: FifoHeap<Entry, true>,
@@ -90,6 +91,18 @@ impl DeadlineIndex {
     /// Number of entries, stale ones included.
     fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Does every entry name a group below `groups`? (For an index read
+    /// back from a snapshot: the engine indexes its groups by it.)
+    pub fn check(&self, groups: usize) -> Result<(), String> {
+        if !self.queue.is_well_formed() {
+            return Err("deadlines out of order".into());
+        }
+        match self.queue.iter().find(|(_, g, _)| *g as usize >= groups) {
+            Some((_, g, _)) => Err(format!("a deadline of group {g} of {groups}")),
+            None => Ok(()),
+        }
     }
 
     /// Drops the stale entries when they dominate, so the index stays

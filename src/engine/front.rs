@@ -30,10 +30,10 @@ use crate::record::Record;
 /// thread; to use several cores, give each thread its own engine and route
 /// each key to one of them (see `examples/sharded.rs`).
 pub struct Engine<E: Event + 'static = Record> {
-    core: Core<E, Nfa<E>>,
+    pub(super) core: Core<E, Nfa<E>>,
     /// How `E`'s field names become ids: for [`Record`] the table its
     /// decoders share.
-    fields: E::Fields,
+    pub(super) fields: E::Fields,
 }
 
 /// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern

@@ -84,6 +84,7 @@ mod partitions;
 mod processing;
 mod queue;
 mod sink;
+mod snapshot;
 #[cfg(test)]
 mod testing;
 

@@ -74,7 +74,7 @@ pub(super) fn grow_by(len: usize) -> usize {
 
 /// Numbers for one pattern's partitions, handed out as a slab hands out
 /// indexes: the last freed number first, else the next unused one.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Ordinals {
     free: Vec<u32>,
     next: u32,
@@ -96,12 +96,34 @@ impl Ordinals {
     pub fn give(&mut self, n: u32) {
         self.free.push(n);
     }
+
+    /// Checks numbers read back from a snapshot against the numbers of the
+    /// pattern's live partitions: together with the free ones they are
+    /// every number below the next, each once.
+    pub fn check(&self, live: impl Iterator<Item = u32>) -> Result<(), String> {
+        let mut seen = vec![false; self.next as usize];
+        for n in live.chain(self.free.iter().copied()) {
+            match seen.get_mut(n as usize) {
+                Some(seen @ false) => *seen = true,
+                _ => return Err(format!("partition number {n} given twice or never")),
+            }
+        }
+        match seen.iter().position(|s| !s) {
+            Some(n) => Err(format!("partition number {n} is lost")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One pattern's partition of a key.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "P: crate::persist::Save",
+    deserialize = "P: crate::persist::Load"
+))]
 pub(crate) struct Part<P> {
     /// The matcher partition.
+    #[serde(with = "crate::persist::via")]
     pub part: P,
     /// The pattern's index in the engine.
     pub pattern: u32,
@@ -140,12 +162,20 @@ pub(crate) fn drop_empty<P>(
 }
 
 /// One key's state. `Option<Timestamp>` would take 16 bytes; the deadline
-/// and its flag take 9.
-#[derive(Debug)]
+/// and its flag take 9. A snapshot holds all of it but the hash (the
+/// engine's hasher is seeded at random: the engine that reads the
+/// snapshot hashes the key again).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "P: crate::persist::Save",
+    deserialize = "P: crate::persist::Load"
+))]
 struct Slot<P> {
+    #[serde(with = "crate::persist::via")]
     key: KeyValue,
     /// The key's hash (by the engine's hasher), kept so that removing the
     /// key and growing the table never hash it again.
+    #[serde(skip)]
     hash: u64,
     parts: Parts<P>,
     /// The deadline the key is scheduled at, when `scheduled`.
@@ -160,9 +190,17 @@ struct Slot<P> {
 
 /// The keys of one group of patterns. The table holds slot indexes only:
 /// the key lives once, in its slot, and callers pass its hash (the engine
-/// hashes an event's key once per group).
-#[derive(Debug)]
+/// hashes an event's key once per group). A snapshot holds the slots as
+/// they are (free list included: it decides the slots of keys to come,
+/// which order deadlines of equal time); the table of hashes is made again
+/// by [`Keys::rebuild`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "P: crate::persist::Save",
+    deserialize = "P: crate::persist::Load"
+))]
 pub(crate) struct Keys<P> {
+    #[serde(skip)]
     by_key: hashbrown::HashTable<u32>,
     slots: Slab<Slot<P>>,
 }
@@ -296,6 +334,49 @@ impl<P> Keys<P> {
         if let Some(entry) = self.slots.get_mut(slot) {
             entry.set_scheduled(None);
         }
+    }
+
+    /// After the slots were read back from a snapshot: hashes each key
+    /// with `hasher` and indexes it, checking that the slots are well
+    /// formed (the slab's free list, no key twice, no slot without
+    /// partitions, none left mid-firing) and that each key has `arity`
+    /// values.
+    pub fn rebuild(&mut self, hasher: &KeyHasher, arity: usize) -> Result<(), String> {
+        self.slots.check()?;
+        self.by_key = hashbrown::HashTable::with_capacity(self.slots.len());
+        for index in 0..self.slots.entries() as u32 {
+            let Some(slot) = self.slots.get_mut(index) else {
+                continue;
+            };
+            if slot.parts.is_empty() || slot.pending != 0 || slot.emptied {
+                return Err(format!("key slot {index} is not settled"));
+            }
+            if slot.key.len() != arity {
+                return Err(format!(
+                    "key slot {index} has a key of {} values",
+                    slot.key.len()
+                ));
+            }
+            slot.hash = hasher.key(&slot.key);
+            let hash = slot.hash;
+            let slots = &self.slots;
+            let key = slots.get(index).map(|s| &s.key);
+            if self
+                .by_key
+                .find(hash, |&i| slots.get(i).map(|s| &s.key) == key)
+                .is_some()
+            {
+                return Err(format!("key slot {index} holds a key held by another"));
+            }
+            self.by_key
+                .insert_unique(hash, index, |&i| slots.get(i).map_or(0, |s| s.hash));
+        }
+        Ok(())
+    }
+
+    /// Every live slot's index and partitions, in index order.
+    pub fn iter_parts(&self) -> impl Iterator<Item = (u32, &Parts<P>)> + '_ {
+        self.slots.iter().map(|(index, slot)| (index, &slot.parts))
     }
 
     /// Number of live keys.

@@ -20,8 +20,15 @@ use super::partitions::grow_by;
 
 /// A FIFO of in-order items plus a min-heap of the rest (see the module
 /// docs). With `FRUGAL`, both grow by an eighth ([`grow_by`]) instead of
-/// doubling: for a queue whose size follows the live keys.
-#[derive(Debug)]
+/// doubling: for a queue whose size follows the live keys. A snapshot
+/// writes both parts as they are (the heap in its array order; read back,
+/// each item is pushed in that order, which leaves a heap's array as it
+/// was).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "T: serde::Serialize",
+    deserialize = "T: serde::Deserialize<'de> + Ord"
+))]
 pub(crate) struct FifoHeap<T, const FRUGAL: bool = false> {
     /// Items pushed in increasing order: each greater than the one before.
     in_order: VecDeque<T>,
@@ -111,6 +118,22 @@ impl<T: Ord, const FRUGAL: bool> FifoHeap<T, FRUGAL> {
         } else {
             self.heap.pop().map(|Reverse(item)| item)
         }
+    }
+
+    /// Is the FIFO in increasing order, each item greater than the one
+    /// before? (For a queue read back from a snapshot.)
+    pub fn is_well_formed(&self) -> bool {
+        self.in_order
+            .iter()
+            .zip(self.in_order.iter().skip(1))
+            .all(|(a, b)| a < b)
+    }
+
+    /// Every item, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.in_order
+            .iter()
+            .chain(self.heap.iter().map(|Reverse(item)| item))
     }
 
     /// Keeps only the items `keep` says to, in linear time (the FIFO stays

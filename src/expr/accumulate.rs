@@ -108,6 +108,28 @@ impl AccumulatorLayout {
         self.slots.is_empty()
     }
 
+    /// Do `acc` have one state per slot of this layout, each of its slot's
+    /// kind? (For accumulators read back from a snapshot.)
+    pub(crate) fn fits(&self, acc: &Accumulators) -> bool {
+        match &acc.states {
+            None => self.slots.is_empty(),
+            Some(states) => {
+                states.len() == self.slots.len()
+                    && self.slots.iter().zip(states.iter()).all(|(spec, state)| {
+                        let fresh = SlotState::new(spec.func);
+                        std::mem::discriminant(state) == std::mem::discriminant(&fresh)
+                            && match (state, fresh) {
+                                (
+                                    SlotState::Extreme { max, .. },
+                                    SlotState::Extreme { max: want, .. },
+                                ) => *max == want,
+                                _ => true,
+                            }
+                    })
+            }
+        }
+    }
+
     /// Fresh state for a new run: every stage still empty. Does not allocate
     /// when the layout is empty.
     pub fn new_accumulators(&self) -> Accumulators {
@@ -128,6 +150,23 @@ impl AccumulatorLayout {
 #[derive(Clone, Debug, Default)]
 pub struct Accumulators {
     states: Option<Arc<Vec<SlotState>>>,
+}
+
+/// A snapshot writes the states (no sharing: a clone shares them only
+/// until one is updated).
+impl crate::persist::Save for Accumulators {
+    fn save<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&self.states.as_deref(), s)
+    }
+}
+
+impl crate::persist::Load for Accumulators {
+    fn load<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let states: Option<Vec<SlotState>> = serde::Deserialize::deserialize(d)?;
+        Ok(Accumulators {
+            states: states.map(Arc::new),
+        })
+    }
 }
 
 impl Accumulators {
@@ -191,10 +230,10 @@ impl Accumulators {
 }
 
 /// The running state of one slot.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum SlotState {
     Count(i64),
-    Sum(Value),
+    Sum(#[serde(with = "crate::persist::via")] Value),
     Avg {
         ints: i128,
         floats: f64,
@@ -202,13 +241,14 @@ enum SlotState {
         bad: bool,
     },
     Extreme {
+        #[serde(with = "crate::persist::via")]
         value: Value,
         max: bool,
         bad: bool,
     },
-    First(Option<Value>),
-    Last(Value),
-    Distinct(Value),
+    First(#[serde(with = "crate::persist::via")] Option<Value>),
+    Last(#[serde(with = "crate::persist::via")] Value),
+    Distinct(#[serde(with = "crate::persist::via")] Value),
 }
 
 impl SlotState {

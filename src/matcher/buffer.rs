@@ -32,7 +32,7 @@ use crate::slab::Slab;
 pub struct EventRef(pub(crate) u32);
 
 /// A node of the buffer (`u32::MAX` stands for "no node").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub(crate) struct NodeRef(pub(crate) u32);
 
 impl NodeRef {
@@ -47,6 +47,7 @@ impl NodeRef {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct EventSlot<E> {
     value: E,
     ts: Timestamp,
@@ -56,13 +57,38 @@ struct EventSlot<E> {
 }
 
 /// A TAKE: 16 bytes, and 16 as a slab entry too (the stage is stored plus
-/// one, so that zero is spare and marks a vacant entry).
-#[derive(Clone, Copy)]
+/// one, so that zero is spare and marks a vacant entry). A snapshot writes
+/// it as `(event, prev, refs, stage + 1)`.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(into = "NodeRepr", try_from = "NodeRepr")]
 struct Node {
     event: EventRef,
     prev: NodeRef,
     refs: u32,
     stage_plus_one: NonZeroU16,
+}
+
+/// A [`Node`] as a snapshot writes it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NodeRepr(u32, u32, u32, u16);
+
+impl From<Node> for NodeRepr {
+    fn from(n: Node) -> NodeRepr {
+        NodeRepr(n.event.0, n.prev.0, n.refs, n.stage_plus_one.get())
+    }
+}
+
+impl TryFrom<NodeRepr> for Node {
+    type Error = &'static str;
+
+    fn try_from(NodeRepr(event, prev, refs, stage): NodeRepr) -> Result<Node, Self::Error> {
+        Ok(Node {
+            event: EventRef(event),
+            prev: NodeRef(prev),
+            refs,
+            stage_plus_one: NonZeroU16::new(stage).ok_or("a buffer node of stage 0")?,
+        })
+    }
 }
 
 impl Node {
@@ -74,10 +100,34 @@ impl Node {
 
 /// Events and partial-match nodes shared by the runs of any number of
 /// partitions and patterns.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(remote = "SharedBuffer")]
+struct SharedBufferState<E> {
+    events: Slab<EventSlot<E>>,
+    nodes: Slab<Node>,
+    next_seq: u64,
+}
+
+/// Events and partial-match nodes shared by the runs of any number of
+/// partitions and patterns.
 pub struct SharedBuffer<E> {
     events: Slab<EventSlot<E>>,
     nodes: Slab<Node>,
     next_seq: u64,
+}
+
+/// The snapshot's form of a buffer: its two slabs as they are and the next
+/// sequence number (validated by [`SharedBuffer::check`]).
+impl<E: serde::Serialize> crate::persist::Save for SharedBuffer<E> {
+    fn save<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SharedBufferState::serialize(self, s)
+    }
+}
+
+impl<E: serde::de::DeserializeOwned> crate::persist::Load for SharedBuffer<E> {
+    fn load<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SharedBufferState::deserialize(d)
+    }
 }
 
 impl<E> Default for SharedBuffer<E> {
@@ -246,6 +296,106 @@ impl<E> SharedBuffer<E> {
             f(stage, ev);
             at = prev;
         }
+    }
+
+    /// Checks a buffer read back from a snapshot against the runs that
+    /// hold its nodes (`holders`: each run's node, its pattern, and how
+    /// many stages the pattern has), so that what the engine does with it
+    /// later cannot panic or loop: slabs well formed, no pinned event (a
+    /// snapshot is taken between events), every node's event and
+    /// predecessor live, its stage one of its pattern's, reference counts
+    /// exactly the references held, no chain that loops, no node that no
+    /// run reaches, sequence numbers below the next one.
+    pub(crate) fn check(&self, holders: &[(NodeRef, u32, u16)]) -> Result<(), String> {
+        self.events.check()?;
+        self.nodes.check()?;
+        let mut event_refs = vec![0u32; self.events.entries()];
+        let mut node_refs = vec![0u32; self.nodes.entries()];
+        for (i, slot) in self.events.iter() {
+            if slot.pinned {
+                return Err(format!("event {i} is pinned (taken mid-event)"));
+            }
+            if slot.seq >= self.next_seq {
+                return Err(format!("event {i} has a sequence number not yet given"));
+            }
+        }
+        for (i, node) in self.nodes.iter() {
+            if self.events.get(node.event.0).is_none() {
+                return Err(format!("node {i} holds an event that is not stored"));
+            }
+            event_refs[node.event.0 as usize] += 1;
+            if node.prev != NodeRef::NONE {
+                let Some(count) = node_refs.get_mut(node.prev.0 as usize) else {
+                    return Err(format!("node {i} follows a node that does not exist"));
+                };
+                *count += 1;
+            }
+        }
+        for &(node, _, _) in holders {
+            if node != NodeRef::NONE {
+                let Some(count) = node_refs.get_mut(node.0 as usize) else {
+                    return Err(format!(
+                        "a run holds the node {} that does not exist",
+                        node.0
+                    ));
+                };
+                *count += 1;
+            }
+        }
+        for (i, slot) in self.events.iter() {
+            if slot.refs != event_refs[i as usize] || slot.refs == 0 {
+                return Err(format!(
+                    "event {i} counts {} references but {} nodes hold it",
+                    slot.refs, event_refs[i as usize]
+                ));
+            }
+        }
+        for (i, node) in self.nodes.iter() {
+            if node.refs != node_refs[i as usize] || node.refs == 0 {
+                return Err(format!(
+                    "node {i} counts {} references but {} are held",
+                    node.refs, node_refs[i as usize]
+                ));
+            }
+        }
+        // Walk every run's chain once: `owner` is the pattern whose runs
+        // reach a node (plus one; 0 for none yet), `u32::MAX` while the
+        // current walk is on it.
+        const WALKING: u32 = u32::MAX;
+        let mut owner = vec![0u32; self.nodes.entries()];
+        let mut path = Vec::new();
+        for &(node, pattern, stages) in holders {
+            let mut at = node;
+            path.clear();
+            while let Some(n) = self.nodes.get(at.0) {
+                let mark = &mut owner[at.0 as usize];
+                if *mark == WALKING {
+                    return Err(format!("the chain of node {} loops", at.0));
+                }
+                if *mark != 0 {
+                    if *mark != pattern + 1 {
+                        return Err(format!(
+                            "node {} is shared by the runs of two patterns",
+                            at.0
+                        ));
+                    }
+                    break;
+                }
+                if n.stage().0 >= stages {
+                    return Err(format!("node {} has a stage its pattern lacks", at.0));
+                }
+                *mark = WALKING;
+                path.push(at.0);
+                at = n.prev;
+            }
+            for &i in &path {
+                owner[i as usize] = pattern + 1;
+            }
+        }
+        if let Some((i, _)) = self.nodes.iter().find(|(i, _)| owner[*i as usize] == 0) {
+            return Err(format!("node {i} is held by no run"));
+        }
+        Ok(())
     }
 
     /// The `(stage, event)` pairs of the chain ending at `node`, in the order

@@ -72,10 +72,11 @@ impl<A: smallvec::Array> Items<A::Item> for smallvec::SmallVec<A> {
 }
 
 /// A min-heap with `java.util.PriorityQueue` semantics, over a `Vec` or
-/// another [`Items`] storage.
-#[derive(Clone, Debug)]
+/// another [`Items`] storage. A snapshot writes the array as it is.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct JavaHeap<T, S = Vec<T>> {
     items: S,
+    #[serde(skip)]
     _item: std::marker::PhantomData<T>,
 }
 
@@ -193,6 +194,12 @@ impl<T: Keyed, S: Items<T>> JavaHeap<T, S> {
             i -= 1;
             sift_down(&mut self.items, i);
         }
+    }
+
+    /// Is the array a heap (every item at least its parent)? For a heap
+    /// read back from a snapshot.
+    pub fn is_heap(&self) -> bool {
+        (1..self.items.len()).all(|k| self.items[k].key() >= self.items[(k - 1) / 2].key())
     }
 
     /// Removes every item, in array order.

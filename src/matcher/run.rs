@@ -9,7 +9,7 @@ use crate::primitives::Timestamp;
 /// One partial match: where it is in the automaton, its last taken event
 /// (a node of the shared buffer), and its times. Flink's `ComputationState`
 /// without the Dewey version (see the buffer module).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Run {
     /// The state the run waits in.
     pub state: StateId,
@@ -23,6 +23,7 @@ pub(crate) struct Run {
     /// run (which sorts last, as in Flink).
     pub start_seq: u64,
     /// Running values of the stage references of the pattern's conditions.
+    #[serde(with = "crate::persist::via")]
     pub accumulators: Accumulators,
 }
 
@@ -74,6 +75,28 @@ pub struct Partition {
     pub(crate) runs: RunHeap,
     pub(crate) completed: JavaHeap<Run>,
     deadline: Option<Timestamp>,
+}
+
+/// What a snapshot holds of a partition: the runs and held matches in
+/// their heaps' array order, and the cached deadline.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Partition")]
+struct PartitionState {
+    runs: RunHeap,
+    completed: JavaHeap<Run>,
+    deadline: Option<Timestamp>,
+}
+
+impl crate::persist::Save for Partition {
+    fn save<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PartitionState::serialize(self, s)
+    }
+}
+
+impl crate::persist::Load for Partition {
+    fn load<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PartitionState::deserialize(d)
+    }
 }
 
 impl Partition {
@@ -139,6 +162,63 @@ impl Partition {
             }
         }
         self.deadline = best;
+    }
+
+    /// Checks a partition read back from a snapshot against its automaton
+    /// (so that driving it cannot panic): both heaps in heap order, every
+    /// run in a state of `nfa` with accumulators of its layout. Calls
+    /// `holder` with each run's and held match's node.
+    pub(crate) fn check<E>(
+        &self,
+        nfa: &Nfa<E>,
+        mut holder: impl FnMut(NodeRef),
+    ) -> Result<(), String> {
+        if !self.runs.is_heap() || !self.completed.is_heap() {
+            return Err("runs out of heap order".into());
+        }
+        for run in self.runs.iter().chain(self.completed.iter()) {
+            if run.state.index() >= nfa.states().len() {
+                return Err(format!(
+                    "a run in state {} of {}",
+                    run.state.0,
+                    nfa.states().len()
+                ));
+            }
+            if !nfa.layout().fits(&run.accumulators) {
+                return Err("a run's accumulators do not fit its pattern".into());
+            }
+            holder(run.node);
+        }
+        Ok(())
+    }
+
+    /// Checks, after [`Partition::check`] and the buffer's own check, that
+    /// each run's times and start sequence are those of the events its
+    /// chain holds (the first taken event's time and arrival, the last
+    /// one's time).
+    pub(crate) fn check_times<E>(&self, buf: &SharedBuffer<E>) -> Result<(), String> {
+        for run in self.runs.iter().chain(self.completed.iter()) {
+            let (mut first, mut last, mut seq) = (Timestamp::MAX, Timestamp::MIN, None);
+            let mut found = false;
+            let mut at = run.node;
+            while let Some((ev, _, prev)) = buf.node(at) {
+                found = true;
+                let ts = buf.timestamp(ev);
+                first = first.min(ts);
+                last = last.max(ts);
+                seq = Some(buf.sequence(ev));
+                at = prev;
+            }
+            let fits = if found {
+                (first, last, seq) == (run.start_ts, run.prev_ts, Some(run.start_seq))
+            } else {
+                run.is_start()
+            };
+            if !fits {
+                return Err("a run's times are not those of its events".into());
+            }
+        }
+        Ok(())
     }
 
     /// Drops every run and held match, releasing their buffer nodes (the

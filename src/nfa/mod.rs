@@ -92,7 +92,9 @@ pub(crate) use cond::{ConditionTable, EvalCtx, SlotValues};
 pub use compiler::MAX_PROCEED_PATHS;
 
 /// Index of a state in an [`Nfa`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub(crate) struct StateId(pub u32);
 
 impl StateId {

@@ -1,0 +1,511 @@
+//! Engine snapshots: [`Engine::snapshot`] writes an engine's complete state,
+//! [`Engine::restore`] reads it into a fresh engine built with the same
+//! patterns and configuration, which then goes on exactly as the engine
+//! that wrote it would have (same output, same order). The format and what
+//! it holds are documented in `docs/snapshot.md`.
+//!
+//! The file: [`MAGIC`], the format [`VERSION`] (`u32`, little endian), the
+//! file's length (`u64`, little endian), a [`Header`] and the body (both
+//! postcard), and a CRC-32 of everything before it (`u32`, little endian).
+//! The body is the state as the engine keeps it: slabs with their free
+//! lists, heaps in array order, the deadline index with its stale entries;
+//! nothing is rebuilt but the hash table of each group's keys (the engine's
+//! key hasher is seeded at random, and the table is only looked up, never
+//! iterated). What is read back is checked ([`Core::install`]) before it
+//! replaces anything, so a file that passes the checksum but is
+//! inconsistent is an error, never a panic later.
+
+use std::any::Any;
+use std::hash::Hasher;
+use std::io::{Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::clock::Clock;
+use crate::engine::core::{Core, Stats};
+use crate::engine::deadlines::DeadlineIndex;
+use crate::engine::front::Engine;
+use crate::engine::partitions::{Keys, Ordinals};
+use crate::error::{Error, ErrorKind};
+use crate::event::Event;
+use crate::matcher::{Partition, SharedBuffer};
+use crate::nfa::Nfa;
+use crate::pattern::Pattern;
+use crate::persist::via;
+use crate::record::FieldTable;
+
+/// The first bytes of every snapshot.
+pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
+
+/// The format version this build writes and reads. Bumped whenever the
+/// bytes written for some state change (`docs/snapshot.md`, "Versions").
+pub(crate) const VERSION: u32 = 1;
+
+/// Magic, version and length.
+const PREFIX: usize = 8 + 4 + 8;
+
+/// The CRC-32 at the end.
+const CHECKSUM: usize = 4;
+
+/// What a snapshot says about the engine that wrote it, checked against
+/// the engine that reads it.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Header {
+    /// The bounded out-of-orderness, in milliseconds.
+    max_delay: i64,
+    /// The limit on partial matches per pattern and key.
+    run_limit: u64,
+    /// The limit on events waiting for the watermark.
+    waiting_limit: u64,
+    /// Each pattern, in the order added.
+    patterns: Vec<PatternPrint>,
+    /// The names of a [`FieldTable`]'s fields, by id (empty for typed
+    /// events, whose field ids are fixed by their type).
+    fields: Vec<String>,
+}
+
+/// A pattern's name and fingerprint ([`fingerprint`]).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct PatternPrint {
+    name: String,
+    fingerprint: u64,
+}
+
+/// The state, as written.
+#[derive(Serialize)]
+#[serde(bound = "E: Serialize")]
+struct BodyOut<'a, E> {
+    clock: &'a Clock<E>,
+    #[serde(with = "via")]
+    store: &'a SharedBuffer<E>,
+    ordinals: Vec<&'a Ordinals>,
+    keys: Vec<&'a Keys<Partition>>,
+    deadlines: &'a DeadlineIndex,
+    stats: [u64; 8],
+}
+
+/// The state, as read (the same fields as [`BodyOut`]).
+#[derive(Deserialize)]
+#[serde(bound = "E: DeserializeOwned")]
+struct BodyIn<E> {
+    clock: Clock<E>,
+    #[serde(with = "via")]
+    store: SharedBuffer<E>,
+    ordinals: Vec<Ordinals>,
+    keys: Vec<Keys<Partition>>,
+    deadlines: DeadlineIndex,
+    stats: [u64; 8],
+}
+
+/// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
+/// canonical text, the one `cepheid explain` shows ([`crate::dsl::explain`]:
+/// name, `partition by`, `within`, skip strategy, timeouts, each stage's
+/// name and condition as source text, the element tree with quantifiers,
+/// contiguity and windows, `select`), without its doc comment. For a
+/// pattern of the builder, a Rust closure (`where_fn`, `partition_by_fn`)
+/// counts by its description only: a changed closure body is not seen.
+pub(crate) fn fingerprint(pattern: &Pattern) -> u64 {
+    let mut text = crate::dsl::explain(pattern);
+    if let Some(doc) = &pattern.doc {
+        // The doc's lines follow the name's (`  /// line`).
+        let mut canonical = String::new();
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            canonical.push_str(first);
+            canonical.push('\n');
+        }
+        for line in lines.skip(doc.lines().count()) {
+            canonical.push_str(line);
+            canonical.push('\n');
+        }
+        text = canonical;
+    }
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
+/// An error about a snapshot.
+fn error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Snapshot, message)
+}
+
+fn stats_array(s: &Stats) -> [u64; 8] {
+    [
+        s.events,
+        s.late,
+        s.matches,
+        s.timeouts,
+        s.unkeyed,
+        s.unusable_keys,
+        s.dropped_runs,
+        s.forced_watermarks,
+    ]
+}
+
+fn stats_from(a: [u64; 8]) -> Stats {
+    let [events, late, matches, timeouts, unkeyed, unusable_keys, dropped_runs, forced_watermarks] =
+        a;
+    Stats {
+        events,
+        late,
+        matches,
+        timeouts,
+        unkeyed,
+        unusable_keys,
+        dropped_runs,
+        forced_watermarks,
+    }
+}
+
+impl<E: Event + 'static> Engine<E> {
+    /// What the header says of this engine.
+    fn header(&self) -> Header {
+        let fields = (&self.fields as &dyn Any)
+            .downcast_ref::<FieldTable>()
+            .map(|table| table.paths().iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        Header {
+            max_delay: self.core.clock.max_delay(),
+            run_limit: u64::try_from(self.core.run_limit).unwrap_or(u64::MAX),
+            waiting_limit: u64::try_from(self.core.waiting_limit).unwrap_or(u64::MAX),
+            patterns: self
+                .patterns()
+                .map(|p| PatternPrint {
+                    name: p.name.clone(),
+                    fingerprint: fingerprint(p),
+                })
+                .collect(),
+            fields,
+        }
+    }
+}
+
+impl<E: Event + Serialize + 'static> Engine<E> {
+    /// Writes the engine's complete state to `out`, in the versioned
+    /// binary format of `docs/snapshot.md`: the events waiting for the
+    /// watermark, the watermark and largest time seen, every key's partial
+    /// matches, held matches and pending `not followed by`, the events
+    /// they hold, the deadlines, the numbering that orders them, and
+    /// [`Stats`]. An engine built with the same patterns and configuration
+    /// that [`restore`](Engine::restore)s it and is fed the rest of the
+    /// stream produces exactly the output this one would have.
+    ///
+    /// Events serialize through their `serde` implementation ([`Record`]
+    /// as its values by field id, raw text and object fields). Fails with
+    /// [`ErrorKind::Io`] when `out` fails, [`ErrorKind::Snapshot`] when an
+    /// event does not serialize.
+    ///
+    /// [`Record`]: crate::Record
+    ///
+    /// ```
+    /// use cepheid::{Engine, Output, Record, Rules};
+    /// use cepheid::io::{Decoder, Format, Item};
+    /// let rules = Rules::parse("r.cep", r#"pattern ab {
+    ///     partition by user
+    ///     match a followed by b
+    ///     where a: type == "a"
+    ///           b: type == "b" }"#)?;
+    /// let lines = [
+    ///     r#"{"ts": 1, "user": "u", "type": "a"}"#,
+    ///     r#"{"ts": 2, "user": "u", "type": "b"}"#,
+    /// ];
+    /// let mut first: Engine<Record> = Engine::new();
+    /// first.add(&rules)?;
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", first.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// if let Item::Event(ts, record) = decoder.decode(lines[0].as_bytes())? {
+    ///     first.push(ts, record, &mut out);
+    /// }
+    /// let mut snapshot = Vec::new();
+    /// first.snapshot(&mut snapshot)?;
+    ///
+    /// // Later, maybe in another process: the same patterns, then the state.
+    /// let mut second: Engine<Record> = Engine::new();
+    /// second.add(&rules)?;
+    /// second.restore(&snapshot[..])?;
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", second.fields().clone());
+    /// if let Item::Event(ts, record) = decoder.decode(lines[1].as_bytes())? {
+    ///     second.push(ts, record, &mut out);
+    /// }
+    /// second.finish(&mut out);
+    /// assert!(matches!(&out[..], [Output::Match(m)] if (m.start, m.end) == (1, 2)));
+    /// # Ok::<(), cepheid::Error>(())
+    /// ```
+    pub fn snapshot<W: Write>(&self, mut out: W) -> Result<(), Error> {
+        let bytes = self.snapshot_bytes()?;
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot write the snapshot: {e}")))
+    }
+
+    /// The snapshot, in memory.
+    fn snapshot_bytes(&self) -> Result<Vec<u8>, Error> {
+        let core = &self.core;
+        let body = BodyOut {
+            clock: &core.clock,
+            store: &core.store,
+            ordinals: core.patterns.iter().map(|p| &p.ordinals).collect(),
+            keys: core.groups.iter().map(|g| &g.keys).collect(),
+            deadlines: &core.deadlines,
+            stats: stats_array(&core.stats),
+        };
+        let mut bytes = Vec::with_capacity(4096);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        let failed =
+            |e: postcard::Error| error(format!("cannot serialize the engine's state: {e}"));
+        let bytes = postcard::to_extend(&self.header(), bytes).map_err(failed)?;
+        let mut bytes = postcard::to_extend(&body, bytes).map_err(failed)?;
+        let len = (bytes.len() + CHECKSUM) as u64;
+        bytes[12..PREFIX].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        Ok(bytes)
+    }
+}
+
+impl<E: Event + DeserializeOwned + 'static> Engine<E> {
+    /// Restores the state [`snapshot`](Engine::snapshot) wrote into this
+    /// engine, which must have been built with the same patterns (same
+    /// canonical text, same order) and configuration
+    /// ([`with_max_delay`](Engine::with_max_delay),
+    /// [`max_runs_per_key`](Engine::max_runs_per_key),
+    /// [`max_waiting_events`](Engine::max_waiting_events)), and have seen no
+    /// event or watermark yet. Then feed it the rest of the stream.
+    ///
+    /// Fails with [`ErrorKind::Snapshot`], leaving the engine as it was,
+    /// when the input is not a snapshot, is of a format version this build
+    /// does not read, is truncated or corrupt (checksum), was taken with
+    /// other patterns (the message names the first that differs), another
+    /// configuration or another field table, or holds inconsistent state;
+    /// or when the engine is not fresh. [`ErrorKind::Io`] when `input`
+    /// fails. See [`snapshot`](Engine::snapshot) for an example.
+    pub fn restore<R: Read>(&mut self, mut input: R) -> Result<(), Error> {
+        if !self.core.is_fresh() {
+            return Err(error(
+                "cannot restore a snapshot into an engine that has seen events or watermarks: \
+                 restore into a new engine",
+            ));
+        }
+        let mut bytes = Vec::new();
+        input
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the snapshot: {e}")))?;
+        let (header, rest) = read_header(&bytes)?;
+        self.check_header(&header)?;
+        let (body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
+            .map_err(|e| error(format!("the snapshot's state does not decode: {e}")))?;
+        if !rest.is_empty() {
+            return Err(error("the snapshot has bytes after its state"));
+        }
+        self.core
+            .install(body)
+            .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))
+    }
+
+    /// Is the header the one this engine would write?
+    fn check_header(&self, found: &Header) -> Result<(), Error> {
+        let mine = self.header();
+        if found.max_delay != mine.max_delay {
+            return Err(error(format!(
+                "the snapshot was taken with a max delay of {} ms, this engine has {} ms",
+                found.max_delay, mine.max_delay
+            )));
+        }
+        if found.run_limit != mine.run_limit {
+            return Err(error(format!(
+                "the snapshot was taken with at most {} partial matches per key, \
+                 this engine has {}",
+                found.run_limit, mine.run_limit
+            )));
+        }
+        if found.waiting_limit != mine.waiting_limit {
+            return Err(error(format!(
+                "the snapshot was taken with at most {} waiting events, this engine has {}",
+                found.waiting_limit, mine.waiting_limit
+            )));
+        }
+        let n = found.patterns.len().max(mine.patterns.len());
+        for i in 0..n {
+            let message = match (found.patterns.get(i), mine.patterns.get(i)) {
+                (Some(a), Some(b)) if a == b => continue,
+                (Some(a), Some(b)) if a.name == b.name => format!(
+                    "pattern {} (`{}`) is not the same as when the snapshot was taken",
+                    i + 1,
+                    b.name
+                ),
+                (Some(a), Some(b)) => format!(
+                    "pattern {} is `{}` in the snapshot, `{}` in this engine",
+                    i + 1,
+                    a.name,
+                    b.name
+                ),
+                (Some(a), None) => format!(
+                    "the snapshot has {} patterns, this engine {}: `{}` is missing",
+                    found.patterns.len(),
+                    mine.patterns.len(),
+                    a.name
+                ),
+                (None, Some(b)) => format!(
+                    "the snapshot has {} patterns, this engine {}: `{}` is not in the snapshot",
+                    found.patterns.len(),
+                    mine.patterns.len(),
+                    b.name
+                ),
+                (None, None) => continue,
+            };
+            return Err(error(format!(
+                "the snapshot was taken with other patterns: {message}"
+            )));
+        }
+        if found.fields != mine.fields {
+            return Err(error(format!(
+                "the snapshot's field table ({}) is not this engine's ({})",
+                found.fields.join(", "),
+                mine.fields.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the frame (magic, version, length, checksum) and reads the
+/// header; returns it and the body's bytes.
+fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        let what = if bytes.is_empty() {
+            "it is empty".to_string()
+        } else if MAGIC.starts_with(bytes) {
+            format!("it is truncated ({} bytes)", bytes.len())
+        } else {
+            "it does not start with the snapshot's magic bytes".to_string()
+        };
+        return Err(error(format!("not a cepheid snapshot: {what}")));
+    }
+    if bytes.len() < PREFIX + CHECKSUM {
+        return Err(error(format!(
+            "the snapshot is truncated: {} bytes, fewer than its header",
+            bytes.len()
+        )));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(error(format!(
+            "the snapshot is of format version {version}; this build reads version {VERSION} only"
+        )));
+    }
+    let len = u64::from_le_bytes(bytes[12..PREFIX].try_into().unwrap_or_default());
+    if len != bytes.len() as u64 {
+        return Err(error(if len > bytes.len() as u64 {
+            format!("the snapshot is truncated: {} bytes of {len}", bytes.len())
+        } else {
+            format!(
+                "the snapshot is corrupt: {} bytes where it says {len}",
+                bytes.len()
+            )
+        }));
+    }
+    let (content, crc) = bytes.split_at(bytes.len() - CHECKSUM);
+    let crc = u32::from_le_bytes(crc.try_into().unwrap_or_default());
+    if crc32fast::hash(content) != crc {
+        return Err(error(
+            "the snapshot is corrupt: its checksum does not match",
+        ));
+    }
+    postcard::take_from_bytes::<Header>(&content[PREFIX..])
+        .map_err(|e| error(format!("the snapshot's header does not decode: {e}")))
+}
+
+impl<E: Event + 'static> Core<E, Nfa<E>> {
+    /// Has the engine seen nothing yet (no event, no watermark)?
+    fn is_fresh(&self) -> bool {
+        self.stats.events == 0 && self.clock.current().is_none() && self.clock.waiting() == 0
+    }
+
+    /// Checks the state read from a snapshot against this engine's
+    /// patterns, then makes it this engine's (all of it, or nothing when
+    /// it is inconsistent).
+    fn install(&mut self, body: BodyIn<E>) -> Result<(), String> {
+        let BodyIn {
+            clock,
+            store,
+            ordinals,
+            mut keys,
+            deadlines,
+            stats,
+        } = body;
+        if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
+            return Err(format!(
+                "{} patterns in {} groups, where the engine has {} in {}",
+                ordinals.len(),
+                keys.len(),
+                self.patterns.len(),
+                self.groups.len()
+            ));
+        }
+        if clock.max_delay() != self.clock.max_delay() {
+            return Err("the clock has another max delay than the header".into());
+        }
+        clock.check()?;
+        deadlines.check(self.groups.len())?;
+        // Each run's node, with its pattern and the pattern's stage count.
+        let mut holders = Vec::new();
+        let mut live: Vec<Vec<u32>> = vec![Vec::new(); self.patterns.len()];
+        let mut live_parts = 0;
+        let mut seen = vec![usize::MAX; self.patterns.len()];
+        for (g, (group_keys, group)) in keys.iter_mut().zip(&self.groups).enumerate() {
+            let arity = if group.key_fn.is_some() {
+                1
+            } else {
+                group.key_ids.len()
+            };
+            group_keys.rebuild(&self.hasher, arity)?;
+            for (slot, parts) in group_keys.iter_parts() {
+                for part in parts.iter() {
+                    let p = part.pattern as usize;
+                    let Some(run) = self.patterns.get(p).filter(|run| run.group == g) else {
+                        return Err(format!("key slot {slot} of group {g} holds pattern {p}"));
+                    };
+                    if seen[p] == slot as usize {
+                        return Err(format!("key slot {slot} holds pattern {p} twice"));
+                    }
+                    seen[p] = slot as usize;
+                    let nfa = &run.automaton;
+                    let stages = u16::try_from(nfa.pattern().stages.len()).unwrap_or(u16::MAX);
+                    part.part
+                        .check(nfa, |node| holders.push((node, p as u32, stages)))?;
+                    live[p].push(part.ordinal);
+                    live_parts += 1;
+                }
+            }
+            seen.fill(usize::MAX);
+        }
+        for (p, numbers) in ordinals.iter().zip(live) {
+            p.check(numbers.into_iter())?;
+        }
+        store.check(&holders)?;
+        for group_keys in &keys {
+            for (_, parts) in group_keys.iter_parts() {
+                for part in parts.iter() {
+                    part.part.check_times(&store)?;
+                }
+            }
+        }
+        // Consistent: make it this engine's.
+        for (run, ordinals) in self.patterns.iter_mut().zip(ordinals) {
+            run.ordinals = ordinals;
+        }
+        for (group, keys) in self.groups.iter_mut().zip(keys) {
+            group.keys = keys;
+        }
+        self.clock = clock;
+        self.store = store;
+        self.deadlines = deadlines;
+        self.stats = stats_from(stats);
+        self.live_parts = live_parts;
+        Ok(())
+    }
+}
