@@ -172,21 +172,42 @@ impl Record {
     }
 }
 
-/// A record serializes as its values by field id (each tagged with its
-/// kind, so that binary formats read them back), its original text and
-/// the ids of its object fields: what an engine snapshot
-/// ([`Engine::snapshot`](crate::Engine::snapshot)) keeps of a waiting or
-/// held event. The ids mean something only with the
-/// [`FieldTable`] the record was decoded with (a snapshot holds its
-/// names and checks them).
+impl Event for Record {
+    type Fields = FieldTable;
+
+    #[inline]
+    fn field(&self, id: FieldId) -> ValueRef<'_> {
+        self.values
+            .get(id.index())
+            .map_or(ValueRef::Null, ValueRef::from)
+    }
+
+    fn field_owned(&self, id: FieldId) -> Value {
+        self.values.get(id.index()).cloned().unwrap_or_default()
+    }
+
+    fn field_is_object(&self, id: FieldId) -> bool {
+        self.objects.contains(&id)
+    }
+}
+
+/// A record as data: its values by field id, its raw text and its object
+/// flags, exactly (so that a record sent to another process, or kept in a
+/// snapshot, is the record that was read: a CSV line cannot be decoded
+/// again without its header). Values are tagged by kind, so formats that do
+/// not describe themselves (`bincode`, `postcard`) read them back (lists
+/// nested at most 200 deep: a crafted input cannot overflow the stack); the ids
+/// mean something only with the same [`FieldTable`] numbering (the same
+/// patterns added in the same order).
 ///
 /// ```
 /// use std::sync::Arc;
-/// use cepheid::{Record, Value};
-/// let record = Record::new(vec![Value::Int(1), Value::from("a")], Arc::from("{}"));
-/// let json = serde_json::to_string(&record).unwrap();
-/// assert_eq!(json, r#"{"values":[{"Int":1},{"Str":"a"}],"raw":"{}","objects":[]}"#);
-/// assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+/// use cepheid::{FieldId, Record, Value};
+/// let record = Record::new(vec![Value::Int(1), Value::from("a")], Arc::from(r#"{"n":1}"#))
+///     .with_objects(vec![FieldId::from_index(1)]);
+/// let text = serde_json::to_string(&record)?;
+/// assert_eq!(serde_json::from_str::<Record>(&text)?, record);
+/// # Ok::<(), serde_json::Error>(())
 /// ```
 impl serde::Serialize for Record {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -216,126 +237,6 @@ impl<'de> serde::Deserialize<'de> for Record {
             raw: repr.raw,
             objects: repr.objects.into_iter().map(FieldId::from_index).collect(),
         })
-    }
-}
-
-impl Event for Record {
-    type Fields = FieldTable;
-
-    #[inline]
-    fn field(&self, id: FieldId) -> ValueRef<'_> {
-        self.values
-            .get(id.index())
-            .map_or(ValueRef::Null, ValueRef::from)
-    }
-
-    fn field_owned(&self, id: FieldId) -> Value {
-        self.values.get(id.index()).cloned().unwrap_or_default()
-    }
-
-    fn field_is_object(&self, id: FieldId) -> bool {
-        self.objects.contains(&id)
-    }
-}
-
-/// A record as data: its values by field id, its raw text and its object
-/// flags, exactly (so that a record sent to another process, or kept in a
-/// snapshot, is the record that was read: a CSV line cannot be decoded
-/// again without its header). Values are tagged by kind, so formats that do
-/// not describe themselves (`bincode`, `postcard`) read them back; the ids
-/// mean something only with the same [`FieldTable`] numbering (the same
-/// patterns added in the same order).
-///
-/// ```
-/// use std::sync::Arc;
-/// use cepheid::{FieldId, Record, Value};
-/// let record = Record::new(vec![Value::Int(1), Value::from("a")], Arc::from(r#"{"n":1}"#))
-///     .with_objects(vec![FieldId::from_index(1)]);
-/// let text = serde_json::to_string(&record)?;
-/// assert_eq!(serde_json::from_str::<Record>(&text)?, record);
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-impl serde::Serialize for Record {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut state = s.serialize_struct("Record", 3)?;
-        state.serialize_field("values", &TaggedValues(&self.values))?;
-        state.serialize_field("raw", &*self.raw)?;
-        let objects: Vec<u32> = self.objects.iter().map(|id| id.index() as u32).collect();
-        state.serialize_field("objects", &objects)?;
-        state.end()
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Record {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename = "Record")]
-        struct Owned {
-            values: Vec<Tagged>,
-            raw: String,
-            objects: Vec<u32>,
-        }
-        let owned = Owned::deserialize(d)?;
-        Ok(Record {
-            values: owned.values.into_iter().map(Tagged::into_value).collect(),
-            raw: Arc::from(owned.raw),
-            objects: owned.objects.into_iter().map(FieldId::from_index).collect(),
-        })
-    }
-}
-
-/// Values written with their kind (a [`Value`] alone serializes as the plain
-/// JSON-like value, which only self-describing formats read back).
-struct TaggedValues<'a>(&'a [Value]);
-
-impl serde::Serialize for TaggedValues<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(TaggedRef))
-    }
-}
-
-/// One value with its kind, borrowed (the serializing side of [`Tagged`]).
-struct TaggedRef<'a>(&'a Value);
-
-impl serde::Serialize for TaggedRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        const NAME: &str = "Tagged";
-        match self.0 {
-            Value::Null => s.serialize_unit_variant(NAME, 0, "Null"),
-            Value::Bool(b) => s.serialize_newtype_variant(NAME, 1, "Bool", b),
-            Value::Int(i) => s.serialize_newtype_variant(NAME, 2, "Int", i),
-            Value::Float(f) => s.serialize_newtype_variant(NAME, 3, "Float", f),
-            Value::Str(text) => s.serialize_newtype_variant(NAME, 4, "Str", &**text),
-            Value::List(items) => {
-                s.serialize_newtype_variant(NAME, 5, "List", &TaggedValues(items))
-            }
-        }
-    }
-}
-
-/// One value with its kind, owned (the deserializing side of [`TaggedRef`]:
-/// same names and variant numbers).
-#[derive(serde::Deserialize)]
-enum Tagged {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    List(Vec<Tagged>),
-}
-
-impl Tagged {
-    fn into_value(self) -> Value {
-        match self {
-            Tagged::Null => Value::Null,
-            Tagged::Bool(b) => Value::Bool(b),
-            Tagged::Int(i) => Value::Int(i),
-            Tagged::Float(f) => Value::Float(f),
-            Tagged::Str(text) => Value::Str(Arc::from(text)),
-            Tagged::List(items) => Value::List(items.into_iter().map(Tagged::into_value).collect()),
-        }
     }
 }
 

@@ -457,8 +457,11 @@ fn as_records(steps: &[Step<Ev>], table: &FieldTable) -> Vec<Step<Record>> {
 }
 
 fn random_engine<E: Event + 'static>(p: &IrPattern, delay: i64, limit: usize) -> Option<Engine<E>> {
-    let mut engine: Engine<E> =
-        Engine::with_max_delay(Duration::from_millis(delay as u64)).max_runs_per_key(limit);
+    // A limit on partial matches per key makes some drop; one on waiting
+    // events forces watermarks.
+    let mut engine: Engine<E> = Engine::with_max_delay(Duration::from_millis(delay as u64))
+        .max_runs_per_key(limit)
+        .max_waiting_events(if limit == usize::MAX { usize::MAX } else { 3 });
     engine.add(p).ok()?;
     // A second pattern partitioned alike, and one over the whole stream:
     // groups, numbering and deadlines of several patterns.
