@@ -12,10 +12,13 @@
 //! away and recreated), the rest of the open file is read first, then the
 //! new file from its beginning; when the file got shorter than what was
 //! read (truncated, `copytruncate`), it is read again from its beginning.
-//! A last line without its newline in the old file is ended with one, so
-//! it does not run into the new file's first line. While the path names no
-//! file, it waits for one. Bytes written to the old file after the switch
-//! are not read (as with `tail -F`).
+//! At such a switch `read` returns 0 once, an end of file: the caller
+//! (`input.rs`) ends the old file's lines there (a last line without its
+//! newline is a line, not the start of the new file's first one), and
+//! starts the new file's with a fresh decoder (a CSV file's header) and
+//! its own line numbers and byte offsets. While the path names no file, it
+//! waits for one. Bytes written to the old file after the switch are not
+//! read (as with `tail -F`).
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -37,10 +40,11 @@ pub struct Follow {
     file: File,
     /// The open file's identity (device and inode).
     id: FileId,
-    /// Bytes read from the open file.
+    /// Bytes read from the open file (from its beginning).
     pos: u64,
-    /// The last byte handed out from the open file.
-    last: Option<u8>,
+    /// Did `read` switch to a new file (and return 0 for it) since
+    /// [`take_switched`](Follow::take_switched) was last asked?
+    switched: bool,
     /// A message whenever the folder reports a change to the file's name.
     wake: Receiver<()>,
     /// Keeps the watcher (and its thread) alive; `None` when polling.
@@ -77,9 +81,10 @@ enum Change {
 }
 
 impl Follow {
-    /// Opens `path` to follow it from its beginning.
-    pub fn open(path: &Path) -> io::Result<Follow> {
-        let file = File::open(path)?;
+    /// Opens `path` to follow it from byte `offset` on.
+    pub fn open(path: &Path, offset: u64) -> io::Result<Follow> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
         let id = file_id(&file.metadata()?);
         let (tx, wake) = mpsc::sync_channel(1);
         let name = path.file_name().map(|n| n.to_os_string());
@@ -122,8 +127,8 @@ impl Follow {
             path: path.to_path_buf(),
             file,
             id,
-            pos: 0,
-            last: None,
+            pos: offset,
+            switched: false,
             wake,
             _watcher: watcher,
             poll,
@@ -149,17 +154,15 @@ impl Follow {
         }
     }
 
-    /// Starts over on a new file (or the truncated one): the old file's
-    /// last line, if it had no newline, is ended with one (returned as
-    /// `Some(1)`, written to `buf`).
-    fn restart(&mut self, buf: &mut [u8]) -> Option<usize> {
-        self.pos = 0;
-        let unfinished = self.last.is_some_and(|b| b != b'\n');
-        self.last = None;
-        unfinished.then(|| {
-            buf[0] = b'\n';
-            1
-        })
+    /// Did the last `read` that returned 0 switch to a new file (rather
+    /// than the reader being closed)? Asking clears it.
+    pub fn take_switched(&mut self) -> bool {
+        std::mem::take(&mut self.switched)
+    }
+
+    /// The file open now.
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 
@@ -172,16 +175,15 @@ impl Read for Follow {
             let n = self.file.read(buf)?;
             if n > 0 {
                 self.pos += n as u64;
-                self.last = Some(buf[n - 1]);
                 return Ok(n);
             }
             match self.change() {
                 Change::None => self.wait(),
                 Change::Truncated => {
                     self.file.seek(SeekFrom::Start(0))?;
-                    if let Some(n) = self.restart(buf) {
-                        return Ok(n);
-                    }
+                    self.pos = 0;
+                    self.switched = true;
+                    return Ok(0);
                 }
                 Change::Replaced => {
                     // Lines written to the old file just before it was
@@ -189,16 +191,15 @@ impl Read for Follow {
                     let n = self.file.read(buf)?;
                     if n > 0 {
                         self.pos += n as u64;
-                        self.last = Some(buf[n - 1]);
                         return Ok(n);
                     }
                     match File::open(&self.path) {
                         Ok(file) => {
                             self.id = file_id(&file.metadata()?);
                             self.file = file;
-                            if let Some(n) = self.restart(buf) {
-                                return Ok(n);
-                            }
+                            self.pos = 0;
+                            self.switched = true;
+                            return Ok(0);
                         }
                         // Gone again between the look and the opening.
                         Err(e) if e.kind() == io::ErrorKind::NotFound => self.wait(),
@@ -230,7 +231,12 @@ mod tests {
         std::thread::spawn(move || {
             let mut buf = [0; 64];
             while let Ok(n) = follow.read(&mut buf) {
-                if tx.send(buf[..n].to_vec()).is_err() {
+                // A switch to a new file reads as `|`.
+                let chunk = match n {
+                    0 if follow.take_switched() => b"|".to_vec(),
+                    _ => buf[..n].to_vec(),
+                };
+                if tx.send(chunk).is_err() {
                     return;
                 }
             }
@@ -264,22 +270,31 @@ mod tests {
         let dir = scratch("rotate");
         let path = dir.join("events");
         fs::write(&path, "one\n").unwrap();
-        let rx = reader(Follow::open(&path).unwrap());
+        let rx = reader(Follow::open(&path, 0).unwrap());
         assert_eq!(take(&rx, "one\n"), "one\n");
         append(&path, "two\nhalf");
         assert_eq!(take(&rx, "two\nhalf"), "two\nhalf");
-        // Rotated: renamed away, a new file under the name. The old file's
-        // unfinished line is ended.
+        // Rotated: renamed away, a new file under the name.
         fs::rename(&path, dir.join("events.1")).unwrap();
         fs::write(&path, "three\n").unwrap();
-        assert_eq!(take(&rx, "\nthree\n"), "\nthree\n");
+        assert_eq!(take(&rx, "|three\n"), "|three\n");
         // Truncated and written again, shorter than before.
         fs::write(&path, "4\n").unwrap();
-        assert_eq!(take(&rx, "4\n"), "4\n");
-        // Removed, then created again.
+        assert_eq!(take(&rx, "|4\n"), "|4\n");
+        // Removed, then created again (ext4 gives it the inode back).
         fs::remove_file(&path).unwrap();
         fs::write(&path, "five\n").unwrap();
-        assert_eq!(take(&rx, "five\n"), "five\n");
+        assert_eq!(take(&rx, "|five\n"), "|five\n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn starts_at_an_offset() {
+        let dir = scratch("offset");
+        let path = dir.join("events");
+        fs::write(&path, "one\ntwo\n").unwrap();
+        let rx = reader(Follow::open(&path, 4).unwrap());
+        assert_eq!(take(&rx, "two\n"), "two\n");
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod checkpoint;
 mod explain;
 mod follow;
 mod idle;
+mod input;
+mod resume;
 mod run;
 mod signals;
 mod timing;
@@ -22,6 +25,9 @@ const EXIT_PATTERN_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// Exit status: an I/O error.
 const EXIT_IO: u8 = 4;
+/// Exit status: `run --checkpoint`'s checkpoint cannot be used (corrupt,
+/// or taken by another command).
+const EXIT_CHECKPOINT: u8 = 5;
 
 /// Complex event processing with Apache Flink CEP semantics.
 #[derive(Parser)]
@@ -38,7 +44,7 @@ enum Command {
     /// Print each compiled pattern as text, or as a Graphviz graph.
     Explain(explain::Args),
     /// Run patterns over a stream of events; matches and timeouts as JSON lines.
-    Run(run::Args),
+    Run(Box<run::Args>),
 }
 
 fn main() -> ExitCode {

@@ -41,32 +41,33 @@
 //!   said once on standard error and counted in the summary
 //!   (`docs/semantics.md`, "The limit on waiting events").
 //!
-//! Reading and decoding run on a thread of their own, a few batches of
-//! lines ahead of the engine (which, with the output, stays on the main
-//! thread); everything observable happens in input order on the main
-//! thread, so this changes nothing but the speed.
+//! Reading and decoding run on a thread of their own (`input.rs`), a few
+//! batches of lines ahead of the engine (which, with the output, stays on
+//! the main thread); everything observable happens in input order on the
+//! main thread, so this changes nothing but the speed.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, IsTerminal, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use cepheid::engine::{Engine, MatchRef, Sink, Stats};
-use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
+use cepheid::io::{value_from_json, value_to_json, Decoder, Format, Item, JsonLines};
 use cepheid::record::FieldTable;
 use cepheid::time::parse_duration;
-use cepheid::{Error, ErrorKind, FieldId, Record, Timestamp, Value};
+use cepheid::{ErrorKind, FieldId, Record, Timestamp, Value};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[cfg(feature = "timely")]
 #[path = "workers.rs"]
 mod workers;
 
-use crate::follow::Follow;
+use crate::checkpoint::{self, Counters, Every, Meta, Writer};
 use crate::idle::Idle;
+use crate::input::{spawn_reader, Message, Position, Reading, Source, BATCHES_AHEAD};
+use crate::resume;
 use crate::timing::{wall_ms, Timing};
 use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
@@ -74,7 +75,7 @@ use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 const EXIT_MALFORMED: u8 = 3;
 
 /// Input format names on the command line.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
     /// One JSON object per line.
     Jsonl,
@@ -99,13 +100,13 @@ pub struct Args {
     patterns: Vec<PathBuf>,
     /// The events file; `-` (the default) reads standard input.
     #[arg(long, value_name = "FILE", default_value = "-")]
-    events: PathBuf,
+    pub(crate) events: PathBuf,
     /// Follow the events file as `tail -F` does: at its end, wait for more
     /// lines; a file renamed and created anew, or truncated, is read from
     /// its beginning. Never ends by itself: SIGINT or SIGTERM stops it
     /// (output flushed, summary; exit 130 or 143).
     #[arg(long, conflicts_with = "flush_at_end")]
-    follow: bool,
+    pub(crate) follow: bool,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -134,10 +135,10 @@ pub struct Args {
     idle_timeout: Option<i64>,
     /// Where matches and timeouts go; `-` (the default) is standard output.
     #[arg(long, value_name = "FILE", default_value = "-")]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Write late events here (otherwise they are only counted).
     #[arg(long, value_name = "FILE")]
-    late: Option<PathBuf>,
+    pub(crate) late: Option<PathBuf>,
     /// At the end, let time run to infinity: every event still waiting is
     /// processed (with `$watermark` lines in the input, events after the
     /// last one otherwise stay unprocessed, and the summary counts them)
@@ -169,6 +170,18 @@ pub struct Args {
     /// Stop at the first malformed line (exit status 3).
     #[arg(long)]
     strict: bool,
+    /// Keep checkpoints in this folder, and resume from the one there: the
+    /// outputs end byte for byte as those of a run that never stopped.
+    /// Needs --events FILE (standard input cannot be read again); matches
+    /// written to standard output since the last checkpoint are written
+    /// again on resuming (at least once; with --output FILE exactly once).
+    /// Exit 5 when the checkpoint is corrupt or belongs to another command.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+    /// How often to checkpoint: a wall-clock duration, a number of events,
+    /// or both (`10s`, `100000`, `10s,100000`; default 10s).
+    #[arg(long, value_name = "WHEN", requires = "checkpoint", value_parser = checkpoint::parse_every)]
+    checkpoint_every: Option<Every>,
     /// Draw a progress bar on standard error even when the input is not a
     /// file (it is still only drawn on a terminal).
     #[arg(long, overrides_with = "no_progress")]
@@ -219,53 +232,91 @@ pub fn run(args: &Args) -> u8 {
         eprintln!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
         return crate::EXIT_USAGE;
     }
-    let format = match args.format {
-        FormatArg::Jsonl => Format::JsonLines,
-        FormatArg::Csv => Format::Csv,
-    };
     #[cfg(feature = "timely")]
     if args.scale.enabled() {
-        return workers::run(args, &loaded.patterns, format);
+        return workers::run(args, &loaded.patterns, format(args));
     }
-    // The decoder reads the fields of the engine's table.
-    let mut decoder = Decoder::new(format, &args.time_field, engine.fields().clone());
-    if args.time == TimeArg::Processing {
-        decoder = decoder.without_time();
-    }
-    let (input, size) = match open_input(args) {
-        Ok(opened) => opened,
-        Err(status) => return status,
+    // A checkpoint to resume from is checked whole (and the engine
+    // restored) before any file is touched.
+    let command = checkpoint_command(args);
+    let resumed = match (&args.checkpoint, &command) {
+        (Some(dir), Some(command)) => match resume::load(args, dir, command, &mut engine) {
+            Ok(resumed) => resumed,
+            Err(status) => return status,
+        },
+        _ => None,
     };
-    let mut out = match open_outputs(args) {
-        Ok(out) => out,
+    let start = resumed.as_ref().map_or(Position::default(), |m| m.input);
+    // The decoder reads the fields of the engine's table.
+    let mut decoder = new_decoder(args, engine.fields());
+    if start.offset > 0 && args.format == FormatArg::Csv {
+        // Read from an offset, a CSV file needs its header first.
+        if let Err(e) = crate::input::prime(&mut decoder, &args.events) {
+            eprintln!("error: cannot read {}: {e}", args.events.display());
+            return EXIT_IO;
+        }
+    }
+    let (input, size) = match Source::open(&args.events, args.follow, start.offset) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("error: cannot open {}: {e}", args.events.display());
+            return EXIT_IO;
+        }
+    };
+    let (mut out, files) = match open_outputs(args, resumed.as_ref()) {
+        Ok(opened) => opened,
         Err(status) => return status,
     };
     let started = Instant::now();
     let progress = progress_bar(args, size);
-    let mut malformed = 0;
+    progress.set_position(start.offset);
     let mut keys = KeyFields::new(&loaded.patterns, engine.fields());
-    let mut sink = Reporting {
-        out: &mut out,
-        drops: Drops::default(),
-        limit: args.max_runs_per_key,
-        progress: &progress,
+    let mut drops = Drops::default();
+    let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
+    keys.restore(&counters.object_keys_told);
+    drops.restore(&counters.dropped_keys);
+    let checkpoints = match (&args.checkpoint, command) {
+        (Some(dir), Some(command)) => {
+            let every = args.checkpoint_every.unwrap_or_else(|| {
+                checkpoint::parse_every(checkpoint::DEFAULT_EVERY).expect("a valid default")
+            });
+            Some(Checkpoints {
+                writer: Writer::new(dir, every, started),
+                command,
+                files,
+            })
+        }
+        _ => None,
     };
-    let result = stream(
+    let mut session = Session {
         args,
-        &mut engine,
-        input,
-        decoder,
-        &mut sink,
-        &mut malformed,
-        &mut keys,
-    );
-    let drops = sink.drops;
+        engine: &mut engine,
+        out: Reporting {
+            out: &mut out,
+            drops,
+            limit: args.max_runs_per_key,
+            progress: &progress,
+        },
+        keys,
+        counters: &mut counters,
+        checkpoints,
+        position: start,
+    };
+    let result = session.stream(input, decoder);
+    let drops = session.out.drops;
     progress.finish_and_clear();
-    let (status, signal) = match result {
+    // Why events may be left waiting for the watermark (at the end of
+    // input they are processed, unless `$watermark` lines define time).
+    let (status, stopped) = match result {
         Ok(None) => (EXIT_OK, None),
-        Ok(Some(signal)) => (signals::exit_status(signal), Some(signal)),
+        Ok(Some(signal)) => (
+            signals::exit_status(signal),
+            Some(format!("stopped by {}", signals::name(signal))),
+        ),
         Err(Stop::Quiet) => return EXIT_OK,
-        Err(Stop::Exit(status)) => (status, None),
+        // A `--strict` stop processes what waits, as at the end of input.
+        Err(Stop::Exit(status)) if counters.punctuated => (status, None),
+        Err(Stop::Exit(status)) => (status, Some("the run stopped on an error".to_string())),
     };
     match out.flush() {
         Ok(()) => {}
@@ -273,102 +324,72 @@ pub fn run(args: &Args) -> u8 {
     }
     summarize(
         &engine.stats(),
-        malformed,
+        counters.malformed,
         engine.waiting_events(),
         &drops,
         started,
-        signal,
+        stopped,
     );
     status
 }
 
-/// Lines the reader thread has decoded, handed over in one go.
-struct Batch {
-    /// Each line's number and its item, or why it is malformed (an
-    /// [`ErrorKind::Input`] error), in input order; a read error
-    /// ([`ErrorKind::Io`]) ends the input.
-    lines: Vec<(u64, Result<Item, Error>)>,
-    /// Input bytes read up to the end of the last line (for progress).
-    bytes_read: u64,
-    /// Was the batch sent because no further line was ready (a pipe or a
-    /// terminal waiting for its writer)? Then what it releases is flushed
-    /// to the outputs at once, instead of waiting in their buffers.
-    stalled: bool,
-}
-
-/// What the main thread receives.
-enum Message {
-    /// Lines from the reader thread.
-    Batch(Batch),
-    /// The reader thread is done (end of input, a read error, or a panic
-    /// the join passes on).
-    End,
-    /// SIGINT or SIGTERM (its number).
-    Signal(i32),
-}
-
-/// Sends [`Message::End`] when the reader thread ends, however it ends
-/// (the channel has other senders, so its closing says nothing).
-struct EndGuard(SyncSender<Message>);
-
-impl Drop for EndGuard {
-    fn drop(&mut self) {
-        let _ = self.0.send(Message::End);
+/// A decoder of the command's format and time over the engine's fields.
+fn new_decoder(args: &Args, fields: &FieldTable) -> Decoder {
+    let decoder = Decoder::new(format(args), &args.time_field, fields.clone());
+    match args.time {
+        TimeArg::Event => decoder,
+        TimeArg::Processing => decoder.without_time(),
     }
 }
 
-/// Most lines in a batch.
-const BATCH_LINES: usize = 1024;
-/// Most input bytes in a batch (the events hold their text).
-const BATCH_BYTES: u64 = 1 << 20;
-/// Batches decoded ahead of the engine, at most.
-const BATCHES_AHEAD: usize = 2;
-
-/// Reads and decodes the input on a thread of its own, so that parsing
-/// overlaps matching and output (the engine itself stays on one thread).
-/// The thread ends at the end of input, after a read error, or when the
-/// receiver is dropped.
-fn spawn_reader(
-    origin: String,
-    input: Box<dyn Read + Send>,
-    decoder: Decoder,
-    tx: SyncSender<Message>,
-) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let end = EndGuard(tx);
-        read_lines(Items::new(origin, input, decoder), &end.0);
+/// What a checkpoint of this command must agree on (`None` without
+/// `--checkpoint`, or when a path has no canonical form).
+fn checkpoint_command(args: &Args) -> Option<checkpoint::Command> {
+    args.checkpoint.as_ref()?;
+    let path = |p: &Path| canonical(p).map(|c| c.display().to_string());
+    let output = if args.output == Path::new("-") {
+        None
+    } else {
+        Some(path(&args.output)?)
+    };
+    let late = match &args.late {
+        Some(late) => Some(path(late)?),
+        None => None,
+    };
+    Some(checkpoint::Command {
+        events: path(&args.events)?,
+        format: format!("{:?}", args.format).to_lowercase(),
+        time: format!("{:?}", args.time).to_lowercase(),
+        time_field: args.time_field.clone(),
+        output,
+        late,
     })
 }
 
-/// The reader thread: lines into batches. A batch is sent when it is full
-/// or when the next line is not in the buffer yet, so that a slow input
-/// (a pipe, a terminal) is processed as it comes.
-fn read_lines(mut items: Items<Box<dyn Read + Send>>, tx: &SyncSender<Message>) {
-    let mut lines = Vec::with_capacity(BATCH_LINES);
-    let mut batch_start = 0;
-    while let Some(line) = items.next() {
-        lines.push(line);
-        let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
-        let stalled = !items.item_ready();
-        if full || stalled {
-            let batch = Batch {
-                lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
-                bytes_read: items.bytes_read(),
-                stalled,
-            };
-            if tx.send(Message::Batch(batch)).is_err() {
-                return;
-            }
-            batch_start = items.bytes_read();
-        }
-    }
-    if !lines.is_empty() {
-        let _ = tx.send(Message::Batch(Batch {
-            lines,
-            bytes_read: items.bytes_read(),
-            stalled: false,
-        }));
-    }
+/// The output files, for checkpoints: synced and measured before each.
+#[derive(Default)]
+struct OutputFiles {
+    output: Option<File>,
+    late: Option<File>,
+}
+
+/// A run's checkpoints.
+struct Checkpoints {
+    writer: Writer,
+    command: checkpoint::Command,
+    files: OutputFiles,
+}
+
+/// One run: the engine, its outputs and the command's own state.
+struct Session<'a> {
+    args: &'a Args,
+    engine: &'a mut Engine<Record>,
+    out: Reporting<'a>,
+    keys: KeyFields,
+    counters: &'a mut Counters,
+    checkpoints: Option<Checkpoints>,
+    /// Where the input is after the lines given to the engine.
+    position: Position,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
@@ -396,6 +417,20 @@ impl KeyFields {
             })
             .collect();
         KeyFields { patterns }
+    }
+
+    /// Which patterns were told about an object key (for checkpoints).
+    fn told(&self) -> Vec<bool> {
+        self.patterns.iter().map(|(_, _, told)| *told).collect()
+    }
+
+    /// Resumed from a checkpoint: which patterns were told already.
+    fn restore(&mut self, told: &[bool]) {
+        if told.len() == self.patterns.len() {
+            for ((_, _, t), &was) in self.patterns.iter_mut().zip(told) {
+                *t = was;
+            }
+        }
     }
 
     /// Says (once per pattern) which key fields of `record` are objects (or
@@ -428,6 +463,27 @@ impl KeyFields {
 struct Drops {
     /// (pattern index, key) of every key that reached the limit.
     keys: HashSet<(usize, Vec<Value>)>,
+}
+
+impl Drops {
+    /// The keys as JSON (for checkpoints), in a fixed order.
+    fn to_json(&self) -> Vec<(usize, Vec<serde_json::Value>)> {
+        let mut keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|(p, key)| (*p, key.iter().map(value_to_json).collect::<Vec<_>>()))
+            .collect();
+        keys.sort_by(|a, b| (a.0, format!("{:?}", a.1)).cmp(&(b.0, format!("{:?}", b.1))));
+        keys
+    }
+
+    /// Resumed from a checkpoint: the keys already told.
+    fn restore(&mut self, keys: &[(usize, Vec<serde_json::Value>)]) {
+        self.keys = keys
+            .iter()
+            .map(|(p, key)| (*p, key.iter().map(value_from_json).collect()))
+            .collect();
+    }
 }
 
 /// How many keys that reached the limit are named on standard error.
@@ -482,143 +538,232 @@ impl Sink<Record> for Reporting<'_> {
     }
 }
 
-/// Feeds every decoded line to the engine, then ends event time. Returns
-/// the signal that stopped the run, if one did.
-fn stream(
-    args: &Args,
-    engine: &mut Engine<Record>,
-    input: Box<dyn Read + Send>,
-    decoder: Decoder,
-    out: &mut Reporting<'_>,
-    malformed: &mut u64,
-    keys: &mut KeyFields,
-) -> Result<Option<i32>, Stop> {
-    let progress = out.progress;
-    let origin = display(&args.events, "standard input");
-    let origin_name = origin.clone();
-    let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
-    let signal_tx = tx.clone();
-    if let Err(e) = signals::install(move |signal| {
-        let _ = signal_tx.send(Message::Signal(signal));
-    }) {
-        eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
-    }
-    let reader = spawn_reader(origin, input, decoder, tx);
-    let mut stop = None;
-    let mut signal = None;
-    let mut punctuated = false;
-    let mut watermarks_told = false;
-    let mut forced_said = false;
-    let mut timing = match args.time {
-        TimeArg::Processing => Timing::Processing,
-        TimeArg::Event => Timing::Event(args.idle_timeout.map(|ms| {
-            let ms = u64::try_from(ms).unwrap_or(u64::MAX);
-            Idle::new(Duration::from_millis(ms), Instant::now())
-        })),
-    };
-    'input: loop {
-        let message = match timing.wait(Instant::now(), engine) {
-            None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(wait) => messages.recv_timeout(wait),
-        };
-        let batch = match message {
-            Ok(Message::Batch(batch)) => {
-                timing.arrived(Instant::now());
-                batch
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                timing.tick(Instant::now(), wall_ms(), engine, out);
-                flush_now(args, out.out)?;
-                continue;
-            }
-            Ok(Message::Signal(number)) => {
-                signal = Some(number);
-                break;
-            }
-            Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
-        };
-        for (line_no, item) in batch.lines {
-            match item {
-                Ok(Item::Event(ts, record)) => {
-                    keys.check(&record, &origin_name, line_no, progress);
-                    timing.push(ts, wall_ms, record, engine, out);
+impl Session<'_> {
+    /// Feeds every decoded line to the engine, then ends event time.
+    /// Returns the signal that stopped the run, if one did.
+    fn stream(&mut self, input: Source, decoder: Decoder) -> Result<Option<i32>, Stop> {
+        let args = self.args;
+        let progress = self.out.progress;
+        let origin = display(&args.events, "standard input");
+        let origin_name = origin.clone();
+        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let signal_tx = tx.clone();
+        if let Err(e) = signals::install(move |signal| {
+            let _ = signal_tx.send(Message::Signal(signal));
+        }) {
+            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+        }
+        let fresh = {
+            let table = self.engine.fields().clone();
+            let args = (args.format, args.time, args.time_field.clone());
+            Box::new(move || {
+                let (format, time, time_field) = &args;
+                let decoder = Decoder::new(format_of(*format), time_field, table.clone());
+                match time {
+                    TimeArg::Event => decoder,
+                    TimeArg::Processing => decoder.without_time(),
                 }
-                Ok(Item::Watermark(_)) if timing.is_processing() => {
-                    if !watermarks_told {
-                        watermarks_told = true;
-                        progress.suspend(|| {
-                            eprintln!(
-                                "{origin_name}:{line_no}: `$watermark` lines are ignored with --time processing"
-                            );
-                        });
+            })
+        };
+        let reading = Reading {
+            origin,
+            decoder,
+            fresh,
+            start: self.position,
+            tails: self.checkpoints.is_some(),
+        };
+        let reader = spawn_reader(input, reading, tx);
+        let mut stop = None;
+        let mut signal = None;
+        let mut timing = match args.time {
+            TimeArg::Processing => Timing::Processing,
+            TimeArg::Event => Timing::Event(args.idle_timeout.map(|ms| {
+                let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+                Idle::new(Duration::from_millis(ms), Instant::now())
+            })),
+        };
+        'input: loop {
+            let message = match timing.wait(Instant::now(), self.engine) {
+                None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(wait) => messages.recv_timeout(wait),
+            };
+            let batch = match message {
+                Ok(Message::Batch(batch)) => {
+                    timing.arrived(Instant::now());
+                    batch
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    timing.tick(Instant::now(), wall_ms(), self.engine, &mut self.out);
+                    flush_now(args, self.out.out)?;
+                    if let Some(checkpoints) = &mut self.checkpoints {
+                        checkpoints.writer.advanced(0);
                     }
+                    self.checkpoint_if_due()?;
+                    continue;
                 }
-                Ok(Item::Watermark(t)) => {
-                    punctuated = true;
-                    engine.watermark(t, out);
+                Ok(Message::Signal(number)) => {
+                    signal = Some(number);
+                    break;
                 }
-                Ok(Item::Skip) => {}
-                Err(e) if e.kind() == ErrorKind::Io => {
-                    eprintln!(
-                        "error: cannot read {}: {}",
-                        display(&args.events, "standard input"),
-                        e.message()
-                    );
-                    stop = Some(Stop::Exit(EXIT_IO));
-                    break 'input;
-                }
-                Err(e) => {
-                    *malformed += 1;
-                    let path = display(&args.events, "standard input");
-                    let why = e.message();
-                    progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
-                    if args.strict {
-                        stop = Some(Stop::Exit(EXIT_MALFORMED));
+                Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let lines = batch.lines.len();
+            for (line_no, item) in batch.lines {
+                match item {
+                    Ok(Item::Event(ts, record)) => {
+                        self.keys.check(&record, &origin_name, line_no, progress);
+                        timing.push(ts, wall_ms, record, self.engine, &mut self.out);
+                    }
+                    Ok(Item::Watermark(_)) if timing.is_processing() => {
+                        if !self.counters.watermarks_told {
+                            self.counters.watermarks_told = true;
+                            progress.suspend(|| {
+                                eprintln!(
+                                    "{origin_name}:{line_no}: `$watermark` lines are ignored with --time processing"
+                                );
+                            });
+                        }
+                    }
+                    Ok(Item::Watermark(t)) => {
+                        self.counters.punctuated = true;
+                        self.engine.watermark(t, &mut self.out);
+                    }
+                    Ok(Item::Skip) => {}
+                    Err(e) if e.kind() == ErrorKind::Io => {
+                        eprintln!(
+                            "error: cannot read {}: {}",
+                            display(&args.events, "standard input"),
+                            e.message()
+                        );
+                        stop = Some(Stop::Exit(EXIT_IO));
                         break 'input;
                     }
+                    Err(e) => {
+                        self.counters.malformed += 1;
+                        let path = display(&args.events, "standard input");
+                        let why = e.message();
+                        progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
+                        if args.strict {
+                            stop = Some(Stop::Exit(EXIT_MALFORMED));
+                            break 'input;
+                        }
+                    }
                 }
+                check_output(args, self.out.out)?;
             }
-            check_output(args, out.out)?;
+            self.position = batch.at;
+            progress.set_position(batch.at.offset);
+            if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
+                self.counters.forced_told = true;
+                progress.suspend(|| {
+                    eprintln!(
+                        "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
+                        args.max_waiting
+                    )
+                });
+            }
+            if batch.stalled {
+                // The input waits for its writer: whatever the watermark
+                // released goes out now (a live stream's matches are not held
+                // in a buffer until the next burst or the end).
+                flush_now(args, self.out.out)?;
+            }
+            if let Some(checkpoints) = &mut self.checkpoints {
+                checkpoints.writer.advanced(lines);
+            }
+            self.checkpoint_if_due()?;
         }
-        progress.set_position(batch.bytes_read);
-        if !forced_said && engine.stats().forced_watermarks > 0 {
-            forced_said = true;
-            progress.suspend(|| {
-                eprintln!(
-                    "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
-                    args.max_waiting
-                )
-            });
+        if let Some(number) = signal {
+            // Stopped, not at the end of the input: event time stays where
+            // it is (the reader thread may be waiting for input; it ends
+            // with the process). A last checkpoint lets the next run go on
+            // from here.
+            progress.suspend(|| eprintln!("cepheid: stopped by {}", signals::name(number)));
+            check_output(args, self.out.out)?;
+            self.checkpoint_if_dirty()?;
+            return Ok(Some(number));
         }
-        if batch.stalled {
-            // The input waits for its writer: whatever the watermark
-            // released goes out now (a live stream's matches are not held
-            // in a buffer until the next burst or the end).
-            flush_now(args, out.out)?;
+        if stop.is_none() {
+            // The input ended: the thread is done (a panic in it is passed
+            // on rather than taken for the end of input).
+            if let Err(panic) = reader.join() {
+                std::panic::resume_unwind(panic);
+            }
+            // Checkpointed before the end of event time: run again, the
+            // command ends the same way; the input grown, it goes on.
+            self.checkpoint_if_dirty()?;
+        }
+        if args.flush_at_end {
+            self.engine
+                .watermark(cepheid::Timestamp::MAX, &mut self.out);
+        } else if !self.counters.punctuated {
+            self.engine.finish(&mut self.out);
+        }
+        check_output(args, self.out.out)?;
+        stop.map_or(Ok(None), Err)
+    }
+
+    /// Takes a checkpoint when one is due.
+    fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
+        match &self.checkpoints {
+            Some(c) if c.writer.due(Instant::now()) => self.take_checkpoint(),
+            _ => Ok(()),
         }
     }
-    if let Some(number) = signal {
-        // Stopped, not at the end of the input: event time stays where it
-        // is (the reader thread may be waiting for input; it ends with the
-        // process).
-        progress.suspend(|| eprintln!("cepheid: stopped by {}", signals::name(number)));
-        check_output(args, out.out)?;
-        return Ok(Some(number));
-    }
-    if stop.is_none() {
-        // The input ended: the thread is done (a panic in it is passed on
-        // rather than taken for the end of input).
-        if let Err(panic) = reader.join() {
-            std::panic::resume_unwind(panic);
+
+    /// Takes a checkpoint when anything happened since the last one.
+    fn checkpoint_if_dirty(&mut self) -> Result<(), Stop> {
+        match &self.checkpoints {
+            Some(c) if c.writer.dirty() => self.take_checkpoint(),
+            _ => Ok(()),
         }
     }
-    if args.flush_at_end {
-        engine.watermark(cepheid::Timestamp::MAX, out);
-    } else if !punctuated {
-        engine.finish(out);
+
+    /// Flushes and syncs the outputs, then writes a checkpoint of the
+    /// engine, the input position, the outputs' lengths and the counters.
+    /// A failure stops the run (exit 4); the previous checkpoint is kept.
+    fn take_checkpoint(&mut self) -> Result<(), Stop> {
+        let args = self.args;
+        flush_now(args, self.out.out)?;
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let measure = |file: &Option<File>, to_late: bool| -> Result<Option<u64>, Stop> {
+            let Some(file) = file else { return Ok(None) };
+            match file.sync_data().and_then(|()| file.metadata()) {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(e) => Err(Stop::Exit(report_write_error(args, (to_late, e)))),
+            }
+        };
+        let output_len = measure(&checkpoints.files.output, false)?;
+        let late_len = measure(&checkpoints.files.late, true)?;
+        self.counters.object_keys_told = self.keys.told();
+        self.counters.dropped_keys = self.out.drops.to_json();
+        let meta = Meta {
+            command: checkpoints.command.clone(),
+            input: self.position,
+            output_len,
+            late_len,
+            counters: self.counters.clone(),
+        };
+        let path = checkpoints.writer.path();
+        let failed = |why: String| {
+            eprintln!(
+                "error: cannot write checkpoint {}: {why}; the previous checkpoint is kept",
+                path.display()
+            );
+            Stop::Exit(EXIT_IO)
+        };
+        let mut snapshot = Vec::new();
+        self.engine
+            .snapshot(&mut snapshot)
+            .map_err(|e| failed(e.message().to_string()))?;
+        let bytes = checkpoint::encode(&meta, &snapshot);
+        checkpoints
+            .writer
+            .write(&bytes, Instant::now())
+            .map_err(|e| failed(e.to_string()))
     }
-    check_output(args, out.out)?;
-    stop.map_or(Ok(None), Err)
 }
 
 /// Flushes the outputs (a live stream's records go out now); stops the run
@@ -665,28 +810,17 @@ fn report_write_error(args: &Args, (to_late, e): (bool, io::Error)) -> u8 {
     EXIT_IO
 }
 
-/// The event source and its size in bytes when it is a file (unbuffered:
-/// the line reader reads large chunks); with `--follow`, the followed file
-/// (its size unknown: it grows).
-fn open_input(args: &Args) -> Result<(Box<dyn Read + Send>, Option<u64>), u8> {
-    let path = args.events.as_path();
-    if path == Path::new("-") {
-        return Ok((Box::new(io::stdin()), None));
+/// The input format.
+fn format(args: &Args) -> Format {
+    format_of(args.format)
+}
+
+/// The library's name of an input format.
+fn format_of(format: FormatArg) -> Format {
+    match format {
+        FormatArg::Jsonl => Format::JsonLines,
+        FormatArg::Csv => Format::Csv,
     }
-    let cannot_open = |e: io::Error| {
-        eprintln!("error: cannot open {}: {e}", path.display());
-        EXIT_IO
-    };
-    if args.follow {
-        return Ok((Box::new(Follow::open(path).map_err(cannot_open)?), None));
-    }
-    let file = File::open(path).map_err(cannot_open)?;
-    let size = file
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
-    Ok((Box::new(file), size))
 }
 
 /// Options that make no sense together (beyond what the argument parser
@@ -696,6 +830,9 @@ fn refuse_conflicts(args: &Args) -> Result<(), u8> {
         eprintln!("error: {why}");
         Err(EXIT_USAGE)
     };
+    if args.checkpoint.is_some() && args.events == Path::new("-") {
+        return refuse("--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset");
+    }
     if args.follow && args.events == Path::new("-") {
         return refuse("--follow needs --events FILE (standard input cannot be followed; it is read as it comes anyway)");
     }
@@ -784,23 +921,43 @@ fn canonical(p: &Path) -> Option<std::path::PathBuf> {
     Some(parent.canonicalize().ok()?.join(name))
 }
 
-fn open_outputs(args: &Args) -> Result<Output, u8> {
-    let create = |path: &Path| {
-        File::create(path).map_err(|e| {
+/// The output sink over `--output` and `--late`, and (for checkpoints)
+/// handles to their files. Resuming from a checkpoint, the files are
+/// truncated to the lengths it records and written on from there;
+/// otherwise they are created empty.
+fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFiles), u8> {
+    let open = |path: &Path, len: Option<u64>| {
+        let opened = match len {
+            None => File::create(path),
+            Some(len) => OpenOptions::new().write(true).open(path).and_then(|mut f| {
+                f.set_len(len)?;
+                f.seek(SeekFrom::End(0))?;
+                Ok(f)
+            }),
+        };
+        opened.map_err(|e| {
             eprintln!("error: cannot create {}: {e}", path.display());
             EXIT_IO
         })
     };
+    let handle = |file: &File| args.checkpoint.as_ref().and_then(|_| file.try_clone().ok());
+    let mut files = OutputFiles::default();
     let out: Box<dyn Write> = if args.output == Path::new("-") {
         Box::new(BufWriter::with_capacity(1 << 18, io::stdout()))
     } else {
-        Box::new(BufWriter::with_capacity(1 << 18, create(&args.output)?))
+        let file = open(&args.output, resumed.and_then(|m| m.output_len))?;
+        files.output = handle(&file);
+        Box::new(BufWriter::with_capacity(1 << 18, file))
     };
     let late = match &args.late {
-        Some(path) => Some(BufWriter::new(create(path)?)),
+        Some(path) => {
+            let file = open(path, resumed.and_then(|m| m.late_len))?;
+            files.late = handle(&file);
+            Some(BufWriter::new(file))
+        }
         None => None,
     };
-    Ok(JsonLines::new(out, late))
+    Ok((JsonLines::new(out, late), files))
 }
 
 /// A progress bar over the input bytes, or a hidden one.
@@ -830,7 +987,7 @@ fn summarize(
     waiting: usize,
     drops: &Drops,
     started: Instant,
-    signal: Option<i32>,
+    stopped: Option<String>,
 ) {
     let elapsed = started.elapsed().as_secs_f64();
     let rate = if elapsed > 0.0 {
@@ -860,11 +1017,8 @@ fn summarize(
     } else {
         String::new()
     };
-    let waiting = if let (true, Some(signal)) = (waiting > 0, signal) {
-        format!(
-            ", {waiting} waiting for the watermark (not processed: stopped by {})",
-            signals::name(signal)
-        )
+    let waiting = if let (true, Some(why)) = (waiting > 0, stopped) {
+        format!(", {waiting} waiting for the watermark (not processed: {why})")
     } else if waiting > 0 {
         format!(
             ", {waiting} waiting after the last watermark (not processed; --flush-at-end processes them)"

@@ -20,7 +20,7 @@
 //!   read by every process, each worker reading its own part. Process 0
 //!   needs `--output FILE`: timely writes its connection messages on
 //!   standard output. The other processes write no output file.
-//! - Not with `--follow`, `--time processing` or `--idle-timeout` (exit
+//! - Not with `--follow`, `--time processing`, `--idle-timeout` or `--checkpoint` (exit
 //!   2). `--max-waiting` does not apply: the engines get events only when
 //!   every source's watermark has passed them; what waits is held by the
 //!   dataflow operator, unbounded (a part whose times stand still holds
@@ -225,6 +225,9 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
     }
     if args.idle_timeout.is_some() {
         return Err("--idle-timeout is not supported with --workers or --processes");
+    }
+    if args.checkpoint.is_some() {
+        return Err("--checkpoint is not supported with --workers or --processes");
     }
     if args.scale.processes.is_some()
         && args.scale.process == Some(0)

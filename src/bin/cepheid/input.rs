@@ -1,0 +1,273 @@
+//! The input of `cepheid run`: standard input, a file (from a byte offset,
+//! when resuming from a checkpoint), or a followed file (`follow.rs`), read
+//! and decoded on a thread of its own, a few batches of lines ahead of the
+//! engine, so that parsing overlaps matching and output (the engine and
+//! everything observable stay on the main thread, in input order).
+//!
+//! Each batch says where the input is after its last line: the byte
+//! offset and the number of lines in the file being read (a followed
+//! file's rotations start both anew), and, when asked for, a checksum of the bytes just
+//! before that offset, with which a checkpoint later recognizes the file.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::mpsc::SyncSender;
+use std::thread::{self, JoinHandle};
+
+use cepheid::io::{Decoder, Item, Items, LineReader};
+use cepheid::Error;
+use serde::{Deserialize, Serialize};
+
+use crate::follow::Follow;
+
+/// Most lines in a batch.
+const BATCH_LINES: usize = 1024;
+/// Most input bytes in a batch (the events hold their text).
+const BATCH_BYTES: u64 = 1 << 20;
+/// Batches decoded ahead of the engine, at most.
+pub const BATCHES_AHEAD: usize = 2;
+/// Bytes before an offset that its [`Tail`] checksum covers, at most.
+const TAIL_BYTES: u64 = 4096;
+
+/// Where the input is: after the lines given to the engine so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Bytes of the file before the next line.
+    pub offset: u64,
+    /// Lines of the file before the next line.
+    pub lines: u64,
+    /// The bytes just before `offset`, when asked for.
+    pub tail: Option<Tail>,
+}
+
+/// A CRC-32 of the (at most [`TAIL_BYTES`]) bytes just before an offset:
+/// the file is the one it was, or a copy of it, when they are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    /// How many bytes (fewer at the start of the file).
+    pub len: u64,
+    /// Their CRC-32.
+    pub crc: u32,
+}
+
+impl Tail {
+    /// The tail of `file` before `offset`, or `None` when it cannot be
+    /// read (the file got shorter).
+    pub fn of(file: &File, offset: u64) -> Option<Tail> {
+        let len = offset.min(TAIL_BYTES);
+        let mut bytes = vec![0; usize::try_from(len).ok()?];
+        read_at(file, &mut bytes, offset - len).ok()?;
+        Some(Tail {
+            len,
+            crc: crc32fast::hash(&bytes),
+        })
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, at)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                at += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lines the reader thread has decoded, handed over in one go.
+pub struct Batch {
+    /// Each line's number and its item, or why it is malformed (an
+    /// [`cepheid::ErrorKind::Input`] error), in input order; a read error
+    /// ([`cepheid::ErrorKind::Io`]) ends the input.
+    pub lines: Vec<(u64, Result<Item, Error>)>,
+    /// Where the input is after the last line.
+    pub at: Position,
+    /// Was the batch sent because no further line was ready (a pipe or a
+    /// terminal waiting for its writer, the end of a followed file)? Then
+    /// what it releases is flushed to the outputs at once, instead of
+    /// waiting in their buffers.
+    pub stalled: bool,
+}
+
+/// What the main thread receives.
+pub enum Message {
+    /// Lines from the reader thread.
+    Batch(Batch),
+    /// The reader thread is done (end of input, a read error, or a panic
+    /// the join passes on).
+    End,
+    /// SIGINT or SIGTERM (its number).
+    Signal(i32),
+}
+
+/// Sends [`Message::End`] when the reader thread ends, however it ends
+/// (the channel has other senders, so its closing says nothing).
+struct EndGuard(SyncSender<Message>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Message::End);
+    }
+}
+
+/// An opened input.
+pub enum Source {
+    /// Standard input.
+    Stdin,
+    /// A file, read to its end.
+    File(File),
+    /// A followed file.
+    Follow(Follow),
+}
+
+impl Source {
+    /// Opens `path` (`-`: standard input) at byte `offset`, followed or
+    /// not; its size when it is a file that is not followed (for progress).
+    pub fn open(path: &Path, follow: bool, offset: u64) -> io::Result<(Source, Option<u64>)> {
+        if path == Path::new("-") {
+            return Ok((Source::Stdin, None));
+        }
+        if follow {
+            return Ok((Source::Follow(Follow::open(path, offset)?), None));
+        }
+        let mut file = File::open(path)?;
+        let size = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        if offset > 0 {
+            io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+        }
+        Ok((Source::File(file), size))
+    }
+}
+
+/// Gives `decoder` the first line of `path` that is not blank, as when the
+/// file is read from its beginning: a CSV file read from an offset needs
+/// its header.
+pub fn prime(decoder: &mut Decoder, path: &Path) -> io::Result<()> {
+    let mut lines = LineReader::new(File::open(path)?);
+    while let Some((_, line)) = lines.next_line()? {
+        if let cepheid::io::Line::Text(text) = line {
+            if !text.iter().all(u8::is_ascii_whitespace) {
+                let _ = decoder.decode(text);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How the reader thread reads.
+pub struct Reading {
+    /// The input's name in errors.
+    pub origin: String,
+    /// The decoder of the first file (primed when it starts at an offset).
+    pub decoder: Decoder,
+    /// A decoder for each file after the first (a followed file rotated).
+    pub fresh: Box<dyn Fn() -> Decoder + Send>,
+    /// Where the first file starts.
+    pub start: Position,
+    /// Give batches a [`Tail`] (for checkpoints)?
+    pub tails: bool,
+}
+
+/// Reads and decodes `source` on a thread of its own. The thread ends at
+/// the end of input, after a read error, or when the receiver is dropped,
+/// and then sends [`Message::End`].
+pub fn spawn_reader(source: Source, reading: Reading, tx: SyncSender<Message>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let end = EndGuard(tx);
+        let Reading {
+            origin,
+            decoder,
+            fresh,
+            start,
+            tails,
+        } = reading;
+        let tx = &end.0;
+        match source {
+            Source::Stdin => {
+                read_lines(Items::new(origin, io::stdin(), decoder), start, None, tx);
+            }
+            Source::File(file) => {
+                let tail = tails.then(|| file.try_clone().ok()).flatten();
+                read_lines(Items::new(origin, file, decoder), start, tail.as_ref(), tx);
+            }
+            Source::Follow(mut follow) => {
+                let origin: std::sync::Arc<str> = origin.into();
+                let (mut decoder, mut start) = (decoder, start);
+                loop {
+                    let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
+                    let items = Items::new(origin.clone(), &mut follow, decoder);
+                    if !read_lines(items, start, tail.as_ref(), tx) || !follow.take_switched() {
+                        return;
+                    }
+                    decoder = fresh();
+                    start = Position::default();
+                }
+            }
+        }
+    })
+}
+
+/// Reads one file's lines into batches, numbered and placed from `start`.
+/// A batch is sent when it is full or when the next line is not in the
+/// buffer yet, so that a slow input (a pipe, a terminal, a followed file)
+/// is processed as it comes. False when the receiver is gone.
+fn read_lines<R: Read>(
+    mut items: Items<R>,
+    start: Position,
+    tail_of: Option<&File>,
+    tx: &SyncSender<Message>,
+) -> bool {
+    let mut lines = Vec::with_capacity(BATCH_LINES);
+    let mut batch_start = 0;
+    let mut count = start.lines;
+    let position = |items: &Items<R>, count: u64| {
+        let offset = start.offset + items.bytes_read();
+        Position {
+            offset,
+            lines: count,
+            tail: tail_of.and_then(|f| Tail::of(f, offset)),
+        }
+    };
+    while let Some((line_no, item)) = items.next() {
+        count += 1;
+        lines.push((start.lines + line_no, item));
+        let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
+        let stalled = !items.item_ready();
+        if full || stalled {
+            let batch = Batch {
+                lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
+                at: position(&items, count),
+                stalled,
+            };
+            if tx.send(Message::Batch(batch)).is_err() {
+                return false;
+            }
+            batch_start = items.bytes_read();
+        }
+    }
+    if lines.is_empty() {
+        return true;
+    }
+    let batch = Batch {
+        lines,
+        at: position(&items, count),
+        stalled: false,
+    };
+    tx.send(Message::Batch(batch)).is_ok()
+}

@@ -1,0 +1,477 @@
+//! `cepheid run --checkpoint`: killed with SIGKILL at random moments and
+//! restarted, the run ends with outputs byte for byte those of a run that
+//! was never interrupted, and the same summary. A corrupt checkpoint, one
+//! taken by another command, and a checkpoint write that fails (a full
+//! disk, simulated) each stop with a clear message and a defined status,
+//! and lose nothing.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{cepheid, scratch};
+
+/// Three rules: windows with timeouts, a `not followed by` ending, and a
+/// looping stage with a skip strategy and aggregates.
+const PATTERNS: &str = r#"
+pattern unpaid {
+    partition by order
+    within 30s
+    timeouts
+    match created followed by paid
+    where
+        created: type == "created"
+        paid:    type == "paid"
+    select
+        order  = created.order
+        amount = paid.amount
+}
+
+pattern never_paid {
+    partition by order
+    within 20s
+    match created not followed by paid
+    where
+        created: type == "created"
+        paid:    type == "paid"
+}
+
+pattern burst {
+    partition by user
+    within 10s
+    skip past last event
+    match fail{3,} consecutive
+    where
+        fail: type == "fail"
+    select
+        user     = fail.user
+        attempts = count(fail)
+        total    = sum(fail.amount)
+}
+"#;
+
+/// Events: orders created and paid (or not), failures of users, about 10 ms
+/// apart, up to 3 s out of order (so with `--max-delay 2s` some are late),
+/// and now and then a malformed line.
+fn events(n: usize) -> String {
+    let mut state: u64 = 0x5EED;
+    let mut next = move |below: u64| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    };
+    let mut text = String::with_capacity(n * 60);
+    for i in 0..n {
+        let ts = i as u64 * 10 + next(3000);
+        let line = match next(100) {
+            0 if i % 7 == 0 => "{\"ts\": \"soon\"}\n".to_string(),
+            0..=39 => format!(
+                "{{\"ts\":{ts},\"type\":\"created\",\"order\":\"o{}\"}}\n",
+                next(4000)
+            ),
+            40..=69 => format!(
+                "{{\"ts\":{ts},\"type\":\"paid\",\"order\":\"o{}\",\"amount\":{}}}\n",
+                next(4000),
+                next(500)
+            ),
+            _ => format!(
+                "{{\"ts\":{ts},\"type\":\"fail\",\"user\":\"u{}\",\"amount\":{}}}\n",
+                next(200),
+                next(50)
+            ),
+        };
+        text.push_str(&line);
+    }
+    text
+}
+
+/// A folder with the patterns and `n` events.
+fn setup(name: &str, n: usize) -> PathBuf {
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    fs::write(dir.join("events.jsonl"), events(n)).unwrap();
+    dir
+}
+
+/// `cepheid run` over the folder's events, writing `out_NAME.jsonl` and
+/// `late_NAME.jsonl`, with `extra` flags.
+fn command(dir: &Path, name: &str, extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args(["--max-delay", "2s"])
+        .args(["--output", &format!("out_{name}.jsonl")])
+        .args(["--late", &format!("late_{name}.jsonl")])
+        .args(extra);
+    command
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The summary's numbers: its last line without the time it took.
+fn summary(output: &Output) -> String {
+    let stderr = stderr(output);
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    last.split(" in ").next().unwrap_or_default().to_string()
+}
+
+fn read(dir: &Path, file: &str) -> Vec<u8> {
+    fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// A small deterministic generator of kill moments.
+struct Moments(u64);
+
+impl Moments {
+    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let span = (hi - lo).as_micros() as u64;
+        lo + Duration::from_micros((self.0 >> 33) % span.max(1))
+    }
+}
+
+#[test]
+fn killed_at_random_moments_the_outputs_end_byte_for_byte_as_an_uninterrupted_run() {
+    let dir = setup("crash", 200_000);
+    let started = Instant::now();
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    let took = started.elapsed();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected = summary(&whole);
+    assert!(expected.contains(" events read, "), "{expected}");
+    assert!(!expected.contains(" 0 late"), "{expected}");
+    // Kills spread so that 24 of them land before the run can finish: each
+    // run gets between 1/40 and 1/20 of an uninterrupted run's time.
+    let mut moments = Moments(0xC0FFEE);
+    let mut kills = 0;
+    let mut runs = 0;
+    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "3000"];
+    while kills < 24 {
+        runs += 1;
+        assert!(runs < 200, "the run keeps ending before it is killed");
+        let mut child = command(&dir, "killed", &resumable)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(moments.between(took / 40, took / 20));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let last = command(&dir, "killed", &resumable).output().unwrap();
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(
+        stderr(&last).contains("resuming from checkpoint"),
+        "{}",
+        stderr(&last)
+    );
+    assert!(
+        read(&dir, "out_killed.jsonl") == read(&dir, "out_whole.jsonl"),
+        "the outputs differ after {kills} kills"
+    );
+    assert!(
+        read(&dir, "late_killed.jsonl") == read(&dir, "late_whole.jsonl"),
+        "the late outputs differ after {kills} kills"
+    );
+    assert_eq!(summary(&last), expected);
+    // Run again, it ends the same way (resumed at the end of the input).
+    let again = command(&dir, "killed", &resumable).output().unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(read(&dir, "out_killed.jsonl") == read(&dir, "out_whole.jsonl"));
+    assert_eq!(summary(&again), expected);
+}
+
+/// A run stopped part-way (by a failed checkpoint write) leaves a
+/// checkpoint and partial outputs: the state the other tests start from.
+fn partial_run(dir: &Path) -> Output {
+    let failed = command(
+        dir,
+        "part",
+        &["--checkpoint", "ckpt", "--checkpoint-every", "2000"],
+    )
+    .env("CEPHEID_TEST_FAIL_CHECKPOINT", "4")
+    .output()
+    .unwrap();
+    assert_eq!(failed.status.code(), Some(4), "{}", stderr(&failed));
+    failed
+}
+
+#[test]
+fn a_failed_checkpoint_write_stops_the_run_and_loses_nothing() {
+    let dir = setup("disk_full", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    let failed = partial_run(&dir);
+    let message = stderr(&failed);
+    assert!(
+        message.contains("error: cannot write checkpoint ckpt/checkpoint: No space left on device"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the previous checkpoint is kept"),
+        "{message}"
+    );
+    // The previous checkpoint is whole: the run goes on from it.
+    let resumed = command(&dir, "part", &["--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("resuming from checkpoint ckpt/checkpoint at line "),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(read(&dir, "out_part.jsonl") == read(&dir, "out_whole.jsonl"));
+    assert!(read(&dir, "late_part.jsonl") == read(&dir, "late_whole.jsonl"));
+    assert_eq!(summary(&resumed), summary(&whole));
+}
+
+/// Runs a command that must refuse the checkpoint: exit 5, a message
+/// holding `says`, and no file changed.
+fn refused(dir: &Path, run: &mut Command, says: &str) {
+    let files = ["out_part.jsonl", "late_part.jsonl", "ckpt/checkpoint"];
+    let before: Vec<_> = files.iter().map(|f| read(dir, f)).collect();
+    let out = run.output().unwrap();
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{message}");
+    assert!(message.contains(says), "{says} in {message}");
+    assert!(
+        message.contains("nothing was changed (remove ckpt to start over)"),
+        "{message}"
+    );
+    let after: Vec<_> = files.iter().map(|f| read(dir, f)).collect();
+    assert!(before == after, "a file changed");
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_refused_and_nothing_is_changed() {
+    let dir = setup("corrupt", 20_000);
+    partial_run(&dir);
+    let path = dir.join("ckpt/checkpoint");
+    let good = fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 1;
+    fs::write(&path, &bad).unwrap();
+    let resume = ["--checkpoint", "ckpt"];
+    refused(
+        &dir,
+        &mut command(&dir, "part", &resume),
+        "error: checkpoint ckpt/checkpoint cannot be used: its checksum does not match",
+    );
+    fs::write(&path, &good[..100]).unwrap();
+    refused(
+        &dir,
+        &mut command(&dir, "part", &resume),
+        "its checksum does not match",
+    );
+    fs::write(&path, b"hello").unwrap();
+    refused(
+        &dir,
+        &mut command(&dir, "part", &resume),
+        "it is not a cepheid checkpoint",
+    );
+}
+
+#[test]
+fn a_checkpoint_of_another_command_is_refused_and_nothing_is_changed() {
+    let dir = setup("other", 20_000);
+    partial_run(&dir);
+    let resume = ["--checkpoint", "ckpt"];
+    // Other patterns.
+    fs::write(
+        dir.join("other.cep"),
+        PATTERNS.replace("within 10s", "within 11s"),
+    )
+    .unwrap();
+    let other = command(&dir, "part", &resume);
+    let args: Vec<String> = other
+        .get_args()
+        .map(|a| a.to_string_lossy().replace("rules.cep", "other.cep"))
+        .collect();
+    let mut other_patterns = cepheid();
+    other_patterns.current_dir(&dir).args(&args[..]);
+    refused(
+        &dir,
+        &mut other_patterns,
+        "it does not fit this command: the snapshot was taken with other patterns: pattern 3 (`burst`) is not the same",
+    );
+    // Another option of the engine, another input.
+    fs::copy(dir.join("events.jsonl"), dir.join("copy.jsonl")).unwrap();
+    for (events, delay, says) in [
+        (
+            "events.jsonl",
+            "5s",
+            "max delay of 2000 ms, this engine has 5000 ms",
+        ),
+        ("copy.jsonl", "2s", "(--events was "),
+    ] {
+        let mut run = cepheid();
+        run.current_dir(&dir).args([
+            "run",
+            "rules.cep",
+            "--events",
+            events,
+            "--no-progress",
+            "--max-delay",
+            delay,
+            "--output",
+            "out_part.jsonl",
+            "--late",
+            "late_part.jsonl",
+            "--checkpoint",
+            "ckpt",
+        ]);
+        refused(&dir, &mut run, says);
+    }
+    // An output changed since.
+    fs::write(dir.join("out_part.jsonl"), b"").unwrap();
+    refused(
+        &dir,
+        &mut command(&dir, "part", &resume),
+        "out_part.jsonl holds 0 bytes, fewer than the",
+    );
+}
+
+#[test]
+fn standard_input_cannot_be_checkpointed() {
+    let dir = setup("stdin", 10);
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--checkpoint needs --events FILE"));
+    let out = cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--checkpoint-every",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// `a followed by b` per key `k`.
+const PAIR_BY_K: &str = r#"
+pattern pair {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+"#;
+
+fn pair_events(from: i64, k: u32) -> String {
+    format!(
+        "{{\"ts\":{from},\"type\":\"a\",\"k\":{k}}}\n{{\"ts\":{},\"type\":\"b\",\"k\":{k}}}\n{{\"ts\":{},\"type\":\"x\",\"k\":0}}\n",
+        from + 1,
+        from + 2
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// With `--follow`, SIGTERM takes a last checkpoint; the next run goes on
+/// from it, with lines appended meanwhile; after a rotation while stopped,
+/// the new file is read from its beginning (with a warning).
+#[test]
+fn a_followed_file_resumes_where_it_stopped() {
+    let dir = scratch("follow_resume");
+    fs::write(dir.join("p.cep"), PAIR_BY_K).unwrap();
+    let events = dir.join("events.jsonl");
+    fs::write(&events, pair_events(10, 1)).unwrap();
+    let args = [
+        "--events",
+        "events.jsonl",
+        "--follow",
+        "--output",
+        "out.jsonl",
+        "--checkpoint",
+        "ckpt",
+        "--no-progress",
+    ];
+    let start = || {
+        let mut command = cepheid();
+        command.current_dir(&dir).arg("run").arg("p.cep").args(args);
+        common::Live::spawn(&mut command)
+    };
+    let lines = |n: usize| {
+        let deadline = Instant::now() + common::PATIENCE;
+        loop {
+            let text = fs::read_to_string(dir.join("out.jsonl")).unwrap_or_default();
+            if text.lines().count() >= n || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let stop = |live: common::Live| {
+        live.signal("TERM");
+        let (status, _, stderr) = live.finish();
+        assert_eq!(status.code(), Some(143), "{stderr}");
+        stderr
+    };
+    let live = start();
+    assert_eq!(lines(1).lines().count(), 1);
+    stop(live);
+    // Appended while stopped: read on resuming, nothing read twice.
+    append(&events, &pair_events(20, 2));
+    let live = start();
+    let text = lines(2);
+    let stderr = stop(live);
+    assert!(
+        stderr.contains("resuming from checkpoint ckpt/checkpoint at line 4 of events.jsonl"),
+        "{stderr}"
+    );
+    let keys: Vec<_> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]["k"].clone())
+        .collect();
+    assert_eq!(keys, [1, 2]);
+    // Rotated while stopped: the new file from its beginning.
+    fs::rename(&events, dir.join("events.jsonl.1")).unwrap();
+    fs::write(&events, pair_events(30, 3)).unwrap();
+    let live = start();
+    let text = lines(3);
+    let stderr = stop(live);
+    assert!(
+        stderr.contains("rotated since, so it is read from its beginning"),
+        "{stderr}"
+    );
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines().last().unwrap().contains(r#""key":{"k":3}"#),
+        "{text}"
+    );
+}
