@@ -509,3 +509,89 @@ impl<E: Event + 'static> Core<E, Nfa<E>> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::event::FieldPath;
+    use crate::matcher::Output;
+    use crate::record::Record;
+    use crate::value::Value;
+
+    /// An engine with two patterns (two groups), some partial matches,
+    /// a waiting event and deadlines.
+    fn engine() -> Engine<Record> {
+        let loaded = crate::dsl::load_str(
+            "p.cep",
+            r#"pattern ab { partition by k within 10s timeouts
+                   match a followed by b+ where a: t == "a" b: t == "b" and n > a.n }
+               pattern c { match c{2} where c: t == "c" }"#,
+        );
+        assert!(!loaded.has_errors(), "{}", loaded.render());
+        let mut engine: Engine<Record> =
+            Engine::with_max_delay(std::time::Duration::from_millis(5));
+        for p in &loaded.patterns {
+            engine.add(p).unwrap();
+        }
+        let id = |name: &str| {
+            engine
+                .fields()
+                .get(&FieldPath::single(name))
+                .unwrap()
+                .index()
+        };
+        let (k, t, n) = (id("k"), id("t"), id("n"));
+        let mut out: Vec<Output<Record>> = Vec::new();
+        for (ts, key, kind, value) in [
+            (1, 1, "a", 1),
+            (2, 2, "a", 5),
+            (3, 1, "b", 2),
+            (4, 1, "c", 0),
+            (12, 2, "b", 9),
+            (20, 1, "b", 3),
+            (18, 3, "a", 1),
+        ] {
+            let mut values = vec![Value::Null; 3];
+            values[k] = Value::Int(key);
+            values[t] = Value::from(kind);
+            values[n] = Value::Int(value);
+            let raw = Arc::from(format!("{{\"ts\":{ts}}}"));
+            engine.push(ts, Record::new(values, raw), &mut out);
+        }
+        assert!(engine.live_keys() > 1 && engine.waiting_events() > 0);
+        engine
+    }
+
+    /// The body's bytes are pinned: a change to any type a snapshot holds
+    /// (a field added, removed, reordered, another encoding) changes them,
+    /// and then [`VERSION`] must be bumped (`docs/snapshot.md`,
+    /// "Versions") and this checksum updated.
+    #[test]
+    fn the_format_changes_only_with_its_version() {
+        let mut bytes = Vec::new();
+        engine().snapshot(&mut bytes).unwrap();
+        let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
+        let (_, body) = postcard::take_from_bytes::<Header>(content).unwrap();
+        let crc = crc32fast::hash(body);
+        assert_eq!(
+            (VERSION, crc, body.len()),
+            (1, 2_212_685_498, 453),
+            "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
+        );
+    }
+
+    #[test]
+    fn fingerprints_ignore_doc_comments_and_layout() {
+        let a = crate::dsl::load_str("a.cep", "pattern p { match x where x: n > 1 }");
+        let b = crate::dsl::load_str(
+            "b.cep",
+            "/// Doc.\n/// More.\npattern p {\n  match x\n  where\n    x: n > 1 // why\n}",
+        );
+        let c = crate::dsl::load_str("c.cep", "pattern p { match x where x: n > 2 }");
+        let print = |l: &crate::dsl::Loaded| fingerprint(&l.patterns[0]);
+        assert_eq!(print(&a), print(&b));
+        assert_ne!(print(&a), print(&c));
+    }
+}

@@ -18,6 +18,7 @@ mod alloc;
 mod cli_run;
 mod in_memory;
 mod report;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -65,6 +66,12 @@ struct Args {
     /// input of `cepheid run` by hand, under a profiler or `perf stat`.
     #[arg(long, value_name = "DIR")]
     write: Option<PathBuf>,
+    /// Measures engine snapshots instead (`docs/snapshot.md`): size, time
+    /// to write and to restore, with each selected workload (default:
+    /// unpaid) in steady state after `4 K + 1` events, at `--keys` keys
+    /// (default: 1,000 and 100,000), for typed events and records.
+    #[arg(long)]
+    snapshot: bool,
     /// Internal: measures one workload in memory and prints it as JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -73,6 +80,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match (&args.child, &args.write) {
+        _ if args.snapshot => snapshots(&args),
         (Some(name), _) => child(&args, name),
         (None, Some(dir)) => write(&args, dir),
         (None, None) => parent(&args),
@@ -114,6 +122,25 @@ fn child(args: &Args, name: &str) -> Result<ExitCode, String> {
     let figures = in_memory::measure(workload, &params_for(args, workload), args.passes)?;
     let line = serde_json::to_string(&figures).map_err(|e| e.to_string())?;
     println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Snapshot mode: see [`Args::snapshot`].
+fn snapshots(args: &Args) -> Result<ExitCode, String> {
+    let names: Vec<&str> = if args.workloads.is_empty() {
+        vec!["unpaid"]
+    } else {
+        selected(args)
+    };
+    let keys = args.keys.map_or(vec![1_000, 100_000], |k| vec![k]);
+    println!("{}", snapshot::header());
+    for name in names {
+        let workload = workload_named(args, name)?;
+        for &k in &keys {
+            let params = snapshot::params(workload, k, args.events);
+            snapshot::measure(workload, &params, args.passes)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
