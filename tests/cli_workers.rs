@@ -3,7 +3,7 @@
 //! events, in another order (equal once sorted), for random keyed streams
 //! over every pattern of `patterns/` (plus one pattern without `partition
 //! by` and one keyed by two fields). Layouts: 1, 2 and 4 worker threads
-//! over a file cut in parts (disorder within `--max-delay`), the same from
+//! over a file cut in chunks (disorder within `--max-delay`), the same from
 //! standard input (worker 0 reads, with disorder beyond the delay and
 //! `$watermark` lines, so late events too), and two real processes of one
 //! worker each on 127.0.0.1 (free ports, killed after 60 s).
@@ -165,6 +165,7 @@ fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec
             .arg("--events")
             .arg(input)
             .args(["--processes", "2", "--process", &process.to_string()])
+            .args(["--chunk-bytes", "3000"])
             .arg("--hostfile")
             .arg(&hostfile)
             .arg("--output")
@@ -223,12 +224,35 @@ fn every_layout_writes_what_one_engine_writes() {
             .any(|l| l.contains("\"kind\":\"timeout\""));
         for workers in ["1", "2", "4"] {
             let mut scaled = args.clone();
-            scaled.extend(["--workers".into(), workers.into()]);
+            // Chunks of 2,000 bytes: many per worker.
+            scaled.extend(["--workers", workers, "--chunk-bytes", "2000"].map(String::from));
             let got = run(&dir.0, &scaled, &input, false, &format!("w{workers}"));
             assert_eq!(got, expected, "case {case}: --workers {workers}");
         }
         let got = two_processes(&dir.0, &args, &input);
         assert_eq!(got, expected, "case {case}: 2 processes");
+        // One output file per worker: together, the same lines.
+        let mut scaled = args.clone();
+        scaled.extend(
+            [
+                "--workers",
+                "2",
+                "--chunk-bytes",
+                "2000",
+                "--output-per-worker",
+            ]
+            .map(String::from),
+        );
+        let (empty, late) = run(&dir.0, &scaled, &input, false, "own");
+        assert!(empty.is_empty(), "nothing at the plain --output path");
+        let mut together = sorted(&dir.0.join("own.out.0"));
+        together.extend(sorted(&dir.0.join("own.out.1")));
+        together.sort();
+        assert_eq!(
+            (together, late),
+            expected,
+            "case {case}: --output-per-worker"
+        );
 
         // Standard input, read by worker 0: late events too.
         let input = dir.0.join("beyond.jsonl");
@@ -288,7 +312,7 @@ fn csv_parts_read_the_header_and_malformed_lines_keep_their_numbers() {
         .args(&args)
         .arg("--events")
         .arg(&input)
-        .args(["--workers", "3"])
+        .args(["--workers", "3", "--chunk-bytes", "500"])
         .output()
         .expect("runs");
     assert_eq!(plain.status.code(), Some(0));

@@ -3,7 +3,7 @@
 //! with timely's own exchange and progress tracking.
 //!
 //! - **[`source`]**: one per worker, over that worker's part of the input
-//!   (a byte range of a file, see [`part_of_file`], another file, standard
+//!   (its chunks of a file, see [`FileChunks`], another file, standard
 //!   input on worker 0...). It decides which events are late with its own
 //!   bounded-out-of-orderness watermark and `$watermark` punctuation
 //!   ([`Lateness`], the rule of [`Engine`](crate::Engine)), sends the others
@@ -28,8 +28,10 @@
 //! one per millisecond, so progress tracking costs little.
 //!
 //! **What equals the single engine.** Per key, a worker's engine sees the
-//! same events in the same order (time, then input order: sources are
-//! numbered in input order and offsets grow within one) and the same
+//! same events in the same order (time, then input order: (source,
+//! offset) grows in input order; the chunks of one file, read by several
+//! sources, share one source number, and their offsets are chunk number
+//! then line, [`FileChunk::offset`]) and the same
 //! deadlines as one [`Engine`](crate::Engine) over the whole input, and at
 //! the end the same final watermark (the sources tell it in their
 //! [`SourceEnd`]). So any number of workers gives the same multiset of
@@ -101,7 +103,7 @@ mod source;
 
 pub use operator::{cep, Collect};
 pub use route::key_hash;
-pub use source::{part_of_file, source, Events, LateEvents, Lateness, SourceItem};
+pub use source::{source, Events, FileChunk, FileChunks, LateEvents, Lateness, SourceItem};
 
 /// An event on its way to the engines: its time, which source read it and
 /// where (the order of equal times), and the event.
@@ -109,11 +111,11 @@ pub use source::{part_of_file, source, Events, LateEvents, Lateness, SourceItem}
 pub struct Stamped<E> {
     /// Event time, milliseconds.
     pub ts: Timestamp,
-    /// The source's number: sources over parts of one input are numbered
-    /// in input order.
+    /// The input's number (the sources reading chunks of one file give
+    /// them one number; inputs read one after the other, in that order).
     pub source: u32,
-    /// Where in its source (a line number, a byte offset): grows in input
-    /// order.
+    /// Where in its input (a line number, [`FileChunk::offset`]): grows in
+    /// input order.
     pub offset: u64,
     /// The event.
     pub event: E,

@@ -1,6 +1,9 @@
 //! The CEP operator: events exchanged by key, released when the frontier
 //! passes them, in a deterministic order, into one engine per group.
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
+
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -63,7 +66,7 @@ where
     let scope = input.scope();
     let index = scope.index();
     let members = groups(plan);
-    let mut router = Router::new(plan, &members, scope.peers());
+    let mut router = Router::new(plan, &members, index, scope.peers());
     // The plan compiled every pattern once: its engines build again.
     let engines = plan
         .engines(&members)
@@ -88,7 +91,7 @@ where
     let mut worker = Worker {
         index,
         engines,
-        stash: Vec::new(),
+        stash: Stash::default(),
         ends: Vec::new(),
         released: Timestamp::MIN,
         finished: false,
@@ -104,7 +107,11 @@ where
                         for routed in batch.drain(..) {
                             match routed.input {
                                 Input::Event(stamped) => {
-                                    worker.stash.push((routed.group, stamped));
+                                    let stashed = Stashed {
+                                        group: routed.group,
+                                        stamped,
+                                    };
+                                    worker.stash.push(routed.from as usize, stashed);
                                 }
                                 Input::End(end) => worker.ends.push(end),
                             }
@@ -142,7 +149,7 @@ struct Worker<E: Event + 'static> {
     /// One engine per group, with its patterns' plan numbers.
     engines: Vec<GroupEngine<E>>,
     /// Events received and not released yet, with their group.
-    stash: Vec<(u32, Stamped<E>)>,
+    stash: Stash<E>,
     /// The ends of the sources received.
     ends: Vec<SourceEnd>,
     /// The frontier up to which events are released.
@@ -195,16 +202,9 @@ impl<E: Event + 'static> Worker<E> {
     }
 
     /// Pushes the stashed events whose time passes `ready` into their
-    /// engines, sorted by (time, source, offset).
+    /// engines, in (time, source, offset) order.
     fn release<S: Sink<E>>(&mut self, ready: impl Fn(Timestamp) -> bool, sink: &mut S) {
-        if self.stash.is_empty() {
-            return;
-        }
-        // Stable and run-aware: the stash is mostly sorted already.
-        self.stash
-            .sort_by_key(|(group, s)| (s.ts, s.source, s.offset, *group));
-        let count = self.stash.partition_point(|(_, s)| ready(s.ts));
-        for (group, stamped) in self.stash.drain(..count) {
+        while let Some(Stashed { group, stamped }) = self.stash.pop_if(&ready) {
             let (engine, numbers) = &mut self.engines[group as usize];
             engine.push(stamped.ts, stamped.event, &mut Renumber { sink, numbers });
         }
@@ -216,6 +216,104 @@ impl<E: Event + 'static> Worker<E> {
         sink.drain(&mut items);
         if !items.is_empty() {
             give(&mut items);
+        }
+    }
+}
+
+/// A stashed event for one group, ordered by (time, source, offset,
+/// group): the order in which the engines get them.
+struct Stashed<E> {
+    group: u32,
+    stamped: Stamped<E>,
+}
+
+/// (time, source, offset, group): the order of release.
+type Key = (Timestamp, u32, u64, u32);
+
+impl<E> Stashed<E> {
+    fn key(&self) -> Key {
+        let s = &self.stamped;
+        (s.ts, s.source, s.offset, self.group)
+    }
+}
+
+impl<E> PartialEq for Stashed<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl<E> Eq for Stashed<E> {}
+
+impl<E> PartialOrd for Stashed<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<E> Ord for Stashed<E> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The stashed events, taken out in (time, source, offset, group) order.
+/// What one worker sends arrives in the order sent, mostly in time order:
+/// such arrivals go to a FIFO per sender at O(1), the rest to a heap, and
+/// the least of the FIFOs' fronts and the heap's top comes out first.
+struct Stash<E> {
+    fifos: Vec<VecDeque<Stashed<E>>>,
+    heap: BinaryHeap<Reverse<Stashed<E>>>,
+}
+
+impl<E> Default for Stash<E> {
+    fn default() -> Self {
+        Stash {
+            fifos: Vec::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<E> Stash<E> {
+    /// Stashes `item`, sent by worker `from`.
+    fn push(&mut self, from: usize, item: Stashed<E>) {
+        if self.fifos.len() <= from {
+            self.fifos.resize_with(from + 1, VecDeque::new);
+        }
+        let fifo = &mut self.fifos[from];
+        if fifo.back().map_or(true, |last| last.key() <= item.key()) {
+            fifo.push_back(item);
+        } else {
+            self.heap.push(Reverse(item));
+        }
+    }
+
+    /// Events stashed.
+    fn len(&self) -> usize {
+        self.heap.len() + self.fifos.iter().map(VecDeque::len).sum::<usize>()
+    }
+
+    /// Takes the least event out if `ready` says its time is.
+    fn pop_if(&mut self, ready: impl Fn(Timestamp) -> bool) -> Option<Stashed<E>> {
+        // `None`: the heap's top; `Some(i)`: FIFO `i`'s front.
+        let mut best: Option<(Option<usize>, Key)> =
+            self.heap.peek().map(|Reverse(top)| (None, top.key()));
+        for (i, fifo) in self.fifos.iter().enumerate() {
+            if let Some(front) = fifo.front() {
+                let key = front.key();
+                if best.as_ref().map_or(true, |(_, b)| key < *b) {
+                    best = Some((Some(i), key));
+                }
+            }
+        }
+        let (from, key) = best?;
+        if !ready(key.0) {
+            return None;
+        }
+        match from {
+            None => self.heap.pop().map(|Reverse(item)| item),
+            Some(i) => self.fifos[i].pop_front(),
         }
     }
 }

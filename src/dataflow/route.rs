@@ -100,8 +100,11 @@ enum RouteKey<E> {
 /// An event (or a source's end) on its way to one group of one worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Routed<E> {
-    /// The worker.
+    /// The worker it goes to.
     pub worker: u32,
+    /// The worker it comes from (what one worker sends arrives in the
+    /// order sent).
+    pub from: u32,
     /// The group of patterns (index in [`groups`]); unused for an end.
     pub group: u32,
     /// What travels.
@@ -112,13 +115,16 @@ pub(crate) struct Routed<E> {
 pub(crate) struct Router<E> {
     keys: Vec<RouteKey<E>>,
     workers: u32,
+    /// This worker.
+    index: u32,
     key: Vec<Value>,
     bytes: Vec<u8>,
 }
 
 impl<E: Event + Clone + 'static> Router<E> {
-    /// The router of `plan`'s `groups` over `workers` workers.
-    pub fn new(plan: &Plan<E>, groups: &[Vec<usize>], workers: usize) -> Router<E> {
+    /// The router of worker `index` for `plan`'s `groups` over `workers`
+    /// workers.
+    pub fn new(plan: &Plan<E>, groups: &[Vec<usize>], index: usize, workers: usize) -> Router<E> {
         let mut fields = plan.fields.clone();
         let keys = groups
             .iter()
@@ -146,6 +152,7 @@ impl<E: Event + Clone + 'static> Router<E> {
         Router {
             keys,
             workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
+            index: u32::try_from(index).unwrap_or(u32::MAX),
             key: Vec::new(),
             bytes: Vec::new(),
         }
@@ -159,6 +166,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                 for worker in 0..self.workers {
                     push(Routed {
                         worker,
+                        from: self.index,
                         group: 0,
                         input: Input::End(end),
                     });
@@ -179,6 +187,7 @@ impl<E: Event + Clone + 'static> Router<E> {
             };
             push(Routed {
                 worker,
+                from: self.index,
                 group: group as u32,
                 input: Input::Event(copy),
             });

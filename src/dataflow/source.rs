@@ -3,7 +3,8 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -31,7 +32,8 @@ pub enum SourceItem<E> {
     Event {
         /// Event time, milliseconds.
         ts: Timestamp,
-        /// Where it was read (a line number): grows in input order.
+        /// Where it was read (a line number, [`FileChunk::offset`]): grows
+        /// in input order.
         offset: u64,
         /// The event.
         event: E,
@@ -143,7 +145,7 @@ impl Lateness {
 }
 
 /// A source operator: reads `items` (on the worker that builds it), sends
-/// the events that are not late as [`Input::Event`]s numbered `source`, and
+/// the events that are not late as [`Input::Event`]s of input `source`, and
 /// at the end its [`Input::End`]; late events go to the second stream with
 /// their time. Its capability stays at [`Lateness::frontier`], so nothing
 /// is sent behind it. It reads [`BATCH`] items per activation; an iterator
@@ -223,60 +225,152 @@ where
     (events, late)
 }
 
-/// The part `index` of `parts` of a file, on line boundaries: the file cut
-/// at `index * len / parts`, each cut moved to the start of the next line,
-/// so that every line is in exactly one part and the parts are in file
-/// order. With `header` (CSV), parts after the first start with the file's
-/// first line, so each decodes on its own. Returns the reader and the
-/// part's first byte.
+/// The chunks of a file that reader `index` of `readers` reads: the file
+/// is cut every `chunk_bytes` bytes, each cut moved to the start of the
+/// next line, and chunk `k` goes to reader `k % readers`. Every line is in
+/// exactly one chunk, and all readers move through the file together: in
+/// a file in time order, through time together, so the dataflow's
+/// frontier (their slowest watermark) trails none of them by more than a
+/// few chunks, and little waits in memory.
+///
+/// An event's place in the file, for the order of equal times, is its
+/// chunk's [`number`](FileChunk::number) then its line in the chunk (see
+/// [`FileChunk::offset`]).
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("cepheid-part-{}", std::process::id()));
+/// # let dir = std::env::temp_dir().join(format!("cepheid-chunks-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
 /// # let path = dir.join("in.csv");
 /// use std::io::Read;
-/// use cepheid::dataflow::part_of_file;
+/// use cepheid::dataflow::FileChunks;
 /// std::fs::write(&path, "ts,n\n1,a\n2,b\n3,c\n")?;
-/// let mut parts = Vec::new();
-/// for index in 0..2 {
-///     let (mut reader, _start) = part_of_file(&path, index, 2, true)?;
-///     let mut text = String::new();
-///     reader.read_to_string(&mut text)?;
-///     parts.push(text);
+/// // chunks of 6 bytes: "ts,n\n1,a\n" (cut at 6, in `1,a`), "2,b\n" (cut
+/// // at 12, in `2,b`), "3,c\n"; reader 1 of 2 takes chunk 1
+/// let mut text = String::new();
+/// for chunk in FileChunks::new(&path, 1, 2, 6)?.with_header(true) {
+///     let chunk = chunk?;
+///     assert_eq!((chunk.number, chunk.start), (1, 9));
+///     chunk.reader.take(100).read_to_string(&mut text)?;
 /// }
-/// // 17 bytes, cut at 8 (in `1,a`): the second part starts at `2,b`
-/// assert_eq!(parts, ["ts,n\n1,a\n", "ts,n\n2,b\n3,c\n"]);
+/// assert_eq!(text, "ts,n\n2,b\n");
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn part_of_file(
-    path: &Path,
-    index: usize,
-    parts: usize,
-    header: bool,
-) -> io::Result<(Box<dyn Read + Send>, u64)> {
-    let parts = parts.max(1) as u64;
-    let index = (index as u64).min(parts);
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let start = line_start_at(&mut file, cut(len, index, parts))?;
-    let end = line_start_at(&mut file, cut(len, index + 1, parts))?;
-    let mut first_line = Vec::new();
-    if header && start > 0 {
-        file.seek(SeekFrom::Start(0))?;
-        BufReader::new(&mut file).read_until(b'\n', &mut first_line)?;
-        if first_line.last() != Some(&b'\n') {
-            first_line.push(b'\n');
-        }
-    }
-    file.seek(SeekFrom::Start(start))?;
-    let body = file.take(end.saturating_sub(start));
-    Ok((Box::new(io::Cursor::new(first_line).chain(body)), start))
+pub struct FileChunks {
+    path: PathBuf,
+    len: u64,
+    chunk_bytes: u64,
+    readers: u64,
+    /// The next chunk to give.
+    next: u64,
+    header: Option<Arc<[u8]>>,
 }
 
-/// Where cut `index` of `parts` falls in `len` bytes.
-fn cut(len: u64, index: u64, parts: u64) -> u64 {
-    u64::try_from(u128::from(len) * u128::from(index) / u128::from(parts)).unwrap_or(len)
+/// One chunk of a file (see [`FileChunks`]).
+pub struct FileChunk {
+    /// Its number in the file (from 0, in file order).
+    pub number: u64,
+    /// Its first byte in the file.
+    pub start: u64,
+    /// Does `reader` start with a copy of the file's first line (a CSV
+    /// header, see [`FileChunks::with_header`])?
+    pub header: bool,
+    /// Its bytes (after the header copy, if any).
+    pub reader: Box<dyn Read + Send>,
+}
+
+impl FileChunk {
+    /// The [`Stamped::offset`] of line `line` of the chunk (numbered from 1
+    /// as [`Items`](crate::io::Items) does): the chunk's number, then the
+    /// line, so offsets grow in file order.
+    pub fn offset(&self, line: u64) -> u64 {
+        (self.number << 32) | (line & 0xffff_ffff)
+    }
+}
+
+impl FileChunks {
+    /// The chunks of reader `index` of `readers` (see [`FileChunks`]);
+    /// `chunk_bytes` of at least 1.
+    pub fn new(
+        path: &Path,
+        index: usize,
+        readers: usize,
+        chunk_bytes: u64,
+    ) -> io::Result<FileChunks> {
+        let len = File::open(path)?.metadata()?.len();
+        Ok(FileChunks {
+            path: path.to_path_buf(),
+            len,
+            chunk_bytes: chunk_bytes.max(1),
+            readers: readers.max(1) as u64,
+            next: index as u64,
+            header: None,
+        })
+    }
+
+    /// Chunks after the first start with a copy of the file's first line,
+    /// so that each decodes on its own (CSV).
+    pub fn with_header(mut self, header: bool) -> FileChunks {
+        self.header = None;
+        if header {
+            let mut first = Vec::new();
+            if let Ok(file) = File::open(&self.path) {
+                let _ = BufReader::new(file).read_until(b'\n', &mut first);
+            }
+            if first.last() != Some(&b'\n') {
+                first.push(b'\n');
+            }
+            self.header = Some(first.into());
+        }
+        self
+    }
+
+    /// Chunk `number`: its bounds on line starts, or `None` when empty.
+    fn chunk(&self, number: u64) -> io::Result<Option<FileChunk>> {
+        let mut file = File::open(&self.path)?;
+        let cut = |k: u64| k.saturating_mul(self.chunk_bytes).min(self.len);
+        let start = line_start_at(&mut file, cut(number))?;
+        let end = line_start_at(&mut file, cut(number + 1))?;
+        if start >= end {
+            return Ok(None);
+        }
+        file.seek(SeekFrom::Start(start))?;
+        let body = file.take(end - start);
+        let header = match &self.header {
+            Some(header) if start > 0 => Some(Arc::clone(header)),
+            _ => None,
+        };
+        Ok(Some(FileChunk {
+            number,
+            start,
+            header: header.is_some(),
+            reader: match header {
+                Some(header) => Box::new(io::Cursor::new(header).chain(body)),
+                None => Box::new(body),
+            },
+        }))
+    }
+}
+
+impl Iterator for FileChunks {
+    type Item = io::Result<FileChunk>;
+
+    fn next(&mut self) -> Option<io::Result<FileChunk>> {
+        while self.next.saturating_mul(self.chunk_bytes) < self.len {
+            let number = self.next;
+            self.next += self.readers;
+            match self.chunk(number) {
+                Ok(None) => continue,
+                Ok(Some(chunk)) => return Some(Ok(chunk)),
+                Err(e) => {
+                    // Nothing after a read error.
+                    self.next = u64::MAX;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
 }
 
 /// The first line start at or after `at`: `at` itself when it is 0 or

@@ -2,18 +2,21 @@
 //! FILE` (feature `timely`): the same run over `cepheid::dataflow`, on
 //! worker threads and processes.
 //!
-//! - **Input.** With `--events FILE`, the file is cut in one part per
-//!   worker on line boundaries (`dataflow::part_of_file`; a CSV part after
-//!   the first starts with the header); each worker reads and decodes its
-//!   part, a source of its own with its own watermark (`--max-delay` and
-//!   `$watermark` lines of its part). Standard input is read by worker 0.
+//! - **Input.** With `--events FILE`, the file is cut in chunks of 1 MiB
+//!   on line boundaries, dealt to the workers in turn
+//!   (`dataflow::FileChunks`; a CSV chunk after the first starts with the
+//!   header); each worker reads and decodes its chunks, a source of its
+//!   own with its own watermark (`--max-delay` and `$watermark` lines of
+//!   its chunks). Standard input is read by worker 0.
 //!   Events are late by their own part's watermark: with disorder within
 //!   `--max-delay` that is the same as one reader.
 //! - **Output.** Gathered on worker 0 (of process 0), which writes
 //!   `--output` and `--late` and the one summary: matches and timeouts as
 //!   JSON lines as `cepheid run` writes them, in the order they reach
 //!   worker 0. Any worker layout gives the same lines; sorted bytewise
-//!   (`LC_ALL=C sort`) they are identical.
+//!   (`LC_ALL=C sort`) they are identical. With `--output-per-worker`,
+//!   each worker writes its own records to `FILE.W` (one writer is the
+//!   limit of a run with much output: see `BENCHMARKS.md`).
 //! - **Processes.** Every process runs the same command with its own
 //!   `--process I` and the same `--hostfile` (one `host:port` per line,
 //!   process 0 first; `#` comments and blank lines skipped); the file is
@@ -38,9 +41,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cepheid::dataflow::{cep, part_of_file, source, Collect, Lateness, Plan, SourceItem};
+use cepheid::dataflow::{cep, source, Collect, FileChunk, FileChunks, Lateness, Plan, SourceItem};
 use cepheid::engine::{MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
+use cepheid::record::FieldTable;
 use cepheid::{ErrorKind, Record, Timestamp, Value};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -52,7 +56,7 @@ use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEY
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// The options of a run on several workers.
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 pub struct Scale {
     /// Worker threads (per process, with `--processes`): the input file is
     /// cut in one part per worker and events go to the worker of their key
@@ -79,6 +83,15 @@ pub struct Scale {
     /// (with `--processes`).
     #[arg(long, value_name = "FILE", requires = "processes")]
     hostfile: Option<PathBuf>,
+    /// With `--output FILE`: each worker writes its matches and timeouts to
+    /// `FILE.W` (W its number over all processes) instead of sending them
+    /// to worker 0 (late events and the summary stay with worker 0).
+    #[arg(long)]
+    output_per_worker: bool,
+    /// Bytes per chunk of the input file (hidden: for tests, which cut small
+    /// files in many chunks).
+    #[arg(long, hide = true, default_value_t = CHUNK_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    chunk_bytes: u64,
 }
 
 impl Scale {
@@ -185,7 +198,10 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         strict: args.strict,
         keep_late: args.late.is_some(),
         limit: args.max_runs_per_key,
+        chunk_bytes: args.scale.chunk_bytes,
         writers: Mutex::new(writers),
+        per_worker: args.scale.output_per_worker.then(|| args.output.clone()),
+        write_failed: AtomicBool::new(false),
         stop: Arc::default(),
     });
     let started = Instant::now();
@@ -200,7 +216,11 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         }
     };
     let mut status = EXIT_OK;
-    for result in guards.join() {
+    let results = guards.join();
+    if job.write_failed.load(Ordering::Relaxed) {
+        status = EXIT_IO;
+    }
+    for result in results {
         match result {
             Ok(None) => {}
             Ok(Some((writers, summary))) => {
@@ -228,6 +248,9 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
     }
     if args.checkpoint.is_some() {
         return Err("--checkpoint is not supported with --workers or --processes");
+    }
+    if args.scale.output_per_worker && args.output == Path::new("-") {
+        return Err("--output-per-worker needs --output FILE");
     }
     if args.scale.processes.is_some()
         && args.scale.process == Some(0)
@@ -302,8 +325,14 @@ struct Job {
     strict: bool,
     keep_late: bool,
     limit: usize,
+    chunk_bytes: u64,
     /// The outputs, taken by worker 0 (of process 0).
     writers: Mutex<Option<Writers>>,
+    /// With `--output-per-worker`, the `--output` path each worker adds
+    /// its number to.
+    per_worker: Option<PathBuf>,
+    /// Did a worker fail to write its own output file?
+    write_failed: AtomicBool,
     /// Set by a part that met a malformed line with `--strict`.
     stop: Arc<AtomicBool>,
 }
@@ -314,11 +343,35 @@ impl Job {
     fn work(&self, worker: &mut timely::worker::Worker) -> Option<(Writers, Summary)> {
         let index = worker.index();
         let peers = worker.peers();
-        let writers = if index == 0 {
+        let mut writers = if index == 0 {
             self.writers.lock().ok().and_then(|mut w| w.take())
         } else {
             None
         };
+        let mut own = None;
+        if let Some(path) = &self.per_worker {
+            let path = PathBuf::from(format!("{}.{index}", path.display()));
+            match File::create(&path) {
+                Ok(file) => own = Some(BufWriter::with_capacity(1 << 18, file)),
+                Err(e) => {
+                    eprintln!("error: cannot create {}: {e}", path.display());
+                    self.write_failed.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let own_output = own.is_some();
+        if let Some(own) = own {
+            match &mut writers {
+                Some(w) => w.out = Box::new(own),
+                None => {
+                    writers = Some(Writers {
+                        out: Box::new(own),
+                        late: None,
+                        error: None,
+                    })
+                }
+            }
+        }
         let gathered = Rc::new(RefCell::new(Gathered {
             writers,
             summary: Summary::default(),
@@ -332,7 +385,8 @@ impl Job {
         let sink_counts = Rc::clone(&counts);
         let to_write = Rc::clone(&gathered);
         worker.dataflow::<Timestamp, _, _>(|scope| {
-            let (events, late) = source(scope, index as u32, items, lateness);
+            // One input: the chunks of the file share one source number.
+            let (events, late) = source(scope, 0, items, lateness);
             let found = cep(&self.plan, events, move |_| {
                 CliSink::new(limit, sink_counts)
             });
@@ -359,8 +413,14 @@ impl Job {
                     }
                 },
             );
+            // Everything to worker 0, but with `--output-per-worker` the
+            // records, which stay where they were made.
+            let here = index as u64;
             found.concat(late).sink(
-                Exchange::new(|_: &Chunk| 0),
+                Exchange::new(move |chunk: &Chunk| match chunk {
+                    Chunk::Out(_) if own_output => here,
+                    _ => 0,
+                }),
                 "CepWrite",
                 move |(input, _)| {
                     let mut gathered = to_write.borrow_mut();
@@ -377,58 +437,76 @@ impl Job {
         }
         let mut gathered = gathered.borrow_mut();
         let summary = gathered.summary;
-        gathered.writers.take().map(|writers| (writers, summary))
+        let mut writers = gathered.writers.take()?;
+        if index == 0 {
+            return Some((writers, summary));
+        }
+        // Another worker's own `FILE.W`.
+        if let Err((_, e)) = writers.flush() {
+            let path = self.per_worker.as_deref().unwrap_or(Path::new("-"));
+            eprintln!("error: cannot write {}.{index}: {e}", path.display());
+            self.write_failed.store(true, Ordering::Relaxed);
+        }
+        None
     }
 
     /// The worker's part of the input, decoded; malformed lines are said
     /// on standard error and counted.
     fn items(&self, index: usize, peers: usize, counts: &Rc<ReadCounts>) -> PartItems {
-        let decoder = Decoder::new(self.format, &self.time_field, self.plan.fields().clone());
         let csv = matches!(self.format, Format::Csv);
-        let (reader, start): (Box<dyn Read + Send>, u64) = if self.events == Path::new("-") {
+        let mut first = None;
+        let mut chunks = None;
+        if self.events == Path::new("-") {
             if index == 0 {
-                (Box::new(io::stdin()), 0)
-            } else {
-                (Box::new(io::empty()), 0)
+                first = Some(FileChunk {
+                    number: 0,
+                    start: 0,
+                    header: false,
+                    reader: Box::new(io::stdin()),
+                });
             }
         } else {
-            match part_of_file(&self.events, index, peers, csv) {
-                Ok(part) => part,
+            match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
+                Ok(parts) => chunks = Some(parts.with_header(csv)),
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", self.events.display());
                     counts.read_error.set(true);
-                    (Box::new(io::empty()), 0)
                 }
             }
-        };
-        let origin = display(&self.events, "standard input");
-        PartItems {
-            items: Items::new(origin.clone(), reader, decoder),
-            origin,
+        }
+        let mut items = PartItems {
+            chunks,
+            current: None,
+            format: self.format,
+            time_field: self.time_field.clone(),
+            fields: self.plan.fields().clone(),
+            origin: display(&self.events, "standard input"),
             path: self.events.clone(),
-            start,
-            // A later CSV part starts with the header, which is not its line.
-            header: csv && start > 0,
-            lines_before: None,
             counts: Rc::clone(counts),
             strict: self.strict,
             stop: Arc::clone(&self.stop),
             done: false,
+        };
+        if let Some(chunk) = first {
+            items.start(chunk);
         }
+        items
     }
 }
 
-/// A worker's part of the input as [`SourceItem`]s.
+/// Bytes of a chunk of the input file: chunks go to the workers in turn, so
+/// that they read through the file (and its time) together.
+const CHUNK_BYTES: u64 = 1 << 20;
+
+/// A worker's chunks of the input as [`SourceItem`]s.
 struct PartItems {
-    items: Items<Box<dyn Read + Send>>,
+    chunks: Option<FileChunks>,
+    current: Option<Current>,
+    format: Format,
+    time_field: String,
+    fields: FieldTable,
     origin: String,
     path: PathBuf,
-    /// The part's first byte in the file.
-    start: u64,
-    /// Does the part start with a copy of the CSV header?
-    header: bool,
-    /// Lines of the file before the part (counted at the first message).
-    lines_before: Option<u64>,
     counts: Rc<ReadCounts>,
     strict: bool,
     /// Shared by the parts of the process: `--strict` stops them all.
@@ -436,13 +514,58 @@ struct PartItems {
     done: bool,
 }
 
+/// The chunk being read.
+struct Current {
+    items: Items<Box<dyn Read + Send>>,
+    chunk: FileChunk,
+    /// Lines of the file before the chunk (counted at the first message).
+    lines_before: Option<u64>,
+}
+
 impl PartItems {
-    /// The line's number in the whole input.
+    /// Starts reading `chunk`.
+    fn start(&mut self, mut chunk: FileChunk) {
+        let decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
+        let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
+        self.current = Some(Current {
+            items: Items::new(self.origin.clone(), reader, decoder),
+            chunk,
+            lines_before: None,
+        });
+    }
+
+    /// The next line of the chunks, `None` at their end.
+    fn next_line(&mut self) -> Option<(u64, Result<Item, cepheid::Error>, u64)> {
+        loop {
+            if let Some(current) = &mut self.current {
+                if let Some((line, item)) = current.items.next() {
+                    let offset = current.chunk.offset(line);
+                    return Some((line, item, offset));
+                }
+                self.current = None;
+            }
+            match self.chunks.as_mut()?.next()? {
+                Ok(chunk) => self.start(chunk),
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", self.origin);
+                    self.counts.read_error.set(true);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Line `line` of the current chunk's number in the whole input.
     fn line_in_input(&mut self, line: u64) -> u64 {
-        let before = *self
+        let Some(current) = &mut self.current else {
+            return line;
+        };
+        let (path, start) = (&self.path, current.chunk.start);
+        let before = *current
             .lines_before
-            .get_or_insert_with(|| count_lines(&self.path, self.start).unwrap_or(0));
-        before + line - u64::from(self.header)
+            .get_or_insert_with(|| count_lines(path, start).unwrap_or(0));
+        // A later CSV chunk starts with the header, which is not its line.
+        before + line - u64::from(current.chunk.header)
     }
 }
 
@@ -473,15 +596,12 @@ impl Iterator for PartItems {
                 self.done = true;
                 return None;
             }
-            let (line, item) = self.items.next()?;
+            let Some((line, item, offset)) = self.next_line() else {
+                self.done = true;
+                return None;
+            };
             match item {
-                Ok(Item::Event(ts, event)) => {
-                    return Some(SourceItem::Event {
-                        ts,
-                        offset: line,
-                        event,
-                    })
-                }
+                Ok(Item::Event(ts, event)) => return Some(SourceItem::Event { ts, offset, event }),
                 Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
                 Ok(Item::Skip) => {}
                 Err(e) if e.kind() == ErrorKind::Io => {
@@ -624,6 +744,9 @@ impl Writers {
         };
         let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
             Box::new(BufWriter::with_capacity(1 << 18, io::stdout()))
+        } else if args.scale.output_per_worker {
+            // Worker 0 writes `FILE.0`, opened with the others.
+            Box::new(io::sink())
         } else {
             Box::new(BufWriter::with_capacity(1 << 18, create(&args.output)?))
         };
