@@ -82,6 +82,18 @@ pub(crate) trait Automaton<E> {
         out: &mut dyn Reporter<E, Self>,
     );
 
+    /// Might `event` change an idle partition? When not, an idle partition
+    /// offered it would stay idle with nothing emitted, so the engine makes
+    /// none for it. (Called after [`begin_event`](Self::begin_event).)
+    fn may_start(
+        &self,
+        _store: &Self::Store,
+        _cache: &mut Self::Cache,
+        _event: <Self::Store as EventStore<E>>::Ref,
+    ) -> bool {
+        true
+    }
+
     /// Offers one event (already stored, time already advanced to its
     /// time); afterwards the partition holds at most `limit` partial
     /// matches, its oldest ones dropped (to `out.on_dropped`).

@@ -3,10 +3,10 @@
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::{DeadlineIndex, Entry};
-use crate::engine::partitions::{drop_empty, KeyHasher, Keys, Ordinals, Part};
+use crate::engine::partitions::{merge_fresh, KeyHasher, Keys, Ordinals, Part, Parts, HOLE};
 use crate::engine::sink::{MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
-use crate::pattern::NativeKeyFn;
+use crate::pattern::{NativeKeyFn, Pattern};
 use crate::primitives::Timestamp;
 use crate::value::{key_part, KeyValue, Value};
 
@@ -91,20 +91,15 @@ pub(super) struct Group<E, P> {
     no_key: Option<NoKey>,
     /// The event's key's slot, once it has one.
     slot: Option<u32>,
-    /// Did the event empty one of the slot's partitions?
-    emptied: bool,
-    /// In a group of more than [`PLACE_FROM`] patterns, where each
-    /// pattern's partition is in the slot (by position in the group;
-    /// [`NO_PART`] for none) while an event is processed; smaller groups
-    /// search the slot.
-    place: Vec<u32>,
+    /// Where the next pattern's partition would be in the slot (the
+    /// slot's partitions are in pattern order, and an event is offered to
+    /// the group's patterns in that order).
+    cursor: usize,
+    /// The partitions the event started for patterns that had none for the
+    /// key, in pattern order: they join the slot (or make it) after the
+    /// group's last pattern.
+    fresh: Vec<Part<P>>,
 }
-
-/// No partition, in [`Group::place`].
-const NO_PART: u32 = u32::MAX;
-
-/// The size from which a group keeps [`Group::place`].
-const PLACE_FROM: usize = 8;
 
 /// A partition whose deadline is due: its pattern and number (as one
 /// `pattern << 32 | number`, the order they fire in), its key's group,
@@ -233,15 +228,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 hash: 0,
                 no_key: None,
                 slot: None,
-                emptied: false,
-                place: Vec::new(),
+                cursor: 0,
+                fresh: Vec::new(),
             });
             self.groups.len() - 1
         });
         automaton.share(&mut self.cache);
         let local = self.groups[group].size;
         self.groups[group].size += 1;
-        self.groups[group].place.push(NO_PART);
         for earlier in self.patterns.iter_mut().filter(|q| q.group == group) {
             earlier.last = false;
         }
@@ -342,9 +336,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     fn run_to<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
         loop {
             let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
-            if self.collect_due(until) {
-                self.fire_due(sink);
-            } else if let Some((ts, event)) = self.clock.pop_ready() {
+            if self.fire_next(until, sink) {
+                continue;
+            }
+            if let Some((ts, event)) = self.clock.pop_ready() {
                 self.process_event(ts, event, sink);
             } else {
                 break;
@@ -352,53 +347,112 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
-    /// Is a partition's deadline at or before `until` due? When none is
-    /// collected yet, collects every partition due at the earliest deadline
-    /// in the index (if it is at or before `until`), in the order they fire:
+    /// Fires what is due at the earliest deadline, if it is at or before
+    /// `until`; false when nothing is. The partitions due at one time fire
     /// by pattern, then by number ([`Ordinals`]), which is the order in
-    /// which they fired when each pattern indexed its own keys. (Firing a
-    /// partition at `t` leaves it no deadline at or before `t`, and no
-    /// event comes between deadlines of one time, so the set is complete.)
-    fn collect_due(&mut self, until: Timestamp) -> bool {
+    /// which they fired when each pattern indexed its own keys. When one
+    /// key is due then (the common case), its partitions fire in one pass
+    /// over its slot (they are in pattern order); a batch of several keys
+    /// is collected and put in order first, then fired one partition per
+    /// call. (Firing a partition at `t` leaves it no deadline at or before
+    /// `t`, and no event comes between deadlines of one time, so the set
+    /// is complete.)
+    #[inline]
+    fn fire_next<S: Sink<E> + ?Sized>(&mut self, until: Timestamp, sink: &mut S) -> bool {
         if !self.due.is_empty() {
             debug_assert!(self.firing <= until);
+            self.fire_due(sink);
             return true;
         }
-        loop {
-            let Some((t, _, _)) = self.peek_key(until) else {
-                return false;
-            };
-            while let Some((_, g, s)) = self.peek_key(t) {
-                self.deadlines.pop();
-                let before = self.due.len();
-                let keys = &mut self.groups[g as usize].keys;
-                keys.unschedule(s);
-                if let Some((_, parts)) = keys.get_mut(s) {
-                    for (index, part) in parts.iter().enumerate() {
-                        if A::next_deadline(&part.part).is_some_and(|d| d <= t) {
-                            self.due.push(Due {
-                                order: u64::from(part.pattern) << 32 | u64::from(part.ordinal),
-                                group: g,
-                                slot: s,
-                                index: index as u32,
-                            });
-                        }
-                    }
-                }
-                keys.set_pending(s, (self.due.len() - before) as u32);
-                if self.due.len() == before {
-                    // (Cannot happen: a key is scheduled at its earliest
-                    // deadline.) Keep the key scheduled.
-                    let next = keys.settle(s, None, A::next_deadline);
-                    self.schedule(g as usize, s, next);
-                }
+        let Some((t, g, s)) = self.peek_key(until) else {
+            return false;
+        };
+        self.deadlines.pop();
+        self.groups[g as usize].keys.unschedule(s);
+        if self.peek_key(t).is_none() {
+            self.fire_key(t, g as usize, s, sink);
+        } else {
+            self.collect_due(t, g, s);
+            self.fire_due(sink);
+        }
+        true
+    }
+
+    /// Fires every partition of group `g`'s key in `slot` that is due at
+    /// `t` (the only key due then), in pattern order, then reschedules the
+    /// key (the emptied ones become holes).
+    fn fire_key<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, g: usize, slot: u32, sink: &mut S) {
+        let keys = &mut self.groups[g].keys;
+        let Some((key, parts)) = keys.get_mut(slot) else {
+            return;
+        };
+        for x in parts.iter_mut() {
+            if x.is_hole() || !A::next_deadline(&x.part).is_some_and(|d| d <= t) {
+                continue;
             }
-            if !self.due.is_empty() {
-                self.firing = t;
-                self.sort_due();
-                return true;
+            let p = x.pattern as usize;
+            let run = &mut self.patterns[p];
+            let mut bridge = Bridge {
+                pattern: p,
+                ir: run.automaton.pattern(),
+                key_paths: &run.key_paths,
+                key,
+                sink: &mut *sink,
+                stats: &mut self.stats,
+            };
+            run.automaton.advance_time(
+                &mut x.part,
+                &mut self.store,
+                &mut self.cache,
+                t,
+                &mut bridge,
+            );
+            if A::is_empty(&x.part) {
+                run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
+                self.live_parts -= 1;
             }
         }
+        let scheduled = keys.settle(slot, None, A::next_deadline);
+        self.schedule(g, slot, scheduled);
+    }
+
+    /// Collects every partition due at `t` (the earliest deadline in the
+    /// index; the key of group `g` in `slot` came out of it first, and more
+    /// keys are due then) into [`Core::due`], in the order they fire.
+    fn collect_due(&mut self, t: Timestamp, g: u32, s: u32) {
+        let mut next = Some((t, g, s));
+        while let Some((_, g, s)) = next {
+            let before = self.due.len();
+            let keys = &mut self.groups[g as usize].keys;
+            if let Some((_, parts)) = keys.get_mut(s) {
+                for (index, part) in parts.iter().enumerate() {
+                    if !part.is_hole() && A::next_deadline(&part.part).is_some_and(|d| d <= t) {
+                        self.due.push(Due {
+                            order: u64::from(part.pattern) << 32 | u64::from(part.ordinal),
+                            group: g,
+                            slot: s,
+                            index: index as u32,
+                        });
+                    }
+                }
+            }
+            keys.set_pending(s, (self.due.len() - before) as u32);
+            if self.due.len() == before {
+                // (Cannot happen: a key is scheduled at its earliest
+                // deadline.) Keep the key scheduled.
+                let next = keys.settle(s, None, A::next_deadline);
+                self.schedule(g as usize, s, next);
+            }
+            next = self.peek_key(t);
+            if next.is_some() {
+                self.deadlines.pop();
+                if let Some((_, g, s)) = next {
+                    self.groups[g as usize].keys.unschedule(s);
+                }
+            }
+        }
+        self.firing = t;
+        self.sort_due();
     }
 
     /// Puts the collected partitions in firing order, last first. A large
@@ -467,36 +521,34 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let Some((key, parts)) = keys.get_mut(due.slot) else {
             return;
         };
-        let mine =
-            |x: &Part<A::Partition>| x.pattern == due.pattern() && x.ordinal == due.ordinal();
         let i = due.index as usize;
-        let mut emptied = false;
-        if parts.get(i).is_some_and(mine) {
+        let mine =
+            |x: &&mut Part<A::Partition>| x.pattern == due.pattern() && x.ordinal == due.ordinal();
+        if let Some(x) = parts.get_mut(i).filter(mine) {
             let mut bridge = Bridge {
-                ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
+                pattern: p,
+                ir: run.automaton.pattern(),
+                key_paths: &run.key_paths,
+                key,
                 sink,
                 stats: &mut self.stats,
             };
-            let part = &mut parts[i].part;
-            run.automaton
-                .advance_time(part, &mut self.store, &mut self.cache, t, &mut bridge);
-            if A::is_empty(part) {
+            run.automaton.advance_time(
+                &mut x.part,
+                &mut self.store,
+                &mut self.cache,
+                t,
+                &mut bridge,
+            );
+            if A::is_empty(&x.part) {
                 // Its number goes back now (in firing order, as when each
-                // pattern had its own map); it leaves the slot after the
-                // key's last partition due now.
-                run.ordinals.give(due.ordinal());
+                // pattern had its own map).
+                run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
                 self.live_parts -= 1;
-                emptied = true;
             }
         }
-        if let Some(emptied) = keys.done_pending(due.slot, emptied) {
-            // The key's last partition due now: drop the emptied ones,
-            // reschedule the key.
-            if emptied {
-                if let Some((_, parts)) = keys.get_mut(due.slot) {
-                    drop_empty(parts, A::is_empty, |_| {});
-                }
-            }
+        if keys.done_pending(due.slot) {
+            // The key's last partition due now: reschedule it.
             let scheduled = keys.settle(due.slot, Some(t), A::next_deadline);
             self.schedule(g, due.slot, scheduled);
         }
@@ -530,10 +582,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Stores one event and offers it to every pattern's partition of its
     /// key, in pattern order, time advanced first. The key is read, hashed
     /// and looked up once per group of patterns partitioned alike, at its
-    /// first pattern; after its last one, the key's emptied partitions are
-    /// dropped and its schedule updated, once (a pattern's partition of the
-    /// key is stepped once per event, so dropping it later hands its number
-    /// back in the same order).
+    /// first pattern; after its last one, the partitions the event started
+    /// join the key's slot and its schedule is updated, once. (A partition
+    /// that empties gives its number back at once and stays as a hole: a
+    /// pattern's partition of a key is stepped once per event, so the
+    /// numbers go back in the order they did when each pattern had its own
+    /// map.)
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         let ev = self.store.insert(ts, event);
         A::begin_event(&mut self.cache);
@@ -586,29 +640,31 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let key = &group.key;
         let keys = &mut group.keys;
         let mut bridge = Bridge {
-            ctx: MatchContext::new(0, run.automaton.pattern(), &run.key_paths, key),
+            pattern: 0,
+            ir: run.automaton.pattern(),
+            key_paths: &run.key_paths,
+            key,
             sink,
             stats: &mut self.stats,
         };
-        let a = &run.automaton;
-        let limit = self.run_limit;
+        let mut step = Step {
+            automaton: &run.automaton,
+            store: &mut self.store,
+            cache: &mut self.cache,
+            limit: self.run_limit,
+            ts,
+            ev,
+        };
         let slot = match keys.find(hash, key) {
             Some(slot) => {
                 let Some(part) = keys.get_mut(slot).and_then(|(_, parts)| parts.first_mut()) else {
                     return;
                 };
-                let (ordinal, part) = (part.ordinal, &mut part.part);
-                a.advance_time(part, &mut self.store, &mut self.cache, ts, &mut bridge);
-                a.process(
-                    part,
-                    &mut self.store,
-                    &mut self.cache,
-                    limit,
-                    ev,
-                    &mut bridge,
-                );
-                if A::is_empty(part) {
-                    run.ordinals.give(ordinal);
+                // (A key of one pattern never keeps a hole: its slot goes.)
+                debug_assert!(!part.is_hole());
+                step.existing(&mut part.part, &mut bridge);
+                if A::is_empty(&part.part) {
+                    run.ordinals.give(part.ordinal);
                     self.live_parts -= 1;
                     keys.remove(slot);
                     return;
@@ -616,21 +672,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 slot
             }
             None => {
-                let mut part = A::Partition::default();
-                a.process(
-                    &mut part,
-                    &mut self.store,
-                    &mut self.cache,
-                    limit,
-                    ev,
-                    &mut bridge,
-                );
-                if A::is_empty(&part) {
+                let mut part = Part::idle(0);
+                if !step.may_start() || !step.start(&mut part, &mut run.ordinals, &mut bridge) {
                     return;
                 }
                 self.live_parts += 1;
-                let ordinal = run.ordinals.take();
-                keys.insert(hash, key.clone(), part, 0, ordinal)
+                keys.insert_parts(hash, key.clone(), Parts::from_buf([part]))
             }
         };
         let scheduled = keys.settle(slot, None, A::next_deadline);
@@ -645,58 +692,48 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let group = &mut self.groups[g];
         group.no_key = read_key(event, &group.key_ids, &group.key_fn, &mut group.key).err();
         group.slot = None;
+        group.cursor = 0;
         if group.no_key.is_none() {
             group.hash = self.hasher.key(&group.key);
             group.slot = group.keys.find(group.hash, &group.key);
         }
-        if group.size > PLACE_FROM {
-            group.place.fill(NO_PART);
-            if let Some((_, parts)) = group.slot.and_then(|s| group.keys.get_mut(s)) {
-                for (i, part) in parts.iter().enumerate() {
-                    group.place[self.patterns[part.pattern as usize].local] = i as u32;
-                }
-            }
-        }
     }
 
-    /// After group `g`'s last pattern's turn: drops the key's emptied
-    /// partitions and updates its schedule.
+    /// After group `g`'s last pattern's turn: adds the partitions the event
+    /// started to the key's slot (making it if the key had none) and
+    /// updates its schedule.
     #[inline]
     fn settle_key(&mut self, g: usize) {
         let group = &mut self.groups[g];
-        let Some(slot) = group.slot.take() else {
-            return;
-        };
-        if std::mem::take(&mut group.emptied) {
-            if let Some((_, parts)) = group.keys.get_mut(slot) {
-                // (One partition: it is the one emptied.)
-                if parts.len() == 1 || parts.iter().all(|x| A::is_empty(&x.part)) {
-                    // The key is done: its slot goes, partitions and all.
-                    for part in parts.iter() {
-                        self.patterns[part.pattern as usize]
-                            .ordinals
-                            .give(part.ordinal);
+        let slot = match group.slot.take() {
+            Some(slot) => {
+                if !group.fresh.is_empty() {
+                    if let Some((_, parts)) = group.keys.get_mut(slot) {
+                        merge_fresh(parts, &mut group.fresh);
                     }
-                    self.live_parts -= parts.len();
-                    group.keys.remove(slot);
-                    return;
                 }
-                let (patterns, live_parts) = (&mut self.patterns, &mut self.live_parts);
-                drop_empty(parts, A::is_empty, |part| {
-                    patterns[part.pattern as usize].ordinals.give(part.ordinal);
-                    *live_parts -= 1;
-                });
+                slot
             }
-        }
+            None if group.fresh.is_empty() => return,
+            None => {
+                let mut parts = Parts::with_capacity(group.fresh.len());
+                parts.extend(group.fresh.drain(..));
+                group
+                    .keys
+                    .insert_parts(group.hash, group.key.clone(), parts)
+            }
+        };
+        // (A slot left with holes only goes.)
         let scheduled = group.keys.settle(slot, None, A::next_deadline);
         self.schedule(g, slot, scheduled);
     }
 
     /// Offers the event to pattern `p`'s partition of the event's key
-    /// (found by [`Core::process_event`]), time advanced first; or, when
-    /// the key has none for `p`, to a fresh partition, kept only if the
-    /// event left something in it (most events of a new key start nothing,
-    /// so no slot is made for them).
+    /// (found by [`Core::find_key`]), time advanced first; or, when the key
+    /// has none for `p`, to a fresh partition, kept only if the event left
+    /// something in it (most events of a new key start nothing, so no slot
+    /// is made for them).
+    #[inline]
     fn offer<S: Sink<E> + ?Sized>(
         &mut self,
         p: usize,
@@ -707,13 +744,11 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let run = &mut self.patterns[p];
         let Group {
             keys,
-            size,
             key,
-            hash,
             no_key,
             slot,
-            emptied,
-            place,
+            cursor,
+            fresh,
             ..
         } = &mut self.groups[run.group];
         match no_key {
@@ -727,80 +762,103 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 return;
             }
         }
-        let (key, hash) = (&*key, *hash);
         let mut bridge = Bridge {
-            ctx: MatchContext::new(p, run.automaton.pattern(), &run.key_paths, key),
+            pattern: p,
+            ir: run.automaton.pattern(),
+            key_paths: &run.key_paths,
+            key,
             sink,
             stats: &mut self.stats,
         };
-        let a = &run.automaton;
-        let limit = self.run_limit;
-        let parts = slot.and_then(|s| keys.get_mut(s)).map(|(_, parts)| parts);
-        if let Some(parts) = parts {
-            let found = if *size > PLACE_FROM {
-                parts.get_mut(place[run.local] as usize)
+        let mut step = Step {
+            automaton: &run.automaton,
+            store: &mut self.store,
+            cache: &mut self.cache,
+            limit: self.run_limit,
+            ts,
+            ev,
+        };
+        // The slot's partitions are in pattern order: `p`'s, if any, is at
+        // the cursor.
+        let found = slot
+            .and_then(|s| keys.get_mut(s))
+            .and_then(|(_, parts)| parts.get_mut(*cursor))
+            .filter(|x| x.pattern as usize == p);
+        if let Some(found) = found {
+            *cursor += 1;
+            if !found.is_hole() {
+                step.existing(&mut found.part, &mut bridge);
+                if A::is_empty(&found.part) {
+                    run.ordinals
+                        .give(std::mem::replace(&mut found.ordinal, HOLE));
+                    self.live_parts -= 1;
+                }
+            } else if step.may_start() && step.start(found, &mut run.ordinals, &mut bridge) {
+                self.live_parts += 1;
+            }
+        } else if step.may_start() {
+            fresh.push(Part::idle(p as u32));
+            let new = fresh.last_mut().expect("just pushed");
+            if step.start(new, &mut run.ordinals, &mut bridge) {
+                self.live_parts += 1;
             } else {
-                parts.iter_mut().find(|x| x.pattern as usize == p)
-            };
-            if let Some(found) = found {
-                let part = &mut found.part;
-                a.advance_time(part, &mut self.store, &mut self.cache, ts, &mut bridge);
-                a.process(
-                    part,
-                    &mut self.store,
-                    &mut self.cache,
-                    limit,
-                    ev,
-                    &mut bridge,
-                );
-                *emptied |= A::is_empty(part);
-                return;
+                fresh.pop();
             }
-            let mut part = A::Partition::default();
-            a.process(
-                &mut part,
-                &mut self.store,
-                &mut self.cache,
-                limit,
-                ev,
-                &mut bridge,
-            );
-            if A::is_empty(&part) {
-                return;
-            }
-            if parts.len() == parts.capacity() {
-                // Room for every pattern of the group at once: an event
-                // often starts several (one move, not one per doubling).
-                parts.reserve_exact(*size - parts.len());
-            }
-            if *size > PLACE_FROM {
-                place[run.local] = parts.len() as u32;
-            }
-            parts.push(Part {
-                part,
-                pattern: p as u32,
-                ordinal: run.ordinals.take(),
-            });
-        } else {
-            let mut part = A::Partition::default();
-            a.process(
-                &mut part,
-                &mut self.store,
-                &mut self.cache,
-                limit,
-                ev,
-                &mut bridge,
-            );
-            if A::is_empty(&part) {
-                return;
-            }
-            if *size > PLACE_FROM {
-                place[run.local] = 0;
-            }
-            let ordinal = run.ordinals.take();
-            *slot = Some(keys.insert(hash, key.clone(), part, p as u32, ordinal));
         }
-        self.live_parts += 1;
+    }
+}
+
+/// One event's step of one pattern's partition of the event's key.
+struct Step<'a, E, A: Automaton<E>> {
+    automaton: &'a A,
+    store: &'a mut A::Store,
+    cache: &'a mut A::Cache,
+    limit: usize,
+    ts: Timestamp,
+    ev: <A::Store as EventStore<E>>::Ref,
+}
+
+impl<E, A: Automaton<E>> Step<'_, E, A> {
+    /// The event at time `ts` offered to a live partition, time advanced
+    /// first.
+    #[inline(always)]
+    fn existing(self, part: &mut A::Partition, out: &mut dyn Reporter<E, A>) {
+        let a = self.automaton;
+        a.advance_time(part, self.store, self.cache, self.ts, out);
+        a.process(part, self.store, self.cache, self.limit, self.ev, out);
+    }
+
+    /// Might the event start something in an idle partition
+    /// ([`Automaton::may_start`])?
+    #[inline(always)]
+    fn may_start(&mut self) -> bool {
+        self.automaton.may_start(self.store, self.cache, self.ev)
+    }
+
+    /// The event offered to `part`, an idle partition of its pattern (a
+    /// fresh one, or a hole): when the event left something in it, it is
+    /// numbered by `ordinals` and true is returned.
+    #[inline(always)]
+    fn start(
+        self,
+        part: &mut Part<A::Partition>,
+        ordinals: &mut Ordinals,
+        out: &mut dyn Reporter<E, A>,
+    ) -> bool {
+        let a = self.automaton;
+        a.process(
+            &mut part.part,
+            self.store,
+            self.cache,
+            self.limit,
+            self.ev,
+            out,
+        );
+        if A::is_empty(&part.part) {
+            return false;
+        }
+        part.ordinal = ordinals.take();
+        true
     }
 }
 
@@ -846,28 +904,58 @@ fn read_key<E: Event>(
     Ok(())
 }
 
-/// Routes one partition's output to the engine's sink with its context.
+/// Routes one partition's output to the engine's sink with its context
+/// (built only when there is output).
 struct Bridge<'a, S: ?Sized> {
-    ctx: MatchContext<'a>,
+    pattern: usize,
+    ir: &'a Pattern,
+    key_paths: &'a [FieldPath],
+    key: &'a KeyValue,
     sink: &'a mut S,
     stats: &'a mut Stats,
 }
 
 impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
     fn on_match(&mut self, m: &A::View<'_>) {
-        self.stats.matches += 1;
-        self.sink.on_match(&MatchRef::new(&self.ctx, m));
+        let Bridge {
+            pattern,
+            ir,
+            key_paths,
+            key,
+            sink,
+            stats,
+        } = self;
+        stats.matches += 1;
+        let ctx = MatchContext::new(*pattern, ir, key_paths, key);
+        sink.on_match(&MatchRef::new(&ctx, m));
     }
 
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {
-        self.stats.timeouts += 1;
-        self.sink
-            .on_timeout(&MatchRef::new(&self.ctx, m), expired_at);
+        let Bridge {
+            pattern,
+            ir,
+            key_paths,
+            key,
+            sink,
+            stats,
+        } = self;
+        stats.timeouts += 1;
+        let ctx = MatchContext::new(*pattern, ir, key_paths, key);
+        sink.on_timeout(&MatchRef::new(&ctx, m), expired_at);
     }
 
     fn on_dropped(&mut self, m: &A::View<'_>) {
-        self.stats.dropped_runs += 1;
-        self.sink.on_dropped(&MatchRef::new(&self.ctx, m));
+        let Bridge {
+            pattern,
+            ir,
+            key_paths,
+            key,
+            sink,
+            stats,
+        } = self;
+        stats.dropped_runs += 1;
+        let ctx = MatchContext::new(*pattern, ir, key_paths, key);
+        sink.on_dropped(&MatchRef::new(&ctx, m));
     }
 }
 

@@ -116,6 +116,11 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         Executor::new(self, cache).advance_time(part, store, t, &mut Relay(out));
     }
 
+    #[inline]
+    fn may_start(&self, store: &SharedBuffer<E>, cache: &mut Cache, event: EventRef) -> bool {
+        Executor::new(self, cache).may_start(store, event)
+    }
+
     fn process(
         &self,
         part: &mut Partition,

@@ -127,38 +127,77 @@ pub(crate) struct Part<P> {
     pub part: P,
     /// The pattern's index in the engine.
     pub pattern: u32,
-    /// The partition's number among its pattern's ([`Ordinals`]).
+    /// The partition's number among its pattern's ([`Ordinals`]), or
+    /// [`HOLE`].
     pub ordinal: u32,
 }
 
-/// The live partitions of one key, in no particular order. The common key
-/// of a single pattern needs no allocation of its own.
-pub(crate) type Parts<P> = smallvec::SmallVec<[Part<P>; 1]>;
+/// The number of a *hole*: a partition that emptied and stays where it is
+/// (empty, its number given back) until the key's slot goes or is
+/// compacted, so that the partitions of a key stay in pattern order
+/// without moving, and a pattern whose partition of a key empties and
+/// starts again (a `consecutive` rule broken, then restarted) reuses its
+/// place.
+pub(crate) const HOLE: u32 = u32::MAX;
 
-/// Drops the partitions that are `empty`, calling `dropped` with each
-/// before it goes (one pass; the last partition takes an emptied one's
-/// place, so only the dropped ones cause a move).
-#[inline]
-pub(crate) fn drop_empty<P>(
-    parts: &mut Parts<P>,
-    empty: impl Fn(&P) -> bool,
-    mut dropped: impl FnMut(&Part<P>),
-) {
-    let all = parts.as_mut_slice();
-    let mut len = all.len();
-    let mut i = 0;
-    while i < len {
-        if empty(&all[i].part) {
-            dropped(&all[i]);
-            len -= 1;
-            if i != len {
-                all.swap(i, len);
-            }
-        } else {
-            i += 1;
+impl<P: Default> Part<P> {
+    /// A fresh idle partition of pattern `pattern` (a hole until it is
+    /// numbered).
+    #[inline]
+    pub fn idle(pattern: u32) -> Part<P> {
+        Part {
+            part: P::default(),
+            pattern,
+            ordinal: HOLE,
         }
     }
-    parts.truncate(len);
+}
+
+impl<P> Part<P> {
+    /// Is this a hole (see [`HOLE`])?
+    #[inline]
+    pub fn is_hole(&self) -> bool {
+        self.ordinal == HOLE
+    }
+}
+
+/// The partitions of one key, holes included, in pattern order (so that a
+/// key's partitions due at one time fire in one pass, and the engine finds
+/// each pattern's partition with a cursor as it offers an event to the
+/// patterns in order). The common key of a single pattern needs no
+/// allocation of its own.
+pub(crate) type Parts<P> = smallvec::SmallVec<[Part<P>; 1]>;
+
+/// Adds `fresh` (partitions of patterns that had none, in pattern order)
+/// to `parts`, keeping pattern order: appended when they all come after
+/// the last one (the common case), else merged.
+pub(crate) fn merge_fresh<P>(parts: &mut Parts<P>, fresh: &mut Vec<Part<P>>) {
+    let Some(first) = fresh.first() else {
+        return;
+    };
+    if parts
+        .last()
+        .map_or(true, |last| last.pattern < first.pattern)
+    {
+        // (exactly: a key's partitions often all start at once)
+        parts.reserve_exact(fresh.len());
+        parts.extend(fresh.drain(..));
+        return;
+    }
+    let old = std::mem::take(parts);
+    let mut merged = Parts::with_capacity(old.len() + fresh.len());
+    let mut old = old.into_iter().peekable();
+    let mut new = fresh.drain(..).peekable();
+    loop {
+        let from_old = match (old.peek(), new.peek()) {
+            (Some(a), Some(b)) => a.pattern < b.pattern,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        merged.extend(if from_old { old.next() } else { new.next() });
+    }
+    *parts = merged;
 }
 
 /// One key's state. `Option<Timestamp>` would take 16 bytes; the deadline
@@ -182,10 +221,8 @@ struct Slot<P> {
     deadline: Timestamp,
     scheduled: bool,
     /// While the deadlines of one time fire: how many of the key's
-    /// partitions due then have not fired yet, and whether one of those
-    /// that fired emptied.
+    /// partitions due then have not fired yet.
     pending: u32,
-    emptied: bool,
 }
 
 /// The keys of one group of patterns. The table holds slot indexes only:
@@ -227,23 +264,31 @@ impl<P> Keys<P> {
     /// Gives a key (hashed to `hash`) that has no slot yet one, holding
     /// its first partition, `part` of pattern `pattern` numbered `ordinal`
     /// (call [`Keys::settle`] next to schedule it).
-    #[inline]
+    #[cfg(test)]
     pub fn insert(&mut self, hash: u64, key: KeyValue, part: P, pattern: u32, ordinal: u32) -> u32 {
+        let part = Part {
+            part,
+            pattern,
+            ordinal,
+        };
+        self.insert_parts(hash, key, Parts::from_buf([part]))
+    }
+
+    /// Gives a key (hashed to `hash`) that has no slot yet one, holding the
+    /// partitions `parts` (at least one, in pattern order; call
+    /// [`Keys::settle`] next to schedule it).
+    #[inline]
+    pub fn insert_parts(&mut self, hash: u64, key: KeyValue, parts: Parts<P>) -> u32 {
         if self.slots.is_full() {
             self.slots.reserve_exact(grow_by(self.slots.entries()));
         }
         let index = self.slots.insert(Slot {
             key,
             hash,
-            parts: Parts::from_buf([Part {
-                part,
-                pattern,
-                ordinal,
-            }]),
+            parts,
             deadline: 0,
             scheduled: false,
             pending: 0,
-            emptied: false,
         });
         let slots = &self.slots;
         self.by_key
@@ -259,12 +304,13 @@ impl<P> Keys<P> {
     }
 
     /// Updates the slot after its partitions changed: forgets the key when
-    /// it has none left, else schedules it at the earliest of their
-    /// deadlines (`deadline` gives a partition's) and gives back the space
-    /// of partitions gone when they held more than half of it. Returns the
-    /// time to put in the deadline index when the schedule changed to one.
-    /// While the deadlines of `firing` fire, a key with more partitions due
-    /// then is left as it is (unscheduled).
+    /// it has none left but holes, else schedules it at the earliest of
+    /// their deadlines (`deadline` gives a partition's), drops its holes
+    /// when they are more than half of its partitions, and gives back the
+    /// space of partitions gone when they held more than half of it.
+    /// Returns the time to put in the deadline index when the schedule
+    /// changed to one. While the deadlines of `firing` fire, a key with more
+    /// partitions due then is left as it is (unscheduled).
     #[must_use]
     #[inline(always)]
     pub fn settle(
@@ -274,23 +320,36 @@ impl<P> Keys<P> {
         deadline: impl Fn(&P) -> Option<Timestamp>,
     ) -> Option<Timestamp> {
         let entry = self.slots.get_mut(slot)?;
-        let (earliest, len) = match &entry.parts[..] {
-            [] => {
-                self.remove(slot);
-                return None;
-            }
-            [one] => (deadline(&one.part), 1),
+        let (earliest, live) = match &entry.parts[..] {
+            [one] if !one.is_hole() => (deadline(&one.part), 1),
             parts => {
-                let earliest = parts.iter().filter_map(|p| deadline(&p.part)).min();
-                (earliest, parts.len())
+                parts
+                    .iter()
+                    .filter(|p| !p.is_hole())
+                    .fold((None, 0), |(earliest, live), p| {
+                        let t = deadline(&p.part);
+                        let earliest = match (earliest, t) {
+                            (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                            (a, b) => a.or(b),
+                        };
+                        (earliest, live + 1)
+                    })
             }
         };
+        if live == 0 {
+            self.remove(slot);
+            return None;
+        }
         if firing.is_some_and(|now| earliest.is_some_and(|t| t <= now)) {
             // More of its partitions are due now: the last one settles it.
             return None;
         }
-        if entry.parts.spilled() && len * 2 <= entry.parts.capacity() {
-            entry.parts.shrink_to_fit();
+        let parts = &mut entry.parts;
+        if (parts.len() - live) * 2 > parts.len() {
+            parts.retain(|p| !p.is_hole());
+        }
+        if parts.spilled() && parts.len() * 2 <= parts.capacity() {
+            parts.shrink_to_fit();
         }
         if entry.scheduled() == earliest {
             return None;
@@ -319,14 +378,13 @@ impl<P> Keys<P> {
         }
     }
 
-    /// One of the slot's partitions due now has fired (`emptied`: and is
-    /// empty now). When it was the last one, says whether one of them
-    /// emptied.
-    pub fn done_pending(&mut self, slot: u32, emptied: bool) -> Option<bool> {
-        let entry = self.slots.get_mut(slot)?;
-        entry.emptied |= emptied;
+    /// One of the slot's partitions due now has fired: is it the last one?
+    pub fn done_pending(&mut self, slot: u32) -> bool {
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return false;
+        };
         entry.pending = entry.pending.saturating_sub(1);
-        (entry.pending == 0).then(|| std::mem::take(&mut entry.emptied))
+        entry.pending == 0
     }
 
     /// Marks the slot unscheduled: its deadline came out of the index.
@@ -348,7 +406,7 @@ impl<P> Keys<P> {
             let Some(slot) = self.slots.get_mut(index) else {
                 continue;
             };
-            if slot.parts.is_empty() || slot.pending != 0 || slot.emptied {
+            if slot.parts.is_empty() || slot.pending != 0 {
                 return Err(format!("key slot {index} is not settled"));
             }
             if slot.key.len() != arity {

@@ -40,7 +40,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes and reads. Bumped whenever the
 /// bytes written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Magic, version and length.
 const PREFIX: usize = 8 + 4 + 8;
@@ -455,7 +455,6 @@ impl<E: Event + 'static> Core<E, Nfa<E>> {
         let mut holders = Vec::new();
         let mut live: Vec<Vec<u32>> = vec![Vec::new(); self.patterns.len()];
         let mut live_parts = 0;
-        let mut seen = vec![usize::MAX; self.patterns.len()];
         for (g, (group_keys, group)) in keys.iter_mut().zip(&self.groups).enumerate() {
             let arity = if group.key_fn.is_some() {
                 1
@@ -464,24 +463,36 @@ impl<E: Event + 'static> Core<E, Nfa<E>> {
             };
             group_keys.rebuild(&self.hasher, arity)?;
             for (slot, parts) in group_keys.iter_parts() {
+                let mut previous = None;
                 for part in parts.iter() {
                     let p = part.pattern as usize;
                     let Some(run) = self.patterns.get(p).filter(|run| run.group == g) else {
                         return Err(format!("key slot {slot} of group {g} holds pattern {p}"));
                     };
-                    if seen[p] == slot as usize {
-                        return Err(format!("key slot {slot} holds pattern {p} twice"));
+                    // (the engine finds a key's partitions in pattern order)
+                    if previous.is_some_and(|q| q >= p) {
+                        return Err(format!(
+                            "key slot {slot} holds pattern {p} twice or out of order"
+                        ));
                     }
-                    seen[p] = slot as usize;
+                    previous = Some(p);
                     let nfa = &run.automaton;
                     let stages = u16::try_from(nfa.pattern().stages.len()).unwrap_or(u16::MAX);
                     part.part
                         .check(nfa, |node| holders.push((node, p as u32, stages)))?;
+                    if part.is_hole() {
+                        if !part.part.is_empty() {
+                            return Err(format!("key slot {slot} holds a hole that is not empty"));
+                        }
+                        continue;
+                    }
                     live[p].push(part.ordinal);
                     live_parts += 1;
                 }
+                if parts.iter().all(|part| part.is_hole()) {
+                    return Err(format!("key slot {slot} holds no live partition"));
+                }
             }
-            seen.fill(usize::MAX);
         }
         for (p, numbers) in ordinals.iter().zip(live) {
             p.check(numbers.into_iter())?;
@@ -577,7 +588,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (1, 2_212_685_498, 453),
+            (2, 537_213_839, 450),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }

@@ -3,29 +3,18 @@
 //! and `advance_time` (`advanceTime`), an [`Executor`] driving an immutable
 //! [`Nfa`] over one [`Partition`] with the caller's [`Cache`].
 
-use super::buffer::{EventRef, SharedBuffer};
-use super::heap::{sift_up, JavaHeap};
+use super::buffer::{EventRef, NodeRef, SharedBuffer};
+use super::heap::{sift_up, Items, JavaHeap};
 use super::run::{Partition, Run, Runs};
 use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
 use super::MatchSink;
 use crate::event::Event;
-use crate::nfa::{Action, ConditionTable, EvalCtx, Nfa, SlotValues, StateId, StateKind};
+use crate::nfa::{
+    Action, ConditionTable, Edge, EvalCtx, Nfa, SlotValues, StateId, StateKind, StaticGraph,
+};
 use crate::pattern::SkipStrategy;
 use crate::primitives::{StageId, Timestamp};
-
-/// A TAKE or IGNORE edge found by the decision graph, with (for a TAKE) the
-/// final state reachable by proceeding from its target.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Edge {
-    action: Action,
-    /// The kind of the target state.
-    kind: StateKind,
-    /// The stage of the source state (what a TAKE records).
-    stage: Option<StageId>,
-    target: StateId,
-    final_after: Option<StateId>,
-}
 
 /// The matcher's reusable per-call space: decision-graph edges, the
 /// per-event values of conditions, emptied run vectors. The caller owns it
@@ -100,7 +89,7 @@ impl Cache {
         self.graph = (0, 0);
     }
 
-    /// The current run's decision graph.
+    /// The current run's decision graph, when not static.
     #[inline]
     fn edges(&self) -> &[Edge] {
         &self.graphs[self.graph.0..self.graph.1]
@@ -160,6 +149,9 @@ impl Cache {
 pub struct Executor<'a, E> {
     nfa: &'a Nfa<E>,
     cache: &'a mut Cache,
+    /// The current run's decision graph when its state's graph is static
+    /// (else it is in the cache).
+    static_edges: Option<&'a [Edge]>,
     /// At most this many partial matches (live runs plus held matches) per
     /// partition after an event; the oldest runs beyond it are dropped.
     limit: usize,
@@ -185,7 +177,18 @@ impl<'a, E: Event> Executor<'a, E> {
         Executor {
             nfa,
             cache,
+            static_edges: None,
             limit: usize::MAX,
+        }
+    }
+
+    /// The current run's decision graph
+    /// ([`create_decision_graph`](Self::create_decision_graph)).
+    #[inline]
+    fn edges(&self) -> &'_ [Edge] {
+        match self.static_edges {
+            Some(edges) => edges,
+            None => self.cache.edges(),
         }
     }
 
@@ -234,8 +237,24 @@ impl<'a, E: Event> Executor<'a, E> {
         out: &mut dyn MatchSink<E>,
     ) {
         let nfa = self.nfa;
-        self.cache.begin_event(nfa.states().len());
         let idle = part.runs.is_empty() && part.completed.is_empty();
+        if !self.may_start(buf, event) && (idle || self.all_stay(part, buf, event)) {
+            // Nothing would change: no output, the same runs in the same
+            // order (so the same deadline), nothing to drop.
+            return;
+        }
+        if idle {
+            if let Some((stage, target)) = nfa.simple_start() {
+                // (the start run's graph is its one TAKE, as
+                // `start_one_run` stores it)
+                let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
+                let taken = take(nfa, &start, stage, target, event, buf, 1);
+                part.runs.set_storage(Runs::from_buf([taken, start]));
+                part.refresh_deadline(nfa);
+                return;
+            }
+        }
+        self.cache.begin_event(nfa.states().len());
         if idle {
             // An idle partition has only the start run. When the start run
             // finds no TAKE or IGNORE edge for this event, its only branch is
@@ -243,10 +262,10 @@ impl<'a, E: Event> Executor<'a, E> {
             // nothing changes. Otherwise its edges are used as they are.
             let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
             self.create_decision_graph(&start, event, buf, false);
-            if self.cache.edges().is_empty() {
+            if self.edges().is_empty() {
                 return;
             }
-            let start = match *self.cache.edges() {
+            let start = match *self.edges() {
                 [edge] => match self.start_one_run(part, buf, event, start, edge) {
                     Ok(()) => return,
                     Err(start) => start,
@@ -273,6 +292,81 @@ impl<'a, E: Event> Executor<'a, E> {
             self.drop_oldest(part, buf, out);
         }
         self.settle(part);
+    }
+
+    /// Might the event change an idle partition (the start run take it)?
+    /// When not, offering it to an idle partition changes nothing and emits
+    /// nothing ([`Nfa::start_guard`]; the values it computes are the
+    /// event's, shared with every later evaluation).
+    #[inline]
+    pub(crate) fn may_start(&mut self, buf: &SharedBuffer<E>, event: EventRef) -> bool {
+        match self.nfa.start_guard() {
+            None => true,
+            Some(slots) => slots.iter().any(|&s| self.slot_value(s, buf, event)),
+        }
+    }
+
+    /// The value of slot `s` (one that does not read the run) for this
+    /// event: the event's value, computed once for every run and automaton.
+    #[inline(always)]
+    fn slot_value(&mut self, s: u32, buf: &SharedBuffer<E>, ev: EventRef) -> bool {
+        match self.nfa.cached_slot(s, &self.cache.slot_values) {
+            Some(value) => value,
+            None => self.compute_slot(s, buf, ev),
+        }
+    }
+
+    /// [`slot_value`](Self::slot_value) when not known yet.
+    #[inline(never)]
+    fn compute_slot(&mut self, s: u32, buf: &SharedBuffer<E>, ev: EventRef) -> bool {
+        let nfa = self.nfa;
+        let view = RunEvents::new(nfa, buf, NodeRef::NONE);
+        let ctx = EvalCtx {
+            event: buf.get(ev),
+            accumulators: nfa.fresh_accumulators(),
+            stages: &view,
+        };
+        nfa.slot_holds(s, &ctx, &mut self.cache.slot_values)
+    }
+
+    /// The value of a static graph's slot for this event.
+    #[inline(always)]
+    fn static_value(&mut self, g: &StaticGraph, buf: &SharedBuffer<E>, ev: EventRef) -> bool {
+        g.slot.is_some_and(|s| self.slot_value(s, buf, ev))
+    }
+
+    /// Does every partial run of a live partition (none held back) stay
+    /// where it is, by its state's one IGNORE edge into itself
+    /// ([`Nfa::stays`])? Only for automata whose conditions do not read
+    /// the run, so that the values tested are the event's and no condition
+    /// is evaluated twice.
+    #[inline]
+    fn all_stay(&mut self, part: &Partition, buf: &SharedBuffer<E>, event: EventRef) -> bool {
+        let nfa = self.nfa;
+        if !nfa.run_independent() || !part.completed.is_empty() {
+            return false;
+        }
+        for run in part.runs.iter() {
+            if run.is_start() {
+                continue;
+            }
+            let stays = match nfa.static_graph(run.state) {
+                Some(g) => g.stays[usize::from(self.static_value(g, buf, event))],
+                None => {
+                    let view = RunEvents::new(nfa, buf, NodeRef::NONE);
+                    let ctx = EvalCtx {
+                        event: buf.get(event),
+                        accumulators: nfa.fresh_accumulators(),
+                        stages: &view,
+                    };
+                    nfa.stays(run.state, &ctx, &mut self.cache.slot_values)
+                }
+            };
+            if !stays {
+                return false;
+            }
+        }
+        true
     }
 
     /// Flink's loop over the partial matches of `doProcess`: every run's
@@ -334,6 +428,24 @@ impl<'a, E: Event> Executor<'a, E> {
             part.runs.truncate(w);
             return;
         }
+        if r == n - 1 {
+            // The last run forks (usually the start run, which sorts
+            // last): its branches are offered to the queue built so far,
+            // the first `w` runs, where they stand.
+            let run = std::mem::replace(&mut items[r], Run::vacant());
+            part.runs.truncate(w);
+            let runs = part.runs.storage_mut();
+            if !runs.spilled() && w + 2 > runs.inline_size() {
+                // (at least two branches: into one of the cache's emptied
+                // vectors, not a new one)
+                if let Some(mut spare) = self.cache.spare.pop() {
+                    spare.extend(runs.drain(..));
+                    part.runs.set_storage(Runs::from_vec(spare));
+                }
+            }
+            self.route(run, event, buf, &mut part.runs, potential);
+            return;
+        }
         // A fork at `r`: the queue built so far (the first `w` runs, a
         // heap as they stand) moves to a vector, where the branches of the
         // runs from `r` on are offered.
@@ -369,7 +481,7 @@ impl<'a, E: Event> Executor<'a, E> {
         potential: &mut JavaHeap<Run>,
     ) -> Step {
         let nfa = self.nfa;
-        let edges = self.cache.edges();
+        let edges = self.edges();
         let is_start = run.is_start();
         match *edges {
             [] if is_start => return Step::Stays,
@@ -473,6 +585,7 @@ impl<'a, E: Event> Executor<'a, E> {
     /// removed (reported as timeouts when the pattern asks), pending
     /// `not followed by` endings complete, held matches whose blockers died
     /// are released.
+    #[inline]
     pub fn advance_time(
         &mut self,
         part: &mut Partition,
@@ -483,6 +596,19 @@ impl<'a, E: Event> Executor<'a, E> {
         if !part.next_deadline().is_some_and(|d| d <= t) && part.completed.is_empty() {
             return;
         }
+        self.advance_time_due(part, buf, t, out);
+    }
+
+    /// The body of [`advance_time`](Self::advance_time), once something is
+    /// due (out of line: most calls have nothing to do).
+    #[inline(never)]
+    fn advance_time_due(
+        &mut self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        t: Timestamp,
+        out: &mut dyn MatchSink<E>,
+    ) {
         if self.expire_all(part, buf, t, out) {
             return;
         }
@@ -652,11 +778,11 @@ impl<'a, E: Event> Executor<'a, E> {
         run: Run,
         ev: EventRef,
         buf: &mut SharedBuffer<E>,
-        next: &mut JavaHeap<Run>,
+        next: &mut impl Next,
         potential: &mut JavaHeap<Run>,
     ) {
         let nfa = self.nfa;
-        let edges = self.cache.edges();
+        let edges = self.edges();
         route_branches(nfa, edges, run, ev, buf, next, potential);
     }
 
@@ -671,7 +797,7 @@ impl<'a, E: Event> Executor<'a, E> {
         potential: &mut JavaHeap<Run>,
     ) {
         let nfa = self.nfa;
-        let edges = self.cache.edges();
+        let edges = self.edges();
         route_branches(nfa, edges, run, ev, buf, slot, potential);
     }
 
@@ -691,6 +817,12 @@ impl<'a, E: Event> Executor<'a, E> {
         memo: bool,
     ) {
         let nfa = self.nfa;
+        if let Some(g) = nfa.static_graph(run.state) {
+            let value = self.static_value(g, buf, ev);
+            self.static_edges = Some(&g.edges[usize::from(value)]);
+            return;
+        }
+        self.static_edges = None;
         let cache = &mut *self.cache;
         if !memo {
             // (only this run's graph is kept)
@@ -762,7 +894,7 @@ trait Next {
 }
 
 /// The new queue of a step.
-impl Next for JavaHeap<Run> {
+impl<S: Items<Run>> Next for JavaHeap<Run, S> {
     #[inline]
     fn offer(&mut self, run: Run) {
         JavaHeap::offer(self, run);

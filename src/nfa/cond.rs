@@ -43,6 +43,17 @@ pub enum CondNode {
     And(CondId, CondId),
 }
 
+/// What a condition needs in order to hold ([`Conditions::needs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// It never holds.
+    Never,
+    /// It holds only when this slot (which does not read the run) does.
+    Slot(u32),
+    /// Nothing simpler than the condition itself.
+    Unknown,
+}
+
 /// A compiled stage or `until` condition.
 pub(crate) enum SlotKind<E> {
     /// A closure from the builder API.
@@ -305,6 +316,42 @@ impl<E> Conditions<E> {
             cache.set(self.shared[s] as usize, value);
         }
         value
+    }
+
+    /// What condition `id` needs in order to hold, for tests made before a
+    /// run is stepped: [`Needs::Slot`] a slot that does not read the run
+    /// (the leftmost such one of a conjunction) and must be true,
+    /// [`Needs::Never`] when it never holds, [`Needs::Unknown`] otherwise
+    /// (`true`, a negation, a slot that reads the run).
+    pub fn needs(&self, id: CondId) -> Needs {
+        match self.nodes[id.0 as usize] {
+            CondNode::False => Needs::Never,
+            CondNode::Slot(s) if !self.slots[s as usize].per_run => Needs::Slot(s),
+            CondNode::And(a, b) => match self.needs(a) {
+                Needs::Unknown => self.needs(b),
+                known => known,
+            },
+            _ => Needs::Unknown,
+        }
+    }
+
+    /// The value of slot `s` for this event, when `cache` knows it.
+    #[inline(always)]
+    pub fn cached(&self, s: u32, cache: &SlotValues) -> Option<bool> {
+        cache.get(
+            self.shared
+                .get(s as usize)
+                .map_or(usize::MAX, |&n| n as usize),
+        )
+    }
+
+    /// The value of slot `s` for this event (from `cache` when known).
+    #[inline]
+    pub fn slot_holds(&self, s: u32, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    where
+        E: crate::event::Event,
+    {
+        self.eval_slot(s as usize, ctx, cache)
     }
 
     /// Writes a condition as text (`a`, `!a`, `a & !until(b)`, `true`).

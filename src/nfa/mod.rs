@@ -158,6 +158,42 @@ pub(crate) struct State {
     pub window: Option<DurationMs>,
 }
 
+/// A TAKE or IGNORE edge of a decision graph (Flink's
+/// `createDecisionGraph`), with (for a TAKE) the final state reachable by
+/// proceeding from its target. The matcher collects them per run and
+/// event; states whose graph depends on one condition slot have both
+/// possible graphs ready ([`Nfa::static_graph`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Edge {
+    /// Take or ignore.
+    pub action: Action,
+    /// The kind of the target state.
+    pub kind: StateKind,
+    /// The stage of the source state (what a TAKE records).
+    pub stage: Option<StageId>,
+    /// Where the run goes.
+    pub target: StateId,
+    /// For a TAKE: the final state reached by proceeding from `target`.
+    pub final_after: Option<StateId>,
+}
+
+/// The decision graph of a state that depends on at most one condition
+/// slot (not reading the run): the state has no PROCEED edge, its
+/// transitions' conditions are `true`, `false`, the slot or its negation,
+/// and no TAKE leads to a state with PROCEED edges (so no final state
+/// follows a take). The edges are those whose condition holds, in
+/// transition order, for the slot false and true.
+#[derive(Clone, Debug)]
+pub(crate) struct StaticGraph {
+    /// The slot; `None` when every condition is constant.
+    pub slot: Option<u32>,
+    /// The graph when the slot is false (index 0) and true (index 1).
+    pub edges: [Box<[Edge]>; 2],
+    /// Is the graph, for that value, exactly the one IGNORE edge into the
+    /// state itself (a run there stays as it is)?
+    pub stays: [bool; 2],
+}
+
 /// Why a pattern could not be compiled (crate-internal; the public
 /// [`Nfa::compile`] turns it into a [`crate::Error`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +265,20 @@ pub struct Nfa<E> {
     run_independent: bool,
     /// Does any state have an element window?
     element_windows: bool,
+    /// Slots (not reading the run) of which one must hold for the start
+    /// run to take an event; `None` when no such set is known.
+    start_guard: Option<Box<[u32]>>,
+    /// Per state: does a run waiting there just stay when its one IGNORE
+    /// edge, into the state itself, is the only edge that holds? (No
+    /// PROCEED edge, exactly one IGNORE edge, a loop.)
+    self_ignoring: Vec<bool>,
+    /// When the start run's decision graph is one TAKE edge into a normal
+    /// state (no PROCEED anywhere on the way) whenever the start guard
+    /// holds: that edge's stage and target.
+    simple_start: Option<(StageId, StateId)>,
+    /// Per state: its decision graph by one slot's value, when it depends
+    /// on no more (see [`StaticGraph`]).
+    static_graphs: Vec<Option<StaticGraph>>,
     _event: PhantomData<fn(&E)>,
 }
 
@@ -296,15 +346,35 @@ impl<E: Event + 'static> Nfa<E> {
                 ..CompileError::new(format!("select: {e}"))
             })?;
         let layout = layout.finish();
-        let proceeds = compiled
+        let proceeds: Vec<bool> = compiled
             .states
             .iter()
             .map(|s| s.transitions.iter().any(|t| t.action == Action::Proceed))
             .collect();
         let run_independent = conds.slots.iter().all(|s| !s.per_run);
         let element_windows = compiled.states.iter().any(|s| s.window.is_some());
+        let start_guard = start_guard(&compiled.states, compiled.start, &conds);
+        let self_ignoring = compiled
+            .states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut ignores = s.transitions.iter().filter(|t| t.action == Action::Ignore);
+                s.transitions.iter().all(|t| t.action != Action::Proceed)
+                    && ignores.next().is_some_and(|t| t.target.index() == i)
+                    && ignores.next().is_none()
+            })
+            .collect();
+        let simple_start = simple_start(&compiled.states, compiled.start, &conds, &proceeds);
+        let static_graphs = (0..compiled.states.len())
+            .map(|i| static_graph(&compiled.states, StateId(i as u32), &conds, &proceeds))
+            .collect();
         Ok(Nfa {
             proceeds,
+            static_graphs,
+            start_guard,
+            simple_start,
+            self_ignoring,
             element_windows,
             run_independent,
             fresh: layout.new_accumulators(),
@@ -386,6 +456,64 @@ impl<E> Nfa<E> {
         self.element_windows
     }
 
+    /// The slots of which one must hold for the start run to take an event:
+    /// when every one is false for an event, no TAKE edge of the start
+    /// run's decision graph holds (its IGNORE edges change nothing), so an
+    /// idle partition stays idle and emits nothing. `None` when no such
+    /// set is known.
+    #[inline]
+    pub(crate) fn start_guard(&self) -> Option<&[u32]> {
+        self.start_guard.as_deref()
+    }
+
+    /// The value of slot `s` (one that does not read the run) for this
+    /// event, when `memo` knows it.
+    #[inline(always)]
+    pub(crate) fn cached_slot(&self, s: u32, memo: &SlotValues) -> Option<bool> {
+        self.conds.cached(s, memo)
+    }
+
+    /// When the start run's decision graph, whenever
+    /// [`may_start`](Self::may_start) holds, is exactly one TAKE edge into
+    /// a normal state from which nothing proceeds: its stage and target.
+    #[inline]
+    pub(crate) fn simple_start(&self) -> Option<(StageId, StateId)> {
+        self.simple_start
+    }
+
+    /// The decision graph of `state` by one slot's value, when it depends
+    /// on no more.
+    #[inline]
+    pub(crate) fn static_graph(&self, state: StateId) -> Option<&StaticGraph> {
+        self.static_graphs[state.index()].as_ref()
+    }
+
+    /// The value of slot `s` (one that does not read the run) for this
+    /// event.
+    #[inline]
+    pub(crate) fn slot_holds(&self, s: u32, ctx: &EvalCtx<'_, E>, memo: &mut SlotValues) -> bool
+    where
+        E: Event,
+    {
+        self.conds.slot_holds(s, ctx, memo)
+    }
+
+    /// Does a run waiting in `state` stay exactly as it is on this event:
+    /// the state is self-ignoring and its IGNORE edge is the only one that
+    /// holds? (Evaluates the state's conditions in order, as the decision
+    /// graph does, stopping at the first that decides.)
+    #[inline]
+    pub(crate) fn stays(&self, state: StateId, ctx: &EvalCtx<'_, E>, memo: &mut SlotValues) -> bool
+    where
+        E: Event,
+    {
+        self.self_ignoring[state.index()]
+            && self.states[state.index()]
+                .transitions
+                .iter()
+                .all(|t| (t.action == Action::Ignore) == self.conds.eval(t.cond, ctx, memo))
+    }
+
     /// The accumulators of a run that took nothing (clone them).
     #[inline]
     pub(crate) fn fresh_accumulators(&self) -> &Accumulators {
@@ -414,6 +542,132 @@ impl<E> Nfa<E> {
     {
         self.conds.eval(cond, ctx, memo)
     }
+}
+
+/// The slots of which one must hold for a run in `start` to take an event
+/// ([`Nfa::may_start`]): for every TAKE edge reachable from `start` through
+/// PROCEED edges (whatever their conditions), a slot its condition needs.
+/// `None` when some TAKE edge needs no known slot. IGNORE edges are left
+/// out: the start run never follows them.
+fn start_guard<E>(states: &[State], start: StateId, conds: &Conditions<E>) -> Option<Box<[u32]>> {
+    let mut slots = Vec::new();
+    let mut seen = vec![false; states.len()];
+    let mut stack = vec![start];
+    while let Some(state) = stack.pop() {
+        if std::mem::replace(&mut seen[state.index()], true) {
+            continue;
+        }
+        for t in &states[state.index()].transitions {
+            match t.action {
+                Action::Proceed => stack.push(t.target),
+                Action::Ignore => {}
+                Action::Take => match conds.needs(t.cond) {
+                    cond::Needs::Never => {}
+                    cond::Needs::Slot(s) => {
+                        if !slots.contains(&s) {
+                            slots.push(s);
+                        }
+                    }
+                    cond::Needs::Unknown => return None,
+                },
+            }
+        }
+    }
+    Some(slots.into_boxed_slice())
+}
+
+/// See [`StaticGraph`]: `state`'s graph by one slot's value, if it depends
+/// on no more.
+fn static_graph<E>(
+    states: &[State],
+    state: StateId,
+    conds: &Conditions<E>,
+    proceeds: &[bool],
+) -> Option<StaticGraph> {
+    if proceeds[state.index()] {
+        return None;
+    }
+    let source = &states[state.index()];
+    // Per transition: `Some(None)` constant true, `None` constant false,
+    // `Some(Some(v))` holds when the slot is `v`.
+    let mut slot = None;
+    let mut when = Vec::with_capacity(source.transitions.len());
+    for t in &source.transitions {
+        let (s, value) = match conds.nodes[t.cond.0 as usize] {
+            CondNode::True => {
+                when.push(Some(None));
+                continue;
+            }
+            CondNode::False => {
+                when.push(None);
+                continue;
+            }
+            CondNode::Slot(s) => (s, true),
+            CondNode::Not(a) => match conds.nodes[a.0 as usize] {
+                CondNode::Slot(s) => (s, false),
+                _ => return None,
+            },
+            CondNode::And(..) => return None,
+        };
+        if conds.slots[s as usize].per_run || slot.is_some_and(|other| other != s) {
+            return None;
+        }
+        slot = Some(s);
+        when.push(Some(Some(value)));
+    }
+    if source
+        .transitions
+        .iter()
+        .any(|t| t.action == Action::Take && proceeds[t.target.index()])
+    {
+        return None;
+    }
+    let graph = |value: bool| -> Box<[Edge]> {
+        source
+            .transitions
+            .iter()
+            .zip(&when)
+            .filter(|(t, w)| {
+                t.action != Action::Proceed && w.is_some_and(|w| w.map_or(true, |v| v == value))
+            })
+            .map(|(t, _)| Edge {
+                action: t.action,
+                kind: states[t.target.index()].kind,
+                stage: source.stage,
+                target: t.target,
+                final_after: None,
+            })
+            .collect()
+    };
+    let edges = [graph(false), graph(true)];
+    let stays = [false, true].map(|v| {
+        matches!(&edges[usize::from(v)][..], [e] if e.action == Action::Ignore && e.target == state)
+    });
+    Some(StaticGraph { slot, edges, stays })
+}
+
+/// See [`Nfa::simple_start`]: the start state has no PROCEED edge and one
+/// transition, a TAKE whose condition is one slot that does not read the
+/// run (so the start guard is that slot), into a normal state without
+/// PROCEED edges (so no final state follows the take).
+fn simple_start<E>(
+    states: &[State],
+    start: StateId,
+    conds: &Conditions<E>,
+    proceeds: &[bool],
+) -> Option<(StageId, StateId)> {
+    let state = &states[start.index()];
+    let [t] = state.transitions[..] else {
+        return None;
+    };
+    let one_slot = matches!(conds.nodes[t.cond.0 as usize], CondNode::Slot(_))
+        && conds.needs(t.cond) != cond::Needs::Unknown;
+    let target = &states[t.target.index()];
+    (t.action == Action::Take
+        && one_slot
+        && target.kind == StateKind::Normal
+        && !proceeds[t.target.index()])
+    .then_some((state.stage?, t.target))
 }
 
 /// Compiles one stage or `until` condition into a slot (or `true`).

@@ -345,3 +345,50 @@ fn equal_conditions_share_their_value_numbers() {
     assert_eq!(first.conds.shared, [0, 1]);
     assert_eq!(second.conds.shared, [1, 2, 0]);
 }
+
+#[test]
+fn start_guards_and_static_graphs() {
+    // `a followed by b`: the waiting state `b` depends on `b` only, the
+    // start state `a` on `a` only.
+    let p = pattern(
+        &["a", "b"],
+        vec![el(0, Contiguity::Relaxed), el(1, Contiguity::Relaxed)],
+    );
+    let nfa = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap();
+    let (slot_a, slot_b) = (0, 1);
+    assert_eq!(nfa.start_guard(), Some(&[slot_a][..]));
+    assert_eq!(nfa.simple_start(), Some((StageId(0), StateId(1))));
+    let waiting = nfa.static_graph(StateId(1)).unwrap();
+    assert_eq!(waiting.slot, Some(slot_b));
+    // no `b`: the run ignores the event into its own state; a `b`: it takes
+    // it into the final state
+    assert_eq!(waiting.stays, [true, false]);
+    let taken: Vec<_> = waiting.edges[1]
+        .iter()
+        .map(|e| (e.action, e.target, e.kind))
+        .collect();
+    assert_eq!(taken, vec![(Action::Take, StateId(0), StateKind::Final)]);
+    let start = nfa.static_graph(nfa.start()).unwrap();
+    assert_eq!((start.slot, start.edges[0].len()), (Some(slot_a), 0));
+
+    // `a followed by b+`: a take into `b` may complete by proceeding, so
+    // the states taking into it have no static graph.
+    let mut b = el(1, Contiguity::Relaxed);
+    b.quantifier = Quantifier::AtLeast(1);
+    let p = pattern(&["a", "b"], vec![el(0, Contiguity::Relaxed), b]);
+    let nfa = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap();
+    assert!(nfa.static_graph(StateId(1)).is_none());
+    assert!(nfa.static_graph(StateId(2)).is_none());
+
+    // `a followed by b? next c`: the start's one take leads to a state that
+    // proceeds, so it is no simple start.
+    let mut b = el(1, Contiguity::Relaxed);
+    b.optional = true;
+    let p = pattern(
+        &["a", "b", "c"],
+        vec![el(0, Contiguity::Relaxed), b, el(2, Contiguity::Strict)],
+    );
+    let nfa = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap();
+    assert_eq!(nfa.start_guard(), Some(&[slot_a][..]));
+    assert_eq!(nfa.simple_start(), None);
+}
