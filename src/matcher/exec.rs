@@ -155,6 +155,9 @@ pub struct Executor<'a, E> {
     /// At most this many partial matches (live runs plus held matches) per
     /// partition after an event; the oldest runs beyond it are dropped.
     limit: usize,
+    /// Does the start run take events? Not for a draining pattern version
+    /// ([`without_start`](Self::without_start)).
+    starts: bool,
 }
 
 impl<E> std::fmt::Debug for Executor<'_, E> {
@@ -163,6 +166,7 @@ impl<E> std::fmt::Debug for Executor<'_, E> {
             .field("nfa", self.nfa)
             .field("cache", &self.cache)
             .field("limit", &self.limit)
+            .field("starts", &self.starts)
             .finish()
     }
 }
@@ -179,6 +183,7 @@ impl<'a, E: Event> Executor<'a, E> {
             cache,
             static_edges: None,
             limit: usize::MAX,
+            starts: true,
         }
     }
 
@@ -204,6 +209,48 @@ impl<'a, E: Event> Executor<'a, E> {
     pub fn with_run_limit(mut self, limit: usize) -> Executor<'a, E> {
         self.limit = limit.max(1);
         self
+    }
+
+    /// Starts no new partial match: the start run takes and ignores
+    /// nothing (its decision graph is empty), so only the partial matches
+    /// the partition holds go on. This is how an old version of a replaced
+    /// pattern drains (`docs/dynamic-rules.md`); an idle partition stays
+    /// idle.
+    #[inline]
+    pub fn without_start(mut self) -> Executor<'a, E> {
+        self.starts = false;
+        self
+    }
+
+    /// Drops every partial match of the partition (released, not
+    /// reported) and returns how many; complete matches a skip strategy
+    /// held back behind them are then emitted, as when the run limit drops
+    /// runs ([`with_run_limit`](Self::with_run_limit)). The partition is
+    /// empty afterwards. This is how a removed or restarted pattern's state
+    /// goes (`docs/dynamic-rules.md`).
+    pub fn discard(
+        &mut self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        out: &mut dyn MatchSink<E>,
+    ) -> usize {
+        let nfa = self.nfa;
+        let mut discarded = 0;
+        // The start run sorts last: every run before it is a partial one.
+        while part.runs.peek().is_some_and(|run| !run.is_start()) {
+            let Some(run) = part.runs.poll() else {
+                break;
+            };
+            buf.release(run.node);
+            discarded += 1;
+        }
+        if !part.completed.is_empty() {
+            let mut none = std::mem::take(&mut self.cache.potential);
+            process_matches_by_skip(nfa, part, &mut none, buf, &mut self.cache.removed, out);
+            self.cache.potential = none;
+        }
+        self.settle(part);
+        discarded
     }
 
     /// The automaton.
@@ -824,6 +871,11 @@ impl<'a, E: Event> Executor<'a, E> {
         }
         self.static_edges = None;
         let cache = &mut *self.cache;
+        if !self.starts && run.is_start() {
+            // A draining version's start run: no edge (it stays as it is).
+            cache.graph = (0, 0);
+            return;
+        }
         if !memo {
             // (only this run's graph is kept)
             cache.graphs.clear();
