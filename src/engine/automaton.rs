@@ -96,7 +96,9 @@ pub(crate) trait Automaton<E> {
 
     /// Offers one event (already stored, time already advanced to its
     /// time); afterwards the partition holds at most `limit` partial
-    /// matches, its oldest ones dropped (to `out.on_dropped`).
+    /// matches, its oldest ones dropped (to `out.on_dropped`). Without
+    /// `starts` (a draining version) the event starts no new partial
+    /// match: only those the partition holds go on.
     #[allow(clippy::too_many_arguments)]
     fn process(
         &self,
@@ -104,9 +106,21 @@ pub(crate) trait Automaton<E> {
         store: &mut Self::Store,
         cache: &mut Self::Cache,
         limit: usize,
+        starts: bool,
         event: <Self::Store as EventStore<E>>::Ref,
         out: &mut dyn Reporter<E, Self>,
     );
+
+    /// Drops every partial match of the partition (not reported) and
+    /// returns how many; matches held back behind them are emitted. The
+    /// partition is empty afterwards.
+    fn discard(
+        &self,
+        part: &mut Self::Partition,
+        store: &mut Self::Store,
+        cache: &mut Self::Cache,
+        out: &mut dyn Reporter<E, Self>,
+    ) -> usize;
 
     /// Does the partition hold nothing (so its key can be forgotten)?
     fn is_empty(part: &Self::Partition) -> bool;

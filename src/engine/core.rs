@@ -34,6 +34,10 @@ pub struct Stats {
     /// engine's limit (`Engine::max_runs_per_key`; see `docs/semantics.md`,
     /// "The limit on partial matches per key").
     pub dropped_runs: u64,
+    /// Partial matches discarded because their pattern was removed, or
+    /// replaced with [`ReloadPolicy::Restart`](crate::engine::ReloadPolicy)
+    /// (`docs/dynamic-rules.md`). They are not reported to the sink.
+    pub discarded_runs: u64,
     /// Times the watermark was moved up to the earliest waiting event
     /// because more events waited than the engine's limit
     /// (`Engine::max_waiting_events`; see `docs/semantics.md`, "The limit
@@ -62,16 +66,33 @@ pub enum Arrival {
 /// One pattern of the engine.
 pub(super) struct PatternRun<A> {
     pub(super) automaton: A,
-    key_paths: Vec<FieldPath>,
+    pub(super) key_paths: Vec<FieldPath>,
     /// The group of patterns partitioned alike that it belongs to, and its
     /// position among the group's patterns.
     pub(super) group: usize,
-    local: usize,
+    pub(super) local: usize,
     /// Is it the group's last pattern (so far)?
-    last: bool,
+    pub(super) last: bool,
     /// Numbers for its partitions (they order its deadlines of equal
     /// time).
     pub(super) ordinals: Ordinals,
+    /// Its version: 1 when its name was first added, +1 per replacement
+    /// (`docs/dynamic-rules.md`).
+    pub(super) version: u32,
+    /// Has its name been replaced at least once (so output shows the
+    /// version)?
+    pub(super) versioned: bool,
+    /// Is it an old version that drains: it starts no new partial match,
+    /// and goes when it holds none.
+    pub(super) draining: bool,
+}
+
+impl<A> PatternRun<A> {
+    /// Its version, and whether its name was replaced (for [`Bridge`]).
+    #[inline(always)]
+    pub(super) fn version(&self) -> (u32, bool) {
+        (self.version, self.versioned)
+    }
 }
 
 /// Patterns partitioned alike: by the same fields (or none), or one
@@ -84,7 +105,7 @@ pub(super) struct Group<E, P> {
     pub(super) key_fn: Option<NativeKeyFn<E>>,
     pub(super) keys: Keys<P>,
     /// Number of patterns in the group.
-    size: usize,
+    pub(super) size: usize,
     /// The key of the event being processed, its hash, or why it has none.
     key: KeyValue,
     hash: u64,
@@ -140,7 +161,7 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     pub(super) patterns: Vec<PatternRun<A>>,
     pub(super) groups: Vec<Group<E, A::Partition>>,
     pub(super) store: A::Store,
-    cache: A::Cache,
+    pub(super) cache: A::Cache,
     pub(super) clock: Clock<E>,
     pub(super) deadlines: DeadlineIndex,
     pub(super) hasher: KeyHasher,
@@ -151,6 +172,8 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     pub(super) waiting_limit: usize,
     /// Live partitions, over all patterns and keys.
     pub(super) live_parts: usize,
+    /// Patterns that drain (old versions of replaced ones).
+    pub(super) draining: usize,
     /// The partitions due at `firing`, last first.
     due: Vec<Due>,
     /// The time whose deadlines `due` holds.
@@ -176,6 +199,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             run_limit: DEFAULT_MAX_RUNS_PER_KEY,
             waiting_limit: DEFAULT_MAX_WAITING_EVENTS,
             live_parts: 0,
+            draining: 0,
             due: Vec::new(),
             firing: 0,
             due_counts: Vec::new(),
@@ -246,13 +270,11 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             local,
             last: true,
             ordinals: Ordinals::default(),
+            version: 1,
+            versioned: false,
+            draining: false,
         });
         Ok(self.patterns.len() - 1)
-    }
-
-    /// The compiled patterns, in the order added.
-    pub fn automata(&self) -> impl Iterator<Item = &A> {
-        self.patterns.iter().map(|p| &p.automaton)
     }
 
     /// Takes one event in. It is late (and goes to `sink.on_late`) when its
@@ -396,6 +418,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 pattern: p,
                 ir: run.automaton.pattern(),
                 key_paths: &run.key_paths,
+                version: run.version(),
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
@@ -529,6 +552,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 pattern: p,
                 ir: run.automaton.pattern(),
                 key_paths: &run.key_paths,
+                version: run.version(),
                 key,
                 sink,
                 stats: &mut self.stats,
@@ -643,6 +667,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             pattern: 0,
             ir: run.automaton.pattern(),
             key_paths: &run.key_paths,
+            version: run.version(),
             key,
             sink,
             stats: &mut self.stats,
@@ -652,6 +677,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             store: &mut self.store,
             cache: &mut self.cache,
             limit: self.run_limit,
+            starts: !run.draining,
             ts,
             ev,
         };
@@ -766,6 +792,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             pattern: p,
             ir: run.automaton.pattern(),
             key_paths: &run.key_paths,
+            version: run.version(),
             key,
             sink,
             stats: &mut self.stats,
@@ -775,6 +802,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             store: &mut self.store,
             cache: &mut self.cache,
             limit: self.run_limit,
+            starts: !run.draining,
             ts,
             ev,
         };
@@ -814,6 +842,8 @@ struct Step<'a, E, A: Automaton<E>> {
     store: &'a mut A::Store,
     cache: &'a mut A::Cache,
     limit: usize,
+    /// May the event start partial matches (not in a draining version)?
+    starts: bool,
     ts: Timestamp,
     ev: <A::Store as EventStore<E>>::Ref,
 }
@@ -825,14 +855,15 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
     fn existing(self, part: &mut A::Partition, out: &mut dyn Reporter<E, A>) {
         let a = self.automaton;
         a.advance_time(part, self.store, self.cache, self.ts, out);
-        a.process(part, self.store, self.cache, self.limit, self.ev, out);
+        let (limit, starts) = (self.limit, self.starts);
+        a.process(part, self.store, self.cache, limit, starts, self.ev, out);
     }
 
     /// Might the event start something in an idle partition
-    /// ([`Automaton::may_start`])?
+    /// ([`Automaton::may_start`]; never in a draining version)?
     #[inline(always)]
     fn may_start(&mut self) -> bool {
-        self.automaton.may_start(self.store, self.cache, self.ev)
+        self.starts && self.automaton.may_start(self.store, self.cache, self.ev)
     }
 
     /// The event offered to `part`, an idle partition of its pattern (a
@@ -851,6 +882,7 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
             self.store,
             self.cache,
             self.limit,
+            self.starts,
             self.ev,
             out,
         );
@@ -906,13 +938,15 @@ fn read_key<E: Event>(
 
 /// Routes one partition's output to the engine's sink with its context
 /// (built only when there is output).
-struct Bridge<'a, S: ?Sized> {
-    pattern: usize,
-    ir: &'a Pattern,
-    key_paths: &'a [FieldPath],
-    key: &'a KeyValue,
-    sink: &'a mut S,
-    stats: &'a mut Stats,
+pub(super) struct Bridge<'a, S: ?Sized> {
+    pub(super) pattern: usize,
+    pub(super) ir: &'a Pattern,
+    pub(super) key_paths: &'a [FieldPath],
+    /// The pattern's version, and whether its name was replaced.
+    pub(super) version: (u32, bool),
+    pub(super) key: &'a KeyValue,
+    pub(super) sink: &'a mut S,
+    pub(super) stats: &'a mut Stats,
 }
 
 impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
@@ -921,12 +955,14 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             pattern,
             ir,
             key_paths,
+            version,
             key,
             sink,
             stats,
         } = self;
         stats.matches += 1;
-        let ctx = MatchContext::new(*pattern, ir, key_paths, key);
+        let ctx =
+            MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         sink.on_match(&MatchRef::new(&ctx, m));
     }
 
@@ -935,12 +971,14 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             pattern,
             ir,
             key_paths,
+            version,
             key,
             sink,
             stats,
         } = self;
         stats.timeouts += 1;
-        let ctx = MatchContext::new(*pattern, ir, key_paths, key);
+        let ctx =
+            MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         sink.on_timeout(&MatchRef::new(&ctx, m), expired_at);
     }
 
@@ -949,12 +987,14 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             pattern,
             ir,
             key_paths,
+            version,
             key,
             sink,
             stats,
         } = self;
         stats.dropped_runs += 1;
-        let ctx = MatchContext::new(*pattern, ir, key_paths, key);
+        let ctx =
+            MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         sink.on_dropped(&MatchRef::new(&ctx, m));
     }
 }

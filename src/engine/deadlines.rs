@@ -105,6 +105,14 @@ impl DeadlineIndex {
         }
     }
 
+    /// Replaces every entry with `entries`, every scheduled key's (after
+    /// the engine's groups were renumbered by a change of its rules).
+    pub fn rebuild(&mut self, mut entries: Vec<Entry>, live: usize) {
+        entries.sort_unstable();
+        self.queue = FifoHeap::from_sorted(entries);
+        self.check_at = self.len() + live + 1024;
+    }
+
     /// Drops the stale entries when they dominate, so the index stays
     /// proportional to the live keys (`live` of them, the groups'
     /// together): after a check it holds at most twice the live keys plus

@@ -38,7 +38,8 @@ pub struct Engine<E: Event + 'static = Record> {
 
 /// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
 /// language, a typed [`Pattern`](crate::Pattern) from the builder, or a
-/// pattern of the IR ([`crate::pattern::Pattern`]). Sealed.
+/// pattern of the IR ([`crate::pattern::Pattern`]) or a slice of them.
+/// Sealed.
 pub trait PatternSet<E>: sealed::Sealed<E> {}
 
 pub(crate) mod sealed {
@@ -66,6 +67,16 @@ impl<E> sealed::Sealed<E> for Pattern {
 }
 
 impl<E> PatternSet<E> for Pattern {}
+
+impl<E> sealed::Sealed<E> for [Pattern] {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        self.iter().collect()
+    }
+}
+
+/// Patterns of the IR as one set (for [`Engine::set_rules`], patterns
+/// built or edited in code).
+impl<E> PatternSet<E> for [Pattern] {}
 
 impl<E> sealed::Sealed<E> for crate::Pattern<E> {
     fn ir_patterns(&self) -> Vec<&Pattern> {
@@ -202,29 +213,46 @@ impl<E: Event + 'static> Engine<E> {
     /// # Ok::<(), cepheid::Error>(())
     /// ```
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
+        let (compiled, mut fields) = self.compile(patterns, true)?;
+        for nfa in compiled {
+            self.core
+                .add(nfa, &mut fields)
+                .expect("key fields resolved above");
+        }
+        self.fields = fields;
+        Ok(())
+    }
+
+    /// Compiles patterns for `E` with a copy of the engine's fields: all
+    /// of them, or every problem as one error (a name twice in the set;
+    /// with `fresh`, a name the engine has).
+    pub(super) fn compile<P: PatternSet<E> + ?Sized>(
+        &self,
+        patterns: &P,
+        fresh: bool,
+    ) -> Result<(Vec<Nfa<E>>, E::Fields), Error> {
         let mut fields = self.fields.clone();
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
-        let mut names: Vec<&str> = self
-            .core
-            .automata()
-            .map(|a| a.pattern().name.as_str())
-            .collect();
+        let mut names: Vec<&str> = if fresh {
+            self.patterns().map(|p| p.name.as_str()).collect()
+        } else {
+            Vec::new()
+        };
         for (index, pattern) in patterns.ir_patterns().into_iter().enumerate() {
             if names.contains(&pattern.name.as_str()) {
-                errors.push(
-                    patterns.locate(
-                        index,
-                        Error::new(
-                            ErrorKind::Pattern,
-                            format!(
-                                "a pattern named `{}` is already in the engine",
-                                pattern.name
-                            ),
-                        )
-                        .with_span(pattern.span),
-                    ),
-                );
+                let message = if fresh {
+                    format!(
+                        "a pattern named `{}` is already in the engine",
+                        pattern.name
+                    )
+                } else {
+                    format!("the rules name two patterns `{}`", pattern.name)
+                };
+                errors.push(patterns.locate(
+                    index,
+                    Error::new(ErrorKind::Pattern, message).with_span(pattern.span),
+                ));
                 continue;
             }
             names.push(&pattern.name);
@@ -250,13 +278,7 @@ impl<E: Event + 'static> Engine<E> {
         if !errors.is_empty() {
             return Err(Error::many(errors));
         }
-        for nfa in compiled {
-            self.core
-                .add(nfa, &mut fields)
-                .expect("key fields resolved above");
-        }
-        self.fields = fields;
-        Ok(())
+        Ok((compiled, fields))
     }
 
     /// How `E`'s field names become ids. For [`Record`] this is the
@@ -271,7 +293,9 @@ impl<E: Event + 'static> Engine<E> {
     /// its time is at or below the watermark; otherwise it waits, and
     /// whatever the watermark has now passed is processed.
     pub fn push<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) -> Arrival {
-        self.core.push(ts, event, sink)
+        let arrival = self.core.push(ts, event, sink);
+        self.core.reap();
+        arrival
     }
 
     /// A punctuated watermark: every event at or below `t` has arrived.
@@ -279,7 +303,8 @@ impl<E: Event + 'static> Engine<E> {
     /// and firing deadlines up to it. `watermark(Timestamp::MAX)` lets every
     /// window close.
     pub fn watermark<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
-        self.core.watermark(t, sink)
+        self.core.watermark(t, sink);
+        self.core.reap();
     }
 
     /// End of input: processes every waiting event and advances time to the
@@ -287,7 +312,8 @@ impl<E: Event + 'static> Engine<E> {
     /// later ones stay open (to close them all, call
     /// [`watermark`](Engine::watermark)`(Timestamp::MAX)` instead).
     pub fn finish<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
-        self.core.finish(sink)
+        self.core.finish(sink);
+        self.core.reap();
     }
 
     /// The current watermark, `None` before the first event or watermark.
@@ -300,9 +326,15 @@ impl<E: Event + 'static> Engine<E> {
         self.core.stats()
     }
 
-    /// The compiled patterns, in the order added.
+    /// The patterns in force, in order: in the order added, unless
+    /// [`set_rules`](Engine::set_rules) gave another. (Old versions of
+    /// replaced patterns that still drain are not among them.)
     pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {
-        self.core.automata().map(Nfa::pattern)
+        self.core
+            .patterns
+            .iter()
+            .filter(|run| !run.draining)
+            .map(|run| run.automaton.pattern())
     }
 
     /// Keys with partial matches, summed over all patterns.

@@ -83,6 +83,7 @@ mod nfa;
 mod partitions;
 mod processing;
 mod queue;
+mod reload;
 mod sink;
 mod snapshot;
 #[cfg(test)]
@@ -92,6 +93,7 @@ pub use crate::matcher::{Match, Output};
 pub use core::{Arrival, Stats};
 pub(crate) use front::sealed;
 pub use front::{Engine, PatternSet};
+pub use reload::{Change, Changes, ReloadPolicy};
 #[cfg(test)]
 pub(crate) use sink::{MatchAccess, MatchContext};
 pub use sink::{MatchRef, Sink};

@@ -127,12 +127,27 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
         limit: usize,
+        starts: bool,
         event: EventRef,
         out: &mut dyn Reporter<E, Self>,
     ) {
-        Executor::new(self, cache)
-            .with_run_limit(limit)
-            .process_in_event(part, store, event, &mut Relay(out));
+        let mut exec = Executor::new(self, cache).with_run_limit(limit);
+        if starts {
+            exec.process_in_event(part, store, event, &mut Relay(out));
+        } else {
+            exec.without_start()
+                .process_in_event(part, store, event, &mut Relay(out));
+        }
+    }
+
+    fn discard(
+        &self,
+        part: &mut Partition,
+        store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
+        out: &mut dyn Reporter<E, Self>,
+    ) -> usize {
+        Executor::new(self, cache).discard(part, store, &mut Relay(out))
     }
 
     fn is_empty(part: &Partition) -> bool {

@@ -97,6 +97,11 @@ impl Ordinals {
         self.free.push(n);
     }
 
+    /// How many numbers are out: the pattern's live partitions.
+    pub fn live(&self) -> usize {
+        self.next as usize - self.free.len()
+    }
+
     /// Checks numbers read back from a snapshot against the numbers of the
     /// pattern's live partitions: together with the free ones they are
     /// every number below the next, each once.
@@ -430,6 +435,15 @@ impl<P> Keys<P> {
                 .insert_unique(hash, index, |&i| slots.get(i).map_or(0, |s| s.hash));
         }
         Ok(())
+    }
+
+    /// Calls `f` with the partitions of every live slot.
+    pub fn for_each_slot(&mut self, mut f: impl FnMut(&mut Parts<P>)) {
+        for index in 0..self.slots.entries() as u32 {
+            if let Some(slot) = self.slots.get_mut(index) {
+                f(&mut slot.parts);
+            }
+        }
     }
 
     /// Every live slot's index and partitions, in index order.

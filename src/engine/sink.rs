@@ -26,6 +26,11 @@ pub(crate) struct MatchContext<'a> {
     pub key: &'a KeyValue,
     /// Does the pattern have a `select` section?
     pub has_select: bool,
+    /// The pattern's version (`docs/dynamic-rules.md`).
+    pub version: u32,
+    /// Has the pattern's name been replaced at least once (so that the
+    /// JSON-lines writer shows the version)?
+    pub versioned: bool,
 }
 
 impl<'a> MatchContext<'a> {
@@ -42,6 +47,19 @@ impl<'a> MatchContext<'a> {
             key_fields,
             key,
             has_select: !ir.select.is_empty(),
+            version: 1,
+            versioned: false,
+        }
+    }
+
+    /// The same context for version `version` of the pattern (`versioned`:
+    /// its name has been replaced at least once).
+    #[inline]
+    pub fn with_version(self, version: u32, versioned: bool) -> MatchContext<'a> {
+        MatchContext {
+            version,
+            versioned,
+            ..self
         }
     }
 }
@@ -84,9 +102,24 @@ impl<'a, E> MatchRef<'a, E> {
     }
 
     /// The pattern's position in the engine: 0 for the first one added, and
-    /// so on (stable for the engine's life).
+    /// so on (stable while the rule set does not change: removing or
+    /// replacing patterns renumbers them, `docs/dynamic-rules.md`).
     pub fn pattern_index(&self) -> usize {
         self.ctx.pattern
+    }
+
+    /// The version of the pattern that made this output: 1 for a pattern
+    /// as first added, +1 each time its name was replaced by a pattern
+    /// with another canonical text (`docs/dynamic-rules.md`). While an old
+    /// version drains, both versions' outputs come, each with its own.
+    pub fn version(&self) -> u32 {
+        self.ctx.version
+    }
+
+    /// Has the pattern's name been replaced at least once in this engine?
+    /// (The JSON-lines writer then writes the version.)
+    pub(crate) fn versioned(&self) -> bool {
+        self.ctx.versioned
     }
 
     /// The pattern's `partition by` fields (empty without).
@@ -168,6 +201,7 @@ impl<'a, E> MatchRef<'a, E> {
             end: self.m.end(),
             stages,
             select: self.select(),
+            version: self.ctx.version,
         }
     }
 }

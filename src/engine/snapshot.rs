@@ -40,7 +40,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes and reads. Bumped whenever the
 /// bytes written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// Magic, version and length.
 const PREFIX: usize = 8 + 4 + 8;
@@ -82,7 +82,7 @@ struct BodyOut<'a, E> {
     ordinals: Vec<&'a Ordinals>,
     keys: Vec<&'a Keys<Partition>>,
     deadlines: &'a DeadlineIndex,
-    stats: [u64; 8],
+    stats: [u64; 9],
 }
 
 /// The state, as read (the same fields as [`BodyOut`]).
@@ -95,7 +95,7 @@ struct BodyIn<E> {
     ordinals: Vec<Ordinals>,
     keys: Vec<Keys<Partition>>,
     deadlines: DeadlineIndex,
-    stats: [u64; 8],
+    stats: [u64; 9],
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -106,6 +106,15 @@ struct BodyIn<E> {
 /// pattern of the builder, a Rust closure (`where_fn`, `partition_by_fn`)
 /// counts by its description only: a changed closure body is not seen.
 pub(crate) fn fingerprint(pattern: &Pattern) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(canonical_text(pattern).as_bytes());
+    hasher.finish()
+}
+
+/// A pattern's canonical text, the text [`fingerprint`] hashes: two
+/// patterns with the same are the same rule (a reload keeps its state,
+/// `docs/dynamic-rules.md`).
+pub(crate) fn canonical_text(pattern: &Pattern) -> String {
     let mut text = crate::dsl::explain(pattern);
     if let Some(doc) = &pattern.doc {
         // The doc's lines follow the name's (`  /// line`).
@@ -121,9 +130,7 @@ pub(crate) fn fingerprint(pattern: &Pattern) -> u64 {
         }
         text = canonical;
     }
-    let mut hasher = fnv::FnvHasher::default();
-    hasher.write(text.as_bytes());
-    hasher.finish()
+    text
 }
 
 /// An error about a snapshot.
@@ -131,7 +138,7 @@ fn error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Snapshot, message)
 }
 
-fn stats_array(s: &Stats) -> [u64; 8] {
+fn stats_array(s: &Stats) -> [u64; 9] {
     [
         s.events,
         s.late,
@@ -141,11 +148,12 @@ fn stats_array(s: &Stats) -> [u64; 8] {
         s.unusable_keys,
         s.dropped_runs,
         s.forced_watermarks,
+        s.discarded_runs,
     ]
 }
 
-fn stats_from(a: [u64; 8]) -> Stats {
-    let [events, late, matches, timeouts, unkeyed, unusable_keys, dropped_runs, forced_watermarks] =
+fn stats_from(a: [u64; 9]) -> Stats {
+    let [events, late, matches, timeouts, unkeyed, unusable_keys, dropped_runs, forced_watermarks, discarded_runs] =
         a;
     Stats {
         events,
@@ -156,6 +164,7 @@ fn stats_from(a: [u64; 8]) -> Stats {
         unusable_keys,
         dropped_runs,
         forced_watermarks,
+        discarded_runs,
     }
 }
 
@@ -243,6 +252,18 @@ impl<E: Event + Serialize + 'static> Engine<E> {
     /// The snapshot, in memory.
     fn snapshot_bytes(&self) -> Result<Vec<u8>, Error> {
         let core = &self.core;
+        if let Some(run) = core.patterns.iter().find(|run| run.versioned) {
+            // A restoring engine is built from patterns, each at version 1:
+            // it could not go on with these versions (`docs/dynamic-rules.md`,
+            // "Checkpoints").
+            return Err(error(format!(
+                "cannot snapshot an engine whose pattern `{}` was replaced (version {}{}): \
+                 snapshots do not hold replaced or draining versions yet",
+                run.automaton.pattern().name,
+                run.version,
+                if run.draining { ", draining" } else { "" }
+            )));
+        }
         let body = BodyOut {
             clock: &core.clock,
             store: &core.store,
@@ -588,7 +609,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (2, 537_213_839, 450),
+            (3, 2_938_467_335, 451),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }

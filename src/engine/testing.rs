@@ -185,11 +185,13 @@ impl Automaton<Ev> for Pairs {
         store: &mut Slab,
         _: &mut (),
         _limit: usize,
+        starts: bool,
         r: usize,
         out: &mut dyn Reporter<Ev, Self>,
     ) {
         let ts = store.entry(r).0;
         match part.take() {
+            None if !starts => {}
             Some((start, first, _)) => {
                 let view = PairView {
                     events: vec![(start, store.get(first)), (ts, store.get(r))],
@@ -201,6 +203,22 @@ impl Automaton<Ev> for Pairs {
                 store.slots[r].as_mut().expect("live event").2 += 1;
                 *part = Some((ts, r, ts + self.window));
             }
+        }
+    }
+
+    fn discard(
+        &self,
+        part: &mut Self::Partition,
+        store: &mut Slab,
+        _: &mut (),
+        _: &mut dyn Reporter<Ev, Self>,
+    ) -> usize {
+        match part.take() {
+            Some((_, r, _)) => {
+                store.release(r);
+                1
+            }
+            None => 0,
         }
     }
 

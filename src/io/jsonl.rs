@@ -87,6 +87,11 @@ impl<W: Write, L: Write> JsonLines<W, L> {
         line.extend_from_slice(kind.as_bytes());
         line.extend_from_slice(b"\",\"pattern\":");
         line.extend_from_slice(&names.pattern);
+        if m.versioned() {
+            // (only for a name replaced in this run: `docs/dynamic-rules.md`)
+            line.extend_from_slice(b",\"version\":");
+            push_int(line, i64::from(m.version()));
+        }
         line.extend_from_slice(b",\"key\":{");
         for (i, (field, value)) in names.key_fields.iter().zip(m.key()).enumerate() {
             if i > 0 {
@@ -269,6 +274,8 @@ mod tests {
             key_fields: &[FieldPath::parse("user.id")],
             key: &key,
             has_select: true,
+            version: 1,
+            versioned: false,
         };
         let mut sink: JsonLines<Vec<u8>, Vec<u8>> = JsonLines::new(Vec::new(), Some(Vec::new()));
         sink.write_record("match", &MatchRef::new(&ctx, &m), None);
@@ -300,6 +307,8 @@ mod tests {
             key_fields: &fields,
             key: &key,
             has_select: false,
+            version: 1,
+            versioned: false,
         };
         let mut cache = NameCache::default();
         let (c2, c0, c2b) = (ctx(2, "p"), ctx(0, "q\n"), ctx(2, "other"));

@@ -285,7 +285,9 @@ impl<'a, E: Event> Executor<'a, E> {
     ) {
         let nfa = self.nfa;
         let idle = part.runs.is_empty() && part.completed.is_empty();
-        if !self.may_start(buf, event) && (idle || self.all_stay(part, buf, event)) {
+        // (a draining version's start run takes nothing: `without_start`)
+        let may_start = self.starts && self.may_start(buf, event);
+        if !may_start && (idle || self.all_stay(part, buf, event)) {
             // Nothing would change: no output, the same runs in the same
             // order (so the same deadline), nothing to drop.
             return;
@@ -864,6 +866,12 @@ impl<'a, E: Event> Executor<'a, E> {
         memo: bool,
     ) {
         let nfa = self.nfa;
+        if !self.starts && run.is_start() {
+            // A draining version's start run: no edge (it stays as it is).
+            self.static_edges = None;
+            self.cache.graph = (0, 0);
+            return;
+        }
         if let Some(g) = nfa.static_graph(run.state) {
             let value = self.static_value(g, buf, ev);
             self.static_edges = Some(&g.edges[usize::from(value)]);
@@ -871,11 +879,6 @@ impl<'a, E: Event> Executor<'a, E> {
         }
         self.static_edges = None;
         let cache = &mut *self.cache;
-        if !self.starts && run.is_start() {
-            // A draining version's start run: no edge (it stays as it is).
-            cache.graph = (0, 0);
-            return;
-        }
         if !memo {
             // (only this run's graph is kept)
             cache.graphs.clear();

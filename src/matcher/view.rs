@@ -144,6 +144,7 @@ impl<'a, E> MatchView<'a, E> {
                 .into_iter()
                 .map(|(n, v)| (n.to_string(), v))
                 .collect(),
+            version: 1,
         }
     }
 }
@@ -167,6 +168,17 @@ pub struct Match<E> {
     pub stages: Vec<(String, Vec<E>)>,
     /// `select` values (empty without a `select` section).
     pub select: Vec<(String, Value)>,
+    /// The version of the pattern that made it ([`MatchRef::version`]):
+    /// 1 unless the pattern was replaced. Serialized only when above 1.
+    ///
+    /// [`MatchRef::version`]: crate::MatchRef::version
+    #[serde(skip_serializing_if = "is_first_version")]
+    pub version: u32,
+}
+
+/// Is it version 1 (not written by `serde`)?
+fn is_first_version(version: &u32) -> bool {
+    *version == 1
 }
 
 impl<E> Match<E> {
