@@ -202,6 +202,19 @@ fn below_the_limit_the_pattern_library_gives_the_same_output() {
     assert_eq!(outputs[0], outputs[1]);
 }
 
+/// `cepheid run DIR/PATTERN --events DIR/events.jsonl --no-progress EXTRA...`.
+fn run_command(dir: &Path, pattern: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cepheid"))
+        .arg("run")
+        .arg(dir.join(pattern))
+        .arg("--events")
+        .arg(dir.join("events.jsonl"))
+        .arg("--no-progress")
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_command_says_which_keys_reached_the_limit_and_counts_the_drops() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("run_limit");
@@ -214,17 +227,7 @@ fn the_command_says_which_keys_reached_the_limit_and_counts_the_drops() {
         (4, "b", ",\"k\":\"x\""),
     ]);
     std::fs::write(dir.join("events.jsonl"), events).unwrap();
-    let cepheid = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cepheid"))
-            .arg("run")
-            .arg(dir.join("pair.cep"))
-            .arg("--events")
-            .arg(dir.join("events.jsonl"))
-            .arg("--no-progress")
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let cepheid = |extra: &[&str]| run_command(&dir, "pair.cep", extra);
     let output = cepheid(&["--max-runs-per-key", "2"]);
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -376,17 +379,7 @@ fn the_command_says_when_the_watermark_was_forced() {
         steps.iter().map(Step::line).collect::<String>(),
     )
     .unwrap();
-    let cepheid = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cepheid"))
-            .arg("run")
-            .arg(dir.join("w.cep"))
-            .arg("--events")
-            .arg(dir.join("events.jsonl"))
-            .arg("--no-progress")
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let cepheid = |extra: &[&str]| run_command(&dir, "w.cep", extra);
     let output = cepheid(&["--max-waiting", "4"]);
     assert!(output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();

@@ -12,6 +12,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
 
 use crate::dataflow::{Input, SourceEnd, Stamped};
+use crate::engine::clock::Watermark;
 use crate::primitives::Timestamp;
 
 /// The stream of a [`source`]'s events (and its end), what [`cep`](crate::dataflow::cep) reads.
@@ -59,9 +60,7 @@ pub enum SourceItem<E> {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Lateness {
-    max_delay: i64,
-    watermark: Option<Timestamp>,
-    max_seen: Option<Timestamp>,
+    time: Watermark,
     punctuated: bool,
     flush: bool,
     events: u64,
@@ -73,9 +72,7 @@ impl Lateness {
     /// (negative counts as 0).
     pub fn new(max_delay: i64) -> Lateness {
         Lateness {
-            max_delay: max_delay.max(0),
-            watermark: None,
-            max_seen: None,
+            time: Watermark::new(max_delay),
             punctuated: false,
             flush: false,
             events: 0,
@@ -94,48 +91,35 @@ impl Lateness {
     /// the watermark follows it).
     pub fn admit(&mut self, ts: Timestamp) -> bool {
         self.events += 1;
-        if self.watermark.is_some_and(|w| ts <= w) {
-            self.late += 1;
-            return false;
-        }
-        let max_seen = self.max_seen.map_or(ts, |m| m.max(ts));
-        self.max_seen = Some(max_seen);
-        if let Some(t) = max_seen
-            .checked_sub(self.max_delay)
-            .and_then(|t| t.checked_sub(1))
-        {
-            self.raise(t);
-        }
-        true
+        let admitted = self.time.admit(ts);
+        self.late += u64::from(!admitted);
+        admitted
     }
 
     /// A punctuated watermark.
     pub fn punctuate(&mut self, t: Timestamp) {
         self.punctuated = true;
-        self.raise(t);
-    }
-
-    fn raise(&mut self, t: Timestamp) {
-        self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
+        self.time.raise(t);
     }
 
     /// The watermark, `None` before any event or punctuation.
     pub fn watermark(&self) -> Option<Timestamp> {
-        self.watermark
+        self.time.current()
     }
 
     /// The least time a later event that is not late can have: the
     /// watermark + 1 (`Timestamp::MIN` before any). The source's capability.
     pub fn frontier(&self) -> Timestamp {
-        self.watermark
+        self.time
+            .current()
             .map_or(Timestamp::MIN, |w| w.saturating_add(1))
     }
 
     /// How the source ends, to tell the engines.
     pub fn end(&self) -> SourceEnd {
         SourceEnd {
-            max_seen: self.max_seen,
-            watermark: self.watermark,
+            max_seen: self.time.max_seen(),
+            watermark: self.time.current(),
             punctuated: self.punctuated,
             flush: self.flush,
             events: self.events,

@@ -46,80 +46,35 @@ impl<E> Ord for Waiting<E> {
     }
 }
 
-/// The watermark and the out-of-order buffer. A snapshot holds all of it.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Clock<E> {
+/// The rule of event time, defined once: the watermark is the larger of
+/// the largest time seen − `max_delay` − 1 and the punctuated watermarks
+/// given, never backwards; an event at or below it is late. The engine's
+/// clock and each dataflow source keep one.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Watermark {
     max_delay: i64,
     /// `None` before any: then no time is late, `i64::MIN` included.
     watermark: Option<Timestamp>,
     max_seen: Option<Timestamp>,
-    arrivals: u64,
-    /// The waiting events, by (time, arrival).
-    waiting: FifoHeap<Waiting<E>>,
 }
 
-impl<E> Clock<E> {
-    /// A clock with this bounded out-of-orderness (negative counts as 0).
-    pub fn new(max_delay: i64) -> Clock<E> {
-        Clock {
+impl Watermark {
+    /// No time seen yet; `max_delay` in milliseconds (negative counts as 0).
+    pub fn new(max_delay: i64) -> Watermark {
+        Watermark {
             max_delay: max_delay.max(0),
             watermark: None,
             max_seen: None,
-            arrivals: 0,
-            waiting: FifoHeap::default(),
         }
     }
 
-    /// The bounded out-of-orderness, in milliseconds.
-    pub fn max_delay(&self) -> i64 {
-        self.max_delay
-    }
-
-    /// Checks a clock read back from a snapshot: waiting events in order,
-    /// numbered below the next arrival, and none at or below the watermark
-    /// or above the largest time seen.
-    pub fn check(&self) -> Result<(), String> {
-        if !self.waiting.is_well_formed() {
-            return Err("waiting events out of order".into());
-        }
-        for w in self.waiting.iter() {
-            if w.seq >= self.arrivals || self.max_seen.map_or(true, |m| w.ts > m) {
-                return Err("a waiting event that never arrived".into());
-            }
-        }
-        Ok(())
-    }
-
-    /// The current watermark (`Timestamp::MIN` before any).
-    pub fn watermark(&self) -> Timestamp {
-        self.watermark.unwrap_or(Timestamp::MIN)
-    }
-
-    /// The current watermark, `None` before any.
-    pub fn current(&self) -> Option<Timestamp> {
-        self.watermark
-    }
-
-    /// The largest event time seen so far.
-    pub fn max_seen(&self) -> Option<Timestamp> {
-        self.max_seen
-    }
-
-    /// Number of events waiting for the watermark.
-    pub fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-
-    /// Takes an event in: `Err(event)` when it is late, else it waits and
-    /// the watermark moves by the out-of-orderness rule.
+    /// An event at `ts` arrives: `false` when it is late, else the largest
+    /// time seen and the watermark follow it.
     #[inline]
-    pub fn arrive(&mut self, ts: Timestamp, event: E) -> Result<(), E> {
+    pub fn admit(&mut self, ts: Timestamp) -> bool {
         if self.watermark.is_some_and(|w| ts <= w) {
-            return Err(event);
+            return false;
         }
-        let seq = self.arrivals;
-        self.arrivals += 1;
-        self.waiting.push(Waiting { ts, seq, event });
         let max_seen = self.max_seen.map_or(ts, |m| m.max(ts));
         self.max_seen = Some(max_seen);
         // Largest time seen minus the delay minus 1 ms; below the smallest
@@ -131,7 +86,7 @@ impl<E> Clock<E> {
         {
             self.raise(t);
         }
-        Ok(())
+        true
     }
 
     /// Moves the watermark up to `t` (never backwards).
@@ -140,11 +95,108 @@ impl<E> Clock<E> {
         self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
     }
 
+    /// The watermark, `None` before any event or punctuation.
+    #[inline]
+    pub fn current(&self) -> Option<Timestamp> {
+        self.watermark
+    }
+
+    /// The largest event time seen so far.
+    pub fn max_seen(&self) -> Option<Timestamp> {
+        self.max_seen
+    }
+
+    /// The bounded out-of-orderness, in milliseconds.
+    pub fn max_delay(&self) -> i64 {
+        self.max_delay
+    }
+}
+
+/// The watermark and the out-of-order buffer. A snapshot holds all of it
+/// (postcard writes the fields of `time` in place: the same bytes as when
+/// they were the clock's own).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Clock<E> {
+    time: Watermark,
+    arrivals: u64,
+    /// The waiting events, by (time, arrival).
+    waiting: FifoHeap<Waiting<E>>,
+}
+
+impl<E> Clock<E> {
+    /// A clock with this bounded out-of-orderness (negative counts as 0).
+    pub fn new(max_delay: i64) -> Clock<E> {
+        Clock {
+            time: Watermark::new(max_delay),
+            arrivals: 0,
+            waiting: FifoHeap::default(),
+        }
+    }
+
+    /// The bounded out-of-orderness, in milliseconds.
+    pub fn max_delay(&self) -> i64 {
+        self.time.max_delay()
+    }
+
+    /// Checks a clock read back from a snapshot: waiting events in order,
+    /// numbered below the next arrival, and none at or below the watermark
+    /// or above the largest time seen.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.waiting.is_well_formed() {
+            return Err("waiting events out of order".into());
+        }
+        for w in self.waiting.iter() {
+            if w.seq >= self.arrivals || self.time.max_seen().map_or(true, |m| w.ts > m) {
+                return Err("a waiting event that never arrived".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The current watermark (`Timestamp::MIN` before any).
+    pub fn watermark(&self) -> Timestamp {
+        self.time.current().unwrap_or(Timestamp::MIN)
+    }
+
+    /// The current watermark, `None` before any.
+    pub fn current(&self) -> Option<Timestamp> {
+        self.time.current()
+    }
+
+    /// The largest event time seen so far.
+    pub fn max_seen(&self) -> Option<Timestamp> {
+        self.time.max_seen()
+    }
+
+    /// Number of events waiting for the watermark.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Takes an event in: `Err(event)` when it is late, else it waits and
+    /// the watermark moves by the out-of-orderness rule.
+    #[inline]
+    pub fn arrive(&mut self, ts: Timestamp, event: E) -> Result<(), E> {
+        if !self.time.admit(ts) {
+            return Err(event);
+        }
+        let seq = self.arrivals;
+        self.arrivals += 1;
+        self.waiting.push(Waiting { ts, seq, event });
+        Ok(())
+    }
+
+    /// Moves the watermark up to `t` (never backwards).
+    #[inline]
+    pub fn raise(&mut self, t: Timestamp) {
+        self.time.raise(t);
+    }
+
     /// Time of the earliest waiting event the watermark has passed.
     #[inline]
     pub fn next_ready(&self) -> Option<Timestamp> {
         let first = self.waiting.peek()?;
-        let watermark = self.watermark?;
+        let watermark = self.time.current()?;
         (first.ts <= watermark).then_some(first.ts)
     }
 
@@ -157,7 +209,7 @@ impl<E> Clock<E> {
     /// Removes the earliest waiting event if the watermark has passed it.
     #[inline]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
-        let watermark = self.watermark?;
+        let watermark = self.time.current()?;
         let first = self.waiting.pop_if(|first| first.ts <= watermark)?;
         Some((first.ts, first.event))
     }

@@ -75,7 +75,7 @@
 //! ```
 
 mod automaton;
-mod clock;
+pub(crate) mod clock;
 mod core;
 mod deadlines;
 mod front;
