@@ -741,13 +741,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 slot
             }
             None if group.fresh.is_empty() => return,
-            None => {
-                let mut parts = Parts::with_capacity(group.fresh.len());
-                parts.extend(group.fresh.drain(..));
-                group
-                    .keys
-                    .insert_parts(group.hash, group.key.clone(), parts)
-            }
+            None => group
+                .keys
+                .insert_fresh(group.hash, group.key.clone(), &mut group.fresh),
         };
         // (A slot left with holes only goes.)
         let scheduled = group.keys.settle(slot, None, A::next_deadline);

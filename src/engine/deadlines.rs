@@ -59,8 +59,22 @@ impl DeadlineIndex {
     /// entries before it; `current(entry)` tells whether an entry is still
     /// valid (see [`Keys::scheduled_at`]). Entries after `until` are not
     /// looked at (a stale one among them is dropped later).
-    #[inline]
+    #[inline(always)]
     pub fn peek_due(
+        &mut self,
+        until: Timestamp,
+        current: impl FnMut(Entry) -> bool,
+    ) -> Option<Entry> {
+        // (most calls: nothing is due yet)
+        if self.queue.peek().map_or(true, |first| first.0 > until) {
+            return None;
+        }
+        self.first_due(until, current)
+    }
+
+    /// [`peek_due`](Self::peek_due) once its first entry is due.
+    #[inline(never)]
+    fn first_due(
         &mut self,
         until: Timestamp,
         mut current: impl FnMut(Entry) -> bool,

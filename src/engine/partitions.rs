@@ -245,13 +245,22 @@ pub(crate) struct Keys<P> {
     #[serde(skip)]
     by_key: hashbrown::HashTable<u32>,
     slots: Slab<Slot<P>>,
+    /// Emptied partition vectors of keys that went (a key of a group whose
+    /// patterns all start at once often goes and comes back): the next
+    /// new key with several partitions takes one instead of allocating.
+    #[serde(skip)]
+    spare: Vec<Parts<P>>,
 }
+
+/// How many emptied partition vectors [`Keys`] keeps.
+const SPARE_PARTS: usize = 64;
 
 impl<P> Default for Keys<P> {
     fn default() -> Self {
         Keys {
             by_key: hashbrown::HashTable::new(),
             slots: Slab::default(),
+            spare: Vec::new(),
         }
     }
 }
@@ -299,6 +308,18 @@ impl<P> Keys<P> {
         self.by_key
             .insert_unique(hash, index, |&i| slots.get(i).map_or(0, |s| s.hash));
         index
+    }
+
+    /// [`insert_parts`](Self::insert_parts) of the partitions in `fresh`
+    /// (drained), in a vector a key that went left when there is one.
+    #[inline]
+    pub fn insert_fresh(&mut self, hash: u64, key: KeyValue, fresh: &mut Vec<Part<P>>) -> u32 {
+        let mut parts = match fresh.len() {
+            0 | 1 => Parts::new(),
+            n => self.spare.pop().unwrap_or_else(|| Parts::with_capacity(n)),
+        };
+        parts.extend(fresh.drain(..));
+        self.insert_parts(hash, key, parts)
     }
 
     /// The key and partitions of a live slot.
@@ -369,7 +390,14 @@ impl<P> Keys<P> {
             return;
         };
         let hash = entry.hash;
-        self.slots.delete(slot);
+        if entry.parts.spilled() && self.spare.len() < SPARE_PARTS {
+            if let Some(mut gone) = self.slots.remove(slot) {
+                gone.parts.clear();
+                self.spare.push(gone.parts);
+            }
+        } else {
+            self.slots.delete(slot);
+        }
         if let Ok(found) = self.by_key.find_entry(hash, |&i| i == slot) {
             found.remove();
         }

@@ -192,6 +192,17 @@ impl<E> SharedBuffer<E> {
         self.slot(ev).ts
     }
 
+    /// The time of the event a node took (a run's last taken event, so its
+    /// match's end); `Timestamp::MAX` for [`NodeRef::NONE`], as for the
+    /// start run, which took nothing.
+    #[inline]
+    pub(crate) fn node_time(&self, node: NodeRef) -> Timestamp {
+        self.nodes
+            .get(node.0)
+            .and_then(|n| self.events.get(n.event.0))
+            .map_or(Timestamp::MAX, |slot| slot.ts)
+    }
+
     /// The event's arrival sequence number (ties of equal times).
     #[inline]
     pub fn sequence(&self, ev: EventRef) -> u64 {

@@ -249,7 +249,7 @@ impl<'a, E: Event> Executor<'a, E> {
             process_matches_by_skip(nfa, part, &mut none, buf, &mut self.cache.removed, out);
             self.cache.potential = none;
         }
-        self.settle(part);
+        self.settle(part, buf);
         discarded
     }
 
@@ -298,8 +298,11 @@ impl<'a, E: Event> Executor<'a, E> {
                 // `start_one_run` stores it)
                 let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
                 let taken = take(nfa, &start, stage, target, event, buf, 1);
-                part.runs.set_storage(Runs::from_buf([taken, start]));
-                part.refresh_deadline(nfa);
+                let runs = part.runs.storage_mut();
+                runs.truncate(0);
+                runs.push(taken);
+                runs.push(start);
+                part.refresh_deadline(nfa, buf);
                 return;
             }
         }
@@ -340,7 +343,7 @@ impl<'a, E: Event> Executor<'a, E> {
         if part.runs.len() + part.completed.len() > self.limit {
             self.drop_oldest(part, buf, out);
         }
-        self.settle(part);
+        self.settle(part, buf);
     }
 
     /// Might the event change an idle partition (the start run take it)?
@@ -642,10 +645,9 @@ impl<'a, E: Event> Executor<'a, E> {
         t: Timestamp,
         out: &mut dyn MatchSink<E>,
     ) {
-        if !part.next_deadline().is_some_and(|d| d <= t) && part.completed.is_empty() {
-            return;
+        if part.due(t) {
+            self.advance_time_due(part, buf, t, out);
         }
-        self.advance_time_due(part, buf, t, out);
     }
 
     /// The body of [`advance_time`](Self::advance_time), once something is
@@ -691,7 +693,7 @@ impl<'a, E: Event> Executor<'a, E> {
                 let by_previous = nfa
                     .state(run.state)
                     .window
-                    .map(|w| run.prev_ts.saturating_add(w))
+                    .map(|w| buf.node_time(run.node).saturating_add(w))
                     .filter(|end| t >= *end);
                 by_previous.or(by_first)
             } else {
@@ -724,7 +726,7 @@ impl<'a, E: Event> Executor<'a, E> {
         for (run, _) in cache.timeouts.drain(..) {
             buf.release(run.node);
         }
-        self.settle(part);
+        self.settle(part, buf);
     }
 
     /// The common case of an idle partition's event: the start run's only
@@ -748,8 +750,11 @@ impl<'a, E: Event> Executor<'a, E> {
             _ => return Err(start),
         };
         let taken = take(nfa, &start, stage, edge.target, ev, buf, 1);
-        part.runs.set_storage(Runs::from_buf([taken, start]));
-        part.refresh_deadline(nfa);
+        let runs = part.runs.storage_mut();
+        runs.truncate(0);
+        runs.push(taken);
+        runs.push(start);
+        part.refresh_deadline(nfa, buf);
         Ok(())
     }
 
@@ -790,7 +795,7 @@ impl<'a, E: Event> Executor<'a, E> {
         for run in part.runs.drain() {
             buf.release(run.node);
         }
-        self.settle(part);
+        self.settle(part, buf);
         true
     }
 
@@ -799,7 +804,7 @@ impl<'a, E: Event> Executor<'a, E> {
     /// inline again gives its vector back to the cache, and the deadline is
     /// recomputed. Always inlined: it ends every call on the hot path.
     #[inline(always)]
-    fn settle(&mut self, part: &mut Partition) {
+    fn settle(&mut self, part: &mut Partition, buf: &SharedBuffer<E>) {
         let inline = Runs::new().inline_size();
         if part.completed.is_empty() && part.only_start() {
             if part.runs.storage().spilled() {
@@ -813,7 +818,7 @@ impl<'a, E: Event> Executor<'a, E> {
             part.runs.storage_mut().extend(runs.drain(..));
             self.cache.give_vec(runs);
         }
-        part.refresh_deadline(self.nfa);
+        part.refresh_deadline(self.nfa, buf);
     }
 
     /// Flink's `computeNextStates` for one run whose decision graph is in
@@ -1071,9 +1076,8 @@ fn take<E: Event>(
     let mut accumulators = run.accumulators.clone();
     accumulators.on_take(nfa.layout(), stage, buf.get(ev));
     let node = buf.put(stage, ev, run.node, refs);
-    let ts = buf.timestamp(ev);
     let (start_ts, start_seq) = if run.is_start() {
-        (ts, buf.sequence(ev))
+        (buf.timestamp(ev), buf.sequence(ev))
     } else {
         (run.start_ts, run.start_seq)
     };
@@ -1081,7 +1085,6 @@ fn take<E: Event>(
         state: target,
         node,
         start_ts,
-        prev_ts: ts,
         start_seq,
         accumulators,
     }
@@ -1102,7 +1105,6 @@ fn take_in_place<E: Event>(
     debug_assert!(!run.is_start());
     run.accumulators.on_take(nfa.layout(), stage, buf.get(ev));
     run.node = buf.put(stage, ev, run.node, 1);
-    run.prev_ts = buf.timestamp(ev);
     run.state = target;
 }
 

@@ -71,6 +71,75 @@ impl<A: smallvec::Array> Items<A::Item> for smallvec::SmallVec<A> {
     }
 }
 
+/// A vector allocated (boxed) on first use: 8 bytes while it never held
+/// anything (a `Vec` is 24), for a partition's held matches, which most
+/// partitions never have. (`thin-vec`'s `ThinVec` is 8 bytes too; these
+/// few lines spare a dependency.) A snapshot writes it as the sequence of
+/// its items, as a `Vec`.
+#[derive(Clone, Debug)]
+#[allow(clippy::box_collection)] // the box is the point: 8 bytes, not 24
+pub(crate) struct LazyVec<T>(Option<Box<Vec<T>>>);
+
+impl<T> Default for LazyVec<T> {
+    fn default() -> Self {
+        LazyVec(None)
+    }
+}
+
+impl<T> std::ops::Deref for LazyVec<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match &self.0 {
+            Some(v) => v,
+            None => &[],
+        }
+    }
+}
+
+impl<T> std::ops::DerefMut for LazyVec<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        match &mut self.0 {
+            Some(v) => v,
+            None => &mut [],
+        }
+    }
+}
+
+impl<T> Items<T> for LazyVec<T> {
+    fn push(&mut self, item: T) {
+        self.0.get_or_insert_with(Default::default).push(item)
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.as_mut()?.pop()
+    }
+    fn truncate(&mut self, len: usize) {
+        if let Some(v) = &mut self.0 {
+            v.truncate(len);
+        }
+    }
+    fn drain_all(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.0.iter_mut().flat_map(|v| v.drain(..))
+    }
+    fn drain_from(&mut self, at: usize) -> impl Iterator<Item = T> + '_ {
+        self.0.iter_mut().flat_map(move |v| v.drain(at..))
+    }
+}
+
+impl<T: serde::Serialize> serde::Serialize for LazyVec<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for LazyVec<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Vec::<T>::deserialize(d)?;
+        Ok(LazyVec((!items.is_empty()).then(|| Box::new(items))))
+    }
+}
+
 /// A min-heap with `java.util.PriorityQueue` semantics, over a `Vec` or
 /// another [`Items`] storage. A snapshot writes the array as it is.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -1,7 +1,7 @@
 //! Runs (Flink's computation states) and the partition that holds them.
 
 use super::buffer::{NodeRef, SharedBuffer};
-use super::heap::{JavaHeap, Keyed};
+use super::heap::{JavaHeap, Keyed, LazyVec};
 use crate::expr::Accumulators;
 use crate::nfa::{Nfa, StateId};
 use crate::primitives::Timestamp;
@@ -15,10 +15,9 @@ pub(crate) struct Run {
     pub state: StateId,
     /// The run's last node; `NONE` for the start run.
     pub node: NodeRef,
-    /// Time of the first taken event.
+    /// Time of the first taken event. (The last one's is its node's:
+    /// [`SharedBuffer::node_time`].)
     pub start_ts: Timestamp,
-    /// Time of the last taken event.
-    pub prev_ts: Timestamp,
     /// Arrival sequence of the first taken event; `u64::MAX` for the start
     /// run (which sorts last, as in Flink).
     pub start_seq: u64,
@@ -34,7 +33,6 @@ impl Run {
             state,
             node: NodeRef::NONE,
             start_ts: Timestamp::MAX,
-            prev_ts: Timestamp::MAX,
             start_seq: u64::MAX,
             accumulators,
         }
@@ -59,22 +57,42 @@ impl Keyed for Run {
 }
 
 /// A live partition's runs in heap (array) order. The common live
-/// partition, the start run and one partial match, needs no allocation of
-/// its own: two runs are stored inline.
-pub(crate) type Runs = smallvec::SmallVec<[Run; 2]>;
+/// partitions need no allocation of their own: three runs are stored
+/// inline (the start run and one or two partial matches: `a followed by b`
+/// on `a a`).
+pub(crate) type Runs = smallvec::SmallVec<[Run; 3]>;
 
 /// The runs of a partition: a heap ordered as Java's `PriorityQueue`
 /// orders Flink's computation states.
 pub(crate) type RunHeap = JavaHeap<Run, Runs>;
 
+/// The complete matches a skip strategy holds back: rare, so boxed on
+/// first use (8 bytes while there has been none).
+pub(crate) type HeldHeap = JavaHeap<Run, LazyVec<Run>>;
+
+/// [`Partition::next_deadline`] when there is none (no deadline is this
+/// small: a window is at least 1 ms after a time).
+const NO_DEADLINE: Timestamp = Timestamp::MIN;
+
 /// The matching state of one partition (key) for one pattern: its live runs
 /// and the complete matches held back by a skip strategy. Cheap when idle
 /// (one start run); [`is_empty`](Self::is_empty) says when it can be dropped.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Partition {
     pub(crate) runs: RunHeap,
-    pub(crate) completed: JavaHeap<Run>,
-    deadline: Option<Timestamp>,
+    pub(crate) completed: HeldHeap,
+    /// The next deadline, or [`NO_DEADLINE`].
+    deadline: Timestamp,
+}
+
+impl Default for Partition {
+    fn default() -> Self {
+        Partition {
+            runs: RunHeap::default(),
+            completed: HeldHeap::default(),
+            deadline: NO_DEADLINE,
+        }
+    }
 }
 
 /// What a snapshot holds of a partition: the runs and held matches in
@@ -83,8 +101,8 @@ pub struct Partition {
 #[serde(remote = "Partition")]
 struct PartitionState {
     runs: RunHeap,
-    completed: JavaHeap<Run>,
-    deadline: Option<Timestamp>,
+    completed: HeldHeap,
+    deadline: Timestamp,
 }
 
 impl crate::persist::Save for Partition {
@@ -132,21 +150,27 @@ impl Partition {
     /// run: the pattern window (`start + within`), an element window
     /// (`previous + within` for a run waiting in such a state), a pending
     /// `not followed by`. `None` when nothing waits for time.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadline
+        (self.deadline != NO_DEADLINE).then_some(self.deadline)
+    }
+
+    /// Does [`advance_time`](super::Executor::advance_time) to `t` have
+    /// anything to do?
+    #[inline]
+    pub(crate) fn due(&self, t: Timestamp) -> bool {
+        (self.deadline != NO_DEADLINE && self.deadline <= t) || !self.completed.is_empty()
     }
 
     /// Recomputes [`next_deadline`](Self::next_deadline) after the runs
     /// changed. Without element windows it is the pattern window of the
     /// earliest start, the heap's first run: no walk over the runs.
     #[inline]
-    pub(crate) fn refresh_deadline<E>(&mut self, nfa: &Nfa<E>) {
+    pub(crate) fn refresh_deadline<E>(&mut self, nfa: &Nfa<E>, buf: &SharedBuffer<E>) {
         if !nfa.has_element_windows() {
             self.deadline = match (nfa.window(), self.runs.peek()) {
-                (Some(w), Some(first)) if !first.is_start() => {
-                    Some(first.start_ts.saturating_add(w))
-                }
-                _ => None,
+                (Some(w), Some(first)) if !first.is_start() => first.start_ts.saturating_add(w),
+                _ => NO_DEADLINE,
             };
             return;
         }
@@ -157,11 +181,11 @@ impl Partition {
                 best = Some(best.map_or(t, |b| b.min(t)));
             }
             if let Some(w) = nfa.state(run.state).window {
-                let t = run.prev_ts.saturating_add(w);
+                let t = buf.node_time(run.node).saturating_add(w);
                 best = Some(best.map_or(t, |b| b.min(t)));
             }
         }
-        self.deadline = best;
+        self.deadline = best.unwrap_or(NO_DEADLINE);
     }
 
     /// Checks a partition read back from a snapshot against its automaton
@@ -210,7 +234,7 @@ impl Partition {
                 at = prev;
             }
             let fits = if found {
-                (first, last, seq) == (run.start_ts, run.prev_ts, Some(run.start_seq))
+                (first, last, seq) == (run.start_ts, buf.node_time(run.node), Some(run.start_seq))
             } else {
                 run.is_start()
             };
@@ -228,7 +252,8 @@ impl Partition {
             buf.release(run.node);
         }
         self.runs = RunHeap::default();
-        self.deadline = None;
+        self.completed = HeldHeap::default();
+        self.deadline = NO_DEADLINE;
     }
 }
 
@@ -243,13 +268,10 @@ mod tests {
             std::mem::size_of::<Run>(),
             std::mem::size_of::<Partition>()
         );
-        assert!(
-            std::mem::size_of::<Run>() <= 48,
-            "{}",
-            std::mem::size_of::<Run>()
-        );
-        // two inline runs, the held matches' vector, the deadline
-        assert!(std::mem::size_of::<Partition>() <= 136);
+        assert_eq!(std::mem::size_of::<Run>(), 32);
+        // three inline runs and their vector's length, the held matches'
+        // box, the deadline
+        assert_eq!(std::mem::size_of::<Partition>(), 120);
         let idle = Partition::new();
         assert!(idle.is_empty() && idle.next_deadline().is_none());
         assert!(!idle.runs.storage().spilled());

@@ -32,7 +32,7 @@ impl<'a, E> MatchView<'a, E> {
                 last = last.max(buf.timestamp(ev));
             });
             debug_assert!(
-                !run.node.is_some() || (first, last) == (run.start_ts, run.prev_ts),
+                !run.node.is_some() || (first, last) == (run.start_ts, buf.node_time(run.node)),
                 "a run's times disagree with its events"
             );
         }
@@ -41,7 +41,7 @@ impl<'a, E> MatchView<'a, E> {
             buf,
             node: run.node,
             start: run.start_ts,
-            end: run.prev_ts,
+            end: buf.node_time(run.node),
         }
     }
 
