@@ -585,6 +585,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             return;
         };
         if self.deadlines.push(t, g, slot) {
+            // (checked about once per as many pushes as there are live keys)
+            for group in &mut self.groups {
+                group.keys.shrink_table();
+            }
             let groups = &self.groups;
             let live = groups.iter().map(|g| g.keys.len()).sum();
             self.deadlines.compact_if_stale(

@@ -32,6 +32,11 @@ use crate::primitives::Timestamp;
 /// priority).
 pub(crate) type Entry = (Timestamp, u32, u32);
 
+/// What the index may hold beyond twice the live keys before it drops
+/// its stale entries (a few: a compaction is a pass over the entries, once
+/// per about as many pushes as there are live keys).
+pub(crate) const SLACK: usize = 64;
+
 /// The deadlines of every group's keys in one priority queue (a FIFO of
 /// in-order entries plus a heap), with lazy invalidation against the slots
 /// (see the module docs). A snapshot holds it as it is, stale entries
@@ -124,14 +129,14 @@ impl DeadlineIndex {
     pub fn rebuild(&mut self, mut entries: Vec<Entry>, live: usize) {
         entries.sort_unstable();
         self.queue = FifoHeap::from_sorted(entries);
-        self.check_at = self.len() + live + 1024;
+        self.check_at = self.len() + live + SLACK;
     }
 
     /// Drops the stale entries when they dominate, so the index stays
     /// proportional to the live keys (`live` of them, the groups'
     /// together): after a check it holds at most twice the live keys plus
-    /// 1024, and the next check comes once it grew by the live keys plus
-    /// 1024. Filtering (`current` tells the valid entries) keeps the FIFO
+    /// [`SLACK`], and the next check comes once it grew by the live keys
+    /// plus [`SLACK`]. Filtering (`current` tells the valid entries) keeps the FIFO
     /// sorted and re-heapifies the rest, both in linear time; only if
     /// duplicated valid entries (a key rescheduled back to an earlier time)
     /// still leave it too large is it rebuilt from `scheduled`, every
@@ -142,7 +147,7 @@ impl DeadlineIndex {
         current: impl Fn(Entry) -> bool,
         scheduled: impl FnOnce() -> Vec<Entry>,
     ) {
-        let limit = 2 * live + 1024;
+        let limit = 2 * live + SLACK;
         if self.len() > limit {
             self.queue.retain(|&entry| current(entry));
         }
@@ -151,7 +156,7 @@ impl DeadlineIndex {
             entries.sort_unstable();
             self.queue = FifoHeap::from_sorted(entries);
         }
-        self.check_at = self.len() + live + 1024;
+        self.check_at = self.len() + live + SLACK;
     }
 }
 
@@ -294,7 +299,7 @@ mod tests {
         for t in 0..10_000 {
             a = settle(&mut keys, &mut index, 1, Some(t)).unwrap();
         }
-        assert!(index.len() <= 2 * 1026);
+        assert!(index.len() <= 2 * (SLACK + 2));
         assert_eq!(pop(&mut keys, &mut index), Some((9_999, a)));
         assert_eq!(pop(&mut keys, &mut index), None);
     }
@@ -309,7 +314,7 @@ mod tests {
         for round in 0..10_000 {
             a = settle(&mut keys, &mut index, 1, Some(5 + 2 * (round % 2))).unwrap();
         }
-        assert!(index.len() <= 2 * 1026);
+        assert!(index.len() <= 2 * (SLACK + 2));
         assert_eq!(pop(&mut keys, &mut index), Some((7, a)));
         assert_eq!(pop(&mut keys, &mut index), None);
     }

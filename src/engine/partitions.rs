@@ -253,7 +253,7 @@ pub(crate) struct Keys<P> {
 }
 
 /// How many emptied partition vectors [`Keys`] keeps.
-const SPARE_PARTS: usize = 64;
+const SPARE_PARTS: usize = 16;
 
 impl<P> Default for Keys<P> {
     fn default() -> Self {
@@ -477,6 +477,19 @@ impl<P> Keys<P> {
     /// Every live slot's index and partitions, in index order.
     pub fn iter_parts(&self) -> impl Iterator<Item = (u32, &Parts<P>)> + '_ {
         self.slots.iter().map(|(index, slot)| (index, &slot.parts))
+    }
+
+    /// Gives back the hash table's space when it holds far fewer keys than
+    /// it has room for (it grew for a peak of live keys, or for the
+    /// tombstones of keys that went: an engine's memory follows its live
+    /// keys).
+    pub fn shrink_table(&mut self) {
+        let len = self.by_key.len();
+        if self.by_key.capacity() > 4 * len + 64 {
+            let slots = &self.slots;
+            self.by_key
+                .shrink_to(len + len / 2, |&i| slots.get(i).map_or(0, |s| s.hash));
+        }
     }
 
     /// Number of live keys.

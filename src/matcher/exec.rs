@@ -49,7 +49,7 @@ pub struct Cache {
 }
 
 /// How many emptied run vectors the cache keeps for reuse.
-const SPARE_VECS: usize = 64;
+const SPARE_VECS: usize = 16;
 
 impl Cache {
     /// An empty cache (it grows to what the automata it is used with need).
