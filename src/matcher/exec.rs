@@ -4,7 +4,7 @@
 //! [`Nfa`] over one [`Partition`] with the caller's [`Cache`].
 
 use super::buffer::{EventRef, NodeRef, SharedBuffer};
-use super::heap::{sift_up, Items, JavaHeap};
+use super::heap::{sift_up, Items, JavaHeap, Keyed};
 use super::run::{Partition, Run, Runs};
 use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
@@ -502,11 +502,11 @@ impl<'a, E: Event> Executor<'a, E> {
         // heap as they stand) moves to a vector, where the branches of the
         // runs from `r` on are offered.
         let spare = self.cache.spare.pop().unwrap_or_default();
-        let mut next = JavaHeap::from_vec(spare);
+        let mut next = Concat::new(spare);
         let mut old = part.runs.set_storage(Runs::new());
         for (i, run) in old.drain(..).enumerate() {
             if i < w {
-                next.storage_mut().push(run);
+                next.keep(run);
             } else if i > r {
                 self.create_decision_graph(&run, event, buf, memo);
                 self.route(run, event, buf, &mut next, potential);
@@ -517,7 +517,7 @@ impl<'a, E: Event> Executor<'a, E> {
         if old.spilled() {
             self.cache.give_vec(old.into_vec());
         }
-        part.runs.set_storage(Runs::from_vec(next.into_vec()));
+        part.runs.set_storage(Runs::from_vec(next.items));
     }
 
     /// One run's step where it stands, its decision graph in the cache:
@@ -958,6 +958,63 @@ impl<S: Items<Run>> Next for JavaHeap<Run, S> {
     #[inline]
     fn offer(&mut self, run: Run) {
         JavaHeap::offer(self, run);
+    }
+}
+
+/// The new queue of a step's general path, built by concatenation while
+/// it stays sorted. Java's `offer` of a run whose key is at least the last
+/// one's into a sorted array moves nothing (the parent's key is at most
+/// the last one's), so it is a push; the first run that would break the
+/// order is offered (sifted up) and every one after it too. In `loop`
+/// the queue stays sorted: every branch keeps its run's start, and new
+/// runs start last.
+struct Concat {
+    items: Vec<Run>,
+    /// Are the items in increasing key order?
+    sorted: bool,
+}
+
+impl Concat {
+    /// An empty queue in `items`' allocation.
+    #[inline]
+    fn new(mut items: Vec<Run>) -> Concat {
+        items.clear();
+        Concat {
+            items,
+            sorted: true,
+        }
+    }
+
+    /// Appends a run of the queue built so far (a heap as it stands).
+    #[inline(always)]
+    fn keep(&mut self, run: Run) {
+        if self.sorted {
+            self.sorted = self
+                .items
+                .last()
+                .map_or(true, |last| last.key() <= run.key());
+        }
+        self.items.push(run);
+    }
+}
+
+impl Next for Concat {
+    #[inline(always)]
+    fn offer(&mut self, run: Run) {
+        if self.sorted {
+            if self
+                .items
+                .last()
+                .map_or(true, |last| last.key() <= run.key())
+            {
+                self.items.push(run);
+                return;
+            }
+            self.sorted = false;
+        }
+        let k = self.items.len();
+        self.items.push(run);
+        sift_up(&mut self.items, k);
     }
 }
 

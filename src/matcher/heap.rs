@@ -158,22 +158,6 @@ impl<T, S: Default> Default for JavaHeap<T, S> {
     }
 }
 
-impl<T> JavaHeap<T> {
-    /// A heap reusing `items`' allocation (its contents are cleared).
-    pub fn from_vec(mut items: Vec<T>) -> Self {
-        items.clear();
-        JavaHeap {
-            items,
-            _item: std::marker::PhantomData,
-        }
-    }
-
-    /// The backing vector (for reuse), in array order.
-    pub fn into_vec(self) -> Vec<T> {
-        self.items
-    }
-}
-
 impl<T: Keyed, S: Items<T>> JavaHeap<T, S> {
     /// The storage, in array order.
     #[inline]
