@@ -3,7 +3,7 @@
 //! (live streams, `--follow`, `--idle-timeout`, processing time, signals).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,6 +39,8 @@ pub struct Live {
     pub child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
+    /// Standard error's lines as they come (also collected for `finish`).
+    err_lines: Receiver<String>,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -62,16 +64,23 @@ impl Live {
                 }
             }
         });
-        let mut stderr = child.stderr.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (err_tx, err_lines) = mpsc::channel();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                text.push_str(&line);
+                text.push('\n');
+                let _ = err_tx.send(line);
+            }
             text
         });
         Live {
             child,
             stdin,
             lines,
+            err_lines,
             stderr: Some(stderr),
         }
     }
@@ -105,6 +114,21 @@ impl Live {
             .line(PATIENCE)
             .unwrap_or_else(|| panic!("no output line: {what}"));
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what}: {e}: {line}"))
+    }
+
+    /// Waits (at most [`PATIENCE`]) for a line of standard error that
+    /// contains `needle`; the lines before it are passed over. Fails the
+    /// test if none comes.
+    pub fn stderr_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.err_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line of standard error with {needle:?}"),
+            }
+        }
     }
 
     /// Sends the signal named `signal` (`TERM`, `INT`, ...) to the process.

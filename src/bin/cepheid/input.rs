@@ -8,15 +8,22 @@
 //! offset and the number of lines in the file being read (a followed
 //! file's rotations start both anew), and, when asked for, a checksum of the bytes just
 //! before that offset, with which a checkpoint later recognizes the file.
+//!
+//! Control records (`{"$rules": ...}`, JSON lines only) are recognized
+//! here, by their first key, before the line is decoded. The thread sends
+//! the batch that ends with one at once and waits until the main thread
+//! has applied it: the lines after it are decoded only then, with the
+//! field table of the new rules (the decoder shares the engine's table).
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
-use std::sync::mpsc::SyncSender;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use cepheid::io::{Decoder, Item, Items, LineReader};
-use cepheid::Error;
+use cepheid::io::{Decoder, Item, Line, LineReader, MAX_LINE_BYTES};
+use cepheid::{Error, ErrorKind, Location};
 use serde::{Deserialize, Serialize};
 
 use crate::follow::Follow;
@@ -85,12 +92,71 @@ fn read_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// What one input line holds.
+#[derive(Debug)]
+pub enum Entry {
+    /// What the library's decoder made of it.
+    Item(Item),
+    /// A control record: the whole rule set changes at this line.
+    Rules(Control),
+}
+
+/// A control record's new rule set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// `{"$rules": "<pattern source>"}`.
+    Source(String),
+    /// `{"$rules_file": "<path>"}`: a `.cep` file or a folder.
+    File(PathBuf),
+}
+
+/// Is `line` a control record? `None` when its first key is neither
+/// `$rules` nor `$rules_file` (the decoder reads it); otherwise the
+/// record, or why it is malformed. A control record has exactly one
+/// field, so its first key is the one: looking at the first bytes is
+/// enough, and costs nothing on other lines.
+pub fn control(line: &[u8]) -> Option<Result<Control, String>> {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let rest = line
+        .trim_ascii_start()
+        .strip_prefix(b"{")?
+        .trim_ascii_start();
+    if !rest.starts_with(b"\"$rules\"") && !rest.starts_with(b"\"$rules_file\"") {
+        return None;
+    }
+    let fields = match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line) {
+        Ok(fields) => fields,
+        Err(e) => return Some(Err(format!("invalid JSON: {e}"))),
+    };
+    if fields.len() != 1 {
+        return Some(Err(format!(
+            "a `$rules` or `$rules_file` record must have no other field (this one has {})",
+            fields.len()
+        )));
+    }
+    Some(match fields.into_iter().next() {
+        Some((key, serde_json::Value::String(text))) if key == "$rules" => {
+            Ok(Control::Source(text))
+        }
+        Some((key, serde_json::Value::String(path)))
+            if key == "$rules_file" && !path.is_empty() =>
+        {
+            Ok(Control::File(PathBuf::from(path)))
+        }
+        Some((key, _)) if key == "$rules_file" => {
+            Err("`$rules_file` must be a path (a non-empty string)".to_string())
+        }
+        _ => Err("`$rules` must be the pattern source, as a string".to_string()),
+    })
+}
+
 /// Lines the reader thread has decoded, handed over in one go.
 pub struct Batch {
-    /// Each line's number and its item, or why it is malformed (an
+    /// Each line's number and its entry, or why it is malformed (an
     /// [`cepheid::ErrorKind::Input`] error), in input order; a read error
-    /// ([`cepheid::ErrorKind::Io`]) ends the input.
-    pub lines: Vec<(u64, Result<Item, Error>)>,
+    /// ([`cepheid::ErrorKind::Io`]) ends the input. A control record is
+    /// the last line of its batch.
+    pub lines: Vec<(u64, Result<Entry, Error>)>,
     /// Where the input is after the last line.
     pub at: Position,
     /// Was the batch sent because no further line was ready (a pipe or a
@@ -109,6 +175,17 @@ pub enum Message {
     End,
     /// SIGINT or SIGTERM (its number).
     Signal(i32),
+    /// `--watch`: the pattern files changed, or SIGHUP.
+    Reload(Reload),
+}
+
+/// Why the rules are read again from disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// A pattern file or folder changed.
+    Changed,
+    /// SIGHUP.
+    Hangup,
 }
 
 /// Sends [`Message::End`] when the reader thread ends, however it ends
@@ -182,6 +259,10 @@ pub struct Reading {
     pub start: Position,
     /// Give batches a [`Tail`] (for checkpoints)?
     pub tails: bool,
+    /// JSON lines: control records are recognized, and after each the
+    /// thread waits for a word on this channel (the rules applied).
+    /// `None`: no control records (CSV).
+    pub controls: Option<Receiver<()>>,
 }
 
 /// Reads and decodes `source` on a thread of its own. The thread ends at
@@ -196,23 +277,29 @@ pub fn spawn_reader(source: Source, reading: Reading, tx: SyncSender<Message>) -
             fresh,
             start,
             tails,
+            controls,
         } = reading;
         let tx = &end.0;
+        let origin: Arc<str> = origin.into();
+        let go_on = controls.as_ref();
         match source {
             Source::Stdin => {
-                read_lines(Items::new(origin, io::stdin(), decoder), start, None, tx);
+                let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
+                read_lines(items, start, None, go_on, tx);
             }
             Source::File(file) => {
                 let tail = tails.then(|| file.try_clone().ok()).flatten();
-                read_lines(Items::new(origin, file, decoder), start, tail.as_ref(), tx);
+                let items = Entries::new(origin, file, decoder, go_on.is_some());
+                read_lines(items, start, tail.as_ref(), go_on, tx);
             }
             Source::Follow(mut follow) => {
-                let origin: std::sync::Arc<str> = origin.into();
                 let (mut decoder, mut start) = (decoder, start);
                 loop {
                     let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
-                    let items = Items::new(origin.clone(), &mut follow, decoder);
-                    if !read_lines(items, start, tail.as_ref(), tx) || !follow.take_switched() {
+                    let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
+                    if !read_lines(items, start, tail.as_ref(), go_on, tx)
+                        || !follow.take_switched()
+                    {
                         return;
                     }
                     decoder = fresh();
@@ -223,20 +310,96 @@ pub fn spawn_reader(source: Source, reading: Reading, tx: SyncSender<Message>) -
     })
 }
 
+/// An input's lines, decoded: the library's [`cepheid::io::Items`], with
+/// control records recognized before decoding (when asked for).
+struct Entries<R> {
+    origin: Arc<str>,
+    reader: LineReader<R>,
+    decoder: Decoder,
+    controls: bool,
+    done: bool,
+}
+
+impl<R: Read> Entries<R> {
+    fn new(origin: Arc<str>, input: R, decoder: Decoder, controls: bool) -> Entries<R> {
+        Entries {
+            origin,
+            reader: LineReader::new(input),
+            decoder,
+            controls,
+            done: false,
+        }
+    }
+
+    /// Input bytes consumed so far.
+    fn bytes_read(&self) -> u64 {
+        self.reader.bytes_read()
+    }
+
+    /// Will the next entry come without waiting for the input?
+    fn item_ready(&mut self) -> bool {
+        self.done || self.reader.line_ready()
+    }
+
+    fn at(&self, line: u64) -> Location {
+        Location::new(self.origin.clone(), line as usize, 1)
+    }
+
+    /// The next line's number and entry, or why it is malformed; `None` at
+    /// the end (a read error is the last entry).
+    fn next(&mut self) -> Option<(u64, Result<Entry, Error>)> {
+        if self.done {
+            return None;
+        }
+        let (line_no, entry) = match self.reader.next_line() {
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Ok(Some((line_no, Line::Text(text)))) => {
+                let entry = match self.controls.then(|| control(text)).flatten() {
+                    Some(Ok(control)) => Ok(Entry::Rules(control)),
+                    Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+                    None => self.decoder.decode(text).map(Entry::Item),
+                };
+                (line_no, entry)
+            }
+            Ok(Some((line_no, Line::TooLong(len)))) => (
+                line_no,
+                Err(Error::new(
+                    ErrorKind::Input,
+                    format!(
+                        "line too long ({len} bytes, at most {} MiB)",
+                        MAX_LINE_BYTES >> 20
+                    ),
+                )),
+            ),
+            Err(e) => {
+                self.done = true;
+                let line_no = self.reader.lines_read() + 1;
+                return Some((line_no, Err(Error::from(e).at(self.at(line_no)))));
+            }
+        };
+        Some((line_no, entry.map_err(|e| e.at(self.at(line_no)))))
+    }
+}
+
 /// Reads one file's lines into batches, numbered and placed from `start`.
 /// A batch is sent when it is full or when the next line is not in the
 /// buffer yet, so that a slow input (a pipe, a terminal, a followed file)
-/// is processed as it comes. False when the receiver is gone.
+/// is processed as it comes, and after a control record, which the
+/// thread then waits on `go_on` for. False when the receiver is gone.
 fn read_lines<R: Read>(
-    mut items: Items<R>,
+    mut items: Entries<R>,
     start: Position,
     tail_of: Option<&File>,
+    go_on: Option<&Receiver<()>>,
     tx: &SyncSender<Message>,
 ) -> bool {
     let mut lines = Vec::with_capacity(BATCH_LINES);
     let mut batch_start = 0;
     let mut count = start.lines;
-    let position = |items: &Items<R>, count: u64| {
+    let position = |items: &Entries<R>, count: u64| {
         let offset = start.offset + items.bytes_read();
         Position {
             offset,
@@ -246,10 +409,11 @@ fn read_lines<R: Read>(
     };
     while let Some((line_no, item)) = items.next() {
         count += 1;
+        let rules = matches!(item, Ok(Entry::Rules(_)));
         lines.push((start.lines + line_no, item));
         let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
         let stalled = !items.item_ready();
-        if full || stalled {
+        if full || stalled || rules {
             let batch = Batch {
                 lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
                 at: position(&items, count),
@@ -259,6 +423,10 @@ fn read_lines<R: Read>(
                 return false;
             }
             batch_start = items.bytes_read();
+            // The next lines are decoded with the new rules' fields.
+            if rules && go_on.is_some_and(|go_on| go_on.recv().is_err()) {
+                return false;
+            }
         }
     }
     if lines.is_empty() {

@@ -41,6 +41,15 @@
 //!   said once on standard error and counted in the summary
 //!   (`docs/semantics.md`, "The limit on waiting events").
 //!
+//! - Rules can change while it runs (`docs/dynamic-rules.md`): a control
+//!   record `{"$rules": "..."}` or `{"$rules_file": "..."}` in JSON-lines
+//!   input replaces the rule set at its line; `--watch` reloads the
+//!   pattern paths when they change and on SIGHUP, between two batches.
+//!   A set that does not load keeps the old rules (diagnostics on standard
+//!   error, counted in the summary); a good one says what it did to each
+//!   pattern. Not with `--checkpoint` yet (exit 2): checkpoints do not
+//!   hold a changed rule set.
+//!
 //! Reading and decoding run on a thread of their own (`input.rs`), a few
 //! batches of lines ahead of the engine (which, with the output, stays on
 //! the main thread); everything observable happens in input order on the
@@ -53,6 +62,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use cepheid::dsl::Loaded;
 use cepheid::engine::{Engine, MatchRef, Sink, Stats};
 use cepheid::io::{value_from_json, value_to_json, Decoder, Format, Item, JsonLines};
 use cepheid::record::FieldTable;
@@ -66,7 +76,10 @@ mod workers;
 
 use crate::checkpoint::{self, Counters, Every, Meta, Writer};
 use crate::idle::Idle;
-use crate::input::{spawn_reader, Message, Position, Reading, Source, BATCHES_AHEAD};
+use crate::input::{
+    spawn_reader, Control, Entry, Message, Position, Reading, Reload, Source, BATCHES_AHEAD,
+};
+use crate::reload::{self, PolicyArg, Reloads};
 use crate::resume;
 use crate::timing::{wall_ms, Timing};
 use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
@@ -107,6 +120,15 @@ pub struct Args {
     /// (output flushed, summary; exit 130 or 143).
     #[arg(long, conflicts_with = "flush_at_end")]
     pub(crate) follow: bool,
+    /// Reload the pattern files and folders when they change (and on
+    /// SIGHUP); a set that does not check cleanly keeps the old rules.
+    #[arg(long)]
+    watch: bool,
+    /// What a changed pattern's partial matches do at a reload (`--watch`
+    /// or a `$rules` record): `drain`, go on under the old version to
+    /// their match or timeout; `restart`, dropped and counted.
+    #[arg(long, value_enum, default_value = "drain", value_name = "POLICY")]
+    reload_policy: PolicyArg,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -233,6 +255,11 @@ pub fn run(args: &Args) -> u8 {
         return crate::EXIT_USAGE;
     }
     #[cfg(feature = "timely")]
+    if args.scale.enabled() && args.watch {
+        eprintln!("error: --watch is not supported with --workers or --processes");
+        return EXIT_USAGE;
+    }
+    #[cfg(feature = "timely")]
     if args.scale.enabled() {
         return workers::run(args, &loaded.patterns, format(args));
     }
@@ -274,7 +301,7 @@ pub fn run(args: &Args) -> u8 {
     let mut drops = Drops::default();
     let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
     keys.restore(&counters.object_keys_told);
-    drops.restore(&counters.dropped_keys);
+    drops.restore(&counters.dropped_keys, &names(&engine));
     let checkpoints = match (&args.checkpoint, command) {
         (Some(dir), Some(command)) => {
             let every = args.checkpoint_every.unwrap_or_else(|| {
@@ -301,8 +328,11 @@ pub fn run(args: &Args) -> u8 {
         counters: &mut counters,
         checkpoints,
         position: start,
+        reloads: Reloads::default(),
+        stale_below: 0,
     };
     let result = session.stream(input, decoder);
+    let reloads = session.reloads;
     let drops = session.out.drops;
     progress.finish_and_clear();
     // Why events may be left waiting for the watermark (at the end of
@@ -327,10 +357,16 @@ pub fn run(args: &Args) -> u8 {
         counters.malformed,
         engine.waiting_events(),
         &drops,
+        &reloads,
         started,
         stopped,
     );
     status
+}
+
+/// The names of the engine's patterns in force, in order.
+fn names(engine: &Engine<Record>) -> Vec<String> {
+    engine.patterns().map(|p| p.name.clone()).collect()
 }
 
 /// A decoder of the command's format and time over the engine's fields.
@@ -390,6 +426,12 @@ struct Session<'a> {
     checkpoints: Option<Checkpoints>,
     /// Where the input is after the lines given to the engine.
     position: Position,
+    /// The rule changes so far.
+    reloads: Reloads,
+    /// After a reload from disk, records with fewer values than this were
+    /// decoded (ahead, on the reader thread) before it: they are read
+    /// again for the new rules' fields. 0: none can be.
+    stale_below: usize,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
@@ -404,9 +446,12 @@ struct KeyFields {
 type PatternKey = (String, Vec<(FieldId, String)>, bool);
 
 impl KeyFields {
-    fn new(patterns: &[cepheid::pattern::Pattern], table: &FieldTable) -> KeyFields {
+    fn new<'p>(
+        patterns: impl IntoIterator<Item = &'p cepheid::pattern::Pattern>,
+        table: &FieldTable,
+    ) -> KeyFields {
         let patterns = patterns
-            .iter()
+            .into_iter()
             .map(|p| {
                 let fields = p
                     .partition_by
@@ -417,6 +462,20 @@ impl KeyFields {
             })
             .collect();
         KeyFields { patterns }
+    }
+
+    /// The rules changed: the new patterns' key fields; a name that stays
+    /// is not told again.
+    fn reload<'p>(
+        &mut self,
+        patterns: impl IntoIterator<Item = &'p cepheid::pattern::Pattern>,
+        table: &FieldTable,
+    ) {
+        let mut fresh = KeyFields::new(patterns, table);
+        for (name, _, told) in &mut fresh.patterns {
+            *told = self.patterns.iter().any(|(n, _, t)| n == name && *t);
+        }
+        *self = fresh;
     }
 
     /// Which patterns were told about an object key (for checkpoints).
@@ -461,27 +520,35 @@ impl KeyFields {
 /// first time (for the first [`TOLD_KEYS`]).
 #[derive(Default)]
 struct Drops {
-    /// (pattern index, key) of every key that reached the limit.
-    keys: HashSet<(usize, Vec<Value>)>,
+    /// (pattern name, key) of every key that reached the limit (by name:
+    /// pattern numbers change when the rules do).
+    keys: HashSet<(String, Vec<Value>)>,
 }
 
 impl Drops {
-    /// The keys as JSON (for checkpoints), in a fixed order.
-    fn to_json(&self) -> Vec<(usize, Vec<serde_json::Value>)> {
+    /// The keys as JSON (for checkpoints: the pattern as its index among
+    /// `names`, the engine's patterns), in a fixed order.
+    fn to_json(&self, names: &[String]) -> Vec<(usize, Vec<serde_json::Value>)> {
         let mut keys: Vec<_> = self
             .keys
             .iter()
-            .map(|(p, key)| (*p, key.iter().map(value_to_json).collect::<Vec<_>>()))
+            .filter_map(|(name, key)| {
+                let p = names.iter().position(|n| n == name)?;
+                Some((p, key.iter().map(value_to_json).collect::<Vec<_>>()))
+            })
             .collect();
         keys.sort_by(|a, b| (a.0, format!("{:?}", a.1)).cmp(&(b.0, format!("{:?}", b.1))));
         keys
     }
 
     /// Resumed from a checkpoint: the keys already told.
-    fn restore(&mut self, keys: &[(usize, Vec<serde_json::Value>)]) {
+    fn restore(&mut self, keys: &[(usize, Vec<serde_json::Value>)], names: &[String]) {
         self.keys = keys
             .iter()
-            .map(|(p, key)| (*p, key.iter().map(value_from_json).collect()))
+            .filter_map(|(p, key)| {
+                let name = names.get(*p)?.clone();
+                Some((name, key.iter().map(value_from_json).collect()))
+            })
             .collect();
     }
 }
@@ -513,10 +580,10 @@ impl Sink<Record> for Reporting<'_> {
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
         let keys = &mut self.drops.keys;
-        if keys.contains(&(partial.pattern_index(), partial.key().to_vec())) {
+        let told = (partial.pattern().to_string(), partial.key().to_vec());
+        if !keys.insert(told) {
             return;
         }
-        keys.insert((partial.pattern_index(), partial.key().to_vec()));
         let (limit, n) = (self.limit, keys.len());
         let key = if partial.key().is_empty() {
             "(the pattern has no `partition by`)".to_string()
@@ -548,11 +615,42 @@ impl Session<'_> {
         let origin_name = origin.clone();
         let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
         let signal_tx = tx.clone();
-        if let Err(e) = signals::install(move |signal| {
-            let _ = signal_tx.send(Message::Signal(signal));
-        }) {
+        let installed = signals::install(
+            move |signal| {
+                let _ = signal_tx.send(if signals::is_hangup(signal) {
+                    Message::Reload(Reload::Hangup)
+                } else {
+                    Message::Signal(signal)
+                });
+            },
+            args.watch,
+        );
+        if let Err(e) = installed {
             eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
         }
+        // Kept for the whole run: the watch ends with it.
+        let _watcher = if args.watch {
+            match reload::watch(&args.patterns, tx.clone()) {
+                Ok(watcher) => Some(watcher),
+                Err(e) => {
+                    eprintln!(
+                        "warning: cannot watch the pattern files ({e}); SIGHUP still reloads them"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        // Control records (JSON lines only): the reader thread waits after
+        // each until it is applied.
+        let (go_on, controls) = match args.format {
+            FormatArg::Jsonl => {
+                let (go_on, controls) = mpsc::sync_channel::<()>(1);
+                (Some(go_on), Some(controls))
+            }
+            FormatArg::Csv => (None, None),
+        };
         let fresh = {
             let table = self.engine.fields().clone();
             let args = (args.format, args.time, args.time_field.clone());
@@ -571,6 +669,7 @@ impl Session<'_> {
             fresh,
             start: self.position,
             tails: self.checkpoints.is_some(),
+            controls,
         };
         let reader = spawn_reader(input, reading, tx);
         let mut stop = None;
@@ -605,16 +704,37 @@ impl Session<'_> {
                     signal = Some(number);
                     break;
                 }
+                Ok(Message::Reload(why)) => {
+                    self.reload_from_disk(why)?;
+                    flush_now(args, self.out.out)?;
+                    continue;
+                }
                 Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
             };
             let lines = batch.lines.len();
             for (line_no, item) in batch.lines {
                 match item {
-                    Ok(Item::Event(ts, record)) => {
+                    Ok(Entry::Item(Item::Event(ts, mut record))) => {
+                        if record.values().len() < self.stale_below {
+                            record = reread(record, self.engine.fields());
+                        }
                         self.keys.check(&record, &origin_name, line_no, progress);
                         timing.push(ts, wall_ms, record, self.engine, &mut self.out);
                     }
-                    Ok(Item::Watermark(_)) if timing.is_processing() => {
+                    Ok(Entry::Rules(control)) => {
+                        let applied = self.reload_from_stream(&control, &origin_name, line_no);
+                        // The reader thread decodes the next lines now (with
+                        // the new rules' fields), even when this one stops
+                        // the run (then it finds the receiver gone).
+                        if let Some(go_on) = &go_on {
+                            let _ = go_on.send(());
+                        }
+                        if let Err(stop_now) = applied {
+                            stop = Some(stop_now);
+                            break 'input;
+                        }
+                    }
+                    Ok(Entry::Item(Item::Watermark(_))) if timing.is_processing() => {
                         if !self.counters.watermarks_told {
                             self.counters.watermarks_told = true;
                             progress.suspend(|| {
@@ -624,11 +744,11 @@ impl Session<'_> {
                             });
                         }
                     }
-                    Ok(Item::Watermark(t)) => {
+                    Ok(Entry::Item(Item::Watermark(t))) => {
                         self.counters.punctuated = true;
                         self.engine.watermark(t, &mut self.out);
                     }
-                    Ok(Item::Skip) => {}
+                    Ok(Entry::Item(Item::Skip)) => {}
                     Err(e) if e.kind() == ErrorKind::Io => {
                         eprintln!(
                             "error: cannot read {}: {}",
@@ -703,6 +823,87 @@ impl Session<'_> {
         stop.map_or(Ok(None), Err)
     }
 
+    /// A control record at line `line_no`: the rules it names replace the
+    /// engine's here. A set that does not load is said and counted, and
+    /// the old rules go on. With `--checkpoint` the run stops (exit 2):
+    /// a checkpoint cannot hold the changed rules yet.
+    fn reload_from_stream(
+        &mut self,
+        control: &Control,
+        origin: &str,
+        line_no: u64,
+    ) -> Result<(), Stop> {
+        let what = reload::describe(control);
+        if self.checkpoints.is_some() {
+            self.out.progress.suspend(|| {
+                eprintln!(
+                    "error: {origin}:{line_no}: a {what} record with --checkpoint: checkpoints cannot hold changed rules yet (docs/checkpoints.md); the run stops before it"
+                )
+            });
+            return Err(Stop::Exit(EXIT_USAGE));
+        }
+        let loaded = reload::load_control(control, origin, line_no);
+        self.apply(loaded, &format!("{origin}:{line_no} ({what})"));
+        Ok(())
+    }
+
+    /// `--watch`: the pattern paths of the command line again, applied
+    /// here, between two batches. Lines the reader thread decoded before
+    /// the change are read again when they come (`stale_below`).
+    fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
+        let loaded = cepheid::dsl::load_paths(&self.args.patterns);
+        let why = match why {
+            Reload::Changed => "the pattern files changed",
+            Reload::Hangup => "SIGHUP",
+        };
+        if self.apply(loaded, why) {
+            self.stale_below = self.engine.fields().len();
+        }
+        check_output(self.args, self.out.out)
+    }
+
+    /// Makes `loaded` the engine's rule set (`where_` names what asked for
+    /// it in messages) and says what that did to each pattern; a set with
+    /// errors is said (with its diagnostics) and counted, and changes
+    /// nothing. True when the rules were put in force.
+    fn apply(&mut self, loaded: Loaded, where_: &str) -> bool {
+        let progress = self.out.progress;
+        let diagnostics = loaded.render();
+        if !diagnostics.is_empty() {
+            progress.suspend(|| eprint!("{diagnostics}"));
+        }
+        let refused = |reloads: &mut Reloads, why: &str| {
+            reloads.refused += 1;
+            progress.suspend(|| {
+                eprintln!("cepheid: {where_}: the new rules {why}; the old rules go on")
+            });
+            false
+        };
+        // Errors are said above; `Rules` places a compile error in its text.
+        let Ok(rules) = cepheid::Rules::from_loaded(loaded) else {
+            return refused(&mut self.reloads, "have errors");
+        };
+        let policy = self.args.reload_policy.into();
+        match self.engine.set_rules(&rules, policy, &mut self.out) {
+            Ok(changes) => {
+                self.reloads.applied += 1;
+                self.keys
+                    .reload(self.engine.patterns(), self.engine.fields());
+                let lines: String = changes
+                    .to_string()
+                    .lines()
+                    .map(|line| format!("  {line}\n"))
+                    .collect();
+                progress.suspend(|| eprint!("cepheid: {where_}: rules reloaded:\n{lines}"));
+                true
+            }
+            Err(e) => {
+                progress.suspend(|| eprintln!("{e}"));
+                refused(&mut self.reloads, "do not compile")
+            }
+        }
+    }
+
     /// Takes a checkpoint when one is due.
     fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
         match &self.checkpoints {
@@ -738,7 +939,7 @@ impl Session<'_> {
         let output_len = measure(&checkpoints.files.output, false)?;
         let late_len = measure(&checkpoints.files.late, true)?;
         self.counters.object_keys_told = self.keys.told();
-        self.counters.dropped_keys = self.out.drops.to_json();
+        self.counters.dropped_keys = self.out.drops.to_json(&names(self.engine));
         let meta = Meta {
             command: checkpoints.command.clone(),
             input: self.position,
@@ -763,6 +964,17 @@ impl Session<'_> {
             .writer
             .write(&bytes, Instant::now())
             .map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// `record` (decoded before a reload from disk) read again from its text
+/// for the fields of `table`, the new rules' (a record's text is JSON, CSV
+/// rows included, whose columns are top-level fields).
+fn reread(record: Record, table: &FieldTable) -> Record {
+    let raw: std::sync::Arc<str> = std::sync::Arc::from(record.raw());
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&raw) {
+        Ok(object) => cepheid::io::record_from_json(table, &object, raw),
+        Err(_) => record,
     }
 }
 
@@ -830,6 +1042,9 @@ fn refuse_conflicts(args: &Args) -> Result<(), u8> {
         eprintln!("error: {why}");
         Err(EXIT_USAGE)
     };
+    if args.checkpoint.is_some() && args.watch {
+        return refuse("--checkpoint cannot be used with --watch yet: checkpoints cannot hold changed rules (docs/checkpoints.md)");
+    }
     if args.checkpoint.is_some() && args.events == Path::new("-") {
         return refuse("--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset");
     }
@@ -986,6 +1201,7 @@ fn summarize(
     malformed: u64,
     waiting: usize,
     drops: &Drops,
+    reloads: &Reloads,
     started: Instant,
     stopped: Option<String>,
 ) {
@@ -1026,8 +1242,9 @@ fn summarize(
     } else {
         String::new()
     };
+    let reloads = reloads.summary(stats.discarded_runs);
     eprintln!(
-        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
+        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{forced}{reloads}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );
 }

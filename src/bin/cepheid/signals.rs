@@ -2,7 +2,8 @@
 //! to the run (which stops reading, flushes what the watermark released and
 //! prints its summary); a second one ends the process at once (for a run
 //! stuck writing to a full pipe), with the same status, 128 + the signal's
-//! number.
+//! number. With `--watch`, SIGHUP is handed to the run too (it reloads
+//! the pattern files) and never ends the process.
 
 /// The signal's name, for messages.
 pub fn name(signal: i32) -> &'static str {
@@ -27,14 +28,28 @@ pub fn exit_status(signal: i32) -> u8 {
     u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
 
+/// Is `signal` SIGHUP (a reload with `--watch`, not a stop)?
+pub fn is_hangup(signal: i32) -> bool {
+    #[cfg(unix)]
+    {
+        signal == signal_hook::consts::SIGHUP
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = signal;
+        false
+    }
+}
+
 /// Calls `on_signal` (on a thread of its own) with each SIGINT or SIGTERM;
-/// from the second one on, the process exits at once.
+/// from the second one on, the process exits at once. With `hangup`, also
+/// with each SIGHUP (which then never ends the process).
 #[cfg(unix)]
-pub fn install(on_signal: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
+pub fn install(on_signal: impl Fn(i32) + Send + 'static, hangup: bool) -> std::io::Result<()> {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook::flag;
     use signal_hook::iterator::Signals;
 
@@ -45,7 +60,11 @@ pub fn install(on_signal: impl Fn(i32) + Send + 'static) -> std::io::Result<()> 
         flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&received))?;
         flag::register(signal, Arc::clone(&received))?;
     }
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = if hangup {
+        Signals::new([SIGINT, SIGTERM, SIGHUP])?
+    } else {
+        Signals::new([SIGINT, SIGTERM])?
+    };
     std::thread::spawn(move || {
         for signal in signals.forever() {
             on_signal(signal);
@@ -56,7 +75,7 @@ pub fn install(on_signal: impl Fn(i32) + Send + 'static) -> std::io::Result<()> 
 
 /// Elsewhere the default handling stays.
 #[cfg(not(unix))]
-pub fn install(on_signal: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
-    let _ = on_signal;
+pub fn install(on_signal: impl Fn(i32) + Send + 'static, hangup: bool) -> std::io::Result<()> {
+    let _ = (on_signal, hangup);
     Ok(())
 }

@@ -1,0 +1,375 @@
+//! Changing the rules of a running `cepheid run` (`docs/dynamic-rules.md`):
+//! `$rules` and `$rules_file` control records in the stream, compared with
+//! the library's `Engine::set_rules` at the same line; reloading the same
+//! rules changes nothing; a broken set keeps the old rules; `--watch` on a
+//! followed file (an edit, a broken edit, SIGHUP). Live runs are read as
+//! they come (`common::Live`), each wait bounded, never after a sleep.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use cepheid::engine::ReloadPolicy;
+use cepheid::io::{Decoder, Format, Item, JsonLines};
+use cepheid::{Engine, Record, Rules};
+use common::{cepheid, scratch};
+
+/// The rules before the change: `pair` reads `type` and `k`; `steady`
+/// stays as it is; `gone` is removed by the change.
+const OLD: &str = r#"
+pattern pair {
+    partition by k
+    within 40ms
+    timeouts
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+pattern steady {
+    partition by k
+    match x next y
+    where
+        x: type == "x"
+        y: type == "y"
+}
+pattern gone {
+    partition by k
+    within 20ms
+    match a followed by c
+    where
+        a: type == "a"
+        c: type == "c"
+}
+"#;
+
+/// The rules after it: `pair` changed (reads `v`, a field only the new
+/// rules read), `steady` unchanged, `fresh` added (reads `w`).
+const NEW: &str = r#"
+pattern pair {
+    partition by k
+    within 40ms
+    timeouts
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b" and v > 2
+}
+pattern steady {
+    partition by k
+    match x next y
+    where
+        x: type == "x"
+        y: type == "y"
+}
+pattern fresh {
+    partition by k
+    match c followed by c2
+    where
+        c:  type == "c" and w == 1
+        c2: type == "c"
+}
+"#;
+
+/// A small deterministic generator (xorshift), so that the streams are
+/// the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// `n` events over keys 0..4, times going up with disorder within 5 ms.
+fn events(seed: u64, n: usize) -> Vec<String> {
+    let mut rng = Rng(seed | 1);
+    let types = ["a", "b", "c", "x", "y"];
+    (0..n)
+        .map(|i| {
+            let ts = i as u64 * 3 + rng.below(5);
+            format!(
+                "{{\"ts\":{ts},\"type\":\"{}\",\"k\":{},\"v\":{},\"w\":{}}}",
+                types[rng.below(5) as usize],
+                rng.below(4),
+                rng.below(5),
+                rng.below(2)
+            )
+        })
+        .collect()
+}
+
+/// A `$rules` control record carrying `source`.
+fn rules_record(source: &str) -> String {
+    serde_json::json!({ "$rules": source }).to_string()
+}
+
+/// `cepheid run PATTERNS --events EVENTS ARGS...` on files written to a
+/// fresh folder.
+fn run_cli(name: &str, rules: &str, lines: &[String], args: &[&str]) -> Output {
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), rules).unwrap();
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The same stream through the library: each line decoded with a decoder
+/// over the engine's fields, a control record made `Engine::set_rules` at
+/// its line, and the records written by the library's own writer.
+fn run_library(rules: &str, lines: &[String], max_delay_ms: u64, policy: ReloadPolicy) -> String {
+    let mut engine: Engine<Record> =
+        Engine::with_max_delay(std::time::Duration::from_millis(max_delay_ms));
+    engine
+        .add(&Rules::parse("rules.cep", rules).unwrap())
+        .unwrap();
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut bytes = Vec::new();
+    let mut out: JsonLines<&mut Vec<u8>, Vec<u8>> = JsonLines::new(&mut bytes, None);
+    for (i, line) in lines.iter().enumerate() {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(source) = json.get("$rules").and_then(|s| s.as_str()) {
+            let origin = format!("events.jsonl:{} ($rules)", i + 1);
+            let rules = Rules::parse(&origin, source).unwrap();
+            engine.set_rules(&rules, policy, &mut out).unwrap();
+            continue;
+        }
+        match decoder.decode(line.as_bytes()).unwrap() {
+            Item::Event(ts, record) => {
+                engine.push(ts, record, &mut out);
+            }
+            Item::Watermark(t) => engine.watermark(t, &mut out),
+            Item::Skip => {}
+        }
+    }
+    engine.finish(&mut out);
+    out.flush().unwrap();
+    drop(out);
+    String::from_utf8(bytes).unwrap()
+}
+
+/// `cepheid run ARGS...` with `lines` on standard input.
+fn run_stdin(args: &[&str], lines: &[String]) -> Output {
+    use std::io::Write;
+    let mut child = cepheid()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let text = lines.join("\n") + "\n";
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    output
+}
+
+#[test]
+fn a_control_record_mid_stream_is_the_librarys_set_rules_at_that_line() {
+    for (seed, policy, policy_arg) in [
+        (7, ReloadPolicy::Drain, "drain"),
+        (11, ReloadPolicy::Restart, "restart"),
+    ] {
+        let mut lines = events(seed, 3_000);
+        // Several batches of the reader thread before the change, and
+        // lines decoded ahead of it.
+        lines.insert(2_100, rules_record(NEW));
+        let cli = run_cli(
+            "control",
+            OLD,
+            &lines,
+            &["--max-delay", "5ms", "--reload-policy", policy_arg],
+        );
+        assert!(cli.status.success(), "{}", stderr(&cli));
+        let expected = run_library(OLD, &lines, 5, policy);
+        let got = String::from_utf8(cli.stdout.clone()).unwrap();
+        assert_eq!(got, expected, "{policy_arg}");
+        // The change shows: `pair`'s new version writes records (reading
+        // `v`), and `fresh` (reading `w`) matches.
+        assert!(
+            got.contains(r#""pattern":"pair","version":2"#),
+            "{policy_arg}"
+        );
+        assert_eq!(
+            got.contains(r#""pattern":"pair","version":1"#),
+            policy == ReloadPolicy::Drain,
+            "{policy_arg}: the old version's records"
+        );
+        assert!(got.contains(r#""pattern":"fresh""#), "{policy_arg}");
+        assert!(!got.contains(r#""pattern":"steady","version""#));
+        let err = stderr(&cli);
+        for said in [
+            "events.jsonl:2101 (`$rules`): rules reloaded:",
+            "  pair: changed (version 2)",
+            "  steady: unchanged",
+            "  fresh: added",
+            "  gone: removed",
+            ", 1 rule reload",
+        ] {
+            assert!(err.contains(said), "{said}: {err}");
+        }
+    }
+}
+
+#[test]
+fn reloading_the_same_rules_changes_nothing_byte_for_byte() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let patterns = root.join("patterns");
+    let folder = patterns.to_str().unwrap();
+    let sample = fs::read_to_string(root.join("examples/data/sample.jsonl")).unwrap();
+    let mut lines: Vec<String> = sample.lines().map(str::to_string).collect();
+    let args = ["run", folder, "--no-progress", "--max-delay", "10s"];
+    let plain = run_stdin(&args, &lines);
+    // The same folder as a `$rules_file` record, and all of its files as
+    // one inline `$rules` text.
+    let mut files: Vec<_> = fs::read_dir(&patterns)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let all: String = files
+        .iter()
+        .map(|f| fs::read_to_string(f).unwrap() + "\n")
+        .collect();
+    lines.insert(30, serde_json::json!({ "$rules_file": folder }).to_string());
+    lines.insert(60, rules_record(&all));
+    lines.insert(90, serde_json::json!({ "$rules_file": folder }).to_string());
+    let reloaded = run_stdin(&args, &lines);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert!(reloaded.status.success(), "{}", stderr(&reloaded));
+    assert!(plain.stdout.len() > 1000);
+    assert_eq!(
+        String::from_utf8(reloaded.stdout.clone()).unwrap(),
+        String::from_utf8(plain.stdout.clone()).unwrap()
+    );
+    let err = stderr(&reloaded);
+    assert!(err.contains("  unpaid_order: unchanged"), "{err}");
+    assert!(!err.contains("changed (version"), "{err}");
+    assert!(err.contains(", 3 rule reloads "), "{err}");
+}
+
+#[test]
+fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
+    let lines = events(3, 1_000);
+    let plain = run_cli("broken_plain", OLD, &lines, &["--max-delay", "5ms"]);
+    let mut broken = lines.clone();
+    broken.insert(400, rules_record("pattern pair {\n    match a b\n}"));
+    broken.insert(
+        500,
+        serde_json::json!({ "$rules_file": "missing.cep" }).to_string(),
+    );
+    broken.insert(
+        600,
+        r#"{"$rules": "pattern p { match a }", "ts": 5}"#.to_string(),
+    );
+    broken.insert(700, r#"{"$rules": 5}"#.to_string());
+    let out = run_cli("broken", OLD, &broken, &["--max-delay", "5ms"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, plain.stdout, "the old rules went on");
+    let err = stderr(&out);
+    for said in [
+        // The diagnostic names the input line and points into the text.
+        "error: events.jsonl:401 ($rules):2:13:",
+        "2 |     match a b",
+        "cepheid: events.jsonl:401 (`$rules`): the new rules have errors; the old rules go on",
+        "missing.cep",
+        "cepheid: events.jsonl:501 (`$rules_file` missing.cep): the new rules have errors; the old rules go on",
+        "events.jsonl:601: malformed line: a `$rules` or `$rules_file` record must have no other field (this one has 2)",
+        "events.jsonl:701: malformed line: `$rules` must be the pattern source, as a string",
+        "1000 events read, 2 malformed,",
+        ", 0 rule reloads (2 refused: the old rules kept)",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+}
+
+#[test]
+fn checkpoints_refuse_changed_rules_for_now() {
+    let mut lines = events(5, 200);
+    lines.insert(100, rules_record(NEW));
+    let dir = scratch("checkpoint_rules");
+    fs::write(dir.join("rules.cep"), OLD).unwrap();
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    let run = |extra: &[&str]| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--output",
+                "out.jsonl",
+            ])
+            .args(["--checkpoint", "state"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: events.jsonl:101: a `$rules` record with --checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--watch"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--checkpoint cannot be used with --watch"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn csv_input_has_no_control_records() {
+    let dir = scratch("csv_rules");
+    fs::write(dir.join("rules.cep"), OLD).unwrap();
+    fs::write(
+        dir.join("events.csv"),
+        "ts,type,k\n1,a,1\n\"{\"\"$rules\"\": \"\"x\"\"}\"\n2,b,1\n3,z,1\n",
+    )
+    .unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.csv",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("events.csv:3: malformed line"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("rule reload"), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""pattern":"pair""#));
+}
