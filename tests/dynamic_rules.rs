@@ -2,8 +2,8 @@
 //! and `set_rules` change the rule set of a running engine at its
 //! watermark. Versions and what each change reports, drain and restart,
 //! all or nothing, memory freed by a removal, an unchanged set leaving the
-//! output byte for byte as it was, snapshots refused while versions differ
-//! from the added patterns.
+//! output byte for byte as it was, snapshots holding the rule set in force
+//! (replaced and draining versions).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -258,7 +258,7 @@ fn removing_a_pattern_frees_its_state() {
 }
 
 #[test]
-fn snapshots_refuse_replaced_versions_and_hold_removals() {
+fn snapshots_hold_removals() {
     let mut engine: Engine<Record> = Engine::new();
     engine.add(&rules(&format!("{V1}\n{OTHER}"))).unwrap();
     let mut out: Vec<Output<Record>> = Vec::new();
@@ -275,19 +275,128 @@ fn snapshots_refuse_replaced_versions_and_hold_removals() {
     push(&mut restored, 2, "u1", "y", &mut got);
     restored.watermark(Timestamp::MAX, &mut got);
     assert_eq!(summary(&got), [("match", 1, 2, 1)]);
+}
 
-    // Added again: version 1, a snapshot is fine.
+/// A snapshot holds the rule set in force: replaced versions, and old
+/// versions still draining with their partial matches. `restore` takes
+/// the patterns in force from the engine (the draining ones from the
+/// snapshot), `restore_rules` all of them from the snapshot; either goes
+/// on exactly as the engine that was not interrupted, and snapshots to the
+/// same bytes.
+#[test]
+fn snapshots_hold_replaced_and_draining_versions() {
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&rules(&format!("{V1}\n{OTHER}"))).unwrap();
+    let mut out: Vec<Output<Record>> = Vec::new();
+    push(&mut engine, 1, "u1", "a", &mut out);
+    engine.watermark(1, &mut out);
     engine
         .replace(&rules(V2), ReloadPolicy::Drain, &mut out)
         .unwrap();
-    engine.snapshot(&mut Vec::new()).unwrap();
-    // Replaced: refused, while it drains and after.
-    engine
-        .replace(&rules(V1), ReloadPolicy::Drain, &mut out)
-        .unwrap();
-    let err = engine.snapshot(&mut Vec::new()).unwrap_err();
+    push(&mut engine, 2, "u2", "a", &mut out);
+    push(&mut engine, 3, "u2", "x", &mut out);
+    engine.watermark(3, &mut out);
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes).unwrap();
+
+    let rest = |engine: &mut Engine<Record>| {
+        let mut out: Vec<Output<Record>> = Vec::new();
+        push(engine, 4, "u1", "b", &mut out);
+        push(engine, 5, "u2", "c", &mut out);
+        push(engine, 6, "u2", "y", &mut out);
+        engine.watermark(Timestamp::MAX, &mut out);
+        (out, engine.stats())
+    };
+    let mut own: Engine<Record> = Engine::new();
+    own.add(&rules(&format!("{V2}\n{OTHER}"))).unwrap();
+    own.restore(&bytes[..]).unwrap();
+    let mut from_snapshot: Engine<Record> = Engine::new();
+    from_snapshot.restore_rules(&bytes[..]).unwrap();
+    for restored in [&own, &from_snapshot] {
+        assert_eq!(restored.version("ab"), Some(2));
+        assert_eq!(restored.version("other"), Some(1));
+        let names: Vec<&str> = restored.patterns().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["ab", "other"]);
+        let mut again = Vec::new();
+        restored.snapshot(&mut again).unwrap();
+        assert!(again == bytes, "a restored engine snapshots to other bytes");
+    }
+    let expected = rest(&mut engine);
+    // The old version's run finishes under version 1, the new one's under 2.
+    assert_eq!(
+        summary(&expected.0),
+        [("match", 1, 4, 1), ("match", 2, 5, 2), ("match", 3, 6, 1)]
+    );
+    assert_eq!(rest(&mut own), expected);
+    assert_eq!(rest(&mut from_snapshot), expected);
+
+    // `restore` still wants the engine's patterns to be those in force.
+    let mut old_rules: Engine<Record> = Engine::new();
+    old_rules.add(&rules(&format!("{V1}\n{OTHER}"))).unwrap();
+    let err = old_rules.restore(&bytes[..]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Snapshot);
-    assert!(err.to_string().contains("`ab` was replaced"), "{err}");
+    assert!(err.to_string().contains("(`ab`) is not the same"), "{err}");
+    // `restore_rules` replaces whatever patterns the engine has.
+    old_rules.restore_rules(&bytes[..]).unwrap();
+    assert_eq!(rest(&mut old_rules), expected);
+}
+
+/// A pattern built in Rust with a closure has no source text: a snapshot
+/// cannot rebuild it, and says so.
+#[test]
+fn patterns_with_closures_are_restored_only_from_the_engine() {
+    let closure = |ms: u64| {
+        cepheid::Pattern::<Record>::begin("a")
+            .where_fn(|r: &Record| r.raw().contains("\"a\""))
+            .followed_by("b")
+            .where_fn(|r: &Record| r.raw().contains("\"b\""))
+            .within(Duration::from_millis(ms))
+            .name("ab")
+            .build()
+            .unwrap()
+    };
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&closure(1_000)).unwrap();
+    let mut out: Vec<Output<Record>> = Vec::new();
+    push(&mut engine, 1, "u1", "a", &mut out);
+    engine.watermark(1, &mut out);
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes).unwrap();
+    let mut bare: Engine<Record> = Engine::new();
+    let err = bare.restore_rules(&bytes[..]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Snapshot);
+    assert!(err.to_string().contains("closure"), "{err}");
+    assert_eq!(bare.patterns().count(), 0);
+    let mut own: Engine<Record> = Engine::new();
+    own.add(&closure(1_000)).unwrap();
+    own.restore(&bytes[..]).unwrap();
+
+    // A draining version with a closure cannot be rebuilt either.
+    engine
+        .replace(&closure(2_000), ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes).unwrap();
+    let mut own: Engine<Record> = Engine::new();
+    own.add(&closure(2_000)).unwrap();
+    let err = own.restore(&bytes[..]).unwrap_err();
+    assert!(
+        err.to_string().contains("draining") && err.to_string().contains("closure"),
+        "{err}"
+    );
+    // Refused, the engine is as it was.
+    assert_eq!(own.version("ab"), Some(1));
+    own.restore(&small_snapshot_of(&closure(2_000))[..])
+        .unwrap();
+}
+
+/// A snapshot of a fresh engine with `pattern`.
+fn small_snapshot_of(pattern: &cepheid::Pattern<Record>) -> Vec<u8> {
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(pattern).unwrap();
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes).unwrap();
+    bytes
 }
 
 #[test]

@@ -21,6 +21,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cepheid::engine::ReloadPolicy;
 use cepheid::io::{Decoder, Format, Item};
 use cepheid::pattern::Pattern as IrPattern;
 use cepheid::record::FieldTable;
@@ -35,6 +36,8 @@ use serde::{Deserialize, Serialize};
 enum Step<E> {
     Event(Timestamp, E),
     Watermark(Timestamp),
+    /// A change of the rule set (`Engine::set_rules`).
+    Rules(Vec<IrPattern>, ReloadPolicy),
 }
 
 /// How a stream ends.
@@ -52,6 +55,11 @@ fn feed<E: Event + Clone>(engine: &mut Engine<E>, steps: &[Step<E>], out: &mut V
                 engine.push(*ts, e.clone(), out);
             }
             Step::Watermark(t) => engine.watermark(*t, out),
+            Step::Rules(set, policy) => {
+                engine
+                    .set_rules(&set[..], *policy, out)
+                    .expect("a change of rules");
+            }
         }
     }
 }
@@ -82,6 +90,29 @@ fn check_cuts<E>(
 where
     E: Event + Clone + PartialEq + Debug + Serialize + DeserializeOwned,
 {
+    let restore = |_: &[Step<E>], bytes: &[u8]| {
+        let mut next = make();
+        next.restore(bytes).map(|()| next)
+    };
+    check_restores(make, &restore, steps, cuts, how)
+}
+
+/// Makes the engine that goes on from a snapshot (the bytes) taken after
+/// some steps.
+type Restore<'a, E> = dyn Fn(&[Step<E>], &[u8]) -> Result<Engine<E>, cepheid::Error> + 'a;
+
+/// As [`check_cuts`], with `restore` making the engine that goes on from
+/// a snapshot taken after `steps` (the steps up to the cut).
+fn check_restores<E>(
+    make: &dyn Fn() -> Engine<E>,
+    restore: &Restore<'_, E>,
+    steps: &[Step<E>],
+    cuts: &[usize],
+    how: End,
+) -> Result<usize, TestCaseError>
+where
+    E: Event + Clone + PartialEq + Debug + Serialize + DeserializeOwned,
+{
     let mut whole = make();
     let mut expected = Vec::new();
     feed(&mut whole, steps, &mut expected);
@@ -96,8 +127,7 @@ where
         feed(&mut engine, &steps[at..cut], &mut got);
         at = cut;
         let bytes = snapshot(&engine);
-        let mut next = make();
-        next.restore(&bytes[..])
+        let next = restore(&steps[..cut], &bytes[..])
             .map_err(|e| TestCaseError::fail(format!("restore at {cut}: {e}")))?;
         prop_assert_eq!(next.stats(), engine.stats());
         prop_assert_eq!(next.live_keys(), engine.live_keys());
@@ -442,6 +472,7 @@ fn as_records(steps: &[Step<Ev>], table: &FieldTable) -> Vec<Step<Record>> {
         .iter()
         .map(|s| match s {
             Step::Watermark(t) => Step::Watermark(*t),
+            Step::Rules(set, policy) => Step::Rules(set.clone(), *policy),
             Step::Event(ts, e) => {
                 let line = format!(
                     r#"{{"ts": {ts}, "key": {}, "kind": "{}", "value": {}, "id": {}}}"#,
@@ -507,6 +538,306 @@ proptest! {
         let make = || random_engine::<Record>(&p, delay, limit).unwrap();
         let records = as_records(&steps, make().fields());
         check_cuts(&make, &records, &cuts, how)?;
+    }
+}
+
+// ---------------------------------------------------------------------
+// Snapshots around changes of rules (`docs/dynamic-rules.md`,
+// "Checkpoints"): the snapshot holds the rule set in force, draining old
+// versions included.
+
+/// The rule set in force after `steps`: the last change's, else `initial`.
+fn rules_after<E>(steps: &[Step<E>], initial: &[IrPattern]) -> Vec<IrPattern> {
+    steps
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            Step::Rules(set, _) => Some(set.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| initial.to_vec())
+}
+
+/// Puts 1 to 2 changes of rules (`sets` in turn, each with a random
+/// policy) at random places of `steps`.
+fn with_changes<E: Clone>(
+    rng: &mut Rng,
+    steps: &[Step<E>],
+    sets: &[Vec<IrPattern>],
+) -> Vec<Step<E>> {
+    let mut at: Vec<usize> = (0..1 + rng.below(2))
+        .map(|_| rng.below(steps.len() as u64 + 1) as usize)
+        .collect();
+    at.sort_unstable();
+    let mut out = Vec::new();
+    let mut next = 0;
+    for (i, step) in steps.iter().enumerate() {
+        while next < at.len() && at[next] == i {
+            let policy = if rng.chance(50) {
+                ReloadPolicy::Drain
+            } else {
+                ReloadPolicy::Restart
+            };
+            out.push(Step::Rules(sets[next % sets.len()].clone(), policy));
+            next += 1;
+        }
+        out.push(step.clone());
+    }
+    while next < at.len() {
+        out.push(Step::Rules(
+            sets[next % sets.len()].clone(),
+            ReloadPolicy::Drain,
+        ));
+        next += 1;
+    }
+    out
+}
+
+/// A restore from a snapshot taken after `before`: into an engine built
+/// with the rules in force then (`make_with`, `Engine::restore`) or into
+/// one without patterns (`bare`, `Engine::restore_rules`), as `rules` says.
+fn restore_either<E: Event + DeserializeOwned + 'static>(
+    before: &[Step<E>],
+    bytes: &[u8],
+    initial: &[IrPattern],
+    make_with: &dyn Fn(&[IrPattern]) -> Engine<E>,
+    bare: &dyn Fn() -> Engine<E>,
+    rules: bool,
+) -> Result<Engine<E>, cepheid::Error> {
+    if rules {
+        let mut engine = bare();
+        engine.restore_rules(bytes).map(|()| engine)
+    } else {
+        let mut engine = make_with(&rules_after(before, initial));
+        engine.restore(bytes).map(|()| engine)
+    }
+}
+
+/// An engine whose field table has the fields of every pattern of
+/// `prime` (added under other names, then replaced by `set`), so that
+/// engines of one case number fields alike.
+fn primed<E: Event + 'static>(
+    set: &[IrPattern],
+    prime: &[IrPattern],
+    make: &dyn Fn() -> Engine<E>,
+) -> Engine<E> {
+    let mut engine = make();
+    let prime: Vec<IrPattern> = prime
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut p = p.clone();
+            p.name = format!("prime_{i}");
+            p
+        })
+        .collect();
+    engine.add(&prime[..]).unwrap();
+    engine
+        .set_rules(set, ReloadPolicy::Drain, &mut |_: &cepheid::MatchRef<
+            '_,
+            E,
+        >| {})
+        .unwrap();
+    engine
+}
+
+/// Over the library: a rule set, changed once or twice (patterns kept,
+/// changed into others under their names, removed, added; drained or
+/// restarted) at random places of a stream cut at random places, each
+/// snapshot restored with the engine's rules or with the snapshot's.
+fn library_changes_case(seed: u64) -> Result<usize, TestCaseError> {
+    let mut rng = Rng(seed);
+    let files = library_files();
+    let vocab = vocabulary(&files);
+    let library: Vec<IrPattern> = Rules::load_all(&files).unwrap().patterns().to_vec();
+    let mut old: Vec<IrPattern> = library.iter().filter(|_| rng.chance(40)).cloned().collect();
+    if old.is_empty() {
+        old.push(rng.pick(&library).clone());
+    }
+    let mut new = Vec::new();
+    for p in &old {
+        match rng.below(3) {
+            0 => new.push(p.clone()),
+            1 => {
+                let mut other = rng.pick(&library).clone();
+                other.name = p.name.clone();
+                new.push(other);
+            }
+            _ => {}
+        }
+    }
+    let added = rng.pick(&library);
+    if !new.iter().any(|p| p.name == added.name) {
+        new.push(added.clone());
+    }
+    let delay = *rng.pick(&[0i64, 2_000, 60_000]);
+    let limit = if rng.chance(20) { Some(2) } else { None };
+    let config = || {
+        let engine: Engine<Record> = Engine::with_max_delay(Duration::from_millis(delay as u64));
+        match limit {
+            Some(limit) => engine.max_runs_per_key(limit),
+            None => engine,
+        }
+    };
+    let make_with = |set: &[IrPattern]| primed(set, &library, &config);
+    let template = make_with(&old);
+    let table = template.fields().clone();
+    let mut fields: Vec<String> = table.paths().iter().map(ToString::to_string).collect();
+    if !fields.iter().any(|f| f == "ts") {
+        fields.insert(0, "ts".into());
+    }
+    let keys: Vec<String> = library
+        .iter()
+        .flat_map(|p| p.partition_by.iter().map(ToString::to_string))
+        .collect();
+    let n = 100 + rng.below(300) as usize;
+    let rows = library_rows(&mut rng, &fields, &keys, &vocab, n, delay);
+    let csv = rng.chance(30);
+    let steps = with_changes(
+        &mut rng,
+        &decode_rows(&rows, &table, csv),
+        &[new.clone(), old.clone()],
+    );
+    let cuts: Vec<usize> = (0..1 + rng.below(3))
+        .map(|_| rng.below(steps.len() as u64 + 1) as usize)
+        .collect();
+    let how = if rng.chance(50) {
+        End::Finish
+    } else {
+        End::Flush
+    };
+    let choices: Vec<bool> = (0..4).map(|_| rng.chance(50)).collect();
+    let turn = std::cell::Cell::new(0);
+    let restore = |before: &[Step<Record>], bytes: &[u8]| {
+        let i = turn.get();
+        turn.set(i + 1);
+        restore_either(before, bytes, &old, &make_with, &config, choices[i % 4])
+    };
+    let names = |set: &[IrPattern]| set.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    check_restores(&|| make_with(&old), &restore, &steps, &cuts, how).map_err(|e| {
+        TestCaseError::fail(format!(
+            "old {:?} new {:?} csv={csv} cuts={cuts:?} restore_rules={choices:?} {how:?}: {e}",
+            names(&old),
+            names(&new)
+        ))
+    })
+}
+
+#[test]
+fn the_library_resumes_exactly_around_changes_of_rules() {
+    let total = std::cell::Cell::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: cases(32),
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&any::<u64>(), |seed| {
+            total.set(total.get() + library_changes_case(seed)?);
+            Ok(())
+        })
+        .unwrap();
+    assert!(total.get() > 100, "only {} outputs", total.get());
+}
+
+/// Makes every `until` of `Condition::True` in `seq` the expression
+/// `true`.
+fn truthful_untils(seq: &mut cepheid::pattern::Sequence) {
+    use cepheid::pattern::{Condition, ElementKind};
+    for e in &mut seq.elements {
+        if matches!(e.until, Some(Condition::True)) {
+            e.until = Some(Condition::Expr(cepheid::expr::Expr::Literal(
+                cepheid::Value::Bool(true),
+            )));
+        }
+        if let ElementKind::Group(inner) = &mut e.kind {
+            truthful_untils(inner);
+        }
+    }
+}
+
+/// An engine configured as [`random_engine`]'s, without patterns.
+fn random_config<E: Event + 'static>(delay: i64, limit: usize) -> Engine<E> {
+    Engine::with_max_delay(Duration::from_millis(delay as u64))
+        .max_runs_per_key(limit)
+        .max_waiting_events(if limit >= 4 { usize::MAX } else { 3 })
+}
+
+/// The three patterns of [`random_engine`] for `p`.
+fn random_set(p: &IrPattern) -> Vec<IrPattern> {
+    let mut twin = p.clone();
+    twin.name = "twin".into();
+    twin.emit_timeouts = !twin.emit_timeouts;
+    let mut global = p.clone();
+    global.name = "global".into();
+    global.partition_by.clear();
+    vec![p.clone(), twin, global]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(96), ..ProptestConfig::default() })]
+
+    /// Random patterns over typed events and records: the rule set changes
+    /// to another pattern's (all three, or only the first), then perhaps
+    /// back, around random cuts; each snapshot restored with the engine's
+    /// rules or the snapshot's.
+    #[test]
+    fn random_patterns_resume_exactly_around_changes_of_rules(
+        spec in reference::gen::pattern_spec(),
+        other in reference::gen::pattern_spec(),
+        raw in prop::collection::vec((0..4usize, 0i64..5, prop_oneof![3 => Just(0i64), 8 => 1i64..3, 1 => 3i64..12], 0i64..3, any::<u8>()), 0..40),
+        delay in prop_oneof![Just(0i64), 1i64..4],
+        limit in prop_oneof![4 => Just(64usize), 1 => 1usize..4],
+        cuts in prop::collection::vec(0usize..43, 1..4),
+        seed in any::<u64>(),
+        flush in any::<bool>(),
+    ) {
+        let build = |spec: &reference::gen::PatternSpec| {
+            let mut p = spec.build();
+            p.partition_by = vec![FieldPath::single("key")];
+            // (an `until` of `Condition::True` has no source text: the
+            // same as `until u where u: true`, which has)
+            truthful_untils(&mut p.sequence);
+            p
+        };
+        let (p, q) = (build(&spec), build(&other));
+        if !cepheid::pattern::validate(&p).is_empty() || !cepheid::pattern::validate(&q).is_empty() {
+            return Ok(());
+        }
+        if random_engine::<Ev>(&p, delay, limit).is_none() || random_engine::<Ev>(&q, delay, limit).is_none() {
+            return Ok(());
+        }
+        let mut rng = Rng(seed);
+        let old = random_set(&p);
+        let mut new = random_set(&q);
+        if rng.chance(50) {
+            // Only the first changes; the twin goes.
+            new = vec![q.clone(), old[2].clone()];
+        }
+        let how = if flush { End::Flush } else { End::Finish };
+        let steps = with_changes(&mut rng, &typed_steps(&raw, delay), &[new.clone(), old.clone()]);
+        let choices: Vec<bool> = (0..4).map(|_| rng.chance(50)).collect();
+        let prime: Vec<IrPattern> = old.iter().chain(&new).cloned().collect();
+        {
+            let config = || random_config::<Ev>(delay, limit);
+            let make_with = |set: &[IrPattern]| primed::<Ev>(set, &prime, &config);
+            let turn = std::cell::Cell::new(0);
+            let restore = |before: &[Step<Ev>], bytes: &[u8]| {
+                let i = turn.get();
+                turn.set(i + 1);
+                restore_either(before, bytes, &old, &make_with, &config, choices[i % 4])
+            };
+            check_restores(&|| make_with(&old), &restore, &steps, &cuts, how)?;
+        }
+        let config = || random_config::<Record>(delay, limit);
+        let make_with = |set: &[IrPattern]| primed::<Record>(set, &prime, &config);
+        let records = as_records(&steps, make_with(&old).fields());
+        let turn = std::cell::Cell::new(0);
+        let restore = |before: &[Step<Record>], bytes: &[u8]| {
+            let i = turn.get();
+            turn.set(i + 1);
+            restore_either(before, bytes, &old, &make_with, &config, choices[i % 4])
+        };
+        check_restores(&|| make_with(&old), &restore, &records, &cuts, how)?;
     }
 }
 

@@ -13,6 +13,7 @@
 //! | [`diagnostic`] | [`Diagnostic`] values and their rendering |
 //! | `load` | text, bytes, files and folders → [`Loaded`] |
 //! | `explain` | the IR as readable text and as a `dot` graph |
+//! | `source` | the IR back to `.cep` text (what a snapshot keeps of each pattern) |
 //!
 //! ```
 //! let loaded = cepheid::dsl::load_str("rules.cep", r#"
@@ -39,6 +40,7 @@ mod parse;
 mod parse_expr;
 mod parse_match;
 mod print;
+mod source;
 
 use std::collections::HashMap;
 
@@ -51,6 +53,7 @@ pub use parse::MAX_PATTERNS;
 #[cfg(test)]
 pub(crate) use print::print_expr;
 pub use print::print_file;
+pub(crate) use source::pattern_source;
 
 use crate::expr::Expr;
 use crate::pattern::Pattern;

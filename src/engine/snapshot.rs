@@ -1,8 +1,11 @@
-//! Engine snapshots: [`Engine::snapshot`] writes an engine's complete state,
-//! [`Engine::restore`] reads it into a fresh engine built with the same
-//! patterns and configuration, which then goes on exactly as the engine
-//! that wrote it would have (same output, same order). The format and what
-//! it holds are documented in `docs/snapshot.md`.
+//! Engine snapshots: [`Engine::snapshot`] writes an engine's complete state
+//! and the rule set in force (each pattern's versions, draining ones
+//! included, with their source text); [`Engine::restore`] reads it into a
+//! fresh engine built with the same patterns and configuration, and
+//! [`Engine::restore_rules`] into a fresh engine of the same configuration,
+//! rebuilding the patterns from the snapshot. Either then goes on exactly
+//! as the engine that wrote it would have (same output, same order). The
+//! format and what it holds are documented in `docs/snapshot.md`.
 //!
 //! The file: [`MAGIC`], the format [`VERSION`] (`u32`, little endian), the
 //! file's length (`u64`, little endian), a [`Header`] and the body (both
@@ -18,18 +21,19 @@
 use std::any::Any;
 use std::hash::Hasher;
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::clock::Clock;
-use crate::engine::core::{Core, Stats};
+use crate::engine::core::{Core, Group, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::Engine;
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
-use crate::event::Event;
-use crate::matcher::{Partition, SharedBuffer};
+use crate::event::{Event, FieldPath};
+use crate::matcher::{Cache, Partition, SharedBuffer};
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;
 use crate::persist::via;
@@ -40,7 +44,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes and reads. Bumped whenever the
 /// bytes written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 /// Magic, version and length.
 const PREFIX: usize = 8 + 4 + 8;
@@ -58,18 +62,47 @@ struct Header {
     run_limit: u64,
     /// The limit on events waiting for the watermark.
     waiting_limit: u64,
-    /// Each pattern, in the order added.
+    /// Every pattern the engine runs, in its order: the patterns in force
+    /// and the old versions that drain.
     patterns: Vec<PatternPrint>,
-    /// The names of a [`FieldTable`]'s fields, by id (empty for typed
-    /// events, whose field ids are fixed by their type).
-    fields: Vec<String>,
+    /// The paths of a [`FieldTable`]'s fields (each as its segments), by
+    /// id (empty for typed events, whose field ids are fixed by their
+    /// type).
+    fields: Vec<Vec<String>>,
 }
 
-/// A pattern's name and fingerprint ([`fingerprint`]).
+/// One pattern of the engine: its name, fingerprint ([`fingerprint`]),
+/// version, and the source it is rebuilt from.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct PatternPrint {
     name: String,
     fingerprint: u64,
+    /// Its version (`docs/dynamic-rules.md`).
+    version: u32,
+    /// Has its name been replaced (so output shows the version)?
+    versioned: bool,
+    /// Is it an old version that drains?
+    draining: bool,
+    /// Its `.cep` source ([`crate::dsl::pattern_source`]), or why it has
+    /// none (a Rust closure): then it cannot be rebuilt from text.
+    source: Result<String, String>,
+}
+
+impl PatternPrint {
+    /// Is it the pattern `name` with this fingerprint?
+    fn same(&self, name: &str, fingerprint: u64) -> bool {
+        self.name == name && self.fingerprint == fingerprint
+    }
+}
+
+/// Where a restore takes the patterns from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RulesFrom {
+    /// The engine's own patterns, which must be the snapshot's patterns in
+    /// force; draining old versions are rebuilt from their source.
+    Engine,
+    /// The snapshot: every pattern rebuilt from its source.
+    Snapshot,
 }
 
 /// The state, as written.
@@ -133,6 +166,34 @@ pub(crate) fn canonical_text(pattern: &Pattern) -> String {
     text
 }
 
+/// The paths of a [`FieldTable`], each as its segments (nothing for the
+/// fields of typed events).
+fn field_paths<F: 'static>(fields: &F) -> Vec<Vec<String>> {
+    (fields as &dyn Any)
+        .downcast_ref::<FieldTable>()
+        .map(|table| {
+            table
+                .paths()
+                .iter()
+                .map(|p| p.segments().iter().map(|s| s.to_string()).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Gives `fields` (a [`FieldTable`]; nothing for typed events) the paths
+/// of `paths` in order, after those it has (which must be their first
+/// ones: checked before).
+fn intern_paths<F: 'static>(fields: &F, paths: &[Vec<String>]) {
+    if let Some(table) = (fields as &dyn Any).downcast_ref::<FieldTable>() {
+        for path in paths {
+            table.intern(&FieldPath(
+                path.iter().map(|s| Arc::from(s.as_str())).collect(),
+            ));
+        }
+    }
+}
+
 /// An error about a snapshot.
 fn error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Snapshot, message)
@@ -171,22 +232,27 @@ fn stats_from(a: [u64; 9]) -> Stats {
 impl<E: Event + 'static> Engine<E> {
     /// What the header says of this engine.
     fn header(&self) -> Header {
-        let fields = (&self.fields as &dyn Any)
-            .downcast_ref::<FieldTable>()
-            .map(|table| table.paths().iter().map(ToString::to_string).collect())
-            .unwrap_or_default();
         Header {
             max_delay: self.core.clock.max_delay(),
             run_limit: u64::try_from(self.core.run_limit).unwrap_or(u64::MAX),
             waiting_limit: u64::try_from(self.core.waiting_limit).unwrap_or(u64::MAX),
             patterns: self
-                .patterns()
-                .map(|p| PatternPrint {
-                    name: p.name.clone(),
-                    fingerprint: fingerprint(p),
+                .core
+                .patterns
+                .iter()
+                .map(|run| {
+                    let p = run.automaton.pattern();
+                    PatternPrint {
+                        name: p.name.clone(),
+                        fingerprint: fingerprint(p),
+                        version: run.version,
+                        versioned: run.versioned,
+                        draining: run.draining,
+                        source: crate::dsl::pattern_source(p),
+                    }
                 })
                 .collect(),
-            fields,
+            fields: field_paths(&self.fields),
         }
     }
 }
@@ -252,18 +318,6 @@ impl<E: Event + Serialize + 'static> Engine<E> {
     /// The snapshot, in memory.
     fn snapshot_bytes(&self) -> Result<Vec<u8>, Error> {
         let core = &self.core;
-        if let Some(run) = core.patterns.iter().find(|run| run.versioned) {
-            // A restoring engine is built from patterns, each at version 1:
-            // it could not go on with these versions (`docs/dynamic-rules.md`,
-            // "Checkpoints").
-            return Err(error(format!(
-                "cannot snapshot an engine whose pattern `{}` was replaced (version {}{}): \
-                 snapshots do not hold replaced or draining versions yet",
-                run.automaton.pattern().name,
-                run.version,
-                if run.draining { ", draining" } else { "" }
-            )));
-        }
         let body = BodyOut {
             clock: &core.clock,
             store: &core.store,
@@ -290,21 +344,67 @@ impl<E: Event + Serialize + 'static> Engine<E> {
 
 impl<E: Event + DeserializeOwned + 'static> Engine<E> {
     /// Restores the state [`snapshot`](Engine::snapshot) wrote into this
-    /// engine, which must have been built with the same patterns (same
-    /// canonical text, same order) and configuration
+    /// engine, which must have been built with the same patterns in force
+    /// (same canonical text, same order) and configuration
     /// ([`with_max_delay`](Engine::with_max_delay),
     /// [`max_runs_per_key`](Engine::max_runs_per_key),
     /// [`max_waiting_events`](Engine::max_waiting_events)), and have seen no
-    /// event or watermark yet. Then feed it the rest of the stream.
+    /// event or watermark yet. Then feed it the rest of the stream. The
+    /// versions come from the snapshot, and old versions that were still
+    /// draining are rebuilt from the source it holds
+    /// (`docs/dynamic-rules.md`); to take every pattern from the snapshot,
+    /// use [`restore_rules`](Engine::restore_rules).
     ///
     /// Fails with [`ErrorKind::Snapshot`], leaving the engine as it was,
     /// when the input is not a snapshot, is of a format version this build
     /// does not read, is truncated or corrupt (checksum), was taken with
     /// other patterns (the message names the first that differs), another
-    /// configuration or another field table, or holds inconsistent state;
-    /// or when the engine is not fresh. [`ErrorKind::Io`] when `input`
-    /// fails. See [`snapshot`](Engine::snapshot) for an example.
-    pub fn restore<R: Read>(&mut self, mut input: R) -> Result<(), Error> {
+    /// configuration or another field table, holds a draining version that
+    /// cannot be rebuilt (a Rust closure), or holds inconsistent state; or
+    /// when the engine is not fresh. [`ErrorKind::Io`] when `input` fails.
+    /// See [`snapshot`](Engine::snapshot) for an example.
+    pub fn restore<R: Read>(&mut self, input: R) -> Result<(), Error> {
+        self.restore_from(input, RulesFrom::Engine)
+    }
+
+    /// Restores a snapshot with the rule set it holds: the engine's
+    /// patterns (if any) are replaced by the snapshot's, each version
+    /// rebuilt from its source text, draining old versions included, so an
+    /// engine restored after changes of rules
+    /// ([`set_rules`](Engine::set_rules)) goes on with the rules in force
+    /// when the snapshot was taken, whatever rules the caller has now. The
+    /// engine must have the snapshot's configuration and have seen no event
+    /// or watermark; its field table must be empty or the start of the
+    /// snapshot's (an engine built without patterns always is).
+    ///
+    /// Fails as [`restore`](Engine::restore) does, and with
+    /// [`ErrorKind::Snapshot`] when a pattern of the snapshot was built in
+    /// Rust with a closure (`where_fn`, `until_fn`, `partition_by_fn`),
+    /// which has no source text: build the engine with that pattern and use
+    /// [`restore`](Engine::restore).
+    ///
+    /// ```
+    /// use cepheid::engine::ReloadPolicy;
+    /// use cepheid::{Engine, Output, Record, Rules};
+    /// let v1 = Rules::parse("r.cep", "pattern p { match a where a: n > 1 }")?;
+    /// let v2 = Rules::parse("r.cep", "pattern p { match a where a: n > 5 }")?;
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&v1)?;
+    /// engine.set_rules(&v2, ReloadPolicy::Drain, &mut Vec::<Output<Record>>::new())?;
+    /// let mut snapshot = Vec::new();
+    /// engine.snapshot(&mut snapshot)?;
+    ///
+    /// let mut restored: Engine<Record> = Engine::new();
+    /// restored.restore_rules(&snapshot[..])?;
+    /// assert_eq!(restored.version("p"), Some(2));
+    /// assert_eq!(restored.patterns().count(), 1);
+    /// # Ok::<(), cepheid::Error>(())
+    /// ```
+    pub fn restore_rules<R: Read>(&mut self, input: R) -> Result<(), Error> {
+        self.restore_from(input, RulesFrom::Snapshot)
+    }
+
+    fn restore_from<R: Read>(&mut self, mut input: R, from: RulesFrom) -> Result<(), Error> {
         if !self.core.is_fresh() {
             return Err(error(
                 "cannot restore a snapshot into an engine that has seen events or watermarks: \
@@ -316,19 +416,119 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             .read_to_end(&mut bytes)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the snapshot: {e}")))?;
         let (header, rest) = read_header(&bytes)?;
-        self.check_header(&header)?;
+        self.check_header(&header, from)?;
         let (body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
             .map_err(|e| error(format!("the snapshot's state does not decode: {e}")))?;
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
-        self.core
-            .install(body)
-            .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))
+        let own = from == RulesFrom::Engine
+            && header.fields == field_paths(&self.fields)
+            && header
+                .patterns
+                .iter()
+                .all(|p| p.version == 1 && !p.versioned && !p.draining);
+        if own {
+            // The engine's patterns as they are.
+            return self
+                .core
+                .install(body)
+                .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")));
+        }
+        let compiled = self.rebuild(&header, from)?;
+        let saved = self.core.take_rules();
+        let mut fields = E::Fields::default();
+        intern_paths(&fields, &header.fields);
+        let mut added = Ok(());
+        for (nfa, print) in compiled.into_iter().zip(&header.patterns) {
+            match self.core.add(nfa, &mut fields) {
+                Ok(p) => {
+                    let run = &mut self.core.patterns[p];
+                    run.version = print.version;
+                    run.versioned = print.versioned;
+                    run.draining = print.draining;
+                }
+                Err(e) => {
+                    added = Err(format!("pattern `{}`: {e}", print.name));
+                    break;
+                }
+            }
+        }
+        self.core.draining = self.core.patterns.iter().filter(|r| r.draining).count();
+        match added.and_then(|()| self.core.install(body)) {
+            Ok(()) => {
+                intern_paths(&self.fields, &header.fields);
+                self.core.reap();
+                Ok(())
+            }
+            Err(e) => {
+                self.core.put_rules(saved);
+                Err(error(format!("the snapshot's state is inconsistent: {e}")))
+            }
+        }
     }
 
-    /// Is the header the one this engine would write?
-    fn check_header(&self, found: &Header) -> Result<(), Error> {
+    /// Compiles the snapshot's patterns, in its order, against its field
+    /// table: those in force from the engine's own patterns (`from` the
+    /// engine), the others from the source the snapshot holds.
+    fn rebuild(&self, header: &Header, from: RulesFrom) -> Result<Vec<Nfa<E>>, Error> {
+        let mut fields = E::Fields::default();
+        intern_paths(&fields, &header.fields);
+        let mut own = self.patterns();
+        let mut compiled = Vec::with_capacity(header.patterns.len());
+        for print in &header.patterns {
+            let what = || {
+                if print.draining {
+                    format!(
+                        "pattern `{}` (version {}, draining)",
+                        print.name, print.version
+                    )
+                } else {
+                    format!("pattern `{}`", print.name)
+                }
+            };
+            let rebuilt;
+            let mine = if from == RulesFrom::Engine && !print.draining {
+                // (as many as the snapshot has in force: checked)
+                own.next()
+            } else {
+                None
+            };
+            let pattern = match mine {
+                Some(p) => p,
+                None => {
+                    let source = print.source.as_ref().map_err(|why| {
+                        error(format!(
+                            "{} cannot be rebuilt from the snapshot: {why}; build the engine \
+                             with it and use `restore`",
+                            what()
+                        ))
+                    })?;
+                    let loaded = crate::dsl::load_str(&print.name, source);
+                    match &loaded.patterns[..] {
+                        [p] if !loaded.has_errors() && fingerprint(p) == print.fingerprint => {
+                            rebuilt = p.clone();
+                            &rebuilt
+                        }
+                        _ => {
+                            return Err(error(format!(
+                                "{} does not rebuild from the source the snapshot holds",
+                                what()
+                            )))
+                        }
+                    }
+                }
+            };
+            let nfa = Nfa::<E>::compile(pattern, &mut fields)
+                .map_err(|e| error(format!("{} does not compile here: {e}", what())))?;
+            compiled.push(nfa);
+        }
+        Ok(compiled)
+    }
+
+    /// Is the header one this engine can restore, taking its patterns
+    /// `from` where it says?
+    fn check_header(&self, found: &Header, from: RulesFrom) -> Result<(), Error> {
         let mine = self.header();
         if found.max_delay != mine.max_delay {
             return Err(error(format!(
@@ -349,44 +549,60 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 found.waiting_limit, mine.waiting_limit
             )));
         }
-        let n = found.patterns.len().max(mine.patterns.len());
-        for i in 0..n {
-            let message = match (found.patterns.get(i), mine.patterns.get(i)) {
-                (Some(a), Some(b)) if a == b => continue,
-                (Some(a), Some(b)) if a.name == b.name => format!(
-                    "pattern {} (`{}`) is not the same as when the snapshot was taken",
-                    i + 1,
-                    b.name
-                ),
-                (Some(a), Some(b)) => format!(
-                    "pattern {} is `{}` in the snapshot, `{}` in this engine",
-                    i + 1,
-                    a.name,
-                    b.name
-                ),
-                (Some(a), None) => format!(
-                    "the snapshot has {} patterns, this engine {}: `{}` is missing",
-                    found.patterns.len(),
-                    mine.patterns.len(),
-                    a.name
-                ),
-                (None, Some(b)) => format!(
-                    "the snapshot has {} patterns, this engine {}: `{}` is not in the snapshot",
-                    found.patterns.len(),
-                    mine.patterns.len(),
-                    b.name
-                ),
-                (None, None) => continue,
+        if from == RulesFrom::Engine {
+            // The patterns in force, against the engine's.
+            let found_patterns: Vec<&PatternPrint> =
+                found.patterns.iter().filter(|p| !p.draining).collect();
+            let mine_patterns: Vec<&PatternPrint> =
+                mine.patterns.iter().filter(|p| !p.draining).collect();
+            let n = found_patterns.len().max(mine_patterns.len());
+            for i in 0..n {
+                let message = match (found_patterns.get(i), mine_patterns.get(i)) {
+                    (Some(a), Some(b)) if a.same(&b.name, b.fingerprint) => continue,
+                    (Some(a), Some(b)) if a.name == b.name => format!(
+                        "pattern {} (`{}`) is not the same as when the snapshot was taken",
+                        i + 1,
+                        b.name
+                    ),
+                    (Some(a), Some(b)) => format!(
+                        "pattern {} is `{}` in the snapshot, `{}` in this engine",
+                        i + 1,
+                        a.name,
+                        b.name
+                    ),
+                    (Some(a), None) => format!(
+                        "the snapshot has {} patterns, this engine {}: `{}` is missing",
+                        found_patterns.len(),
+                        mine_patterns.len(),
+                        a.name
+                    ),
+                    (None, Some(b)) => format!(
+                        "the snapshot has {} patterns, this engine {}: `{}` is not in the snapshot",
+                        found_patterns.len(),
+                        mine_patterns.len(),
+                        b.name
+                    ),
+                    (None, None) => continue,
+                };
+                return Err(error(format!(
+                    "the snapshot was taken with other patterns: {message}"
+                )));
+            }
+        }
+        // The engine's fields must be the first of the snapshot's (fields
+        // of patterns removed or replaced since may follow).
+        if !found.fields.starts_with(&mine.fields) {
+            let show = |fields: &[Vec<String>]| {
+                fields
+                    .iter()
+                    .map(|p| p.join("."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             return Err(error(format!(
-                "the snapshot was taken with other patterns: {message}"
-            )));
-        }
-        if found.fields != mine.fields {
-            return Err(error(format!(
                 "the snapshot's field table ({}) is not this engine's ({})",
-                found.fields.join(", "),
-                mine.fields.join(", ")
+                show(&found.fields),
+                show(&mine.fields)
             )));
         }
         Ok(())
@@ -440,7 +656,34 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
         .map_err(|e| error(format!("the snapshot's header does not decode: {e}")))
 }
 
+/// The patterns of a fresh engine, taken out while others are tried.
+struct SavedRules<E> {
+    patterns: Vec<PatternRun<Nfa<E>>>,
+    groups: Vec<Group<E, Partition>>,
+    cache: Cache,
+    draining: usize,
+}
+
 impl<E: Event + 'static> Core<E, Nfa<E>> {
+    /// Takes the patterns out of a fresh engine (it holds no state for
+    /// them), leaving it without patterns.
+    fn take_rules(&mut self) -> SavedRules<E> {
+        SavedRules {
+            patterns: std::mem::take(&mut self.patterns),
+            groups: std::mem::take(&mut self.groups),
+            cache: std::mem::take(&mut self.cache),
+            draining: std::mem::take(&mut self.draining),
+        }
+    }
+
+    /// Puts back the patterns [`take_rules`](Core::take_rules) took.
+    fn put_rules(&mut self, saved: SavedRules<E>) {
+        self.patterns = saved.patterns;
+        self.groups = saved.groups;
+        self.cache = saved.cache;
+        self.draining = saved.draining;
+    }
+
     /// Has the engine seen nothing yet (no event, no watermark)?
     fn is_fresh(&self) -> bool {
         self.stats.events == 0 && self.clock.current().is_none() && self.clock.waiting() == 0
@@ -611,7 +854,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (4, 2_877_143_272, 424),
+            (5, 2_877_143_272, 424),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
