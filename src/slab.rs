@@ -107,6 +107,28 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Calls `f` with the value at `index` and drops the value where it
+    /// lies when `f` returns true (as [`delete`](Self::delete) does): one
+    /// lookup to count down a reference and free the entry on the last
+    /// one. Returns whether the value went; false, without calling `f`,
+    /// when there is no value there.
+    #[inline]
+    pub fn delete_if(&mut self, index: u32, f: impl FnOnce(&mut T) -> bool) -> bool {
+        let Some(entry) = self.entries.get_mut(index as usize) else {
+            return false;
+        };
+        let Entry::Occupied(value) = entry else {
+            return false;
+        };
+        if !f(value) {
+            return false;
+        }
+        *entry = Entry::Vacant(self.next_free);
+        self.next_free = index;
+        self.len -= 1;
+        true
+    }
+
     /// The value at `index`, if there is one.
     #[inline]
     pub fn get(&self, index: u32) -> Option<&T> {

@@ -73,13 +73,17 @@ pub(crate) trait Automaton<E> {
 
     /// Lets event time reach `t` in one partition: expire windows, complete
     /// pending endings.
-    fn advance_time(
+    ///
+    /// (The reporter is a type parameter, not a trait object, here and
+    /// below: the engine's reporter is then called directly, and an output
+    /// costs the matcher's one dynamic call to its sink, not two.)
+    fn advance_time<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
         t: Timestamp,
-        out: &mut dyn Reporter<E, Self>,
+        out: &mut R,
     );
 
     /// Might `event` change an idle partition? When not, an idle partition
@@ -100,7 +104,7 @@ pub(crate) trait Automaton<E> {
     /// `starts` (a draining version) the event starts no new partial
     /// match: only those the partition holds go on.
     #[allow(clippy::too_many_arguments)]
-    fn process(
+    fn process<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
@@ -108,18 +112,18 @@ pub(crate) trait Automaton<E> {
         limit: usize,
         starts: bool,
         event: <Self::Store as EventStore<E>>::Ref,
-        out: &mut dyn Reporter<E, Self>,
+        out: &mut R,
     );
 
     /// Drops every partial match of the partition (not reported) and
     /// returns how many; matches held back behind them are emitted. The
     /// partition is empty afterwards.
-    fn discard(
+    fn discard<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
-        out: &mut dyn Reporter<E, Self>,
+        out: &mut R,
     ) -> usize;
 
     /// Does the partition hold nothing (so its key can be forgotten)?

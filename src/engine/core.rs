@@ -852,7 +852,7 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
     /// The event at time `ts` offered to a live partition, time advanced
     /// first.
     #[inline(always)]
-    fn existing(self, part: &mut A::Partition, out: &mut dyn Reporter<E, A>) {
+    fn existing<R: Reporter<E, A>>(self, part: &mut A::Partition, out: &mut R) {
         let a = self.automaton;
         a.advance_time(part, self.store, self.cache, self.ts, out);
         let (limit, starts) = (self.limit, self.starts);
@@ -870,11 +870,11 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
     /// fresh one, or a hole): when the event left something in it, it is
     /// numbered by `ordinals` and true is returned.
     #[inline(always)]
-    fn start(
+    fn start<R: Reporter<E, A>>(
         self,
         part: &mut Part<A::Partition>,
         ordinals: &mut Ordinals,
-        out: &mut dyn Reporter<E, A>,
+        out: &mut R,
     ) -> bool {
         let a = self.automaton;
         a.process(

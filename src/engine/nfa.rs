@@ -66,10 +66,11 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
     }
 }
 
-/// Passes the matcher's output on to the engine's reporter.
-struct Relay<'r, E>(&'r mut dyn Reporter<E, Nfa<E>>);
+/// Passes the matcher's output on to the engine's reporter (called
+/// directly: the matcher's call to the relay is the one dynamic call).
+struct Relay<'r, R: ?Sized>(&'r mut R);
 
-impl<E: Event> MatchSink<E> for Relay<'_, E> {
+impl<E: Event, R: Reporter<E, Nfa<E>> + ?Sized> MatchSink<E> for Relay<'_, R> {
     fn on_match(&mut self, m: &MatchView<'_, E>) {
         self.0.on_match(m);
     }
@@ -105,13 +106,13 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         cache.next_event();
     }
 
-    fn advance_time(
+    fn advance_time<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
         t: Timestamp,
-        out: &mut dyn Reporter<E, Self>,
+        out: &mut R,
     ) {
         Executor::new(self, cache).advance_time(part, store, t, &mut Relay(out));
     }
@@ -121,7 +122,7 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         Executor::new(self, cache).may_start(store, event)
     }
 
-    fn process(
+    fn process<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
@@ -129,7 +130,7 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         limit: usize,
         starts: bool,
         event: EventRef,
-        out: &mut dyn Reporter<E, Self>,
+        out: &mut R,
     ) {
         let mut exec = Executor::new(self, cache).with_run_limit(limit);
         if starts {
@@ -140,12 +141,12 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         }
     }
 
-    fn discard(
+    fn discard<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
-        out: &mut dyn Reporter<E, Self>,
+        out: &mut R,
     ) -> usize {
         Executor::new(self, cache).discard(part, store, &mut Relay(out))
     }

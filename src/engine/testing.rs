@@ -159,13 +159,13 @@ impl Automaton<Ev> for Pairs {
         &self.pattern
     }
 
-    fn advance_time(
+    fn advance_time<R: Reporter<Ev, Self> + ?Sized>(
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
         t: Timestamp,
-        out: &mut dyn Reporter<Ev, Self>,
+        out: &mut R,
     ) {
         if let Some((start, r, _)) = *part {
             if t - start >= self.window {
@@ -179,7 +179,7 @@ impl Automaton<Ev> for Pairs {
         }
     }
 
-    fn process(
+    fn process<R: Reporter<Ev, Self> + ?Sized>(
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
@@ -187,7 +187,7 @@ impl Automaton<Ev> for Pairs {
         _limit: usize,
         starts: bool,
         r: usize,
-        out: &mut dyn Reporter<Ev, Self>,
+        out: &mut R,
     ) {
         let ts = store.entry(r).0;
         match part.take() {
@@ -206,12 +206,12 @@ impl Automaton<Ev> for Pairs {
         }
     }
 
-    fn discard(
+    fn discard<R: Reporter<Ev, Self> + ?Sized>(
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
-        _: &mut dyn Reporter<Ev, Self>,
+        _: &mut R,
     ) -> usize {
         match part.take() {
             Some((_, r, _)) => {

@@ -262,20 +262,25 @@ impl<E> SharedBuffer<E> {
 
     /// A run pointing at `node` is gone: frees the chain as far as nothing
     /// else holds it (a loop, not recursion).
+    /// One lookup per node and per event: each is counted down and freed
+    /// where it lies.
     pub(crate) fn release(&mut self, node: NodeRef) {
         let mut at = node;
-        while let Some(n) = self.nodes.get_mut(at.0) {
-            n.refs = n.refs.saturating_sub(1);
-            if n.refs > 0 {
+        loop {
+            let mut link = (EventRef(u32::MAX), NodeRef::NONE);
+            let freed = self.nodes.delete_if(at.0, |n| {
+                n.refs = n.refs.saturating_sub(1);
+                link = (n.event, n.prev);
+                n.refs == 0
+            });
+            if !freed {
                 return;
             }
-            let Some(Node { event, prev, .. }) = self.nodes.remove(at.0) else {
-                return;
-            };
-            if let Some(slot) = self.events.get_mut(event.0) {
+            let (event, prev) = link;
+            self.events.delete_if(event.0, |slot| {
                 slot.refs = slot.refs.saturating_sub(1);
-                self.drop_event_if_free(event);
-            }
+                slot.refs == 0 && !slot.pinned
+            });
             at = prev;
         }
     }

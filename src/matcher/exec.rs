@@ -666,6 +666,10 @@ impl<'a, E: Event> Executor<'a, E> {
         let nfa = self.nfa;
         let cache = &mut *self.cache;
         let mut potential = std::mem::take(&mut cache.potential);
+        // Timeouts come after the matches this call completes (pending
+        // endings, held matches released): when there can be none, each
+        // is reported as its run is removed, without collecting them.
+        let direct = part.completed.is_empty() && !nfa.has_pending_endings();
         if part.runs.is_empty() {
             // (an idle partition keeps no start run: it is implicit)
             let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
@@ -711,10 +715,13 @@ impl<'a, E: Event> Executor<'a, E> {
             let run = std::mem::replace(&mut items[r], Run::vacant());
             if pending {
                 potential.offer(run);
-            } else if nfa.pattern().emit_timeouts {
-                cache.timeouts.push((run, expired_at));
-            } else {
+            } else if !nfa.pattern().emit_timeouts {
                 buf.release(run.node);
+            } else if direct {
+                out.on_timeout(&MatchView::new(nfa, buf, &run), expired_at);
+                buf.release(run.node);
+            } else {
+                cache.timeouts.push((run, expired_at));
             }
         }
         part.runs.truncate(w);
@@ -786,13 +793,14 @@ impl<'a, E: Event> Executor<'a, E> {
         if !all_expire {
             return false;
         }
-        if nfa.pattern().emit_timeouts {
-            for run in part.runs.iter().filter(|r| !r.is_start()) {
-                let expired_at = run.start_ts.saturating_add(window);
-                out.on_timeout(&MatchView::new(nfa, buf, run), expired_at);
-            }
-        }
+        // Each run reported and released in one pass (a run's view reads
+        // only its own chain, which the runs before it do not free).
+        let emit = nfa.pattern().emit_timeouts;
         for run in part.runs.drain() {
+            if emit && !run.is_start() {
+                let expired_at = run.start_ts.saturating_add(window);
+                out.on_timeout(&MatchView::new(nfa, buf, &run), expired_at);
+            }
             buf.release(run.node);
         }
         self.settle(part, buf);

@@ -164,8 +164,9 @@ impl Partition {
 
     /// Recomputes [`next_deadline`](Self::next_deadline) after the runs
     /// changed. Without element windows it is the pattern window of the
-    /// earliest start, the heap's first run: no walk over the runs.
-    #[inline]
+    /// earliest start, the heap's first run: no walk over the runs (and
+    /// no call: it ends every step and timeout).
+    #[inline(always)]
     pub(crate) fn refresh_deadline<E>(&mut self, nfa: &Nfa<E>, buf: &SharedBuffer<E>) {
         if !nfa.has_element_windows() {
             self.deadline = match (nfa.window(), self.runs.peek()) {
@@ -174,6 +175,13 @@ impl Partition {
             };
             return;
         }
+        self.walk_deadline(nfa, buf);
+    }
+
+    /// [`refresh_deadline`](Self::refresh_deadline) with element windows:
+    /// the earliest window of any run.
+    #[inline(never)]
+    fn walk_deadline<E>(&mut self, nfa: &Nfa<E>, buf: &SharedBuffer<E>) {
         let mut best: Option<Timestamp> = None;
         for run in self.runs.iter().filter(|r| !r.is_start()) {
             if let Some(w) = nfa.window() {

@@ -265,6 +265,8 @@ pub struct Nfa<E> {
     run_independent: bool,
     /// Does any state have an element window?
     element_windows: bool,
+    /// Is any state a pending `not followed by` ending?
+    pending_endings: bool,
     /// Slots (not reading the run) of which one must hold for the start
     /// run to take an event; `None` when no such set is known.
     start_guard: Option<Box<[u32]>>,
@@ -353,6 +355,7 @@ impl<E: Event + 'static> Nfa<E> {
             .collect();
         let run_independent = conds.slots.iter().all(|s| !s.per_run);
         let element_windows = compiled.states.iter().any(|s| s.window.is_some());
+        let pending_endings = compiled.states.iter().any(|s| s.kind == StateKind::Pending);
         let start_guard = start_guard(&compiled.states, compiled.start, &conds);
         let self_ignoring = compiled
             .states
@@ -376,6 +379,7 @@ impl<E: Event + 'static> Nfa<E> {
             simple_start,
             self_ignoring,
             element_windows,
+            pending_endings,
             run_independent,
             fresh: layout.new_accumulators(),
             layout,
@@ -454,6 +458,13 @@ impl<E> Nfa<E> {
     #[inline]
     pub(crate) fn has_element_windows(&self) -> bool {
         self.element_windows
+    }
+
+    /// Is any state a pending `not followed by` ending? Without one, a run
+    /// whose window closes never completes: it times out or is dropped.
+    #[inline]
+    pub(crate) fn has_pending_endings(&self) -> bool {
+        self.pending_endings
     }
 
     /// The slots of which one must hold for the start run to take an event:
