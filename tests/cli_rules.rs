@@ -14,7 +14,7 @@ use std::process::Output;
 use cepheid::engine::ReloadPolicy;
 use cepheid::io::{Decoder, Format, Item, JsonLines};
 use cepheid::{Engine, Record, Rules};
-use common::{cepheid, scratch};
+use common::{cepheid, scratch, Live};
 
 /// The rules before the change: `pair` reads `type` and `k`; `steady`
 /// stays as it is; `gone` is removed by the change.
@@ -372,4 +372,112 @@ fn csv_input_has_no_control_records() {
     );
     assert!(!stderr(&out).contains("rule reload"), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#""pattern":"pair""#));
+}
+
+/// `a followed by b` per key `k`, the rule a test edits.
+const PAIR_BY_K: &str = r#"
+pattern pair {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+"#;
+
+fn event(ts: i64, kind: &str, k: u32) -> String {
+    format!("{{\"ts\":{ts},\"type\":\"{kind}\",\"k\":{k}}}\n")
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn watch_reloads_an_edited_rule_file_while_following_keeps_the_old_rules_on_a_broken_edit_and_reloads_on_sighup(
+) {
+    let dir = scratch("watch");
+    let rules = dir.join("p.cep");
+    let events = dir.join("events.jsonl");
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    fs::write(
+        &events,
+        [event(1, "a", 1), event(2, "b", 1), event(3, "x", 1)].concat(),
+    )
+    .unwrap();
+    let live = Live::run(
+        &rules,
+        &[
+            "--events",
+            events.to_str().unwrap(),
+            "--follow",
+            "--watch",
+            "--no-progress",
+        ],
+    );
+    let first = live.record("a match under the first rules");
+    assert_eq!(
+        (first["end"].as_i64(), first.get("version")),
+        (Some(2), None)
+    );
+
+    // Edited while it runs: `b` becomes `c`.
+    fs::write(
+        &rules,
+        PAIR_BY_K.replace(r#"b: type == "b""#, r#"b: type == "c""#),
+    )
+    .unwrap();
+    live.stderr_line("pair: changed (version 2)");
+    append(
+        &events,
+        &[
+            event(4, "a", 2),
+            event(5, "b", 2),
+            event(6, "c", 2),
+            event(7, "x", 2),
+        ]
+        .concat(),
+    );
+    let second = live.record("a match under the edited rule");
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["key"]["k"], 2);
+    assert_eq!(second["events"]["b"][0]["ts"], 6);
+
+    // A broken edit: diagnostics, and the old rules go on.
+    fs::write(&rules, "pattern pair {\n    match a b\n}\n").unwrap();
+    live.stderr_line("p.cep:2:");
+    live.stderr_line("the new rules have errors; the old rules go on");
+    append(
+        &events,
+        &[event(8, "a", 3), event(9, "c", 3), event(10, "x", 3)].concat(),
+    );
+    let third = live.record("a match under the rules in force before the broken edit");
+    assert_eq!(third["version"], 2);
+    assert_eq!(third["events"]["b"][0]["ts"], 9);
+
+    // Fixed again, then SIGHUP: read again, nothing changed.
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    live.stderr_line("pair: changed (version 3)");
+    live.signal("HUP");
+    live.stderr_line("cepheid: SIGHUP: rules reloaded:");
+    live.stderr_line("pair: unchanged");
+    append(
+        &events,
+        &[event(11, "a", 4), event(12, "b", 4), event(13, "x", 4)].concat(),
+    );
+    let fourth = live.record("a match under the fixed rule");
+    assert_eq!(fourth["version"], 3);
+    assert_eq!(fourth["events"]["b"][0]["ts"], 12);
+
+    // SIGHUP did not stop it; SIGTERM does, cleanly.
+    live.signal("TERM");
+    let (status, rest, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        stderr.contains("4 matches, 0 timeouts, 3 rule reloads (1 refused: the old rules kept)"),
+        "{stderr}"
+    );
 }
