@@ -131,6 +131,7 @@ where
             .map_err(|e| TestCaseError::fail(format!("restore at {cut}: {e}")))?;
         prop_assert_eq!(next.stats(), engine.stats());
         prop_assert_eq!(next.live_keys(), engine.live_keys());
+        prop_assert_eq!(next.live_runs(), engine.live_runs());
         prop_assert_eq!(next.waiting_events(), engine.waiting_events());
         prop_assert_eq!(next.stored_events(), engine.stored_events());
         prop_assert_eq!(next.current_watermark(), engine.current_watermark());

@@ -178,6 +178,7 @@ pub struct Plan<E: Event + 'static> {
     patterns: Vec<Pattern>,
     fields: E::Fields,
     run_limit: usize,
+    live_limit: usize,
 }
 
 impl<E: Event + 'static> Default for Plan<E> {
@@ -193,6 +194,7 @@ impl<E: Event + 'static> Plan<E> {
             patterns: Vec::new(),
             fields: E::Fields::default(),
             run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
+            live_limit: Engine::<E>::DEFAULT_MAX_LIVE_RUNS,
         }
     }
 
@@ -214,6 +216,15 @@ impl<E: Event + 'static> Plan<E> {
     /// key, as [`Engine::max_runs_per_key`].
     pub fn max_runs_per_key(mut self, limit: usize) -> Plan<E> {
         self.run_limit = limit;
+        self
+    }
+
+    /// The same plan with at most `limit` partial matches in each of a
+    /// worker's engines (one per group of patterns partitioned alike), as
+    /// [`Engine::max_live_runs`]: the bound is per engine, not over the
+    /// workers.
+    pub fn max_live_runs(mut self, limit: usize) -> Plan<E> {
+        self.live_limit = limit;
         self
     }
 
@@ -241,6 +252,7 @@ impl<E: Event + 'static> Plan<E> {
                 // events of one time, all final.
                 let mut engine = Engine::<E>::with_max_delay(Duration::MAX)
                     .max_runs_per_key(self.run_limit)
+                    .max_live_runs(self.live_limit)
                     .max_waiting_events(usize::MAX);
                 align_fields::<E>(engine.fields(), &self.fields);
                 for &index in members {

@@ -112,7 +112,8 @@ fn unbounded_state_warning(pattern: &Pattern, element: &Element) -> Diagnostic {
         element.span,
         format!(
             "the pattern has no `within`, so partial matches that reach {what} can wait for \
-             more of it for ever: each key keeps up to 10,000 of them (`--max-runs-per-key`)"
+             more of it for ever: each key keeps up to 10,000 of them (`--max-runs-per-key`), \
+             all keys together 4,000,000 (`--max-live-runs`)"
         ),
     )
     .with_help("add `within DURATION` to the pattern (or to this element) to bound how long a match may take")

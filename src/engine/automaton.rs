@@ -100,9 +100,9 @@ pub(crate) trait Automaton<E> {
 
     /// Offers one event (already stored, time already advanced to its
     /// time); afterwards the partition holds at most `limit` partial
-    /// matches, its oldest ones dropped (to `out.on_dropped`). Without
-    /// `starts` (a draining version) the event starts no new partial
-    /// match: only those the partition holds go on.
+    /// matches (`limit` may be 0), its oldest ones dropped (to
+    /// `out.on_dropped`). Without `starts` (a draining version) the event
+    /// starts no new partial match: only those the partition holds go on.
     #[allow(clippy::too_many_arguments)]
     fn process<R: Reporter<E, Self> + ?Sized>(
         &self,
@@ -125,6 +125,10 @@ pub(crate) trait Automaton<E> {
         cache: &mut Self::Cache,
         out: &mut R,
     ) -> usize;
+
+    /// How many partial matches the partition holds, as the `limit` of
+    /// [`process`](Self::process) counts them (held matches included).
+    fn partial_matches(part: &Self::Partition) -> usize;
 
     /// Does the partition hold nothing (so its key can be forgotten)?
     fn is_empty(part: &Self::Partition) -> bool;

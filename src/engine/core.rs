@@ -32,8 +32,16 @@ pub struct Stats {
     pub unusable_keys: u64,
     /// Partial matches dropped because their key held more than the
     /// engine's limit (`Engine::max_runs_per_key`; see `docs/semantics.md`,
-    /// "The limit on partial matches per key").
+    /// "The limit on partial matches per key"), or because the engine held
+    /// its limit over all keys (`Engine::max_live_runs`; these also count
+    /// in [`capped_runs`](Stats::capped_runs)). One per
+    /// [`Sink::on_dropped`](crate::engine::Sink::on_dropped).
     pub dropped_runs: u64,
+    /// Of [`dropped_runs`](Stats::dropped_runs), those dropped because the
+    /// engine held its limit of live partial matches over all keys and
+    /// patterns (`Engine::max_live_runs`; see `docs/semantics.md`, "The
+    /// limit on live partial matches").
+    pub capped_runs: u64,
     /// Partial matches discarded because their pattern was removed, or
     /// replaced with [`ReloadPolicy::Restart`](crate::engine::ReloadPolicy)
     /// (`docs/dynamic-rules.md`). They are not reported to the sink.
@@ -168,6 +176,11 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     pub(super) stats: Stats,
     /// At most this many partial matches per pattern and key.
     pub(super) run_limit: usize,
+    /// At most this many partial matches over all patterns and keys.
+    pub(super) live_limit: usize,
+    /// Partial matches (runs and held matches) over all patterns and keys,
+    /// kept up to date at each step of a partition.
+    pub(super) live_runs: usize,
     /// The most events that wait for the watermark.
     pub(super) waiting_limit: usize,
     /// Live partitions, over all patterns and keys.
@@ -197,6 +210,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             hasher: KeyHasher::default(),
             stats: Stats::default(),
             run_limit: DEFAULT_MAX_RUNS_PER_KEY,
+            live_limit: DEFAULT_MAX_LIVE_RUNS,
+            live_runs: 0,
             waiting_limit: DEFAULT_MAX_WAITING_EVENTS,
             live_parts: 0,
             draining: 0,
@@ -210,6 +225,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Sets the limit on partial matches per pattern and key (at least 1).
     pub fn set_run_limit(&mut self, limit: usize) {
         self.run_limit = limit.max(1);
+    }
+
+    /// Sets the limit on partial matches over all patterns and keys (at
+    /// least 1).
+    pub fn set_live_limit(&mut self, limit: usize) {
+        self.live_limit = limit.max(1);
     }
 
     /// Sets the limit on events waiting for the watermark (at least 1).
@@ -342,6 +363,11 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.live_parts
     }
 
+    /// Partial matches (runs and held matches) over all patterns and keys.
+    pub fn live_runs(&self) -> usize {
+        self.live_runs
+    }
+
     /// Events waiting for the watermark.
     pub fn waiting_events(&self) -> usize {
         self.clock.waiting()
@@ -414,6 +440,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             }
             let p = x.pattern as usize;
             let run = &mut self.patterns[p];
+            let before = A::partial_matches(&x.part);
             let mut bridge = Bridge {
                 pattern: p,
                 ir: run.automaton.pattern(),
@@ -422,6 +449,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
+                capped: false,
             };
             run.automaton.advance_time(
                 &mut x.part,
@@ -430,6 +458,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 t,
                 &mut bridge,
             );
+            self.live_runs = live_beside(self.live_runs, before) + A::partial_matches(&x.part);
             if A::is_empty(&x.part) {
                 run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
                 self.live_parts -= 1;
@@ -548,6 +577,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let mine =
             |x: &&mut Part<A::Partition>| x.pattern == due.pattern() && x.ordinal == due.ordinal();
         if let Some(x) = parts.get_mut(i).filter(mine) {
+            let before = A::partial_matches(&x.part);
             let mut bridge = Bridge {
                 pattern: p,
                 ir: run.automaton.pattern(),
@@ -556,6 +586,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 key,
                 sink,
                 stats: &mut self.stats,
+                capped: false,
             };
             run.automaton.advance_time(
                 &mut x.part,
@@ -564,6 +595,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 t,
                 &mut bridge,
             );
+            self.live_runs = live_beside(self.live_runs, before) + A::partial_matches(&x.part);
             if A::is_empty(&x.part) {
                 // Its number goes back now (in firing order, as when each
                 // pattern had its own map).
@@ -675,6 +707,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             key,
             sink,
             stats: &mut self.stats,
+            capped: false,
         };
         let mut step = Step {
             automaton: &run.automaton,
@@ -692,7 +725,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 };
                 // (A key of one pattern never keeps a hole: its slot goes.)
                 debug_assert!(!part.is_hole());
+                let others = live_beside(self.live_runs, A::partial_matches(&part.part));
+                (step.limit, bridge.capped) = step_limit(self.run_limit, self.live_limit, others);
                 step.existing(&mut part.part, &mut bridge);
+                self.live_runs = others + A::partial_matches(&part.part);
                 if A::is_empty(&part.part) {
                     run.ordinals.give(part.ordinal);
                     self.live_parts -= 1;
@@ -703,9 +739,15 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             }
             None => {
                 let mut part = Part::idle(0);
-                if !step.may_start() || !step.start(&mut part, &mut run.ordinals, &mut bridge) {
+                if !step.may_start() {
                     return;
                 }
+                (step.limit, bridge.capped) =
+                    step_limit(self.run_limit, self.live_limit, self.live_runs);
+                if !step.start(&mut part, &mut run.ordinals, &mut bridge) {
+                    return;
+                }
+                self.live_runs += A::partial_matches(&part.part);
                 self.live_parts += 1;
                 keys.insert_parts(hash, key.clone(), Parts::from_buf([part]))
             }
@@ -796,6 +838,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             key,
             sink,
             stats: &mut self.stats,
+            capped: false,
         };
         let mut step = Step {
             automaton: &run.automaton,
@@ -815,19 +858,30 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         if let Some(found) = found {
             *cursor += 1;
             if !found.is_hole() {
+                let others = live_beside(self.live_runs, A::partial_matches(&found.part));
+                (step.limit, bridge.capped) = step_limit(self.run_limit, self.live_limit, others);
                 step.existing(&mut found.part, &mut bridge);
+                self.live_runs = others + A::partial_matches(&found.part);
                 if A::is_empty(&found.part) {
                     run.ordinals
                         .give(std::mem::replace(&mut found.ordinal, HOLE));
                     self.live_parts -= 1;
                 }
-            } else if step.may_start() && step.start(found, &mut run.ordinals, &mut bridge) {
-                self.live_parts += 1;
+            } else if step.may_start() {
+                (step.limit, bridge.capped) =
+                    step_limit(self.run_limit, self.live_limit, self.live_runs);
+                if step.start(found, &mut run.ordinals, &mut bridge) {
+                    self.live_runs += A::partial_matches(&found.part);
+                    self.live_parts += 1;
+                }
             }
         } else if step.may_start() {
+            (step.limit, bridge.capped) =
+                step_limit(self.run_limit, self.live_limit, self.live_runs);
             fresh.push(Part::idle(p as u32));
             let new = fresh.last_mut().expect("just pushed");
             if step.start(new, &mut run.ordinals, &mut bridge) {
+                self.live_runs += A::partial_matches(&new.part);
                 self.live_parts += 1;
             } else {
                 fresh.pop();
@@ -947,6 +1001,9 @@ pub(super) struct Bridge<'a, S: ?Sized> {
     pub(super) key: &'a KeyValue,
     pub(super) sink: &'a mut S,
     pub(super) stats: &'a mut Stats,
+    /// Does the step's limit come from the engine's limit over all keys
+    /// (so a dropped partial match counts in [`Stats::capped_runs`])?
+    pub(super) capped: bool,
 }
 
 impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
@@ -959,6 +1016,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             key,
             sink,
             stats,
+            ..
         } = self;
         stats.matches += 1;
         let ctx =
@@ -975,6 +1033,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             key,
             sink,
             stats,
+            ..
         } = self;
         stats.timeouts += 1;
         let ctx =
@@ -991,10 +1050,13 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             key,
             sink,
             stats,
+            capped,
         } = self;
         stats.dropped_runs += 1;
-        let ctx =
+        stats.capped_runs += u64::from(*capped);
+        let mut ctx =
             MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
+        ctx.capped = *capped;
         sink.on_dropped(&MatchRef::new(&ctx, m));
     }
 }
@@ -1002,6 +1064,31 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
 /// The default limit on partial matches per pattern and key
 /// ([`Engine::max_runs_per_key`](crate::Engine::max_runs_per_key)).
 pub const DEFAULT_MAX_RUNS_PER_KEY: usize = 10_000;
+
+/// The default limit on partial matches over all patterns and keys
+/// ([`Engine::max_live_runs`](crate::Engine::max_live_runs)).
+pub const DEFAULT_MAX_LIVE_RUNS: usize = 4_000_000;
+
+/// The limit of one partition's step: the per-key limit, or less when the
+/// engine's limit over all keys leaves less room beside the `others`
+/// partial matches of all other partitions (then true: a drop is the
+/// engine's limit's).
+#[inline(always)]
+fn step_limit(run_limit: usize, live_limit: usize, others: usize) -> (usize, bool) {
+    let room = live_limit.saturating_sub(others);
+    if room < run_limit {
+        (room, true)
+    } else {
+        (run_limit, false)
+    }
+}
+
+/// The live partial matches of all partitions but one that holds `mine`.
+#[inline(always)]
+pub(super) fn live_beside(live: usize, mine: usize) -> usize {
+    debug_assert!(mine <= live, "{mine} partial matches of {live} live");
+    live.saturating_sub(mine)
+}
 
 /// The default limit on events waiting for the watermark.
 pub const DEFAULT_MAX_WAITING_EVENTS: usize = 1_000_000;

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::engine::core::{
-    Arrival, Core, Stats, DEFAULT_MAX_RUNS_PER_KEY, DEFAULT_MAX_WAITING_EVENTS,
+    Arrival, Core, Stats, DEFAULT_MAX_LIVE_RUNS, DEFAULT_MAX_RUNS_PER_KEY,
+    DEFAULT_MAX_WAITING_EVENTS,
 };
 use crate::engine::sink::Sink;
 use crate::error::{Error, ErrorKind};
@@ -154,6 +155,57 @@ impl<E: Event + 'static> Engine<E> {
     /// ```
     pub fn max_runs_per_key(mut self, limit: usize) -> Self {
         self.core.set_run_limit(limit);
+        self
+    }
+
+    /// The default of [`max_live_runs`](Engine::max_live_runs): 4,000,000
+    /// (about 0.6 to 1.6 GB at the 160 to 400 bytes a live partial match
+    /// costs, its events included: `BENCHMARKS.md`).
+    pub const DEFAULT_MAX_LIVE_RUNS: usize = DEFAULT_MAX_LIVE_RUNS;
+
+    /// Bounds the state of the whole engine: after each step of a key, the
+    /// partial matches of all patterns and keys (runs that took an event,
+    /// plus matches a skip strategy holds back) are at most `limit`
+    /// (default [`DEFAULT_MAX_LIVE_RUNS`](Engine::DEFAULT_MAX_LIVE_RUNS)).
+    /// The per-key limit ([`max_runs_per_key`](Engine::max_runs_per_key))
+    /// does not bound the number of keys; this does. When an event's step
+    /// of a key would go beyond it, that key keeps only as many partial
+    /// matches as fit beside those of all other keys and patterns, its
+    /// oldest dropped exactly as the per-key limit drops them: each to
+    /// [`Sink::on_dropped`] (with [`MatchRef::capped`] true), counted in
+    /// [`Stats::dropped_runs`] and [`Stats::capped_runs`]. Pass
+    /// `usize::MAX` for no limit; 0 counts as 1. [`live_runs`](Engine::live_runs)
+    /// says how many there are. See `docs/semantics.md`, "The limit on live
+    /// partial matches".
+    ///
+    /// ```
+    /// use cepheid::io::{Decoder, Format, Item, Items};
+    /// use cepheid::{Engine, Output, Record, Rules};
+    /// let mut engine: Engine<Record> = Engine::new().max_live_runs(3);
+    /// engine.add(&Rules::parse("p.cep", r#"pattern p { partition by user
+    ///     match a followed by b where a: type == "a" b: type == "b" }"#)?)?;
+    /// // five users each start a partial match: the engine keeps three
+    /// let input: String = (1..=5)
+    ///     .map(|t| format!("{{\"ts\":{t},\"type\":\"a\",\"user\":\"u{t}\"}}\n"))
+    ///     .collect();
+    /// let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// for (_line, item) in Items::new("in.jsonl", input.as_bytes(), decoder) {
+    ///     if let Item::Event(ts, record) = item? {
+    ///         engine.push(ts, record, &mut out);
+    ///     }
+    /// }
+    /// engine.finish(&mut out);
+    /// assert_eq!(engine.live_runs(), 3);
+    /// assert_eq!(engine.stats().capped_runs, 2);
+    /// assert_eq!(out.iter().filter(|o| matches!(o, Output::Dropped { .. })).count(), 2);
+    /// # Ok::<(), cepheid::Error>(())
+    /// ```
+    ///
+    /// [`Sink::on_dropped`]: crate::engine::Sink::on_dropped
+    /// [`MatchRef::capped`]: crate::engine::MatchRef::capped
+    pub fn max_live_runs(mut self, limit: usize) -> Self {
+        self.core.set_live_limit(limit);
         self
     }
 
@@ -340,6 +392,13 @@ impl<E: Event + 'static> Engine<E> {
     /// Keys with partial matches, summed over all patterns.
     pub fn live_keys(&self) -> usize {
         self.core.live_partitions()
+    }
+
+    /// Partial matches held over all patterns and keys: runs that took an
+    /// event, plus matches a skip strategy holds back (what
+    /// [`max_live_runs`](Engine::max_live_runs) bounds).
+    pub fn live_runs(&self) -> usize {
+        self.core.live_runs()
     }
 
     /// Events waiting for the watermark.

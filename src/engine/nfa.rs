@@ -132,12 +132,14 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         event: EventRef,
         out: &mut R,
     ) {
-        let mut exec = Executor::new(self, cache).with_run_limit(limit);
-        if starts {
-            exec.process_in_event(part, store, event, &mut Relay(out));
-        } else {
-            exec.without_start()
-                .process_in_event(part, store, event, &mut Relay(out));
+        let mut exec = Executor::new(self, cache).with_exact_run_limit(limit);
+        if !starts {
+            exec = exec.without_start();
+        }
+        exec.process_in_event(part, store, event, &mut Relay(out));
+        if limit == 0 {
+            // (the engine's cap left the key no room)
+            exec.enforce_limit(part, store, &mut Relay(out));
         }
     }
 
@@ -153,6 +155,11 @@ impl<E: Event> Automaton<E> for Nfa<E> {
 
     fn is_empty(part: &Partition) -> bool {
         part.is_empty()
+    }
+
+    #[inline]
+    fn partial_matches(part: &Partition) -> usize {
+        part.partial_matches()
     }
 
     fn next_deadline(part: &Partition) -> Option<Timestamp> {

@@ -20,7 +20,7 @@
 use std::fmt;
 
 use crate::engine::automaton::Automaton;
-use crate::engine::core::{Bridge, Core, PatternRun};
+use crate::engine::core::{live_beside, Bridge, Core, PatternRun};
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::partitions::HOLE;
 use crate::engine::sink::Sink;
@@ -245,7 +245,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
+                capped: false,
             };
+            let before = A::partial_matches(&parts[i].part);
             let discarded = run.automaton.discard(
                 &mut parts[i].part,
                 &mut self.store,
@@ -253,6 +255,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 &mut bridge,
             );
             self.stats.discarded_runs += discarded as u64;
+            // (empty now: its runs discarded, its held matches emitted)
+            self.live_runs =
+                live_beside(self.live_runs, before) + A::partial_matches(&parts[i].part);
             // (a hole now; `rearrange` drops it)
             run.ordinals
                 .give(std::mem::replace(&mut parts[i].ordinal, HOLE));

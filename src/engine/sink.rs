@@ -31,6 +31,9 @@ pub(crate) struct MatchContext<'a> {
     /// Has the pattern's name been replaced at least once (so that the
     /// JSON-lines writer shows the version)?
     pub versioned: bool,
+    /// For a dropped partial match: was it dropped by the engine's limit
+    /// over all keys (`Engine::max_live_runs`), not the per-key one?
+    pub capped: bool,
 }
 
 impl<'a> MatchContext<'a> {
@@ -49,6 +52,7 @@ impl<'a> MatchContext<'a> {
             has_select: !ir.select.is_empty(),
             version: 1,
             versioned: false,
+            capped: false,
         }
     }
 
@@ -120,6 +124,18 @@ impl<'a, E> MatchRef<'a, E> {
     /// (The JSON-lines writer then writes the version.)
     pub(crate) fn versioned(&self) -> bool {
         self.ctx.versioned
+    }
+
+    /// For a partial match given to [`Sink::on_dropped`]: true when the
+    /// engine dropped it because it held its limit of partial matches over
+    /// all keys ([`Engine::max_live_runs`]), false when the key held more
+    /// than the per-key limit ([`Engine::max_runs_per_key`]). False for
+    /// every other output.
+    ///
+    /// [`Engine::max_live_runs`]: crate::Engine::max_live_runs
+    /// [`Engine::max_runs_per_key`]: crate::Engine::max_runs_per_key
+    pub fn capped(&self) -> bool {
+        self.ctx.capped
     }
 
     /// The pattern's `partition by` fields (empty without).
@@ -277,11 +293,14 @@ pub trait Sink<E> {
     }
 
     /// A partial match dropped because its key held more partial matches
-    /// than the engine's limit ([`Engine::max_runs_per_key`]); counted in
+    /// than the engine's limit ([`Engine::max_runs_per_key`]), or because
+    /// the engine held its limit over all keys ([`Engine::max_live_runs`]:
+    /// then [`MatchRef::capped`] is true); counted in
     /// [`Stats::dropped_runs`](crate::engine::Stats::dropped_runs) either
     /// way. Ignored unless overridden.
     ///
     /// [`Engine::max_runs_per_key`]: crate::Engine::max_runs_per_key
+    /// [`Engine::max_live_runs`]: crate::Engine::max_live_runs
     fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
         let _ = partial;
     }

@@ -44,7 +44,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes and reads. Bumped whenever the
 /// bytes written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 /// Magic, version and length.
 const PREFIX: usize = 8 + 4 + 8;
@@ -62,6 +62,8 @@ struct Header {
     run_limit: u64,
     /// The limit on events waiting for the watermark.
     waiting_limit: u64,
+    /// The limit on partial matches over all patterns and keys.
+    live_limit: u64,
     /// Every pattern the engine runs, in its order: the patterns in force
     /// and the old versions that drain.
     patterns: Vec<PatternPrint>,
@@ -115,7 +117,7 @@ struct BodyOut<'a, E> {
     ordinals: Vec<&'a Ordinals>,
     keys: Vec<&'a Keys<Partition>>,
     deadlines: &'a DeadlineIndex,
-    stats: [u64; 9],
+    stats: [u64; 10],
 }
 
 /// The state, as read (the same fields as [`BodyOut`]).
@@ -128,7 +130,7 @@ struct BodyIn<E> {
     ordinals: Vec<Ordinals>,
     keys: Vec<Keys<Partition>>,
     deadlines: DeadlineIndex,
-    stats: [u64; 9],
+    stats: [u64; 10],
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -199,7 +201,7 @@ fn error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Snapshot, message)
 }
 
-fn stats_array(s: &Stats) -> [u64; 9] {
+fn stats_array(s: &Stats) -> [u64; 10] {
     [
         s.events,
         s.late,
@@ -210,11 +212,12 @@ fn stats_array(s: &Stats) -> [u64; 9] {
         s.dropped_runs,
         s.forced_watermarks,
         s.discarded_runs,
+        s.capped_runs,
     ]
 }
 
-fn stats_from(a: [u64; 9]) -> Stats {
-    let [events, late, matches, timeouts, unkeyed, unusable_keys, dropped_runs, forced_watermarks, discarded_runs] =
+fn stats_from(a: [u64; 10]) -> Stats {
+    let [events, late, matches, timeouts, unkeyed, unusable_keys, dropped_runs, forced_watermarks, discarded_runs, capped_runs] =
         a;
     Stats {
         events,
@@ -226,6 +229,7 @@ fn stats_from(a: [u64; 9]) -> Stats {
         dropped_runs,
         forced_watermarks,
         discarded_runs,
+        capped_runs,
     }
 }
 
@@ -236,6 +240,7 @@ impl<E: Event + 'static> Engine<E> {
             max_delay: self.core.clock.max_delay(),
             run_limit: u64::try_from(self.core.run_limit).unwrap_or(u64::MAX),
             waiting_limit: u64::try_from(self.core.waiting_limit).unwrap_or(u64::MAX),
+            live_limit: u64::try_from(self.core.live_limit).unwrap_or(u64::MAX),
             patterns: self
                 .core
                 .patterns
@@ -348,8 +353,9 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
     /// (same canonical text, same order) and configuration
     /// ([`with_max_delay`](Engine::with_max_delay),
     /// [`max_runs_per_key`](Engine::max_runs_per_key),
-    /// [`max_waiting_events`](Engine::max_waiting_events)), and have seen no
-    /// event or watermark yet. Then feed it the rest of the stream. The
+    /// [`max_waiting_events`](Engine::max_waiting_events),
+    /// [`max_live_runs`](Engine::max_live_runs)), and have seen no event or
+    /// watermark yet. Then feed it the rest of the stream. The
     /// versions come from the snapshot, and old versions that were still
     /// draining are rebuilt from the source it holds
     /// (`docs/dynamic-rules.md`); to take every pattern from the snapshot,
@@ -543,6 +549,12 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 found.run_limit, mine.run_limit
             )));
         }
+        if found.live_limit != mine.live_limit {
+            return Err(error(format!(
+                "the snapshot was taken with at most {} live partial matches, this engine has {}",
+                found.live_limit, mine.live_limit
+            )));
+        }
         if found.waiting_limit != mine.waiting_limit {
             return Err(error(format!(
                 "the snapshot was taken with at most {} waiting events, this engine has {}",
@@ -719,6 +731,7 @@ impl<E: Event + 'static> Core<E, Nfa<E>> {
         let mut holders = Vec::new();
         let mut live: Vec<Vec<u32>> = vec![Vec::new(); self.patterns.len()];
         let mut live_parts = 0;
+        let mut live_runs = 0usize;
         for (g, (group_keys, group)) in keys.iter_mut().zip(&self.groups).enumerate() {
             let arity = if group.key_fn.is_some() {
                 1
@@ -752,6 +765,7 @@ impl<E: Event + 'static> Core<E, Nfa<E>> {
                     }
                     live[p].push(part.ordinal);
                     live_parts += 1;
+                    live_runs = live_runs.saturating_add(part.part.partial_matches());
                 }
                 if parts.iter().all(|part| part.is_hole()) {
                     return Err(format!("key slot {slot} holds no live partition"));
@@ -781,6 +795,7 @@ impl<E: Event + 'static> Core<E, Nfa<E>> {
         self.deadlines = deadlines;
         self.stats = stats_from(stats);
         self.live_parts = live_parts;
+        self.live_runs = live_runs;
         Ok(())
     }
 }
@@ -854,7 +869,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (5, 2_877_143_272, 424),
+            (6, 2_088_302_719, 425),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }

@@ -184,7 +184,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
-        _limit: usize,
+        limit: usize,
         starts: bool,
         r: usize,
         out: &mut R,
@@ -198,6 +198,13 @@ impl Automaton<Ev> for Pairs {
                 };
                 out.on_match(&view);
                 store.release(first);
+            }
+            None if limit == 0 => {
+                // (no room: the partial match it would start is dropped)
+                let view = PairView {
+                    events: vec![(ts, store.get(r))],
+                };
+                out.on_dropped(&view);
             }
             None => {
                 store.slots[r].as_mut().expect("live event").2 += 1;
@@ -220,6 +227,10 @@ impl Automaton<Ev> for Pairs {
             }
             None => 0,
         }
+    }
+
+    fn partial_matches(part: &Self::Partition) -> usize {
+        usize::from(part.is_some())
     }
 
     fn is_empty(part: &Self::Partition) -> bool {

@@ -276,6 +276,7 @@ mod tests {
             has_select: true,
             version: 1,
             versioned: false,
+            capped: false,
         };
         let mut sink: JsonLines<Vec<u8>, Vec<u8>> = JsonLines::new(Vec::new(), Some(Vec::new()));
         sink.write_record("match", &MatchRef::new(&ctx, &m), None);
@@ -309,6 +310,7 @@ mod tests {
             has_select: false,
             version: 1,
             versioned: false,
+            capped: false,
         };
         let mut cache = NameCache::default();
         let (c2, c0, c2b) = (ctx(2, "p"), ctx(0, "q\n"), ctx(2, "other"));

@@ -211,6 +211,32 @@ impl<'a, E: Event> Executor<'a, E> {
         self
     }
 
+    /// [`with_run_limit`](Self::with_run_limit) where a `limit` of 0 is
+    /// 0: the engine's step of a key when its cap on live partial matches
+    /// over all keys leaves that key no room. See
+    /// [`enforce_limit`](Self::enforce_limit).
+    #[inline]
+    pub(crate) fn with_exact_run_limit(mut self, limit: usize) -> Executor<'a, E> {
+        self.limit = limit;
+        self
+    }
+
+    /// Drops the partition's oldest runs beyond the limit, as
+    /// [`process`](Self::process) does at its end. For a limit of 0 after
+    /// `process`: an idle partition's first run is made without that check
+    /// (one run is within any limit of at least 1).
+    pub(crate) fn enforce_limit(
+        &mut self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        out: &mut dyn MatchSink<E>,
+    ) {
+        if part.runs.len() + part.completed.len() > self.limit {
+            self.drop_oldest(part, buf, out);
+            self.settle(part, buf);
+        }
+    }
+
     /// Starts no new partial match: the start run takes and ignores
     /// nothing (its decision graph is empty), so only the partial matches
     /// the partition holds go on. This is how an old version of a replaced

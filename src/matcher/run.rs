@@ -141,6 +141,21 @@ impl Partition {
         self.runs.iter().filter(|r| !r.is_start()).count()
     }
 
+    /// [`live_runs`](Self::live_runs) plus
+    /// [`held_matches`](Self::held_matches): what the limits on partial
+    /// matches count. Without a walk over the runs when the start run is
+    /// the last one in the array (it sorts last, and usually stays there).
+    #[inline]
+    pub(crate) fn partial_matches(&self) -> usize {
+        let runs: &[Run] = self.runs.storage();
+        let starts = match runs.last() {
+            None => 0,
+            Some(last) if last.is_start() => 1,
+            Some(_) => runs.iter().filter(|r| r.is_start()).count(),
+        };
+        runs.len() - starts + self.completed.len()
+    }
+
     /// Number of complete matches held back by the skip strategy.
     pub fn held_matches(&self) -> usize {
         self.completed.len()

@@ -51,8 +51,8 @@ const CHECKSUM: usize = 4;
 const FAIL_VARIABLE: &str = "CEPHEID_TEST_FAIL_CHECKPOINT";
 
 /// What a checkpoint must agree on with the command that resumes from it
-/// (the patterns, `--max-delay` and `--max-runs-per-key` are checked by
-/// `Engine::restore`).
+/// (the patterns, `--max-delay`, `--max-runs-per-key`, `--max-live-runs`
+/// and `--max-waiting` are checked by `Engine::restore`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// `--events`, canonical.

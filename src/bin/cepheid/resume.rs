@@ -5,8 +5,8 @@
 //!
 //! Checked: the file is a whole checkpoint of this format version (its
 //! checksum); it was taken by this command (input, format, time, outputs;
-//! `Engine::restore` checks the patterns, `--max-delay`, `--max-waiting` and
-//! `--max-runs-per-key`); the output files are at least as long as it
+//! `Engine::restore` checks the patterns, `--max-delay`, `--max-waiting`,
+//! `--max-runs-per-key` and `--max-live-runs`); the output files are at least as long as it
 //! records; the events file holds, just before the recorded offset, the
 //! bytes it held then. With `--follow` a file that does not (rotated since
 //! the checkpoint) is read from its beginning, with a warning; without,

@@ -36,6 +36,11 @@
 //!   such keys; later ones are only counted) and the summary counts the
 //!   dropped partial matches and their keys (`docs/semantics.md`, "The
 //!   limit on partial matches per key").
+//! - At most `--max-live-runs` partial matches (default 4,000,000) live
+//!   over all keys and patterns; a key whose step would go beyond it keeps
+//!   only what fits, its oldest dropped. Said once on standard error (not
+//!   per key) and counted apart in the summary (`docs/semantics.md`, "The
+//!   limit on live partial matches").
 //! - At most `--max-waiting` events (default 1,000,000) wait for the
 //!   watermark; beyond it the watermark moves up to the earliest of them,
 //!   said once on standard error and counted in the summary
@@ -178,6 +183,18 @@ pub struct Args {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     max_runs_per_key: usize,
+    /// Most partial matches over all keys and patterns; a key whose step
+    /// would go beyond it keeps only what fits, its oldest dropped (said
+    /// once on standard error, counted in the summary). Bounds the memory
+    /// of many keys each under --max-runs-per-key (about 160 to 400 bytes
+    /// per partial match: the default holds within about 1.6 GB).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = Engine::<Record>::DEFAULT_MAX_LIVE_RUNS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub(crate) max_live_runs: usize,
     /// Most events that wait for the watermark; when more would wait, the
     /// watermark moves up to the earliest of them, as if a watermark had
     /// arrived (said on standard error, counted in the summary). Bounds
@@ -236,6 +253,7 @@ pub fn run(args: &Args) -> u8 {
     let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
     let mut engine: Engine<Record> = Engine::with_max_delay(max_delay)
         .max_runs_per_key(args.max_runs_per_key)
+        .max_live_runs(args.max_live_runs)
         .max_waiting_events(args.max_waiting);
     for pattern in &loaded.patterns {
         if let Err(e) = engine.add(pattern) {
@@ -315,6 +333,8 @@ pub fn run(args: &Args) -> u8 {
         }
         _ => None,
     };
+    // (a resumed run said it already if the cap dropped anything)
+    let capped_told = engine.stats().capped_runs > 0;
     let mut session = Session {
         args,
         engine: &mut engine,
@@ -322,6 +342,8 @@ pub fn run(args: &Args) -> u8 {
             out: &mut out,
             drops,
             limit: args.max_runs_per_key,
+            live_limit: args.max_live_runs,
+            capped_told,
             progress: &progress,
         },
         keys,
@@ -553,6 +575,15 @@ impl Drops {
     }
 }
 
+/// What `cepheid run` says on standard error the first time
+/// `--max-live-runs` drops a partial match.
+pub(crate) fn capped_message(limit: usize) -> String {
+    format!(
+        "cepheid: {limit} partial matches live over all keys and patterns; \
+         keys that would hold more drop their oldest (--max-live-runs)"
+    )
+}
+
 /// How many keys that reached the limit are named on standard error.
 const TOLD_KEYS: usize = 10;
 
@@ -562,6 +593,9 @@ struct Reporting<'a> {
     out: &'a mut Output,
     drops: Drops,
     limit: usize,
+    /// `--max-live-runs`, and was its first drop said?
+    live_limit: usize,
+    capped_told: bool,
     progress: &'a ProgressBar,
 }
 
@@ -579,6 +613,15 @@ impl Sink<Record> for Reporting<'_> {
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        if partial.capped() {
+            if !self.capped_told {
+                self.capped_told = true;
+                let limit = self.live_limit;
+                self.progress
+                    .suspend(|| eprintln!("{}", capped_message(limit)));
+            }
+            return;
+        }
         let keys = &mut self.drops.keys;
         let told = (partial.pattern().to_string(), partial.key().to_vec());
         if !keys.insert(told) {
@@ -1216,11 +1259,19 @@ fn summarize(
     } else {
         String::new()
     };
-    let dropped = if stats.dropped_runs > 0 {
+    let per_key = stats.dropped_runs.saturating_sub(stats.capped_runs);
+    let dropped = if per_key > 0 {
         format!(
-            ", {} partial matches dropped in {} keys over --max-runs-per-key",
-            stats.dropped_runs,
+            ", {per_key} partial matches dropped in {} keys over --max-runs-per-key",
             drops.keys.len()
+        )
+    } else {
+        String::new()
+    };
+    let capped = if stats.capped_runs > 0 {
+        format!(
+            ", {} partial matches dropped over --max-live-runs",
+            stats.capped_runs
         )
     } else {
         String::new()
@@ -1244,7 +1295,7 @@ fn summarize(
     };
     let reloads = reloads.summary(stats.discarded_runs);
     eprintln!(
-        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{forced}{reloads}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
+        "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{reloads}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );
 }

@@ -30,6 +30,10 @@
 //!   its events back). With `--strict`, the first malformed line stops the parts of its
 //!   process. Object keys and keys over `--max-runs-per-key` are counted
 //!   in the summary; keys over the limit are named (ten per worker).
+//! - `--max-live-runs` bounds each engine of each worker (one per group of
+//!   patterns partitioned alike), not their sum: N workers may hold N times
+//!   the limit. Its first drop is said once per process; the summary adds
+//!   up the drops of every worker.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -123,6 +127,7 @@ struct Summary {
     unusable_keys: u64,
     dropped_runs: u64,
     dropped_keys: u64,
+    capped_runs: u64,
     waiting: u64,
     malformed: u64,
     read_error: bool,
@@ -138,6 +143,7 @@ impl Summary {
         self.unusable_keys += other.unusable_keys;
         self.dropped_runs += other.dropped_runs;
         self.dropped_keys += other.dropped_keys;
+        self.capped_runs += other.capped_runs;
         self.waiting += other.waiting;
         self.malformed += other.malformed;
         self.read_error |= other.read_error;
@@ -159,7 +165,9 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         eprintln!("error: {why}");
         return EXIT_USAGE;
     }
-    let mut plan = Plan::<Record>::new().max_runs_per_key(args.max_runs_per_key);
+    let mut plan = Plan::<Record>::new()
+        .max_runs_per_key(args.max_runs_per_key)
+        .max_live_runs(args.max_live_runs);
     for pattern in patterns {
         if let Err(e) = plan.add(pattern) {
             eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
@@ -198,6 +206,8 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         strict: args.strict,
         keep_late: args.late.is_some(),
         limit: args.max_runs_per_key,
+        live_limit: args.max_live_runs,
+        capped_told: Arc::default(),
         chunk_bytes: args.scale.chunk_bytes,
         writers: Mutex::new(writers),
         per_worker: args.scale.output_per_worker.then(|| args.output.clone()),
@@ -325,6 +335,10 @@ struct Job {
     strict: bool,
     keep_late: bool,
     limit: usize,
+    /// `--max-live-runs`, and was its first drop said (by any worker of
+    /// the process)?
+    live_limit: usize,
+    capped_told: Arc<AtomicBool>,
     chunk_bytes: u64,
     /// The outputs, taken by worker 0 (of process 0).
     writers: Mutex<Option<Writers>>,
@@ -381,6 +395,7 @@ impl Job {
         let delay = self.max_delay;
         let lateness = Lateness::new(delay).flush_at_end(self.flush);
         let limit = self.limit;
+        let capped = (self.live_limit, Arc::clone(&self.capped_told));
         let keep_late = self.keep_late;
         let sink_counts = Rc::clone(&counts);
         let to_write = Rc::clone(&gathered);
@@ -388,7 +403,7 @@ impl Job {
             // One input: the chunks of the file share one source number.
             let (events, late) = source(scope, 0, items, lateness);
             let found = cep(&self.plan, events, move |_| {
-                CliSink::new(limit, sink_counts)
+                CliSink::new(limit, capped.clone(), sink_counts)
             });
             let late = late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(
                 Pipeline,
@@ -646,18 +661,21 @@ struct CliSink {
     buffer: Shared,
     drops: HashSet<(usize, Vec<Value>)>,
     limit: usize,
+    /// `--max-live-runs`, and the process's "said already".
+    capped: (usize, Arc<AtomicBool>),
     counts: Rc<ReadCounts>,
     summary: Option<Summary>,
 }
 
 impl CliSink {
-    fn new(limit: usize, counts: Rc<ReadCounts>) -> CliSink {
+    fn new(limit: usize, capped: (usize, Arc<AtomicBool>), counts: Rc<ReadCounts>) -> CliSink {
         let buffer = Shared::default();
         CliSink {
             lines: JsonLines::new(buffer.clone(), None),
             buffer,
             drops: HashSet::new(),
             limit,
+            capped,
             counts,
             summary: None,
         }
@@ -674,6 +692,13 @@ impl Sink<Record> for CliSink {
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        if partial.capped() {
+            let (limit, told) = &self.capped;
+            if !told.swap(true, Ordering::Relaxed) {
+                eprintln!("{}", super::capped_message(*limit));
+            }
+            return;
+        }
         if !self
             .drops
             .insert((partial.pattern_index(), partial.key().to_vec()))
@@ -718,6 +743,7 @@ impl Collect<Record> for CliSink {
             unusable_keys: stats.unusable_keys,
             dropped_runs: stats.dropped_runs,
             dropped_keys: self.drops.len() as u64,
+            capped_runs: stats.capped_runs,
             waiting: waiting as u64,
             malformed: self.counts.malformed.get(),
             read_error: self.counts.read_error.get(),
@@ -830,10 +856,19 @@ fn finish(args: &Args, mut writers: Writers, summary: &Summary, started: Instant
     } else {
         String::new()
     };
-    let dropped = if summary.dropped_runs > 0 {
+    let per_key = summary.dropped_runs.saturating_sub(summary.capped_runs);
+    let dropped = if per_key > 0 {
         format!(
-            ", {} partial matches dropped in {} keys over --max-runs-per-key",
-            summary.dropped_runs, summary.dropped_keys
+            ", {per_key} partial matches dropped in {} keys over --max-runs-per-key",
+            summary.dropped_keys
+        )
+    } else {
+        String::new()
+    };
+    let capped = if summary.capped_runs > 0 {
+        format!(
+            ", {} partial matches dropped over --max-live-runs",
+            summary.capped_runs
         )
     } else {
         String::new()
@@ -851,7 +886,7 @@ fn finish(args: &Args, mut writers: Writers, summary: &Summary, started: Instant
         (Some(p), threads) => format!("{p} processes x {threads} workers"),
     };
     eprintln!(
-        "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
+        "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
         summary.events, summary.malformed, summary.late, summary.matches, summary.timeouts
     );
     if summary.read_error {
