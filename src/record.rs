@@ -170,6 +170,76 @@ impl Record {
     pub fn values(&self) -> &[Value] {
         &self.values
     }
+
+    /// Reads the fields of `paths` (a [`FieldTable`]'s, by id) that the
+    /// record has no value for, those from the number of its values on,
+    /// from its text, a JSON object as a decoder keeps it (a CSV row's is
+    /// the object of the row): the record then reads as if it had been
+    /// decoded with all of `paths`. A text that is not a JSON object has
+    /// none of them. For an engine whose patterns changed while the record
+    /// waited (`docs/dynamic-rules.md`).
+    pub(crate) fn read_missing(&mut self, paths: &[FieldPath]) {
+        let have = self.values.len();
+        if have >= paths.len() {
+            return;
+        }
+        let object =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&self.raw).ok();
+        let mut objects = self.objects.to_vec();
+        for (i, path) in paths.iter().enumerate().skip(have) {
+            let found = object.as_ref().and_then(|o| lookup_json(o, path));
+            self.values
+                .push(found.and_then(json_value).unwrap_or(Value::Null));
+            if found.is_some_and(holds_object) {
+                objects.push(FieldId::new(i));
+            }
+        }
+        if objects.len() != self.objects.len() {
+            self.objects = objects.into_boxed_slice();
+        }
+    }
+}
+
+/// The value of `json`, or `None` when it is or holds an object (such a
+/// field reads as null, and a record marks it: see
+/// [`Record::with_objects`]).
+pub(crate) fn json_value(json: &serde_json::Value) -> Option<Value> {
+    Some(match json {
+        serde_json::Value::Object(_) => return None,
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => n.as_f64().map_or(Value::Null, Value::Float),
+        },
+        serde_json::Value::String(s) => Value::Str(Arc::from(s.as_str())),
+        serde_json::Value::Array(items) => {
+            Value::List(items.iter().map(json_value).collect::<Option<_>>()?)
+        }
+    })
+}
+
+/// Is `json` an object, or a list holding one at any depth? Such a field
+/// reads as null and is marked in [`Record::objects`].
+pub(crate) fn holds_object(json: &serde_json::Value) -> bool {
+    match json {
+        serde_json::Value::Object(_) => true,
+        serde_json::Value::Array(items) => items.iter().any(holds_object),
+        _ => false,
+    }
+}
+
+/// Follows `path` into nested JSON objects.
+pub(crate) fn lookup_json<'a>(
+    object: &'a serde_json::Map<String, serde_json::Value>,
+    path: &FieldPath,
+) -> Option<&'a serde_json::Value> {
+    let (first, rest) = path.segments().split_first()?;
+    let mut current = object.get(&**first)?;
+    for seg in rest {
+        current = current.as_object()?.get(&**seg)?;
+    }
+    Some(current)
 }
 
 impl Event for Record {

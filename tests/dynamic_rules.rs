@@ -510,3 +510,38 @@ fn reloading_the_same_rules_changes_no_byte_of_output() {
         );
     }
 }
+
+/// A record that waits for the watermark at a change is processed by the
+/// new rules with the fields they read, although it was decoded before
+/// them (`docs/dynamic-rules.md`, "Records decoded before a change").
+#[test]
+fn waiting_records_read_the_new_rules_fields() {
+    let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_secs(10));
+    engine.add(&rules(V1)).unwrap();
+    let (ts, waiting) = record(
+        &engine,
+        r#"{"ts": 5, "user": "u1", "amount": 7, "tags": [{"a": 1}]}"#,
+    );
+    assert_eq!(waiting.values().len(), engine.fields().len());
+    let mut out: Vec<Output<Record>> = Vec::new();
+    engine.push(ts, waiting, &mut out);
+    let big =
+        r#"pattern big { partition by user match x where x: amount > 5 and not exists(tags) }"#;
+    engine
+        .set_rules(&rules(big), ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    engine.watermark(Timestamp::MAX, &mut out);
+    assert_eq!(summary(&out), [("match", 5, 5, 1)]);
+    // The same as an engine with the new rules from the start (`tags`
+    // holds a list with an object, which reads as null there too).
+    let mut fresh: Engine<Record> = Engine::new();
+    fresh.add(&rules(big)).unwrap();
+    let (ts, again) = record(
+        &fresh,
+        r#"{"ts": 5, "user": "u1", "amount": 7, "tags": [{"a": 1}]}"#,
+    );
+    let mut direct: Vec<Output<Record>> = Vec::new();
+    fresh.push(ts, again, &mut direct);
+    fresh.watermark(Timestamp::MAX, &mut direct);
+    assert_eq!(summary(&direct), summary(&out));
+}

@@ -124,6 +124,12 @@ pub(crate) struct Clock<E> {
 }
 
 impl<E> Clock<E> {
+    /// Calls `f` on every waiting event (in no particular order; their
+    /// order of processing stays as it was).
+    pub fn for_each_waiting_mut(&mut self, mut f: impl FnMut(&mut E)) {
+        self.waiting.for_each_mut(|w| f(&mut w.event));
+    }
+
     /// A clock with this bounded out-of-orderness (negative counts as 0).
     pub fn new(max_delay: i64) -> Clock<E> {
         Clock {

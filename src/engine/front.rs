@@ -272,6 +272,7 @@ impl<E: Event + 'static> Engine<E> {
                 .expect("key fields resolved above");
         }
         self.fields = fields;
+        self.read_new_fields();
         Ok(())
     }
 

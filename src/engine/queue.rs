@@ -136,6 +136,19 @@ impl<T: Ord, const FRUGAL: bool> FifoHeap<T, FRUGAL> {
             .chain(self.heap.iter().map(|Reverse(item)| item))
     }
 
+    /// Calls `f` on every item, which must leave each item's order among
+    /// the others as it was: the queue stays as it is, the heap's array
+    /// order included (a snapshot writes it).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut T)) {
+        self.in_order.iter_mut().for_each(&mut f);
+        let mut items = std::mem::take(&mut self.heap).into_vec();
+        for Reverse(item) in &mut items {
+            f(item);
+        }
+        // (a heap already, with no two items equal: heapifying moves none)
+        self.heap = BinaryHeap::from(items);
+    }
+
     /// Keeps only the items `keep` says to, in linear time (the FIFO stays
     /// sorted, the rest is heapified again).
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {

@@ -17,6 +17,7 @@
 //! schedules (its order among entries of one time never reaches output).
 //! A draining old version goes once it holds no partition.
 
+use std::any::Any;
 use std::fmt;
 
 use crate::engine::automaton::Automaton;
@@ -28,6 +29,7 @@ use crate::engine::snapshot::canonical_text;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
 use crate::nfa::Nfa;
+use crate::record::{FieldTable, Record};
 
 /// What becomes of the partial matches of a pattern when it is replaced by
 /// a pattern of the same name with another canonical text
@@ -565,6 +567,28 @@ impl<E: Event + 'static> Engine<E> {
             .apply(plan, &mut fields, sink)
             .map_err(|e| Error::new(ErrorKind::Field, e))?;
         self.fields = fields;
+        self.read_new_fields();
         Ok(Changes { entries: changes })
+    }
+
+    /// Waiting [`Record`]s decoded with fewer fields than the patterns
+    /// now read (they were decoded before a change) read the others from
+    /// their text, so that the new rules see them as if they had been
+    /// decoded with them (`docs/dynamic-rules.md`, "Records decoded before
+    /// a change"). Typed events have every field. Called at changes only:
+    /// nothing is added to the path of an event.
+    pub(super) fn read_new_fields(&mut self) {
+        let Some(table) = (&self.fields as &dyn Any).downcast_ref::<FieldTable>() else {
+            return;
+        };
+        if self.core.clock.waiting() == 0 {
+            return;
+        }
+        let paths = table.paths();
+        self.core.clock.for_each_waiting_mut(|event| {
+            if let Some(record) = (event as &mut dyn Any).downcast_mut::<Record>() {
+                record.read_missing(&paths);
+            }
+        });
     }
 }

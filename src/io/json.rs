@@ -21,6 +21,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::event::{FieldId, FieldPath};
+pub(crate) use crate::record::{holds_object, json_value, lookup_json};
 use crate::record::{FieldTable, Record};
 use crate::value::Value;
 
@@ -40,33 +41,6 @@ use crate::value::Value;
 /// ```
 pub fn value_from_json(json: &serde_json::Value) -> Value {
     json_value(json).unwrap_or(Value::Null)
-}
-
-/// The value of `json`, or `None` when it is or holds an object.
-fn json_value(json: &serde_json::Value) -> Option<Value> {
-    Some(match json {
-        serde_json::Value::Object(_) => return None,
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => n.as_f64().map_or(Value::Null, Value::Float),
-        },
-        serde_json::Value::String(s) => Value::Str(Arc::from(s.as_str())),
-        serde_json::Value::Array(items) => {
-            Value::List(items.iter().map(json_value).collect::<Option<_>>()?)
-        }
-    })
-}
-
-/// Is `json` an object, or a list holding one at any depth? Such a field
-/// reads as null and is marked in [`Record::objects`].
-pub(crate) fn holds_object(json: &serde_json::Value) -> bool {
-    match json {
-        serde_json::Value::Object(_) => true,
-        serde_json::Value::Array(items) => items.iter().any(holds_object),
-        _ => false,
-    }
 }
 
 /// Converts a value to JSON (a non-finite float becomes null).
@@ -112,19 +86,6 @@ pub fn record_from_json(
         .map(|(i, _)| FieldId::new(i))
         .collect();
     Record::new(values, raw).with_objects(objects)
-}
-
-/// Follows `path` into nested JSON objects.
-pub(crate) fn lookup_json<'a>(
-    object: &'a serde_json::Map<String, serde_json::Value>,
-    path: &FieldPath,
-) -> Option<&'a serde_json::Value> {
-    let (first, rest) = path.segments().split_first()?;
-    let mut current = object.get(&**first)?;
-    for seg in rest {
-        current = current.as_object()?.get(&**seg)?;
-    }
-    Some(current)
 }
 
 /// Where a path's value is found: which kept top-level key, then which
@@ -567,6 +528,47 @@ mod tests {
             JsonPlan::new(&table.paths(), &FieldPath::single("ts")),
             table,
         )
+    }
+
+    /// A record decoded with fewer fields, then given the others from its
+    /// text (at a change of rules, `docs/dynamic-rules.md`), is the record
+    /// a decoder with every field makes: JSON lines (nested fields,
+    /// objects, lists, floats, repeated keys) and CSV rows.
+    #[test]
+    fn records_read_missing_fields_as_a_decoder_would() {
+        use crate::io::{Decoder, Format, Item};
+        let full = FieldTable::new();
+        for p in ["c", "a.b", "o", "n", "f", "i", "missing", "a"] {
+            full.intern(&FieldPath::parse(p));
+        }
+        let json = [
+            r#"{"ts":1,"a":{"b":[1,2.5]},"c":"x","o":[{"k":1}],"n":null,"f":1e3,"i":-7}"#,
+            r#"{"ts":2,"c":"y","c":"z","f":0.1,"a":{"b":{"deep":1}}}"#,
+            r#"{"ts":3,"c":"\u00e9\n","i":12345678901234567890}"#,
+        ];
+        let csv = [
+            "ts,c,f,i,n,c",
+            "1,x,2.50,007,,w",
+            "2,,1e3,-0,true,",
+            "3,a b,nan,1.0,x,",
+        ];
+        for (format, lines) in [(Format::JsonLines, &json[..]), (Format::Csv, &csv[..])] {
+            let short = FieldTable::new();
+            short.intern(&FieldPath::single("c"));
+            let mut with_all = Decoder::new(format, "ts", full.clone());
+            let mut with_one = Decoder::new(format, "ts", short);
+            for line in lines {
+                let (Item::Event(_, expected), Item::Event(_, mut record)) = (
+                    with_all.decode(line.as_bytes()).unwrap(),
+                    with_one.decode(line.as_bytes()).unwrap(),
+                ) else {
+                    continue;
+                };
+                assert_eq!(record.values().len(), 1);
+                record.read_missing(&full.paths());
+                assert_eq!(record, expected, "{line}");
+            }
+        }
     }
 
     #[test]
