@@ -8,6 +8,7 @@
 //! `$watermark` lines, so late events too), and two real processes of one
 //! worker each on 127.0.0.1 (free ports, killed after 60 s).
 
+mod common;
 mod dataflow_support;
 
 use std::net::TcpListener;
@@ -336,8 +337,8 @@ fn csv_parts_read_the_header_and_malformed_lines_keep_their_numbers() {
 #[test]
 fn options_the_workers_do_not_take_are_refused() {
     for extra in [
-        &["--workers", "2", "--idle-timeout", "1s"][..],
-        &["--workers", "2", "--time", "processing"],
+        &["--workers", "2", "--time", "processing"][..],
+        &["--workers", "2", "--checkpoint", "ckpt"],
         &["--processes", "2", "--process", "0", "--hostfile", "none"],
         &[
             "--processes",
@@ -362,5 +363,165 @@ fn options_the_workers_do_not_take_are_refused() {
             "{extra:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// `a followed by b` per key `k` within 300 ms, with timeouts.
+const QUICK: &str = r#"
+pattern quick {
+    partition by k
+    within 300ms
+    timeouts
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+"#;
+
+fn ev(ts: i64, kind: &str, k: u32) -> String {
+    format!("{{\"ts\":{ts},\"type\":\"{kind}\",\"k\":{k}}}\n")
+}
+
+#[test]
+fn a_slow_pipe_is_read_live_and_idle_time_fires_timeouts_on_two_workers() {
+    // Standard input stays open between writes: each record is read as it
+    // comes (never after a sleep; each with a generous deadline).
+    let dir = common::scratch("workers_live");
+    std::fs::write(dir.join("p.cep"), QUICK).unwrap();
+    let mut live = common::Live::run(
+        &dir.join("p.cep"),
+        &["--workers", "2", "--idle-timeout", "100ms"],
+    );
+    // Keys 1 and 2 go to different workers or not: either way the match is
+    // released when the event at 30 moves the watermark to 29.
+    live.write(&[ev(10, "a", 1), ev(20, "b", 1), ev(30, "x", 2)].concat());
+    let matched = live.record("a match while standard input is open");
+    assert_eq!(
+        (matched["kind"].as_str(), matched["end"].as_i64()),
+        (Some("match"), Some(20))
+    );
+    // A quiet stream: event time follows the clock, the window of key 3
+    // closes without another event.
+    live.write(&ev(1_000, "a", 3));
+    let timeout = live.record("a timeout on a quiet pipe");
+    assert_eq!(timeout["kind"], "timeout");
+    assert_eq!(timeout["expired_at"], 1_300);
+    // An event behind the clock's time is late.
+    live.write(&ev(1_001, "b", 3));
+    live.close();
+    let (status, rest, stderr) = live.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        stderr.contains("5 events read, 0 malformed, 1 late, 1 matches, 1 timeouts"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn follow_on_two_workers_stops_cleanly_on_sigterm() {
+    let dir = common::scratch("workers_follow");
+    std::fs::write(dir.join("p.cep"), QUICK).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        [ev(10, "a", 1), ev(20, "b", 1), ev(30, "a", 2)].concat(),
+    )
+    .unwrap();
+    let live = common::Live::run(
+        &dir.join("p.cep"),
+        &[
+            "--workers",
+            "2",
+            "--follow",
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(live.record("a match from the followed file")["end"], 20);
+    // Appended while it runs.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        [ev(40, "b", 2), ev(50, "x", 9)].concat().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(live.record("a match from appended lines")["end"], 40);
+    live.signal("TERM");
+    let (status, rest, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(stderr.contains("cepheid: stopped by SIGTERM"), "{stderr}");
+    // The event at 50 waits for the watermark: counted, not forced out.
+    assert!(
+        stderr.contains(", 1 waiting for the watermark (not processed: stopped by SIGTERM)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn max_waiting_forces_the_watermark_as_one_engine_does() {
+    // A burst at one time: with at most 3 waiting, the watermark moves up
+    // and later events at that time are late; one reader (standard input
+    // or one worker's file) decides exactly as the single engine.
+    let dir = Dir::new("max_waiting");
+    let pattern = dir.0.join("p.cep");
+    std::fs::write(&pattern, QUICK).unwrap();
+    let mut input = String::new();
+    for i in 0..12 {
+        input.push_str(&ev(100, if i % 2 == 0 { "a" } else { "b" }, i % 3));
+    }
+    input.push_str(&ev(99, "b", 1));
+    input.push_str(&ev(500, "x", 1));
+    let file = dir.0.join("in.jsonl");
+    std::fs::write(&file, &input).unwrap();
+    let go = |extra: &[&str], stdin: bool| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["run", pattern.to_str().unwrap(), "--max-waiting", "3"])
+            .args(extra);
+        if stdin {
+            command.stdin(std::fs::File::open(&file).unwrap());
+        } else {
+            command
+                .args(["--events", file.to_str().unwrap()])
+                .stdin(Stdio::null());
+        }
+        let out = command.output().expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let summary = stderr
+            .lines()
+            .last()
+            .and_then(|l| l.split(" in ").next())
+            .unwrap_or_default()
+            .to_string();
+        (lines, summary)
+    };
+    let (plain, summary) = go(&[], false);
+    assert!(summary.contains("over --max-waiting"), "{summary}");
+    assert!(!summary.contains(" 0 late"), "{summary}");
+    for (extra, stdin) in [
+        (&["--workers", "1"][..], false),
+        (&["--workers", "2"], true),
+        (&["--workers", "3"], true),
+    ] {
+        let (lines, got) = go(extra, stdin);
+        assert_eq!(lines, plain, "{extra:?}");
+        assert_eq!(got, summary, "{extra:?}");
     }
 }

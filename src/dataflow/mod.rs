@@ -6,16 +6,23 @@
 //!   (its chunks of a file, see [`FileChunks`], another file, standard
 //!   input on worker 0...). It decides which events are late with its own
 //!   bounded-out-of-orderness watermark and `$watermark` punctuation
-//!   ([`Lateness`], the rule of [`Engine`](crate::Engine)), sends the others
+//!   ([`Lateness`], the rule of [`Engine`]), sends the others
 //!   as [`Stamped`] events, late ones to a stream of their own, and holds
 //!   its capability at its watermark + 1: no event is ever sent behind the
-//!   frontier.
+//!   frontier. At most [`Lateness::max_waiting`] of its events wait above
+//!   its watermark (the engine's rule of forced watermarks, at the source).
+//! - **[`live_source`]**: the same over live input that another thread
+//!   sends it through a [`Feed`] (standard input, a followed file): the
+//!   worker never waits on the input, and with an idle timeout a quiet
+//!   source's watermark follows the clock
+//!   ([`Idle`](crate::engine::Idle)'s rule), so it does not hold the
+//!   frontier back.
 //! - **[`cep`]**: routes each event by a stable hash of its `partition by`
 //!   key ([`key_hash`]: XXH3 with a fixed seed over the key normalized as
 //!   the engine does, so every process agrees) to the worker that owns the
 //!   key, one copy per group of patterns partitioned alike (patterns
 //!   without `partition by` run on worker 0). Each worker keeps one
-//!   [`Engine`](crate::Engine) per group. The input frontier is the
+//!   [`Engine`] per group. The input frontier is the
 //!   watermark: when it passes `f`, the events below `f` are sorted by
 //!   (time, source, offset), pushed, and the engines' watermark moves to
 //!   `f - 1`, firing what is due. Matches, timeouts and partial matches
@@ -32,7 +39,7 @@
 //! offset) grows in input order; the chunks of one file, read by several
 //! sources, share one source number, and their offsets are chunk number
 //! then line, [`FileChunk::offset`]) and the same
-//! deadlines as one [`Engine`](crate::Engine) over the whole input, and at
+//! deadlines as one [`Engine`] over the whole input, and at
 //! the end the same final watermark (the sources tell it in their
 //! [`SourceEnd`]). So any number of workers gives the same multiset of
 //! matches and timeouts. Which events are late is decided by each source
@@ -103,7 +110,10 @@ mod source;
 
 pub use operator::{cep, Collect};
 pub use route::key_hash;
-pub use source::{source, Events, FileChunk, FileChunks, LateEvents, Lateness, SourceItem};
+pub use source::{
+    live_source, source, Events, Feed, FileChunk, FileChunks, LateEvents, Lateness, SourceItem,
+    FEED_AHEAD,
+};
 
 /// An event on its way to the engines: its time, which source read it and
 /// where (the order of equal times), and the event.
@@ -134,10 +144,16 @@ pub enum Input<E> {
 /// and its counts.
 ///
 /// The final watermark is the one a single engine reaching the end of the
-/// whole input would have: with `flush`, `Timestamp::MAX` (every window
+/// whole input would have: when a source was stopped, the least source
+/// watermark (event time stays where the sources got together, as in a
+/// run stopped by a signal); with `flush`, `Timestamp::MAX` (every window
 /// closes); when some source saw `$watermark` punctuation, the largest
 /// source watermark (events after it stay unprocessed); otherwise the
-/// largest event time seen (as [`Engine::finish`](crate::Engine::finish)).
+/// largest event time seen (as [`Engine::finish`](crate::Engine::finish)),
+/// or the largest source watermark when that is larger (moved by an idle
+/// timeout or the limit on waiting events). The engines may not have seen
+/// the sources' last frontiers before the end (the frontier can jump to
+/// the end at once): the final watermark covers them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceEnd {
     /// The largest event time the source read (late events included).
@@ -148,23 +164,33 @@ pub struct SourceEnd {
     pub punctuated: bool,
     /// Should time run to infinity at the end (`--flush-at-end`)?
     pub flush: bool,
+    /// Did the input stop without ending ([`Feed::stop`], a signal)? Then
+    /// event time stays where the sources got.
+    pub stopped: bool,
     /// Events read (late ones included).
     pub events: u64,
     /// Late events.
     pub late: u64,
+    /// Times the watermark was forced up over [`Lateness::max_waiting`].
+    pub forced: u64,
 }
 
 impl SourceEnd {
     /// The final watermark of the engines after these sources ended, `None`
     /// when there is none (no event, no watermark).
     pub fn final_watermark(ends: &[SourceEnd]) -> Option<Timestamp> {
+        let largest_watermark = ends.iter().filter_map(|e| e.watermark).max();
+        if ends.iter().any(|e| e.stopped) {
+            return ends.iter().filter_map(|e| e.watermark).min();
+        }
         if ends.iter().any(|e| e.flush) {
             return Some(Timestamp::MAX);
         }
         if ends.iter().any(|e| e.punctuated) {
-            ends.iter().filter_map(|e| e.watermark).max()
+            largest_watermark
         } else {
-            ends.iter().filter_map(|e| e.max_seen).max()
+            let largest_seen = ends.iter().filter_map(|e| e.max_seen).max();
+            largest_seen.max(largest_watermark)
         }
     }
 }

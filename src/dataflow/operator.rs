@@ -191,6 +191,7 @@ impl<E: Event + 'static> Worker<E> {
         if self.index == 0 {
             for end in &self.ends {
                 stats.late += end.late;
+                stats.forced_watermarks += end.forced;
             }
             // The engines counted each event once per group; the sources
             // count events read.

@@ -4,15 +4,22 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SendError, SyncSender, TryRecvError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
+use timely::scheduling::SyncActivator;
 
 use crate::dataflow::{Input, SourceEnd, Stamped};
-use crate::engine::clock::Watermark;
+use crate::engine::clock::{Idle, Watermark};
+use crate::engine::queue::FifoHeap;
+use crate::engine::Engine;
 use crate::primitives::Timestamp;
 
 /// The stream of a [`source`]'s events (and its end), what [`cep`](crate::dataflow::cep) reads.
@@ -24,6 +31,10 @@ pub type LateEvents<'scope, E> = Stream<'scope, Timestamp, Vec<(Timestamp, E)>>;
 /// Items a source reads per activation, at most (then it lets the other
 /// operators of its worker run, and is scheduled again).
 const BATCH: usize = 1024;
+
+/// Batches a [`Feed`] holds for its [`live_source`] before
+/// [`Feed::send`] waits: the reader stays a little ahead, never far.
+pub const FEED_AHEAD: usize = 4;
 
 /// What a [`source`] reads: an event with its time and place, or a
 /// punctuated watermark (`{"$watermark": T}`).
@@ -43,10 +54,19 @@ pub enum SourceItem<E> {
     Watermark(Timestamp),
 }
 
-/// A source's event time: the rule of [`Engine`](crate::Engine)'s
-/// watermark (the largest time seen − `max_delay` − 1, or the punctuation,
-/// whichever is larger; never backwards) and its counts. An event at or
-/// below the watermark is late.
+/// A source's event time: the rule of [`Engine`]'s watermark (the largest
+/// time seen − `max_delay` − 1, or the punctuation, whichever is larger;
+/// never backwards), its limit on waiting events, an optional idle
+/// timeout, and its counts. An event at or below the watermark is late.
+///
+/// **Waiting events.** The source's events above its watermark wait in
+/// the dataflow until the frontier passes them. At most
+/// [`max_waiting`](Lateness::max_waiting) of them (default
+/// [`Engine::DEFAULT_MAX_WAITING_EVENTS`]): when an admitted event makes
+/// more wait, the watermark moves up to the earliest of them, the rule of
+/// [`Engine::max_waiting_events`] (counted in [`SourceEnd::forced`]). A
+/// source that reads the whole input therefore decides exactly what one
+/// engine decides.
 ///
 /// ```
 /// use cepheid::dataflow::Lateness;
@@ -57,6 +77,14 @@ pub enum SourceItem<E> {
 /// time.punctuate(200);
 /// assert!(!time.admit(150));
 /// assert_eq!(time.frontier(), 201);
+/// // at most two events above the watermark
+/// let mut time = Lateness::new(0).max_waiting(2);
+/// for ts in [10, 10, 10] {
+///     assert!(time.admit(ts));
+/// }
+/// assert_eq!(time.watermark(), Some(10)); // forced up to 10
+/// assert_eq!(time.end().forced, 1);
+/// assert!(!time.admit(10)); // now late
 /// ```
 #[derive(Clone, Debug)]
 pub struct Lateness {
@@ -65,6 +93,12 @@ pub struct Lateness {
     flush: bool,
     events: u64,
     late: u64,
+    /// Times of the admitted events the watermark had not passed at the
+    /// last check (as an engine's waiting events).
+    waiting: FifoHeap<Timestamp>,
+    waiting_limit: usize,
+    forced: u64,
+    idle_timeout: Option<Duration>,
 }
 
 impl Lateness {
@@ -77,6 +111,10 @@ impl Lateness {
             flush: false,
             events: 0,
             late: 0,
+            waiting: FifoHeap::default(),
+            waiting_limit: Engine::<crate::Record>::DEFAULT_MAX_WAITING_EVENTS,
+            forced: 0,
+            idle_timeout: None,
         }
     }
 
@@ -87,19 +125,62 @@ impl Lateness {
         self
     }
 
+    /// At most `limit` of the source's events wait above its watermark (0
+    /// counts as 1; `usize::MAX` for no limit); see [`Lateness`].
+    pub fn max_waiting(mut self, limit: usize) -> Lateness {
+        self.waiting_limit = limit.max(1);
+        self
+    }
+
+    /// The idle rule of [`Idle`] for a [`live_source`]: when nothing has
+    /// arrived for `timeout` of its clock's time, its watermark follows
+    /// the clock from its last watermark, so a quiet source no longer
+    /// holds the frontier back (as `cepheid run --idle-timeout`). An
+    /// iterator [`source`] reads without pause and never idles.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Lateness {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
     /// An event at `ts` arrives: `false` when it is late, else `true` (and
-    /// the watermark follows it).
+    /// the watermark follows it, forced up when too many events wait).
     pub fn admit(&mut self, ts: Timestamp) -> bool {
         self.events += 1;
         let admitted = self.time.admit(ts);
         self.late += u64::from(!admitted);
+        if admitted && self.waiting_limit != usize::MAX {
+            // The engine's order: the event waits, the limit is checked
+            // (the events the watermark just passed still count), then
+            // what the watermark passed is processed.
+            self.waiting.push(ts);
+            if self.waiting.len() > self.waiting_limit {
+                if let Some(&t) = self.waiting.peek() {
+                    self.time.raise(t);
+                    self.forced += 1;
+                }
+            }
+            self.release();
+        }
         admitted
     }
 
     /// A punctuated watermark.
     pub fn punctuate(&mut self, t: Timestamp) {
         self.punctuated = true;
+        self.raise(t);
+    }
+
+    /// Moves the watermark up to `t` (an idle advance).
+    fn raise(&mut self, t: Timestamp) {
         self.time.raise(t);
+        self.release();
+    }
+
+    /// Forgets the waiting times the watermark has passed.
+    fn release(&mut self) {
+        if let Some(w) = self.time.current() {
+            while self.waiting.pop_if(|&ts| ts <= w).is_some() {}
+        }
     }
 
     /// The watermark, `None` before any event or punctuation.
@@ -122,8 +203,46 @@ impl Lateness {
             watermark: self.time.current(),
             punctuated: self.punctuated,
             flush: self.flush,
+            stopped: false,
             events: self.events,
             late: self.late,
+            forced: self.forced,
+        }
+    }
+}
+
+/// What a source operator reads next.
+enum Pulled<E> {
+    /// An item.
+    Item(SourceItem<E>),
+    /// Nothing yet (a live source waiting for its feed).
+    Pending,
+    /// The input ended.
+    End,
+    /// The input stopped without ending ([`Feed::stop`]).
+    Stop,
+}
+
+/// Where a source operator reads from.
+trait Pull<E> {
+    /// The next item, or why there is none.
+    fn pull(&mut self) -> Pulled<E>;
+
+    /// Did input arrive since the last call? (Never, for an iterator,
+    /// which does not idle.)
+    fn arrived(&mut self) -> bool {
+        false
+    }
+}
+
+/// An iterator's items.
+struct Iter<I>(I);
+
+impl<E, I: Iterator<Item = SourceItem<E>>> Pull<E> for Iter<I> {
+    fn pull(&mut self) -> Pulled<E> {
+        match self.0.next() {
+            Some(item) => Pulled::Item(item),
+            None => Pulled::End,
         }
     }
 }
@@ -132,8 +251,9 @@ impl Lateness {
 /// the events that are not late as [`Input::Event`]s of input `source`, and
 /// at the end its [`Input::End`]; late events go to the second stream with
 /// their time. Its capability stays at [`Lateness::frontier`], so nothing
-/// is sent behind it. It reads [`BATCH`] items per activation; an iterator
-/// that blocks (standard input) blocks its worker meanwhile.
+/// is sent behind it. It reads 1,024 items per activation; an iterator
+/// that blocks would block its worker meanwhile: live input (standard
+/// input, a followed file) goes through a [`live_source`].
 pub fn source<'scope, E, I>(
     scope: Scope<'scope, Timestamp>,
     source: u32,
@@ -145,8 +265,224 @@ where
     I: IntoIterator<Item = SourceItem<E>>,
     I::IntoIter: 'static,
 {
+    let (events, late, _) = build(scope, source, lateness, Iter(items.into_iter()), None);
+    (events, late)
+}
+
+/// The sending end of a [`live_source`]: a reader on a thread of its own
+/// (standard input, a followed file, a socket) sends it what it reads, in
+/// input order, and the source is scheduled as soon as a batch arrives; it
+/// never blocks its worker. Dropping the feed ends the input (the source
+/// then sends its [`Input::End`]); [`stop`](Feed::stop) stops it without
+/// ending it. `Send` (for `E: Send`), so it can move to the reader's
+/// thread.
+pub struct Feed<E> {
+    tx: Option<SyncSender<Fed<E>>>,
+    activator: SyncActivator,
+    /// Messages sent and not yet taken by the source.
+    backlog: Arc<AtomicUsize>,
+}
+
+/// What a [`Feed`] sends its source.
+enum Fed<E> {
+    Items(Vec<SourceItem<E>>),
+    Wake,
+    Stop,
+}
+
+impl<E> Feed<E> {
+    /// Sends `items` to the source: input arrived (even when `items` is
+    /// empty, for lines that held no event). Waits while the source is
+    /// [`FEED_AHEAD`] batches behind; gives the items back when the
+    /// dataflow is gone.
+    pub fn send(&self, items: Vec<SourceItem<E>>) -> Result<(), SendError<Vec<SourceItem<E>>>> {
+        self.deliver(Fed::Items(items)).map_err(|e| match e.0 {
+            Fed::Items(items) => SendError(items),
+            _ => SendError(Vec::new()),
+        })
+    }
+
+    /// Asks the source to look at its clock now (its idle timeout), as it
+    /// does by itself when the timeout comes: for a caller whose clock is
+    /// not the wall clock (a test), after moving it. Nothing arrived.
+    pub fn wake(&self) {
+        let _ = self.deliver(Fed::Wake);
+    }
+
+    /// Ends the feed without ending the input (a signal stopped the run):
+    /// the source says so in its [`SourceEnd::stopped`], and the engines'
+    /// event time stays where the sources' watermarks got (the events still
+    /// waiting are not processed).
+    pub fn stop(self) {
+        let _ = self.deliver(Fed::Stop);
+    }
+
+    /// Messages (batches, wakes) sent and not yet taken by the source.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::SeqCst)
+    }
+
+    fn deliver(&self, message: Fed<E>) -> Result<(), SendError<Fed<E>>> {
+        let Some(tx) = &self.tx else {
+            return Err(SendError(message));
+        };
+        self.backlog.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = tx.send(message) {
+            self.backlog.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
+        }
+        let _ = self.activator.activate();
+        Ok(())
+    }
+}
+
+impl<E> Drop for Feed<E> {
+    fn drop(&mut self) {
+        // Closed first: the source sees it when it runs next.
+        self.tx = None;
+        let _ = self.activator.activate();
+    }
+}
+
+/// The receiving end of a [`Feed`], in its source.
+struct Receive<E> {
+    rx: Receiver<Fed<E>>,
+    backlog: Arc<AtomicUsize>,
+    current: std::vec::IntoIter<SourceItem<E>>,
+    stopped: bool,
+    arrived: bool,
+}
+
+impl<E> Pull<E> for Receive<E> {
+    fn pull(&mut self) -> Pulled<E> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Pulled::Item(item);
+            }
+            if self.stopped {
+                return Pulled::Stop;
+            }
+            match self.rx.try_recv() {
+                Ok(message) => {
+                    self.backlog.fetch_sub(1, Ordering::SeqCst);
+                    match message {
+                        Fed::Items(items) => {
+                            self.arrived = true;
+                            self.current = items.into_iter();
+                        }
+                        Fed::Wake => {}
+                        Fed::Stop => self.stopped = true,
+                    }
+                }
+                Err(TryRecvError::Empty) => return Pulled::Pending,
+                Err(TryRecvError::Disconnected) => return Pulled::End,
+            }
+        }
+    }
+
+    fn arrived(&mut self) -> bool {
+        std::mem::take(&mut self.arrived)
+    }
+}
+
+/// A source of live input: as [`source`], but its items come from the
+/// returned [`Feed`], sent by another thread as they are read, and the
+/// source never waits for them: while none is there its worker runs the
+/// rest of the dataflow (the keys it owns included). With
+/// [`Lateness::idle_timeout`], when nothing has arrived for the timeout by
+/// `clock`, the source's watermark follows `clock` from its last watermark
+/// (the rule of [`Idle`], as `cepheid run --idle-timeout`), so a quiet
+/// source does not hold the frontier back; the source looks at the clock
+/// when the timeout comes, then every tenth of it ([`Idle::wait`]), and
+/// at each [`Feed::wake`]. `clock` is `Instant::now` but in tests.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Instant;
+/// use cepheid::dataflow::{cep, live_source, Lateness, Plan, SourceItem};
+/// use cepheid::io::{Decoder, Format, Item};
+/// use cepheid::{Output, Record, Rules};
+/// use timely::dataflow::operators::Inspect;
+///
+/// let rules = Rules::parse("r.cep", r#"pattern two {
+///     partition by user
+///     match a followed by b where a: n == 1  b: n == 2 }"#)?;
+/// let mut plan = Plan::<Record>::new();
+/// plan.add(&rules)?;
+/// let plan = Arc::new(plan);
+/// let found = Arc::new(Mutex::new(Vec::new()));
+/// let seen = Arc::clone(&found);
+/// timely::execute(timely::Config::process(2), move |worker| {
+///     let (plan, seen) = (Arc::clone(&plan), Arc::clone(&seen));
+///     let feed = worker.dataflow::<i64, _, _>(|scope| {
+///         let (feed, events, _late) = live_source(scope, 0, Lateness::new(0), Instant::now);
+///         cep(&plan, events, |_worker| Vec::<Output<Record>>::new())
+///             .inspect(move |o| seen.lock().unwrap().push(o.as_match().unwrap().pattern.clone()));
+///         feed
+///     });
+///     if worker.index() == 0 {
+///         // A reader thread sends what it reads, then ends the input
+///         // (worker 1 drops its feed: its input is empty).
+///         let mut decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+///         std::thread::spawn(move || {
+///             let lines = [r#"{"ts":1,"user":"u","n":1}"#, r#"{"ts":2,"user":"u","n":2}"#];
+///             for (offset, text) in (0..).zip(lines) {
+///                 if let Ok(Item::Event(ts, event)) = decoder.decode(text.as_bytes()) {
+///                     feed.send(vec![SourceItem::Event { ts, offset, event }]).unwrap();
+///                 }
+///             }
+///         });
+///     }
+/// })
+/// .unwrap()
+/// .join();
+/// assert_eq!(*found.lock().unwrap(), ["two"]);
+/// # Ok::<(), cepheid::Error>(())
+/// ```
+pub fn live_source<'scope, E, C>(
+    scope: Scope<'scope, Timestamp>,
+    source: u32,
+    lateness: Lateness,
+    clock: C,
+) -> (Feed<E>, Events<'scope, E>, LateEvents<'scope, E>)
+where
+    E: Clone + 'static,
+    C: FnMut() -> Instant + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel(FEED_AHEAD);
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let receive = Receive {
+        rx,
+        backlog: Arc::clone(&backlog),
+        current: Vec::new().into_iter(),
+        stopped: false,
+        arrived: false,
+    };
+    let (events, late, address) = build(scope, source, lateness, receive, Some(Box::new(clock)));
+    let feed = Feed {
+        tx: Some(tx),
+        activator: scope.worker().sync_activator_for(address.to_vec()),
+        backlog,
+    };
+    (feed, events, late)
+}
+
+/// The source operator over `pull`; with `clock`, a live source that
+/// applies its idle timeout. Returns its streams and its address.
+fn build<'scope, E, P>(
+    scope: Scope<'scope, Timestamp>,
+    source: u32,
+    lateness: Lateness,
+    mut pull: P,
+    mut clock: Option<Box<dyn FnMut() -> Instant>>,
+) -> (Events<'scope, E>, LateEvents<'scope, E>, Rc<[usize]>)
+where
+    E: Clone + 'static,
+    P: Pull<E> + 'static,
+{
     let mut builder = OperatorBuilder::new("CepSource".to_owned(), scope);
     let info = builder.operator_info();
+    let address = Rc::clone(&info.address);
     let activator = scope.activator_for(info.address);
     let (events_out, events) = builder.new_output::<Vec<Input<E>>>();
     let (late_out, late) = builder.new_output::<Vec<(Timestamp, E)>>();
@@ -154,30 +490,43 @@ where
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Input<E>>>>::from(events_out);
     let mut late_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(Timestamp, E)>>>::from(late_out);
-    let mut items = items.into_iter();
     let mut lateness = lateness;
+    let mut idle = match (&mut clock, lateness.idle_timeout) {
+        (Some(clock), Some(timeout)) => Some(Idle::new(timeout, clock())),
+        _ => None,
+    };
     builder.build(move |mut capabilities| {
         let late_cap = capabilities.pop();
         let events_cap = capabilities.pop();
         let mut caps = events_cap.zip(late_cap);
+        // When the scheduled look at the idle clock comes (wall clock).
+        let mut looks_at: Option<Instant> = None;
         move |_frontiers| {
             let Some((events_cap, late_cap)) = caps.as_mut() else {
                 return;
             };
-            let mut ended = false;
+            let (mut ended, mut stopped, mut pending) = (false, false, false);
             {
                 let mut events_out = events_out.activate();
                 let mut late_out = late_out.activate();
                 let mut events = events_out.session(&*events_cap);
                 let mut late = late_out.session(&*late_cap);
                 for _ in 0..BATCH {
-                    match items.next() {
-                        None => {
+                    match pull.pull() {
+                        Pulled::Pending => {
+                            pending = true;
+                            break;
+                        }
+                        Pulled::End => {
                             ended = true;
                             break;
                         }
-                        Some(SourceItem::Watermark(t)) => lateness.punctuate(t),
-                        Some(SourceItem::Event { ts, offset, event }) => {
+                        Pulled::Stop => {
+                            (ended, stopped) = (true, true);
+                            break;
+                        }
+                        Pulled::Item(SourceItem::Watermark(t)) => lateness.punctuate(t),
+                        Pulled::Item(SourceItem::Event { ts, offset, event }) => {
                             if lateness.admit(ts) {
                                 events.give(Input::Event(Stamped {
                                     ts,
@@ -192,21 +541,45 @@ where
                     }
                 }
                 if ended {
-                    events.give(Input::End(lateness.end()));
+                    let mut end = lateness.end();
+                    end.stopped = stopped;
+                    events.give(Input::End(end));
                 }
             }
             if ended {
                 // Dropping the capabilities ends the source.
                 caps = None;
-            } else {
-                let t = lateness.frontier();
-                events_cap.downgrade(&t);
-                late_cap.downgrade(&t);
+                return;
+            }
+            if let (Some(idle), Some(clock)) = (&mut idle, &mut clock) {
+                let now = clock();
+                if pull.arrived() {
+                    idle.arrived(now);
+                }
+                if pending {
+                    if let Some(t) = idle.advance(now, lateness.watermark()) {
+                        lateness.raise(t);
+                    }
+                    // One look at the clock scheduled at a time (a look
+                    // that comes early schedules the next).
+                    let real = Instant::now();
+                    if looks_at.map_or(true, |at| real >= at) {
+                        let wait = idle.wait(now);
+                        looks_at = Some(real + wait);
+                        activator.activate_after(wait);
+                    }
+                }
+            }
+            let t = lateness.frontier();
+            events_cap.downgrade(&t);
+            late_cap.downgrade(&t);
+            if !pending {
+                // More to read: the feed's activator wakes a pending one.
                 activator.activate();
             }
         }
     });
-    (events, late)
+    (events, late, address)
 }
 
 /// The chunks of a file that reader `index` of `readers` reads: the file

@@ -12,8 +12,12 @@
 //! goes to its FIFO (arrivals are numbered in order, so (time, arrival)
 //! only grows there) at O(1), the out-of-order rest to its heap, and the
 //! order is exactly the one a single heap gives.
+//!
+//! [`Idle`] is the rule of a quiet input (`--idle-timeout`): time that
+//! follows the caller's wall clock once nothing has arrived for a while.
 
 use std::cmp::Ordering;
+use std::time::{Duration, Instant};
 
 use super::queue::FifoHeap;
 use crate::primitives::Timestamp;
@@ -109,6 +113,88 @@ impl Watermark {
     /// The bounded out-of-orderness, in milliseconds.
     pub fn max_delay(&self) -> i64 {
         self.max_delay
+    }
+}
+
+/// The idle rule of event time (`cepheid run --idle-timeout`, a dataflow
+/// source's idle timeout), defined once: when no input has arrived for
+/// `timeout` of wall-clock time, the watermark becomes the watermark at
+/// the last arrival plus the wall-clock time since that arrival, and keeps
+/// following the clock until the next arrival, so timeouts and pending
+/// `not followed by` endings fire on a quiet stream (as a Flink source
+/// marked idle lets time pass). Events that then arrive behind it are
+/// late, as any event behind the watermark.
+///
+/// The clock is the caller's: every method takes `now`, so the rule is
+/// tested without waiting.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cepheid::engine::Idle;
+/// let s = Duration::from_secs(1);
+/// let t0 = Instant::now();
+/// let mut idle = Idle::new(5 * s, t0);
+/// idle.arrived(t0 + s);
+/// assert_eq!(idle.advance(t0 + 5 * s, Some(1_000)), None); // 4 s quiet
+/// // 5 s after the last arrival: the watermark then (1,000) plus 5 s
+/// assert_eq!(idle.advance(t0 + 6 * s, Some(1_000)), Some(6_000));
+/// assert_eq!(idle.advance(t0 + 8 * s, Some(6_000)), Some(8_000));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Idle {
+    timeout: Duration,
+    /// When the last input arrived.
+    last_arrival: Instant,
+    /// The watermark when the input went quiet (set at the first idle
+    /// advance, `None` while input keeps coming).
+    anchor: Option<Timestamp>,
+}
+
+impl Idle {
+    /// An idle clock with this timeout that starts counting at `now`.
+    pub fn new(timeout: Duration, now: Instant) -> Idle {
+        Idle {
+            timeout,
+            last_arrival: now,
+            anchor: None,
+        }
+    }
+
+    /// The timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Input arrived at `now`: the input is not idle.
+    pub fn arrived(&mut self, now: Instant) {
+        self.last_arrival = now;
+        self.anchor = None;
+    }
+
+    /// How long to wait for input before asking [`advance`](Self::advance)
+    /// again: until the timeout while input is recent, then a tenth of it
+    /// (at least 10 ms, at most 1 s) while the clock leads time.
+    pub fn wait(&self, now: Instant) -> Duration {
+        let quiet = now.saturating_duration_since(self.last_arrival);
+        match self.timeout.checked_sub(quiet) {
+            Some(left) if !left.is_zero() => left,
+            _ => (self.timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+        }
+    }
+
+    /// The watermark event time should have at `now`, given the current
+    /// one: `None` while the input is not idle, when time is already
+    /// there, or before any watermark (a stream that has not started has
+    /// no time to advance).
+    pub fn advance(&mut self, now: Instant, current: Option<Timestamp>) -> Option<Timestamp> {
+        let quiet = now.saturating_duration_since(self.last_arrival);
+        if quiet < self.timeout {
+            return None;
+        }
+        let anchor = *self.anchor.get_or_insert(current?);
+        let elapsed = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
+        let target = anchor.saturating_add(elapsed);
+        (Some(target) > current).then_some(target)
     }
 }
 
@@ -290,6 +376,53 @@ mod tests {
             }
             prop_assert_eq!(clock.waiting(), 0);
         }
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn idle_time_follows_the_clock_once_the_input_is_quiet() {
+        let t0 = Instant::now();
+        let mut idle = Idle::new(5 * S, t0);
+        // input keeps coming: nothing
+        idle.arrived(t0 + S);
+        assert_eq!(idle.advance(t0 + 5 * S, Some(1_000)), None);
+        // 5 s after the last arrival: the watermark then (1,000) plus 5 s
+        assert_eq!(idle.advance(t0 + 6 * S, Some(1_000)), Some(6_000));
+        // and on with the clock, from the same anchor
+        assert_eq!(idle.advance(t0 + 8 * S, Some(6_000)), Some(8_000));
+        // nothing new within the same millisecond
+        assert_eq!(idle.advance(t0 + 8 * S, Some(8_000)), None);
+        // an arrival: the anchor is dropped, the timeout counts again
+        idle.arrived(t0 + 9 * S);
+        assert_eq!(idle.advance(t0 + 10 * S, Some(20_000)), None);
+        assert_eq!(idle.advance(t0 + 14 * S, Some(20_000)), Some(25_000));
+    }
+
+    #[test]
+    fn an_idle_stream_without_time_stays_without_time() {
+        let t0 = Instant::now();
+        let mut idle = Idle::new(S, t0);
+        assert_eq!(idle.advance(t0 + 10 * S, None), None);
+    }
+
+    #[test]
+    fn idle_time_near_the_end_of_the_range_saturates() {
+        let t0 = Instant::now();
+        let mut idle = Idle::new(S, t0);
+        let max = Timestamp::MAX;
+        assert_eq!(idle.advance(t0 + 2 * S, Some(max - 10)), Some(max));
+        assert_eq!(idle.advance(t0 + 3 * S, Some(max)), None);
+    }
+
+    #[test]
+    fn idle_waits_until_the_timeout_then_ticks() {
+        let t0 = Instant::now();
+        let idle = Idle::new(5 * S, t0);
+        assert_eq!(idle.wait(t0 + 2 * S), 3 * S);
+        assert_eq!(idle.wait(t0 + 6 * S), S / 2);
+        let short = Idle::new(Duration::from_millis(20), t0);
+        assert_eq!(short.wait(t0 + S), Duration::from_millis(10));
     }
 
     #[test]

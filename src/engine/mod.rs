@@ -82,7 +82,7 @@ mod front;
 mod nfa;
 mod partitions;
 mod processing;
-mod queue;
+pub(crate) mod queue;
 mod reload;
 mod sink;
 mod snapshot;
@@ -90,6 +90,7 @@ mod snapshot;
 mod testing;
 
 pub use crate::matcher::{Match, Output};
+pub use clock::Idle;
 pub use core::{Arrival, Stats};
 pub(crate) use front::sealed;
 pub use front::{Engine, PatternSet};

@@ -24,7 +24,7 @@ use super::partitions::grow_by;
 /// writes both parts as they are (the heap in its array order; read back,
 /// each item is pushed in that order, which leaves a heap's array as it
 /// was).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(bound(
     serialize = "T: serde::Serialize",
     deserialize = "T: serde::Deserialize<'de> + Ord"

@@ -7,9 +7,17 @@
 //!   (`dataflow::FileChunks`; a CSV chunk after the first starts with the
 //!   header); each worker reads and decodes its chunks, a source of its
 //!   own with its own watermark (`--max-delay` and `$watermark` lines of
-//!   its chunks). Standard input is read by worker 0.
-//!   Events are late by their own part's watermark: with disorder within
-//!   `--max-delay` that is the same as one reader.
+//!   its chunks). Events are late by their own part's watermark: with
+//!   disorder within `--max-delay` that is the same as one reader.
+//! - **Live input.** Standard input, or a file with `--follow`, is read by
+//!   worker 0 (of process 0) with the single run's reader (`input.rs`,
+//!   `follow.rs`) on a thread of its own, whose batches a second thread
+//!   hands to a `dataflow::live_source`: the workers never wait on the
+//!   input. While the reader waits for input (its last batch stalled),
+//!   worker 0 flushes what it writes as it comes, as the single run does.
+//!   `--idle-timeout` applies to that source (the rule of
+//!   `cepheid::engine::Idle`); SIGINT and SIGTERM stop the feed (event
+//!   time stays where it got; summary; exit 130 or 143).
 //! - **Output.** Gathered on worker 0 (of process 0), which writes
 //!   `--output` and `--late` and the one summary: matches and timeouts as
 //!   JSON lines as `cepheid run` writes them, in the order they reach
@@ -23,29 +31,34 @@
 //!   read by every process, each worker reading its own part. Process 0
 //!   needs `--output FILE`: timely writes its connection messages on
 //!   standard output. The other processes write no output file.
-//! - Not with `--follow`, `--time processing`, `--idle-timeout` or `--checkpoint` (exit
-//!   2). `--max-waiting` does not apply: the engines get events only when
-//!   every source's watermark has passed them; what waits is held by the
-//!   dataflow operator, unbounded (a part whose times stand still holds
-//!   its events back). With `--strict`, the first malformed line stops the parts of its
-//!   process. Object keys and keys over `--max-runs-per-key` are counted
+//! - Not with `--time processing` or `--checkpoint` (exit 2).
+//!   `--max-waiting` applies per source, the single run's rule over the
+//!   source's own events (`docs/semantics.md`, "Several readers"): with
+//!   one source the same forced watermarks as a single run; they are
+//!   counted in the summary. With `--strict`, the first malformed line
+//!   stops the parts of its process (the live input ends there). Object
+//!   keys and keys over `--max-runs-per-key` are counted
 //!   in the summary; keys over the limit are named (ten per worker).
 //! - `--max-live-runs` bounds each engine of each worker (one per group of
 //!   patterns partitioned alike), not their sum: N workers may hold N times
 //!   the limit. Its first drop is said once per process; the summary adds
 //!   up the drops of every worker.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use cepheid::dataflow::{cep, source, Collect, FileChunk, FileChunks, Lateness, Plan, SourceItem};
+use cepheid::dataflow::{
+    cep, live_source, source, Collect, Feed, FileChunk, FileChunks, Lateness, Plan, SourceItem,
+};
 use cepheid::engine::{MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid::record::FieldTable;
@@ -57,7 +70,8 @@ use timely::dataflow::operators::{Concat, Operator};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
-use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+use crate::input::{spawn_reader, Message, Position, Reading, Source, BATCHES_AHEAD};
+use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// The options of a run on several workers.
 #[derive(clap::Args, Debug)]
@@ -128,6 +142,7 @@ struct Summary {
     dropped_runs: u64,
     dropped_keys: u64,
     capped_runs: u64,
+    forced: u64,
     waiting: u64,
     malformed: u64,
     read_error: bool,
@@ -144,6 +159,7 @@ impl Summary {
         self.dropped_runs += other.dropped_runs;
         self.dropped_keys += other.dropped_keys;
         self.capped_runs += other.capped_runs;
+        self.forced += other.forced;
         self.waiting += other.waiting;
         self.malformed += other.malformed;
         self.read_error |= other.read_error;
@@ -151,12 +167,19 @@ impl Summary {
     }
 }
 
-/// What a worker's reader found besides events.
+/// What a worker's reader found besides events (shared with the reader
+/// thread of live input).
 #[derive(Default)]
 struct ReadCounts {
-    malformed: Cell<u64>,
-    read_error: Cell<bool>,
-    strict_stop: Cell<bool>,
+    malformed: AtomicU64,
+    read_error: AtomicBool,
+    strict_stop: AtomicBool,
+}
+
+impl ReadCounts {
+    fn malformed_line(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Runs `cepheid run` over timely dataflow; returns the exit status.
@@ -202,6 +225,12 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         time_field: args.time_field.clone(),
         events: args.events.clone(),
         max_delay: args.max_delay,
+        max_waiting: args.max_waiting,
+        idle_timeout: args
+            .idle_timeout
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))),
+        live: args.follow || args.events == Path::new("-"),
+        follow: args.follow,
         flush: args.flush_at_end,
         strict: args.strict,
         keep_late: args.late.is_some(),
@@ -233,8 +262,8 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
     for result in results {
         match result {
             Ok(None) => {}
-            Ok(Some((writers, summary))) => {
-                status = status.max(finish(args, writers, &summary, started));
+            Ok(Some((writers, summary, signal))) => {
+                status = status.max(finish(args, writers, &summary, signal, started));
             }
             Err(e) => {
                 eprintln!("error: a worker failed: {e}");
@@ -247,14 +276,8 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
 
 /// Options the dataflow run does not take.
 fn refuse(args: &Args) -> Result<(), &'static str> {
-    if args.follow {
-        return Err("--follow is not supported with --workers or --processes");
-    }
     if args.time == TimeArg::Processing {
         return Err("--time processing is not supported with --workers or --processes");
-    }
-    if args.idle_timeout.is_some() {
-        return Err("--idle-timeout is not supported with --workers or --processes");
     }
     if args.checkpoint.is_some() {
         return Err("--checkpoint is not supported with --workers or --processes");
@@ -331,6 +354,12 @@ struct Job {
     time_field: String,
     events: PathBuf,
     max_delay: i64,
+    max_waiting: usize,
+    idle_timeout: Option<Duration>,
+    /// Standard input or `--follow`: read on a thread of its own by
+    /// worker 0 (of process 0), output flushed when the input waits.
+    live: bool,
+    follow: bool,
     flush: bool,
     strict: bool,
     keep_late: bool,
@@ -354,7 +383,7 @@ struct Job {
 impl Job {
     /// One worker's run: its part of the input, its engines; worker 0
     /// writes what every worker found and returns the outputs and counts.
-    fn work(&self, worker: &mut timely::worker::Worker) -> Option<(Writers, Summary)> {
+    fn work(&self, worker: &mut timely::worker::Worker) -> Option<(Writers, Summary, Option<i32>)> {
         let index = worker.index();
         let peers = worker.peers();
         let mut writers = if index == 0 {
@@ -390,18 +419,35 @@ impl Job {
             writers,
             summary: Summary::default(),
         }));
-        let counts = Rc::new(ReadCounts::default());
+        let counts = Arc::new(ReadCounts::default());
         let items = self.items(index, peers, &counts);
         let delay = self.max_delay;
-        let lateness = Lateness::new(delay).flush_at_end(self.flush);
+        let mut lateness = Lateness::new(delay)
+            .flush_at_end(self.flush)
+            .max_waiting(self.max_waiting);
+        if let Some(timeout) = self.idle_timeout {
+            lateness = lateness.idle_timeout(timeout);
+        }
         let limit = self.limit;
         let capped = (self.live_limit, Arc::clone(&self.capped_told));
         let keep_late = self.keep_late;
-        let sink_counts = Rc::clone(&counts);
+        let sink_counts = Arc::clone(&counts);
         let to_write = Rc::clone(&gathered);
+        // Live input: worker 0 reads it on a thread of its own; the output
+        // is flushed while that thread waits for input.
+        let reads_live = self.live && index == 0;
+        let waiting_for_input = Arc::new(AtomicBool::new(false));
+        let flush_when_waiting = reads_live.then(|| Arc::clone(&waiting_for_input));
+        let mut feed = None;
         worker.dataflow::<Timestamp, _, _>(|scope| {
             // One input: the chunks of the file share one source number.
-            let (events, late) = source(scope, 0, items, lateness);
+            let (events, late) = if reads_live {
+                let (fed, events, late) = live_source(scope, 0, lateness, Instant::now);
+                feed = Some(fed);
+                (events, late)
+            } else {
+                source(scope, 0, items, lateness)
+            };
             let found = cep(&self.plan, events, move |_| {
                 CliSink::new(limit, capped.clone(), sink_counts)
             });
@@ -439,22 +485,43 @@ impl Job {
                 "CepWrite",
                 move |(input, _)| {
                     let mut gathered = to_write.borrow_mut();
+                    let mut took = false;
                     input.for_each(|_, data| {
                         for chunk in data.drain(..) {
+                            took = true;
                             gathered.take(chunk);
                         }
                     });
+                    let waiting = flush_when_waiting
+                        .as_ref()
+                        .is_some_and(|w| w.load(Ordering::Relaxed));
+                    if took && waiting {
+                        gathered.flush_now();
+                    }
                 },
             );
+        });
+        let reader = feed.map(|feed| {
+            let live = Live {
+                feed,
+                counts: Arc::clone(&counts),
+                waiting_for_input,
+                strict: self.strict,
+                origin: display(&self.events, "standard input"),
+            };
+            self.read_live(live)
         });
         while worker.has_dataflows() {
             worker.step_or_park(None);
         }
+        // The reader thread has ended the feed (the dataflow ended with
+        // it); it may still wait on its input after a signal.
+        let signal = reader.and_then(|reader| reader.join().ok().flatten());
         let mut gathered = gathered.borrow_mut();
         let summary = gathered.summary;
         let mut writers = gathered.writers.take()?;
         if index == 0 {
-            return Some((writers, summary));
+            return Some((writers, summary, signal));
         }
         // Another worker's own `FILE.W`.
         if let Err((_, e)) = writers.flush() {
@@ -467,29 +534,21 @@ impl Job {
 
     /// The worker's part of the input, decoded; malformed lines are said
     /// on standard error and counted.
-    fn items(&self, index: usize, peers: usize, counts: &Rc<ReadCounts>) -> PartItems {
+    fn items(&self, index: usize, peers: usize, counts: &Arc<ReadCounts>) -> PartItems {
         let csv = matches!(self.format, Format::Csv);
-        let mut first = None;
         let mut chunks = None;
-        if self.events == Path::new("-") {
-            if index == 0 {
-                first = Some(FileChunk {
-                    number: 0,
-                    start: 0,
-                    header: false,
-                    reader: Box::new(io::stdin()),
-                });
-            }
+        if self.live {
+            // Read by worker 0's reader thread (`read_live`).
         } else {
             match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
                 Ok(parts) => chunks = Some(parts.with_header(csv)),
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", self.events.display());
-                    counts.read_error.set(true);
+                    counts.read_error.store(true, Ordering::Relaxed);
                 }
             }
         }
-        let mut items = PartItems {
+        PartItems {
             chunks,
             current: None,
             format: self.format,
@@ -497,15 +556,112 @@ impl Job {
             fields: self.plan.fields().clone(),
             origin: display(&self.events, "standard input"),
             path: self.events.clone(),
-            counts: Rc::clone(counts),
+            counts: Arc::clone(counts),
             strict: self.strict,
             stop: Arc::clone(&self.stop),
             done: false,
-        };
-        if let Some(chunk) = first {
-            items.start(chunk);
         }
-        items
+    }
+
+    /// Reads live input (standard input, a followed file) on threads of
+    /// their own (the reader of the single-engine run, `input.rs`, and one
+    /// that hands its batches to the source), and SIGINT/SIGTERM as the
+    /// single-engine run does: the feed stops, event time stays where it
+    /// is. The thread returns the signal that stopped it, if one did.
+    fn read_live(&self, live: Live) -> JoinHandle<Option<i32>> {
+        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let signal_tx = tx.clone();
+        if let Err(e) = signals::install(move |signal| {
+            let _ = signal_tx.send(Message::Signal(signal));
+        }) {
+            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+        }
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        match Source::open(&self.events, self.follow, 0) {
+            Ok((input, _)) => {
+                let reading = Reading {
+                    origin: live.origin.clone(),
+                    decoder: decoder(),
+                    fresh: Box::new(decoder),
+                    start: Position::default(),
+                    tails: false,
+                };
+                // Ends with the input, or with the process (a signal).
+                let _reader = spawn_reader(input, reading, tx);
+            }
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", live.origin);
+                live.counts.read_error.store(true, Ordering::Relaxed);
+                drop(tx);
+            }
+        }
+        thread::spawn(move || live.forward(&messages))
+    }
+}
+
+/// Worker 0's live input, on its way to the source.
+struct Live {
+    feed: Feed<Record>,
+    counts: Arc<ReadCounts>,
+    /// Set while the reader waits for input (its last batch stalled).
+    waiting_for_input: Arc<AtomicBool>,
+    strict: bool,
+    origin: String,
+}
+
+impl Live {
+    /// Hands the reader's batches to the source until the input ends, a
+    /// read error, a malformed line with `--strict` (the input ends there,
+    /// as in the single-engine run) or a signal (the input stops).
+    fn forward(self, messages: &Receiver<Message>) -> Option<i32> {
+        // Lines in input order over rotations of a followed file (whose
+        // line numbers start anew): the order of equal times.
+        let mut offset = 0u64;
+        loop {
+            let batch = match messages.recv() {
+                Ok(Message::Batch(batch)) => batch,
+                Ok(Message::Signal(number)) => {
+                    eprintln!("cepheid: stopped by {}", signals::name(number));
+                    self.feed.stop();
+                    return Some(number);
+                }
+                Ok(Message::End) | Err(_) => return None,
+            };
+            let mut items = Vec::with_capacity(batch.lines.len());
+            let mut end = false;
+            for (line, item) in batch.lines {
+                offset += 1;
+                match item {
+                    Ok(Item::Event(ts, event)) => {
+                        items.push(SourceItem::Event { ts, offset, event })
+                    }
+                    Ok(Item::Watermark(t)) => items.push(SourceItem::Watermark(t)),
+                    Ok(Item::Skip) => {}
+                    Err(e) if e.kind() == ErrorKind::Io => {
+                        eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                        self.counts.read_error.store(true, Ordering::Relaxed);
+                        end = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.counts.malformed_line();
+                        eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                        if self.strict {
+                            self.counts.strict_stop.store(true, Ordering::Relaxed);
+                            end = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.waiting_for_input
+                .store(batch.stalled, Ordering::Relaxed);
+            if self.feed.send(items).is_err() || end {
+                return None;
+            }
+        }
     }
 }
 
@@ -522,7 +678,7 @@ struct PartItems {
     fields: FieldTable,
     origin: String,
     path: PathBuf,
-    counts: Rc<ReadCounts>,
+    counts: Arc<ReadCounts>,
     strict: bool,
     /// Shared by the parts of the process: `--strict` stops them all.
     stop: Arc<AtomicBool>,
@@ -563,7 +719,7 @@ impl PartItems {
                 Ok(chunk) => self.start(chunk),
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", self.origin);
-                    self.counts.read_error.set(true);
+                    self.counts.read_error.store(true, Ordering::Relaxed);
                     return None;
                 }
             }
@@ -621,16 +777,16 @@ impl Iterator for PartItems {
                 Ok(Item::Skip) => {}
                 Err(e) if e.kind() == ErrorKind::Io => {
                     eprintln!("error: cannot read {}: {}", self.origin, e.message());
-                    self.counts.read_error.set(true);
+                    self.counts.read_error.store(true, Ordering::Relaxed);
                     self.done = true;
                     return None;
                 }
                 Err(e) => {
-                    self.counts.malformed.set(self.counts.malformed.get() + 1);
+                    self.counts.malformed_line();
                     let line = self.line_in_input(line);
                     eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
                     if self.strict {
-                        self.counts.strict_stop.set(true);
+                        self.counts.strict_stop.store(true, Ordering::Relaxed);
                         self.stop.store(true, Ordering::Relaxed);
                     }
                 }
@@ -663,12 +819,12 @@ struct CliSink {
     limit: usize,
     /// `--max-live-runs`, and the process's "said already".
     capped: (usize, Arc<AtomicBool>),
-    counts: Rc<ReadCounts>,
+    counts: Arc<ReadCounts>,
     summary: Option<Summary>,
 }
 
 impl CliSink {
-    fn new(limit: usize, capped: (usize, Arc<AtomicBool>), counts: Rc<ReadCounts>) -> CliSink {
+    fn new(limit: usize, capped: (usize, Arc<AtomicBool>), counts: Arc<ReadCounts>) -> CliSink {
         let buffer = Shared::default();
         CliSink {
             lines: JsonLines::new(buffer.clone(), None),
@@ -744,10 +900,11 @@ impl Collect<Record> for CliSink {
             dropped_runs: stats.dropped_runs,
             dropped_keys: self.drops.len() as u64,
             capped_runs: stats.capped_runs,
+            forced: stats.forced_watermarks,
             waiting: waiting as u64,
-            malformed: self.counts.malformed.get(),
-            read_error: self.counts.read_error.get(),
-            strict_stop: self.counts.strict_stop.get(),
+            malformed: self.counts.malformed.load(Ordering::Relaxed),
+            read_error: self.counts.read_error.load(Ordering::Relaxed),
+            strict_stop: self.counts.strict_stop.load(Ordering::Relaxed),
         });
     }
 }
@@ -801,6 +958,21 @@ impl Writers {
         }
     }
 
+    /// Flushes now (live input waits): a failure is kept for the end.
+    fn flush_now(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        let out = self.out.flush().map_err(|e| (false, e));
+        let late = match &mut self.late {
+            Some(late) => late.flush().map_err(|e| (true, e)),
+            None => Ok(()),
+        };
+        if let Err(e) = out.and(late) {
+            self.error = Some(e);
+        }
+    }
+
     fn flush(&mut self) -> Result<(), (bool, io::Error)> {
         if let Some(e) = self.error.take() {
             return Err(e);
@@ -820,6 +992,12 @@ struct Gathered {
 }
 
 impl Gathered {
+    fn flush_now(&mut self) {
+        if let Some(w) = &mut self.writers {
+            w.flush_now();
+        }
+    }
+
     fn take(&mut self, chunk: Chunk) {
         match chunk {
             Chunk::Out(bytes) => {
@@ -838,12 +1016,25 @@ impl Gathered {
 }
 
 /// Flushes the outputs, says the summary; returns the exit status.
-fn finish(args: &Args, mut writers: Writers, summary: &Summary, started: Instant) -> u8 {
+fn finish(
+    args: &Args,
+    mut writers: Writers,
+    summary: &Summary,
+    signal: Option<i32>,
+    started: Instant,
+) -> u8 {
     if let Err(e) = writers.flush() {
         let status = report_write_error(args, e);
         if status != EXIT_OK {
             return status;
         }
+    }
+    if summary.forced > 0 {
+        // The single run says it when it happens; here the sources count it.
+        eprintln!(
+            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
+            args.max_waiting
+        );
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = if elapsed > 0.0 {
@@ -873,7 +1064,21 @@ fn finish(args: &Args, mut writers: Writers, summary: &Summary, started: Instant
     } else {
         String::new()
     };
-    let waiting = if summary.waiting > 0 {
+    let forced = if summary.forced > 0 {
+        format!(
+            ", watermark moved {} times over --max-waiting",
+            summary.forced
+        )
+    } else {
+        String::new()
+    };
+    let waiting = if let (true, Some(signal)) = (summary.waiting > 0, signal) {
+        format!(
+            ", {} waiting for the watermark (not processed: stopped by {})",
+            summary.waiting,
+            signals::name(signal)
+        )
+    } else if summary.waiting > 0 {
         format!(
             ", {} waiting after the last watermark (not processed; --flush-at-end processes them)",
             summary.waiting
@@ -886,10 +1091,12 @@ fn finish(args: &Args, mut writers: Writers, summary: &Summary, started: Instant
         (Some(p), threads) => format!("{p} processes x {threads} workers"),
     };
     eprintln!(
-        "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
+        "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
         summary.events, summary.malformed, summary.late, summary.matches, summary.timeouts
     );
-    if summary.read_error {
+    if let Some(signal) = signal {
+        signals::exit_status(signal)
+    } else if summary.read_error {
         EXIT_IO
     } else if summary.strict_stop {
         EXIT_MALFORMED
