@@ -70,7 +70,7 @@ use timely::dataflow::operators::{Concat, Operator};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
-use crate::input::{spawn_reader, Message, Position, Reading, Source, BATCHES_AHEAD};
+use crate::input::{spawn_reader, Entry, Message, Position, Reading, Source, BATCHES_AHEAD};
 use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// The options of a run on several workers.
@@ -571,9 +571,12 @@ impl Job {
     fn read_live(&self, live: Live) -> JoinHandle<Option<i32>> {
         let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
         let signal_tx = tx.clone();
-        if let Err(e) = signals::install(move |signal| {
-            let _ = signal_tx.send(Message::Signal(signal));
-        }) {
+        if let Err(e) = signals::install(
+            move |signal| {
+                let _ = signal_tx.send(Message::Signal(signal));
+            },
+            false,
+        ) {
             eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
         }
         let fields = self.plan.fields().clone();
@@ -587,6 +590,8 @@ impl Job {
                     fresh: Box::new(decoder),
                     start: Position::default(),
                     tails: false,
+                    // Control records (`$rules`) are not read here.
+                    controls: None,
                 };
                 // Ends with the input, or with the process (a signal).
                 let _reader = spawn_reader(input, reading, tx);
@@ -627,6 +632,8 @@ impl Live {
                     self.feed.stop();
                     return Some(number);
                 }
+                // `--watch` is not read with `--workers`.
+                Ok(Message::Reload(_)) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());
@@ -634,11 +641,19 @@ impl Live {
             for (line, item) in batch.lines {
                 offset += 1;
                 match item {
-                    Ok(Item::Event(ts, event)) => {
+                    Ok(Entry::Item(Item::Event(ts, event))) => {
                         items.push(SourceItem::Event { ts, offset, event })
                     }
-                    Ok(Item::Watermark(t)) => items.push(SourceItem::Watermark(t)),
-                    Ok(Item::Skip) => {}
+                    Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
+                    Ok(Entry::Item(Item::Skip)) => {}
+                    Ok(Entry::Rules(_)) => {
+                        // Not recognized without `controls`; said if ever.
+                        self.counts.malformed_line();
+                        eprintln!(
+                            "{}:{line}: malformed line: control records are not read with --workers",
+                            self.origin
+                        );
+                    }
                     Err(e) if e.kind() == ErrorKind::Io => {
                         eprintln!("error: cannot read {}: {}", self.origin, e.message());
                         self.counts.read_error.store(true, Ordering::Relaxed);
