@@ -150,6 +150,119 @@ impl Moments {
 #[test]
 fn killed_at_random_moments_the_outputs_end_byte_for_byte_as_an_uninterrupted_run() {
     let dir = setup("crash", 200_000);
+    // Kills spread so that they land before the run can finish: each run
+    // gets between 1/40 and 1/20 of an uninterrupted run's time.
+    let kills = Kills {
+        wanted: 24,
+        share: (40, 20),
+        until_done: false,
+    };
+    killed_and_resumed(&dir, kills, "3000");
+}
+
+/// The rules of [`PATTERNS`] changed: `unpaid` waits longer for a
+/// payment above 100, `never_paid` is gone, `burst` is as it was, `refund`
+/// is new.
+const CHANGED: &str = r#"
+pattern unpaid {
+    partition by order
+    within 40s
+    timeouts
+    match created followed by paid
+    where
+        created: type == "created"
+        paid:    type == "paid" and amount > 100
+    select
+        order  = created.order
+        amount = paid.amount
+}
+
+pattern burst {
+    partition by user
+    within 10s
+    skip past last event
+    match fail{3,} consecutive
+    where
+        fail: type == "fail"
+    select
+        user     = fail.user
+        attempts = count(fail)
+        total    = sum(fail.amount)
+}
+
+pattern refund {
+    partition by user
+    within 5s
+    match f1 followed by f2
+    where
+        f1: type == "fail" and amount > 40
+        f2: type == "fail" and amount > 45
+}
+"#;
+
+#[test]
+fn killed_around_changes_of_rules_the_outputs_end_byte_for_byte_as_an_uninterrupted_run() {
+    // Control records a quarter, half and three quarters of the way: the
+    // changed rules (drain), the first ones again from a file, and the
+    // changed ones again inline.
+    let dir = setup("crash_rules", 100_000);
+    fs::write(dir.join("changed.cep"), CHANGED).unwrap();
+    let text = fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let inline = serde_json::json!({ "$rules": CHANGED }).to_string();
+    lines.insert(75_000, inline);
+    lines.insert(50_000, r#"{"$rules_file": "rules.cep"}"#.to_string());
+    lines.insert(25_000, r#"{"$rules_file": "changed.cep"}"#.to_string());
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    // Longer runs (a sixth to a third of the work each), killed until one
+    // ends by itself: the resumed runs cross every change, whatever the
+    // machine's load.
+    let kills = Kills {
+        wanted: 150,
+        share: (6, 3),
+        until_done: true,
+    };
+    let (whole, last) = killed_and_resumed(&dir, kills, "1000");
+    // (the kills took it past the first change: resumed with the
+    // checkpoint's rules, a draining version among them)
+    assert!(
+        stderr(&last).contains(
+            "the rules changed while it ran: it goes on with the rules of the checkpoint"
+        ),
+        "{}",
+        stderr(&last)
+    );
+    assert!(
+        summary(&whole).contains(", 3 rule reloads"),
+        "{}",
+        summary(&whole)
+    );
+    let out = String::from_utf8(read(&dir, "out_whole.jsonl")).unwrap();
+    for version in [
+        r#""pattern":"unpaid","version":2"#,
+        r#""pattern":"unpaid","version":4"#,
+        r#""pattern":"refund""#,
+    ] {
+        assert!(out.contains(version), "{version}");
+    }
+}
+
+/// How [`killed_and_resumed`] kills: `wanted` times, each run after
+/// between `1/share.0` and `1/share.1` of an uninterrupted run's time;
+/// with `until_done`, fewer when a run ends by itself first.
+struct Kills {
+    wanted: usize,
+    share: (u32, u32),
+    until_done: bool,
+}
+
+/// Runs the command of `dir` once uninterrupted, then with `--checkpoint`
+/// killed (SIGKILL) `kills` times at random moments and run again until
+/// it ends (a checkpoint every `every`): the outputs and the summary must
+/// be those of the uninterrupted run. Returns the uninterrupted run and
+/// the last resumed one.
+fn killed_and_resumed(dir: &Path, kills: Kills, every: &str) -> (Output, Output) {
+    let dir = dir.to_path_buf();
     let started = Instant::now();
     let whole = command(&dir, "whole", &[]).output().unwrap();
     let took = started.elapsed();
@@ -157,13 +270,16 @@ fn killed_at_random_moments_the_outputs_end_byte_for_byte_as_an_uninterrupted_ru
     let expected = summary(&whole);
     assert!(expected.contains(" events read, "), "{expected}");
     assert!(!expected.contains(" 0 late"), "{expected}");
-    // Kills spread so that 24 of them land before the run can finish: each
-    // run gets between 1/40 and 1/20 of an uninterrupted run's time.
+    let Kills {
+        wanted,
+        share: (lo, hi),
+        until_done,
+    } = kills;
     let mut moments = Moments(0xC0FFEE);
     let mut kills = 0;
     let mut runs = 0;
-    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "3000"];
-    while kills < 24 {
+    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", every];
+    while kills < wanted {
         runs += 1;
         assert!(runs < 200, "the run keeps ending before it is killed");
         let mut child = command(&dir, "killed", &resumable)
@@ -171,10 +287,12 @@ fn killed_at_random_moments_the_outputs_end_byte_for_byte_as_an_uninterrupted_ru
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(moments.between(took / 40, took / 20));
+        std::thread::sleep(moments.between(took / lo, took / hi));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
+        } else if until_done {
+            break;
         }
         child.wait().unwrap();
     }
@@ -199,6 +317,7 @@ fn killed_at_random_moments_the_outputs_end_byte_for_byte_as_an_uninterrupted_ru
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(read(&dir, "out_killed.jsonl") == read(&dir, "out_whole.jsonl"));
     assert_eq!(summary(&again), expected);
+    (whole, last)
 }
 
 /// A run stopped part-way (by a failed checkpoint write) leaves a

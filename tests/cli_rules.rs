@@ -305,45 +305,6 @@ fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
 }
 
 #[test]
-fn checkpoints_refuse_changed_rules_for_now() {
-    let mut lines = events(5, 200);
-    lines.insert(100, rules_record(NEW));
-    let dir = scratch("checkpoint_rules");
-    fs::write(dir.join("rules.cep"), OLD).unwrap();
-    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
-    let run = |extra: &[&str]| {
-        cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--output",
-                "out.jsonl",
-            ])
-            .args(["--checkpoint", "state"])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
-    let out = run(&[]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("error: events.jsonl:101: a `$rules` record with --checkpoint"),
-        "{}",
-        stderr(&out)
-    );
-    let out = run(&["--watch"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--checkpoint cannot be used with --watch"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-#[test]
 fn csv_input_has_no_control_records() {
     let dir = scratch("csv_rules");
     fs::write(dir.join("rules.cep"), OLD).unwrap();

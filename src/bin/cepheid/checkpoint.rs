@@ -109,6 +109,17 @@ pub struct Counters {
     pub watermarks_told: bool,
     /// Was a watermark forced by `--max-waiting` said already?
     pub forced_told: bool,
+    /// Rule sets put in force by reloads so far (`$rules`, `--watch`).
+    #[serde(default)]
+    pub reloads: u64,
+    /// Rule sets refused so far (they did not load).
+    #[serde(default)]
+    pub reloads_refused: u64,
+    /// Did a reload change the rules? Then a resumed run takes its rules
+    /// from the snapshot (`Engine::restore_rules`), not from the command
+    /// line.
+    #[serde(default)]
+    pub rules_changed: bool,
 }
 
 /// A checkpoint's metadata.
@@ -345,6 +356,9 @@ mod tests {
                 punctuated: true,
                 watermarks_told: false,
                 forced_told: true,
+                reloads: 3,
+                reloads_refused: 1,
+                rules_changed: true,
             },
         }
     }

@@ -6,7 +6,8 @@
 //! Checked: the file is a whole checkpoint of this format version (its
 //! checksum); it was taken by this command (input, format, time, outputs;
 //! `Engine::restore` checks the patterns, `--max-delay`, `--max-waiting`,
-//! `--max-runs-per-key` and `--max-live-runs`); the output files are at least as long as it
+//! `--max-runs-per-key` and `--max-live-runs`; after a change of rules
+//! `Engine::restore_rules` takes the patterns from the snapshot); the output files are at least as long as it
 //! records; the events file holds, just before the recorded offset, the
 //! bytes it held then. With `--follow` a file that does not (rotated since
 //! the checkpoint) is read from its beginning, with a warning; without,
@@ -61,7 +62,15 @@ pub fn load(
             "it was taken by another command ({difference})"
         )));
     }
-    if let Err(e) = engine.restore(snapshot) {
+    // After a change of rules the snapshot's rules go on (an engine with
+    // the command's configuration and no patterns of its own).
+    let restored = if meta.counters.rules_changed {
+        let mut fresh = crate::run::new_engine(args);
+        fresh.restore_rules(snapshot).map(|()| *engine = fresh)
+    } else {
+        engine.restore(snapshot)
+    };
+    if let Err(e) = restored {
         if e.kind() == ErrorKind::Io {
             eprintln!("error: cannot read checkpoint {shown}: {}", e.message());
             return Err(EXIT_IO);
@@ -113,5 +122,10 @@ pub fn load(
         meta.input.lines + 1,
         args.events.display()
     );
+    if meta.counters.rules_changed {
+        eprintln!(
+            "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
+        );
+    }
     Ok(Some(meta))
 }

@@ -52,8 +52,8 @@
 //!   pattern paths when they change and on SIGHUP, between two batches.
 //!   A set that does not load keeps the old rules (diagnostics on standard
 //!   error, counted in the summary); a good one says what it did to each
-//!   pattern. Not with `--checkpoint` yet (exit 2): checkpoints do not
-//!   hold a changed rule set.
+//!   pattern. A checkpoint taken after a change holds the rules in force;
+//!   resuming from it goes on with those, not the command line's.
 //!
 //! Reading and decoding run on a thread of their own (`input.rs`), a few
 //! batches of lines ahead of the engine (which, with the output, stays on
@@ -250,11 +250,7 @@ pub fn run(args: &Args) -> u8 {
         Ok(loaded) => loaded,
         Err(status) => return status,
     };
-    let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
-    let mut engine: Engine<Record> = Engine::with_max_delay(max_delay)
-        .max_runs_per_key(args.max_runs_per_key)
-        .max_live_runs(args.max_live_runs)
-        .max_waiting_events(args.max_waiting);
+    let mut engine = new_engine(args);
     for pattern in &loaded.patterns {
         if let Err(e) = engine.add(pattern) {
             eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
@@ -315,7 +311,9 @@ pub fn run(args: &Args) -> u8 {
     let started = Instant::now();
     let progress = progress_bar(args, size);
     progress.set_position(start.offset);
-    let mut keys = KeyFields::new(&loaded.patterns, engine.fields());
+    // (the engine's patterns: resumed after a change of rules, the
+    // snapshot's, not the command line's)
+    let mut keys = KeyFields::new(engine.patterns(), engine.fields());
     let mut drops = Drops::default();
     let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
     keys.restore(&counters.object_keys_told);
@@ -335,6 +333,10 @@ pub fn run(args: &Args) -> u8 {
     };
     // (a resumed run said it already if the cap dropped anything)
     let capped_told = engine.stats().capped_runs > 0;
+    let reloads = Reloads {
+        applied: counters.reloads,
+        refused: counters.reloads_refused,
+    };
     let mut session = Session {
         args,
         engine: &mut engine,
@@ -350,7 +352,7 @@ pub fn run(args: &Args) -> u8 {
         counters: &mut counters,
         checkpoints,
         position: start,
-        reloads: Reloads::default(),
+        reloads,
         stale_below: 0,
     };
     let result = session.stream(input, decoder);
@@ -389,6 +391,15 @@ pub fn run(args: &Args) -> u8 {
 /// The names of the engine's patterns in force, in order.
 fn names(engine: &Engine<Record>) -> Vec<String> {
     engine.patterns().map(|p| p.name.clone()).collect()
+}
+
+/// An engine with the command's configuration and no patterns.
+pub(crate) fn new_engine(args: &Args) -> Engine<Record> {
+    let max_delay = std::time::Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
+    Engine::with_max_delay(max_delay)
+        .max_runs_per_key(args.max_runs_per_key)
+        .max_live_runs(args.max_live_runs)
+        .max_waiting_events(args.max_waiting)
 }
 
 /// A decoder of the command's format and time over the engine's fields.
@@ -868,8 +879,7 @@ impl Session<'_> {
 
     /// A control record at line `line_no`: the rules it names replace the
     /// engine's here. A set that does not load is said and counted, and
-    /// the old rules go on. With `--checkpoint` the run stops (exit 2):
-    /// a checkpoint cannot hold the changed rules yet.
+    /// the old rules go on.
     fn reload_from_stream(
         &mut self,
         control: &Control,
@@ -877,14 +887,6 @@ impl Session<'_> {
         line_no: u64,
     ) -> Result<(), Stop> {
         let what = reload::describe(control);
-        if self.checkpoints.is_some() {
-            self.out.progress.suspend(|| {
-                eprintln!(
-                    "error: {origin}:{line_no}: a {what} record with --checkpoint: checkpoints cannot hold changed rules yet (docs/checkpoints.md); the run stops before it"
-                )
-            });
-            return Err(Stop::Exit(EXIT_USAGE));
-        }
         let loaded = reload::load_control(control, origin, line_no);
         self.apply(loaded, &format!("{origin}:{line_no} ({what})"));
         Ok(())
@@ -930,6 +932,7 @@ impl Session<'_> {
         match self.engine.set_rules(&rules, policy, &mut self.out) {
             Ok(changes) => {
                 self.reloads.applied += 1;
+                self.counters.rules_changed |= changes.any();
                 self.keys
                     .reload(self.engine.patterns(), self.engine.fields());
                 let lines: String = changes
@@ -983,6 +986,8 @@ impl Session<'_> {
         let late_len = measure(&checkpoints.files.late, true)?;
         self.counters.object_keys_told = self.keys.told();
         self.counters.dropped_keys = self.out.drops.to_json(&names(self.engine));
+        self.counters.reloads = self.reloads.applied;
+        self.counters.reloads_refused = self.reloads.refused;
         let meta = Meta {
             command: checkpoints.command.clone(),
             input: self.position,
@@ -1085,9 +1090,6 @@ fn refuse_conflicts(args: &Args) -> Result<(), u8> {
         eprintln!("error: {why}");
         Err(EXIT_USAGE)
     };
-    if args.checkpoint.is_some() && args.watch {
-        return refuse("--checkpoint cannot be used with --watch yet: checkpoints cannot hold changed rules (docs/checkpoints.md)");
-    }
     if args.checkpoint.is_some() && args.events == Path::new("-") {
         return refuse("--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset");
     }
