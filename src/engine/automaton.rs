@@ -98,6 +98,30 @@ pub(crate) trait Automaton<E> {
         true
     }
 
+    /// The conditions one of which must hold for
+    /// [`may_start`](Self::may_start) to: each as its number among the
+    /// values the automata that [`share`](Self::share)d one cache compute
+    /// once per event, and its own slot (for
+    /// [`condition_holds`](Self::condition_holds)). `None` when no such set
+    /// is known (`may_start` may then hold for any event). The engine
+    /// unites its patterns' guards per group of patterns partitioned alike.
+    fn start_guard(&self) -> Option<Vec<(u32, u32)>> {
+        None
+    }
+
+    /// Does the automaton's condition `slot` (from its
+    /// [`start_guard`](Self::start_guard)) hold for `event`? (Called after
+    /// [`begin_event`](Self::begin_event).)
+    fn condition_holds(
+        &self,
+        _store: &Self::Store,
+        _cache: &mut Self::Cache,
+        _event: <Self::Store as EventStore<E>>::Ref,
+        _slot: u32,
+    ) -> bool {
+        true
+    }
+
     /// Offers one event (already stored, time already advanced to its
     /// time); afterwards the partition holds at most `limit` partial
     /// matches (`limit` may be 0), its oldest ones dropped (to

@@ -81,6 +81,10 @@ pub(super) struct PatternRun<A> {
     pub(super) local: usize,
     /// Is it the group's last pattern (so far)?
     pub(super) last: bool,
+    /// The next pattern of another group (the number of patterns if none):
+    /// where an event goes on when its key starts nothing in this group
+    /// ([`Group::guard`]).
+    pub(super) skip_to: usize,
     /// Numbers for its partitions (they order its deadlines of equal
     /// time).
     pub(super) ordinals: Ordinals,
@@ -114,6 +118,15 @@ pub(super) struct Group<E, P> {
     pub(super) keys: Keys<P>,
     /// Number of patterns in the group.
     pub(super) size: usize,
+    /// The union of its starting patterns' start guards
+    /// ([`Automaton::start_guard`]), each condition once, as (pattern,
+    /// slot): when none holds for an event whose key has no slot, the
+    /// event changes nothing in the group. `None` when some pattern's guard
+    /// is not known. (Draining versions start nothing: they are left out.)
+    pub(super) guard: Option<Vec<(u32, u32)>>,
+    /// The event changes nothing in the group: its key has no slot and
+    /// no start guard holds.
+    skip: bool,
     /// The key of the event being processed, its hash, or why it has none.
     key: KeyValue,
     hash: u64,
@@ -269,6 +282,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 key_fn,
                 keys: Keys::default(),
                 size: 0,
+                guard: None,
+                skip: false,
                 key: KeyValue::new(),
                 hash: 0,
                 no_key: None,
@@ -290,12 +305,50 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             group,
             local,
             last: true,
+            skip_to: 0,
             ordinals: Ordinals::default(),
             version: 1,
             versioned: false,
             draining: false,
         });
+        self.refresh_guards();
         Ok(self.patterns.len() - 1)
+    }
+
+    /// Computes each group's [`Group::guard`] and each pattern's
+    /// [`PatternRun::skip_to`], after patterns were added, rearranged or
+    /// marked draining.
+    pub(super) fn refresh_guards(&mut self) {
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            let mut guard = Some(Vec::new());
+            let mut seen = Vec::new();
+            let starting = self
+                .patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, run)| run.group == g && !run.draining);
+            for (p, run) in starting {
+                let (Some(slots), Some(union)) = (run.automaton.start_guard(), &mut guard) else {
+                    guard = None;
+                    break;
+                };
+                for (shared, slot) in slots {
+                    if !seen.contains(&shared) {
+                        seen.push(shared);
+                        union.push((p as u32, slot));
+                    }
+                }
+            }
+            group.guard = guard;
+        }
+        let n = self.patterns.len();
+        for p in (0..n).rev() {
+            let next = p + 1;
+            self.patterns[p].skip_to = match self.patterns.get(next) {
+                Some(q) if q.group == self.patterns[p].group => self.patterns[next].skip_to,
+                _ => next,
+            };
+        }
     }
 
     /// Takes one event in. It is late (and goes to `sink.on_late`) when its
@@ -656,18 +709,25 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             self.store.release_if_unused(ev);
             return;
         }
-        for p in 0..self.patterns.len() {
-            let (g, first, last) = {
+        let mut p = 0;
+        while p < self.patterns.len() {
+            let (g, first, last, skip_to) = {
                 let run = &self.patterns[p];
-                (run.group, run.local == 0, run.last)
+                (run.group, run.local == 0, run.last, run.skip_to)
             };
             if first {
                 self.find_key(g, ev);
+            }
+            if self.groups[g].skip {
+                // (nothing to settle either: no slot, nothing started)
+                p = skip_to;
+                continue;
             }
             self.offer(p, ts, ev, sink);
             if last {
                 self.settle_key(g);
             }
+            p += 1;
         }
         self.store.release_if_unused(ev);
     }
@@ -757,7 +817,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     }
 
     /// Reads, hashes and looks up group `g`'s key of the event, before its
-    /// first pattern's turn.
+    /// first pattern's turn; when the key has no slot, tests the group's
+    /// start guard (the event skips the group when it holds for none).
     #[inline]
     fn find_key(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
         let event = self.store.get(ev);
@@ -765,9 +826,20 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         group.no_key = read_key(event, &group.key_ids, &group.key_fn, &mut group.key).err();
         group.slot = None;
         group.cursor = 0;
+        group.skip = false;
         if group.no_key.is_none() {
             group.hash = self.hasher.key(&group.key);
             group.slot = group.keys.find(group.hash, &group.key);
+            if group.slot.is_none() {
+                if let Some(guard) = &group.guard {
+                    let (store, cache, patterns) = (&self.store, &mut self.cache, &self.patterns);
+                    group.skip = !guard.iter().any(|&(p, slot)| {
+                        patterns[p as usize]
+                            .automaton
+                            .condition_holds(store, cache, ev, slot)
+                    });
+                }
+            }
         }
     }
 

@@ -122,6 +122,22 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         Executor::new(self, cache).may_start(store, event)
     }
 
+    fn start_guard(&self) -> Option<Vec<(u32, u32)>> {
+        let slots = Nfa::start_guard(self)?;
+        Some(slots.iter().map(|&s| (self.shared_slot(s), s)).collect())
+    }
+
+    #[inline]
+    fn condition_holds(
+        &self,
+        store: &SharedBuffer<E>,
+        cache: &mut Cache,
+        event: EventRef,
+        slot: u32,
+    ) -> bool {
+        Executor::new(self, cache).condition_holds(slot, store, event)
+    }
+
     fn process<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Partition,

@@ -337,6 +337,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             run.automaton.share(&mut self.cache);
         }
         self.draining = self.patterns.iter().filter(|r| r.draining).count();
+        self.refresh_guards();
     }
 
     /// Drops the draining versions that hold no partition any more.
@@ -590,5 +591,95 @@ impl<E: Event + 'static> Engine<E> {
                 record.read_missing(&paths);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::engine::ReloadPolicy;
+    use crate::event::FieldPath;
+    use crate::{Engine, Output, Record, Value};
+
+    /// Each group's start guard (`Group::guard`): every condition once,
+    /// draining versions left out, recomputed when the rules change. As
+    /// (pattern name, version) per condition, by group.
+    fn guards(engine: &Engine<Record>) -> Vec<Option<Vec<(String, u32)>>> {
+        let patterns = &engine.core.patterns;
+        engine
+            .core
+            .groups
+            .iter()
+            .map(|g| {
+                let guard = g.guard.as_ref()?;
+                Some(
+                    guard
+                        .iter()
+                        .map(|&(p, _)| {
+                            let run = &patterns[p as usize];
+                            (run.automaton.pattern().name.clone(), run.version)
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_unite_the_start_guards_of_their_starting_patterns() {
+        let rules = |text: &str| {
+            let loaded = crate::dsl::load_str("r.cep", text);
+            assert!(!loaded.has_errors(), "{}", loaded.render());
+            loaded.patterns
+        };
+        let mut engine: Engine<Record> = Engine::new();
+        engine
+            .add(
+                &rules(
+                    r#"pattern a { partition by k within 1s match x followed by y
+                               where x: t == "x" y: t == "y" }
+                   pattern b { partition by k match x where x: t == "x" }
+                   pattern c { partition by j match x where x: n > 1 }"#,
+                )[..],
+            )
+            .unwrap();
+        let name = |n: &str, v: u32| (n.to_string(), v);
+        // `a` and `b` share `t == "x"`: one condition, tested through `a`.
+        assert_eq!(
+            guards(&engine),
+            [Some(vec![name("a", 1)]), Some(vec![name("c", 1)])]
+        );
+        // A partial match of `a` on key 1, so that its old version drains.
+        let id = |path: &str| {
+            engine
+                .fields()
+                .get(&FieldPath::single(path))
+                .unwrap()
+                .index()
+        };
+        let (k, t) = (id("k"), id("t"));
+        let mut values = vec![Value::Null; engine.fields().len()];
+        values[k] = Value::Int(1);
+        values[t] = Value::from("x");
+        let mut out: Vec<Output<Record>> = Vec::new();
+        engine.push(1, Record::new(values, Arc::from("{}")), &mut out);
+        engine.watermark(1, &mut out);
+        let v2 = rules(
+            r#"pattern a { partition by k within 1s match x followed by y
+                           where x: t == "z" y: t == "y" }"#,
+        );
+        engine
+            .replace(&v2[..], ReloadPolicy::Drain, &mut out)
+            .unwrap();
+        assert_eq!(engine.version("a"), Some(2));
+        assert!(engine.core.draining == 1, "the old `a` drains");
+        // The draining version starts nothing: its `t == "x"` comes from `b`.
+        let mut group = guards(&engine)[0].clone().unwrap();
+        group.sort();
+        assert_eq!(group, [name("a", 2), name("b", 1)]);
+        // Removing `c` drops its group.
+        engine.remove("c", &mut out).unwrap();
+        assert_eq!(guards(&engine).len(), 1);
     }
 }

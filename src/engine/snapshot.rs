@@ -461,6 +461,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             }
         }
         self.core.draining = self.core.patterns.iter().filter(|r| r.draining).count();
+        self.core.refresh_guards();
         match added.and_then(|()| self.core.install(body)) {
             Ok(()) => {
                 intern_paths(&self.fields, &header.fields);

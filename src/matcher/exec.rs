@@ -384,6 +384,19 @@ impl<'a, E: Event> Executor<'a, E> {
         }
     }
 
+    /// Does slot `s` of the automaton (one of its
+    /// [`Nfa::start_guard`]) hold for the event? Computed once per event
+    /// for every automaton that shares it.
+    #[inline]
+    pub(crate) fn condition_holds(
+        &mut self,
+        s: u32,
+        buf: &SharedBuffer<E>,
+        event: EventRef,
+    ) -> bool {
+        self.slot_value(s, buf, event)
+    }
+
     /// The value of slot `s` (one that does not read the run) for this
     /// event: the event's value, computed once for every run and automaton.
     #[inline(always)]

@@ -477,6 +477,13 @@ impl<E> Nfa<E> {
         self.start_guard.as_deref()
     }
 
+    /// The number of slot `s`'s value among the values shared by the
+    /// automata numbered with one table (equal conditions, one number).
+    #[inline]
+    pub(crate) fn shared_slot(&self, s: u32) -> u32 {
+        self.conds.shared[s as usize]
+    }
+
     /// The value of slot `s` (one that does not read the run) for this
     /// event, when `memo` knows it.
     #[inline(always)]
