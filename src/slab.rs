@@ -73,27 +73,8 @@ impl<T> Slab<T> {
         index
     }
 
-    /// Takes the value at `index` out; its entry is reused by the next
-    /// insert. `None` (and no change) when there is no value there.
-    #[inline]
-    pub fn remove(&mut self, index: u32) -> Option<T> {
-        let entry = self.entries.get_mut(index as usize)?;
-        match std::mem::replace(entry, Entry::Vacant(self.next_free)) {
-            Entry::Occupied(value) => {
-                self.next_free = index;
-                self.len -= 1;
-                Some(value)
-            }
-            vacant => {
-                *entry = vacant;
-                None
-            }
-        }
-    }
-
-    /// Drops the value at `index` where it lies (no move out, unlike
-    /// [`remove`](Self::remove)); its entry is reused by the next insert.
-    /// Returns whether there was a value.
+    /// Drops the value at `index` where it lies; its entry is reused by
+    /// the next insert. Returns whether there was a value.
     #[inline]
     pub fn delete(&mut self, index: u32) -> bool {
         match self.entries.get_mut(index as usize) {
@@ -239,9 +220,8 @@ mod tests {
         let b = slab.insert("b");
         let c = slab.insert("c");
         assert_eq!((a, b, c, slab.len()), (0, 1, 2, 3));
-        assert_eq!(slab.remove(a), Some("a"));
-        assert_eq!(slab.remove(c), Some("c"));
-        assert_eq!(slab.remove(c), None);
+        assert!(slab.delete(a));
+        assert!(slab.delete(c));
         assert!(!slab.delete(c));
         assert_eq!(slab.get(a), None);
         assert_eq!(slab.len(), 1);
@@ -253,7 +233,7 @@ mod tests {
         assert_eq!(all, vec![(0, &"e"), (1, &"B"), (2, &"d"), (3, &"f")]);
         assert_eq!((slab.len(), slab.entries()), (4, 4));
         assert_eq!(slab.get(99), None);
-        assert_eq!(slab.remove(99), None);
+        assert!(!slab.delete(99));
         assert!(slab.delete(b));
         assert_eq!((slab.len(), slab.insert("g")), (3, b));
     }
@@ -267,7 +247,7 @@ mod tests {
         slab.insert(1);
         slab.insert(2);
         assert!(slab.is_full());
-        slab.remove(0);
+        slab.delete(0);
         assert!(!slab.is_full());
     }
 
@@ -277,8 +257,8 @@ mod tests {
         for i in 0..5 {
             slab.insert(i);
         }
-        slab.remove(1);
-        slab.remove(3);
+        slab.delete(1);
+        slab.delete(3);
         assert_eq!(slab.check(), Ok(()));
         let mut bad = slab.clone();
         bad.len = 4;

@@ -246,10 +246,11 @@ pub(crate) struct Keys<P> {
     by_key: hashbrown::HashTable<u32>,
     slots: Slab<Slot<P>>,
     /// Emptied partition vectors of keys that went (a key of a group whose
-    /// patterns all start at once often goes and comes back): the next
-    /// new key with several partitions takes one instead of allocating.
+    /// patterns all start at once often goes and comes back): a new key
+    /// with several partitions takes the group's vector of fresh ones as
+    /// it is, and one of these takes its place.
     #[serde(skip)]
-    spare: Vec<Parts<P>>,
+    spare: Vec<Vec<Part<P>>>,
 }
 
 /// How many emptied partition vectors [`Keys`] keeps.
@@ -311,14 +312,24 @@ impl<P> Keys<P> {
     }
 
     /// [`insert_parts`](Self::insert_parts) of the partitions in `fresh`
-    /// (drained), in a vector a key that went left when there is one.
+    /// (emptied). Several partitions stay in `fresh`'s vector, which the
+    /// key takes as it is (no partition moved), and `fresh` gets a vector a
+    /// key that went left, when there is one.
     #[inline]
     pub fn insert_fresh(&mut self, hash: u64, key: KeyValue, fresh: &mut Vec<Part<P>>) -> u32 {
-        let mut parts = match fresh.len() {
-            0 | 1 => Parts::new(),
-            n => self.spare.pop().unwrap_or_else(|| Parts::with_capacity(n)),
+        let n = fresh.len();
+        let parts = if n > 1 {
+            // (room for as many as this key started: the next new key's
+            // fresh partitions do not grow it one by one)
+            let spare = match self.spare.pop() {
+                Some(spare) if spare.capacity() >= n => spare,
+                _ => Vec::with_capacity(n),
+            };
+            // (a spilled vector: `from_vec` keeps its buffer)
+            Parts::from_vec(std::mem::replace(fresh, spare))
+        } else {
+            fresh.drain(..).collect()
         };
-        parts.extend(fresh.drain(..));
         self.insert_parts(hash, key, parts)
     }
 
@@ -386,18 +397,17 @@ impl<P> Keys<P> {
 
     /// Forgets the key of a live slot, with its partitions.
     pub fn remove(&mut self, slot: u32) {
-        let Some(entry) = self.slots.get(slot) else {
+        let Some(entry) = self.slots.get_mut(slot) else {
             return;
         };
         let hash = entry.hash;
         if entry.parts.spilled() && self.spare.len() < SPARE_PARTS {
-            if let Some(mut gone) = self.slots.remove(slot) {
-                gone.parts.clear();
-                self.spare.push(gone.parts);
-            }
-        } else {
-            self.slots.delete(slot);
+            // (taken where it lies, the slot not moved out)
+            let mut parts = std::mem::take(&mut entry.parts).into_vec();
+            parts.clear();
+            self.spare.push(parts);
         }
+        self.slots.delete(slot);
         if let Ok(found) = self.by_key.find_entry(hash, |&i| i == slot) {
             found.remove();
         }
