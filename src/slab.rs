@@ -153,6 +153,36 @@ impl<T> Slab<T> {
         self.entries.reserve_exact(additional);
     }
 
+    /// Gives back the space of the vacant entries at the end (the free
+    /// list keeps its order over the others) and of the storage's spare
+    /// room. For changes of rules, which can leave a slab mostly empty:
+    /// the removed pattern's memory is freed (`docs/dynamic-rules.md`).
+    pub fn trim(&mut self) {
+        let mut end = self.entries.len();
+        while end > 0 && matches!(self.entries[end - 1], Entry::Vacant(_)) {
+            end -= 1;
+        }
+        if end < self.entries.len() {
+            // Unlink the entries at `end` and beyond from the free list.
+            let mut prev = NONE;
+            let mut at = self.next_free;
+            while let Some(Entry::Vacant(next)) = self.entries.get(at as usize) {
+                let next = *next;
+                if at as usize >= end {
+                    match self.entries.get_mut(prev as usize) {
+                        Some(Entry::Vacant(link)) => *link = next,
+                        _ => self.next_free = next,
+                    }
+                } else {
+                    prev = at;
+                }
+                at = next;
+            }
+            self.entries.truncate(end);
+        }
+        self.entries.shrink_to_fit();
+    }
+
     /// Bytes per entry (a value's size when the value has a niche).
     #[cfg(test)]
     pub fn entry_size() -> usize {
@@ -212,6 +242,36 @@ impl<T> Slab<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_frees_the_vacant_end_and_keeps_the_free_list_order() {
+        let mut slab = Slab::default();
+        for v in 0..8u64 {
+            slab.insert(v);
+        }
+        // Vacant: 1, 6, 3, 7, 5 (freed in that order).
+        for i in [1, 6, 3, 7, 5] {
+            slab.remove(i);
+        }
+        slab.trim();
+        assert_eq!(slab.entries(), 5);
+        assert_eq!(slab.entries.capacity(), 5);
+        slab.check().unwrap();
+        // The free list keeps its order over 1 and 3: 3 first (last freed).
+        assert_eq!(slab.insert(10), 3);
+        assert_eq!(slab.insert(11), 1);
+        assert_eq!(slab.insert(12), 5);
+        for i in 0..6 {
+            slab.remove(i);
+        }
+        slab.trim();
+        assert_eq!(
+            (slab.entries(), slab.len(), slab.entries.capacity()),
+            (0, 0, 0)
+        );
+        slab.check().unwrap();
+        assert_eq!(slab.insert(1), 0);
+    }
 
     #[test]
     fn freed_entries_are_reused_last_freed_first() {

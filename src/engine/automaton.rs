@@ -26,6 +26,10 @@ pub(crate) trait EventStore<E>: Default {
 
     /// Number of events currently stored.
     fn live_events(&self) -> usize;
+
+    /// Gives back the space of freed storage where it can (a change of
+    /// rules dropped partial matches).
+    fn trim(&mut self) {}
 }
 
 /// Receives what an automaton produces while time advances or an event is

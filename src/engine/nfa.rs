@@ -29,6 +29,10 @@ impl<E> EventStore<E> for SharedBuffer<E> {
     fn live_events(&self) -> usize {
         SharedBuffer::live_events(self)
     }
+
+    fn trim(&mut self) {
+        SharedBuffer::trim(self)
+    }
 }
 
 impl<E: Event> MatchAccess<E> for MatchView<'_, E> {

@@ -502,6 +502,14 @@ impl<P> Keys<P> {
         }
     }
 
+    /// Gives back the space of the vacant slots at the end and of the
+    /// hash table's spare room (after a change of rules dropped a
+    /// pattern's partitions).
+    pub fn trim(&mut self) {
+        self.slots.trim();
+        self.shrink_table();
+    }
+
     /// Number of live keys.
     pub fn len(&self) -> usize {
         self.by_key.len()

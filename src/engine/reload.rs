@@ -20,7 +20,7 @@
 use std::any::Any;
 use std::fmt;
 
-use crate::engine::automaton::Automaton;
+use crate::engine::automaton::{Automaton, EventStore};
 use crate::engine::core::{live_beside, Bridge, Core, PatternRun};
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::partitions::HOLE;
@@ -338,6 +338,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
         self.draining = self.patterns.iter().filter(|r| r.draining).count();
         self.refresh_guards();
+        // Memory the patterns left out held goes back (`docs/dynamic-rules.md`):
+        // their groups went above; the storage they shared with others is
+        // trimmed of the vacant space at its end.
+        self.store.trim();
+        for group in &mut self.groups {
+            group.keys.trim();
+        }
     }
 
     /// Drops the draining versions that hold no partition any more.

@@ -219,6 +219,13 @@ impl<E> SharedBuffer<E> {
         self.nodes.len()
     }
 
+    /// Gives back the space of the vacant slots at the end of the event
+    /// and node storage (after a change of rules dropped partial matches).
+    pub(crate) fn trim(&mut self) {
+        self.events.trim();
+        self.nodes.trim();
+    }
+
     /// Records that a run took `ev` into `stage` after the run's node
     /// `prev`. The new node starts with `refs` references (one per run
     /// that will point at it) and takes over one reference to `prev` from
