@@ -251,7 +251,7 @@ mod tests {
         }
         // Vacant: 1, 6, 3, 7, 5 (freed in that order).
         for i in [1, 6, 3, 7, 5] {
-            slab.remove(i);
+            slab.delete(i);
         }
         slab.trim();
         assert_eq!(slab.entries(), 5);
@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(slab.insert(11), 1);
         assert_eq!(slab.insert(12), 5);
         for i in 0..6 {
-            slab.remove(i);
+            slab.delete(i);
         }
         slab.trim();
         assert_eq!(
