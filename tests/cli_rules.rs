@@ -298,7 +298,7 @@ fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
         "events.jsonl:601: malformed line: a `$rules` or `$rules_file` record must have no other field (this one has 2)",
         "events.jsonl:701: malformed line: `$rules` must be the pattern source, as a string",
         "1000 events read, 2 malformed,",
-        ", 0 rule reloads (2 refused: the old rules kept)",
+        ", 0 rule reloads, 2 refused (the old rules kept)",
     ] {
         assert!(err.contains(said), "{said}: {err}");
     }
@@ -438,7 +438,7 @@ fn watch_reloads_an_edited_rule_file_while_following_keeps_the_old_rules_on_a_br
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(rest.is_empty(), "{rest:?}");
     assert!(
-        stderr.contains("4 matches, 0 timeouts, 3 rule reloads (1 refused: the old rules kept)"),
+        stderr.contains("4 matches, 0 timeouts, 3 rule reloads, 1 refused (the old rules kept)"),
         "{stderr}"
     );
 }

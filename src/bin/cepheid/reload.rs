@@ -57,7 +57,7 @@ impl Reloads {
             let s = if self.applied == 1 { "" } else { "s" };
             text = format!(", {} rule reload{s}", self.applied);
             if self.refused > 0 {
-                text += &format!(" ({} refused: the old rules kept)", self.refused);
+                text += &format!(", {} refused (the old rules kept)", self.refused);
             }
         }
         if discarded > 0 {
