@@ -66,15 +66,31 @@ impl<R: Read> Items<R> {
         &self.decoder
     }
 
-    fn at(&self, line: u64) -> Location {
-        Location::new(self.origin.clone(), line as usize, 1)
-    }
-}
-
-impl<R: Read> Iterator for Items<R> {
-    type Item = (u64, Result<Item, Error>);
-
-    fn next(&mut self) -> Option<(u64, Result<Item, Error>)> {
+    /// The next line's number and what `read` makes of its bytes (given the
+    /// decoder), or why it is malformed (too long; errors are placed at
+    /// the line); `None` at the end (a read error is the last line). What
+    /// [`Iterator::next`] does with `read` = [`Decoder::decode`]; a caller
+    /// that recognizes lines of its own (control records, say) before
+    /// decoding passes its own `read`.
+    ///
+    /// ```
+    /// use cepheid::io::{Decoder, Format, Item, Items};
+    /// use cepheid::record::FieldTable;
+    /// let text = "# note\n{\"ts\": 1}\n";
+    /// let decoder = Decoder::new(Format::JsonLines, "ts", FieldTable::new());
+    /// let mut items = Items::new("in.jsonl", text.as_bytes(), decoder);
+    /// let mut read = |d: &mut Decoder, text: &[u8]| match text.strip_prefix(b"# ") {
+    ///     Some(note) => Ok(Err(String::from_utf8_lossy(note).into_owned())),
+    ///     None => d.decode(text).map(Ok),
+    /// };
+    /// assert!(matches!(items.next_with(&mut read), Some((1, Ok(Err(note)))) if note == "note"));
+    /// assert!(matches!(items.next_with(&mut read), Some((2, Ok(Ok(Item::Event(1, _)))))));
+    /// assert!(items.next_with(&mut read).is_none());
+    /// ```
+    pub fn next_with<T>(
+        &mut self,
+        read: impl FnOnce(&mut Decoder, &[u8]) -> Result<T, Error>,
+    ) -> Option<(u64, Result<T, Error>)> {
         if self.done {
             return None;
         }
@@ -83,7 +99,7 @@ impl<R: Read> Iterator for Items<R> {
                 self.done = true;
                 return None;
             }
-            Ok(Some((line_no, Line::Text(text)))) => (line_no, self.decoder.decode(text)),
+            Ok(Some((line_no, Line::Text(text)))) => (line_no, read(&mut self.decoder, text)),
             Ok(Some((line_no, Line::TooLong(len)))) => (
                 line_no,
                 Err(Error::new(
@@ -101,5 +117,17 @@ impl<R: Read> Iterator for Items<R> {
             }
         };
         Some((line_no, item.map_err(|e| e.at(self.at(line_no)))))
+    }
+
+    fn at(&self, line: u64) -> Location {
+        Location::new(self.origin.clone(), line as usize, 1)
+    }
+}
+
+impl<R: Read> Iterator for Items<R> {
+    type Item = (u64, Result<Item, Error>);
+
+    fn next(&mut self) -> Option<(u64, Result<Item, Error>)> {
+        self.next_with(|decoder, text| decoder.decode(text))
     }
 }

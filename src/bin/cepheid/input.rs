@@ -22,8 +22,8 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use cepheid::io::{Decoder, Item, Line, LineReader, MAX_LINE_BYTES};
-use cepheid::{Error, ErrorKind, Location};
+use cepheid::io::{Decoder, Item, Items, LineReader};
+use cepheid::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 
 use crate::follow::Follow;
@@ -313,74 +313,39 @@ pub fn spawn_reader(source: Source, reading: Reading, tx: SyncSender<Message>) -
 /// An input's lines, decoded: the library's [`cepheid::io::Items`], with
 /// control records recognized before decoding (when asked for).
 struct Entries<R> {
-    origin: Arc<str>,
-    reader: LineReader<R>,
-    decoder: Decoder,
+    items: Items<R>,
     controls: bool,
-    done: bool,
 }
 
 impl<R: Read> Entries<R> {
     fn new(origin: Arc<str>, input: R, decoder: Decoder, controls: bool) -> Entries<R> {
         Entries {
-            origin,
-            reader: LineReader::new(input),
-            decoder,
+            items: Items::new(origin, input, decoder),
             controls,
-            done: false,
         }
     }
 
     /// Input bytes consumed so far.
     fn bytes_read(&self) -> u64 {
-        self.reader.bytes_read()
+        self.items.bytes_read()
     }
 
     /// Will the next entry come without waiting for the input?
     fn item_ready(&mut self) -> bool {
-        self.done || self.reader.line_ready()
-    }
-
-    fn at(&self, line: u64) -> Location {
-        Location::new(self.origin.clone(), line as usize, 1)
+        self.items.item_ready()
     }
 
     /// The next line's number and entry, or why it is malformed; `None` at
     /// the end (a read error is the last entry).
     fn next(&mut self) -> Option<(u64, Result<Entry, Error>)> {
-        if self.done {
-            return None;
-        }
-        let (line_no, entry) = match self.reader.next_line() {
-            Ok(None) => {
-                self.done = true;
-                return None;
-            }
-            Ok(Some((line_no, Line::Text(text)))) => {
-                let entry = match self.controls.then(|| control(text)).flatten() {
-                    Some(Ok(control)) => Ok(Entry::Rules(control)),
-                    Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
-                    None => self.decoder.decode(text).map(Entry::Item),
-                };
-                (line_no, entry)
-            }
-            Ok(Some((line_no, Line::TooLong(len)))) => (
-                line_no,
-                Err(Error::new(
-                    ErrorKind::Input,
-                    format!(
-                        "line too long ({len} bytes, at most {} MiB)",
-                        MAX_LINE_BYTES >> 20
-                    ),
-                )),
-            ),
-            Err(e) => {
-                self.done = true;
-                let line_no = self.reader.lines_read() + 1;
-                return Some((line_no, Err(Error::from(e).at(self.at(line_no)))));
-            }
-        };
-        Some((line_no, entry.map_err(|e| e.at(self.at(line_no)))))
+        let controls = self.controls;
+        self.items.next_with(
+            |decoder, text| match controls.then(|| control(text)).flatten() {
+                Some(Ok(control)) => Ok(Entry::Rules(control)),
+                Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+                None => decoder.decode(text).map(Entry::Item),
+            },
+        )
     }
 }
 
