@@ -28,6 +28,11 @@
 //!   `f - 1`, firing what is due. Matches, timeouts and partial matches
 //!   dropped by the per-key limit go to a [`Collect`] sink per worker,
 //!   whose items are the operator's output stream.
+//! - **Cuts** ([`Cuts`], [`WorkerCut`], [`source_cut`], [`cep_cut`]):
+//!   every worker's state at a common frontier `f`, to resume a run on the
+//!   same worker count: each source's place and clock when its capability
+//!   reaches `f`, each worker's engines, source ends and stashed events
+//!   sent below `f`, once its input frontier passes `f`.
 //!
 //! Timely timestamps are event times in milliseconds (`i64`), and an event
 //! travels at its source's watermark + 1 when it was sent (never above its
@@ -104,15 +109,17 @@ use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
 use crate::record::FieldTable;
 
+mod cut;
 mod operator;
 mod route;
 mod source;
 
-pub use operator::{cep, Collect};
+pub use cut::{Cuts, Positioned, SourceState, WorkerCut};
+pub use operator::{cep, cep_cut, Collect};
 pub use route::key_hash;
 pub use source::{
-    live_source, source, Events, Feed, FileChunk, FileChunks, LateEvents, Lateness, SourceItem,
-    FEED_AHEAD,
+    live_source, source, source_cut, Events, Feed, FileChunk, FileChunks, LateEvents, Lateness,
+    SourceItem, FEED_AHEAD,
 };
 
 /// An event on its way to the engines: its time, which source read it and

@@ -10,6 +10,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 use timely::ExchangeData;
 
+use crate::dataflow::cut::{self, WorkerCut, WorkerState};
 use crate::dataflow::route::{groups, Routed, Router};
 use crate::dataflow::{add_stats, Events, GroupEngine, Input, Plan, SourceEnd, Stamped};
 use crate::engine::{MatchRef, Output, Sink, Stats};
@@ -63,14 +64,72 @@ where
     S: Collect<E> + 'static,
     F: FnOnce(usize) -> S,
 {
+    build(plan, input, make_sink, None)
+}
+
+/// [`cep`] taking part in the cuts of `cut` (see
+/// [`Cuts`](crate::dataflow::Cuts)): when its input frontier passes a
+/// requested epoch `f`, it releases the events below `f`, moves its
+/// engines to `f - 1`, and hands `cut`'s save function the worker's state
+/// (its sources' states, its engines' snapshots, the source ends received,
+/// the stashed events sent below `f`). When `cut` was restored
+/// ([`WorkerCut::restore`]), the worker goes on from that state.
+pub fn cep_cut<'scope, E, S, F>(
+    plan: &Plan<E>,
+    input: Events<'scope, E>,
+    make_sink: F,
+    cut: &WorkerCut,
+) -> Stream<'scope, Timestamp, Vec<S::Item>>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+    F: FnOnce(usize) -> S,
+{
+    build(plan, input, make_sink, Some(cut.clone()))
+}
+
+fn build<'scope, E, S, F>(
+    plan: &Plan<E>,
+    input: Events<'scope, E>,
+    make_sink: F,
+    cut: Option<WorkerCut>,
+) -> Stream<'scope, Timestamp, Vec<S::Item>>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+    F: FnOnce(usize) -> S,
+{
     let scope = input.scope();
     let index = scope.index();
     let members = groups(plan);
     let mut router = Router::new(plan, &members, index, scope.peers());
-    // The plan compiled every pattern once: its engines build again.
-    let engines = plan
-        .engines(&members)
-        .expect("the plan's patterns compiled when it was made");
+    let restored = cut.as_ref().and_then(|cut| cut.take_restored::<E>());
+    let (engines, stash, ends, released) = match restored {
+        Some(r) => {
+            let mut stash = Stash::default();
+            for (group, stamped) in r.stash {
+                let sent = r.epoch - 1;
+                stash.push(
+                    0,
+                    Stashed {
+                        group,
+                        sent,
+                        stamped,
+                    },
+                );
+            }
+            let ends = r.ends.into_iter().map(|end| (r.epoch - 1, end)).collect();
+            (r.engines, stash, ends, r.epoch)
+        }
+        // The plan compiled every pattern once: its engines build again.
+        None => (
+            plan.engines(&members)
+                .expect("the plan's patterns compiled when it was made"),
+            Stash::default(),
+            Vec::new(),
+            Timestamp::MIN,
+        ),
+    };
     let mut sink = make_sink(index);
     let routed = input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
         Pipeline,
@@ -91,29 +150,38 @@ where
     let mut worker = Worker {
         index,
         engines,
-        stash: Stash::default(),
-        ends: Vec::new(),
-        released: Timestamp::MIN,
+        stash,
+        ends,
+        released,
         finished: false,
+        cut,
+        taken: released,
     };
     routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
         Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
         "Cep",
         move |capability, _| {
             let mut capability = Some(capability);
+            if let Some(cap) = capability.as_mut() {
+                if worker.released > *cap.time() {
+                    cap.downgrade(&worker.released);
+                }
+            }
             move |(input, frontier), output| {
-                input.for_each_stamp(|_, data| {
+                input.for_each_stamp(|cap, data| {
+                    let sent = cap.least().copied().unwrap_or(Timestamp::MIN);
                     for batch in data {
                         for routed in batch.drain(..) {
                             match routed.input {
                                 Input::Event(stamped) => {
                                     let stashed = Stashed {
                                         group: routed.group,
+                                        sent,
                                         stamped,
                                     };
                                     worker.stash.push(routed.from as usize, stashed);
                                 }
-                                Input::End(end) => worker.ends.push(end),
+                                Input::End(end) => worker.ends.push((sent, end)),
                             }
                         }
                     }
@@ -121,7 +189,17 @@ where
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
-                match frontier.frontier().first().copied() {
+                let at = frontier.frontier().first().copied();
+                if let Some(e) = worker.cut_due(at) {
+                    // The cut: what was made below `e` goes out below it.
+                    worker.advance(e, &mut sink);
+                    worker.emit(&mut sink, &mut |items| {
+                        output.session(&*cap).give_container(items);
+                    });
+                    cap.downgrade(&e);
+                    worker.take_cut(e);
+                }
+                match at {
                     Some(f) if f > worker.released => {
                         worker.advance(f, &mut sink);
                         worker.emit(&mut sink, &mut |items| {
@@ -150,11 +228,70 @@ struct Worker<E: Event + 'static> {
     engines: Vec<GroupEngine<E>>,
     /// Events received and not released yet, with their group.
     stash: Stash<E>,
-    /// The ends of the sources received.
-    ends: Vec<SourceEnd>,
+    /// The ends of the sources received, with the time they were sent
+    /// at.
+    ends: Vec<(Timestamp, SourceEnd)>,
     /// The frontier up to which events are released.
     released: Timestamp,
     finished: bool,
+    /// The worker's part of the cuts, if any.
+    cut: Option<WorkerCut>,
+    /// The last epoch cut at (or given up).
+    taken: Timestamp,
+}
+
+impl<E: Event + Clone + ExchangeData> Worker<E> {
+    /// The epoch of a cut to take now that the input frontier is at `at`
+    /// (`None`: the input ended, no cut).
+    fn cut_due(&mut self, at: Option<Timestamp>) -> Option<Timestamp> {
+        let cut = self.cut.as_ref()?;
+        let e = cut.cuts.requested()?;
+        if e <= self.taken {
+            return None;
+        }
+        if self.released >= e {
+            // Released past `e` before the request: no cut at `e` here.
+            cut.fail(e);
+            self.taken = e;
+            return None;
+        }
+        (at? >= e).then_some(e)
+    }
+
+    /// Saves the worker's state at `e` (its engines are at `e - 1`).
+    fn take_cut(&mut self, e: Timestamp) {
+        self.taken = e;
+        let Some(cut) = &self.cut else {
+            return;
+        };
+        let Some(sources) = cut.sources_at(e) else {
+            return;
+        };
+        let state = (|| {
+            let mut engines = Vec::with_capacity(self.engines.len());
+            for (engine, _) in &self.engines {
+                let mut bytes = Vec::new();
+                engine.snapshot(&mut bytes)?;
+                engines.push(bytes);
+            }
+            let stash = self.stash.sent_below(e);
+            cut::encode(&WorkerState {
+                epoch: e,
+                sources,
+                // Those sent at `e` or above come again.
+                ends: (self.ends.iter())
+                    .filter(|(sent, _)| *sent < e)
+                    .map(|(_, end)| *end)
+                    .collect(),
+                engines,
+                stash: cut::encode_stash(&stash)?,
+            })
+        })();
+        match state {
+            Ok(bytes) => cut.save(e, bytes),
+            Err(_) => cut.fail(e),
+        }
+    }
 }
 
 impl<E: Event + 'static> Worker<E> {
@@ -175,7 +312,8 @@ impl<E: Event + 'static> Worker<E> {
             return;
         }
         self.finished = true;
-        let end = SourceEnd::final_watermark(&self.ends);
+        let ends: Vec<SourceEnd> = self.ends.iter().map(|(_, end)| *end).collect();
+        let end = SourceEnd::final_watermark(&ends);
         if let Some(end) = end {
             self.release(|ts| ts <= end, sink);
             for (engine, numbers) in &mut self.engines {
@@ -189,13 +327,13 @@ impl<E: Event + 'static> Worker<E> {
             waiting += engine.waiting_events();
         }
         if self.index == 0 {
-            for end in &self.ends {
+            for end in &ends {
                 stats.late += end.late;
                 stats.forced_watermarks += end.forced;
             }
             // The engines counted each event once per group; the sources
             // count events read.
-            stats.events = self.ends.iter().map(|e| e.events).sum();
+            stats.events = ends.iter().map(|e| e.events).sum();
         } else {
             stats.events = 0;
         }
@@ -205,7 +343,7 @@ impl<E: Event + 'static> Worker<E> {
     /// Pushes the stashed events whose time passes `ready` into their
     /// engines, in (time, source, offset) order.
     fn release<S: Sink<E>>(&mut self, ready: impl Fn(Timestamp) -> bool, sink: &mut S) {
-        while let Some(Stashed { group, stamped }) = self.stash.pop_if(&ready) {
+        while let Some(Stashed { group, stamped, .. }) = self.stash.pop_if(&ready) {
             let (engine, numbers) = &mut self.engines[group as usize];
             engine.push(stamped.ts, stamped.event, &mut Renumber { sink, numbers });
         }
@@ -225,6 +363,9 @@ impl<E: Event + 'static> Worker<E> {
 /// group): the order in which the engines get them.
 struct Stashed<E> {
     group: u32,
+    /// The timely time it was sent at (a cut at `f` keeps those sent
+    /// below `f`: the sources read the others again).
+    sent: Timestamp,
     stamped: Stamped<E>,
 }
 
@@ -288,6 +429,23 @@ impl<E> Stash<E> {
         } else {
             self.heap.push(Reverse(item));
         }
+    }
+
+    /// The events sent below `f`, with their group.
+    fn sent_below(&self, f: Timestamp) -> Vec<(u32, &Stamped<E>)> {
+        let heap = self.heap.iter().map(|Reverse(item)| item);
+        let mut events: Vec<&Stashed<E>> = self
+            .fifos
+            .iter()
+            .flatten()
+            .chain(heap)
+            .filter(|item| item.sent < f)
+            .collect();
+        events.sort_by_key(|item| item.key());
+        events
+            .into_iter()
+            .map(|item| (item.group, &item.stamped))
+            .collect()
     }
 
     /// Events stashed.

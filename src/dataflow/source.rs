@@ -16,6 +16,9 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
 use timely::scheduling::SyncActivator;
 
+use serde::{Deserialize, Serialize};
+
+use crate::dataflow::cut::{Positioned, SourceState, WorkerCut};
 use crate::dataflow::{Input, SourceEnd, Stamped};
 use crate::engine::clock::{Idle, Watermark};
 use crate::engine::queue::FifoHeap;
@@ -86,7 +89,7 @@ pub enum SourceItem<E> {
 /// assert_eq!(time.end().forced, 1);
 /// assert!(!time.admit(10)); // now late
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Lateness {
     time: Watermark,
     punctuated: bool,
@@ -233,6 +236,11 @@ trait Pull<E> {
     fn arrived(&mut self) -> bool {
         false
     }
+
+    /// Where the input is ([`Positioned`]; 0 for an input that cannot say).
+    fn position(&self) -> u64 {
+        0
+    }
 }
 
 /// An iterator's items.
@@ -244,6 +252,22 @@ impl<E, I: Iterator<Item = SourceItem<E>>> Pull<E> for Iter<I> {
             Some(item) => Pulled::Item(item),
             None => Pulled::End,
         }
+    }
+}
+
+/// An iterator's items, with its place.
+struct PosIter<I>(I);
+
+impl<E, I: Iterator<Item = SourceItem<E>> + Positioned> Pull<E> for PosIter<I> {
+    fn pull(&mut self) -> Pulled<E> {
+        match self.0.next() {
+            Some(item) => Pulled::Item(item),
+            None => Pulled::End,
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.0.position()
     }
 }
 
@@ -265,7 +289,36 @@ where
     I: IntoIterator<Item = SourceItem<E>>,
     I::IntoIter: 'static,
 {
-    let (events, late, _) = build(scope, source, lateness, Iter(items.into_iter()), None);
+    let (events, late, _) = build(scope, source, lateness, Iter(items.into_iter()), None, None);
+    (events, late)
+}
+
+/// A [`source`] that takes part in the cuts of `cut` (see
+/// [`Cuts`](crate::dataflow::Cuts)): when its capability first reaches a
+/// requested epoch, it records its place ([`Positioned::position`]) and
+/// its [`Lateness`]. When `cut` was restored, give `items` opened at the
+/// place recorded ([`WorkerCut::source_state`]): the source goes on with
+/// the clock it had (`lateness` is then not used), or, if it had ended,
+/// sends nothing.
+pub fn source_cut<'scope, E, I>(
+    scope: Scope<'scope, Timestamp>,
+    source: u32,
+    items: I,
+    lateness: Lateness,
+    cut: &WorkerCut,
+) -> (Events<'scope, E>, LateEvents<'scope, E>)
+where
+    E: Clone + 'static,
+    I: Iterator<Item = SourceItem<E>> + Positioned + 'static,
+{
+    let (events, late, _) = build(
+        scope,
+        source,
+        lateness,
+        PosIter(items),
+        None,
+        Some(cut.clone()),
+    );
     (events, late)
 }
 
@@ -458,7 +511,14 @@ where
         stopped: false,
         arrived: false,
     };
-    let (events, late, address) = build(scope, source, lateness, receive, Some(Box::new(clock)));
+    let (events, late, address) = build(
+        scope,
+        source,
+        lateness,
+        receive,
+        Some(Box::new(clock)),
+        None,
+    );
     let feed = Feed {
         tx: Some(tx),
         activator: scope.worker().sync_activator_for(address.to_vec()),
@@ -475,6 +535,7 @@ fn build<'scope, E, P>(
     lateness: Lateness,
     mut pull: P,
     mut clock: Option<Box<dyn FnMut() -> Instant>>,
+    cut: Option<WorkerCut>,
 ) -> (Events<'scope, E>, LateEvents<'scope, E>, Rc<[usize]>)
 where
     E: Clone + 'static,
@@ -491,6 +552,12 @@ where
     let mut late_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(Timestamp, E)>>>::from(late_out);
     let mut lateness = lateness;
+    // Restored at a cut: its clock then, or nothing to do when it had ended.
+    let mut ended_before = None;
+    if let Some(state) = cut.as_ref().and_then(|cut| cut.source_state(source)) {
+        lateness = state.lateness.clone();
+        ended_before = state.ended.then_some(state);
+    }
     let mut idle = match (&mut clock, lateness.idle_timeout) {
         (Some(clock), Some(timeout)) => Some(Idle::new(timeout, clock())),
         _ => None,
@@ -502,9 +569,22 @@ where
         // When the scheduled look at the idle clock comes (wall clock).
         let mut looks_at: Option<Instant> = None;
         move |_frontiers| {
+            if let Some(state) = ended_before.take() {
+                // Its end was received before the cut: it stays ended.
+                if let Some(cut) = &cut {
+                    cut.passing(source, Timestamp::MIN, None, || state);
+                }
+                caps = None;
+            }
             let Some((events_cap, late_cap)) = caps.as_mut() else {
                 return;
             };
+            // Restored: nothing is sent behind the clock it had.
+            let start = lateness.frontier();
+            if *events_cap.time() < start {
+                events_cap.downgrade(&start);
+                late_cap.downgrade(&start);
+            }
             let (mut ended, mut stopped, mut pending) = (false, false, false);
             {
                 let mut events_out = events_out.activate();
@@ -547,6 +627,14 @@ where
                 }
             }
             if ended {
+                if let Some(cut) = &cut {
+                    let state = || SourceState {
+                        position: pull.position(),
+                        lateness: lateness.clone(),
+                        ended: true,
+                    };
+                    cut.passing(source, *events_cap.time(), None, state);
+                }
                 // Dropping the capabilities ends the source.
                 caps = None;
                 return;
@@ -571,6 +659,14 @@ where
                 }
             }
             let t = lateness.frontier();
+            if let Some(cut) = &cut {
+                let state = || SourceState {
+                    position: pull.position(),
+                    lateness: lateness.clone(),
+                    ended: false,
+                };
+                cut.passing(source, *events_cap.time(), Some(t), state);
+            }
             events_cap.downgrade(&t);
             late_cap.downgrade(&t);
             if !pending {

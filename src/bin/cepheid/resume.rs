@@ -43,6 +43,13 @@ pub fn load(
     let shown = path.display();
     let bytes = match checkpoint::read(dir) {
         Ok(Some(bytes)) => bytes,
+        Ok(None) if taken_on_workers(dir) => {
+            eprintln!(
+                "error: checkpoint in {} cannot be used: it was taken with --workers (resume it on the same worker count); nothing was changed",
+                dir.display()
+            );
+            return Err(EXIT_CHECKPOINT);
+        }
         Ok(None) => return Ok(None),
         Err(e) => {
             eprintln!("error: cannot read checkpoint {shown}: {e}");
@@ -128,4 +135,13 @@ pub fn load(
         );
     }
     Ok(Some(meta))
+}
+
+/// Does `dir` hold the cuts of a run with `--workers` (`epoch-F` folders)?
+fn taken_on_workers(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+    })
 }

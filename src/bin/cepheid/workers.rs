@@ -31,7 +31,12 @@
 //!   read by every process, each worker reading its own part. Process 0
 //!   needs `--output FILE`: timely writes its connection messages on
 //!   standard output. The other processes write no output file.
-//! - Not with `--time processing` or `--checkpoint` (exit 2).
+//! - **Checkpoints** (`--checkpoint DIR`, one process, `--events FILE`,
+//!   `--output FILE`): cuts of every worker at a common frontier
+//!   (`cepheid::dataflow::Cuts`), one folder per cut (`workers/cut.rs`),
+//!   resumed on the same worker count; `docs/checkpoints.md`.
+//! - Not with `--time processing` (exit 2); `--checkpoint` not with
+//!   standard input, `--follow`, `--processes` or `--output-per-worker`.
 //!   `--max-waiting` applies per source, the single run's rule over the
 //!   source's own events (`docs/semantics.md`, "Several readers"): with
 //!   one source the same forced watermarks as a single run; they are
@@ -46,7 +51,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -57,7 +62,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid::dataflow::{
-    cep, live_source, source, Collect, Feed, FileChunk, FileChunks, Lateness, Plan, SourceItem,
+    cep, cep_cut, live_source, source, source_cut, Collect, Cuts, Feed, FileChunk, FileChunks,
+    Lateness, Plan, Positioned, SourceItem, WorkerCut,
 };
 use cepheid::engine::{MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
@@ -71,7 +77,10 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
 use crate::input::{spawn_reader, Entry, Message, Position, Reading, Source, BATCHES_AHEAD};
-use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+
+#[path = "workers/cut.rs"]
+mod cut;
 
 /// The options of a run on several workers.
 #[derive(clap::Args, Debug)]
@@ -172,6 +181,8 @@ impl Summary {
 #[derive(Default)]
 struct ReadCounts {
     malformed: AtomicU64,
+    /// `malformed` when the source last recorded its state at a cut.
+    malformed_at_cut: AtomicU64,
     read_error: AtomicBool,
     strict_stop: AtomicBool,
 }
@@ -205,8 +216,17 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         }
     };
     let first_process = args.scale.process.unwrap_or(0) == 0;
+    let workers = args.scale.workers.unwrap_or(1);
+    let (checkpoint, resume) = match &args.checkpoint {
+        Some(dir) => match checkpoints(args, dir, &plan, workers) {
+            Ok((checkpoint, resume)) => (Some(Arc::new(checkpoint)), resume),
+            Err(status) => return status,
+        },
+        None => (None, None),
+    };
+    let lengths = resume.as_ref().map(|r| (r.marker.output, r.marker.late));
     let writers = if first_process {
-        match Writers::open(args) {
+        match Writers::open(args, lengths) {
             Ok(writers) => Some(writers),
             Err(status) => return status,
         }
@@ -242,6 +262,9 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         per_worker: args.scale.output_per_worker.then(|| args.output.clone()),
         write_failed: AtomicBool::new(false),
         stop: Arc::default(),
+        checkpoint,
+        resume: Mutex::new(resume.map(|r| r.workers)),
+        checkpoint_failed: Arc::default(),
     });
     let started = Instant::now();
     let guards = match timely::execute(config, {
@@ -256,7 +279,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
     };
     let mut status = EXIT_OK;
     let results = guards.join();
-    if job.write_failed.load(Ordering::Relaxed) {
+    if job.write_failed.load(Ordering::Relaxed) || job.checkpoint_failed.load(Ordering::Relaxed) {
         status = EXIT_IO;
     }
     for result in results {
@@ -280,7 +303,25 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
         return Err("--time processing is not supported with --workers or --processes");
     }
     if args.checkpoint.is_some() {
-        return Err("--checkpoint is not supported with --workers or --processes");
+        if args.scale.processes.is_some() {
+            return Err("--checkpoint is not supported with --processes");
+        }
+        if args.follow || args.events == Path::new("-") {
+            return Err("--checkpoint with --workers needs --events FILE (standard input and --follow are not supported)");
+        }
+        if args.output == Path::new("-") || args.scale.output_per_worker {
+            return Err(
+                "--checkpoint with --workers needs --output FILE (without --output-per-worker)",
+            );
+        }
+        if args
+            .checkpoint_every
+            .is_some_and(|every| every.time.is_none())
+        {
+            return Err(
+                "--checkpoint-every with --workers takes a duration (not a number of events)",
+            );
+        }
     }
     if args.scale.output_per_worker && args.output == Path::new("-") {
         return Err("--output-per-worker needs --output FILE");
@@ -378,6 +419,128 @@ struct Job {
     write_failed: AtomicBool,
     /// Set by a part that met a malformed line with `--strict`.
     stop: Arc<AtomicBool>,
+    /// With `--checkpoint`: where and how often.
+    checkpoint: Option<Arc<Checkpoint>>,
+    /// Resumed: each worker's file (taken by the workers).
+    resume: Mutex<Option<Vec<cut::WorkerFile>>>,
+    /// Could a checkpoint not be written? (Exit 4.)
+    checkpoint_failed: Arc<AtomicBool>,
+}
+
+/// `--checkpoint DIR` with `--workers`: the cuts of the run.
+struct Checkpoint {
+    dir: PathBuf,
+    every: Duration,
+    cuts: Arc<Cuts>,
+    /// What `complete` says (its epoch and lengths set at each cut).
+    marker: cut::Marker,
+    output: PathBuf,
+    late: Option<PathBuf>,
+}
+
+/// Reads the checkpoint folder of a run on `workers` workers: its last
+/// complete cut (checked whole and against this command and plan), and the
+/// cuts to come. Exit 5 when it cannot be used, 4 when it cannot be read.
+fn checkpoints(
+    args: &Args,
+    dir: &Path,
+    plan: &Plan<Record>,
+    workers: usize,
+) -> Result<(Checkpoint, Option<cut::Resume>), u8> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!(
+            "error: cannot create checkpoint folder {}: {e}",
+            dir.display()
+        );
+        return Err(EXIT_IO);
+    }
+    if dir.join(crate::checkpoint::FILE).exists() {
+        eprintln!(
+            "error: {} holds the checkpoint of a run without --workers: resume it without --workers, or use another folder",
+            dir.display()
+        );
+        return Err(EXIT_CHECKPOINT);
+    }
+    let command = super::checkpoint_command(args);
+    let resume = match cut::read(dir) {
+        Ok(resume) => resume,
+        Err(why) => {
+            eprintln!("error: checkpoint in {}: {why}", dir.display());
+            return Err(EXIT_CHECKPOINT);
+        }
+    };
+    if let Some(resume) = &resume {
+        let marker = &resume.marker;
+        let why = if marker.workers != workers {
+            Some(format!(
+                "it was taken on {} workers, not {workers} (a checkpoint resumes on the same worker count)",
+                marker.workers
+            ))
+        } else if marker.chunk_bytes != args.scale.chunk_bytes {
+            Some("it was taken with another --chunk-bytes".to_string())
+        } else {
+            match (&marker.command, &command) {
+                (Some(then), Some(now)) => then
+                    .difference(now)
+                    .map(|d| format!("it belongs to another command ({d})")),
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
+            eprintln!(
+                "error: cannot resume from the checkpoint in {}: {why}",
+                dir.display()
+            );
+            return Err(EXIT_CHECKPOINT);
+        }
+        // Every worker's state is checked before any output is touched.
+        for (index, file) in resume.workers.iter().enumerate() {
+            let check = WorkerCut::new(Cuts::new(), |_, _| {});
+            if let Err(e) = check.restore(plan, &file.state) {
+                eprintln!(
+                    "error: cannot resume from the checkpoint in {}: worker {index}: {}",
+                    dir.display(),
+                    e.message()
+                );
+                return Err(EXIT_CHECKPOINT);
+            }
+        }
+        for (path, len) in [
+            (Some(&args.output), marker.output),
+            (args.late.as_ref(), marker.late),
+        ] {
+            let Some(path) = path else { continue };
+            let truncated = OpenOptions::new().write(true).open(path).and_then(|file| {
+                if file.metadata()?.len() < len {
+                    return Err(io::Error::other("shorter than at the checkpoint"));
+                }
+                file.set_len(len)?;
+                file.sync_all()
+            });
+            if let Err(e) = truncated {
+                eprintln!("error: cannot resume {}: {e}", path.display());
+                return Err(EXIT_CHECKPOINT);
+            }
+        }
+        eprintln!(
+            "cepheid: resuming from checkpoint in {} ({} workers)",
+            dir.display(),
+            workers
+        );
+    }
+    let every = args
+        .checkpoint_every
+        .and_then(|every| every.time)
+        .unwrap_or(Duration::from_secs(10));
+    let checkpoint = Checkpoint {
+        dir: dir.to_path_buf(),
+        every,
+        cuts: Cuts::new(),
+        marker: cut::Marker::new(0, workers, args.scale.chunk_bytes, command),
+        output: args.output.clone(),
+        late: args.late.clone(),
+    };
+    Ok((checkpoint, resume))
 }
 
 impl Job {
@@ -410,6 +573,7 @@ impl Job {
                     writers = Some(Writers {
                         out: Box::new(own),
                         late: None,
+                        lengths: (0, 0),
                         error: None,
                     })
                 }
@@ -417,10 +581,20 @@ impl Job {
         }
         let gathered = Rc::new(RefCell::new(Gathered {
             writers,
+            held: Vec::new(),
             summary: Summary::default(),
         }));
         let counts = Arc::new(ReadCounts::default());
-        let items = self.items(index, peers, &counts);
+        let drops = Rc::new(RefCell::new(HashSet::new()));
+        let worker_cut = self
+            .checkpoint
+            .as_ref()
+            .map(|checkpoint| self.worker_cut(checkpoint, index, &counts, &drops));
+        let start = worker_cut
+            .as_ref()
+            .and_then(|cut| cut.source_state(0))
+            .map_or(0, |state| state.position);
+        let items = self.items(index, peers, &counts, start);
         let delay = self.max_delay;
         let mut lateness = Lateness::new(delay)
             .flush_at_end(self.flush)
@@ -445,12 +619,17 @@ impl Job {
                 let (fed, events, late) = live_source(scope, 0, lateness, Instant::now);
                 feed = Some(fed);
                 (events, late)
+            } else if let Some(cut) = &worker_cut {
+                source_cut(scope, 0, items, lateness, cut)
             } else {
                 source(scope, 0, items, lateness)
             };
-            let found = cep(&self.plan, events, move |_| {
-                CliSink::new(limit, capped.clone(), sink_counts)
-            });
+            let sink_drops = Rc::clone(&drops);
+            let make_sink = move |_| CliSink::new(limit, capped.clone(), sink_counts, sink_drops);
+            let found = match &worker_cut {
+                Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
+                None => cep(&self.plan, events, make_sink),
+            };
             let late = late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(
                 Pipeline,
                 "CepLate",
@@ -477,19 +656,36 @@ impl Job {
             // Everything to worker 0, but with `--output-per-worker` the
             // records, which stay where they were made.
             let here = index as u64;
+            let mut cutter = (index == 0)
+                .then_some(self.checkpoint.as_ref())
+                .flatten()
+                .map(|checkpoint| Cutter {
+                    checkpoint: Arc::clone(checkpoint),
+                    last: Instant::now(),
+                    pending: None,
+                    failed: Arc::clone(&self.checkpoint_failed),
+                    stop: Arc::clone(&self.stop),
+                });
             found.concat(late).sink(
                 Exchange::new(move |chunk: &Chunk| match chunk {
                     Chunk::Out(_) if own_output => here,
                     _ => 0,
                 }),
                 "CepWrite",
-                move |(input, _)| {
+                move |(input, frontier)| {
                     let mut gathered = to_write.borrow_mut();
                     let mut took = false;
-                    input.for_each(|_, data| {
-                        for chunk in data.drain(..) {
+                    // During a cut at `e`, what was made at `e` or above
+                    // waits until the outputs are measured.
+                    let holding = cutter.as_ref().and_then(|c| c.pending);
+                    input.for_each_stamp(|cap, data| {
+                        let at = cap.least().copied().unwrap_or(Timestamp::MIN);
+                        for chunk in data.flat_map(|batch| batch.drain(..)) {
                             took = true;
-                            gathered.take(chunk);
+                            match holding {
+                                Some(e) if at >= e => gathered.held.push(chunk),
+                                _ => gathered.take(chunk),
+                            }
                         }
                     });
                     let waiting = flush_when_waiting
@@ -497,6 +693,14 @@ impl Job {
                         .is_some_and(|w| w.load(Ordering::Relaxed));
                     if took && waiting {
                         gathered.flush_now();
+                    }
+                    if let Some(cutter) = &mut cutter {
+                        cutter.tick(frontier.frontier().first().copied(), &mut gathered);
+                        if cutter.pending.is_none() {
+                            for chunk in std::mem::take(&mut gathered.held) {
+                                gathered.take(chunk);
+                            }
+                        }
                     }
                 },
             );
@@ -534,7 +738,7 @@ impl Job {
 
     /// The worker's part of the input, decoded; malformed lines are said
     /// on standard error and counted.
-    fn items(&self, index: usize, peers: usize, counts: &Arc<ReadCounts>) -> PartItems {
+    fn items(&self, index: usize, peers: usize, counts: &Arc<ReadCounts>, start: u64) -> PartItems {
         let csv = matches!(self.format, Format::Csv);
         let mut chunks = None;
         if self.live {
@@ -560,7 +764,54 @@ impl Job {
             strict: self.strict,
             stop: Arc::clone(&self.stop),
             done: false,
+            position: start,
+            skip: Some(start),
         }
+    }
+
+    /// Worker `index`'s part of the cuts: its state restored when the run
+    /// resumes, its file written at each cut.
+    fn worker_cut(
+        &self,
+        checkpoint: &Checkpoint,
+        index: usize,
+        counts: &Arc<ReadCounts>,
+        drops: &Rc<RefCell<HashSet<(usize, String)>>>,
+    ) -> WorkerCut {
+        let dir = checkpoint.dir.clone();
+        let (counts_saved, drops_saved) = (Arc::clone(counts), Rc::clone(drops));
+        let stop = Arc::clone(&self.stop);
+        let failed = Arc::clone(&self.checkpoint_failed);
+        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
+            let file = cut::WorkerFile {
+                state,
+                drops: drops_saved.borrow().iter().cloned().collect(),
+                malformed: counts_saved.malformed_at_cut.load(Ordering::Relaxed),
+            };
+            let folder = cut::epoch_dir(&dir, epoch);
+            let name = format!("worker-{index}");
+            if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
+                eprintln!(
+                    "error: cannot write the checkpoint {}: {e}",
+                    folder.join(&name).display()
+                );
+                // The input stops; exit 4 at the end.
+                failed.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+        let resumed = self
+            .resume
+            .lock()
+            .ok()
+            .and_then(|files| files.as_ref().and_then(|f| f.get(index).cloned()));
+        if let Some(file) = resumed {
+            // Checked before the workers started.
+            let _ = cut.restore(&self.plan, &file.state);
+            counts.malformed.store(file.malformed, Ordering::Relaxed);
+            drops.borrow_mut().extend(file.drops);
+        }
+        cut
     }
 
     /// Reads live input (standard input, a followed file) on threads of
@@ -698,6 +949,23 @@ struct PartItems {
     /// Shared by the parts of the process: `--strict` stops them all.
     stop: Arc<AtomicBool>,
     done: bool,
+    /// The place of the last line read (`FileChunk::offset`), for cuts.
+    position: u64,
+    /// Resumed at this place: the chunks before it and its lines up to it
+    /// were read (skipped once).
+    skip: Option<u64>,
+}
+
+impl Positioned for PartItems {
+    /// Asked when the source records its state at a cut: the malformed
+    /// lines counted up to here go with it.
+    fn position(&self) -> u64 {
+        let malformed = self.counts.malformed.load(Ordering::Relaxed);
+        self.counts
+            .malformed_at_cut
+            .store(malformed, Ordering::Relaxed);
+        self.position
+    }
 }
 
 /// The chunk being read.
@@ -726,11 +994,17 @@ impl PartItems {
             if let Some(current) = &mut self.current {
                 if let Some((line, item)) = current.items.next() {
                     let offset = current.chunk.offset(line);
+                    if self.skip.is_some_and(|skip| offset <= skip) {
+                        continue;
+                    }
+                    self.position = offset;
                     return Some((line, item, offset));
                 }
                 self.current = None;
             }
             match self.chunks.as_mut()?.next()? {
+                // Resumed: the chunks before the place were read.
+                Ok(chunk) if self.skip.is_some_and(|skip| chunk.number < skip >> 32) => {}
                 Ok(chunk) => self.start(chunk),
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", self.origin);
@@ -830,7 +1104,8 @@ impl Write for Shared {
 struct CliSink {
     lines: JsonLines<Shared, io::Sink>,
     buffer: Shared,
-    drops: HashSet<(usize, Vec<Value>)>,
+    /// Keys over the limit (pattern, key as JSON), shared with the cuts.
+    drops: Rc<RefCell<HashSet<(usize, String)>>>,
     limit: usize,
     /// `--max-live-runs`, and the process's "said already".
     capped: (usize, Arc<AtomicBool>),
@@ -839,12 +1114,17 @@ struct CliSink {
 }
 
 impl CliSink {
-    fn new(limit: usize, capped: (usize, Arc<AtomicBool>), counts: Arc<ReadCounts>) -> CliSink {
+    fn new(
+        limit: usize,
+        capped: (usize, Arc<AtomicBool>),
+        counts: Arc<ReadCounts>,
+        drops: Rc<RefCell<HashSet<(usize, String)>>>,
+    ) -> CliSink {
         let buffer = Shared::default();
         CliSink {
             lines: JsonLines::new(buffer.clone(), None),
             buffer,
-            drops: HashSet::new(),
+            drops,
             limit,
             capped,
             counts,
@@ -870,13 +1150,12 @@ impl Sink<Record> for CliSink {
             }
             return;
         }
-        if !self
-            .drops
-            .insert((partial.pattern_index(), partial.key().to_vec()))
-        {
+        let key = serde_json::to_string(partial.key()).unwrap_or_default();
+        let mut drops = self.drops.borrow_mut();
+        if !drops.insert((partial.pattern_index(), key)) {
             return;
         }
-        if self.drops.len() <= TOLD_KEYS {
+        if drops.len() <= TOLD_KEYS {
             let key = if partial.key().is_empty() {
                 "(the pattern has no `partition by`)".to_string()
             } else {
@@ -913,7 +1192,7 @@ impl Collect<Record> for CliSink {
             timeouts: stats.timeouts,
             unusable_keys: stats.unusable_keys,
             dropped_runs: stats.dropped_runs,
-            dropped_keys: self.drops.len() as u64,
+            dropped_keys: self.drops.borrow().len() as u64,
             capped_runs: stats.capped_runs,
             forced: stats.forced_watermarks,
             waiting: waiting as u64,
@@ -928,14 +1207,22 @@ impl Collect<Record> for CliSink {
 struct Writers {
     out: Box<dyn Write + Send>,
     late: Option<BufWriter<File>>,
+    /// Bytes written to each (from the checkpoint's lengths when resumed).
+    lengths: (u64, u64),
     /// The first write error, and whether it was on the late output.
     error: Option<(bool, io::Error)>,
 }
 
 impl Writers {
-    fn open(args: &Args) -> Result<Writers, u8> {
+    /// The outputs; resumed, `lengths` are theirs (truncated to them) and
+    /// they are written on.
+    fn open(args: &Args, lengths: Option<(u64, u64)>) -> Result<Writers, u8> {
         let create = |path: &Path| {
-            File::create(path).map_err(|e| {
+            let file = match lengths {
+                Some(_) => OpenOptions::new().append(true).open(path),
+                None => File::create(path),
+            };
+            file.map_err(|e| {
                 eprintln!("error: cannot create {}: {e}", path.display());
                 EXIT_IO
             })
@@ -955,6 +1242,7 @@ impl Writers {
         Ok(Writers {
             out,
             late,
+            lengths: lengths.unwrap_or_default(),
             error: None,
         })
     }
@@ -968,8 +1256,10 @@ impl Writers {
             (true, Some(late)) => late.write_all(bytes),
             (true, None) => Ok(()),
         };
-        if let Err(e) = result {
-            self.error = Some((to_late, e));
+        match result {
+            Ok(()) if to_late => self.lengths.1 += bytes.len() as u64,
+            Ok(()) => self.lengths.0 += bytes.len() as u64,
+            Err(e) => self.error = Some((to_late, e)),
         }
     }
 
@@ -1000,9 +1290,88 @@ impl Writers {
     }
 }
 
+/// Worker 0's part in the cuts: asks for one every `--checkpoint-every`,
+/// and when its input frontier passes the cut's epoch (every record made
+/// below it is written, every worker's file is), syncs the outputs, writes
+/// `complete` with their lengths, and deletes the older cuts.
+struct Cutter {
+    checkpoint: Arc<Checkpoint>,
+    /// When the last cut was asked for (or the run started).
+    last: Instant,
+    /// The epoch asked for and not passed yet.
+    pending: Option<Timestamp>,
+    failed: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Cutter {
+    /// The input frontier of worker 0's writer is at `at` (`None`: the
+    /// input ended).
+    fn tick(&mut self, at: Option<Timestamp>, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        if at.is_none() {
+            // The run ends: no cut to finish.
+            self.pending = None;
+        }
+        if let (Some(e), Some(at)) = (self.pending, at) {
+            if at >= e {
+                self.pending = None;
+                if !checkpoint.cuts.failed(e) {
+                    if let Err(e) = self.complete(e, gathered) {
+                        eprintln!(
+                            "error: cannot write the checkpoint in {}: {e}",
+                            checkpoint.dir.display()
+                        );
+                        // The input stops; exit 4 at the end.
+                        self.failed.store(true, Ordering::Relaxed);
+                        self.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                self.last = Instant::now();
+            }
+        }
+        if self.pending.is_none()
+            && at.is_some()
+            && !self.failed.load(Ordering::Relaxed)
+            && self.last.elapsed() >= checkpoint.every
+        {
+            self.pending = Some(checkpoint.cuts.request());
+        }
+    }
+
+    /// Every worker's file at `e` is written: the outputs are synced and
+    /// measured, `complete` written, the older cuts deleted.
+    fn complete(&self, e: Timestamp, gathered: &mut Gathered) -> io::Result<()> {
+        let checkpoint = &self.checkpoint;
+        let folder = cut::epoch_dir(&checkpoint.dir, e);
+        let workers = checkpoint.marker.workers;
+        if !(0..workers).all(|w| folder.join(format!("worker-{w}")).exists()) {
+            // A worker could not take it: the next one.
+            return Ok(());
+        }
+        let Some(writers) = &mut gathered.writers else {
+            return Ok(());
+        };
+        writers.flush().map_err(|(_, e)| e)?;
+        File::open(&checkpoint.output)?.sync_all()?;
+        if let Some(late) = &checkpoint.late {
+            File::open(late)?.sync_all()?;
+        }
+        let mut marker = checkpoint.marker.clone();
+        marker.epoch = e;
+        (marker.output, marker.late) = writers.lengths;
+        let text = serde_json::to_vec_pretty(&marker).map_err(io::Error::other)?;
+        cut::write(&folder, cut::COMPLETE, &text)?;
+        cut::prune(&checkpoint.dir, e);
+        Ok(())
+    }
+}
+
 /// What reaches worker 0: the outputs to write, the counts to add.
 struct Gathered {
     writers: Option<Writers>,
+    /// Made at or above the epoch of a cut under way: written after it.
+    held: Vec<Chunk>,
     summary: Summary,
 }
 

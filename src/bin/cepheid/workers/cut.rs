@@ -1,0 +1,205 @@
+//! Checkpoints of `cepheid run --workers N --checkpoint DIR`: one folder
+//! per cut, `DIR/epoch-F` (F the cut's frontier), holding one file per
+//! worker (`worker-W`: its sources' places and clocks, its engines, its
+//! stash, its counters) and, once every worker's is written, `complete`
+//! (JSON: the worker count, the chunk size, the command, the lengths of
+//! `--output` and `--late`). Each file is written to a temporary file,
+//! synced, renamed, and the folder synced, as `checkpoint.rs` does for one
+//! run; only a folder with its `complete` counts, and older folders are
+//! deleted once a newer one is complete. See `docs/checkpoints.md`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Command;
+
+/// The marker of a whole cut.
+pub const COMPLETE: &str = "complete";
+/// The format version of the folder.
+const VERSION: u32 = 1;
+
+/// What `complete` says.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Marker {
+    /// The format version.
+    pub version: u32,
+    /// The cut's frontier.
+    pub epoch: i64,
+    /// Worker threads.
+    pub workers: usize,
+    /// `--chunk-bytes` (the workers' places are chunk numbers).
+    pub chunk_bytes: u64,
+    /// The command.
+    pub command: Option<Command>,
+    /// Bytes of `--output` and `--late` written before the cut.
+    pub output: u64,
+    /// See `output`.
+    pub late: u64,
+}
+
+impl Marker {
+    /// A marker of this format version.
+    pub fn new(epoch: i64, workers: usize, chunk_bytes: u64, command: Option<Command>) -> Marker {
+        Marker {
+            version: VERSION,
+            epoch,
+            workers,
+            chunk_bytes,
+            command,
+            output: 0,
+            late: 0,
+        }
+    }
+}
+
+/// A worker's file: the library's state and the command's counters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WorkerFile {
+    /// `WorkerCut`'s bytes.
+    pub state: Vec<u8>,
+    /// Keys over `--max-runs-per-key` already said (pattern, key as JSON).
+    pub drops: Vec<(usize, String)>,
+    /// Malformed lines read.
+    pub malformed: u64,
+}
+
+/// A cut to resume from.
+pub struct Resume {
+    pub marker: Marker,
+    pub workers: Vec<WorkerFile>,
+}
+
+/// The folder of the cut at `epoch`.
+pub fn epoch_dir(dir: &Path, epoch: i64) -> PathBuf {
+    dir.join(format!("epoch-{epoch}"))
+}
+
+/// The cuts in `dir`, by epoch, each with whether it is complete.
+fn epochs(dir: &Path) -> io::Result<Vec<(i64, bool)>> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(epoch) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("epoch-"))
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        found.push((epoch, entry.path().join(COMPLETE).exists()));
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// The last complete cut in `dir`, read whole; `Ok(None)` when there is
+/// none. `Err` says why it cannot be used.
+pub fn read(dir: &Path) -> Result<Option<Resume>, String> {
+    let all = epochs(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let Some(&(epoch, _)) = all.iter().rev().find(|(_, complete)| *complete) else {
+        return Ok(None);
+    };
+    let folder = epoch_dir(dir, epoch);
+    let text = fs::read(folder.join(COMPLETE))
+        .map_err(|e| format!("cannot read {}: {e}", folder.join(COMPLETE).display()))?;
+    let marker: Marker = serde_json::from_slice(&text)
+        .map_err(|e| format!("{}: not a checkpoint marker: {e}", folder.display()))?;
+    if marker.version != VERSION || marker.epoch != epoch {
+        return Err(format!(
+            "{}: a checkpoint of another format version",
+            folder.display()
+        ));
+    }
+    let mut workers = Vec::with_capacity(marker.workers);
+    for index in 0..marker.workers {
+        let path = folder.join(format!("worker-{index}"));
+        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file = decode(&bytes)
+            .ok_or_else(|| format!("{}: corrupt (checksum or format)", path.display()))?;
+        workers.push(file);
+    }
+    Ok(Some(Resume { marker, workers }))
+}
+
+/// A worker file's bytes: postcard, then a CRC-32 of them.
+pub fn encode(file: &WorkerFile) -> Vec<u8> {
+    let mut bytes = postcard::to_allocvec(file).unwrap_or_default();
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+fn decode(bytes: &[u8]) -> Option<WorkerFile> {
+    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    postcard::from_bytes(body).ok()
+}
+
+/// Writes `bytes` to `folder/name` safely: a temporary file, synced,
+/// renamed, the folder synced.
+pub fn write(folder: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    fs::create_dir_all(folder)?;
+    let temp = folder.join(format!("{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, folder.join(name))?;
+    sync_dir(folder)
+}
+
+/// Deletes the cuts before `epoch` (and unfinished ones below it).
+pub fn prune(dir: &Path, epoch: i64) {
+    if let Ok(all) = epochs(dir) {
+        for (old, _) in all.into_iter().filter(|(e, _)| *e < epoch) {
+            let _ = fs::remove_dir_all(epoch_dir(dir, old));
+        }
+    }
+    let _ = sync_dir(dir);
+}
+
+/// Makes a rename in `dir` durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Elsewhere a folder cannot be opened to be synced.
+#[cfg(not(unix))]
+fn sync_dir(_: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_file_reads_back_and_damage_is_seen() {
+        let file = WorkerFile {
+            state: vec![1, 2, 3],
+            drops: vec![(0, "[\"u\"]".into())],
+            malformed: 2,
+        };
+        let mut bytes = encode(&file);
+        assert_eq!(decode(&bytes).map(|f| f.malformed), Some(2));
+        bytes[1] ^= 1;
+        assert!(decode(&bytes).is_none());
+        assert!(decode(&[]).is_none());
+    }
+}

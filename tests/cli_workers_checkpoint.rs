@@ -1,0 +1,252 @@
+//! `cepheid run --workers 2 --checkpoint DIR`: killed with SIGKILL at
+//! random moments and restarted on the same worker count, the run ends
+//! with the outputs of a run that was never interrupted (equal once sorted,
+//! as the outputs of any worker layout are) and the same summary. A
+//! checkpoint taken on another worker count is refused (exit 5) and
+//! nothing is changed.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{cepheid, scratch};
+
+/// Three rules: windows with timeouts, a `not followed by` ending, and a
+/// looping stage with a skip strategy and aggregates.
+const PATTERNS: &str = r#"
+pattern unpaid {
+    partition by order
+    within 30s
+    timeouts
+    match created followed by paid
+    where
+        created: type == "created"
+        paid:    type == "paid"
+    select
+        order  = created.order
+        amount = paid.amount
+}
+
+pattern never_paid {
+    partition by order
+    within 20s
+    match created not followed by paid
+    where
+        created: type == "created"
+        paid:    type == "paid"
+}
+
+pattern burst {
+    partition by user
+    within 10s
+    skip past last event
+    match fail{3,} consecutive
+    where
+        fail: type == "fail"
+    select
+        user     = fail.user
+        attempts = count(fail)
+        total    = sum(fail.amount)
+}
+"#;
+
+/// Events: orders created and paid (or not), failures of users, about 10 ms
+/// apart, up to 3 s out of order (so with `--max-delay 2s` some are late),
+/// and now and then a malformed line.
+fn events(n: usize) -> String {
+    let mut state: u64 = 0x5EED;
+    let mut next = move |below: u64| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    };
+    let mut text = String::with_capacity(n * 60);
+    for i in 0..n {
+        let ts = i as u64 * 10 + next(3000);
+        let line = match next(100) {
+            0 if i % 7 == 0 => "{\"ts\": \"soon\"}\n".to_string(),
+            0..=39 => format!(
+                "{{\"ts\":{ts},\"type\":\"created\",\"order\":\"o{}\"}}\n",
+                next(4000)
+            ),
+            40..=69 => format!(
+                "{{\"ts\":{ts},\"type\":\"paid\",\"order\":\"o{}\",\"amount\":{}}}\n",
+                next(4000),
+                next(500)
+            ),
+            _ => format!(
+                "{{\"ts\":{ts},\"type\":\"fail\",\"user\":\"u{}\",\"amount\":{}}}\n",
+                next(200),
+                next(50)
+            ),
+        };
+        text.push_str(&line);
+    }
+    text
+}
+
+/// A folder with the patterns and `n` events.
+fn setup(name: &str, n: usize) -> PathBuf {
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    fs::write(dir.join("events.jsonl"), events(n)).unwrap();
+    dir
+}
+
+/// `cepheid run --workers N` over the folder's events (cut in chunks of
+/// 256 KiB), writing `out_NAME.jsonl` and `late_NAME.jsonl`, with `extra`
+/// flags.
+fn command(dir: &Path, name: &str, workers: &str, extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args(["--workers", workers, "--chunk-bytes", "262144"])
+        .args(["--max-delay", "2s"])
+        .args(["--output", &format!("out_{name}.jsonl")])
+        .args(["--late", &format!("late_{name}.jsonl")])
+        .args(extra);
+    command
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The summary's numbers: its last line without the time it took.
+fn summary(output: &Output) -> String {
+    let stderr = stderr(output);
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    last.split(" in ").next().unwrap_or_default().to_string()
+}
+
+/// A file's lines, sorted bytewise (`LC_ALL=C sort`).
+fn sorted(dir: &Path, file: &str) -> Vec<Vec<u8>> {
+    let bytes = fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    lines.sort();
+    lines
+}
+
+/// A small deterministic generator of kill moments.
+struct Moments(u64);
+
+impl Moments {
+    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let span = (hi - lo).as_micros() as u64;
+        lo + Duration::from_micros((self.0 >> 33) % span.max(1))
+    }
+}
+
+#[test]
+fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
+    let dir = setup("workers_crash", 100_000);
+    let started = Instant::now();
+    let whole = command(&dir, "whole", "2", &[]).output().unwrap();
+    let took = started.elapsed();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected = summary(&whole);
+    assert!(expected.contains(" events read, "), "{expected}");
+    assert!(!expected.contains(" 0 late"), "{expected}");
+    assert!(!expected.contains(" 0 malformed"), "{expected}");
+    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "30ms"];
+    let mut moments = Moments(0xC0FFEE);
+    let (mut kills, mut runs) = (0, 0);
+    // Each run gets a quarter to a half of an uninterrupted run's time,
+    // killed until one ends by itself (at least 3 kills).
+    while kills < 8 {
+        runs += 1;
+        assert!(runs < 100, "the run keeps ending before it is killed");
+        let mut child = command(&dir, "killed", "2", &resumable)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(moments.between(took / 4, took / 2));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        } else if kills >= 3 {
+            break;
+        }
+        child.wait().unwrap();
+    }
+    let last = command(&dir, "killed", "2", &resumable).output().unwrap();
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(
+        stderr(&last).contains("resuming from checkpoint"),
+        "{}",
+        stderr(&last)
+    );
+    assert!(
+        sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_whole.jsonl"),
+        "the outputs differ after {kills} kills"
+    );
+    assert!(
+        sorted(&dir, "late_killed.jsonl") == sorted(&dir, "late_whole.jsonl"),
+        "the late outputs differ after {kills} kills"
+    );
+    assert_eq!(summary(&last), expected);
+    // A cut holds one file per worker and its marker; older ones are gone.
+    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt")).unwrap().collect();
+    assert!(cuts.len() <= 2, "{cuts:?}");
+    // Run again: it ends the same way.
+    let again = command(&dir, "killed", "2", &resumable).output().unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_whole.jsonl"));
+    assert_eq!(summary(&again), expected);
+}
+
+#[test]
+fn a_checkpoint_of_another_worker_count_is_refused_and_nothing_is_changed() {
+    let dir = setup("workers_count", 30_000);
+    let first = command(
+        &dir,
+        "a",
+        "2",
+        &["--checkpoint", "ckpt", "--checkpoint-every", "1ms"],
+    )
+    .output()
+    .unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        fs::read_dir(dir.join("ckpt")).unwrap().count() >= 1,
+        "no checkpoint was taken"
+    );
+    let before = fs::read(dir.join("out_a.jsonl")).unwrap();
+    for (workers, says) in [
+        ("3", "taken on 2 workers, not 3"),
+        ("1", "taken on 2 workers, not 1"),
+    ] {
+        let other = command(&dir, "a", workers, &["--checkpoint", "ckpt"])
+            .output()
+            .unwrap();
+        assert_eq!(other.status.code(), Some(5), "{}", stderr(&other));
+        assert!(stderr(&other).contains(says), "{}", stderr(&other));
+        assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
+    }
+    // Standard input and --follow cannot be read again: refused (exit 2).
+    for extra in [&["--events", "-"][..], &["--follow"]] {
+        let refused = command(&dir, "b", "2", &["--checkpoint", "ckpt2"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    }
+}
