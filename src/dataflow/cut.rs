@@ -93,6 +93,8 @@ impl Cuts {
 pub struct SourceState {
     /// Where the input goes on ([`Positioned::position`]).
     pub position: u64,
+    /// What the input could not read up to there ([`Positioned::unread`]).
+    pub unread: u64,
     /// Its clock and counts.
     pub lateness: Lateness,
     /// Had it ended (sent its [`SourceEnd`])?
@@ -105,6 +107,13 @@ pub struct SourceState {
 pub trait Positioned {
     /// Where the input is now.
     fn position(&self) -> u64;
+
+    /// Items the input could not read up to now (malformed lines, say),
+    /// kept with its place so that a resumed run counts them once; 0 by
+    /// default.
+    fn unread(&self) -> u64 {
+        0
+    }
 }
 
 /// One worker's part of the cuts: the process's [`Cuts`], what its

@@ -237,9 +237,10 @@ trait Pull<E> {
         false
     }
 
-    /// Where the input is ([`Positioned`]; 0 for an input that cannot say).
-    fn position(&self) -> u64 {
-        0
+    /// Where the input is and what it could not read ([`Positioned`]; 0
+    /// for an input that cannot say).
+    fn position(&self) -> (u64, u64) {
+        (0, 0)
     }
 }
 
@@ -266,8 +267,8 @@ impl<E, I: Iterator<Item = SourceItem<E>> + Positioned> Pull<E> for PosIter<I> {
         }
     }
 
-    fn position(&self) -> u64 {
-        self.0.position()
+    fn position(&self) -> (u64, u64) {
+        (self.0.position(), self.0.unread())
     }
 }
 
@@ -628,8 +629,10 @@ where
             }
             if ended {
                 if let Some(cut) = &cut {
+                    let (position, unread) = pull.position();
                     let state = || SourceState {
-                        position: pull.position(),
+                        position,
+                        unread,
                         lateness: lateness.clone(),
                         ended: true,
                     };
@@ -660,10 +663,14 @@ where
             }
             let t = lateness.frontier();
             if let Some(cut) = &cut {
-                let state = || SourceState {
-                    position: pull.position(),
-                    lateness: lateness.clone(),
-                    ended: false,
+                let state = || {
+                    let (position, unread) = pull.position();
+                    SourceState {
+                        position,
+                        unread,
+                        lateness: lateness.clone(),
+                        ended: false,
+                    }
                 };
                 cut.passing(source, *events_cap.time(), Some(t), state);
             }

@@ -181,8 +181,6 @@ impl Summary {
 #[derive(Default)]
 struct ReadCounts {
     malformed: AtomicU64,
-    /// `malformed` when the source last recorded its state at a cut.
-    malformed_at_cut: AtomicU64,
     read_error: AtomicBool,
     strict_stop: AtomicBool,
 }
@@ -779,14 +777,13 @@ impl Job {
         drops: &Rc<RefCell<HashSet<(usize, String)>>>,
     ) -> WorkerCut {
         let dir = checkpoint.dir.clone();
-        let (counts_saved, drops_saved) = (Arc::clone(counts), Rc::clone(drops));
+        let drops_saved = Rc::clone(drops);
         let stop = Arc::clone(&self.stop);
         let failed = Arc::clone(&self.checkpoint_failed);
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
             let file = cut::WorkerFile {
                 state,
                 drops: drops_saved.borrow().iter().cloned().collect(),
-                malformed: counts_saved.malformed_at_cut.load(Ordering::Relaxed),
             };
             let folder = cut::epoch_dir(&dir, epoch);
             let name = format!("worker-{index}");
@@ -808,7 +805,9 @@ impl Job {
         if let Some(file) = resumed {
             // Checked before the workers started.
             let _ = cut.restore(&self.plan, &file.state);
-            counts.malformed.store(file.malformed, Ordering::Relaxed);
+            if let Some(state) = cut.source_state(0) {
+                counts.malformed.store(state.unread, Ordering::Relaxed);
+            }
             drops.borrow_mut().extend(file.drops);
         }
         cut
@@ -957,14 +956,13 @@ struct PartItems {
 }
 
 impl Positioned for PartItems {
-    /// Asked when the source records its state at a cut: the malformed
-    /// lines counted up to here go with it.
     fn position(&self) -> u64 {
-        let malformed = self.counts.malformed.load(Ordering::Relaxed);
-        self.counts
-            .malformed_at_cut
-            .store(malformed, Ordering::Relaxed);
         self.position
+    }
+
+    /// Malformed lines (one source per worker: the worker's count).
+    fn unread(&self) -> u64 {
+        self.counts.malformed.load(Ordering::Relaxed)
     }
 }
 
