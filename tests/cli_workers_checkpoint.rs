@@ -169,6 +169,7 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
     let (mut kills, mut runs) = (0, 0);
     // Each run gets a quarter to a half of an uninterrupted run's time,
     // killed until one ends by itself (at least 3 kills).
+    let (mut lo, mut hi) = (took / 4, took / 2);
     while kills < 8 {
         runs += 1;
         assert!(runs < 100, "the run keeps ending before it is killed");
@@ -177,12 +178,30 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(moments.between(took / 4, took / 2));
+        std::thread::sleep(moments.between(lo, hi));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
         } else if kills >= 3 {
             break;
+        } else {
+            // It ended before three kills (the uninterrupted run was slower,
+            // on a busy machine): this chain of resumes must already have
+            // written the whole output. Then start over, killing sooner.
+            assert!(child.wait().unwrap().success(), "run {runs} failed");
+            assert!(
+                sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_whole.jsonl"),
+                "the outputs differ after {kills} kills (ended by itself)"
+            );
+            assert!(
+                sorted(&dir, "late_killed.jsonl") == sorted(&dir, "late_whole.jsonl"),
+                "the late outputs differ after {kills} kills (ended by itself)"
+            );
+            fs::remove_dir_all(dir.join("ckpt")).unwrap();
+            for file in ["out_killed.jsonl", "late_killed.jsonl"] {
+                let _ = fs::remove_file(dir.join(file));
+            }
+            (kills, lo, hi) = (0, lo / 2, hi / 2);
         }
         child.wait().unwrap();
     }
