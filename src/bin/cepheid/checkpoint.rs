@@ -317,13 +317,13 @@ impl Writer {
 
 /// Makes a rename in `dir` durable.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Elsewhere a folder cannot be opened to be synced.
 #[cfg(not(unix))]
-fn sync_dir(_: &Path) -> io::Result<()> {
+pub fn sync_dir(_: &Path) -> io::Result<()> {
     Ok(())
 }
 

@@ -8,13 +8,13 @@
 //! run; only a folder with its `complete` counts, and older folders are
 //! deleted once a newer one is complete. See `docs/checkpoints.md`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::Command;
+use crate::checkpoint::{sync_dir, Command};
 
 /// The marker of a whole cut.
 pub const COMPLETE: &str = "complete";
@@ -169,18 +169,6 @@ pub fn prune(dir: &Path, epoch: i64) {
         }
     }
     let _ = sync_dir(dir);
-}
-
-/// Makes a rename in `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Elsewhere a folder cannot be opened to be synced.
-#[cfg(not(unix))]
-fn sync_dir(_: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
