@@ -492,30 +492,17 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 continue;
             }
             let p = x.pattern as usize;
-            let run = &mut self.patterns[p];
-            let before = A::partial_matches(&x.part);
-            let mut bridge = Bridge {
-                pattern: p,
-                ir: run.automaton.pattern(),
-                key_paths: &run.key_paths,
-                version: run.version(),
+            advance_part(
+                &mut self.patterns[p],
+                p,
+                x,
                 key,
-                sink: &mut *sink,
-                stats: &mut self.stats,
-                capped: false,
-            };
-            run.automaton.advance_time(
-                &mut x.part,
-                &mut self.store,
-                &mut self.cache,
+                (&mut self.store, &mut self.cache),
                 t,
-                &mut bridge,
+                &mut *sink,
+                &mut self.stats,
+                (&mut self.live_runs, &mut self.live_parts),
             );
-            self.live_runs = live_beside(self.live_runs, before) + A::partial_matches(&x.part);
-            if A::is_empty(&x.part) {
-                run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
-                self.live_parts -= 1;
-            }
         }
         let scheduled = keys.settle(slot, None, A::next_deadline);
         self.schedule(g, slot, scheduled);
@@ -630,31 +617,19 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let mine =
             |x: &&mut Part<A::Partition>| x.pattern == due.pattern() && x.ordinal == due.ordinal();
         if let Some(x) = parts.get_mut(i).filter(mine) {
-            let before = A::partial_matches(&x.part);
-            let mut bridge = Bridge {
-                pattern: p,
-                ir: run.automaton.pattern(),
-                key_paths: &run.key_paths,
-                version: run.version(),
+            // An emptied partition's number goes back now (in firing order,
+            // as when each pattern had its own map).
+            advance_part(
+                run,
+                p,
+                x,
                 key,
-                sink,
-                stats: &mut self.stats,
-                capped: false,
-            };
-            run.automaton.advance_time(
-                &mut x.part,
-                &mut self.store,
-                &mut self.cache,
+                (&mut self.store, &mut self.cache),
                 t,
-                &mut bridge,
+                sink,
+                &mut self.stats,
+                (&mut self.live_runs, &mut self.live_parts),
             );
-            self.live_runs = live_beside(self.live_runs, before) + A::partial_matches(&x.part);
-            if A::is_empty(&x.part) {
-                // Its number goes back now (in firing order, as when each
-                // pattern had its own map).
-                run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
-                self.live_parts -= 1;
-            }
         }
         if keys.done_pending(due.slot) {
             // The key's last partition due now: reschedule it.
@@ -1130,6 +1105,43 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         ctx.capped = *capped;
         sink.on_dropped(&MatchRef::new(&ctx, m));
+    }
+}
+
+/// Advances one partition of pattern `p` to `t` (its due timeouts and
+/// pending endings go to `sink`), keeps the engine's counts (live partial
+/// matches, live partitions) and, when the partition empties, gives its
+/// number back: it stays where it is, a hole.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
+    run: &mut PatternRun<A>,
+    p: usize,
+    x: &mut Part<A::Partition>,
+    key: &KeyValue,
+    (store, cache): (&mut A::Store, &mut A::Cache),
+    t: Timestamp,
+    sink: &mut S,
+    stats: &mut Stats,
+    (live_runs, live_parts): (&mut usize, &mut usize),
+) {
+    let before = A::partial_matches(&x.part);
+    let mut bridge = Bridge {
+        pattern: p,
+        ir: run.automaton.pattern(),
+        key_paths: &run.key_paths,
+        version: run.version(),
+        key,
+        sink,
+        stats,
+        capped: false,
+    };
+    run.automaton
+        .advance_time(&mut x.part, store, cache, t, &mut bridge);
+    *live_runs = live_beside(*live_runs, before) + A::partial_matches(&x.part);
+    if A::is_empty(&x.part) {
+        run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
+        *live_parts -= 1;
     }
 }
 
