@@ -8,95 +8,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cepheid, scratch};
-
-/// Three rules: windows with timeouts, a `not followed by` ending, and a
-/// looping stage with a skip strategy and aggregates.
-const PATTERNS: &str = r#"
-pattern unpaid {
-    partition by order
-    within 30s
-    timeouts
-    match created followed by paid
-    where
-        created: type == "created"
-        paid:    type == "paid"
-    select
-        order  = created.order
-        amount = paid.amount
-}
-
-pattern never_paid {
-    partition by order
-    within 20s
-    match created not followed by paid
-    where
-        created: type == "created"
-        paid:    type == "paid"
-}
-
-pattern burst {
-    partition by user
-    within 10s
-    skip past last event
-    match fail{3,} consecutive
-    where
-        fail: type == "fail"
-    select
-        user     = fail.user
-        attempts = count(fail)
-        total    = sum(fail.amount)
-}
-"#;
-
-/// Events: orders created and paid (or not), failures of users, about 10 ms
-/// apart, up to 3 s out of order (so with `--max-delay 2s` some are late),
-/// and now and then a malformed line.
-fn events(n: usize) -> String {
-    let mut state: u64 = 0x5EED;
-    let mut next = move |below: u64| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % below
-    };
-    let mut text = String::with_capacity(n * 60);
-    for i in 0..n {
-        let ts = i as u64 * 10 + next(3000);
-        let line = match next(100) {
-            0 if i % 7 == 0 => "{\"ts\": \"soon\"}\n".to_string(),
-            0..=39 => format!(
-                "{{\"ts\":{ts},\"type\":\"created\",\"order\":\"o{}\"}}\n",
-                next(4000)
-            ),
-            40..=69 => format!(
-                "{{\"ts\":{ts},\"type\":\"paid\",\"order\":\"o{}\",\"amount\":{}}}\n",
-                next(4000),
-                next(500)
-            ),
-            _ => format!(
-                "{{\"ts\":{ts},\"type\":\"fail\",\"user\":\"u{}\",\"amount\":{}}}\n",
-                next(200),
-                next(50)
-            ),
-        };
-        text.push_str(&line);
-    }
-    text
-}
-
-/// A folder with the patterns and `n` events.
-fn setup(name: &str, n: usize) -> PathBuf {
-    let dir = scratch(name);
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
-    fs::write(dir.join("events.jsonl"), events(n)).unwrap();
-    dir
-}
+use common::cepheid;
+use common::crash::setup;
 
 /// `cepheid run --workers N` over the folder's events (cut in chunks of
 /// 256 KiB), writing `out_NAME.jsonl` and `late_NAME.jsonl`, with `extra`

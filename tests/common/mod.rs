@@ -3,6 +3,8 @@
 //! (live streams, `--follow`, `--idle-timeout`, processing time, signals).
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
