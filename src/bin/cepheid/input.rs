@@ -269,45 +269,55 @@ pub struct Reading {
 /// the end of input, after a read error, or when the receiver is dropped,
 /// and then sends [`Message::End`].
 pub fn spawn_reader(source: Source, reading: Reading, tx: SyncSender<Message>) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let end = EndGuard(tx);
-        let Reading {
-            origin,
-            decoder,
-            fresh,
-            start,
-            tails,
-            controls,
-        } = reading;
-        let tx = &end.0;
-        let origin: Arc<str> = origin.into();
-        let go_on = controls.as_ref();
-        match source {
-            Source::Stdin => {
-                let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
-                read_lines(items, start, None, go_on, tx);
-            }
-            Source::File(file) => {
-                let tail = tails.then(|| file.try_clone().ok()).flatten();
-                let items = Entries::new(origin, file, decoder, go_on.is_some());
-                read_lines(items, start, tail.as_ref(), go_on, tx);
-            }
-            Source::Follow(mut follow) => {
-                let (mut decoder, mut start) = (decoder, start);
-                loop {
-                    let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
-                    let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
-                    if !read_lines(items, start, tail.as_ref(), go_on, tx)
-                        || !follow.take_switched()
-                    {
-                        return;
-                    }
-                    decoder = fresh();
-                    start = Position::default();
+    // Named, so that `top -H`, `perf` and a debugger tell the decoding
+    // apart from the matching (`benches/scripts/decode_cpu.sh`).
+    thread::Builder::new()
+        .name(READER_THREAD.to_owned())
+        .spawn(move || read(source, reading, tx))
+        // As `thread::spawn`, which panics the same way.
+        .expect("failed to spawn the reader thread")
+}
+
+/// The name of the thread that reads and decodes the input.
+const READER_THREAD: &str = "cepheid-read";
+
+/// The reader thread's work.
+fn read(source: Source, reading: Reading, tx: SyncSender<Message>) {
+    let end = EndGuard(tx);
+    let Reading {
+        origin,
+        decoder,
+        fresh,
+        start,
+        tails,
+        controls,
+    } = reading;
+    let tx = &end.0;
+    let origin: Arc<str> = origin.into();
+    let go_on = controls.as_ref();
+    match source {
+        Source::Stdin => {
+            let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
+            read_lines(items, start, None, go_on, tx);
+        }
+        Source::File(file) => {
+            let tail = tails.then(|| file.try_clone().ok()).flatten();
+            let items = Entries::new(origin, file, decoder, go_on.is_some());
+            read_lines(items, start, tail.as_ref(), go_on, tx);
+        }
+        Source::Follow(mut follow) => {
+            let (mut decoder, mut start) = (decoder, start);
+            loop {
+                let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
+                let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
+                if !read_lines(items, start, tail.as_ref(), go_on, tx) || !follow.take_switched() {
+                    return;
                 }
+                decoder = fresh();
+                start = Position::default();
             }
         }
-    })
+    }
 }
 
 /// An input's lines, decoded: the library's [`cepheid::io::Items`], with
