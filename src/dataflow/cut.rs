@@ -1,14 +1,19 @@
 //! Snapshots across workers: every worker's state at a common frontier.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::core::input::Handle as InputHandle;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Exchange, Input, Operator};
 
 use crate::dataflow::route::groups;
 use crate::dataflow::{GroupEngine, Lateness, Plan, SourceEnd, Stamped};
@@ -45,10 +50,19 @@ const NONE: i64 = i64::MIN;
 #[derive(Debug)]
 pub struct Cuts {
     requested: AtomicI64,
-    /// The largest source capability seen.
-    frontier: AtomicI64,
+    /// The sources' capabilities, and how far they may move.
+    clock: Mutex<Clock>,
     /// The last epoch a worker could not take.
     failed: AtomicI64,
+}
+
+#[derive(Debug)]
+struct Clock {
+    /// The largest source capability seen.
+    seen: Timestamp,
+    /// While worker 0 chooses a cut ([`Requests::ask`]): no source
+    /// capability of the process moves above this.
+    hold: Option<Timestamp>,
 }
 
 impl Cuts {
@@ -56,18 +70,40 @@ impl Cuts {
     pub fn new() -> Arc<Cuts> {
         Arc::new(Cuts {
             requested: AtomicI64::new(NONE),
-            frontier: AtomicI64::new(Timestamp::MIN),
+            clock: Mutex::new(Clock {
+                seen: Timestamp::MIN,
+                hold: None,
+            }),
             failed: AtomicI64::new(NONE),
         })
     }
 
-    /// Asks for a cut just above every source's capability so far, and
-    /// returns its epoch. A source that passes it before it sees the
-    /// request makes it fail ([`failed`](Cuts::failed)): ask again.
+    fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
+        // A poisoned lock still holds plain numbers.
+        self.clock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a cut just above every source's capability so far (in this
+    /// process), and returns its epoch. A source that passes it before it
+    /// sees the request makes it fail ([`failed`](Cuts::failed)): ask
+    /// again. Several processes choose it together instead
+    /// ([`Requests::ask`]).
     pub fn request(&self) -> Timestamp {
-        let f = self.frontier.load(Ordering::SeqCst).saturating_add(1);
-        self.requested.store(f, Ordering::SeqCst);
+        let f = self.clock().seen.saturating_add(1);
+        self.requested.fetch_max(f, Ordering::SeqCst);
         f
+    }
+
+    /// A cut at `f` was asked for by worker 0 (of this process or another,
+    /// through [`cut_requests`]): this process's sources and workers take
+    /// part in it. A request below one already known is ignored.
+    pub fn asked(&self, f: Timestamp) {
+        self.requested.fetch_max(f, Ordering::SeqCst);
+    }
+
+    /// The sources of this process may move past their hold again.
+    fn release(&self) {
+        self.clock().hold = None;
     }
 
     /// The epoch of the cut asked for last.
@@ -82,10 +118,265 @@ impl Cuts {
         self.failed.load(Ordering::SeqCst) == f
     }
 
-    /// A source's capability moved to `t`.
-    fn saw(&self, t: Timestamp) {
-        self.frontier.fetch_max(t, Ordering::SeqCst);
+    /// Worker 0 chooses a cut: the sources' capabilities stop at the
+    /// largest one seen, and the cut may be just above it (returned).
+    fn hold(&self) -> Timestamp {
+        let mut clock = self.clock();
+        clock.hold = Some(clock.seen);
+        clock.seen.saturating_add(1)
     }
+
+    /// A source's capability moves from `old` towards `t`: where it may go
+    /// (not above a hold).
+    fn pass(&self, old: Timestamp, t: Timestamp) -> Timestamp {
+        let mut clock = self.clock();
+        let t = match clock.hold {
+            Some(hold) => t.min(hold).max(old),
+            None => t,
+        };
+        clock.seen = clock.seen.max(t);
+        t
+    }
+
+    /// Restored at a cut at `t`.
+    fn saw(&self, t: Timestamp) {
+        let mut clock = self.clock();
+        clock.seen = clock.seen.max(t);
+    }
+}
+
+/// The cut requests of worker 0, on their way to every worker of every
+/// process: returned by [`cut_requests`] on worker 0. Dropping it ends
+/// the requests (every worker's requests dataflow then ends).
+pub struct Requests {
+    input: Rc<RefCell<Option<RequestInput>>>,
+    round: Rc<Cell<u64>>,
+    answers: Rc<RefCell<Answers>>,
+}
+
+/// What worker 0 says to every worker.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+enum Say {
+    /// Hold your process's source capabilities where they are, and answer
+    /// with the largest + 1.
+    Hold,
+    /// The cut is at this epoch (answer when you know it).
+    Cut(Timestamp),
+    /// Let the sources go on.
+    Release,
+}
+
+type RequestInput = InputHandle<u64, CapacityContainerBuilder<Vec<Say>>>;
+
+/// The question under way.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Nothing asked.
+    Idle,
+    /// Holding: the largest answer so far.
+    Holding(Timestamp),
+    /// The cut at this epoch sent.
+    Cutting(Timestamp),
+}
+
+struct Answers {
+    /// The round (input time) the answers are to.
+    round: u64,
+    phase: Phase,
+    /// Workers that answered.
+    count: usize,
+    /// The epoch chosen, once every worker knows it and the sources go
+    /// on.
+    chosen: Option<Timestamp>,
+}
+
+impl Requests {
+    /// Asks for a cut just above the sources' capabilities this process
+    /// has seen ([`Cuts::request`]) and sends the request to every worker;
+    /// returns its epoch. In one process, where `cuts` sees every source,
+    /// that is all it takes.
+    pub fn request(&mut self, cuts: &Cuts) -> Timestamp {
+        let f = cuts.request();
+        send(&self.input, &self.round, Say::Cut(f));
+        f
+    }
+
+    /// Chooses a cut with every process, in three steps: each worker,
+    /// asked, holds its process's source capabilities at the largest one
+    /// seen there and answers with it (the sources go on reading and
+    /// sending, at that time); once every worker has answered, the cut is
+    /// at the largest answer + 1, sent to every worker; once every worker
+    /// knows it, the sources are let go ([`chosen`](Requests::chosen) then
+    /// says its epoch). No source, and no operator's frontier, passes the
+    /// epoch before its worker knows it: such a cut does not fail. With
+    /// several processes a source of another process may be far ahead of
+    /// this process's (the chunks of a file are dealt in turn), so this
+    /// process alone cannot choose it; and the request reaches the others
+    /// later than the sources of this process could move.
+    pub fn ask(&mut self) {
+        *self.answers.borrow_mut() = Answers {
+            // The time it is sent at.
+            round: self.round.get(),
+            phase: Phase::Holding(Timestamp::MIN),
+            count: 0,
+            chosen: None,
+        };
+        send(&self.input, &self.round, Say::Hold);
+    }
+
+    /// The epoch of the cut chosen after the last [`ask`](Requests::ask),
+    /// once every worker knows it.
+    pub fn chosen(&self) -> Option<Timestamp> {
+        self.answers.borrow().chosen
+    }
+}
+
+/// Sends `say` to every worker, at once; returns the round it was sent
+/// at.
+fn send(input: &RefCell<Option<RequestInput>>, round: &Cell<u64>, say: Say) -> u64 {
+    let at = round.get();
+    if let Some(input) = input.borrow_mut().as_mut() {
+        input.send(say);
+        round.set(at + 1);
+        // Sends it now.
+        input.advance_to(at + 1);
+    }
+    at
+}
+
+impl Drop for Requests {
+    fn drop(&mut self) {
+        // The answers' sink holds a clone: the input closes here.
+        self.input.borrow_mut().take();
+    }
+}
+
+/// Builds, in `worker`, the small dataflow that carries the cut requests
+/// of worker 0 to every worker of every process, with timely's own
+/// communication: an input on worker 0 broadcast to every worker, which
+/// tells its process's `cuts` ([`Cuts::asked`]), or answers worker 0's
+/// question ([`Requests::ask`]) with the largest capability of its
+/// process's sources. Every worker must build it (at the same place among
+/// its dataflows, as timely requires); worker 0 gets the [`Requests`],
+/// the others `None`.
+///
+/// In one process the workers share `cuts`, and worker 0's request is
+/// seen at once; in another process it arrives a little later, and a
+/// source there that passes the epoch before makes that cut fail: ask
+/// again further ahead.
+///
+/// ```
+/// use cepheid::dataflow::{cut_requests, Cuts};
+/// let asked = timely::execute(timely::Config::process(2), |worker| {
+///     let cuts = Cuts::new();
+///     let mut requests = cut_requests(worker, &cuts);
+///     if let Some(requests) = &mut requests {
+///         requests.request(&cuts);
+///         requests.ask();
+///         while requests.chosen().is_none() {
+///             worker.step();
+///         }
+///     }
+///     drop(requests);
+///     while worker.has_dataflows() {
+///         worker.step();
+///     }
+///     cuts.requested()
+/// })
+/// .unwrap()
+/// .join();
+/// let asked: Vec<_> = asked.into_iter().map(Result::unwrap).collect();
+/// // No source has moved: both are just above the start.
+/// assert_eq!(asked, [Some(i64::MIN + 1), Some(i64::MIN + 1)]);
+/// ```
+pub fn cut_requests(worker: &mut timely::worker::Worker, cuts: &Arc<Cuts>) -> Option<Requests> {
+    let index = worker.index();
+    let peers = worker.peers();
+    let cuts = Arc::clone(cuts);
+    let input = Rc::new(RefCell::new(None));
+    let round = Rc::new(Cell::new(0));
+    let answers = Rc::new(RefCell::new(Answers {
+        round: 0,
+        phase: Phase::Idle,
+        count: 0,
+        chosen: None,
+    }));
+    let (sink_input, sink_round, sink_answers) =
+        (Rc::clone(&input), Rc::clone(&round), Rc::clone(&answers));
+    let handle = worker.dataflow::<u64, _, _>(move |scope| {
+        let (handle, requests) = scope.new_input::<Vec<Say>>();
+        requests
+            .broadcast()
+            .unary::<CapacityContainerBuilder<Vec<(u64, Timestamp)>>, _, _, _>(
+                Pipeline,
+                "CutRequests",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|cap, data| {
+                            let round = cap.least().copied().unwrap_or_default();
+                            let mut session = output.session(&cap);
+                            for say in data.flat_map(|batch| batch.drain(..)) {
+                                match say {
+                                    Say::Hold => session.give((round, cuts.hold())),
+                                    Say::Cut(f) => {
+                                        cuts.asked(f);
+                                        session.give((round, f));
+                                    }
+                                    Say::Release => cuts.release(),
+                                }
+                            }
+                        });
+                    }
+                },
+            )
+            .exchange(|_| 0)
+            .sink(Pipeline, "CutAnswers", move |(input, _)| {
+                let mut next = None;
+                input.for_each(|_, data| {
+                    let mut answers = sink_answers.borrow_mut();
+                    for (round, value) in data.drain(..) {
+                        if round != answers.round {
+                            continue;
+                        }
+                        answers.count += 1;
+                        if let Phase::Holding(max) = &mut answers.phase {
+                            *max = (*max).max(value);
+                        }
+                        if answers.count < peers {
+                            continue;
+                        }
+                        answers.count = 0;
+                        match answers.phase {
+                            Phase::Idle => {}
+                            Phase::Holding(f) => {
+                                answers.phase = Phase::Cutting(f);
+                                next = Some(Say::Cut(f));
+                            }
+                            Phase::Cutting(f) => {
+                                answers.phase = Phase::Idle;
+                                answers.chosen = Some(f);
+                                next = Some(Say::Release);
+                            }
+                        }
+                    }
+                });
+                if let Some(say) = next {
+                    let at = send(&sink_input, &sink_round, say);
+                    sink_answers.borrow_mut().round = at;
+                }
+            });
+        handle
+    });
+    if index != 0 {
+        // Only worker 0 asks: the others' inputs close now.
+        return None;
+    }
+    *input.borrow_mut() = Some(handle);
+    Some(Requests {
+        input,
+        round,
+        answers,
+    })
 }
 
 /// A source's state at a cut: where its input goes on, and its clock.
@@ -135,6 +426,9 @@ struct Inner {
     /// The operator's state restored ([`Restored`], typed by the event).
     restored: Option<Box<dyn Any>>,
     save: Box<dyn FnMut(Timestamp, Vec<u8>)>,
+    /// The input frontier of the worker's CEP operator (every source's
+    /// capability is at or above it).
+    frontier: Timestamp,
 }
 
 #[derive(Default)]
@@ -176,6 +470,7 @@ impl WorkerCut {
                 restored_sources: Vec::new(),
                 restored: None,
                 save: Box::new(save),
+                frontier: Timestamp::MIN,
             })),
         }
     }
@@ -218,6 +513,10 @@ impl WorkerCut {
         }
         let epoch = state.epoch;
         self.cuts.saw(epoch);
+        for (_, source) in &state.sources {
+            // Where it goes on (a cut chosen with every process is above).
+            self.cuts.saw(source.lateness.frontier());
+        }
         let mut inner = self.inner.borrow_mut();
         inner.restored_sources = state.sources;
         inner.restored = Some(Box::new(Restored {
@@ -252,14 +551,19 @@ impl WorkerCut {
     }
 
     /// Source `source`'s capability moves from `old` to `new` (`None`: it
-    /// ends); `state` is its state now.
+    /// ends); `state` is its state now. Returns where the capability may
+    /// go (`new`, or less while worker 0 chooses a cut: see
+    /// [`Requests::ask`]).
     pub(crate) fn passing(
         &self,
         source: u32,
         old: Timestamp,
         new: Option<Timestamp>,
         state: impl FnOnce() -> SourceState,
-    ) {
+    ) -> Option<Timestamp> {
+        // First where a hold lets it go, then the request: a request that
+        // lets it past a hold was stored before the hold was lifted.
+        let new = new.map(|t| self.cuts.pass(old, t));
         let mut inner = self.inner.borrow_mut();
         let recorded = inner.sources.entry(source).or_default();
         let f = self.cuts.requested();
@@ -272,12 +576,24 @@ impl WorkerCut {
                 recorded.ended = Some((old, state));
             }
             Some(t) => {
-                self.cuts.saw(t);
                 if let Some(f) = f.filter(|&f| old < f && f <= t) {
                     recorded.at = Some((f, state()));
                 }
             }
         }
+        new
+    }
+
+    /// The input frontier of the worker's CEP operator (`Timestamp::MAX`
+    /// once empty; `Timestamp::MIN` before it was first seen).
+    pub(crate) fn frontier(&self) -> Timestamp {
+        self.inner.borrow().frontier
+    }
+
+    /// The input frontier of the worker's CEP operator is at `at` (`None`:
+    /// empty).
+    pub(crate) fn frontier_is(&self, at: Option<Timestamp>) {
+        self.inner.borrow_mut().frontier = at.unwrap_or(Timestamp::MAX);
     }
 
     /// The worker's sources' states at `f`, or `None` when one passed `f`

@@ -28,11 +28,13 @@
 //!   `f - 1`, firing what is due. Matches, timeouts and partial matches
 //!   dropped by the per-key limit go to a [`Collect`] sink per worker,
 //!   whose items are the operator's output stream.
-//! - **Cuts** ([`Cuts`], [`WorkerCut`], [`source_cut`], [`cep_cut`]):
-//!   every worker's state at a common frontier `f`, to resume a run on the
-//!   same worker count: each source's place and clock when its capability
-//!   reaches `f`, each worker's engines, source ends and stashed events
-//!   sent below `f`, once its input frontier passes `f`.
+//! - **Cuts** ([`Cuts`], [`WorkerCut`], [`source_cut`], [`cep_cut`],
+//!   [`cut_requests`]): every worker's state at a common frontier `f`, to
+//!   resume a run on the same workers and processes: each source's place
+//!   and clock when its capability reaches `f`, each worker's engines,
+//!   source ends and stashed events sent below `f`, once its input
+//!   frontier passes `f`; the requests of worker 0 reach every worker of
+//!   every process through a small dataflow of their own.
 //!
 //! Timely timestamps are event times in milliseconds (`i64`), and an event
 //! travels at its source's watermark + 1 when it was sent (never above its
@@ -114,7 +116,7 @@ mod operator;
 mod route;
 mod source;
 
-pub use cut::{Cuts, Positioned, SourceState, WorkerCut};
+pub use cut::{cut_requests, Cuts, Positioned, Requests, SourceState, WorkerCut};
 pub use operator::{cep, cep_cut, Collect};
 pub use route::key_hash;
 pub use source::{

@@ -190,6 +190,9 @@ where
                     return;
                 };
                 let at = frontier.frontier().first().copied();
+                if let Some(cut) = &worker.cut {
+                    cut.frontier_is(at);
+                }
                 if let Some(e) = worker.cut_due(at) {
                     // The cut: what was made below `e` goes out below it.
                     worker.advance(e, &mut sink);

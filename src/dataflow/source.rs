@@ -35,6 +35,11 @@ pub type LateEvents<'scope, E> = Stream<'scope, Timestamp, Vec<(Timestamp, E)>>;
 /// operators of its worker run, and is scheduled again).
 const BATCH: usize = 1024;
 
+/// How far a source that takes part in cuts may read ahead of the slowest
+/// source (its worker's CEP input frontier), in its own steps (what its
+/// last batch moved its capability by).
+const LEAD: i64 = 8;
+
 /// Batches a [`Feed`] holds for its [`live_source`] before
 /// [`Feed::send`] waits: the reader stays a little ahead, never far.
 pub const FEED_AHEAD: usize = 4;
@@ -569,6 +574,9 @@ where
         let mut caps = events_cap.zip(late_cap);
         // When the scheduled look at the idle clock comes (wall clock).
         let mut looks_at: Option<Instant> = None;
+        let mut first = true;
+        // What the last batch moved the capability by.
+        let mut step: Timestamp = 0;
         move |_frontiers| {
             if let Some(state) = ended_before.take() {
                 // Its end was received before the cut: it stays ended.
@@ -580,11 +588,23 @@ where
             let Some((events_cap, late_cap)) = caps.as_mut() else {
                 return;
             };
-            // Restored: nothing is sent behind the clock it had.
+            // Restored: nothing is sent behind the clock it had (once; a
+            // source held by a cut being chosen goes on at its hold).
             let start = lateness.frontier();
-            if *events_cap.time() < start {
+            if first && *events_cap.time() < start {
                 events_cap.downgrade(&start);
                 late_cap.downgrade(&start);
+            }
+            first = false;
+            if let Some(cut) = &cut {
+                // Not far ahead of the slowest source (which always reads
+                // on): a cut is just above the fastest, and is whole once
+                // the slowest has reached it. Looked at again soon.
+                let ahead = events_cap.time().saturating_sub(cut.frontier());
+                if step > 0 && ahead > step.saturating_mul(LEAD) {
+                    activator.activate_after(Duration::from_millis(1));
+                    return;
+                }
             }
             let (mut ended, mut stopped, mut pending) = (false, false, false);
             {
@@ -661,7 +681,8 @@ where
                     }
                 }
             }
-            let t = lateness.frontier();
+            let mut t = lateness.frontier();
+            let mut held = false;
             if let Some(cut) = &cut {
                 let state = || {
                     let (position, unread) = pull.position();
@@ -672,10 +693,21 @@ where
                         ended: false,
                     }
                 };
-                cut.passing(source, *events_cap.time(), Some(t), state);
+                let wanted = t;
+                t = cut
+                    .passing(source, *events_cap.time(), Some(t), state)
+                    .unwrap_or(t);
+                // Held while worker 0 chooses a cut: looked at again soon.
+                held = t < wanted;
+            }
+            if t > *events_cap.time() {
+                step = t.saturating_sub(*events_cap.time());
             }
             events_cap.downgrade(&t);
             late_cap.downgrade(&t);
+            if held && pending {
+                activator.activate_after(Duration::from_millis(1));
+            }
             if !pending {
                 // More to read: the feed's activator wakes a pending one.
                 activator.activate();

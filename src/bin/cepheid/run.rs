@@ -215,6 +215,8 @@ pub struct Args {
     /// written to standard output since the last checkpoint are written
     /// again on resuming (at least once; with --output FILE exactly once).
     /// Exit 5 when the checkpoint is corrupt or belongs to another command.
+    /// With --processes, DIR must be a folder every process sees (the same
+    /// machine or a shared file system).
     #[arg(long, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
     /// How often to checkpoint: a wall-clock duration, a number of events,

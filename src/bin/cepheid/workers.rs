@@ -31,12 +31,14 @@
 //!   read by every process, each worker reading its own part. Process 0
 //!   needs `--output FILE`: timely writes its connection messages on
 //!   standard output. The other processes write no output file.
-//! - **Checkpoints** (`--checkpoint DIR`, one process, `--events FILE`,
-//!   `--output FILE`): cuts of every worker at a common frontier
-//!   (`cepheid::dataflow::Cuts`), one folder per cut (`workers/cut.rs`),
-//!   resumed on the same worker count; `docs/checkpoints.md`.
+//! - **Checkpoints** (`--checkpoint DIR`, `--events FILE`, `--output
+//!   FILE` on process 0): cuts of every worker of every process at a
+//!   common frontier (`cepheid::dataflow::Cuts`, requested through
+//!   `cepheid::dataflow::cut_requests`), one folder per cut in `DIR`, which
+//!   every process must see (`workers/cut.rs`), resumed on the same
+//!   processes and workers; `docs/checkpoints.md`.
 //! - Not with `--time processing` (exit 2); `--checkpoint` not with
-//!   standard input, `--follow`, `--processes` or `--output-per-worker`.
+//!   standard input, `--follow` or `--output-per-worker`.
 //!   `--max-waiting` applies per source, the single run's rule over the
 //!   source's own events (`docs/semantics.md`, "Several readers"): with
 //!   one source the same forced watermarks as a single run; they are
@@ -62,8 +64,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid::dataflow::{
-    cep, cep_cut, live_source, source, source_cut, Collect, Cuts, Feed, FileChunk, FileChunks,
-    Lateness, Plan, Positioned, SourceItem, WorkerCut,
+    cep, cep_cut, cut_requests, live_source, source, source_cut, Collect, Cuts, Feed, FileChunk,
+    FileChunks, Lateness, Plan, Positioned, Requests, SourceItem, WorkerCut,
 };
 use cepheid::engine::{MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
@@ -214,9 +216,12 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         }
     };
     let first_process = args.scale.process.unwrap_or(0) == 0;
-    let workers = args.scale.workers.unwrap_or(1);
+    let layout = (
+        args.scale.processes.unwrap_or(1),
+        args.scale.workers.unwrap_or(1),
+    );
     let (checkpoint, resume) = match &args.checkpoint {
-        Some(dir) => match checkpoints(args, dir, &plan, workers) {
+        Some(dir) => match checkpoints(args, dir, &plan, layout) {
             Ok((checkpoint, resume)) => (Some(Arc::new(checkpoint)), resume),
             Err(status) => return status,
         },
@@ -260,6 +265,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         per_worker: args.scale.output_per_worker.then(|| args.output.clone()),
         write_failed: AtomicBool::new(false),
         stop: Arc::default(),
+        cluster: args.scale.processes.is_some_and(|p| p > 1),
         checkpoint,
         resume: Mutex::new(resume.map(|r| r.workers)),
         checkpoint_failed: Arc::default(),
@@ -301,13 +307,12 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
         return Err("--time processing is not supported with --workers or --processes");
     }
     if args.checkpoint.is_some() {
-        if args.scale.processes.is_some() {
-            return Err("--checkpoint is not supported with --processes");
-        }
         if args.follow || args.events == Path::new("-") {
             return Err("--checkpoint with --workers needs --events FILE (standard input and --follow are not supported)");
         }
-        if args.output == Path::new("-") || args.scale.output_per_worker {
+        // Process 0 writes the outputs; the others write none.
+        let first_process = args.scale.process.unwrap_or(0) == 0;
+        if (first_process && args.output == Path::new("-")) || args.scale.output_per_worker {
             return Err(
                 "--checkpoint with --workers needs --output FILE (without --output-per-worker)",
             );
@@ -417,6 +422,8 @@ struct Job {
     write_failed: AtomicBool,
     /// Set by a part that met a malformed line with `--strict`.
     stop: Arc<AtomicBool>,
+    /// Several processes (`--processes`).
+    cluster: bool,
     /// With `--checkpoint`: where and how often.
     checkpoint: Option<Arc<Checkpoint>>,
     /// Resumed: each worker's file (taken by the workers).
@@ -436,15 +443,19 @@ struct Checkpoint {
     late: Option<PathBuf>,
 }
 
-/// Reads the checkpoint folder of a run on `workers` workers: its last
-/// complete cut (checked whole and against this command and plan), and the
-/// cuts to come. Exit 5 when it cannot be used, 4 when it cannot be read.
+/// Reads the checkpoint folder of a run on `layout` (processes, workers
+/// per process): its last complete cut (checked whole and against this
+/// command and plan), and the cuts to come. Exit 5 when it cannot be used,
+/// 4 when it cannot be read. Every process reads the folder; only process
+/// 0 truncates the outputs and deletes the unfinished cuts.
 fn checkpoints(
     args: &Args,
     dir: &Path,
     plan: &Plan<Record>,
-    workers: usize,
+    layout: (usize, usize),
 ) -> Result<(Checkpoint, Option<cut::Resume>), u8> {
+    let (processes, workers) = layout;
+    let first_process = args.scale.process.unwrap_or(0) == 0;
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!(
             "error: cannot create checkpoint folder {}: {e}",
@@ -459,7 +470,7 @@ fn checkpoints(
         );
         return Err(EXIT_CHECKPOINT);
     }
-    let command = super::checkpoint_command(args);
+    let mut command = super::checkpoint_command(args);
     let resume = match cut::read(dir) {
         Ok(resume) => resume,
         Err(why) => {
@@ -467,12 +478,29 @@ fn checkpoints(
             return Err(EXIT_CHECKPOINT);
         }
     };
+    if let (false, Some(resume), Some(now)) = (first_process, &resume, &mut command) {
+        // The other processes write no output: theirs are not compared.
+        if let Some(then) = &resume.marker.command {
+            now.output.clone_from(&then.output);
+            now.late.clone_from(&then.late);
+        }
+    }
     if let Some(resume) = &resume {
         let marker = &resume.marker;
-        let why = if marker.workers != workers {
+        let why = if (marker.processes, processes) == (1, 1) && marker.workers != workers {
             Some(format!(
                 "it was taken on {} workers, not {workers} (a checkpoint resumes on the same worker count)",
                 marker.workers
+            ))
+        } else if (marker.processes, marker.workers) != layout {
+            let said = |(p, w): (usize, usize)| {
+                let s = if p == 1 { "" } else { "es" };
+                format!("{p} process{s} x {w} workers")
+            };
+            Some(format!(
+                "it was taken on {}, not {} (a checkpoint resumes on the same processes and workers)",
+                said((marker.processes, marker.workers)),
+                said(layout)
             ))
         } else if marker.chunk_bytes != args.scale.chunk_bytes {
             Some("it was taken with another --chunk-bytes".to_string())
@@ -503,10 +531,15 @@ fn checkpoints(
                 return Err(EXIT_CHECKPOINT);
             }
         }
-        for (path, len) in [
-            (Some(&args.output), marker.output),
-            (args.late.as_ref(), marker.late),
-        ] {
+        let outputs = if first_process {
+            [
+                (Some(&args.output), marker.output),
+                (args.late.as_ref(), marker.late),
+            ]
+        } else {
+            [(None, 0), (None, 0)]
+        };
+        for (path, len) in outputs {
             let Some(path) = path else { continue };
             let truncated = OpenOptions::new().write(true).open(path).and_then(|file| {
                 if file.metadata()?.len() < len {
@@ -520,11 +553,25 @@ fn checkpoints(
                 return Err(EXIT_CHECKPOINT);
             }
         }
+        let on = if processes == 1 {
+            format!("{workers} workers")
+        } else {
+            format!("{processes} processes x {workers} workers")
+        };
         eprintln!(
-            "cepheid: resuming from checkpoint in {} ({} workers)",
-            dir.display(),
-            workers
+            "cepheid: resuming from checkpoint in {} ({on})",
+            dir.display()
         );
+    }
+    if first_process {
+        // Before any worker of this run writes a cut.
+        if let Err(e) = cut::clear_unfinished(dir) {
+            eprintln!(
+                "error: cannot clear the unfinished cuts in {}: {e}",
+                dir.display()
+            );
+            return Err(EXIT_IO);
+        }
     }
     let every = args
         .checkpoint_every
@@ -534,7 +581,7 @@ fn checkpoints(
         dir: dir.to_path_buf(),
         every,
         cuts: Cuts::new(),
-        marker: cut::Marker::new(0, workers, args.scale.chunk_bytes, command),
+        marker: cut::Marker::new(0, layout, args.scale.chunk_bytes, command),
         output: args.output.clone(),
         late: args.late.clone(),
     };
@@ -577,6 +624,12 @@ impl Job {
                 }
             }
         }
+        // The cut requests of worker 0 to every worker of every process: a
+        // dataflow of their own, built by every worker with or without
+        // `--checkpoint` (every process must build the same dataflows).
+        let process_cuts = self.checkpoint.as_ref().map(|c| Arc::clone(&c.cuts));
+        let requests = cut_requests(worker, &process_cuts.unwrap_or_else(Cuts::new));
+        let mut requests = requests.filter(|_| self.checkpoint.is_some());
         let gathered = Rc::new(RefCell::new(Gathered {
             writers,
             held: Vec::new(),
@@ -659,6 +712,9 @@ impl Job {
                 .flatten()
                 .map(|checkpoint| Cutter {
                     checkpoint: Arc::clone(checkpoint),
+                    requests: requests.take(),
+                    ask: self.cluster,
+                    asking: false,
                     last: Instant::now(),
                     pending: None,
                     failed: Arc::clone(&self.checkpoint_failed),
@@ -673,6 +729,10 @@ impl Job {
                 move |(input, frontier)| {
                     let mut gathered = to_write.borrow_mut();
                     let mut took = false;
+                    if let Some(cutter) = &mut cutter {
+                        // Before anything made at or above it is taken.
+                        cutter.learn();
+                    }
                     // During a cut at `e`, what was made at `e` or above
                     // waits until the outputs are measured.
                     let holding = cutter.as_ref().and_then(|c| c.pending);
@@ -1294,6 +1354,14 @@ impl Writers {
 /// `complete` with their lengths, and deletes the older cuts.
 struct Cutter {
     checkpoint: Arc<Checkpoint>,
+    /// Sends the requests to every worker; dropped at the end of the input
+    /// (every worker's requests dataflow then ends).
+    requests: Option<Requests>,
+    /// Several processes: the epoch is chosen from every process's
+    /// sources ([`Requests::ask`]).
+    ask: bool,
+    /// Asked, and the epoch not chosen yet.
+    asking: bool,
     /// When the last cut was asked for (or the run started).
     last: Instant,
     /// The epoch asked for and not passed yet.
@@ -1303,52 +1371,90 @@ struct Cutter {
 }
 
 impl Cutter {
+    /// The epoch chosen since the last look (several processes), which the
+    /// workers now take part in: pending. Data made at or above it can
+    /// only come after it was chosen, on this worker's thread.
+    fn learn(&mut self) {
+        if !self.asking {
+            return;
+        }
+        if let Some(e) = self.requests.as_ref().and_then(Requests::chosen) {
+            self.asking = false;
+            self.pending = Some(e);
+        }
+    }
+
     /// The input frontier of worker 0's writer is at `at` (`None`: the
     /// input ended).
     fn tick(&mut self, at: Option<Timestamp>, gathered: &mut Gathered) {
         let checkpoint = Arc::clone(&self.checkpoint);
         if at.is_none() {
-            // The run ends: no cut to finish.
+            // The run ends: no cut to finish, no more requests.
             self.pending = None;
+            self.asking = false;
+            self.requests = None;
         }
+        self.learn();
+        let mut again = false;
         if let (Some(e), Some(at)) = (self.pending, at) {
             if at >= e {
                 self.pending = None;
-                if !checkpoint.cuts.failed(e) {
-                    if let Err(e) = self.complete(e, gathered) {
-                        eprintln!(
-                            "error: cannot write the checkpoint in {}: {e}",
-                            checkpoint.dir.display()
-                        );
-                        // The input stops; exit 4 at the end.
-                        self.failed.store(true, Ordering::Relaxed);
-                        self.stop.store(true, Ordering::Relaxed);
+                let whole = !checkpoint.cuts.failed(e) && {
+                    match self.complete(e, gathered) {
+                        Ok(whole) => whole,
+                        Err(e) => {
+                            eprintln!(
+                                "error: cannot write the checkpoint in {}: {e}",
+                                checkpoint.dir.display()
+                            );
+                            // The input stops; exit 4 at the end.
+                            self.failed.store(true, Ordering::Relaxed);
+                            self.stop.store(true, Ordering::Relaxed);
+                            true
+                        }
                     }
+                };
+                if whole {
+                    self.last = Instant::now();
+                } else {
+                    // A source passed `e` before it saw the request: ask
+                    // again at once.
+                    again = true;
                 }
-                self.last = Instant::now();
             }
         }
         if self.pending.is_none()
+            && !self.asking
             && at.is_some()
             && !self.failed.load(Ordering::Relaxed)
-            && self.last.elapsed() >= checkpoint.every
+            && (again || self.last.elapsed() >= checkpoint.every)
         {
-            self.pending = Some(checkpoint.cuts.request());
+            if let Some(requests) = &mut self.requests {
+                if self.ask {
+                    requests.ask();
+                    self.asking = true;
+                } else {
+                    self.pending = Some(requests.request(&checkpoint.cuts));
+                }
+            }
         }
     }
 
-    /// Every worker's file at `e` is written: the outputs are synced and
-    /// measured, `complete` written, the older cuts deleted.
-    fn complete(&self, e: Timestamp, gathered: &mut Gathered) -> io::Result<()> {
+    /// The frontier passed `e`: every worker that took the cut has written
+    /// its file (before its capability moved past `e`). When every
+    /// worker's file is there, the outputs are synced and measured,
+    /// `complete` written, the older cuts deleted: `Ok(true)`. `Ok(false)`:
+    /// a worker could not take it.
+    fn complete(&self, e: Timestamp, gathered: &mut Gathered) -> io::Result<bool> {
         let checkpoint = &self.checkpoint;
         let folder = cut::epoch_dir(&checkpoint.dir, e);
-        let workers = checkpoint.marker.workers;
+        let marker = &checkpoint.marker;
+        let workers = marker.processes * marker.workers;
         if !(0..workers).all(|w| folder.join(format!("worker-{w}")).exists()) {
-            // A worker could not take it: the next one.
-            return Ok(());
+            return Ok(false);
         }
         let Some(writers) = &mut gathered.writers else {
-            return Ok(());
+            return Ok(true);
         };
         writers.flush().map_err(|(_, e)| e)?;
         File::open(&checkpoint.output)?.sync_all()?;
@@ -1361,7 +1467,7 @@ impl Cutter {
         let text = serde_json::to_vec_pretty(&marker).map_err(io::Error::other)?;
         cut::write(&folder, cut::COMPLETE, &text)?;
         cut::prune(&checkpoint.dir, e);
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -28,7 +28,11 @@ pub struct Marker {
     pub version: u32,
     /// The cut's frontier.
     pub epoch: i64,
-    /// Worker threads.
+    /// Processes (`--processes`; 1 without it, and in a marker written
+    /// before there was this field).
+    #[serde(default = "one")]
+    pub processes: usize,
+    /// Worker threads (per process).
     pub workers: usize,
     /// `--chunk-bytes` (the workers' places are chunk numbers).
     pub chunk_bytes: u64,
@@ -40,12 +44,22 @@ pub struct Marker {
     pub late: u64,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Marker {
     /// A marker of this format version.
-    pub fn new(epoch: i64, workers: usize, chunk_bytes: u64, command: Option<Command>) -> Marker {
+    pub fn new(
+        epoch: i64,
+        (processes, workers): (usize, usize),
+        chunk_bytes: u64,
+        command: Option<Command>,
+    ) -> Marker {
         Marker {
             version: VERSION,
             epoch,
+            processes,
             workers,
             chunk_bytes,
             command,
@@ -117,8 +131,9 @@ pub fn read(dir: &Path) -> Result<Option<Resume>, String> {
             folder.display()
         ));
     }
-    let mut workers = Vec::with_capacity(marker.workers);
-    for index in 0..marker.workers {
+    let all = marker.processes.saturating_mul(marker.workers);
+    let mut workers = Vec::with_capacity(all.min(1 << 16));
+    for index in 0..all {
         let path = folder.join(format!("worker-{index}"));
         let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let file = decode(&bytes)
@@ -159,6 +174,28 @@ pub fn write(folder: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     drop(file);
     fs::rename(&temp, folder.join(name))?;
     sync_dir(folder)
+}
+
+/// Deletes the unfinished cuts after the last complete one (all of them
+/// when there is none): files a run that was stopped wrote for a cut it
+/// did not finish. A cut of the same epoch taken again must not find them
+/// (with several processes, worker 0 counts the files to know that every
+/// worker took it). Called by process 0 before the workers start, so that
+/// no worker of this run has written yet.
+pub fn clear_unfinished(dir: &Path) -> io::Result<()> {
+    let all = epochs(dir)?;
+    let last = all
+        .iter()
+        .rev()
+        .find(|(_, complete)| *complete)
+        .map(|c| c.0);
+    for (epoch, _) in all
+        .into_iter()
+        .filter(|(e, _)| last.map_or(true, |l| *e > l))
+    {
+        fs::remove_dir_all(epoch_dir(dir, epoch))?;
+    }
+    sync_dir(dir)
 }
 
 /// Deletes the cuts before `epoch` (and unfinished ones below it).

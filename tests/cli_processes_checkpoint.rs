@@ -1,0 +1,346 @@
+//! `cepheid run --processes 2 --checkpoint DIR`: two real processes of one
+//! worker each on 127.0.0.1 (ports chosen free), both killed with SIGKILL
+//! at random moments and restarted, end with the outputs of a run that was
+//! never interrupted (equal once sorted) and the same summary. A checkpoint
+//! taken on another layout of processes and workers is refused (exit 5)
+//! and nothing is changed.
+
+mod common;
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cepheid;
+use common::crash::setup;
+
+/// Longest a run of both processes may take before it counts as a hang.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `cepheid run` over the folder's events (cut in chunks of 256 KiB),
+/// writing `out_NAME.jsonl` and `late_NAME.jsonl` (process 0), with
+/// `layout` (`--processes`, `--workers`...) and `extra` flags; standard
+/// error to `err_NAME.txt`.
+fn command(dir: &Path, name: &str, layout: &[&str], extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args(["--chunk-bytes", "262144", "--max-delay", "2s"])
+        .args(layout)
+        .args(["--output", &format!("out_{name}.jsonl")])
+        .args(["--late", &format!("late_{name}.jsonl")])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(dir.join(format!("err_{name}.txt"))).unwrap());
+    command
+}
+
+/// Both processes of a run; killed when dropped (a failed assertion kills
+/// them too).
+struct Pair(Vec<Child>);
+
+impl Pair {
+    /// Starts process 0 and 1 of `--processes 2` on fresh ports; process
+    /// 1's files are named `NAME-1`. Process 1 starts a moment after
+    /// process 0 (it connects to process 0, and waits a second before it
+    /// tries again when nothing listens yet).
+    fn start(dir: &Path, name: &str, extra: &[&str]) -> Pair {
+        let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+        fs::write(dir.join("hosts"), hosts).unwrap();
+        let children = (0..2)
+            .map(|process| {
+                let name = if process == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}-1")
+                };
+                let process = process.to_string();
+                let layout = ["--processes", "2", "--process", &process];
+                if process != "0" {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                command(dir, &name, &layout, extra)
+                    .args(["--hostfile", "hosts"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        Pair(children)
+    }
+
+    /// Waits for both (at most [`LIMIT`]); their exit codes.
+    fn wait(&mut self) -> [Option<i32>; 2] {
+        let deadline = Instant::now() + LIMIT;
+        let mut codes = [None; 2];
+        let mut done = [false; 2];
+        while done.iter().any(|d| !d) {
+            assert!(Instant::now() < deadline, "a run took over {LIMIT:?}");
+            for (i, child) in self.0.iter_mut().enumerate() {
+                if !done[i] {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        (codes[i], done[i]) = (status.code(), true);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        codes
+    }
+
+    /// Has process 0 ended?
+    fn ended(&mut self) -> bool {
+        self.0[0].try_wait().unwrap().is_some()
+    }
+
+    /// Kills both with SIGKILL, `first` first, the other `gap` later.
+    fn kill(&mut self, first: usize, gap: Duration) {
+        let _ = self.0[first].kill();
+        std::thread::sleep(gap);
+        let _ = self.0[1 - first].kill();
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn stderr(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(format!("err_{name}.txt"))).unwrap_or_default()
+}
+
+/// The summary's numbers: the last line of process 0's standard error
+/// without the time it took.
+fn summary(dir: &Path, name: &str) -> String {
+    let stderr = stderr(dir, name);
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    last.split(" in ").next().unwrap_or_default().to_string()
+}
+
+/// A file's lines, sorted bytewise (`LC_ALL=C sort`).
+fn sorted(dir: &Path, file: &str) -> Vec<Vec<u8>> {
+    let bytes = fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    lines.sort();
+    lines
+}
+
+/// The epoch of the complete cut in `ckpt`, if any.
+fn complete(dir: &Path) -> Option<String> {
+    let entries = fs::read_dir(dir.join("ckpt")).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .find(|entry| entry.path().join("complete").exists())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+}
+
+/// A small deterministic generator of kill moments.
+struct Moments(u64);
+
+impl Moments {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = (hi - lo).as_micros() as u64;
+        lo + Duration::from_micros(self.next() % span.max(1))
+    }
+}
+
+/// The outputs of the killed and resumed chain equal the whole run's.
+fn assert_same(dir: &Path, when: &str) {
+    assert!(
+        sorted(dir, "out_killed.jsonl") == sorted(dir, "out_whole.jsonl"),
+        "the outputs differ {when}"
+    );
+    assert!(
+        sorted(dir, "late_killed.jsonl") == sorted(dir, "late_whole.jsonl"),
+        "the late outputs differ {when}"
+    );
+}
+
+#[test]
+fn two_processes_killed_at_random_moments_end_as_an_uninterrupted_run() {
+    let dir = setup("processes_crash", 60_000);
+    let started = Instant::now();
+    let mut whole = Pair::start(&dir, "whole", &[]);
+    assert_eq!(
+        whole.wait(),
+        [Some(0), Some(0)],
+        "{}",
+        stderr(&dir, "whole")
+    );
+    let took = started.elapsed();
+    let expected = summary(&dir, "whole");
+    assert!(expected.contains(" events read, "), "{expected}");
+    let said = stderr(&dir, "whole");
+    assert!(said.contains(" on 2 processes x 1 workers\n"), "{said}");
+    assert!(!expected.contains(" 0 late"), "{expected}");
+    assert!(!expected.contains(" 0 malformed"), "{expected}");
+    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "20ms"];
+    let mut moments = Moments(0xC0FFEE);
+    let (mut kills, mut runs) = (0, 0);
+    // Each run is killed (both processes, one a few milliseconds after the
+    // other) at a random moment within a quarter of an uninterrupted run's
+    // time after it has completed a cut of its own: so every run moves the
+    // chain on, however slow the machine (a cut is taken where the
+    // process that reads furthest ahead is, and may come late). A run that
+    // ends by itself before any kill... is one run: asserted below.
+    while kills < 5 {
+        runs += 1;
+        assert!(runs < 30, "the runs keep ending before they are killed");
+        let before = complete(&dir);
+        let mut pair = Pair::start(&dir, "killed", &resumable);
+        let deadline = Instant::now() + LIMIT;
+        while !pair.ended() && complete(&dir) == before {
+            assert!(Instant::now() < deadline, "no cut in {LIMIT:?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(moments.between(Duration::ZERO, took / 4));
+        if !pair.ended() {
+            let first = (moments.next() % 2) as usize;
+            let gap = Duration::from_millis(moments.next() % 20);
+            pair.kill(first, gap);
+            kills += 1;
+            continue;
+        }
+        let codes = pair.wait();
+        assert_eq!(codes, [Some(0), Some(0)], "{}", stderr(&dir, "killed"));
+        if kills >= 3 {
+            break;
+        }
+        // It ended before three kills: this chain of resumes must already
+        // have written the whole output. Then start over.
+        assert_same(&dir, &format!("after {kills} kills (ended by itself)"));
+        fs::remove_dir_all(dir.join("ckpt")).unwrap();
+        for file in ["out_killed.jsonl", "late_killed.jsonl"] {
+            let _ = fs::remove_file(dir.join(file));
+        }
+        kills = 0;
+    }
+    let mut last = Pair::start(&dir, "killed", &resumable);
+    assert_eq!(
+        last.wait(),
+        [Some(0), Some(0)],
+        "{}",
+        stderr(&dir, "killed")
+    );
+    for name in ["killed", "killed-1"] {
+        let said = stderr(&dir, name);
+        assert!(
+            said.contains("resuming from checkpoint") && said.contains("(2 processes x 1 workers)"),
+            "{name}: {said}"
+        );
+    }
+    assert_same(&dir, &format!("after {kills} kills"));
+    assert_eq!(summary(&dir, "killed"), expected);
+    // A cut holds one file per worker of every process and its marker;
+    // older ones are gone.
+    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt")).unwrap().collect();
+    assert!(cuts.len() <= 2, "{cuts:?}");
+    let marker = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("complete"))
+        .find(|path| path.exists())
+        .expect("a complete cut");
+    let text = fs::read_to_string(&marker).unwrap();
+    assert!(text.contains("\"processes\": 2"), "{text}");
+    assert!(marker.with_file_name("worker-1").exists());
+
+    // Another layout is refused before anything is changed (exit 5); the
+    // process refuses before it connects to the others.
+    let before = fs::read(dir.join("out_killed.jsonl")).unwrap();
+    for (layout, says) in [
+        (
+            &["--workers", "2"][..],
+            "taken on 2 processes x 1 workers, not 1 process x 2 workers",
+        ),
+        (
+            &[
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                "hosts",
+                "--workers",
+                "2",
+            ],
+            "taken on 2 processes x 1 workers, not 2 processes x 2 workers",
+        ),
+        (
+            &["--processes", "3", "--process", "1", "--hostfile", "hosts3"],
+            "taken on 2 processes x 1 workers, not 3 processes x 1 workers",
+        ),
+    ] {
+        fs::write(
+            dir.join("hosts3"),
+            "127.0.0.1:1\n127.0.0.1:2\n127.0.0.1:3\n",
+        )
+        .unwrap();
+        let status = command(&dir, "killed", layout, &["--checkpoint", "ckpt"])
+            .status()
+            .unwrap();
+        let said = stderr(&dir, "killed");
+        assert_eq!(status.code(), Some(5), "{layout:?}: {said}");
+        assert!(said.contains(says), "{layout:?}: {said}");
+        assert_eq!(fs::read(dir.join("out_killed.jsonl")).unwrap(), before);
+    }
+}
+
+#[test]
+fn a_checkpoint_of_one_process_is_refused_on_two() {
+    let dir = setup("processes_layout", 20_000);
+    let first = command(
+        &dir,
+        "a",
+        &["--workers", "2"],
+        &["--checkpoint", "ckpt", "--checkpoint-every", "1ms"],
+    )
+    .status()
+    .unwrap();
+    assert!(first.success(), "{}", stderr(&dir, "a"));
+    let before = fs::read(dir.join("out_a.jsonl")).unwrap();
+    fs::write(dir.join("hosts"), "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
+    let layout = ["--processes", "2", "--process", "0", "--hostfile", "hosts"];
+    let status = command(&dir, "a", &layout, &["--checkpoint", "ckpt"])
+        .status()
+        .unwrap();
+    let said = stderr(&dir, "a");
+    assert_eq!(status.code(), Some(5), "{said}");
+    assert!(
+        said.contains("taken on 1 process x 2 workers, not 2 processes x 1 workers"),
+        "{said}"
+    );
+    assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
+}
