@@ -76,7 +76,10 @@ pub(crate) trait Automaton<E> {
     fn begin_event(_cache: &mut Self::Cache) {}
 
     /// Lets event time reach `t` in one partition: expire windows, complete
-    /// pending endings.
+    /// pending endings. Returns how much
+    /// [`partial_matches`](Self::partial_matches) of the partition changed
+    /// (the engine adds it to its count of live partial matches instead of
+    /// counting the partition before and after).
     ///
     /// (The reporter is a type parameter, not a trait object, here and
     /// below: the engine's reporter is then called directly, and an output
@@ -88,7 +91,7 @@ pub(crate) trait Automaton<E> {
         cache: &mut Self::Cache,
         t: Timestamp,
         out: &mut R,
-    );
+    ) -> isize;
 
     /// Might `event` change an idle partition? When not, an idle partition
     /// offered it would stay idle with nothing emitted, so the engine makes
@@ -131,6 +134,8 @@ pub(crate) trait Automaton<E> {
     /// matches (`limit` may be 0), its oldest ones dropped (to
     /// `out.on_dropped`). Without `starts` (a draining version) the event
     /// starts no new partial match: only those the partition holds go on.
+    /// Returns how much [`partial_matches`](Self::partial_matches) of the
+    /// partition changed, as [`advance_time`](Self::advance_time) does.
     #[allow(clippy::too_many_arguments)]
     fn process<R: Reporter<E, Self> + ?Sized>(
         &self,
@@ -141,7 +146,7 @@ pub(crate) trait Automaton<E> {
         starts: bool,
         event: <Self::Store as EventStore<E>>::Ref,
         out: &mut R,
-    );
+    ) -> isize;
 
     /// Drops every partial match of the partition (not reported) and
     /// returns how many; matches held back behind them are emitted. The

@@ -760,10 +760,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 };
                 // (A key of one pattern never keeps a hole: its slot goes.)
                 debug_assert!(!part.is_hole());
-                let others = live_beside(self.live_runs, A::partial_matches(&part.part));
-                (step.limit, bridge.capped) = step_limit(self.run_limit, self.live_limit, others);
-                step.existing(&mut part.part, &mut bridge);
-                self.live_runs = others + A::partial_matches(&part.part);
+                (step.limit, bridge.capped) =
+                    limit_of(self.run_limit, self.live_limit, self.live_runs, || {
+                        A::partial_matches(&part.part)
+                    });
+                let change = step.existing(&mut part.part, &mut bridge);
+                self.live_runs = add_change(self.live_runs, change);
                 if A::is_empty(&part.part) {
                     run.ordinals.give(part.ordinal);
                     self.live_parts -= 1;
@@ -779,12 +781,15 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 }
                 (step.limit, bridge.capped) =
                     step_limit(self.run_limit, self.live_limit, self.live_runs);
-                if !step.start(&mut part, &mut run.ordinals, &mut bridge) {
+                let Some(held) = step.start(&mut part, &mut run.ordinals, &mut bridge) else {
                     return;
-                }
-                self.live_runs += A::partial_matches(&part.part);
+                };
+                self.live_runs += held;
                 self.live_parts += 1;
-                keys.insert_parts(hash, key.clone(), Parts::from_buf([part]))
+                // (the group's key buffer moves into the slot: the next
+                // event's `read_key` makes it again for less than a copy)
+                let key = std::mem::take(&mut group.key);
+                keys.insert_parts(hash, key, Parts::from_buf([part]))
             }
         };
         let scheduled = keys.settle(slot, None, A::next_deadline);
@@ -834,9 +839,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 slot
             }
             None if group.fresh.is_empty() => return,
-            None => group
-                .keys
-                .insert_fresh(group.hash, group.key.clone(), &mut group.fresh),
+            // (the key buffer moves into the slot, as in `process_single`)
+            None => group.keys.insert_fresh(
+                group.hash,
+                std::mem::take(&mut group.key),
+                &mut group.fresh,
+            ),
         };
         // (A slot left with holes only goes.)
         let scheduled = group.keys.settle(slot, None, A::next_deadline);
@@ -905,10 +913,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         if let Some(found) = found {
             *cursor += 1;
             if !found.is_hole() {
-                let others = live_beside(self.live_runs, A::partial_matches(&found.part));
-                (step.limit, bridge.capped) = step_limit(self.run_limit, self.live_limit, others);
-                step.existing(&mut found.part, &mut bridge);
-                self.live_runs = others + A::partial_matches(&found.part);
+                (step.limit, bridge.capped) =
+                    limit_of(self.run_limit, self.live_limit, self.live_runs, || {
+                        A::partial_matches(&found.part)
+                    });
+                let change = step.existing(&mut found.part, &mut bridge);
+                self.live_runs = add_change(self.live_runs, change);
                 if A::is_empty(&found.part) {
                     run.ordinals
                         .give(std::mem::replace(&mut found.ordinal, HOLE));
@@ -917,8 +927,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             } else if step.may_start() {
                 (step.limit, bridge.capped) =
                     step_limit(self.run_limit, self.live_limit, self.live_runs);
-                if step.start(found, &mut run.ordinals, &mut bridge) {
-                    self.live_runs += A::partial_matches(&found.part);
+                if let Some(held) = step.start(found, &mut run.ordinals, &mut bridge) {
+                    self.live_runs += held;
                     self.live_parts += 1;
                 }
             }
@@ -927,8 +937,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 step_limit(self.run_limit, self.live_limit, self.live_runs);
             fresh.push(Part::idle(p as u32));
             let new = fresh.last_mut().expect("just pushed");
-            if step.start(new, &mut run.ordinals, &mut bridge) {
-                self.live_runs += A::partial_matches(&new.part);
+            if let Some(held) = step.start(new, &mut run.ordinals, &mut bridge) {
+                self.live_runs += held;
                 self.live_parts += 1;
             } else {
                 fresh.pop();
@@ -951,13 +961,13 @@ struct Step<'a, E, A: Automaton<E>> {
 
 impl<E, A: Automaton<E>> Step<'_, E, A> {
     /// The event at time `ts` offered to a live partition, time advanced
-    /// first.
+    /// first; returns how much its partial matches changed.
     #[inline(always)]
-    fn existing<R: Reporter<E, A>>(self, part: &mut A::Partition, out: &mut R) {
+    fn existing<R: Reporter<E, A>>(self, part: &mut A::Partition, out: &mut R) -> isize {
         let a = self.automaton;
-        a.advance_time(part, self.store, self.cache, self.ts, out);
+        let expired = a.advance_time(part, self.store, self.cache, self.ts, out);
         let (limit, starts) = (self.limit, self.starts);
-        a.process(part, self.store, self.cache, limit, starts, self.ev, out);
+        expired + a.process(part, self.store, self.cache, limit, starts, self.ev, out)
     }
 
     /// Might the event start something in an idle partition
@@ -969,16 +979,17 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
 
     /// The event offered to `part`, an idle partition of its pattern (a
     /// fresh one, or a hole): when the event left something in it, it is
-    /// numbered by `ordinals` and true is returned.
+    /// numbered by `ordinals` and the partial matches it holds are
+    /// returned.
     #[inline(always)]
     fn start<R: Reporter<E, A>>(
         self,
         part: &mut Part<A::Partition>,
         ordinals: &mut Ordinals,
         out: &mut R,
-    ) -> bool {
+    ) -> Option<usize> {
         let a = self.automaton;
-        a.process(
+        let held = a.process(
             &mut part.part,
             self.store,
             self.cache,
@@ -988,10 +999,11 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
             out,
         );
         if A::is_empty(&part.part) {
-            return false;
+            return None;
         }
         part.ordinal = ordinals.take();
-        true
+        // (it held none before)
+        Some(held.max(0) as usize)
     }
 }
 
@@ -1010,8 +1022,12 @@ fn read_key<E: Event>(
 ) -> Result<(), NoKey> {
     let arity = if key_fn.is_some() { 1 } else { key_ids.len() };
     if key.len() != arity {
+        // (after a new key took the buffer: pushed one by one, which is
+        // inlined where `resize` is not)
         key.clear();
-        key.resize(arity, Value::Null);
+        for _ in 0..arity {
+            key.push(Value::Null);
+        }
     }
     // Overwritten in place (one key buffer per group, no clear and push).
     let parts = key.as_mut_slice();
@@ -1125,7 +1141,6 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
     stats: &mut Stats,
     (live_runs, live_parts): (&mut usize, &mut usize),
 ) {
-    let before = A::partial_matches(&x.part);
     let mut bridge = Bridge {
         pattern: p,
         ir: run.automaton.pattern(),
@@ -1136,9 +1151,10 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
         stats,
         capped: false,
     };
-    run.automaton
+    let change = run
+        .automaton
         .advance_time(&mut x.part, store, cache, t, &mut bridge);
-    *live_runs = live_beside(*live_runs, before) + A::partial_matches(&x.part);
+    *live_runs = add_change(*live_runs, change);
     if A::is_empty(&x.part) {
         run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
         *live_parts -= 1;
@@ -1165,6 +1181,34 @@ fn step_limit(run_limit: usize, live_limit: usize, others: usize) -> (usize, boo
     } else {
         (run_limit, false)
     }
+}
+
+/// [`step_limit`] for a partition that holds `mine()` partial matches,
+/// counted only when the engine's limit over all keys may leave less room
+/// than the per-key limit (the other partitions hold at most `live`, so
+/// with `live_limit - live >= run_limit` it cannot).
+#[inline(always)]
+fn limit_of(
+    run_limit: usize,
+    live_limit: usize,
+    live: usize,
+    mine: impl FnOnce() -> usize,
+) -> (usize, bool) {
+    if live_limit.saturating_sub(live) >= run_limit {
+        return (run_limit, false);
+    }
+    step_limit(run_limit, live_limit, live_beside(live, mine()))
+}
+
+/// The count of live partial matches after a step changed one
+/// partition's by `change`.
+#[inline(always)]
+fn add_change(live: usize, change: isize) -> usize {
+    debug_assert!(
+        live.checked_add_signed(change).is_some(),
+        "{change} partial matches of {live} live"
+    );
+    live.saturating_add_signed(change)
 }
 
 /// The live partial matches of all partitions but one that holds `mine`.

@@ -88,6 +88,28 @@ impl<E: Event, R: Reporter<E, Nfa<E>> + ?Sized> MatchSink<E> for Relay<'_, R> {
     }
 }
 
+/// The partition's partial matches before a call, in builds with debug
+/// assertions (for [`check_change`]).
+#[inline(always)]
+fn counted_before(part: &Partition) -> Option<usize> {
+    cfg!(debug_assertions).then(|| part.partial_matches())
+}
+
+/// Checks, in builds with debug assertions, that `change` is what a call
+/// did to the partition's partial matches (the executor knows it without
+/// counting on its common paths; the engine's count of live partial
+/// matches adds it up).
+#[inline(always)]
+fn check_change(before: Option<usize>, part: &Partition, change: isize) {
+    if let Some(before) = before {
+        debug_assert_eq!(
+            part.partial_matches() as isize - before as isize,
+            change,
+            "the change in partial matches of a step"
+        );
+    }
+}
+
 impl<E: Event> Automaton<E> for Nfa<E> {
     type Partition = Partition;
     type Store = SharedBuffer<E>;
@@ -117,8 +139,12 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         cache: &mut Cache,
         t: Timestamp,
         out: &mut R,
-    ) {
-        Executor::new(self, cache).advance_time(part, store, t, &mut Relay(out));
+    ) -> isize {
+        let before = counted_before(part);
+        let change =
+            Executor::new(self, cache).advance_time_counted(part, store, t, &mut Relay(out));
+        check_change(before, part, change);
+        change
     }
 
     #[inline]
@@ -142,6 +168,9 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         Executor::new(self, cache).condition_holds(slot, store, event)
     }
 
+    /// (Out of line: inlined into the engine's step with the executor's
+    /// `process_in_event`, it cost `ab` 1.4% more instructions.)
+    #[inline(never)]
     fn process<R: Reporter<E, Self> + ?Sized>(
         &self,
         part: &mut Partition,
@@ -151,16 +180,21 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         starts: bool,
         event: EventRef,
         out: &mut R,
-    ) {
+    ) -> isize {
+        let before = counted_before(part);
         let mut exec = Executor::new(self, cache).with_exact_run_limit(limit);
         if !starts {
             exec = exec.without_start();
         }
-        exec.process_in_event(part, store, event, &mut Relay(out));
+        let mut change = exec.process_in_event(part, store, event, &mut Relay(out));
         if limit == 0 {
             // (the engine's cap left the key no room)
+            let held = part.partial_matches();
             exec.enforce_limit(part, store, &mut Relay(out));
+            change += part.partial_matches() as isize - held as isize;
         }
+        check_change(before, part, change);
+        change
     }
 
     fn discard<R: Reporter<E, Self> + ?Sized>(

@@ -166,7 +166,7 @@ impl Automaton<Ev> for Pairs {
         _: &mut (),
         t: Timestamp,
         out: &mut R,
-    ) {
+    ) -> isize {
         if let Some((start, r, _)) = *part {
             if t - start >= self.window {
                 let view = PairView {
@@ -175,8 +175,10 @@ impl Automaton<Ev> for Pairs {
                 out.on_timeout(&view, start + self.window);
                 store.release(r);
                 *part = None;
+                return -1;
             }
         }
+        0
     }
 
     fn process<R: Reporter<Ev, Self> + ?Sized>(
@@ -188,16 +190,17 @@ impl Automaton<Ev> for Pairs {
         starts: bool,
         r: usize,
         out: &mut R,
-    ) {
+    ) -> isize {
         let ts = store.entry(r).0;
         match part.take() {
-            None if !starts => {}
+            None if !starts => 0,
             Some((start, first, _)) => {
                 let view = PairView {
                     events: vec![(start, store.get(first)), (ts, store.get(r))],
                 };
                 out.on_match(&view);
                 store.release(first);
+                -1
             }
             None if limit == 0 => {
                 // (no room: the partial match it would start is dropped)
@@ -205,10 +208,12 @@ impl Automaton<Ev> for Pairs {
                     events: vec![(ts, store.get(r))],
                 };
                 out.on_dropped(&view);
+                0
             }
             None => {
                 store.slots[r].as_mut().expect("live event").2 += 1;
                 *part = Some((ts, r, ts + self.window));
+                1
             }
         }
     }

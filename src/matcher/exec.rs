@@ -301,14 +301,18 @@ impl<'a, E: Event> Executor<'a, E> {
     /// [`process`](Self::process) for an event whose condition values the
     /// cache may already hold: the caller calls [`Cache::next_event`] once
     /// per event, then offers it to the partitions of every automaton whose
-    /// conditions it numbered ([`Cache::share_conditions`]).
+    /// conditions it numbered ([`Cache::share_conditions`]). Returns how
+    /// much [`Partition::partial_matches`] changed (known without counting
+    /// on the common paths: nothing changed, an idle partition's first
+    /// run), so that the engine keeps its count of live partial matches
+    /// without counting each partition before and after.
     pub(crate) fn process_in_event(
         &mut self,
         part: &mut Partition,
         buf: &mut SharedBuffer<E>,
         event: EventRef,
         out: &mut dyn MatchSink<E>,
-    ) {
+    ) -> isize {
         let nfa = self.nfa;
         let idle = part.runs.is_empty() && part.completed.is_empty();
         // (a draining version's start run takes nothing: `without_start`)
@@ -316,7 +320,7 @@ impl<'a, E: Event> Executor<'a, E> {
         if !may_start && (idle || self.all_stay(part, buf, event)) {
             // Nothing would change: no output, the same runs in the same
             // order (so the same deadline), nothing to drop.
-            return;
+            return 0;
         }
         if idle {
             if let Some((stage, target)) = nfa.simple_start() {
@@ -329,7 +333,8 @@ impl<'a, E: Event> Executor<'a, E> {
                 runs.push(taken);
                 runs.push(start);
                 part.refresh_deadline(nfa, buf);
-                return;
+                // (one partial run beside the start run)
+                return 1;
             }
         }
         self.cache.begin_event(nfa.states().len());
@@ -341,17 +346,19 @@ impl<'a, E: Event> Executor<'a, E> {
             let start = Run::start(nfa.start(), nfa.fresh_accumulators().clone());
             self.create_decision_graph(&start, event, buf, false);
             if self.edges().is_empty() {
-                return;
+                return 0;
             }
             let start = match *self.edges() {
                 [edge] => match self.start_one_run(part, buf, event, start, edge) {
-                    Ok(()) => return,
+                    Ok(()) => return 1,
                     Err(start) => start,
                 },
                 _ => start,
             };
             part.runs.storage_mut().push(start);
         }
+        // (an idle partition held none; the start run pushed is not one)
+        let before = if idle { 0 } else { part.partial_matches() };
         let mut potential = std::mem::take(&mut self.cache.potential);
         // (an idle partition's start run has its decision graph already)
         self.step(part, buf, event, &mut potential, idle);
@@ -370,6 +377,7 @@ impl<'a, E: Event> Executor<'a, E> {
             self.drop_oldest(part, buf, out);
         }
         self.settle(part, buf);
+        part.partial_matches() as isize - before as isize
     }
 
     /// Might the event change an idle partition (the start run take it)?
@@ -684,13 +692,30 @@ impl<'a, E: Event> Executor<'a, E> {
         t: Timestamp,
         out: &mut dyn MatchSink<E>,
     ) {
+        self.advance_time_counted(part, buf, t, out);
+    }
+
+    /// [`advance_time`](Self::advance_time), returning how much
+    /// [`Partition::partial_matches`] changed (as
+    /// [`process_in_event`](Self::process_in_event) does).
+    #[inline]
+    pub(crate) fn advance_time_counted(
+        &mut self,
+        part: &mut Partition,
+        buf: &mut SharedBuffer<E>,
+        t: Timestamp,
+        out: &mut dyn MatchSink<E>,
+    ) -> isize {
         if part.due(t) {
-            self.advance_time_due(part, buf, t, out);
+            self.advance_time_due(part, buf, t, out)
+        } else {
+            0
         }
     }
 
     /// The body of [`advance_time`](Self::advance_time), once something is
-    /// due (out of line: most calls have nothing to do).
+    /// due (out of line: most calls have nothing to do); returns the change
+    /// in partial matches.
     #[inline(never)]
     fn advance_time_due(
         &mut self,
@@ -698,9 +723,9 @@ impl<'a, E: Event> Executor<'a, E> {
         buf: &mut SharedBuffer<E>,
         t: Timestamp,
         out: &mut dyn MatchSink<E>,
-    ) {
-        if self.expire_all(part, buf, t, out) {
-            return;
+    ) -> isize {
+        if let Some(expired) = self.expire_all(part, buf, t, out) {
+            return -(expired as isize);
         }
         let nfa = self.nfa;
         let cache = &mut *self.cache;
@@ -721,6 +746,8 @@ impl<'a, E: Event> Executor<'a, E> {
         let items: &mut [Run] = part.runs.storage_mut();
         let n = items.len();
         let mut w = 0;
+        // (partial runs taken out: the start run never closes)
+        let mut removed = 0;
         for r in 0..n {
             let run = &items[r];
             // A window closes at `base + w`, saturated at the largest
@@ -752,6 +779,7 @@ impl<'a, E: Event> Executor<'a, E> {
             };
             let pending = nfa.state(run.state).kind == StateKind::Pending;
             let run = std::mem::replace(&mut items[r], Run::vacant());
+            removed += 1;
             if pending {
                 potential.offer(run);
             } else if !nfa.pattern().emit_timeouts {
@@ -764,7 +792,15 @@ impl<'a, E: Event> Executor<'a, E> {
             }
         }
         part.runs.truncate(w);
-        process_matches_by_skip(nfa, part, &mut potential, buf, &mut cache.removed, out);
+        // When nothing completes and nothing is held (the common case), the
+        // skip strategy has nothing to do and the partition lost the runs
+        // taken out; else it is counted before (the runs left and held,
+        // and those taken out) and after.
+        let before = (!potential.is_empty() || !part.completed.is_empty())
+            .then(|| part.partial_matches() + removed);
+        if before.is_some() {
+            process_matches_by_skip(nfa, part, &mut potential, buf, &mut cache.removed, out);
+        }
         cache.potential = potential;
         for (run, expired_at) in &cache.timeouts {
             out.on_timeout(&MatchView::new(nfa, buf, run), *expired_at);
@@ -773,6 +809,10 @@ impl<'a, E: Event> Executor<'a, E> {
             buf.release(run.node);
         }
         self.settle(part, buf);
+        match before {
+            None => -(removed as isize),
+            Some(before) => part.partial_matches() as isize - before as isize,
+        }
     }
 
     /// The common case of an idle partition's event: the start run's only
@@ -809,18 +849,17 @@ impl<'a, E: Event> Executor<'a, E> {
     /// closed at `t`, none waiting in a state with an element window or in a
     /// pending `not followed by` ending. Then every partial run times out
     /// (in array order, as the general path reports them) and the partition
-    /// goes idle. Returns false, changing nothing, in any other case.
+    /// goes idle. Returns how many partial runs expired, or `None`,
+    /// changing nothing, in any other case.
     fn expire_all(
         &mut self,
         part: &mut Partition,
         buf: &mut SharedBuffer<E>,
         t: Timestamp,
         out: &mut dyn MatchSink<E>,
-    ) -> bool {
+    ) -> Option<usize> {
         let nfa = self.nfa;
-        let Some(window) = nfa.window() else {
-            return false;
-        };
+        let window = nfa.window()?;
         let all_expire = part.completed.is_empty()
             && part.runs.iter().all(|run| {
                 let state = nfa.state(run.state);
@@ -830,20 +869,24 @@ impl<'a, E: Event> Executor<'a, E> {
                         && t >= run.start_ts.saturating_add(window))
             });
         if !all_expire {
-            return false;
+            return None;
         }
         // Each run reported and released in one pass (a run's view reads
         // only its own chain, which the runs before it do not free).
         let emit = nfa.pattern().emit_timeouts;
+        let mut expired = 0;
         for run in part.runs.drain() {
-            if emit && !run.is_start() {
-                let expired_at = run.start_ts.saturating_add(window);
-                out.on_timeout(&MatchView::new(nfa, buf, &run), expired_at);
+            if !run.is_start() {
+                expired += 1;
+                if emit {
+                    let expired_at = run.start_ts.saturating_add(window);
+                    out.on_timeout(&MatchView::new(nfa, buf, &run), expired_at);
+                }
             }
             buf.release(run.node);
         }
         self.settle(part, buf);
-        true
+        Some(expired)
     }
 
     /// Ends a step: a partition left with only the start run goes idle
