@@ -715,6 +715,7 @@ impl Job {
                     requests: requests.take(),
                     ask: self.cluster,
                     asking: false,
+                    misses: 0,
                     last: Instant::now(),
                     pending: None,
                     failed: Arc::clone(&self.checkpoint_failed),
@@ -1362,6 +1363,8 @@ struct Cutter {
     ask: bool,
     /// Asked, and the epoch not chosen yet.
     asking: bool,
+    /// Cuts given up in a row because a worker's file was not there.
+    misses: u32,
     /// When the last cut was asked for (or the run started).
     last: Instant,
     /// The epoch asked for and not passed yet.
@@ -1415,11 +1418,16 @@ impl Cutter {
                     }
                 };
                 if whole {
+                    self.misses = 0;
                     self.last = Instant::now();
                 } else {
                     // A source passed `e` before it saw the request: ask
-                    // again at once.
-                    again = true;
+                    // again at once (once; then at the usual pace).
+                    self.misses += 1;
+                    again = self.misses == 1;
+                    if !again {
+                        self.last = Instant::now();
+                    }
                 }
             }
         }
@@ -1450,7 +1458,21 @@ impl Cutter {
         let folder = cut::epoch_dir(&checkpoint.dir, e);
         let marker = &checkpoint.marker;
         let workers = marker.processes * marker.workers;
-        if !(0..workers).all(|w| folder.join(format!("worker-{w}")).exists()) {
+        let missing: Vec<usize> = (0..workers)
+            .filter(|w| !folder.join(format!("worker-{w}")).exists())
+            .collect();
+        if !missing.is_empty() {
+            // Never complete: the files written for it go.
+            let _ = std::fs::remove_dir_all(&folder);
+            if self.misses + 1 == MISSES_TOLD {
+                let shown: Vec<String> = missing.iter().map(usize::to_string).collect();
+                eprintln!(
+                    "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with --processes, every process needs --checkpoint with a folder they all see",
+                    checkpoint.dir.display(),
+                    MISSES_TOLD,
+                    shown.join(", ")
+                );
+            }
             return Ok(false);
         }
         let Some(writers) = &mut gathered.writers else {
@@ -1470,6 +1492,9 @@ impl Cutter {
         Ok(true)
     }
 }
+
+/// Cuts given up in a row before it is said why.
+const MISSES_TOLD: u32 = 3;
 
 /// What reaches worker 0: the outputs to write, the counts to add.
 struct Gathered {
