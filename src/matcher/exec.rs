@@ -48,6 +48,11 @@ pub struct Cache {
     stamp: u32,
 }
 
+/// A step uses the memo of decision graphs when the partition holds more
+/// runs than this (with fewer, two runs in one state are rare, and a
+/// static graph is read as fast as the memo).
+const MEMO_RUNS: usize = 4;
+
 /// How many emptied run vectors the cache keeps for reuse.
 const SPARE_VECS: usize = 16;
 
@@ -428,10 +433,31 @@ impl<'a, E: Event> Executor<'a, E> {
         nfa.slot_holds(s, &ctx, &mut self.cache.slot_values)
     }
 
-    /// The value of a static graph's slot for this event.
+    /// The index of a static graph's edges for this event: bit `i` is the
+    /// value of its `i`-th slot. (At most one slot, the common case,
+    /// inline.)
     #[inline(always)]
-    fn static_value(&mut self, g: &StaticGraph, buf: &SharedBuffer<E>, ev: EventRef) -> bool {
-        g.slot.is_some_and(|s| self.slot_value(s, buf, ev))
+    fn static_index(&mut self, g: &StaticGraph, buf: &SharedBuffer<E>, ev: EventRef) -> usize {
+        if g.len > 1 {
+            return self.static_index_of_slots(g, buf, ev);
+        }
+        usize::from(g.len == 1 && self.slot_value(g.slots[0], buf, ev))
+    }
+
+    /// [`static_index`](Self::static_index) of a graph that depends on
+    /// several slots.
+    #[inline(never)]
+    fn static_index_of_slots(
+        &mut self,
+        g: &StaticGraph,
+        buf: &SharedBuffer<E>,
+        ev: EventRef,
+    ) -> usize {
+        let mut index = 0;
+        for (bit, &s) in g.slots().iter().enumerate() {
+            index |= usize::from(self.slot_value(s, buf, ev)) << bit;
+        }
+        index
     }
 
     /// Does every partial run of a live partition (none held back) stay
@@ -450,7 +476,7 @@ impl<'a, E: Event> Executor<'a, E> {
                 continue;
             }
             let stays = match nfa.static_graph(run.state) {
-                Some(g) => g.stays[usize::from(self.static_value(g, buf, event))],
+                Some(g) => g.stays[self.static_index(g, buf, event)],
                 None => {
                     let view = RunEvents::new(nfa, buf, NodeRef::NONE);
                     let ctx = EvalCtx {
@@ -494,8 +520,9 @@ impl<'a, E: Event> Executor<'a, E> {
     ) {
         let nfa = self.nfa;
         let n = part.runs.len();
-        // Worth it when several runs may share a state.
-        let memo = nfa.run_independent() && n > 2;
+        // Worth it when several runs may share a state: a graph kept for
+        // the memo costs a copy, which the next run in its state repays.
+        let memo = nfa.run_independent() && n > MEMO_RUNS;
         let mut w = 0;
         let mut r = 0;
         let mut known = first_known;
@@ -947,12 +974,15 @@ impl<'a, E: Event> Executor<'a, E> {
 
     /// Flink's `createDecisionGraph`: a depth-first walk over the PROCEED
     /// edges that hold for this event, collecting the TAKE and IGNORE edges
-    /// that hold (in Flink's stack order) into the cache's graphs.
+    /// that hold (in Flink's stack order); read from the automaton's
+    /// static graphs when the state has them.
     ///
     /// With `memo` (allowed only when no condition reads the run, so that
     /// the graph depends on the run's state only), each state's graph is
-    /// computed once per event (many runs of a partition often wait in the
-    /// same state).
+    /// made once per event and kept in the cache's graphs (many runs of a
+    /// partition often wait in the same state): the next runs in that
+    /// state find it here, inline.
+    #[inline(always)]
     fn create_decision_graph(
         &mut self,
         run: &Run,
@@ -960,6 +990,22 @@ impl<'a, E: Event> Executor<'a, E> {
         buf: &SharedBuffer<E>,
         memo: bool,
     ) {
+        if memo && (self.starts || !run.is_start()) {
+            let (stamp, start, end) = self.cache.memo[run.state.index()];
+            if stamp == self.cache.stamp {
+                self.static_edges = None;
+                self.cache.graph = (start as usize, end as usize);
+                return;
+            }
+        }
+        self.make_decision_graph(run, ev, buf, memo);
+    }
+
+    /// [`create_decision_graph`](Self::create_decision_graph) when the
+    /// memo does not have it. (Lean: the static graph of a run without the
+    /// memo is its most frequent use; the rest is out of line.)
+    #[inline(never)]
+    fn make_decision_graph(&mut self, run: &Run, ev: EventRef, buf: &SharedBuffer<E>, memo: bool) {
         let nfa = self.nfa;
         if !self.starts && run.is_start() {
             // A draining version's start run: no edge (it stays as it is).
@@ -968,26 +1014,44 @@ impl<'a, E: Event> Executor<'a, E> {
             return;
         }
         if let Some(g) = nfa.static_graph(run.state) {
-            let value = self.static_value(g, buf, ev);
-            self.static_edges = Some(&g.edges[usize::from(value)]);
-            return;
+            let index = self.static_index(g, buf, ev);
+            let edges = &g.edges[index];
+            if !memo {
+                self.static_edges = Some(edges);
+                return;
+            }
+            // (copied, so that the memo finds every state's graph alike)
+            return self.memo_graph(run.state, edges);
         }
+        self.walk_graph(run, ev, buf, memo);
+    }
+
+    /// Keeps `edges`, the graph of `state` for this event, in the cache
+    /// for the memo, and makes it the current run's.
+    #[inline(never)]
+    fn memo_graph(&mut self, state: StateId, edges: &[Edge]) {
+        self.static_edges = None;
+        let cache = &mut *self.cache;
+        let start = cache.graphs.len();
+        cache.graphs.extend_from_slice(edges);
+        cache.graph = (start, cache.graphs.len());
+        cache.memo[state.index()] = (cache.stamp, start as u32, cache.graphs.len() as u32);
+    }
+
+    /// The run's graph by Flink's walk, kept for the memo with `memo`.
+    #[inline(never)]
+    fn walk_graph(&mut self, run: &Run, ev: EventRef, buf: &SharedBuffer<E>, memo: bool) {
         self.static_edges = None;
         let cache = &mut *self.cache;
         if !memo {
             // (only this run's graph is kept)
             cache.graphs.clear();
-            return walk_decision_graph(nfa, run, ev, buf, cache);
         }
-        let i = run.state.index();
-        let (stamp, start, end) = cache.memo[i];
-        if stamp == cache.stamp {
-            cache.graph = (start as usize, end as usize);
-            return;
+        walk_decision_graph(self.nfa, run, ev, buf, cache);
+        if memo {
+            let (start, end) = cache.graph;
+            cache.memo[run.state.index()] = (cache.stamp, start as u32, end as u32);
         }
-        walk_decision_graph(nfa, run, ev, buf, cache);
-        let (start, end) = cache.graph;
-        cache.memo[i] = (cache.stamp, start as u32, end as u32);
     }
 }
 
@@ -1255,7 +1319,8 @@ fn take_in_place<E: Event>(
     run.state = target;
 }
 
-/// The walk behind [`Executor::create_decision_graph`].
+/// The walk behind [`Executor::create_decision_graph`]: the run's graph,
+/// its conditions evaluated in its context, appended to the cache's graphs.
 fn walk_decision_graph<E: Event>(
     nfa: &Nfa<E>,
     run: &Run,
@@ -1264,99 +1329,14 @@ fn walk_decision_graph<E: Event>(
     cache: &mut Cache,
 ) {
     let start = cache.graphs.len();
-    cache.stack.clear();
     let view = RunEvents::new(nfa, buf, run.node);
     let ctx = EvalCtx {
         event: buf.get(ev),
         accumulators: &run.accumulators,
         stages: &view,
     };
-    if !nfa.proceeds(run.state) {
-        let state = nfa.state(run.state);
-        for t in &state.transitions {
-            if nfa.eval(t.cond, &ctx, &mut cache.slot_values) {
-                let final_after = if t.action == Action::Take {
-                    final_state_after_proceed(nfa, t.target, &ctx, &mut cache.slot_values)
-                } else {
-                    None
-                };
-                cache.graphs.push(Edge {
-                    action: t.action,
-                    kind: nfa.state(t.target).kind,
-                    stage: state.stage,
-                    target: t.target,
-                    final_after,
-                });
-            }
-        }
-        cache.graph = (start, cache.graphs.len());
-        return;
-    }
-    // No visited set and no budget, as in Flink: the compiler rejects
-    // PROCEED cycles and bounds the number of PROCEED paths
-    // (`nfa::MAX_PROCEED_PATHS`), so the walk ends and is exact.
-    cache.stack.push(run.state);
-    while let Some(state) = cache.stack.pop() {
-        for t in &nfa.state(state).transitions {
-            if !nfa.eval(t.cond, &ctx, &mut cache.slot_values) {
-                continue;
-            }
-            match t.action {
-                Action::Proceed => cache.stack.push(t.target),
-                Action::Take | Action::Ignore => {
-                    let final_after = if t.action == Action::Take {
-                        final_state_after_proceed(nfa, t.target, &ctx, &mut cache.slot_values)
-                    } else {
-                        None
-                    };
-                    cache.graphs.push(Edge {
-                        action: t.action,
-                        kind: nfa.state(t.target).kind,
-                        stage: nfa.state(state).stage,
-                        target: t.target,
-                        final_after,
-                    });
-                }
-            }
-        }
-    }
+    let slot_values = &mut cache.slot_values;
+    let mut holds = |c| nfa.eval(c, &ctx, slot_values);
+    nfa.decision_graph(run.state, &mut holds, &mut cache.stack, &mut cache.graphs);
     cache.graph = (start, cache.graphs.len());
-}
-
-/// Flink's `findFinalStateAfterProceed`, evaluated (as in Flink) with the
-/// run's context from before the event was taken. (Inlined for the check
-/// that `from` proceeds at all, usually not; the walk is out of line.)
-#[inline(always)]
-fn final_state_after_proceed<E: Event>(
-    nfa: &Nfa<E>,
-    from: StateId,
-    ctx: &EvalCtx<'_, E>,
-    slot_values: &mut SlotValues,
-) -> Option<StateId> {
-    if !nfa.proceeds(from) {
-        return None;
-    }
-    walk_proceeds(nfa, from, ctx, slot_values)
-}
-
-/// The walk of [`final_state_after_proceed`].
-#[inline(never)]
-fn walk_proceeds<E: Event>(
-    nfa: &Nfa<E>,
-    from: StateId,
-    ctx: &EvalCtx<'_, E>,
-    slot_values: &mut SlotValues,
-) -> Option<StateId> {
-    let mut stack: smallvec::SmallVec<[StateId; 8]> = smallvec::smallvec![from];
-    while let Some(state) = stack.pop() {
-        for t in &nfa.state(state).transitions {
-            if t.action == Action::Proceed && nfa.eval(t.cond, ctx, slot_values) {
-                if nfa.state(t.target).kind == StateKind::Final {
-                    return Some(t.target);
-                }
-                stack.push(t.target);
-            }
-        }
-    }
-    None
 }

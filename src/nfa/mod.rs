@@ -71,6 +71,7 @@
 mod compiler;
 pub(crate) mod cond;
 mod explain;
+mod graph;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -88,6 +89,7 @@ use crate::primitives::{DurationMs, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
 pub(crate) use cond::{ConditionTable, EvalCtx, SlotValues};
+pub(crate) use graph::{Edge, StaticGraph};
 
 pub use compiler::MAX_PROCEED_PATHS;
 
@@ -156,42 +158,6 @@ pub(crate) struct State {
     pub transitions: Vec<Transition>,
     /// PREVIOUS_AND_CURRENT window of a run waiting in this state.
     pub window: Option<DurationMs>,
-}
-
-/// A TAKE or IGNORE edge of a decision graph (Flink's
-/// `createDecisionGraph`), with (for a TAKE) the final state reachable by
-/// proceeding from its target. The matcher collects them per run and
-/// event; states whose graph depends on one condition slot have both
-/// possible graphs ready ([`Nfa::static_graph`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Edge {
-    /// Take or ignore.
-    pub action: Action,
-    /// The kind of the target state.
-    pub kind: StateKind,
-    /// The stage of the source state (what a TAKE records).
-    pub stage: Option<StageId>,
-    /// Where the run goes.
-    pub target: StateId,
-    /// For a TAKE: the final state reached by proceeding from `target`.
-    pub final_after: Option<StateId>,
-}
-
-/// The decision graph of a state that depends on at most one condition
-/// slot (not reading the run): the state has no PROCEED edge, its
-/// transitions' conditions are `true`, `false`, the slot or its negation,
-/// and no TAKE leads to a state with PROCEED edges (so no final state
-/// follows a take). The edges are those whose condition holds, in
-/// transition order, for the slot false and true.
-#[derive(Clone, Debug)]
-pub(crate) struct StaticGraph {
-    /// The slot; `None` when every condition is constant.
-    pub slot: Option<u32>,
-    /// The graph when the slot is false (index 0) and true (index 1).
-    pub edges: [Box<[Edge]>; 2],
-    /// Is the graph, for that value, exactly the one IGNORE edge into the
-    /// state itself (a run there stays as it is)?
-    pub stays: [bool; 2],
 }
 
 /// Why a pattern could not be compiled (crate-internal; the public
@@ -278,8 +244,8 @@ pub struct Nfa<E> {
     /// state (no PROCEED anywhere on the way) whenever the start guard
     /// holds: that edge's stage and target.
     simple_start: Option<(StageId, StateId)>,
-    /// Per state: its decision graph by one slot's value, when it depends
-    /// on no more (see [`StaticGraph`]).
+    /// Per state: its decision graphs by the values of the few slots they
+    /// depend on, when none reads the run (see [`StaticGraph`]).
     static_graphs: Vec<Option<StaticGraph>>,
     _event: PhantomData<fn(&E)>,
 }
@@ -370,7 +336,7 @@ impl<E: Event + 'static> Nfa<E> {
             .collect();
         let simple_start = simple_start(&compiled.states, compiled.start, &conds, &proceeds);
         let static_graphs = (0..compiled.states.len())
-            .map(|i| static_graph(&compiled.states, StateId(i as u32), &conds, &proceeds))
+            .map(|i| graph::static_graph(&compiled.states, StateId(i as u32), &conds, &proceeds))
             .collect();
         Ok(Nfa {
             proceeds,
@@ -438,13 +404,6 @@ impl<E> Nfa<E> {
         &self.states[id.index()]
     }
 
-    /// Does the state have a PROCEED transition? Without one its decision
-    /// graph is its own TAKE and IGNORE edges, no walk needed.
-    #[inline]
-    pub(crate) fn proceeds(&self, id: StateId) -> bool {
-        self.proceeds[id.index()]
-    }
-
     /// Does no condition read the run (stage references, iterative
     /// closures)? Then a decision graph depends on the state and the event
     /// only, and the matcher may share it between runs in the same state.
@@ -499,11 +458,26 @@ impl<E> Nfa<E> {
         self.simple_start
     }
 
-    /// The decision graph of `state` by one slot's value, when it depends
-    /// on no more.
+    /// The decision graphs of `state` by the values of the few slots they
+    /// depend on, when none reads the run.
     #[inline]
     pub(crate) fn static_graph(&self, state: StateId) -> Option<&StaticGraph> {
         self.static_graphs[state.index()].as_ref()
+    }
+
+    /// Flink's `createDecisionGraph` for a run in `state`: appends to
+    /// `out` the TAKE and IGNORE edges the walk over PROCEED edges finds,
+    /// `holds` deciding each condition (with the run's context), `stack`
+    /// its scratch space.
+    #[inline(always)]
+    pub(crate) fn decision_graph(
+        &self,
+        state: StateId,
+        holds: &mut impl FnMut(CondId) -> bool,
+        stack: &mut Vec<StateId>,
+        out: &mut Vec<Edge>,
+    ) {
+        graph::decision_graph(&self.states, &self.proceeds, state, holds, stack, out);
     }
 
     /// The value of slot `s` (one that does not read the run) for this
@@ -592,76 +566,6 @@ fn start_guard<E>(states: &[State], start: StateId, conds: &Conditions<E>) -> Op
         }
     }
     Some(slots.into_boxed_slice())
-}
-
-/// See [`StaticGraph`]: `state`'s graph by one slot's value, if it depends
-/// on no more.
-fn static_graph<E>(
-    states: &[State],
-    state: StateId,
-    conds: &Conditions<E>,
-    proceeds: &[bool],
-) -> Option<StaticGraph> {
-    if proceeds[state.index()] {
-        return None;
-    }
-    let source = &states[state.index()];
-    // Per transition: `Some(None)` constant true, `None` constant false,
-    // `Some(Some(v))` holds when the slot is `v`.
-    let mut slot = None;
-    let mut when = Vec::with_capacity(source.transitions.len());
-    for t in &source.transitions {
-        let (s, value) = match conds.nodes[t.cond.0 as usize] {
-            CondNode::True => {
-                when.push(Some(None));
-                continue;
-            }
-            CondNode::False => {
-                when.push(None);
-                continue;
-            }
-            CondNode::Slot(s) => (s, true),
-            CondNode::Not(a) => match conds.nodes[a.0 as usize] {
-                CondNode::Slot(s) => (s, false),
-                _ => return None,
-            },
-            CondNode::And(..) => return None,
-        };
-        if conds.slots[s as usize].per_run || slot.is_some_and(|other| other != s) {
-            return None;
-        }
-        slot = Some(s);
-        when.push(Some(Some(value)));
-    }
-    if source
-        .transitions
-        .iter()
-        .any(|t| t.action == Action::Take && proceeds[t.target.index()])
-    {
-        return None;
-    }
-    let graph = |value: bool| -> Box<[Edge]> {
-        source
-            .transitions
-            .iter()
-            .zip(&when)
-            .filter(|(t, w)| {
-                t.action != Action::Proceed && w.is_some_and(|w| w.map_or(true, |v| v == value))
-            })
-            .map(|(t, _)| Edge {
-                action: t.action,
-                kind: states[t.target.index()].kind,
-                stage: source.stage,
-                target: t.target,
-                final_after: None,
-            })
-            .collect()
-    };
-    let edges = [graph(false), graph(true)];
-    let stays = [false, true].map(|v| {
-        matches!(&edges[usize::from(v)][..], [e] if e.action == Action::Ignore && e.target == state)
-    });
-    Some(StaticGraph { slot, edges, stays })
 }
 
 /// See [`Nfa::simple_start`]: the start state has no PROCEED edge and one

@@ -359,26 +359,71 @@ fn start_guards_and_static_graphs() {
     assert_eq!(nfa.start_guard(), Some(&[slot_a][..]));
     assert_eq!(nfa.simple_start(), Some((StageId(0), StateId(1))));
     let waiting = nfa.static_graph(StateId(1)).unwrap();
-    assert_eq!(waiting.slot, Some(slot_b));
+    assert_eq!(waiting.slots(), [slot_b]);
     // no `b`: the run ignores the event into its own state; a `b`: it takes
     // it into the final state
-    assert_eq!(waiting.stays, [true, false]);
+    assert_eq!(waiting.stays[..2], [true, false]);
     let taken: Vec<_> = waiting.edges[1]
         .iter()
         .map(|e| (e.action, e.target, e.kind))
         .collect();
     assert_eq!(taken, vec![(Action::Take, StateId(0), StateKind::Final)]);
     let start = nfa.static_graph(nfa.start()).unwrap();
-    assert_eq!((start.slot, start.edges[0].len()), (Some(slot_a), 0));
+    assert_eq!((start.slots(), start.edges[0].len()), (&[slot_a][..], 0));
 
-    // `a followed by b+`: a take into `b` may complete by proceeding, so
-    // the states taking into it have no static graph.
+    // `a followed by b+`: `b` (state 1) proceeds to the final state, so a
+    // take into it completes a match too; `b:0` (2) waits for the next `b`
+    // inside the loop. Their graphs, by the value of `b`, are the walk's,
+    // final state after the take included.
     let mut b = el(1, Contiguity::Relaxed);
     b.quantifier = Quantifier::AtLeast(1);
     let p = pattern(&["a", "b"], vec![el(0, Contiguity::Relaxed), b]);
     let nfa = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap();
-    assert!(nfa.static_graph(StateId(1)).is_none());
-    assert!(nfa.static_graph(StateId(2)).is_none());
+    let edges = |g: &StaticGraph, i: usize| -> Vec<_> {
+        g.edges[i]
+            .iter()
+            .map(|e| (e.action, e.target, e.final_after))
+            .collect()
+    };
+    let (end, looping, waiting) = (StateId(0), StateId(1), StateId(2));
+    for (state, stays) in [(looping, false), (waiting, true)] {
+        let g = nfa.static_graph(state).unwrap();
+        assert_eq!(g.slots(), [slot_b]);
+        assert_eq!(edges(g, 0), [(Action::Ignore, waiting, None)]);
+        assert_eq!(edges(g, 1), [(Action::Take, looping, Some(end))]);
+        assert_eq!(g.stays[..2], [stays, false]);
+    }
+
+    // `a followed by b+ followed by c`: `b` proceeds to `c`, whose edges
+    // join its graph (two slots, four graphs; the walk's stack order:
+    // `b`'s own edges, then `c`'s).
+    let mut b = el(1, Contiguity::Relaxed);
+    b.quantifier = Quantifier::AtLeast(1);
+    let p = pattern(
+        &["a", "b", "c"],
+        vec![el(0, Contiguity::Relaxed), b, el(2, Contiguity::Relaxed)],
+    );
+    let nfa = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap();
+    let text = nfa.explain();
+    assert!(text.contains("state 2 b (normal)"), "{text}");
+    let g = nfa.static_graph(StateId(2)).unwrap();
+    let (slot_c, c, b0) = (2, StateId(1), StateId(3));
+    assert_eq!(g.slots(), [slot_b, slot_c]);
+    // neither: into `b:0` and into `c`; `b`: taken, and into `c`; `c`:
+    // into `b:0`, and taken into the final state
+    assert_eq!(
+        edges(g, 0),
+        [(Action::Ignore, b0, None), (Action::Ignore, c, None)]
+    );
+    assert_eq!(
+        edges(g, 1),
+        [(Action::Take, StateId(2), None), (Action::Ignore, c, None)]
+    );
+    assert_eq!(
+        edges(g, 2),
+        [(Action::Ignore, b0, None), (Action::Take, end, None)]
+    );
+    assert_eq!(g.edges[2][1].kind, StateKind::Final);
 
     // `a followed by b? next c`: the start's one take leads to a state that
     // proceeds, so it is no simple start.
