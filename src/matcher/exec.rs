@@ -650,7 +650,7 @@ impl<'a, E: Event> Executor<'a, E> {
             }
             _ => {}
         }
-        let discard = discards(edges, is_start);
+        let discard = nfa.has_stop_states() && discards(edges, is_start);
         let partial = edges
             .iter()
             .filter(|e| match e.action {
@@ -1215,7 +1215,7 @@ fn route_branches<E: Event>(
         }
         _ => {}
     }
-    let discard = discards(edges, is_start);
+    let discard = nfa.has_stop_states() && discards(edges, is_start);
     let mut holders = 0;
     for &edge in edges {
         match edge.action {

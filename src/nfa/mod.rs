@@ -233,6 +233,8 @@ pub struct Nfa<E> {
     element_windows: bool,
     /// Is any state a pending `not followed by` ending?
     pending_endings: bool,
+    /// Is any state a stop state (a `not` element)?
+    stop_states: bool,
     /// Slots (not reading the run) of which one must hold for the start
     /// run to take an event; `None` when no such set is known.
     start_guard: Option<Box<[u32]>>,
@@ -322,6 +324,7 @@ impl<E: Event + 'static> Nfa<E> {
         let run_independent = conds.slots.iter().all(|s| !s.per_run);
         let element_windows = compiled.states.iter().any(|s| s.window.is_some());
         let pending_endings = compiled.states.iter().any(|s| s.kind == StateKind::Pending);
+        let stop_states = compiled.states.iter().any(|s| s.kind == StateKind::Stop);
         let start_guard = start_guard(&compiled.states, compiled.start, &conds);
         let self_ignoring = compiled
             .states
@@ -346,6 +349,7 @@ impl<E: Event + 'static> Nfa<E> {
             self_ignoring,
             element_windows,
             pending_endings,
+            stop_states,
             run_independent,
             fresh: layout.new_accumulators(),
             layout,
@@ -424,6 +428,13 @@ impl<E> Nfa<E> {
     #[inline]
     pub(crate) fn has_pending_endings(&self) -> bool {
         self.pending_endings
+    }
+
+    /// Is any state a stop state (a `not` element)? Without one, no
+    /// branch discards its run.
+    #[inline]
+    pub(crate) fn has_stop_states(&self) -> bool {
+        self.stop_states
     }
 
     /// The slots of which one must hold for the start run to take an event:
