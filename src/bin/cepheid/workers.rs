@@ -18,13 +18,19 @@
 //!   `--idle-timeout` applies to that source (the rule of
 //!   `cepheid::engine::Idle`); SIGINT and SIGTERM stop the feed (event
 //!   time stays where it got; summary; exit 130 or 143).
-//! - **Output.** Gathered on worker 0 (of process 0), which writes
-//!   `--output` and `--late` and the one summary: matches and timeouts as
-//!   JSON lines as `cepheid run` writes them, in the order they reach
-//!   worker 0. Any worker layout gives the same lines; sorted bytewise
-//!   (`LC_ALL=C sort`) they are identical. With `--output-per-worker`,
-//!   each worker writes its own records to `FILE.W` (one writer is the
-//!   limit of a run with much output: see `BENCHMARKS.md`).
+//! - **Output.** One `--output` and `--late`, opened by process 0, and
+//!   one summary: matches and timeouts as JSON lines as `cepheid run`
+//!   writes them. The workers of process 0 write their own records to
+//!   `--output` in blocks of whole lines as they format them
+//!   (`workers/write.rs`; a single writer was the limit of a run with
+//!   much output, `BENCHMARKS.md`); worker 0 writes the late events and
+//!   the records of the other processes, sent to it. With `--checkpoint`
+//!   every record is sent to worker 0, which writes them in the order of
+//!   the frontier (a cut measures the outputs between two epochs). Any
+//!   worker layout gives the same lines, each worker's in the order it
+//!   made them; sorted bytewise (`LC_ALL=C sort`) they are identical.
+//!   With `--output-per-worker`, each worker writes its own records to
+//!   `FILE.W`.
 //! - **Processes.** Every process runs the same command with its own
 //!   `--process I` and the same `--hostfile` (one `host:port` per line,
 //!   process 0 first; `#` comments and blank lines skipped); the file is
@@ -54,7 +60,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,6 +89,10 @@ use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT
 
 #[path = "workers/cut.rs"]
 mod cut;
+#[path = "workers/write.rs"]
+mod write;
+
+use write::{lock, Records, Writers};
 
 /// The options of a run on several workers.
 #[derive(clap::Args, Debug)]
@@ -261,7 +271,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         live_limit: args.max_live_runs,
         capped_told: Arc::default(),
         chunk_bytes: args.scale.chunk_bytes,
-        writers: Mutex::new(writers),
+        writers: writers.map(|w| Arc::new(Mutex::new(w))),
         per_worker: args.scale.output_per_worker.then(|| args.output.clone()),
         write_failed: AtomicBool::new(false),
         stop: Arc::default(),
@@ -290,7 +300,8 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         match result {
             Ok(None) => {}
             Ok(Some((writers, summary, signal))) => {
-                status = status.max(finish(args, writers, &summary, signal, started));
+                let mut writers = lock(&writers);
+                status = status.max(finish(args, &mut writers, &summary, signal, started));
             }
             Err(e) => {
                 eprintln!("error: a worker failed: {e}");
@@ -413,8 +424,9 @@ struct Job {
     live_limit: usize,
     capped_told: Arc<AtomicBool>,
     chunk_bytes: u64,
-    /// The outputs, taken by worker 0 (of process 0).
-    writers: Mutex<Option<Writers>>,
+    /// The outputs of process 0: worker 0 writes the late events and the
+    /// records sent to it, each worker its own records (`write.rs`).
+    writers: Option<write::Shared>,
     /// With `--output-per-worker`, the `--output` path each worker adds
     /// its number to.
     per_worker: Option<PathBuf>,
@@ -591,39 +603,16 @@ fn checkpoints(
 impl Job {
     /// One worker's run: its part of the input, its engines; worker 0
     /// writes what every worker found and returns the outputs and counts.
-    fn work(&self, worker: &mut timely::worker::Worker) -> Option<(Writers, Summary, Option<i32>)> {
+    fn work(
+        &self,
+        worker: &mut timely::worker::Worker,
+    ) -> Option<(write::Shared, Summary, Option<i32>)> {
         let index = worker.index();
         let peers = worker.peers();
-        let mut writers = if index == 0 {
-            self.writers.lock().ok().and_then(|mut w| w.take())
-        } else {
-            None
-        };
-        let mut own = None;
-        if let Some(path) = &self.per_worker {
-            let path = PathBuf::from(format!("{}.{index}", path.display()));
-            match File::create(&path) {
-                Ok(file) => own = Some(BufWriter::with_capacity(1 << 18, file)),
-                Err(e) => {
-                    eprintln!("error: cannot create {}: {e}", path.display());
-                    self.write_failed.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-        let own_output = own.is_some();
-        if let Some(own) = own {
-            match &mut writers {
-                Some(w) => w.out = Box::new(own),
-                None => {
-                    writers = Some(Writers {
-                        out: Box::new(own),
-                        late: None,
-                        lengths: (0, 0),
-                        error: None,
-                    })
-                }
-            }
-        }
+        // Worker 0 (of process 0) writes the late events and what is sent
+        // to it.
+        let writers = (index == 0).then(|| self.writers.clone()).flatten();
+        let records_to = self.records_to(index, writers.as_ref());
         // The cut requests of worker 0 to every worker of every process: a
         // dataflow of their own, built by every worker with or without
         // `--checkpoint` (every process must build the same dataflows).
@@ -676,7 +665,9 @@ impl Job {
                 source(scope, 0, items, lateness)
             };
             let sink_drops = Rc::clone(&drops);
-            let make_sink = move |_| CliSink::new(limit, capped.clone(), sink_counts, sink_drops);
+            let records = Records::new(records_to.clone());
+            let make_sink =
+                move |_| CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records);
             let found = match &worker_cut {
                 Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
                 None => cep(&self.plan, events, make_sink),
@@ -704,9 +695,7 @@ impl Job {
                     }
                 },
             );
-            // Everything to worker 0, but with `--output-per-worker` the
-            // records, which stay where they were made.
-            let here = index as u64;
+            // What a worker does not write itself goes to worker 0.
             let mut cutter = (index == 0)
                 .then_some(self.checkpoint.as_ref())
                 .flatten()
@@ -722,10 +711,7 @@ impl Job {
                     stop: Arc::clone(&self.stop),
                 });
             found.concat(late).sink(
-                Exchange::new(move |chunk: &Chunk| match chunk {
-                    Chunk::Out(_) if own_output => here,
-                    _ => 0,
-                }),
+                Exchange::new(|_: &Chunk| 0),
                 "CepWrite",
                 move |(input, frontier)| {
                     let mut gathered = to_write.borrow_mut();
@@ -750,7 +736,9 @@ impl Job {
                     let waiting = flush_when_waiting
                         .as_ref()
                         .is_some_and(|w| w.load(Ordering::Relaxed));
-                    if took && waiting {
+                    if waiting {
+                        // Also what the other workers wrote, before their
+                        // frontier moved.
                         gathered.flush_now();
                     }
                     if let Some(cutter) = &mut cutter {
@@ -782,17 +770,49 @@ impl Job {
         let signal = reader.and_then(|reader| reader.join().ok().flatten());
         let mut gathered = gathered.borrow_mut();
         let summary = gathered.summary;
-        let mut writers = gathered.writers.take()?;
-        if index == 0 {
+        if let Some(writers) = gathered.writers.take() {
             return Some((writers, summary, signal));
         }
         // Another worker's own `FILE.W`.
-        if let Err((_, e)) = writers.flush() {
-            let path = self.per_worker.as_deref().unwrap_or(Path::new("-"));
-            eprintln!("error: cannot write {}.{index}: {e}", path.display());
-            self.write_failed.store(true, Ordering::Relaxed);
+        if let (Some(own), Some(path)) = (records_to, &self.per_worker) {
+            if let Err((_, e)) = lock(&own).flush() {
+                eprintln!("error: cannot write {}.{index}: {e}", path.display());
+                self.write_failed.store(true, Ordering::Relaxed);
+            }
         }
         None
+    }
+
+    /// Where worker `index` writes its records itself (`writers`: worker
+    /// 0's, of process 0): with `--output-per-worker` its own `FILE.W`
+    /// (worker 0's writers then write to `FILE.0`); else, on process 0 of
+    /// a run without cuts, the process's outputs. `None`: they are sent to
+    /// worker 0 (other processes; with cuts, records reach worker 0 in
+    /// the order of the frontier).
+    fn records_to(&self, index: usize, writers: Option<&write::Shared>) -> Option<write::Shared> {
+        let Some(path) = &self.per_worker else {
+            return self
+                .checkpoint
+                .is_none()
+                .then(|| self.writers.clone())
+                .flatten();
+        };
+        let path = PathBuf::from(format!("{}.{index}", path.display()));
+        let file = match File::create(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!("error: cannot create {}: {e}", path.display());
+                self.write_failed.store(true, Ordering::Relaxed);
+                return None;
+            }
+        };
+        match writers {
+            Some(writers) => {
+                lock(writers).set_out(file);
+                Some(Arc::clone(writers))
+            }
+            None => Some(Arc::new(Mutex::new(Writers::own(file)))),
+        }
     }
 
     /// The worker's part of the input, decoded; malformed lines are said
@@ -1143,26 +1163,11 @@ impl Iterator for PartItems {
     }
 }
 
-/// A buffer the engines' JSON-lines sink writes into, drained into chunks.
-#[derive(Clone, Default)]
-struct Shared(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A worker's sink: records as `cepheid run` writes them, keys over the
 /// limit named (the first [`TOLD_KEYS`]), counts at the end.
 struct CliSink {
-    lines: JsonLines<Shared, io::Sink>,
-    buffer: Shared,
+    lines: JsonLines<Records, io::Sink>,
+    records: Records,
     /// Keys over the limit (pattern, key as JSON), shared with the cuts.
     drops: Rc<RefCell<HashSet<(usize, String)>>>,
     limit: usize,
@@ -1178,11 +1183,11 @@ impl CliSink {
         capped: (usize, Arc<AtomicBool>),
         counts: Arc<ReadCounts>,
         drops: Rc<RefCell<HashSet<(usize, String)>>>,
+        records: Records,
     ) -> CliSink {
-        let buffer = Shared::default();
         CliSink {
-            lines: JsonLines::new(buffer.clone(), None),
-            buffer,
+            lines: JsonLines::new(records.clone(), None),
+            records,
             drops,
             limit,
             capped,
@@ -1234,10 +1239,7 @@ impl Collect<Record> for CliSink {
     type Item = Chunk;
 
     fn drain(&mut self, out: &mut Vec<Chunk>) {
-        let bytes = std::mem::take(&mut *self.buffer.0.borrow_mut());
-        if !bytes.is_empty() {
-            out.push(Chunk::Out(bytes));
-        }
+        out.extend(self.records.take().into_iter().map(Chunk::Out));
         if let Some(summary) = self.summary.take() {
             out.push(Chunk::Summary(summary));
         }
@@ -1259,93 +1261,6 @@ impl Collect<Record> for CliSink {
             read_error: self.counts.read_error.load(Ordering::Relaxed),
             strict_stop: self.counts.strict_stop.load(Ordering::Relaxed),
         });
-    }
-}
-
-/// The outputs of the run (opened by process 0 before the workers start).
-struct Writers {
-    out: Box<dyn Write + Send>,
-    late: Option<BufWriter<File>>,
-    /// Bytes written to each (from the checkpoint's lengths when resumed).
-    lengths: (u64, u64),
-    /// The first write error, and whether it was on the late output.
-    error: Option<(bool, io::Error)>,
-}
-
-impl Writers {
-    /// The outputs; resumed, `lengths` are theirs (truncated to them) and
-    /// they are written on.
-    fn open(args: &Args, lengths: Option<(u64, u64)>) -> Result<Writers, u8> {
-        let create = |path: &Path| {
-            let file = match lengths {
-                Some(_) => OpenOptions::new().append(true).open(path),
-                None => File::create(path),
-            };
-            file.map_err(|e| {
-                eprintln!("error: cannot create {}: {e}", path.display());
-                EXIT_IO
-            })
-        };
-        let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
-            Box::new(BufWriter::with_capacity(1 << 18, io::stdout()))
-        } else if args.scale.output_per_worker {
-            // Worker 0 writes `FILE.0`, opened with the others.
-            Box::new(io::sink())
-        } else {
-            Box::new(BufWriter::with_capacity(1 << 18, create(&args.output)?))
-        };
-        let late = match &args.late {
-            Some(path) => Some(BufWriter::new(create(path)?)),
-            None => None,
-        };
-        Ok(Writers {
-            out,
-            late,
-            lengths: lengths.unwrap_or_default(),
-            error: None,
-        })
-    }
-
-    fn write(&mut self, to_late: bool, bytes: &[u8]) {
-        if self.error.is_some() {
-            return;
-        }
-        let result = match (to_late, &mut self.late) {
-            (false, _) => self.out.write_all(bytes),
-            (true, Some(late)) => late.write_all(bytes),
-            (true, None) => Ok(()),
-        };
-        match result {
-            Ok(()) if to_late => self.lengths.1 += bytes.len() as u64,
-            Ok(()) => self.lengths.0 += bytes.len() as u64,
-            Err(e) => self.error = Some((to_late, e)),
-        }
-    }
-
-    /// Flushes now (live input waits): a failure is kept for the end.
-    fn flush_now(&mut self) {
-        if self.error.is_some() {
-            return;
-        }
-        let out = self.out.flush().map_err(|e| (false, e));
-        let late = match &mut self.late {
-            Some(late) => late.flush().map_err(|e| (true, e)),
-            None => Ok(()),
-        };
-        if let Err(e) = out.and(late) {
-            self.error = Some(e);
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), (bool, io::Error)> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        self.out.flush().map_err(|e| (false, e))?;
-        if let Some(late) = &mut self.late {
-            late.flush().map_err(|e| (true, e))?;
-        }
-        Ok(())
     }
 }
 
@@ -1475,9 +1390,10 @@ impl Cutter {
             }
             return Ok(false);
         }
-        let Some(writers) = &mut gathered.writers else {
+        let Some(writers) = &gathered.writers else {
             return Ok(true);
         };
+        let mut writers = lock(writers);
         writers.flush().map_err(|(_, e)| e)?;
         File::open(&checkpoint.output)?.sync_all()?;
         if let Some(late) = &checkpoint.late {
@@ -1498,7 +1414,7 @@ const MISSES_TOLD: u32 = 3;
 
 /// What reaches worker 0: the outputs to write, the counts to add.
 struct Gathered {
-    writers: Option<Writers>,
+    writers: Option<write::Shared>,
     /// Made at or above the epoch of a cut under way: written after it.
     held: Vec<Chunk>,
     summary: Summary,
@@ -1506,21 +1422,21 @@ struct Gathered {
 
 impl Gathered {
     fn flush_now(&mut self) {
-        if let Some(w) = &mut self.writers {
-            w.flush_now();
+        if let Some(w) = &self.writers {
+            lock(w).flush_now();
         }
     }
 
     fn take(&mut self, chunk: Chunk) {
         match chunk {
             Chunk::Out(bytes) => {
-                if let Some(w) = &mut self.writers {
-                    w.write(false, &bytes);
+                if let Some(w) = &self.writers {
+                    lock(w).write(false, &bytes);
                 }
             }
             Chunk::Late(bytes) => {
-                if let Some(w) = &mut self.writers {
-                    w.write(true, &bytes);
+                if let Some(w) = &self.writers {
+                    lock(w).write(true, &bytes);
                 }
             }
             Chunk::Summary(summary) => self.summary.add(&summary),
@@ -1531,7 +1447,7 @@ impl Gathered {
 /// Flushes the outputs, says the summary; returns the exit status.
 fn finish(
     args: &Args,
-    mut writers: Writers,
+    writers: &mut Writers,
     summary: &Summary,
     signal: Option<i32>,
     started: Instant,

@@ -1,0 +1,297 @@
+//! The outputs of `cepheid run --workers N`: the files of process 0
+//! ([`Writers`], shared by its workers behind a lock), and each worker's
+//! buffer of formatted records ([`Records`]).
+//!
+//! A worker formats its matches and timeouts into a block of about
+//! [`BLOCK`] bytes and, when the block is full and the worker may write
+//! (a worker of process 0 without `--checkpoint`, or any worker with
+//! `--output-per-worker`), writes it itself at once, while it is still in
+//! the core's cache: the copy into the page cache is then several times
+//! cheaper than that of a block formatted long before or on another core
+//! (`BENCHMARKS.md`, "What limits scaling"), and no single thread writes
+//! every record. Otherwise (another process, or a run with cuts, whose
+//! records must reach worker 0 in the order of the frontier) the blocks
+//! become [`Chunk::Out`](super::Chunk)s sent to worker 0. The bytes of one
+//! record are never split between writes; records of different workers
+//! interleave in whole blocks, in the order the workers write them.
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{Args, EXIT_IO};
+
+/// Bytes of formatted records a worker gathers before it writes them (or
+/// sends them on): small enough to stay in the core's cache, large enough
+/// that the lock and the system call cost little.
+pub const BLOCK: usize = 128 << 10;
+
+/// The outputs of the run (opened by process 0 before the workers start).
+pub struct Writers {
+    out: Box<dyn Write + Send>,
+    late: Option<BufWriter<File>>,
+    /// Bytes written to each (from the checkpoint's lengths when resumed).
+    pub lengths: (u64, u64),
+    /// Written since the last flush?
+    unflushed: bool,
+    /// The first write error, and whether it was on the late output.
+    error: Option<(bool, io::Error)>,
+}
+
+/// [`Writers`] as the workers share them.
+pub type Shared = Arc<Mutex<Writers>>;
+
+/// Locks the shared writers (a worker that panicked while writing has
+/// failed the run already: its lock is not in the way of the summary).
+pub fn lock(shared: &Shared) -> MutexGuard<'_, Writers> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Writers {
+    /// The outputs; resumed, `lengths` are theirs (truncated to them) and
+    /// they are written on.
+    pub fn open(args: &Args, lengths: Option<(u64, u64)>) -> Result<Writers, u8> {
+        let create = |path: &Path| {
+            let file = match lengths {
+                Some(_) => OpenOptions::new().append(true).open(path),
+                None => File::create(path),
+            };
+            file.map_err(|e| {
+                eprintln!("error: cannot create {}: {e}", path.display());
+                EXIT_IO
+            })
+        };
+        let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
+            Box::new(BufWriter::with_capacity(BLOCK, io::stdout()))
+        } else if args.scale.output_per_worker {
+            // Worker 0 writes `FILE.0`, opened with the others.
+            Box::new(io::sink())
+        } else {
+            Box::new(BufWriter::with_capacity(BLOCK, create(&args.output)?))
+        };
+        let late = match &args.late {
+            Some(path) => Some(BufWriter::new(create(path)?)),
+            None => None,
+        };
+        Ok(Writers {
+            out,
+            late,
+            lengths: lengths.unwrap_or_default(),
+            unflushed: false,
+            error: None,
+        })
+    }
+
+    /// Records to `file` only (a worker's own `FILE.W`).
+    pub fn own(file: File) -> Writers {
+        Writers {
+            out: Box::new(BufWriter::with_capacity(BLOCK, file)),
+            late: None,
+            lengths: (0, 0),
+            unflushed: false,
+            error: None,
+        }
+    }
+
+    /// Records go to `file` instead (worker 0's own `FILE.0`).
+    pub fn set_out(&mut self, file: File) {
+        self.out = Box::new(BufWriter::with_capacity(BLOCK, file));
+    }
+
+    /// Writes whole lines to the records' output or (`to_late`) the late
+    /// one; the first error is kept and what follows dropped.
+    pub fn write(&mut self, to_late: bool, bytes: &[u8]) {
+        if self.error.is_some() || bytes.is_empty() {
+            return;
+        }
+        // A block as large as the buffer goes straight to the file.
+        let result = match (to_late, &mut self.late) {
+            (false, _) => self.out.write_all(bytes),
+            (true, Some(late)) => late.write_all(bytes),
+            (true, None) => Ok(()),
+        };
+        self.unflushed = true;
+        match result {
+            Ok(()) if to_late => self.lengths.1 += bytes.len() as u64,
+            Ok(()) => self.lengths.0 += bytes.len() as u64,
+            Err(e) => self.error = Some((to_late, e)),
+        }
+    }
+
+    /// Flushes now if anything was written since the last flush (live
+    /// input waits): a failure is kept for the end.
+    pub fn flush_now(&mut self) {
+        if self.error.is_some() || !self.unflushed {
+            return;
+        }
+        self.unflushed = false;
+        let out = self.out.flush().map_err(|e| (false, e));
+        let late = match &mut self.late {
+            Some(late) => late.flush().map_err(|e| (true, e)),
+            None => Ok(()),
+        };
+        if let Err(e) = out.and(late) {
+            self.error = Some(e);
+        }
+    }
+
+    /// Flushes both outputs; the first error met, if any.
+    pub fn flush(&mut self) -> Result<(), (bool, io::Error)> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.unflushed = false;
+        self.out.flush().map_err(|e| (false, e))?;
+        if let Some(late) = &mut self.late {
+            late.flush().map_err(|e| (true, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// A worker's formatted records, what its JSON-lines sink writes to: in
+/// blocks of about [`BLOCK`] bytes, written by the worker to `to` when it
+/// has one, else kept to be sent to worker 0.
+#[derive(Clone)]
+pub struct Records(Rc<RefCell<Blocks>>);
+
+struct Blocks {
+    /// The block being filled.
+    current: Vec<u8>,
+    /// Full blocks not written yet (only without `to`).
+    full: Vec<Vec<u8>>,
+    /// The writers this worker writes its records to itself.
+    to: Option<Shared>,
+}
+
+impl Records {
+    /// Records written to `to` as blocks fill, or (`None`) kept for
+    /// [`Records::take`].
+    pub fn new(to: Option<Shared>) -> Records {
+        Records(Rc::new(RefCell::new(Blocks {
+            current: Vec::with_capacity(BLOCK + BLOCK / 8),
+            full: Vec::new(),
+            to,
+        })))
+    }
+
+    /// Writes out what is left (the end of a batch of work) and returns
+    /// the blocks that are to be sent to worker 0, in order.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        let mut blocks = self.0.borrow_mut();
+        let blocks = &mut *blocks;
+        if let Some(to) = &blocks.to {
+            lock(to).write(false, &blocks.current);
+            blocks.current.clear();
+            return Vec::new();
+        }
+        if !blocks.current.is_empty() {
+            let rest = std::mem::take(&mut blocks.current);
+            blocks.full.push(rest);
+        }
+        std::mem::take(&mut blocks.full)
+    }
+}
+
+impl Write for Records {
+    /// Takes whole records (the sink writes one record per call).
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let mut blocks = self.0.borrow_mut();
+        let blocks = &mut *blocks;
+        blocks.current.extend_from_slice(bytes);
+        if blocks.current.len() >= BLOCK {
+            match &blocks.to {
+                Some(to) => {
+                    lock(to).write(false, &blocks.current);
+                    blocks.current.clear();
+                }
+                None => {
+                    let next = Vec::with_capacity(BLOCK + BLOCK / 8);
+                    let full = std::mem::replace(&mut blocks.current, next);
+                    blocks.full.push(full);
+                }
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output whose bytes the test reads.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Seen {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn seen_writers() -> (Shared, Seen) {
+        let seen = Seen::default();
+        let writers = Writers {
+            out: Box::new(seen.clone()),
+            late: None,
+            lengths: (0, 0),
+            unflushed: false,
+            error: None,
+        };
+        (Arc::new(Mutex::new(writers)), seen)
+    }
+
+    #[test]
+    fn kept_records_come_out_in_blocks_of_whole_records_in_order() {
+        let mut records = Records::new(None);
+        let line = vec![b'x'; 1000];
+        let mut all = Vec::new();
+        for i in 0..400u32 {
+            let mut record = i.to_string().into_bytes();
+            record.extend_from_slice(&line);
+            record.push(b'\n');
+            records.write_all(&record).unwrap();
+            all.extend_from_slice(&record);
+        }
+        let blocks = records.take();
+        assert!(blocks.len() >= 3, "{} blocks", blocks.len());
+        for block in &blocks[..blocks.len() - 1] {
+            assert!(block.len() >= BLOCK && block.len() < BLOCK + 1100);
+            assert_eq!(block.last(), Some(&b'\n'));
+        }
+        assert_eq!(blocks.concat(), all);
+        assert!(records.take().is_empty());
+    }
+
+    #[test]
+    fn written_records_reach_the_writers_in_order_and_are_counted() {
+        let (shared, seen) = seen_writers();
+        let mut records = Records::new(Some(Arc::clone(&shared)));
+        let mut all = Vec::new();
+        for i in 0..300u32 {
+            let record = format!("{i}{}\n", "y".repeat(900));
+            records.write_all(record.as_bytes()).unwrap();
+            all.extend_from_slice(record.as_bytes());
+        }
+        let before = lock(&shared).lengths.0;
+        assert!(before >= BLOCK as u64, "full blocks written as they fill");
+        assert!(before < all.len() as u64, "the last block waits");
+        assert_eq!(seen.0.lock().unwrap().len() as u64, before);
+        assert!(records.take().is_empty());
+        assert_eq!(lock(&shared).lengths, (all.len() as u64, 0));
+        assert_eq!(*seen.0.lock().unwrap(), all);
+    }
+}
