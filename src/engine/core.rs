@@ -127,6 +127,9 @@ pub(super) struct Group<E, P> {
     /// The event changes nothing in the group: its key has no slot and
     /// no start guard holds.
     skip: bool,
+    /// The event starts nothing in the group (no start guard holds) and
+    /// its key has a slot: only the key's live partitions can change.
+    quiet: bool,
     /// The key of the event being processed, its hash, or why it has none.
     key: KeyValue,
     hash: u64,
@@ -284,6 +287,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 size: 0,
                 guard: None,
                 skip: false,
+                quiet: false,
                 key: KeyValue::new(),
                 hash: 0,
                 no_key: None,
@@ -692,6 +696,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             };
             if first {
                 self.find_key(g, ev);
+                if self.groups[g].quiet && skip_to - p == self.groups[g].size {
+                    // (the group's patterns are consecutive: walking the
+                    // slot keeps pattern order among all patterns)
+                    self.offer_live(g, ts, ev, sink);
+                    self.settle_key(g);
+                    p = skip_to;
+                    continue;
+                }
             }
             if self.groups[g].skip {
                 // (nothing to settle either: no slot, nothing started)
@@ -807,19 +819,76 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         group.slot = None;
         group.cursor = 0;
         group.skip = false;
+        group.quiet = false;
         if group.no_key.is_none() {
             group.hash = self.hasher.key(&group.key);
             group.slot = group.keys.find(group.hash, &group.key);
-            if group.slot.is_none() {
-                if let Some(guard) = &group.guard {
-                    let (store, cache, patterns) = (&self.store, &mut self.cache, &self.patterns);
-                    group.skip = !guard.iter().any(|&(p, slot)| {
-                        patterns[p as usize]
-                            .automaton
-                            .condition_holds(store, cache, ev, slot)
-                    });
-                }
+            if let Some(guard) = &group.guard {
+                let (store, cache, patterns) = (&self.store, &mut self.cache, &self.patterns);
+                // (the values are the event's, computed once for every
+                // pattern that tests them later)
+                let starts = guard.iter().any(|&(p, slot)| {
+                    patterns[p as usize]
+                        .automaton
+                        .condition_holds(store, cache, ev, slot)
+                });
+                group.skip = !starts && group.slot.is_none();
+                group.quiet = !starts && group.slot.is_some();
             }
+        }
+    }
+
+    /// [`Core::offer`] to every pattern of group `g` when the event starts
+    /// nothing in it ([`Group::quiet`]): a pattern without a live partition
+    /// of the key would do nothing, so the key's slot is walked instead of
+    /// the patterns, its live partitions stepped in pattern order and its
+    /// holes passed over.
+    #[inline]
+    fn offer_live<S: Sink<E> + ?Sized>(
+        &mut self,
+        g: usize,
+        ts: Timestamp,
+        ev: <A::Store as EventStore<E>>::Ref,
+        sink: &mut S,
+    ) {
+        let Group { keys, slot, .. } = &mut self.groups[g];
+        let Some((key, parts)) = slot.and_then(|s| keys.get_mut(s)) else {
+            return;
+        };
+        for x in parts.iter_mut() {
+            if x.is_hole() {
+                continue;
+            }
+            let p = x.pattern as usize;
+            let run = &mut self.patterns[p];
+            let mut bridge = Bridge {
+                pattern: p,
+                ir: run.automaton.pattern(),
+                key_paths: &run.key_paths,
+                version: run.version(),
+                key,
+                sink: &mut *sink,
+                stats: &mut self.stats,
+                capped: false,
+            };
+            let step = Step {
+                automaton: &run.automaton,
+                store: &mut self.store,
+                cache: &mut self.cache,
+                limit: self.run_limit,
+                starts: !run.draining,
+                ts,
+                ev,
+            };
+            let counts = (&mut self.live_runs, &mut self.live_parts);
+            step_live(
+                step,
+                &mut bridge,
+                x,
+                &mut run.ordinals,
+                counts,
+                self.live_limit,
+            );
         }
     }
 
@@ -913,17 +982,15 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         if let Some(found) = found {
             *cursor += 1;
             if !found.is_hole() {
-                (step.limit, bridge.capped) =
-                    limit_of(self.run_limit, self.live_limit, self.live_runs, || {
-                        A::partial_matches(&found.part)
-                    });
-                let change = step.existing(&mut found.part, &mut bridge);
-                self.live_runs = add_change(self.live_runs, change);
-                if A::is_empty(&found.part) {
-                    run.ordinals
-                        .give(std::mem::replace(&mut found.ordinal, HOLE));
-                    self.live_parts -= 1;
-                }
+                let counts = (&mut self.live_runs, &mut self.live_parts);
+                step_live(
+                    step,
+                    &mut bridge,
+                    found,
+                    &mut run.ordinals,
+                    counts,
+                    self.live_limit,
+                );
             } else if step.may_start() {
                 (step.limit, bridge.capped) =
                     step_limit(self.run_limit, self.live_limit, self.live_runs);
@@ -1121,6 +1188,32 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         ctx.capped = *capped;
         sink.on_dropped(&MatchRef::new(&ctx, m));
+    }
+}
+
+/// Offers the event of `step` to `x`, a live partition of its pattern
+/// (`ordinals` numbers the pattern's partitions), time advanced first;
+/// keeps the engine's counts (live partial matches, live partitions) and,
+/// when the partition empties, gives its number back: it stays where it
+/// is, a hole. The step's limit is the per-key one, or less when the
+/// engine's `live_limit` over all keys leaves less room.
+#[inline(always)]
+fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized>(
+    mut step: Step<'_, E, A>,
+    bridge: &mut Bridge<'_, S>,
+    x: &mut Part<A::Partition>,
+    ordinals: &mut Ordinals,
+    (live_runs, live_parts): (&mut usize, &mut usize),
+    live_limit: usize,
+) {
+    (step.limit, bridge.capped) = limit_of(step.limit, live_limit, *live_runs, || {
+        A::partial_matches(&x.part)
+    });
+    let change = step.existing(&mut x.part, bridge);
+    *live_runs = add_change(*live_runs, change);
+    if A::is_empty(&x.part) {
+        ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
+        *live_parts -= 1;
     }
 }
 
