@@ -648,26 +648,39 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let Some(t) = scheduled else {
             return;
         };
-        if self.deadlines.push(t, g, slot) {
-            // (checked about once per as many pushes as there are live keys)
-            for group in &mut self.groups {
-                group.keys.shrink_table();
-            }
-            let groups = &self.groups;
-            let live = groups.iter().map(|g| g.keys.len()).sum();
-            self.deadlines.compact_if_stale(
-                live,
-                |(t, g, s)| groups[g as usize].keys.scheduled_at(t, s),
-                || {
-                    groups
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(g, group)| {
-                            group.keys.scheduled().map(move |(t, s)| (t, g as u32, s))
-                        })
-                        .collect()
-                },
-            );
+        if !self.deadlines.wants_check(t, g, slot) {
+            self.deadlines.push(t, g, slot);
+            return;
+        }
+        self.check_deadlines(t, g, slot);
+    }
+
+    /// [`schedule`](Self::schedule) when the deadline index wants a check
+    /// first (about once per as many pushes as there are live keys, or
+    /// when it is full): drops its stale entries if there are too many
+    /// and the spare room of the key tables.
+    #[inline(never)]
+    fn check_deadlines(&mut self, t: Timestamp, g: usize, slot: u32) {
+        for group in &mut self.groups {
+            group.keys.shrink_table();
+        }
+        let groups = &self.groups;
+        let live = groups.iter().map(|g| g.keys.len()).sum();
+        let rebuilt = self.deadlines.compact_if_stale(
+            live,
+            |(t, g, s)| groups[g as usize].keys.scheduled_at(t, s),
+            || {
+                groups
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(g, group)| {
+                        group.keys.scheduled().map(move |(t, s)| (t, g as u32, s))
+                    })
+                    .collect()
+            },
+        );
+        if !rebuilt {
+            self.deadlines.push(t, g, slot);
         }
     }
 

@@ -60,6 +60,16 @@ impl<T: Ord, const FRUGAL: bool> FifoHeap<T, FRUGAL> {
         self.in_order.len() + self.heap.len()
     }
 
+    /// Can the item be pushed without growing the queue's storage?
+    #[inline]
+    pub fn has_room_for(&self, item: &T) -> bool {
+        if self.in_order.back().map_or(true, |last| item > last) {
+            self.in_order.len() < self.in_order.capacity()
+        } else {
+            self.heap.len() < self.heap.capacity()
+        }
+    }
+
     /// Adds an item.
     #[inline]
     pub fn push(&mut self, item: T) {
