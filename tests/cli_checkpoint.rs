@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::crash::{setup, PATTERNS};
+use common::crash::{self, setup, PATTERNS};
 use common::{cepheid, scratch};
 
 /// `cepheid run` over the folder's events, writing `out_NAME.jsonl` and
@@ -41,9 +41,7 @@ fn stderr(output: &Output) -> String {
 
 /// The summary's numbers: its last line without the time it took.
 fn summary(output: &Output) -> String {
-    let stderr = stderr(output);
-    let last = stderr.lines().last().unwrap_or_default().to_string();
-    last.split(" in ").next().unwrap_or_default().to_string()
+    crash::summary(&stderr(output))
 }
 
 fn read(dir: &Path, file: &str) -> Vec<u8> {

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cepheid;
-use common::crash::setup;
+use common::crash::{self, setup, sorted};
 
 /// Longest a run of both processes may take before it counts as a hang.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -137,17 +137,7 @@ fn stderr(dir: &Path, name: &str) -> String {
 /// The summary's numbers: the last line of process 0's standard error
 /// without the time it took.
 fn summary(dir: &Path, name: &str) -> String {
-    let stderr = stderr(dir, name);
-    let last = stderr.lines().last().unwrap_or_default().to_string();
-    last.split(" in ").next().unwrap_or_default().to_string()
-}
-
-/// A file's lines, sorted bytewise (`LC_ALL=C sort`).
-fn sorted(dir: &Path, file: &str) -> Vec<Vec<u8>> {
-    let bytes = fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    lines.sort();
-    lines
+    crash::summary(&stderr(dir, name))
 }
 
 /// The epoch of the complete cut in `ckpt`, if any.

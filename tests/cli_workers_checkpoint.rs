@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cepheid;
-use common::crash::setup;
+use common::crash::{self, setup, sorted};
 
 /// `cepheid run --workers N` over the folder's events (cut in chunks of
 /// 256 KiB), writing `out_NAME.jsonl` and `late_NAME.jsonl`, with `extra`
@@ -43,17 +43,7 @@ fn stderr(output: &Output) -> String {
 
 /// The summary's numbers: its last line without the time it took.
 fn summary(output: &Output) -> String {
-    let stderr = stderr(output);
-    let last = stderr.lines().last().unwrap_or_default().to_string();
-    last.split(" in ").next().unwrap_or_default().to_string()
-}
-
-/// A file's lines, sorted bytewise (`LC_ALL=C sort`).
-fn sorted(dir: &Path, file: &str) -> Vec<Vec<u8>> {
-    let bytes = fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    lines.sort();
-    lines
+    crash::summary(&stderr(output))
 }
 
 /// A small deterministic generator of kill moments.

@@ -1,9 +1,10 @@
-//! The stream and rules of the kill-and-resume tests (`cli_checkpoint.rs`,
-//! `cli_workers_checkpoint.rs`): one run killed at random moments must end
+//! The stream, rules and comparisons of the kill-and-resume tests
+//! (`cli_checkpoint.rs`, `cli_workers_checkpoint.rs`,
+//! `cli_processes_checkpoint.rs`): one run killed at random moments must end
 //! as one never interrupted.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::scratch;
 
@@ -89,4 +90,20 @@ pub fn setup(name: &str, n: usize) -> PathBuf {
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     fs::write(dir.join("events.jsonl"), events(n)).unwrap();
     dir
+}
+
+/// The summary's numbers: the last line of a run's standard error without
+/// the time it took.
+pub fn summary(stderr: &str) -> String {
+    let last = stderr.lines().last().unwrap_or_default();
+    last.split(" in ").next().unwrap_or_default().to_string()
+}
+
+/// A file's lines, sorted bytewise (`LC_ALL=C sort`): the outputs of several
+/// workers compared as multisets.
+pub fn sorted(dir: &Path, file: &str) -> Vec<Vec<u8>> {
+    let bytes = fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    lines.sort();
+    lines
 }
