@@ -525,3 +525,85 @@ fn max_waiting_forces_the_watermark_as_one_engine_does() {
         assert_eq!(got, summary, "{extra:?}");
     }
 }
+
+/// Process `process` of two over `dir/events.jsonl` with QUICK, standard
+/// error to `err{process}.txt`, output to `out{process}.jsonl`.
+fn process(dir: &Path, process: usize) -> Child {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(["run", "quick.cep", "--events", "events.jsonl"])
+        .args(["--processes", "2", "--process", &process.to_string()])
+        .args(["--hostfile", "hosts", "--chunk-bytes", "3000"])
+        .args(["--output", &format!("out{process}.jsonl")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("err{process}.txt"))).unwrap())
+        .spawn()
+        .expect("runs cepheid")
+}
+
+/// Waits (at most [`LIMIT`]) until `dir/name` holds `text` `times` times.
+fn wait_for(dir: &Path, name: &str, text: &str, times: usize) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let said = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        if said.matches(text).count() >= times {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never said {text:?}: {said}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The processes may start in either order, and a connection to a
+/// process's port that is not one of the run's processes (a port scanner,
+/// a stray client) is dropped with a warning: the run goes on and writes
+/// what one process writes.
+#[test]
+fn processes_start_in_any_order_and_strangers_are_dropped() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let dir = Dir::new("connect");
+    std::fs::write(dir.0.join("quick.cep"), QUICK).unwrap();
+    let events: String = (0..3_000)
+        .map(|i| ev(i * 10, ["a", "b", "x"][i as usize % 3], (i % 17) as u32))
+        .collect();
+    std::fs::write(dir.0.join("events.jsonl"), events).unwrap();
+    let args: Vec<String> = ["run", "quick.cep"].map(String::from).to_vec();
+    let input = dir.0.join("events.jsonl");
+    let expected = {
+        let mut args = args.clone();
+        args[1] = dir.0.join("quick.cep").display().to_string();
+        run(&dir.0, &args, &input, false, "one").0
+    };
+    assert!(expected.len() > 900, "{}", expected.len());
+    for first in [1, 0] {
+        let port0 = free_port();
+        let hosts = format!("127.0.0.1:{port0}\n127.0.0.1:{}\n", free_port());
+        std::fs::write(dir.0.join("hosts"), hosts).unwrap();
+        let mut children = Children(vec![process(&dir.0, first)]);
+        if first == 1 {
+            // Process 1 waits for process 0 and says so.
+            wait_for(&dir.0, "err1.txt", "waiting for process 0 at 127.0.0.1:", 1);
+            children.0.push(process(&dir.0, 0));
+        } else {
+            // Two strangers reach process 0 before process 1 does.
+            wait_for(&dir.0, "err0.txt", "waiting on 127.0.0.1:", 1);
+            let mut garbage = TcpStream::connect(("127.0.0.1", port0)).unwrap();
+            garbage.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let mut unknown = TcpStream::connect(("127.0.0.1", port0)).unwrap();
+            unknown.write_all(&7u64.to_be_bytes()).unwrap();
+            wait_for(&dir.0, "err0.txt", "is dropped: it says it is process ", 2);
+            children.0.push(process(&dir.0, 1));
+        }
+        let codes = children.wait();
+        let said = std::fs::read_to_string(dir.0.join("err0.txt")).unwrap();
+        assert_eq!(codes, [Some(0), Some(0)], "{said}");
+        assert!(said.contains("3000 events read, 0 malformed"), "{said}");
+        assert_eq!(sorted(&dir.0.join("out0.jsonl")), expected);
+        assert_eq!(sorted(&dir.0.join("out1.jsonl")), Vec::<String>::new());
+    }
+}

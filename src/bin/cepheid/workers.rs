@@ -34,9 +34,11 @@
 //! - **Processes.** Every process runs the same command with its own
 //!   `--process I` and the same `--hostfile` (one `host:port` per line,
 //!   process 0 first; `#` comments and blank lines skipped); the file is
-//!   read by every process, each worker reading its own part. Process 0
-//!   needs `--output FILE`: timely writes its connection messages on
-//!   standard output. The other processes write no output file.
+//!   read by every process, each worker reading its own part. The
+//!   processes connect with `workers/connect.rs` (timely's own set-up
+//!   polls once a second and prints on standard output). Process 0 needs
+//!   `--output FILE`: timely's networking prints on standard output when a
+//!   peer fails. The other processes write no output file.
 //! - **Checkpoints** (`--checkpoint DIR`, `--events FILE`, `--output
 //!   FILE` on process 0): cuts of every worker of every process at a
 //!   common frontier (`cepheid::dataflow::Cuts`, requested through
@@ -78,6 +80,9 @@ use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid::record::FieldTable;
 use cepheid::{ErrorKind, Record, Timestamp, Value};
 use serde::{Deserialize, Serialize};
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::ProcessBuilder;
+use timely::communication::{AllocatorBuilder, Hooks};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::{Concat, Operator};
@@ -87,6 +92,8 @@ use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEY
 use crate::input::{spawn_reader, Entry, Message, Position, Reading, Source, BATCHES_AHEAD};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
+#[path = "workers/connect.rs"]
+mod connect;
 #[path = "workers/cut.rs"]
 mod cut;
 #[path = "workers/write.rs"]
@@ -281,7 +288,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         checkpoint_failed: Arc::default(),
     });
     let started = Instant::now();
-    let guards = match timely::execute(config, {
+    let guards = match execute(config, {
         let job = Arc::clone(&job);
         move |worker| job.work(worker)
     }) {
@@ -344,62 +351,113 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
         && args.scale.process == Some(0)
         && args.output == Path::new("-")
     {
-        // Timely says how its connections go on standard output.
-        return Err("--processes needs --output FILE (timely writes connection messages on standard output)");
+        // Timely's networking prints on standard output when a peer fails
+        // (`failed to read full header!`): not into the matches.
+        return Err(
+            "--processes needs --output FILE (timely's networking may print on standard output)",
+        );
     }
     Ok(())
 }
 
-/// Timely's configuration from the options.
-fn config(scale: &Scale) -> Result<timely::Config, (u8, String)> {
+/// Where the workers run.
+enum Layout {
+    /// `threads` workers in this process.
+    Process(usize),
+    /// `threads` workers in each process of `addresses`, this being
+    /// `process`.
+    Cluster {
+        threads: usize,
+        process: usize,
+        addresses: Vec<String>,
+    },
+}
+
+/// The layout from the options (the hostfile read and checked).
+fn config(scale: &Scale) -> Result<Layout, (u8, String)> {
     let threads = scale.workers.unwrap_or(1);
-    let communication = match scale.processes {
-        None => CommunicationConfig::Process(threads),
-        Some(processes) => {
-            let process = scale.process.unwrap_or(0);
-            if process >= processes {
-                return Err((
-                    EXIT_USAGE,
-                    format!("--process {process} is not below --processes {processes}"),
-                ));
-            }
-            let path = scale.hostfile.as_deref().unwrap_or(Path::new(""));
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                (
-                    EXIT_IO,
-                    format!("cannot read the hostfile {}: {e}", path.display()),
-                )
-            })?;
-            let addresses: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .take(processes)
-                .collect();
-            if addresses.len() < processes {
-                return Err((
-                    EXIT_USAGE,
-                    format!(
-                        "the hostfile {} has {} addresses for {processes} processes",
-                        path.display(),
-                        addresses.len()
-                    ),
-                ));
-            }
-            CommunicationConfig::Cluster {
+    let Some(processes) = scale.processes else {
+        return Ok(Layout::Process(threads));
+    };
+    let process = scale.process.unwrap_or(0);
+    if process >= processes {
+        return Err((
+            EXIT_USAGE,
+            format!("--process {process} is not below --processes {processes}"),
+        ));
+    }
+    let path = scale.hostfile.as_deref().unwrap_or(Path::new(""));
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        (
+            EXIT_IO,
+            format!("cannot read the hostfile {}: {e}", path.display()),
+        )
+    })?;
+    let lines = text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .take(processes);
+    let mut addresses = Vec::with_capacity(processes);
+    for (n, line) in lines {
+        if line.split_whitespace().nth(1).is_some() {
+            return Err((
+                EXIT_USAGE,
+                format!(
+                    "{}:{n}: one host:port per line, not `{line}`",
+                    path.display()
+                ),
+            ));
+        }
+        addresses.push(line.to_string());
+    }
+    if addresses.len() < processes {
+        return Err((
+            EXIT_USAGE,
+            format!(
+                "the hostfile {} has {} addresses for {processes} processes",
+                path.display(),
+                addresses.len()
+            ),
+        ));
+    }
+    Ok(Layout::Cluster {
+        threads,
+        process,
+        addresses,
+    })
+}
+
+/// Starts the workers of `layout` on `work`; for a cluster, connects to
+/// the other processes first (`workers/connect.rs`).
+fn execute<T, F>(layout: Layout, work: F) -> Result<timely::communication::WorkerGuards<T>, String>
+where
+    T: Send + 'static,
+    F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
+{
+    let (builders, others) = match layout {
+        Layout::Process(threads) => CommunicationConfig::Process(threads).try_build()?,
+        Layout::Cluster {
+            threads,
+            process,
+            addresses,
+        } => {
+            let sockets = connect::sockets(&addresses, process).map_err(|e| e.to_string())?;
+            let hooks = Hooks::default();
+            let local = ProcessBuilder::new_typed_vector(
                 threads,
-                process,
-                addresses,
-                report: false,
-                zerocopy: false,
-            }
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            );
+            let (builders, guard) =
+                initialize_networking_from_sockets(local, sockets, process, threads, hooks)
+                    .map_err(|e| format!("cannot start the networking: {e}"))?;
+            let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+            (builders, Box::new(guard) as Box<dyn std::any::Any + Send>)
         }
     };
-    Ok(timely::Config {
-        communication,
-        worker: WorkerConfig::default(),
-    })
+    timely::execute::execute_from(builders, others, WorkerConfig::default(), work)
 }
 
 /// What every worker of the process shares.

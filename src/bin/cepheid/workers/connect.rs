@@ -1,0 +1,141 @@
+//! Connecting the processes of `--processes P`: one TCP stream between
+//! every two processes, on which timely's networking then runs
+//! (`initialize_networking_from_sockets`).
+//!
+//! Timely's own set-up (`timely_communication::networking`) was used
+//! before. It polls its listener once a second, so a run of several
+//! processes started together lost up to a second before its first event.
+//! It prints its messages on standard output, where the matches go. It
+//! panics on a connection that does not speak its handshake. This one
+//! waits on `accept`, retries a refused connection every 100 ms, and says
+//! what it waits for on standard error once. A connection that sends no
+//! valid process number within [`HANDSHAKE`] is dropped with a message,
+//! and the process waits on. The handshake is timely's: the connecting
+//! process writes its number as a big-endian `u64`.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+/// How long an accepted connection has to send its process number.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// How long to wait before connecting again to a process that refused.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// The streams to every other process of `addresses` (`None` at
+/// `process`, this one's own place), as timely's networking takes them.
+/// Processes below `process` are connected to, those above are waited for
+/// on `addresses[process]`. Waits as long as it takes: the processes of a
+/// run may be started far apart.
+pub fn sockets(addresses: &[String], process: usize) -> io::Result<Vec<Option<TcpStream>>> {
+    let address = &addresses[process];
+    let listener = TcpListener::bind(address.as_str())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {address}: {e}")))?;
+    let processes = addresses.len();
+    // Wait for the higher processes on a thread of its own, while this one
+    // connects to the lower ones.
+    let accepting = thread::Builder::new()
+        .name("cepheid-accept".into())
+        .spawn(move || accept(&listener, process, processes))?;
+    let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(processes);
+    for (index, address) in addresses.iter().enumerate().take(process) {
+        streams.push(Some(connect(address, index, process)?));
+    }
+    streams.push(None);
+    let mut above: Vec<Option<TcpStream>> = (process + 1..processes).map(|_| None).collect();
+    for (number, stream) in accepting.join().expect("the accepting thread")? {
+        above[number - process - 1] = Some(stream);
+    }
+    streams.extend(above);
+    Ok(streams)
+}
+
+/// Connects to process `index` at `address`, retrying while it refuses,
+/// and says who this is.
+fn connect(address: &str, index: usize, process: usize) -> io::Result<TcpStream> {
+    let mut told = false;
+    loop {
+        match TcpStream::connect(address) {
+            Ok(mut stream) => {
+                stream.set_nodelay(true)?;
+                stream.write_all(&(process as u64).to_be_bytes())?;
+                return Ok(stream);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::HostUnreachable
+                        | io::ErrorKind::NetworkUnreachable
+                ) =>
+            {
+                if !told {
+                    eprintln!("waiting for process {index} at {address} ({e}); retrying");
+                    told = true;
+                }
+                thread::sleep(RETRY);
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot connect to process {index} at {address}: {e}"),
+                ))
+            }
+        }
+    }
+}
+
+/// Accepts the processes above `process` (of `processes`): their numbers
+/// and streams.
+fn accept(
+    listener: &TcpListener,
+    process: usize,
+    processes: usize,
+) -> io::Result<Vec<(usize, TcpStream)>> {
+    let expected = processes - process - 1;
+    let mut received = Vec::with_capacity(expected);
+    let mut seen = HashSet::new();
+    let address = listener.local_addr()?;
+    match expected {
+        0 => {}
+        1 => eprintln!("waiting on {address} for process {}", process + 1),
+        _ => eprintln!(
+            "waiting on {address} for processes {} to {}",
+            process + 1,
+            processes - 1
+        ),
+    }
+    while received.len() < expected {
+        let (mut stream, peer) = listener.accept()?;
+        let mut number = [0; 8];
+        let said = stream
+            .set_read_timeout(Some(HANDSHAKE))
+            .and_then(|()| stream.read_exact(&mut number))
+            .map(|()| u64::from_be_bytes(number));
+        let why = match said {
+            Ok(n) if n > process as u64 && n < processes as u64 => {
+                if seen.insert(n) {
+                    stream.set_read_timeout(None)?;
+                    stream.set_nodelay(true)?;
+                    received.push((n as usize, stream));
+                    continue;
+                }
+                format!("it says it is process {n}, already connected")
+            }
+            Ok(n) => format!(
+                "it says it is process {n}, not one of {} to {}",
+                process + 1,
+                processes - 1
+            ),
+            Err(e) => format!("no process number within {HANDSHAKE:?}: {e}"),
+        };
+        eprintln!("warning: a connection from {peer} to {address} is dropped: {why}");
+    }
+    Ok(received)
+}
