@@ -1,6 +1,6 @@
 //! `default-features = false` gives the library without the crates only the
 //! command line needs (the `cli` feature: `clap`, `indicatif`,
-//! `annotate-snippets`, `notify`, `signal-hook`): with the other default features (`derive`) kept,
+//! `annotate-snippets`, `notify`, `signal-hook`, `mimalloc`): with the other default features (`derive`) kept,
 //! the library's normal dependencies are then exactly what its other direct
 //! dependencies bring, nothing reached only through the CLI crates. Runs
 //! `cargo tree` offline on the lock file (no network).
@@ -9,12 +9,13 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 /// The dependencies of the `cli` feature.
-const CLI_CRATES: [&str; 5] = [
+const CLI_CRATES: [&str; 6] = [
     "clap",
     "indicatif",
     "annotate-snippets",
     "notify",
     "signal-hook",
+    "mimalloc",
 ];
 
 /// `cargo tree -e normal -p cepheid` with `extra` flags, as `(depth, "name

@@ -18,6 +18,13 @@ mod run;
 mod signals;
 mod timing;
 
+/// The command's allocator (the library's users choose their own): `run`
+/// decodes each event on its reader thread and frees it on the main thread,
+/// a cross-thread free that mimalloc makes one atomic push where glibc's
+/// malloc takes the other thread's arena lock (`Cargo.toml`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status: success.
 const EXIT_OK: u8 = 0;
 /// Exit status: a pattern file has errors.
