@@ -54,6 +54,8 @@ pub struct Cuts {
     clock: Mutex<Clock>,
     /// The last epoch a worker could not take.
     failed: AtomicI64,
+    /// The epoch of the last cut taken when a live source was stopped.
+    last: AtomicI64,
 }
 
 #[derive(Debug)]
@@ -75,6 +77,7 @@ impl Cuts {
                 hold: None,
             }),
             failed: AtomicI64::new(NONE),
+            last: AtomicI64::new(NONE),
         })
     }
 
@@ -116,6 +119,21 @@ impl Cuts {
     /// `f` before the request)? Then no worker's state at `f` is whole.
     pub fn failed(&self, f: Timestamp) -> bool {
         self.failed.load(Ordering::SeqCst) == f
+    }
+
+    /// The epoch of the last cut the workers of this process took as the
+    /// dataflow ended because a live source was stopped
+    /// ([`Feed::stop`](crate::dataflow::Feed::stop)): once the input
+    /// frontier of a downstream operator is empty, every worker's state
+    /// at it has been saved. See [`cep_cut`](crate::dataflow::cep_cut).
+    pub fn last_cut(&self) -> Option<Timestamp> {
+        let f = self.last.load(Ordering::SeqCst);
+        (f != NONE).then_some(f)
+    }
+
+    /// A worker took the last cut, at `f`.
+    pub(crate) fn took_last(&self, f: Timestamp) {
+        self.last.fetch_max(f, Ordering::SeqCst);
     }
 
     /// Worker 0 chooses a cut: the sources' capabilities stop at the
@@ -386,10 +404,33 @@ pub struct SourceState {
     pub position: u64,
     /// What the input could not read up to there ([`Positioned::unread`]).
     pub unread: u64,
+    /// A live source: what its reader said of its place with the last
+    /// batch the source took whole ([`Place::place`], sent with
+    /// [`Feed::send_at`](crate::dataflow::Feed::send_at)): a file's
+    /// identity and byte offset, say. Empty otherwise.
+    pub place: Vec<u8>,
     /// Its clock and counts.
     pub lateness: Lateness,
-    /// Had it ended (sent its [`SourceEnd`])?
+    /// Had it ended (sent its [`SourceEnd`])? A live source stopped by
+    /// [`Feed::stop`](crate::dataflow::Feed::stop) has not: it goes on
+    /// from its place when restored.
     pub ended: bool,
+}
+
+/// Where a live input is after a batch, for cuts: given with the batch to
+/// [`Feed::send_at`](crate::dataflow::Feed::send_at), and recorded in the
+/// [`SourceState`] of a [`live_source_cut`](crate::dataflow::live_source_cut)
+/// when the source has taken that batch whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    /// A number that grows with the input, from which the reader can go on
+    /// (the lines read so far, say): [`SourceState::position`].
+    pub position: u64,
+    /// What the reader could not read so far: [`SourceState::unread`].
+    pub unread: u64,
+    /// Whatever else the reader needs to go on (which file, at which
+    /// byte), opaque to the library: [`SourceState::place`].
+    pub place: Vec<u8>,
 }
 
 /// An input that says where it is, for [`source_cut`](crate::dataflow::source_cut):

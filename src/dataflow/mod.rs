@@ -116,12 +116,12 @@ mod operator;
 mod route;
 mod source;
 
-pub use cut::{cut_requests, Cuts, Positioned, Requests, SourceState, WorkerCut};
+pub use cut::{cut_requests, Cuts, Place, Positioned, Requests, SourceState, WorkerCut};
 pub use operator::{cep, cep_cut, Collect};
 pub use route::key_hash;
 pub use source::{
-    live_source, source, source_cut, Events, Feed, FileChunk, FileChunks, LateEvents, Lateness,
-    SourceItem, FEED_AHEAD,
+    live_source, live_source_cut, source, source_cut, Events, Feed, FileChunk, FileChunks,
+    LateEvents, Lateness, SourceItem, FEED_AHEAD,
 };
 
 /// An event on its way to the engines: its time, which source read it and

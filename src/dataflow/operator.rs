@@ -74,6 +74,17 @@ where
 /// (its sources' states, its engines' snapshots, the source ends received,
 /// the stashed events sent below `f`). When `cut` was restored
 /// ([`WorkerCut::restore`]), the worker goes on from that state.
+///
+/// When the input ends because a live source was stopped
+/// ([`Feed::stop`](crate::dataflow::Feed::stop), a signal), the worker
+/// takes a last cut, at `e` = the largest source watermark + 2 (above
+/// every cut before it), after its engines reached the final watermark: its state
+/// then, with every event still stashed, the ends of the sources that
+/// ended (not the stopped one, which goes on from its place when
+/// restored). It is saved before the operator's capability is dropped,
+/// and [`Cuts::last_cut`](crate::dataflow::Cuts::last_cut) says its
+/// epoch: once a downstream frontier is empty, every worker's state at
+/// `e` was saved.
 pub fn cep_cut<'scope, E, S, F>(
     plan: &Plan<E>,
     input: Events<'scope, E>,
@@ -156,6 +167,7 @@ where
         finished: false,
         cut,
         taken: released,
+        restored_at: released,
     };
     routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
         Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
@@ -216,6 +228,9 @@ where
                         worker.emit(&mut sink, &mut |items| {
                             output.session(&*cap).give_container(items);
                         });
+                        // Before the capability goes: downstream, an
+                        // empty frontier says every worker saved it.
+                        worker.take_last_cut();
                         capability = None;
                     }
                 }
@@ -241,6 +256,9 @@ struct Worker<E: Event + 'static> {
     cut: Option<WorkerCut>,
     /// The last epoch cut at (or given up).
     taken: Timestamp,
+    /// The epoch restored from (`Timestamp::MIN` for none): the same on
+    /// every worker.
+    restored_at: Timestamp,
 }
 
 impl<E: Event + Clone + ExchangeData> Worker<E> {
@@ -264,6 +282,42 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
     /// Saves the worker's state at `e` (its engines are at `e - 1`).
     fn take_cut(&mut self, e: Timestamp) {
         self.taken = e;
+        self.save(e, false);
+    }
+
+    /// The input ended: when a source was stopped (a live source, by a
+    /// signal), saves the worker's state as it is now, after
+    /// [`finish`](Worker::finish), at an epoch above every cut before it
+    /// and the same on every worker (each has the same ends, and was
+    /// restored from the same cut): the largest source watermark + 2
+    /// (above every source's capability: no frontier passed it), or the
+    /// restored epoch + 1 when that is larger (no event since). Every stashed event was sent
+    /// below it; the stopped source's end is not kept: restored, it reads
+    /// on.
+    fn take_last_cut(&mut self) {
+        let Some(cut) = &self.cut else {
+            return;
+        };
+        if !self.ends.iter().any(|(_, end)| end.stopped) {
+            return;
+        }
+        // Above every source's capability (each is its watermark + 1).
+        let frontier = (self.ends.iter())
+            .filter_map(|(_, end)| end.watermark)
+            .max()
+            .map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        let e = frontier
+            .saturating_add(1)
+            .max(self.restored_at.saturating_add(1));
+        cut.cuts.took_last(e);
+        self.taken = e;
+        self.save(e, true);
+    }
+
+    /// Saves the worker's state at `e`: at a cut, the stashed events sent
+    /// below `e` and the ends sent below it; `last`, every stashed event
+    /// and the ends of the sources that were not stopped.
+    fn save(&mut self, e: Timestamp, last: bool) {
         let Some(cut) = &self.cut else {
             return;
         };
@@ -281,9 +335,10 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             cut::encode(&WorkerState {
                 epoch: e,
                 sources,
-                // Those sent at `e` or above come again.
+                // Those sent at `e` or above come again; a stopped
+                // source reads on.
                 ends: (self.ends.iter())
-                    .filter(|(sent, _)| *sent < e)
+                    .filter(|(sent, end)| *sent < e && !(last && end.stopped))
                     .map(|(_, end)| *end)
                     .collect(),
                 engines,

@@ -18,7 +18,7 @@ use timely::scheduling::SyncActivator;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataflow::cut::{Positioned, SourceState, WorkerCut};
+use crate::dataflow::cut::{Place, Positioned, SourceState, WorkerCut};
 use crate::dataflow::{Input, SourceEnd, Stamped};
 use crate::engine::clock::{Idle, Watermark};
 use crate::engine::queue::FifoHeap;
@@ -242,10 +242,17 @@ trait Pull<E> {
         false
     }
 
-    /// Where the input is and what it could not read ([`Positioned`]; 0
-    /// for an input that cannot say).
-    fn position(&self) -> (u64, u64) {
-        (0, 0)
+    /// Where the input is and what it could not read ([`Positioned`], or
+    /// what a [`Feed`] said with its last batch taken whole; 0 for an
+    /// input that cannot say).
+    fn position(&self) -> Place {
+        Place::default()
+    }
+
+    /// Is a batch of a [`Feed`] taken part way? (The source reads on to
+    /// its end: a cut records places between batches.)
+    fn mid_batch(&self) -> bool {
+        false
     }
 }
 
@@ -272,8 +279,12 @@ impl<E, I: Iterator<Item = SourceItem<E>> + Positioned> Pull<E> for PosIter<I> {
         }
     }
 
-    fn position(&self) -> (u64, u64) {
-        (self.0.position(), self.0.unread())
+    fn position(&self) -> Place {
+        Place {
+            position: self.0.position(),
+            unread: self.0.unread(),
+            place: Vec::new(),
+        }
     }
 }
 
@@ -344,7 +355,7 @@ pub struct Feed<E> {
 
 /// What a [`Feed`] sends its source.
 enum Fed<E> {
-    Items(Vec<SourceItem<E>>),
+    Items(Vec<SourceItem<E>>, Option<Place>),
     Wake,
     Stop,
 }
@@ -355,10 +366,27 @@ impl<E> Feed<E> {
     /// [`FEED_AHEAD`] batches behind; gives the items back when the
     /// dataflow is gone.
     pub fn send(&self, items: Vec<SourceItem<E>>) -> Result<(), SendError<Vec<SourceItem<E>>>> {
-        self.deliver(Fed::Items(items)).map_err(|e| match e.0 {
-            Fed::Items(items) => SendError(items),
-            _ => SendError(Vec::new()),
-        })
+        self.deliver(Fed::Items(items, None))
+            .map_err(|e| match e.0 {
+                Fed::Items(items, _) => SendError(items),
+                _ => SendError(Vec::new()),
+            })
+    }
+
+    /// [`send`](Feed::send), with where the input is after `items`: a
+    /// [`live_source_cut`] records `place` in its [`SourceState`] at a
+    /// cut that its capability reaches after it took `items` whole (and
+    /// none of the next batch), so a resumed reader goes on from there.
+    pub fn send_at(
+        &self,
+        items: Vec<SourceItem<E>>,
+        place: Place,
+    ) -> Result<(), SendError<Vec<SourceItem<E>>>> {
+        self.deliver(Fed::Items(items, Some(place)))
+            .map_err(|e| match e.0 {
+                Fed::Items(items, _) => SendError(items),
+                _ => SendError(Vec::new()),
+            })
     }
 
     /// Asks the source to look at its clock now (its idle timeout), as it
@@ -408,6 +436,10 @@ struct Receive<E> {
     rx: Receiver<Fed<E>>,
     backlog: Arc<AtomicUsize>,
     current: std::vec::IntoIter<SourceItem<E>>,
+    /// The place after `current` ([`Feed::send_at`]).
+    current_place: Option<Place>,
+    /// The place after the last batch taken whole.
+    place: Place,
     stopped: bool,
     arrived: bool,
 }
@@ -418,6 +450,9 @@ impl<E> Pull<E> for Receive<E> {
             if let Some(item) = self.current.next() {
                 return Pulled::Item(item);
             }
+            if let Some(place) = self.current_place.take() {
+                self.place = place;
+            }
             if self.stopped {
                 return Pulled::Stop;
             }
@@ -425,9 +460,10 @@ impl<E> Pull<E> for Receive<E> {
                 Ok(message) => {
                     self.backlog.fetch_sub(1, Ordering::SeqCst);
                     match message {
-                        Fed::Items(items) => {
+                        Fed::Items(items, place) => {
                             self.arrived = true;
                             self.current = items.into_iter();
+                            self.current_place = place;
                         }
                         Fed::Wake => {}
                         Fed::Stop => self.stopped = true,
@@ -441,6 +477,17 @@ impl<E> Pull<E> for Receive<E> {
 
     fn arrived(&mut self) -> bool {
         std::mem::take(&mut self.arrived)
+    }
+
+    fn position(&self) -> Place {
+        match &self.current_place {
+            Some(place) if self.current.len() == 0 => place.clone(),
+            _ => self.place.clone(),
+        }
+    }
+
+    fn mid_batch(&self) -> bool {
+        self.current.len() > 0
     }
 }
 
@@ -508,23 +555,68 @@ where
     E: Clone + 'static,
     C: FnMut() -> Instant + 'static,
 {
+    live(scope, source, lateness, clock, None)
+}
+
+/// A [`live_source`] that takes part in the cuts of `cut` (see
+/// [`Cuts`](crate::dataflow::Cuts)): at a cut it records the
+/// [`Place`] sent with the last batch it took whole
+/// ([`Feed::send_at`]; it never stops part way through a batch) and its
+/// [`Lateness`]. When the feed is stopped ([`Feed::stop`], a signal),
+/// the source has not ended: [`cep_cut`](crate::dataflow::cep_cut) then
+/// takes a last cut as the dataflow ends, from which the source goes on
+/// reading. When `cut` was restored, open the reader at the place
+/// recorded ([`WorkerCut::source_state`]: its `position`, `unread` and
+/// `place`): the source goes on with the clock it had (`lateness` is then
+/// not used), or, if it had ended ([`SourceState::ended`]), sends nothing:
+/// then feed it nothing (it takes nothing from the feed).
+pub fn live_source_cut<'scope, E, C>(
+    scope: Scope<'scope, Timestamp>,
+    source: u32,
+    lateness: Lateness,
+    clock: C,
+    cut: &WorkerCut,
+) -> (Feed<E>, Events<'scope, E>, LateEvents<'scope, E>)
+where
+    E: Clone + 'static,
+    C: FnMut() -> Instant + 'static,
+{
+    live(scope, source, lateness, clock, Some(cut.clone()))
+}
+
+fn live<'scope, E, C>(
+    scope: Scope<'scope, Timestamp>,
+    source: u32,
+    lateness: Lateness,
+    clock: C,
+    cut: Option<WorkerCut>,
+) -> (Feed<E>, Events<'scope, E>, LateEvents<'scope, E>)
+where
+    E: Clone + 'static,
+    C: FnMut() -> Instant + 'static,
+{
     let (tx, rx) = mpsc::sync_channel(FEED_AHEAD);
     let backlog = Arc::new(AtomicUsize::new(0));
+    let place = cut
+        .as_ref()
+        .and_then(|cut| cut.source_state(source))
+        .map(|state| Place {
+            position: state.position,
+            unread: state.unread,
+            place: state.place,
+        })
+        .unwrap_or_default();
     let receive = Receive {
         rx,
         backlog: Arc::clone(&backlog),
         current: Vec::new().into_iter(),
+        current_place: None,
+        place,
         stopped: false,
         arrived: false,
     };
-    let (events, late, address) = build(
-        scope,
-        source,
-        lateness,
-        receive,
-        Some(Box::new(clock)),
-        None,
-    );
+    let (events, late, address) =
+        build(scope, source, lateness, receive, Some(Box::new(clock)), cut);
     let feed = Feed {
         tx: Some(tx),
         activator: scope.worker().sync_activator_for(address.to_vec()),
@@ -612,7 +704,11 @@ where
                 let mut late_out = late_out.activate();
                 let mut events = events_out.session(&*events_cap);
                 let mut late = late_out.session(&*late_cap);
-                for _ in 0..BATCH {
+                let mut read = 0;
+                // Whole batches of a feed: a cut records places between
+                // them.
+                while read < BATCH || pull.mid_batch() {
+                    read += 1;
                     match pull.pull() {
                         Pulled::Pending => {
                             pending = true;
@@ -649,12 +745,18 @@ where
             }
             if ended {
                 if let Some(cut) = &cut {
-                    let (position, unread) = pull.position();
+                    let Place {
+                        position,
+                        unread,
+                        place,
+                    } = pull.position();
+                    // Stopped, it goes on from there when restored.
                     let state = || SourceState {
                         position,
                         unread,
+                        place,
                         lateness: lateness.clone(),
-                        ended: true,
+                        ended: !stopped,
                     };
                     cut.passing(source, *events_cap.time(), None, state);
                 }
@@ -685,10 +787,15 @@ where
             let mut held = false;
             if let Some(cut) = &cut {
                 let state = || {
-                    let (position, unread) = pull.position();
+                    let Place {
+                        position,
+                        unread,
+                        place,
+                    } = pull.position();
                     SourceState {
                         position,
                         unread,
+                        place,
                         lateness: lateness.clone(),
                         ended: false,
                     }

@@ -44,9 +44,17 @@
 //!   common frontier (`cepheid::dataflow::Cuts`, requested through
 //!   `cepheid::dataflow::cut_requests`), one folder per cut in `DIR`, which
 //!   every process must see (`workers/cut.rs`), resumed on the same
-//!   processes and workers; `docs/checkpoints.md`.
+//!   processes and workers; `docs/checkpoints.md`. A followed file
+//!   (`--follow`) too: each batch of the reader goes to the source with its
+//!   place (lines so far, malformed lines so far, the byte offset and the
+//!   checksum of the bytes before it, `input::Position`), which the source
+//!   records at a cut; SIGINT and SIGTERM stop the feed and the workers
+//!   take a last cut as the dataflow ends (`cepheid::dataflow::cep_cut`);
+//!   a resumed run reads the file from that place, or from its beginning
+//!   when it was rotated while the run was stopped, as the single run does.
 //! - Not with `--time processing` (exit 2); `--checkpoint` not with
-//!   standard input, `--follow` or `--output-per-worker`.
+//!   standard input (it cannot be read again: the single run's rule) or
+//!   `--output-per-worker`.
 //!   `--max-waiting` applies per source, the single run's rule over the
 //!   source's own events (`docs/semantics.md`, "Several readers"): with
 //!   one source the same forced watermarks as a single run; they are
@@ -66,14 +74,15 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid::dataflow::{
-    cep, cep_cut, cut_requests, live_source, source, source_cut, Collect, Cuts, Feed, FileChunk,
-    FileChunks, Lateness, Plan, Positioned, Requests, SourceItem, WorkerCut,
+    cep, cep_cut, cut_requests, live_source, live_source_cut, source, source_cut, Collect, Cuts,
+    Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned, Requests, SourceItem,
+    SourceState, WorkerCut,
 };
 use cepheid::engine::{MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
@@ -89,7 +98,9 @@ use timely::dataflow::operators::{Concat, Operator};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
-use crate::input::{spawn_reader, Entry, Message, Position, Reading, Source, BATCHES_AHEAD};
+use crate::input::{
+    prime, spawn_reader, Entry, Message, Position, Reading, Source, Tail, BATCHES_AHEAD,
+};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 #[path = "workers/connect.rs"]
@@ -232,7 +243,24 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
             return status;
         }
     };
+    let live = args.follow || args.events == Path::new("-");
     let first_process = args.scale.process.unwrap_or(0) == 0;
+    // Live input: SIGINT and SIGTERM stop the feed (read by worker 0 of
+    // process 0, `read_live`), heard from here on: a run that said it
+    // resumes stops with a last cut.
+    let messages = (live && first_process).then(|| {
+        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let signal_tx = tx.clone();
+        if let Err(e) = signals::install(
+            move |signal| {
+                let _ = signal_tx.send(Message::Signal(signal));
+            },
+            false,
+        ) {
+            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+        }
+        (tx, messages)
+    });
     let layout = (
         args.scale.processes.unwrap_or(1),
         args.scale.workers.unwrap_or(1),
@@ -269,7 +297,8 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         idle_timeout: args
             .idle_timeout
             .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))),
-        live: args.follow || args.events == Path::new("-"),
+        live,
+        messages: Mutex::new(messages),
         follow: args.follow,
         flush: args.flush_at_end,
         strict: args.strict,
@@ -325,9 +354,8 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
         return Err("--time processing is not supported with --workers or --processes");
     }
     if args.checkpoint.is_some() {
-        if args.follow || args.events == Path::new("-") {
-            return Err("--checkpoint with --workers needs --events FILE (standard input and --follow are not supported)");
-        }
+        // Standard input is refused with the single run's message
+        // (`refuse_conflicts`): it cannot be read again.
         // Process 0 writes the outputs; the others write none.
         let first_process = args.scale.process.unwrap_or(0) == 0;
         if (first_process && args.output == Path::new("-")) || args.scale.output_per_worker {
@@ -472,6 +500,8 @@ struct Job {
     /// Standard input or `--follow`: read on a thread of its own by
     /// worker 0 (of process 0), output flushed when the input waits.
     live: bool,
+    /// Live input: the channel of the reader's batches and the signals.
+    messages: Mutex<Option<(SyncSender<Message>, Receiver<Message>)>>,
     follow: bool,
     flush: bool,
     strict: bool,
@@ -714,7 +744,10 @@ impl Job {
         worker.dataflow::<Timestamp, _, _>(|scope| {
             // One input: the chunks of the file share one source number.
             let (events, late) = if reads_live {
-                let (fed, events, late) = live_source(scope, 0, lateness, Instant::now);
+                let (fed, events, late) = match &worker_cut {
+                    Some(cut) => live_source_cut(scope, 0, lateness, Instant::now, cut),
+                    None => live_source(scope, 0, lateness, Instant::now),
+                };
                 feed = Some(fed);
                 (events, late)
             } else if let Some(cut) = &worker_cut {
@@ -765,6 +798,7 @@ impl Job {
                     misses: 0,
                     last: Instant::now(),
                     pending: None,
+                    ended: false,
                     failed: Arc::clone(&self.checkpoint_failed),
                     stop: Arc::clone(&self.stop),
                 });
@@ -810,6 +844,10 @@ impl Job {
                 },
             );
         });
+        // Resumed: where the live input goes on (a source that had ended
+        // reads nothing).
+        let restored = worker_cut.as_ref().and_then(|cut| cut.source_state(0));
+        let feed = feed.filter(|_| !restored.as_ref().is_some_and(|state| state.ended));
         let reader = feed.map(|feed| {
             let live = Live {
                 feed,
@@ -817,8 +855,10 @@ impl Job {
                 waiting_for_input,
                 strict: self.strict,
                 origin: display(&self.events, "standard input"),
+                places: self.checkpoint.is_some(),
+                lines: restored.as_ref().map_or(0, |state| state.position),
             };
-            self.read_live(live)
+            self.read_live(live, restored.as_ref())
         });
         while worker.has_dataflows() {
             worker.step_or_park(None);
@@ -956,29 +996,33 @@ impl Job {
     /// their own (the reader of the single-engine run, `input.rs`, and one
     /// that hands its batches to the source), and SIGINT/SIGTERM as the
     /// single-engine run does: the feed stops, event time stays where it
-    /// is. The thread returns the signal that stopped it, if one did.
-    fn read_live(&self, live: Live) -> JoinHandle<Option<i32>> {
-        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
-        let signal_tx = tx.clone();
-        if let Err(e) = signals::install(
-            move |signal| {
-                let _ = signal_tx.send(Message::Signal(signal));
-            },
-            false,
-        ) {
-            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
-        }
+    /// is (with `--checkpoint`, the workers then take a last cut). The
+    /// thread returns the signal that stopped it, if one did. Resumed
+    /// (`restored`), a followed file is read from the place of the cut,
+    /// or from its beginning when the file there is another one (rotated
+    /// while the run was stopped), as the single run does.
+    fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<i32>> {
+        let taken = self.messages.lock().ok().and_then(|mut m| m.take());
+        let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
         let fields = self.plan.fields().clone();
         let (format, time_field) = (self.format, self.time_field.clone());
         let decoder = move || Decoder::new(format, &time_field, fields.clone());
-        match Source::open(&self.events, self.follow, 0) {
+        let start = restored.map_or_else(Position::default, |state| self.live_start(state));
+        let mut first = decoder();
+        if start.offset > 0 {
+            // A CSV file's header, read from its beginning.
+            if let Err(e) = prime(&mut first, &self.events) {
+                eprintln!("error: cannot read {}: {e}", live.origin);
+            }
+        }
+        match Source::open(&self.events, self.follow, start.offset) {
             Ok((input, _)) => {
                 let reading = Reading {
                     origin: live.origin.clone(),
-                    decoder: decoder(),
+                    decoder: first,
                     fresh: Box::new(decoder),
-                    start: Position::default(),
-                    tails: false,
+                    start,
+                    tails: live.places,
                     // Control records (`$rules`) are not read here.
                     controls: None,
                 };
@@ -993,6 +1037,37 @@ impl Job {
         }
         thread::spawn(move || live.forward(&messages))
     }
+
+    /// Where a followed file goes on after a cut: the place its source
+    /// recorded, if the file named `--events` holds, before that offset,
+    /// the bytes it held then; else (rotated while the run was stopped)
+    /// its beginning, with a warning, as the single run does
+    /// (`resume.rs`).
+    fn live_start(&self, state: &SourceState) -> Position {
+        let Ok(at) = postcard::from_bytes::<Position>(&state.place) else {
+            // Nothing was read before the cut.
+            return Position::default();
+        };
+        let file = File::open(&self.events);
+        let same = at.tail.is_some_and(|tail| {
+            file.as_ref()
+                .is_ok_and(|file| Tail::of(file, at.offset) == Some(tail))
+        });
+        if at.offset == 0 || same {
+            eprintln!(
+                "cepheid: the input goes on at line {} of {}",
+                at.lines + 1,
+                self.events.display()
+            );
+            return at;
+        }
+        eprintln!(
+            "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
+            self.events.display(),
+            at.offset
+        );
+        Position::default()
+    }
 }
 
 /// Worker 0's live input, on its way to the source.
@@ -1003,6 +1078,12 @@ struct Live {
     waiting_for_input: Arc<AtomicBool>,
     strict: bool,
     origin: String,
+    /// With `--checkpoint`: each batch goes with its place (lines so far,
+    /// malformed lines so far, its [`Position`] in the file), which the
+    /// source records at a cut.
+    places: bool,
+    /// Lines read before (resumed: the place of the cut).
+    lines: u64,
 }
 
 impl Live {
@@ -1012,7 +1093,7 @@ impl Live {
     fn forward(self, messages: &Receiver<Message>) -> Option<i32> {
         // Lines in input order over rotations of a followed file (whose
         // line numbers start anew): the order of equal times.
-        let mut offset = 0u64;
+        let mut offset = self.lines;
         loop {
             let batch = match messages.recv() {
                 Ok(Message::Batch(batch)) => batch,
@@ -1062,7 +1143,17 @@ impl Live {
             }
             self.waiting_for_input
                 .store(batch.stalled, Ordering::Relaxed);
-            if self.feed.send(items).is_err() || end {
+            let sent = if self.places && !end {
+                let place = Place {
+                    position: offset,
+                    unread: self.counts.malformed.load(Ordering::Relaxed),
+                    place: postcard::to_allocvec(&batch.at).unwrap_or_default(),
+                };
+                self.feed.send_at(items, place)
+            } else {
+                self.feed.send(items)
+            };
+            if sent.is_err() || end {
                 return None;
             }
         }
@@ -1342,6 +1433,8 @@ struct Cutter {
     last: Instant,
     /// The epoch asked for and not passed yet.
     pending: Option<Timestamp>,
+    /// Has the writer's input ended?
+    ended: bool,
     failed: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
@@ -1369,6 +1462,11 @@ impl Cutter {
             self.pending = None;
             self.asking = false;
             self.requests = None;
+            if !self.ended {
+                self.ended = true;
+                self.last_cut(gathered);
+            }
+            return;
         }
         self.learn();
         let mut again = false;
@@ -1417,6 +1515,32 @@ impl Cutter {
                 } else {
                     self.pending = Some(requests.request(&checkpoint.cuts));
                 }
+            }
+        }
+    }
+
+    /// The run ends: when a signal stopped the live input, every worker
+    /// took a last cut (`cep_cut`), whose files are written (its CEP
+    /// operator's capability went after): the outputs, everything made
+    /// included, are measured and the cut completed, so that the next
+    /// run replays nothing.
+    fn last_cut(&mut self, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        let Some(e) = checkpoint.cuts.last_cut() else {
+            return;
+        };
+        for chunk in std::mem::take(&mut gathered.held) {
+            gathered.take(chunk);
+        }
+        let dir = checkpoint.dir.display();
+        match self.complete(e, gathered) {
+            Ok(true) => eprintln!("cepheid: checkpoint taken in {dir} as the run stopped"),
+            Ok(false) => eprintln!(
+                "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
+            ),
+            Err(e) => {
+                eprintln!("error: cannot write the checkpoint in {dir}: {e}");
+                self.failed.store(true, Ordering::Relaxed);
             }
         }
     }

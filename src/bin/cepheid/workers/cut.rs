@@ -18,8 +18,9 @@ use crate::checkpoint::{sync_dir, Command};
 
 /// The marker of a whole cut.
 pub const COMPLETE: &str = "complete";
-/// The format version of the folder.
-const VERSION: u32 = 1;
+/// The format version of the folder: 2 since a source's state holds the
+/// place of live input (`SourceState::place`).
+const VERSION: u32 = 2;
 
 /// What `complete` says.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,0 +1,268 @@
+//! `cepheid run --workers 2 --follow --checkpoint DIR`: a followed file
+//! that grows while the run is killed with SIGKILL at random moments and
+//! restarted, stopped by SIGTERM (a last cut), rotated while stopped, and
+//! grown again, ends with the outputs (sorted, as those of any worker
+//! layout) and the summary of one followed run that was never
+//! interrupted, over the same lines.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::crash::{self, sorted};
+use common::{cepheid, Live, PATIENCE};
+
+/// The kill-and-resume rules, and one that says a phase was read: a
+/// `sentinel` event comes out once the watermark passes it.
+fn rules() -> String {
+    format!(
+        "{}\npattern sentinel {{\n    match s\n    where s: type == \"sentinel\"\n    select phase = s.phase\n}}\n",
+        crash::PATTERNS
+    )
+}
+
+/// `n` lines of orders, payments and failures from time `from` on, about
+/// 10 ms apart and up to 3 s out of order (late ones with `--max-delay
+/// 2s`), now and then a malformed line; then a sentinel of `phase` above
+/// them all, and an event far enough above it to release it. The next
+/// phase starts above that.
+fn phase(seed: u64, from: u64, n: usize, phase: u32) -> (String, u64) {
+    let mut state = seed;
+    let mut next = move |below: u64| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    };
+    let mut text = String::new();
+    for i in 0..n {
+        let ts = from + i as u64 * 10 + next(3000);
+        let line = match next(100) {
+            0 if i % 7 == 0 => "{\"ts\": \"soon\"}".to_string(),
+            0..=39 => format!(
+                r#"{{"ts":{ts},"type":"created","order":"o{}"}}"#,
+                next(2000)
+            ),
+            40..=69 => format!(
+                r#"{{"ts":{ts},"type":"paid","order":"o{}","amount":{}}}"#,
+                next(2000),
+                next(500)
+            ),
+            _ => format!(
+                r#"{{"ts":{ts},"type":"fail","user":"u{}","amount":{}}}"#,
+                next(100),
+                next(50)
+            ),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let sentinel = from + n as u64 * 10 + 3000;
+    text.push_str(&format!(
+        "{{\"ts\":{sentinel},\"type\":\"sentinel\",\"phase\":{phase}}}\n{{\"ts\":{},\"type\":\"tick\"}}\n",
+        sentinel + 2001
+    ));
+    (text, sentinel + 2001 + 3001)
+}
+
+/// The run over `events.jsonl` in `dir`, writing `out_NAME.jsonl` and
+/// `late_NAME.jsonl`, with `extra` flags.
+fn start(dir: &Path, name: &str, extra: &[&str]) -> Live {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--events", "events.jsonl", "--follow"])
+        .args(["--workers", "2", "--max-delay", "2s", "--no-progress"])
+        .args(["--output", &format!("out_{name}.jsonl")])
+        .args(["--late", &format!("late_{name}.jsonl")])
+        .args(extra);
+    Live::spawn(&mut command)
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Waits (at most [`PATIENCE`]) until the sentinel of `phase` is in the
+/// output `out` (every line before it was read).
+fn wait_for_sentinel(dir: &Path, out: &str, phase: u32) {
+    let needle = format!("\"select\":{{\"phase\":{phase}}}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = fs::read_to_string(dir.join(out)).unwrap_or_default();
+        if text.contains(&needle) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no sentinel {phase} in {out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM: exit 143, a last cut; the standard error.
+fn stop(live: Live) -> String {
+    stop_by(live, "TERM", 143)
+}
+
+/// `signal`: exit `status`, a last cut; the standard error.
+fn stop_by(live: Live, signal: &str, status: i32) -> String {
+    live.signal(signal);
+    let (code, _, stderr) = live.finish();
+    assert_eq!(code.code(), Some(status), "{stderr}");
+    assert!(
+        stderr.contains("checkpoint taken in ckpt as the run stopped"),
+        "{stderr}"
+    );
+    stderr
+}
+
+/// A small deterministic generator of kill moments.
+struct Moments(u64);
+
+impl Moments {
+    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let span = (hi - lo).as_micros() as u64;
+        lo + Duration::from_micros((self.0 >> 33) % span.max(1))
+    }
+}
+
+/// The interrupted run, with checkpoints every 40 ms; once a cut is
+/// complete, it must say it resumes (then it has truncated the outputs).
+fn resume(dir: &Path) -> Live {
+    let complete = fs::read_dir(dir.join("ckpt"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("complete").exists())
+        })
+        .unwrap_or(false);
+    let live = start(
+        dir,
+        "cut",
+        &["--checkpoint", "ckpt", "--checkpoint-every", "40ms"],
+    );
+    if complete {
+        live.stderr_line("resuming from checkpoint in ckpt (2 workers)");
+    }
+    live
+}
+
+/// Appends `text` to the followed file in slices of 400 lines, 20 ms
+/// apart, killing the run (SIGKILL) at random moments and starting it
+/// again; returns the run still going.
+fn grow_with_kills(
+    dir: &Path,
+    text: &str,
+    mut live: Live,
+    moments: &mut Moments,
+    kills: &mut u32,
+) -> Live {
+    let events = dir.join("events.jsonl");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut started = Instant::now();
+    let mut kill_at = moments.between(Duration::from_millis(80), Duration::from_millis(500));
+    for slice in lines.chunks(400) {
+        append(&events, &slice.concat());
+        std::thread::sleep(Duration::from_millis(20));
+        if started.elapsed() >= kill_at {
+            live.child.kill().unwrap();
+            let (status, _, stderr) = live.finish();
+            assert_eq!(status.code(), None, "killed: {stderr}");
+            *kills += 1;
+            live = resume(dir);
+            started = Instant::now();
+            kill_at = moments.between(Duration::from_millis(80), Duration::from_millis(500));
+        }
+    }
+    live
+}
+
+#[test]
+fn a_followed_file_on_two_workers_killed_rotated_and_stopped_ends_as_an_uninterrupted_run() {
+    let dir = common::scratch("workers_live_crash");
+    fs::write(dir.join("rules.cep"), rules()).unwrap();
+    let (first, from) = phase(0x5EED, 0, 12_000, 1);
+    let (second, _) = phase(0xBEEF, from, 12_000, 2);
+    let events = dir.join("events.jsonl");
+
+    // Uninterrupted: the first file, rotated while it runs, the second.
+    fs::write(&events, &first).unwrap();
+    let whole = start(&dir, "whole", &[]);
+    wait_for_sentinel(&dir, "out_whole.jsonl", 1);
+    fs::rename(&events, dir.join("events.jsonl.whole")).unwrap();
+    fs::write(&events, &second).unwrap();
+    wait_for_sentinel(&dir, "out_whole.jsonl", 2);
+    whole.signal("TERM");
+    let (status, _, stderr) = whole.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let expected = crash::summary(&stderr);
+    assert!(expected.contains(" events read, "), "{expected}");
+    for none in [" 0 late", " 0 malformed", " 0 matches", " 0 timeouts"] {
+        assert!(!expected.contains(none), "{expected}");
+    }
+    assert!(
+        expected.contains(" waiting for the watermark "),
+        "{expected}"
+    );
+    fs::remove_file(&events).unwrap();
+
+    // Interrupted: the first file grows while the run is killed at random
+    // moments; SIGTERM stops it (a last cut) with lines perhaps not read.
+    let mut moments = Moments(0xC0FFEE);
+    let mut kills = 0;
+    let lines: Vec<&str> = first.split_inclusive('\n').collect();
+    let (grown, rest) = lines.split_at(lines.len() - 1_002);
+    fs::write(&events, "").unwrap();
+    let live = resume(&dir);
+    let live = grow_with_kills(&dir, &grown.concat(), live, &mut moments, &mut kills);
+    stop(live);
+
+    // Grown while stopped: read on resuming, from the place of the last
+    // cut; stopped again (SIGINT) once all was read.
+    append(&events, &rest.concat());
+    let live = resume(&dir);
+    let said = live.stderr_line("the input goes on at line ");
+    assert!(said.ends_with(" of events.jsonl"), "{said}");
+    wait_for_sentinel(&dir, "out_cut.jsonl", 1);
+    stop_by(live, "INT", 130);
+
+    // Rotated while stopped: the new file from its beginning (the old one
+    // was read to its end), growing while the run is killed again.
+    let lines: Vec<&str> = second.split_inclusive('\n').collect();
+    let (now, later) = lines.split_at(1_000);
+    fs::rename(&events, dir.join("events.jsonl.1")).unwrap();
+    fs::write(&events, now.concat()).unwrap();
+    let live = resume(&dir);
+    live.stderr_line("rotated since, so it is read from its beginning");
+    let live = grow_with_kills(&dir, &later.concat(), live, &mut moments, &mut kills);
+    wait_for_sentinel(&dir, "out_cut.jsonl", 2);
+    let stderr = stop(live);
+    assert!(kills >= 3, "{kills} kills");
+    assert_eq!(crash::summary(&stderr), expected, "{stderr}");
+    // A run stopped by its last cut replays nothing.
+    let again = resume(&dir);
+    let stderr = stop(again);
+    assert_eq!(crash::summary(&stderr), expected, "{stderr}");
+    for (cut, whole) in [
+        ("out_cut.jsonl", "out_whole.jsonl"),
+        ("late_cut.jsonl", "late_whole.jsonl"),
+    ] {
+        assert!(
+            sorted(&dir, cut) == sorted(&dir, whole),
+            "{cut} and {whole} differ once sorted ({kills} kills)"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
