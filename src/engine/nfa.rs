@@ -45,11 +45,16 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
     }
 
     fn visit_stages<'s>(&'s self, visit: &mut dyn FnMut(&'s str, &mut dyn Iterator<Item = &'s E>)) {
-        // One vector of (stage, event) in the order taken, sorted stably by
+        // One list of (stage, event) in the order taken, sorted stably by
         // stage: each stage's events stay in the order taken. (Not
-        // `stages()`, which allocates a vector per stage.)
-        let mut events = self.events();
-        events.sort_by_key(|&(stage, _)| stage);
+        // `stages()`, which allocates a vector per stage; on the stack up
+        // to 16 events.) Runs mostly take their stages in pattern order:
+        // then the list is sorted already.
+        let mut events = smallvec::SmallVec::<[_; 16]>::new();
+        self.events_into(&mut events);
+        if events.windows(2).any(|pair| pair[0].0 > pair[1].0) {
+            events.sort_by_key(|&(stage, _)| stage);
+        }
         let stages = &MatchView::pattern(self).stages;
         for group in events.chunk_by(|a, b| a.0 == b.0) {
             let name = stages

@@ -65,6 +65,18 @@ impl<'a, E> MatchView<'a, E> {
         self.buf.chain(self.node)
     }
 
+    /// The same pairs into `out` (cleared first): no allocation for a match
+    /// of at most `N` events (the output writer's path, once per match).
+    pub(crate) fn events_into<const N: usize>(
+        &self,
+        out: &mut smallvec::SmallVec<[(StageId, EventRef); N]>,
+    ) {
+        out.clear();
+        self.buf
+            .walk_back(self.node, |stage, ev| out.push((stage, ev)));
+        out.reverse();
+    }
+
     /// Time of the earliest event.
     pub fn start(&self) -> Timestamp {
         self.start
