@@ -60,9 +60,36 @@ impl Moments {
     }
 }
 
+/// The records of run `name`, sorted: `out_NAME.jsonl`, or with
+/// `--output-per-worker` its two workers' files together.
+fn sorted_out(dir: &Path, name: &str, per_worker: bool) -> Vec<Vec<u8>> {
+    if !per_worker {
+        return sorted(dir, &format!("out_{name}.jsonl"));
+    }
+    let mut lines: Vec<Vec<u8>> = (0..2)
+        .flat_map(|w| sorted(dir, &format!("out_{name}.jsonl.{w}")))
+        .filter(|line| !line.is_empty())
+        .collect();
+    // As one file's lines: the empty piece after the last newline.
+    lines.push(Vec::new());
+    lines.sort();
+    lines
+}
+
 #[test]
 fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
-    let dir = setup("workers_crash", 100_000);
+    killed_at_random_moments("workers_crash", false);
+}
+
+/// With `--output-per-worker`, each worker's `FILE.W` is measured at each
+/// cut and truncated to its length on resuming.
+#[test]
+fn two_workers_writing_their_own_files_killed_at_random_moments_end_as_an_uninterrupted_run() {
+    killed_at_random_moments("workers_crash_own", true);
+}
+
+fn killed_at_random_moments(name: &str, per_worker: bool) {
+    let dir = setup(name, 100_000);
     let started = Instant::now();
     let whole = command(&dir, "whole", "2", &[]).output().unwrap();
     let took = started.elapsed();
@@ -71,7 +98,17 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
     assert!(expected.contains(" events read, "), "{expected}");
     assert!(!expected.contains(" 0 late"), "{expected}");
     assert!(!expected.contains(" 0 malformed"), "{expected}");
-    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "30ms"];
+    let resumable: &[&str] = if per_worker {
+        &[
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "30ms",
+            "--output-per-worker",
+        ]
+    } else {
+        &["--checkpoint", "ckpt", "--checkpoint-every", "30ms"]
+    };
     let mut moments = Moments(0xC0FFEE);
     let (mut kills, mut runs) = (0, 0);
     // Each run gets a quarter to a half of an uninterrupted run's time,
@@ -80,7 +117,7 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
     while kills < 8 {
         runs += 1;
         assert!(runs < 100, "the run keeps ending before it is killed");
-        let mut child = command(&dir, "killed", "2", &resumable)
+        let mut child = command(&dir, "killed", "2", resumable)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -97,7 +134,7 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
             // written the whole output. Then start over, killing sooner.
             assert!(child.wait().unwrap().success(), "run {runs} failed");
             assert!(
-                sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_whole.jsonl"),
+                sorted_out(&dir, "killed", per_worker) == sorted(&dir, "out_whole.jsonl"),
                 "the outputs differ after {kills} kills (ended by itself)"
             );
             assert!(
@@ -105,14 +142,19 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
                 "the late outputs differ after {kills} kills (ended by itself)"
             );
             fs::remove_dir_all(dir.join("ckpt")).unwrap();
-            for file in ["out_killed.jsonl", "late_killed.jsonl"] {
+            for file in [
+                "out_killed.jsonl",
+                "out_killed.jsonl.0",
+                "out_killed.jsonl.1",
+                "late_killed.jsonl",
+            ] {
                 let _ = fs::remove_file(dir.join(file));
             }
             (kills, lo, hi) = (0, lo / 2, hi / 2);
         }
         child.wait().unwrap();
     }
-    let last = command(&dir, "killed", "2", &resumable).output().unwrap();
+    let last = command(&dir, "killed", "2", resumable).output().unwrap();
     assert!(last.status.success(), "{}", stderr(&last));
     assert!(
         stderr(&last).contains("resuming from checkpoint"),
@@ -120,7 +162,7 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
         stderr(&last)
     );
     assert!(
-        sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_whole.jsonl"),
+        sorted_out(&dir, "killed", per_worker) == sorted(&dir, "out_whole.jsonl"),
         "the outputs differ after {kills} kills"
     );
     assert!(
@@ -132,9 +174,9 @@ fn two_workers_killed_at_random_moments_end_as_an_uninterrupted_run() {
     let cuts: Vec<_> = fs::read_dir(dir.join("ckpt")).unwrap().collect();
     assert!(cuts.len() <= 2, "{cuts:?}");
     // Run again: it ends the same way.
-    let again = command(&dir, "killed", "2", &resumable).output().unwrap();
+    let again = command(&dir, "killed", "2", resumable).output().unwrap();
     assert!(again.status.success(), "{}", stderr(&again));
-    assert!(sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_whole.jsonl"));
+    assert!(sorted_out(&dir, "killed", per_worker) == sorted(&dir, "out_whole.jsonl"));
     assert_eq!(summary(&again), expected);
 }
 
@@ -166,6 +208,18 @@ fn a_checkpoint_of_another_worker_count_is_refused_and_nothing_is_changed() {
         assert!(stderr(&other).contains(says), "{}", stderr(&other));
         assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
     }
+    // Each worker's own file, or one output: not the one for the other.
+    let other = command(&dir, "a", "2", &["--checkpoint", "ckpt"])
+        .arg("--output-per-worker")
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(5), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("it was taken without --output-per-worker, this run is with"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
     // Standard input cannot be read again: refused (exit 2), as without
     // --workers (a followed file can: `cli_workers_live_checkpoint.rs`).
     let refused = common::cepheid()

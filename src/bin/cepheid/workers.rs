@@ -52,9 +52,12 @@
 //!   take a last cut as the dataflow ends (`cepheid::dataflow::cep_cut`);
 //!   a resumed run reads the file from that place, or from its beginning
 //!   when it was rotated while the run was stopped, as the single run does.
+//!   With `--output-per-worker`, each worker's file is synced and measured
+//!   when the worker saves its state at a cut (its records are written on
+//!   its thread as they are made), and truncated to that length on
+//!   resuming.
 //! - Not with `--time processing` (exit 2); `--checkpoint` not with
-//!   standard input (it cannot be read again: the single run's rule) or
-//!   `--output-per-worker`.
+//!   standard input (it cannot be read again: the single run's rule).
 //!   `--max-waiting` applies per source, the single run's rule over the
 //!   source's own events (`docs/semantics.md`, "Several readers"): with
 //!   one source the same forced watermarks as a single run; they are
@@ -358,10 +361,8 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
         // (`refuse_conflicts`): it cannot be read again.
         // Process 0 writes the outputs; the others write none.
         let first_process = args.scale.process.unwrap_or(0) == 0;
-        if (first_process && args.output == Path::new("-")) || args.scale.output_per_worker {
-            return Err(
-                "--checkpoint with --workers needs --output FILE (without --output-per-worker)",
-            );
+        if first_process && args.output == Path::new("-") {
+            return Err("--checkpoint with --workers needs --output FILE");
         }
         if args
             .checkpoint_every
@@ -604,6 +605,14 @@ fn checkpoints(
             ))
         } else if marker.chunk_bytes != args.scale.chunk_bytes {
             Some("it was taken with another --chunk-bytes".to_string())
+        } else if marker.output_per_worker != args.scale.output_per_worker {
+            let (then, now) = match marker.output_per_worker {
+                true => ("with", "without"),
+                false => ("without", "with"),
+            };
+            Some(format!(
+                "it was taken {then} --output-per-worker, this run is {now}"
+            ))
         } else {
             match (&marker.command, &command) {
                 (Some(then), Some(now)) => then
@@ -631,16 +640,27 @@ fn checkpoints(
                 return Err(EXIT_CHECKPOINT);
             }
         }
-        let outputs = if first_process {
-            [
-                (Some(&args.output), marker.output),
-                (args.late.as_ref(), marker.late),
-            ]
-        } else {
-            [(None, 0), (None, 0)]
-        };
-        for (path, len) in outputs {
-            let Some(path) = path else { continue };
+        let mut outputs = Vec::new();
+        if first_process && !marker.output_per_worker {
+            outputs.push((args.output.clone(), marker.output));
+        }
+        if let (true, Some(late)) = (first_process, &args.late) {
+            outputs.push((late.clone(), marker.late));
+        }
+        if marker.output_per_worker {
+            // This process's workers' own files, each at its length then.
+            let first = args.scale.process.unwrap_or(0) * workers;
+            for index in first..first + workers {
+                let len = resume.workers.get(index).and_then(|f| f.own).unwrap_or(0);
+                let path = PathBuf::from(format!("{}.{index}", args.output.display()));
+                if len == 0 && !path.exists() {
+                    continue;
+                }
+                outputs.push((path, len));
+            }
+        }
+        for (path, len) in &outputs {
+            let (path, len) = (path, *len);
             let truncated = OpenOptions::new().write(true).open(path).and_then(|file| {
                 if file.metadata()?.len() < len {
                     return Err(io::Error::other("shorter than at the checkpoint"));
@@ -681,7 +701,10 @@ fn checkpoints(
         dir: dir.to_path_buf(),
         every,
         cuts: Cuts::new(),
-        marker: cut::Marker::new(0, layout, args.scale.chunk_bytes, command),
+        marker: cut::Marker {
+            output_per_worker: args.scale.output_per_worker,
+            ..cut::Marker::new(0, layout, args.scale.chunk_bytes, command)
+        },
         output: args.output.clone(),
         late: args.late.clone(),
     };
@@ -717,7 +740,7 @@ impl Job {
         let worker_cut = self
             .checkpoint
             .as_ref()
-            .map(|checkpoint| self.worker_cut(checkpoint, index, &counts, &drops));
+            .map(|checkpoint| self.worker_cut(checkpoint, index, &counts, &drops, &records_to));
         let start = worker_cut
             .as_ref()
             .and_then(|cut| cut.source_state(0))
@@ -896,7 +919,19 @@ impl Job {
                 .flatten();
         };
         let path = PathBuf::from(format!("{}.{index}", path.display()));
-        let file = match File::create(&path) {
+        // Resumed at a cut: written on from its length then (truncated to
+        // it before the workers started).
+        let resumed = self.resume.lock().ok().and_then(|files| {
+            files
+                .as_ref()
+                .and_then(|files| files.get(index))
+                .and_then(|file| file.own)
+        });
+        let opened = match resumed {
+            Some(_) => OpenOptions::new().append(true).create(true).open(&path),
+            None => File::create(&path),
+        };
+        let file = match opened {
             Ok(file) => file,
             Err(e) => {
                 eprintln!("error: cannot create {}: {e}", path.display());
@@ -904,12 +939,13 @@ impl Job {
                 return None;
             }
         };
+        let len = resumed.unwrap_or(0);
         match writers {
             Some(writers) => {
-                lock(writers).set_out(file);
+                lock(writers).set_out(file, len);
                 Some(Arc::clone(writers))
             }
-            None => Some(Arc::new(Mutex::new(Writers::own(file)))),
+            None => Some(Arc::new(Mutex::new(Writers::own(file, len)))),
         }
     }
 
@@ -954,18 +990,43 @@ impl Job {
         index: usize,
         counts: &Arc<ReadCounts>,
         drops: &Rc<RefCell<HashSet<(usize, String)>>>,
+        records_to: &Option<write::Shared>,
     ) -> WorkerCut {
         let dir = checkpoint.dir.clone();
         let drops_saved = Rc::clone(drops);
         let stop = Arc::clone(&self.stop);
         let failed = Arc::clone(&self.checkpoint_failed);
+        // With `--output-per-worker`: the worker's own `FILE.W`, which
+        // holds every record it made below the cut when its CEP operator
+        // saves (the records are written on this thread as they are made).
+        let own = self
+            .per_worker
+            .as_ref()
+            .and_then(|path| Some((path.clone(), records_to.clone()?)));
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
+            let folder = cut::epoch_dir(&dir, epoch);
+            let name = format!("worker-{index}");
+            let own = match &own {
+                Some((path, writers)) => match lock(writers).sync_own() {
+                    Ok(len) => Some(len),
+                    Err(e) => {
+                        eprintln!(
+                            "error: cannot write the checkpoint {}: {}.{index}: {e}",
+                            folder.join(&name).display(),
+                            path.display()
+                        );
+                        failed.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                },
+                None => None,
+            };
             let file = cut::WorkerFile {
                 state,
                 drops: drops_saved.borrow().iter().cloned().collect(),
+                own,
             };
-            let folder = cut::epoch_dir(&dir, epoch);
-            let name = format!("worker-{index}");
             if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
                 eprintln!(
                     "error: cannot write the checkpoint {}: {e}",
@@ -1577,13 +1638,20 @@ impl Cutter {
         };
         let mut writers = lock(writers);
         writers.flush().map_err(|(_, e)| e)?;
-        File::open(&checkpoint.output)?.sync_all()?;
+        let per_worker = checkpoint.marker.output_per_worker;
+        if !per_worker {
+            File::open(&checkpoint.output)?.sync_all()?;
+        }
         if let Some(late) = &checkpoint.late {
             File::open(late)?.sync_all()?;
         }
         let mut marker = checkpoint.marker.clone();
         marker.epoch = e;
         (marker.output, marker.late) = writers.lengths;
+        if per_worker {
+            // Each worker's file has its own length (`WorkerFile::own`).
+            marker.output = 0;
+        }
         let text = serde_json::to_vec_pretty(&marker).map_err(io::Error::other)?;
         cut::write(&folder, cut::COMPLETE, &text)?;
         cut::prune(&checkpoint.dir, e);

@@ -19,8 +19,9 @@ use crate::checkpoint::{sync_dir, Command};
 /// The marker of a whole cut.
 pub const COMPLETE: &str = "complete";
 /// The format version of the folder: 2 since a source's state holds the
-/// place of live input (`SourceState::place`).
-const VERSION: u32 = 2;
+/// place of live input (`SourceState::place`), 3 since a worker's file
+/// holds the length of its own output (`WorkerFile::own`).
+const VERSION: u32 = 3;
 
 /// What `complete` says.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,7 +40,12 @@ pub struct Marker {
     pub chunk_bytes: u64,
     /// The command.
     pub command: Option<Command>,
-    /// Bytes of `--output` and `--late` written before the cut.
+    /// Each worker wrote its records to its own `FILE.W`
+    /// (`--output-per-worker`; their lengths are in the workers' files).
+    #[serde(default)]
+    pub output_per_worker: bool,
+    /// Bytes of `--output` (0 with `--output-per-worker`) and `--late`
+    /// written before the cut.
     pub output: u64,
     /// See `output`.
     pub late: u64,
@@ -64,6 +70,7 @@ impl Marker {
             workers,
             chunk_bytes,
             command,
+            output_per_worker: false,
             output: 0,
             late: 0,
         }
@@ -77,6 +84,9 @@ pub struct WorkerFile {
     pub state: Vec<u8>,
     /// Keys over `--max-runs-per-key` already said (pattern, key as JSON).
     pub drops: Vec<(usize, String)>,
+    /// With `--output-per-worker`: the bytes of the worker's own `FILE.W`
+    /// written before the cut (every record it made below it).
+    pub own: Option<u64>,
 }
 
 /// A cut to resume from.
@@ -218,6 +228,7 @@ mod tests {
         let file = WorkerFile {
             state: vec![1, 2, 3],
             drops: vec![(0, "[\"u\"]".into())],
+            own: Some(7),
         };
         let mut bytes = encode(&file);
         assert_eq!(decode(&bytes).map(|f| f.drops.len()), Some(1));

@@ -32,6 +32,9 @@ pub const BLOCK: usize = 128 << 10;
 /// The outputs of the run (opened by process 0 before the workers start).
 pub struct Writers {
     out: Box<dyn Write + Send>,
+    /// The records' file when it is a worker's own `FILE.W`, to sync it at
+    /// a cut.
+    out_file: Option<File>,
     late: Option<BufWriter<File>>,
     /// Bytes written to each (from the checkpoint's lengths when resumed).
     pub lengths: (u64, u64),
@@ -78,6 +81,7 @@ impl Writers {
         };
         Ok(Writers {
             out,
+            out_file: None,
             late,
             lengths: lengths.unwrap_or_default(),
             unflushed: false,
@@ -85,20 +89,38 @@ impl Writers {
         })
     }
 
-    /// Records to `file` only (a worker's own `FILE.W`).
-    pub fn own(file: File) -> Writers {
+    /// Records to `file` only (a worker's own `FILE.W`), which holds `len`
+    /// bytes (resumed at a cut; else 0).
+    pub fn own(file: File, len: u64) -> Writers {
         Writers {
+            out_file: file.try_clone().ok(),
             out: Box::new(BufWriter::with_capacity(BLOCK, file)),
             late: None,
-            lengths: (0, 0),
+            lengths: (len, 0),
             unflushed: false,
             error: None,
         }
     }
 
-    /// Records go to `file` instead (worker 0's own `FILE.0`).
-    pub fn set_out(&mut self, file: File) {
+    /// Records go to `file` instead (worker 0's own `FILE.0`), which holds
+    /// `len` bytes.
+    pub fn set_out(&mut self, file: File, len: u64) {
+        self.out_file = file.try_clone().ok();
         self.out = Box::new(BufWriter::with_capacity(BLOCK, file));
+        self.lengths.0 = len;
+    }
+
+    /// A worker's own `FILE.W` at a cut: flushed, synced, and its length.
+    pub fn sync_own(&mut self) -> io::Result<u64> {
+        if let Some((_, e)) = &self.error {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        self.unflushed = false;
+        self.out.flush()?;
+        if let Some(file) = &self.out_file {
+            file.sync_all()?;
+        }
+        Ok(self.lengths.0)
     }
 
     /// Writes whole lines to the records' output or (`to_late`) the late
@@ -246,6 +268,7 @@ mod tests {
         let seen = Seen::default();
         let writers = Writers {
             out: Box::new(seen.clone()),
+            out_file: None,
             late: None,
             lengths: (0, 0),
             unflushed: false,
