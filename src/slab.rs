@@ -9,12 +9,37 @@
 //! its value).
 //!
 //! Freed entries are reused last freed first (a free list threaded through
-//! the vacant entries), exactly as the `Vec` free lists this replaces did:
-//! the engine's slot order (which orders deadlines of equal time) is the
-//! same.
+//! the vacant entries), exactly as the `Vec` free lists this replaces did.
+//! A full slab grows by an eighth ([`grow_by`]), not the double: it only
+//! grows to the peak of live work, and keeps at most an eighth spare. A
+//! change of rules [compacts](Slab::compact) it: vacant entries can then
+//! be anywhere, and the caller renumbers what it holds.
 
 /// A vacant entry's link to the next vacant entry: none.
 const NONE: u32 = u32::MAX;
+
+/// How much to add to a full buffer of `len` items whose size follows the
+/// live work (a slab, the deadline index, the event queue): an eighth (at
+/// least 16), not the double. Such a buffer only grows to the peak of
+/// live work, and a doubled capacity would leave up to half of it unused
+/// for good; growing by an eighth wastes at most an eighth, for eight
+/// moves of each item amortized.
+pub(crate) fn grow_by(len: usize) -> usize {
+    (len / 8).max(16)
+}
+
+/// Where [`Slab::compact`] moved each index.
+#[derive(Debug)]
+pub(crate) struct Moves(Vec<u32>);
+
+impl Moves {
+    /// The new index of the value that was at `index` (`index` must have
+    /// held a value).
+    #[inline]
+    pub fn get(&self, index: u32) -> u32 {
+        self.0[index as usize]
+    }
+}
 
 /// An entry: a value, or a link in the free list.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -55,8 +80,8 @@ impl<T> Slab<T> {
     /// memory at once).
     #[inline]
     pub fn insert(&mut self, value: T) -> u32 {
-        self.len += 1;
         if self.next_free != NONE {
+            self.len += 1;
             let index = self.next_free;
             let entry = &mut self.entries[index as usize];
             if let Entry::Vacant(next) = *entry {
@@ -65,11 +90,23 @@ impl<T> Slab<T> {
             *entry = Entry::Occupied(value);
             return index;
         }
+        self.append(value)
+    }
+
+    /// [`insert`](Self::insert) with no freed entry: `value` goes at the
+    /// end, the storage grown by an eighth ([`grow_by`]) when it is full.
+    /// (Out of line: the reuse of a freed entry is the common path.)
+    #[inline(never)]
+    fn append(&mut self, value: T) -> u32 {
         let index = u32::try_from(self.entries.len())
             .ok()
             .filter(|&i| i != NONE)
             .expect("a slab holds fewer than 2^32 - 1 values");
+        if self.entries.len() == self.entries.capacity() {
+            self.entries.reserve_exact(grow_by(self.entries.len()));
+        }
         self.entries.push(Entry::Occupied(value));
+        self.len += 1;
         index
     }
 
@@ -134,53 +171,54 @@ impl<T> Slab<T> {
         self.len as usize
     }
 
-    /// Does the next [`insert`](Self::insert) allocate (no freed entry to
-    /// reuse, and the storage is at capacity)? Lets a caller grow the slab
-    /// its own way first ([`reserve_exact`](Self::reserve_exact)).
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.next_free == NONE && self.entries.len() == self.entries.capacity()
-    }
-
     /// Number of entries, occupied or vacant (the highest index + 1).
     #[inline]
     pub fn entries(&self) -> usize {
         self.entries.len()
     }
 
-    /// Makes room for `additional` more entries beyond the current ones.
-    pub fn reserve_exact(&mut self, additional: usize) {
-        self.entries.reserve_exact(additional);
+    /// Moves the values to the front, keeping their order, and gives back
+    /// the storage's spare room: no vacant entry is left. Returns where
+    /// each old index went ([`Moves`]), for the caller to fix the indexes
+    /// it holds; `None` when no value moved (no entry was vacant before
+    /// the last value). For
+    /// changes of rules, which can leave vacant entries anywhere
+    /// (`docs/dynamic-rules.md`).
+    pub fn compact(&mut self) -> Option<Moves> {
+        if self.len as usize == self.entries.len() {
+            self.entries.shrink_to_fit();
+            return None;
+        }
+        let mut to = Vec::with_capacity(self.entries.len());
+        let mut next = 0;
+        for entry in &self.entries {
+            to.push(match entry {
+                Entry::Occupied(_) => {
+                    let index = next;
+                    next += 1;
+                    index
+                }
+                Entry::Vacant(_) => NONE,
+            });
+        }
+        self.entries
+            .retain(|entry| matches!(entry, Entry::Occupied(_)));
+        self.entries.shrink_to_fit();
+        self.next_free = NONE;
+        // (only a vacant end went: every value kept its index)
+        let moved = (to.iter().enumerate()).any(|(i, &to)| to != NONE && to != i as u32);
+        moved.then_some(Moves(to))
     }
 
-    /// Gives back the space of the vacant entries at the end (the free
-    /// list keeps its order over the others) and of the storage's spare
-    /// room. For changes of rules, which can leave a slab mostly empty:
-    /// the removed pattern's memory is freed (`docs/dynamic-rules.md`).
-    pub fn trim(&mut self) {
-        let mut end = self.entries.len();
-        while end > 0 && matches!(self.entries[end - 1], Entry::Vacant(_)) {
-            end -= 1;
-        }
-        if end < self.entries.len() {
-            // Unlink the entries at `end` and beyond from the free list.
-            let mut prev = NONE;
-            let mut at = self.next_free;
-            while let Some(Entry::Vacant(next)) = self.entries.get(at as usize) {
-                let next = *next;
-                if at as usize >= end {
-                    match self.entries.get_mut(prev as usize) {
-                        Some(Entry::Vacant(link)) => *link = next,
-                        _ => self.next_free = next,
-                    }
-                } else {
-                    prev = at;
-                }
-                at = next;
-            }
-            self.entries.truncate(end);
-        }
-        self.entries.shrink_to_fit();
+    /// Every value with its index, mutably, in index order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> + '_ {
+        self.entries
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, entry)| match entry {
+                Entry::Occupied(value) => Some((i as u32, value)),
+                Entry::Vacant(_) => None,
+            })
     }
 
     /// Bytes per entry (a value's size when the value has a niche).
@@ -244,36 +282,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trim_frees_the_vacant_end_and_keeps_the_free_list_order() {
-        let mut slab = Slab::default();
-        for v in 0..8u64 {
-            slab.insert(v);
-        }
-        // Vacant: 1, 6, 3, 7, 5 (freed in that order).
-        for i in [1, 6, 3, 7, 5] {
-            slab.delete(i);
-        }
-        slab.trim();
-        assert_eq!(slab.entries(), 5);
-        assert_eq!(slab.entries.capacity(), 5);
-        slab.check().unwrap();
-        // The free list keeps its order over 1 and 3: 3 first (last freed).
-        assert_eq!(slab.insert(10), 3);
-        assert_eq!(slab.insert(11), 1);
-        assert_eq!(slab.insert(12), 5);
-        for i in 0..6 {
-            slab.delete(i);
-        }
-        slab.trim();
-        assert_eq!(
-            (slab.entries(), slab.len(), slab.entries.capacity()),
-            (0, 0, 0)
-        );
-        slab.check().unwrap();
-        assert_eq!(slab.insert(1), 0);
-    }
-
-    #[test]
     fn freed_entries_are_reused_last_freed_first() {
         let mut slab = Slab::default();
         let a = slab.insert("a");
@@ -299,16 +307,44 @@ mod tests {
     }
 
     #[test]
-    fn growth_is_the_callers_choice() {
+    fn a_full_slab_grows_by_an_eighth() {
         let mut slab: Slab<u64> = Slab::default();
-        assert!(slab.is_full());
-        slab.reserve_exact(2);
-        assert!(!slab.is_full());
-        slab.insert(1);
-        slab.insert(2);
-        assert!(slab.is_full());
-        slab.delete(0);
-        assert!(!slab.is_full());
+        slab.insert(0);
+        assert_eq!(slab.entries.capacity(), 16);
+        for v in 1..200 {
+            slab.insert(v);
+        }
+        // 16 at a time up to 128, then an eighth: 144, 162, 182, 204
+        assert_eq!(slab.entries.capacity(), 204);
+        slab.delete(7);
+        slab.insert(7);
+        assert_eq!((slab.entries(), slab.entries.capacity()), (200, 204));
+    }
+
+    #[test]
+    fn compaction_moves_the_values_to_the_front_in_order() {
+        let mut slab = Slab::default();
+        for v in 0..40u64 {
+            slab.insert(v);
+        }
+        for i in [1, 6, 3, 39, 20] {
+            slab.delete(i);
+        }
+        let moves = slab.compact().unwrap();
+        slab.check().unwrap();
+        assert_eq!((slab.len(), slab.entries()), (35, 35));
+        assert_eq!(slab.entries.capacity(), 35);
+        assert_eq!((moves.get(0), moves.get(2), moves.get(4)), (0, 1, 2));
+        assert_eq!((moves.get(7), moves.get(21), moves.get(38)), (4, 17, 34));
+        for (old, value) in [(0, 0), (2, 2), (7, 7), (21, 21), (38, 38)] {
+            assert_eq!(slab.get(moves.get(old)), Some(&value));
+        }
+        assert_eq!(slab.insert(99), 35);
+        // Nothing to move: only the spare room goes.
+        slab.delete(35);
+        assert!(slab.compact().is_none());
+        assert_eq!((slab.entries(), slab.entries.capacity()), (35, 35));
+        slab.check().unwrap();
     }
 
     #[test]

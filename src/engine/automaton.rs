@@ -93,6 +93,19 @@ pub(crate) trait Automaton<E> {
         out: &mut R,
     ) -> isize;
 
+    /// Gives back the store's freed space after a change of rules dropped
+    /// partial matches (`docs/dynamic-rules.md`). `partitions` applies a
+    /// function to every partition the engine holds: a store that moves
+    /// what it holds (the shared buffer renumbers its events and nodes)
+    /// updates the partitions' references to it through it.
+    fn compact_store(
+        store: &mut Self::Store,
+        partitions: impl FnOnce(&mut dyn FnMut(&mut Self::Partition)),
+    ) {
+        let _ = partitions;
+        store.trim();
+    }
+
     /// Might `event` change an idle partition? When not, an idle partition
     /// offered it would stay idle with nothing emitted, so the engine makes
     /// none for it. (Called after [`begin_event`](Self::begin_event).)

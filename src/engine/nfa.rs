@@ -29,10 +29,6 @@ impl<E> EventStore<E> for SharedBuffer<E> {
     fn live_events(&self) -> usize {
         SharedBuffer::live_events(self)
     }
-
-    fn trim(&mut self) {
-        SharedBuffer::trim(self)
-    }
 }
 
 impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
@@ -150,6 +146,15 @@ impl<E: Event> Automaton<E> for Nfa<E> {
             Executor::new(self, cache).advance_time_counted(part, store, t, &mut Relay(out));
         check_change(before, part, change);
         change
+    }
+
+    fn compact_store(
+        store: &mut SharedBuffer<E>,
+        partitions: impl FnOnce(&mut dyn FnMut(&mut Partition)),
+    ) {
+        if let Some(moves) = store.compact() {
+            partitions(&mut |part| part.renumber(&moves));
+        }
     }
 
     #[inline]

@@ -62,16 +62,6 @@ impl KeyHasher {
     }
 }
 
-/// How much to add to a full buffer of `len` items whose size follows the
-/// live keys (the slab, the deadline index): an eighth (at least 16), not
-/// the double. Such a buffer only grows to the peak of live keys, and a
-/// doubled capacity would leave up to half of it unused for good; growing
-/// by an eighth wastes at most an eighth, for eight moves of each item
-/// amortized.
-pub(super) fn grow_by(len: usize) -> usize {
-    (len / 8).max(16)
-}
-
 /// Numbers for one pattern's partitions, handed out as a slab hands out
 /// indexes: the last freed number first, else the next unused one.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -294,9 +284,6 @@ impl<P> Keys<P> {
     /// [`Keys::settle`] next to schedule it).
     #[inline]
     pub fn insert_parts(&mut self, hash: u64, key: KeyValue, parts: Parts<P>) -> u32 {
-        if self.slots.is_full() {
-            self.slots.reserve_exact(grow_by(self.slots.entries()));
-        }
         let index = self.slots.insert(Slot {
             key,
             hash,
@@ -502,11 +489,18 @@ impl<P> Keys<P> {
         }
     }
 
-    /// Gives back the space of the vacant slots at the end and of the
-    /// hash table's spare room (after a change of rules dropped a
-    /// pattern's partitions).
-    pub fn trim(&mut self) {
-        self.slots.trim();
+    /// Moves the live slots to the front, keeping their order, and gives
+    /// back the space of the vacant ones and of the hash table's spare
+    /// room (after a change of rules dropped a pattern's partitions, whose
+    /// keys' slots can be anywhere). Slot indexes change: the table
+    /// follows, and the caller rebuilds what else holds them (the deadline
+    /// index; no output order depends on a slot's index).
+    pub fn compact(&mut self) {
+        if let Some(moves) = self.slots.compact() {
+            for index in self.by_key.iter_mut() {
+                *index = moves.get(*index);
+            }
+        }
         self.shrink_table();
     }
 

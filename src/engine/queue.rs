@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use super::partitions::grow_by;
+use crate::slab::grow_by;
 
 /// A FIFO of in-order items plus a min-heap of the rest (see the module
 /// docs). With `FRUGAL`, both grow by an eighth ([`grow_by`]) instead of

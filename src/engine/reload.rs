@@ -20,7 +20,7 @@
 use std::any::Any;
 use std::fmt;
 
-use crate::engine::automaton::{Automaton, EventStore};
+use crate::engine::automaton::Automaton;
 use crate::engine::core::{live_beside, Bridge, Core, PatternRun};
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::partitions::HOLE;
@@ -324,6 +324,24 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         for run in self.patterns.iter_mut().rev() {
             run.last = !std::mem::replace(&mut seen[run.group], true);
         }
+        // Memory the patterns left out held goes back (`docs/dynamic-rules.md`):
+        // their groups went above; the key slots, events and nodes they
+        // shared storage with others in are compacted (renumbered: the hash
+        // tables and runs follow; the deadline index is rebuilt below from
+        // the new slots), so the storage is that of the state left.
+        for group in &mut self.groups {
+            group.keys.compact();
+        }
+        let groups = &mut self.groups;
+        A::compact_store(&mut self.store, |renumber| {
+            for group in groups.iter_mut() {
+                group.keys.for_each_slot(|parts| {
+                    for part in parts.iter_mut() {
+                        renumber(&mut part.part);
+                    }
+                });
+            }
+        });
         let entries = self
             .groups
             .iter()
@@ -338,13 +356,6 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
         self.draining = self.patterns.iter().filter(|r| r.draining).count();
         self.refresh_guards();
-        // Memory the patterns left out held goes back (`docs/dynamic-rules.md`):
-        // their groups went above; the storage they shared with others is
-        // trimmed of the vacant space at its end.
-        self.store.trim();
-        for group in &mut self.groups {
-            group.keys.trim();
-        }
     }
 
     /// Drops the draining versions that hold no partition any more.

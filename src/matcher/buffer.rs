@@ -25,7 +25,7 @@
 use std::num::NonZeroU16;
 
 use crate::primitives::{StageId, Timestamp};
-use crate::slab::Slab;
+use crate::slab::{Moves, Slab};
 
 /// An event stored in a [`SharedBuffer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +44,22 @@ impl NodeRef {
     #[inline]
     pub fn is_some(self) -> bool {
         self.0 != u32::MAX
+    }
+}
+
+/// Where [`SharedBuffer::compact`] moved each node.
+#[derive(Debug)]
+pub(crate) struct NodeMoves(Moves);
+
+impl NodeMoves {
+    /// The node's new reference ([`NodeRef::NONE`] stays itself).
+    #[inline]
+    pub fn get(&self, node: NodeRef) -> NodeRef {
+        if node == NodeRef::NONE {
+            node
+        } else {
+            NodeRef(self.0.get(node.0))
+        }
     }
 }
 
@@ -219,11 +235,34 @@ impl<E> SharedBuffer<E> {
         self.nodes.len()
     }
 
-    /// Gives back the space of the vacant slots at the end of the event
-    /// and node storage (after a change of rules dropped partial matches).
-    pub(crate) fn trim(&mut self) {
-        self.events.trim();
-        self.nodes.trim();
+    /// Moves the stored events and nodes to the front of their storage,
+    /// keeping their order, and gives back all spare room (after a change
+    /// of rules dropped partial matches, whose entries can be anywhere):
+    /// the nodes' events and predecessors are renumbered here, and the
+    /// caller renumbers every run's and held match's node with what this
+    /// returns ([`Partition::renumber`](super::Partition::renumber)).
+    /// `None` when no node moved (then no run needs renumbering).
+    ///
+    /// Only between events: no event may be pinned (its `EventRef`, held
+    /// by the engine, would go stale).
+    pub(crate) fn compact(&mut self) -> Option<NodeMoves> {
+        debug_assert!(self.events.iter().all(|(_, slot)| !slot.pinned));
+        let events = self.events.compact();
+        let nodes = self.nodes.compact();
+        if events.is_none() && nodes.is_none() {
+            return None;
+        }
+        for (_, node) in self.nodes.iter_mut() {
+            if let Some(events) = &events {
+                node.event = EventRef(events.get(node.event.0));
+            }
+            if let Some(nodes) = &nodes {
+                if node.prev != NodeRef::NONE {
+                    node.prev = NodeRef(nodes.get(node.prev.0));
+                }
+            }
+        }
+        nodes.map(NodeMoves)
     }
 
     /// Records that a run took `ev` into `stage` after the run's node
@@ -457,6 +496,37 @@ mod tests {
         let c = buf.insert(3, "c");
         assert_eq!(*buf.get(c), "c");
         assert_eq!(buf.sequence(c), 2);
+    }
+
+    #[test]
+    fn compaction_renumbers_events_nodes_and_their_links() {
+        let mut buf = SharedBuffer::new();
+        let evs: Vec<_> = (0..6).map(|i| buf.insert(i, i)).collect();
+        // Two chains: 0 <- 2 <- 4 and 1 <- 3 <- 5, one node per event.
+        let mut tips = [NodeRef::NONE, NodeRef::NONE];
+        for (i, &ev) in evs.iter().enumerate() {
+            let tip = &mut tips[i % 2];
+            *tip = buf.put(StageId(i as u16 / 2), ev, *tip, 1);
+        }
+        for &ev in &evs {
+            buf.release_if_unused(ev);
+        }
+        // The second chain goes: every other event and node is vacant.
+        buf.release(tips[1]);
+        assert_eq!((buf.events.entries(), buf.nodes.entries()), (6, 6));
+        let moves = buf.compact().unwrap();
+        let tip = moves.get(tips[0]);
+        assert_eq!(moves.get(NodeRef::NONE), NodeRef::NONE);
+        assert_eq!((buf.events.entries(), buf.nodes.entries()), (3, 3));
+        let chain: Vec<_> = buf
+            .chain(tip)
+            .into_iter()
+            .map(|(stage, ev)| (stage.0, *buf.get(ev), buf.timestamp(ev)))
+            .collect();
+        assert_eq!(chain, vec![(0, 0, 0), (1, 2, 2), (2, 4, 4)]);
+        buf.check(&[(tip, 0, 3)]).unwrap();
+        buf.release(tip);
+        assert_eq!((buf.live_events(), buf.live_nodes()), (0, 0));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Runs (Flink's computation states) and the partition that holds them.
 
-use super::buffer::{NodeRef, SharedBuffer};
+use super::buffer::{NodeMoves, NodeRef, SharedBuffer};
 use super::heap::{JavaHeap, Keyed, LazyVec};
 use crate::expr::Accumulators;
 use crate::nfa::{Nfa, StateId};
@@ -266,6 +266,16 @@ impl Partition {
             }
         }
         Ok(())
+    }
+
+    /// Points every run and held match at its node's new place after the
+    /// buffer was [compacted](SharedBuffer::compact) (their order does not
+    /// change: it is by start event).
+    pub(crate) fn renumber(&mut self, moves: &NodeMoves) {
+        let runs = self.runs.storage_mut().iter_mut();
+        for run in runs.chain(self.completed.storage_mut().iter_mut()) {
+            run.node = moves.get(run.node);
+        }
     }
 
     /// Drops every run and held match, releasing their buffer nodes (the
