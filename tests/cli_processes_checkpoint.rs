@@ -3,7 +3,9 @@
 //! at random moments and restarted, end with the outputs of a run that was
 //! never interrupted (equal once sorted) and the same summary. A checkpoint
 //! taken on another layout of processes and workers is refused (exit 5)
-//! and nothing is changed.
+//! and nothing is changed. A followed file (`--follow`, read by process
+//! 0) killed the same way while it grows, then stopped by SIGTERM, ends
+//! as one followed run.
 
 mod common;
 
@@ -345,4 +347,102 @@ fn a_checkpoint_of_one_process_is_refused_on_two() {
         "{said}"
     );
     assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
+}
+
+/// Waits (at most [`LIMIT`]) until `file` in `dir` holds `needle`.
+fn wait_for(dir: &Path, file: &str, needle: &str) {
+    let deadline = Instant::now() + LIMIT;
+    while !fs::read_to_string(dir.join(file))
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(Instant::now() < deadline, "no {needle:?} in {file}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGTERM to process 0 of `pair`: it stops the followed input, both
+/// processes end (process 0 with 143), the last cut taken.
+fn terminate(dir: &Path, name: &str, mut pair: Pair) {
+    let status = Command::new("kill")
+        .args(["-s", "TERM", &pair.0[0].id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let codes = pair.wait();
+    assert_eq!(codes, [Some(143), Some(0)], "{}", stderr(dir, name));
+}
+
+/// With `--follow`, the file is read by process 0: killed (both
+/// processes) at random moments while it grows, then stopped by SIGTERM
+/// once all was read, the run ends as one never interrupted.
+#[test]
+fn a_followed_file_on_two_processes_killed_while_it_grows_ends_as_an_uninterrupted_run() {
+    let dir = setup("processes_live", 0);
+    let rules = format!(
+        "{}\npattern sentinel {{\n    match s\n    where s: type == \"sentinel\"\n}}\n",
+        crash::PATTERNS
+    );
+    fs::write(dir.join("rules.cep"), rules).unwrap();
+    let mut text = crash::events(20_000);
+    text.push_str("{\"ts\":203000,\"type\":\"sentinel\"}\n{\"ts\":206000,\"type\":\"tick\"}\n");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let events = dir.join("events.jsonl");
+    let sentinel = "\"pattern\":\"sentinel\"";
+
+    fs::write(&events, &text).unwrap();
+    let whole = Pair::start(&dir, "whole", &["--follow"]);
+    wait_for(&dir, "out_whole.jsonl", sentinel);
+    terminate(&dir, "whole", whole);
+    let expected = summary(&dir, "whole");
+    assert!(
+        expected.contains(" waiting for the watermark "),
+        "{expected}"
+    );
+    assert!(!expected.contains(" 0 late"), "{expected}");
+
+    let resumable = [
+        "--follow",
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        "20ms",
+    ];
+    let mut moments = Moments(0xF0110);
+    fs::write(&events, "").unwrap();
+    let mut kills = 0;
+    for part in lines.chunks(lines.len() / 4 + 1) {
+        let resumed = complete(&dir).is_some();
+        let mut pair = Pair::start(&dir, "killed", &resumable);
+        if resumed {
+            // It has truncated the outputs once it says so.
+            wait_for(&dir, "err_killed.txt", "resuming from checkpoint in ckpt");
+        }
+        let (pace, slices) = (Duration::from_millis(10), part.chunks(200));
+        let kill_at = moments.between(Duration::from_millis(200), Duration::from_millis(900));
+        let started = Instant::now();
+        for slice in slices {
+            let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
+            std::io::Write::write_all(&mut file, slice.concat().as_bytes()).unwrap();
+            std::thread::sleep(pace);
+        }
+        if part.last().is_some_and(|l| l.contains("tick")) {
+            wait_for(&dir, "out_killed.jsonl", sentinel);
+            terminate(&dir, "killed", pair);
+            break;
+        }
+        std::thread::sleep(kill_at.saturating_sub(started.elapsed()));
+        assert!(!pair.ended(), "{}", stderr(&dir, "killed"));
+        let first = (moments.next() % 2) as usize;
+        pair.kill(first, Duration::from_millis(moments.next() % 20));
+        kills += 1;
+    }
+    assert_eq!(kills, 3);
+    let said = stderr(&dir, "killed");
+    assert!(
+        said.contains("checkpoint taken in ckpt as the run stopped"),
+        "{said}"
+    );
+    assert_eq!(summary(&dir, "killed"), expected, "{said}");
+    assert_same(&dir, "after 3 kills of a followed run");
 }
