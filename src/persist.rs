@@ -120,6 +120,18 @@ where
     }
 }
 
+impl Save for crate::value::KeyValue {
+    fn save<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self[..].save(s)
+    }
+}
+
+impl Load for crate::value::KeyValue {
+    fn load<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<crate::value::Value>::load(d)?.into())
+    }
+}
+
 impl<T: Save> Save for Option<T> {
     fn save<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

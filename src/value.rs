@@ -505,8 +505,77 @@ impl fmt::Display for ValueRef<'_> {
 }
 
 /// The values of a pattern's `partition by` fields for one event: the key of
-/// one partition. One field (the common case) is stored inline.
-pub(crate) type KeyValue = smallvec::SmallVec<[Value; 1]>;
+/// one partition, read as a slice of values. One field (the common case) is
+/// stored inline in 24 bytes, a [`Value`]'s size (the variants share the
+/// value's spare tags; a `SmallVec<[Value; 1]>` took 32: a key is stored in
+/// every key slot); several are boxed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum KeyValue {
+    /// A key of one field.
+    One(Value),
+    /// A key of any other number of fields (none: a pattern without
+    /// `partition by`; no allocation then).
+    Many(Box<[Value]>),
+}
+
+impl Default for KeyValue {
+    fn default() -> Self {
+        KeyValue::Many(Box::default())
+    }
+}
+
+impl std::ops::Deref for KeyValue {
+    type Target = [Value];
+
+    #[inline]
+    fn deref(&self) -> &[Value] {
+        match self {
+            KeyValue::One(value) => std::slice::from_ref(value),
+            KeyValue::Many(values) => values,
+        }
+    }
+}
+
+impl std::ops::DerefMut for KeyValue {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [Value] {
+        match self {
+            KeyValue::One(value) => std::slice::from_mut(value),
+            KeyValue::Many(values) => values,
+        }
+    }
+}
+
+impl From<Vec<Value>> for KeyValue {
+    fn from(mut values: Vec<Value>) -> Self {
+        match values.len() {
+            1 => KeyValue::One(values.pop().unwrap_or_default()),
+            _ => KeyValue::Many(values.into_boxed_slice()),
+        }
+    }
+}
+
+impl FromIterator<Value> for KeyValue {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        iter.into_iter().collect::<Vec<_>>().into()
+    }
+}
+
+impl KeyValue {
+    /// A key of no fields.
+    pub fn new() -> KeyValue {
+        KeyValue::default()
+    }
+
+    /// A key of `n` fields, each `value` (no allocation for one field).
+    #[inline]
+    pub fn from_elem(value: Value, n: usize) -> KeyValue {
+        match n {
+            1 => KeyValue::One(value),
+            _ => vec![value; n].into(),
+        }
+    }
+}
 
 /// A value as a partition key (`docs/semantics.md`, "Partition keys"), or
 /// `None` when it cannot be one (NaN, alone or in a list: `NaN == NaN` is

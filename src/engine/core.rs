@@ -1102,15 +1102,11 @@ fn read_key<E: Event>(
 ) -> Result<(), NoKey> {
     let arity = if key_fn.is_some() { 1 } else { key_ids.len() };
     if key.len() != arity {
-        // (after a new key took the buffer: pushed one by one, which is
-        // inlined where `resize` is not)
-        key.clear();
-        for _ in 0..arity {
-            key.push(Value::Null);
-        }
+        // (after a new key took the buffer)
+        *key = KeyValue::from_elem(Value::Null, arity);
     }
     // Overwritten in place (one key buffer per group, no clear and push).
-    let parts = key.as_mut_slice();
+    let parts: &mut [Value] = key;
     if let Some(key_fn) = key_fn {
         let value = key_fn(event);
         if value.is_null() {

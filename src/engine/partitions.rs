@@ -577,10 +577,13 @@ mod tests {
 
     #[test]
     fn a_key_of_one_pattern_is_one_slot() {
-        // Key 32 + hash 8 + one inline partition (64 + pattern and number
-        // 8) and the vector's length 8 + deadline 8 + flag.
-        assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 136);
-        assert_eq!(Slab::<Slot<[u64; 8]>>::entry_size(), 136);
+        // Key 24 + hash 8 + one inline partition (64 + pattern and number
+        // 8) and the vector's length 8 + deadline 8 + pending 4 + flag.
+        assert_eq!(std::mem::size_of::<KeyValue>(), 24);
+        assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 128);
+        assert_eq!(Slab::<Slot<[u64; 8]>>::entry_size(), 128);
+        // The engine's: with the matcher's 120-byte partition.
+        assert_eq!(std::mem::size_of::<Slot<crate::matcher::Partition>>(), 184);
     }
 
     #[test]
