@@ -103,12 +103,16 @@ fn killed_at_random_moments(name: &str, per_worker: bool) {
             "--checkpoint",
             "ckpt",
             "--checkpoint-every",
-            "30ms",
+            "1ms",
             "--output-per-worker",
         ]
     } else {
-        &["--checkpoint", "ckpt", "--checkpoint-every", "30ms"]
+        &["--checkpoint", "ckpt", "--checkpoint-every", "1ms"]
     };
+    // A cut every millisecond: each cut is asked for as soon as the last
+    // completes, while records made during the last are still held (they
+    // were once kept past the next cut's measure of the outputs, and lost
+    // on a resume).
     let mut moments = Moments(0xC0FFEE);
     let (mut kills, mut runs) = (0, 0);
     // Each run gets a quarter to a half of an uninterrupted run's time,

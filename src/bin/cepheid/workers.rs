@@ -863,6 +863,10 @@ impl Job {
                                 gathered.take(chunk);
                             }
                         }
+                        if waiting {
+                            // And what was held during a cut it completed.
+                            gathered.flush_now();
+                        }
                     }
                 },
             );
@@ -1549,6 +1553,14 @@ impl Cutter {
                         }
                     }
                 };
+                // What was held during the cut was made below the next
+                // one (asked for just above every source's capability
+                // seen, so above every record made so far): written now,
+                // before another cut is asked for in this same call and
+                // holds it on, past that cut's measure of the outputs.
+                for chunk in std::mem::take(&mut gathered.held) {
+                    gathered.take(chunk);
+                }
                 if whole {
                     self.misses = 0;
                     self.last = Instant::now();
