@@ -12,6 +12,7 @@ mod explain;
 mod follow;
 mod idle;
 mod input;
+mod output;
 mod reload;
 mod resume;
 mod run;

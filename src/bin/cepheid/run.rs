@@ -56,9 +56,11 @@
 //!   resuming from it goes on with those, not the command line's.
 //!
 //! Reading and decoding run on a thread of their own (`input.rs`), a few
-//! batches of lines ahead of the engine (which, with the output, stays on
-//! the main thread); everything observable happens in input order on the
-//! main thread, so this changes nothing but the speed.
+//! batches of lines ahead of the engine (which, with the formatting of the
+//! output, stays on the main thread), and so do the main output's system
+//! calls (`output.rs`: blocks of formatted records, a flush waits for
+//! them); everything observable happens in input order on the main
+//! thread, so this changes nothing but the speed.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -84,6 +86,7 @@ use crate::idle::Idle;
 use crate::input::{
     spawn_reader, Control, Entry, Message, Position, Reading, Reload, Source, BATCHES_AHEAD,
 };
+use crate::output::Background;
 use crate::reload::{self, PolicyArg, Reloads};
 use crate::resume;
 use crate::timing::{wall_ms, Timing};
@@ -236,9 +239,9 @@ pub struct Args {
     scale: workers::Scale,
 }
 
-/// The buffer outside the box: a record is one inlined copy into it, the
-/// dynamic call only once per 256 KiB.
-type Output = JsonLines<BufWriter<Box<dyn Write>>, BufWriter<File>>;
+/// Records are copied into 256 KiB blocks that the `cepheid-write` thread
+/// writes (`output.rs`): the system calls are off the main thread.
+type Output = JsonLines<Background, BufWriter<File>>;
 
 /// How a run ended early.
 enum Stop {
@@ -1206,14 +1209,17 @@ fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFi
     };
     let handle = |file: &File| args.checkpoint.as_ref().and_then(|_| file.try_clone().ok());
     let mut files = OutputFiles::default();
-    let out: Box<dyn Write> = if args.output == Path::new("-") {
+    let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
         Box::new(io::stdout())
     } else {
         let file = open(&args.output, resumed.and_then(|m| m.output_len))?;
         files.output = handle(&file);
         Box::new(file)
     };
-    let out = BufWriter::with_capacity(1 << 18, out);
+    let out = Background::new(out).map_err(|e| {
+        eprintln!("error: cannot start the output's thread: {e}");
+        EXIT_IO
+    })?;
     let late = match &args.late {
         Some(path) => {
             let file = open(path, resumed.and_then(|m| m.late_len))?;
