@@ -1,0 +1,176 @@
+//! `cepheid::dataflow::live_source_cut`: a live run stopped
+//! ([`Feed::stop`], as by a signal) after any batch takes a last cut
+//! (`cep_cut`), and a run restored from it and fed the batches after the
+//! place it recorded ends, together with the first, with the same multiset
+//! of matches, timeouts and late events as one run fed every batch and
+//! stopped at the end; on 1 and 2 workers, for random keyed streams over
+//! every pattern of `patterns/`.
+
+mod dataflow_support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cepheid::dataflow::{
+    cep, cep_cut, live_source, live_source_cut, Cuts, Feed, Lateness, Place, Plan, SourceItem,
+    WorkerCut,
+};
+use cepheid::io::{Decoder, Format, Item};
+use cepheid::{Output, Record, Timestamp};
+use proptest::prelude::*;
+use timely::dataflow::operators::Inspect;
+
+use dataflow_support::{event, lines, patterns};
+
+/// Each worker's state at the last cut, by worker.
+type Saved = Arc<Mutex<HashMap<usize, (Timestamp, Vec<u8>)>>>;
+
+/// Each output as a canonical line (its JSON).
+fn canonical(outputs: &[Output<Record>]) -> Vec<String> {
+    outputs
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("serializes"))
+        .collect()
+}
+
+/// Runs `plan` on `workers` threads; worker 0 feeds `batches` from the
+/// first after the place restored (with `saved`: every worker resumes from
+/// its state there, and saves its state at the last cut into it), then
+/// stops the feed. The outputs.
+fn run(
+    plan: &Arc<Plan<Record>>,
+    batches: &Arc<Vec<Vec<String>>>,
+    delay: i64,
+    workers: usize,
+    saved: Option<&Saved>,
+) -> Vec<String> {
+    let found: Arc<Mutex<Vec<Output<Record>>>> = Arc::default();
+    let collected = Arc::clone(&found);
+    let (plan, batches) = (Arc::clone(plan), Arc::clone(batches));
+    let saved = saved.cloned();
+    let cuts = Cuts::new();
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let (late_to, found_to) = (Arc::clone(&collected), Arc::clone(&collected));
+        let cut = saved.as_ref().map(|saved| {
+            let to = Arc::clone(saved);
+            let cut = WorkerCut::new(Arc::clone(&cuts), move |epoch, bytes| {
+                to.lock().unwrap().insert(index, (epoch, bytes));
+            });
+            let before = saved.lock().unwrap().get(&index).cloned();
+            if let Some((_, bytes)) = before {
+                cut.restore(&plan, &bytes).expect("restores");
+            }
+            cut
+        });
+        let first = cut
+            .as_ref()
+            .and_then(|cut| cut.source_state(0))
+            .map_or(0, |state| state.position as usize);
+        let plan_here = Arc::clone(&plan);
+        let feed: Feed<Record> = worker.dataflow::<Timestamp, _, _>(|scope| {
+            let lateness = Lateness::new(delay);
+            let (feed, events, late) = match &cut {
+                Some(cut) => live_source_cut(scope, 0, lateness, Instant::now, cut),
+                None => live_source(scope, 0, lateness, Instant::now),
+            };
+            late.inspect(move |(ts, event): &(Timestamp, Record)| {
+                late_to.lock().unwrap().push(Output::Late {
+                    ts: *ts,
+                    event: event.clone(),
+                })
+            });
+            let sink = |_| Vec::<Output<Record>>::new();
+            let found = match &cut {
+                Some(cut) => cep_cut(&plan_here, events, sink, cut),
+                None => cep(&plan_here, events, sink),
+            };
+            found.inspect(move |o| found_to.lock().unwrap().push(o.clone()));
+            feed
+        });
+        if index != 0 {
+            // Only worker 0 reads; the others' inputs are empty.
+            return;
+        }
+        let mut decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+        // Lines before the first batch read: the order of equal times.
+        let mut offset: u64 = batches[..first].iter().map(|b| b.len() as u64).sum();
+        for (number, batch) in batches.iter().enumerate().skip(first) {
+            let mut items = Vec::new();
+            for line in batch {
+                offset += 1;
+                match decoder.decode(line.as_bytes()).expect("decodes") {
+                    Item::Event(ts, event) => items.push(SourceItem::Event { ts, offset, event }),
+                    Item::Watermark(t) => items.push(SourceItem::Watermark(t)),
+                    Item::Skip => {}
+                }
+            }
+            let place = Place {
+                position: number as u64 + 1,
+                ..Place::default()
+            };
+            feed.send_at(items, place).expect("the source is there");
+            // Until the source took it (the feed holds a few batches).
+            while feed.backlog() > 0 {
+                worker.step();
+            }
+        }
+        feed.stop();
+    })
+    .expect("timely starts")
+    .join()
+    .into_iter()
+    .for_each(|r| r.expect("a worker failed"));
+    let found = found.lock().unwrap();
+    canonical(&found)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_live_run_stopped_and_resumed_from_its_last_cut_ends_as_one_run(
+        events in prop::collection::vec(event(), 1..300),
+        sizes in prop::collection::vec(1usize..40, 1..20),
+        stop_after in any::<prop::sample::Index>(),
+        workers in 1usize..=2,
+    ) {
+        let delay = 2_000;
+        let lines = lines(&events, delay, false);
+        // The lines in batches of the given sizes (the last takes the rest).
+        let mut batches = Vec::new();
+        let mut rest = &lines[..];
+        for size in sizes {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, after) = rest.split_at(size.min(rest.len()));
+            batches.push(batch.to_vec());
+            rest = after;
+        }
+        if !rest.is_empty() {
+            batches.push(rest.to_vec());
+        }
+        let mut plan = Plan::<Record>::new();
+        for p in patterns() {
+            plan.add(&p).expect("adds");
+        }
+        let plan = Arc::new(plan);
+        let whole = run(&plan, &Arc::new(batches.clone()), delay, workers, None);
+        // Stopped after batch `k`: the first run is fed the batches up to
+        // it, the second resumes from its last cut and is fed the rest.
+        let k = stop_after.index(batches.len() + 1);
+        let saved = Saved::default();
+        let mut both = run(&plan, &Arc::new(batches[..k].to_vec()), delay, workers, Some(&saved));
+        prop_assert_eq!(saved.lock().unwrap().len(), workers, "every worker took the last cut");
+        both.extend(run(&plan, &Arc::new(batches), delay, workers, Some(&saved)));
+        let (mut whole, mut both) = (whole, both);
+        whole.sort();
+        both.sort();
+        prop_assert_eq!(both, whole);
+    }
+}
