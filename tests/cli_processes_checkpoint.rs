@@ -1,11 +1,11 @@
 //! `cepheid run --processes 2 --checkpoint DIR`: two real processes of one
 //! worker each on 127.0.0.1 (ports chosen free), both killed with SIGKILL
 //! at random moments and restarted, end with the outputs of a run that was
-//! never interrupted (equal once sorted) and the same summary. A checkpoint
-//! taken on another layout of processes and workers is refused (exit 5)
-//! and nothing is changed. A followed file (`--follow`, read by process
-//! 0) killed the same way while it grows, then stopped by SIGTERM, ends
-//! as one followed run.
+//! never interrupted (equal once sorted) and the same summary; the same
+//! when each resume is on another layout (one process and two, other
+//! worker counts). A followed file (`--follow`, read by process 0) killed
+//! the same way while it grows, then stopped by SIGTERM, ends as one
+//! followed run.
 
 mod common;
 
@@ -31,9 +31,9 @@ fn free_port() -> u16 {
 
 /// `cepheid run` over the folder's events (cut in chunks of 64 KiB),
 /// writing `out_NAME.jsonl` and `late_NAME.jsonl` (process 0), with
-/// `layout` (`--processes`, `--workers`...) and `extra` flags; standard
-/// error to `err_NAME.txt`.
-fn command(dir: &Path, name: &str, layout: &[&str], extra: &[&str]) -> Command {
+/// `layout` (`--processes`, `--workers`...), `--max-delay` `delay` and
+/// `extra` flags; standard error to `err_NAME.txt`.
+fn command_with(dir: &Path, name: &str, layout: &[&str], delay: &str, extra: &[&str]) -> Command {
     let mut command = cepheid();
     command
         .current_dir(dir)
@@ -44,7 +44,7 @@ fn command(dir: &Path, name: &str, layout: &[&str], extra: &[&str]) -> Command {
             "events.jsonl",
             "--no-progress",
         ])
-        .args(["--chunk-bytes", "65536", "--max-delay", "2s"])
+        .args(["--chunk-bytes", "65536", "--max-delay", delay])
         .args(layout)
         .args(["--output", &format!("out_{name}.jsonl")])
         .args(["--late", &format!("late_{name}.jsonl")])
@@ -65,6 +65,11 @@ impl Pair {
     /// process 0 (it connects to process 0, and waits a second before it
     /// tries again when nothing listens yet).
     fn start(dir: &Path, name: &str, extra: &[&str]) -> Pair {
+        Pair::start_with(dir, name, "2s", extra)
+    }
+
+    /// [`Pair::start`] with another `--max-delay`.
+    fn start_with(dir: &Path, name: &str, delay: &str, extra: &[&str]) -> Pair {
         let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
         fs::write(dir.join("hosts"), hosts).unwrap();
         let children = (0..2)
@@ -79,7 +84,7 @@ impl Pair {
                 if process != "0" {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                command(dir, &name, &layout, extra)
+                command_with(dir, &name, &layout, delay, extra)
                     .args(["--hostfile", "hosts"])
                     .spawn()
                     .unwrap()
@@ -280,73 +285,78 @@ fn two_processes_killed_at_random_moments_end_as_an_uninterrupted_run() {
     let text = fs::read_to_string(&marker).unwrap();
     assert!(text.contains("\"processes\": 2"), "{text}");
     assert!(marker.with_file_name("worker-1").exists());
+}
 
-    // Another layout is refused before anything is changed (exit 5); the
-    // process refuses before it connects to the others.
-    let before = fs::read(dir.join("out_killed.jsonl")).unwrap();
-    for (layout, says) in [
-        (
-            &["--workers", "2"][..],
-            "taken on 2 processes x 1 workers, not 1 process x 2 workers",
-        ),
-        (
-            &[
-                "--processes",
-                "2",
-                "--process",
-                "0",
-                "--hostfile",
-                "hosts",
-                "--workers",
-                "2",
-            ],
-            "taken on 2 processes x 1 workers, not 2 processes x 2 workers",
-        ),
-        (
-            &["--processes", "3", "--process", "1", "--hostfile", "hosts3"],
-            "taken on 2 processes x 1 workers, not 3 processes x 1 workers",
-        ),
-    ] {
-        fs::write(
-            dir.join("hosts3"),
-            "127.0.0.1:1\n127.0.0.1:2\n127.0.0.1:3\n",
-        )
-        .unwrap();
-        let status = command(&dir, "killed", layout, &["--checkpoint", "ckpt"])
-            .status()
-            .unwrap();
-        let said = stderr(&dir, "killed");
-        assert_eq!(status.code(), Some(5), "{layout:?}: {said}");
-        assert!(said.contains(says), "{layout:?}: {said}");
-        assert_eq!(fs::read(dir.join("out_killed.jsonl")).unwrap(), before);
+/// Waits until `ckpt` holds a complete cut other than `before` (or the
+/// run ended); then a random pause of up to `window`.
+fn after_a_cut(dir: &Path, before: &Option<String>, ended: &mut dyn FnMut() -> bool) {
+    let started = Instant::now();
+    while !ended() && complete(dir) == *before {
+        assert!(started.elapsed() < LIMIT, "no cut in {LIMIT:?}");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
 #[test]
-fn a_checkpoint_of_one_process_is_refused_on_two() {
-    let dir = setup("processes_layout", 20_000);
-    let first = command(
-        &dir,
-        "a",
-        &["--workers", "2"],
-        &["--checkpoint", "ckpt", "--checkpoint-every", "1ms"],
-    )
-    .status()
-    .unwrap();
-    assert!(first.success(), "{}", stderr(&dir, "a"));
-    let before = fs::read(dir.join("out_a.jsonl")).unwrap();
-    fs::write(dir.join("hosts"), "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
-    let layout = ["--processes", "2", "--process", "0", "--hostfile", "hosts"];
-    let status = command(&dir, "a", &layout, &["--checkpoint", "ckpt"])
-        .status()
-        .unwrap();
-    let said = stderr(&dir, "a");
-    assert_eq!(status.code(), Some(5), "{said}");
+fn a_checkpoint_resumes_from_one_process_on_two_and_back() {
+    let dir = setup("processes_rescale", 60_000);
+    // A delay above the stream's disorder: no event is late on any
+    // layout, whose outputs are then all the same.
+    let one = |name: &str, workers: &str, extra: &[&str]| {
+        command_with(&dir, name, &["--workers", workers], "3s", extra)
+    };
+    assert!(one("whole", "2", &[]).status().unwrap().success());
+    let expected = summary(&dir, "whole");
+    assert!(expected.contains(" 0 late"), "{expected}");
+    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "20ms"];
+    let mut moments = Moments(0xBEEF);
+    // 1 process x 3 workers, killed after a cut.
+    let mut child = one("killed", "3", &resumable).spawn().unwrap();
+    after_a_cut(&dir, &None, &mut || child.try_wait().unwrap().is_some());
+    std::thread::sleep(moments.between(Duration::ZERO, Duration::from_millis(30)));
+    let _ = child.kill();
+    child.wait().unwrap();
+    // 2 processes x 1 worker, killed after a cut of their own.
+    let before = complete(&dir);
+    assert!(before.is_some());
+    let mut pair = Pair::start_with(&dir, "killed", "3s", &resumable);
+    after_a_cut(&dir, &before, &mut || pair.ended());
+    for name in ["killed", "killed-1"] {
+        let said = stderr(&dir, name);
+        assert!(
+            said.contains("(2 processes x 1 workers; it was taken on 3 workers)"),
+            "{name}: {said}"
+        );
+    }
+    std::thread::sleep(moments.between(Duration::ZERO, Duration::from_millis(30)));
+    pair.kill(0, Duration::from_millis(moments.next() % 10));
+    // 1 process x 1 worker, killed after a cut.
+    let before = complete(&dir);
+    let mut child = one("killed", "1", &resumable).spawn().unwrap();
+    after_a_cut(&dir, &before, &mut || child.try_wait().unwrap().is_some());
+    let said = stderr(&dir, "killed");
     assert!(
-        said.contains("taken on 1 process x 2 workers, not 2 processes x 1 workers"),
+        said.contains("it was taken on 2 processes x 1 workers)"),
         "{said}"
     );
-    assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
+    let _ = child.kill();
+    child.wait().unwrap();
+    // 2 processes x 1 worker, to the end.
+    let mut last = Pair::start_with(&dir, "killed", "3s", &resumable);
+    assert_eq!(
+        last.wait(),
+        [Some(0), Some(0)],
+        "{}",
+        stderr(&dir, "killed")
+    );
+    let said = stderr(&dir, "killed");
+    assert!(said.contains("resuming from checkpoint"), "{said}");
+    assert!(
+        sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_whole.jsonl"),
+        "the outputs differ"
+    );
+    assert_eq!(fs::read(dir.join("late_killed.jsonl")).unwrap(), b"");
+    assert_eq!(summary(&dir, "killed"), expected);
 }
 
 /// Waits (at most [`LIMIT`]) until `file` in `dir` holds `needle`.

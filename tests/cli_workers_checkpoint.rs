@@ -1,9 +1,10 @@
 //! `cepheid run --workers 2 --checkpoint DIR`: killed with SIGKILL at
 //! random moments and restarted on the same worker count, the run ends
 //! with the outputs of a run that was never interrupted (equal once sorted,
-//! as the outputs of any worker layout are) and the same summary. A
-//! checkpoint taken on another worker count is refused (exit 5) and
-//! nothing is changed.
+//! as the outputs of any worker layout are) and the same summary (on
+//! other worker counts: `cli_workers_rescale.rs`). A checkpoint taken with
+//! another `--chunk-bytes`, or of another format version, is refused (exit
+//! 5) and nothing is changed.
 
 mod common;
 
@@ -19,6 +20,17 @@ use common::crash::{self, setup, sorted};
 /// 256 KiB), writing `out_NAME.jsonl` and `late_NAME.jsonl`, with `extra`
 /// flags.
 fn command(dir: &Path, name: &str, workers: &str, extra: &[&str]) -> Command {
+    command_with(dir, name, workers, ["262144", "2s"], extra)
+}
+
+/// [`command`] with another chunk size and `--max-delay`.
+fn command_with(
+    dir: &Path,
+    name: &str,
+    workers: &str,
+    [chunk, delay]: [&str; 2],
+    extra: &[&str],
+) -> Command {
     let mut command = cepheid();
     command
         .current_dir(dir)
@@ -29,8 +41,8 @@ fn command(dir: &Path, name: &str, workers: &str, extra: &[&str]) -> Command {
             "events.jsonl",
             "--no-progress",
         ])
-        .args(["--workers", workers, "--chunk-bytes", "262144"])
-        .args(["--max-delay", "2s"])
+        .args(["--workers", workers, "--chunk-bytes", chunk])
+        .args(["--max-delay", delay])
         .args(["--output", &format!("out_{name}.jsonl")])
         .args(["--late", &format!("late_{name}.jsonl")])
         .args(extra);
@@ -185,12 +197,14 @@ fn killed_at_random_moments(name: &str, per_worker: bool) {
 }
 
 #[test]
-fn a_checkpoint_of_another_worker_count_is_refused_and_nothing_is_changed() {
+fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_changed() {
     let dir = setup("workers_count", 30_000);
-    let first = command(
+    // (a delay above the stream's disorder: no layout has late events)
+    let first = command_with(
         &dir,
         "a",
         "2",
+        ["262144", "3s"],
         &["--checkpoint", "ckpt", "--checkpoint-every", "1ms"],
     )
     .output()
@@ -201,19 +215,33 @@ fn a_checkpoint_of_another_worker_count_is_refused_and_nothing_is_changed() {
         "no checkpoint was taken"
     );
     let before = fs::read(dir.join("out_a.jsonl")).unwrap();
-    for (workers, says) in [
-        ("3", "taken on 2 workers, not 3"),
-        ("1", "taken on 2 workers, not 1"),
-    ] {
-        let other = command(&dir, "a", workers, &["--checkpoint", "ckpt"])
-            .output()
-            .unwrap();
-        assert_eq!(other.status.code(), Some(5), "{}", stderr(&other));
-        assert!(stderr(&other).contains(says), "{}", stderr(&other));
-        assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
+    // Another worker count resumes (the run had ended: nothing to add).
+    for workers in ["3", "1"] {
+        let other = command_with(
+            &dir,
+            "a",
+            workers,
+            ["262144", "3s"],
+            &["--checkpoint", "ckpt"],
+        )
+        .output()
+        .unwrap();
+        assert!(other.status.success(), "{}", stderr(&other));
+        let said = stderr(&other);
+        // (taken on 2 workers, or on 3 by the resumed run)
+        assert!(said.contains("; it was taken on "), "{said}");
+        assert!(
+            sorted(&dir, "out_a.jsonl") == {
+                let mut lines: Vec<Vec<u8>> =
+                    before.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+                lines.sort();
+                lines
+            }
+        );
     }
+    let before = fs::read(dir.join("out_a.jsonl")).unwrap();
     // Each worker's own file, or one output: not the one for the other.
-    let other = command(&dir, "a", "2", &["--checkpoint", "ckpt"])
+    let other = command_with(&dir, "a", "2", ["262144", "3s"], &["--checkpoint", "ckpt"])
         .arg("--output-per-worker")
         .output()
         .unwrap();
@@ -222,6 +250,53 @@ fn a_checkpoint_of_another_worker_count_is_refused_and_nothing_is_changed() {
         stderr(&other).contains("it was taken without --output-per-worker, this run is with"),
         "{}",
         stderr(&other)
+    );
+    assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
+    // A cut with --output-per-worker (each worker's own file): not on
+    // another worker count.
+    let own = ["--checkpoint", "ckpt_own", "--output-per-worker"];
+    let own = [&own[..], &["--checkpoint-every", "1ms"]].concat();
+    let first = command_with(&dir, "own", "2", ["262144", "3s"], &own)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let other = command_with(&dir, "own", "3", ["262144", "3s"], &own)
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(5), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("taken on 2 workers in all, not 3 (a checkpoint with --output-per-worker resumes on the same number of workers)"),
+        "{}",
+        stderr(&other)
+    );
+    let before = fs::read(dir.join("out_a.jsonl")).unwrap();
+    let chunks = command_with(&dir, "a", "2", ["131072", "3s"], &["--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert_eq!(chunks.status.code(), Some(5), "{}", stderr(&chunks));
+    assert!(
+        stderr(&chunks).contains("another --chunk-bytes"),
+        "{}",
+        stderr(&chunks)
+    );
+    assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
+    // A cut of an older format version (keys dealt otherwise) is refused.
+    let marker = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("complete"))
+        .find(|path| path.exists())
+        .expect("a complete cut");
+    let text = fs::read_to_string(&marker).unwrap();
+    assert!(text.contains("\"version\": 4"), "{text}");
+    fs::write(&marker, text.replace("\"version\": 4", "\"version\": 3")).unwrap();
+    let old = command_with(&dir, "a", "2", ["262144", "3s"], &["--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert_eq!(old.status.code(), Some(5), "{}", stderr(&old));
+    assert!(
+        stderr(&old).contains("another format version"),
+        "{}",
+        stderr(&old)
     );
     assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
     // Standard input cannot be read again: refused (exit 2), as without

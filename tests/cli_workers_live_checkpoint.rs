@@ -266,3 +266,37 @@ fn a_followed_file_on_two_workers_killed_rotated_and_stopped_ends_as_an_uninterr
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_followed_files_checkpoint_is_refused_on_another_worker_count() {
+    let dir = common::scratch("workers_live_rescale");
+    fs::write(dir.join("rules.cep"), rules()).unwrap();
+    let (first, _) = phase(0x5EED, 0, 2_000, 1);
+    fs::write(dir.join("events.jsonl"), &first).unwrap();
+    let live = start(
+        &dir,
+        "cut",
+        &["--checkpoint", "ckpt", "--checkpoint-every", "40ms"],
+    );
+    wait_for_sentinel(&dir, "out_cut.jsonl", 1);
+    stop(live);
+    let before = fs::read(dir.join("out_cut.jsonl")).unwrap();
+    // One reader, on worker 0: its place and clock do not rescale.
+    let other = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--events", "events.jsonl", "--follow"])
+        .args(["--workers", "3", "--max-delay", "2s", "--no-progress"])
+        .args(["--output", "out_cut.jsonl", "--late", "late_cut.jsonl"])
+        .args(["--checkpoint", "ckpt"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(5), "{said}");
+    assert!(
+        said.contains("taken on 2 workers in all, not 3 (a checkpoint of a followed file resumes on the same number of workers)"),
+        "{said}"
+    );
+    assert_eq!(fs::read(dir.join("out_cut.jsonl")).unwrap(), before);
+    let _ = fs::remove_dir_all(&dir);
+}

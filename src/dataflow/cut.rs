@@ -15,8 +15,8 @@ use timely::dataflow::operators::core::input::Handle as InputHandle;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Exchange, Input, Operator};
 
-use crate::dataflow::route::groups;
-use crate::dataflow::{GroupEngine, Lateness, Plan, SourceEnd, Stamped};
+use crate::dataflow::route::{groups, key_group, worker_groups, Router};
+use crate::dataflow::{Lateness, Piece, Plan, SourceEnd, Stamped};
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::primitives::Timestamp;
@@ -482,9 +482,21 @@ struct Recorded {
 /// A worker's operator state, restored.
 pub(crate) struct Restored<E: Event + 'static> {
     pub epoch: Timestamp,
-    pub engines: Vec<GroupEngine<E>>,
+    /// By group, then key group.
+    pub pieces: Vec<Piece<E>>,
     pub stash: Vec<(u32, Stamped<E>)>,
     pub ends: Vec<SourceEnd>,
+}
+
+/// One engine of a worker at a cut: group `group`'s keys whose key group is
+/// in `[from, to)`, as [`Engine::snapshot`](crate::Engine::snapshot) wrote
+/// them.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedPiece {
+    pub group: u32,
+    pub from: u64,
+    pub to: u64,
+    pub engine: Vec<u8>,
 }
 
 /// What a worker saves at a cut (postcard).
@@ -493,8 +505,8 @@ pub(crate) struct WorkerState {
     pub epoch: Timestamp,
     pub sources: Vec<(u32, SourceState)>,
     pub ends: Vec<SourceEnd>,
-    /// The engines' snapshots, in group order.
-    pub engines: Vec<Vec<u8>>,
+    /// The engines' snapshots, by group then key group.
+    pub pieces: Vec<SavedPiece>,
     /// Stashed events sent below the epoch, with their group, encoded.
     pub stash: Vec<u8>,
 }
@@ -532,41 +544,201 @@ impl WorkerCut {
             )
         };
         let state: WorkerState = postcard::from_bytes(bytes).map_err(bad)?;
-        let mut engines = plan.engines(&groups(plan))?;
-        if engines.len() != state.engines.len() {
-            return Err(Error::new(
-                ErrorKind::Snapshot,
-                "the worker's state was saved with other patterns",
-            ));
+        let members = groups(plan);
+        let mut pieces = Vec::with_capacity(state.pieces.len());
+        for saved in &state.pieces {
+            let mut piece = fresh(plan, &members, saved.group, (saved.from, saved.to))?;
+            piece.engine.0.restore(&saved.engine[..])?;
+            pieces.push(piece);
         }
-        for ((engine, _), saved) in engines.iter_mut().zip(&state.engines) {
-            engine.restore(&saved[..])?;
-        }
+        check_pieces(&pieces, members.len())?;
         let stash: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&state.stash).map_err(bad)?;
         if stash
             .iter()
-            .any(|(group, _)| *group as usize >= engines.len())
+            .any(|(group, _)| *group as usize >= members.len())
         {
             return Err(Error::new(
                 ErrorKind::Snapshot,
                 "the worker's state names a group of patterns the plan does not have",
             ));
         }
-        let epoch = state.epoch;
+        Ok(self.install(state.epoch, state.sources, pieces, stash, state.ends))
+    }
+
+    /// Goes on, as worker `index` of `workers`, from the states every
+    /// worker of a run on *another* number of workers saved at one cut
+    /// (`states`, all of them, in worker order), before the dataflow is
+    /// built with `plan`; returns the cut's epoch. Fails as
+    /// [`restore`](WorkerCut::restore) does, and when the states are not of
+    /// one cut.
+    ///
+    /// - **Keys** go to the worker of their key group (see
+    ///   [`key_hash`](crate::dataflow::key_hash)): each old engine whose
+    ///   range of key groups meets this worker's is restored, and keeps the
+    ///   keys of the common range (one engine per such range; their
+    ///   counts are kept by the worker whose range holds the old range's
+    ///   start, so that they add up once).
+    /// - **Events in flight** (stashed, sent below the epoch) go to the
+    ///   worker of their key, as the run's routing sends them.
+    /// - **Sources**: each old source that had not ended is *retired*: its
+    ///   clock's end ([`Lateness::end`]: the largest time it read, its
+    ///   watermark, punctuation, counts) joins the ends received, as if it
+    ///   had ended at the cut. A source of this worker goes on with a clock
+    ///   of the same settings whose watermark starts at the least
+    ///   watermark of the retired sources of its number (none when they had
+    ///   all ended), no time seen and zero counts; its place is the
+    ///   caller's to compute from every old source's
+    ///   ([`saved_sources`](WorkerCut::saved_sources)). What the old
+    ///   sources of a number could not read (`unread`) goes to worker 0.
+    pub fn rescale<E>(
+        &self,
+        plan: &Plan<E>,
+        states: &[&[u8]],
+        index: usize,
+        workers: usize,
+    ) -> Result<Timestamp, Error>
+    where
+        E: Event + Clone + DeserializeOwned + 'static,
+    {
+        let bad = |e: postcard::Error| {
+            Error::new(
+                ErrorKind::Snapshot,
+                format!("not a worker's state at a cut: {e}"),
+            )
+        };
+        let olds: Vec<WorkerState> = states
+            .iter()
+            .map(|bytes| postcard::from_bytes(bytes).map_err(bad))
+            .collect::<Result<_, _>>()?;
+        let Some(first) = olds.first() else {
+            return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
+        };
+        let epoch = first.epoch;
+        if olds.iter().any(|old| old.epoch != epoch) {
+            return Err(Error::new(
+                ErrorKind::Snapshot,
+                "the workers' states are of different cuts",
+            ));
+        }
+        let members = groups(plan);
+        let (index32, workers32) = (
+            u32::try_from(index).unwrap_or(u32::MAX),
+            u32::try_from(workers).unwrap_or(u32::MAX),
+        );
+        let (from, to) = worker_groups(index32, workers32);
+        // The engines: the old ranges that meet this worker's.
+        let mut pieces = Vec::new();
+        for saved in olds.iter().flat_map(|old| &old.pieces) {
+            let (lo, hi) = (saved.from.max(from), saved.to.min(to));
+            if lo >= hi {
+                continue;
+            }
+            let mut piece = fresh(plan, &members, saved.group, (lo, hi))?;
+            piece.engine.0.restore(&saved.engine[..])?;
+            let keeps_counts = from <= saved.from && saved.from < to;
+            piece.engine.0.retain_keys(
+                |key| (lo..hi).contains(&u64::from(key_group(key))),
+                keeps_counts,
+            );
+            pieces.push(piece);
+        }
+        pieces.sort_by_key(|p| (p.group, p.from));
+        for group in 0..members.len() as u32 {
+            if !pieces.iter().any(|p| p.group == group) {
+                // (cannot happen: the old ranges cover every key group)
+                pieces.push(fresh(plan, &members, group, (from, to))?);
+            }
+        }
+        pieces.sort_by_key(|p| (p.group, p.from));
+        check_pieces(&pieces, members.len())?;
+        // The events in flight whose key is now this worker's.
+        let mut router = Router::new(plan, &members, index, workers);
+        let mut stash = Vec::new();
+        for old in &olds {
+            let events: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&old.stash).map_err(bad)?;
+            for (group, stamped) in events {
+                if group as usize >= members.len() {
+                    return Err(Error::new(
+                        ErrorKind::Snapshot,
+                        "the worker's state names a group of patterns the plan does not have",
+                    ));
+                }
+                let (worker, _) = router.worker(group as usize, &stamped.event, stamped.offset);
+                if worker == index32 {
+                    stash.push((group, stamped));
+                }
+            }
+        }
+        // The sources: the ended ones' ends were received by every old
+        // worker; the others retire.
+        let mut ends = first.ends.clone();
+        let mut sources: BTreeMap<u32, SourceState> = BTreeMap::new();
+        for (number, state) in olds.iter().flat_map(|old| &old.sources) {
+            let next = sources.entry(*number).or_insert_with(|| SourceState {
+                position: 0,
+                unread: 0,
+                place: Vec::new(),
+                lateness: state.lateness.successor(None),
+                ended: true,
+            });
+            if index == 0 {
+                next.unread += state.unread;
+            }
+            if state.ended {
+                continue;
+            }
+            ends.push(state.lateness.end());
+            // The least watermark of the retired ones.
+            let floor = state.lateness.watermark();
+            let least = match (next.ended, floor, next.lateness.watermark()) {
+                (true, floor, _) => floor,
+                (false, Some(a), Some(b)) => Some(a.min(b)),
+                (false, _, _) => None,
+            };
+            next.lateness = state.lateness.successor(least);
+            next.ended = false;
+        }
+        // (A source whose old ones had all ended stays ended: they read
+        // the whole input.)
+        Ok(self.install(epoch, sources.into_iter().collect(), pieces, stash, ends))
+    }
+
+    /// The sources' states in a worker's state saved at a cut (what
+    /// [`rescale`](WorkerCut::rescale) leaves to the caller: the old
+    /// sources' places).
+    pub fn saved_sources(bytes: &[u8]) -> Result<Vec<(u32, SourceState)>, Error> {
+        let state: WorkerState = postcard::from_bytes(bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::Snapshot,
+                format!("not a worker's state at a cut: {e}"),
+            )
+        })?;
+        Ok(state.sources)
+    }
+
+    /// Makes the restored state this worker's.
+    fn install<E: Event + 'static>(
+        &self,
+        epoch: Timestamp,
+        sources: Vec<(u32, SourceState)>,
+        pieces: Vec<Piece<E>>,
+        stash: Vec<(u32, Stamped<E>)>,
+        ends: Vec<SourceEnd>,
+    ) -> Timestamp {
         self.cuts.saw(epoch);
-        for (_, source) in &state.sources {
+        for (_, source) in &sources {
             // Where it goes on (a cut chosen with every process is above).
             self.cuts.saw(source.lateness.frontier());
         }
         let mut inner = self.inner.borrow_mut();
-        inner.restored_sources = state.sources;
+        inner.restored_sources = sources;
         inner.restored = Some(Box::new(Restored {
             epoch,
-            engines,
+            pieces,
             stash,
-            ends: state.ends,
+            ends,
         }));
-        Ok(epoch)
+        epoch
     }
 
     /// The state source `source` had at the restored cut, if any: open its
@@ -661,6 +833,56 @@ impl WorkerCut {
     }
 }
 
+/// A fresh engine of `plan` for group `group`, over key groups `range`.
+fn fresh<E: Event + 'static>(
+    plan: &Plan<E>,
+    members: &[Vec<usize>],
+    group: u32,
+    range: (u64, u64),
+) -> Result<Piece<E>, Error> {
+    let Some(patterns) = members.get(group as usize) else {
+        return Err(Error::new(
+            ErrorKind::Snapshot,
+            "the worker's state was saved with other patterns",
+        ));
+    };
+    let engine = plan
+        .engines(std::slice::from_ref(patterns))?
+        .pop()
+        .expect("one group, one engine");
+    Ok(Piece {
+        group,
+        from: range.0,
+        to: range.1,
+        engine,
+    })
+}
+
+/// Checks a worker's engines: by group then key group, at least one per
+/// group, ranges apart.
+fn check_pieces<E: Event + 'static>(pieces: &[Piece<E>], groups: usize) -> Result<(), Error> {
+    let bad = || {
+        Error::new(
+            ErrorKind::Snapshot,
+            "the worker's state was saved with other patterns",
+        )
+    };
+    for group in 0..groups as u32 {
+        let mine: Vec<&Piece<E>> = pieces.iter().filter(|p| p.group == group).collect();
+        if mine.is_empty() || mine.windows(2).any(|w| w[0].to > w[1].from) {
+            return Err(bad());
+        }
+    }
+    if pieces.iter().any(|p| p.group as usize >= groups)
+        || pieces
+            .windows(2)
+            .any(|w| (w[0].group, w[0].from) > (w[1].group, w[1].from))
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 /// The stash's events, encoded (`E` is the operator's event type).
 pub(crate) fn encode_stash<E: Serialize>(events: &[(u32, &Stamped<E>)]) -> Result<Vec<u8>, Error> {
     postcard::to_allocvec(events).map_err(|e| {
@@ -679,4 +901,155 @@ pub(crate) fn encode(state: &WorkerState) -> Result<Vec<u8>, Error> {
             format!("cannot serialize a worker's state: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataflow::route::group_worker;
+    use crate::engine::Output;
+    use crate::io::{Decoder, Format, Item};
+    use crate::value::Value;
+    use crate::{Record, Rules};
+
+    fn plan() -> Plan<Record> {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
+        )
+        .unwrap();
+        let mut plan = Plan::new();
+        plan.add(&rules).unwrap();
+        plan
+    }
+
+    fn event(plan: &Plan<Record>, ts: i64, user: &str, n: i64) -> Record {
+        let mut decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+        let line = format!(r#"{{"ts":{ts},"user":"{user}","n":{n}}}"#);
+        match decoder.decode(line.as_bytes()).unwrap() {
+            Item::Event(_, event) => event,
+            _ => panic!("not an event"),
+        }
+    }
+
+    fn users() -> Vec<String> {
+        (0..40).map(|i| format!("u{i}")).collect()
+    }
+
+    fn kg(user: &str) -> u32 {
+        key_group(&[Value::from(user)])
+    }
+
+    /// Old worker `index` of `workers` at a cut at 10: an `a` of each of
+    /// its users pushed (a partial match each), its source `source`.
+    fn old(plan: &Plan<Record>, index: u32, workers: u32, source: SourceState) -> Vec<u8> {
+        let members = groups(plan);
+        let (from, to) = worker_groups(index, workers);
+        let mut piece = fresh(plan, &members, 0, (from, to)).unwrap();
+        let mut out: Vec<Output<Record>> = Vec::new();
+        for user in users() {
+            if group_worker(kg(&user), workers as usize) == index as usize {
+                let a = event(plan, 1, &user, 1);
+                piece.engine.0.push(1, a, &mut out);
+            }
+        }
+        piece.engine.0.watermark(9, &mut out);
+        let mut bytes = Vec::new();
+        piece.engine.0.snapshot(&mut bytes).unwrap();
+        encode(&WorkerState {
+            epoch: 10,
+            sources: vec![(0, source)],
+            ends: Vec::new(),
+            pieces: vec![SavedPiece {
+                group: 0,
+                from,
+                to,
+                engine: bytes,
+            }],
+            stash: encode_stash::<Record>(&[]).unwrap(),
+        })
+        .unwrap()
+    }
+
+    /// A source (delay 49 ms) that read one event at `max_seen`.
+    fn source(max_seen: i64, ended: bool, unread: u64) -> SourceState {
+        let mut lateness = Lateness::new(49);
+        assert!(lateness.admit(max_seen));
+        SourceState {
+            position: 0,
+            unread,
+            place: Vec::new(),
+            lateness,
+            ended,
+        }
+    }
+
+    #[test]
+    fn a_rescaled_worker_takes_its_keys_once_and_retires_the_old_sources() {
+        let plan = plan();
+        let states = [
+            old(&plan, 0, 2, source(100, false, 2)),
+            old(&plan, 1, 2, source(120, false, 3)),
+        ];
+        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let (mut keys, mut events, mut matches) = (0, 0, 0);
+        for index in 0..3 {
+            let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+            assert_eq!(cut.rescale(&plan, &states, index, 3).unwrap(), 10);
+            let state = cut.source_state(0).unwrap();
+            // The least watermark of the retired sources (100 - 49 - 1),
+            // nothing seen, nothing counted; what they could not read
+            // goes to worker 0.
+            assert_eq!(state.lateness.watermark(), Some(50));
+            assert_eq!(state.lateness.end().max_seen, None);
+            assert_eq!(state.lateness.end().events, 0);
+            assert!(!state.ended);
+            assert_eq!(state.unread, if index == 0 { 5 } else { 0 });
+            let mut restored = cut.take_restored::<Record>().unwrap();
+            // The retired sources' ends: their largest times and counts.
+            let ends: Vec<_> = (restored.ends.iter())
+                .map(|e| (e.max_seen, e.watermark, e.events))
+                .collect();
+            assert_eq!(ends, [(Some(100), Some(50), 1), (Some(120), Some(70), 1)]);
+            let mut out: Vec<Output<Record>> = Vec::new();
+            for piece in &mut restored.pieces {
+                keys += piece.engine.0.live_keys();
+                events += piece.engine.0.stats().events;
+                // Each user's `b`, to the engine whose range holds its key.
+                for user in users() {
+                    if (piece.from..piece.to).contains(&u64::from(kg(&user))) {
+                        let b = event(&plan, 20, &user, 2);
+                        piece.engine.0.push(20, b, &mut out);
+                    }
+                }
+                piece.engine.0.watermark(30, &mut out);
+            }
+            matches += out.len();
+        }
+        // Every key once, every count once, every partial match completes.
+        assert_eq!((keys, events, matches), (40, 40, 40));
+    }
+
+    #[test]
+    fn sources_that_had_all_ended_stay_ended_with_no_end_of_their_own() {
+        let plan = plan();
+        let states = [
+            old(&plan, 0, 2, source(100, true, 0)),
+            old(&plan, 1, 2, source(120, true, 0)),
+        ];
+        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        cut.rescale(&plan, &states, 1, 3).unwrap();
+        assert!(cut.source_state(0).unwrap().ended);
+        // (their ends were received before the cut: the old ends, here none)
+        assert!(cut.take_restored::<Record>().unwrap().ends.is_empty());
+        // States of different cuts are refused.
+        let mut other = old(&plan, 0, 2, source(100, true, 0));
+        let mut state: WorkerState = postcard::from_bytes(&other).unwrap();
+        state.epoch = 11;
+        other = encode(&state).unwrap();
+        let mixed = [states[0], &other[..]];
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        assert!(cut.rescale(&plan, &mixed, 0, 3).is_err());
+    }
 }

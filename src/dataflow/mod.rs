@@ -30,7 +30,8 @@
 //!   whose items are the operator's output stream.
 //! - **Cuts** ([`Cuts`], [`WorkerCut`], [`source_cut`], [`cep_cut`],
 //!   [`cut_requests`]): every worker's state at a common frontier `f`, to
-//!   resume a run on the same workers and processes: each source's place
+//!   resume a run on the same or another number of workers and processes
+//!   ([`WorkerCut::rescale`]: keys by key group): each source's place
 //!   and clock when its capability reaches `f`, each worker's engines,
 //!   source ends and stashed events sent below `f`, once its input
 //!   frontier passes `f`; the requests of worker 0 reach every worker of
@@ -118,7 +119,7 @@ mod source;
 
 pub use cut::{cut_requests, Cuts, Place, Positioned, Requests, SourceState, WorkerCut};
 pub use operator::{cep, cep_cut, Collect};
-pub use route::key_hash;
+pub use route::{group_worker, key_group, key_hash};
 pub use source::{
     live_source, live_source_cut, source, source_cut, Events, Feed, FileChunk, FileChunks,
     LateEvents, Lateness, SourceItem, FEED_AHEAD,
@@ -302,6 +303,17 @@ impl<E: Event + 'static> Plan<E> {
 /// One worker's engine of a group of patterns, with the plan numbers of
 /// its patterns.
 type GroupEngine<E> = (Engine<E>, Vec<usize>);
+
+/// One of a worker's engines: group `group`'s engine for the keys whose
+/// key group is in `[from, to)`. A worker has one per group over its range
+/// of key groups; one that resumed a checkpoint of another number of
+/// workers has one per range of an old worker's it took keys from.
+pub(crate) struct Piece<E: Event + 'static> {
+    pub group: u32,
+    pub from: u64,
+    pub to: u64,
+    pub engine: GroupEngine<E>,
+}
 
 /// Gives a `Record` engine's field table the plan's numbering (the same
 /// paths interned in the same order), so that records decoded with the

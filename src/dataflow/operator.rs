@@ -10,9 +10,9 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 use timely::ExchangeData;
 
-use crate::dataflow::cut::{self, WorkerCut, WorkerState};
-use crate::dataflow::route::{groups, Routed, Router};
-use crate::dataflow::{add_stats, Events, GroupEngine, Input, Plan, SourceEnd, Stamped};
+use crate::dataflow::cut::{self, SavedPiece, WorkerCut, WorkerState};
+use crate::dataflow::route::{groups, worker_groups, Routed, Router};
+use crate::dataflow::{add_stats, Events, Input, Piece, Plan, SourceEnd, Stamped};
 use crate::engine::{MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
@@ -113,34 +113,51 @@ where
     let scope = input.scope();
     let index = scope.index();
     let members = groups(plan);
-    let mut router = Router::new(plan, &members, index, scope.peers());
+    let peers = scope.peers();
+    let mut router = Router::new(plan, &members, index, peers);
     let restored = cut.as_ref().and_then(|cut| cut.take_restored::<E>());
-    let (engines, stash, ends, released) = match restored {
+    let (pieces, stash, ends, released) = match restored {
         Some(r) => {
+            if r.pieces.len() > members.len() {
+                // Several engines for a group: keys find theirs by key group.
+                router.split();
+            }
             let mut stash = Stash::default();
             for (group, stamped) in r.stash {
                 let sent = r.epoch - 1;
+                let (_, kg) = router.worker(group as usize, &stamped.event, stamped.offset);
                 stash.push(
                     0,
                     Stashed {
                         group,
+                        kg,
                         sent,
                         stamped,
                     },
                 );
             }
             let ends = r.ends.into_iter().map(|end| (r.epoch - 1, end)).collect();
-            (r.engines, stash, ends, r.epoch)
+            (r.pieces, stash, ends, r.epoch)
         }
-        // The plan compiled every pattern once: its engines build again.
-        None => (
-            plan.engines(&members)
-                .expect("the plan's patterns compiled when it was made"),
-            Stash::default(),
-            Vec::new(),
-            Timestamp::MIN,
-        ),
+        None => {
+            // The plan compiled every pattern once: its engines build again.
+            let engines = plan
+                .engines(&members)
+                .expect("the plan's patterns compiled when it was made");
+            let (from, to) = worker_groups(index as u32, peers as u32);
+            let pieces = (0..)
+                .zip(engines)
+                .map(|(group, engine)| Piece {
+                    group,
+                    from,
+                    to,
+                    engine,
+                })
+                .collect();
+            (pieces, Stash::default(), Vec::new(), Timestamp::MIN)
+        }
     };
+    let spans = spans(&pieces, members.len());
     let mut sink = make_sink(index);
     let routed = input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
         Pipeline,
@@ -160,7 +177,8 @@ where
     );
     let mut worker = Worker {
         index,
-        engines,
+        pieces,
+        spans,
         stash,
         ends,
         released,
@@ -188,6 +206,7 @@ where
                                 Input::Event(stamped) => {
                                     let stashed = Stashed {
                                         group: routed.group,
+                                        kg: routed.kg,
                                         sent,
                                         stamped,
                                     };
@@ -242,8 +261,12 @@ where
 /// One worker's state in the operator.
 struct Worker<E: Event + 'static> {
     index: usize,
-    /// One engine per group, with its patterns' plan numbers.
-    engines: Vec<GroupEngine<E>>,
+    /// The engines, each with its patterns' plan numbers, by group then
+    /// key group (one per group, but after a resume on another number of
+    /// workers).
+    pieces: Vec<Piece<E>>,
+    /// Each group's pieces: `pieces[spans[g].0..spans[g].1]`.
+    spans: Vec<(usize, usize)>,
     /// Events received and not released yet, with their group.
     stash: Stash<E>,
     /// The ends of the sources received, with the time they were sent
@@ -325,11 +348,16 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             return;
         };
         let state = (|| {
-            let mut engines = Vec::with_capacity(self.engines.len());
-            for (engine, _) in &self.engines {
+            let mut pieces = Vec::with_capacity(self.pieces.len());
+            for piece in &self.pieces {
                 let mut bytes = Vec::new();
-                engine.snapshot(&mut bytes)?;
-                engines.push(bytes);
+                piece.engine.0.snapshot(&mut bytes)?;
+                pieces.push(SavedPiece {
+                    group: piece.group,
+                    from: piece.from,
+                    to: piece.to,
+                    engine: bytes,
+                });
             }
             let stash = self.stash.sent_below(e);
             cut::encode(&WorkerState {
@@ -341,7 +369,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
                     .filter(|(sent, end)| *sent < e && !(last && end.stopped))
                     .map(|(_, end)| *end)
                     .collect(),
-                engines,
+                pieces,
                 stash: cut::encode_stash(&stash)?,
             })
         })();
@@ -357,7 +385,8 @@ impl<E: Event + 'static> Worker<E> {
     /// and moves the engines' watermark to `f - 1`.
     fn advance<S: Sink<E>>(&mut self, f: Timestamp, sink: &mut S) {
         self.release(|ts| ts < f, sink);
-        for (engine, numbers) in &mut self.engines {
+        for piece in &mut self.pieces {
+            let (engine, numbers) = &mut piece.engine;
             engine.watermark(f - 1, &mut Renumber { sink, numbers });
         }
         self.released = f;
@@ -374,13 +403,15 @@ impl<E: Event + 'static> Worker<E> {
         let end = SourceEnd::final_watermark(&ends);
         if let Some(end) = end {
             self.release(|ts| ts <= end, sink);
-            for (engine, numbers) in &mut self.engines {
+            for piece in &mut self.pieces {
+                let (engine, numbers) = &mut piece.engine;
                 engine.watermark(end, &mut Renumber { sink, numbers });
             }
         }
         let mut stats = Stats::default();
         let mut waiting = self.stash.len();
-        for (engine, _) in &self.engines {
+        for piece in &self.pieces {
+            let engine = &piece.engine.0;
             add_stats(&mut stats, &engine.stats());
             waiting += engine.waiting_events();
         }
@@ -401,8 +432,20 @@ impl<E: Event + 'static> Worker<E> {
     /// Pushes the stashed events whose time passes `ready` into their
     /// engines, in (time, source, offset) order.
     fn release<S: Sink<E>>(&mut self, ready: impl Fn(Timestamp) -> bool, sink: &mut S) {
-        while let Some(Stashed { group, stamped, .. }) = self.stash.pop_if(&ready) {
-            let (engine, numbers) = &mut self.engines[group as usize];
+        while let Some(Stashed {
+            group, kg, stamped, ..
+        }) = self.stash.pop_if(&ready)
+        {
+            let (start, end) = self.spans[group as usize];
+            let piece = if end - start <= 1 {
+                start
+            } else {
+                // The last piece from at or below the key group (the first
+                // for an event without a usable key, which is counted only).
+                let pieces = &self.pieces[start..end];
+                start + pieces.partition_point(|p| p.from <= u64::from(kg)).max(1) - 1
+            };
+            let (engine, numbers) = &mut self.pieces[piece].engine;
             engine.push(stamped.ts, stamped.event, &mut Renumber { sink, numbers });
         }
     }
@@ -421,6 +464,8 @@ impl<E: Event + 'static> Worker<E> {
 /// group): the order in which the engines get them.
 struct Stashed<E> {
     group: u32,
+    /// The key group of its key ([`Routed::kg`]).
+    kg: u32,
     /// The timely time it was sent at (a cut at `f` keeps those sent
     /// below `f`: the sources read the others again).
     sent: Timestamp,
@@ -533,6 +578,17 @@ impl<E> Stash<E> {
             Some(i) => self.fifos[i].pop_front(),
         }
     }
+}
+
+/// Each group's pieces in `pieces` (sorted by group): `[start, end)`.
+fn spans<E: Event + 'static>(pieces: &[Piece<E>], groups: usize) -> Vec<(usize, usize)> {
+    let mut spans = vec![(0, 0); groups];
+    for (g, span) in spans.iter_mut().enumerate() {
+        let start = pieces.partition_point(|p| (p.group as usize) < g);
+        let end = pieces.partition_point(|p| (p.group as usize) <= g);
+        *span = (start, end);
+    }
+    spans
 }
 
 /// A sink that reports a group engine's patterns by their plan numbers.

@@ -16,8 +16,12 @@ const SEED: u64 = 0x6365_7068_6569_6421;
 /// them: `1.0` is the key `1`): XXH3 with a fixed seed over a canonical
 /// byte encoding of the values (a kind byte, then little-endian numbers,
 /// length-prefixed strings and lists). The same in every process, build and
-/// platform; [`cep`](crate::dataflow::cep) sends a key to worker
-/// `key_hash(key) % workers`.
+/// platform. Its top 32 bits are the key's *key group*; the key groups
+/// are dealt to the workers in ranges of (nearly) equal size, so that
+/// [`cep`](crate::dataflow::cep) sends a key to worker
+/// `(key_hash(key) >> 32) * workers >> 32`: with another number of workers
+/// each worker's range of key groups is cut in few ranges, which is how a
+/// checkpoint resumes on another layout ([`WorkerCut::rescale`](crate::dataflow::WorkerCut::rescale)).
 ///
 /// ```
 /// use cepheid::dataflow::key_hash;
@@ -29,6 +33,48 @@ pub fn key_hash(key: &[Value]) -> u64 {
     let mut bytes = Vec::with_capacity(32);
     encode_key(key, &mut bytes);
     xxh3_64_with_seed(&bytes, SEED)
+}
+
+/// The key group of a key whose hash is `hash` (see [`key_hash`]).
+fn key_group_of_hash(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// The key group of a key as the engine keeps it (the values of its
+/// `partition by`, as [`MatchRef::key`](crate::engine::MatchRef::key)
+/// gives them): the top 32 bits of its [`key_hash`]; a key of a pattern
+/// without `partition by` (the empty key) is in key group 0, which worker
+/// 0 owns. [`group_worker`] says which worker owns it.
+///
+/// ```
+/// use cepheid::dataflow::{group_worker, key_group};
+/// use cepheid::Value;
+/// let kg = key_group(&[Value::from("u1")]);
+/// assert!(group_worker(kg, 3) < 3);
+/// assert_eq!(group_worker(key_group(&[]), 3), 0);
+/// ```
+pub fn key_group(key: &[Value]) -> u32 {
+    if key.is_empty() {
+        return 0;
+    }
+    key_group_of_hash(key_hash(key))
+}
+
+/// The worker of key group `group` among `workers` (ranges of key groups
+/// of nearly equal size, in worker order).
+pub fn group_worker(group: u32, workers: usize) -> usize {
+    let workers = u64::try_from(workers.max(1))
+        .unwrap_or(u64::MAX)
+        .min(1 << 32);
+    ((u64::from(group) * workers) >> 32) as usize
+}
+
+/// The key groups of worker `index` of `workers`, `[from, to)`: those
+/// [`group_worker`] sends to it.
+pub(crate) fn worker_groups(index: u32, workers: u32) -> (u64, u64) {
+    let workers = u64::from(workers.max(1));
+    let start = |w: u64| (w << 32).div_ceil(workers);
+    (start(u64::from(index)), start(u64::from(index) + 1))
 }
 
 /// The canonical bytes of a key (see [`key_hash`]).
@@ -107,6 +153,9 @@ pub(crate) struct Routed<E> {
     pub from: u32,
     /// The group of patterns (index in [`groups`]); unused for an end.
     pub group: u32,
+    /// The key group of its key (0 without `partition by`, or for an end;
+    /// any for an event without a usable key).
+    pub kg: u32,
     /// What travels.
     pub input: Input<E>,
 }
@@ -117,6 +166,8 @@ pub(crate) struct Router<E> {
     workers: u32,
     /// This worker.
     index: u32,
+    /// One worker holding one engine per group: no key needs hashing.
+    alone: bool,
     key: Vec<Value>,
     bytes: Vec<u8>,
 }
@@ -153,9 +204,16 @@ impl<E: Event + Clone + 'static> Router<E> {
             keys,
             workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
             index: u32::try_from(index).unwrap_or(u32::MAX),
+            alone: workers <= 1,
             key: Vec::new(),
             bytes: Vec::new(),
         }
+    }
+
+    /// The (only) worker holds several engines for a group (it resumed a
+    /// checkpoint of several workers): each key's key group is needed.
+    pub fn split(&mut self) {
+        self.alone = false;
     }
 
     /// Sends `input` on with `push`: an event once per group, to the
@@ -168,6 +226,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                         worker,
                         from: self.index,
                         group: 0,
+                        kg: 0,
                         input: Input::End(end),
                     });
                 }
@@ -179,7 +238,7 @@ impl<E: Event + Clone + 'static> Router<E> {
         let mut stamped = Some(stamped);
         for group in 0..self.keys.len() {
             let event = stamped.as_ref().expect("taken at the last group only");
-            let worker = self.worker(group, &event.event, event.offset);
+            let (worker, kg) = self.worker(group, &event.event, event.offset);
             let copy = if group == last {
                 stamped.take().expect("the last group takes it")
             } else {
@@ -189,22 +248,23 @@ impl<E: Event + Clone + 'static> Router<E> {
                 worker,
                 from: self.index,
                 group: group as u32,
+                kg,
                 input: Input::Event(copy),
             });
         }
     }
 
-    /// The worker of `event` for group `group`. An event without a usable
-    /// key goes to any worker (by its offset), whose engine counts it as
-    /// the engine does.
-    fn worker(&mut self, group: usize, event: &E, offset: u64) -> u32 {
-        if self.workers == 1 {
-            return 0;
+    /// The worker of `event` for group `group`, and its key group. An
+    /// event without a usable key goes to any worker (by its offset), whose
+    /// engine counts it as the engine does.
+    pub fn worker(&mut self, group: usize, event: &E, offset: u64) -> (u32, u32) {
+        if self.alone {
+            return (0, 0);
         }
-        let spread = (offset % u64::from(self.workers)) as u32;
+        let spread = ((offset % u64::from(self.workers)) as u32, u32::MAX);
         self.key.clear();
         match &self.keys[group] {
-            RouteKey::Global => return 0,
+            RouteKey::Global => return (0, 0),
             RouteKey::Closure(key) => {
                 let value = key(event);
                 if value.is_null() {
@@ -230,7 +290,8 @@ impl<E: Event + Clone + 'static> Router<E> {
         }
         self.bytes.clear();
         encode_key(&self.key, &mut self.bytes);
-        (xxh3_64_with_seed(&self.bytes, SEED) % u64::from(self.workers)) as u32
+        let kg = key_group_of_hash(xxh3_64_with_seed(&self.bytes, SEED));
+        (group_worker(kg, self.workers as usize) as u32, kg)
     }
 }
 
@@ -250,5 +311,22 @@ mod tests {
             [2, 1, 0, 0, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']
         );
         assert_eq!(xxh3_64_with_seed(b"", 0), 0x2d06_8005_38d3_94c2);
+    }
+
+    #[test]
+    fn each_key_group_has_one_worker_whose_range_holds_it() {
+        for workers in [1u32, 2, 3, 4, 7, 64] {
+            let mut next = 0u64;
+            for w in 0..workers {
+                let (from, to) = worker_groups(w, workers);
+                assert_eq!(from, next, "{w} of {workers}");
+                assert!(to > from);
+                for kg in [from, to - 1, (from + to) / 2] {
+                    assert_eq!(group_worker(kg as u32, workers as usize), w as usize);
+                }
+                next = to;
+            }
+            assert_eq!(next, 1 << 32);
+        }
     }
 }

@@ -150,6 +150,22 @@ impl Lateness {
         self
     }
 
+    /// A clock of the same settings (delay, limit on waiting events, idle
+    /// timeout, flush at the end) that has seen nothing and counted
+    /// nothing, its watermark at `floor`: the clock of a source that takes
+    /// over the rest of retired sources' input (a checkpoint resumed on
+    /// another number of workers, [`WorkerCut::rescale`]).
+    pub(crate) fn successor(&self, floor: Option<Timestamp>) -> Lateness {
+        let mut next = Lateness::new(self.time.max_delay())
+            .flush_at_end(self.flush)
+            .max_waiting(self.waiting_limit);
+        next.idle_timeout = self.idle_timeout;
+        if let Some(t) = floor {
+            next.time.raise(t);
+        }
+        next
+    }
+
     /// An event at `ts` arrives: `false` when it is late, else `true` (and
     /// the watermark follows it, forced up when too many events wait).
     pub fn admit(&mut self, ts: Timestamp) -> bool {

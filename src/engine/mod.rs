@@ -84,6 +84,7 @@ mod partitions;
 mod processing;
 pub(crate) mod queue;
 mod reload;
+mod retain;
 mod sink;
 mod snapshot;
 #[cfg(test)]

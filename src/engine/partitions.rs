@@ -471,6 +471,15 @@ impl<P> Keys<P> {
         }
     }
 
+    /// The live slots whose key `keep` refuses, in index order.
+    pub fn slots_refused(&self, mut keep: impl FnMut(&[Value]) -> bool) -> Vec<u32> {
+        self.slots
+            .iter()
+            .filter(|(_, slot)| !keep(&slot.key))
+            .map(|(index, _)| index)
+            .collect()
+    }
+
     /// Every live slot's index and partitions, in index order.
     pub fn iter_parts(&self) -> impl Iterator<Item = (u32, &Parts<P>)> + '_ {
         self.slots.iter().map(|(index, slot)| (index, &slot.parts))

@@ -45,7 +45,7 @@ pub fn load(
         Ok(Some(bytes)) => bytes,
         Ok(None) if taken_on_workers(dir) => {
             eprintln!(
-                "error: checkpoint in {} cannot be used: it was taken with --workers (resume it on the same worker count); nothing was changed",
+                "error: checkpoint in {} cannot be used: it was taken with --workers (resume it with --workers, on any worker count); nothing was changed",
                 dir.display()
             );
             return Err(EXIT_CHECKPOINT);

@@ -43,8 +43,9 @@
 //!   FILE` on process 0): cuts of every worker of every process at a
 //!   common frontier (`cepheid::dataflow::Cuts`, requested through
 //!   `cepheid::dataflow::cut_requests`), one folder per cut in `DIR`, which
-//!   every process must see (`workers/cut.rs`), resumed on the same
-//!   processes and workers; `docs/checkpoints.md`. A followed file
+//!   every process must see (`workers/cut.rs`), resumed on any layout
+//!   of processes and workers (keys by key group, the input's lines read
+//!   computed over every old worker); `docs/checkpoints.md`. A followed file
 //!   (`--follow`) too: each batch of the reader goes to the source with its
 //!   place (lines so far, malformed lines so far, the byte offset and the
 //!   checksum of the bytes before it, `input::Position`), which the source
@@ -71,7 +72,7 @@
 //!   up the drops of every worker.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -83,9 +84,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid::dataflow::{
-    cep, cep_cut, cut_requests, live_source, live_source_cut, source, source_cut, Collect, Cuts,
-    Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned, Requests, SourceItem,
-    SourceState, WorkerCut,
+    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, source,
+    source_cut, Collect, Cuts, Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned,
+    Requests, SourceItem, SourceState, WorkerCut,
 };
 use cepheid::engine::{MatchRef, Sink, Stats};
 use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
@@ -542,6 +543,9 @@ struct Checkpoint {
     marker: cut::Marker,
     output: PathBuf,
     late: Option<PathBuf>,
+    /// The lines of the input read at the cut resumed from (none when
+    /// starting), over every worker: no worker reads them again.
+    read: Arc<cut::Read>,
 }
 
 /// Reads the checkpoint folder of a run on `layout` (processes, workers
@@ -555,7 +559,6 @@ fn checkpoints(
     plan: &Plan<Record>,
     layout: (usize, usize),
 ) -> Result<(Checkpoint, Option<cut::Resume>), u8> {
-    let (processes, workers) = layout;
     let first_process = args.scale.process.unwrap_or(0) == 0;
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!(
@@ -572,6 +575,7 @@ fn checkpoints(
         return Err(EXIT_CHECKPOINT);
     }
     let mut command = super::checkpoint_command(args);
+    let mut read = cut::Read::default();
     let resume = match cut::read(dir) {
         Ok(resume) => resume,
         Err(why) => {
@@ -588,22 +592,8 @@ fn checkpoints(
     }
     if let Some(resume) = &resume {
         let marker = &resume.marker;
-        let why = if (marker.processes, processes) == (1, 1) && marker.workers != workers {
-            Some(format!(
-                "it was taken on {} workers, not {workers} (a checkpoint resumes on the same worker count)",
-                marker.workers
-            ))
-        } else if (marker.processes, marker.workers) != layout {
-            let said = |(p, w): (usize, usize)| {
-                let s = if p == 1 { "" } else { "es" };
-                format!("{p} process{s} x {w} workers")
-            };
-            Some(format!(
-                "it was taken on {}, not {} (a checkpoint resumes on the same processes and workers)",
-                said((marker.processes, marker.workers)),
-                said(layout)
-            ))
-        } else if marker.chunk_bytes != args.scale.chunk_bytes {
+        let (then, now) = (marker.processes * marker.workers, layout.0 * layout.1);
+        let why = if marker.chunk_bytes != args.scale.chunk_bytes {
             Some("it was taken with another --chunk-bytes".to_string())
         } else if marker.output_per_worker != args.scale.output_per_worker {
             let (then, now) = match marker.output_per_worker {
@@ -612,6 +602,19 @@ fn checkpoints(
             };
             Some(format!(
                 "it was taken {then} --output-per-worker, this run is {now}"
+            ))
+        } else if args.scale.output_per_worker && then != now {
+            // Each worker's own file: another count would leave old files
+            // beside the new ones.
+            Some(format!(
+                "it was taken on {then} workers in all, not {now} (a checkpoint with --output-per-worker resumes on the same number of workers)"
+            ))
+        } else if args.follow && then != now {
+            // One reader on worker 0: its place and clock would go on
+            // whole, which `WorkerCut::rescale` does not do (it retires
+            // every source).
+            Some(format!(
+                "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
             ))
         } else {
             match (&marker.command, &command) {
@@ -629,9 +632,16 @@ fn checkpoints(
             return Err(EXIT_CHECKPOINT);
         }
         // Every worker's state is checked before any output is touched.
+        let mut places = Vec::with_capacity(resume.workers.len());
         for (index, file) in resume.workers.iter().enumerate() {
             let check = WorkerCut::new(Cuts::new(), |_, _| {});
-            if let Err(e) = check.restore(plan, &file.state) {
+            let checked = check.restore(plan, &file.state).and_then(|_| {
+                let sources = WorkerCut::saved_sources(&file.state)?;
+                let place = sources.iter().find(|(s, _)| *s == 0);
+                places.push(place.map_or(0, |(_, state)| state.position));
+                Ok(())
+            });
+            if let Err(e) = checked {
                 eprintln!(
                     "error: cannot resume from the checkpoint in {}: worker {index}: {}",
                     dir.display(),
@@ -639,6 +649,11 @@ fn checkpoints(
                 );
                 return Err(EXIT_CHECKPOINT);
             }
+        }
+        match resume.workers.first() {
+            // (a followed file's places are its own: `input::Position`)
+            Some(first) if !args.follow => read = first.read.after(&places),
+            _ => {}
         }
         let mut outputs = Vec::new();
         if first_process && !marker.output_per_worker {
@@ -649,8 +664,8 @@ fn checkpoints(
         }
         if marker.output_per_worker {
             // This process's workers' own files, each at its length then.
-            let first = args.scale.process.unwrap_or(0) * workers;
-            for index in first..first + workers {
+            let first = args.scale.process.unwrap_or(0) * layout.1;
+            for index in first..first + layout.1 {
                 let len = resume.workers.get(index).and_then(|f| f.own).unwrap_or(0);
                 let path = PathBuf::from(format!("{}.{index}", args.output.display()));
                 if len == 0 && !path.exists() {
@@ -673,11 +688,20 @@ fn checkpoints(
                 return Err(EXIT_CHECKPOINT);
             }
         }
-        let on = if processes == 1 {
-            format!("{workers} workers")
-        } else {
-            format!("{processes} processes x {workers} workers")
+        let said = |(p, w): (usize, usize)| {
+            if p == 1 {
+                format!("{w} workers")
+            } else {
+                format!("{p} processes x {w} workers")
+            }
         };
+        let mut on = said(layout);
+        if (marker.processes, marker.workers) != layout {
+            on = format!(
+                "{on}; it was taken on {}",
+                said((marker.processes, marker.workers))
+            );
+        }
         eprintln!(
             "cepheid: resuming from checkpoint in {} ({on})",
             dir.display()
@@ -707,6 +731,7 @@ fn checkpoints(
         },
         output: args.output.clone(),
         late: args.late.clone(),
+        read: Arc::new(read),
     };
     Ok((checkpoint, resume))
 }
@@ -736,16 +761,12 @@ impl Job {
             summary: Summary::default(),
         }));
         let counts = Arc::new(ReadCounts::default());
-        let drops = Rc::new(RefCell::new(HashSet::new()));
-        let worker_cut = self
-            .checkpoint
-            .as_ref()
-            .map(|checkpoint| self.worker_cut(checkpoint, index, &counts, &drops, &records_to));
-        let start = worker_cut
-            .as_ref()
-            .and_then(|cut| cut.source_state(0))
-            .map_or(0, |state| state.position);
-        let items = self.items(index, peers, &counts, start);
+        let drops = Rc::new(RefCell::new(HashMap::new()));
+        let worker_cut = self.checkpoint.as_ref().map(|checkpoint| {
+            self.worker_cut(checkpoint, index, &counts, &drops, &records_to, peers)
+        });
+        let read = self.checkpoint.as_ref().map(|c| Arc::clone(&c.read));
+        let items = self.items(index, peers, &counts, read.unwrap_or_default());
         let delay = self.max_delay;
         let mut lateness = Lateness::new(delay)
             .flush_at_end(self.flush)
@@ -955,7 +976,13 @@ impl Job {
 
     /// The worker's part of the input, decoded; malformed lines are said
     /// on standard error and counted.
-    fn items(&self, index: usize, peers: usize, counts: &Arc<ReadCounts>, start: u64) -> PartItems {
+    fn items(
+        &self,
+        index: usize,
+        peers: usize,
+        counts: &Arc<ReadCounts>,
+        read: Arc<cut::Read>,
+    ) -> PartItems {
         let csv = matches!(self.format, Format::Csv);
         let mut chunks = None;
         if self.live {
@@ -981,8 +1008,8 @@ impl Job {
             strict: self.strict,
             stop: Arc::clone(&self.stop),
             done: false,
-            position: start,
-            skip: Some(start),
+            position: 0,
+            read,
         }
     }
 
@@ -993,8 +1020,9 @@ impl Job {
         checkpoint: &Checkpoint,
         index: usize,
         counts: &Arc<ReadCounts>,
-        drops: &Rc<RefCell<HashSet<(usize, String)>>>,
+        drops: &Rc<RefCell<Drops>>,
         records_to: &Option<write::Shared>,
+        peers: usize,
     ) -> WorkerCut {
         let dir = checkpoint.dir.clone();
         let drops_saved = Rc::clone(drops);
@@ -1007,6 +1035,7 @@ impl Job {
             .per_worker
             .as_ref()
             .and_then(|path| Some((path.clone(), records_to.clone()?)));
+        let read = checkpoint.read.clone();
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
             let folder = cut::epoch_dir(&dir, epoch);
             let name = format!("worker-{index}");
@@ -1028,7 +1057,10 @@ impl Job {
             };
             let file = cut::WorkerFile {
                 state,
-                drops: drops_saved.borrow().iter().cloned().collect(),
+                drops: (drops_saved.borrow().iter())
+                    .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
+                    .collect(),
+                read: (*read).clone(),
                 own,
             };
             if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
@@ -1041,19 +1073,30 @@ impl Job {
                 stop.store(true, Ordering::Relaxed);
             }
         });
-        let resumed = self
-            .resume
-            .lock()
-            .ok()
-            .and_then(|files| files.as_ref().and_then(|f| f.get(index).cloned()));
-        if let Some(file) = resumed {
+        let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(files) = resume.as_ref() {
             // Checked before the workers started.
-            let _ = cut.restore(&self.plan, &file.state);
+            let mut mine = Vec::new();
+            if files.len() == peers {
+                let _ = cut.restore(&self.plan, &files[index].state);
+                mine.extend(files[index].drops.iter().cloned());
+            } else {
+                // Another worker count: the keys go to their new workers.
+                let states: Vec<&[u8]> = files.iter().map(|f| &f.state[..]).collect();
+                let _ = cut.rescale(&self.plan, &states, index, peers);
+                let all = files.iter().flat_map(|f| f.drops.iter().cloned());
+                mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
+            }
             if let Some(state) = cut.source_state(0) {
                 counts.malformed.store(state.unread, Ordering::Relaxed);
             }
-            drops.borrow_mut().extend(file.drops);
+            let mut drops = drops.borrow_mut();
+            drops.extend(
+                mine.into_iter()
+                    .map(|(pattern, key, kg)| ((pattern, key), kg)),
+            );
         }
+        drop(resume);
         cut
     }
 
@@ -1243,11 +1286,11 @@ struct PartItems {
     /// Shared by the parts of the process: `--strict` stops them all.
     stop: Arc<AtomicBool>,
     done: bool,
-    /// The place of the last line read (`FileChunk::offset`), for cuts.
+    /// The place of the last line read (`FileChunk::offset`; 0 for none),
+    /// for cuts.
     position: u64,
-    /// Resumed at this place: the chunks before it and its lines up to it
-    /// were read (skipped once).
-    skip: Option<u64>,
+    /// Resumed: the lines read before (over every worker), skipped.
+    read: Arc<cut::Read>,
 }
 
 impl Positioned for PartItems {
@@ -1287,7 +1330,7 @@ impl PartItems {
             if let Some(current) = &mut self.current {
                 if let Some((line, item)) = current.items.next() {
                     let offset = current.chunk.offset(line);
-                    if self.skip.is_some_and(|skip| offset <= skip) {
+                    if offset & 0xffff_ffff <= self.read.upto(current.chunk.number) {
                         continue;
                     }
                     self.position = offset;
@@ -1296,8 +1339,8 @@ impl PartItems {
                 self.current = None;
             }
             match self.chunks.as_mut()?.next()? {
-                // Resumed: the chunks before the place were read.
-                Ok(chunk) if self.skip.is_some_and(|skip| chunk.number < skip >> 32) => {}
+                // Resumed: the chunks read whole.
+                Ok(chunk) if self.read.upto(chunk.number) == u64::MAX => {}
                 Ok(chunk) => self.start(chunk),
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", self.origin);
@@ -1377,13 +1420,17 @@ impl Iterator for PartItems {
     }
 }
 
+/// Keys over `--max-runs-per-key` already said: (pattern, key as JSON) and
+/// the key's key group.
+type Drops = HashMap<(usize, String), u32>;
+
 /// A worker's sink: records as `cepheid run` writes them, keys over the
 /// limit named (the first [`TOLD_KEYS`]), counts at the end.
 struct CliSink {
     lines: JsonLines<Records, io::Sink>,
     records: Records,
     /// Keys over the limit (pattern, key as JSON), shared with the cuts.
-    drops: Rc<RefCell<HashSet<(usize, String)>>>,
+    drops: Rc<RefCell<Drops>>,
     limit: usize,
     /// `--max-live-runs`, and the process's "said already".
     capped: (usize, Arc<AtomicBool>),
@@ -1396,7 +1443,7 @@ impl CliSink {
         limit: usize,
         capped: (usize, Arc<AtomicBool>),
         counts: Arc<ReadCounts>,
-        drops: Rc<RefCell<HashSet<(usize, String)>>>,
+        drops: Rc<RefCell<Drops>>,
         records: Records,
     ) -> CliSink {
         CliSink {
@@ -1430,7 +1477,8 @@ impl Sink<Record> for CliSink {
         }
         let key = serde_json::to_string(partial.key()).unwrap_or_default();
         let mut drops = self.drops.borrow_mut();
-        if !drops.insert((partial.pattern_index(), key)) {
+        let kg = key_group(partial.key());
+        if drops.insert((partial.pattern_index(), key), kg).is_some() {
             return;
         }
         if drops.len() <= TOLD_KEYS {

@@ -8,6 +8,7 @@
 //! run; only a folder with its `complete` counts, and older folders are
 //! deleted once a newer one is complete. See `docs/checkpoints.md`.
 
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,11 @@ use crate::checkpoint::{sync_dir, Command};
 pub const COMPLETE: &str = "complete";
 /// The format version of the folder: 2 since a source's state holds the
 /// place of live input (`SourceState::place`), 3 since a worker's file
-/// holds the length of its own output (`WorkerFile::own`).
-const VERSION: u32 = 3;
+/// holds the length of its own output (`WorkerFile::own`), 4 since keys
+/// are dealt by key group, engines saved by range of key groups and the
+/// lines read over every worker kept (a cut of an older version routed
+/// keys otherwise and is refused).
+const VERSION: u32 = 4;
 
 /// What `complete` says.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,11 +86,73 @@ impl Marker {
 pub struct WorkerFile {
     /// `WorkerCut`'s bytes.
     pub state: Vec<u8>,
-    /// Keys over `--max-runs-per-key` already said (pattern, key as JSON).
-    pub drops: Vec<(usize, String)>,
+    /// Keys over `--max-runs-per-key` already said (pattern, key as JSON,
+    /// its key group: a resume on another worker count deals them to the
+    /// worker of their key).
+    pub drops: Vec<(usize, String, u32)>,
+    /// The lines of the input read before the run started (over every
+    /// worker; the same in every worker's file). The lines read at the
+    /// cut are these and, for each worker, its own chunks up to its
+    /// source's place.
+    pub read: Read,
     /// With `--output-per-worker`: the bytes of the worker's own `FILE.W`
     /// written before the cut (every record it made below it).
     pub own: Option<u64>,
+}
+
+/// Lines of the input file read, over every worker: every chunk below
+/// `below`, and of the chunks at or above it, each one's lines up to a
+/// number (`u64::MAX`: all of them; lines are numbered from 1 in their
+/// chunk, as `FileChunk::offset` has them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Read {
+    pub below: u64,
+    pub chunks: BTreeMap<u64, u64>,
+}
+
+impl Read {
+    /// The lines of chunk `chunk` read: those up to this number.
+    pub fn upto(&self, chunk: u64) -> u64 {
+        if chunk < self.below {
+            return u64::MAX;
+        }
+        self.chunks.get(&chunk).copied().unwrap_or(0)
+    }
+
+    /// The lines read at a cut of a run of `places.len()` workers (over
+    /// every process) that started with `self` read: worker `w` reads its
+    /// chunks (those whose number is `w` modulo the worker count) in
+    /// order, skipping the lines read before, and its source's place at
+    /// the cut is `places[w]` (`FileChunk::offset` of the last line it
+    /// read; 0 when it read none).
+    pub fn after(&self, places: &[u64]) -> Read {
+        let workers = places.len().max(1) as u64;
+        let upto = |chunk: u64| {
+            let before = self.upto(chunk);
+            let place = places.get((chunk % workers) as usize).copied().unwrap_or(0);
+            let (at, line) = (place >> 32, place & 0xffff_ffff);
+            if place == 0 || chunk > at {
+                before
+            } else if chunk < at {
+                u64::MAX
+            } else {
+                before.max(line)
+            }
+        };
+        let mut below = self.below;
+        while upto(below) == u64::MAX {
+            below += 1;
+        }
+        let top = (places.iter().map(|p| p >> 32))
+            .chain(self.chunks.keys().copied())
+            .max()
+            .unwrap_or(0);
+        let chunks = (below..=top)
+            .map(|chunk| (chunk, upto(chunk)))
+            .filter(|&(_, lines)| lines > 0)
+            .collect();
+        Read { below, chunks }
+    }
 }
 
 /// A cut to resume from.
@@ -227,7 +293,8 @@ mod tests {
     fn a_worker_file_reads_back_and_damage_is_seen() {
         let file = WorkerFile {
             state: vec![1, 2, 3],
-            drops: vec![(0, "[\"u\"]".into())],
+            drops: vec![(0, "[\"u\"]".into(), 7)],
+            read: Read::default(),
             own: Some(7),
         };
         let mut bytes = encode(&file);
@@ -235,5 +302,31 @@ mod tests {
         bytes[1] ^= 1;
         assert!(decode(&bytes).is_none());
         assert!(decode(&[]).is_none());
+    }
+
+    #[test]
+    fn the_lines_read_add_up_over_the_workers_and_the_runs() {
+        let at = |chunk: u64, line: u64| chunk << 32 | line;
+        // Two workers: 0 read chunks 0 and 2 and chunk 4 to line 3; 1
+        // read chunk 1 and chunk 3 to line 9.
+        let first = Read::default().after(&[at(4, 3), at(3, 9)]);
+        assert_eq!(first.below, 3);
+        assert_eq!(first.chunks, BTreeMap::from([(3, 9), (4, 3)]));
+        assert_eq!(
+            (first.upto(2), first.upto(3), first.upto(5)),
+            (u64::MAX, 9, 0)
+        );
+        // Then three workers: 0 read nothing (chunk 3 was read to line
+        // 9: it went on to line 12), 1 read chunk 4 on to line 5 and
+        // nothing else, 2 read nothing.
+        let second = first.after(&[at(3, 12), at(4, 5), 0]);
+        assert_eq!(second.below, 3);
+        assert_eq!(second.chunks, BTreeMap::from([(3, 12), (4, 5)]));
+        // Worker 0 moved on to chunk 6: chunk 3 is whole.
+        let third = second.after(&[at(6, 1), 0, 0]);
+        assert_eq!(third.below, 4);
+        assert_eq!(third.chunks, BTreeMap::from([(4, 5), (6, 1)]));
+        // Nothing read: the same.
+        assert_eq!(Read::default().after(&[0, 0]), Read::default());
     }
 }
