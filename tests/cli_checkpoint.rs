@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::crash::{self, setup, PATTERNS};
+use common::crash::{self, setup, Moments, PATTERNS};
 use common::{cepheid, scratch};
 
 /// `cepheid run` over the folder's events, writing `out_NAME.jsonl` and
@@ -46,20 +46,6 @@ fn summary(output: &Output) -> String {
 
 fn read(dir: &Path, file: &str) -> Vec<u8> {
     fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
-/// A small deterministic generator of kill moments.
-struct Moments(u64);
-
-impl Moments {
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let span = (hi - lo).as_micros() as u64;
-        lo + Duration::from_micros((self.0 >> 33) % span.max(1))
-    }
 }
 
 #[test]

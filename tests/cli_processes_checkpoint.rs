@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cepheid;
-use common::crash::{self, setup, sorted};
+use common::crash::{self, setup, sorted, Moments};
 
 /// Longest a run of both processes may take before it counts as a hang.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -154,24 +154,6 @@ fn complete(dir: &Path) -> Option<String> {
         .filter_map(Result::ok)
         .find(|entry| entry.path().join("complete").exists())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-}
-
-/// A small deterministic generator of kill moments.
-struct Moments(u64);
-
-impl Moments {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = (hi - lo).as_micros() as u64;
-        lo + Duration::from_micros(self.next() % span.max(1))
-    }
 }
 
 /// The outputs of the killed and resumed chain equal the whole run's.

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::crash::{self, sorted};
+use common::crash::{self, sorted, Moments};
 use common::{cepheid, Live, PATIENCE};
 
 /// The kill-and-resume rules, and one that says a phase was read: a
@@ -122,20 +122,6 @@ fn stop_by(live: Live, signal: &str, status: i32) -> String {
         "{stderr}"
     );
     stderr
-}
-
-/// A small deterministic generator of kill moments.
-struct Moments(u64);
-
-impl Moments {
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let span = (hi - lo).as_micros() as u64;
-        lo + Duration::from_micros((self.0 >> 33) % span.max(1))
-    }
 }
 
 /// The interrupted run, with checkpoints every 40 ms; once a cut is

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cepheid;
-use common::crash::{self, setup, sorted};
+use common::crash::{self, setup, sorted, Moments};
 
 /// `cepheid run --workers N` over the folder's events (cut in chunks of
 /// 256 KiB), with `--max-delay` `delay`, writing `out_NAME.jsonl` and
@@ -50,20 +50,6 @@ fn stderr(output: &Output) -> String {
 /// The summary's numbers: its last line without the time it took.
 fn summary(output: &Output) -> String {
     crash::summary(&stderr(output))
-}
-
-/// A small deterministic generator of kill moments.
-struct Moments(u64);
-
-impl Moments {
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let span = (hi - lo).as_micros() as u64;
-        lo + Duration::from_micros((self.0 >> 33) % span.max(1))
-    }
 }
 
 /// The epoch of the complete cut in `DIR/ckpt`, if any.

@@ -1,10 +1,12 @@
 //! The stream, rules and comparisons of the kill-and-resume tests
 //! (`cli_checkpoint.rs`, `cli_workers_checkpoint.rs`,
+//! `cli_workers_rescale.rs`, `cli_workers_live_checkpoint.rs`,
 //! `cli_processes_checkpoint.rs`): one run killed at random moments must end
 //! as one never interrupted.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::scratch;
 
@@ -106,4 +108,24 @@ pub fn sorted(dir: &Path, file: &str) -> Vec<Vec<u8>> {
     let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     lines.sort();
     lines
+}
+
+/// A small deterministic generator of kill moments (a 64-bit LCG).
+pub struct Moments(pub u64);
+
+impl Moments {
+    /// The next number, 31 bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    /// A moment in `lo..hi` (`lo` when the span is empty).
+    pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = hi.saturating_sub(lo).as_micros() as u64;
+        lo + Duration::from_micros(self.next() % span.max(1))
+    }
 }
