@@ -1,4 +1,4 @@
-//! Events per second of `cepheid::dataflow` with the events already in
+//! Events per second of `cepheid_dataflow` with the events already in
 //! memory (decoded before the clock starts), on 1, 2, ... worker threads,
 //! next to one `Engine` over the same records. Needs the feature `timely`:
 //!
@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use cepheid::dataflow::{cep, source, Collect, FileChunks, Lateness, Plan, SourceItem};
-use cepheid::io::{Decoder, Format, Item, Items};
-use cepheid::{Engine, MatchRef, Record, Sink, Stats, Timestamp};
+use cepheid_dataflow::{cep, source, Collect, FileChunks, Lateness, Plan, SourceItem};
+use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_engine::{Engine, MatchRef, Record, Sink, Stats, Timestamp};
 use timely::dataflow::operators::Inspect;
 
 /// Counts matches and timeouts; hands the two counts on at the end.
@@ -150,7 +150,7 @@ fn main() {
         eprintln!("usage: dataflow_bench PATTERNS.cep EVENTS.jsonl [WORKERS...]");
         std::process::exit(2);
     }
-    let loaded = cepheid::dsl::load_paths(&[PathBuf::from(&args[0])]);
+    let loaded = cepheid_engine::rules::load_paths(&[PathBuf::from(&args[0])]);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut plan = Plan::<Record>::new();
     for p in &loaded.patterns {

@@ -6,9 +6,9 @@
 use std::error::Error;
 use std::time::Duration;
 
-use cepheid::engine::{Engine, Output};
-use cepheid::pattern::SkipStrategy;
-use cepheid::{Event, Pattern, Timestamp};
+use cepheid_core::pattern::SkipStrategy;
+use cepheid_engine::engine::{Engine, Output};
+use cepheid_engine::{Event, Pattern, Timestamp};
 
 /// A login attempt, as an application would already have it in memory.
 /// `derive(Event)` lets conditions in the pattern language read its fields
@@ -44,7 +44,7 @@ fn logins() -> Vec<Login> {
 fn main() -> Result<(), Box<dyn Error>> {
     // Typed by `Login`: a condition in the pattern language reads the
     // derived fields, a closure takes `&Login` (a closure over another type
-    // would not compile), and `build` returns a `cepheid::Error`.
+    // would not compile), and `build` returns a `cepheid_engine::Error`.
     let pattern = Pattern::<Login>::begin("fail")
         .where_expr("not success")
         .times(3)
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     for login in logins() {
         engine.push(login.ts, login, &mut out);
     }
-    engine.watermark(cepheid::Timestamp::MAX, &mut out);
+    engine.watermark(cepheid_engine::Timestamp::MAX, &mut out);
 
     for output in out {
         match output {

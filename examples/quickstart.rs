@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use cepheid::io::{Decoder, Format, Item, Items};
-use cepheid::{Engine, Event, MatchRef, Pattern, Record, Rules, Sink, Timestamp};
+use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_engine::{Engine, Event, MatchRef, Pattern, Record, Rules, Sink, Timestamp};
 
 #[derive(Clone, Debug, Event)]
 struct Login {

@@ -36,9 +36,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cepheid::engine::ReloadPolicy;
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Engine, MatchRef, Record, Rules, Sink, Timestamp};
+use cepheid_engine::engine::ReloadPolicy;
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Engine, MatchRef, Record, Rules, Sink, Timestamp};
 
 /// The system allocator, counting the bytes it holds live.
 struct Counting;

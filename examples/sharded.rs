@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use cepheid::{Engine, Event, MatchRef, Pattern, Timestamp};
+use cepheid_engine::{Engine, Event, MatchRef, Pattern, Timestamp};
 
 #[derive(Clone, Debug, Event)]
 struct Login {

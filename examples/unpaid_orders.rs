@@ -9,9 +9,9 @@
 use std::error::Error;
 use std::io::{self, Write};
 
-use cepheid::engine::Engine;
-use cepheid::io::{Decoder, Format, Item, Items, JsonLines};
-use cepheid::Record;
+use cepheid_engine::engine::Engine;
+use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
+use cepheid_engine::Record;
 
 const PATTERN: &str = r#"
 /// Orders that are created but not paid within 15 minutes.
@@ -39,7 +39,7 @@ const EVENTS: &str = r#"
 "#;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let loaded = cepheid::dsl::load_str("unpaid_order.cep", PATTERN);
+    let loaded = cepheid_engine::rules::load_str("unpaid_order.cep", PATTERN);
     if loaded.has_errors() {
         return Err(loaded.render().into());
     }

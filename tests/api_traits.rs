@@ -2,7 +2,7 @@
 //! compiler: an engine moves to a worker thread when its events can, errors
 //! go through `?` into `Box<dyn Error + Send + Sync>`.
 
-use cepheid::{Engine, Error, Match, Output, Pattern, Record, Rules, Value};
+use cepheid_engine::{Engine, Error, Match, Output, Pattern, Record, Rules, Value};
 
 fn send<T: Send>() {}
 fn sync<T: Sync>() {}

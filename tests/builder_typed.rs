@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use cepheid::builder::PatternBuilder;
-use cepheid::engine::{Engine, Output};
-use cepheid::{Event, Pattern, Timestamp, Value};
+use cepheid_engine::builder::PatternBuilder;
+use cepheid_engine::engine::{Engine, Output};
+use cepheid_engine::{Event, Pattern, Timestamp, Value};
 
 #[derive(Clone, Debug, PartialEq, Event)]
 struct Login {

@@ -5,7 +5,7 @@
 //! disk, simulated) each stop with a clear message and a defined status,
 //! and lose nothing.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! `--time processing`; SIGINT and SIGTERM. Records are read as they come
 //! (`common::Live`), each with a generous deadline, never after a sleep.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

@@ -7,7 +7,7 @@
 //! the same way while it grows, then stopped by SIGTERM, ends as one
 //! followed run.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::net::TcpListener;

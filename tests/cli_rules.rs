@@ -5,15 +5,15 @@
 //! followed file (an edit, a broken edit, SIGHUP). Live runs are read as
 //! they come (`common::Live`), each wait bounded, never after a sleep.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use cepheid::engine::ReloadPolicy;
-use cepheid::io::{Decoder, Format, Item, JsonLines};
-use cepheid::{Engine, Record, Rules};
+use cepheid_engine::engine::ReloadPolicy;
+use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
+use cepheid_engine::{Engine, Record, Rules};
 use common::{cepheid, scratch, Live};
 
 /// The rules before the change: `pair` reads `type` and `k`; `steady`

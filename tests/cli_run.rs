@@ -3,7 +3,7 @@
 //! `--flush-at-end`, malformed lines, `--strict`, CSV, RFC 3339 times, exit
 //! statuses.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

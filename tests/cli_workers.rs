@@ -8,8 +8,8 @@
 //! `$watermark` lines, so late events too), and two real processes of one
 //! worker each on 127.0.0.1 (free ports, killed after 60 s).
 
-mod common;
-mod dataflow_support;
+use crate::common;
+use crate::dataflow_support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

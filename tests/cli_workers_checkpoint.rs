@@ -6,7 +6,7 @@
 //! another `--chunk-bytes`, or of another format version, is refused (exit
 //! 5) and nothing is changed.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! layout) and the summary of one followed run that was never
 //! interrupted, over the same lines.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

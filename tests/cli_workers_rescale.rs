@@ -5,7 +5,7 @@
 //! would load the machine under the kill tests of
 //! `cli_workers_checkpoint.rs`.)
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! shared harness `../shared/conformance/run.py` (it prints one line per
 //! failing case and `N passed, M failed, K skipped`).
 
-mod shared_contract;
+use crate::shared_contract;
 
 use std::process::Command;
 

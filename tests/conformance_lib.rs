@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cepheid::io::{value_to_json, Decoder, Format, Item, Items};
-use cepheid::{Engine, Event, FieldId, FieldPath, MatchRef, Record, Rules, Sink, Timestamp};
+use cepheid_engine::io::{value_to_json, Decoder, Format, Item, Items};
+use cepheid_engine::{Engine, Event, FieldId, FieldPath, MatchRef, Record, Rules, Sink, Timestamp};
 use serde_json::Value as Json;
 
-mod shared_contract;
+use crate::shared_contract;
 
 /// A match or timeout as `{flink stage name: [ids]}`.
 type Ids = BTreeMap<String, Vec<Json>>;
@@ -132,7 +132,7 @@ fn run_case(dir: &Path, case: &Json) -> Result<(), String> {
         .iter()
         .position(|o| o == "--max-delay")
         .and_then(|i| options.get(i + 1))
-        .map(|s| cepheid::time::parse_duration(s).map_err(|e| e.to_string()))
+        .map(|s| cepheid_core::time::parse_duration(s).map_err(|e| e.to_string()))
         .transpose()?
         .unwrap_or(0);
     let mut engine: Engine<Record> =

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod shared_contract;
+use crate::shared_contract;
 
 fn cases() -> Vec<PathBuf> {
     let root = shared_contract::path("conformance/flink");
@@ -39,12 +39,12 @@ fn valid_cases_parse_lower_and_round_trip() {
     for dir in cases().iter().filter(|d| compile_error(d).is_none()) {
         let path = dir.join("pattern.cep");
         let src = std::fs::read_to_string(&path).expect("pattern.cep");
-        let loaded = cepheid::dsl::load_str(&path.display().to_string(), &src);
+        let loaded = cepheid_engine::rules::load_str(&path.display().to_string(), &src);
         assert!(!loaded.has_errors(), "{}", loaded.render());
         assert_eq!(loaded.patterns.len(), 1, "{}", path.display());
-        let ast = cepheid::dsl::parse(&src).expect("parses");
-        let printed = cepheid::dsl::print_file(&ast);
-        let again = cepheid::dsl::parse(&printed).expect("printed text parses");
+        let ast = cepheid_syntax::parse(&src).expect("parses");
+        let printed = cepheid_syntax::print_file(&ast);
+        let again = cepheid_syntax::parse(&printed).expect("printed text parses");
         assert_eq!(again.without_spans(), ast.without_spans(), "{printed}");
         checked += 1;
     }

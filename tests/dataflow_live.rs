@@ -1,7 +1,7 @@
-//! `cepheid::dataflow::live_source` gives what one engine gives on live
+//! `cepheid_dataflow::live_source` gives what one engine gives on live
 //! input: a stream read in batches with quiet spells between them, the
 //! source's watermark following an injected clock over its idle timeout
-//! (`Lateness::idle_timeout`, the rule of `cepheid::engine::Idle`) and
+//! (`Lateness::idle_timeout`, the rule of `cepheid_engine::engine::Idle`) and
 //! bounded by its limit on waiting events (`Lateness::max_waiting`). For
 //! random keyed streams over every pattern of `patterns/`, 1 and 2 workers
 //! produce the same multiset of matches, timeouts and late events, and the
@@ -13,17 +13,17 @@
 //! source ([`Feed::wake`]) and runs the dataflow until the source has taken
 //! every message ([`Feed::backlog`]); nothing waits on the wall clock.
 
-mod dataflow_support;
+use crate::dataflow_support;
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cepheid::dataflow::{cep, live_source, Collect, Feed, Lateness, Plan, SourceItem};
-use cepheid::engine::{Idle, MatchRef, Sink, Stats};
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Engine, Output, Record, Timestamp};
+use cepheid_dataflow::{cep, live_source, Collect, Feed, Lateness, Plan, SourceItem};
+use cepheid_engine::engine::{Idle, MatchRef, Sink, Stats};
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Engine, Output, Record, Timestamp};
 use proptest::prelude::*;
 use timely::dataflow::operators::Inspect;
 
@@ -65,7 +65,7 @@ fn decode(decoder: &mut Decoder, line: &str) -> Option<Item> {
 /// One engine, as `cepheid run --idle-timeout` drives it: each batch is an
 /// arrival, each quiet spell a tick of the idle clock.
 fn single(
-    patterns: &[cepheid::pattern::Pattern],
+    patterns: &[cepheid_core::pattern::Pattern],
     steps: &[Step],
     setup: Setup,
 ) -> (Vec<String>, u64) {
@@ -150,7 +150,7 @@ fn settle(worker: &mut timely::worker::Worker, feed: &Feed<Record>) {
 /// The dataflow on `workers` threads; worker 0 reads the steps through a
 /// live source whose clock the steps move.
 fn dataflow(
-    patterns: &[cepheid::pattern::Pattern],
+    patterns: &[cepheid_core::pattern::Pattern],
     steps: Vec<Step>,
     setup: Setup,
     workers: usize,
@@ -280,7 +280,7 @@ fn quiet_spells_fire_timeouts_and_make_late_events() {
     let event =
         |ts: i64, kind: &str, k: u32| format!(r#"{{"ts":{ts},"type":"{kind}","order_id":"o{k}"}}"#);
     let patterns = {
-        let loaded = cepheid::dsl::load_str(
+        let loaded = cepheid_engine::rules::load_str(
             "unpaid.cep",
             r#"pattern unpaid {
                 partition by order_id

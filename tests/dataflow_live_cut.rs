@@ -1,4 +1,4 @@
-//! `cepheid::dataflow::live_source_cut`: a live run stopped
+//! `cepheid_dataflow::live_source_cut`: a live run stopped
 //! ([`Feed::stop`], as by a signal) after any batch takes a last cut
 //! (`cep_cut`), and a run restored from it and fed the batches after the
 //! place it recorded ends, together with the first, with the same multiset
@@ -6,18 +6,18 @@
 //! stopped at the end; on 1 and 2 workers, for random keyed streams over
 //! every pattern of `patterns/`.
 
-mod dataflow_support;
+use crate::dataflow_support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cepheid::dataflow::{
+use cepheid_dataflow::{
     cep, cep_cut, live_source, live_source_cut, Cuts, Feed, Lateness, Place, Plan, SourceItem,
     WorkerCut,
 };
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Output, Record, Timestamp};
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Output, Record, Timestamp};
 use proptest::prelude::*;
 use timely::dataflow::operators::Inspect;
 

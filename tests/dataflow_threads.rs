@@ -1,4 +1,4 @@
-//! `cepheid::dataflow` on worker threads gives what one engine gives: for
+//! `cepheid_dataflow` on worker threads gives what one engine gives: for
 //! random keyed streams over every pattern of `patterns/` (plus one pattern
 //! without `partition by`, which runs on worker 0, and one keyed by two
 //! fields), 1, 2 and 4 workers produce the same multiset of matches,
@@ -9,14 +9,14 @@
 //! one source on worker 0 with disorder beyond the delay and `$watermark`
 //! lines (the late events are then exactly the single engine's).
 
-mod dataflow_support;
+use crate::dataflow_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cepheid::dataflow::{cep, source, Lateness, Plan, SourceItem};
-use cepheid::io::{Decoder, Format, Item, Items};
-use cepheid::{Engine, Output, Record, Timestamp};
+use cepheid_dataflow::{cep, source, Lateness, Plan, SourceItem};
+use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_engine::{Engine, Output, Record, Timestamp};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use timely::dataflow::operators::Inspect;
@@ -34,7 +34,11 @@ fn canonical(outputs: &[Output<Record>]) -> Vec<String> {
 }
 
 /// One engine over the whole stream, as `cepheid run` drives it.
-fn single(patterns: &[cepheid::pattern::Pattern], lines: &[String], delay: i64) -> Vec<String> {
+fn single(
+    patterns: &[cepheid_core::pattern::Pattern],
+    lines: &[String],
+    delay: i64,
+) -> Vec<String> {
     let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_millis(delay as u64));
     for p in patterns {
         engine.add(p).expect("adds");
@@ -64,7 +68,7 @@ fn single(patterns: &[cepheid::pattern::Pattern], lines: &[String], delay: i64) 
 /// The dataflow on `workers` threads; worker `i` reads `parts[i]` (none
 /// when there are fewer parts).
 fn dataflow(
-    patterns: &[cepheid::pattern::Pattern],
+    patterns: &[cepheid_core::pattern::Pattern],
     parts: Vec<Vec<String>>,
     delay: i64,
     workers: usize,

@@ -1,4 +1,3 @@
-#![cfg(feature = "derive")]
 //! `#[derive(Event)]` end to end: every supported field type reads as the
 //! value it holds, names resolve (nested, renamed, flattened, skipped), and
 //! patterns in the language and in the builder match derived structs in the
@@ -9,9 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cepheid::engine::{Engine, MatchRef, PatternSet};
-use cepheid::event::FieldResolver;
-use cepheid::{Event, EventValue, FieldPath, Pattern, Rules, Timestamp, Value, ValueRef};
+use cepheid_core::event::FieldResolver;
+use cepheid_engine::engine::{Engine, MatchRef, PatternSet};
+use cepheid_engine::{Event, EventValue, FieldPath, Pattern, Rules, Timestamp, Value, ValueRef};
 
 #[derive(Clone, Debug, Event)]
 #[allow(dead_code)]
@@ -263,7 +262,10 @@ fn nested_optional_enum_renamed_and_flattened_fields() {
     .map(|n| fields.resolve(&FieldPath::parse(n)).unwrap().index())
     .collect();
     assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
-    assert_eq!(o.field(cepheid::FieldId::from_index(99)), ValueRef::Null);
+    assert_eq!(
+        o.field(cepheid_engine::FieldId::from_index(99)),
+        ValueRef::Null
+    );
 }
 
 /// Orders in time order: (ts, order).

@@ -1,6 +1,6 @@
 //! Differential test: random patterns over every construct and random event
 //! sequences (at most 12 events) through the real matcher
-//! (`cepheid::matcher::Matcher` over `cepheid::nfa::Nfa`) and the reference
+//! (`cepheid_automata::matcher::Matcher` over `cepheid_automata::nfa::Nfa`) and the reference
 //! (`tests/reference`: Flink 2.3's NFA transliterated, with cepheid's
 //! deliberate deviations D1-D5), comparing the multisets of matches and
 //! timeouts emitted at each event (and at the final advance of time). The
@@ -19,14 +19,13 @@
 //! `CEPHEID_PROPTEST_SEED` picks another seed, `CEPHEID_DIFF_KEEP_GOING=1`
 //! reports every distinct (shrunk) disagreement instead of the first.
 
-#[path = "reference/mod.rs"]
-mod reference;
+use crate::reference;
 
-use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
-use cepheid::matcher::{Matcher, Output as RealOutput};
-use cepheid::nfa::Nfa;
-use cepheid::pattern::{validate, Pattern};
-use cepheid::{Value, ValueRef};
+use cepheid_automata::matcher::{Matcher, Output as RealOutput};
+use cepheid_automata::nfa::Nfa;
+use cepheid_core::event::{Event, FieldId, FieldPath, FieldResolver};
+use cepheid_core::pattern::{validate, Pattern};
+use cepheid_engine::{Value, ValueRef};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -379,7 +378,7 @@ fn real_matcher_agrees_with_the_reference() {
 fn both_compilers_reject_what_d5_rejects() {
     let by_initial = |text: &str| {
         let p = reference::build::pattern(text, &[]);
-        let conds: Vec<(&str, cepheid::pattern::Condition)> = p
+        let conds: Vec<(&str, cepheid_core::pattern::Condition)> = p
             .stages
             .iter()
             .map(|s| (s.name.as_str(), kind_is(s.name.chars().next().unwrap())))

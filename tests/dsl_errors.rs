@@ -46,7 +46,7 @@ fn every_error_file_gives_its_expected_diagnostics() {
             path.display()
         );
         let name = path.display().to_string();
-        let loaded = cepheid::dsl::load_bytes(&name, &bytes);
+        let loaded = cepheid_engine::rules::load_bytes(&name, &bytes);
         let rendered: Vec<String> = loaded
             .diagnostics
             .iter()

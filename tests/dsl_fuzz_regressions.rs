@@ -13,14 +13,14 @@ fn fuzz_regressions_load_and_render() {
     assert!(!files.is_empty());
     for f in files {
         let bytes = std::fs::read(&f).expect("read");
-        let loaded = cepheid::dsl::load_bytes(&f.display().to_string(), &bytes);
+        let loaded = cepheid_engine::rules::load_bytes(&f.display().to_string(), &bytes);
         let _ = loaded.render();
         for p in &loaded.patterns {
-            let _ = cepheid::dsl::explain(p);
+            let _ = cepheid_syntax::explain(p);
         }
-        if let Ok(file) = cepheid::dsl::parse(&String::from_utf8_lossy(&bytes)) {
-            let printed = cepheid::dsl::print_file(&file);
-            let again = cepheid::dsl::parse(&printed).unwrap_or_else(|d| {
+        if let Ok(file) = cepheid_syntax::parse(&String::from_utf8_lossy(&bytes)) {
+            let printed = cepheid_syntax::print_file(&file);
+            let again = cepheid_syntax::parse(&printed).unwrap_or_else(|d| {
                 panic!(
                     "{}: printed text does not parse: {}",
                     f.display(),
@@ -42,15 +42,15 @@ fn fuzz_regressions_load_and_render() {
 #[test]
 fn explained_conditions_load_back() {
     let src = std::fs::read_to_string("tests/fuzz_regressions/printer_nested_minus.cep").unwrap();
-    let loaded = cepheid::dsl::load_str("minus.cep", &src);
+    let loaded = cepheid_engine::rules::load_str("minus.cep", &src);
     assert!(!loaded.has_errors(), "{}", loaded.render());
-    let explained = cepheid::dsl::explain(&loaded.patterns[0]);
+    let explained = cepheid_syntax::explain(&loaded.patterns[0]);
     let condition = explained
         .lines()
         .find_map(|l| l.trim().strip_prefix("#0 a: "))
         .expect("the stage's line");
     let again = format!("pattern p {{\n    match a\n    where\n        a: {condition}\n}}\n");
-    let reloaded = cepheid::dsl::load_str("again.cep", &again);
+    let reloaded = cepheid_engine::rules::load_str("again.cep", &again);
     assert!(!reloaded.has_errors(), "{condition}\n{}", reloaded.render());
-    assert_eq!(cepheid::dsl::explain(&reloaded.patterns[0]), explained);
+    assert_eq!(cepheid_syntax::explain(&reloaded.patterns[0]), explained);
 }

@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
-use cepheid::dsl::{explain, load_str, parse, print_file};
-use cepheid::engine::{Engine, Output};
-use cepheid::record::FieldTable;
-use cepheid::{Record, Timestamp};
+use cepheid_core::record::FieldTable;
+use cepheid_engine::engine::{Engine, Output};
+use cepheid_engine::rules::load_str;
+use cepheid_engine::{Record, Timestamp};
+use cepheid_syntax::{explain, parse, print_file};
 
 /// `x == 0 and x == 0 and ...` (`terms` comparisons), or a sum of `terms`
 /// ones compared with `terms`.
@@ -31,7 +32,7 @@ fn pattern(condition: &str) -> String {
 fn record(table: &FieldTable, x: i64) -> Record {
     let text = format!(r#"{{"ts":{x},"x":{x},"one":1}}"#);
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cepheid::io::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
+    cepheid_engine::io::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
 }
 
 /// Loads, prints, re-parses, explains and runs a pattern whose condition is

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use cepheid::dsl::{load_bytes, load_paths, load_str, DiagnosticKind, MAX_FILE_SIZE};
+use cepheid_engine::rules::{load_bytes, load_paths, load_str};
+use cepheid_syntax::{DiagnosticKind, MAX_FILE_SIZE};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cepheid-dsl-load-{name}-{}", std::process::id()));
@@ -89,7 +90,7 @@ fn diagnostics_per_file_are_capped() {
     let loaded = load_str("many.cep", &src);
     assert_eq!(
         loaded.diagnostics.len(),
-        cepheid::dsl::MAX_DIAGNOSTICS_PER_FILE + 1
+        cepheid_syntax::MAX_DIAGNOSTICS_PER_FILE + 1
     );
     assert!(loaded.render().contains("too many problems"));
 }

@@ -2,19 +2,19 @@
 //! construct) survive print → parse unchanged, and no input text makes the
 //! loader panic.
 
-use cepheid::dsl::ast::{
+use cepheid_core::expr::{BinaryOp, UnaryOp};
+use cepheid_core::pattern::Contiguity;
+use cepheid_engine::Span;
+use cepheid_syntax::ast::{
     Clause, ClauseKind, Connector, Duration, Element, ElementKind, Entry, Expr, ExprKind, File,
     Ident, Literal, Modifier, ModifierKind, Path, PatternDecl, Quantifier, QuantifierKind,
     Sequence, Skip, TimeUnit,
 };
-use cepheid::expr::{BinaryOp, UnaryOp};
-use cepheid::pattern::Contiguity;
-use cepheid::Span;
 use proptest::prelude::*;
 
 fn ident() -> impl Strategy<Value = Ident> {
     "[a-z_][a-z0-9_]{0,5}"
-        .prop_filter("reserved", |s| cepheid::dsl::is_plain_ident(s))
+        .prop_filter("reserved", |s| cepheid_syntax::is_plain_ident(s))
         .prop_map(|name| Ident {
             name,
             span: Span::default(),
@@ -311,8 +311,8 @@ proptest! {
     #[test]
     fn printed_files_parse_back_to_the_same_tree(patterns in prop::collection::vec(pattern(), 1..3)) {
         let file = File { patterns };
-        let text = cepheid::dsl::print_file(&file);
-        let parsed = match cepheid::dsl::parse(&text) {
+        let text = cepheid_syntax::print_file(&file);
+        let parsed = match cepheid_syntax::parse(&text) {
             Ok(f) => f,
             Err(d) => return Err(TestCaseError::fail(format!("{}\n{text}", d[0].message))),
         };
@@ -321,7 +321,7 @@ proptest! {
 
     #[test]
     fn any_text_loads_without_panicking(text in ".{0,200}") {
-        let loaded = cepheid::dsl::load_str("fuzz.cep", &text);
+        let loaded = cepheid_engine::rules::load_str("fuzz.cep", &text);
         let _ = loaded.render();
     }
 
@@ -336,11 +336,11 @@ proptest! {
                     select\n        n = sum(a.v) / 2\n}\n";
         let at = cut.min(base.len());
         let text = format!("{}{insert}{}", &base[..at], &base[at..]);
-        let loaded = cepheid::dsl::load_str("m.cep", &text);
+        let loaded = cepheid_engine::rules::load_str("m.cep", &text);
         let _ = loaded.render();
-        if let Ok(file) = cepheid::dsl::parse(&text) {
-            let printed = cepheid::dsl::print_file(&file);
-            let again = cepheid::dsl::parse(&printed).expect("printed text parses");
+        if let Ok(file) = cepheid_syntax::parse(&text) {
+            let printed = cepheid_syntax::print_file(&file);
+            let again = cepheid_syntax::parse(&printed).expect("printed text parses");
             prop_assert_eq!(again.without_spans(), file.without_spans());
         }
     }

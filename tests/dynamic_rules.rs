@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cepheid::engine::{Change, ReloadPolicy};
-use cepheid::io::{Decoder, Format, Item, JsonLines};
-use cepheid::{Engine, ErrorKind, Output, Record, Rules, Sink, Timestamp};
+use cepheid_engine::engine::{Change, ReloadPolicy};
+use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
+use cepheid_engine::{Engine, ErrorKind, Output, Record, Rules, Sink, Timestamp};
 
 const V1: &str = r#"pattern ab {
     partition by user
@@ -179,7 +179,7 @@ fn versions_count_changes_and_unchanged_text_keeps_them() {
 }
 
 /// A typed event: a pattern that reads a field it lacks does not compile.
-#[derive(Clone, Debug, cepheid::Event)]
+#[derive(Clone, Debug, cepheid_engine::Event)]
 struct Ev {
     user: String,
     kind: String,
@@ -346,7 +346,7 @@ fn snapshots_hold_replaced_and_draining_versions() {
 #[test]
 fn patterns_with_closures_are_restored_only_from_the_engine() {
     let closure = |ms: u64| {
-        cepheid::Pattern::<Record>::begin("a")
+        cepheid_engine::Pattern::<Record>::begin("a")
             .where_fn(|r: &Record| r.raw().contains("\"a\""))
             .followed_by("b")
             .where_fn(|r: &Record| r.raw().contains("\"b\""))
@@ -391,7 +391,7 @@ fn patterns_with_closures_are_restored_only_from_the_engine() {
 }
 
 /// A snapshot of a fresh engine with `pattern`.
-fn small_snapshot_of(pattern: &cepheid::Pattern<Record>) -> Vec<u8> {
+fn small_snapshot_of(pattern: &cepheid_engine::Pattern<Record>) -> Vec<u8> {
     let mut engine: Engine<Record> = Engine::new();
     engine.add(pattern).unwrap();
     let mut bytes = Vec::new();

@@ -26,19 +26,17 @@
 //!
 //! `CEPHEID_PROPTEST_CASES` raises the number of cases.
 
-#[path = "reference/mod.rs"]
-#[allow(unused_imports)]
-mod reference;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cepheid::engine::{Change, ReloadPolicy};
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::pattern::{Pattern as IrPattern, SkipStrategy};
-use cepheid::{Arrival, Engine, Event, FieldPath, Output, Record, Rules, Timestamp};
+use cepheid_core::pattern::{Pattern as IrPattern, SkipStrategy};
+use cepheid_engine::engine::{Change, ReloadPolicy};
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Arrival, Engine, Event, FieldPath, Output, Record, Rules, Timestamp};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -84,7 +82,7 @@ fn engine_with<E: Event + 'static>(
         .set_rules(
             patterns,
             ReloadPolicy::Drain,
-            &mut |_: &cepheid::MatchRef<'_, E>| {},
+            &mut |_: &cepheid_engine::MatchRef<'_, E>| {},
         )
         .unwrap();
     engine
@@ -508,7 +506,7 @@ fn the_library_switches_rules_as_separate_engines_would() {
 // ---------------------------------------------------------------------
 // Random patterns over typed events.
 
-#[derive(Clone, Debug, PartialEq, cepheid::Event)]
+#[derive(Clone, Debug, PartialEq, cepheid_engine::Event)]
 struct Ev {
     key: i64,
     kind: String,
@@ -567,7 +565,7 @@ proptest! {
         };
         let old = build(&old_spec);
         let new = if same { old.clone() } else { build(&new_spec) };
-        if !cepheid::pattern::validate(&old).is_empty() || !cepheid::pattern::validate(&new).is_empty() {
+        if !cepheid_core::pattern::validate(&old).is_empty() || !cepheid_core::pattern::validate(&new).is_empty() {
             return Ok(());
         }
         let mut probe: Engine<Ev> = Engine::new();

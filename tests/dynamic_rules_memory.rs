@@ -11,9 +11,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use cepheid::engine::{Change, ReloadPolicy};
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Engine, MatchRef, Record, Rules, Sink, Timestamp};
+use cepheid_engine::engine::{Change, ReloadPolicy};
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Engine, MatchRef, Record, Rules, Sink, Timestamp};
 
 /// The system allocator, counting per thread the bytes it holds live for
 /// that thread (tests run on threads of their own; an engine allocates

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use cepheid::engine::{Engine, Output};
-use cepheid::event::{Event, FieldId, FieldPath, FieldResolver};
-use cepheid::record::FieldTable;
-use cepheid::{Record, Timestamp, Value, ValueRef};
+use cepheid_core::event::{Event, FieldId, FieldPath, FieldResolver};
+use cepheid_core::record::FieldTable;
+use cepheid_engine::engine::{Engine, Output};
+use cepheid_engine::{Record, Timestamp, Value, ValueRef};
 use proptest::prelude::*;
 
 const PATTERNS: &str = r#"
@@ -43,7 +43,7 @@ pattern global {
 "#;
 
 fn engine(max_delay: i64) -> (Engine<Record>, FieldTable) {
-    let loaded = cepheid::dsl::load_str("test.cep", PATTERNS);
+    let loaded = cepheid_engine::rules::load_str("test.cep", PATTERNS);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut engine: Engine<Record> =
         Engine::with_max_delay(std::time::Duration::from_millis(max_delay as u64));
@@ -57,7 +57,7 @@ fn engine(max_delay: i64) -> (Engine<Record>, FieldTable) {
 fn record(table: &FieldTable, ts: Timestamp, k: u8, kind: &str) -> Record {
     let text = format!(r#"{{"ts":{ts},"k":{k},"type":"{kind}"}}"#);
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cepheid::io::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
+    cepheid_engine::io::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
 }
 
 /// Runs events given in arrival order; returns every output.
@@ -79,7 +79,7 @@ fn run(max_delay: i64, events: &[(Timestamp, u8, &str)], flush: bool) -> Vec<Out
 
 /// The outputs of each pattern run alone over `events`, by pattern name.
 fn run_alone(events: &[(Timestamp, u8, &str)]) -> Vec<(String, Vec<Output<Record>>)> {
-    let loaded = cepheid::dsl::load_str("test.cep", PATTERNS);
+    let loaded = cepheid_engine::rules::load_str("test.cep", PATTERNS);
     loaded
         .patterns
         .iter()
@@ -248,7 +248,7 @@ fn typed_events_run_through_the_engine() {
             match hot{2} consecutive
             where hot: celsius > 80
         }"#;
-    let loaded = cepheid::dsl::load_str("typed.cep", source);
+    let loaded = cepheid_engine::rules::load_str("typed.cep", source);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut engine: Engine<Reading> = Engine::new();
     engine.add(&loaded.patterns[0]).unwrap();
@@ -269,7 +269,7 @@ fn typed_events_run_through_the_engine() {
 
 #[test]
 fn state_follows_live_work_not_history() {
-    let loaded = cepheid::dsl::load_str(
+    let loaded = cepheid_engine::rules::load_str(
         "orders.cep",
         r#"
         pattern unpaid {
@@ -289,7 +289,7 @@ fn state_follows_live_work_not_history() {
     let order = |ts: Timestamp, kind: &str, id: i64| {
         let text = format!(r#"{{"ts":{ts},"type":"{kind}","order_id":{id}}}"#);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        cepheid::io::record_from_json(&table, json.as_object().unwrap(), Arc::from(text))
+        cepheid_engine::io::record_from_json(&table, json.as_object().unwrap(), Arc::from(text))
     };
     let mut out = Vec::new();
     let mut peak = 0;

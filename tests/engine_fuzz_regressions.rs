@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-#[path = "../fuzz/common/engine_input.rs"]
-mod engine_input;
+use crate::engine_input;
 
 /// Generous: the test build is unoptimised and the machine may be busy; a
 /// hang is what this catches (the fuzz target allows 10 s, optimised).

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use cepheid::engine::{Engine, Output};
-use cepheid::{Event, Pattern, Record, Value};
+use cepheid_engine::engine::{Engine, Output};
+use cepheid_engine::{Event, Pattern, Record, Value};
 
 const PATTERN: &str = r#"
 pattern pair {
@@ -19,7 +19,7 @@ pattern pair {
 "#;
 
 fn engine() -> Engine<Record> {
-    let loaded = cepheid::dsl::load_str("test.cep", PATTERN);
+    let loaded = cepheid_engine::rules::load_str("test.cep", PATTERN);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut engine: Engine<Record> = Engine::new();
     for pattern in &loaded.patterns {
@@ -29,15 +29,18 @@ fn engine() -> Engine<Record> {
 }
 
 /// Runs JSON events (`k` given as JSON text) through the pattern.
-fn run(events: &[(&str, &str)]) -> (Vec<Output<Record>>, cepheid::engine::Stats) {
+fn run(events: &[(&str, &str)]) -> (Vec<Output<Record>>, cepheid_engine::engine::Stats) {
     let mut engine = engine();
     let table = engine.fields().clone();
     let mut out = Vec::new();
     for (ts, &(kind, k)) in (1..).zip(events) {
         let text = format!(r#"{{"ts":{ts},"type":"{kind}","k":{k}}}"#);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let record =
-            cepheid::io::record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
+        let record = cepheid_engine::io::record_from_json(
+            &table,
+            json.as_object().unwrap(),
+            Arc::from(text),
+        );
         engine.push(ts, record, &mut out);
     }
     engine.finish(&mut out);
@@ -129,9 +132,9 @@ fn nan_run(pattern: Pattern<Reading>) {
 
 /// Runs JSON lines through `pattern` as `cepheid run` reads them (the
 /// `io::Decoder`).
-fn run_decoded(pattern: &str, lines: &[String]) -> (usize, cepheid::engine::Stats) {
-    use cepheid::io::{Decoder, Format, Item};
-    let loaded = cepheid::dsl::load_str("test.cep", pattern);
+fn run_decoded(pattern: &str, lines: &[String]) -> (usize, cepheid_engine::engine::Stats) {
+    use cepheid_engine::io::{Decoder, Format, Item};
+    let loaded = cepheid_engine::rules::load_str("test.cep", pattern);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut engine: Engine<Record> = Engine::new();
     engine.add(&loaded.patterns[0]).unwrap();

@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use cepheid::engine::{Engine, MatchRef, Output, Sink, Stats};
-use cepheid::io::{Decoder, Format, Item, Items};
-use cepheid::{Record, Rules, Timestamp};
+use cepheid_engine::engine::{Engine, MatchRef, Output, Sink, Stats};
+use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_engine::{Record, Rules, Timestamp};
 use proptest::prelude::*;
 
 /// Keeps every output, and counts the dropped partial matches the cap

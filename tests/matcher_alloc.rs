@@ -8,10 +8,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cepheid::event::NoFields;
-use cepheid::matcher::{Cache, Executor, MatchSink, MatchView, Partition, SharedBuffer};
-use cepheid::nfa::Nfa;
-use cepheid::Timestamp;
+use cepheid_automata::matcher::{Cache, Executor, MatchSink, MatchView, Partition, SharedBuffer};
+use cepheid_automata::nfa::Nfa;
+use cepheid_core::event::NoFields;
+use cepheid_engine::Timestamp;
 use matcher_support::*;
 
 struct Counting;

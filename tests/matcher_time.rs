@@ -2,17 +2,20 @@
 //! element windows, pending `not followed by`, deadlines, a `not followed by`
 //! ending a group (enforced, unlike Flink), and iterative closures.
 
-mod matcher_support;
+use crate::matcher_support;
 
 use std::sync::Arc;
 
-use cepheid::event::NoFields;
-use cepheid::matcher::{Matcher, Output};
-use cepheid::nfa::Nfa;
-use cepheid::pattern::{Condition, NativeCondition, NativeFn, StageEvents};
+use cepheid_automata::matcher::{Matcher, Output};
+use cepheid_automata::nfa::Nfa;
+use cepheid_core::event::NoFields;
+use cepheid_core::pattern::{Condition, NativeCondition, NativeFn, StageEvents};
 use matcher_support::*;
 
-fn a_then_b(b: cepheid::pattern::Element, within: Option<i64>) -> cepheid::pattern::Pattern {
+fn a_then_b(
+    b: cepheid_core::pattern::Element,
+    within: Option<i64>,
+) -> cepheid_core::pattern::Pattern {
     let mut p = pattern(
         vec![("a", letters("a")), ("b", letters("b"))],
         vec![el(0), b],

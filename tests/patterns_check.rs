@@ -32,7 +32,7 @@ fn every_file_passes_check_without_warnings() {
 
 #[test]
 fn the_folder_loads_with_documented_unique_patterns() {
-    let loaded = cepheid::dsl::load_paths(&[PathBuf::from("patterns")]);
+    let loaded = cepheid_engine::rules::load_paths(&[PathBuf::from("patterns")]);
     assert!(loaded.diagnostics.is_empty(), "{}", loaded.render());
     assert!(loaded.patterns.len() >= 8);
     for p in &loaded.patterns {

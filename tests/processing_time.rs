@@ -2,9 +2,9 @@
 //! `Decoder::without_time`) with an injected clock: events of one
 //! millisecond, a clock set back, windows closing on a quiet stream.
 
-use cepheid::engine::Output;
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Arrival, Engine, Record, Rules, Timestamp};
+use cepheid_engine::engine::Output;
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Arrival, Engine, Record, Rules, Timestamp};
 
 const WITHIN: &str = r#"pattern p {
     partition by k

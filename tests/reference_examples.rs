@@ -13,13 +13,12 @@
 //! Flink on random patterns (`reference_agrees_with_flink`), and the
 //! reference on neutral cases from a file (`reference_on_neutral_cases`).
 
-#[path = "reference/mod.rs"]
-mod reference;
-mod shared_contract;
+use crate::reference;
+use crate::shared_contract;
 
-use cepheid::pattern::{Condition, Pattern, SkipStrategy};
+use cepheid_core::pattern::{Condition, Pattern, SkipStrategy};
 
-use cepheid::primitives::StageId;
+use cepheid_core::primitives::StageId;
 use reference::build::{and, kind_in, kind_is, pattern, sum_lt, value_gt_last};
 use reference::flink::{run_with, Deviations};
 use reference::oracle::{flink_failure, flink_items, reference_items, run_flink};
@@ -792,7 +791,7 @@ fn reference_agrees_with_flink() {
     while cases.len() < count {
         let (spec, events) = strategy.new_tree(&mut runner).unwrap().current();
         let mut p = spec.build();
-        if !cepheid::pattern::validate(&p).is_empty() {
+        if !cepheid_core::pattern::validate(&p).is_empty() {
             continue;
         }
         p.emit_timeouts = true;

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use cepheid::engine::{Engine, Output, Stats};
-use cepheid::io::{Decoder, Format, Item, Items};
-use cepheid::{Record, Rules};
+use cepheid_engine::engine::{Engine, Output, Stats};
+use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_engine::{Record, Rules};
 
 /// Runs JSON-lines `events` through `pattern` with at most `limit` partial
 /// matches per key; everything the sink saw, in order, and the counters.
@@ -194,7 +194,7 @@ fn below_the_limit_the_pattern_library_gives_the_same_output() {
                 engine.push(ts, record, &mut out);
             }
         }
-        engine.watermark(cepheid::Timestamp::MAX, &mut out);
+        engine.watermark(cepheid_engine::Timestamp::MAX, &mut out);
         assert_eq!(engine.stats().dropped_runs, 0);
         out
     });

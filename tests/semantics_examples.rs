@@ -2,14 +2,14 @@
 //! of `flink-reference.md` §2, §3.1 and §6, built as pattern IR with native
 //! conditions (a stage accepts events whose name starts with its letters).
 
-mod matcher_support;
+use crate::matcher_support;
 
-use cepheid::pattern::SkipStrategy;
+use cepheid_core::pattern::SkipStrategy;
 
-use cepheid::primitives::StageId;
+use cepheid_core::primitives::StageId;
 use matcher_support::*;
 
-fn ab(b: cepheid::pattern::Element) -> cepheid::pattern::Pattern {
+fn ab(b: cepheid_core::pattern::Element) -> cepheid_core::pattern::Pattern {
     pattern(
         vec![("a", letters("a")), ("b", letters("b"))],
         vec![el(0), b],
@@ -26,7 +26,7 @@ fn next_followed_by_and_followed_by_any() {
     );
 }
 
-fn abc_loop(b: cepheid::pattern::Element) -> cepheid::pattern::Pattern {
+fn abc_loop(b: cepheid_core::pattern::Element) -> cepheid_core::pattern::Pattern {
     pattern(
         vec![
             ("a", letters("a")),
@@ -75,7 +75,10 @@ fn until_ends_a_loop() {
     );
 }
 
-fn b_plus_c(skip: SkipStrategy, c: cepheid::pattern::Element) -> cepheid::pattern::Pattern {
+fn b_plus_c(
+    skip: SkipStrategy,
+    c: cepheid_core::pattern::Element,
+) -> cepheid_core::pattern::Pattern {
     let mut p = pattern(
         vec![("b", letters("b")), ("c", letters("c"))],
         vec![el(0).plus(), c],
@@ -141,7 +144,7 @@ fn a_b_plus_skip_to_next() {
 #[test]
 fn consecutive_javadoc_example() {
     // C D A1 A2 A3 D A4 B, pattern C followedBy A+ followedBy B
-    let p = |a: cepheid::pattern::Element| {
+    let p = |a: cepheid_core::pattern::Element| {
         pattern(
             vec![
                 ("c", letters("c")),

@@ -1,14 +1,14 @@
 //! The shared buffer stores each event once, however many runs hold it, and
 //! its memory returns to zero when the runs are gone.
 
-mod matcher_support;
+use crate::matcher_support;
 
-use cepheid::event::NoFields;
-use cepheid::matcher::{Cache, Executor, Output, Partition, SharedBuffer};
-use cepheid::nfa::Nfa;
+use cepheid_automata::matcher::{Cache, Executor, Output, Partition, SharedBuffer};
+use cepheid_automata::nfa::Nfa;
+use cepheid_core::event::NoFields;
 use matcher_support::*;
 
-fn loop_pattern(within: Option<i64>) -> cepheid::pattern::Pattern {
+fn loop_pattern(within: Option<i64>) -> cepheid_core::pattern::Pattern {
     let mut p = pattern(
         vec![
             ("a", letters("a")),

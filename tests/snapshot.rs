@@ -13,19 +13,17 @@
 //!
 //! `CEPHEID_PROPTEST_CASES` raises the number of cases.
 
-#[path = "reference/mod.rs"]
-#[allow(unused_imports)]
-mod reference;
+use crate::reference;
 
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cepheid::engine::ReloadPolicy;
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::pattern::Pattern as IrPattern;
-use cepheid::record::FieldTable;
-use cepheid::{Engine, ErrorKind, Event, FieldPath, Output, Record, Rules, Timestamp};
+use cepheid_core::pattern::Pattern as IrPattern;
+use cepheid_core::record::FieldTable;
+use cepheid_engine::engine::ReloadPolicy;
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Engine, ErrorKind, Event, FieldPath, Output, Record, Rules, Timestamp};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde::de::DeserializeOwned;
@@ -99,7 +97,7 @@ where
 
 /// Makes the engine that goes on from a snapshot (the bytes) taken after
 /// some steps.
-type Restore<'a, E> = dyn Fn(&[Step<E>], &[u8]) -> Result<Engine<E>, cepheid::Error> + 'a;
+type Restore<'a, E> = dyn Fn(&[Step<E>], &[u8]) -> Result<Engine<E>, cepheid_engine::Error> + 'a;
 
 /// As [`check_cuts`], with `restore` making the engine that goes on from
 /// a snapshot taken after `steps` (the steps up to the cut).
@@ -429,7 +427,7 @@ fn the_pattern_library_resumes_exactly_from_a_snapshot() {
 
 /// The typed event of the random patterns: `kind` and `value` are what the
 /// generator's conditions read, `key` partitions.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, cepheid::Event)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, cepheid_engine::Event)]
 struct Ev {
     key: i64,
     kind: String,
@@ -525,7 +523,7 @@ proptest! {
         flush in any::<bool>(),
     ) {
         let mut p = spec.build();
-        if !cepheid::pattern::validate(&p).is_empty() {
+        if !cepheid_core::pattern::validate(&p).is_empty() {
             return Ok(());
         }
         p.partition_by = vec![FieldPath::single("key")];
@@ -604,7 +602,7 @@ fn restore_either<E: Event + DeserializeOwned + 'static>(
     make_with: &dyn Fn(&[IrPattern]) -> Engine<E>,
     bare: &dyn Fn() -> Engine<E>,
     rules: bool,
-) -> Result<Engine<E>, cepheid::Error> {
+) -> Result<Engine<E>, cepheid_engine::Error> {
     if rules {
         let mut engine = bare();
         engine.restore_rules(bytes).map(|()| engine)
@@ -634,10 +632,11 @@ fn primed<E: Event + 'static>(
         .collect();
     engine.add(&prime[..]).unwrap();
     engine
-        .set_rules(set, ReloadPolicy::Drain, &mut |_: &cepheid::MatchRef<
-            '_,
-            E,
-        >| {})
+        .set_rules(
+            set,
+            ReloadPolicy::Drain,
+            &mut |_: &cepheid_engine::MatchRef<'_, E>| {},
+        )
         .unwrap();
     engine
 }
@@ -742,12 +741,12 @@ fn the_library_resumes_exactly_around_changes_of_rules() {
 
 /// Makes every `until` of `Condition::True` in `seq` the expression
 /// `true`.
-fn truthful_untils(seq: &mut cepheid::pattern::Sequence) {
-    use cepheid::pattern::{Condition, ElementKind};
+fn truthful_untils(seq: &mut cepheid_core::pattern::Sequence) {
+    use cepheid_core::pattern::{Condition, ElementKind};
     for e in &mut seq.elements {
         if matches!(e.until, Some(Condition::True)) {
-            e.until = Some(Condition::Expr(cepheid::expr::Expr::Literal(
-                cepheid::Value::Bool(true),
+            e.until = Some(Condition::Expr(cepheid_core::expr::Expr::Literal(
+                cepheid_engine::Value::Bool(true),
             )));
         }
         if let ElementKind::Group(inner) = &mut e.kind {
@@ -801,7 +800,7 @@ proptest! {
             p
         };
         let (p, q) = (build(&spec), build(&other));
-        if !cepheid::pattern::validate(&p).is_empty() || !cepheid::pattern::validate(&q).is_empty() {
+        if !cepheid_core::pattern::validate(&p).is_empty() || !cepheid_core::pattern::validate(&q).is_empty() {
             return Ok(());
         }
         if random_engine::<Ev>(&p, delay, limit).is_none() || random_engine::<Ev>(&q, delay, limit).is_none() {
@@ -886,7 +885,7 @@ fn small_snapshot() -> Vec<u8> {
     snapshot(&engine)
 }
 
-fn restore_error(engine: &mut Engine<Record>, bytes: &[u8]) -> cepheid::Error {
+fn restore_error(engine: &mut Engine<Record>, bytes: &[u8]) -> cepheid_engine::Error {
     let err = engine.restore(bytes).expect_err("a refused snapshot");
     assert_eq!(err.kind(), ErrorKind::Snapshot, "{err}");
     err

@@ -8,9 +8,9 @@
 //! saturated at `i64::MAX`; a match ends before that; a timeout expires
 //! exactly there; after `watermark(Timestamp::MAX)` nothing is pending.
 
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::time::{format_duration, parse_duration};
-use cepheid::{Engine, Output, Record, Rules, Timestamp};
+use cepheid_core::time::{format_duration, parse_duration};
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Engine, Output, Record, Rules, Timestamp};
 use proptest::prelude::*;
 use std::time::Duration;
 

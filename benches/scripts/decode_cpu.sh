@@ -3,7 +3,7 @@
 # million events (issue 12's target: at most 0.5).
 #
 # `cepheid run` reads and decodes on a thread of its own, `cepheid-read`
-# (src/bin/cepheid/input.rs), and matches and writes on the main thread.
+# (src/input.rs), and matches and writes on the main thread.
 # `perf record` samples the run's CPU clock with the thread of each sample;
 # this sums the sampled CPU time per thread name.
 #

@@ -29,7 +29,7 @@ export CARGO_INCREMENTAL=0
 mkdir -p "$dir"
 
 if [ -z "${NO_BUILD:-}" ]; then
-    cargo build --release --features timely --bin cepheid --example dataflow_bench
+    cargo build --release --bin cepheid --example dataflow_bench
     cargo build --release -p cepheid-bench
 fi
 bin=${BIN:-target/release/cepheid}

@@ -24,7 +24,7 @@ use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::{many_rule, BenchEvent, Counts, Workload, MANY_RULES, TYPE_A, TYPE_B};
-use cepheid::Timestamp;
+use cepheid_engine::Timestamp;
 
 /// `within 10s` of `ab`, `login` and `loop`, in milliseconds.
 pub const WITHIN_10S: Timestamp = 10_000;

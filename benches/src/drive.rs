@@ -14,13 +14,12 @@
 //! assert_eq!(Some(counts), Workload::Ab.expected(&params));
 //! ```
 
-use cepheid::dsl;
-use cepheid::engine::{Engine, MatchRef, Sink};
-use cepheid::event::Event;
-use cepheid::io::{Decoder, Format, Item, Items};
-use cepheid::pattern::Pattern;
-use cepheid::record::Record;
-use cepheid::Timestamp;
+use cepheid_core::event::Event;
+use cepheid_core::pattern::Pattern;
+use cepheid_core::record::Record;
+use cepheid_engine::engine::{Engine, MatchRef, Sink};
+use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_engine::Timestamp;
 
 use crate::{BenchEvent, Counts, Workload};
 
@@ -78,7 +77,7 @@ impl WorkloadEngine {
 
 /// The workload's patterns, loaded from their text.
 fn patterns(workload: Workload) -> Result<Vec<Pattern>, String> {
-    let loaded = dsl::load_str(workload.name(), &workload.pattern_text());
+    let loaded = cepheid_engine::rules::load_str(workload.name(), &workload.pattern_text());
     if loaded.has_errors() || loaded.patterns.is_empty() {
         return Err(format!(
             "the {} pattern does not load: {:?}",

@@ -27,8 +27,8 @@ pub mod reference;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use cepheid::event::Event;
-use cepheid::Timestamp;
+use cepheid_core::event::Event;
+use cepheid_engine::Timestamp;
 
 /// The splitmix64 finalizer (64-bit wrapping arithmetic, logical shifts).
 pub fn mix(z: u64) -> u64 {
@@ -49,7 +49,15 @@ pub const TYPE_C: i64 = 2;
 /// `key`, `type` and `ts` through the derived [`Event`] (resolver: [`fields`]).
 /// It serializes with serde (engine snapshots hold events).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, cepheid::Event, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    cepheid_engine::Event,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct BenchEvent {
     /// The partition key.
@@ -507,7 +515,7 @@ mod tests {
 
     #[test]
     fn events_read_through_the_resolver() {
-        use cepheid::event::{FieldId, FieldPath, FieldResolver};
+        use cepheid_core::event::{FieldId, FieldPath, FieldResolver};
 
         let mut fields = fields();
         let event = BenchEvent {

@@ -2,11 +2,10 @@
 //! patterns, per key, compared with the independent reference counts of
 //! `cepheid_bench::reference`, at a size that keeps the suite fast.
 
-use cepheid::dsl;
-use cepheid::matcher::{Cache, Executor, MatchSink, MatchView, Partition, SharedBuffer};
-use cepheid::nfa::Nfa;
-use cepheid::Timestamp;
+use cepheid_automata::matcher::{Cache, Executor, MatchSink, MatchView, Partition, SharedBuffer};
+use cepheid_automata::nfa::Nfa;
 use cepheid_bench::{reference, BenchEvent, Counts, Params, Workload};
+use cepheid_engine::Timestamp;
 use hashbrown::HashMap;
 
 #[derive(Default)]
@@ -24,7 +23,7 @@ impl<E> MatchSink<E> for Count {
 /// Runs every pattern of the workload over the events (dropping idle
 /// partitions); returns the counts.
 fn run(workload: Workload, events: &[BenchEvent]) -> Counts {
-    let loaded = dsl::load_str("workload.cep", &workload.pattern_text());
+    let loaded = cepheid_engine::rules::load_str("workload.cep", &workload.pattern_text());
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut fields = cepheid_bench::fields();
     let nfas: Vec<Nfa<BenchEvent>> = loaded

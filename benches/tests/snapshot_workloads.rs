@@ -4,10 +4,10 @@
 //! the uninterrupted engine, and a restored engine snapshots to the same
 //! bytes. Small streams, so the default test run stays fast.
 
-use cepheid::engine::Output;
-use cepheid::{Engine, Timestamp};
 use cepheid_bench::drive::engine_for;
 use cepheid_bench::{mix, BenchEvent, Params, Workload};
+use cepheid_engine::engine::Output;
+use cepheid_engine::{Engine, Timestamp};
 
 fn run(engine: &mut Engine<BenchEvent>, events: &[BenchEvent], out: &mut Vec<Output<BenchEvent>>) {
     for e in events {

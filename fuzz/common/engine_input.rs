@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Engine, Output, Record, Rules, Timestamp};
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Engine, Output, Record, Rules, Timestamp};
 
 /// The allowed delays the options byte picks from (its two low bits).
 const DELAYS: [u64; 4] = [0, 5, 1_000, u64::MAX];

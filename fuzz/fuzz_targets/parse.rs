@@ -7,16 +7,16 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let loaded = cepheid::dsl::load_bytes("fuzz.cep", data);
+    let loaded = cepheid_engine::rules::load_bytes("fuzz.cep", data);
     let _ = loaded.render();
     for p in &loaded.patterns {
-        let _ = cepheid::dsl::explain(p);
-        let _ = cepheid::dsl::sequence_dot(p);
+        let _ = cepheid_syntax::explain(p);
+        let _ = cepheid_syntax::sequence_dot(p);
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(file) = cepheid::dsl::parse(text) {
-            let printed = cepheid::dsl::print_file(&file);
-            let again = cepheid::dsl::parse(&printed).expect("printed text parses");
+        if let Ok(file) = cepheid_syntax::parse(text) {
+            let printed = cepheid_syntax::print_file(&file);
+            let again = cepheid_syntax::parse(&printed).expect("printed text parses");
             assert_eq!(again.without_spans(), file.without_spans());
         }
     }

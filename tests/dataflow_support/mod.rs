@@ -27,10 +27,10 @@ pattern user_ip_fails {
 }
 "#;
 
-pub fn patterns() -> Vec<cepheid::pattern::Pattern> {
-    let mut loaded = cepheid::dsl::load_paths(&pattern_files());
+pub fn patterns() -> Vec<cepheid_core::pattern::Pattern> {
+    let mut loaded = cepheid_engine::rules::load_paths(&pattern_files());
     assert!(!loaded.has_errors(), "{}", loaded.render());
-    let extra = cepheid::dsl::load_str("extra.cep", EXTRA);
+    let extra = cepheid_engine::rules::load_str("extra.cep", EXTRA);
     assert!(!extra.has_errors(), "{}", extra.render());
     loaded.patterns.extend(extra.patterns);
     loaded.patterns

@@ -1,5 +1,5 @@
 // An enum reads as its variant's name, so variants cannot carry data.
-#[derive(cepheid::EventValue)]
+#[derive(cepheid_engine::EventValue)]
 enum Shape {
     Circle,
     Square { side: f64 },

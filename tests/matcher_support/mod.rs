@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use cepheid::event::{Event, FieldId, NoFields};
-use cepheid::matcher::{Matcher, Output};
-use cepheid::nfa::Nfa;
-use cepheid::pattern::{
+use cepheid_automata::matcher::{Matcher, Output};
+use cepheid_automata::nfa::Nfa;
+use cepheid_core::event::{Event, FieldId, NoFields};
+use cepheid_core::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
     Pattern, Quantifier, Sequence, Stage, StageEvents,
 };
-use cepheid::primitives::StageId;
-use cepheid::ValueRef;
+use cepheid_core::primitives::StageId;
+use cepheid_engine::ValueRef;
 
 /// A test event: a name such as `b2` (conditions look at its first letter).
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +137,7 @@ pub fn is_group(e: &Element) -> bool {
 }
 
 /// A match as `"stage:e1 e2|stage:e3"` in pattern order.
-pub fn render(m: &cepheid::matcher::Match<Ev>) -> String {
+pub fn render(m: &cepheid_automata::matcher::Match<Ev>) -> String {
     m.stages
         .iter()
         .map(|(stage, evs)| {

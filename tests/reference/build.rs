@@ -2,16 +2,16 @@
 //! of the language (so examples read like the specification) and condition
 //! constructors over the `{kind, value}` events of the differential test.
 //!
-//! This is deliberately not `cepheid::dsl`: the reference must not share
+//! This is deliberately not `cepheid_syntax`: the reference must not share
 //! the front end's bugs.
 
-use cepheid::expr::{AggregateFunc, BinaryOp, Expr};
-use cepheid::pattern::{
+use cepheid_core::expr::{AggregateFunc, BinaryOp, Expr};
+use cepheid_core::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
     Stage,
 };
-use cepheid::primitives::StageId;
-use cepheid::{FieldPath, Value};
+use cepheid_core::primitives::StageId;
+use cepheid_engine::{FieldPath, Value};
 
 /// `field == "text"`.
 pub fn field_is(field: &str, text: &str) -> Condition {

@@ -1,16 +1,16 @@
 //! Events of the reference and a small, independent evaluator for the
 //! subset of [`Expr`] that the differential test and the worked examples use.
 //!
-//! The reference does not use `cepheid::expr`: conditions are evaluated here
+//! The reference does not use `cepheid_core::expr`: conditions are evaluated here
 //! directly over the run's taken events, so a bug in the real expression
 //! engine shows up as a disagreement instead of being shared.
 
 use std::collections::BTreeMap;
 
-use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
-use cepheid::pattern::Condition;
-use cepheid::primitives::StageId;
-use cepheid::{FieldPath, Value};
+use cepheid_core::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
+use cepheid_core::pattern::Condition;
+use cepheid_core::primitives::StageId;
+use cepheid_engine::{FieldPath, Value};
 
 /// One input event: an id (reported in matches), a timestamp, and named fields.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use cepheid::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
-use cepheid::io::value_from_json;
-use cepheid::pattern::{
+use cepheid_core::expr::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
+use cepheid_core::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
     SkipStrategy, Stage,
 };
-use cepheid::primitives::StageId;
-use cepheid::{FieldPath, Value};
+use cepheid_core::primitives::StageId;
+use cepheid_engine::io::value_from_json;
+use cepheid_engine::{FieldPath, Value};
 use serde_json::Value as Json;
 
 use super::cond::RefEvent;

@@ -13,12 +13,12 @@
 //! repaired: those patterns go to `pattern::validate`, which rejects what is
 //! invalid, and the test counts them.
 
-use cepheid::pattern::{
+use cepheid_core::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence,
     SkipStrategy, Stage,
 };
 
-use cepheid::primitives::StageId;
+use cepheid_core::primitives::StageId;
 use proptest::prelude::*;
 
 use super::build::{and, kind_in, kind_is, sum_lt, value_gt, value_gt_last};

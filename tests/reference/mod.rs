@@ -7,7 +7,7 @@
 //! oracle, `../shared/flink-oracle`).
 //!
 //! - [`cond`]: events `{id, ts, fields}` and an evaluator for the expression
-//!   subset the tests use (independent of `cepheid::expr`).
+//!   subset the tests use (independent of `cepheid_core::expr`).
 //! - [`flink`]: the transliteration and its driver ([`run`]).
 //! - [`gen`]: random patterns and events; [`build`]: hand-written patterns;
 //!   [`conformance`]: the shared Flink conformance cases; [`print`]:

@@ -3,12 +3,12 @@
 //! against the real Flink NFA (`reference_examples.rs`,
 //! `reference_agrees_with_flink`).
 
-use cepheid::expr::{AggregateFunc, BinaryOp, Expr, UnaryOp};
-use cepheid::io::value_to_json;
-use cepheid::pattern::{
+use cepheid_core::expr::{AggregateFunc, BinaryOp, Expr, UnaryOp};
+use cepheid_core::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, SkipStrategy,
 };
-use cepheid::Value;
+use cepheid_engine::io::value_to_json;
+use cepheid_engine::Value;
 use serde_json::{json, Value as Json};
 
 use super::cond::RefEvent;

@@ -5,9 +5,9 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use cepheid::pattern::Pattern;
+use cepheid_core::pattern::Pattern;
 
-use cepheid::primitives::StageId;
+use cepheid_core::primitives::StageId;
 use serde_json::Value as Json;
 
 use super::cond::RefEvent;

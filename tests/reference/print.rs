@@ -3,11 +3,11 @@
 
 use std::fmt::Write;
 
-use cepheid::expr::{BinaryOp, Expr, UnaryOp};
-use cepheid::pattern::{
+use cepheid_core::expr::{BinaryOp, Expr, UnaryOp};
+use cepheid_core::pattern::{
     Condition, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence, SkipStrategy,
 };
-use cepheid::Value;
+use cepheid_engine::Value;
 
 use super::cond::RefEvent;
 
@@ -17,7 +17,7 @@ pub fn pattern(p: &Pattern) -> String {
     if let Some(w) = p.within {
         let _ = writeln!(out, "    within {w}ms");
     }
-    let name = |s: cepheid::primitives::StageId| p.stage(s).name.clone();
+    let name = |s: cepheid_core::primitives::StageId| p.stage(s).name.clone();
     match p.skip {
         SkipStrategy::NoSkip => {}
         SkipStrategy::ToNext => out.push_str("    skip to next\n"),

@@ -7,8 +7,8 @@
 //! `null`, a cycle of PROCEED edges and more than [`MAX_PROCEED_PATHS`]
 //! PROCEED paths from one state.
 
-use cepheid::expr::Expr;
-use cepheid::pattern::Condition;
+use cepheid_core::expr::Expr;
+use cepheid_core::pattern::Condition;
 
 /// Index of a state in [`Graph::states`].
 pub type StateIdx = usize;

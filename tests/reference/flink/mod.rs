@@ -19,7 +19,7 @@ pub mod pattern;
 pub mod queue;
 pub mod skip;
 
-use cepheid::pattern::Pattern;
+use cepheid_core::pattern::Pattern;
 
 use super::cond::RefEvent;
 use graph::Graph;
@@ -210,7 +210,7 @@ impl Driver<'_, '_, '_> {
 
     /// Pages by stage order (pattern order), event indices as ids.
     fn stages(&self, m: Materialized) -> Vec<(String, Vec<u64>)> {
-        let mut stages: Vec<(Option<cepheid::primitives::StageId>, String, Vec<u64>)> = m
+        let mut stages: Vec<(Option<cepheid_core::primitives::StageId>, String, Vec<u64>)> = m
             .into_iter()
             .map(|(page, indices)| {
                 let name = self.graph.pages[page].clone();

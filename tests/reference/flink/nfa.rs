@@ -12,9 +12,9 @@
 
 use std::cmp::Ordering;
 
-use cepheid::pattern::Pattern;
+use cepheid_core::pattern::Pattern;
 
-use cepheid::primitives::StageId;
+use cepheid_core::primitives::StageId;
 
 use super::super::cond::{holds, RefEvent};
 use super::buffer::{Dewey, EventId, Fail, NodeId, PathMap, SharedBuffer};

@@ -9,7 +9,7 @@
 //! `{0,m}` is `times(0, m)`: `from` 1 plus OPTIONAL (`Element::is_optional`);
 //! `*` arrives in the IR as `+` plus `optional`.
 
-use cepheid::pattern::{
+use cepheid_core::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier,
 };
 

@@ -3,7 +3,7 @@
 //! runs that prunes (`shouldPrune`), and `prune` itself (release, then
 //! `removeAll` on the priority queue).
 
-use cepheid::pattern::{Pattern, SkipStrategy};
+use cepheid_core::pattern::{Pattern, SkipStrategy};
 
 use super::buffer::{EventId, PathMap, SharedBuffer};
 use super::nfa::ComputationState;
@@ -27,7 +27,7 @@ pub enum AfterMatch {
 impl AfterMatch {
     /// The pattern's strategy over the graph's page table.
     pub fn new(pattern: &Pattern, pages: &[String]) -> AfterMatch {
-        let page = |s: cepheid::primitives::StageId| {
+        let page = |s: cepheid_core::primitives::StageId| {
             let name = &pattern.stage(s).name;
             pages.iter().position(|p| p == name)
         };

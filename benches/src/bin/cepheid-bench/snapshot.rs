@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use cepheid::engine::Output;
-use cepheid::io::{Decoder, Format, Item};
-use cepheid::{Event, Record};
 use cepheid_bench::drive::engine_for;
 use cepheid_bench::{BenchEvent, Params, Workload};
+use cepheid_engine::engine::Output;
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Event, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

@@ -4,7 +4,7 @@
 //! and `updateWithGreedyCondition`, building Flink's condition objects as
 //! nodes of the graph's condition arena.
 
-use cepheid::pattern::Condition;
+use cepheid_core::pattern::Condition;
 
 use super::super::graph::{is_iterative, CondId, CondNode, StateIdx};
 use super::super::pattern::{Consuming, Pat};

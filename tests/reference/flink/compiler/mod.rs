@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cepheid::pattern::{Element, Pattern, SkipStrategy};
+use cepheid_core::pattern::{Element, Pattern, SkipStrategy};
 
 mod conditions;
 
@@ -96,7 +96,7 @@ impl<'p> Compiler<'p> {
                 .iter()
                 .find(|s| s.name == last.name(self.pattern))
                 .and_then(|s| s.window)
-                .map_or(true, |w| w <= 0)
+                .is_none_or(|w| w <= 0)
             && self.window_time() == 0
         {
             return Err(

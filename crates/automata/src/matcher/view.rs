@@ -1,0 +1,283 @@
+//! Matches as views into the shared buffer, and their owned form.
+
+use std::sync::Arc;
+
+use super::buffer::{EventRef, NodeRef, SharedBuffer};
+use super::run::Run;
+use crate::nfa::Nfa;
+use crate::pattern::{Pattern, StageEvents};
+use crate::primitives::StageId;
+use crate::primitives::Timestamp;
+use crate::value::Value;
+
+/// A complete match or a timed-out partial match, borrowing the buffer its
+/// events live in. Valid during the [`MatchSink`](super::MatchSink) call.
+pub struct MatchView<'a, E> {
+    nfa: &'a Nfa<E>,
+    buf: &'a SharedBuffer<E>,
+    node: NodeRef,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+impl<'a, E> MatchView<'a, E> {
+    /// The match of `run` (whose first and last taken events give its start
+    /// and end: runs take events in time order).
+    pub fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, run: &Run) -> Self {
+        #[cfg(debug_assertions)]
+        {
+            let (mut first, mut last) = (Timestamp::MAX, Timestamp::MIN);
+            buf.walk_back(run.node, |_, ev| {
+                first = first.min(buf.timestamp(ev));
+                last = last.max(buf.timestamp(ev));
+            });
+            debug_assert!(
+                !run.node.is_some() || (first, last) == (run.start_ts, buf.node_time(run.node)),
+                "a run's times disagree with its events"
+            );
+        }
+        MatchView {
+            nfa,
+            buf,
+            node: run.node,
+            start: run.start_ts,
+            end: buf.node_time(run.node),
+        }
+    }
+
+    /// The pattern that matched.
+    pub fn pattern(&self) -> &'a Pattern {
+        self.nfa.pattern()
+    }
+
+    /// The buffer the events live in.
+    pub fn buffer(&self) -> &'a SharedBuffer<E> {
+        self.buf
+    }
+
+    /// An event of this match.
+    pub fn get(&self, ev: EventRef) -> &'a E {
+        self.buf.get(ev)
+    }
+
+    /// `(stage, event)` pairs in the order the events were taken.
+    pub fn events(&self) -> Vec<(StageId, EventRef)> {
+        self.buf.chain(self.node)
+    }
+
+    /// The same pairs into `out` (cleared first): no allocation for a match
+    /// of at most `N` events (the output writer's path, once per match).
+    pub fn events_into<const N: usize>(
+        &self,
+        out: &mut smallvec::SmallVec<[(StageId, EventRef); N]>,
+    ) {
+        out.clear();
+        self.buf
+            .walk_back(self.node, |stage, ev| out.push((stage, ev)));
+        out.reverse();
+    }
+
+    /// Time of the earliest event.
+    pub fn start(&self) -> Timestamp {
+        self.start
+    }
+
+    /// Time of the latest event.
+    pub fn end(&self) -> Timestamp {
+        self.end
+    }
+
+    /// Each stage that took events, in pattern order, with its events in
+    /// the order they were taken.
+    pub fn stage_events(&self) -> Vec<(StageId, Vec<EventRef>)> {
+        let mut events = self.events();
+        events.sort_by_key(|(stage, _)| *stage);
+        let mut out: Vec<(StageId, Vec<EventRef>)> = Vec::new();
+        for (stage, ev) in events {
+            match out.last_mut() {
+                Some((s, list)) if *s == stage => list.push(ev),
+                _ => out.push((stage, vec![ev])),
+            }
+        }
+        out
+    }
+
+    /// Like [`stage_events`](Self::stage_events), with stage names and
+    /// event references resolved.
+    pub fn stages(&self) -> Vec<(&'a str, Vec<&'a E>)> {
+        let pattern = self.nfa.pattern();
+        self.stage_events()
+            .into_iter()
+            .map(|(stage, evs)| {
+                let name = pattern
+                    .stages
+                    .get(stage.index())
+                    .map_or("", |s| s.name.as_str());
+                (name, evs.into_iter().map(|e| self.buf.get(e)).collect())
+            })
+            .collect()
+    }
+
+    /// Does the pattern have a `select` section?
+    pub fn has_select(&self) -> bool {
+        !self.nfa.compiled_select().is_empty()
+    }
+
+    /// The `select` values of this match, in `select` order.
+    pub fn select(&self) -> Vec<(Arc<str>, Value)>
+    where
+        E: crate::event::Event,
+    {
+        let events = self.events();
+        self.nfa
+            .compiled_select()
+            .eval(events.iter().map(|(s, e)| (*s, self.buf.get(*e))))
+    }
+
+    /// An owned copy of the match (events cloned), with no key: the
+    /// matcher does not know keys; the engine's
+    /// [`MatchRef::to_owned`](crate::engine::MatchRef::to_owned) fills it.
+    pub fn to_owned(&self) -> Match<E>
+    where
+        E: Clone + crate::event::Event,
+    {
+        Match {
+            pattern: self.nfa.pattern().name.clone(),
+            key: Vec::new(),
+            start: self.start(),
+            end: self.end(),
+            stages: self
+                .stages()
+                .into_iter()
+                .map(|(n, evs)| (n.to_string(), evs.into_iter().cloned().collect()))
+                .collect(),
+            select: self
+                .select()
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
+            version: 1,
+        }
+    }
+}
+
+/// A complete match or a timed-out partial match that owns its events.
+///
+/// With `serde`, it serializes as an object with these fields (events
+/// as `E` serializes).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Match<E> {
+    /// The pattern's name.
+    pub pattern: String,
+    /// The values of the pattern's `partition by` fields (empty without).
+    pub key: Vec<Value>,
+    /// Time of the earliest event.
+    pub start: Timestamp,
+    /// Time of the latest event.
+    pub end: Timestamp,
+    /// Stages that took events, in pattern order, events in taken order.
+    pub stages: Vec<(String, Vec<E>)>,
+    /// `select` values (empty without a `select` section).
+    pub select: Vec<(String, Value)>,
+    /// The version of the pattern that made it ([`MatchRef::version`]):
+    /// 1 unless the pattern was replaced. Serialized only when above 1.
+    ///
+    /// [`MatchRef::version`]: crate::MatchRef::version
+    #[serde(skip_serializing_if = "is_first_version")]
+    pub version: u32,
+}
+
+/// Is it version 1 (not written by `serde`)?
+fn is_first_version(version: &u32) -> bool {
+    *version == 1
+}
+
+impl<E> Match<E> {
+    /// The events of a stage (empty if it took none).
+    pub fn stage(&self, name: &str) -> &[E] {
+        self.stages
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[], |(_, evs)| evs.as_slice())
+    }
+
+    /// The `select` value named `name`.
+    pub fn selected(&self, name: &str) -> Option<&Value> {
+        self.select.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// One output, owned: a match, a timeout, a late event, or a partial match
+/// dropped by the limit on partial matches per key.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Output<E> {
+    /// A complete match.
+    Match(Match<E>),
+    /// A partial match whose window closed.
+    Timeout {
+        /// What the partial match had taken.
+        partial: Match<E>,
+        /// When its window closed.
+        expired_at: Timestamp,
+    },
+    /// An event at or below the watermark when it arrived (engine only).
+    Late {
+        /// Its event time.
+        ts: Timestamp,
+        /// The event.
+        event: E,
+    },
+    /// A partial match dropped because its key held more partial matches
+    /// than the engine's limit ([`Engine::max_runs_per_key`]; engine only).
+    ///
+    /// [`Engine::max_runs_per_key`]: crate::Engine::max_runs_per_key
+    Dropped {
+        /// What the partial match had taken.
+        partial: Match<E>,
+    },
+}
+
+impl<E> Output<E> {
+    /// The match or partial match, if this is one.
+    pub fn as_match(&self) -> Option<&Match<E>> {
+        match self {
+            Output::Match(m)
+            | Output::Timeout { partial: m, .. }
+            | Output::Dropped { partial: m } => Some(m),
+            Output::Late { .. } => None,
+        }
+    }
+}
+
+/// What a native iterative condition sees of its run: the events the run
+/// took before the candidate.
+pub struct RunEvents<'a, E> {
+    nfa: &'a Nfa<E>,
+    buf: &'a SharedBuffer<E>,
+    node: NodeRef,
+}
+
+impl<'a, E> RunEvents<'a, E> {
+    pub fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, node: NodeRef) -> Self {
+        RunEvents { nfa, buf, node }
+    }
+}
+
+impl<E> StageEvents<E> for RunEvents<'_, E> {
+    fn for_each(&self, stage: &str, f: &mut dyn FnMut(&E)) {
+        let Some(id) = self.nfa.pattern().stage_id(stage) else {
+            return;
+        };
+        let mut events: smallvec::SmallVec<[EventRef; 8]> = smallvec::SmallVec::new();
+        self.buf.walk_back(self.node, |s, ev| {
+            if s == id {
+                events.push(ev);
+            }
+        });
+        for ev in events.into_iter().rev() {
+            f(self.buf.get(ev));
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Transition conditions: small boolean combinations of *condition slots*.
+//!
+//! Every stage condition and every `until` condition of a pattern is compiled
+//! once into a [`Slot`]. Transitions carry a [`CondId`] into a flat arena of
+//! [`CondNode`]s built from slots with `And`, `Not`, `True` and `False`, the
+//! same shapes Flink's compiler builds (`RichAndCondition`,
+//! `RichNotCondition`, `BooleanConditions.trueFunction()`).
+//!
+//! Slots that do not read the partial match give the same answer for every
+//! run, so their value is cached per event in caller-owned [`SlotValues`].
+//! Automata compiled from equal conditions may share those values: a
+//! [`ConditionTable`] numbers equal conditions alike across automata (an
+//! engine evaluates `type == "login"` once per event, not once per
+//! pattern).
+
+use std::fmt::Write as _;
+
+use hashbrown::HashMap;
+
+use crate::expr::{Accumulators, CompiledExpr};
+use crate::pattern::{NativeFn, StageEvents};
+
+/// Index of a condition node in an [`Nfa`](super::Nfa)'s arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CondId(pub u32);
+
+/// Deepest nesting of condition nodes the compiler builds (a guard: the
+/// compiler's own shapes stay far below it).
+pub const MAX_COND_DEPTH: u32 = 64;
+
+/// One node of a transition condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CondNode {
+    /// Always holds.
+    True,
+    /// Never holds.
+    False,
+    /// The value of a condition slot.
+    Slot(u32),
+    /// Negation.
+    Not(CondId),
+    /// Conjunction (short-circuit, left first).
+    And(CondId, CondId),
+}
+
+/// What a condition needs in order to hold ([`Conditions::needs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// It never holds.
+    Never,
+    /// It holds only when this slot (which does not read the run) does.
+    Slot(u32),
+    /// Nothing simpler than the condition itself.
+    Unknown,
+}
+
+/// A compiled stage or `until` condition.
+pub enum SlotKind<E> {
+    /// A closure from the builder API.
+    Native(NativeFn<E>),
+    /// An expression of the language.
+    Expr(CompiledExpr),
+}
+
+/// A compiled stage or `until` condition and whether it reads the run.
+pub struct Slot<E> {
+    /// How to evaluate it.
+    pub kind: SlotKind<E>,
+    /// Does it read the partial match (must be evaluated per run)?
+    pub per_run: bool,
+    /// Shown by `explain`: the stage name, or `until(stage)`.
+    pub label: String,
+    /// What makes two slots the same condition, for a [`ConditionTable`]
+    /// (`None`: never shared): the expression's structure, for an
+    /// expression that does not read the run.
+    pub share_key: Option<String>,
+}
+
+/// Per-event values of condition slots that do not read the run, for any
+/// number of automata (slot `s` of an automaton is value number
+/// `shared[s]`). [`next_event`](Self::next_event) forgets every value at
+/// once: each value carries the number of the event it was computed for.
+#[derive(Debug)]
+pub struct SlotValues {
+    stamp: u32,
+    /// Per value: `stamp << 1 | value`.
+    values: Vec<u32>,
+}
+
+impl Default for SlotValues {
+    fn default() -> Self {
+        // Stamp 0 marks "never computed".
+        SlotValues {
+            stamp: 1,
+            values: Vec::new(),
+        }
+    }
+}
+
+impl SlotValues {
+    /// Forgets every value (a new event).
+    #[inline]
+    pub fn next_event(&mut self) {
+        self.stamp += 1;
+        if self.stamp == 1 << 31 {
+            self.values.fill(0);
+            self.stamp = 1;
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<bool> {
+        let v = *self.values.get(i)?;
+        (v >> 1 == self.stamp).then_some(v & 1 == 1)
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, value: bool) {
+        let v = self.stamp << 1 | u32::from(value);
+        match self.values.get_mut(i) {
+            Some(slot) => *slot = v,
+            None => self.grow_and_set(i, v),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_set(&mut self, i: usize, v: u32) {
+        self.values.resize(i + 1, 0);
+        self.values[i] = v;
+    }
+}
+
+/// Numbers conditions for [`SlotValues`] shared by several automata: equal
+/// conditions (same [`Slot::share_key`]) get the same number, every other
+/// slot one of its own.
+#[derive(Debug, Default)]
+pub struct ConditionTable {
+    by_key: HashMap<String, u32>,
+    next: u32,
+}
+
+impl ConditionTable {
+    /// The value number of a slot with this share key.
+    fn number(&mut self, key: Option<&String>) -> u32 {
+        let next = &mut self.next;
+        let mut fresh = || {
+            let n = *next;
+            *next += 1;
+            n
+        };
+        match key {
+            Some(key) => match self.by_key.get(key) {
+                Some(&n) => n,
+                None => {
+                    let n = fresh();
+                    self.by_key.insert(key.clone(), n);
+                    n
+                }
+            },
+            None => fresh(),
+        }
+    }
+}
+
+/// What a condition sees of the run it is evaluated for.
+pub struct EvalCtx<'a, E> {
+    /// The candidate event.
+    pub event: &'a E,
+    /// The run's accumulators (stage references of expressions).
+    pub accumulators: &'a Accumulators,
+    /// The run's accepted events (native iterative conditions).
+    pub stages: &'a dyn StageEvents<E>,
+}
+
+/// The condition arena of one automaton.
+pub struct Conditions<E> {
+    pub(crate) nodes: Vec<CondNode>,
+    depth: Vec<u32>,
+    pub(crate) slots: Vec<Slot<E>>,
+    /// Per slot, its number in [`SlotValues`] (the slot's own index until
+    /// [`share`](Self::share)).
+    pub(super) shared: Vec<u32>,
+}
+
+impl<E> Default for Conditions<E> {
+    fn default() -> Self {
+        Conditions {
+            nodes: Vec::new(),
+            depth: Vec::new(),
+            slots: Vec::new(),
+            shared: Vec::new(),
+        }
+    }
+}
+
+impl<E> Conditions<E> {
+    /// Adds a slot; returns its index.
+    pub fn push_slot(&mut self, slot: Slot<E>) -> u32 {
+        self.shared.push(self.slots.len() as u32);
+        self.slots.push(slot);
+        (self.slots.len() - 1) as u32
+    }
+
+    /// Numbers the slots' values by `table`, so that automata numbered by
+    /// one table share the values of equal conditions.
+    pub fn share(&mut self, table: &mut ConditionTable) {
+        for (shared, slot) in self.shared.iter_mut().zip(&self.slots) {
+            *shared = table.number(slot.share_key.as_ref());
+        }
+    }
+
+    /// Adds a node (simplifying constant cases), or `None` when it would nest
+    /// deeper than [`MAX_COND_DEPTH`].
+    pub fn add(&mut self, node: CondNode) -> Option<CondId> {
+        let node = self.simplify(node);
+        if let Some(i) = self.nodes.iter().position(|n| *n == node) {
+            return Some(CondId(i as u32));
+        }
+        let depth = match node {
+            CondNode::True | CondNode::False | CondNode::Slot(_) => 1,
+            CondNode::Not(a) => self.depth[a.0 as usize] + 1,
+            CondNode::And(a, b) => self.depth[a.0 as usize].max(self.depth[b.0 as usize]) + 1,
+        };
+        if depth > MAX_COND_DEPTH {
+            return None;
+        }
+        self.nodes.push(node);
+        self.depth.push(depth);
+        Some(CondId((self.nodes.len() - 1) as u32))
+    }
+
+    fn simplify(&self, node: CondNode) -> CondNode {
+        let get = |c: CondId| self.nodes[c.0 as usize];
+        match node {
+            CondNode::Not(a) => match get(a) {
+                CondNode::True => CondNode::False,
+                CondNode::False => CondNode::True,
+                CondNode::Not(inner) => get(inner),
+                _ => node,
+            },
+            CondNode::And(a, b) => match (get(a), get(b)) {
+                (CondNode::True, _) => get(b),
+                (_, CondNode::True) => get(a),
+                (CondNode::False, _) | (_, CondNode::False) => CondNode::False,
+                _ => node,
+            },
+            _ => node,
+        }
+    }
+
+    /// Evaluates a condition for one run; `cache` holds per-event values of
+    /// slots that do not read the run. The shapes transitions carry almost
+    /// always (`true`, a slot, a negated slot) are evaluated inline, a
+    /// cached slot in a few instructions.
+    #[inline]
+    pub fn eval(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    where
+        E: crate::event::Event,
+    {
+        match self.nodes[id.0 as usize] {
+            CondNode::True => true,
+            CondNode::Slot(s) => self.eval_slot(s as usize, ctx, cache),
+            CondNode::Not(a) => match self.nodes[a.0 as usize] {
+                CondNode::Slot(s) => !self.eval_slot(s as usize, ctx, cache),
+                _ => self.eval_nested(id, ctx, cache),
+            },
+            _ => self.eval_nested(id, ctx, cache),
+        }
+    }
+
+    /// [`eval`](Self::eval) for nested nodes, out of line (it recurses, at
+    /// most [`MAX_COND_DEPTH`] deep).
+    #[inline(never)]
+    fn eval_nested(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    where
+        E: crate::event::Event,
+    {
+        match self.nodes[id.0 as usize] {
+            CondNode::True => true,
+            CondNode::False => false,
+            CondNode::Slot(s) => self.eval_slot(s as usize, ctx, cache),
+            CondNode::Not(a) => !self.eval_nested(a, ctx, cache),
+            CondNode::And(a, b) => {
+                self.eval_nested(a, ctx, cache) && self.eval_nested(b, ctx, cache)
+            }
+        }
+    }
+
+    /// A slot's value: from the cache when known (per-run slots are never
+    /// cached), else computed.
+    #[inline(always)]
+    fn eval_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    where
+        E: crate::event::Event,
+    {
+        let value = self.shared.get(s).map_or(usize::MAX, |&n| n as usize);
+        match cache.get(value) {
+            Some(known) => known,
+            None => self.compute_slot(s, ctx, cache),
+        }
+    }
+
+    /// Evaluates a slot, caching the value when it does not read the run.
+    #[inline(never)]
+    fn compute_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    where
+        E: crate::event::Event,
+    {
+        let slot = &self.slots[s];
+        let value = match &slot.kind {
+            SlotKind::Native(f) => f(ctx.event, ctx.stages),
+            SlotKind::Expr(e) => e.matches(ctx.event, ctx.accumulators),
+        };
+        if !slot.per_run {
+            cache.set(self.shared[s] as usize, value);
+        }
+        value
+    }
+
+    /// What condition `id` needs in order to hold, for tests made before a
+    /// run is stepped: [`Needs::Slot`] a slot that does not read the run
+    /// (the leftmost such one of a conjunction) and must be true,
+    /// [`Needs::Never`] when it never holds, [`Needs::Unknown`] otherwise
+    /// (`true`, a negation, a slot that reads the run).
+    pub fn needs(&self, id: CondId) -> Needs {
+        match self.nodes[id.0 as usize] {
+            CondNode::False => Needs::Never,
+            CondNode::Slot(s) if !self.slots[s as usize].per_run => Needs::Slot(s),
+            CondNode::And(a, b) => match self.needs(a) {
+                Needs::Unknown => self.needs(b),
+                known => known,
+            },
+            _ => Needs::Unknown,
+        }
+    }
+
+    /// The value of slot `s` for this event, when `cache` knows it.
+    #[inline(always)]
+    pub fn cached(&self, s: u32, cache: &SlotValues) -> Option<bool> {
+        cache.get(
+            self.shared
+                .get(s as usize)
+                .map_or(usize::MAX, |&n| n as usize),
+        )
+    }
+
+    /// The value of slot `s` for this event (from `cache` when known).
+    #[inline]
+    pub fn slot_holds(&self, s: u32, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    where
+        E: crate::event::Event,
+    {
+        self.eval_slot(s as usize, ctx, cache)
+    }
+
+    /// Writes a condition as text (`a`, `!a`, `a & !until(b)`, `true`).
+    pub fn describe(&self, id: CondId) -> String {
+        let mut out = String::new();
+        self.describe_into(id, &mut out);
+        out
+    }
+
+    fn describe_into(&self, id: CondId, out: &mut String) {
+        match self.nodes[id.0 as usize] {
+            CondNode::True => out.push_str("true"),
+            CondNode::False => out.push_str("false"),
+            CondNode::Slot(s) => out.push_str(&self.slots[s as usize].label),
+            CondNode::Not(a) => {
+                out.push('!');
+                let nested = matches!(self.nodes[a.0 as usize], CondNode::And(..));
+                if nested {
+                    out.push('(');
+                }
+                self.describe_into(a, out);
+                if nested {
+                    out.push(')');
+                }
+            }
+            CondNode::And(a, b) => {
+                self.describe_into(a, out);
+                let _ = write!(out, " & ");
+                self.describe_into(b, out);
+            }
+        }
+    }
+}

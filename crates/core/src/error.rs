@@ -1,0 +1,319 @@
+//! The crate's one error type, [`Error`].
+
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong, broadly. New kinds may be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Pattern text that does not parse.
+    Syntax,
+    /// A pattern that parses (or was built in code) but breaks a rule of the
+    /// language: a `not` after an optional element, a duplicate stage, ...
+    Pattern,
+    /// A limit was exceeded: automaton size, nesting, regex size, file size.
+    Limit,
+    /// A field a pattern reads (or partitions by) does not exist for the
+    /// event type.
+    Field,
+    /// A file, folder or stream could not be read or written.
+    Io,
+    /// An input event or watermark line that could not be decoded.
+    Input,
+    /// An option or argument that makes no sense (a negative delay, ...).
+    Config,
+    /// Several errors at once, of different kinds; see [`Error::errors`].
+    Multiple,
+    /// An engine snapshot that cannot be restored
+    /// ([`Engine::restore`](crate::Engine::restore)): not a snapshot, a
+    /// format version this build does not read, corrupt or truncated,
+    /// taken with other patterns or another configuration, inconsistent;
+    /// or an engine that is not fresh.
+    Snapshot,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Syntax => "syntax error",
+            ErrorKind::Pattern => "invalid pattern",
+            ErrorKind::Limit => "limit exceeded",
+            ErrorKind::Field => "unknown field",
+            ErrorKind::Io => "input/output error",
+            ErrorKind::Input => "malformed input",
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::Multiple => "several errors",
+            ErrorKind::Snapshot => "unusable snapshot",
+        })
+    }
+}
+
+/// Where an error is: a place in pattern text (`origin` is the file name
+/// given when loading) or in input (`origin` is the input's name, `line` its
+/// line number, `column` 1 when unknown). Lines and columns count from 1;
+/// columns count characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    origin: Arc<str>,
+    line: usize,
+    column: usize,
+}
+
+impl Location {
+    /// A location (lines and columns from 1).
+    pub fn new(origin: impl Into<Arc<str>>, line: usize, column: usize) -> Location {
+        Location {
+            origin: origin.into(),
+            line,
+            column,
+        }
+    }
+
+    /// The file or input name.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The line, from 1.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The column in characters, from 1.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.origin, self.line, self.column)
+    }
+}
+
+/// The crate's error: a kind, a message, maybe a location, maybe several
+/// errors at once.
+///
+/// Every fallible public function returns [`Error`]: it implements
+/// `std::error::Error + Send + Sync + 'static`, so `?` works from a
+/// `main() -> Result<(), Box<dyn std::error::Error>>`; it has a
+/// [`kind`](Error::kind) to branch on, a [`location`](Error::location) when
+/// the problem is at a place in pattern text or input, and it may stand for
+/// several problems at once (every error of a `.cep` file), which
+/// [`Display`](std::fmt::Display) renders one after the other.
+///
+/// ```
+/// use cepheid_core::{Error, ErrorKind, Location};
+/// let err = Error::new(ErrorKind::Syntax, "expected a condition")
+///     .at(Location::new("rules.cep", 3, 14));
+/// assert_eq!(err.kind(), ErrorKind::Syntax);
+/// assert_eq!(err.location().unwrap().line(), 3);
+/// assert_eq!(err.to_string(), "rules.cep:3:14: expected a condition");
+/// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
+/// ```
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    location: Option<Location>,
+    /// Where in pattern text (a byte span), for the loader to turn into a
+    /// location.
+    span: Option<crate::primitives::Span>,
+    /// The full text to show (a diagnostic with its source line and
+    /// underline), when there is more to show than `location: message`.
+    rendered: Option<String>,
+    /// For an error that stands for several: each of them.
+    errors: Vec<Error>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// An error of `kind` with a plain-words message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                location: None,
+                span: None,
+                rendered: None,
+                errors: Vec::new(),
+                source: None,
+            }),
+        }
+    }
+
+    /// The same error, at `location`.
+    pub fn at(mut self, location: Location) -> Error {
+        self.inner.location = Some(location);
+        self
+    }
+
+    /// The same error, at a byte span of pattern text (ignored when empty).
+    pub fn with_span(mut self, span: crate::primitives::Span) -> Error {
+        if !span.is_empty() {
+            self.inner.span = Some(span);
+        }
+        self
+    }
+
+    /// The byte span of pattern text, when known.
+    pub fn span(&self) -> Option<crate::primitives::Span> {
+        self.inner.span
+    }
+
+    /// The same error, shown as `rendered` (e.g. with the source line and
+    /// the offending text underlined) instead of `location: message`.
+    pub fn rendered(mut self, rendered: String) -> Error {
+        self.inner.rendered = Some(rendered);
+        self
+    }
+
+    /// The same error, caused by `source`.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.inner.source = Some(Box::new(source));
+        self
+    }
+
+    /// One error standing for all of `errors` (which must not be empty; one
+    /// error is returned as it is). Its kind is theirs when they agree,
+    /// [`ErrorKind::Multiple`] otherwise; its location is the first one's.
+    pub fn many(mut errors: Vec<Error>) -> Error {
+        assert!(!errors.is_empty(), "Error::many of no errors");
+        if errors.len() == 1 {
+            return errors.pop().expect("one error");
+        }
+        let kind = errors[0].kind();
+        let kind = if errors.iter().all(|e| e.kind() == kind) {
+            kind
+        } else {
+            ErrorKind::Multiple
+        };
+        let mut error = Error::new(kind, format!("{} errors", errors.len()));
+        error.inner.location = errors[0].location().cloned();
+        error.inner.errors = errors;
+        error
+    }
+
+    /// What went wrong, broadly.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The message, in plain words, without location (for an error that
+    /// stands for several, `"N errors"`).
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Where, when known (for several errors, the first one's place).
+    pub fn location(&self) -> Option<&Location> {
+        self.inner.location.as_ref()
+    }
+
+    /// The errors this one stands for: itself alone, or each of several.
+    pub fn errors(&self) -> &[Error] {
+        if self.inner.errors.is_empty() {
+            std::slice::from_ref(self)
+        } else {
+            &self.inner.errors
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.inner.errors.is_empty() {
+            for (i, e) in self.inner.errors.iter().enumerate() {
+                if i > 0 {
+                    f.write_str("\n")?;
+                }
+                write!(f, "{e}")?;
+            }
+            return Ok(());
+        }
+        if let Some(rendered) = &self.inner.rendered {
+            return f.write_str(rendered.trim_end());
+        }
+        match &self.inner.location {
+            Some(at) => write!(f, "{at}: {}", self.inner.message),
+            None => f.write_str(&self.inner.message),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if let Some(at) = &self.inner.location {
+            d.field("location", &format_args!("{at}"));
+        }
+        if !self.inner.errors.is_empty() {
+            d.field("errors", &self.inner.errors);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::new(ErrorKind::Io, e.to_string()).caused_by(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn is_a_std_error_and_sendable() {
+        assert_error::<Error>();
+        let boxed: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(Error::new(ErrorKind::Config, "x"));
+        assert_eq!(boxed.to_string(), "x");
+    }
+
+    #[test]
+    fn many_renders_each_and_keeps_a_common_kind() {
+        let a = Error::new(ErrorKind::Pattern, "a").at(Location::new("f.cep", 1, 2));
+        let b = Error::new(ErrorKind::Pattern, "b").at(Location::new("f.cep", 3, 4));
+        let both = Error::many(vec![a, b]);
+        assert_eq!(both.kind(), ErrorKind::Pattern);
+        assert_eq!(both.to_string(), "f.cep:1:2: a\nf.cep:3:4: b");
+        assert_eq!(both.errors().len(), 2);
+        assert_eq!(both.location().unwrap().line(), 1);
+        let mixed = Error::many(vec![
+            Error::new(ErrorKind::Pattern, "a"),
+            Error::new(ErrorKind::Io, "b"),
+        ]);
+        assert_eq!(mixed.kind(), ErrorKind::Multiple);
+        let one = Error::many(vec![Error::new(ErrorKind::Io, "c")]);
+        assert_eq!(one.errors().len(), 1);
+        assert_eq!(one.to_string(), "c");
+    }
+
+    #[test]
+    fn io_errors_keep_their_source() {
+        use std::error::Error as _;
+        let e = Error::from(std::io::Error::other("disk"));
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.source().is_some());
+    }
+}

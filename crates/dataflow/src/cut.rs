@@ -1,0 +1,1055 @@
+//! Snapshots across workers: every worker's state at a common frontier.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::core::input::Handle as InputHandle;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Exchange, Input, Operator};
+
+use crate::error::{Error, ErrorKind};
+use crate::event::Event;
+use crate::primitives::Timestamp;
+use crate::route::{groups, key_group, worker_groups, Router};
+use crate::{Lateness, Piece, Plan, SourceEnd, Stamped};
+
+/// No epoch (an `AtomicI64` holds no `Option`).
+const NONE: i64 = i64::MIN;
+
+/// The cuts of one process's dataflow run, shared by its workers: which
+/// frontier `f` (epoch) the next snapshot is taken at, and whether a worker
+/// could not take it.
+///
+/// A cut at `f` is the moment every source's capability reaches `f`:
+/// everything a source read before it travelled at timely times below `f`,
+/// everything after at `f` or above. The frontier is the barrier: no
+/// message of ours goes through the data streams. Each source records its
+/// place and its [`Lateness`] when its capability moves from below `f` to
+/// `f` or beyond; each worker's [`cep_cut`](crate::cep_cut), once
+/// its input frontier passes `f`, hands its [`WorkerCut`]'s save function
+/// the worker's state: its sources' states, its engines' snapshots, the
+/// source ends received and the events still stashed that were sent below
+/// `f`.
+///
+/// ```
+/// use cepheid_dataflow::Cuts;
+/// let cuts = Cuts::new();
+/// assert_eq!(cuts.requested(), None);
+/// let f = cuts.request();
+/// assert_eq!(cuts.requested(), Some(f));
+/// assert!(!cuts.failed(f));
+/// ```
+#[derive(Debug)]
+pub struct Cuts {
+    requested: AtomicI64,
+    /// The sources' capabilities, and how far they may move.
+    clock: Mutex<Clock>,
+    /// The last epoch a worker could not take.
+    failed: AtomicI64,
+    /// The epoch of the last cut taken when a live source was stopped.
+    last: AtomicI64,
+}
+
+#[derive(Debug)]
+struct Clock {
+    /// The largest source capability seen.
+    seen: Timestamp,
+    /// While worker 0 chooses a cut ([`Requests::ask`]): no source
+    /// capability of the process moves above this.
+    hold: Option<Timestamp>,
+}
+
+impl Cuts {
+    /// No cut requested yet.
+    pub fn new() -> Arc<Cuts> {
+        Arc::new(Cuts {
+            requested: AtomicI64::new(NONE),
+            clock: Mutex::new(Clock {
+                seen: Timestamp::MIN,
+                hold: None,
+            }),
+            failed: AtomicI64::new(NONE),
+            last: AtomicI64::new(NONE),
+        })
+    }
+
+    fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
+        // A poisoned lock still holds plain numbers.
+        self.clock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a cut just above every source's capability so far (in this
+    /// process), and returns its epoch. A source that passes it before it
+    /// sees the request makes it fail ([`failed`](Cuts::failed)): ask
+    /// again. Several processes choose it together instead
+    /// ([`Requests::ask`]).
+    pub fn request(&self) -> Timestamp {
+        let f = self.clock().seen.saturating_add(1);
+        self.requested.fetch_max(f, Ordering::SeqCst);
+        f
+    }
+
+    /// A cut at `f` was asked for by worker 0 (of this process or another,
+    /// through [`cut_requests`]): this process's sources and workers take
+    /// part in it. A request below one already known is ignored.
+    pub fn asked(&self, f: Timestamp) {
+        self.requested.fetch_max(f, Ordering::SeqCst);
+    }
+
+    /// The sources of this process may move past their hold again.
+    fn release(&self) {
+        self.clock().hold = None;
+    }
+
+    /// The epoch of the cut asked for last.
+    pub fn requested(&self) -> Option<Timestamp> {
+        let f = self.requested.load(Ordering::SeqCst);
+        (f != NONE).then_some(f)
+    }
+
+    /// Did a worker fail to take the cut at `f` (one of its sources passed
+    /// `f` before the request)? Then no worker's state at `f` is whole.
+    pub fn failed(&self, f: Timestamp) -> bool {
+        self.failed.load(Ordering::SeqCst) == f
+    }
+
+    /// The epoch of the last cut the workers of this process took as the
+    /// dataflow ended because a live source was stopped
+    /// ([`Feed::stop`](crate::Feed::stop)): once the input
+    /// frontier of a downstream operator is empty, every worker's state
+    /// at it has been saved. See [`cep_cut`](crate::cep_cut).
+    pub fn last_cut(&self) -> Option<Timestamp> {
+        let f = self.last.load(Ordering::SeqCst);
+        (f != NONE).then_some(f)
+    }
+
+    /// A worker took the last cut, at `f`.
+    pub(crate) fn took_last(&self, f: Timestamp) {
+        self.last.fetch_max(f, Ordering::SeqCst);
+    }
+
+    /// Worker 0 chooses a cut: the sources' capabilities stop at the
+    /// largest one seen, and the cut may be just above it (returned).
+    fn hold(&self) -> Timestamp {
+        let mut clock = self.clock();
+        clock.hold = Some(clock.seen);
+        clock.seen.saturating_add(1)
+    }
+
+    /// A source's capability moves from `old` towards `t`: where it may go
+    /// (not above a hold).
+    fn pass(&self, old: Timestamp, t: Timestamp) -> Timestamp {
+        let mut clock = self.clock();
+        let t = match clock.hold {
+            Some(hold) => t.min(hold).max(old),
+            None => t,
+        };
+        clock.seen = clock.seen.max(t);
+        t
+    }
+
+    /// Restored at a cut at `t`.
+    fn saw(&self, t: Timestamp) {
+        let mut clock = self.clock();
+        clock.seen = clock.seen.max(t);
+    }
+}
+
+/// The cut requests of worker 0, on their way to every worker of every
+/// process: returned by [`cut_requests`] on worker 0. Dropping it ends
+/// the requests (every worker's requests dataflow then ends).
+pub struct Requests {
+    input: Rc<RefCell<Option<RequestInput>>>,
+    round: Rc<Cell<u64>>,
+    answers: Rc<RefCell<Answers>>,
+}
+
+/// What worker 0 says to every worker.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+enum Say {
+    /// Hold your process's source capabilities where they are, and answer
+    /// with the largest + 1.
+    Hold,
+    /// The cut is at this epoch (answer when you know it).
+    Cut(Timestamp),
+    /// Let the sources go on.
+    Release,
+}
+
+type RequestInput = InputHandle<u64, CapacityContainerBuilder<Vec<Say>>>;
+
+/// The question under way.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Nothing asked.
+    Idle,
+    /// Holding: the largest answer so far.
+    Holding(Timestamp),
+    /// The cut at this epoch sent.
+    Cutting(Timestamp),
+}
+
+struct Answers {
+    /// The round (input time) the answers are to.
+    round: u64,
+    phase: Phase,
+    /// Workers that answered.
+    count: usize,
+    /// The epoch chosen, once every worker knows it and the sources go
+    /// on.
+    chosen: Option<Timestamp>,
+}
+
+impl Requests {
+    /// Asks for a cut just above the sources' capabilities this process
+    /// has seen ([`Cuts::request`]) and sends the request to every worker;
+    /// returns its epoch. In one process, where `cuts` sees every source,
+    /// that is all it takes.
+    pub fn request(&mut self, cuts: &Cuts) -> Timestamp {
+        let f = cuts.request();
+        send(&self.input, &self.round, Say::Cut(f));
+        f
+    }
+
+    /// Chooses a cut with every process, in three steps: each worker,
+    /// asked, holds its process's source capabilities at the largest one
+    /// seen there and answers with it (the sources go on reading and
+    /// sending, at that time); once every worker has answered, the cut is
+    /// at the largest answer + 1, sent to every worker; once every worker
+    /// knows it, the sources are let go ([`chosen`](Requests::chosen) then
+    /// says its epoch). No source, and no operator's frontier, passes the
+    /// epoch before its worker knows it: such a cut does not fail. With
+    /// several processes a source of another process may be far ahead of
+    /// this process's (the chunks of a file are dealt in turn), so this
+    /// process alone cannot choose it; and the request reaches the others
+    /// later than the sources of this process could move.
+    pub fn ask(&mut self) {
+        *self.answers.borrow_mut() = Answers {
+            // The time it is sent at.
+            round: self.round.get(),
+            phase: Phase::Holding(Timestamp::MIN),
+            count: 0,
+            chosen: None,
+        };
+        send(&self.input, &self.round, Say::Hold);
+    }
+
+    /// The epoch of the cut chosen after the last [`ask`](Requests::ask),
+    /// once every worker knows it.
+    pub fn chosen(&self) -> Option<Timestamp> {
+        self.answers.borrow().chosen
+    }
+}
+
+/// Sends `say` to every worker, at once; returns the round it was sent
+/// at.
+fn send(input: &RefCell<Option<RequestInput>>, round: &Cell<u64>, say: Say) -> u64 {
+    let at = round.get();
+    if let Some(input) = input.borrow_mut().as_mut() {
+        input.send(say);
+        round.set(at + 1);
+        // Sends it now.
+        input.advance_to(at + 1);
+    }
+    at
+}
+
+impl Drop for Requests {
+    fn drop(&mut self) {
+        // The answers' sink holds a clone: the input closes here.
+        self.input.borrow_mut().take();
+    }
+}
+
+/// Builds, in `worker`, the small dataflow that carries the cut requests
+/// of worker 0 to every worker of every process, with timely's own
+/// communication: an input on worker 0 broadcast to every worker, which
+/// tells its process's `cuts` ([`Cuts::asked`]), or answers worker 0's
+/// question ([`Requests::ask`]) with the largest capability of its
+/// process's sources. Every worker must build it (at the same place among
+/// its dataflows, as timely requires); worker 0 gets the [`Requests`],
+/// the others `None`.
+///
+/// In one process the workers share `cuts`, and worker 0's request is
+/// seen at once; in another process it arrives a little later, and a
+/// source there that passes the epoch before makes that cut fail: ask
+/// again further ahead.
+///
+/// ```
+/// use cepheid_dataflow::{cut_requests, Cuts};
+/// let asked = timely::execute(timely::Config::process(2), |worker| {
+///     let cuts = Cuts::new();
+///     let mut requests = cut_requests(worker, &cuts);
+///     if let Some(requests) = &mut requests {
+///         requests.request(&cuts);
+///         requests.ask();
+///         while requests.chosen().is_none() {
+///             worker.step();
+///         }
+///     }
+///     drop(requests);
+///     while worker.has_dataflows() {
+///         worker.step();
+///     }
+///     cuts.requested()
+/// })
+/// .unwrap()
+/// .join();
+/// let asked: Vec<_> = asked.into_iter().map(Result::unwrap).collect();
+/// // No source has moved: both are just above the start.
+/// assert_eq!(asked, [Some(i64::MIN + 1), Some(i64::MIN + 1)]);
+/// ```
+pub fn cut_requests(worker: &mut timely::worker::Worker, cuts: &Arc<Cuts>) -> Option<Requests> {
+    let index = worker.index();
+    let peers = worker.peers();
+    let cuts = Arc::clone(cuts);
+    let input = Rc::new(RefCell::new(None));
+    let round = Rc::new(Cell::new(0));
+    let answers = Rc::new(RefCell::new(Answers {
+        round: 0,
+        phase: Phase::Idle,
+        count: 0,
+        chosen: None,
+    }));
+    let (sink_input, sink_round, sink_answers) =
+        (Rc::clone(&input), Rc::clone(&round), Rc::clone(&answers));
+    let handle = worker.dataflow::<u64, _, _>(move |scope| {
+        let (handle, requests) = scope.new_input::<Vec<Say>>();
+        requests
+            .broadcast()
+            .unary::<CapacityContainerBuilder<Vec<(u64, Timestamp)>>, _, _, _>(
+                Pipeline,
+                "CutRequests",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|cap, data| {
+                            let round = cap.least().copied().unwrap_or_default();
+                            let mut session = output.session(&cap);
+                            for say in data.flat_map(|batch| batch.drain(..)) {
+                                match say {
+                                    Say::Hold => session.give((round, cuts.hold())),
+                                    Say::Cut(f) => {
+                                        cuts.asked(f);
+                                        session.give((round, f));
+                                    }
+                                    Say::Release => cuts.release(),
+                                }
+                            }
+                        });
+                    }
+                },
+            )
+            .exchange(|_| 0)
+            .sink(Pipeline, "CutAnswers", move |(input, _)| {
+                let mut next = None;
+                input.for_each(|_, data| {
+                    let mut answers = sink_answers.borrow_mut();
+                    for (round, value) in data.drain(..) {
+                        if round != answers.round {
+                            continue;
+                        }
+                        answers.count += 1;
+                        if let Phase::Holding(max) = &mut answers.phase {
+                            *max = (*max).max(value);
+                        }
+                        if answers.count < peers {
+                            continue;
+                        }
+                        answers.count = 0;
+                        match answers.phase {
+                            Phase::Idle => {}
+                            Phase::Holding(f) => {
+                                answers.phase = Phase::Cutting(f);
+                                next = Some(Say::Cut(f));
+                            }
+                            Phase::Cutting(f) => {
+                                answers.phase = Phase::Idle;
+                                answers.chosen = Some(f);
+                                next = Some(Say::Release);
+                            }
+                        }
+                    }
+                });
+                if let Some(say) = next {
+                    let at = send(&sink_input, &sink_round, say);
+                    sink_answers.borrow_mut().round = at;
+                }
+            });
+        handle
+    });
+    if index != 0 {
+        // Only worker 0 asks: the others' inputs close now.
+        return None;
+    }
+    *input.borrow_mut() = Some(handle);
+    Some(Requests {
+        input,
+        round,
+        answers,
+    })
+}
+
+/// A source's state at a cut: where its input goes on, and its clock.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SourceState {
+    /// Where the input goes on ([`Positioned::position`]).
+    pub position: u64,
+    /// What the input could not read up to there ([`Positioned::unread`]).
+    pub unread: u64,
+    /// A live source: what its reader said of its place with the last
+    /// batch the source took whole ([`Place::place`], sent with
+    /// [`Feed::send_at`](crate::Feed::send_at)): a file's
+    /// identity and byte offset, say. Empty otherwise.
+    pub place: Vec<u8>,
+    /// Its clock and counts.
+    pub lateness: Lateness,
+    /// Had it ended (sent its [`SourceEnd`])? A live source stopped by
+    /// [`Feed::stop`](crate::Feed::stop) has not: it goes on
+    /// from its place when restored.
+    pub ended: bool,
+}
+
+/// Where a live input is after a batch, for cuts: given with the batch to
+/// [`Feed::send_at`](crate::Feed::send_at), and recorded in the
+/// [`SourceState`] of a [`live_source_cut`](crate::live_source_cut)
+/// when the source has taken that batch whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    /// A number that grows with the input, from which the reader can go on
+    /// (the lines read so far, say): [`SourceState::position`].
+    pub position: u64,
+    /// What the reader could not read so far: [`SourceState::unread`].
+    pub unread: u64,
+    /// Whatever else the reader needs to go on (which file, at which
+    /// byte), opaque to the library: [`SourceState::place`].
+    pub place: Vec<u8>,
+}
+
+/// An input that says where it is, for [`source_cut`](crate::source_cut):
+/// a number from which the caller can open the same input again at the
+/// same place (after the last item it gave).
+pub trait Positioned {
+    /// Where the input is now.
+    fn position(&self) -> u64;
+
+    /// Items the input could not read up to now (malformed lines, say),
+    /// kept with its place so that a resumed run counts them once; 0 by
+    /// default.
+    fn unread(&self) -> u64 {
+        0
+    }
+}
+
+/// One worker's part of the cuts: the process's [`Cuts`], what its
+/// sources recorded, the state it was restored from, and what saves its
+/// state. Clones share all this: give one to each
+/// [`source_cut`](crate::source_cut) and to
+/// [`cep_cut`](crate::cep_cut) of the worker.
+#[derive(Clone)]
+pub struct WorkerCut {
+    pub(crate) cuts: Arc<Cuts>,
+    inner: Rc<RefCell<Inner>>,
+}
+
+struct Inner {
+    /// Per source: its state at a cut (with the epoch), or at its end.
+    sources: BTreeMap<u32, Recorded>,
+    /// The sources' states at the restored cut.
+    restored_sources: Vec<(u32, SourceState)>,
+    /// The operator's state restored ([`Restored`], typed by the event).
+    restored: Option<Box<dyn Any>>,
+    save: Box<dyn FnMut(Timestamp, Vec<u8>)>,
+    /// The input frontier of the worker's CEP operator (every source's
+    /// capability is at or above it).
+    frontier: Timestamp,
+}
+
+#[derive(Default)]
+struct Recorded {
+    at: Option<(Timestamp, SourceState)>,
+    /// Its state at its end, and its capability then.
+    ended: Option<(Timestamp, SourceState)>,
+}
+
+/// A worker's operator state, restored.
+pub(crate) struct Restored<E: Event + 'static> {
+    pub epoch: Timestamp,
+    /// By group, then key group.
+    pub pieces: Vec<Piece<E>>,
+    pub stash: Vec<(u32, Stamped<E>)>,
+    pub ends: Vec<SourceEnd>,
+}
+
+/// One engine of a worker at a cut: group `group`'s keys whose key group is
+/// in `[from, to)`, as [`Engine::snapshot`](crate::Engine::snapshot) wrote
+/// them.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedPiece {
+    pub group: u32,
+    pub from: u64,
+    pub to: u64,
+    pub engine: Vec<u8>,
+}
+
+/// What a worker saves at a cut (postcard).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerState {
+    pub epoch: Timestamp,
+    pub sources: Vec<(u32, SourceState)>,
+    pub ends: Vec<SourceEnd>,
+    /// The engines' snapshots, by group then key group.
+    pub pieces: Vec<SavedPiece>,
+    /// Stashed events sent below the epoch, with their group, encoded.
+    pub stash: Vec<u8>,
+}
+
+impl WorkerCut {
+    /// A worker's part of `cuts`; `save` gets the worker's state at each
+    /// cut it takes (its epoch and bytes: store them where
+    /// [`restore`](WorkerCut::restore) can find them).
+    pub fn new(cuts: Arc<Cuts>, save: impl FnMut(Timestamp, Vec<u8>) + 'static) -> WorkerCut {
+        WorkerCut {
+            cuts,
+            inner: Rc::new(RefCell::new(Inner {
+                sources: BTreeMap::new(),
+                restored_sources: Vec::new(),
+                restored: None,
+                save: Box::new(save),
+                frontier: Timestamp::MIN,
+            })),
+        }
+    }
+
+    /// Goes on from a state saved at a cut, before the dataflow is built
+    /// with `plan` (the plan and worker count of the run that saved it);
+    /// returns its epoch. Fails with [`ErrorKind::Snapshot`] when the bytes
+    /// are not such a state or do not fit the plan (its engines'
+    /// [`Engine::restore`](crate::Engine::restore) fails).
+    pub fn restore<E>(&self, plan: &Plan<E>, bytes: &[u8]) -> Result<Timestamp, Error>
+    where
+        E: Event + DeserializeOwned + 'static,
+    {
+        let bad = |e: postcard::Error| {
+            Error::new(
+                ErrorKind::Snapshot,
+                format!("not a worker's state at a cut: {e}"),
+            )
+        };
+        let state: WorkerState = postcard::from_bytes(bytes).map_err(bad)?;
+        let members = groups(plan);
+        let mut pieces = Vec::with_capacity(state.pieces.len());
+        for saved in &state.pieces {
+            let mut piece = fresh(plan, &members, saved.group, (saved.from, saved.to))?;
+            piece.engine.0.restore(&saved.engine[..])?;
+            pieces.push(piece);
+        }
+        check_pieces(&pieces, members.len())?;
+        let stash: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&state.stash).map_err(bad)?;
+        if stash
+            .iter()
+            .any(|(group, _)| *group as usize >= members.len())
+        {
+            return Err(Error::new(
+                ErrorKind::Snapshot,
+                "the worker's state names a group of patterns the plan does not have",
+            ));
+        }
+        Ok(self.install(state.epoch, state.sources, pieces, stash, state.ends))
+    }
+
+    /// Goes on, as worker `index` of `workers`, from the states every
+    /// worker of a run on *another* number of workers saved at one cut
+    /// (`states`, all of them, in worker order), before the dataflow is
+    /// built with `plan`; returns the cut's epoch. Fails as
+    /// [`restore`](WorkerCut::restore) does, and when the states are not of
+    /// one cut.
+    ///
+    /// - **Keys** go to the worker of their key group (see
+    ///   [`key_hash`](crate::key_hash)): each old engine whose
+    ///   range of key groups meets this worker's is restored, and keeps the
+    ///   keys of the common range (one engine per such range; their
+    ///   counts are kept by the worker whose range holds the old range's
+    ///   start, so that they add up once).
+    /// - **Events in flight** (stashed, sent below the epoch) go to the
+    ///   worker of their key, as the run's routing sends them.
+    /// - **Sources**: each old source that had not ended is *retired*: its
+    ///   clock's end ([`Lateness::end`]: the largest time it read, its
+    ///   watermark, punctuation, counts) joins the ends received, as if it
+    ///   had ended at the cut. A source of this worker goes on with a clock
+    ///   of the same settings whose watermark starts at the least
+    ///   watermark of the retired sources of its number (none when they had
+    ///   all ended), no time seen and zero counts; its place is the
+    ///   caller's to compute from every old source's
+    ///   ([`saved_sources`](WorkerCut::saved_sources)). What the old
+    ///   sources of a number could not read (`unread`) goes to worker 0.
+    pub fn rescale<E>(
+        &self,
+        plan: &Plan<E>,
+        states: &[&[u8]],
+        index: usize,
+        workers: usize,
+    ) -> Result<Timestamp, Error>
+    where
+        E: Event + Clone + DeserializeOwned + 'static,
+    {
+        let bad = |e: postcard::Error| {
+            Error::new(
+                ErrorKind::Snapshot,
+                format!("not a worker's state at a cut: {e}"),
+            )
+        };
+        let olds: Vec<WorkerState> = states
+            .iter()
+            .map(|bytes| postcard::from_bytes(bytes).map_err(bad))
+            .collect::<Result<_, _>>()?;
+        let Some(first) = olds.first() else {
+            return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
+        };
+        let epoch = first.epoch;
+        if olds.iter().any(|old| old.epoch != epoch) {
+            return Err(Error::new(
+                ErrorKind::Snapshot,
+                "the workers' states are of different cuts",
+            ));
+        }
+        let members = groups(plan);
+        let (index32, workers32) = (
+            u32::try_from(index).unwrap_or(u32::MAX),
+            u32::try_from(workers).unwrap_or(u32::MAX),
+        );
+        let (from, to) = worker_groups(index32, workers32);
+        // The engines: the old ranges that meet this worker's.
+        let mut pieces = Vec::new();
+        for saved in olds.iter().flat_map(|old| &old.pieces) {
+            let (lo, hi) = (saved.from.max(from), saved.to.min(to));
+            if lo >= hi {
+                continue;
+            }
+            let mut piece = fresh(plan, &members, saved.group, (lo, hi))?;
+            piece.engine.0.restore(&saved.engine[..])?;
+            let keeps_counts = from <= saved.from && saved.from < to;
+            piece.engine.0.retain_keys(
+                |key| (lo..hi).contains(&u64::from(key_group(key))),
+                keeps_counts,
+            );
+            pieces.push(piece);
+        }
+        pieces.sort_by_key(|p| (p.group, p.from));
+        for group in 0..members.len() as u32 {
+            if !pieces.iter().any(|p| p.group == group) {
+                // (cannot happen: the old ranges cover every key group)
+                pieces.push(fresh(plan, &members, group, (from, to))?);
+            }
+        }
+        pieces.sort_by_key(|p| (p.group, p.from));
+        check_pieces(&pieces, members.len())?;
+        // The events in flight whose key is now this worker's.
+        let mut router = Router::new(plan, &members, index, workers);
+        let mut stash = Vec::new();
+        for old in &olds {
+            let events: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&old.stash).map_err(bad)?;
+            for (group, stamped) in events {
+                if group as usize >= members.len() {
+                    return Err(Error::new(
+                        ErrorKind::Snapshot,
+                        "the worker's state names a group of patterns the plan does not have",
+                    ));
+                }
+                let (worker, _) = router.worker(group as usize, &stamped.event, stamped.offset);
+                if worker == index32 {
+                    stash.push((group, stamped));
+                }
+            }
+        }
+        // The sources: the ended ones' ends were received by every old
+        // worker; the others retire.
+        let mut ends = first.ends.clone();
+        let mut sources: BTreeMap<u32, SourceState> = BTreeMap::new();
+        for (number, state) in olds.iter().flat_map(|old| &old.sources) {
+            let next = sources.entry(*number).or_insert_with(|| SourceState {
+                position: 0,
+                unread: 0,
+                place: Vec::new(),
+                lateness: state.lateness.successor(None),
+                ended: true,
+            });
+            if index == 0 {
+                next.unread += state.unread;
+            }
+            if state.ended {
+                continue;
+            }
+            ends.push(state.lateness.end());
+            // The least watermark of the retired ones.
+            let floor = state.lateness.watermark();
+            let least = match (next.ended, floor, next.lateness.watermark()) {
+                (true, floor, _) => floor,
+                (false, Some(a), Some(b)) => Some(a.min(b)),
+                (false, _, _) => None,
+            };
+            next.lateness = state.lateness.successor(least);
+            next.ended = false;
+        }
+        // (A source whose old ones had all ended stays ended: they read
+        // the whole input.)
+        Ok(self.install(epoch, sources.into_iter().collect(), pieces, stash, ends))
+    }
+
+    /// The sources' states in a worker's state saved at a cut (what
+    /// [`rescale`](WorkerCut::rescale) leaves to the caller: the old
+    /// sources' places).
+    pub fn saved_sources(bytes: &[u8]) -> Result<Vec<(u32, SourceState)>, Error> {
+        let state: WorkerState = postcard::from_bytes(bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::Snapshot,
+                format!("not a worker's state at a cut: {e}"),
+            )
+        })?;
+        Ok(state.sources)
+    }
+
+    /// Makes the restored state this worker's.
+    fn install<E: Event + 'static>(
+        &self,
+        epoch: Timestamp,
+        sources: Vec<(u32, SourceState)>,
+        pieces: Vec<Piece<E>>,
+        stash: Vec<(u32, Stamped<E>)>,
+        ends: Vec<SourceEnd>,
+    ) -> Timestamp {
+        self.cuts.saw(epoch);
+        for (_, source) in &sources {
+            // Where it goes on (a cut chosen with every process is above).
+            self.cuts.saw(source.lateness.frontier());
+        }
+        let mut inner = self.inner.borrow_mut();
+        inner.restored_sources = sources;
+        inner.restored = Some(Box::new(Restored {
+            epoch,
+            pieces,
+            stash,
+            ends,
+        }));
+        epoch
+    }
+
+    /// The state source `source` had at the restored cut, if any: open its
+    /// input at [`SourceState::position`].
+    pub fn source_state(&self, source: u32) -> Option<SourceState> {
+        let inner = self.inner.borrow();
+        inner
+            .restored_sources
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map(|(_, state)| state.clone())
+    }
+
+    /// The restored state, for the operator (taken once).
+    pub(crate) fn take_restored<E: Event + 'static>(&self) -> Option<Restored<E>> {
+        let restored = self.inner.borrow_mut().restored.take()?;
+        restored.downcast::<Restored<E>>().ok().map(|r| *r)
+    }
+
+    /// The cut at `f` cannot be whole.
+    pub(crate) fn fail(&self, f: Timestamp) {
+        self.cuts.failed.store(f, Ordering::SeqCst);
+    }
+
+    /// Source `source`'s capability moves from `old` to `new` (`None`: it
+    /// ends); `state` is its state now. Returns where the capability may
+    /// go (`new`, or less while worker 0 chooses a cut: see
+    /// [`Requests::ask`]).
+    pub(crate) fn passing(
+        &self,
+        source: u32,
+        old: Timestamp,
+        new: Option<Timestamp>,
+        state: impl FnOnce() -> SourceState,
+    ) -> Option<Timestamp> {
+        // First where a hold lets it go, then the request: a request that
+        // lets it past a hold was stored before the hold was lifted.
+        let new = new.map(|t| self.cuts.pass(old, t));
+        let mut inner = self.inner.borrow_mut();
+        let recorded = inner.sources.entry(source).or_default();
+        let f = self.cuts.requested();
+        match new {
+            None => {
+                let state = state();
+                if let Some(f) = f.filter(|&f| old < f) {
+                    recorded.at = Some((f, state.clone()));
+                }
+                recorded.ended = Some((old, state));
+            }
+            Some(t) => {
+                if let Some(f) = f.filter(|&f| old < f && f <= t) {
+                    recorded.at = Some((f, state()));
+                }
+            }
+        }
+        new
+    }
+
+    /// The input frontier of the worker's CEP operator (`Timestamp::MAX`
+    /// once empty; `Timestamp::MIN` before it was first seen).
+    pub(crate) fn frontier(&self) -> Timestamp {
+        self.inner.borrow().frontier
+    }
+
+    /// The input frontier of the worker's CEP operator is at `at` (`None`:
+    /// empty).
+    pub(crate) fn frontier_is(&self, at: Option<Timestamp>) {
+        self.inner.borrow_mut().frontier = at.unwrap_or(Timestamp::MAX);
+    }
+
+    /// The worker's sources' states at `f`, or `None` when one passed `f`
+    /// without recording it (the cut failed: said in [`Cuts`]).
+    pub(crate) fn sources_at(&self, f: Timestamp) -> Option<Vec<(u32, SourceState)>> {
+        let inner = self.inner.borrow();
+        let mut states = Vec::new();
+        for (&source, recorded) in &inner.sources {
+            match (&recorded.at, &recorded.ended) {
+                (Some((at, state)), _) if *at == f => states.push((source, state.clone())),
+                (_, Some((old, ended))) if *old < f => states.push((source, ended.clone())),
+                _ => {
+                    self.fail(f);
+                    return None;
+                }
+            }
+        }
+        Some(states)
+    }
+
+    /// Saves the worker's state at `f`.
+    pub(crate) fn save(&self, f: Timestamp, bytes: Vec<u8>) {
+        (self.inner.borrow_mut().save)(f, bytes);
+    }
+}
+
+/// A fresh engine of `plan` for group `group`, over key groups `range`.
+fn fresh<E: Event + 'static>(
+    plan: &Plan<E>,
+    members: &[Vec<usize>],
+    group: u32,
+    range: (u64, u64),
+) -> Result<Piece<E>, Error> {
+    let Some(patterns) = members.get(group as usize) else {
+        return Err(Error::new(
+            ErrorKind::Snapshot,
+            "the worker's state was saved with other patterns",
+        ));
+    };
+    let engine = plan
+        .engines(std::slice::from_ref(patterns))?
+        .pop()
+        .expect("one group, one engine");
+    Ok(Piece {
+        group,
+        from: range.0,
+        to: range.1,
+        engine,
+    })
+}
+
+/// Checks a worker's engines: by group then key group, at least one per
+/// group, ranges apart.
+fn check_pieces<E: Event + 'static>(pieces: &[Piece<E>], groups: usize) -> Result<(), Error> {
+    let bad = || {
+        Error::new(
+            ErrorKind::Snapshot,
+            "the worker's state was saved with other patterns",
+        )
+    };
+    for group in 0..groups as u32 {
+        let mine: Vec<&Piece<E>> = pieces.iter().filter(|p| p.group == group).collect();
+        if mine.is_empty() || mine.windows(2).any(|w| w[0].to > w[1].from) {
+            return Err(bad());
+        }
+    }
+    if pieces.iter().any(|p| p.group as usize >= groups)
+        || pieces
+            .windows(2)
+            .any(|w| (w[0].group, w[0].from) > (w[1].group, w[1].from))
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// The stash's events, encoded (`E` is the operator's event type).
+pub(crate) fn encode_stash<E: Serialize>(events: &[(u32, &Stamped<E>)]) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(events).map_err(|e| {
+        Error::new(
+            ErrorKind::Snapshot,
+            format!("cannot serialize the stash: {e}"),
+        )
+    })
+}
+
+/// Encodes a worker's state.
+pub(crate) fn encode(state: &WorkerState) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(state).map_err(|e| {
+        Error::new(
+            ErrorKind::Snapshot,
+            format!("cannot serialize a worker's state: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Output;
+    use crate::route::group_worker;
+    use crate::value::Value;
+    use cepheid_engine::io::{Decoder, Format, Item};
+    use cepheid_engine::{Record, Rules};
+
+    fn plan() -> Plan<Record> {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
+        )
+        .unwrap();
+        let mut plan = Plan::new();
+        plan.add(&rules).unwrap();
+        plan
+    }
+
+    fn event(plan: &Plan<Record>, ts: i64, user: &str, n: i64) -> Record {
+        let mut decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+        let line = format!(r#"{{"ts":{ts},"user":"{user}","n":{n}}}"#);
+        match decoder.decode(line.as_bytes()).unwrap() {
+            Item::Event(_, event) => event,
+            _ => panic!("not an event"),
+        }
+    }
+
+    fn users() -> Vec<String> {
+        (0..40).map(|i| format!("u{i}")).collect()
+    }
+
+    fn kg(user: &str) -> u32 {
+        key_group(&[Value::from(user)])
+    }
+
+    /// Old worker `index` of `workers` at a cut at 10: an `a` of each of
+    /// its users pushed (a partial match each), its source `source`.
+    fn old(plan: &Plan<Record>, index: u32, workers: u32, source: SourceState) -> Vec<u8> {
+        let members = groups(plan);
+        let (from, to) = worker_groups(index, workers);
+        let mut piece = fresh(plan, &members, 0, (from, to)).unwrap();
+        let mut out: Vec<Output<Record>> = Vec::new();
+        for user in users() {
+            if group_worker(kg(&user), workers as usize) == index as usize {
+                let a = event(plan, 1, &user, 1);
+                piece.engine.0.push(1, a, &mut out);
+            }
+        }
+        piece.engine.0.watermark(9, &mut out);
+        let mut bytes = Vec::new();
+        piece.engine.0.snapshot(&mut bytes).unwrap();
+        encode(&WorkerState {
+            epoch: 10,
+            sources: vec![(0, source)],
+            ends: Vec::new(),
+            pieces: vec![SavedPiece {
+                group: 0,
+                from,
+                to,
+                engine: bytes,
+            }],
+            stash: encode_stash::<Record>(&[]).unwrap(),
+        })
+        .unwrap()
+    }
+
+    /// A source (delay 49 ms) that read one event at `max_seen`.
+    fn source(max_seen: i64, ended: bool, unread: u64) -> SourceState {
+        let mut lateness = Lateness::new(49);
+        assert!(lateness.admit(max_seen));
+        SourceState {
+            position: 0,
+            unread,
+            place: Vec::new(),
+            lateness,
+            ended,
+        }
+    }
+
+    #[test]
+    fn a_rescaled_worker_takes_its_keys_once_and_retires_the_old_sources() {
+        let plan = plan();
+        let states = [
+            old(&plan, 0, 2, source(100, false, 2)),
+            old(&plan, 1, 2, source(120, false, 3)),
+        ];
+        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let (mut keys, mut events, mut matches) = (0, 0, 0);
+        for index in 0..3 {
+            let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+            assert_eq!(cut.rescale(&plan, &states, index, 3).unwrap(), 10);
+            let state = cut.source_state(0).unwrap();
+            // The least watermark of the retired sources (100 - 49 - 1),
+            // nothing seen, nothing counted; what they could not read
+            // goes to worker 0.
+            assert_eq!(state.lateness.watermark(), Some(50));
+            assert_eq!(state.lateness.end().max_seen, None);
+            assert_eq!(state.lateness.end().events, 0);
+            assert!(!state.ended);
+            assert_eq!(state.unread, if index == 0 { 5 } else { 0 });
+            let mut restored = cut.take_restored::<Record>().unwrap();
+            // The retired sources' ends: their largest times and counts.
+            let ends: Vec<_> = (restored.ends.iter())
+                .map(|e| (e.max_seen, e.watermark, e.events))
+                .collect();
+            assert_eq!(ends, [(Some(100), Some(50), 1), (Some(120), Some(70), 1)]);
+            let mut out: Vec<Output<Record>> = Vec::new();
+            for piece in &mut restored.pieces {
+                keys += piece.engine.0.live_keys();
+                events += piece.engine.0.stats().events;
+                // Each user's `b`, to the engine whose range holds its key.
+                for user in users() {
+                    if (piece.from..piece.to).contains(&u64::from(kg(&user))) {
+                        let b = event(&plan, 20, &user, 2);
+                        piece.engine.0.push(20, b, &mut out);
+                    }
+                }
+                piece.engine.0.watermark(30, &mut out);
+            }
+            matches += out.len();
+        }
+        // Every key once, every count once, every partial match completes.
+        assert_eq!((keys, events, matches), (40, 40, 40));
+    }
+
+    #[test]
+    fn sources_that_had_all_ended_stay_ended_with_no_end_of_their_own() {
+        let plan = plan();
+        let states = [
+            old(&plan, 0, 2, source(100, true, 0)),
+            old(&plan, 1, 2, source(120, true, 0)),
+        ];
+        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        cut.rescale(&plan, &states, 1, 3).unwrap();
+        assert!(cut.source_state(0).unwrap().ended);
+        // (their ends were received before the cut: the old ends, here none)
+        assert!(cut.take_restored::<Record>().unwrap().ends.is_empty());
+        // States of different cuts are refused.
+        let mut other = old(&plan, 0, 2, source(100, true, 0));
+        let mut state: WorkerState = postcard::from_bytes(&other).unwrap();
+        state.epoch = 11;
+        other = encode(&state).unwrap();
+        let mixed = [states[0], &other[..]];
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        assert!(cut.rescale(&plan, &mixed, 0, 3).is_err());
+    }
+}

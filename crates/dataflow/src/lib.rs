@@ -1,0 +1,350 @@
+//! The engine on [timely dataflow](https://docs.rs/timely): the same patterns over many worker threads and processes,
+//! with timely's own exchange and progress tracking.
+//!
+//! - **[`source`]**: one per worker, over that worker's part of the input
+//!   (its chunks of a file, see [`FileChunks`], another file, standard
+//!   input on worker 0...). It decides which events are late with its own
+//!   bounded-out-of-orderness watermark and `$watermark` punctuation
+//!   ([`Lateness`], the rule of [`Engine`]), sends the others
+//!   as [`Stamped`] events, late ones to a stream of their own, and holds
+//!   its capability at its watermark + 1: no event is ever sent behind the
+//!   frontier. At most [`Lateness::max_waiting`] of its events wait above
+//!   its watermark (the engine's rule of forced watermarks, at the source).
+//! - **[`live_source`]**: the same over live input that another thread
+//!   sends it through a [`Feed`] (standard input, a followed file): the
+//!   worker never waits on the input, and with an idle timeout a quiet
+//!   source's watermark follows the clock
+//!   ([`Idle`](crate::engine::Idle)'s rule), so it does not hold the
+//!   frontier back.
+//! - **[`cep`]**: routes each event by a stable hash of its `partition by`
+//!   key ([`key_hash`]: XXH3 with a fixed seed over the key normalized as
+//!   the engine does, so every process agrees) to the worker that owns the
+//!   key, one copy per group of patterns partitioned alike (patterns
+//!   without `partition by` run on worker 0). Each worker keeps one
+//!   [`Engine`] per group. The input frontier is the
+//!   watermark: when it passes `f`, the events below `f` are sorted by
+//!   (time, source, offset), pushed, and the engines' watermark moves to
+//!   `f - 1`, firing what is due. Matches, timeouts and partial matches
+//!   dropped by the per-key limit go to a [`Collect`] sink per worker,
+//!   whose items are the operator's output stream.
+//! - **Cuts** ([`Cuts`], [`WorkerCut`], [`source_cut`], [`cep_cut`],
+//!   [`cut_requests`]): every worker's state at a common frontier `f`, to
+//!   resume a run on the same or another number of workers and processes
+//!   ([`WorkerCut::rescale`]: keys by key group): each source's place
+//!   and clock when its capability reaches `f`, each worker's engines,
+//!   source ends and stashed events sent below `f`, once its input
+//!   frontier passes `f`; the requests of worker 0 reach every worker of
+//!   every process through a small dataflow of their own.
+//!
+//! Timely timestamps are event times in milliseconds (`i64`), and an event
+//! travels at its source's watermark + 1 when it was sent (never above its
+//! own time, which it keeps): one timestamp per batch of input rather than
+//! one per millisecond, so progress tracking costs little.
+//!
+//! **What equals the single engine.** Per key, a worker's engine sees the
+//! same events in the same order (time, then input order: (source,
+//! offset) grows in input order; the chunks of one file, read by several
+//! sources, share one source number, and their offsets are chunk number
+//! then line, [`FileChunk::offset`]) and the same
+//! deadlines as one [`Engine`] over the whole input, and at
+//! the end the same final watermark (the sources tell it in their
+//! [`SourceEnd`]). So any number of workers gives the same multiset of
+//! matches and timeouts. Which events are late is decided by each source
+//! over its own part: with disorder within `max_delay` there are none
+//! beyond those of the punctuation, and the outputs are identical; an
+//! event further behind than the delay is late when its own source has
+//! seen a later time, which with the input split in parts can differ from
+//! one reader's decision (`docs/semantics.md` has no rule for several
+//! readers; this is ours).
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use cepheid_dataflow::{cep, source, Lateness, Plan, SourceItem};
+//! use cepheid_engine::io::{Decoder, Format, Item, Items};
+//! use cepheid_engine::{Output, Record, Rules};
+//! use timely::dataflow::operators::Inspect;
+//!
+//! let rules = Rules::parse("r.cep", r#"pattern two {
+//!     partition by user
+//!     match a followed by b where a: n == 1  b: n == 2 }"#)?;
+//! let mut plan = Plan::<Record>::new();
+//! plan.add(&rules)?;
+//! let plan = Arc::new(plan);
+//! let input = "{\"ts\":1,\"user\":\"u\",\"n\":1}\n{\"ts\":2,\"user\":\"u\",\"n\":2}\n";
+//! let found = Arc::new(Mutex::new(Vec::new()));
+//! let seen = Arc::clone(&found);
+//! // Two worker threads; worker 0 reads the input, the key decides where
+//! // its events go.
+//! timely::execute(timely::Config::process(2), move |worker| {
+//!     let index = worker.index();
+//!     let (plan, seen) = (Arc::clone(&plan), Arc::clone(&seen));
+//!     worker.dataflow::<i64, _, _>(move |scope| {
+//!         let text = if index == 0 { input } else { "" };
+//!         let decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+//!         let items = Items::new("in.jsonl", text.as_bytes(), decoder).filter_map(|(line, item)| {
+//!             match item.ok()? {
+//!                 Item::Event(ts, event) => Some(SourceItem::Event { ts, offset: line, event }),
+//!                 Item::Watermark(t) => Some(SourceItem::Watermark(t)),
+//!                 Item::Skip => None,
+//!             }
+//!         });
+//!         let (events, _late) = source(scope, index as u32, items, Lateness::new(0));
+//!         cep(&plan, events, |_worker| Vec::<Output<Record>>::new())
+//!             .inspect(move |o| seen.lock().unwrap().push(o.as_match().unwrap().pattern.clone()));
+//!     });
+//! })
+//! .unwrap()
+//! .join();
+//! assert_eq!(*found.lock().unwrap(), ["two"]);
+//! # Ok::<(), cepheid_engine::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+// The layers below, under the names the modules use for them.
+#[allow(unused_imports)]
+use cepheid_core::Record;
+use cepheid_core::{error, event, pattern, primitives, record, value};
+use cepheid_engine::engine;
+
+use std::any::Any;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, PatternSet, Stats};
+use crate::error::Error;
+use crate::event::Event;
+use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
+use crate::record::FieldTable;
+
+mod cut;
+mod operator;
+mod route;
+mod source;
+
+pub use cut::{cut_requests, Cuts, Place, Positioned, Requests, SourceState, WorkerCut};
+pub use operator::{cep, cep_cut, Collect};
+pub use route::{group_worker, key_group, key_hash};
+pub use source::{
+    live_source, live_source_cut, source, source_cut, Events, Feed, FileChunk, FileChunks,
+    LateEvents, Lateness, SourceItem, FEED_AHEAD,
+};
+
+/// An event on its way to the engines: its time, which source read it and
+/// where (the order of equal times), and the event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stamped<E> {
+    /// Event time, milliseconds.
+    pub ts: Timestamp,
+    /// The input's number (the sources reading chunks of one file give
+    /// them one number; inputs read one after the other, in that order).
+    pub source: u32,
+    /// Where in its input (a line number, [`FileChunk::offset`]): grows in
+    /// input order.
+    pub offset: u64,
+    /// The event.
+    pub event: E,
+}
+
+/// What a [`source`] sends to [`cep`]: events, then, once, how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Input<E> {
+    /// An event that is not late.
+    Event(Stamped<E>),
+    /// The source's input ended (every worker gets a copy).
+    End(SourceEnd),
+}
+
+/// How a source ended: what the final watermark of the engines is made of,
+/// and its counts.
+///
+/// The final watermark is the one a single engine reaching the end of the
+/// whole input would have: when a source was stopped, the least source
+/// watermark (event time stays where the sources got together, as in a
+/// run stopped by a signal); with `flush`, `Timestamp::MAX` (every window
+/// closes); when some source saw `$watermark` punctuation, the largest
+/// source watermark (events after it stay unprocessed); otherwise the
+/// largest event time seen (as [`Engine::finish`](crate::Engine::finish)),
+/// or the largest source watermark when that is larger (moved by an idle
+/// timeout or the limit on waiting events). The engines may not have seen
+/// the sources' last frontiers before the end (the frontier can jump to
+/// the end at once): the final watermark covers them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceEnd {
+    /// The largest event time the source read (late events included).
+    pub max_seen: Option<Timestamp>,
+    /// The source's watermark at the end.
+    pub watermark: Option<Timestamp>,
+    /// Did the source read `$watermark` punctuation?
+    pub punctuated: bool,
+    /// Should time run to infinity at the end (`--flush-at-end`)?
+    pub flush: bool,
+    /// Did the input stop without ending ([`Feed::stop`], a signal)? Then
+    /// event time stays where the sources got.
+    pub stopped: bool,
+    /// Events read (late ones included).
+    pub events: u64,
+    /// Late events.
+    pub late: u64,
+    /// Times the watermark was forced up over [`Lateness::max_waiting`].
+    pub forced: u64,
+}
+
+impl SourceEnd {
+    /// The final watermark of the engines after these sources ended, `None`
+    /// when there is none (no event, no watermark).
+    pub fn final_watermark(ends: &[SourceEnd]) -> Option<Timestamp> {
+        let largest_watermark = ends.iter().filter_map(|e| e.watermark).max();
+        if ends.iter().any(|e| e.stopped) {
+            return ends.iter().filter_map(|e| e.watermark).min();
+        }
+        if ends.iter().any(|e| e.flush) {
+            return Some(Timestamp::MAX);
+        }
+        if ends.iter().any(|e| e.punctuated) {
+            largest_watermark
+        } else {
+            let largest_seen = ends.iter().filter_map(|e| e.max_seen).max();
+            largest_seen.max(largest_watermark)
+        }
+    }
+}
+
+/// The patterns every worker runs, checked once: [`cep`] builds each
+/// worker's engines from it. `Send + Sync`, so one plan serves all the
+/// workers of a process (give each process the same patterns in the same
+/// order: for [`Record`](crate::Record)s that is what makes their field
+/// numbering agree).
+pub struct Plan<E: Event + 'static> {
+    patterns: Vec<Pattern>,
+    fields: E::Fields,
+    run_limit: usize,
+    live_limit: usize,
+}
+
+impl<E: Event + 'static> Default for Plan<E> {
+    fn default() -> Self {
+        Plan::new()
+    }
+}
+
+impl<E: Event + 'static> Plan<E> {
+    /// A plan without patterns.
+    pub fn new() -> Plan<E> {
+        Plan {
+            patterns: Vec::new(),
+            fields: E::Fields::default(),
+            run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
+            live_limit: Engine::<E>::DEFAULT_MAX_LIVE_RUNS,
+        }
+    }
+
+    /// Adds patterns: all of them, or none when one fails, compiled and
+    /// checked as [`Engine::add`] does (names are unique in a plan).
+    pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
+        let mut engine = Engine::<E>::new();
+        align_fields::<E>(engine.fields(), &self.fields);
+        for pattern in &self.patterns {
+            engine.add(pattern)?;
+        }
+        engine.add(patterns)?;
+        self.patterns = engine.patterns().cloned().collect();
+        self.fields = engine.fields().clone();
+        Ok(())
+    }
+
+    /// The same plan with at most `limit` partial matches per pattern and
+    /// key, as [`Engine::max_runs_per_key`].
+    pub fn max_runs_per_key(mut self, limit: usize) -> Plan<E> {
+        self.run_limit = limit;
+        self
+    }
+
+    /// The same plan with at most `limit` partial matches in each of a
+    /// worker's engines (one per group of patterns partitioned alike), as
+    /// [`Engine::max_live_runs`]: the bound is per engine, not over the
+    /// workers.
+    pub fn max_live_runs(mut self, limit: usize) -> Plan<E> {
+        self.live_limit = limit;
+        self
+    }
+
+    /// The field numbering of the plan's patterns: for `Record`s, the table
+    /// every decoder of every worker of the process is made from.
+    pub fn fields(&self) -> &E::Fields {
+        &self.fields
+    }
+
+    /// The patterns, in the order given.
+    pub fn patterns(&self) -> &[Pattern] {
+        &self.patterns
+    }
+
+    /// The engines of one worker, one per group of patterns partitioned
+    /// alike (in [`route::groups`] order), and each group's patterns' plan
+    /// numbers.
+    fn engines(&self, groups: &[Vec<usize>]) -> Result<Vec<GroupEngine<E>>, Error> {
+        groups
+            .iter()
+            .map(|members| {
+                // No engine decides lateness: events come sorted, up to the
+                // frontier, and the watermark is set from it.
+                // Nor forces a watermark: a released batch may hold many
+                // events of one time, all final.
+                let mut engine = Engine::<E>::with_max_delay(Duration::MAX)
+                    .max_runs_per_key(self.run_limit)
+                    .max_live_runs(self.live_limit)
+                    .max_waiting_events(usize::MAX);
+                align_fields::<E>(engine.fields(), &self.fields);
+                for &index in members {
+                    engine.add(&self.patterns[index])?;
+                }
+                Ok((engine, members.clone()))
+            })
+            .collect()
+    }
+}
+
+/// One worker's engine of a group of patterns, with the plan numbers of
+/// its patterns.
+type GroupEngine<E> = (Engine<E>, Vec<usize>);
+
+/// One of a worker's engines: group `group`'s engine for the keys whose
+/// key group is in `[from, to)`. A worker has one per group over its range
+/// of key groups; one that resumed a checkpoint of another number of
+/// workers has one per range of an old worker's it took keys from.
+pub(crate) struct Piece<E: Event + 'static> {
+    pub group: u32,
+    pub from: u64,
+    pub to: u64,
+    pub engine: GroupEngine<E>,
+}
+
+/// Gives a `Record` engine's field table the plan's numbering (the same
+/// paths interned in the same order), so that records decoded with the
+/// plan's table read right in every engine. Typed events number their
+/// fields by their type.
+fn align_fields<E: Event + 'static>(engine: &E::Fields, plan: &E::Fields) {
+    let engine = (engine as &dyn Any).downcast_ref::<FieldTable>();
+    let plan = (plan as &dyn Any).downcast_ref::<FieldTable>();
+    if let (Some(engine), Some(plan)) = (engine, plan) {
+        for path in plan.paths() {
+            engine.intern(&path);
+        }
+    }
+}
+
+/// Adds `b`'s counts to `a`'s.
+fn add_stats(a: &mut Stats, b: &Stats) {
+    a.events += b.events;
+    a.late += b.late;
+    a.matches += b.matches;
+    a.timeouts += b.timeouts;
+    a.unkeyed += b.unkeyed;
+    a.unusable_keys += b.unusable_keys;
+    a.dropped_runs += b.dropped_runs;
+    a.forced_watermarks += b.forced_watermarks;
+}

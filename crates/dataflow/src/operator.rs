@@ -1,0 +1,619 @@
+//! The CEP operator: events exchanged by key, released when the frontier
+//! passes them, in a deterministic order, into one engine per group.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+use timely::ExchangeData;
+
+use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
+use crate::engine::{MatchRef, Output, Sink, Stats};
+use crate::event::Event;
+use crate::primitives::Timestamp;
+use crate::route::{groups, worker_groups, Routed, Router};
+use crate::{add_stats, Events, Input, Piece, Plan, SourceEnd, Stamped};
+
+/// A worker's sink of [`cep`]: it sees every match, timeout and dropped
+/// partial match of the worker's engines (as a [`Sink`], with
+/// [`MatchRef::pattern_index`] the plan's number of the pattern), and
+/// hands what it made of them to the operator's output stream.
+///
+/// `Vec<Output<E>>` is one: the stream is then of owned [`Output`]s.
+pub trait Collect<E>: Sink<E> {
+    /// What the output stream carries.
+    type Item: Clone + 'static;
+
+    /// Moves what was made since the last call to `out` (called after each
+    /// batch of work).
+    fn drain(&mut self, out: &mut Vec<Self::Item>);
+
+    /// The input ended: `stats` counts what this worker's engines did
+    /// (`events` counts each event once per group of patterns it was sent
+    /// to) and, on worker 0 only, the sources' events read and late events,
+    /// so that the sum over all workers is the run's. Nothing by default.
+    fn finish(&mut self, stats: &Stats, waiting: usize) {
+        let _ = (stats, waiting);
+    }
+}
+
+impl<E: Clone + 'static> Collect<E> for Vec<Output<E>> {
+    type Item = Output<E>;
+
+    fn drain(&mut self, out: &mut Vec<Output<E>>) {
+        out.append(self);
+    }
+}
+
+/// Runs `plan` over the events of `input` (made by
+/// [`source`](crate::source)s, one per worker or fewer): routes
+/// each by key to its worker, runs the worker's engines as the frontier
+/// passes, and returns the stream of what each worker's sink (made by
+/// `make_sink` with the worker's index) collected. The stream's timestamps
+/// are the frontier when the outputs were made.
+pub fn cep<'scope, E, S, F>(
+    plan: &Plan<E>,
+    input: Events<'scope, E>,
+    make_sink: F,
+) -> Stream<'scope, Timestamp, Vec<S::Item>>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+    F: FnOnce(usize) -> S,
+{
+    build(plan, input, make_sink, None)
+}
+
+/// [`cep`] taking part in the cuts of `cut` (see
+/// [`Cuts`](crate::Cuts)): when its input frontier passes a
+/// requested epoch `f`, it releases the events below `f`, moves its
+/// engines to `f - 1`, and hands `cut`'s save function the worker's state
+/// (its sources' states, its engines' snapshots, the source ends received,
+/// the stashed events sent below `f`). When `cut` was restored
+/// ([`WorkerCut::restore`]), the worker goes on from that state.
+///
+/// When the input ends because a live source was stopped
+/// ([`Feed::stop`](crate::Feed::stop), a signal), the worker
+/// takes a last cut, at `e` = the largest source watermark + 2 (above
+/// every cut before it), after its engines reached the final watermark: its state
+/// then, with every event still stashed, the ends of the sources that
+/// ended (not the stopped one, which goes on from its place when
+/// restored). It is saved before the operator's capability is dropped,
+/// and [`Cuts::last_cut`](crate::Cuts::last_cut) says its
+/// epoch: once a downstream frontier is empty, every worker's state at
+/// `e` was saved.
+pub fn cep_cut<'scope, E, S, F>(
+    plan: &Plan<E>,
+    input: Events<'scope, E>,
+    make_sink: F,
+    cut: &WorkerCut,
+) -> Stream<'scope, Timestamp, Vec<S::Item>>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+    F: FnOnce(usize) -> S,
+{
+    build(plan, input, make_sink, Some(cut.clone()))
+}
+
+fn build<'scope, E, S, F>(
+    plan: &Plan<E>,
+    input: Events<'scope, E>,
+    make_sink: F,
+    cut: Option<WorkerCut>,
+) -> Stream<'scope, Timestamp, Vec<S::Item>>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+    F: FnOnce(usize) -> S,
+{
+    let scope = input.scope();
+    let index = scope.index();
+    let members = groups(plan);
+    let peers = scope.peers();
+    let mut router = Router::new(plan, &members, index, peers);
+    let restored = cut.as_ref().and_then(|cut| cut.take_restored::<E>());
+    let (pieces, stash, ends, released) = match restored {
+        Some(r) => {
+            if r.pieces.len() > members.len() {
+                // Several engines for a group: keys find theirs by key group.
+                router.split();
+            }
+            let mut stash = Stash::default();
+            for (group, stamped) in r.stash {
+                let sent = r.epoch - 1;
+                let (_, kg) = router.worker(group as usize, &stamped.event, stamped.offset);
+                stash.push(
+                    0,
+                    Stashed {
+                        group,
+                        kg,
+                        sent,
+                        stamped,
+                    },
+                );
+            }
+            let ends = r.ends.into_iter().map(|end| (r.epoch - 1, end)).collect();
+            (r.pieces, stash, ends, r.epoch)
+        }
+        None => {
+            // The plan compiled every pattern once: its engines build again.
+            let engines = plan
+                .engines(&members)
+                .expect("the plan's patterns compiled when it was made");
+            let (from, to) = worker_groups(index as u32, peers as u32);
+            let pieces = (0..)
+                .zip(engines)
+                .map(|(group, engine)| Piece {
+                    group,
+                    from,
+                    to,
+                    engine,
+                })
+                .collect();
+            (pieces, Stash::default(), Vec::new(), Timestamp::MIN)
+        }
+    };
+    let spans = spans(&pieces, members.len());
+    let mut sink = make_sink(index);
+    let routed = input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
+        Pipeline,
+        "CepRoute",
+        move |_, _| {
+            move |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for batch in data {
+                        for item in batch.drain(..) {
+                            router.route(item, |routed| session.give(routed));
+                        }
+                    }
+                });
+            }
+        },
+    );
+    let mut worker = Worker {
+        index,
+        pieces,
+        spans,
+        stash,
+        ends,
+        released,
+        finished: false,
+        cut,
+        taken: released,
+        restored_at: released,
+    };
+    routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
+        Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
+        "Cep",
+        move |capability, _| {
+            let mut capability = Some(capability);
+            if let Some(cap) = capability.as_mut() {
+                if worker.released > *cap.time() {
+                    cap.downgrade(&worker.released);
+                }
+            }
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, data| {
+                    let sent = cap.least().copied().unwrap_or(Timestamp::MIN);
+                    for batch in data {
+                        for routed in batch.drain(..) {
+                            match routed.input {
+                                Input::Event(stamped) => {
+                                    let stashed = Stashed {
+                                        group: routed.group,
+                                        kg: routed.kg,
+                                        sent,
+                                        stamped,
+                                    };
+                                    worker.stash.push(routed.from as usize, stashed);
+                                }
+                                Input::End(end) => worker.ends.push((sent, end)),
+                            }
+                        }
+                    }
+                });
+                let Some(cap) = capability.as_mut() else {
+                    return;
+                };
+                let at = frontier.frontier().first().copied();
+                if let Some(cut) = &worker.cut {
+                    cut.frontier_is(at);
+                }
+                if let Some(e) = worker.cut_due(at) {
+                    // The cut: what was made below `e` goes out below it.
+                    worker.advance(e, &mut sink);
+                    worker.emit(&mut sink, &mut |items| {
+                        output.session(&*cap).give_container(items);
+                    });
+                    cap.downgrade(&e);
+                    worker.take_cut(e);
+                }
+                match at {
+                    Some(f) if f > worker.released => {
+                        worker.advance(f, &mut sink);
+                        worker.emit(&mut sink, &mut |items| {
+                            output.session(&*cap).give_container(items);
+                        });
+                        cap.downgrade(&f);
+                    }
+                    Some(_) => {}
+                    None => {
+                        worker.finish(&mut sink);
+                        worker.emit(&mut sink, &mut |items| {
+                            output.session(&*cap).give_container(items);
+                        });
+                        // Before the capability goes: downstream, an
+                        // empty frontier says every worker saved it.
+                        worker.take_last_cut();
+                        capability = None;
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One worker's state in the operator.
+struct Worker<E: Event + 'static> {
+    index: usize,
+    /// The engines, each with its patterns' plan numbers, by group then
+    /// key group (one per group, but after a resume on another number of
+    /// workers).
+    pieces: Vec<Piece<E>>,
+    /// Each group's pieces: `pieces[spans[g].0..spans[g].1]`.
+    spans: Vec<(usize, usize)>,
+    /// Events received and not released yet, with their group.
+    stash: Stash<E>,
+    /// The ends of the sources received, with the time they were sent
+    /// at.
+    ends: Vec<(Timestamp, SourceEnd)>,
+    /// The frontier up to which events are released.
+    released: Timestamp,
+    finished: bool,
+    /// The worker's part of the cuts, if any.
+    cut: Option<WorkerCut>,
+    /// The last epoch cut at (or given up).
+    taken: Timestamp,
+    /// The epoch restored from (`Timestamp::MIN` for none): the same on
+    /// every worker.
+    restored_at: Timestamp,
+}
+
+impl<E: Event + Clone + ExchangeData> Worker<E> {
+    /// The epoch of a cut to take now that the input frontier is at `at`
+    /// (`None`: the input ended, no cut).
+    fn cut_due(&mut self, at: Option<Timestamp>) -> Option<Timestamp> {
+        let cut = self.cut.as_ref()?;
+        let e = cut.cuts.requested()?;
+        if e <= self.taken {
+            return None;
+        }
+        if self.released >= e {
+            // Released past `e` before the request: no cut at `e` here.
+            cut.fail(e);
+            self.taken = e;
+            return None;
+        }
+        (at? >= e).then_some(e)
+    }
+
+    /// Saves the worker's state at `e` (its engines are at `e - 1`).
+    fn take_cut(&mut self, e: Timestamp) {
+        self.taken = e;
+        self.save(e, false);
+    }
+
+    /// The input ended: when a source was stopped (a live source, by a
+    /// signal), saves the worker's state as it is now, after
+    /// [`finish`](Worker::finish), at an epoch above every cut before it
+    /// and the same on every worker (each has the same ends, and was
+    /// restored from the same cut): the largest source watermark + 2
+    /// (above every source's capability: no frontier passed it), or the
+    /// restored epoch + 1 when that is larger (no event since). Every stashed event was sent
+    /// below it; the stopped source's end is not kept: restored, it reads
+    /// on.
+    fn take_last_cut(&mut self) {
+        let Some(cut) = &self.cut else {
+            return;
+        };
+        if !self.ends.iter().any(|(_, end)| end.stopped) {
+            return;
+        }
+        // Above every source's capability (each is its watermark + 1).
+        let frontier = (self.ends.iter())
+            .filter_map(|(_, end)| end.watermark)
+            .max()
+            .map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        let e = frontier
+            .saturating_add(1)
+            .max(self.restored_at.saturating_add(1));
+        cut.cuts.took_last(e);
+        self.taken = e;
+        self.save(e, true);
+    }
+
+    /// Saves the worker's state at `e`: at a cut, the stashed events sent
+    /// below `e` and the ends sent below it; `last`, every stashed event
+    /// and the ends of the sources that were not stopped.
+    fn save(&mut self, e: Timestamp, last: bool) {
+        let Some(cut) = &self.cut else {
+            return;
+        };
+        let Some(sources) = cut.sources_at(e) else {
+            return;
+        };
+        let state = (|| {
+            let mut pieces = Vec::with_capacity(self.pieces.len());
+            for piece in &self.pieces {
+                let mut bytes = Vec::new();
+                piece.engine.0.snapshot(&mut bytes)?;
+                pieces.push(SavedPiece {
+                    group: piece.group,
+                    from: piece.from,
+                    to: piece.to,
+                    engine: bytes,
+                });
+            }
+            let stash = self.stash.sent_below(e);
+            cut::encode(&WorkerState {
+                epoch: e,
+                sources,
+                // Those sent at `e` or above come again; a stopped
+                // source reads on.
+                ends: (self.ends.iter())
+                    .filter(|(sent, end)| *sent < e && !(last && end.stopped))
+                    .map(|(_, end)| *end)
+                    .collect(),
+                pieces,
+                stash: cut::encode_stash(&stash)?,
+            })
+        })();
+        match state {
+            Ok(bytes) => cut.save(e, bytes),
+            Err(_) => cut.fail(e),
+        }
+    }
+}
+
+impl<E: Event + 'static> Worker<E> {
+    /// The frontier moved to `f`: releases the events before it, in order,
+    /// and moves the engines' watermark to `f - 1`.
+    fn advance<S: Sink<E>>(&mut self, f: Timestamp, sink: &mut S) {
+        self.release(|ts| ts < f, sink);
+        for piece in &mut self.pieces {
+            let (engine, numbers) = &mut piece.engine;
+            engine.watermark(f - 1, &mut Renumber { sink, numbers });
+        }
+        self.released = f;
+    }
+
+    /// The input ended: releases what the final watermark covers and moves
+    /// the engines to it.
+    fn finish<S: Collect<E>>(&mut self, sink: &mut S) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let ends: Vec<SourceEnd> = self.ends.iter().map(|(_, end)| *end).collect();
+        let end = SourceEnd::final_watermark(&ends);
+        if let Some(end) = end {
+            self.release(|ts| ts <= end, sink);
+            for piece in &mut self.pieces {
+                let (engine, numbers) = &mut piece.engine;
+                engine.watermark(end, &mut Renumber { sink, numbers });
+            }
+        }
+        let mut stats = Stats::default();
+        let mut waiting = self.stash.len();
+        for piece in &self.pieces {
+            let engine = &piece.engine.0;
+            add_stats(&mut stats, &engine.stats());
+            waiting += engine.waiting_events();
+        }
+        if self.index == 0 {
+            for end in &ends {
+                stats.late += end.late;
+                stats.forced_watermarks += end.forced;
+            }
+            // The engines counted each event once per group; the sources
+            // count events read.
+            stats.events = ends.iter().map(|e| e.events).sum();
+        } else {
+            stats.events = 0;
+        }
+        sink.finish(&stats, waiting);
+    }
+
+    /// Pushes the stashed events whose time passes `ready` into their
+    /// engines, in (time, source, offset) order.
+    fn release<S: Sink<E>>(&mut self, ready: impl Fn(Timestamp) -> bool, sink: &mut S) {
+        while let Some(Stashed {
+            group, kg, stamped, ..
+        }) = self.stash.pop_if(&ready)
+        {
+            let (start, end) = self.spans[group as usize];
+            let piece = if end - start <= 1 {
+                start
+            } else {
+                // The last piece from at or below the key group (the first
+                // for an event without a usable key, which is counted only).
+                let pieces = &self.pieces[start..end];
+                start + pieces.partition_point(|p| p.from <= u64::from(kg)).max(1) - 1
+            };
+            let (engine, numbers) = &mut self.pieces[piece].engine;
+            engine.push(stamped.ts, stamped.event, &mut Renumber { sink, numbers });
+        }
+    }
+
+    /// Hands the sink's items to `give`.
+    fn emit<S: Collect<E>>(&mut self, sink: &mut S, give: &mut dyn FnMut(&mut Vec<S::Item>)) {
+        let mut items = Vec::new();
+        sink.drain(&mut items);
+        if !items.is_empty() {
+            give(&mut items);
+        }
+    }
+}
+
+/// A stashed event for one group, ordered by (time, source, offset,
+/// group): the order in which the engines get them.
+struct Stashed<E> {
+    group: u32,
+    /// The key group of its key ([`Routed::kg`]).
+    kg: u32,
+    /// The timely time it was sent at (a cut at `f` keeps those sent
+    /// below `f`: the sources read the others again).
+    sent: Timestamp,
+    stamped: Stamped<E>,
+}
+
+/// (time, source, offset, group): the order of release.
+type Key = (Timestamp, u32, u64, u32);
+
+impl<E> Stashed<E> {
+    fn key(&self) -> Key {
+        let s = &self.stamped;
+        (s.ts, s.source, s.offset, self.group)
+    }
+}
+
+impl<E> PartialEq for Stashed<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl<E> Eq for Stashed<E> {}
+
+impl<E> PartialOrd for Stashed<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<E> Ord for Stashed<E> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The stashed events, taken out in (time, source, offset, group) order.
+/// What one worker sends arrives in the order sent, mostly in time order:
+/// such arrivals go to a FIFO per sender at O(1), the rest to a heap, and
+/// the least of the FIFOs' fronts and the heap's top comes out first.
+struct Stash<E> {
+    fifos: Vec<VecDeque<Stashed<E>>>,
+    heap: BinaryHeap<Reverse<Stashed<E>>>,
+}
+
+impl<E> Default for Stash<E> {
+    fn default() -> Self {
+        Stash {
+            fifos: Vec::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<E> Stash<E> {
+    /// Stashes `item`, sent by worker `from`.
+    fn push(&mut self, from: usize, item: Stashed<E>) {
+        if self.fifos.len() <= from {
+            self.fifos.resize_with(from + 1, VecDeque::new);
+        }
+        let fifo = &mut self.fifos[from];
+        if fifo.back().is_none_or(|last| last.key() <= item.key()) {
+            fifo.push_back(item);
+        } else {
+            self.heap.push(Reverse(item));
+        }
+    }
+
+    /// The events sent below `f`, with their group.
+    fn sent_below(&self, f: Timestamp) -> Vec<(u32, &Stamped<E>)> {
+        let heap = self.heap.iter().map(|Reverse(item)| item);
+        let mut events: Vec<&Stashed<E>> = self
+            .fifos
+            .iter()
+            .flatten()
+            .chain(heap)
+            .filter(|item| item.sent < f)
+            .collect();
+        events.sort_by_key(|item| item.key());
+        events
+            .into_iter()
+            .map(|item| (item.group, &item.stamped))
+            .collect()
+    }
+
+    /// Events stashed.
+    fn len(&self) -> usize {
+        self.heap.len() + self.fifos.iter().map(VecDeque::len).sum::<usize>()
+    }
+
+    /// Takes the least event out if `ready` says its time is.
+    fn pop_if(&mut self, ready: impl Fn(Timestamp) -> bool) -> Option<Stashed<E>> {
+        // `None`: the heap's top; `Some(i)`: FIFO `i`'s front.
+        let mut best: Option<(Option<usize>, Key)> =
+            self.heap.peek().map(|Reverse(top)| (None, top.key()));
+        for (i, fifo) in self.fifos.iter().enumerate() {
+            if let Some(front) = fifo.front() {
+                let key = front.key();
+                if best.as_ref().is_none_or(|(_, b)| key < *b) {
+                    best = Some((Some(i), key));
+                }
+            }
+        }
+        let (from, key) = best?;
+        if !ready(key.0) {
+            return None;
+        }
+        match from {
+            None => self.heap.pop().map(|Reverse(item)| item),
+            Some(i) => self.fifos[i].pop_front(),
+        }
+    }
+}
+
+/// Each group's pieces in `pieces` (sorted by group): `[start, end)`.
+fn spans<E: Event + 'static>(pieces: &[Piece<E>], groups: usize) -> Vec<(usize, usize)> {
+    let mut spans = vec![(0, 0); groups];
+    for (g, span) in spans.iter_mut().enumerate() {
+        let start = pieces.partition_point(|p| (p.group as usize) < g);
+        let end = pieces.partition_point(|p| (p.group as usize) <= g);
+        *span = (start, end);
+    }
+    spans
+}
+
+/// A sink that reports a group engine's patterns by their plan numbers.
+struct Renumber<'a, S: ?Sized> {
+    sink: &'a mut S,
+    numbers: &'a [usize],
+}
+
+impl<E, S: Sink<E> + ?Sized> Sink<E> for Renumber<'_, S> {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        let number = self.numbers[m.pattern_index()];
+        m.renumbered(number, |m| self.sink.on_match(m));
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
+        let number = self.numbers[m.pattern_index()];
+        m.renumbered(number, |m| self.sink.on_timeout(m, expired_at));
+    }
+
+    fn on_late(&mut self, ts: Timestamp, event: &E) {
+        self.sink.on_late(ts, event);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
+        let number = self.numbers[partial.pattern_index()];
+        partial.renumbered(number, |m| self.sink.on_dropped(m));
+    }
+}

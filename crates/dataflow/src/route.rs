@@ -1,0 +1,332 @@
+//! Which worker an event goes to: groups of patterns partitioned alike, and
+//! the stable hash of a key.
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::event::{Event, FieldId, FieldResolver};
+use crate::pattern::NativeKeyFn;
+use crate::value::{key_part, Value};
+use crate::{Input, Plan};
+
+/// The seed of [`key_hash`]: fixed, so every process and every run agrees.
+const SEED: u64 = 0x6365_7068_6569_6421;
+
+/// The stable hash of a partition key (its values as the engine normalizes
+/// them: `1.0` is the key `1`): XXH3 with a fixed seed over a canonical
+/// byte encoding of the values (a kind byte, then little-endian numbers,
+/// length-prefixed strings and lists). The same in every process, build and
+/// platform. Its top 32 bits are the key's *key group*; the key groups
+/// are dealt to the workers in ranges of (nearly) equal size, so that
+/// [`cep`](crate::cep) sends a key to worker
+/// `(key_hash(key) >> 32) * workers >> 32`: with another number of workers
+/// each worker's range of key groups is cut in few ranges, which is how a
+/// checkpoint resumes on another layout ([`WorkerCut::rescale`](crate::WorkerCut::rescale)).
+///
+/// ```
+/// use cepheid_dataflow::key_hash;
+/// use cepheid_engine::Value;
+/// assert_eq!(key_hash(&[Value::from("u1")]), key_hash(&[Value::from("u1")]));
+/// assert_ne!(key_hash(&[Value::from(1)]), key_hash(&[Value::from("1")]));
+/// ```
+pub fn key_hash(key: &[Value]) -> u64 {
+    let mut bytes = Vec::with_capacity(32);
+    encode_key(key, &mut bytes);
+    xxh3_64_with_seed(&bytes, SEED)
+}
+
+/// The key group of a key whose hash is `hash` (see [`key_hash`]).
+fn key_group_of_hash(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// The key group of a key as the engine keeps it (the values of its
+/// `partition by`, as [`MatchRef::key`](crate::engine::MatchRef::key)
+/// gives them): the top 32 bits of its [`key_hash`]; a key of a pattern
+/// without `partition by` (the empty key) is in key group 0, which worker
+/// 0 owns. [`group_worker`] says which worker owns it.
+///
+/// ```
+/// use cepheid_dataflow::{group_worker, key_group};
+/// use cepheid_engine::Value;
+/// let kg = key_group(&[Value::from("u1")]);
+/// assert!(group_worker(kg, 3) < 3);
+/// assert_eq!(group_worker(key_group(&[]), 3), 0);
+/// ```
+pub fn key_group(key: &[Value]) -> u32 {
+    if key.is_empty() {
+        return 0;
+    }
+    key_group_of_hash(key_hash(key))
+}
+
+/// The worker of key group `group` among `workers` (ranges of key groups
+/// of nearly equal size, in worker order).
+pub fn group_worker(group: u32, workers: usize) -> usize {
+    let workers = u64::try_from(workers.max(1))
+        .unwrap_or(u64::MAX)
+        .min(1 << 32);
+    ((u64::from(group) * workers) >> 32) as usize
+}
+
+/// The key groups of worker `index` of `workers`, `[from, to)`: those
+/// [`group_worker`] sends to it.
+pub(crate) fn worker_groups(index: u32, workers: u32) -> (u64, u64) {
+    let workers = u64::from(workers.max(1));
+    let start = |w: u64| (w << 32).div_ceil(workers);
+    (start(u64::from(index)), start(u64::from(index) + 1))
+}
+
+/// The canonical bytes of a key (see [`key_hash`]).
+fn encode_key(key: &[Value], out: &mut Vec<u8>) {
+    for value in key {
+        encode(value, out);
+    }
+}
+
+fn encode(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.push(0),
+        Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
+        Value::Int(i) => {
+            out.push(2);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(3);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Str(text) => {
+            out.push(4);
+            out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        Value::List(items) => {
+            out.push(5);
+            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for item in items.iter() {
+                encode(item, out);
+            }
+        }
+    }
+}
+
+/// The plan's patterns in groups partitioned alike, each as the plan
+/// numbers of its patterns: one group per set of `partition by` fields,
+/// one per pattern keyed by a closure, one for the patterns without a key.
+pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (index, pattern) in plan.patterns.iter().enumerate() {
+        let alike = if pattern.partition_by_fn.is_some() {
+            None
+        } else {
+            groups.iter().position(|members| {
+                let first = &plan.patterns[members[0]];
+                first.partition_by_fn.is_none() && first.partition_by == pattern.partition_by
+            })
+        };
+        match alike {
+            Some(group) => groups[group].push(index),
+            None => groups.push(vec![index]),
+        }
+    }
+    groups
+}
+
+/// How one group's events find their worker.
+enum RouteKey<E> {
+    /// No `partition by`: worker 0.
+    Global,
+    /// The `partition by` fields.
+    Fields(Vec<FieldId>),
+    /// The builder's key closure.
+    Closure(NativeKeyFn<E>),
+}
+
+/// An event (or a source's end) on its way to one group of one worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Routed<E> {
+    /// The worker it goes to.
+    pub worker: u32,
+    /// The worker it comes from (what one worker sends arrives in the
+    /// order sent).
+    pub from: u32,
+    /// The group of patterns (index in [`groups`]); unused for an end.
+    pub group: u32,
+    /// The key group of its key (0 without `partition by`, or for an end;
+    /// any for an event without a usable key).
+    pub kg: u32,
+    /// What travels.
+    pub input: Input<E>,
+}
+
+/// Routes events to workers: one copy per group, to the worker of its key.
+pub(crate) struct Router<E> {
+    keys: Vec<RouteKey<E>>,
+    workers: u32,
+    /// This worker.
+    index: u32,
+    /// One worker holding one engine per group: no key needs hashing.
+    alone: bool,
+    key: Vec<Value>,
+    bytes: Vec<u8>,
+}
+
+impl<E: Event + Clone + 'static> Router<E> {
+    /// The router of worker `index` for `plan`'s `groups` over `workers`
+    /// workers.
+    pub fn new(plan: &Plan<E>, groups: &[Vec<usize>], index: usize, workers: usize) -> Router<E> {
+        let mut fields = plan.fields.clone();
+        let keys = groups
+            .iter()
+            .map(|members| {
+                let pattern = &plan.patterns[members[0]];
+                if let Some(key) = &pattern.partition_by_fn {
+                    match key.downcast::<E>() {
+                        Some(key) => RouteKey::Closure(key.clone()),
+                        // The plan's engine compiled it for `E`.
+                        None => RouteKey::Global,
+                    }
+                } else if pattern.partition_by.is_empty() {
+                    RouteKey::Global
+                } else {
+                    RouteKey::Fields(
+                        pattern
+                            .partition_by
+                            .iter()
+                            .filter_map(|path| fields.resolve(path).ok())
+                            .collect(),
+                    )
+                }
+            })
+            .collect();
+        Router {
+            keys,
+            workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            alone: workers <= 1,
+            key: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// The (only) worker holds several engines for a group (it resumed a
+    /// checkpoint of several workers): each key's key group is needed.
+    pub fn split(&mut self) {
+        self.alone = false;
+    }
+
+    /// Sends `input` on with `push`: an event once per group, to the
+    /// worker of its key; a source's end to every worker.
+    pub fn route(&mut self, input: Input<E>, mut push: impl FnMut(Routed<E>)) {
+        let stamped = match input {
+            Input::End(end) => {
+                for worker in 0..self.workers {
+                    push(Routed {
+                        worker,
+                        from: self.index,
+                        group: 0,
+                        kg: 0,
+                        input: Input::End(end),
+                    });
+                }
+                return;
+            }
+            Input::Event(stamped) => stamped,
+        };
+        let last = self.keys.len().saturating_sub(1);
+        let mut stamped = Some(stamped);
+        for group in 0..self.keys.len() {
+            let event = stamped.as_ref().expect("taken at the last group only");
+            let (worker, kg) = self.worker(group, &event.event, event.offset);
+            let copy = if group == last {
+                stamped.take().expect("the last group takes it")
+            } else {
+                event.clone()
+            };
+            push(Routed {
+                worker,
+                from: self.index,
+                group: group as u32,
+                kg,
+                input: Input::Event(copy),
+            });
+        }
+    }
+
+    /// The worker of `event` for group `group`, and its key group. An
+    /// event without a usable key goes to any worker (by its offset), whose
+    /// engine counts it as the engine does.
+    pub fn worker(&mut self, group: usize, event: &E, offset: u64) -> (u32, u32) {
+        if self.alone {
+            return (0, 0);
+        }
+        let spread = ((offset % u64::from(self.workers)) as u32, u32::MAX);
+        self.key.clear();
+        match &self.keys[group] {
+            RouteKey::Global => return (0, 0),
+            RouteKey::Closure(key) => {
+                let value = key(event);
+                if value.is_null() {
+                    return spread;
+                }
+                match key_part(value) {
+                    Some(part) => self.key.push(part),
+                    None => return spread,
+                }
+            }
+            RouteKey::Fields(ids) => {
+                for &id in ids {
+                    let value = event.field_owned(id);
+                    if value.is_null() {
+                        return spread;
+                    }
+                    match key_part(value) {
+                        Some(part) => self.key.push(part),
+                        None => return spread,
+                    }
+                }
+            }
+        }
+        self.bytes.clear();
+        encode_key(&self.key, &mut self.bytes);
+        let kg = key_group_of_hash(xxh3_64_with_seed(&self.bytes, SEED));
+        (group_worker(kg, self.workers as usize) as u32, kg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_fixed() {
+        // The same value in every build: a change here moves keys between
+        // workers of a cluster whose processes run different builds.
+        assert_eq!(key_hash(&[Value::Int(1)]), key_hash(&[Value::Int(1)]));
+        let mut bytes = Vec::new();
+        encode_key(&[Value::Int(1), Value::from("ab")], &mut bytes);
+        assert_eq!(
+            bytes,
+            [2, 1, 0, 0, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']
+        );
+        assert_eq!(xxh3_64_with_seed(b"", 0), 0x2d06_8005_38d3_94c2);
+    }
+
+    #[test]
+    fn each_key_group_has_one_worker_whose_range_holds_it() {
+        for workers in [1u32, 2, 3, 4, 7, 64] {
+            let mut next = 0u64;
+            for w in 0..workers {
+                let (from, to) = worker_groups(w, workers);
+                assert_eq!(from, next, "{w} of {workers}");
+                assert!(to > from);
+                for kg in [from, to - 1, (from + to) / 2] {
+                    assert_eq!(group_worker(kg as u32, workers as usize), w as usize);
+                }
+                next = to;
+            }
+            assert_eq!(next, 1 << 32);
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! [`Engine`]: the front door of the event-time engine.
+
+use std::time::Duration;
+
+use crate::engine::core::{
+    Arrival, Core, Stats, DEFAULT_MAX_LIVE_RUNS, DEFAULT_MAX_RUNS_PER_KEY,
+    DEFAULT_MAX_WAITING_EVENTS,
+};
+use crate::engine::sink::Sink;
+use crate::error::{Error, ErrorKind};
+use crate::event::{Event, FieldResolver};
+use crate::nfa::Nfa;
+use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
+use crate::record::Record;
+
+/// Runs any number of patterns over one stream of events in event time.
+///
+/// Per pattern and key (`partition by`) it keeps the partial matches; one
+/// event store serves all patterns; one watermark (bounded
+/// out-of-orderness plus punctuated watermarks) orders time; late events go
+/// to [`Sink::on_late`]; timeouts fire on the watermark even for keys that
+/// see no more events.
+///
+/// Events wait until the watermark passes their time, then reach the
+/// matchers in (time, arrival) order, time advanced first, as in Flink's CEP
+/// operator. Deadlines of quiet keys fire in the same global time order:
+/// before the events of time `t`, every deadline at or before `t`.
+///
+/// An `Engine<E>` is `Send` when `E` is: it can be moved to a worker
+/// thread; to use several cores, give each thread its own engine and route
+/// each key to one of them (see `examples/sharded.rs`).
+pub struct Engine<E: Event + 'static = Record> {
+    pub(super) core: Core<E, Nfa<E>>,
+    /// How `E`'s field names become ids: for [`Record`] the table its
+    /// decoders share.
+    pub(super) fields: E::Fields,
+}
+
+/// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
+/// language, a typed [`Pattern`](crate::Pattern) from the builder, or a
+/// pattern of the IR ([`crate::pattern::Pattern`]) or a slice of them.
+/// Sealed.
+pub trait PatternSet<E>: sealed::Sealed<E> {}
+
+pub(crate) mod sealed {
+    use crate::error::Error;
+    use crate::pattern::Pattern;
+
+    /// The patterns of a set, and where their errors are.
+    pub trait Sealed<E> {
+        /// The patterns, in order.
+        fn ir_patterns(&self) -> Vec<&Pattern>;
+
+        /// Gives an error about pattern number `index` its place in the
+        /// text the pattern came from, if any.
+        fn locate(&self, index: usize, error: Error) -> Error {
+            let _ = index;
+            error
+        }
+    }
+}
+
+impl<E> sealed::Sealed<E> for Pattern {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        vec![self]
+    }
+}
+
+impl<E> PatternSet<E> for Pattern {}
+
+impl<E> sealed::Sealed<E> for [Pattern] {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        self.iter().collect()
+    }
+}
+
+/// Patterns of the IR as one set (for [`Engine::set_rules`], patterns
+/// built or edited in code).
+impl<E> PatternSet<E> for [Pattern] {}
+
+impl<E> sealed::Sealed<E> for crate::Pattern<E> {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        vec![self.ir()]
+    }
+}
+
+impl<E> PatternSet<E> for crate::Pattern<E> {}
+
+impl<E: Event + 'static> Default for Engine<E> {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl<E: Event + 'static> Engine<E> {
+    /// An engine without patterns that accepts events in any order down to
+    /// the watermark: with no allowed delay, an event is late as soon as an
+    /// event with a larger time has been pushed before it.
+    pub fn new() -> Self {
+        Engine::with_max_delay(Duration::ZERO)
+    }
+
+    /// An engine whose watermark trails the largest event time seen by
+    /// `max_delay` (bounded out-of-orderness): an event is late when its time
+    /// is more than `max_delay` behind the largest time pushed before it.
+    /// Event time counts whole milliseconds: a delay with a fraction of a
+    /// millisecond is rounded up, a delay beyond `i64::MAX` milliseconds is
+    /// that.
+    pub fn with_max_delay(max_delay: Duration) -> Self {
+        let ms = max_delay.as_millis() + u128::from(max_delay.subsec_nanos() % 1_000_000 != 0);
+        Engine {
+            core: Core::new(i64::try_from(ms).unwrap_or(i64::MAX)),
+            fields: E::Fields::default(),
+        }
+    }
+
+    /// The default of [`max_runs_per_key`](Engine::max_runs_per_key):
+    /// 10,000.
+    pub const DEFAULT_MAX_RUNS_PER_KEY: usize = DEFAULT_MAX_RUNS_PER_KEY;
+
+    /// Bounds the state of each key: after an event, a pattern's
+    /// partition for one key holds at most `limit` partial matches
+    /// (default [`DEFAULT_MAX_RUNS_PER_KEY`](Engine::DEFAULT_MAX_RUNS_PER_KEY)).
+    /// Beyond it the oldest ones (earliest first event) are dropped, each
+    /// reported to [`Sink::on_dropped`] and counted in
+    /// [`Stats::dropped_runs`]; matches that a skip strategy held back
+    /// behind a dropped one are then emitted. Flink has no such limit; it
+    /// keeps a pattern like `a+ combinations followed by b`, whose partial
+    /// matches double with every event, from taking the machine. Pass
+    /// `usize::MAX` for no limit; 0 counts as 1. See `docs/semantics.md`,
+    /// "The limit on partial matches per key".
+    ///
+    /// ```
+    /// use cepheid_engine::io::{Decoder, Format, Item, Items};
+    /// use cepheid_engine::{Engine, Output, Record, Rules};
+    /// let rules = Rules::parse("p.cep", r#"pattern p {
+    ///     match a{1,} combinations followed by b where b: type == "b" }"#)?;
+    /// let mut engine: Engine<Record> = Engine::new().max_runs_per_key(100);
+    /// engine.add(&rules)?;
+    /// // 20 `a`s: 2^20 - 1 partial matches without the limit
+    /// let input: String = (1..=20).map(|t| format!("{{\"ts\":{t},\"type\":\"a\"}}\n")).collect();
+    /// let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// for (_line, item) in Items::new("in.jsonl", input.as_bytes(), decoder) {
+    ///     if let Item::Event(ts, record) = item? {
+    ///         engine.push(ts, record, &mut out);
+    ///     }
+    /// }
+    /// engine.finish(&mut out);
+    /// let dropped = out.iter().filter(|o| matches!(o, Output::Dropped { .. })).count();
+    /// assert!(dropped > 0);
+    /// assert_eq!(engine.stats().dropped_runs, dropped as u64);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn max_runs_per_key(mut self, limit: usize) -> Self {
+        self.core.set_run_limit(limit);
+        self
+    }
+
+    /// The default of [`max_live_runs`](Engine::max_live_runs): 4,000,000
+    /// (about 0.6 to 1.6 GB at the 160 to 400 bytes a live partial match
+    /// costs, its events included: `BENCHMARKS.md`).
+    pub const DEFAULT_MAX_LIVE_RUNS: usize = DEFAULT_MAX_LIVE_RUNS;
+
+    /// Bounds the state of the whole engine: after each step of a key, the
+    /// partial matches of all patterns and keys (runs that took an event,
+    /// plus matches a skip strategy holds back) are at most `limit`
+    /// (default [`DEFAULT_MAX_LIVE_RUNS`](Engine::DEFAULT_MAX_LIVE_RUNS)).
+    /// The per-key limit ([`max_runs_per_key`](Engine::max_runs_per_key))
+    /// does not bound the number of keys; this does. When an event's step
+    /// of a key would go beyond it, that key keeps only as many partial
+    /// matches as fit beside those of all other keys and patterns, its
+    /// oldest dropped exactly as the per-key limit drops them: each to
+    /// [`Sink::on_dropped`] (with [`MatchRef::capped`] true), counted in
+    /// [`Stats::dropped_runs`] and [`Stats::capped_runs`]. Pass
+    /// `usize::MAX` for no limit; 0 counts as 1. [`live_runs`](Engine::live_runs)
+    /// says how many there are. See `docs/semantics.md`, "The limit on live
+    /// partial matches".
+    ///
+    /// ```
+    /// use cepheid_engine::io::{Decoder, Format, Item, Items};
+    /// use cepheid_engine::{Engine, Output, Record, Rules};
+    /// let mut engine: Engine<Record> = Engine::new().max_live_runs(3);
+    /// engine.add(&Rules::parse("p.cep", r#"pattern p { partition by user
+    ///     match a followed by b where a: type == "a" b: type == "b" }"#)?)?;
+    /// // five users each start a partial match: the engine keeps three
+    /// let input: String = (1..=5)
+    ///     .map(|t| format!("{{\"ts\":{t},\"type\":\"a\",\"user\":\"u{t}\"}}\n"))
+    ///     .collect();
+    /// let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// for (_line, item) in Items::new("in.jsonl", input.as_bytes(), decoder) {
+    ///     if let Item::Event(ts, record) = item? {
+    ///         engine.push(ts, record, &mut out);
+    ///     }
+    /// }
+    /// engine.finish(&mut out);
+    /// assert_eq!(engine.live_runs(), 3);
+    /// assert_eq!(engine.stats().capped_runs, 2);
+    /// assert_eq!(out.iter().filter(|o| matches!(o, Output::Dropped { .. })).count(), 2);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    ///
+    /// [`Sink::on_dropped`]: crate::engine::Sink::on_dropped
+    /// [`MatchRef::capped`]: crate::engine::MatchRef::capped
+    pub fn max_live_runs(mut self, limit: usize) -> Self {
+        self.core.set_live_limit(limit);
+        self
+    }
+
+    /// The default of [`max_waiting_events`](Engine::max_waiting_events):
+    /// 1,000,000.
+    pub const DEFAULT_MAX_WAITING_EVENTS: usize = DEFAULT_MAX_WAITING_EVENTS;
+
+    /// Bounds the events that wait for the watermark (default
+    /// [`DEFAULT_MAX_WAITING_EVENTS`](Engine::DEFAULT_MAX_WAITING_EVENTS)).
+    /// The watermark holds back events newer than the largest time seen
+    /// minus the delay, and events after the last punctuated watermark; a
+    /// stream whose times stand still (a burst at one time, a source that
+    /// stopped sending watermarks) could make them any number. When a
+    /// pushed event makes more than `limit` wait, the watermark moves up
+    /// to the earliest waiting event's time, as if a watermark had
+    /// arrived: the events at that time are processed, and events that
+    /// arrive later at or before it are late. Each time is counted in
+    /// [`Stats::forced_watermarks`]. Pass `usize::MAX` for no limit; 0
+    /// counts as 1. See `docs/semantics.md`, "The limit on waiting events".
+    ///
+    /// ```
+    /// use cepheid_engine::io::{Decoder, Format, Item, Items};
+    /// use cepheid_engine::{Arrival, Engine, Output, Record, Rules};
+    /// let mut engine: Engine<Record> = Engine::new().max_waiting_events(2);
+    /// engine.add(&Rules::parse("p.cep", "pattern p { match a where a: n > 0 }")?)?;
+    /// // four events at one time: the third makes three wait
+    /// let input = "{\"ts\":10,\"n\":1}\n{\"ts\":10,\"n\":2}\n{\"ts\":10,\"n\":3}\n{\"ts\":10,\"n\":4}\n";
+    /// let decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// let mut arrivals = Vec::new();
+    /// for (_line, item) in Items::new("in.jsonl", input.as_bytes(), decoder) {
+    ///     if let Item::Event(ts, record) = item? {
+    ///         arrivals.push(engine.push(ts, record, &mut out));
+    ///     }
+    /// }
+    /// assert_eq!(engine.stats().forced_watermarks, 1);
+    /// assert_eq!(out.len(), 4); // three matches at once, then the late event
+    /// assert_eq!(arrivals[3], Arrival::Late);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn max_waiting_events(mut self, limit: usize) -> Self {
+        self.core.set_waiting_limit(limit);
+        self
+    }
+
+    /// Compiles patterns for `E` and adds them: all of them, or none when
+    /// one fails (a field `E` does not have, a pattern name already in the
+    /// engine, ...; every problem is in the error). Patterns can be added at
+    /// any time; a pattern added later sees the events pushed after it.
+    ///
+    /// ```
+    /// use cepheid_engine::{Engine, Record, Rules};
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&Rules::parse("a.cep", "pattern a { match x where x: n > 1 }")?)?;
+    /// let again = engine.add(&Rules::parse("b.cep", "pattern a { match y where y: n > 2 }")?);
+    /// assert!(again.unwrap_err().to_string().contains("already"));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
+        let (compiled, mut fields) = self.compile(patterns, true)?;
+        for nfa in compiled {
+            self.core
+                .add(nfa, &mut fields)
+                .expect("key fields resolved above");
+        }
+        self.fields = fields;
+        self.read_new_fields();
+        Ok(())
+    }
+
+    /// Compiles patterns for `E` with a copy of the engine's fields: all
+    /// of them, or every problem as one error (a name twice in the set;
+    /// with `fresh`, a name the engine has).
+    pub(super) fn compile<P: PatternSet<E> + ?Sized>(
+        &self,
+        patterns: &P,
+        fresh: bool,
+    ) -> Result<(Vec<Nfa<E>>, E::Fields), Error> {
+        let mut fields = self.fields.clone();
+        let mut errors = Vec::new();
+        let mut compiled = Vec::new();
+        let mut names: Vec<&str> = if fresh {
+            self.patterns().map(|p| p.name.as_str()).collect()
+        } else {
+            Vec::new()
+        };
+        for (index, pattern) in patterns.ir_patterns().into_iter().enumerate() {
+            if names.contains(&pattern.name.as_str()) {
+                let message = if fresh {
+                    format!(
+                        "a pattern named `{}` is already in the engine",
+                        pattern.name
+                    )
+                } else {
+                    format!("the rules name two patterns `{}`", pattern.name)
+                };
+                errors.push(patterns.locate(
+                    index,
+                    Error::new(ErrorKind::Pattern, message).with_span(pattern.span),
+                ));
+                continue;
+            }
+            names.push(&pattern.name);
+            let key = pattern
+                .partition_by
+                .iter()
+                .map(|path| fields.resolve(path))
+                .collect::<Result<Vec<_>, _>>();
+            let result = key
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Field,
+                        format!("pattern `{}`: partition by: {e}", pattern.name),
+                    )
+                    .with_span(pattern.span)
+                })
+                .and_then(|_| Nfa::<E>::compile(pattern, &mut fields));
+            match result {
+                Ok(nfa) => compiled.push(nfa),
+                Err(e) => errors.push(patterns.locate(index, e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::many(errors));
+        }
+        Ok((compiled, fields))
+    }
+
+    /// How `E`'s field names become ids. For [`Record`] this is the
+    /// [`FieldTable`](crate::record::FieldTable) decoders must share (make
+    /// them from a clone of it, so that they read the fields the engine's
+    /// patterns read, including patterns added later).
+    pub fn fields(&self) -> &E::Fields {
+        &self.fields
+    }
+
+    /// Takes one event in. It is late (and goes to [`Sink::on_late`]) when
+    /// its time is at or below the watermark; otherwise it waits, and
+    /// whatever the watermark has now passed is processed.
+    pub fn push<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) -> Arrival {
+        let arrival = self.core.push(ts, event, sink);
+        self.core.reap();
+        arrival
+    }
+
+    /// A punctuated watermark: every event at or below `t` has arrived.
+    /// Moves event time to `t` (never backwards), processing waiting events
+    /// and firing deadlines up to it. `watermark(Timestamp::MAX)` lets every
+    /// window close.
+    pub fn watermark<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
+        self.core.watermark(t, sink);
+        self.core.reap();
+    }
+
+    /// End of input: processes every waiting event and advances time to the
+    /// largest event time seen, so windows that closed by then expire and
+    /// later ones stay open (to close them all, call
+    /// [`watermark`](Engine::watermark)`(Timestamp::MAX)` instead).
+    pub fn finish<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+        self.core.finish(sink);
+        self.core.reap();
+    }
+
+    /// The current watermark, `None` before the first event or watermark.
+    pub fn current_watermark(&self) -> Option<Timestamp> {
+        self.core.current_watermark()
+    }
+
+    /// What the engine has seen and produced so far.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The patterns in force, in order: in the order added, unless
+    /// [`set_rules`](Engine::set_rules) gave another. (Old versions of
+    /// replaced patterns that still drain are not among them.)
+    pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {
+        self.core
+            .patterns
+            .iter()
+            .filter(|run| !run.draining)
+            .map(|run| run.automaton.pattern())
+    }
+
+    /// Keys with partial matches, summed over all patterns.
+    pub fn live_keys(&self) -> usize {
+        self.core.live_partitions()
+    }
+
+    /// Partial matches held over all patterns and keys: runs that took an
+    /// event, plus matches a skip strategy holds back (what
+    /// [`max_live_runs`](Engine::max_live_runs) bounds).
+    pub fn live_runs(&self) -> usize {
+        self.core.live_runs()
+    }
+
+    /// Events waiting for the watermark.
+    pub fn waiting_events(&self) -> usize {
+        self.core.waiting_events()
+    }
+
+    /// Events held by partial matches.
+    pub fn stored_events(&self) -> usize {
+        self.core.stored_events()
+    }
+}

@@ -1,0 +1,890 @@
+//! Engine snapshots: [`Engine::snapshot`] writes an engine's complete state
+//! and the rule set in force (each pattern's versions, draining ones
+//! included, with their source text); [`Engine::restore`] reads it into a
+//! fresh engine built with the same patterns and configuration, and
+//! [`Engine::restore_rules`] into a fresh engine of the same configuration,
+//! rebuilding the patterns from the snapshot. Either then goes on exactly
+//! as the engine that wrote it would have (same output, same order). The
+//! format and what it holds are documented in `docs/snapshot.md`.
+//!
+//! The file: [`MAGIC`], the format [`VERSION`] (`u32`, little endian), the
+//! file's length (`u64`, little endian), a [`Header`] and the body (both
+//! postcard), and a CRC-32 of everything before it (`u32`, little endian).
+//! The body is the state as the engine keeps it: slabs with their free
+//! lists, heaps in array order, the deadline index with its stale entries;
+//! nothing is rebuilt but the hash table of each group's keys (the engine's
+//! key hasher is seeded at random, and the table is only looked up, never
+//! iterated). What is read back is checked ([`Core::install`]) before it
+//! replaces anything, so a file that passes the checksum but is
+//! inconsistent is an error, never a panic later.
+
+use std::any::Any;
+use std::hash::Hasher;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::clock::Clock;
+use crate::engine::core::{Core, Group, PatternRun, Stats};
+use crate::engine::deadlines::DeadlineIndex;
+use crate::engine::front::Engine;
+use crate::engine::partitions::{Keys, Ordinals};
+use crate::error::{Error, ErrorKind};
+use crate::event::{Event, FieldPath};
+use crate::matcher::{Cache, Partition, SharedBuffer};
+use crate::nfa::Nfa;
+use crate::pattern::Pattern;
+use crate::persist::via;
+use crate::record::FieldTable;
+
+/// The first bytes of every snapshot.
+pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
+
+/// The format version this build writes and reads. Bumped whenever the
+/// bytes written for some state change (`docs/snapshot.md`, "Versions").
+pub(crate) const VERSION: u32 = 6;
+
+/// Magic, version and length.
+const PREFIX: usize = 8 + 4 + 8;
+
+/// The CRC-32 at the end.
+const CHECKSUM: usize = 4;
+
+/// What a snapshot says about the engine that wrote it, checked against
+/// the engine that reads it.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Header {
+    /// The bounded out-of-orderness, in milliseconds.
+    max_delay: i64,
+    /// The limit on partial matches per pattern and key.
+    run_limit: u64,
+    /// The limit on events waiting for the watermark.
+    waiting_limit: u64,
+    /// The limit on partial matches over all patterns and keys.
+    live_limit: u64,
+    /// Every pattern the engine runs, in its order: the patterns in force
+    /// and the old versions that drain.
+    patterns: Vec<PatternPrint>,
+    /// The paths of a [`FieldTable`]'s fields (each as its segments), by
+    /// id (empty for typed events, whose field ids are fixed by their
+    /// type).
+    fields: Vec<Vec<String>>,
+}
+
+/// One pattern of the engine: its name, fingerprint ([`fingerprint`]),
+/// version, and the source it is rebuilt from.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct PatternPrint {
+    name: String,
+    fingerprint: u64,
+    /// Its version (`docs/dynamic-rules.md`).
+    version: u32,
+    /// Has its name been replaced (so output shows the version)?
+    versioned: bool,
+    /// Is it an old version that drains?
+    draining: bool,
+    /// Its `.cep` source ([`crate::dsl::pattern_source`]), or why it has
+    /// none (a Rust closure): then it cannot be rebuilt from text.
+    source: Result<String, String>,
+}
+
+impl PatternPrint {
+    /// Is it the pattern `name` with this fingerprint?
+    fn same(&self, name: &str, fingerprint: u64) -> bool {
+        self.name == name && self.fingerprint == fingerprint
+    }
+}
+
+/// Where a restore takes the patterns from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RulesFrom {
+    /// The engine's own patterns, which must be the snapshot's patterns in
+    /// force; draining old versions are rebuilt from their source.
+    Engine,
+    /// The snapshot: every pattern rebuilt from its source.
+    Snapshot,
+}
+
+/// The state, as written.
+#[derive(Serialize)]
+#[serde(bound = "E: Serialize")]
+struct BodyOut<'a, E> {
+    clock: &'a Clock<E>,
+    #[serde(with = "via")]
+    store: &'a SharedBuffer<E>,
+    ordinals: Vec<&'a Ordinals>,
+    keys: Vec<&'a Keys<Partition>>,
+    deadlines: &'a DeadlineIndex,
+    stats: [u64; 10],
+}
+
+/// The state, as read (the same fields as [`BodyOut`]).
+#[derive(Deserialize)]
+#[serde(bound = "E: DeserializeOwned")]
+struct BodyIn<E> {
+    clock: Clock<E>,
+    #[serde(with = "via")]
+    store: SharedBuffer<E>,
+    ordinals: Vec<Ordinals>,
+    keys: Vec<Keys<Partition>>,
+    deadlines: DeadlineIndex,
+    stats: [u64; 10],
+}
+
+/// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
+/// canonical text, the one `cepheid explain` shows ([`crate::dsl::explain`]:
+/// name, `partition by`, `within`, skip strategy, timeouts, each stage's
+/// name and condition as source text, the element tree with quantifiers,
+/// contiguity and windows, `select`), without its doc comment. For a
+/// pattern of the builder, a Rust closure (`where_fn`, `partition_by_fn`)
+/// counts by its description only: a changed closure body is not seen.
+pub(crate) fn fingerprint(pattern: &Pattern) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(canonical_text(pattern).as_bytes());
+    hasher.finish()
+}
+
+/// A pattern's canonical text, the text [`fingerprint`] hashes: two
+/// patterns with the same are the same rule (a reload keeps its state,
+/// `docs/dynamic-rules.md`).
+pub(crate) fn canonical_text(pattern: &Pattern) -> String {
+    let mut text = crate::dsl::explain(pattern);
+    if let Some(doc) = &pattern.doc {
+        // The doc's lines follow the name's (`  /// line`).
+        let mut canonical = String::new();
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            canonical.push_str(first);
+            canonical.push('\n');
+        }
+        for line in lines.skip(doc.lines().count()) {
+            canonical.push_str(line);
+            canonical.push('\n');
+        }
+        text = canonical;
+    }
+    text
+}
+
+/// The paths of a [`FieldTable`], each as its segments (nothing for the
+/// fields of typed events).
+fn field_paths<F: 'static>(fields: &F) -> Vec<Vec<String>> {
+    (fields as &dyn Any)
+        .downcast_ref::<FieldTable>()
+        .map(|table| {
+            table
+                .paths()
+                .iter()
+                .map(|p| p.segments().iter().map(|s| s.to_string()).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Gives `fields` (a [`FieldTable`]; nothing for typed events) the paths
+/// of `paths` in order, after those it has (which must be their first
+/// ones: checked before).
+fn intern_paths<F: 'static>(fields: &F, paths: &[Vec<String>]) {
+    if let Some(table) = (fields as &dyn Any).downcast_ref::<FieldTable>() {
+        for path in paths {
+            table.intern(&FieldPath(
+                path.iter().map(|s| Arc::from(s.as_str())).collect(),
+            ));
+        }
+    }
+}
+
+/// An error about a snapshot.
+fn error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Snapshot, message)
+}
+
+fn stats_array(s: &Stats) -> [u64; 10] {
+    [
+        s.events,
+        s.late,
+        s.matches,
+        s.timeouts,
+        s.unkeyed,
+        s.unusable_keys,
+        s.dropped_runs,
+        s.forced_watermarks,
+        s.discarded_runs,
+        s.capped_runs,
+    ]
+}
+
+fn stats_from(a: [u64; 10]) -> Stats {
+    let [events, late, matches, timeouts, unkeyed, unusable_keys, dropped_runs, forced_watermarks, discarded_runs, capped_runs] =
+        a;
+    Stats {
+        events,
+        late,
+        matches,
+        timeouts,
+        unkeyed,
+        unusable_keys,
+        dropped_runs,
+        forced_watermarks,
+        discarded_runs,
+        capped_runs,
+    }
+}
+
+impl<E: Event + 'static> Engine<E> {
+    /// What the header says of this engine.
+    fn header(&self) -> Header {
+        Header {
+            max_delay: self.core.clock.max_delay(),
+            run_limit: u64::try_from(self.core.run_limit).unwrap_or(u64::MAX),
+            waiting_limit: u64::try_from(self.core.waiting_limit).unwrap_or(u64::MAX),
+            live_limit: u64::try_from(self.core.live_limit).unwrap_or(u64::MAX),
+            patterns: self
+                .core
+                .patterns
+                .iter()
+                .map(|run| {
+                    let p = run.automaton.pattern();
+                    PatternPrint {
+                        name: p.name.clone(),
+                        fingerprint: fingerprint(p),
+                        version: run.version,
+                        versioned: run.versioned,
+                        draining: run.draining,
+                        source: crate::dsl::pattern_source(p),
+                    }
+                })
+                .collect(),
+            fields: field_paths(&self.fields),
+        }
+    }
+}
+
+impl<E: Event + Serialize + 'static> Engine<E> {
+    /// Writes the engine's complete state to `out`, in the versioned
+    /// binary format of `docs/snapshot.md`: the events waiting for the
+    /// watermark, the watermark and largest time seen, every key's partial
+    /// matches, held matches and pending `not followed by`, the events
+    /// they hold, the deadlines, the numbering that orders them, and
+    /// [`Stats`]. An engine built with the same patterns and configuration
+    /// that [`restore`](Engine::restore)s it and is fed the rest of the
+    /// stream produces exactly the output this one would have.
+    ///
+    /// Events serialize through their `serde` implementation ([`Record`]
+    /// as its values by field id, raw text and object fields). Fails with
+    /// [`ErrorKind::Io`] when `out` fails, [`ErrorKind::Snapshot`] when an
+    /// event does not serialize.
+    ///
+    /// [`Record`]: crate::Record
+    ///
+    /// ```
+    /// use cepheid_engine::{Engine, Output, Record, Rules};
+    /// use cepheid_engine::io::{Decoder, Format, Item};
+    /// let rules = Rules::parse("r.cep", r#"pattern ab {
+    ///     partition by user
+    ///     match a followed by b
+    ///     where a: type == "a"
+    ///           b: type == "b" }"#)?;
+    /// let lines = [
+    ///     r#"{"ts": 1, "user": "u", "type": "a"}"#,
+    ///     r#"{"ts": 2, "user": "u", "type": "b"}"#,
+    /// ];
+    /// let mut first: Engine<Record> = Engine::new();
+    /// first.add(&rules)?;
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", first.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// if let Item::Event(ts, record) = decoder.decode(lines[0].as_bytes())? {
+    ///     first.push(ts, record, &mut out);
+    /// }
+    /// let mut snapshot = Vec::new();
+    /// first.snapshot(&mut snapshot)?;
+    ///
+    /// // Later, maybe in another process: the same patterns, then the state.
+    /// let mut second: Engine<Record> = Engine::new();
+    /// second.add(&rules)?;
+    /// second.restore(&snapshot[..])?;
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", second.fields().clone());
+    /// if let Item::Event(ts, record) = decoder.decode(lines[1].as_bytes())? {
+    ///     second.push(ts, record, &mut out);
+    /// }
+    /// second.finish(&mut out);
+    /// assert!(matches!(&out[..], [Output::Match(m)] if (m.start, m.end) == (1, 2)));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn snapshot<W: Write>(&self, mut out: W) -> Result<(), Error> {
+        let bytes = self.snapshot_bytes()?;
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot write the snapshot: {e}")))
+    }
+
+    /// The snapshot, in memory.
+    fn snapshot_bytes(&self) -> Result<Vec<u8>, Error> {
+        let core = &self.core;
+        let body = BodyOut {
+            clock: &core.clock,
+            store: &core.store,
+            ordinals: core.patterns.iter().map(|p| &p.ordinals).collect(),
+            keys: core.groups.iter().map(|g| &g.keys).collect(),
+            deadlines: &core.deadlines,
+            stats: stats_array(&core.stats),
+        };
+        let mut bytes = Vec::with_capacity(4096);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        let failed =
+            |e: postcard::Error| error(format!("cannot serialize the engine's state: {e}"));
+        let bytes = postcard::to_extend(&self.header(), bytes).map_err(failed)?;
+        let mut bytes = postcard::to_extend(&body, bytes).map_err(failed)?;
+        let len = (bytes.len() + CHECKSUM) as u64;
+        bytes[12..PREFIX].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        Ok(bytes)
+    }
+}
+
+impl<E: Event + DeserializeOwned + 'static> Engine<E> {
+    /// Restores the state [`snapshot`](Engine::snapshot) wrote into this
+    /// engine, which must have been built with the same patterns in force
+    /// (same canonical text, same order) and configuration
+    /// ([`with_max_delay`](Engine::with_max_delay),
+    /// [`max_runs_per_key`](Engine::max_runs_per_key),
+    /// [`max_waiting_events`](Engine::max_waiting_events),
+    /// [`max_live_runs`](Engine::max_live_runs)), and have seen no event or
+    /// watermark yet. Then feed it the rest of the stream. The
+    /// versions come from the snapshot, and old versions that were still
+    /// draining are rebuilt from the source it holds
+    /// (`docs/dynamic-rules.md`); to take every pattern from the snapshot,
+    /// use [`restore_rules`](Engine::restore_rules).
+    ///
+    /// Fails with [`ErrorKind::Snapshot`], leaving the engine as it was,
+    /// when the input is not a snapshot, is of a format version this build
+    /// does not read, is truncated or corrupt (checksum), was taken with
+    /// other patterns (the message names the first that differs), another
+    /// configuration or another field table, holds a draining version that
+    /// cannot be rebuilt (a Rust closure), or holds inconsistent state; or
+    /// when the engine is not fresh. [`ErrorKind::Io`] when `input` fails.
+    /// See [`snapshot`](Engine::snapshot) for an example.
+    pub fn restore<R: Read>(&mut self, input: R) -> Result<(), Error> {
+        self.restore_from(input, RulesFrom::Engine)
+    }
+
+    /// Restores a snapshot with the rule set it holds: the engine's
+    /// patterns (if any) are replaced by the snapshot's, each version
+    /// rebuilt from its source text, draining old versions included, so an
+    /// engine restored after changes of rules
+    /// ([`set_rules`](Engine::set_rules)) goes on with the rules in force
+    /// when the snapshot was taken, whatever rules the caller has now. The
+    /// engine must have the snapshot's configuration and have seen no event
+    /// or watermark; its field table must be empty or the start of the
+    /// snapshot's (an engine built without patterns always is).
+    ///
+    /// Fails as [`restore`](Engine::restore) does, and with
+    /// [`ErrorKind::Snapshot`] when a pattern of the snapshot was built in
+    /// Rust with a closure (`where_fn`, `until_fn`, `partition_by_fn`),
+    /// which has no source text: build the engine with that pattern and use
+    /// [`restore`](Engine::restore).
+    ///
+    /// ```
+    /// use cepheid_engine::engine::ReloadPolicy;
+    /// use cepheid_engine::{Engine, Output, Record, Rules};
+    /// let v1 = Rules::parse("r.cep", "pattern p { match a where a: n > 1 }")?;
+    /// let v2 = Rules::parse("r.cep", "pattern p { match a where a: n > 5 }")?;
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&v1)?;
+    /// engine.set_rules(&v2, ReloadPolicy::Drain, &mut Vec::<Output<Record>>::new())?;
+    /// let mut snapshot = Vec::new();
+    /// engine.snapshot(&mut snapshot)?;
+    ///
+    /// let mut restored: Engine<Record> = Engine::new();
+    /// restored.restore_rules(&snapshot[..])?;
+    /// assert_eq!(restored.version("p"), Some(2));
+    /// assert_eq!(restored.patterns().count(), 1);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn restore_rules<R: Read>(&mut self, input: R) -> Result<(), Error> {
+        self.restore_from(input, RulesFrom::Snapshot)
+    }
+
+    fn restore_from<R: Read>(&mut self, mut input: R, from: RulesFrom) -> Result<(), Error> {
+        if !self.core.is_fresh() {
+            return Err(error(
+                "cannot restore a snapshot into an engine that has seen events or watermarks: \
+                 restore into a new engine",
+            ));
+        }
+        let mut bytes = Vec::new();
+        input
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the snapshot: {e}")))?;
+        let (header, rest) = read_header(&bytes)?;
+        self.check_header(&header, from)?;
+        let (body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
+            .map_err(|e| error(format!("the snapshot's state does not decode: {e}")))?;
+        if !rest.is_empty() {
+            return Err(error("the snapshot has bytes after its state"));
+        }
+        let own = from == RulesFrom::Engine
+            && header.fields == field_paths(&self.fields)
+            && header
+                .patterns
+                .iter()
+                .all(|p| p.version == 1 && !p.versioned && !p.draining);
+        if own {
+            // The engine's patterns as they are.
+            return self
+                .core
+                .install(body)
+                .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")));
+        }
+        let compiled = self.rebuild(&header, from)?;
+        let saved = self.core.take_rules();
+        let mut fields = E::Fields::default();
+        intern_paths(&fields, &header.fields);
+        let mut added = Ok(());
+        for (nfa, print) in compiled.into_iter().zip(&header.patterns) {
+            match self.core.add(nfa, &mut fields) {
+                Ok(p) => {
+                    let run = &mut self.core.patterns[p];
+                    run.version = print.version;
+                    run.versioned = print.versioned;
+                    run.draining = print.draining;
+                }
+                Err(e) => {
+                    added = Err(format!("pattern `{}`: {e}", print.name));
+                    break;
+                }
+            }
+        }
+        self.core.draining = self.core.patterns.iter().filter(|r| r.draining).count();
+        self.core.refresh_guards();
+        match added.and_then(|()| self.core.install(body)) {
+            Ok(()) => {
+                intern_paths(&self.fields, &header.fields);
+                self.core.reap();
+                Ok(())
+            }
+            Err(e) => {
+                self.core.put_rules(saved);
+                Err(error(format!("the snapshot's state is inconsistent: {e}")))
+            }
+        }
+    }
+
+    /// Compiles the snapshot's patterns, in its order, against its field
+    /// table: those in force from the engine's own patterns (`from` the
+    /// engine), the others from the source the snapshot holds.
+    fn rebuild(&self, header: &Header, from: RulesFrom) -> Result<Vec<Nfa<E>>, Error> {
+        let mut fields = E::Fields::default();
+        intern_paths(&fields, &header.fields);
+        let mut own = self.patterns();
+        let mut compiled = Vec::with_capacity(header.patterns.len());
+        for print in &header.patterns {
+            let what = || {
+                if print.draining {
+                    format!(
+                        "pattern `{}` (version {}, draining)",
+                        print.name, print.version
+                    )
+                } else {
+                    format!("pattern `{}`", print.name)
+                }
+            };
+            let rebuilt;
+            let mine = if from == RulesFrom::Engine && !print.draining {
+                // (as many as the snapshot has in force: checked)
+                own.next()
+            } else {
+                None
+            };
+            let pattern = match mine {
+                Some(p) => p,
+                None => {
+                    let source = print.source.as_ref().map_err(|why| {
+                        error(format!(
+                            "{} cannot be rebuilt from the snapshot: {why}; build the engine \
+                             with it and use `restore`",
+                            what()
+                        ))
+                    })?;
+                    let loaded = crate::rules::load_str(&print.name, source);
+                    match &loaded.patterns[..] {
+                        [p] if !loaded.has_errors() && fingerprint(p) == print.fingerprint => {
+                            rebuilt = p.clone();
+                            &rebuilt
+                        }
+                        _ => {
+                            return Err(error(format!(
+                                "{} does not rebuild from the source the snapshot holds",
+                                what()
+                            )))
+                        }
+                    }
+                }
+            };
+            let nfa = Nfa::<E>::compile(pattern, &mut fields)
+                .map_err(|e| error(format!("{} does not compile here: {e}", what())))?;
+            compiled.push(nfa);
+        }
+        Ok(compiled)
+    }
+
+    /// Is the header one this engine can restore, taking its patterns
+    /// `from` where it says?
+    fn check_header(&self, found: &Header, from: RulesFrom) -> Result<(), Error> {
+        let mine = self.header();
+        if found.max_delay != mine.max_delay {
+            return Err(error(format!(
+                "the snapshot was taken with a max delay of {} ms, this engine has {} ms",
+                found.max_delay, mine.max_delay
+            )));
+        }
+        if found.run_limit != mine.run_limit {
+            return Err(error(format!(
+                "the snapshot was taken with at most {} partial matches per key, \
+                 this engine has {}",
+                found.run_limit, mine.run_limit
+            )));
+        }
+        if found.live_limit != mine.live_limit {
+            return Err(error(format!(
+                "the snapshot was taken with at most {} live partial matches, this engine has {}",
+                found.live_limit, mine.live_limit
+            )));
+        }
+        if found.waiting_limit != mine.waiting_limit {
+            return Err(error(format!(
+                "the snapshot was taken with at most {} waiting events, this engine has {}",
+                found.waiting_limit, mine.waiting_limit
+            )));
+        }
+        if from == RulesFrom::Engine {
+            // The patterns in force, against the engine's.
+            let found_patterns: Vec<&PatternPrint> =
+                found.patterns.iter().filter(|p| !p.draining).collect();
+            let mine_patterns: Vec<&PatternPrint> =
+                mine.patterns.iter().filter(|p| !p.draining).collect();
+            let n = found_patterns.len().max(mine_patterns.len());
+            for i in 0..n {
+                let message = match (found_patterns.get(i), mine_patterns.get(i)) {
+                    (Some(a), Some(b)) if a.same(&b.name, b.fingerprint) => continue,
+                    (Some(a), Some(b)) if a.name == b.name => format!(
+                        "pattern {} (`{}`) is not the same as when the snapshot was taken",
+                        i + 1,
+                        b.name
+                    ),
+                    (Some(a), Some(b)) => format!(
+                        "pattern {} is `{}` in the snapshot, `{}` in this engine",
+                        i + 1,
+                        a.name,
+                        b.name
+                    ),
+                    (Some(a), None) => format!(
+                        "the snapshot has {} patterns, this engine {}: `{}` is missing",
+                        found_patterns.len(),
+                        mine_patterns.len(),
+                        a.name
+                    ),
+                    (None, Some(b)) => format!(
+                        "the snapshot has {} patterns, this engine {}: `{}` is not in the snapshot",
+                        found_patterns.len(),
+                        mine_patterns.len(),
+                        b.name
+                    ),
+                    (None, None) => continue,
+                };
+                return Err(error(format!(
+                    "the snapshot was taken with other patterns: {message}"
+                )));
+            }
+        }
+        // The engine's fields must be the first of the snapshot's (fields
+        // of patterns removed or replaced since may follow).
+        if !found.fields.starts_with(&mine.fields) {
+            let show = |fields: &[Vec<String>]| {
+                fields
+                    .iter()
+                    .map(|p| p.join("."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(error(format!(
+                "the snapshot's field table ({}) is not this engine's ({})",
+                show(&found.fields),
+                show(&mine.fields)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the frame (magic, version, length, checksum) and reads the
+/// header; returns it and the body's bytes.
+fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        let what = if bytes.is_empty() {
+            "it is empty".to_string()
+        } else if MAGIC.starts_with(bytes) {
+            format!("it is truncated ({} bytes)", bytes.len())
+        } else {
+            "it does not start with the snapshot's magic bytes".to_string()
+        };
+        return Err(error(format!("not a cepheid snapshot: {what}")));
+    }
+    if bytes.len() < PREFIX + CHECKSUM {
+        return Err(error(format!(
+            "the snapshot is truncated: {} bytes, fewer than its header",
+            bytes.len()
+        )));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(error(format!(
+            "the snapshot is of format version {version}; this build reads version {VERSION} only"
+        )));
+    }
+    let len = u64::from_le_bytes(bytes[12..PREFIX].try_into().unwrap_or_default());
+    if len != bytes.len() as u64 {
+        return Err(error(if len > bytes.len() as u64 {
+            format!("the snapshot is truncated: {} bytes of {len}", bytes.len())
+        } else {
+            format!(
+                "the snapshot is corrupt: {} bytes where it says {len}",
+                bytes.len()
+            )
+        }));
+    }
+    let (content, crc) = bytes.split_at(bytes.len() - CHECKSUM);
+    let crc = u32::from_le_bytes(crc.try_into().unwrap_or_default());
+    if crc32fast::hash(content) != crc {
+        return Err(error(
+            "the snapshot is corrupt: its checksum does not match",
+        ));
+    }
+    postcard::take_from_bytes::<Header>(&content[PREFIX..])
+        .map_err(|e| error(format!("the snapshot's header does not decode: {e}")))
+}
+
+/// The patterns of a fresh engine, taken out while others are tried.
+struct SavedRules<E> {
+    patterns: Vec<PatternRun<Nfa<E>>>,
+    groups: Vec<Group<E, Partition>>,
+    cache: Cache,
+    draining: usize,
+}
+
+impl<E: Event + 'static> Core<E, Nfa<E>> {
+    /// Takes the patterns out of a fresh engine (it holds no state for
+    /// them), leaving it without patterns.
+    fn take_rules(&mut self) -> SavedRules<E> {
+        SavedRules {
+            patterns: std::mem::take(&mut self.patterns),
+            groups: std::mem::take(&mut self.groups),
+            cache: std::mem::take(&mut self.cache),
+            draining: std::mem::take(&mut self.draining),
+        }
+    }
+
+    /// Puts back the patterns [`take_rules`](Core::take_rules) took.
+    fn put_rules(&mut self, saved: SavedRules<E>) {
+        self.patterns = saved.patterns;
+        self.groups = saved.groups;
+        self.cache = saved.cache;
+        self.draining = saved.draining;
+    }
+
+    /// Has the engine seen nothing yet (no event, no watermark)?
+    fn is_fresh(&self) -> bool {
+        self.stats.events == 0 && self.clock.current().is_none() && self.clock.waiting() == 0
+    }
+
+    /// Checks the state read from a snapshot against this engine's
+    /// patterns, then makes it this engine's (all of it, or nothing when
+    /// it is inconsistent).
+    fn install(&mut self, body: BodyIn<E>) -> Result<(), String> {
+        let BodyIn {
+            clock,
+            store,
+            ordinals,
+            mut keys,
+            deadlines,
+            stats,
+        } = body;
+        if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
+            return Err(format!(
+                "{} patterns in {} groups, where the engine has {} in {}",
+                ordinals.len(),
+                keys.len(),
+                self.patterns.len(),
+                self.groups.len()
+            ));
+        }
+        if clock.max_delay() != self.clock.max_delay() {
+            return Err("the clock has another max delay than the header".into());
+        }
+        clock.check()?;
+        deadlines.check(self.groups.len())?;
+        // Each run's node, with its pattern and the pattern's stage count.
+        let mut holders = Vec::new();
+        let mut live: Vec<Vec<u32>> = vec![Vec::new(); self.patterns.len()];
+        let mut live_parts = 0;
+        let mut live_runs = 0usize;
+        for (g, (group_keys, group)) in keys.iter_mut().zip(&self.groups).enumerate() {
+            let arity = if group.key_fn.is_some() {
+                1
+            } else {
+                group.key_ids.len()
+            };
+            group_keys.rebuild(&self.hasher, arity)?;
+            for (slot, parts) in group_keys.iter_parts() {
+                let mut previous = None;
+                for part in parts.iter() {
+                    let p = part.pattern as usize;
+                    let Some(run) = self.patterns.get(p).filter(|run| run.group == g) else {
+                        return Err(format!("key slot {slot} of group {g} holds pattern {p}"));
+                    };
+                    // (the engine finds a key's partitions in pattern order)
+                    if previous.is_some_and(|q| q >= p) {
+                        return Err(format!(
+                            "key slot {slot} holds pattern {p} twice or out of order"
+                        ));
+                    }
+                    previous = Some(p);
+                    let nfa = &run.automaton;
+                    let stages = u16::try_from(nfa.pattern().stages.len()).unwrap_or(u16::MAX);
+                    part.part
+                        .check(nfa, |node| holders.push((node, p as u32, stages)))?;
+                    if part.is_hole() {
+                        if !part.part.is_empty() {
+                            return Err(format!("key slot {slot} holds a hole that is not empty"));
+                        }
+                        continue;
+                    }
+                    live[p].push(part.ordinal);
+                    live_parts += 1;
+                    live_runs = live_runs.saturating_add(part.part.partial_matches());
+                }
+                if parts.iter().all(|part| part.is_hole()) {
+                    return Err(format!("key slot {slot} holds no live partition"));
+                }
+            }
+        }
+        for (p, numbers) in ordinals.iter().zip(live) {
+            p.check(numbers.into_iter())?;
+        }
+        store.check(&holders)?;
+        for group_keys in &keys {
+            for (_, parts) in group_keys.iter_parts() {
+                for part in parts.iter() {
+                    part.part.check_times(&store)?;
+                }
+            }
+        }
+        // Consistent: make it this engine's.
+        for (run, ordinals) in self.patterns.iter_mut().zip(ordinals) {
+            run.ordinals = ordinals;
+        }
+        for (group, keys) in self.groups.iter_mut().zip(keys) {
+            group.keys = keys;
+        }
+        self.clock = clock;
+        self.store = store;
+        self.deadlines = deadlines;
+        self.stats = stats_from(stats);
+        self.live_parts = live_parts;
+        self.live_runs = live_runs;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::event::FieldPath;
+    use crate::matcher::Output;
+    use crate::record::Record;
+    use crate::value::Value;
+
+    /// An engine with two patterns (two groups), some partial matches,
+    /// a waiting event and deadlines.
+    fn engine() -> Engine<Record> {
+        let loaded = crate::rules::load_str(
+            "p.cep",
+            r#"pattern ab { partition by k within 10s timeouts
+                   match a followed by b+ where a: t == "a" b: t == "b" and n > a.n }
+               pattern c { match c{2} where c: t == "c" }"#,
+        );
+        assert!(!loaded.has_errors(), "{}", loaded.render());
+        let mut engine: Engine<Record> =
+            Engine::with_max_delay(std::time::Duration::from_millis(5));
+        for p in &loaded.patterns {
+            engine.add(p).unwrap();
+        }
+        let id = |name: &str| {
+            engine
+                .fields()
+                .get(&FieldPath::single(name))
+                .unwrap()
+                .index()
+        };
+        let (k, t, n) = (id("k"), id("t"), id("n"));
+        let mut out: Vec<Output<Record>> = Vec::new();
+        for (ts, key, kind, value) in [
+            (1, 1, "a", 1),
+            (2, 2, "a", 5),
+            (3, 1, "b", 2),
+            (4, 1, "c", 0),
+            (12, 2, "b", 9),
+            (20, 1, "b", 3),
+            (18, 3, "a", 1),
+        ] {
+            let mut values = vec![Value::Null; 3];
+            values[k] = Value::Int(key);
+            values[t] = Value::from(kind);
+            values[n] = Value::Int(value);
+            let raw = Arc::from(format!("{{\"ts\":{ts}}}"));
+            engine.push(ts, Record::new(values, raw), &mut out);
+        }
+        assert!(engine.live_keys() > 1 && engine.waiting_events() > 0);
+        engine
+    }
+
+    /// The body's bytes are pinned: a change to any type a snapshot holds
+    /// (a field added, removed, reordered, another encoding) changes them,
+    /// and then [`VERSION`] must be bumped (`docs/snapshot.md`,
+    /// "Versions") and this checksum updated. (A change of the engine's
+    /// state alone, with the same encoding, changes them too without a new
+    /// version: the deadline index dropping its stale entries sooner did.)
+    #[test]
+    fn the_format_changes_only_with_its_version() {
+        let mut bytes = Vec::new();
+        engine().snapshot(&mut bytes).unwrap();
+        let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
+        let (_, body) = postcard::take_from_bytes::<Header>(content).unwrap();
+        let crc = crc32fast::hash(body);
+        assert_eq!(
+            (VERSION, crc, body.len()),
+            (6, 3_852_115_582, 425),
+            "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
+        );
+    }
+
+    #[test]
+    fn fingerprints_ignore_doc_comments_and_layout() {
+        let a = crate::rules::load_str("a.cep", "pattern p { match x where x: n > 1 }");
+        let b = crate::rules::load_str(
+            "b.cep",
+            "/// Doc.\n/// More.\npattern p {\n  match x\n  where\n    x: n > 1 // why\n}",
+        );
+        let c = crate::rules::load_str("c.cep", "pattern p { match x where x: n > 2 }");
+        let print = |l: &crate::dsl::Loaded| fingerprint(&l.patterns[0]);
+        assert_eq!(print(&a), print(&b));
+        assert_ne!(print(&a), print(&c));
+    }
+}

@@ -1,0 +1,388 @@
+//! The syntax tree of a `.cep` file: what was written, with a [`Span`] on
+//! every node, before any name is resolved.
+//!
+//! The printer ([`crate::print_file`]) writes any tree back as canonical
+//! source, and parsing that source gives the same tree up to spans
+//! ([`File::without_spans`] makes two trees comparable).
+
+use crate::primitives::Span;
+
+/// A whole file: its patterns in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct File {
+    /// The patterns, in source order.
+    pub patterns: Vec<PatternDecl>,
+}
+
+/// `pattern NAME { ... }` with the `///` lines above it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatternDecl {
+    /// Documentation lines (without `///` and one following space).
+    pub doc: Vec<String>,
+    /// The pattern's name.
+    pub name: Ident,
+    /// Clauses before `match`, in source order.
+    pub clauses: Vec<Clause>,
+    /// The `match` sequence.
+    pub sequence: Sequence,
+    /// `where` entries, in source order.
+    pub where_entries: Vec<Entry>,
+    /// `select` entries, in source order.
+    pub select_entries: Vec<Entry>,
+    /// From `pattern` to the closing brace.
+    pub span: Span,
+}
+
+/// An identifier (pattern, stage, `where`/`select` entry, function name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    /// The text.
+    pub name: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// A clause before `match`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clause {
+    /// Which clause.
+    pub kind: ClauseKind,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// The clauses of a pattern.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClauseKind {
+    /// `partition by f, g.h`.
+    PartitionBy(Vec<Path>),
+    /// `within 15m`.
+    Within(Duration),
+    /// `skip ...`.
+    Skip(Skip),
+    /// `timeouts`.
+    Timeouts,
+}
+
+impl ClauseKind {
+    /// The clause's leading keyword(s), for messages.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            ClauseKind::PartitionBy(_) => "partition by",
+            ClauseKind::Within(_) => "within",
+            ClauseKind::Skip(_) => "skip",
+            ClauseKind::Timeouts => "timeouts",
+        }
+    }
+}
+
+/// An after-match skip strategy as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Skip {
+    /// `skip no skip`.
+    NoSkip,
+    /// `skip to next`.
+    ToNext,
+    /// `skip past last event`.
+    PastLastEvent,
+    /// `skip to first s`.
+    ToFirst(Ident),
+    /// `skip to last s`.
+    ToLast(Ident),
+}
+
+/// A duration literal: an integer and a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Duration {
+    /// The number as written.
+    pub value: u64,
+    /// The unit as written.
+    pub unit: TimeUnit,
+    /// Where it is written.
+    pub span: Span,
+}
+
+impl Duration {
+    /// Milliseconds, or `None` when that does not fit an `i64`.
+    pub fn millis(&self) -> Option<i64> {
+        i64::try_from(self.value)
+            .ok()?
+            .checked_mul(self.unit.millis())
+    }
+}
+
+/// Units of a duration: the one duration grammar of [`crate::time`].
+pub use crate::time::TimeUnit;
+
+/// A dotted field path; each segment an identifier or a backquoted name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    /// The segments (backquotes removed).
+    pub segments: Vec<Ident>,
+    /// The whole path.
+    pub span: Span,
+}
+
+/// A `match` sequence: elements joined by connectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sequence {
+    /// The elements; every one but the first has a connector.
+    pub elements: Vec<Element>,
+    /// The whole sequence.
+    pub span: Span,
+}
+
+/// A connector between two elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connector {
+    /// Which connector (the IR's contiguity).
+    pub kind: crate::pattern::Contiguity,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// One element of a sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Element {
+    /// The connector before it (`None` for the first element).
+    pub connector: Option<Connector>,
+    /// A stage or a group.
+    pub kind: ElementKind,
+    /// The quantifier, if any.
+    pub quantifier: Option<Quantifier>,
+    /// The modifiers, in source order.
+    pub modifiers: Vec<Modifier>,
+    /// From the stage name (or `(`) to the last modifier.
+    pub span: Span,
+}
+
+/// What an element matches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElementKind {
+    /// A stage.
+    Stage(Ident),
+    /// `( sequence )`.
+    Group(Sequence),
+}
+
+/// A quantifier as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantifier {
+    /// Which quantifier.
+    pub kind: QuantifierKind,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// The quantifiers of the language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantifierKind {
+    /// `?`.
+    Optional,
+    /// `*`.
+    Star,
+    /// `+`.
+    Plus,
+    /// `{n}`.
+    Exactly(u64),
+    /// `{n,}` (`None`) or `{n,m}`.
+    Range(u64, Option<u64>),
+}
+
+/// A modifier after an element.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Modifier {
+    /// Which modifier.
+    pub kind: ModifierKind,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// The modifiers of the language.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModifierKind {
+    /// `optional`.
+    Optional,
+    /// `greedy`.
+    Greedy,
+    /// `consecutive`.
+    Consecutive,
+    /// `combinations`.
+    Combinations,
+    /// `until c`.
+    Until(Ident),
+    /// `within d`.
+    Within(Duration),
+}
+
+impl ModifierKind {
+    /// The modifier's keyword.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            ModifierKind::Optional => "optional",
+            ModifierKind::Greedy => "greedy",
+            ModifierKind::Consecutive => "consecutive",
+            ModifierKind::Combinations => "combinations",
+            ModifierKind::Until(_) => "until",
+            ModifierKind::Within(_) => "within",
+        }
+    }
+}
+
+/// A `where` (`name: expr`) or `select` (`name = expr`) entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The entry's name.
+    pub name: Ident,
+    /// Its expression.
+    pub expr: Expr,
+    /// The whole entry.
+    pub span: Span,
+}
+
+/// An expression node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where it is written (parentheses included when present).
+    pub span: Span,
+}
+
+/// The expression forms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// A literal.
+    Literal(Literal),
+    /// A field path or a stage reference (`s.f`); resolved by lowering.
+    Path(Path),
+    /// A prefix operator.
+    Unary(crate::expr::UnaryOp, Box<Expr>),
+    /// One binary operator: `a op b`.
+    Binary(crate::expr::BinaryOp, Box<Expr>, Box<Expr>),
+    /// Two or more binary operators of one precedence level, applied left
+    /// to right: `a - b + c` is `Chain(a, [(Sub, b), (Add, c)])`, which
+    /// means `(a - b) + c`. Kept flat so that a long chain (`x and y and
+    /// ...`, a thousand terms) is one node, not a thousand levels of
+    /// nesting. The parser merges a bracketed left operand of the same
+    /// level into the chain (`(a - b) - c` is `a - b - c`), and makes a
+    /// `Binary` of a single operator; comparisons do not chain.
+    Chain(Box<Expr>, Vec<(crate::expr::BinaryOp, Expr)>),
+    /// `x in [a, b]`.
+    In(Box<Expr>, Vec<Expr>),
+    /// `f(args)`: functions and aggregates.
+    Call(Ident, Vec<Expr>),
+}
+
+/// Literal values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer (a leading `-` directly before the digits is part of it).
+    Int(i64),
+    /// A float (finite).
+    Float(f64),
+    /// A string (escapes decoded).
+    Str(String),
+    /// A duration (an integer of milliseconds in expressions).
+    Duration(Duration),
+}
+
+impl File {
+    /// A copy with every span set to the empty span, so that two trees can be
+    /// compared for structure alone.
+    pub fn without_spans(&self) -> File {
+        let mut f = self.clone();
+        for p in &mut f.patterns {
+            clear_pattern(p);
+        }
+        f
+    }
+}
+
+fn clear_pattern(p: &mut PatternDecl) {
+    p.span = Span::default();
+    p.name.span = Span::default();
+    for c in &mut p.clauses {
+        c.span = Span::default();
+        match &mut c.kind {
+            ClauseKind::PartitionBy(paths) => paths.iter_mut().for_each(clear_path),
+            ClauseKind::Within(d) => d.span = Span::default(),
+            ClauseKind::Skip(Skip::ToFirst(i) | Skip::ToLast(i)) => i.span = Span::default(),
+            ClauseKind::Skip(_) | ClauseKind::Timeouts => {}
+        }
+    }
+    clear_sequence(&mut p.sequence);
+    for e in p.where_entries.iter_mut().chain(&mut p.select_entries) {
+        e.span = Span::default();
+        e.name.span = Span::default();
+        clear_expr(&mut e.expr);
+    }
+}
+
+fn clear_path(p: &mut Path) {
+    p.span = Span::default();
+    p.segments.iter_mut().for_each(|s| s.span = Span::default());
+}
+
+/// Clears spans of a sequence with an explicit stack (groups may nest).
+fn clear_sequence(root: &mut Sequence) {
+    let mut stack = vec![root];
+    while let Some(seq) = stack.pop() {
+        seq.span = Span::default();
+        for e in &mut seq.elements {
+            e.span = Span::default();
+            if let Some(c) = &mut e.connector {
+                c.span = Span::default();
+            }
+            if let Some(q) = &mut e.quantifier {
+                q.span = Span::default();
+            }
+            for m in &mut e.modifiers {
+                m.span = Span::default();
+                match &mut m.kind {
+                    ModifierKind::Until(i) => i.span = Span::default(),
+                    ModifierKind::Within(d) => d.span = Span::default(),
+                    _ => {}
+                }
+            }
+            match &mut e.kind {
+                ElementKind::Stage(i) => i.span = Span::default(),
+                ElementKind::Group(inner) => stack.push(inner),
+            }
+        }
+    }
+}
+
+/// Clears spans of an expression with an explicit stack.
+pub(crate) fn clear_expr(root: &mut Expr) {
+    let mut stack = vec![root];
+    while let Some(e) = stack.pop() {
+        e.span = Span::default();
+        match &mut e.kind {
+            ExprKind::Literal(Literal::Duration(d)) => d.span = Span::default(),
+            ExprKind::Literal(_) => {}
+            ExprKind::Path(p) => clear_path(p),
+            ExprKind::Unary(_, x) => stack.push(x),
+            ExprKind::Binary(_, x, y) => {
+                stack.push(x);
+                stack.push(y);
+            }
+            ExprKind::Chain(x, rest) => {
+                stack.push(x);
+                stack.extend(rest.iter_mut().map(|(_, y)| y));
+            }
+            ExprKind::In(x, items) => {
+                stack.push(x);
+                stack.extend(items.iter_mut());
+            }
+            ExprKind::Call(name, args) => {
+                name.span = Span::default();
+                stack.extend(args.iter_mut());
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The pattern language: `.cep` text → AST → [`Pattern`] IR, with
+//! diagnostics that point at the text.
+//!
+//! The chain, one module per step:
+//!
+//! | module | owns |
+//! |---|---|
+//! | `lex` | tokens as nom 8 parsers, the parser's private error type |
+//! | `parse`, `parse_match`, `parse_expr` | the grammar of `language.md`, error recovery |
+//! | [`ast`] | the syntax tree, a [`Span`](crate::Span) on every node |
+//! | `print` | the canonical printer: `parse(print(ast)) == ast` |
+//! | `lower`, `lower_expr` | AST → IR, name resolution, language-only checks |
+//! | [`diagnostic`] | [`Diagnostic`] values and their rendering |
+//! | `load` | text, bytes, files and folders → [`Loaded`] |
+//! | `explain` | the IR as readable text and as a `dot` graph |
+//! | `source` | the IR back to `.cep` text (what a snapshot keeps of each pattern) |
+//!
+//! ```
+//! let loaded = cepheid_syntax::load_str("rules.cep", r#"
+//!     /// Three failed logins for one user within 10 seconds.
+//!     pattern brute_force {
+//!         partition by user_id
+//!         within 10s
+//!         match fail{3} consecutive
+//!         where fail: type == "login" and not success
+//!     }
+//! "#);
+//! assert!(!loaded.has_errors(), "{}", loaded.render());
+//! assert_eq!(loaded.patterns[0].name, "brute_force");
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ast;
+pub mod diagnostic;
+mod explain;
+#[cfg(test)]
+mod expr_tests;
+mod lex;
+mod load;
+mod lower;
+mod lower_expr;
+mod parse;
+mod parse_expr;
+mod parse_match;
+mod print;
+mod source;
+
+use std::collections::HashMap;
+
+pub use diagnostic::{Diagnostic, DiagnosticKind, Label, Severity, Source};
+pub use explain::{explain, sequence_dot};
+pub use lex::is_plain_ident;
+pub use load::{
+    load_bytes, load_paths, load_str, Loaded, PatternCheck, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE,
+};
+pub use lower_expr::{REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
+pub use parse::MAX_PATTERNS;
+#[cfg(test)]
+pub use print::print_expr;
+pub use print::print_file;
+pub use source::pattern_source;
+
+// The vocabulary, under the names the modules use for it.
+use cepheid_core::{event, expr, pattern, primitives, time, value};
+#[allow(unused_imports)]
+use cepheid_core::{Record, Span};
+
+use crate::expr::Expr;
+use crate::pattern::Pattern;
+use crate::primitives::StageId;
+
+/// Parses a whole file. Any syntax error makes it an `Err` holding every
+/// syntax error found (the parser recovers at the next entry or pattern).
+pub fn parse(src: &str) -> Result<ast::File, Vec<Diagnostic>> {
+    parse::parse_strict(src)
+}
+
+/// Parses a standalone expression (for the builder API's string
+/// conditions).
+pub fn parse_expression(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
+    parse::parse_expression(src)
+}
+
+/// Lowers a standalone `where`-style expression given the stage names of
+/// its pattern (index = [`StageId`]): `s.f` with `s` among them is a stage
+/// reference, aggregates need one of them.
+pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, Vec<Diagnostic>> {
+    let stages: HashMap<String, StageId> = stage_names
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, n)| (n.clone(), StageId(u16::try_from(i).unwrap_or(u16::MAX))))
+        .collect();
+    let mut diagnostics = Vec::new();
+    let lowered = lower_expr::ExprCx {
+        stages: &stages,
+        in_select: false,
+        diagnostics: &mut diagnostics,
+    }
+    .lower(e);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        Err(diagnostics)
+    } else {
+        Ok(lowered)
+    }
+}
+
+/// Lowers every pattern of a parsed file (without cross-file checks);
+/// returns the valid patterns and all diagnostics.
+pub fn lower_file(file: &ast::File) -> (Vec<Pattern>, Vec<Diagnostic>) {
+    let mut patterns = Vec::new();
+    let mut diagnostics = Vec::new();
+    for p in &file.patterns {
+        let (pattern, mut d) = lower::lower_pattern(p);
+        patterns.extend(pattern);
+        diagnostics.append(&mut d);
+    }
+    (patterns, diagnostics)
+}

@@ -1,0 +1,326 @@
+//! Loading pattern files: bytes → checked text → AST → IR, for one text,
+//! many files or folders, with every diagnostic collected in a [`Loaded`].
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, DiagnosticKind, Label, Source};
+use crate::lower::lower_pattern;
+use crate::parse::parse_file;
+use crate::pattern::Pattern;
+use crate::primitives::Span;
+
+/// Largest pattern file accepted, in bytes.
+pub const MAX_FILE_SIZE: usize = 1 << 20;
+
+/// Most diagnostics reported per file (the rest is summarised in one).
+pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+
+/// Most NUL bytes reported per file.
+const MAX_NUL_REPORTS: usize = 5;
+
+/// The result of loading pattern text: the valid patterns, every
+/// diagnostic, and the sources they point into.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// Patterns without errors, in load order.
+    pub patterns: Vec<Pattern>,
+    /// Errors and warnings, in load order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The loaded texts ([`Diagnostic::source`] indexes this).
+    pub sources: Vec<Source>,
+    /// For each pattern, the index of its source.
+    pub pattern_sources: Vec<usize>,
+    /// Where each pattern name was first defined (source, span).
+    names: HashMap<String, (usize, Span)>,
+    /// Run on every pattern lowered without errors (`Loaded::with_check`).
+    check: Option<PatternCheck>,
+}
+
+/// A check that a loader runs on every pattern lowered without errors,
+/// after the language's own: the layer that compiles patterns to automata
+/// (`cepheid-engine`'s `Rules`) gives one that rejects what its compiler
+/// rejects, so that `cepheid check` and loading report it as a diagnostic
+/// at the pattern. The language itself knows nothing of automata.
+pub type PatternCheck = fn(&Pattern) -> Result<(), Diagnostic>;
+
+impl Loaded {
+    /// An empty set whose patterns each pass `check` before they are
+    /// loaded (a pattern that fails it is left out, its diagnostic kept).
+    pub fn with_check(check: PatternCheck) -> Loaded {
+        Loaded {
+            check: Some(check),
+            ..Loaded::default()
+        }
+    }
+
+    /// Is any diagnostic an error?
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Did a file or folder fail to be read?
+    pub fn has_io_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.kind == DiagnosticKind::Io)
+    }
+
+    /// Number of errors.
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Number of warnings.
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+
+    /// Every diagnostic, rendered, one after the other.
+    pub fn render(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(&self.sources))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Writes [`Loaded::render`] to `w`.
+    pub fn write_diagnostics(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        w.write_all(self.render().as_bytes())
+    }
+
+    /// Adds a text named `origin` (checks, parses, lowers it).
+    pub fn add_str(&mut self, origin: &str, src: &str) {
+        let src = src.strip_prefix('\u{feff}').unwrap_or(src);
+        let index = self.sources.len();
+        self.sources.push(Source::new(origin, src));
+        if src.len() > MAX_FILE_SIZE {
+            self.push(
+                index,
+                Diagnostic::error(
+                    DiagnosticKind::Limit,
+                    Span::new(0, 0),
+                    format!(
+                        "this file is {} bytes long; pattern files are limited to 1 MiB ({MAX_FILE_SIZE} bytes)",
+                        src.len()
+                    ),
+                ),
+            );
+            return;
+        }
+        let nuls: Vec<usize> = src.match_indices('\0').map(|(i, _)| i).collect();
+        if !nuls.is_empty() {
+            for &at in nuls.iter().take(MAX_NUL_REPORTS) {
+                self.push(
+                    index,
+                    Diagnostic::error(
+                        DiagnosticKind::NulByte,
+                        Span::new(at, at + 1),
+                        "NUL byte in a pattern file (is this a binary file?)",
+                    ),
+                );
+            }
+            return;
+        }
+        let parsed = parse_file(src);
+        let mut diagnostics = parsed.diagnostics;
+        let mut patterns = Vec::new();
+        for (decl, had_syntax_errors) in &parsed.patterns {
+            // A pattern with a recovered syntax error is still lowered, so
+            // that its other mistakes are reported too, but never loaded.
+            let (pattern, mut more) = lower_pattern(decl);
+            diagnostics.append(&mut more);
+            if let (Some(p), false) = (pattern, *had_syntax_errors) {
+                patterns.push(p);
+            }
+        }
+        if parsed.patterns.is_empty() && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::warning(
+                DiagnosticKind::Syntax,
+                Span::default(),
+                "this file defines no pattern",
+            ));
+        }
+        // In reading order (the sort is stable: same place keeps its order).
+        diagnostics.sort_by_key(|d| d.span.start);
+        if diagnostics.len() > MAX_DIAGNOSTICS_PER_FILE {
+            let last = diagnostics[MAX_DIAGNOSTICS_PER_FILE - 1].span;
+            diagnostics.truncate(MAX_DIAGNOSTICS_PER_FILE);
+            diagnostics.push(Diagnostic::error(
+                DiagnosticKind::Limit,
+                Span::new(last.end as usize, last.end as usize),
+                format!(
+                    "too many problems in this file; only the first {MAX_DIAGNOSTICS_PER_FILE} are shown"
+                ),
+            ));
+        }
+        for d in diagnostics {
+            self.push(index, d);
+        }
+        for p in patterns {
+            self.add_pattern(index, p);
+        }
+    }
+
+    /// Adds raw bytes named `origin`: invalid UTF-8 is reported with its
+    /// position.
+    /// A UTF-8 byte order mark at the start is skipped, as in event input
+    /// (editors on some systems write one).
+    pub fn add_bytes(&mut self, origin: &str, bytes: &[u8]) {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.add_str(origin, text),
+            Err(e) => {
+                let index = self.sources.len();
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                self.sources.push(Source::new(origin, text));
+                let at = e.valid_up_to();
+                self.push(
+                    index,
+                    Diagnostic::error(
+                        DiagnosticKind::InvalidUtf8,
+                        Span::new(at, at + '\u{FFFD}'.len_utf8()),
+                        "invalid UTF-8: pattern files must be UTF-8 text",
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Adds a file, or every `*.cep` file of a folder (sorted by name).
+    pub fn add_path(&mut self, path: &Path) {
+        if path.is_dir() {
+            let entries = match std::fs::read_dir(path) {
+                Ok(entries) => entries,
+                Err(e) => return self.io_error(path, &e),
+            };
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                // Hidden files (editor swap and backup files, `._x.cep`
+                // resource forks) are not patterns.
+                .filter(|p| {
+                    let hidden = p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                    !hidden && p.extension().is_some_and(|x| x == "cep") && p.is_file()
+                })
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                // An error (it said "ok" and exited 4): nothing to check
+                // or run.
+                let mut d = Diagnostic::error(
+                    DiagnosticKind::Io,
+                    Span::default(),
+                    format!("no `.cep` files in `{}`", path.display()),
+                );
+                d.source = usize::MAX;
+                self.diagnostics.push(d);
+            }
+            for f in files {
+                self.add_file(&f);
+            }
+        } else {
+            self.add_file(path);
+        }
+    }
+
+    fn add_file(&mut self, path: &Path) {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => return self.io_error(path, &e),
+        };
+        let mut bytes = Vec::new();
+        let limit = MAX_FILE_SIZE as u64 + 1;
+        if let Err(e) = file.take(limit).read_to_end(&mut bytes) {
+            return self.io_error(path, &e);
+        }
+        let name = path.display().to_string();
+        if bytes.len() > MAX_FILE_SIZE {
+            let index = self.sources.len();
+            self.sources.push(Source::new(name, ""));
+            self.push(
+                index,
+                Diagnostic::error(
+                    DiagnosticKind::Limit,
+                    Span::default(),
+                    format!("this file is larger than 1 MiB ({MAX_FILE_SIZE} bytes), the limit for pattern files"),
+                ),
+            );
+            return;
+        }
+        self.add_bytes(&name, &bytes);
+    }
+
+    fn io_error(&mut self, path: &Path, e: &std::io::Error) {
+        let mut d = Diagnostic::error(
+            DiagnosticKind::Io,
+            Span::default(),
+            format!("cannot read `{}`: {e}", path.display()),
+        );
+        d.source = usize::MAX;
+        self.diagnostics.push(d);
+    }
+
+    fn push(&mut self, source: usize, d: Diagnostic) {
+        self.diagnostics.push(d.in_source(source));
+    }
+
+    /// Adds a lowered pattern unless its name is taken.
+    fn add_pattern(&mut self, source: usize, p: Pattern) {
+        if let Some(&(first_source, first_span)) = self.names.get(&p.name) {
+            let mut d = Diagnostic::error(
+                DiagnosticKind::Duplicate,
+                p.span,
+                format!("a pattern named `{}` is already defined", p.name),
+            )
+            .in_source(source);
+            d.labels.push(Label {
+                span: first_span,
+                message: "first defined here".to_string(),
+                source: first_source,
+            });
+            self.diagnostics.push(d);
+            return;
+        }
+        self.names.insert(p.name.clone(), (source, p.span));
+        // What the layer that compiles patterns rejects is a diagnostic at
+        // the pattern too (`Loaded::with_check`).
+        if let Some(check) = self.check {
+            if let Err(d) = check(&p) {
+                self.diagnostics.push(d.in_source(source));
+                return;
+            }
+        }
+        self.patterns.push(p);
+        self.pattern_sources.push(source);
+    }
+}
+
+/// Loads one text named `origin` (a path or `<input>`).
+pub fn load_str(origin: &str, src: &str) -> Loaded {
+    let mut loaded = Loaded::default();
+    loaded.add_str(origin, src);
+    loaded
+}
+
+/// Loads raw bytes named `origin` (invalid UTF-8 is a diagnostic).
+pub fn load_bytes(origin: &str, bytes: &[u8]) -> Loaded {
+    let mut loaded = Loaded::default();
+    loaded.add_bytes(origin, bytes);
+    loaded
+}
+
+/// Loads files and folders (every `*.cep` in a folder, sorted by name);
+/// pattern names must be unique across all of them.
+pub fn load_paths(paths: &[PathBuf]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for p in paths {
+        loaded.add_path(p);
+    }
+    loaded
+}

@@ -1,0 +1,255 @@
+//! A pattern of the IR back to `.cep` source: [`pattern_source`], the text
+//! an engine snapshot keeps of each pattern so that a restore can rebuild
+//! the rule set in force (`docs/snapshot.md`). Loading the text gives a
+//! pattern with the same canonical text (`dsl::explain`), which the caller
+//! checks; a pattern with a Rust closure has no source.
+
+use std::fmt::Write;
+
+use crate::explain::expr_text;
+use crate::pattern::{
+    Condition, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence, SkipStrategy,
+    Stage,
+};
+use crate::print::print_name;
+
+/// The pattern as `.cep` source, or why it has none (a Rust closure: a
+/// `where_fn`, `until_fn` or `partition_by_fn` cannot be written as text;
+/// nor can an `until` of the IR's [`Condition::True`]).
+///
+/// Durations are written in milliseconds, quantifiers in their normalized
+/// form (`{0,m}` as `{1,m} optional`), an `until` condition as a `where`
+/// entry of a name no stage has.
+pub fn pattern_source(p: &Pattern) -> Result<String, String> {
+    let closure = |what: &str| {
+        format!(
+            "pattern `{}` has a Rust closure ({what}), which has no source text",
+            p.name
+        )
+    };
+    if p.partition_by_fn.is_some() {
+        return Err(closure("partition_by_fn"));
+    }
+    let mut out = String::new();
+    if let Some(doc) = &p.doc {
+        for line in doc.lines() {
+            if line.is_empty() {
+                out.push_str("///\n");
+            } else {
+                let _ = writeln!(out, "/// {line}");
+            }
+        }
+    }
+    out.push_str("pattern ");
+    print_name(&mut out, &p.name);
+    out.push_str(" {\n");
+    if !p.partition_by.is_empty() {
+        out.push_str("    partition by ");
+        for (i, path) in p.partition_by.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            for (j, segment) in path.segments().iter().enumerate() {
+                if j > 0 {
+                    out.push('.');
+                }
+                print_name(&mut out, segment);
+            }
+        }
+        out.push('\n');
+    }
+    if let Some(w) = p.within {
+        let _ = writeln!(out, "    within {w}ms");
+    }
+    let stage = |id: crate::primitives::StageId| {
+        let mut name = String::new();
+        print_name(&mut name, p.stages.get(id.index()).map_or("?", |s| &s.name));
+        name
+    };
+    match p.skip {
+        SkipStrategy::NoSkip => {}
+        SkipStrategy::ToNext => out.push_str("    skip to next\n"),
+        SkipStrategy::PastLastEvent => out.push_str("    skip past last event\n"),
+        SkipStrategy::ToFirst(s) => {
+            let _ = writeln!(out, "    skip to first {}", stage(s));
+        }
+        SkipStrategy::ToLast(s) => {
+            let _ = writeln!(out, "    skip to last {}", stage(s));
+        }
+    }
+    if p.emit_timeouts {
+        out.push_str("    timeouts\n");
+    }
+    // `until` conditions become `where` entries of fresh names.
+    let mut untils: Vec<(String, String)> = Vec::new();
+    out.push_str("    match ");
+    write_sequence(&mut out, &p.sequence, p, &mut untils)?;
+    out.push('\n');
+    let mut entries = Vec::new();
+    for s in &p.stages {
+        match &s.condition {
+            Condition::True => {}
+            Condition::Expr(e) => {
+                let mut name = String::new();
+                print_name(&mut name, &s.name);
+                entries.push((name, expr_text(e, &p.stages)));
+            }
+            Condition::Native(_) => return Err(closure(&format!("`where_fn` of `{}`", s.name))),
+        }
+    }
+    entries.extend(untils);
+    if !entries.is_empty() {
+        out.push_str("    where\n");
+        for (name, text) in entries {
+            let _ = writeln!(out, "        {name}: {text}");
+        }
+    }
+    if !p.select.is_empty() {
+        out.push_str("    select\n");
+        for item in &p.select {
+            out.push_str("        ");
+            print_name(&mut out, &item.name);
+            let _ = writeln!(out, " = {}", expr_text(&item.expr, &p.stages));
+        }
+    }
+    out.push_str("}\n");
+    Ok(out)
+}
+
+/// A sequence on one line, groups in parentheses (with an explicit stack:
+/// nesting is bounded, but not by this function).
+fn write_sequence(
+    out: &mut String,
+    root: &Sequence,
+    p: &Pattern,
+    untils: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    // Each level: its elements, whether the next is its first, and the
+    // group element that opened it (to close it with its modifiers).
+    let mut stack: Vec<(std::slice::Iter<'_, Element>, bool, Option<&Element>)> =
+        vec![(root.elements.iter(), true, None)];
+    while let Some((iter, first, _)) = stack.last_mut() {
+        let Some(e) = iter.next() else {
+            if let Some((_, _, Some(group))) = stack.pop() {
+                out.push(')');
+                write_modifiers(out, group, p, untils)?;
+            }
+            continue;
+        };
+        if !*first {
+            out.push(' ');
+            out.push_str(e.contiguity.keyword());
+            out.push(' ');
+        }
+        *first = false;
+        match &e.kind {
+            ElementKind::Stage(s) => {
+                print_name(out, p.stages.get(s.index()).map_or("?", |s| &s.name));
+                write_modifiers(out, e, p, untils)?;
+            }
+            ElementKind::Group(inner) => {
+                out.push('(');
+                stack.push((inner.elements.iter(), true, Some(e)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An element's quantifier and modifiers.
+fn write_modifiers(
+    out: &mut String,
+    e: &Element,
+    p: &Pattern,
+    untils: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    match e.quantifier {
+        Quantifier::One => {}
+        Quantifier::Times { min, max } if min == max => {
+            let _ = write!(out, "{{{min}}}");
+        }
+        Quantifier::Times { min, max } => {
+            let _ = write!(out, "{{{min},{max}}}");
+        }
+        Quantifier::AtLeast(n) => {
+            let _ = write!(out, "{{{n},}}");
+        }
+    }
+    if e.optional {
+        out.push_str(" optional");
+    }
+    if e.greedy {
+        out.push_str(" greedy");
+    }
+    match e.inner {
+        InnerContiguity::Relaxed => {}
+        InnerContiguity::Consecutive => out.push_str(" consecutive"),
+        InnerContiguity::Combinations => out.push_str(" combinations"),
+    }
+    match &e.until {
+        None => {}
+        Some(Condition::Expr(c)) => {
+            let name = fresh_name(&p.stages, untils);
+            let _ = write!(out, " until {name}");
+            untils.push((name, expr_text(c, &p.stages)));
+        }
+        Some(Condition::True) => {
+            // (`until u` with `u: true` is an expression, not this)
+            return Err(format!(
+                "pattern `{}` has an `until` that accepts every event without an \
+                 expression, which has no source text",
+                p.name
+            ));
+        }
+        Some(Condition::Native(_)) => {
+            return Err(format!(
+                "pattern `{}` has a Rust closure (`until_fn`), which has no source text",
+                p.name
+            ))
+        }
+    }
+    if let Some(w) = e.within {
+        let _ = write!(out, " within {w}ms");
+    }
+    Ok(())
+}
+
+/// A name for an `until` condition that no stage or other `until` has.
+fn fresh_name(stages: &[Stage], untils: &[(String, String)]) -> String {
+    (untils.len()..)
+        .map(|i| format!("until_{i}"))
+        .find(|n| !stages.iter().any(|s| s.name == *n) && !untils.iter().any(|(u, _)| u == n))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pattern of `patterns/` prints to source that loads back to
+    /// the same canonical text (the round trip over random patterns is in
+    /// `tests/snapshot.rs`).
+    #[test]
+    fn the_library_prints_to_source_that_loads_back() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cep"))
+            .collect();
+        files.sort();
+        let loaded = crate::load_paths(&files);
+        assert!(!loaded.has_errors());
+        assert!(!loaded.patterns.is_empty());
+        for p in &loaded.patterns {
+            let text = pattern_source(p).unwrap();
+            let again = crate::load_str("again.cep", &text);
+            assert!(!again.has_errors(), "{text}\n{}", again.render());
+            assert_eq!(
+                crate::explain(&again.patterns[0]),
+                crate::explain(p),
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Checkpoints of `cepheid run --checkpoint DIR`: the run's whole state in
+//! one file, `DIR/checkpoint`, from which a later run of the same command
+//! goes on as if it had never stopped.
+//!
+//! A checkpoint holds the engine's snapshot (`Engine::snapshot`), where the
+//! input is (the byte offset and line count of the first line not yet given
+//! to the engine, and a CRC-32 of the bytes just before it, which
+//! recognizes the file), the byte lengths of the output and late files, and
+//! the command's own counters (malformed lines, keys already reported,
+//! whether the input had `$watermark` lines), so that the outputs and the
+//! summary of a resumed run equal an uninterrupted run's.
+//!
+//! It is taken on the main thread between batches, after the outputs are
+//! flushed and synced to disk, and written to `DIR/checkpoint.tmp`, synced,
+//! renamed over `DIR/checkpoint`, and the folder synced: the previous
+//! checkpoint stays whole until the new one is. A crash at any moment
+//! leaves one whole checkpoint (or none yet).
+//!
+//! The file: the magic `CEPHCKPT`, the format version (`u32`, little
+//! endian), the length of the metadata (`u64`, little endian), the
+//! metadata ([`Meta`], JSON), the engine's snapshot, and a CRC-32 of every
+//! byte before it (`u32`, little endian). Its format is described in
+//! `docs/checkpoints.md`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::Position;
+
+/// The checkpoint's file name in its folder.
+pub const FILE: &str = "checkpoint";
+/// The file a new checkpoint is written to before it is renamed.
+const TEMP: &str = "checkpoint.tmp";
+/// The first bytes of a checkpoint.
+const MAGIC: &[u8; 8] = b"CEPHCKPT";
+/// The format version written and read.
+const VERSION: u32 = 1;
+/// Magic, version, metadata length.
+const PREFIX: usize = 8 + 4 + 8;
+/// The CRC-32 at the end.
+const CHECKSUM: usize = 4;
+
+/// A test-only variable: `CEPHEID_TEST_FAIL_CHECKPOINT=N` makes the N-th
+/// checkpoint write of a run fail half-way with "no space left on device",
+/// as a full disk would (tests run as root, for whom a read-only folder is
+/// writable).
+const FAIL_VARIABLE: &str = "CEPHEID_TEST_FAIL_CHECKPOINT";
+
+/// What a checkpoint must agree on with the command that resumes from it
+/// (the patterns, `--max-delay`, `--max-runs-per-key`, `--max-live-runs`
+/// and `--max-waiting` are checked by `Engine::restore`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// `--events`, canonical.
+    pub events: String,
+    /// `--format`.
+    pub format: String,
+    /// `--time`.
+    pub time: String,
+    /// `--time-field`.
+    pub time_field: String,
+    /// `--output`, canonical; `None` for standard output.
+    pub output: Option<String>,
+    /// `--late`, canonical.
+    pub late: Option<String>,
+}
+
+impl Command {
+    /// What differs from `now`, said as a flag and its two values.
+    pub fn difference(&self, now: &Command) -> Option<String> {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        let pairs = [
+            ("--events", self.events.clone(), now.events.clone()),
+            ("--format", self.format.clone(), now.format.clone()),
+            ("--time", self.time.clone(), now.time.clone()),
+            (
+                "--time-field",
+                self.time_field.clone(),
+                now.time_field.clone(),
+            ),
+            ("--output", show(&self.output), show(&now.output)),
+            ("--late", show(&self.late), show(&now.late)),
+        ];
+        pairs
+            .into_iter()
+            .find(|(_, was, is)| was != is)
+            .map(|(flag, was, is)| format!("{flag} was {was}, now {is}"))
+    }
+}
+
+/// The command's own state that a resumed run carries on with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Malformed lines so far.
+    pub malformed: u64,
+    /// The keys already said to be over `--max-runs-per-key`: pattern
+    /// index and key values (JSON).
+    pub dropped_keys: Vec<(usize, Vec<serde_json::Value>)>,
+    /// Per pattern: was an object key already reported?
+    pub object_keys_told: Vec<bool>,
+    /// Has the input had `$watermark` lines (then the end of input does
+    /// not finish event time)?
+    pub punctuated: bool,
+    /// Were `$watermark` lines said to be ignored (processing time)?
+    pub watermarks_told: bool,
+    /// Was a watermark forced by `--max-waiting` said already?
+    pub forced_told: bool,
+    /// Rule sets put in force by reloads so far (`$rules`, `--watch`).
+    #[serde(default)]
+    pub reloads: u64,
+    /// Rule sets refused so far (they did not load).
+    #[serde(default)]
+    pub reloads_refused: u64,
+    /// Did a reload change the rules? Then a resumed run takes its rules
+    /// from the snapshot (`Engine::restore_rules`), not from the command
+    /// line.
+    #[serde(default)]
+    pub rules_changed: bool,
+}
+
+/// A checkpoint's metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The command it belongs to.
+    pub command: Command,
+    /// Where the input is.
+    pub input: Position,
+    /// The output file's length (`None` for standard output, which is
+    /// not truncated on resuming).
+    pub output_len: Option<u64>,
+    /// The late file's length.
+    pub late_len: Option<u64>,
+    /// The command's counters.
+    pub counters: Counters,
+}
+
+/// A checkpoint as bytes: the file's contents.
+pub fn encode(meta: &Meta, snapshot: &[u8]) -> Vec<u8> {
+    let meta = serde_json::to_vec(meta).expect("the metadata is plain data");
+    let mut bytes = Vec::with_capacity(PREFIX + meta.len() + snapshot.len() + CHECKSUM);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&meta);
+    bytes.extend_from_slice(snapshot);
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// The metadata and the engine's snapshot of a checkpoint file's bytes, or
+/// why they are not a checkpoint this build reads.
+pub fn decode(bytes: &[u8]) -> Result<(Meta, &[u8]), String> {
+    if bytes.len() < PREFIX + CHECKSUM || &bytes[..8] != MAGIC {
+        return Err("it is not a cepheid checkpoint (or it is truncated)".to_string());
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(format!(
+            "it is of format version {version}; this cepheid reads version {VERSION}"
+        ));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - CHECKSUM);
+    let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    if crc32fast::hash(body) != crc {
+        return Err("its checksum does not match: it is corrupt or truncated".to_string());
+    }
+    let meta_len = u64::from_le_bytes(bytes[12..PREFIX].try_into().expect("8 bytes"));
+    let meta_end = usize::try_from(meta_len)
+        .ok()
+        .and_then(|len| PREFIX.checked_add(len))
+        .filter(|&end| end <= body.len())
+        .ok_or("its metadata length is wrong")?;
+    let meta = serde_json::from_slice(&body[PREFIX..meta_end])
+        .map_err(|e| format!("its metadata does not decode: {e}"))?;
+    Ok((meta, &body[meta_end..]))
+}
+
+/// The checkpoint file in `dir`: its bytes, `None` when there is none.
+pub fn read(dir: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(dir.join(FILE)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// When checkpoints are taken: after this much wall time and/or this many
+/// input lines since the last one, whichever comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Every {
+    /// Wall time between checkpoints.
+    pub time: Option<Duration>,
+    /// Input lines between checkpoints.
+    pub lines: Option<u64>,
+}
+
+/// The default of `--checkpoint-every`.
+pub const DEFAULT_EVERY: &str = "10s";
+
+/// Parses `--checkpoint-every`: a duration (`10s`, `500ms`), a number of
+/// events (`100000`), or both with a comma (`10s,100000`).
+pub fn parse_every(text: &str) -> Result<Every, String> {
+    let mut every = Every {
+        time: None,
+        lines: None,
+    };
+    for part in text.split(',').map(str::trim) {
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            let n: u64 = part
+                .parse()
+                .map_err(|_| format!("`{part}` is too many events"))?;
+            if n == 0 || every.lines.is_some() {
+                return Err(format!("`{text}`: give one number of events, at least 1"));
+            }
+            every.lines = Some(n);
+        } else {
+            let ms = cepheid_core::time::parse_duration(part)?;
+            if ms <= 0 || every.time.is_some() {
+                return Err(format!("`{text}`: give one duration, greater than zero"));
+            }
+            every.time = Some(Duration::from_millis(ms.unsigned_abs()));
+        }
+    }
+    Ok(every)
+}
+
+/// Writes a run's checkpoints to its folder, when they are due.
+pub struct Writer {
+    dir: PathBuf,
+    every: Every,
+    /// When the last checkpoint was taken (or the run started).
+    last: Instant,
+    /// Input lines given to the engine since then.
+    lines: u64,
+    /// Has anything happened since then?
+    dirty: bool,
+    /// Checkpoints written so far.
+    written: u64,
+    /// The write that fails, for tests ([`FAIL_VARIABLE`]).
+    fail_at: Option<u64>,
+}
+
+impl Writer {
+    /// A writer to `dir` (which exists), counting from `now`.
+    pub fn new(dir: &Path, every: Every, now: Instant) -> Writer {
+        Writer {
+            dir: dir.to_path_buf(),
+            every,
+            last: now,
+            lines: 0,
+            dirty: false,
+            written: 0,
+            fail_at: std::env::var(FAIL_VARIABLE)
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// The checkpoint file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    /// `lines` input lines went to the engine (or time moved: 0 lines).
+    pub fn advanced(&mut self, lines: usize) {
+        self.lines += lines as u64;
+        self.dirty = true;
+    }
+
+    /// Is a checkpoint due at `now`?
+    pub fn due(&self, now: Instant) -> bool {
+        self.dirty
+            && (self.every.lines.is_some_and(|n| self.lines >= n)
+                || self
+                    .every
+                    .time
+                    .is_some_and(|t| now.saturating_duration_since(self.last) >= t))
+    }
+
+    /// Has anything happened since the last checkpoint?
+    pub fn dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Writes `bytes` as the folder's checkpoint, safely: a temporary
+    /// file, synced, renamed over the checkpoint, the folder synced.
+    pub fn write(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
+        self.written += 1;
+        let temp = self.dir.join(TEMP);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        if self.fail_at == Some(self.written) {
+            file.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(io::Error::other(
+                "No space left on device (simulated by CEPHEID_TEST_FAIL_CHECKPOINT)",
+            ));
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, self.dir.join(FILE))?;
+        sync_dir(&self.dir)?;
+        self.last = now;
+        self.lines = 0;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Makes a rename in `dir` durable.
+#[cfg(unix)]
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Elsewhere a folder cannot be opened to be synced.
+#[cfg(not(unix))]
+pub fn sync_dir(_: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Tail;
+
+    fn meta() -> Meta {
+        Meta {
+            command: Command {
+                events: "/data/events.jsonl".into(),
+                format: "jsonl".into(),
+                time: "event".into(),
+                time_field: "ts".into(),
+                output: Some("/data/out.jsonl".into()),
+                late: None,
+            },
+            input: Position {
+                offset: 1234,
+                lines: 17,
+                tail: Some(Tail { len: 1234, crc: 7 }),
+            },
+            output_len: Some(99),
+            late_len: None,
+            counters: Counters {
+                malformed: 2,
+                dropped_keys: vec![(0, vec![serde_json::json!("k1")])],
+                object_keys_told: vec![false, true],
+                punctuated: true,
+                watermarks_told: false,
+                forced_told: true,
+                reloads: 3,
+                reloads_refused: 1,
+                rules_changed: true,
+            },
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_and_any_damage_is_seen() {
+        let bytes = encode(&meta(), b"snapshot bytes");
+        let (read, snapshot) = decode(&bytes).unwrap();
+        assert_eq!(read, meta());
+        assert_eq!(snapshot, b"snapshot bytes");
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x20;
+            assert!(decode(&damaged).is_err(), "byte {i}");
+        }
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "{len} bytes");
+        }
+        let mut other = bytes.clone();
+        other[8] = 9;
+        assert!(decode(&other).unwrap_err().contains("version 9"));
+    }
+
+    #[test]
+    fn a_different_command_is_named() {
+        let mut now = meta().command;
+        assert_eq!(meta().command.difference(&now), None);
+        now.late = Some("/data/late".into());
+        assert_eq!(
+            meta().command.difference(&now).as_deref(),
+            Some("--late was -, now /data/late")
+        );
+    }
+
+    #[test]
+    fn every_takes_a_duration_a_count_or_both() {
+        let s = Duration::from_secs(1);
+        assert_eq!(
+            parse_every("1s"),
+            Ok(Every {
+                time: Some(s),
+                lines: None
+            })
+        );
+        assert_eq!(
+            parse_every("5000"),
+            Ok(Every {
+                time: None,
+                lines: Some(5000)
+            })
+        );
+        assert_eq!(
+            parse_every("1s, 5000"),
+            Ok(Every {
+                time: Some(s),
+                lines: Some(5000)
+            })
+        );
+        for bad in ["", "0", "0s", "1s,2s", "5,6", "soon", "-1s"] {
+            assert!(parse_every(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn due_after_the_time_or_the_lines_and_only_when_something_happened() {
+        let t0 = Instant::now();
+        let dir = std::env::temp_dir();
+        let every = parse_every("1s,100").unwrap();
+        let mut writer = Writer::new(&dir, every, t0);
+        assert!(!writer.due(t0 + Duration::from_secs(5)));
+        writer.advanced(10);
+        assert!(!writer.due(t0));
+        assert!(writer.due(t0 + Duration::from_secs(1)));
+        writer.advanced(90);
+        assert!(writer.due(t0));
+    }
+}

@@ -1,0 +1,74 @@
+//! `cepheid explain PATTERNS... [--pattern NAME] [--dot]`: each pattern as
+//! readable text (doc, clauses, stages, the element tree, then the compiled
+//! NFA's states and transitions), or with `--dot` as a Graphviz graph of the
+//! compiled NFA.
+
+use std::path::PathBuf;
+
+use cepheid_automata::nfa::Nfa;
+use cepheid_core::record::{FieldTable, Record};
+
+use crate::{EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+
+/// Arguments of `explain`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pattern files or folders (every `*.cep` inside, sorted by name).
+    #[arg(required = true, value_name = "PATTERNS")]
+    paths: Vec<PathBuf>,
+    /// Only the pattern with this name.
+    #[arg(long, value_name = "NAME")]
+    pattern: Option<String>,
+    /// Print a Graphviz `dot` graph instead of text.
+    #[arg(long)]
+    dot: bool,
+}
+
+/// Runs `explain` and returns the exit status.
+pub fn run(args: &Args) -> u8 {
+    let loaded = match crate::load(&args.paths) {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
+    };
+    let selected: Vec<_> = loaded
+        .patterns
+        .iter()
+        .filter(|p| args.pattern.as_ref().is_none_or(|name| &p.name == name))
+        .collect();
+    if let (Some(name), true) = (&args.pattern, selected.is_empty()) {
+        let names: Vec<&str> = loaded.patterns.iter().map(|p| p.name.as_str()).collect();
+        eprintln!(
+            "error: no pattern named `{name}` (patterns: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        return EXIT_USAGE;
+    }
+    let mut status = EXIT_OK;
+    for (i, p) in selected.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let nfa = match Nfa::<Record>::compile(p, &mut FieldTable::new()) {
+            Ok(nfa) => nfa,
+            Err(e) => {
+                eprintln!("error: pattern `{}` does not compile: {e}", p.name);
+                status = EXIT_PATTERN_ERROR;
+                continue;
+            }
+        };
+        if args.dot {
+            print!("{}", nfa.to_dot());
+        } else {
+            print!("{}", cepheid_syntax::explain(p));
+            println!("  automaton:");
+            for line in nfa.explain().lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    status
+}

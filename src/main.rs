@@ -1,0 +1,83 @@
+//! The `cepheid` command line (see `../shared/spec/cli.md`): a thin
+//! dispatcher over the library. Each subcommand lives in its own file and
+//! returns the process exit status.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod checkpoint;
+mod explain;
+mod follow;
+mod idle;
+mod input;
+mod output;
+mod reload;
+mod resume;
+mod run;
+mod signals;
+mod timing;
+
+/// The command's allocator (the library's users choose their own): `run`
+/// decodes each event on its reader thread and frees it on the main thread,
+/// a cross-thread free that mimalloc makes one atomic push where glibc's
+/// malloc takes the other thread's arena lock (`Cargo.toml`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit status: success.
+const EXIT_OK: u8 = 0;
+/// Exit status: a pattern file has errors.
+const EXIT_PATTERN_ERROR: u8 = 1;
+/// Exit status: bad command line (clap uses 2 for its own errors too).
+const EXIT_USAGE: u8 = 2;
+/// Exit status: an I/O error.
+const EXIT_IO: u8 = 4;
+/// Exit status: `run --checkpoint`'s checkpoint cannot be used (corrupt,
+/// or taken by another command).
+const EXIT_CHECKPOINT: u8 = 5;
+
+/// Complex event processing with Apache Flink CEP semantics.
+#[derive(Parser)]
+#[command(name = "cepheid", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and compile pattern files, print every diagnostic.
+    Check(check::Args),
+    /// Print each compiled pattern as text, or as a Graphviz graph.
+    Explain(explain::Args),
+    /// Run patterns over a stream of events; matches and timeouts as JSON lines.
+    Run(Box<run::Args>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let status = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Run(args) => run::run(&args),
+    };
+    ExitCode::from(status)
+}
+
+/// Loads pattern paths, prints diagnostics to standard error, and returns
+/// the loaded patterns or the exit status to stop with.
+fn load(paths: &[std::path::PathBuf]) -> Result<cepheid_syntax::Loaded, u8> {
+    let loaded = cepheid_engine::rules::load_paths(paths);
+    if !loaded.diagnostics.is_empty() {
+        eprint!("{}", loaded.render());
+    }
+    if loaded.has_io_errors() {
+        Err(EXIT_IO)
+    } else if loaded.has_errors() {
+        Err(EXIT_PATTERN_ERROR)
+    } else {
+        Ok(loaded)
+    }
+}

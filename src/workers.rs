@@ -1,0 +1,1845 @@
+//! `cepheid run --workers N` and `--processes P --process I --hostfile
+//! FILE` (feature `timely`): the same run over `cepheid_dataflow`, on
+//! worker threads and processes.
+//!
+//! - **Input.** With `--events FILE`, the file is cut in chunks of 1 MiB
+//!   on line boundaries, dealt to the workers in turn
+//!   (`dataflow::FileChunks`; a CSV chunk after the first starts with the
+//!   header); each worker reads and decodes its chunks, a source of its
+//!   own with its own watermark (`--max-delay` and `$watermark` lines of
+//!   its chunks). Events are late by their own part's watermark: with
+//!   disorder within `--max-delay` that is the same as one reader.
+//! - **Live input.** Standard input, or a file with `--follow`, is read by
+//!   worker 0 (of process 0) with the single run's reader (`input.rs`,
+//!   `follow.rs`) on a thread of its own, whose batches a second thread
+//!   hands to a `dataflow::live_source`: the workers never wait on the
+//!   input. While the reader waits for input (its last batch stalled),
+//!   worker 0 flushes what it writes as it comes, as the single run does.
+//!   `--idle-timeout` applies to that source (the rule of
+//!   `cepheid_engine::engine::Idle`); SIGINT and SIGTERM stop the feed (event
+//!   time stays where it got; summary; exit 130 or 143).
+//! - **Output.** One `--output` and `--late`, opened by process 0, and
+//!   one summary: matches and timeouts as JSON lines as `cepheid run`
+//!   writes them. The workers of process 0 write their own records to
+//!   `--output` in blocks of whole lines as they format them
+//!   (`workers/write.rs`; a single writer was the limit of a run with
+//!   much output, `BENCHMARKS.md`); worker 0 writes the late events and
+//!   the records of the other processes, sent to it. With `--checkpoint`
+//!   every record is sent to worker 0, which writes them in the order of
+//!   the frontier (a cut measures the outputs between two epochs). Any
+//!   worker layout gives the same lines, each worker's in the order it
+//!   made them; sorted bytewise (`LC_ALL=C sort`) they are identical.
+//!   With `--output-per-worker`, each worker writes its own records to
+//!   `FILE.W`.
+//! - **Processes.** Every process runs the same command with its own
+//!   `--process I` and the same `--hostfile` (one `host:port` per line,
+//!   process 0 first; `#` comments and blank lines skipped); the file is
+//!   read by every process, each worker reading its own part. The
+//!   processes connect with `workers/connect.rs` (timely's own set-up
+//!   polls once a second and prints on standard output). Process 0 needs
+//!   `--output FILE`: timely's networking prints on standard output when a
+//!   peer fails. The other processes write no output file.
+//! - **Checkpoints** (`--checkpoint DIR`, `--events FILE`, `--output
+//!   FILE` on process 0): cuts of every worker of every process at a
+//!   common frontier (`cepheid_dataflow::Cuts`, requested through
+//!   `cepheid_dataflow::cut_requests`), one folder per cut in `DIR`, which
+//!   every process must see (`workers/cut.rs`), resumed on any layout
+//!   of processes and workers (keys by key group, the input's lines read
+//!   computed over every old worker); `docs/checkpoints.md`. A followed file
+//!   (`--follow`) too: each batch of the reader goes to the source with its
+//!   place (lines so far, malformed lines so far, the byte offset and the
+//!   checksum of the bytes before it, `input::Position`), which the source
+//!   records at a cut; SIGINT and SIGTERM stop the feed and the workers
+//!   take a last cut as the dataflow ends (`cepheid_dataflow::cep_cut`);
+//!   a resumed run reads the file from that place, or from its beginning
+//!   when it was rotated while the run was stopped, as the single run does.
+//!   With `--output-per-worker`, each worker's file is synced and measured
+//!   when the worker saves its state at a cut (its records are written on
+//!   its thread as they are made), and truncated to that length on
+//!   resuming.
+//! - Not with `--time processing` (exit 2); `--checkpoint` not with
+//!   standard input (it cannot be read again: the single run's rule).
+//!   `--max-waiting` applies per source, the single run's rule over the
+//!   source's own events (`docs/semantics.md`, "Several readers"): with
+//!   one source the same forced watermarks as a single run; they are
+//!   counted in the summary. With `--strict`, the first malformed line
+//!   stops the parts of its process (the live input ends there). Object
+//!   keys and keys over `--max-runs-per-key` are counted
+//!   in the summary; keys over the limit are named (ten per worker).
+//! - `--max-live-runs` bounds each engine of each worker (one per group of
+//!   patterns partitioned alike), not their sum: N workers may hold N times
+//!   the limit. Its first drop is said once per process; the summary adds
+//!   up the drops of every worker.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use cepheid_core::record::FieldTable;
+use cepheid_dataflow::{
+    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, source,
+    source_cut, Collect, Cuts, Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned,
+    Requests, SourceItem, SourceState, WorkerCut,
+};
+use cepheid_engine::engine::{MatchRef, Sink, Stats};
+use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
+use cepheid_engine::{ErrorKind, Record, Timestamp, Value};
+use serde::{Deserialize, Serialize};
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::ProcessBuilder;
+use timely::communication::{AllocatorBuilder, Hooks};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::{Concat, Operator};
+use timely::{CommunicationConfig, WorkerConfig};
+
+use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
+use crate::input::{
+    prime, spawn_reader, Entry, Message, Position, Reading, Source, Tail, BATCHES_AHEAD,
+};
+use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+
+#[path = "workers/connect.rs"]
+mod connect;
+#[path = "workers/cut.rs"]
+mod cut;
+#[path = "workers/write.rs"]
+mod write;
+
+use write::{lock, Records, Writers};
+
+/// The options of a run on several workers.
+#[derive(clap::Args, Debug)]
+pub struct Scale {
+    /// Worker threads (per process, with `--processes`): the input file is
+    /// cut in one part per worker and events go to the worker of their key
+    /// (feature `timely`).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
+    )]
+    workers: Option<usize>,
+    /// Run as one of P processes (each with `--workers` threads): every
+    /// process runs the same command with its own `--process`.
+    #[arg(
+        long,
+        value_name = "P",
+        requires_all = ["process", "hostfile"],
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
+    )]
+    processes: Option<usize>,
+    /// This process's number, from 0 (with `--processes`).
+    #[arg(long, value_name = "I", requires = "processes")]
+    process: Option<usize>,
+    /// The processes' addresses, one `host:port` per line, process 0 first
+    /// (with `--processes`).
+    #[arg(long, value_name = "FILE", requires = "processes")]
+    hostfile: Option<PathBuf>,
+    /// With `--output FILE`: each worker writes its matches and timeouts to
+    /// `FILE.W` (W its number over all processes) instead of sending them
+    /// to worker 0 (late events and the summary stay with worker 0).
+    #[arg(long)]
+    output_per_worker: bool,
+    /// Bytes per chunk of the input file (hidden: for tests, which cut small
+    /// files in many chunks).
+    #[arg(long, hide = true, default_value_t = CHUNK_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    chunk_bytes: u64,
+}
+
+impl Scale {
+    /// Was a run on several workers asked for?
+    pub fn enabled(&self) -> bool {
+        self.workers.is_some() || self.processes.is_some()
+    }
+}
+
+/// What workers send to worker 0.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Chunk {
+    /// Output records, whole lines.
+    Out(Vec<u8>),
+    /// Late records, whole lines.
+    Late(Vec<u8>),
+    /// A worker's counts, at the end.
+    Summary(Summary),
+}
+
+/// A worker's counts (worker 0's include the sources' events and late
+/// events).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Summary {
+    events: u64,
+    late: u64,
+    matches: u64,
+    timeouts: u64,
+    unusable_keys: u64,
+    dropped_runs: u64,
+    dropped_keys: u64,
+    capped_runs: u64,
+    forced: u64,
+    waiting: u64,
+    malformed: u64,
+    read_error: bool,
+    strict_stop: bool,
+}
+
+impl Summary {
+    fn add(&mut self, other: &Summary) {
+        self.events += other.events;
+        self.late += other.late;
+        self.matches += other.matches;
+        self.timeouts += other.timeouts;
+        self.unusable_keys += other.unusable_keys;
+        self.dropped_runs += other.dropped_runs;
+        self.dropped_keys += other.dropped_keys;
+        self.capped_runs += other.capped_runs;
+        self.forced += other.forced;
+        self.waiting += other.waiting;
+        self.malformed += other.malformed;
+        self.read_error |= other.read_error;
+        self.strict_stop |= other.strict_stop;
+    }
+}
+
+/// What a worker's reader found besides events (shared with the reader
+/// thread of live input).
+#[derive(Default)]
+struct ReadCounts {
+    malformed: AtomicU64,
+    read_error: AtomicBool,
+    strict_stop: AtomicBool,
+}
+
+impl ReadCounts {
+    fn malformed_line(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `cepheid run` over timely dataflow; returns the exit status.
+pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: Format) -> u8 {
+    if let Err(why) = refuse(args) {
+        eprintln!("error: {why}");
+        return EXIT_USAGE;
+    }
+    let mut plan = Plan::<Record>::new()
+        .max_runs_per_key(args.max_runs_per_key)
+        .max_live_runs(args.max_live_runs);
+    for pattern in patterns {
+        if let Err(e) = plan.add(pattern) {
+            eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
+            return EXIT_PATTERN_ERROR;
+        }
+    }
+    let config = match config(&args.scale) {
+        Ok(config) => config,
+        Err((status, why)) => {
+            eprintln!("error: {why}");
+            return status;
+        }
+    };
+    let live = args.follow || args.events == Path::new("-");
+    let first_process = args.scale.process.unwrap_or(0) == 0;
+    // Live input: SIGINT and SIGTERM stop the feed (read by worker 0 of
+    // process 0, `read_live`), heard from here on: a run that said it
+    // resumes stops with a last cut.
+    let messages = (live && first_process).then(|| {
+        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let signal_tx = tx.clone();
+        if let Err(e) = signals::install(
+            move |signal| {
+                let _ = signal_tx.send(Message::Signal(signal));
+            },
+            false,
+        ) {
+            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+        }
+        (tx, messages)
+    });
+    let layout = (
+        args.scale.processes.unwrap_or(1),
+        args.scale.workers.unwrap_or(1),
+    );
+    let (checkpoint, resume) = match &args.checkpoint {
+        Some(dir) => match checkpoints(args, dir, &plan, layout) {
+            Ok((checkpoint, resume)) => (Some(Arc::new(checkpoint)), resume),
+            Err(status) => return status,
+        },
+        None => (None, None),
+    };
+    let lengths = resume.as_ref().map(|r| (r.marker.output, r.marker.late));
+    let writers = if first_process {
+        match Writers::open(args, lengths) {
+            Ok(writers) => Some(writers),
+            Err(status) => return status,
+        }
+    } else {
+        None
+    };
+    if args.events != Path::new("-") {
+        if let Err(e) = File::open(&args.events) {
+            eprintln!("error: cannot open {}: {e}", args.events.display());
+            return EXIT_IO;
+        }
+    }
+    let job = Arc::new(Job {
+        plan,
+        format,
+        time_field: args.time_field.clone(),
+        events: args.events.clone(),
+        max_delay: args.max_delay,
+        max_waiting: args.max_waiting,
+        idle_timeout: args
+            .idle_timeout
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))),
+        live,
+        messages: Mutex::new(messages),
+        follow: args.follow,
+        flush: args.flush_at_end,
+        strict: args.strict,
+        keep_late: args.late.is_some(),
+        limit: args.max_runs_per_key,
+        live_limit: args.max_live_runs,
+        capped_told: Arc::default(),
+        chunk_bytes: args.scale.chunk_bytes,
+        writers: writers.map(|w| Arc::new(Mutex::new(w))),
+        per_worker: args.scale.output_per_worker.then(|| args.output.clone()),
+        write_failed: AtomicBool::new(false),
+        stop: Arc::default(),
+        cluster: args.scale.processes.is_some_and(|p| p > 1),
+        checkpoint,
+        resume: Mutex::new(resume.map(|r| r.workers)),
+        checkpoint_failed: Arc::default(),
+    });
+    let started = Instant::now();
+    let guards = match execute(config, {
+        let job = Arc::clone(&job);
+        move |worker| job.work(worker)
+    }) {
+        Ok(guards) => guards,
+        Err(e) => {
+            eprintln!("error: cannot start the workers: {e}");
+            return EXIT_IO;
+        }
+    };
+    let mut status = EXIT_OK;
+    let results = guards.join();
+    if job.write_failed.load(Ordering::Relaxed) || job.checkpoint_failed.load(Ordering::Relaxed) {
+        status = EXIT_IO;
+    }
+    for result in results {
+        match result {
+            Ok(None) => {}
+            Ok(Some((writers, summary, signal))) => {
+                let mut writers = lock(&writers);
+                status = status.max(finish(args, &mut writers, &summary, signal, started));
+            }
+            Err(e) => {
+                eprintln!("error: a worker failed: {e}");
+                status = status.max(EXIT_IO);
+            }
+        }
+    }
+    status
+}
+
+/// Options the dataflow run does not take.
+fn refuse(args: &Args) -> Result<(), &'static str> {
+    if args.time == TimeArg::Processing {
+        return Err("--time processing is not supported with --workers or --processes");
+    }
+    if args.checkpoint.is_some() {
+        // Standard input is refused with the single run's message
+        // (`refuse_conflicts`): it cannot be read again.
+        // Process 0 writes the outputs; the others write none.
+        let first_process = args.scale.process.unwrap_or(0) == 0;
+        if first_process && args.output == Path::new("-") {
+            return Err("--checkpoint with --workers needs --output FILE");
+        }
+        if args
+            .checkpoint_every
+            .is_some_and(|every| every.time.is_none())
+        {
+            return Err(
+                "--checkpoint-every with --workers takes a duration (not a number of events)",
+            );
+        }
+    }
+    if args.scale.output_per_worker && args.output == Path::new("-") {
+        return Err("--output-per-worker needs --output FILE");
+    }
+    if args.scale.processes.is_some()
+        && args.scale.process == Some(0)
+        && args.output == Path::new("-")
+    {
+        // Timely's networking prints on standard output when a peer fails
+        // (`failed to read full header!`): not into the matches.
+        return Err(
+            "--processes needs --output FILE (timely's networking may print on standard output)",
+        );
+    }
+    Ok(())
+}
+
+/// Where the workers run.
+enum Layout {
+    /// `threads` workers in this process.
+    Process(usize),
+    /// `threads` workers in each process of `addresses`, this being
+    /// `process`.
+    Cluster {
+        threads: usize,
+        process: usize,
+        addresses: Vec<String>,
+    },
+}
+
+/// The layout from the options (the hostfile read and checked).
+fn config(scale: &Scale) -> Result<Layout, (u8, String)> {
+    let threads = scale.workers.unwrap_or(1);
+    let Some(processes) = scale.processes else {
+        return Ok(Layout::Process(threads));
+    };
+    let process = scale.process.unwrap_or(0);
+    if process >= processes {
+        return Err((
+            EXIT_USAGE,
+            format!("--process {process} is not below --processes {processes}"),
+        ));
+    }
+    let path = scale.hostfile.as_deref().unwrap_or(Path::new(""));
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        (
+            EXIT_IO,
+            format!("cannot read the hostfile {}: {e}", path.display()),
+        )
+    })?;
+    let lines = text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .take(processes);
+    let mut addresses = Vec::with_capacity(processes);
+    for (n, line) in lines {
+        if line.split_whitespace().nth(1).is_some() {
+            return Err((
+                EXIT_USAGE,
+                format!(
+                    "{}:{n}: one host:port per line, not `{line}`",
+                    path.display()
+                ),
+            ));
+        }
+        addresses.push(line.to_string());
+    }
+    if addresses.len() < processes {
+        return Err((
+            EXIT_USAGE,
+            format!(
+                "the hostfile {} has {} addresses for {processes} processes",
+                path.display(),
+                addresses.len()
+            ),
+        ));
+    }
+    Ok(Layout::Cluster {
+        threads,
+        process,
+        addresses,
+    })
+}
+
+/// Starts the workers of `layout` on `work`; for a cluster, connects to
+/// the other processes first (`workers/connect.rs`).
+fn execute<T, F>(layout: Layout, work: F) -> Result<timely::communication::WorkerGuards<T>, String>
+where
+    T: Send + 'static,
+    F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
+{
+    let (builders, others) = match layout {
+        Layout::Process(threads) => CommunicationConfig::Process(threads).try_build()?,
+        Layout::Cluster {
+            threads,
+            process,
+            addresses,
+        } => {
+            let sockets = connect::sockets(&addresses, process).map_err(|e| e.to_string())?;
+            let hooks = Hooks::default();
+            let local = ProcessBuilder::new_typed_vector(
+                threads,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            );
+            let (builders, guard) =
+                initialize_networking_from_sockets(local, sockets, process, threads, hooks)
+                    .map_err(|e| format!("cannot start the networking: {e}"))?;
+            let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+            (builders, Box::new(guard) as Box<dyn std::any::Any + Send>)
+        }
+    };
+    timely::execute::execute_from(builders, others, WorkerConfig::default(), work)
+}
+
+/// What every worker of the process shares.
+struct Job {
+    plan: Plan<Record>,
+    format: Format,
+    time_field: String,
+    events: PathBuf,
+    max_delay: i64,
+    max_waiting: usize,
+    idle_timeout: Option<Duration>,
+    /// Standard input or `--follow`: read on a thread of its own by
+    /// worker 0 (of process 0), output flushed when the input waits.
+    live: bool,
+    /// Live input: the channel of the reader's batches and the signals.
+    messages: Mutex<Option<(SyncSender<Message>, Receiver<Message>)>>,
+    follow: bool,
+    flush: bool,
+    strict: bool,
+    keep_late: bool,
+    limit: usize,
+    /// `--max-live-runs`, and was its first drop said (by any worker of
+    /// the process)?
+    live_limit: usize,
+    capped_told: Arc<AtomicBool>,
+    chunk_bytes: u64,
+    /// The outputs of process 0: worker 0 writes the late events and the
+    /// records sent to it, each worker its own records (`write.rs`).
+    writers: Option<write::Shared>,
+    /// With `--output-per-worker`, the `--output` path each worker adds
+    /// its number to.
+    per_worker: Option<PathBuf>,
+    /// Did a worker fail to write its own output file?
+    write_failed: AtomicBool,
+    /// Set by a part that met a malformed line with `--strict`.
+    stop: Arc<AtomicBool>,
+    /// Several processes (`--processes`).
+    cluster: bool,
+    /// With `--checkpoint`: where and how often.
+    checkpoint: Option<Arc<Checkpoint>>,
+    /// Resumed: each worker's file (taken by the workers).
+    resume: Mutex<Option<Vec<cut::WorkerFile>>>,
+    /// Could a checkpoint not be written? (Exit 4.)
+    checkpoint_failed: Arc<AtomicBool>,
+}
+
+/// `--checkpoint DIR` with `--workers`: the cuts of the run.
+struct Checkpoint {
+    dir: PathBuf,
+    every: Duration,
+    cuts: Arc<Cuts>,
+    /// What `complete` says (its epoch and lengths set at each cut).
+    marker: cut::Marker,
+    output: PathBuf,
+    late: Option<PathBuf>,
+    /// The lines of the input read at the cut resumed from (none when
+    /// starting), over every worker: no worker reads them again.
+    read: Arc<cut::Read>,
+}
+
+/// Reads the checkpoint folder of a run on `layout` (processes, workers
+/// per process): its last complete cut (checked whole and against this
+/// command and plan), and the cuts to come. Exit 5 when it cannot be used,
+/// 4 when it cannot be read. Every process reads the folder; only process
+/// 0 truncates the outputs and deletes the unfinished cuts.
+fn checkpoints(
+    args: &Args,
+    dir: &Path,
+    plan: &Plan<Record>,
+    layout: (usize, usize),
+) -> Result<(Checkpoint, Option<cut::Resume>), u8> {
+    let first_process = args.scale.process.unwrap_or(0) == 0;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!(
+            "error: cannot create checkpoint folder {}: {e}",
+            dir.display()
+        );
+        return Err(EXIT_IO);
+    }
+    if dir.join(crate::checkpoint::FILE).exists() {
+        eprintln!(
+            "error: {} holds the checkpoint of a run without --workers: resume it without --workers, or use another folder",
+            dir.display()
+        );
+        return Err(EXIT_CHECKPOINT);
+    }
+    let mut command = super::checkpoint_command(args);
+    let mut read = cut::Read::default();
+    let resume = match cut::read(dir) {
+        Ok(resume) => resume,
+        Err(why) => {
+            eprintln!("error: checkpoint in {}: {why}", dir.display());
+            return Err(EXIT_CHECKPOINT);
+        }
+    };
+    if let (false, Some(resume), Some(now)) = (first_process, &resume, &mut command) {
+        // The other processes write no output: theirs are not compared.
+        if let Some(then) = &resume.marker.command {
+            now.output.clone_from(&then.output);
+            now.late.clone_from(&then.late);
+        }
+    }
+    if let Some(resume) = &resume {
+        let marker = &resume.marker;
+        let (then, now) = (marker.processes * marker.workers, layout.0 * layout.1);
+        let why = if marker.chunk_bytes != args.scale.chunk_bytes {
+            Some("it was taken with another --chunk-bytes".to_string())
+        } else if marker.output_per_worker != args.scale.output_per_worker {
+            let (then, now) = match marker.output_per_worker {
+                true => ("with", "without"),
+                false => ("without", "with"),
+            };
+            Some(format!(
+                "it was taken {then} --output-per-worker, this run is {now}"
+            ))
+        } else if args.scale.output_per_worker && then != now {
+            // Each worker's own file: another count would leave old files
+            // beside the new ones.
+            Some(format!(
+                "it was taken on {then} workers in all, not {now} (a checkpoint with --output-per-worker resumes on the same number of workers)"
+            ))
+        } else if args.follow && then != now {
+            // One reader on worker 0: its place and clock would go on
+            // whole, which `WorkerCut::rescale` does not do (it retires
+            // every source).
+            Some(format!(
+                "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
+            ))
+        } else {
+            match (&marker.command, &command) {
+                (Some(then), Some(now)) => then
+                    .difference(now)
+                    .map(|d| format!("it belongs to another command ({d})")),
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
+            eprintln!(
+                "error: cannot resume from the checkpoint in {}: {why}",
+                dir.display()
+            );
+            return Err(EXIT_CHECKPOINT);
+        }
+        // Every worker's state is checked before any output is touched.
+        let mut places = Vec::with_capacity(resume.workers.len());
+        for (index, file) in resume.workers.iter().enumerate() {
+            let check = WorkerCut::new(Cuts::new(), |_, _| {});
+            let checked = check.restore(plan, &file.state).and_then(|_| {
+                let sources = WorkerCut::saved_sources(&file.state)?;
+                let place = sources.iter().find(|(s, _)| *s == 0);
+                places.push(place.map_or(0, |(_, state)| state.position));
+                Ok(())
+            });
+            if let Err(e) = checked {
+                eprintln!(
+                    "error: cannot resume from the checkpoint in {}: worker {index}: {}",
+                    dir.display(),
+                    e.message()
+                );
+                return Err(EXIT_CHECKPOINT);
+            }
+        }
+        match resume.workers.first() {
+            // (a followed file's places are its own: `input::Position`)
+            Some(first) if !args.follow => read = first.read.after(&places),
+            _ => {}
+        }
+        let mut outputs = Vec::new();
+        if first_process && !marker.output_per_worker {
+            outputs.push((args.output.clone(), marker.output));
+        }
+        if let (true, Some(late)) = (first_process, &args.late) {
+            outputs.push((late.clone(), marker.late));
+        }
+        if marker.output_per_worker {
+            // This process's workers' own files, each at its length then.
+            let first = args.scale.process.unwrap_or(0) * layout.1;
+            for index in first..first + layout.1 {
+                let len = resume.workers.get(index).and_then(|f| f.own).unwrap_or(0);
+                let path = PathBuf::from(format!("{}.{index}", args.output.display()));
+                if len == 0 && !path.exists() {
+                    continue;
+                }
+                outputs.push((path, len));
+            }
+        }
+        for (path, len) in &outputs {
+            let (path, len) = (path, *len);
+            let truncated = OpenOptions::new().write(true).open(path).and_then(|file| {
+                if file.metadata()?.len() < len {
+                    return Err(io::Error::other("shorter than at the checkpoint"));
+                }
+                file.set_len(len)?;
+                file.sync_all()
+            });
+            if let Err(e) = truncated {
+                eprintln!("error: cannot resume {}: {e}", path.display());
+                return Err(EXIT_CHECKPOINT);
+            }
+        }
+        let said = |(p, w): (usize, usize)| {
+            if p == 1 {
+                format!("{w} workers")
+            } else {
+                format!("{p} processes x {w} workers")
+            }
+        };
+        let mut on = said(layout);
+        if (marker.processes, marker.workers) != layout {
+            on = format!(
+                "{on}; it was taken on {}",
+                said((marker.processes, marker.workers))
+            );
+        }
+        eprintln!(
+            "cepheid: resuming from checkpoint in {} ({on})",
+            dir.display()
+        );
+    }
+    if first_process {
+        // Before any worker of this run writes a cut.
+        if let Err(e) = cut::clear_unfinished(dir) {
+            eprintln!(
+                "error: cannot clear the unfinished cuts in {}: {e}",
+                dir.display()
+            );
+            return Err(EXIT_IO);
+        }
+    }
+    let every = args
+        .checkpoint_every
+        .and_then(|every| every.time)
+        .unwrap_or(Duration::from_secs(10));
+    let checkpoint = Checkpoint {
+        dir: dir.to_path_buf(),
+        every,
+        cuts: Cuts::new(),
+        marker: cut::Marker {
+            output_per_worker: args.scale.output_per_worker,
+            ..cut::Marker::new(0, layout, args.scale.chunk_bytes, command)
+        },
+        output: args.output.clone(),
+        late: args.late.clone(),
+        read: Arc::new(read),
+    };
+    Ok((checkpoint, resume))
+}
+
+impl Job {
+    /// One worker's run: its part of the input, its engines; worker 0
+    /// writes what every worker found and returns the outputs and counts.
+    fn work(
+        &self,
+        worker: &mut timely::worker::Worker,
+    ) -> Option<(write::Shared, Summary, Option<i32>)> {
+        let index = worker.index();
+        let peers = worker.peers();
+        // Worker 0 (of process 0) writes the late events and what is sent
+        // to it.
+        let writers = (index == 0).then(|| self.writers.clone()).flatten();
+        let records_to = self.records_to(index, writers.as_ref());
+        // The cut requests of worker 0 to every worker of every process: a
+        // dataflow of their own, built by every worker with or without
+        // `--checkpoint` (every process must build the same dataflows).
+        let process_cuts = self.checkpoint.as_ref().map(|c| Arc::clone(&c.cuts));
+        let requests = cut_requests(worker, &process_cuts.unwrap_or_else(Cuts::new));
+        let mut requests = requests.filter(|_| self.checkpoint.is_some());
+        let gathered = Rc::new(RefCell::new(Gathered {
+            writers,
+            held: Vec::new(),
+            summary: Summary::default(),
+        }));
+        let counts = Arc::new(ReadCounts::default());
+        let drops = Rc::new(RefCell::new(HashMap::new()));
+        let worker_cut = self.checkpoint.as_ref().map(|checkpoint| {
+            self.worker_cut(checkpoint, index, &counts, &drops, &records_to, peers)
+        });
+        let read = self.checkpoint.as_ref().map(|c| Arc::clone(&c.read));
+        let items = self.items(index, peers, &counts, read.unwrap_or_default());
+        let delay = self.max_delay;
+        let mut lateness = Lateness::new(delay)
+            .flush_at_end(self.flush)
+            .max_waiting(self.max_waiting);
+        if let Some(timeout) = self.idle_timeout {
+            lateness = lateness.idle_timeout(timeout);
+        }
+        let limit = self.limit;
+        let capped = (self.live_limit, Arc::clone(&self.capped_told));
+        let keep_late = self.keep_late;
+        let sink_counts = Arc::clone(&counts);
+        let to_write = Rc::clone(&gathered);
+        // Live input: worker 0 reads it on a thread of its own; the output
+        // is flushed while that thread waits for input.
+        let reads_live = self.live && index == 0;
+        let waiting_for_input = Arc::new(AtomicBool::new(false));
+        let flush_when_waiting = reads_live.then(|| Arc::clone(&waiting_for_input));
+        let mut feed = None;
+        worker.dataflow::<Timestamp, _, _>(|scope| {
+            // One input: the chunks of the file share one source number.
+            let (events, late) = if reads_live {
+                let (fed, events, late) = match &worker_cut {
+                    Some(cut) => live_source_cut(scope, 0, lateness, Instant::now, cut),
+                    None => live_source(scope, 0, lateness, Instant::now),
+                };
+                feed = Some(fed);
+                (events, late)
+            } else if let Some(cut) = &worker_cut {
+                source_cut(scope, 0, items, lateness, cut)
+            } else {
+                source(scope, 0, items, lateness)
+            };
+            let sink_drops = Rc::clone(&drops);
+            let records = Records::new(records_to.clone());
+            let make_sink =
+                move |_| CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records);
+            let found = match &worker_cut {
+                Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
+                None => cep(&self.plan, events, make_sink),
+            };
+            let late = late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(
+                Pipeline,
+                "CepLate",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|cap, data| {
+                            let mut lines = Vec::new();
+                            for batch in data {
+                                for (_, event) in batch.drain(..) {
+                                    if keep_late {
+                                        lines.extend_from_slice(b"{\"kind\":\"late\",\"event\":");
+                                        lines.extend_from_slice(event.raw().as_bytes());
+                                        lines.extend_from_slice(b"}\n");
+                                    }
+                                }
+                            }
+                            if !lines.is_empty() {
+                                output.session(&cap).give(Chunk::Late(lines));
+                            }
+                        });
+                    }
+                },
+            );
+            // What a worker does not write itself goes to worker 0.
+            let mut cutter = (index == 0)
+                .then_some(self.checkpoint.as_ref())
+                .flatten()
+                .map(|checkpoint| Cutter {
+                    checkpoint: Arc::clone(checkpoint),
+                    requests: requests.take(),
+                    ask: self.cluster,
+                    asking: false,
+                    misses: 0,
+                    last: Instant::now(),
+                    pending: None,
+                    ended: false,
+                    failed: Arc::clone(&self.checkpoint_failed),
+                    stop: Arc::clone(&self.stop),
+                });
+            found.concat(late).sink(
+                Exchange::new(|_: &Chunk| 0),
+                "CepWrite",
+                move |(input, frontier)| {
+                    let mut gathered = to_write.borrow_mut();
+                    let mut took = false;
+                    if let Some(cutter) = &mut cutter {
+                        // Before anything made at or above it is taken.
+                        cutter.learn();
+                    }
+                    // During a cut at `e`, what was made at `e` or above
+                    // waits until the outputs are measured.
+                    let holding = cutter.as_ref().and_then(|c| c.pending);
+                    input.for_each_stamp(|cap, data| {
+                        let at = cap.least().copied().unwrap_or(Timestamp::MIN);
+                        for chunk in data.flat_map(|batch| batch.drain(..)) {
+                            took = true;
+                            match holding {
+                                Some(e) if at >= e => gathered.held.push(chunk),
+                                _ => gathered.take(chunk),
+                            }
+                        }
+                    });
+                    let waiting = flush_when_waiting
+                        .as_ref()
+                        .is_some_and(|w| w.load(Ordering::Relaxed));
+                    if waiting {
+                        // Also what the other workers wrote, before their
+                        // frontier moved.
+                        gathered.flush_now();
+                    }
+                    if let Some(cutter) = &mut cutter {
+                        cutter.tick(frontier.frontier().first().copied(), &mut gathered);
+                        if cutter.pending.is_none() {
+                            for chunk in std::mem::take(&mut gathered.held) {
+                                gathered.take(chunk);
+                            }
+                        }
+                        if waiting {
+                            // And what was held during a cut it completed.
+                            gathered.flush_now();
+                        }
+                    }
+                },
+            );
+        });
+        // Resumed: where the live input goes on (a source that had ended
+        // reads nothing).
+        let restored = worker_cut.as_ref().and_then(|cut| cut.source_state(0));
+        let feed = feed.filter(|_| !restored.as_ref().is_some_and(|state| state.ended));
+        let reader = feed.map(|feed| {
+            let live = Live {
+                feed,
+                counts: Arc::clone(&counts),
+                waiting_for_input,
+                strict: self.strict,
+                origin: display(&self.events, "standard input"),
+                places: self.checkpoint.is_some(),
+                lines: restored.as_ref().map_or(0, |state| state.position),
+            };
+            self.read_live(live, restored.as_ref())
+        });
+        while worker.has_dataflows() {
+            worker.step_or_park(None);
+        }
+        // The reader thread has ended the feed (the dataflow ended with
+        // it); it may still wait on its input after a signal.
+        let signal = reader.and_then(|reader| reader.join().ok().flatten());
+        let mut gathered = gathered.borrow_mut();
+        let summary = gathered.summary;
+        if let Some(writers) = gathered.writers.take() {
+            return Some((writers, summary, signal));
+        }
+        // Another worker's own `FILE.W`.
+        if let (Some(own), Some(path)) = (records_to, &self.per_worker) {
+            if let Err((_, e)) = lock(&own).flush() {
+                eprintln!("error: cannot write {}.{index}: {e}", path.display());
+                self.write_failed.store(true, Ordering::Relaxed);
+            }
+        }
+        None
+    }
+
+    /// Where worker `index` writes its records itself (`writers`: worker
+    /// 0's, of process 0): with `--output-per-worker` its own `FILE.W`
+    /// (worker 0's writers then write to `FILE.0`); else, on process 0 of
+    /// a run without cuts, the process's outputs. `None`: they are sent to
+    /// worker 0 (other processes; with cuts, records reach worker 0 in
+    /// the order of the frontier).
+    fn records_to(&self, index: usize, writers: Option<&write::Shared>) -> Option<write::Shared> {
+        let Some(path) = &self.per_worker else {
+            return self
+                .checkpoint
+                .is_none()
+                .then(|| self.writers.clone())
+                .flatten();
+        };
+        let path = PathBuf::from(format!("{}.{index}", path.display()));
+        // Resumed at a cut: written on from its length then (truncated to
+        // it before the workers started).
+        let resumed = self.resume.lock().ok().and_then(|files| {
+            files
+                .as_ref()
+                .and_then(|files| files.get(index))
+                .and_then(|file| file.own)
+        });
+        let opened = match resumed {
+            Some(_) => OpenOptions::new().append(true).create(true).open(&path),
+            None => File::create(&path),
+        };
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!("error: cannot create {}: {e}", path.display());
+                self.write_failed.store(true, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let len = resumed.unwrap_or(0);
+        match writers {
+            Some(writers) => {
+                lock(writers).set_out(file, len);
+                Some(Arc::clone(writers))
+            }
+            None => Some(Arc::new(Mutex::new(Writers::own(file, len)))),
+        }
+    }
+
+    /// The worker's part of the input, decoded; malformed lines are said
+    /// on standard error and counted.
+    fn items(
+        &self,
+        index: usize,
+        peers: usize,
+        counts: &Arc<ReadCounts>,
+        read: Arc<cut::Read>,
+    ) -> PartItems {
+        let csv = matches!(self.format, Format::Csv);
+        let mut chunks = None;
+        if self.live {
+            // Read by worker 0's reader thread (`read_live`).
+        } else {
+            match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
+                Ok(parts) => chunks = Some(parts.with_header(csv)),
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", self.events.display());
+                    counts.read_error.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        PartItems {
+            chunks,
+            current: None,
+            format: self.format,
+            time_field: self.time_field.clone(),
+            fields: self.plan.fields().clone(),
+            origin: display(&self.events, "standard input"),
+            path: self.events.clone(),
+            counts: Arc::clone(counts),
+            strict: self.strict,
+            stop: Arc::clone(&self.stop),
+            done: false,
+            position: 0,
+            read,
+        }
+    }
+
+    /// Worker `index`'s part of the cuts: its state restored when the run
+    /// resumes, its file written at each cut.
+    fn worker_cut(
+        &self,
+        checkpoint: &Checkpoint,
+        index: usize,
+        counts: &Arc<ReadCounts>,
+        drops: &Rc<RefCell<Drops>>,
+        records_to: &Option<write::Shared>,
+        peers: usize,
+    ) -> WorkerCut {
+        let dir = checkpoint.dir.clone();
+        let drops_saved = Rc::clone(drops);
+        let stop = Arc::clone(&self.stop);
+        let failed = Arc::clone(&self.checkpoint_failed);
+        // With `--output-per-worker`: the worker's own `FILE.W`, which
+        // holds every record it made below the cut when its CEP operator
+        // saves (the records are written on this thread as they are made).
+        let own = self
+            .per_worker
+            .as_ref()
+            .and_then(|path| Some((path.clone(), records_to.clone()?)));
+        let read = checkpoint.read.clone();
+        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
+            let folder = cut::epoch_dir(&dir, epoch);
+            let name = format!("worker-{index}");
+            let own = match &own {
+                Some((path, writers)) => match lock(writers).sync_own() {
+                    Ok(len) => Some(len),
+                    Err(e) => {
+                        eprintln!(
+                            "error: cannot write the checkpoint {}: {}.{index}: {e}",
+                            folder.join(&name).display(),
+                            path.display()
+                        );
+                        failed.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let file = cut::WorkerFile {
+                state,
+                drops: (drops_saved.borrow().iter())
+                    .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
+                    .collect(),
+                read: (*read).clone(),
+                own,
+            };
+            if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
+                eprintln!(
+                    "error: cannot write the checkpoint {}: {e}",
+                    folder.join(&name).display()
+                );
+                // The input stops; exit 4 at the end.
+                failed.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+        let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(files) = resume.as_ref() {
+            // Checked before the workers started.
+            let mut mine = Vec::new();
+            if files.len() == peers {
+                let _ = cut.restore(&self.plan, &files[index].state);
+                mine.extend(files[index].drops.iter().cloned());
+            } else {
+                // Another worker count: the keys go to their new workers.
+                let states: Vec<&[u8]> = files.iter().map(|f| &f.state[..]).collect();
+                let _ = cut.rescale(&self.plan, &states, index, peers);
+                let all = files.iter().flat_map(|f| f.drops.iter().cloned());
+                mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
+            }
+            if let Some(state) = cut.source_state(0) {
+                counts.malformed.store(state.unread, Ordering::Relaxed);
+            }
+            let mut drops = drops.borrow_mut();
+            drops.extend(
+                mine.into_iter()
+                    .map(|(pattern, key, kg)| ((pattern, key), kg)),
+            );
+        }
+        drop(resume);
+        cut
+    }
+
+    /// Reads live input (standard input, a followed file) on threads of
+    /// their own (the reader of the single-engine run, `input.rs`, and one
+    /// that hands its batches to the source), and SIGINT/SIGTERM as the
+    /// single-engine run does: the feed stops, event time stays where it
+    /// is (with `--checkpoint`, the workers then take a last cut). The
+    /// thread returns the signal that stopped it, if one did. Resumed
+    /// (`restored`), a followed file is read from the place of the cut,
+    /// or from its beginning when the file there is another one (rotated
+    /// while the run was stopped), as the single run does.
+    fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<i32>> {
+        let taken = self.messages.lock().ok().and_then(|mut m| m.take());
+        let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let start = restored.map_or_else(Position::default, |state| self.live_start(state));
+        let mut first = decoder();
+        if start.offset > 0 {
+            // A CSV file's header, read from its beginning.
+            if let Err(e) = prime(&mut first, &self.events) {
+                eprintln!("error: cannot read {}: {e}", live.origin);
+            }
+        }
+        match Source::open(&self.events, self.follow, start.offset) {
+            Ok((input, _)) => {
+                let reading = Reading {
+                    origin: live.origin.clone(),
+                    decoder: first,
+                    fresh: Box::new(decoder),
+                    start,
+                    tails: live.places,
+                    // Control records (`$rules`) are not read here.
+                    controls: None,
+                };
+                // Ends with the input, or with the process (a signal).
+                let _reader = spawn_reader(input, reading, tx);
+            }
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", live.origin);
+                live.counts.read_error.store(true, Ordering::Relaxed);
+                drop(tx);
+            }
+        }
+        thread::spawn(move || live.forward(&messages))
+    }
+
+    /// Where a followed file goes on after a cut: the place its source
+    /// recorded, if the file named `--events` holds, before that offset,
+    /// the bytes it held then; else (rotated while the run was stopped)
+    /// its beginning, with a warning, as the single run does
+    /// (`resume.rs`).
+    fn live_start(&self, state: &SourceState) -> Position {
+        let Ok(at) = postcard::from_bytes::<Position>(&state.place) else {
+            // Nothing was read before the cut.
+            return Position::default();
+        };
+        let file = File::open(&self.events);
+        let same = at.tail.is_some_and(|tail| {
+            file.as_ref()
+                .is_ok_and(|file| Tail::of(file, at.offset) == Some(tail))
+        });
+        if at.offset == 0 || same {
+            eprintln!(
+                "cepheid: the input goes on at line {} of {}",
+                at.lines + 1,
+                self.events.display()
+            );
+            return at;
+        }
+        eprintln!(
+            "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
+            self.events.display(),
+            at.offset
+        );
+        Position::default()
+    }
+}
+
+/// Worker 0's live input, on its way to the source.
+struct Live {
+    feed: Feed<Record>,
+    counts: Arc<ReadCounts>,
+    /// Set while the reader waits for input (its last batch stalled).
+    waiting_for_input: Arc<AtomicBool>,
+    strict: bool,
+    origin: String,
+    /// With `--checkpoint`: each batch goes with its place (lines so far,
+    /// malformed lines so far, its [`Position`] in the file), which the
+    /// source records at a cut.
+    places: bool,
+    /// Lines read before (resumed: the place of the cut).
+    lines: u64,
+}
+
+impl Live {
+    /// Hands the reader's batches to the source until the input ends, a
+    /// read error, a malformed line with `--strict` (the input ends there,
+    /// as in the single-engine run) or a signal (the input stops).
+    fn forward(self, messages: &Receiver<Message>) -> Option<i32> {
+        // Lines in input order over rotations of a followed file (whose
+        // line numbers start anew): the order of equal times.
+        let mut offset = self.lines;
+        loop {
+            let batch = match messages.recv() {
+                Ok(Message::Batch(batch)) => batch,
+                Ok(Message::Signal(number)) => {
+                    eprintln!("cepheid: stopped by {}", signals::name(number));
+                    self.feed.stop();
+                    return Some(number);
+                }
+                // `--watch` is not read with `--workers`.
+                Ok(Message::Reload(_)) => continue,
+                Ok(Message::End) | Err(_) => return None,
+            };
+            let mut items = Vec::with_capacity(batch.lines.len());
+            let mut end = false;
+            for (line, item) in batch.lines {
+                offset += 1;
+                match item {
+                    Ok(Entry::Item(Item::Event(ts, event))) => {
+                        items.push(SourceItem::Event { ts, offset, event })
+                    }
+                    Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
+                    Ok(Entry::Item(Item::Skip)) => {}
+                    Ok(Entry::Rules(_)) => {
+                        // Not recognized without `controls`; said if ever.
+                        self.counts.malformed_line();
+                        eprintln!(
+                            "{}:{line}: malformed line: control records are not read with --workers",
+                            self.origin
+                        );
+                    }
+                    Err(e) if e.kind() == ErrorKind::Io => {
+                        eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                        self.counts.read_error.store(true, Ordering::Relaxed);
+                        end = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.counts.malformed_line();
+                        eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                        if self.strict {
+                            self.counts.strict_stop.store(true, Ordering::Relaxed);
+                            end = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.waiting_for_input
+                .store(batch.stalled, Ordering::Relaxed);
+            let sent = if self.places && !end {
+                let place = Place {
+                    position: offset,
+                    unread: self.counts.malformed.load(Ordering::Relaxed),
+                    place: postcard::to_allocvec(&batch.at).unwrap_or_default(),
+                };
+                self.feed.send_at(items, place)
+            } else {
+                self.feed.send(items)
+            };
+            if sent.is_err() || end {
+                return None;
+            }
+        }
+    }
+}
+
+/// Bytes of a chunk of the input file: chunks go to the workers in turn, so
+/// that they read through the file (and its time) together.
+const CHUNK_BYTES: u64 = 1 << 20;
+
+/// A worker's chunks of the input as [`SourceItem`]s.
+struct PartItems {
+    chunks: Option<FileChunks>,
+    current: Option<Current>,
+    format: Format,
+    time_field: String,
+    fields: FieldTable,
+    origin: String,
+    path: PathBuf,
+    counts: Arc<ReadCounts>,
+    strict: bool,
+    /// Shared by the parts of the process: `--strict` stops them all.
+    stop: Arc<AtomicBool>,
+    done: bool,
+    /// The place of the last line read (`FileChunk::offset`; 0 for none),
+    /// for cuts.
+    position: u64,
+    /// Resumed: the lines read before (over every worker), skipped.
+    read: Arc<cut::Read>,
+}
+
+impl Positioned for PartItems {
+    fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Malformed lines (one source per worker: the worker's count).
+    fn unread(&self) -> u64 {
+        self.counts.malformed.load(Ordering::Relaxed)
+    }
+}
+
+/// The chunk being read.
+struct Current {
+    items: Items<Box<dyn Read + Send>>,
+    chunk: FileChunk,
+    /// Lines of the file before the chunk (counted at the first message).
+    lines_before: Option<u64>,
+}
+
+impl PartItems {
+    /// Starts reading `chunk`.
+    fn start(&mut self, mut chunk: FileChunk) {
+        let decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
+        let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
+        self.current = Some(Current {
+            items: Items::new(self.origin.clone(), reader, decoder),
+            chunk,
+            lines_before: None,
+        });
+    }
+
+    /// The next line of the chunks, `None` at their end.
+    fn next_line(&mut self) -> Option<(u64, Result<Item, cepheid_engine::Error>, u64)> {
+        loop {
+            if let Some(current) = &mut self.current {
+                if let Some((line, item)) = current.items.next() {
+                    let offset = current.chunk.offset(line);
+                    if offset & 0xffff_ffff <= self.read.upto(current.chunk.number) {
+                        continue;
+                    }
+                    self.position = offset;
+                    return Some((line, item, offset));
+                }
+                self.current = None;
+            }
+            match self.chunks.as_mut()?.next()? {
+                // Resumed: the chunks read whole.
+                Ok(chunk) if self.read.upto(chunk.number) == u64::MAX => {}
+                Ok(chunk) => self.start(chunk),
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", self.origin);
+                    self.counts.read_error.store(true, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Line `line` of the current chunk's number in the whole input.
+    fn line_in_input(&mut self, line: u64) -> u64 {
+        let Some(current) = &mut self.current else {
+            return line;
+        };
+        let (path, start) = (&self.path, current.chunk.start);
+        let before = *current
+            .lines_before
+            .get_or_insert_with(|| count_lines(path, start).unwrap_or(0));
+        // A later CSV chunk starts with the header, which is not its line.
+        before + line - u64::from(current.chunk.header)
+    }
+}
+
+/// Newlines in the first `len` bytes of a file.
+fn count_lines(path: &Path, len: u64) -> io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?.take(len));
+    let mut lines = 0;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(lines);
+        }
+        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = buf.len();
+        reader.consume(n);
+    }
+}
+
+impl Iterator for PartItems {
+    type Item = SourceItem<Record>;
+
+    fn next(&mut self) -> Option<SourceItem<Record>> {
+        loop {
+            if self.done || self.stop.load(Ordering::Relaxed) {
+                self.done = true;
+                return None;
+            }
+            let Some((line, item, offset)) = self.next_line() else {
+                self.done = true;
+                return None;
+            };
+            match item {
+                Ok(Item::Event(ts, event)) => return Some(SourceItem::Event { ts, offset, event }),
+                Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
+                Ok(Item::Skip) => {}
+                Err(e) if e.kind() == ErrorKind::Io => {
+                    eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                    self.counts.read_error.store(true, Ordering::Relaxed);
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.counts.malformed_line();
+                    let line = self.line_in_input(line);
+                    eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                    if self.strict {
+                        self.counts.strict_stop.store(true, Ordering::Relaxed);
+                        self.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keys over `--max-runs-per-key` already said: (pattern, key as JSON) and
+/// the key's key group.
+type Drops = HashMap<(usize, String), u32>;
+
+/// A worker's sink: records as `cepheid run` writes them, keys over the
+/// limit named (the first [`TOLD_KEYS`]), counts at the end.
+struct CliSink {
+    lines: JsonLines<Records, io::Sink>,
+    records: Records,
+    /// Keys over the limit (pattern, key as JSON), shared with the cuts.
+    drops: Rc<RefCell<Drops>>,
+    limit: usize,
+    /// `--max-live-runs`, and the process's "said already".
+    capped: (usize, Arc<AtomicBool>),
+    counts: Arc<ReadCounts>,
+    summary: Option<Summary>,
+}
+
+impl CliSink {
+    fn new(
+        limit: usize,
+        capped: (usize, Arc<AtomicBool>),
+        counts: Arc<ReadCounts>,
+        drops: Rc<RefCell<Drops>>,
+        records: Records,
+    ) -> CliSink {
+        CliSink {
+            lines: JsonLines::new(records.clone(), None),
+            records,
+            drops,
+            limit,
+            capped,
+            counts,
+            summary: None,
+        }
+    }
+}
+
+impl Sink<Record> for CliSink {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.lines.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.lines.on_timeout(m, expired_at);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        if partial.capped() {
+            let (limit, told) = &self.capped;
+            if !told.swap(true, Ordering::Relaxed) {
+                eprintln!("{}", super::capped_message(*limit));
+            }
+            return;
+        }
+        let key = serde_json::to_string(partial.key()).unwrap_or_default();
+        let mut drops = self.drops.borrow_mut();
+        let kg = key_group(partial.key());
+        if drops.insert((partial.pattern_index(), key), kg).is_some() {
+            return;
+        }
+        if drops.len() <= TOLD_KEYS {
+            let key = if partial.key().is_empty() {
+                "(the pattern has no `partition by`)".to_string()
+            } else {
+                let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
+                format!("key [{}]", values.join(", "))
+            };
+            eprintln!(
+                "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key)",
+                partial.pattern(),
+                self.limit
+            );
+        }
+    }
+}
+
+impl Collect<Record> for CliSink {
+    type Item = Chunk;
+
+    fn drain(&mut self, out: &mut Vec<Chunk>) {
+        out.extend(self.records.take().into_iter().map(Chunk::Out));
+        if let Some(summary) = self.summary.take() {
+            out.push(Chunk::Summary(summary));
+        }
+    }
+
+    fn finish(&mut self, stats: &Stats, waiting: usize) {
+        self.summary = Some(Summary {
+            events: stats.events,
+            late: stats.late,
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+            unusable_keys: stats.unusable_keys,
+            dropped_runs: stats.dropped_runs,
+            dropped_keys: self.drops.borrow().len() as u64,
+            capped_runs: stats.capped_runs,
+            forced: stats.forced_watermarks,
+            waiting: waiting as u64,
+            malformed: self.counts.malformed.load(Ordering::Relaxed),
+            read_error: self.counts.read_error.load(Ordering::Relaxed),
+            strict_stop: self.counts.strict_stop.load(Ordering::Relaxed),
+        });
+    }
+}
+
+/// Worker 0's part in the cuts: asks for one every `--checkpoint-every`,
+/// and when its input frontier passes the cut's epoch (every record made
+/// below it is written, every worker's file is), syncs the outputs, writes
+/// `complete` with their lengths, and deletes the older cuts.
+struct Cutter {
+    checkpoint: Arc<Checkpoint>,
+    /// Sends the requests to every worker; dropped at the end of the input
+    /// (every worker's requests dataflow then ends).
+    requests: Option<Requests>,
+    /// Several processes: the epoch is chosen from every process's
+    /// sources ([`Requests::ask`]).
+    ask: bool,
+    /// Asked, and the epoch not chosen yet.
+    asking: bool,
+    /// Cuts given up in a row because a worker's file was not there.
+    misses: u32,
+    /// When the last cut was asked for (or the run started).
+    last: Instant,
+    /// The epoch asked for and not passed yet.
+    pending: Option<Timestamp>,
+    /// Has the writer's input ended?
+    ended: bool,
+    failed: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Cutter {
+    /// The epoch chosen since the last look (several processes), which the
+    /// workers now take part in: pending. Data made at or above it can
+    /// only come after it was chosen, on this worker's thread.
+    fn learn(&mut self) {
+        if !self.asking {
+            return;
+        }
+        if let Some(e) = self.requests.as_ref().and_then(Requests::chosen) {
+            self.asking = false;
+            self.pending = Some(e);
+        }
+    }
+
+    /// The input frontier of worker 0's writer is at `at` (`None`: the
+    /// input ended).
+    fn tick(&mut self, at: Option<Timestamp>, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        if at.is_none() {
+            // The run ends: no cut to finish, no more requests.
+            self.pending = None;
+            self.asking = false;
+            self.requests = None;
+            if !self.ended {
+                self.ended = true;
+                self.last_cut(gathered);
+            }
+            return;
+        }
+        self.learn();
+        let mut again = false;
+        if let (Some(e), Some(at)) = (self.pending, at) {
+            if at >= e {
+                self.pending = None;
+                let whole = !checkpoint.cuts.failed(e) && {
+                    match self.complete(e, gathered) {
+                        Ok(whole) => whole,
+                        Err(e) => {
+                            eprintln!(
+                                "error: cannot write the checkpoint in {}: {e}",
+                                checkpoint.dir.display()
+                            );
+                            // The input stops; exit 4 at the end.
+                            self.failed.store(true, Ordering::Relaxed);
+                            self.stop.store(true, Ordering::Relaxed);
+                            true
+                        }
+                    }
+                };
+                // What was held during the cut was made below the next
+                // one (asked for just above every source's capability
+                // seen, so above every record made so far): written now,
+                // before another cut is asked for in this same call and
+                // holds it on, past that cut's measure of the outputs.
+                for chunk in std::mem::take(&mut gathered.held) {
+                    gathered.take(chunk);
+                }
+                if whole {
+                    self.misses = 0;
+                    self.last = Instant::now();
+                } else {
+                    // A source passed `e` before it saw the request: ask
+                    // again at once (once; then at the usual pace).
+                    self.misses += 1;
+                    again = self.misses == 1;
+                    if !again {
+                        self.last = Instant::now();
+                    }
+                }
+            }
+        }
+        if self.pending.is_none()
+            && !self.asking
+            && at.is_some()
+            && !self.failed.load(Ordering::Relaxed)
+            && (again || self.last.elapsed() >= checkpoint.every)
+        {
+            if let Some(requests) = &mut self.requests {
+                if self.ask {
+                    requests.ask();
+                    self.asking = true;
+                } else {
+                    self.pending = Some(requests.request(&checkpoint.cuts));
+                }
+            }
+        }
+    }
+
+    /// The run ends: when a signal stopped the live input, every worker
+    /// took a last cut (`cep_cut`), whose files are written (its CEP
+    /// operator's capability went after): the outputs, everything made
+    /// included, are measured and the cut completed, so that the next
+    /// run replays nothing.
+    fn last_cut(&mut self, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        let Some(e) = checkpoint.cuts.last_cut() else {
+            return;
+        };
+        for chunk in std::mem::take(&mut gathered.held) {
+            gathered.take(chunk);
+        }
+        let dir = checkpoint.dir.display();
+        match self.complete(e, gathered) {
+            Ok(true) => eprintln!("cepheid: checkpoint taken in {dir} as the run stopped"),
+            Ok(false) => eprintln!(
+                "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
+            ),
+            Err(e) => {
+                eprintln!("error: cannot write the checkpoint in {dir}: {e}");
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The frontier passed `e`: every worker that took the cut has written
+    /// its file (before its capability moved past `e`). When every
+    /// worker's file is there, the outputs are synced and measured,
+    /// `complete` written, the older cuts deleted: `Ok(true)`. `Ok(false)`:
+    /// a worker could not take it.
+    fn complete(&self, e: Timestamp, gathered: &mut Gathered) -> io::Result<bool> {
+        let checkpoint = &self.checkpoint;
+        let folder = cut::epoch_dir(&checkpoint.dir, e);
+        let marker = &checkpoint.marker;
+        let workers = marker.processes * marker.workers;
+        let missing: Vec<usize> = (0..workers)
+            .filter(|w| !folder.join(format!("worker-{w}")).exists())
+            .collect();
+        if !missing.is_empty() {
+            // Never complete: the files written for it go.
+            let _ = std::fs::remove_dir_all(&folder);
+            if self.misses + 1 == MISSES_TOLD {
+                let shown: Vec<String> = missing.iter().map(usize::to_string).collect();
+                eprintln!(
+                    "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with --processes, every process needs --checkpoint with a folder they all see",
+                    checkpoint.dir.display(),
+                    MISSES_TOLD,
+                    shown.join(", ")
+                );
+            }
+            return Ok(false);
+        }
+        let Some(writers) = &gathered.writers else {
+            return Ok(true);
+        };
+        let mut writers = lock(writers);
+        writers.flush().map_err(|(_, e)| e)?;
+        let per_worker = checkpoint.marker.output_per_worker;
+        if !per_worker {
+            File::open(&checkpoint.output)?.sync_all()?;
+        }
+        if let Some(late) = &checkpoint.late {
+            File::open(late)?.sync_all()?;
+        }
+        let mut marker = checkpoint.marker.clone();
+        marker.epoch = e;
+        (marker.output, marker.late) = writers.lengths;
+        if per_worker {
+            // Each worker's file has its own length (`WorkerFile::own`).
+            marker.output = 0;
+        }
+        let text = serde_json::to_vec_pretty(&marker).map_err(io::Error::other)?;
+        cut::write(&folder, cut::COMPLETE, &text)?;
+        cut::prune(&checkpoint.dir, e);
+        Ok(true)
+    }
+}
+
+/// Cuts given up in a row before it is said why.
+const MISSES_TOLD: u32 = 3;
+
+/// What reaches worker 0: the outputs to write, the counts to add.
+struct Gathered {
+    writers: Option<write::Shared>,
+    /// Made at or above the epoch of a cut under way: written after it.
+    held: Vec<Chunk>,
+    summary: Summary,
+}
+
+impl Gathered {
+    fn flush_now(&mut self) {
+        if let Some(w) = &self.writers {
+            lock(w).flush_now();
+        }
+    }
+
+    fn take(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Out(bytes) => {
+                if let Some(w) = &self.writers {
+                    lock(w).write(false, &bytes);
+                }
+            }
+            Chunk::Late(bytes) => {
+                if let Some(w) = &self.writers {
+                    lock(w).write(true, &bytes);
+                }
+            }
+            Chunk::Summary(summary) => self.summary.add(&summary),
+        }
+    }
+}
+
+/// Flushes the outputs, says the summary; returns the exit status.
+fn finish(
+    args: &Args,
+    writers: &mut Writers,
+    summary: &Summary,
+    signal: Option<i32>,
+    started: Instant,
+) -> u8 {
+    if let Err(e) = writers.flush() {
+        let status = report_write_error(args, e);
+        if status != EXIT_OK {
+            return status;
+        }
+    }
+    if summary.forced > 0 {
+        // The single run says it when it happens; here the sources count it.
+        eprintln!(
+            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
+            args.max_waiting
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = if elapsed > 0.0 {
+        summary.events as f64 / elapsed
+    } else {
+        0.0
+    };
+    let unusable = if summary.unusable_keys > 0 {
+        format!(", {} unusable keys", summary.unusable_keys)
+    } else {
+        String::new()
+    };
+    let per_key = summary.dropped_runs.saturating_sub(summary.capped_runs);
+    let dropped = if per_key > 0 {
+        format!(
+            ", {per_key} partial matches dropped in {} keys over --max-runs-per-key",
+            summary.dropped_keys
+        )
+    } else {
+        String::new()
+    };
+    let capped = if summary.capped_runs > 0 {
+        format!(
+            ", {} partial matches dropped over --max-live-runs",
+            summary.capped_runs
+        )
+    } else {
+        String::new()
+    };
+    let forced = if summary.forced > 0 {
+        format!(
+            ", watermark moved {} times over --max-waiting",
+            summary.forced
+        )
+    } else {
+        String::new()
+    };
+    let waiting = if let (true, Some(signal)) = (summary.waiting > 0, signal) {
+        format!(
+            ", {} waiting for the watermark (not processed: stopped by {})",
+            summary.waiting,
+            signals::name(signal)
+        )
+    } else if summary.waiting > 0 {
+        format!(
+            ", {} waiting after the last watermark (not processed; --flush-at-end processes them)",
+            summary.waiting
+        )
+    } else {
+        String::new()
+    };
+    let workers = match (&args.scale.processes, args.scale.workers.unwrap_or(1)) {
+        (None, threads) => format!("{threads} workers"),
+        (Some(p), threads) => format!("{p} processes x {threads} workers"),
+    };
+    eprintln!(
+        "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
+        summary.events, summary.malformed, summary.late, summary.matches, summary.timeouts
+    );
+    if let Some(signal) = signal {
+        signals::exit_status(signal)
+    } else if summary.read_error {
+        EXIT_IO
+    } else if summary.strict_stop {
+        EXIT_MALFORMED
+    } else {
+        EXIT_OK
+    }
+}

@@ -1,0 +1,59 @@
+//! The `cepheid` command's tests, one binary: a module per area (each file
+//! beside this folder), the support code compiled once. They run the
+//! binary Cargo built for this package (`CARGO_BIN_EXE_cepheid`); those of
+//! `--workers` and `--processes` need the default feature `workers`.
+
+// Support code, compiled once for every module below.
+#[path = "../common/mod.rs"]
+mod common;
+#[cfg(feature = "workers")]
+#[path = "../dataflow_support/mod.rs"]
+mod dataflow_support;
+#[path = "../shared_contract/mod.rs"]
+mod shared_contract;
+
+#[path = "../cli_checkpoint.rs"]
+mod cli_checkpoint;
+#[path = "../cli_live.rs"]
+mod cli_live;
+#[cfg(feature = "workers")]
+#[path = "../cli_processes_checkpoint.rs"]
+mod cli_processes_checkpoint;
+#[path = "../cli_rules.rs"]
+mod cli_rules;
+#[path = "../cli_run.rs"]
+mod cli_run;
+#[path = "../cli_run_large.rs"]
+mod cli_run_large;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers.rs"]
+mod cli_workers;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers_checkpoint.rs"]
+mod cli_workers_checkpoint;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers_live_checkpoint.rs"]
+mod cli_workers_live_checkpoint;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers_rescale.rs"]
+mod cli_workers_rescale;
+#[path = "../conformance_cli.rs"]
+mod conformance_cli;
+#[path = "../conformance_patterns.rs"]
+mod conformance_patterns;
+#[path = "../layers.rs"]
+mod layers;
+#[path = "../live_limit.rs"]
+mod live_limit;
+#[path = "../oracle_regressions.rs"]
+mod oracle_regressions;
+#[path = "../patterns_check.rs"]
+mod patterns_check;
+#[path = "../random_e2e.rs"]
+mod random_e2e;
+#[path = "../readme_e2e.rs"]
+mod readme_e2e;
+#[path = "../run_limit.rs"]
+mod run_limit;
+#[path = "../time_extremes.rs"]
+mod time_extremes;

@@ -1,0 +1,148 @@
+//! The workspace's layering, as Cargo sees it: each crate depends only on
+//! the crates below it (`ARCHITECTURE.md`, "Crates"), so the graph goes
+//! straight down with no cycle; and a program that uses the library builds
+//! none of the crates only the command needs. Runs `cargo metadata` and
+//! `cargo tree` offline on the lock file (no network).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+/// Each workspace crate and the workspace crates it may use (normal
+/// dependencies), bottom first: the table of `ARCHITECTURE.md`.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("cepheid-core", &[]),
+    ("cepheid-derive", &[]),
+    ("cepheid-syntax", &["cepheid-core"]),
+    ("cepheid-automata", &["cepheid-core"]),
+    (
+        "cepheid-engine",
+        &[
+            "cepheid-automata",
+            "cepheid-core",
+            "cepheid-derive",
+            "cepheid-syntax",
+        ],
+    ),
+    ("cepheid-dataflow", &["cepheid-core", "cepheid-engine"]),
+    (
+        "cepheid-cli",
+        &[
+            "cepheid-automata",
+            "cepheid-core",
+            "cepheid-dataflow",
+            "cepheid-engine",
+            "cepheid-syntax",
+        ],
+    ),
+    (
+        "cepheid-bench",
+        &[
+            "cepheid-automata",
+            "cepheid-core",
+            "cepheid-engine",
+            "cepheid-syntax",
+        ],
+    ),
+];
+
+/// What only the command needs: none of it may reach a library user.
+const CLI_CRATES: [&str; 9] = [
+    "cepheid-cli",
+    "cepheid-dataflow",
+    "clap",
+    "indicatif",
+    "annotate-snippets",
+    "notify",
+    "signal-hook",
+    "mimalloc",
+    "timely",
+];
+
+fn cargo(args: &[&str]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let output = Command::new(cargo)
+        .args(args)
+        .args(["--offline", "--locked", "--manifest-path", manifest])
+        .output()
+        .expect("runs cargo");
+    assert!(
+        output.status.success(),
+        "cargo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+#[test]
+fn each_crate_uses_exactly_the_layers_below_it() {
+    let metadata: serde_json::Value =
+        serde_json::from_str(&cargo(&["metadata", "--format-version", "1", "--no-deps"]))
+            .expect("cargo metadata prints JSON");
+    let members: BTreeSet<&str> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    let mut found: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        let name = package["name"].as_str().expect("name");
+        let uses = found.entry(name).or_default();
+        for dep in package["dependencies"].as_array().expect("dependencies") {
+            let dep_name = dep["name"].as_str().expect("name");
+            // Normal dependencies only: a dev-dependency may look up (the
+            // derive's documentation uses the engine).
+            if members.contains(dep_name) && dep["kind"].is_null() {
+                uses.insert(dep_name);
+            }
+        }
+    }
+    let expected: BTreeMap<&str, BTreeSet<&str>> = LAYERS
+        .iter()
+        .map(|(name, uses)| (*name, uses.iter().copied().collect()))
+        .collect();
+    assert_eq!(found, expected, "the crate graph is not the documented one");
+    // Bottom first: every crate uses only crates listed before it, so the
+    // graph has no cycle.
+    for (i, (name, uses)) in LAYERS.iter().enumerate() {
+        for used in *uses {
+            assert!(
+                LAYERS[..i].iter().any(|(n, _)| n == used),
+                "{name} uses {used}, which is not below it"
+            );
+        }
+    }
+}
+
+/// The packages of `cargo tree -e normal -p PACKAGE` with `extra` flags.
+fn tree(package: &str, extra: &[&str]) -> BTreeSet<String> {
+    let mut args = vec!["tree", "-e", "normal", "-p", package, "--prefix", "none"];
+    args.extend_from_slice(extra);
+    cargo(&args)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_library_builds_no_crate_of_the_command() {
+    let command = tree("cepheid-cli", &[]);
+    for cli in CLI_CRATES {
+        assert!(
+            command.contains(cli),
+            "{cli} is not in the command's tree: {command:?}"
+        );
+    }
+    for flags in [&[][..], &["--no-default-features"][..]] {
+        let library = tree("cepheid-engine", flags);
+        assert!(library.contains("cepheid-engine") && library.contains("nom"));
+        for cli in CLI_CRATES {
+            assert!(
+                !library.contains(cli),
+                "{cli} is in the library's tree ({flags:?})"
+            );
+        }
+    }
+}
