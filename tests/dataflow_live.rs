@@ -45,11 +45,12 @@ struct Setup {
     max_waiting: usize,
 }
 
-/// Each output as a canonical line (its JSON), sorted.
+/// Each output as a canonical line: its record (what `cepheid run` prints)
+/// and its `Debug` form (every field, the records' values too), sorted.
 fn canonical(outputs: &[Output<Record>]) -> Vec<String> {
     let mut lines: Vec<String> = outputs
         .iter()
-        .map(|o| serde_json::to_string(o).expect("serializes"))
+        .map(|o| format!("{} {o:?}", serde_json::to_string(o).expect("serializes")))
         .collect();
     lines.sort();
     lines

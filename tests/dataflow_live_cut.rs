@@ -26,11 +26,12 @@ use dataflow_support::{event, lines, patterns};
 /// Each worker's state at the last cut, by worker.
 type Saved = Arc<Mutex<HashMap<usize, (Timestamp, Vec<u8>)>>>;
 
-/// Each output as a canonical line (its JSON).
+/// Each output as a canonical line: its record (what `cepheid run` prints)
+/// and its `Debug` form (every field, the records' values too).
 fn canonical(outputs: &[Output<Record>]) -> Vec<String> {
     outputs
         .iter()
-        .map(|o| serde_json::to_string(o).expect("serializes"))
+        .map(|o| format!("{} {o:?}", serde_json::to_string(o).expect("serializes")))
         .collect()
 }
 

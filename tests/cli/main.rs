@@ -47,6 +47,8 @@ mod layers;
 mod live_limit;
 #[path = "../oracle_regressions.rs"]
 mod oracle_regressions;
+#[path = "../output_records.rs"]
+mod output_records;
 #[path = "../patterns_check.rs"]
 mod patterns_check;
 #[path = "../random_e2e.rs"]

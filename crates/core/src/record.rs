@@ -261,12 +261,22 @@ impl Event for Record {
     }
 }
 
-/// A record as data: its values by field id, its raw text and its object
-/// flags, exactly (so that a record sent to another process, or kept in a
-/// snapshot, is the record that was read: a CSV line cannot be decoded
-/// again without its header). Values are tagged by kind, so formats that do
-/// not describe themselves (`bincode`, `postcard`) read them back (lists
-/// nested at most 200 deep: a crafted input cannot overflow the stack); the ids
+/// A record's serde has two forms.
+///
+/// In a format that describes itself for people (`is_human_readable`:
+/// JSON), a record is its event as it was read: `serde_json` writes its
+/// text as is (so an [`Output`](https://docs.rs/cepheid-engine) of records
+/// is the line `cepheid run` prints), and reads any JSON value back as a
+/// record holding that text and no values (decode it again, with a
+/// `Decoder` over the patterns' field table, to read its fields). Writing
+/// fails if the text is not JSON (a record made by hand).
+///
+/// In a compact format (`bincode`, `postcard`), a record is data: its
+/// values by field id, its raw text and its object flags, exactly (so that
+/// a record sent to another process, or kept in a snapshot, is the record
+/// that was read: a CSV line cannot be decoded again without its header).
+/// Values are tagged by kind, so such formats read them back (lists nested
+/// at most 200 deep: a crafted input cannot overflow the stack); the ids
 /// mean something only with the same [`FieldTable`] numbering (the same
 /// patterns added in the same order).
 ///
@@ -275,13 +285,24 @@ impl Event for Record {
 /// use cepheid_core::{FieldId, Record, Value};
 /// let record = Record::new(vec![Value::Int(1), Value::from("a")], Arc::from(r#"{"n":1}"#))
 ///     .with_objects(vec![FieldId::from_index(1)]);
-/// let text = serde_json::to_string(&record)?;
-/// assert_eq!(serde_json::from_str::<Record>(&text)?, record);
-/// # Ok::<(), serde_json::Error>(())
+/// // As data: everything comes back.
+/// let bytes = postcard::to_allocvec(&record)?;
+/// assert_eq!(postcard::from_bytes::<Record>(&bytes)?, record);
+/// // As JSON: the event's text.
+/// let text = serde_json::to_string(&record).unwrap();
+/// assert_eq!(text, r#"{"n":1}"#);
+/// assert_eq!(serde_json::from_str::<Record>(&text).unwrap().raw(), r#"{"n":1}"#);
+/// # Ok::<(), postcard::Error>(())
 /// ```
 impl serde::Serialize for Record {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
+        use serde::ser::{Error, SerializeStruct};
+        if s.is_human_readable() {
+            // The event as it was read, as the command's output shows it.
+            let raw = serde_json::value::RawValue::from_string(self.raw.to_string())
+                .map_err(|e| S::Error::custom(format!("a record's text is not JSON: {e}")))?;
+            return raw.serialize(s);
+        }
         let mut out = s.serialize_struct("Record", 3)?;
         out.serialize_field("values", &Saved(&self.values))?;
         out.serialize_field("raw", &*self.raw)?;
@@ -300,6 +321,10 @@ impl<'de> serde::Deserialize<'de> for Record {
             values: Loaded<Vec<Value>>,
             raw: Arc<str>,
             objects: Vec<u32>,
+        }
+        if d.is_human_readable() {
+            let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+            return Ok(Record::new(Vec::new(), Arc::from(raw.get())));
         }
         let repr = Repr::deserialize(d)?;
         Ok(Record {

@@ -257,6 +257,17 @@ impl serde::Serialize for Value {
     }
 }
 
+/// Reads what [`Value`]'s `Serialize` writes, by the rules every JSON input
+/// is decoded with ([`crate::json::value_from_json`]: an integer that fits
+/// `i64` is `Int`, other numbers `Float`; an object, or a list holding
+/// one, is null).
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = serde_json::Value::deserialize(d)?;
+        Ok(crate::json::value_from_json(&json))
+    }
+}
+
 impl From<ValueRef<'_>> for Value {
     fn from(v: ValueRef<'_>) -> Value {
         v.to_owned()

@@ -30,6 +30,7 @@
 mod buffer;
 mod exec;
 mod heap;
+mod record;
 mod run;
 mod skip;
 mod view;

@@ -143,6 +143,7 @@ impl<'a, E> MatchView<'a, E> {
     {
         Match {
             pattern: self.nfa.pattern().name.clone(),
+            key_fields: Vec::new(),
             key: Vec::new(),
             start: self.start(),
             end: self.end(),
@@ -157,18 +158,22 @@ impl<'a, E> MatchView<'a, E> {
                 .map(|(n, v)| (n.to_string(), v))
                 .collect(),
             version: 1,
+            versioned: false,
         }
     }
 }
 
 /// A complete match or a timed-out partial match that owns its events.
 ///
-/// With `serde`, it serializes as an object with these fields (events
-/// as `E` serializes).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+/// It serializes as part of an [`Output`]: the record `cepheid run`
+/// writes (`cli.md`; see [`Output`]'s serde).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Match<E> {
     /// The pattern's name.
     pub pattern: String,
+    /// The pattern's `partition by` fields, as written (`user.id`), in
+    /// order: the names of [`key`](Match::key)'s values.
+    pub key_fields: Vec<String>,
     /// The values of the pattern's `partition by` fields (empty without).
     pub key: Vec<Value>,
     /// Time of the earliest event.
@@ -180,16 +185,14 @@ pub struct Match<E> {
     /// `select` values (empty without a `select` section).
     pub select: Vec<(String, Value)>,
     /// The version of the pattern that made it ([`MatchRef::version`]):
-    /// 1 unless the pattern was replaced. Serialized only when above 1.
+    /// 1 unless the pattern was replaced.
     ///
-    /// [`MatchRef::version`]: crate::MatchRef::version
-    #[serde(skip_serializing_if = "is_first_version")]
+    /// [`MatchRef::version`]: https://docs.rs/cepheid-engine/latest/cepheid_engine/struct.MatchRef.html#method.version
     pub version: u32,
-}
-
-/// Is it version 1 (not written by `serde`)?
-fn is_first_version(version: &u32) -> bool {
-    *version == 1
+    /// Was the pattern's name replaced during the run, so that its records
+    /// say which version made them (`"version"` in the record,
+    /// `docs/dynamic-rules.md`)?
+    pub versioned: bool,
 }
 
 impl<E> Match<E> {
@@ -209,8 +212,18 @@ impl<E> Match<E> {
 
 /// One output, owned: a match, a timeout, a late event, or a partial match
 /// dropped by the limit on partial matches per key.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+///
+/// With `serde` it is the record `cepheid run` writes (`cli.md`), field for
+/// field and in the same order: `serde_json::to_string(&output)` of a
+/// match, timeout or late event over [`Record`](crate::record::Record)s
+/// is byte for byte the line the command prints for it, and
+/// `serde_json::from_str` reads such a line back. A dropped partial match
+/// (which the command only counts) is written as a timeout is, with
+/// `"kind":"dropped"` and its `end` in place of `expired_at`. A record
+/// leaves out what a reader of the output does not need, so these are not
+/// read back: a timeout's `end` and `select` (read back: `end` = `start`,
+/// no `select`), a late event's `ts` (read back: [`Timestamp::MIN`]).
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Output<E> {
     /// A complete match.

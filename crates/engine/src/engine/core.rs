@@ -10,8 +10,10 @@ use crate::pattern::{NativeKeyFn, Pattern};
 use crate::primitives::Timestamp;
 use crate::value::{key_part, KeyValue, Value};
 
-/// Counters of what an engine has seen and produced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Counters of what an engine has seen and produced. With `serde`: an
+/// object of these counters by their field names (for reports and
+/// metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Events pushed (late ones included).

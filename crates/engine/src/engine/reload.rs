@@ -51,8 +51,10 @@ pub enum ReloadPolicy {
     Restart,
 }
 
-/// What a change of rules did to one pattern name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What a change of rules did to one pattern name. With `serde`:
+/// `"added"`, `"removed"`, `"unchanged"`, or `{"changed":{"version":2}}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Change {
     /// A new name, at version 1.
     Added,
@@ -103,6 +105,14 @@ impl fmt::Display for Change {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     entries: Vec<(String, Change)>,
+}
+
+/// With `serde`: an object from each name to its [`Change`], in the order
+/// of [`Changes::iter`].
+impl serde::Serialize for Changes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.entries.iter().map(|(name, c)| (name, c)))
+    }
 }
 
 impl Changes {

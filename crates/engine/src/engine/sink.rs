@@ -212,12 +212,14 @@ impl<'a, E> MatchRef<'a, E> {
         });
         Match {
             pattern: self.ctx.name.to_string(),
+            key_fields: self.ctx.key_fields.iter().map(|f| f.to_string()).collect(),
             key: self.ctx.key.to_vec(),
             start: self.m.start(),
             end: self.m.end(),
             stages,
             select: self.select(),
             version: self.ctx.version,
+            versioned: self.ctx.versioned,
         }
     }
 }
