@@ -40,12 +40,33 @@ fn classes(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_shipped_patterns_mean_the_same_as_in_flink() {
-    let out = check_flink(&[Path::new("patterns")]);
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(!text.contains("warning"), "{text}");
-    assert!(text.starts_with("ok: "), "{text}");
+fn the_shipped_patterns_mean_the_same_as_in_flink_but_one_d4() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("patterns")
+        .expect("patterns")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cep"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8);
+    for f in &files {
+        let out = check_flink(&[f]);
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        // `account_takeover` has `timeouts`, a window and `skip past last
+        // event`: a match let out when an earlier partial match expires
+        // prunes others before their own deadlines (D4).
+        let want: &[&str] = if f.ends_with("account_takeover.cep") {
+            &["D4"]
+        } else {
+            &[]
+        };
+        assert_eq!(classes(&text), want, "{}:\n{text}", f.display());
+        assert_eq!(
+            text.matches("\nwarning: ").count() + usize::from(text.starts_with("warning: ")),
+            want.len(),
+            "{text}"
+        );
+    }
 }
 
 /// Cases that agree with Flink on their events although the pattern has a

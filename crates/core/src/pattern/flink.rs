@@ -282,14 +282,15 @@ impl<'p> Walk<'p> {
             .elements
             .last()
             .is_some_and(|e| e.contiguity == Contiguity::NotFollowedBy);
-        let skip = p.skip != SkipStrategy::NoSkip;
+        let windows = p.within.is_some() || self.element_windows || pending_end;
         let mut why = Vec::new();
-        if pending_end && skip {
+        if p.skip != SkipStrategy::NoSkip && windows {
             why.push(
-                "a match held by the final `not followed by` completes when its window \
-                 closes and, under the skip strategy, prunes the partial matches it \
-                 overlaps before their own later deadlines; Flink, advanced past both at \
-                 once, expires those first and reports their timeouts too",
+                "under the skip strategy, a match that a deadline lets out (a final `not \
+                 followed by` whose window closes, or a complete match held back until an \
+                 earlier partial match expires) prunes the partial matches it overlaps \
+                 before their own later deadlines; Flink, advanced past both at once, \
+                 expires those first and reports their timeouts too",
             );
         }
         if p.within.is_some() && self.element_windows {
@@ -439,5 +440,16 @@ mod tests {
         assert_eq!(classes(&q), Vec::<&str>::new());
         q.skip = SkipStrategy::PastLastEvent;
         assert_eq!(classes(&q), vec!["D4"]);
+        // A held match let out when an earlier partial match expires
+        // prunes too (oracle seed 51, `(s1{2} consecutive)? next s2`).
+        let mut r = pattern(
+            vec![stage(0, Contiguity::Relaxed), stage(1, Contiguity::Strict)],
+            2,
+        );
+        r.emit_timeouts = true;
+        r.skip = SkipStrategy::PastLastEvent;
+        assert_eq!(classes(&r), Vec::<&str>::new(), "no window, no deadline");
+        r.within = Some(10);
+        assert_eq!(classes(&r), vec!["D4"]);
     }
 }
