@@ -20,7 +20,8 @@
 //!   last element of the top-level sequence is one, as in Flink; its own
 //!   element window is enough.
 //! - A negation that a match can reach before taking any event is an error
-//!   (Flink fails on it at run time); a counted group of optional elements
+//!   (Flink fails on it at run time), unless it ends a group (Flink drops
+//!   it, and D1 binds it only after a take); a counted group of optional elements
 //!   is accepted (only a looping one would repeat forever); the window of a
 //!   `not followed by` that does not end the pattern is not checked (it
 //!   makes no state, as in Flink).
@@ -284,8 +285,10 @@ impl Validator<'_> {
     /// (everything before it can be skipped, e.g. `(a*) not followed by b
     /// followed by c`): Flink rejects the direct form (`a? not followed by
     /// b`) and fails with a NullPointerException at run time on the others,
-    /// so both are errors. `at_start`: can `seq` be entered before any
-    /// event was taken? Recursion is bounded by the nesting limit.
+    /// so both are errors. A negation that ends a group is not (issue 27):
+    /// Flink drops it (FLINK-15980) and runs the pattern. `at_start`: can
+    /// `seq` be entered before any event was taken? `in_group`: is `seq` a
+    /// group's? Recursion is bounded by the nesting limit.
     fn check_negations_at_start(&mut self, seq: &Sequence, at_start: bool, in_group: bool) {
         let mut reach = at_start;
         for (i, e) in seq.elements.iter().enumerate() {
