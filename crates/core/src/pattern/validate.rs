@@ -316,9 +316,10 @@ impl Validator<'_> {
                             "`{}` can be reached before the pattern takes any event (everything \
                              before it can be skipped); Flink 2.3 accepts the pattern but throws \
                              a NullPointerException as soon as an event satisfies `{name}`'s \
-                             condition, whether or not any match has started (the run that has \
-                             taken nothing reaches the negation's stop state); events that never \
-                             satisfy it run fine: make an element before it required",
+                             condition (evaluated for the run that has taken nothing, whatever \
+                             other matches are under way: that run reaches the negation's stop \
+                             state); events that never satisfy it run fine: make an element \
+                             before it required",
                             e.contiguity.keyword()
                         ),
                     );
