@@ -1,7 +1,16 @@
 //! `cepheid check PATTERNS...`: parse and compile, print every diagnostic,
 //! exit 1 when any is an error (4 when a file cannot be read).
+//!
+//! `--flink` adds a warning at every place where a valid pattern means
+//! something else than in Apache Flink 2.3 (the deviations D1-D4 of
+//! `docs/semantics.md`) or where a limit can cut work Flink would do
+//! (`cepheid_core::pattern::flink_differences`); nothing more when the pattern
+//! means the same in both. The exit status is unchanged by them.
 
 use std::path::PathBuf;
+
+use cepheid_syntax::{Diagnostic, DiagnosticKind};
+use cepheid_core::pattern::FlinkDifference;
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 
@@ -11,11 +20,19 @@ pub struct Args {
     /// Pattern files or folders (every `*.cep` inside, sorted by name).
     #[arg(required = true, value_name = "PATTERNS")]
     paths: Vec<PathBuf>,
+    /// Also warn where a pattern's results can differ from Apache Flink
+    /// 2.3's (deviations D1-D4, limits on partial matches).
+    #[arg(long)]
+    flink: bool,
 }
 
 /// Runs `check` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
-    let loaded = cepheid_engine::rules::load_paths(&args.paths);
+    let mut loaded = cepheid_engine::rules::load_paths(&args.paths);
+    if args.flink {
+        let found = flink_warnings(&loaded);
+        loaded.diagnostics.extend(found);
+    }
     if !loaded.diagnostics.is_empty() {
         eprintln!("{}", loaded.render());
     }
@@ -42,6 +59,29 @@ pub fn run(args: &Args) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// The findings of `flink_differences` for every loaded pattern, as
+/// warnings in the pattern's source (after the load's own diagnostics).
+fn flink_warnings(loaded: &cepheid_syntax::Loaded) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (pattern, &source) in loaded.patterns.iter().zip(&loaded.pattern_sources) {
+        for f in cepheid_core::pattern::flink_differences(pattern) {
+            let what = match f.difference {
+                FlinkDifference::Limit => "differs from Flink 2.3 at a limit".to_string(),
+                d => format!("differs from Flink 2.3 ({})", d.label()),
+            };
+            let mut d = Diagnostic::warning(
+                DiagnosticKind::Flink(f.difference),
+                f.span,
+                format!("pattern `{}` {what}: {}", pattern.name, f.message),
+            )
+            .with_help(f.help);
+            d.source = source;
+            out.push(d);
+        }
+    }
+    out
 }
 
 fn count(n: usize, what: &str) -> String {

@@ -598,7 +598,7 @@ impl Drops {
 pub(crate) fn capped_message(limit: usize) -> String {
     format!(
         "cepheid: {limit} partial matches live over all keys and patterns; \
-         keys that would hold more drop their oldest (--max-live-runs)"
+         keys that would hold more drop their oldest (--max-live-runs; raise it to keep them)"
     )
 }
 
@@ -656,7 +656,7 @@ impl Sink<Record> for Reporting<'_> {
         self.progress.suspend(|| {
             if n <= TOLD_KEYS {
                 eprintln!(
-                    "cepheid: pattern `{name}`, {key}: more than {limit} partial matches; the oldest are dropped (--max-runs-per-key)"
+                    "cepheid: pattern `{name}`, {key}: more than {limit} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)"
                 );
             }
             if n == TOLD_KEYS {
@@ -838,7 +838,7 @@ impl Session<'_> {
                 self.counters.forced_told = true;
                 progress.suspend(|| {
                     eprintln!(
-                        "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
+                        "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
                         args.max_waiting
                     )
                 });

@@ -1489,7 +1489,7 @@ impl Sink<Record> for CliSink {
                 format!("key [{}]", values.join(", "))
             };
             eprintln!(
-                "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key)",
+                "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)",
                 partial.pattern(),
                 self.limit
             );
@@ -1771,7 +1771,7 @@ fn finish(
     if summary.forced > 0 {
         // The single run says it when it happens; here the sources count it.
         eprintln!(
-            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
+            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
             args.max_waiting
         );
     }

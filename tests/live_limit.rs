@@ -481,7 +481,7 @@ fn the_command_says_once_that_the_cap_dropped_and_counts_the_drops() {
     // keys 1 and 2 kept, 3 to 6 dropped; key 1's match comes out
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let said = "cepheid: 2 partial matches live over all keys and patterns; \
-                keys that would hold more drop their oldest (--max-live-runs)";
+                keys that would hold more drop their oldest (--max-live-runs; raise it to keep them)";
     assert_eq!(stderr.matches(said).count(), 1, "{stderr}");
     assert!(
         stderr.contains(", 4 partial matches dropped over --max-live-runs"),

@@ -235,7 +235,7 @@ fn the_command_says_which_keys_reached_the_limit_and_counts_the_drops() {
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
     assert!(
         stderr.contains(
-            "pattern `pair`, key [\"x\"]: more than 2 partial matches; the oldest are dropped (--max-runs-per-key)"
+            "pattern `pair`, key [\"x\"]: more than 2 partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)"
         ),
         "{stderr}"
     );
@@ -385,7 +385,7 @@ fn the_command_says_when_the_watermark_was_forced() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains(
-            "more than 4 events waited for the watermark; it moved up to the earliest of them (--max-waiting)"
+            "more than 4 events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)"
         ),
         "{stderr}"
     );

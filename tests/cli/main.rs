@@ -59,3 +59,5 @@ mod readme_e2e;
 mod run_limit;
 #[path = "../time_extremes.rs"]
 mod time_extremes;
+#[path = "../check_flink.rs"]
+mod check_flink;

@@ -34,6 +34,10 @@
 //!   state gets the same PROCEED edges right after the group is entered.
 //!   Skipping an optional group (its PROCEED to `proceedState`) bypasses the
 //!   negation; at the end of the pattern Flink's own Pending state applies.
+//!   The start run (it took nothing) that reaches such a negation's stop
+//!   state (`((a?) not followed by b) followed by c`) loses that branch
+//!   only: `process` does not discard its other branches (Flink, which
+//!   drops the negation, never gets there).
 //! - **D2, element window on a group** and **D3, element window on a
 //!   quantified element**: every state made by `createState(type,
 //!   isTake = true)`, whatever the quantifier, registers the smallest of the
@@ -49,8 +53,9 @@
 //!   PROCEED edges (Flink loops forever), more than 10,000 PROCEED paths from
 //!   one state, and a transition to `null` (greedy with `until` whose
 //!   `originalStateMap` lookup misses). (A negation reachable before any
-//!   take, the other D5 case, is rejected by `pattern::validate`; the
-//!   reference throws Flink's `NullPointerException` there.)
+//!   take that does not end a group, the other D5 case, is rejected by
+//!   `pattern::validate`; the reference throws Flink's
+//!   `NullPointerException` there.)
 //!
 //! Everything else is Flink 2.3, quirks included (greedy on the last
 //! element, `until` on groups, optional heads of groups, Dewey versions,

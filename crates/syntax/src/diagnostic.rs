@@ -70,6 +70,10 @@ pub enum DiagnosticKind {
     Pattern(PatternErrorKind),
     /// A file or folder could not be read.
     Io,
+    /// A place where the pattern means something else than in Apache Flink
+    /// 2.3, or where a limit can cut work Flink would do (a warning of
+    /// `cepheid check --flink`, from [`crate::pattern::flink_differences`]).
+    Flink(crate::pattern::FlinkDifference),
 }
 
 /// A secondary place a diagnostic points at.

@@ -163,6 +163,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
         let mut new_partial = Queue::new(comparator);
         let mut potential = Queue::new(comparator);
         for cs in self.partial.drain() {
+            let start = self.is_start(&cs);
             let next = self.compute_next_states(&cs, &mut event)?;
             let mut retain = Vec::new();
             let mut discard = false;
@@ -176,7 +177,14 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                     _ => retain.push(ns),
                 }
             }
-            if discard {
+            // D1: the start run (it took nothing) reaching the stop state
+            // of a negation that ends a group (`((a?) not followed by b)
+            // followed by c` on `b`) loses that branch only: it holds no
+            // partial match to discard. Flink, which drops such a negation,
+            // never gets here; for the other negations reached before any
+            // take it throws (releaseNode(null)), and `pattern::validate`
+            // rejects those patterns (D5).
+            if discard && !start {
                 for s in retain {
                     release_non_null(&mut self.buffer, &s)?;
                 }

@@ -1072,17 +1072,22 @@ fn is_ordinary(kind: StateKind) -> bool {
 }
 
 /// Does a branch into a stop state discard the run and its other partial
-/// branches (complete matches still count, as in Flink)?
+/// branches (complete matches still count, as in Flink)? Never for the
+/// start run: it took nothing, so only its branch into the stop state ends.
+/// (Only the stop state of a negation that ends a group can be reached
+/// from the start, D1: `((a?) not followed by b) followed by c`; every
+/// other negation reachable before a take is rejected, D5.)
 #[inline]
 fn discards(edges: &[Edge], is_start: bool) -> bool {
-    edges.iter().any(|e| {
-        e.kind == StateKind::Stop
-            && match e.action {
-                Action::Ignore => !is_start,
-                Action::Take => e.stage.is_some(),
-                Action::Proceed => false,
-            }
-    })
+    !is_start
+        && edges.iter().any(|e| {
+            e.kind == StateKind::Stop
+                && match e.action {
+                    Action::Ignore => true,
+                    Action::Take => e.stage.is_some(),
+                    Action::Proceed => false,
+                }
+        })
 }
 
 /// Where a branch into a state of `kind` goes: `Some(true)` complete, `Some(false)`

@@ -596,7 +596,9 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                     let original = self.original_state.get(&proceed).copied().ok_or_else(|| {
                         CompileError::new(
                             "`greedy` with `until` here has no state to leave the loop to \
-                             (Flink fails with a NullPointerException on such a pattern)",
+                             (Flink 2.3 adds a move to no state and throws a NullPointerException \
+                             when a run that may skip this element meets an event satisfying \
+                             `until`; other events run fine)",
                         )
                     })?;
                     let on_until = self.and(proceed_cond, until)?;
@@ -935,7 +937,8 @@ fn check_proceed_paths(states: &[State]) -> Res<()> {
                             return Err(CompileError::new(format!(
                                 "the pattern's automaton has a cycle of moves that take no event \
                                  (through state `{}`): an element that can be skipped repeats \
-                                 without taking anything",
+                                 without taking anything (Flink 2.3 never finishes the first event \
+                                 a run processes there)",
                                 states[target].name
                             )))
                         }

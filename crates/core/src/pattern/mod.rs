@@ -10,9 +10,11 @@
 //! - [`pattern::Pattern`](Pattern) (this module) is the untyped IR
 //!   underneath, the lower layer shared with the pattern language.
 
+mod flink;
 mod ir;
 mod validate;
 
+pub use flink::{flink_differences, FlinkDifference, FlinkFinding};
 pub use ir::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, NativeCondition, NativeFn,
     NativeKey, NativeKeyFn, Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,

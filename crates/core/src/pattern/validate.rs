@@ -20,7 +20,8 @@
 //!   last element of the top-level sequence is one, as in Flink; its own
 //!   element window is enough.
 //! - A negation that a match can reach before taking any event is an error
-//!   (Flink fails on it at run time); a counted group of optional elements
+//!   (Flink fails on it at run time), unless it ends a group (Flink drops
+//!   it, and D1 binds it only after a take); a counted group of optional elements
 //!   is accepted (only a looping one would repeat forever); the window of a
 //!   `not followed by` that does not end the pattern is not checked (it
 //!   makes no state, as in Flink).
@@ -150,7 +151,7 @@ pub fn validate(p: &Pattern) -> Vec<PatternError> {
     };
     v.check_pattern_level();
     v.check_sequences();
-    v.check_negations_at_start(&p.sequence, true);
+    v.check_negations_at_start(&p.sequence, true, false);
     v.check_stage_names();
     v.check_skip();
     v.check_expressions();
@@ -284,21 +285,41 @@ impl Validator<'_> {
     /// (everything before it can be skipped, e.g. `(a*) not followed by b
     /// followed by c`): Flink rejects the direct form (`a? not followed by
     /// b`) and fails with a NullPointerException at run time on the others,
-    /// so both are errors. `at_start`: can `seq` be entered before any
-    /// event was taken? Recursion is bounded by the nesting limit.
-    fn check_negations_at_start(&mut self, seq: &Sequence, at_start: bool) {
+    /// so both are errors. A negation that ends a group is not (issue 27):
+    /// Flink drops it (FLINK-15980) and runs the pattern. `at_start`: can
+    /// `seq` be entered before any event was taken? `in_group`: is `seq` a
+    /// group's? Recursion is bounded by the nesting limit.
+    fn check_negations_at_start(&mut self, seq: &Sequence, at_start: bool, in_group: bool) {
         let mut reach = at_start;
         for (i, e) in seq.elements.iter().enumerate() {
             if e.is_negation() {
                 let direct = i > 0 && seq.elements[i - 1].is_optional();
-                if reach && i > 0 && !direct {
+                // A negation that ends a group (it and everything after it
+                // in the group are negations): Flink drops it (FLINK-15980)
+                // and runs the pattern; cepheid's D1 binds it only after an
+                // event was taken, so a match that starts after the group
+                // bypasses it (`docs/semantics.md`, D1).
+                let ends_group = in_group && seq.elements[i..].iter().all(Element::is_negation);
+                if reach && i > 0 && !direct && !ends_group {
+                    let name = match e.kind {
+                        ElementKind::Stage(id) => self
+                            .pattern
+                            .stages
+                            .get(id.index())
+                            .map_or("?", |s| s.name.as_str()),
+                        ElementKind::Group(_) => "?",
+                    };
                     self.error(
                         PatternErrorKind::NotAfterOptional,
                         e.span,
                         format!(
                             "`{}` can be reached before the pattern takes any event (everything \
-                             before it can be skipped); Flink fails on such a pattern at run \
-                             time: make an element before it required",
+                             before it can be skipped); Flink 2.3 accepts the pattern but throws \
+                             a NullPointerException as soon as an event satisfies `{name}`'s \
+                             condition (evaluated for the run that has taken nothing, whatever \
+                             other matches are under way: that run reaches the negation's stop \
+                             state); events that never satisfy it run fine: make an element \
+                             before it required",
                             e.contiguity.keyword()
                         ),
                     );
@@ -306,7 +327,7 @@ impl Validator<'_> {
                 continue;
             }
             if let ElementKind::Group(inner) = &e.kind {
-                self.check_negations_at_start(inner, reach);
+                self.check_negations_at_start(inner, reach, true);
             }
             reach = reach && e.can_take_nothing();
         }
@@ -466,7 +487,10 @@ impl Validator<'_> {
                     PatternErrorKind::EmptyIteration,
                     e.span,
                     "a looping group needs an element that is not optional: \
-                     an iteration that takes no event would repeat forever",
+                     an iteration that takes no event would repeat forever (Flink 2.3 \
+                     accepts the pattern but never finishes the event on which a run \
+                     reaches this group: the first event if the group can start a match, \
+                     else the event taken just before the group)",
                 );
             }
         }

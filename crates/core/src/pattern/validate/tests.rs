@@ -165,6 +165,37 @@ fn negation_reachable_before_any_take() {
 }
 
 #[test]
+fn negation_ending_a_group_before_any_take_is_accepted() {
+    // `((s1?) not followed by s2) followed by s3` (issue 27): Flink drops
+    // a negation that ends a group (FLINK-15980) and runs the pattern; D1
+    // binds it only after the group took an event.
+    let mut p = pattern(&["s1", "s2", "s3"]);
+    let mut rest = p.sequence.elements.split_off(1);
+    let mut s1 = p.sequence.elements.pop().unwrap();
+    s1.optional = true;
+    let mut s2 = rest.remove(0);
+    s2.contiguity = Contiguity::NotFollowedBy;
+    let mut group = Element::group(Sequence::new(vec![
+        Element::group(Sequence::new(vec![s1])),
+        s2,
+    ]));
+    group.span = Span::new(0, 1);
+    p.sequence.elements.push(group);
+    p.sequence.elements.extend(rest);
+    assert_eq!(kinds(&p), vec![]);
+    // Followed by another element inside the group, the negation no longer
+    // ends it: Flink fails at run time there (D5).
+    let mut q = p.clone();
+    q.stages.push(stage("s4", 40));
+    let mut s4 = Element::stage(StageId(3));
+    s4.span = Span::new(40, 42);
+    if let ElementKind::Group(g) = &mut q.sequence.elements[0].kind {
+        g.elements.push(s4);
+    }
+    assert_eq!(kinds(&q), vec![K::NotAfterOptional]);
+}
+
+#[test]
 fn modifiers_on_not() {
     let mut p = pattern(&["a", "b", "c"]);
     let e = &mut p.sequence.elements[1];
