@@ -9,8 +9,8 @@
 
 use std::path::PathBuf;
 
-use cepheid_syntax::{Diagnostic, DiagnosticKind};
 use cepheid_core::pattern::FlinkDifference;
+use cepheid_syntax::{Diagnostic, DiagnosticKind};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 

@@ -219,7 +219,7 @@ pub fn parse_every(text: &str) -> Result<Every, String> {
             }
             every.lines = Some(n);
         } else {
-            let ms = cepheid_core::time::parse_duration(part)?;
+            let ms = cepheid_core::time::parse_duration(part).map_err(|e| e.to_string())?;
             if ms <= 0 || every.time.is_some() {
                 return Err(format!("`{text}`: give one duration, greater than zero"));
             }

@@ -1044,7 +1044,7 @@ fn flush_now(args: &Args, out: &mut Output) -> Result<(), Stop> {
 
 /// A duration greater than zero, in milliseconds.
 fn parse_positive_duration(text: &str) -> Result<i64, String> {
-    match parse_duration(text)? {
+    match parse_duration(text).map_err(|e| e.to_string())? {
         0 => Err("the duration must be greater than zero".to_string()),
         ms => Ok(ms),
     }

@@ -12,6 +12,8 @@ mod dataflow_support;
 #[path = "../shared_contract/mod.rs"]
 mod shared_contract;
 
+#[path = "../check_flink.rs"]
+mod check_flink;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
 #[path = "../cli_live.rs"]
@@ -59,5 +61,3 @@ mod readme_e2e;
 mod run_limit;
 #[path = "../time_extremes.rs"]
 mod time_extremes;
-#[path = "../check_flink.rs"]
-mod check_flink;

@@ -246,8 +246,37 @@ impl fmt::Display for Error {
     }
 }
 
+/// `{:?}` is what a person needs when `?` in a `main` returning
+/// `Result<(), Box<dyn Error>>` prints it (Rust prints the error's `Debug`
+/// form there): the [`Display`](fmt::Display) text, its kind, and the chain
+/// of causes. `{:#?}` is the structure (kind, message, location, errors).
+///
+/// ```
+/// use cepheid_core::{Error, ErrorKind, Location};
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+/// let err = Error::new(ErrorKind::Io, "cannot read `rules/`")
+///     .at(Location::new("rules/", 1, 1))
+///     .caused_by(io);
+/// assert_eq!(
+///     format!("{err:?}"),
+///     "rules/:1:1: cannot read `rules/`\n\n(input/output error)\n\nCaused by:\n    no such file"
+/// );
+/// assert!(format!("{err:#?}").starts_with("Error {"));
+/// ```
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            write!(f, "{self}\n\n({})", self.inner.kind)?;
+            let mut cause = std::error::Error::source(self);
+            if cause.is_some() {
+                f.write_str("\n\nCaused by:")?;
+            }
+            while let Some(c) = cause {
+                write!(f, "\n    {c}")?;
+                cause = c.source();
+            }
+            return Ok(());
+        }
         let mut d = f.debug_struct("Error");
         d.field("kind", &self.inner.kind)
             .field("message", &self.inner.message);

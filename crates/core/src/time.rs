@@ -80,23 +80,67 @@ impl TimeUnit {
 /// assert_eq!(parse_duration("0ms"), Ok(0));
 /// assert!(parse_duration("15").is_err());
 /// ```
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let Some(unit) = TimeUnit::from_suffix(unit) else {
-        return Err(format!(
-            "`{text}` is not a duration: write a whole number and a unit (ms, s, m, h, d), like 500ms or 10s"
-        ));
+    let error = |too_large| DurationError {
+        text: text.to_string(),
+        too_large,
     };
+    let Some(unit) = TimeUnit::from_suffix(unit) else {
+        return Err(error(false));
+    };
+    if number.is_empty() {
+        return Err(error(false));
+    }
     number
         .parse::<i64>()
         .ok()
-        .filter(|_| !number.is_empty())
         .and_then(|n| n.checked_mul(unit.millis()))
-        .ok_or_else(|| format!("`{text}` is not a duration (or is too large)"))
+        .ok_or_else(|| error(true))
 }
+
+/// A text that is not a duration ([`parse_duration`]): the text, and
+/// whether it is one but too long for milliseconds in an `i64`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationError {
+    text: String,
+    too_large: bool,
+}
+
+impl DurationError {
+    /// The text that was read.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Is it a duration, too long to count in milliseconds?
+    pub fn is_too_large(&self) -> bool {
+        self.too_large
+    }
+}
+
+impl std::fmt::Display for DurationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.too_large {
+            write!(
+                f,
+                "`{}` is too long a duration (at most about 292 million years)",
+                self.text
+            )
+        } else {
+            write!(
+                f,
+                "`{}` is not a duration: write a whole number and a unit (ms, s, m, h, d), like 500ms or 10s",
+                self.text
+            )
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
 
 /// Milliseconds in the largest unit that divides them exactly (`15m`,
 /// `1500ms`, `0ms`): what [`parse_duration`] reads back to the same value.

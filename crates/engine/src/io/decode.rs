@@ -195,7 +195,7 @@ pub(crate) fn found_time(found: Found<'_>) -> Result<Timestamp, String> {
         Found::Json(value) => json_time(value),
         Found::Int(ms) => Ok(ms),
         Found::Float(f) => json_time(&serde_json::Value::from(f)),
-        Found::Str(s) => parse_rfc3339(s),
+        Found::Str(s) => parse_rfc3339(s).map_err(|e| e.to_string()),
         Found::Null => json_time(&serde_json::Value::Null),
         Found::Bool(b) => json_time(&serde_json::Value::Bool(b)),
     }
@@ -230,7 +230,7 @@ fn json_time(value: &serde_json::Value) -> Result<Timestamp, String> {
                 Err(format!("{n} is not a whole number of milliseconds"))
             }
         }
-        serde_json::Value::String(s) => parse_rfc3339(s),
+        serde_json::Value::String(s) => parse_rfc3339(s).map_err(|e| e.to_string()),
         other => Err(format!(
             "{other} is neither integer milliseconds nor an RFC 3339 string"
         )),

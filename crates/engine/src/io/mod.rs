@@ -65,4 +65,4 @@ pub use items::Items;
 pub use json::{record_from_json, value_from_json, value_to_json};
 pub use jsonl::JsonLines;
 pub use lines::{Line, LineReader, MAX_LINE_BYTES};
-pub use rfc3339::parse_rfc3339;
+pub use rfc3339::{parse_rfc3339, TimeError, TimeProblem};

@@ -15,9 +15,13 @@ use crate::primitives::Timestamp;
 /// assert_eq!(parse_rfc3339("2024-02-29T01:00:00+01:00"), Ok(1_709_164_800_000));
 /// assert!(parse_rfc3339("2023-02-29T00:00:00Z").is_err());
 /// ```
-pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+pub fn parse_rfc3339(text: &str) -> Result<Timestamp, TimeError> {
     let b = text.as_bytes();
-    let bad = || format!("`{text}` is not an RFC 3339 time (like 2024-05-01T12:00:00Z)");
+    let fail = |problem| TimeError {
+        text: text.to_string(),
+        problem,
+    };
+    let bad = || fail(TimeProblem::Form);
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return Err(bad());
     }
@@ -28,10 +32,10 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return Err(format!("`{text}`: no such date"));
+        return Err(fail(TimeProblem::Date));
     }
     if hour > 23 || minute > 59 || second > 60 {
-        return Err(format!("`{text}`: no such time of day"));
+        return Err(fail(TimeProblem::TimeOfDay));
     }
     let mut rest = &b[19..];
     let mut millis = 0;
@@ -57,7 +61,7 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
                 digits(&[*m1, *m2]).ok_or_else(bad)?,
             );
             if h > 23 || m > 59 {
-                return Err(format!("`{text}`: no such time zone offset"));
+                return Err(fail(TimeProblem::Offset));
             }
             if *sign == b'-' {
                 -(h * 60 + m)
@@ -70,14 +74,69 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     // A leap second is the last second of a UTC day: `:60` only at
     // 23:59 UTC (local time minus the offset).
     if second == 60 && (hour * 60 + minute - offset_minutes).rem_euclid(1_440) != 23 * 60 + 59 {
-        return Err(format!(
-            "`{text}`: second 60 exists only as a leap second, at 23:59:60 UTC"
-        ));
+        return Err(fail(TimeProblem::LeapSecond));
     }
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
     Ok(seconds * 1_000 + millis)
 }
+
+/// A text that is not an RFC 3339 time ([`parse_rfc3339`]): the text and
+/// what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeError {
+    text: String,
+    problem: TimeProblem,
+}
+
+/// What is wrong with a text that is not an RFC 3339 time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeProblem {
+    /// Not of the form `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+    Form,
+    /// No such date (`2023-02-29`, month 13).
+    Date,
+    /// No such time of day (hour 24, minute 60).
+    TimeOfDay,
+    /// No such time zone offset (`+24:00`).
+    Offset,
+    /// Second 60 other than at 23:59:60 UTC.
+    LeapSecond,
+}
+
+impl TimeError {
+    /// The text that was read.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// What is wrong with it.
+    pub fn problem(&self) -> TimeProblem {
+        self.problem
+    }
+}
+
+impl std::fmt::Display for TimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = &self.text;
+        match self.problem {
+            TimeProblem::Form => write!(
+                f,
+                "`{text}` is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"
+            ),
+            TimeProblem::Date => write!(f, "`{text}`: no such date"),
+            TimeProblem::TimeOfDay => write!(f, "`{text}`: no such time of day"),
+            TimeProblem::Offset => write!(f, "`{text}`: no such time zone offset"),
+            TimeProblem::LeapSecond => write!(
+                f,
+                "`{text}`: second 60 exists only as a leap second, at 23:59:60 UTC"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TimeError {}
 
 /// The value of ASCII decimal digits, `None` if any byte is not a digit.
 fn digits(bytes: &[u8]) -> Option<i64> {
