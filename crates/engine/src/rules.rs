@@ -156,14 +156,14 @@ pub fn compiles(p: &Pattern) -> Result<(), Diagnostic> {
     match crate::nfa::Nfa::<crate::Record>::compile(p, &mut fields) {
         Ok(_) => Ok(()),
         Err(e) => {
-            let kind = match e.kind() {
+            let kind = match e.kind {
                 ErrorKind::Limit => DiagnosticKind::Limit,
                 _ => DiagnosticKind::Pattern(crate::pattern::PatternErrorKind::Unsupported),
             };
             Err(Diagnostic::error(
                 kind,
-                e.span().unwrap_or(p.span),
-                format!("pattern `{}` cannot be compiled: {}", p.name, e.message()),
+                if e.span.is_empty() { p.span } else { e.span },
+                format!("pattern `{}` cannot be compiled: {}", p.name, e.message),
             ))
         }
     }

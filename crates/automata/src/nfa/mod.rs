@@ -160,8 +160,9 @@ pub struct State {
     pub window: Option<DurationMs>,
 }
 
-/// Why a pattern could not be compiled (crate-internal; the public
-/// [`Nfa::compile`] turns it into a [`crate::Error`]).
+/// Why a pattern could not be compiled to an automaton ([`Nfa::compile`]):
+/// the automata layer's own error, data rather than text. It converts into
+/// the engine's `Error` (with `?`) with its kind, message and span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompileError {
     /// What kind of problem.
@@ -191,6 +192,22 @@ impl CompileError {
         }
     }
 
+    /// What kind of problem ([`ErrorKind::Limit`], [`ErrorKind::Field`],
+    /// [`ErrorKind::Pattern`]).
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// What is wrong, in plain words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where in the pattern text, when known.
+    pub fn span(&self) -> Option<Span> {
+        (!self.span.is_empty()).then_some(self.span)
+    }
+
     /// The same error, at `span` (unless it has a place already).
     pub fn at(mut self, span: Span) -> CompileError {
         if self.span.is_empty() {
@@ -205,6 +222,8 @@ impl fmt::Display for CompileError {
         f.write_str(&self.message)
     }
 }
+
+impl std::error::Error for CompileError {}
 
 impl From<CompileError> for Error {
     fn from(e: CompileError) -> Error {
@@ -268,8 +287,11 @@ impl<E: Event + 'static> Nfa<E> {
     /// event type does not have, [`ErrorKind::Limit`] when the automaton
     /// would be too large or too ambiguous, [`ErrorKind::Pattern`] for IR no
     /// front end makes (see `docs/semantics.md`, D5).
-    pub fn compile(pattern: &Pattern, fields: &mut dyn FieldResolver) -> Result<Nfa<E>, Error> {
-        Nfa::compile_inner(pattern, fields).map_err(|e| Error::from(e.at(pattern.span)))
+    pub fn compile(
+        pattern: &Pattern,
+        fields: &mut dyn FieldResolver,
+    ) -> Result<Nfa<E>, CompileError> {
+        Nfa::compile_inner(pattern, fields).map_err(|e| e.at(pattern.span))
     }
 
     fn compile_inner(

@@ -322,7 +322,7 @@ impl<E: Event + 'static> Engine<E> {
                     )
                     .with_span(pattern.span)
                 })
-                .and_then(|_| Nfa::<E>::compile(pattern, &mut fields));
+                .and_then(|_| Nfa::<E>::compile(pattern, &mut fields).map_err(Error::from));
             match result {
                 Ok(nfa) => compiled.push(nfa),
                 Err(e) => errors.push(patterns.locate(index, e)),
