@@ -31,6 +31,8 @@ fn command(dir: &Path, name: &str, extra: &[&str]) -> Command {
         .args(["--max-delay", "2s"])
         .args(["--output", &format!("out_{name}.jsonl")])
         .args(["--late", &format!("late_{name}.jsonl")])
+        // (the control records of the changes of rules)
+        .args(["--rules-from-stream", "--rules-dir", "."])
         .args(extra);
     command
 }

@@ -46,8 +46,10 @@
 //!   said once on standard error and counted in the summary
 //!   (`docs/semantics.md`, "The limit on waiting events").
 //!
-//! - Rules can change while it runs (`docs/dynamic-rules.md`): a control
-//!   record `{"$rules": "..."}` or `{"$rules_file": "..."}` in JSON-lines
+//! - Rules can change while it runs (`docs/dynamic-rules.md`): with
+//!   `--rules-from-stream` (off by default: a refused record is said and
+//!   counted), a control record `{"$rules": "..."}` or, with `--rules-dir
+//!   DIR`, `{"$rules_file": "..."}` (confined to DIR) in JSON-lines
 //!   input replaces the rule set at its line; `--watch` reloads the
 //!   pattern paths when they change and on SIGHUP, between two batches.
 //!   A set that does not load keeps the old rules (diagnostics on standard
@@ -137,6 +139,17 @@ pub struct Args {
     /// their match or timeout; `restart`, dropped and counted.
     #[arg(long, value_enum, default_value = "drain", value_name = "POLICY")]
     reload_policy: PolicyArg,
+    /// Honour control records in the event stream (JSON lines):
+    /// `{"$rules": "..."}` replaces the rule set at its line. Off by
+    /// default: whoever writes events does not change the rules unless
+    /// the operator says so (a refused record is said and counted).
+    #[arg(long)]
+    rules_from_stream: bool,
+    /// With --rules-from-stream, also honour `{"$rules_file": "PATH"}`,
+    /// PATH a `.cep` file or folder inside DIR (relative to DIR; no way
+    /// out through `..` or symbolic links; regular files of at most 1 MiB).
+    #[arg(long, value_name = "DIR", requires = "rules_from_stream")]
+    rules_dir: Option<PathBuf>,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -279,6 +292,19 @@ pub fn run(args: &Args) -> u8 {
     if args.scale.enabled() && args.watch {
         eprintln!("error: --watch is not supported with --workers or --processes");
         return EXIT_USAGE;
+    }
+    #[cfg(feature = "timely")]
+    if args.scale.enabled() && args.rules_from_stream {
+        eprintln!(
+            "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
+        );
+        return EXIT_USAGE;
+    }
+    if let Some(dir) = &args.rules_dir {
+        if !dir.is_dir() {
+            eprintln!("error: --rules-dir {}: not a folder", dir.display());
+            return EXIT_USAGE;
+        }
     }
     #[cfg(feature = "timely")]
     if args.scale.enabled() {
@@ -894,8 +920,22 @@ impl Session<'_> {
         line_no: u64,
     ) -> Result<(), Stop> {
         let what = reload::describe(control);
-        let loaded = reload::load_control(control, origin, line_no);
-        self.apply(loaded, &format!("{origin}:{line_no} ({what})"));
+        let where_ = format!("{origin}:{line_no} ({what})");
+        let allowed = reload::StreamRules {
+            enabled: self.args.rules_from_stream,
+            dir: self.args.rules_dir.clone(),
+        };
+        match reload::load_control(control, &allowed, origin, line_no) {
+            Ok(loaded) => {
+                self.apply(loaded, &where_);
+            }
+            Err(why) => {
+                self.reloads.refused += 1;
+                self.out.progress.suspend(|| {
+                    eprintln!("cepheid: {where_}: refused: {why}; the old rules go on")
+                });
+            }
+        }
         Ok(())
     }
 
