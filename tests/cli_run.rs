@@ -585,3 +585,51 @@ fn lists_holding_objects_are_unusable_keys_reported_and_counted() {
         "{err}"
     );
 }
+
+/// Standard error that cannot be written (a full disk where it is logged,
+/// a log pipe whose reader died) never takes the run down: diagnostics
+/// (malformed lines, late events, the summary) are lost, the records and
+/// the exit status are those of a run whose standard error works.
+#[cfg(unix)]
+#[test]
+fn an_unwritable_standard_error_never_takes_the_run_down() {
+    let dir = scratch("stderr_full");
+    std::fs::write(dir.join("p.cep"), UNPAID).unwrap();
+    let mut events = String::new();
+    for i in 0..2_000 {
+        events += &order(i * 1_000, "order_created", &format!("o{i}"));
+        if i % 3 == 0 {
+            events += "not json\n";
+        }
+    }
+    std::fs::write(dir.join("events"), &events).unwrap();
+    let command = |out: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cepheid"));
+        command
+            .current_dir(&dir)
+            .args(["run", "p.cep", "--events", "events", "--no-progress"])
+            .args(["--output", out]);
+        command
+    };
+    let fine = command("fine.jsonl").output().unwrap();
+    assert!(fine.status.success(), "{}", stderr(&fine));
+    assert!(stderr(&fine).contains("malformed line"));
+    let expected = std::fs::read(dir.join("fine.jsonl")).unwrap();
+    assert!(expected.len() > 1000);
+    // `2>/dev/full`: every write fails with ENOSPC.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let status = command("full.jsonl").stderr(full).status().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(std::fs::read(dir.join("full.jsonl")).unwrap(), expected);
+    // A pipe whose reader is gone: every write fails with EPIPE.
+    let mut child = command("pipe.jsonl")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(std::fs::read(dir.join("pipe.jsonl")).unwrap(), expected);
+}

@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(args: &Args) -> u8 {
     let loaded = cepheid::dsl::load_paths(&args.paths);
     if !loaded.diagnostics.is_empty() {
-        eprintln!("{}", loaded.render());
+        say!("{}", loaded.render());
     }
     let files = loaded.sources.len();
     let summary = format!(
@@ -27,9 +27,9 @@ pub fn run(args: &Args) -> u8 {
         if files == 1 { "file" } else { "files" },
     );
     match (loaded.error_count(), loaded.warning_count()) {
-        (0, 0) => eprintln!("ok: {summary}"),
-        (0, w) => eprintln!("ok: {summary}, {}", count(w, "warning")),
-        (e, w) => eprintln!(
+        (0, 0) => say!("ok: {summary}"),
+        (0, w) => say!("ok: {summary}, {}", count(w, "warning")),
+        (e, w) => say!(
             "failed: {}, {} ({summary})",
             count(e, "error"),
             count(w, "warning")

@@ -115,7 +115,7 @@ impl Follow {
         let (watcher, poll) = match watcher {
             Ok(w) => (Some(w), POLL),
             Err(e) => {
-                eprintln!(
+                say!(
                     "warning: cannot watch {} for changes ({e}); looking at it every {} ms",
                     folder.display(),
                     POLL_ALONE.as_millis()

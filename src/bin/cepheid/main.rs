@@ -6,6 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// First: its `say!` and `say_text!` are used by every module after it.
+#[macro_use]
+mod diag;
+
 mod check;
 mod checkpoint;
 mod explain;
@@ -71,7 +75,7 @@ fn main() -> ExitCode {
 fn load(paths: &[std::path::PathBuf]) -> Result<cepheid::dsl::Loaded, u8> {
     let loaded = cepheid::dsl::load_paths(paths);
     if !loaded.diagnostics.is_empty() {
-        eprint!("{}", loaded.render());
+        say_text!("{}", loaded.render());
     }
     if loaded.has_io_errors() {
         Err(EXIT_IO)

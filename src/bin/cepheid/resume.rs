@@ -33,7 +33,7 @@ pub fn load(
     engine: &mut Engine<Record>,
 ) -> Result<Option<Meta>, u8> {
     if let Err(e) = fs::create_dir_all(dir) {
-        eprintln!(
+        say!(
             "error: cannot create checkpoint folder {}: {e}",
             dir.display()
         );
@@ -44,7 +44,7 @@ pub fn load(
     let bytes = match checkpoint::read(dir) {
         Ok(Some(bytes)) => bytes,
         Ok(None) if taken_on_workers(dir) => {
-            eprintln!(
+            say!(
                 "error: checkpoint in {} cannot be used: it was taken with --workers (resume it with --workers, on any worker count); nothing was changed",
                 dir.display()
             );
@@ -52,12 +52,12 @@ pub fn load(
         }
         Ok(None) => return Ok(None),
         Err(e) => {
-            eprintln!("error: cannot read checkpoint {shown}: {e}");
+            say!("error: cannot read checkpoint {shown}: {e}");
             return Err(EXIT_IO);
         }
     };
     let unusable = |why: String| {
-        eprintln!(
+        say!(
             "error: checkpoint {shown} cannot be used: {why}; nothing was changed (remove {} to start over)",
             dir.display()
         );
@@ -79,7 +79,7 @@ pub fn load(
     };
     if let Err(e) = restored {
         if e.kind() == ErrorKind::Io {
-            eprintln!("error: cannot read checkpoint {shown}: {}", e.message());
+            say!("error: cannot read checkpoint {shown}: {}", e.message());
             return Err(EXIT_IO);
         }
         return Err(unusable(format!(
@@ -106,7 +106,7 @@ pub fn load(
     if let Some(tail) = meta.input.tail {
         let events = &args.events;
         let file = File::open(events).map_err(|e| {
-            eprintln!("error: cannot open {}: {e}", events.display());
+            say!("error: cannot open {}: {e}", events.display());
             EXIT_IO
         })?;
         if Tail::of(&file, meta.input.offset) != Some(tail) {
@@ -118,19 +118,19 @@ pub fn load(
             if !args.follow {
                 return Err(unusable(why));
             }
-            eprintln!(
+            say!(
                 "warning: checkpoint {shown}: {why}: rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read"
             );
             meta.input = Position::default();
         }
     }
-    eprintln!(
+    say!(
         "cepheid: resuming from checkpoint {shown} at line {} of {}",
         meta.input.lines + 1,
         args.events.display()
     );
     if meta.counters.rules_changed {
-        eprintln!(
+        say!(
             "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
         );
     }

@@ -273,7 +273,7 @@ pub fn run(args: &Args) -> u8 {
     let mut engine = new_engine(args);
     for pattern in &loaded.patterns {
         if let Err(e) = engine.add(pattern) {
-            eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
+            say!("error: pattern `{}`: {}", pattern.name, e.message());
             return EXIT_PATTERN_ERROR;
         }
     }
@@ -285,24 +285,24 @@ pub fn run(args: &Args) -> u8 {
     }
     if args.time_field == "$watermark" {
         // Every line would be read as a watermark.
-        eprintln!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
+        say!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
         return crate::EXIT_USAGE;
     }
     #[cfg(feature = "timely")]
     if args.scale.enabled() && args.watch {
-        eprintln!("error: --watch is not supported with --workers or --processes");
+        say!("error: --watch is not supported with --workers or --processes");
         return EXIT_USAGE;
     }
     #[cfg(feature = "timely")]
     if args.scale.enabled() && args.rules_from_stream {
-        eprintln!(
+        say!(
             "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
         );
         return EXIT_USAGE;
     }
     if let Some(dir) = &args.rules_dir {
         if !dir.is_dir() {
-            eprintln!("error: --rules-dir {}: not a folder", dir.display());
+            say!("error: --rules-dir {}: not a folder", dir.display());
             return EXIT_USAGE;
         }
     }
@@ -326,14 +326,14 @@ pub fn run(args: &Args) -> u8 {
     if start.offset > 0 && args.format == FormatArg::Csv {
         // Read from an offset, a CSV file needs its header first.
         if let Err(e) = crate::input::prime(&mut decoder, &args.events) {
-            eprintln!("error: cannot read {}: {e}", args.events.display());
+            say!("error: cannot read {}: {e}", args.events.display());
             return EXIT_IO;
         }
     }
     let (input, size) = match Source::open(&args.events, args.follow, start.offset) {
         Ok(opened) => opened,
         Err(e) => {
-            eprintln!("error: cannot open {}: {e}", args.events.display());
+            say!("error: cannot open {}: {e}", args.events.display());
             return EXIT_IO;
         }
     };
@@ -574,7 +574,7 @@ impl KeyFields {
             };
             *told = true;
             progress.suspend(|| {
-                eprintln!(
+                say!(
                     "{path}:{line_no}: pattern `{name}`: partition key `{field}` is an object or a list holding one, which cannot be a key; such events are skipped for this pattern and counted"
                 );
             });
@@ -661,8 +661,7 @@ impl Sink<Record> for Reporting<'_> {
             if !self.capped_told {
                 self.capped_told = true;
                 let limit = self.live_limit;
-                self.progress
-                    .suspend(|| eprintln!("{}", capped_message(limit)));
+                self.progress.suspend(|| say!("{}", capped_message(limit)));
             }
             return;
         }
@@ -681,12 +680,12 @@ impl Sink<Record> for Reporting<'_> {
         let name = partial.pattern();
         self.progress.suspend(|| {
             if n <= TOLD_KEYS {
-                eprintln!(
+                say!(
                     "cepheid: pattern `{name}`, {key}: more than {limit} partial matches; the oldest are dropped (--max-runs-per-key)"
                 );
             }
             if n == TOLD_KEYS {
-                eprintln!("cepheid: further keys over the limit are only counted in the summary");
+                say!("cepheid: further keys over the limit are only counted in the summary");
             }
         });
     }
@@ -713,14 +712,14 @@ impl Session<'_> {
             args.watch,
         );
         if let Err(e) = installed {
-            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+            say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
         }
         // Kept for the whole run: the watch ends with it.
         let _watcher = if args.watch {
             match reload::watch(&args.patterns, tx.clone()) {
                 Ok(watcher) => Some(watcher),
                 Err(e) => {
-                    eprintln!(
+                    say!(
                         "warning: cannot watch the pattern files ({e}); SIGHUP still reloads them"
                     );
                     None
@@ -825,7 +824,7 @@ impl Session<'_> {
                         if !self.counters.watermarks_told {
                             self.counters.watermarks_told = true;
                             progress.suspend(|| {
-                                eprintln!(
+                                say!(
                                     "{origin_name}:{line_no}: `$watermark` lines are ignored with --time processing"
                                 );
                             });
@@ -837,7 +836,7 @@ impl Session<'_> {
                     }
                     Ok(Entry::Item(Item::Skip)) => {}
                     Err(e) if e.kind() == ErrorKind::Io => {
-                        eprintln!(
+                        say!(
                             "error: cannot read {}: {}",
                             display(&args.events, "standard input"),
                             e.message()
@@ -849,7 +848,7 @@ impl Session<'_> {
                         self.counters.malformed += 1;
                         let path = display(&args.events, "standard input");
                         let why = e.message();
-                        progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
+                        progress.suspend(|| say!("{path}:{line_no}: malformed line: {why}"));
                         if args.strict {
                             stop = Some(Stop::Exit(EXIT_MALFORMED));
                             break 'input;
@@ -863,7 +862,7 @@ impl Session<'_> {
             if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
                 self.counters.forced_told = true;
                 progress.suspend(|| {
-                    eprintln!(
+                    say!(
                         "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
                         args.max_waiting
                     )
@@ -885,7 +884,7 @@ impl Session<'_> {
             // it is (the reader thread may be waiting for input; it ends
             // with the process). A last checkpoint lets the next run go on
             // from here.
-            progress.suspend(|| eprintln!("cepheid: stopped by {}", signals::name(number)));
+            progress.suspend(|| say!("cepheid: stopped by {}", signals::name(number)));
             check_output(args, self.out.out)?;
             self.checkpoint_if_dirty()?;
             return Ok(Some(number));
@@ -931,9 +930,9 @@ impl Session<'_> {
             }
             Err(why) => {
                 self.reloads.refused += 1;
-                self.out.progress.suspend(|| {
-                    eprintln!("cepheid: {where_}: refused: {why}; the old rules go on")
-                });
+                self.out
+                    .progress
+                    .suspend(|| say!("cepheid: {where_}: refused: {why}; the old rules go on"));
             }
         }
         Ok(())
@@ -962,13 +961,12 @@ impl Session<'_> {
         let progress = self.out.progress;
         let diagnostics = loaded.render();
         if !diagnostics.is_empty() {
-            progress.suspend(|| eprint!("{diagnostics}"));
+            progress.suspend(|| say_text!("{diagnostics}"));
         }
         let refused = |reloads: &mut Reloads, why: &str| {
             reloads.refused += 1;
-            progress.suspend(|| {
-                eprintln!("cepheid: {where_}: the new rules {why}; the old rules go on")
-            });
+            progress
+                .suspend(|| say!("cepheid: {where_}: the new rules {why}; the old rules go on"));
             false
         };
         // Errors are said above; `Rules` places a compile error in its text.
@@ -987,11 +985,11 @@ impl Session<'_> {
                     .lines()
                     .map(|line| format!("  {line}\n"))
                     .collect();
-                progress.suspend(|| eprint!("cepheid: {where_}: rules reloaded:\n{lines}"));
+                progress.suspend(|| say_text!("cepheid: {where_}: rules reloaded:\n{lines}"));
                 true
             }
             Err(e) => {
-                progress.suspend(|| eprintln!("{e}"));
+                progress.suspend(|| say!("{e}"));
                 refused(&mut self.reloads, "do not compile")
             }
         }
@@ -1044,7 +1042,7 @@ impl Session<'_> {
         };
         let path = checkpoints.writer.path();
         let failed = |why: String| {
-            eprintln!(
+            say!(
                 "error: cannot write checkpoint {}: {why}; the previous checkpoint is kept",
                 path.display()
             );
@@ -1113,7 +1111,7 @@ fn report_write_error(args: &Args, (to_late, e): (bool, io::Error)) -> u8 {
     if !to_late && e.kind() == io::ErrorKind::BrokenPipe {
         return EXIT_OK;
     }
-    eprintln!("error: cannot write {path}: {e}");
+    say!("error: cannot write {path}: {e}");
     EXIT_IO
 }
 
@@ -1134,7 +1132,7 @@ fn format_of(format: FormatArg) -> Format {
 /// checks); exit 2.
 fn refuse_conflicts(args: &Args) -> Result<(), u8> {
     let refuse = |why: &str| {
-        eprintln!("error: {why}");
+        say!("error: {why}");
         Err(EXIT_USAGE)
     };
     if args.checkpoint.is_some() && args.events == Path::new("-") {
@@ -1175,7 +1173,7 @@ fn refuse_shared_files(args: &Args) -> Result<(), u8> {
         if late == Path::new("-") {
             // It created a file named `-`; sharing standard output with the
             // matches would need one writer for both.
-            eprintln!("error: --late needs a file path (`-` is not supported)");
+            say!("error: --late needs a file path (`-` is not supported)");
             return Err(crate::EXIT_USAGE);
         }
         named.push(("--late", late));
@@ -1183,7 +1181,7 @@ fn refuse_shared_files(args: &Args) -> Result<(), u8> {
     for (i, (a_flag, a)) in named.iter().enumerate() {
         for (b_flag, b) in &named[i + 1..] {
             if same_file(a, b) {
-                eprintln!(
+                say!(
                     "error: {a_flag} {} and {b_flag} {} are the same file; give them different paths",
                     a.display(),
                     b.display()
@@ -1243,7 +1241,7 @@ fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFi
             }),
         };
         opened.map_err(|e| {
-            eprintln!("error: cannot create {}: {e}", path.display());
+            say!("error: cannot create {}: {e}", path.display());
             EXIT_IO
         })
     };
@@ -1257,7 +1255,7 @@ fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFi
         Box::new(file)
     };
     let out = Background::new(out).map_err(|e| {
-        eprintln!("error: cannot start the output's thread: {e}");
+        say!("error: cannot start the output's thread: {e}");
         EXIT_IO
     })?;
     let late = match &args.late {
@@ -1347,7 +1345,7 @@ fn summarize(
         String::new()
     };
     let reloads = reloads.summary(stats.discarded_runs);
-    eprintln!(
+    say!(
         "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{reloads}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );

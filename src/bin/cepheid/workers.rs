@@ -228,7 +228,7 @@ impl ReadCounts {
 /// Runs `cepheid run` over timely dataflow; returns the exit status.
 pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) -> u8 {
     if let Err(why) = refuse(args) {
-        eprintln!("error: {why}");
+        say!("error: {why}");
         return EXIT_USAGE;
     }
     let mut plan = Plan::<Record>::new()
@@ -236,14 +236,14 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         .max_live_runs(args.max_live_runs);
     for pattern in patterns {
         if let Err(e) = plan.add(pattern) {
-            eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
+            say!("error: pattern `{}`: {}", pattern.name, e.message());
             return EXIT_PATTERN_ERROR;
         }
     }
     let config = match config(&args.scale) {
         Ok(config) => config,
         Err((status, why)) => {
-            eprintln!("error: {why}");
+            say!("error: {why}");
             return status;
         }
     };
@@ -261,7 +261,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
             },
             false,
         ) {
-            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+            say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
         }
         (tx, messages)
     });
@@ -287,7 +287,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
     };
     if args.events != Path::new("-") {
         if let Err(e) = File::open(&args.events) {
-            eprintln!("error: cannot open {}: {e}", args.events.display());
+            say!("error: cannot open {}: {e}", args.events.display());
             return EXIT_IO;
         }
     }
@@ -327,7 +327,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
     }) {
         Ok(guards) => guards,
         Err(e) => {
-            eprintln!("error: cannot start the workers: {e}");
+            say!("error: cannot start the workers: {e}");
             return EXIT_IO;
         }
     };
@@ -344,7 +344,7 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
                 status = status.max(finish(args, &mut writers, &summary, signal, started));
             }
             Err(e) => {
-                eprintln!("error: a worker failed: {e}");
+                say!("error: a worker failed: {e}");
                 status = status.max(EXIT_IO);
             }
         }
@@ -561,14 +561,14 @@ fn checkpoints(
 ) -> Result<(Checkpoint, Option<cut::Resume>), u8> {
     let first_process = args.scale.process.unwrap_or(0) == 0;
     if let Err(e) = std::fs::create_dir_all(dir) {
-        eprintln!(
+        say!(
             "error: cannot create checkpoint folder {}: {e}",
             dir.display()
         );
         return Err(EXIT_IO);
     }
     if dir.join(crate::checkpoint::FILE).exists() {
-        eprintln!(
+        say!(
             "error: {} holds the checkpoint of a run without --workers: resume it without --workers, or use another folder",
             dir.display()
         );
@@ -579,7 +579,7 @@ fn checkpoints(
     let resume = match cut::read(dir) {
         Ok(resume) => resume,
         Err(why) => {
-            eprintln!("error: checkpoint in {}: {why}", dir.display());
+            say!("error: checkpoint in {}: {why}", dir.display());
             return Err(EXIT_CHECKPOINT);
         }
     };
@@ -625,7 +625,7 @@ fn checkpoints(
             }
         };
         if let Some(why) = why {
-            eprintln!(
+            say!(
                 "error: cannot resume from the checkpoint in {}: {why}",
                 dir.display()
             );
@@ -642,7 +642,7 @@ fn checkpoints(
                 Ok(())
             });
             if let Err(e) = checked {
-                eprintln!(
+                say!(
                     "error: cannot resume from the checkpoint in {}: worker {index}: {}",
                     dir.display(),
                     e.message()
@@ -684,7 +684,7 @@ fn checkpoints(
                 file.sync_all()
             });
             if let Err(e) = truncated {
-                eprintln!("error: cannot resume {}: {e}", path.display());
+                say!("error: cannot resume {}: {e}", path.display());
                 return Err(EXIT_CHECKPOINT);
             }
         }
@@ -702,7 +702,7 @@ fn checkpoints(
                 said((marker.processes, marker.workers))
             );
         }
-        eprintln!(
+        say!(
             "cepheid: resuming from checkpoint in {} ({on})",
             dir.display()
         );
@@ -710,7 +710,7 @@ fn checkpoints(
     if first_process {
         // Before any worker of this run writes a cut.
         if let Err(e) = cut::clear_unfinished(dir) {
-            eprintln!(
+            say!(
                 "error: cannot clear the unfinished cuts in {}: {e}",
                 dir.display()
             );
@@ -922,7 +922,7 @@ impl Job {
         // Another worker's own `FILE.W`.
         if let (Some(own), Some(path)) = (records_to, &self.per_worker) {
             if let Err((_, e)) = lock(&own).flush() {
-                eprintln!("error: cannot write {}.{index}: {e}", path.display());
+                say!("error: cannot write {}.{index}: {e}", path.display());
                 self.write_failed.store(true, Ordering::Relaxed);
             }
         }
@@ -959,7 +959,7 @@ impl Job {
         let file = match opened {
             Ok(file) => file,
             Err(e) => {
-                eprintln!("error: cannot create {}: {e}", path.display());
+                say!("error: cannot create {}: {e}", path.display());
                 self.write_failed.store(true, Ordering::Relaxed);
                 return None;
             }
@@ -991,7 +991,7 @@ impl Job {
             match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
                 Ok(parts) => chunks = Some(parts.with_header(csv)),
                 Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", self.events.display());
+                    say!("error: cannot read {}: {e}", self.events.display());
                     counts.read_error.store(true, Ordering::Relaxed);
                 }
             }
@@ -1043,7 +1043,7 @@ impl Job {
                 Some((path, writers)) => match lock(writers).sync_own() {
                     Ok(len) => Some(len),
                     Err(e) => {
-                        eprintln!(
+                        say!(
                             "error: cannot write the checkpoint {}: {}.{index}: {e}",
                             folder.join(&name).display(),
                             path.display()
@@ -1064,7 +1064,7 @@ impl Job {
                 own,
             };
             if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
-                eprintln!(
+                say!(
                     "error: cannot write the checkpoint {}: {e}",
                     folder.join(&name).display()
                 );
@@ -1120,7 +1120,7 @@ impl Job {
         if start.offset > 0 {
             // A CSV file's header, read from its beginning.
             if let Err(e) = prime(&mut first, &self.events) {
-                eprintln!("error: cannot read {}: {e}", live.origin);
+                say!("error: cannot read {}: {e}", live.origin);
             }
         }
         match Source::open(&self.events, self.follow, start.offset) {
@@ -1138,7 +1138,7 @@ impl Job {
                 let _reader = spawn_reader(input, reading, tx);
             }
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", live.origin);
+                say!("error: cannot read {}: {e}", live.origin);
                 live.counts.read_error.store(true, Ordering::Relaxed);
                 drop(tx);
             }
@@ -1162,14 +1162,14 @@ impl Job {
                 .is_ok_and(|file| Tail::of(file, at.offset) == Some(tail))
         });
         if at.offset == 0 || same {
-            eprintln!(
+            say!(
                 "cepheid: the input goes on at line {} of {}",
                 at.lines + 1,
                 self.events.display()
             );
             return at;
         }
-        eprintln!(
+        say!(
             "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
             self.events.display(),
             at.offset
@@ -1206,7 +1206,7 @@ impl Live {
             let batch = match messages.recv() {
                 Ok(Message::Batch(batch)) => batch,
                 Ok(Message::Signal(number)) => {
-                    eprintln!("cepheid: stopped by {}", signals::name(number));
+                    say!("cepheid: stopped by {}", signals::name(number));
                     self.feed.stop();
                     return Some(number);
                 }
@@ -1227,20 +1227,20 @@ impl Live {
                     Ok(Entry::Rules(_)) => {
                         // Not recognized without `controls`; said if ever.
                         self.counts.malformed_line();
-                        eprintln!(
+                        say!(
                             "{}:{line}: malformed line: control records are not read with --workers",
                             self.origin
                         );
                     }
                     Err(e) if e.kind() == ErrorKind::Io => {
-                        eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                        say!("error: cannot read {}: {}", self.origin, e.message());
                         self.counts.read_error.store(true, Ordering::Relaxed);
                         end = true;
                         break;
                     }
                     Err(e) => {
                         self.counts.malformed_line();
-                        eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                        say!("{}:{line}: malformed line: {}", self.origin, e.message());
                         if self.strict {
                             self.counts.strict_stop.store(true, Ordering::Relaxed);
                             end = true;
@@ -1343,7 +1343,7 @@ impl PartItems {
                 Ok(chunk) if self.read.upto(chunk.number) == u64::MAX => {}
                 Ok(chunk) => self.start(chunk),
                 Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", self.origin);
+                    say!("error: cannot read {}: {e}", self.origin);
                     self.counts.read_error.store(true, Ordering::Relaxed);
                     return None;
                 }
@@ -1401,7 +1401,7 @@ impl Iterator for PartItems {
                 Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
                 Ok(Item::Skip) => {}
                 Err(e) if e.kind() == ErrorKind::Io => {
-                    eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                    say!("error: cannot read {}: {}", self.origin, e.message());
                     self.counts.read_error.store(true, Ordering::Relaxed);
                     self.done = true;
                     return None;
@@ -1409,7 +1409,7 @@ impl Iterator for PartItems {
                 Err(e) => {
                     self.counts.malformed_line();
                     let line = self.line_in_input(line);
-                    eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                    say!("{}:{line}: malformed line: {}", self.origin, e.message());
                     if self.strict {
                         self.counts.strict_stop.store(true, Ordering::Relaxed);
                         self.stop.store(true, Ordering::Relaxed);
@@ -1471,7 +1471,7 @@ impl Sink<Record> for CliSink {
         if partial.capped() {
             let (limit, told) = &self.capped;
             if !told.swap(true, Ordering::Relaxed) {
-                eprintln!("{}", super::capped_message(*limit));
+                say!("{}", super::capped_message(*limit));
             }
             return;
         }
@@ -1488,7 +1488,7 @@ impl Sink<Record> for CliSink {
                 let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
                 format!("key [{}]", values.join(", "))
             };
-            eprintln!(
+            say!(
                 "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key)",
                 partial.pattern(),
                 self.limit
@@ -1590,7 +1590,7 @@ impl Cutter {
                     match self.complete(e, gathered) {
                         Ok(whole) => whole,
                         Err(e) => {
-                            eprintln!(
+                            say!(
                                 "error: cannot write the checkpoint in {}: {e}",
                                 checkpoint.dir.display()
                             );
@@ -1655,12 +1655,12 @@ impl Cutter {
         }
         let dir = checkpoint.dir.display();
         match self.complete(e, gathered) {
-            Ok(true) => eprintln!("cepheid: checkpoint taken in {dir} as the run stopped"),
-            Ok(false) => eprintln!(
+            Ok(true) => say!("cepheid: checkpoint taken in {dir} as the run stopped"),
+            Ok(false) => say!(
                 "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
             ),
             Err(e) => {
-                eprintln!("error: cannot write the checkpoint in {dir}: {e}");
+                say!("error: cannot write the checkpoint in {dir}: {e}");
                 self.failed.store(true, Ordering::Relaxed);
             }
         }
@@ -1684,7 +1684,7 @@ impl Cutter {
             let _ = std::fs::remove_dir_all(&folder);
             if self.misses + 1 == MISSES_TOLD {
                 let shown: Vec<String> = missing.iter().map(usize::to_string).collect();
-                eprintln!(
+                say!(
                     "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with --processes, every process needs --checkpoint with a folder they all see",
                     checkpoint.dir.display(),
                     MISSES_TOLD,
@@ -1770,7 +1770,7 @@ fn finish(
     }
     if summary.forced > 0 {
         // The single run says it when it happens; here the sources count it.
-        eprintln!(
+        say!(
             "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting)",
             args.max_waiting
         );
@@ -1829,7 +1829,7 @@ fn finish(
         (None, threads) => format!("{threads} workers"),
         (Some(p), threads) => format!("{p} processes x {threads} workers"),
     };
-    eprintln!(
+    say!(
         "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
         summary.events, summary.malformed, summary.late, summary.matches, summary.timeouts
     );

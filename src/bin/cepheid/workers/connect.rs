@@ -76,7 +76,7 @@ fn connect(address: &str, index: usize, process: usize) -> io::Result<TcpStream>
                 ) =>
             {
                 if !told {
-                    eprintln!("waiting for process {index} at {address} ({e}); retrying");
+                    say!("waiting for process {index} at {address} ({e}); retrying");
                     told = true;
                 }
                 thread::sleep(RETRY);
@@ -104,8 +104,8 @@ fn accept(
     let address = listener.local_addr()?;
     match expected {
         0 => {}
-        1 => eprintln!("waiting on {address} for process {}", process + 1),
-        _ => eprintln!(
+        1 => say!("waiting on {address} for process {}", process + 1),
+        _ => say!(
             "waiting on {address} for processes {} to {}",
             process + 1,
             processes - 1
@@ -135,7 +135,7 @@ fn accept(
             ),
             Err(e) => format!("no process number within {HANDSHAKE:?}: {e}"),
         };
-        eprintln!("warning: a connection from {peer} to {address} is dropped: {why}");
+        say!("warning: a connection from {peer} to {address} is dropped: {why}");
     }
     Ok(received)
 }
