@@ -633,3 +633,40 @@ fn an_unwritable_standard_error_never_takes_the_run_down() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(std::fs::read(dir.join("pipe.jsonl")).unwrap(), expected);
 }
+
+/// Keys are exact (issue 26): u64 ids beyond the `i64` range are distinct
+/// keys (they were one float), and CSV cells `00042` and `42`, `+7` and
+/// `7` are distinct keys, each event's text showing its own cell.
+#[test]
+fn ids_beyond_i64_and_csv_cells_as_written_are_exact_keys() {
+    let events = concat!(
+        r#"{"ts":1,"type":"a","k":12345678901234567890}"#,
+        "\n",
+        r#"{"ts":2,"type":"b","k":12345678901234567891}"#,
+        "\n",
+        r#"{"ts":3,"type":"a","k":18446744073709551615}"#,
+        "\n",
+        r#"{"ts":4,"type":"b","k":18446744073709551615}"#,
+        "\n",
+    );
+    let (output, _) = run("u64_keys", PAIR_BY_K, events, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(r#""key":{"k":"18446744073709551615"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"ts":3,"type":"a","k":18446744073709551615}"#),
+        "{text}"
+    );
+    let events = "ts,type,k\n1,a,00042\n2,b,42\n3,a,+7\n4,b,7\n5,a,12345678901234567890\n\
+                  6,b,12345678901234567891\n7,a,009\n8,b,009\n";
+    let (output, _) = run("csv_keys", PAIR_BY_K, events, &["--format", "csv"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains(r#""key":{"k":"009"}"#), "{text}");
+    assert!(text.contains(r#"{"ts":7,"type":"a","k":"009"}"#), "{text}");
+}
