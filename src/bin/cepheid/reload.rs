@@ -194,7 +194,8 @@ fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
         use std::os::unix::fs::OpenOptionsExt;
         // Replaced by a FIFO since the check above, the open does not wait
         // for a writer (and the check below refuses it).
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+        let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW;
+        options.custom_flags(flags.bits() as i32);
     }
     let file = options
         .open(path)
