@@ -516,3 +516,85 @@ fn a_followed_file_resumes_where_it_stopped() {
         "{text}"
     );
 }
+
+/// Two runs on one checkpoint folder at once (a supervisor that starts a
+/// second instance), or on one output with two folders: the second is
+/// refused with exit 5, naming the holder, and changes nothing; once the
+/// first is gone (even by SIGKILL) the folder resumes as usual.
+#[cfg(unix)]
+#[test]
+fn a_second_run_on_a_locked_folder_or_output_is_refused_naming_the_holder() {
+    let dir = setup("locked", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let follow = [
+        "--checkpoint",
+        "ckpt",
+        "--follow",
+        "--checkpoint-every",
+        "100",
+    ];
+    let mut first = command(&dir, "run", &follow)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    // It holds the lock once its id is in the lock file, and has read the
+    // whole file once its output stops growing.
+    let started = Instant::now();
+    let mut last = None;
+    loop {
+        assert!(
+            started.elapsed() < common::PATIENCE,
+            "the first run never settled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let holder = fs::read_to_string(dir.join("ckpt/lock")).unwrap_or_default();
+        let len = fs::metadata(dir.join("out_run.jsonl"))
+            .map(|m| m.len())
+            .ok();
+        if holder.trim() == pid.to_string() && len.is_some() && len == last {
+            break;
+        }
+        last = len;
+    }
+    let output_before = read(&dir, "out_run.jsonl");
+    let checkpoint_before = fs::read(dir.join("ckpt/checkpoint")).ok();
+    // The same folder.
+    let second = command(&dir, "run", &follow).output().unwrap();
+    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "error: checkpoint folder ckpt is in use by another run (process {pid} holds ckpt/lock); nothing was changed"
+        )),
+        "{}",
+        stderr(&second)
+    );
+    // Another folder, the same outputs.
+    let other = ["--checkpoint", "ckpt2", "--follow"];
+    let third = command(&dir, "run", &other).output().unwrap();
+    assert_eq!(third.status.code(), Some(5), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains(
+            "error: --output out_run.jsonl is being written by another cepheid run (it holds the file's lock); nothing was changed"
+        ),
+        "{}",
+        stderr(&third)
+    );
+    assert_eq!(read(&dir, "out_run.jsonl"), output_before);
+    assert_eq!(
+        fs::read(dir.join("ckpt/checkpoint")).ok(),
+        checkpoint_before
+    );
+    // Gone by SIGKILL: the lock is gone with it; the resumed run ends as
+    // one that never stopped.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let resumed = command(&dir, "run", &["--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(read(&dir, "out_run.jsonl"), read(&dir, "out_whole.jsonl"));
+    assert_eq!(read(&dir, "late_run.jsonl"), read(&dir, "late_whole.jsonl"));
+}

@@ -173,7 +173,12 @@ fn killed_at_random_moments(name: &str, per_worker: bool) {
     );
     assert_eq!(summary(&last), expected);
     // A cut holds one file per worker and its marker; older ones are gone.
-    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt")).unwrap().collect();
+    // (besides the lock files: `lock`, `lock.process-I`)
+    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| !name.to_string_lossy().starts_with("lock"))
+        .collect();
     assert!(cuts.len() <= 2, "{cuts:?}");
     // Run again: it ends the same way.
     let again = command(&dir, "killed", "2", resumable).output().unwrap();
@@ -197,7 +202,11 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
     .unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(
-        fs::read_dir(dir.join("ckpt")).unwrap().count() >= 1,
+        fs::read_dir(dir.join("ckpt")).unwrap().any(|entry| entry
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("epoch-")),
         "no checkpoint was taken"
     );
     let before = fs::read(dir.join("out_a.jsonl")).unwrap();
@@ -299,5 +308,42 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
         stderr(&refused).contains("standard input cannot be read again"),
         "{}",
         stderr(&refused)
+    );
+}
+
+/// Two runs on one checkpoint folder at once on workers: the second is
+/// refused (exit 5) naming the first, which holds `DIR/lock` (issue 26).
+#[test]
+fn a_second_run_on_a_locked_folder_is_refused_naming_the_holder() {
+    let dir = setup("workers_locked", 20_000);
+    let follow = ["--checkpoint", "ckpt", "--follow"];
+    let mut first = command(&dir, "run", "2", &follow)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id().to_string();
+    let started = Instant::now();
+    while fs::read_to_string(dir.join("ckpt/lock"))
+        .unwrap_or_default()
+        .trim()
+        != pid
+    {
+        assert!(
+            started.elapsed() < common::PATIENCE,
+            "the first run never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let second = command(&dir, "run", "2", &follow).output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "error: checkpoint folder ckpt is in use by another run (process {pid} holds ckpt/lock)"
+        )),
+        "{}",
+        stderr(&second)
     );
 }

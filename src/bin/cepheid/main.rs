@@ -16,6 +16,7 @@ mod explain;
 mod follow;
 mod idle;
 mod input;
+mod lock;
 mod output;
 mod reload;
 mod resume;

@@ -310,6 +310,15 @@ pub fn run(args: &Args) -> u8 {
     if args.scale.enabled() {
         return workers::run(args, &loaded.patterns, format(args));
     }
+    // Another run on the checkpoint folder is refused (exit 5, naming
+    // it) before the checkpoint is read; the lock is held to the end.
+    let _folder_lock = match &args.checkpoint {
+        Some(dir) => match crate::lock::folder(dir, &crate::lock::file_name(0)) {
+            Ok(file) => Some(file),
+            Err(status) => return status,
+        },
+        None => None,
+    };
     // A checkpoint to resume from is checked whole (and the engine
     // restored) before any file is touched.
     let command = checkpoint_command(args);
@@ -337,6 +346,17 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_IO;
         }
     };
+    // So is another run writing the outputs (with another folder).
+    let mut _output_locks = Vec::new();
+    if args.checkpoint.is_some() {
+        let late = args.late.iter().map(|late| (late, "--late"));
+        for (path, flag) in std::iter::once((&args.output, "--output")).chain(late) {
+            match crate::lock::output(path, flag) {
+                Ok(file) => _output_locks.extend(file),
+                Err(status) => return status,
+            }
+        }
+    }
     let (mut out, files) = match open_outputs(args, resumed.as_ref()) {
         Ok(opened) => opened,
         Err(status) => return status,

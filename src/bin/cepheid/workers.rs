@@ -546,6 +546,9 @@ struct Checkpoint {
     /// The lines of the input read at the cut resumed from (none when
     /// starting), over every worker: no worker reads them again.
     read: Arc<cut::Read>,
+    /// The locks of the folder and of the outputs (`lock.rs`), held for
+    /// the whole run.
+    _locks: Vec<File>,
 }
 
 /// Reads the checkpoint folder of a run on `layout` (processes, workers
@@ -566,6 +569,16 @@ fn checkpoints(
             dir.display()
         );
         return Err(EXIT_IO);
+    }
+    // Another run on this folder (this process's part of it), or on the
+    // outputs, is refused before anything is read or changed.
+    let process = args.scale.process.unwrap_or(0);
+    let mut locks = vec![crate::lock::folder(dir, &crate::lock::file_name(process))?];
+    if first_process && !args.scale.output_per_worker {
+        locks.extend(crate::lock::output(&args.output, "--output")?);
+        if let Some(late) = &args.late {
+            locks.extend(crate::lock::output(late, "--late")?);
+        }
     }
     if dir.join(crate::checkpoint::FILE).exists() {
         say!(
@@ -732,6 +745,7 @@ fn checkpoints(
         output: args.output.clone(),
         late: args.late.clone(),
         read: Arc::new(read),
+        _locks: locks,
     };
     Ok((checkpoint, resume))
 }
