@@ -282,8 +282,15 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
         .find(|path| path.exists())
         .expect("a complete cut");
     let text = fs::read_to_string(&marker).unwrap();
-    assert!(text.contains("\"version\": 4"), "{text}");
-    fs::write(&marker, text.replace("\"version\": 4", "\"version\": 3")).unwrap();
+    assert!(text.contains("\"version\": 5"), "{text}");
+    // (version 3 in the first line and in the JSON, the checksum made
+    // right: only the version is wrong)
+    let old = text
+        .replace("\"version\": 5", "\"version\": 3")
+        .replace("marker, version 5\n", "marker, version 3\n");
+    let body = &old[..old.trim_end().rfind('\n').unwrap() + 1];
+    let old = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+    fs::write(&marker, old).unwrap();
     let old = command_with(&dir, "a", "2", ["262144", "3s"], &["--checkpoint", "ckpt"])
         .output()
         .unwrap();
@@ -346,4 +353,68 @@ fn a_second_run_on_a_locked_folder_is_refused_naming_the_holder() {
         "{}",
         stderr(&second)
     );
+}
+
+/// One flipped bit in a cut's `complete` marker (its output length) or in
+/// a worker's file gave a resume that exited 0 with truncated or
+/// duplicated output: each file has a magic, a version and a checksum,
+/// checked on resuming (exit 5, nothing changed; issue 26).
+#[test]
+fn a_flipped_bit_in_any_file_of_a_cut_is_refused_and_nothing_is_changed() {
+    let dir = setup("workers_flipped", 30_000);
+    let run = |every: &str| {
+        command_with(
+            &dir,
+            "a",
+            "2",
+            ["262144", "3s"],
+            &["--checkpoint", "ckpt", "--checkpoint-every", every],
+        )
+        .output()
+        .unwrap()
+    };
+    let first = run("1ms");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let folder = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.join("complete").exists())
+        .expect("a complete cut");
+    let before = fs::read(dir.join("out_a.jsonl")).unwrap();
+    let marker = fs::read_to_string(folder.join("complete")).unwrap();
+    let sorted_before = sorted(&dir, "out_a.jsonl");
+    // The output length's last digit, one bit flipped (`0` <-> `1`, ...).
+    let output = marker.rfind("\"output\": ").expect("an output length");
+    let at = output + marker[output..].find(',').unwrap() - 1;
+    assert!(marker.as_bytes()[at].is_ascii_digit(), "{marker}");
+    let mut flipped = marker.clone().into_bytes();
+    flipped[at] ^= 1;
+    for (file, bytes) in [("complete", flipped)].into_iter().chain((0..2).map(|w| {
+        let name = ["worker-0", "worker-1"][w];
+        let mut bytes = fs::read(folder.join(name)).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        (name, bytes)
+    })) {
+        let whole = fs::read(folder.join(file)).unwrap();
+        fs::write(folder.join(file), &bytes).unwrap();
+        let resumed = run("10s");
+        assert_eq!(
+            resumed.status.code(),
+            Some(5),
+            "{file}: {}",
+            stderr(&resumed)
+        );
+        assert!(
+            stderr(&resumed).contains("corrupt"),
+            "{file}: {}",
+            stderr(&resumed)
+        );
+        assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before, "{file}");
+        fs::write(folder.join(file), whole).unwrap();
+    }
+    // Whole again: it resumes, to the same records.
+    let again = run("10s");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(sorted(&dir, "out_a.jsonl") == sorted_before);
 }

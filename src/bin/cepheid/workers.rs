@@ -1726,8 +1726,7 @@ impl Cutter {
             // Each worker's file has its own length (`WorkerFile::own`).
             marker.output = 0;
         }
-        let text = serde_json::to_vec_pretty(&marker).map_err(io::Error::other)?;
-        cut::write(&folder, cut::COMPLETE, &text)?;
+        cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
         cut::prune(&checkpoint.dir, e);
         Ok(true)
     }
