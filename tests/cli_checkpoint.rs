@@ -598,3 +598,55 @@ fn a_second_run_on_a_locked_folder_or_output_is_refused_naming_the_holder() {
     assert_eq!(read(&dir, "out_run.jsonl"), read(&dir, "out_whole.jsonl"));
     assert_eq!(read(&dir, "late_run.jsonl"), read(&dir, "late_whole.jsonl"));
 }
+
+/// `--checkpoint` with `--output /dev/null` or a FIFO stopped at the first
+/// checkpoint (exit 4, "cannot write /dev/null: Invalid argument": an
+/// fsync of a device). Such an output is written as standard output is
+/// (not synced nor measured, at least once), said before the run starts.
+#[cfg(unix)]
+#[test]
+fn a_device_or_fifo_output_with_checkpoints_is_written_as_standard_output_said_at_the_start() {
+    let dir = setup("special_outputs", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let run = |output: &str, ckpt: &str| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--max-delay", "2s", "--output", output])
+            .args(["--late", &format!("late_{ckpt}.jsonl")])
+            .args(["--checkpoint", ckpt, "--checkpoint-every", "1000"])
+            .output()
+            .unwrap()
+    };
+    let said = "cepheid: --output OUT is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)";
+    for round in ["first", "resumed"] {
+        let null = run("/dev/null", "ckpt");
+        assert!(null.status.success(), "{round}: {}", stderr(&null));
+        let err = stderr(&null);
+        assert!(
+            err.starts_with(&said.replace("OUT", "/dev/null")),
+            "{round}: {err}"
+        );
+        assert_eq!(
+            read(&dir, "late_ckpt.jsonl"),
+            read(&dir, "late_whole.jsonl")
+        );
+    }
+    // A FIFO, read to its end by another thread.
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = std::thread::spawn(move || fs::read(fifo).unwrap());
+    let piped = run("fifo", "ckpt_fifo");
+    let records = reader.join().unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(stderr(&piped).starts_with(&said.replace("OUT", "fifo")));
+    assert_eq!(records, read(&dir, "out_whole.jsonl"));
+}

@@ -418,3 +418,32 @@ fn a_flipped_bit_in_any_file_of_a_cut_is_refused_and_nothing_is_changed() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(sorted(&dir, "out_a.jsonl") == sorted_before);
 }
+
+/// `--checkpoint` on workers with `--output /dev/null`: refused before the
+/// run starts (exit 2: a device cannot be truncated to a cut's length),
+/// not stopped at its first cut (issue 26).
+#[test]
+fn a_device_output_with_checkpoints_on_workers_is_refused_before_the_run() {
+    let dir = setup("workers_dev_null", 2_000);
+    let out = common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--workers",
+            "2",
+        ])
+        .args(["--output", "/dev/null", "--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "--checkpoint with --workers needs --output FILE and --late FILE to be regular files"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

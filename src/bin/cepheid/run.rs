@@ -319,6 +319,7 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
+    special_outputs(args);
     // A checkpoint to resume from is checked whole (and the engine
     // restored) before any file is touched.
     let command = checkpoint_command(args);
@@ -1174,6 +1175,27 @@ fn refuse_conflicts(args: &Args) -> Result<(), u8> {
     Ok(())
 }
 
+/// With `--checkpoint`, an `--output` or `--late` that is not a regular
+/// file (`/dev/null`, a FIFO, a socket) cannot be synced, measured or
+/// truncated on resuming: it is written as standard output is (records
+/// after the last checkpoint written again on resuming: at least once),
+/// and the run says so before it starts (issue 26; it stopped at its
+/// first checkpoint with "cannot write /dev/null: Invalid argument").
+fn special_outputs(args: &Args) {
+    if args.checkpoint.is_none() {
+        return;
+    }
+    let late = args.late.iter().map(|late| (late, "--late"));
+    for (path, flag) in std::iter::once((&args.output, "--output")).chain(late) {
+        if path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            say!(
+                "cepheid: {flag} {} is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)",
+                path.display()
+            );
+        }
+    }
+}
+
 /// The output sink over `--output` and `--late`.
 /// The input, the output and the late output must be different files:
 /// `--output X --late X` interleaved the two streams into one file, and
@@ -1265,7 +1287,14 @@ fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFi
             EXIT_IO
         })
     };
-    let handle = |file: &File| args.checkpoint.as_ref().and_then(|_| file.try_clone().ok());
+    // (a device or a FIFO is neither synced nor measured: written as
+    // standard output is, `special_outputs`)
+    let handle = |file: &File| {
+        args.checkpoint
+            .as_ref()
+            .filter(|_| file.metadata().is_ok_and(|m| m.is_file()))
+            .and_then(|_| file.try_clone().ok())
+    };
     let mut files = OutputFiles::default();
     let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
         Box::new(io::stdout())

@@ -365,6 +365,12 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
         if first_process && args.output == Path::new("-") {
             return Err("--checkpoint with --workers needs --output FILE");
         }
+        // A device or a FIFO cannot be synced, measured or truncated to a
+        // cut's length: refused before the run starts (issue 26).
+        let special = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+        if first_process && (special(&args.output) || args.late.as_deref().is_some_and(special)) {
+            return Err("--checkpoint with --workers needs --output FILE and --late FILE to be regular files (a device or a FIFO cannot be truncated to a cut's length)");
+        }
         if args
             .checkpoint_every
             .is_some_and(|every| every.time.is_none())
