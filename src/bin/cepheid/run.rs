@@ -408,6 +408,7 @@ pub fn run(args: &Args) -> u8 {
         position: start,
         reloads,
         stale_below: 0,
+        open_end: false,
     };
     let result = session.stream(input, decoder);
     let reloads = session.reloads;
@@ -519,6 +520,11 @@ struct Session<'a> {
     /// decoded (ahead, on the reader thread) before it: they are read
     /// again for the new rules' fields. 0: none can be.
     stale_below: usize,
+    /// Was the last line of a file still being written (no newline yet,
+    /// `Batch::open_end`) given to the engine? Then no checkpoint is taken
+    /// any more: the last one is just before it, which a resumed run reads
+    /// again whole (issue 26).
+    open_end: bool,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
@@ -819,6 +825,12 @@ impl Session<'_> {
                 Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
             };
             let lines = batch.lines.len();
+            if batch.open_end {
+                // The last line, without its newline yet: a checkpoint
+                // before it (the position is just before it), none after.
+                self.checkpoint_if_dirty()?;
+                self.open_end = true;
+            }
             for (line_no, item) in batch.lines {
                 match item {
                     Ok(Entry::Item(Item::Event(ts, mut record))) => {
@@ -878,7 +890,9 @@ impl Session<'_> {
                 }
                 check_output(args, self.out.out)?;
             }
-            self.position = batch.at;
+            if !batch.open_end {
+                self.position = batch.at;
+            }
             progress.set_position(batch.at.offset);
             if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
                 self.counters.forced_told = true;
@@ -1036,6 +1050,9 @@ impl Session<'_> {
     /// engine, the input position, the outputs' lengths and the counters.
     /// A failure stops the run (exit 4); the previous checkpoint is kept.
     fn take_checkpoint(&mut self) -> Result<(), Stop> {
+        if self.open_end {
+            return Ok(());
+        }
         let args = self.args;
         flush_now(args, self.out.out)?;
         let Some(checkpoints) = &mut self.checkpoints else {
