@@ -625,3 +625,59 @@ fn a_rules_file_path_is_confined_to_the_rules_dir_regular_files_only_and_never_s
     assert!(err.contains(", 1 rule reload, 9 refused"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#""pattern":"pair","version":2"#));
 }
+
+/// An editor that rewrites a rule file in place empties it for a moment:
+/// with `--watch`, the pattern was removed (its partial matches dropped)
+/// and added again with the same text, and the orders never paid were
+/// never reported. An empty file is not a decision to remove its rules:
+/// nothing is applied until it is written, and a pattern whose text did
+/// not change keeps its state (issue 26).
+#[test]
+fn watch_does_not_apply_a_rule_file_emptied_for_a_moment_and_an_unchanged_pattern_keeps_its_state()
+{
+    let dir = scratch("watch_flicker");
+    let rules = dir.join("p.cep");
+    let events = dir.join("events.jsonl");
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    // A match (to know the run is there), then `a` of key 2 waiting.
+    fs::write(
+        &events,
+        [
+            event(1, "a", 1),
+            event(2, "b", 1),
+            event(3, "a", 2),
+            event(4, "x", 1),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let live = Live::run(
+        &rules,
+        &[
+            "--events",
+            events.to_str().unwrap(),
+            "--follow",
+            "--watch",
+            "--no-progress",
+        ],
+    );
+    let first = live.record("the first match");
+    assert_eq!(first["key"]["k"], 1);
+    // Emptied (well past the debounce), then written again, unchanged.
+    fs::write(&rules, "").unwrap();
+    live.stderr_line("p.cep is empty (being written?): not applied");
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    live.stderr_line("pair: unchanged");
+    append(&events, &[event(5, "b", 2), event(6, "x", 2)].concat());
+    let second = live.record("the match of the `a` that waited across the flicker");
+    assert_eq!(second["key"]["k"], 2);
+    assert_eq!(second["events"]["a"][0]["ts"], 3);
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(!stderr.contains("pair: removed"), "{stderr}");
+    assert!(
+        stderr.contains("2 matches, 0 timeouts, 1 rule reload"),
+        "{stderr}"
+    );
+}

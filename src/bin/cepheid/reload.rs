@@ -224,6 +224,34 @@ fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The first empty (0-byte) pattern file among `paths` (a file, or a
+/// folder's `*.cep` files), if any. An editor that rewrites a file in
+/// place empties it for a moment: a reload from disk then is not a
+/// decision to remove its rules (issue 26), and waits for the file to be
+/// written (its next change asks for a reload again).
+pub fn empty_file(paths: &[PathBuf]) -> Option<PathBuf> {
+    let empty = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0);
+    for path in paths {
+        if path.is_dir() {
+            let Ok(entries) = std::fs::read_dir(path) else {
+                continue;
+            };
+            let found = entries.flatten().map(|e| e.path()).find(|p| {
+                let hidden = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                !hidden && p.extension().is_some_and(|x| x == "cep") && empty(p)
+            });
+            if found.is_some() {
+                return found;
+            }
+        } else if empty(path) {
+            return Some(path.clone());
+        }
+    }
+    None
+}
+
 /// What a control record is called in messages.
 pub fn describe(control: &Control) -> String {
     match control {

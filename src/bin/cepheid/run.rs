@@ -977,11 +977,21 @@ impl Session<'_> {
     /// here, between two batches. Lines the reader thread decoded before
     /// the change are read again when they come (`stale_below`).
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
-        let loaded = cepheid::dsl::load_paths(&self.args.patterns);
         let why = match why {
             Reload::Changed => "the pattern files changed",
             Reload::Hangup => "SIGHUP",
         };
+        if let Some(empty) = reload::empty_file(&self.args.patterns) {
+            // An editor rewriting it: its next change reloads.
+            self.out.progress.suspend(|| {
+                say!(
+                    "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
+                    empty.display()
+                )
+            });
+            return Ok(());
+        }
+        let loaded = cepheid::dsl::load_paths(&self.args.patterns);
         if self.apply(loaded, why) {
             self.stale_below = self.engine.fields().len();
         }
