@@ -681,3 +681,82 @@ fn watch_does_not_apply_a_rule_file_emptied_for_a_moment_and_an_unchanged_patter
         "{stderr}"
     );
 }
+
+/// `--watch --checkpoint`: a rule edited, the reload applied, the process
+/// killed before its next checkpoint. Every restart was refused for ever
+/// (exit 5, "taken with other patterns"). It resumes with the checkpoint's
+/// rules and reads the files on disk at once, as a reload (issue 26).
+#[cfg(unix)]
+#[test]
+fn watch_with_checkpoints_resumes_after_an_edit_made_since_the_checkpoint() {
+    let dir = scratch("watch_ckpt");
+    let rules = dir.join("p.cep");
+    let events = dir.join("events.jsonl");
+    let ckpt = dir.join("ckpt");
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    fs::write(
+        &events,
+        [event(1, "a", 1), event(2, "b", 1), event(3, "x", 1)].concat(),
+    )
+    .unwrap();
+    let args = [
+        "--events",
+        events.to_str().unwrap(),
+        "--follow",
+        "--watch",
+        "--no-progress",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        // (a checkpoint after each batch of lines, none without lines)
+        "--checkpoint-every",
+        "1",
+    ];
+    let mut live = Live::run(&rules, &args);
+    let first = live.record("a match under the first rules");
+    assert_eq!(first["key"]["k"], 1);
+    // Edited: `b` becomes `c`; the reload is applied, then SIGKILL before
+    // any further line (so before any further checkpoint).
+    let edited = PAIR_BY_K.replace(r#"b: type == "b""#, r#"b: type == "c""#);
+    fs::write(&rules, &edited).unwrap();
+    live.stderr_line("pair: changed (version 2)");
+    live.child.kill().unwrap();
+    live.child.wait().unwrap();
+    // Restarted with the same command: it resumes, reads the edited file
+    // at once, and goes on under it.
+    let live = Live::run(&rules, &args);
+    live.stderr_line("it goes on with the checkpoint's rules and reads the files at once");
+    live.stderr_line("cepheid: the pattern files changed since the checkpoint: rules reloaded:");
+    live.stderr_line("pair: changed (version 2)");
+    append(
+        &events,
+        &[
+            event(4, "a", 2),
+            event(5, "b", 2),
+            event(6, "c", 2),
+            event(7, "x", 2),
+        ]
+        .concat(),
+    );
+    let second = live.record("a match under the edited rule");
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["events"]["b"][0]["ts"], 6);
+    live.signal("TERM");
+    let (status, rest, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(stderr.contains(", 1 rule reload"), "{stderr}");
+    // Stopped by SIGTERM after the reload: its checkpoint holds the
+    // edited rules; the next start says so, and reloads nothing.
+    let live = Live::run(&rules, &args);
+    live.stderr_line("the rules changed while it ran: it goes on with the rules of the checkpoint");
+    append(
+        &events,
+        &[event(8, "a", 3), event(9, "c", 3), event(10, "x", 3)].concat(),
+    );
+    let third = live.record("a match under the edited rule, resumed");
+    assert_eq!(third["version"], 2);
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(!stderr.contains("rules reloaded"), "{stderr}");
+}

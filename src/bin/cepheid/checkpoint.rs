@@ -136,6 +136,12 @@ pub struct Meta {
     pub late_len: Option<u64>,
     /// The command's counters.
     pub counters: Counters,
+    /// Not in the file: set on resuming with `--watch` when the pattern
+    /// files on disk are no longer the checkpoint's rules (edited after
+    /// it): the run goes on with the checkpoint's rules and reads the
+    /// files at once, as a reload (`resume.rs`).
+    #[serde(skip)]
+    pub reload_files: bool,
 }
 
 /// A checkpoint as bytes: the file's contents.
@@ -360,6 +366,7 @@ mod tests {
                 reloads_refused: 1,
                 rules_changed: true,
             },
+            reload_files: false,
         }
     }
 

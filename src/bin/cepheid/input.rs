@@ -192,6 +192,8 @@ pub enum Reload {
     Changed,
     /// SIGHUP.
     Hangup,
+    /// Resumed from a checkpoint whose rules the files no longer are.
+    Resumed,
 }
 
 /// Sends [`Message::End`] when the reader thread ends, however it ends

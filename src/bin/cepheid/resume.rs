@@ -75,7 +75,26 @@ pub fn load(
         let mut fresh = crate::run::new_engine(args);
         fresh.restore_rules(snapshot).map(|()| *engine = fresh)
     } else {
-        engine.restore(snapshot)
+        match engine.restore(snapshot) {
+            // With --watch, pattern files edited after the checkpoint (a
+            // reload the run made, then killed before its next checkpoint)
+            // are not another command: it goes on with the checkpoint's
+            // rules and reads the files at once, as --watch would have
+            // (issue 26; it was refused for ever).
+            Err(e) if args.watch && e.kind() != ErrorKind::Io => {
+                let mut fresh = crate::run::new_engine(args);
+                match fresh.restore_rules(snapshot) {
+                    Ok(()) => {
+                        *engine = fresh;
+                        meta.counters.rules_changed = true;
+                        meta.reload_files = true;
+                        Ok(())
+                    }
+                    Err(_) => Err(e),
+                }
+            }
+            restored => restored,
+        }
     };
     if let Err(e) = restored {
         if e.kind() == ErrorKind::Io {
@@ -129,7 +148,11 @@ pub fn load(
         meta.input.lines + 1,
         args.events.display()
     );
-    if meta.counters.rules_changed {
+    if meta.reload_files {
+        say!(
+            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (--watch)"
+        );
+    } else if meta.counters.rules_changed {
         say!(
             "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
         );

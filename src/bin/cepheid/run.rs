@@ -133,7 +133,7 @@ pub struct Args {
     /// Reload the pattern files and folders when they change (and on
     /// SIGHUP); a set that does not check cleanly keeps the old rules.
     #[arg(long)]
-    watch: bool,
+    pub(crate) watch: bool,
     /// What a changed pattern's partial matches do at a reload (`--watch`
     /// or a `$rules` record): `drain`, go on under the old version to
     /// their match or timeout; `restart`, dropped and counted.
@@ -331,6 +331,7 @@ pub fn run(args: &Args) -> u8 {
         _ => None,
     };
     let start = resumed.as_ref().map_or(Position::default(), |m| m.input);
+    let reload_first = resumed.as_ref().is_some_and(|m| m.reload_files);
     // The decoder reads the fields of the engine's table.
     let mut decoder = new_decoder(args, engine.fields());
     if start.offset > 0 && args.format == FormatArg::Csv {
@@ -409,6 +410,7 @@ pub fn run(args: &Args) -> u8 {
         reloads,
         stale_below: 0,
         open_end: false,
+        reload_first,
     };
     let result = session.stream(input, decoder);
     let reloads = session.reloads;
@@ -525,6 +527,10 @@ struct Session<'a> {
     /// any more: the last one is just before it, which a resumed run reads
     /// again whole (issue 26).
     open_end: bool,
+    /// Resumed with `--watch` from a checkpoint whose rules the pattern
+    /// files no longer are: they are read at once, before any line, as
+    /// the reload `--watch` made before the run was stopped.
+    reload_first: bool,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
@@ -784,6 +790,10 @@ impl Session<'_> {
             tails: self.checkpoints.is_some(),
             controls,
         };
+        if self.reload_first {
+            // (first in the channel: before any line)
+            let _ = tx.send(Message::Reload(Reload::Resumed));
+        }
         let reader = spawn_reader(input, reading, tx);
         let mut stop = None;
         let mut signal = None;
@@ -980,6 +990,7 @@ impl Session<'_> {
         let why = match why {
             Reload::Changed => "the pattern files changed",
             Reload::Hangup => "SIGHUP",
+            Reload::Resumed => "the pattern files changed since the checkpoint",
         };
         if let Some(empty) = reload::empty_file(&self.args.patterns) {
             // An editor rewriting it: its next change reloads.
@@ -1087,6 +1098,7 @@ impl Session<'_> {
             output_len,
             late_len,
             counters: self.counters.clone(),
+            reload_files: false,
         };
         let path = checkpoints.writer.path();
         let failed = |why: String| {
