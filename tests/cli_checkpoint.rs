@@ -271,6 +271,8 @@ fn a_failed_checkpoint_write_stops_the_run_and_loses_nothing() {
         message.contains("the previous checkpoint is kept"),
         "{message}"
     );
+    // The half-written temporary file is not left behind.
+    assert!(!dir.join("ckpt/checkpoint.tmp").exists());
     // The previous checkpoint is whole: the run goes on from it.
     let resumed = command(&dir, "part", &["--checkpoint", "ckpt"])
         .output()
@@ -686,4 +688,29 @@ fn a_last_line_without_its_newline_is_read_again_whole_after_the_file_grew() {
     assert_eq!(summary(&resumed), summary(&whole));
     assert_eq!(read(&dir, "out_run.jsonl"), read(&dir, "out_whole.jsonl"));
     assert_eq!(read(&dir, "late_run.jsonl"), read(&dir, "late_whole.jsonl"));
+}
+
+/// An empty `--late` file (no late event yet) deleted between two runs
+/// (a cleanup of empty files): every resume failed ("cannot create"). It
+/// is made again, empty: nothing of it was lost.
+#[test]
+fn an_empty_late_file_deleted_since_the_checkpoint_is_made_again() {
+    let dir = setup("late_deleted", 2_000);
+    let run = || {
+        cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--events", "events.jsonl", "--no-progress"])
+            // (a delay above the stream's disorder: no late event)
+            .args(["--max-delay", "1h", "--output", "out.jsonl"])
+            .args(["--late", "late.jsonl", "--checkpoint", "ckpt"])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(read(&dir, "late.jsonl"), b"");
+    fs::remove_file(dir.join("late.jsonl")).unwrap();
+    let again = run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(read(&dir, "late.jsonl"), b"");
 }

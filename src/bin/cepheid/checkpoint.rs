@@ -295,14 +295,32 @@ impl Writer {
 
     /// Writes `bytes` as the folder's checkpoint, safely: a temporary
     /// file, synced, renamed over the checkpoint, the folder synced.
+    /// A write that fails (a full disk) leaves no temporary file behind.
     pub fn write(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
         self.written += 1;
         let temp = self.dir.join(TEMP);
+        let written = self.write_temp(&temp, bytes);
+        if written.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        written?;
+        fs::rename(&temp, self.dir.join(FILE))?;
+        sync_dir(&self.dir)?;
+        self.last = now;
+        self.lines = 0;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+impl Writer {
+    /// Writes and syncs `bytes` into `temp`.
+    fn write_temp(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&temp)?;
+            .open(temp)?;
         if self.fail_at == Some(self.written) {
             file.write_all(&bytes[..bytes.len() / 2])?;
             return Err(io::Error::other(
@@ -310,14 +328,7 @@ impl Writer {
             ));
         }
         file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, self.dir.join(FILE))?;
-        sync_dir(&self.dir)?;
-        self.last = now;
-        self.lines = 0;
-        self.dirty = false;
-        Ok(())
+        file.sync_all()
     }
 }
 

@@ -1315,11 +1315,18 @@ fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFi
     let open = |path: &Path, len: Option<u64>| {
         let opened = match len {
             None => File::create(path),
-            Some(len) => OpenOptions::new().write(true).open(path).and_then(|mut f| {
-                f.set_len(len)?;
-                f.seek(SeekFrom::End(0))?;
-                Ok(f)
-            }),
+            // (an empty output deleted since is made again: nothing of it
+            // is lost; a longer one missing was refused by `resume`)
+            Some(len) => OpenOptions::new()
+                .write(true)
+                .create(len == 0)
+                .truncate(false)
+                .open(path)
+                .and_then(|mut f| {
+                    f.set_len(len)?;
+                    f.seek(SeekFrom::End(0))?;
+                    Ok(f)
+                }),
         };
         opened.map_err(|e| {
             say!("error: cannot create {}: {e}", path.display());

@@ -695,13 +695,20 @@ fn checkpoints(
         }
         for (path, len) in &outputs {
             let (path, len) = (path, *len);
-            let truncated = OpenOptions::new().write(true).open(path).and_then(|file| {
-                if file.metadata()?.len() < len {
-                    return Err(io::Error::other("shorter than at the checkpoint"));
-                }
-                file.set_len(len)?;
-                file.sync_all()
-            });
+            // (an empty output deleted since is made again: nothing of it
+            // is lost)
+            let truncated = OpenOptions::new()
+                .write(true)
+                .create(len == 0)
+                .truncate(false)
+                .open(path)
+                .and_then(|file| {
+                    if file.metadata()?.len() < len {
+                        return Err(io::Error::other("shorter than at the checkpoint"));
+                    }
+                    file.set_len(len)?;
+                    file.sync_all()
+                });
             if let Err(e) = truncated {
                 say!("error: cannot resume {}: {e}", path.display());
                 return Err(EXIT_CHECKPOINT);
