@@ -699,7 +699,13 @@ fn an_empty_late_file_deleted_since_the_checkpoint_is_made_again() {
     let run = || {
         cepheid()
             .current_dir(&dir)
-            .args(["run", "rules.cep", "--events", "events.jsonl", "--no-progress"])
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
             // (a delay above the stream's disorder: no late event)
             .args(["--max-delay", "1h", "--output", "out.jsonl"])
             .args(["--late", "late.jsonl", "--checkpoint", "ckpt"])

@@ -443,3 +443,41 @@ fn a_followed_file_on_two_processes_killed_while_it_grows_ends_as_an_uninterrupt
     assert_eq!(summary(&dir, "killed"), expected, "{said}");
     assert_same(&dir, "after 3 kills of a followed run");
 }
+
+/// When a peer process dies, the survivor exited with status 101 (a panic
+/// of timely's networking while joining it) and a backtrace per thread,
+/// without a word on what to do. It stops with exit 4, one line per
+/// stopped thread, and says how to go on (issue 26).
+#[test]
+fn when_a_peer_process_dies_the_survivor_stops_with_exit_4_and_a_hint() {
+    let dir = setup("processes_peer_dies", 200_000);
+    let mut pair = Pair::start(&dir, "peer", &["--checkpoint", "ckpt"]);
+    // Both connected and working: a cut is complete, or soon the run
+    // would be over.
+    let started = Instant::now();
+    while complete(&dir).is_none() && !pair.ended() {
+        assert!(started.elapsed() < LIMIT, "no cut in {LIMIT:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        !pair.ended(),
+        "the run ended before process 1 could be killed"
+    );
+    let _ = pair.0[1].kill();
+    let _ = pair.0[1].wait();
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = pair.0[0].try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the survivor did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let said = stderr(&dir, "peer");
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("error: the connection to another process was lost (it stopped, or its machine or the network went away); this process stops too: start every process again with the same --checkpoint, they go on from its last complete cut"),
+        "{said}"
+    );
+    assert!(!said.contains("stack backtrace"), "{said}");
+}

@@ -321,6 +321,10 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         checkpoint_failed: Arc::default(),
     });
     let started = Instant::now();
+    let cluster = args.scale.processes.is_some_and(|p| p > 1);
+    if cluster {
+        short_thread_panics();
+    }
     let guards = match execute(config, {
         let job = Arc::clone(&job);
         move |worker| job.work(worker)
@@ -332,7 +336,24 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         }
     };
     let mut status = EXIT_OK;
-    let results = guards.join();
+    // A peer process that dies (killed, its machine gone) makes timely's
+    // networking threads panic, and joining them panicked this process
+    // (exit 101, a backtrace, no hint): it stops with exit 4 and says how
+    // to go on (issue 26).
+    JOINING.store(true, Ordering::Relaxed);
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
+    JOINING.store(false, Ordering::Relaxed);
+    let hint = if args.checkpoint.is_some() {
+        ": start every process again with the same --checkpoint, they go on from its last complete cut"
+    } else {
+        ": start every process again"
+    };
+    let Ok(results) = joined else {
+        say!(
+            "error: the connection to another process was lost (it stopped, or its machine or the network went away); this process stops too{hint}"
+        );
+        return EXIT_IO;
+    };
     if job.write_failed.load(Ordering::Relaxed) || job.checkpoint_failed.load(Ordering::Relaxed) {
         status = EXIT_IO;
     }
@@ -343,6 +364,10 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
                 let mut writers = lock(&writers);
                 status = status.max(finish(args, &mut writers, &summary, signal, started));
             }
+            Err(e) if cluster => {
+                say!("error: a worker failed: {e} (with --processes: another process may have stopped){hint}");
+                status = status.max(EXIT_IO);
+            }
             Err(e) => {
                 say!("error: a worker failed: {e}");
                 status = status.max(EXIT_IO);
@@ -351,6 +376,38 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
     }
     status
 }
+
+/// With `--processes`, a panic of one of timely's threads (its networking
+/// when a peer dies: "Connection reset by peer", "MergeQueue poisoned",
+/// "Send thread panic") is said in one line, where and why, not with a
+/// backtrace per thread; `run` then says what it means and how to go on.
+/// Other threads' panics keep the default report.
+fn short_thread_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("");
+        let joining = name == "main" && JOINING.load(Ordering::Relaxed);
+        if !name.starts_with("timely:") && !joining {
+            return default(info);
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        say!("cepheid: thread {name} stopped{place}: {message}");
+    }));
+}
+
+/// Set while the main thread joins the workers and timely's threads: a
+/// panic of the main thread then is timely's.
+static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
 fn refuse(args: &Args) -> Result<(), &'static str> {
