@@ -100,6 +100,10 @@ pub struct Counters {
     /// The keys already said to be over `--max-runs-per-key`: pattern
     /// index and key values (JSON).
     pub dropped_keys: Vec<(usize, Vec<serde_json::Value>)>,
+    /// Did more keys than are remembered (`run.rs`, `MAX_DROP_KEYS`) go
+    /// over `--max-runs-per-key`?
+    #[serde(default)]
+    pub dropped_keys_overflow: bool,
     /// Per pattern: was an object key already reported?
     pub object_keys_told: Vec<bool>,
     /// Has the input had `$watermark` lines (then the end of input does
@@ -369,6 +373,7 @@ mod tests {
             counters: Counters {
                 malformed: 2,
                 dropped_keys: vec![(0, vec![serde_json::json!("k1")])],
+                dropped_keys_overflow: true,
                 object_keys_told: vec![false, true],
                 punctuated: true,
                 watermarks_told: false,

@@ -125,9 +125,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub(crate) events: PathBuf,
     /// Follow the events file as `tail -F` does: at its end, wait for more
-    /// lines; a file renamed and created anew, or truncated, is read from
-    /// its beginning. Never ends by itself: SIGINT or SIGTERM stops it
-    /// (output flushed, summary; exit 130 or 143).
+    /// lines; a file renamed and created anew, or truncated (or rewritten
+    /// in place: its first bytes changed), is read from its beginning.
+    /// Never ends by itself: SIGINT or SIGTERM stops it (output flushed,
+    /// summary; exit 130 or 143).
     #[arg(long, conflicts_with = "flush_at_end")]
     pub(crate) follow: bool,
     /// Reload the pattern files and folders when they change (and on
@@ -373,6 +374,7 @@ pub fn run(args: &Args) -> u8 {
     let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
     keys.restore(&counters.object_keys_told);
     drops.restore(&counters.dropped_keys, &names(&engine));
+    drops.overflow = counters.dropped_keys_overflow;
     let checkpoints = match (&args.checkpoint, command) {
         (Some(dir), Some(command)) => {
             let every = args.checkpoint_every.unwrap_or_else(|| {
@@ -620,9 +622,19 @@ impl KeyFields {
 #[derive(Default)]
 struct Drops {
     /// (pattern name, key) of every key that reached the limit (by name:
-    /// pattern numbers change when the rules do).
+    /// pattern numbers change when the rules do), the first
+    /// [`MAX_DROP_KEYS`] of them.
     keys: HashSet<(String, Vec<Value>)>,
+    /// Did more keys than that reach the limit? Then they are not
+    /// remembered (nor written into checkpoints): with key churn the set
+    /// grew without bound, for the whole run (issue 26), and the summary
+    /// says "more than N keys".
+    overflow: bool,
 }
+
+/// Keys over `--max-runs-per-key` remembered, at most: the first
+/// [`TOLD_KEYS`] are said, all of them are counted up to here.
+const MAX_DROP_KEYS: usize = 10_000;
 
 impl Drops {
     /// The keys as JSON (for checkpoints: the pattern as its index among
@@ -699,6 +711,12 @@ impl Sink<Record> for Reporting<'_> {
             return;
         }
         let keys = &mut self.drops.keys;
+        if keys.len() >= MAX_DROP_KEYS {
+            // (past the first ten, nothing is said: only whether there
+            // were more is kept)
+            self.drops.overflow = true;
+            return;
+        }
         let told = (partial.pattern().to_string(), partial.key().to_vec());
         if !keys.insert(told) {
             return;
@@ -1090,6 +1108,7 @@ impl Session<'_> {
         let late_len = measure(&checkpoints.files.late, true)?;
         self.counters.object_keys_told = self.keys.told();
         self.counters.dropped_keys = self.out.drops.to_json(&names(self.engine));
+        self.counters.dropped_keys_overflow = self.out.drops.overflow;
         self.counters.reloads = self.reloads.applied;
         self.counters.reloads_refused = self.reloads.refused;
         let meta = Meta {
@@ -1407,10 +1426,12 @@ fn summarize(
     };
     let per_key = stats.dropped_runs.saturating_sub(stats.capped_runs);
     let dropped = if per_key > 0 {
-        format!(
-            ", {per_key} partial matches dropped in {} keys over --max-runs-per-key",
-            drops.keys.len()
-        )
+        let keys = if drops.overflow {
+            format!("more than {MAX_DROP_KEYS}")
+        } else {
+            drops.keys.len().to_string()
+        };
+        format!(", {per_key} partial matches dropped in {keys} keys over --max-runs-per-key")
     } else {
         String::new()
     };
