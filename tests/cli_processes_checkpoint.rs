@@ -481,3 +481,61 @@ fn when_a_peer_process_dies_the_survivor_stops_with_exit_4_and_a_hint() {
     );
     assert!(!said.contains("stack backtrace"), "{said}");
 }
+
+/// `--processes 2` as the README shows it, `--late` on process 0 only: the
+/// late events that process 1 read never reached the late file, while the
+/// summary counted them. Every process's late events reach it, and the
+/// summary agrees (issue 26).
+#[test]
+fn the_late_events_of_every_process_reach_process_0s_late_file() {
+    let dir = setup("processes_late", 50_000);
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    let start = |process: &str, files: &[&str]| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--chunk-bytes", "65536", "--max-delay", "0ms"])
+            .args([
+                "--processes",
+                "2",
+                "--process",
+                process,
+                "--hostfile",
+                "hosts",
+            ])
+            .args(files)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let zero = start("0", &["--output", "out.jsonl", "--late", "late.jsonl"]);
+    std::thread::sleep(Duration::from_millis(50));
+    let one = start("1", &[]);
+    let zero = zero.wait_with_output().unwrap();
+    let one = one.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&zero.stderr).into_owned();
+    assert!(zero.status.success(), "{said}");
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let summary = crash::summary(&said);
+    let late: u64 = summary
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" late"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no late count: {summary}"));
+    assert!(late > 100, "{summary}");
+    let written = fs::read_to_string(dir.join("late.jsonl")).unwrap();
+    assert_eq!(written.lines().count() as u64, late, "{summary}");
+}

@@ -306,7 +306,11 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         follow: args.follow,
         flush: args.flush_at_end,
         strict: args.strict,
-        keep_late: args.late.is_some(),
+        // With --processes only process 0 may have --late (as the README
+        // shows): every process makes its late lines, which process 0
+        // writes when it has --late (issue 26: process 1's were lost while
+        // the summary counted them).
+        keep_late: args.late.is_some() || args.scale.processes.is_some_and(|p| p > 1),
         limit: args.max_runs_per_key,
         live_limit: args.max_live_runs,
         capped_told: Arc::default(),
