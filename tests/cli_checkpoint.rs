@@ -536,12 +536,22 @@ fn a_second_run_on_a_locked_folder_or_output_is_refused_naming_the_holder() {
         "--checkpoint-every",
         "100",
     ];
-    let mut first = command(&dir, "run", &follow)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = first.id();
+    /// Killed when dropped: a failed assertion leaves no run behind.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut first = Killed(
+        command(&dir, "run", &follow)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = first.0.id();
     // It holds the lock once its id is in the lock file, and has read the
     // whole file once its output stops growing.
     let started = Instant::now();
@@ -588,8 +598,8 @@ fn a_second_run_on_a_locked_folder_or_output_is_refused_naming_the_holder() {
     assert!(read(&dir, "out_run.jsonl").starts_with(&output_before));
     // Gone by SIGKILL: the lock is gone with it; the resumed run ends as
     // one that never stopped.
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
     let resumed = command(&dir, "run", &["--checkpoint", "ckpt"])
         .output()
         .unwrap();

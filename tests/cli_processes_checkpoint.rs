@@ -539,3 +539,103 @@ fn the_late_events_of_every_process_reach_process_0s_late_file() {
     let written = fs::read_to_string(dir.join("late.jsonl")).unwrap();
     assert_eq!(written.lines().count() as u64, late, "{summary}");
 }
+
+/// The processes of `--processes P` never checked that they ran the same
+/// command: another `--max-delay`, other rules (a rolling deploy), another
+/// events file gave silent wrong records with exit 0. They agree on what
+/// must match before any record moves, and refuse clearly otherwise
+/// (exit 2, naming what differs; issue 26).
+#[test]
+fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
+    let dir = setup("processes_differ", 5_000);
+    fs::write(
+        dir.join("other.cep"),
+        "pattern other {\n    match a\n    where a: type == \"created\"\n}\n",
+    )
+    .unwrap();
+    fs::copy(dir.join("events.jsonl"), dir.join("copy.jsonl")).unwrap();
+    let mut text = fs::read(dir.join("events.jsonl")).unwrap();
+    text.extend_from_slice(b"{\"ts\":1,\"type\":\"created\",\"order\":\"x\"}\n");
+    fs::write(dir.join("longer.jsonl"), text).unwrap();
+    let pair = |one: &[&str]| {
+        let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+        fs::write(dir.join("hosts"), hosts).unwrap();
+        let start = |process: &str, extra: &[&str]| {
+            // (`extra` replaces the events file or the delay, or adds)
+            let flag = |name: &str, default: &'static str| -> String {
+                extra
+                    .iter()
+                    .position(|a| *a == name)
+                    .map_or(default.to_string(), |i| extra[i + 1].to_string())
+            };
+            let (events, delay) = (flag("--events", "events.jsonl"), flag("--max-delay", "2s"));
+            let mut args: Vec<String> = ["rules.cep", "--events", &events, "--max-delay", &delay]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let mut rest = extra.iter();
+            while let Some(a) = rest.next() {
+                if *a == "--events" || *a == "--max-delay" {
+                    rest.next();
+                } else {
+                    args.push(a.to_string());
+                }
+            }
+            cepheid()
+                .current_dir(&dir)
+                .arg("run")
+                .args(&args)
+                .args(["--no-progress", "--processes", "2", "--process", process])
+                .args(["--hostfile", "hosts"])
+                .args(if process == "0" {
+                    &["--output", "out.jsonl"][..]
+                } else {
+                    &[][..]
+                })
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let zero = start("0", &[]);
+        std::thread::sleep(Duration::from_millis(50));
+        let one = start("1", one);
+        (
+            zero.wait_with_output().unwrap(),
+            one.wait_with_output().unwrap(),
+        )
+    };
+    let said = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // The same command (the events file by another name, the same bytes):
+    // they run.
+    let (zero, one) = pair(&["--events", "copy.jsonl"]);
+    assert!(zero.status.success(), "{}", said(&zero));
+    assert!(one.status.success(), "{}", said(&one));
+    for (extra, differs) in [
+        (
+            &["--max-delay", "3s"][..],
+            "its --max-delay is 3000 ms, this one's (process 0) 2000 ms",
+        ),
+        (&["--events", "longer.jsonl"][..], "its --events is "),
+        (
+            &["other.cep"][..],
+            "its the rules (FNV-1a of their text) is ",
+        ),
+        (
+            &["--workers", "2"][..],
+            "its --workers is 2, this one's (process 0) 1",
+        ),
+    ] {
+        let (zero, one) = pair(extra);
+        assert_eq!(zero.status.code(), Some(2), "{extra:?}: {}", said(&zero));
+        assert_eq!(one.status.code(), Some(2), "{extra:?}: {}", said(&one));
+        let message = format!("error: process 1 runs another command: {differs}");
+        assert!(said(&zero).contains(&message), "{extra:?}: {}", said(&zero));
+        assert!(
+            said(&one).contains("error: process 0 runs another command: "),
+            "{}",
+            said(&one)
+        );
+    }
+}

@@ -240,13 +240,19 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
             return EXIT_PATTERN_ERROR;
         }
     }
-    let config = match config(&args.scale) {
+    let mut config = match config(&args.scale) {
         Ok(config) => config,
         Err((status, why)) => {
             say!("error: {why}");
             return status;
         }
     };
+    if let Layout::Cluster {
+        agreement: agreed, ..
+    } = &mut config
+    {
+        *agreed = agreement(args, patterns);
+    }
     let live = args.follow || args.events == Path::new("-");
     let first_process = args.scale.process.unwrap_or(0) == 0;
     // Live input: SIGINT and SIGTERM stop the feed (read by worker 0 of
@@ -334,7 +340,11 @@ pub fn run(args: &Args, patterns: &[cepheid::pattern::Pattern], format: Format) 
         move |worker| job.work(worker)
     }) {
         Ok(guards) => guards,
-        Err(e) => {
+        Err(Start::Differ(why)) => {
+            say!("error: {why}");
+            return EXIT_USAGE;
+        }
+        Err(Start::Failed(e)) => {
             say!("error: cannot start the workers: {e}");
             return EXIT_IO;
         }
@@ -467,6 +477,9 @@ enum Layout {
         threads: usize,
         process: usize,
         addresses: Vec<String>,
+        /// What every process must agree on (`agreement`), checked with
+        /// every other process before any record moves.
+        agreement: String,
     },
 }
 
@@ -523,24 +536,96 @@ fn config(scale: &Scale) -> Result<Layout, (u8, String)> {
         threads,
         process,
         addresses,
+        agreement: String::new(),
     })
 }
 
+/// What the processes of `--processes` must agree on, one `name: value`
+/// per line: a process started with another `--max-delay`, other rules (a
+/// rolling deploy), another events file or another `--workers` gave
+/// silent wrong records, or a panic (issue 26). `--process`, `--hostfile`
+/// and the outputs (process 0's) may differ; the events file is compared
+/// by its size (its path may differ from machine to machine) unless it is
+/// followed or standard input.
+fn agreement(args: &Args, patterns: &[cepheid::pattern::Pattern]) -> String {
+    let rules: String = patterns.iter().map(cepheid::dsl::explain).collect();
+    let events = if args.follow || args.events == Path::new("-") {
+        format!("{} (live)", args.events.display())
+    } else {
+        std::fs::metadata(&args.events).map_or_else(
+            |e| format!("unreadable ({})", e.kind()),
+            |m| format!("{} bytes", m.len()),
+        )
+    };
+    [
+        ("cepheid", env!("CARGO_PKG_VERSION").to_string()),
+        (
+            "the rules (FNV-1a of their text)",
+            format!("{:016x}", {
+                use std::hash::Hasher;
+                let mut hasher = fnv::FnvHasher::default();
+                hasher.write(rules.as_bytes());
+                hasher.finish()
+            }),
+        ),
+        ("--events", events),
+        ("--format", format!("{:?}", args.format)),
+        ("--time", format!("{:?}", args.time)),
+        ("--time-field", args.time_field.clone()),
+        ("--max-delay", format!("{} ms", args.max_delay)),
+        ("--idle-timeout", format!("{:?}", args.idle_timeout)),
+        ("--flush-at-end", args.flush_at_end.to_string()),
+        ("--strict", args.strict.to_string()),
+        ("--follow", args.follow.to_string()),
+        ("--max-runs-per-key", args.max_runs_per_key.to_string()),
+        ("--max-live-runs", args.max_live_runs.to_string()),
+        ("--max-waiting", args.max_waiting.to_string()),
+        ("--workers", args.scale.workers.unwrap_or(1).to_string()),
+        ("--processes", format!("{:?}", args.scale.processes)),
+        (
+            "--output-per-worker",
+            args.scale.output_per_worker.to_string(),
+        ),
+        ("--checkpoint", args.checkpoint.is_some().to_string()),
+        ("--chunk-bytes", args.scale.chunk_bytes.to_string()),
+    ]
+    .iter()
+    .map(|(name, value)| format!("{name}: {value}\n"))
+    .collect()
+}
+
+/// Why the workers did not start.
+enum Start {
+    /// Another process runs another command (exit 2).
+    Differ(String),
+    /// The rest (exit 4).
+    Failed(String),
+}
+
 /// Starts the workers of `layout` on `work`; for a cluster, connects to
-/// the other processes first (`workers/connect.rs`).
-fn execute<T, F>(layout: Layout, work: F) -> Result<timely::communication::WorkerGuards<T>, String>
+/// the other processes first and checks that they run the same command
+/// (`workers/connect.rs`).
+fn execute<T, F>(layout: Layout, work: F) -> Result<timely::communication::WorkerGuards<T>, Start>
 where
     T: Send + 'static,
     F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
 {
     let (builders, others) = match layout {
-        Layout::Process(threads) => CommunicationConfig::Process(threads).try_build()?,
+        Layout::Process(threads) => CommunicationConfig::Process(threads)
+            .try_build()
+            .map_err(Start::Failed)?,
         Layout::Cluster {
             threads,
             process,
             addresses,
+            agreement,
         } => {
-            let sockets = connect::sockets(&addresses, process).map_err(|e| e.to_string())?;
+            let mut sockets =
+                connect::sockets(&addresses, process).map_err(|e| Start::Failed(e.to_string()))?;
+            connect::agree(&mut sockets, process, &agreement).map_err(|e| match e {
+                connect::Disagreement::Differ(why) => Start::Differ(why),
+                connect::Disagreement::Io(e) => Start::Failed(e.to_string()),
+            })?;
             let hooks = Hooks::default();
             let local = ProcessBuilder::new_typed_vector(
                 threads,
@@ -549,12 +634,13 @@ where
             );
             let (builders, guard) =
                 initialize_networking_from_sockets(local, sockets, process, threads, hooks)
-                    .map_err(|e| format!("cannot start the networking: {e}"))?;
+                    .map_err(|e| Start::Failed(format!("cannot start the networking: {e}")))?;
             let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
             (builders, Box::new(guard) as Box<dyn std::any::Any + Send>)
         }
     };
     timely::execute::execute_from(builders, others, WorkerConfig::default(), work)
+        .map_err(Start::Failed)
 }
 
 /// What every worker of the process shares.

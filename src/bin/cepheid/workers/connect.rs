@@ -139,3 +139,74 @@ fn accept(
     }
     Ok(received)
 }
+
+/// Why the processes do not go on together.
+pub enum Disagreement {
+    /// Another process runs another command: what differs.
+    Differ(String),
+    /// A stream failed.
+    Io(io::Error),
+}
+
+/// Most bytes of an agreement a process accepts from another.
+const MAX_AGREEMENT: u32 = 1 << 16;
+
+/// Sends `agreement` (what every process must agree on, `name: value` per
+/// line) to every other process and checks theirs, before timely's
+/// networking starts on the streams (issue 26: processes that ran other
+/// commands gave silent wrong records). Each side writes one message (a
+/// big-endian `u32` length, then the text) and reads one, so the streams
+/// are where timely expects them afterwards.
+pub fn agree(
+    streams: &mut [Option<TcpStream>],
+    process: usize,
+    agreement: &str,
+) -> Result<(), Disagreement> {
+    let message = [
+        &(agreement.len() as u32).to_be_bytes()[..],
+        agreement.as_bytes(),
+    ]
+    .concat();
+    for stream in streams.iter_mut().flatten() {
+        stream.write_all(&message).map_err(Disagreement::Io)?;
+    }
+    for (index, stream) in streams.iter_mut().enumerate() {
+        let Some(stream) = stream else { continue };
+        let mut len = [0; 4];
+        stream.read_exact(&mut len).map_err(Disagreement::Io)?;
+        let len = u32::from_be_bytes(len);
+        if len > MAX_AGREEMENT {
+            return Err(Disagreement::Differ(format!(
+                "process {index} did not send what it runs (an older cepheid?); every process must run the same command (but --process)"
+            )));
+        }
+        let mut theirs = vec![0; len as usize];
+        stream.read_exact(&mut theirs).map_err(Disagreement::Io)?;
+        let theirs = String::from_utf8_lossy(&theirs);
+        if theirs == agreement {
+            continue;
+        }
+        let ours: Vec<&str> = agreement.lines().collect();
+        let differs = theirs
+            .lines()
+            .zip(&ours)
+            .find(|(t, o)| t != *o)
+            .map(|(t, o)| {
+                let name = o.split(": ").next().unwrap_or_default();
+                let value = |line: &str| {
+                    line.split_once(": ")
+                        .map_or(line.to_string(), |p| p.1.to_string())
+                };
+                format!(
+                    "its {name} is {}, this one's (process {process}) {}",
+                    value(t),
+                    value(o)
+                )
+            })
+            .unwrap_or_else(|| "what it runs differs".to_string());
+        return Err(Disagreement::Differ(format!(
+            "process {index} runs another command: {differs}; every process must run the same command (but --process); no record was made"
+        )));
+    }
+    Ok(())
+}
