@@ -386,13 +386,139 @@ fn a_checkpoint_of_another_command_is_refused_and_nothing_is_changed() {
         ]);
         refused(&dir, &mut run, says);
     }
-    // An output changed since.
-    fs::write(dir.join("out_part.jsonl"), b"").unwrap();
-    refused(
-        &dir,
-        &mut command(&dir, "part", &resume),
-        "out_part.jsonl holds 0 bytes, fewer than the",
-    );
+    // (an output shorter since was rotated: it is not refused any more,
+    // `an_output_rotated_since_the_checkpoint_goes_on_in_the_new_file`)
+}
+
+/// The output length a checkpoint records (its metadata, after its
+/// magic, version and length).
+fn checkpoint_output_len(dir: &Path) -> usize {
+    let bytes = read(dir, "ckpt/checkpoint");
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let meta: serde_json::Value = serde_json::from_slice(&bytes[20..20 + len]).unwrap();
+    meta["output_len"].as_u64().unwrap() as usize
+}
+
+/// An output rotated (logrotate's `create`: moved away, a new file; or
+/// `copytruncate`: copied, truncated in place) after the last checkpoint:
+/// every restart was refused for ever (exit 5, "holds 0 bytes, fewer
+/// than ..."). It goes on in the new file with the records after the
+/// checkpoint (issue 26).
+#[test]
+fn an_output_rotated_since_the_checkpoint_goes_on_in_the_new_file() {
+    let dir = setup("rotated_since", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected = read(&dir, "out_whole.jsonl");
+    for how in ["create", "copytruncate"] {
+        let _ = fs::remove_dir_all(dir.join("ckpt"));
+        partial_run(&dir);
+        let at = checkpoint_output_len(&dir);
+        assert!(at > 0);
+        match how {
+            "create" => {
+                fs::rename(dir.join("out_part.jsonl"), dir.join("out_part.jsonl.1")).unwrap();
+                fs::write(dir.join("out_part.jsonl"), b"").unwrap();
+            }
+            _ => {
+                fs::copy(dir.join("out_part.jsonl"), dir.join("out_part.jsonl.1")).unwrap();
+                fs::write(dir.join("out_part.jsonl"), b"").unwrap();
+            }
+        }
+        let resumed = command(&dir, "part", &["--checkpoint", "ckpt"])
+            .output()
+            .unwrap();
+        assert!(resumed.status.success(), "{how}: {}", stderr(&resumed));
+        assert!(
+            stderr(&resumed).contains("out_part.jsonl was rotated since"),
+            "{how}: {}",
+            stderr(&resumed)
+        );
+        let old = read(&dir, "out_part.jsonl.1");
+        let new = read(&dir, "out_part.jsonl");
+        assert!(!new.is_empty(), "{how}");
+        assert!(old.len() >= at, "{how}");
+        assert!(
+            [&old[..at], &new[..]].concat() == expected,
+            "{how}: the rotated file to the checkpoint, then the new one"
+        );
+        assert!(expected.starts_with(&old), "{how}");
+    }
+}
+
+/// Rotated while it runs (`create`: moved away; `copytruncate`: copied and
+/// truncated in place): records kept going to the moved file, or landed
+/// at the old offset (a file starting with NUL bytes). The output is
+/// opened again under its name, and written by appending (issue 26).
+#[cfg(unix)]
+#[test]
+fn an_output_rotated_while_it_runs_goes_on_in_the_new_file() {
+    let dir = setup("rotated_live", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected = read(&dir, "out_whole.jsonl");
+    let text = read(&dir, "events.jsonl");
+    let half = text[..text.len() / 2]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    for how in ["create", "copytruncate"] {
+        fs::write(dir.join("events.jsonl"), &text[..half]).unwrap();
+        let _ = fs::remove_file(dir.join("out_live.jsonl"));
+        let mut live = command(&dir, "live", &["--follow"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the first half's records are out and stay so.
+        let settled = |name: &str| {
+            let started = Instant::now();
+            let mut last = None;
+            loop {
+                assert!(started.elapsed() < common::PATIENCE, "{how}: never settled");
+                std::thread::sleep(Duration::from_millis(300));
+                let len = fs::metadata(dir.join(name)).map(|m| m.len()).ok();
+                if len.is_some_and(|l| l > 0) && len == last {
+                    return;
+                }
+                last = len;
+            }
+        };
+        settled("out_live.jsonl");
+        match how {
+            "create" => {
+                fs::rename(dir.join("out_live.jsonl"), dir.join("out_live.jsonl.1")).unwrap()
+            }
+            _ => {
+                fs::copy(dir.join("out_live.jsonl"), dir.join("out_live.jsonl.1")).unwrap();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join("out_live.jsonl"))
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
+            }
+        }
+        // The second half.
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("events.jsonl"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, &text[half..]).unwrap();
+        settled("out_live.jsonl");
+        live.kill().unwrap();
+        live.wait().unwrap();
+        let old = read(&dir, "out_live.jsonl.1");
+        let new = read(&dir, "out_live.jsonl");
+        assert!(!new.contains(&0), "{how}: NUL bytes in the new file");
+        let both = [&old[..], &new[..]].concat();
+        assert!(
+            expected.starts_with(&both),
+            "{how}: the records go on in the new file"
+        );
+        assert!(both.len() > old.len() + 1000, "{how}");
+    }
 }
 
 #[test]

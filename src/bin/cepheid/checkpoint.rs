@@ -138,6 +138,14 @@ pub struct Meta {
     pub output_len: Option<u64>,
     /// The late file's length.
     pub late_len: Option<u64>,
+    /// CRC-32s of the first bytes of the output and late files
+    /// (`rotate::head_crc`): resuming, other first bytes mean the file was
+    /// rotated since (older checkpoints have none).
+    #[serde(default)]
+    pub output_head: Option<u32>,
+    /// See `output_head`.
+    #[serde(default)]
+    pub late_head: Option<u32>,
     /// The command's counters.
     pub counters: Counters,
     /// Not in the file: set on resuming with `--watch` when the pattern
@@ -370,6 +378,8 @@ mod tests {
             },
             output_len: Some(99),
             late_len: None,
+            output_head: Some(7),
+            late_head: None,
             counters: Counters {
                 malformed: 2,
                 dropped_keys: vec![(0, vec![serde_json::json!("k1")])],

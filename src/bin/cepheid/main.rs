@@ -20,6 +20,7 @@ mod lock;
 mod output;
 mod reload;
 mod resume;
+mod rotate;
 mod run;
 mod signals;
 mod timing;

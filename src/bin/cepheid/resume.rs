@@ -106,20 +106,38 @@ pub fn load(
             e.message()
         )));
     }
+    // An output shorter than the checkpoint records, or with other first
+    // bytes, was rotated since (logrotate's `create` or `copytruncate`):
+    // it starts empty and the records after the checkpoint go into it
+    // (`rotate.rs`; it was refused for ever: issue 26).
     let outputs = [
-        (Some(args.output.as_path()), meta.output_len),
-        (args.late.as_deref(), meta.late_len),
+        (
+            Some(args.output.as_path()),
+            &mut meta.output_len,
+            meta.output_head,
+        ),
+        (args.late.as_deref(), &mut meta.late_len, meta.late_head),
     ];
-    for (file, len) in outputs {
-        let (Some(file), Some(len)) = (file, len) else {
+    for (file, len, head) in outputs {
+        let (Some(file), Some(then)) = (file, *len) else {
             continue;
         };
         let now = fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        if now < len {
-            return Err(unusable(format!(
-                "{} holds {now} bytes, fewer than the {len} it held then: it was changed since",
+        let same_head = || match head {
+            None => true,
+            Some(head) => {
+                File::open(file)
+                    .ok()
+                    .and_then(|f| crate::rotate::head_crc(&f, then))
+                    == Some(head)
+            }
+        };
+        if now < then || !same_head() {
+            say!(
+                "warning: checkpoint {shown}: {} was rotated since (it holds {now} bytes, not the {then} it held then, or other ones): it is started empty and the records after the checkpoint are written into it (the rotated file may hold some of them too)",
                 file.display()
-            )));
+            );
+            *len = Some(0);
         }
     }
     if let Some(tail) = meta.input.tail {

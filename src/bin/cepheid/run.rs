@@ -65,8 +65,8 @@
 //! thread, so this changes nothing but the speed.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, IsTerminal, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -255,7 +255,7 @@ pub struct Args {
 
 /// Records are copied into 256 KiB blocks that the `cepheid-write` thread
 /// writes (`output.rs`): the system calls are off the main thread.
-type Output = JsonLines<Background, BufWriter<File>>;
+type Output = JsonLines<Background, BufWriter<Box<dyn Write + Send>>>;
 
 /// How a run ended early.
 enum Stop {
@@ -497,8 +497,8 @@ fn checkpoint_command(args: &Args) -> Option<checkpoint::Command> {
 /// The output files, for checkpoints: synced and measured before each.
 #[derive(Default)]
 struct OutputFiles {
-    output: Option<File>,
-    late: Option<File>,
+    output: Option<crate::rotate::Current>,
+    late: Option<crate::rotate::Current>,
 }
 
 /// A run's checkpoints.
@@ -1097,15 +1097,22 @@ impl Session<'_> {
         let Some(checkpoints) = &mut self.checkpoints else {
             return Ok(());
         };
-        let measure = |file: &Option<File>, to_late: bool| -> Result<Option<u64>, Stop> {
-            let Some(file) = file else { return Ok(None) };
+        // (the file open now under the name: a rotated one was reopened
+        // by the flush above)
+        let measure = |file: &Option<crate::rotate::Current>,
+                       to_late: bool|
+         -> Result<(Option<u64>, Option<u32>), Stop> {
+            let Some(file) = file else {
+                return Ok((None, None));
+            };
+            let file = crate::rotate::lock(file);
             match file.sync_data().and_then(|()| file.metadata()) {
-                Ok(meta) => Ok(Some(meta.len())),
+                Ok(meta) => Ok((Some(meta.len()), crate::rotate::head_crc(&file, meta.len()))),
                 Err(e) => Err(Stop::Exit(report_write_error(args, (to_late, e)))),
             }
         };
-        let output_len = measure(&checkpoints.files.output, false)?;
-        let late_len = measure(&checkpoints.files.late, true)?;
+        let (output_len, output_head) = measure(&checkpoints.files.output, false)?;
+        let (late_len, late_head) = measure(&checkpoints.files.late, true)?;
         self.counters.object_keys_told = self.keys.told();
         self.counters.dropped_keys = self.out.drops.to_json(&names(self.engine));
         self.counters.dropped_keys_overflow = self.out.drops.overflow;
@@ -1116,6 +1123,8 @@ impl Session<'_> {
             input: self.position,
             output_len,
             late_len,
+            output_head,
+            late_head,
             counters: self.counters.clone(),
             reload_files: false,
         };
@@ -1331,42 +1340,35 @@ fn canonical(p: &Path) -> Option<std::path::PathBuf> {
 /// truncated to the lengths it records and written on from there;
 /// otherwise they are created empty.
 fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFiles), u8> {
-    let open = |path: &Path, len: Option<u64>| {
-        let opened = match len {
-            None => File::create(path),
-            // (an empty output deleted since is made again: nothing of it
-            // is lost; a longer one missing was refused by `resume`)
-            Some(len) => OpenOptions::new()
-                .write(true)
-                .create(len == 0)
-                .truncate(false)
-                .open(path)
-                .and_then(|mut f| {
-                    f.set_len(len)?;
-                    f.seek(SeekFrom::End(0))?;
-                    Ok(f)
-                }),
+    // A regular file (or none yet) is written by appending and opened
+    // again when rotated (`rotate.rs`), its length set to the checkpoint's
+    // (an empty output deleted since is made again: nothing of it is lost;
+    // one rotated since was given length 0 by `resume`); a device or a
+    // FIFO is created as before, neither synced nor measured (written as
+    // standard output is, `special_outputs`).
+    type Opened = (Box<dyn Write + Send>, Option<crate::rotate::Current>);
+    let open = |path: &Path, len: Option<u64>| -> Result<Opened, u8> {
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+        let opened = if special {
+            File::create(path).map(|f| (Box::new(f) as Box<dyn Write + Send>, None))
+        } else {
+            crate::rotate::Reopening::open(path, len.unwrap_or(0)).map(|f| {
+                let current = args.checkpoint.as_ref().map(|_| f.current());
+                (Box::new(f) as Box<dyn Write + Send>, current)
+            })
         };
         opened.map_err(|e| {
             say!("error: cannot create {}: {e}", path.display());
             EXIT_IO
         })
     };
-    // (a device or a FIFO is neither synced nor measured: written as
-    // standard output is, `special_outputs`)
-    let handle = |file: &File| {
-        args.checkpoint
-            .as_ref()
-            .filter(|_| file.metadata().is_ok_and(|m| m.is_file()))
-            .and_then(|_| file.try_clone().ok())
-    };
     let mut files = OutputFiles::default();
     let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
         Box::new(io::stdout())
     } else {
-        let file = open(&args.output, resumed.and_then(|m| m.output_len))?;
-        files.output = handle(&file);
-        Box::new(file)
+        let (file, current) = open(&args.output, resumed.and_then(|m| m.output_len))?;
+        files.output = current;
+        file
     };
     let out = Background::new(out).map_err(|e| {
         say!("error: cannot start the output's thread: {e}");
@@ -1374,8 +1376,8 @@ fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFi
     })?;
     let late = match &args.late {
         Some(path) => {
-            let file = open(path, resumed.and_then(|m| m.late_len))?;
-            files.late = handle(&file);
+            let (file, current) = open(path, resumed.and_then(|m| m.late_len))?;
+            files.late = current;
             Some(BufWriter::new(file))
         }
         None => None,
