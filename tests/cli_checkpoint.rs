@@ -856,3 +856,31 @@ fn an_empty_late_file_deleted_since_the_checkpoint_is_made_again() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(read(&dir, "late.jsonl"), b"");
 }
+
+/// A checkpoint that takes longer than `--checkpoint-every` (counted from
+/// the start of the previous one) made the run take one batch per
+/// checkpoint, without a word. The interval is counted from the end of
+/// the last checkpoint, and a slow one is said, once (issue 26).
+#[test]
+fn a_checkpoint_longer_than_its_interval_is_said_once_and_the_run_goes_on() {
+    let dir = setup("slow_checkpoints", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    // 1 ms: every checkpoint (a snapshot, a synced file) takes longer.
+    let slow = command(
+        &dir,
+        "slow",
+        &["--checkpoint", "ckpt", "--checkpoint-every", "1ms"],
+    )
+    .output()
+    .unwrap();
+    assert!(slow.status.success(), "{}", stderr(&slow));
+    let said = stderr(&slow);
+    assert_eq!(
+        said.matches("longer than --checkpoint-every 1 ms: each next one is due that long after the end of the last").count(),
+        1,
+        "{said}"
+    );
+    assert_eq!(read(&dir, "out_slow.jsonl"), read(&dir, "out_whole.jsonl"));
+    assert_eq!(summary(&slow), summary(&whole));
+}

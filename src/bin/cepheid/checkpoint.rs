@@ -261,6 +261,8 @@ pub struct Writer {
     written: u64,
     /// The write that fails, for tests ([`FAIL_VARIABLE`]).
     fail_at: Option<u64>,
+    /// Was a checkpoint that took longer than the interval said?
+    slow_told: bool,
 }
 
 impl Writer {
@@ -273,6 +275,7 @@ impl Writer {
             lines: 0,
             dirty: false,
             written: 0,
+            slow_told: false,
             fail_at: std::env::var(FAIL_VARIABLE)
                 .ok()
                 .and_then(|v| v.parse().ok()),
@@ -308,7 +311,12 @@ impl Writer {
     /// Writes `bytes` as the folder's checkpoint, safely: a temporary
     /// file, synced, renamed over the checkpoint, the folder synced.
     /// A write that fails (a full disk) leaves no temporary file behind.
-    pub fn write(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
+    /// `started` is when the checkpoint began (its flush and snapshot):
+    /// the next one is due an interval after the end of this one, not
+    /// after its start (issue 26: a checkpoint longer than the interval
+    /// made the run take one batch per checkpoint), and a checkpoint that
+    /// took longer than the interval is said, once.
+    pub fn write(&mut self, bytes: &[u8], started: Instant) -> io::Result<()> {
         self.written += 1;
         let temp = self.dir.join(TEMP);
         let written = self.write_temp(&temp, bytes);
@@ -318,7 +326,18 @@ impl Writer {
         written?;
         fs::rename(&temp, self.dir.join(FILE))?;
         sync_dir(&self.dir)?;
-        self.last = now;
+        let ended = Instant::now();
+        let took = ended.saturating_duration_since(started);
+        if let Some(every) = self.every.time.filter(|every| took > *every) {
+            if !std::mem::replace(&mut self.slow_told, true) {
+                say!(
+                    "cepheid: a checkpoint took {} ms, longer than --checkpoint-every {} ms: each next one is due that long after the end of the last (a longer interval leaves more time to the events)",
+                    took.as_millis(),
+                    every.as_millis()
+                );
+            }
+        }
+        self.last = ended;
         self.lines = 0;
         self.dirty = false;
         Ok(())

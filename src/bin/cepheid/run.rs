@@ -1093,6 +1093,7 @@ impl Session<'_> {
             return Ok(());
         }
         let args = self.args;
+        let started = Instant::now();
         flush_now(args, self.out.out)?;
         let Some(checkpoints) = &mut self.checkpoints else {
             return Ok(());
@@ -1143,7 +1144,7 @@ impl Session<'_> {
         let bytes = checkpoint::encode(&meta, &snapshot);
         checkpoints
             .writer
-            .write(&bytes, Instant::now())
+            .write(&bytes, started)
             .map_err(|e| failed(e.to_string()))
     }
 }
