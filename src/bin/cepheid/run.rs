@@ -632,9 +632,10 @@ struct Drops {
     overflow: bool,
 }
 
-/// Keys over `--max-runs-per-key` remembered, at most: the first
-/// [`TOLD_KEYS`] are said, all of them are counted up to here.
-const MAX_DROP_KEYS: usize = 10_000;
+/// Keys over `--max-runs-per-key` remembered, at most (by each worker with
+/// `--workers`): the first [`TOLD_KEYS`] are said, all of them are counted
+/// up to here.
+pub(crate) const MAX_DROP_KEYS: usize = 10_000;
 
 impl Drops {
     /// The keys as JSON (for checkpoints: the pattern as its index among

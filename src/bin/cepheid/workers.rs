@@ -184,6 +184,9 @@ struct Summary {
     unusable_keys: u64,
     dropped_runs: u64,
     dropped_keys: u64,
+    /// Did more keys go over the limit than a worker remembers
+    /// (`MAX_DROP_KEYS`)?
+    dropped_keys_overflow: bool,
     capped_runs: u64,
     forced: u64,
     waiting: u64,
@@ -201,6 +204,7 @@ impl Summary {
         self.unusable_keys += other.unusable_keys;
         self.dropped_runs += other.dropped_runs;
         self.dropped_keys += other.dropped_keys;
+        self.dropped_keys_overflow |= other.dropped_keys_overflow;
         self.capped_runs += other.capped_runs;
         self.forced += other.forced;
         self.waiting += other.waiting;
@@ -217,6 +221,8 @@ struct ReadCounts {
     malformed: AtomicU64,
     read_error: AtomicBool,
     strict_stop: AtomicBool,
+    /// More keys over `--max-runs-per-key` than the worker remembers.
+    drops_overflow: AtomicBool,
 }
 
 impl ReadCounts {
@@ -1200,6 +1206,7 @@ impl Job {
     ) -> WorkerCut {
         let dir = checkpoint.dir.clone();
         let drops_saved = Rc::clone(drops);
+        let cut_counts = Arc::clone(counts);
         let stop = Arc::clone(&self.stop);
         let failed = Arc::clone(&self.checkpoint_failed);
         // With `--output-per-worker`: the worker's own `FILE.W`, which
@@ -1236,6 +1243,7 @@ impl Job {
                     .collect(),
                 read: (*read).clone(),
                 own,
+                drops_overflow: cut_counts.drops_overflow.load(Ordering::Relaxed),
             };
             if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
                 say!(
@@ -1251,6 +1259,9 @@ impl Job {
         if let Some(files) = resume.as_ref() {
             // Checked before the workers started.
             let mut mine = Vec::new();
+            if files.iter().any(|f| f.drops_overflow) {
+                counts.drops_overflow.store(true, Ordering::Relaxed);
+            }
             if files.len() == peers {
                 let _ = cut.restore(&self.plan, &files[index].state);
                 mine.extend(files[index].drops.iter().cloned());
@@ -1651,8 +1662,15 @@ impl Sink<Record> for CliSink {
         }
         let key = serde_json::to_string(partial.key()).unwrap_or_default();
         let mut drops = self.drops.borrow_mut();
+        let told = (partial.pattern_index(), key);
+        if drops.len() >= super::MAX_DROP_KEYS && !drops.contains_key(&told) {
+            // Remembered up to a bound (issue 26): only that there were
+            // more is kept.
+            self.counts.drops_overflow.store(true, Ordering::Relaxed);
+            return;
+        }
         let kg = key_group(partial.key());
-        if drops.insert((partial.pattern_index(), key), kg).is_some() {
+        if drops.insert(told, kg).is_some() {
             return;
         }
         if drops.len() <= TOLD_KEYS {
@@ -1690,6 +1708,7 @@ impl Collect<Record> for CliSink {
             unusable_keys: stats.unusable_keys,
             dropped_runs: stats.dropped_runs,
             dropped_keys: self.drops.borrow().len() as u64,
+            dropped_keys_overflow: self.counts.drops_overflow.load(Ordering::Relaxed),
             capped_runs: stats.capped_runs,
             forced: stats.forced_watermarks,
             waiting: waiting as u64,
@@ -1961,8 +1980,13 @@ fn finish(
     };
     let per_key = summary.dropped_runs.saturating_sub(summary.capped_runs);
     let dropped = if per_key > 0 {
+        let more = if summary.dropped_keys_overflow {
+            "more than "
+        } else {
+            ""
+        };
         format!(
-            ", {per_key} partial matches dropped in {} keys over --max-runs-per-key",
+            ", {per_key} partial matches dropped in {more}{} keys over --max-runs-per-key",
             summary.dropped_keys
         )
     } else {

@@ -108,6 +108,8 @@ pub struct WorkerFile {
     /// With `--output-per-worker`: the bytes of the worker's own `FILE.W`
     /// written before the cut (every record it made below it).
     pub own: Option<u64>,
+    /// Did more keys go over `--max-runs-per-key` than `drops` holds?
+    pub drops_overflow: bool,
 }
 
 /// Lines of the input file read, over every worker: every chunk below
@@ -368,6 +370,7 @@ mod tests {
             drops: vec![(0, "[\"u\"]".into(), 7)],
             read: Read::default(),
             own: Some(7),
+            drops_overflow: false,
         };
         let bytes = encode(&file);
         assert_eq!(decode(&bytes).map(|f| f.drops.len()), Ok(1));
