@@ -639,3 +639,70 @@ fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
         );
     }
 }
+
+/// With a checkpoint folder per process (a mistake: they must share one),
+/// no cut is ever complete; process 1's cuts piled up in its folder (29 MB
+/// in 4 s at 100 ms). A process deletes its unfinished cuts below the one
+/// it writes (issue 26).
+#[test]
+fn with_a_folder_per_process_abandoned_cuts_do_not_pile_up() {
+    let dir = setup("processes_own_folders", 100_000);
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    let start = |process: &str, extra: &[&str]| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--chunk-bytes", "65536", "--max-delay", "2s"])
+            .args([
+                "--processes",
+                "2",
+                "--process",
+                process,
+                "--hostfile",
+                "hosts",
+            ])
+            .args([
+                "--checkpoint",
+                &format!("ckpt{process}"),
+                "--checkpoint-every",
+                "20ms",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let zero = start("0", &["--output", "out.jsonl"]);
+    std::thread::sleep(Duration::from_millis(50));
+    let one = start("1", &[]);
+    let zero = zero.wait_with_output().unwrap();
+    let one = one.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&zero.stderr).into_owned();
+    assert!(zero.status.success(), "{said}");
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert!(said.contains("no checkpoint could be completed"), "{said}");
+    let cuts = fs::read_dir(dir.join("ckpt1"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("epoch-")
+        })
+        .count();
+    assert!(cuts <= 1, "{cuts} cuts left in process 1's folder");
+}

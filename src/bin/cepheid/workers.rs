@@ -1253,6 +1253,8 @@ impl Job {
                 // The input stops; exit 4 at the end.
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
+            } else {
+                cut::prune_unfinished(&dir, epoch);
             }
         });
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
