@@ -50,12 +50,7 @@ pub struct Reopening {
 impl Reopening {
     /// Opens `path` for appending, its length set to `len` (0: empty).
     pub fn open(path: &Path, len: u64) -> io::Result<Reopening> {
-        // (readable too: a checkpoint reads its first bytes)
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
+        let file = open_appending(path)?;
         file.set_len(len)?;
         let id = file_id(&file);
         Ok(Reopening {
@@ -81,11 +76,7 @@ impl Reopening {
         // Moved away (and maybe created anew): what is buffered went to
         // the old file; the next records go to the name.
         lock(&self.current).flush()?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)?;
+        let file = open_appending(&self.path)?;
         self.id = file_id(&file);
         *lock(&self.current) = file;
         Ok(())
@@ -103,6 +94,18 @@ impl Write for Reopening {
     fn flush(&mut self) -> io::Result<()> {
         lock(&self.current).flush()?;
         self.follow_rotation()
+    }
+}
+
+/// Opens `path` for appending (created if need be), readable too when it
+/// may be (a checkpoint reads its first bytes; a file that may only be
+/// written is written, its first bytes then unknown).
+fn open_appending(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.append(true).create(true);
+    match options.clone().read(true).open(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => options.open(path),
+        opened => opened,
     }
 }
 
