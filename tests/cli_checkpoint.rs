@@ -466,7 +466,8 @@ fn an_output_rotated_while_it_runs_goes_on_in_the_new_file() {
     for how in ["create", "copytruncate"] {
         fs::write(dir.join("events.jsonl"), &text[..half]).unwrap();
         let _ = fs::remove_file(dir.join("out_live.jsonl"));
-        let mut live = command(&dir, "live", &["--follow"])
+        let _ = fs::remove_dir_all(dir.join("ckpt_live"));
+        let mut live = command(&dir, "live", &["--follow", "--checkpoint", "ckpt_live"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -507,6 +508,18 @@ fn an_output_rotated_while_it_runs_goes_on_in_the_new_file() {
             .unwrap();
         std::io::Write::write_all(&mut file, &text[half..]).unwrap();
         settled("out_live.jsonl");
+        // The new file is locked as the first was: another run on it
+        // (with another folder) is refused.
+        let second = command(&dir, "live", &["--follow", "--checkpoint", "ckpt_other"])
+            .output()
+            .unwrap();
+        assert_eq!(second.status.code(), Some(5), "{how}: {}", stderr(&second));
+        assert!(
+            stderr(&second)
+                .contains("--output out_live.jsonl is being written by another cepheid run"),
+            "{how}: {}",
+            stderr(&second)
+        );
         live.kill().unwrap();
         live.wait().unwrap();
         let old = read(&dir, "out_live.jsonl.1");

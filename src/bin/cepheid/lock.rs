@@ -11,7 +11,8 @@
 //! the files are not stopped.
 //!
 //! With `--processes`, each process locks its own file in the shared
-//! folder (`lock` for process 0, `lock.process-I` for the others).
+//! folder (`lock` for process 0, `lock.process-I` for the others). An
+//! output opened again after a rotation (`rotate.rs`) is locked too.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -140,7 +141,7 @@ fn holder(file: &mut File) -> Option<u32> {
 /// An exclusive `flock` without waiting: `Ok(false)` when another open
 /// file holds one.
 #[cfg(unix)]
-fn try_lock(file: &File) -> io::Result<bool> {
+pub fn try_lock(file: &File) -> io::Result<bool> {
     use rustix::fs::{flock, FlockOperation};
     match flock(file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(true),
@@ -151,6 +152,6 @@ fn try_lock(file: &File) -> io::Result<bool> {
 
 /// Elsewhere, no lock (documented in `docs/checkpoints.md`).
 #[cfg(not(unix))]
-fn try_lock(_file: &File) -> io::Result<bool> {
+pub fn try_lock(_file: &File) -> io::Result<bool> {
     Ok(true)
 }

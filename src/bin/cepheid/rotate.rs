@@ -45,11 +45,16 @@ pub struct Reopening {
     current: Current,
     id: Option<(u64, u64)>,
     looked: Instant,
+    /// Lock the file opened after a rotation (`lock.rs`; the first one was
+    /// locked before it was opened)?
+    lock: bool,
 }
 
 impl Reopening {
-    /// Opens `path` for appending, its length set to `len` (0: empty).
-    pub fn open(path: &Path, len: u64) -> io::Result<Reopening> {
+    /// Opens `path` for appending, its length set to `len` (0: empty);
+    /// with `lock`, a file opened after a rotation is locked as the first
+    /// one was (`lock::output`).
+    pub fn open(path: &Path, len: u64, lock: bool) -> io::Result<Reopening> {
         let file = open_appending(path)?;
         file.set_len(len)?;
         let id = file_id(&file);
@@ -58,6 +63,7 @@ impl Reopening {
             current: Arc::new(Mutex::new(file)),
             id,
             looked: Instant::now(),
+            lock,
         })
     }
 
@@ -77,6 +83,10 @@ impl Reopening {
         // the old file; the next records go to the name.
         lock(&self.current).flush()?;
         let file = open_appending(&self.path)?;
+        if self.lock {
+            // (best effort: the run goes on writing its output)
+            let _ = crate::lock::try_lock(&file);
+        }
         self.id = file_id(&file);
         *lock(&self.current) = file;
         Ok(())

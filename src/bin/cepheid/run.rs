@@ -1354,10 +1354,12 @@ fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFi
         let opened = if special {
             File::create(path).map(|f| (Box::new(f) as Box<dyn Write + Send>, None))
         } else {
-            crate::rotate::Reopening::open(path, len.unwrap_or(0)).map(|f| {
-                let current = args.checkpoint.as_ref().map(|_| f.current());
-                (Box::new(f) as Box<dyn Write + Send>, current)
-            })
+            crate::rotate::Reopening::open(path, len.unwrap_or(0), args.checkpoint.is_some()).map(
+                |f| {
+                    let current = args.checkpoint.as_ref().map(|_| f.current());
+                    (Box::new(f) as Box<dyn Write + Send>, current)
+                },
+            )
         };
         opened.map_err(|e| {
             say!("error: cannot create {}: {e}", path.display());
