@@ -34,7 +34,7 @@ pub fn run(args: &Args) -> u8 {
         loaded.diagnostics.extend(found);
     }
     if !loaded.diagnostics.is_empty() {
-        eprintln!("{}", loaded.render());
+        say!("{}", loaded.render());
     }
     let files = loaded.sources.len();
     let summary = format!(
@@ -44,9 +44,9 @@ pub fn run(args: &Args) -> u8 {
         if files == 1 { "file" } else { "files" },
     );
     match (loaded.error_count(), loaded.warning_count()) {
-        (0, 0) => eprintln!("ok: {summary}"),
-        (0, w) => eprintln!("ok: {summary}, {}", count(w, "warning")),
-        (e, w) => eprintln!(
+        (0, 0) => say!("ok: {summary}"),
+        (0, w) => say!("ok: {summary}, {}", count(w, "warning")),
+        (e, w) => say!(
             "failed: {}, {} ({summary})",
             count(e, "error"),
             count(w, "warning")

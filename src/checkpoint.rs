@@ -100,6 +100,10 @@ pub struct Counters {
     /// The keys already said to be over `--max-runs-per-key`: pattern
     /// index and key values (JSON).
     pub dropped_keys: Vec<(usize, Vec<serde_json::Value>)>,
+    /// Did more keys than are remembered (`run.rs`, `MAX_DROP_KEYS`) go
+    /// over `--max-runs-per-key`?
+    #[serde(default)]
+    pub dropped_keys_overflow: bool,
     /// Per pattern: was an object key already reported?
     pub object_keys_told: Vec<bool>,
     /// Has the input had `$watermark` lines (then the end of input does
@@ -134,8 +138,22 @@ pub struct Meta {
     pub output_len: Option<u64>,
     /// The late file's length.
     pub late_len: Option<u64>,
+    /// CRC-32s of the first bytes of the output and late files
+    /// (`rotate::head_crc`): resuming, other first bytes mean the file was
+    /// rotated since (older checkpoints have none).
+    #[serde(default)]
+    pub output_head: Option<u32>,
+    /// See `output_head`.
+    #[serde(default)]
+    pub late_head: Option<u32>,
     /// The command's counters.
     pub counters: Counters,
+    /// Not in the file: set on resuming with `--watch` when the pattern
+    /// files on disk are no longer the checkpoint's rules (edited after
+    /// it): the run goes on with the checkpoint's rules and reads the
+    /// files at once, as a reload (`resume.rs`).
+    #[serde(skip)]
+    pub reload_files: bool,
 }
 
 /// A checkpoint as bytes: the file's contents.
@@ -243,6 +261,8 @@ pub struct Writer {
     written: u64,
     /// The write that fails, for tests ([`FAIL_VARIABLE`]).
     fail_at: Option<u64>,
+    /// Was a checkpoint that took longer than the interval said?
+    slow_told: bool,
 }
 
 impl Writer {
@@ -255,6 +275,7 @@ impl Writer {
             lines: 0,
             dirty: false,
             written: 0,
+            slow_told: false,
             fail_at: std::env::var(FAIL_VARIABLE)
                 .ok()
                 .and_then(|v| v.parse().ok()),
@@ -289,14 +310,48 @@ impl Writer {
 
     /// Writes `bytes` as the folder's checkpoint, safely: a temporary
     /// file, synced, renamed over the checkpoint, the folder synced.
-    pub fn write(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
+    /// A write that fails (a full disk) leaves no temporary file behind.
+    /// `started` is when the checkpoint began (its flush and snapshot):
+    /// the next one is due an interval after the end of this one, not
+    /// after its start (issue 26: a checkpoint longer than the interval
+    /// made the run take one batch per checkpoint), and a checkpoint that
+    /// took longer than the interval is said, once.
+    pub fn write(&mut self, bytes: &[u8], started: Instant) -> io::Result<()> {
         self.written += 1;
         let temp = self.dir.join(TEMP);
+        let written = self.write_temp(&temp, bytes);
+        if written.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        written?;
+        fs::rename(&temp, self.dir.join(FILE))?;
+        sync_dir(&self.dir)?;
+        let ended = Instant::now();
+        let took = ended.saturating_duration_since(started);
+        if let Some(every) = self.every.time.filter(|every| took > *every) {
+            if !std::mem::replace(&mut self.slow_told, true) {
+                say!(
+                    "cepheid: a checkpoint took {} ms, longer than --checkpoint-every {} ms: each next one is due that long after the end of the last (a longer interval leaves more time to the events)",
+                    took.as_millis(),
+                    every.as_millis()
+                );
+            }
+        }
+        self.last = ended;
+        self.lines = 0;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+impl Writer {
+    /// Writes and syncs `bytes` into `temp`.
+    fn write_temp(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&temp)?;
+            .open(temp)?;
         if self.fail_at == Some(self.written) {
             file.write_all(&bytes[..bytes.len() / 2])?;
             return Err(io::Error::other(
@@ -304,14 +359,7 @@ impl Writer {
             ));
         }
         file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, self.dir.join(FILE))?;
-        sync_dir(&self.dir)?;
-        self.last = now;
-        self.lines = 0;
-        self.dirty = false;
-        Ok(())
+        file.sync_all()
     }
 }
 
@@ -349,9 +397,12 @@ mod tests {
             },
             output_len: Some(99),
             late_len: None,
+            output_head: Some(7),
+            late_head: None,
             counters: Counters {
                 malformed: 2,
                 dropped_keys: vec![(0, vec![serde_json::json!("k1")])],
+                dropped_keys_overflow: true,
                 object_keys_told: vec![false, true],
                 punctuated: true,
                 watermarks_told: false,
@@ -360,6 +411,7 @@ mod tests {
                 reloads_refused: 1,
                 rules_changed: true,
             },
+            reload_files: false,
         }
     }
 

@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> u8 {
         .collect();
     if let (Some(name), true) = (&args.pattern, selected.is_empty()) {
         let names: Vec<&str> = loaded.patterns.iter().map(|p| p.name.as_str()).collect();
-        eprintln!(
+        say!(
             "error: no pattern named `{name}` (patterns: {})",
             if names.is_empty() {
                 "none".to_string()
@@ -55,7 +55,7 @@ pub fn run(args: &Args) -> u8 {
         let nfa = match Nfa::<Record>::compile(p, &mut FieldTable::new()) {
             Ok(nfa) => nfa,
             Err(e) => {
-                eprintln!("error: pattern `{}` does not compile: {e}", p.name);
+                say!("error: pattern `{}` does not compile: {e}", p.name);
                 status = EXIT_PATTERN_ERROR;
                 continue;
             }

@@ -12,6 +12,12 @@
 //! away and recreated), the rest of the open file is read first, then the
 //! new file from its beginning; when the file got shorter than what was
 //! read (truncated, `copytruncate`), it is read again from its beginning.
+//! A file truncated and written again past the old size before the next
+//! look (`copytruncate` and a burst) is not shorter than what was read:
+//! as `tail -F` and log shippers do, the file is also recognized by a
+//! fingerprint of its first bytes (up to [`HEAD_BYTES`], kept as they are
+//! read), compared before every read: when they differ, the file was
+//! rewritten in place and is read again from its beginning (issue 26).
 //! At such a switch `read` returns 0 once, an end of file: the caller
 //! (`input.rs`) ends the old file's lines there (a last line without its
 //! newline is a line, not the start of the new file's first one), and
@@ -33,6 +39,9 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 pub const POLL: Duration = Duration::from_secs(1);
 /// The same without a watcher.
 pub const POLL_ALONE: Duration = Duration::from_millis(100);
+/// Bytes at the start of the open file that recognize it (a file
+/// rewritten in place has other first bytes).
+pub const HEAD_BYTES: usize = 1024;
 
 /// A followed file.
 pub struct Follow {
@@ -42,6 +51,8 @@ pub struct Follow {
     id: FileId,
     /// Bytes read from the open file (from its beginning).
     pos: u64,
+    /// Its first bytes (up to [`HEAD_BYTES`], as many as were read).
+    head: Vec<u8>,
     /// Did `read` switch to a new file (and return 0 for it) since
     /// [`take_switched`](Follow::take_switched) was last asked?
     switched: bool,
@@ -115,7 +126,7 @@ impl Follow {
         let (watcher, poll) = match watcher {
             Ok(w) => (Some(w), POLL),
             Err(e) => {
-                eprintln!(
+                say!(
                     "warning: cannot watch {} for changes ({e}); looking at it every {} ms",
                     folder.display(),
                     POLL_ALONE.as_millis()
@@ -123,11 +134,13 @@ impl Follow {
                 (None, POLL_ALONE)
             }
         };
+        let head = read_head(&file, offset.min(HEAD_BYTES as u64) as usize).unwrap_or_default();
         Ok(Follow {
             path: path.to_path_buf(),
             file,
             id,
             pos: offset,
+            head,
             switched: false,
             wake,
             _watcher: watcher,
@@ -144,6 +157,32 @@ impl Follow {
             Ok(meta) if meta.len() < self.pos => Change::Truncated,
             Ok(_) => Change::None,
         }
+    }
+
+    /// Was the open file rewritten in place (its first bytes not those
+    /// read), even when it is not shorter than what was read?
+    fn rewritten(&self) -> bool {
+        !self.head.is_empty()
+            && read_head(&self.file, self.head.len()).is_none_or(|now| now != self.head)
+    }
+
+    /// The file from its beginning again, as a new file.
+    fn restart(&mut self) -> io::Result<usize> {
+        self.file.seek(SeekFrom::Start(0))?;
+        self.pos = 0;
+        self.head.clear();
+        self.switched = true;
+        Ok(0)
+    }
+
+    /// Bytes `bytes` were just read at `self.pos`: keeps those within the
+    /// first [`HEAD_BYTES`], then moves on.
+    fn advance(&mut self, bytes: &[u8]) {
+        if self.head.len() as u64 == self.pos && self.head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+        self.pos += bytes.len() as u64;
     }
 
     /// Waits for a change event or the poll interval.
@@ -172,25 +211,23 @@ impl Read for Follow {
             return Ok(0);
         }
         loop {
+            if self.rewritten() {
+                return self.restart();
+            }
             let n = self.file.read(buf)?;
             if n > 0 {
-                self.pos += n as u64;
+                self.advance(&buf[..n]);
                 return Ok(n);
             }
             match self.change() {
                 Change::None => self.wait(),
-                Change::Truncated => {
-                    self.file.seek(SeekFrom::Start(0))?;
-                    self.pos = 0;
-                    self.switched = true;
-                    return Ok(0);
-                }
+                Change::Truncated => return self.restart(),
                 Change::Replaced => {
                     // Lines written to the old file just before it was
                     // replaced come first.
                     let n = self.file.read(buf)?;
                     if n > 0 {
-                        self.pos += n as u64;
+                        self.advance(&buf[..n]);
                         return Ok(n);
                     }
                     match File::open(&self.path) {
@@ -198,6 +235,7 @@ impl Read for Follow {
                             self.id = file_id(&file.metadata()?);
                             self.file = file;
                             self.pos = 0;
+                            self.head.clear();
                             self.switched = true;
                             return Ok(0);
                         }
@@ -209,6 +247,23 @@ impl Read for Follow {
             }
         }
     }
+}
+
+/// The first `len` bytes of `file` (read where they are, the file's
+/// position unchanged), or `None` when it holds fewer.
+#[cfg(unix)]
+fn read_head(file: &File, len: usize) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; len];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    Some(bytes)
+}
+
+/// Elsewhere no fingerprint: a rewrite in place is seen only when the
+/// file got shorter.
+#[cfg(not(unix))]
+fn read_head(_file: &File, _len: usize) -> Option<Vec<u8>> {
+    Some(Vec::new())
 }
 
 #[cfg(test)]
@@ -285,6 +340,38 @@ mod tests {
         fs::remove_file(&path).unwrap();
         fs::write(&path, "five\n").unwrap();
         assert_eq!(take(&rx, "|five\n"), "|five\n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// `copytruncate` and a burst larger than the old size written before
+    /// the next look: the file is not shorter than what was read, and was
+    /// read on from the old offset (the head of the new content lost,
+    /// half-lines). Its first bytes tell (issue 26).
+    #[test]
+    fn a_file_rewritten_in_place_past_its_old_size_is_read_from_its_beginning() {
+        let dir = scratch("copytruncate");
+        let path = dir.join("events");
+        fs::write(&path, "{\"ts\":1}\n{\"ts\":2}\n").unwrap();
+        let mut follow = Follow::open(&path, 0).unwrap();
+        let mut buf = [0; 4096];
+        let n = follow.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"{\"ts\":1}\n{\"ts\":2}\n");
+        // Truncated and written again at once, longer than before.
+        let burst: String = (3..40).map(|t| format!("{{\"ts\":{t}}}\n")).collect();
+        fs::write(&path, &burst).unwrap();
+        assert_eq!(follow.read(&mut buf).unwrap(), 0);
+        assert!(follow.take_switched());
+        let mut got = Vec::new();
+        while got.len() < burst.len() {
+            let n = follow.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(String::from_utf8(got).unwrap(), burst);
+        // Resumed at an offset, its first bytes are read at the start.
+        let mut resumed = Follow::open(&path, burst.len() as u64).unwrap();
+        fs::write(&path, burst.replace("\"ts\":3}", "\"ts\":9}") + "more\n").unwrap();
+        assert_eq!(resumed.read(&mut buf).unwrap(), 0);
+        assert!(resumed.take_switched());
         let _ = fs::remove_dir_all(&dir);
     }
 

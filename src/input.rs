@@ -164,6 +164,12 @@ pub struct Batch {
     /// what it releases is flushed to the outputs at once, instead of
     /// waiting in their buffers.
     pub stalled: bool,
+    /// Is the batch's one line the last of a file read to its end (not
+    /// followed) and without its newline, the end of a file still being
+    /// written? Then it is sent alone, after a batch that ends just before
+    /// it: a checkpoint is taken before it and none after it, so that a
+    /// resumed run reads it again whole (issue 26).
+    pub open_end: bool,
 }
 
 /// What the main thread receives.
@@ -186,6 +192,8 @@ pub enum Reload {
     Changed,
     /// SIGHUP.
     Hangup,
+    /// Resumed from a checkpoint whose rules the files no longer are.
+    Resumed,
 }
 
 /// Sends [`Message::End`] when the reader thread ends, however it ends
@@ -298,19 +306,20 @@ fn read(source: Source, reading: Reading, tx: SyncSender<Message>) {
     match source {
         Source::Stdin => {
             let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
-            read_lines(items, start, None, go_on, tx);
+            read_lines(items, start, None, go_on, tx, false);
         }
         Source::File(file) => {
             let tail = tails.then(|| file.try_clone().ok()).flatten();
             let items = Entries::new(origin, file, decoder, go_on.is_some());
-            read_lines(items, start, tail.as_ref(), go_on, tx);
+            read_lines(items, start, tail.as_ref(), go_on, tx, true);
         }
         Source::Follow(mut follow) => {
             let (mut decoder, mut start) = (decoder, start);
             loop {
                 let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
                 let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
-                if !read_lines(items, start, tail.as_ref(), go_on, tx) || !follow.take_switched() {
+                let read = read_lines(items, start, tail.as_ref(), go_on, tx, false);
+                if !read || !follow.take_switched() {
                     return;
                 }
                 decoder = fresh();
@@ -363,38 +372,86 @@ impl<R: Read> Entries<R> {
 /// A batch is sent when it is full or when the next line is not in the
 /// buffer yet, so that a slow input (a pipe, a terminal, a followed file)
 /// is processed as it comes, and after a control record, which the
-/// thread then waits on `go_on` for. False when the receiver is gone.
+/// thread then waits on `go_on` for. With `to_end` (a file read to its
+/// end, with tails), a last line without its newline is sent alone
+/// ([`Batch::open_end`]). False when the receiver is gone.
 fn read_lines<R: Read>(
     mut items: Entries<R>,
     start: Position,
     tail_of: Option<&File>,
     go_on: Option<&Receiver<()>>,
     tx: &SyncSender<Message>,
+    to_end: bool,
 ) -> bool {
     let mut lines = Vec::with_capacity(BATCH_LINES);
     let mut batch_start = 0;
     let mut count = start.lines;
-    let position = |items: &Entries<R>, count: u64| {
-        let offset = start.offset + items.bytes_read();
+    let place = |read: u64, count: u64| {
+        let offset = start.offset + read;
         Position {
             offset,
             lines: count,
             tail: tail_of.and_then(|f| Tail::of(f, offset)),
         }
     };
+    // Does the input read so far end in the middle of a line (only a last
+    // line can: the file is still being written)?
+    let open_end = |read: u64| {
+        let offset = start.offset + read;
+        let mut last = [0u8];
+        to_end
+            && read > 0
+            && tail_of
+                .is_some_and(|f| read_at(f, &mut last, offset - 1).is_ok() && last[0] != b'\n')
+    };
+    // Where the next line starts, and where the last one pushed started.
+    let (mut line_start, mut pushed_start) = (0, 0);
+    let send = |lines: &mut Vec<(u64, Result<Entry, Error>)>,
+                read: u64,
+                line_start: u64,
+                count: u64,
+                stalled: bool| {
+        let mut lines = std::mem::replace(lines, Vec::with_capacity(BATCH_LINES));
+        if open_end(read) {
+            // The lines before it, then it alone.
+            let last = lines.pop();
+            if !lines.is_empty() {
+                let before = Batch {
+                    lines,
+                    at: place(line_start, count - 1),
+                    stalled: false,
+                    open_end: false,
+                };
+                if tx.send(Message::Batch(before)).is_err() {
+                    return false;
+                }
+            }
+            let batch = Batch {
+                lines: last.into_iter().collect(),
+                at: place(read, count),
+                stalled,
+                open_end: true,
+            };
+            return tx.send(Message::Batch(batch)).is_ok();
+        }
+        let batch = Batch {
+            lines,
+            at: place(read, count),
+            stalled,
+            open_end: false,
+        };
+        tx.send(Message::Batch(batch)).is_ok()
+    };
     while let Some((line_no, item)) = items.next() {
         count += 1;
+        pushed_start = line_start;
+        line_start = items.bytes_read();
         let rules = matches!(item, Ok(Entry::Rules(_)));
         lines.push((start.lines + line_no, item));
         let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
         let stalled = !items.item_ready();
         if full || stalled || rules {
-            let batch = Batch {
-                lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
-                at: position(&items, count),
-                stalled,
-            };
-            if tx.send(Message::Batch(batch)).is_err() {
+            if !send(&mut lines, items.bytes_read(), pushed_start, count, stalled) {
                 return false;
             }
             batch_start = items.bytes_read();
@@ -407,10 +464,5 @@ fn read_lines<R: Read>(
     if lines.is_empty() {
         return true;
     }
-    let batch = Batch {
-        lines,
-        at: position(&items, count),
-        stalled: false,
-    };
-    tx.send(Message::Batch(batch)).is_ok()
+    send(&mut lines, items.bytes_read(), pushed_start, count, false)
 }

@@ -6,15 +6,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// First: its `say!` and `say_text!` are used by every module after it.
+#[macro_use]
+mod diag;
+
 mod check;
 mod checkpoint;
 mod explain;
 mod follow;
 mod idle;
 mod input;
+mod lock;
 mod output;
 mod reload;
 mod resume;
+mod rotate;
 mod run;
 mod signals;
 mod timing;
@@ -71,7 +77,7 @@ fn main() -> ExitCode {
 fn load(paths: &[std::path::PathBuf]) -> Result<cepheid_syntax::Loaded, u8> {
     let loaded = cepheid_engine::rules::load_paths(paths);
     if !loaded.diagnostics.is_empty() {
-        eprint!("{}", loaded.render());
+        say_text!("{}", loaded.render());
     }
     if loaded.has_io_errors() {
         Err(EXIT_IO)

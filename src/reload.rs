@@ -67,17 +67,192 @@ impl Reloads {
     }
 }
 
+/// What the operator lets the event stream do to the rules
+/// (`docs/dynamic-rules.md`, "Rules in the stream"): nothing unless
+/// `--rules-from-stream`; `$rules_file` only with `--rules-dir DIR`, and
+/// only for files inside DIR.
+#[derive(Clone, Debug, Default)]
+pub struct StreamRules {
+    /// `--rules-from-stream`: control records are honoured.
+    pub enabled: bool,
+    /// `--rules-dir DIR`: the folder `$rules_file` paths are confined to.
+    pub dir: Option<PathBuf>,
+}
+
+/// Most `.cep` files a `$rules_file` folder may hold.
+pub const MAX_STREAM_FILES: usize = 256;
+
 /// The rules of a control record at line `line_no` of the input named
-/// `origin`, with their diagnostics. Inline source is named
-/// `ORIGIN:LINE ($rules)` in them; a `$rules_file` path (a file or a
-/// folder, relative to the working folder) by its path.
-pub fn load_control(control: &Control, origin: &str, line_no: u64) -> Loaded {
-    match control {
-        Control::Source(text) => {
-            cepheid_engine::rules::load_str(&format!("{origin}:{line_no} ($rules)"), text)
-        }
-        Control::File(path) => cepheid_engine::rules::load_paths(std::slice::from_ref(path)),
+/// `origin`, with their diagnostics, or why the record is refused
+/// (rule changes from the stream off, a path outside `--rules-dir`, not a
+/// regular file, too large: never anything of the file's content). Inline
+/// source is named `ORIGIN:LINE ($rules)` in the diagnostics; a
+/// `$rules_file` path (a file or a folder, relative to `--rules-dir`) by
+/// its path.
+pub fn load_control(
+    control: &Control,
+    allowed: &StreamRules,
+    origin: &str,
+    line_no: u64,
+) -> Result<Loaded, String> {
+    if !allowed.enabled {
+        return Err(
+            "rule changes from the event stream are off (--rules-from-stream turns them on)"
+                .to_string(),
+        );
     }
+    match control {
+        Control::Source(text) => Ok(cepheid_engine::rules::load_str(
+            &format!("{origin}:{line_no} ($rules)"),
+            text,
+        )),
+        Control::File(path) => match &allowed.dir {
+            None => Err(
+                "`$rules_file` records are off (--rules-dir DIR allows the files in DIR)"
+                    .to_string(),
+            ),
+            Some(dir) => load_confined(dir, path),
+        },
+    }
+}
+
+/// Loads `path` (relative to `dir`, or absolute) when it is a regular
+/// `.cep` file or a folder of them inside `dir`, once every symbolic link
+/// is resolved. A FIFO, a device or a socket is refused before it is
+/// opened (and opened without blocking, so that one put in its place in
+/// between is refused too, not waited on); each file is limited to
+/// [`cepheid_syntax::MAX_FILE_SIZE`], a folder to [`MAX_STREAM_FILES`] files.
+pub fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
+    let root = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot open --rules-dir {}: {}", dir.display(), e.kind()))?;
+    let real = root
+        .join(path)
+        .canonicalize()
+        .map_err(|e| format!("cannot open it in --rules-dir: {}", e.kind()))?;
+    if !real.starts_with(&root) {
+        return Err("it is outside --rules-dir".to_string());
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| format!("cannot open it: {}", e.kind()))?;
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    if meta.is_dir() {
+        let entries =
+            std::fs::read_dir(&real).map_err(|e| format!("cannot list it: {}", e.kind()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot list it: {}", e.kind()))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || !name.ends_with(".cep") {
+                continue;
+            }
+            let shown = path.join(&*name).display().to_string();
+            let inner = entry
+                .path()
+                .canonicalize()
+                .map_err(|e| format!("cannot open {shown}: {}", e.kind()))?;
+            if !inner.starts_with(&root) {
+                return Err(format!("{shown} is outside --rules-dir"));
+            }
+            files.push((shown, inner));
+            if files.len() > MAX_STREAM_FILES {
+                return Err(format!(
+                    "the folder holds more than {MAX_STREAM_FILES} `.cep` files"
+                ));
+            }
+        }
+        if files.is_empty() {
+            return Err("the folder holds no `.cep` file".to_string());
+        }
+        files.sort();
+    } else {
+        files.push((path.display().to_string(), real));
+    }
+    let mut loaded = Loaded::with_check(cepheid_engine::rules::compiles);
+    for (shown, file) in files {
+        let bytes = read_regular(&file).map_err(|why| {
+            if shown == path.display().to_string() {
+                why
+            } else {
+                format!("{shown}: {why}")
+            }
+        })?;
+        loaded.add_bytes(&shown, &bytes);
+    }
+    Ok(loaded)
+}
+
+/// The bytes of `path` when it is a regular file of at most
+/// [`cepheid_syntax::MAX_FILE_SIZE`] bytes; otherwise why not (never its content).
+fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let regular_only = "it is not a regular file (a FIFO, a device or a socket is never read)";
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot open it: {}", e.kind()))?;
+    if !meta.is_file() {
+        return Err(regular_only.to_string());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Replaced by a FIFO since the check above, the open does not wait
+        // for a writer (and the check below refuses it).
+        let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| format!("cannot open it: {}", e.kind()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {}", e.kind()))?;
+    if !meta.is_file() {
+        return Err(regular_only.to_string());
+    }
+    let limit = cepheid_syntax::MAX_FILE_SIZE as u64;
+    if meta.len() > limit {
+        return Err(format!(
+            "it is larger than 1 MiB ({limit} bytes), the limit for pattern files"
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {}", e.kind()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "it is larger than 1 MiB ({limit} bytes), the limit for pattern files"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The first empty (0-byte) pattern file among `paths` (a file, or a
+/// folder's `*.cep` files), if any. An editor that rewrites a file in
+/// place empties it for a moment: a reload from disk then is not a
+/// decision to remove its rules (issue 26), and waits for the file to be
+/// written (its next change asks for a reload again).
+pub fn empty_file(paths: &[PathBuf]) -> Option<PathBuf> {
+    let empty = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0);
+    for path in paths {
+        if path.is_dir() {
+            let Ok(entries) = std::fs::read_dir(path) else {
+                continue;
+            };
+            let found = entries.flatten().map(|e| e.path()).find(|p| {
+                let hidden = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                !hidden && p.extension().is_some_and(|x| x == "cep") && empty(p)
+            });
+            if found.is_some() {
+                return found;
+            }
+        } else if empty(path) {
+            return Some(path.clone());
+        }
+    }
+    None
 }
 
 /// What a control record is called in messages.

@@ -33,7 +33,7 @@ pub fn load(
     engine: &mut Engine<Record>,
 ) -> Result<Option<Meta>, u8> {
     if let Err(e) = fs::create_dir_all(dir) {
-        eprintln!(
+        say!(
             "error: cannot create checkpoint folder {}: {e}",
             dir.display()
         );
@@ -44,7 +44,7 @@ pub fn load(
     let bytes = match checkpoint::read(dir) {
         Ok(Some(bytes)) => bytes,
         Ok(None) if taken_on_workers(dir) => {
-            eprintln!(
+            say!(
                 "error: checkpoint in {} cannot be used: it was taken with --workers (resume it with --workers, on any worker count); nothing was changed",
                 dir.display()
             );
@@ -52,12 +52,12 @@ pub fn load(
         }
         Ok(None) => return Ok(None),
         Err(e) => {
-            eprintln!("error: cannot read checkpoint {shown}: {e}");
+            say!("error: cannot read checkpoint {shown}: {e}");
             return Err(EXIT_IO);
         }
     };
     let unusable = |why: String| {
-        eprintln!(
+        say!(
             "error: checkpoint {shown} cannot be used: {why}; nothing was changed (remove {} to start over)",
             dir.display()
         );
@@ -75,11 +75,30 @@ pub fn load(
         let mut fresh = crate::run::new_engine(args);
         fresh.restore_rules(snapshot).map(|()| *engine = fresh)
     } else {
-        engine.restore(snapshot)
+        match engine.restore(snapshot) {
+            // With --watch, pattern files edited after the checkpoint (a
+            // reload the run made, then killed before its next checkpoint)
+            // are not another command: it goes on with the checkpoint's
+            // rules and reads the files at once, as --watch would have
+            // (issue 26; it was refused for ever).
+            Err(e) if args.watch && e.kind() != ErrorKind::Io => {
+                let mut fresh = crate::run::new_engine(args);
+                match fresh.restore_rules(snapshot) {
+                    Ok(()) => {
+                        *engine = fresh;
+                        meta.counters.rules_changed = true;
+                        meta.reload_files = true;
+                        Ok(())
+                    }
+                    Err(_) => Err(e),
+                }
+            }
+            restored => restored,
+        }
     };
     if let Err(e) = restored {
         if e.kind() == ErrorKind::Io {
-            eprintln!("error: cannot read checkpoint {shown}: {}", e.message());
+            say!("error: cannot read checkpoint {shown}: {}", e.message());
             return Err(EXIT_IO);
         }
         return Err(unusable(format!(
@@ -87,26 +106,44 @@ pub fn load(
             e.message()
         )));
     }
+    // An output shorter than the checkpoint records, or with other first
+    // bytes, was rotated since (logrotate's `create` or `copytruncate`):
+    // it starts empty and the records after the checkpoint go into it
+    // (`rotate.rs`; it was refused for ever: issue 26).
     let outputs = [
-        (Some(args.output.as_path()), meta.output_len),
-        (args.late.as_deref(), meta.late_len),
+        (
+            Some(args.output.as_path()),
+            &mut meta.output_len,
+            meta.output_head,
+        ),
+        (args.late.as_deref(), &mut meta.late_len, meta.late_head),
     ];
-    for (file, len) in outputs {
-        let (Some(file), Some(len)) = (file, len) else {
+    for (file, len, head) in outputs {
+        let (Some(file), Some(then)) = (file, *len) else {
             continue;
         };
         let now = fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        if now < len {
-            return Err(unusable(format!(
-                "{} holds {now} bytes, fewer than the {len} it held then: it was changed since",
+        let same_head = || match head {
+            None => true,
+            Some(head) => {
+                File::open(file)
+                    .ok()
+                    .and_then(|f| crate::rotate::head_crc(&f, then))
+                    == Some(head)
+            }
+        };
+        if now < then || !same_head() {
+            say!(
+                "warning: checkpoint {shown}: {} was rotated since (it holds {now} bytes, not the {then} it held then, or other ones): it is started empty and the records after the checkpoint are written into it (the rotated file may hold some of them too)",
                 file.display()
-            )));
+            );
+            *len = Some(0);
         }
     }
     if let Some(tail) = meta.input.tail {
         let events = &args.events;
         let file = File::open(events).map_err(|e| {
-            eprintln!("error: cannot open {}: {e}", events.display());
+            say!("error: cannot open {}: {e}", events.display());
             EXIT_IO
         })?;
         if Tail::of(&file, meta.input.offset) != Some(tail) {
@@ -118,19 +155,23 @@ pub fn load(
             if !args.follow {
                 return Err(unusable(why));
             }
-            eprintln!(
+            say!(
                 "warning: checkpoint {shown}: {why}: rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read"
             );
             meta.input = Position::default();
         }
     }
-    eprintln!(
+    say!(
         "cepheid: resuming from checkpoint {shown} at line {} of {}",
         meta.input.lines + 1,
         args.events.display()
     );
-    if meta.counters.rules_changed {
-        eprintln!(
+    if meta.reload_files {
+        say!(
+            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (--watch)"
+        );
+    } else if meta.counters.rules_changed {
+        say!(
             "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
         );
     }

@@ -46,8 +46,10 @@
 //!   said once on standard error and counted in the summary
 //!   (`docs/semantics.md`, "The limit on waiting events").
 //!
-//! - Rules can change while it runs (`docs/dynamic-rules.md`): a control
-//!   record `{"$rules": "..."}` or `{"$rules_file": "..."}` in JSON-lines
+//! - Rules can change while it runs (`docs/dynamic-rules.md`): with
+//!   `--rules-from-stream` (off by default: a refused record is said and
+//!   counted), a control record `{"$rules": "..."}` or, with `--rules-dir
+//!   DIR`, `{"$rules_file": "..."}` (confined to DIR) in JSON-lines
 //!   input replaces the rule set at its line; `--watch` reloads the
 //!   pattern paths when they change and on SIGHUP, between two batches.
 //!   A set that does not load keeps the old rules (diagnostics on standard
@@ -63,8 +65,8 @@
 //! thread, so this changes nothing but the speed.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, IsTerminal, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -123,20 +125,32 @@ pub struct Args {
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub(crate) events: PathBuf,
     /// Follow the events file as `tail -F` does: at its end, wait for more
-    /// lines; a file renamed and created anew, or truncated, is read from
-    /// its beginning. Never ends by itself: SIGINT or SIGTERM stops it
-    /// (output flushed, summary; exit 130 or 143).
+    /// lines; a file renamed and created anew, or truncated (or rewritten
+    /// in place: its first bytes changed), is read from its beginning.
+    /// Never ends by itself: SIGINT or SIGTERM stops it (output flushed,
+    /// summary; exit 130 or 143).
     #[arg(long, conflicts_with = "flush_at_end")]
     pub(crate) follow: bool,
     /// Reload the pattern files and folders when they change (and on
     /// SIGHUP); a set that does not check cleanly keeps the old rules.
     #[arg(long)]
-    watch: bool,
+    pub(crate) watch: bool,
     /// What a changed pattern's partial matches do at a reload (`--watch`
     /// or a `$rules` record): `drain`, go on under the old version to
     /// their match or timeout; `restart`, dropped and counted.
     #[arg(long, value_enum, default_value = "drain", value_name = "POLICY")]
     reload_policy: PolicyArg,
+    /// Honour control records in the event stream (JSON lines):
+    /// `{"$rules": "..."}` replaces the rule set at its line. Off by
+    /// default: whoever writes events does not change the rules unless
+    /// the operator says so (a refused record is said and counted).
+    #[arg(long)]
+    rules_from_stream: bool,
+    /// With --rules-from-stream, also honour `{"$rules_file": "PATH"}`,
+    /// PATH a `.cep` file or folder inside DIR (relative to DIR; no way
+    /// out through `..` or symbolic links; regular files of at most 1 MiB).
+    #[arg(long, value_name = "DIR", requires = "rules_from_stream")]
+    rules_dir: Option<PathBuf>,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -241,7 +255,7 @@ pub struct Args {
 
 /// Records are copied into 256 KiB blocks that the `cepheid-write` thread
 /// writes (`output.rs`): the system calls are off the main thread.
-type Output = JsonLines<Background, BufWriter<File>>;
+type Output = JsonLines<Background, BufWriter<Box<dyn Write + Send>>>;
 
 /// How a run ended early.
 enum Stop {
@@ -260,7 +274,7 @@ pub fn run(args: &Args) -> u8 {
     let mut engine = new_engine(args);
     for pattern in &loaded.patterns {
         if let Err(e) = engine.add(pattern) {
-            eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
+            say!("error: pattern `{}`: {}", pattern.name, e.message());
             return EXIT_PATTERN_ERROR;
         }
     }
@@ -272,18 +286,41 @@ pub fn run(args: &Args) -> u8 {
     }
     if args.time_field == "$watermark" {
         // Every line would be read as a watermark.
-        eprintln!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
+        say!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
         return crate::EXIT_USAGE;
     }
     #[cfg(feature = "workers")]
     if args.scale.enabled() && args.watch {
-        eprintln!("error: --watch is not supported with --workers or --processes");
+        say!("error: --watch is not supported with --workers or --processes");
         return EXIT_USAGE;
+    }
+    #[cfg(feature = "workers")]
+    if args.scale.enabled() && args.rules_from_stream {
+        say!(
+            "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
+        );
+        return EXIT_USAGE;
+    }
+    if let Some(dir) = &args.rules_dir {
+        if !dir.is_dir() {
+            say!("error: --rules-dir {}: not a folder", dir.display());
+            return EXIT_USAGE;
+        }
     }
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
         return workers::run(args, &loaded.patterns, format(args));
     }
+    // Another run on the checkpoint folder is refused (exit 5, naming
+    // it) before the checkpoint is read; the lock is held to the end.
+    let _folder_lock = match &args.checkpoint {
+        Some(dir) => match crate::lock::folder(dir, &crate::lock::file_name(0)) {
+            Ok(file) => Some(file),
+            Err(status) => return status,
+        },
+        None => None,
+    };
+    special_outputs(args);
     // A checkpoint to resume from is checked whole (and the engine
     // restored) before any file is touched.
     let command = checkpoint_command(args);
@@ -295,22 +332,34 @@ pub fn run(args: &Args) -> u8 {
         _ => None,
     };
     let start = resumed.as_ref().map_or(Position::default(), |m| m.input);
+    let reload_first = resumed.as_ref().is_some_and(|m| m.reload_files);
     // The decoder reads the fields of the engine's table.
     let mut decoder = new_decoder(args, engine.fields());
     if start.offset > 0 && args.format == FormatArg::Csv {
         // Read from an offset, a CSV file needs its header first.
         if let Err(e) = crate::input::prime(&mut decoder, &args.events) {
-            eprintln!("error: cannot read {}: {e}", args.events.display());
+            say!("error: cannot read {}: {e}", args.events.display());
             return EXIT_IO;
         }
     }
     let (input, size) = match Source::open(&args.events, args.follow, start.offset) {
         Ok(opened) => opened,
         Err(e) => {
-            eprintln!("error: cannot open {}: {e}", args.events.display());
+            say!("error: cannot open {}: {e}", args.events.display());
             return EXIT_IO;
         }
     };
+    // So is another run writing the outputs (with another folder).
+    let mut _output_locks = Vec::new();
+    if args.checkpoint.is_some() {
+        let late = args.late.iter().map(|late| (late, "--late"));
+        for (path, flag) in std::iter::once((&args.output, "--output")).chain(late) {
+            match crate::lock::output(path, flag) {
+                Ok(file) => _output_locks.extend(file),
+                Err(status) => return status,
+            }
+        }
+    }
     let (mut out, files) = match open_outputs(args, resumed.as_ref()) {
         Ok(opened) => opened,
         Err(status) => return status,
@@ -325,6 +374,7 @@ pub fn run(args: &Args) -> u8 {
     let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
     keys.restore(&counters.object_keys_told);
     drops.restore(&counters.dropped_keys, &names(&engine));
+    drops.overflow = counters.dropped_keys_overflow;
     let checkpoints = match (&args.checkpoint, command) {
         (Some(dir), Some(command)) => {
             let every = args.checkpoint_every.unwrap_or_else(|| {
@@ -361,6 +411,8 @@ pub fn run(args: &Args) -> u8 {
         position: start,
         reloads,
         stale_below: 0,
+        open_end: false,
+        reload_first,
     };
     let result = session.stream(input, decoder);
     let reloads = session.reloads;
@@ -445,8 +497,8 @@ fn checkpoint_command(args: &Args) -> Option<checkpoint::Command> {
 /// The output files, for checkpoints: synced and measured before each.
 #[derive(Default)]
 struct OutputFiles {
-    output: Option<File>,
-    late: Option<File>,
+    output: Option<crate::rotate::Current>,
+    late: Option<crate::rotate::Current>,
 }
 
 /// A run's checkpoints.
@@ -472,6 +524,15 @@ struct Session<'a> {
     /// decoded (ahead, on the reader thread) before it: they are read
     /// again for the new rules' fields. 0: none can be.
     stale_below: usize,
+    /// Was the last line of a file still being written (no newline yet,
+    /// `Batch::open_end`) given to the engine? Then no checkpoint is taken
+    /// any more: the last one is just before it, which a resumed run reads
+    /// again whole (issue 26).
+    open_end: bool,
+    /// Resumed with `--watch` from a checkpoint whose rules the pattern
+    /// files no longer are: they are read at once, before any line, as
+    /// the reload `--watch` made before the run was stopped.
+    reload_first: bool,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
@@ -548,7 +609,7 @@ impl KeyFields {
             };
             *told = true;
             progress.suspend(|| {
-                eprintln!(
+                say!(
                     "{path}:{line_no}: pattern `{name}`: partition key `{field}` is an object or a list holding one, which cannot be a key; such events are skipped for this pattern and counted"
                 );
             });
@@ -561,9 +622,20 @@ impl KeyFields {
 #[derive(Default)]
 struct Drops {
     /// (pattern name, key) of every key that reached the limit (by name:
-    /// pattern numbers change when the rules do).
+    /// pattern numbers change when the rules do), the first
+    /// [`MAX_DROP_KEYS`] of them.
     keys: HashSet<(String, Vec<Value>)>,
+    /// Did more keys than that reach the limit? Then they are not
+    /// remembered (nor written into checkpoints): with key churn the set
+    /// grew without bound, for the whole run (issue 26), and the summary
+    /// says "more than N keys".
+    overflow: bool,
 }
+
+/// Keys over `--max-runs-per-key` remembered, at most (by each worker with
+/// `--workers`): the first [`TOLD_KEYS`] are said, all of them are counted
+/// up to here.
+pub(crate) const MAX_DROP_KEYS: usize = 10_000;
 
 impl Drops {
     /// The keys as JSON (for checkpoints: the pattern as its index among
@@ -635,12 +707,17 @@ impl Sink<Record> for Reporting<'_> {
             if !self.capped_told {
                 self.capped_told = true;
                 let limit = self.live_limit;
-                self.progress
-                    .suspend(|| eprintln!("{}", capped_message(limit)));
+                self.progress.suspend(|| say!("{}", capped_message(limit)));
             }
             return;
         }
         let keys = &mut self.drops.keys;
+        if keys.len() >= MAX_DROP_KEYS {
+            // (past the first ten, nothing is said: only whether there
+            // were more is kept)
+            self.drops.overflow = true;
+            return;
+        }
         let told = (partial.pattern().to_string(), partial.key().to_vec());
         if !keys.insert(told) {
             return;
@@ -655,12 +732,12 @@ impl Sink<Record> for Reporting<'_> {
         let name = partial.pattern();
         self.progress.suspend(|| {
             if n <= TOLD_KEYS {
-                eprintln!(
+                say!(
                     "cepheid: pattern `{name}`, {key}: more than {limit} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)"
                 );
             }
             if n == TOLD_KEYS {
-                eprintln!("cepheid: further keys over the limit are only counted in the summary");
+                say!("cepheid: further keys over the limit are only counted in the summary");
             }
         });
     }
@@ -687,14 +764,14 @@ impl Session<'_> {
             args.watch,
         );
         if let Err(e) = installed {
-            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+            say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
         }
         // Kept for the whole run: the watch ends with it.
         let _watcher = if args.watch {
             match reload::watch(&args.patterns, tx.clone()) {
                 Ok(watcher) => Some(watcher),
                 Err(e) => {
-                    eprintln!(
+                    say!(
                         "warning: cannot watch the pattern files ({e}); SIGHUP still reloads them"
                     );
                     None
@@ -732,6 +809,10 @@ impl Session<'_> {
             tails: self.checkpoints.is_some(),
             controls,
         };
+        if self.reload_first {
+            // (first in the channel: before any line)
+            let _ = tx.send(Message::Reload(Reload::Resumed));
+        }
         let reader = spawn_reader(input, reading, tx);
         let mut stop = None;
         let mut signal = None;
@@ -773,6 +854,12 @@ impl Session<'_> {
                 Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
             };
             let lines = batch.lines.len();
+            if batch.open_end {
+                // The last line, without its newline yet: a checkpoint
+                // before it (the position is just before it), none after.
+                self.checkpoint_if_dirty()?;
+                self.open_end = true;
+            }
             for (line_no, item) in batch.lines {
                 match item {
                     Ok(Entry::Item(Item::Event(ts, mut record))) => {
@@ -799,7 +886,7 @@ impl Session<'_> {
                         if !self.counters.watermarks_told {
                             self.counters.watermarks_told = true;
                             progress.suspend(|| {
-                                eprintln!(
+                                say!(
                                     "{origin_name}:{line_no}: `$watermark` lines are ignored with --time processing"
                                 );
                             });
@@ -811,7 +898,7 @@ impl Session<'_> {
                     }
                     Ok(Entry::Item(Item::Skip)) => {}
                     Err(e) if e.kind() == ErrorKind::Io => {
-                        eprintln!(
+                        say!(
                             "error: cannot read {}: {}",
                             display(&args.events, "standard input"),
                             e.message()
@@ -823,7 +910,7 @@ impl Session<'_> {
                         self.counters.malformed += 1;
                         let path = display(&args.events, "standard input");
                         let why = e.message();
-                        progress.suspend(|| eprintln!("{path}:{line_no}: malformed line: {why}"));
+                        progress.suspend(|| say!("{path}:{line_no}: malformed line: {why}"));
                         if args.strict {
                             stop = Some(Stop::Exit(EXIT_MALFORMED));
                             break 'input;
@@ -832,12 +919,14 @@ impl Session<'_> {
                 }
                 check_output(args, self.out.out)?;
             }
-            self.position = batch.at;
+            if !batch.open_end {
+                self.position = batch.at;
+            }
             progress.set_position(batch.at.offset);
             if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
                 self.counters.forced_told = true;
                 progress.suspend(|| {
-                    eprintln!(
+                    say!(
                         "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
                         args.max_waiting
                     )
@@ -859,7 +948,7 @@ impl Session<'_> {
             // it is (the reader thread may be waiting for input; it ends
             // with the process). A last checkpoint lets the next run go on
             // from here.
-            progress.suspend(|| eprintln!("cepheid: stopped by {}", signals::name(number)));
+            progress.suspend(|| say!("cepheid: stopped by {}", signals::name(number)));
             check_output(args, self.out.out)?;
             self.checkpoint_if_dirty()?;
             return Ok(Some(number));
@@ -894,8 +983,22 @@ impl Session<'_> {
         line_no: u64,
     ) -> Result<(), Stop> {
         let what = reload::describe(control);
-        let loaded = reload::load_control(control, origin, line_no);
-        self.apply(loaded, &format!("{origin}:{line_no} ({what})"));
+        let where_ = format!("{origin}:{line_no} ({what})");
+        let allowed = reload::StreamRules {
+            enabled: self.args.rules_from_stream,
+            dir: self.args.rules_dir.clone(),
+        };
+        match reload::load_control(control, &allowed, origin, line_no) {
+            Ok(loaded) => {
+                self.apply(loaded, &where_);
+            }
+            Err(why) => {
+                self.reloads.refused += 1;
+                self.out
+                    .progress
+                    .suspend(|| say!("cepheid: {where_}: refused: {why}; the old rules go on"));
+            }
+        }
         Ok(())
     }
 
@@ -903,11 +1006,22 @@ impl Session<'_> {
     /// here, between two batches. Lines the reader thread decoded before
     /// the change are read again when they come (`stale_below`).
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
-        let loaded = cepheid_engine::rules::load_paths(&self.args.patterns);
         let why = match why {
             Reload::Changed => "the pattern files changed",
             Reload::Hangup => "SIGHUP",
+            Reload::Resumed => "the pattern files changed since the checkpoint",
         };
+        if let Some(empty) = reload::empty_file(&self.args.patterns) {
+            // An editor rewriting it: its next change reloads.
+            self.out.progress.suspend(|| {
+                say!(
+                    "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
+                    empty.display()
+                )
+            });
+            return Ok(());
+        }
+        let loaded = cepheid_engine::rules::load_paths(&self.args.patterns);
         if self.apply(loaded, why) {
             self.stale_below = self.engine.fields().len();
         }
@@ -922,13 +1036,12 @@ impl Session<'_> {
         let progress = self.out.progress;
         let diagnostics = loaded.render();
         if !diagnostics.is_empty() {
-            progress.suspend(|| eprint!("{diagnostics}"));
+            progress.suspend(|| say_text!("{diagnostics}"));
         }
         let refused = |reloads: &mut Reloads, why: &str| {
             reloads.refused += 1;
-            progress.suspend(|| {
-                eprintln!("cepheid: {where_}: the new rules {why}; the old rules go on")
-            });
+            progress
+                .suspend(|| say!("cepheid: {where_}: the new rules {why}; the old rules go on"));
             false
         };
         // Errors are said above; `Rules` places a compile error in its text.
@@ -947,11 +1060,11 @@ impl Session<'_> {
                     .lines()
                     .map(|line| format!("  {line}\n"))
                     .collect();
-                progress.suspend(|| eprint!("cepheid: {where_}: rules reloaded:\n{lines}"));
+                progress.suspend(|| say_text!("cepheid: {where_}: rules reloaded:\n{lines}"));
                 true
             }
             Err(e) => {
-                progress.suspend(|| eprintln!("{e}"));
+                progress.suspend(|| say!("{e}"));
                 refused(&mut self.reloads, "do not compile")
             }
         }
@@ -977,22 +1090,34 @@ impl Session<'_> {
     /// engine, the input position, the outputs' lengths and the counters.
     /// A failure stops the run (exit 4); the previous checkpoint is kept.
     fn take_checkpoint(&mut self) -> Result<(), Stop> {
+        if self.open_end {
+            return Ok(());
+        }
         let args = self.args;
+        let started = Instant::now();
         flush_now(args, self.out.out)?;
         let Some(checkpoints) = &mut self.checkpoints else {
             return Ok(());
         };
-        let measure = |file: &Option<File>, to_late: bool| -> Result<Option<u64>, Stop> {
-            let Some(file) = file else { return Ok(None) };
+        // (the file open now under the name: a rotated one was reopened
+        // by the flush above)
+        let measure = |file: &Option<crate::rotate::Current>,
+                       to_late: bool|
+         -> Result<(Option<u64>, Option<u32>), Stop> {
+            let Some(file) = file else {
+                return Ok((None, None));
+            };
+            let file = crate::rotate::lock(file);
             match file.sync_data().and_then(|()| file.metadata()) {
-                Ok(meta) => Ok(Some(meta.len())),
+                Ok(meta) => Ok((Some(meta.len()), crate::rotate::head_crc(&file, meta.len()))),
                 Err(e) => Err(Stop::Exit(report_write_error(args, (to_late, e)))),
             }
         };
-        let output_len = measure(&checkpoints.files.output, false)?;
-        let late_len = measure(&checkpoints.files.late, true)?;
+        let (output_len, output_head) = measure(&checkpoints.files.output, false)?;
+        let (late_len, late_head) = measure(&checkpoints.files.late, true)?;
         self.counters.object_keys_told = self.keys.told();
         self.counters.dropped_keys = self.out.drops.to_json(&names(self.engine));
+        self.counters.dropped_keys_overflow = self.out.drops.overflow;
         self.counters.reloads = self.reloads.applied;
         self.counters.reloads_refused = self.reloads.refused;
         let meta = Meta {
@@ -1000,11 +1125,14 @@ impl Session<'_> {
             input: self.position,
             output_len,
             late_len,
+            output_head,
+            late_head,
             counters: self.counters.clone(),
+            reload_files: false,
         };
         let path = checkpoints.writer.path();
         let failed = |why: String| {
-            eprintln!(
+            say!(
                 "error: cannot write checkpoint {}: {why}; the previous checkpoint is kept",
                 path.display()
             );
@@ -1017,7 +1145,7 @@ impl Session<'_> {
         let bytes = checkpoint::encode(&meta, &snapshot);
         checkpoints
             .writer
-            .write(&bytes, Instant::now())
+            .write(&bytes, started)
             .map_err(|e| failed(e.to_string()))
     }
 }
@@ -1073,7 +1201,7 @@ fn report_write_error(args: &Args, (to_late, e): (bool, io::Error)) -> u8 {
     if !to_late && e.kind() == io::ErrorKind::BrokenPipe {
         return EXIT_OK;
     }
-    eprintln!("error: cannot write {path}: {e}");
+    say!("error: cannot write {path}: {e}");
     EXIT_IO
 }
 
@@ -1094,7 +1222,7 @@ fn format_of(format: FormatArg) -> Format {
 /// checks); exit 2.
 fn refuse_conflicts(args: &Args) -> Result<(), u8> {
     let refuse = |why: &str| {
-        eprintln!("error: {why}");
+        say!("error: {why}");
         Err(EXIT_USAGE)
     };
     if args.checkpoint.is_some() && args.events == Path::new("-") {
@@ -1116,6 +1244,27 @@ fn refuse_conflicts(args: &Args) -> Result<(), u8> {
     Ok(())
 }
 
+/// With `--checkpoint`, an `--output` or `--late` that is not a regular
+/// file (`/dev/null`, a FIFO, a socket) cannot be synced, measured or
+/// truncated on resuming: it is written as standard output is (records
+/// after the last checkpoint written again on resuming: at least once),
+/// and the run says so before it starts (issue 26; it stopped at its
+/// first checkpoint with "cannot write /dev/null: Invalid argument").
+fn special_outputs(args: &Args) {
+    if args.checkpoint.is_none() {
+        return;
+    }
+    let late = args.late.iter().map(|late| (late, "--late"));
+    for (path, flag) in std::iter::once((&args.output, "--output")).chain(late) {
+        if path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            say!(
+                "cepheid: {flag} {} is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)",
+                path.display()
+            );
+        }
+    }
+}
+
 /// The output sink over `--output` and `--late`.
 /// The input, the output and the late output must be different files:
 /// `--output X --late X` interleaved the two streams into one file, and
@@ -1135,7 +1284,7 @@ fn refuse_shared_files(args: &Args) -> Result<(), u8> {
         if late == Path::new("-") {
             // It created a file named `-`; sharing standard output with the
             // matches would need one writer for both.
-            eprintln!("error: --late needs a file path (`-` is not supported)");
+            say!("error: --late needs a file path (`-` is not supported)");
             return Err(crate::EXIT_USAGE);
         }
         named.push(("--late", late));
@@ -1143,7 +1292,7 @@ fn refuse_shared_files(args: &Args) -> Result<(), u8> {
     for (i, (a_flag, a)) in named.iter().enumerate() {
         for (b_flag, b) in &named[i + 1..] {
             if same_file(a, b) {
-                eprintln!(
+                say!(
                     "error: {a_flag} {} and {b_flag} {} are the same file; give them different paths",
                     a.display(),
                     b.display()
@@ -1193,37 +1342,46 @@ fn canonical(p: &Path) -> Option<std::path::PathBuf> {
 /// truncated to the lengths it records and written on from there;
 /// otherwise they are created empty.
 fn open_outputs(args: &Args, resumed: Option<&Meta>) -> Result<(Output, OutputFiles), u8> {
-    let open = |path: &Path, len: Option<u64>| {
-        let opened = match len {
-            None => File::create(path),
-            Some(len) => OpenOptions::new().write(true).open(path).and_then(|mut f| {
-                f.set_len(len)?;
-                f.seek(SeekFrom::End(0))?;
-                Ok(f)
-            }),
+    // A regular file (or none yet) is written by appending and opened
+    // again when rotated (`rotate.rs`), its length set to the checkpoint's
+    // (an empty output deleted since is made again: nothing of it is lost;
+    // one rotated since was given length 0 by `resume`); a device or a
+    // FIFO is created as before, neither synced nor measured (written as
+    // standard output is, `special_outputs`).
+    type Opened = (Box<dyn Write + Send>, Option<crate::rotate::Current>);
+    let open = |path: &Path, len: Option<u64>| -> Result<Opened, u8> {
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+        let opened = if special {
+            File::create(path).map(|f| (Box::new(f) as Box<dyn Write + Send>, None))
+        } else {
+            crate::rotate::Reopening::open(path, len.unwrap_or(0), args.checkpoint.is_some()).map(
+                |f| {
+                    let current = args.checkpoint.as_ref().map(|_| f.current());
+                    (Box::new(f) as Box<dyn Write + Send>, current)
+                },
+            )
         };
         opened.map_err(|e| {
-            eprintln!("error: cannot create {}: {e}", path.display());
+            say!("error: cannot create {}: {e}", path.display());
             EXIT_IO
         })
     };
-    let handle = |file: &File| args.checkpoint.as_ref().and_then(|_| file.try_clone().ok());
     let mut files = OutputFiles::default();
     let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
         Box::new(io::stdout())
     } else {
-        let file = open(&args.output, resumed.and_then(|m| m.output_len))?;
-        files.output = handle(&file);
-        Box::new(file)
+        let (file, current) = open(&args.output, resumed.and_then(|m| m.output_len))?;
+        files.output = current;
+        file
     };
     let out = Background::new(out).map_err(|e| {
-        eprintln!("error: cannot start the output's thread: {e}");
+        say!("error: cannot start the output's thread: {e}");
         EXIT_IO
     })?;
     let late = match &args.late {
         Some(path) => {
-            let file = open(path, resumed.and_then(|m| m.late_len))?;
-            files.late = handle(&file);
+            let (file, current) = open(path, resumed.and_then(|m| m.late_len))?;
+            files.late = current;
             Some(BufWriter::new(file))
         }
         None => None,
@@ -1274,10 +1432,12 @@ fn summarize(
     };
     let per_key = stats.dropped_runs.saturating_sub(stats.capped_runs);
     let dropped = if per_key > 0 {
-        format!(
-            ", {per_key} partial matches dropped in {} keys over --max-runs-per-key",
-            drops.keys.len()
-        )
+        let keys = if drops.overflow {
+            format!("more than {MAX_DROP_KEYS}")
+        } else {
+            drops.keys.len().to_string()
+        };
+        format!(", {per_key} partial matches dropped in {keys} keys over --max-runs-per-key")
     } else {
         String::new()
     };
@@ -1307,7 +1467,7 @@ fn summarize(
         String::new()
     };
     let reloads = reloads.summary(stats.discarded_runs);
-    eprintln!(
+    say!(
         "cepheid: {} events read, {malformed} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{reloads}{waiting} in {elapsed:.3} s ({rate:.0} events/s)",
         stats.events, stats.late, stats.matches, stats.timeouts
     );

@@ -184,6 +184,9 @@ struct Summary {
     unusable_keys: u64,
     dropped_runs: u64,
     dropped_keys: u64,
+    /// Did more keys go over the limit than a worker remembers
+    /// (`MAX_DROP_KEYS`)?
+    dropped_keys_overflow: bool,
     capped_runs: u64,
     forced: u64,
     waiting: u64,
@@ -201,6 +204,7 @@ impl Summary {
         self.unusable_keys += other.unusable_keys;
         self.dropped_runs += other.dropped_runs;
         self.dropped_keys += other.dropped_keys;
+        self.dropped_keys_overflow |= other.dropped_keys_overflow;
         self.capped_runs += other.capped_runs;
         self.forced += other.forced;
         self.waiting += other.waiting;
@@ -217,6 +221,8 @@ struct ReadCounts {
     malformed: AtomicU64,
     read_error: AtomicBool,
     strict_stop: AtomicBool,
+    /// More keys over `--max-runs-per-key` than the worker remembers.
+    drops_overflow: AtomicBool,
 }
 
 impl ReadCounts {
@@ -228,7 +234,7 @@ impl ReadCounts {
 /// Runs `cepheid run` over timely dataflow; returns the exit status.
 pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: Format) -> u8 {
     if let Err(why) = refuse(args) {
-        eprintln!("error: {why}");
+        say!("error: {why}");
         return EXIT_USAGE;
     }
     let mut plan = Plan::<Record>::new()
@@ -236,17 +242,23 @@ pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: For
         .max_live_runs(args.max_live_runs);
     for pattern in patterns {
         if let Err(e) = plan.add(pattern) {
-            eprintln!("error: pattern `{}`: {}", pattern.name, e.message());
+            say!("error: pattern `{}`: {}", pattern.name, e.message());
             return EXIT_PATTERN_ERROR;
         }
     }
-    let config = match config(&args.scale) {
+    let mut config = match config(&args.scale) {
         Ok(config) => config,
         Err((status, why)) => {
-            eprintln!("error: {why}");
+            say!("error: {why}");
             return status;
         }
     };
+    if let Layout::Cluster {
+        agreement: agreed, ..
+    } = &mut config
+    {
+        *agreed = agreement(args, patterns);
+    }
     let live = args.follow || args.events == Path::new("-");
     let first_process = args.scale.process.unwrap_or(0) == 0;
     // Live input: SIGINT and SIGTERM stop the feed (read by worker 0 of
@@ -261,7 +273,7 @@ pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: For
             },
             false,
         ) {
-            eprintln!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+            say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
         }
         (tx, messages)
     });
@@ -287,7 +299,7 @@ pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: For
     };
     if args.events != Path::new("-") {
         if let Err(e) = File::open(&args.events) {
-            eprintln!("error: cannot open {}: {e}", args.events.display());
+            say!("error: cannot open {}: {e}", args.events.display());
             return EXIT_IO;
         }
     }
@@ -306,7 +318,11 @@ pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: For
         follow: args.follow,
         flush: args.flush_at_end,
         strict: args.strict,
-        keep_late: args.late.is_some(),
+        // With --processes only process 0 may have --late (as the README
+        // shows): every process makes its late lines, which process 0
+        // writes when it has --late (issue 26: process 1's were lost while
+        // the summary counted them).
+        keep_late: args.late.is_some() || args.scale.processes.is_some_and(|p| p > 1),
         limit: args.max_runs_per_key,
         live_limit: args.max_live_runs,
         capped_told: Arc::default(),
@@ -321,18 +337,43 @@ pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: For
         checkpoint_failed: Arc::default(),
     });
     let started = Instant::now();
+    let cluster = args.scale.processes.is_some_and(|p| p > 1);
+    if cluster {
+        short_thread_panics();
+    }
     let guards = match execute(config, {
         let job = Arc::clone(&job);
         move |worker| job.work(worker)
     }) {
         Ok(guards) => guards,
-        Err(e) => {
-            eprintln!("error: cannot start the workers: {e}");
+        Err(Start::Differ(why)) => {
+            say!("error: {why}");
+            return EXIT_USAGE;
+        }
+        Err(Start::Failed(e)) => {
+            say!("error: cannot start the workers: {e}");
             return EXIT_IO;
         }
     };
     let mut status = EXIT_OK;
-    let results = guards.join();
+    // A peer process that dies (killed, its machine gone) makes timely's
+    // networking threads panic, and joining them panicked this process
+    // (exit 101, a backtrace, no hint): it stops with exit 4 and says how
+    // to go on (issue 26).
+    JOINING.store(true, Ordering::Relaxed);
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
+    JOINING.store(false, Ordering::Relaxed);
+    let hint = if args.checkpoint.is_some() {
+        ": start every process again with the same --checkpoint, they go on from its last complete cut"
+    } else {
+        ": start every process again"
+    };
+    let Ok(results) = joined else {
+        say!(
+            "error: the connection to another process was lost (it stopped, or its machine or the network went away); this process stops too{hint}"
+        );
+        return EXIT_IO;
+    };
     if job.write_failed.load(Ordering::Relaxed) || job.checkpoint_failed.load(Ordering::Relaxed) {
         status = EXIT_IO;
     }
@@ -343,14 +384,50 @@ pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: For
                 let mut writers = lock(&writers);
                 status = status.max(finish(args, &mut writers, &summary, signal, started));
             }
+            Err(e) if cluster => {
+                say!("error: a worker failed: {e} (with --processes: another process may have stopped){hint}");
+                status = status.max(EXIT_IO);
+            }
             Err(e) => {
-                eprintln!("error: a worker failed: {e}");
+                say!("error: a worker failed: {e}");
                 status = status.max(EXIT_IO);
             }
         }
     }
     status
 }
+
+/// With `--processes`, a panic of one of timely's threads (its networking
+/// when a peer dies: "Connection reset by peer", "MergeQueue poisoned",
+/// "Send thread panic") is said in one line, where and why, not with a
+/// backtrace per thread; `run` then says what it means and how to go on.
+/// Other threads' panics keep the default report.
+fn short_thread_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("");
+        let joining = name == "main" && JOINING.load(Ordering::Relaxed);
+        if !name.starts_with("timely:") && !joining {
+            return default(info);
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        say!("cepheid: thread {name} stopped{place}: {message}");
+    }));
+}
+
+/// Set while the main thread joins the workers and timely's threads: a
+/// panic of the main thread then is timely's.
+static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
 fn refuse(args: &Args) -> Result<(), &'static str> {
@@ -364,6 +441,12 @@ fn refuse(args: &Args) -> Result<(), &'static str> {
         let first_process = args.scale.process.unwrap_or(0) == 0;
         if first_process && args.output == Path::new("-") {
             return Err("--checkpoint with --workers needs --output FILE");
+        }
+        // A device or a FIFO cannot be synced, measured or truncated to a
+        // cut's length: refused before the run starts (issue 26).
+        let special = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+        if first_process && (special(&args.output) || args.late.as_deref().is_some_and(special)) {
+            return Err("--checkpoint with --workers needs --output FILE and --late FILE to be regular files (a device or a FIFO cannot be truncated to a cut's length)");
         }
         if args
             .checkpoint_every
@@ -400,6 +483,9 @@ enum Layout {
         threads: usize,
         process: usize,
         addresses: Vec<String>,
+        /// What every process must agree on (`agreement`), checked with
+        /// every other process before any record moves.
+        agreement: String,
     },
 }
 
@@ -456,24 +542,96 @@ fn config(scale: &Scale) -> Result<Layout, (u8, String)> {
         threads,
         process,
         addresses,
+        agreement: String::new(),
     })
 }
 
+/// What the processes of `--processes` must agree on, one `name: value`
+/// per line: a process started with another `--max-delay`, other rules (a
+/// rolling deploy), another events file or another `--workers` gave
+/// silent wrong records, or a panic (issue 26). `--process`, `--hostfile`
+/// and the outputs (process 0's) may differ; the events file is compared
+/// by its size (its path may differ from machine to machine) unless it is
+/// followed or standard input.
+fn agreement(args: &Args, patterns: &[cepheid_core::pattern::Pattern]) -> String {
+    let rules: String = patterns.iter().map(cepheid_syntax::explain).collect();
+    let events = if args.follow || args.events == Path::new("-") {
+        format!("{} (live)", args.events.display())
+    } else {
+        std::fs::metadata(&args.events).map_or_else(
+            |e| format!("unreadable ({})", e.kind()),
+            |m| format!("{} bytes", m.len()),
+        )
+    };
+    [
+        ("cepheid", env!("CARGO_PKG_VERSION").to_string()),
+        (
+            "the rules (FNV-1a of their text)",
+            format!("{:016x}", {
+                use std::hash::Hasher;
+                let mut hasher = fnv::FnvHasher::default();
+                hasher.write(rules.as_bytes());
+                hasher.finish()
+            }),
+        ),
+        ("--events", events),
+        ("--format", format!("{:?}", args.format)),
+        ("--time", format!("{:?}", args.time)),
+        ("--time-field", args.time_field.clone()),
+        ("--max-delay", format!("{} ms", args.max_delay)),
+        ("--idle-timeout", format!("{:?}", args.idle_timeout)),
+        ("--flush-at-end", args.flush_at_end.to_string()),
+        ("--strict", args.strict.to_string()),
+        ("--follow", args.follow.to_string()),
+        ("--max-runs-per-key", args.max_runs_per_key.to_string()),
+        ("--max-live-runs", args.max_live_runs.to_string()),
+        ("--max-waiting", args.max_waiting.to_string()),
+        ("--workers", args.scale.workers.unwrap_or(1).to_string()),
+        ("--processes", format!("{:?}", args.scale.processes)),
+        (
+            "--output-per-worker",
+            args.scale.output_per_worker.to_string(),
+        ),
+        ("--checkpoint", args.checkpoint.is_some().to_string()),
+        ("--chunk-bytes", args.scale.chunk_bytes.to_string()),
+    ]
+    .iter()
+    .map(|(name, value)| format!("{name}: {value}\n"))
+    .collect()
+}
+
+/// Why the workers did not start.
+enum Start {
+    /// Another process runs another command (exit 2).
+    Differ(String),
+    /// The rest (exit 4).
+    Failed(String),
+}
+
 /// Starts the workers of `layout` on `work`; for a cluster, connects to
-/// the other processes first (`workers/connect.rs`).
-fn execute<T, F>(layout: Layout, work: F) -> Result<timely::communication::WorkerGuards<T>, String>
+/// the other processes first and checks that they run the same command
+/// (`workers/connect.rs`).
+fn execute<T, F>(layout: Layout, work: F) -> Result<timely::communication::WorkerGuards<T>, Start>
 where
     T: Send + 'static,
     F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
 {
     let (builders, others) = match layout {
-        Layout::Process(threads) => CommunicationConfig::Process(threads).try_build()?,
+        Layout::Process(threads) => CommunicationConfig::Process(threads)
+            .try_build()
+            .map_err(Start::Failed)?,
         Layout::Cluster {
             threads,
             process,
             addresses,
+            agreement,
         } => {
-            let sockets = connect::sockets(&addresses, process).map_err(|e| e.to_string())?;
+            let mut sockets =
+                connect::sockets(&addresses, process).map_err(|e| Start::Failed(e.to_string()))?;
+            connect::agree(&mut sockets, process, &agreement).map_err(|e| match e {
+                connect::Disagreement::Differ(why) => Start::Differ(why),
+                connect::Disagreement::Io(e) => Start::Failed(e.to_string()),
+            })?;
             let hooks = Hooks::default();
             let local = ProcessBuilder::new_typed_vector(
                 threads,
@@ -482,12 +640,13 @@ where
             );
             let (builders, guard) =
                 initialize_networking_from_sockets(local, sockets, process, threads, hooks)
-                    .map_err(|e| format!("cannot start the networking: {e}"))?;
+                    .map_err(|e| Start::Failed(format!("cannot start the networking: {e}")))?;
             let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
             (builders, Box::new(guard) as Box<dyn std::any::Any + Send>)
         }
     };
     timely::execute::execute_from(builders, others, WorkerConfig::default(), work)
+        .map_err(Start::Failed)
 }
 
 /// What every worker of the process shares.
@@ -546,6 +705,9 @@ struct Checkpoint {
     /// The lines of the input read at the cut resumed from (none when
     /// starting), over every worker: no worker reads them again.
     read: Arc<cut::Read>,
+    /// The locks of the folder and of the outputs (`lock.rs`), held for
+    /// the whole run.
+    _locks: Vec<File>,
 }
 
 /// Reads the checkpoint folder of a run on `layout` (processes, workers
@@ -561,14 +723,24 @@ fn checkpoints(
 ) -> Result<(Checkpoint, Option<cut::Resume>), u8> {
     let first_process = args.scale.process.unwrap_or(0) == 0;
     if let Err(e) = std::fs::create_dir_all(dir) {
-        eprintln!(
+        say!(
             "error: cannot create checkpoint folder {}: {e}",
             dir.display()
         );
         return Err(EXIT_IO);
     }
+    // Another run on this folder (this process's part of it), or on the
+    // outputs, is refused before anything is read or changed.
+    let process = args.scale.process.unwrap_or(0);
+    let mut locks = vec![crate::lock::folder(dir, &crate::lock::file_name(process))?];
+    if first_process && !args.scale.output_per_worker {
+        locks.extend(crate::lock::output(&args.output, "--output")?);
+        if let Some(late) = &args.late {
+            locks.extend(crate::lock::output(late, "--late")?);
+        }
+    }
     if dir.join(crate::checkpoint::FILE).exists() {
-        eprintln!(
+        say!(
             "error: {} holds the checkpoint of a run without --workers: resume it without --workers, or use another folder",
             dir.display()
         );
@@ -579,7 +751,7 @@ fn checkpoints(
     let resume = match cut::read(dir) {
         Ok(resume) => resume,
         Err(why) => {
-            eprintln!("error: checkpoint in {}: {why}", dir.display());
+            say!("error: checkpoint in {}: {why}", dir.display());
             return Err(EXIT_CHECKPOINT);
         }
     };
@@ -625,7 +797,7 @@ fn checkpoints(
             }
         };
         if let Some(why) = why {
-            eprintln!(
+            say!(
                 "error: cannot resume from the checkpoint in {}: {why}",
                 dir.display()
             );
@@ -642,7 +814,7 @@ fn checkpoints(
                 Ok(())
             });
             if let Err(e) = checked {
-                eprintln!(
+                say!(
                     "error: cannot resume from the checkpoint in {}: worker {index}: {}",
                     dir.display(),
                     e.message()
@@ -676,15 +848,22 @@ fn checkpoints(
         }
         for (path, len) in &outputs {
             let (path, len) = (path, *len);
-            let truncated = OpenOptions::new().write(true).open(path).and_then(|file| {
-                if file.metadata()?.len() < len {
-                    return Err(io::Error::other("shorter than at the checkpoint"));
-                }
-                file.set_len(len)?;
-                file.sync_all()
-            });
+            // (an empty output deleted since is made again: nothing of it
+            // is lost)
+            let truncated = OpenOptions::new()
+                .write(true)
+                .create(len == 0)
+                .truncate(false)
+                .open(path)
+                .and_then(|file| {
+                    if file.metadata()?.len() < len {
+                        return Err(io::Error::other("shorter than at the checkpoint"));
+                    }
+                    file.set_len(len)?;
+                    file.sync_all()
+                });
             if let Err(e) = truncated {
-                eprintln!("error: cannot resume {}: {e}", path.display());
+                say!("error: cannot resume {}: {e}", path.display());
                 return Err(EXIT_CHECKPOINT);
             }
         }
@@ -702,7 +881,7 @@ fn checkpoints(
                 said((marker.processes, marker.workers))
             );
         }
-        eprintln!(
+        say!(
             "cepheid: resuming from checkpoint in {} ({on})",
             dir.display()
         );
@@ -710,7 +889,7 @@ fn checkpoints(
     if first_process {
         // Before any worker of this run writes a cut.
         if let Err(e) = cut::clear_unfinished(dir) {
-            eprintln!(
+            say!(
                 "error: cannot clear the unfinished cuts in {}: {e}",
                 dir.display()
             );
@@ -732,6 +911,7 @@ fn checkpoints(
         output: args.output.clone(),
         late: args.late.clone(),
         read: Arc::new(read),
+        _locks: locks,
     };
     Ok((checkpoint, resume))
 }
@@ -922,7 +1102,7 @@ impl Job {
         // Another worker's own `FILE.W`.
         if let (Some(own), Some(path)) = (records_to, &self.per_worker) {
             if let Err((_, e)) = lock(&own).flush() {
-                eprintln!("error: cannot write {}.{index}: {e}", path.display());
+                say!("error: cannot write {}.{index}: {e}", path.display());
                 self.write_failed.store(true, Ordering::Relaxed);
             }
         }
@@ -959,7 +1139,7 @@ impl Job {
         let file = match opened {
             Ok(file) => file,
             Err(e) => {
-                eprintln!("error: cannot create {}: {e}", path.display());
+                say!("error: cannot create {}: {e}", path.display());
                 self.write_failed.store(true, Ordering::Relaxed);
                 return None;
             }
@@ -991,7 +1171,7 @@ impl Job {
             match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
                 Ok(parts) => chunks = Some(parts.with_header(csv)),
                 Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", self.events.display());
+                    say!("error: cannot read {}: {e}", self.events.display());
                     counts.read_error.store(true, Ordering::Relaxed);
                 }
             }
@@ -1026,6 +1206,7 @@ impl Job {
     ) -> WorkerCut {
         let dir = checkpoint.dir.clone();
         let drops_saved = Rc::clone(drops);
+        let cut_counts = Arc::clone(counts);
         let stop = Arc::clone(&self.stop);
         let failed = Arc::clone(&self.checkpoint_failed);
         // With `--output-per-worker`: the worker's own `FILE.W`, which
@@ -1043,7 +1224,7 @@ impl Job {
                 Some((path, writers)) => match lock(writers).sync_own() {
                     Ok(len) => Some(len),
                     Err(e) => {
-                        eprintln!(
+                        say!(
                             "error: cannot write the checkpoint {}: {}.{index}: {e}",
                             folder.join(&name).display(),
                             path.display()
@@ -1062,21 +1243,27 @@ impl Job {
                     .collect(),
                 read: (*read).clone(),
                 own,
+                drops_overflow: cut_counts.drops_overflow.load(Ordering::Relaxed),
             };
             if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
-                eprintln!(
+                say!(
                     "error: cannot write the checkpoint {}: {e}",
                     folder.join(&name).display()
                 );
                 // The input stops; exit 4 at the end.
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
+            } else {
+                cut::prune_unfinished(&dir, epoch);
             }
         });
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(files) = resume.as_ref() {
             // Checked before the workers started.
             let mut mine = Vec::new();
+            if files.iter().any(|f| f.drops_overflow) {
+                counts.drops_overflow.store(true, Ordering::Relaxed);
+            }
             if files.len() == peers {
                 let _ = cut.restore(&self.plan, &files[index].state);
                 mine.extend(files[index].drops.iter().cloned());
@@ -1120,7 +1307,7 @@ impl Job {
         if start.offset > 0 {
             // A CSV file's header, read from its beginning.
             if let Err(e) = prime(&mut first, &self.events) {
-                eprintln!("error: cannot read {}: {e}", live.origin);
+                say!("error: cannot read {}: {e}", live.origin);
             }
         }
         match Source::open(&self.events, self.follow, start.offset) {
@@ -1138,7 +1325,7 @@ impl Job {
                 let _reader = spawn_reader(input, reading, tx);
             }
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", live.origin);
+                say!("error: cannot read {}: {e}", live.origin);
                 live.counts.read_error.store(true, Ordering::Relaxed);
                 drop(tx);
             }
@@ -1162,14 +1349,14 @@ impl Job {
                 .is_ok_and(|file| Tail::of(file, at.offset) == Some(tail))
         });
         if at.offset == 0 || same {
-            eprintln!(
+            say!(
                 "cepheid: the input goes on at line {} of {}",
                 at.lines + 1,
                 self.events.display()
             );
             return at;
         }
-        eprintln!(
+        say!(
             "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
             self.events.display(),
             at.offset
@@ -1206,7 +1393,7 @@ impl Live {
             let batch = match messages.recv() {
                 Ok(Message::Batch(batch)) => batch,
                 Ok(Message::Signal(number)) => {
-                    eprintln!("cepheid: stopped by {}", signals::name(number));
+                    say!("cepheid: stopped by {}", signals::name(number));
                     self.feed.stop();
                     return Some(number);
                 }
@@ -1227,20 +1414,20 @@ impl Live {
                     Ok(Entry::Rules(_)) => {
                         // Not recognized without `controls`; said if ever.
                         self.counts.malformed_line();
-                        eprintln!(
+                        say!(
                             "{}:{line}: malformed line: control records are not read with --workers",
                             self.origin
                         );
                     }
                     Err(e) if e.kind() == ErrorKind::Io => {
-                        eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                        say!("error: cannot read {}: {}", self.origin, e.message());
                         self.counts.read_error.store(true, Ordering::Relaxed);
                         end = true;
                         break;
                     }
                     Err(e) => {
                         self.counts.malformed_line();
-                        eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                        say!("{}:{line}: malformed line: {}", self.origin, e.message());
                         if self.strict {
                             self.counts.strict_stop.store(true, Ordering::Relaxed);
                             end = true;
@@ -1343,7 +1530,7 @@ impl PartItems {
                 Ok(chunk) if self.read.upto(chunk.number) == u64::MAX => {}
                 Ok(chunk) => self.start(chunk),
                 Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", self.origin);
+                    say!("error: cannot read {}: {e}", self.origin);
                     self.counts.read_error.store(true, Ordering::Relaxed);
                     return None;
                 }
@@ -1401,7 +1588,7 @@ impl Iterator for PartItems {
                 Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
                 Ok(Item::Skip) => {}
                 Err(e) if e.kind() == ErrorKind::Io => {
-                    eprintln!("error: cannot read {}: {}", self.origin, e.message());
+                    say!("error: cannot read {}: {}", self.origin, e.message());
                     self.counts.read_error.store(true, Ordering::Relaxed);
                     self.done = true;
                     return None;
@@ -1409,7 +1596,7 @@ impl Iterator for PartItems {
                 Err(e) => {
                     self.counts.malformed_line();
                     let line = self.line_in_input(line);
-                    eprintln!("{}:{line}: malformed line: {}", self.origin, e.message());
+                    say!("{}:{line}: malformed line: {}", self.origin, e.message());
                     if self.strict {
                         self.counts.strict_stop.store(true, Ordering::Relaxed);
                         self.stop.store(true, Ordering::Relaxed);
@@ -1471,14 +1658,21 @@ impl Sink<Record> for CliSink {
         if partial.capped() {
             let (limit, told) = &self.capped;
             if !told.swap(true, Ordering::Relaxed) {
-                eprintln!("{}", super::capped_message(*limit));
+                say!("{}", super::capped_message(*limit));
             }
             return;
         }
         let key = serde_json::to_string(partial.key()).unwrap_or_default();
         let mut drops = self.drops.borrow_mut();
+        let told = (partial.pattern_index(), key);
+        if drops.len() >= super::MAX_DROP_KEYS && !drops.contains_key(&told) {
+            // Remembered up to a bound (issue 26): only that there were
+            // more is kept.
+            self.counts.drops_overflow.store(true, Ordering::Relaxed);
+            return;
+        }
         let kg = key_group(partial.key());
-        if drops.insert((partial.pattern_index(), key), kg).is_some() {
+        if drops.insert(told, kg).is_some() {
             return;
         }
         if drops.len() <= TOLD_KEYS {
@@ -1488,7 +1682,7 @@ impl Sink<Record> for CliSink {
                 let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
                 format!("key [{}]", values.join(", "))
             };
-            eprintln!(
+            say!(
                 "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)",
                 partial.pattern(),
                 self.limit
@@ -1516,6 +1710,7 @@ impl Collect<Record> for CliSink {
             unusable_keys: stats.unusable_keys,
             dropped_runs: stats.dropped_runs,
             dropped_keys: self.drops.borrow().len() as u64,
+            dropped_keys_overflow: self.counts.drops_overflow.load(Ordering::Relaxed),
             capped_runs: stats.capped_runs,
             forced: stats.forced_watermarks,
             waiting: waiting as u64,
@@ -1590,7 +1785,7 @@ impl Cutter {
                     match self.complete(e, gathered) {
                         Ok(whole) => whole,
                         Err(e) => {
-                            eprintln!(
+                            say!(
                                 "error: cannot write the checkpoint in {}: {e}",
                                 checkpoint.dir.display()
                             );
@@ -1655,12 +1850,12 @@ impl Cutter {
         }
         let dir = checkpoint.dir.display();
         match self.complete(e, gathered) {
-            Ok(true) => eprintln!("cepheid: checkpoint taken in {dir} as the run stopped"),
-            Ok(false) => eprintln!(
+            Ok(true) => say!("cepheid: checkpoint taken in {dir} as the run stopped"),
+            Ok(false) => say!(
                 "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
             ),
             Err(e) => {
-                eprintln!("error: cannot write the checkpoint in {dir}: {e}");
+                say!("error: cannot write the checkpoint in {dir}: {e}");
                 self.failed.store(true, Ordering::Relaxed);
             }
         }
@@ -1684,7 +1879,7 @@ impl Cutter {
             let _ = std::fs::remove_dir_all(&folder);
             if self.misses + 1 == MISSES_TOLD {
                 let shown: Vec<String> = missing.iter().map(usize::to_string).collect();
-                eprintln!(
+                say!(
                     "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with --processes, every process needs --checkpoint with a folder they all see",
                     checkpoint.dir.display(),
                     MISSES_TOLD,
@@ -1712,8 +1907,7 @@ impl Cutter {
             // Each worker's file has its own length (`WorkerFile::own`).
             marker.output = 0;
         }
-        let text = serde_json::to_vec_pretty(&marker).map_err(io::Error::other)?;
-        cut::write(&folder, cut::COMPLETE, &text)?;
+        cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
         cut::prune(&checkpoint.dir, e);
         Ok(true)
     }
@@ -1770,7 +1964,7 @@ fn finish(
     }
     if summary.forced > 0 {
         // The single run says it when it happens; here the sources count it.
-        eprintln!(
+        say!(
             "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
             args.max_waiting
         );
@@ -1788,8 +1982,13 @@ fn finish(
     };
     let per_key = summary.dropped_runs.saturating_sub(summary.capped_runs);
     let dropped = if per_key > 0 {
+        let more = if summary.dropped_keys_overflow {
+            "more than "
+        } else {
+            ""
+        };
         format!(
-            ", {per_key} partial matches dropped in {} keys over --max-runs-per-key",
+            ", {per_key} partial matches dropped in {more}{} keys over --max-runs-per-key",
             summary.dropped_keys
         )
     } else {
@@ -1829,7 +2028,7 @@ fn finish(
         (None, threads) => format!("{threads} workers"),
         (Some(p), threads) => format!("{p} processes x {threads} workers"),
     };
-    eprintln!(
+    say!(
         "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
         summary.events, summary.malformed, summary.late, summary.matches, summary.timeouts
     );

@@ -31,6 +31,8 @@ fn command(dir: &Path, name: &str, extra: &[&str]) -> Command {
         .args(["--max-delay", "2s"])
         .args(["--output", &format!("out_{name}.jsonl")])
         .args(["--late", &format!("late_{name}.jsonl")])
+        // (the control records of the changes of rules)
+        .args(["--rules-from-stream", "--rules-dir", "."])
         .args(extra);
     command
 }
@@ -269,6 +271,8 @@ fn a_failed_checkpoint_write_stops_the_run_and_loses_nothing() {
         message.contains("the previous checkpoint is kept"),
         "{message}"
     );
+    // The half-written temporary file is not left behind.
+    assert!(!dir.join("ckpt/checkpoint.tmp").exists());
     // The previous checkpoint is whole: the run goes on from it.
     let resumed = command(&dir, "part", &["--checkpoint", "ckpt"])
         .output()
@@ -382,13 +386,152 @@ fn a_checkpoint_of_another_command_is_refused_and_nothing_is_changed() {
         ]);
         refused(&dir, &mut run, says);
     }
-    // An output changed since.
-    fs::write(dir.join("out_part.jsonl"), b"").unwrap();
-    refused(
-        &dir,
-        &mut command(&dir, "part", &resume),
-        "out_part.jsonl holds 0 bytes, fewer than the",
-    );
+    // (an output shorter since was rotated: it is not refused any more,
+    // `an_output_rotated_since_the_checkpoint_goes_on_in_the_new_file`)
+}
+
+/// The output length a checkpoint records (its metadata, after its
+/// magic, version and length).
+fn checkpoint_output_len(dir: &Path) -> usize {
+    let bytes = read(dir, "ckpt/checkpoint");
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let meta: serde_json::Value = serde_json::from_slice(&bytes[20..20 + len]).unwrap();
+    meta["output_len"].as_u64().unwrap() as usize
+}
+
+/// An output rotated (logrotate's `create`: moved away, a new file; or
+/// `copytruncate`: copied, truncated in place) after the last checkpoint:
+/// every restart was refused for ever (exit 5, "holds 0 bytes, fewer
+/// than ..."). It goes on in the new file with the records after the
+/// checkpoint (issue 26).
+#[test]
+fn an_output_rotated_since_the_checkpoint_goes_on_in_the_new_file() {
+    let dir = setup("rotated_since", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected = read(&dir, "out_whole.jsonl");
+    for how in ["create", "copytruncate"] {
+        let _ = fs::remove_dir_all(dir.join("ckpt"));
+        partial_run(&dir);
+        let at = checkpoint_output_len(&dir);
+        assert!(at > 0);
+        match how {
+            "create" => {
+                fs::rename(dir.join("out_part.jsonl"), dir.join("out_part.jsonl.1")).unwrap();
+                fs::write(dir.join("out_part.jsonl"), b"").unwrap();
+            }
+            _ => {
+                fs::copy(dir.join("out_part.jsonl"), dir.join("out_part.jsonl.1")).unwrap();
+                fs::write(dir.join("out_part.jsonl"), b"").unwrap();
+            }
+        }
+        let resumed = command(&dir, "part", &["--checkpoint", "ckpt"])
+            .output()
+            .unwrap();
+        assert!(resumed.status.success(), "{how}: {}", stderr(&resumed));
+        assert!(
+            stderr(&resumed).contains("out_part.jsonl was rotated since"),
+            "{how}: {}",
+            stderr(&resumed)
+        );
+        let old = read(&dir, "out_part.jsonl.1");
+        let new = read(&dir, "out_part.jsonl");
+        assert!(!new.is_empty(), "{how}");
+        assert!(old.len() >= at, "{how}");
+        assert!(
+            [&old[..at], &new[..]].concat() == expected,
+            "{how}: the rotated file to the checkpoint, then the new one"
+        );
+        assert!(expected.starts_with(&old), "{how}");
+    }
+}
+
+/// Rotated while it runs (`create`: moved away; `copytruncate`: copied and
+/// truncated in place): records kept going to the moved file, or landed
+/// at the old offset (a file starting with NUL bytes). The output is
+/// opened again under its name, and written by appending (issue 26).
+#[cfg(unix)]
+#[test]
+fn an_output_rotated_while_it_runs_goes_on_in_the_new_file() {
+    let dir = setup("rotated_live", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected = read(&dir, "out_whole.jsonl");
+    let text = read(&dir, "events.jsonl");
+    let half = text[..text.len() / 2]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    for how in ["create", "copytruncate"] {
+        fs::write(dir.join("events.jsonl"), &text[..half]).unwrap();
+        let _ = fs::remove_file(dir.join("out_live.jsonl"));
+        let _ = fs::remove_dir_all(dir.join("ckpt_live"));
+        let mut live = command(&dir, "live", &["--follow", "--checkpoint", "ckpt_live"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the first half's records are out and stay so.
+        let settled = |name: &str| {
+            let started = Instant::now();
+            let mut last = None;
+            loop {
+                assert!(started.elapsed() < common::PATIENCE, "{how}: never settled");
+                std::thread::sleep(Duration::from_millis(300));
+                let len = fs::metadata(dir.join(name)).map(|m| m.len()).ok();
+                if len.is_some_and(|l| l > 0) && len == last {
+                    return;
+                }
+                last = len;
+            }
+        };
+        settled("out_live.jsonl");
+        match how {
+            "create" => {
+                fs::rename(dir.join("out_live.jsonl"), dir.join("out_live.jsonl.1")).unwrap()
+            }
+            _ => {
+                fs::copy(dir.join("out_live.jsonl"), dir.join("out_live.jsonl.1")).unwrap();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join("out_live.jsonl"))
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
+            }
+        }
+        // The second half.
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("events.jsonl"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, &text[half..]).unwrap();
+        settled("out_live.jsonl");
+        // The new file is locked as the first was: another run on it
+        // (with another folder) is refused.
+        let second = command(&dir, "live", &["--follow", "--checkpoint", "ckpt_other"])
+            .output()
+            .unwrap();
+        assert_eq!(second.status.code(), Some(5), "{how}: {}", stderr(&second));
+        assert!(
+            stderr(&second)
+                .contains("--output out_live.jsonl is being written by another cepheid run"),
+            "{how}: {}",
+            stderr(&second)
+        );
+        live.kill().unwrap();
+        live.wait().unwrap();
+        let old = read(&dir, "out_live.jsonl.1");
+        let new = read(&dir, "out_live.jsonl");
+        assert!(!new.contains(&0), "{how}: NUL bytes in the new file");
+        let both = [&old[..], &new[..]].concat();
+        assert!(
+            expected.starts_with(&both),
+            "{how}: the records go on in the new file"
+        );
+        assert!(both.len() > old.len() + 1000, "{how}");
+    }
 }
 
 #[test]
@@ -513,4 +656,244 @@ fn a_followed_file_resumes_where_it_stopped() {
         text.lines().last().unwrap().contains(r#""key":{"k":3}"#),
         "{text}"
     );
+}
+
+/// Two runs on one checkpoint folder at once (a supervisor that starts a
+/// second instance), or on one output with two folders: the second is
+/// refused with exit 5, naming the holder, and changes nothing; once the
+/// first is gone (even by SIGKILL) the folder resumes as usual.
+#[cfg(unix)]
+#[test]
+fn a_second_run_on_a_locked_folder_or_output_is_refused_naming_the_holder() {
+    let dir = setup("locked", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let follow = [
+        "--checkpoint",
+        "ckpt",
+        "--follow",
+        "--checkpoint-every",
+        "100",
+    ];
+    /// Killed when dropped: a failed assertion leaves no run behind.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut first = Killed(
+        command(&dir, "run", &follow)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = first.0.id();
+    // It holds the lock once its id is in the lock file, and has read the
+    // whole file once its output stops growing.
+    let started = Instant::now();
+    let mut last = None;
+    loop {
+        assert!(
+            started.elapsed() < common::PATIENCE,
+            "the first run never settled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let holder = fs::read_to_string(dir.join("ckpt/lock")).unwrap_or_default();
+        let len = fs::metadata(dir.join("out_run.jsonl"))
+            .map(|m| m.len())
+            .ok();
+        if holder.trim() == pid.to_string() && len.is_some() && len == last {
+            break;
+        }
+        last = len;
+    }
+    let output_before = read(&dir, "out_run.jsonl");
+    // The same folder.
+    let second = command(&dir, "run", &follow).output().unwrap();
+    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "error: checkpoint folder ckpt is in use by another run (process {pid} holds ckpt/lock); nothing was changed"
+        )),
+        "{}",
+        stderr(&second)
+    );
+    // Another folder, the same outputs.
+    let other = ["--checkpoint", "ckpt2", "--follow"];
+    let third = command(&dir, "run", &other).output().unwrap();
+    assert_eq!(third.status.code(), Some(5), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains(
+            "error: --output out_run.jsonl is being written by another cepheid run (it holds the file's lock); nothing was changed"
+        ),
+        "{}",
+        stderr(&third)
+    );
+    // Neither truncated nor wrote the output (the first run may still
+    // have been adding to it).
+    assert!(read(&dir, "out_run.jsonl").starts_with(&output_before));
+    // Gone by SIGKILL: the lock is gone with it; the resumed run ends as
+    // one that never stopped.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let resumed = command(&dir, "run", &["--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(read(&dir, "out_run.jsonl"), read(&dir, "out_whole.jsonl"));
+    assert_eq!(read(&dir, "late_run.jsonl"), read(&dir, "late_whole.jsonl"));
+}
+
+/// `--checkpoint` with `--output /dev/null` or a FIFO stopped at the first
+/// checkpoint (exit 4, "cannot write /dev/null: Invalid argument": an
+/// fsync of a device). Such an output is written as standard output is
+/// (not synced nor measured, at least once), said before the run starts.
+#[cfg(unix)]
+#[test]
+fn a_device_or_fifo_output_with_checkpoints_is_written_as_standard_output_said_at_the_start() {
+    let dir = setup("special_outputs", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let run = |output: &str, ckpt: &str| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--max-delay", "2s", "--output", output])
+            .args(["--late", &format!("late_{ckpt}.jsonl")])
+            .args(["--checkpoint", ckpt, "--checkpoint-every", "1000"])
+            .output()
+            .unwrap()
+    };
+    let said = "cepheid: --output OUT is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)";
+    for round in ["first", "resumed"] {
+        let null = run("/dev/null", "ckpt");
+        assert!(null.status.success(), "{round}: {}", stderr(&null));
+        let err = stderr(&null);
+        assert!(
+            err.starts_with(&said.replace("OUT", "/dev/null")),
+            "{round}: {err}"
+        );
+        assert_eq!(
+            read(&dir, "late_ckpt.jsonl"),
+            read(&dir, "late_whole.jsonl")
+        );
+    }
+    // A FIFO, read to its end by another thread.
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = std::thread::spawn(move || fs::read(fifo).unwrap());
+    let piped = run("fifo", "ckpt_fifo");
+    let records = reader.join().unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(stderr(&piped).starts_with(&said.replace("OUT", "fifo")));
+    assert_eq!(records, read(&dir, "out_whole.jsonl"));
+}
+
+/// `--checkpoint` over a file still being written, without `--follow`:
+/// the run ended in the middle of the last line, and the run after the
+/// file had grown read the rest of that line as a line of its own (one
+/// event lost as two malformed lines). The last line without its newline
+/// is not in the checkpoint's position: the next run reads it whole.
+#[test]
+fn a_last_line_without_its_newline_is_read_again_whole_after_the_file_grew() {
+    let dir = setup("open_end", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let text = fs::read(dir.join("events.jsonl")).unwrap();
+    // The middle of line 15,001 (an event's line, not a malformed one).
+    let newlines: Vec<usize> = (0..text.len()).filter(|&i| text[i] == b'\n').collect();
+    let (line, cut) = (15_000..)
+        .map(|n| (n, newlines[n - 1] + 1))
+        .find(|&(_, at)| text[at..].starts_with(b"{\"ts\""))
+        .unwrap();
+    let cut = cut + 12;
+    assert!(cut < newlines[line]);
+    fs::write(dir.join("events.jsonl"), &text[..cut]).unwrap();
+    let first = command(&dir, "run", &["--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    // The file grows: the rest of the line and the lines after it.
+    fs::write(dir.join("events.jsonl"), &text).unwrap();
+    let resumed = command(&dir, "run", &["--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains(&format!("at line {} of", line + 1)),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_eq!(summary(&resumed), summary(&whole));
+    assert_eq!(read(&dir, "out_run.jsonl"), read(&dir, "out_whole.jsonl"));
+    assert_eq!(read(&dir, "late_run.jsonl"), read(&dir, "late_whole.jsonl"));
+}
+
+/// An empty `--late` file (no late event yet) deleted between two runs
+/// (a cleanup of empty files): every resume failed ("cannot create"). It
+/// is made again, empty: nothing of it was lost.
+#[test]
+fn an_empty_late_file_deleted_since_the_checkpoint_is_made_again() {
+    let dir = setup("late_deleted", 2_000);
+    let run = || {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            // (a delay above the stream's disorder: no late event)
+            .args(["--max-delay", "1h", "--output", "out.jsonl"])
+            .args(["--late", "late.jsonl", "--checkpoint", "ckpt"])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(read(&dir, "late.jsonl"), b"");
+    fs::remove_file(dir.join("late.jsonl")).unwrap();
+    let again = run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(read(&dir, "late.jsonl"), b"");
+}
+
+/// A checkpoint that takes longer than `--checkpoint-every` (counted from
+/// the start of the previous one) made the run take one batch per
+/// checkpoint, without a word. The interval is counted from the end of
+/// the last checkpoint, and a slow one is said, once (issue 26).
+#[test]
+fn a_checkpoint_longer_than_its_interval_is_said_once_and_the_run_goes_on() {
+    let dir = setup("slow_checkpoints", 20_000);
+    let whole = command(&dir, "whole", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    // 1 ms: every checkpoint (a snapshot, a synced file) takes longer.
+    let slow = command(
+        &dir,
+        "slow",
+        &["--checkpoint", "ckpt", "--checkpoint-every", "1ms"],
+    )
+    .output()
+    .unwrap();
+    assert!(slow.status.success(), "{}", stderr(&slow));
+    let said = stderr(&slow);
+    assert_eq!(
+        said.matches("longer than --checkpoint-every 1 ms: each next one is due that long after the end of the last").count(),
+        1,
+        "{said}"
+    );
+    assert_eq!(read(&dir, "out_slow.jsonl"), read(&dir, "out_whole.jsonl"));
+    assert_eq!(summary(&slow), summary(&whole));
 }

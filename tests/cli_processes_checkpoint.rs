@@ -257,7 +257,12 @@ fn two_processes_killed_at_random_moments_end_as_an_uninterrupted_run() {
     assert_eq!(summary(&dir, "killed"), expected);
     // A cut holds one file per worker of every process and its marker;
     // older ones are gone.
-    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt")).unwrap().collect();
+    // (besides the lock files: `lock`, `lock.process-I`)
+    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| !name.to_string_lossy().starts_with("lock"))
+        .collect();
     assert!(cuts.len() <= 2, "{cuts:?}");
     let marker = fs::read_dir(dir.join("ckpt"))
         .unwrap()
@@ -437,4 +442,267 @@ fn a_followed_file_on_two_processes_killed_while_it_grows_ends_as_an_uninterrupt
     );
     assert_eq!(summary(&dir, "killed"), expected, "{said}");
     assert_same(&dir, "after 3 kills of a followed run");
+}
+
+/// When a peer process dies, the survivor exited with status 101 (a panic
+/// of timely's networking while joining it) and a backtrace per thread,
+/// without a word on what to do. It stops with exit 4, one line per
+/// stopped thread, and says how to go on (issue 26).
+#[test]
+fn when_a_peer_process_dies_the_survivor_stops_with_exit_4_and_a_hint() {
+    let dir = setup("processes_peer_dies", 200_000);
+    let mut pair = Pair::start(&dir, "peer", &["--checkpoint", "ckpt"]);
+    // Both connected and working: a cut is complete, or soon the run
+    // would be over.
+    let started = Instant::now();
+    while complete(&dir).is_none() && !pair.ended() {
+        assert!(started.elapsed() < LIMIT, "no cut in {LIMIT:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        !pair.ended(),
+        "the run ended before process 1 could be killed"
+    );
+    let _ = pair.0[1].kill();
+    let _ = pair.0[1].wait();
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = pair.0[0].try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the survivor did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let said = stderr(&dir, "peer");
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("error: the connection to another process was lost (it stopped, or its machine or the network went away); this process stops too: start every process again with the same --checkpoint, they go on from its last complete cut"),
+        "{said}"
+    );
+    assert!(!said.contains("stack backtrace"), "{said}");
+}
+
+/// `--processes 2` as the README shows it, `--late` on process 0 only: the
+/// late events that process 1 read never reached the late file, while the
+/// summary counted them. Every process's late events reach it, and the
+/// summary agrees (issue 26).
+#[test]
+fn the_late_events_of_every_process_reach_process_0s_late_file() {
+    let dir = setup("processes_late", 50_000);
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    let start = |process: &str, files: &[&str]| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--chunk-bytes", "65536", "--max-delay", "0ms"])
+            .args([
+                "--processes",
+                "2",
+                "--process",
+                process,
+                "--hostfile",
+                "hosts",
+            ])
+            .args(files)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let zero = start("0", &["--output", "out.jsonl", "--late", "late.jsonl"]);
+    std::thread::sleep(Duration::from_millis(50));
+    let one = start("1", &[]);
+    let zero = zero.wait_with_output().unwrap();
+    let one = one.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&zero.stderr).into_owned();
+    assert!(zero.status.success(), "{said}");
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let summary = crash::summary(&said);
+    let late: u64 = summary
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" late"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no late count: {summary}"));
+    assert!(late > 100, "{summary}");
+    let written = fs::read_to_string(dir.join("late.jsonl")).unwrap();
+    assert_eq!(written.lines().count() as u64, late, "{summary}");
+}
+
+/// The processes of `--processes P` never checked that they ran the same
+/// command: another `--max-delay`, other rules (a rolling deploy), another
+/// events file gave silent wrong records with exit 0. They agree on what
+/// must match before any record moves, and refuse clearly otherwise
+/// (exit 2, naming what differs; issue 26).
+#[test]
+fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
+    let dir = setup("processes_differ", 5_000);
+    fs::write(
+        dir.join("other.cep"),
+        "pattern other {\n    match a\n    where a: type == \"created\"\n}\n",
+    )
+    .unwrap();
+    fs::copy(dir.join("events.jsonl"), dir.join("copy.jsonl")).unwrap();
+    let mut text = fs::read(dir.join("events.jsonl")).unwrap();
+    text.extend_from_slice(b"{\"ts\":1,\"type\":\"created\",\"order\":\"x\"}\n");
+    fs::write(dir.join("longer.jsonl"), text).unwrap();
+    let pair = |one: &[&str]| {
+        let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+        fs::write(dir.join("hosts"), hosts).unwrap();
+        let start = |process: &str, extra: &[&str]| {
+            // (`extra` replaces the events file or the delay, or adds)
+            let flag = |name: &str, default: &'static str| -> String {
+                extra
+                    .iter()
+                    .position(|a| *a == name)
+                    .map_or(default.to_string(), |i| extra[i + 1].to_string())
+            };
+            let (events, delay) = (flag("--events", "events.jsonl"), flag("--max-delay", "2s"));
+            let mut args: Vec<String> = ["rules.cep", "--events", &events, "--max-delay", &delay]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let mut rest = extra.iter();
+            while let Some(a) = rest.next() {
+                if *a == "--events" || *a == "--max-delay" {
+                    rest.next();
+                } else {
+                    args.push(a.to_string());
+                }
+            }
+            cepheid()
+                .current_dir(&dir)
+                .arg("run")
+                .args(&args)
+                .args(["--no-progress", "--processes", "2", "--process", process])
+                .args(["--hostfile", "hosts"])
+                .args(if process == "0" {
+                    &["--output", "out.jsonl"][..]
+                } else {
+                    &[][..]
+                })
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let zero = start("0", &[]);
+        std::thread::sleep(Duration::from_millis(50));
+        let one = start("1", one);
+        (
+            zero.wait_with_output().unwrap(),
+            one.wait_with_output().unwrap(),
+        )
+    };
+    let said = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // The same command (the events file by another name, the same bytes):
+    // they run.
+    let (zero, one) = pair(&["--events", "copy.jsonl"]);
+    assert!(zero.status.success(), "{}", said(&zero));
+    assert!(one.status.success(), "{}", said(&one));
+    for (extra, differs) in [
+        (
+            &["--max-delay", "3s"][..],
+            "its --max-delay is 3000 ms, this one's (process 0) 2000 ms",
+        ),
+        (&["--events", "longer.jsonl"][..], "its --events is "),
+        (
+            &["other.cep"][..],
+            "its the rules (FNV-1a of their text) is ",
+        ),
+        (
+            &["--workers", "2"][..],
+            "its --workers is 2, this one's (process 0) 1",
+        ),
+    ] {
+        let (zero, one) = pair(extra);
+        assert_eq!(zero.status.code(), Some(2), "{extra:?}: {}", said(&zero));
+        assert_eq!(one.status.code(), Some(2), "{extra:?}: {}", said(&one));
+        let message = format!("error: process 1 runs another command: {differs}");
+        assert!(said(&zero).contains(&message), "{extra:?}: {}", said(&zero));
+        assert!(
+            said(&one).contains("error: process 0 runs another command: "),
+            "{}",
+            said(&one)
+        );
+    }
+}
+
+/// With a checkpoint folder per process (a mistake: they must share one),
+/// no cut is ever complete; process 1's cuts piled up in its folder (29 MB
+/// in 4 s at 100 ms). A process deletes its unfinished cuts below the one
+/// it writes (issue 26).
+#[test]
+fn with_a_folder_per_process_abandoned_cuts_do_not_pile_up() {
+    let dir = setup("processes_own_folders", 100_000);
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    let start = |process: &str, extra: &[&str]| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--chunk-bytes", "65536", "--max-delay", "2s"])
+            .args([
+                "--processes",
+                "2",
+                "--process",
+                process,
+                "--hostfile",
+                "hosts",
+            ])
+            .args([
+                "--checkpoint",
+                &format!("ckpt{process}"),
+                "--checkpoint-every",
+                "20ms",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let zero = start("0", &["--output", "out.jsonl"]);
+    std::thread::sleep(Duration::from_millis(50));
+    let one = start("1", &[]);
+    let zero = zero.wait_with_output().unwrap();
+    let one = one.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&zero.stderr).into_owned();
+    assert!(zero.status.success(), "{said}");
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert!(said.contains("no checkpoint could be completed"), "{said}");
+    let cuts = fs::read_dir(dir.join("ckpt1"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("epoch-")
+        })
+        .count();
+    assert!(cuts <= 1, "{cuts} cuts left in process 1's folder");
 }

@@ -199,7 +199,13 @@ fn a_control_record_mid_stream_is_the_librarys_set_rules_at_that_line() {
             "control",
             OLD,
             &lines,
-            &["--max-delay", "5ms", "--reload-policy", policy_arg],
+            &[
+                "--max-delay",
+                "5ms",
+                "--reload-policy",
+                policy_arg,
+                "--rules-from-stream",
+            ],
         );
         assert!(cli.status.success(), "{}", stderr(&cli));
         let expected = run_library(OLD, &lines, 5, policy);
@@ -241,6 +247,7 @@ fn reloading_the_same_rules_changes_nothing_byte_for_byte() {
     let mut lines: Vec<String> = sample.lines().map(str::to_string).collect();
     let args = ["run", folder, "--no-progress", "--max-delay", "10s"];
     let plain = run_stdin(&args, &lines);
+    let stream = [&args[..], &["--rules-from-stream", "--rules-dir", folder]].concat();
     // The same folder as a `$rules_file` record, and all of its files as
     // one inline `$rules` text.
     let mut files: Vec<_> = fs::read_dir(&patterns)
@@ -255,7 +262,7 @@ fn reloading_the_same_rules_changes_nothing_byte_for_byte() {
     lines.insert(30, serde_json::json!({ "$rules_file": folder }).to_string());
     lines.insert(60, rules_record(&all));
     lines.insert(90, serde_json::json!({ "$rules_file": folder }).to_string());
-    let reloaded = run_stdin(&args, &lines);
+    let reloaded = run_stdin(&stream, &lines);
     assert!(plain.status.success(), "{}", stderr(&plain));
     assert!(reloaded.status.success(), "{}", stderr(&reloaded));
     assert!(plain.stdout.len() > 1000);
@@ -284,7 +291,14 @@ fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
         r#"{"$rules": "pattern p { match a }", "ts": 5}"#.to_string(),
     );
     broken.insert(700, r#"{"$rules": 5}"#.to_string());
-    let out = run_cli("broken", OLD, &broken, &["--max-delay", "5ms"]);
+    let stream = [
+        "--max-delay",
+        "5ms",
+        "--rules-from-stream",
+        "--rules-dir",
+        ".",
+    ];
+    let out = run_cli("broken", OLD, &broken, &stream);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(out.stdout, plain.stdout, "the old rules went on");
     let err = stderr(&out);
@@ -293,8 +307,7 @@ fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
         "error: events.jsonl:401 ($rules):2:13:",
         "2 |     match a b",
         "cepheid: events.jsonl:401 (`$rules`): the new rules have errors; the old rules go on",
-        "missing.cep",
-        "cepheid: events.jsonl:501 (`$rules_file` missing.cep): the new rules have errors; the old rules go on",
+        "cepheid: events.jsonl:501 (`$rules_file` missing.cep): refused: cannot open it in --rules-dir: entity not found; the old rules go on",
         "events.jsonl:601: malformed line: a `$rules` or `$rules_file` record must have no other field (this one has 2)",
         "events.jsonl:701: malformed line: `$rules` must be the pattern source, as a string",
         "1000 events read, 2 malformed,",
@@ -441,4 +454,309 @@ fn watch_reloads_an_edited_rule_file_while_following_keeps_the_old_rules_on_a_br
         stderr.contains("4 matches, 0 timeouts, 3 rule reloads, 1 refused (the old rules kept)"),
         "{stderr}"
     );
+}
+
+/// `cepheid run rules/ --events events.jsonl ARGS...` in `dir`, killed
+/// (and the test failed) when it takes longer than [`common::PATIENCE`]:
+/// a control record must never make the run wait.
+fn run_bounded(dir: &Path, args: &[&str]) -> Output {
+    let mut child = cepheid()
+        .current_dir(dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > common::PATIENCE {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("the run hung: {}", stderr(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn control_records_are_refused_unless_the_operator_turns_them_on() {
+    let lines = events(5, 1_000);
+    let plain = run_cli("stream_off_plain", OLD, &lines, &["--max-delay", "5ms"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let mut hostile = lines.clone();
+    hostile.insert(300, rules_record(NEW));
+    hostile.insert(
+        600,
+        serde_json::json!({ "$rules_file": "rules.cep" }).to_string(),
+    );
+    let out = run_cli("stream_off", OLD, &hostile, &["--max-delay", "5ms"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, plain.stdout, "the rules did not change");
+    let err = stderr(&out);
+    for said in [
+        "cepheid: events.jsonl:301 (`$rules`): refused: rule changes from the event stream are off (--rules-from-stream turns them on); the old rules go on",
+        "cepheid: events.jsonl:601 (`$rules_file` rules.cep): refused: rule changes from the event stream are off",
+        "1000 events read, 0 malformed,",
+        ", 0 rule reloads, 2 refused (the old rules kept)",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+    // `$rules` on, `$rules_file` still off without --rules-dir.
+    let out = run_cli(
+        "stream_no_dir",
+        OLD,
+        &hostile,
+        &["--max-delay", "5ms", "--rules-from-stream"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("events.jsonl:601 (`$rules_file` rules.cep): refused: `$rules_file` records are off (--rules-dir DIR allows the files in DIR)"),
+        "{err}"
+    );
+    assert!(err.contains(", 1 rule reload, 1 refused"), "{err}");
+    // --rules-dir alone is a usage error; so is a folder that is not one.
+    let out = run_cli("stream_dir_alone", OLD, &lines, &["--rules-dir", "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run_cli(
+        "stream_dir_missing",
+        OLD,
+        &lines,
+        &["--rules-from-stream", "--rules-dir", "nowhere"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--rules-dir nowhere: not a folder"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_rules_file_path_is_confined_to_the_rules_dir_regular_files_only_and_never_shown() {
+    let dir = scratch("stream_confined");
+    fs::write(dir.join("rules.cep"), OLD).unwrap();
+    let rules = dir.join("rules");
+    fs::create_dir_all(rules.join("sub")).unwrap();
+    fs::write(rules.join("new.cep"), NEW).unwrap();
+    // A secret outside the folder, which would load as pattern text with
+    // an error (its line would be shown under the error).
+    let secret = "pattern SECRET-TOKEN-4711 {";
+    fs::write(dir.join("secret.cep"), secret).unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.cep"), rules.join("link.cep")).unwrap();
+    std::os::unix::fs::symlink(&dir, rules.join("up")).unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.cep"), rules.join("sub/x.cep")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(rules.join("pipe.cep"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    fs::write(
+        rules.join("big.cep"),
+        vec![b' '; cepheid_syntax::MAX_FILE_SIZE + 1],
+    )
+    .unwrap();
+    let refused = [
+        ("../secret.cep", "it is outside --rules-dir"),
+        ("link.cep", "it is outside --rules-dir"),
+        ("up/secret.cep", "it is outside --rules-dir"),
+        ("sub", "sub/x.cep is outside --rules-dir"),
+        ("pipe.cep", "it is not a regular file"),
+        ("/dev/zero", "it is outside --rules-dir"),
+        ("big.cep", "it is larger than 1 MiB"),
+        (
+            "missing.cep",
+            "cannot open it in --rules-dir: entity not found",
+        ),
+    ];
+    let absolute_secret = dir.join("secret.cep").display().to_string();
+    let mut lines = events(9, 1_200);
+    let mut at = 100;
+    for (path, _) in refused
+        .iter()
+        .map(|(p, w)| (p.to_string(), w))
+        .chain([(absolute_secret.clone(), &"it is outside --rules-dir")])
+    {
+        lines.insert(at, serde_json::json!({ "$rules_file": path }).to_string());
+        at += 100;
+    }
+    // Then a good one: it is applied (relative to the folder).
+    lines.insert(
+        at,
+        serde_json::json!({ "$rules_file": "new.cep" }).to_string(),
+    );
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    let args = [
+        "--max-delay",
+        "5ms",
+        "--rules-from-stream",
+        "--rules-dir",
+        "rules",
+    ];
+    let out = run_bounded(&dir, &args);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("SECRET-TOKEN"),
+        "a file's content shown: {err}"
+    );
+    for (i, (path, why)) in refused.iter().enumerate() {
+        let line = 101 + 100 * i;
+        let said = format!("cepheid: events.jsonl:{line} (`$rules_file` {path}): refused: {why}");
+        assert!(err.contains(&said), "{said}: {err}");
+    }
+    let line = 101 + 100 * refused.len();
+    assert!(
+        err.contains(&format!("events.jsonl:{line} (`$rules_file` {absolute_secret}): refused: it is outside --rules-dir")),
+        "{err}"
+    );
+    let line = line + 100;
+    assert!(
+        err.contains(&format!(
+            "events.jsonl:{line} (`$rules_file` new.cep): rules reloaded:"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(", 1 rule reload, 9 refused"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""pattern":"pair","version":2"#));
+}
+
+/// An editor that rewrites a rule file in place empties it for a moment:
+/// with `--watch`, the pattern was removed (its partial matches dropped)
+/// and added again with the same text, and the orders never paid were
+/// never reported. An empty file is not a decision to remove its rules:
+/// nothing is applied until it is written, and a pattern whose text did
+/// not change keeps its state (issue 26).
+#[test]
+fn watch_does_not_apply_a_rule_file_emptied_for_a_moment_and_an_unchanged_pattern_keeps_its_state()
+{
+    let dir = scratch("watch_flicker");
+    let rules = dir.join("p.cep");
+    let events = dir.join("events.jsonl");
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    // A match (to know the run is there), then `a` of key 2 waiting.
+    fs::write(
+        &events,
+        [
+            event(1, "a", 1),
+            event(2, "b", 1),
+            event(3, "a", 2),
+            event(4, "x", 1),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let live = Live::run(
+        &rules,
+        &[
+            "--events",
+            events.to_str().unwrap(),
+            "--follow",
+            "--watch",
+            "--no-progress",
+        ],
+    );
+    let first = live.record("the first match");
+    assert_eq!(first["key"]["k"], 1);
+    // Emptied (well past the debounce), then written again, unchanged.
+    fs::write(&rules, "").unwrap();
+    live.stderr_line("p.cep is empty (being written?): not applied");
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    live.stderr_line("pair: unchanged");
+    append(&events, &[event(5, "b", 2), event(6, "x", 2)].concat());
+    let second = live.record("the match of the `a` that waited across the flicker");
+    assert_eq!(second["key"]["k"], 2);
+    assert_eq!(second["events"]["a"][0]["ts"], 3);
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(!stderr.contains("pair: removed"), "{stderr}");
+    assert!(
+        stderr.contains("2 matches, 0 timeouts, 1 rule reload"),
+        "{stderr}"
+    );
+}
+
+/// `--watch --checkpoint`: a rule edited, the reload applied, the process
+/// killed before its next checkpoint. Every restart was refused for ever
+/// (exit 5, "taken with other patterns"). It resumes with the checkpoint's
+/// rules and reads the files on disk at once, as a reload (issue 26).
+#[cfg(unix)]
+#[test]
+fn watch_with_checkpoints_resumes_after_an_edit_made_since_the_checkpoint() {
+    let dir = scratch("watch_ckpt");
+    let rules = dir.join("p.cep");
+    let events = dir.join("events.jsonl");
+    let ckpt = dir.join("ckpt");
+    fs::write(&rules, PAIR_BY_K).unwrap();
+    fs::write(
+        &events,
+        [event(1, "a", 1), event(2, "b", 1), event(3, "x", 1)].concat(),
+    )
+    .unwrap();
+    let args = [
+        "--events",
+        events.to_str().unwrap(),
+        "--follow",
+        "--watch",
+        "--no-progress",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        // (a checkpoint after each batch of lines, none without lines)
+        "--checkpoint-every",
+        "1",
+    ];
+    let mut live = Live::run(&rules, &args);
+    let first = live.record("a match under the first rules");
+    assert_eq!(first["key"]["k"], 1);
+    // Edited: `b` becomes `c`; the reload is applied, then SIGKILL before
+    // any further line (so before any further checkpoint).
+    let edited = PAIR_BY_K.replace(r#"b: type == "b""#, r#"b: type == "c""#);
+    fs::write(&rules, &edited).unwrap();
+    live.stderr_line("pair: changed (version 2)");
+    live.child.kill().unwrap();
+    live.child.wait().unwrap();
+    // Restarted with the same command: it resumes, reads the edited file
+    // at once, and goes on under it.
+    let live = Live::run(&rules, &args);
+    live.stderr_line("it goes on with the checkpoint's rules and reads the files at once");
+    live.stderr_line("cepheid: the pattern files changed since the checkpoint: rules reloaded:");
+    live.stderr_line("pair: changed (version 2)");
+    append(
+        &events,
+        &[
+            event(4, "a", 2),
+            event(5, "b", 2),
+            event(6, "c", 2),
+            event(7, "x", 2),
+        ]
+        .concat(),
+    );
+    let second = live.record("a match under the edited rule");
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["events"]["b"][0]["ts"], 6);
+    live.signal("TERM");
+    let (status, rest, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(stderr.contains(", 1 rule reload"), "{stderr}");
+    // Stopped by SIGTERM after the reload: its checkpoint holds the
+    // edited rules; the next start says so, and reloads nothing.
+    let live = Live::run(&rules, &args);
+    live.stderr_line("the rules changed while it ran: it goes on with the rules of the checkpoint");
+    append(
+        &events,
+        &[event(8, "a", 3), event(9, "c", 3), event(10, "x", 3)].concat(),
+    );
+    let third = live.record("a match under the edited rule, resumed");
+    assert_eq!(third["version"], 2);
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(!stderr.contains("rules reloaded"), "{stderr}");
 }

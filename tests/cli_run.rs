@@ -585,3 +585,88 @@ fn lists_holding_objects_are_unusable_keys_reported_and_counted() {
         "{err}"
     );
 }
+
+/// Standard error that cannot be written (a full disk where it is logged,
+/// a log pipe whose reader died) never takes the run down: diagnostics
+/// (malformed lines, late events, the summary) are lost, the records and
+/// the exit status are those of a run whose standard error works.
+#[cfg(unix)]
+#[test]
+fn an_unwritable_standard_error_never_takes_the_run_down() {
+    let dir = scratch("stderr_full");
+    std::fs::write(dir.join("p.cep"), UNPAID).unwrap();
+    let mut events = String::new();
+    for i in 0..2_000 {
+        events += &order(i * 1_000, "order_created", &format!("o{i}"));
+        if i % 3 == 0 {
+            events += "not json\n";
+        }
+    }
+    std::fs::write(dir.join("events"), &events).unwrap();
+    let command = |out: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cepheid"));
+        command
+            .current_dir(&dir)
+            .args(["run", "p.cep", "--events", "events", "--no-progress"])
+            .args(["--output", out]);
+        command
+    };
+    let fine = command("fine.jsonl").output().unwrap();
+    assert!(fine.status.success(), "{}", stderr(&fine));
+    assert!(stderr(&fine).contains("malformed line"));
+    let expected = std::fs::read(dir.join("fine.jsonl")).unwrap();
+    assert!(expected.len() > 1000);
+    // `2>/dev/full`: every write fails with ENOSPC.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let status = command("full.jsonl").stderr(full).status().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(std::fs::read(dir.join("full.jsonl")).unwrap(), expected);
+    // A pipe whose reader is gone: every write fails with EPIPE.
+    let mut child = command("pipe.jsonl")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(std::fs::read(dir.join("pipe.jsonl")).unwrap(), expected);
+}
+
+/// Keys are exact (issue 26): u64 ids beyond the `i64` range are distinct
+/// keys (they were one float), and CSV cells `00042` and `42`, `+7` and
+/// `7` are distinct keys, each event's text showing its own cell.
+#[test]
+fn ids_beyond_i64_and_csv_cells_as_written_are_exact_keys() {
+    let events = concat!(
+        r#"{"ts":1,"type":"a","k":12345678901234567890}"#,
+        "\n",
+        r#"{"ts":2,"type":"b","k":12345678901234567891}"#,
+        "\n",
+        r#"{"ts":3,"type":"a","k":18446744073709551615}"#,
+        "\n",
+        r#"{"ts":4,"type":"b","k":18446744073709551615}"#,
+        "\n",
+    );
+    let (output, _) = run("u64_keys", PAIR_BY_K, events, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(r#""key":{"k":"18446744073709551615"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"ts":3,"type":"a","k":18446744073709551615}"#),
+        "{text}"
+    );
+    let events = "ts,type,k\n1,a,00042\n2,b,42\n3,a,+7\n4,b,7\n5,a,12345678901234567890\n\
+                  6,b,12345678901234567891\n7,a,009\n8,b,009\n";
+    let (output, _) = run("csv_keys", PAIR_BY_K, events, &["--format", "csv"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains(r#""key":{"k":"009"}"#), "{text}");
+    assert!(text.contains(r#"{"ts":7,"type":"a","k":"009"}"#), "{text}");
+}

@@ -607,3 +607,50 @@ fn processes_start_in_any_order_and_strangers_are_dropped() {
         assert_eq!(sorted(&dir.0.join("out1.jsonl")), Vec::<String>::new());
     }
 }
+
+/// Every key that went over `--max-runs-per-key` was remembered by its
+/// worker for the whole run (and written into every cut): each worker
+/// remembers 10,000, and the summary says "more than" beyond (issue 26).
+#[test]
+fn keys_over_the_limit_are_remembered_up_to_a_bound_on_workers() {
+    let dir = common::scratch("workers_drop_keys");
+    std::fs::write(
+        dir.join("pair.cep"),
+        "pattern pair {\n    partition by k\n    match a followed by b\n    where\n        a: type == \"a\"\n        b: type == \"b\"\n}\n",
+    )
+    .unwrap();
+    let mut events = String::new();
+    for k in 0..30_000 {
+        for ts in [2 * k, 2 * k + 1] {
+            events += &format!("{{\"ts\":{ts},\"type\":\"a\",\"k\":{k}}}\n");
+        }
+    }
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let out = common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "pair.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args([
+            "--workers",
+            "2",
+            "--max-runs-per-key",
+            "1",
+            "--output",
+            "out.jsonl",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            ", 30000 partial matches dropped in more than 20000 keys over --max-runs-per-key"
+        ),
+        "{stderr}"
+    );
+}

@@ -173,7 +173,12 @@ fn killed_at_random_moments(name: &str, per_worker: bool) {
     );
     assert_eq!(summary(&last), expected);
     // A cut holds one file per worker and its marker; older ones are gone.
-    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt")).unwrap().collect();
+    // (besides the lock files: `lock`, `lock.process-I`)
+    let cuts: Vec<_> = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| !name.to_string_lossy().starts_with("lock"))
+        .collect();
     assert!(cuts.len() <= 2, "{cuts:?}");
     // Run again: it ends the same way.
     let again = command(&dir, "killed", "2", resumable).output().unwrap();
@@ -197,7 +202,11 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
     .unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(
-        fs::read_dir(dir.join("ckpt")).unwrap().count() >= 1,
+        fs::read_dir(dir.join("ckpt")).unwrap().any(|entry| entry
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("epoch-")),
         "no checkpoint was taken"
     );
     let before = fs::read(dir.join("out_a.jsonl")).unwrap();
@@ -273,8 +282,15 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
         .find(|path| path.exists())
         .expect("a complete cut");
     let text = fs::read_to_string(&marker).unwrap();
-    assert!(text.contains("\"version\": 4"), "{text}");
-    fs::write(&marker, text.replace("\"version\": 4", "\"version\": 3")).unwrap();
+    assert!(text.contains("\"version\": 5"), "{text}");
+    // (version 3 in the first line and in the JSON, the checksum made
+    // right: only the version is wrong)
+    let old = text
+        .replace("\"version\": 5", "\"version\": 3")
+        .replace("marker, version 5\n", "marker, version 3\n");
+    let body = &old[..old.trim_end().rfind('\n').unwrap() + 1];
+    let old = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+    fs::write(&marker, old).unwrap();
     let old = command_with(&dir, "a", "2", ["262144", "3s"], &["--checkpoint", "ckpt"])
         .output()
         .unwrap();
@@ -299,5 +315,135 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
         stderr(&refused).contains("standard input cannot be read again"),
         "{}",
         stderr(&refused)
+    );
+}
+
+/// Two runs on one checkpoint folder at once on workers: the second is
+/// refused (exit 5) naming the first, which holds `DIR/lock` (issue 26).
+#[test]
+fn a_second_run_on_a_locked_folder_is_refused_naming_the_holder() {
+    let dir = setup("workers_locked", 20_000);
+    let follow = ["--checkpoint", "ckpt", "--follow"];
+    let mut first = command(&dir, "run", "2", &follow)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id().to_string();
+    let started = Instant::now();
+    while fs::read_to_string(dir.join("ckpt/lock"))
+        .unwrap_or_default()
+        .trim()
+        != pid
+    {
+        assert!(
+            started.elapsed() < common::PATIENCE,
+            "the first run never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let second = command(&dir, "run", "2", &follow).output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "error: checkpoint folder ckpt is in use by another run (process {pid} holds ckpt/lock)"
+        )),
+        "{}",
+        stderr(&second)
+    );
+}
+
+/// One flipped bit in a cut's `complete` marker (its output length) or in
+/// a worker's file gave a resume that exited 0 with truncated or
+/// duplicated output: each file has a magic, a version and a checksum,
+/// checked on resuming (exit 5, nothing changed; issue 26).
+#[test]
+fn a_flipped_bit_in_any_file_of_a_cut_is_refused_and_nothing_is_changed() {
+    let dir = setup("workers_flipped", 30_000);
+    let run = |every: &str| {
+        command_with(
+            &dir,
+            "a",
+            "2",
+            ["262144", "3s"],
+            &["--checkpoint", "ckpt", "--checkpoint-every", every],
+        )
+        .output()
+        .unwrap()
+    };
+    let first = run("1ms");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let folder = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.join("complete").exists())
+        .expect("a complete cut");
+    let before = fs::read(dir.join("out_a.jsonl")).unwrap();
+    let marker = fs::read_to_string(folder.join("complete")).unwrap();
+    let sorted_before = sorted(&dir, "out_a.jsonl");
+    // The output length's last digit, one bit flipped (`0` <-> `1`, ...).
+    let output = marker.rfind("\"output\": ").expect("an output length");
+    let at = output + marker[output..].find(',').unwrap() - 1;
+    assert!(marker.as_bytes()[at].is_ascii_digit(), "{marker}");
+    let mut flipped = marker.clone().into_bytes();
+    flipped[at] ^= 1;
+    for (file, bytes) in [("complete", flipped)].into_iter().chain((0..2).map(|w| {
+        let name = ["worker-0", "worker-1"][w];
+        let mut bytes = fs::read(folder.join(name)).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        (name, bytes)
+    })) {
+        let whole = fs::read(folder.join(file)).unwrap();
+        fs::write(folder.join(file), &bytes).unwrap();
+        let resumed = run("10s");
+        assert_eq!(
+            resumed.status.code(),
+            Some(5),
+            "{file}: {}",
+            stderr(&resumed)
+        );
+        assert!(
+            stderr(&resumed).contains("corrupt"),
+            "{file}: {}",
+            stderr(&resumed)
+        );
+        assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before, "{file}");
+        fs::write(folder.join(file), whole).unwrap();
+    }
+    // Whole again: it resumes, to the same records.
+    let again = run("10s");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(sorted(&dir, "out_a.jsonl") == sorted_before);
+}
+
+/// `--checkpoint` on workers with `--output /dev/null`: refused before the
+/// run starts (exit 2: a device cannot be truncated to a cut's length),
+/// not stopped at its first cut (issue 26).
+#[test]
+fn a_device_output_with_checkpoints_on_workers_is_refused_before_the_run() {
+    let dir = setup("workers_dev_null", 2_000);
+    let out = common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--workers",
+            "2",
+        ])
+        .args(["--output", "/dev/null", "--checkpoint", "ckpt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "--checkpoint with --workers needs --output FILE and --late FILE to be regular files"
+        ),
+        "{}",
+        stderr(&out)
     );
 }

@@ -216,3 +216,27 @@ pattern same {
     );
     assert_eq!(matches, 1);
 }
+
+/// Integers beyond the `i64` range (u64 snowflake ids) were read as one
+/// float: neighbours were one key. Up to `u64::MAX` they are exact (a
+/// string of their digits), whichever path decodes them.
+#[test]
+fn integers_beyond_i64_are_exact_keys() {
+    let (out, _) = run(&[("a", "12345678901234567890"), ("b", "12345678901234567891")]);
+    assert!(keys(&out).is_empty());
+    let (out, _) = run(&[("a", "12345678901234567890"), ("b", "12345678901234567890")]);
+    assert_eq!(keys(&out), vec![vec![Value::from("12345678901234567890")]]);
+    let line = |ts: i64, kind: &str, k: &str| format!(r#"{{"ts":{ts},"type":"{kind}","k":{k}}}"#);
+    let apart = [
+        line(1, "a", "12345678901234567890"),
+        line(2, "b", "12345678901234567891"),
+    ];
+    assert_eq!(run_decoded(PATTERN, &apart).0, 0);
+    // (an escape: the general path)
+    let same = [
+        line(1, "a\\u0000", "12345678901234567890"),
+        line(2, "a", "9223372036854775808"),
+        line(3, "b", "9223372036854775808"),
+    ];
+    assert_eq!(run_decoded(PATTERN, &same).0, 1);
+}

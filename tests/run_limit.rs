@@ -403,3 +403,55 @@ fn the_command_says_when_the_watermark_was_forced() {
     let output = cepheid(&["--max-waiting", "0"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Every key that ever went over `--max-runs-per-key` was remembered for
+/// the whole run and written into every checkpoint, after its state was
+/// gone: memory and checkpoints grew with key churn without bound. The
+/// first 10,000 are remembered (and counted); beyond, the summary says
+/// "more than 10000 keys" and a checkpoint holds no more (issue 26).
+#[test]
+fn keys_over_the_limit_are_remembered_up_to_a_bound_and_checkpoints_stay_bounded() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("run_limit_churn");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pair.cep"), PAIR).unwrap();
+    // 12,000 keys, each with two `a` (one dropped at the limit of 1).
+    let mut events = String::new();
+    for k in 0..12_000 {
+        for ts in [2 * k, 2 * k + 1] {
+            events += &format!("{{\"ts\":{ts},\"type\":\"a\",\"k\":{k}}}\n");
+        }
+    }
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let ckpt = dir.join("ckpt");
+    let output = run_command(
+        &dir,
+        "pair.cep",
+        &[
+            "--max-runs-per-key",
+            "1",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            ", 12000 partial matches dropped in more than 10000 keys over --max-runs-per-key"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("the oldest are dropped").count(),
+        10,
+        "{stderr}"
+    );
+    // The checkpoint's metadata (after its magic, version and length).
+    let bytes = std::fs::read(ckpt.join("checkpoint")).unwrap();
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let meta: serde_json::Value = serde_json::from_slice(&bytes[20..20 + len]).unwrap();
+    let kept = meta["counters"]["dropped_keys"].as_array().unwrap().len();
+    assert_eq!(kept, 10_000);
+    assert_eq!(meta["counters"]["dropped_keys_overflow"], true);
+}

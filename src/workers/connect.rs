@@ -76,7 +76,7 @@ fn connect(address: &str, index: usize, process: usize) -> io::Result<TcpStream>
                 ) =>
             {
                 if !told {
-                    eprintln!("waiting for process {index} at {address} ({e}); retrying");
+                    say!("waiting for process {index} at {address} ({e}); retrying");
                     told = true;
                 }
                 thread::sleep(RETRY);
@@ -104,8 +104,8 @@ fn accept(
     let address = listener.local_addr()?;
     match expected {
         0 => {}
-        1 => eprintln!("waiting on {address} for process {}", process + 1),
-        _ => eprintln!(
+        1 => say!("waiting on {address} for process {}", process + 1),
+        _ => say!(
             "waiting on {address} for processes {} to {}",
             process + 1,
             processes - 1
@@ -135,7 +135,78 @@ fn accept(
             ),
             Err(e) => format!("no process number within {HANDSHAKE:?}: {e}"),
         };
-        eprintln!("warning: a connection from {peer} to {address} is dropped: {why}");
+        say!("warning: a connection from {peer} to {address} is dropped: {why}");
     }
     Ok(received)
+}
+
+/// Why the processes do not go on together.
+pub enum Disagreement {
+    /// Another process runs another command: what differs.
+    Differ(String),
+    /// A stream failed.
+    Io(io::Error),
+}
+
+/// Most bytes of an agreement a process accepts from another.
+const MAX_AGREEMENT: u32 = 1 << 16;
+
+/// Sends `agreement` (what every process must agree on, `name: value` per
+/// line) to every other process and checks theirs, before timely's
+/// networking starts on the streams (issue 26: processes that ran other
+/// commands gave silent wrong records). Each side writes one message (a
+/// big-endian `u32` length, then the text) and reads one, so the streams
+/// are where timely expects them afterwards.
+pub fn agree(
+    streams: &mut [Option<TcpStream>],
+    process: usize,
+    agreement: &str,
+) -> Result<(), Disagreement> {
+    let message = [
+        &(agreement.len() as u32).to_be_bytes()[..],
+        agreement.as_bytes(),
+    ]
+    .concat();
+    for stream in streams.iter_mut().flatten() {
+        stream.write_all(&message).map_err(Disagreement::Io)?;
+    }
+    for (index, stream) in streams.iter_mut().enumerate() {
+        let Some(stream) = stream else { continue };
+        let mut len = [0; 4];
+        stream.read_exact(&mut len).map_err(Disagreement::Io)?;
+        let len = u32::from_be_bytes(len);
+        if len > MAX_AGREEMENT {
+            return Err(Disagreement::Differ(format!(
+                "process {index} did not send what it runs (an older cepheid?); every process must run the same command (but --process)"
+            )));
+        }
+        let mut theirs = vec![0; len as usize];
+        stream.read_exact(&mut theirs).map_err(Disagreement::Io)?;
+        let theirs = String::from_utf8_lossy(&theirs);
+        if theirs == agreement {
+            continue;
+        }
+        let ours: Vec<&str> = agreement.lines().collect();
+        let differs = theirs
+            .lines()
+            .zip(&ours)
+            .find(|(t, o)| t != *o)
+            .map(|(t, o)| {
+                let name = o.split(": ").next().unwrap_or_default();
+                let value = |line: &str| {
+                    line.split_once(": ")
+                        .map_or(line.to_string(), |p| p.1.to_string())
+                };
+                format!(
+                    "its {name} is {}, this one's (process {process}) {}",
+                    value(t),
+                    value(o)
+                )
+            })
+            .unwrap_or_else(|| "what it runs differs".to_string());
+        return Err(Disagreement::Differ(format!(
+            "process {index} runs another command: {differs}; every process must run the same command (but --process); no record was made"
+        )));
+    }
+    Ok(())
 }

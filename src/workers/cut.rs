@@ -3,7 +3,10 @@
 //! worker (`worker-W`: its sources' places and clocks, its engines, its
 //! stash, its counters) and, once every worker's is written, `complete`
 //! (JSON: the worker count, the chunk size, the command, the lengths of
-//! `--output` and `--late`). Each file is written to a temporary file,
+//! `--output` and `--late`). Every file carries a magic, the format
+//! version and a CRC-32, checked whole on resuming (a flipped bit in
+//! `complete`'s output length gave a resume that exited 0 with truncated
+//! or duplicated output: issue 26). Each file is written to a temporary file,
 //! synced, renamed, and the folder synced, as `checkpoint.rs` does for one
 //! run; only a folder with its `complete` counts, and older folders are
 //! deleted once a newer one is complete. See `docs/checkpoints.md`.
@@ -24,8 +27,15 @@ pub const COMPLETE: &str = "complete";
 /// holds the length of its own output (`WorkerFile::own`), 4 since keys
 /// are dealt by key group, engines saved by range of key groups and the
 /// lines read over every worker kept (a cut of an older version routed
-/// keys otherwise and is refused).
-const VERSION: u32 = 4;
+/// keys otherwise and is refused), 5 since every file has a magic, the
+/// version and a CRC-32 (`complete` had no checksum).
+const VERSION: u32 = 5;
+
+/// The first line of `complete`, before its version.
+const MARKER_MAGIC: &str = "cepheid cut marker, version ";
+/// The first bytes of a worker's file, before its version (`u32`, little
+/// endian).
+const WORKER_MAGIC: &[u8; 8] = b"CEPHWRKR";
 
 /// What `complete` says.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -98,6 +108,8 @@ pub struct WorkerFile {
     /// With `--output-per-worker`: the bytes of the worker's own `FILE.W`
     /// written before the cut (every record it made below it).
     pub own: Option<u64>,
+    /// Did more keys go over `--max-runs-per-key` than `drops` holds?
+    pub drops_overflow: bool,
 }
 
 /// Lines of the input file read, over every worker: every chunk below
@@ -200,11 +212,10 @@ pub fn read(dir: &Path) -> Result<Option<Resume>, String> {
     let folder = epoch_dir(dir, epoch);
     let text = fs::read(folder.join(COMPLETE))
         .map_err(|e| format!("cannot read {}: {e}", folder.join(COMPLETE).display()))?;
-    let marker: Marker = serde_json::from_slice(&text)
-        .map_err(|e| format!("{}: not a checkpoint marker: {e}", folder.display()))?;
-    if marker.version != VERSION || marker.epoch != epoch {
+    let marker = decode_marker(&text).map_err(|why| format!("{}: {why}", folder.display()))?;
+    if marker.epoch != epoch {
         return Err(format!(
-            "{}: a checkpoint of another format version",
+            "{}: corrupt (its marker names another cut)",
             folder.display()
         ));
     }
@@ -213,27 +224,90 @@ pub fn read(dir: &Path) -> Result<Option<Resume>, String> {
     for index in 0..all {
         let path = folder.join(format!("worker-{index}"));
         let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let file = decode(&bytes)
-            .ok_or_else(|| format!("{}: corrupt (checksum or format)", path.display()))?;
+        let file = decode(&bytes).map_err(|why| format!("{}: {why}", path.display()))?;
         workers.push(file);
     }
     Ok(Some(Resume { marker, workers }))
 }
 
-/// A worker file's bytes: postcard, then a CRC-32 of them.
+/// A worker file's bytes: [`WORKER_MAGIC`], the format version (`u32`,
+/// little endian), postcard, then a CRC-32 of every byte before it.
 pub fn encode(file: &WorkerFile) -> Vec<u8> {
-    let mut bytes = postcard::to_allocvec(file).unwrap_or_default();
+    let mut bytes = WORKER_MAGIC.to_vec();
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&postcard::to_allocvec(file).unwrap_or_default());
     let crc = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
     bytes
 }
 
-fn decode(bytes: &[u8]) -> Option<WorkerFile> {
-    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+fn decode(bytes: &[u8]) -> Result<WorkerFile, String> {
+    let corrupt = |what: &str| format!("corrupt ({what})");
+    let (body, crc) = bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|at| bytes.split_at_checked(at))
+        .ok_or_else(|| corrupt("too short"))?;
+    let rest = body
+        .strip_prefix(WORKER_MAGIC)
+        .ok_or_else(|| corrupt("not a worker's checkpoint file"))?;
     if crc32fast::hash(body).to_le_bytes() != crc {
-        return None;
+        return Err(corrupt("its checksum does not match"));
     }
-    postcard::from_bytes(body).ok()
+    let (version, state) = rest
+        .split_at_checked(4)
+        .ok_or_else(|| corrupt("too short"))?;
+    if version != VERSION.to_le_bytes() {
+        return Err("a checkpoint of another format version".to_string());
+    }
+    postcard::from_bytes(state).map_err(|e| corrupt(&e.to_string()))
+}
+
+/// `complete`'s bytes: a first line `cepheid cut marker, version N`, the
+/// marker as JSON (readable), and a last line `crc32 XXXXXXXX`, the CRC-32
+/// of every byte before it.
+pub fn encode_marker(marker: &Marker) -> io::Result<Vec<u8>> {
+    let mut bytes = format!("{MARKER_MAGIC}{VERSION}\n").into_bytes();
+    bytes.extend(serde_json::to_vec_pretty(marker).map_err(io::Error::other)?);
+    bytes.push(b'\n');
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend(format!("crc32 {crc:08x}\n").into_bytes());
+    Ok(bytes)
+}
+
+/// The marker of `complete`'s bytes, every part checked.
+fn decode_marker(bytes: &[u8]) -> Result<Marker, String> {
+    let corrupt = |what: &str| format!("corrupt marker ({what})");
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt("not text"))?;
+    let (first, _) = text
+        .split_once('\n')
+        .ok_or_else(|| corrupt("not a checkpoint marker"))?;
+    let version = first
+        .strip_prefix(MARKER_MAGIC)
+        .ok_or_else(|| corrupt("not a checkpoint marker"))?;
+    let body = text
+        .strip_suffix('\n')
+        .ok_or_else(|| corrupt("cut short"))?;
+    let (body, last) = body.rsplit_once('\n').ok_or_else(|| corrupt("cut short"))?;
+    let crc = last
+        .strip_prefix("crc32 ")
+        // (lowercase only: `A` for `a` is a flipped bit)
+        .filter(|hex| hex.len() == 8 && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| corrupt("no checksum"))?;
+    let covered = &bytes[..body.len() + 1];
+    if crc32fast::hash(covered) != crc {
+        return Err(corrupt("its checksum does not match"));
+    }
+    if version != VERSION.to_string() {
+        return Err("a checkpoint of another format version".to_string());
+    }
+    let marker: Marker =
+        serde_json::from_str(&body[first.len() + 1..]).map_err(|e| corrupt(&e.to_string()))?;
+    if marker.version != VERSION {
+        return Err("a checkpoint of another format version".to_string());
+    }
+    Ok(marker)
 }
 
 /// Writes `bytes` to `folder/name` safely: a temporary file, synced,
@@ -272,6 +346,23 @@ pub fn clear_unfinished(dir: &Path) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Deletes the unfinished cuts below `epoch` (a worker wrote its file for
+/// `epoch`): a cut is asked for only once the one before it is complete or
+/// given up, so those below will never be (issue 26: with a folder per
+/// process, the cuts of the processes but 0 were never complete there and
+/// piled up, 29 MB in 4 s at 100 ms; files written late for a cut given
+/// up did too). Errors are ignored (the workers of a process race here).
+pub fn prune_unfinished(dir: &Path, epoch: i64) {
+    if let Ok(all) = epochs(dir) {
+        for (old, _) in all
+            .into_iter()
+            .filter(|(e, complete)| *e < epoch && !complete)
+        {
+            let _ = fs::remove_dir_all(epoch_dir(dir, old));
+        }
+    }
+}
+
 /// Deletes the cuts before `epoch` (and unfinished ones below it).
 pub fn prune(dir: &Path, epoch: i64) {
     if let Ok(all) = epochs(dir) {
@@ -293,12 +384,46 @@ mod tests {
             drops: vec![(0, "[\"u\"]".into(), 7)],
             read: Read::default(),
             own: Some(7),
+            drops_overflow: false,
         };
-        let mut bytes = encode(&file);
-        assert_eq!(decode(&bytes).map(|f| f.drops.len()), Some(1));
-        bytes[1] ^= 1;
-        assert!(decode(&bytes).is_none());
-        assert!(decode(&[]).is_none());
+        let bytes = encode(&file);
+        assert_eq!(decode(&bytes).map(|f| f.drops.len()), Ok(1));
+        // Every bit of it flipped, every truncation: refused.
+        for at in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[at / 8] ^= 1 << (at % 8);
+            assert!(decode(&flipped).is_err(), "bit {at}");
+        }
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_marker_reads_back_and_every_flipped_bit_is_seen() {
+        let mut marker = Marker::new(77, (2, 3), 1 << 20, None);
+        marker.output = 167_616;
+        marker.late = 42;
+        let bytes = encode_marker(&marker).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with("cepheid cut marker, version 5\n{"),
+            "{text}"
+        );
+        assert!(text.contains("\"output\": 167616"), "{text}");
+        let read = decode_marker(&bytes).unwrap();
+        assert_eq!((read.epoch, read.output, read.late), (77, 167_616, 42));
+        for at in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[at / 8] ^= 1 << (at % 8);
+            assert!(decode_marker(&flipped).is_err(), "bit {at}");
+        }
+        for len in 0..bytes.len() {
+            assert!(decode_marker(&bytes[..len]).is_err(), "{len} bytes");
+        }
+        // Written by an older version (no magic, no checksum): refused.
+        let old = serde_json::to_vec_pretty(&marker).unwrap();
+        assert!(decode_marker(&old).is_err());
     }
 
     #[test]

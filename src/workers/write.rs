@@ -63,7 +63,7 @@ impl Writers {
                 None => File::create(path),
             };
             file.map_err(|e| {
-                eprintln!("error: cannot create {}: {e}", path.display());
+                say!("error: cannot create {}: {e}", path.display());
                 EXIT_IO
             })
         };

@@ -208,9 +208,13 @@ pub fn json_value(json: &serde_json::Value) -> Option<Value> {
         serde_json::Value::Object(_) => return None,
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => n.as_f64().map_or(Value::Null, Value::Float),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            // Above `i64::MAX` (u64 snowflake ids): exact, as its decimal
+            // text; a float would make neighbours one key
+            // (`docs/semantics.md`, "Exact keys").
+            (None, Some(u)) => Value::Str(Arc::from(u.to_string())),
+            _ => n.as_f64().map_or(Value::Null, Value::Float),
         },
         serde_json::Value::String(s) => Value::Str(Arc::from(s.as_str())),
         serde_json::Value::Array(items) => {

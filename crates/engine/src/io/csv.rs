@@ -12,7 +12,6 @@
 //! (`a"b`, `"a"b`, an unclosed quote), so a line with a `"` is checked
 //! first and refused with a reason, as it always was.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use csv_core::{ReadRecordResult, Terminator};
@@ -23,7 +22,7 @@ use crate::io::decode::found_time;
 use crate::io::json::Found;
 use crate::primitives::Timestamp;
 use crate::record::Record;
-use crate::value::json::{push_int, push_json_string};
+use crate::value::json::push_json_string;
 use crate::value::Value;
 
 /// The CSV side of a decoder: the header and what each column fills.
@@ -138,7 +137,7 @@ impl CsvRows {
                 self.text.push(b',');
             }
             self.text.extend_from_slice(&self.keys[column]);
-            push_typed(&mut self.text, typed);
+            push_typed(&mut self.text, cell, typed);
             if let Some(id) = self.columns[column] {
                 if let Some(slot) = values.get_mut(id.index()) {
                     *slot = to_value(typed);
@@ -244,25 +243,35 @@ fn check_quotes(line: &[u8]) -> Result<(), String> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Typed<'a> {
     Int(i64),
+    /// An integer above `i64::MAX`, at most `u64::MAX` (snowflake ids):
+    /// kept exact, as its decimal text (the value a JSON line gives it).
+    Exact(&'a str),
     Float(f64),
     Bool(bool),
     Str(&'a str),
 }
 
+/// A cell is typed as the JSON value its text would be: a number only
+/// when it is written as a JSON number (`00042`, `+7`, `.5`, `1.` are
+/// text, so `00042` and `42` are two keys, and each event's text shows
+/// its own cell), an integer beyond the `i64` range exact as its digits
+/// up to `u64::MAX` (a float beyond), `true`/`false`, else a string
+/// (`docs/semantics.md`, "Exact keys").
 fn typed(cell: &str) -> Typed<'_> {
-    if let Ok(i) = cell.parse::<i64>() {
-        return Typed::Int(i);
-    }
-    if let Some(f) = cell
-        .parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .filter(|_| {
-            cell.bytes()
-                .all(|c| c.is_ascii_digit() || b"+-.eE".contains(&c))
-        })
-    {
-        return Typed::Float(f);
+    if json_number(cell) {
+        match cell.parse::<i64>() {
+            // `-0` is the float -0.0 in JSON (serde_json).
+            Ok(0) if cell.starts_with('-') => return Typed::Float(-0.0),
+            Ok(i) => return Typed::Int(i),
+            Err(_) => {}
+        }
+        let integer = !cell.bytes().any(|c| matches!(c, b'.' | b'e' | b'E'));
+        if integer && cell.parse::<u64>().is_ok() {
+            return Typed::Exact(cell);
+        }
+        if let Some(f) = cell.parse::<f64>().ok().filter(|f| f.is_finite()) {
+            return Typed::Float(f);
+        }
     }
     match cell {
         "true" => Typed::Bool(true),
@@ -271,11 +280,49 @@ fn typed(cell: &str) -> Typed<'_> {
     }
 }
 
+/// Is `s` a number as JSON writes one (RFC 8259: an optional `-`, no
+/// leading zero, an optional fraction and exponent)?
+fn json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |mut i: usize| {
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i > start).then_some(i)
+    };
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    i = match b.get(i) {
+        Some(b'0') => i + 1,
+        Some(b'1'..=b'9') => digits(i).unwrap_or(i),
+        _ => return false,
+    };
+    if b.get(i) == Some(&b'.') {
+        let Some(end) = digits(i + 1) else {
+            return false;
+        };
+        i = end;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let Some(end) = digits(i) else {
+            return false;
+        };
+        i = end;
+    }
+    i == b.len()
+}
+
 impl<'a> Typed<'a> {
     /// The cell as the JSON decoder would have found it (for the time).
     fn found(self) -> Found<'a> {
         match self {
             Typed::Int(i) => Found::Int(i),
+            // (no time: beyond any the engine reads)
+            Typed::Exact(digits) => Found::Float(digits.parse().unwrap_or(f64::INFINITY)),
             Typed::Float(f) => Found::Float(f),
             Typed::Bool(b) => Found::Bool(b),
             Typed::Str(s) => Found::Str(s),
@@ -286,20 +333,19 @@ impl<'a> Typed<'a> {
 fn to_value(typed: Typed<'_>) -> Value {
     match typed {
         Typed::Int(i) => Value::Int(i),
+        Typed::Exact(digits) => Value::Str(Arc::from(digits)),
         Typed::Float(f) => Value::Float(f),
         Typed::Bool(b) => Value::Bool(b),
         Typed::Str(s) => Value::Str(Arc::from(s)),
     }
 }
 
-/// Appends a typed cell as JSON text, as `serde_json` writes it.
-fn push_typed(text: &mut Vec<u8>, typed: Typed<'_>) {
+/// Appends a typed cell as JSON text: a number as the cell writes it (it
+/// is JSON number syntax), a string quoted and escaped.
+fn push_typed(text: &mut Vec<u8>, cell: &str, typed: Typed<'_>) {
     match typed {
-        Typed::Int(i) => push_int(text, i),
-        Typed::Float(f) => {
-            if let Some(n) = serde_json::Number::from_f64(f) {
-                let _ = write!(text, "{n}");
-            }
+        Typed::Int(_) | Typed::Exact(_) | Typed::Float(_) => {
+            text.extend_from_slice(cell.as_bytes())
         }
         Typed::Bool(true) => text.extend_from_slice(b"true"),
         Typed::Bool(false) => text.extend_from_slice(b"false"),
@@ -338,20 +384,37 @@ mod tests {
     #[test]
     fn typing() {
         assert_eq!(typed("12"), Typed::Int(12));
-        assert_eq!(typed("+12"), Typed::Int(12));
+        assert_eq!(typed("-12"), Typed::Int(-12));
+        assert_eq!(typed("0"), Typed::Int(0));
+        // Not JSON numbers: text, keys apart from `12` and `42` (issue 26).
+        assert_eq!(typed("+12"), Typed::Str("+12"));
+        assert_eq!(typed("00042"), Typed::Str("00042"));
+        assert_eq!(typed(".5"), Typed::Str(".5"));
+        assert_eq!(typed("1."), Typed::Str("1."));
+        assert_eq!(typed("1e"), Typed::Str("1e"));
+        assert_eq!(typed("-"), Typed::Str("-"));
         assert_eq!(typed("-1.5e3"), Typed::Float(-1500.0));
+        assert_eq!(typed("0.25E+2"), Typed::Float(25.0));
         assert_eq!(typed("true"), Typed::Bool(true));
         assert_eq!(typed("inf"), Typed::Str("inf"));
         assert_eq!(typed("NaN"), Typed::Str("NaN"));
         assert_eq!(typed("u1"), Typed::Str("u1"));
+        // Beyond i64, up to u64: exact; beyond u64: a float, as in JSON.
+        assert_eq!(
+            typed("12345678901234567890"),
+            Typed::Exact("12345678901234567890")
+        );
         assert_eq!(typed("99999999999999999999"), Typed::Float(1e20));
         let text = |cell| {
             let mut text = Vec::new();
-            push_typed(&mut text, typed(cell));
+            push_typed(&mut text, cell, typed(cell));
             String::from_utf8(text).unwrap()
         };
-        assert_eq!(text("-1.5e3"), "-1500.0");
-        assert_eq!(text("99999999999999999999"), "1e+20");
+        assert_eq!(text("-1.5e3"), "-1.5e3");
+        assert_eq!(text("99999999999999999999"), "99999999999999999999");
+        assert_eq!(text("12345678901234567891"), "12345678901234567891");
+        assert_eq!(text("00042"), r#""00042""#);
+        assert_eq!(text("+7"), r#""+7""#);
         assert_eq!(text("x\"y"), r#""x\"y""#);
     }
 
