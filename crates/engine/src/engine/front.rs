@@ -87,6 +87,41 @@ impl<E> sealed::Sealed<E> for crate::Pattern<E> {
 
 impl<E> PatternSet<E> for crate::Pattern<E> {}
 
+/// A summary, not the state: the patterns in force by name, the live keys
+/// and partial matches, the waiting events, the watermark and the
+/// settings (`max_delay_ms`, the three limits).
+///
+/// ```
+/// use cepheid_engine::{Engine, Record, Rules};
+/// let mut engine: Engine<Record> = Engine::new().max_runs_per_key(50);
+/// engine.add(&Rules::parse("r.cep", "pattern p { match a where a: n > 1 }")?)?;
+/// let shown = format!("{engine:?}");
+/// assert!(shown.starts_with(r#"Engine { patterns: ["p"], live_keys: 0,"#), "{shown}");
+/// assert!(shown.contains("max_runs_per_key: 50"), "{shown}");
+/// # Ok::<(), cepheid_engine::Error>(())
+/// ```
+impl<E: Event + 'static> std::fmt::Debug for Engine<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.patterns().map(|p| p.name.as_str()).collect();
+        let draining = self.core.patterns.iter().filter(|r| r.draining).count();
+        let mut s = f.debug_struct("Engine");
+        s.field("patterns", &names);
+        if draining > 0 {
+            s.field("draining_versions", &draining);
+        }
+        s.field("live_keys", &self.live_keys())
+            .field("live_runs", &self.live_runs())
+            .field("waiting_events", &self.waiting_events())
+            .field("stored_events", &self.stored_events())
+            .field("watermark", &self.current_watermark())
+            .field("max_delay_ms", &self.core.clock.max_delay())
+            .field("max_runs_per_key", &self.core.run_limit)
+            .field("max_live_runs", &self.core.live_limit)
+            .field("max_waiting_events", &self.core.waiting_limit)
+            .finish()
+    }
+}
+
 impl<E: Event + 'static> Default for Engine<E> {
     fn default() -> Self {
         Engine::new()
