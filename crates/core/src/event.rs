@@ -19,6 +19,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
 /// A field resolved by a [`FieldResolver`]: an index, cheap to copy. What
@@ -183,6 +184,19 @@ pub trait Event {
     fn field_is_object(&self, id: FieldId) -> bool {
         let _ = id;
         false
+    }
+
+    /// The event's own time, in milliseconds, when it carries one: what
+    /// `Engine::push_event` reads instead of a time passed beside the
+    /// event. `#[derive(Event)]` returns the field marked
+    /// `#[cepheid(time)]` (`None` when the struct has no such field, or
+    /// when the field is an `Option` that is `None`, or a `u64` beyond
+    /// `i64::MAX`). The default says `None`. A [`Record`](crate::Record)
+    /// keeps no time (the decoder gives it beside the record, `Item::Event(ts, record)`),
+    /// so it answers `None`: feed records with `Engine::push(ts, record, sink)`
+    /// or `Engine::push_json`.
+    fn timestamp(&self) -> Option<Timestamp> {
+        None
     }
 }
 

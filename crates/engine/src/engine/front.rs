@@ -386,6 +386,54 @@ impl<E: Event + 'static> Engine<E> {
         arrival
     }
 
+    /// Takes one event in at its own time ([`Event::timestamp`]: for a
+    /// `#[derive(Event)]` struct, the field marked `#[cepheid(time)]`), as
+    /// [`push`](Engine::push)`(time, event, sink)` does.
+    ///
+    /// Fails with [`ErrorKind::Input`], the event dropped and the engine
+    /// unchanged, when the event has no time: its type has no time field
+    /// (a [`Record`] keeps none: use [`push`](Engine::push) or
+    /// `push_json`), or the field is an `Option` that is `None`, or an
+    /// unsigned value beyond `i64::MAX`.
+    ///
+    /// ```
+    /// use cepheid_engine::{Arrival, Engine, Event, Output, Pattern, Timestamp};
+    /// #[derive(Clone, Debug, Event)]
+    /// struct Payment {
+    ///     #[cepheid(time)]
+    ///     at: Option<Timestamp>,
+    ///     amount: i64,
+    /// }
+    /// let big = Pattern::<Payment>::begin("big").where_expr("amount > 100").build()?;
+    /// let mut engine = Engine::<Payment>::new();
+    /// engine.add(&big)?;
+    /// let mut out: Vec<Output<Payment>> = Vec::new();
+    /// assert_eq!(engine.push_event(Payment { at: Some(5), amount: 500 }, &mut out)?, Arrival::Accepted);
+    /// let err = engine.push_event(Payment { at: None, amount: 500 }, &mut out).unwrap_err();
+    /// assert!(err.to_string().contains("has no time"), "{err}");
+    /// engine.finish(&mut out);
+    /// assert_eq!(out.len(), 1);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn push_event<S: Sink<E> + ?Sized>(
+        &mut self,
+        event: E,
+        sink: &mut S,
+    ) -> Result<Arrival, Error> {
+        match event.timestamp() {
+            Some(ts) => Ok(self.push(ts, event, sink)),
+            None => Err(Error::new(
+                ErrorKind::Input,
+                format!(
+                    "the event has no time: `{}` gives none (mark an integer field \
+                     `#[cepheid(time)]` and give it a value, or pass the time with \
+                     `push(ts, event, sink)`)",
+                    std::any::type_name::<E>()
+                ),
+            )),
+        }
+    }
+
     /// A punctuated watermark: every event at or below `t` has arrived.
     /// Moves event time to `t` (never backwards), processing waiting events
     /// and firing deadlines up to it. `watermark(Timestamp::MAX)` lets every
