@@ -194,7 +194,7 @@ pub trait Event {
     /// `i64::MAX`). The default says `None`. A [`Record`](crate::Record)
     /// keeps no time (the decoder gives it beside the record, `Item::Event(ts, record)`),
     /// so it answers `None`: feed records with `Engine::push(ts, record, sink)`
-    /// or `Engine::push_json`.
+    /// or `Engine::push_json(line, time_field, sink)`.
     fn timestamp(&self) -> Option<Timestamp> {
         None
     }

@@ -6,6 +6,7 @@ use crate::engine::core::{
     Arrival, Core, Stats, DEFAULT_MAX_LIVE_RUNS, DEFAULT_MAX_RUNS_PER_KEY,
     DEFAULT_MAX_WAITING_EVENTS,
 };
+use crate::engine::json_line::JsonInput;
 use crate::engine::sink::Sink;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
@@ -35,6 +36,9 @@ pub struct Engine<E: Event + 'static = Record> {
     /// How `E`'s field names become ids: for [`Record`] the table its
     /// decoders share.
     pub(super) fields: E::Fields,
+    /// The decoder of [`Engine::push_json`] (an `Engine<Record>`), made at
+    /// its first call.
+    pub(super) json: Option<Box<JsonInput>>,
 }
 
 /// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
@@ -147,6 +151,7 @@ impl<E: Event + 'static> Engine<E> {
         Engine {
             core: Core::new(i64::try_from(ms).unwrap_or(i64::MAX)),
             fields: E::Fields::default(),
+            json: None,
         }
     }
 
@@ -393,7 +398,7 @@ impl<E: Event + 'static> Engine<E> {
     /// Fails with [`ErrorKind::Input`], the event dropped and the engine
     /// unchanged, when the event has no time: its type has no time field
     /// (a [`Record`] keeps none: use [`push`](Engine::push) or
-    /// `push_json`), or the field is an `Option` that is `None`, or an
+    /// [`push_json`](Engine::push_json)), or the field is an `Option` that is `None`, or an
     /// unsigned value beyond `i64::MAX`.
     ///
     /// ```

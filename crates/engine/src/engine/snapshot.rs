@@ -510,6 +510,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         let mut engine = Engine {
             core: Core::new(header.max_delay),
             fields: E::Fields::default(),
+            json: None,
         };
         engine.core.set_run_limit(limit(header.run_limit));
         engine.core.set_live_limit(limit(header.live_limit));
