@@ -205,6 +205,15 @@ pub trait FieldResolver {
     /// The id of `path`, or a message saying why the event type has no such
     /// field (reported as a pattern compile error).
     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String>;
+
+    /// Every name this resolver knows, when they are a closed set (the
+    /// fields of a `#[derive(Event)]` struct, nested ones dotted), so that
+    /// an error about an unknown name can suggest the closest one. `None`
+    /// (the default) for a resolver that takes any name, as a
+    /// [`FieldTable`](crate::record::FieldTable) does.
+    fn known_names(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// The resolver of an event type without named fields (its conditions are

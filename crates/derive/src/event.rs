@@ -244,6 +244,14 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 ) -> ::core::result::Result<#private::FieldId, ::std::string::String> {
                     #private::resolve::<#static_self>(#type_name, path)
                 }
+
+                fn known_names(
+                    &self,
+                ) -> ::core::option::Option<::std::vec::Vec<::std::string::String>> {
+                    let mut names = ::std::vec::Vec::new();
+                    <#static_self as #private::EventField>::names("", &mut names);
+                    ::core::option::Option::Some(names)
+                }
             }
 
             #[automatically_derived]

@@ -20,8 +20,9 @@ use crate::record::Record;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cepheid_engine::Pattern;
+/// use cepheid_engine::{Event, Pattern};
 ///
+/// #[derive(Event)]
 /// struct Login { user: String, ok: bool }
 ///
 /// let pattern = Pattern::<Login>::begin("fail")
