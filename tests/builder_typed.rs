@@ -212,3 +212,73 @@ fn a_pattern_with_known_fields_builds_and_a_record_takes_any_name() {
         .build();
     assert!(any.is_ok(), "{:?}", any.err());
 }
+
+#[test]
+fn unnamed_patterns_are_numbered_by_the_engine() {
+    let small = Pattern::<Payment>::begin("a")
+        .where_expr("amount < 10")
+        .build()
+        .unwrap();
+    let big = Pattern::<Payment>::begin("a")
+        .where_expr("amount > 100")
+        .build()
+        .unwrap();
+    let named = Pattern::<Payment>::begin("a")
+        .where_expr("amount == 50")
+        .name("unnamed_3")
+        .build()
+        .unwrap();
+    assert_eq!((small.name(), small.is_named()), ("unnamed", false));
+    assert!(named.is_named());
+
+    let mut engine = Engine::<Payment>::new();
+    engine.add(&small).unwrap();
+    engine.add(&big).unwrap();
+    // A given name is kept; the next unnamed one takes the first free number.
+    engine.add(&named).unwrap();
+    engine.add(&small).unwrap();
+    let names: Vec<String> = engine.patterns().map(|p| p.name.clone()).collect();
+    assert_eq!(names, ["unnamed", "unnamed_2", "unnamed_3", "unnamed_4"]);
+    // A name that was given is never changed: twice is an error.
+    let err = engine.add(&named).unwrap_err();
+    assert!(err.to_string().contains("already"), "{err}");
+
+    // Matches carry the numbered names.
+    let mut out: Vec<Output<Payment>> = Vec::new();
+    let pay = |amount| Payment {
+        amount,
+        user: "u".into(),
+        card: Card {
+            country: "FR".into(),
+        },
+    };
+    engine.push(1, pay(5), &mut out);
+    engine.push(2, pay(500), &mut out);
+    engine.push(3, pay(50), &mut out);
+    engine.finish(&mut out);
+    let mut found: Vec<(String, i64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Match(m) => Some((m.pattern.to_string(), m.start)),
+            _ => None,
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("unnamed".to_string(), 1),
+            ("unnamed_2".to_string(), 2),
+            ("unnamed_3".to_string(), 3),
+            ("unnamed_4".to_string(), 1)
+        ]
+    );
+
+    // A slice of typed patterns is one set, numbered the same way.
+    let mut together = Engine::<Payment>::new();
+    together
+        .add(&[small.clone(), big.clone(), named.clone(), small.clone()][..])
+        .unwrap();
+    let again: Vec<String> = together.patterns().map(|p| p.name.clone()).collect();
+    assert_eq!(again, names);
+}

@@ -19,7 +19,11 @@
 //!   the language (`{0,m}`, `*`); `optional` after them is then "applied
 //!   twice", as in Flink.
 //! - The pattern is named `unnamed` unless [`PatternBuilder::name`] says
-//!   otherwise.
+//!   otherwise. An engine numbers unnamed patterns: when it (or the set
+//!   being added) already has the name, an unnamed pattern runs as
+//!   `unnamed_2`, `unnamed_3`, ... (the first free), so several can be
+//!   added; a name given by `name`, or by `.cep` text, is never changed
+//!   (twice the same is an error at `add`).
 //! - `build` checks the field names the pattern reads (expressions,
 //!   `select`, `partition_by`) against the event type's
 //!   ([`Event::Fields`](crate::Event::Fields), the derive's resolver): a
@@ -723,7 +727,8 @@ impl<E: 'static> PatternBuilder<E> {
         self.pattern_option("doc")
     }
 
-    /// The pattern's name (default `unnamed`).
+    /// The pattern's name (default `unnamed`, numbered by the engine when
+    /// taken: `unnamed_2`, ...).
     pub fn name(mut self, name: impl Into<String>) -> PatternBuilder<E> {
         self.name = Some(name.into());
         self.pattern_option("name")
@@ -765,6 +770,7 @@ impl<E: 'static> PatternBuilder<E> {
     where
         E: crate::Event,
     {
+        let named = self.name.is_some();
         let ir = self
             .build_ir()
             .map_err(|errors| Error::many(errors.into_iter().map(to_error).collect()))?;
@@ -772,7 +778,7 @@ impl<E: 'static> PatternBuilder<E> {
         if !unknown.is_empty() {
             return Err(Error::many(unknown));
         }
-        Ok(Pattern::from_checked_ir(ir))
+        Ok(Pattern::from_checked_ir(ir, named))
     }
 
     /// [`build`](PatternBuilder::build), with each problem as a

@@ -42,8 +42,9 @@ pub struct Engine<E: Event + 'static = Record> {
 }
 
 /// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
-/// language, a typed [`Pattern`](crate::Pattern) from the builder, or a
-/// pattern of the IR ([`crate::pattern::Pattern`]) or a slice of them.
+/// language, a typed [`Pattern`](crate::Pattern) from the builder or a
+/// slice of them, or a pattern of the IR ([`crate::pattern::Pattern`]) or
+/// a slice of them.
 /// Sealed.
 pub trait PatternSet<E>: sealed::Sealed<E> {}
 
@@ -55,6 +56,14 @@ pub(crate) mod sealed {
     pub trait Sealed<E> {
         /// The patterns, in order.
         fn ir_patterns(&self) -> Vec<&Pattern>;
+
+        /// Is pattern number `index` unnamed (built without
+        /// [`name`](crate::builder::PatternBuilder::name)), so that the
+        /// engine numbers it when its name is taken?
+        fn unnamed(&self, index: usize) -> bool {
+            let _ = index;
+            false
+        }
 
         /// Gives an error about pattern number `index` its place in the
         /// text the pattern came from, if any.
@@ -87,9 +96,27 @@ impl<E> sealed::Sealed<E> for crate::Pattern<E> {
     fn ir_patterns(&self) -> Vec<&Pattern> {
         vec![self.ir()]
     }
+
+    fn unnamed(&self, _: usize) -> bool {
+        !self.is_named()
+    }
 }
 
 impl<E> PatternSet<E> for crate::Pattern<E> {}
+
+impl<E> sealed::Sealed<E> for [crate::Pattern<E>] {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        self.iter().map(crate::Pattern::ir).collect()
+    }
+
+    fn unnamed(&self, index: usize) -> bool {
+        self.get(index).is_some_and(|p| !p.is_named())
+    }
+}
+
+/// Patterns of the builder as one set (for [`Engine::set_rules`], or
+/// [`Engine::from_snapshot`] of an engine that runs several).
+impl<E> PatternSet<E> for [crate::Pattern<E>] {}
 
 /// A summary, not the state: the patterns in force by name, the live keys
 /// and partial matches, the waiting events, the watermark and the
@@ -296,6 +323,11 @@ impl<E: Event + 'static> Engine<E> {
     /// engine, ...; every problem is in the error). Patterns can be added at
     /// any time; a pattern added later sees the events pushed after it.
     ///
+    /// A pattern of the builder without a [`name`](crate::builder::PatternBuilder::name)
+    /// is `unnamed`; when the engine (or the set) has that name already it
+    /// runs as `unnamed_2`, `unnamed_3`, ... (the first free), so that
+    /// several can be added. A name that was given is never changed.
+    ///
     /// ```
     /// use cepheid_engine::{Engine, Record, Rules};
     /// let mut engine: Engine<Record> = Engine::new();
@@ -327,13 +359,29 @@ impl<E: Event + 'static> Engine<E> {
         let mut fields = self.fields.clone();
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
-        let mut names: Vec<&str> = if fresh {
-            self.patterns().map(|p| p.name.as_str()).collect()
+        let mut names: Vec<String> = if fresh {
+            self.patterns().map(|p| p.name.clone()).collect()
         } else {
             Vec::new()
         };
         for (index, pattern) in patterns.ir_patterns().into_iter().enumerate() {
-            if names.contains(&pattern.name.as_str()) {
+            let numbered;
+            let pattern = if patterns.unnamed(index) && names.contains(&pattern.name) {
+                // An unnamed pattern of the builder: the first free
+                // `unnamed_N`.
+                let name = (2..)
+                    .map(|n| format!("{}_{n}", pattern.name))
+                    .find(|name| !names.contains(name))
+                    .expect("a free name");
+                numbered = Pattern {
+                    name,
+                    ..pattern.clone()
+                };
+                &numbered
+            } else {
+                pattern
+            };
+            if names.contains(&pattern.name) {
                 let message = if fresh {
                     format!(
                         "a pattern named `{}` is already in the engine",
@@ -348,7 +396,7 @@ impl<E: Event + 'static> Engine<E> {
                 ));
                 continue;
             }
-            names.push(&pattern.name);
+            names.push(pattern.name.clone());
             let key = pattern
                 .partition_by
                 .iter()
