@@ -281,4 +281,15 @@ fn unnamed_patterns_are_numbered_by_the_engine() {
         .unwrap();
     let again: Vec<String> = together.patterns().map(|p| p.name.clone()).collect();
     assert_eq!(again, names);
+
+    // A number is never one a later pattern of the set is given.
+    let mut clash = Engine::<Payment>::new();
+    let two = Pattern::<Payment>::begin("a")
+        .where_expr("amount == 2")
+        .name("unnamed_2")
+        .build()
+        .unwrap();
+    clash.add(&[small.clone(), big.clone(), two][..]).unwrap();
+    let names: Vec<String> = clash.patterns().map(|p| p.name.clone()).collect();
+    assert_eq!(names, ["unnamed", "unnamed_3", "unnamed_2"]);
 }

@@ -364,14 +364,20 @@ impl<E: Event + 'static> Engine<E> {
         } else {
             Vec::new()
         };
-        for (index, pattern) in patterns.ir_patterns().into_iter().enumerate() {
+        let set = patterns.ir_patterns();
+        // The names given in the set, which a numbered name must not take.
+        let given: Vec<&str> = (0..set.len())
+            .filter(|&i| !patterns.unnamed(i))
+            .map(|i| set[i].name.as_str())
+            .collect();
+        for (index, pattern) in set.iter().copied().enumerate() {
             let numbered;
             let pattern = if patterns.unnamed(index) && names.contains(&pattern.name) {
                 // An unnamed pattern of the builder: the first free
                 // `unnamed_N`.
                 let name = (2..)
                     .map(|n| format!("{}_{n}", pattern.name))
-                    .find(|name| !names.contains(name))
+                    .find(|name| !names.contains(name) && !given.contains(&name.as_str()))
                     .expect("a free name");
                 numbered = Pattern {
                     name,
