@@ -266,7 +266,10 @@ pub fn clear_unfinished(dir: &Path) -> io::Result<()> {
         .rev()
         .find(|(_, complete)| *complete)
         .map(|c| c.0);
-    for (epoch, _) in all.into_iter().filter(|(e, _)| last.is_none_or(|l| *e > l)) {
+    for (epoch, _) in all
+        .into_iter()
+        .filter(|(e, _)| last.is_none_or(|l| *e > l))
+    {
         fs::remove_dir_all(epoch_dir(dir, epoch))?;
     }
     sync_dir(dir)
