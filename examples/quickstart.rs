@@ -10,6 +10,9 @@ use cepheid_engine::{Engine, Event, MatchRef, Pattern, Record, Rules, Sink, Time
 
 #[derive(Clone, Debug, Event)]
 struct Login {
+    /// The event's time, in milliseconds.
+    #[cepheid(time)]
+    at: Timestamp,
     user: String,
     ok: bool,
 }
@@ -61,9 +64,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (3_000, false),
         (4_000, true),
     ];
-    for (ts, ok) in attempts {
+    for (at, ok) in attempts {
         let user = "ada".to_string();
-        logins.push(ts, Login { user, ok }, &mut alert);
+        logins.push_event(Login { at, user, ok }, &mut alert)?;
     }
     logins.finish(&mut alert);
 

@@ -46,3 +46,62 @@ fn question_mark_works_from_main() {
     let err = main_like().unwrap_err();
     assert!(err.to_string().contains("t.cep:1:"), "{err}");
 }
+
+fn debug<T: std::fmt::Debug>() {}
+fn clone<T: Clone>() {}
+
+#[test]
+fn engines_are_debug_and_rules_clone() {
+    debug::<Engine<Record>>();
+    debug::<Rules>();
+    clone::<Rules>();
+    clone::<Pattern<Record>>();
+}
+
+#[test]
+fn an_engine_shows_a_summary() {
+    let rules = Rules::parse(
+        "t.cep",
+        "pattern ab { partition by user match a followed by b where a: n > 1 b: n > 2 }\n\
+         pattern c { match c where c: n > 100 }",
+    )
+    .unwrap();
+    let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(5))
+        .max_runs_per_key(7)
+        .max_live_runs(8)
+        .max_waiting_events(9);
+    engine.add(&rules).unwrap();
+    let mut decoder = cepheid_engine::io::Decoder::new(
+        cepheid_engine::io::Format::JsonLines,
+        "ts",
+        engine.fields().clone(),
+    );
+    let mut out: Vec<Output<Record>> = Vec::new();
+    for line in [
+        r#"{"ts":1,"user":"u","n":2}"#,
+        r#"{"ts":10,"user":"v","n":2}"#,
+    ] {
+        if let cepheid_engine::io::Item::Event(ts, r) = decoder.decode(line.as_bytes()).unwrap() {
+            engine.push(ts, r, &mut out);
+        }
+    }
+    assert_eq!(
+        format!("{engine:?}"),
+        "Engine { patterns: [\"ab\", \"c\"], live_keys: 1, live_runs: 1, waiting_events: 1, \
+         stored_events: 1, watermark: Some(4), max_delay_ms: 5, max_runs_per_key: 7, \
+         max_live_runs: 8, max_waiting_events: 9 }"
+    );
+}
+
+#[test]
+fn a_cloned_rule_set_is_the_same_and_independent() {
+    let rules = Rules::parse("t.cep", "pattern p { match a where a: n > 1 }").unwrap();
+    let copy = rules.clone();
+    drop(rules);
+    assert_eq!(copy.names().collect::<Vec<_>>(), ["p"]);
+    let mut one: Engine<Record> = Engine::new();
+    let mut two: Engine<Record> = Engine::new();
+    one.add(&copy).unwrap();
+    two.add(&copy.clone()).unwrap();
+    assert_eq!(one.patterns().count(), two.patterns().count());
+}

@@ -358,3 +358,140 @@ fn compile_errors_name_the_field_and_what_is_supported() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/derive_fail/*.rs");
 }
+
+#[derive(Clone, Debug, Event)]
+struct Timed {
+    #[cepheid(time)]
+    at: Timestamp,
+    user: String,
+    n: i64,
+}
+
+#[derive(Clone, Debug, Event)]
+struct MaybeTimed {
+    #[cepheid(time, rename = "when")]
+    at: Option<u64>,
+    n: i64,
+}
+
+#[derive(Clone, Debug, Event)]
+struct HiddenTime {
+    #[cepheid(skip, time)]
+    at: u32,
+    n: i64,
+}
+
+#[derive(Clone, Debug, Event)]
+struct Untimed {
+    n: i64,
+}
+
+#[test]
+fn the_time_attribute_gives_the_events_time() {
+    let t = Timed {
+        at: -5,
+        user: "u".into(),
+        n: 1,
+    };
+    assert_eq!(t.timestamp(), Some(-5));
+    assert_eq!(MaybeTimed { at: Some(7), n: 0 }.timestamp(), Some(7));
+    assert_eq!(MaybeTimed { at: None, n: 0 }.timestamp(), None);
+    assert_eq!(
+        MaybeTimed {
+            at: Some(u64::MAX),
+            n: 0
+        }
+        .timestamp(),
+        None
+    );
+    assert_eq!(HiddenTime { at: 9, n: 0 }.timestamp(), Some(9));
+    assert_eq!(Untimed { n: 0 }.timestamp(), None);
+    assert_eq!(cepheid_engine::Record::default().timestamp(), None);
+
+    // The time field stays a field (renamed here); a skipped one does not.
+    let mut fields = <MaybeTimed as Event>::Fields::default();
+    let id = fields.resolve(&FieldPath::parse("when")).unwrap();
+    assert_eq!(MaybeTimed { at: Some(7), n: 0 }.field(id), ValueRef::Int(7));
+    let mut fields = <HiddenTime as Event>::Fields::default();
+    assert!(fields.resolve(&FieldPath::parse("at")).is_err());
+    let mut fields = <Timed as Event>::Fields::default();
+    assert!(fields.resolve(&FieldPath::parse("at")).is_ok());
+}
+
+#[test]
+fn push_event_reads_the_time_from_the_event() {
+    let pattern = Pattern::<Timed>::begin("a")
+        .where_expr("n == 1")
+        .followed_by("b")
+        .where_expr("n == 2")
+        .within(Duration::from_millis(100))
+        .partition_by("user")
+        .name("ab")
+        .build()
+        .unwrap();
+    let events = [
+        (10, "x", 1),
+        (20, "y", 1),
+        (15, "x", 2),  // out of order, within the delay
+        (500, "y", 2), // too late for the window
+        (40, "x", 2),
+        (1, "x", 1), // late
+    ];
+    let run = |by_event: bool| {
+        let mut engine = Engine::<Timed>::with_max_delay(Duration::from_millis(10));
+        engine.add(&pattern).unwrap();
+        let mut out: Vec<cepheid_engine::Output<Timed>> = Vec::new();
+        let mut arrivals = Vec::new();
+        for (at, user, n) in events {
+            let e = Timed {
+                at,
+                user: user.into(),
+                n,
+            };
+            arrivals.push(if by_event {
+                engine.push_event(e, &mut out).unwrap()
+            } else {
+                engine.push(at, e, &mut out)
+            });
+        }
+        engine.finish(&mut out);
+        (format!("{out:?}"), arrivals, engine.stats())
+    };
+    let (by_event, by_time) = (run(true), run(false));
+    assert_eq!(by_event, by_time);
+    assert!(by_event.1.contains(&cepheid_engine::Arrival::Late));
+    assert!(by_event.0.contains("Match"), "{}", by_event.0);
+}
+
+#[test]
+fn push_event_refuses_an_event_without_a_time() {
+    let pattern = Pattern::<MaybeTimed>::begin("a")
+        .where_expr("n > 0")
+        .build()
+        .unwrap();
+    let mut engine = Engine::<MaybeTimed>::new();
+    engine.add(&pattern).unwrap();
+    let mut out: Vec<cepheid_engine::Output<MaybeTimed>> = Vec::new();
+    let err = engine
+        .push_event(MaybeTimed { at: None, n: 1 }, &mut out)
+        .unwrap_err();
+    assert_eq!(err.kind(), cepheid_engine::ErrorKind::Input);
+    assert!(err.to_string().contains("has no time"), "{err}");
+    assert!(err.to_string().contains("MaybeTimed"), "{err}");
+    assert_eq!(engine.stats().events, 0);
+
+    let mut untimed = Engine::<Untimed>::new();
+    let err = untimed
+        .push_event(Untimed { n: 1 }, &mut |_: &MatchRef<'_, Untimed>| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("cepheid(time)"), "{err}");
+
+    let mut records = Engine::<cepheid_engine::Record>::new();
+    let err = records
+        .push_event(cepheid_engine::Record::default(), &mut |_: &MatchRef<
+            '_,
+            cepheid_engine::Record,
+        >| {})
+        .unwrap_err();
+    assert_eq!(err.kind(), cepheid_engine::ErrorKind::Input);
+}

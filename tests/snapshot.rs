@@ -371,7 +371,7 @@ fn library_case(seed: u64) -> Result<usize, TestCaseError> {
     let mut outputs = 0;
     let mut sets: Vec<Vec<PathBuf>> = files.iter().map(|f| vec![f.clone()]).collect();
     sets.push(files.clone());
-    for set in sets {
+    for (index, set) in sets.into_iter().enumerate() {
         let rules = Rules::load_all(&set).unwrap();
         let delay = *rng.pick(&[0i64, 2_000, 60_000]);
         let limit = if rng.chance(20) { Some(2) } else { None };
@@ -398,7 +398,18 @@ fn library_case(seed: u64) -> Result<usize, TestCaseError> {
             End::Flush
         };
         let make = || library_engine(&rules, delay, limit);
-        outputs += check_cuts(&make, &steps, &cuts, how).map_err(|e| {
+        // Every other set resumes through `Engine::from_snapshot`: the
+        // rules given, the delay and limits from the snapshot.
+        let from_snapshot = (index as u64 + seed) % 2 == 0;
+        let restore = |_: &[Step<Record>], bytes: &[u8]| {
+            if from_snapshot {
+                Engine::from_snapshot(bytes, &rules)
+            } else {
+                let mut next = make();
+                next.restore(bytes).map(|()| next)
+            }
+        };
+        outputs += check_restores(&make, &restore, &steps, &cuts, how).map_err(|e| {
             TestCaseError::fail(format!("{set:?} csv={csv} cuts={cuts:?} {how:?}: {e}"))
         })?;
     }
@@ -889,6 +900,93 @@ fn restore_error(engine: &mut Engine<Record>, bytes: &[u8]) -> cepheid_engine::E
     let err = engine.restore(bytes).expect_err("a refused snapshot");
     assert_eq!(err.kind(), ErrorKind::Snapshot, "{err}");
     err
+}
+
+#[test]
+fn from_snapshot_takes_the_settings_from_the_header() {
+    let rules = Rules::parse("r.cep", RULES).unwrap();
+    let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_millis(1_500))
+        .max_runs_per_key(3)
+        .max_live_runs(40)
+        .max_waiting_events(50);
+    engine.add(&rules).unwrap();
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut out: Vec<Output<Record>> = Vec::new();
+    let lines = [
+        r#"{"ts": 1000, "order": 1, "type": "create", "amount": 20}"#,
+        r#"{"ts": 2200, "order": 2, "type": "create"}"#,
+        r#"{"ts": 2000, "order": 1, "type": "create", "amount": 30}"#,
+        r#"{"ts": 4000, "order": 1, "type": "pay", "amount": 40}"#,
+        r#"{"ts": 9000, "order": 2, "type": "pay"}"#,
+    ];
+    let mut events = Vec::new();
+    for line in lines {
+        if let Item::Event(ts, r) = decoder.decode(line.as_bytes()).unwrap() {
+            events.push((ts, r));
+        }
+    }
+    for (ts, r) in &events[..3] {
+        engine.push(*ts, r.clone(), &mut out);
+    }
+    let bytes = snapshot(&engine);
+
+    let mut restored = Engine::<Record>::from_snapshot(&bytes[..], &rules).unwrap();
+    // Same settings, same state: the summaries are equal.
+    assert_eq!(format!("{restored:?}"), format!("{engine:?}"));
+    assert!(format!("{restored:?}").contains(
+        "max_delay_ms: 1500, max_runs_per_key: 3, max_live_runs: 40, max_waiting_events: 50"
+    ));
+    assert_eq!(snapshot(&restored), bytes);
+    let mut got = out.clone();
+    for (ts, r) in &events[3..] {
+        engine.push(*ts, r.clone(), &mut out);
+        restored.push(*ts, r.clone(), &mut got);
+    }
+    engine.finish(&mut out);
+    restored.finish(&mut got);
+    assert_eq!(got, out);
+    assert_eq!(restored.stats(), engine.stats());
+
+    // `restore` on an engine built by hand still works, with the same result.
+    let mut by_hand: Engine<Record> = Engine::with_max_delay(Duration::from_millis(1_500))
+        .max_runs_per_key(3)
+        .max_live_runs(40)
+        .max_waiting_events(50);
+    by_hand.add(&rules).unwrap();
+    by_hand.restore(&bytes[..]).unwrap();
+    assert_eq!(
+        format!("{by_hand:?}"),
+        format!(
+            "{:?}",
+            Engine::<Record>::from_snapshot(&bytes[..], &rules).unwrap()
+        )
+    );
+
+    // The rule set from the snapshot too.
+    let from_rules = Engine::<Record>::from_snapshot_rules(&bytes[..]).unwrap();
+    assert_eq!(snapshot(&from_rules), bytes);
+}
+
+#[test]
+fn from_snapshot_refuses_other_patterns_and_bad_bytes() {
+    let bytes = small_snapshot();
+    let other = Rules::parse("r.cep", "pattern other { match a where a: n > 1 }").unwrap();
+    let err = Engine::<Record>::from_snapshot(&bytes[..], &other).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Snapshot, "{err}");
+    assert!(err.to_string().contains("other patterns"), "{err}");
+    let err = Engine::<Record>::from_snapshot(&b"not a snapshot"[..], &other).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Snapshot, "{err}");
+    assert!(err.to_string().contains("not a cepheid snapshot"), "{err}");
+    let err = Engine::<Record>::from_snapshot_rules(&bytes[..bytes.len() - 1]).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    // A pattern that does not compile for the event type is the add's error.
+    #[derive(Clone, Debug, Event, Serialize, Deserialize)]
+    struct Other {
+        n: i64,
+    }
+    let rules = Rules::parse("r.cep", RULES).unwrap();
+    let err = Engine::<Other>::from_snapshot(&bytes[..], &rules).unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::Snapshot, "{err}");
 }
 
 #[test]

@@ -56,6 +56,8 @@ mod keys;
 mod matcher_time;
 #[path = "../processing_time.rs"]
 mod processing_time;
+#[path = "../push_json.rs"]
+mod push_json;
 #[path = "../reference_examples.rs"]
 mod reference_examples;
 #[path = "../semantics_examples.rs"]

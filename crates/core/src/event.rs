@@ -19,6 +19,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
 /// A field resolved by a [`FieldResolver`]: an index, cheap to copy. What
@@ -184,6 +185,19 @@ pub trait Event {
         let _ = id;
         false
     }
+
+    /// The event's own time, in milliseconds, when it carries one: what
+    /// `Engine::push_event` reads instead of a time passed beside the
+    /// event. `#[derive(Event)]` returns the field marked
+    /// `#[cepheid(time)]` (`None` when the struct has no such field, or
+    /// when the field is an `Option` that is `None`, or a `u64` beyond
+    /// `i64::MAX`). The default says `None`. A [`Record`](crate::Record)
+    /// keeps no time (the decoder gives it beside the record, `Item::Event(ts, record)`),
+    /// so it answers `None`: feed records with `Engine::push(ts, record, sink)`
+    /// or `Engine::push_json(line, time_field, sink)`.
+    fn timestamp(&self) -> Option<Timestamp> {
+        None
+    }
 }
 
 /// Turns field names into ids when a pattern is compiled.
@@ -191,6 +205,15 @@ pub trait FieldResolver {
     /// The id of `path`, or a message saying why the event type has no such
     /// field (reported as a pattern compile error).
     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String>;
+
+    /// Every name this resolver knows, when they are a closed set (the
+    /// fields of a `#[derive(Event)]` struct, nested ones dotted), so that
+    /// an error about an unknown name can suggest the closest one. `None`
+    /// (the default) for a resolver that takes any name, as a
+    /// [`FieldTable`](crate::record::FieldTable) does.
+    fn known_names(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// The resolver of an event type without named fields (its conditions are

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::event::{FieldId, FieldPath};
+use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
 /// A type that reads as one value: what a field of a
@@ -189,6 +190,55 @@ impl<T: EventValue + ToOwned + ?Sized> EventValue for Cow<'_, T> {
 
     fn to_value(&self) -> Value {
         (**self).to_value()
+    }
+}
+
+/// The type of a field marked `#[cepheid(time)]` in a `#[derive(Event)]`
+/// struct: an integer number of milliseconds (`i8` to `i64`, `u8` to
+/// `u64`, `isize`, `usize`; `Timestamp` is `i64`), or an `Option` of one.
+/// `None`, and an unsigned value beyond `i64::MAX`, is an event without a
+/// time. Not meant to be implemented by hand.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the time of a `#[derive(Event)]` struct",
+    label = "not an integer number of milliseconds",
+    note = "`#[cepheid(time)]` takes an integer field of milliseconds (i8 to i64, u8 to u64, isize, usize; `cepheid_engine::Timestamp` is i64) or an `Option` of one; for another type, implement `Event::timestamp` by hand"
+)]
+pub trait EventTime {
+    /// The time, in milliseconds.
+    fn event_time(&self) -> Option<Timestamp>;
+}
+
+macro_rules! event_time_lossless {
+    ($($t:ty),*) => {$(
+        impl EventTime for $t {
+            #[inline]
+            fn event_time(&self) -> Option<Timestamp> {
+                Some(Timestamp::from(*self))
+            }
+        }
+    )*};
+}
+
+event_time_lossless!(i8, i16, i32, i64, u8, u16, u32);
+
+macro_rules! event_time_checked {
+    ($($t:ty),*) => {$(
+        impl EventTime for $t {
+            #[inline]
+            fn event_time(&self) -> Option<Timestamp> {
+                Timestamp::try_from(*self).ok()
+            }
+        }
+    )*};
+}
+
+event_time_checked!(u64, isize, usize);
+
+impl<T: EventTime> EventTime for Option<T> {
+    #[inline]
+    fn event_time(&self) -> Option<Timestamp> {
+        self.as_ref().and_then(EventTime::event_time)
     }
 }
 

@@ -85,11 +85,13 @@ pub struct Member {
     pub rename: Option<LitStr>,
     pub skip: bool,
     pub flatten: bool,
+    /// `#[cepheid(time)]`: the field is the event's time.
+    pub time: bool,
 }
 
 impl Member {
     /// Parses the attributes; `allowed` are the ones this kind of member
-    /// takes (`rename`, `skip`, `flatten`).
+    /// takes (`rename`, `skip`, `flatten`, `time`).
     pub fn parse(attrs: &[Attribute], allowed: &[&str]) -> syn::Result<Member> {
         let mut out = Member::default();
         for attr in attrs.iter().filter(|a| a.path().is_ident("cepheid")) {
@@ -119,6 +121,7 @@ impl Member {
                         out.rename = Some(lit);
                     }
                     "skip" => out.skip = true,
+                    "time" => out.time = true,
                     _ => out.flatten = true,
                 }
                 Ok(())
@@ -128,6 +131,8 @@ impl Member {
             Some("a skipped field cannot also be renamed or flattened")
         } else if out.flatten && out.rename.is_some() {
             Some("a flattened field has no name of its own to rename")
+        } else if out.flatten && out.time {
+            Some("a flattened field cannot be the time: mark an integer field of this struct with `#[cepheid(time)]`")
         } else {
             None
         };

@@ -98,6 +98,40 @@ mod value;
 ///   `UPPERCASE`, `camelCase`, `PascalCase`, `snake_case`,
 ///   `SCREAMING_SNAKE_CASE` or `kebab-case`, applied to every field not
 ///   renamed.
+/// - `#[cepheid(time)]` on one field: the event's time in milliseconds,
+///   what `Event::timestamp` returns and `Engine::push_event(event, sink)`
+///   reads. Its type is an integer (`i8` to `i64`, `u8` to `u64`, `isize`,
+///   `usize`; `cepheid_engine::Timestamp` is `i64`) or an `Option` of one
+///   (`None`, or an unsigned value beyond `i64::MAX`, is an event without a
+///   time: `push_event` refuses it with an error). Any other type is a
+///   compile error at the field; so is the attribute on two fields, or on
+///   a flattened one. The field stays readable by patterns under its name
+///   (add `skip` to hide it, `rename` to rename it). Without the attribute
+///   an event has no time of its own: pass it beside the event,
+///   `Engine::push(ts, event, sink)`.
+///
+/// ```
+/// use cepheid_engine::{Engine, Event, MatchRef, Pattern, Timestamp};
+///
+/// #[derive(Clone, Debug, Event)]
+/// struct Reading {
+///     #[cepheid(time)]
+///     at: Timestamp,
+///     celsius: f64,
+/// }
+///
+/// let hot = Pattern::<Reading>::begin("hot").where_expr("celsius > 30").times(2).build()?;
+/// let mut engine = Engine::<Reading>::new();
+/// engine.add(&hot)?;
+/// let mut matches = 0;
+/// let mut sink = |_: &MatchRef<'_, Reading>| matches += 1;
+/// for (at, celsius) in [(1_000, 31.0), (2_000, 32.5)] {
+///     engine.push_event(Reading { at, celsius }, &mut sink)?;
+/// }
+/// engine.finish(&mut sink);
+/// assert_eq!(matches, 1);
+/// # Ok::<(), cepheid_engine::Error>(())
+/// ```
 ///
 /// # What is generated
 ///

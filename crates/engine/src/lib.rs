@@ -16,7 +16,7 @@
 //! use cepheid_engine::{Engine, Event, MatchRef, Pattern, Record, Rules, Sink, Timestamp};
 //!
 //! #[derive(Clone, Debug, Event)]
-//! struct Login { user: String, ok: bool }
+//! struct Login { #[cepheid(time)] at: Timestamp, user: String, ok: bool }
 //!
 //! // Three failed logins then a success, per user, within 10 seconds.
 //! let brute_force = Pattern::<Login>::begin("fail").where_fn(|l| !l.ok).times(3)
@@ -29,8 +29,9 @@
 //! logins.add(&brute_force)?;
 //! let mut alerts = Vec::new();
 //! let mut alert = |m: &MatchRef<'_, Login>| alerts.push(format!("{} {}", m.pattern(), m.key()[0]));
-//! for (ts, ok) in [(1_000, false), (2_000, false), (3_000, false), (4_000, true)] {
-//!     logins.push(ts, Login { user: "ada".into(), ok }, &mut alert);
+//! for (at, ok) in [(1_000, false), (2_000, false), (3_000, false), (4_000, true)] {
+//!     // the time is the event's own (`#[cepheid(time)]`); `push(ts, event, sink)` takes it beside
+//!     logins.push_event(Login { at, user: "ada".into(), ok }, &mut alert)?;
 //! }
 //! logins.finish(&mut alert); // end of input: what waits for the watermark runs
 //! assert_eq!(alerts, ["brute_force \"ada\""]);
@@ -121,7 +122,8 @@ pub use cepheid_derive::{Event, EventValue};
 #[doc(hidden)]
 pub mod __derive {
     pub use crate::event::{Event, FieldId, FieldPath, FieldResolver};
-    pub use crate::event_value::{join, resolve, EventField, EventValue};
+    pub use crate::event_value::{join, resolve, EventField, EventTime, EventValue};
+    pub use crate::primitives::Timestamp;
     pub use crate::value::{Value, ValueRef};
     pub use std::sync::Arc;
 }

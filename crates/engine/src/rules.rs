@@ -46,7 +46,21 @@ use crate::pattern::Pattern;
 /// assert_eq!((at.origin(), at.line()), ("rules.cep", 2));
 /// assert!(err.to_string().contains("rules.cep:2:"), "{err}");
 /// ```
-#[derive(Debug, Default)]
+///
+/// `Rules` are `Clone` (the patterns, texts and diagnostics are copied), so
+/// one loaded set can be added to several engines, or kept to build
+/// another engine later:
+///
+/// ```
+/// use cepheid_engine::{Engine, Record, Rules};
+/// let rules = Rules::parse("r.cep", "pattern p { match a where a: n > 1 }")?;
+/// let kept = rules.clone();
+/// let mut engine: Engine<Record> = Engine::new();
+/// engine.add(&rules)?;
+/// assert_eq!(kept.names().collect::<Vec<_>>(), ["p"]);
+/// # Ok::<(), cepheid_engine::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
 pub struct Rules {
     loaded: Loaded,
 }

@@ -55,7 +55,7 @@ pub use lex::is_plain_ident;
 pub use load::{
     load_bytes, load_paths, load_str, Loaded, PatternCheck, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE,
 };
-pub use lower_expr::{REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
+pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
 #[cfg(test)]
 pub use print::print_expr;

@@ -21,8 +21,9 @@ pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
 const MAX_NUL_REPORTS: usize = 5;
 
 /// The result of loading pattern text: the valid patterns, every
-/// diagnostic, and the sources they point into.
-#[derive(Debug, Default)]
+/// diagnostic, and the sources they point into. `Clone`: a copy shares
+/// nothing with the original.
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Loaded {
     /// Patterns without errors, in load order.

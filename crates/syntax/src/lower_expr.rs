@@ -428,9 +428,18 @@ fn field_path(names: &[&str]) -> FieldPath {
     FieldPath(names.iter().map(|n| Arc::from(*n)).collect())
 }
 
-/// The candidate closest to `word` by edit distance, when close enough to
-/// be a likely typo.
-pub(crate) fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+/// The candidate closest to `word` by edit distance (an adjacent
+/// transposition counting as one edit), when close enough to be a likely
+/// typo: at most one edit for words of up to five characters, two beyond.
+/// What every "did you mean" of the language says, and the typed builder's
+/// for field names.
+///
+/// ```
+/// use cepheid_syntax::closest;
+/// assert_eq!(closest("amout", &["amount", "user"]), Some("amount"));
+/// assert_eq!(closest("zzz", &["amount"]), None);
+/// ```
+pub fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     let limit = (word.chars().count() / 3).clamp(1, 2);
     candidates
         .iter()

@@ -19,7 +19,17 @@
 //!   the language (`{0,m}`, `*`); `optional` after them is then "applied
 //!   twice", as in Flink.
 //! - The pattern is named `unnamed` unless [`PatternBuilder::name`] says
-//!   otherwise.
+//!   otherwise. An engine numbers unnamed patterns: when it (or the set
+//!   being added) already has the name, an unnamed pattern runs as
+//!   `unnamed_2`, `unnamed_3`, ... (the first free), so several can be
+//!   added; a name given by `name`, or by `.cep` text, is never changed
+//!   (twice the same is an error at `add`).
+//! - `build` checks the field names the pattern reads (expressions,
+//!   `select`, `partition_by`) against the event type's
+//!   ([`Event::Fields`](crate::Event::Fields), the derive's resolver): a
+//!   misspelt name fails there, with the closest field, not later at
+//!   `Engine::add`. So `build` needs `E: Event`; the rest of the builder
+//!   does not.
 //! - A pattern is partitioned by fields ([`PatternBuilder::partition_by`])
 //!   or by a closure ([`PatternBuilder::partition_by_fn`]), not both
 //!   ([`validate`] reports it): the closure can return the fields' values
@@ -30,6 +40,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod fields;
 mod lower;
 pub(crate) mod typed;
 
@@ -54,8 +65,9 @@ use typed::Pattern;
 /// ```
 /// use std::time::Duration;
 /// use cepheid_core::pattern::Quantifier;
-/// use cepheid_engine::Pattern;
+/// use cepheid_engine::{Event, Pattern};
 ///
+/// #[derive(Event)]
 /// struct Login { user: i64, ok: bool }
 ///
 /// let pattern = Pattern::<Login>::begin("fail")
@@ -75,8 +87,8 @@ use typed::Pattern;
 /// ```
 ///
 /// Conditions and `select` entries can also be written in the pattern
-/// language; they are parsed by `build` and resolved against the event type
-/// when the pattern is compiled:
+/// language; `build` parses them and checks every field name they read
+/// against the event type (for a [`Record`], any name goes):
 ///
 /// ```
 /// use std::time::Duration;
@@ -468,8 +480,9 @@ impl<E: 'static> PatternBuilder<E> {
     ///
     /// ```
     /// use cepheid_core::pattern::StageEvents;
-    /// use cepheid_engine::Pattern;
+    /// use cepheid_engine::{Event, Pattern};
     ///
+    /// #[derive(Event)]
     /// struct Quote { price: i64 }
     ///
     /// // `b`'s price is above the sum of the prices `a` took.
@@ -657,8 +670,9 @@ impl<E: 'static> PatternBuilder<E> {
     /// most once; `build` reports either.
     ///
     /// ```
-    /// use cepheid_engine::{Pattern, Value};
+    /// use cepheid_engine::{Event, Pattern, Value};
     ///
+    /// #[derive(Event)]
     /// struct Login { user: String, region: u32 }
     ///
     /// let by_user = Pattern::<Login>::begin("a")
@@ -713,7 +727,8 @@ impl<E: 'static> PatternBuilder<E> {
         self.pattern_option("doc")
     }
 
-    /// The pattern's name (default `unnamed`).
+    /// The pattern's name (default `unnamed`, numbered by the engine when
+    /// taken: `unnamed_2`, ...).
     pub fn name(mut self, name: impl Into<String>) -> PatternBuilder<E> {
         self.name = Some(name.into());
         self.pattern_option("name")
@@ -723,11 +738,47 @@ impl<E: 'static> PatternBuilder<E> {
     /// returned at once, as one [`Error`] (see [`Error::errors`]) of kind
     /// [`ErrorKind::Pattern`] ([`ErrorKind::Limit`] for a limit of the
     /// language, such as the number of stages), each with its own message.
-    pub fn build(self) -> Result<Pattern<E>, Error> {
-        match self.build_ir() {
-            Ok(ir) => Ok(Pattern::from_checked_ir(ir)),
-            Err(errors) => Err(Error::many(errors.into_iter().map(to_error).collect())),
+    ///
+    /// Then the fields the pattern reads by name (in
+    /// [`where_expr`](PatternBuilder::where_expr),
+    /// [`until_expr`](PatternBuilder::until_expr),
+    /// [`select`](PatternBuilder::select) and
+    /// [`partition_by`](PatternBuilder::partition_by)) are checked against
+    /// `E`: each one `E` does not have is an [`ErrorKind::Field`] error
+    /// naming the pattern, where it reads the field, the field, and the
+    /// closest field `E` has. For [`Record`] (any field) there is nothing to
+    /// check.
+    ///
+    /// ```
+    /// use cepheid_engine::{ErrorKind, Event, Pattern};
+    /// #[derive(Event)]
+    /// struct Payment { amount: i64, user: String }
+    ///
+    /// let err = Pattern::<Payment>::begin("big")
+    ///     .where_expr("amout > 5")
+    ///     .name("big_payment")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Field);
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "pattern `big_payment`, the condition of stage `big`: `Payment` has no field `amout`; \
+    ///      its fields are amount, user (did you mean `amount`?)"
+    /// );
+    /// ```
+    pub fn build(self) -> Result<Pattern<E>, Error>
+    where
+        E: crate::Event,
+    {
+        let named = self.name.is_some();
+        let ir = self
+            .build_ir()
+            .map_err(|errors| Error::many(errors.into_iter().map(to_error).collect()))?;
+        let unknown = fields::unknown_fields::<E>(&ir);
+        if !unknown.is_empty() {
+            return Err(Error::many(unknown));
         }
+        Ok(Pattern::from_checked_ir(ir, named))
     }
 
     /// [`build`](PatternBuilder::build), with each problem as a

@@ -19,6 +19,17 @@ struct Ev {
     price: i64,
 }
 
+/// `Ev` takes any field name (its resolver is a field table): these tests
+/// are about the IR the builder makes; the check of names against a type's
+/// fields at `build` is `tests/builder_typed.rs`'s.
+impl crate::Event for Ev {
+    type Fields = crate::record::FieldTable;
+
+    fn field(&self, _: crate::FieldId) -> crate::ValueRef<'_> {
+        crate::ValueRef::Null
+    }
+}
+
 /// A partial match with some earlier `a` events.
 struct Earlier(Vec<Ev>);
 

@@ -20,8 +20,9 @@ use crate::record::Record;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cepheid_engine::Pattern;
+/// use cepheid_engine::{Event, Pattern};
 ///
+/// #[derive(Event)]
 /// struct Login { user: String, ok: bool }
 ///
 /// let pattern = Pattern::<Login>::begin("fail")
@@ -48,6 +49,9 @@ use crate::record::Record;
 /// ```
 pub struct Pattern<E = Record> {
     ir: ir::Pattern,
+    /// Did [`PatternBuilder::name`] name it? An unnamed pattern is
+    /// numbered by the engine when `unnamed` is taken.
+    named: bool,
     /// `fn(&E)`: the pattern consumes `E`s, it does not own one, so it is
     /// `Send + Sync` and needs no bound on `E`.
     event: PhantomData<fn(&E)>,
@@ -66,10 +70,12 @@ impl<E: 'static> Pattern<E> {
 }
 
 impl<E> Pattern<E> {
-    /// Wraps IR that the builder made (and checked) for `E`.
-    pub(super) fn from_checked_ir(ir: ir::Pattern) -> Pattern<E> {
+    /// Wraps IR that the builder made (and checked) for `E`; `named`
+    /// when [`PatternBuilder::name`] gave its name.
+    pub(super) fn from_checked_ir(ir: ir::Pattern, named: bool) -> Pattern<E> {
         Pattern {
             ir,
+            named,
             event: PhantomData,
         }
     }
@@ -85,9 +91,17 @@ impl<E> Pattern<E> {
     }
 
     /// The pattern's name (`unnamed` unless [`PatternBuilder::name`] gave
-    /// one).
+    /// one). An engine that already has a pattern of this name runs an
+    /// unnamed pattern as `unnamed_2` (or `unnamed_3`, ...: the first
+    /// free), so that several unnamed patterns can be added; see
+    /// [`Engine::add`](crate::Engine::add).
     pub fn name(&self) -> &str {
         &self.ir.name
+    }
+
+    /// Was it named by [`PatternBuilder::name`]?
+    pub fn is_named(&self) -> bool {
+        self.named
     }
 }
 
@@ -99,7 +113,7 @@ impl<E> From<Pattern<E>> for ir::Pattern {
 
 impl<E> Clone for Pattern<E> {
     fn clone(&self) -> Self {
-        Pattern::from_checked_ir(self.ir.clone())
+        Pattern::from_checked_ir(self.ir.clone(), self.named)
     }
 }
 

@@ -6,6 +6,7 @@ use crate::engine::core::{
     Arrival, Core, Stats, DEFAULT_MAX_LIVE_RUNS, DEFAULT_MAX_RUNS_PER_KEY,
     DEFAULT_MAX_WAITING_EVENTS,
 };
+use crate::engine::json_line::JsonInput;
 use crate::engine::sink::Sink;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
@@ -35,11 +36,15 @@ pub struct Engine<E: Event + 'static = Record> {
     /// How `E`'s field names become ids: for [`Record`] the table its
     /// decoders share.
     pub(super) fields: E::Fields,
+    /// The decoder of [`Engine::push_json`] (an `Engine<Record>`), made at
+    /// its first call.
+    pub(super) json: Option<Box<JsonInput>>,
 }
 
 /// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
-/// language, a typed [`Pattern`](crate::Pattern) from the builder, or a
-/// pattern of the IR ([`crate::pattern::Pattern`]) or a slice of them.
+/// language, a typed [`Pattern`](crate::Pattern) from the builder or a
+/// slice of them, or a pattern of the IR ([`crate::pattern::Pattern`]) or
+/// a slice of them.
 /// Sealed.
 pub trait PatternSet<E>: sealed::Sealed<E> {}
 
@@ -51,6 +56,14 @@ pub(crate) mod sealed {
     pub trait Sealed<E> {
         /// The patterns, in order.
         fn ir_patterns(&self) -> Vec<&Pattern>;
+
+        /// Is pattern number `index` unnamed (built without
+        /// [`name`](crate::builder::PatternBuilder::name)), so that the
+        /// engine numbers it when its name is taken?
+        fn unnamed(&self, index: usize) -> bool {
+            let _ = index;
+            false
+        }
 
         /// Gives an error about pattern number `index` its place in the
         /// text the pattern came from, if any.
@@ -83,9 +96,62 @@ impl<E> sealed::Sealed<E> for crate::Pattern<E> {
     fn ir_patterns(&self) -> Vec<&Pattern> {
         vec![self.ir()]
     }
+
+    fn unnamed(&self, _: usize) -> bool {
+        !self.is_named()
+    }
 }
 
 impl<E> PatternSet<E> for crate::Pattern<E> {}
+
+impl<E> sealed::Sealed<E> for [crate::Pattern<E>] {
+    fn ir_patterns(&self) -> Vec<&Pattern> {
+        self.iter().map(crate::Pattern::ir).collect()
+    }
+
+    fn unnamed(&self, index: usize) -> bool {
+        self.get(index).is_some_and(|p| !p.is_named())
+    }
+}
+
+/// Patterns of the builder as one set (for [`Engine::set_rules`], or
+/// [`Engine::from_snapshot`] of an engine that runs several).
+impl<E> PatternSet<E> for [crate::Pattern<E>] {}
+
+/// A summary, not the state: the patterns in force by name, the live keys
+/// and partial matches, the waiting events, the watermark and the
+/// settings (`max_delay_ms`, the three limits).
+///
+/// ```
+/// use cepheid_engine::{Engine, Record, Rules};
+/// let mut engine: Engine<Record> = Engine::new().max_runs_per_key(50);
+/// engine.add(&Rules::parse("r.cep", "pattern p { match a where a: n > 1 }")?)?;
+/// let shown = format!("{engine:?}");
+/// assert!(shown.starts_with(r#"Engine { patterns: ["p"], live_keys: 0,"#), "{shown}");
+/// assert!(shown.contains("max_runs_per_key: 50"), "{shown}");
+/// # Ok::<(), cepheid_engine::Error>(())
+/// ```
+impl<E: Event + 'static> std::fmt::Debug for Engine<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.patterns().map(|p| p.name.as_str()).collect();
+        let draining = self.core.patterns.iter().filter(|r| r.draining).count();
+        let mut s = f.debug_struct("Engine");
+        s.field("patterns", &names);
+        if draining > 0 {
+            s.field("draining_versions", &draining);
+        }
+        s.field("live_keys", &self.live_keys())
+            .field("live_runs", &self.live_runs())
+            .field("waiting_events", &self.waiting_events())
+            .field("stored_events", &self.stored_events())
+            .field("watermark", &self.current_watermark())
+            .field("max_delay_ms", &self.core.clock.max_delay())
+            .field("max_runs_per_key", &self.core.run_limit)
+            .field("max_live_runs", &self.core.live_limit)
+            .field("max_waiting_events", &self.core.waiting_limit)
+            .finish()
+    }
+}
 
 impl<E: Event + 'static> Default for Engine<E> {
     fn default() -> Self {
@@ -112,6 +178,7 @@ impl<E: Event + 'static> Engine<E> {
         Engine {
             core: Core::new(i64::try_from(ms).unwrap_or(i64::MAX)),
             fields: E::Fields::default(),
+            json: None,
         }
     }
 
@@ -256,6 +323,11 @@ impl<E: Event + 'static> Engine<E> {
     /// engine, ...; every problem is in the error). Patterns can be added at
     /// any time; a pattern added later sees the events pushed after it.
     ///
+    /// A pattern of the builder without a [`name`](crate::builder::PatternBuilder::name)
+    /// is `unnamed`; when the engine (or the set) has that name already it
+    /// runs as `unnamed_2`, `unnamed_3`, ... (the first free), so that
+    /// several can be added. A name that was given is never changed.
+    ///
     /// ```
     /// use cepheid_engine::{Engine, Record, Rules};
     /// let mut engine: Engine<Record> = Engine::new();
@@ -287,13 +359,35 @@ impl<E: Event + 'static> Engine<E> {
         let mut fields = self.fields.clone();
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
-        let mut names: Vec<&str> = if fresh {
-            self.patterns().map(|p| p.name.as_str()).collect()
+        let mut names: Vec<String> = if fresh {
+            self.patterns().map(|p| p.name.clone()).collect()
         } else {
             Vec::new()
         };
-        for (index, pattern) in patterns.ir_patterns().into_iter().enumerate() {
-            if names.contains(&pattern.name.as_str()) {
+        let set = patterns.ir_patterns();
+        // The names given in the set, which a numbered name must not take.
+        let given: Vec<&str> = (0..set.len())
+            .filter(|&i| !patterns.unnamed(i))
+            .map(|i| set[i].name.as_str())
+            .collect();
+        for (index, pattern) in set.iter().copied().enumerate() {
+            let numbered;
+            let pattern = if patterns.unnamed(index) && names.contains(&pattern.name) {
+                // An unnamed pattern of the builder: the first free
+                // `unnamed_N`.
+                let name = (2..)
+                    .map(|n| format!("{}_{n}", pattern.name))
+                    .find(|name| !names.contains(name) && !given.contains(&name.as_str()))
+                    .expect("a free name");
+                numbered = Pattern {
+                    name,
+                    ..pattern.clone()
+                };
+                &numbered
+            } else {
+                pattern
+            };
+            if names.contains(&pattern.name) {
                 let message = if fresh {
                     format!(
                         "a pattern named `{}` is already in the engine",
@@ -308,7 +402,7 @@ impl<E: Event + 'static> Engine<E> {
                 ));
                 continue;
             }
-            names.push(&pattern.name);
+            names.push(pattern.name.clone());
             let key = pattern
                 .partition_by
                 .iter()
@@ -349,6 +443,54 @@ impl<E: Event + 'static> Engine<E> {
         let arrival = self.core.push(ts, event, sink);
         self.core.reap();
         arrival
+    }
+
+    /// Takes one event in at its own time ([`Event::timestamp`]: for a
+    /// `#[derive(Event)]` struct, the field marked `#[cepheid(time)]`), as
+    /// [`push`](Engine::push)`(time, event, sink)` does.
+    ///
+    /// Fails with [`ErrorKind::Input`], the event dropped and the engine
+    /// unchanged, when the event has no time: its type has no time field
+    /// (a [`Record`] keeps none: use [`push`](Engine::push) or
+    /// [`push_json`](Engine::push_json)), or the field is an `Option` that is `None`, or an
+    /// unsigned value beyond `i64::MAX`.
+    ///
+    /// ```
+    /// use cepheid_engine::{Arrival, Engine, Event, Output, Pattern, Timestamp};
+    /// #[derive(Clone, Debug, Event)]
+    /// struct Payment {
+    ///     #[cepheid(time)]
+    ///     at: Option<Timestamp>,
+    ///     amount: i64,
+    /// }
+    /// let big = Pattern::<Payment>::begin("big").where_expr("amount > 100").build()?;
+    /// let mut engine = Engine::<Payment>::new();
+    /// engine.add(&big)?;
+    /// let mut out: Vec<Output<Payment>> = Vec::new();
+    /// assert_eq!(engine.push_event(Payment { at: Some(5), amount: 500 }, &mut out)?, Arrival::Accepted);
+    /// let err = engine.push_event(Payment { at: None, amount: 500 }, &mut out).unwrap_err();
+    /// assert!(err.to_string().contains("has no time"), "{err}");
+    /// engine.finish(&mut out);
+    /// assert_eq!(out.len(), 1);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn push_event<S: Sink<E> + ?Sized>(
+        &mut self,
+        event: E,
+        sink: &mut S,
+    ) -> Result<Arrival, Error> {
+        match event.timestamp() {
+            Some(ts) => Ok(self.push(ts, event, sink)),
+            None => Err(Error::new(
+                ErrorKind::Input,
+                format!(
+                    "the event has no time: `{}` gives none (mark an integer field \
+                     `#[cepheid(time)]` and give it a value, or pass the time with \
+                     `push(ts, event, sink)`)",
+                    std::any::type_name::<E>()
+                ),
+            )),
+        }
     }
 
     /// A punctuated watermark: every event at or below `t` has arrived.

@@ -80,6 +80,7 @@ pub mod clock;
 mod core;
 mod deadlines;
 mod front;
+mod json_line;
 mod nfa;
 mod partitions;
 mod processing;
@@ -97,6 +98,7 @@ pub use clock::Idle;
 pub use core::{Arrival, Stats};
 pub(crate) use front::sealed;
 pub use front::{Engine, PatternSet};
+pub use json_line::Pushed;
 pub use reload::{Change, Changes, ReloadPolicy};
 #[cfg(test)]
 pub(crate) use sink::{MatchAccess, MatchContext};

@@ -3,7 +3,9 @@
 //! included, with their source text); [`Engine::restore`] reads it into a
 //! fresh engine built with the same patterns and configuration, and
 //! [`Engine::restore_rules`] into a fresh engine of the same configuration,
-//! rebuilding the patterns from the snapshot. Either then goes on exactly
+//! rebuilding the patterns from the snapshot; [`Engine::from_snapshot`] and
+//! [`Engine::from_snapshot_rules`] do the same in a new engine made with
+//! the settings the header holds. Each then goes on exactly
 //! as the engine that wrote it would have (same output, same order). The
 //! format and what it holds are documented in `docs/snapshot.md`.
 //!
@@ -29,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
-use crate::engine::front::Engine;
+use crate::engine::front::{Engine, PatternSet};
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldPath};
@@ -410,17 +412,120 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         self.restore_from(input, RulesFrom::Snapshot)
     }
 
-    fn restore_from<R: Read>(&mut self, mut input: R, from: RulesFrom) -> Result<(), Error> {
+    /// A new engine in the state [`snapshot`](Engine::snapshot) wrote,
+    /// running `patterns` (which must be the patterns in force when the
+    /// snapshot was taken, in the same order, as for
+    /// [`restore`](Engine::restore)). The settings come from the snapshot's
+    /// header: the max delay ([`with_max_delay`](Engine::with_max_delay))
+    /// and the three limits ([`max_runs_per_key`](Engine::max_runs_per_key),
+    /// [`max_live_runs`](Engine::max_live_runs),
+    /// [`max_waiting_events`](Engine::max_waiting_events)); the four steps
+    /// of a restore (same delay, same limits, same `add`, `restore`) in one
+    /// call. Then feed it the rest of the stream.
+    ///
+    /// Fails as [`add`](Engine::add) does when a pattern does not compile
+    /// for `E`, and as [`restore`](Engine::restore) does otherwise
+    /// ([`ErrorKind::Snapshot`]: not a snapshot, another format version,
+    /// corrupt, taken with other patterns, ...; [`ErrorKind::Io`] when
+    /// `input` fails).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cepheid_engine::{Engine, Output, Record, Rules};
+    /// use cepheid_engine::io::{Decoder, Format, Item};
+    /// let rules = Rules::parse("r.cep", r#"pattern ab {
+    ///     partition by user
+    ///     match a followed by b
+    ///     where a: type == "a"
+    ///           b: type == "b" }"#)?;
+    /// let mut first: Engine<Record> =
+    ///     Engine::with_max_delay(Duration::from_millis(10)).max_runs_per_key(100);
+    /// first.add(&rules)?;
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", first.fields().clone());
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// if let Item::Event(ts, r) = decoder.decode(br#"{"ts": 1, "user": "u", "type": "a"}"#)? {
+    ///     first.push(ts, r, &mut out);
+    /// }
+    /// let mut snapshot = Vec::new();
+    /// first.snapshot(&mut snapshot)?;
+    ///
+    /// // Later: the rules, and the snapshot for everything else.
+    /// let mut second = Engine::<Record>::from_snapshot(&snapshot[..], &rules)?;
+    /// assert!(format!("{second:?}").contains("max_delay_ms: 10, max_runs_per_key: 100"));
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", second.fields().clone());
+    /// if let Item::Event(ts, r) = decoder.decode(br#"{"ts": 2, "user": "u", "type": "b"}"#)? {
+    ///     second.push(ts, r, &mut out);
+    /// }
+    /// second.finish(&mut out);
+    /// assert!(matches!(&out[..], [Output::Match(m)] if (m.start, m.end) == (1, 2)));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn from_snapshot<R: Read, P: PatternSet<E> + ?Sized>(
+        input: R,
+        patterns: &P,
+    ) -> Result<Engine<E>, Error> {
+        let bytes = read_all(input)?;
+        let mut engine = Engine::configured_by(&bytes)?;
+        engine.add(patterns)?;
+        engine.restore_from(&bytes[..], RulesFrom::Engine)?;
+        Ok(engine)
+    }
+
+    /// A new engine in the state [`snapshot`](Engine::snapshot) wrote,
+    /// with the settings and the rule set the snapshot holds (every
+    /// pattern rebuilt from its source text, as
+    /// [`restore_rules`](Engine::restore_rules) does): for patterns of the
+    /// language, or built without Rust closures. Fails as `restore_rules`
+    /// does.
+    ///
+    /// ```
+    /// use cepheid_engine::{Engine, Record, Rules};
+    /// let mut engine: Engine<Record> = Engine::new().max_waiting_events(64);
+    /// engine.add(&Rules::parse("r.cep", "pattern p { match a where a: n > 1 }")?)?;
+    /// let mut snapshot = Vec::new();
+    /// engine.snapshot(&mut snapshot)?;
+    /// let restored = Engine::<Record>::from_snapshot_rules(&snapshot[..])?;
+    /// assert_eq!(restored.patterns().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["p"]);
+    /// assert!(format!("{restored:?}").contains("max_waiting_events: 64"));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn from_snapshot_rules<R: Read>(input: R) -> Result<Engine<E>, Error> {
+        let bytes = read_all(input)?;
+        let mut engine = Engine::configured_by(&bytes)?;
+        engine.restore_from(&bytes[..], RulesFrom::Snapshot)?;
+        Ok(engine)
+    }
+
+    /// An engine without patterns, with the settings of the snapshot's
+    /// header.
+    fn configured_by(bytes: &[u8]) -> Result<Engine<E>, Error> {
+        let (header, _) = read_header(bytes)?;
+        if header.max_delay < 0 {
+            return Err(error(format!(
+                "the snapshot's header gives a negative max delay ({} ms)",
+                header.max_delay
+            )));
+        }
+        let limit = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let mut engine = Engine {
+            core: Core::new(header.max_delay),
+            fields: E::Fields::default(),
+            json: None,
+        };
+        engine.core.set_run_limit(limit(header.run_limit));
+        engine.core.set_live_limit(limit(header.live_limit));
+        engine.core.set_waiting_limit(limit(header.waiting_limit));
+        Ok(engine)
+    }
+
+    fn restore_from<R: Read>(&mut self, input: R, from: RulesFrom) -> Result<(), Error> {
         if !self.core.is_fresh() {
             return Err(error(
                 "cannot restore a snapshot into an engine that has seen events or watermarks: \
                  restore into a new engine",
             ));
         }
-        let mut bytes = Vec::new();
-        input
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the snapshot: {e}")))?;
+        let bytes = read_all(input)?;
         let (header, rest) = read_header(&bytes)?;
         self.check_header(&header, from)?;
         let (body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
@@ -620,6 +725,15 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         }
         Ok(())
     }
+}
+
+/// The whole snapshot, in memory.
+fn read_all<R: Read>(mut input: R) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::new();
+    input
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the snapshot: {e}")))?;
+    Ok(bytes)
 }
 
 /// Checks the frame (magic, version, length, checksum) and reads the
