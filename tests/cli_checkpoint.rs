@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::crash::{self, setup, Moments, PATTERNS};
-use common::{cepheid, scratch};
+use common::{cepheid, run_here, scratch};
 
 /// `cepheid run` over the folder's events, writing `out_NAME.jsonl` and
 /// `late_NAME.jsonl`, with `extra` flags.
@@ -758,15 +758,7 @@ fn a_device_or_fifo_output_with_checkpoints_is_written_as_standard_output_said_a
     let whole = command(&dir, "whole", &[]).output().unwrap();
     assert!(whole.status.success(), "{}", stderr(&whole));
     let run = |output: &str, ckpt: &str| {
-        cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
+        run_here(&dir)
             .args(["--max-delay", "2s", "--output", output])
             .args(["--late", &format!("late_{ckpt}.jsonl")])
             .args(["--checkpoint", ckpt, "--checkpoint-every", "1000"])
@@ -846,15 +838,7 @@ fn a_last_line_without_its_newline_is_read_again_whole_after_the_file_grew() {
 fn an_empty_late_file_deleted_since_the_checkpoint_is_made_again() {
     let dir = setup("late_deleted", 2_000);
     let run = || {
-        cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
+        run_here(&dir)
             // (a delay above the stream's disorder: no late event)
             .args(["--max-delay", "1h", "--output", "out.jsonl"])
             .args(["--late", "late.jsonl", "--checkpoint", "ckpt"])

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cepheid;
 use common::crash::{self, setup, sorted, Moments};
+use common::{cepheid, run_here};
 
 /// Longest a run of both processes may take before it counts as a hang.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -492,15 +492,7 @@ fn the_late_events_of_every_process_reach_process_0s_late_file() {
     let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
     fs::write(dir.join("hosts"), hosts).unwrap();
     let start = |process: &str, files: &[&str]| {
-        cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
+        run_here(&dir)
             .args(["--chunk-bytes", "65536", "--max-delay", "0ms"])
             .args([
                 "--processes",
@@ -650,15 +642,7 @@ fn with_a_folder_per_process_abandoned_cuts_do_not_pile_up() {
     let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
     fs::write(dir.join("hosts"), hosts).unwrap();
     let start = |process: &str, extra: &[&str]| {
-        cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
+        run_here(&dir)
             .args(["--chunk-bytes", "65536", "--max-delay", "2s"])
             .args([
                 "--processes",

@@ -14,7 +14,7 @@ use std::process::Output;
 use cepheid_engine::engine::ReloadPolicy;
 use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
 use cepheid_engine::{Engine, Record, Rules};
-use common::{cepheid, scratch, Live};
+use common::{cepheid, run_here, scratch, Live};
 
 /// The rules before the change: `pair` reads `type` and `k`; `steady`
 /// stays as it is; `gone` is removed by the change.
@@ -115,18 +115,7 @@ fn run_cli(name: &str, rules: &str, lines: &[String], args: &[&str]) -> Output {
     let dir = scratch(name);
     fs::write(dir.join("rules.cep"), rules).unwrap();
     fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
-    cepheid()
-        .current_dir(&dir)
-        .args([
-            "run",
-            "rules.cep",
-            "--events",
-            "events.jsonl",
-            "--no-progress",
-        ])
-        .args(args)
-        .output()
-        .unwrap()
+    run_here(&dir).args(args).output().unwrap()
 }
 
 fn stderr(output: &Output) -> String {
@@ -460,15 +449,7 @@ fn watch_reloads_an_edited_rule_file_while_following_keeps_the_old_rules_on_a_br
 /// (and the test failed) when it takes longer than [`common::PATIENCE`]:
 /// a control record must never make the run wait.
 fn run_bounded(dir: &Path, args: &[&str]) -> Output {
-    let mut child = cepheid()
-        .current_dir(dir)
-        .args([
-            "run",
-            "rules.cep",
-            "--events",
-            "events.jsonl",
-            "--no-progress",
-        ])
+    let mut child = run_here(dir)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -35,6 +35,21 @@ pub fn cepheid() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cepheid"))
 }
 
+/// `cepheid run rules.cep --events events.jsonl --no-progress` in `dir`:
+/// how most runs of these tests start (their own flags follow).
+#[allow(dead_code)]
+pub fn run_here(dir: &Path) -> Command {
+    let mut command = cepheid();
+    command.current_dir(dir).args([
+        "run",
+        "rules.cep",
+        "--events",
+        "events.jsonl",
+        "--no-progress",
+    ]);
+    command
+}
+
 /// A running `cepheid`: its standard input open for writing, its standard
 /// output read line by line on a thread, its standard error collected.
 pub struct Live {
