@@ -3,12 +3,14 @@
 //! NFA's states and transitions), or with `--dot` as a Graphviz graph of the
 //! compiled NFA.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use cepheid_automata::nfa::Nfa;
 use cepheid_core::record::{FieldTable, Record};
 
-use crate::{EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// Arguments of `explain`.
 #[derive(clap::Args)]
@@ -48,9 +50,10 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_USAGE;
     }
     let mut status = EXIT_OK;
+    let mut out = String::new();
     for (i, p) in selected.iter().enumerate() {
         if i > 0 {
-            println!();
+            out.push('\n');
         }
         let nfa = match Nfa::<Record>::compile(p, &mut FieldTable::new()) {
             Ok(nfa) => nfa,
@@ -61,14 +64,27 @@ pub fn run(args: &Args) -> u8 {
             }
         };
         if args.dot {
-            print!("{}", nfa.to_dot());
+            out.push_str(&nfa.to_dot());
         } else {
-            print!("{}", cepheid_syntax::explain(p));
-            println!("  automaton:");
+            out.push_str(&cepheid_syntax::explain(p));
+            out.push_str("  automaton:\n");
             for line in nfa.explain().lines() {
-                println!("    {line}");
+                let _ = writeln!(out, "    {line}");
             }
         }
     }
-    status
+    // A reader that stopped early (`| head`) is not an error, as for `run`;
+    // `print!` would panic on it.
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => status,
+        Err(e) => {
+            say!("error: cannot write standard output: {e}");
+            EXIT_IO
+        }
+    }
 }

@@ -99,3 +99,27 @@ fn command_line_exit_statuses() {
     assert_eq!(run(&["explain", "patterns", "--pattern", "nope"]), Some(2));
     assert_eq!(run(&["check", "tests/errors/duplicate_stage.cep"]), Some(1));
 }
+
+/// `cepheid explain … | head`: a reader that closes the pipe before the
+/// text is written is no error (exit 0, as for `run`), not a panic. Before,
+/// `print!` panicked ("failed printing to stdout: Broken pipe", exit 101).
+#[test]
+fn explain_into_a_closed_pipe_is_no_panic() {
+    use std::process::Stdio;
+    for extra in [&[][..], &["--dot"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cepheid"))
+            .arg("explain")
+            .arg("patterns")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs cepheid");
+        // Close the reading end before the command has loaded its patterns.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("waits");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{extra:?}: {stderr}");
+    }
+}
