@@ -22,6 +22,27 @@ use common::{cepheid, run_here};
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// A port on 127.0.0.1 that was free a moment ago.
+/// Writes `dir/hosts` for two processes on this machine, each on a free
+/// port.
+fn two_hosts(dir: &Path) {
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    fs::write(dir.join("hosts"), hosts).unwrap();
+}
+
+/// [`run_here`] in `dir` as process `process` of two (hostfile `hosts`).
+fn process_of_two(dir: &Path, process: &str) -> Command {
+    let mut command = run_here(dir);
+    command.args([
+        "--processes",
+        "2",
+        "--process",
+        process,
+        "--hostfile",
+        "hosts",
+    ]);
+    command
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -70,8 +91,7 @@ impl Pair {
 
     /// [`Pair::start`] with another `--max-delay`.
     fn start_with(dir: &Path, name: &str, delay: &str, extra: &[&str]) -> Pair {
-        let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
-        fs::write(dir.join("hosts"), hosts).unwrap();
+        two_hosts(dir);
         let children = (0..2)
             .map(|process| {
                 let name = if process == 0 {
@@ -489,19 +509,10 @@ fn when_a_peer_process_dies_the_survivor_stops_with_exit_4_and_a_hint() {
 #[test]
 fn the_late_events_of_every_process_reach_process_0s_late_file() {
     let dir = setup("processes_late", 50_000);
-    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
-    fs::write(dir.join("hosts"), hosts).unwrap();
+    two_hosts(&dir);
     let start = |process: &str, files: &[&str]| {
-        run_here(&dir)
+        process_of_two(&dir, process)
             .args(["--chunk-bytes", "65536", "--max-delay", "0ms"])
-            .args([
-                "--processes",
-                "2",
-                "--process",
-                process,
-                "--hostfile",
-                "hosts",
-            ])
             .args(files)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -550,8 +561,7 @@ fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
     text.extend_from_slice(b"{\"ts\":1,\"type\":\"created\",\"order\":\"x\"}\n");
     fs::write(dir.join("longer.jsonl"), text).unwrap();
     let pair = |one: &[&str]| {
-        let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
-        fs::write(dir.join("hosts"), hosts).unwrap();
+        two_hosts(&dir);
         let start = |process: &str, extra: &[&str]| {
             // (`extra` replaces the events file or the delay, or adds)
             let flag = |name: &str, default: &'static str| -> String {
@@ -639,19 +649,10 @@ fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
 #[test]
 fn with_a_folder_per_process_abandoned_cuts_do_not_pile_up() {
     let dir = setup("processes_own_folders", 100_000);
-    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
-    fs::write(dir.join("hosts"), hosts).unwrap();
+    two_hosts(&dir);
     let start = |process: &str, extra: &[&str]| {
-        run_here(&dir)
+        process_of_two(&dir, process)
             .args(["--chunk-bytes", "65536", "--max-delay", "2s"])
-            .args([
-                "--processes",
-                "2",
-                "--process",
-                process,
-                "--hostfile",
-                "hosts",
-            ])
             .args([
                 "--checkpoint",
                 &format!("ckpt{process}"),
