@@ -225,9 +225,12 @@ impl<E: Event + 'static> Engine<E> {
         self
     }
 
-    /// The default of [`max_live_runs`](Engine::max_live_runs): 4,000,000
-    /// (about 0.6 to 1.6 GB at the 160 to 400 bytes a live partial match
-    /// costs, its events included: `BENCHMARKS.md`).
+    /// The default of [`max_live_runs`](Engine::max_live_runs): 4,000,000.
+    /// A live partial match costs about 650 bytes in `cepheid run` plus the
+    /// text of the events it holds: 2.7 GiB at this default for the
+    /// simplest pattern over 37-byte events, 3.2 GiB with checkpoints
+    /// (`BENCHMARKS.md`, "Bounded state"); lower it to fit the memory you
+    /// have.
     pub const DEFAULT_MAX_LIVE_RUNS: usize = DEFAULT_MAX_LIVE_RUNS;
 
     /// Bounds the state of the whole engine: after each step of a key, the
