@@ -505,6 +505,9 @@ pub(crate) fn describe_token(i: &str) -> (String, usize) {
     if c == '"' {
         return ("a string".to_string(), 1);
     }
+    if c == '`' {
+        return ("a backquote".to_string(), 1);
+    }
     // Name the character itself, with its code point when it is not plain
     // ASCII (`é` (U+00E9), not `\u{e9}`); controls and other non-letters
     // (zero-width spaces, ...) stay escaped.
@@ -603,5 +606,6 @@ mod tests {
         assert_eq!(describe_token("  where x").0, "the keyword `where`");
         assert_eq!(describe_token("").0, "the end of the file");
         assert_eq!(describe_token("}").0, "`}`");
+        assert_eq!(describe_token(" `a`").0, "a backquote");
     }
 }

@@ -16,7 +16,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::event::FieldPath;
 use crate::expr::{AggregateFunc, Expr, Function};
 use crate::pattern::MAX_NESTING;
-use crate::primitives::StageId;
+use crate::primitives::{Span, StageId};
 use crate::value::Value;
 
 /// Size limit of a compiled `matches` regex (bytes of the compiled program).
@@ -129,6 +129,7 @@ impl ExprCx<'_> {
 
     fn path(&mut self, p: &Path) -> Expr {
         let names: Vec<&str> = p.segments.iter().map(|s| s.name.as_str()).collect();
+        self.warn_multiline(p);
         if let (Some(&stage), true) = (self.stages.get(names[0]), names.len() > 1) {
             return Expr::StageField {
                 stage,
@@ -141,8 +142,55 @@ impl ExprCx<'_> {
         }
         if names.len() > 1 {
             self.suggest_stage(p, names[0]);
+        } else {
+            self.warn_bare_stage(p, names[0]);
         }
         Expr::Field(field_path(&names))
+    }
+
+    /// A backquoted name that spans lines: legal (a JSON key may hold a
+    /// line break, and printed patterns must parse back), but far more
+    /// often a backquote left open and closed by the next one, lines
+    /// further down, the text between taken as a field name.
+    fn warn_multiline(&mut self, p: &Path) {
+        for segment in p.segments.iter().filter(|s| s.name.contains('\n')) {
+            let first_line = segment.name.split('\n').next().unwrap_or_default();
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    DiagnosticKind::UnknownName,
+                    Span::new(
+                        segment.span.start as usize,
+                        segment.span.start as usize + 1 + first_line.len(),
+                    ),
+                    "this backquoted name goes on over a line break",
+                )
+                .with_help(
+                    "close it with a '`' on its line, unless the field's name holds a line break",
+                ),
+            );
+        }
+    }
+
+    /// A stage's name written alone (`b: a > 10` in a pattern with a stage
+    /// `a`) reads the current event's field `a`, never the stage: almost
+    /// always a slip for `a.field`. A warning, as the field may be meant:
+    /// backquoting it (`` `a` ``) says so and silences it.
+    fn warn_bare_stage(&mut self, p: &Path, name: &str) {
+        let segment = &p.segments[0];
+        let backquoted = (segment.span.end - segment.span.start) as usize != name.len();
+        if backquoted || !self.stages.contains_key(name) {
+            return;
+        }
+        self.diagnostics.push(
+            Diagnostic::warning(
+                DiagnosticKind::UnknownName,
+                segment.span,
+                format!("`{name}` alone reads the field `{name}` of the current event, not the stage `{name}`"),
+            )
+            .with_help(format!(
+                "write `{name}.FIELD` for a field of the stage's last event, `count({name})` for how many it took, or `` `{name}` `` for the event's field"
+            )),
+        );
     }
 
     fn field_in_select(&mut self, p: &Path, names: &[&str]) {

@@ -122,18 +122,65 @@ pub(crate) fn to_diagnostic(cx: Cx<'_>, err: &PError<'_>) -> Diagnostic {
     let mut d = Diagnostic::error(DiagnosticKind::Syntax, span, message);
     if err.message.is_none() {
         if let Some(word) = peek_word(at).filter(|w| !is_reserved(w)) {
-            let keywords: Vec<&str> = RESERVED
-                .iter()
-                .copied()
-                .filter(|w| !NOT_SUGGESTED.contains(w))
-                .collect();
-            if let Some(best) = closest(word, &keywords) {
+            if let Some(best) = closest(word, &suggestible(&err.expected)) {
                 d = d.with_help(format!("did you mean `{best}`?"));
             }
         }
     }
     d
 }
+
+/// The words a misspelt word may be taken for: those the parser expected
+/// (the first word of each backquoted alternative: `next` of "`next`",
+/// `first` of "`first STAGE`"), the operator words where an operator was
+/// expected; every reserved word only when the expectation names none
+/// (`skip to end` was told "did you mean `and`?", a word `skip to` never
+/// takes).
+fn suggestible(expected: &[&str]) -> Vec<&'static str> {
+    let mut words: Vec<&'static str> = Vec::new();
+    let mut named = false;
+    for item in expected {
+        for (n, part) in item.split('`').enumerate() {
+            if n % 2 == 0 {
+                if part.contains("operator") {
+                    named = true;
+                    words.extend(["and", "or", "in", "not"]);
+                }
+                continue;
+            }
+            named = true;
+            let first = part
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next();
+            if let Some(word) = first.and_then(known_word) {
+                words.push(word);
+            }
+        }
+    }
+    if !named {
+        words = RESERVED
+            .iter()
+            .copied()
+            .filter(|w| !NOT_SUGGESTED.contains(w))
+            .collect();
+    }
+    words.sort_unstable();
+    words.dedup();
+    words
+}
+
+/// The `'static` spelling of a word the language knows as a keyword,
+/// reserved or contextual.
+fn known_word(word: &str) -> Option<&'static str> {
+    RESERVED
+        .iter()
+        .chain(CONTEXTUAL)
+        .copied()
+        .find(|k| *k == word)
+}
+
+/// Words that are keywords only where the grammar expects them.
+const CONTEXTUAL: &[&str] = &["by", "to", "past", "first", "last", "event", "no", "name"];
 
 /// Reserved words never suggested for a misspelt word in a syntax error:
 /// literals and short words, which near-miss too many identifiers.

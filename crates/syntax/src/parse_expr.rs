@@ -491,8 +491,10 @@ pub(crate) fn field_path<'a>(cx: Cx<'a>, i: &'a str) -> PResult<'a, Path> {
     };
     let (mut rest, first) = segment(i)?;
     let mut segments = vec![first];
-    while rest.starts_with('.') {
-        let (after, seg) = cut_expect(&rest[1..], "a field name after `.`", segment(&rest[1..]))?;
+    // Whitespace carries no meaning: `user .id` is `user.id`, as `user. id`
+    // is (no other construct starts with `.`).
+    while let Some(dotted) = skip_ws(rest).strip_prefix('.') {
+        let (after, seg) = cut_expect(dotted, "a field name after `.`", segment(dotted))?;
         segments.push(seg);
         rest = after;
     }

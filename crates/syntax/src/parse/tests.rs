@@ -204,3 +204,23 @@ fn too_many_patterns() {
     let d = parse(&src).unwrap_err();
     assert!(d[0].message.contains("at most 10000 patterns"));
 }
+
+#[test]
+fn a_misspelt_word_is_only_taken_for_a_word_that_fits_there() {
+    let helps = |src: &str| -> Option<String> {
+        match crate::parse(src) {
+            Ok(_) => panic!("{src} parsed"),
+            Err(d) => d[0].help.clone(),
+        }
+    };
+    // `skip to` takes `next`, `first` or `last`: `end` is none of them, and
+    // not the `and` it is one letter away from.
+    let src = "pattern p { skip to end match a where a: x == 1 }";
+    assert_eq!(helps(src), None);
+    // A word close to one `skip to` takes is suggested.
+    let src = "pattern p { skip to nxt match a where a: x == 1 }";
+    assert_eq!(helps(src).as_deref(), Some("did you mean `next`?"));
+    // Where an operator may come, the operator words are suggested.
+    let src = "pattern p { match a where a: x == 1 adn y == 2 }";
+    assert_eq!(helps(src).as_deref(), Some("did you mean `and`?"));
+}

@@ -173,3 +173,14 @@ fn nesting_is_limited() {
     let negs = format!("{}x", "-".repeat(100_000));
     assert!(error(&negs).contains("nested"));
 }
+
+#[test]
+fn whitespace_around_the_dots_of_a_path_means_nothing() {
+    for src in ["user.id", "user .id", "user. id", "user\n    .id"] {
+        let ExprKind::Path(p) = parse(src).kind else {
+            panic!("{src}: not a path")
+        };
+        let names: Vec<&str> = p.segments.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["user", "id"], "{src}");
+    }
+}
