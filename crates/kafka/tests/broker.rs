@@ -86,7 +86,10 @@ fn a_committed_transaction_is_visible_to_read_committed() {
     send(&producer, &t, 0, "a");
     send(&producer, &t, 1, "b");
     producer.commit_transaction(T).expect("commit");
-    assert_eq!(read_all(&broker, &t, 2, "read_committed"), sorted(&["a", "b"]));
+    assert_eq!(
+        read_all(&broker, &t, 2, "read_committed"),
+        sorted(&["a", "b"])
+    );
 }
 
 #[test]
@@ -97,10 +100,15 @@ fn an_open_transaction_is_hidden_from_read_committed_until_it_ends() {
     let producer = transactional(&broker, "tx-open");
     producer.begin_transaction().expect("begin");
     send(&producer, &t, 0, "pending");
-    producer.flush(T).expect("flush: the record is on the broker");
+    producer
+        .flush(T)
+        .expect("flush: the record is on the broker");
     // The last stable offset stops a read_committed consumer before the
     // open transaction; read_uncommitted sees its record.
-    assert_eq!(read_all(&broker, &t, 1, "read_committed"), Vec::<String>::new());
+    assert_eq!(
+        read_all(&broker, &t, 1, "read_committed"),
+        Vec::<String>::new()
+    );
     assert_eq!(read_all(&broker, &t, 1, "read_uncommitted"), ["pending"]);
     producer.commit_transaction(T).expect("commit");
     assert_eq!(read_all(&broker, &t, 1, "read_committed"), ["pending"]);
@@ -114,7 +122,9 @@ fn commit_abort_commit(producer: &BaseProducer, t: &str) {
     producer.commit_transaction(T).expect("commit");
     producer.begin_transaction().expect("begin");
     send(producer, t, 0, "aborted");
-    producer.flush(T).expect("flush: the records are on the broker");
+    producer
+        .flush(T)
+        .expect("flush: the records are on the broker");
     producer.abort_transaction(T).expect("abort");
     producer.begin_transaction().expect("begin");
     send(producer, t, 0, "kept-2");

@@ -263,6 +263,64 @@ impl Drop for Broker {
     }
 }
 
+/// One record as a test reads it back.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seen {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key, as text.
+    pub key: Option<String>,
+    /// Its value, as text.
+    pub payload: String,
+}
+
+impl Broker {
+    /// Every record of every partition of `topic` from the beginning as a
+    /// consumer with `isolation` (`read_committed`, `read_uncommitted`)
+    /// sees them, in partition and offset order: read until nothing came
+    /// for 2 s.
+    pub fn read_topic(&self, topic: &str, isolation: &str) -> Vec<Seen> {
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation)
+            .create()
+            .expect("a consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut tpl = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .expect("adds");
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut out = Vec::new();
+        let mut last = Instant::now();
+        while last.elapsed() < Duration::from_secs(2) {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let m = message.expect("a record");
+                out.push(Seen {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: text(m.key()),
+                    payload: text(m.payload()).unwrap_or_default(),
+                });
+                last = Instant::now();
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
 /// A topic name unique in this process.
 pub fn topic(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
