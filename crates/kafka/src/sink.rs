@@ -201,6 +201,8 @@ impl KafkaSink {
         client_config
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
+            // A topic that does not exist is an error, not created.
+            .set("allow.auto.create.topics", "false")
             .set("acks", "all")
             .set(
                 "message.timeout.ms",
@@ -285,12 +287,27 @@ impl KafkaSink {
             .unwrap_or_default()
     }
 
+    /// The producer's fatal error, if it is a fencing: librdkafka purges
+    /// the queued records of a fenced producer, whose delivery reports then
+    /// say "purged", not why.
+    fn fenced(&self) -> Option<ClientError> {
+        self.transactional.as_ref()?;
+        let (code, _) = self.producer.client().fatal_error()?;
+        let error = ClientError::MessageProduction(code);
+        fencing(&error).then_some(error)
+    }
+
     /// The error value of a failed transactional call: fenced, or the
     /// client's.
-    fn txn_error(&self, operation: &'static str) -> impl Fn(ClientError) -> KafkaError {
+    fn txn_error(&self, operation: &'static str) -> impl Fn(ClientError) -> KafkaError + '_ {
         let id = self.transactional_id();
         move |e| {
-            if fencing(&e) {
+            if let Some(source) = self.fenced() {
+                KafkaError::Fenced {
+                    transactional_id: id.clone(),
+                    source,
+                }
+            } else if fencing(&e) {
                 KafkaError::Fenced {
                     transactional_id: id.clone(),
                     source: e,
@@ -330,6 +347,15 @@ impl KafkaSink {
 
     fn check_delivery(&self) -> Result<(), KafkaError> {
         let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if failed.is_none() {
+            return Ok(());
+        }
+        if let Some(source) = self.fenced() {
+            return Err(KafkaError::Fenced {
+                transactional_id: self.transactional_id(),
+                source,
+            });
+        }
         match failed {
             Some((_, source)) if fencing(&source) => Err(KafkaError::Fenced {
                 transactional_id: self.transactional_id(),
@@ -484,8 +510,9 @@ impl KafkaSink {
                 operation: "recover",
             });
         }
-        self.in_transaction = false;
-        self.initialized = false;
+        // Called again on the same instance: its own open transaction is
+        // aborted (its transactions are initialized once).
+        self.abort()?;
         self.init()?;
         let marker = self.marker().expect("transactional");
         let mut tpl = TopicPartitionList::new();

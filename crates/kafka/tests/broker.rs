@@ -292,6 +292,58 @@ fn offsets_sent_to_a_transaction_commit_with_it_and_not_when_aborted() {
     );
 }
 
+/// KNOWN GAP of tansu 0.6.0: a transaction that only commits offsets
+/// (no record), after an earlier transaction of the same producer, does
+/// not commit them. tansu keeps one transaction state per producer epoch;
+/// only a produce resets it to `Begin` (`txn_add_partitions`), and its
+/// `txn_end` (tansu-storage `src/dynostore.rs`) commits the offsets only of
+/// a state `None` or `PrepareCommit`, skipping the `Committed` left by the
+/// earlier transaction (`otherwise => { warn!(..); continue; }`). A Kafka
+/// broker commits them. When this test fails, tansu was fixed.
+#[test]
+fn tansu_drops_the_offsets_of_a_transaction_without_records() {
+    let broker = Broker::start();
+    let input = topic("offsets-only-in");
+    let output = topic("offsets-only-out");
+    broker.create_topic(&input, 1);
+    broker.create_topic(&output, 1);
+    let group = "cepheid-offsets-only";
+    let group_consumer: BaseConsumer = broker
+        .config()
+        .set("group.id", group)
+        .create()
+        .expect("a consumer");
+    let metadata = group_consumer.group_metadata().expect("group metadata");
+    let producer = transactional(&broker, "tx-offsets-only");
+    let offsets = |o: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&input, 0, Offset::Offset(o))
+            .expect("adds");
+        tpl
+    };
+    producer.begin_transaction().expect("begin");
+    send(&producer, &output, 0, "one");
+    producer
+        .send_offsets_to_transaction(&offsets(5), &metadata, T)
+        .expect("send offsets");
+    producer.commit_transaction(T).expect("commit");
+    producer.begin_transaction().expect("begin");
+    producer
+        .send_offsets_to_transaction(&offsets(9), &metadata, T)
+        .expect("send offsets");
+    producer
+        .commit_transaction(T)
+        .expect("commit: the broker says yes");
+    assert_eq!(
+        committed(&broker, group, &input, 1)
+            .iter()
+            .map(|(_, o, _)| *o)
+            .collect::<Vec<_>>(),
+        [Offset::Offset(5)],
+        "tansu commits offsets-only transactions now: update the sink test"
+    );
+}
+
 fn is_fenced(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
