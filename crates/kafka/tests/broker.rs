@@ -448,3 +448,37 @@ fn an_assigned_consumer_with_a_group_reads_from_given_offsets() {
         .iter()
         .all(|(_, o, _)| *o == Offset::Invalid));
 }
+
+/// For the "broker down for 10 s" tests to come: the broker stops and
+/// starts again on the same port. Its memory storage does not survive
+/// (tansu's `sqlite://` storage would: it needs tansu built from crates.io
+/// with its `libsql` feature, `CEPHEID_BROKER_FROM=crates
+/// .ci/install-broker`).
+#[test]
+fn the_broker_restarts_on_the_same_port_and_its_memory_storage_comes_back_empty() {
+    let mut broker = Broker::start();
+    let t = topic("restart");
+    broker.create_topic(&t, 1);
+    broker.produce(&t, 0, &[("k", "before")]);
+    let bootstrap = broker.bootstrap();
+    broker.stop();
+    let consumer: BaseConsumer = broker.config().create().expect("a client");
+    assert!(
+        consumer
+            .fetch_metadata(Some(&t), Duration::from_millis(500))
+            .is_err(),
+        "a stopped broker answers"
+    );
+    broker.restart();
+    assert_eq!(broker.bootstrap(), bootstrap);
+    let metadata = consumer
+        .fetch_metadata(None, T)
+        .expect("the restarted broker answers the same client");
+    assert!(
+        metadata.topics().iter().all(|m| m.name() != t),
+        "the memory storage kept {t}"
+    );
+    broker.create_topic(&t, 1);
+    broker.produce(&t, 0, &[("k", "after")]);
+    assert_eq!(read_all(&broker, &t, 1, "read_committed"), ["after"]);
+}
