@@ -240,3 +240,33 @@ fn a_topic_that_does_not_exist_is_a_clear_error() {
         "Kafka: topic \"no-such-topic\" does not exist"
     );
 }
+
+#[test]
+fn a_broker_down_past_the_retry_limit_is_a_clear_error() {
+    let mut broker = Broker::start();
+    let t = topic("down");
+    broker.create_topic(&t, 1);
+    produce(&broker, &t, 0, &numbered("a", 1));
+    let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
+    config.retry = cepheid_kafka::Retry {
+        limit: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let mut source = KafkaSource::new(config).expect("a source");
+    assert_eq!(read_n(&mut source, 1).len(), 1);
+    broker.stop();
+    let start = Instant::now();
+    let mut batch = Vec::new();
+    let error = loop {
+        match source.read(&mut batch, Duration::from_millis(200)) {
+            Ok(_) => assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no error 30 s after the broker stopped"
+            ),
+            Err(error) => break error,
+        }
+    };
+    assert!(matches!(error, KafkaError::Unreachable { .. }), "{error:?}");
+    assert!(start.elapsed() >= Duration::from_secs(3));
+    eprintln!("{error}");
+}
