@@ -270,3 +270,34 @@ fn a_broker_down_past_the_retry_limit_is_a_clear_error() {
     assert!(start.elapsed() >= Duration::from_secs(3));
     eprintln!("{error}");
 }
+
+#[test]
+fn reads_several_topics_each_partition_a_split() {
+    let broker = Broker::start();
+    let (a, b) = (topic("orders"), topic("logins"));
+    broker.create_topic(&a, 2);
+    broker.create_topic(&b, 1);
+    produce(&broker, &a, 1, &numbered("o", 2));
+    produce(&broker, &b, 0, &numbered("l", 1));
+    let mut source =
+        KafkaSource::new(SourceConfig::new(broker.bootstrap(), &[&a, &b])).expect("a source");
+    assert_eq!(source.describe(), format!("kafka:{a},{b}"));
+    assert_eq!(
+        source.splits(),
+        [(a.clone(), 0), (a.clone(), 1), (b.clone(), 0)]
+    );
+    let records = read_n(&mut source, 3);
+    let mut seen: Vec<(usize, String)> =
+        records.iter().map(|r| (r.split, r.topic.clone())).collect();
+    seen.sort();
+    assert_eq!(seen, [(1, a.clone()), (1, a.clone()), (2, b.clone())]);
+    let position = source.position();
+    assert_eq!(
+        (
+            position.get(&a, 0),
+            position.get(&a, 1),
+            position.get(&b, 0)
+        ),
+        (Some(0), Some(2), Some(1))
+    );
+}
