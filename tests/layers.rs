@@ -24,6 +24,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("cepheid-dataflow", &["cepheid-core", "cepheid-engine"]),
+    // Beside the runtime, not used by the command yet (issue 24).
+    ("cepheid-kafka", &["cepheid-engine"]),
     (
         "cepheid-cli",
         &[

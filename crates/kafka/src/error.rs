@@ -1,0 +1,202 @@
+//! The crate's error: what went wrong, as data the caller can act on.
+
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+
+use crate::position::KafkaPosition;
+
+/// What a Kafka source or sink could not do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum KafkaError {
+    /// The client (librdkafka) refused or failed `operation`.
+    Client {
+        /// What was being done: `"assign"`, `"commit_transaction"`, ...
+        operation: &'static str,
+        /// librdkafka's error.
+        source: ClientError,
+    },
+    /// The broker did not answer `operation` within the configured limit
+    /// ([`crate::Retry::limit`]), retried with backoff until then.
+    Unreachable {
+        /// What was being done.
+        operation: &'static str,
+        /// How long it was tried.
+        waited: Duration,
+        /// The last error.
+        source: ClientError,
+    },
+    /// Another producer with the same `transactional.id` took over: this
+    /// instance must stop (its open transaction was aborted).
+    Fenced {
+        /// The transactional id both instances use.
+        transactional_id: String,
+        /// librdkafka's error.
+        source: ClientError,
+    },
+    /// A topic the configuration names does not exist on the broker.
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+    },
+    /// A partition the configuration names does not exist.
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+    /// A record could not be delivered to its topic.
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// librdkafka's error.
+        source: ClientError,
+    },
+    /// On recovery, the group's committed offsets name a checkpoint that
+    /// is not kept, or a kept checkpoint whose source position differs.
+    NoCheckpointMatches {
+        /// The checkpoint number the broker committed last (the marker's
+        /// offset), if any.
+        committed_checkpoint: Option<u64>,
+        /// The committed source offsets.
+        committed: KafkaPosition,
+        /// The numbers of the kept checkpoints, newest first.
+        kept: Vec<u64>,
+    },
+    /// `commit` or `recover` of a sink without a `transactional.id`
+    /// needs none of them; this one needs a transactional sink.
+    NotTransactional {
+        /// The operation.
+        operation: &'static str,
+    },
+    /// A configuration that cannot work (explained).
+    Config {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl KafkaError {
+    pub(crate) fn client(operation: &'static str, source: ClientError) -> KafkaError {
+        KafkaError::Client { operation, source }
+    }
+
+    /// True for [`KafkaError::Fenced`]: another instance took over.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, KafkaError::Fenced { .. })
+    }
+}
+
+/// Whether librdkafka's error says the producer was fenced by a newer
+/// instance with the same transactional id.
+pub(crate) fn fencing(error: &ClientError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::TransactionCoordinatorFenced
+        )
+    )
+}
+
+/// Whether trying again may succeed (a broker down, a timeout, a
+/// coordinator moving).
+pub(crate) fn retriable(error: &ClientError) -> bool {
+    if let ClientError::Transaction(e) = error {
+        if e.is_retriable() {
+            return true;
+        }
+        if e.is_fatal() || e.txn_requires_abort() {
+            return false;
+        }
+    }
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::ConcurrentTransactions
+                | RDKafkaErrorCode::QueueFull
+        )
+    )
+}
+
+impl fmt::Display for KafkaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KafkaError::Client { operation, source } => {
+                write!(f, "Kafka: {operation} failed: {source}")
+            }
+            KafkaError::Unreachable {
+                operation,
+                waited,
+                source,
+            } => write!(
+                f,
+                "Kafka: the broker did not answer {operation} for {:.1} s (retried with backoff): {source}",
+                waited.as_secs_f64()
+            ),
+            KafkaError::Fenced {
+                transactional_id,
+                ..
+            } => write!(
+                f,
+                "Kafka: another instance with transactional id {transactional_id:?} took over; \
+                 this one stops (its open transaction was aborted)"
+            ),
+            KafkaError::UnknownTopic { topic } => {
+                write!(f, "Kafka: topic {topic:?} does not exist")
+            }
+            KafkaError::UnknownPartition { topic, partition } => {
+                write!(f, "Kafka: topic {topic:?} has no partition {partition}")
+            }
+            KafkaError::Delivery { topic, source } => {
+                write!(f, "Kafka: a record to {topic:?} was not delivered: {source}")
+            }
+            KafkaError::NoCheckpointMatches {
+                committed_checkpoint,
+                committed,
+                kept,
+            } => {
+                match committed_checkpoint {
+                    Some(n) => write!(f, "Kafka: the broker committed checkpoint {n}")?,
+                    None => write!(f, "Kafka: the broker committed no checkpoint of this sink")?,
+                }
+                write!(
+                    f,
+                    " with source offsets {committed}, which matches none of the kept checkpoints {kept:?}"
+                )
+            }
+            KafkaError::NotTransactional { operation } => write!(
+                f,
+                "Kafka: {operation} needs a transactional sink (a transactional.id)"
+            ),
+            KafkaError::Config { reason } => write!(f, "Kafka: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for KafkaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KafkaError::Client { source, .. }
+            | KafkaError::Unreachable { source, .. }
+            | KafkaError::Fenced { source, .. }
+            | KafkaError::Delivery { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Kafka in, Kafka out for cepheid (issue 24): the part that does not
+//! need the runtime yet. **Not wired into `cepheid run` yet.**
+//!
+//! - [`KafkaSource`]: topics read with an explicit partition assignment
+//!   (no group rebalancing), started at the earliest or latest record, a
+//!   timestamp or given offsets; its [`KafkaPosition`] (the next offset of
+//!   each partition) goes into cepheid's checkpoints and
+//!   [`KafkaSource::seek`] goes back to it. Records go up as bytes with
+//!   their topic, partition, offset, key and timestamp; a tombstone is
+//!   handed out too ([`KafkaRecord::is_tombstone`]).
+//! - [`SplitWatermarks`]: per-partition watermarks combined by minimum,
+//!   idle partitions released, as Flink's Kafka source.
+//! - [`KafkaSink`]: matches, timeouts and late events to topics, keyed by
+//!   the partition key. With a [`Transactional`] configuration the records
+//!   of a checkpoint interval, the source offsets they came from and the
+//!   checkpoint's number commit in one transaction (exactly once; the
+//!   protocol is in `docs/checkpoints.md`, "Kafka"); without, an
+//!   idempotent producer (at least once).
+//!
+//! Errors are [`KafkaError`] values; a broker that does not answer is
+//! retried with backoff up to [`Retry::limit`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod position;
+mod retry;
+mod sink;
+mod source;
+mod watermark;
+
+pub use error::KafkaError;
+pub use position::KafkaPosition;
+pub use retry::Retry;
+pub use sink::{
+    KafkaSink, KeptCheckpoint, Kind, OutputTopics, Recovery, SinkConfig, Transactional,
+};
+pub use source::{KafkaRecord, KafkaSource, Partitions, Read, SourceConfig, StartAt};
+pub use watermark::SplitWatermarks;

@@ -1,0 +1,572 @@
+//! The Kafka sink: matches, timeouts and late events to topics, keyed by
+//! the partition key. Transactional (exactly once with the source offsets
+//! in the same transaction, `docs/checkpoints.md`, "Kafka") or idempotent
+//! (at least once).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+
+use crate::error::{fencing, KafkaError};
+use crate::position::KafkaPosition;
+use crate::retry::Retry;
+
+/// The kind of an output record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A complete match.
+    Match,
+    /// A partial match that timed out.
+    Timeout,
+    /// An event behind the watermark.
+    Late,
+}
+
+/// Which topic each kind goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputTopics {
+    /// One topic for all kinds.
+    One(String),
+    /// A topic per kind.
+    PerKind {
+        /// Matches.
+        matches: String,
+        /// Timeouts.
+        timeouts: String,
+        /// Late events.
+        late: String,
+    },
+}
+
+impl OutputTopics {
+    /// The topic of `kind`.
+    pub fn topic(&self, kind: Kind) -> &str {
+        match (self, kind) {
+            (OutputTopics::One(t), _) => t,
+            (OutputTopics::PerKind { matches, .. }, Kind::Match) => matches,
+            (OutputTopics::PerKind { timeouts, .. }, Kind::Timeout) => timeouts,
+            (OutputTopics::PerKind { late, .. }, Kind::Late) => late,
+        }
+    }
+
+    /// Each distinct topic, in order.
+    pub fn all(&self) -> Vec<&str> {
+        let mut all = vec![
+            self.topic(Kind::Match),
+            self.topic(Kind::Timeout),
+            self.topic(Kind::Late),
+        ];
+        all.dedup();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+}
+
+/// The exactly-once mode of a sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transactional {
+    /// `transactional.id`: one per instance of a pipeline, the same after
+    /// a restart (a second instance with the same id fences the first).
+    pub transactional_id: String,
+    /// The consumer group whose committed offsets hold the source position
+    /// of the last committed checkpoint.
+    pub group_id: String,
+    /// The (topic, partition) whose committed offset in the group is the
+    /// number of the last committed checkpoint; `None`: partition 0 of the
+    /// first output topic (the group never reads it).
+    pub marker: Option<(String, i32)>,
+    /// `transaction.timeout.ms`: the broker aborts a transaction open
+    /// longer (an instance that died with one open).
+    pub timeout: Duration,
+}
+
+impl Transactional {
+    /// `transactional_id` and `group_id`, the marker by default, a
+    /// 60-second transaction timeout.
+    pub fn new(transactional_id: impl Into<String>, group_id: impl Into<String>) -> Transactional {
+        Transactional {
+            transactional_id: transactional_id.into(),
+            group_id: group_id.into(),
+            marker: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The configuration of a [`KafkaSink`].
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Where records go.
+    pub topics: OutputTopics,
+    /// Exactly once (`Some`) or idempotent, at least once (`None`).
+    pub transactional: Option<Transactional>,
+    /// How long a broker that does not answer is waited for.
+    pub retry: Retry,
+    /// Further librdkafka properties, set last.
+    pub properties: Vec<(String, String)>,
+}
+
+impl SinkConfig {
+    /// Idempotent (at least once) to `topics` on `brokers`.
+    pub fn new(brokers: impl Into<String>, topics: OutputTopics) -> SinkConfig {
+        SinkConfig {
+            brokers: brokers.into(),
+            topics,
+            transactional: None,
+            retry: Retry::default(),
+            properties: Vec::new(),
+        }
+    }
+}
+
+/// A checkpoint the caller still keeps: its number and the source
+/// position it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptCheckpoint {
+    /// Its number.
+    pub id: u64,
+    /// The source position in it.
+    pub position: KafkaPosition,
+}
+
+/// What [`KafkaSink::recover`] found on the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// The broker committed the kept checkpoint at this index (newest
+    /// first): resume from it.
+    Checkpoint(usize),
+    /// The group committed nothing for this sink: no transaction ever
+    /// committed, resume from the start.
+    NothingCommitted,
+}
+
+/// The first delivery error, kept by the producer's callback.
+#[derive(Default)]
+struct SinkContext {
+    failed: Arc<Mutex<Option<(String, ClientError)>>>,
+}
+
+impl ClientContext for SinkContext {}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            if failed.is_none() {
+                *failed = Some((message.topic().to_string(), error.clone()));
+            }
+        }
+    }
+}
+
+/// Writes output records to Kafka.
+pub struct KafkaSink {
+    producer: BaseProducer<SinkContext>,
+    failed: Arc<Mutex<Option<(String, ClientError)>>>,
+    topics: OutputTopics,
+    transactional: Option<Transactional>,
+    group: Option<(BaseConsumer, ConsumerGroupMetadata)>,
+    retry: Retry,
+    initialized: bool,
+    in_transaction: bool,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("topics", &self.topics)
+            .field("transactional", &self.transactional)
+            .field("in_transaction", &self.in_transaction)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSink {
+    /// Connects and checks that the output topics exist. A transactional
+    /// sink initializes its transactions in [`KafkaSink::recover`] or, on
+    /// a fresh start, at its first write or commit.
+    pub fn new(config: SinkConfig) -> Result<KafkaSink, KafkaError> {
+        let retry = config.retry;
+        let mut client_config = ClientConfig::new();
+        client_config
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            // A topic that does not exist is an error, not created.
+            .set("allow.auto.create.topics", "false")
+            .set("acks", "all")
+            .set(
+                "message.timeout.ms",
+                retry.call_timeout().as_millis().to_string(),
+            );
+        if let Some(t) = &config.transactional {
+            client_config
+                .set("transactional.id", &t.transactional_id)
+                .set("transaction.timeout.ms", t.timeout.as_millis().to_string());
+            // The message timeout may not exceed the transaction's.
+            if retry.call_timeout() > t.timeout {
+                client_config.set("message.timeout.ms", t.timeout.as_millis().to_string());
+            }
+        }
+        for (k, v) in &config.properties {
+            client_config.set(k, v);
+        }
+        let context = SinkContext::default();
+        let failed = context.failed.clone();
+        let producer: BaseProducer<SinkContext> = client_config
+            .create_with_context(context)
+            .map_err(|e| KafkaError::client("create the producer", e))?;
+        for topic in config.topics.all() {
+            let metadata = retry.run(
+                "fetch metadata",
+                |left| producer.client().fetch_metadata(Some(topic), left),
+                |e| KafkaError::client("fetch metadata", e),
+            )?;
+            let exists = metadata
+                .topics()
+                .iter()
+                .any(|m| m.name() == topic && m.error().is_none() && !m.partitions().is_empty());
+            if !exists {
+                return Err(KafkaError::UnknownTopic {
+                    topic: topic.to_string(),
+                });
+            }
+        }
+        let group = match &config.transactional {
+            Some(t) => {
+                let consumer: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", &config.brokers)
+                    .set("group.id", &t.group_id)
+                    .set("enable.auto.commit", "false")
+                    .create()
+                    .map_err(|e| KafkaError::client("create the group's consumer", e))?;
+                let metadata = consumer
+                    .group_metadata()
+                    .ok_or_else(|| KafkaError::Config {
+                        reason: "no consumer group metadata".to_string(),
+                    })?;
+                Some((consumer, metadata))
+            }
+            None => None,
+        };
+        Ok(KafkaSink {
+            producer,
+            failed,
+            topics: config.topics,
+            transactional: config.transactional,
+            group,
+            retry,
+            initialized: false,
+            in_transaction: false,
+        })
+    }
+
+    /// `kafka:` and the output topics.
+    pub fn describe(&self) -> String {
+        format!("kafka:{}", self.topics.all().join(","))
+    }
+
+    /// True for a transactional (exactly-once) sink.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional.is_some()
+    }
+
+    fn transactional_id(&self) -> String {
+        self.transactional
+            .as_ref()
+            .map(|t| t.transactional_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The producer's fatal error, if it is a fencing: librdkafka purges
+    /// the queued records of a fenced producer, whose delivery reports then
+    /// say "purged", not why.
+    fn fenced(&self) -> Option<ClientError> {
+        self.transactional.as_ref()?;
+        let (code, _) = self.producer.client().fatal_error()?;
+        let error = ClientError::MessageProduction(code);
+        fencing(&error).then_some(error)
+    }
+
+    /// The error value of a failed transactional call: fenced, or the
+    /// client's.
+    fn txn_error(&self, operation: &'static str) -> impl Fn(ClientError) -> KafkaError + '_ {
+        let id = self.transactional_id();
+        move |e| {
+            if let Some(source) = self.fenced() {
+                KafkaError::Fenced {
+                    transactional_id: id.clone(),
+                    source,
+                }
+            } else if fencing(&e) {
+                KafkaError::Fenced {
+                    transactional_id: id.clone(),
+                    source: e,
+                }
+            } else {
+                KafkaError::client(operation, e)
+            }
+        }
+    }
+
+    fn init(&mut self) -> Result<(), KafkaError> {
+        if self.initialized || self.transactional.is_none() {
+            return Ok(());
+        }
+        let error = self.txn_error("init_transactions");
+        let producer = &self.producer;
+        self.retry.run(
+            "init_transactions",
+            |t| producer.init_transactions(t),
+            error,
+        )?;
+        self.initialized = true;
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<(), KafkaError> {
+        if self.transactional.is_none() || self.in_transaction {
+            return Ok(());
+        }
+        self.init()?;
+        self.producer
+            .begin_transaction()
+            .map_err(self.txn_error("begin_transaction"))?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    fn check_delivery(&self) -> Result<(), KafkaError> {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if failed.is_none() {
+            return Ok(());
+        }
+        if let Some(source) = self.fenced() {
+            return Err(KafkaError::Fenced {
+                transactional_id: self.transactional_id(),
+                source,
+            });
+        }
+        match failed {
+            Some((_, source)) if fencing(&source) => Err(KafkaError::Fenced {
+                transactional_id: self.transactional_id(),
+                source,
+            }),
+            Some((topic, source)) => Err(KafkaError::Delivery { topic, source }),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues one record of `kind`, keyed by `key` (the partition key: a
+    /// key's records go to one partition, in order). A transactional sink
+    /// begins a transaction at the first write after a commit.
+    pub fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
+        self.begin()?;
+        let topic = self.topics.topic(kind);
+        let mut waited = Duration::ZERO;
+        loop {
+            let sent = self
+                .producer
+                .send(BaseRecord::to(topic).key(key).payload(record));
+            match sent {
+                Ok(()) => break,
+                Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    if waited >= self.retry.limit {
+                        return Err(KafkaError::Unreachable {
+                            operation: "write",
+                            waited,
+                            source: e,
+                        });
+                    }
+                    // Full: serve the delivery reports, try again.
+                    self.producer.poll(Duration::from_millis(100));
+                    waited += Duration::from_millis(100);
+                }
+                Err((e, _)) => return Err(self.txn_error("write")(e)),
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        self.check_delivery()
+    }
+
+    /// Waits until every queued record is delivered (or the retry limit
+    /// passes: [`KafkaError::Unreachable`]).
+    pub fn flush(&mut self) -> Result<(), KafkaError> {
+        let producer = &self.producer;
+        let error = self.txn_error("flush");
+        self.retry.run("flush", |t| producer.flush(t), error)?;
+        self.check_delivery()
+    }
+
+    /// Before the checkpoint `checkpoint` is written: every record of the
+    /// interval is on the broker (in the open transaction, for a
+    /// transactional sink).
+    pub fn prepare(&mut self, checkpoint: u64) -> Result<(), KafkaError> {
+        let _ = checkpoint;
+        self.flush()
+    }
+
+    fn marker(&self) -> Option<(String, i32)> {
+        let t = self.transactional.as_ref()?;
+        Some(
+            t.marker
+                .clone()
+                .unwrap_or_else(|| (self.topics.all()[0].to_string(), 0)),
+        )
+    }
+
+    /// After checkpoint `checkpoint` is durable: a transactional sink
+    /// commits the interval's records together with `source` (as the
+    /// group's committed offsets) and the checkpoint's number (the
+    /// marker's offset), in one transaction; an idempotent sink flushes.
+    /// A transaction that cannot commit is aborted and the error returned:
+    /// the caller resumes from the checkpoint before (see
+    /// [`KafkaSink::recover`]).
+    pub fn commit(&mut self, checkpoint: u64, source: &KafkaPosition) -> Result<(), KafkaError> {
+        if self.transactional.is_none() {
+            return self.flush();
+        }
+        self.begin()?;
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, o) in source.iter() {
+            tpl.add_partition_offset(t, p, Offset::Offset(o))
+                .map_err(|e| KafkaError::client("send_offsets_to_transaction", e))?;
+        }
+        if let Some((t, p)) = self.marker() {
+            let n = i64::try_from(checkpoint).map_err(|_| KafkaError::Config {
+                reason: format!("checkpoint number {checkpoint} is too large"),
+            })?;
+            tpl.add_partition_offset(&t, p, Offset::Offset(n))
+                .map_err(|e| KafkaError::client("send_offsets_to_transaction", e))?;
+        }
+        let result = self.send_offsets_and_commit(&tpl);
+        if let Err(error) = result {
+            if !error.is_fenced() {
+                let _ = self.abort();
+            }
+            self.in_transaction = false;
+            return Err(error);
+        }
+        self.in_transaction = false;
+        self.check_delivery()
+    }
+
+    fn send_offsets_and_commit(&mut self, tpl: &TopicPartitionList) -> Result<(), KafkaError> {
+        let (_, metadata) = self
+            .group
+            .as_ref()
+            .expect("a transactional sink has a group");
+        let producer = &self.producer;
+        self.retry.run(
+            "send_offsets_to_transaction",
+            |t| producer.send_offsets_to_transaction(tpl, metadata, t),
+            self.txn_error("send_offsets_to_transaction"),
+        )?;
+        self.retry.run(
+            "commit_transaction",
+            |t| producer.commit_transaction(t),
+            self.txn_error("commit_transaction"),
+        )
+    }
+
+    /// Aborts the open transaction, if any (its records are never seen by
+    /// a `read_committed` consumer).
+    pub fn abort(&mut self) -> Result<(), KafkaError> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        self.in_transaction = false;
+        // A BaseProducer's abort waits for the delivery reports.
+        let _ = self.producer.flush(self.retry.call_timeout());
+        let producer = &self.producer;
+        self.retry.run(
+            "abort_transaction",
+            |t| producer.abort_transaction(t),
+            self.txn_error("abort_transaction"),
+        )?;
+        let _ = self.failed.lock().map(|mut f| f.take());
+        Ok(())
+    }
+
+    /// On resume: initializes the transactions (which aborts whatever an
+    /// earlier instance with the same transactional id left open, and
+    /// fences it), then reads the group's committed offsets and tells
+    /// which of the `kept` checkpoints (newest first) the broker committed
+    /// last. The marker's offset names it; its source position must equal
+    /// the committed offsets. No kept checkpoint matches:
+    /// [`KafkaError::NoCheckpointMatches`].
+    pub fn recover(&mut self, kept: &[KeptCheckpoint]) -> Result<Recovery, KafkaError> {
+        if self.transactional.is_none() {
+            return Err(KafkaError::NotTransactional {
+                operation: "recover",
+            });
+        }
+        // Called again on the same instance: its own open transaction is
+        // aborted (its transactions are initialized once).
+        self.abort()?;
+        self.init()?;
+        let marker = self.marker().expect("transactional");
+        let mut tpl = TopicPartitionList::new();
+        for checkpoint in kept {
+            for (t, p, _) in checkpoint.position.iter() {
+                if tpl.find_partition(t, p).is_none() {
+                    tpl.add_partition(t, p);
+                }
+            }
+        }
+        tpl.add_partition(&marker.0, marker.1);
+        let (consumer, _) = self
+            .group
+            .as_ref()
+            .expect("a transactional sink has a group");
+        let committed = self.retry.run(
+            "read the committed offsets",
+            |t| consumer.committed_offsets(tpl.clone(), t),
+            |e| KafkaError::client("read the committed offsets", e),
+        )?;
+        let mut position = KafkaPosition::new();
+        let mut checkpoint = None;
+        for e in committed.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                if (e.topic(), e.partition()) == (marker.0.as_str(), marker.1) {
+                    checkpoint = u64::try_from(o).ok();
+                } else {
+                    position.set(e.topic(), e.partition(), o);
+                }
+            }
+        }
+        let Some(n) = checkpoint else {
+            if position.is_empty() {
+                return Ok(Recovery::NothingCommitted);
+            }
+            return Err(KafkaError::NoCheckpointMatches {
+                committed_checkpoint: None,
+                committed: position,
+                kept: kept.iter().map(|k| k.id).collect(),
+            });
+        };
+        let found = kept.iter().position(|k| {
+            k.id == n
+                && k.position
+                    .iter()
+                    .all(|(t, p, o)| position.get(t, p) == Some(o))
+        });
+        match found {
+            Some(i) => Ok(Recovery::Checkpoint(i)),
+            None => Err(KafkaError::NoCheckpointMatches {
+                committed_checkpoint: Some(n),
+                committed: position,
+                kept: kept.iter().map(|k| k.id).collect(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! `KafkaSink` against the real broker: the transactional cycle, the
+//! crash between "snapshot N written" and "commit N", fencing, the
+//! idempotent mode, and the errors.
+//!
+//! tansu shows the records of aborted transactions to `read_committed`
+//! consumers (`tests/broker.rs`, `tansu_shows_aborted_records_...`): where
+//! a test aborts a transaction it tags that transaction's records, checks
+//! that they are exactly the aborted ones, and checks the rest exactly.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cepheid_kafka::{
+    KafkaError, KafkaPosition, KafkaSink, KeptCheckpoint, Kind, OutputTopics, Recovery, Retry,
+    SinkConfig, Transactional,
+};
+use support::{topic, Broker, Seen};
+
+fn position(t: &str, offsets: &[i64]) -> KafkaPosition {
+    let mut p = KafkaPosition::new();
+    for (i, o) in offsets.iter().enumerate() {
+        p.set(t, i as i32, *o);
+    }
+    p
+}
+
+fn kept(id: u64, position: &KafkaPosition) -> KeptCheckpoint {
+    KeptCheckpoint {
+        id,
+        position: position.clone(),
+    }
+}
+
+fn transactional_sink(broker: &Broker, topics: OutputTopics, id: &str, group: &str) -> KafkaSink {
+    let mut config = SinkConfig::new(broker.bootstrap(), topics);
+    config.transactional = Some(Transactional::new(id, group));
+    KafkaSink::new(config).expect("a transactional sink")
+}
+
+/// Writes `records` (key, text) as matches.
+fn write(sink: &mut KafkaSink, records: &[(&str, String)]) {
+    for (key, text) in records {
+        sink.write(Kind::Match, key.as_bytes(), text.as_bytes())
+            .expect("writes");
+    }
+}
+
+fn batch(tag: &str, n: usize) -> Vec<(&'static str, String)> {
+    const KEYS: [&str; 3] = ["alice", "bob", "carol"];
+    (0..n)
+        .map(|i| (KEYS[i % 3], format!("{tag}-{i}")))
+        .collect()
+}
+
+fn payloads(seen: &[Seen]) -> Vec<String> {
+    let mut v: Vec<String> = seen.iter().map(|s| s.payload.clone()).collect();
+    v.sort();
+    v
+}
+
+fn expected(batches: &[&[(&str, String)]]) -> Vec<String> {
+    let mut v: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.iter().map(|(_, t)| t.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_transactional_cycle_commits_records_offsets_and_the_checkpoint_number() {
+    let broker = Broker::start();
+    let (input, output) = (topic("in"), topic("alerts"));
+    broker.create_topic(&input, 2);
+    broker.create_topic(&output, 3);
+    let mut sink = transactional_sink(
+        &broker,
+        OutputTopics::One(output.clone()),
+        "cycle",
+        "g-cycle",
+    );
+    assert!(sink.is_transactional());
+    assert_eq!(sink.describe(), format!("kafka:{output}"));
+
+    let one = batch("one", 6);
+    write(&mut sink, &one);
+    sink.prepare(1).expect("prepare");
+    let p1 = position(&input, &[3, 4]);
+    sink.commit(1, &p1).expect("commit 1");
+    let seen = broker.read_topic(&output, "read_committed");
+    assert_eq!(payloads(&seen), expected(&[&one]));
+    assert_eq!(seen.len(), 6);
+    // Keyed by the partition key: one partition per key, in order.
+    let mut by_key: BTreeMap<String, Vec<&Seen>> = BTreeMap::new();
+    for s in &seen {
+        by_key
+            .entry(s.key.clone().expect("keyed"))
+            .or_default()
+            .push(s);
+    }
+    for (key, records) in by_key {
+        assert!(
+            records.windows(2).all(|w| w[0].partition == w[1].partition),
+            "{key} spread over partitions: {records:?}"
+        );
+        let texts: Vec<&str> = records.iter().map(|s| s.payload.as_str()).collect();
+        let mut sorted = texts.clone();
+        sorted.sort_by_key(|t| t.rsplit('-').next().unwrap().parse::<u32>().unwrap());
+        assert_eq!(texts, sorted, "{key} out of order");
+    }
+
+    // Checkpoint 2 with one record. (A checkpoint without any record
+    // commits only offsets, which tansu 0.6.0 drops after an earlier
+    // transaction of the same producer: `tests/broker.rs`,
+    // `tansu_drops_the_offsets_of_a_transaction_without_records`.)
+    let p2 = position(&input, &[5, 4]);
+    write(&mut sink, &batch("two", 1));
+    sink.prepare(2).expect("prepare");
+    sink.commit(2, &p2).expect("commit 2 without records");
+
+    // A new instance: after commit 2, before checkpoint 1 was deleted.
+    drop(sink);
+    let mut again = transactional_sink(
+        &broker,
+        OutputTopics::One(output.clone()),
+        "cycle",
+        "g-cycle",
+    );
+    assert_eq!(
+        again
+            .recover(&[kept(2, &p2), kept(1, &p1)])
+            .expect("recovers"),
+        Recovery::Checkpoint(0)
+    );
+    assert_eq!(
+        again.recover(&[kept(2, &p2)]).expect("recovers"),
+        Recovery::Checkpoint(0)
+    );
+    // Checkpoint 2 not kept, or kept with other offsets: a clear error.
+    let error = again.recover(&[kept(1, &p1)]).expect_err("2 is not kept");
+    assert!(
+        matches!(
+            &error,
+            KafkaError::NoCheckpointMatches {
+                committed_checkpoint: Some(2),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    eprintln!("{error}");
+    let error = again
+        .recover(&[kept(2, &position(&input, &[5, 9]))])
+        .expect_err("other offsets");
+    assert!(
+        matches!(error, KafkaError::NoCheckpointMatches { .. }),
+        "{error:?}"
+    );
+}
+
+/// The crash points of `docs/checkpoints.md` ("Kafka"), at the library's
+/// level: the caller's snapshot is modelled by the kept checkpoints, the
+/// crash by dropping the sink without committing.
+#[test]
+fn a_crash_between_snapshot_and_commit_resumes_from_the_checkpoint_before() {
+    let broker = Broker::start();
+    let (input, output) = (topic("in"), topic("alerts"));
+    broker.create_topic(&input, 1);
+    broker.create_topic(&output, 2);
+    let topics = || OutputTopics::One(output.clone());
+    let (id, group) = ("crash", "g-crash");
+
+    // A fresh start: nothing committed.
+    let mut sink = transactional_sink(&broker, topics(), id, group);
+    assert_eq!(
+        sink.recover(&[]).expect("recovers"),
+        Recovery::NothingCommitted
+    );
+
+    // Checkpoint 1 committed.
+    let one = batch("one", 4);
+    let p1 = position(&input, &[10]);
+    write(&mut sink, &one);
+    sink.prepare(1).expect("prepare 1");
+    sink.commit(1, &p1).expect("commit 1");
+
+    // Checkpoint 2: records written and flushed, snapshot 2 durable
+    // (kept = [2, 1]), then the crash before commit 2.
+    let lost = batch("aborted-two", 3);
+    let p2 = position(&input, &[20]);
+    write(&mut sink, &lost);
+    sink.prepare(2).expect("prepare 2");
+    drop(sink);
+
+    // Restart: the broker committed 1, so state 1 is the one that matches
+    // the committed offsets; the open transaction of 2 is aborted.
+    let mut sink = transactional_sink(&broker, topics(), id, group);
+    assert_eq!(
+        sink.recover(&[kept(2, &p2), kept(1, &p1)])
+            .expect("recovers"),
+        Recovery::Checkpoint(1)
+    );
+    // Replaying from checkpoint 1 writes interval 2 again, and commits it.
+    let two = batch("two", 3);
+    write(&mut sink, &two);
+    sink.prepare(2).expect("prepare 2 again");
+    sink.commit(2, &p2).expect("commit 2");
+
+    // A crash before snapshot 3 was written (kept = [2]): records of 3 in
+    // an open transaction, aborted at the restart, which resumes from 2.
+    let lost3 = batch("aborted-three", 2);
+    write(&mut sink, &lost3);
+    drop(sink);
+    let mut sink = transactional_sink(&broker, topics(), id, group);
+    assert_eq!(
+        sink.recover(&[kept(2, &p2)]).expect("recovers"),
+        Recovery::Checkpoint(0)
+    );
+    let three = batch("three", 2);
+    let p3 = position(&input, &[30]);
+    write(&mut sink, &three);
+    sink.commit(3, &p3).expect("commit 3");
+
+    let seen = broker.read_topic(&output, "read_committed");
+    // The aborted transactions' records, which tansu still shows, are
+    // exactly the crashed ones; the rest is every committed record once.
+    let (aborted, committed): (Vec<Seen>, Vec<Seen>) = seen
+        .into_iter()
+        .partition(|s| s.payload.starts_with("aborted-"));
+    // Those of 2 were flushed before the crash; those of 3 were still
+    // queued in the dropped producer, and may never have left it.
+    let aborted = payloads(&aborted);
+    let two_lost = expected(&[&lost]);
+    assert!(
+        two_lost.iter().all(|r| aborted.contains(r))
+            && aborted
+                .iter()
+                .all(|r| expected(&[&lost, &lost3]).contains(r)),
+        "{aborted:?}"
+    );
+    assert_eq!(payloads(&committed), expected(&[&one, &two, &three]));
+}
+
+#[test]
+fn a_second_instance_fences_the_first() {
+    let broker = Broker::start();
+    let (input, output) = (topic("in"), topic("alerts"));
+    broker.create_topic(&input, 1);
+    broker.create_topic(&output, 1);
+    let topics = || OutputTopics::One(output.clone());
+    let mut first = transactional_sink(&broker, topics(), "fenced", "g-fenced");
+    let p1 = position(&input, &[1]);
+    write(&mut first, &batch("one", 2));
+    first.commit(1, &p1).expect("commit 1");
+
+    let mut second = transactional_sink(&broker, topics(), "fenced", "g-fenced");
+    assert_eq!(
+        second.recover(&[kept(1, &p1)]).expect("recovers"),
+        Recovery::Checkpoint(0)
+    );
+
+    // The first one's next checkpoint fails: fenced.
+    let result = (|| {
+        write(&mut first, &batch("aborted-first", 2));
+        first.prepare(2)?;
+        first.commit(2, &position(&input, &[2]))
+    })();
+    let error = result.expect_err("the first instance is fenced");
+    assert!(error.is_fenced(), "not fenced: {error:?}");
+    assert!(error.to_string().contains("took over"), "{error}");
+    eprintln!("{error}");
+
+    // The second one goes on.
+    write(&mut second, &batch("two", 2));
+    second.commit(2, &position(&input, &[3])).expect("commit 2");
+}
+
+#[test]
+fn the_idempotent_sink_writes_each_kind_to_its_topic() {
+    let broker = Broker::start();
+    let (m, t, l) = (topic("matches"), topic("timeouts"), topic("late"));
+    for name in [&m, &t, &l] {
+        broker.create_topic(name, 2);
+    }
+    let topics = OutputTopics::PerKind {
+        matches: m.clone(),
+        timeouts: t.clone(),
+        late: l.clone(),
+    };
+    let mut sink = KafkaSink::new(SinkConfig::new(broker.bootstrap(), topics)).expect("a sink");
+    assert!(!sink.is_transactional());
+    sink.write(Kind::Match, b"k1", b"m1").expect("writes");
+    sink.write(Kind::Timeout, b"k1", b"t1").expect("writes");
+    sink.write(Kind::Late, b"k2", b"l1").expect("writes");
+    sink.write(Kind::Match, b"k1", b"m2").expect("writes");
+    sink.prepare(1).expect("prepare");
+    sink.commit(1, &KafkaPosition::new())
+        .expect("commit = flush");
+    assert_eq!(
+        payloads(&broker.read_topic(&m, "read_committed")),
+        ["m1", "m2"]
+    );
+    assert_eq!(payloads(&broker.read_topic(&t, "read_committed")), ["t1"]);
+    assert_eq!(payloads(&broker.read_topic(&l, "read_committed")), ["l1"]);
+    let error = sink.recover(&[]).expect_err("not transactional");
+    assert!(
+        matches!(error, KafkaError::NotTransactional { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn an_output_topic_that_does_not_exist_is_a_clear_error() {
+    let broker = Broker::start();
+    let error = KafkaSink::new(SinkConfig::new(
+        broker.bootstrap(),
+        OutputTopics::One("no-such-alerts".into()),
+    ))
+    .expect_err("no such topic");
+    assert!(
+        matches!(&error, KafkaError::UnknownTopic { topic } if topic == "no-such-alerts"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn an_unreachable_broker_is_an_error_after_the_limit() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = SinkConfig::new(
+        format!("127.0.0.1:{port}"),
+        OutputTopics::One("alerts".into()),
+    );
+    config.retry = Retry {
+        limit: Duration::from_secs(3),
+        ..Retry::default()
+    };
+    let start = Instant::now();
+    let error = KafkaSink::new(config).expect_err("nothing answers");
+    let waited = start.elapsed();
+    assert!(matches!(error, KafkaError::Unreachable { .. }), "{error:?}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(15),
+        "waited {waited:?}"
+    );
+    eprintln!("{error}");
+}

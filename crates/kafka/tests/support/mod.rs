@@ -1,0 +1,328 @@
+//! A real Kafka-protocol broker for the tests: `tansu` (a Kafka-API broker
+//! written in Rust), installed by `.ci/install-broker`, started on
+//! 127.0.0.1 on a free port with a storage of its own, killed on drop.
+//!
+//! The broker is found at `$CEPHEID_KAFKA_BROKER`, else at the path
+//! `.ci/install-broker` prints (it reuses an installed copy, and installs
+//! one on a fresh machine). A broker that cannot be installed or started
+//! fails the test with the reason: these tests are never skipped.
+#![allow(dead_code)] // each test binary uses a part of it
+
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+/// Where the broker lives: `$CEPHEID_KAFKA_BROKER`, or what
+/// `.ci/install-broker` prints (installing it first if needed).
+pub fn broker_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os("CEPHEID_KAFKA_BROKER") {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "CEPHEID_KAFKA_BROKER={} is not a file",
+                path.display()
+            );
+            return path;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/install-broker");
+        let output = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            output.status.success(),
+            "{} failed ({}): the Kafka tests need the tansu broker; \
+             run it by hand to see why, or set CEPHEID_KAFKA_BROKER",
+            script.display(),
+            output.status
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let path = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
+        assert!(
+            path.is_file(),
+            "{} printed {:?}, not the broker's path",
+            script.display(),
+            stdout
+        );
+        path
+    })
+}
+
+/// What the broker keeps its topics in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// `memory://`: lost when the broker stops.
+    Memory,
+    /// `sqlite://` in the broker's folder: survives a restart.
+    Sqlite,
+}
+
+/// A running broker, killed (and its folder removed) on drop.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    storage: Storage,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binds a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl Broker {
+    /// A broker with in-memory storage.
+    pub fn start() -> Broker {
+        Broker::start_with(Storage::Memory)
+    }
+
+    /// A broker with the given storage, answering metadata requests.
+    pub fn start_with(storage: Storage) -> Broker {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cepheid-kafka-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creates the broker's folder");
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            dir,
+            storage,
+        };
+        broker.launch();
+        broker
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let storage = match self.storage {
+            Storage::Memory => "memory://tansu/".to_string(),
+            Storage::Sqlite => format!("sqlite://{}/tansu.db", self.dir.display()),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .expect("opens the broker's log");
+        let child = Command::new(broker_binary())
+            .arg("broker")
+            .args(["--listener-url", &self.url()])
+            .args(["--advertised-listener-url", &self.url()])
+            .args(["--storage-engine", &storage])
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", broker_binary().display()));
+        self.child = Some(child);
+        self.wait_until_ready();
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(self.dir.join("broker.log")) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits until the broker answers a metadata request (30 s at most).
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let consumer: BaseConsumer = self.config().create().expect("a client");
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().expect("child status"))
+            {
+                panic!(
+                    "the broker exited ({status}) before answering:\n{}",
+                    self.log()
+                );
+            }
+            match consumer.fetch_metadata(None, Duration::from_millis(500)) {
+                Ok(metadata) if !metadata.brokers().is_empty() => return,
+                _ if Instant::now() > deadline => panic!(
+                    "the broker on {} did not answer a metadata request in 30 s:\n{}",
+                    self.bootstrap(),
+                    self.log()
+                ),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// A client configuration pointing at this broker.
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.bootstrap())
+            .set("broker.address.family", "v4");
+        config
+    }
+
+    /// Creates `topic` with `partitions` partitions (with tansu's CLI).
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let output = Command::new(broker_binary())
+            .args(["topic", "create", topic])
+            .args(["--broker", &self.url()])
+            .args(["--partitions", &partitions.to_string()])
+            .output()
+            .expect("runs tansu topic create");
+        assert!(
+            output.status.success(),
+            "tansu topic create {topic} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // Wait until the metadata shows every partition.
+        let consumer: BaseConsumer = self.config().create().expect("a client");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+                if metadata
+                    .topics()
+                    .iter()
+                    .any(|t| t.name() == topic && t.partitions().len() == partitions as usize)
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "topic {topic} did not appear");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the broker (SIGKILL): what a crash does.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same storage (an
+    /// in-memory broker comes back empty).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// Produces plain (non-transactional) records and waits for them.
+    pub fn produce(&self, topic: &str, partition: i32, records: &[(&str, &str)]) {
+        let producer: BaseProducer = self.config().create().expect("a producer");
+        for (key, payload) in records {
+            producer
+                .send(
+                    BaseRecord::to(topic)
+                        .partition(partition)
+                        .key(*key)
+                        .payload(*payload),
+                )
+                .map_err(|(e, _)| e)
+                .expect("queues a record");
+        }
+        producer
+            .flush(Duration::from_secs(10))
+            .expect("records delivered");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("broker's folder kept: {}", self.dir.display());
+        }
+    }
+}
+
+/// One record as a test reads it back.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seen {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key, as text.
+    pub key: Option<String>,
+    /// Its value, as text.
+    pub payload: String,
+}
+
+impl Broker {
+    /// Every record of every partition of `topic` from the beginning as a
+    /// consumer with `isolation` (`read_committed`, `read_uncommitted`)
+    /// sees them, in partition and offset order: read until nothing came
+    /// for 2 s.
+    pub fn read_topic(&self, topic: &str, isolation: &str) -> Vec<Seen> {
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation)
+            .create()
+            .expect("a consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut tpl = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .expect("adds");
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut out = Vec::new();
+        let mut last = Instant::now();
+        while last.elapsed() < Duration::from_secs(2) {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let m = message.expect("a record");
+                out.push(Seen {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: text(m.key()),
+                    payload: text(m.payload()).unwrap_or_default(),
+                });
+                last = Instant::now();
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// A topic name unique in this process.
+pub fn topic(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
