@@ -37,6 +37,7 @@ pub mod metrics;
 mod server;
 mod status;
 
+use std::fmt::Display;
 use std::net::ToSocketAddrs;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -50,9 +51,15 @@ pub use status::{
 /// A shared handle to one [`Status`]: the run updates it, the server reads
 /// it. Cloning is cheap (one `Arc`); every method takes the lock briefly.
 /// A thread that panicked while holding it does not make it unusable.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Monitor {
     status: Arc<Mutex<Status>>,
+}
+
+impl Default for Monitor {
+    fn default() -> Monitor {
+        Monitor::new()
+    }
 }
 
 impl Monitor {
@@ -126,8 +133,10 @@ impl Monitor {
     /// on `addr` (`127.0.0.1:0`: a free port, see [`Server::addr`]) from
     /// threads of its own, until the [`Server`] is stopped or dropped. A
     /// malformed request gets an error answer; it never stops the server,
-    /// nor the run.
-    pub fn serve(&self, addr: impl ToSocketAddrs) -> Result<Server, MonitorError> {
+    /// nor the run. `addr` is what [`ToSocketAddrs`] takes and prints
+    /// itself in errors: `"127.0.0.1:9464"`, `"localhost:9464"`, a
+    /// `SocketAddr`.
+    pub fn serve<A: ToSocketAddrs + Display>(&self, addr: A) -> Result<Server, MonitorError> {
         Server::start(self.clone(), addr)
     }
 }

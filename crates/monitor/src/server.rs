@@ -1,6 +1,7 @@
 //! The HTTP server: `/metrics`, `/status.json`, `/graph/NAME.json` and the
 //! page at `/`, on threads of its own.
 
+use std::fmt::Display;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,9 +38,10 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    pub(crate) fn start(
+    /// Binds `addr` and starts the threads.
+    pub(crate) fn start<A: ToSocketAddrs + Display>(
         monitor: Monitor,
-        addr: impl ToSocketAddrs,
+        addr: A,
     ) -> Result<Server, MonitorError> {
         let named = |addrs: &[SocketAddr]| {
             addrs
@@ -51,12 +53,12 @@ impl Server {
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|source| MonitorError::Resolve {
-                addr: "the given address".to_string(),
+                addr: addr.to_string(),
                 source,
             })?
             .collect();
         let http = tiny_http::Server::http(&addrs[..]).map_err(|source| MonitorError::Bind {
-            addr: named(&addrs),
+            addr: addr.to_string(),
             source,
         })?;
         let bound = http
