@@ -283,3 +283,30 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
     let _ = std::fs::remove_dir_all(&dir);
     server.stop().unwrap();
 }
+
+#[test]
+fn an_empty_run_shows_an_empty_page_without_errors() {
+    // Before the first update: no patterns, no watermark, no samples.
+    let monitor = Monitor::new();
+    let server = monitor.serve("127.0.0.1:0").expect("serves");
+    let out = headless(&[
+        "--dump-dom".to_string(),
+        format!("http://{}/", server.addr()),
+    ]);
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dom.contains("<span id=\"conn\" class=\"\">updated "),
+        "{dom}"
+    );
+    let rules = element(&dom, "table", "rules");
+    assert!(!rules.contains("<td"), "{rules}");
+    assert!(element(&dom, "svg", "graph").contains("no automaton for this rule"));
+    assert!(element(&dom, "table", "recent").contains("no match yet"));
+    assert_eq!(strip_tags(element(&dom, "dd", "run-watermark")), "–");
+    server.stop().unwrap();
+}

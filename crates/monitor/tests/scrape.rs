@@ -134,6 +134,11 @@ fn metrics_over_http_give_the_sample_runs_counts() {
         "{head}"
     );
     assert!(page.contains("<table id=\"rules\">"));
+    // Everything embedded: nothing fetched from elsewhere.
+    assert_eq!(page, cepheid_monitor::PAGE);
+    for outside in ["https:", "//cdn", "src=\"http", "href=\"http", "@import"] {
+        assert!(!page.contains(outside), "the page reaches out: {outside}");
+    }
 
     server.stop().expect("stops cleanly");
 }
