@@ -26,6 +26,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cepheid-dataflow", &["cepheid-core", "cepheid-engine"]),
     // Beside the runtime, not used by the command yet (issue 24).
     ("cepheid-kafka", &["cepheid-engine"]),
+    // The status, Prometheus text and live page of `cepheid run --metrics`
+    // (issue 25); the command turns it on with its feature `metrics` when
+    // the runtime wires it.
+    ("cepheid-monitor", &["cepheid-engine"]),
     (
         "cepheid-cli",
         &[
@@ -59,6 +63,10 @@ const CLI_CRATES: [&str; 9] = [
     "mimalloc",
     "timely",
 ];
+
+/// The monitor and what only it needs: an optional integration, never in
+/// the library's tree either.
+const MONITOR_CRATES: [&str; 3] = ["cepheid-monitor", "prometheus-client", "tiny_http"];
 
 fn cargo(args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -140,11 +148,18 @@ fn the_library_builds_no_crate_of_the_command() {
     for flags in [&[][..], &["--no-default-features"][..]] {
         let library = tree("cepheid-engine", flags);
         assert!(library.contains("cepheid-engine") && library.contains("nom"));
-        for cli in CLI_CRATES {
+        for cli in CLI_CRATES.iter().chain(&MONITOR_CRATES) {
             assert!(
-                !library.contains(cli),
+                !library.contains(*cli),
                 "{cli} is in the library's tree ({flags:?})"
             );
         }
+    }
+    let monitor = tree("cepheid-monitor", &[]);
+    for name in MONITOR_CRATES {
+        assert!(
+            monitor.contains(name),
+            "{name} is not in the monitor's tree: {monitor:?}"
+        );
     }
 }

@@ -1,0 +1,142 @@
+//! Watching a cepheid run: its [`Status`] as one serde value, the same
+//! numbers as Prometheus text (OpenMetrics, [`metrics`]), and a live page,
+//! all served over HTTP by a [`Server`] on threads of its own.
+//!
+//! The run owns a [`Monitor`] (a cheap, cloneable handle to one status
+//! behind a mutex) and updates it once per batch of events or once per
+//! second, never per event: `monitor.update(|s| ...)` copies the engine's
+//! counts in. [`Monitor::serve`] answers:
+//!
+//! | path | what |
+//! |---|---|
+//! | `/` | the live page: rules with counts and rates, plots, the latest matches, checkpoints and reloads, the chosen rule's automaton |
+//! | `/metrics` | Prometheus text (`docs/metrics.md` lists every metric) |
+//! | `/status.json` | the [`Status`] as JSON |
+//! | `/graph/NAME.json` | one pattern's automaton ([`Graph`]) |
+//!
+//! ```
+//! use cepheid_monitor::Monitor;
+//! let monitor = Monitor::new();
+//! let server = monitor.serve("127.0.0.1:0")?;
+//! // Once per batch: what the engine and the reader saw.
+//! monitor.update(|s| {
+//!     s.run.events_read += 100;
+//!     s.pattern_mut("unpaid_order").matches += 2;
+//! });
+//! assert!(monitor.prometheus()?.contains("cepheid_matches_total{pattern=\"unpaid_order\"} 2"));
+//! println!("watch http://{}/", server.addr());
+//! server.stop()?;
+//! # Ok::<(), cepheid_monitor::MonitorError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod metrics;
+mod server;
+mod status;
+
+use std::fmt::Display;
+use std::net::ToSocketAddrs;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+pub use error::MonitorError;
+pub use server::{Server, PAGE};
+pub use status::{
+    CheckpointStatus, Edge, EdgeKind, Graph, Limits, Node, NodeKind, PatternStatus, ReloadStatus,
+    RunStatus, Series, Status, WorkerStatus,
+};
+
+/// A shared handle to one [`Status`]: the run updates it, the server reads
+/// it. Cloning is cheap (one `Arc`); every method takes the lock briefly.
+/// A thread that panicked while holding it does not make it unusable.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    status: Arc<Mutex<Status>>,
+}
+
+impl Default for Monitor {
+    fn default() -> Monitor {
+        Monitor::new()
+    }
+}
+
+impl Monitor {
+    /// A monitor with the default [`Limits`] (20 recent records per
+    /// pattern, 600 samples), the run's start time now.
+    pub fn new() -> Monitor {
+        Monitor::with_limits(Limits::default())
+    }
+
+    /// A monitor keeping this much history.
+    pub fn with_limits(limits: Limits) -> Monitor {
+        let mut status = Status::new(limits);
+        status.run.started_ms = Some(status::wall_clock_ms());
+        Monitor {
+            status: Arc::new(Mutex::new(status)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the status under the lock (call it once per batch or per
+    /// second, not per event) and notes the time of the update.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Status) -> R) -> R {
+        let mut status = self.lock();
+        let result = f(&mut status);
+        status.updated_ms = Some(status::wall_clock_ms());
+        result
+    }
+
+    /// Reads the status under the lock, its derived fields (lags, ages)
+    /// computed now.
+    pub fn read<R>(&self, f: impl FnOnce(&Status) -> R) -> R {
+        let mut status = self.lock();
+        status.refresh(status::wall_clock_ms());
+        f(&status)
+    }
+
+    /// A copy of the status, its derived fields computed now.
+    pub fn snapshot(&self) -> Status {
+        self.read(Status::clone)
+    }
+
+    /// Takes one sample of the time series now ([`Status::sample`]); a
+    /// running [`Server`] does it every second.
+    pub fn sample(&self) {
+        self.lock().sample(status::wall_clock_ms());
+    }
+
+    /// The status as Prometheus text ([`metrics::encode`]).
+    pub fn prometheus(&self) -> Result<String, MonitorError> {
+        self.read(metrics::encode).map_err(MonitorError::Encode)
+    }
+
+    /// The status as JSON (what `/status.json` answers).
+    pub fn status_json(&self) -> Result<String, MonitorError> {
+        self.read(serde_json::to_string).map_err(MonitorError::Json)
+    }
+
+    /// The automaton of the pattern `name` as JSON, `None` when there is
+    /// no such pattern or it has no graph.
+    pub fn graph_json(&self, name: &str) -> Option<String> {
+        self.read(|s| {
+            let graph = s.pattern(name)?.graph.as_ref()?;
+            serde_json::to_string(graph).ok()
+        })
+    }
+
+    /// Serves the page, `/metrics`, `/status.json` and `/graph/NAME.json`
+    /// on `addr` (`127.0.0.1:0`: a free port, see [`Server::addr`]) from
+    /// threads of its own, until the [`Server`] is stopped or dropped. A
+    /// malformed request gets an error answer; it never stops the server,
+    /// nor the run. `addr` is what [`ToSocketAddrs`] takes and prints
+    /// itself in errors: `"127.0.0.1:9464"`, `"localhost:9464"`, a
+    /// `SocketAddr`.
+    pub fn serve<A: ToSocketAddrs + Display>(&self, addr: A) -> Result<Server, MonitorError> {
+        Server::start(self.clone(), addr)
+    }
+}

@@ -1,0 +1,408 @@
+//! The status as Prometheus text (OpenMetrics 1.0), through
+//! `prometheus-client`: a [`Collector`] that encodes a [`Status`] at each
+//! scrape. `docs/metrics.md` lists every metric.
+
+use std::fmt;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::status::Status;
+
+/// The content type of [`encode`]'s text (what `/metrics` answers with).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The status as OpenMetrics text, ending with `# EOF`. Counters end in
+/// `_total`, units in the name (`_seconds`, `_bytes`); per-pattern
+/// metrics carry the label `pattern`, per-worker ones `worker`; a level
+/// the run does not know (no watermark yet, no followed file, no
+/// checkpoint) is left out rather than given as 0.
+pub fn encode(status: &Status) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Snapshot(status.clone_counts())));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+/// The counts of a status, without its history (what a scrape needs).
+#[derive(Debug)]
+struct Snapshot(Status);
+
+impl Status {
+    /// A copy without the recent records, graphs and series.
+    fn clone_counts(&self) -> Status {
+        let mut copy = Status {
+            now_ms: self.now_ms,
+            updated_ms: self.updated_ms,
+            run: self.run.clone(),
+            patterns: Vec::with_capacity(self.patterns.len()),
+            workers: self.workers.clone(),
+            series: Default::default(),
+            limits: self.limits,
+        };
+        for p in &self.patterns {
+            copy.patterns.push(crate::status::PatternStatus {
+                name: p.name.clone(),
+                version: p.version,
+                events: p.events,
+                matches: p.matches,
+                timeouts: p.timeouts,
+                live_runs: p.live_runs,
+                dropped_runs: p.dropped_runs,
+                capped_runs: p.capped_runs,
+                discarded_runs: p.discarded_runs,
+                unkeyed: p.unkeyed,
+                unusable_keys: p.unusable_keys,
+                graph: None,
+                recent: Default::default(),
+            });
+        }
+        copy
+    }
+}
+
+/// A counter (`NAME_total`) or a gauge without labels.
+fn single(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: Value,
+) -> fmt::Result {
+    let metric = value.metric_type();
+    let family = encoder.encode_descriptor(name, help, unit, metric)?;
+    value.encode(family)
+}
+
+/// A metric per pattern or per worker: `label="..."` on each sample.
+fn family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    label: &str,
+    items: impl IntoIterator<Item = (String, Value)>,
+) -> fmt::Result {
+    let items: Vec<(String, Value)> = items.into_iter().collect();
+    let Some((_, first)) = items.first() else {
+        return Ok(());
+    };
+    let mut family = encoder.encode_descriptor(name, help, unit, first.metric_type())?;
+    for (key, value) in &items {
+        let labels = [(label, key.as_str())];
+        value.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One sample's value.
+#[derive(Clone, Copy)]
+enum Value {
+    Counter(u64),
+    Gauge(f64),
+    IntGauge(i64),
+}
+
+impl Value {
+    fn metric_type(self) -> MetricType {
+        match self {
+            Value::Counter(_) => MetricType::Counter,
+            Value::Gauge(_) | Value::IntGauge(_) => MetricType::Gauge,
+        }
+    }
+
+    fn encode(self, encoder: prometheus_client::encoding::MetricEncoder) -> fmt::Result {
+        match self {
+            Value::Counter(v) => ConstCounter::new(v).encode(encoder),
+            Value::Gauge(v) => ConstGauge::new(v).encode(encoder),
+            Value::IntGauge(v) => ConstGauge::new(v).encode(encoder),
+        }
+    }
+}
+
+fn gauge_u64(v: u64) -> Value {
+    Value::IntGauge(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        let run = &s.run;
+        let seconds = Some(&Unit::Seconds);
+        let bytes = Some(&Unit::Bytes);
+        single(
+            &mut e,
+            "cepheid_events_read",
+            "Events read from the sources, malformed lines included.",
+            None,
+            Value::Counter(run.events_read),
+        )?;
+        single(
+            &mut e,
+            "cepheid_events_malformed",
+            "Lines that could not be decoded.",
+            None,
+            Value::Counter(run.malformed),
+        )?;
+        single(
+            &mut e,
+            "cepheid_events_late",
+            "Events behind the watermark, sent to the late output.",
+            None,
+            Value::Counter(run.late),
+        )?;
+        single(
+            &mut e,
+            "cepheid_runs_discarded",
+            "Partial matches discarded by changes of the rules.",
+            None,
+            Value::Counter(run.discarded_runs),
+        )?;
+        single(
+            &mut e,
+            "cepheid_watermarks_forced",
+            "Times the limit on waiting events moved the watermark up.",
+            None,
+            Value::Counter(run.forced_watermarks),
+        )?;
+        single(
+            &mut e,
+            "cepheid_field_warnings",
+            "Warnings about fields that no event has carried.",
+            None,
+            Value::Counter(run.field_warnings),
+        )?;
+
+        let patterns = || s.patterns.iter();
+        let per = |f: fn(&crate::status::PatternStatus) -> Value| {
+            patterns().map(move |p| (p.name.clone(), f(p)))
+        };
+        family(
+            &mut e,
+            "cepheid_pattern_events",
+            "Events that reached the pattern (processed, with a usable key).",
+            None,
+            "pattern",
+            per(|p| Value::Counter(p.events)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_matches",
+            "Complete matches of the pattern.",
+            None,
+            "pattern",
+            per(|p| Value::Counter(p.matches)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_timeouts",
+            "Timed-out partial matches of the pattern.",
+            None,
+            "pattern",
+            per(|p| Value::Counter(p.timeouts)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_live_partial_matches",
+            "Partial matches the pattern holds now, over all keys.",
+            None,
+            "pattern",
+            per(|p| gauge_u64(p.live_runs)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_runs_dropped",
+            "Partial matches of the pattern dropped by the limit per key or over all keys.",
+            None,
+            "pattern",
+            per(|p| Value::Counter(p.dropped_runs)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_runs_capped",
+            "Of the dropped partial matches, those dropped by the limit over all keys.",
+            None,
+            "pattern",
+            per(|p| Value::Counter(p.capped_runs)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_rule_version",
+            "The pattern's version: 1 when added, +1 per replacement.",
+            None,
+            "pattern",
+            per(|p| Value::IntGauge(i64::from(p.version))),
+        )?;
+
+        if let Some(w) = run.watermark_ms {
+            single(
+                &mut e,
+                "cepheid_watermark_timestamp",
+                "The watermark, in event time (Unix seconds).",
+                seconds,
+                Value::Gauge(w as f64 / 1000.0),
+            )?;
+        }
+        if let Some(lag) = run.watermark_lag_seconds {
+            single(
+                &mut e,
+                "cepheid_watermark_lag",
+                "How far the watermark is behind the wall clock.",
+                seconds,
+                Value::Gauge(lag),
+            )?;
+        }
+        if let Some(lag) = run.source_lag_bytes {
+            single(
+                &mut e,
+                "cepheid_source_lag",
+                "Bytes behind the end of the followed file.",
+                bytes,
+                gauge_u64(lag),
+            )?;
+        }
+        if let Some(lag) = run.consumer_lag {
+            single(
+                &mut e,
+                "cepheid_consumer_lag_records",
+                "Records behind the end of the source's partitions.",
+                None,
+                gauge_u64(lag),
+            )?;
+        }
+        single(
+            &mut e,
+            "cepheid_live_runs",
+            "Partial matches held over all patterns and keys.",
+            None,
+            gauge_u64(run.live_runs),
+        )?;
+        single(
+            &mut e,
+            "cepheid_waiting_events",
+            "Events waiting for the watermark.",
+            None,
+            gauge_u64(run.waiting_events),
+        )?;
+        single(
+            &mut e,
+            "cepheid_stored_events",
+            "Events held by partial matches.",
+            None,
+            gauge_u64(run.stored_events),
+        )?;
+        if let Some(b) = run.state_bytes {
+            single(
+                &mut e,
+                "cepheid_state",
+                "Bytes of state held.",
+                bytes,
+                gauge_u64(b),
+            )?;
+        }
+
+        let c = &run.checkpoint;
+        single(
+            &mut e,
+            "cepheid_checkpoints",
+            "Checkpoints written.",
+            None,
+            Value::Counter(c.completed),
+        )?;
+        single(
+            &mut e,
+            "cepheid_checkpoint_failures",
+            "Checkpoints that failed.",
+            None,
+            Value::Counter(c.failures),
+        )?;
+        if let Some(d) = c.last_duration_seconds {
+            single(
+                &mut e,
+                "cepheid_checkpoint_duration",
+                "How long writing the last checkpoint took.",
+                seconds,
+                Value::Gauge(d),
+            )?;
+        }
+        if let Some(b) = c.last_size_bytes {
+            single(
+                &mut e,
+                "cepheid_checkpoint_size",
+                "The last checkpoint's size.",
+                bytes,
+                gauge_u64(b),
+            )?;
+        }
+        if let Some(a) = c.age_seconds {
+            single(
+                &mut e,
+                "cepheid_checkpoint_age",
+                "Time since the last checkpoint was written.",
+                seconds,
+                Value::Gauge(a),
+            )?;
+        }
+        single(
+            &mut e,
+            "cepheid_reloads",
+            "Changes of the rules applied.",
+            None,
+            Value::Counter(run.reloads.applied),
+        )?;
+        single(
+            &mut e,
+            "cepheid_reloads_refused",
+            "Changes of the rules refused (the rules in force kept).",
+            None,
+            Value::Counter(run.reloads.refused),
+        )?;
+
+        let workers = || s.workers.iter();
+        let per_worker = |f: fn(&crate::status::WorkerStatus) -> Value| {
+            workers().map(move |w| (w.id.to_string(), f(w)))
+        };
+        family(
+            &mut e,
+            "cepheid_worker_events",
+            "Events the worker's engines processed.",
+            None,
+            "worker",
+            per_worker(|w| Value::Counter(w.events)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_worker_matches",
+            "Complete matches the worker found.",
+            None,
+            "worker",
+            per_worker(|w| Value::Counter(w.matches)),
+        )?;
+        family(
+            &mut e,
+            "cepheid_worker_live_partial_matches",
+            "Partial matches the worker holds.",
+            None,
+            "worker",
+            per_worker(|w| gauge_u64(w.live_runs)),
+        )?;
+        let watermarks = s.workers.iter().filter_map(|w| {
+            w.watermark_ms
+                .map(|t| (w.id.to_string(), Value::Gauge(t as f64 / 1000.0)))
+        });
+        family(
+            &mut e,
+            "cepheid_worker_watermark_timestamp",
+            "The worker's watermark, in event time (Unix seconds).",
+            seconds,
+            "worker",
+            watermarks,
+        )?;
+        Ok(())
+    }
+}
