@@ -63,7 +63,7 @@ pub struct FilePosition {
     pub tail: Option<Tail>,
 }
 
-/// A CRC-32 of the (at most [`TAIL_BYTES`]) bytes just before an offset:
+/// A CRC-32 of the (at most 4 KiB) bytes just before an offset:
 /// the file is the one it was, or a copy of it, when they are the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tail {
