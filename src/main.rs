@@ -11,19 +11,9 @@ use clap::{Parser, Subcommand};
 mod diag;
 
 mod check;
-mod checkpoint;
 mod explain;
-mod follow;
-mod idle;
-mod input;
-mod lock;
-mod output;
-mod reload;
-mod resume;
-mod rotate;
 mod run;
 mod signals;
-mod timing;
 
 /// The command's allocator (the library's users choose their own): `run`
 /// decodes each event on its reader thread and frees it on the main thread,

@@ -102,10 +102,11 @@ use timely::dataflow::operators::{Concat, Operator};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
-use crate::input::{
-    prime, spawn_reader, Entry, Message, Position, Reading, Source, Tail, BATCHES_AHEAD,
-};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+use cepheid_runtime::source::{
+    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, Tail,
+    BATCHES_AHEAD,
+};
 
 #[path = "workers/connect.rs"]
 mod connect;
@@ -115,6 +116,29 @@ mod cut;
 mod write;
 
 use write::{lock, Records, Writers};
+
+/// Locks this process's file in the checkpoint folder `dir`; an error is
+/// said, its exit status returned.
+fn lock_folder(dir: &Path, process: usize) -> Result<File, u8> {
+    use cepheid_runtime::lock;
+    lock::folder(dir, &lock::file_name(process)).map_err(said)
+}
+
+/// Locks the output `path` (`flag` names it); an error is said, its exit
+/// status returned.
+fn lock_output(path: &Path, flag: &'static str) -> Result<Option<File>, u8> {
+    cepheid_runtime::lock::output(path, flag).map_err(said)
+}
+
+/// Says `e`; its exit status.
+fn said(e: cepheid_runtime::Error) -> u8 {
+    say!("error: {e}");
+    if e.is_checkpoint() {
+        EXIT_CHECKPOINT
+    } else {
+        EXIT_IO
+    }
+}
 
 /// The options of a run on several workers.
 #[derive(clap::Args, Debug)]
@@ -269,7 +293,8 @@ pub fn run(args: &Args, patterns: &[cepheid_core::pattern::Pattern], format: For
         let signal_tx = tx.clone();
         if let Err(e) = signals::install(
             move |signal| {
-                let _ = signal_tx.send(Message::Signal(signal));
+                // (the number as the reason: `forward` reads it back)
+                let _ = signal_tx.send(Message::Stop(signal.to_string()));
             },
             false,
         ) {
@@ -732,14 +757,14 @@ fn checkpoints(
     // Another run on this folder (this process's part of it), or on the
     // outputs, is refused before anything is read or changed.
     let process = args.scale.process.unwrap_or(0);
-    let mut locks = vec![crate::lock::folder(dir, &crate::lock::file_name(process))?];
+    let mut locks = vec![lock_folder(dir, process)?];
     if first_process && !args.scale.output_per_worker {
-        locks.extend(crate::lock::output(&args.output, "--output")?);
+        locks.extend(lock_output(&args.output, "--output")?);
         if let Some(late) = &args.late {
-            locks.extend(crate::lock::output(late, "--late")?);
+            locks.extend(lock_output(late, "--late")?);
         }
     }
-    if dir.join(crate::checkpoint::FILE).exists() {
+    if dir.join(cepheid_runtime::checkpoint::FILE).exists() {
         say!(
             "error: {} holds the checkpoint of a run without --workers: resume it without --workers, or use another folder",
             dir.display()
@@ -1310,7 +1335,9 @@ impl Job {
                 say!("error: cannot read {}: {e}", live.origin);
             }
         }
-        match Source::open(&self.events, self.follow, start.offset) {
+        match Opened::open(&self.events, self.follow, start.offset, &mut |w| {
+            say!("{w}")
+        }) {
             Ok((input, _)) => {
                 let reading = Reading {
                     origin: live.origin.clone(),
@@ -1392,7 +1419,8 @@ impl Live {
         loop {
             let batch = match messages.recv() {
                 Ok(Message::Batch(batch)) => batch,
-                Ok(Message::Signal(number)) => {
+                Ok(Message::Stop(number)) => {
+                    let number = number.parse().unwrap_or(0);
                     say!("cepheid: stopped by {}", signals::name(number));
                     self.feed.stop();
                     return Some(number);

@@ -23,6 +23,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cepheid-syntax",
         ],
     ),
+    (
+        "cepheid-runtime",
+        &["cepheid-core", "cepheid-engine", "cepheid-syntax"],
+    ),
     ("cepheid-dataflow", &["cepheid-core", "cepheid-engine"]),
     // Beside the runtime, not used by the command yet (issue 24).
     ("cepheid-kafka", &["cepheid-engine"]),
@@ -37,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cepheid-core",
             "cepheid-dataflow",
             "cepheid-engine",
+            "cepheid-runtime",
             "cepheid-syntax",
         ],
     ),
@@ -152,6 +157,18 @@ fn the_library_builds_no_crate_of_the_command() {
             assert!(
                 !library.contains(*cli),
                 "{cli} is in the library's tree ({flags:?})"
+            );
+        }
+        // The runtime: the library and the stream driver, nothing of the
+        // command but `notify` with its default feature `watch`.
+        let runtime = tree("cepheid-runtime", flags);
+        assert!(runtime.contains("cepheid-runtime") && runtime.contains("cepheid-engine"));
+        for cli in CLI_CRATES {
+            let allowed = cli == "notify" && flags.is_empty();
+            assert_eq!(
+                runtime.contains(cli),
+                allowed,
+                "{cli} in the runtime's tree ({flags:?})"
             );
         }
     }

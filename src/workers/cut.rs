@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{sync_dir, Command};
+use cepheid_runtime::checkpoint::{sync_dir, Command};
 
 /// The marker of a whole cut.
 pub const COMPLETE: &str = "complete";

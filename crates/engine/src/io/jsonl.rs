@@ -24,8 +24,7 @@ use crate::value::json::{push_int, push_json_string, push_json_value};
 pub struct JsonLines<W: Write, L: Write> {
     out: W,
     late: Option<L>,
-    line: Vec<u8>,
-    names: NameCache,
+    format: Formatter,
     error: Option<(bool, io::Error)>,
 }
 
@@ -35,8 +34,7 @@ impl<W: Write, L: Write> JsonLines<W, L> {
         JsonLines {
             out,
             late,
-            line: Vec::with_capacity(1024),
-            names: NameCache::default(),
+            format: Formatter::default(),
             error: None,
         }
     }
@@ -60,26 +58,61 @@ impl<W: Write, L: Write> JsonLines<W, L> {
     }
 
     fn emit(&mut self, to_late: bool) {
-        self.line.push(b'\n');
         if self.error.is_some() {
             return;
         }
+        let line = &self.format.line;
         let result = match (to_late, &mut self.late) {
-            (false, _) => self.out.write_all(&self.line),
-            (true, Some(late)) => late.write_all(&self.line),
+            (false, _) => self.out.write_all(line),
+            (true, Some(late)) => late.write_all(line),
             (true, None) => Ok(()),
         };
         if let Err(e) = result {
             self.error = Some((to_late, e));
         }
     }
+}
 
-    fn write_record(
+impl<W: Write, L: Write> Sink<Record> for JsonLines<W, L> {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.format.record("match", m, None);
+        self.emit(false);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.format.record("timeout", m, Some(expired_at));
+        self.emit(false);
+    }
+
+    fn on_late(&mut self, _ts: Timestamp, event: &Record) {
+        if self.late.is_none() {
+            return;
+        }
+        self.format.late(event);
+        self.emit(true);
+    }
+}
+
+/// The records of [`JsonLines`] (`cli.md`), made one at a time into a
+/// buffer it reuses, for a sink of one's own: each method returns the
+/// record's line, its newline included.
+#[derive(Default)]
+pub struct Formatter {
+    line: Vec<u8>,
+    names: NameCache,
+    /// Where the `key` object is in `line`.
+    key: std::ops::Range<usize>,
+}
+
+impl Formatter {
+    /// The record of a match (`kind` `"match"`) or of a timeout (`kind`
+    /// `"timeout"`, with the time it expired at).
+    pub fn record(
         &mut self,
         kind: &str,
         m: &MatchRef<'_, Record>,
         expired_at: Option<Timestamp>,
-    ) {
+    ) -> &[u8] {
         let names = self.names.get(m);
         let line = &mut self.line;
         line.clear();
@@ -92,7 +125,9 @@ impl<W: Write, L: Write> JsonLines<W, L> {
             line.extend_from_slice(b",\"version\":");
             push_int(line, i64::from(m.version()));
         }
-        line.extend_from_slice(b",\"key\":{");
+        line.extend_from_slice(b",\"key\":");
+        let key_start = line.len();
+        line.push(b'{');
         for (i, (field, value)) in names.key_fields.iter().zip(m.key()).enumerate() {
             if i > 0 {
                 line.push(b',');
@@ -100,7 +135,9 @@ impl<W: Write, L: Write> JsonLines<W, L> {
             line.extend_from_slice(field);
             push_json_value(line, value);
         }
-        line.extend_from_slice(b"},\"start\":");
+        line.push(b'}');
+        self.key = key_start..line.len();
+        line.extend_from_slice(b",\"start\":");
         push_int(line, m.start());
         match expired_at {
             Some(t) => {
@@ -142,36 +179,30 @@ impl<W: Write, L: Write> JsonLines<W, L> {
             }
             line.push(b'}');
         }
-        line.push(b'}');
-        self.emit(false);
-    }
-}
-
-impl<W: Write, L: Write> Sink<Record> for JsonLines<W, L> {
-    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
-        self.write_record("match", m, None);
+        line.extend_from_slice(b"}\n");
+        &self.line
     }
 
-    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
-        self.write_record("timeout", m, Some(expired_at));
-    }
-
-    fn on_late(&mut self, _ts: Timestamp, event: &Record) {
-        self.write_late(event);
-    }
-}
-
-impl<W: Write, L: Write> JsonLines<W, L> {
-    fn write_late(&mut self, event: &Record) {
-        if self.late.is_none() {
-            return;
-        }
+    /// The record of a late event.
+    pub fn late(&mut self, event: &Record) -> &[u8] {
         self.line.clear();
         self.line
             .extend_from_slice(b"{\"kind\":\"late\",\"event\":");
         self.line.extend_from_slice(event.raw().as_bytes());
-        self.line.push(b'}');
-        self.emit(true);
+        self.line.extend_from_slice(b"}\n");
+        self.key = 0..0;
+        &self.line
+    }
+
+    /// The last record made, its newline included.
+    pub fn line(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// The last record's `key` object (`{"user":"bob"}`; empty for a late
+    /// event).
+    pub fn key(&self) -> &[u8] {
+        &self.line[self.key.clone()]
     }
 }
 
@@ -279,9 +310,9 @@ mod tests {
             capped: false,
         };
         let mut sink: JsonLines<Vec<u8>, Vec<u8>> = JsonLines::new(Vec::new(), Some(Vec::new()));
-        sink.write_record("match", &MatchRef::new(&ctx, &m), None);
-        sink.write_record("timeout", &MatchRef::new(&ctx, &m), Some(9));
-        sink.write_late(&rec("{}"));
+        sink.on_match(&MatchRef::new(&ctx, &m));
+        sink.on_timeout(&MatchRef::new(&ctx, &m), 9);
+        sink.on_late(0, &rec("{}"));
         let out = String::from_utf8(sink.out.clone()).unwrap();
         assert_eq!(
             out,
@@ -296,6 +327,25 @@ mod tests {
             String::from_utf8(sink.late.clone().unwrap()).unwrap(),
             "{\"kind\":\"late\",\"event\":{}}\n"
         );
+        // The formatter alone: the same line, and where its key is.
+        let mut format = Formatter::default();
+        let line = format
+            .record("match", &MatchRef::new(&ctx, &m), None)
+            .to_vec();
+        assert_eq!(
+            line,
+            out.lines()
+                .next()
+                .unwrap()
+                .as_bytes()
+                .iter()
+                .chain(b"\n")
+                .copied()
+                .collect::<Vec<u8>>()
+        );
+        assert_eq!(format.key(), br#"{"user.id":"u1"}"#);
+        format.late(&rec("{}"));
+        assert_eq!(format.key(), b"");
     }
 
     #[test]

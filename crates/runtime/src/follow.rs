@@ -19,7 +19,7 @@
 //! read), compared before every read: when they differ, the file was
 //! rewritten in place and is read again from its beginning (issue 26).
 //! At such a switch `read` returns 0 once, an end of file: the caller
-//! (`input.rs`) ends the old file's lines there (a last line without its
+//! (`source.rs`) ends the old file's lines there (a last line without its
 //! newline is a line, not the start of the new file's first one), and
 //! starts the new file's with a fresh decoder (a CSV file's header) and
 //! its own line numbers and byte offsets. While the path names no file, it
@@ -32,16 +32,24 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+#[cfg(feature = "watch")]
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// Longest wait at the end of the file between two looks at it, with a
 /// watcher.
+#[cfg(feature = "watch")]
 pub const POLL: Duration = Duration::from_secs(1);
 /// The same without a watcher.
 pub const POLL_ALONE: Duration = Duration::from_millis(100);
 /// Bytes at the start of the open file that recognize it (a file
 /// rewritten in place has other first bytes).
 pub const HEAD_BYTES: usize = 1024;
+
+/// The watcher of a followed file's folder (none without feature `watch`).
+#[cfg(feature = "watch")]
+type Watching = RecommendedWatcher;
+#[cfg(not(feature = "watch"))]
+type Watching = ();
 
 /// A followed file.
 pub struct Follow {
@@ -59,7 +67,7 @@ pub struct Follow {
     /// A message whenever the folder reports a change to the file's name.
     wake: Receiver<()>,
     /// Keeps the watcher (and its thread) alive; `None` when polling.
-    _watcher: Option<RecommendedWatcher>,
+    _watcher: Option<Watching>,
     poll: Duration,
 }
 
@@ -92,48 +100,14 @@ enum Change {
 }
 
 impl Follow {
-    /// Opens `path` to follow it from byte `offset` on.
-    pub fn open(path: &Path, offset: u64) -> io::Result<Follow> {
+    /// Opens `path` to follow it from byte `offset` on; `warn` is told
+    /// when its folder cannot be watched (then it is polled).
+    pub fn open(path: &Path, offset: u64, warn: &mut dyn FnMut(String)) -> io::Result<Follow> {
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(offset))?;
         let id = file_id(&file.metadata()?);
         let (tx, wake) = mpsc::sync_channel(1);
-        let name = path.file_name().map(|n| n.to_os_string());
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let relevant = match event {
-                // Our own opening and reading of the file are no news.
-                Ok(event) => {
-                    !matches!(event.kind, EventKind::Access(_))
-                        && (event.need_rescan()
-                            || event.paths.iter().any(|p| p.file_name() == name.as_deref()))
-                }
-                // An error of the watcher: look at the file.
-                Err(_) => true,
-            };
-            if relevant {
-                // One pending wake-up is enough.
-                let _ = tx.try_send(());
-            }
-        });
-        let folder = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let watcher = watcher.and_then(|mut w| {
-            w.watch(folder, RecursiveMode::NonRecursive)?;
-            Ok(w)
-        });
-        let (watcher, poll) = match watcher {
-            Ok(w) => (Some(w), POLL),
-            Err(e) => {
-                say!(
-                    "warning: cannot watch {} for changes ({e}); looking at it every {} ms",
-                    folder.display(),
-                    POLL_ALONE.as_millis()
-                );
-                (None, POLL_ALONE)
-            }
-        };
+        let (watcher, poll) = watch(path, tx, warn);
         let head = read_head(&file, offset.min(HEAD_BYTES as u64) as usize).unwrap_or_default();
         Ok(Follow {
             path: path.to_path_buf(),
@@ -163,7 +137,7 @@ impl Follow {
     /// read), even when it is not shorter than what was read?
     fn rewritten(&self) -> bool {
         !self.head.is_empty()
-            && read_head(&self.file, self.head.len()).is_none_or(|now| now != self.head)
+            && read_head(&self.file, self.head.len()).map_or(true, |now| now != self.head)
     }
 
     /// The file from its beginning again, as a new file.
@@ -249,6 +223,63 @@ impl Read for Follow {
     }
 }
 
+/// The folder's watcher (kept as long as the file is followed) and how
+/// often to look at the file without news from it.
+#[cfg(feature = "watch")]
+fn watch(
+    path: &Path,
+    tx: mpsc::SyncSender<()>,
+    warn: &mut dyn FnMut(String),
+) -> (Option<RecommendedWatcher>, Duration) {
+    let name = path.file_name().map(|n| n.to_os_string());
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match event {
+            // Our own opening and reading of the file are no news.
+            Ok(event) => {
+                !matches!(event.kind, EventKind::Access(_))
+                    && (event.need_rescan()
+                        || event.paths.iter().any(|p| p.file_name() == name.as_deref()))
+            }
+            // An error of the watcher: look at the file.
+            Err(_) => true,
+        };
+        if relevant {
+            // One pending wake-up is enough.
+            let _ = tx.try_send(());
+        }
+    });
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let watcher = watcher.and_then(|mut w| {
+        w.watch(folder, RecursiveMode::NonRecursive)?;
+        Ok(w)
+    });
+    let (watcher, poll) = match watcher {
+        Ok(w) => (Some(w), POLL),
+        Err(e) => {
+            warn(format!(
+                "warning: cannot watch {} for changes ({e}); looking at it every {} ms",
+                folder.display(),
+                POLL_ALONE.as_millis()
+            ));
+            (None, POLL_ALONE)
+        }
+    };
+    (watcher, poll)
+}
+
+/// Without the feature `watch`: no watcher, the file is polled.
+#[cfg(not(feature = "watch"))]
+fn watch(
+    _path: &Path,
+    _tx: mpsc::SyncSender<()>,
+    _warn: &mut dyn FnMut(String),
+) -> (Option<()>, Duration) {
+    (None, POLL_ALONE)
+}
+
 /// The first `len` bytes of `file` (read where they are, the file's
 /// position unchanged), or `None` when it holds fewer.
 #[cfg(unix)]
@@ -325,7 +356,7 @@ mod tests {
         let dir = scratch("rotate");
         let path = dir.join("events");
         fs::write(&path, "one\n").unwrap();
-        let rx = reader(Follow::open(&path, 0).unwrap());
+        let rx = reader(Follow::open(&path, 0, &mut |w| panic!("{w}")).unwrap());
         assert_eq!(take(&rx, "one\n"), "one\n");
         append(&path, "two\nhalf");
         assert_eq!(take(&rx, "two\nhalf"), "two\nhalf");
@@ -352,7 +383,7 @@ mod tests {
         let dir = scratch("copytruncate");
         let path = dir.join("events");
         fs::write(&path, "{\"ts\":1}\n{\"ts\":2}\n").unwrap();
-        let mut follow = Follow::open(&path, 0).unwrap();
+        let mut follow = Follow::open(&path, 0, &mut |w| panic!("{w}")).unwrap();
         let mut buf = [0; 4096];
         let n = follow.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"{\"ts\":1}\n{\"ts\":2}\n");
@@ -368,7 +399,7 @@ mod tests {
         }
         assert_eq!(String::from_utf8(got).unwrap(), burst);
         // Resumed at an offset, its first bytes are read at the start.
-        let mut resumed = Follow::open(&path, burst.len() as u64).unwrap();
+        let mut resumed = Follow::open(&path, burst.len() as u64, &mut |w| panic!("{w}")).unwrap();
         fs::write(&path, burst.replace("\"ts\":3}", "\"ts\":9}") + "more\n").unwrap();
         assert_eq!(resumed.read(&mut buf).unwrap(), 0);
         assert!(resumed.take_switched());
@@ -380,7 +411,7 @@ mod tests {
         let dir = scratch("offset");
         let path = dir.join("events");
         fs::write(&path, "one\ntwo\n").unwrap();
-        let rx = reader(Follow::open(&path, 4).unwrap());
+        let rx = reader(Follow::open(&path, 4, &mut |w| panic!("{w}")).unwrap());
         assert_eq!(take(&rx, "two\n"), "two\n");
         let _ = fs::remove_dir_all(&dir);
     }

@@ -1,6 +1,6 @@
-//! Checkpoints of `cepheid run --checkpoint DIR`: the run's whole state in
-//! one file, `DIR/checkpoint`, from which a later run of the same command
-//! goes on as if it had never stopped.
+//! Checkpoints (`Config::checkpoint`, `cepheid run --checkpoint DIR`): the
+//! run's whole state in one file, `DIR/checkpoint`, from which a later run
+//! of the same command goes on as if it had never stopped.
 //!
 //! A checkpoint holds the engine's snapshot (`Engine::snapshot`), where the
 //! input is (the byte offset and line count of the first line not yet given
@@ -29,10 +29,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::Position;
+use crate::source::FilePosition;
+use crate::Unusable;
 
 /// The checkpoint's file name in its folder.
 pub const FILE: &str = "checkpoint";
+/// The checkpoint before it, kept until the sinks have committed the new
+/// one (a transactional sink that crashed before its commit resumes from
+/// it, `Sink::recover`).
+pub const PREV: &str = "checkpoint.prev";
 /// The file a new checkpoint is written to before it is renamed.
 const TEMP: &str = "checkpoint.tmp";
 /// The first bytes of a checkpoint.
@@ -71,7 +76,7 @@ pub struct Command {
 
 impl Command {
     /// What differs from `now`, said as a flag and its two values.
-    pub fn difference(&self, now: &Command) -> Option<String> {
+    pub fn difference(&self, now: &Command) -> Option<Unusable> {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
         let pairs = [
             ("--events", self.events.clone(), now.events.clone()),
@@ -88,7 +93,7 @@ impl Command {
         pairs
             .into_iter()
             .find(|(_, was, is)| was != is)
-            .map(|(flag, was, is)| format!("{flag} was {was}, now {is}"))
+            .map(|(flag, was, now)| Unusable::OtherCommand { flag, was, now })
     }
 }
 
@@ -132,7 +137,7 @@ pub struct Meta {
     /// The command it belongs to.
     pub command: Command,
     /// Where the input is.
-    pub input: Position,
+    pub input: FilePosition,
     /// The output file's length (`None` for standard output, which is
     /// not truncated on resuming).
     pub output_len: Option<u64>,
@@ -148,12 +153,29 @@ pub struct Meta {
     pub late_head: Option<u32>,
     /// The command's counters.
     pub counters: Counters,
+    /// Its number: one more than the checkpoint the run resumed from (0
+    /// in checkpoints of older versions).
+    #[serde(default)]
+    pub number: u64,
+    /// A [`Source`](crate::Source)'s position (`None` for the built-in
+    /// file reader, whose position is `input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::Position>,
+    /// A sink's own state (`SinkState::data`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sink_data: Vec<u8>,
     /// Not in the file: set on resuming with `--watch` when the pattern
     /// files on disk are no longer the checkpoint's rules (edited after
     /// it): the run goes on with the checkpoint's rules and reads the
     /// files at once, as a reload (`resume.rs`).
     #[serde(skip)]
     pub reload_files: bool,
+}
+
+/// What a checkpoint of a run with `config` must agree on (`None` without
+/// checkpoints, or when a path has no canonical form).
+pub fn command(config: &crate::Config) -> Option<Command> {
+    crate::driver::checkpoint_command(config)
 }
 
 /// A checkpoint as bytes: the file's contents.
@@ -172,35 +194,40 @@ pub fn encode(meta: &Meta, snapshot: &[u8]) -> Vec<u8> {
 
 /// The metadata and the engine's snapshot of a checkpoint file's bytes, or
 /// why they are not a checkpoint this build reads.
-pub fn decode(bytes: &[u8]) -> Result<(Meta, &[u8]), String> {
+pub fn decode(bytes: &[u8]) -> Result<(Meta, &[u8]), Unusable> {
     if bytes.len() < PREFIX + CHECKSUM || &bytes[..8] != MAGIC {
-        return Err("it is not a cepheid checkpoint (or it is truncated)".to_string());
+        return Err(Unusable::NotACheckpoint);
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(format!(
-            "it is of format version {version}; this cepheid reads version {VERSION}"
-        ));
+        return Err(Unusable::Version {
+            found: version,
+            reads: VERSION,
+        });
     }
     let (body, crc) = bytes.split_at(bytes.len() - CHECKSUM);
     let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
     if crc32fast::hash(body) != crc {
-        return Err("its checksum does not match: it is corrupt or truncated".to_string());
+        return Err(Unusable::Checksum);
     }
     let meta_len = u64::from_le_bytes(bytes[12..PREFIX].try_into().expect("8 bytes"));
     let meta_end = usize::try_from(meta_len)
         .ok()
         .and_then(|len| PREFIX.checked_add(len))
         .filter(|&end| end <= body.len())
-        .ok_or("its metadata length is wrong")?;
-    let meta = serde_json::from_slice(&body[PREFIX..meta_end])
-        .map_err(|e| format!("its metadata does not decode: {e}"))?;
+        .ok_or(Unusable::MetaLength)?;
+    let meta = serde_json::from_slice(&body[PREFIX..meta_end]).map_err(Unusable::Meta)?;
     Ok((meta, &body[meta_end..]))
 }
 
 /// The checkpoint file in `dir`: its bytes, `None` when there is none.
 pub fn read(dir: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(dir.join(FILE)) {
+    read_file(dir, FILE)
+}
+
+/// The file `name` in `dir`: its bytes, `None` when there is none.
+pub fn read_file(dir: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(dir.join(name)) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -220,26 +247,80 @@ pub struct Every {
 /// The default of `--checkpoint-every`.
 pub const DEFAULT_EVERY: &str = "10s";
 
+impl Default for Every {
+    /// Every 10 seconds.
+    fn default() -> Every {
+        Every {
+            time: Some(Duration::from_secs(10)),
+            lines: None,
+        }
+    }
+}
+
+/// Why a `--checkpoint-every` text is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EveryError {
+    /// A number of events too large.
+    TooMany {
+        /// The number.
+        part: String,
+    },
+    /// Not one number of events, at least 1.
+    Count {
+        /// The whole text.
+        text: String,
+    },
+    /// Not one duration, greater than zero.
+    Duration {
+        /// The whole text.
+        text: String,
+    },
+    /// A duration that does not parse.
+    Invalid(cepheid_core::time::DurationError),
+}
+
+impl std::fmt::Display for EveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EveryError::TooMany { part } => write!(f, "`{part}` is too many events"),
+            EveryError::Count { text } => {
+                write!(f, "`{text}`: give one number of events, at least 1")
+            }
+            EveryError::Duration { text } => {
+                write!(f, "`{text}`: give one duration, greater than zero")
+            }
+            EveryError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for EveryError {}
+
 /// Parses `--checkpoint-every`: a duration (`10s`, `500ms`), a number of
 /// events (`100000`), or both with a comma (`10s,100000`).
-pub fn parse_every(text: &str) -> Result<Every, String> {
+pub fn parse_every(text: &str) -> Result<Every, EveryError> {
     let mut every = Every {
         time: None,
         lines: None,
     };
     for part in text.split(',').map(str::trim) {
         if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
-            let n: u64 = part
-                .parse()
-                .map_err(|_| format!("`{part}` is too many events"))?;
+            let n: u64 = part.parse().map_err(|_| EveryError::TooMany {
+                part: part.to_string(),
+            })?;
             if n == 0 || every.lines.is_some() {
-                return Err(format!("`{text}`: give one number of events, at least 1"));
+                return Err(EveryError::Count {
+                    text: text.to_string(),
+                });
             }
             every.lines = Some(n);
         } else {
-            let ms = cepheid_core::time::parse_duration(part).map_err(|e| e.to_string())?;
+            let ms = cepheid_core::time::parse_duration(part).map_err(EveryError::Invalid)?;
             if ms <= 0 || every.time.is_some() {
-                return Err(format!("`{text}`: give one duration, greater than zero"));
+                return Err(EveryError::Duration {
+                    text: text.to_string(),
+                });
             }
             every.time = Some(Duration::from_millis(ms.unsigned_abs()));
         }
@@ -309,14 +390,17 @@ impl Writer {
     }
 
     /// Writes `bytes` as the folder's checkpoint, safely: a temporary
-    /// file, synced, renamed over the checkpoint, the folder synced.
+    /// file, synced; the checkpoint renamed to [`PREV`], the temporary
+    /// file to the checkpoint, the folder synced ([`Writer::committed`]
+    /// then deletes the previous one).
     /// A write that fails (a full disk) leaves no temporary file behind.
     /// `started` is when the checkpoint began (its flush and snapshot):
     /// the next one is due an interval after the end of this one, not
     /// after its start (issue 26: a checkpoint longer than the interval
     /// made the run take one batch per checkpoint), and a checkpoint that
     /// took longer than the interval is said, once.
-    pub fn write(&mut self, bytes: &[u8], started: Instant) -> io::Result<()> {
+    /// Returns what to say about it, if anything.
+    pub fn write(&mut self, bytes: &[u8], started: Instant) -> io::Result<Option<String>> {
         self.written += 1;
         let temp = self.dir.join(TEMP);
         let written = self.write_temp(&temp, bytes);
@@ -324,27 +408,41 @@ impl Writer {
             let _ = fs::remove_file(&temp);
         }
         written?;
-        fs::rename(&temp, self.dir.join(FILE))?;
+        let (file, prev) = (self.dir.join(FILE), self.dir.join(PREV));
+        if file.exists() {
+            fs::rename(&file, &prev)?;
+        }
+        fs::rename(&temp, file)?;
         sync_dir(&self.dir)?;
         let ended = Instant::now();
         let took = ended.saturating_duration_since(started);
+        let mut said = None;
         if let Some(every) = self.every.time.filter(|every| took > *every) {
             if !std::mem::replace(&mut self.slow_told, true) {
-                say!(
+                said = Some(format!(
                     "cepheid: a checkpoint took {} ms, longer than --checkpoint-every {} ms: each next one is due that long after the end of the last (a longer interval leaves more time to the events)",
                     took.as_millis(),
                     every.as_millis()
-                );
+                ));
             }
         }
         self.last = ended;
         self.lines = 0;
         self.dirty = false;
-        Ok(())
+        Ok(said)
     }
 }
 
 impl Writer {
+    /// The sinks committed the checkpoint just written: the previous one
+    /// goes.
+    pub fn committed(&self) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(PREV)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes and syncs `bytes` into `temp`.
     fn write_temp(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut file = OpenOptions::new()
@@ -378,7 +476,7 @@ pub fn sync_dir(_: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::Tail;
+    use crate::source::Tail;
 
     fn meta() -> Meta {
         Meta {
@@ -390,7 +488,7 @@ mod tests {
                 output: Some("/data/out.jsonl".into()),
                 late: None,
             },
-            input: Position {
+            input: FilePosition {
                 offset: 1234,
                 lines: 17,
                 tail: Some(Tail { len: 1234, crc: 7 }),
@@ -411,6 +509,9 @@ mod tests {
                 reloads_refused: 1,
                 rules_changed: true,
             },
+            number: 4,
+            source: None,
+            sink_data: Vec::new(),
             reload_files: false,
         }
     }
@@ -431,17 +532,24 @@ mod tests {
         }
         let mut other = bytes.clone();
         other[8] = 9;
-        assert!(decode(&other).unwrap_err().contains("version 9"));
+        assert!(decode(&other)
+            .unwrap_err()
+            .to_string()
+            .contains("version 9"));
     }
 
     #[test]
     fn a_different_command_is_named() {
         let mut now = meta().command;
-        assert_eq!(meta().command.difference(&now), None);
+        assert!(meta().command.difference(&now).is_none());
         now.late = Some("/data/late".into());
         assert_eq!(
-            meta().command.difference(&now).as_deref(),
-            Some("--late was -, now /data/late")
+            meta()
+                .command
+                .difference(&now)
+                .map(|d| d.to_string())
+                .as_deref(),
+            Some("it was taken by another command (--late was -, now /data/late)")
         );
     }
 

@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::{EXIT_CHECKPOINT, EXIT_IO};
+use crate::{Doing, Error};
 
 /// The lock file of process `process` in a checkpoint folder.
 pub fn file_name(process: usize) -> String {
@@ -29,17 +29,21 @@ pub fn file_name(process: usize) -> String {
     }
 }
 
+/// An I/O error on `path`.
+fn io(doing: Doing, path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        doing,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 /// Locks `dir/name` (the folder is created) and writes this process's id
-/// into it. The lock lasts as long as the returned file. Exit 5 when
-/// another process holds it (named), 4 when the folder or file cannot be
-/// made.
-pub fn folder(dir: &Path, name: &str) -> Result<File, u8> {
+/// into it. The lock lasts as long as the returned file.
+/// [`Error::FolderInUse`] when another process holds it (named).
+pub fn folder(dir: &Path, name: &str) -> Result<File, Error> {
     if let Err(e) = std::fs::create_dir_all(dir) {
-        say!(
-            "error: cannot create checkpoint folder {}: {e}",
-            dir.display()
-        );
-        return Err(EXIT_IO);
+        return Err(io(Doing::CreateFolder, dir, e));
     }
     let path = dir.join(name);
     let mut file = match OpenOptions::new()
@@ -50,29 +54,18 @@ pub fn folder(dir: &Path, name: &str) -> Result<File, u8> {
         .open(&path)
     {
         Ok(file) => file,
-        Err(e) => {
-            say!("error: cannot create lock file {}: {e}", path.display());
-            return Err(EXIT_IO);
-        }
+        Err(e) => return Err(io(Doing::CreateLock, &path, e)),
     };
     match try_lock(&file) {
         Ok(true) => {}
         Ok(false) => {
-            let holder = holder(&mut file).map_or_else(
-                || "another process".to_string(),
-                |pid| format!("process {pid}"),
-            );
-            say!(
-                "error: checkpoint folder {} is in use by another run ({holder} holds {}); nothing was changed",
-                dir.display(),
-                path.display()
-            );
-            return Err(EXIT_CHECKPOINT);
+            return Err(Error::FolderInUse {
+                folder: dir.to_path_buf(),
+                holder: holder(&mut file),
+                lock: path,
+            });
         }
-        Err(e) => {
-            say!("error: cannot lock {}: {e}", path.display());
-            return Err(EXIT_IO);
-        }
+        Err(e) => return Err(io(Doing::Lock, &path, e)),
     }
     // Ours now: say who holds it (a stale id of a dead holder replaced).
     let written = file
@@ -81,8 +74,7 @@ pub fn folder(dir: &Path, name: &str) -> Result<File, u8> {
         .and_then(|_| writeln!(file, "{}", std::process::id()))
         .and_then(|()| file.flush());
     if let Err(e) = written {
-        say!("error: cannot write lock file {}: {e}", path.display());
-        return Err(EXIT_IO);
+        return Err(io(Doing::WriteLock, &path, e));
     }
     Ok(file)
 }
@@ -90,8 +82,9 @@ pub fn folder(dir: &Path, name: &str) -> Result<File, u8> {
 /// Locks the output `path` (`flag` names it in messages) when it is a
 /// regular file or does not exist yet (then it is created empty; a
 /// device, a FIFO or a standard stream is not locked). The lock lasts as
-/// long as the returned file. Exit 5 when another run holds it.
-pub fn output(path: &Path, flag: &str) -> Result<Option<File>, u8> {
+/// long as the returned file. [`Error::OutputInUse`] when another run
+/// holds it.
+pub fn output(path: &Path, flag: &'static str) -> Result<Option<File>, Error> {
     if path == Path::new("-") {
         return Ok(None);
     }
@@ -108,24 +101,15 @@ pub fn output(path: &Path, flag: &str) -> Result<Option<File>, u8> {
         .open(path)
     {
         Ok(file) => file,
-        Err(e) => {
-            say!("error: cannot create {}: {e}", path.display());
-            return Err(EXIT_IO);
-        }
+        Err(e) => return Err(io(Doing::Create, path, e)),
     };
     match try_lock(&file) {
         Ok(true) => Ok(Some(file)),
-        Ok(false) => {
-            say!(
-                "error: {flag} {} is being written by another cepheid run (it holds the file's lock); nothing was changed",
-                path.display()
-            );
-            Err(EXIT_CHECKPOINT)
-        }
-        Err(e) => {
-            say!("error: cannot lock {}: {e}", path.display());
-            Err(EXIT_IO)
-        }
+        Ok(false) => Err(Error::OutputInUse {
+            flag,
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(io(Doing::Lock, path, e)),
     }
 }
 

@@ -1,5 +1,5 @@
-//! How time moves in `cepheid run`: event time from the events (with
-//! `--idle-timeout`, the idle clock of `idle.rs` on a quiet input), or
+//! How time moves in a run: event time from the events (with
+//! `--idle-timeout`, the engine's idle clock on a quiet input), or
 //! processing time from the wall clock (`--time processing`).
 //!
 //! Processing time follows [`Engine::push_now`] and [`Engine::tick`]: an
@@ -17,7 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cepheid_engine::engine::{Arrival, Engine, Sink};
 use cepheid_engine::{Record, Timestamp};
 
-use crate::idle::Idle;
+/// `Config::idle_timeout`: event time that follows the wall clock while
+/// the input is quiet (the engine's rule, `cepheid_engine::engine::Idle`,
+/// shared with the dataflow sources).
+pub use cepheid_engine::engine::Idle;
 
 /// How often processing time is ticked while partial matches are open.
 pub const TICK: Duration = Duration::from_millis(10);

@@ -1,4 +1,4 @@
-//! Resuming `cepheid run --checkpoint DIR` from the checkpoint in `DIR`:
+//! Resuming a run (`Config::checkpoint`, `cepheid run --checkpoint DIR`) from the checkpoint in `DIR`:
 //! everything is checked, and the engine restored, before any file is
 //! touched, so a checkpoint that cannot be used costs nothing (exit 5, the
 //! folder and the outputs left as they were).
@@ -19,60 +19,75 @@ use std::path::Path;
 use cepheid_engine::{Engine, ErrorKind, Record};
 
 use crate::checkpoint::{self, Command, Meta};
-use crate::input::{Position, Tail};
-use crate::run::Args;
-use crate::{EXIT_CHECKPOINT, EXIT_IO};
+use crate::source::{FilePosition, Tail};
+use crate::{Config, Doing, Error, Level, Notice, Report, Unusable};
+
+/// A checkpoint resumed from, and the one before it when it is still
+/// kept (its metadata, already checked against the command, and the
+/// bytes of its file), for a sink that committed only that one.
+pub struct Resumed {
+    /// The newest checkpoint, the engine restored from it.
+    pub meta: Meta,
+    /// The previous one, if kept.
+    pub prev: Option<(Meta, Vec<u8>)>,
+}
 
 /// The checkpoint in `dir` for `command`, with `engine` restored from it;
-/// `None` when there is none yet (the folder is created). Errors are said
-/// on standard error; the exit status is returned.
+/// `None` when there is none yet (the folder is created). What it does is
+/// said to `report`.
 pub fn load(
-    args: &Args,
+    config: &Config,
     dir: &Path,
     command: &Command,
     engine: &mut Engine<Record>,
-) -> Result<Option<Meta>, u8> {
+    report: &mut dyn Report,
+) -> Result<Option<Resumed>, Error> {
     if let Err(e) = fs::create_dir_all(dir) {
-        say!(
-            "error: cannot create checkpoint folder {}: {e}",
-            dir.display()
-        );
-        return Err(EXIT_IO);
+        return Err(Error::Io {
+            doing: Doing::CreateFolder,
+            path: dir.display().to_string(),
+            source: e,
+        });
     }
+    // (only the previous one when the run stopped between its renames)
+    let found = match checkpoint::read(dir) {
+        Ok(None) => checkpoint::read_file(dir, checkpoint::PREV)
+            .map(|bytes| bytes.map(|bytes| (checkpoint::PREV, bytes))),
+        found => found.map(|bytes| bytes.map(|bytes| (checkpoint::FILE, bytes))),
+    };
     let path = dir.join(checkpoint::FILE);
     let shown = path.display();
-    let bytes = match checkpoint::read(dir) {
-        Ok(Some(bytes)) => bytes,
+    let (name, bytes) = match found {
+        Ok(Some(found)) => found,
         Ok(None) if taken_on_workers(dir) => {
-            say!(
-                "error: checkpoint in {} cannot be used: it was taken with --workers (resume it with --workers, on any worker count); nothing was changed",
-                dir.display()
-            );
-            return Err(EXIT_CHECKPOINT);
+            return Err(Error::TakenOnWorkers {
+                folder: dir.to_path_buf(),
+            });
         }
         Ok(None) => return Ok(None),
         Err(e) => {
-            say!("error: cannot read checkpoint {shown}: {e}");
-            return Err(EXIT_IO);
+            return Err(Error::Io {
+                doing: Doing::ReadCheckpoint,
+                path: shown.to_string(),
+                source: e,
+            });
         }
     };
-    let unusable = |why: String| {
-        say!(
-            "error: checkpoint {shown} cannot be used: {why}; nothing was changed (remove {} to start over)",
-            dir.display()
-        );
-        EXIT_CHECKPOINT
+    let path = dir.join(name);
+    let shown = path.display();
+    let unusable = |why: Unusable| Error::Checkpoint {
+        path: path.clone(),
+        folder: dir.to_path_buf(),
+        why,
     };
     let (mut meta, snapshot) = checkpoint::decode(&bytes).map_err(unusable)?;
     if let Some(difference) = meta.command.difference(command) {
-        return Err(unusable(format!(
-            "it was taken by another command ({difference})"
-        )));
+        return Err(unusable(difference));
     }
     // After a change of rules the snapshot's rules go on (an engine with
     // the command's configuration and no patterns of its own).
     let restored = if meta.counters.rules_changed {
-        let mut fresh = crate::run::new_engine(args);
+        let mut fresh = config.engine();
         fresh.restore_rules(snapshot).map(|()| *engine = fresh)
     } else {
         match engine.restore(snapshot) {
@@ -81,8 +96,8 @@ pub fn load(
             // are not another command: it goes on with the checkpoint's
             // rules and reads the files at once, as --watch would have
             // (issue 26; it was refused for ever).
-            Err(e) if args.watch && e.kind() != ErrorKind::Io => {
-                let mut fresh = crate::run::new_engine(args);
+            Err(e) if config.watch && e.kind() != ErrorKind::Io => {
+                let mut fresh = config.engine();
                 match fresh.restore_rules(snapshot) {
                     Ok(()) => {
                         *engine = fresh;
@@ -98,25 +113,26 @@ pub fn load(
     };
     if let Err(e) = restored {
         if e.kind() == ErrorKind::Io {
-            say!("error: cannot read checkpoint {shown}: {}", e.message());
-            return Err(EXIT_IO);
+            return Err(Error::Io {
+                doing: Doing::ReadCheckpoint,
+                path: shown.to_string(),
+                source: std::io::Error::other(e.message().to_string()),
+            });
         }
-        return Err(unusable(format!(
-            "it does not fit this command: {}",
-            e.message()
-        )));
+        return Err(unusable(Unusable::DoesNotFit(e)));
     }
+    let mut say = |level, text: String| report.notice(Notice::line(level, text));
     // An output shorter than the checkpoint records, or with other first
     // bytes, was rotated since (logrotate's `create` or `copytruncate`):
     // it starts empty and the records after the checkpoint go into it
     // (`rotate.rs`; it was refused for ever: issue 26).
     let outputs = [
         (
-            Some(args.output.as_path()),
+            Some(config.output_path()),
             &mut meta.output_len,
             meta.output_head,
         ),
-        (args.late.as_deref(), &mut meta.late_len, meta.late_head),
+        (config.late.as_deref(), &mut meta.late_len, meta.late_head),
     ];
     for (file, len, head) in outputs {
         let (Some(file), Some(then)) = (file, *len) else {
@@ -133,49 +149,63 @@ pub fn load(
             }
         };
         if now < then || !same_head() {
-            say!(
+            say(Level::Warning, format!(
                 "warning: checkpoint {shown}: {} was rotated since (it holds {now} bytes, not the {then} it held then, or other ones): it is started empty and the records after the checkpoint are written into it (the rotated file may hold some of them too)",
                 file.display()
-            );
+            ));
             *len = Some(0);
         }
     }
+    let events = config.input.path();
     if let Some(tail) = meta.input.tail {
-        let events = &args.events;
-        let file = File::open(events).map_err(|e| {
-            say!("error: cannot open {}: {e}", events.display());
-            EXIT_IO
+        let file = File::open(events).map_err(|e| Error::Io {
+            doing: Doing::Open,
+            path: events.display().to_string(),
+            source: e,
         })?;
         if Tail::of(&file, meta.input.offset) != Some(tail) {
-            let why = format!(
-                "{} is not the file it was taken on (its bytes before offset {} differ)",
-                events.display(),
-                meta.input.offset
-            );
-            if !args.follow {
+            let why = Unusable::NotTheFile {
+                path: events.to_path_buf(),
+                offset: meta.input.offset,
+            };
+            if !config.follow {
                 return Err(unusable(why));
             }
-            say!(
+            say(Level::Warning, format!(
                 "warning: checkpoint {shown}: {why}: rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read"
-            );
-            meta.input = Position::default();
+            ));
+            meta.input = FilePosition::default();
         }
     }
-    say!(
-        "cepheid: resuming from checkpoint {shown} at line {} of {}",
-        meta.input.lines + 1,
-        args.events.display()
+    say(
+        Level::Info,
+        format!(
+            "cepheid: resuming from checkpoint {shown} at line {} of {}",
+            meta.input.lines + 1,
+            events.display()
+        ),
     );
     if meta.reload_files {
-        say!(
-            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (--watch)"
+        say(Level::Info,
+            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (--watch)".to_string()
         );
     } else if meta.counters.rules_changed {
-        say!(
-            "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
+        say(Level::Info,
+            "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line".to_string()
         );
     }
-    Ok(Some(meta))
+    // The one before, for a sink that did not commit the newest.
+    let prev = (name == checkpoint::FILE)
+        .then(|| checkpoint::read_file(dir, checkpoint::PREV).ok().flatten())
+        .flatten()
+        .and_then(|bytes| {
+            let (meta, _) = checkpoint::decode(&bytes).ok()?;
+            meta.command
+                .difference(command)
+                .is_none()
+                .then_some((meta, bytes))
+        });
+    Ok(Some(Resumed { meta, prev }))
 }
 
 /// Does `dir` hold the cuts of a run with `--workers` (`epoch-F` folders)?

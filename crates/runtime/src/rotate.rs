@@ -51,12 +51,15 @@ pub struct Reopening {
 }
 
 impl Reopening {
-    /// Opens `path` for appending, its length set to `len` (0: empty);
+    /// Opens `path` for appending, its length set to `len` (0: empty;
+    /// `None`: as it is);
     /// with `lock`, a file opened after a rotation is locked as the first
     /// one was (`lock::output`).
-    pub fn open(path: &Path, len: u64, lock: bool) -> io::Result<Reopening> {
+    pub fn open(path: &Path, len: Option<u64>, lock: bool) -> io::Result<Reopening> {
         let file = open_appending(path)?;
-        file.set_len(len)?;
+        if let Some(len) = len {
+            file.set_len(len)?;
+        }
         let id = file_id(&file);
         Ok(Reopening {
             path: path.to_path_buf(),

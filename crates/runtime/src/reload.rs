@@ -5,40 +5,26 @@
 //! file changes (SIGHUP asks through the `signals` module).
 //!
 //! The engine's change itself (`Engine::set_rules`) is made by the run on
-//! its main thread, in input order (`run.rs`).
+//! its calling thread, in input order (`driver.rs`).
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "watch")]
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+#[cfg(feature = "watch")]
 use std::time::Duration;
 
-use cepheid_engine::engine::ReloadPolicy;
 use cepheid_syntax::Loaded;
+#[cfg(feature = "watch")]
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::input::{Control, Message, Reload};
+use crate::source::Control;
+#[cfg(feature = "watch")]
+use crate::source::{Message, Reload};
 
 /// How long the pattern files must stay quiet before a reload: an editor's
 /// save is often several events (write, rename, attributes).
+#[cfg(feature = "watch")]
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
-
-/// `--reload-policy`: what becomes of a changed pattern's partial matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum PolicyArg {
-    /// They go on under the old version to their match or timeout.
-    #[default]
-    Drain,
-    /// They are dropped (and counted) at the change.
-    Restart,
-}
-
-impl From<PolicyArg> for ReloadPolicy {
-    fn from(policy: PolicyArg) -> ReloadPolicy {
-        match policy {
-            PolicyArg::Drain => ReloadPolicy::Drain,
-            PolicyArg::Restart => ReloadPolicy::Restart,
-        }
-    }
-}
 
 /// The rule changes of a run, for the summary.
 #[derive(Clone, Copy, Debug, Default)]
@@ -47,24 +33,6 @@ pub struct Reloads {
     pub applied: u64,
     /// Rule sets that did not load or compile (the old rules went on).
     pub refused: u64,
-}
-
-impl Reloads {
-    /// The summary's words for them (empty when there were none).
-    pub fn summary(&self, discarded: u64) -> String {
-        let mut text = String::new();
-        if self.applied + self.refused > 0 {
-            let s = if self.applied == 1 { "" } else { "s" };
-            text = format!(", {} rule reload{s}", self.applied);
-            if self.refused > 0 {
-                text += &format!(", {} refused (the old rules kept)", self.refused);
-            }
-        }
-        if discarded > 0 {
-            text += &format!(", {discarded} partial matches discarded by reloads");
-        }
-        text
-    }
 }
 
 /// What the operator lets the event stream do to the rules
@@ -89,7 +57,7 @@ pub const MAX_STREAM_FILES: usize = 256;
 /// source is named `ORIGIN:LINE ($rules)` in the diagnostics; a
 /// `$rules_file` path (a file or a folder, relative to `--rules-dir`) by
 /// its path.
-pub fn load_control(
+pub(crate) fn load_control(
     control: &Control,
     allowed: &StreamRules,
     origin: &str,
@@ -122,7 +90,7 @@ pub fn load_control(
 /// opened (and opened without blocking, so that one put in its place in
 /// between is refused too, not waited on); each file is limited to
 /// [`cepheid_syntax::MAX_FILE_SIZE`], a folder to [`MAX_STREAM_FILES`] files.
-pub fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
+pub(crate) fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
     let root = dir
         .canonicalize()
         .map_err(|e| format!("cannot open --rules-dir {}: {}", dir.display(), e.kind()))?;
@@ -268,6 +236,7 @@ pub fn describe(control: &Control) -> String {
 /// change. A file is watched through its folder (editors save by writing
 /// another file and renaming it over the old one); a folder for its
 /// `*.cep` files. The watch lasts as long as the returned watcher.
+#[cfg(feature = "watch")]
 pub fn watch(paths: &[PathBuf], tx: SyncSender<Message>) -> notify::Result<RecommendedWatcher> {
     // (folder, the file's name or `None` for every `*.cep` in it)
     let mut targets: Vec<(PathBuf, Option<std::ffi::OsString>)> = Vec::new();

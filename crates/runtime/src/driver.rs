@@ -1,0 +1,1360 @@
+//! The stream driver: every pattern over one pass of an event stream,
+//! matches and timeouts out as JSON lines (`../shared/spec/cli.md`, the
+//! records `cepheid run` writes), a [`Summary`] at the end.
+//!
+//! Decisions where the spec is silent:
+//! - When the input carries punctuated watermarks (`{"$watermark": T}`), it
+//!   says itself how far event time has got: at the end of input, events
+//!   after its last watermark stay pending, as in a Flink operator that
+//!   receives no further watermark (conformance case
+//!   `CEPOperatorTest.testCEPOperatorSideOutputLateElementsEventTime`);
+//!   `flush_at_end` still releases everything. Without punctuated
+//!   watermarks the end of input processes every buffered event and
+//!   advances to the largest time seen, as `cli.md` says.
+//! - With `strict`, the events read before the malformed line are still
+//!   processed (as at the end of input) before the run stops; an input
+//!   read error does the same.
+//! - A closed standard output (`| head`) ends the run quietly.
+//! - On a pipe or a terminal, output is flushed whenever the input has no
+//!   further line ready; `idle_timeout` lets event time follow the wall
+//!   clock on a quiet input.
+//! - [`Handle::stop`] stops any run cleanly: no further line is taken,
+//!   what the watermark released is written and flushed, events still
+//!   waiting for the watermark are not forced out (the input did not end:
+//!   no `finish`), the summary says so.
+//! - Processing time: each event's time is the wall clock when it is
+//!   taken, the time field is not read, `$watermark` lines are ignored
+//!   (said once).
+//! - The limits (`max_runs_per_key`, `max_live_runs`, `max_waiting`) are
+//!   said the first time they act (ten keys for the first) and counted.
+//! - Rules can change while it runs (`docs/dynamic-rules.md`): control
+//!   records `{"$rules": "..."}` / `{"$rules_file": "..."}` in JSON-lines
+//!   input (`rules_from_stream`, `rules_dir`), the pattern paths read again
+//!   when they change (`watch`) or on [`Handle::reload`], between two
+//!   batches. A set that does not load keeps the old rules (said,
+//!   counted). A checkpoint taken after a change holds the rules in force;
+//!   resuming from it goes on with those.
+//!
+//! Reading and decoding run on a thread of their own (`source.rs`), a few
+//! batches of lines ahead of the engine (which, with the formatting of the
+//! output, stays on the calling thread), and so do the main output's
+//! system calls (`background.rs`); everything observable happens in input
+//! order on the calling thread, so this changes nothing but the speed.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cepheid_core::record::FieldTable;
+use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
+use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
+use cepheid_engine::{ErrorKind, FieldId, Record, Rules, Timestamp, Value};
+use cepheid_syntax::Loaded;
+
+use crate::checkpoint::{self, Counters, Meta, Writer};
+use crate::reload::{self, Reloads};
+use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
+use crate::source::Source;
+use crate::source::{
+    spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
+    BATCHES_AHEAD,
+};
+use crate::timing::{wall_ms, Idle, Timing};
+use crate::{
+    Config, Doing, End, Error, Input, Level, Notice, Report, Summary, Time, MAX_DROP_KEYS,
+};
+
+/// The engine's sink: each record formatted as `cepheid run` writes it
+/// and handed to the run's [`Sink`]. Writing cannot fail inside the
+/// engine's call: the first error is kept (and later records dropped)
+/// until the run looks at it, after each line.
+struct Output {
+    format: Formatter,
+    sink: Box<dyn Sink>,
+    /// Does the sink take late records?
+    late: bool,
+    error: Option<SinkError>,
+}
+
+impl Output {
+    fn new(sink: Box<dyn Sink>) -> Output {
+        Output {
+            format: Formatter::default(),
+            late: sink.takes_late(),
+            sink,
+            error: None,
+        }
+    }
+
+    /// Hands the record just formatted to the sink.
+    fn emit(&mut self, kind: Kind) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.write(kind, self.format.key(), self.format.line()) {
+            self.error = Some(e);
+        }
+    }
+
+    /// The first write error, if any.
+    fn take_error(&mut self) -> Option<SinkError> {
+        self.error.take()
+    }
+
+    /// Flushes the sink (a pending write error first).
+    fn flush(&mut self) -> Result<(), SinkError> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => self.sink.flush(),
+        }
+    }
+
+    /// Prepares the sink for a checkpoint (a pending write error first).
+    fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => self.sink.prepare(checkpoint),
+        }
+    }
+}
+
+impl EngineSink<Record> for Output {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.format.record("match", m, None);
+        self.emit(Kind::Match);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.format.record("timeout", m, Some(expired_at));
+        self.emit(Kind::Timeout);
+    }
+
+    fn on_late(&mut self, _ts: Timestamp, event: &Record) {
+        if self.late {
+            self.format.late(event);
+            self.emit(Kind::Late);
+        }
+    }
+}
+
+/// How a run ended early.
+enum Stop {
+    /// An error, already said.
+    Failed(Error),
+    /// Standard output was closed: stop quietly.
+    Quiet,
+}
+
+/// Asks a running [`Runtime`] to stop or to read its rules again, from any
+/// thread (a signal handler's, a supervisor's).
+#[derive(Clone, Debug)]
+pub struct Handle {
+    tx: SyncSender<Message>,
+}
+
+impl Handle {
+    /// Stops the run between two batches: what the watermark released is
+    /// written and flushed, a last checkpoint taken; events waiting for
+    /// the watermark stay waiting (the input did not end). `why` is said
+    /// (`stopped by {why}`) and kept in [`End::Stopped`].
+    pub fn stop(&self, why: &str) {
+        let _ = self.tx.send(Message::Stop(why.to_string()));
+    }
+
+    /// Reads the pattern paths of [`Config::patterns`] again and puts them
+    /// in force between two batches (as [`Config::watch`] does when they
+    /// change).
+    pub fn reload(&self) {
+        let _ = self.tx.send(Message::Reload(Reload::Hangup));
+    }
+}
+
+/// A run, ready: its checkpoint (if any) read, its engine restored, its
+/// input and outputs open. [`Runtime::run`] runs it.
+pub struct Runtime {
+    config: Config,
+    engine: Engine<Record>,
+    report: Box<dyn Report>,
+    tx: SyncSender<Message>,
+    messages: Receiver<Message>,
+    input: Opened,
+    size: Option<u64>,
+    decoder: Decoder,
+    resumed: Option<Meta>,
+    command: Option<checkpoint::Command>,
+    out: Output,
+    /// A source of the library's user, shared with the reader thread.
+    source: Option<Arc<Mutex<Box<dyn Source>>>>,
+    /// Its position at the start.
+    place: Option<Position>,
+    /// Held to the end: the checkpoint folder's and the outputs' locks.
+    _locks: Vec<File>,
+}
+
+impl Runtime {
+    /// A run of `rules` with `config`; what it does is said to `report`.
+    pub fn new(config: Config, rules: &Rules, report: Box<dyn Report>) -> Result<Runtime, Error> {
+        let mut engine = config.engine();
+        for pattern in rules.patterns() {
+            engine.add(pattern).map_err(|source| Error::Pattern {
+                name: pattern.name.clone(),
+                source,
+            })?;
+        }
+        Runtime::with_engine(config, engine, report)
+    }
+
+    /// A run with `config` of `engine` (made with [`Config::engine`], its
+    /// patterns added), into the files of `config` ([`Files`]); what it
+    /// does is said to `report`.
+    pub fn with_engine(
+        config: Config,
+        engine: Engine<Record>,
+        report: Box<dyn Report>,
+    ) -> Result<Runtime, Error> {
+        Runtime::with_sink(config, engine, None, report)
+    }
+
+    /// A run with `config` of `engine` into `sink` (`None`: the files of
+    /// `config`, [`Files`]); what it does is said to `report`.
+    pub fn with_sink(
+        config: Config,
+        engine: Engine<Record>,
+        sink: Option<Box<dyn Sink>>,
+        report: Box<dyn Report>,
+    ) -> Result<Runtime, Error> {
+        Runtime::with_source(config, engine, None, sink, report)
+    }
+
+    /// A run with `config` of `engine` from `source` (`None`: the input of
+    /// `config`, read by the built-in file reader) into `sink` (`None`:
+    /// the files of `config`, [`Files`]); what it does is said to
+    /// `report`. A source's records are decoded in `config.format`; its
+    /// position goes into checkpoints and is sought back to on resuming.
+    pub fn with_source(
+        config: Config,
+        mut engine: Engine<Record>,
+        source: Option<Box<dyn Source>>,
+        sink: Option<Box<dyn Sink>>,
+        mut report: Box<dyn Report>,
+    ) -> Result<Runtime, Error> {
+        let source = source.map(|source| Arc::new(Mutex::new(source)));
+        let io_error = |doing: Doing, path: &Path, source: io::Error| Error::Io {
+            doing,
+            path: path.display().to_string(),
+            source,
+        };
+        let mut locks = Vec::new();
+        // Another run on the checkpoint folder is refused (naming it)
+        // before the checkpoint is read; the lock is held to the end.
+        if let Some(dir) = &config.checkpoint {
+            locks.push(crate::lock::folder(dir, &crate::lock::file_name(0))?);
+        }
+        special_outputs(&config, report.as_mut());
+        // A checkpoint to resume from is checked whole (and the engine
+        // restored) before any file is touched.
+        let command = match &source {
+            Some(source) => config.checkpoint.as_ref().map(|_| {
+                let name = lock_source(source).describe();
+                custom_command(&config, name)
+            }),
+            None => checkpoint_command(&config),
+        };
+        let resumed = match (&config.checkpoint, &command) {
+            (Some(dir), Some(command)) => {
+                crate::resume::load(&config, dir, command, &mut engine, report.as_mut())?
+            }
+            _ => None,
+        };
+        let mut start = resumed
+            .as_ref()
+            .map_or(FilePosition::default(), |r| r.meta.input);
+        let events = config.input.path();
+        // The decoder reads the fields of the engine's table.
+        let mut decoder = new_decoder(&config, engine.fields());
+        if start.offset > 0 && config.format == Format::Csv {
+            // Read from an offset, a CSV file needs its header first.
+            crate::source::prime(&mut decoder, events)
+                .map_err(|e| io_error(Doing::Read, events, e))?;
+        }
+        let mut warn = |text: String| report.notice(Notice::line(Level::Warning, text));
+        let (mut input, mut size) = match &source {
+            Some(source) => {
+                let at = resumed.as_ref().and_then(|r| r.meta.source.clone());
+                if let Some(at) = at {
+                    lock_source(source).seek(&at).map_err(Error::Source)?;
+                }
+                (Opened::Custom(Arc::clone(source)), None)
+            }
+            None => Opened::open(events, config.follow, start.offset, &mut warn)
+                .map_err(|e| io_error(Doing::Open, events, e))?,
+        };
+        // So is another run writing the outputs (with another folder).
+        if config.checkpoint.is_some() {
+            let late = config.late.iter().map(|late| (late.as_path(), "--late"));
+            for (path, flag) in std::iter::once((config.output_path(), "--output")).chain(late) {
+                locks.extend(crate::lock::output(path, flag)?);
+            }
+        }
+        let mut sink = match sink {
+            Some(sink) => sink,
+            None => Box::new(Files::of(&config, resumed.is_some())?),
+        };
+        // The sink says which kept checkpoint it committed: the newest,
+        // or (a transactional sink that stopped before its commit) the
+        // one before, from which the run then goes on.
+        let resumed = match resumed {
+            None => None,
+            Some(resumed) => {
+                let mut kept = vec![kept(&resumed.meta)];
+                kept.extend(resumed.prev.as_ref().map(|(meta, _)| kept_one(meta)));
+                match sink.recover(&kept).map_err(Error::Sink)? {
+                    0 => Some(resumed.meta),
+                    1 => {
+                        let (meta, bytes) = resumed.prev.expect("two kept");
+                        let snapshot = checkpoint::decode(&bytes).map(|(_, s)| s);
+                        let mut fresh = config.engine();
+                        if let Err(why) = snapshot.map_err(Box::new).and_then(|snapshot| {
+                            fresh
+                                .restore_rules(snapshot)
+                                .map_err(|e| Box::new(crate::Unusable::DoesNotFit(e)))
+                        }) {
+                            return Err(Error::Checkpoint {
+                                path: config
+                                    .checkpoint
+                                    .iter()
+                                    .map(|dir| dir.join(checkpoint::PREV))
+                                    .next()
+                                    .unwrap_or_default(),
+                                folder: config.checkpoint.clone().unwrap_or_default(),
+                                why: *why,
+                            });
+                        }
+                        engine = fresh;
+                        report.notice(Notice::line(
+                            Level::Info,
+                            format!(
+                                "cepheid: the sink committed the checkpoint before the newest: resuming from it, at line {}",
+                                meta.input.lines + 1
+                            ),
+                        ));
+                        start = meta.input;
+                        decoder = new_decoder(&config, engine.fields());
+                        if start.offset > 0 && config.format == Format::Csv {
+                            crate::source::prime(&mut decoder, events)
+                                .map_err(|e| io_error(Doing::Read, events, e))?;
+                        }
+                        let mut warn =
+                            |text: String| report.notice(Notice::line(Level::Warning, text));
+                        match (&source, &meta.source) {
+                            (Some(source), Some(at)) => {
+                                lock_source(source).seek(at).map_err(Error::Source)?;
+                            }
+                            (Some(_), None) => {}
+                            (None, _) => {
+                                (input, size) =
+                                    Opened::open(events, config.follow, start.offset, &mut warn)
+                                        .map_err(|e| io_error(Doing::Open, events, e))?;
+                            }
+                        }
+                        Some(meta)
+                    }
+                    chosen => {
+                        return Err(Error::Recover {
+                            chosen,
+                            kept: kept.len(),
+                        })
+                    }
+                }
+            }
+        };
+        let out = Output::new(sink);
+        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let place = resumed.as_ref().and_then(|m| m.source.clone());
+        Ok(Runtime {
+            config,
+            engine,
+            report,
+            tx,
+            messages,
+            input,
+            size,
+            decoder,
+            resumed,
+            command,
+            out,
+            source,
+            place,
+            _locks: locks,
+        })
+    }
+
+    /// A handle that stops the run or asks for a reload, from any thread.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// The engine (its patterns, its fields) before the run.
+    pub fn engine(&self) -> &Engine<Record> {
+        &self.engine
+    }
+
+    /// Runs to the end of the input (or to [`Handle::stop`], or an error)
+    /// and says how it went.
+    pub fn run(self) -> Summary {
+        let Runtime {
+            config,
+            mut engine,
+            mut report,
+            tx,
+            messages,
+            input,
+            size,
+            decoder,
+            resumed,
+            command,
+            mut out,
+            source,
+            place,
+            _locks,
+        } = self;
+        let started = Instant::now();
+        let start = resumed
+            .as_ref()
+            .map_or(FilePosition::default(), |m| m.input);
+        let reload_first = resumed.as_ref().is_some_and(|m| m.reload_files);
+        report.started(size, start.offset);
+        // (the engine's patterns: resumed after a change of rules, the
+        // snapshot's, not the command line's)
+        let mut keys = KeyFields::new(engine.patterns(), engine.fields());
+        let mut drops = Drops::default();
+        let number = resumed.as_ref().map_or(0, |m| m.number);
+        let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
+        keys.restore(&counters.object_keys_told);
+        drops.restore(&counters.dropped_keys, &names(&engine));
+        drops.overflow = counters.dropped_keys_overflow;
+        let checkpoints = match (&config.checkpoint, command) {
+            (Some(dir), Some(command)) => Some(Checkpoints {
+                writer: Writer::new(dir, config.checkpoint_every, started),
+                command,
+                number,
+            }),
+            _ => None,
+        };
+        // (a resumed run said it already if the cap dropped anything)
+        let capped_told = engine.stats().capped_runs > 0;
+        let reloads = Reloads {
+            applied: counters.reloads,
+            refused: counters.reloads_refused,
+        };
+        let mut session = Session {
+            config: &config,
+            engine: &mut engine,
+            out: Reporting {
+                out: &mut out,
+                drops,
+                limit: config.max_runs_per_key,
+                live_limit: config.max_live_runs,
+                capped_told,
+                report: report.as_mut(),
+            },
+            keys,
+            counters: &mut counters,
+            checkpoints,
+            position: start,
+            source,
+            place,
+            reloads,
+            stale_below: 0,
+            open_end: false,
+            reload_first,
+        };
+        let result = session.stream(input, decoder, tx, messages);
+        let reloads = session.reloads;
+        let drops = session.out.drops;
+        let end = match result {
+            Ok(None) => End::Input,
+            Ok(Some(why)) => End::Stopped(why),
+            Err(Stop::Quiet) => End::OutputClosed,
+            Err(Stop::Failed(e)) => End::Failed(e),
+        };
+        let (end, flushed) = match end {
+            End::OutputClosed => (End::OutputClosed, true),
+            end => match out.flush() {
+                Ok(()) => (end, true),
+                Err(e) => match sink_failed(e, report.as_mut()) {
+                    Stop::Quiet => (End::OutputClosed, true),
+                    Stop::Failed(e) => (End::Failed(e), false),
+                },
+            },
+        };
+        let stats = engine.stats();
+        Summary {
+            events: stats.events,
+            malformed: counters.malformed,
+            late: stats.late,
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+            unusable_keys: stats.unusable_keys,
+            dropped_runs: stats.dropped_runs.saturating_sub(stats.capped_runs),
+            dropped_keys: drops.keys.len(),
+            dropped_keys_overflow: drops.overflow,
+            capped_runs: stats.capped_runs,
+            forced_watermarks: stats.forced_watermarks,
+            reloads: reloads.applied,
+            reloads_refused: reloads.refused,
+            discarded_runs: stats.discarded_runs,
+            waiting: engine.waiting_events(),
+            punctuated: counters.punctuated,
+            elapsed: started.elapsed(),
+            flushed,
+            end,
+        }
+    }
+}
+
+/// The names of the engine's patterns in force, in order.
+fn names(engine: &Engine<Record>) -> Vec<String> {
+    engine.patterns().map(|p| p.name.clone()).collect()
+}
+
+/// A decoder of the configuration's format and time over the engine's
+/// fields.
+fn new_decoder(config: &Config, fields: &FieldTable) -> Decoder {
+    match &config.time {
+        Time::Event { field } => Decoder::new(config.format, field, fields.clone()),
+        Time::Processing => Decoder::new(config.format, "ts", fields.clone()).without_time(),
+    }
+}
+
+/// What a checkpoint of this run must agree on (`None` without
+/// checkpoints, or when a path has no canonical form).
+pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command> {
+    config.checkpoint.as_ref()?;
+    let path = |p: &Path| canonical(p).map(|c| c.display().to_string());
+    let output = match &config.output {
+        None => None,
+        Some(output) => Some(path(output)?),
+    };
+    let late = match &config.late {
+        Some(late) => Some(path(late)?),
+        None => None,
+    };
+    let Input::File(events) = &config.input else {
+        return None;
+    };
+    let format = match config.format {
+        Format::JsonLines => "jsonl",
+        Format::Csv => "csv",
+    };
+    Some(checkpoint::Command {
+        events: path(events)?,
+        format: format.to_string(),
+        time: match config.time {
+            Time::Event { .. } => "event",
+            Time::Processing => "processing",
+        }
+        .to_string(),
+        // (in processing time no field is read: `ts`, the default)
+        time_field: config.time_field().unwrap_or("ts").to_string(),
+        output,
+        late,
+    })
+}
+
+/// The canonical path of `p`, or of its parent joined with its file name
+/// when `p` does not exist yet.
+pub fn canonical(p: &Path) -> Option<std::path::PathBuf> {
+    if let Ok(c) = p.canonicalize() {
+        return Some(c);
+    }
+    let name = p.file_name()?;
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(parent.canonicalize().ok()?.join(name))
+}
+
+/// With checkpoints, an output or late file that is not a regular file
+/// (`/dev/null`, a FIFO, a socket) cannot be synced, measured or
+/// truncated on resuming: it is written as standard output is (records
+/// after the last checkpoint written again on resuming: at least once),
+/// and the run says so before it starts (issue 26).
+fn special_outputs(config: &Config, report: &mut dyn Report) {
+    if config.checkpoint.is_none() {
+        return;
+    }
+    let late = config.late.iter().map(|late| (late.as_path(), "--late"));
+    for (path, flag) in std::iter::once((config.output_path(), "--output")).chain(late) {
+        if path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            report.notice(Notice::line(Level::Warning, format!(
+                "cepheid: {flag} {} is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)",
+                path.display()
+            )));
+        }
+    }
+}
+
+/// A kept checkpoint, as the sink sees it.
+fn kept(meta: &Meta) -> Checkpoint {
+    kept_one(meta)
+}
+
+/// Locks a source shared with the reader thread (a panic there does not
+/// poison it).
+fn lock_source(source: &Mutex<Box<dyn Source>>) -> std::sync::MutexGuard<'_, Box<dyn Source>> {
+    source
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a checkpoint of a run from a source of the library's user must
+/// agree on: the source's name for the input.
+fn custom_command(config: &Config, name: String) -> checkpoint::Command {
+    let path = |p: &Path| {
+        canonical(p).map_or_else(|| p.display().to_string(), |c| c.display().to_string())
+    };
+    checkpoint::Command {
+        events: name,
+        format: match config.format {
+            Format::JsonLines => "jsonl",
+            Format::Csv => "csv",
+        }
+        .to_string(),
+        time: match config.time {
+            Time::Event { .. } => "event",
+            Time::Processing => "processing",
+        }
+        .to_string(),
+        time_field: config.time_field().unwrap_or("ts").to_string(),
+        output: config.output.as_deref().map(path),
+        late: config.late.as_deref().map(path),
+    }
+}
+
+/// A kept checkpoint, as the sink sees it.
+fn kept_one(meta: &Meta) -> Checkpoint {
+    Checkpoint {
+        number: meta.number,
+        source: meta.source.clone().unwrap_or(Position::File(meta.input)),
+        sink: SinkState {
+            output_len: meta.output_len,
+            output_head: meta.output_head,
+            late_len: meta.late_len,
+            late_head: meta.late_head,
+            data: meta.sink_data.clone(),
+        },
+    }
+}
+
+/// A run's checkpoints.
+struct Checkpoints {
+    writer: Writer,
+    command: checkpoint::Command,
+    /// The number of the last checkpoint written (or resumed from).
+    number: u64,
+}
+
+/// One run: the engine, its outputs and the run's own state.
+struct Session<'a> {
+    config: &'a Config,
+    engine: &'a mut Engine<Record>,
+    out: Reporting<'a>,
+    keys: KeyFields,
+    counters: &'a mut Counters,
+    checkpoints: Option<Checkpoints>,
+    /// Where the input is after the lines given to the engine.
+    position: FilePosition,
+    /// A source of the library's user, and its position after the lines
+    /// given to the engine.
+    source: Option<Arc<Mutex<Box<dyn Source>>>>,
+    place: Option<Position>,
+    /// The rule changes so far.
+    reloads: Reloads,
+    /// After a reload from disk, records with fewer values than this were
+    /// decoded (ahead, on the reader thread) before it: they are read
+    /// again for the new rules' fields. 0: none can be.
+    stale_below: usize,
+    /// Was the last line of a file still being written (no newline yet,
+    /// `Batch::open_end`) given to the engine? Then no checkpoint is taken
+    /// any more: the last one is just before it, which a resumed run reads
+    /// again whole (issue 26).
+    open_end: bool,
+    /// Resumed with `watch` from a checkpoint whose rules the pattern
+    /// files no longer are: they are read at once, before any line, as
+    /// the reload `watch` made before the run was stopped.
+    reload_first: bool,
+}
+
+/// Each pattern's `partition by` fields, to say the first time per pattern
+/// that an event's key field holds an object (the engine counts such events
+/// in `Stats::unusable_keys` and skips them for that pattern).
+struct KeyFields {
+    patterns: Vec<PatternKey>,
+}
+
+/// One pattern's name, its key fields (id and name), and whether it was
+/// told about an object key already.
+type PatternKey = (String, Vec<(FieldId, String)>, bool);
+
+impl KeyFields {
+    fn new<'p>(
+        patterns: impl IntoIterator<Item = &'p cepheid_core::pattern::Pattern>,
+        table: &FieldTable,
+    ) -> KeyFields {
+        let patterns = patterns
+            .into_iter()
+            .map(|p| {
+                let fields = p
+                    .partition_by
+                    .iter()
+                    .map(|path| (table.intern(path), path.to_string()))
+                    .collect();
+                (p.name.clone(), fields, false)
+            })
+            .collect();
+        KeyFields { patterns }
+    }
+
+    /// The rules changed: the new patterns' key fields; a name that stays
+    /// is not told again.
+    fn reload<'p>(
+        &mut self,
+        patterns: impl IntoIterator<Item = &'p cepheid_core::pattern::Pattern>,
+        table: &FieldTable,
+    ) {
+        let mut fresh = KeyFields::new(patterns, table);
+        for (name, _, told) in &mut fresh.patterns {
+            *told = self.patterns.iter().any(|(n, _, t)| n == name && *t);
+        }
+        *self = fresh;
+    }
+
+    /// Which patterns were told about an object key (for checkpoints).
+    fn told(&self) -> Vec<bool> {
+        self.patterns.iter().map(|(_, _, told)| *told).collect()
+    }
+
+    /// Resumed from a checkpoint: which patterns were told already.
+    fn restore(&mut self, told: &[bool]) {
+        if told.len() == self.patterns.len() {
+            for ((_, _, t), &was) in self.patterns.iter_mut().zip(told) {
+                *t = was;
+            }
+        }
+    }
+
+    /// Says (once per pattern) which key fields of `record` are objects (or
+    /// lists holding one).
+    fn check(&mut self, record: &Record, path: &str, line_no: u64, report: &mut dyn Report) {
+        if record.objects().is_empty() {
+            return;
+        }
+        for (name, fields, told) in &mut self.patterns {
+            if *told {
+                continue;
+            }
+            let Some((_, field)) = fields.iter().find(|(id, _)| record.objects().contains(id))
+            else {
+                continue;
+            };
+            *told = true;
+            report.notice(Notice::line(Level::Warning, format!(
+                "{path}:{line_no}: pattern `{name}`: partition key `{field}` is an object or a list holding one, which cannot be a key; such events are skipped for this pattern and counted"
+            )));
+        }
+    }
+}
+
+/// Keys whose partial matches the limit cut, told the first time (for the
+/// first [`TOLD_KEYS`]).
+#[derive(Default)]
+struct Drops {
+    /// (pattern name, key) of every key that reached the limit (by name:
+    /// pattern numbers change when the rules do), the first
+    /// [`MAX_DROP_KEYS`] of them.
+    keys: HashSet<(String, Vec<Value>)>,
+    /// Did more keys than that reach the limit? Then they are not
+    /// remembered (nor written into checkpoints): with key churn the set
+    /// grew without bound, for the whole run (issue 26), and the summary
+    /// says "more than N keys".
+    overflow: bool,
+}
+
+impl Drops {
+    /// The keys as JSON (for checkpoints: the pattern as its index among
+    /// `names`, the engine's patterns), in a fixed order.
+    fn to_json(&self, names: &[String]) -> Vec<(usize, Vec<serde_json::Value>)> {
+        let mut keys: Vec<_> = self
+            .keys
+            .iter()
+            .filter_map(|(name, key)| {
+                let p = names.iter().position(|n| n == name)?;
+                Some((p, key.iter().map(value_to_json).collect::<Vec<_>>()))
+            })
+            .collect();
+        keys.sort_by(|a, b| (a.0, format!("{:?}", a.1)).cmp(&(b.0, format!("{:?}", b.1))));
+        keys
+    }
+
+    /// Resumed from a checkpoint: the keys already told.
+    fn restore(&mut self, keys: &[(usize, Vec<serde_json::Value>)], names: &[String]) {
+        self.keys = keys
+            .iter()
+            .filter_map(|(p, key)| {
+                let name = names.get(*p)?.clone();
+                Some((name, key.iter().map(value_from_json).collect()))
+            })
+            .collect();
+    }
+}
+
+/// What is said the first time `max_live_runs` drops a partial match.
+pub fn capped_message(limit: usize) -> String {
+    format!(
+        "cepheid: {limit} partial matches live over all keys and patterns; \
+         keys that would hold more drop their oldest (--max-live-runs; raise it to keep them)"
+    )
+}
+
+/// How many keys that reached the limit are named.
+pub const TOLD_KEYS: usize = 10;
+
+/// The run's engine sink: output records to the writer, dropped partial
+/// matches told and counted.
+struct Reporting<'a> {
+    out: &'a mut Output,
+    drops: Drops,
+    limit: usize,
+    /// `max_live_runs`, and was its first drop said?
+    live_limit: usize,
+    capped_told: bool,
+    report: &'a mut dyn Report,
+}
+
+impl Reporting<'_> {
+    /// Says one line.
+    fn say(&mut self, level: Level, text: impl std::fmt::Display) {
+        self.report.notice(Notice::line(level, text));
+    }
+}
+
+impl EngineSink<Record> for Reporting<'_> {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.out.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.out.on_timeout(m, expired_at);
+    }
+
+    fn on_late(&mut self, ts: Timestamp, event: &Record) {
+        self.out.on_late(ts, event);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        if partial.capped() {
+            if !self.capped_told {
+                self.capped_told = true;
+                let limit = self.live_limit;
+                self.say(Level::Warning, capped_message(limit));
+            }
+            return;
+        }
+        let keys = &mut self.drops.keys;
+        if keys.len() >= MAX_DROP_KEYS {
+            // (past the first ten, nothing is said: only whether there
+            // were more is kept)
+            self.drops.overflow = true;
+            return;
+        }
+        let told = (partial.pattern().to_string(), partial.key().to_vec());
+        if !keys.insert(told) {
+            return;
+        }
+        let (limit, n) = (self.limit, keys.len());
+        let key = if partial.key().is_empty() {
+            "(the pattern has no `partition by`)".to_string()
+        } else {
+            let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
+            format!("key [{}]", values.join(", "))
+        };
+        let name = partial.pattern();
+        if n <= TOLD_KEYS {
+            let text = format!(
+                "cepheid: pattern `{name}`, {key}: more than {limit} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)"
+            );
+            self.say(Level::Warning, text);
+        }
+        if n == TOLD_KEYS {
+            self.say(
+                Level::Warning,
+                "cepheid: further keys over the limit are only counted in the summary",
+            );
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Says one line.
+    fn say(&mut self, level: Level, text: impl std::fmt::Display) {
+        self.out.say(level, text);
+    }
+
+    /// Feeds every decoded line to the engine, then ends event time.
+    /// Returns why the run was stopped, if it was.
+    fn stream(
+        &mut self,
+        input: Opened,
+        decoder: Decoder,
+        tx: SyncSender<Message>,
+        messages: Receiver<Message>,
+    ) -> Result<Option<String>, Stop> {
+        let config = self.config;
+        let origin = config.input.describe();
+        let origin_name = origin.clone();
+        // Kept for the whole run: the watch ends with it.
+        #[cfg(feature = "watch")]
+        let _watcher = if config.watch {
+            match reload::watch(&config.patterns, tx.clone()) {
+                Ok(watcher) => Some(watcher),
+                Err(e) => {
+                    self.say(
+                        Level::Warning,
+                        format!("warning: cannot watch the pattern files ({e}); SIGHUP still reloads them"),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        #[cfg(not(feature = "watch"))]
+        if config.watch {
+            self.say(
+                Level::Warning,
+                "warning: cannot watch the pattern files (built without the feature `watch`); a reload through the handle (SIGHUP) still reloads them",
+            );
+        }
+        // Control records (JSON lines only): the reader thread waits after
+        // each until it is applied.
+        let (go_on, controls) = match config.format {
+            Format::JsonLines => {
+                let (go_on, controls) = mpsc::sync_channel::<()>(1);
+                (Some(go_on), Some(controls))
+            }
+            Format::Csv => (None, None),
+        };
+        let fresh = {
+            let table = self.engine.fields().clone();
+            let config = config.clone();
+            Box::new(move || new_decoder(&config, &table))
+        };
+        let reading = Reading {
+            origin,
+            decoder,
+            fresh,
+            start: self.position,
+            tails: self.checkpoints.is_some(),
+            controls,
+        };
+        if self.reload_first {
+            // (first in the channel: before any line)
+            let _ = tx.send(Message::Reload(Reload::Resumed));
+        }
+        let reader = spawn_reader(input, reading, tx);
+        let mut stop = None;
+        let mut stopped = None;
+        let mut timing = match config.time {
+            Time::Processing => Timing::Processing,
+            Time::Event { .. } => Timing::Event(
+                config
+                    .idle_timeout
+                    .map(|timeout| Idle::new(timeout, Instant::now())),
+            ),
+        };
+        'input: loop {
+            let message = match timing.wait(Instant::now(), self.engine) {
+                None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(wait) => messages.recv_timeout(wait),
+            };
+            let batch = match message {
+                Ok(Message::Batch(batch)) => {
+                    timing.arrived(Instant::now());
+                    batch
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    timing.tick(Instant::now(), wall_ms(), self.engine, &mut self.out);
+                    self.flush_now()?;
+                    if let Some(checkpoints) = &mut self.checkpoints {
+                        checkpoints.writer.advanced(0);
+                    }
+                    self.checkpoint_if_due()?;
+                    continue;
+                }
+                Ok(Message::Stop(why)) => {
+                    stopped = Some(why);
+                    break;
+                }
+                Ok(Message::Reload(why)) => {
+                    self.reload_from_disk(why)?;
+                    self.flush_now()?;
+                    continue;
+                }
+                Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let lines = batch.lines.len();
+            if batch.open_end {
+                // The last line, without its newline yet: a checkpoint
+                // before it (the position is just before it), none after.
+                self.checkpoint_if_dirty()?;
+                self.open_end = true;
+            }
+            for (line_no, item) in batch.lines {
+                match item {
+                    Ok(Entry::Item(Item::Event(ts, mut record))) => {
+                        if record.values().len() < self.stale_below {
+                            record = reread(record, self.engine.fields());
+                        }
+                        self.keys
+                            .check(&record, &origin_name, line_no, &mut *self.out.report);
+                        timing.push(ts, wall_ms, record, self.engine, &mut self.out);
+                    }
+                    Ok(Entry::Rules(control)) => {
+                        self.reload_from_stream(&control, &origin_name, line_no);
+                        // The reader thread decodes the next lines now (with
+                        // the new rules' fields).
+                        if let Some(go_on) = &go_on {
+                            let _ = go_on.send(());
+                        }
+                    }
+                    Ok(Entry::Item(Item::Watermark(_))) if timing.is_processing() => {
+                        if !self.counters.watermarks_told {
+                            self.counters.watermarks_told = true;
+                            self.say(Level::Warning, format!(
+                                "{origin_name}:{line_no}: `$watermark` lines are ignored with --time processing"
+                            ));
+                        }
+                    }
+                    Ok(Entry::Item(Item::Watermark(t))) => {
+                        self.counters.punctuated = true;
+                        self.engine.watermark(t, &mut self.out);
+                    }
+                    Ok(Entry::Item(Item::Skip)) => {}
+                    Err(e) if e.kind() == ErrorKind::Io => {
+                        let error = Error::Io {
+                            doing: Doing::Read,
+                            path: origin_name.clone(),
+                            source: io::Error::other(e.message().to_string()),
+                        };
+                        self.say(Level::Error, format!("error: {error}"));
+                        stop = Some(Stop::Failed(error));
+                        break 'input;
+                    }
+                    Err(e) => {
+                        self.counters.malformed += 1;
+                        let why = e.message();
+                        self.say(
+                            Level::Warning,
+                            format!("{origin_name}:{line_no}: malformed line: {why}"),
+                        );
+                        if config.strict {
+                            stop = Some(Stop::Failed(Error::Malformed {
+                                origin: origin_name.clone(),
+                                line: line_no,
+                                source: e,
+                            }));
+                            break 'input;
+                        }
+                    }
+                }
+                self.check_output()?;
+            }
+            if !batch.open_end {
+                self.position = batch.at;
+                if batch.place.is_some() {
+                    self.place = batch.place;
+                }
+            }
+            self.out.report.progress(batch.at.offset);
+            if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
+                self.counters.forced_told = true;
+                self.say(Level::Warning, format!(
+                    "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
+                    config.max_waiting
+                ));
+            }
+            if batch.stalled {
+                // The input waits for its writer: whatever the watermark
+                // released goes out now (a live stream's matches are not held
+                // in a buffer until the next burst or the end).
+                self.flush_now()?;
+            }
+            if let Some(checkpoints) = &mut self.checkpoints {
+                checkpoints.writer.advanced(lines);
+            }
+            self.checkpoint_if_due()?;
+        }
+        if let Some(why) = stopped {
+            // Stopped, not at the end of the input: event time stays where
+            // it is (the reader thread may be waiting for input; it ends
+            // with the process). A last checkpoint lets the next run go on
+            // from here.
+            self.say(Level::Info, format!("cepheid: stopped by {why}"));
+            self.check_output()?;
+            self.checkpoint_if_dirty()?;
+            return Ok(Some(why));
+        }
+        if stop.is_none() {
+            // The input ended: the thread is done (a panic in it is passed
+            // on rather than taken for the end of input).
+            if let Err(panic) = reader.join() {
+                std::panic::resume_unwind(panic);
+            }
+            // Checkpointed before the end of event time: run again, the
+            // run ends the same way; the input grown, it goes on.
+            self.checkpoint_if_dirty()?;
+        }
+        if config.flush_at_end {
+            self.engine.watermark(Timestamp::MAX, &mut self.out);
+        } else if !self.counters.punctuated {
+            self.engine.finish(&mut self.out);
+        }
+        self.check_output()?;
+        stop.map_or(Ok(None), Err)
+    }
+
+    /// A control record at line `line_no`: the rules it names replace the
+    /// engine's here. A set that does not load is said and counted, and
+    /// the old rules go on.
+    fn reload_from_stream(&mut self, control: &Control, origin: &str, line_no: u64) {
+        let what = reload::describe(control);
+        let where_ = format!("{origin}:{line_no} ({what})");
+        let allowed = reload::StreamRules {
+            enabled: self.config.rules_from_stream,
+            dir: self.config.rules_dir.clone(),
+        };
+        match reload::load_control(control, &allowed, origin, line_no) {
+            Ok(loaded) => {
+                self.apply(loaded, &where_);
+            }
+            Err(why) => {
+                self.reloads.refused += 1;
+                self.say(
+                    Level::Warning,
+                    format!("cepheid: {where_}: refused: {why}; the old rules go on"),
+                );
+            }
+        }
+    }
+
+    /// The pattern paths again, applied here, between two batches. Lines
+    /// the reader thread decoded before the change are read again when
+    /// they come (`stale_below`).
+    fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
+        let why = match why {
+            Reload::Changed => "the pattern files changed",
+            Reload::Hangup => "SIGHUP",
+            Reload::Resumed => "the pattern files changed since the checkpoint",
+        };
+        if let Some(empty) = reload::empty_file(&self.config.patterns) {
+            // An editor rewriting it: its next change reloads.
+            self.say(Level::Warning, format!(
+                "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
+                empty.display()
+            ));
+            return Ok(());
+        }
+        let loaded = cepheid_engine::rules::load_paths(&self.config.patterns);
+        if self.apply(loaded, why) {
+            self.stale_below = self.engine.fields().len();
+        }
+        self.check_output()
+    }
+
+    /// Makes `loaded` the engine's rule set (`where_` names what asked for
+    /// it in messages) and says what that did to each pattern; a set with
+    /// errors is said (with its diagnostics) and counted, and changes
+    /// nothing. True when the rules were put in force.
+    fn apply(&mut self, loaded: Loaded, where_: &str) -> bool {
+        let diagnostics = loaded.render();
+        if !diagnostics.is_empty() {
+            self.out
+                .report
+                .notice(Notice::text(Level::Warning, diagnostics));
+        }
+        let refused = |this: &mut Self, why: &str| {
+            this.reloads.refused += 1;
+            this.say(
+                Level::Warning,
+                format!("cepheid: {where_}: the new rules {why}; the old rules go on"),
+            );
+            false
+        };
+        // Errors are said above; `Rules` places a compile error in its text.
+        let Ok(rules) = Rules::from_loaded(loaded) else {
+            return refused(self, "have errors");
+        };
+        let policy = self.config.reload_policy;
+        match self.engine.set_rules(&rules, policy, &mut self.out) {
+            Ok(changes) => {
+                self.reloads.applied += 1;
+                self.counters.rules_changed |= changes.any();
+                self.keys
+                    .reload(self.engine.patterns(), self.engine.fields());
+                let lines: String = changes
+                    .to_string()
+                    .lines()
+                    .map(|line| format!("  {line}\n"))
+                    .collect();
+                self.out.report.notice(Notice::text(
+                    Level::Info,
+                    format!("cepheid: {where_}: rules reloaded:\n{lines}"),
+                ));
+                true
+            }
+            Err(e) => {
+                self.say(Level::Warning, e);
+                refused(self, "do not compile")
+            }
+        }
+    }
+
+    /// Flushes the outputs (a live stream's records go out now); stops the
+    /// run when writing failed.
+    fn flush_now(&mut self) -> Result<(), Stop> {
+        match self.out.out.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(sink_failed(e, &mut *self.out.report)),
+        }
+    }
+
+    /// Stops the run when writing output failed.
+    fn check_output(&mut self) -> Result<(), Stop> {
+        match self.out.out.take_error() {
+            None => Ok(()),
+            Some(e) => Err(sink_failed(e, &mut *self.out.report)),
+        }
+    }
+
+    /// Takes a checkpoint when one is due.
+    fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
+        match &self.checkpoints {
+            Some(c) if c.writer.due(Instant::now()) => self.take_checkpoint(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes a checkpoint when anything happened since the last one.
+    fn checkpoint_if_dirty(&mut self) -> Result<(), Stop> {
+        match &self.checkpoints {
+            Some(c) if c.writer.dirty() => self.take_checkpoint(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes the sink's records durable (`Sink::prepare`), then writes a
+    /// checkpoint of the engine, the input position, what the sink said
+    /// and the counters, and lets the sink commit (`Sink::commit`). A
+    /// failure stops the run; the previous checkpoint is kept.
+    fn take_checkpoint(&mut self) -> Result<(), Stop> {
+        if self.open_end {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let number = checkpoints.number + 1;
+        let state = match self.out.out.prepare(number) {
+            Ok(state) => state,
+            Err(e) => return Err(sink_failed(e, &mut *self.out.report)),
+        };
+        self.counters.object_keys_told = self.keys.told();
+        self.counters.dropped_keys = self.out.drops.to_json(&names(self.engine));
+        self.counters.dropped_keys_overflow = self.out.drops.overflow;
+        self.counters.reloads = self.reloads.applied;
+        self.counters.reloads_refused = self.reloads.refused;
+        let meta = Meta {
+            command: checkpoints.command.clone(),
+            input: self.position,
+            output_len: state.output_len,
+            late_len: state.late_len,
+            output_head: state.output_head,
+            late_head: state.late_head,
+            counters: self.counters.clone(),
+            number,
+            source: self.place.clone(),
+            sink_data: state.data,
+            reload_files: false,
+        };
+        let path = checkpoints.writer.path();
+        let report = &mut *self.out.report;
+        let mut failed = |source: io::Error| {
+            let error = Error::Io {
+                doing: Doing::WriteCheckpoint,
+                path: path.display().to_string(),
+                source,
+            };
+            report.notice(Notice::line(Level::Error, format!("error: {error}")));
+            Stop::Failed(error)
+        };
+        let mut snapshot = Vec::new();
+        if let Err(e) = self.engine.snapshot(&mut snapshot) {
+            return Err(failed(io::Error::other(e.message().to_string())));
+        }
+        let bytes = checkpoint::encode(&meta, &snapshot);
+        match checkpoints.writer.write(&bytes, started) {
+            Ok(said) => {
+                if let Some(said) = said {
+                    report.notice(Notice::line(Level::Warning, said));
+                }
+            }
+            Err(e) => return Err(failed(e)),
+        }
+        checkpoints.number = number;
+        let position = match &self.place {
+            Some(place) => place.clone(),
+            None => Position::File(self.position),
+        };
+        if let Err(e) = self.out.out.sink.commit(number, &position) {
+            return Err(sink_failed(e, report));
+        }
+        if let Some(source) = &self.source {
+            lock_source(source).checkpoint_committed(&position);
+        }
+        // (a previous checkpoint left behind is harmless: the sink says
+        // which one it committed)
+        let _ = checkpoints.writer.committed();
+        Ok(())
+    }
+}
+
+/// `record` (decoded before a reload from disk) read again from its text
+/// for the fields of `table`, the new rules' (a record's text is JSON, CSV
+/// rows included, whose columns are top-level fields).
+fn reread(record: Record, table: &FieldTable) -> Record {
+    let raw: std::sync::Arc<str> = std::sync::Arc::from(record.raw());
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&raw) {
+        Ok(object) => cepheid_engine::io::record_from_json(table, &object, raw),
+        Err(_) => record,
+    }
+}
+
+/// Says a sink's error; a closed standard output is not an error: the
+/// run stops quietly.
+fn sink_failed(e: SinkError, report: &mut dyn Report) -> Stop {
+    if !e.late && e.source.kind() == io::ErrorKind::BrokenPipe {
+        return Stop::Quiet;
+    }
+    let error = Error::Sink(e);
+    report.notice(Notice::line(Level::Error, format!("error: {error}")));
+    Stop::Failed(error)
+}

@@ -1,0 +1,754 @@
+//! # cepheid-runtime: the stream driver of `cepheid run`, as a library
+//!
+//! The engine (`cepheid_engine`) matches patterns over the events it is
+//! given. This crate gives them to it the way `cepheid run` does: a file
+//! read from an offset, followed as `tail -F`, or standard input, decoded
+//! on a thread of its own; event time with a bounded delay and an idle
+//! timeout, or processing time; checkpoints to a folder from which a later
+//! run goes on as if it had never stopped; the rules changed while it runs
+//! (control records in the stream, the pattern paths watched on disk, or a
+//! [`Handle::reload`]); the records written by a [`Sink`] that takes part
+//! in checkpoints; one [`Summary`] at the end.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use cepheid_runtime::{Config, Input, Runtime, StderrReport};
+//!
+//! let mut config = Config::new(Input::file("events.jsonl"), vec!["patterns/".into()]);
+//! config.follow = true;
+//! config.watch = true;
+//! config.checkpoint = Some("state/".into());
+//! config.checkpoint_every.time = Some(Duration::from_secs(5));
+//! config.output = Some("matches.jsonl".into());
+//! let rules = cepheid_engine::Rules::load_all(&config.patterns)?;
+//! let runtime = Runtime::new(config, &rules, Box::new(StderrReport))?;
+//! let handle = runtime.handle(); // stop() from another thread, reload() ...
+//! let summary = runtime.run();
+//! println!("{summary}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What is observable happens in input order on the calling thread: the
+//! reader thread only reads and decodes ahead, and the output's system
+//! calls are made on a thread of their own.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cepheid_engine::engine::ReloadPolicy;
+use cepheid_engine::io::Format;
+use cepheid_engine::{Engine, Record};
+use serde::Serialize;
+
+mod background;
+pub mod checkpoint;
+mod driver;
+mod follow;
+#[doc(hidden)]
+pub mod lock;
+mod reload;
+mod resume;
+#[doc(hidden)]
+pub mod rotate;
+pub mod sink;
+pub mod source;
+mod timing;
+
+pub use checkpoint::Every;
+#[doc(hidden)]
+pub use driver::{canonical, capped_message, TOLD_KEYS};
+pub use driver::{Handle, Runtime};
+pub use sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
+pub use source::{
+    FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
+    SourceError, SplitWatermarks,
+};
+pub use timing::Idle;
+
+/// Where the events come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input (no position: no checkpoints, nothing to follow).
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+impl Input {
+    /// A file.
+    pub fn file(path: impl Into<PathBuf>) -> Input {
+        Input::File(path.into())
+    }
+
+    /// The file's path (`-` for standard input, as on the command line).
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::Stdin => Path::new("-"),
+            Input::File(path) => path,
+        }
+    }
+
+    /// Its name in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Input::Stdin => "standard input".to_string(),
+            Input::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Where event time comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Time {
+    /// The events' time field (integer milliseconds or an RFC 3339
+    /// string) and `$watermark` lines.
+    Event {
+        /// The field's name.
+        field: String,
+    },
+    /// The wall clock when the run takes each event (no event is late).
+    Processing,
+}
+
+/// Everything a run takes, but its patterns: what `cepheid run` takes but
+/// presentation (progress bar, colours). Build it with [`Config::new`] and
+/// set the fields; [`Config::default`] is standard input and no patterns.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The events.
+    pub input: Input,
+    /// Follow the file as `tail -F` does: at its end, wait for more lines;
+    /// a file renamed and created anew, truncated or rewritten in place is
+    /// read from its beginning. Never ends by itself: [`Handle::stop`].
+    pub follow: bool,
+    /// The input format.
+    pub format: Format,
+    /// Where event time comes from.
+    pub time: Time,
+    /// Bounded out-of-orderness: an event more than this behind the
+    /// largest time seen is late.
+    pub max_delay: Duration,
+    /// When no line has arrived for this long, event time follows the
+    /// wall clock from the last watermark (event time only).
+    pub idle_timeout: Option<Duration>,
+    /// [`Engine::max_runs_per_key`].
+    pub max_runs_per_key: usize,
+    /// [`Engine::max_live_runs`].
+    pub max_live_runs: usize,
+    /// [`Engine::max_waiting_events`].
+    pub max_waiting: usize,
+    /// Stop at the first malformed line ([`Error::Malformed`]).
+    pub strict: bool,
+    /// At the end, let time run to infinity (every waiting event is
+    /// processed, every pending window expires).
+    pub flush_at_end: bool,
+    /// Where matches and timeouts go; `None` is standard output.
+    pub output: Option<PathBuf>,
+    /// Where late events go (otherwise they are only counted).
+    pub late: Option<PathBuf>,
+    /// Keep checkpoints in this folder and resume from the one there.
+    pub checkpoint: Option<PathBuf>,
+    /// How often to checkpoint (default 10 s).
+    pub checkpoint_every: Every,
+    /// The pattern files and folders: read again by [`Config::watch`] and
+    /// [`Handle::reload`].
+    pub patterns: Vec<PathBuf>,
+    /// Reload the pattern paths when they change (feature `watch`) and on
+    /// [`Handle::reload`].
+    pub watch: bool,
+    /// What a changed pattern's partial matches do at a reload.
+    pub reload_policy: ReloadPolicy,
+    /// Honour control records (`{"$rules": "..."}`) in JSON-lines input.
+    pub rules_from_stream: bool,
+    /// With `rules_from_stream`, also honour `{"$rules_file": "PATH"}` for
+    /// `.cep` files and folders inside this folder.
+    pub rules_dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::new(Input::Stdin, Vec::new())
+    }
+}
+
+impl Config {
+    /// The defaults of `cepheid run` over `input` with the patterns at
+    /// `patterns`: JSON lines, event time from `ts`, no delay, the
+    /// engine's limits, standard output, no checkpoints.
+    pub fn new(input: Input, patterns: Vec<PathBuf>) -> Config {
+        Config {
+            input,
+            follow: false,
+            format: Format::JsonLines,
+            time: Time::Event {
+                field: "ts".to_string(),
+            },
+            max_delay: Duration::ZERO,
+            idle_timeout: None,
+            max_runs_per_key: Engine::<Record>::DEFAULT_MAX_RUNS_PER_KEY,
+            max_live_runs: Engine::<Record>::DEFAULT_MAX_LIVE_RUNS,
+            max_waiting: Engine::<Record>::DEFAULT_MAX_WAITING_EVENTS,
+            strict: false,
+            flush_at_end: false,
+            output: None,
+            late: None,
+            checkpoint: None,
+            checkpoint_every: Every::default(),
+            patterns,
+            watch: false,
+            reload_policy: ReloadPolicy::Drain,
+            rules_from_stream: false,
+            rules_dir: None,
+        }
+    }
+
+    /// An engine with this configuration and no patterns.
+    pub fn engine(&self) -> Engine<Record> {
+        Engine::with_max_delay(self.max_delay)
+            .max_runs_per_key(self.max_runs_per_key)
+            .max_live_runs(self.max_live_runs)
+            .max_waiting_events(self.max_waiting)
+    }
+
+    /// The time field (`None` in processing time).
+    pub fn time_field(&self) -> Option<&str> {
+        match &self.time {
+            Time::Event { field } => Some(field),
+            Time::Processing => None,
+        }
+    }
+
+    /// The output's path (`-` for standard output, as on the command line).
+    pub(crate) fn output_path(&self) -> &Path {
+        self.output.as_deref().unwrap_or(Path::new("-"))
+    }
+}
+
+/// How loud a [`Notice`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum Level {
+    /// What the run did (resumed, rules reloaded, stopped).
+    Info,
+    /// Something the operator should know (an output rotated, a limit
+    /// reached, a refused rule set, a malformed line).
+    Warning,
+    /// Why the run stops (also in [`Summary::error`] or the `Err` of
+    /// [`Runtime::new`]).
+    Error,
+}
+
+/// Something the run says while it runs: the text `cepheid run` prints on
+/// standard error, in input order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    level: Level,
+    /// The exact text, with its final newline.
+    text: String,
+}
+
+impl Notice {
+    /// A notice of one line (a newline is added).
+    pub(crate) fn line(level: Level, text: impl fmt::Display) -> Notice {
+        Notice {
+            level,
+            text: format!("{text}\n"),
+        }
+    }
+
+    /// A notice of several lines, given with their newlines.
+    pub(crate) fn text(level: Level, text: String) -> Notice {
+        Notice { level, text }
+    }
+
+    /// How loud it is.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The text, with its newlines: what `cepheid run` writes.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text.strip_suffix('\n').unwrap_or(&self.text))
+    }
+}
+
+/// Where a run's [`Notice`]s and progress go.
+pub trait Report: Send {
+    /// Something to say.
+    fn notice(&mut self, notice: Notice);
+    /// The run starts reading the input at byte `offset` of `size` bytes
+    /// (`None`: not a file, or followed).
+    fn started(&mut self, size: Option<u64>, offset: u64) {
+        let _ = (size, offset);
+    }
+    /// The input got to byte `offset`.
+    fn progress(&mut self, offset: u64) {
+        let _ = offset;
+    }
+}
+
+/// A [`Report`] that writes each notice to standard error (ignoring a
+/// standard error that cannot be written: the run goes on).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StderrReport;
+
+impl Report for StderrReport {
+    fn notice(&mut self, notice: Notice) {
+        use std::io::Write;
+        let _ = io::stderr().lock().write_all(notice.as_str().as_bytes());
+    }
+}
+
+/// A [`Report`] that keeps every notice (tests, programs that log them
+/// their own way).
+#[derive(Clone, Debug, Default)]
+pub struct Notices(pub Vec<Notice>);
+
+impl Report for Notices {
+    fn notice(&mut self, notice: Notice) {
+        self.0.push(notice);
+    }
+}
+
+/// What was being done when an I/O error happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Doing {
+    /// Opening the input.
+    Open,
+    /// Reading the input (or a checkpoint's input file).
+    Read,
+    /// Creating an output (or an output's lock).
+    Create,
+    /// Creating the checkpoint folder.
+    CreateFolder,
+    /// Creating a lock file.
+    CreateLock,
+    /// Writing a lock file.
+    WriteLock,
+    /// Taking a lock.
+    Lock,
+    /// Reading the checkpoint.
+    ReadCheckpoint,
+    /// Writing a checkpoint (the previous one is kept).
+    WriteCheckpoint,
+    /// Starting the output's thread.
+    StartThread,
+}
+
+/// Why a checkpoint cannot be used (nothing was changed).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Unusable {
+    /// Not a checkpoint, or truncated.
+    NotACheckpoint,
+    /// Another format version.
+    Version {
+        /// The file's.
+        found: u32,
+        /// This build's.
+        reads: u32,
+    },
+    /// The checksum does not match.
+    Checksum,
+    /// The metadata's length is wrong.
+    MetaLength,
+    /// The metadata does not decode.
+    Meta(serde_json::Error),
+    /// Taken by another command: this setting differs.
+    OtherCommand {
+        /// The setting, as its flag.
+        flag: &'static str,
+        /// Its value then.
+        was: String,
+        /// Its value now.
+        now: String,
+    },
+    /// The engine's snapshot does not fit (patterns, limits).
+    DoesNotFit(cepheid_engine::Error),
+    /// The input file's bytes before the offset differ.
+    NotTheFile {
+        /// The input file.
+        path: PathBuf,
+        /// The checkpoint's offset.
+        offset: u64,
+    },
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unusable::NotACheckpoint => {
+                f.write_str("it is not a cepheid checkpoint (or it is truncated)")
+            }
+            Unusable::Version { found, reads } => write!(
+                f,
+                "it is of format version {found}; this cepheid reads version {reads}"
+            ),
+            Unusable::Checksum => {
+                f.write_str("its checksum does not match: it is corrupt or truncated")
+            }
+            Unusable::MetaLength => f.write_str("its metadata length is wrong"),
+            Unusable::Meta(e) => write!(f, "its metadata does not decode: {e}"),
+            Unusable::OtherCommand { flag, was, now } => write!(
+                f,
+                "it was taken by another command ({flag} was {was}, now {now})"
+            ),
+            Unusable::DoesNotFit(e) => {
+                write!(f, "it does not fit this command: {}", e.message())
+            }
+            Unusable::NotTheFile { path, offset } => write!(
+                f,
+                "{} is not the file it was taken on (its bytes before offset {offset} differ)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Why a run could not start, or stopped before the end of its input.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on a file (named as in messages).
+    Io {
+        /// What was being done.
+        doing: Doing,
+        /// The file or folder.
+        path: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A pattern could not be added to the engine.
+    Pattern {
+        /// Its name.
+        name: String,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
+    /// The checkpoint cannot be used; nothing was changed.
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Its folder.
+        folder: PathBuf,
+        /// Why.
+        why: Unusable,
+    },
+    /// The checkpoint folder holds the cuts of a run on several workers.
+    TakenOnWorkers {
+        /// The folder.
+        folder: PathBuf,
+    },
+    /// The checkpoint folder is in use by another run.
+    FolderInUse {
+        /// The folder.
+        folder: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// The process id written in it, if one is.
+        holder: Option<u32>,
+    },
+    /// An output is being written by another run.
+    OutputInUse {
+        /// The output's flag (`--output`, `--late`).
+        flag: &'static str,
+        /// The output.
+        path: PathBuf,
+    },
+    /// The sink could not write, flush, prepare, commit or recover.
+    Sink(sink::SinkError),
+    /// A source could not read or seek.
+    Source(source::SourceError),
+    /// The sink chose a checkpoint that is not kept.
+    Recover {
+        /// Its choice.
+        chosen: usize,
+        /// How many were kept.
+        kept: usize,
+    },
+    /// A malformed line, with [`Config::strict`] (said as a [`Notice`]
+    /// when it was read).
+    Malformed {
+        /// The input's name.
+        origin: String,
+        /// The line's number.
+        line: u64,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
+}
+
+impl Error {
+    /// Is it about a checkpoint that cannot be used or a folder or output
+    /// another run holds (`cepheid run` exits with 5)?
+    pub fn is_checkpoint(&self) -> bool {
+        matches!(
+            self,
+            Error::Checkpoint { .. }
+                | Error::TakenOnWorkers { .. }
+                | Error::FolderInUse { .. }
+                | Error::OutputInUse { .. }
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                doing,
+                path,
+                source,
+            } => match doing {
+                Doing::Open => write!(f, "cannot open {path}: {source}"),
+                Doing::Read => write!(f, "cannot read {path}: {source}"),
+                Doing::Create => write!(f, "cannot create {path}: {source}"),
+                Doing::CreateFolder => {
+                    write!(f, "cannot create checkpoint folder {path}: {source}")
+                }
+                Doing::CreateLock => write!(f, "cannot create lock file {path}: {source}"),
+                Doing::WriteLock => write!(f, "cannot write lock file {path}: {source}"),
+                Doing::Lock => write!(f, "cannot lock {path}: {source}"),
+                Doing::ReadCheckpoint => write!(f, "cannot read checkpoint {path}: {source}"),
+                Doing::WriteCheckpoint => write!(
+                    f,
+                    "cannot write checkpoint {path}: {source}; the previous checkpoint is kept"
+                ),
+                Doing::StartThread => write!(f, "cannot start the output's thread: {source}"),
+            },
+            Error::Pattern { name, source } => {
+                write!(f, "pattern `{name}`: {}", source.message())
+            }
+            Error::Checkpoint { path, folder, why } => write!(
+                f,
+                "checkpoint {} cannot be used: {why}; nothing was changed (remove {} to start over)",
+                path.display(),
+                folder.display()
+            ),
+            Error::TakenOnWorkers { folder } => write!(
+                f,
+                "checkpoint in {} cannot be used: it was taken with --workers (resume it with --workers, on any worker count); nothing was changed",
+                folder.display()
+            ),
+            Error::FolderInUse {
+                folder,
+                lock,
+                holder,
+            } => {
+                let holder = holder.map_or_else(
+                    || "another process".to_string(),
+                    |pid| format!("process {pid}"),
+                );
+                write!(
+                    f,
+                    "checkpoint folder {} is in use by another run ({holder} holds {}); nothing was changed",
+                    folder.display(),
+                    lock.display()
+                )
+            }
+            Error::OutputInUse { flag, path } => write!(
+                f,
+                "{flag} {} is being written by another cepheid run (it holds the file's lock); nothing was changed",
+                path.display()
+            ),
+            Error::Malformed {
+                origin,
+                line,
+                source,
+            } => write!(f, "{origin}:{line}: malformed line: {}", source.message()),
+            Error::Sink(e) => write!(f, "{e}"),
+            Error::Source(e) => write!(f, "{e}"),
+            Error::Recover { chosen, kept } => write!(
+                f,
+                "the sink chose kept checkpoint {chosen}, but {kept} are kept"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Sink(e) => Some(e),
+            Error::Source(e) => Some(e),
+            Error::Pattern { source, .. } | Error::Malformed { source, .. } => Some(source),
+            Error::Checkpoint {
+                why: Unusable::DoesNotFit(e),
+                ..
+            } => Some(e),
+            Error::Checkpoint {
+                why: Unusable::Meta(e),
+                ..
+            } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub enum End {
+    /// At the end of its input.
+    #[default]
+    Input,
+    /// Stopped by [`Handle::stop`] (the reason given); the input did not
+    /// end: events waiting for the watermark stay waiting.
+    Stopped(String),
+    /// Standard output was closed (`| head`): stopped quietly.
+    OutputClosed,
+    /// Stopped on an error (said as a [`Notice`] when it happened).
+    Failed(Error),
+}
+
+/// A run's counts: what `cepheid run` prints at the end (its `Display`
+/// is that line, without the `cepheid: ` before it).
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Events read.
+    pub events: u64,
+    /// Malformed lines.
+    pub malformed: u64,
+    /// Late events.
+    pub late: u64,
+    /// Matches.
+    pub matches: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Events skipped by a pattern for an unusable key.
+    pub unusable_keys: u64,
+    /// Partial matches dropped over `max_runs_per_key`.
+    pub dropped_runs: u64,
+    /// Keys in which they were (up to 10,000).
+    pub dropped_keys: usize,
+    /// Were there more keys than that?
+    pub dropped_keys_overflow: bool,
+    /// Partial matches dropped over `max_live_runs`.
+    pub capped_runs: u64,
+    /// Watermarks moved over `max_waiting`.
+    pub forced_watermarks: u64,
+    /// Rule sets put in force.
+    pub reloads: u64,
+    /// Rule sets refused.
+    pub reloads_refused: u64,
+    /// Partial matches discarded by reloads.
+    pub discarded_runs: u64,
+    /// Events still waiting for the watermark.
+    pub waiting: usize,
+    /// Did the input carry `$watermark` lines (then it said itself how
+    /// far event time got, and the end of input does not finish it)?
+    pub punctuated: bool,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+    /// Were the outputs flushed at the end? (`false`: the last flush
+    /// failed, [`Summary::end`] says why.)
+    pub flushed: bool,
+    /// How it ended.
+    #[serde(skip)]
+    pub end: End,
+}
+
+/// Keys over the per-key limit remembered, at most.
+pub const MAX_DROP_KEYS: usize = 10_000;
+
+impl Summary {
+    /// The error that stopped the run, if one did.
+    pub fn error(&self) -> Option<&Error> {
+        match &self.end {
+            End::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let elapsed = self.elapsed.as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            self.events as f64 / elapsed
+        } else {
+            0.0
+        };
+        write!(
+            f,
+            "{} events read, {} malformed, {} late, {} matches, {} timeouts",
+            self.events, self.malformed, self.late, self.matches, self.timeouts
+        )?;
+        if self.unusable_keys > 0 {
+            write!(f, ", {} unusable keys", self.unusable_keys)?;
+        }
+        if self.dropped_runs > 0 {
+            let keys = if self.dropped_keys_overflow {
+                format!("more than {MAX_DROP_KEYS}")
+            } else {
+                self.dropped_keys.to_string()
+            };
+            write!(
+                f,
+                ", {} partial matches dropped in {keys} keys over --max-runs-per-key",
+                self.dropped_runs
+            )?;
+        }
+        if self.capped_runs > 0 {
+            write!(
+                f,
+                ", {} partial matches dropped over --max-live-runs",
+                self.capped_runs
+            )?;
+        }
+        if self.forced_watermarks > 0 {
+            write!(
+                f,
+                ", watermark moved {} times over --max-waiting",
+                self.forced_watermarks
+            )?;
+        }
+        if self.reloads + self.reloads_refused > 0 {
+            let s = if self.reloads == 1 { "" } else { "s" };
+            write!(f, ", {} rule reload{s}", self.reloads)?;
+            if self.reloads_refused > 0 {
+                write!(f, ", {} refused (the old rules kept)", self.reloads_refused)?;
+            }
+        }
+        if self.discarded_runs > 0 {
+            write!(
+                f,
+                ", {} partial matches discarded by reloads",
+                self.discarded_runs
+            )?;
+        }
+        if self.waiting > 0 {
+            match &self.end {
+                End::Stopped(why) => write!(
+                    f,
+                    ", {} waiting for the watermark (not processed: stopped by {why})",
+                    self.waiting
+                )?,
+                End::Failed(_) if !self.punctuated => write!(
+                    f,
+                    ", {} waiting for the watermark (not processed: the run stopped on an error)",
+                    self.waiting
+                )?,
+                _ => write!(
+                    f,
+                    ", {} waiting after the last watermark (not processed; --flush-at-end processes them)",
+                    self.waiting
+                )?,
+            }
+        }
+        write!(f, " in {elapsed:.3} s ({rate:.0} events/s)")
+    }
+}

@@ -1,0 +1,315 @@
+//! Sinks: where a run's records go, taking part in its checkpoints.
+//!
+//! The run formats each match, timeout and late event as the JSON line
+//! `cepheid run` writes (`cli.md`; `cepheid_engine::io::Formatter`) and
+//! hands it to its [`Sink`] with its kind and the partition key's JSON
+//! object. A checkpoint is taken in three steps:
+//!
+//! 1. [`Sink::prepare`]: everything written so far is made durable (a
+//!    file is flushed, synced and measured: its length goes into the
+//!    checkpoint, [`SinkState`]);
+//! 2. the checkpoint file is written (the previous one kept beside it,
+//!    `checkpoint.prev`, until step 3 is done);
+//! 3. [`Sink::commit`]: a transactional sink commits here, with the
+//!    source's position in the same transaction; then the previous
+//!    checkpoint is deleted.
+//!
+//! Resuming, [`Sink::recover`] is given the checkpoints kept (newest
+//! first) and says which one matches what it committed: a sink that
+//! crashed between steps 2 and 3 says the previous one. [`Files`] (the
+//! output and late files, or standard output) truncates its files to the
+//! newest one's lengths and says 0.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::background::Background;
+use crate::rotate::{self, Current, Reopening};
+use crate::source::Position;
+use crate::{Config, Doing, Error};
+
+/// What a record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A complete match.
+    Match,
+    /// A partial match whose window expired (`timeouts`).
+    Timeout,
+    /// An event behind the watermark.
+    Late,
+}
+
+/// Why a sink could not write, flush, prepare, commit or recover.
+#[derive(Debug)]
+pub struct SinkError {
+    /// Where it was writing, for messages (`out.jsonl`, `standard output`).
+    pub target: String,
+    /// Was it where late records go?
+    pub late: bool,
+    /// The error.
+    pub source: io::Error,
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot write {}: {}", self.target, self.source)
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// What a sink keeps in a checkpoint to recover from it: a file sink's
+/// lengths and the CRC-32 of its files' first bytes (which tell a file
+/// rotated since), or bytes of a sink's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkState {
+    /// The output file's length (`None`: not a regular file).
+    pub output_len: Option<u64>,
+    /// CRC-32 of its first bytes.
+    pub output_head: Option<u32>,
+    /// The late file's length.
+    pub late_len: Option<u64>,
+    /// CRC-32 of its first bytes.
+    pub late_head: Option<u32>,
+    /// A sink's own state.
+    pub data: Vec<u8>,
+}
+
+/// A checkpoint kept in the folder, as a sink sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Its number (counted from 1 over the runs that share the folder; 0
+    /// for a checkpoint of an older version, which had none).
+    pub number: u64,
+    /// Where the source was.
+    pub source: Position,
+    /// What the sink said at [`Sink::prepare`].
+    pub sink: SinkState,
+}
+
+/// Where a run's records go.
+pub trait Sink: Send {
+    /// Where records of `kind` go, for messages (`out.jsonl`,
+    /// `standard output`, `kafka:alerts`).
+    fn describe(&self, kind: Kind) -> String;
+
+    /// Does it take late records? (If not they are only counted, never
+    /// formatted.)
+    fn takes_late(&self) -> bool {
+        true
+    }
+
+    /// One record: its kind, the partition key's JSON object (`{"user":
+    /// "bob"}`; empty for a late event) and its JSON text followed by a
+    /// newline, the line `cepheid run` writes.
+    fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError>;
+
+    /// Makes what was written visible (a live stream's records go out
+    /// now).
+    fn flush(&mut self) -> Result<(), SinkError>;
+
+    /// Before checkpoint number `checkpoint` is written: makes what was
+    /// written durable and says what the checkpoint keeps of the sink.
+    fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError>;
+
+    /// Checkpoint `checkpoint` is durable, the source at `source`: a
+    /// transactional sink commits here (with `source` in the same
+    /// transaction).
+    fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
+        let _ = (checkpoint, source);
+        Ok(())
+    }
+
+    /// Resuming: which of `kept` (newest first, never empty) matches what
+    /// the sink committed; the sink goes back to it.
+    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError>;
+}
+
+/// The sink of `cepheid run`: matches and timeouts to a file (opened
+/// again when rotated, `rotate.rs`) or standard output, written on a
+/// thread of its own (`background.rs`); late events to a file when one
+/// is given.
+pub struct Files {
+    out: Background,
+    out_name: String,
+    late: Option<BufWriter<Box<dyn Write + Send>>>,
+    late_name: String,
+    /// The regular files (for checkpoints: synced, measured, truncated).
+    output_file: Option<Current>,
+    late_file: Option<Current>,
+}
+
+impl Files {
+    /// Opens `output` (`None`: standard output) and `late`, created empty
+    /// (or, with `keep`, kept as they are until [`Sink::recover`]
+    /// truncates them); with `checkpoints`, a regular file opened again
+    /// after a rotation is locked as the first one was.
+    pub fn open(
+        output: Option<&Path>,
+        late: Option<&Path>,
+        checkpoints: bool,
+        keep: bool,
+    ) -> Result<Files, Error> {
+        // A regular file (or none yet) is written by appending and opened
+        // again when rotated; a device or a FIFO is created as before,
+        // neither synced nor measured (written as standard output is).
+        type Opened = (Box<dyn Write + Send>, Option<Current>);
+        let open = |path: &Path| -> Result<Opened, Error> {
+            let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+            let opened = if special {
+                File::create(path).map(|f| (Box::new(f) as Box<dyn Write + Send>, None))
+            } else {
+                let len = if keep { None } else { Some(0) };
+                Reopening::open(path, len, checkpoints).map(|f| {
+                    let current = f.current();
+                    (Box::new(f) as Box<dyn Write + Send>, Some(current))
+                })
+            };
+            opened.map_err(|e| Error::Io {
+                doing: Doing::Create,
+                path: path.display().to_string(),
+                source: e,
+            })
+        };
+        let (out, output_file, out_name): (Box<dyn Write + Send>, _, _) = match output {
+            None => (Box::new(io::stdout()), None, "standard output".to_string()),
+            Some(path) => {
+                let (file, current) = open(path)?;
+                (file, current, path.display().to_string())
+            }
+        };
+        let out = Background::new(out).map_err(|e| Error::Io {
+            doing: Doing::StartThread,
+            path: String::new(),
+            source: e,
+        })?;
+        let (late, late_file, late_name) = match late {
+            Some(path) => {
+                let (file, current) = open(path)?;
+                (
+                    Some(BufWriter::new(file)),
+                    current,
+                    path.display().to_string(),
+                )
+            }
+            None => (None, None, "the late file".to_string()),
+        };
+        Ok(Files {
+            out,
+            out_name,
+            late,
+            late_name,
+            output_file,
+            late_file,
+        })
+    }
+
+    /// The files of `config`.
+    pub fn of(config: &Config, keep: bool) -> Result<Files, Error> {
+        Files::open(
+            config.output.as_deref(),
+            config.late.as_deref(),
+            config.checkpoint.is_some(),
+            keep,
+        )
+    }
+
+    fn error(&self, late: bool, source: io::Error) -> SinkError {
+        let target = if late {
+            &self.late_name
+        } else {
+            &self.out_name
+        };
+        SinkError {
+            target: target.clone(),
+            late,
+            source,
+        }
+    }
+}
+
+/// The length and first bytes' CRC-32 of the file open now under an
+/// output's name, synced.
+fn measure(file: &Option<Current>) -> io::Result<(Option<u64>, Option<u32>)> {
+    let Some(file) = file else {
+        return Ok((None, None));
+    };
+    let file = rotate::lock(file);
+    file.sync_data()?;
+    let len = file.metadata()?.len();
+    Ok((Some(len), rotate::head_crc(&file, len)))
+}
+
+impl Sink for Files {
+    fn describe(&self, kind: Kind) -> String {
+        match kind {
+            Kind::Late => self.late_name.clone(),
+            _ => self.out_name.clone(),
+        }
+    }
+
+    fn takes_late(&self) -> bool {
+        self.late.is_some()
+    }
+
+    fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        match kind {
+            Kind::Late => match &mut self.late {
+                Some(late) => late.write_all(record).map_err(|e| (true, e)),
+                None => Ok(()),
+            },
+            _ => self.out.write_all(record).map_err(|e| (false, e)),
+        }
+        .map_err(|(late, e)| self.error(late, e))
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.out.flush().map_err(|e| self.error(false, e))?;
+        if let Some(late) = &mut self.late {
+            late.flush().map_err(|e| (true, e))
+        } else {
+            Ok(())
+        }
+        .map_err(|(late, e)| self.error(late, e))
+    }
+
+    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
+        // (the files open now under the names: a rotated one was
+        // reopened by the flush)
+        self.flush()?;
+        let (output_len, output_head) =
+            measure(&self.output_file).map_err(|e| self.error(false, e))?;
+        let (late_len, late_head) = measure(&self.late_file).map_err(|e| self.error(true, e))?;
+        Ok(SinkState {
+            output_len,
+            output_head,
+            late_len,
+            late_head,
+            data: Vec::new(),
+        })
+    }
+
+    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        let Some(newest) = kept.first() else {
+            return Ok(0);
+        };
+        let files = [
+            (&self.output_file, newest.sink.output_len, false),
+            (&self.late_file, newest.sink.late_len, true),
+        ];
+        for (file, len, late) in files {
+            if let Some(file) = file {
+                rotate::lock(file)
+                    .set_len(len.unwrap_or(0))
+                    .map_err(|e| self.error(late, e))?;
+            }
+        }
+        Ok(0)
+    }
+}

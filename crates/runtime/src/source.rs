@@ -1,0 +1,964 @@
+//! Sources: standard input, a file (from a byte offset, when resuming from
+//! a checkpoint), or a followed file (`follow.rs`), read and decoded on a
+//! thread of its own, a few batches of lines ahead of the engine, so that
+//! parsing overlaps matching and output (the engine and everything
+//! observable stay on the calling thread, in input order).
+//!
+//! Each batch says where the input is after its last line: the byte
+//! offset and the number of lines in the file being read (a followed
+//! file's rotations start both anew), and, when asked for, a checksum of the bytes just
+//! before that offset, with which a checkpoint later recognizes the file.
+//!
+//! Control records (`{"$rules": ...}`, JSON lines only) are recognized
+//! here, by their first key, before the line is decoded. The thread sends
+//! the batch that ends with one at once and waits until the main thread
+//! has applied it: the lines after it are decoded only then, with the
+//! field table of the new rules (the decoder shares the engine's table).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use cepheid_engine::io::{Decoder, Item, Items, LineReader};
+use cepheid_engine::{Error, ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::follow::Follow;
+
+/// Most lines in a batch.
+const BATCH_LINES: usize = 1024;
+/// Most input bytes in a batch (the events hold their text).
+const BATCH_BYTES: u64 = 1 << 20;
+/// Batches decoded ahead of the engine, at most.
+pub const BATCHES_AHEAD: usize = 2;
+/// Bytes before an offset that its [`Tail`] checksum covers, at most.
+const TAIL_BYTES: u64 = 4096;
+
+/// Where a source is, after the records handed out so far: kept in
+/// checkpoints, sought back to on resuming.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Position {
+    /// No position: the source cannot be read again (standard input).
+    #[default]
+    None,
+    /// A place in a file.
+    File(FilePosition),
+    /// A source's own position, encoded by it (e.g. with `postcard`: a
+    /// Kafka source's offset per partition).
+    Bytes(Vec<u8>),
+}
+
+/// Where a file is: after the lines given to the engine so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilePosition {
+    /// Bytes of the file before the next line.
+    pub offset: u64,
+    /// Lines of the file before the next line.
+    pub lines: u64,
+    /// The bytes just before `offset`, when asked for.
+    pub tail: Option<Tail>,
+}
+
+/// A CRC-32 of the (at most 4 KiB) bytes just before an offset:
+/// the file is the one it was, or a copy of it, when they are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    /// How many bytes (fewer at the start of the file).
+    pub len: u64,
+    /// Their CRC-32.
+    pub crc: u32,
+}
+
+impl Tail {
+    /// The tail of `file` before `offset`, or `None` when it cannot be
+    /// read (the file got shorter).
+    pub fn of(file: &File, offset: u64) -> Option<Tail> {
+        let len = offset.min(TAIL_BYTES);
+        let mut bytes = vec![0; usize::try_from(len).ok()?];
+        read_at(file, &mut bytes, offset - len).ok()?;
+        Some(Tail {
+            len,
+            crc: crc32fast::hash(&bytes),
+        })
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, at)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                at += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one input line holds.
+#[derive(Debug)]
+pub enum Entry {
+    /// What the library's decoder made of it.
+    Item(Item),
+    /// A control record: the whole rule set changes at this line.
+    Rules(Control),
+}
+
+/// A control record's new rule set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// `{"$rules": "<pattern source>"}`.
+    Source(String),
+    /// `{"$rules_file": "<path>"}`: a `.cep` file or a folder.
+    File(PathBuf),
+}
+
+/// Is `line` a control record? `None` when its first key is neither
+/// `$rules` nor `$rules_file` (the decoder reads it); otherwise the
+/// record, or why it is malformed. A control record has exactly one
+/// field, so its first key is the one: looking at the first bytes is
+/// enough, and costs nothing on other lines.
+pub(crate) fn control(line: &[u8]) -> Option<Result<Control, String>> {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let rest = line
+        .trim_ascii_start()
+        .strip_prefix(b"{")?
+        .trim_ascii_start();
+    if !rest.starts_with(b"\"$rules\"") && !rest.starts_with(b"\"$rules_file\"") {
+        return None;
+    }
+    let fields = match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line) {
+        Ok(fields) => fields,
+        Err(e) => return Some(Err(format!("invalid JSON: {e}"))),
+    };
+    if fields.len() != 1 {
+        return Some(Err(format!(
+            "a `$rules` or `$rules_file` record must have no other field (this one has {})",
+            fields.len()
+        )));
+    }
+    Some(match fields.into_iter().next() {
+        Some((key, serde_json::Value::String(text))) if key == "$rules" => {
+            Ok(Control::Source(text))
+        }
+        Some((key, serde_json::Value::String(path)))
+            if key == "$rules_file" && !path.is_empty() =>
+        {
+            Ok(Control::File(PathBuf::from(path)))
+        }
+        Some((key, _)) if key == "$rules_file" => {
+            Err("`$rules_file` must be a path (a non-empty string)".to_string())
+        }
+        _ => Err("`$rules` must be the pattern source, as a string".to_string()),
+    })
+}
+
+/// Lines the reader thread has decoded, handed over in one go.
+pub struct Batch {
+    /// Each line's number and its entry, or why it is malformed (an
+    /// [`cepheid_engine::ErrorKind::Input`] error), in input order; a read error
+    /// ([`cepheid_engine::ErrorKind::Io`]) ends the input. A control record is
+    /// the last line of its batch.
+    pub lines: Vec<(u64, Result<Entry, Error>)>,
+    /// Where the input is after the last line.
+    pub at: FilePosition,
+    /// A [`Source`]'s position after the last line (`None` for the
+    /// built-in file reader, whose position is `at`).
+    pub place: Option<Position>,
+    /// Was the batch sent because no further line was ready (a pipe or a
+    /// terminal waiting for its writer, the end of a followed file)? Then
+    /// what it releases is flushed to the outputs at once, instead of
+    /// waiting in their buffers.
+    pub stalled: bool,
+    /// Is the batch's one line the last of a file read to its end (not
+    /// followed) and without its newline, the end of a file still being
+    /// written? Then it is sent alone, after a batch that ends just before
+    /// it: a checkpoint is taken before it and none after it, so that a
+    /// resumed run reads it again whole (issue 26).
+    pub open_end: bool,
+}
+
+/// What the main thread receives.
+pub enum Message {
+    /// Lines from the reader thread.
+    Batch(Batch),
+    /// The reader thread is done (end of input, a read error, or a panic
+    /// the join passes on).
+    End,
+    /// Stop (`Handle::stop`, with its reason).
+    Stop(String),
+    /// Read the pattern paths again: they changed, or `Handle::reload`.
+    Reload(Reload),
+}
+
+/// Why the rules are read again from disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// A pattern file or folder changed.
+    Changed,
+    /// Asked for (`Handle::reload`, SIGHUP).
+    Hangup,
+    /// Resumed from a checkpoint whose rules the files no longer are.
+    Resumed,
+}
+
+/// Sends [`Message::End`] when the reader thread ends, however it ends
+/// (the channel has other senders, so its closing says nothing).
+struct EndGuard(SyncSender<Message>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Message::End);
+    }
+}
+
+/// An opened input.
+pub enum Opened {
+    /// Standard input.
+    Stdin,
+    /// A file, read to its end.
+    File(File),
+    /// A followed file.
+    Follow(Follow),
+    /// A source of the library's user, with its decoder.
+    Custom(Arc<std::sync::Mutex<Box<dyn Source>>>),
+}
+
+impl Opened {
+    /// Opens `path` (`-`: standard input) at byte `offset`, followed or
+    /// not; its size when it is a file that is not followed (for progress).
+    /// `warn` is told what a followed file's watcher could not do.
+    pub fn open(
+        path: &Path,
+        follow: bool,
+        offset: u64,
+        warn: &mut dyn FnMut(String),
+    ) -> io::Result<(Opened, Option<u64>)> {
+        if path == Path::new("-") {
+            return Ok((Opened::Stdin, None));
+        }
+        if follow {
+            return Ok((Opened::Follow(Follow::open(path, offset, warn)?), None));
+        }
+        let mut file = File::open(path)?;
+        let size = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        if offset > 0 {
+            io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+        }
+        Ok((Opened::File(file), size))
+    }
+}
+
+/// Gives `decoder` the first line of `path` that is not blank, as when the
+/// file is read from its beginning: a CSV file read from an offset needs
+/// its header.
+pub fn prime(decoder: &mut Decoder, path: &Path) -> io::Result<()> {
+    let mut lines = LineReader::new(File::open(path)?);
+    while let Some((_, line)) = lines.next_line()? {
+        if let cepheid_engine::io::Line::Text(text) = line {
+            if !text.iter().all(u8::is_ascii_whitespace) {
+                let _ = decoder.decode(text);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How the reader thread reads.
+pub struct Reading {
+    /// The input's name in errors.
+    pub origin: String,
+    /// The decoder of the first file (primed when it starts at an offset).
+    pub decoder: Decoder,
+    /// A decoder for each file after the first (a followed file rotated).
+    pub fresh: Box<dyn Fn() -> Decoder + Send>,
+    /// Where the first file starts.
+    pub start: FilePosition,
+    /// Give batches a [`Tail`] (for checkpoints)?
+    pub tails: bool,
+    /// JSON lines: control records are recognized, and after each the
+    /// thread waits for a word on this channel (the rules applied).
+    /// `None`: no control records (CSV).
+    pub controls: Option<Receiver<()>>,
+}
+
+/// Reads and decodes `source` on a thread of its own. The thread ends at
+/// the end of input, after a read error, or when the receiver is dropped,
+/// and then sends [`Message::End`].
+pub fn spawn_reader(source: Opened, reading: Reading, tx: SyncSender<Message>) -> JoinHandle<()> {
+    // Named, so that `top -H`, `perf` and a debugger tell the decoding
+    // apart from the matching (`benches/scripts/decode_cpu.sh`).
+    thread::Builder::new()
+        .name(READER_THREAD.to_owned())
+        .spawn(move || read(source, reading, tx))
+        // As `thread::spawn`, which panics the same way.
+        .expect("failed to spawn the reader thread")
+}
+
+/// The name of the thread that reads and decodes the input.
+const READER_THREAD: &str = "cepheid-read";
+
+/// The reader thread's work.
+fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
+    let source = match source {
+        Opened::Custom(source) => {
+            return read_source(source, reading.decoder, reading.controls, EndGuard(tx));
+        }
+        source => source,
+    };
+    let end = EndGuard(tx);
+    let Reading {
+        origin,
+        decoder,
+        fresh,
+        start,
+        tails,
+        controls,
+    } = reading;
+    let tx = &end.0;
+    let origin: Arc<str> = origin.into();
+    let go_on = controls.as_ref();
+    match source {
+        Opened::Stdin => {
+            let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
+            read_lines(items, start, None, go_on, tx, false);
+        }
+        Opened::File(file) => {
+            let tail = tails.then(|| file.try_clone().ok()).flatten();
+            let items = Entries::new(origin, file, decoder, go_on.is_some());
+            read_lines(items, start, tail.as_ref(), go_on, tx, true);
+        }
+        // (read above)
+        Opened::Custom(_) => {}
+        Opened::Follow(mut follow) => {
+            let (mut decoder, mut start) = (decoder, start);
+            loop {
+                let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
+                let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
+                let read = read_lines(items, start, tail.as_ref(), go_on, tx, false);
+                if !read || !follow.take_switched() {
+                    return;
+                }
+                decoder = fresh();
+                start = FilePosition::default();
+            }
+        }
+    }
+}
+
+/// An input's lines, decoded: the library's [`cepheid_engine::io::Items`], with
+/// control records recognized before decoding (when asked for).
+struct Entries<R> {
+    items: Items<R>,
+    controls: bool,
+}
+
+impl<R: Read> Entries<R> {
+    fn new(origin: Arc<str>, input: R, decoder: Decoder, controls: bool) -> Entries<R> {
+        Entries {
+            items: Items::new(origin, input, decoder),
+            controls,
+        }
+    }
+
+    /// Input bytes consumed so far.
+    fn bytes_read(&self) -> u64 {
+        self.items.bytes_read()
+    }
+
+    /// Will the next entry come without waiting for the input?
+    fn item_ready(&mut self) -> bool {
+        self.items.item_ready()
+    }
+
+    /// The next line's number and entry, or why it is malformed; `None` at
+    /// the end (a read error is the last entry).
+    fn next(&mut self) -> Option<(u64, Result<Entry, Error>)> {
+        let controls = self.controls;
+        self.items.next_with(
+            |decoder, text| match controls.then(|| control(text)).flatten() {
+                Some(Ok(control)) => Ok(Entry::Rules(control)),
+                Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+                None => decoder.decode(text).map(Entry::Item),
+            },
+        )
+    }
+}
+
+/// Reads one file's lines into batches, numbered and placed from `start`.
+/// A batch is sent when it is full or when the next line is not in the
+/// buffer yet, so that a slow input (a pipe, a terminal, a followed file)
+/// is processed as it comes, and after a control record, which the
+/// thread then waits on `go_on` for. With `to_end` (a file read to its
+/// end, with tails), a last line without its newline is sent alone
+/// ([`Batch::open_end`]). False when the receiver is gone.
+fn read_lines<R: Read>(
+    mut items: Entries<R>,
+    start: FilePosition,
+    tail_of: Option<&File>,
+    go_on: Option<&Receiver<()>>,
+    tx: &SyncSender<Message>,
+    to_end: bool,
+) -> bool {
+    let mut lines = Vec::with_capacity(BATCH_LINES);
+    let mut batch_start = 0;
+    let mut count = start.lines;
+    let place = |read: u64, count: u64| {
+        let offset = start.offset + read;
+        FilePosition {
+            offset,
+            lines: count,
+            tail: tail_of.and_then(|f| Tail::of(f, offset)),
+        }
+    };
+    // Does the input read so far end in the middle of a line (only a last
+    // line can: the file is still being written)?
+    let open_end = |read: u64| {
+        let offset = start.offset + read;
+        let mut last = [0u8];
+        to_end
+            && read > 0
+            && tail_of
+                .is_some_and(|f| read_at(f, &mut last, offset - 1).is_ok() && last[0] != b'\n')
+    };
+    // Where the next line starts, and where the last one pushed started.
+    let (mut line_start, mut pushed_start) = (0, 0);
+    let send = |lines: &mut Vec<(u64, Result<Entry, Error>)>,
+                read: u64,
+                line_start: u64,
+                count: u64,
+                stalled: bool| {
+        let mut lines = std::mem::replace(lines, Vec::with_capacity(BATCH_LINES));
+        if open_end(read) {
+            // The lines before it, then it alone.
+            let last = lines.pop();
+            if !lines.is_empty() {
+                let before = Batch {
+                    lines,
+                    place: None,
+                    at: place(line_start, count - 1),
+                    stalled: false,
+                    open_end: false,
+                };
+                if tx.send(Message::Batch(before)).is_err() {
+                    return false;
+                }
+            }
+            let batch = Batch {
+                lines: last.into_iter().collect(),
+                place: None,
+                at: place(read, count),
+                stalled,
+                open_end: true,
+            };
+            return tx.send(Message::Batch(batch)).is_ok();
+        }
+        let batch = Batch {
+            lines,
+            place: None,
+            at: place(read, count),
+            stalled,
+            open_end: false,
+        };
+        tx.send(Message::Batch(batch)).is_ok()
+    };
+    while let Some((line_no, item)) = items.next() {
+        count += 1;
+        pushed_start = line_start;
+        line_start = items.bytes_read();
+        let rules = matches!(item, Ok(Entry::Rules(_)));
+        lines.push((start.lines + line_no, item));
+        let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
+        let stalled = !items.item_ready();
+        if full || stalled || rules {
+            if !send(&mut lines, items.bytes_read(), pushed_start, count, stalled) {
+                return false;
+            }
+            batch_start = items.bytes_read();
+            // The next lines are decoded with the new rules' fields.
+            if rules && go_on.is_some_and(|go_on| go_on.recv().is_err()) {
+                return false;
+            }
+        }
+    }
+    if lines.is_empty() {
+        return true;
+    }
+    send(&mut lines, items.bytes_read(), pushed_start, count, false)
+}
+
+/// Why a [`Source`] could not read or seek.
+#[derive(Debug)]
+pub struct SourceError {
+    /// The source, as it describes itself.
+    pub source_name: String,
+    /// The error.
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read {}: {}", self.source_name, self.error)
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// What one [`Source::read`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// It appended records (or watermarks) to the batch.
+    Delivered,
+    /// Nothing came within the wait (a live source).
+    Idle,
+    /// The source ended (a file read to its end, not followed).
+    Ended,
+}
+
+/// Where a raw record comes from, for messages and ordering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of a file (numbered from 1).
+    Line(u64),
+    /// A record of a partitioned log: partition and offset.
+    Offset {
+        /// The partition.
+        partition: u32,
+        /// The offset.
+        offset: i64,
+    },
+}
+
+/// One record of a [`RawBatch`]: its payload's place in the batch's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRecord {
+    range: std::ops::Range<usize>,
+    /// Where it comes from.
+    pub origin: Origin,
+    /// The time the source gives it (a Kafka record's time), if any.
+    pub timestamp: Option<cepheid_engine::Timestamp>,
+    /// Its split (a Kafka partition; a file is one split, 0).
+    pub split: u32,
+}
+
+/// What a [`RawBatch`] holds, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawEntry {
+    /// A record.
+    Record(RawRecord),
+    /// A watermark the source emits (e.g. the minimum over its splits,
+    /// [`SplitWatermarks`]): event time has got there.
+    Watermark(cepheid_engine::Timestamp),
+}
+
+/// Raw records handed over by a [`Source`]: payloads in one buffer (a
+/// block of many lines costs no copy per line), each with its origin.
+#[derive(Clone, Debug, Default)]
+pub struct RawBatch {
+    bytes: Vec<u8>,
+    entries: Vec<RawEntry>,
+}
+
+impl RawBatch {
+    /// Appends one record.
+    pub fn push(
+        &mut self,
+        payload: &[u8],
+        origin: Origin,
+        timestamp: Option<cepheid_engine::Timestamp>,
+        split: u32,
+    ) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.entries.push(RawEntry::Record(RawRecord {
+            range: start..self.bytes.len(),
+            origin,
+            timestamp,
+            split,
+        }));
+    }
+
+    /// Appends a block of whole lines (each ended by `\n`; a last line
+    /// without one is a line too), the first numbered `first_line`;
+    /// returns the number after the last.
+    pub fn push_lines(&mut self, block: &[u8], first_line: u64, split: u32) -> u64 {
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(block);
+        let mut line = first_line;
+        let mut start = 0;
+        while start < block.len() {
+            let end = memchr_newline(&block[start..]).map_or(block.len(), |i| start + i);
+            self.entries.push(RawEntry::Record(RawRecord {
+                range: base + start..base + end,
+                origin: Origin::Line(line),
+                timestamp: None,
+                split,
+            }));
+            line += 1;
+            start = end + 1;
+        }
+        line
+    }
+
+    /// Appends a watermark.
+    pub fn push_watermark(&mut self, t: cepheid_engine::Timestamp) {
+        self.entries.push(RawEntry::Watermark(t));
+    }
+
+    /// The entries, in order.
+    pub fn entries(&self) -> &[RawEntry] {
+        &self.entries
+    }
+
+    /// A record's payload.
+    pub fn payload(&self, record: &RawRecord) -> &[u8] {
+        &self.bytes[record.range.clone()]
+    }
+
+    /// Is it empty?
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Empties it (keeping its buffers).
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+    }
+}
+
+/// The first `\n` in `bytes`.
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// A stream of raw records with a position that goes into checkpoints and
+/// can be sought back to on resuming. The run reads it on a thread of its
+/// own and decodes each record there ([`Runtime::with_source`]).
+///
+/// [`Runtime::with_source`]: crate::Runtime::with_source
+pub trait Source: Send + 'static {
+    /// Its name in messages (`events.jsonl`, `kafka:orders`).
+    fn describe(&self) -> String;
+
+    /// Appends records (and watermarks) to `batch`, blocking at most
+    /// `wait`; says whether it delivered, had nothing, or ended.
+    fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError>;
+
+    /// Where it is, after the last record handed out.
+    fn position(&self) -> Position;
+
+    /// Goes back to `position` (resuming from a checkpoint).
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError>;
+
+    /// The checkpoint at `position` is durable and committed by the sinks
+    /// (a Kafka source commits its consumer offsets here).
+    fn checkpoint_committed(&mut self, position: &Position) {
+        let _ = position;
+    }
+}
+
+/// Per-split watermarks combined as Flink's Kafka source does: the
+/// watermark is the least over the splits, and a split from which nothing
+/// came for the idle timeout is left out until it delivers again (so one
+/// quiet partition does not hold event time back).
+#[derive(Clone, Debug)]
+pub struct SplitWatermarks {
+    idle_timeout: Option<Duration>,
+    /// Per split: its watermark and when it last delivered.
+    splits: Vec<Option<(cepheid_engine::Timestamp, std::time::Instant)>>,
+    /// The last watermark returned (never goes back).
+    emitted: Option<cepheid_engine::Timestamp>,
+}
+
+impl SplitWatermarks {
+    /// Over `splits` splits; `idle_timeout`: after how long a quiet split
+    /// is left out (`None`: never).
+    pub fn new(splits: usize, idle_timeout: Option<Duration>) -> SplitWatermarks {
+        SplitWatermarks {
+            idle_timeout,
+            splits: vec![None; splits],
+            emitted: None,
+        }
+    }
+
+    /// Split `split` has got to watermark `t` at `now`.
+    pub fn update(&mut self, split: usize, t: cepheid_engine::Timestamp, now: std::time::Instant) {
+        if split >= self.splits.len() {
+            self.splits.resize(split + 1, None);
+        }
+        let slot = &mut self.splits[split];
+        let t = slot.map_or(t, |(old, _)| old.max(t));
+        *slot = Some((t, now));
+    }
+
+    /// The combined watermark at `now`, when it moved past the last one
+    /// returned (then put it in the batch: [`RawBatch::push_watermark`]).
+    /// A split that never delivered holds it back until it is idle.
+    pub fn advance(&mut self, now: std::time::Instant) -> Option<cepheid_engine::Timestamp> {
+        let idle = |last: std::time::Instant| {
+            self.idle_timeout
+                .is_some_and(|timeout| now.saturating_duration_since(last) >= timeout)
+        };
+        let mut least: Option<cepheid_engine::Timestamp> = None;
+        for split in &self.splits {
+            match split {
+                Some((t, last)) if !idle(*last) => {
+                    least = Some(least.map_or(*t, |l| l.min(*t)));
+                }
+                Some(_) => {}
+                None if self.idle_timeout.is_some() => {}
+                None => return None,
+            }
+        }
+        let t = least?;
+        if self.emitted.is_some_and(|e| e >= t) {
+            return None;
+        }
+        self.emitted = Some(t);
+        Some(t)
+    }
+}
+
+/// A file read from an offset (followed or not), or standard input, as a
+/// [`Source`]: blocks of whole lines.
+pub struct FileSource {
+    name: String,
+    path: Option<PathBuf>,
+    reader: Box<dyn Read + Send>,
+    follow: bool,
+    at: FilePosition,
+    /// Bytes read after the last whole line.
+    pending: Vec<u8>,
+    buffer: Vec<u8>,
+    ended: bool,
+}
+
+impl FileSource {
+    /// `path` (`-`: standard input, which has no position), followed or
+    /// not, from its beginning.
+    pub fn open(path: &Path, follow: bool) -> Result<FileSource, SourceError> {
+        let name = if path == Path::new("-") {
+            "standard input".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let mut source = FileSource {
+            name,
+            path: (path != Path::new("-")).then(|| path.to_path_buf()),
+            reader: Box::new(io::empty()),
+            follow,
+            at: FilePosition::default(),
+            pending: Vec::new(),
+            buffer: vec![0; 1 << 16],
+            ended: false,
+        };
+        source.reopen(0)?;
+        Ok(source)
+    }
+
+    fn error(&self, error: io::Error) -> SourceError {
+        SourceError {
+            source_name: self.name.clone(),
+            error,
+        }
+    }
+
+    fn reopen(&mut self, offset: u64) -> Result<(), SourceError> {
+        let Some(path) = &self.path else {
+            if offset > 0 {
+                return Err(self.error(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "standard input cannot be read again",
+                )));
+            }
+            self.reader = Box::new(io::stdin());
+            return Ok(());
+        };
+        let path = path.clone();
+        self.reader = if self.follow {
+            Box::new(Follow::open(&path, offset, &mut |_| {}).map_err(|e| self.error(e))?)
+        } else {
+            let mut file = File::open(&path).map_err(|e| self.error(e))?;
+            io::Seek::seek(&mut file, io::SeekFrom::Start(offset)).map_err(|e| self.error(e))?;
+            Box::new(file)
+        };
+        Ok(())
+    }
+}
+
+impl Source for FileSource {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, _wait: Duration) -> Result<ReadOutcome, SourceError> {
+        if self.ended {
+            return Ok(ReadOutcome::Ended);
+        }
+        let n = match self.reader.read(&mut self.buffer) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(ReadOutcome::Idle),
+            Err(e) => return Err(self.error(e)),
+        };
+        if n == 0 {
+            // (a followed file's rotation: the new file from its start)
+            if self.follow {
+                self.at = FilePosition::default();
+                let rest = std::mem::take(&mut self.pending);
+                if rest.is_empty() {
+                    return Ok(ReadOutcome::Idle);
+                }
+                self.at.lines = batch.push_lines(&rest, self.at.lines + 1, 0) - 1;
+                return Ok(ReadOutcome::Delivered);
+            }
+            self.ended = true;
+            let rest = std::mem::take(&mut self.pending);
+            if rest.is_empty() {
+                return Ok(ReadOutcome::Ended);
+            }
+            self.at.offset += rest.len() as u64;
+            self.at.lines = batch.push_lines(&rest, self.at.lines + 1, 0) - 1;
+            return Ok(ReadOutcome::Delivered);
+        }
+        self.pending.extend_from_slice(&self.buffer[..n]);
+        let Some(last) = self.pending.iter().rposition(|&b| b == b'\n') else {
+            return Ok(ReadOutcome::Idle);
+        };
+        let whole = &self.pending[..=last];
+        self.at.offset += whole.len() as u64;
+        self.at.lines = batch.push_lines(whole, self.at.lines + 1, 0) - 1;
+        self.pending.drain(..=last);
+        Ok(ReadOutcome::Delivered)
+    }
+
+    fn position(&self) -> Position {
+        match self.path {
+            None => Position::None,
+            Some(_) => Position::File(FilePosition {
+                tail: None,
+                ..self.at
+            }),
+        }
+    }
+
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        let at = match position {
+            Position::File(at) => *at,
+            Position::None => FilePosition::default(),
+            Position::Bytes(_) => {
+                return Err(self.error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a file's position",
+                )))
+            }
+        };
+        self.reopen(at.offset)?;
+        self.at = FilePosition { tail: None, ..at };
+        self.pending.clear();
+        self.ended = false;
+        Ok(())
+    }
+}
+
+/// Reads a [`Source`] on the reader thread: each record decoded there,
+/// sent in batches with the source's position after the last.
+fn read_source(
+    source: Arc<std::sync::Mutex<Box<dyn Source>>>,
+    mut decoder: Decoder,
+    controls: Option<Receiver<()>>,
+    end: EndGuard,
+) {
+    let tx = &end.0;
+    let lock = || {
+        source
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    let mut raw = RawBatch::default();
+    let mut seq = 0u64;
+    loop {
+        raw.clear();
+        let read = lock().read(&mut raw, Duration::from_millis(100));
+        let place = Some(lock().position());
+        let outcome = match read {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let error = Error::new(ErrorKind::Io, e.to_string());
+                let _ = tx.send(Message::Batch(Batch {
+                    lines: vec![(seq + 1, Err(error))],
+                    at: FilePosition::default(),
+                    place,
+                    stalled: false,
+                    open_end: false,
+                }));
+                return;
+            }
+        };
+        let mut lines = Vec::with_capacity(raw.entries().len());
+        let mut rules = false;
+        for entry in raw.entries() {
+            seq += 1;
+            let (line_no, entry) = match entry {
+                RawEntry::Watermark(t) => (seq, Ok(Entry::Item(Item::Watermark(*t)))),
+                RawEntry::Record(record) => {
+                    let line_no = match record.origin {
+                        Origin::Line(n) => n,
+                        Origin::Offset { offset, .. } => u64::try_from(offset).unwrap_or(seq),
+                    };
+                    let text = raw.payload(record);
+                    let entry = match controls.is_some().then(|| control(text)).flatten() {
+                        Some(Ok(control)) => {
+                            rules = true;
+                            Ok(Entry::Rules(control))
+                        }
+                        Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+                        None => decoder.decode(text).map(Entry::Item),
+                    };
+                    (line_no, entry)
+                }
+            };
+            lines.push((line_no, entry));
+            if rules {
+                break;
+            }
+        }
+        let batch = Batch {
+            lines,
+            at: FilePosition::default(),
+            place,
+            stalled: outcome != ReadOutcome::Delivered,
+            open_end: false,
+        };
+        if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {
+            return;
+        }
+        if rules && controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
+            return;
+        }
+        if outcome == ReadOutcome::Ended {
+            return;
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The runtime as a library user drives it: a source and a sink of one's
+//! own, checkpoints through them, the split watermarks, the file source.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cepheid_engine::Rules;
+use cepheid_runtime::{
+    Checkpoint, Config, End, FileSource, Input, Kind, Notices, Origin, Position, RawBatch,
+    RawEntry, ReadOutcome, Runtime, Sink, SinkError, SinkState, Source, SourceError,
+    SplitWatermarks,
+};
+
+const RULES: &str = r#"pattern ab {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}"#;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cepheid-runtime-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Lines from memory, its position the number of lines handed out.
+struct Lines {
+    lines: Vec<String>,
+    next: usize,
+    committed: Arc<Mutex<Vec<Position>>>,
+}
+
+impl Source for Lines {
+    fn describe(&self) -> String {
+        "memory".to_string()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, _wait: Duration) -> Result<ReadOutcome, SourceError> {
+        let Some(line) = self.lines.get(self.next) else {
+            return Ok(ReadOutcome::Ended);
+        };
+        self.next += 1;
+        batch.push(line.as_bytes(), Origin::Line(self.next as u64), None, 0);
+        Ok(ReadOutcome::Delivered)
+    }
+
+    fn position(&self) -> Position {
+        Position::Bytes((self.next as u64).to_le_bytes().to_vec())
+    }
+
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        if let Position::Bytes(bytes) = position {
+            self.next = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_committed(&mut self, position: &Position) {
+        self.committed.lock().unwrap().push(position.clone());
+    }
+}
+
+/// Records in memory, and what it was told.
+#[derive(Clone, Default)]
+struct Memory {
+    records: Arc<Mutex<Vec<(Kind, String, String)>>>,
+    commits: Arc<Mutex<Vec<(u64, Position)>>>,
+}
+
+impl Sink for Memory {
+    fn describe(&self, _kind: Kind) -> String {
+        "memory".to_string()
+    }
+
+    fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        self.records
+            .lock()
+            .unwrap()
+            .push((kind, text(key), text(record)));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
+        Ok(SinkState::default())
+    }
+
+    fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
+        self.commits
+            .lock()
+            .unwrap()
+            .push((checkpoint, source.clone()));
+        Ok(())
+    }
+
+    fn recover(&mut self, _kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        Ok(0)
+    }
+}
+
+fn run(
+    lines: &[&str],
+    dir: &std::path::Path,
+    sink: &Memory,
+) -> (cepheid_runtime::Summary, Vec<Position>) {
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let mut config = Config::new(Input::Stdin, Vec::new());
+    config.checkpoint = Some(dir.to_path_buf());
+    config.checkpoint_every.time = None;
+    config.checkpoint_every.lines = Some(1);
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    let committed = Arc::new(Mutex::new(Vec::new()));
+    let source = Lines {
+        lines: lines.iter().map(|l| l.to_string()).collect(),
+        next: 0,
+        committed: Arc::clone(&committed),
+    };
+    let runtime = Runtime::with_source(
+        config,
+        engine,
+        Some(Box::new(source)),
+        Some(Box::new(sink.clone())),
+        Box::new(Notices::default()),
+    )
+    .unwrap();
+    let summary = runtime.run();
+    let committed = committed.lock().unwrap().clone();
+    (summary, committed)
+}
+
+#[test]
+fn a_source_and_a_sink_of_ones_own_take_part_in_checkpoints() {
+    let dir = scratch("own");
+    let sink = Memory::default();
+    let lines = [
+        r#"{"ts":1,"type":"a","k":"x"}"#,
+        r#"{"ts":2,"type":"b","k":"x"}"#,
+        r#"{"ts":3,"type":"a","k":"y"}"#,
+    ];
+    let (summary, committed) = run(&lines, &dir, &sink);
+    assert!(matches!(summary.end, End::Input), "{:?}", summary.end);
+    assert_eq!((summary.events, summary.matches), (3, 1));
+    let records = sink.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1);
+    let (kind, key, record) = &records[0];
+    assert_eq!((*kind, key.as_str()), (Kind::Match, r#"{"k":"x"}"#));
+    assert!(record.starts_with(r#"{"kind":"match","pattern":"ab","key":{"k":"x"}"#));
+    assert!(record.ends_with("}\n"));
+    // Each checkpoint committed by the sink with the source's position,
+    // then told to the source; numbered from 1.
+    let commits = sink.commits.lock().unwrap().clone();
+    assert!(!commits.is_empty());
+    assert_eq!(commits[0].0, 1);
+    assert_eq!(
+        commits.last().unwrap().1,
+        Position::Bytes(3u64.to_le_bytes().to_vec())
+    );
+    assert_eq!(committed.last(), Some(&commits.last().unwrap().1));
+    // The previous checkpoint went once the sink committed.
+    assert!(dir.join("checkpoint").exists());
+    assert!(!dir.join("checkpoint.prev").exists());
+
+    // Resumed: the source sought to the position, nothing read again.
+    let more = [
+        lines[0],
+        lines[1],
+        lines[2],
+        r#"{"ts":4,"type":"b","k":"y"}"#,
+    ];
+    let sink2 = Memory::default();
+    let (summary, _) = run(&more, &dir, &sink2);
+    assert_eq!(summary.events, 4, "the counts go on");
+    let records = sink2.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].1, r#"{"k":"y"}"#);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn split_watermarks_are_the_least_and_idle_splits_are_left_out() {
+    let t0 = Instant::now();
+    let mut w = SplitWatermarks::new(2, Some(Duration::from_secs(5)));
+    w.update(0, 100, t0);
+    // Split 1 has said nothing: it holds the watermark back until idle.
+    assert_eq!(w.advance(t0), Some(100));
+    w.update(1, 50, t0);
+    assert_eq!(w.advance(t0), None, "never goes back");
+    w.update(1, 150, t0);
+    w.update(0, 200, t0 + Duration::from_secs(4));
+    assert_eq!(w.advance(t0 + Duration::from_secs(4)), Some(150));
+    // Split 1 quiet for 5 s: left out.
+    assert_eq!(w.advance(t0 + Duration::from_secs(6)), Some(200));
+    let mut never = SplitWatermarks::new(2, None);
+    never.update(0, 100, t0);
+    assert_eq!(never.advance(t0 + Duration::from_secs(60)), None);
+}
+
+#[test]
+fn a_file_source_hands_out_blocks_of_lines_and_seeks_back() {
+    let dir = scratch("file");
+    let path = dir.join("events.jsonl");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}").unwrap();
+    let mut source = FileSource::open(&path, false).unwrap();
+    let mut batch = RawBatch::default();
+    let mut records = Vec::new();
+    let mut positions = Vec::new();
+    loop {
+        batch.clear();
+        let outcome = source.read(&mut batch, Duration::ZERO).unwrap();
+        for entry in batch.entries() {
+            if let RawEntry::Record(r) = entry {
+                records.push((r.origin.clone(), batch.payload(r).to_vec()));
+            }
+        }
+        positions.push(source.position());
+        if outcome == ReadOutcome::Ended {
+            break;
+        }
+    }
+    assert_eq!(
+        records,
+        [
+            (Origin::Line(1), b"{\"a\":1}".to_vec()),
+            (Origin::Line(2), b"{\"a\":2}".to_vec()),
+            (Origin::Line(3), b"{\"a\":3}".to_vec()),
+        ]
+    );
+    let Position::File(after_two) = &positions[0] else {
+        panic!("{positions:?}")
+    };
+    assert_eq!((after_two.offset, after_two.lines), (16, 2));
+    source.seek(&positions[0]).unwrap();
+    batch.clear();
+    while source.read(&mut batch, Duration::ZERO).unwrap() != ReadOutcome::Ended {}
+    let [RawEntry::Record(r)] = batch.entries() else {
+        panic!("{:?}", batch.entries())
+    };
+    assert_eq!(
+        (r.origin.clone(), batch.payload(r)),
+        (Origin::Line(3), &b"{\"a\":3}"[..])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
