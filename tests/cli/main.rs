@@ -14,6 +14,8 @@ mod shared_contract;
 
 #[path = "../check_flink.rs"]
 mod check_flink;
+#[path = "../check_sample.rs"]
+mod check_sample;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
 #[path = "../cli_live.rs"]
