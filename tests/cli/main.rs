@@ -45,6 +45,8 @@ mod cli_workers_rescale;
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]
 mod conformance_patterns;
+#[path = "../explain_graph.rs"]
+mod explain_graph;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_limit.rs"]
