@@ -135,10 +135,20 @@ impl FieldsSeen {
         }
     }
 
-    /// One JSON event, scanned by `plan`.
-    #[inline]
+    /// One JSON event, scanned by `plan`: once every field has occurred
+    /// and the sample is over, a count.
+    #[inline(always)]
     pub(crate) fn json(&mut self, plan: &JsonPlan, scanned: &Scanned, text: &str) {
         self.events += 1;
+        if self.unseen > 0 || self.in_sample() {
+            self.json_first(plan, scanned, text);
+        }
+    }
+
+    /// [`json`](Self::json) while some field has not occurred or the
+    /// sample goes on.
+    #[inline(never)]
+    fn json_first(&mut self, plan: &JsonPlan, scanned: &Scanned, text: &str) {
         if self.unseen > 0 {
             for (i, seen) in self.seen.iter_mut().enumerate() {
                 if !*seen && plan.carries(scanned, text, i) {
@@ -157,9 +167,18 @@ impl FieldsSeen {
     }
 
     /// One CSV event.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn csv(&mut self, rows: &CsvRows, record: &Record) {
         self.events += 1;
+        if self.unseen > 0 || self.in_sample() {
+            self.csv_first(rows, record);
+        }
+    }
+
+    /// [`csv`](Self::csv) while some field has not occurred or the sample
+    /// goes on.
+    #[inline(never)]
+    fn csv_first(&mut self, rows: &CsvRows, record: &Record) {
         if self.unseen > 0 {
             for (i, seen) in self.seen.iter_mut().enumerate() {
                 if !*seen && record.values().get(i).is_some_and(|v| !v.is_null()) {
