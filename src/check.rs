@@ -6,11 +6,20 @@
 //! `docs/semantics.md`) or where a limit can cut work Flink would do
 //! (`cepheid_core::pattern::flink_differences`); nothing more when the pattern
 //! means the same in both. The exit status is unchanged by them.
+//!
+//! `--sample FILE` decodes the events of FILE as `run` would (`--format`,
+//! `--time-field`) and warns, at each place a pattern reads it, about every
+//! field that no sample event carried, with the closest name that did
+//! occur (`cepheid_engine::FieldWatch`): a misspelt field is valid and
+//! gives no match, ever. The exit status is unchanged by them too; a
+//! sample that cannot be read is exit 4.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cepheid_core::pattern::FlinkDifference;
-use cepheid_syntax::{Diagnostic, DiagnosticKind};
+use cepheid_engine::io::{Decoder, FieldsSeen, Format};
+use cepheid_engine::{Engine, FieldWatch, Record};
+use cepheid_syntax::{Diagnostic, DiagnosticKind, Loaded};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 
@@ -24,7 +33,29 @@ pub struct Args {
     /// 2.3's (deviations D1-D4, limits on partial matches).
     #[arg(long)]
     flink: bool,
+    /// Sample events (JSON lines or CSV, as `run --format` reads them):
+    /// warn about every field a pattern reads that no sample event carries.
+    #[arg(long, value_name = "FILE")]
+    sample: Option<PathBuf>,
+    /// The sample's format.
+    #[arg(long, value_enum, default_value = "jsonl", requires = "sample")]
+    format: SampleFormat,
+    /// The sample events' time field (as `run --time-field`).
+    #[arg(long, value_name = "FIELD", default_value = "ts", requires = "sample")]
+    time_field: String,
 }
+
+/// The formats of `--sample` (those of `run --format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SampleFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header line, then one row per line.
+    Csv,
+}
+
+/// The most malformed sample lines said one by one.
+const MALFORMED_SHOWN: usize = 3;
 
 /// Runs `check` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
@@ -32,6 +63,18 @@ pub fn run(args: &Args) -> u8 {
     if args.flink {
         let found = flink_warnings(&loaded);
         loaded.diagnostics.extend(found);
+    }
+    if let Some(sample) = &args.sample {
+        match sample_warnings(&loaded, sample, args) {
+            Ok(found) => loaded.diagnostics.extend(found),
+            Err(why) => {
+                if !loaded.diagnostics.is_empty() {
+                    say!("{}", loaded.render());
+                }
+                say!("error: cannot read the sample {}: {why}", sample.display());
+                return EXIT_IO;
+            }
+        }
     }
     if !loaded.diagnostics.is_empty() {
         say!("{}", loaded.render());
@@ -82,6 +125,69 @@ fn flink_warnings(loaded: &cepheid_syntax::Loaded) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// The sample's events decoded with the patterns' fields: a warning at
+/// each place a pattern reads a field no event carried.
+fn sample_warnings(
+    loaded: &Loaded,
+    sample: &Path,
+    args: &Args,
+) -> Result<Vec<Diagnostic>, std::io::Error> {
+    let bytes = std::fs::read(sample)?;
+    let mut engine: Engine<Record> = Engine::new();
+    // (the valid patterns were compiled once already: this cannot fail)
+    if engine.add(&loaded.patterns[..]).is_err() {
+        return Ok(Vec::new());
+    }
+    let format = match args.format {
+        SampleFormat::Jsonl => Format::JsonLines,
+        SampleFormat::Csv => Format::Csv,
+    };
+    let mut decoder =
+        Decoder::new(format, &args.time_field, engine.fields().clone()).watch_fields(u64::MAX);
+    let mut malformed = 0;
+    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Err(e) = decoder.decode(line) {
+            malformed += 1;
+            if malformed <= MALFORMED_SHOWN {
+                say!(
+                    "warning: {}:{}: {e} (line skipped)",
+                    sample.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+    if malformed > MALFORMED_SHOWN {
+        say!(
+            "warning: {}: {} malformed lines skipped in all",
+            sample.display(),
+            malformed
+        );
+    }
+    let seen = decoder
+        .fields_seen()
+        .cloned()
+        .unwrap_or_else(|| FieldsSeen::new(0));
+    let mut out = Vec::new();
+    for missing in FieldWatch::from_loaded(loaded).missing(&seen) {
+        let message = missing.message("sample events");
+        for read in &missing.reads {
+            let Some((source, span)) = read.source else {
+                continue;
+            };
+            let d = Diagnostic::warning(DiagnosticKind::FieldNeverOccurs, span, message.clone())
+                .with_help(format!(
+                    "read by pattern `{}`, {}",
+                    read.pattern, read.clause
+                ))
+                .in_source(source);
+            out.push(d);
+        }
+    }
+    Ok(out)
 }
 
 fn count(n: usize, what: &str) -> String {

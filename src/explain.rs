@@ -1,13 +1,19 @@
-//! `cepheid explain PATTERNS... [--pattern NAME] [--dot]`: each pattern as
-//! readable text (doc, clauses, stages, the element tree, then the compiled
-//! NFA's states and transitions), or with `--dot` as a Graphviz graph of the
-//! compiled NFA.
+//! `cepheid explain PATTERNS... [--pattern NAME] [--dot | --graph dot|json]
+//! [--out DIR]`: each pattern as readable text (doc, clauses, stages, the
+//! element tree, then the compiled NFA's states and transitions), or with
+//! `--dot` as a Graphviz graph of the compiled NFA: one pattern as its own
+//! `digraph`, several as one `digraph` with a legend cluster and a
+//! `cluster_NAME` per pattern (node names unique across clusters). With
+//! `--graph json` the same graphs as JSON (an array of `{pattern, start,
+//! nodes, edges}`, `cepheid_automata::nfa::NfaGraph`), for a page that
+//! draws them without Graphviz. `--out DIR` writes one `NAME.dot` (or
+//! `NAME.json`) per pattern into DIR instead of standard output.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use cepheid_automata::nfa::Nfa;
+use cepheid_automata::nfa::{dot_of_graphs, Nfa, NfaGraph};
 use cepheid_core::record::{FieldTable, Record};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
@@ -21,9 +27,41 @@ pub struct Args {
     /// Only the pattern with this name.
     #[arg(long, value_name = "NAME")]
     pattern: Option<String>,
-    /// Print a Graphviz `dot` graph instead of text.
-    #[arg(long)]
+    /// Print a Graphviz `dot` graph instead of text (as `--graph dot`).
+    #[arg(long, conflicts_with = "graph")]
     dot: bool,
+    /// Print the automata as a graph: `dot` (Graphviz) or `json` (nodes
+    /// and edges).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    graph: Option<GraphFormat>,
+    /// With `--dot` or `--graph`: write one file per pattern into DIR
+    /// (`NAME.dot` or `NAME.json`; made if missing) instead of standard
+    /// output.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// The graph formats of `--graph`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GraphFormat {
+    /// Graphviz `dot`.
+    Dot,
+    /// JSON: nodes and edges.
+    Json,
+}
+
+/// A pattern name as a file name: characters other than letters, digits,
+/// `_` and `-` become `_`.
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Runs `explain` and returns the exit status.
@@ -49,8 +87,18 @@ pub fn run(args: &Args) -> u8 {
         );
         return EXIT_USAGE;
     }
+    let graph = if args.dot {
+        Some(GraphFormat::Dot)
+    } else {
+        args.graph
+    };
+    if args.out.is_some() && graph.is_none() {
+        say!("error: --out writes graphs: give --dot or --graph");
+        return EXIT_USAGE;
+    }
     let mut status = EXIT_OK;
     let mut out = String::new();
+    let mut graphs = Vec::new();
     for (i, p) in selected.iter().enumerate() {
         if i > 0 {
             out.push('\n');
@@ -63,14 +111,26 @@ pub fn run(args: &Args) -> u8 {
                 continue;
             }
         };
-        if args.dot {
-            out.push_str(&nfa.to_dot());
+        if graph.is_some() {
+            graphs.push(nfa.graph());
         } else {
             out.push_str(&cepheid_syntax::explain(p));
             out.push_str("  automaton:\n");
             for line in nfa.explain().lines() {
                 let _ = writeln!(out, "    {line}");
             }
+        }
+    }
+    match (graph, &args.out) {
+        (None, _) => {}
+        (Some(format), Some(dir)) => return write_files(dir, format, &graphs, status),
+        (Some(GraphFormat::Dot), None) => match &graphs[..] {
+            [one] => out = one.to_dot(),
+            several => out = dot_of_graphs("patterns", several),
+        },
+        (Some(GraphFormat::Json), None) => {
+            out = serde_json::to_string_pretty(&graphs).unwrap_or_default();
+            out.push('\n');
         }
     }
     // A reader that stopped early (`| head`) is not an error, as for `run`;
@@ -87,4 +147,29 @@ pub fn run(args: &Args) -> u8 {
             EXIT_IO
         }
     }
+}
+
+/// `--out DIR`: one file per graph, `NAME.dot` or `NAME.json`; the exit
+/// status `status`, or `EXIT_IO` when a file cannot be written.
+fn write_files(dir: &Path, format: GraphFormat, graphs: &[NfaGraph], status: u8) -> u8 {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        say!("error: cannot make {}: {e}", dir.display());
+        return EXIT_IO;
+    }
+    for g in graphs {
+        let (text, ext) = match format {
+            GraphFormat::Dot => (g.to_dot(), "dot"),
+            GraphFormat::Json => {
+                let mut text = serde_json::to_string_pretty(g).unwrap_or_default();
+                text.push('\n');
+                (text, "json")
+            }
+        };
+        let path = dir.join(format!("{}.{ext}", file_stem(&g.pattern)));
+        if let Err(e) = std::fs::write(&path, text) {
+            say!("error: cannot write {}: {e}", path.display());
+            return EXIT_IO;
+        }
+    }
+    status
 }

@@ -14,6 +14,8 @@ mod shared_contract;
 
 #[path = "../check_flink.rs"]
 mod check_flink;
+#[path = "../check_sample.rs"]
+mod check_sample;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
 #[path = "../cli_live.rs"]
@@ -43,6 +45,8 @@ mod cli_workers_rescale;
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]
 mod conformance_patterns;
+#[path = "../explain_graph.rs"]
+mod explain_graph;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_limit.rs"]

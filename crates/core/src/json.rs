@@ -288,6 +288,14 @@ impl JsonPlan {
             .collect()
     }
 
+    /// Did the scanned object carry the field `id` of the table (its whole
+    /// path, a nested one included, with any value, `null` too)?
+    pub fn carries(&self, scanned: &Scanned, text: &str, id: usize) -> bool {
+        self.fields
+            .get(id)
+            .is_some_and(|l| follow(scanned, text, l).is_some())
+    }
+
     /// The values of the table's fields, indexed by field id (null where
     /// absent).
     pub fn values(&self, scanned: &Scanned, text: &str) -> Vec<Value> {
@@ -312,6 +320,35 @@ impl JsonPlan {
                     .map_or(Value::Null, |s| Value::Str(Arc::from(s))),
             })
             .collect()
+    }
+}
+
+/// Calls `found` with the path of every key of the JSON object `text`
+/// (`a`, and for an object under it `a.b`, down to `depth` levels), in
+/// order; nothing when `text` is not an object. For suggestions ("did you
+/// mean"), on a few lines only: it parses the whole line.
+pub fn object_paths(text: &str, depth: usize, found: &mut dyn FnMut(&str)) {
+    fn walk(
+        map: &serde_json::Map<String, serde_json::Value>,
+        prefix: &mut String,
+        depth: usize,
+        found: &mut dyn FnMut(&str),
+    ) {
+        for (key, value) in map {
+            let len = prefix.len();
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(key);
+            found(prefix);
+            if let (Some(inner), true) = (value.as_object(), depth > 1) {
+                walk(inner, prefix, depth - 1, found);
+            }
+            prefix.truncate(len);
+        }
+    }
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
+        walk(&map, &mut String::new(), depth, found);
     }
 }
 

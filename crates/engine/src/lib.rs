@@ -99,6 +99,7 @@ pub mod builder;
 pub mod engine;
 pub mod io;
 pub mod rules;
+pub mod watch;
 
 // The lower layers under the names this crate's modules use for them.
 use cepheid_automata::{matcher, nfa};
@@ -111,8 +112,9 @@ pub use builder::typed::Pattern;
 pub use cepheid_core::{Error, ErrorKind, Location};
 pub use cepheid_core::{Event, FieldId, FieldPath};
 pub use cepheid_core::{EventValue, Record, Span, Timestamp, Value, ValueRef};
-pub use engine::{Arrival, Engine, Match, MatchRef, Output, Sink, Stats};
+pub use engine::{Arrival, Engine, Match, MatchRef, Output, PatternStats, Sink, Stats};
 pub use rules::Rules;
+pub use watch::{FieldWatch, MissingField, WatchedRead};
 
 #[cfg(feature = "derive")]
 pub use cepheid_derive::{Event, EventValue};

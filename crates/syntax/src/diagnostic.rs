@@ -74,6 +74,10 @@ pub enum DiagnosticKind {
     /// 2.3, or where a limit can cut work Flink would do (a warning of
     /// `cepheid check --flink`, from [`crate::pattern::flink_differences`]).
     Flink(crate::pattern::FlinkDifference),
+    /// A field a pattern reads that no event of a sample carried (a
+    /// warning of `cepheid check --sample`: a misspelt field gives no
+    /// match, ever).
+    FieldNeverOccurs,
 }
 
 /// A secondary place a diagnostic points at.

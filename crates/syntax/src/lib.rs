@@ -45,6 +45,7 @@ mod parse;
 mod parse_expr;
 mod parse_match;
 mod print;
+mod reads;
 mod source;
 
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ pub use parse::MAX_PATTERNS;
 #[cfg(test)]
 pub use print::print_expr;
 pub use print::print_file;
+pub use reads::{field_reads, FieldRead, ReadClause};
 pub use source::pattern_source;
 
 // The vocabulary, under the names the modules use for it.

@@ -89,6 +89,7 @@ use crate::primitives::{DurationMs, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
 
 pub use cond::{ConditionTable, EvalCtx, SlotValues};
+pub use explain::{dot_legend, dot_of_graphs, EdgeKind, GraphEdge, GraphNode, NfaGraph};
 pub use graph::{Edge, StaticGraph};
 
 pub use compiler::MAX_PROCEED_PATHS;

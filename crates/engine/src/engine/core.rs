@@ -55,6 +55,84 @@ pub struct Stats {
     pub forced_watermarks: u64,
 }
 
+/// What one pattern has seen and produced: [`Engine::pattern_stats`]
+/// gives one per pattern in force, by name, in the engine's order. With
+/// `serde`: an object of these fields by their names.
+///
+/// The counts add up over the pattern's versions (a replaced pattern's old
+/// version that drains counts into its name), from the time its name was
+/// added to the engine, or from the engine's last
+/// [`restore`](crate::Engine::restore): a snapshot keeps the engine's
+/// [`Stats`] and each pattern's version, not these counts.
+///
+/// [`Engine::pattern_stats`]: crate::Engine::pattern_stats
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct PatternStats {
+    /// The pattern's name.
+    pub name: String,
+    /// Its version: 1 when its name was first added, +1 per replacement
+    /// with another text (`docs/dynamic-rules.md`).
+    pub version: u32,
+    /// Events that reached it: processed (not late, no longer waiting for
+    /// the watermark) and carrying a usable value of each of its
+    /// `partition by` fields (every processed event, for a pattern without
+    /// `partition by`).
+    pub events: u64,
+    /// Complete matches.
+    pub matches: u64,
+    /// Timed-out partial matches.
+    pub timeouts: u64,
+    /// Partial matches (runs and held matches) it holds now, over all keys.
+    pub live_runs: u64,
+    /// Partial matches dropped by the limit per key or over all keys (as
+    /// [`Stats::dropped_runs`]).
+    pub dropped_runs: u64,
+    /// Of [`dropped_runs`](PatternStats::dropped_runs), those dropped by
+    /// the limit over all keys (as [`Stats::capped_runs`]).
+    pub capped_runs: u64,
+    /// Partial matches discarded by a change of rules (as
+    /// [`Stats::discarded_runs`]).
+    pub discarded_runs: u64,
+    /// Events that did not reach it because a `partition by` field was
+    /// missing (as [`Stats::unkeyed`]).
+    pub unkeyed: u64,
+    /// Events that did not reach it because a `partition by` field's value
+    /// cannot be a key (as [`Stats::unusable_keys`]).
+    pub unusable_keys: u64,
+}
+
+/// The counts an engine keeps per pattern (in [`PatternRun`]), each where
+/// its thing happens (a match, a timeout, an event without a key): nothing
+/// is counted per event that reaches the pattern ([`PatternStats::events`]
+/// is computed from the engine's count of processed events).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct PatternCounts {
+    pub(super) matches: u64,
+    pub(super) timeouts: u64,
+    pub(super) dropped_runs: u64,
+    pub(super) capped_runs: u64,
+    pub(super) discarded_runs: u64,
+    pub(super) unkeyed: u64,
+    pub(super) unusable_keys: u64,
+    /// The engine's processed events when the name was added (or the
+    /// engine restored).
+    pub(super) base: u64,
+}
+
+impl PatternCounts {
+    /// Adds the outcomes of `other` (an old version of the same name that
+    /// went): its events are not the name's (the version in force counts
+    /// them).
+    pub(super) fn absorb(&mut self, other: &PatternCounts) {
+        self.matches += other.matches;
+        self.timeouts += other.timeouts;
+        self.dropped_runs += other.dropped_runs;
+        self.capped_runs += other.capped_runs;
+        self.discarded_runs += other.discarded_runs;
+    }
+}
+
 /// Why an event has no key for a pattern.
 #[derive(Clone, Copy, Debug)]
 enum NoKey {
@@ -99,6 +177,8 @@ pub(super) struct PatternRun<A> {
     /// Is it an old version that drains: it starts no new partial match,
     /// and goes when it holds none.
     pub(super) draining: bool,
+    /// What it has seen and produced ([`PatternStats`]).
+    pub(super) counts: PatternCounts,
 }
 
 impl<A> PatternRun<A> {
@@ -316,6 +396,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             version: 1,
             versioned: false,
             draining: false,
+            counts: PatternCounts {
+                base: self.processed(),
+                ..PatternCounts::default()
+            },
         });
         self.refresh_guards();
         Ok(self.patterns.len() - 1)
@@ -414,6 +498,62 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// What the engine has seen and produced so far.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Events processed so far: pushed, neither late nor waiting.
+    pub(super) fn processed(&self) -> u64 {
+        let s = &self.stats;
+        s.events
+            .saturating_sub(s.late)
+            .saturating_sub(self.clock.waiting() as u64)
+    }
+
+    /// Each pattern in force's counts, in order (see [`PatternStats`]):
+    /// the draining old versions of a name count into it. Linear in the
+    /// live partitions (their partial matches are counted now).
+    pub fn pattern_stats(&self) -> Vec<PatternStats> {
+        let mut live = vec![0u64; self.patterns.len()];
+        for group in &self.groups {
+            for (_, parts) in group.keys.iter_parts() {
+                for x in parts.iter().filter(|x| !x.is_hole()) {
+                    if let Some(n) = live.get_mut(x.pattern as usize) {
+                        *n += A::partial_matches(&x.part) as u64;
+                    }
+                }
+            }
+        }
+        let processed = self.processed();
+        let mut out: Vec<PatternStats> = Vec::new();
+        let mut index: Vec<usize> = Vec::with_capacity(self.patterns.len());
+        for run in self.patterns.iter().filter(|r| !r.draining) {
+            let c = &run.counts;
+            index.push(out.len());
+            out.push(PatternStats {
+                name: run.automaton.pattern().name.clone(),
+                version: run.version,
+                events: processed
+                    .saturating_sub(c.base)
+                    .saturating_sub(c.unkeyed)
+                    .saturating_sub(c.unusable_keys),
+                unkeyed: c.unkeyed,
+                unusable_keys: c.unusable_keys,
+                ..PatternStats::default()
+            });
+        }
+        for (p, run) in self.patterns.iter().enumerate() {
+            let name = &run.automaton.pattern().name;
+            let Some(s) = out.iter_mut().find(|s| &s.name == name) else {
+                continue;
+            };
+            let c = &run.counts;
+            s.matches += c.matches;
+            s.timeouts += c.timeouts;
+            s.dropped_runs += c.dropped_runs;
+            s.capped_runs += c.capped_runs;
+            s.discarded_runs += c.discarded_runs;
+            s.live_runs += live[p];
+        }
+        out
     }
 
     /// Live partitions summed over all patterns (keys with partial
@@ -751,10 +891,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             Ok(()) => {}
             Err(NoKey::Missing) => {
                 self.stats.unkeyed += 1;
+                run.counts.unkeyed += 1;
                 return;
             }
             Err(NoKey::Unusable) => {
                 self.stats.unusable_keys += 1;
+                run.counts.unusable_keys += 1;
                 return;
             }
         }
@@ -769,6 +911,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             key,
             sink,
             stats: &mut self.stats,
+            counts: &mut run.counts,
             capped: false,
         };
         let mut step = Step {
@@ -884,6 +1027,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
+                counts: &mut run.counts,
                 capped: false,
             };
             let step = Step {
@@ -962,10 +1106,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             None => {}
             Some(NoKey::Missing) => {
                 self.stats.unkeyed += 1;
+                run.counts.unkeyed += 1;
                 return;
             }
             Some(NoKey::Unusable) => {
                 self.stats.unusable_keys += 1;
+                run.counts.unusable_keys += 1;
                 return;
             }
         }
@@ -977,6 +1123,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             key,
             sink,
             stats: &mut self.stats,
+            counts: &mut run.counts,
             capped: false,
         };
         let mut step = Step {
@@ -1142,6 +1289,8 @@ pub(super) struct Bridge<'a, S: ?Sized> {
     pub(super) key: &'a KeyValue,
     pub(super) sink: &'a mut S,
     pub(super) stats: &'a mut Stats,
+    /// The pattern's own counts.
+    pub(super) counts: &'a mut PatternCounts,
     /// Does the step's limit come from the engine's limit over all keys
     /// (so a dropped partial match counts in [`Stats::capped_runs`])?
     pub(super) capped: bool,
@@ -1157,9 +1306,11 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             key,
             sink,
             stats,
+            counts,
             ..
         } = self;
         stats.matches += 1;
+        counts.matches += 1;
         let ctx =
             MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         sink.on_match(&MatchRef::new(&ctx, m));
@@ -1174,9 +1325,11 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             key,
             sink,
             stats,
+            counts,
             ..
         } = self;
         stats.timeouts += 1;
+        counts.timeouts += 1;
         let ctx =
             MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         sink.on_timeout(&MatchRef::new(&ctx, m), expired_at);
@@ -1191,10 +1344,13 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             key,
             sink,
             stats,
+            counts,
             capped,
         } = self;
         stats.dropped_runs += 1;
         stats.capped_runs += u64::from(*capped);
+        counts.dropped_runs += 1;
+        counts.capped_runs += u64::from(*capped);
         let mut ctx =
             MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         ctx.capped = *capped;
@@ -1253,6 +1409,7 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
         key,
         sink,
         stats,
+        counts: &mut run.counts,
         capped: false,
     };
     let change = run

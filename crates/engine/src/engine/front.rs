@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::engine::core::{
-    Arrival, Core, Stats, DEFAULT_MAX_LIVE_RUNS, DEFAULT_MAX_RUNS_PER_KEY,
+    Arrival, Core, PatternStats, Stats, DEFAULT_MAX_LIVE_RUNS, DEFAULT_MAX_RUNS_PER_KEY,
     DEFAULT_MAX_WAITING_EVENTS,
 };
 use crate::engine::json_line::JsonInput;
@@ -522,6 +522,46 @@ impl<E: Event + 'static> Engine<E> {
     /// What the engine has seen and produced so far.
     pub fn stats(&self) -> Stats {
         self.core.stats()
+    }
+
+    /// Per pattern in force, in order ([`patterns`](Engine::patterns)):
+    /// its name and version, the events that reached it (had its key),
+    /// its matches, timeouts, live partial matches, and the partial
+    /// matches the limits cut ([`PatternStats`], which says from when
+    /// each counts). The counts are kept where things happen (a match, a
+    /// timeout, an event without the key), nothing per event; this call
+    /// counts the live partial matches, in time linear in the live
+    /// partitions: meant for reports and metrics, not per event.
+    ///
+    /// ```
+    /// use cepheid_engine::{Engine, Output, Record, Rules};
+    /// let rules = Rules::parse("r.cep", r#"pattern ab {
+    ///     partition by user
+    ///     match a followed by b
+    ///     where a: type == "a"
+    ///           b: type == "b" }"#)?;
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&rules)?;
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// for line in [
+    ///     r#"{"ts": 1, "user": "u", "type": "a"}"#,
+    ///     r#"{"ts": 2, "type": "a"}"#,
+    ///     r#"{"ts": 3, "user": "u", "type": "b"}"#,
+    /// ] {
+    ///     engine.push_json(line, "ts", &mut out)?;
+    /// }
+    /// engine.finish(&mut out);
+    /// let stats = engine.pattern_stats();
+    /// assert_eq!((stats[0].name.as_str(), stats[0].version), ("ab", 1));
+    /// assert_eq!((stats[0].events, stats[0].unkeyed, stats[0].matches), (2, 1, 1));
+    /// assert_eq!(
+    ///     serde_json::to_value(&stats[0])?["matches"],
+    ///     serde_json::json!(1)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pattern_stats(&self) -> Vec<PatternStats> {
+        self.core.pattern_stats()
     }
 
     /// The patterns in force, in order: in the order added, unless

@@ -95,7 +95,7 @@ mod testing;
 
 pub use crate::matcher::{Match, Output};
 pub use clock::Idle;
-pub use core::{Arrival, Stats};
+pub use core::{Arrival, PatternStats, Stats};
 pub(crate) use front::sealed;
 pub use front::{Engine, PatternSet};
 pub use json_line::Pushed;

@@ -154,6 +154,8 @@ pub(super) enum Entry<A> {
         automaton: A,
         version: u32,
         versioned: bool,
+        /// The version in force it replaces, whose counts it takes on.
+        succeeds: Option<usize>,
     },
 }
 
@@ -212,11 +214,19 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                     automaton,
                     version,
                     versioned,
+                    succeeds,
                 } => {
                     let p = self.add(automaton, fields)?;
+                    // The name's counts go on in its new version (the old
+                    // one, if it drains, counts its outcomes afresh: they
+                    // join the name's when it goes).
+                    let counts = succeeds.map(|c| std::mem::take(&mut self.patterns[c].counts));
                     let run = &mut self.patterns[p];
                     run.version = version;
                     run.versioned = versioned;
+                    if let Some(counts) = counts {
+                        run.counts = counts;
+                    }
                     order.push(p);
                 }
             }
@@ -257,6 +267,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
+                counts: &mut run.counts,
                 capped: false,
             };
             let before = A::partial_matches(&parts[i].part);
@@ -267,6 +278,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 &mut bridge,
             );
             self.stats.discarded_runs += discarded as u64;
+            run.counts.discarded_runs += discarded as u64;
             // (empty now: its runs discarded, its held matches emitted)
             self.live_runs =
                 live_beside(self.live_runs, before) + A::partial_matches(&parts[i].part);
@@ -306,6 +318,18 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             .map(Some)
             .collect();
         self.patterns = order.iter().filter_map(|&p| old[p].take()).collect();
+        // An old version that goes leaves its outcomes to its name.
+        for gone in old.iter().flatten() {
+            let name = &gone.automaton.pattern().name;
+            let heir = self
+                .patterns
+                .iter_mut()
+                .filter(|r| &r.automaton.pattern().name == name)
+                .min_by_key(|r| r.draining);
+            if let Some(heir) = heir {
+                heir.counts.absorb(&gone.counts);
+            }
+        }
         // Groups, in order of first use.
         let mut group_of = vec![usize::MAX; self.groups.len()];
         let mut groups_order = Vec::new();
@@ -572,6 +596,7 @@ impl<E: Event + 'static> Engine<E> {
                         automaton: nfa,
                         version,
                         versioned: true,
+                        succeeds: Some(c),
                     });
                     changes.push((name, Change::Changed { version }));
                 }
@@ -580,6 +605,7 @@ impl<E: Event + 'static> Engine<E> {
                         automaton: nfa,
                         version: 1,
                         versioned: false,
+                        succeeds: None,
                     });
                     changes.push((name, Change::Added));
                 }
@@ -709,5 +735,78 @@ mod tests {
         // Removing `c` drops its group.
         engine.remove("c", &mut out).unwrap();
         assert_eq!(guards(&engine).len(), 1);
+    }
+
+    #[test]
+    fn pattern_stats_count_per_name_over_versions_and_start_again_at_a_restore() {
+        let rules = |text: &str| {
+            let loaded = crate::rules::load_str("r.cep", text);
+            assert!(!loaded.has_errors(), "{}", loaded.render());
+            loaded.patterns
+        };
+        let mut engine: Engine<Record> = Engine::new().max_runs_per_key(1);
+        engine
+            .add(
+                &rules(
+                    r#"pattern a { partition by k within 10ms timeouts match x followed by y
+                               where x: t == "x" y: t == "y" }
+                   pattern b { match x where x: t == "y" }"#,
+                )[..],
+            )
+            .unwrap();
+        let mut out: Vec<Output<Record>> = Vec::new();
+        let lines = [
+            r#"{"ts": 1, "k": 1, "t": "x"}"#,
+            r#"{"ts": 2, "k": 1, "t": "y"}"#,
+            r#"{"ts": 3, "t": "y"}"#,
+            r#"{"ts": 4, "k": 2, "t": "x"}"#,
+            r#"{"ts": 5, "k": 2, "t": "x"}"#,
+            r#"{"ts": 6, "k": {"o": 1}, "t": "x"}"#,
+            r#"{"ts": 40, "k": 3, "t": "x"}"#,
+        ];
+        for line in lines {
+            engine.push_json(line, "ts", &mut out).unwrap();
+        }
+        engine.watermark(40, &mut out);
+        let stats = engine.pattern_stats();
+        let a = &stats[0];
+        assert_eq!((a.name.as_str(), a.version), ("a", 1));
+        // 7 events: one without `k`, one with an object as `k`.
+        assert_eq!((a.events, a.unkeyed, a.unusable_keys), (5, 1, 1));
+        assert_eq!((a.matches, a.timeouts, a.dropped_runs), (1, 1, 1));
+        assert_eq!(a.live_runs, 1, "key 3's partial match");
+        let b = &stats[1];
+        assert_eq!((b.events, b.matches, b.live_runs), (7, 2, 0));
+        assert_eq!(engine.stats().matches, 3);
+        // A new version of `a` (draining the old one) keeps the name's
+        // counts; the old version's timeout joins them when it goes.
+        let v2 = rules(
+            r#"pattern a { partition by k within 10ms timeouts match x followed by y
+                           where x: t == "z" y: t == "y" }
+               pattern b { match x where x: t == "y" }"#,
+        );
+        engine
+            .set_rules(&v2[..], ReloadPolicy::Drain, &mut out)
+            .unwrap();
+        engine
+            .push_json(r#"{"ts": 60, "k": 4, "t": "q"}"#, "ts", &mut out)
+            .unwrap();
+        engine.watermark(60, &mut out);
+        let a = &engine.pattern_stats()[0];
+        assert_eq!((a.version, a.events, a.matches, a.timeouts), (2, 6, 1, 2));
+        assert_eq!(a.live_runs, 0);
+        let json = serde_json::to_value(a).unwrap();
+        assert_eq!(json["timeouts"], 2);
+        let back: crate::PatternStats = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, a);
+        // Restored, the counts start again; the version is kept.
+        let mut snapshot = Vec::new();
+        engine.snapshot(&mut snapshot).unwrap();
+        let mut restored: Engine<Record> = Engine::new().max_runs_per_key(1);
+        restored.add(&v2[..]).unwrap();
+        restored.restore(&snapshot[..]).unwrap();
+        let a = &restored.pattern_stats()[0];
+        assert_eq!((a.version, a.events, a.matches, a.timeouts), (2, 0, 0, 0));
+        assert_eq!(restored.stats(), engine.stats());
     }
 }

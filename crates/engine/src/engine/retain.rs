@@ -2,7 +2,7 @@
 //! checkpoint on another number of workers takes, from a restored engine,
 //! the keys that are now its own (`crate::dataflow`, "rescaling").
 
-use crate::engine::core::Stats;
+use crate::engine::core::{PatternCounts, Stats};
 use crate::engine::front::Engine;
 use crate::event::Event;
 use crate::value::Value;
@@ -40,6 +40,13 @@ impl<E: Event + 'static> Engine<E> {
         }
         if !keep_stats {
             core.stats = Stats::default();
+            let base = core.processed();
+            for run in &mut core.patterns {
+                run.counts = PatternCounts {
+                    base,
+                    ..PatternCounts::default()
+                };
+            }
         }
     }
 }

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::clock::Clock;
-use crate::engine::core::{Core, Group, PatternRun, Stats};
+use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::partitions::{Keys, Ordinals};
@@ -909,6 +909,14 @@ impl<E: Event + 'static> Core<E, Nfa<E>> {
         self.store = store;
         self.deadlines = deadlines;
         self.stats = stats_from(stats);
+        // (the snapshot keeps no counts per pattern: they start again)
+        let base = self.processed();
+        for run in &mut self.patterns {
+            run.counts = PatternCounts {
+                base,
+                ..PatternCounts::default()
+            };
+        }
         self.live_parts = live_parts;
         self.live_runs = live_runs;
         Ok(())

@@ -90,6 +90,11 @@ impl CsvRows {
         self.time = header.iter().map(|name| named(time, name)).collect();
     }
 
+    /// The header's names (none before the header).
+    pub(crate) fn header_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.header.iter().flatten().map(|n| &**n)
+    }
+
     /// Reads one line (not blank, valid UTF-8): the header first, then rows.
     /// A row's record has a value for each of `width` fields.
     pub(crate) fn row(

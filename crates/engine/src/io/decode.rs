@@ -11,6 +11,7 @@ use crate::event::FieldPath;
 use crate::io::csv::{CsvRows, Row};
 use crate::io::json::{Found, JsonPlan, Scanned};
 use crate::io::rfc3339::parse_rfc3339;
+use crate::io::seen::FieldsSeen;
 use crate::primitives::Timestamp;
 use crate::record::{FieldTable, Record};
 
@@ -52,6 +53,8 @@ pub struct Decoder {
     plan: JsonPlan,
     scanned: Scanned,
     csv: CsvRows,
+    /// What the events carried, when watched.
+    seen: Option<Box<FieldsSeen>>,
 }
 
 /// A malformed-input error.
@@ -76,7 +79,45 @@ impl Decoder {
             plan,
             scanned: Scanned::default(),
             csv: CsvRows::new(),
+            seen: None,
         }
+    }
+
+    /// Watches the fields: records which fields of the table the decoded
+    /// events carry, and the names of every key of the first `sample`
+    /// events ([`FieldsSeen`]; read it with
+    /// [`fields_seen`](Decoder::fields_seen), and give it to a
+    /// [`FieldWatch`](crate::FieldWatch) to know which fields the patterns
+    /// read that never occurred). Off by default; on, it costs each event
+    /// one test per field that has not occurred yet (nothing more once
+    /// every field has), and each event of the sample a parse of its keys.
+    ///
+    /// ```
+    /// use cepheid_engine::io::{Decoder, Format};
+    /// use cepheid_engine::{FieldPath, FieldWatch, Rules};
+    /// let rules = Rules::parse("r.cep", "pattern p { match a where a: sucess == true }")?;
+    /// let mut engine: cepheid_engine::Engine = cepheid_engine::Engine::new();
+    /// engine.add(&rules)?;
+    /// let mut decoder =
+    ///     Decoder::new(Format::JsonLines, "ts", engine.fields().clone()).watch_fields(1000);
+    /// decoder.decode(br#"{"ts": 1, "success": true}"#)?;
+    /// let seen = decoder.fields_seen().expect("watched");
+    /// assert!(!seen.occurred(&FieldPath::parse("sucess")));
+    /// let missing = FieldWatch::from_rules(&rules).missing(seen);
+    /// assert_eq!(missing[0].did_you_mean.as_deref(), Some("success"));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn watch_fields(mut self, sample: u64) -> Decoder {
+        let mut seen = FieldsSeen::new(sample);
+        seen.grow(&self.paths);
+        self.seen = Some(Box::new(seen));
+        self
+    }
+
+    /// What the events carried so far, if the decoder watches the fields
+    /// ([`watch_fields`](Decoder::watch_fields)).
+    pub fn fields_seen(&self) -> Option<&FieldsSeen> {
+        self.seen.as_deref()
     }
 
     /// For processing time: events need no time field. Each event comes as
@@ -118,6 +159,9 @@ impl Decoder {
     #[cold]
     fn refresh(&mut self) {
         self.paths = self.table.paths();
+        if let Some(seen) = &mut self.seen {
+            seen.grow(&self.paths);
+        }
         self.plan = JsonPlan::new(&self.paths, &self.time_field);
         self.csv.map_columns(&self.paths, &self.time_field);
     }
@@ -159,6 +203,9 @@ impl Decoder {
         let values = self.plan.values(&self.scanned, text);
         let objects = self.plan.objects(&self.scanned, text);
         let record = Record::new(values, Arc::from(text)).with_objects(objects);
+        if let Some(seen) = &mut self.seen {
+            seen.json(&self.plan, &self.scanned, text);
+        }
         Ok(Item::Event(ts, record))
     }
 
@@ -171,7 +218,13 @@ impl Decoder {
             .map_err(malformed)?;
         match row {
             Row::Header => Ok(Item::Skip),
-            Row::Event(time, record) => Ok(Item::Event(self.event_time(time)?, record)),
+            Row::Event(time, record) => {
+                let ts = self.event_time(time)?;
+                if let Some(seen) = &mut self.seen {
+                    seen.csv(&self.csv, &record);
+                }
+                Ok(Item::Event(ts, record))
+            }
         }
     }
 

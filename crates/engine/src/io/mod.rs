@@ -59,6 +59,7 @@ mod json_tests;
 mod jsonl;
 mod lines;
 mod rfc3339;
+mod seen;
 
 pub use decode::{Decoder, Format, Item};
 pub use items::Items;
@@ -66,3 +67,4 @@ pub use json::{record_from_json, value_from_json, value_to_json};
 pub use jsonl::{Formatter, JsonLines};
 pub use lines::{Line, LineReader, MAX_LINE_BYTES};
 pub use rfc3339::{parse_rfc3339, TimeError, TimeProblem};
+pub use seen::FieldsSeen;

@@ -1,0 +1,409 @@
+//! Fields that never occur: [`FieldWatch`] knows where each pattern reads
+//! each field; given what a decoder saw ([`FieldsSeen`]), it says which
+//! fields no event carried, where they are read, and the closest name
+//! that did occur. The trap it catches: a misspelt field in a condition
+//! (`sucess == true`) is valid, and gives no match, ever.
+//!
+//! `cepheid check --sample FILE` shows its findings as warnings in the
+//! pattern source; a long run asks it after its first events and at the
+//! end.
+
+use std::fmt;
+
+pub use crate::dsl::ReadClause;
+use crate::dsl::{self, Loaded};
+use crate::error::Location;
+use crate::event::FieldPath;
+use crate::expr::Expr;
+use crate::io::FieldsSeen;
+use crate::pattern::{Condition, ElementKind, Pattern};
+use crate::primitives::Span;
+use crate::rules::Rules;
+
+/// One place where a pattern reads a field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchedRead {
+    /// The field read.
+    pub field: FieldPath,
+    /// The pattern's name.
+    pub pattern: String,
+    /// The clause that reads it (for a pattern of the builder, the
+    /// `until` of a stage is [`ReadClause::Until`] with the stage's name).
+    pub clause: ReadClause,
+    /// Where it is read, `path:line:column` of the pattern file (`None`
+    /// for a pattern without source text: one of the builder).
+    pub location: Option<Location>,
+    /// The source it is read in (an index of [`Loaded::sources`]) and its
+    /// span there, for a diagnostic that quotes the line.
+    pub source: Option<(usize, Span)>,
+}
+
+impl fmt::Display for WatchedRead {
+    /// `path:line:column: pattern `p`, the condition of stage `a``
+    /// (without the location when there is none).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = &self.location {
+            write!(f, "{at}: ")?;
+        }
+        write!(f, "pattern `{}`, {}", self.pattern, self.clause)
+    }
+}
+
+/// A field some pattern reads that no event carried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MissingField {
+    /// The field.
+    pub field: FieldPath,
+    /// Every place a pattern reads it, in the patterns' order.
+    pub reads: Vec<WatchedRead>,
+    /// The closest name of a key that did occur in the sample's events
+    /// ([`FieldsSeen::names`]; by `closest`, the language's "did you
+    /// mean").
+    pub did_you_mean: Option<String>,
+    /// The events decoded ([`FieldsSeen::events`]).
+    pub events: u64,
+}
+
+impl MissingField {
+    /// `field `sucess` never occurs in 102 events; did you mean
+    /// `success`?`, with `events` naming the events (`"events"`, `"sample
+    /// events"`).
+    pub fn message(&self, events: &str) -> String {
+        let events = match (self.events, events.strip_suffix('s')) {
+            (1, Some(one)) => format!("1 {one}"),
+            (n, _) => format!("{n} {events}"),
+        };
+        let mut text = format!("field `{}` never occurs in {events}", self.field);
+        if let Some(best) = &self.did_you_mean {
+            text.push_str(&format!("; did you mean `{best}`?"));
+        }
+        text
+    }
+}
+
+impl fmt::Display for MissingField {
+    /// One line per read: `path:line:column: pattern `p`, the condition of
+    /// stage `a`: field `sucess` never occurs in 102 events; did you mean
+    /// `success`?`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = self.message("events");
+        for (i, read) in self.reads.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{read}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the patterns of a rule set read each field: asked with what a
+/// decoder saw ([`FieldsSeen`], from
+/// [`Decoder::watch_fields`](crate::io::Decoder::watch_fields)), it gives
+/// the fields no event carried ([`missing`](FieldWatch::missing)).
+///
+/// ```
+/// use cepheid_engine::io::{Decoder, Format, Item};
+/// use cepheid_engine::{Engine, FieldWatch, Output, Record, Rules};
+/// let rules = Rules::parse("r.cep", r#"pattern p {
+///     partition by user.id
+///     match a where a: sucess == true }"#)?;
+/// let mut engine: Engine<Record> = Engine::new();
+/// engine.add(&rules)?;
+/// let watch = FieldWatch::from_rules(&rules);
+/// let mut decoder =
+///     Decoder::new(Format::JsonLines, "ts", engine.fields().clone()).watch_fields(1_000);
+/// let mut out: Vec<Output<Record>> = Vec::new();
+/// for line in [r#"{"ts": 1, "user": {"id": 7}, "success": true}"#] {
+///     if let Item::Event(ts, record) = decoder.decode(line.as_bytes())? {
+///         engine.push(ts, record, &mut out);
+///     }
+/// }
+/// let missing = watch.missing(decoder.fields_seen().expect("watched"));
+/// assert_eq!(missing.len(), 1);
+/// assert_eq!(
+///     missing[0].to_string(),
+///     "r.cep:3:22: pattern `p`, the condition of stage `a`: \
+///      field `sucess` never occurs in 1 event; did you mean `success`?"
+/// );
+/// # Ok::<(), cepheid_engine::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct FieldWatch {
+    reads: Vec<WatchedRead>,
+}
+
+impl FieldWatch {
+    /// The reads of every pattern of `rules`, located in their files.
+    pub fn from_rules(rules: &Rules) -> FieldWatch {
+        FieldWatch::from_loaded(rules.loaded())
+    }
+
+    /// The reads of every pattern of `loaded` (the patterns without
+    /// errors), located in their files (a diagnostic can quote them:
+    /// [`WatchedRead::source`] indexes `loaded.sources`).
+    pub fn from_loaded(loaded: &Loaded) -> FieldWatch {
+        let mut reads = Vec::new();
+        let mut parsed: Vec<Option<Option<dsl::ast::File>>> = vec![None; loaded.sources.len()];
+        for (pattern, &s) in loaded.patterns.iter().zip(&loaded.pattern_sources) {
+            let Some(source) = loaded.sources.get(s) else {
+                reads.extend(ir_reads(pattern));
+                continue;
+            };
+            let file = parsed[s].get_or_insert_with(|| dsl::parse(&source.text).ok());
+            let decl = file
+                .as_ref()
+                .and_then(|f| f.patterns.iter().find(|d| d.name.name == pattern.name));
+            let Some(decl) = decl else {
+                reads.extend(ir_reads(pattern));
+                continue;
+            };
+            for read in dsl::field_reads(decl) {
+                let (line, column) = source.line_col(read.span.start as usize);
+                reads.push(WatchedRead {
+                    field: FieldPath(read.path.iter().map(|s| s.as_str().into()).collect()),
+                    pattern: pattern.name.clone(),
+                    clause: read.clause,
+                    location: Some(Location::new(source.name.as_str(), line, column)),
+                    source: Some((s, read.span)),
+                });
+            }
+        }
+        FieldWatch { reads }
+    }
+
+    /// The reads of `patterns` (IR patterns, or an engine's
+    /// [`patterns`](crate::Engine::patterns)), without locations: a
+    /// pattern is named with the clause that reads.
+    pub fn for_patterns<'a>(patterns: impl IntoIterator<Item = &'a Pattern>) -> FieldWatch {
+        FieldWatch {
+            reads: patterns.into_iter().flat_map(ir_reads).collect(),
+        }
+    }
+
+    /// Every place a pattern reads a field, in the patterns' order.
+    pub fn reads(&self) -> &[WatchedRead] {
+        &self.reads
+    }
+
+    /// The fields read that no event carried, in the order first read,
+    /// each with every place it is read and the closest name that did
+    /// occur. Meant after the first events and at the end of a stream (or
+    /// of a sample): with no event yet, every field is missing.
+    pub fn missing(&self, seen: &FieldsSeen) -> Vec<MissingField> {
+        let names: Vec<&str> = seen.names().collect();
+        let mut out: Vec<MissingField> = Vec::new();
+        for read in &self.reads {
+            if seen.occurred(&read.field) {
+                continue;
+            }
+            if let Some(m) = out.iter_mut().find(|m| m.field == read.field) {
+                m.reads.push(read.clone());
+                continue;
+            }
+            let shown = read.field.to_string();
+            out.push(MissingField {
+                field: read.field.clone(),
+                reads: vec![read.clone()],
+                did_you_mean: dsl::closest(&shown, &names).map(str::to_string),
+                events: seen.events(),
+            });
+        }
+        out
+    }
+}
+
+/// The reads of an IR pattern, without locations.
+fn ir_reads(pattern: &Pattern) -> Vec<WatchedRead> {
+    let mut out = Vec::new();
+    let mut push = |field: &FieldPath, clause: ReadClause| {
+        out.push(WatchedRead {
+            field: field.clone(),
+            pattern: pattern.name.clone(),
+            clause,
+            location: None,
+            source: None,
+        });
+    };
+    for path in &pattern.partition_by {
+        push(path, ReadClause::PartitionBy);
+    }
+    for stage in &pattern.stages {
+        if let Condition::Expr(e) = &stage.condition {
+            expr_paths(e, &mut |p| {
+                push(p, ReadClause::Condition(stage.name.clone()))
+            });
+        }
+    }
+    let mut groups = vec![&pattern.sequence];
+    while let Some(sequence) = groups.pop() {
+        for element in &sequence.elements {
+            let name = match &element.kind {
+                ElementKind::Stage(id) => pattern
+                    .stages
+                    .get(usize::from(id.0))
+                    .map_or("?".to_string(), |s| s.name.clone()),
+                ElementKind::Group(inner) => {
+                    groups.push(inner);
+                    "(group)".to_string()
+                }
+            };
+            if let Some(Condition::Expr(e)) = &element.until {
+                expr_paths(e, &mut |p| push(p, ReadClause::Until(name.clone())));
+            }
+        }
+    }
+    for item in &pattern.select {
+        expr_paths(&item.expr, &mut |p| {
+            push(p, ReadClause::Select(item.name.clone()))
+        });
+    }
+    out
+}
+
+/// The field paths `expr` reads.
+fn expr_paths(expr: &Expr, out: &mut dyn FnMut(&FieldPath)) {
+    expr.walk(|e| {
+        let path = match e {
+            Expr::Field(path) | Expr::Exists(path) => Some(path),
+            Expr::StageField { path, .. } => Some(path),
+            Expr::Aggregate { path, .. } => path.as_ref(),
+            _ => None,
+        };
+        if let Some(path) = path {
+            out(path);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Decoder, Format, Item};
+    use crate::{Engine, Record};
+
+    /// What `watch` finds in `lines` decoded as `format` with the fields
+    /// of `rules`: each missing field's message and where it is read.
+    fn missing(text: &str, format: Format, lines: &[&str]) -> Vec<(String, Vec<String>)> {
+        let rules = Rules::parse("r.cep", text).unwrap();
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&rules).unwrap();
+        let mut decoder = Decoder::new(format, "ts", engine.fields().clone()).watch_fields(100);
+        for line in lines {
+            decoder.decode(line.as_bytes()).unwrap();
+        }
+        FieldWatch::from_rules(&rules)
+            .missing(decoder.fields_seen().unwrap())
+            .into_iter()
+            .map(|m| {
+                let at = m.reads.iter().map(|r| r.to_string()).collect();
+                (m.message("events"), at)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_misspelt_field_is_found_where_it_is_read_with_the_closest_name() {
+        let text = "pattern p {\n  match a followed by b\n  where a: sucess == true\n        b: a.sucess and kind == \"x\"\n}";
+        let found = missing(
+            text,
+            Format::JsonLines,
+            &[
+                r#"{"ts": 1, "success": true, "kind": "x"}"#,
+                r#"{"ts": 2, "success": false, "kind": "y"}"#,
+            ],
+        );
+        assert_eq!(
+            found,
+            [(
+                "field `sucess` never occurs in 2 events; did you mean `success`?".to_string(),
+                vec![
+                    "r.cep:3:12: pattern `p`, the condition of stage `a`".to_string(),
+                    "r.cep:4:12: pattern `p`, the condition of stage `b`".to_string(),
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn nested_paths_occur_when_the_whole_path_resolves() {
+        let text = "pattern p { partition by user.id match a where a: user.name == \"x\" select n = a.user.idd }";
+        let found = missing(
+            text,
+            Format::JsonLines,
+            &[
+                r#"{"ts": 1, "user": {"id": 1}}"#,
+                r#"{"ts": 2, "user": 3, "name": "x"}"#,
+            ],
+        );
+        let messages: Vec<&str> = found.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "field `user.name` never occurs in 2 events",
+                "field `user.idd` never occurs in 2 events; did you mean `user.id`?",
+            ]
+        );
+        assert_eq!(found[1].1, ["r.cep:1:79: pattern `p`, `select` entry `n`"]);
+    }
+
+    #[test]
+    fn csv_fields_occur_in_a_cell_that_is_not_empty() {
+        let text = "pattern p { match a where a: amout > 1 and user != \"\" and note == \"\" }";
+        let found = missing(
+            text,
+            Format::Csv,
+            &["ts,amount,user,note", "1,5,u,", "2,6,,"],
+        );
+        let messages: Vec<&str> = found.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "field `amout` never occurs in 2 events; did you mean `amount`?",
+                "field `note` never occurs in 2 events",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_seen_after_the_first_event_or_null_occurs_and_all_present_is_quiet() {
+        let text = "pattern p { match a where a: late == 1 and gone == null }";
+        let lines = [
+            r#"{"ts": 1}"#,
+            r#"{"ts": 2, "gone": null}"#,
+            r#"{"ts": 3, "late": 1}"#,
+        ];
+        assert!(missing(text, Format::JsonLines, &lines).is_empty());
+        // Before the third event, `late` had not occurred.
+        assert_eq!(missing(text, Format::JsonLines, &lines[..2]).len(), 1);
+    }
+
+    #[test]
+    fn patterns_without_source_are_named_with_their_clause() {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern p { partition by usr match a where a: x > 1 select s = sum(a.y) }",
+        )
+        .unwrap();
+        let watch = FieldWatch::for_patterns(rules.patterns());
+        let mut seen = FieldsSeen::new(10);
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&rules).unwrap();
+        let mut decoder =
+            Decoder::new(Format::JsonLines, "ts", engine.fields().clone()).watch_fields(10);
+        let Ok(Item::Event(..)) = decoder.decode(br#"{"ts": 1, "user": 1, "x": 2}"#) else {
+            panic!("an event");
+        };
+        seen.merge(decoder.fields_seen().unwrap());
+        let found: Vec<String> = watch.missing(&seen).iter().map(|m| m.to_string()).collect();
+        assert_eq!(
+            found,
+            [
+                "pattern `p`, `partition by`: field `usr` never occurs in 1 event; did you mean `user`?",
+                "pattern `p`, `select` entry `s`: field `y` never occurs in 1 event; did you mean `x`?",
+            ]
+        );
+    }
+}
