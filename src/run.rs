@@ -25,7 +25,7 @@ use std::time::Duration;
 use cepheid_core::time::parse_duration;
 use cepheid_engine::engine::{Engine, ReloadPolicy};
 use cepheid_engine::io::Format;
-use cepheid_engine::Record;
+use cepheid_engine::{FieldWatch, Record};
 use cepheid_runtime::checkpoint::Every;
 use cepheid_runtime::{Config, End, Error, Input, Notice, Report, Runtime, Time};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -158,8 +158,9 @@ pub struct Args {
     /// Most partial matches over all keys and patterns; a key whose step
     /// would go beyond it keeps only what fits, its oldest dropped (said
     /// once on standard error, counted in the summary). Bounds the memory
-    /// of many keys each under --max-runs-per-key (about 160 to 400 bytes
-    /// per partial match: the default holds within about 1.6 GB).
+    /// of many keys each under --max-runs-per-key (about 650 bytes per
+    /// partial match plus its events' text: the default holds 2.7 GiB of
+    /// the simplest pattern's over small events; lower it to fit).
     #[arg(
         long,
         value_name = "N",
@@ -178,6 +179,12 @@ pub struct Args {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     max_waiting: usize,
+    /// Warn about each field a pattern reads that no event carried, once N
+    /// events were read and again at the end of the input, with where it
+    /// is read and the closest field that did occur (a misspelt field
+    /// matches nothing, ever); 0: never.
+    #[arg(long, value_name = "N", default_value_t = cepheid_runtime::Config::FIELD_WARNINGS_AFTER)]
+    field_warnings_after: u64,
     /// Stop at the first malformed line (exit status 3).
     #[arg(long)]
     strict: bool,
@@ -262,7 +269,7 @@ pub fn run(args: &Args) -> u8 {
         no_progress: args.no_progress,
     };
     let runtime = match Runtime::with_engine(config, engine, Box::new(report)) {
-        Ok(runtime) => runtime,
+        Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(&loaded)),
         Err(e) => {
             say!("error: {e}");
             return error_status(&e);
@@ -331,6 +338,7 @@ pub(crate) fn config(args: &Args) -> Config {
     config.max_runs_per_key = args.max_runs_per_key;
     config.max_live_runs = args.max_live_runs;
     config.max_waiting = args.max_waiting;
+    config.field_warnings = (args.field_warnings_after > 0).then_some(args.field_warnings_after);
     config.strict = args.strict;
     config.flush_at_end = args.flush_at_end;
     config.output = (args.output != Path::new("-")).then(|| args.output.clone());

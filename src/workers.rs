@@ -104,7 +104,7 @@ use timely::{CommunicationConfig, WorkerConfig};
 use super::{display, report_write_error, Args, TimeArg, EXIT_MALFORMED, TOLD_KEYS};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 use cepheid_runtime::source::{
-    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, Tail,
+    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold, Tail,
     BATCHES_AHEAD,
 };
 
@@ -1347,6 +1347,10 @@ impl Job {
                     tails: live.places,
                     // Control records (`$rules`) are not read here.
                     controls: None,
+                    // Fields that never occur are not watched on workers
+                    // yet (`--workers`: each worker decodes its own
+                    // chunks; their views would be merged first).
+                    seen: SeenTold::new(None),
                 };
                 // Ends with the input, or with the process (a signal).
                 let _reader = spawn_reader(input, reading, tx);
@@ -1426,7 +1430,7 @@ impl Live {
                     return Some(number);
                 }
                 // `--watch` is not read with `--workers`.
-                Ok(Message::Reload(_)) => continue,
+                Ok(Message::Reload(_) | Message::Seen(_)) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());

@@ -61,6 +61,8 @@ mod patterns_check;
 mod random_e2e;
 #[path = "../readme_e2e.rs"]
 mod readme_e2e;
+#[path = "../run_field_warnings.rs"]
+mod run_field_warnings;
 #[path = "../run_limit.rs"]
 mod run_limit;
 #[path = "../time_extremes.rs"]

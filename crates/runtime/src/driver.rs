@@ -51,8 +51,10 @@ use std::time::Instant;
 
 use cepheid_core::record::FieldTable;
 use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
-use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
-use cepheid_engine::{ErrorKind, FieldId, Record, Rules, Timestamp, Value};
+use cepheid_engine::io::{
+    value_from_json, value_to_json, Decoder, FieldsSeen, Format, Formatter, Item,
+};
+use cepheid_engine::{ErrorKind, FieldId, FieldWatch, Record, Rules, Timestamp, Value};
 use cepheid_syntax::Loaded;
 
 use crate::checkpoint::{self, Counters, Meta, Writer};
@@ -61,7 +63,7 @@ use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 use crate::source::Source;
 use crate::source::{
     spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
-    BATCHES_AHEAD,
+    SeenTold, BATCHES_AHEAD,
 };
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
@@ -193,6 +195,9 @@ pub struct Runtime {
     place: Option<Position>,
     /// Held to the end: the checkpoint folder's and the outputs' locks.
     _locks: Vec<File>,
+    /// Where the patterns read each field, for the warnings about fields
+    /// no event carries ([`Config::field_warnings`]).
+    field_watch: FieldWatch,
 }
 
 impl Runtime {
@@ -205,7 +210,31 @@ impl Runtime {
                 source,
             })?;
         }
-        Runtime::with_engine(config, engine, report)
+        Ok(Runtime::with_engine(config, engine, report)?
+            .with_field_watch(FieldWatch::from_rules(rules)))
+    }
+
+    /// Where the patterns read their fields, for the warnings about fields
+    /// no event carries ([`Config::field_warnings`]): from their `.cep`
+    /// text ([`FieldWatch::from_rules`], [`FieldWatch::from_loaded`]),
+    /// each read is placed at its `path:line:column`. Without it (a run
+    /// made by [`with_engine`](Runtime::with_engine)), reads are named by
+    /// pattern and clause. Ignored when it does not describe the patterns
+    /// in force (a checkpoint resumed with other rules).
+    pub fn with_field_watch(mut self, watch: FieldWatch) -> Runtime {
+        let key = |w: &FieldWatch| {
+            let mut reads: Vec<(String, String)> = w
+                .reads()
+                .iter()
+                .map(|r| (r.pattern.clone(), r.field.to_string()))
+                .collect();
+            reads.sort_unstable();
+            reads
+        };
+        if key(&watch) == key(&self.field_watch) {
+            self.field_watch = watch;
+        }
+        self
     }
 
     /// A run with `config` of `engine` (made with [`Config::engine`], its
@@ -375,7 +404,9 @@ impl Runtime {
         let out = Output::new(sink);
         let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
         let place = resumed.as_ref().and_then(|m| m.source.clone());
+        let field_watch = FieldWatch::for_patterns(engine.patterns());
         Ok(Runtime {
+            field_watch,
             config,
             engine,
             report,
@@ -423,6 +454,7 @@ impl Runtime {
             source,
             place,
             _locks,
+            field_watch,
         } = self;
         let started = Instant::now();
         let start = resumed
@@ -474,6 +506,10 @@ impl Runtime {
             stale_below: 0,
             open_end: false,
             reload_first,
+            fields: FieldWarnings {
+                watch: field_watch,
+                told: HashSet::new(),
+            },
         };
         let result = session.stream(input, decoder, tx, messages);
         let reloads = session.reloads;
@@ -527,9 +563,13 @@ fn names(engine: &Engine<Record>) -> Vec<String> {
 /// A decoder of the configuration's format and time over the engine's
 /// fields.
 fn new_decoder(config: &Config, fields: &FieldTable) -> Decoder {
-    match &config.time {
+    let decoder = match &config.time {
         Time::Event { field } => Decoder::new(config.format, field, fields.clone()),
         Time::Processing => Decoder::new(config.format, "ts", fields.clone()).without_time(),
+    };
+    match config.field_warnings {
+        Some(after) => decoder.watch_fields(after),
+        None => decoder,
     }
 }
 
@@ -691,6 +731,35 @@ struct Session<'a> {
     /// files no longer are: they are read at once, before any line, as
     /// the reload `watch` made before the run was stopped.
     reload_first: bool,
+    /// The warnings about fields no event carries.
+    fields: FieldWarnings,
+}
+
+/// Fields a pattern reads that no event has carried: each is said once
+/// per pattern and field, when the reader has decoded
+/// [`Config::field_warnings`] events and at the end of the input (issue
+/// 25: a misspelt field in a condition is valid, and matches nothing,
+/// ever).
+struct FieldWarnings {
+    /// Where the patterns in force read each field.
+    watch: FieldWatch,
+    /// The (pattern, field) pairs said already.
+    told: HashSet<(String, String)>,
+}
+
+impl FieldWarnings {
+    /// Says, as warnings, what `seen` shows missing and was not said yet.
+    fn say(&mut self, seen: &FieldsSeen, report: &mut dyn Report) {
+        for mut missing in self.watch.missing(seen) {
+            let field = missing.field.to_string();
+            missing
+                .reads
+                .retain(|read| self.told.insert((read.pattern.clone(), field.clone())));
+            if !missing.reads.is_empty() {
+                report.notice(Notice::line(Level::Warning, format!("warning: {missing}")));
+            }
+        }
+    }
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
@@ -964,6 +1033,7 @@ impl Session<'_> {
             start: self.position,
             tails: self.checkpoints.is_some(),
             controls,
+            seen: SeenTold::new(config.field_warnings),
         };
         if self.reload_first {
             // (first in the channel: before any line)
@@ -1006,6 +1076,10 @@ impl Session<'_> {
                 Ok(Message::Reload(why)) => {
                     self.reload_from_disk(why)?;
                     self.flush_now()?;
+                    continue;
+                }
+                Ok(Message::Seen(seen)) => {
+                    self.fields.say(&seen, &mut *self.out.report);
                     continue;
                 }
                 Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,
@@ -1198,6 +1272,7 @@ impl Session<'_> {
             );
             false
         };
+        let watch = FieldWatch::from_loaded(&loaded);
         // Errors are said above; `Rules` places a compile error in its text.
         let Ok(rules) = Rules::from_loaded(loaded) else {
             return refused(self, "have errors");
@@ -1205,6 +1280,7 @@ impl Session<'_> {
         let policy = self.config.reload_policy;
         match self.engine.set_rules(&rules, policy, &mut self.out) {
             Ok(changes) => {
+                self.fields.watch = watch;
                 self.reloads.applied += 1;
                 self.counters.rules_changed |= changes.any();
                 self.keys

@@ -168,6 +168,14 @@ pub struct Config {
     /// With `rules_from_stream`, also honour `{"$rules_file": "PATH"}` for
     /// `.cep` files and folders inside this folder.
     pub rules_dir: Option<PathBuf>,
+    /// Warn about each field a pattern reads that no event carried, once
+    /// this many events were decoded and again at the end of the input
+    /// (`None`: never). A misspelt field in a condition is valid and
+    /// matches nothing, ever: this says so, with the pattern, where it is
+    /// read and the closest field that did occur. It costs a test per
+    /// event for each field not seen yet (none once all were), and, over
+    /// the first this-many events, the names of their keys.
+    pub field_warnings: Option<u64>,
 }
 
 impl Default for Config {
@@ -204,8 +212,13 @@ impl Config {
             reload_policy: ReloadPolicy::Drain,
             rules_from_stream: false,
             rules_dir: None,
+            field_warnings: Some(Config::FIELD_WARNINGS_AFTER),
         }
     }
+
+    /// The default of [`field_warnings`](Config::field_warnings): after
+    /// 10,000 events.
+    pub const FIELD_WARNINGS_AFTER: u64 = 10_000;
 
     /// An engine with this configuration and no patterns.
     pub fn engine(&self) -> Engine<Record> {

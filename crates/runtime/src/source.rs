@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use cepheid_engine::io::{Decoder, Item, Items, LineReader};
+use cepheid_engine::io::{Decoder, FieldsSeen, Item, Items, LineReader};
 use cepheid_engine::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +201,46 @@ pub enum Message {
     Stop(String),
     /// Read the pattern paths again: they changed, or `Handle::reload`.
     Reload(Reload),
+    /// What the decoder saw of the patterns' fields (`Config::field_warnings`):
+    /// sent once after that many events and once more at the end of the
+    /// input, after its last batch.
+    Seen(FieldsSeen),
+}
+
+/// When the reader thread sends what its decoder saw of the fields
+/// ([`Message::Seen`]): once its decoder has watched `after` events, and
+/// at the end of the input.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeenTold {
+    after: Option<u64>,
+    told: bool,
+}
+
+impl SeenTold {
+    /// After `after` events (`None`: never).
+    pub fn new(after: Option<u64>) -> SeenTold {
+        SeenTold { after, told: false }
+    }
+
+    /// What to send now, if anything: at the end, or the first time the
+    /// decoder has watched `after` events.
+    fn due(&mut self, decoder: &Decoder, end: bool) -> Option<FieldsSeen> {
+        let after = self.after?;
+        let seen = decoder.fields_seen()?;
+        if end || (!self.told && seen.events() >= after) {
+            self.told = true;
+            return Some(seen.clone());
+        }
+        None
+    }
+
+    /// Sends what is due; false when the receiver is gone.
+    fn send(&mut self, decoder: &Decoder, end: bool, tx: &SyncSender<Message>) -> bool {
+        match self.due(decoder, end) {
+            Some(seen) => tx.send(Message::Seen(seen)).is_ok(),
+            None => true,
+        }
+    }
 }
 
 /// Why the rules are read again from disk.
@@ -297,6 +337,8 @@ pub struct Reading {
     /// thread waits for a word on this channel (the rules applied).
     /// `None`: no control records (CSV).
     pub controls: Option<Receiver<()>>,
+    /// When to send what the decoder saw of the fields.
+    pub seen: SeenTold,
 }
 
 /// Reads and decodes `source` on a thread of its own. The thread ends at
@@ -319,7 +361,13 @@ const READER_THREAD: &str = "cepheid-read";
 fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
     let source = match source {
         Opened::Custom(source) => {
-            return read_source(source, reading.decoder, reading.controls, EndGuard(tx));
+            return read_source(
+                source,
+                reading.decoder,
+                reading.controls,
+                reading.seen,
+                EndGuard(tx),
+            );
         }
         source => source,
     };
@@ -331,6 +379,7 @@ fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
         start,
         tails,
         controls,
+        mut seen,
     } = reading;
     let tx = &end.0;
     let origin: Arc<str> = origin.into();
@@ -338,12 +387,20 @@ fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
     match source {
         Opened::Stdin => {
             let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
-            read_lines(items, start, None, go_on, tx, false);
+            read_lines(items, start, None, go_on, tx, false, (&mut seen, true));
         }
         Opened::File(file) => {
             let tail = tails.then(|| file.try_clone().ok()).flatten();
             let items = Entries::new(origin, file, decoder, go_on.is_some());
-            read_lines(items, start, tail.as_ref(), go_on, tx, true);
+            read_lines(
+                items,
+                start,
+                tail.as_ref(),
+                go_on,
+                tx,
+                true,
+                (&mut seen, true),
+            );
         }
         // (read above)
         Opened::Custom(_) => {}
@@ -352,7 +409,8 @@ fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
             loop {
                 let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
                 let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
-                let read = read_lines(items, start, tail.as_ref(), go_on, tx, false);
+                let told = (&mut seen, false);
+                let read = read_lines(items, start, tail.as_ref(), go_on, tx, false, told);
                 if !read || !follow.take_switched() {
                     return;
                 }
@@ -383,6 +441,11 @@ impl<R: Read> Entries<R> {
         self.items.bytes_read()
     }
 
+    /// The decoder.
+    fn decoder(&self) -> &Decoder {
+        self.items.decoder()
+    }
+
     /// Will the next entry come without waiting for the input?
     fn item_ready(&mut self) -> bool {
         self.items.item_ready()
@@ -408,7 +471,9 @@ impl<R: Read> Entries<R> {
 /// is processed as it comes, and after a control record, which the
 /// thread then waits on `go_on` for. With `to_end` (a file read to its
 /// end, with tails), a last line without its newline is sent alone
-/// ([`Batch::open_end`]). False when the receiver is gone.
+/// ([`Batch::open_end`]). What the decoder saw of the fields is sent
+/// when `seen` says, and at the end when `at_end` (not for a followed
+/// file's, which goes on in the next). False when the receiver is gone.
 fn read_lines<R: Read>(
     mut items: Entries<R>,
     start: FilePosition,
@@ -416,6 +481,7 @@ fn read_lines<R: Read>(
     go_on: Option<&Receiver<()>>,
     tx: &SyncSender<Message>,
     to_end: bool,
+    (seen, at_end): (&mut SeenTold, bool),
 ) -> bool {
     let mut lines = Vec::with_capacity(BATCH_LINES);
     let mut batch_start = 0;
@@ -488,7 +554,9 @@ fn read_lines<R: Read>(
         let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
         let stalled = !items.item_ready();
         if full || stalled || rules {
-            if !send(&mut lines, items.bytes_read(), pushed_start, count, stalled) {
+            if !send(&mut lines, items.bytes_read(), pushed_start, count, stalled)
+                || !seen.send(items.decoder(), false, tx)
+            {
                 return false;
             }
             batch_start = items.bytes_read();
@@ -498,10 +566,10 @@ fn read_lines<R: Read>(
             }
         }
     }
-    if lines.is_empty() {
-        return true;
+    if !lines.is_empty() && !send(&mut lines, items.bytes_read(), pushed_start, count, false) {
+        return false;
     }
-    send(&mut lines, items.bytes_read(), pushed_start, count, false)
+    !at_end || seen.send(items.decoder(), true, tx)
 }
 
 /// Why a [`Source`] could not read or seek.
@@ -888,6 +956,7 @@ fn read_source(
     source: Arc<std::sync::Mutex<Box<dyn Source>>>,
     mut decoder: Decoder,
     controls: Option<Receiver<()>>,
+    mut seen: SeenTold,
     end: EndGuard,
 ) {
     let tx = &end.0;
@@ -952,6 +1021,10 @@ fn read_source(
             open_end: false,
         };
         if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {
+            return;
+        }
+        let end = outcome == ReadOutcome::Ended;
+        if !seen.send(&decoder, end, tx) {
             return;
         }
         if rules && controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
