@@ -18,9 +18,11 @@ const NAME_DEPTH: usize = 4;
 /// What a [`Decoder`](crate::io::Decoder) that watches fields
 /// ([`Decoder::watch_fields`](crate::io::Decoder::watch_fields)) has seen:
 /// the events it decoded, which fields of its table occurred at least
-/// once, and, during the first events only (the sample), the names of
-/// every key that occurred (nested ones as `a.b`, at most 1,000 names),
-/// for "did you mean".
+/// once, and, during the first events only (the sample) and only while
+/// some field has not occurred, the names of every key that occurred
+/// (nested ones as `a.b`, at most 1,000 names), for "did you mean": they
+/// are wanted only for a field that is missing. (A field that a change
+/// of rules adds after every field had occurred gets no suggestion.)
 ///
 /// A JSON event carries a field when the field's whole path is in it
 /// (`user.id`: a key `user` holding an object with a key `id`), with any
@@ -140,24 +142,21 @@ impl FieldsSeen {
     #[inline(always)]
     pub(crate) fn json(&mut self, plan: &JsonPlan, scanned: &Scanned, text: &str) {
         self.events += 1;
-        if self.unseen > 0 || self.in_sample() {
+        if self.unseen > 0 {
             self.json_first(plan, scanned, text);
         }
     }
 
-    /// [`json`](Self::json) while some field has not occurred or the
-    /// sample goes on.
+    /// [`json`](Self::json) while some field has not occurred.
     #[inline(never)]
     fn json_first(&mut self, plan: &JsonPlan, scanned: &Scanned, text: &str) {
-        if self.unseen > 0 {
-            for (i, seen) in self.seen.iter_mut().enumerate() {
-                if !*seen && plan.carries(scanned, text, i) {
-                    *seen = true;
-                    self.unseen -= 1;
-                }
+        for (i, seen) in self.seen.iter_mut().enumerate() {
+            if !*seen && plan.carries(scanned, text, i) {
+                *seen = true;
+                self.unseen -= 1;
             }
         }
-        if self.in_sample() {
+        if self.unseen > 0 && self.in_sample() {
             let mut names = Vec::new();
             crate::io::json::object_paths(text, NAME_DEPTH, &mut |n| names.push(n.to_string()));
             for n in names {
@@ -170,24 +169,21 @@ impl FieldsSeen {
     #[inline(always)]
     pub(crate) fn csv(&mut self, rows: &CsvRows, record: &Record) {
         self.events += 1;
-        if self.unseen > 0 || self.in_sample() {
+        if self.unseen > 0 {
             self.csv_first(rows, record);
         }
     }
 
-    /// [`csv`](Self::csv) while some field has not occurred or the sample
-    /// goes on.
+    /// [`csv`](Self::csv) while some field has not occurred.
     #[inline(never)]
     fn csv_first(&mut self, rows: &CsvRows, record: &Record) {
-        if self.unseen > 0 {
-            for (i, seen) in self.seen.iter_mut().enumerate() {
-                if !*seen && record.values().get(i).is_some_and(|v| !v.is_null()) {
-                    *seen = true;
-                    self.unseen -= 1;
-                }
+        for (i, seen) in self.seen.iter_mut().enumerate() {
+            if !*seen && record.values().get(i).is_some_and(|v| !v.is_null()) {
+                *seen = true;
+                self.unseen -= 1;
             }
         }
-        if self.in_sample() {
+        if self.unseen > 0 && self.in_sample() {
             for name in rows.header_names() {
                 self.add_name(name);
             }
