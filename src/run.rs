@@ -34,6 +34,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[path = "workers.rs"]
 mod workers;
 
+#[cfg(feature = "metrics")]
+#[path = "metrics.rs"]
+mod metrics;
+
 #[cfg(feature = "workers")]
 use cepheid_runtime::{capped_message, MAX_DROP_KEYS, TOLD_KEYS};
 
@@ -209,6 +213,15 @@ pub struct Args {
     /// Never draw a progress bar.
     #[arg(long, overrides_with = "progress")]
     no_progress: bool,
+    /// Serve the run's metrics on ADDR (`127.0.0.1:9464`; `:PORT` is
+    /// `127.0.0.1:PORT`, `:0` any free port): Prometheus text on
+    /// `/metrics`, `/status.json`, and a live page on `/`. Said on
+    /// standard error at the start (`cepheid: metrics on http://ADDR/`);
+    /// an address that cannot be bound exits 4. Not with --workers or
+    /// --processes.
+    #[cfg(feature = "metrics")]
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
     // Several workers (feature `timely`): `--workers`, `--processes`.
     #[cfg(feature = "workers")]
     #[command(flatten)]
@@ -258,15 +271,32 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_USAGE;
         }
     }
+    #[cfg(all(feature = "workers", feature = "metrics"))]
+    if args.scale.enabled() && args.metrics.is_some() {
+        say!("error: --metrics is not supported with --workers or --processes (yet)");
+        return EXIT_USAGE;
+    }
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
         return workers::run(args, &loaded.patterns, format(args));
     }
+    // (held to the end of the run: the server stops when dropped)
+    #[cfg(feature = "metrics")]
+    let (observer, _server) = match args.metrics.as_deref().map(metrics::serve) {
+        None => (None, None),
+        Some(Ok((observer, server))) => (Some(observer), Some(server)),
+        Some(Err(e)) => {
+            say!("error: {e}");
+            return EXIT_IO;
+        }
+    };
     let bar = Arc::new(Mutex::new(ProgressBar::hidden()));
     let report = Progress {
         bar: Arc::clone(&bar),
         progress: args.progress,
         no_progress: args.no_progress,
+        #[cfg(feature = "metrics")]
+        observer,
     };
     let runtime = match Runtime::with_engine(config, engine, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(&loaded)),
@@ -368,6 +398,9 @@ struct Progress {
     bar: Arc<Mutex<ProgressBar>>,
     progress: bool,
     no_progress: bool,
+    /// `--metrics`: the run's observer.
+    #[cfg(feature = "metrics")]
+    observer: Option<metrics::Observer>,
 }
 
 /// Locks the bar (a panic elsewhere does not poison it).
@@ -388,6 +421,30 @@ impl Report for Progress {
 
     fn progress(&mut self, offset: u64) {
         lock(&self.bar).set_position(offset);
+    }
+
+    #[cfg(feature = "metrics")]
+    fn observes(&self) -> bool {
+        self.observer.is_some()
+    }
+
+    #[cfg(feature = "metrics")]
+    fn records_wanted(&self) -> usize {
+        metrics::RECORDS
+    }
+
+    #[cfg(feature = "metrics")]
+    fn tick(&mut self, view: &cepheid_runtime::RunView<'_>) {
+        if let Some(observer) = &mut self.observer {
+            observer.tick(view);
+        }
+    }
+
+    #[cfg(feature = "metrics")]
+    fn event(&mut self, event: &cepheid_runtime::RunEvent<'_>) {
+        if let Some(observer) = &mut self.observer {
+            observer.event(event);
+        }
     }
 }
 

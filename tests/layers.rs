@@ -31,8 +31,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Beside the runtime, not used by the command yet (issue 24).
     ("cepheid-kafka", &["cepheid-engine"]),
     // The status, Prometheus text and live page of `cepheid run --metrics`
-    // (issue 25); the command turns it on with its feature `metrics` when
-    // the runtime wires it.
+    // (issue 25): the command's (default) feature `metrics`, over the
+    // runtime's observer hook (the runtime does not use it).
     ("cepheid-monitor", &["cepheid-engine"]),
     (
         "cepheid-cli",
@@ -41,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cepheid-core",
             "cepheid-dataflow",
             "cepheid-engine",
+            "cepheid-monitor",
             "cepheid-runtime",
             "cepheid-syntax",
         ],
@@ -169,6 +170,13 @@ fn the_library_builds_no_crate_of_the_command() {
                 runtime.contains(cli),
                 allowed,
                 "{cli} in the runtime's tree ({flags:?})"
+            );
+        }
+        // Its observer hook is generic: the monitor is the command's.
+        for name in MONITOR_CRATES {
+            assert!(
+                !runtime.contains(name),
+                "{name} is in the runtime's tree ({flags:?})"
             );
         }
     }

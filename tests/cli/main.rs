@@ -20,6 +20,9 @@ mod check_sample;
 mod cli_checkpoint;
 #[path = "../cli_live.rs"]
 mod cli_live;
+#[cfg(feature = "metrics")]
+#[path = "../cli_metrics.rs"]
+mod cli_metrics;
 #[cfg(feature = "workers")]
 #[path = "../cli_processes_checkpoint.rs"]
 mod cli_processes_checkpoint;

@@ -41,7 +41,7 @@
 //! system calls (`background.rs`); everything observable happens in input
 //! order on the calling thread, so this changes nothing but the speed.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -67,7 +67,8 @@ use crate::source::{
 };
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
-    Config, Doing, End, Error, Input, Level, Notice, Report, Summary, Time, MAX_DROP_KEYS,
+    Config, Doing, End, Error, Input, Level, Notice, Report, RunEvent, RunView, Summary, Time,
+    MAX_DROP_KEYS,
 };
 
 /// The engine's sink: each record formatted as `cepheid run` writes it
@@ -80,6 +81,9 @@ struct Output {
     /// Does the sink take late records?
     late: bool,
     error: Option<SinkError>,
+    /// The latest records kept for an observing [`Report`] (at most its
+    /// `records_wanted`), `None` when none are wanted.
+    tap: Option<(usize, VecDeque<(Kind, String)>)>,
 }
 
 impl Output {
@@ -89,6 +93,7 @@ impl Output {
             late: sink.takes_late(),
             sink,
             error: None,
+            tap: None,
         }
     }
 
@@ -99,6 +104,13 @@ impl Output {
         }
         if let Err(e) = self.sink.write(kind, self.format.key(), self.format.line()) {
             self.error = Some(e);
+        }
+        if let Some((wanted, tap)) = &mut self.tap {
+            if tap.len() == *wanted {
+                tap.pop_front();
+            }
+            let line = String::from_utf8_lossy(self.format.line()).into_owned();
+            tap.push_back((kind, line));
         }
     }
 
@@ -462,6 +474,10 @@ impl Runtime {
             .map_or(FilePosition::default(), |m| m.input);
         let reload_first = resumed.as_ref().is_some_and(|m| m.reload_files);
         report.started(size, start.offset);
+        let observes = report.observes();
+        if observes && report.records_wanted() > 0 {
+            out.tap = Some((report.records_wanted(), VecDeque::new()));
+        }
         // (the engine's patterns: resumed after a change of rules, the
         // snapshot's, not the command line's)
         let mut keys = KeyFields::new(engine.patterns(), engine.fields());
@@ -510,8 +526,10 @@ impl Runtime {
                 watch: field_watch,
                 told: HashSet::new(),
             },
+            observes,
         };
         let result = session.stream(input, decoder, tx, messages);
+        session.observe(true);
         let reloads = session.reloads;
         let drops = session.out.drops;
         let end = match result {
@@ -733,6 +751,8 @@ struct Session<'a> {
     reload_first: bool,
     /// The warnings about fields no event carries.
     fields: FieldWarnings,
+    /// Does the report observe the run ([`Report::observes`])?
+    observes: bool,
 }
 
 /// Fields a pattern reads that no event has carried: each is said once
@@ -893,6 +913,9 @@ pub fn capped_message(limit: usize) -> String {
     )
 }
 
+/// An observing [`Report`] is shown the run at least this often.
+const OBSERVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How many keys that reached the limit are named.
 pub const TOLD_KEYS: usize = 10;
 
@@ -977,6 +1000,46 @@ impl Session<'_> {
         self.out.say(level, text);
     }
 
+    /// Shows the run to an observing report (after a batch, on an idle
+    /// second, at the end): nothing per event.
+    fn observe(&mut self, finished: bool) {
+        if !self.observes {
+            return;
+        }
+        let source_lag = match (&self.config.input, &self.source) {
+            (Input::File(path), None) => std::fs::metadata(path)
+                .ok()
+                .map(|m| m.len().saturating_sub(self.position.offset)),
+            _ => None,
+        };
+        let stats = self.engine.stats();
+        let records = match &mut self.out.out.tap {
+            Some((_, tap)) => &*tap.make_contiguous(),
+            None => &[],
+        };
+        let view = RunView {
+            engine: &*self.engine,
+            events_read: stats.events,
+            malformed: self.counters.malformed,
+            late: stats.late,
+            records,
+            source_lag,
+            field_warnings: self.fields.told.len() as u64,
+            finished,
+        };
+        self.out.report.tick(&view);
+        if let Some((_, tap)) = &mut self.out.out.tap {
+            tap.clear();
+        }
+    }
+
+    /// Says `event` to an observing report.
+    fn event(&mut self, event: &RunEvent<'_>) {
+        if self.observes {
+            self.out.report.event(event);
+        }
+    }
+
     /// Feeds every decoded line to the engine, then ends event time.
     /// Returns why the run was stopped, if it was.
     fn stream(
@@ -1051,14 +1114,26 @@ impl Session<'_> {
             ),
         };
         'input: loop {
-            let message = match timing.wait(Instant::now(), self.engine) {
-                None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(wait) => messages.recv_timeout(wait),
+            let waiting = Instant::now();
+            let own = timing.wait(waiting, self.engine);
+            let message = match (own, self.observes) {
+                (None, false) => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                (Some(wait), false) => messages.recv_timeout(wait),
+                // An observer sees the run at least once per second.
+                (wait, true) => messages
+                    .recv_timeout(wait.map_or(OBSERVE_EVERY, |wait| wait.min(OBSERVE_EVERY))),
             };
             let batch = match message {
                 Ok(Message::Batch(batch)) => {
                     timing.arrived(Instant::now());
                     batch
+                }
+                Err(RecvTimeoutError::Timeout)
+                    if !own.is_some_and(|wait| waiting.elapsed() >= wait) =>
+                {
+                    // (the observer's second, not the run's own wait)
+                    self.observe(false);
+                    continue;
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     timing.tick(Instant::now(), wall_ms(), self.engine, &mut self.out);
@@ -1067,6 +1142,7 @@ impl Session<'_> {
                         checkpoints.writer.advanced(0);
                     }
                     self.checkpoint_if_due()?;
+                    self.observe(false);
                     continue;
                 }
                 Ok(Message::Stop(why)) => {
@@ -1175,6 +1251,7 @@ impl Session<'_> {
                 checkpoints.writer.advanced(lines);
             }
             self.checkpoint_if_due()?;
+            self.observe(false);
         }
         if let Some(why) = stopped {
             // Stopped, not at the end of the input: event time stays where
@@ -1221,10 +1298,9 @@ impl Session<'_> {
             }
             Err(why) => {
                 self.reloads.refused += 1;
-                self.say(
-                    Level::Warning,
-                    format!("cepheid: {where_}: refused: {why}; the old rules go on"),
-                );
+                let why = format!("cepheid: {where_}: refused: {why}; the old rules go on");
+                self.event(&RunEvent::ReloadRefused { why: &why });
+                self.say(Level::Warning, why);
             }
         }
     }
@@ -1266,10 +1342,9 @@ impl Session<'_> {
         }
         let refused = |this: &mut Self, why: &str| {
             this.reloads.refused += 1;
-            this.say(
-                Level::Warning,
-                format!("cepheid: {where_}: the new rules {why}; the old rules go on"),
-            );
+            let why = format!("cepheid: {where_}: the new rules {why}; the old rules go on");
+            this.event(&RunEvent::ReloadRefused { why: &why });
+            this.say(Level::Warning, why);
             false
         };
         let watch = FieldWatch::from_loaded(&loaded);
@@ -1294,6 +1369,7 @@ impl Session<'_> {
                     Level::Info,
                     format!("cepheid: {where_}: rules reloaded:\n{lines}"),
                 ));
+                self.event(&RunEvent::Reloaded);
                 true
             }
             Err(e) => {
@@ -1341,6 +1417,17 @@ impl Session<'_> {
     /// and the counters, and lets the sink commit (`Sink::commit`). A
     /// failure stops the run; the previous checkpoint is kept.
     fn take_checkpoint(&mut self) -> Result<(), Stop> {
+        match self.write_checkpoint() {
+            Err(Stop::Failed(error)) => {
+                self.event(&RunEvent::CheckpointFailed { error: &error });
+                Err(Stop::Failed(error))
+            }
+            result => result,
+        }
+    }
+
+    /// [`Session::take_checkpoint`], said to an observer when it fails.
+    fn write_checkpoint(&mut self) -> Result<(), Stop> {
         if self.open_end {
             return Ok(());
         }
@@ -1409,6 +1496,11 @@ impl Session<'_> {
         // (a previous checkpoint left behind is harmless: the sink says
         // which one it committed)
         let _ = checkpoints.writer.committed();
+        self.event(&RunEvent::Checkpoint {
+            number,
+            duration: started.elapsed(),
+            bytes: bytes.len() as u64,
+        });
         Ok(())
     }
 }

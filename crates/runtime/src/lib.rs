@@ -309,6 +309,85 @@ pub trait Report: Send {
     fn progress(&mut self, offset: u64) {
         let _ = offset;
     }
+    /// Does this report watch the run ([`Report::tick`],
+    /// [`Report::event`])? `false` (the default): the run does nothing
+    /// for it. Asked once, at the start.
+    fn observes(&self) -> bool {
+        false
+    }
+    /// How many of each batch's output records (the latest) the run keeps
+    /// for [`RunView::records`]; 0 (the default): none are copied. Asked
+    /// once, at the start, when [`Report::observes`].
+    fn records_wanted(&self) -> usize {
+        0
+    }
+    /// The run as it is now: called after each batch of lines and at
+    /// least once per second while the input is idle, and once at the end
+    /// ([`RunView::finished`]); never per event. Only when
+    /// [`Report::observes`].
+    fn tick(&mut self, view: &RunView<'_>) {
+        let _ = view;
+    }
+    /// Something happened to the run (a checkpoint, a change of rules),
+    /// when it happens. Only when [`Report::observes`].
+    fn event(&mut self, event: &RunEvent<'_>) {
+        let _ = event;
+    }
+}
+
+/// What a [`Report`] that observes the run sees of it at a
+/// [`Report::tick`].
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct RunView<'a> {
+    /// The engine: [`Engine::stats`], [`Engine::pattern_stats`],
+    /// [`Engine::live_runs`], [`Engine::current_watermark`], its patterns.
+    pub engine: &'a Engine<Record>,
+    /// Events read (accepted, late or waiting), as [`Summary::events`].
+    pub events_read: u64,
+    /// Malformed lines so far.
+    pub malformed: u64,
+    /// Late events so far.
+    pub late: u64,
+    /// The output records of this batch (their kind and the JSON line,
+    /// with its newline), the latest [`Report::records_wanted`] of them.
+    pub records: &'a [(Kind, String)],
+    /// Bytes of the input file after the run's position (its length
+    /// minus the offset), when the input is a file.
+    pub source_lag: Option<u64>,
+    /// Warnings said so far about fields no event carried
+    /// ([`Config::field_warnings`]: one per pattern and field).
+    pub field_warnings: u64,
+    /// Is this the last tick (the run ended)?
+    pub finished: bool,
+}
+
+/// Something that happened to a run, said to [`Report::event`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunEvent<'a> {
+    /// Checkpoint `number` was written and committed.
+    Checkpoint {
+        /// Its number.
+        number: u64,
+        /// How long it took (the sink's prepare and commit included).
+        duration: Duration,
+        /// The checkpoint file's size.
+        bytes: u64,
+    },
+    /// A checkpoint could not be taken (the run stops; the previous one is
+    /// kept).
+    CheckpointFailed {
+        /// Why.
+        error: &'a Error,
+    },
+    /// A new rule set was put in force.
+    Reloaded,
+    /// A rule set was refused (the old rules go on).
+    ReloadRefused {
+        /// Why, as said on standard error.
+        why: &'a str,
+    },
 }
 
 /// A [`Report`] that writes each notice to standard error (ignoring a

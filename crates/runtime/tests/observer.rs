@@ -1,0 +1,129 @@
+//! The observer hook: a `Report` that observes a run sees it once per
+//! batch and at the end (never per event), the batch's latest records
+//! when it asks for them, the input file's bytes left, and each
+//! checkpoint when it is taken; one that does not observe is never
+//! called, and the output is the same either way.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cepheid_engine::Rules;
+use cepheid_runtime::{Config, Input, Kind, Notice, Report, RunEvent, RunView, Runtime};
+
+const RULES: &str = r#"pattern ab {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}"#;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cepheid-observer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[derive(Default, Debug)]
+struct Seen {
+    ticks: u64,
+    finished: u64,
+    records: Vec<(Kind, String)>,
+    last: Option<(u64, u64, u64, Option<u64>)>,
+    checkpoints: u64,
+}
+
+struct Watch {
+    seen: Arc<Mutex<Seen>>,
+    observes: bool,
+}
+
+impl Report for Watch {
+    fn notice(&mut self, _: Notice) {}
+    fn observes(&self) -> bool {
+        self.observes
+    }
+    fn records_wanted(&self) -> usize {
+        2
+    }
+    fn tick(&mut self, view: &RunView<'_>) {
+        assert!(
+            self.observes,
+            "a report that does not observe is not shown the run"
+        );
+        let mut seen = self.seen.lock().unwrap();
+        seen.ticks += 1;
+        seen.finished += u64::from(view.finished);
+        assert!(view.records.len() <= 2, "{:?}", view.records);
+        seen.records.extend(view.records.iter().cloned());
+        let matches = view.engine.stats().matches;
+        seen.last = Some((view.events_read, view.late, matches, view.source_lag));
+    }
+    fn event(&mut self, event: &RunEvent<'_>) {
+        if let RunEvent::Checkpoint { bytes, .. } = event {
+            assert!(*bytes > 0);
+            self.seen.lock().unwrap().checkpoints += 1;
+        }
+    }
+}
+
+fn run(dir: &std::path::Path, observes: bool) -> (Seen, String) {
+    let events = dir.join("events.jsonl");
+    let mut text = String::new();
+    for k in 0..3 {
+        text.push_str(&format!(
+            "{{\"ts\": {}, \"type\": \"a\", \"k\": {k}}}\n",
+            10 * k
+        ));
+        text.push_str(&format!(
+            "{{\"ts\": {}, \"type\": \"b\", \"k\": {k}}}\n",
+            10 * k + 1
+        ));
+    }
+    text.push_str("{\"ts\": 0, \"type\": \"a\", \"k\": 9}\n"); // late
+    std::fs::write(&events, text).unwrap();
+    let output = dir.join(if observes {
+        "watched.jsonl"
+    } else {
+        "plain.jsonl"
+    });
+    let _ = std::fs::remove_dir_all(dir.join("state"));
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.output = Some(output.clone());
+    config.checkpoint = Some(dir.join("state"));
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let report = Watch {
+        seen: Arc::clone(&seen),
+        observes,
+    };
+    let summary = Runtime::new(config, &rules, Box::new(report))
+        .unwrap()
+        .run();
+    assert!(summary.error().is_none(), "{summary}");
+    assert_eq!(summary.matches, 3);
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (seen, std::fs::read_to_string(output).unwrap())
+}
+
+#[test]
+fn an_observer_sees_batches_records_and_checkpoints() {
+    let dir = scratch("sees");
+    let (plain, plain_out) = run(&dir, false);
+    assert_eq!(plain.ticks, 0);
+    let (seen, out) = run(&dir, true);
+    assert_eq!(out, plain_out, "the output does not change");
+    assert!(seen.ticks >= 1 && seen.ticks <= 3, "{seen:?}");
+    assert_eq!(seen.finished, 1, "{seen:?}");
+    // 7 events, 1 late, 3 matches; the whole file read.
+    assert_eq!(seen.last, Some((7, 1, 3, Some(0))));
+    // At most 2 records per batch, the latest: the last match among them.
+    let last = seen.records.last().expect("records");
+    assert_eq!(last.0, Kind::Match);
+    assert!(
+        last.1.ends_with('\n') && out.ends_with(last.1.as_str()),
+        "{seen:?}"
+    );
+    assert!(seen.checkpoints >= 1, "{seen:?}");
+}

@@ -1,0 +1,307 @@
+//! `cepheid run --metrics ADDR` (feature `metrics`): the repository's rules
+//! over the sample stream, followed (with an idle timeout, so that every
+//! window closes), scraped over a plain TCP GET while the run goes on: the
+//! Prometheus text gives the run's known counts (14 matches, 2 timeouts, 3
+//! late) and, per pattern, what the run wrote; `/status.json` parses. The
+//! output is the same byte for byte with and without `--metrics`; a busy
+//! address exits 4, and `--workers` refuses it (exit 2).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::{cepheid, Live, PATIENCE};
+
+/// The repository's root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// `GET path` over a plain TCP connection: the status code and the body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+/// Each sample of the metric `name` by its `pattern` label.
+fn per_pattern(text: &str, name: &str) -> BTreeMap<String, u64> {
+    let prefix = format!("{name}{{pattern=\"");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (pattern, value) = rest.split_once("\"} ")?;
+            Some((pattern.to_string(), value.parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
+/// The value of the unlabelled metric `name`.
+fn value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Records of `kind` per pattern in output lines.
+fn count(lines: &[String], kind: &str) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for line in lines {
+        let record: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        if record["kind"] == kind {
+            let name = record["pattern"].as_str().unwrap().to_string();
+            *counts.entry(name).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The address in `cepheid: metrics on http://ADDR/`.
+fn address(line: &str) -> SocketAddr {
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("no address: {line}"));
+    addr.parse().expect("an address")
+}
+
+#[test]
+fn metrics_of_a_followed_run_give_what_it_wrote() {
+    let root = root();
+    let live = Live::spawn(cepheid().current_dir(&root).args([
+        "run",
+        "patterns/",
+        "--events",
+        "examples/data/sample.jsonl",
+        "--follow",
+        "--idle-timeout",
+        "100ms",
+        "--no-progress",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    // The sample's 14 matches and 2 timeouts (the idle timeout closes the
+    // last windows).
+    let mut lines = Vec::new();
+    while lines.len() < 16 {
+        lines.push(live.line(PATIENCE).expect("an output line"));
+    }
+    let matches = count(&lines, "match");
+    let timeouts = count(&lines, "timeout");
+    // The status is updated once per batch or idle second: wait for it.
+    let deadline = Instant::now() + PATIENCE;
+    let text = loop {
+        let (code, text) = get(addr, "/metrics");
+        assert_eq!(code, 200, "{text}");
+        let m = per_pattern(&text, "cepheid_matches_total");
+        let t = per_pattern(&text, "cepheid_timeouts_total");
+        if m.values().sum::<u64>() == 14 && t.values().sum::<u64>() == 2 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the counts never came: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let m = per_pattern(&text, "cepheid_matches_total");
+    let t = per_pattern(&text, "cepheid_timeouts_total");
+    assert_eq!(m.len(), 10, "{text}");
+    for (name, n) in &m {
+        assert_eq!(*n, matches.get(name).copied().unwrap_or(0), "{name}");
+        assert_eq!(t[name], timeouts.get(name).copied().unwrap_or(0), "{name}");
+    }
+    assert_eq!(
+        value(&text, "cepheid_events_late_total"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "cepheid_events_read_total"),
+        Some(102.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "cepheid_events_malformed_total"), Some(0.0));
+    // The whole file read: nothing behind its end.
+    assert_eq!(
+        value(&text, "cepheid_source_lag_bytes"),
+        Some(0.0),
+        "{text}"
+    );
+    for (name, version) in per_pattern(&text, "cepheid_rule_version") {
+        assert_eq!(version, 1, "{name}");
+    }
+
+    let (code, json) = get(addr, "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(status["run"]["matches"], 14);
+    assert_eq!(status["run"]["timeouts"], 2);
+    assert_eq!(status["run"]["late"], 3);
+    let patterns = status["patterns"].as_array().expect("patterns");
+    assert_eq!(patterns.len(), 10);
+    for p in patterns {
+        // Each pattern's automaton, and its latest records.
+        let graph = &p["graph"];
+        assert!(
+            graph["nodes"].as_array().is_some_and(|n| !n.is_empty()),
+            "{p}"
+        );
+        let name = p["name"].as_str().unwrap();
+        let written =
+            matches.get(name).copied().unwrap_or(0) + timeouts.get(name).copied().unwrap_or(0);
+        assert_eq!(
+            p["recent"].as_array().unwrap().len() as u64,
+            written,
+            "{name}"
+        );
+    }
+
+    live.signal("TERM");
+    let (status, rest, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[test]
+fn metrics_change_nothing_in_the_output() {
+    let run = |metrics: bool| {
+        let mut command = cepheid();
+        command.current_dir(root()).args([
+            "run",
+            "patterns/",
+            "--events",
+            "examples/data/sample.jsonl",
+            "--no-progress",
+        ]);
+        if metrics {
+            command.args(["--metrics", ":0"]);
+        }
+        command.output().unwrap()
+    };
+    let (plain, watched) = (run(false), run(true));
+    assert!(plain.status.success() && watched.status.success());
+    assert_eq!(plain.stdout, watched.stdout);
+    assert!(!plain.stdout.is_empty());
+    let stderr = String::from_utf8(watched.stderr).unwrap();
+    let first = stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with("cepheid: metrics on http://127.0.0.1:"),
+        "{stderr}"
+    );
+    // Nothing else: the same summary.
+    let plain_err = String::from_utf8(plain.stderr).unwrap();
+    let summary = |s: &str| {
+        s.lines()
+            .last()
+            .unwrap()
+            .split(" in ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(summary(&stderr), summary(&plain_err));
+}
+
+#[test]
+fn metrics_on_a_busy_address_is_an_io_error() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = cepheid()
+        .current_dir(root())
+        .args([
+            "run",
+            "patterns/",
+            "--events",
+            "examples/data/sample.jsonl",
+            "--metrics",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: --metrics {addr}: ")),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn metrics_with_workers_is_refused() {
+    let out = cepheid()
+        .current_dir(root())
+        .args([
+            "run",
+            "patterns/",
+            "--events",
+            "examples/data/sample.jsonl",
+            "--workers",
+            "2",
+            "--metrics",
+            ":0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--metrics is not supported with --workers or --processes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_field_warning_is_counted_in_the_metrics() {
+    let dir = crate::common::scratch("metrics_field_warning");
+    std::fs::write(
+        dir.join("rules.cep"),
+        "pattern fails {\n    partition by user\n    match f{3}\n    where\n        f: not sucess\n}\n",
+    )
+    .unwrap();
+    let events: String = (0..5)
+        .map(|i| format!(r#"{{"ts": {i}, "user": "u", "success": false}}"#) + "\n")
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let live = Live::spawn(cepheid().current_dir(&dir).args([
+        "run",
+        "rules.cep",
+        "--events",
+        "events.jsonl",
+        "--follow",
+        "--field-warnings-after",
+        "3",
+        "--no-progress",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let warning = live.stderr_line("never occurs");
+    assert!(warning.contains("did you mean `success`?"), "{warning}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, text) = get(addr, "/metrics");
+        if value(&text, "cepheid_field_warnings_total") == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never counted: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
