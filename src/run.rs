@@ -74,6 +74,16 @@ pub enum TimeArg {
     Processing,
 }
 
+/// How the summary at the end is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryArg {
+    /// One line of text (`cepheid: 102 events read, ...`).
+    Text,
+    /// One line of JSON: the counts, each pattern's own
+    /// (`Engine::pattern_stats`), the elapsed seconds.
+    Json,
+}
+
 /// Arguments of `cepheid run`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -189,6 +199,10 @@ pub struct Args {
     /// matches nothing, ever); 0: never.
     #[arg(long, value_name = "N", default_value_t = cepheid_runtime::Config::FIELD_WARNINGS_AFTER)]
     field_warnings_after: u64,
+    /// The summary on standard error at the end: a line of text, or a
+    /// line of JSON with each pattern's counts too.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = SummaryArg::Text)]
+    summary: SummaryArg,
     /// Stop at the first malformed line (exit status 3).
     #[arg(long)]
     strict: bool,
@@ -256,6 +270,11 @@ pub fn run(args: &Args) -> u8 {
     #[cfg(feature = "workers")]
     if args.scale.enabled() && args.watch {
         say!("error: --watch is not supported with --workers or --processes");
+        return EXIT_USAGE;
+    }
+    #[cfg(feature = "workers")]
+    if args.scale.enabled() && args.summary == SummaryArg::Json {
+        say!("error: --summary json is not supported with --workers or --processes yet");
         return EXIT_USAGE;
     }
     #[cfg(feature = "workers")]
@@ -332,7 +351,14 @@ pub fn run(args: &Args) -> u8 {
         End::Failed(e) => error_status(e),
         _ => EXIT_IO,
     };
-    say!("cepheid: {summary}");
+    match args.summary {
+        SummaryArg::Text => say!("cepheid: {summary}"),
+        SummaryArg::Json => match serde_json::to_string(&summary) {
+            Ok(json) => say!("{json}"),
+            // (numbers, strings and lists: cannot fail)
+            Err(e) => say!("cepheid: {summary} (no JSON: {e})"),
+        },
+    }
     status
 }
 

@@ -893,10 +893,11 @@ fn checkpoints(
             }
         }
         let said = |(p, w): (usize, usize)| {
+            let workers = count(w as u64, "worker", "workers");
             if p == 1 {
-                format!("{w} workers")
+                workers
             } else {
-                format!("{p} processes x {w} workers")
+                format!("{p} processes x {workers}")
             }
         };
         let mut on = said(layout);
@@ -2008,7 +2009,10 @@ fn finish(
         0.0
     };
     let unusable = if summary.unusable_keys > 0 {
-        format!(", {} unusable keys", summary.unusable_keys)
+        format!(
+            ", {}",
+            count(summary.unusable_keys, "unusable key", "unusable keys")
+        )
     } else {
         String::new()
     };
@@ -2020,24 +2024,25 @@ fn finish(
             ""
         };
         format!(
-            ", {per_key} partial matches dropped in {more}{} keys over --max-runs-per-key",
-            summary.dropped_keys
+            ", {} dropped in {more}{} over --max-runs-per-key",
+            count(per_key, "partial match", "partial matches"),
+            count(summary.dropped_keys as u64, "key", "keys")
         )
     } else {
         String::new()
     };
     let capped = if summary.capped_runs > 0 {
         format!(
-            ", {} partial matches dropped over --max-live-runs",
-            summary.capped_runs
+            ", {} dropped over --max-live-runs",
+            count(summary.capped_runs, "partial match", "partial matches")
         )
     } else {
         String::new()
     };
     let forced = if summary.forced > 0 {
         format!(
-            ", watermark moved {} times over --max-waiting",
-            summary.forced
+            ", watermark moved {} over --max-waiting",
+            count(summary.forced, "time", "times")
         )
     } else {
         String::new()
@@ -2057,12 +2062,20 @@ fn finish(
         String::new()
     };
     let workers = match (&args.scale.processes, args.scale.workers.unwrap_or(1)) {
-        (None, threads) => format!("{threads} workers"),
-        (Some(p), threads) => format!("{p} processes x {threads} workers"),
+        (None, threads) => count(threads as u64, "worker", "workers"),
+        (Some(p), threads) => format!(
+            "{} x {}",
+            count(*p as u64, "process", "processes"),
+            count(threads as u64, "worker", "workers")
+        ),
     };
     say!(
-        "cepheid: {} events read, {} malformed, {} late, {} matches, {} timeouts{unusable}{dropped}{capped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
-        summary.events, summary.malformed, summary.late, summary.matches, summary.timeouts
+        "cepheid: {} read, {} malformed, {} late, {}, {}{unusable}{dropped}{capped}{forced}{waiting} in {elapsed:.3} s ({rate:.0} events/s) on {workers}",
+        count(summary.events, "event", "events"),
+        summary.malformed,
+        summary.late,
+        count(summary.matches, "match", "matches"),
+        count(summary.timeouts, "timeout", "timeouts"),
     );
     if let Some(signal) = signal {
         signals::exit_status(signal)
@@ -2073,4 +2086,10 @@ fn finish(
     } else {
         EXIT_OK
     }
+}
+
+/// `1 match`, `2 matches`, `0 matches`: a count with its noun (as the
+/// runtime's `Summary` says it).
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

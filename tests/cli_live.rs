@@ -204,7 +204,7 @@ fn processing_time_stamps_events_with_the_clock_and_closes_windows_with_it() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("3 events read, 0 malformed, 0 late, 1 matches, 1 timeouts"),
+        stderr.contains("3 events read, 0 malformed, 0 late, 1 match, 1 timeout"),
         "{stderr}"
     );
 }

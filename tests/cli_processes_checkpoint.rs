@@ -203,7 +203,7 @@ fn two_processes_killed_at_random_moments_end_as_an_uninterrupted_run() {
     let expected = summary(&dir, "whole");
     assert!(expected.contains(" events read, "), "{expected}");
     let said = stderr(&dir, "whole");
-    assert!(said.contains(" on 2 processes x 1 workers\n"), "{said}");
+    assert!(said.contains(" on 2 processes x 1 worker\n"), "{said}");
     assert!(!expected.contains(" 0 late"), "{expected}");
     assert!(!expected.contains(" 0 malformed"), "{expected}");
     let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "20ms"];
@@ -269,7 +269,7 @@ fn two_processes_killed_at_random_moments_end_as_an_uninterrupted_run() {
     for name in ["killed", "killed-1"] {
         let said = stderr(&dir, name);
         assert!(
-            said.contains("resuming from checkpoint") && said.contains("(2 processes x 1 workers)"),
+            said.contains("resuming from checkpoint") && said.contains("(2 processes x 1 worker)"),
             "{name}: {said}"
         );
     }
@@ -331,7 +331,7 @@ fn a_checkpoint_resumes_from_one_process_on_two_and_back() {
     for name in ["killed", "killed-1"] {
         let said = stderr(&dir, name);
         assert!(
-            said.contains("(2 processes x 1 workers; it was taken on 3 workers)"),
+            said.contains("(2 processes x 1 worker; it was taken on 3 workers)"),
             "{name}: {said}"
         );
     }
@@ -343,7 +343,7 @@ fn a_checkpoint_resumes_from_one_process_on_two_and_back() {
     after_a_cut(&dir, &before, &mut || child.try_wait().unwrap().is_some());
     let said = stderr(&dir, "killed");
     assert!(
-        said.contains("it was taken on 2 processes x 1 workers)"),
+        said.contains("it was taken on 2 processes x 1 worker)"),
         "{said}"
     );
     let _ = child.kill();

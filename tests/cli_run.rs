@@ -95,7 +95,7 @@ fn matches_and_timeouts_are_written_as_specified() {
     // o3 is still open at the end of input: not reported without --flush-at-end.
     let summary = stderr(&out);
     assert!(
-        summary.contains("4 events read, 0 malformed, 0 late, 1 matches, 1 timeouts"),
+        summary.contains("4 events read, 0 malformed, 0 late, 1 match, 1 timeout"),
         "{summary}"
     );
 }
@@ -550,7 +550,7 @@ fn object_keys_are_reported_once_and_counted_and_equal_numbers_are_one_key() {
     assert!(err.contains(&message), "{err}");
     assert_eq!(err.matches("is an object").count(), 1, "{err}");
     assert!(
-        err.contains(" 1 matches, 0 timeouts, 2 unusable keys in "),
+        err.contains(" 1 match, 0 timeouts, 2 unusable keys in "),
         "{err}"
     );
 }
@@ -583,7 +583,7 @@ fn lists_holding_objects_are_unusable_keys_reported_and_counted() {
     assert!(err.contains(&message), "{err}");
     assert_eq!(err.matches("holding one").count(), 1, "{err}");
     assert!(
-        err.contains(" 1 matches, 0 timeouts, 2 unusable keys in "),
+        err.contains(" 1 match, 0 timeouts, 2 unusable keys in "),
         "{err}"
     );
 }
@@ -671,4 +671,48 @@ fn ids_beyond_i64_and_csv_cells_as_written_are_exact_keys() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains(r#""key":{"k":"009"}"#), "{text}");
     assert!(text.contains(r#"{"ts":7,"type":"a","k":"009"}"#), "{text}");
+}
+
+#[test]
+fn the_summary_as_json_has_each_patterns_counts() {
+    let out = common::cepheid()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "patterns/",
+            "--events",
+            "examples/data/sample.jsonl",
+            "--no-progress",
+            "--summary",
+            "json",
+        ])
+        .output()
+        .expect("run cepheid");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().last().expect("a summary");
+    let summary: serde_json::Value = serde_json::from_str(line).expect(line);
+    assert_eq!(summary["events"], 102);
+    assert_eq!(summary["matches"], 14);
+    assert_eq!(summary["timeouts"], 2);
+    assert_eq!(summary["late"], 3);
+    assert!(summary["elapsed"].is_f64(), "{summary}");
+    let patterns = summary["patterns"].as_array().expect("patterns");
+    assert_eq!(patterns.len(), 10);
+    // Each pattern's own counts are what the run wrote for it.
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for p in patterns {
+        let name = p["name"].as_str().unwrap();
+        let of = |kind: &str| {
+            records
+                .iter()
+                .filter(|r| r["pattern"] == name && r["kind"] == kind)
+                .count() as u64
+        };
+        assert_eq!(p["matches"].as_u64(), Some(of("match")), "{name}");
+        assert_eq!(p["timeouts"].as_u64(), Some(of("timeout")), "{name}");
+    }
 }

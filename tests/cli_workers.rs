@@ -414,7 +414,7 @@ fn a_slow_pipe_is_read_live_and_idle_time_fires_timeouts_on_two_workers() {
     assert!(status.success(), "{stderr}");
     assert!(rest.is_empty(), "{rest:?}");
     assert!(
-        stderr.contains("5 events read, 0 malformed, 1 late, 1 matches, 1 timeouts"),
+        stderr.contains("5 events read, 0 malformed, 1 late, 1 match, 1 timeout"),
         "{stderr}"
     );
 }

@@ -240,7 +240,7 @@ fn the_command_says_which_keys_reached_the_limit_and_counts_the_drops() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(", 1 partial matches dropped in 1 keys over --max-runs-per-key"),
+        stderr.contains(", 1 partial match dropped in 1 key over --max-runs-per-key"),
         "{stderr}"
     );
     // The default limit is far away: nothing said.
@@ -391,7 +391,7 @@ fn the_command_says_when_the_watermark_was_forced() {
     );
     assert!(stderr.contains(", 5 late,"), "{stderr}");
     assert!(
-        stderr.contains(", watermark moved 1 times over --max-waiting"),
+        stderr.contains(", watermark moved 1 time over --max-waiting"),
         "{stderr}"
     );
     let stdout = String::from_utf8(output.stdout).unwrap();

@@ -568,6 +568,7 @@ impl Runtime {
             punctuated: counters.punctuated,
             elapsed: started.elapsed(),
             flushed,
+            patterns: engine.pattern_stats(),
             end,
         }
     }

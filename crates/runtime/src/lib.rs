@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use cepheid_engine::engine::ReloadPolicy;
 use cepheid_engine::io::Format;
-use cepheid_engine::{Engine, Record};
+use cepheid_engine::{Engine, PatternStats, Record};
 use serde::Serialize;
 
 mod background;
@@ -743,11 +743,16 @@ pub struct Summary {
     /// Did the input carry `$watermark` lines (then it said itself how
     /// far event time got, and the end of input does not finish it)?
     pub punctuated: bool,
-    /// Wall-clock time of the run.
+    /// Wall-clock time of the run (in JSON: seconds, a number).
+    #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
     /// Were the outputs flushed at the end? (`false`: the last flush
     /// failed, [`Summary::end`] says why.)
     pub flushed: bool,
+    /// Each pattern in force at the end, with its own counts
+    /// ([`Engine::pattern_stats`]: events that reached it, matches,
+    /// timeouts, partial matches live and dropped, its version).
+    pub patterns: Vec<PatternStats>,
     /// How it ended.
     #[serde(skip)]
     pub end: End,
@@ -766,6 +771,16 @@ impl Summary {
     }
 }
 
+/// A duration as seconds, for the JSON of a [`Summary`].
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// `1 match`, `2 matches`, `0 matches`: a count with its noun.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let elapsed = self.elapsed.as_secs_f64();
@@ -776,36 +791,44 @@ impl fmt::Display for Summary {
         };
         write!(
             f,
-            "{} events read, {} malformed, {} late, {} matches, {} timeouts",
-            self.events, self.malformed, self.late, self.matches, self.timeouts
+            "{} read, {} malformed, {} late, {}, {}",
+            count(self.events, "event", "events"),
+            self.malformed,
+            self.late,
+            count(self.matches, "match", "matches"),
+            count(self.timeouts, "timeout", "timeouts"),
         )?;
         if self.unusable_keys > 0 {
-            write!(f, ", {} unusable keys", self.unusable_keys)?;
+            write!(
+                f,
+                ", {}",
+                count(self.unusable_keys, "unusable key", "unusable keys")
+            )?;
         }
         if self.dropped_runs > 0 {
             let keys = if self.dropped_keys_overflow {
-                format!("more than {MAX_DROP_KEYS}")
+                format!("more than {MAX_DROP_KEYS} keys")
             } else {
-                self.dropped_keys.to_string()
+                count(self.dropped_keys as u64, "key", "keys")
             };
             write!(
                 f,
-                ", {} partial matches dropped in {keys} keys over --max-runs-per-key",
-                self.dropped_runs
+                ", {} dropped in {keys} over --max-runs-per-key",
+                count(self.dropped_runs, "partial match", "partial matches")
             )?;
         }
         if self.capped_runs > 0 {
             write!(
                 f,
-                ", {} partial matches dropped over --max-live-runs",
-                self.capped_runs
+                ", {} dropped over --max-live-runs",
+                count(self.capped_runs, "partial match", "partial matches")
             )?;
         }
         if self.forced_watermarks > 0 {
             write!(
                 f,
-                ", watermark moved {} times over --max-waiting",
-                self.forced_watermarks
+                ", watermark moved {} over --max-waiting",
+                count(self.forced_watermarks, "time", "times")
             )?;
         }
         if self.reloads + self.reloads_refused > 0 {
@@ -818,8 +841,8 @@ impl fmt::Display for Summary {
         if self.discarded_runs > 0 {
             write!(
                 f,
-                ", {} partial matches discarded by reloads",
-                self.discarded_runs
+                ", {} discarded by reloads",
+                count(self.discarded_runs, "partial match", "partial matches")
             )?;
         }
         if self.waiting > 0 {
