@@ -2026,7 +2026,7 @@ fn finish(
         format!(
             ", {} dropped in {more}{} over --max-runs-per-key",
             count(per_key, "partial match", "partial matches"),
-            count(summary.dropped_keys as u64, "key", "keys")
+            count(summary.dropped_keys, "key", "keys")
         )
     } else {
         String::new()
