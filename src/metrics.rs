@@ -113,17 +113,7 @@ impl Observer {
             s.run.source_lag_bytes = view.source_lag;
             s.run.field_warnings = view.field_warnings;
             for p in &stats {
-                let status = s.pattern_mut(&p.name);
-                status.version = p.version;
-                status.events = p.events;
-                status.matches = p.matches;
-                status.timeouts = p.timeouts;
-                status.live_runs = p.live_runs;
-                status.dropped_runs = p.dropped_runs;
-                status.capped_runs = p.capped_runs;
-                status.discarded_runs = p.discarded_runs;
-                status.unkeyed = p.unkeyed;
-                status.unusable_keys = p.unusable_keys;
+                s.pattern_mut(&p.name).set_counts(p);
             }
             for (kind, line) in view.records {
                 if *kind == Kind::Late {

@@ -45,23 +45,8 @@ impl Status {
             series: Default::default(),
             limits: self.limits,
         };
-        for p in &self.patterns {
-            copy.patterns.push(crate::status::PatternStatus {
-                name: p.name.clone(),
-                version: p.version,
-                events: p.events,
-                matches: p.matches,
-                timeouts: p.timeouts,
-                live_runs: p.live_runs,
-                dropped_runs: p.dropped_runs,
-                capped_runs: p.capped_runs,
-                discarded_runs: p.discarded_runs,
-                unkeyed: p.unkeyed,
-                unusable_keys: p.unusable_keys,
-                graph: None,
-                recent: Default::default(),
-            });
-        }
+        copy.patterns
+            .extend(self.patterns.iter().map(|p| p.counts_only()));
         copy
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use cepheid_engine::{Stats, Timestamp};
+use cepheid_engine::{PatternStats, Stats, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -230,6 +230,41 @@ impl PatternStatus {
             name: name.into(),
             version: 1,
             ..PatternStatus::default()
+        }
+    }
+
+    /// Takes the engine's counts for this pattern
+    /// ([`Engine::pattern_stats`](cepheid_engine::Engine::pattern_stats);
+    /// the name is kept).
+    pub fn set_counts(&mut self, counts: &PatternStats) {
+        self.version = counts.version;
+        self.events = counts.events;
+        self.matches = counts.matches;
+        self.timeouts = counts.timeouts;
+        self.live_runs = counts.live_runs;
+        self.dropped_runs = counts.dropped_runs;
+        self.capped_runs = counts.capped_runs;
+        self.discarded_runs = counts.discarded_runs;
+        self.unkeyed = counts.unkeyed;
+        self.unusable_keys = counts.unusable_keys;
+    }
+
+    /// The pattern's name and counts, without its graph and records.
+    pub(crate) fn counts_only(&self) -> PatternStatus {
+        PatternStatus {
+            name: self.name.clone(),
+            version: self.version,
+            events: self.events,
+            matches: self.matches,
+            timeouts: self.timeouts,
+            live_runs: self.live_runs,
+            dropped_runs: self.dropped_runs,
+            capped_runs: self.capped_runs,
+            discarded_runs: self.discarded_runs,
+            unkeyed: self.unkeyed,
+            unusable_keys: self.unusable_keys,
+            graph: None,
+            recent: VecDeque::new(),
         }
     }
 }
