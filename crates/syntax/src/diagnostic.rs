@@ -461,6 +461,95 @@ impl From<PatternError> for Diagnostic {
     }
 }
 
+/// The error of [`crate::parse`], [`crate::parse_expression`] and
+/// [`crate::lower_expression`]: every diagnostic found (at least one
+/// error; warnings may come with them), as values. `Display` gives the
+/// first error's message and how many there are; [`Diagnostics::render`]
+/// draws them all against their text.
+///
+/// ```
+/// let e = cepheid_syntax::parse("pattern p { match a b }").unwrap_err();
+/// assert!(e.errors().count() >= 1);
+/// let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+/// assert!(boxed.to_string().starts_with("1:"), "{boxed}");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostics {
+    list: Vec<Diagnostic>,
+    /// Where the first error is: 1-based line and column (0, 0 when the
+    /// text was not kept).
+    at: (usize, usize),
+}
+
+impl Diagnostics {
+    /// The diagnostics of `text` (at least one error among them).
+    pub(crate) fn new(list: Vec<Diagnostic>, text: &str) -> Diagnostics {
+        let at = list.iter().find(|d| d.is_error()).map_or((0, 0), |d| {
+            Source::new("", text).line_col(usize::try_from(d.span.start).unwrap_or(usize::MAX))
+        });
+        Diagnostics { list, at }
+    }
+
+    /// The errors among them.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.list.iter().filter(|d| d.is_error())
+    }
+
+    /// The diagnostics, owned.
+    pub fn into_vec(self) -> Vec<Diagnostic> {
+        self.list
+    }
+
+    /// Draws every diagnostic against `source` (the text given to the
+    /// parser, under the name to show), as `cepheid check` does.
+    pub fn render(&self, source: &Source) -> String {
+        let sources = std::slice::from_ref(source);
+        self.list.iter().map(|d| d.render(sources)).collect()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.errors().count();
+        match self.errors().next() {
+            Some(first) => {
+                write!(f, "{}:{}: {}", self.at.0, self.at.1, first.message)?;
+                if errors > 1 {
+                    write!(f, " (and {} more errors)", errors - 1)?;
+                }
+                Ok(())
+            }
+            None => f.write_str("no error"),
+        }
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Every diagnostic, in the order found.
+impl std::ops::Deref for Diagnostics {
+    type Target = [Diagnostic];
+    fn deref(&self) -> &[Diagnostic] {
+        &self.list
+    }
+}
+
+impl<'a> IntoIterator for &'a Diagnostics {
+    type Item = &'a Diagnostic;
+    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
+}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.into_iter()
+    }
+}
+
 /// A loaded text: its name (a path, or `<input>`) and contents.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -50,7 +50,7 @@ mod source;
 
 use std::collections::HashMap;
 
-pub use diagnostic::{Diagnostic, DiagnosticKind, Label, Severity, Source};
+pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Label, Severity, Source};
 pub use explain::{explain, sequence_dot};
 pub use lex::is_plain_ident;
 pub use load::{
@@ -75,20 +75,22 @@ use crate::primitives::StageId;
 
 /// Parses a whole file. Any syntax error makes it an `Err` holding every
 /// syntax error found (the parser recovers at the next entry or pattern).
-pub fn parse(src: &str) -> Result<ast::File, Vec<Diagnostic>> {
-    parse::parse_strict(src)
+pub fn parse(src: &str) -> Result<ast::File, Diagnostics> {
+    parse::parse_strict(src).map_err(|list| Diagnostics::new(list, src))
 }
 
 /// Parses a standalone expression (for the builder API's string
 /// conditions).
-pub fn parse_expression(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
-    parse::parse_expression(src)
+pub fn parse_expression(src: &str) -> Result<ast::Expr, Diagnostics> {
+    parse::parse_expression(src).map_err(|list| Diagnostics::new(list, src))
 }
 
 /// Lowers a standalone `where`-style expression given the stage names of
 /// its pattern (index = [`StageId`]): `s.f` with `s` among them is a stage
-/// reference, aggregates need one of them.
-pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, Vec<Diagnostic>> {
+/// reference, aggregates need one of them. (The error's line and column
+/// are not known here: its `Display` says `0:0`; the spans are the
+/// expression's.)
+pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, Diagnostics> {
     let stages: HashMap<String, StageId> = stage_names
         .iter()
         .enumerate()
@@ -103,7 +105,7 @@ pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, V
     }
     .lower(e);
     if diagnostics.iter().any(Diagnostic::is_error) {
-        Err(diagnostics)
+        Err(Diagnostics::new(diagnostics, ""))
     } else {
         Ok(lowered)
     }

@@ -333,3 +333,21 @@ fn a_looping_element_without_a_window_is_warned_about() {
         [(Severity::Error, K::UnknownName)]
     );
 }
+
+#[test]
+fn a_parse_error_is_an_error_value_with_line_and_column() {
+    fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+    let text = "pattern p {\n  match a b\n  where a: x ==\n}\n";
+    let e = crate::parse(text).unwrap_err();
+    is_error(&e);
+    assert!(e.errors().count() >= 1);
+    let first = e.errors().next().unwrap();
+    let (line, col) = crate::Source::new("", text).line_col(first.span.start as usize);
+    assert!(e.to_string().starts_with(&format!("{line}:{col}: ")), "{e}");
+    assert_eq!((line, col), (2, 11), "{e}");
+    let drawn = e.render(&crate::Source::new("rules.cep", text));
+    assert!(drawn.contains("rules.cep:2:11"), "{drawn}");
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e.clone());
+    assert_eq!(boxed.to_string(), e.to_string());
+    assert_eq!(e.clone().into_vec().len(), e.len());
+}
