@@ -62,7 +62,7 @@ pub use parse::MAX_PATTERNS;
 pub use print::print_expr;
 pub use print::print_file;
 pub use reads::{field_reads, FieldRead, ReadClause};
-pub use source::pattern_source;
+pub use source::{pattern_source, NoSource, NoSourceWhy};
 
 // The vocabulary, under the names the modules use for it.
 use cepheid_core::{event, expr, pattern, primitives, time, value};

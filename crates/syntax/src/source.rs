@@ -13,6 +13,47 @@ use crate::pattern::{
 };
 use crate::print::print_name;
 
+/// Why a pattern has no `.cep` source ([`pattern_source`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoSource {
+    /// The pattern's name.
+    pub pattern: String,
+    /// What in it has no text.
+    pub why: NoSourceWhy,
+}
+
+/// What in a pattern has no `.cep` text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoSourceWhy {
+    /// A Rust closure: which one (`partition_by_fn`, `` `where_fn` of `a` ``,
+    /// `` `until_fn` ``).
+    Closure(String),
+    /// An `until` of the IR's [`Condition::True`] (accepts every event,
+    /// with no expression).
+    UntilWithoutExpression,
+}
+
+impl std::fmt::Display for NoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.why {
+            NoSourceWhy::Closure(what) => write!(
+                f,
+                "pattern `{}` has a Rust closure ({what}), which has no source text",
+                self.pattern
+            ),
+            NoSourceWhy::UntilWithoutExpression => write!(
+                f,
+                "pattern `{}` has an `until` that accepts every event without an \
+                 expression, which has no source text",
+                self.pattern
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NoSource {}
+
 /// The pattern as `.cep` source, or why it has none (a Rust closure: a
 /// `where_fn`, `until_fn` or `partition_by_fn` cannot be written as text;
 /// nor can an `until` of the IR's [`Condition::True`]).
@@ -20,15 +61,13 @@ use crate::print::print_name;
 /// Durations are written in milliseconds, quantifiers in their normalized
 /// form (`{0,m}` as `{1,m} optional`), an `until` condition as a `where`
 /// entry of a name no stage has.
-pub fn pattern_source(p: &Pattern) -> Result<String, String> {
-    let closure = |what: &str| {
-        format!(
-            "pattern `{}` has a Rust closure ({what}), which has no source text",
-            p.name
-        )
+pub fn pattern_source(p: &Pattern) -> Result<String, NoSource> {
+    let closure = |what: String| NoSource {
+        pattern: p.name.clone(),
+        why: NoSourceWhy::Closure(what),
     };
     if p.partition_by_fn.is_some() {
-        return Err(closure("partition_by_fn"));
+        return Err(closure("partition_by_fn".to_string()));
     }
     let mut out = String::new();
     if let Some(doc) = &p.doc {
@@ -94,7 +133,7 @@ pub fn pattern_source(p: &Pattern) -> Result<String, String> {
                 print_name(&mut name, &s.name);
                 entries.push((name, expr_text(e, &p.stages)));
             }
-            Condition::Native(_) => return Err(closure(&format!("`where_fn` of `{}`", s.name))),
+            Condition::Native(_) => return Err(closure(format!("`where_fn` of `{}`", s.name))),
         }
     }
     entries.extend(untils);
@@ -123,7 +162,7 @@ fn write_sequence(
     root: &Sequence,
     p: &Pattern,
     untils: &mut Vec<(String, String)>,
-) -> Result<(), String> {
+) -> Result<(), NoSource> {
     // Each level: its elements, whether the next is its first, and the
     // group element that opened it (to close it with its modifiers).
     let mut stack: Vec<(std::slice::Iter<'_, Element>, bool, Option<&Element>)> =
@@ -162,7 +201,7 @@ fn write_modifiers(
     e: &Element,
     p: &Pattern,
     untils: &mut Vec<(String, String)>,
-) -> Result<(), String> {
+) -> Result<(), NoSource> {
     match e.quantifier {
         Quantifier::One => {}
         Quantifier::Times { min, max } if min == max => {
@@ -195,17 +234,16 @@ fn write_modifiers(
         }
         Some(Condition::True) => {
             // (`until u` with `u: true` is an expression, not this)
-            return Err(format!(
-                "pattern `{}` has an `until` that accepts every event without an \
-                 expression, which has no source text",
-                p.name
-            ));
+            return Err(NoSource {
+                pattern: p.name.clone(),
+                why: NoSourceWhy::UntilWithoutExpression,
+            });
         }
         Some(Condition::Native(_)) => {
-            return Err(format!(
-                "pattern `{}` has a Rust closure (`until_fn`), which has no source text",
-                p.name
-            ))
+            return Err(NoSource {
+                pattern: p.name.clone(),
+                why: NoSourceWhy::Closure("`until_fn`".to_string()),
+            })
         }
     }
     if let Some(w) = e.within {

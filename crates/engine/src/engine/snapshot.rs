@@ -255,7 +255,7 @@ impl<E: Event + 'static> Engine<E> {
                         version: run.version,
                         versioned: run.versioned,
                         draining: run.draining,
-                        source: crate::dsl::pattern_source(p),
+                        source: crate::dsl::pattern_source(p).map_err(|e| e.to_string()),
                     }
                 })
                 .collect(),
