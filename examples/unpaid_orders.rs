@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     engine.finish(&mut out);
-    out.flush().map_err(|(_, e)| e)?;
+    out.flush()?;
     let stats = engine.stats();
     writeln!(
         io::stderr(),

@@ -16,6 +16,40 @@ use crate::primitives::Timestamp;
 use crate::record::Record;
 use crate::value::json::{push_int, push_json_string, push_json_value};
 
+/// Which output of a [`JsonLines`] could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Matches and timeouts.
+    Main,
+    /// Late events.
+    Late,
+}
+
+/// A write error of a [`JsonLines`]: which output, and the error.
+#[derive(Debug)]
+pub struct WriteError {
+    /// The output written to.
+    pub target: Target,
+    /// The error.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let which = match self.target {
+            Target::Main => "the output",
+            Target::Late => "the late output",
+        };
+        write!(f, "cannot write {which}: {}", self.source)
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 /// A [`Sink`] writing JSON lines: matches and timeouts to `out`, late events
 /// to `late` when given (else they are only counted by the engine).
 ///
@@ -25,7 +59,7 @@ pub struct JsonLines<W: Write, L: Write> {
     out: W,
     late: Option<L>,
     format: Formatter,
-    error: Option<(bool, io::Error)>,
+    error: Option<WriteError>,
 }
 
 impl<W: Write, L: Write> JsonLines<W, L> {
@@ -39,20 +73,20 @@ impl<W: Write, L: Write> JsonLines<W, L> {
         }
     }
 
-    /// The first write error, if any, and whether it was on the late
-    /// output (`true`) or the main output (`false`).
-    pub fn take_error(&mut self) -> Option<(bool, io::Error)> {
+    /// The first write error, if any.
+    pub fn take_error(&mut self) -> Option<WriteError> {
         self.error.take()
     }
 
-    /// Flushes both outputs.
-    pub fn flush(&mut self) -> Result<(), (bool, io::Error)> {
+    /// Flushes both outputs (the first write error first).
+    pub fn flush(&mut self) -> Result<(), WriteError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        self.out.flush().map_err(|e| (false, e))?;
+        let failed = |target| move |source| WriteError { target, source };
+        self.out.flush().map_err(failed(Target::Main))?;
         if let Some(late) = &mut self.late {
-            late.flush().map_err(|e| (true, e))?;
+            late.flush().map_err(failed(Target::Late))?;
         }
         Ok(())
     }
@@ -67,8 +101,9 @@ impl<W: Write, L: Write> JsonLines<W, L> {
             (true, Some(late)) => late.write_all(line),
             (true, None) => Ok(()),
         };
-        if let Err(e) = result {
-            self.error = Some((to_late, e));
+        if let Err(source) = result {
+            let target = if to_late { Target::Late } else { Target::Main };
+            self.error = Some(WriteError { target, source });
         }
     }
 }
@@ -370,5 +405,61 @@ mod tests {
         assert_eq!(cache.get(&at(&c2)).key_fields, [b"\"a\\\"b\":".to_vec()]);
         assert_eq!(cache.get(&at(&c0)).pattern, b"\"q\\n\"");
         assert_eq!(cache.get(&at(&c2b)).pattern, b"\"other\"");
+    }
+
+    /// Writes fail after `budget` bytes.
+    struct Full(usize);
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.0 {
+                return Err(io::Error::other("No space left on device"));
+            }
+            self.0 -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_says_which_output_and_keeps_the_first() {
+        let rec = |raw: &str| Record::new(Vec::new(), Arc::from(raw));
+        fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+        let mut sink: JsonLines<Vec<u8>, Full> = JsonLines::new(Vec::new(), Some(Full(3)));
+        sink.on_late(0, &rec(r#"{"ts":1}"#));
+        sink.on_late(0, &rec(r#"{"ts":2}"#));
+        let e = sink.flush().unwrap_err();
+        is_error(&e);
+        assert_eq!(e.target, Target::Late);
+        assert_eq!(
+            e.to_string(),
+            "cannot write the late output: No space left on device"
+        );
+        assert!(sink.flush().is_ok(), "the error was taken");
+
+        let mut sink: JsonLines<Full, Vec<u8>> = JsonLines::new(Full(0), None);
+        sink.on_late(0, &rec("{}"));
+        assert!(
+            sink.take_error().is_none(),
+            "no late output: nothing written"
+        );
+        let m = Two(rec(r#"{"ts":1}"#), rec(r#"{"ts":3}"#));
+        let key = KeyValue::default();
+        let ctx = MatchContext {
+            pattern: 0,
+            name: "p",
+            key_fields: &[],
+            key: &key,
+            has_select: false,
+            version: 1,
+            versioned: false,
+            capped: false,
+        };
+        sink.on_match(&MatchRef::new(&ctx, &m));
+        let e = sink.take_error().unwrap();
+        assert_eq!(e.target, Target::Main);
+        assert!(std::error::Error::source(&e).is_some());
     }
 }
