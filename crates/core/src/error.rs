@@ -346,3 +346,43 @@ mod tests {
         assert!(e.source().is_some());
     }
 }
+
+/// A structure read back from outside (a snapshot) breaks one of its
+/// rules: what is wrong, in words (`partition number 3 is lost`). The
+/// `check` methods that validate restored state return it, so that
+/// driving the state afterwards cannot panic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inconsistent(String);
+
+impl Inconsistent {
+    /// What is wrong.
+    pub fn what(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Inconsistent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Inconsistent {}
+
+impl From<String> for Inconsistent {
+    fn from(what: String) -> Inconsistent {
+        Inconsistent(what)
+    }
+}
+
+impl From<&str> for Inconsistent {
+    fn from(what: &str) -> Inconsistent {
+        Inconsistent(what.to_string())
+    }
+}
+
+impl From<Inconsistent> for String {
+    fn from(e: Inconsistent) -> String {
+        e.0
+    }
+}

@@ -235,16 +235,13 @@ impl<T> Slab<T> {
     /// Checks a slab read back from outside (a snapshot): the free list
     /// threads every vacant entry exactly once, `len` counts the values,
     /// and there are fewer than 2^32 - 1 entries.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), crate::error::Inconsistent> {
         if self.entries.len() >= NONE as usize {
             return Err("a slab with 2^32 entries or more".into());
         }
         let occupied = self.iter().count();
         if occupied != self.len as usize {
-            return Err(format!(
-                "a slab counts {} values but holds {occupied}",
-                self.len
-            ));
+            return Err(format!("a slab counts {} values but holds {occupied}", self.len).into());
         }
         let mut seen = vec![false; self.entries.len()];
         let mut at = self.next_free;
@@ -259,9 +256,9 @@ impl<T> Slab<T> {
                 }
                 Some(Entry::Vacant(_)) => return Err("a slab's free list has a cycle".into()),
                 Some(Entry::Occupied(_)) => {
-                    return Err(format!("a slab's free list holds the occupied entry {i}"))
+                    return Err(format!("a slab's free list holds the occupied entry {i}").into())
                 }
-                None => return Err(format!("a slab's free list leads out of it ({i})")),
+                None => return Err(format!("a slab's free list leads out of it ({i})").into()),
             }
         }
         if occupied + vacant != self.entries.len() {

@@ -362,27 +362,27 @@ impl<E> SharedBuffer<E> {
     /// predecessor live, its stage one of its pattern's, reference counts
     /// exactly the references held, no chain that loops, no node that no
     /// run reaches, sequence numbers below the next one.
-    pub fn check(&self, holders: &[(NodeRef, u32, u16)]) -> Result<(), String> {
+    pub fn check(&self, holders: &[(NodeRef, u32, u16)]) -> Result<(), cepheid_core::Inconsistent> {
         self.events.check()?;
         self.nodes.check()?;
         let mut event_refs = vec![0u32; self.events.entries()];
         let mut node_refs = vec![0u32; self.nodes.entries()];
         for (i, slot) in self.events.iter() {
             if slot.pinned {
-                return Err(format!("event {i} is pinned (taken mid-event)"));
+                return Err(format!("event {i} is pinned (taken mid-event)").into());
             }
             if slot.seq >= self.next_seq {
-                return Err(format!("event {i} has a sequence number not yet given"));
+                return Err(format!("event {i} has a sequence number not yet given").into());
             }
         }
         for (i, node) in self.nodes.iter() {
             if self.events.get(node.event.0).is_none() {
-                return Err(format!("node {i} holds an event that is not stored"));
+                return Err(format!("node {i} holds an event that is not stored").into());
             }
             event_refs[node.event.0 as usize] += 1;
             if node.prev != NodeRef::NONE {
                 let Some(count) = node_refs.get_mut(node.prev.0 as usize) else {
-                    return Err(format!("node {i} follows a node that does not exist"));
+                    return Err(format!("node {i} follows a node that does not exist").into());
                 };
                 *count += 1;
             }
@@ -390,10 +390,9 @@ impl<E> SharedBuffer<E> {
         for &(node, _, _) in holders {
             if node != NodeRef::NONE {
                 let Some(count) = node_refs.get_mut(node.0 as usize) else {
-                    return Err(format!(
-                        "a run holds the node {} that does not exist",
-                        node.0
-                    ));
+                    return Err(
+                        format!("a run holds the node {} that does not exist", node.0).into(),
+                    );
                 };
                 *count += 1;
             }
@@ -403,7 +402,8 @@ impl<E> SharedBuffer<E> {
                 return Err(format!(
                     "event {i} counts {} references but {} nodes hold it",
                     slot.refs, event_refs[i as usize]
-                ));
+                )
+                .into());
             }
         }
         for (i, node) in self.nodes.iter() {
@@ -411,7 +411,8 @@ impl<E> SharedBuffer<E> {
                 return Err(format!(
                     "node {i} counts {} references but {} are held",
                     node.refs, node_refs[i as usize]
-                ));
+                )
+                .into());
             }
         }
         // Walk every run's chain once: `owner` is the pattern whose runs
@@ -426,19 +427,18 @@ impl<E> SharedBuffer<E> {
             while let Some(n) = self.nodes.get(at.0) {
                 let mark = &mut owner[at.0 as usize];
                 if *mark == WALKING {
-                    return Err(format!("the chain of node {} loops", at.0));
+                    return Err(format!("the chain of node {} loops", at.0).into());
                 }
                 if *mark != 0 {
                     if *mark != pattern + 1 {
-                        return Err(format!(
-                            "node {} is shared by the runs of two patterns",
-                            at.0
-                        ));
+                        return Err(
+                            format!("node {} is shared by the runs of two patterns", at.0).into(),
+                        );
                     }
                     break;
                 }
                 if n.stage().0 >= stages {
-                    return Err(format!("node {} has a stage its pattern lacks", at.0));
+                    return Err(format!("node {} has a stage its pattern lacks", at.0).into());
                 }
                 *mark = WALKING;
                 path.push(at.0);
@@ -449,7 +449,7 @@ impl<E> SharedBuffer<E> {
             }
         }
         if let Some((i, _)) = self.nodes.iter().find(|(i, _)| owner[*i as usize] == 0) {
-            return Err(format!("node {i} is held by no run"));
+            return Err(format!("node {i} is held by no run").into());
         }
         Ok(())
     }

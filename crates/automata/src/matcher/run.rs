@@ -215,17 +215,19 @@ impl Partition {
     /// (so that driving it cannot panic): both heaps in heap order, every
     /// run in a state of `nfa` with accumulators of its layout. Calls
     /// `holder` with each run's and held match's node.
-    pub fn check<E>(&self, nfa: &Nfa<E>, mut holder: impl FnMut(NodeRef)) -> Result<(), String> {
+    pub fn check<E>(
+        &self,
+        nfa: &Nfa<E>,
+        mut holder: impl FnMut(NodeRef),
+    ) -> Result<(), cepheid_core::Inconsistent> {
         if !self.runs.is_heap() || !self.completed.is_heap() {
             return Err("runs out of heap order".into());
         }
         for run in self.runs.iter().chain(self.completed.iter()) {
             if run.state.index() >= nfa.states().len() {
-                return Err(format!(
-                    "a run in state {} of {}",
-                    run.state.0,
-                    nfa.states().len()
-                ));
+                return Err(
+                    format!("a run in state {} of {}", run.state.0, nfa.states().len()).into(),
+                );
             }
             if !nfa.layout().fits(&run.accumulators) {
                 return Err("a run's accumulators do not fit its pattern".into());
@@ -239,7 +241,7 @@ impl Partition {
     /// each run's times and start sequence are those of the events its
     /// chain holds (the first taken event's time and arrival, the last
     /// one's time).
-    pub fn check_times<E>(&self, buf: &SharedBuffer<E>) -> Result<(), String> {
+    pub fn check_times<E>(&self, buf: &SharedBuffer<E>) -> Result<(), cepheid_core::Inconsistent> {
         for run in self.runs.iter().chain(self.completed.iter()) {
             let (mut first, mut last, mut seq) = (Timestamp::MAX, Timestamp::MIN, None);
             let mut found = false;

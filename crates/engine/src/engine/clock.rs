@@ -233,7 +233,7 @@ impl<E> Clock<E> {
     /// Checks a clock read back from a snapshot: waiting events in order,
     /// numbered below the next arrival, and none at or below the watermark
     /// or above the largest time seen.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), cepheid_core::Inconsistent> {
         if !self.waiting.is_well_formed() {
             return Err("waiting events out of order".into());
         }

@@ -137,12 +137,12 @@ impl DeadlineIndex {
 
     /// Does every entry name a group below `groups`? (For an index read
     /// back from a snapshot: the engine indexes its groups by it.)
-    pub fn check(&self, groups: usize) -> Result<(), String> {
+    pub fn check(&self, groups: usize) -> Result<(), cepheid_core::Inconsistent> {
         if !self.queue.is_well_formed() {
             return Err("deadlines out of order".into());
         }
         match self.queue.iter().find(|(_, g, _)| *g as usize >= groups) {
-            Some((_, g, _)) => Err(format!("a deadline of group {g} of {groups}")),
+            Some((_, g, _)) => Err(format!("a deadline of group {g} of {groups}").into()),
             None => Ok(()),
         }
     }

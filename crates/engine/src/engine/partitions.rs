@@ -95,16 +95,16 @@ impl Ordinals {
     /// Checks numbers read back from a snapshot against the numbers of the
     /// pattern's live partitions: together with the free ones they are
     /// every number below the next, each once.
-    pub fn check(&self, live: impl Iterator<Item = u32>) -> Result<(), String> {
+    pub fn check(&self, live: impl Iterator<Item = u32>) -> Result<(), cepheid_core::Inconsistent> {
         let mut seen = vec![false; self.next as usize];
         for n in live.chain(self.free.iter().copied()) {
             match seen.get_mut(n as usize) {
                 Some(seen @ false) => *seen = true,
-                _ => return Err(format!("partition number {n} given twice or never")),
+                _ => return Err(format!("partition number {n} given twice or never").into()),
             }
         }
         match seen.iter().position(|s| !s) {
-            Some(n) => Err(format!("partition number {n} is lost")),
+            Some(n) => Err(format!("partition number {n} is lost").into()),
             None => Ok(()),
         }
     }
@@ -429,7 +429,11 @@ impl<P> Keys<P> {
     /// formed (the slab's free list, no key twice, no slot without
     /// partitions, none left mid-firing) and that each key has `arity`
     /// values.
-    pub fn rebuild(&mut self, hasher: &KeyHasher, arity: usize) -> Result<(), String> {
+    pub fn rebuild(
+        &mut self,
+        hasher: &KeyHasher,
+        arity: usize,
+    ) -> Result<(), cepheid_core::Inconsistent> {
         self.slots.check()?;
         self.by_key = hashbrown::HashTable::with_capacity(self.slots.len());
         for index in 0..self.slots.entries() as u32 {
@@ -437,13 +441,12 @@ impl<P> Keys<P> {
                 continue;
             };
             if slot.parts.is_empty() || slot.pending != 0 {
-                return Err(format!("key slot {index} is not settled"));
+                return Err(format!("key slot {index} is not settled").into());
             }
             if slot.key.len() != arity {
-                return Err(format!(
-                    "key slot {index} has a key of {} values",
-                    slot.key.len()
-                ));
+                return Err(
+                    format!("key slot {index} has a key of {} values", slot.key.len()).into(),
+                );
             }
             slot.hash = hasher.key(&slot.key);
             let hash = slot.hash;
@@ -454,7 +457,7 @@ impl<P> Keys<P> {
                 .find(hash, |&i| slots.get(i).map(|s| &s.key) == key)
                 .is_some()
             {
-                return Err(format!("key slot {index} holds a key held by another"));
+                return Err(format!("key slot {index} holds a key held by another").into());
             }
             self.by_key
                 .insert_unique(hash, index, |&i| slots.get(i).map_or(0, |s| s.hash));
