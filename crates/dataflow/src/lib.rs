@@ -121,6 +121,7 @@ use crate::primitives::Timestamp;
 use crate::record::FieldTable;
 
 mod cut;
+pub mod run;
 mod operator;
 mod route;
 mod source;
