@@ -131,6 +131,7 @@ mod connect;
 mod cut;
 mod write;
 
+pub use cut::{CutError, Damage};
 use write::{lock, Records, Writers};
 
 /// The run's [`Report`], shared by its threads.
@@ -377,7 +378,7 @@ pub enum Error {
         /// The folder.
         folder: PathBuf,
         /// Why.
-        why: String,
+        why: CutError,
     },
     /// The folder's last complete cut does not fit this run.
     Resume {
@@ -538,6 +539,7 @@ impl std::error::Error for Error {
             | Error::Truncate { source, .. }
             | Error::ClearUnfinished { source, .. } => Some(source),
             Error::Runtime(e) => Some(e),
+            Error::Cut { why, .. } => Some(why),
             _ => None,
         }
     }
