@@ -38,9 +38,6 @@ mod workers;
 #[path = "metrics.rs"]
 mod metrics;
 
-#[cfg(feature = "workers")]
-use cepheid_runtime::{capped_message, MAX_DROP_KEYS, TOLD_KEYS};
-
 use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// Exit status: malformed input with `--strict`.
@@ -239,7 +236,7 @@ pub struct Args {
     // Several workers (feature `timely`): `--workers`, `--processes`.
     #[cfg(feature = "workers")]
     #[command(flatten)]
-    scale: workers::Scale,
+    scale: workers::ScaleArgs,
 }
 
 /// Runs the command and returns the exit status.
@@ -297,7 +294,7 @@ pub fn run(args: &Args) -> u8 {
     }
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
-        return workers::run(args, &loaded.patterns, format(args));
+        return workers::run(&config, &args.scale, &loaded.patterns);
     }
     // (held to the end of the run: the server stops when dropped)
     #[cfg(feature = "metrics")]
@@ -411,13 +408,6 @@ pub(crate) fn config(args: &Args) -> Config {
     config
 }
 
-/// What a checkpoint of this command must agree on (`None` without
-/// `--checkpoint`, or when a path has no canonical form).
-#[cfg(feature = "workers")]
-fn checkpoint_command(args: &Args) -> Option<cepheid_runtime::checkpoint::Command> {
-    cepheid_runtime::checkpoint::command(&config(args))
-}
-
 /// The command's [`Report`]: notices on standard error (the progress bar
 /// suspended while one is written), progress on the bar.
 struct Progress {
@@ -472,23 +462,6 @@ impl Report for Progress {
             observer.event(event);
         }
     }
-}
-
-/// Describes a write error; a closed standard output is not an error.
-#[cfg(feature = "workers")]
-fn report_write_error(args: &Args, (to_late, e): (bool, io::Error)) -> u8 {
-    let path = if to_late {
-        args.late
-            .as_deref()
-            .map_or("the late file".into(), |p| p.display().to_string())
-    } else {
-        display(&args.output, "standard output")
-    };
-    if !to_late && e.kind() == io::ErrorKind::BrokenPipe {
-        return EXIT_OK;
-    }
-    say!("error: cannot write {path}: {e}");
-    EXIT_IO
 }
 
 /// The input format.
@@ -606,14 +579,4 @@ fn progress_bar(progress: bool, no_progress: bool, size: Option<u64>) -> Progres
         bar.set_style(style);
     }
     bar
-}
-
-/// A path for messages (`-` is the standard stream named `stdio`).
-#[cfg(feature = "workers")]
-fn display(path: &Path, stdio: &str) -> String {
-    if path == Path::new("-") {
-        stdio.into()
-    } else {
-        path.display().to_string()
-    }
 }

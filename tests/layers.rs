@@ -27,7 +27,17 @@ const LAYERS: &[(&str, &[&str])] = &[
         "cepheid-runtime",
         &["cepheid-core", "cepheid-engine", "cepheid-syntax"],
     ),
-    ("cepheid-dataflow", &["cepheid-core", "cepheid-engine"]),
+    // The run on workers (`cepheid_dataflow::run`) is driven by the
+    // runtime's public API.
+    (
+        "cepheid-dataflow",
+        &[
+            "cepheid-core",
+            "cepheid-engine",
+            "cepheid-runtime",
+            "cepheid-syntax",
+        ],
+    ),
     // Beside the runtime, not used by the command yet (issue 24).
     ("cepheid-kafka", &["cepheid-engine"]),
     // The status, Prometheus text and live page of `cepheid run --metrics`
@@ -177,6 +187,18 @@ fn the_library_builds_no_crate_of_the_command() {
             assert!(
                 !runtime.contains(name),
                 "{name} is in the runtime's tree ({flags:?})"
+            );
+        }
+        // The run on workers: timely and the runtime (without `notify`:
+        // the command turns `watch` on), nothing else of the command.
+        let dataflow = tree("cepheid-dataflow", flags);
+        assert!(dataflow.contains("cepheid-runtime") && dataflow.contains("timely"));
+        for cli in CLI_CRATES.iter().chain(&MONITOR_CRATES) {
+            let allowed = ["cepheid-dataflow", "timely"].contains(cli);
+            assert_eq!(
+                dataflow.contains(*cli),
+                allowed,
+                "{cli} in the dataflow crate's tree ({flags:?})"
             );
         }
     }

@@ -109,6 +109,7 @@ use cepheid_core::{error, event, pattern, primitives, record, value};
 use cepheid_engine::engine;
 
 use std::any::Any;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,7 @@ use crate::record::FieldTable;
 mod cut;
 mod operator;
 mod route;
+pub mod run;
 mod source;
 
 pub use cut::{cut_requests, Cuts, Place, Positioned, Requests, SourceState, WorkerCut};
@@ -221,6 +223,12 @@ impl SourceEnd {
 pub struct Plan<E: Event + 'static> {
     patterns: Vec<Pattern>,
     fields: E::Fields,
+    /// An engine with every pattern added so far, which checks the next
+    /// ones against them (names, field numbering): each pattern is
+    /// compiled once by [`Plan::add`], not again with every later one.
+    /// (Behind a lock only so that the plan is `Sync`: [`Plan::add`]
+    /// takes `&mut self`.)
+    check: Mutex<Engine<E>>,
     run_limit: usize,
     live_limit: usize,
 }
@@ -234,22 +242,23 @@ impl<E: Event + 'static> Default for Plan<E> {
 impl<E: Event + 'static> Plan<E> {
     /// A plan without patterns.
     pub fn new() -> Plan<E> {
+        let check = Engine::<E>::new();
         Plan {
             patterns: Vec::new(),
-            fields: E::Fields::default(),
+            fields: check.fields().clone(),
+            check: Mutex::new(check),
             run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
             live_limit: Engine::<E>::DEFAULT_MAX_LIVE_RUNS,
         }
     }
 
     /// Adds patterns: all of them, or none when one fails, compiled and
-    /// checked as [`Engine::add`] does (names are unique in a plan).
+    /// checked as [`Engine::add`] does (names are unique in a plan), once:
+    /// the patterns added before are not compiled again. (A set that fails
+    /// may leave the fields it reads numbered in [`Plan::fields`], which no
+    /// pattern then reads.)
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
-        let mut engine = Engine::<E>::new();
-        align_fields::<E>(engine.fields(), &self.fields);
-        for pattern in &self.patterns {
-            engine.add(pattern)?;
-        }
+        let engine = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
         engine.add(patterns)?;
         self.patterns = engine.patterns().cloned().collect();
         self.fields = engine.fields().clone();
@@ -347,4 +356,40 @@ fn add_stats(a: &mut Stats, b: &Stats) {
     a.unusable_keys += b.unusable_keys;
     a.dropped_runs += b.dropped_runs;
     a.forced_watermarks += b.forced_watermarks;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cepheid_engine::Rules;
+
+    fn rules(text: &str) -> Rules {
+        Rules::parse("t.cep", text).expect("parses")
+    }
+
+    #[test]
+    fn a_plan_built_in_steps_is_the_plan_built_at_once() {
+        let a = "pattern a { partition by user match x followed by y where x: n == 1  y: m == 2 }";
+        let b = "pattern b { partition by user.id match x where x: k > 3 and n < 2 }";
+        let mut steps = Plan::<Record>::new();
+        steps.add(&rules(a)).unwrap();
+        steps.add(&rules(b)).unwrap();
+        let mut once = Plan::<Record>::new();
+        once.add(&rules(&format!("{a}\n{b}"))).unwrap();
+        let names = |plan: &Plan<Record>| -> Vec<String> {
+            plan.patterns().iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(names(&steps), ["a", "b"]);
+        assert_eq!(names(&steps), names(&once));
+        // The same field numbering.
+        assert_eq!(steps.fields().paths(), once.fields().paths());
+        // A name the plan has: refused, the plan unchanged.
+        let again = steps.add(&rules("pattern a { match z where z: n == 9 }"));
+        assert!(again.unwrap_err().to_string().contains("already"));
+        assert_eq!(names(&steps), ["a", "b"]);
+        steps
+            .add(&rules("pattern c { match z where z: q == 9 }"))
+            .unwrap();
+        assert_eq!(names(&steps), ["a", "b", "c"]);
+    }
 }

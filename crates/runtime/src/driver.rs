@@ -569,6 +569,7 @@ impl Runtime {
             elapsed: started.elapsed(),
             flushed,
             patterns: engine.pattern_stats(),
+            layout: None,
             end,
         }
     }

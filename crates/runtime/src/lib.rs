@@ -237,7 +237,7 @@ impl Config {
     }
 
     /// The output's path (`-` for standard output, as on the command line).
-    pub(crate) fn output_path(&self) -> &Path {
+    pub fn output_path(&self) -> &Path {
         self.output.as_deref().unwrap_or(Path::new("-"))
     }
 }
@@ -266,6 +266,12 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// A notice of one line (a newline is added): what a driver of its
+    /// own (the dataflow crate's run on workers) says through a [`Report`].
+    pub fn new(level: Level, text: impl fmt::Display) -> Notice {
+        Notice::line(level, text)
+    }
+
     /// A notice of one line (a newline is added).
     pub(crate) fn line(level: Level, text: impl fmt::Display) -> Notice {
         Notice {
@@ -704,6 +710,12 @@ pub enum End {
     OutputClosed,
     /// Stopped on an error (said as a [`Notice`] when it happened).
     Failed(Error),
+    /// At the end of its input, but a part of it was not read whole (a run
+    /// over parts of the input, the dataflow crate's on workers: a part
+    /// could not be read, or stopped at a malformed line with
+    /// [`Config::strict`]; the other parts were read to their end). Said
+    /// as a [`Notice`] when it happened.
+    Incomplete(Error),
 }
 
 /// A run's counts: what `cepheid run` prints at the end (its `Display`
@@ -753,9 +765,33 @@ pub struct Summary {
     /// ([`Engine::pattern_stats`]: events that reached it, matches,
     /// timeouts, partial matches live and dropped, its version).
     pub patterns: Vec<PatternStats>,
+    /// Where it ran, when on several workers (the dataflow crate's run):
+    /// the line ends with `on 2 workers`, `on 2 processes x 1 worker`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
     /// How it ended.
     #[serde(skip)]
     pub end: End,
+}
+
+/// The workers a run ran on, for its [`Summary`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    /// Processes, when given (`None`: one, and the summary does not name
+    /// them).
+    pub processes: Option<usize>,
+    /// Worker threads per process.
+    pub workers: usize,
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let workers = count(self.workers as u64, "worker", "workers");
+        match self.processes {
+            None => f.write_str(&workers),
+            Some(p) => write!(f, "{} x {workers}", count(p as u64, "process", "processes")),
+        }
+    }
 }
 
 /// Keys over the per-key limit remembered, at most.
@@ -765,7 +801,7 @@ impl Summary {
     /// The error that stopped the run, if one did.
     pub fn error(&self) -> Option<&Error> {
         match &self.end {
-            End::Failed(e) => Some(e),
+            End::Failed(e) | End::Incomplete(e) => Some(e),
             _ => None,
         }
     }
@@ -807,7 +843,13 @@ impl fmt::Display for Summary {
         }
         if self.dropped_runs > 0 {
             let keys = if self.dropped_keys_overflow {
-                format!("more than {MAX_DROP_KEYS} keys")
+                // One engine remembers MAX_DROP_KEYS; on workers, the keys
+                // each remembered, added up.
+                let remembered = match self.layout {
+                    None => MAX_DROP_KEYS as u64,
+                    Some(_) => self.dropped_keys as u64,
+                };
+                format!("more than {}", count(remembered, "key", "keys"))
             } else {
                 count(self.dropped_keys as u64, "key", "keys")
             };
@@ -864,6 +906,10 @@ impl fmt::Display for Summary {
                 )?,
             }
         }
-        write!(f, " in {elapsed:.3} s ({rate:.0} events/s)")
+        write!(f, " in {elapsed:.3} s ({rate:.0} events/s)")?;
+        if let Some(layout) = &self.layout {
+            write!(f, " on {layout}")?;
+        }
+        Ok(())
     }
 }

@@ -19,6 +19,10 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+use cepheid_runtime::Level;
+
+use super::Say;
+
 /// How long an accepted connection has to send its process number.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -30,19 +34,24 @@ const RETRY: Duration = Duration::from_millis(100);
 /// Processes below `process` are connected to, those above are waited for
 /// on `addresses[process]`. Waits as long as it takes: the processes of a
 /// run may be started far apart.
-pub fn sockets(addresses: &[String], process: usize) -> io::Result<Vec<Option<TcpStream>>> {
+pub fn sockets(
+    addresses: &[String],
+    process: usize,
+    say: &Say,
+) -> io::Result<Vec<Option<TcpStream>>> {
     let address = &addresses[process];
     let listener = TcpListener::bind(address.as_str())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {address}: {e}")))?;
     let processes = addresses.len();
     // Wait for the higher processes on a thread of its own, while this one
     // connects to the lower ones.
+    let accept_say = say.clone();
     let accepting = thread::Builder::new()
         .name("cepheid-accept".into())
-        .spawn(move || accept(&listener, process, processes))?;
+        .spawn(move || accept(&listener, process, processes, &accept_say))?;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(processes);
     for (index, address) in addresses.iter().enumerate().take(process) {
-        streams.push(Some(connect(address, index, process)?));
+        streams.push(Some(connect(address, index, process, say)?));
     }
     streams.push(None);
     let mut above: Vec<Option<TcpStream>> = (process + 1..processes).map(|_| None).collect();
@@ -55,7 +64,7 @@ pub fn sockets(addresses: &[String], process: usize) -> io::Result<Vec<Option<Tc
 
 /// Connects to process `index` at `address`, retrying while it refuses,
 /// and says who this is.
-fn connect(address: &str, index: usize, process: usize) -> io::Result<TcpStream> {
+fn connect(address: &str, index: usize, process: usize, say: &Say) -> io::Result<TcpStream> {
     let mut told = false;
     loop {
         match TcpStream::connect(address) {
@@ -76,7 +85,11 @@ fn connect(address: &str, index: usize, process: usize) -> io::Result<TcpStream>
                 ) =>
             {
                 if !told {
-                    say!("waiting for process {index} at {address} ({e}); retrying");
+                    say!(
+                        say,
+                        Info,
+                        "waiting for process {index} at {address} ({e}); retrying"
+                    );
                     told = true;
                 }
                 thread::sleep(RETRY);
@@ -97,6 +110,7 @@ fn accept(
     listener: &TcpListener,
     process: usize,
     processes: usize,
+    say: &Say,
 ) -> io::Result<Vec<(usize, TcpStream)>> {
     let expected = processes - process - 1;
     let mut received = Vec::with_capacity(expected);
@@ -104,8 +118,15 @@ fn accept(
     let address = listener.local_addr()?;
     match expected {
         0 => {}
-        1 => say!("waiting on {address} for process {}", process + 1),
+        1 => say!(
+            say,
+            Info,
+            "waiting on {address} for process {}",
+            process + 1
+        ),
         _ => say!(
+            say,
+            Info,
             "waiting on {address} for processes {} to {}",
             process + 1,
             processes - 1
@@ -135,7 +156,11 @@ fn accept(
             ),
             Err(e) => format!("no process number within {HANDSHAKE:?}: {e}"),
         };
-        say!("warning: a connection from {peer} to {address} is dropped: {why}");
+        say!(
+            say,
+            Warning,
+            "warning: a connection from {peer} to {address} is dropped: {why}"
+        );
     }
     Ok(received)
 }

@@ -22,7 +22,9 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{Args, EXIT_IO};
+use cepheid_runtime::{Config, Doing};
+
+use super::{Error, Scale};
 
 /// Bytes of formatted records a worker gathers before it writes them (or
 /// sends them on): small enough to stay in the core's cache, large enough
@@ -56,26 +58,31 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Writers> {
 impl Writers {
     /// The outputs; resumed, `lengths` are theirs (truncated to them) and
     /// they are written on.
-    pub fn open(args: &Args, lengths: Option<(u64, u64)>) -> Result<Writers, u8> {
+    pub fn open(
+        config: &Config,
+        scale: &Scale,
+        lengths: Option<(u64, u64)>,
+    ) -> Result<Writers, Error> {
         let create = |path: &Path| {
             let file = match lengths {
                 Some(_) => OpenOptions::new().append(true).open(path),
                 None => File::create(path),
             };
-            file.map_err(|e| {
-                say!("error: cannot create {}: {e}", path.display());
-                EXIT_IO
+            file.map_err(|source| {
+                Error::Runtime(cepheid_runtime::Error::Io {
+                    doing: Doing::Create,
+                    path: path.display().to_string(),
+                    source,
+                })
             })
         };
-        let out: Box<dyn Write + Send> = if args.output == Path::new("-") {
-            Box::new(BufWriter::with_capacity(BLOCK, io::stdout()))
-        } else if args.scale.output_per_worker {
+        let out: Box<dyn Write + Send> = match &config.output {
+            None => Box::new(BufWriter::with_capacity(BLOCK, io::stdout())),
             // Worker 0 writes `FILE.0`, opened with the others.
-            Box::new(io::sink())
-        } else {
-            Box::new(BufWriter::with_capacity(BLOCK, create(&args.output)?))
+            Some(_) if scale.output_per_worker => Box::new(io::sink()),
+            Some(path) => Box::new(BufWriter::with_capacity(BLOCK, create(path)?)),
         };
-        let late = match &args.late {
+        let late = match &config.late {
             Some(path) => Some(BufWriter::new(create(path)?)),
             None => None,
         };

@@ -12,6 +12,7 @@
 //! deleted once a newer one is complete. See `docs/checkpoints.md`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -202,29 +203,104 @@ fn epochs(dir: &Path) -> io::Result<Vec<(i64, bool)>> {
     Ok(found)
 }
 
+/// What is wrong with a file of a cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Damage {
+    /// A worker's file is corrupt: how.
+    Corrupt(String),
+    /// The marker (`complete`) is corrupt: how.
+    Marker(String),
+    /// The file is of another format version.
+    Version,
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Damage::Corrupt(what) => write!(f, "corrupt ({what})"),
+            Damage::Marker(what) => write!(f, "corrupt marker ({what})"),
+            Damage::Version => f.write_str("a checkpoint of another format version"),
+        }
+    }
+}
+
+/// Why the last complete cut of a checkpoint folder cannot be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CutError {
+    /// A file or folder cannot be read.
+    Read {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A file is damaged (the marker's folder, or a worker's file).
+    Damaged {
+        /// Its path (the cut's folder for its marker).
+        path: PathBuf,
+        /// What is wrong.
+        damage: Damage,
+    },
+    /// The marker of a cut's folder names another cut.
+    OtherCut {
+        /// The folder.
+        folder: PathBuf,
+    },
+}
+
+impl fmt::Display for CutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CutError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            CutError::Damaged { path, damage } => write!(f, "{}: {damage}", path.display()),
+            CutError::OtherCut { folder } => write!(
+                f,
+                "{}: corrupt (its marker names another cut)",
+                folder.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CutError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 /// The last complete cut in `dir`, read whole; `Ok(None)` when there is
 /// none. `Err` says why it cannot be used.
-pub fn read(dir: &Path) -> Result<Option<Resume>, String> {
-    let all = epochs(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+pub fn read(dir: &Path) -> Result<Option<Resume>, CutError> {
+    let reading = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CutError::Read { path, source }
+    };
+    let all = epochs(dir).map_err(reading(dir))?;
     let Some(&(epoch, _)) = all.iter().rev().find(|(_, complete)| *complete) else {
         return Ok(None);
     };
     let folder = epoch_dir(dir, epoch);
-    let text = fs::read(folder.join(COMPLETE))
-        .map_err(|e| format!("cannot read {}: {e}", folder.join(COMPLETE).display()))?;
-    let marker = decode_marker(&text).map_err(|why| format!("{}: {why}", folder.display()))?;
+    let text = fs::read(folder.join(COMPLETE)).map_err(reading(&folder.join(COMPLETE)))?;
+    let marker = decode_marker(&text).map_err(|damage| CutError::Damaged {
+        path: folder.clone(),
+        damage,
+    })?;
     if marker.epoch != epoch {
-        return Err(format!(
-            "{}: corrupt (its marker names another cut)",
-            folder.display()
-        ));
+        return Err(CutError::OtherCut { folder });
     }
     let all = marker.processes.saturating_mul(marker.workers);
     let mut workers = Vec::with_capacity(all.min(1 << 16));
     for index in 0..all {
         let path = folder.join(format!("worker-{index}"));
-        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let file = decode(&bytes).map_err(|why| format!("{}: {why}", path.display()))?;
+        let bytes = fs::read(&path).map_err(reading(&path))?;
+        let file = decode(&bytes).map_err(|damage| CutError::Damaged { path, damage })?;
         workers.push(file);
     }
     Ok(Some(Resume { marker, workers }))
@@ -241,8 +317,8 @@ pub fn encode(file: &WorkerFile) -> Vec<u8> {
     bytes
 }
 
-fn decode(bytes: &[u8]) -> Result<WorkerFile, String> {
-    let corrupt = |what: &str| format!("corrupt ({what})");
+fn decode(bytes: &[u8]) -> Result<WorkerFile, Damage> {
+    let corrupt = |what: &str| Damage::Corrupt(what.to_string());
     let (body, crc) = bytes
         .len()
         .checked_sub(4)
@@ -258,7 +334,7 @@ fn decode(bytes: &[u8]) -> Result<WorkerFile, String> {
         .split_at_checked(4)
         .ok_or_else(|| corrupt("too short"))?;
     if version != VERSION.to_le_bytes() {
-        return Err("a checkpoint of another format version".to_string());
+        return Err(Damage::Version);
     }
     postcard::from_bytes(state).map_err(|e| corrupt(&e.to_string()))
 }
@@ -276,8 +352,8 @@ pub fn encode_marker(marker: &Marker) -> io::Result<Vec<u8>> {
 }
 
 /// The marker of `complete`'s bytes, every part checked.
-fn decode_marker(bytes: &[u8]) -> Result<Marker, String> {
-    let corrupt = |what: &str| format!("corrupt marker ({what})");
+fn decode_marker(bytes: &[u8]) -> Result<Marker, Damage> {
+    let corrupt = |what: &str| Damage::Marker(what.to_string());
     let text = std::str::from_utf8(bytes).map_err(|_| corrupt("not text"))?;
     let (first, _) = text
         .split_once('\n')
@@ -300,12 +376,12 @@ fn decode_marker(bytes: &[u8]) -> Result<Marker, String> {
         return Err(corrupt("its checksum does not match"));
     }
     if version != VERSION.to_string() {
-        return Err("a checkpoint of another format version".to_string());
+        return Err(Damage::Version);
     }
     let marker: Marker =
         serde_json::from_str(&body[first.len() + 1..]).map_err(|e| corrupt(&e.to_string()))?;
     if marker.version != VERSION {
-        return Err("a checkpoint of another format version".to_string());
+        return Err(Damage::Version);
     }
     Ok(marker)
 }

@@ -1,0 +1,2622 @@
+//! The run of `cepheid run --workers N` and `--processes P --process I
+//! --hostfile FILE` as a library: the runtime's [`Config`] and a
+//! [`Scale`] (workers, processes, this process, the hostfile, output per
+//! worker) over this crate's operators, on worker threads and processes.
+//! [`Workers::new`] checks what it is given and compiles the patterns,
+//! [`Workers::handle`] stops live input (what SIGINT and SIGTERM become in
+//! the command), [`Workers::run`] runs it and gives the runtime's
+//! [`Summary`] (its `Display` is the line the command prints) in an
+//! [`Outcome`]; what it says while it runs goes to a [`Report`], as the
+//! runtime's notices do. Errors are [`Error`], data the command maps to
+//! its exit statuses and messages.
+//!
+//! - **Input.** With `--events FILE`, the file is cut in chunks of 1 MiB
+//!   on line boundaries, dealt to the workers in turn
+//!   (`dataflow::FileChunks`; a CSV chunk after the first starts with the
+//!   header); each worker reads and decodes its chunks, a source of its
+//!   own with its own watermark (`--max-delay` and `$watermark` lines of
+//!   its chunks). Events are late by their own part's watermark: with
+//!   disorder within `--max-delay` that is the same as one reader.
+//! - **Live input.** Standard input, or a file with `--follow`, is read by
+//!   worker 0 (of process 0) with the runtime's reader (`cepheid_runtime::source`,
+//!   `spawn_reader`) on a thread of its own, whose batches a second thread
+//!   hands to a `dataflow::live_source`: the workers never wait on the
+//!   input. While the reader waits for input (its last batch stalled),
+//!   worker 0 flushes what it writes as it comes, as the single run does.
+//!   `--idle-timeout` applies to that source (the rule of
+//!   `cepheid_engine::engine::Idle`); [`Handle::stop`] (SIGINT, SIGTERM) stops the feed (event
+//!   time stays where it got; summary; exit 130 or 143).
+//! - **Output.** One `--output` and `--late`, opened by process 0, and
+//!   one summary: matches and timeouts as JSON lines as `cepheid run`
+//!   writes them. The workers of process 0 write their own records to
+//!   `--output` in blocks of whole lines as they format them
+//!   (`run/write.rs`; a single writer was the limit of a run with
+//!   much output, `BENCHMARKS.md`); worker 0 writes the late events and
+//!   the records of the other processes, sent to it. With `--checkpoint`
+//!   every record is sent to worker 0, which writes them in the order of
+//!   the frontier (a cut measures the outputs between two epochs). Any
+//!   worker layout gives the same lines, each worker's in the order it
+//!   made them; sorted bytewise (`LC_ALL=C sort`) they are identical.
+//!   With `--output-per-worker`, each worker writes its own records to
+//!   `FILE.W`.
+//! - **Processes.** Every process runs the same command with its own
+//!   `--process I` and the same `--hostfile` (one `host:port` per line,
+//!   process 0 first; `#` comments and blank lines skipped); the file is
+//!   read by every process, each worker reading its own part. The
+//!   processes connect with `run/connect.rs` (timely's own set-up
+//!   polls once a second and prints on standard output). Process 0 needs
+//!   `--output FILE`: timely's networking prints on standard output when a
+//!   peer fails. The other processes write no output file.
+//! - **Checkpoints** (`--checkpoint DIR`, `--events FILE`, `--output
+//!   FILE` on process 0): cuts of every worker of every process at a
+//!   common frontier (`cepheid_dataflow::Cuts`, requested through
+//!   `cepheid_dataflow::cut_requests`), one folder per cut in `DIR`, which
+//!   every process must see (`run/cut.rs`), resumed on any layout
+//!   of processes and workers (keys by key group, the input's lines read
+//!   computed over every old worker); `docs/checkpoints.md`. A followed file
+//!   (`--follow`) too: each batch of the reader goes to the source with its
+//!   place (lines so far, malformed lines so far, the byte offset and the
+//!   checksum of the bytes before it, `input::Position`), which the source
+//!   records at a cut; [`Handle::stop`] stops the feed and the workers
+//!   take a last cut as the dataflow ends (`cepheid_dataflow::cep_cut`);
+//!   a resumed run reads the file from that place, or from its beginning
+//!   when it was rotated while the run was stopped, as the single run does.
+//!   With `--output-per-worker`, each worker's file is synced and measured
+//!   when the worker saves its state at a cut (its records are written on
+//!   its thread as they are made), and truncated to that length on
+//!   resuming.
+//! - Not with `--time processing` (exit 2); `--checkpoint` not with
+//!   standard input (it cannot be read again: the single run's rule).
+//!   `--max-waiting` applies per source, the single run's rule over the
+//!   source's own events (`docs/semantics.md`, "Several readers"): with
+//!   one source the same forced watermarks as a single run; they are
+//!   counted in the summary. With `--strict`, the first malformed line
+//!   stops the parts of its process (the live input ends there). Object
+//!   keys and keys over `--max-runs-per-key` are counted
+//!   in the summary; keys over the limit are named (ten per worker).
+//! - `--max-live-runs` bounds each engine of each worker (one per group of
+//!   patterns partitioned alike), not their sum: N workers may hold N times
+//!   the limit. Its first drop is said once per process; the summary adds
+//!   up the drops of every worker.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use cepheid_engine::engine::{MatchRef, Sink, Stats};
+use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
+use cepheid_engine::{ErrorKind, Record, Timestamp, Value};
+use cepheid_runtime::source::{
+    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold, Tail,
+    BATCHES_AHEAD,
+};
+use cepheid_runtime::{
+    capped_message, Config, End, Layout as SummaryLayout, Level, Notice, Report, Summary, Time,
+    MAX_DROP_KEYS, TOLD_KEYS,
+};
+use serde::{Deserialize, Serialize};
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::ProcessBuilder;
+use timely::communication::{AllocatorBuilder, Hooks};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::{Concat, Operator};
+use timely::{CommunicationConfig, WorkerConfig};
+
+use crate::pattern::Pattern;
+use crate::record::FieldTable;
+use crate::{
+    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, source,
+    source_cut, Collect, Cuts, Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned,
+    Requests, SourceItem, SourceState, WorkerCut,
+};
+
+/// Says a line to the run's [`Report`]: `say!(to, Level, "format", ...)`.
+macro_rules! say {
+    ($to:expr, $level:ident, $($arg:tt)*) => {
+        $to.line(Level::$level, format_args!($($arg)*))
+    };
+}
+
+mod connect;
+mod cut;
+mod write;
+
+pub use cut::{CutError, Damage};
+use write::{lock, Records, Writers};
+
+/// The run's [`Report`], shared by its threads.
+#[derive(Clone)]
+struct Say(Arc<Mutex<Box<dyn Report>>>);
+
+impl Say {
+    fn new(report: Box<dyn Report>) -> Say {
+        Say(Arc::new(Mutex::new(report)))
+    }
+
+    /// Says one line (a newline is added).
+    fn line(&self, level: Level, text: fmt::Arguments<'_>) {
+        let notice = Notice::new(level, text);
+        let mut report = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        report.notice(notice);
+    }
+}
+
+/// Where a run on several workers runs: what `--workers`, `--processes`,
+/// `--process`, `--hostfile`, `--output-per-worker` say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scale {
+    /// Worker threads (per process): the input file is cut in one part per
+    /// worker and events go to the worker of their key.
+    pub workers: usize,
+    /// Run as one of this many processes (`None`: one, and the summary
+    /// does not name processes).
+    pub processes: Option<usize>,
+    /// This process's number, from 0.
+    pub process: usize,
+    /// The processes' addresses, one `host:port` per line, process 0 first
+    /// (`#` comments and blank lines skipped); needed with `processes`.
+    pub hostfile: Option<PathBuf>,
+    /// Each worker writes its matches and timeouts to `OUTPUT.W` (W its
+    /// number over all processes) instead of sending them to worker 0.
+    pub output_per_worker: bool,
+    /// Bytes per chunk of the input file ([`Scale::CHUNK_BYTES`]; tests cut
+    /// small files in many chunks).
+    pub chunk_bytes: u64,
+}
+
+impl Default for Scale {
+    /// One worker, one process.
+    fn default() -> Scale {
+        Scale {
+            workers: 1,
+            processes: None,
+            process: 0,
+            hostfile: None,
+            output_per_worker: false,
+            chunk_bytes: Scale::CHUNK_BYTES,
+        }
+    }
+}
+
+impl Scale {
+    /// Bytes of a chunk of the input file: chunks go to the workers in
+    /// turn, so that they read through the file (and its time) together.
+    pub const CHUNK_BYTES: u64 = 1 << 20;
+
+    /// Processes in all.
+    fn process_count(&self) -> usize {
+        self.processes.unwrap_or(1)
+    }
+
+    /// Several processes?
+    fn cluster(&self) -> bool {
+        self.processes.is_some_and(|p| p > 1)
+    }
+
+    /// Is this process 0 (which writes the outputs)?
+    fn first_process(&self) -> bool {
+        self.process == 0
+    }
+}
+
+/// An option a run on workers does not take (the command exits 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Processing time.
+    ProcessingTime,
+    /// A checkpoint with the output on standard output (process 0).
+    CheckpointNeedsOutput,
+    /// A checkpoint with an output that is no regular file.
+    CheckpointNeedsRegularFiles,
+    /// Checkpoints every number of events.
+    CheckpointEveryEvents,
+    /// Output per worker without an output file.
+    OutputPerWorkerNeedsOutput,
+    /// Several processes with the output on standard output (process 0).
+    ProcessesNeedOutput,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::ProcessingTime => {
+                "--time processing is not supported with --workers or --processes"
+            }
+            Refusal::CheckpointNeedsOutput => "--checkpoint with --workers needs --output FILE",
+            Refusal::CheckpointNeedsRegularFiles => "--checkpoint with --workers needs --output FILE and --late FILE to be regular files (a device or a FIFO cannot be truncated to a cut's length)",
+            Refusal::CheckpointEveryEvents => {
+                "--checkpoint-every with --workers takes a duration (not a number of events)"
+            }
+            Refusal::OutputPerWorkerNeedsOutput => "--output-per-worker needs --output FILE",
+            Refusal::ProcessesNeedOutput => {
+                "--processes needs --output FILE (timely's networking may print on standard output)"
+            }
+        })
+    }
+}
+
+/// Why a checkpoint folder's cut cannot be resumed on this run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// Taken with another chunk size.
+    ChunkBytes,
+    /// Taken with (`true`) or without output per worker, this run the
+    /// other way.
+    OutputPerWorker {
+        /// Was it taken with it?
+        then: bool,
+    },
+    /// Taken on another number of workers, which this run cannot resume
+    /// on: with output per worker (`follow` false) or of a followed file.
+    Workers {
+        /// Workers in all then.
+        then: usize,
+        /// Workers in all now.
+        now: usize,
+        /// Of a followed file (else with output per worker).
+        follow: bool,
+    },
+    /// Taken by another command: what differs.
+    OtherCommand(String),
+    /// A worker's state does not fit.
+    Worker {
+        /// Its number.
+        index: usize,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::ChunkBytes => f.write_str("it was taken with another --chunk-bytes"),
+            Mismatch::OutputPerWorker { then } => {
+                let (then, now) = match then {
+                    true => ("with", "without"),
+                    false => ("without", "with"),
+                };
+                write!(
+                    f,
+                    "it was taken {then} --output-per-worker, this run is {now}"
+                )
+            }
+            Mismatch::Workers {
+                then,
+                now,
+                follow: false,
+            } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint with --output-per-worker resumes on the same number of workers)"
+            ),
+            Mismatch::Workers {
+                then,
+                now,
+                follow: true,
+            } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
+            ),
+            Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
+            Mismatch::Worker { index, source } => {
+                write!(f, "worker {index}: {}", source.message())
+            }
+        }
+    }
+}
+
+/// Why a run on workers could not start, or stopped on its own.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option it does not take (usage).
+    Refused(Refusal),
+    /// A pattern could not be compiled.
+    Pattern {
+        /// Its name.
+        name: String,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
+    /// This process's number is not below the number of processes (usage).
+    ProcessNumber {
+        /// `process`.
+        process: usize,
+        /// `processes`.
+        processes: usize,
+    },
+    /// The hostfile cannot be read.
+    Hostfile {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A line of the hostfile is not one `host:port` (usage).
+    HostfileLine {
+        /// Its path.
+        path: PathBuf,
+        /// The line's number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// The hostfile has fewer addresses than processes (usage).
+    Addresses {
+        /// Its path.
+        path: PathBuf,
+        /// Addresses found.
+        found: usize,
+        /// Processes.
+        processes: usize,
+    },
+    /// An error of the runtime's pieces: opening the input or an output,
+    /// creating the checkpoint folder, its locks
+    /// ([`cepheid_runtime::Error::is_checkpoint`]: one the command exits
+    /// 5 on).
+    Runtime(cepheid_runtime::Error),
+    /// The folder holds the checkpoint of a run without workers.
+    SingleCheckpoint {
+        /// The folder.
+        folder: PathBuf,
+    },
+    /// The folder's last complete cut cannot be read (corrupt, another
+    /// version): why.
+    Cut {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        why: CutError,
+    },
+    /// The folder's last complete cut does not fit this run.
+    Resume {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        why: Mismatch,
+    },
+    /// An output cannot be truncated to its length at the cut.
+    Truncate {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The unfinished cuts cannot be deleted.
+    ClearUnfinished {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Another process runs another command (usage): what differs.
+    Differ(String),
+    /// The workers (or the connections to the other processes) could not
+    /// start.
+    Start(String),
+    /// The connection to another process was lost.
+    ConnectionLost {
+        /// With checkpoints (the processes go on from the last cut).
+        checkpoint: bool,
+    },
+    /// A worker failed (said after the summary: [`Outcome::failed`]).
+    Worker {
+        /// Why (its panic).
+        why: String,
+        /// Several processes (another may have stopped).
+        cluster: bool,
+        /// With checkpoints.
+        checkpoint: bool,
+    },
+}
+
+impl Error {
+    /// Is it about an option or a layout the run does not take (the
+    /// command's usage errors, exit 2)?
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Refused(_)
+                | Error::ProcessNumber { .. }
+                | Error::HostfileLine { .. }
+                | Error::Addresses { .. }
+                | Error::Differ(_)
+        )
+    }
+
+    /// Is it about a checkpoint that cannot be used, or a folder or output
+    /// another run holds (exit 5)?
+    pub fn is_checkpoint(&self) -> bool {
+        match self {
+            Error::Runtime(e) => e.is_checkpoint(),
+            Error::SingleCheckpoint { .. }
+            | Error::Cut { .. }
+            | Error::Resume { .. }
+            | Error::Truncate { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// How to go on after a lost process.
+fn hint(checkpoint: bool) -> &'static str {
+    if checkpoint {
+        ": start every process again with the same --checkpoint, they go on from its last complete cut"
+    } else {
+        ": start every process again"
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Refused(why) => write!(f, "{why}"),
+            Error::Pattern { name, source } => {
+                write!(f, "pattern `{name}`: {}", source.message())
+            }
+            Error::ProcessNumber { process, processes } => {
+                write!(f, "--process {process} is not below --processes {processes}")
+            }
+            Error::Hostfile { path, source } => {
+                write!(f, "cannot read the hostfile {}: {source}", path.display())
+            }
+            Error::HostfileLine { path, line, text } => write!(
+                f,
+                "{}:{line}: one host:port per line, not `{text}`",
+                path.display()
+            ),
+            Error::Addresses {
+                path,
+                found,
+                processes,
+            } => write!(
+                f,
+                "the hostfile {} has {found} addresses for {processes} processes",
+                path.display()
+            ),
+            Error::Runtime(e) => write!(f, "{e}"),
+            Error::SingleCheckpoint { folder } => write!(
+                f,
+                "{} holds the checkpoint of a run without --workers: resume it without --workers, or use another folder",
+                folder.display()
+            ),
+            Error::Cut { folder, why } => write!(f, "checkpoint in {}: {why}", folder.display()),
+            Error::Resume { folder, why } => write!(
+                f,
+                "cannot resume from the checkpoint in {}: {why}",
+                folder.display()
+            ),
+            Error::Truncate { path, source } => {
+                write!(f, "cannot resume {}: {source}", path.display())
+            }
+            Error::ClearUnfinished { folder, source } => write!(
+                f,
+                "cannot clear the unfinished cuts in {}: {source}",
+                folder.display()
+            ),
+            Error::Differ(why) => f.write_str(why),
+            Error::Start(why) => write!(f, "cannot start the workers: {why}"),
+            Error::ConnectionLost { checkpoint } => write!(
+                f,
+                "the connection to another process was lost (it stopped, or its machine or the network went away); this process stops too{}",
+                hint(*checkpoint)
+            ),
+            Error::Worker {
+                why,
+                cluster: true,
+                checkpoint,
+            } => write!(
+                f,
+                "a worker failed: {why} (with --processes: another process may have stopped){}",
+                hint(*checkpoint)
+            ),
+            Error::Worker { why, .. } => write!(f, "a worker failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Pattern { source, .. } => Some(source),
+            Error::Resume {
+                why: Mismatch::Worker { source, .. },
+                ..
+            } => Some(source),
+            Error::Hostfile { source, .. }
+            | Error::Truncate { source, .. }
+            | Error::ClearUnfinished { source, .. } => Some(source),
+            Error::Runtime(e) => Some(e),
+            Error::Cut { why, .. } => Some(why),
+            _ => None,
+        }
+    }
+}
+
+impl From<cepheid_runtime::Error> for Error {
+    fn from(e: cepheid_runtime::Error) -> Error {
+        Error::Runtime(e)
+    }
+}
+
+/// How a run on workers ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// Every worker's counts, gathered by worker 0 of process 0 (`None` on
+    /// the other processes, and when worker 0 failed). Its
+    /// [`Summary::end`]: [`End::Input`], [`End::Stopped`] (by
+    /// [`Handle::stop`]), [`End::OutputClosed`] (standard output closed
+    /// at the last flush: nothing more to say), [`End::Failed`] (the last
+    /// flush failed, `flushed` false; said), [`End::Incomplete`] (a part
+    /// of the input could not be read, or stopped at a malformed line with
+    /// `strict`; said when it happened).
+    pub summary: Option<Summary>,
+    /// Was an error said while the run went on (a worker's own output or
+    /// a checkpoint not written: the command exits 4)?
+    pub said_errors: bool,
+    /// Workers that failed ([`Error::Worker`]), in worker order: to say
+    /// after the summary.
+    pub failed: Vec<Error>,
+}
+
+/// Stops a run's live input from another thread (SIGINT, SIGTERM): the
+/// feed stops, event time stays where it got, the workers take a last cut
+/// with checkpoints, and the run ends with [`End::Stopped`].
+#[derive(Clone, Debug)]
+pub struct Handle(SyncSender<Message>);
+
+impl Handle {
+    /// Stops the input; `why` is said (`cepheid: stopped by WHY`) and kept
+    /// in [`End::Stopped`].
+    pub fn stop(&self, why: &str) {
+        let _ = self.0.send(Message::Stop(why.to_string()));
+    }
+}
+
+/// What workers send to worker 0.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Chunk {
+    /// Output records, whole lines.
+    Out(Vec<u8>),
+    /// Late records, whole lines.
+    Late(Vec<u8>),
+    /// A worker's counts, at the end.
+    Summary(Counts),
+}
+
+/// A worker's counts (worker 0's include the sources' events and late
+/// events).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Counts {
+    events: u64,
+    late: u64,
+    matches: u64,
+    timeouts: u64,
+    unusable_keys: u64,
+    dropped_runs: u64,
+    dropped_keys: u64,
+    /// Did more keys go over the limit than a worker remembers
+    /// (`MAX_DROP_KEYS`)?
+    dropped_keys_overflow: bool,
+    capped_runs: u64,
+    forced: u64,
+    waiting: u64,
+    malformed: u64,
+    /// The first read error of the worker's part (its input, and why).
+    read_error: Option<(String, String)>,
+    /// The malformed line that stopped the worker's part with `strict`
+    /// (its input, its line, why).
+    strict_stop: Option<(String, u64, String)>,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.events += other.events;
+        self.late += other.late;
+        self.matches += other.matches;
+        self.timeouts += other.timeouts;
+        self.unusable_keys += other.unusable_keys;
+        self.dropped_runs += other.dropped_runs;
+        self.dropped_keys += other.dropped_keys;
+        self.dropped_keys_overflow |= other.dropped_keys_overflow;
+        self.capped_runs += other.capped_runs;
+        self.forced += other.forced;
+        self.waiting += other.waiting;
+        self.malformed += other.malformed;
+        if self.read_error.is_none() {
+            self.read_error.clone_from(&other.read_error);
+        }
+        if self.strict_stop.is_none() {
+            self.strict_stop.clone_from(&other.strict_stop);
+        }
+    }
+}
+
+/// What a worker's reader found besides events (shared with the reader
+/// thread of live input).
+#[derive(Default)]
+struct ReadCounts {
+    malformed: AtomicU64,
+    /// The first read error: the input and why.
+    read_error: Mutex<Option<(String, String)>>,
+    /// The malformed line that stopped the input with `strict`.
+    strict_stop: Mutex<Option<(String, u64, String)>>,
+    /// More keys over `--max-runs-per-key` than the worker remembers.
+    drops_overflow: AtomicBool,
+}
+
+impl ReadCounts {
+    fn malformed_line(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read error on `origin`.
+    fn read_error(&self, origin: &str, why: impl fmt::Display) {
+        let mut first = self.read_error.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| (origin.to_string(), why.to_string()));
+    }
+
+    /// A malformed line that stops the input with `strict`.
+    fn strict_stop(&self, origin: &str, line: u64, why: &str) {
+        let mut first = self.strict_stop.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| (origin.to_string(), line, why.to_string()));
+    }
+
+    fn read_error_now(&self) -> Option<(String, String)> {
+        self.read_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn strict_stop_now(&self) -> Option<(String, u64, String)> {
+        self.strict_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A run of the runtime's [`Config`] on several workers (threads of this
+/// process, and processes): checked and compiled, not started yet.
+pub struct Workers {
+    config: Config,
+    scale: Scale,
+    plan: Plan<Record>,
+    layout: Layout,
+    say: Say,
+    /// Live input read by this process: the channel of the reader's
+    /// batches and of [`Handle::stop`].
+    messages: Option<(SyncSender<Message>, Receiver<Message>)>,
+}
+
+impl fmt::Debug for Workers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workers")
+            .field("config", &self.config)
+            .field("scale", &self.scale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workers {
+    /// The run of `patterns` as `config` says, on `scale`; what it says
+    /// goes to `report`. Refuses what it does not take ([`Refusal`]: no
+    /// processing time, control records, watched patterns or metrics are
+    /// read here; those are the command's to refuse), compiles the
+    /// patterns, reads the hostfile.
+    pub fn new(
+        config: &Config,
+        scale: &Scale,
+        patterns: &[Pattern],
+        report: Box<dyn Report>,
+    ) -> Result<Workers, Error> {
+        refuse(config, scale).map_err(Error::Refused)?;
+        let mut plan = Plan::<Record>::new()
+            .max_runs_per_key(config.max_runs_per_key)
+            .max_live_runs(config.max_live_runs);
+        for pattern in patterns {
+            plan.add(pattern).map_err(|source| Error::Pattern {
+                name: pattern.name.clone(),
+                source,
+            })?;
+        }
+        let mut layout = layout(scale)?;
+        if let Layout::Cluster {
+            agreement: agreed, ..
+        } = &mut layout
+        {
+            *agreed = agreement(config, scale, patterns);
+        }
+        let live = live(config);
+        let messages = (live && scale.first_process()).then(|| mpsc::sync_channel(BATCHES_AHEAD));
+        Ok(Workers {
+            config: config.clone(),
+            scale: scale.clone(),
+            plan,
+            layout,
+            say: Say::new(report),
+            messages,
+        })
+    }
+
+    /// The handle that stops the live input (`None` when this process
+    /// reads none: a file's parts end by themselves).
+    pub fn handle(&self) -> Option<Handle> {
+        let (tx, _) = self.messages.as_ref()?;
+        Some(Handle(tx.clone()))
+    }
+
+    /// Runs it: reads the checkpoint folder (and resumes from its last
+    /// cut), opens the outputs, starts the workers (after connecting to
+    /// the other processes and checking that they run the same command),
+    /// and waits for them.
+    pub fn run(self) -> Result<Outcome, Error> {
+        let Workers {
+            config,
+            scale,
+            plan,
+            layout,
+            say,
+            messages,
+        } = self;
+        let first_process = scale.first_process();
+        let shape = (scale.process_count(), scale.workers);
+        let (checkpoint, resume) = match &config.checkpoint {
+            Some(dir) => {
+                let (checkpoint, resume) = checkpoints(&config, &scale, dir, &plan, shape, &say)?;
+                (Some(Arc::new(checkpoint)), resume)
+            }
+            None => (None, None),
+        };
+        let lengths = resume.as_ref().map(|r| (r.marker.output, r.marker.late));
+        let writers = if first_process {
+            Some(Writers::open(&config, &scale, lengths)?)
+        } else {
+            None
+        };
+        if let cepheid_runtime::Input::File(path) = &config.input {
+            if let Err(source) = File::open(path) {
+                return Err(Error::Runtime(cepheid_runtime::Error::Io {
+                    doing: cepheid_runtime::Doing::Open,
+                    path: path.display().to_string(),
+                    source,
+                }));
+            }
+        }
+        let live = live(&config);
+        let job = Arc::new(Job {
+            plan,
+            format: config.format,
+            time_field: config.time_field().unwrap_or("ts").to_string(),
+            events: config.input.path().to_path_buf(),
+            origin: config.input.describe(),
+            max_delay: millis(config.max_delay),
+            max_waiting: config.max_waiting,
+            idle_timeout: config.idle_timeout,
+            live,
+            messages: Mutex::new(messages),
+            follow: config.follow,
+            flush: config.flush_at_end,
+            strict: config.strict,
+            // With --processes only process 0 may have --late (as the
+            // README shows): every process makes its late lines, which
+            // process 0 writes when it has --late (issue 26: process 1's
+            // were lost while the summary counted them).
+            keep_late: config.late.is_some() || scale.processes.is_some_and(|p| p > 1),
+            limit: config.max_runs_per_key,
+            live_limit: config.max_live_runs,
+            capped_told: Arc::default(),
+            chunk_bytes: scale.chunk_bytes,
+            writers: writers.map(|w| Arc::new(Mutex::new(w))),
+            per_worker: scale
+                .output_per_worker
+                .then(|| config.output.clone())
+                .flatten(),
+            write_failed: AtomicBool::new(false),
+            stop: Arc::default(),
+            cluster: scale.cluster(),
+            checkpoint,
+            resume: Mutex::new(resume.map(|r| r.workers)),
+            checkpoint_failed: Arc::default(),
+            say: say.clone(),
+        });
+        let started = Instant::now();
+        let cluster = scale.cluster();
+        if cluster {
+            short_thread_panics();
+        }
+        let guards = execute(layout, &say, {
+            let job = Arc::clone(&job);
+            move |worker| job.work(worker)
+        })
+        .map_err(|e| match e {
+            Start::Differ(why) => Error::Differ(why),
+            Start::Failed(why) => Error::Start(why),
+        })?;
+        // A peer process that dies (killed, its machine gone) makes
+        // timely's networking threads panic, and joining them panicked
+        // this process (exit 101, a backtrace, no hint): it stops with
+        // exit 4 and says how to go on (issue 26).
+        JOINING.store(true, Ordering::Relaxed);
+        let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
+        JOINING.store(false, Ordering::Relaxed);
+        let with_checkpoint = config.checkpoint.is_some();
+        let Ok(results) = joined else {
+            return Err(Error::ConnectionLost {
+                checkpoint: with_checkpoint,
+            });
+        };
+        let mut outcome = Outcome {
+            summary: None,
+            said_errors: job.write_failed.load(Ordering::Relaxed)
+                || job.checkpoint_failed.load(Ordering::Relaxed),
+            failed: Vec::new(),
+        };
+        for result in results {
+            match result {
+                Ok(None) => {}
+                Ok(Some((writers, counts, stopped))) => {
+                    let mut writers = lock(&writers);
+                    let finished = finish(
+                        &config,
+                        &scale,
+                        &mut writers,
+                        counts,
+                        stopped,
+                        started,
+                        &say,
+                    );
+                    outcome.summary = Some(finished);
+                }
+                Err(why) => outcome.failed.push(Error::Worker {
+                    why,
+                    cluster,
+                    checkpoint: with_checkpoint,
+                }),
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// Standard input, or a followed file: read on a thread of its own.
+fn live(config: &Config) -> bool {
+    config.follow || config.input == cepheid_runtime::Input::Stdin
+}
+
+/// A duration in whole milliseconds.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// With `--processes`, a panic of one of timely's threads (its networking
+/// when a peer dies: "Connection reset by peer", "MergeQueue poisoned",
+/// "Send thread panic") is said in one line on standard error (the panic
+/// hook's own place), where and why, not with a backtrace per thread;
+/// [`Workers::run`] then gives [`Error::ConnectionLost`] or
+/// [`Error::Worker`]. Other threads' panics keep the default report.
+fn short_thread_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("");
+        let joining = name == "main" && JOINING.load(Ordering::Relaxed);
+        if !name.starts_with("timely:") && !joining {
+            return default(info);
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = io::Write::write_fmt(
+            &mut io::stderr().lock(),
+            format_args!("cepheid: thread {name} stopped{place}: {message}\n"),
+        );
+    }));
+}
+
+/// Set while the main thread joins the workers and timely's threads: a
+/// panic of the main thread then is timely's.
+static JOINING: AtomicBool = AtomicBool::new(false);
+
+/// Options the dataflow run does not take.
+fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
+    if config.time == Time::Processing {
+        return Err(Refusal::ProcessingTime);
+    }
+    let stdout = config.output.is_none();
+    if config.checkpoint.is_some() {
+        // Standard input is refused with the single run's message (the
+        // command's): it cannot be read again.
+        // Process 0 writes the outputs; the others write none.
+        let first_process = scale.first_process();
+        if first_process && stdout {
+            return Err(Refusal::CheckpointNeedsOutput);
+        }
+        // A device or a FIFO cannot be synced, measured or truncated to a
+        // cut's length: refused before the run starts (issue 26).
+        let special = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+        if first_process
+            && (config.output.as_deref().is_some_and(special)
+                || config.late.as_deref().is_some_and(special))
+        {
+            return Err(Refusal::CheckpointNeedsRegularFiles);
+        }
+        if config.checkpoint_every.time.is_none() {
+            return Err(Refusal::CheckpointEveryEvents);
+        }
+    }
+    if scale.output_per_worker && stdout {
+        return Err(Refusal::OutputPerWorkerNeedsOutput);
+    }
+    if scale.processes.is_some() && scale.process == 0 && stdout {
+        // Timely's networking prints on standard output when a peer fails
+        // (`failed to read full header!`): not into the matches.
+        return Err(Refusal::ProcessesNeedOutput);
+    }
+    Ok(())
+}
+
+/// Where the workers run.
+enum Layout {
+    /// `threads` workers in this process.
+    Process(usize),
+    /// `threads` workers in each process of `addresses`, this being
+    /// `process`.
+    Cluster {
+        threads: usize,
+        process: usize,
+        addresses: Vec<String>,
+        /// What every process must agree on (`agreement`), checked with
+        /// every other process before any record moves.
+        agreement: String,
+    },
+}
+
+/// The layout from the scale (the hostfile read and checked).
+fn layout(scale: &Scale) -> Result<Layout, Error> {
+    let threads = scale.workers;
+    let Some(processes) = scale.processes else {
+        return Ok(Layout::Process(threads));
+    };
+    let process = scale.process;
+    if process >= processes {
+        return Err(Error::ProcessNumber { process, processes });
+    }
+    let path = scale.hostfile.as_deref().unwrap_or(Path::new(""));
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Hostfile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let lines = text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .take(processes);
+    let mut addresses = Vec::with_capacity(processes);
+    for (n, line) in lines {
+        if line.split_whitespace().nth(1).is_some() {
+            return Err(Error::HostfileLine {
+                path: path.to_path_buf(),
+                line: n,
+                text: line.to_string(),
+            });
+        }
+        addresses.push(line.to_string());
+    }
+    if addresses.len() < processes {
+        return Err(Error::Addresses {
+            path: path.to_path_buf(),
+            found: addresses.len(),
+            processes,
+        });
+    }
+    Ok(Layout::Cluster {
+        threads,
+        process,
+        addresses,
+        agreement: String::new(),
+    })
+}
+
+/// What the processes of `--processes` must agree on, one `name: value`
+/// per line: a process started with another `--max-delay`, other rules (a
+/// rolling deploy), another events file or another `--workers` gave
+/// silent wrong records, or a panic (issue 26). `--process`, `--hostfile`
+/// and the outputs (process 0's) may differ; the events file is compared
+/// by its size (its path may differ from machine to machine) unless it is
+/// followed or standard input.
+fn agreement(config: &Config, scale: &Scale, patterns: &[Pattern]) -> String {
+    let rules: String = patterns.iter().map(cepheid_syntax::explain).collect();
+    let events_path = config.input.path();
+    let events = if live(config) {
+        format!("{} (live)", events_path.display())
+    } else {
+        std::fs::metadata(events_path).map_or_else(
+            |e| format!("unreadable ({})", e.kind()),
+            |m| format!("{} bytes", m.len()),
+        )
+    };
+    let format = match config.format {
+        Format::JsonLines => "Jsonl",
+        Format::Csv => "Csv",
+    };
+    let time = match config.time {
+        Time::Event { .. } => "Event",
+        Time::Processing => "Processing",
+    };
+    [
+        ("cepheid", env!("CARGO_PKG_VERSION").to_string()),
+        (
+            "the rules (FNV-1a of their text)",
+            format!("{:016x}", {
+                use std::hash::Hasher;
+                let mut hasher = fnv::FnvHasher::default();
+                hasher.write(rules.as_bytes());
+                hasher.finish()
+            }),
+        ),
+        ("--events", events),
+        ("--format", format.to_string()),
+        ("--time", time.to_string()),
+        (
+            "--time-field",
+            config.time_field().unwrap_or_default().to_string(),
+        ),
+        ("--max-delay", format!("{} ms", millis(config.max_delay))),
+        (
+            "--idle-timeout",
+            format!("{:?}", config.idle_timeout.map(millis)),
+        ),
+        ("--flush-at-end", config.flush_at_end.to_string()),
+        ("--strict", config.strict.to_string()),
+        ("--follow", config.follow.to_string()),
+        ("--max-runs-per-key", config.max_runs_per_key.to_string()),
+        ("--max-live-runs", config.max_live_runs.to_string()),
+        ("--max-waiting", config.max_waiting.to_string()),
+        ("--workers", scale.workers.to_string()),
+        ("--processes", format!("{:?}", scale.processes)),
+        ("--output-per-worker", scale.output_per_worker.to_string()),
+        ("--checkpoint", config.checkpoint.is_some().to_string()),
+        ("--chunk-bytes", scale.chunk_bytes.to_string()),
+    ]
+    .iter()
+    .map(|(name, value)| format!("{name}: {value}\n"))
+    .collect()
+}
+
+/// Why the workers did not start.
+enum Start {
+    /// Another process runs another command (exit 2).
+    Differ(String),
+    /// The rest (exit 4).
+    Failed(String),
+}
+
+/// Starts the workers of `layout` on `work`; for a cluster, connects to
+/// the other processes first and checks that they run the same command
+/// (`run/connect.rs`).
+fn execute<T, F>(
+    layout: Layout,
+    say: &Say,
+    work: F,
+) -> Result<timely::communication::WorkerGuards<T>, Start>
+where
+    T: Send + 'static,
+    F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
+{
+    let (builders, others) = match layout {
+        Layout::Process(threads) => CommunicationConfig::Process(threads)
+            .try_build()
+            .map_err(Start::Failed)?,
+        Layout::Cluster {
+            threads,
+            process,
+            addresses,
+            agreement,
+        } => {
+            let mut sockets = connect::sockets(&addresses, process, say)
+                .map_err(|e| Start::Failed(e.to_string()))?;
+            connect::agree(&mut sockets, process, &agreement).map_err(|e| match e {
+                connect::Disagreement::Differ(why) => Start::Differ(why),
+                connect::Disagreement::Io(e) => Start::Failed(e.to_string()),
+            })?;
+            let hooks = Hooks::default();
+            let local = ProcessBuilder::new_typed_vector(
+                threads,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            );
+            let (builders, guard) =
+                initialize_networking_from_sockets(local, sockets, process, threads, hooks)
+                    .map_err(|e| Start::Failed(format!("cannot start the networking: {e}")))?;
+            let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+            (builders, Box::new(guard) as Box<dyn std::any::Any + Send>)
+        }
+    };
+    timely::execute::execute_from(builders, others, WorkerConfig::default(), work)
+        .map_err(Start::Failed)
+}
+/// What every worker of the process shares.
+struct Job {
+    plan: Plan<Record>,
+    format: Format,
+    time_field: String,
+    events: PathBuf,
+    /// The input's name in messages (`standard input`, its path).
+    origin: String,
+    max_delay: i64,
+    max_waiting: usize,
+    idle_timeout: Option<Duration>,
+    /// Standard input or `--follow`: read on a thread of its own by
+    /// worker 0 (of process 0), output flushed when the input waits.
+    live: bool,
+    /// Live input: the channel of the reader's batches and the signals.
+    messages: Mutex<Option<(SyncSender<Message>, Receiver<Message>)>>,
+    follow: bool,
+    flush: bool,
+    strict: bool,
+    keep_late: bool,
+    limit: usize,
+    /// `--max-live-runs`, and was its first drop said (by any worker of
+    /// the process)?
+    live_limit: usize,
+    capped_told: Arc<AtomicBool>,
+    chunk_bytes: u64,
+    /// The outputs of process 0: worker 0 writes the late events and the
+    /// records sent to it, each worker its own records (`write.rs`).
+    writers: Option<write::Shared>,
+    /// With `--output-per-worker`, the `--output` path each worker adds
+    /// its number to.
+    per_worker: Option<PathBuf>,
+    /// Did a worker fail to write its own output file?
+    write_failed: AtomicBool,
+    /// Set by a part that met a malformed line with `--strict`.
+    stop: Arc<AtomicBool>,
+    /// Several processes (`--processes`).
+    cluster: bool,
+    /// With `--checkpoint`: where and how often.
+    checkpoint: Option<Arc<Checkpoint>>,
+    /// Resumed: each worker's file (taken by the workers).
+    resume: Mutex<Option<Vec<cut::WorkerFile>>>,
+    /// Could a checkpoint not be written? (Exit 4.)
+    checkpoint_failed: Arc<AtomicBool>,
+    /// What the run says.
+    say: Say,
+}
+
+/// `--checkpoint DIR` with `--workers`: the cuts of the run.
+struct Checkpoint {
+    dir: PathBuf,
+    every: Duration,
+    cuts: Arc<Cuts>,
+    /// What `complete` says (its epoch and lengths set at each cut).
+    marker: cut::Marker,
+    output: PathBuf,
+    late: Option<PathBuf>,
+    /// The lines of the input read at the cut resumed from (none when
+    /// starting), over every worker: no worker reads them again.
+    read: Arc<cut::Read>,
+    /// The locks of the folder and of the outputs (`lock.rs`), held for
+    /// the whole run.
+    _locks: Vec<File>,
+}
+
+/// Reads the checkpoint folder of a run on `layout` (processes, workers
+/// per process): its last complete cut (checked whole and against this
+/// command and plan), and the cuts to come. Exit 5 when it cannot be used,
+/// 4 when it cannot be read. Every process reads the folder; only process
+/// 0 truncates the outputs and deletes the unfinished cuts.
+fn checkpoints(
+    config: &Config,
+    scale: &Scale,
+    dir: &Path,
+    plan: &Plan<Record>,
+    layout: (usize, usize),
+    say: &Say,
+) -> Result<(Checkpoint, Option<cut::Resume>), Error> {
+    use cepheid_runtime::lock;
+    let first_process = scale.first_process();
+    if let Err(source) = std::fs::create_dir_all(dir) {
+        return Err(Error::Runtime(cepheid_runtime::Error::Io {
+            doing: cepheid_runtime::Doing::CreateFolder,
+            path: dir.display().to_string(),
+            source,
+        }));
+    }
+    let output = config.output_path().to_path_buf();
+    // Another run on this folder (this process's part of it), or on the
+    // outputs, is refused before anything is read or changed.
+    let process = scale.process;
+    let mut locks = vec![lock::folder(dir, &lock::file_name(process))?];
+    if first_process && !scale.output_per_worker {
+        locks.extend(lock::output(&output, "--output")?);
+        if let Some(late) = &config.late {
+            locks.extend(lock::output(late, "--late")?);
+        }
+    }
+    if dir.join(cepheid_runtime::checkpoint::FILE).exists() {
+        return Err(Error::SingleCheckpoint {
+            folder: dir.to_path_buf(),
+        });
+    }
+    let mut command = cepheid_runtime::checkpoint::command(config);
+    let mut read = cut::Read::default();
+    let resume = cut::read(dir).map_err(|why| Error::Cut {
+        folder: dir.to_path_buf(),
+        why,
+    })?;
+    if let (false, Some(resume), Some(now)) = (first_process, &resume, &mut command) {
+        // The other processes write no output: theirs are not compared.
+        if let Some(then) = &resume.marker.command {
+            now.output.clone_from(&then.output);
+            now.late.clone_from(&then.late);
+        }
+    }
+    if let Some(resume) = &resume {
+        let marker = &resume.marker;
+        let (then, now) = (marker.processes * marker.workers, layout.0 * layout.1);
+        let why = if marker.chunk_bytes != scale.chunk_bytes {
+            Some(Mismatch::ChunkBytes)
+        } else if marker.output_per_worker != scale.output_per_worker {
+            Some(Mismatch::OutputPerWorker {
+                then: marker.output_per_worker,
+            })
+        } else if scale.output_per_worker && then != now {
+            // Each worker's own file: another count would leave old files
+            // beside the new ones.
+            Some(Mismatch::Workers {
+                then,
+                now,
+                follow: false,
+            })
+        } else if config.follow && then != now {
+            // One reader on worker 0: its place and clock would go on
+            // whole, which `WorkerCut::rescale` does not do (it retires
+            // every source).
+            Some(Mismatch::Workers {
+                then,
+                now,
+                follow: true,
+            })
+        } else {
+            match (&marker.command, &command) {
+                (Some(then), Some(now)) => then
+                    .difference(now)
+                    .map(|d| Mismatch::OtherCommand(d.to_string())),
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
+            return Err(Error::Resume {
+                folder: dir.to_path_buf(),
+                why,
+            });
+        }
+        // Every worker's state is checked before any output is touched.
+        let mut places = Vec::with_capacity(resume.workers.len());
+        for (index, file) in resume.workers.iter().enumerate() {
+            let check = WorkerCut::new(Cuts::new(), |_, _| {});
+            let checked = check.restore(plan, &file.state).and_then(|_| {
+                let sources = WorkerCut::saved_sources(&file.state)?;
+                let place = sources.iter().find(|(s, _)| *s == 0);
+                places.push(place.map_or(0, |(_, state)| state.position));
+                Ok(())
+            });
+            if let Err(source) = checked {
+                return Err(Error::Resume {
+                    folder: dir.to_path_buf(),
+                    why: Mismatch::Worker { index, source },
+                });
+            }
+        }
+        match resume.workers.first() {
+            // (a followed file's places are its own: `input::Position`)
+            Some(first) if !config.follow => read = first.read.after(&places),
+            _ => {}
+        }
+        let mut outputs = Vec::new();
+        if first_process && !marker.output_per_worker {
+            outputs.push((output.clone(), marker.output));
+        }
+        if let (true, Some(late)) = (first_process, &config.late) {
+            outputs.push((late.clone(), marker.late));
+        }
+        if marker.output_per_worker {
+            // This process's workers' own files, each at its length then.
+            let first = scale.process * layout.1;
+            for index in first..first + layout.1 {
+                let len = resume.workers.get(index).and_then(|f| f.own).unwrap_or(0);
+                let path = PathBuf::from(format!("{}.{index}", output.display()));
+                if len == 0 && !path.exists() {
+                    continue;
+                }
+                outputs.push((path, len));
+            }
+        }
+        for (path, len) in &outputs {
+            let (path, len) = (path, *len);
+            // (an empty output deleted since is made again: nothing of it
+            // is lost)
+            let truncated = OpenOptions::new()
+                .write(true)
+                .create(len == 0)
+                .truncate(false)
+                .open(path)
+                .and_then(|file| {
+                    if file.metadata()?.len() < len {
+                        return Err(io::Error::other("shorter than at the checkpoint"));
+                    }
+                    file.set_len(len)?;
+                    file.sync_all()
+                });
+            if let Err(source) = truncated {
+                return Err(Error::Truncate {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+        let said = |(p, w): (usize, usize)| {
+            let workers = count(w as u64, "worker", "workers");
+            if p == 1 {
+                workers
+            } else {
+                format!("{p} processes x {workers}")
+            }
+        };
+        let mut on = said(layout);
+        if (marker.processes, marker.workers) != layout {
+            on = format!(
+                "{on}; it was taken on {}",
+                said((marker.processes, marker.workers))
+            );
+        }
+        say!(
+            say,
+            Info,
+            "cepheid: resuming from checkpoint in {} ({on})",
+            dir.display()
+        );
+    }
+    if first_process {
+        // Before any worker of this run writes a cut.
+        if let Err(source) = cut::clear_unfinished(dir) {
+            return Err(Error::ClearUnfinished {
+                folder: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let every = config
+        .checkpoint_every
+        .time
+        .unwrap_or(Duration::from_secs(10));
+    let checkpoint = Checkpoint {
+        dir: dir.to_path_buf(),
+        every,
+        cuts: Cuts::new(),
+        marker: cut::Marker {
+            output_per_worker: scale.output_per_worker,
+            ..cut::Marker::new(0, layout, scale.chunk_bytes, command)
+        },
+        output,
+        late: config.late.clone(),
+        read: Arc::new(read),
+        _locks: locks,
+    };
+    Ok((checkpoint, resume))
+}
+
+impl Job {
+    /// One worker's run: its part of the input, its engines; worker 0
+    /// writes what every worker found and returns the outputs and counts.
+    fn work(
+        &self,
+        worker: &mut timely::worker::Worker,
+    ) -> Option<(write::Shared, Counts, Option<String>)> {
+        let index = worker.index();
+        let peers = worker.peers();
+        // Worker 0 (of process 0) writes the late events and what is sent
+        // to it.
+        let writers = (index == 0).then(|| self.writers.clone()).flatten();
+        let records_to = self.records_to(index, writers.as_ref());
+        // The cut requests of worker 0 to every worker of every process: a
+        // dataflow of their own, built by every worker with or without
+        // `--checkpoint` (every process must build the same dataflows).
+        let process_cuts = self.checkpoint.as_ref().map(|c| Arc::clone(&c.cuts));
+        let requests = cut_requests(worker, &process_cuts.unwrap_or_else(Cuts::new));
+        let mut requests = requests.filter(|_| self.checkpoint.is_some());
+        let gathered = Rc::new(RefCell::new(Gathered {
+            writers,
+            held: Vec::new(),
+            summary: Counts::default(),
+        }));
+        let counts = Arc::new(ReadCounts::default());
+        let drops = Rc::new(RefCell::new(HashMap::new()));
+        let worker_cut = self.checkpoint.as_ref().map(|checkpoint| {
+            self.worker_cut(checkpoint, index, &counts, &drops, &records_to, peers)
+        });
+        let read = self.checkpoint.as_ref().map(|c| Arc::clone(&c.read));
+        let items = self.items(index, peers, &counts, read.unwrap_or_default());
+        let delay = self.max_delay;
+        let mut lateness = Lateness::new(delay)
+            .flush_at_end(self.flush)
+            .max_waiting(self.max_waiting);
+        if let Some(timeout) = self.idle_timeout {
+            lateness = lateness.idle_timeout(timeout);
+        }
+        let limit = self.limit;
+        let capped = (self.live_limit, Arc::clone(&self.capped_told));
+        let keep_late = self.keep_late;
+        let sink_counts = Arc::clone(&counts);
+        let to_write = Rc::clone(&gathered);
+        // Live input: worker 0 reads it on a thread of its own; the output
+        // is flushed while that thread waits for input.
+        let reads_live = self.live && index == 0;
+        let waiting_for_input = Arc::new(AtomicBool::new(false));
+        let flush_when_waiting = reads_live.then(|| Arc::clone(&waiting_for_input));
+        let mut feed = None;
+        worker.dataflow::<Timestamp, _, _>(|scope| {
+            // One input: the chunks of the file share one source number.
+            let (events, late) = if reads_live {
+                let (fed, events, late) = match &worker_cut {
+                    Some(cut) => live_source_cut(scope, 0, lateness, Instant::now, cut),
+                    None => live_source(scope, 0, lateness, Instant::now),
+                };
+                feed = Some(fed);
+                (events, late)
+            } else if let Some(cut) = &worker_cut {
+                source_cut(scope, 0, items, lateness, cut)
+            } else {
+                source(scope, 0, items, lateness)
+            };
+            let sink_drops = Rc::clone(&drops);
+            let records = Records::new(records_to.clone());
+            let say = self.say.clone();
+            let make_sink =
+                move |_| CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records, say);
+            let found = match &worker_cut {
+                Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
+                None => cep(&self.plan, events, make_sink),
+            };
+            let late = late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(
+                Pipeline,
+                "CepLate",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|cap, data| {
+                            let mut lines = Vec::new();
+                            for batch in data {
+                                for (_, event) in batch.drain(..) {
+                                    if keep_late {
+                                        lines.extend_from_slice(b"{\"kind\":\"late\",\"event\":");
+                                        lines.extend_from_slice(event.raw().as_bytes());
+                                        lines.extend_from_slice(b"}\n");
+                                    }
+                                }
+                            }
+                            if !lines.is_empty() {
+                                output.session(&cap).give(Chunk::Late(lines));
+                            }
+                        });
+                    }
+                },
+            );
+            // What a worker does not write itself goes to worker 0.
+            let mut cutter = (index == 0)
+                .then_some(self.checkpoint.as_ref())
+                .flatten()
+                .map(|checkpoint| Cutter {
+                    say: self.say.clone(),
+                    checkpoint: Arc::clone(checkpoint),
+                    requests: requests.take(),
+                    ask: self.cluster,
+                    asking: false,
+                    misses: 0,
+                    last: Instant::now(),
+                    pending: None,
+                    ended: false,
+                    failed: Arc::clone(&self.checkpoint_failed),
+                    stop: Arc::clone(&self.stop),
+                });
+            found.concat(late).sink(
+                Exchange::new(|_: &Chunk| 0),
+                "CepWrite",
+                move |(input, frontier)| {
+                    let mut gathered = to_write.borrow_mut();
+                    let mut took = false;
+                    if let Some(cutter) = &mut cutter {
+                        // Before anything made at or above it is taken.
+                        cutter.learn();
+                    }
+                    // During a cut at `e`, what was made at `e` or above
+                    // waits until the outputs are measured.
+                    let holding = cutter.as_ref().and_then(|c| c.pending);
+                    input.for_each_stamp(|cap, data| {
+                        let at = cap.least().copied().unwrap_or(Timestamp::MIN);
+                        for chunk in data.flat_map(|batch| batch.drain(..)) {
+                            took = true;
+                            match holding {
+                                Some(e) if at >= e => gathered.held.push(chunk),
+                                _ => gathered.take(chunk),
+                            }
+                        }
+                    });
+                    let waiting = flush_when_waiting
+                        .as_ref()
+                        .is_some_and(|w| w.load(Ordering::Relaxed));
+                    if waiting {
+                        // Also what the other workers wrote, before their
+                        // frontier moved.
+                        gathered.flush_now();
+                    }
+                    if let Some(cutter) = &mut cutter {
+                        cutter.tick(frontier.frontier().first().copied(), &mut gathered);
+                        if cutter.pending.is_none() {
+                            for chunk in std::mem::take(&mut gathered.held) {
+                                gathered.take(chunk);
+                            }
+                        }
+                        if waiting {
+                            // And what was held during a cut it completed.
+                            gathered.flush_now();
+                        }
+                    }
+                },
+            );
+        });
+        // Resumed: where the live input goes on (a source that had ended
+        // reads nothing).
+        let restored = worker_cut.as_ref().and_then(|cut| cut.source_state(0));
+        let feed = feed.filter(|_| !restored.as_ref().is_some_and(|state| state.ended));
+        let reader = feed.map(|feed| {
+            let live = Live {
+                feed,
+                counts: Arc::clone(&counts),
+                waiting_for_input,
+                strict: self.strict,
+                origin: self.origin.clone(),
+                say: self.say.clone(),
+                places: self.checkpoint.is_some(),
+                lines: restored.as_ref().map_or(0, |state| state.position),
+            };
+            self.read_live(live, restored.as_ref())
+        });
+        while worker.has_dataflows() {
+            worker.step_or_park(None);
+        }
+        // The reader thread has ended the feed (the dataflow ended with
+        // it); it may still wait on its input after a signal.
+        let signal = reader.and_then(|reader| reader.join().ok().flatten());
+        let mut gathered = gathered.borrow_mut();
+        let summary = std::mem::take(&mut gathered.summary);
+        if let Some(writers) = gathered.writers.take() {
+            return Some((writers, summary, signal));
+        }
+        // Another worker's own `FILE.W`.
+        if let (Some(own), Some(path)) = (records_to, &self.per_worker) {
+            if let Err((_, e)) = lock(&own).flush() {
+                say!(
+                    self.say,
+                    Error,
+                    "error: cannot write {}.{index}: {e}",
+                    path.display()
+                );
+                self.write_failed.store(true, Ordering::Relaxed);
+            }
+        }
+        None
+    }
+
+    /// Where worker `index` writes its records itself (`writers`: worker
+    /// 0's, of process 0): with `--output-per-worker` its own `FILE.W`
+    /// (worker 0's writers then write to `FILE.0`); else, on process 0 of
+    /// a run without cuts, the process's outputs. `None`: they are sent to
+    /// worker 0 (other processes; with cuts, records reach worker 0 in
+    /// the order of the frontier).
+    fn records_to(&self, index: usize, writers: Option<&write::Shared>) -> Option<write::Shared> {
+        let Some(path) = &self.per_worker else {
+            return self
+                .checkpoint
+                .is_none()
+                .then(|| self.writers.clone())
+                .flatten();
+        };
+        let path = PathBuf::from(format!("{}.{index}", path.display()));
+        // Resumed at a cut: written on from its length then (truncated to
+        // it before the workers started).
+        let resumed = self.resume.lock().ok().and_then(|files| {
+            files
+                .as_ref()
+                .and_then(|files| files.get(index))
+                .and_then(|file| file.own)
+        });
+        let opened = match resumed {
+            Some(_) => OpenOptions::new().append(true).create(true).open(&path),
+            None => File::create(&path),
+        };
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) => {
+                say!(
+                    self.say,
+                    Error,
+                    "error: cannot create {}: {e}",
+                    path.display()
+                );
+                self.write_failed.store(true, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let len = resumed.unwrap_or(0);
+        match writers {
+            Some(writers) => {
+                lock(writers).set_out(file, len);
+                Some(Arc::clone(writers))
+            }
+            None => Some(Arc::new(Mutex::new(Writers::own(file, len)))),
+        }
+    }
+
+    /// The worker's part of the input, decoded; malformed lines are said
+    /// on standard error and counted.
+    fn items(
+        &self,
+        index: usize,
+        peers: usize,
+        counts: &Arc<ReadCounts>,
+        read: Arc<cut::Read>,
+    ) -> PartItems {
+        let csv = matches!(self.format, Format::Csv);
+        let mut chunks = None;
+        if self.live {
+            // Read by worker 0's reader thread (`read_live`).
+        } else {
+            match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
+                Ok(parts) => chunks = Some(parts.with_header(csv)),
+                Err(e) => {
+                    say!(
+                        self.say,
+                        Error,
+                        "error: cannot read {}: {e}",
+                        self.events.display()
+                    );
+                    counts.read_error(&self.origin, e);
+                }
+            }
+        }
+        PartItems {
+            chunks,
+            current: None,
+            format: self.format,
+            time_field: self.time_field.clone(),
+            fields: self.plan.fields().clone(),
+            origin: self.origin.clone(),
+            path: self.events.clone(),
+            say: self.say.clone(),
+            counts: Arc::clone(counts),
+            strict: self.strict,
+            stop: Arc::clone(&self.stop),
+            done: false,
+            position: 0,
+            read,
+        }
+    }
+
+    /// Worker `index`'s part of the cuts: its state restored when the run
+    /// resumes, its file written at each cut.
+    fn worker_cut(
+        &self,
+        checkpoint: &Checkpoint,
+        index: usize,
+        counts: &Arc<ReadCounts>,
+        drops: &Rc<RefCell<Drops>>,
+        records_to: &Option<write::Shared>,
+        peers: usize,
+    ) -> WorkerCut {
+        let dir = checkpoint.dir.clone();
+        let drops_saved = Rc::clone(drops);
+        let cut_counts = Arc::clone(counts);
+        let stop = Arc::clone(&self.stop);
+        let failed = Arc::clone(&self.checkpoint_failed);
+        // With `--output-per-worker`: the worker's own `FILE.W`, which
+        // holds every record it made below the cut when its CEP operator
+        // saves (the records are written on this thread as they are made).
+        let own = self
+            .per_worker
+            .as_ref()
+            .and_then(|path| Some((path.clone(), records_to.clone()?)));
+        let read = checkpoint.read.clone();
+        let say = self.say.clone();
+        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
+            let folder = cut::epoch_dir(&dir, epoch);
+            let name = format!("worker-{index}");
+            let own = match &own {
+                Some((path, writers)) => match lock(writers).sync_own() {
+                    Ok(len) => Some(len),
+                    Err(e) => {
+                        say!(
+                            say,
+                            Error,
+                            "error: cannot write the checkpoint {}: {}.{index}: {e}",
+                            folder.join(&name).display(),
+                            path.display()
+                        );
+                        failed.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let file = cut::WorkerFile {
+                state,
+                drops: (drops_saved.borrow().iter())
+                    .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
+                    .collect(),
+                read: (*read).clone(),
+                own,
+                drops_overflow: cut_counts.drops_overflow.load(Ordering::Relaxed),
+            };
+            if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
+                say!(
+                    say,
+                    Error,
+                    "error: cannot write the checkpoint {}: {e}",
+                    folder.join(&name).display()
+                );
+                // The input stops; exit 4 at the end.
+                failed.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+            } else {
+                cut::prune_unfinished(&dir, epoch);
+            }
+        });
+        let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(files) = resume.as_ref() {
+            // Checked before the workers started.
+            let mut mine = Vec::new();
+            if files.iter().any(|f| f.drops_overflow) {
+                counts.drops_overflow.store(true, Ordering::Relaxed);
+            }
+            if files.len() == peers {
+                let _ = cut.restore(&self.plan, &files[index].state);
+                mine.extend(files[index].drops.iter().cloned());
+            } else {
+                // Another worker count: the keys go to their new workers.
+                let states: Vec<&[u8]> = files.iter().map(|f| &f.state[..]).collect();
+                let _ = cut.rescale(&self.plan, &states, index, peers);
+                let all = files.iter().flat_map(|f| f.drops.iter().cloned());
+                mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
+            }
+            if let Some(state) = cut.source_state(0) {
+                counts.malformed.store(state.unread, Ordering::Relaxed);
+            }
+            let mut drops = drops.borrow_mut();
+            drops.extend(
+                mine.into_iter()
+                    .map(|(pattern, key, kg)| ((pattern, key), kg)),
+            );
+        }
+        drop(resume);
+        cut
+    }
+
+    /// Reads live input (standard input, a followed file) on threads of
+    /// their own (the reader of the single-engine run, `input.rs`, and one
+    /// that hands its batches to the source), and SIGINT/SIGTERM as the
+    /// single-engine run does: the feed stops, event time stays where it
+    /// is (with `--checkpoint`, the workers then take a last cut). The
+    /// thread returns the signal that stopped it, if one did. Resumed
+    /// (`restored`), a followed file is read from the place of the cut,
+    /// or from its beginning when the file there is another one (rotated
+    /// while the run was stopped), as the single run does.
+    fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<String>> {
+        let taken = self.messages.lock().ok().and_then(|mut m| m.take());
+        let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let start = restored.map_or_else(Position::default, |state| self.live_start(state));
+        let mut first = decoder();
+        if start.offset > 0 {
+            // A CSV file's header, read from its beginning.
+            if let Err(e) = prime(&mut first, &self.events) {
+                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+            }
+        }
+        match Opened::open(&self.events, self.follow, start.offset, &mut |w| {
+            say!(self.say, Warning, "{w}")
+        }) {
+            Ok((input, _)) => {
+                let reading = Reading {
+                    origin: live.origin.clone(),
+                    decoder: first,
+                    fresh: Box::new(decoder),
+                    start,
+                    tails: live.places,
+                    // Control records (`$rules`) are not read here.
+                    controls: None,
+                    // Fields that never occur are not watched on workers
+                    // yet (`--workers`: each worker decodes its own
+                    // chunks; their views would be merged first).
+                    seen: SeenTold::new(None),
+                };
+                // Ends with the input, or with the process (a signal).
+                let _reader = spawn_reader(input, reading, tx);
+            }
+            Err(e) => {
+                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+                live.counts.read_error(&live.origin, e);
+                drop(tx);
+            }
+        }
+        thread::spawn(move || live.forward(&messages))
+    }
+
+    /// Where a followed file goes on after a cut: the place its source
+    /// recorded, if the file named `--events` holds, before that offset,
+    /// the bytes it held then; else (rotated while the run was stopped)
+    /// its beginning, with a warning, as the single run does
+    /// (`resume.rs`).
+    fn live_start(&self, state: &SourceState) -> Position {
+        let Ok(at) = postcard::from_bytes::<Position>(&state.place) else {
+            // Nothing was read before the cut.
+            return Position::default();
+        };
+        let file = File::open(&self.events);
+        let same = at.tail.is_some_and(|tail| {
+            file.as_ref()
+                .is_ok_and(|file| Tail::of(file, at.offset) == Some(tail))
+        });
+        if at.offset == 0 || same {
+            say!(
+                self.say,
+                Info,
+                "cepheid: the input goes on at line {} of {}",
+                at.lines + 1,
+                self.events.display()
+            );
+            return at;
+        }
+        say!(
+            self.say,
+            Warning,
+            "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
+            self.events.display(),
+            at.offset
+        );
+        Position::default()
+    }
+}
+
+/// Worker 0's live input, on its way to the source.
+struct Live {
+    say: Say,
+    feed: Feed<Record>,
+    counts: Arc<ReadCounts>,
+    /// Set while the reader waits for input (its last batch stalled).
+    waiting_for_input: Arc<AtomicBool>,
+    strict: bool,
+    origin: String,
+    /// With `--checkpoint`: each batch goes with its place (lines so far,
+    /// malformed lines so far, its [`Position`] in the file), which the
+    /// source records at a cut.
+    places: bool,
+    /// Lines read before (resumed: the place of the cut).
+    lines: u64,
+}
+
+impl Live {
+    /// Hands the reader's batches to the source until the input ends, a
+    /// read error, a malformed line with `--strict` (the input ends there,
+    /// as in the single-engine run) or a signal (the input stops).
+    fn forward(self, messages: &Receiver<Message>) -> Option<String> {
+        // Lines in input order over rotations of a followed file (whose
+        // line numbers start anew): the order of equal times.
+        let mut offset = self.lines;
+        loop {
+            let batch = match messages.recv() {
+                Ok(Message::Batch(batch)) => batch,
+                Ok(Message::Stop(why)) => {
+                    say!(self.say, Info, "cepheid: stopped by {why}");
+                    self.feed.stop();
+                    return Some(why);
+                }
+                // `--watch` is not read with `--workers`.
+                Ok(Message::Reload(_) | Message::Seen(_)) => continue,
+                Ok(Message::End) | Err(_) => return None,
+            };
+            let mut items = Vec::with_capacity(batch.lines.len());
+            let mut end = false;
+            for (line, item) in batch.lines {
+                offset += 1;
+                match item {
+                    Ok(Entry::Item(Item::Event(ts, event))) => {
+                        items.push(SourceItem::Event { ts, offset, event })
+                    }
+                    Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
+                    Ok(Entry::Item(Item::Skip)) => {}
+                    Ok(Entry::Rules(_)) => {
+                        // Not recognized without `controls`; said if ever.
+                        self.counts.malformed_line();
+                        say!(
+                            self.say,
+                            Warning,
+                            "{}:{line}: malformed line: control records are not read with --workers",
+                            self.origin
+                        );
+                    }
+                    Err(e) if e.kind() == ErrorKind::Io => {
+                        say!(
+                            self.say,
+                            Error,
+                            "error: cannot read {}: {}",
+                            self.origin,
+                            e.message()
+                        );
+                        self.counts.read_error(&self.origin, e.message());
+                        end = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.counts.malformed_line();
+                        say!(
+                            self.say,
+                            Warning,
+                            "{}:{line}: malformed line: {}",
+                            self.origin,
+                            e.message()
+                        );
+                        if self.strict {
+                            self.counts.strict_stop(&self.origin, line, e.message());
+                            end = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.waiting_for_input
+                .store(batch.stalled, Ordering::Relaxed);
+            let sent = if self.places && !end {
+                let place = Place {
+                    position: offset,
+                    unread: self.counts.malformed.load(Ordering::Relaxed),
+                    place: postcard::to_allocvec(&batch.at).unwrap_or_default(),
+                };
+                self.feed.send_at(items, place)
+            } else {
+                self.feed.send(items)
+            };
+            if sent.is_err() || end {
+                return None;
+            }
+        }
+    }
+}
+
+/// A worker's chunks of the input as [`SourceItem`]s.
+struct PartItems {
+    say: Say,
+    chunks: Option<FileChunks>,
+    current: Option<Current>,
+    format: Format,
+    time_field: String,
+    fields: FieldTable,
+    origin: String,
+    path: PathBuf,
+    counts: Arc<ReadCounts>,
+    strict: bool,
+    /// Shared by the parts of the process: `--strict` stops them all.
+    stop: Arc<AtomicBool>,
+    done: bool,
+    /// The place of the last line read (`FileChunk::offset`; 0 for none),
+    /// for cuts.
+    position: u64,
+    /// Resumed: the lines read before (over every worker), skipped.
+    read: Arc<cut::Read>,
+}
+
+impl Positioned for PartItems {
+    fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Malformed lines (one source per worker: the worker's count).
+    fn unread(&self) -> u64 {
+        self.counts.malformed.load(Ordering::Relaxed)
+    }
+}
+
+/// The chunk being read.
+struct Current {
+    items: Items<Box<dyn Read + Send>>,
+    chunk: FileChunk,
+    /// Lines of the file before the chunk (counted at the first message).
+    lines_before: Option<u64>,
+}
+
+impl PartItems {
+    /// Starts reading `chunk`.
+    fn start(&mut self, mut chunk: FileChunk) {
+        let decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
+        let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
+        self.current = Some(Current {
+            items: Items::new(self.origin.clone(), reader, decoder),
+            chunk,
+            lines_before: None,
+        });
+    }
+
+    /// The next line of the chunks, `None` at their end.
+    fn next_line(&mut self) -> Option<(u64, Result<Item, cepheid_engine::Error>, u64)> {
+        loop {
+            if let Some(current) = &mut self.current {
+                if let Some((line, item)) = current.items.next() {
+                    let offset = current.chunk.offset(line);
+                    if offset & 0xffff_ffff <= self.read.upto(current.chunk.number) {
+                        continue;
+                    }
+                    self.position = offset;
+                    return Some((line, item, offset));
+                }
+                self.current = None;
+            }
+            match self.chunks.as_mut()?.next()? {
+                // Resumed: the chunks read whole.
+                Ok(chunk) if self.read.upto(chunk.number) == u64::MAX => {}
+                Ok(chunk) => self.start(chunk),
+                Err(e) => {
+                    say!(self.say, Error, "error: cannot read {}: {e}", self.origin);
+                    self.counts.read_error(&self.origin, e);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Line `line` of the current chunk's number in the whole input.
+    fn line_in_input(&mut self, line: u64) -> u64 {
+        let Some(current) = &mut self.current else {
+            return line;
+        };
+        let (path, start) = (&self.path, current.chunk.start);
+        let before = *current
+            .lines_before
+            .get_or_insert_with(|| count_lines(path, start).unwrap_or(0));
+        // A later CSV chunk starts with the header, which is not its line.
+        before + line - u64::from(current.chunk.header)
+    }
+}
+
+/// Newlines in the first `len` bytes of a file.
+fn count_lines(path: &Path, len: u64) -> io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?.take(len));
+    let mut lines = 0;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(lines);
+        }
+        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = buf.len();
+        reader.consume(n);
+    }
+}
+
+impl Iterator for PartItems {
+    type Item = SourceItem<Record>;
+
+    fn next(&mut self) -> Option<SourceItem<Record>> {
+        loop {
+            if self.done || self.stop.load(Ordering::Relaxed) {
+                self.done = true;
+                return None;
+            }
+            let Some((line, item, offset)) = self.next_line() else {
+                self.done = true;
+                return None;
+            };
+            match item {
+                Ok(Item::Event(ts, event)) => return Some(SourceItem::Event { ts, offset, event }),
+                Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
+                Ok(Item::Skip) => {}
+                Err(e) if e.kind() == ErrorKind::Io => {
+                    say!(
+                        self.say,
+                        Error,
+                        "error: cannot read {}: {}",
+                        self.origin,
+                        e.message()
+                    );
+                    self.counts.read_error(&self.origin, e.message());
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.counts.malformed_line();
+                    let line = self.line_in_input(line);
+                    say!(
+                        self.say,
+                        Warning,
+                        "{}:{line}: malformed line: {}",
+                        self.origin,
+                        e.message()
+                    );
+                    if self.strict {
+                        self.counts.strict_stop(&self.origin, line, e.message());
+                        self.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keys over `--max-runs-per-key` already said: (pattern, key as JSON) and
+/// the key's key group.
+type Drops = HashMap<(usize, String), u32>;
+
+/// A worker's sink: records as `cepheid run` writes them, keys over the
+/// limit named (the first [`TOLD_KEYS`]), counts at the end.
+struct CliSink {
+    say: Say,
+    lines: JsonLines<Records, io::Sink>,
+    records: Records,
+    /// Keys over the limit (pattern, key as JSON), shared with the cuts.
+    drops: Rc<RefCell<Drops>>,
+    limit: usize,
+    /// `--max-live-runs`, and the process's "said already".
+    capped: (usize, Arc<AtomicBool>),
+    counts: Arc<ReadCounts>,
+    summary: Option<Counts>,
+}
+
+impl CliSink {
+    fn new(
+        limit: usize,
+        capped: (usize, Arc<AtomicBool>),
+        counts: Arc<ReadCounts>,
+        drops: Rc<RefCell<Drops>>,
+        records: Records,
+        say: Say,
+    ) -> CliSink {
+        CliSink {
+            say,
+            lines: JsonLines::new(records.clone(), None),
+            records,
+            drops,
+            limit,
+            capped,
+            counts,
+            summary: None,
+        }
+    }
+}
+
+impl Sink<Record> for CliSink {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.lines.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.lines.on_timeout(m, expired_at);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        if partial.capped() {
+            let (limit, told) = &self.capped;
+            if !told.swap(true, Ordering::Relaxed) {
+                say!(self.say, Warning, "{}", capped_message(*limit));
+            }
+            return;
+        }
+        let key = serde_json::to_string(partial.key()).unwrap_or_default();
+        let mut drops = self.drops.borrow_mut();
+        let told = (partial.pattern_index(), key);
+        if drops.len() >= MAX_DROP_KEYS && !drops.contains_key(&told) {
+            // Remembered up to a bound (issue 26): only that there were
+            // more is kept.
+            self.counts.drops_overflow.store(true, Ordering::Relaxed);
+            return;
+        }
+        let kg = key_group(partial.key());
+        if drops.insert(told, kg).is_some() {
+            return;
+        }
+        if drops.len() <= TOLD_KEYS {
+            let key = if partial.key().is_empty() {
+                "(the pattern has no `partition by`)".to_string()
+            } else {
+                let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
+                format!("key [{}]", values.join(", "))
+            };
+            say!(
+                self.say,
+                Info,
+                "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)",
+                partial.pattern(),
+                self.limit
+            );
+        }
+    }
+}
+
+impl Collect<Record> for CliSink {
+    type Item = Chunk;
+
+    fn drain(&mut self, out: &mut Vec<Chunk>) {
+        out.extend(self.records.take().into_iter().map(Chunk::Out));
+        if let Some(summary) = self.summary.take() {
+            out.push(Chunk::Summary(summary));
+        }
+    }
+
+    fn finish(&mut self, stats: &Stats, waiting: usize) {
+        self.summary = Some(Counts {
+            events: stats.events,
+            late: stats.late,
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+            unusable_keys: stats.unusable_keys,
+            dropped_runs: stats.dropped_runs,
+            dropped_keys: self.drops.borrow().len() as u64,
+            dropped_keys_overflow: self.counts.drops_overflow.load(Ordering::Relaxed),
+            capped_runs: stats.capped_runs,
+            forced: stats.forced_watermarks,
+            waiting: waiting as u64,
+            malformed: self.counts.malformed.load(Ordering::Relaxed),
+            read_error: self.counts.read_error_now(),
+            strict_stop: self.counts.strict_stop_now(),
+        });
+    }
+}
+
+/// Worker 0's part in the cuts: asks for one every `--checkpoint-every`,
+/// and when its input frontier passes the cut's epoch (every record made
+/// below it is written, every worker's file is), syncs the outputs, writes
+/// `complete` with their lengths, and deletes the older cuts.
+struct Cutter {
+    say: Say,
+    checkpoint: Arc<Checkpoint>,
+    /// Sends the requests to every worker; dropped at the end of the input
+    /// (every worker's requests dataflow then ends).
+    requests: Option<Requests>,
+    /// Several processes: the epoch is chosen from every process's
+    /// sources ([`Requests::ask`]).
+    ask: bool,
+    /// Asked, and the epoch not chosen yet.
+    asking: bool,
+    /// Cuts given up in a row because a worker's file was not there.
+    misses: u32,
+    /// When the last cut was asked for (or the run started).
+    last: Instant,
+    /// The epoch asked for and not passed yet.
+    pending: Option<Timestamp>,
+    /// Has the writer's input ended?
+    ended: bool,
+    failed: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Cutter {
+    /// The epoch chosen since the last look (several processes), which the
+    /// workers now take part in: pending. Data made at or above it can
+    /// only come after it was chosen, on this worker's thread.
+    fn learn(&mut self) {
+        if !self.asking {
+            return;
+        }
+        if let Some(e) = self.requests.as_ref().and_then(Requests::chosen) {
+            self.asking = false;
+            self.pending = Some(e);
+        }
+    }
+
+    /// The input frontier of worker 0's writer is at `at` (`None`: the
+    /// input ended).
+    fn tick(&mut self, at: Option<Timestamp>, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        if at.is_none() {
+            // The run ends: no cut to finish, no more requests.
+            self.pending = None;
+            self.asking = false;
+            self.requests = None;
+            if !self.ended {
+                self.ended = true;
+                self.last_cut(gathered);
+            }
+            return;
+        }
+        self.learn();
+        let mut again = false;
+        if let (Some(e), Some(at)) = (self.pending, at) {
+            if at >= e {
+                self.pending = None;
+                let whole = !checkpoint.cuts.failed(e) && {
+                    match self.complete(e, gathered) {
+                        Ok(whole) => whole,
+                        Err(e) => {
+                            say!(
+                                self.say,
+                                Error,
+                                "error: cannot write the checkpoint in {}: {e}",
+                                checkpoint.dir.display()
+                            );
+                            // The input stops; exit 4 at the end.
+                            self.failed.store(true, Ordering::Relaxed);
+                            self.stop.store(true, Ordering::Relaxed);
+                            true
+                        }
+                    }
+                };
+                // What was held during the cut was made below the next
+                // one (asked for just above every source's capability
+                // seen, so above every record made so far): written now,
+                // before another cut is asked for in this same call and
+                // holds it on, past that cut's measure of the outputs.
+                for chunk in std::mem::take(&mut gathered.held) {
+                    gathered.take(chunk);
+                }
+                if whole {
+                    self.misses = 0;
+                    self.last = Instant::now();
+                } else {
+                    // A source passed `e` before it saw the request: ask
+                    // again at once (once; then at the usual pace).
+                    self.misses += 1;
+                    again = self.misses == 1;
+                    if !again {
+                        self.last = Instant::now();
+                    }
+                }
+            }
+        }
+        if self.pending.is_none()
+            && !self.asking
+            && at.is_some()
+            && !self.failed.load(Ordering::Relaxed)
+            && (again || self.last.elapsed() >= checkpoint.every)
+        {
+            if let Some(requests) = &mut self.requests {
+                if self.ask {
+                    requests.ask();
+                    self.asking = true;
+                } else {
+                    self.pending = Some(requests.request(&checkpoint.cuts));
+                }
+            }
+        }
+    }
+
+    /// The run ends: when a signal stopped the live input, every worker
+    /// took a last cut (`cep_cut`), whose files are written (its CEP
+    /// operator's capability went after): the outputs, everything made
+    /// included, are measured and the cut completed, so that the next
+    /// run replays nothing.
+    fn last_cut(&mut self, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        let Some(e) = checkpoint.cuts.last_cut() else {
+            return;
+        };
+        for chunk in std::mem::take(&mut gathered.held) {
+            gathered.take(chunk);
+        }
+        let dir = checkpoint.dir.display();
+        match self.complete(e, gathered) {
+            Ok(true) => say!(self.say, Info, "cepheid: checkpoint taken in {dir} as the run stopped"),
+            Ok(false) => say!(
+                self.say,
+                Warning,
+                "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
+            ),
+            Err(e) => {
+                say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {e}");
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The frontier passed `e`: every worker that took the cut has written
+    /// its file (before its capability moved past `e`). When every
+    /// worker's file is there, the outputs are synced and measured,
+    /// `complete` written, the older cuts deleted: `Ok(true)`. `Ok(false)`:
+    /// a worker could not take it.
+    fn complete(&self, e: Timestamp, gathered: &mut Gathered) -> io::Result<bool> {
+        let checkpoint = &self.checkpoint;
+        let folder = cut::epoch_dir(&checkpoint.dir, e);
+        let marker = &checkpoint.marker;
+        let workers = marker.processes * marker.workers;
+        let missing: Vec<usize> = (0..workers)
+            .filter(|w| !folder.join(format!("worker-{w}")).exists())
+            .collect();
+        if !missing.is_empty() {
+            // Never complete: the files written for it go.
+            let _ = std::fs::remove_dir_all(&folder);
+            if self.misses + 1 == MISSES_TOLD {
+                let shown: Vec<String> = missing.iter().map(usize::to_string).collect();
+                say!(
+                    self.say,
+                    Info,
+                    "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with --processes, every process needs --checkpoint with a folder they all see",
+                    checkpoint.dir.display(),
+                    MISSES_TOLD,
+                    shown.join(", ")
+                );
+            }
+            return Ok(false);
+        }
+        let Some(writers) = &gathered.writers else {
+            return Ok(true);
+        };
+        let mut writers = lock(writers);
+        writers.flush().map_err(|(_, e)| e)?;
+        let per_worker = checkpoint.marker.output_per_worker;
+        if !per_worker {
+            File::open(&checkpoint.output)?.sync_all()?;
+        }
+        if let Some(late) = &checkpoint.late {
+            File::open(late)?.sync_all()?;
+        }
+        let mut marker = checkpoint.marker.clone();
+        marker.epoch = e;
+        (marker.output, marker.late) = writers.lengths;
+        if per_worker {
+            // Each worker's file has its own length (`WorkerFile::own`).
+            marker.output = 0;
+        }
+        cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
+        cut::prune(&checkpoint.dir, e);
+        Ok(true)
+    }
+}
+
+/// Cuts given up in a row before it is said why.
+const MISSES_TOLD: u32 = 3;
+
+/// What reaches worker 0: the outputs to write, the counts to add.
+struct Gathered {
+    writers: Option<write::Shared>,
+    /// Made at or above the epoch of a cut under way: written after it.
+    held: Vec<Chunk>,
+    summary: Counts,
+}
+
+impl Gathered {
+    fn flush_now(&mut self) {
+        if let Some(w) = &self.writers {
+            lock(w).flush_now();
+        }
+    }
+
+    fn take(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Out(bytes) => {
+                if let Some(w) = &self.writers {
+                    lock(w).write(false, &bytes);
+                }
+            }
+            Chunk::Late(bytes) => {
+                if let Some(w) = &self.writers {
+                    lock(w).write(true, &bytes);
+                }
+            }
+            Chunk::Summary(summary) => self.summary.add(&summary),
+        }
+    }
+}
+
+/// Flushes the outputs and gives the run's [`Summary`] (worker 0 of
+/// process 0, with every worker's counts); says what the single run says
+/// as it happens (a failed flush, forced watermarks).
+fn finish(
+    config: &Config,
+    scale: &Scale,
+    writers: &mut Writers,
+    counts: Counts,
+    stopped: Option<String>,
+    started: Instant,
+    say: &Say,
+) -> Summary {
+    let mut summary = Summary {
+        events: counts.events,
+        malformed: counts.malformed,
+        late: counts.late,
+        matches: counts.matches,
+        timeouts: counts.timeouts,
+        unusable_keys: counts.unusable_keys,
+        dropped_runs: counts.dropped_runs.saturating_sub(counts.capped_runs),
+        dropped_keys: usize::try_from(counts.dropped_keys).unwrap_or(usize::MAX),
+        dropped_keys_overflow: counts.dropped_keys_overflow,
+        capped_runs: counts.capped_runs,
+        forced_watermarks: counts.forced,
+        waiting: usize::try_from(counts.waiting).unwrap_or(usize::MAX),
+        flushed: true,
+        layout: Some(SummaryLayout {
+            processes: scale.processes,
+            workers: scale.workers,
+        }),
+        ..Summary::default()
+    };
+    if let Err((late, source)) = writers.flush() {
+        summary.elapsed = started.elapsed();
+        summary.flushed = false;
+        if !late && config.output.is_none() && source.kind() == io::ErrorKind::BrokenPipe {
+            // A closed standard output (`| head`): quietly.
+            summary.end = End::OutputClosed;
+            return summary;
+        }
+        let target = match (late, &config.late, &config.output) {
+            (true, Some(path), _) => path.display().to_string(),
+            (true, None, _) => "the late file".to_string(),
+            (false, _, Some(path)) => path.display().to_string(),
+            (false, _, None) => "standard output".to_string(),
+        };
+        let e = cepheid_runtime::SinkError {
+            target,
+            late,
+            source,
+        };
+        say!(say, Error, "error: {e}");
+        summary.end = End::Failed(cepheid_runtime::Error::Sink(e));
+        return summary;
+    }
+    if counts.forced > 0 {
+        // The single run says it when it happens; here the sources count it.
+        say!(
+            say,
+            Warning,
+            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
+            config.max_waiting
+        );
+    }
+    summary.elapsed = started.elapsed();
+    summary.end = if let Some(why) = stopped {
+        End::Stopped(why)
+    } else if let Some((path, why)) = counts.read_error {
+        End::Incomplete(cepheid_runtime::Error::Io {
+            doing: cepheid_runtime::Doing::Read,
+            path,
+            source: io::Error::other(why),
+        })
+    } else if let Some((origin, line, why)) = counts.strict_stop {
+        End::Incomplete(cepheid_runtime::Error::Malformed {
+            origin,
+            line,
+            source: cepheid_engine::Error::new(ErrorKind::Input, why),
+        })
+    } else {
+        End::Input
+    };
+    summary
+}
+
+/// `1 worker`, `2 workers`: a count with its noun.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
