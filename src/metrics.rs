@@ -6,7 +6,7 @@
 //! automaton is compiled once per rule set (at the start and after each
 //! reload) for the page's drawing.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cepheid_automata::nfa::Nfa;
 use cepheid_core::record::FieldTable;
@@ -37,6 +37,7 @@ pub fn serve(addr: &str) -> Result<(Observer, Server), String> {
         Observer {
             monitor,
             rules: None,
+            state_at: None,
         },
         server,
     ))
@@ -48,7 +49,13 @@ pub struct Observer {
     /// The rule set whose graphs are drawn: each pattern's name and
     /// version (`None` before the first tick).
     rules: Option<Vec<(String, u32)>>,
+    /// When the state's bytes were last measured (a walk over the held
+    /// events and keys: at most once per [`STATE_EVERY`]).
+    state_at: Option<Instant>,
 }
+
+/// How often the state's bytes are measured, at most.
+const STATE_EVERY: Duration = Duration::from_secs(1);
 
 /// The wall clock in milliseconds.
 fn now_ms() -> i64 {
@@ -95,6 +102,12 @@ impl Observer {
         let graphs = (self.rules.as_ref() != Some(&rules)).then(|| graphs(engine));
         self.rules = Some(rules);
         let totals = engine.stats();
+        let state_bytes = (view.finished
+            || self.state_at.is_none_or(|t| t.elapsed() >= STATE_EVERY))
+        .then(|| {
+            self.state_at = Some(Instant::now());
+            engine.state_bytes()
+        });
         self.monitor.update(|s| {
             if let Some(graphs) = graphs {
                 s.set_patterns(graphs.iter().map(|(name, _)| name.as_str()));
@@ -111,6 +124,9 @@ impl Observer {
             s.run.waiting_events = engine.waiting_events() as u64;
             s.run.stored_events = engine.stored_events() as u64;
             s.run.source_lag_bytes = view.source_lag;
+            if state_bytes.is_some() {
+                s.run.state_bytes = state_bytes;
+            }
             s.run.field_warnings = view.field_warnings;
             for p in &stats {
                 s.pattern_mut(&p.name).set_counts(p);
