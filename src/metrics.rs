@@ -84,6 +84,24 @@ struct Named {
     pattern: String,
 }
 
+/// The pattern of an output record (a match or a timeout, as the run
+/// writes it: `{"kind":"match","pattern":"NAME",...`), read from its
+/// start; any other form is parsed as JSON.
+fn pattern_of(line: &str) -> Option<String> {
+    let fast = || {
+        let rest = line.strip_prefix(r#"{"kind":""#)?;
+        let rest = &rest[rest.find('"')?..];
+        let rest = rest.strip_prefix(r#"","pattern":""#)?;
+        let name = &rest[..rest.find('"')?];
+        (!name.contains('\\')).then(|| name.to_string())
+    };
+    fast().or_else(|| {
+        serde_json::from_str::<Named>(line)
+            .ok()
+            .map(|named| named.pattern)
+    })
+}
+
 impl Observer {
     /// One batch (or an idle second, or the end).
     pub fn tick(&mut self, view: &RunView<'_>) {
@@ -131,14 +149,28 @@ impl Observer {
             for p in &stats {
                 s.pattern_mut(&p.name).set_counts(p);
             }
-            for (kind, line) in view.records {
+            // The page keeps the latest `recent_matches` records of each
+            // pattern: only those of the batch are taken (from its end),
+            // the others not parsed at all.
+            let keep = s.limits.recent_matches;
+            let mut taken: Vec<(String, &str)> = Vec::new();
+            let mut per_pattern: std::collections::HashMap<String, usize> = Default::default();
+            for (kind, line) in view.records.iter().rev() {
                 if *kind == Kind::Late {
                     continue;
                 }
                 let line = line.trim_end();
-                if let Ok(named) = serde_json::from_str::<Named>(line) {
-                    let _ = s.push_recent(&named.pattern, line);
+                let Some(name) = pattern_of(line) else {
+                    continue;
+                };
+                let n = per_pattern.entry(name.clone()).or_default();
+                if *n < keep {
+                    *n += 1;
+                    taken.push((name, line));
                 }
+            }
+            for (name, line) in taken.into_iter().rev() {
+                let _ = s.push_recent(&name, line);
             }
             if view.finished {
                 s.run.finished = true;
@@ -161,5 +193,23 @@ impl Observer {
             RunEvent::ReloadRefused { why } => s.run.reloads.refused(at, why),
             _ => {}
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_of;
+
+    #[test]
+    fn the_pattern_of_a_record_is_read_from_its_start_or_its_json() {
+        let record = r#"{"kind":"match","pattern":"unpaid_order","key":{"order_id":"o-1"},"start":1,"end":2,"select":{"pattern":"no"}}"#;
+        assert_eq!(pattern_of(record).as_deref(), Some("unpaid_order"));
+        let timeout = r#"{"kind":"timeout","pattern":"p","key":{},"start":5,"expired_at":905}"#;
+        assert_eq!(pattern_of(timeout).as_deref(), Some("p"));
+        // Another order of the keys, spaces: read as JSON.
+        let other = r#"{"pattern": "q", "kind": "match"}"#;
+        assert_eq!(pattern_of(other).as_deref(), Some("q"));
+        assert_eq!(pattern_of(r#"{"kind":"late","event":{}}"#), None);
+        assert_eq!(pattern_of("not json"), None);
     }
 }

@@ -485,3 +485,53 @@ fn reloads_applied_and_refused_are_in_the_metrics() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_page_keeps_the_latest_records_of_a_batch_in_order() {
+    let dir = crate::common::scratch("metrics_recent");
+    std::fs::write(
+        dir.join("p.cep"),
+        "pattern pair {\n    partition by k\n    match a followed by b\n    where\n        a: type == \"a\"\n        b: type == \"b\"\n}\n",
+    )
+    .unwrap();
+    // 30 matches in one batch (keys 1 to 30, in that order).
+    let events: String = (1..=30)
+        .map(|k| {
+            format!(
+                "{{\"ts\":{},\"type\":\"a\",\"k\":{k}}}\n{{\"ts\":{},\"type\":\"b\",\"k\":{k}}}\n",
+                2 * k,
+                2 * k + 1
+            )
+        })
+        .collect::<String>()
+        // (an event later than all: the watermark passes the last `b`)
+        + "{\"ts\":1000,\"type\":\"x\",\"k\":0}\n";
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let live = Live::spawn(cepheid().current_dir(&dir).args([
+        "run",
+        "p.cep",
+        "--events",
+        "events.jsonl",
+        "--follow",
+        "--no-progress",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    scrape_until(addr, "the matches", |t| {
+        per_pattern(t, "cepheid_matches_total").get("pair") == Some(&30)
+    });
+    let (_, json) = get(addr, "/status.json");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keys: Vec<i64> = status["patterns"][0]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"]["k"].as_i64().unwrap())
+        .collect();
+    // The page keeps 20: the latest, oldest first.
+    assert_eq!(keys, (11..=30).collect::<Vec<i64>>(), "{json}");
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
