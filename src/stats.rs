@@ -72,7 +72,7 @@ impl Periodic {
         let last = std::mem::replace(&mut self.last, counts);
         self.last_at = now;
         let seconds = span.as_secs_f64();
-        let events = counts.events - last.events;
+        let events = counts.events.saturating_sub(last.events);
         let rate = if seconds > 0.0 {
             events as f64 / seconds
         } else {
@@ -89,10 +89,10 @@ impl Periodic {
             "cepheid: stats at {:.1}s (last {seconds:.1}s): {} ({rate:.0}/s), {}, {}, {} late, {} malformed; {watermark}; {}",
             now.duration_since(self.started).as_secs_f64(),
             count(events, "event", "events"),
-            count(counts.matches - last.matches, "match", "matches"),
-            count(counts.timeouts - last.timeouts, "timeout", "timeouts"),
-            counts.late - last.late,
-            counts.malformed - last.malformed,
+            count(counts.matches.saturating_sub(last.matches), "match", "matches"),
+            count(counts.timeouts.saturating_sub(last.timeouts), "timeout", "timeouts"),
+            counts.late.saturating_sub(last.late),
+            counts.malformed.saturating_sub(last.malformed),
             count(
                 engine.live_runs() as u64,
                 "live partial match",
