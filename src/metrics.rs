@@ -6,7 +6,7 @@
 //! automaton is compiled once per rule set (at the start and after each
 //! reload) for the page's drawing.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cepheid_automata::nfa::Nfa;
 use cepheid_core::record::FieldTable;
@@ -37,6 +37,7 @@ pub fn serve(addr: &str) -> Result<(Observer, Server), String> {
         Observer {
             monitor,
             rules: None,
+            state_at: None,
         },
         server,
     ))
@@ -48,7 +49,13 @@ pub struct Observer {
     /// The rule set whose graphs are drawn: each pattern's name and
     /// version (`None` before the first tick).
     rules: Option<Vec<(String, u32)>>,
+    /// When the state's bytes were last measured (a walk over the held
+    /// events and keys: at most once per [`STATE_EVERY`]).
+    state_at: Option<Instant>,
 }
+
+/// How often the state's bytes are measured, at most.
+const STATE_EVERY: Duration = Duration::from_secs(1);
 
 /// The wall clock in milliseconds.
 fn now_ms() -> i64 {
@@ -77,6 +84,24 @@ struct Named {
     pattern: String,
 }
 
+/// The pattern of an output record (a match or a timeout, as the run
+/// writes it: `{"kind":"match","pattern":"NAME",...`), read from its
+/// start; any other form is parsed as JSON.
+fn pattern_of(line: &str) -> Option<String> {
+    let fast = || {
+        let rest = line.strip_prefix(r#"{"kind":""#)?;
+        let rest = &rest[rest.find('"')?..];
+        let rest = rest.strip_prefix(r#"","pattern":""#)?;
+        let name = &rest[..rest.find('"')?];
+        (!name.contains('\\')).then(|| name.to_string())
+    };
+    fast().or_else(|| {
+        serde_json::from_str::<Named>(line)
+            .ok()
+            .map(|named| named.pattern)
+    })
+}
+
 impl Observer {
     /// One batch (or an idle second, or the end).
     pub fn tick(&mut self, view: &RunView<'_>) {
@@ -95,6 +120,12 @@ impl Observer {
         let graphs = (self.rules.as_ref() != Some(&rules)).then(|| graphs(engine));
         self.rules = Some(rules);
         let totals = engine.stats();
+        let state_bytes = (view.finished
+            || self.state_at.is_none_or(|t| t.elapsed() >= STATE_EVERY))
+        .then(|| {
+            self.state_at = Some(Instant::now());
+            engine.state_bytes()
+        });
         self.monitor.update(|s| {
             if let Some(graphs) = graphs {
                 s.set_patterns(graphs.iter().map(|(name, _)| name.as_str()));
@@ -111,18 +142,35 @@ impl Observer {
             s.run.waiting_events = engine.waiting_events() as u64;
             s.run.stored_events = engine.stored_events() as u64;
             s.run.source_lag_bytes = view.source_lag;
+            if state_bytes.is_some() {
+                s.run.state_bytes = state_bytes;
+            }
             s.run.field_warnings = view.field_warnings;
             for p in &stats {
                 s.pattern_mut(&p.name).set_counts(p);
             }
-            for (kind, line) in view.records {
+            // The page keeps the latest `recent_matches` records of each
+            // pattern: only those of the batch are taken (from its end),
+            // the others not parsed at all.
+            let keep = s.limits.recent_matches;
+            let mut taken: Vec<(String, &str)> = Vec::new();
+            let mut per_pattern: std::collections::HashMap<String, usize> = Default::default();
+            for (kind, line) in view.records.iter().rev() {
                 if *kind == Kind::Late {
                     continue;
                 }
                 let line = line.trim_end();
-                if let Ok(named) = serde_json::from_str::<Named>(line) {
-                    let _ = s.push_recent(&named.pattern, line);
+                let Some(name) = pattern_of(line) else {
+                    continue;
+                };
+                let n = per_pattern.entry(name.clone()).or_default();
+                if *n < keep {
+                    *n += 1;
+                    taken.push((name, line));
                 }
+            }
+            for (name, line) in taken.into_iter().rev() {
+                let _ = s.push_recent(&name, line);
             }
             if view.finished {
                 s.run.finished = true;
@@ -145,5 +193,23 @@ impl Observer {
             RunEvent::ReloadRefused { why } => s.run.reloads.refused(at, why),
             _ => {}
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_of;
+
+    #[test]
+    fn the_pattern_of_a_record_is_read_from_its_start_or_its_json() {
+        let record = r#"{"kind":"match","pattern":"unpaid_order","key":{"order_id":"o-1"},"start":1,"end":2,"select":{"pattern":"no"}}"#;
+        assert_eq!(pattern_of(record).as_deref(), Some("unpaid_order"));
+        let timeout = r#"{"kind":"timeout","pattern":"p","key":{},"start":5,"expired_at":905}"#;
+        assert_eq!(pattern_of(timeout).as_deref(), Some("p"));
+        // Another order of the keys, spaces: read as JSON.
+        let other = r#"{"pattern": "q", "kind": "match"}"#;
+        assert_eq!(pattern_of(other).as_deref(), Some("q"));
+        assert_eq!(pattern_of(r#"{"kind":"late","event":{}}"#), None);
+        assert_eq!(pattern_of("not json"), None);
     }
 }

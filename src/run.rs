@@ -38,6 +38,9 @@ mod workers;
 #[path = "metrics.rs"]
 mod metrics;
 
+#[path = "stats.rs"]
+mod stats;
+
 use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// Exit status: malformed input with `--strict`.
@@ -200,6 +203,14 @@ pub struct Args {
     /// line of JSON with each pattern's counts too.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = SummaryArg::Text)]
     summary: SummaryArg,
+    /// Every DURATION (`10s`, `1m`), one line on standard error with what
+    /// the interval brought: events read and their rate, matches,
+    /// timeouts, late and malformed events; then the watermark, its lag
+    /// behind the wall clock, and the live partial matches. A last line at
+    /// the end covers the rest, so the lines add up to the summary. Not
+    /// with --workers or --processes.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    stats_every: Option<i64>,
     /// Stop at the first malformed line (exit status 3).
     #[arg(long)]
     strict: bool,
@@ -287,6 +298,11 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_USAGE;
         }
     }
+    #[cfg(feature = "workers")]
+    if args.scale.enabled() && args.stats_every.is_some() {
+        say!("error: --stats-every is not supported with --workers or --processes (yet)");
+        return EXIT_USAGE;
+    }
     #[cfg(all(feature = "workers", feature = "metrics"))]
     if args.scale.enabled() && args.metrics.is_some() {
         say!("error: --metrics is not supported with --workers or --processes (yet)");
@@ -313,6 +329,10 @@ pub fn run(args: &Args) -> u8 {
         no_progress: args.no_progress,
         #[cfg(feature = "metrics")]
         observer,
+        stats: args
+            .stats_every
+            .map(|ms| stats::Periodic::new(Duration::from_millis(ms as u64))),
+        counting: false,
     };
     let runtime = match Runtime::with_engine(config, engine, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(&loaded)),
@@ -349,7 +369,12 @@ pub fn run(args: &Args) -> u8 {
         _ => EXIT_IO,
     };
     match args.summary {
-        SummaryArg::Text => say!("cepheid: {summary}"),
+        SummaryArg::Text => {
+            say!("cepheid: {summary}");
+            for p in &summary.patterns {
+                say!("{}", stats::pattern_line(p));
+            }
+        }
         SummaryArg::Json => match serde_json::to_string(&summary) {
             Ok(json) => say!("{json}"),
             // (numbers, strings and lists: cannot fail)
@@ -417,6 +442,10 @@ struct Progress {
     /// `--metrics`: the run's observer.
     #[cfg(feature = "metrics")]
     observer: Option<metrics::Observer>,
+    /// `--stats-every`.
+    stats: Option<stats::Periodic>,
+    /// Does the (drawn) bar show the run's counts?
+    counting: bool,
 }
 
 /// Locks the bar (a panic elsewhere does not poison it).
@@ -432,6 +461,7 @@ impl Report for Progress {
     fn started(&mut self, size: Option<u64>, offset: u64) {
         let bar = progress_bar(self.progress, self.no_progress, size);
         bar.set_position(offset);
+        self.counting = !bar.is_hidden();
         *lock(&self.bar) = bar;
     }
 
@@ -439,20 +469,34 @@ impl Report for Progress {
         lock(&self.bar).set_position(offset);
     }
 
-    #[cfg(feature = "metrics")]
     fn observes(&self) -> bool {
-        self.observer.is_some()
+        #[cfg(feature = "metrics")]
+        if self.observer.is_some() {
+            return true;
+        }
+        self.stats.is_some() || self.counting
     }
 
     #[cfg(feature = "metrics")]
     fn records_wanted(&self) -> usize {
-        metrics::RECORDS
+        // (only the page shows records)
+        if self.observer.is_some() {
+            metrics::RECORDS
+        } else {
+            0
+        }
     }
 
-    #[cfg(feature = "metrics")]
     fn tick(&mut self, view: &cepheid_runtime::RunView<'_>) {
+        #[cfg(feature = "metrics")]
         if let Some(observer) = &mut self.observer {
             observer.tick(view);
+        }
+        if self.counting {
+            lock(&self.bar).set_message(stats::bar_message(view));
+        }
+        if let Some(line) = self.stats.as_mut().and_then(|s| s.tick(view)) {
+            lock(&self.bar).suspend(|| say!("{line}"));
         }
     }
 
@@ -574,7 +618,7 @@ fn progress_bar(progress: bool, no_progress: bool, size: Option<u64>) -> Progres
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(size, ProgressDrawTarget::stderr());
-    let template = "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}";
+    let template = "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta} {msg}";
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
     }

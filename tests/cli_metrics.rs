@@ -201,18 +201,17 @@ fn metrics_change_nothing_in_the_output() {
         first.starts_with("cepheid: metrics on http://127.0.0.1:"),
         "{stderr}"
     );
-    // Nothing else: the same summary.
+    // Nothing else: the same summary (its first line without the time it
+    // took, and each pattern's line).
     let plain_err = String::from_utf8(plain.stderr).unwrap();
-    let summary = |s: &str| {
+    let summary = |s: &str| -> Vec<String> {
         s.lines()
-            .last()
-            .unwrap()
-            .split(" in ")
-            .next()
-            .unwrap()
-            .to_string()
+            .filter(|l| !l.starts_with("cepheid: metrics on "))
+            .map(|l| l.split(" in ").next().unwrap().to_string())
+            .collect()
     };
     assert_eq!(summary(&stderr), summary(&plain_err));
+    assert_eq!(summary(&stderr).len(), 11, "{stderr}");
 }
 
 #[test]
@@ -301,6 +300,237 @@ fn a_field_warning_is_counted_in_the_metrics() {
         assert!(Instant::now() < deadline, "never counted: {text}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
+/// Appends `text` to the file `path` in one write.
+fn append(path: &Path, text: &str) {
+    use std::fs::OpenOptions;
+    let mut file = OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Scrapes `/metrics` until `done` holds for its text, or fails after
+/// [`PATIENCE`] (the status is updated once per batch or idle second).
+fn scrape_until(addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, text) = get(addr, "/metrics");
+        assert_eq!(code, 200, "{text}");
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what} never came: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn checkpoints_and_the_state_held_are_in_the_metrics() {
+    let dir = crate::common::scratch("metrics_checkpoint");
+    let events = dir.join("events.jsonl");
+    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
+    let lines: Vec<String> = sample.lines().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&events, "").unwrap();
+    let state = dir.join("state");
+    let live = Live::spawn(cepheid().current_dir(root()).args([
+        "run",
+        "patterns/",
+        "--events",
+        events.to_str().unwrap(),
+        "--follow",
+        "--no-progress",
+        "--output",
+        dir.join("out.jsonl").to_str().unwrap(),
+        "--checkpoint",
+        state.to_str().unwrap(),
+        // (a checkpoint after every 10 lines; none on time)
+        "--checkpoint-every",
+        "1h,10",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let text = scrape_until(addr, "the first update", |t| {
+        value(t, "cepheid_checkpoints_total").is_some()
+    });
+    // No checkpoint yet: counted as none, the levels left out.
+    assert_eq!(value(&text, "cepheid_checkpoints_total"), Some(0.0));
+    assert_eq!(value(&text, "cepheid_checkpoint_failures_total"), Some(0.0));
+    assert_eq!(value(&text, "cepheid_checkpoint_size_bytes"), None);
+    assert_eq!(value(&text, "cepheid_checkpoint_age_seconds"), None);
+
+    // Three times ten lines: three checkpoints, each after its ten.
+    for k in 1..=3u32 {
+        let from = 10 * (k as usize - 1);
+        append(&events, &lines[from..from + 10].concat());
+        let text = scrape_until(addr, "a checkpoint", |t| {
+            value(t, "cepheid_checkpoints_total") == Some(f64::from(k))
+                && value(t, "cepheid_events_read_total") == Some(f64::from(10 * k))
+        });
+        // The last checkpoint's size is the file's.
+        let size = std::fs::metadata(state.join("checkpoint")).unwrap().len();
+        assert_eq!(
+            value(&text, "cepheid_checkpoint_size_bytes"),
+            Some(size as f64),
+            "{text}"
+        );
+        let took = value(&text, "cepheid_checkpoint_duration_seconds").unwrap();
+        assert!(took > 0.0 && took < 30.0, "{took}");
+        let age = value(&text, "cepheid_checkpoint_age_seconds").unwrap();
+        assert!((0.0..30.0).contains(&age), "{age}");
+        // The state held: the events partial matches hold, their text.
+        let held = value(&text, "cepheid_state_bytes").expect("state measured");
+        assert!(held > 0.0, "{text}");
+    }
+    let text = scrape_until(addr, "no more checkpoints", |_| true);
+    assert_eq!(
+        value(&text, "cepheid_checkpoints_total"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "cepheid_checkpoint_failures_total"), Some(0.0));
+    let (_, json) = get(addr, "/status.json");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let checkpoint = &status["run"]["checkpoint"];
+    assert_eq!(checkpoint["completed"], 3, "{checkpoint}");
+    assert_eq!(checkpoint["failures"], 0, "{checkpoint}");
+    assert!(checkpoint["last_error"].is_null(), "{checkpoint}");
+    assert!(status["run"]["state_bytes"].as_u64().unwrap() > 0);
+
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
+#[test]
+fn reloads_applied_and_refused_are_in_the_metrics() {
+    let dir = crate::common::scratch("metrics_reload");
+    let rules = dir.join("p.cep");
+    let pair = "pattern pair {\n    partition by k\n    match a followed by b\n    where\n        a: type == \"a\"\n        b: type == \"b\"\n}\n";
+    std::fs::write(&rules, pair).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, "{\"ts\":1,\"type\":\"a\",\"k\":1}\n").unwrap();
+    let live = Live::spawn(cepheid().current_dir(&dir).args([
+        "run",
+        "p.cep",
+        "--events",
+        "events.jsonl",
+        "--follow",
+        "--watch",
+        "--no-progress",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let text = scrape_until(addr, "the first update", |t| {
+        value(t, "cepheid_events_read_total") == Some(1.0)
+    });
+    assert_eq!(value(&text, "cepheid_reloads_total"), Some(0.0));
+    assert_eq!(value(&text, "cepheid_reloads_refused_total"), Some(0.0));
+
+    // An edit: applied (version 2).
+    std::fs::write(&rules, pair.replace("\"b\"", "\"c\"")).unwrap();
+    live.stderr_line("pair: changed (version 2)");
+    // (the reload is counted when it happens, the patterns' versions at
+    // the next tick: within a second)
+    let text = scrape_until(addr, "the reload", |t| {
+        value(t, "cepheid_reloads_total") == Some(1.0)
+            && per_pattern(t, "cepheid_rule_version").get("pair") == Some(&2)
+    });
+    assert_eq!(value(&text, "cepheid_reloads_refused_total"), Some(0.0));
+
+    // A broken edit: refused, the old rules kept.
+    std::fs::write(&rules, "pattern pair {\n    match a b\n}\n").unwrap();
+    live.stderr_line("the old rules go on");
+    let text = scrape_until(addr, "the refusal", |t| {
+        value(t, "cepheid_reloads_refused_total") == Some(1.0)
+    });
+    assert_eq!(value(&text, "cepheid_reloads_total"), Some(1.0), "{text}");
+    let (_, json) = get(addr, "/status.json");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let reloads = &status["run"]["reloads"];
+    assert_eq!(
+        (reloads["applied"].as_u64(), reloads["refused"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let why = reloads["last_error"].as_str().unwrap_or_default();
+    assert!(why.contains("have errors"), "{reloads}");
+    assert!(reloads["last_ms"].as_i64().is_some(), "{reloads}");
+
+    // SIGHUP with the file fixed: applied again.
+    std::fs::write(&rules, pair).unwrap();
+    live.stderr_line("pair: changed (version 3)");
+    live.signal("HUP");
+    live.stderr_line("cepheid: SIGHUP: rules reloaded:");
+    let text = scrape_until(addr, "the SIGHUP reload", |t| {
+        value(t, "cepheid_reloads_total") == Some(3.0)
+    });
+    assert_eq!(
+        value(&text, "cepheid_reloads_refused_total"),
+        Some(1.0),
+        "{text}"
+    );
+    let (_, json) = get(addr, "/status.json");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(status["run"]["reloads"]["last_error"].is_null(), "{json}");
+
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("3 rule reloads, 1 refused (the old rules kept)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_page_keeps_the_latest_records_of_a_batch_in_order() {
+    let dir = crate::common::scratch("metrics_recent");
+    std::fs::write(
+        dir.join("p.cep"),
+        "pattern pair {\n    partition by k\n    match a followed by b\n    where\n        a: type == \"a\"\n        b: type == \"b\"\n}\n",
+    )
+    .unwrap();
+    // 30 matches in one batch (keys 1 to 30, in that order).
+    let events: String = (1..=30)
+        .map(|k| {
+            format!(
+                "{{\"ts\":{},\"type\":\"a\",\"k\":{k}}}\n{{\"ts\":{},\"type\":\"b\",\"k\":{k}}}\n",
+                2 * k,
+                2 * k + 1
+            )
+        })
+        .collect::<String>()
+        // (an event later than all: the watermark passes the last `b`)
+        + "{\"ts\":1000,\"type\":\"x\",\"k\":0}\n";
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let live = Live::spawn(cepheid().current_dir(&dir).args([
+        "run",
+        "p.cep",
+        "--events",
+        "events.jsonl",
+        "--follow",
+        "--no-progress",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    scrape_until(addr, "the matches", |t| {
+        per_pattern(t, "cepheid_matches_total").get("pair") == Some(&30)
+    });
+    let (_, json) = get(addr, "/status.json");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keys: Vec<i64> = status["patterns"][0]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"]["k"].as_i64().unwrap())
+        .collect();
+    // The page keeps 20: the latest, oldest first.
+    assert_eq!(keys, (11..=30).collect::<Vec<i64>>(), "{json}");
     live.signal("TERM");
     let (status, _, stderr) = live.finish();
     assert_eq!(status.code(), Some(143), "{stderr}");

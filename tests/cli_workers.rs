@@ -504,12 +504,8 @@ fn max_waiting_forces_the_watermark_as_one_engine_does() {
             .collect();
         lines.sort();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let summary = stderr
-            .lines()
-            .last()
-            .and_then(|l| l.split(" in ").next())
-            .unwrap_or_default()
-            .to_string();
+        // (the summary's first line: one engine's lines per pattern follow)
+        let summary = crate::common::crash::summary(&stderr);
         (lines, summary)
     };
     let (plain, summary) = go(&[], false);

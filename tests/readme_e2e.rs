@@ -16,11 +16,14 @@ fn every_pattern_finds_something_in_the_sample_stream() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(!stderr.contains("malformed line"), "{stderr}");
-    let summary = stderr.lines().last().unwrap_or_default();
-    assert!(
-        summary.starts_with("cepheid: ") && summary.contains("events read"),
-        "{summary}"
-    );
+    // The summary: its first line, then one per pattern.
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("cepheid: ") && l.contains("events read"))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let summary = lines[at];
+    let pattern_lines = &lines[at + 1..];
 
     let mut per_pattern: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -44,10 +47,27 @@ fn every_pattern_finds_something_in_the_sample_stream() {
         }
     }
     assert!(names.len() >= 8, "{names:?}");
+    assert_eq!(pattern_lines.len(), names.len(), "{stderr}");
     for name in &names {
         assert!(
             per_pattern.get(name).is_some_and(|&(m, t)| m + t > 0),
             "pattern {name} finds nothing in the sample: {per_pattern:?}"
+        );
+        // Its line in the summary says what it wrote.
+        let (m, t) = per_pattern[name];
+        let line = pattern_lines
+            .iter()
+            .find(|l| l.starts_with(&format!("cepheid: pattern `{name}`: ")))
+            .unwrap_or_else(|| panic!("no summary line for {name}: {stderr}"));
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        assert!(
+            line.contains(&format!(
+                ", {}, {},",
+                plural(m, "match", "matches"),
+                plural(t, "timeout", "timeouts")
+            )),
+            "{line}"
         );
     }
     // A few events arrive seconds out of order: late without --max-delay.

@@ -32,6 +32,8 @@ mod cli_rules;
 mod cli_run;
 #[path = "../cli_run_large.rs"]
 mod cli_run_large;
+#[path = "../cli_stats.rs"]
+mod cli_stats;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers.rs"]
 mod cli_workers;

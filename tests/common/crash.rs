@@ -94,11 +94,27 @@ pub fn setup(name: &str, n: usize) -> PathBuf {
     dir
 }
 
-/// The summary's numbers: the last line of a run's standard error without
-/// the time it took.
+/// The summary's numbers: its first line (`cepheid: N events read, ...`,
+/// the last such line of a run's standard error; each pattern's line
+/// follows it) without the time it took.
 pub fn summary(stderr: &str) -> String {
-    let last = stderr.lines().last().unwrap_or_default();
-    last.split(" in ").next().unwrap_or_default().to_string()
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| is_summary(l))
+        .unwrap_or_default();
+    line.split(" in ").next().unwrap_or_default().to_string()
+}
+
+/// Is `line` the first line of a text summary (`cepheid: 102 events
+/// read, ...`)?
+pub fn is_summary(line: &str) -> bool {
+    line.strip_prefix("cepheid: ").is_some_and(|rest| {
+        let mut words = rest.split(' ');
+        words.next().is_some_and(|n| n.parse::<u64>().is_ok())
+            && matches!(words.next(), Some("event" | "events"))
+            && words.next() == Some("read,")
+    })
 }
 
 /// A file's lines, sorted bytewise (`LC_ALL=C sort`): the outputs of several

@@ -198,6 +198,15 @@ pub trait Event {
     fn timestamp(&self) -> Option<Timestamp> {
         None
     }
+
+    /// Bytes the event holds on the heap beyond its own size (its text,
+    /// strings, lists): what `Engine::state_bytes` adds per event the
+    /// engine holds. Asked only when state is measured (once per tick of
+    /// a watching run), never per event processed. The default says 0
+    /// (an event of plain fields).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Turns field names into ids when a pattern is compiled.

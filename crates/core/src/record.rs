@@ -249,6 +249,17 @@ pub fn lookup_json<'a>(
 impl Event for Record {
     type Fields = FieldTable;
 
+    /// Its text (with the `Arc`'s counts), its values' vector and what
+    /// they hold, its object fields.
+    fn heap_bytes(&self) -> usize {
+        const COUNTS: usize = 2 * std::mem::size_of::<usize>();
+        COUNTS
+            + self.raw.len()
+            + self.values.capacity() * std::mem::size_of::<Value>()
+            + self.values.iter().map(Value::heap_bytes).sum::<usize>()
+            + std::mem::size_of_val::<[FieldId]>(&self.objects)
+    }
+
     #[inline]
     fn field(&self, id: FieldId) -> ValueRef<'_> {
         self.values

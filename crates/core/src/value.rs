@@ -40,6 +40,22 @@ pub enum Value {
 }
 
 impl Value {
+    /// Bytes this value holds on the heap: a string's text or a list's
+    /// items with their `Arc` counts (16 bytes); 0 for the others. A
+    /// string shared by several values is counted for each.
+    pub fn heap_bytes(&self) -> usize {
+        const COUNTS: usize = 2 * std::mem::size_of::<usize>();
+        match self {
+            Value::Str(s) => COUNTS + s.len(),
+            Value::List(items) => {
+                COUNTS
+                    + std::mem::size_of_val::<[Value]>(items)
+                    + items.iter().map(Value::heap_bytes).sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+
     /// Is this `Value::Null`?
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

@@ -148,6 +148,20 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
     let monitor = Monitor::new();
     let server = monitor.serve("127.0.0.1:0").expect("serves");
     let seen = sample_run(&monitor);
+    // What the runtime's events say of checkpoints and reloads
+    // (`RunEvent`): one checkpoint written, one change applied, then one
+    // refused.
+    let checkpoint_at = now_ms() - 4_000;
+    monitor.update(|s| {
+        s.run.checkpoint.completed(checkpoint_at, 0.25, 48_213);
+        s.run.reloads.applied(checkpoint_at + 1_000);
+        s.run
+            .reloads
+            .refused(checkpoint_at + 2_000, "pattern `x`: no such stage");
+    });
+    let state = monitor
+        .read(|s| s.run.state_bytes)
+        .expect("the state measured");
     // A few samples of the series after the run.
     std::thread::sleep(Duration::from_millis(2500));
     let url = format!("http://{}/#unpaid_order", server.addr());
@@ -253,9 +267,29 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
         "{kinds:?}"
     );
 
-    // Checkpoints and reloads (none in this run).
-    assert_eq!(facts("cp-completed"), "0");
-    assert_eq!(facts("rl-refused"), "0");
+    // The state held, as the page writes bytes.
+    assert_eq!(facts("run-state"), page_bytes(state));
+
+    // Checkpoints and reloads.
+    assert_eq!(facts("cp-completed"), "1");
+    assert_eq!(facts("cp-failures"), "0");
+    assert_eq!(facts("cp-last"), page_time(checkpoint_at));
+    assert_eq!(facts("cp-duration"), "250 ms");
+    assert_eq!(facts("cp-size"), "47.1 KiB");
+    let age = facts("cp-age");
+    let age: f64 = age
+        .strip_suffix(" s")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("an age in seconds: {age}"));
+    assert!((4.0..60.0).contains(&age), "{age}");
+    assert_eq!(facts("rl-applied"), "1");
+    assert_eq!(facts("rl-refused"), "1");
+    assert_eq!(facts("rl-last"), page_time(checkpoint_at + 2_000));
+    let errors = element(&dom, "p", "ops-error");
+    assert_eq!(
+        strip_tags(&errors[errors.find('>').unwrap() + 1..]),
+        "Last reload refused: pattern `x`: no such stage"
+    );
 
     // The screenshot for the README.
     let dir = temp_dir("shot");
@@ -284,6 +318,55 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
     server.stop().unwrap();
 }
 
+/// The wall clock in milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Bytes as the page writes them (`bytes()` in page.html).
+fn page_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut v, mut i) = (b as f64, 0);
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// A wall-clock time as the page writes it (`time()` in page.html: ISO
+/// 8601 in UTC, a space for the `T`).
+fn page_time(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let millis = match in_day % 1000 {
+        0 => "Z".to_string(),
+        ms => format!(".{ms:03}Z"),
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}{millis}",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+    )
+}
+
 #[test]
 fn an_empty_run_shows_an_empty_page_without_errors() {
     // Before the first update: no patterns, no watermark, no samples.
@@ -308,5 +391,10 @@ fn an_empty_run_shows_an_empty_page_without_errors() {
     assert!(element(&dom, "svg", "graph").contains("no automaton for this rule"));
     assert!(element(&dom, "table", "recent").contains("no match yet"));
     assert_eq!(strip_tags(element(&dom, "dd", "run-watermark")), "–");
+    assert_eq!(strip_tags(element(&dom, "dd", "run-state")), "–");
+    // No checkpoint nor reload yet.
+    assert_eq!(strip_tags(element(&dom, "dd", "cp-completed")), "0");
+    assert_eq!(strip_tags(element(&dom, "dd", "cp-last")), "–");
+    assert_eq!(strip_tags(element(&dom, "dd", "rl-refused")), "0");
     server.stop().unwrap();
 }

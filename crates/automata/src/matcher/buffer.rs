@@ -235,6 +235,21 @@ impl<E> SharedBuffer<E> {
         self.nodes.len()
     }
 
+    /// Bytes the buffer holds: its two slabs' entries (vacant ones too:
+    /// they stay allocated) and what each stored event holds on the heap
+    /// (`event_bytes`). A walk over the stored events: for a measure now
+    /// and then, not per event.
+    pub fn state_bytes(&self, event_bytes: impl Fn(&E) -> usize) -> usize {
+        let slabs = self.events.entries() * Slab::<EventSlot<E>>::entry_size()
+            + self.nodes.entries() * Slab::<Node>::entry_size();
+        slabs
+            + self
+                .events
+                .iter()
+                .map(|(_, slot)| event_bytes(&slot.value))
+                .sum::<usize>()
+    }
+
     /// Moves the stored events and nodes to the front of their storage,
     /// keeping their order, and gives back all spare room (after a change
     /// of rules dropped partial matches, whose entries can be anywhere):

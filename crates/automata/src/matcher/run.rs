@@ -156,6 +156,20 @@ impl Partition {
         runs.len() - starts + self.completed.len()
     }
 
+    /// Bytes the partition holds on the heap: its runs' array once it no
+    /// longer fits inline, and the held matches. (A run's accumulators
+    /// beyond their inline size are not counted.)
+    pub fn heap_bytes(&self) -> usize {
+        let run = std::mem::size_of::<Run>();
+        let runs = self.runs.storage();
+        let spilled = if runs.spilled() {
+            runs.capacity() * run
+        } else {
+            0
+        };
+        spilled + self.completed.len() * run
+    }
+
     /// Number of complete matches held back by the skip strategy.
     pub fn held_matches(&self) -> usize {
         self.completed.len()

@@ -27,6 +27,10 @@ pub(crate) trait EventStore<E>: Default {
     /// Number of events currently stored.
     fn live_events(&self) -> usize;
 
+    /// Bytes the store holds, each stored event's heap bytes measured by
+    /// `event_bytes` (`Engine::state_bytes`).
+    fn state_bytes(&self, event_bytes: &dyn Fn(&E) -> usize) -> usize;
+
     /// Gives back the space of freed storage where it can (a change of
     /// rules dropped partial matches).
     fn trim(&mut self) {}
@@ -175,6 +179,10 @@ pub(crate) trait Automaton<E> {
     /// How many partial matches the partition holds, as the `limit` of
     /// [`process`](Self::process) counts them (held matches included).
     fn partial_matches(part: &Self::Partition) -> usize;
+
+    /// Bytes the partition holds on the heap beyond its own size (runs
+    /// that no longer fit inline), for `Engine::state_bytes`.
+    fn partition_heap_bytes(part: &Self::Partition) -> usize;
 
     /// Does the partition hold nothing (so its key can be forgotten)?
     fn is_empty(part: &Self::Partition) -> bool;

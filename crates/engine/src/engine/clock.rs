@@ -260,6 +260,17 @@ impl<E> Clock<E> {
         self.time.max_seen()
     }
 
+    /// Bytes the waiting events take: the queue's room, and what each
+    /// event holds on the heap (`event_bytes`).
+    pub fn state_bytes(&self, event_bytes: impl Fn(&E) -> usize) -> usize {
+        self.waiting.capacity() * std::mem::size_of::<Waiting<E>>()
+            + self
+                .waiting
+                .iter()
+                .map(|w| event_bytes(&w.event))
+                .sum::<usize>()
+    }
+
     /// Number of events waiting for the watermark.
     pub fn waiting(&self) -> usize {
         self.waiting.len()

@@ -577,6 +577,21 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.store.live_events()
     }
 
+    /// Bytes of state held (`Engine::state_bytes`): a walk over the stored
+    /// and waiting events and the keys, not kept up per event.
+    pub fn state_bytes(&self) -> usize {
+        let event_bytes = |e: &E| e.heap_bytes();
+        let keys: usize = self
+            .groups
+            .iter()
+            .map(|g| g.keys.state_bytes(A::partition_heap_bytes))
+            .sum();
+        self.store.state_bytes(&event_bytes)
+            + self.clock.state_bytes(event_bytes)
+            + self.deadlines.state_bytes()
+            + keys
+    }
+
     /// Processes, in global time order, the waiting events and the
     /// deadlines up to `bound` (events only up to the watermark). A deadline
     /// at the time of the next event fires first.

@@ -65,6 +65,11 @@ pub(crate) struct DeadlineIndex {
 }
 
 impl DeadlineIndex {
+    /// Bytes the index takes (its room, stale entries included).
+    pub fn state_bytes(&self) -> usize {
+        self.queue.capacity() * std::mem::size_of::<Entry>()
+    }
+
     /// Should [`compact_if_stale`](Self::compact_if_stale) run before a
     /// deadline of `group`'s `slot` at `t` is pushed? When a check is due
     /// (about once per as many pushes as there are live keys), and when

@@ -596,4 +596,19 @@ impl<E: Event + 'static> Engine<E> {
     pub fn stored_events(&self) -> usize {
         self.core.stored_events()
     }
+
+    /// An estimate of the bytes of state the engine holds: the stored
+    /// events (those partial matches took) and the events waiting for the
+    /// watermark, with what each holds on the heap
+    /// ([`Event::heap_bytes`](crate::Event::heap_bytes): a [`Record`]'s
+    /// text and values), the partial matches' nodes, each key's slot,
+    /// value and partitions' runs, the deadlines. Storage kept for reuse
+    /// (vacant slab entries, a queue's room) counts; the allocator's own
+    /// overhead, the compiled patterns and a run's accumulators beyond
+    /// their inline size do not. A walk over the held events and keys
+    /// (nothing is counted per event processed): call it now and then
+    /// (`cepheid run` does at most once a second), not per event.
+    pub fn state_bytes(&self) -> u64 {
+        self.core.state_bytes() as u64
+    }
 }

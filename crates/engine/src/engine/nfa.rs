@@ -29,6 +29,10 @@ impl<E> EventStore<E> for SharedBuffer<E> {
     fn live_events(&self) -> usize {
         SharedBuffer::live_events(self)
     }
+
+    fn state_bytes(&self, event_bytes: &dyn Fn(&E) -> usize) -> usize {
+        SharedBuffer::state_bytes(self, event_bytes)
+    }
 }
 
 impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
@@ -224,6 +228,10 @@ impl<E: Event> Automaton<E> for Nfa<E> {
     #[inline]
     fn partial_matches(part: &Partition) -> usize {
         part.partial_matches()
+    }
+
+    fn partition_heap_bytes(part: &Partition) -> usize {
+        part.heap_bytes()
     }
 
     fn next_deadline(part: &Partition) -> Option<Timestamp> {

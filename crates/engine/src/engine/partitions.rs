@@ -516,6 +516,39 @@ impl<P> Keys<P> {
         self.shrink_table();
     }
 
+    /// Bytes the keys hold: their slots (vacant ones too), the hash
+    /// table's room, each key's values and its partitions that no longer
+    /// fit inline, and what each partition holds (`part_bytes`).
+    pub fn state_bytes(&self, part_bytes: impl Fn(&P) -> usize) -> usize {
+        let slots = self.slots.entries() * Slab::<Slot<P>>::entry_size()
+            + self.by_key.capacity() * (std::mem::size_of::<u32>() + 1);
+        let held: usize = self
+            .slots
+            .iter()
+            .map(|(_, slot)| {
+                let key = match &slot.key {
+                    KeyValue::One(v) => v.heap_bytes(),
+                    KeyValue::Many(values) => {
+                        std::mem::size_of_val::<[Value]>(values)
+                            + values.iter().map(Value::heap_bytes).sum::<usize>()
+                    }
+                };
+                let spilled = if slot.parts.spilled() {
+                    slot.parts.capacity() * std::mem::size_of::<Part<P>>()
+                } else {
+                    0
+                };
+                key + spilled
+                    + slot
+                        .parts
+                        .iter()
+                        .map(|p| part_bytes(&p.part))
+                        .sum::<usize>()
+            })
+            .sum();
+        slots + held
+    }
+
     /// Number of live keys.
     pub fn len(&self) -> usize {
         self.by_key.len()

@@ -55,6 +55,11 @@ impl<T: Ord, const FRUGAL: bool> FifoHeap<T, FRUGAL> {
         }
     }
 
+    /// Items the queue has room for without growing.
+    pub fn capacity(&self) -> usize {
+        self.in_order.capacity() + self.heap.capacity()
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.in_order.len() + self.heap.len()

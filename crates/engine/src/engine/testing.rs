@@ -94,6 +94,16 @@ impl EventStore<Ev> for Slab {
     fn live_events(&self) -> usize {
         self.slots.len() - self.free.len()
     }
+
+    fn state_bytes(&self, event_bytes: &dyn Fn(&Ev) -> usize) -> usize {
+        self.slots.len() * std::mem::size_of::<Option<(Timestamp, Ev, u32)>>()
+            + self
+                .slots
+                .iter()
+                .flatten()
+                .map(|(_, e, _)| event_bytes(e))
+                .sum::<usize>()
+    }
 }
 
 struct PairView<'s> {
@@ -236,6 +246,10 @@ impl Automaton<Ev> for Pairs {
 
     fn partial_matches(part: &Self::Partition) -> usize {
         usize::from(part.is_some())
+    }
+
+    fn partition_heap_bytes(_: &Self::Partition) -> usize {
+        0
     }
 
     fn is_empty(part: &Self::Partition) -> bool {

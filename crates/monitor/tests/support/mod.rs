@@ -108,6 +108,7 @@ fn report(
         s.run.live_runs = engine.live_runs() as u64;
         s.run.waiting_events = engine.waiting_events() as u64;
         s.run.stored_events = engine.stored_events() as u64;
+        s.run.state_bytes = Some(engine.state_bytes());
         for (name, n) in reached {
             s.pattern_mut(name).events = *n;
         }
