@@ -314,6 +314,20 @@ impl Runtime {
             }),
             None => checkpoint_command(&config),
         };
+        // A source's run that its sink may send back to the start (it
+        // committed none of the kept checkpoints: `Sink::recover`): the
+        // engine and the source as they are before resuming.
+        let start_over = match (&source, &config.checkpoint) {
+            (Some(source), Some(_)) => {
+                let mut bytes = Vec::new();
+                engine.snapshot(&mut bytes).map_err(|e| Error::Pattern {
+                    name: String::new(),
+                    source: e,
+                })?;
+                Some((bytes, lock_source(source).position()))
+            }
+            _ => None,
+        };
         let resumed = match (&config.checkpoint, &command) {
             (Some(dir), Some(command)) => {
                 crate::resume::load(&config, dir, command, &mut engine, report.as_mut())?
@@ -364,6 +378,28 @@ impl Runtime {
                 kept.extend(resumed.prev.as_ref().map(|(meta, _)| kept_one(meta)));
                 match sink.recover(&kept).map_err(Error::Sink)? {
                     0 => Some(resumed.meta),
+                    n if n == kept.len() && start_over.is_some() => {
+                        // Nothing of the kept checkpoints was committed:
+                        // from the start, as if none were kept.
+                        let (bytes, at) = start_over.expect("checked");
+                        let mut fresh = config.engine();
+                        fresh
+                            .restore_rules(bytes.as_slice())
+                            .map_err(|e| Error::Pattern {
+                                name: String::new(),
+                                source: e,
+                            })?;
+                        engine = fresh;
+                        decoder = new_decoder(&config, engine.fields());
+                        if let Some(source) = &source {
+                            lock_source(source).seek(&at).map_err(Error::Source)?;
+                        }
+                        report.notice(Notice::line(
+                            Level::Info,
+                            "cepheid: the sink committed none of the kept checkpoints: starting from the beginning",
+                        ));
+                        None
+                    }
                     1 => {
                         let (meta, bytes) = resumed.prev.expect("two kept");
                         let snapshot = checkpoint::decode(&bytes).map(|(_, s)| s);

@@ -127,7 +127,11 @@ pub trait Sink: Send {
     }
 
     /// Resuming: which of `kept` (newest first, never empty) matches what
-    /// the sink committed; the sink goes back to it.
+    /// the sink committed; the sink goes back to it. `kept.len()` (none of
+    /// them) when the sink committed nothing yet, for a run from a
+    /// [`Source`](crate::Source): it starts from the source's beginning,
+    /// as if no checkpoint were kept (a sink says so only when that is
+    /// right: the kept checkpoints' first interval never committed).
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError>;
 }
 
