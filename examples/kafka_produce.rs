@@ -6,11 +6,12 @@
 //! ```
 //!
 //! An idempotent producer (cepheid's Kafka sink), each line a record
-//! without a key; it waits until every record is on the broker. One
-//! record per produce batch: tansu 0.6's memory storage answers the
-//! latest offset of a partition as its last batch's first offset + 1
-//! (docs/kafka.md), which `cepheid run --kafka-until end` reads as the
-//! end of the topic.
+//! without a key; it waits until every record is on the broker. The last
+//! line goes alone, after the others are delivered: tansu 0.6's memory
+//! storage answers the latest offset of a partition as its last batch's
+//! first offset + 1 (docs/kafka.md), which `cepheid run --kafka-until end`
+//! reads as the end of the topic; a last batch of one record makes it
+//! right.
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -28,21 +29,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         limit: Duration::from_secs(30),
         ..Retry::default()
     };
-    config.properties = vec![
-        ("batch.num.messages".to_string(), "1".to_string()),
-        ("linger.ms".to_string(), "0".to_string()),
-    ];
     let mut sink = KafkaSink::new(config)?;
     let mut n = 0u64;
+    let mut last: Option<String> = None;
     for line in std::io::BufReader::new(std::fs::File::open(file)?).lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        sink.write(Kind::Match, b"", line.as_bytes())?;
-        n += 1;
+        if let Some(before) = last.replace(line) {
+            sink.write(Kind::Match, b"", before.as_bytes())?;
+            n += 1;
+        }
     }
     sink.flush()?;
+    if let Some(last) = last {
+        sink.write(Kind::Match, b"", last.as_bytes())?;
+        sink.flush()?;
+        n += 1;
+    }
     eprintln!("{n} records produced to {topic}");
     Ok(())
 }

@@ -20,6 +20,12 @@ mod check_sample;
 mod cli_checkpoint;
 #[path = "../cli_live.rs"]
 mod cli_live;
+#[cfg(feature = "kafka")]
+#[path = "../cli_kafka.rs"]
+mod cli_kafka;
+#[cfg(feature = "kafka")]
+#[path = "../../crates/kafka/tests/support/mod.rs"]
+mod kafka_support;
 #[cfg(feature = "metrics")]
 #[path = "../cli_metrics.rs"]
 mod cli_metrics;

@@ -159,6 +159,10 @@ impl Sink for KafkaSink {
             .map_err(|e| self.run_error(k == RunKind::Late, e))
     }
 
+    fn commits_at_end(&self) -> bool {
+        self.is_transactional()
+    }
+
     fn flush(&mut self) -> Result<(), SinkError> {
         KafkaSink::flush(self).map_err(|e| self.run_error(false, e))
     }

@@ -1375,6 +1375,12 @@ impl Session<'_> {
             self.engine.finish(&mut self.out);
         }
         self.check_output()?;
+        if stop.is_none() && self.out.out.sink.commits_at_end() {
+            // What the end of event time released commits with a last
+            // checkpoint (a transactional sink cannot take it back on
+            // resuming, as a file is truncated).
+            self.take_checkpoint()?;
+        }
         stop.map_or(Ok(None), Err)
     }
 

@@ -1,0 +1,418 @@
+//! `cepheid run` from Kafka to Kafka against a real broker (tansu, started
+//! by `crates/kafka/tests/support`, never skipped: a broker that cannot be
+//! installed or started fails the test): the sample stream gives the file
+//! run's output; a run killed with SIGKILL at random moments and resumed
+//! commits exactly the file run's records; the broker unreachable for 10 s
+//! mid-run costs nothing; an unreachable broker at the start, a topic that
+//! does not exist, a malformed record and a fenced instance each end or
+//! warn clearly.
+//!
+//! tansu 0.6 hands the records of aborted transactions to `read_committed`
+//! consumers (`crates/kafka/tests/broker.rs`,
+//! `tansu_shows_aborted_records_to_read_committed`): the crash test cannot
+//! leave the filtering to the broker, and does it itself, as a Kafka
+//! broker would (docs/checkpoints.md, "Kafka", "The crash test"): each
+//! record carries the number of its checkpoint interval (header
+//! `cepheid-checkpoint`); after each kill the harness initializes the
+//! transactions of the same transactional id (which ends what the dead
+//! instance left open), reads the marker's committed offset (the last
+//! committed checkpoint M) and every record the instance wrote; of those,
+//! the records of intervals up to M are the committed ones.
+
+use crate::common::crash::{self, Moments, PATTERNS};
+use crate::common::{cepheid, scratch};
+use crate::kafka_support::{topic, Broker};
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const T: Duration = Duration::from_secs(30);
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4");
+    config
+}
+
+/// Produces `lines` to partition 0 of `topic`, batched, the last one
+/// alone: tansu's memory storage answers the latest offset as the last
+/// batch's first offset + 1, which `--kafka-until end` takes for the end.
+fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
+    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
+    let send = |line: &String| loop {
+        match producer.send(BaseRecord::<(), _>::to(topic).partition(0).payload(line)) {
+            Ok(()) => break,
+            Err((e, _)) => {
+                assert!(
+                    e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    };
+    let (last, rest) = lines.split_last().expect("lines");
+    rest.iter().for_each(send);
+    producer.flush(T).expect("delivered");
+    send(last);
+    producer.flush(T).expect("delivered");
+}
+
+/// A record of an output topic as the harness reads it.
+#[derive(Clone, Debug)]
+struct Out {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Vec<u8>,
+    payload: String,
+    /// The `cepheid-checkpoint` header: its checkpoint interval.
+    interval: Option<u64>,
+}
+
+/// Reads output topics from their beginning, every record (uncommitted,
+/// aborted and committed alike), as they come.
+struct Reader {
+    consumer: BaseConsumer,
+    seen: Vec<Out>,
+}
+
+impl Reader {
+    fn new(bootstrap: &str, topics: &[(&str, i32)]) -> Reader {
+        let consumer: BaseConsumer = client(bootstrap)
+            .set("group.id", "cepheid-test-reader")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .expect("a consumer");
+        let mut tpl = TopicPartitionList::new();
+        for (t, n) in topics {
+            for p in 0..*n {
+                tpl.add_partition_offset(t, p, Offset::Beginning)
+                    .expect("adds");
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        Reader {
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until nothing came for `idle`.
+    fn drain(&mut self, idle: Duration) {
+        let mut last = Instant::now();
+        while last.elapsed() < idle {
+            let Some(message) = self.consumer.poll(Duration::from_millis(50)) else {
+                continue;
+            };
+            let m = message.expect("a record");
+            let interval = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == cepheid_kafka::CHECKPOINT_HEADER)
+                    .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+            });
+            self.seen.push(Out {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().unwrap_or_default().to_vec(),
+                payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                interval,
+            });
+            last = Instant::now();
+        }
+    }
+}
+
+/// What a dead instance with transactional id `id` left: its open
+/// transaction ended by a new producer's `init_transactions` (as the next
+/// instance's would), then the marker's committed offset in the group
+/// `id`: the last committed checkpoint.
+fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64> {
+    let producer: BaseProducer = client(bootstrap)
+        .set("transactional.id", id)
+        .create()
+        .expect("a producer");
+    producer.init_transactions(T).expect("init_transactions");
+    drop(producer);
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(marker, 0);
+    let committed = consumer.committed_offsets(tpl, T).expect("committed");
+    let found = committed.elements().first().map(|e| e.offset());
+    match found {
+        Some(Offset::Offset(n)) => Some(u64::try_from(n).expect("a checkpoint number")),
+        _ => None,
+    }
+}
+
+/// Output records grouped by their partition key (the `key` of the JSON
+/// record), each key's in order: the file run's lines in file order, a
+/// topic's records in offset order (a key's records are in one partition).
+fn by_key<'a>(records: impl Iterator<Item = &'a str>) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in records {
+        let value: serde_json::Value = serde_json::from_str(r).expect("a JSON record");
+        map.entry(value["key"].to_string())
+            .or_default()
+            .push(r.to_string());
+    }
+    map
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Compares committed Kafka records with a file run's outputs: the same
+/// records per key in the same order (so the same multiset), each key in
+/// one partition, and the late events in the same order.
+fn assert_same(committed: &[Out], out_topic: &str, late_topic: &str, out: &[String], late: &[String]) {
+    let mut sorted: Vec<&Out> = committed.iter().collect();
+    sorted.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    let outs: Vec<&Out> = sorted.iter().copied().filter(|o| o.topic == out_topic).collect();
+    let lates: Vec<&str> = sorted
+        .iter()
+        .filter(|o| o.topic == late_topic)
+        .map(|o| o.payload.as_str())
+        .collect();
+    let mut partition_of: BTreeMap<&[u8], i32> = BTreeMap::new();
+    for o in &outs {
+        let p = *partition_of.entry(o.key.as_slice()).or_insert(o.partition);
+        assert_eq!(p, o.partition, "a key's records in two partitions");
+    }
+    let kafka = by_key(outs.iter().map(|o| o.payload.as_str()));
+    let file = by_key(out.iter().map(String::as_str));
+    assert_eq!(outs.len(), out.len(), "as many records as the file run's");
+    for (key, records) in &file {
+        assert_eq!(kafka.get(key), Some(records), "the records of key {key}");
+    }
+    assert_eq!(kafka.len(), file.len());
+    assert_eq!(lates, late.iter().map(String::as_str).collect::<Vec<_>>(), "late events");
+}
+
+/// `cepheid run` from `in` to `out`/`late` on `bootstrap` in `dir`.
+fn kafka_run(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", &format!("kafka://{bootstrap}/{}", t.input)])
+        .args(["--output", &format!("kafka://{bootstrap}/{}", t.output)])
+        .args(["--late", &format!("kafka://{bootstrap}/{}", t.late)])
+        .args(["--kafka-until", "end", "--rules-from-stream"])
+        .args(extra);
+    command
+}
+
+/// The same over the events file.
+fn file_run(dir: &Path) -> Output {
+    let output = cepheid()
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", "events.jsonl", "--rules-from-stream"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+struct Topics {
+    input: String,
+    output: String,
+    late: String,
+    marker: String,
+}
+
+fn topics(broker: &Broker, name: &str, out_partitions: i32) -> Topics {
+    let t = Topics {
+        input: topic(&format!("{name}-in")),
+        output: topic(&format!("{name}-out")),
+        late: topic(&format!("{name}-late")),
+        marker: topic(&format!("{name}-marker")),
+    };
+    broker.create_topic(&t.input, 1);
+    broker.create_topic(&t.output, out_partitions);
+    broker.create_topic(&t.late, 1);
+    broker.create_topic(&t.marker, 1);
+    t
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_sample_stream_from_kafka_to_kafka_gives_the_file_runs_output() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_sample");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let events = lines(&root.join("examples/data/sample.jsonl"));
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    // (the sample's patterns, one file)
+    let mut rules = String::new();
+    let mut paths: Vec<_> = fs::read_dir(root.join("patterns"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cep"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        rules.push_str(&fs::read_to_string(p).unwrap());
+        rules.push('\n');
+    }
+    fs::write(dir.join("rules.cep"), rules).unwrap();
+    file_run(&dir);
+    let t = topics(&broker, "sample", 3);
+    produce_lines(&broker.bootstrap(), &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let output = kafka_run(&dir, &broker.bootstrap(), &t, &["--checkpoint", "ckpt", &marker, "--transactional-id", "sample"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let file = file_run(&dir);
+    assert_eq!(crash::summary(&stderr(&output)), crash::summary(&stderr(&file)));
+    // What a read_committed consumer sees (nothing was aborted here).
+    let mut seen = Vec::new();
+    for name in [&t.output, &t.late] {
+        for s in broker.read_topic(name, "read_committed") {
+            seen.push(Out {
+                topic: name.clone(),
+                partition: s.partition,
+                offset: s.offset,
+                key: s.key.unwrap_or_default().into_bytes(),
+                payload: s.payload,
+                interval: None,
+            });
+        }
+    }
+    let out = lines(&dir.join("out.jsonl"));
+    assert!(out.len() >= 10, "the sample gives matches");
+    assert_same(&seen, &t.output, &t.late, &out, &lines(&dir.join("late.jsonl")));
+}
+
+/// Rules of `PATTERNS` changed (the `$rules` records of the stream).
+const CHANGED: &str = r#"
+pattern unpaid {
+    partition by order
+    within 40s
+    timeouts
+    match created followed by paid
+    where
+        created: type == "created"
+        paid:    type == "paid" and amount > 100
+    select
+        order  = created.order
+        amount = paid.amount
+}
+
+pattern burst {
+    partition by user
+    within 10s
+    skip past last event
+    match fail{3,} consecutive
+    where
+        fail: type == "fail"
+}
+"#;
+
+#[test]
+fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_crash");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // 100,000 events up to 3 s out of order (late ones with --max-delay
+    // 2s), malformed lines, and three changes of rules.
+    let mut events: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
+    events.insert(75_000, serde_json::json!({ "$rules": CHANGED }).to_string());
+    events.insert(50_000, serde_json::json!({ "$rules": PATTERNS }).to_string());
+    events.insert(25_000, serde_json::json!({ "$rules": CHANGED }).to_string());
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let t = topics(&broker, "crash", 3);
+    let bootstrap = broker.bootstrap();
+    produce_lines(&bootstrap, &t.input, &events);
+    let id = "crash-test";
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let run = || {
+        kafka_run(&dir, &bootstrap, &t, &["--checkpoint", "ckpt", "--checkpoint-every", "250ms", "--transactional-id", id, &marker])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts")
+    };
+    let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
+    let mut committed: Vec<Out> = Vec::new();
+    let mut moments = Moments(24);
+    let mut kills = 0;
+    let mut markers = Vec::new();
+    let started = Instant::now();
+    let last: Output = loop {
+        let mut child: Child = run();
+        let wait = moments.between(Duration::from_millis(300), Duration::from_millis(2500));
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline && child.try_wait().expect("status").is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let done = child.try_wait().expect("status").is_some();
+        if !done {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        let output = child.wait_with_output().expect("waits");
+        // What the instance left: its open transaction ended, the last
+        // committed checkpoint, every record it wrote.
+        let m = fence_and_read_marker(&bootstrap, id, &t.marker);
+        let from = reader.seen.len();
+        reader.drain(Duration::from_millis(1500));
+        let mine = &reader.seen[from..];
+        assert!(mine.iter().all(|o| o.interval.is_some()), "every record has its interval");
+        // Its records of intervals after M were aborted.
+        committed.extend(
+            mine.iter()
+                .filter(|o| m.is_some_and(|m| o.interval.expect("checked") <= m))
+                .cloned(),
+        );
+        markers.push(m);
+        if done {
+            assert!(output.status.success(), "{}", stderr(&output));
+            break output;
+        }
+        assert!(kills < 60, "more than 60 kills without an end");
+        assert!(started.elapsed() < Duration::from_secs(240), "too slow");
+    };
+    assert!(kills >= 10, "{kills} kills: too few (markers {markers:?})");
+    // The committed checkpoints went forward (never back) over the kills.
+    let numbers: Vec<u64> = markers.iter().flatten().copied().collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
+    assert!(stderr(&last).contains("resum"), "the last run resumed: {}", stderr(&last));
+    assert_same(
+        &committed,
+        &t.output,
+        &t.late,
+        &lines(&dir.join("out.jsonl")),
+        &lines(&dir.join("late.jsonl")),
+    );
+    assert!(crash::summary(&stderr(&file)).contains(" late, "));
+}
