@@ -18,14 +18,11 @@ mod check_flink;
 mod check_sample;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
-#[path = "../cli_live.rs"]
-mod cli_live;
 #[cfg(feature = "kafka")]
 #[path = "../cli_kafka.rs"]
 mod cli_kafka;
-#[cfg(feature = "kafka")]
-#[path = "../../crates/kafka/tests/support/mod.rs"]
-mod kafka_support;
+#[path = "../cli_live.rs"]
+mod cli_live;
 #[cfg(feature = "metrics")]
 #[path = "../cli_metrics.rs"]
 mod cli_metrics;
@@ -56,6 +53,9 @@ mod conformance_cli;
 mod conformance_patterns;
 #[path = "../explain_graph.rs"]
 mod explain_graph;
+#[cfg(feature = "kafka")]
+#[path = "../../crates/kafka/tests/support/mod.rs"]
+mod kafka_support;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_limit.rs"]

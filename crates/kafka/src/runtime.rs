@@ -134,11 +134,22 @@ fn kind(kind: RunKind) -> Kind {
 }
 
 impl KafkaSink {
-    fn run_error(&self, late: bool, error: KafkaError) -> SinkError {
+    fn run_error(&mut self, late: bool, error: KafkaError) -> SinkError {
+        if error.is_fenced() && self.fenced_by.is_none() {
+            self.fenced_by = Some(error.clone());
+        }
         SinkError {
             target: self.describe(),
             late,
             source: io_error(error),
+        }
+    }
+
+    /// Fenced before: the same error again.
+    fn still(&mut self, late: bool) -> Result<(), SinkError> {
+        match self.fenced_by.clone() {
+            Some(e) => Err(self.run_error(late, e)),
+            None => Ok(()),
         }
     }
 }
@@ -153,6 +164,7 @@ impl Sink for KafkaSink {
     }
 
     fn write(&mut self, k: RunKind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        self.still(k == RunKind::Late)?;
         // (the line without its newline: one record a value)
         let record = record.strip_suffix(b"\n").unwrap_or(record);
         KafkaSink::write(self, kind(k), key, record)
@@ -164,16 +176,23 @@ impl Sink for KafkaSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
+        self.still(false)?;
         KafkaSink::flush(self).map_err(|e| self.run_error(false, e))
     }
 
     fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+        self.still(false)?;
         KafkaSink::prepare(self, checkpoint).map_err(|e| self.run_error(false, e))?;
         Ok(SinkState::default())
     }
 
     fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
-        let at = decode_position(source).map_err(|e| self.run_error(false, e))?;
+        self.still(false)?;
+        // (a file's position, when the input is a file: the marker alone)
+        let at = match source {
+            Position::Bytes(_) => decode_position(source).map_err(|e| self.run_error(false, e))?,
+            _ => KafkaPosition::new(),
+        };
         KafkaSink::commit(self, checkpoint, &at).map_err(|e| self.run_error(false, e))
     }
 
@@ -185,7 +204,12 @@ impl Sink for KafkaSink {
         }
         let mut list = Vec::with_capacity(kept.len());
         for k in kept {
-            let position = decode_position(&k.source).map_err(|e| self.run_error(false, e))?;
+            let position = match &k.source {
+                Position::Bytes(_) => {
+                    decode_position(&k.source).map_err(|e| self.run_error(false, e))?
+                }
+                _ => KafkaPosition::new(),
+            };
             list.push(KeptCheckpoint {
                 id: k.number,
                 position,

@@ -189,6 +189,9 @@ pub struct KafkaSink {
     initialized: bool,
     in_transaction: bool,
     late: bool,
+    /// Fenced: every later call fails with this error (librdkafka purges
+    /// what was queued; its delivery reports say "purged", not why).
+    pub(crate) fenced_by: Option<KafkaError>,
     /// The number of the checkpoint whose interval is being written (the
     /// last committed one + 1): each record of a transactional sink
     /// carries it in its header [`CHECKPOINT_HEADER`].
@@ -289,6 +292,7 @@ impl KafkaSink {
             initialized: false,
             in_transaction: false,
             late: config.late,
+            fenced_by: None,
             interval: 1,
         })
     }

@@ -588,6 +588,12 @@ impl Runtime {
         };
         let (end, flushed) = match end {
             End::OutputClosed => (End::OutputClosed, true),
+            // (the sink already failed: the run's error is that one, said
+            // already; a flush that fails too says nothing new)
+            End::Failed(Error::Sink(e)) => {
+                let flushed = out.flush().is_ok();
+                (End::Failed(Error::Sink(e)), flushed)
+            }
             end => match out.flush() {
                 Ok(()) => (end, true),
                 Err(e) => match sink_failed(e, report.as_mut()) {

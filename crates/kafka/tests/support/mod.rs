@@ -398,7 +398,10 @@ impl Proxy {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "the proxy did not listen in 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not listen in 10 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
