@@ -413,10 +413,9 @@ pub fn run(args: &Args) -> u8 {
         }
     };
     #[cfg(not(feature = "kafka"))]
-    let (source, sink): (
-        Option<Box<dyn cepheid_runtime::Source>>,
-        Option<Box<dyn cepheid_runtime::Sink>>,
-    ) = (None, None);
+    let source: Option<Box<dyn cepheid_runtime::Source>> = None;
+    #[cfg(not(feature = "kafka"))]
+    let sink: Option<Box<dyn cepheid_runtime::Sink>> = None;
     let runtime = match Runtime::with_source(config, engine, source, sink, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(&loaded)),
         Err(e) => {

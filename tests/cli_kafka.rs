@@ -449,7 +449,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
         // Its records of intervals after M were aborted.
         aborted += mine
             .iter()
-            .filter(|o| !m.is_some_and(|m| o.interval.expect("checked") <= m))
+            .filter(|o| m.is_none_or(|m| o.interval.expect("checked") > m))
             .count();
         committed.extend(
             mine.iter()
