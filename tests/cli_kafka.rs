@@ -710,3 +710,88 @@ fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said
         stderr(&first)
     );
 }
+
+#[test]
+fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
+    let dir = scratch("kafka_usage");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    fs::write(dir.join("events.jsonl"), "").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--events", "kafka://127.0.0.1:1"],
+            "a Kafka URL is kafka://HOST:PORT",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/"],
+            "no topic after the brokers",
+        ),
+        (
+            &["--events", "kafka://nohost/t"],
+            "the brokers are HOST:PORT",
+        ),
+        (
+            &["--events", "events.jsonl", "--time", "kafka"],
+            "--time kafka need --events or --output kafka://",
+        ),
+        (
+            &["--events", "events.jsonl", "--kafka-until", "end"],
+            "--kafka-until need --events kafka://",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--transactional-id",
+                "x",
+            ],
+            "--transactional-id needs --output kafka://... and --checkpoint",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--output",
+                "kafka://127.0.0.1:1/a",
+                "--late",
+                "late.jsonl",
+            ],
+            "--late kafka://... goes with --output kafka://...",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/t", "--follow"],
+            "--follow is for files",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--kafka-start",
+                "yesterday",
+            ],
+            "is not earliest, latest",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/t", "--kafka", "nonsense"],
+            "is not NAME=VALUE",
+        ),
+    ];
+    for (args, said) in cases {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep"])
+            .args(*args)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(said),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
