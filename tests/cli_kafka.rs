@@ -375,6 +375,17 @@ pattern burst {
 }
 "#;
 
+/// The checkpoint file's identity (inode, modification time), `None`
+/// before the first: a new one is a new checkpoint.
+fn checkpoint_file(dir: &Path) -> Option<(u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(dir.join("ckpt/checkpoint")).ok()?;
+    Some((m.ino(), m.modified().ok()?))
+}
+
+/// How many times the crash test kills the run before letting it end.
+const WANTED: usize = 12;
+
 #[test]
 fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() {
     let broker = Broker::start();
@@ -425,12 +436,33 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
     let started = Instant::now();
     let last: Output = loop {
         let mut child: Child = run();
-        let wait = moments.between(Duration::from_millis(300), Duration::from_millis(2500));
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline && child.try_wait().expect("status").is_none() {
-            std::thread::sleep(Duration::from_millis(10));
+        if kills < WANTED {
+            // A kill a quarter of the time at a random moment after the
+            // start (before or during its first transaction), otherwise
+            // at a random moment up to 400 ms after a new checkpoint file
+            // appeared (between the snapshot and its commit, or in the
+            // next transaction): each instance commits little, so that
+            // the kills are spread over the whole stream.
+            let before = checkpoint_file(&dir);
+            let deadline = if moments.next() % 4 == 0 {
+                Instant::now()
+                    + moments.between(Duration::from_millis(50), Duration::from_millis(600))
+            } else {
+                let limit = Instant::now() + T;
+                while checkpoint_file(&dir) == before
+                    && child.try_wait().expect("status").is_none()
+                    && Instant::now() < limit
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Instant::now() + moments.between(Duration::ZERO, Duration::from_millis(400))
+            };
+            while Instant::now() < deadline && child.try_wait().expect("status").is_none() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
-        let done = child.try_wait().expect("status").is_some();
+        // (after the wanted kills, the last run goes to the end)
+        let done = kills >= WANTED || child.try_wait().expect("status").is_some();
         if !done {
             child.kill().expect("SIGKILL");
             kills += 1;
@@ -461,10 +493,12 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
             assert!(output.status.success(), "{}", stderr(&output));
             break output;
         }
-        assert!(kills < 60, "more than 60 kills without an end");
         assert!(started.elapsed() < Duration::from_secs(240), "too slow");
     };
-    assert!(kills >= 10, "{kills} kills: too few (markers {markers:?})");
+    assert_eq!(
+        kills, WANTED,
+        "a run ended before {WANTED} kills (markers {markers:?})"
+    );
     eprintln!(
         "{kills} kills, last committed checkpoints {markers:?}, {aborted} records of aborted transactions left out, {} committed",
         committed.len()
@@ -691,6 +725,13 @@ fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said
     .output()
     .expect("runs");
     assert!(second.status.success(), "{}", stderr(&second));
+    // The first learns it was fenced at its next transaction: one more
+    // record, and its next checkpoint commits.
+    produce_lines(
+        &b,
+        &t.input,
+        &[r#"{"ts":9,"type":"created","order":"o2"}"#.to_string()],
+    );
     let mut first = first;
     let deadline = Instant::now() + T;
     while first.try_wait().expect("status").is_none() {
