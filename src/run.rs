@@ -8,7 +8,9 @@
 //! ended into the exit status:
 //! - 3: malformed input with `--strict` (the events read before it are
 //!   still processed); 4: an I/O error; 5: a checkpoint that cannot be
-//!   used, or a folder or output another run holds; 128 + the signal for
+//!   used, or a folder or output another run holds; (feature `kafka`) 6:
+//!   a Kafka broker that did not answer within `--kafka-timeout`, 7: fenced
+//!   by another instance with the same transactional id; 128 + the signal for
 //!   a stopped run (130, 143); a closed standard output (`| head`) ends
 //!   the run quietly (0, no summary).
 //! - `--follow` refuses standard input (there is nothing to follow) and
@@ -267,9 +269,11 @@ pub struct Args {
     strict: bool,
     /// Keep checkpoints in this folder, and resume from the one there: the
     /// outputs end byte for byte as those of a run that never stopped.
-    /// Needs --events FILE (standard input cannot be read again); matches
-    /// written to standard output since the last checkpoint are written
-    /// again on resuming (at least once; with --output FILE exactly once).
+    /// Needs --events FILE or kafka://... (standard input cannot be read
+    /// again); matches written to standard output since the last
+    /// checkpoint are written again on resuming (at least once; with
+    /// --output FILE exactly once; with --output kafka://... exactly once,
+    /// by transactions: docs/kafka.md).
     /// Exit 5 when the checkpoint is corrupt or belongs to another command.
     /// With --processes, DIR must be a folder every process sees (the same
     /// machine or a shared file system).
