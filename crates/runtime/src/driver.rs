@@ -745,12 +745,23 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
             Format::Csv => "csv",
         }
         .to_string(),
-        time: match config.time {
-            Time::Event { .. } => "event",
-            Time::Processing => "processing",
-            Time::Record => "record",
-        }
-        .to_string(),
+        time: {
+            let time = match config.time {
+                Time::Event { .. } => "event",
+                Time::Processing => "processing",
+                Time::Record => "record",
+            };
+            // (the engine's delay is unbounded with split watermarks: the
+            // run's own is checked here)
+            if config.split_watermarks && config.time != Time::Processing {
+                format!(
+                    "{time} (per split, --max-delay {} ms)",
+                    config.max_delay.as_millis()
+                )
+            } else {
+                time.to_string()
+            }
+        },
         time_field: config.time_field().unwrap_or("ts").to_string(),
         output: config.output.as_deref().map(path),
         late: config.late.as_deref().map(path),
