@@ -8,7 +8,9 @@
 //! ended into the exit status:
 //! - 3: malformed input with `--strict` (the events read before it are
 //!   still processed); 4: an I/O error; 5: a checkpoint that cannot be
-//!   used, or a folder or output another run holds; 128 + the signal for
+//!   used, or a folder or output another run holds; (feature `kafka`) 6:
+//!   a Kafka broker that did not answer within `--kafka-timeout`, 7: fenced
+//!   by another instance with the same transactional id; 128 + the signal for
 //!   a stopped run (130, 143); a closed standard output (`| head`) ends
 //!   the run quietly (0, no summary).
 //! - `--follow` refuses standard input (there is nothing to follow) and
@@ -41,6 +43,10 @@ mod metrics;
 #[path = "stats.rs"]
 mod stats;
 
+#[cfg(feature = "kafka")]
+#[path = "kafka.rs"]
+pub(crate) mod kafka;
+
 use crate::{signals, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// Exit status: malformed input with `--strict`.
@@ -72,6 +78,9 @@ pub enum TimeArg {
     Event,
     /// The wall clock when the run takes each line.
     Processing,
+    /// Each Kafka record's timestamp (`--events kafka://...`; feature
+    /// `kafka`): no time field is read.
+    Kafka,
 }
 
 /// How the summary at the end is written.
@@ -90,7 +99,10 @@ pub struct Args {
     /// Pattern files (`.cep`) or folders (every `*.cep` inside).
     #[arg(required = true, value_name = "PATTERNS")]
     patterns: Vec<PathBuf>,
-    /// The events file; `-` (the default) reads standard input.
+    /// The events file; `-` (the default) reads standard input;
+    /// `kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]` reads Kafka topics
+    /// (every partition, assigned explicitly; offsets kept in
+    /// --checkpoint; per-partition watermarks; docs/kafka.md).
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub(crate) events: PathBuf,
     /// Follow the events file as `tail -F` does: at its end, wait for more
@@ -125,9 +137,10 @@ pub struct Args {
     format: FormatArg,
     /// Where event time comes from: `event`, the time field; `processing`,
     /// the wall clock when each line is taken (no time field needed, no
-    /// late events, windows close as the clock passes them).
+    /// late events, windows close as the clock passes them); `kafka`, each
+    /// Kafka record's timestamp.
     #[arg(long, value_enum, default_value = "event")]
-    time: TimeArg,
+    pub(crate) time: TimeArg,
     /// The event-time field: integer milliseconds or an RFC 3339 string.
     #[arg(long, value_name = "FIELD", default_value = "ts")]
     time_field: String,
@@ -146,12 +159,60 @@ pub struct Args {
     /// quiet stream; events that then arrive behind it are late.
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     idle_timeout: Option<i64>,
-    /// Where matches and timeouts go; `-` (the default) is standard output.
+    /// Where matches and timeouts go; `-` (the default) is standard output;
+    /// `kafka://HOST:PORT[,HOST:PORT]/TOPIC` a Kafka topic, each record
+    /// keyed by its partition key (a key's records stay in order): with
+    /// --checkpoint exactly once (transactions), without at least once
+    /// (an idempotent producer).
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub(crate) output: PathBuf,
-    /// Write late events here (otherwise they are only counted).
+    /// Write late events here (otherwise they are only counted); with
+    /// --output kafka://..., a topic: kafka://HOST:PORT/TOPIC.
     #[arg(long, value_name = "FILE")]
     pub(crate) late: Option<PathBuf>,
+    /// With --output kafka://..., timeouts to this topic instead
+    /// (kafka://HOST:PORT/TOPIC, the same brokers).
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "URL")]
+    pub(crate) timeouts: Option<PathBuf>,
+    /// Where a Kafka source starts: `earliest` (the default), `latest`,
+    /// or a time (RFC 3339 or milliseconds since the epoch: each
+    /// partition's first record at or after it). A checkpoint overrides it.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "WHERE", value_parser = kafka::parse_start)]
+    pub(crate) kafka_start: Option<cepheid_kafka::StartAt>,
+    /// `end`: read each partition up to its end offset as the broker gives
+    /// it when the run starts, then end as a file does (bounded).
+    /// Otherwise a Kafka source never ends (SIGINT/SIGTERM stop it).
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "end", value_parser = ["end"])]
+    pub(crate) kafka_until: Option<String>,
+    /// A librdkafka property for the Kafka clients (repeatable):
+    /// `--kafka security.protocol=ssl`.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "NAME=VALUE", value_parser = kafka::parse_property)]
+    pub(crate) kafka: Vec<(String, String)>,
+    /// The Kafka producer's transactional id (with --checkpoint and
+    /// --output kafka://...); default `cepheid:` and the checkpoint
+    /// folder's canonical path. A second instance with the same id fences
+    /// the first, which stops (exit 7).
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "ID")]
+    pub(crate) transactional_id: Option<String>,
+    /// A topic of cepheid's own whose partition 0 marks the committed
+    /// checkpoints: each transaction writes `{"checkpoint":N}` there and
+    /// commits N as the offset of that partition. Needed on brokers that
+    /// drop the offsets of a transaction without records (tansu 0.6);
+    /// default: no records, the offset of partition 0 of --output's topic.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "TOPIC")]
+    pub(crate) kafka_marker_topic: Option<String>,
+    /// How long a Kafka broker that does not answer is waited for (retried
+    /// with backoff), at the start and during the run; then the run stops
+    /// with exit status 6.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
+    pub(crate) kafka_timeout: i64,
     /// At the end, let time run to infinity: every event still waiting is
     /// processed (with `$watermark` lines in the input, events after the
     /// last one otherwise stay unprocessed, and the summary counts them)
@@ -216,14 +277,16 @@ pub struct Args {
     strict: bool,
     /// Keep checkpoints in this folder, and resume from the one there: the
     /// outputs end byte for byte as those of a run that never stopped.
-    /// Needs --events FILE (standard input cannot be read again); matches
-    /// written to standard output since the last checkpoint are written
-    /// again on resuming (at least once; with --output FILE exactly once).
+    /// Needs --events FILE or kafka://... (standard input cannot be read
+    /// again); matches written to standard output since the last
+    /// checkpoint are written again on resuming (at least once; with
+    /// --output FILE exactly once; with --output kafka://... exactly once,
+    /// by transactions: docs/kafka.md).
     /// Exit 5 when the checkpoint is corrupt or belongs to another command.
     /// With --processes, DIR must be a folder every process sees (the same
     /// machine or a shared file system).
     #[arg(long, value_name = "DIR")]
-    checkpoint: Option<PathBuf>,
+    pub(crate) checkpoint: Option<PathBuf>,
     /// How often to checkpoint: a wall-clock duration, a number of events,
     /// or both (`10s`, `100000`, `10s,100000`; default 10s).
     #[arg(long, value_name = "WHEN", requires = "checkpoint", value_parser = cepheid_runtime::checkpoint::parse_every)]
@@ -270,6 +333,18 @@ pub fn run(args: &Args) -> u8 {
     if let Err(status) = refuse_conflicts(args) {
         return status;
     }
+    #[cfg(feature = "kafka")]
+    if let Err(why) = kafka::check(args) {
+        say!("error: {why}");
+        return EXIT_USAGE;
+    }
+    #[cfg(not(feature = "kafka"))]
+    for (flag, path) in [("--events", &args.events), ("--output", &args.output)] {
+        if path.to_str().is_some_and(|p| p.starts_with("kafka://")) {
+            say!("error: {flag} kafka://...: this cepheid was built without the feature `kafka`");
+            return EXIT_USAGE;
+        }
+    }
     if args.time_field == "$watermark" {
         // Every line would be read as a watermark.
         say!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
@@ -308,6 +383,11 @@ pub fn run(args: &Args) -> u8 {
         say!("error: --metrics is not supported with --workers or --processes (yet)");
         return EXIT_USAGE;
     }
+    #[cfg(all(feature = "workers", feature = "kafka"))]
+    if args.scale.enabled() && (kafka::is_kafka(&args.events) || kafka::is_kafka(&args.output)) {
+        say!("error: Kafka is not supported with --workers or --processes yet");
+        return EXIT_USAGE;
+    }
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
         return workers::run(&config, &args.scale, &loaded.patterns);
@@ -334,7 +414,30 @@ pub fn run(args: &Args) -> u8 {
             .map(|ms| stats::Periodic::new(Duration::from_millis(ms as u64))),
         counting: false,
     };
-    let runtime = match Runtime::with_engine(config, engine, Box::new(report)) {
+    // The Kafka source and sink the command names (each checks its
+    // topics on the broker, which is waited for up to --kafka-timeout).
+    #[cfg(feature = "kafka")]
+    let (config, source, sink) = {
+        let mut config = config;
+        match kafka::open(args, &mut config) {
+            Ok(k) => (
+                config,
+                k.source
+                    .map(|s| Box::new(s) as Box<dyn cepheid_runtime::Source>),
+                k.sink
+                    .map(|s| Box::new(s) as Box<dyn cepheid_runtime::Sink>),
+            ),
+            Err(e) => {
+                say!("error: {e}");
+                return kafka::status_of(&e);
+            }
+        }
+    };
+    #[cfg(not(feature = "kafka"))]
+    let source: Option<Box<dyn cepheid_runtime::Source>> = None;
+    #[cfg(not(feature = "kafka"))]
+    let sink: Option<Box<dyn cepheid_runtime::Sink>> = None;
+    let runtime = match Runtime::with_source(config, engine, source, sink, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(&loaded)),
         Err(e) => {
             say!("error: {e}");
@@ -386,7 +489,12 @@ pub fn run(args: &Args) -> u8 {
 
 /// The exit status of a run that could not start or stopped on `e`.
 fn error_status(e: &Error) -> u8 {
+    #[cfg(feature = "kafka")]
+    if let Some(status) = kafka::status(e) {
+        return status;
+    }
     match e {
+        Error::MalformedRecord { .. } => EXIT_MALFORMED,
         Error::Pattern { .. } => EXIT_PATTERN_ERROR,
         Error::Malformed { .. } => EXIT_MALFORMED,
         e if e.is_checkpoint() => crate::EXIT_CHECKPOINT,
@@ -410,7 +518,13 @@ pub(crate) fn config(args: &Args) -> Config {
             field: args.time_field.clone(),
         },
         TimeArg::Processing => Time::Processing,
+        TimeArg::Kafka => Time::Record,
     };
+    // A Kafka source's event time is per partition (Flink's Kafka source).
+    config.split_watermarks = args
+        .events
+        .to_str()
+        .is_some_and(|p| p.starts_with("kafka://"));
     config.max_delay = ms(args.max_delay);
     config.idle_timeout = args.idle_timeout.map(ms);
     config.max_runs_per_key = args.max_runs_per_key;

@@ -38,8 +38,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cepheid-syntax",
         ],
     ),
-    // Beside the runtime, not used by the command yet (issue 24).
-    ("cepheid-kafka", &["cepheid-engine"]),
+    // Kafka in and out (issue 24): the runtime's `Source` and `Sink`
+    // implemented; the command's (default) feature `kafka`.
+    ("cepheid-kafka", &["cepheid-engine", "cepheid-runtime"]),
     // The status, Prometheus text and live page of `cepheid run --metrics`
     // (issue 25): the command's (default) feature `metrics`, over the
     // runtime's observer hook (the runtime does not use it).
@@ -51,6 +52,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cepheid-core",
             "cepheid-dataflow",
             "cepheid-engine",
+            "cepheid-kafka",
             "cepheid-monitor",
             "cepheid-runtime",
             "cepheid-syntax",
@@ -83,6 +85,10 @@ const CLI_CRATES: [&str; 9] = [
 /// The monitor and what only it needs: an optional integration, never in
 /// the library's tree either.
 const MONITOR_CRATES: [&str; 3] = ["cepheid-monitor", "prometheus-client", "tiny_http"];
+
+/// Kafka and its client (librdkafka, built from source): the command's
+/// feature `kafka`, never in the library's or the runtime's tree.
+const KAFKA_CRATES: [&str; 3] = ["cepheid-kafka", "rdkafka", "rdkafka-sys"];
 
 fn cargo(args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -164,7 +170,11 @@ fn the_library_builds_no_crate_of_the_command() {
     for flags in [&[][..], &["--no-default-features"][..]] {
         let library = tree("cepheid-engine", flags);
         assert!(library.contains("cepheid-engine") && library.contains("nom"));
-        for cli in CLI_CRATES.iter().chain(&MONITOR_CRATES) {
+        for cli in CLI_CRATES
+            .iter()
+            .chain(&MONITOR_CRATES)
+            .chain(&KAFKA_CRATES)
+        {
             assert!(
                 !library.contains(*cli),
                 "{cli} is in the library's tree ({flags:?})"
@@ -182,10 +192,11 @@ fn the_library_builds_no_crate_of_the_command() {
                 "{cli} in the runtime's tree ({flags:?})"
             );
         }
-        // Its observer hook is generic: the monitor is the command's.
-        for name in MONITOR_CRATES {
+        // Its observer hook is generic: the monitor is the command's; so is
+        // Kafka (its crate implements the runtime's traits).
+        for name in MONITOR_CRATES.iter().chain(&KAFKA_CRATES) {
             assert!(
-                !runtime.contains(name),
+                !runtime.contains(*name),
                 "{name} is in the runtime's tree ({flags:?})"
             );
         }

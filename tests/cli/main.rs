@@ -18,6 +18,9 @@ mod check_flink;
 mod check_sample;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
+#[cfg(feature = "kafka")]
+#[path = "../cli_kafka.rs"]
+mod cli_kafka;
 #[path = "../cli_live.rs"]
 mod cli_live;
 #[cfg(feature = "metrics")]
@@ -52,6 +55,9 @@ mod conformance_cli;
 mod conformance_patterns;
 #[path = "../explain_graph.rs"]
 mod explain_graph;
+#[cfg(feature = "kafka")]
+#[path = "../../crates/kafka/tests/support/mod.rs"]
+mod kafka_support;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_limit.rs"]

@@ -1863,6 +1863,7 @@ impl Job {
                     // yet (`--workers`: each worker decodes its own
                     // chunks; their views would be merged first).
                     seen: SeenTold::new(None),
+                    timing: Default::default(),
                 };
                 // Ends with the input, or with the process (a signal).
                 let _reader = spawn_reader(input, reading, tx);
@@ -1958,7 +1959,8 @@ impl Live {
                         items.push(SourceItem::Event { ts, offset, event })
                     }
                     Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
-                    Ok(Entry::Item(Item::Skip)) => {}
+                    // (only a `Source`'s reader sends these: not here)
+                    Ok(Entry::Item(Item::Skip) | Entry::SplitWatermark(_)) => {}
                     Ok(Entry::Rules(_)) => {
                         // Not recognized without `controls`; said if ever.
                         self.counts.malformed_line();

@@ -26,6 +26,7 @@
 mod error;
 mod position;
 mod retry;
+mod runtime;
 mod sink;
 mod source;
 mod watermark;
@@ -33,8 +34,10 @@ mod watermark;
 pub use error::KafkaError;
 pub use position::KafkaPosition;
 pub use retry::Retry;
+pub use runtime::{decode_position, encode_position, kafka_error};
 pub use sink::{
     KafkaSink, KeptCheckpoint, Kind, OutputTopics, Recovery, SinkConfig, Transactional,
+    CHECKPOINT_HEADER,
 };
 pub use source::{KafkaRecord, KafkaSource, Partitions, Read, SourceConfig, StartAt};
 pub use watermark::SplitWatermarks;

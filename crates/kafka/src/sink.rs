@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use rdkafka::message::DeliveryResult;
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
@@ -79,7 +79,12 @@ pub struct Transactional {
     pub group_id: String,
     /// The (topic, partition) whose committed offset in the group is the
     /// number of the last committed checkpoint; `None`: partition 0 of the
-    /// first output topic (the group never reads it).
+    /// first output topic (the group never reads it). A topic that is not
+    /// an output topic is the sink's own: each transaction also writes a
+    /// record `{"checkpoint":N}` there, so that no transaction is without
+    /// records (tansu drops the offsets of a transaction without records
+    /// after an earlier one of the same producer; a Kafka broker does not
+    /// need it), and the topic is a log of the committed checkpoints.
     pub marker: Option<(String, i32)>,
     /// `transaction.timeout.ms`: the broker aborts a transaction open
     /// longer (an instance that died with one open).
@@ -112,6 +117,9 @@ pub struct SinkConfig {
     pub retry: Retry,
     /// Further librdkafka properties, set last.
     pub properties: Vec<(String, String)>,
+    /// Are late events written (to their topic)? Otherwise the runtime
+    /// only counts them (`cepheid_runtime::Sink::takes_late`).
+    pub late: bool,
 }
 
 impl SinkConfig {
@@ -123,6 +131,7 @@ impl SinkConfig {
             transactional: None,
             retry: Retry::default(),
             properties: Vec::new(),
+            late: true,
         }
     }
 }
@@ -179,7 +188,22 @@ pub struct KafkaSink {
     retry: Retry,
     initialized: bool,
     in_transaction: bool,
+    late: bool,
+    /// Fenced: every later call fails with this error (librdkafka purges
+    /// what was queued; its delivery reports say "purged", not why).
+    pub(crate) fenced_by: Option<KafkaError>,
+    /// The number of the checkpoint whose interval is being written (the
+    /// last committed one + 1): each record of a transactional sink
+    /// carries it in its header [`CHECKPOINT_HEADER`].
+    interval: u64,
 }
+
+/// The header of each record a transactional sink writes: the number of
+/// the checkpoint whose transaction holds it, in decimal. A consumer that
+/// reads uncommitted records (or a broker that hands out aborted ones, as
+/// tansu does) can tell them apart by it: the records of interval N are
+/// committed exactly when the marker's committed offset is N or more.
+pub const CHECKPOINT_HEADER: &str = "cepheid-checkpoint";
 
 impl std::fmt::Debug for KafkaSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -267,12 +291,30 @@ impl KafkaSink {
             retry,
             initialized: false,
             in_transaction: false,
+            late: config.late,
+            fenced_by: None,
+            interval: 1,
         })
     }
 
     /// `kafka:` and the output topics.
     pub fn describe(&self) -> String {
         format!("kafka:{}", self.topics.all().join(","))
+    }
+
+    /// The topic records of `kind` go to.
+    pub fn topic(&self, kind: Kind) -> &str {
+        self.topics.topic(kind)
+    }
+
+    /// Does it write late events (`SinkConfig::late`)?
+    pub fn takes_late(&self) -> bool {
+        self.late
+    }
+
+    /// The number of the checkpoint whose interval is being written.
+    pub fn interval(&self) -> u64 {
+        self.interval
     }
 
     /// True for a transactional (exactly-once) sink.
@@ -371,12 +413,35 @@ impl KafkaSink {
     /// begins a transaction at the first write after a commit.
     pub fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
         self.begin()?;
-        let topic = self.topics.topic(kind);
+        let topic = self.topics.topic(kind).to_string();
+        self.send(&topic, None, key, record)?;
+        self.producer.poll(Duration::ZERO);
+        self.check_delivery()
+    }
+
+    /// Queues one record to `topic` (`partition`: the key's by default),
+    /// waiting while the queue is full.
+    fn send(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        record: &[u8],
+    ) -> Result<(), KafkaError> {
+        let interval = self.interval.to_string();
         let mut waited = Duration::ZERO;
         loop {
-            let sent = self
-                .producer
-                .send(BaseRecord::to(topic).key(key).payload(record));
+            let mut base = BaseRecord::to(topic).key(key).payload(record);
+            if let Some(p) = partition {
+                base = base.partition(p);
+            }
+            if self.transactional.is_some() {
+                base = base.headers(OwnedHeaders::new().insert(Header {
+                    key: CHECKPOINT_HEADER,
+                    value: Some(interval.as_bytes()),
+                }));
+            }
+            let sent = self.producer.send(base);
             match sent {
                 Ok(()) => break,
                 Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
@@ -394,8 +459,7 @@ impl KafkaSink {
                 Err((e, _)) => return Err(self.txn_error("write")(e)),
             }
         }
-        self.producer.poll(Duration::ZERO);
-        self.check_delivery()
+        Ok(())
     }
 
     /// Waits until every queued record is delivered (or the retry limit
@@ -445,6 +509,13 @@ impl KafkaSink {
             let n = i64::try_from(checkpoint).map_err(|_| KafkaError::Config {
                 reason: format!("checkpoint number {checkpoint} is too large"),
             })?;
+            if !self.topics.all().contains(&t.as_str()) {
+                // A marker topic of its own: a record there in each
+                // transaction, so that none is without records (tansu
+                // drops the offsets of a transaction without records).
+                let text = format!("{{\"checkpoint\":{checkpoint}}}");
+                self.send(&t, Some(p), b"", text.as_bytes())?;
+            }
             tpl.add_partition_offset(&t, p, Offset::Offset(n))
                 .map_err(|e| KafkaError::client("send_offsets_to_transaction", e))?;
         }
@@ -457,6 +528,7 @@ impl KafkaSink {
             return Err(error);
         }
         self.in_transaction = false;
+        self.interval = checkpoint + 1;
         self.check_delivery()
     }
 
@@ -546,6 +618,7 @@ impl KafkaSink {
         }
         let Some(n) = checkpoint else {
             if position.is_empty() {
+                self.interval = 1;
                 return Ok(Recovery::NothingCommitted);
             }
             return Err(KafkaError::NoCheckpointMatches {
@@ -561,7 +634,10 @@ impl KafkaSink {
                     .all(|(t, p, o)| position.get(t, p) == Some(o))
         });
         match found {
-            Some(i) => Ok(Recovery::Checkpoint(i)),
+            Some(i) => {
+                self.interval = n + 1;
+                Ok(Recovery::Checkpoint(i))
+            }
             None => Err(KafkaError::NoCheckpointMatches {
                 committed_checkpoint: Some(n),
                 committed: position,

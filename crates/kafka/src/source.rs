@@ -62,6 +62,10 @@ pub struct SourceConfig {
     pub retry: Retry,
     /// Further librdkafka properties (`key`, `value`), set last.
     pub properties: Vec<(String, String)>,
+    /// Bounded: read up to each partition's end offset as the broker
+    /// gives it when the source starts (its high watermark), then end
+    /// ([`KafkaSource::at_end`]); records after it are not handed out.
+    pub until_end: bool,
 }
 
 impl SourceConfig {
@@ -78,6 +82,7 @@ impl SourceConfig {
             max_batch: 1024,
             retry: Retry::default(),
             properties: Vec::new(),
+            until_end: false,
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct KafkaSource {
     retry: Retry,
     /// Since when the broker has seemed unreachable.
     down_since: Option<(Instant, ClientError)>,
+    /// Bounded: each partition's end offset at the start.
+    end: Option<KafkaPosition>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -269,6 +276,15 @@ impl KafkaSource {
             };
             position.set(t, *p, next);
         }
+        let end = if config.until_end {
+            let mut end = KafkaPosition::new();
+            for (t, p) in &splits {
+                end.set(t, *p, watermarks(t, *p)?.1);
+            }
+            Some(end)
+        } else {
+            None
+        };
         let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();
         for (i, (t, p)) in splits.iter().enumerate() {
             index.entry(t.clone()).or_default().insert(*p, i);
@@ -282,6 +298,7 @@ impl KafkaSource {
             max_batch: config.max_batch.max(1),
             retry,
             down_since: None,
+            end,
         };
         source.assign()?;
         Ok(source)
@@ -334,6 +351,10 @@ impl KafkaSource {
                     else {
                         continue; // not ours (a stale fetch after seek)
                     };
+                    let end = self.end.as_ref().and_then(|e| e.get(topic, partition));
+                    if end.is_some_and(|end| message.offset() >= end) {
+                        continue; // bounded: after the end
+                    }
                     self.position.set(topic, partition, message.offset() + 1);
                     batch.push(KafkaRecord {
                         topic: topic.to_string(),
@@ -401,6 +422,20 @@ impl KafkaSource {
                 })
             }
         }
+    }
+
+    /// Bounded ([`SourceConfig::until_end`]): has every partition been
+    /// read to its end offset? Always false otherwise.
+    pub fn at_end(&self) -> bool {
+        self.end.as_ref().is_some_and(|end| {
+            end.iter()
+                .all(|(t, p, o)| self.position.get(t, p).is_some_and(|at| at >= o))
+        })
+    }
+
+    /// Bounded: each partition's end offset, read at the start.
+    pub fn end(&self) -> Option<&KafkaPosition> {
+        self.end.as_ref()
     }
 
     /// Per (topic, partition), the offset after the last record handed

@@ -351,3 +351,69 @@ fn an_unreachable_broker_is_an_error_after_the_limit() {
     );
     eprintln!("{error}");
 }
+
+/// Through the runtime's `Sink` trait (what `cepheid run` calls): the
+/// kept checkpoint the broker committed is chosen by its index; nothing
+/// committed while only the first checkpoint is kept starts over
+/// (`kept.len()`); nothing committed with a later checkpoint kept is an
+/// error that names it.
+#[test]
+fn the_runtime_sink_maps_the_recovery_to_the_kept_checkpoint() {
+    use cepheid_kafka::encode_position;
+    use cepheid_runtime::sink::{Checkpoint, Sink, SinkState};
+
+    let broker = Broker::start();
+    let out = topic("runtime-out");
+    let input = topic("runtime-in");
+    broker.create_topic(&out, 1);
+    broker.create_topic(&input, 1);
+    let checkpoint = |number: u64, at: i64| Checkpoint {
+        number,
+        source: encode_position(&position(&input, &[at])),
+        sink: SinkState::default(),
+    };
+    // Nothing committed yet: only checkpoint 1 kept, start over.
+    let mut sink = transactional_sink(&broker, OutputTopics::One(out.clone()), "rt", "rt-group");
+    let first = [checkpoint(1, 5)];
+    assert_eq!(Sink::recover(&mut sink, &first).expect("recovers"), 1);
+    // Checkpoint 2 kept with nothing committed: the offsets are gone.
+    let mut sink = transactional_sink(&broker, OutputTopics::One(out.clone()), "rt", "rt-group");
+    let error = Sink::recover(&mut sink, &[checkpoint(2, 9), checkpoint(1, 5)])
+        .expect_err("nothing committed, checkpoint 2 kept");
+    assert!(
+        error.to_string().contains("checkpoint 2 is kept"),
+        "{error}"
+    );
+    // Commit 1 and 2 (records, offsets, marker); a third prepared only.
+    let mut sink = transactional_sink(&broker, OutputTopics::One(out.clone()), "rt", "rt-group");
+    for (n, at) in [(1, 5), (2, 9)] {
+        Sink::write(
+            &mut sink,
+            cepheid_runtime::Kind::Match,
+            b"{\"k\":1}",
+            b"{\"n\":1}\n",
+        )
+        .expect("writes");
+        Sink::prepare(&mut sink, n).expect("prepares");
+        Sink::commit(&mut sink, n, &checkpoint(n, at).source).expect("commits");
+    }
+    Sink::write(
+        &mut sink,
+        cepheid_runtime::Kind::Match,
+        b"{\"k\":1}",
+        b"{\"n\":3}\n",
+    )
+    .expect("writes");
+    Sink::prepare(&mut sink, 3).expect("prepares");
+    // A new instance: checkpoint 3 written but not committed, 2 kept
+    // beside it: the broker says 2, index 1.
+    let mut next = transactional_sink(&broker, OutputTopics::One(out.clone()), "rt", "rt-group");
+    let kept = [checkpoint(3, 12), checkpoint(2, 9)];
+    assert_eq!(Sink::recover(&mut next, &kept).expect("recovers"), 1);
+    assert_eq!(next.interval(), 3, "the next interval is 3 again");
+    // The old instance was fenced: it says so, and stays so.
+    let error = Sink::commit(&mut sink, 3, &kept[0].source).expect_err("fenced");
+    assert!(error.to_string().contains("took over"), "{error}");
+    let again = Sink::flush(&mut sink).expect_err("still fenced");
+    assert!(again.to_string().contains("took over"), "{again}");
+}

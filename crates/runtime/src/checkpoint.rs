@@ -164,6 +164,10 @@ pub struct Meta {
     /// A sink's own state (`SinkState::data`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sink_data: Vec<u8>,
+    /// With split watermarks (`Config::split_watermarks`), each split's
+    /// watermark: a resumed run's splits start where they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_watermarks: Option<Vec<Option<i64>>>,
     /// Not in the file: set on resuming with `--watch` when the pattern
     /// files on disk are no longer the checkpoint's rules (edited after
     /// it): the run goes on with the checkpoint's rules and reads the
@@ -512,6 +516,7 @@ mod tests {
             number: 4,
             source: None,
             sink_data: Vec::new(),
+            split_watermarks: None,
             reload_files: false,
         }
     }

@@ -60,11 +60,11 @@ use cepheid_syntax::Loaded;
 use crate::checkpoint::{self, Counters, Meta, Writer};
 use crate::reload::{self, Reloads};
 use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
-use crate::source::Source;
 use crate::source::{
     spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
     SeenTold, BATCHES_AHEAD,
 };
+use crate::source::{Source, SourceTiming, SplitTiming};
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
     Config, Doing, End, Error, Input, Level, Notice, Report, RunEvent, RunView, Summary, Time,
@@ -283,6 +283,15 @@ impl Runtime {
         sink: Option<Box<dyn Sink>>,
         mut report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
+        if source.is_none() && config.time == Time::Record {
+            return Err(Error::Source(crate::SourceError {
+                source_name: config.input.describe(),
+                error: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "event time from the records' own times needs a source that gives them (a Kafka source), not a file",
+                ),
+            }));
+        }
         let source = source.map(|source| Arc::new(Mutex::new(source)));
         let io_error = |doing: Doing, path: &Path, source: io::Error| Error::Io {
             doing,
@@ -304,6 +313,20 @@ impl Runtime {
                 custom_command(&config, name)
             }),
             None => checkpoint_command(&config),
+        };
+        // A source's run that its sink may send back to the start (it
+        // committed none of the kept checkpoints: `Sink::recover`): the
+        // engine and the source as they are before resuming.
+        let start_over = match (&source, &config.checkpoint) {
+            (Some(source), Some(_)) => {
+                let mut bytes = Vec::new();
+                engine.snapshot(&mut bytes).map_err(|e| Error::Pattern {
+                    name: String::new(),
+                    source: e,
+                })?;
+                Some((bytes, lock_source(source).position()))
+            }
+            _ => None,
         };
         let resumed = match (&config.checkpoint, &command) {
             (Some(dir), Some(command)) => {
@@ -355,6 +378,28 @@ impl Runtime {
                 kept.extend(resumed.prev.as_ref().map(|(meta, _)| kept_one(meta)));
                 match sink.recover(&kept).map_err(Error::Sink)? {
                     0 => Some(resumed.meta),
+                    n if n == kept.len() && start_over.is_some() => {
+                        // Nothing of the kept checkpoints was committed:
+                        // from the start, as if none were kept.
+                        let (bytes, at) = start_over.expect("checked");
+                        let mut fresh = config.engine();
+                        fresh
+                            .restore_rules(bytes.as_slice())
+                            .map_err(|e| Error::Pattern {
+                                name: String::new(),
+                                source: e,
+                            })?;
+                        engine = fresh;
+                        decoder = new_decoder(&config, engine.fields());
+                        if let Some(source) = &source {
+                            lock_source(source).seek(&at).map_err(Error::Source)?;
+                        }
+                        report.notice(Notice::line(
+                            Level::Info,
+                            "cepheid: the sink committed none of the kept checkpoints: starting from the beginning",
+                        ));
+                        None
+                    }
                     1 => {
                         let (meta, bytes) = resumed.prev.expect("two kept");
                         let snapshot = checkpoint::decode(&bytes).map(|(_, s)| s);
@@ -483,6 +528,7 @@ impl Runtime {
         let mut keys = KeyFields::new(engine.patterns(), engine.fields());
         let mut drops = Drops::default();
         let number = resumed.as_ref().map_or(0, |m| m.number);
+        let splits = resumed.as_ref().and_then(|m| m.split_watermarks.clone());
         let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
         keys.restore(&counters.object_keys_told);
         drops.restore(&counters.dropped_keys, &names(&engine));
@@ -521,6 +567,8 @@ impl Runtime {
             reloads,
             stale_below: 0,
             open_end: false,
+            mid_batch: false,
+            splits,
             reload_first,
             fields: FieldWarnings {
                 watch: field_watch,
@@ -540,6 +588,12 @@ impl Runtime {
         };
         let (end, flushed) = match end {
             End::OutputClosed => (End::OutputClosed, true),
+            // (the sink already failed: the run's error is that one, said
+            // already; a flush that fails too says nothing new)
+            End::Failed(Error::Sink(e)) => {
+                let flushed = out.flush().is_ok();
+                (End::Failed(Error::Sink(e)), flushed)
+            }
             end => match out.flush() {
                 Ok(()) => (end, true),
                 Err(e) => match sink_failed(e, report.as_mut()) {
@@ -585,7 +639,10 @@ fn names(engine: &Engine<Record>) -> Vec<String> {
 fn new_decoder(config: &Config, fields: &FieldTable) -> Decoder {
     let decoder = match &config.time {
         Time::Event { field } => Decoder::new(config.format, field, fields.clone()),
-        Time::Processing => Decoder::new(config.format, "ts", fields.clone()).without_time(),
+        // (a record's time is set from its source's, `SourceTiming`)
+        Time::Processing | Time::Record => {
+            Decoder::new(config.format, "ts", fields.clone()).without_time()
+        }
     };
     match config.field_warnings {
         Some(after) => decoder.watch_fields(after),
@@ -619,6 +676,7 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         time: match config.time {
             Time::Event { .. } => "event",
             Time::Processing => "processing",
+            Time::Record => "record",
         }
         .to_string(),
         // (in processing time no field is read: `ts`, the default)
@@ -688,11 +746,23 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
             Format::Csv => "csv",
         }
         .to_string(),
-        time: match config.time {
-            Time::Event { .. } => "event",
-            Time::Processing => "processing",
-        }
-        .to_string(),
+        time: {
+            let time = match config.time {
+                Time::Event { .. } => "event",
+                Time::Processing => "processing",
+                Time::Record => "record",
+            };
+            // (the engine's delay is unbounded with split watermarks: the
+            // run's own is checked here)
+            if config.split_watermarks && config.time != Time::Processing {
+                format!(
+                    "{time} (per split, --max-delay {} ms)",
+                    config.max_delay.as_millis()
+                )
+            } else {
+                time.to_string()
+            }
+        },
         time_field: config.time_field().unwrap_or("ts").to_string(),
         output: config.output.as_deref().map(path),
         late: config.late.as_deref().map(path),
@@ -747,6 +817,13 @@ struct Session<'a> {
     /// any more: the last one is just before it, which a resumed run reads
     /// again whole (issue 26).
     open_end: bool,
+    /// Was the last batch the first part of a source's read, cut after a
+    /// control record (`Batch::partial`)? Then no checkpoint is taken
+    /// until the rest came: the source's position is after all of it.
+    mid_batch: bool,
+    /// With split watermarks, each split's watermark after the lines
+    /// given to the engine (kept in checkpoints).
+    splits: Option<Vec<Option<Timestamp>>>,
     /// Resumed with `watch` from a checkpoint whose rules the pattern
     /// files no longer are: they are read at once, before any line, as
     /// the reload `watch` made before the run was stopped.
@@ -1099,6 +1176,17 @@ impl Session<'_> {
             tails: self.checkpoints.is_some(),
             controls,
             seen: SeenTold::new(config.field_warnings),
+            timing: SourceTiming {
+                record_time: config.time == Time::Record,
+                splits: (config.split_watermarks && config.time != Time::Processing).then(|| {
+                    SplitTiming {
+                        max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
+                        idle_timeout: config.idle_timeout,
+                        resumed: self.splits.clone().unwrap_or_default(),
+                        emitted: self.engine.current_watermark(),
+                    }
+                }),
+            },
         };
         if self.reload_first {
             // (first in the channel: before any line)
@@ -1109,7 +1197,7 @@ impl Session<'_> {
         let mut stopped = None;
         let mut timing = match config.time {
             Time::Processing => Timing::Processing,
-            Time::Event { .. } => Timing::Event(
+            Time::Event { .. } | Time::Record => Timing::Event(
                 config
                     .idle_timeout
                     .map(|timeout| Idle::new(timeout, Instant::now())),
@@ -1169,7 +1257,12 @@ impl Session<'_> {
                 self.checkpoint_if_dirty()?;
                 self.open_end = true;
             }
-            for (line_no, item) in batch.lines {
+            let mut places = batch.places.into_iter().peekable();
+            for (index, (line_no, item)) in batch.lines.into_iter().enumerate() {
+                let place = match places.peek() {
+                    Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
+                    _ => None,
+                };
                 match item {
                     Ok(Entry::Item(Item::Event(ts, mut record))) => {
                         if record.values().len() < self.stale_below {
@@ -1199,6 +1292,10 @@ impl Session<'_> {
                         self.counters.punctuated = true;
                         self.engine.watermark(t, &mut self.out);
                     }
+                    Ok(Entry::SplitWatermark(_)) if timing.is_processing() => {}
+                    Ok(Entry::SplitWatermark(t)) => {
+                        self.engine.watermark(t, &mut self.out);
+                    }
                     Ok(Entry::Item(Item::Skip)) => {}
                     Err(e) if e.kind() == ErrorKind::Io => {
                         let error = Error::Io {
@@ -1209,6 +1306,17 @@ impl Session<'_> {
                         self.say(Level::Error, format!("error: {error}"));
                         stop = Some(Stop::Failed(error));
                         break 'input;
+                    }
+                    Err(e) if place.is_some() => {
+                        // (a source's record: placed as the source says)
+                        let place = place.unwrap_or_default();
+                        self.counters.malformed += 1;
+                        let why = e.message();
+                        self.say(Level::Warning, format!("{place}: malformed record: {why}"));
+                        if config.strict {
+                            stop = Some(Stop::Failed(Error::MalformedRecord { place, source: e }));
+                            break 'input;
+                        }
                     }
                     Err(e) => {
                         self.counters.malformed += 1;
@@ -1234,6 +1342,10 @@ impl Session<'_> {
                 if batch.place.is_some() {
                     self.place = batch.place;
                 }
+            }
+            self.mid_batch = batch.partial;
+            if batch.splits.is_some() {
+                self.splits = batch.splits;
             }
             self.out.report.progress(batch.at.offset);
             if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
@@ -1281,6 +1393,12 @@ impl Session<'_> {
             self.engine.finish(&mut self.out);
         }
         self.check_output()?;
+        if stop.is_none() && self.out.out.sink.commits_at_end() {
+            // What the end of event time released commits with a last
+            // checkpoint (a transactional sink cannot take it back on
+            // resuming, as a file is truncated).
+            self.take_checkpoint()?;
+        }
         stop.map_or(Ok(None), Err)
     }
 
@@ -1430,7 +1548,7 @@ impl Session<'_> {
 
     /// [`Session::take_checkpoint`], said to an observer when it fails.
     fn write_checkpoint(&mut self) -> Result<(), Stop> {
-        if self.open_end {
+        if self.open_end || self.mid_batch {
             return Ok(());
         }
         let started = Instant::now();
@@ -1458,6 +1576,7 @@ impl Session<'_> {
             number,
             source: self.place.clone(),
             sink_data: state.data,
+            split_watermarks: self.splits.clone(),
             reload_files: false,
         };
         let path = checkpoints.writer.path();

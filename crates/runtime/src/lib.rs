@@ -66,7 +66,7 @@ pub use driver::{Handle, Runtime};
 pub use sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
-    SourceError, SplitWatermarks,
+    SourceError, SourceTiming, SplitTiming, SplitWatermarks,
 };
 pub use timing::Idle;
 
@@ -113,6 +113,11 @@ pub enum Time {
     },
     /// The wall clock when the run takes each event (no event is late).
     Processing,
+    /// The time each record carries from its [`Source`]
+    /// ([`RawRecord::timestamp`]: a Kafka record's timestamp); no time
+    /// field is read, and a record without a time is malformed. The
+    /// built-in file reader gives none: only with a source that does.
+    Record,
 }
 
 /// Everything a run takes, but its patterns: what `cepheid run` takes but
@@ -168,6 +173,19 @@ pub struct Config {
     /// With `rules_from_stream`, also honour `{"$rules_file": "PATH"}` for
     /// `.cep` files and folders inside this folder.
     pub rules_dir: Option<PathBuf>,
+    /// Event time per split of a [`Source`] (a Kafka partition), as
+    /// Flink's Kafka source: each split's watermark is its largest time
+    /// less `max_delay` less 1 ms, the run's watermark is the least over
+    /// the splits, and a split without a record for `idle_timeout` is left
+    /// out until it delivers again (one quiet partition does not hold
+    /// event time back; without `idle_timeout` it does, until the end of
+    /// the input). The engine then keeps no watermark of its own from the
+    /// largest time seen ([`Config::engine`]): an event is late when it is
+    /// at or behind the combined watermark, so a partition behind the
+    /// others is not late for that. Each split's watermark is kept in
+    /// checkpoints. With one split it is the same as without. Ignored in
+    /// processing time and for the built-in file reader.
+    pub split_watermarks: bool,
     /// Warn about each field a pattern reads that no event carried, once
     /// this many events were decoded and again at the end of the input
     /// (`None`: never). A misspelt field in a condition is valid and
@@ -212,6 +230,7 @@ impl Config {
             reload_policy: ReloadPolicy::Drain,
             rules_from_stream: false,
             rules_dir: None,
+            split_watermarks: false,
             field_warnings: Some(Config::FIELD_WARNINGS_AFTER),
         }
     }
@@ -221,8 +240,15 @@ impl Config {
     pub const FIELD_WARNINGS_AFTER: u64 = 10_000;
 
     /// An engine with this configuration and no patterns.
+    /// With [`Config::split_watermarks`] its delay is unbounded: the
+    /// watermark is the splits' (given to it by the run).
     pub fn engine(&self) -> Engine<Record> {
-        Engine::with_max_delay(self.max_delay)
+        let max_delay = if self.split_watermarks && self.time != Time::Processing {
+            Duration::from_millis(i64::MAX as u64)
+        } else {
+            self.max_delay
+        };
+        Engine::with_max_delay(max_delay)
             .max_runs_per_key(self.max_runs_per_key)
             .max_live_runs(self.max_live_runs)
             .max_waiting_events(self.max_waiting)
@@ -232,7 +258,7 @@ impl Config {
     pub fn time_field(&self) -> Option<&str> {
         match &self.time {
             Time::Event { field } => Some(field),
-            Time::Processing => None,
+            Time::Processing | Time::Record => None,
         }
     }
 
@@ -576,6 +602,14 @@ pub enum Error {
         /// How many were kept.
         kept: usize,
     },
+    /// A malformed record of a [`Source`] (placed as it says: `kafka:orders
+    /// partition 2 offset 17`), with [`Config::strict`].
+    MalformedRecord {
+        /// Where it is.
+        place: String,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
     /// A malformed line, with [`Config::strict`] (said as a [`Notice`]
     /// when it was read).
     Malformed {
@@ -666,6 +700,9 @@ impl fmt::Display for Error {
                 line,
                 source,
             } => write!(f, "{origin}:{line}: malformed line: {}", source.message()),
+            Error::MalformedRecord { place, source } => {
+                write!(f, "{place}: malformed record: {}", source.message())
+            }
             Error::Sink(e) => write!(f, "{e}"),
             Error::Source(e) => write!(f, "{e}"),
             Error::Recover { chosen, kept } => write!(
@@ -682,7 +719,9 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Sink(e) => Some(e),
             Error::Source(e) => Some(e),
-            Error::Pattern { source, .. } | Error::Malformed { source, .. } => Some(source),
+            Error::Pattern { source, .. }
+            | Error::Malformed { source, .. }
+            | Error::MalformedRecord { source, .. } => Some(source),
             Error::Checkpoint {
                 why: Unusable::DoesNotFit(e),
                 ..

@@ -126,8 +126,25 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Must what the end of the input releases (the end of event time:
+    /// timeouts, waiting events) be committed with a checkpoint taken
+    /// after it? A transactional sink, which cannot take back what it
+    /// committed, says yes: the run then takes a last checkpoint at the
+    /// end (resumed, its event time is at its end: the largest time seen,
+    /// or infinity with `flush_at_end`). A file sink says no (the
+    /// default): the last checkpoint is before the end, and a resumed run
+    /// truncates the files to it and ends the same way, or goes on with
+    /// the grown input.
+    fn commits_at_end(&self) -> bool {
+        false
+    }
+
     /// Resuming: which of `kept` (newest first, never empty) matches what
-    /// the sink committed; the sink goes back to it.
+    /// the sink committed; the sink goes back to it. `kept.len()` (none of
+    /// them) when the sink committed nothing yet, for a run from a
+    /// [`Source`](crate::Source): it starts from the source's beginning,
+    /// as if no checkpoint were kept (a sink says so only when that is
+    /// right: the kept checkpoints' first interval never committed).
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError>;
 }
 

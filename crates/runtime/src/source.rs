@@ -114,6 +114,11 @@ pub enum Entry {
     Item(Item),
     /// A control record: the whole rule set changes at this line.
     Rules(Control),
+    /// The watermark of a [`Source`]'s splits moved here
+    /// ([`Config::split_watermarks`](crate::Config::split_watermarks)):
+    /// event time got there. Not a punctuation (`$watermark`): the end of
+    /// the input still ends event time.
+    SplitWatermark(cepheid_engine::Timestamp),
 }
 
 /// A control record's new rule set.
@@ -188,6 +193,19 @@ pub struct Batch {
     /// it: a checkpoint is taken before it and none after it, so that a
     /// resumed run reads it again whole (issue 26).
     pub open_end: bool,
+    /// Is it the first part of what a [`Source`] handed out in one read,
+    /// cut after a control record (the rest comes next, decoded with the
+    /// new rules' fields)? Then `place` is `None` and no checkpoint is
+    /// taken after it: the source's position is after the whole read.
+    pub partial: bool,
+    /// For lines whose place is not `origin:line` (a [`Source`]'s
+    /// malformed and control records): their index in `lines` and their
+    /// place, as the source describes it ([`Source::describe_origin`]:
+    /// `kafka:orders partition 2 offset 17`).
+    pub places: Vec<(usize, String)>,
+    /// With split watermarks: each split's watermark after the batch's
+    /// last line (kept in checkpoints).
+    pub splits: Option<Vec<Option<cepheid_engine::Timestamp>>>,
 }
 
 /// What the main thread receives.
@@ -339,6 +357,8 @@ pub struct Reading {
     pub controls: Option<Receiver<()>>,
     /// When to send what the decoder saw of the fields.
     pub seen: SeenTold,
+    /// How a [`Source`]'s records are timed (not the built-in reader's).
+    pub timing: SourceTiming,
 }
 
 /// Reads and decodes `source` on a thread of its own. The thread ends at
@@ -366,6 +386,7 @@ fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
                 reading.decoder,
                 reading.controls,
                 reading.seen,
+                reading.timing,
                 EndGuard(tx),
             );
         }
@@ -380,6 +401,7 @@ fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
         tails,
         controls,
         mut seen,
+        timing: _,
     } = reading;
     let tx = &end.0;
     let origin: Arc<str> = origin.into();
@@ -522,6 +544,9 @@ fn read_lines<R: Read>(
                     at: place(line_start, count - 1),
                     stalled: false,
                     open_end: false,
+                    partial: false,
+                    places: Vec::new(),
+                    splits: None,
                 };
                 if tx.send(Message::Batch(before)).is_err() {
                     return false;
@@ -533,6 +558,9 @@ fn read_lines<R: Read>(
                 at: place(read, count),
                 stalled,
                 open_end: true,
+                partial: false,
+                places: Vec::new(),
+                splits: None,
             };
             return tx.send(Message::Batch(batch)).is_ok();
         }
@@ -542,6 +570,9 @@ fn read_lines<R: Read>(
             at: place(read, count),
             stalled,
             open_end: false,
+            partial: false,
+            places: Vec::new(),
+            splits: None,
         };
         tx.send(Message::Batch(batch)).is_ok()
     };
@@ -745,6 +776,25 @@ pub trait Source: Send + 'static {
     fn checkpoint_committed(&mut self, position: &Position) {
         let _ = position;
     }
+
+    /// How many splits it has (a Kafka source: its partitions), numbered
+    /// from 0 in [`RawRecord::split`]; 1 by default.
+    fn splits(&self) -> usize {
+        1
+    }
+
+    /// Where a record of split `split` at `origin` is, for messages
+    /// (`kafka:orders partition 2 offset 17`); by default the source's
+    /// name and the line or offset (`events.jsonl:12`).
+    fn describe_origin(&self, split: u32, origin: &Origin) -> String {
+        match origin {
+            Origin::Line(n) => format!("{}:{n}", self.describe()),
+            Origin::Offset { partition, offset } => {
+                let _ = split;
+                format!("{} partition {partition} offset {offset}", self.describe())
+            }
+        }
+    }
 }
 
 /// Per-split watermarks combined as Flink's Kafka source does: the
@@ -779,6 +829,27 @@ impl SplitWatermarks {
         let slot = &mut self.splits[split];
         let t = slot.map_or(t, |(old, _)| old.max(t));
         *slot = Some((t, now));
+    }
+
+    /// Each split's watermark (for a checkpoint).
+    pub fn state(&self) -> Vec<Option<cepheid_engine::Timestamp>> {
+        self.splits.iter().map(|s| s.map(|(t, _)| t)).collect()
+    }
+
+    /// Restores the splits' watermarks of [`SplitWatermarks::state`]
+    /// (each as delivered at `now`) and the combined one last returned.
+    pub fn restore(
+        &mut self,
+        state: &[Option<cepheid_engine::Timestamp>],
+        emitted: Option<cepheid_engine::Timestamp>,
+        now: std::time::Instant,
+    ) {
+        for (split, t) in state.iter().enumerate() {
+            if let Some(t) = t {
+                self.update(split, *t, now);
+            }
+        }
+        self.emitted = emitted;
     }
 
     /// The combined watermark at `now`, when it moved past the last one
@@ -950,13 +1021,43 @@ impl Source for FileSource {
     }
 }
 
+/// How the reader thread times a [`Source`]'s records.
+#[derive(Clone, Debug, Default)]
+pub struct SourceTiming {
+    /// Event time is each record's own ([`RawRecord::timestamp`]), not a
+    /// field's: a record without one is malformed.
+    pub record_time: bool,
+    /// Per-split watermarks ([`Config::split_watermarks`](crate::Config::split_watermarks)):
+    /// each split's largest time less `max_delay` less 1 ms, combined by
+    /// minimum, idle splits left out ([`SplitWatermarks`]).
+    pub splits: Option<SplitTiming>,
+}
+
+/// The per-split watermarks of a [`SourceTiming`].
+#[derive(Clone, Debug, Default)]
+pub struct SplitTiming {
+    /// The bounded out-of-orderness, in milliseconds.
+    pub max_delay: i64,
+    /// After how long without a record a split is left out.
+    pub idle_timeout: Option<Duration>,
+    /// Each split's watermark when the run resumed (a checkpoint's).
+    pub resumed: Vec<Option<cepheid_engine::Timestamp>>,
+    /// The combined watermark when the run resumed.
+    pub emitted: Option<cepheid_engine::Timestamp>,
+}
+
 /// Reads a [`Source`] on the reader thread: each record decoded there,
-/// sent in batches with the source's position after the last.
+/// sent in batches with the source's position after the last. What one
+/// read handed out is sent whole, even when a control record is in it:
+/// the batch is cut after the control record (the part before is
+/// [`Batch::partial`]), the rules applied, and the rest decoded then with
+/// the new rules' fields.
 fn read_source(
     source: Arc<std::sync::Mutex<Box<dyn Source>>>,
     mut decoder: Decoder,
     controls: Option<Receiver<()>>,
     mut seen: SeenTold,
+    timing: SourceTiming,
     end: EndGuard,
 ) {
     let tx = &end.0;
@@ -965,6 +1066,12 @@ fn read_source(
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     };
+    let mut splits = timing.splits.as_ref().map(|s| {
+        let now = std::time::Instant::now();
+        let mut w = SplitWatermarks::new(lock().splits(), s.idle_timeout);
+        w.restore(&s.resumed, s.emitted, now);
+        (w, s.max_delay)
+    });
     let mut raw = RawBatch::default();
     let mut seq = 0u64;
     loop {
@@ -981,44 +1088,109 @@ fn read_source(
                     place,
                     stalled: false,
                     open_end: false,
+                    partial: false,
+                    places: Vec::new(),
+                    splits: None,
                 }));
                 return;
             }
         };
         let mut lines = Vec::with_capacity(raw.entries().len());
-        let mut rules = false;
-        for entry in raw.entries() {
+        let mut places = Vec::new();
+        let entries = raw.entries();
+        for (i, entry) in entries.iter().enumerate() {
             seq += 1;
-            let (line_no, entry) = match entry {
-                RawEntry::Watermark(t) => (seq, Ok(Entry::Item(Item::Watermark(*t)))),
-                RawEntry::Record(record) => {
-                    let line_no = match record.origin {
-                        Origin::Line(n) => n,
-                        Origin::Offset { offset, .. } => u64::try_from(offset).unwrap_or(seq),
-                    };
-                    let text = raw.payload(record);
-                    let entry = match controls.is_some().then(|| control(text)).flatten() {
-                        Some(Ok(control)) => {
-                            rules = true;
-                            Ok(Entry::Rules(control))
-                        }
-                        Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
-                        None => decoder.decode(text).map(Entry::Item),
-                    };
-                    (line_no, entry)
+            let record = match entry {
+                RawEntry::Watermark(t) => {
+                    lines.push((seq, Ok(Entry::Item(Item::Watermark(*t)))));
+                    continue;
                 }
+                RawEntry::Record(record) => record,
+            };
+            let line_no = match record.origin {
+                Origin::Line(n) => n,
+                Origin::Offset { offset, .. } => u64::try_from(offset).unwrap_or(seq),
+            };
+            let text = raw.payload(record);
+            let mut entry = match controls.is_some().then(|| control(text)).flatten() {
+                Some(Ok(control)) => Ok(Entry::Rules(control)),
+                Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+                None if text.is_empty() && matches!(record.origin, Origin::Offset { .. }) => Err(
+                    Error::new(ErrorKind::Input, "a record without a value (a tombstone)"),
+                ),
+                None => decoder.decode(text).map(Entry::Item),
+            };
+            if timing.record_time {
+                if let Ok(Entry::Item(Item::Event(ts, _))) = &mut entry {
+                    match record.timestamp {
+                        Some(t) => *ts = t,
+                        None => {
+                            entry = Err(Error::new(
+                                ErrorKind::Input,
+                                "the record has no timestamp (event time is the record's)",
+                            ))
+                        }
+                    }
+                }
+            }
+            let rules = matches!(entry, Ok(Entry::Rules(_)));
+            if rules || entry.is_err() {
+                let where_ = lock().describe_origin(record.split, &record.origin);
+                places.push((lines.len(), where_));
+            }
+            let event_ts = match &entry {
+                Ok(Entry::Item(Item::Event(ts, _))) => Some(*ts),
+                _ => None,
             };
             lines.push((line_no, entry));
-            if rules {
-                break;
+            if let (Some((w, max_delay)), Some(ts)) = (&mut splits, event_ts) {
+                let now = std::time::Instant::now();
+                if let Some(t) = ts.checked_sub(*max_delay).and_then(|t| t.checked_sub(1)) {
+                    w.update(record.split as usize, t, now);
+                }
+                if let Some(t) = w.advance(now) {
+                    lines.push((seq, Ok(Entry::SplitWatermark(t))));
+                }
+            }
+            if rules && i + 1 < entries.len() {
+                // The part up to the control record, then the rest
+                // decoded once the rules are applied.
+                let batch = Batch {
+                    lines: std::mem::take(&mut lines),
+                    at: FilePosition::default(),
+                    place: None,
+                    stalled: false,
+                    open_end: false,
+                    partial: true,
+                    places: std::mem::take(&mut places),
+                    splits: splits.as_ref().map(|(w, _)| w.state()),
+                };
+                if tx.send(Message::Batch(batch)).is_err() {
+                    return;
+                }
+                if controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
+                    return;
+                }
             }
         }
+        if outcome != ReadOutcome::Delivered {
+            // Idle splits are released while nothing comes.
+            if let Some((w, _)) = &mut splits {
+                if let Some(t) = w.advance(std::time::Instant::now()) {
+                    lines.push((seq, Ok(Entry::SplitWatermark(t))));
+                }
+            }
+        }
+        let rules = matches!(lines.last(), Some((_, Ok(Entry::Rules(_)))));
         let batch = Batch {
             lines,
             at: FilePosition::default(),
             place,
             stalled: outcome != ReadOutcome::Delivered,
             open_end: false,
+            partial: false,
+            places,
+            splits: splits.as_ref().map(|(w, _)| w.state()),
         };
         if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {
             return;

@@ -252,3 +252,169 @@ fn a_file_source_hands_out_blocks_of_lines_and_seeks_back() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every record in one read, as a Kafka source hands out many: records of
+/// a partitioned log (`Origin::Offset`), each on its split, with the time
+/// the source gives it.
+struct Block {
+    records: Vec<(u32, i64, Option<i64>, String)>,
+    done: bool,
+}
+
+impl Source for Block {
+    fn describe(&self) -> String {
+        "block".to_string()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, _wait: Duration) -> Result<ReadOutcome, SourceError> {
+        if self.done {
+            return Ok(ReadOutcome::Ended);
+        }
+        self.done = true;
+        for (split, offset, ts, text) in &self.records {
+            let origin = Origin::Offset {
+                partition: *split,
+                offset: *offset,
+            };
+            batch.push(text.as_bytes(), origin, *ts, *split);
+        }
+        Ok(ReadOutcome::Delivered)
+    }
+
+    fn position(&self) -> Position {
+        Position::Bytes(vec![u8::from(self.done)])
+    }
+
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        self.done = position == &Position::Bytes(vec![1]);
+        Ok(())
+    }
+
+    fn splits(&self) -> usize {
+        2
+    }
+}
+
+/// The notices of a run, shared with the test.
+#[derive(Clone, Default)]
+struct Said(Arc<Mutex<Vec<String>>>);
+
+impl cepheid_runtime::Report for Said {
+    fn notice(&mut self, notice: cepheid_runtime::Notice) {
+        self.0.lock().unwrap().push(notice.to_string());
+    }
+}
+
+fn run_block(
+    records: Vec<(u32, i64, Option<i64>, String)>,
+    config: impl FnOnce(&mut Config),
+) -> (
+    cepheid_runtime::Summary,
+    Vec<(Kind, String, String)>,
+    Vec<String>,
+) {
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let mut c = Config::new(Input::Stdin, Vec::new());
+    c.rules_from_stream = true;
+    config(&mut c);
+    let mut engine = c.engine();
+    engine.add(&rules).unwrap();
+    let sink = Memory::default();
+    let said = Said::default();
+    let runtime = Runtime::with_source(
+        c,
+        engine,
+        Some(Box::new(Block {
+            records,
+            done: false,
+        })),
+        Some(Box::new(sink.clone())),
+        Box::new(said.clone()),
+    )
+    .unwrap();
+    let summary = runtime.run();
+    let records = sink.records.lock().unwrap().clone();
+    let said = said.0.lock().unwrap().clone();
+    (summary, records, said)
+}
+
+/// Issue 24: a `$rules` record in the middle of what one read handed out
+/// used to end the batch there, the records after it lost while the
+/// source's position had moved past them.
+#[test]
+fn a_rules_record_inside_one_read_loses_none_of_the_records_after_it() {
+    let rules_ba = r#"pattern ba {
+    partition by k
+    match b followed by a
+    where
+        b: type == "b"
+        a: type == "a"
+}"#;
+    let control = serde_json::json!({ "$rules": rules_ba }).to_string();
+    let ev = |ts: i64, t: &str, k: &str| format!(r#"{{"ts":{ts},"type":"{t}","k":"{k}"}}"#);
+    let mut records = vec![
+        (0, 0, None, ev(1, "a", "x")),
+        (0, 1, None, ev(2, "b", "x")), // ab matches
+        (0, 2, None, ev(3, "c", "w")), // (the watermark passes 2)
+        (0, 3, None, control),
+    ];
+    // After the change: 200 records, 100 `b a` matches of `ba`.
+    for i in 0..100 {
+        let k = format!("k{i}");
+        records.push((0, 4 + 2 * i, None, ev(10 + 2 * i, "b", &k)));
+        records.push((0, 5 + 2 * i, None, ev(11 + 2 * i, "a", &k)));
+    }
+    records.push((1, 0, None, "{not json".to_string()));
+    let (summary, out, said) = run_block(records, |_| {});
+    assert!(matches!(summary.end, End::Input), "{:?}", summary.end);
+    assert_eq!(
+        summary.events, 203,
+        "every record after the control one read"
+    );
+    assert_eq!(summary.reloads, 1);
+    assert_eq!(summary.malformed, 1);
+    let by = |p: &str| {
+        out.iter()
+            .filter(|(_, _, r)| r.contains(&format!(r#""pattern":"{p}""#)))
+            .count()
+    };
+    assert_eq!((by("ab"), by("ba")), (1, 100));
+    // A malformed record is placed by its partition and offset, counted,
+    // and the run goes on.
+    assert!(
+        said.iter()
+            .any(|s| s.starts_with("block partition 1 offset 0: malformed record: ")),
+        "{said:?}"
+    );
+}
+
+/// Event time from the records' own times (`Time::Record`), and per-split
+/// watermarks: a split behind the other is not late for that.
+#[test]
+fn record_times_and_split_watermarks_as_flinks_kafka_source() {
+    let ev = |t: &str, k: &str| format!(r#"{{"type":"{t}","k":"{k}"}}"#);
+    // Split 0 runs ahead to 1000; split 1 delivers at 10 and 20.
+    let records = vec![
+        (0, 0, Some(1000), ev("a", "x")),
+        (1, 0, Some(10), ev("a", "y")),
+        (1, 1, Some(20), ev("b", "y")),
+        (0, 1, Some(1001), ev("b", "x")),
+        (1, 2, None, ev("b", "z")),
+    ];
+    let (summary, out, said) = run_block(records.clone(), |c| {
+        c.time = cepheid_runtime::Time::Record;
+        c.split_watermarks = true;
+    });
+    assert_eq!((summary.events, summary.late), (4, 0), "{said:?}");
+    assert_eq!(summary.matches, 2, "{out:?}");
+    assert_eq!(summary.malformed, 1, "the record without a time");
+    assert!(
+        said.iter().any(|s| s
+            .contains("block partition 1 offset 2: malformed record: the record has no timestamp")),
+        "{said:?}"
+    );
+    // Without split watermarks the largest time seen (1000) makes split
+    // 1's events late.
+    let (summary, _, _) = run_block(records, |c| c.time = cepheid_runtime::Time::Record);
+    assert_eq!((summary.late, summary.matches), (2, 1));
+}

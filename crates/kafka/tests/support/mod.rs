@@ -34,7 +34,13 @@ pub fn broker_binary() -> &'static Path {
             );
             return path;
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/install-broker");
+        // (the repository's root: this crate's, or the root package's,
+        // whose `tests/cli_kafka.rs` includes this file)
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|dir| dir.join(".ci/install-broker"))
+            .find(|script| script.is_file())
+            .expect(".ci/install-broker above the package");
         let output = Command::new("bash")
             .arg(&script)
             .stderr(Stdio::inherit())
@@ -74,6 +80,9 @@ pub struct Broker {
     port: u16,
     dir: PathBuf,
     storage: Storage,
+    /// The port it tells clients to connect to, when not its own (a
+    /// [`Proxy`] in front of it).
+    advertised: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -89,6 +98,25 @@ impl Broker {
 
     /// A broker with the given storage, answering metadata requests.
     pub fn start_with(storage: Storage) -> Broker {
+        Broker::start_advertising(storage, None)
+    }
+
+    /// A broker with in-memory storage that tells clients to connect to a
+    /// [`Proxy`] in front of it, and the proxy (started).
+    pub fn start_behind_proxy() -> (Broker, Proxy) {
+        let port = free_port();
+        let broker = Broker::start_advertising(Storage::Memory, Some(port));
+        let mut proxy = Proxy {
+            child: None,
+            port,
+            origin: broker.port,
+            dir: broker.dir.clone(),
+        };
+        proxy.start();
+        (broker, proxy)
+    }
+
+    fn start_advertising(storage: Storage, advertised: Option<u16>) -> Broker {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "cepheid-kafka-{}-{}",
@@ -102,6 +130,7 @@ impl Broker {
             port: free_port(),
             dir,
             storage,
+            advertised,
         };
         broker.launch();
         broker
@@ -112,7 +141,8 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn url(&self) -> String {
+    /// `tcp://127.0.0.1:PORT`, for tansu's own commands.
+    pub fn url(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)
     }
 
@@ -129,7 +159,10 @@ impl Broker {
         let child = Command::new(broker_binary())
             .arg("broker")
             .args(["--listener-url", &self.url()])
-            .args(["--advertised-listener-url", &self.url()])
+            .args([
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{}", self.advertised.unwrap_or(self.port)),
+            ])
             .args(["--storage-engine", &storage])
             .current_dir(&self.dir)
             .env("RUST_LOG", "warn")
@@ -325,4 +358,65 @@ impl Broker {
 pub fn topic(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `tansu proxy` in front of a broker (`Broker::start_behind_proxy`):
+/// clients connect to it; stopped, the broker is unreachable to them
+/// (connections refused) while it keeps its memory storage.
+pub struct Proxy {
+    child: Option<Child>,
+    port: u16,
+    origin: u16,
+    dir: PathBuf,
+}
+
+impl Proxy {
+    /// `127.0.0.1:PORT` of the proxy, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on its port, and waits until it accepts.
+    pub fn start(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("proxy.log"))
+            .expect("opens the proxy's log");
+        let child = Command::new(broker_binary())
+            .arg("proxy")
+            .args(["--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--origin-url", &format!("tcp://127.0.0.1:{}", self.origin)])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the proxy: {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not listen in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills it: the broker behind it is unreachable.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

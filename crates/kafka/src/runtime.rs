@@ -1,0 +1,234 @@
+//! The source and sink as the runtime's [`Source`] and [`Sink`]: what
+//! `cepheid run` drives (`cepheid_runtime::Runtime::with_source`).
+//!
+//! - The source's position in a checkpoint is
+//!   [`Position::Bytes`] holding its [`KafkaPosition`] in `postcard`
+//!   ([`encode_position`], [`decode_position`]). Each record goes up with
+//!   its split (the index of its topic and partition in
+//!   [`KafkaSource::splits`]), `Origin::Offset` (partition, offset) and
+//!   its Kafka timestamp; a record without a value (a tombstone) goes up
+//!   empty, which the runtime reports as malformed. Watermarks are the
+//!   runtime's per split (`Config::split_watermarks`), from the event
+//!   time of each decoded record: the source does not decode, so it
+//!   emits none itself.
+//! - The sink's [`Sink::recover`] maps [`Recovery`] to the index of the
+//!   kept checkpoint; [`Recovery::NothingCommitted`] is "start from the
+//!   beginning" (`kept.len()`) only while every kept checkpoint is the
+//!   first (number 1 or less): a later one kept with nothing committed
+//!   means the group's committed offsets are gone (expired), an error.
+//!   An idempotent sink (no transactions) resumes from the newest.
+//!
+//! Errors go up as `io::Error`s wrapping the [`KafkaError`]
+//! ([`kafka_error`] finds it again).
+
+use std::io;
+use std::time::Duration;
+
+use cepheid_runtime::sink::{Checkpoint, Kind as RunKind, Sink, SinkError, SinkState};
+use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
+
+use crate::error::KafkaError;
+use crate::position::KafkaPosition;
+use crate::sink::{KafkaSink, KeptCheckpoint, Kind, Recovery};
+use crate::source::KafkaSource;
+
+/// A Kafka position as the bytes of a [`Position::Bytes`].
+pub fn encode_position(position: &KafkaPosition) -> Position {
+    Position::Bytes(postcard::to_allocvec(position).expect("a map of strings and integers"))
+}
+
+/// The Kafka position in `position`, or why it is none.
+pub fn decode_position(position: &Position) -> Result<KafkaPosition, KafkaError> {
+    match position {
+        Position::Bytes(bytes) => postcard::from_bytes(bytes).map_err(|e| KafkaError::Config {
+            reason: format!("a checkpoint's source position is not a Kafka position: {e}"),
+        }),
+        Position::None => Ok(KafkaPosition::new()),
+        Position::File(_) => Err(KafkaError::Config {
+            reason: "the checkpoint was taken on a file, not on Kafka".to_string(),
+        }),
+    }
+}
+
+/// The [`KafkaError`] inside a runtime error's `io::Error`, if it is one.
+pub fn kafka_error(error: &io::Error) -> Option<&KafkaError> {
+    error.get_ref()?.downcast_ref::<KafkaError>()
+}
+
+fn io_error(error: KafkaError) -> io::Error {
+    io::Error::other(error)
+}
+
+impl KafkaSource {
+    fn run_error(&self, error: KafkaError) -> SourceError {
+        SourceError {
+            source_name: self.describe(),
+            error: io_error(error),
+        }
+    }
+}
+
+impl Source for KafkaSource {
+    fn describe(&self) -> String {
+        KafkaSource::describe(self)
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError> {
+        if self.at_end() {
+            return Ok(ReadOutcome::Ended);
+        }
+        let mut records = Vec::new();
+        if let Err(e) = KafkaSource::read(self, &mut records, wait) {
+            return Err(self.run_error(e));
+        }
+        for r in &records {
+            let origin = Origin::Offset {
+                partition: u32::try_from(r.partition).unwrap_or(0),
+                offset: r.offset,
+            };
+            let payload = r.payload.as_deref().unwrap_or_default();
+            let split = u32::try_from(r.split).unwrap_or(u32::MAX);
+            batch.push(payload, origin, r.timestamp, split);
+        }
+        Ok(if !records.is_empty() {
+            ReadOutcome::Delivered
+        } else if self.at_end() {
+            ReadOutcome::Ended
+        } else {
+            ReadOutcome::Idle
+        })
+    }
+
+    fn position(&self) -> Position {
+        encode_position(&KafkaSource::position(self))
+    }
+
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        let at = decode_position(position).map_err(|e| self.run_error(e))?;
+        KafkaSource::seek(self, &at).map_err(|e| self.run_error(e))
+    }
+
+    fn splits(&self) -> usize {
+        KafkaSource::splits(self).len()
+    }
+
+    fn describe_origin(&self, split: u32, origin: &Origin) -> String {
+        let topic = KafkaSource::splits(self)
+            .get(split as usize)
+            .map_or("?", |(t, _)| t.as_str());
+        match origin {
+            Origin::Offset { partition, offset } => {
+                format!("kafka:{topic} partition {partition} offset {offset}")
+            }
+            Origin::Line(n) => format!("kafka:{topic} record {n}"),
+        }
+    }
+}
+
+fn kind(kind: RunKind) -> Kind {
+    match kind {
+        RunKind::Match => Kind::Match,
+        RunKind::Timeout => Kind::Timeout,
+        RunKind::Late => Kind::Late,
+    }
+}
+
+impl KafkaSink {
+    fn run_error(&mut self, late: bool, error: KafkaError) -> SinkError {
+        if error.is_fenced() && self.fenced_by.is_none() {
+            self.fenced_by = Some(error.clone());
+        }
+        SinkError {
+            target: self.describe(),
+            late,
+            source: io_error(error),
+        }
+    }
+
+    /// Fenced before: the same error again.
+    fn still(&mut self, late: bool) -> Result<(), SinkError> {
+        match self.fenced_by.clone() {
+            Some(e) => Err(self.run_error(late, e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn describe(&self, k: RunKind) -> String {
+        format!("kafka:{}", self.topic(kind(k)))
+    }
+
+    fn takes_late(&self) -> bool {
+        KafkaSink::takes_late(self)
+    }
+
+    fn write(&mut self, k: RunKind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        self.still(k == RunKind::Late)?;
+        // (the line without its newline: one record a value)
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        KafkaSink::write(self, kind(k), key, record)
+            .map_err(|e| self.run_error(k == RunKind::Late, e))
+    }
+
+    fn commits_at_end(&self) -> bool {
+        self.is_transactional()
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.still(false)?;
+        KafkaSink::flush(self).map_err(|e| self.run_error(false, e))
+    }
+
+    fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+        self.still(false)?;
+        KafkaSink::prepare(self, checkpoint).map_err(|e| self.run_error(false, e))?;
+        Ok(SinkState::default())
+    }
+
+    fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
+        self.still(false)?;
+        // (a file's position, when the input is a file: the marker alone)
+        let at = match source {
+            Position::Bytes(_) => decode_position(source).map_err(|e| self.run_error(false, e))?,
+            _ => KafkaPosition::new(),
+        };
+        KafkaSink::commit(self, checkpoint, &at).map_err(|e| self.run_error(false, e))
+    }
+
+    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        if !self.is_transactional() {
+            // At least once: from the newest; what was written after it
+            // is written again.
+            return Ok(0);
+        }
+        let mut list = Vec::with_capacity(kept.len());
+        for k in kept {
+            let position = match &k.source {
+                Position::Bytes(_) => {
+                    decode_position(&k.source).map_err(|e| self.run_error(false, e))?
+                }
+                _ => KafkaPosition::new(),
+            };
+            list.push(KeptCheckpoint {
+                id: k.number,
+                position,
+            });
+        }
+        match KafkaSink::recover(self, &list).map_err(|e| self.run_error(false, e))? {
+            Recovery::Checkpoint(i) => Ok(i),
+            Recovery::NothingCommitted if kept.iter().all(|k| k.number <= 1) => Ok(kept.len()),
+            Recovery::NothingCommitted => Err(self.run_error(
+                false,
+                KafkaError::Config {
+                    reason: format!(
+                        "the broker has no committed checkpoint of this sink, but checkpoint {} is kept: \
+                         the consumer group's committed offsets are gone (expired: offsets.retention.minutes?); \
+                         nothing was changed (remove the checkpoint folder to start over from --kafka-start)",
+                        kept.first().map_or(0, |k| k.number)
+                    ),
+                },
+            )),
+        }
+    }
+}

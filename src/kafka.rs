@@ -1,0 +1,281 @@
+//! `cepheid run` from and to Kafka (the default feature `kafka`; issue
+//! 24, `docs/kafka.md`): `--events kafka://BROKERS/TOPICS`, `--output`
+//! and `--late kafka://BROKERS/TOPIC`, and the `--kafka-*` options, mapped
+//! to a `cepheid_kafka::KafkaSource` and `KafkaSink` that the runtime
+//! drives through its `Source` and `Sink` traits.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cepheid_kafka::{
+    kafka_error, KafkaError, KafkaSink, KafkaSource, OutputTopics, Retry, SinkConfig, SourceConfig,
+    StartAt, Transactional,
+};
+use cepheid_runtime::{Config, Error};
+
+use crate::run::{Args, TimeArg};
+
+/// Exit status: the broker did not answer within `--kafka-timeout`.
+pub const EXIT_UNREACHABLE: u8 = 6;
+/// Exit status: another instance with the same transactional id took
+/// over (this one was fenced).
+pub const EXIT_FENCED: u8 = 7;
+
+/// `kafka://HOST:PORT[,HOST:PORT...]/TOPIC[,TOPIC...]`: the brokers and
+/// the topics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// One or more topics.
+    pub topics: Vec<String>,
+}
+
+/// Is `path` a `kafka://` URL (not a file)?
+pub fn is_kafka(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.starts_with("kafka://"))
+}
+
+/// Parses a `kafka://` URL of `flag`.
+pub fn parse_url(flag: &str, path: &Path) -> Result<Url, String> {
+    let text = path.to_str().unwrap_or_default();
+    let rest = text
+        .strip_prefix("kafka://")
+        .ok_or_else(|| format!("{flag} {text}: not a kafka:// URL"))?;
+    let (brokers, topics) = rest.split_once('/').ok_or_else(|| {
+        format!("{flag} {text}: a Kafka URL is kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]")
+    })?;
+    let topics: Vec<String> = topics
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if brokers.is_empty() || brokers.split(',').any(|b| !b.contains(':')) {
+        return Err(format!(
+            "{flag} {text}: the brokers are HOST:PORT, comma-separated"
+        ));
+    }
+    if topics.is_empty() {
+        return Err(format!("{flag} {text}: no topic after the brokers"));
+    }
+    Ok(Url {
+        brokers: brokers.to_string(),
+        topics,
+    })
+}
+
+/// `--kafka-start`: `earliest`, `latest`, or a time (RFC 3339 or integer
+/// milliseconds since the epoch).
+pub fn parse_start(text: &str) -> Result<StartAt, String> {
+    match text {
+        "earliest" => Ok(StartAt::Earliest),
+        "latest" => Ok(StartAt::Latest),
+        _ => {
+            if let Ok(ms) = text.parse::<i64>() {
+                return Ok(StartAt::Timestamp(ms));
+            }
+            cepheid_engine::io::parse_rfc3339(text)
+                .map(StartAt::Timestamp)
+                .map_err(|_| {
+                    format!("`{text}` is not earliest, latest, an RFC 3339 time or milliseconds")
+                })
+        }
+    }
+}
+
+/// `--kafka NAME=VALUE`.
+pub fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!(
+            "`{text}` is not NAME=VALUE (a librdkafka property)"
+        )),
+    }
+}
+
+/// The Kafka side of a run: its source and sink, when the command names
+/// Kafka, or the reason it cannot.
+pub struct Kafka {
+    /// `--events kafka://...`.
+    pub source: Option<KafkaSource>,
+    /// `--output kafka://...`.
+    pub sink: Option<KafkaSink>,
+}
+
+/// What the command line gets wrong (exit 2) before any broker is asked.
+pub fn check(args: &Args) -> Result<(), String> {
+    let events = is_kafka(&args.events);
+    let output = is_kafka(&args.output);
+    let late = args.late.as_deref().is_some_and(is_kafka);
+    if events {
+        parse_url("--events", &args.events)?;
+        if args.follow {
+            return Err(
+                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)"
+                    .to_string(),
+            );
+        }
+    }
+    if output {
+        let url = parse_url("--output", &args.output)?;
+        if url.topics.len() != 1 {
+            return Err(
+                "--output kafka://...: one topic (--timeouts names another for timeouts)"
+                    .to_string(),
+            );
+        }
+    }
+    if let Some(t) = &args.timeouts {
+        if !output {
+            return Err("--timeouts needs --output kafka://...".to_string());
+        }
+        let url = parse_url("--timeouts", t)?;
+        let out = parse_url("--output", &args.output)?;
+        if url.brokers != out.brokers || url.topics.len() != 1 {
+            return Err("--timeouts: one topic on the brokers of --output".to_string());
+        }
+    }
+    if late != output && args.late.is_some() {
+        return Err(
+            "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)"
+                .to_string(),
+        );
+    }
+    if late {
+        let url = parse_url("--late", args.late.as_deref().unwrap_or(Path::new("")))?;
+        let out = parse_url("--output", &args.output)?;
+        if url.brokers != out.brokers || url.topics.len() != 1 {
+            return Err("--late kafka://...: one topic on the brokers of --output".to_string());
+        }
+    }
+    let kafka_only = !args.kafka.is_empty()
+        || args.transactional_id.is_some()
+        || args.kafka_marker_topic.is_some()
+        || args.timeouts.is_some()
+        || args.time == TimeArg::Kafka;
+    if kafka_only && !events && !output {
+        return Err(
+            "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://..."
+                .to_string(),
+        );
+    }
+    if args.time == TimeArg::Kafka && !events {
+        return Err(
+            "--time kafka needs --events kafka://... (the records' timestamps)".to_string(),
+        );
+    }
+    if (args.kafka_start.is_some() || args.kafka_until.is_some()) && !events {
+        return Err("--kafka-start and --kafka-until need --events kafka://...".to_string());
+    }
+    if args.transactional_id.is_some() && !(output && args.checkpoint.is_some()) {
+        return Err(
+            "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)"
+                .to_string(),
+        );
+    }
+    if args.kafka_marker_topic.is_some() && !(output && args.checkpoint.is_some()) {
+        return Err("--kafka-marker-topic needs --output kafka://... and --checkpoint".to_string());
+    }
+    Ok(())
+}
+
+/// The default transactional id: `cepheid:` and the checkpoint folder's
+/// canonical path (one instance per folder; a restart on the same folder
+/// fences the instance before it).
+pub fn default_transactional_id(dir: &Path) -> String {
+    let path = cepheid_runtime::canonical(dir).unwrap_or_else(|| dir.to_path_buf());
+    format!("cepheid:{}", path.display())
+}
+
+/// Connects the source and the sink the command names (each checks that
+/// its topics exist), and sets `config` for them.
+pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
+    let retry = Retry {
+        limit: Duration::from_millis(u64::try_from(args.kafka_timeout).unwrap_or(0)),
+        ..Retry::default()
+    };
+    let transactional_id = match (&args.checkpoint, is_kafka(&args.output)) {
+        (Some(dir), true) => Some(
+            args.transactional_id
+                .clone()
+                .unwrap_or_else(|| default_transactional_id(dir)),
+        ),
+        _ => None,
+    };
+    let source = if is_kafka(&args.events) {
+        let url =
+            parse_url("--events", &args.events).map_err(|reason| KafkaError::Config { reason })?;
+        let topics: Vec<&str> = url.topics.iter().map(String::as_str).collect();
+        let mut c = SourceConfig::new(url.brokers.clone(), &topics);
+        c.start = args.kafka_start.clone().unwrap_or(StartAt::Earliest);
+        c.until_end = args.kafka_until.is_some();
+        c.retry = retry;
+        c.group_id = transactional_id
+            .clone()
+            .unwrap_or_else(|| "cepheid".to_string());
+        c.properties.clone_from(&args.kafka);
+        Some(KafkaSource::new(c)?)
+    } else {
+        None
+    };
+    let sink = if is_kafka(&args.output) {
+        let url =
+            parse_url("--output", &args.output).map_err(|reason| KafkaError::Config { reason })?;
+        let matches = url.topics[0].clone();
+        let timeouts = match &args.timeouts {
+            Some(t) => parse_url("--timeouts", t)
+                .map_err(|reason| KafkaError::Config { reason })?
+                .topics[0]
+                .clone(),
+            None => matches.clone(),
+        };
+        let late = match args.late.as_deref() {
+            Some(l) => Some(
+                parse_url("--late", l)
+                    .map_err(|reason| KafkaError::Config { reason })?
+                    .topics[0]
+                    .clone(),
+            ),
+            None => None,
+        };
+        let topics = OutputTopics::PerKind {
+            matches: matches.clone(),
+            timeouts,
+            late: late.clone().unwrap_or(matches),
+        };
+        let mut c = SinkConfig::new(url.brokers, topics);
+        c.retry = retry;
+        c.late = late.is_some();
+        c.properties.clone_from(&args.kafka);
+        if let Some(id) = &transactional_id {
+            let mut t = Transactional::new(id.clone(), id.clone());
+            t.marker = args.kafka_marker_topic.clone().map(|topic| (topic, 0));
+            c.transactional = Some(t);
+        }
+        config.output = None;
+        config.late = None;
+        Some(KafkaSink::new(c)?)
+    } else {
+        None
+    };
+    Ok(Kafka { source, sink })
+}
+
+/// The exit status of a Kafka error: 6 unreachable, 7 fenced, else 4.
+pub fn status_of(error: &KafkaError) -> u8 {
+    match error {
+        KafkaError::Unreachable { .. } => EXIT_UNREACHABLE,
+        KafkaError::Fenced { .. } => EXIT_FENCED,
+        _ => crate::EXIT_IO,
+    }
+}
+
+/// The exit status of a run's error when it is a Kafka one.
+pub fn status(error: &Error) -> Option<u8> {
+    let io = match error {
+        Error::Source(e) => &e.error,
+        Error::Sink(e) => &e.source,
+        _ => return None,
+    };
+    kafka_error(io).map(status_of)
+}

@@ -1,0 +1,864 @@
+//! `cepheid run` from Kafka to Kafka against a real broker (tansu, started
+//! by `crates/kafka/tests/support`, never skipped: a broker that cannot be
+//! installed or started fails the test): the sample stream gives the file
+//! run's output; a run killed with SIGKILL at random moments and resumed
+//! commits exactly the file run's records; the broker unreachable for 10 s
+//! mid-run costs nothing; an unreachable broker at the start, a topic that
+//! does not exist, a malformed record and a fenced instance each end or
+//! warn clearly.
+//!
+//! tansu 0.6 hands the records of aborted transactions to `read_committed`
+//! consumers (`crates/kafka/tests/broker.rs`,
+//! `tansu_shows_aborted_records_to_read_committed`): the crash test cannot
+//! leave the filtering to the broker, and does it itself, as a Kafka
+//! broker would (docs/checkpoints.md, "Kafka", "The crash test"): each
+//! record carries the number of its checkpoint interval (header
+//! `cepheid-checkpoint`); after each kill the harness initializes the
+//! transactions of the same transactional id (which ends what the dead
+//! instance left open), reads the marker's committed offset (the last
+//! committed checkpoint M) and every record the instance wrote; of those,
+//! the records of intervals up to M are the committed ones.
+
+use crate::common::crash::{self, Moments, PATTERNS};
+use crate::common::{cepheid, scratch};
+use crate::kafka_support::{topic, Broker};
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const T: Duration = Duration::from_secs(30);
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4");
+    config
+}
+
+/// Produces `lines` to partition 0 of `topic`, batched, the last one
+/// alone: tansu's memory storage answers the latest offset as the last
+/// batch's first offset + 1, which `--kafka-until end` takes for the end.
+fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
+    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
+    let send = |line: &String| loop {
+        match producer.send(BaseRecord::<(), _>::to(topic).partition(0).payload(line)) {
+            Ok(()) => break,
+            Err((e, _)) => {
+                assert!(
+                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    };
+    let (last, rest) = lines.split_last().expect("lines");
+    rest.iter().for_each(send);
+    producer.flush(T).expect("delivered");
+    send(last);
+    producer.flush(T).expect("delivered");
+}
+
+/// A record of an output topic as the harness reads it.
+#[derive(Clone, Debug)]
+struct Out {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Vec<u8>,
+    payload: String,
+    /// The `cepheid-checkpoint` header: its checkpoint interval.
+    interval: Option<u64>,
+}
+
+/// Reads output topics from their beginning, every record (uncommitted,
+/// aborted and committed alike), as they come.
+struct Reader {
+    consumer: BaseConsumer,
+    seen: Vec<Out>,
+}
+
+impl Reader {
+    fn new(bootstrap: &str, topics: &[(&str, i32)]) -> Reader {
+        let consumer: BaseConsumer = client(bootstrap)
+            .set("group.id", "cepheid-test-reader")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .expect("a consumer");
+        let mut tpl = TopicPartitionList::new();
+        for (t, n) in topics {
+            for p in 0..*n {
+                tpl.add_partition_offset(t, p, Offset::Beginning)
+                    .expect("adds");
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        Reader {
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until nothing came for `idle`.
+    fn drain(&mut self, idle: Duration) {
+        let mut last = Instant::now();
+        while last.elapsed() < idle {
+            let Some(message) = self.consumer.poll(Duration::from_millis(50)) else {
+                continue;
+            };
+            let m = message.expect("a record");
+            let interval = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == cepheid_kafka::CHECKPOINT_HEADER)
+                    .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+            });
+            self.seen.push(Out {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().unwrap_or_default().to_vec(),
+                payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                interval,
+            });
+            last = Instant::now();
+        }
+    }
+}
+
+/// What a dead instance with transactional id `id` left: its open
+/// transaction ended by a new producer's `init_transactions` (as the next
+/// instance's would), then the marker's committed offset in the group
+/// `id`: the last committed checkpoint.
+fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64> {
+    let producer: BaseProducer = client(bootstrap)
+        .set("transactional.id", id)
+        .create()
+        .expect("a producer");
+    producer.init_transactions(T).expect("init_transactions");
+    drop(producer);
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(marker, 0);
+    let committed = consumer.committed_offsets(tpl, T).expect("committed");
+    let found = committed.elements().first().map(|e| e.offset());
+    match found {
+        Some(Offset::Offset(n)) => Some(u64::try_from(n).expect("a checkpoint number")),
+        _ => None,
+    }
+}
+
+/// Output records grouped by their partition key (the `key` of the JSON
+/// record), each key's in order: the file run's lines in file order, a
+/// topic's records in offset order (a key's records are in one partition).
+fn by_key<'a>(records: impl Iterator<Item = &'a str>) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in records {
+        let value: serde_json::Value = serde_json::from_str(r).expect("a JSON record");
+        map.entry(value["key"].to_string())
+            .or_default()
+            .push(r.to_string());
+    }
+    map
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Compares committed Kafka records with a file run's outputs: the same
+/// records per key in the same order (so the same multiset), each key in
+/// one partition, and the late events in the same order.
+fn assert_same(
+    committed: &[Out],
+    out_topic: &str,
+    late_topic: &str,
+    out: &[String],
+    late: &[String],
+) {
+    let mut sorted: Vec<&Out> = committed.iter().collect();
+    sorted
+        .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    let outs: Vec<&Out> = sorted
+        .iter()
+        .copied()
+        .filter(|o| o.topic == out_topic)
+        .collect();
+    let lates: Vec<&str> = sorted
+        .iter()
+        .filter(|o| o.topic == late_topic)
+        .map(|o| o.payload.as_str())
+        .collect();
+    let mut partition_of: BTreeMap<&[u8], i32> = BTreeMap::new();
+    for o in &outs {
+        let p = *partition_of.entry(o.key.as_slice()).or_insert(o.partition);
+        assert_eq!(p, o.partition, "a key's records in two partitions");
+    }
+    let kafka = by_key(outs.iter().map(|o| o.payload.as_str()));
+    let file = by_key(out.iter().map(String::as_str));
+    assert_eq!(outs.len(), out.len(), "as many records as the file run's");
+    for (key, records) in &file {
+        assert_eq!(kafka.get(key), Some(records), "the records of key {key}");
+    }
+    assert_eq!(kafka.len(), file.len());
+    assert_eq!(
+        lates,
+        late.iter().map(String::as_str).collect::<Vec<_>>(),
+        "late events"
+    );
+}
+
+/// `cepheid run` from `in` to `out`/`late` on `bootstrap` in `dir`.
+fn kafka_run(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", &format!("kafka://{bootstrap}/{}", t.input)])
+        .args(["--output", &format!("kafka://{bootstrap}/{}", t.output)])
+        .args(["--late", &format!("kafka://{bootstrap}/{}", t.late)])
+        .args(["--kafka-until", "end", "--rules-from-stream"])
+        .args(extra);
+    command
+}
+
+/// The same over the events file.
+fn file_run(dir: &Path) -> Output {
+    let output = cepheid()
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", "events.jsonl", "--rules-from-stream"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+struct Topics {
+    input: String,
+    output: String,
+    late: String,
+    marker: String,
+}
+
+fn topics(broker: &Broker, name: &str, out_partitions: i32) -> Topics {
+    let t = Topics {
+        input: topic(&format!("{name}-in")),
+        output: topic(&format!("{name}-out")),
+        late: topic(&format!("{name}-late")),
+        marker: topic(&format!("{name}-marker")),
+    };
+    broker.create_topic(&t.input, 1);
+    broker.create_topic(&t.output, out_partitions);
+    broker.create_topic(&t.late, 1);
+    broker.create_topic(&t.marker, 1);
+    t
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_sample_stream_from_kafka_to_kafka_gives_the_file_runs_output() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_sample");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let events = lines(&root.join("examples/data/sample.jsonl"));
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    // (the sample's patterns, one file)
+    let mut rules = String::new();
+    let mut paths: Vec<_> = fs::read_dir(root.join("patterns"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cep"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        rules.push_str(&fs::read_to_string(p).unwrap());
+        rules.push('\n');
+    }
+    fs::write(dir.join("rules.cep"), rules).unwrap();
+    file_run(&dir);
+    let t = topics(&broker, "sample", 3);
+    produce_lines(&broker.bootstrap(), &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let output = kafka_run(
+        &dir,
+        &broker.bootstrap(),
+        &t,
+        &[
+            "--checkpoint",
+            "ckpt",
+            &marker,
+            "--transactional-id",
+            "sample",
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let file = file_run(&dir);
+    assert_eq!(
+        crash::summary(&stderr(&output)),
+        crash::summary(&stderr(&file))
+    );
+    // What a read_committed consumer sees (nothing was aborted here).
+    let mut seen = Vec::new();
+    for name in [&t.output, &t.late] {
+        for s in broker.read_topic(name, "read_committed") {
+            seen.push(Out {
+                topic: name.clone(),
+                partition: s.partition,
+                offset: s.offset,
+                key: s.key.unwrap_or_default().into_bytes(),
+                payload: s.payload,
+                interval: None,
+            });
+        }
+    }
+    let out = lines(&dir.join("out.jsonl"));
+    assert!(out.len() >= 10, "the sample gives matches");
+    assert_same(
+        &seen,
+        &t.output,
+        &t.late,
+        &out,
+        &lines(&dir.join("late.jsonl")),
+    );
+}
+
+/// Rules of `PATTERNS` changed (the `$rules` records of the stream).
+const CHANGED: &str = r#"
+pattern unpaid {
+    partition by order
+    within 40s
+    timeouts
+    match created followed by paid
+    where
+        created: type == "created"
+        paid:    type == "paid" and amount > 100
+    select
+        order  = created.order
+        amount = paid.amount
+}
+
+pattern burst {
+    partition by user
+    within 10s
+    skip past last event
+    match fail{3,} consecutive
+    where
+        fail: type == "fail"
+}
+"#;
+
+/// The checkpoint file's identity (inode, modification time), `None`
+/// before the first: a new one is a new checkpoint.
+fn checkpoint_file(dir: &Path) -> Option<(u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(dir.join("ckpt/checkpoint")).ok()?;
+    Some((m.ino(), m.modified().ok()?))
+}
+
+/// How many times the crash test kills the run before letting it end.
+const WANTED: usize = 12;
+
+#[test]
+fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_crash");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // 100,000 events up to 3 s out of order (late ones with --max-delay
+    // 2s), malformed lines, and three changes of rules.
+    let mut events: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
+    events.insert(75_000, serde_json::json!({ "$rules": CHANGED }).to_string());
+    events.insert(
+        50_000,
+        serde_json::json!({ "$rules": PATTERNS }).to_string(),
+    );
+    events.insert(25_000, serde_json::json!({ "$rules": CHANGED }).to_string());
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let t = topics(&broker, "crash", 3);
+    let bootstrap = broker.bootstrap();
+    produce_lines(&bootstrap, &t.input, &events);
+    let id = "crash-test";
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let run = || {
+        kafka_run(
+            &dir,
+            &bootstrap,
+            &t,
+            &[
+                "--checkpoint",
+                "ckpt",
+                "--checkpoint-every",
+                "250ms",
+                "--transactional-id",
+                id,
+                &marker,
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts")
+    };
+    let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
+    let mut committed: Vec<Out> = Vec::new();
+    let mut moments = Moments(24);
+    let mut kills = 0;
+    let mut markers = Vec::new();
+    let mut aborted = 0;
+    let started = Instant::now();
+    let last: Output = loop {
+        let mut child: Child = run();
+        if kills < WANTED {
+            // A kill a quarter of the time at a random moment after the
+            // start (before or during its first transaction), otherwise
+            // at a random moment up to 400 ms after a new checkpoint file
+            // appeared (between the snapshot and its commit, or in the
+            // next transaction): each instance commits little, so that
+            // the kills are spread over the whole stream.
+            let before = checkpoint_file(&dir);
+            let deadline = if moments.next() % 4 == 0 {
+                Instant::now()
+                    + moments.between(Duration::from_millis(50), Duration::from_millis(600))
+            } else {
+                let limit = Instant::now() + T;
+                while checkpoint_file(&dir) == before
+                    && child.try_wait().expect("status").is_none()
+                    && Instant::now() < limit
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Instant::now() + moments.between(Duration::ZERO, Duration::from_millis(400))
+            };
+            while Instant::now() < deadline && child.try_wait().expect("status").is_none() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        // (after the wanted kills, the last run goes to the end)
+        let done = kills >= WANTED || child.try_wait().expect("status").is_some();
+        if !done {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        let output = child.wait_with_output().expect("waits");
+        // What the instance left: its open transaction ended, the last
+        // committed checkpoint, every record it wrote.
+        let m = fence_and_read_marker(&bootstrap, id, &t.marker);
+        let from = reader.seen.len();
+        reader.drain(Duration::from_millis(1500));
+        let mine = &reader.seen[from..];
+        assert!(
+            mine.iter().all(|o| o.interval.is_some()),
+            "every record has its interval"
+        );
+        // Its records of intervals after M were aborted.
+        aborted += mine
+            .iter()
+            .filter(|o| m.is_none_or(|m| o.interval.expect("checked") > m))
+            .count();
+        committed.extend(
+            mine.iter()
+                .filter(|o| m.is_some_and(|m| o.interval.expect("checked") <= m))
+                .cloned(),
+        );
+        markers.push(m);
+        if done {
+            assert!(output.status.success(), "{}", stderr(&output));
+            break output;
+        }
+        assert!(started.elapsed() < Duration::from_secs(240), "too slow");
+    };
+    assert_eq!(
+        kills, WANTED,
+        "a run ended before {WANTED} kills (markers {markers:?})"
+    );
+    eprintln!(
+        "{kills} kills, last committed checkpoints {markers:?}, {aborted} records of aborted transactions left out, {} committed",
+        committed.len()
+    );
+    // (the kills did cut transactions: the harness's filtering was needed)
+    assert!(aborted > 0, "no kill left an open transaction with records");
+    // The committed checkpoints went forward (never back) over the kills.
+    let numbers: Vec<u64> = markers.iter().flatten().copied().collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
+    assert!(
+        stderr(&last).contains("resum"),
+        "the last run resumed: {}",
+        stderr(&last)
+    );
+    assert_same(
+        &committed,
+        &t.output,
+        &t.late,
+        &lines(&dir.join("out.jsonl")),
+        &lines(&dir.join("late.jsonl")),
+    );
+    // The counts go on over the resumed runs: the last one's summary is
+    // the uninterrupted file run's.
+    assert_eq!(
+        crash::summary(&stderr(&last)),
+        crash::summary(&stderr(&file))
+    );
+}
+
+#[test]
+fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact() {
+    // The broker behind tansu's proxy: the proxy killed for 10 s is a
+    // broker that refuses connections (tansu's memory storage would not
+    // survive a restart of the broker itself; SIGSTOP would leave the
+    // connections open, which is a slow broker, not a gone one).
+    let (broker, mut proxy) = Broker::start_behind_proxy();
+    let dir = scratch("kafka_outage");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let t = topics(&broker, "outage", 2);
+    let bootstrap = proxy.bootstrap();
+    produce_lines(&bootstrap, &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let child = kafka_run(
+        &dir,
+        &bootstrap,
+        &t,
+        &[
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "250ms",
+            "--transactional-id",
+            "outage",
+            &marker,
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starts");
+    // Once it has committed a checkpoint, the broker goes for 10 s.
+    let deadline = Instant::now() + T;
+    while !dir.join("ckpt/checkpoint").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.stop();
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let mut child = child;
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the run ended while the broker was unreachable"
+    );
+    proxy.start();
+    let output = child.wait_with_output().expect("waits");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stopped.elapsed() >= Duration::from_secs(10));
+    assert_eq!(
+        crash::summary(&stderr(&output)),
+        crash::summary(&stderr(&file))
+    );
+    // Nothing was aborted: read_committed sees the output.
+    let mut seen = Vec::new();
+    for name in [&t.output, &t.late] {
+        let n = if name == &t.output { 2 } else { 1 };
+        let mut reader = Reader::new(&bootstrap, &[(name.as_str(), n)]);
+        reader.drain(Duration::from_secs(2));
+        seen.extend(reader.seen);
+    }
+    assert_same(
+        &seen,
+        &t.output,
+        &t.late,
+        &lines(&dir.join("out.jsonl")),
+        &lines(&dir.join("late.jsonl")),
+    );
+}
+
+#[test]
+fn a_broker_unreachable_at_the_start_exits_6_after_the_limit() {
+    let dir = scratch("kafka_unreachable");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let output = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--kafka-timeout", "3s"])
+        .args(["--events", &format!("kafka://127.0.0.1:{port}/events")])
+        .output()
+        .expect("runs");
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("error: Kafka: the broker did not answer"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said_clearly() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_errors");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let b = broker.bootstrap();
+    // A topic that does not exist: named, exit 4, nothing created.
+    let output = cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            &format!("kafka://{b}/nowhere"),
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(r#"error: Kafka: topic "nowhere" does not exist"#),
+        "{}",
+        stderr(&output)
+    );
+    // A malformed record: placed by topic, partition and offset, counted,
+    // and the run goes on (to standard output here).
+    let input = topic("malformed");
+    broker.create_topic(&input, 1);
+    let records = [
+        r#"{"ts":1,"type":"created","order":"o1"}"#.to_string(),
+        r#"{"ts":2,"type":"paid","order""#.to_string(),
+        r#"{"ts":3,"type":"paid","order":"o1","amount":5}"#.to_string(),
+    ];
+    produce_lines(&b, &input, &records);
+    let output = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--kafka-until", "end"])
+        .args(["--events", &format!("kafka://{b}/{input}")])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(
+        said.contains(&format!(
+            "kafka:{input} partition 0 offset 1: malformed record: "
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("3 events read, 1 malformed") || said.contains("2 events read, 1 malformed"),
+        "{said}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains(r#""pattern":"unpaid""#));
+
+    // A checkpoint of a Kafka run resumed with another --max-delay (the
+    // per-partition watermarks' bound): refused, exit 5, as for a file.
+    let with_delay = |delay: &str| {
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--kafka-until",
+                "end",
+                "--checkpoint",
+                "md",
+            ])
+            .args(["--max-delay", delay])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .output()
+            .expect("runs")
+    };
+    let first = with_delay("2s");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let other = with_delay("1s");
+    assert_eq!(other.status.code(), Some(5), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("--max-delay 2000 ms), now event (per split, --max-delay 1000 ms)"),
+        "{}",
+        stderr(&other)
+    );
+
+    // Fenced: a second instance with the same transactional id takes
+    // over; the first stops with exit 7 and says why.
+    // (a stream long enough that the first instance is in the middle of
+    // a transaction, with records written, when the second starts)
+    let t = topics(&broker, "fenced", 1);
+    let stream: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
+    produce_lines(&b, &t.input, &stream);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let first = cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--checkpoint",
+            "one",
+            "--checkpoint-every",
+            "100ms",
+        ])
+        .args(["--transactional-id", "fenced", &marker])
+        .args(["--events", &format!("kafka://{b}/{}", t.input)])
+        .args(["--output", &format!("kafka://{b}/{}", t.output)])
+        .stdout(Stdio::null())
+        // (a file, not a pipe nobody reads while it runs: its warnings
+        // would fill the pipe and block it)
+        .stderr(fs::File::create(dir.join("first.err")).expect("creates"))
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + T;
+    while !dir.join("one/checkpoint").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = kafka_run(
+        &dir,
+        &b,
+        &t,
+        &[
+            "--checkpoint",
+            "two",
+            "--transactional-id",
+            "fenced",
+            &marker,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(second.status.success(), "{}", stderr(&second));
+    let mut first = first;
+    let deadline = Instant::now() + T;
+    while first.try_wait().expect("status").is_none() {
+        if Instant::now() > deadline {
+            let _ = first.kill();
+            panic!("the fenced instance did not stop in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = first.wait().expect("waits");
+    let said = fs::read_to_string(dir.join("first.err")).expect("its standard error");
+    assert_eq!(status.code(), Some(7), "{said}");
+    assert!(
+        said.contains(
+            r#"another instance with transactional id "fenced" took over; this one stops"#
+        ),
+        "{said}"
+    );
+}
+
+#[test]
+fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
+    let dir = scratch("kafka_usage");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    fs::write(dir.join("events.jsonl"), "").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--events", "kafka://127.0.0.1:1"],
+            "a Kafka URL is kafka://HOST:PORT",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/"],
+            "no topic after the brokers",
+        ),
+        (
+            &["--events", "kafka://nohost/t"],
+            "the brokers are HOST:PORT",
+        ),
+        (
+            &["--events", "events.jsonl", "--time", "kafka"],
+            "--time kafka need --events or --output kafka://",
+        ),
+        (
+            &["--events", "events.jsonl", "--kafka-until", "end"],
+            "--kafka-until need --events kafka://",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--transactional-id",
+                "x",
+            ],
+            "--transactional-id needs --output kafka://... and --checkpoint",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--output",
+                "kafka://127.0.0.1:1/a",
+                "--late",
+                "late.jsonl",
+            ],
+            "--late kafka://... goes with --output kafka://...",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/t", "--follow"],
+            "--follow is for files",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--kafka-start",
+                "yesterday",
+            ],
+            "is not earliest, latest",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/t", "--kafka", "nonsense"],
+            "is not NAME=VALUE",
+        ),
+    ];
+    for (args, said) in cases {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep"])
+            .args(*args)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(said),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
