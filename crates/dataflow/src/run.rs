@@ -215,6 +215,9 @@ impl Scale {
 pub enum Refusal {
     /// Processing time.
     ProcessingTime,
+    /// Event time from the records' own times (a Kafka source's): the
+    /// run on workers reads files, whose records have none.
+    RecordTime,
     /// A checkpoint with the output on standard output (process 0).
     CheckpointNeedsOutput,
     /// A checkpoint with an output that is no regular file.
@@ -232,6 +235,9 @@ impl fmt::Display for Refusal {
         f.write_str(match self {
             Refusal::ProcessingTime => {
                 "--time processing is not supported with --workers or --processes"
+            }
+            Refusal::RecordTime => {
+                "--time kafka is not supported with --workers or --processes"
             }
             Refusal::CheckpointNeedsOutput => "--checkpoint with --workers needs --output FILE",
             Refusal::CheckpointNeedsRegularFiles => "--checkpoint with --workers needs --output FILE and --late FILE to be regular files (a device or a FIFO cannot be truncated to a cut's length)",
@@ -941,8 +947,10 @@ static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
 fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
-    if config.time == Time::Processing {
-        return Err(Refusal::ProcessingTime);
+    match config.time {
+        Time::Processing => return Err(Refusal::ProcessingTime),
+        Time::Record => return Err(Refusal::RecordTime),
+        Time::Event { .. } => {}
     }
     let stdout = config.output.is_none();
     if config.checkpoint.is_some() {
@@ -1065,6 +1073,7 @@ fn agreement(config: &Config, scale: &Scale, patterns: &[Pattern]) -> String {
     let time = match config.time {
         Time::Event { .. } => "Event",
         Time::Processing => "Processing",
+        Time::Record => "Record",
     };
     [
         ("cepheid", env!("CARGO_PKG_VERSION").to_string()),
