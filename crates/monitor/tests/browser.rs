@@ -344,27 +344,11 @@ fn page_bytes(b: u64) -> String {
 /// A wall-clock time as the page writes it (`time()` in page.html: ISO
 /// 8601 in UTC, a space for the `T`).
 fn page_time(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let millis = match in_day % 1000 {
-        0 => "Z".to_string(),
-        ms => format!(".{ms:03}Z"),
-    };
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}{millis}",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-    )
+    let text = cepheid_engine::io::format_rfc3339(ms).replacen('T', " ", 1);
+    match text.strip_suffix(".000Z") {
+        Some(whole) => format!("{whole}Z"),
+        None => text,
+    }
 }
 
 #[test]

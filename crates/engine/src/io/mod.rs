@@ -66,5 +66,5 @@ pub use items::Items;
 pub use json::{record_from_json, value_from_json, value_to_json};
 pub use jsonl::{Formatter, JsonLines, Target, WriteError};
 pub use lines::{Line, LineReader, MAX_LINE_BYTES};
-pub use rfc3339::{parse_rfc3339, TimeError, TimeProblem};
+pub use rfc3339::{format_rfc3339, parse_rfc3339, TimeError, TimeProblem};
 pub use seen::FieldsSeen;

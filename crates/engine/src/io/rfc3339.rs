@@ -154,6 +154,37 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+/// A time (milliseconds since the Unix epoch) in RFC 3339, UTC, to the
+/// millisecond; [`parse_rfc3339`] reads it back.
+///
+/// ```
+/// use cepheid_engine::io::{format_rfc3339, parse_rfc3339};
+/// assert_eq!(format_rfc3339(1_714_557_600_123), "2024-05-01T10:00:00.123Z");
+/// assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+/// assert_eq!(parse_rfc3339(&format_rfc3339(951_782_400_000)), Ok(951_782_400_000));
+/// ```
+pub fn format_rfc3339(ms: Timestamp) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // H. Hinnant's `civil_from_days`, the inverse of `days_from_civil`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
