@@ -2,31 +2,17 @@
 //! own, checkpoints through them, the split watermarks, the file source.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cepheid_engine::Rules;
+
+use crate::support::{scratch, RULES};
 use cepheid_runtime::{
     Checkpoint, Config, End, FileSource, Input, Kind, Notices, Origin, Position, RawBatch,
     RawEntry, ReadOutcome, Runtime, Sink, SinkError, SinkState, Source, SourceError,
     SplitWatermarks,
 };
-
-const RULES: &str = r#"pattern ab {
-    partition by k
-    match a followed by b
-    where
-        a: type == "a"
-        b: type == "b"
-}"#;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cepheid-runtime-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Lines from memory, its position the number of lines handed out.
 struct Lines {

@@ -4,26 +4,12 @@
 //! checkpoint when it is taken; one that does not observe is never
 //! called, and the output is the same either way.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use cepheid_engine::Rules;
+
+use crate::support::{scratch, RULES};
 use cepheid_runtime::{Config, Input, Kind, Notice, Report, RunEvent, RunView, Runtime};
-
-const RULES: &str = r#"pattern ab {
-    partition by k
-    match a followed by b
-    where
-        a: type == "a"
-        b: type == "b"
-}"#;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cepheid-observer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[derive(Default, Debug)]
 struct Seen {
