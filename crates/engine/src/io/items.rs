@@ -87,6 +87,7 @@ impl<R: Read> Items<R> {
     /// assert!(matches!(items.next_with(&mut read), Some((2, Ok(Ok(Item::Event(1, _)))))));
     /// assert!(items.next_with(&mut read).is_none());
     /// ```
+    #[inline(always)]
     pub fn next_with<T>(
         &mut self,
         read: impl FnOnce(&mut Decoder, &[u8]) -> Result<T, Error>,
