@@ -265,7 +265,7 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
 pub fn status_of(error: &KafkaError) -> u8 {
     match error {
         KafkaError::Unreachable { .. } => EXIT_UNREACHABLE,
-        KafkaError::Fenced { .. } => EXIT_FENCED,
+        KafkaError::Fenced { .. } | KafkaError::Superseded { .. } => EXIT_FENCED,
         _ => crate::EXIT_IO,
     }
 }

@@ -36,6 +36,19 @@ pub enum KafkaError {
         /// librdkafka's error.
         source: ClientError,
     },
+    /// Another instance with the same `transactional.id` committed to the
+    /// sink's consumer group while this one's commit went unanswered: it
+    /// has taken over, as with [`KafkaError::Fenced`], but the broker never
+    /// said so to this producer.
+    Superseded {
+        /// The transactional id both instances use.
+        transactional_id: String,
+        /// The checkpoint the other instance committed (the marker's
+        /// offset), if any.
+        committed_checkpoint: Option<u64>,
+        /// The source offsets it committed.
+        committed: KafkaPosition,
+    },
     /// A topic the configuration names does not exist on the broker.
     UnknownTopic {
         /// The topic.
@@ -84,9 +97,13 @@ impl KafkaError {
         KafkaError::Client { operation, source }
     }
 
-    /// True for [`KafkaError::Fenced`]: another instance took over.
+    /// True for [`KafkaError::Fenced`] and [`KafkaError::Superseded`]:
+    /// another instance took over.
     pub fn is_fenced(&self) -> bool {
-        matches!(self, KafkaError::Fenced { .. })
+        matches!(
+            self,
+            KafkaError::Fenced { .. } | KafkaError::Superseded { .. }
+        )
     }
 }
 
@@ -157,6 +174,22 @@ impl fmt::Display for KafkaError {
                 "Kafka: another instance with transactional id {transactional_id:?} took over; \
                  this one stops (its open transaction was aborted)"
             ),
+            KafkaError::Superseded {
+                transactional_id,
+                committed_checkpoint,
+                committed,
+            } => {
+                write!(
+                    f,
+                    "Kafka: another instance with transactional id {transactional_id:?} took over; \
+                     this one stops (the broker did not answer its commit, and meanwhile the \
+                     group's offsets became "
+                )?;
+                match committed_checkpoint {
+                    Some(n) => write!(f, "checkpoint {n} at {committed})"),
+                    None => write!(f, "{committed})"),
+                }
+            }
             KafkaError::UnknownTopic { topic } => {
                 write!(f, "Kafka: topic {topic:?} does not exist")
             }

@@ -31,6 +31,11 @@ mod sink;
 mod source;
 mod watermark;
 
+// The tests' real broker, for the unit tests that need one.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod test_broker;
+
 pub use error::KafkaError;
 pub use position::KafkaPosition;
 pub use retry::Retry;

@@ -4,7 +4,7 @@
 //! (at least once).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
@@ -12,7 +12,7 @@ use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
-use crate::error::{fencing, KafkaError};
+use crate::error::{fencing, retriable, KafkaError};
 use crate::position::KafkaPosition;
 use crate::retry::Retry;
 
@@ -178,6 +178,24 @@ impl ProducerContext for SinkContext {
     }
 }
 
+/// The offsets of `tpl` by topic and partition, sorted (`None`: no
+/// offset).
+fn held(tpl: &TopicPartitionList) -> Vec<(String, i32, Option<i64>)> {
+    let mut held: Vec<_> = tpl
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            (e.topic().to_string(), e.partition(), offset)
+        })
+        .collect();
+    held.sort();
+    held
+}
+
 /// Writes output records to Kafka.
 pub struct KafkaSink {
     producer: BaseProducer<SinkContext>,
@@ -196,7 +214,16 @@ pub struct KafkaSink {
     /// last committed one + 1): each record of a transactional sink
     /// carries it in its header [`CHECKPOINT_HEADER`].
     interval: u64,
+    /// What the group held after this instance's last commit (or, before
+    /// its first, as read then): offsets by topic and partition, the
+    /// marker's included. A commit the broker does not answer is checked
+    /// against it (see [`KafkaSink::superseded`]).
+    group_held: Option<Vec<(String, i32, Option<i64>)>>,
 }
+
+/// How long one `commit_transaction` call waits before the sink asks the
+/// group whether another instance has taken over.
+const COMMIT_STEP: Duration = Duration::from_secs(3);
 
 /// The header of each record a transactional sink writes: the number of
 /// the checkpoint whose transaction holds it, in decimal. A consumer that
@@ -294,6 +321,7 @@ impl KafkaSink {
             late: config.late,
             fenced_by: None,
             interval: 1,
+            group_held: None,
         })
     }
 
@@ -500,6 +528,31 @@ impl KafkaSink {
             return self.flush();
         }
         self.begin()?;
+        let tpl = self.transaction_offsets(checkpoint, source)?;
+        let result = self
+            .send_offsets(&tpl)
+            .and_then(|()| self.commit_transaction(&tpl));
+        if let Err(error) = result {
+            if !error.is_fenced() {
+                let _ = self.abort();
+            }
+            self.in_transaction = false;
+            return Err(error);
+        }
+        self.group_held = Some(held(&tpl));
+        self.in_transaction = false;
+        self.interval = checkpoint + 1;
+        self.check_delivery()
+    }
+
+    /// The offsets checkpoint `checkpoint` commits: the source's, and the
+    /// marker's (its offset is the checkpoint's number). A marker topic of
+    /// its own gets a record in the transaction.
+    fn transaction_offsets(
+        &mut self,
+        checkpoint: u64,
+        source: &KafkaPosition,
+    ) -> Result<TopicPartitionList, KafkaError> {
         let mut tpl = TopicPartitionList::new();
         for (t, p, o) in source.iter() {
             tpl.add_partition_offset(t, p, Offset::Offset(o))
@@ -519,20 +572,15 @@ impl KafkaSink {
             tpl.add_partition_offset(&t, p, Offset::Offset(n))
                 .map_err(|e| KafkaError::client("send_offsets_to_transaction", e))?;
         }
-        let result = self.send_offsets_and_commit(&tpl);
-        if let Err(error) = result {
-            if !error.is_fenced() {
-                let _ = self.abort();
-            }
-            self.in_transaction = false;
-            return Err(error);
-        }
-        self.in_transaction = false;
-        self.interval = checkpoint + 1;
-        self.check_delivery()
+        Ok(tpl)
     }
 
-    fn send_offsets_and_commit(&mut self, tpl: &TopicPartitionList) -> Result<(), KafkaError> {
+    /// Sends `tpl` to the open transaction (after reading what the group
+    /// holds, before this instance's first commit).
+    fn send_offsets(&mut self, tpl: &TopicPartitionList) -> Result<(), KafkaError> {
+        if self.group_held.is_none() {
+            self.group_held = Some(self.read_group(tpl, false)?);
+        }
         let (_, metadata) = self
             .group
             .as_ref()
@@ -542,12 +590,112 @@ impl KafkaSink {
             "send_offsets_to_transaction",
             |t| producer.send_offsets_to_transaction(tpl, metadata, t),
             self.txn_error("send_offsets_to_transaction"),
-        )?;
-        self.retry.run(
-            "commit_transaction",
-            |t| producer.commit_transaction(t),
-            self.txn_error("commit_transaction"),
         )
+    }
+
+    /// `commit_transaction`, retried with backoff up to the limit, in
+    /// calls of at most [`COMMIT_STEP`] (librdkafka resumes the commit on
+    /// the next call). After a call that timed out, the group is asked
+    /// whether another instance has taken over: a broker is meant to fence
+    /// this producer then (and does, on a record it sends), but one that
+    /// never answers the old instance's `EndTxn` (tansu closes the
+    /// connection) would leave it waiting for the whole limit and then
+    /// report an unreachable broker instead.
+    fn commit_transaction(&self, ours: &TopicPartitionList) -> Result<(), KafkaError> {
+        let start = Instant::now();
+        let mut backoff = self.retry.first_backoff;
+        let error = self.txn_error("commit_transaction");
+        loop {
+            let left = self.retry.limit.saturating_sub(start.elapsed());
+            let step = left.clamp(Duration::from_millis(100), COMMIT_STEP);
+            let source = match self.producer.commit_transaction(step) {
+                Ok(()) => return Ok(()),
+                Err(e) if retriable(&e) => e,
+                Err(e) => return Err(error(e)),
+            };
+            if let Some(fenced) = self.superseded(ours) {
+                return Err(fenced);
+            }
+            if start.elapsed() + backoff >= self.retry.limit {
+                return Err(KafkaError::Unreachable {
+                    operation: "commit_transaction",
+                    waited: start.elapsed(),
+                    source,
+                });
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(self.retry.max_backoff);
+        }
+    }
+
+    /// Whether another instance with this sink's transactional id (and so
+    /// its consumer group) has committed since this one last did: the
+    /// group holds offsets that are neither what this instance committed
+    /// last nor the commit it is waiting for. Only a fenced instance sees
+    /// that. `None` when the group cannot be read now (the caller keeps
+    /// waiting, up to its limit).
+    fn superseded(&self, ours: &TopicPartitionList) -> Option<KafkaError> {
+        if let Some(fenced) = self.fenced() {
+            return Some(KafkaError::Fenced {
+                transactional_id: self.transactional_id(),
+                source: fenced,
+            });
+        }
+        let now = self.read_group(ours, true).ok()?;
+        let before = self.group_held.as_deref().unwrap_or_default();
+        let unchanged = now.iter().all(|(t, p, o)| {
+            let was = before.iter().find(|(bt, bp, _)| (bt, bp) == (t, p));
+            *o == was.and_then(|(_, _, o)| *o)
+        });
+        if unchanged || now == held(ours) {
+            return None;
+        }
+        let marker = self.marker().expect("transactional");
+        let checkpoint = now
+            .iter()
+            .find(|(t, p, _)| (t.as_str(), *p) == (marker.0.as_str(), marker.1))
+            .and_then(|(_, _, o)| o.and_then(|o| u64::try_from(o).ok()));
+        let mut committed = KafkaPosition::new();
+        for (t, p, o) in &now {
+            if let (Some(o), false) = (o, (t.as_str(), *p) == (marker.0.as_str(), marker.1)) {
+                committed.set(t, *p, *o);
+            }
+        }
+        Some(KafkaError::Superseded {
+            transactional_id: self.transactional_id(),
+            committed_checkpoint: checkpoint,
+            committed,
+        })
+    }
+
+    /// The group's committed offsets for the partitions of `tpl`: asked
+    /// `once` (for at most [`COMMIT_STEP`]) or retried up to the limit.
+    fn read_group(
+        &self,
+        tpl: &TopicPartitionList,
+        once: bool,
+    ) -> Result<Vec<(String, i32, Option<i64>)>, KafkaError> {
+        let (consumer, _) = self
+            .group
+            .as_ref()
+            .expect("a transactional sink has a group");
+        let mut partitions = TopicPartitionList::new();
+        for e in tpl.elements() {
+            partitions.add_partition(e.topic(), e.partition());
+        }
+        let operation = "read the committed offsets";
+        let committed = if once {
+            consumer
+                .committed_offsets(partitions, COMMIT_STEP)
+                .map_err(|e| KafkaError::client(operation, e))?
+        } else {
+            self.retry.run(
+                operation,
+                |t| consumer.committed_offsets(partitions.clone(), t),
+                |e| KafkaError::client(operation, e),
+            )?
+        };
+        Ok(held(&committed))
     }
 
     /// Aborts the open transaction, if any (its records are never seen by
@@ -644,5 +792,90 @@ impl KafkaSink {
                 kept: kept.iter().map(|k| k.id).collect(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_broker::{topic, Broker};
+    use crate::{KeptCheckpoint, Recovery};
+
+    fn sink(broker: &Broker, topic: &str, id: &str) -> KafkaSink {
+        let mut config = SinkConfig::new(broker.bootstrap(), OutputTopics::One(topic.into()));
+        config.transactional = Some(Transactional::new(id, id));
+        KafkaSink::new(config).expect("a transactional sink")
+    }
+
+    fn at(t: &str, offset: i64) -> KafkaPosition {
+        let mut p = KafkaPosition::new();
+        p.set(t, 0, offset);
+        p
+    }
+
+    /// The window no public call can open: a second instance takes over
+    /// between the first's offsets and its `EndTxn`, and commits. tansu
+    /// never answers that `EndTxn` (`tests/broker.rs`,
+    /// `tansu_does_not_answer_the_commit_of_a_producer_fenced_after_its_last_record`);
+    /// without the group probe the first would wait out its 60 s limit and
+    /// report an unreachable broker.
+    #[test]
+    fn an_unanswered_commit_after_another_instance_committed_is_said_fenced() {
+        let broker = Broker::start();
+        let (input, output) = (topic("window-in"), topic("window-out"));
+        broker.create_topic(&input, 1);
+        broker.create_topic(&output, 1);
+        let mut first = sink(&broker, &output, "window");
+        first.write(Kind::Match, b"k", b"one").expect("writes");
+        first.commit(1, &at(&input, 1)).expect("commit 1");
+
+        first
+            .write(Kind::Match, b"k", b"first-two")
+            .expect("writes");
+        first.prepare(2).expect("on the broker");
+        first.begin().expect("in the transaction");
+        let tpl = first
+            .transaction_offsets(2, &at(&input, 3))
+            .expect("offsets");
+        first.send_offsets(&tpl).expect("offsets sent");
+
+        let mut second = sink(&broker, &output, "window");
+        let kept = KeptCheckpoint {
+            id: 1,
+            position: at(&input, 1),
+        };
+        assert_eq!(
+            second.recover(&[kept]).expect("recovers"),
+            Recovery::Checkpoint(0)
+        );
+        second
+            .write(Kind::Match, b"k", b"second-two")
+            .expect("writes");
+        second.commit(2, &at(&input, 5)).expect("commit 2");
+
+        let started = Instant::now();
+        let error = first
+            .commit_transaction(&tpl)
+            .expect_err("the first instance was taken over");
+        eprintln!("after {:?}: {error}", started.elapsed());
+        match &error {
+            KafkaError::Superseded {
+                transactional_id,
+                committed_checkpoint,
+                committed,
+            } => {
+                assert_eq!(transactional_id, "window");
+                assert_eq!(*committed_checkpoint, Some(2));
+                assert_eq!(*committed, at(&input, 5));
+            }
+            other => panic!("not superseded: {other:?}"),
+        }
+        assert!(error.is_fenced());
+        assert!(
+            error.to_string().contains(
+                r#"another instance with transactional id "window" took over; this one stops"#
+            ),
+            "{error}"
+        );
     }
 }

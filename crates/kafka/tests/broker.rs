@@ -482,3 +482,54 @@ fn the_broker_restarts_on_the_same_port_and_its_memory_storage_comes_back_empty(
     broker.produce(&t, 0, &[("k", "after")]);
     assert_eq!(read_all(&broker, &t, 1, "read_committed"), ["after"]);
 }
+
+/// The window a transactional sink cannot close on tansu alone: a second
+/// instance initializes between the first one's last record (and offsets)
+/// and its `EndTxn`. A Kafka broker answers that `EndTxn` with
+/// PRODUCER_FENCED; tansu 0.6 closes the connection instead, so librdkafka
+/// retries and the commit times out, and the first producer never learns
+/// it was fenced. What the sink does about it: `KafkaSink`'s
+/// `commit_transaction` asks the group (tested in `tests/sink.rs`,
+/// `an_unanswered_commit_after_another_instance_committed_is_said_fenced`).
+#[test]
+fn tansu_does_not_answer_the_commit_of_a_producer_fenced_after_its_last_record() {
+    let broker = Broker::start();
+    let t = topic("fenced-commit");
+    let input = topic("fenced-commit-in");
+    broker.create_topic(&t, 1);
+    broker.create_topic(&input, 1);
+    let group = "cepheid-fenced-commit";
+    let group_consumer: BaseConsumer = broker
+        .config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let metadata = group_consumer.group_metadata().expect("group metadata");
+    let first = transactional(&broker, "tx-fenced-commit");
+    first.begin_transaction().expect("begin");
+    send(&first, &t, 0, "from-first");
+    first.flush(T).expect("flush: the record is on the broker");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&input, 0, Offset::Offset(3))
+        .expect("adds");
+    first
+        .send_offsets_to_transaction(&offsets, &metadata, T)
+        .expect("send_offsets_to_transaction");
+
+    let _second = transactional(&broker, "tx-fenced-commit");
+    let start = Instant::now();
+    let result = first.commit_transaction(Duration::from_secs(5));
+    eprintln!("after {:?}: {result:?}", start.elapsed());
+    let error = result.expect_err("a fenced producer cannot commit");
+    assert!(
+        !is_fenced(&error),
+        "tansu now answers a fenced EndTxn ({error:?}): the probe in KafkaSink::commit_transaction may go"
+    );
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::OperationTimedOut),
+        "{error:?}"
+    );
+}
