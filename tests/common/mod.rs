@@ -148,13 +148,53 @@ impl Live {
         }
     }
 
-    /// Sends the signal named `signal` (`TERM`, `INT`, ...) to the process.
+    /// Sends the signal named `signal` (`TERM`, `INT`, `HUP`) to the
+    /// process, once it handles it: a run just started (or resumed) has
+    /// not installed its handlers yet, and the signal's default action
+    /// would end it without its last checkpoint.
     pub fn signal(&self, signal: &str) {
+        self.wait_until_it_handles(signal);
         let status = Command::new("kill")
             .args(["-s", signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success(), "kill -s {signal}");
+    }
+
+    /// Waits (at most [`PATIENCE`]) until the process catches `signal`
+    /// (its bit in `SigCgt` of `/proc/PID/status`), or has ended. Where
+    /// there is no `/proc`, it does not wait.
+    fn wait_until_it_handles(&self, signal: &str) {
+        let number: u32 = match signal {
+            "HUP" => 1,
+            "INT" => 2,
+            "TERM" => 15,
+            _ => return,
+        };
+        let status = format!("/proc/{}/status", self.child.id());
+        let started = std::time::Instant::now();
+        loop {
+            let Ok(text) = std::fs::read_to_string(&status) else {
+                return;
+            };
+            let caught = text
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+            match caught {
+                Some(mask) if mask & (1 << (number - 1)) != 0 => return,
+                None => return,
+                Some(_) => {}
+            }
+            if text.lines().any(|l| l.starts_with("State:") && l.contains('Z')) {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the run never handled SIG{signal}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Waits (at most [`PATIENCE`]) for the process to end, its standard
