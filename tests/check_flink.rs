@@ -92,6 +92,11 @@ const NOT_HIT: &[(&str, &str, &str)] = &[
         "D1",
         "the events hold no c",
     ),
+    (
+        "looping-group-nested-trailing-negation-closes-the-iteration",
+        "D1",
+        "no event satisfies s5",
+    ),
 ];
 
 #[test]
@@ -136,7 +141,9 @@ fn oracle_golden_cases_warn_exactly_where_they_deviate() {
             seen.insert(class.to_string());
             (!found.iter().any(|f| f == class)).then(|| format!("no {class} warning"))
         } else if let Some((_, class, _)) = NOT_HIT.iter().find(|(n, ..)| *n == name) {
-            (found != [*class]).then(|| format!("expected only a {class} warning"))
+            // (limit warnings aside, as below)
+            let deviations: Vec<&String> = found.iter().filter(|f| *f != "limit").collect();
+            (deviations != [*class]).then(|| format!("expected only a {class} warning"))
         } else {
             // Agrees with Flink: no deviation warning (a limit warning
             // says that many more events could differ).

@@ -186,7 +186,10 @@ impl Live {
                 None => return,
                 Some(_) => {}
             }
-            if text.lines().any(|l| l.starts_with("State:") && l.contains('Z')) {
+            if text
+                .lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+            {
                 return;
             }
             assert!(

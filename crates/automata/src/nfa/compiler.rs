@@ -424,6 +424,26 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             target,
             cond,
         });
+        // A copy that enforces a group's trailing negation stands in for
+        // its original, which may get edges after the copy was made: a
+        // looping group's iteration-closing dummy gets its edge to the
+        // group's head only once the inner states (and so an inner group
+        // ending in `not followed by`, whose sink it is) are built. The
+        // copy gets each such edge too, else a run in it could never close
+        // the iteration (oracle seed 84, case 84-1775).
+        if self.trailing_not_copies.is_empty() {
+            return;
+        }
+        let copies: Vec<StateId> = self
+            .trailing_not_copies
+            .iter()
+            .filter(|&(_, &original)| original == from)
+            .map(|(&copy, _)| copy)
+            .collect();
+        for copy in copies {
+            let target = if target == from { copy } else { target };
+            self.add(copy, action, target, cond);
+        }
     }
 
     /// Flink's `createStopState`: one stop state per `not` stage.
