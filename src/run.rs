@@ -325,11 +325,9 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_PATTERN_ERROR;
         }
     }
-    if let Err(status) = refuse_shared_files(args) {
-        return status;
-    }
-    if let Err(status) = refuse_conflicts(args) {
-        return status;
+    if let Err(conflict) = config.check() {
+        say!("error: {conflict}");
+        return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
     if let Err(why) = kafka::check(args) {
@@ -643,89 +641,6 @@ fn parse_positive_duration(text: &str) -> Result<i64, String> {
     match parse_duration(text).map_err(|e| e.to_string())? {
         0 => Err("the duration must be greater than zero".to_string()),
         ms => Ok(ms),
-    }
-}
-
-/// Options that make no sense together (beyond what the argument parser
-/// checks); exit 2.
-fn refuse_conflicts(args: &Args) -> Result<(), u8> {
-    let refuse = |why: &str| {
-        say!("error: {why}");
-        Err(EXIT_USAGE)
-    };
-    if args.checkpoint.is_some() && args.events == Path::new("-") {
-        return refuse("--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset");
-    }
-    if args.follow && args.events == Path::new("-") {
-        return refuse("--follow needs --events FILE (standard input cannot be followed; it is read as it comes anyway)");
-    }
-    if args.time == TimeArg::Processing {
-        if args.max_delay != 0 {
-            return refuse("--max-delay has no meaning with --time processing (no event is late)");
-        }
-        if args.idle_timeout.is_some() {
-            return refuse(
-                "--idle-timeout has no meaning with --time processing (time always follows the clock)",
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The input, the output and the late output must be different files:
-/// `--output X --late X` interleaved the two streams into one file, and
-/// `--output X --events X` truncated the input before reading it. Paths
-/// are compared canonically (the parent folder for a file that does not
-/// exist yet) and, for existing files, by identity (hard links, `/dev/fd`
-/// names). `-` (a standard stream) is never compared. Exit 2 on a clash.
-fn refuse_shared_files(args: &Args) -> Result<(), u8> {
-    let mut named: Vec<(&str, &Path)> = Vec::new();
-    if args.events != Path::new("-") {
-        named.push(("--events", &args.events));
-    }
-    if args.output != Path::new("-") {
-        named.push(("--output", &args.output));
-    }
-    if let Some(late) = &args.late {
-        if late == Path::new("-") {
-            // It created a file named `-`; sharing standard output with the
-            // matches would need one writer for both.
-            say!("error: --late needs a file path (`-` is not supported)");
-            return Err(crate::EXIT_USAGE);
-        }
-        named.push(("--late", late));
-    }
-    for (i, (a_flag, a)) in named.iter().enumerate() {
-        for (b_flag, b) in &named[i + 1..] {
-            if same_file(a, b) {
-                say!(
-                    "error: {a_flag} {} and {b_flag} {} are the same file; give them different paths",
-                    a.display(),
-                    b.display()
-                );
-                return Err(crate::EXIT_USAGE);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Do two paths name the same file (existing or to be created)?
-fn same_file(a: &Path, b: &Path) -> bool {
-    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
-                return true;
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = (ma, mb);
-    }
-    match (cepheid_runtime::canonical(a), cepheid_runtime::canonical(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
     }
 }
 

@@ -47,6 +47,7 @@ use serde::Serialize;
 
 mod background;
 pub mod checkpoint;
+mod conflict;
 mod driver;
 mod follow;
 #[doc(hidden)]
@@ -62,6 +63,7 @@ mod timing;
 mod view;
 
 pub use checkpoint::Every;
+pub use conflict::Conflict;
 #[doc(hidden)]
 pub use driver::{canonical, capped_message, TOLD_KEYS};
 pub use driver::{Handle, Runtime};
