@@ -21,8 +21,11 @@ use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 #[derive(clap::Args, Debug)]
 pub struct ScaleArgs {
     /// Worker threads (per process, with `--processes`): the input file is
-    /// cut in one part per worker and events go to the worker of their key
-    /// (feature `timely`).
+    /// cut in one part per worker and events go to the worker of their key.
+    /// More than the machine's cores is said as a warning (they share
+    /// them). On two cores a run without --workers already uses both (its
+    /// reader and writer threads): two workers are not faster there
+    /// (BENCHMARKS.md).
     #[arg(
         long,
         value_name = "N",

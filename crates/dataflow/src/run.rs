@@ -74,6 +74,9 @@
 //!   stops the parts of its process (the live input ends there). Object
 //!   keys and keys over `--max-runs-per-key` are counted
 //!   in the summary; keys over the limit are named (ten per worker).
+//! - More workers than the machine runs threads at once
+//!   (`std::thread::available_parallelism`) is said as a warning at the
+//!   start: they share its cores, which only adds their coordination.
 //! - `--max-live-runs` bounds each engine of each worker (one per group of
 //!   patterns partitioned alike), not their sum: N workers may hold N times
 //!   the limit. Its first drop is said once per process; the summary adds
@@ -851,6 +854,22 @@ impl Workers {
         let live = live(config);
         let messages = (live && scale.first_process()).then(|| mpsc::sync_channel(BATCHES_AHEAD));
         let observes = report.observes();
+        let say = Say::new(report);
+        // More workers than the machine runs at once share its cores: each
+        // still reads and matches its part, and their coordination costs
+        // more than nothing is gained (`BENCHMARKS.md`, issue 23).
+        if let Ok(cores) = thread::available_parallelism() {
+            if scale.workers > cores.get() {
+                say!(
+                    say,
+                    Warning,
+                    "warning: --workers {} on a machine that runs {} threads at once: the workers share its cores, which only adds their coordination; give at most --workers {} here",
+                    scale.workers,
+                    cores,
+                    cores
+                );
+            }
+        }
         Ok(Workers {
             config: config.clone(),
             scale: scale.clone(),
@@ -862,7 +881,7 @@ impl Workers {
             },
             observes,
             layout,
-            say: Say::new(report),
+            say,
             messages,
         })
     }
