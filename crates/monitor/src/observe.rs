@@ -131,7 +131,7 @@ impl Observer {
         let totals = view.stats();
         // (on one engine a walk over its state; workers measure their own)
         let state_bytes = (view.finished
-            || self.state_at.is_none_or(|t| t.elapsed() >= STATE_EVERY))
+            || self.state_at.map_or(true, |t| t.elapsed() >= STATE_EVERY))
         .then(|| {
             self.state_at = Some(Instant::now());
             view.state_bytes()
