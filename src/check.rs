@@ -16,10 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cepheid_core::pattern::FlinkDifference;
-use cepheid_engine::io::{Decoder, FieldsSeen, Format};
-use cepheid_engine::{Engine, FieldWatch, Record};
-use cepheid_syntax::{Diagnostic, DiagnosticKind, Loaded};
+use cepheid_engine::io::Format;
+use cepheid_engine::FieldWatch;
+use cepheid_syntax::{Diagnostic, Loaded};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 
@@ -61,7 +60,7 @@ const MALFORMED_SHOWN: usize = 3;
 pub fn run(args: &Args) -> u8 {
     let mut loaded = cepheid_engine::rules::load_paths(&args.paths);
     if args.flink {
-        let found = flink_warnings(&loaded);
+        let found = loaded.flink_warnings();
         loaded.diagnostics.extend(found);
     }
     if let Some(sample) = &args.sample {
@@ -104,90 +103,33 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
-/// The findings of `flink_differences` for every loaded pattern, as
-/// warnings in the pattern's source (after the load's own diagnostics).
-fn flink_warnings(loaded: &cepheid_syntax::Loaded) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for (pattern, &source) in loaded.patterns.iter().zip(&loaded.pattern_sources) {
-        for f in cepheid_core::pattern::flink_differences(pattern) {
-            let what = match f.difference {
-                FlinkDifference::Limit => "differs from Flink 2.3 at a limit".to_string(),
-                d => format!("differs from Flink 2.3 ({})", d.label()),
-            };
-            let mut d = Diagnostic::warning(
-                DiagnosticKind::Flink(f.difference),
-                f.span,
-                format!("pattern `{}` {what}: {}", pattern.name, f.message),
-            )
-            .with_help(f.help);
-            d.source = source;
-            out.push(d);
-        }
-    }
-    out
-}
-
 /// The sample's events decoded with the patterns' fields: a warning at
-/// each place a pattern reads a field no event carried.
+/// each place a pattern reads a field no event carried
+/// (`FieldWatch::sample_warnings`); the first malformed lines said.
 fn sample_warnings(
     loaded: &Loaded,
     sample: &Path,
     args: &Args,
 ) -> Result<Vec<Diagnostic>, std::io::Error> {
     let bytes = std::fs::read(sample)?;
-    let mut engine: Engine<Record> = Engine::new();
-    // (the valid patterns were compiled once already: this cannot fail)
-    if engine.add(&loaded.patterns[..]).is_err() {
-        return Ok(Vec::new());
-    }
     let format = match args.format {
         SampleFormat::Jsonl => Format::JsonLines,
         SampleFormat::Csv => Format::Csv,
     };
-    let mut decoder =
-        Decoder::new(format, &args.time_field, engine.fields().clone()).watch_fields(u64::MAX);
     let mut malformed = 0;
-    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Err(e) = decoder.decode(line) {
-            malformed += 1;
-            if malformed <= MALFORMED_SHOWN {
-                say!(
-                    "warning: {}:{}: {e} (line skipped)",
-                    sample.display(),
-                    n + 1
-                );
-            }
+    let found = FieldWatch::sample_warnings(loaded, &bytes, format, &args.time_field, |n, e| {
+        malformed += 1;
+        if malformed <= MALFORMED_SHOWN {
+            say!("warning: {}:{n}: {e} (line skipped)", sample.display());
         }
-    }
+    });
     if malformed > MALFORMED_SHOWN {
         say!(
-            "warning: {}: {} malformed lines skipped in all",
-            sample.display(),
-            malformed
+            "warning: {}: {malformed} malformed lines skipped in all",
+            sample.display()
         );
     }
-    let seen = decoder
-        .fields_seen()
-        .cloned()
-        .unwrap_or_else(|| FieldsSeen::new(0));
-    let mut out = Vec::new();
-    for missing in FieldWatch::from_loaded(loaded).missing(&seen) {
-        let message = missing.message("sample events");
-        for read in &missing.reads {
-            let Some((source, span)) = read.source else {
-                continue;
-            };
-            let d = Diagnostic::warning(DiagnosticKind::FieldNeverOccurs, span, message.clone())
-                .with_help(format!(
-                    "read by pattern `{}`, {}",
-                    read.pattern, read.clause
-                ))
-                .in_source(source);
-            out.push(d);
-        }
-    }
-    Ok(out)
+    Ok(found)
 }
 
 fn count(n: usize, what: &str) -> String {

@@ -29,19 +29,13 @@ use cepheid_engine::engine::{Engine, ReloadPolicy};
 use cepheid_engine::io::Format;
 use cepheid_engine::{FieldWatch, Record};
 use cepheid_runtime::checkpoint::Every;
+use cepheid_runtime::stats;
 use cepheid_runtime::{Config, End, Error, Input, Notice, Report, Runtime, Time};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[cfg(feature = "workers")]
 #[path = "workers.rs"]
 mod workers;
-
-#[cfg(feature = "metrics")]
-#[path = "metrics.rs"]
-mod metrics;
-
-#[path = "stats.rs"]
-mod stats;
 
 #[cfg(feature = "kafka")]
 #[path = "kafka.rs"]
@@ -268,8 +262,10 @@ pub struct Args {
     /// the interval brought: events read and their rate, matches,
     /// timeouts, late and malformed events; then the watermark, its lag
     /// behind the wall clock, and the live partial matches. A last line at
-    /// the end covers the rest, so the lines add up to the summary. Not
-    /// with --workers or --processes.
+    /// the end covers the rest, so the lines add up to the summary. With
+    /// --workers, the sums of what the workers published (each every
+    /// quarter second); with --processes, each process's own workers (the
+    /// lines of all processes add up to the summary).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     stats_every: Option<i64>,
     /// Stop at the first malformed line (exit status 3).
@@ -302,8 +298,10 @@ pub struct Args {
     /// `127.0.0.1:PORT`, `:0` any free port): Prometheus text on
     /// `/metrics`, `/status.json`, and a live page on `/`. Said on
     /// standard error at the start (`cepheid: metrics on http://ADDR/`);
-    /// an address that cannot be bound exits 4. Not with --workers or
-    /// --processes.
+    /// an address that cannot be bound exits 4. With --workers, the sums
+    /// over the workers and each worker's own numbers; with --processes,
+    /// each process serves its own workers' numbers on its own ADDR (give
+    /// each process its own, or `:0`).
     #[cfg(feature = "metrics")]
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
@@ -327,11 +325,9 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_PATTERN_ERROR;
         }
     }
-    if let Err(status) = refuse_shared_files(args) {
-        return status;
-    }
-    if let Err(status) = refuse_conflicts(args) {
-        return status;
+    if let Err(conflict) = config.check() {
+        say!("error: {conflict}");
+        return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
     if let Err(why) = kafka::check(args) {
@@ -356,11 +352,6 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_USAGE;
     }
     #[cfg(feature = "workers")]
-    if args.scale.enabled() && args.summary == SummaryArg::Json {
-        say!("error: --summary json is not supported with --workers or --processes yet");
-        return EXIT_USAGE;
-    }
-    #[cfg(feature = "workers")]
     if args.scale.enabled() && args.rules_from_stream {
         say!(
             "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
@@ -373,28 +364,14 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_USAGE;
         }
     }
-    #[cfg(feature = "workers")]
-    if args.scale.enabled() && args.stats_every.is_some() {
-        say!("error: --stats-every is not supported with --workers or --processes (yet)");
-        return EXIT_USAGE;
-    }
-    #[cfg(all(feature = "workers", feature = "metrics"))]
-    if args.scale.enabled() && args.metrics.is_some() {
-        say!("error: --metrics is not supported with --workers or --processes (yet)");
-        return EXIT_USAGE;
-    }
     #[cfg(all(feature = "workers", feature = "kafka"))]
     if args.scale.enabled() && (kafka::is_kafka(&args.events) || kafka::is_kafka(&args.output)) {
         say!("error: Kafka is not supported with --workers or --processes yet");
         return EXIT_USAGE;
     }
-    #[cfg(feature = "workers")]
-    if args.scale.enabled() {
-        return workers::run(&config, &args.scale, &loaded.patterns);
-    }
     // (held to the end of the run: the server stops when dropped)
     #[cfg(feature = "metrics")]
-    let (observer, _server) = match args.metrics.as_deref().map(metrics::serve) {
+    let (observer, _server) = match args.metrics.as_deref().map(serve_metrics) {
         None => (None, None),
         Some(Ok((observer, server))) => (Some(observer), Some(server)),
         Some(Err(e)) => {
@@ -414,6 +391,11 @@ pub fn run(args: &Args) -> u8 {
             .map(|ms| stats::Periodic::new(Duration::from_millis(ms as u64))),
         counting: false,
     };
+    #[cfg(feature = "workers")]
+    if args.scale.enabled() {
+        let report = Box::new(report);
+        return workers::run(&config, &args.scale, &loaded.patterns, report, args.summary);
+    }
     // The Kafka source and sink the command names (each checks its
     // topics on the broker, which is waited for up to --kafka-timeout).
     #[cfg(feature = "kafka")]
@@ -471,20 +453,26 @@ pub fn run(args: &Args) -> u8 {
         End::Failed(e) => error_status(e),
         _ => EXIT_IO,
     };
-    match args.summary {
+    print_summary(args.summary, &summary);
+    status
+}
+
+/// The summary at the end, as `--summary` says: a line of text and one
+/// per pattern, or a line of JSON.
+fn print_summary(form: SummaryArg, summary: &cepheid_runtime::Summary) {
+    match form {
         SummaryArg::Text => {
             say!("cepheid: {summary}");
             for p in &summary.patterns {
                 say!("{}", stats::pattern_line(p));
             }
         }
-        SummaryArg::Json => match serde_json::to_string(&summary) {
+        SummaryArg::Json => match serde_json::to_string(summary) {
             Ok(json) => say!("{json}"),
             // (numbers, strings and lists: cannot fail)
             Err(e) => say!("cepheid: {summary} (no JSON: {e})"),
         },
     }
-    status
 }
 
 /// The exit status of a run that could not start or stopped on `e`.
@@ -555,7 +543,7 @@ struct Progress {
     no_progress: bool,
     /// `--metrics`: the run's observer.
     #[cfg(feature = "metrics")]
-    observer: Option<metrics::Observer>,
+    observer: Option<cepheid_monitor::Observer>,
     /// `--stats-every`.
     stats: Option<stats::Periodic>,
     /// Does the (drawn) bar show the run's counts?
@@ -595,7 +583,7 @@ impl Report for Progress {
     fn records_wanted(&self) -> usize {
         // (only the page shows records)
         if self.observer.is_some() {
-            metrics::RECORDS
+            cepheid_monitor::RECORDS
         } else {
             0
         }
@@ -622,6 +610,24 @@ impl Report for Progress {
     }
 }
 
+/// `--metrics ADDR` (`:PORT` meaning `127.0.0.1:PORT`): a fresh monitor
+/// served there, said on standard error.
+#[cfg(feature = "metrics")]
+fn serve_metrics(
+    addr: &str,
+) -> Result<(cepheid_monitor::Observer, cepheid_monitor::Server), String> {
+    let monitor = cepheid_monitor::Monitor::new();
+    let at = match addr.strip_prefix(':') {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => addr.to_string(),
+    };
+    let server = monitor
+        .serve(at)
+        .map_err(|e| format!("--metrics {addr}: {e}"))?;
+    say!("cepheid: metrics on http://{}/", server.addr());
+    Ok((cepheid_monitor::Observer::new(monitor), server))
+}
+
 /// The input format.
 fn format(args: &Args) -> Format {
     match args.format {
@@ -635,89 +641,6 @@ fn parse_positive_duration(text: &str) -> Result<i64, String> {
     match parse_duration(text).map_err(|e| e.to_string())? {
         0 => Err("the duration must be greater than zero".to_string()),
         ms => Ok(ms),
-    }
-}
-
-/// Options that make no sense together (beyond what the argument parser
-/// checks); exit 2.
-fn refuse_conflicts(args: &Args) -> Result<(), u8> {
-    let refuse = |why: &str| {
-        say!("error: {why}");
-        Err(EXIT_USAGE)
-    };
-    if args.checkpoint.is_some() && args.events == Path::new("-") {
-        return refuse("--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset");
-    }
-    if args.follow && args.events == Path::new("-") {
-        return refuse("--follow needs --events FILE (standard input cannot be followed; it is read as it comes anyway)");
-    }
-    if args.time == TimeArg::Processing {
-        if args.max_delay != 0 {
-            return refuse("--max-delay has no meaning with --time processing (no event is late)");
-        }
-        if args.idle_timeout.is_some() {
-            return refuse(
-                "--idle-timeout has no meaning with --time processing (time always follows the clock)",
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The input, the output and the late output must be different files:
-/// `--output X --late X` interleaved the two streams into one file, and
-/// `--output X --events X` truncated the input before reading it. Paths
-/// are compared canonically (the parent folder for a file that does not
-/// exist yet) and, for existing files, by identity (hard links, `/dev/fd`
-/// names). `-` (a standard stream) is never compared. Exit 2 on a clash.
-fn refuse_shared_files(args: &Args) -> Result<(), u8> {
-    let mut named: Vec<(&str, &Path)> = Vec::new();
-    if args.events != Path::new("-") {
-        named.push(("--events", &args.events));
-    }
-    if args.output != Path::new("-") {
-        named.push(("--output", &args.output));
-    }
-    if let Some(late) = &args.late {
-        if late == Path::new("-") {
-            // It created a file named `-`; sharing standard output with the
-            // matches would need one writer for both.
-            say!("error: --late needs a file path (`-` is not supported)");
-            return Err(crate::EXIT_USAGE);
-        }
-        named.push(("--late", late));
-    }
-    for (i, (a_flag, a)) in named.iter().enumerate() {
-        for (b_flag, b) in &named[i + 1..] {
-            if same_file(a, b) {
-                say!(
-                    "error: {a_flag} {} and {b_flag} {} are the same file; give them different paths",
-                    a.display(),
-                    b.display()
-                );
-                return Err(crate::EXIT_USAGE);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Do two paths name the same file (existing or to be created)?
-fn same_file(a: &Path, b: &Path) -> bool {
-    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
-                return true;
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = (ma, mb);
-    }
-    match (cepheid_runtime::canonical(a), cepheid_runtime::canonical(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
     }
 }
 

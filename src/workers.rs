@@ -2,8 +2,9 @@
 //! FILE` (feature `workers`): the arguments mapped to a
 //! `cepheid_dataflow::run::Scale` beside the run's `Config`, the run
 //! handed to `cepheid_dataflow::run::Workers` (which says what happens on
-//! standard error through the runtime's `StderrReport`), SIGINT and
-//! SIGTERM to its handle, and how it ended to the exit status.
+//! standard error through the command's report, with `--stats-every` and
+//! `--metrics`), SIGINT and SIGTERM to its handle, and how it ended to the
+//! summary and the exit status.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -11,17 +12,20 @@ use std::sync::Arc;
 
 use cepheid_core::pattern::Pattern;
 use cepheid_dataflow::run::{Error, Scale, Workers};
-use cepheid_runtime::{Config, End, StderrReport};
+use cepheid_runtime::{Config, End, Report};
 
-use super::{error_status, EXIT_USAGE};
+use super::{error_status, print_summary, SummaryArg, EXIT_USAGE};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 
 /// The options of a run on several workers.
 #[derive(clap::Args, Debug)]
 pub struct ScaleArgs {
     /// Worker threads (per process, with `--processes`): the input file is
-    /// cut in one part per worker and events go to the worker of their key
-    /// (feature `timely`).
+    /// cut in one part per worker and events go to the worker of their key.
+    /// More than the machine's cores is said as a warning (they share
+    /// them). On two cores a run without --workers already uses both (its
+    /// reader and writer threads): two workers are not faster there
+    /// (BENCHMARKS.md).
     #[arg(
         long,
         value_name = "N",
@@ -84,13 +88,21 @@ fn status(e: &Error) -> u8 {
     }
 }
 
-/// Runs `cepheid run` on workers; returns the exit status.
-pub fn run(config: &Config, scale: &ScaleArgs, patterns: &[Pattern]) -> u8 {
+/// Runs `cepheid run` on workers, telling `report`; returns the exit
+/// status.
+pub fn run(
+    config: &Config,
+    scale: &ScaleArgs,
+    patterns: &[Pattern],
+    report: Box<dyn Report>,
+    summary: SummaryArg,
+) -> u8 {
     let said = |e: Error| {
         say!("error: {e}");
         status(&e)
     };
-    let workers = match Workers::new(config, &scale.scale(), patterns, Box::new(StderrReport)) {
+    let form = summary;
+    let workers = match Workers::new(config, &scale.scale(), patterns, report) {
         Ok(workers) => workers,
         Err(e) => return said(e),
     };
@@ -124,7 +136,7 @@ pub fn run(config: &Config, scale: &ScaleArgs, patterns: &[Pattern]) -> u8 {
             End::OutputClosed => EXIT_OK,
             End::Failed(e) | End::Incomplete(e) if !summary.flushed => error_status(e),
             end => {
-                say!("cepheid: {summary}");
+                print_summary(form, summary);
                 match end {
                     End::Stopped(_) => signals::exit_status(signal.load(Ordering::SeqCst)),
                     End::Failed(e) | End::Incomplete(e) => error_status(e),

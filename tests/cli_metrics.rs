@@ -4,7 +4,9 @@
 //! Prometheus text gives the run's known counts (14 matches, 2 timeouts, 3
 //! late) and, per pattern, what the run wrote; `/status.json` parses. The
 //! output is the same byte for byte with and without `--metrics`; a busy
-//! address exits 4, and `--workers` refuses it (exit 2).
+//! address exits 4. The same run on two workers gives the same numbers
+//! (their sums) and each worker's own; on two processes, each serves its
+//! own workers' numbers on its own address, which add up to the run's.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -81,19 +83,55 @@ fn address(line: &str) -> SocketAddr {
 
 #[test]
 fn metrics_of_a_followed_run_give_what_it_wrote() {
+    followed_run_metrics(&[]);
+}
+
+/// The twin of [`metrics_of_a_followed_run_give_what_it_wrote`] on two
+/// workers: the same numbers (the workers' sums), and each worker's own.
+#[cfg(feature = "workers")]
+#[test]
+fn metrics_of_a_followed_run_on_workers_give_what_it_wrote() {
+    let text = followed_run_metrics(&["--workers", "2"]);
+    // Each worker's own numbers, which add up to the run's matches.
+    let per_worker = |name: &str| -> BTreeMap<String, u64> {
+        let prefix = format!("{name}{{worker=\"");
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(&prefix)?;
+                let (worker, value) = rest.split_once("\"} ")?;
+                Some((worker.to_string(), value.parse::<f64>().ok()? as u64))
+            })
+            .collect()
+    };
+    let matches = per_worker("cepheid_worker_matches_total");
+    assert_eq!(matches.keys().collect::<Vec<_>>(), ["0", "1"], "{text}");
+    assert_eq!(matches.values().sum::<u64>(), 14, "{text}");
+    assert_eq!(per_worker("cepheid_worker_events_total").len(), 2, "{text}");
+}
+
+/// Runs the repository's rules over the sample stream, followed, with
+/// `--metrics` and `extra`; checks what `/metrics` and `/status.json`
+/// say against what the run wrote; returns the last `/metrics` text.
+fn followed_run_metrics(extra: &[&str]) -> String {
     let root = root();
-    let live = Live::spawn(cepheid().current_dir(&root).args([
-        "run",
-        "patterns/",
-        "--events",
-        "examples/data/sample.jsonl",
-        "--follow",
-        "--idle-timeout",
-        "100ms",
-        "--no-progress",
-        "--metrics",
-        "127.0.0.1:0",
-    ]));
+    let workers = !extra.is_empty();
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(&root)
+            .args([
+                "run",
+                "patterns/",
+                "--events",
+                "examples/data/sample.jsonl",
+                "--follow",
+                "--idle-timeout",
+                "100ms",
+                "--no-progress",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .args(extra),
+    );
     let addr = address(&live.stderr_line("cepheid: metrics on http://"));
     // The sample's 14 matches and 2 timeouts (the idle timeout closes the
     // last windows).
@@ -134,12 +172,9 @@ fn metrics_of_a_followed_run_give_what_it_wrote() {
         "{text}"
     );
     assert_eq!(value(&text, "cepheid_events_malformed_total"), Some(0.0));
-    // The whole file read: nothing behind its end.
-    assert_eq!(
-        value(&text, "cepheid_source_lag_bytes"),
-        Some(0.0),
-        "{text}"
-    );
+    // The whole file read: nothing behind its end (one reader's).
+    let lag = value(&text, "cepheid_source_lag_bytes");
+    assert_eq!(lag, (!workers).then_some(0.0), "{text}");
     for (name, version) in per_pattern(&text, "cepheid_rule_version") {
         assert_eq!(version, 1, "{name}");
     }
@@ -162,9 +197,11 @@ fn metrics_of_a_followed_run_give_what_it_wrote() {
         let name = p["name"].as_str().unwrap();
         let written =
             matches.get(name).copied().unwrap_or(0) + timeouts.get(name).copied().unwrap_or(0);
+        // (workers keep no records for the page)
+        let recent = if workers { 0 } else { written };
         assert_eq!(
             p["recent"].as_array().unwrap().len() as u64,
-            written,
+            recent,
             "{name}"
         );
     }
@@ -173,6 +210,7 @@ fn metrics_of_a_followed_run_give_what_it_wrote() {
     let (status, rest, stderr) = live.finish();
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(rest.is_empty(), "{rest:?}");
+    text
 }
 
 #[test]
@@ -239,29 +277,94 @@ fn metrics_on_a_busy_address_is_an_io_error() {
     assert!(out.stdout.is_empty());
 }
 
+/// Two processes of one worker following the sample (read by process
+/// 0's worker, the events going to the worker of their key), each with
+/// `--metrics :0`: each serves its own worker's numbers on its own
+/// address, and the two add up to the run's.
 #[cfg(feature = "workers")]
 #[test]
-fn metrics_with_workers_is_refused() {
-    let out = cepheid()
-        .current_dir(root())
-        .args([
-            "run",
-            "patterns/",
-            "--events",
-            "examples/data/sample.jsonl",
-            "--workers",
-            "2",
-            "--metrics",
-            ":0",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--metrics is not supported with --workers or --processes"),
-        "{stderr}"
-    );
+fn each_process_serves_its_own_workers_metrics() {
+    let dir = crate::common::scratch("metrics_processes");
+    let port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+    };
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port()),
+    )
+    .unwrap();
+    let processes: Vec<Live> = (0..2)
+        .map(|process| {
+            Live::spawn(
+                cepheid()
+                    .current_dir(root())
+                    .args(["run", "patterns/", "--events", "examples/data/sample.jsonl"])
+                    .args(["--follow", "--idle-timeout", "100ms", "--no-progress"])
+                    .args(["--metrics", ":0", "--workers", "1", "--processes", "2"])
+                    .args(["--process", &process.to_string()])
+                    .arg("--hostfile")
+                    .arg(&hosts)
+                    .arg("--output")
+                    .arg(dir.join(format!("out{process}.jsonl"))),
+            )
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = processes
+        .iter()
+        .map(|p| address(&p.stderr_line("cepheid: metrics on http://")))
+        .collect();
+    assert_ne!(addrs[0], addrs[1]);
+    let deadline = Instant::now() + PATIENCE;
+    let texts = loop {
+        let texts: Vec<String> = addrs
+            .iter()
+            .map(|addr| {
+                let (code, text) = get(*addr, "/metrics");
+                assert_eq!(code, 200, "{text}");
+                text
+            })
+            .collect();
+        let sum = |name: &str| -> u64 {
+            texts
+                .iter()
+                .map(|t| per_pattern(t, name).values().sum::<u64>())
+                .sum()
+        };
+        if sum("cepheid_matches_total") == 14 && sum("cepheid_timeouts_total") == 2 {
+            break texts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the counts never came: {texts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Process 0's worker read every event (and found the late ones); each
+    // process's worker matched some (the keys are spread).
+    let read = |t: &str| value(t, "cepheid_events_read_total");
+    assert_eq!((read(&texts[0]), read(&texts[1])), (Some(102.0), Some(0.0)));
+    assert_eq!(value(&texts[0], "cepheid_events_late_total"), Some(3.0));
+    for (process, text) in texts.iter().enumerate() {
+        let matches = per_pattern(text, "cepheid_matches_total");
+        assert_eq!(matches.len(), 10, "{text}");
+        assert!(
+            matches.values().sum::<u64>() > 0,
+            "process {process}: {text}"
+        );
+        let worker = format!("cepheid_worker_matches_total{{worker=\"{process}\"}}");
+        assert!(text.contains(&worker), "{text}");
+    }
+    // Process 0 reads the input: stopped, it ends the run of both.
+    processes[0].signal("TERM");
+    let codes: Vec<Option<i32>> = processes
+        .into_iter()
+        .map(|live| live.finish().0.code())
+        .collect();
+    assert_eq!(codes, [Some(143), Some(0)]);
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! `cepheid run`'s reports in text (issue 25): `--stats-every` lines on a
 //! slow source whose counts add up to the summary; the summary's line per
 //! pattern, which says what `--summary json` says; the progress bar's
-//! counts on a terminal (`script` gives the run one); `--stats-every`
-//! refused with `--workers`.
+//! counts on a terminal (`script` gives the run one). The same on
+//! `--workers` (the lines add up to the summary, the lines per pattern are
+//! one worker's) and on `--processes` (each process's lines cover its own
+//! workers: all processes' lines add up to the summary).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,10 +43,11 @@ fn stats_line(line: &str) -> Option<Counts> {
 }
 
 /// The counts of the summary's first line (as it was before the lines
-/// per pattern were added), `None` for another line.
+/// per pattern were added; on workers ending with `on 2 workers`), `None`
+/// for another line.
 fn summary_line(line: &str) -> Option<Counts> {
     let re = Regex::new(
-        r"^cepheid: (\d+) events? read, (\d+) malformed, (\d+) late, (\d+) match(?:es)?, (\d+) timeouts?(?:, .*)? in [0-9.]+ s \([0-9]+ events/s\)$",
+        r"^cepheid: (\d+) events? read, (\d+) malformed, (\d+) late, (\d+) match(?:es)?, (\d+) timeouts?(?:, .*)? in [0-9.]+ s \([0-9]+ events/s\)(?: on \d+ (?:processes x \d+ )?workers?)?$",
     )
     .unwrap();
     let caps = re.captures(line)?;
@@ -54,15 +57,27 @@ fn summary_line(line: &str) -> Option<Counts> {
 
 #[test]
 fn stats_every_lines_add_up_to_the_summary() {
+    stats_every_adds_up(&[]);
+}
+
+/// `--stats-every` on a slow source (standard input, the sample's first
+/// 60 lines then the rest; `extra` arguments): its lines add up to the
+/// summary, the sample's known counts.
+fn stats_every_adds_up(extra: &[&str]) {
     let lines = sample();
-    let mut live = Live::spawn(cepheid().current_dir(root()).args([
-        "run",
-        "patterns/",
-        "--no-progress",
-        "--flush-at-end",
-        "--stats-every",
-        "300ms",
-    ]));
+    let mut live = Live::spawn(
+        cepheid()
+            .current_dir(root())
+            .args([
+                "run",
+                "patterns/",
+                "--no-progress",
+                "--flush-at-end",
+                "--stats-every",
+                "300ms",
+            ])
+            .args(extra),
+    );
     // A slow source: the first 60 lines, a line of stats for them, then
     // the rest.
     live.write(&lines[..60].concat());
@@ -115,29 +130,157 @@ fn stats_every_needs_a_duration_above_zero() {
     assert!(stderr.contains("greater than zero"), "{stderr}");
 }
 
+/// The twin of [`stats_every_lines_add_up_to_the_summary`] on two workers
+/// (worker 0 reads standard input, each worker publishes its numbers, the
+/// run adds them up).
 #[cfg(feature = "workers")]
 #[test]
-fn stats_every_with_workers_is_refused() {
-    let out = cepheid()
-        .current_dir(root())
-        .args([
-            "run",
-            "patterns/",
-            "--events",
-            "examples/data/sample.jsonl",
+fn stats_every_lines_add_up_to_the_summary_on_workers() {
+    stats_every_adds_up(&["--workers", "2"]);
+}
+
+/// Two processes of two workers over the sample (cut in small chunks, so
+/// that every worker reads some): each process says the lines of its own
+/// workers, and every line of both adds up to process 0's summary.
+#[cfg(feature = "workers")]
+#[test]
+fn stats_every_lines_of_every_process_add_up_to_the_summary() {
+    let dir = crate::common::scratch("stats_every_processes");
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+    };
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port()),
+    )
+    .unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|process| {
+            cepheid()
+                .current_dir(root())
+                .args(["run", "patterns/", "--events", "examples/data/sample.jsonl"])
+                .args(["--flush-at-end", "--no-progress", "--stats-every", "10ms"])
+                .args([
+                    "--workers",
+                    "2",
+                    "--processes",
+                    "2",
+                    "--chunk-bytes",
+                    "1000",
+                ])
+                .args(["--process", &process.to_string()])
+                .arg("--hostfile")
+                .arg(&hosts)
+                .arg("--output")
+                .arg(dir.join(format!("out{process}.jsonl")))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let said: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert!(out.status.success(), "{stderr}");
+            stderr
+        })
+        .collect();
+    // (late events are decided by each reader of a part of the file: not
+    // the 3 of one reader)
+    let summaries: Vec<Counts> = said[0].lines().filter_map(summary_line).collect();
+    assert_eq!(summaries.len(), 1, "{}", said[0]);
+    assert_eq!(summaries[0][..3], [102, 14, 2], "{}", said[0]);
+    assert!(
+        !said[1].lines().any(|l| summary_line(l).is_some()),
+        "{}",
+        said[1]
+    );
+    let mut sum = [0; 5];
+    for stderr in &said {
+        let lines: Vec<Counts> = stderr.lines().filter_map(stats_line).collect();
+        // (at least the last line of each process)
+        assert!(!lines.is_empty(), "{stderr}");
+        for counts in lines {
+            for (s, c) in sum.iter_mut().zip(counts) {
+                *s += c;
+            }
+        }
+    }
+    assert_eq!(sum, summaries[0], "{said:?}");
+    // Both processes' workers read and matched.
+    let own = |stderr: &str| {
+        stderr
+            .lines()
+            .filter_map(stats_line)
+            .fold([0; 5], |mut a, c| {
+                a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
+                a
+            })
+    };
+    assert!(own(&said[0])[0] > 0 && own(&said[1])[0] > 0, "{said:?}");
+}
+
+/// On two workers, the summary's lines per pattern are one worker's
+/// (each pattern's counts summed over the workers, live partial matches
+/// included), in text and in `--summary json`.
+#[cfg(feature = "workers")]
+#[test]
+fn the_summary_per_pattern_on_workers_is_one_workers() {
+    let run = |extra: &[&str]| {
+        let out = cepheid()
+            .current_dir(root())
+            .args(["run", "patterns/", "--events", "examples/data/sample.jsonl"])
+            .args(["--no-progress", "--output", "/dev/null"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let per_pattern = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("cepheid: pattern `"))
+            .map(String::from)
+            .collect()
+    };
+    let one = run(&[]);
+    let two = run(&["--workers", "2", "--chunk-bytes", "2000"]);
+    assert_eq!(per_pattern(&one).len(), 10, "{one}");
+    assert_eq!(per_pattern(&two), per_pattern(&one), "{two}");
+    assert!(
+        two.lines().next().unwrap().ends_with(" on 2 workers"),
+        "{two}"
+    );
+    // (the live partial matches of the sample's end, summed)
+    assert!(
+        two.contains(
+            "`active_trader`: 58 events reached it, 1 match, 0 timeouts, 4 live partial matches"
+        ),
+        "{two}"
+    );
+    let json = |text: &str| -> serde_json::Value { serde_json::from_str(text.trim_end()).unwrap() };
+    let (one, two) = (
+        json(&run(&["--summary", "json"])),
+        json(&run(&[
+            "--summary",
+            "json",
             "--workers",
             "2",
-            "--stats-every",
-            "1s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--stats-every is not supported with --workers"),
-        "{stderr}"
+            "--chunk-bytes",
+            "2000",
+        ])),
     );
+    assert_eq!(two["patterns"], one["patterns"]);
+    assert_eq!(two["matches"], 14);
+    assert_eq!(two["layout"]["workers"], 2);
 }
 
 /// A pattern's line of the text summary, from its counts in `--summary

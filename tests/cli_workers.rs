@@ -366,6 +366,40 @@ fn options_the_workers_do_not_take_are_refused() {
     }
 }
 
+/// More workers than the machine runs threads at once: said as a warning
+/// at the start, and the run writes what one engine writes.
+#[test]
+fn more_workers_than_cores_is_said() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let run = |extra: &[String]| {
+        let out = Command::new(BIN)
+            .args(["run", "patterns/", "--events", "examples/data/sample.jsonl"])
+            .args(["--no-progress", "--chunk-bytes", "1000"])
+            .args(extra)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{out:?}");
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        (lines, String::from_utf8(out.stderr).unwrap())
+    };
+    let (plain, _) = run(&[]);
+    let over = (cores + 1).to_string();
+    let (lines, stderr) = run(&["--workers".into(), over.clone()]);
+    assert_eq!(lines, plain);
+    let warning = format!(
+        "warning: --workers {over} on a machine that runs {cores} threads at once: the workers share its cores, which only adds their coordination; give at most --workers {cores} here"
+    );
+    assert_eq!(stderr.lines().next(), Some(warning.as_str()), "{stderr}");
+    let (_, stderr) = run(&["--workers".into(), cores.to_string()]);
+    assert!(!stderr.contains("warning: --workers"), "{stderr}");
+}
+
 /// `a followed by b` per key `k` within 300 ms, with timeouts.
 const QUICK: &str = r#"
 pattern quick {

@@ -42,9 +42,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     // implemented; the command's (default) feature `kafka`.
     ("cepheid-kafka", &["cepheid-engine", "cepheid-runtime"]),
     // The status, Prometheus text and live page of `cepheid run --metrics`
-    // (issue 25): the command's (default) feature `metrics`, over the
-    // runtime's observer hook (the runtime does not use it).
-    ("cepheid-monitor", &["cepheid-engine"]),
+    // (issue 25): the command's (default) feature `metrics`, filled from
+    // the runtime's observer hook (its `Observer`; the runtime does not
+    // use it), each pattern's automaton drawn.
+    (
+        "cepheid-monitor",
+        &[
+            "cepheid-automata",
+            "cepheid-core",
+            "cepheid-engine",
+            "cepheid-runtime",
+        ],
+    ),
     (
         "cepheid-cli",
         &[

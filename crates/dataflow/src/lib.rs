@@ -114,7 +114,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, PatternSet, Stats};
+use crate::engine::{Engine, PatternSet};
 use crate::error::Error;
 use crate::event::Event;
 use crate::pattern::Pattern;
@@ -128,7 +128,7 @@ pub mod run;
 mod source;
 
 pub use cut::{cut_requests, Cuts, Place, Positioned, Requests, SourceState, WorkerCut};
-pub use operator::{cep, cep_cut, Collect};
+pub use operator::{cep, cep_cut, Collect, Due};
 pub use route::{group_worker, key_group, key_hash};
 pub use source::{
     live_source, live_source_cut, source, source_cut, Events, Feed, FileChunk, FileChunks,
@@ -346,17 +346,8 @@ fn align_fields<E: Event + 'static>(engine: &E::Fields, plan: &E::Fields) {
     }
 }
 
-/// Adds `b`'s counts to `a`'s.
-fn add_stats(a: &mut Stats, b: &Stats) {
-    a.events += b.events;
-    a.late += b.late;
-    a.matches += b.matches;
-    a.timeouts += b.timeouts;
-    a.unkeyed += b.unkeyed;
-    a.unusable_keys += b.unusable_keys;
-    a.dropped_runs += b.dropped_runs;
-    a.forced_watermarks += b.forced_watermarks;
-}
+// Adds one engine's counts to another's (every count).
+use cepheid_runtime::add_stats;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,11 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 use timely::ExchangeData;
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use cepheid_runtime::EngineNumbers;
+
 use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
 use crate::engine::{MatchRef, Output, Sink, Stats};
 use crate::event::Event;
@@ -38,6 +43,39 @@ pub trait Collect<E>: Sink<E> {
     fn finish(&mut self, stats: &Stats, waiting: usize) {
         let _ = (stats, waiting);
     }
+
+    /// Does the sink want the worker's numbers now ([`Collect::numbers`])?
+    /// Asked after each activation of the operator (a batch of events, a
+    /// move of the frontier: never per event), and once at the end
+    /// (`finished`, after [`Collect::finish`]). [`Due::Never`] by default.
+    fn numbers_due(&mut self, finished: bool) -> Due {
+        let _ = finished;
+        Due::Never
+    }
+
+    /// The worker's numbers, when [`Collect::numbers_due`] asked for them:
+    /// its engines' counts added up (each pattern's in the plan's order),
+    /// the events stashed until the frontier passes them counted as
+    /// waiting.
+    fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
+        let _ = (numbers, finished);
+    }
+}
+
+/// When a [`Collect`] sink wants the worker's numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Not now, nor later.
+    Never,
+    /// Now; with the bytes of the state measured (a walk over it: now
+    /// and then) when `state_bytes`.
+    Now {
+        /// Measure the state's bytes?
+        state_bytes: bool,
+    },
+    /// After this long: the operator is activated again then if nothing
+    /// else activated it (a quiet input still shows its last numbers).
+    After(Duration),
 }
 
 impl<E: Clone + 'static> Collect<E> for Vec<Output<E>> {
@@ -190,7 +228,10 @@ where
     routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
         Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
         "Cep",
-        move |capability, _| {
+        move |capability, info| {
+            let activator = scope.activator_for(info.address);
+            // When the operator asked to be woken up (for the numbers).
+            let mut woken: Option<Instant> = None;
             let mut capability = Some(capability);
             if let Some(cap) = capability.as_mut() {
                 if worker.released > *cap.time() {
@@ -244,6 +285,9 @@ where
                     Some(_) => {}
                     None => {
                         worker.finish(&mut sink);
+                        if let Due::Now { state_bytes } = sink.numbers_due(true) {
+                            sink.numbers(worker.numbers(state_bytes), true);
+                        }
                         worker.emit(&mut sink, &mut |items| {
                             output.session(&*cap).give_container(items);
                         });
@@ -251,6 +295,22 @@ where
                         // empty frontier says every worker saved it.
                         worker.take_last_cut();
                         capability = None;
+                        return;
+                    }
+                }
+                match sink.numbers_due(false) {
+                    Due::Never => {}
+                    Due::Now { state_bytes } => {
+                        sink.numbers(worker.numbers(state_bytes), false);
+                        woken = None;
+                    }
+                    Due::After(delay) => {
+                        // (one wake-up at a time)
+                        let at = Instant::now() + delay;
+                        if woken.is_none_or(|w| w > at) {
+                            activator.activate_after(delay);
+                            woken = Some(at);
+                        }
                     }
                 }
             }
@@ -448,6 +508,28 @@ impl<E: Event + 'static> Worker<E> {
             let (engine, numbers) = &mut self.pieces[piece].engine;
             engine.push(stamped.ts, stamped.event, &mut Renumber { sink, numbers });
         }
+    }
+
+    /// The worker's numbers now (each pattern's in the plan's order).
+    fn numbers(&self, state_bytes: bool) -> EngineNumbers {
+        let mut total = EngineNumbers::default();
+        let mut order: HashMap<&str, usize> = HashMap::new();
+        let mut each = Vec::with_capacity(self.pieces.len());
+        for piece in &self.pieces {
+            let (engine, numbers) = &piece.engine;
+            each.push((EngineNumbers::of(engine, state_bytes), numbers));
+        }
+        for (n, numbers) in &each {
+            for (p, number) in n.patterns.iter().zip(numbers.iter()) {
+                order.entry(p.name.as_str()).or_insert(*number);
+            }
+            total.add(n);
+        }
+        total
+            .patterns
+            .sort_by_key(|p| order.get(p.name.as_str()).copied().unwrap_or(usize::MAX));
+        total.waiting_events += self.stash.len() as u64;
+        total
     }
 
     /// Hands the sink's items to `give`.

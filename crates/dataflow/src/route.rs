@@ -6,7 +6,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::event::{Event, FieldId, FieldResolver};
 use crate::pattern::NativeKeyFn;
-use crate::value::{key_part, Value};
+use crate::value::{key_part, Value, ValueRef};
 use crate::{Input, Plan};
 
 /// The seed of [`key_hash`]: fixed, so every process and every run agrees.
@@ -109,6 +109,41 @@ fn encode(value: &Value, out: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// What [`encode_ref`] did.
+enum Encoded {
+    /// The value's bytes are written.
+    Done,
+    /// Null or NaN: no usable key.
+    Unusable,
+    /// A list: to be encoded from its owned value (nothing written).
+    List,
+}
+
+/// Writes the canonical bytes of a borrowed key value as [`encode`]
+/// writes those of its [`key_part`] (a float that is an exact integer as
+/// that integer), but for a list.
+fn encode_ref(value: ValueRef<'_>, out: &mut Vec<u8>) -> Encoded {
+    match value {
+        ValueRef::Null => return Encoded::Unusable,
+        ValueRef::List(_) => return Encoded::List,
+        ValueRef::Bool(b) => out.extend_from_slice(&[1, u8::from(b)]),
+        ValueRef::Int(i) => {
+            out.push(2);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        ValueRef::Float(f) => match key_part(Value::Float(f)) {
+            Some(normal) => encode(&normal, out),
+            None => return Encoded::Unusable,
+        },
+        ValueRef::Str(text) => {
+            out.push(4);
+            out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    Encoded::Done
 }
 
 /// The plan's patterns in groups partitioned alike, each as the plan
@@ -276,6 +311,24 @@ impl<E: Event + Clone + 'static> Router<E> {
                 }
             }
             RouteKey::Fields(ids) => {
+                // Encoded from the borrowed values (no clone of a string
+                // key per event); a list, rare in keys, by its owned value.
+                self.bytes.clear();
+                let mut owned = false;
+                for &id in ids {
+                    match encode_ref(event.field(id), &mut self.bytes) {
+                        Encoded::Done => {}
+                        Encoded::Unusable => return spread,
+                        Encoded::List => {
+                            owned = true;
+                            break;
+                        }
+                    }
+                }
+                if !owned {
+                    let kg = key_group_of_hash(xxh3_64_with_seed(&self.bytes, SEED));
+                    return (group_worker(kg, self.workers as usize) as u32, kg);
+                }
                 for &id in ids {
                     let value = event.field_owned(id);
                     if value.is_null() {
@@ -311,6 +364,43 @@ mod tests {
             [2, 1, 0, 0, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']
         );
         assert_eq!(xxh3_64_with_seed(b"", 0), 0x2d06_8005_38d3_94c2);
+    }
+
+    #[test]
+    fn borrowed_keys_encode_as_their_normal_values() {
+        let values = [
+            Value::Int(-3),
+            Value::from("ab"),
+            Value::Bool(true),
+            Value::Float(2.0),
+            Value::Float(2.5),
+            Value::Float(-0.0),
+        ];
+        for value in &values {
+            let mut borrowed = Vec::new();
+            assert!(matches!(
+                encode_ref(ValueRef::from(value), &mut borrowed),
+                Encoded::Done
+            ));
+            let mut owned = Vec::new();
+            encode(&key_part(value.clone()).unwrap(), &mut owned);
+            assert_eq!(borrowed, owned, "{value:?}");
+        }
+        let mut out = Vec::new();
+        assert!(matches!(
+            encode_ref(ValueRef::Float(f64::NAN), &mut out),
+            Encoded::Unusable
+        ));
+        assert!(matches!(
+            encode_ref(ValueRef::Null, &mut out),
+            Encoded::Unusable
+        ));
+        let list = [Value::Float(1.0)];
+        assert!(matches!(
+            encode_ref(ValueRef::List(&list), &mut out),
+            Encoded::List
+        ));
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -74,12 +74,15 @@
 //!   stops the parts of its process (the live input ends there). Object
 //!   keys and keys over `--max-runs-per-key` are counted
 //!   in the summary; keys over the limit are named (ten per worker).
+//! - More workers than the machine runs threads at once
+//!   (`std::thread::available_parallelism`) is said as a warning at the
+//!   start: they share its cores, which only adds their coordination.
 //! - `--max-live-runs` bounds each engine of each worker (one per group of
 //!   patterns partitioned alike), not their sum: N workers may hold N times
 //!   the limit. Its first drop is said once per process; the summary adds
 //!   up the drops of every worker.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -94,14 +97,14 @@ use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
-use cepheid_engine::{ErrorKind, Record, Timestamp, Value};
+use cepheid_engine::{ErrorKind, PatternStats, Record, Timestamp, Value};
 use cepheid_runtime::source::{
     prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold, Tail,
     BATCHES_AHEAD,
 };
 use cepheid_runtime::{
-    capped_message, Config, End, Layout as SummaryLayout, Level, Notice, Report, Summary, Time,
-    MAX_DROP_KEYS, TOLD_KEYS,
+    add_patterns, capped_message, Config, End, EngineNumbers, Layout as SummaryLayout, Level,
+    Notice, Report, RunView, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -116,7 +119,7 @@ use crate::pattern::Pattern;
 use crate::record::FieldTable;
 use crate::{
     cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, source,
-    source_cut, Collect, Cuts, Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned,
+    source_cut, Collect, Cuts, Due, Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned,
     Requests, SourceItem, SourceState, WorkerCut,
 };
 
@@ -146,9 +149,100 @@ impl Say {
     /// Says one line (a newline is added).
     fn line(&self, level: Level, text: fmt::Arguments<'_>) {
         let notice = Notice::new(level, text);
-        let mut report = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        report.notice(notice);
+        self.report().notice(notice);
     }
+
+    fn report(&self) -> std::sync::MutexGuard<'_, Box<dyn Report>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How often each worker publishes its numbers to the [`Board`] (when
+/// the report observes the run), and how often the observer thread shows
+/// them to the report ([`Report::tick`]).
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// How often a worker measures the bytes of its state, at most (a walk
+/// over it).
+const STATE_EVERY: Duration = Duration::from_secs(1);
+
+/// What each worker of this process last published (a run whose report
+/// observes it: `--stats-every`, `--metrics`): at most every
+/// [`PUBLISH_EVERY`] after a batch of work, and at its end, under one
+/// mutex (nothing per event); read by the observer thread, which shows
+/// their sum to the report.
+struct Board {
+    /// The index of this process's first worker.
+    first: usize,
+    /// Each worker of the process, by its index in the process.
+    slots: Mutex<Vec<Published>>,
+}
+
+/// A worker's numbers as it last published them.
+#[derive(Clone, Debug, Default)]
+struct Published {
+    engines: Option<EngineNumbers>,
+    /// Events its source read (late ones included), late events,
+    /// malformed lines.
+    events: u64,
+    late: u64,
+    malformed: u64,
+}
+
+impl Board {
+    fn new(scale: &Scale) -> Board {
+        Board {
+            first: scale.process * scale.workers,
+            slots: Mutex::new(vec![Published::default(); scale.workers]),
+        }
+    }
+
+    /// Worker `index` (over all processes) publishes.
+    fn publish(&self, index: usize, published: Published) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get_mut(index - self.first) {
+            *slot = published;
+        }
+    }
+
+    /// The sum of what the workers published: their engines' numbers
+    /// (each worker's own too), events read, late, malformed.
+    fn gather(&self, patterns: &[Pattern]) -> (cepheid_runtime::Workers, [u64; 3]) {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut read = [0; 3];
+        let mut each = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.iter().enumerate() {
+            read[0] += slot.events;
+            read[1] += slot.late;
+            read[2] += slot.malformed;
+            if let Some(engines) = &slot.engines {
+                each.push((self.first + i, engines.clone()));
+            }
+        }
+        (cepheid_runtime::Workers::new(patterns.to_vec(), each), read)
+    }
+}
+
+/// Shows the board's sum to the run's report every [`PUBLISH_EVERY`] on a
+/// thread of its own, until `stop`.
+fn observe(
+    board: Arc<Board>,
+    patterns: Vec<Pattern>,
+    say: Say,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    thread::spawn(move || loop {
+        thread::park_timeout(PUBLISH_EVERY);
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let (workers, [events, late, malformed]) = board.gather(&patterns);
+        let mut view = RunView::of_workers(&workers);
+        view.events_read = events;
+        view.late = late;
+        view.malformed = malformed;
+        say.report().tick(&view);
+    })
 }
 
 /// Where a run on several workers runs: what `--workers`, `--processes`,
@@ -626,6 +720,8 @@ struct Counts {
     /// The malformed line that stopped the worker's part with `strict`
     /// (its input, its line, why).
     strict_stop: Option<(String, u64, String)>,
+    /// Each pattern's counts (the plan's order).
+    patterns: Vec<PatternStats>,
 }
 
 impl Counts {
@@ -648,6 +744,7 @@ impl Counts {
         if self.strict_stop.is_none() {
             self.strict_stop.clone_from(&other.strict_stop);
         }
+        add_patterns(&mut self.patterns, &other.patterns);
     }
 }
 
@@ -655,6 +752,9 @@ impl Counts {
 /// thread of live input).
 #[derive(Default)]
 struct ReadCounts {
+    /// Events read by the live input's reader (a file's parts count
+    /// theirs in [`PartItems::events`]).
+    events: AtomicU64,
     malformed: AtomicU64,
     /// The first read error: the input and why.
     read_error: Mutex<Option<(String, String)>>,
@@ -702,6 +802,10 @@ pub struct Workers {
     config: Config,
     scale: Scale,
     plan: Plan<Record>,
+    /// The patterns, for the views of an observing report.
+    patterns: Vec<Pattern>,
+    /// Does the report observe the run ([`Report::observes`])?
+    observes: bool,
     layout: Layout,
     say: Say,
     /// Live input read by this process: the channel of the reader's
@@ -749,12 +853,35 @@ impl Workers {
         }
         let live = live(config);
         let messages = (live && scale.first_process()).then(|| mpsc::sync_channel(BATCHES_AHEAD));
+        let observes = report.observes();
+        let say = Say::new(report);
+        // More workers than the machine runs at once share its cores: each
+        // still reads and matches its part, and their coordination costs
+        // more than nothing is gained (`BENCHMARKS.md`, issue 23).
+        if let Ok(cores) = thread::available_parallelism() {
+            if scale.workers > cores.get() {
+                say!(
+                    say,
+                    Warning,
+                    "warning: --workers {} on a machine that runs {} threads at once: the workers share its cores, which only adds their coordination; give at most --workers {} here",
+                    scale.workers,
+                    cores,
+                    cores
+                );
+            }
+        }
         Ok(Workers {
             config: config.clone(),
             scale: scale.clone(),
             plan,
+            patterns: if observes {
+                patterns.to_vec()
+            } else {
+                Vec::new()
+            },
+            observes,
             layout,
-            say: Say::new(report),
+            say,
             messages,
         })
     }
@@ -775,10 +902,13 @@ impl Workers {
             config,
             scale,
             plan,
+            patterns,
+            observes,
             layout,
             say,
             messages,
         } = self;
+        let board = observes.then(|| Arc::new(Board::new(&scale)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume) = match &config.checkpoint {
@@ -839,8 +969,19 @@ impl Workers {
             resume: Mutex::new(resume.map(|r| r.workers)),
             checkpoint_failed: Arc::default(),
             say: say.clone(),
+            board: board.clone(),
         });
         let started = Instant::now();
+        let observing = board.as_ref().map(|board| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = observe(
+                Arc::clone(board),
+                patterns.clone(),
+                say.clone(),
+                Arc::clone(&stop),
+            );
+            (thread, stop)
+        });
         let cluster = scale.cluster();
         if cluster {
             short_thread_panics();
@@ -860,6 +1001,11 @@ impl Workers {
         JOINING.store(true, Ordering::Relaxed);
         let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
         JOINING.store(false, Ordering::Relaxed);
+        if let Some((thread, stop)) = observing {
+            stop.store(true, Ordering::Relaxed);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
         let with_checkpoint = config.checkpoint.is_some();
         let Ok(results) = joined else {
             return Err(Error::ConnectionLost {
@@ -894,6 +1040,20 @@ impl Workers {
                     checkpoint: with_checkpoint,
                 }),
             }
+        }
+        if let Some(board) = &board {
+            // The last tick: every worker published its numbers at its
+            // end. This process's own (the other processes show theirs),
+            // which on one process are the summary's.
+            let (workers, [events, late, malformed]) = board.gather(&patterns);
+            let mut view = RunView::of_workers(&workers);
+            (view.events_read, view.late, view.malformed) = (events, late, malformed);
+            if let (false, Some(summary)) = (cluster, &outcome.summary) {
+                (view.events_read, view.late, view.malformed) =
+                    (summary.events, summary.late, summary.malformed);
+            }
+            view.finished = true;
+            say.report().tick(&view);
         }
         Ok(outcome)
     }
@@ -1213,6 +1373,8 @@ struct Job {
     checkpoint_failed: Arc<AtomicBool>,
     /// What the run says.
     say: Say,
+    /// Where each worker publishes its numbers (an observing report).
+    board: Option<Arc<Board>>,
 }
 
 /// `--checkpoint DIR` with `--workers`: the cuts of the run.
@@ -1469,6 +1631,8 @@ impl Job {
         });
         let read = self.checkpoint.as_ref().map(|c| Arc::clone(&c.read));
         let items = self.items(index, peers, &counts, read.unwrap_or_default());
+        // (counted on this thread; published with the engines' numbers)
+        let (events_read, late_count) = (Rc::clone(&items.events), Rc::new(Cell::new(0)));
         let delay = self.max_delay;
         let mut lateness = Lateness::new(delay)
             .flush_at_end(self.flush)
@@ -1504,8 +1668,20 @@ impl Job {
             let sink_drops = Rc::clone(&drops);
             let records = Records::new(records_to.clone());
             let say = self.say.clone();
-            let make_sink =
-                move |_| CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records, say);
+            let publish = self.board.clone().map(|board| Publish {
+                board,
+                index,
+                events: events_read,
+                late: Rc::clone(&late_count),
+                last: None,
+                measured: None,
+            });
+            let make_sink = move |_| {
+                let mut sink =
+                    CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records, say);
+                sink.publish = publish;
+                sink
+            };
             let found = match &worker_cut {
                 Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
                 None => cep(&self.plan, events, make_sink),
@@ -1518,6 +1694,7 @@ impl Job {
                         input.for_each_stamp(|cap, data| {
                             let mut lines = Vec::new();
                             for batch in data {
+                                late_count.set(late_count.get() + batch.len() as u64);
                                 for (_, event) in batch.drain(..) {
                                     if keep_late {
                                         lines.extend_from_slice(b"{\"kind\":\"late\",\"event\":");
@@ -1731,6 +1908,7 @@ impl Job {
             done: false,
             position: 0,
             read,
+            events: Rc::default(),
         }
     }
 
@@ -2009,6 +2187,13 @@ impl Live {
                     }
                 }
             }
+            let events = items
+                .iter()
+                .filter(|item| matches!(item, SourceItem::Event { .. }))
+                .count();
+            self.counts
+                .events
+                .fetch_add(events as u64, Ordering::Relaxed);
             self.waiting_for_input
                 .store(batch.stalled, Ordering::Relaxed);
             let sent = if self.places && !end {
@@ -2048,6 +2233,8 @@ struct PartItems {
     position: u64,
     /// Resumed: the lines read before (over every worker), skipped.
     read: Arc<cut::Read>,
+    /// Events read (late ones included), for the worker's numbers.
+    events: Rc<Cell<u64>>,
 }
 
 impl Positioned for PartItems {
@@ -2154,7 +2341,10 @@ impl Iterator for PartItems {
                 return None;
             };
             match item {
-                Ok(Item::Event(ts, event)) => return Some(SourceItem::Event { ts, offset, event }),
+                Ok(Item::Event(ts, event)) => {
+                    self.events.set(self.events.get() + 1);
+                    return Some(SourceItem::Event { ts, offset, event });
+                }
                 Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
                 Ok(Item::Skip) => {}
                 Err(e) if e.kind() == ErrorKind::Io => {
@@ -2206,6 +2396,47 @@ struct CliSink {
     capped: (usize, Arc<AtomicBool>),
     counts: Arc<ReadCounts>,
     summary: Option<Counts>,
+    /// Where the worker publishes its numbers, with an observing report.
+    publish: Option<Publish>,
+}
+
+/// A worker's part in the [`Board`].
+struct Publish {
+    board: Arc<Board>,
+    /// The worker's index over all processes.
+    index: usize,
+    /// Events its file's parts read ([`PartItems::events`]).
+    events: Rc<Cell<u64>>,
+    /// Late events of its source.
+    late: Rc<Cell<u64>>,
+    /// When it last published, and measured its state.
+    last: Option<Instant>,
+    measured: Option<Instant>,
+}
+
+impl Publish {
+    /// Is it time to publish (at most every [`PUBLISH_EVERY`], the state
+    /// measured at most every [`STATE_EVERY`])?
+    fn due(&mut self, finished: bool) -> Due {
+        let now = Instant::now();
+        if let (false, Some(last)) = (finished, self.last) {
+            let since = now.duration_since(last);
+            if since < PUBLISH_EVERY {
+                return Due::After(PUBLISH_EVERY - since);
+            }
+        }
+        self.last = Some(now);
+        let measure = finished
+            || self
+                .measured
+                .is_none_or(|t| now.duration_since(t) >= STATE_EVERY);
+        if measure {
+            self.measured = Some(now);
+        }
+        Due::Now {
+            state_bytes: measure,
+        }
+    }
 }
 
 impl CliSink {
@@ -2226,6 +2457,7 @@ impl CliSink {
             capped,
             counts,
             summary: None,
+            publish: None,
         }
     }
 }
@@ -2304,7 +2536,32 @@ impl Collect<Record> for CliSink {
             malformed: self.counts.malformed.load(Ordering::Relaxed),
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
+            patterns: Vec::new(),
         });
+    }
+
+    fn numbers_due(&mut self, finished: bool) -> Due {
+        match &mut self.publish {
+            Some(publish) => publish.due(finished),
+            // The summary's lines per pattern.
+            None if finished => Due::Now { state_bytes: false },
+            None => Due::Never,
+        }
+    }
+
+    fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
+        if let (true, Some(summary)) = (finished, &mut self.summary) {
+            summary.patterns.clone_from(&numbers.patterns);
+        }
+        if let Some(publish) = &self.publish {
+            let published = Published {
+                engines: Some(numbers),
+                events: publish.events.get() + self.counts.events.load(Ordering::Relaxed),
+                late: publish.late.get(),
+                malformed: self.counts.malformed.load(Ordering::Relaxed),
+            };
+            publish.board.publish(publish.index, published);
+        }
     }
 }
 
@@ -2572,6 +2829,7 @@ fn finish(
             processes: scale.processes,
             workers: scale.workers,
         }),
+        patterns: counts.patterns,
         ..Summary::default()
     };
     if let Err((late, source)) = writers.flush() {

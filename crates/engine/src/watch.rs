@@ -188,6 +188,59 @@ impl FieldWatch {
         &self.reads
     }
 
+    /// `cepheid check --sample`: the sample's lines (`bytes`, in
+    /// `format`, event time in `time_field`) decoded as a run decodes them
+    /// with `loaded`'s patterns' fields, and a warning in the pattern's
+    /// source at each place a pattern reads a field no sample event
+    /// carried (with the closest name that did occur). Each malformed
+    /// line (skipped) goes to `malformed` with its number from 1.
+    pub fn sample_warnings(
+        loaded: &Loaded,
+        bytes: &[u8],
+        format: crate::io::Format,
+        time_field: &str,
+        mut malformed: impl FnMut(usize, &crate::Error),
+    ) -> Vec<dsl::Diagnostic> {
+        let mut engine: crate::Engine<crate::Record> = crate::Engine::new();
+        // (the valid patterns were compiled once already: this cannot fail)
+        if engine.add(&loaded.patterns[..]).is_err() {
+            return Vec::new();
+        }
+        let mut decoder = crate::io::Decoder::new(format, time_field, engine.fields().clone())
+            .watch_fields(u64::MAX);
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Err(e) = decoder.decode(line) {
+                malformed(n + 1, &e);
+            }
+        }
+        let seen = decoder
+            .fields_seen()
+            .cloned()
+            .unwrap_or_else(|| FieldsSeen::new(0));
+        let mut out = Vec::new();
+        for missing in FieldWatch::from_loaded(loaded).missing(&seen) {
+            let message = missing.message("sample events");
+            for read in &missing.reads {
+                let Some((source, span)) = read.source else {
+                    continue;
+                };
+                let d = dsl::Diagnostic::warning(
+                    dsl::DiagnosticKind::FieldNeverOccurs,
+                    span,
+                    message.clone(),
+                )
+                .with_help(format!(
+                    "read by pattern `{}`, {}",
+                    read.pattern, read.clause
+                ))
+                .in_source(source);
+                out.push(d);
+            }
+        }
+        out
+    }
+
     /// The fields read that no event carried, in the order first read,
     /// each with every place it is read and the closest name that did
     /// occur. Meant after the first events and at the end of a stream (or

@@ -5,7 +5,8 @@
 //! The run owns a [`Monitor`] (a cheap, cloneable handle to one status
 //! behind a mutex) and updates it once per batch of events or once per
 //! second, never per event: `monitor.update(|s| ...)` copies the engine's
-//! counts in. [`Monitor::serve`] answers:
+//! counts in ([`Observer`] does it from what the runtime's observer hook
+//! shows, `cepheid_runtime::Report::tick`). [`Monitor::serve`] answers:
 //!
 //! | path | what |
 //! |---|---|
@@ -34,6 +35,7 @@
 
 mod error;
 pub mod metrics;
+mod observe;
 mod server;
 mod status;
 
@@ -42,6 +44,7 @@ use std::net::ToSocketAddrs;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use error::MonitorError;
+pub use observe::{Observer, RECORDS};
 pub use server::{Server, PAGE};
 pub use status::{
     CheckpointStatus, Edge, EdgeKind, Graph, Limits, Node, NodeKind, PatternStatus, ReloadStatus,

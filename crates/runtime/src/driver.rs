@@ -1096,16 +1096,14 @@ impl Session<'_> {
             Some((_, tap)) => &*tap.make_contiguous(),
             None => &[],
         };
-        let view = RunView {
-            engine: &*self.engine,
-            events_read: stats.events,
-            malformed: self.counters.malformed,
-            late: stats.late,
-            records,
-            source_lag,
-            field_warnings: self.fields.told.len() as u64,
-            finished,
-        };
+        let mut view = RunView::of_engine(&*self.engine);
+        view.events_read = stats.events;
+        view.malformed = self.counters.malformed;
+        view.late = stats.late;
+        view.records = records;
+        view.source_lag = source_lag;
+        view.field_warnings = self.fields.told.len() as u64;
+        view.finished = finished;
         self.out.report.tick(&view);
         if let Some((_, tap)) = &mut self.out.out.tap {
             tap.clear();

@@ -47,6 +47,7 @@ use serde::Serialize;
 
 mod background;
 pub mod checkpoint;
+mod conflict;
 mod driver;
 mod follow;
 #[doc(hidden)]
@@ -57,9 +58,12 @@ mod resume;
 pub mod rotate;
 pub mod sink;
 pub mod source;
+pub mod stats;
 mod timing;
+mod view;
 
 pub use checkpoint::Every;
+pub use conflict::Conflict;
 #[doc(hidden)]
 pub use driver::{canonical, capped_message, TOLD_KEYS};
 pub use driver::{Handle, Runtime};
@@ -69,6 +73,7 @@ pub use source::{
     SourceError, SourceTiming, SplitTiming, SplitWatermarks,
 };
 pub use timing::Idle;
+pub use view::{add_patterns, add_stats, EngineNumbers, RunView, Workers};
 
 /// Where the events come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,8 +360,10 @@ pub trait Report: Send {
     }
     /// The run as it is now: called after each batch of lines and at
     /// least once per second while the input is idle, and once at the end
-    /// ([`RunView::finished`]); never per event. Only when
-    /// [`Report::observes`].
+    /// ([`RunView::finished`]); never per event. (The dataflow crate's run
+    /// on workers calls it from a thread of its own every quarter second,
+    /// with the numbers each worker last published, and once at the end.)
+    /// Only when [`Report::observes`].
     fn tick(&mut self, view: &RunView<'_>) {
         let _ = view;
     }
@@ -365,33 +372,6 @@ pub trait Report: Send {
     fn event(&mut self, event: &RunEvent<'_>) {
         let _ = event;
     }
-}
-
-/// What a [`Report`] that observes the run sees of it at a
-/// [`Report::tick`].
-#[derive(Clone, Copy)]
-#[non_exhaustive]
-pub struct RunView<'a> {
-    /// The engine: [`Engine::stats`], [`Engine::pattern_stats`],
-    /// [`Engine::live_runs`], [`Engine::current_watermark`], its patterns.
-    pub engine: &'a Engine<Record>,
-    /// Events read (accepted, late or waiting), as [`Summary::events`].
-    pub events_read: u64,
-    /// Malformed lines so far.
-    pub malformed: u64,
-    /// Late events so far.
-    pub late: u64,
-    /// The output records of this batch (their kind and the JSON line,
-    /// with its newline), the latest [`Report::records_wanted`] of them.
-    pub records: &'a [(Kind, String)],
-    /// Bytes of the input file after the run's position (its length
-    /// minus the offset), when the input is a file.
-    pub source_lag: Option<u64>,
-    /// Warnings said so far about fields no event carried
-    /// ([`Config::field_warnings`]: one per pattern and field).
-    pub field_warnings: u64,
-    /// Is this the last tick (the run ended)?
-    pub finished: bool,
 }
 
 /// Something that happened to a run, said to [`Report::event`].

@@ -57,6 +57,33 @@ impl Loaded {
         }
     }
 
+    /// A warning at every place where a loaded pattern means something
+    /// else than in Apache Flink 2.3, or where a limit can cut work Flink
+    /// would do (`cepheid_core::pattern::flink_differences`), in the
+    /// pattern's source: what `cepheid check --flink` adds to the load's
+    /// own diagnostics.
+    pub fn flink_warnings(&self) -> Vec<Diagnostic> {
+        use cepheid_core::pattern::{flink_differences, FlinkDifference};
+        let mut out = Vec::new();
+        for (pattern, &source) in self.patterns.iter().zip(&self.pattern_sources) {
+            for f in flink_differences(pattern) {
+                let what = match f.difference {
+                    FlinkDifference::Limit => "differs from Flink 2.3 at a limit".to_string(),
+                    d => format!("differs from Flink 2.3 ({})", d.label()),
+                };
+                let mut d = Diagnostic::warning(
+                    DiagnosticKind::Flink(f.difference),
+                    f.span,
+                    format!("pattern `{}` {what}: {}", pattern.name, f.message),
+                )
+                .with_help(f.help);
+                d.source = source;
+                out.push(d);
+            }
+        }
+        out
+    }
+
     /// Is any diagnostic an error?
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)

@@ -43,7 +43,7 @@ impl Report for Watch {
         seen.finished += u64::from(view.finished);
         assert!(view.records.len() <= 2, "{:?}", view.records);
         seen.records.extend(view.records.iter().cloned());
-        let matches = view.engine.stats().matches;
+        let matches = view.stats().matches;
         seen.last = Some((view.events_read, view.late, matches, view.source_lag));
     }
     fn event(&mut self, event: &RunEvent<'_>) {

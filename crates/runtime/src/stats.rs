@@ -1,18 +1,16 @@
-//! `cepheid run`'s reports in text: `--stats-every DURATION` (one line per
-//! interval on standard error), the counts on the progress bar, and the
-//! summary's line per pattern. All from the runtime's observer hook
-//! (`Report::tick`: once per batch of lines, once per idle second, once
-//! at the end), never per event.
+//! A run's reports in text, as `cepheid run` writes them on standard
+//! error: [`Periodic`] (`--stats-every DURATION`, one line per interval),
+//! [`bar_message`] (the counts on the progress bar), and [`pattern_line`]
+//! (the summary's line per pattern). All from what an observing
+//! [`Report`](crate::Report) sees at its [`tick`](crate::Report::tick)
+//! (a [`RunView`]: once per batch of lines, once per idle second, once at
+//! the end; on workers a few times a second), never per event.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cepheid_engine::PatternStats;
-use cepheid_runtime::RunView;
 
-/// `n one` or `n many`.
-fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+use crate::{count, RunView};
 
 /// The counts a stats line tells the change of.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -26,7 +24,7 @@ struct Counts {
 
 impl Counts {
     fn of(view: &RunView<'_>) -> Counts {
-        let stats = view.engine.stats();
+        let stats = view.stats();
         Counts {
             events: view.events_read,
             matches: stats.matches,
@@ -38,7 +36,25 @@ impl Counts {
 }
 
 /// `--stats-every`: a line per interval, each with what changed in it, so
-/// that the lines add up to the summary at the end.
+/// that the lines add up to the summary at the end (the last line is
+/// written at the tick that ends the run, [`RunView::finished`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use cepheid_engine::Engine;
+/// use cepheid_runtime::{stats::Periodic, RunView};
+///
+/// let engine = Engine::new();
+/// let mut stats = Periodic::new(Duration::from_secs(10));
+/// let mut view = RunView::of_engine(&engine);
+/// view.events_read = 3;
+/// assert_eq!(stats.tick(&view), None); // not due yet
+/// view.finished = true;
+/// let line = stats.tick(&view).expect("the last line");
+/// assert!(line.contains("3 events"), "{line}");
+/// assert!(line.ends_with("no watermark yet; 0 live partial matches"), "{line}");
+/// ```
+#[derive(Debug)]
 pub struct Periodic {
     every: Duration,
     started: Instant,
@@ -78,8 +94,7 @@ impl Periodic {
         } else {
             0.0
         };
-        let engine = view.engine;
-        let watermark = match engine.current_watermark() {
+        let watermark = match view.watermark() {
             // (`--flush-at-end`: time ran to its end)
             Some(i64::MAX) => "watermark at the end of time".to_string(),
             Some(w) => format!("watermark {} (lag {})", rfc3339(w), lag(w)),
@@ -94,7 +109,7 @@ impl Periodic {
             counts.late.saturating_sub(last.late),
             counts.malformed.saturating_sub(last.malformed),
             count(
-                engine.live_runs() as u64,
+                view.live_runs(),
                 "live partial match",
                 "live partial matches"
             ),
@@ -104,7 +119,7 @@ impl Periodic {
 
 /// The progress bar's message: the run's counts so far.
 pub fn bar_message(view: &RunView<'_>) -> String {
-    let stats = view.engine.stats();
+    let stats = view.stats();
     format!(
         "{}, {}, {}",
         count(view.events_read, "event", "events"),
@@ -114,7 +129,10 @@ pub fn bar_message(view: &RunView<'_>) -> String {
 }
 
 /// The summary's line for one pattern (after the first line, `--summary
-/// text`).
+/// text`): `cepheid: pattern `NAME`: 12 events reached it, 1 match, 0
+/// timeouts, 2 live partial matches, 0 partial matches cut by the limits`,
+/// then the partial matches discarded by reloads and the version when
+/// there are some.
 pub fn pattern_line(p: &PatternStats) -> String {
     let mut line = format!(
         "cepheid: pattern `{}`: {} reached it, {}, {}, {}, {} cut by the limits",
@@ -167,6 +185,35 @@ fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_line_says_its_counts_in_the_plural_when_not_one() {
+        let mut p = PatternStats::default();
+        p.name = "p".to_string();
+        p.version = 1;
+        p.events = 1;
+        p.matches = 2;
+        assert_eq!(
+            pattern_line(&p),
+            "cepheid: pattern `p`: 1 event reached it, 2 matches, 0 timeouts, 0 live partial matches, 0 partial matches cut by the limits"
+        );
+        p.discarded_runs = 1;
+        p.version = 3;
+        assert!(
+            pattern_line(&p).ends_with(", 1 partial match discarded by reloads (version 3)"),
+            "{}",
+            pattern_line(&p)
+        );
+    }
+
+    #[test]
+    fn lags_print_for_people() {
+        let now = now_ms();
+        assert!(lag(now - 100).ends_with("ms"));
+        assert!(lag(now - 12_300).ends_with('s'));
+        assert!(lag(now - 3 * 86_400_000).ends_with('d'));
+        assert!(lag(now + 5_000).starts_with('-'));
+    }
 
     #[test]
     fn times_print_as_rfc3339() {

@@ -1,49 +1,49 @@
-//! `cepheid run --metrics ADDR` (feature `metrics`): the run's status
-//! served by `cepheid_monitor` (Prometheus text on `/metrics`, the live
-//! page on `/`, `/status.json`), filled by the runtime's observer hook
-//! (`Report::tick` once per batch and once per idle second, never per
-//! event; `Report::event` for checkpoints and reloads). Each pattern's
-//! automaton is compiled once per rule set (at the start and after each
-//! reload) for the page's drawing.
+//! A run's [`Observer`]: what the runtime's observer hook shows
+//! (`cepheid_runtime::Report::tick` with a [`RunView`], once per batch and
+//! once per idle second, never per event; `Report::event` with a
+//! [`RunEvent`] for checkpoints and reloads) copied into a [`Monitor`].
+//! Each pattern's automaton is compiled once per rule set (at the start
+//! and after each reload) for the page's drawing. A run on workers (the
+//! dataflow crate's) shows their sums, and each worker's own numbers
+//! ([`WorkerStatus`]).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cepheid_automata::nfa::Nfa;
+use cepheid_core::pattern::Pattern;
 use cepheid_core::record::FieldTable;
-use cepheid_engine::{Engine, Record};
-use cepheid_monitor::{Graph, Monitor, Server};
+use cepheid_engine::Record;
 use cepheid_runtime::{Kind, RunEvent, RunView};
 
-/// Output records of a batch copied for the page's latest matches, at
-/// most (the page keeps 20 per pattern).
+use crate::{Graph, Monitor, WorkerStatus};
+
+/// Output records of a batch a run copies for the page's latest matches,
+/// at most (what an observing report answers to
+/// `Report::records_wanted`; the page keeps 20 per pattern).
 pub const RECORDS: usize = 256;
 
-/// `ADDR` as given, `:PORT` meaning `127.0.0.1:PORT`.
-fn address(addr: &str) -> String {
-    match addr.strip_prefix(':') {
-        Some(port) => format!("127.0.0.1:{port}"),
-        None => addr.to_string(),
-    }
-}
-
-/// Serves a fresh monitor on `addr`; says where on standard error.
-pub fn serve(addr: &str) -> Result<(Observer, Server), String> {
-    let monitor = Monitor::new();
-    let server = monitor
-        .serve(address(addr))
-        .map_err(|e| format!("--metrics {addr}: {e}"))?;
-    say!("cepheid: metrics on http://{}/", server.addr());
-    Ok((
-        Observer {
-            monitor,
-            rules: None,
-            state_at: None,
-        },
-        server,
-    ))
-}
-
-/// The run's observer: copies what the runtime shows into the monitor.
+/// A run's observer: copies what the runtime shows into the monitor.
+///
+/// ```
+/// use cepheid_engine::{Engine, Record, Rules};
+/// use cepheid_monitor::{Monitor, Observer};
+/// use cepheid_runtime::RunView;
+///
+/// let rules = Rules::parse("r.cep", "pattern p { match a where a: n == 1 }")?;
+/// let mut engine: Engine<Record> = Engine::new();
+/// engine.add(&rules)?;
+/// let monitor = Monitor::new();
+/// let mut observer = Observer::new(monitor.clone());
+/// let mut view = RunView::of_engine(&engine);
+/// view.events_read = 5;
+/// observer.tick(&view);
+/// let status = monitor.snapshot();
+/// assert_eq!(status.run.events_read, 5);
+/// assert!(status.pattern("p").is_some_and(|p| p.graph.is_some()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
 pub struct Observer {
     monitor: Monitor,
     /// The rule set whose graphs are drawn: each pattern's name and
@@ -57,6 +57,17 @@ pub struct Observer {
 /// How often the state's bytes are measured, at most.
 const STATE_EVERY: Duration = Duration::from_secs(1);
 
+impl Observer {
+    /// An observer filling `monitor`.
+    pub fn new(monitor: Monitor) -> Observer {
+        Observer {
+            monitor,
+            rules: None,
+            state_at: None,
+        }
+    }
+}
+
 /// The wall clock in milliseconds.
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -64,10 +75,9 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Each pattern in force's automaton, as the page draws it.
-fn graphs(engine: &Engine<Record>) -> Vec<(String, Option<Graph>)> {
-    engine
-        .patterns()
+/// Each pattern's automaton, as the page draws it.
+fn graphs<'a>(patterns: impl Iterator<Item = &'a Pattern>) -> Vec<(String, Option<Graph>)> {
+    patterns
         .map(|p| {
             let graph = Nfa::<Record>::compile(p, &mut FieldTable::new())
                 .ok()
@@ -105,9 +115,8 @@ fn pattern_of(line: &str) -> Option<String> {
 impl Observer {
     /// One batch (or an idle second, or the end).
     pub fn tick(&mut self, view: &RunView<'_>) {
-        let engine = view.engine;
-        let stats = engine.pattern_stats();
-        let rules: Vec<(String, u32)> = engine
+        let stats = view.pattern_stats();
+        let rules: Vec<(String, u32)> = view
             .patterns()
             .map(|p| {
                 let version = stats
@@ -117,15 +126,29 @@ impl Observer {
                 (p.name.clone(), version)
             })
             .collect();
-        let graphs = (self.rules.as_ref() != Some(&rules)).then(|| graphs(engine));
+        let graphs = (self.rules.as_ref() != Some(&rules)).then(|| graphs(view.patterns()));
         self.rules = Some(rules);
-        let totals = engine.stats();
+        let totals = view.stats();
+        // (on one engine a walk over its state; workers measure their own)
         let state_bytes = (view.finished
-            || self.state_at.is_none_or(|t| t.elapsed() >= STATE_EVERY))
+            || self.state_at.map_or(true, |t| t.elapsed() >= STATE_EVERY))
         .then(|| {
             self.state_at = Some(Instant::now());
-            engine.state_bytes()
-        });
+            view.state_bytes()
+        })
+        .flatten();
+        let workers: Vec<WorkerStatus> = view
+            .workers()
+            .iter()
+            .map(|(id, n)| {
+                let mut w = WorkerStatus::new(*id);
+                w.events = n.stats.events;
+                w.matches = n.stats.matches;
+                w.live_runs = n.live_runs;
+                w.watermark_ms = n.watermark;
+                w
+            })
+            .collect();
         self.monitor.update(|s| {
             if let Some(graphs) = graphs {
                 s.set_patterns(graphs.iter().map(|(name, _)| name.as_str()));
@@ -137,10 +160,13 @@ impl Observer {
             s.run.events_read = view.events_read + view.malformed;
             s.run.malformed = view.malformed;
             s.run.late = view.late;
-            s.run.watermark_ms = engine.current_watermark();
-            s.run.live_runs = engine.live_runs() as u64;
-            s.run.waiting_events = engine.waiting_events() as u64;
-            s.run.stored_events = engine.stored_events() as u64;
+            s.run.watermark_ms = view.watermark();
+            s.run.live_runs = view.live_runs();
+            s.run.waiting_events = view.waiting_events();
+            s.run.stored_events = view.stored_events();
+            if !workers.is_empty() {
+                s.workers = workers;
+            }
             s.run.source_lag_bytes = view.source_lag;
             if state_bytes.is_some() {
                 s.run.state_bytes = state_bytes;
@@ -154,7 +180,7 @@ impl Observer {
             // the others not parsed at all.
             let keep = s.limits.recent_matches;
             let mut taken: Vec<(String, &str)> = Vec::new();
-            let mut per_pattern: std::collections::HashMap<String, usize> = Default::default();
+            let mut per_pattern: HashMap<String, usize> = HashMap::new();
             for (kind, line) in view.records.iter().rev() {
                 if *kind == Kind::Late {
                     continue;

@@ -1,0 +1,174 @@
+//! What a [`Config`] cannot run with, found before anything is opened
+//! ([`Config::check`]): options that make no sense together, and the
+//! input, the output and the late output being one file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::{canonical, Config, Input, Time};
+
+/// Why a [`Config`] cannot run as it is (the command's usage errors, exit
+/// 2; the messages name its options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// Checkpoints of standard input, which cannot be read again.
+    CheckpointOfStdin,
+    /// Standard input followed.
+    FollowStdin,
+    /// A delay with processing time (no event is late).
+    DelayWithProcessingTime,
+    /// An idle timeout with processing time (time follows the clock).
+    IdleWithProcessingTime,
+    /// The late events to `-`.
+    LateToStdout,
+    /// Two of the input, the output and the late output are one file.
+    SameFile {
+        /// The first one's option and path.
+        a: (&'static str, PathBuf),
+        /// The second one's.
+        b: (&'static str, PathBuf),
+    },
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Conflict::CheckpointOfStdin => "--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset",
+            Conflict::FollowStdin => "--follow needs --events FILE (standard input cannot be followed; it is read as it comes anyway)",
+            Conflict::DelayWithProcessingTime => "--max-delay has no meaning with --time processing (no event is late)",
+            Conflict::IdleWithProcessingTime => "--idle-timeout has no meaning with --time processing (time always follows the clock)",
+            // It created a file named `-`; sharing standard output with the
+            // matches would need one writer for both.
+            Conflict::LateToStdout => "--late needs a file path (`-` is not supported)",
+            Conflict::SameFile { a, b } => {
+                return write!(
+                    f,
+                    "{} {} and {} {} are the same file; give them different paths",
+                    a.0,
+                    a.1.display(),
+                    b.0,
+                    b.1.display()
+                )
+            }
+        })
+    }
+}
+
+impl std::error::Error for Conflict {}
+
+impl Config {
+    /// Checks what cannot run, before anything is opened: the input, the
+    /// output and the late output must be different files (`--output X
+    /// --late X` interleaved two streams into one file, `--output X
+    /// --events X` truncated the input before reading it; compared
+    /// canonically, the parent folder for a file that does not exist yet,
+    /// and for existing files by identity: hard links, `/dev/fd` names;
+    /// standard streams are never compared); then checkpoints and
+    /// following need a file, and processing time takes no delay nor
+    /// idle timeout.
+    pub fn check(&self) -> Result<(), Conflict> {
+        let mut named: Vec<(&'static str, &Path)> = Vec::new();
+        if let Input::File(path) = &self.input {
+            named.push(("--events", path));
+        }
+        if let Some(output) = &self.output {
+            named.push(("--output", output));
+        }
+        if let Some(late) = &self.late {
+            if late == Path::new("-") {
+                return Err(Conflict::LateToStdout);
+            }
+            named.push(("--late", late));
+        }
+        for (i, (a_flag, a)) in named.iter().enumerate() {
+            for (b_flag, b) in &named[i + 1..] {
+                if same_file(a, b) {
+                    return Err(Conflict::SameFile {
+                        a: (a_flag, a.to_path_buf()),
+                        b: (b_flag, b.to_path_buf()),
+                    });
+                }
+            }
+        }
+        let stdin = self.input == Input::Stdin;
+        if self.checkpoint.is_some() && stdin {
+            return Err(Conflict::CheckpointOfStdin);
+        }
+        if self.follow && stdin {
+            return Err(Conflict::FollowStdin);
+        }
+        if self.time == Time::Processing {
+            if !self.max_delay.is_zero() {
+                return Err(Conflict::DelayWithProcessingTime);
+            }
+            if self.idle_timeout.is_some() {
+                return Err(Conflict::IdleWithProcessingTime);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Do two paths name the same file (existing or to be created)?
+fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
+                return true;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (ma, mb);
+    }
+    match (canonical(a), canonical(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_cannot_be_the_input() {
+        let dir = std::env::temp_dir().join(format!("cepheid-conflict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = dir.join("events.jsonl");
+        std::fs::write(&events, "").unwrap();
+        let mut config = Config::new(Input::File(events.clone()), Vec::new());
+        config.output = Some(dir.join("./events.jsonl"));
+        let conflict = config.check().unwrap_err();
+        assert!(
+            matches!(&conflict, Conflict::SameFile { a, b } if a.0 == "--events" && b.0 == "--output")
+        );
+        config.output = Some(dir.join("out.jsonl"));
+        config.late = Some(dir.join("out.jsonl"));
+        assert!(config.check().is_err());
+        config.late = None;
+        assert_eq!(config.check(), Ok(()));
+        config.time = Time::Processing;
+        config.idle_timeout = Some(std::time::Duration::from_secs(1));
+        assert_eq!(config.check(), Err(Conflict::IdleWithProcessingTime));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn standard_input_cannot_be_followed_nor_checkpointed() {
+        let mut config = Config::new(Input::Stdin, Vec::new());
+        assert_eq!(config.check(), Ok(()));
+        config.follow = true;
+        assert_eq!(config.check(), Err(Conflict::FollowStdin));
+        config.follow = false;
+        config.checkpoint = Some("state".into());
+        assert_eq!(config.check(), Err(Conflict::CheckpointOfStdin));
+        assert!(config
+            .check()
+            .unwrap_err()
+            .to_string()
+            .starts_with("--checkpoint needs --events FILE"));
+    }
+}
