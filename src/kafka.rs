@@ -116,6 +116,16 @@ pub fn check(args: &Args) -> Result<(), String> {
             );
         }
     }
+    if let Some(rules) = &args.rules_topic {
+        if !events {
+            return Err("--rules-topic needs --events kafka://... (on its brokers)".to_string());
+        }
+        let url = parse_url("--rules-topic", rules)?;
+        let input = parse_url("--events", &args.events)?;
+        if url.brokers != input.brokers || url.topics.len() != 1 {
+            return Err("--rules-topic: one topic on the brokers of --events".to_string());
+        }
+    }
     if output {
         let url = parse_url("--output", &args.output)?;
         if url.topics.len() != 1 {
@@ -214,6 +224,11 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
             .clone()
             .unwrap_or_else(|| "cepheid".to_string());
         c.properties.clone_from(&args.kafka);
+        if let Some(rules) = &args.rules_topic {
+            let url = parse_url("--rules-topic", rules)
+                .map_err(|reason| KafkaError::Config { reason })?;
+            c.rules_topic = url.topics.into_iter().next();
+        }
         Some(KafkaSource::new(c)?)
     } else {
         None

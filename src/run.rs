@@ -126,12 +126,22 @@ pub struct Args {
     /// default: whoever writes events does not change the rules unless
     /// the operator says so (a refused record is said and counted).
     #[arg(long)]
-    rules_from_stream: bool,
-    /// With --rules-from-stream, also honour `{"$rules_file": "PATH"}`,
-    /// PATH a `.cep` file or folder inside DIR (relative to DIR; no way
-    /// out through `..` or symbolic links; regular files of at most 1 MiB).
-    #[arg(long, value_name = "DIR", requires = "rules_from_stream")]
-    rules_dir: Option<PathBuf>,
+    pub(crate) rules_from_stream: bool,
+    /// With --rules-from-stream or --rules-topic, also honour
+    /// `{"$rules_file": "PATH"}`, PATH a `.cep` file or folder inside DIR
+    /// (relative to DIR; no way out through `..` or symbolic links;
+    /// regular files of at most 1 MiB).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) rules_dir: Option<PathBuf>,
+    /// A topic of rule sets beside the events (kafka://HOST:PORT/TOPIC,
+    /// the brokers of --events; one partition, typically compacted): each
+    /// record a `$rules` record. What it holds when the run starts is in
+    /// force before the first event; a record written later applies at
+    /// its timestamp (event time), one read after event time passed it at
+    /// once (late). Kept in checkpoints. docs/dynamic-rules.md.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "URL")]
+    pub(crate) rules_topic: Option<PathBuf>,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -365,6 +375,14 @@ pub fn run(args: &Args) -> u8 {
         say!(
             "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
         );
+        return EXIT_USAGE;
+    }
+    #[cfg(feature = "kafka")]
+    let rules_topic = args.rules_topic.is_some();
+    #[cfg(not(feature = "kafka"))]
+    let rules_topic = false;
+    if args.rules_dir.is_some() && !args.rules_from_stream && !rules_topic {
+        say!("error: --rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)");
         return EXIT_USAGE;
     }
     if let Some(dir) = &args.rules_dir {
