@@ -48,9 +48,18 @@ fn client(bootstrap: &str) -> ClientConfig {
 /// alone: tansu's memory storage answers the latest offset as the last
 /// batch's first offset + 1, which `--kafka-until end` takes for the end.
 fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
+    produce_lines_to(bootstrap, topic, 0, lines);
+}
+
+/// The same to `partition`.
+fn produce_lines_to(bootstrap: &str, topic: &str, partition: i32, lines: &[String]) {
     let producer: BaseProducer = client(bootstrap).create().expect("a producer");
     let send = |line: &String| loop {
-        match producer.send(BaseRecord::<(), _>::to(topic).partition(0).payload(line)) {
+        match producer.send(
+            BaseRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(line),
+        ) {
             Ok(()) => break,
             Err((e, _)) => {
                 assert!(
@@ -509,7 +518,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
     let numbers: Vec<u64> = markers.iter().flatten().copied().collect();
     assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
     assert!(
-        stderr(&last).contains("resum"),
+        stderr(&last).contains("cepheid: resuming from checkpoint"),
         "the last run resumed: {}",
         stderr(&last)
     );
@@ -1239,4 +1248,134 @@ fn an_idle_rules_topic_holds_no_event_time_back_and_a_late_rules_record_applies_
     );
     let out = fs::read_to_string(dir.join("out.jsonl")).unwrap();
     assert!(!out.contains("\"o2\""), "o2 under the new rules: {out}");
+}
+
+/// The partition of an event of the crash test's stream among 3: by its
+/// key (`order` or `user`), so that each key is in one partition; a line
+/// without one (malformed) in partition 0.
+fn partition_of(line: &str) -> i32 {
+    let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    let key = value["order"]
+        .as_str()
+        .or(value["user"].as_str())
+        .unwrap_or("");
+    let h = key
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    i32::try_from(h % 3).expect("small")
+}
+
+/// Produces `lines` to the 3 partitions of `topic`, each line to the
+/// partition of its key, in order within each.
+fn produce_by_key(bootstrap: &str, topic: &str, lines: &[String]) {
+    for p in 0..3 {
+        let part: Vec<String> = lines
+            .iter()
+            .filter(|l| partition_of(l) == p)
+            .cloned()
+            .collect();
+        if !part.is_empty() {
+            produce_lines_to(bootstrap, topic, p, &part);
+        }
+    }
+}
+
+#[test]
+fn a_three_partition_topic_gives_each_keys_output_of_the_file_run_exactly_once_across_a_stop() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_partitions");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // 20,000 events up to 3 s out of order, --max-delay 5s: none is late,
+    // in the file nor in any partition (the file's watermark and the
+    // partitions' least one differ, so lateness would differ), and each
+    // key's records depend only on its own events.
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    assert!(
+        crash::summary(&stderr(&file)).contains(", 0 late,"),
+        "{}",
+        stderr(&file)
+    );
+    let b = broker.bootstrap();
+    let input = topic("partitions-in");
+    let output = topic("partitions-out");
+    let late = topic("partitions-late");
+    let marker = topic("partitions-marker");
+    broker.create_topic(&input, 3);
+    broker.create_topic(&output, 3);
+    broker.create_topic(&late, 1);
+    broker.create_topic(&marker, 1);
+    let (first, second) = events.split_at(10_000);
+    produce_by_key(&b, &input, first);
+    let marker_flag = format!("--kafka-marker-topic={marker}");
+    let run = || {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--output", &format!("kafka://{b}/{output}")])
+            .args(["--late", &format!("kafka://{b}/{late}")])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "100ms"])
+            .args(["--transactional-id", "partitions", &marker_flag])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    // Live over the first half, stopped (SIGTERM: a last checkpoint and
+    // its transaction) once it has taken a checkpoint.
+    let mut child = run().spawn().expect("starts");
+    let limit = Instant::now() + T;
+    while checkpoint_file(&dir).is_none() {
+        assert!(Instant::now() < limit, "a first checkpoint");
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let stopped = child.wait_with_output().expect("waits");
+    assert_eq!(stopped.status.code(), Some(143), "{}", stderr(&stopped));
+    // The second half; resumed to the end.
+    produce_by_key(&b, &input, second);
+    let last = run().args(["--kafka-until", "end"]).output().expect("runs");
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(
+        stderr(&last).contains("cepheid: resuming from checkpoint"),
+        "resumed from the checkpoint: {}",
+        stderr(&last)
+    );
+    // The counts go on over the resumed run.
+    assert_eq!(
+        crash::summary(&stderr(&last)),
+        crash::summary(&stderr(&file))
+    );
+    let mut seen = Vec::new();
+    for name in [&output, &late] {
+        for s in broker.read_topic(name, "read_committed") {
+            seen.push(Out {
+                topic: name.clone(),
+                partition: s.partition,
+                offset: s.offset,
+                key: s.key.unwrap_or_default().into_bytes(),
+                payload: s.payload,
+                interval: None,
+            });
+        }
+    }
+    let out = lines(&dir.join("out.jsonl"));
+    assert!(out.len() > 1_000, "the stream gives records");
+    // Each key's records in the file run's order, once each (so the same
+    // multiset), each key in one partition; no late events.
+    assert_same(&seen, &output, &late, &out, &lines(&dir.join("late.jsonl")));
 }
