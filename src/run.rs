@@ -189,7 +189,7 @@ pub struct Args {
     /// or a time (RFC 3339 or milliseconds since the epoch: each
     /// partition's first record at or after it). A checkpoint overrides it.
     #[cfg(feature = "kafka")]
-    #[arg(long, value_name = "WHERE", value_parser = kafka::parse_start)]
+    #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_start)]
     pub(crate) kafka_start: Option<cepheid_kafka::StartAt>,
     /// `end`: read each partition up to its end offset as the broker gives
     /// it when the run starts, then end as a file does (bounded).
@@ -200,7 +200,7 @@ pub struct Args {
     /// A librdkafka property for the Kafka clients (repeatable):
     /// `--kafka security.protocol=ssl`.
     #[cfg(feature = "kafka")]
-    #[arg(long, value_name = "NAME=VALUE", value_parser = kafka::parse_property)]
+    #[arg(long, value_name = "NAME=VALUE", value_parser = cepheid_kafka::parse_property)]
     pub(crate) kafka: Vec<(String, String)>,
     /// The Kafka producer's transactional id (with --checkpoint and
     /// --output kafka://...); default `cepheid:` and the checkpoint
