@@ -405,13 +405,16 @@ fn record_times_and_split_watermarks_as_flinks_kafka_source() {
     assert_eq!((summary.late, summary.matches), (2, 1));
 }
 
+/// What `position_before` was asked, each time: the waiting records.
+type Asked = Vec<Vec<(u32, Origin)>>;
+
 /// A source with a rules stream: each read hands out its records (`true`:
 /// a rules record) with their offsets and times; what
 /// `position_before` was asked is kept.
 struct WithRules {
     reads: Vec<Vec<(bool, i64, i64, String)>>,
     next: usize,
-    asked: Arc<Mutex<Vec<Vec<(u32, Origin)>>>>,
+    asked: Arc<Mutex<Asked>>,
 }
 
 impl Source for WithRules {
@@ -454,12 +457,7 @@ impl Source for WithRules {
 
 fn run_with_rules(
     reads: Vec<Vec<(bool, i64, i64, String)>>,
-) -> (
-    cepheid_runtime::Summary,
-    Vec<String>,
-    Vec<Vec<(u32, Origin)>>,
-    Vec<String>,
-) {
+) -> (cepheid_runtime::Summary, Vec<String>, Asked, Vec<String>) {
     let rules = Rules::parse("ab.cep", RULES).unwrap();
     let mut c = Config::new(Input::Stdin, Vec::new());
     c.split_watermarks = true;
