@@ -283,11 +283,24 @@ impl KafkaSource {
             }
         }
         let rules_consumer = match &config.rules_topic {
-            Some(_) => Some(
-                client_config
-                    .create::<BaseConsumer>()
-                    .map_err(|e| KafkaError::client("create the consumer", e))?,
-            ),
+            Some(_) => {
+                // A checkpoint's offset that compaction removed since: from
+                // the first record kept (librdkafka's default would skip
+                // to the end, and with it the rule set in force).
+                let mut rules_config = client_config.clone();
+                if !config
+                    .properties
+                    .iter()
+                    .any(|(k, _)| k == "auto.offset.reset")
+                {
+                    rules_config.set("auto.offset.reset", "earliest");
+                }
+                Some(
+                    rules_config
+                        .create::<BaseConsumer>()
+                        .map_err(|e| KafkaError::client("create the consumer", e))?,
+                )
+            }
             None => None,
         };
 
