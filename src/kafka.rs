@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use cepheid_kafka::{
-    kafka_error, KafkaError, KafkaSink, KafkaSource, OutputTopics, Retry, SinkConfig, SourceConfig,
-    StartAt, Transactional,
+    default_transactional_id, kafka_error, KafkaError, KafkaSink, KafkaSource, OutputTopics, Retry,
+    SinkConfig, SourceConfig, StartAt, Transactional, Url, UrlError,
 };
 use cepheid_runtime::{Config, Error};
 
@@ -21,76 +21,18 @@ pub const EXIT_UNREACHABLE: u8 = 6;
 /// over (this one was fenced).
 pub const EXIT_FENCED: u8 = 7;
 
-/// `kafka://HOST:PORT[,HOST:PORT...]/TOPIC[,TOPIC...]`: the brokers and
-/// the topics.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Url {
-    /// `bootstrap.servers`.
-    pub brokers: String,
-    /// One or more topics.
-    pub topics: Vec<String>,
-}
-
 /// Is `path` a `kafka://` URL (not a file)?
 pub fn is_kafka(path: &Path) -> bool {
-    path.to_str().is_some_and(|p| p.starts_with("kafka://"))
+    path.to_str().is_some_and(Url::is_kafka)
 }
 
-/// Parses a `kafka://` URL of `flag`.
+/// The `kafka://` URL of `flag`, or what is wrong with it (`--events
+/// kafka://h/t: the brokers are HOST:PORT, comma-separated`).
 pub fn parse_url(flag: &str, path: &Path) -> Result<Url, String> {
-    let text = path.to_str().unwrap_or_default();
-    let rest = text
-        .strip_prefix("kafka://")
-        .ok_or_else(|| format!("{flag} {text}: not a kafka:// URL"))?;
-    let (brokers, topics) = rest.split_once('/').ok_or_else(|| {
-        format!("{flag} {text}: a Kafka URL is kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]")
-    })?;
-    let topics: Vec<String> = topics
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
-    if brokers.is_empty() || brokers.split(',').any(|b| !b.contains(':')) {
-        return Err(format!(
-            "{flag} {text}: the brokers are HOST:PORT, comma-separated"
-        ));
-    }
-    if topics.is_empty() {
-        return Err(format!("{flag} {text}: no topic after the brokers"));
-    }
-    Ok(Url {
-        brokers: brokers.to_string(),
-        topics,
-    })
-}
-
-/// `--kafka-start`: `earliest`, `latest`, or a time (RFC 3339 or integer
-/// milliseconds since the epoch).
-pub fn parse_start(text: &str) -> Result<StartAt, String> {
-    match text {
-        "earliest" => Ok(StartAt::Earliest),
-        "latest" => Ok(StartAt::Latest),
-        _ => {
-            if let Ok(ms) = text.parse::<i64>() {
-                return Ok(StartAt::Timestamp(ms));
-            }
-            cepheid_engine::io::parse_rfc3339(text)
-                .map(StartAt::Timestamp)
-                .map_err(|_| {
-                    format!("`{text}` is not earliest, latest, an RFC 3339 time or milliseconds")
-                })
-        }
-    }
-}
-
-/// `--kafka NAME=VALUE`.
-pub fn parse_property(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!(
-            "`{text}` is not NAME=VALUE (a librdkafka property)"
-        )),
-    }
+    path.to_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: UrlError| format!("{flag} {e}"))
 }
 
 /// The Kafka side of a run: its source and sink, when the command names
@@ -114,6 +56,16 @@ pub fn check(args: &Args) -> Result<(), String> {
                 "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)"
                     .to_string(),
             );
+        }
+    }
+    if let Some(rules) = &args.rules_topic {
+        if !events {
+            return Err("--rules-topic needs --events kafka://... (on its brokers)".to_string());
+        }
+        let url = parse_url("--rules-topic", rules)?;
+        let input = parse_url("--events", &args.events)?;
+        if url.brokers != input.brokers || url.topics.len() != 1 {
+            return Err("--rules-topic: one topic on the brokers of --events".to_string());
         }
     }
     if output {
@@ -179,14 +131,6 @@ pub fn check(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The default transactional id: `cepheid:` and the checkpoint folder's
-/// canonical path (one instance per folder; a restart on the same folder
-/// fences the instance before it).
-pub fn default_transactional_id(dir: &Path) -> String {
-    let path = cepheid_runtime::canonical(dir).unwrap_or_else(|| dir.to_path_buf());
-    format!("cepheid:{}", path.display())
-}
-
 /// Connects the source and the sink the command names (each checks that
 /// its topics exist), and sets `config` for them.
 pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
@@ -214,6 +158,11 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
             .clone()
             .unwrap_or_else(|| "cepheid".to_string());
         c.properties.clone_from(&args.kafka);
+        if let Some(rules) = &args.rules_topic {
+            let url = parse_url("--rules-topic", rules)
+                .map_err(|reason| KafkaError::Config { reason })?;
+            c.rules_topic = url.topics.into_iter().next();
+        }
         Some(KafkaSource::new(c)?)
     } else {
         None

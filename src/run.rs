@@ -120,12 +120,22 @@ pub struct Args {
     /// default: whoever writes events does not change the rules unless
     /// the operator says so (a refused record is said and counted).
     #[arg(long)]
-    rules_from_stream: bool,
-    /// With --rules-from-stream, also honour `{"$rules_file": "PATH"}`,
-    /// PATH a `.cep` file or folder inside DIR (relative to DIR; no way
-    /// out through `..` or symbolic links; regular files of at most 1 MiB).
-    #[arg(long, value_name = "DIR", requires = "rules_from_stream")]
-    rules_dir: Option<PathBuf>,
+    pub(crate) rules_from_stream: bool,
+    /// With --rules-from-stream or --rules-topic, also honour
+    /// `{"$rules_file": "PATH"}`, PATH a `.cep` file or folder inside DIR
+    /// (relative to DIR; no way out through `..` or symbolic links;
+    /// regular files of at most 1 MiB).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) rules_dir: Option<PathBuf>,
+    /// A topic of rule sets beside the events (kafka://HOST:PORT/TOPIC,
+    /// the brokers of --events; one partition, typically compacted): each
+    /// record a `$rules` record. What it holds when the run starts is in
+    /// force before the first event; a record written later applies at
+    /// its timestamp (event time), one read after event time passed it at
+    /// once (late). Kept in checkpoints. docs/dynamic-rules.md.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "URL")]
+    pub(crate) rules_topic: Option<PathBuf>,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -173,7 +183,7 @@ pub struct Args {
     /// or a time (RFC 3339 or milliseconds since the epoch: each
     /// partition's first record at or after it). A checkpoint overrides it.
     #[cfg(feature = "kafka")]
-    #[arg(long, value_name = "WHERE", value_parser = kafka::parse_start)]
+    #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_start)]
     pub(crate) kafka_start: Option<cepheid_kafka::StartAt>,
     /// `end`: read each partition up to its end offset as the broker gives
     /// it when the run starts, then end as a file does (bounded).
@@ -184,7 +194,7 @@ pub struct Args {
     /// A librdkafka property for the Kafka clients (repeatable):
     /// `--kafka security.protocol=ssl`.
     #[cfg(feature = "kafka")]
-    #[arg(long, value_name = "NAME=VALUE", value_parser = kafka::parse_property)]
+    #[arg(long, value_name = "NAME=VALUE", value_parser = cepheid_kafka::parse_property)]
     pub(crate) kafka: Vec<(String, String)>,
     /// The Kafka producer's transactional id (with --checkpoint and
     /// --output kafka://...); default `cepheid:` and the checkpoint
@@ -356,6 +366,14 @@ pub fn run(args: &Args) -> u8 {
         say!(
             "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
         );
+        return EXIT_USAGE;
+    }
+    #[cfg(feature = "kafka")]
+    let rules_topic = args.rules_topic.is_some();
+    #[cfg(not(feature = "kafka"))]
+    let rules_topic = false;
+    if args.rules_dir.is_some() && !args.rules_from_stream && !rules_topic {
+        say!("error: --rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)");
         return EXIT_USAGE;
     }
     if let Some(dir) = &args.rules_dir {

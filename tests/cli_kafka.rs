@@ -48,9 +48,18 @@ fn client(bootstrap: &str) -> ClientConfig {
 /// alone: tansu's memory storage answers the latest offset as the last
 /// batch's first offset + 1, which `--kafka-until end` takes for the end.
 fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
+    produce_lines_to(bootstrap, topic, 0, lines);
+}
+
+/// The same to `partition`.
+fn produce_lines_to(bootstrap: &str, topic: &str, partition: i32, lines: &[String]) {
     let producer: BaseProducer = client(bootstrap).create().expect("a producer");
     let send = |line: &String| loop {
-        match producer.send(BaseRecord::<(), _>::to(topic).partition(0).payload(line)) {
+        match producer.send(
+            BaseRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(line),
+        ) {
             Ok(()) => break,
             Err((e, _)) => {
                 assert!(
@@ -509,7 +518,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
     let numbers: Vec<u64> = markers.iter().flatten().copied().collect();
     assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
     assert!(
-        stderr(&last).contains("resum"),
+        stderr(&last).contains("cepheid: resuming from checkpoint"),
         "the last run resumed: {}",
         stderr(&last)
     );
@@ -841,6 +850,28 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
             &["--events", "kafka://127.0.0.1:1/t", "--kafka", "nonsense"],
             "is not NAME=VALUE",
         ),
+        (
+            &[
+                "--events",
+                "events.jsonl",
+                "--rules-topic",
+                "kafka://127.0.0.1:1/r",
+            ],
+            "--rules-topic needs --events kafka://",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--rules-topic",
+                "kafka://127.0.0.2:1/r",
+            ],
+            "--rules-topic: one topic on the brokers of --events",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/t", "--rules-dir", "."],
+            "--rules-dir needs --rules-from-stream or --rules-topic",
+        ),
     ];
     for (args, said) in cases {
         let output = cepheid()
@@ -861,4 +892,490 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
             stderr(&output)
         );
     }
+}
+
+/// Produces `records` (value, timestamp in ms) to partition 0 of `topic`,
+/// one at a time, in order.
+fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
+    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
+    for (value, ts) in records {
+        producer
+            .send(
+                BaseRecord::<(), _>::to(topic)
+                    .partition(0)
+                    .payload(value)
+                    .timestamp(*ts),
+            )
+            .map_err(|(e, _)| e)
+            .expect("queued");
+        producer.flush(T).expect("delivered");
+    }
+}
+
+/// The watermark of a file run with `--max-delay 2s` after `lines` (its
+/// largest event time less 2 s less 1 ms; `None` before any event).
+fn watermark_after(lines: &[String]) -> Option<i64> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["ts"].as_i64())
+        .max()
+        .map(|t| t - 2000 - 1)
+}
+
+/// The changes of rules of the rules-topic tests, each `(line, record)`:
+/// at that line of the file, and in the rules topic with the time at
+/// which the file run's watermark is just before it there. A refused set,
+/// a `$rules_file` inside `--rules-dir` and one outside it.
+fn rule_changes() -> Vec<(usize, String)> {
+    vec![
+        (3_000, serde_json::json!({ "$rules": CHANGED }).to_string()),
+        (
+            6_000,
+            serde_json::json!({ "$rules": "pattern broken {" }).to_string(),
+        ),
+        (
+            9_000,
+            serde_json::json!({ "$rules_file": "patterns.cep" }).to_string(),
+        ),
+        (
+            12_000,
+            serde_json::json!({ "$rules_file": "../rules.cep" }).to_string(),
+        ),
+        (15_000, serde_json::json!({ "$rules": CHANGED }).to_string()),
+    ]
+}
+
+/// 20,000 events of the crash test's stream, the folder of `$rules_file`
+/// records, and the file with the changes of rules at their lines: the
+/// events and the timed rules records for Kafka.
+fn rules_topic_setup(dir: &Path) -> (Vec<String>, Vec<(String, i64)>) {
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    fs::create_dir_all(dir.join("allowed")).unwrap();
+    fs::write(dir.join("allowed/patterns.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    let mut file = events.clone();
+    let mut timed = Vec::new();
+    for (line, record) in rule_changes().into_iter().rev() {
+        let w = watermark_after(&events[..line]).expect("events before");
+        timed.push((record.clone(), w + 1));
+        file.insert(line, record);
+    }
+    timed.reverse();
+    fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
+    (events, timed)
+}
+
+/// `cepheid run` of the rules-topic tests over the file, to `out.jsonl`.
+fn rules_file_run(dir: &Path) -> Output {
+    let output = cepheid()
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", "events.jsonl", "--rules-from-stream"])
+        .args(["--rules-dir", "allowed"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
+/// The same from Kafka: the events from `input`, the rules from `rules`
+/// (no --rules-from-stream: the operator named the rules topic), to
+/// `kafka-out.jsonl`.
+fn rules_kafka_run(dir: &Path, bootstrap: &str, input: &str, rules: &str) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", &format!("kafka://{bootstrap}/{input}")])
+        .args(["--rules-topic", &format!("kafka://{bootstrap}/{rules}")])
+        .args(["--rules-dir", "allowed"])
+        .args(["--output", "kafka-out.jsonl", "--late", "kafka-late.jsonl"]);
+    command
+}
+
+#[test]
+fn rules_from_a_rules_topic_give_the_output_of_the_same_rules_records_in_a_file() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_rules_topic");
+    let (events, timed) = rules_topic_setup(&dir);
+    let file = rules_file_run(&dir);
+    let file_err = stderr(&file);
+    assert!(
+        crash::summary(&file_err).contains(", 3 rule reloads, 2 refused"),
+        "{file_err}"
+    );
+    let b = broker.bootstrap();
+    let input = topic("rules-in");
+    let rules = topic("rules-rules");
+    broker.create_topic(&input, 1);
+    broker.create_topic(&rules, 1);
+    produce_lines(&b, &input, &events);
+    // (and a record that is not a rules record: said, counted, skipped)
+    let mut records = timed.clone();
+    records.insert(1, ("{\"hello\": 1}".to_string(), timed[0].1));
+    produce_timed(&b, &rules, &records);
+    let output = rules_kafka_run(&dir, &b, &input, &rules)
+        .args(["--kafka-until", "end"])
+        .output()
+        .expect("runs");
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert_eq!(
+        fs::read_to_string(dir.join("kafka-out.jsonl")).unwrap(),
+        fs::read_to_string(dir.join("out.jsonl")).unwrap(),
+        "the matches and timeouts"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("kafka-late.jsonl")).unwrap(),
+        fs::read_to_string(dir.join("late.jsonl")).unwrap(),
+        "the late events"
+    );
+    // The same counts, but one more malformed record: the one that is not
+    // a rules record, said with its place.
+    let malformed = |s: &str| -> u64 {
+        s.split(", ")
+            .find_map(|p| p.strip_suffix(" malformed")?.parse().ok())
+            .expect("a count of malformed lines")
+    };
+    let (kafka_counts, file_counts) = (crash::summary(&err), crash::summary(&file_err));
+    let m = malformed(&file_counts);
+    assert_eq!(malformed(&kafka_counts), m + 1, "{kafka_counts}");
+    assert_eq!(
+        kafka_counts.replace(
+            &format!(", {} malformed", m + 1),
+            &format!(", {m} malformed")
+        ),
+        file_counts
+    );
+    assert!(
+        err.contains(&format!(
+            "kafka:{rules} partition 0 offset 1: malformed record: not a rules record"
+        )),
+        "{err}"
+    );
+    // Refused as in the file, with the record's place.
+    assert!(
+        err.contains(&format!(
+            "error: kafka:{rules} partition 0 offset 2 ($rules):1:17: expected a clause"
+        )) && err.contains(&format!(
+            "cepheid: kafka:{rules} partition 0 offset 2 (`$rules`): the new rules have errors; the old rules go on"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "cepheid: kafka:{rules} partition 0 offset 4 (`$rules_file` ../rules.cep): refused: it is outside --rules-dir"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("late (docs"), "no record is late: {err}");
+}
+
+#[test]
+fn a_run_with_a_rules_topic_stopped_and_resumed_gives_the_same_output() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_rules_resume");
+    let (events, timed) = rules_topic_setup(&dir);
+    rules_file_run(&dir);
+    let b = broker.bootstrap();
+    let input = topic("rules-resume-in");
+    let rules = topic("rules-resume-rules");
+    broker.create_topic(&input, 1);
+    broker.create_topic(&rules, 1);
+    // Every rule set is in the topic from the start; the events come in
+    // two parts: the first run is stopped with some of the rules records
+    // still waiting for event time (read, not applied: not in the
+    // checkpoint's position).
+    produce_timed(&b, &rules, &timed);
+    let (first, second) = events.split_at(7_500);
+    produce_lines(&b, &input, first);
+    let run = || {
+        let mut command = rules_kafka_run(&dir, &b, &input, &rules);
+        command
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "100ms"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    let mut child = run().spawn().expect("starts");
+    // What the file run has written once event time is where the first
+    // part takes it (a `$watermark` line there: the end of the part does
+    // not end event time), which the Kafka run writes once it has read
+    // the first part.
+    let file: Vec<String> = fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let changes = rule_changes()
+        .iter()
+        .filter(|(l, _)| *l < first.len())
+        .count();
+    let mut part = file[..first.len() + changes].to_vec();
+    let w = watermark_after(first).unwrap();
+    part.push(serde_json::json!({ "$watermark": w }).to_string());
+    fs::write(dir.join("part.jsonl"), part.join("\n") + "\n").unwrap();
+    let part_run = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", "part.jsonl", "--rules-from-stream"])
+        .args(["--rules-dir", "allowed", "--output", "part-out.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(part_run.status.success(), "{}", stderr(&part_run));
+    let first_part = lines(&dir.join("part-out.jsonl")).len();
+    assert!(first_part > 0, "the first part gives records");
+    let limit = Instant::now() + T;
+    while fs::read_to_string(dir.join("kafka-out.jsonl")).map_or(0, |t| t.lines().count())
+        < first_part
+    {
+        assert!(Instant::now() < limit, "the first part is processed");
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let stopped = child.wait_with_output().expect("waits");
+    assert_eq!(stopped.status.code(), Some(143), "{}", stderr(&stopped));
+    let said = stderr(&stopped);
+    assert!(
+        said.contains(", 1 rule reload, 1 refused"),
+        "two changes reached, three waiting: {said}"
+    );
+    // The rest of the events; the run resumed to the end.
+    produce_lines(&b, &input, second);
+    let output = run().args(["--kafka-until", "end"]).output().expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        fs::read_to_string(dir.join("kafka-out.jsonl")).unwrap(),
+        fs::read_to_string(dir.join("out.jsonl")).unwrap(),
+        "the matches and timeouts"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("kafka-late.jsonl")).unwrap(),
+        fs::read_to_string(dir.join("late.jsonl")).unwrap(),
+        "the late events"
+    );
+}
+
+/// Waits until `path` holds a line with `text` (the live run wrote it).
+fn wait_for_line(path: &Path, text: &str, child: &mut Child) {
+    let limit = Instant::now() + T;
+    while !fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l.contains(text))) {
+        assert!(Instant::now() < limit, "{text} in {}", path.display());
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_idle_rules_topic_holds_no_event_time_back_and_a_late_rules_record_applies_at_once() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_rules_idle");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let b = broker.bootstrap();
+    let input = topic("rules-idle-in");
+    let rules = topic("rules-idle-rules");
+    broker.create_topic(&input, 1);
+    broker.create_topic(&rules, 1);
+    let event = |ts: i64, kind: &str, order: &str, amount: i64| {
+        serde_json::json!({ "ts": ts, "type": kind, "order": order, "user": "u", "amount": amount })
+            .to_string()
+    };
+    produce_lines(
+        &b,
+        &input,
+        &[
+            event(1_000, "created", "o1", 0),
+            event(2_000, "paid", "o1", 50),
+            event(10_000, "other", "-", 0),
+        ],
+    );
+    // Live, the rules topic empty: the match of o1 needs event time past
+    // 2,000, which the rules topic does not hold back.
+    let mut child = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "0s"])
+        .args(["--events", &format!("kafka://{b}/{input}")])
+        .args(["--rules-topic", &format!("kafka://{b}/{rules}")])
+        .args(["--output", "out.jsonl"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    wait_for_line(&dir.join("out.jsonl"), "\"o1\"", &mut child);
+    // A rules record of time 5,000, read when event time is at 9,999: it
+    // applies at once, late (paid needs amount > 100 from then on).
+    produce_timed(
+        &b,
+        &rules,
+        &[(serde_json::json!({ "$rules": CHANGED }).to_string(), 5_000)],
+    );
+    // o2 paid 50 (no match under the new rules), o3 paid 500 (a match).
+    produce_lines(
+        &b,
+        &input,
+        &[
+            event(20_000, "created", "o2", 0),
+            event(21_000, "paid", "o2", 50),
+            event(30_000, "created", "o3", 0),
+            event(31_000, "paid", "o3", 500),
+            event(35_000, "other", "-", 0),
+        ],
+    );
+    wait_for_line(&dir.join("out.jsonl"), "\"o3\"", &mut child);
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("waits");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cepheid: kafka:{rules} partition 0 offset 0: a rules record of time 1970-01-01T00:00:05.000Z read when event time was already at 1970-01-01T00:00:09.999Z: applied now, late"
+        )),
+        "{err}"
+    );
+    assert!(
+        crash::summary(&err).contains(", 1 rule reload, 1 late"),
+        "{err}"
+    );
+    let out = fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert!(!out.contains("\"o2\""), "o2 under the new rules: {out}");
+}
+
+/// The partition of an event of the crash test's stream among 3: by its
+/// key (`order` or `user`), so that each key is in one partition; a line
+/// without one (malformed) in partition 0.
+fn partition_of(line: &str) -> i32 {
+    let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    let key = value["order"]
+        .as_str()
+        .or(value["user"].as_str())
+        .unwrap_or("");
+    let h = key
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    i32::try_from(h % 3).expect("small")
+}
+
+/// Produces `lines` to the 3 partitions of `topic`, each line to the
+/// partition of its key, in order within each.
+fn produce_by_key(bootstrap: &str, topic: &str, lines: &[String]) {
+    for p in 0..3 {
+        let part: Vec<String> = lines
+            .iter()
+            .filter(|l| partition_of(l) == p)
+            .cloned()
+            .collect();
+        if !part.is_empty() {
+            produce_lines_to(bootstrap, topic, p, &part);
+        }
+    }
+}
+
+#[test]
+fn a_three_partition_topic_gives_each_keys_output_of_the_file_run_exactly_once_across_a_stop() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_partitions");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // 20,000 events up to 3 s out of order, --max-delay 5s: none is late,
+    // in the file nor in any partition (the file's watermark and the
+    // partitions' least one differ, so lateness would differ), and each
+    // key's records depend only on its own events.
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    assert!(
+        crash::summary(&stderr(&file)).contains(", 0 late,"),
+        "{}",
+        stderr(&file)
+    );
+    let b = broker.bootstrap();
+    let input = topic("partitions-in");
+    let output = topic("partitions-out");
+    let late = topic("partitions-late");
+    let marker = topic("partitions-marker");
+    broker.create_topic(&input, 3);
+    broker.create_topic(&output, 3);
+    broker.create_topic(&late, 1);
+    broker.create_topic(&marker, 1);
+    let (first, second) = events.split_at(10_000);
+    produce_by_key(&b, &input, first);
+    let marker_flag = format!("--kafka-marker-topic={marker}");
+    let run = || {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--output", &format!("kafka://{b}/{output}")])
+            .args(["--late", &format!("kafka://{b}/{late}")])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "100ms"])
+            .args(["--transactional-id", "partitions", &marker_flag])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    // Live over the first half, stopped (SIGTERM: a last checkpoint and
+    // its transaction) once it has taken a checkpoint.
+    let mut child = run().spawn().expect("starts");
+    let limit = Instant::now() + T;
+    while checkpoint_file(&dir).is_none() {
+        assert!(Instant::now() < limit, "a first checkpoint");
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let stopped = child.wait_with_output().expect("waits");
+    assert_eq!(stopped.status.code(), Some(143), "{}", stderr(&stopped));
+    // The second half; resumed to the end.
+    produce_by_key(&b, &input, second);
+    let last = run().args(["--kafka-until", "end"]).output().expect("runs");
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(
+        stderr(&last).contains("cepheid: resuming from checkpoint"),
+        "resumed from the checkpoint: {}",
+        stderr(&last)
+    );
+    // The counts go on over the resumed run.
+    assert_eq!(
+        crash::summary(&stderr(&last)),
+        crash::summary(&stderr(&file))
+    );
+    let mut seen = Vec::new();
+    for name in [&output, &late] {
+        for s in broker.read_topic(name, "read_committed") {
+            seen.push(Out {
+                topic: name.clone(),
+                partition: s.partition,
+                offset: s.offset,
+                key: s.key.unwrap_or_default().into_bytes(),
+                payload: s.payload,
+                interval: None,
+            });
+        }
+    }
+    let out = lines(&dir.join("out.jsonl"));
+    assert!(out.len() > 1_000, "the stream gives records");
+    // Each key's records in the file run's order, once each (so the same
+    // multiset), each key in one partition; no late events.
+    assert_same(&seen, &output, &late, &out, &lines(&dir.join("late.jsonl")));
 }

@@ -2147,7 +2147,9 @@ impl Live {
                     }
                     Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
                     // (only a `Source`'s reader sends these: not here)
-                    Ok(Entry::Item(Item::Skip) | Entry::SplitWatermark(_)) => {}
+                    Ok(
+                        Entry::Item(Item::Skip) | Entry::SplitWatermark(_) | Entry::SourceRules(_),
+                    ) => {}
                     Ok(Entry::Rules(_)) => {
                         // Not recognized without `controls`; said if ever.
                         self.counts.malformed_line();

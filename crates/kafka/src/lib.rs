@@ -17,6 +17,10 @@
 //!   protocol is in `docs/checkpoints.md`, "Kafka"); without, an
 //!   idempotent producer (at least once).
 //!
+//! - [`Url`], [`parse_start`], [`parse_property`] and
+//!   [`default_transactional_id`]: the settings as a command line gives
+//!   them (`kafka://HOST:PORT/TOPIC`, `earliest`, `NAME=VALUE`).
+//!
 //! Errors are [`KafkaError`] values; a broker that does not answer is
 //! retried with backoff up to [`Retry::limit`].
 
@@ -24,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod options;
 mod position;
 mod retry;
 mod runtime;
@@ -37,6 +42,9 @@ mod watermark;
 mod test_broker;
 
 pub use error::KafkaError;
+pub use options::{
+    default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,
+};
 pub use position::KafkaPosition;
 pub use retry::Retry;
 pub use runtime::{decode_position, encode_position, kafka_error};

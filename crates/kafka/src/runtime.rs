@@ -81,6 +81,22 @@ impl Source for KafkaSource {
         if let Err(e) = KafkaSource::read(self, &mut records, wait) {
             return Err(self.run_error(e));
         }
+        // The rules topic's records (asked after the events: one written
+        // before an event goes up with it or before), first: the reader
+        // holds each until the events' watermark reaches its time.
+        let mut rules = Vec::new();
+        if let Err(e) = self.read_rules(&mut rules) {
+            return Err(self.run_error(e));
+        }
+        for r in &rules {
+            let origin = Origin::Offset {
+                partition: u32::try_from(r.partition).unwrap_or(0),
+                offset: r.offset,
+            };
+            let payload = r.payload.as_deref().unwrap_or_default();
+            let split = u32::try_from(r.split).unwrap_or(u32::MAX);
+            batch.push_rules(payload, origin, r.timestamp, split);
+        }
         for r in &records {
             let origin = Origin::Offset {
                 partition: u32::try_from(r.partition).unwrap_or(0),
@@ -90,7 +106,7 @@ impl Source for KafkaSource {
             let split = u32::try_from(r.split).unwrap_or(u32::MAX);
             batch.push(payload, origin, r.timestamp, split);
         }
-        Ok(if !records.is_empty() {
+        Ok(if !records.is_empty() || !rules.is_empty() {
             ReadOutcome::Delivered
         } else if self.at_end() {
             ReadOutcome::Ended
@@ -103,6 +119,24 @@ impl Source for KafkaSource {
         encode_position(&KafkaSource::position(self))
     }
 
+    fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
+        let mut at = KafkaSource::position(self);
+        if let Some(topic) = self.rules_topic() {
+            // (the rules records wait in order: from the first)
+            let first = unapplied.iter().find_map(|(split, origin)| match origin {
+                Origin::Offset {
+                    partition: 0,
+                    offset,
+                } if *split as usize == KafkaSource::splits(self).len() => Some(*offset),
+                _ => None,
+            });
+            if let Some(offset) = first {
+                at.set(topic, 0, offset);
+            }
+        }
+        encode_position(&at)
+    }
+
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
         let at = decode_position(position).map_err(|e| self.run_error(e))?;
         KafkaSource::seek(self, &at).map_err(|e| self.run_error(e))
@@ -113,9 +147,13 @@ impl Source for KafkaSource {
     }
 
     fn describe_origin(&self, split: u32, origin: &Origin) -> String {
-        let topic = KafkaSource::splits(self)
-            .get(split as usize)
-            .map_or("?", |(t, _)| t.as_str());
+        let splits = KafkaSource::splits(self);
+        let topic = match splits.get(split as usize) {
+            Some((t, _)) => t.as_str(),
+            // (one after the partitions of events: the rules topic)
+            None if split as usize == splits.len() => self.rules_topic().unwrap_or("?"),
+            None => "?",
+        };
         match origin {
             Origin::Offset { partition, offset } => {
                 format!("kafka:{topic} partition {partition} offset {offset}")

@@ -3,7 +3,7 @@
 //! ([`KafkaSource::position`], [`KafkaSource::seek`]), records handed out
 //! as bytes with where they came from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -66,6 +66,13 @@ pub struct SourceConfig {
     /// gives it when the source starts (its high watermark), then end
     /// ([`KafkaSource::at_end`]); records after it are not handed out.
     pub until_end: bool,
+    /// A topic of rule sets beside the events (the broadcast-state
+    /// pattern; one partition): each record a `{"$rules": ...}` or
+    /// `{"$rules_file": ...}` record, handed out by
+    /// [`KafkaSource::read_rules`]. Read from its first record, up to its
+    /// end, when the source starts (unless `start` is a position, which
+    /// then names its offset too).
+    pub rules_topic: Option<String>,
 }
 
 impl SourceConfig {
@@ -83,6 +90,7 @@ impl SourceConfig {
             retry: Retry::default(),
             properties: Vec::new(),
             until_end: false,
+            rules_topic: None,
         }
     }
 }
@@ -115,6 +123,85 @@ impl KafkaRecord {
     }
 }
 
+/// The rules topic of a [`KafkaSource`].
+struct RulesTopic {
+    consumer: BaseConsumer,
+    topic: String,
+    /// Records read and not handed out yet: the topic up to its end when
+    /// the source started or sought.
+    backlog: VecDeque<KafkaRecord>,
+    /// The offset after the last record the consumer gave.
+    read: i64,
+    /// Bounded: the topic's end offset when the source started.
+    end: Option<i64>,
+    /// An end offset that was waited for without coming (markers).
+    waited_for: i64,
+    retry: Retry,
+}
+
+impl RulesTopic {
+    /// The offset of the next record to hand out.
+    fn next(&self) -> i64 {
+        self.backlog.front().map_or(self.read, |r| r.offset)
+    }
+
+    /// Reads from `offset` on: first up to the topic's end as the broker
+    /// gives it now (into the backlog), so that what the topic holds is
+    /// known before any event.
+    fn start_at(&mut self, offset: i64) -> Result<(), KafkaError> {
+        self.backlog.clear();
+        self.read = offset;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, 0, Offset::Offset(offset))
+            .map_err(client("assign"))?;
+        self.consumer.assign(&tpl).map_err(client("assign"))?;
+        let (_, high) = self.retry.run(
+            "fetch watermarks",
+            |left| self.consumer.fetch_watermarks(&self.topic, 0, left),
+            client("fetch watermarks"),
+        )?;
+        let high = self.end.map_or(high, |end| end.min(high));
+        let started = Instant::now();
+        let mut quiet = Instant::now();
+        while self.read < high && quiet.elapsed() < RULES_QUIET {
+            if started.elapsed() >= self.retry.limit {
+                return Err(KafkaError::Config {
+                    reason: format!(
+                        "the rules topic {:?} could not be read to its end (offset {high}) in {:.1} s",
+                        self.topic,
+                        started.elapsed().as_secs_f64()
+                    ),
+                });
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(message)) => {
+                    quiet = Instant::now();
+                    if message.partition() == 0 && message.offset() >= self.read {
+                        self.read = message.offset() + 1;
+                        self.backlog.push_back(record_of(&message, usize::MAX));
+                    }
+                }
+                Some(Err(error)) => self.on_error(error)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn on_error(&self, error: ClientError) -> Result<(), KafkaError> {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                Err(KafkaError::UnknownTopic {
+                    topic: self.topic.clone(),
+                })
+            }
+            // (the events' reads tell a broker gone for too long)
+            _ if retriable(&error) => Ok(()),
+            _ => Err(KafkaError::client("read the rules topic", error)),
+        }
+    }
+}
+
 /// What one [`KafkaSource::read`] did. A Kafka source does not end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Read {
@@ -137,6 +224,8 @@ pub struct KafkaSource {
     down_since: Option<(Instant, ClientError)>,
     /// Bounded: each partition's end offset at the start.
     end: Option<KafkaPosition>,
+    /// The rules topic, if any.
+    rules: Option<RulesTopic>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -184,6 +273,36 @@ impl KafkaSource {
             .create()
             .map_err(|e| KafkaError::client("create the consumer", e))?;
         let retry = config.retry;
+        if let Some(rules) = &config.rules_topic {
+            if config.topics.contains(rules) {
+                return Err(KafkaError::Config {
+                    reason: format!(
+                        "topic {rules:?} is both a topic of events and the rules topic"
+                    ),
+                });
+            }
+        }
+        let rules_consumer = match &config.rules_topic {
+            Some(_) => {
+                // A checkpoint's offset that compaction removed since: from
+                // the first record kept (librdkafka's default would skip
+                // to the end, and with it the rule set in force).
+                let mut rules_config = client_config.clone();
+                if !config
+                    .properties
+                    .iter()
+                    .any(|(k, _)| k == "auto.offset.reset")
+                {
+                    rules_config.set("auto.offset.reset", "earliest");
+                }
+                Some(
+                    rules_config
+                        .create::<BaseConsumer>()
+                        .map_err(|e| KafkaError::client("create the consumer", e))?,
+                )
+            }
+            None => None,
+        };
 
         // The partitions of each topic, from the broker's metadata.
         let mut splits = Vec::new();
@@ -289,6 +408,22 @@ impl KafkaSource {
         for (i, (t, p)) in splits.iter().enumerate() {
             index.entry(t.clone()).or_default().insert(*p, i);
         }
+        let rules = match (&config.rules_topic, rules_consumer) {
+            (Some(topic), Some(consumer)) => {
+                let from = match &config.start {
+                    StartAt::Position(at) => at.get(topic, 0),
+                    _ => None,
+                };
+                Some(RulesTopic::open(
+                    consumer,
+                    topic,
+                    from,
+                    config.until_end,
+                    retry,
+                )?)
+            }
+            _ => None,
+        };
         let mut source = KafkaSource {
             consumer,
             topics: config.topics,
@@ -299,9 +434,89 @@ impl KafkaSource {
             retry,
             down_since: None,
             end,
+            rules,
         };
         source.assign()?;
         Ok(source)
+    }
+
+    /// The rules topic, if the source reads one.
+    pub fn rules_topic(&self) -> Option<&str> {
+        self.rules.as_ref().map(|r| r.topic.as_str())
+    }
+
+    /// Appends the records of the rules topic to `out`: first those read
+    /// when the source started or sought (the topic up to its end then),
+    /// then every record up to the topic's end as the broker gives it now
+    /// (one request; waited for at most a few seconds per new end: the
+    /// last offsets of a topic written with transactions are markers that
+    /// no consumer reads). So a rules record the broker acknowledged
+    /// before an event was written is handed out no later than that event
+    /// when this is called after the events' [`KafkaSource::read`]. Their
+    /// `split` is the number of the source's [`KafkaSource::splits`] (one
+    /// after the last partition of events). Nothing without a rules topic.
+    pub fn read_rules(&mut self, out: &mut Vec<KafkaRecord>) -> Result<(), KafkaError> {
+        let split = self.splits.len();
+        let max_batch = self.max_batch;
+        let Some(rules) = &mut self.rules else {
+            return Ok(());
+        };
+        out.extend(
+            rules
+                .backlog
+                .drain(..)
+                .map(|record| KafkaRecord { split, ..record }),
+        );
+        // (a broker that does not answer: what was fetched, the events'
+        // reads tell when it is gone for too long)
+        let high = rules
+            .consumer
+            .fetch_watermarks(&rules.topic, 0, RULES_END_ASKED)
+            .map_or(rules.read, |(_, high)| high);
+        let target = rules.end.map_or(high, |end| end.min(high));
+        let mut quiet = Instant::now();
+        let mut taken = 0;
+        loop {
+            let behind = rules.read < target && rules.waited_for < target;
+            if !behind && taken >= max_batch {
+                break;
+            }
+            let wait = if behind {
+                Duration::from_millis(10)
+            } else {
+                Duration::ZERO
+            };
+            let Some(result) = rules.consumer.poll(wait) else {
+                if !behind {
+                    break;
+                }
+                if quiet.elapsed() >= RULES_QUIET {
+                    rules.waited_for = target;
+                }
+                continue;
+            };
+            match result {
+                Ok(message) => {
+                    quiet = Instant::now();
+                    if message.partition() != 0 || message.offset() < rules.read {
+                        continue; // (a stale fetch after a seek)
+                    }
+                    if rules.end.is_some_and(|end| message.offset() >= end) {
+                        continue; // bounded: after the end
+                    }
+                    rules.read = message.offset() + 1;
+                    out.push(record_of(&message, split));
+                    taken += 1;
+                }
+                Err(error) => {
+                    rules.on_error(error)?;
+                    if !behind {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn assign(&mut self) -> Result<(), KafkaError> {
@@ -356,15 +571,7 @@ impl KafkaSource {
                         continue; // bounded: after the end
                     }
                     self.position.set(topic, partition, message.offset() + 1);
-                    batch.push(KafkaRecord {
-                        topic: topic.to_string(),
-                        partition,
-                        offset: message.offset(),
-                        split,
-                        key: message.key().map(<[u8]>::to_vec),
-                        payload: message.payload().map(<[u8]>::to_vec),
-                        timestamp: message.timestamp().to_millis(),
-                    });
+                    batch.push(record_of(&message, split));
                     delivered += 1;
                 }
                 Err(error) => self.on_error(error)?,
@@ -439,20 +646,101 @@ impl KafkaSource {
     }
 
     /// Per (topic, partition), the offset after the last record handed
-    /// out (where it started, for a partition that delivered nothing).
+    /// out (where it started, for a partition that delivered nothing);
+    /// with a rules topic, its partition 0 too.
     pub fn position(&self) -> KafkaPosition {
-        self.position.clone()
+        let mut position = self.position.clone();
+        if let Some(rules) = &self.rules {
+            position.set(&rules.topic, 0, rules.next());
+        }
+        position
     }
 
     /// Goes back (or forward) to `position`: each partition it names
     /// restarts at its offset; the others stay where they are; a partition
-    /// the source does not read is ignored (another worker's).
+    /// the source does not read is ignored (another worker's). The rules
+    /// topic is read again from the offset it names, up to its end now.
     pub fn seek(&mut self, position: &KafkaPosition) -> Result<(), KafkaError> {
         for (t, p, o) in position.iter() {
             if self.position.get(t, p).is_some() {
                 self.position.set(t, p, o);
             }
         }
+        if let Some(rules) = &mut self.rules {
+            let offset = position.get(&rules.topic, 0).unwrap_or(rules.next());
+            rules.start_at(offset)?;
+        }
         self.assign()
+    }
+}
+
+fn record_of(message: &rdkafka::message::BorrowedMessage<'_>, split: usize) -> KafkaRecord {
+    KafkaRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        split,
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        timestamp: message.timestamp().to_millis(),
+    }
+}
+
+/// How long the start waits for a record of the rules topic before its
+/// end when none comes (its last offsets are transaction markers, which no
+/// consumer reads).
+const RULES_QUIET: Duration = Duration::from_secs(5);
+
+/// How long [`KafkaSource::read_rules`] waits for the rules topic's end
+/// offset.
+const RULES_END_ASKED: Duration = Duration::from_secs(1);
+
+impl RulesTopic {
+    /// Checks that `topic` exists and has one partition, and reads it
+    /// from `from` (a checkpoint's offset) or else from its first record,
+    /// up to its end as the broker gives it now.
+    fn open(
+        consumer: BaseConsumer,
+        topic: &str,
+        from: Option<i64>,
+        until_end: bool,
+        retry: Retry,
+    ) -> Result<RulesTopic, KafkaError> {
+        let metadata = retry.run(
+            "fetch metadata",
+            |t| consumer.fetch_metadata(Some(topic), t),
+            client("fetch metadata"),
+        )?;
+        let partitions = match metadata.topics().iter().find(|m| m.name() == topic) {
+            Some(m) if m.error().is_none() && !m.partitions().is_empty() => m.partitions().len(),
+            _ => {
+                return Err(KafkaError::UnknownTopic {
+                    topic: topic.to_string(),
+                })
+            }
+        };
+        if partitions != 1 {
+            return Err(KafkaError::Config {
+                reason: format!(
+                    "the rules topic {topic:?} has {partitions} partitions: a rules topic has one (its rule sets are one sequence)"
+                ),
+            });
+        }
+        let (low, high) = retry.run(
+            "fetch watermarks",
+            |left| consumer.fetch_watermarks(topic, 0, left),
+            client("fetch watermarks"),
+        )?;
+        let mut rules = RulesTopic {
+            consumer,
+            topic: topic.to_string(),
+            backlog: VecDeque::new(),
+            read: low,
+            end: until_end.then_some(high),
+            waited_for: -1,
+            retry,
+        };
+        rules.start_at(from.unwrap_or(low))?;
+        Ok(rules)
     }
 }

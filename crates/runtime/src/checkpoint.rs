@@ -124,6 +124,9 @@ pub struct Counters {
     /// Rule sets refused so far (they did not load).
     #[serde(default)]
     pub reloads_refused: u64,
+    /// Records of a source's rules stream applied late so far.
+    #[serde(default)]
+    pub reloads_late: u64,
     /// Did a reload change the rules? Then a resumed run takes its rules
     /// from the snapshot (`Engine::restore_rules`), not from the command
     /// line.
@@ -511,6 +514,7 @@ mod tests {
                 forced_told: true,
                 reloads: 3,
                 reloads_refused: 1,
+                reloads_late: 0,
                 rules_changed: true,
             },
             number: 4,

@@ -546,6 +546,7 @@ impl Runtime {
         let reloads = Reloads {
             applied: counters.reloads,
             refused: counters.reloads_refused,
+            late: counters.reloads_late,
         };
         let mut session = Session {
             config: &config,
@@ -617,6 +618,7 @@ impl Runtime {
             forced_watermarks: stats.forced_watermarks,
             reloads: reloads.applied,
             reloads_refused: reloads.refused,
+            reloads_late: reloads.late,
             discarded_runs: stats.discarded_runs,
             waiting: engine.waiting_events(),
             punctuated: counters.punctuated,
@@ -1271,11 +1273,34 @@ impl Session<'_> {
                         timing.push(ts, wall_ms, record, self.engine, &mut self.out);
                     }
                     Ok(Entry::Rules(control)) => {
-                        self.reload_from_stream(&control, &origin_name, line_no);
+                        let name = format!("{origin_name}:{line_no}");
+                        self.reload_from_stream(&control, &name, false);
                         // The reader thread decodes the next lines now (with
                         // the new rules' fields).
                         if let Some(go_on) = &go_on {
                             let _ = go_on.send(());
+                        }
+                    }
+                    Ok(Entry::SourceRules(rules)) => {
+                        // (a record of the source's rules stream: placed
+                        // as the source says)
+                        let place = place.unwrap_or_default();
+                        if let (Some(time), Some(watermark)) = (rules.time, rules.late) {
+                            self.reloads.late += 1;
+                            self.say(Level::Warning, format!(
+                                "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
+                                cepheid_engine::io::format_rfc3339(time),
+                                cepheid_engine::io::format_rfc3339(watermark),
+                            ));
+                        }
+                        self.reload_from_stream(&rules.control, &place, true);
+                        match &go_on {
+                            Some(go_on) => {
+                                let _ = go_on.send(());
+                            }
+                            // (no control records, CSV: the reader thread did
+                            // not wait; what it decoded since is read again)
+                            None => self.stale_below = self.engine.fields().len(),
                         }
                     }
                     Ok(Entry::Item(Item::Watermark(_))) if timing.is_processing() => {
@@ -1400,17 +1425,19 @@ impl Session<'_> {
         stop.map_or(Ok(None), Err)
     }
 
-    /// A control record at line `line_no`: the rules it names replace the
-    /// engine's here. A set that does not load is said and counted, and
-    /// the old rules go on.
-    fn reload_from_stream(&mut self, control: &Control, origin: &str, line_no: u64) {
+    /// A control record (`name`: its place, `events.jsonl:12`): the rules
+    /// it names replace the engine's here. A set that does not load is
+    /// said and counted, and the old rules go on. `own`: a record of the
+    /// source's rules stream, which the operator named (allowed without
+    /// `rules_from_stream`).
+    fn reload_from_stream(&mut self, control: &Control, name: &str, own: bool) {
         let what = reload::describe(control);
-        let where_ = format!("{origin}:{line_no} ({what})");
+        let where_ = format!("{name} ({what})");
         let allowed = reload::StreamRules {
-            enabled: self.config.rules_from_stream,
+            enabled: self.config.rules_from_stream || own,
             dir: self.config.rules_dir.clone(),
         };
-        match reload::load_control(control, &allowed, origin, line_no) {
+        match reload::load_control(control, &allowed, name) {
             Ok(loaded) => {
                 self.apply(loaded, &where_);
             }
@@ -1563,6 +1590,7 @@ impl Session<'_> {
         self.counters.dropped_keys_overflow = self.out.drops.overflow;
         self.counters.reloads = self.reloads.applied;
         self.counters.reloads_refused = self.reloads.refused;
+        self.counters.reloads_late = self.reloads.late;
         let meta = Meta {
             command: checkpoints.command.clone(),
             input: self.position,

@@ -70,7 +70,7 @@ pub use driver::{Handle, Runtime};
 pub use sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
-    SourceError, SourceTiming, SplitTiming, SplitWatermarks,
+    SourceError, SourceRules, SourceTiming, SplitTiming, SplitWatermarks,
 };
 pub use timing::Idle;
 pub use view::{add_patterns, add_stats, EngineNumbers, RunView, Workers};
@@ -737,6 +737,10 @@ pub enum End {
     Incomplete(Error),
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// A run's counts: what `cepheid run` prints at the end (its `Display`
 /// is that line, without the `cepheid: ` before it).
 #[derive(Debug, Default, Serialize)]
@@ -767,6 +771,11 @@ pub struct Summary {
     pub reloads: u64,
     /// Rule sets refused.
     pub reloads_refused: u64,
+    /// Records of a source's rules stream read after event time had
+    /// passed their time: applied at once, late (in JSON only when some
+    /// were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reloads_late: u64,
     /// Partial matches discarded by reloads.
     pub discarded_runs: u64,
     /// Events still waiting for the watermark.
@@ -897,6 +906,9 @@ impl fmt::Display for Summary {
             write!(f, ", {} rule reload{s}", self.reloads)?;
             if self.reloads_refused > 0 {
                 write!(f, ", {} refused (the old rules kept)", self.reloads_refused)?;
+            }
+            if self.reloads_late > 0 {
+                write!(f, ", {} late", self.reloads_late)?;
             }
         }
         if self.discarded_runs > 0 {

@@ -33,6 +33,9 @@ pub struct Reloads {
     pub applied: u64,
     /// Rule sets that did not load or compile (the old rules went on).
     pub refused: u64,
+    /// Records of a source's rules stream read after event time had
+    /// passed their time (applied at once).
+    pub late: u64,
 }
 
 /// What the operator lets the event stream do to the rules
@@ -60,8 +63,7 @@ pub const MAX_STREAM_FILES: usize = 256;
 pub(crate) fn load_control(
     control: &Control,
     allowed: &StreamRules,
-    origin: &str,
-    line_no: u64,
+    name: &str,
 ) -> Result<Loaded, String> {
     if !allowed.enabled {
         return Err(
@@ -71,7 +73,7 @@ pub(crate) fn load_control(
     }
     match control {
         Control::Source(text) => Ok(cepheid_engine::rules::load_str(
-            &format!("{origin}:{line_no} ($rules)"),
+            &format!("{name} ($rules)"),
             text,
         )),
         Control::File(path) => match &allowed.dir {

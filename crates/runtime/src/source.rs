@@ -119,6 +119,28 @@ pub enum Entry {
     /// event time got there. Not a punctuation (`$watermark`): the end of
     /// the input still ends event time.
     SplitWatermark(cepheid_engine::Timestamp),
+    /// A record of a [`Source`]'s rules stream (a Kafka rules topic,
+    /// [`RawEntry::Rules`]): the whole rule set changes here, at its event
+    /// time. Allowed without `rules_from_stream` (the operator named the
+    /// stream); `$rules_file` is confined to `rules_dir` as in a stream.
+    SourceRules(SourceRules),
+}
+
+/// A rules record of a [`Source`]'s rules stream, at the point of the
+/// input where it applies (`docs/dynamic-rules.md`, "A rules stream of its
+/// own").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRules {
+    /// The new rule set.
+    pub control: Control,
+    /// Its time (a Kafka record's timestamp): it applies to the events at
+    /// or after it, the switch at the watermark just before it. `None`:
+    /// when read (the state of the stream when the source started, or
+    /// processing time).
+    pub time: Option<cepheid_engine::Timestamp>,
+    /// `Some(watermark)` when event time had already passed its time when
+    /// it was read (the watermark then): it applies at once, late.
+    pub late: Option<cepheid_engine::Timestamp>,
 }
 
 /// A control record's new rule set.
@@ -669,6 +691,15 @@ pub enum RawEntry {
     /// A watermark the source emits (e.g. the minimum over its splits,
     /// [`SplitWatermarks`]): event time has got there.
     Watermark(cepheid_engine::Timestamp),
+    /// A record of the source's rules stream (a Kafka rules topic): a
+    /// `{"$rules": ...}` or `{"$rules_file": ...}` record whose
+    /// [`RawRecord::timestamp`] is the event time at which it applies.
+    /// The reader holds it until the watermark of the events gets there
+    /// (with split watermarks), and the source's position handed to a
+    /// checkpoint meanwhile is the one before it
+    /// ([`Source::position_before`]). Its split is the source's own
+    /// numbering for [`Source::describe_origin`], not a split of events.
+    Rules(RawRecord),
 }
 
 /// Raw records handed over by a [`Source`]: payloads in one buffer (a
@@ -720,6 +751,23 @@ impl RawBatch {
         line
     }
 
+    /// Appends a record of the source's rules stream ([`RawEntry::Rules`]).
+    pub fn push_rules(
+        &mut self,
+        payload: &[u8],
+        origin: Origin,
+        timestamp: Option<cepheid_engine::Timestamp>,
+        split: u32,
+    ) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.entries.push(RawEntry::Rules(RawRecord {
+            range: start..self.bytes.len(),
+            origin,
+            timestamp,
+            split,
+        }));
+    }
     /// Appends a watermark.
     pub fn push_watermark(&mut self, t: cepheid_engine::Timestamp) {
         self.entries.push(RawEntry::Watermark(t));
@@ -767,6 +815,15 @@ pub trait Source: Send + 'static {
 
     /// Where it is, after the last record handed out.
     fn position(&self) -> Position;
+    /// Where it is as if the rules records `unapplied` (of
+    /// [`RawEntry::Rules`], each its split and origin, in the order handed
+    /// out) had not been handed out: they wait for event time, and a
+    /// checkpoint taken meanwhile must read them again on resuming. By
+    /// default [`Source::position`] (a source without a rules stream).
+    fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
+        let _ = unapplied;
+        self.position()
+    }
 
     /// Goes back to `position` (resuming from a checkpoint).
     fn seek(&mut self, position: &Position) -> Result<(), SourceError>;
@@ -831,6 +888,11 @@ impl SplitWatermarks {
         *slot = Some((t, now));
     }
 
+    /// The combined watermark last returned by [`SplitWatermarks::advance`]
+    /// (or restored).
+    pub fn emitted(&self) -> Option<cepheid_engine::Timestamp> {
+        self.emitted
+    }
     /// Each split's watermark (for a checkpoint).
     pub fn state(&self) -> Vec<Option<cepheid_engine::Timestamp>> {
         self.splits.iter().map(|s| s.map(|(t, _)| t)).collect()
@@ -1046,12 +1108,139 @@ pub struct SplitTiming {
     pub emitted: Option<cepheid_engine::Timestamp>,
 }
 
+/// What the reader thread has decoded of a [`Source`]'s read and not sent
+/// yet.
+struct Outbox<'a> {
+    tx: &'a SyncSender<Message>,
+    go_on: Option<&'a Receiver<()>>,
+    lines: Vec<(u64, Result<Entry, Error>)>,
+    places: Vec<(usize, String)>,
+    /// Is the last line a control record, not applied yet?
+    wait: bool,
+}
+
+impl Outbox<'_> {
+    /// Appends a line (`place`: where it is, for a malformed or control
+    /// record). The caller settled a control record before ([`Outbox::settle`]).
+    fn push(&mut self, line_no: u64, entry: Result<Entry, Error>, place: Option<String>) {
+        debug_assert!(!self.wait, "a line after a control record not applied");
+        if let Some(place) = place {
+            self.places.push((self.lines.len(), place));
+        }
+        self.wait = matches!(entry, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
+        self.lines.push((line_no, entry));
+    }
+
+    /// With a control record last: sends the lines up to it (the first
+    /// part of the read, [`Batch::partial`]) and waits until the main
+    /// thread has applied it, so that what comes next is decoded with the
+    /// new rules' fields. False when the receiver is gone.
+    fn settle(&mut self, splits: Option<Vec<Option<cepheid_engine::Timestamp>>>) -> bool {
+        if !self.wait {
+            return true;
+        }
+        self.wait = false;
+        let batch = Batch {
+            lines: std::mem::take(&mut self.lines),
+            at: FilePosition::default(),
+            place: None,
+            stalled: false,
+            open_end: false,
+            partial: true,
+            places: std::mem::take(&mut self.places),
+            splits,
+        };
+        self.tx.send(Message::Batch(batch)).is_ok()
+            && !self.go_on.is_some_and(|go_on| go_on.recv().is_err())
+    }
+}
+
+/// A record of a source's rules stream waiting for event time to reach
+/// it.
+struct Due {
+    /// The event time at which it applies: the switch is at the watermark
+    /// just before it.
+    at: cepheid_engine::Timestamp,
+    line_no: u64,
+    /// The rule set, or why the record is not one (said when it is due).
+    control: Result<Control, Error>,
+    place: String,
+    split: u32,
+    origin: Origin,
+}
+
+/// The rule set of a record of a source's rules stream, or why it is not
+/// one.
+fn rules_record(text: &[u8]) -> Result<Control, Error> {
+    match control(text) {
+        Some(Ok(control)) => Ok(control),
+        Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+        None if text.is_empty() => Err(Error::new(
+            ErrorKind::Input,
+            "a rules record without a value (a tombstone)",
+        )),
+        None => Err(Error::new(
+            ErrorKind::Input,
+            "not a rules record (`{\"$rules\": ...}` or `{\"$rules_file\": ...}`)",
+        )),
+    }
+}
+
+/// Applies the rules records of `due` whose time the watermark `until`
+/// reaches (all of them with `None`, at the end of the input), in order,
+/// each after a watermark just before its time (when the last one given to
+/// the engine, `given`, is behind it), so that the switch is there. False
+/// when the receiver is gone.
+fn release(
+    due: &mut std::collections::VecDeque<Due>,
+    until: Option<cepheid_engine::Timestamp>,
+    given: &mut Option<cepheid_engine::Timestamp>,
+    out: &mut Outbox<'_>,
+    (seq, splits): (u64, Option<Vec<Option<cepheid_engine::Timestamp>>>),
+) -> bool {
+    while due
+        .front()
+        .is_some_and(|d| until.map_or(true, |t| d.at.saturating_sub(1) <= t))
+    {
+        let d = due.pop_front().expect("checked");
+        if !out.settle(splits.clone()) {
+            return false;
+        }
+        match d.control {
+            Ok(control) => {
+                let switch = d.at.saturating_sub(1);
+                if given.map_or(true, |w| switch > w) {
+                    out.push(seq, Ok(Entry::SplitWatermark(switch)), None);
+                    *given = Some(switch);
+                }
+                let rules = SourceRules {
+                    control,
+                    time: Some(d.at),
+                    late: None,
+                };
+                out.push(d.line_no, Ok(Entry::SourceRules(rules)), Some(d.place));
+            }
+            Err(e) => out.push(d.line_no, Err(e), Some(d.place)),
+        }
+    }
+    true
+}
+
 /// Reads a [`Source`] on the reader thread: each record decoded there,
 /// sent in batches with the source's position after the last. What one
 /// read handed out is sent whole, even when a control record is in it:
 /// the batch is cut after the control record (the part before is
 /// [`Batch::partial`]), the rules applied, and the rest decoded then with
 /// the new rules' fields.
+///
+/// The records of the source's rules stream ([`RawEntry::Rules`]) wait
+/// here until the watermark of the events reaches their time: then the
+/// watermark goes to just before it, the rules change, and the watermark
+/// goes on (`docs/dynamic-rules.md`, "A rules stream of its own"). One
+/// whose time event time has already passed applies at once, late; one
+/// without a time (the state of the stream when the source started)
+/// applies at once. They keep their order. Without split watermarks
+/// (processing time) each applies when read.
 fn read_source(
     source: Arc<std::sync::Mutex<Box<dyn Source>>>,
     mut decoder: Decoder,
@@ -1072,12 +1261,22 @@ fn read_source(
         w.restore(&s.resumed, s.emitted, now);
         (w, s.max_delay)
     });
+    let state = |splits: &Option<(SplitWatermarks, i64)>| splits.as_ref().map(|(w, _)| w.state());
+    // The last watermark given to the engine.
+    let mut given = timing.splits.as_ref().and_then(|s| s.emitted);
+    // Rules records waiting for event time, and the time of the last one.
+    let mut due: std::collections::VecDeque<Due> = std::collections::VecDeque::new();
+    let mut last_at: Option<cepheid_engine::Timestamp> = None;
+    let unapplied = |due: &std::collections::VecDeque<Due>| {
+        due.iter()
+            .map(|d| (d.split, d.origin.clone()))
+            .collect::<Vec<_>>()
+    };
     let mut raw = RawBatch::default();
     let mut seq = 0u64;
     loop {
         raw.clear();
         let read = lock().read(&mut raw, Duration::from_millis(100));
-        let place = Some(lock().position());
         let outcome = match read {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -1085,7 +1284,7 @@ fn read_source(
                 let _ = tx.send(Message::Batch(Batch {
                     lines: vec![(seq + 1, Err(error))],
                     at: FilePosition::default(),
-                    place,
+                    place: Some(lock().position_before(&unapplied(&due))),
                     stalled: false,
                     open_end: false,
                     partial: false,
@@ -1095,14 +1294,69 @@ fn read_source(
                 return;
             }
         };
-        let mut lines = Vec::with_capacity(raw.entries().len());
-        let mut places = Vec::new();
-        let entries = raw.entries();
-        for (i, entry) in entries.iter().enumerate() {
+        let mut out = Outbox {
+            tx,
+            go_on: controls.as_ref(),
+            lines: Vec::with_capacity(raw.entries().len()),
+            places: Vec::new(),
+            wait: false,
+        };
+        for entry in raw.entries() {
             seq += 1;
+            // (what comes next is decoded with the rules applied)
+            if !out.settle(state(&splits)) {
+                return;
+            }
             let record = match entry {
                 RawEntry::Watermark(t) => {
-                    lines.push((seq, Ok(Entry::Item(Item::Watermark(*t)))));
+                    out.push(seq, Ok(Entry::Item(Item::Watermark(*t))), None);
+                    continue;
+                }
+                RawEntry::Rules(record) => {
+                    let line_no = match record.origin {
+                        Origin::Line(n) => n,
+                        Origin::Offset { offset, .. } => u64::try_from(offset).unwrap_or(seq),
+                    };
+                    let place = lock().describe_origin(record.split, &record.origin);
+                    let control = rules_record(raw.payload(record));
+                    let queued = splits.is_some() && !due.is_empty();
+                    let at = match record.timestamp {
+                        Some(t) => Some(last_at.map_or(t, |l| l.max(t))),
+                        None => last_at.filter(|_| queued),
+                    };
+                    last_at = at.or(last_at);
+                    // Now, or after the watermark reaches its time.
+                    let now = match (at, &splits) {
+                        (_, None) => true,
+                        (_, Some(_)) if queued => false,
+                        (None, Some(_)) => true,
+                        (Some(at), Some(_)) => given.is_some_and(|w| at.saturating_sub(1) <= w),
+                    };
+                    if now {
+                        let late = match (at, given) {
+                            (Some(at), Some(w)) if splits.is_some() && at.saturating_sub(1) < w => {
+                                Some(w)
+                            }
+                            _ => None,
+                        };
+                        let entry = control.map(|control| {
+                            Entry::SourceRules(SourceRules {
+                                control,
+                                time: at,
+                                late,
+                            })
+                        });
+                        out.push(line_no, entry, Some(place));
+                    } else {
+                        due.push_back(Due {
+                            at: at.or(last_at).unwrap_or(cepheid_engine::Timestamp::MIN),
+                            line_no,
+                            control,
+                            place,
+                            split: record.split,
+                            origin: record.origin.clone(),
+                        });
+                    }
                     continue;
                 }
                 RawEntry::Record(record) => record,
@@ -1133,43 +1387,29 @@ fn read_source(
                     }
                 }
             }
-            let rules = matches!(entry, Ok(Entry::Rules(_)));
-            if rules || entry.is_err() {
-                let where_ = lock().describe_origin(record.split, &record.origin);
-                places.push((lines.len(), where_));
-            }
+            let place = (matches!(entry, Ok(Entry::Rules(_))) || entry.is_err())
+                .then(|| lock().describe_origin(record.split, &record.origin));
             let event_ts = match &entry {
                 Ok(Entry::Item(Item::Event(ts, _))) => Some(*ts),
                 _ => None,
             };
-            lines.push((line_no, entry));
+            out.push(line_no, entry, place);
             if let (Some((w, max_delay)), Some(ts)) = (&mut splits, event_ts) {
                 let now = std::time::Instant::now();
                 if let Some(t) = ts.checked_sub(*max_delay).and_then(|t| t.checked_sub(1)) {
                     w.update(record.split as usize, t, now);
                 }
                 if let Some(t) = w.advance(now) {
-                    lines.push((seq, Ok(Entry::SplitWatermark(t))));
-                }
-            }
-            if rules && i + 1 < entries.len() {
-                // The part up to the control record, then the rest
-                // decoded once the rules are applied.
-                let batch = Batch {
-                    lines: std::mem::take(&mut lines),
-                    at: FilePosition::default(),
-                    place: None,
-                    stalled: false,
-                    open_end: false,
-                    partial: true,
-                    places: std::mem::take(&mut places),
-                    splits: splits.as_ref().map(|(w, _)| w.state()),
-                };
-                if tx.send(Message::Batch(batch)).is_err() {
-                    return;
-                }
-                if controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
-                    return;
+                    let at = (seq, Some(w.state()));
+                    if !release(&mut due, Some(t), &mut given, &mut out, at)
+                        || !out.settle(Some(w.state()))
+                    {
+                        return;
+                    }
+                    if given.map_or(true, |g| t > g) {
+                        out.push(seq, Ok(Entry::SplitWatermark(t)), None);
+                        given = Some(t);
+                    }
                 }
             }
         }
@@ -1177,20 +1417,36 @@ fn read_source(
             // Idle splits are released while nothing comes.
             if let Some((w, _)) = &mut splits {
                 if let Some(t) = w.advance(std::time::Instant::now()) {
-                    lines.push((seq, Ok(Entry::SplitWatermark(t))));
+                    let at = (seq, Some(w.state()));
+                    if !release(&mut due, Some(t), &mut given, &mut out, at)
+                        || !out.settle(Some(w.state()))
+                    {
+                        return;
+                    }
+                    if given.map_or(true, |g| t > g) {
+                        out.push(seq, Ok(Entry::SplitWatermark(t)), None);
+                        given = Some(t);
+                    }
                 }
             }
         }
-        let rules = matches!(lines.last(), Some((_, Ok(Entry::Rules(_)))));
+        if outcome == ReadOutcome::Ended {
+            // The end of event time reaches every rules record.
+            let at = (seq, state(&splits));
+            if !release(&mut due, None, &mut given, &mut out, at) {
+                return;
+            }
+        }
+        let wait = out.wait;
         let batch = Batch {
-            lines,
+            lines: out.lines,
             at: FilePosition::default(),
-            place,
+            place: Some(lock().position_before(&unapplied(&due))),
             stalled: outcome != ReadOutcome::Delivered,
             open_end: false,
             partial: false,
-            places,
-            splits: splits.as_ref().map(|(w, _)| w.state()),
+            places: out.places,
+            splits: state(&splits),
         };
         if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {
             return;
@@ -1199,7 +1455,7 @@ fn read_source(
         if !seen.send(&decoder, end, tx) {
             return;
         }
-        if rules && controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
+        if wait && controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
             return;
         }
         if outcome == ReadOutcome::Ended {

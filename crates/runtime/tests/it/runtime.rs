@@ -404,3 +404,183 @@ fn record_times_and_split_watermarks_as_flinks_kafka_source() {
     let (summary, _, _) = run_block(records, |c| c.time = cepheid_runtime::Time::Record);
     assert_eq!((summary.late, summary.matches), (2, 1));
 }
+
+/// What `position_before` was asked, each time: the waiting records.
+type Asked = Vec<Vec<(u32, Origin)>>;
+
+/// A source with a rules stream: each read hands out its records (`true`:
+/// a rules record) with their offsets and times; what
+/// `position_before` was asked is kept.
+struct WithRules {
+    reads: Vec<Vec<(bool, i64, i64, String)>>,
+    next: usize,
+    asked: Arc<Mutex<Asked>>,
+}
+
+impl Source for WithRules {
+    fn describe(&self) -> String {
+        "with-rules".to_string()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, _wait: Duration) -> Result<ReadOutcome, SourceError> {
+        let Some(read) = self.reads.get(self.next) else {
+            return Ok(ReadOutcome::Ended);
+        };
+        self.next += 1;
+        for (rules, offset, ts, text) in read {
+            let origin = Origin::Offset {
+                partition: 0,
+                offset: *offset,
+            };
+            if *rules {
+                batch.push_rules(text.as_bytes(), origin, Some(*ts), 1);
+            } else {
+                batch.push(text.as_bytes(), origin, Some(*ts), 0);
+            }
+        }
+        Ok(ReadOutcome::Delivered)
+    }
+
+    fn position(&self) -> Position {
+        Position::Bytes(vec![self.next as u8])
+    }
+
+    fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
+        self.asked.lock().unwrap().push(unapplied.to_vec());
+        self.position()
+    }
+
+    fn seek(&mut self, _position: &Position) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+fn run_with_rules(
+    reads: Vec<Vec<(bool, i64, i64, String)>>,
+) -> (cepheid_runtime::Summary, Vec<String>, Asked, Vec<String>) {
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let mut c = Config::new(Input::Stdin, Vec::new());
+    c.split_watermarks = true;
+    c.max_delay = Duration::ZERO;
+    let mut engine = c.engine();
+    engine.add(&rules).unwrap();
+    let sink = Memory::default();
+    let said = Said::default();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let source = WithRules {
+        reads,
+        next: 0,
+        asked: Arc::clone(&asked),
+    };
+    let runtime = Runtime::with_source(
+        c,
+        engine,
+        Some(Box::new(source)),
+        Some(Box::new(sink.clone())),
+        Box::new(said.clone()),
+    )
+    .unwrap();
+    let summary = runtime.run();
+    let records = sink.records.lock().unwrap();
+    let records = records.iter().map(|(_, _, r)| r.clone()).collect();
+    let asked = asked.lock().unwrap().clone();
+    let said = said.0.lock().unwrap().clone();
+    (summary, records, asked, said)
+}
+
+const RULES_BA: &str = r#"pattern ba {
+    partition by k
+    match b followed by a
+    where
+        b: type == "b"
+        a: type == "a"
+}"#;
+
+fn ev(ts: i64, t: &str, k: &str) -> String {
+    format!(r#"{{"ts":{ts},"type":"{t}","k":"{k}"}}"#)
+}
+
+/// Issue 24, a rules topic: a rules record of time T waits for the
+/// watermark and switches at T - 1, whatever the read it came in; while it
+/// waits, the position a checkpoint would keep is the one before it.
+#[test]
+fn a_rules_stream_record_applies_at_its_time_and_is_not_in_the_position_while_it_waits() {
+    let control = serde_json::json!({ "$rules": RULES_BA }).to_string();
+    let (summary, records, asked, said) = run_with_rules(vec![
+        // The rules record first, of time 3,000; the watermark gets to 2,499.
+        vec![
+            (true, 7, 3_000, control),
+            (false, 0, 1_000, ev(1_000, "a", "k1")),
+            (false, 1, 2_000, ev(2_000, "b", "k1")),
+            (false, 2, 2_500, ev(2_500, "a", "k2")),
+        ],
+        // 4,000 takes the watermark past 2,999: the switch is there.
+        vec![
+            (false, 3, 4_000, ev(4_000, "b", "k2")),
+            (false, 4, 6_000, ev(6_000, "a", "k2")),
+        ],
+    ]);
+    assert!(summary.error().is_none(), "{said:?}");
+    // k1 (before 3,000) by `ab`; k2's `a` at 2,500 started `ab`, dropped
+    // at the change (removed); `ba` from 4,000 on.
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records[0].contains(r#""pattern":"ab","key":{"k":"k1"}"#),
+        "{records:?}"
+    );
+    assert!(
+        records[1].contains(r#""pattern":"ba","key":{"k":"k2"}"#),
+        "{records:?}"
+    );
+    assert_eq!(summary.reloads, 1);
+    assert_eq!(summary.reloads_late, 0);
+    // After the first read the record waited; after the second it did not.
+    assert_eq!(
+        asked[0],
+        [(
+            1,
+            Origin::Offset {
+                partition: 0,
+                offset: 7
+            }
+        )]
+    );
+    assert!(asked[1..].iter().all(Vec::is_empty), "{asked:?}");
+}
+
+/// A rules record read when event time has passed its time applies at
+/// once, said and counted as late.
+#[test]
+fn a_rules_stream_record_behind_event_time_applies_at_once_late() {
+    let control = serde_json::json!({ "$rules": RULES_BA }).to_string();
+    let (summary, records, _, said) = run_with_rules(vec![
+        vec![
+            (false, 0, 1_000, ev(1_000, "a", "k1")),
+            (false, 1, 5_000, ev(5_000, "x", "k0")),
+        ],
+        vec![
+            (true, 0, 2_000, control),
+            (false, 2, 6_000, ev(6_000, "b", "k1")),
+            (false, 3, 7_000, ev(7_000, "a", "k1")),
+        ],
+    ]);
+    assert!(summary.error().is_none(), "{said:?}");
+    assert_eq!(summary.reloads, 1);
+    assert_eq!(summary.reloads_late, 1);
+    assert!(
+        said.iter().any(|s| s.contains(
+            "with-rules partition 0 offset 0: a rules record of time 1970-01-01T00:00:02.000Z read when event time was already at 1970-01-01T00:00:04.999Z: applied now, late"
+        )),
+        "{said:?}"
+    );
+    // `ab` removed at the change (k1's `a` dropped), `ba` matches after it.
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].contains(r#""pattern":"ba","key":{"k":"k1"}"#),
+        "{records:?}"
+    );
+    assert!(
+        summary.to_string().contains(", 1 rule reload, 1 late"),
+        "{summary}"
+    );
+}
