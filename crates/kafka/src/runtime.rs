@@ -213,6 +213,13 @@ impl Sink for KafkaSink {
         self.is_transactional()
     }
 
+    /// A transaction commits what was written before its commit: the run
+    /// waits for each checkpoint's file. An idempotent sink's commit only
+    /// flushes (at least once): the run goes on meanwhile.
+    fn writes_before_commit(&self) -> bool {
+        !self.is_transactional()
+    }
+
     fn flush(&mut self) -> Result<(), SinkError> {
         self.still(false)?;
         KafkaSink::flush(self).map_err(|e| self.run_error(false, e))

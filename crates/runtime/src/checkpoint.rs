@@ -11,10 +11,12 @@
 //! summary of a resumed run equal an uninterrupted run's.
 //!
 //! It is taken on the main thread between batches, after the outputs are
-//! flushed and synced to disk, and written to `DIR/checkpoint.tmp`, synced,
-//! renamed over `DIR/checkpoint`, and the folder synced: the previous
-//! checkpoint stays whole until the new one is. A crash at any moment
-//! leaves one whole checkpoint (or none yet).
+//! flushed and synced to disk: the engine's snapshot is encoded into
+//! memory there, and the file work is done on a thread of its own
+//! ([`Writer`]) while matching goes on: written to `DIR/checkpoint.tmp`,
+//! synced, renamed over `DIR/checkpoint`, and the folder synced: the
+//! previous checkpoint stays whole until the new one is. A crash at any
+//! moment leaves one whole checkpoint (or none yet).
 //!
 //! The file: the magic `CEPHCKPT`, the format version (`u32`, little
 //! endian), the length of the metadata (`u64`, little endian), the
@@ -25,6 +27,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -187,12 +191,8 @@ pub fn command(config: &crate::Config) -> Option<Command> {
 
 /// A checkpoint as bytes: the file's contents.
 pub fn encode(meta: &Meta, snapshot: &[u8]) -> Vec<u8> {
-    let meta = serde_json::to_vec(meta).expect("the metadata is plain data");
-    let mut bytes = Vec::with_capacity(PREFIX + meta.len() + snapshot.len() + CHECKSUM);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&meta);
+    let mut bytes = Vec::with_capacity(PREFIX + snapshot.len() + CHECKSUM + 1024);
+    begin(meta, &mut bytes);
     bytes.extend_from_slice(snapshot);
     let crc = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
@@ -335,44 +335,34 @@ pub fn parse_every(text: &str) -> Result<Every, EveryError> {
     Ok(every)
 }
 
-/// Writes a run's checkpoints to its folder, when they are due.
-pub struct Writer {
-    dir: PathBuf,
+/// When a run's checkpoints are due (kept by the matching thread).
+pub struct Schedule {
     every: Every,
-    /// When the last checkpoint was taken (or the run started).
+    /// When the last checkpoint's file was durable (or the run started).
     last: Instant,
-    /// Input lines given to the engine since then.
+    /// Input lines given to the engine since the last snapshot.
     lines: u64,
-    /// Has anything happened since then?
+    /// Has anything happened since the last snapshot?
     dirty: bool,
-    /// Checkpoints written so far.
-    written: u64,
-    /// The write that fails, for tests ([`FAIL_VARIABLE`]).
-    fail_at: Option<u64>,
     /// Was a checkpoint that took longer than the interval said?
     slow_told: bool,
+    /// Is a checkpoint's file being written (its snapshot taken, not yet
+    /// durable)? Then none is due by time: the interval counts from the
+    /// end of the write.
+    writing: bool,
 }
 
-impl Writer {
-    /// A writer to `dir` (which exists), counting from `now`.
-    pub fn new(dir: &Path, every: Every, now: Instant) -> Writer {
-        Writer {
-            dir: dir.to_path_buf(),
+impl Schedule {
+    /// Checkpoints every `every`, counting from `now`.
+    pub fn new(every: Every, now: Instant) -> Schedule {
+        Schedule {
             every,
             last: now,
             lines: 0,
             dirty: false,
-            written: 0,
             slow_told: false,
-            fail_at: std::env::var(FAIL_VARIABLE)
-                .ok()
-                .and_then(|v| v.parse().ok()),
+            writing: false,
         }
-    }
-
-    /// The checkpoint file.
-    pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE)
     }
 
     /// `lines` input lines went to the engine (or time moved: 0 lines).
@@ -381,33 +371,250 @@ impl Writer {
         self.dirty = true;
     }
 
-    /// Is a checkpoint due at `now`?
+    /// Is a checkpoint due at `now`? (By time, not while one is being
+    /// written; by lines, maybe: the caller takes it once that one is
+    /// durable.)
     pub fn due(&self, now: Instant) -> bool {
         self.dirty
             && (self.every.lines.is_some_and(|n| self.lines >= n)
-                || self
-                    .every
-                    .time
-                    .is_some_and(|t| now.saturating_duration_since(self.last) >= t))
+                || (!self.writing
+                    && self
+                        .every
+                        .time
+                        .is_some_and(|t| now.saturating_duration_since(self.last) >= t)))
     }
 
-    /// Has anything happened since the last checkpoint?
+    /// Has anything happened since the last snapshot?
     pub fn dirty(&self) -> bool {
         self.dirty
     }
 
+    /// A checkpoint's snapshot was taken: what happens from now on goes
+    /// into the next one.
+    pub fn began(&mut self) {
+        self.lines = 0;
+        self.dirty = false;
+        self.writing = true;
+    }
+
+    /// A checkpoint begun at `started` was durable at `ended`: the next
+    /// one is due an interval after `ended`, not after `started` (issue
+    /// 26: a checkpoint longer than the interval made the run take one
+    /// batch per checkpoint), and a checkpoint that took longer than the
+    /// interval is said, once. Returns what to say, if anything.
+    pub fn ended(&mut self, started: Instant, ended: Instant) -> Option<String> {
+        let took = ended.saturating_duration_since(started);
+        self.last = ended;
+        self.writing = false;
+        let every = self.every.time.filter(|every| took > *every)?;
+        if std::mem::replace(&mut self.slow_told, true) {
+            return None;
+        }
+        Some(format!(
+            "cepheid: a checkpoint took {} ms, longer than --checkpoint-every {} ms: each next one is due that long after the end of the last (a longer interval leaves more time to the events)",
+            took.as_millis(),
+            every.as_millis()
+        ))
+    }
+}
+
+/// Called on the checkpoint thread with a checkpoint's number before its
+/// file is written ([`crate::Runtime::before_checkpoint_file`]).
+pub type Hook = Box<dyn FnMut(u64) + Send>;
+
+/// What the matching thread asks of the checkpoint thread.
+enum Job {
+    /// Write checkpoint `number`: `bytes` is the file but its CRC-32
+    /// ([`begin`]).
+    Write { number: u64, bytes: Vec<u8> },
+    /// The sinks committed the checkpoint written last: delete the one
+    /// before it.
+    Committed,
+}
+
+/// A checkpoint's file work, done.
+pub struct Written {
+    /// Written, synced, renamed and the folder synced; or why not.
+    pub result: io::Result<()>,
+    /// When that was done.
+    pub ended: Instant,
+    /// The file's size.
+    pub bytes: u64,
+    /// Its buffer, emptied, for the next one.
+    pub buffer: Vec<u8>,
+}
+
+/// Writes a run's checkpoint files to its folder on a thread of its own
+/// (`cepheid-checkpoint`), one at a time, while the matching thread goes
+/// on: each is written to a temporary file, synced, the previous
+/// checkpoint renamed to [`PREV`], the temporary file to [`FILE`], and
+/// the folder synced; once the sinks committed it, [`Writer::committed`]
+/// deletes [`PREV`]. A write that fails (a full disk) leaves no temporary
+/// file behind.
+pub struct Writer {
+    dir: PathBuf,
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Written>,
+    thread: Option<JoinHandle<()>>,
+    /// Is a checkpoint's file being written (sent, its answer not taken)?
+    in_flight: bool,
+}
+
+impl Writer {
+    /// A writer to `dir` (which exists); `wake` is called on its thread
+    /// after each checkpoint's file work (the matching thread may be
+    /// waiting for input), `hook` before each file is written.
+    pub fn new(dir: &Path, wake: Box<dyn Fn() + Send>, hook: Option<Hook>) -> io::Result<Writer> {
+        let (jobs, inbox) = mpsc::channel();
+        let (answer, done) = mpsc::channel();
+        let mut disk = Disk {
+            dir: dir.to_path_buf(),
+            written: 0,
+            fail_at: std::env::var(FAIL_VARIABLE)
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        };
+        let mut hook = hook;
+        let thread = thread::Builder::new()
+            .name("cepheid-checkpoint".to_owned())
+            .spawn(move || {
+                for job in inbox {
+                    match job {
+                        Job::Write { number, mut bytes } => {
+                            if let Some(hook) = &mut hook {
+                                hook(number);
+                            }
+                            let crc = crc32fast::hash(&bytes);
+                            bytes.extend_from_slice(&crc.to_le_bytes());
+                            let result = disk.write(&bytes);
+                            let written = Written {
+                                result,
+                                ended: Instant::now(),
+                                bytes: bytes.len() as u64,
+                                buffer: {
+                                    bytes.clear();
+                                    bytes
+                                },
+                            };
+                            if answer.send(written).is_err() {
+                                return;
+                            }
+                            wake();
+                        }
+                        // (a previous checkpoint left behind is harmless:
+                        // the sink says which one it committed)
+                        Job::Committed => {
+                            let _ = disk.committed();
+                        }
+                    }
+                }
+            })?;
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            in_flight: false,
+        })
+    }
+
+    /// The checkpoint file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    /// Is a checkpoint's file being written?
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Hands checkpoint `number` (its bytes from [`begin`] on) to the
+    /// thread. One at a time: the answer to the one before was taken.
+    pub fn send(&mut self, number: u64, bytes: Vec<u8>) -> io::Result<()> {
+        assert!(!self.in_flight, "one checkpoint file at a time");
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Job::Write { number, bytes }).is_ok());
+        if !sent {
+            return Err(io::Error::other("the checkpoint thread stopped"));
+        }
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// The answer for the checkpoint in flight: waiting for it with
+    /// `wait`, else only if it is there. `None`: none in flight, or not
+    /// done yet.
+    pub fn done(&mut self, wait: bool) -> Option<Written> {
+        if !self.in_flight {
+            return None;
+        }
+        let answer = if wait {
+            self.done.recv().ok()
+        } else {
+            match self.done.try_recv() {
+                Ok(written) => Some(written),
+                Err(mpsc::TryRecvError::Empty) => return None,
+                Err(mpsc::TryRecvError::Disconnected) => None,
+            }
+        };
+        self.in_flight = false;
+        Some(answer.unwrap_or_else(|| Written {
+            result: Err(io::Error::other("the checkpoint thread stopped")),
+            ended: Instant::now(),
+            bytes: 0,
+            buffer: Vec::new(),
+        }))
+    }
+
+    /// The sinks committed the checkpoint just written: the previous one
+    /// goes (on the thread, before it writes the next).
+    pub fn committed(&mut self) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job::Committed);
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// Lets the thread finish what it was given (deleting the previous
+    /// checkpoint), then ends it.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A checkpoint file's bytes up to the engine's snapshot: the magic, the
+/// version, the metadata's length and the metadata, into `bytes`
+/// (cleared). The engine's snapshot goes after it, then the thread adds
+/// the CRC-32 ([`Writer::send`]; [`encode`] does it all at once).
+pub fn begin(meta: &Meta, bytes: &mut Vec<u8>) {
+    let meta = serde_json::to_vec(meta).expect("the metadata is plain data");
+    bytes.clear();
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&meta);
+}
+
+/// The checkpoint thread's side of a folder.
+struct Disk {
+    dir: PathBuf,
+    /// Checkpoints written so far.
+    written: u64,
+    /// The write that fails, for tests ([`FAIL_VARIABLE`]).
+    fail_at: Option<u64>,
+}
+
+impl Disk {
     /// Writes `bytes` as the folder's checkpoint, safely: a temporary
     /// file, synced; the checkpoint renamed to [`PREV`], the temporary
-    /// file to the checkpoint, the folder synced ([`Writer::committed`]
-    /// then deletes the previous one).
-    /// A write that fails (a full disk) leaves no temporary file behind.
-    /// `started` is when the checkpoint began (its flush and snapshot):
-    /// the next one is due an interval after the end of this one, not
-    /// after its start (issue 26: a checkpoint longer than the interval
-    /// made the run take one batch per checkpoint), and a checkpoint that
-    /// took longer than the interval is said, once.
-    /// Returns what to say about it, if anything.
-    pub fn write(&mut self, bytes: &[u8], started: Instant) -> io::Result<Option<String>> {
+    /// file to the checkpoint, the folder synced.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.written += 1;
         let temp = self.dir.join(TEMP);
         let written = self.write_temp(&temp, bytes);
@@ -420,30 +627,11 @@ impl Writer {
             fs::rename(&file, &prev)?;
         }
         fs::rename(&temp, file)?;
-        sync_dir(&self.dir)?;
-        let ended = Instant::now();
-        let took = ended.saturating_duration_since(started);
-        let mut said = None;
-        if let Some(every) = self.every.time.filter(|every| took > *every) {
-            if !std::mem::replace(&mut self.slow_told, true) {
-                said = Some(format!(
-                    "cepheid: a checkpoint took {} ms, longer than --checkpoint-every {} ms: each next one is due that long after the end of the last (a longer interval leaves more time to the events)",
-                    took.as_millis(),
-                    every.as_millis()
-                ));
-            }
-        }
-        self.last = ended;
-        self.lines = 0;
-        self.dirty = false;
-        Ok(said)
+        sync_dir(&self.dir)
     }
-}
 
-impl Writer {
-    /// The sinks committed the checkpoint just written: the previous one
-    /// goes.
-    pub fn committed(&self) -> io::Result<()> {
+    /// The previous checkpoint goes.
+    fn committed(&self) -> io::Result<()> {
         match fs::remove_file(self.dir.join(PREV)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -594,14 +782,70 @@ mod tests {
     #[test]
     fn due_after_the_time_or_the_lines_and_only_when_something_happened() {
         let t0 = Instant::now();
-        let dir = std::env::temp_dir();
         let every = parse_every("1s,100").unwrap();
-        let mut writer = Writer::new(&dir, every, t0);
-        assert!(!writer.due(t0 + Duration::from_secs(5)));
-        writer.advanced(10);
-        assert!(!writer.due(t0));
-        assert!(writer.due(t0 + Duration::from_secs(1)));
-        writer.advanced(90);
-        assert!(writer.due(t0));
+        let mut schedule = Schedule::new(every, t0);
+        assert!(!schedule.due(t0 + Duration::from_secs(5)));
+        schedule.advanced(10);
+        assert!(!schedule.due(t0));
+        assert!(schedule.due(t0 + Duration::from_secs(1)));
+        schedule.advanced(90);
+        assert!(schedule.due(t0));
+        // A snapshot taken: nothing is due until something happens, and
+        // the interval counts from the end of its write.
+        schedule.began();
+        assert!(!schedule.due(t0 + Duration::from_secs(5)));
+        schedule.advanced(1);
+        assert!(
+            !schedule.due(t0 + Duration::from_secs(5)),
+            "not by time while its file is written"
+        );
+        let end = t0 + Duration::from_secs(3);
+        let said = schedule.ended(t0, end).expect("longer than 1 s: said");
+        assert!(said.contains("took 3000 ms"), "{said}");
+        assert!(!schedule.due(end + Duration::from_millis(999)));
+        assert!(schedule.due(end + Duration::from_secs(1)));
+        assert_eq!(
+            schedule.ended(end, end + Duration::from_secs(5)),
+            None,
+            "said once"
+        );
+        schedule.began();
+        schedule.advanced(100);
+        assert!(
+            schedule.due(end),
+            "by lines while one is written: the caller takes it after"
+        );
+    }
+
+    #[test]
+    fn the_thread_writes_one_file_at_a_time_and_the_previous_goes_once_committed() {
+        let dir = std::env::temp_dir().join(format!("cepheid-writer-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let mut writer = Writer::new(&dir, Box::new(|| {}), None).unwrap();
+        assert!(writer.done(true).is_none(), "none in flight");
+        for (number, body) in [(1, &b"first"[..]), (2, b"second")] {
+            let mut bytes = Vec::new();
+            begin(&meta(), &mut bytes);
+            bytes.extend_from_slice(body);
+            writer.send(number, bytes).unwrap();
+            assert!(writer.in_flight());
+            let written = writer.done(true).expect("in flight");
+            written.result.unwrap();
+            assert!(!writer.in_flight());
+            let bytes = read(&dir).unwrap().unwrap();
+            assert_eq!(written.bytes, bytes.len() as u64);
+            assert_eq!(
+                bytes,
+                encode(&meta(), body),
+                "the CRC-32 added on the thread"
+            );
+        }
+        assert!(dir.join(PREV).exists(), "kept until committed");
+        writer.committed();
+        drop(writer);
+        assert!(!dir.join(PREV).exists());
+        assert!(!dir.join(TEMP).exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -47,7 +47,7 @@ use std::io;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cepheid_core::record::FieldTable;
 use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
@@ -57,7 +57,7 @@ use cepheid_engine::io::{
 use cepheid_engine::{ErrorKind, FieldId, FieldWatch, Record, Rules, Timestamp, Value};
 use cepheid_syntax::Loaded;
 
-use crate::checkpoint::{self, Counters, Meta, Writer};
+use crate::checkpoint::{self, Counters, Hook, Meta, Schedule, Writer, Written};
 use crate::reload::{self, Reloads};
 use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 use crate::source::{
@@ -210,6 +210,8 @@ pub struct Runtime {
     /// Where the patterns read each field, for the warnings about fields
     /// no event carries ([`Config::field_warnings`]).
     field_watch: FieldWatch,
+    /// Called before each checkpoint file is written.
+    hook: Option<Hook>,
 }
 
 impl Runtime {
@@ -464,6 +466,7 @@ impl Runtime {
         let field_watch = FieldWatch::for_patterns(engine.patterns());
         Ok(Runtime {
             field_watch,
+            hook: None,
             config,
             engine,
             report,
@@ -479,6 +482,20 @@ impl Runtime {
             place,
             _locks: locks,
         })
+    }
+
+    /// Calls `hook` with each checkpoint's number on the checkpoint
+    /// thread, just before its file is written (and after the matching
+    /// thread took its snapshot and went on). For tests: a hook that
+    /// waits holds a checkpoint's file back, to see what the run does
+    /// meanwhile (it goes on matching; a sink that does not take writes
+    /// before its commit, [`Sink::writes_before_commit`], waits). The run
+    /// may be waiting for the file (a stop, the end): a hook must not
+    /// wait for the run (nor call [`Handle::stop`], which may wait for
+    /// room in the run's channel) without a thread of its own.
+    pub fn before_checkpoint_file(mut self, hook: impl FnMut(u64) + Send + 'static) -> Runtime {
+        self.hook = Some(Box::new(hook));
+        self
     }
 
     /// A handle that stops the run or asks for a reload, from any thread.
@@ -512,6 +529,7 @@ impl Runtime {
             place,
             _locks,
             field_watch,
+            hook,
         } = self;
         let started = Instant::now();
         let start = resumed
@@ -535,7 +553,14 @@ impl Runtime {
         drops.overflow = counters.dropped_keys_overflow;
         let checkpoints = match (&config.checkpoint, command) {
             (Some(dir), Some(command)) => Some(Checkpoints {
-                writer: Writer::new(dir, config.checkpoint_every, started),
+                schedule: Schedule::new(config.checkpoint_every, started),
+                dir: dir.clone(),
+                writer: None,
+                hook,
+                wake: tx.clone(),
+                in_flight: None,
+                buffer: Vec::new(),
+                deferred: 0,
                 command,
                 number,
             }),
@@ -578,6 +603,16 @@ impl Runtime {
             observes,
         };
         let result = session.stream(input, decoder, tx, messages);
+        // The checkpoint whose file is being written: waited for (a
+        // stopped run's last checkpoint is whole when it ends); committed
+        // unless the run failed (its error is the first one, said).
+        let result = match result {
+            Ok(end) => session.settle(true).map(|()| end),
+            Err(stop) => {
+                session.abandon();
+                Err(stop)
+            }
+        };
         session.observe(true);
         let reloads = session.reloads;
         let drops = session.out.drops;
@@ -786,12 +821,44 @@ fn kept_one(meta: &Meta) -> Checkpoint {
     }
 }
 
-/// A run's checkpoints.
+/// A run's checkpoints: the matching thread takes each snapshot, and the
+/// checkpoint thread ([`Writer`]) writes its file meanwhile, one at a
+/// time.
 struct Checkpoints {
-    writer: Writer,
+    schedule: Schedule,
+    dir: std::path::PathBuf,
+    /// The checkpoint thread, started with the first checkpoint.
+    writer: Option<Writer>,
+    /// Given to it then.
+    hook: Option<Hook>,
+    /// Wakes the matching thread when a file is written.
+    wake: SyncSender<Message>,
+    /// The checkpoint whose file is being written.
+    in_flight: Option<InFlight>,
+    /// The last checkpoint's buffer, back from the checkpoint thread: the
+    /// next one is encoded into it (no allocation, no page faults, and
+    /// one buffer of a checkpoint's size held, not a new one each time
+    /// while the allocator keeps the freed one).
+    buffer: Vec<u8>,
+    /// Checkpoints that came due while the one before was being written
+    /// (taken once it was durable).
+    deferred: u64,
     command: checkpoint::Command,
     /// The number of the last checkpoint written (or resumed from).
     number: u64,
+}
+
+/// A checkpoint whose file is being written.
+struct InFlight {
+    number: u64,
+    /// When it began (the sink's prepare).
+    started: Instant,
+    /// The matching thread's part: the sink's prepare, the snapshot.
+    stall: Duration,
+    /// The source's position in it, for the sink's commit.
+    position: Position,
+    /// Did the next one come due meanwhile?
+    deferred: bool,
 }
 
 /// One run: the engine, its outputs and the run's own state.
@@ -1213,7 +1280,10 @@ impl Session<'_> {
                 (wait, true) => messages
                     .recv_timeout(wait.map_or(OBSERVE_EVERY, |wait| wait.min(OBSERVE_EVERY))),
             };
+            // (a checkpoint's file written meanwhile: committed now)
+            self.settle(false)?;
             let batch = match message {
+                Ok(Message::Checkpointed) => continue,
                 Ok(Message::Batch(batch)) => {
                     timing.arrived(Instant::now());
                     batch
@@ -1229,7 +1299,7 @@ impl Session<'_> {
                     timing.tick(Instant::now(), wall_ms(), self.engine, &mut self.out);
                     self.flush_now()?;
                     if let Some(checkpoints) = &mut self.checkpoints {
-                        checkpoints.writer.advanced(0);
+                        checkpoints.schedule.advanced(0);
                     }
                     self.checkpoint_if_due()?;
                     self.observe(false);
@@ -1385,7 +1455,7 @@ impl Session<'_> {
                 self.flush_now()?;
             }
             if let Some(checkpoints) = &mut self.checkpoints {
-                checkpoints.writer.advanced(lines);
+                checkpoints.schedule.advanced(lines);
             }
             self.checkpoint_if_due()?;
             self.observe(false);
@@ -1420,7 +1490,7 @@ impl Session<'_> {
             // What the end of event time released commits with a last
             // checkpoint (a transactional sink cannot take it back on
             // resuming, as a file is truncated).
-            self.take_checkpoint()?;
+            self.take_checkpoint(true)?;
         }
         stop.map_or(Ok(None), Err)
     }
@@ -1541,38 +1611,72 @@ impl Session<'_> {
         }
     }
 
-    /// Takes a checkpoint when one is due.
+    /// Takes a checkpoint when one is due: its snapshot now, its file on
+    /// the checkpoint thread while the run goes on. One due while the
+    /// one before is still being written is taken once that one is
+    /// durable (one file at a time; counted, and said once).
     fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
-        match &self.checkpoints {
-            Some(c) if c.writer.due(Instant::now()) => self.take_checkpoint(),
-            _ => Ok(()),
+        self.settle(false)?;
+        let Some(c) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        if !c.schedule.due(Instant::now()) {
+            return Ok(());
+        }
+        match &mut c.in_flight {
+            None => self.take_checkpoint(false),
+            Some(flight) => {
+                if !std::mem::replace(&mut flight.deferred, true) {
+                    c.deferred += 1;
+                    if c.deferred == 1 {
+                        let text = format!(
+                            "cepheid: checkpoint {} came due while checkpoint {} was still being written: it is taken once that one is durable (one checkpoint file is written at a time; a longer --checkpoint-every leaves more time to each)",
+                            flight.number + 1,
+                            flight.number
+                        );
+                        self.say(Level::Warning, text);
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
-    /// Takes a checkpoint when anything happened since the last one.
+    /// Takes a checkpoint when anything happened since the last one, and
+    /// waits for its file (and for the one being written before it).
     fn checkpoint_if_dirty(&mut self) -> Result<(), Stop> {
+        self.settle(true)?;
         match &self.checkpoints {
-            Some(c) if c.writer.dirty() => self.take_checkpoint(),
+            Some(c) if c.schedule.dirty() => self.take_checkpoint(true),
             _ => Ok(()),
         }
     }
 
-    /// Makes the sink's records durable (`Sink::prepare`), then writes a
-    /// checkpoint of the engine, the input position, what the sink said
-    /// and the counters, and lets the sink commit (`Sink::commit`). A
-    /// failure stops the run; the previous checkpoint is kept.
-    fn take_checkpoint(&mut self) -> Result<(), Stop> {
-        match self.write_checkpoint() {
+    /// Takes a checkpoint (after the one being written, waited for): its
+    /// snapshot now, its file on the checkpoint thread, waited for with
+    /// `wait` or when the sink takes no writes before its commit
+    /// ([`Sink::writes_before_commit`]). A failure stops the run; the
+    /// previous checkpoint is kept.
+    fn take_checkpoint(&mut self, wait: bool) -> Result<(), Stop> {
+        self.settle(true)?;
+        match self.begin_checkpoint() {
             Err(Stop::Failed(error)) => {
                 self.event(&RunEvent::CheckpointFailed { error: &error });
-                Err(Stop::Failed(error))
+                return Err(Stop::Failed(error));
             }
-            result => result,
+            result => result?,
         }
+        if wait || !self.out.out.sink.writes_before_commit() {
+            self.settle(true)?;
+        }
+        Ok(())
     }
 
-    /// [`Session::take_checkpoint`], said to an observer when it fails.
-    fn write_checkpoint(&mut self) -> Result<(), Stop> {
+    /// Makes the sink's records durable (`Sink::prepare`), then encodes a
+    /// checkpoint of the engine, the input position, what the sink said
+    /// and the counters into memory, and hands it to the checkpoint
+    /// thread ([`Session::settle`] takes its answer).
+    fn begin_checkpoint(&mut self) -> Result<(), Stop> {
         if self.open_end || self.mid_batch {
             return Ok(());
         }
@@ -1605,7 +1709,7 @@ impl Session<'_> {
             split_watermarks: self.splits.clone(),
             reload_files: false,
         };
-        let path = checkpoints.writer.path();
+        let path = checkpoints.dir.join(checkpoint::FILE);
         let report = &mut *self.out.report;
         let mut failed = |source: io::Error| {
             let error = Error::Io {
@@ -1616,39 +1720,111 @@ impl Session<'_> {
             report.notice(Notice::line(Level::Error, format!("error: {error}")));
             Stop::Failed(error)
         };
-        let mut snapshot = Vec::new();
-        if let Err(e) = self.engine.snapshot(&mut snapshot) {
+        let mut bytes = std::mem::take(&mut checkpoints.buffer);
+        checkpoint::begin(&meta, &mut bytes);
+        if let Err(e) = self.engine.snapshot_into(&mut bytes) {
             return Err(failed(io::Error::other(e.message().to_string())));
         }
-        let bytes = checkpoint::encode(&meta, &snapshot);
-        match checkpoints.writer.write(&bytes, started) {
-            Ok(said) => {
-                if let Some(said) = said {
-                    report.notice(Notice::line(Level::Warning, said));
-                }
-            }
-            Err(e) => return Err(failed(e)),
+        checkpoints.schedule.began();
+        if checkpoints.writer.is_none() {
+            let wake = checkpoints.wake.clone();
+            let wake = Box::new(move || {
+                // (a full channel wakes the matching thread anyway)
+                let _ = wake.try_send(Message::Checkpointed);
+            });
+            let writer = Writer::new(&checkpoints.dir, wake, checkpoints.hook.take());
+            checkpoints.writer = Some(writer.map_err(&mut failed)?);
         }
-        checkpoints.number = number;
-        let position = match &self.place {
-            Some(place) => place.clone(),
-            None => Position::File(self.position),
+        let writer = checkpoints.writer.as_mut().expect("started");
+        writer.send(number, bytes).map_err(&mut failed)?;
+        checkpoints.in_flight = Some(InFlight {
+            number,
+            started,
+            stall: started.elapsed(),
+            position: match &self.place {
+                Some(place) => place.clone(),
+                None => Position::File(self.position),
+            },
+            deferred: false,
+        });
+        Ok(())
+    }
+
+    /// Takes the answer of the checkpoint whose file is being written, if
+    /// any: waiting for it with `wait`, else only if it is there. Its
+    /// file durable, the sink commits it (`Sink::commit`), the source is
+    /// told, and the checkpoint before it is deleted (on the checkpoint
+    /// thread); a file that could not be written stops the run (the
+    /// previous checkpoint is kept).
+    fn settle(&mut self, wait: bool) -> Result<(), Stop> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
         };
-        if let Err(e) = self.out.out.sink.commit(number, &position) {
+        let Some(written) = checkpoints.writer.as_mut().and_then(|w| w.done(wait)) else {
+            return Ok(());
+        };
+        let flight = checkpoints
+            .in_flight
+            .take()
+            .expect("a checkpoint in flight");
+        match self.commit_checkpoint(flight, written) {
+            Err(Stop::Failed(error)) => {
+                self.event(&RunEvent::CheckpointFailed { error: &error });
+                Err(Stop::Failed(error))
+            }
+            result => result,
+        }
+    }
+
+    /// [`Session::settle`] of `flight`, its file work `written`.
+    fn commit_checkpoint(&mut self, flight: InFlight, written: Written) -> Result<(), Stop> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let report = &mut *self.out.report;
+        if let Err(source) = written.result {
+            let error = Error::Io {
+                doing: Doing::WriteCheckpoint,
+                path: checkpoints.dir.join(checkpoint::FILE).display().to_string(),
+                source,
+            };
+            report.notice(Notice::line(Level::Error, format!("error: {error}")));
+            return Err(Stop::Failed(error));
+        }
+        if let Some(said) = checkpoints.schedule.ended(flight.started, written.ended) {
+            report.notice(Notice::line(Level::Warning, said));
+        }
+        checkpoints.number = flight.number;
+        checkpoints.buffer = written.buffer;
+        if let Err(e) = self.out.out.sink.commit(flight.number, &flight.position) {
             return Err(sink_failed(e, report));
         }
         if let Some(source) = &self.source {
-            lock_source(source).checkpoint_committed(&position);
+            lock_source(source).checkpoint_committed(&flight.position);
         }
-        // (a previous checkpoint left behind is harmless: the sink says
-        // which one it committed)
-        let _ = checkpoints.writer.committed();
+        if let Some(writer) = &mut checkpoints.writer {
+            writer.committed();
+        }
+        let deferred = checkpoints.deferred;
         self.event(&RunEvent::Checkpoint {
-            number,
-            duration: started.elapsed(),
-            bytes: bytes.len() as u64,
+            number: flight.number,
+            duration: written.ended.saturating_duration_since(flight.started),
+            bytes: written.bytes,
+            stall: flight.stall,
+            deferred,
         });
         Ok(())
+    }
+
+    /// The run failed: the checkpoint whose file is being written is
+    /// waited for (its file whole or not there), not committed.
+    fn abandon(&mut self) {
+        if let Some(checkpoints) = &mut self.checkpoints {
+            if let Some(writer) = &mut checkpoints.writer {
+                let _ = writer.done(true);
+            }
+            checkpoints.in_flight = None;
+        }
     }
 }
 

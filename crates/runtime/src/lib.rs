@@ -382,10 +382,17 @@ pub enum RunEvent<'a> {
     Checkpoint {
         /// Its number.
         number: u64,
-        /// How long it took (the sink's prepare and commit included).
+        /// How long it took, from the sink's prepare to its file durable
+        /// (written on the checkpoint thread while the run went on).
         duration: Duration,
         /// The checkpoint file's size.
         bytes: u64,
+        /// How long the matching thread was stopped for it: the sink's
+        /// prepare and the engine's snapshot into memory.
+        stall: Duration,
+        /// Checkpoints so far that came due while the one before was
+        /// still being written (each taken once that one was durable).
+        deferred: u64,
     },
     /// A checkpoint could not be taken (the run stops; the previous one is
     /// kept).

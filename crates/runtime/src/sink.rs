@@ -14,6 +14,12 @@
 //!    source's position in the same transaction; then the previous
 //!    checkpoint is deleted.
 //!
+//! Step 2 is done on a thread of its own: the run goes on matching and
+//! writing meanwhile when the sink takes writes before its commit
+//! ([`Sink::writes_before_commit`]: the files do), and waits for it
+//! otherwise (a transaction holds what was written before its commit).
+//! The commit itself runs on the run's thread, once the file is durable.
+//!
 //! Resuming, [`Sink::recover`] is given the checkpoints kept (newest
 //! first) and says which one matches what it committed: a sink that
 //! crashed between steps 2 and 3 says the previous one. [`Files`] (the
@@ -124,6 +130,16 @@ pub trait Sink: Send {
     fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
         let _ = (checkpoint, source);
         Ok(())
+    }
+
+    /// May records be written after [`Sink::prepare`] of a checkpoint and
+    /// before its [`Sink::commit`] (they belong to the next checkpoint)?
+    /// Only then does the run go on matching while the checkpoint's file
+    /// is written (on a thread of its own); otherwise it waits for the
+    /// file at each checkpoint. A sink whose commit takes what was
+    /// written before it (a transaction) says no: the default.
+    fn writes_before_commit(&self) -> bool {
+        false
     }
 
     /// Must what the end of the input releases (the end of event time:
@@ -273,6 +289,12 @@ impl Sink for Files {
 
     fn takes_late(&self) -> bool {
         self.late.is_some()
+    }
+
+    /// Its commit does nothing: what is written before it is after the
+    /// checkpoint's lengths, truncated on resuming.
+    fn writes_before_commit(&self) -> bool {
+        true
     }
 
     fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {

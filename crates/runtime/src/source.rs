@@ -245,6 +245,10 @@ pub enum Message {
     /// sent once after that many events and once more at the end of the
     /// input, after its last batch.
     Seen(FieldsSeen),
+    /// The checkpoint thread wrote a checkpoint's file: the sink commits
+    /// it now (not at the next batch, which a quiet input may not send
+    /// for a long time).
+    Checkpointed,
 }
 
 /// When the reader thread sends what its decoder saw of the fields

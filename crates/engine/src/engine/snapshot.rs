@@ -316,14 +316,19 @@ impl<E: Event + Serialize + 'static> Engine<E> {
     /// # Ok::<(), cepheid_engine::Error>(())
     /// ```
     pub fn snapshot<W: Write>(&self, mut out: W) -> Result<(), Error> {
-        let bytes = self.snapshot_bytes()?;
+        let mut bytes = Vec::with_capacity(4096);
+        self.snapshot_into(&mut bytes)?;
         out.write_all(&bytes)
             .and_then(|()| out.flush())
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot write the snapshot: {e}")))
     }
 
-    /// The snapshot, in memory.
-    fn snapshot_bytes(&self) -> Result<Vec<u8>, Error> {
+    /// The snapshot [`Engine::snapshot`] writes, added at the end of
+    /// `out` as it is encoded, with no copy: for a large state, a buffer
+    /// with the room for it saves its growth and the copy into a writer
+    /// (a checkpoint of `cepheid run` encodes its file so). On an error,
+    /// `out` is left empty.
+    pub fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         let core = &self.core;
         let body = BodyOut {
             clock: &core.clock,
@@ -333,19 +338,45 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             deadlines: &core.deadlines,
             stats: stats_array(&core.stats),
         };
-        let mut bytes = Vec::with_capacity(4096);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend_from_slice(&[0; 8]);
-        let failed =
-            |e: postcard::Error| error(format!("cannot serialize the engine's state: {e}"));
-        let bytes = postcard::to_extend(&self.header(), bytes).map_err(failed)?;
-        let mut bytes = postcard::to_extend(&body, bytes).map_err(failed)?;
-        let len = (bytes.len() + CHECKSUM) as u64;
-        bytes[12..PREFIX].copy_from_slice(&len.to_le_bytes());
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
-        Ok(bytes)
+        let start = out.len();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        let encoded = postcard::serialize_with_flavor(&self.header(), Append(out))
+            .and_then(|()| postcard::serialize_with_flavor(&body, Append(out)));
+        if let Err(e) = encoded {
+            out.clear();
+            return Err(error(format!("cannot serialize the engine's state: {e}")));
+        }
+        let len = (out.len() - start + CHECKSUM) as u64;
+        out[start + 12..start + PREFIX].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+}
+
+/// postcard's output straight into a `Vec` (its own `to_extend` goes
+/// through `Extend`, a byte at a time).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
@@ -983,6 +1014,23 @@ mod tests {
     /// "Versions") and this checksum updated. (A change of the engine's
     /// state alone, with the same encoding, changes them too without a new
     /// version: the deadline index dropping its stale entries sooner did.)
+    #[test]
+    fn a_snapshot_into_a_buffer_is_the_one_written_after_what_it_held() {
+        let engine = engine();
+        let mut written = Vec::new();
+        engine.snapshot(&mut written).unwrap();
+        let mut bytes = b"prefix".to_vec();
+        engine.snapshot_into(&mut bytes).unwrap();
+        assert_eq!(&bytes[..6], b"prefix");
+        assert_eq!(&bytes[6..], &written[..]);
+        let mut restored: Engine<Record> =
+            Engine::with_max_delay(std::time::Duration::from_millis(5));
+        for p in engine.patterns() {
+            restored.add(p).unwrap();
+        }
+        restored.restore(&bytes[6..]).unwrap();
+    }
+
     #[test]
     fn the_format_changes_only_with_its_version() {
         let mut bytes = Vec::new();

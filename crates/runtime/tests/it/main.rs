@@ -1,6 +1,7 @@
 //! The runtime crate's integration tests: one binary (support compiled
 //! once), a module per subject.
 
+mod checkpoint_thread;
 mod observer;
 mod runtime;
 mod support;
