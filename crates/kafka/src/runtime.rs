@@ -30,7 +30,7 @@ use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, S
 use crate::error::KafkaError;
 use crate::position::KafkaPosition;
 use crate::sink::{KafkaSink, KeptCheckpoint, Kind, Recovery};
-use crate::source::KafkaSource;
+use crate::source::{KafkaRecord, KafkaSource};
 
 /// A Kafka position as the bytes of a [`Position::Bytes`].
 pub fn encode_position(position: &KafkaPosition) -> Position {
@@ -53,6 +53,17 @@ pub fn decode_position(position: &Position) -> Result<KafkaPosition, KafkaError>
 /// The [`KafkaError`] inside a runtime error's `io::Error`, if it is one.
 pub fn kafka_error(error: &io::Error) -> Option<&KafkaError> {
     error.get_ref()?.downcast_ref::<KafkaError>()
+}
+
+/// A record's payload (empty for a tombstone, which the decoder reports),
+/// its place for messages, and its split.
+fn placed(r: &KafkaRecord) -> (&[u8], Origin, u32) {
+    let origin = Origin::Offset {
+        partition: u32::try_from(r.partition).unwrap_or(0),
+        offset: r.offset,
+    };
+    let split = u32::try_from(r.split).unwrap_or(u32::MAX);
+    (r.payload.as_deref().unwrap_or_default(), origin, split)
 }
 
 fn io_error(error: KafkaError) -> io::Error {
@@ -89,21 +100,11 @@ impl Source for KafkaSource {
             return Err(self.run_error(e));
         }
         for r in &rules {
-            let origin = Origin::Offset {
-                partition: u32::try_from(r.partition).unwrap_or(0),
-                offset: r.offset,
-            };
-            let payload = r.payload.as_deref().unwrap_or_default();
-            let split = u32::try_from(r.split).unwrap_or(u32::MAX);
+            let (payload, origin, split) = placed(r);
             batch.push_rules(payload, origin, r.timestamp, split);
         }
         for r in &records {
-            let origin = Origin::Offset {
-                partition: u32::try_from(r.partition).unwrap_or(0),
-                offset: r.offset,
-            };
-            let payload = r.payload.as_deref().unwrap_or_default();
-            let split = u32::try_from(r.split).unwrap_or(u32::MAX);
+            let (payload, origin, split) = placed(r);
             batch.push(payload, origin, r.timestamp, split);
         }
         Ok(if !records.is_empty() || !rules.is_empty() {

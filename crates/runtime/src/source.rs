@@ -723,14 +723,8 @@ impl RawBatch {
         timestamp: Option<cepheid_engine::Timestamp>,
         split: u32,
     ) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(payload);
-        self.entries.push(RawEntry::Record(RawRecord {
-            range: start..self.bytes.len(),
-            origin,
-            timestamp,
-            split,
-        }));
+        let record = self.raw(payload, origin, timestamp, split);
+        self.entries.push(RawEntry::Record(record));
     }
 
     /// Appends a block of whole lines (each ended by `\n`; a last line
@@ -763,14 +757,26 @@ impl RawBatch {
         timestamp: Option<cepheid_engine::Timestamp>,
         split: u32,
     ) {
+        let record = self.raw(payload, origin, timestamp, split);
+        self.entries.push(RawEntry::Rules(record));
+    }
+
+    /// `payload` copied into the batch's bytes, as a record there.
+    fn raw(
+        &mut self,
+        payload: &[u8],
+        origin: Origin,
+        timestamp: Option<cepheid_engine::Timestamp>,
+        split: u32,
+    ) -> RawRecord {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(payload);
-        self.entries.push(RawEntry::Rules(RawRecord {
+        RawRecord {
             range: start..self.bytes.len(),
             origin,
             timestamp,
             split,
-        }));
+        }
     }
     /// Appends a watermark.
     pub fn push_watermark(&mut self, t: cepheid_engine::Timestamp) {
