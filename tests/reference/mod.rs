@@ -29,8 +29,11 @@
 //!   `copy(sink)` with, for each trailing negation from the last backwards, a
 //!   PROCEED edge to `createStopState(take condition inside the group,
 //!   name)`. The copy stands in for the sink: it keeps the sink's element
-//!   window, and a greedy restriction put on it (`updateWithGreedyCondition`)
-//!   is put on the sink too. In `createLoopingGroupPatternState` the dummy
+//!   window, gets every edge the sink gets after it was made (a looping
+//!   group's dummy gets its PROCEED to the group's head only once the inner
+//!   states are built: `((a not followed by b))+` takes `a a` as one match
+//!   too, as Flink does), and a greedy restriction put on it
+//!   (`updateWithGreedyCondition`) is put on the sink too. In `createLoopingGroupPatternState` the dummy
 //!   state gets the same PROCEED edges right after the group is entered.
 //!   Skipping an optional group (its PROCEED to `proceedState`) bypasses the
 //!   negation; at the end of the pattern Flink's own Pending state applies.

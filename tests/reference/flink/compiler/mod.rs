@@ -219,6 +219,19 @@ impl<'p> Compiler<'p> {
             target: to,
             cond,
         });
+        // D1: a copy stands in for its sink, also for the edges the sink
+        // gets after the copy was made (a looping group's dummy gets its
+        // PROCEED to the group's head once the inner states are built).
+        let copies: Vec<StateIdx> = self
+            .trailing_not_copies
+            .iter()
+            .filter(|&(_, &original)| original == from)
+            .map(|(&copy, _)| copy)
+            .collect();
+        for copy in copies {
+            let to = if to == Some(from) { Some(copy) } else { to };
+            self.add(copy, action, to, cond);
+        }
     }
 
     fn add_take(&mut self, from: StateIdx, to: StateIdx, cond: CondId) {
