@@ -1236,6 +1236,29 @@ fn release(
     true
 }
 
+/// The splits' watermark at `now`: when it moved, the rules records due
+/// by then go first, then the watermark. False when the run stopped.
+fn advance(
+    w: &mut SplitWatermarks,
+    now: std::time::Instant,
+    seq: u64,
+    due: &mut std::collections::VecDeque<Due>,
+    given: &mut Option<cepheid_engine::Timestamp>,
+    out: &mut Outbox<'_>,
+) -> bool {
+    let Some(t) = w.advance(now) else {
+        return true;
+    };
+    if !release(due, Some(t), given, out, (seq, Some(w.state()))) || !out.settle(Some(w.state())) {
+        return false;
+    }
+    if given.map_or(true, |g| t > g) {
+        out.push(seq, Ok(Entry::SplitWatermark(t)), None);
+        *given = Some(t);
+    }
+    true
+}
+
 /// Reads a [`Source`] on the reader thread: each record decoded there,
 /// sent in batches with the source's position after the last. What one
 /// read handed out is sent whole, even when a control record is in it:
@@ -1409,34 +1432,23 @@ fn read_source(
                 if let Some(t) = ts.checked_sub(*max_delay).and_then(|t| t.checked_sub(1)) {
                     w.update(record.split as usize, t, now);
                 }
-                if let Some(t) = w.advance(now) {
-                    let at = (seq, Some(w.state()));
-                    if !release(&mut due, Some(t), &mut given, &mut out, at)
-                        || !out.settle(Some(w.state()))
-                    {
-                        return;
-                    }
-                    if given.map_or(true, |g| t > g) {
-                        out.push(seq, Ok(Entry::SplitWatermark(t)), None);
-                        given = Some(t);
-                    }
+                if !advance(w, now, seq, &mut due, &mut given, &mut out) {
+                    return;
                 }
             }
         }
         if outcome != ReadOutcome::Delivered {
             // Idle splits are released while nothing comes.
             if let Some((w, _)) = &mut splits {
-                if let Some(t) = w.advance(std::time::Instant::now()) {
-                    let at = (seq, Some(w.state()));
-                    if !release(&mut due, Some(t), &mut given, &mut out, at)
-                        || !out.settle(Some(w.state()))
-                    {
-                        return;
-                    }
-                    if given.map_or(true, |g| t > g) {
-                        out.push(seq, Ok(Entry::SplitWatermark(t)), None);
-                        given = Some(t);
-                    }
+                if !advance(
+                    w,
+                    std::time::Instant::now(),
+                    seq,
+                    &mut due,
+                    &mut given,
+                    &mut out,
+                ) {
+                    return;
                 }
             }
         }
