@@ -26,7 +26,7 @@ pub enum ErrorKind {
     /// Several errors at once, of different kinds; see [`Error::errors`].
     Multiple,
     /// An engine snapshot that cannot be restored
-    /// ([`Engine::restore`](crate::Engine::restore)): not a snapshot, a
+    /// (`Engine::restore` of `cepheid_engine`): not a snapshot, a
     /// format version this build does not read, corrupt or truncated,
     /// taken with other patterns or another configuration, inconsistent;
     /// or an engine that is not fresh.

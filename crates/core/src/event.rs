@@ -101,7 +101,7 @@ impl fmt::Display for FieldPath {
 ///
 /// Most types derive it: `#[derive(cepheid_core::Event)]` on a struct with named
 /// fields (feature `derive`, on by default; see the
-/// [derive's documentation](macro@crate::Event) for the field types it
+/// derive's documentation (`cepheid_engine::Event`) for the field types it
 /// reads, nesting, `Option`, enums and attributes):
 ///
 /// ```
@@ -179,7 +179,7 @@ pub trait Event {
     /// (a JSON object, or a list with one in it: [`field`](Event::field)
     /// reads it as null)? Asked
     /// only for a null `partition by` field, so that such an event is
-    /// counted in [`Stats::unusable_keys`](crate::engine::Stats) rather
+    /// counted in `Stats::unusable_keys` (`cepheid_engine`) rather
     /// than as unkeyed. The default says no.
     fn field_is_object(&self, id: FieldId) -> bool {
         let _ = id;

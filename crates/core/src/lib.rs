@@ -5,7 +5,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`primitives`] | [`Span`](primitives::Span), [`StageId`](primitives::StageId), [`Timestamp`](primitives::Timestamp), [`DurationMs`](primitives::DurationMs) |
+//! | [`primitives`] | [`Span`], [`StageId`](primitives::StageId), [`Timestamp`], [`DurationMs`](primitives::DurationMs) |
 //! | [`time`] | the one duration grammar (`500ms`, `15m`, `1d`) |
 //! | [`value`], [`event`], [`record`] | what conditions read: values, typed or dynamic events, JSON records |
 //! | [`expr`] | the expression IR, compiled against an event type and evaluated without allocation |

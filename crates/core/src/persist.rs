@@ -2,7 +2,7 @@
 //! (`engine/snapshot.rs`, `docs/snapshot.md`).
 //!
 //! The state lives in types of several layers, some of them public
-//! ([`crate::matcher::Partition`], [`crate::matcher::SharedBuffer`],
+//! (`Partition` and `SharedBuffer` of `cepheid_automata`,
 //! [`crate::expr::Accumulators`]). Their layout is not a public format, so
 //! they do not implement `serde`'s traits; they implement [`Save`] and
 //! [`Load`] instead, which only the snapshot reaches (a field of a derived

@@ -218,7 +218,7 @@ impl SourceEnd {
 /// The patterns every worker runs, checked once: [`cep`] builds each
 /// worker's engines from it. `Send + Sync`, so one plan serves all the
 /// workers of a process (give each process the same patterns in the same
-/// order: for [`Record`](crate::Record)s that is what makes their field
+/// order: for [`Record`]s that is what makes their field
 /// numbering agree).
 pub struct Plan<E: Event + 'static> {
     patterns: Vec<Pattern>,

@@ -896,7 +896,7 @@ pub struct FileChunk {
 
 impl FileChunk {
     /// The [`Stamped::offset`] of line `line` of the chunk (numbered from 1
-    /// as [`Items`](crate::io::Items) does): the chunk's number, then the
+    /// as [`Items`](cepheid_engine::io::Items) does): the chunk's number, then the
     /// line, so offsets grow in file order.
     pub fn offset(&self, line: u64) -> u64 {
         (self.number << 32) | (line & 0xffff_ffff)

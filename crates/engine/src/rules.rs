@@ -133,7 +133,7 @@ impl Rules {
 }
 
 /// Loads one text named `origin` (a path or `<input>`), as
-/// [`cepheid_engine::rules::load_str`] does, and compiles each pattern to an
+/// [`load_str`] does, and compiles each pattern to an
 /// automaton once: what the compiler rejects (cycles of PROCEED edges,
 /// path and state limits) is a diagnostic at the pattern, as everything
 /// `cepheid check` reports.

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `lex` | tokens as nom 8 parsers, the parser's private error type |
 //! | `parse`, `parse_match`, `parse_expr` | the grammar of `language.md`, error recovery |
-//! | [`ast`] | the syntax tree, a [`Span`](crate::Span) on every node |
+//! | [`ast`] | the syntax tree, a [`Span`] on every node |
 //! | `print` | the canonical printer: `parse(print(ast)) == ast` |
 //! | `lower`, `lower_expr` | AST → IR, name resolution, language-only checks |
 //! | [`diagnostic`] | [`Diagnostic`] values and their rendering |

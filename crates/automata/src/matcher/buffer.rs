@@ -209,7 +209,7 @@ impl<E> SharedBuffer<E> {
     }
 
     /// The time of the event a node took (a run's last taken event, so its
-    /// match's end); `Timestamp::MAX` for [`NodeRef::NONE`], as for the
+    /// match's end); `Timestamp::MAX` for `NodeRef::NONE`, as for the
     /// start run, which took nothing.
     #[inline]
     pub fn node_time(&self, node: NodeRef) -> Timestamp {
@@ -351,7 +351,7 @@ impl<E> SharedBuffer<E> {
     }
 
     /// The node's event, stage and predecessor; `None` for
-    /// [`NodeRef::NONE`] (or a freed node).
+    /// `NodeRef::NONE` (or a freed node).
     #[inline]
     pub fn node(&self, node: NodeRef) -> Option<(EventRef, StageId, NodeRef)> {
         let n = self.nodes.get(node.0)?;

@@ -136,7 +136,7 @@ impl<'a, E> MatchView<'a, E> {
 
     /// An owned copy of the match (events cloned), with no key: the
     /// matcher does not know keys; the engine's
-    /// [`MatchRef::to_owned`](crate::engine::MatchRef::to_owned) fills it.
+    /// `MatchRef::to_owned` (`cepheid_engine`) fills it.
     pub fn to_owned(&self) -> Match<E>
     where
         E: Clone + crate::event::Event,
@@ -215,7 +215,7 @@ impl<E> Match<E> {
 ///
 /// With `serde` it is the record `cepheid run` writes (`cli.md`), field for
 /// field and in the same order: `serde_json::to_string(&output)` of a
-/// match, timeout or late event over [`Record`](crate::record::Record)s
+/// match, timeout or late event over [`Record`](cepheid_core::record::Record)s
 /// is byte for byte the line the command prints for it, and
 /// `serde_json::from_str` reads such a line back. A dropped partial match
 /// (which the command only counts) is written as a timeout is, with
@@ -243,9 +243,7 @@ pub enum Output<E> {
         event: E,
     },
     /// A partial match dropped because its key held more partial matches
-    /// than the engine's limit ([`Engine::max_runs_per_key`]; engine only).
-    ///
-    /// [`Engine::max_runs_per_key`]: crate::Engine::max_runs_per_key
+    /// than the engine's limit (`Engine::max_runs_per_key` of `cepheid_engine`; engine only).
     Dropped {
         /// What the partial match had taken.
         partial: Match<E>,

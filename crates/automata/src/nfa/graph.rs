@@ -41,14 +41,14 @@ pub const MAX_STATIC_SLOTS: usize = 3;
 /// slots it depends on: every condition the walk from the state can read
 /// (its transitions, those of the states its PROCEED edges reach, and the
 /// PROCEED edges after each TAKE's target) is a combination of at most
-/// [`MAX_STATIC_SLOTS`] slots that do not read the run.
+/// `MAX_STATIC_SLOTS` slots that do not read the run.
 #[derive(Clone, Debug)]
 pub struct StaticGraph {
     /// The slots (the first `len`); bit `i` of a graph's index is the
     /// value of `slots[i]`. Inline, as the graphs' table: no indirection
     /// on the matcher's path.
     pub slots: [u32; MAX_STATIC_SLOTS],
-    /// How many slots: 0 to [`MAX_STATIC_SLOTS`].
+    /// How many slots: 0 to `MAX_STATIC_SLOTS`.
     pub len: u8,
     /// The graph for each index below `2^len`: the edges the walk
     /// collects, in its order (empty above).

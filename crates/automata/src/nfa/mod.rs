@@ -484,9 +484,10 @@ impl<E> Nfa<E> {
         self.conds.cached(s, memo)
     }
 
-    /// When the start run's decision graph, whenever
-    /// [`may_start`](Self::may_start) holds, is exactly one TAKE edge into
-    /// a normal state from which nothing proceeds: its stage and target.
+    /// When the start run's decision graph, whenever a slot of the
+    /// [`start_guard`](Self::start_guard) holds, is exactly one TAKE edge
+    /// into a normal state from which nothing proceeds: its stage and
+    /// target.
     #[inline]
     pub fn simple_start(&self) -> Option<(StageId, StateId)> {
         self.simple_start

@@ -21,9 +21,9 @@ use crate::value::Value;
 /// A compile-ready pattern, not tied to an event type: the lower layer
 /// shared by the language and the builder.
 ///
-/// Programs usually build a typed [`crate::Pattern`]`<E>` with
-/// [`crate::Pattern::begin`] instead; it holds one of these
-/// ([`crate::Pattern::ir`]) and guarantees at compile time that its closures
+/// Programs usually build a typed `cepheid_engine::Pattern<E>` with
+/// `Pattern::begin` instead; it holds one of these
+/// (`Pattern::ir`) and guarantees at compile time that its closures
 /// are over `E`. A `Pattern` made by hand may hold closures over any type;
 /// the NFA compiler checks them against the event type it compiles for.
 #[derive(Clone, Debug)]

@@ -1,10 +1,10 @@
 //! The pattern IR (what the NFA compiler compiles) and its static checks,
-//! shared by the pattern language ([`crate::dsl`]) and the Rust builder
-//! ([`crate::builder`]), which both make it.
+//! shared by the pattern language (`cepheid_syntax`) and the Rust builder
+//! (`cepheid_engine::builder`), which both make it.
 //!
 //! Two types are called `Pattern`:
-//! - [`crate::Pattern`]`<E>` (made by the
-//!   [`PatternBuilder`](crate::builder::PatternBuilder)) is what programs
+//! - `cepheid_engine::Pattern<E>` (made by the
+//!   `PatternBuilder` of `cepheid_engine::builder`) is what programs
 //!   build and hand to the engine: typed by its event, so a closure over
 //!   another type is a compile error.
 //! - [`pattern::Pattern`](Pattern) (this module) is the untyped IR

@@ -1,6 +1,6 @@
 //! A min-priority queue for items that mostly arrive in order: the waiting
 //! events of the [`Clock`](super::clock::Clock) (by time, then arrival) and
-//! the [`DeadlineIndex`](super::deadlines::DeadlineIndex) (by deadline,
+//! the `DeadlineIndex` (by deadline,
 //! pattern, slot).
 //!
 //! An item greater than the last one pushed in order goes to the back of a
