@@ -614,7 +614,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
     /// Compiles the snapshot's patterns, in its order, against its field
     /// table: those in force from the engine's own patterns (`from` the
     /// engine), the others from the source the snapshot holds.
-    fn rebuild(&self, header: &Header, from: RulesFrom) -> Result<Vec<Nfa<E>>, Error> {
+    fn rebuild(&self, header: &Header, from: RulesFrom) -> Result<Vec<Arc<Nfa<E>>>, Error> {
         let mut fields = E::Fields::default();
         intern_paths(&fields, &header.fields);
         let mut own = self.patterns();
@@ -664,7 +664,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             };
             let nfa = Nfa::<E>::compile(pattern, &mut fields)
                 .map_err(|e| error(format!("{} does not compile here: {e}", what())))?;
-            compiled.push(nfa);
+            compiled.push(Arc::new(nfa));
         }
         Ok(compiled)
     }
@@ -816,13 +816,13 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
 
 /// The patterns of a fresh engine, taken out while others are tried.
 struct SavedRules<E> {
-    patterns: Vec<PatternRun<Nfa<E>>>,
+    patterns: Vec<PatternRun<Arc<Nfa<E>>>>,
     groups: Vec<Group<E, Partition>>,
     cache: Cache,
     draining: usize,
 }
 
-impl<E: Event + 'static> Core<E, Nfa<E>> {
+impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
     /// Takes the patterns out of a fresh engine (it holds no state for
     /// them), leaving it without patterns.
     fn take_rules(&mut self) -> SavedRules<E> {
