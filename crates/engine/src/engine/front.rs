@@ -42,6 +42,10 @@ pub struct Engine<E: Event + 'static = Record> {
     pub(super) json: Option<Box<JsonInput>>,
 }
 
+/// Patterns compiled for an engine ([`Engine::compile`]): their automata
+/// and the fields they were compiled with.
+pub(super) type Compiled<E> = (Vec<Arc<Nfa<E>>>, <E as Event>::Fields);
+
 /// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
 /// language, a typed [`Pattern`](crate::Pattern) from the builder or a
 /// slice of them, or a pattern of the IR ([`crate::pattern::Pattern`]) or
@@ -424,7 +428,7 @@ impl<E: Event + 'static> Engine<E> {
         &self,
         patterns: &P,
         fresh: bool,
-    ) -> Result<(Vec<Arc<Nfa<E>>>, E::Fields), Error> {
+    ) -> Result<Compiled<E>, Error> {
         let mut fields = self.fields.clone();
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
