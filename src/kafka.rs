@@ -4,12 +4,12 @@
 //! to a `cepheid_kafka::KafkaSource` and `KafkaSink` that the runtime
 //! drives through its `Source` and `Sink` traits.
 
-use std::path::Path;
 use std::time::Duration;
 
+pub use cepheid_kafka::is_kafka;
 use cepheid_kafka::{
-    default_transactional_id, kafka_error, KafkaError, KafkaSink, KafkaSource, OutputTopics, Retry,
-    SinkConfig, SourceConfig, StartAt, Transactional, Url, UrlError,
+    default_transactional_id, kafka_error, KafkaError, KafkaOptions, KafkaSink, KafkaSource,
+    OptionsError, OutputTopics, Retry, SinkConfig, SourceConfig, StartAt, Transactional, Url,
 };
 use cepheid_runtime::{Config, Error};
 
@@ -21,20 +21,6 @@ pub const EXIT_UNREACHABLE: u8 = 6;
 /// over (this one was fenced).
 pub const EXIT_FENCED: u8 = 7;
 
-/// Is `path` a `kafka://` URL (not a file)?
-pub fn is_kafka(path: &Path) -> bool {
-    path.to_str().is_some_and(Url::is_kafka)
-}
-
-/// The `kafka://` URL of `flag`, or what is wrong with it (`--events
-/// kafka://h/t: the brokers are HOST:PORT, comma-separated`).
-pub fn parse_url(flag: &str, path: &Path) -> Result<Url, String> {
-    path.to_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e: UrlError| format!("{flag} {e}"))
-}
-
 /// The Kafka side of a run: its source and sink, when the command names
 /// Kafka, or the reason it cannot.
 pub struct Kafka {
@@ -45,90 +31,29 @@ pub struct Kafka {
 }
 
 /// What the command line gets wrong (exit 2) before any broker is asked.
-pub fn check(args: &Args) -> Result<(), String> {
-    let events = is_kafka(&args.events);
-    let output = is_kafka(&args.output);
-    let late = args.late.as_deref().is_some_and(is_kafka);
-    if events {
-        parse_url("--events", &args.events)?;
-        if args.follow {
-            return Err(
-                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)"
-                    .to_string(),
-            );
-        }
+pub fn check(args: &Args) -> Result<(), OptionsError> {
+    KafkaOptions {
+        events: &args.events,
+        output: &args.output,
+        late: args.late.as_deref(),
+        rules_topic: args.rules_topic.as_deref(),
+        timeouts: args.timeouts.as_deref(),
+        follow: args.follow,
+        record_time: args.time == TimeArg::Kafka,
+        properties: &args.kafka,
+        transactional_id: args.transactional_id.as_deref(),
+        marker_topic: args.kafka_marker_topic.as_deref(),
+        start_or_until: args.kafka_start.is_some() || args.kafka_until.is_some(),
+        checkpoint: args.checkpoint.as_deref(),
     }
-    if let Some(rules) = &args.rules_topic {
-        if !events {
-            return Err("--rules-topic needs --events kafka://... (on its brokers)".to_string());
-        }
-        let url = parse_url("--rules-topic", rules)?;
-        let input = parse_url("--events", &args.events)?;
-        if url.brokers != input.brokers || url.topics.len() != 1 {
-            return Err("--rules-topic: one topic on the brokers of --events".to_string());
-        }
-    }
-    if output {
-        let url = parse_url("--output", &args.output)?;
-        if url.topics.len() != 1 {
-            return Err(
-                "--output kafka://...: one topic (--timeouts names another for timeouts)"
-                    .to_string(),
-            );
-        }
-    }
-    if let Some(t) = &args.timeouts {
-        if !output {
-            return Err("--timeouts needs --output kafka://...".to_string());
-        }
-        let url = parse_url("--timeouts", t)?;
-        let out = parse_url("--output", &args.output)?;
-        if url.brokers != out.brokers || url.topics.len() != 1 {
-            return Err("--timeouts: one topic on the brokers of --output".to_string());
-        }
-    }
-    if late != output && args.late.is_some() {
-        return Err(
-            "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)"
-                .to_string(),
-        );
-    }
-    if late {
-        let url = parse_url("--late", args.late.as_deref().unwrap_or(Path::new("")))?;
-        let out = parse_url("--output", &args.output)?;
-        if url.brokers != out.brokers || url.topics.len() != 1 {
-            return Err("--late kafka://...: one topic on the brokers of --output".to_string());
-        }
-    }
-    let kafka_only = !args.kafka.is_empty()
-        || args.transactional_id.is_some()
-        || args.kafka_marker_topic.is_some()
-        || args.timeouts.is_some()
-        || args.time == TimeArg::Kafka;
-    if kafka_only && !events && !output {
-        return Err(
-            "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://..."
-                .to_string(),
-        );
-    }
-    if args.time == TimeArg::Kafka && !events {
-        return Err(
-            "--time kafka needs --events kafka://... (the records' timestamps)".to_string(),
-        );
-    }
-    if (args.kafka_start.is_some() || args.kafka_until.is_some()) && !events {
-        return Err("--kafka-start and --kafka-until need --events kafka://...".to_string());
-    }
-    if args.transactional_id.is_some() && !(output && args.checkpoint.is_some()) {
-        return Err(
-            "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)"
-                .to_string(),
-        );
-    }
-    if args.kafka_marker_topic.is_some() && !(output && args.checkpoint.is_some()) {
-        return Err("--kafka-marker-topic needs --output kafka://... and --checkpoint".to_string());
-    }
-    Ok(())
+    .check()
+}
+
+/// The URL of `flag` as a configuration error (checked before: [`check`]).
+fn kafka_url(flag: &'static str, path: &std::path::Path) -> Result<Url, KafkaError> {
+    cepheid_kafka::parse_url(flag, path).map_err(|e| KafkaError::Config {
+        reason: e.to_string(),
+    })
 }
 
 /// Connects the source and the sink the command names (each checks that
@@ -147,8 +72,7 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
         _ => None,
     };
     let source = if is_kafka(&args.events) {
-        let url =
-            parse_url("--events", &args.events).map_err(|reason| KafkaError::Config { reason })?;
+        let url = kafka_url("--events", &args.events)?;
         let topics: Vec<&str> = url.topics.iter().map(String::as_str).collect();
         let mut c = SourceConfig::new(url.brokers.clone(), &topics);
         c.start = args.kafka_start.clone().unwrap_or(StartAt::Earliest);
@@ -159,8 +83,7 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
             .unwrap_or_else(|| "cepheid".to_string());
         c.properties.clone_from(&args.kafka);
         if let Some(rules) = &args.rules_topic {
-            let url = parse_url("--rules-topic", rules)
-                .map_err(|reason| KafkaError::Config { reason })?;
+            let url = kafka_url("--rules-topic", rules)?;
             c.rules_topic = url.topics.into_iter().next();
         }
         Some(KafkaSource::new(c)?)
@@ -168,23 +91,14 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
         None
     };
     let sink = if is_kafka(&args.output) {
-        let url =
-            parse_url("--output", &args.output).map_err(|reason| KafkaError::Config { reason })?;
+        let url = kafka_url("--output", &args.output)?;
         let matches = url.topics[0].clone();
         let timeouts = match &args.timeouts {
-            Some(t) => parse_url("--timeouts", t)
-                .map_err(|reason| KafkaError::Config { reason })?
-                .topics[0]
-                .clone(),
+            Some(t) => kafka_url("--timeouts", t)?.topics[0].clone(),
             None => matches.clone(),
         };
         let late = match args.late.as_deref() {
-            Some(l) => Some(
-                parse_url("--late", l)
-                    .map_err(|reason| KafkaError::Config { reason })?
-                    .topics[0]
-                    .clone(),
-            ),
+            Some(l) => Some(kafka_url("--late", l)?.topics[0].clone()),
             None => None,
         };
         let topics = OutputTopics::PerKind {

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cepheid_core::time::parse_duration;
+use cepheid_core::time::{parse_duration, parse_positive_duration};
 use cepheid_engine::engine::{Engine, ReloadPolicy};
 use cepheid_engine::io::Format;
 use cepheid_engine::{FieldWatch, Record};
@@ -651,14 +651,6 @@ fn format(args: &Args) -> Format {
     match args.format {
         FormatArg::Jsonl => Format::JsonLines,
         FormatArg::Csv => Format::Csv,
-    }
-}
-
-/// A duration greater than zero, in milliseconds.
-fn parse_positive_duration(text: &str) -> Result<i64, String> {
-    match parse_duration(text).map_err(|e| e.to_string())? {
-        0 => Err("the duration must be greater than zero".to_string()),
-        ms => Ok(ms),
     }
 }
 

@@ -50,6 +50,8 @@ mod dynamic_rules_equivalence;
 mod engine_event_time;
 #[path = "../engine_fuzz_regressions.rs"]
 mod engine_fuzz_regressions;
+#[path = "../engine_shared.rs"]
+mod engine_shared;
 #[path = "../keys.rs"]
 mod keys;
 #[path = "../matcher_time.rs"]

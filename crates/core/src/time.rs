@@ -85,21 +85,42 @@ pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let error = |too_large| DurationError {
+    let error = |problem| DurationError {
         text: text.to_string(),
-        too_large,
+        problem,
     };
     let Some(unit) = TimeUnit::from_suffix(unit) else {
-        return Err(error(false));
+        return Err(error(Problem::NotADuration));
     };
     if number.is_empty() {
-        return Err(error(false));
+        return Err(error(Problem::NotADuration));
     }
     number
         .parse::<i64>()
         .ok()
         .and_then(|n| n.checked_mul(unit.millis()))
-        .ok_or_else(|| error(true))
+        .ok_or_else(|| error(Problem::TooLarge))
+}
+
+/// A duration greater than zero, in milliseconds (an interval, a timeout:
+/// `cepheid run --idle-timeout`, `--stats-every`); `0ms` is an error
+/// ([`DurationError::is_zero`]).
+///
+/// ```
+/// use cepheid_core::time::parse_positive_duration;
+/// assert_eq!(parse_positive_duration("10s"), Ok(10_000));
+/// let zero = parse_positive_duration("0s").unwrap_err();
+/// assert!(zero.is_zero());
+/// assert_eq!(zero.to_string(), "the duration must be greater than zero");
+/// ```
+pub fn parse_positive_duration(text: &str) -> Result<i64, DurationError> {
+    match parse_duration(text)? {
+        0 => Err(DurationError {
+            text: text.to_string(),
+            problem: Problem::Zero,
+        }),
+        ms => Ok(ms),
+    }
 }
 
 /// A text that is not a duration ([`parse_duration`]): the text, and
@@ -107,7 +128,19 @@ pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurationError {
     text: String,
-    too_large: bool,
+    problem: Problem,
+}
+
+/// What is wrong with a [`DurationError`]'s text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Problem {
+    /// Not a whole number and a unit.
+    NotADuration,
+    /// Too long to count in milliseconds.
+    TooLarge,
+    /// Zero, where a duration greater than zero is needed
+    /// ([`parse_positive_duration`]).
+    Zero,
 }
 
 impl DurationError {
@@ -118,24 +151,29 @@ impl DurationError {
 
     /// Is it a duration, too long to count in milliseconds?
     pub fn is_too_large(&self) -> bool {
-        self.too_large
+        self.problem == Problem::TooLarge
+    }
+
+    /// Is it a duration of zero, where one greater than zero is needed?
+    pub fn is_zero(&self) -> bool {
+        self.problem == Problem::Zero
     }
 }
 
 impl std::fmt::Display for DurationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.too_large {
-            write!(
+        match self.problem {
+            Problem::TooLarge => write!(
                 f,
                 "`{}` is too long a duration (at most about 292 million years)",
                 self.text
-            )
-        } else {
-            write!(
+            ),
+            Problem::NotADuration => write!(
                 f,
                 "`{}` is not a duration: write a whole number and a unit (ms, s, m, h, d), like 500ms or 10s",
                 self.text
-            )
+            ),
+            Problem::Zero => f.write_str("the duration must be greater than zero"),
         }
     }
 }
@@ -197,5 +235,22 @@ mod tests {
         assert_eq!(TimeUnit::split_prefix("m2"), Some((TimeUnit::Minutes, "2")));
         assert_eq!(TimeUnit::split_prefix("x"), None);
         assert_eq!(format_duration(-60_000), "-1m");
+    }
+
+    #[test]
+    fn positive_durations_refuse_zero_and_what_is_no_duration() {
+        assert_eq!(parse_positive_duration("1ms"), Ok(1));
+        assert_eq!(parse_positive_duration("15m"), Ok(900_000));
+        for text in ["0ms", "0s", "0d"] {
+            let e = parse_positive_duration(text).unwrap_err();
+            assert!(e.is_zero() && !e.is_too_large(), "{text}");
+            assert_eq!(e.text(), text);
+            assert_eq!(e.to_string(), "the duration must be greater than zero");
+        }
+        let e = parse_positive_duration("soon").unwrap_err();
+        assert!(!e.is_zero());
+        assert_eq!(e, parse_duration("soon").unwrap_err());
+        let e = parse_positive_duration("99999999999999999999d").unwrap_err();
+        assert!(e.is_too_large() && !e.is_zero());
     }
 }

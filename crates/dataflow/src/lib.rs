@@ -225,7 +225,8 @@ pub struct Plan<E: Event + 'static> {
     fields: E::Fields,
     /// An engine with every pattern added so far, which checks the next
     /// ones against them (names, field numbering): each pattern is
-    /// compiled once by [`Plan::add`], not again with every later one.
+    /// compiled once by [`Plan::add`], not again with every later one, and
+    /// the workers' engines share its automata.
     /// (Behind a lock only so that the plan is `Sync`: [`Plan::add`]
     /// takes `&mut self`.)
     check: Mutex<Engine<E>>,
@@ -295,7 +296,12 @@ impl<E: Event + 'static> Plan<E> {
     /// The engines of one worker, one per group of patterns partitioned
     /// alike (in [`route::groups`] order), and each group's patterns' plan
     /// numbers.
+    ///
+    /// The engines share the plan's automata ([`Engine::add_shared`]): no
+    /// pattern is compiled again, per worker or per group.
     fn engines(&self, groups: &[Vec<usize>]) -> Result<Vec<GroupEngine<E>>, Error> {
+        let check = self.check.lock().unwrap_or_else(|e| e.into_inner());
+        let automata: Vec<_> = check.automata().collect();
         groups
             .iter()
             .map(|members| {
@@ -309,7 +315,7 @@ impl<E: Event + 'static> Plan<E> {
                     .max_waiting_events(usize::MAX);
                 align_fields::<E>(engine.fields(), &self.fields);
                 for &index in members {
-                    engine.add(&self.patterns[index])?;
+                    engine.add_shared(automata[index])?;
                 }
                 Ok((engine, members.clone()))
             })
@@ -353,6 +359,7 @@ use cepheid_runtime::add_stats;
 mod tests {
     use super::*;
     use cepheid_engine::Rules;
+    use std::sync::Arc;
 
     fn rules(text: &str) -> Rules {
         Rules::parse("t.cep", text).expect("parses")
@@ -382,5 +389,36 @@ mod tests {
             .add(&rules("pattern c { match z where z: q == 9 }"))
             .unwrap();
         assert_eq!(names(&steps), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn workers_share_the_automata_the_plan_compiled() {
+        let mut plan = Plan::<Record>::new();
+        plan.add(&rules(
+            "pattern a { partition by user match x followed by y where x: n == 1  y: m == 2 }\n\
+             pattern b { partition by user.id match x where x: k > 3 and n < 2 }\n\
+             pattern c { partition by user match x where x: n == 1 }",
+        ))
+        .unwrap();
+        let groups = [vec![0, 2], vec![1]];
+        let (one, two) = (
+            plan.engines(&groups).unwrap(),
+            plan.engines(&groups).unwrap(),
+        );
+        let check = plan.check.lock().unwrap();
+        let compiled: Vec<_> = check.automata().collect();
+        for engines in [&one, &two] {
+            for ((engine, members), group) in engines.iter().zip(&groups) {
+                assert_eq!(members, group);
+                let shared: Vec<_> = engine.automata().collect();
+                assert_eq!(shared.len(), members.len());
+                for (nfa, &index) in shared.iter().zip(members) {
+                    assert!(
+                        Arc::ptr_eq(nfa, compiled[index]),
+                        "pattern {index} compiled again for a worker"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Kafka in, Kafka out for cepheid (issue 24): the part that does not
-//! need the runtime yet. **Not wired into `cepheid run` yet.**
+//! Kafka in, Kafka out for cepheid (issue 24), driven by
+//! `cepheid_runtime` through its `Source` and `Sink` traits (what
+//! `cepheid run --events/--output kafka://...` does).
 //!
 //! - [`KafkaSource`]: topics read with an explicit partition assignment
 //!   (no group rebalancing), started at the earliest or latest record, a
@@ -19,7 +20,9 @@
 //!
 //! - [`Url`], [`parse_start`], [`parse_property`] and
 //!   [`default_transactional_id`]: the settings as a command line gives
-//!   them (`kafka://HOST:PORT/TOPIC`, `earliest`, `NAME=VALUE`).
+//!   them (`kafka://HOST:PORT/TOPIC`, `earliest`, `NAME=VALUE`), and
+//!   [`KafkaOptions::check`]: which of them go together
+//!   ([`OptionsError`]).
 //!
 //! Errors are [`KafkaError`] values; a broker that does not answer is
 //! retried with backoff up to [`Retry::limit`].
@@ -27,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod command;
 mod error;
 mod options;
 mod position;
@@ -41,6 +45,7 @@ mod watermark;
 #[path = "../tests/support/mod.rs"]
 mod test_broker;
 
+pub use command::{is_kafka, parse_url, KafkaOptions, OptionsError};
 pub use error::KafkaError;
 pub use options::{
     default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,

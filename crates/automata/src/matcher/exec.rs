@@ -70,6 +70,20 @@ impl Cache {
         nfa.share_conditions(&mut self.conditions);
     }
 
+    /// Takes the numbers of `nfa`'s conditions, numbered by another cache
+    /// (or table), when they agree with this cache's
+    /// ([`ConditionTable::adopt`]): then `nfa`, shared, is driven with this
+    /// cache as if numbered by it. Returns whether they agreed.
+    pub fn adopt_conditions<E>(&mut self, nfa: &Nfa<E>) -> bool {
+        self.conditions.adopt(nfa)
+    }
+
+    /// Would [`adopt_conditions`](Self::adopt_conditions) take `nfa`'s
+    /// numbers (without taking them)?
+    pub fn adopts_conditions<E>(&self, nfa: &Nfa<E>) -> bool {
+        self.conditions.clone().adopt(nfa)
+    }
+
     /// A new event for [`Executor::process_in_event`]: forgets the values
     /// of conditions.
     #[inline]

@@ -133,33 +133,84 @@ impl SlotValues {
 
 /// Numbers conditions for [`SlotValues`] shared by several automata: equal
 /// conditions (same [`Slot::share_key`]) get the same number, every other
-/// slot one of its own.
-#[derive(Debug, Default)]
+/// slot one of its own. It knows what each number it gave stands for, so
+/// that an automaton numbered by another table can be driven with this one
+/// when the numbers agree ([`ConditionTable::adopt`]): the automata of a
+/// rule set are numbered once and shared by many engines.
+#[derive(Clone, Debug, Default)]
 pub struct ConditionTable {
     by_key: HashMap<String, u32>,
-    next: u32,
+    /// Per value number, what it stands for (`None`: free).
+    owners: Vec<Option<Owner>>,
+}
+
+/// What a value number of a [`ConditionTable`] stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// The conditions of one share key (in `by_key`).
+    Key,
+    /// One slot of one automaton (its [`Nfa::id`](crate::nfa::Nfa::id)),
+    /// a condition that is never shared.
+    Slot(u64, u32),
 }
 
 impl ConditionTable {
-    /// The value number of a slot with this share key.
-    fn number(&mut self, key: Option<&String>) -> u32 {
-        let next = &mut self.next;
-        let mut fresh = || {
-            let n = *next;
-            *next += 1;
-            n
-        };
-        match key {
-            Some(key) => match self.by_key.get(key) {
-                Some(&n) => n,
-                None => {
-                    let n = fresh();
-                    self.by_key.insert(key.clone(), n);
-                    n
-                }
-            },
-            None => fresh(),
+    /// The value number of a slot with this share key, `owner` the slot
+    /// when it has none.
+    fn number(&mut self, key: Option<&String>, owner: (u64, u32)) -> u32 {
+        if let Some(&n) = key.and_then(|key| self.by_key.get(key)) {
+            return n;
         }
+        let n = self.owners.len() as u32;
+        match key {
+            Some(key) => {
+                self.by_key.insert(key.clone(), n);
+                self.owners.push(Some(Owner::Key));
+            }
+            None => self.owners.push(Some(Owner::Slot(owner.0, owner.1))),
+        }
+        n
+    }
+
+    /// Takes the numbers `nfa`'s conditions already have (from the table
+    /// that numbered them, [`Nfa::share_conditions`](crate::nfa::Nfa::share_conditions)),
+    /// when they mean here what they meant there: a share key's number is
+    /// its number here or free here, and a slot of its own has its number
+    /// here or a free one. Returns whether it did (otherwise the table is
+    /// unchanged, and `nfa` cannot be driven with the values this table
+    /// numbers). Automata numbered by one table are always taken together
+    /// by a table that numbered nothing else.
+    pub fn adopt<E>(&mut self, nfa: &crate::nfa::Nfa<E>) -> bool {
+        let (id, conds) = (nfa.id, &nfa.conds);
+        let mut taken = self.clone();
+        for (s, (slot, &n)) in conds.slots.iter().zip(&conds.shared).enumerate() {
+            let owner = match &slot.share_key {
+                Some(_) => Owner::Key,
+                None => Owner::Slot(id, s as u32),
+            };
+            let index = n as usize;
+            if let Some(key) = &slot.share_key {
+                match taken.by_key.get(key) {
+                    Some(&m) if m == n => continue,
+                    Some(_) => return false,
+                    None => {}
+                }
+            }
+            match taken.owners.get(index).copied().flatten() {
+                Some(o) if o == owner && owner != Owner::Key => continue,
+                Some(_) => return false,
+                None => {}
+            }
+            if taken.owners.len() <= index {
+                taken.owners.resize(index + 1, None);
+            }
+            taken.owners[index] = Some(owner);
+            if let Some(key) = &slot.share_key {
+                taken.by_key.insert(key.clone(), n);
+            }
+        }
+        *self = taken;
+        true
     }
 }
 
@@ -202,11 +253,12 @@ impl<E> Conditions<E> {
         (self.slots.len() - 1) as u32
     }
 
-    /// Numbers the slots' values by `table`, so that automata numbered by
-    /// one table share the values of equal conditions.
-    pub fn share(&mut self, table: &mut ConditionTable) {
-        for (shared, slot) in self.shared.iter_mut().zip(&self.slots) {
-            *shared = table.number(slot.share_key.as_ref());
+    /// Numbers the slots' values by `table` (`id` the automaton's), so that
+    /// automata numbered by one table share the values of equal
+    /// conditions.
+    pub fn share(&mut self, id: u64, table: &mut ConditionTable) {
+        for (s, (shared, slot)) in self.shared.iter_mut().zip(&self.slots).enumerate() {
+            *shared = table.number(slot.share_key.as_ref(), (id, s as u32));
         }
     }
 

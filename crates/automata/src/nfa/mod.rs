@@ -75,11 +75,12 @@ mod graph;
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashMap;
 
 use crate::error::{Error, ErrorKind};
-use crate::event::{Event, FieldResolver};
+use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::expr::{
     AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, CompiledExpr, CompiledSelect,
 };
@@ -234,6 +235,12 @@ impl From<CompileError> for Error {
 
 /// A compiled pattern for events of type `E`: immutable, shareable.
 pub struct Nfa<E> {
+    /// Unique among the automata of the process (a [`ConditionTable`]
+    /// tells their conditions apart by it).
+    id: u64,
+    /// Each field the conditions and `select` read, and its id in the
+    /// resolver they were compiled with.
+    fields_read: Vec<(FieldPath, FieldId)>,
     pattern: Pattern,
     states: Vec<State>,
     start: StateId,
@@ -300,6 +307,10 @@ impl<E: Event + 'static> Nfa<E> {
         fields: &mut dyn FieldResolver,
     ) -> Result<Nfa<E>, CompileError> {
         check_shape(pattern)?;
+        let fields = &mut Recording {
+            fields,
+            read: Vec::new(),
+        };
         if let Some(key) = &pattern.partition_by_fn {
             if key.downcast::<E>().is_none() {
                 return Err(CompileError::new(format!(
@@ -365,6 +376,8 @@ impl<E: Event + 'static> Nfa<E> {
             .map(|i| graph::static_graph(&compiled.states, StateId(i as u32), &conds, &proceeds))
             .collect();
         Ok(Nfa {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            fields_read: std::mem::take(&mut fields.read),
             proceeds,
             static_graphs,
             start_guard,
@@ -414,10 +427,51 @@ impl<E> Nfa<E> {
 
     /// Numbers the values of the conditions by `table`, so that automata
     /// numbered by one table and evaluated with one [`SlotValues`] compute
-    /// an equal condition once per event (the engine numbers its patterns'
-    /// conditions when they are added).
+    /// an equal condition once per event (the engine numbers a pattern's
+    /// conditions when it compiles it, before it shares the automaton;
+    /// another engine takes those numbers with [`ConditionTable::adopt`]).
     pub fn share_conditions(&mut self, table: &mut ConditionTable) {
-        self.conds.share(table);
+        self.conds.share(self.id, table);
+    }
+
+    /// This automaton's number, unique among the automata compiled by the
+    /// process.
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Would `fields` give every field this automaton reads the id it was
+    /// compiled with? Then the automaton reads events numbered by `fields`
+    /// correctly (a [`FieldTable`](crate::record::FieldTable) given a name
+    /// it does not know numbers it, as compiling would).
+    pub fn reads_alike(&self, fields: &mut dyn FieldResolver) -> bool {
+        self.fields_read
+            .iter()
+            .all(|(path, id)| fields.resolve(path).as_ref() == Ok(id))
+    }
+}
+
+/// The numbers of automata ([`Nfa::id`]).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A resolver that keeps what it resolved (for [`Nfa::reads_alike`]).
+struct Recording<'a> {
+    fields: &'a mut dyn FieldResolver,
+    read: Vec<(FieldPath, FieldId)>,
+}
+
+impl FieldResolver for Recording<'_> {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+        let id = self.fields.resolve(path)?;
+        if !self.read.iter().any(|(p, _)| p == path) {
+            self.read.push((path.clone(), id));
+        }
+        Ok(id)
+    }
+
+    fn known_names(&self) -> Option<Vec<String>> {
+        self.fields.known_names()
     }
 }
 

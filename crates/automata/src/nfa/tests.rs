@@ -344,6 +344,63 @@ fn equal_conditions_share_their_value_numbers() {
     second.share_conditions(&mut table);
     assert_eq!(first.conds.shared, [0, 1]);
     assert_eq!(second.conds.shared, [1, 2, 0]);
+    // Another table that numbered nothing takes both as they are, in any
+    // order, and again (the numbers mean the same there).
+    let mut other = ConditionTable::default();
+    assert!(other.adopt(&second));
+    assert!(other.adopt(&first));
+    assert!(other.adopt(&second));
+    // A table whose numbers mean other conditions refuses them, and is
+    // left as it was.
+    let mut third =
+        Nfa::<crate::Record>::compile(&with(vec![is("c"), is("d")]), &mut fields).unwrap();
+    let mut elsewhere = ConditionTable::default();
+    third.share_conditions(&mut elsewhere);
+    assert_eq!(third.conds.shared, [0, 1]);
+    assert!(!elsewhere.adopt(&first));
+    let before = format!("{elsewhere:?}");
+    assert!(!elsewhere.adopt(&second));
+    assert_eq!(format!("{elsewhere:?}"), before);
+    // A condition of its own (no share key: it reads the run) belongs to
+    // its automaton: the same number for another automaton's is refused.
+    let own = |reads: &str| {
+        let mut p = with(vec![is("a"), is("b")]);
+        p.stages[1].condition = Condition::Expr(Expr::Binary(
+            BinaryOp::Eq,
+            Box::new(Expr::Field(crate::event::FieldPath::single("type"))),
+            Box::new(Expr::StageField {
+                stage: StageId(0),
+                path: crate::event::FieldPath::single(reads),
+            }),
+        ));
+        Nfa::<crate::Record>::compile(&p, &mut fields.clone()).unwrap()
+    };
+    let (mut x, mut y) = (own("type"), own("type"));
+    x.share_conditions(&mut ConditionTable::default());
+    y.share_conditions(&mut ConditionTable::default());
+    assert_eq!(x.conds.shared, y.conds.shared);
+    let mut both = ConditionTable::default();
+    assert!(both.adopt(&x));
+    assert!(both.adopt(&x));
+    assert!(!both.adopt(&y));
+}
+
+#[test]
+fn an_automaton_says_whether_a_resolver_numbers_its_fields_alike() {
+    use crate::record::FieldTable;
+    let mut p = pattern(&["a"], vec![el(0, Contiguity::Relaxed)]);
+    p.stages[0].condition = Condition::Expr(crate::expr::Expr::Field(
+        crate::event::FieldPath::single("flag"),
+    ));
+    let mut fields = FieldTable::new();
+    fields.intern(&crate::event::FieldPath::single("other"));
+    let nfa = Nfa::<crate::Record>::compile(&p, &mut fields).unwrap();
+    assert!(nfa.reads_alike(&mut fields));
+    assert!(nfa.reads_alike(&mut fields.clone()));
+    // (a table that numbers `flag` first gives it another id)
+    assert!(!nfa.reads_alike(&mut FieldTable::new()));
+    let a = Nfa::<crate::Record>::compile(&p, &mut FieldTable::new()).unwrap();
+    assert_ne!(a.id(), nfa.id());
 }
 
 #[test]

@@ -73,8 +73,11 @@ pub(crate) trait Automaton<E> {
 
     /// Prepares the automaton to be driven with `cache` alongside the
     /// others added before it (the NFA numbers its conditions so that equal
-    /// ones are evaluated once per event).
-    fn share(&mut self, _cache: &mut Self::Cache) {}
+    /// ones are evaluated once per event). `false` when it cannot be: a
+    /// shared automaton numbered for conditions that mean others here.
+    fn share(&mut self, _cache: &mut Self::Cache) -> bool {
+        true
+    }
 
     /// A new event: called once before it is offered to the partitions.
     fn begin_event(_cache: &mut Self::Cache) {}

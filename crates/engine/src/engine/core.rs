@@ -342,6 +342,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     where
         E: 'static,
     {
+        if !automaton.share(&mut self.cache) {
+            return Err(format!(
+                "pattern `{}`: its conditions were numbered for another engine's",
+                automaton.pattern().name
+            ));
+        }
         let key_paths = automaton.pattern().partition_by.clone();
         let key_ids = key_paths
             .iter()
@@ -379,7 +385,6 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             });
             self.groups.len() - 1
         });
-        automaton.share(&mut self.cache);
         let local = self.groups[group].size;
         self.groups[group].size += 1;
         for earlier in self.patterns.iter_mut().filter(|q| q.group == group) {

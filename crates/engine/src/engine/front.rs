@@ -14,6 +14,7 @@ use crate::nfa::Nfa;
 use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
 use crate::record::Record;
+use std::sync::Arc;
 
 /// Runs any number of patterns over one stream of events in event time.
 ///
@@ -32,7 +33,7 @@ use crate::record::Record;
 /// thread; to use several cores, give each thread its own engine and route
 /// each key to one of them (see `examples/sharded.rs`).
 pub struct Engine<E: Event + 'static = Record> {
-    pub(super) core: Core<E, Nfa<E>>,
+    pub(super) core: Core<E, Arc<Nfa<E>>>,
     /// How `E`'s field names become ids: for [`Record`] the table its
     /// decoders share.
     pub(super) fields: E::Fields,
@@ -40,6 +41,10 @@ pub struct Engine<E: Event + 'static = Record> {
     /// its first call.
     pub(super) json: Option<Box<JsonInput>>,
 }
+
+/// Patterns compiled for an engine ([`Engine::compile`]): their automata
+/// and the fields they were compiled with.
+pub(super) type Compiled<E> = (Vec<Arc<Nfa<E>>>, <E as Event>::Fields);
 
 /// What [`Engine::add`] takes: [`Rules`](crate::Rules) from the pattern
 /// language, a typed [`Pattern`](crate::Pattern) from the builder or a
@@ -351,6 +356,71 @@ impl<E: Event + 'static> Engine<E> {
         Ok(())
     }
 
+    /// Adds a pattern another engine compiled ([`automata`](Engine::automata)),
+    /// sharing its automaton rather than compiling it again: the automaton
+    /// is immutable, so engines on many threads can run one copy (a
+    /// `cepheid_dataflow::Plan` compiles each pattern once for all its
+    /// workers). It is shared when this engine's fields number what it
+    /// reads as they did where it was compiled
+    /// ([`Nfa::reads_alike`]) and the numbers of its conditions agree with
+    /// this engine's ([`Cache::adopt_conditions`](crate::matcher::Cache::adopt_conditions));
+    /// otherwise its pattern is compiled again for this engine, as
+    /// [`add`](Engine::add) does (the same matches either way). Its name
+    /// must be new in the engine.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use cepheid_engine::{Engine, Record, Rules};
+    /// let mut first: Engine<Record> = Engine::new();
+    /// first.add(&Rules::parse("a.cep", "pattern a { match x where x: n > 1 }")?)?;
+    /// let mut second: Engine<Record> = Engine::new();
+    /// for nfa in first.automata() {
+    ///     second.add_shared(nfa)?;
+    /// }
+    /// let (one, two) = (first.automata().next().unwrap(), second.automata().next().unwrap());
+    /// assert!(Arc::ptr_eq(one, two));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn add_shared(&mut self, nfa: &Arc<Nfa<E>>) -> Result<(), Error> {
+        let mut fields = self.fields.clone();
+        // The key first, as `compile` resolves it (for a `FieldTable`, the
+        // order in which new names are numbered).
+        let key = nfa
+            .pattern()
+            .partition_by
+            .iter()
+            .try_for_each(|path| fields.resolve(path).map(drop));
+        let alike = key.is_ok() && nfa.reads_alike(&mut fields);
+        if !(alike && self.core.cache.adopts_conditions(nfa)) {
+            return self.add(nfa.pattern());
+        }
+        let pattern = nfa.pattern();
+        if self.patterns().any(|p| p.name == pattern.name) {
+            let message = format!(
+                "a pattern named `{}` is already in the engine",
+                pattern.name
+            );
+            return Err(Error::new(ErrorKind::Pattern, message).with_span(pattern.span));
+        }
+        self.core
+            .add(Arc::clone(nfa), &mut fields)
+            .map_err(|e| Error::new(ErrorKind::Field, e).with_span(pattern.span))?;
+        self.fields = fields;
+        self.read_new_fields();
+        Ok(())
+    }
+
+    /// The automata of the patterns in force, in the order of
+    /// [`patterns`](Engine::patterns): each compiled once, immutable, and
+    /// shareable with other engines ([`add_shared`](Engine::add_shared)).
+    pub fn automata(&self) -> impl Iterator<Item = &Arc<Nfa<E>>> {
+        self.core
+            .patterns
+            .iter()
+            .filter(|run| !run.draining)
+            .map(|run| &run.automaton)
+    }
+
     /// Compiles patterns for `E` with a copy of the engine's fields: all
     /// of them, or every problem as one error (a name twice in the set;
     /// with `fresh`, a name the engine has).
@@ -358,7 +428,7 @@ impl<E: Event + 'static> Engine<E> {
         &self,
         patterns: &P,
         fresh: bool,
-    ) -> Result<(Vec<Nfa<E>>, E::Fields), Error> {
+    ) -> Result<Compiled<E>, Error> {
         let mut fields = self.fields.clone();
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
@@ -421,7 +491,7 @@ impl<E: Event + 'static> Engine<E> {
                 })
                 .and_then(|_| Nfa::<E>::compile(pattern, &mut fields).map_err(Error::from));
             match result {
-                Ok(nfa) => compiled.push(nfa),
+                Ok(nfa) => compiled.push(Arc::new(nfa)),
                 Err(e) => errors.push(patterns.locate(index, e)),
             }
         }

@@ -10,10 +10,12 @@ use crate::nfa::Nfa;
 use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
 use crate::value::Value;
+use std::sync::Arc;
 
 impl<E> EventStore<E> for SharedBuffer<E> {
     type Ref = EventRef;
 
+    #[inline]
     fn insert(&mut self, ts: Timestamp, event: E) -> EventRef {
         SharedBuffer::insert(self, ts, event)
     }
@@ -79,7 +81,7 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
 /// directly: the matcher's call to the relay is the one dynamic call).
 struct Relay<'r, R: ?Sized>(&'r mut R);
 
-impl<E: Event, R: Reporter<E, Nfa<E>> + ?Sized> MatchSink<E> for Relay<'_, R> {
+impl<E: Event, R: Reporter<E, Arc<Nfa<E>>> + ?Sized> MatchSink<E> for Relay<'_, R> {
     fn on_match(&mut self, m: &MatchView<'_, E>) {
         self.0.on_match(m);
     }
@@ -115,7 +117,7 @@ fn check_change(before: Option<usize>, part: &Partition, change: isize) {
     }
 }
 
-impl<E: Event> Automaton<E> for Nfa<E> {
+impl<E: Event> Automaton<E> for Arc<Nfa<E>> {
     type Partition = Partition;
     type Store = SharedBuffer<E>;
     type Cache = Cache;
@@ -128,8 +130,17 @@ impl<E: Event> Automaton<E> for Nfa<E> {
         Nfa::pattern(self)
     }
 
-    fn share(&mut self, cache: &mut Cache) {
-        cache.share_conditions(self);
+    /// Numbers the conditions of an automaton the engine compiled (its
+    /// own: not shared yet); takes those of a shared one when they agree
+    /// with the engine's (numbered once for the engines that share it).
+    fn share(&mut self, cache: &mut Cache) -> bool {
+        match Arc::get_mut(self) {
+            Some(nfa) => {
+                cache.share_conditions(nfa);
+                true
+            }
+            None => cache.adopt_conditions(self),
+        }
     }
 
     #[inline]

@@ -30,6 +30,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
 use crate::nfa::Nfa;
 use crate::record::{FieldTable, Record};
+use std::sync::Arc;
 
 /// What becomes of the partial matches of a pattern when it is replaced by
 /// a pattern of the same name with another canonical text
@@ -488,7 +489,7 @@ impl<E: Event + 'static> Engine<E> {
         sink: &mut S,
     ) -> Result<Changes, Error> {
         let (compiled, fields) = self.compile(patterns, false)?;
-        let mut targets: Vec<(String, Target<Nfa<E>>)> = self
+        let mut targets: Vec<(String, Target<Arc<Nfa<E>>>)> = self
             .current_names()
             .into_iter()
             .map(|n| (n, Target::Keep))
@@ -548,7 +549,7 @@ impl<E: Event + 'static> Engine<E> {
     /// in order; names of the engine not among them are removed).
     fn change<S: Sink<E> + ?Sized>(
         &mut self,
-        targets: Vec<(String, Target<Nfa<E>>)>,
+        targets: Vec<(String, Target<Arc<Nfa<E>>>)>,
         policy: ReloadPolicy,
         fields: Option<E::Fields>,
         sink: &mut S,
@@ -571,8 +572,9 @@ impl<E: Event + 'static> Engine<E> {
                 used[p] = true;
             }
             let current = olds.iter().copied().find(|&p| !runs[p].draining);
-            let keep =
-                |plan: &mut Plan<Nfa<E>>| plan.order.extend(olds.iter().map(|&p| Entry::Old(p)));
+            let keep = |plan: &mut Plan<Arc<Nfa<E>>>| {
+                plan.order.extend(olds.iter().map(|&p| Entry::Old(p)))
+            };
             match (target, current) {
                 (Target::Keep, _) => keep(&mut plan),
                 (Target::Set(nfa), Some(c))

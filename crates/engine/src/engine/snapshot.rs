@@ -93,9 +93,26 @@ struct PatternPrint {
 }
 
 impl PatternPrint {
-    /// Is it the pattern `name` with this fingerprint?
+    /// Is it the pattern `name` with this fingerprint (of this build)?
+    /// Either the fingerprint the snapshot holds is this one, or the
+    /// snapshot's source, parsed and printed by this build, has it: a
+    /// snapshot of another build whose canonical text printed the same
+    /// rule otherwise (`explain`'s form changed) is the same rule.
     fn same(&self, name: &str, fingerprint: u64) -> bool {
-        self.name == name && self.fingerprint == fingerprint
+        self.name == name && (self.fingerprint == fingerprint || self.reprints_as(fingerprint))
+    }
+
+    /// Does the source, as this build reads and prints it, have this
+    /// fingerprint?
+    fn reprints_as(&self, print: u64) -> bool {
+        let Ok(source) = &self.source else {
+            return false;
+        };
+        let loaded = crate::rules::load_str(&self.name, source);
+        match &loaded.patterns[..] {
+            [p] => !loaded.has_errors() && p.name == self.name && fingerprint(p) == print,
+            _ => false,
+        }
     }
 }
 
@@ -614,7 +631,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
     /// Compiles the snapshot's patterns, in its order, against its field
     /// table: those in force from the engine's own patterns (`from` the
     /// engine), the others from the source the snapshot holds.
-    fn rebuild(&self, header: &Header, from: RulesFrom) -> Result<Vec<Nfa<E>>, Error> {
+    fn rebuild(&self, header: &Header, from: RulesFrom) -> Result<Vec<Arc<Nfa<E>>>, Error> {
         let mut fields = E::Fields::default();
         intern_paths(&fields, &header.fields);
         let mut own = self.patterns();
@@ -664,7 +681,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             };
             let nfa = Nfa::<E>::compile(pattern, &mut fields)
                 .map_err(|e| error(format!("{} does not compile here: {e}", what())))?;
-            compiled.push(nfa);
+            compiled.push(Arc::new(nfa));
         }
         Ok(compiled)
     }
@@ -816,13 +833,13 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
 
 /// The patterns of a fresh engine, taken out while others are tried.
 struct SavedRules<E> {
-    patterns: Vec<PatternRun<Nfa<E>>>,
+    patterns: Vec<PatternRun<Arc<Nfa<E>>>>,
     groups: Vec<Group<E, Partition>>,
     cache: Cache,
     draining: usize,
 }
 
-impl<E: Event + 'static> Core<E, Nfa<E>> {
+impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
     /// Takes the patterns out of a fresh engine (it holds no state for
     /// them), leaving it without patterns.
     fn take_rules(&mut self) -> SavedRules<E> {
@@ -1042,6 +1059,76 @@ mod tests {
             (VERSION, crc, body.len()),
             (6, 3_852_115_582, 425),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
+        );
+    }
+
+    /// The snapshot `bytes` with its header changed by `change` (the
+    /// frame's length and checksum made right again).
+    fn with_header(bytes: &[u8], change: impl FnOnce(&mut Header)) -> Vec<u8> {
+        let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
+        let (mut header, body) = postcard::take_from_bytes::<Header>(content).unwrap();
+        change(&mut header);
+        let mut out = bytes[..PREFIX].to_vec();
+        out.extend_from_slice(&postcard::to_allocvec(&header).unwrap());
+        out.extend_from_slice(body);
+        let len = (out.len() + CHECKSUM) as u64;
+        out[12..PREFIX].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// A snapshot whose fingerprints another build's canonical text gave
+    /// (a release whose `explain` printed a rule otherwise) resumes on an
+    /// engine with the same rules: the snapshot's source, printed by this
+    /// build, is the engine's pattern. Another rule of the same name is
+    /// still refused.
+    #[test]
+    fn fingerprints_of_another_printed_form_are_checked_through_the_source() {
+        let engine = engine();
+        let mut bytes = Vec::new();
+        engine.snapshot(&mut bytes).unwrap();
+        let other_build = with_header(&bytes, |h| {
+            for p in &mut h.patterns {
+                p.fingerprint = !p.fingerprint;
+            }
+        });
+        let fresh = || {
+            let mut e: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(5));
+            for p in engine.patterns() {
+                e.add(p).unwrap();
+            }
+            e
+        };
+        let mut resumed = fresh();
+        resumed.restore(&other_build[..]).unwrap();
+        let mut again = Vec::new();
+        resumed.snapshot(&mut again).unwrap();
+        // (the state is the one taken; the header has this build's prints)
+        assert_eq!(again, bytes);
+        // Without a source to print, the fingerprint alone decides.
+        let no_source = with_header(&bytes, |h| {
+            h.patterns[0].fingerprint = !h.patterns[0].fingerprint;
+            h.patterns[0].source = Err("a closure".into());
+        });
+        let refused = fresh().restore(&no_source[..]).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("pattern 1 (`ab`) is not the same"),
+            "{refused}"
+        );
+        // A source that is another rule of the same name.
+        let other_rule = with_header(&bytes, |h| {
+            h.patterns[1].fingerprint = !h.patterns[1].fingerprint;
+            h.patterns[1].source = Ok("pattern c { match c{3} where c: t == \"c\" }".into());
+        });
+        let refused = fresh().restore(&other_rule[..]).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("pattern 2 (`c`) is not the same"),
+            "{refused}"
         );
     }
 

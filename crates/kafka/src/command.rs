@@ -1,0 +1,453 @@
+//! Which Kafka options go together: the combinations a command line such as
+//! `cepheid run` can get wrong before any broker is asked (which option
+//! needs which, which conflict, which URL names one topic on the brokers of
+//! another), as [`KafkaOptions::check`] over plain values, each refusal an
+//! [`OptionsError`] holding what was refused.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::options::{Url, UrlError};
+
+/// The options of a run that concern Kafka, as given: `--events`,
+/// `--output` and `--late` may be files or `kafka://` URLs, the others
+/// only make sense with Kafka. Built by the command line from its
+/// arguments (the flags named in [`OptionsError`]'s messages are the
+/// command's).
+#[derive(Clone, Copy, Debug)]
+pub struct KafkaOptions<'a> {
+    /// `--events`: a file, `-`, or `kafka://BROKERS/TOPICS`.
+    pub events: &'a Path,
+    /// `--output`: a file, `-`, or `kafka://BROKERS/TOPIC`.
+    pub output: &'a Path,
+    /// `--late`: a file or `kafka://BROKERS/TOPIC` (with a Kafka output).
+    pub late: Option<&'a Path>,
+    /// `--rules-topic`: `kafka://BROKERS/TOPIC`, the brokers of `events`.
+    pub rules_topic: Option<&'a Path>,
+    /// `--timeouts`: `kafka://BROKERS/TOPIC`, the brokers of `output`.
+    pub timeouts: Option<&'a Path>,
+    /// `--follow` (of a file).
+    pub follow: bool,
+    /// `--time kafka`: event time from the records' timestamps.
+    pub record_time: bool,
+    /// `--kafka NAME=VALUE`: librdkafka properties.
+    pub properties: &'a [(String, String)],
+    /// `--transactional-id`.
+    pub transactional_id: Option<&'a str>,
+    /// `--kafka-marker-topic`.
+    pub marker_topic: Option<&'a str>,
+    /// `--kafka-start` or `--kafka-until` was given.
+    pub start_or_until: bool,
+    /// `--checkpoint`.
+    pub checkpoint: Option<&'a Path>,
+}
+
+impl Default for KafkaOptions<'_> {
+    /// Standard input to standard output, nothing of Kafka.
+    fn default() -> Self {
+        KafkaOptions {
+            events: Path::new("-"),
+            output: Path::new("-"),
+            late: None,
+            rules_topic: None,
+            timeouts: None,
+            follow: false,
+            record_time: false,
+            properties: &[],
+            transactional_id: None,
+            marker_topic: None,
+            start_or_until: false,
+            checkpoint: None,
+        }
+    }
+}
+
+/// A combination of Kafka options that cannot work. Its `Display` is the
+/// command's message (`--timeouts needs --output kafka://...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// A URL that does not parse.
+    Url {
+        /// The option (`--events`).
+        flag: &'static str,
+        /// Why.
+        error: UrlError,
+    },
+    /// `--follow` with a Kafka source.
+    FollowKafka,
+    /// `--rules-topic` without a Kafka source.
+    RulesTopicAlone,
+    /// `--rules-topic` on other brokers than `--events`, or with several
+    /// topics.
+    RulesTopicPlace,
+    /// `--output kafka://...` with several topics.
+    OutputTopics,
+    /// `--timeouts` without a Kafka output.
+    TimeoutsAlone,
+    /// `--timeouts` on other brokers than `--output`, or with several
+    /// topics.
+    TimeoutsPlace,
+    /// `--late` and `--output` not both Kafka or both files.
+    LateMixed,
+    /// `--late kafka://...` on other brokers than `--output`, or with
+    /// several topics.
+    LatePlace,
+    /// A Kafka-only option (`--kafka`, `--transactional-id`,
+    /// `--kafka-marker-topic`, `--timeouts`, `--time kafka`) with neither
+    /// side on Kafka.
+    KafkaOnly,
+    /// `--time kafka` without a Kafka source.
+    RecordTimeAlone,
+    /// `--kafka-start` or `--kafka-until` without a Kafka source.
+    StartAlone,
+    /// `--transactional-id` without a Kafka output and a checkpoint.
+    TransactionalIdAlone,
+    /// `--kafka-marker-topic` without a Kafka output and a checkpoint.
+    MarkerTopicAlone,
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let said = match self {
+            OptionsError::Url { flag, error } => return write!(f, "{flag} {error}"),
+            OptionsError::FollowKafka => {
+                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)"
+            }
+            OptionsError::RulesTopicAlone => {
+                "--rules-topic needs --events kafka://... (on its brokers)"
+            }
+            OptionsError::RulesTopicPlace => "--rules-topic: one topic on the brokers of --events",
+            OptionsError::OutputTopics => {
+                "--output kafka://...: one topic (--timeouts names another for timeouts)"
+            }
+            OptionsError::TimeoutsAlone => "--timeouts needs --output kafka://...",
+            OptionsError::TimeoutsPlace => "--timeouts: one topic on the brokers of --output",
+            OptionsError::LateMixed => {
+                "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)"
+            }
+            OptionsError::LatePlace => "--late kafka://...: one topic on the brokers of --output",
+            OptionsError::KafkaOnly => {
+                "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://..."
+            }
+            OptionsError::RecordTimeAlone => {
+                "--time kafka needs --events kafka://... (the records' timestamps)"
+            }
+            OptionsError::StartAlone => "--kafka-start and --kafka-until need --events kafka://...",
+            OptionsError::TransactionalIdAlone => {
+                "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)"
+            }
+            OptionsError::MarkerTopicAlone => {
+                "--kafka-marker-topic needs --output kafka://... and --checkpoint"
+            }
+        };
+        f.write_str(said)
+    }
+}
+
+impl std::error::Error for OptionsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OptionsError::Url { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Is `path` a `kafka://` URL (not a file)?
+pub fn is_kafka(path: &Path) -> bool {
+    path.to_str().is_some_and(Url::is_kafka)
+}
+
+/// The `kafka://` URL that option `flag` gives as `path` (a path that is
+/// not text is refused as the empty text).
+pub fn parse_url(flag: &'static str, path: &Path) -> Result<Url, OptionsError> {
+    path.to_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|error| OptionsError::Url { flag, error })
+}
+
+impl KafkaOptions<'_> {
+    /// The first combination that cannot work, in the order the command
+    /// says them: the source's options, the output's, then the options
+    /// that need Kafka.
+    pub fn check(&self) -> Result<(), OptionsError> {
+        let events = is_kafka(self.events);
+        let output = is_kafka(self.output);
+        let late = self.late.is_some_and(is_kafka);
+        // (one topic, on the brokers of `of`)
+        let beside = |url: &Url, of: &Url| url.brokers == of.brokers && url.topics.len() == 1;
+        if events {
+            parse_url("--events", self.events)?;
+            if self.follow {
+                return Err(OptionsError::FollowKafka);
+            }
+        }
+        if let Some(rules) = self.rules_topic {
+            if !events {
+                return Err(OptionsError::RulesTopicAlone);
+            }
+            let url = parse_url("--rules-topic", rules)?;
+            if !beside(&url, &parse_url("--events", self.events)?) {
+                return Err(OptionsError::RulesTopicPlace);
+            }
+        }
+        if output && parse_url("--output", self.output)?.topics.len() != 1 {
+            return Err(OptionsError::OutputTopics);
+        }
+        if let Some(t) = self.timeouts {
+            if !output {
+                return Err(OptionsError::TimeoutsAlone);
+            }
+            let url = parse_url("--timeouts", t)?;
+            if !beside(&url, &parse_url("--output", self.output)?) {
+                return Err(OptionsError::TimeoutsPlace);
+            }
+        }
+        if late != output && self.late.is_some() {
+            return Err(OptionsError::LateMixed);
+        }
+        if late {
+            let url = parse_url("--late", self.late.unwrap_or(Path::new("")))?;
+            if !beside(&url, &parse_url("--output", self.output)?) {
+                return Err(OptionsError::LatePlace);
+            }
+        }
+        let kafka_only = !self.properties.is_empty()
+            || self.transactional_id.is_some()
+            || self.marker_topic.is_some()
+            || self.timeouts.is_some()
+            || self.record_time;
+        if kafka_only && !events && !output {
+            return Err(OptionsError::KafkaOnly);
+        }
+        if self.record_time && !events {
+            return Err(OptionsError::RecordTimeAlone);
+        }
+        if self.start_or_until && !events {
+            return Err(OptionsError::StartAlone);
+        }
+        let committed = output && self.checkpoint.is_some();
+        if self.transactional_id.is_some() && !committed {
+            return Err(OptionsError::TransactionalIdAlone);
+        }
+        if self.marker_topic.is_some() && !committed {
+            return Err(OptionsError::MarkerTopicAlone);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run from `events` to `output` with nothing else.
+    fn run<'a>(events: &'a str, output: &'a str) -> KafkaOptions<'a> {
+        KafkaOptions {
+            events: Path::new(events),
+            output: Path::new(output),
+            ..KafkaOptions::default()
+        }
+    }
+
+    const IN: &str = "kafka://a:1/in";
+    const OUT: &str = "kafka://a:1/out";
+
+    #[test]
+    fn files_alone_and_complete_kafka_runs_pass() {
+        assert_eq!(run("-", "-").check(), Ok(()));
+        assert_eq!(run("events.jsonl", "out.jsonl").check(), Ok(()));
+        let props = [("acks".to_string(), "all".to_string())];
+        let full = KafkaOptions {
+            late: Some(Path::new("kafka://a:1/late")),
+            rules_topic: Some(Path::new("kafka://a:1/rules")),
+            timeouts: Some(Path::new("kafka://a:1/timeouts")),
+            record_time: true,
+            properties: &props,
+            transactional_id: Some("t"),
+            marker_topic: Some("m"),
+            start_or_until: true,
+            checkpoint: Some(Path::new("cp")),
+            ..run(IN, OUT)
+        };
+        assert_eq!(full.check(), Ok(()));
+        // (a file late output with a file output)
+        let files = KafkaOptions {
+            late: Some(Path::new("late.jsonl")),
+            ..run(IN, "out.jsonl")
+        };
+        assert_eq!(files.check(), Ok(()));
+    }
+
+    #[test]
+    fn each_combination_that_cannot_work_is_refused_with_its_message() {
+        let props = [("acks".to_string(), "all".to_string())];
+        let p = Path::new;
+        let cases: Vec<(KafkaOptions<'_>, OptionsError, &str)> = vec![
+            (
+                run("kafka://a/in", "-"),
+                OptionsError::Url {
+                    flag: "--events",
+                    error: UrlError::Brokers {
+                        text: "kafka://a/in".into(),
+                    },
+                },
+                "--events kafka://a/in: the brokers are HOST:PORT, comma-separated",
+            ),
+            (
+                KafkaOptions {
+                    follow: true,
+                    ..run(IN, "-")
+                },
+                OptionsError::FollowKafka,
+                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)",
+            ),
+            (
+                KafkaOptions {
+                    rules_topic: Some(p("kafka://a:1/rules")),
+                    ..run("in.jsonl", "-")
+                },
+                OptionsError::RulesTopicAlone,
+                "--rules-topic needs --events kafka://... (on its brokers)",
+            ),
+            (
+                KafkaOptions {
+                    rules_topic: Some(p("kafka://b:1/rules")),
+                    ..run(IN, "-")
+                },
+                OptionsError::RulesTopicPlace,
+                "--rules-topic: one topic on the brokers of --events",
+            ),
+            (
+                KafkaOptions {
+                    rules_topic: Some(p("kafka://a:1/r,s")),
+                    ..run(IN, "-")
+                },
+                OptionsError::RulesTopicPlace,
+                "--rules-topic: one topic on the brokers of --events",
+            ),
+            (
+                KafkaOptions {
+                    rules_topic: Some(p("rules.cep")),
+                    ..run(IN, "-")
+                },
+                OptionsError::Url {
+                    flag: "--rules-topic",
+                    error: UrlError::NotKafka {
+                        text: "rules.cep".into(),
+                    },
+                },
+                "--rules-topic rules.cep: not a kafka:// URL",
+            ),
+            (
+                run("-", "kafka://a:1/x,y"),
+                OptionsError::OutputTopics,
+                "--output kafka://...: one topic (--timeouts names another for timeouts)",
+            ),
+            (
+                KafkaOptions {
+                    timeouts: Some(p("kafka://a:1/t")),
+                    ..run(IN, "-")
+                },
+                OptionsError::TimeoutsAlone,
+                "--timeouts needs --output kafka://...",
+            ),
+            (
+                KafkaOptions {
+                    timeouts: Some(p("kafka://b:2/t")),
+                    ..run("-", OUT)
+                },
+                OptionsError::TimeoutsPlace,
+                "--timeouts: one topic on the brokers of --output",
+            ),
+            (
+                KafkaOptions {
+                    late: Some(p("kafka://a:1/late")),
+                    ..run(IN, "out.jsonl")
+                },
+                OptionsError::LateMixed,
+                "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)",
+            ),
+            (
+                KafkaOptions {
+                    late: Some(p("late.jsonl")),
+                    ..run("-", OUT)
+                },
+                OptionsError::LateMixed,
+                "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)",
+            ),
+            (
+                KafkaOptions {
+                    late: Some(p("kafka://a:1/l,m")),
+                    ..run("-", OUT)
+                },
+                OptionsError::LatePlace,
+                "--late kafka://...: one topic on the brokers of --output",
+            ),
+            (
+                KafkaOptions {
+                    properties: &props,
+                    ..run("-", "-")
+                },
+                OptionsError::KafkaOnly,
+                "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
+            ),
+            (
+                KafkaOptions {
+                    record_time: true,
+                    ..run("-", OUT)
+                },
+                OptionsError::RecordTimeAlone,
+                "--time kafka needs --events kafka://... (the records' timestamps)",
+            ),
+            (
+                KafkaOptions {
+                    start_or_until: true,
+                    ..run("-", OUT)
+                },
+                OptionsError::StartAlone,
+                "--kafka-start and --kafka-until need --events kafka://...",
+            ),
+            (
+                KafkaOptions {
+                    transactional_id: Some("t"),
+                    ..run("-", OUT)
+                },
+                OptionsError::TransactionalIdAlone,
+                "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)",
+            ),
+            (
+                KafkaOptions {
+                    marker_topic: Some("m"),
+                    checkpoint: Some(p("cp")),
+                    ..run(IN, "-")
+                },
+                OptionsError::MarkerTopicAlone,
+                "--kafka-marker-topic needs --output kafka://... and --checkpoint",
+            ),
+        ];
+        for (options, error, said) in cases {
+            let got = options.check().unwrap_err();
+            assert_eq!(got, error, "{options:?}");
+            assert_eq!(got.to_string(), said);
+        }
+    }
+
+    #[test]
+    fn a_bad_url_error_keeps_the_url_error_as_its_source() {
+        let e = parse_url("--late", Path::new("kafka://a:1/")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--late kafka://a:1/: no topic after the brokers"
+        );
+        let source = std::error::Error::source(&e).expect("the URL's error");
+        assert_eq!(
+            source.to_string(),
+            "kafka://a:1/: no topic after the brokers"
+        );
+        assert!(is_kafka(Path::new(IN)));
+        assert!(!is_kafka(Path::new("in.jsonl")));
+    }
+}
