@@ -14,14 +14,20 @@
 //! become [`Chunk::Out`](super::Chunk)s sent to worker 0. The bytes of one
 //! record are never split between writes; records of different workers
 //! interleave in whole blocks, in the order the workers write them.
+//!
+//! The files are those of the single run (`cepheid_runtime::rotate`):
+//! written by appending and opened again when rotated (logrotate's
+//! `create` or `copytruncate`), looked at on each flush and at most every
+//! second while writing; a cut measures the file open under each name
+//! ([`Writers::measure`]), not the bytes written (issue 26).
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use cepheid_runtime::rotate::{self, Current};
 use cepheid_runtime::{Config, Doing};
 
 use super::{Error, Scale};
@@ -34,11 +40,14 @@ pub const BLOCK: usize = 128 << 10;
 /// The outputs of the run (opened by process 0 before the workers start).
 pub struct Writers {
     out: Box<dyn Write + Send>,
-    /// The records' file when it is a worker's own `FILE.W`, to sync it at
-    /// a cut.
-    out_file: Option<File>,
-    late: Option<BufWriter<File>>,
-    /// Bytes written to each (from the checkpoint's lengths when resumed).
+    /// The file open now under the records' output's name (a regular
+    /// file: measured at a cut; a worker's own `FILE.W` too).
+    out_file: Option<Current>,
+    late: Option<BufWriter<Box<dyn Write + Send>>>,
+    /// The same for the late output.
+    late_file: Option<Current>,
+    /// Bytes this run wrote to each (over rotations: a cut measures the
+    /// files instead).
     pub lengths: (u64, u64),
     /// Written since the last flush?
     unflushed: bool,
@@ -55,79 +64,92 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Writers> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Opens the output `path` as the single run does ([`rotate::open`]):
+/// emptied unless `keep` (resumed: truncated to the cut's length
+/// already); with `lock` (`--checkpoint`), a file opened after a rotation
+/// is locked as the first one was.
+pub fn open(path: &Path, keep: bool, lock: bool) -> Result<rotate::Opened, Error> {
+    rotate::open(path, keep, lock).map_err(|source| {
+        Error::Runtime(cepheid_runtime::Error::Io {
+            doing: Doing::Create,
+            path: path.display().to_string(),
+            source,
+        })
+    })
+}
+
 impl Writers {
-    /// The outputs; resumed, `lengths` are theirs (truncated to them) and
-    /// they are written on.
-    pub fn open(
-        config: &Config,
-        scale: &Scale,
-        lengths: Option<(u64, u64)>,
-    ) -> Result<Writers, Error> {
-        let create = |path: &Path| {
-            let file = match lengths {
-                Some(_) => OpenOptions::new().append(true).open(path),
-                None => File::create(path),
-            };
-            file.map_err(|source| {
-                Error::Runtime(cepheid_runtime::Error::Io {
-                    doing: Doing::Create,
-                    path: path.display().to_string(),
-                    source,
-                })
-            })
-        };
-        let out: Box<dyn Write + Send> = match &config.output {
-            None => Box::new(BufWriter::with_capacity(BLOCK, io::stdout())),
+    /// The outputs; resumed (`keep`), they were truncated to the cut's
+    /// lengths and are written on.
+    pub fn open(config: &Config, scale: &Scale, keep: bool) -> Result<Writers, Error> {
+        let lock = config.checkpoint.is_some();
+        let (out, out_file): (Box<dyn Write + Send>, _) = match &config.output {
+            None => (
+                Box::new(BufWriter::with_capacity(BLOCK, io::stdout())),
+                None,
+            ),
             // Worker 0 writes `FILE.0`, opened with the others.
-            Some(_) if scale.output_per_worker => Box::new(io::sink()),
-            Some(path) => Box::new(BufWriter::with_capacity(BLOCK, create(path)?)),
+            Some(_) if scale.output_per_worker => (Box::new(io::sink()), None),
+            Some(path) => {
+                let (file, current) = open(path, keep, lock)?;
+                (Box::new(BufWriter::with_capacity(BLOCK, file)), current)
+            }
         };
-        let late = match &config.late {
-            Some(path) => Some(BufWriter::new(create(path)?)),
-            None => None,
+        let (late, late_file) = match &config.late {
+            Some(path) => {
+                let (file, current) = open(path, keep, lock)?;
+                (Some(BufWriter::new(file)), current)
+            }
+            None => (None, None),
         };
         Ok(Writers {
             out,
-            out_file: None,
+            out_file,
             late,
-            lengths: lengths.unwrap_or_default(),
+            late_file,
+            lengths: (0, 0),
             unflushed: false,
             error: None,
         })
     }
 
-    /// Records to `file` only (a worker's own `FILE.W`), which holds `len`
-    /// bytes (resumed at a cut; else 0).
-    pub fn own(file: File, len: u64) -> Writers {
+    /// Records to `opened` only (a worker's own `FILE.W`).
+    pub fn own((file, current): rotate::Opened) -> Writers {
         Writers {
-            out_file: file.try_clone().ok(),
             out: Box::new(BufWriter::with_capacity(BLOCK, file)),
+            out_file: current,
             late: None,
-            lengths: (len, 0),
+            late_file: None,
+            lengths: (0, 0),
             unflushed: false,
             error: None,
         }
     }
 
-    /// Records go to `file` instead (worker 0's own `FILE.0`), which holds
-    /// `len` bytes.
-    pub fn set_out(&mut self, file: File, len: u64) {
-        self.out_file = file.try_clone().ok();
+    /// Records go to `opened` instead (worker 0's own `FILE.0`).
+    pub fn set_out(&mut self, (file, current): rotate::Opened) {
         self.out = Box::new(BufWriter::with_capacity(BLOCK, file));
-        self.lengths.0 = len;
+        self.out_file = current;
     }
 
-    /// A worker's own `FILE.W` at a cut: flushed, synced, and its length.
-    pub fn sync_own(&mut self) -> io::Result<u64> {
+    /// A worker's own `FILE.W` at a cut: flushed (a rotation followed),
+    /// synced, and the length and first bytes' CRC-32 of the file open
+    /// under its name.
+    pub fn sync_own(&mut self) -> io::Result<(u64, Option<u32>)> {
         if let Some((_, e)) = &self.error {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
         self.unflushed = false;
         self.out.flush()?;
-        if let Some(file) = &self.out_file {
-            file.sync_all()?;
-        }
-        Ok(self.lengths.0)
+        Ok(measure(&self.out_file)?.unwrap_or((0, None)))
+    }
+
+    /// The records' and the late output's files at a cut, flushed before
+    /// ([`Writers::flush`], which follows a rotation): each one's length
+    /// and first bytes' CRC-32, synced (`None`: not a file of these
+    /// writers).
+    pub fn measure(&self) -> io::Result<[Option<(u64, Option<u32>)>; 2]> {
+        Ok([measure(&self.out_file)?, measure(&self.late_file)?])
     }
 
     /// Writes whole lines to the records' output or (`to_late`) the late
@@ -179,6 +201,11 @@ impl Writers {
         }
         Ok(())
     }
+}
+
+/// The length and first bytes' CRC-32 of `file`, synced.
+fn measure(file: &Option<Current>) -> io::Result<Option<(u64, Option<u32>)>> {
+    file.as_ref().map(rotate::measure).transpose()
 }
 
 /// A worker's formatted records, what its JSON-lines sink writes to: in
@@ -277,6 +304,7 @@ mod tests {
             out: Box::new(seen.clone()),
             out_file: None,
             late: None,
+            late_file: None,
             lengths: (0, 0),
             unflushed: false,
             error: None,
