@@ -135,7 +135,7 @@ mod cut;
 mod write;
 
 pub use cut::{CutError, Damage};
-use write::{lock, Records, Writers};
+use write::{lock, Records, Tap, Writers};
 
 /// The run's [`Report`], shared by its threads.
 #[derive(Clone)]
@@ -176,6 +176,9 @@ struct Board {
     first: usize,
     /// Each worker of the process, by its index in the process.
     slots: Mutex<Vec<Published>>,
+    /// The latest output records of the process's workers, when the
+    /// report wants some ([`Report::records_wanted`]).
+    tap: Option<Arc<Tap>>,
 }
 
 /// A worker's numbers as it last published them.
@@ -190,11 +193,18 @@ struct Published {
 }
 
 impl Board {
-    fn new(scale: &Scale) -> Board {
+    fn new(scale: &Scale, records_wanted: usize) -> Board {
         Board {
             first: scale.process * scale.workers,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
+            tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
         }
+    }
+
+    /// The output records tapped since the last look (for
+    /// [`RunView::records`]).
+    fn records(&self) -> Vec<(cepheid_runtime::Kind, String)> {
+        self.tap.as_ref().map(|tap| tap.take()).unwrap_or_default()
     }
 
     /// Worker `index` (over all processes) publishes.
@@ -237,10 +247,12 @@ fn observe(
             return;
         }
         let (workers, [events, late, malformed]) = board.gather(&patterns);
+        let records = board.records();
         let mut view = RunView::of_workers(&workers);
         view.events_read = events;
         view.late = late;
         view.malformed = malformed;
+        view.records = &records;
         say.report().tick(&view);
     })
 }
@@ -806,6 +818,9 @@ pub struct Workers {
     patterns: Vec<Pattern>,
     /// Does the report observe the run ([`Report::observes`])?
     observes: bool,
+    /// How many of the latest output records it wants
+    /// ([`Report::records_wanted`], asked when it observes).
+    records_wanted: usize,
     layout: Layout,
     say: Say,
     /// Live input read by this process: the channel of the reader's
@@ -854,6 +869,7 @@ impl Workers {
         let live = live(config);
         let messages = (live && scale.first_process()).then(|| mpsc::sync_channel(BATCHES_AHEAD));
         let observes = report.observes();
+        let records_wanted = if observes { report.records_wanted() } else { 0 };
         let say = Say::new(report);
         // More workers than the machine runs at once share its cores: each
         // still reads and matches its part, and their coordination costs
@@ -880,6 +896,7 @@ impl Workers {
                 Vec::new()
             },
             observes,
+            records_wanted,
             layout,
             say,
             messages,
@@ -904,11 +921,12 @@ impl Workers {
             plan,
             patterns,
             observes,
+            records_wanted,
             layout,
             say,
             messages,
         } = self;
-        let board = observes.then(|| Arc::new(Board::new(&scale)));
+        let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume) = match &config.checkpoint {
@@ -1045,8 +1063,10 @@ impl Workers {
             // end. This process's own (the other processes show theirs),
             // which on one process are the summary's.
             let (workers, [events, late, malformed]) = board.gather(&patterns);
+            let records = board.records();
             let mut view = RunView::of_workers(&workers);
             (view.events_read, view.late, view.malformed) = (events, late, malformed);
+            view.records = &records;
             if let (false, Some(summary)) = (cluster, &outcome.summary) {
                 (view.events_read, view.late, view.malformed) =
                     (summary.events, summary.late, summary.malformed);
@@ -1678,7 +1698,8 @@ impl Job {
                 source(scope, 0, items, lateness)
             };
             let sink_drops = Rc::clone(&drops);
-            let records = Records::new(records_to.clone());
+            let tap = self.board.as_ref().and_then(|board| board.tap.clone());
+            let records = Records::new(records_to.clone(), tap);
             let say = self.say.clone();
             let publish = self.board.clone().map(|board| Publish {
                 board,

@@ -20,15 +20,21 @@
 //! `create` or `copytruncate`), looked at on each flush and at most every
 //! second while writing; a cut measures the file open under each name
 //! ([`Writers::measure`]), not the bytes written (issue 26).
+//!
+//! When the run's report wants the latest records (the monitor's page,
+//! `Report::records_wanted`), each block a worker formats is tapped as it
+//! leaves its buffer, written or sent ([`Tap`]): per block, never per
+//! record, and nothing at all when no report wants them.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cepheid_runtime::rotate::{self, Current};
-use cepheid_runtime::{Config, Doing};
+use cepheid_runtime::{Config, Doing, Kind};
 
 use super::{Error, Scale};
 
@@ -208,6 +214,55 @@ fn measure(file: &Option<Current>) -> io::Result<Option<(u64, Option<u32>)>> {
     file.as_ref().map(rotate::measure).transpose()
 }
 
+/// The latest output records of a process's workers, for an observing
+/// report (`RunView::records`): at most `wanted`, the last ones of each
+/// block tapped, until the observer takes them.
+pub struct Tap {
+    wanted: usize,
+    kept: Mutex<VecDeque<(Kind, String)>>,
+}
+
+impl Tap {
+    /// Keeps at most `wanted` records.
+    pub fn new(wanted: usize) -> Tap {
+        Tap {
+            wanted,
+            kept: Mutex::new(VecDeque::with_capacity(wanted)),
+        }
+    }
+
+    /// Keeps the last records of `block` (whole JSON lines, each with its
+    /// newline; a match's or a timeout's, told by its `kind`), dropping
+    /// the oldest kept beyond `wanted`.
+    pub fn block(&self, block: &[u8]) {
+        let body = block.strip_suffix(b"\n").unwrap_or(block);
+        if body.is_empty() || self.wanted == 0 {
+            return;
+        }
+        let last: Vec<&[u8]> = body.rsplit(|&b| b == b'\n').take(self.wanted).collect();
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        for line in last.into_iter().rev() {
+            if kept.len() == self.wanted {
+                kept.pop_front();
+            }
+            let kind = if line.starts_with(br#"{"kind":"timeout""#) {
+                Kind::Timeout
+            } else {
+                Kind::Match
+            };
+            let mut text = String::from_utf8_lossy(line).into_owned();
+            text.push('\n');
+            kept.push_back((kind, text));
+        }
+    }
+
+    /// The records kept since the last call, oldest first.
+    pub fn take(&self) -> Vec<(Kind, String)> {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.drain(..).collect()
+    }
+}
+
 /// A worker's formatted records, what its JSON-lines sink writes to: in
 /// blocks of about [`BLOCK`] bytes, written by the worker to `to` when it
 /// has one, else kept to be sent to worker 0.
@@ -221,16 +276,20 @@ struct Blocks {
     full: Vec<Vec<u8>>,
     /// The writers this worker writes its records to itself.
     to: Option<Shared>,
+    /// Where each block is tapped as it leaves, when a report wants the
+    /// latest records.
+    tap: Option<Arc<Tap>>,
 }
 
 impl Records {
     /// Records written to `to` as blocks fill, or (`None`) kept for
-    /// [`Records::take`].
-    pub fn new(to: Option<Shared>) -> Records {
+    /// [`Records::take`]; each block tapped into `tap` as it leaves.
+    pub fn new(to: Option<Shared>, tap: Option<Arc<Tap>>) -> Records {
         Records(Rc::new(RefCell::new(Blocks {
             current: Vec::with_capacity(BLOCK + BLOCK / 8),
             full: Vec::new(),
             to,
+            tap,
         })))
     }
 
@@ -239,6 +298,9 @@ impl Records {
     pub fn take(&self) -> Vec<Vec<u8>> {
         let mut blocks = self.0.borrow_mut();
         let blocks = &mut *blocks;
+        if let Some(tap) = &blocks.tap {
+            tap.block(&blocks.current);
+        }
         if let Some(to) = &blocks.to {
             lock(to).write(false, &blocks.current);
             blocks.current.clear();
@@ -259,6 +321,9 @@ impl Write for Records {
         let blocks = &mut *blocks;
         blocks.current.extend_from_slice(bytes);
         if blocks.current.len() >= BLOCK {
+            if let Some(tap) = &blocks.tap {
+                tap.block(&blocks.current);
+            }
             match &blocks.to {
                 Some(to) => {
                     lock(to).write(false, &blocks.current);
@@ -314,7 +379,7 @@ mod tests {
 
     #[test]
     fn kept_records_come_out_in_blocks_of_whole_records_in_order() {
-        let mut records = Records::new(None);
+        let mut records = Records::new(None, None);
         let line = vec![b'x'; 1000];
         let mut all = Vec::new();
         for i in 0..400u32 {
@@ -334,10 +399,57 @@ mod tests {
         assert!(records.take().is_empty());
     }
 
+    /// The tap keeps the last records of the blocks, at most as many as
+    /// wanted, each a whole line with its kind; what was taken is gone.
+    #[test]
+    fn the_tap_keeps_the_latest_whole_records_of_the_blocks() {
+        let tap = Arc::new(Tap::new(3));
+        let mut records = Records::new(None, Some(Arc::clone(&tap)));
+        let line = |i: u32, kind: &str| {
+            format!(
+                "{{\"kind\":\"{kind}\",\"pattern\":\"p\",\"n\":{i}{}}}\n",
+                " ".repeat(900)
+            )
+        };
+        let mut all = Vec::new();
+        for i in 0..400u32 {
+            let kind = if i % 5 == 0 { "timeout" } else { "match" };
+            records.write_all(line(i, kind).as_bytes()).unwrap();
+            all.push((i, kind));
+        }
+        // Full blocks were tapped as they filled: their last records.
+        let full = tap.take();
+        assert_eq!(full.len(), 3);
+        assert!(tap.take().is_empty());
+        let blocks = records.take();
+        let last_of_first = blocks[..blocks.len() - 1].concat();
+        let ends = String::from_utf8(last_of_first).unwrap();
+        let expected: Vec<&str> = ends.split_inclusive('\n').rev().take(3).collect();
+        let got: Vec<&str> = full.iter().rev().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(got, expected);
+        // The rest at `take`: the last three records written.
+        let rest = tap.take();
+        let expected: Vec<(Kind, String)> = all[397..]
+            .iter()
+            .map(|&(i, kind)| {
+                let k = if kind == "timeout" {
+                    Kind::Timeout
+                } else {
+                    Kind::Match
+                };
+                (k, line(i, kind))
+            })
+            .collect();
+        assert_eq!(rest, expected);
+        // An empty block taps nothing.
+        tap.block(b"");
+        assert!(tap.take().is_empty());
+    }
+
     #[test]
     fn written_records_reach_the_writers_in_order_and_are_counted() {
         let (shared, seen) = seen_writers();
-        let mut records = Records::new(Some(Arc::clone(&shared)));
+        let mut records = Records::new(Some(Arc::clone(&shared)), None);
         let mut all = Vec::new();
         for i in 0..300u32 {
             let record = format!("{i}{}\n", "y".repeat(900));
