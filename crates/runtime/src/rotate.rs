@@ -138,9 +138,13 @@ pub fn open(path: &Path, keep: bool, lock: bool) -> io::Result<Opened> {
     })
 }
 
-/// The length and first bytes' CRC-32 ([`head_crc`]) of the file open now
-/// under an output's name, synced first: what a checkpoint records.
-pub fn measure(current: &Current) -> io::Result<(u64, Option<u32>)> {
+/// An output's length and the CRC-32 of its first bytes ([`head_crc`]):
+/// what a checkpoint records of it.
+pub type Measured = (u64, Option<u32>);
+
+/// The [`Measured`] of the file open now under an output's name, synced
+/// first.
+pub fn measure(current: &Current) -> io::Result<Measured> {
     let file = lock(current);
     file.sync_data()?;
     let len = file.metadata()?.len();

@@ -33,7 +33,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use cepheid_runtime::rotate::{self, Current};
+use cepheid_runtime::rotate::{self, Current, Measured};
 use cepheid_runtime::{Config, Doing, Kind};
 
 use super::{Error, Scale};
@@ -141,7 +141,7 @@ impl Writers {
     /// A worker's own `FILE.W` at a cut: flushed (a rotation followed),
     /// synced, and the length and first bytes' CRC-32 of the file open
     /// under its name.
-    pub fn sync_own(&mut self) -> io::Result<(u64, Option<u32>)> {
+    pub fn sync_own(&mut self) -> io::Result<Measured> {
         if let Some((_, e)) = &self.error {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
@@ -154,7 +154,7 @@ impl Writers {
     /// ([`Writers::flush`], which follows a rotation): each one's length
     /// and first bytes' CRC-32, synced (`None`: not a file of these
     /// writers).
-    pub fn measure(&self) -> io::Result<[Option<(u64, Option<u32>)>; 2]> {
+    pub fn measure(&self) -> io::Result<[Option<Measured>; 2]> {
         Ok([measure(&self.out_file)?, measure(&self.late_file)?])
     }
 
@@ -210,7 +210,7 @@ impl Writers {
 }
 
 /// The length and first bytes' CRC-32 of `file`, synced.
-fn measure(file: &Option<Current>) -> io::Result<Option<(u64, Option<u32>)>> {
+fn measure(file: &Option<Current>) -> io::Result<Option<Measured>> {
     file.as_ref().map(rotate::measure).transpose()
 }
 
