@@ -179,9 +179,23 @@ fn followed_run_metrics(extra: &[&str]) -> String {
         assert_eq!(version, 1, "{name}");
     }
 
-    let (code, json) = get(addr, "/status.json");
-    assert_eq!(code, 200);
-    let status: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    // Each pattern's latest records: every one written (on workers too,
+    // copied from the blocks the workers write, whose observer shows
+    // them at its next tick: waited for).
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        let (code, json) = get(addr, "/status.json");
+        assert_eq!(code, 200);
+        let status: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        let recent: usize = (status["patterns"].as_array().expect("patterns").iter())
+            .map(|p| p["recent"].as_array().map_or(0, Vec::len))
+            .sum();
+        if recent >= 16 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the records never came: {json}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(status["run"]["matches"], 14);
     assert_eq!(status["run"]["timeouts"], 2);
     assert_eq!(status["run"]["late"], 3);
@@ -197,13 +211,22 @@ fn followed_run_metrics(extra: &[&str]) -> String {
         let name = p["name"].as_str().unwrap();
         let written =
             matches.get(name).copied().unwrap_or(0) + timeouts.get(name).copied().unwrap_or(0);
-        // (workers keep no records for the page)
-        let recent = if workers { 0 } else { written };
-        assert_eq!(
-            p["recent"].as_array().unwrap().len() as u64,
-            recent,
-            "{name}"
-        );
+        let recent = p["recent"].as_array().unwrap();
+        assert_eq!(recent.len() as u64, written, "{name}");
+        // The very records written, in the order written.
+        let of_pattern: Vec<serde_json::Value> = (lines.iter())
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|record| record["pattern"] == name)
+            .collect();
+        let mut shown = recent.clone();
+        let mut wrote = of_pattern.clone();
+        if workers {
+            // (the workers' blocks interleave: in no set order)
+            let key = |v: &serde_json::Value| v.to_string();
+            shown.sort_by_key(key);
+            wrote.sort_by_key(key);
+        }
+        assert_eq!(shown, wrote, "{name}");
     }
 
     live.signal("TERM");

@@ -691,3 +691,96 @@ fn with_a_folder_per_process_abandoned_cuts_do_not_pile_up() {
         .count();
     assert!(cuts <= 1, "{cuts} cuts left in process 1's folder");
 }
+
+/// The outputs of `--processes 2` (written by process 0) rotated while a
+/// followed run goes on (logrotate's `create`: moved away) and while it
+/// is stopped (`copytruncate`): each goes on in the new file, and the
+/// resumed run starts the truncated one empty with the records after its
+/// cut, as the single run does (issue 26).
+#[test]
+fn outputs_of_two_processes_rotated_while_running_and_stopped_go_on_in_the_new_files() {
+    let dir = setup("processes_rotated", 0);
+    let rules = format!(
+        "{}\npattern sentinel {{\n    match s\n    where s: type == \"sentinel\"\n}}\n",
+        crash::PATTERNS
+    );
+    fs::write(dir.join("rules.cep"), rules).unwrap();
+    let mut text = crash::events(9_000);
+    text.push_str("{\"ts\":93000,\"type\":\"sentinel\"}\n{\"ts\":96000,\"type\":\"tick\"}\n");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let parts: Vec<String> = lines
+        .chunks(lines.len() / 3 + 1)
+        .map(<[&str]>::concat)
+        .collect();
+    assert_eq!(parts.len(), 3);
+    let events = dir.join("events.jsonl");
+    let sentinel = "\"pattern\":\"sentinel\"";
+    let append = |text: &str| {
+        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    };
+
+    fs::write(&events, &text).unwrap();
+    let whole = Pair::start(&dir, "whole", &["--follow"]);
+    wait_for(&dir, "out_whole.jsonl", sentinel);
+    terminate(&dir, "whole", whole);
+
+    let resumable = [
+        "--follow",
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        "20ms",
+    ];
+    let outputs = ["out_rot.jsonl", "late_rot.jsonl"];
+    fs::write(&events, &parts[0]).unwrap();
+    let pair = Pair::start(&dir, "rot", &resumable);
+    // Rotated (moved away) once records are out; the late file too.
+    wait_for(&dir, "out_rot.jsonl", "{");
+    for name in outputs {
+        fs::rename(dir.join(name), dir.join(format!("{name}.1"))).unwrap();
+    }
+    append(&parts[1]);
+    wait_for(&dir, "out_rot.jsonl", "{");
+    terminate(&dir, "rot", pair);
+    assert!(
+        stderr(&dir, "rot").contains("checkpoint taken in ckpt as the run stopped"),
+        "{}",
+        stderr(&dir, "rot")
+    );
+    // Copied and truncated while stopped.
+    for name in outputs {
+        fs::copy(dir.join(name), dir.join(format!("{name}.2"))).unwrap();
+        fs::write(dir.join(name), b"").unwrap();
+    }
+    append(&parts[2]);
+    let pair = Pair::start(&dir, "rot", &resumable);
+    wait_for(&dir, "err_rot.txt", "resuming from checkpoint in ckpt");
+    wait_for(&dir, "out_rot.jsonl", sentinel);
+    terminate(&dir, "rot", pair);
+    let said = stderr(&dir, "rot");
+    assert!(
+        said.contains("warning: checkpoint in ckpt: out_rot.jsonl was rotated since"),
+        "{said}"
+    );
+    for (name, whole) in outputs.iter().zip(["out_whole.jsonl", "late_whole.jsonl"]) {
+        let pieces: Vec<Vec<u8>> = [format!("{name}.1"), format!("{name}.2"), name.to_string()]
+            .iter()
+            .map(|piece| fs::read(dir.join(piece)).unwrap())
+            .collect();
+        assert!(!pieces[2].contains(&0), "NUL bytes in the new {name}");
+        let mut lines: Vec<Vec<u8>> = (pieces.concat().split(|&b| b == b'\n'))
+            .map(<[u8]>::to_vec)
+            .collect();
+        lines.sort();
+        assert!(
+            lines == sorted(&dir, whole),
+            "{name}.1, {name}.2 and {name} are not the records of one run"
+        );
+    }
+    let moved = fs::read_to_string(dir.join("out_rot.jsonl.1")).unwrap();
+    assert!(
+        !moved.contains(sentinel),
+        "records went on in the moved file"
+    );
+}

@@ -286,3 +286,235 @@ fn a_followed_files_checkpoint_is_refused_on_another_worker_count() {
     assert_eq!(fs::read(dir.join("out_cut.jsonl")).unwrap(), before);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Waits until the files `names` in `dir` exist and keep their lengths
+/// over 300 ms (what the run wrote is out).
+fn settled(dir: &Path, names: &[&str]) {
+    let deadline = Instant::now() + PATIENCE;
+    let lengths = || -> Vec<Option<u64>> {
+        (names.iter())
+            .map(|name| fs::metadata(dir.join(name)).map(|m| m.len()).ok())
+            .collect()
+    };
+    let mut last = lengths();
+    loop {
+        assert!(Instant::now() < deadline, "{names:?} never settled");
+        std::thread::sleep(Duration::from_millis(300));
+        let now = lengths();
+        if now.iter().all(Option::is_some) && now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// The lines of `bytes`, sorted (as [`sorted`] gives a file's).
+fn sorted_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    lines.sort();
+    lines
+}
+
+/// The run over both phases, followed and never interrupted: its outputs
+/// (`out_whole.jsonl`, `late_whole.jsonl`) are what any run over them
+/// writes, once sorted.
+fn whole_run(dir: &Path, first: &str, second: &str) {
+    let events = dir.join("events.jsonl");
+    fs::write(&events, first).unwrap();
+    let whole = start(dir, "whole", &[]);
+    wait_for_sentinel(dir, "out_whole.jsonl", 1);
+    append(&events, second);
+    wait_for_sentinel(dir, "out_whole.jsonl", 2);
+    whole.signal("TERM");
+    let (status, _, stderr) = whole.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
+/// The rotated file `NAME.1` to `at` bytes (all of it: `None`), then the
+/// new `NAME`, hold the records of the run over both phases; the new one
+/// no NUL bytes.
+fn assert_rotated_whole(dir: &Path, name: &str, whole: &str, at: Option<usize>, case: &str) {
+    let old = fs::read(dir.join(format!("{name}.1"))).unwrap();
+    let new = fs::read(dir.join(name)).unwrap();
+    assert!(!new.contains(&0), "{case}: NUL bytes in the new {name}");
+    let at = at.unwrap_or(old.len());
+    assert!(old.len() >= at, "{case}: {name}.1 shorter than the cut");
+    assert!(
+        sorted_lines(&[&old[..at], &new[..]].concat()) == sorted(dir, whole),
+        "{case}: {name}.1 then {name} are not the records of one run"
+    );
+}
+
+/// The outputs of a run on two workers rotated while it follows its
+/// input (logrotate's `create`: moved away; `copytruncate`: copied and
+/// truncated in place), with and without `--checkpoint`: the records
+/// kept going to the moved file, or landed at the old offset after NUL
+/// bytes. Each output is opened again under its name, written by
+/// appending, and (with `--checkpoint`) locked again (issue 26; the twin
+/// of `cli_checkpoint.rs`'s
+/// `an_output_rotated_while_it_runs_goes_on_in_the_new_file`).
+#[cfg(unix)]
+#[test]
+fn outputs_rotated_while_two_workers_run_go_on_in_the_new_files() {
+    let dir = common::scratch("workers_rotated_live");
+    fs::write(dir.join("rules.cep"), rules()).unwrap();
+    let (first, from) = phase(0x5EED, 0, 3_000, 1);
+    let (second, _) = phase(0xBEEF, from, 3_000, 2);
+    whole_run(&dir, &first, &second);
+    let outputs = ["out_rot.jsonl", "late_rot.jsonl"];
+    for checkpoint in [false, true] {
+        for how in ["create", "copytruncate"] {
+            let case = format!("{how}, checkpoint {checkpoint}");
+            for name in outputs {
+                let _ = fs::remove_file(dir.join(name));
+                let _ = fs::remove_file(dir.join(format!("{name}.1")));
+            }
+            let _ = fs::remove_dir_all(dir.join("ckpt"));
+            fs::write(dir.join("events.jsonl"), &first).unwrap();
+            let extra: &[&str] = if checkpoint {
+                &["--checkpoint", "ckpt", "--checkpoint-every", "40ms"]
+            } else {
+                &[]
+            };
+            let live = start(&dir, "rot", extra);
+            wait_for_sentinel(&dir, "out_rot.jsonl", 1);
+            settled(&dir, &outputs);
+            for name in outputs {
+                let (path, moved) = (dir.join(name), dir.join(format!("{name}.1")));
+                assert!(fs::metadata(&path).unwrap().len() > 0, "{case}: {name}");
+                if how == "create" {
+                    fs::rename(&path, &moved).unwrap();
+                } else {
+                    fs::copy(&path, &moved).unwrap();
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
+                }
+            }
+            append(&dir.join("events.jsonl"), &second);
+            wait_for_sentinel(&dir, "out_rot.jsonl", 2);
+            settled(&dir, &outputs);
+            if checkpoint {
+                // The new file is locked as the first was: another run on
+                // it (with another folder) is refused.
+                let other = cepheid()
+                    .current_dir(&dir)
+                    .args(["run", "rules.cep", "--events", "events.jsonl", "--follow"])
+                    .args(["--workers", "2", "--no-progress"])
+                    .args(["--output", "out_rot.jsonl", "--checkpoint", "ckpt_other"])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .unwrap();
+                let said = String::from_utf8_lossy(&other.stderr);
+                assert_eq!(other.status.code(), Some(5), "{case}: {said}");
+                assert!(
+                    said.contains("--output out_rot.jsonl is being written by another cepheid run"),
+                    "{case}: {said}"
+                );
+                stop(live);
+            } else {
+                live.signal("TERM");
+                let (status, _, stderr) = live.finish();
+                assert_eq!(status.code(), Some(143), "{case}: {stderr}");
+            }
+            let moved = fs::read_to_string(dir.join("out_rot.jsonl.1")).unwrap();
+            assert!(
+                !moved.contains("\"select\":{\"phase\":2}"),
+                "{case}: records went on in the moved file"
+            );
+            for (name, whole) in outputs.iter().zip(["out_whole.jsonl", "late_whole.jsonl"]) {
+                assert_rotated_whole(&dir, name, whole, None, &case);
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The length of `--output` (`field` "output") or `--late` ("late")
+/// recorded in the complete cut of `ckpt`.
+fn cut_len(dir: &Path, field: &str) -> usize {
+    let marker = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("complete"))
+        .find(|path| path.exists())
+        .expect("a complete cut");
+    let text = fs::read_to_string(marker).unwrap();
+    // Between the first line (magic, version) and the last (checksum).
+    let json = &text[text.find('\n').unwrap() + 1..text.trim_end().rfind('\n').unwrap()];
+    let marker: serde_json::Value = serde_json::from_str(json).unwrap();
+    marker[field].as_u64().unwrap() as usize
+}
+
+/// The outputs of a run on two workers rotated while it was stopped:
+/// every restart was refused for ever (exit 5, "shorter than at the
+/// checkpoint"). Resumed, each goes on in the new file with the records
+/// after the cut, as the single run does: stopped by SIGTERM (a last cut:
+/// nothing after it), or killed (SIGKILL: what it wrote after the last
+/// cut into the rotated file is written again; issue 26; the twin of
+/// `cli_checkpoint.rs`'s
+/// `an_output_rotated_since_the_checkpoint_goes_on_in_the_new_file`).
+#[test]
+fn outputs_rotated_while_two_workers_were_stopped_go_on_in_the_new_files() {
+    let dir = common::scratch("workers_rotated_since");
+    fs::write(dir.join("rules.cep"), rules()).unwrap();
+    let (first, from) = phase(0x5EED, 0, 3_000, 1);
+    let (second, _) = phase(0xBEEF, from, 3_000, 2);
+    whole_run(&dir, &first, &second);
+    let outputs = ["out_cut.jsonl", "late_cut.jsonl"];
+    for (how, killed) in [("create", false), ("copytruncate", false), ("create", true)] {
+        let case = format!("{how}, killed {killed}");
+        for name in outputs {
+            let _ = fs::remove_file(dir.join(name));
+            let _ = fs::remove_file(dir.join(format!("{name}.1")));
+        }
+        let _ = fs::remove_dir_all(dir.join("ckpt"));
+        // Grown in slices: cuts are taken as the input comes (a cut
+        // completes once the sources read past it).
+        fs::write(dir.join("events.jsonl"), "").unwrap();
+        let mut live = resume(&dir);
+        for slice in first.split_inclusive('\n').collect::<Vec<_>>().chunks(300) {
+            append(&dir.join("events.jsonl"), &slice.concat());
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        wait_for_sentinel(&dir, "out_cut.jsonl", 1);
+        settled(&dir, &outputs);
+        if killed {
+            live.child.kill().unwrap();
+            let (status, _, stderr) = live.finish();
+            assert_eq!(status.code(), None, "{case}: {stderr}");
+        } else {
+            stop(live);
+        }
+        let at = [cut_len(&dir, "output"), cut_len(&dir, "late")];
+        assert!(at[0] > 0 && at[1] > 0, "{case}: {at:?}");
+        for name in outputs {
+            let (path, moved) = (dir.join(name), dir.join(format!("{name}.1")));
+            if how == "create" {
+                fs::rename(&path, &moved).unwrap();
+            } else {
+                fs::copy(&path, &moved).unwrap();
+            }
+            fs::write(&path, b"").unwrap();
+        }
+        append(&dir.join("events.jsonl"), &second);
+        let live = resume(&dir);
+        wait_for_sentinel(&dir, "out_cut.jsonl", 2);
+        let said = stop(live);
+        for name in outputs {
+            assert!(
+                said.contains(&format!(
+                    "warning: checkpoint in ckpt: {name} was rotated since"
+                )),
+                "{case}: {said}"
+            );
+        }
+        let wholes = ["out_whole.jsonl", "late_whole.jsonl"];
+        for ((name, whole), at) in outputs.iter().zip(wholes).zip(at) {
+            assert_rotated_whole(&dir, name, whole, Some(at), &case);
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+}

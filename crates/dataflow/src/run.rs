@@ -135,7 +135,7 @@ mod cut;
 mod write;
 
 pub use cut::{CutError, Damage};
-use write::{lock, Records, Writers};
+use write::{lock, Records, Tap, Writers};
 
 /// The run's [`Report`], shared by its threads.
 #[derive(Clone)]
@@ -176,6 +176,9 @@ struct Board {
     first: usize,
     /// Each worker of the process, by its index in the process.
     slots: Mutex<Vec<Published>>,
+    /// The latest output records of the process's workers, when the
+    /// report wants some ([`Report::records_wanted`]).
+    tap: Option<Arc<Tap>>,
 }
 
 /// A worker's numbers as it last published them.
@@ -190,11 +193,18 @@ struct Published {
 }
 
 impl Board {
-    fn new(scale: &Scale) -> Board {
+    fn new(scale: &Scale, records_wanted: usize) -> Board {
         Board {
             first: scale.process * scale.workers,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
+            tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
         }
+    }
+
+    /// The output records tapped since the last look (for
+    /// [`RunView::records`]).
+    fn records(&self) -> Vec<(cepheid_runtime::Kind, String)> {
+        self.tap.as_ref().map(|tap| tap.take()).unwrap_or_default()
     }
 
     /// Worker `index` (over all processes) publishes.
@@ -237,10 +247,12 @@ fn observe(
             return;
         }
         let (workers, [events, late, malformed]) = board.gather(&patterns);
+        let records = board.records();
         let mut view = RunView::of_workers(&workers);
         view.events_read = events;
         view.late = late;
         view.malformed = malformed;
+        view.records = &records;
         say.report().tick(&view);
     })
 }
@@ -806,6 +818,9 @@ pub struct Workers {
     patterns: Vec<Pattern>,
     /// Does the report observe the run ([`Report::observes`])?
     observes: bool,
+    /// How many of the latest output records it wants
+    /// ([`Report::records_wanted`], asked when it observes).
+    records_wanted: usize,
     layout: Layout,
     say: Say,
     /// Live input read by this process: the channel of the reader's
@@ -854,6 +869,7 @@ impl Workers {
         let live = live(config);
         let messages = (live && scale.first_process()).then(|| mpsc::sync_channel(BATCHES_AHEAD));
         let observes = report.observes();
+        let records_wanted = if observes { report.records_wanted() } else { 0 };
         let say = Say::new(report);
         // More workers than the machine runs at once share its cores: each
         // still reads and matches its part, and their coordination costs
@@ -880,6 +896,7 @@ impl Workers {
                 Vec::new()
             },
             observes,
+            records_wanted,
             layout,
             say,
             messages,
@@ -904,11 +921,12 @@ impl Workers {
             plan,
             patterns,
             observes,
+            records_wanted,
             layout,
             say,
             messages,
         } = self;
-        let board = observes.then(|| Arc::new(Board::new(&scale)));
+        let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume) = match &config.checkpoint {
@@ -918,9 +936,8 @@ impl Workers {
             }
             None => (None, None),
         };
-        let lengths = resume.as_ref().map(|r| (r.marker.output, r.marker.late));
         let writers = if first_process {
-            Some(Writers::open(&config, &scale, lengths)?)
+            Some(Writers::open(&config, &scale, resume.is_some())?)
         } else {
             None
         };
@@ -1046,8 +1063,10 @@ impl Workers {
             // end. This process's own (the other processes show theirs),
             // which on one process are the summary's.
             let (workers, [events, late, malformed]) = board.gather(&patterns);
+            let records = board.records();
             let mut view = RunView::of_workers(&workers);
             (view.events_read, view.late, view.malformed) = (events, late, malformed);
+            view.records = &records;
             if let (false, Some(summary)) = (cluster, &outcome.summary) {
                 (view.events_read, view.late, view.malformed) =
                     (summary.events, summary.late, summary.malformed);
@@ -1384,8 +1403,6 @@ struct Checkpoint {
     cuts: Arc<Cuts>,
     /// What `complete` says (its epoch and lengths set at each cut).
     marker: cut::Marker,
-    output: PathBuf,
-    late: Option<PathBuf>,
     /// The lines of the input read at the cut resumed from (none when
     /// starting), over every worker: no worker reads them again.
     read: Arc<cut::Read>,
@@ -1507,27 +1524,44 @@ fn checkpoints(
             Some(first) if !config.follow => read = first.read.after(&places),
             _ => {}
         }
+        // Each output at its length then and with the first bytes it had
+        // (none in a cut of version 5).
         let mut outputs = Vec::new();
         if first_process && !marker.output_per_worker {
-            outputs.push((output.clone(), marker.output));
+            outputs.push((output.clone(), marker.output, marker.output_head));
         }
         if let (true, Some(late)) = (first_process, &config.late) {
-            outputs.push((late.clone(), marker.late));
+            outputs.push((late.clone(), marker.late, marker.late_head));
         }
         if marker.output_per_worker {
             // This process's workers' own files, each at its length then.
             let first = scale.process * layout.1;
             for index in first..first + layout.1 {
-                let len = resume.workers.get(index).and_then(|f| f.own).unwrap_or(0);
+                let file = resume.workers.get(index);
+                let len = file.and_then(|f| f.own).unwrap_or(0);
+                let head = file.and_then(|f| f.own_head);
                 let path = PathBuf::from(format!("{}.{index}", output.display()));
                 if len == 0 && !path.exists() {
                     continue;
                 }
-                outputs.push((path, len));
+                outputs.push((path, len, head));
             }
         }
-        for (path, len) in &outputs {
-            let (path, len) = (path, *len);
+        for (path, len, head) in &outputs {
+            let mut len = *len;
+            // Shorter than then, or other first bytes: rotated since
+            // (logrotate's `create` or `copytruncate`), started empty, as
+            // the single run does (`rotate::rotated_since`; it was refused
+            // for ever: issue 26).
+            if let Some(rotated) = cepheid_runtime::rotate::rotated_since(path, len, *head) {
+                say!(
+                    say,
+                    Warning,
+                    "warning: checkpoint in {}: {rotated}",
+                    dir.display()
+                );
+                len = 0;
+            }
             // (an empty output deleted since is made again: nothing of it
             // is lost)
             let truncated = OpenOptions::new()
@@ -1592,8 +1626,6 @@ fn checkpoints(
             output_per_worker: scale.output_per_worker,
             ..cut::Marker::new(0, layout, scale.chunk_bytes, command)
         },
-        output,
-        late: config.late.clone(),
         read: Arc::new(read),
         _locks: locks,
     };
@@ -1666,7 +1698,8 @@ impl Job {
                 source(scope, 0, items, lateness)
             };
             let sink_drops = Rc::clone(&drops);
-            let records = Records::new(records_to.clone());
+            let tap = self.board.as_ref().and_then(|board| board.tap.clone());
+            let records = Records::new(records_to.clone(), tap);
             let say = self.say.clone();
             let publish = self.board.clone().map(|board| Publish {
                 board,
@@ -1839,30 +1872,22 @@ impl Job {
                 .and_then(|files| files.get(index))
                 .and_then(|file| file.own)
         });
-        let opened = match resumed {
-            Some(_) => OpenOptions::new().append(true).create(true).open(&path),
-            None => File::create(&path),
-        };
-        let file = match opened {
-            Ok(file) => file,
+        // (appending, opened again when rotated; a worker's own file is
+        // not locked)
+        let opened = match write::open(&path, resumed.is_some(), false) {
+            Ok(opened) => opened,
             Err(e) => {
-                say!(
-                    self.say,
-                    Error,
-                    "error: cannot create {}: {e}",
-                    path.display()
-                );
+                say!(self.say, Error, "error: {e}");
                 self.write_failed.store(true, Ordering::Relaxed);
                 return None;
             }
         };
-        let len = resumed.unwrap_or(0);
         match writers {
             Some(writers) => {
-                lock(writers).set_out(file, len);
+                lock(writers).set_out(opened);
                 Some(Arc::clone(writers))
             }
-            None => Some(Arc::new(Mutex::new(Writers::own(file, len)))),
+            None => Some(Arc::new(Mutex::new(Writers::own(opened)))),
         }
     }
 
@@ -1940,9 +1965,9 @@ impl Job {
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
             let folder = cut::epoch_dir(&dir, epoch);
             let name = format!("worker-{index}");
-            let own = match &own {
+            let (own, own_head) = match &own {
                 Some((path, writers)) => match lock(writers).sync_own() {
-                    Ok(len) => Some(len),
+                    Ok((len, head)) => (Some(len), head),
                     Err(e) => {
                         say!(
                             say,
@@ -1956,7 +1981,7 @@ impl Job {
                         return;
                     }
                 },
-                None => None,
+                None => (None, None),
             };
             let file = cut::WorkerFile {
                 state,
@@ -1966,6 +1991,7 @@ impl Job {
                 read: (*read).clone(),
                 own,
                 drops_overflow: cut_counts.drops_overflow.load(Ordering::Relaxed),
+                own_head,
             };
             if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
                 say!(
@@ -2745,21 +2771,18 @@ impl Cutter {
             return Ok(true);
         };
         let mut writers = lock(writers);
+        // Flushed (a rotation followed: the files open now under the
+        // names), synced, measured.
         writers.flush().map_err(|(_, e)| e)?;
-        let per_worker = checkpoint.marker.output_per_worker;
-        if !per_worker {
-            File::open(&checkpoint.output)?.sync_all()?;
-        }
-        if let Some(late) = &checkpoint.late {
-            File::open(late)?.sync_all()?;
-        }
+        let [output, late] = writers.measure()?;
         let mut marker = checkpoint.marker.clone();
         marker.epoch = e;
-        (marker.output, marker.late) = writers.lengths;
-        if per_worker {
-            // Each worker's file has its own length (`WorkerFile::own`).
-            marker.output = 0;
+        // (with `--output-per-worker` each worker's file has its own
+        // length, `WorkerFile::own`: worker 0's writers write `FILE.0`)
+        if !marker.output_per_worker {
+            (marker.output, marker.output_head) = output.unwrap_or_default();
         }
+        (marker.late, marker.late_head) = late.unwrap_or_default();
         cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
         cut::prune(&checkpoint.dir, e);
         Ok(true)

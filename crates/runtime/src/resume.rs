@@ -138,21 +138,11 @@ pub fn load(
         let (Some(file), Some(then)) = (file, *len) else {
             continue;
         };
-        let now = fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        let same_head = || match head {
-            None => true,
-            Some(head) => {
-                File::open(file)
-                    .ok()
-                    .and_then(|f| crate::rotate::head_crc(&f, then))
-                    == Some(head)
-            }
-        };
-        if now < then || !same_head() {
-            say(Level::Warning, format!(
-                "warning: checkpoint {shown}: {} was rotated since (it holds {now} bytes, not the {then} it held then, or other ones): it is started empty and the records after the checkpoint are written into it (the rotated file may hold some of them too)",
-                file.display()
-            ));
+        if let Some(rotated) = crate::rotate::rotated_since(file, then, head) {
+            say(
+                Level::Warning,
+                format!("warning: checkpoint {shown}: {rotated}"),
+            );
             *len = Some(0);
         }
     }

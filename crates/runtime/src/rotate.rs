@@ -15,8 +15,14 @@
 //! that, or with other first bytes, was rotated since the checkpoint: it
 //! is started empty and the records after the checkpoint are written into
 //! it (the rotated file may hold some of them too: at least once across a
-//! rotation), instead of every restart being refused (`resume.rs`).
+//! rotation), instead of every restart being refused (`resume.rs`,
+//! [`rotated_since`]).
+//!
+//! The run on workers (`cepheid-dataflow`) opens its outputs with
+//! [`open`], measures them at a cut with [`measure`] and applies
+//! [`rotated_since`] on resuming, as the single run does.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -108,6 +114,85 @@ impl Write for Reopening {
         lock(&self.current).flush()?;
         self.follow_rotation()
     }
+}
+
+/// An output opened by [`open`]: what to write to, and the file open now
+/// under its name when it is a regular file (`None`: a device or a FIFO,
+/// written as standard output is: neither synced nor measured).
+pub type Opened = (Box<dyn Write + Send>, Option<Current>);
+
+/// Opens the output `path`: a regular file (or none yet) for appending,
+/// opened again when rotated ([`Reopening`]), emptied unless `keep` (a
+/// resumed run truncated it to the checkpoint's length already); with
+/// `lock`, a file opened after a rotation is locked as the first one was.
+/// A device or a FIFO is created as before.
+pub fn open(path: &Path, keep: bool, lock: bool) -> io::Result<Opened> {
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    if special {
+        return File::create(path).map(|f| (Box::new(f) as Box<dyn Write + Send>, None));
+    }
+    let len = if keep { None } else { Some(0) };
+    Reopening::open(path, len, lock).map(|f| {
+        let current = f.current();
+        (Box::new(f) as Box<dyn Write + Send>, Some(current))
+    })
+}
+
+/// An output's length and the CRC-32 of its first bytes ([`head_crc`]):
+/// what a checkpoint records of it.
+pub type Measured = (u64, Option<u32>);
+
+/// The [`Measured`] of the file open now under an output's name, synced
+/// first.
+pub fn measure(current: &Current) -> io::Result<Measured> {
+    let file = lock(current);
+    file.sync_data()?;
+    let len = file.metadata()?.len();
+    Ok((len, head_crc(&file, len)))
+}
+
+/// An output rotated since the checkpoint that recorded its length and
+/// first bytes ([`rotated_since`]); its `Display` is what the warning
+/// says after `warning: checkpoint ...: `.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotated {
+    /// The output.
+    pub path: PathBuf,
+    /// Its length now.
+    pub now: u64,
+    /// Its length at the checkpoint.
+    pub then: u64,
+}
+
+impl fmt::Display for Rotated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} was rotated since (it holds {} bytes, not the {} it held then, or other ones): it is started empty and the records after the checkpoint are written into it (the rotated file may hold some of them too)",
+            self.path.display(),
+            self.now,
+            self.then
+        )
+    }
+}
+
+/// The rule on resuming: the output at `path`, which held `then` bytes
+/// whose first ones had the CRC-32 `head` (`None`: not recorded, an older
+/// checkpoint) at the checkpoint, was rotated since (logrotate's `create`
+/// or `copytruncate`) when it is shorter now (or missing), or its first
+/// bytes differ. Such an output is started empty; otherwise it is
+/// truncated to `then`.
+pub fn rotated_since(path: &Path, then: u64, head: Option<u32>) -> Option<Rotated> {
+    let now = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let same_head = || match head {
+        None => true,
+        Some(head) => File::open(path).ok().and_then(|f| head_crc(&f, then)) == Some(head),
+    };
+    (now < then || !same_head()).then(|| Rotated {
+        path: path.to_path_buf(),
+        now,
+        then,
+    })
 }
 
 /// Opens `path` for appending (created if need be), readable too when it

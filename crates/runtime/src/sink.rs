@@ -27,12 +27,11 @@
 //! newest one's lengths and says 0.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::background::Background;
-use crate::rotate::{self, Current, Reopening};
+use crate::rotate::{self, Current};
 use crate::source::Position;
 use crate::{Config, Doing, Error};
 
@@ -192,19 +191,8 @@ impl Files {
         // A regular file (or none yet) is written by appending and opened
         // again when rotated; a device or a FIFO is created as before,
         // neither synced nor measured (written as standard output is).
-        type Opened = (Box<dyn Write + Send>, Option<Current>);
-        let open = |path: &Path| -> Result<Opened, Error> {
-            let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
-            let opened = if special {
-                File::create(path).map(|f| (Box::new(f) as Box<dyn Write + Send>, None))
-            } else {
-                let len = if keep { None } else { Some(0) };
-                Reopening::open(path, len, checkpoints).map(|f| {
-                    let current = f.current();
-                    (Box::new(f) as Box<dyn Write + Send>, Some(current))
-                })
-            };
-            opened.map_err(|e| Error::Io {
+        let open = |path: &Path| -> Result<rotate::Opened, Error> {
+            rotate::open(path, keep, checkpoints).map_err(|e| Error::Io {
                 doing: Doing::Create,
                 path: path.display().to_string(),
                 source: e,
@@ -270,13 +258,10 @@ impl Files {
 /// The length and first bytes' CRC-32 of the file open now under an
 /// output's name, synced.
 fn measure(file: &Option<Current>) -> io::Result<(Option<u64>, Option<u32>)> {
-    let Some(file) = file else {
-        return Ok((None, None));
-    };
-    let file = rotate::lock(file);
-    file.sync_data()?;
-    let len = file.metadata()?.len();
-    Ok((Some(len), rotate::head_crc(&file, len)))
+    match file {
+        None => Ok((None, None)),
+        Some(file) => rotate::measure(file).map(|(len, head)| (Some(len), head)),
+    }
 }
 
 impl Sink for Files {

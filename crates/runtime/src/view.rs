@@ -25,7 +25,8 @@ pub struct RunView<'a> {
     pub late: u64,
     /// The output records of this batch (their kind and the JSON line,
     /// with its newline), the latest [`Report::records_wanted`] of them
-    /// (none on workers).
+    /// (on workers, those of the blocks of records formatted since the
+    /// last tick, the last ones of each block).
     ///
     /// [`Report::records_wanted`]: crate::Report::records_wanted
     pub records: &'a [(Kind, String)],

@@ -3,7 +3,7 @@
 //! worker (`worker-W`: its sources' places and clocks, its engines, its
 //! stash, its counters) and, once every worker's is written, `complete`
 //! (JSON: the worker count, the chunk size, the command, the lengths of
-//! `--output` and `--late`). Every file carries a magic, the format
+//! `--output` and `--late` and the CRC-32 of their first bytes). Every file carries a magic, the format
 //! version and a CRC-32, checked whole on resuming (a flipped bit in
 //! `complete`'s output length gave a resume that exited 0 with truncated
 //! or duplicated output: issue 26). Each file is written to a temporary file,
@@ -29,8 +29,16 @@ pub const COMPLETE: &str = "complete";
 /// are dealt by key group, engines saved by range of key groups and the
 /// lines read over every worker kept (a cut of an older version routed
 /// keys otherwise and is refused), 5 since every file has a magic, the
-/// version and a CRC-32 (`complete` had no checksum).
-const VERSION: u32 = 5;
+/// version and a CRC-32 (`complete` had no checksum), 6 since the
+/// outputs' first bytes are recorded with their lengths (`Marker::
+/// output_head`, `WorkerFile::own_head`: an output shorter or with other
+/// first bytes on resuming was rotated since, `rotate::rotated_since`).
+/// A cut of version 5 is read too (no first bytes: only a shorter output
+/// is taken as rotated, as the single run does with a checkpoint of
+/// before).
+const VERSION: u32 = 6;
+/// The oldest format version read (see [`VERSION`]).
+const OLDEST: u32 = 5;
 
 /// The first line of `complete`, before its version.
 const MARKER_MAGIC: &str = "cepheid cut marker, version ";
@@ -64,6 +72,14 @@ pub struct Marker {
     pub output: u64,
     /// See `output`.
     pub late: u64,
+    /// The CRC-32 of the first bytes (up to 4 KiB) of `--output`
+    /// (`rotate::head_crc`; `None` with `--output-per-worker`, or in a cut
+    /// of version 5).
+    #[serde(default)]
+    pub output_head: Option<u32>,
+    /// The same for `--late`.
+    #[serde(default)]
+    pub late_head: Option<u32>,
 }
 
 fn one() -> usize {
@@ -88,6 +104,8 @@ impl Marker {
             output_per_worker: false,
             output: 0,
             late: 0,
+            output_head: None,
+            late_head: None,
         }
     }
 }
@@ -111,6 +129,33 @@ pub struct WorkerFile {
     pub own: Option<u64>,
     /// Did more keys go over `--max-runs-per-key` than `drops` holds?
     pub drops_overflow: bool,
+    /// With `--output-per-worker`: the CRC-32 of the first bytes of its
+    /// `FILE.W` (`None` in a cut of version 5).
+    pub own_head: Option<u32>,
+}
+
+/// A worker's file of format version 5 (before `own_head`).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct WorkerFileV5 {
+    state: Vec<u8>,
+    drops: Vec<(usize, String, u32)>,
+    read: Read,
+    own: Option<u64>,
+    drops_overflow: bool,
+}
+
+impl From<WorkerFileV5> for WorkerFile {
+    fn from(old: WorkerFileV5) -> WorkerFile {
+        WorkerFile {
+            state: old.state,
+            drops: old.drops,
+            read: old.read,
+            own: old.own,
+            drops_overflow: old.drops_overflow,
+            own_head: None,
+        }
+    }
 }
 
 /// Lines of the input file read, over every worker: every chunk below
@@ -333,10 +378,12 @@ fn decode(bytes: &[u8]) -> Result<WorkerFile, Damage> {
     let (version, state) = rest
         .split_at_checked(4)
         .ok_or_else(|| corrupt("too short"))?;
-    if version != VERSION.to_le_bytes() {
-        return Err(Damage::Version);
-    }
-    postcard::from_bytes(state).map_err(|e| corrupt(&e.to_string()))
+    let decoded = match u32::from_le_bytes(version.try_into().map_err(|_| corrupt("too short"))?) {
+        VERSION => postcard::from_bytes(state),
+        OLDEST => postcard::from_bytes::<WorkerFileV5>(state).map(WorkerFile::from),
+        _ => return Err(Damage::Version),
+    };
+    decoded.map_err(|e| corrupt(&e.to_string()))
 }
 
 /// `complete`'s bytes: a first line `cepheid cut marker, version N`, the
@@ -375,12 +422,12 @@ fn decode_marker(bytes: &[u8]) -> Result<Marker, Damage> {
     if crc32fast::hash(covered) != crc {
         return Err(corrupt("its checksum does not match"));
     }
-    if version != VERSION.to_string() {
-        return Err(Damage::Version);
-    }
+    let version = (OLDEST..=VERSION)
+        .find(|v| v.to_string() == version)
+        .ok_or(Damage::Version)?;
     let marker: Marker =
         serde_json::from_str(&body[first.len() + 1..]).map_err(|e| corrupt(&e.to_string()))?;
-    if marker.version != VERSION {
+    if marker.version != version {
         return Err(Damage::Version);
     }
     Ok(marker)
@@ -461,9 +508,13 @@ mod tests {
             read: Read::default(),
             own: Some(7),
             drops_overflow: false,
+            own_head: Some(0xdead_beef),
         };
         let bytes = encode(&file);
-        assert_eq!(decode(&bytes).map(|f| f.drops.len()), Ok(1));
+        assert_eq!(
+            decode(&bytes).map(|f| (f.drops.len(), f.own_head)),
+            Ok((1, Some(0xdead_beef)))
+        );
         // Every bit of it flipped, every truncation: refused.
         for at in 0..bytes.len() * 8 {
             let mut flipped = bytes.clone();
@@ -483,7 +534,7 @@ mod tests {
         let bytes = encode_marker(&marker).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.starts_with("cepheid cut marker, version 5\n{"),
+            text.starts_with("cepheid cut marker, version 6\n{"),
             "{text}"
         );
         assert!(text.contains("\"output\": 167616"), "{text}");
@@ -500,6 +551,65 @@ mod tests {
         // Written by an older version (no magic, no checksum): refused.
         let old = serde_json::to_vec_pretty(&marker).unwrap();
         assert!(decode_marker(&old).is_err());
+    }
+
+    /// A cut of format version 5 (before the outputs' first bytes were
+    /// recorded) is read, without them; other versions are refused.
+    #[test]
+    fn a_cut_of_version_5_is_read_without_the_first_bytes() {
+        let old = WorkerFileV5 {
+            state: vec![4, 5],
+            drops: Vec::new(),
+            read: Read::default(),
+            own: Some(9),
+            drops_overflow: true,
+        };
+        let body = postcard::to_allocvec(&old).unwrap();
+        let framed = |version: u32| {
+            let mut bytes = WORKER_MAGIC.to_vec();
+            bytes.extend_from_slice(&version.to_le_bytes());
+            bytes.extend_from_slice(&body);
+            let crc = crc32fast::hash(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            bytes
+        };
+        let read = decode(&framed(5)).unwrap();
+        assert_eq!(
+            (read.state, read.own, read.own_head, read.drops_overflow),
+            (vec![4, 5], Some(9), None, true)
+        );
+        assert_eq!(decode(&framed(4)).err(), Some(Damage::Version));
+        // Its marker: version 5 in both places, no first bytes.
+        let mut json: serde_json::Value =
+            serde_json::to_value(Marker::new(12, (1, 2), 1 << 20, None)).unwrap();
+        json["version"] = 5.into();
+        json["output"] = 300.into();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("output_head");
+        fields.remove("late_head");
+        let marker_of = |version: u32, json: &serde_json::Value| {
+            let mut bytes = format!("{MARKER_MAGIC}{version}\n").into_bytes();
+            bytes.extend(serde_json::to_vec_pretty(json).unwrap());
+            bytes.push(b'\n');
+            let crc = crc32fast::hash(&bytes);
+            bytes.extend(format!("crc32 {crc:08x}\n").into_bytes());
+            bytes
+        };
+        let read = decode_marker(&marker_of(5, &json)).unwrap();
+        assert_eq!(
+            (read.version, read.output, read.output_head, read.late_head),
+            (5, 300, None, None)
+        );
+        // The first line and the JSON disagree: refused.
+        assert_eq!(
+            decode_marker(&marker_of(6, &json)).err(),
+            Some(Damage::Version)
+        );
+        json["version"] = 4.into();
+        assert_eq!(
+            decode_marker(&marker_of(4, &json)).err(),
+            Some(Damage::Version)
+        );
     }
 
     #[test]

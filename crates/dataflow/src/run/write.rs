@@ -14,15 +14,27 @@
 //! become [`Chunk::Out`](super::Chunk)s sent to worker 0. The bytes of one
 //! record are never split between writes; records of different workers
 //! interleave in whole blocks, in the order the workers write them.
+//!
+//! The files are those of the single run (`cepheid_runtime::rotate`):
+//! written by appending and opened again when rotated (logrotate's
+//! `create` or `copytruncate`), looked at on each flush and at most every
+//! second while writing; a cut measures the file open under each name
+//! ([`Writers::measure`]), not the bytes written (issue 26).
+//!
+//! When the run's report wants the latest records (the monitor's page,
+//! `Report::records_wanted`), each block a worker formats is tapped as it
+//! leaves its buffer, written or sent ([`Tap`]): per block, never per
+//! record, and nothing at all when no report wants them.
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
+use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use cepheid_runtime::{Config, Doing};
+use cepheid_runtime::rotate::{self, Current, Measured};
+use cepheid_runtime::{Config, Doing, Kind};
 
 use super::{Error, Scale};
 
@@ -34,11 +46,14 @@ pub const BLOCK: usize = 128 << 10;
 /// The outputs of the run (opened by process 0 before the workers start).
 pub struct Writers {
     out: Box<dyn Write + Send>,
-    /// The records' file when it is a worker's own `FILE.W`, to sync it at
-    /// a cut.
-    out_file: Option<File>,
-    late: Option<BufWriter<File>>,
-    /// Bytes written to each (from the checkpoint's lengths when resumed).
+    /// The file open now under the records' output's name (a regular
+    /// file: measured at a cut; a worker's own `FILE.W` too).
+    out_file: Option<Current>,
+    late: Option<BufWriter<Box<dyn Write + Send>>>,
+    /// The same for the late output.
+    late_file: Option<Current>,
+    /// Bytes this run wrote to each (over rotations: a cut measures the
+    /// files instead).
     pub lengths: (u64, u64),
     /// Written since the last flush?
     unflushed: bool,
@@ -55,79 +70,92 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Writers> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Opens the output `path` as the single run does ([`rotate::open`]):
+/// emptied unless `keep` (resumed: truncated to the cut's length
+/// already); with `lock` (`--checkpoint`), a file opened after a rotation
+/// is locked as the first one was.
+pub fn open(path: &Path, keep: bool, lock: bool) -> Result<rotate::Opened, Error> {
+    rotate::open(path, keep, lock).map_err(|source| {
+        Error::Runtime(cepheid_runtime::Error::Io {
+            doing: Doing::Create,
+            path: path.display().to_string(),
+            source,
+        })
+    })
+}
+
 impl Writers {
-    /// The outputs; resumed, `lengths` are theirs (truncated to them) and
-    /// they are written on.
-    pub fn open(
-        config: &Config,
-        scale: &Scale,
-        lengths: Option<(u64, u64)>,
-    ) -> Result<Writers, Error> {
-        let create = |path: &Path| {
-            let file = match lengths {
-                Some(_) => OpenOptions::new().append(true).open(path),
-                None => File::create(path),
-            };
-            file.map_err(|source| {
-                Error::Runtime(cepheid_runtime::Error::Io {
-                    doing: Doing::Create,
-                    path: path.display().to_string(),
-                    source,
-                })
-            })
-        };
-        let out: Box<dyn Write + Send> = match &config.output {
-            None => Box::new(BufWriter::with_capacity(BLOCK, io::stdout())),
+    /// The outputs; resumed (`keep`), they were truncated to the cut's
+    /// lengths and are written on.
+    pub fn open(config: &Config, scale: &Scale, keep: bool) -> Result<Writers, Error> {
+        let lock = config.checkpoint.is_some();
+        let (out, out_file): (Box<dyn Write + Send>, _) = match &config.output {
+            None => (
+                Box::new(BufWriter::with_capacity(BLOCK, io::stdout())),
+                None,
+            ),
             // Worker 0 writes `FILE.0`, opened with the others.
-            Some(_) if scale.output_per_worker => Box::new(io::sink()),
-            Some(path) => Box::new(BufWriter::with_capacity(BLOCK, create(path)?)),
+            Some(_) if scale.output_per_worker => (Box::new(io::sink()), None),
+            Some(path) => {
+                let (file, current) = open(path, keep, lock)?;
+                (Box::new(BufWriter::with_capacity(BLOCK, file)), current)
+            }
         };
-        let late = match &config.late {
-            Some(path) => Some(BufWriter::new(create(path)?)),
-            None => None,
+        let (late, late_file) = match &config.late {
+            Some(path) => {
+                let (file, current) = open(path, keep, lock)?;
+                (Some(BufWriter::new(file)), current)
+            }
+            None => (None, None),
         };
         Ok(Writers {
             out,
-            out_file: None,
+            out_file,
             late,
-            lengths: lengths.unwrap_or_default(),
+            late_file,
+            lengths: (0, 0),
             unflushed: false,
             error: None,
         })
     }
 
-    /// Records to `file` only (a worker's own `FILE.W`), which holds `len`
-    /// bytes (resumed at a cut; else 0).
-    pub fn own(file: File, len: u64) -> Writers {
+    /// Records to `opened` only (a worker's own `FILE.W`).
+    pub fn own((file, current): rotate::Opened) -> Writers {
         Writers {
-            out_file: file.try_clone().ok(),
             out: Box::new(BufWriter::with_capacity(BLOCK, file)),
+            out_file: current,
             late: None,
-            lengths: (len, 0),
+            late_file: None,
+            lengths: (0, 0),
             unflushed: false,
             error: None,
         }
     }
 
-    /// Records go to `file` instead (worker 0's own `FILE.0`), which holds
-    /// `len` bytes.
-    pub fn set_out(&mut self, file: File, len: u64) {
-        self.out_file = file.try_clone().ok();
+    /// Records go to `opened` instead (worker 0's own `FILE.0`).
+    pub fn set_out(&mut self, (file, current): rotate::Opened) {
         self.out = Box::new(BufWriter::with_capacity(BLOCK, file));
-        self.lengths.0 = len;
+        self.out_file = current;
     }
 
-    /// A worker's own `FILE.W` at a cut: flushed, synced, and its length.
-    pub fn sync_own(&mut self) -> io::Result<u64> {
+    /// A worker's own `FILE.W` at a cut: flushed (a rotation followed),
+    /// synced, and the length and first bytes' CRC-32 of the file open
+    /// under its name.
+    pub fn sync_own(&mut self) -> io::Result<Measured> {
         if let Some((_, e)) = &self.error {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
         self.unflushed = false;
         self.out.flush()?;
-        if let Some(file) = &self.out_file {
-            file.sync_all()?;
-        }
-        Ok(self.lengths.0)
+        Ok(measure(&self.out_file)?.unwrap_or((0, None)))
+    }
+
+    /// The records' and the late output's files at a cut, flushed before
+    /// ([`Writers::flush`], which follows a rotation): each one's length
+    /// and first bytes' CRC-32, synced (`None`: not a file of these
+    /// writers).
+    pub fn measure(&self) -> io::Result<[Option<Measured>; 2]> {
+        Ok([measure(&self.out_file)?, measure(&self.late_file)?])
     }
 
     /// Writes whole lines to the records' output or (`to_late`) the late
@@ -181,6 +209,60 @@ impl Writers {
     }
 }
 
+/// The length and first bytes' CRC-32 of `file`, synced.
+fn measure(file: &Option<Current>) -> io::Result<Option<Measured>> {
+    file.as_ref().map(rotate::measure).transpose()
+}
+
+/// The latest output records of a process's workers, for an observing
+/// report (`RunView::records`): at most `wanted`, the last ones of each
+/// block tapped, until the observer takes them.
+pub struct Tap {
+    wanted: usize,
+    kept: Mutex<VecDeque<(Kind, String)>>,
+}
+
+impl Tap {
+    /// Keeps at most `wanted` records.
+    pub fn new(wanted: usize) -> Tap {
+        Tap {
+            wanted,
+            kept: Mutex::new(VecDeque::with_capacity(wanted)),
+        }
+    }
+
+    /// Keeps the last records of `block` (whole JSON lines, each with its
+    /// newline; a match's or a timeout's, told by its `kind`), dropping
+    /// the oldest kept beyond `wanted`.
+    pub fn block(&self, block: &[u8]) {
+        let body = block.strip_suffix(b"\n").unwrap_or(block);
+        if body.is_empty() || self.wanted == 0 {
+            return;
+        }
+        let last: Vec<&[u8]> = body.rsplit(|&b| b == b'\n').take(self.wanted).collect();
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        for line in last.into_iter().rev() {
+            if kept.len() == self.wanted {
+                kept.pop_front();
+            }
+            let kind = if line.starts_with(br#"{"kind":"timeout""#) {
+                Kind::Timeout
+            } else {
+                Kind::Match
+            };
+            let mut text = String::from_utf8_lossy(line).into_owned();
+            text.push('\n');
+            kept.push_back((kind, text));
+        }
+    }
+
+    /// The records kept since the last call, oldest first.
+    pub fn take(&self) -> Vec<(Kind, String)> {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.drain(..).collect()
+    }
+}
+
 /// A worker's formatted records, what its JSON-lines sink writes to: in
 /// blocks of about [`BLOCK`] bytes, written by the worker to `to` when it
 /// has one, else kept to be sent to worker 0.
@@ -194,16 +276,20 @@ struct Blocks {
     full: Vec<Vec<u8>>,
     /// The writers this worker writes its records to itself.
     to: Option<Shared>,
+    /// Where each block is tapped as it leaves, when a report wants the
+    /// latest records.
+    tap: Option<Arc<Tap>>,
 }
 
 impl Records {
     /// Records written to `to` as blocks fill, or (`None`) kept for
-    /// [`Records::take`].
-    pub fn new(to: Option<Shared>) -> Records {
+    /// [`Records::take`]; each block tapped into `tap` as it leaves.
+    pub fn new(to: Option<Shared>, tap: Option<Arc<Tap>>) -> Records {
         Records(Rc::new(RefCell::new(Blocks {
             current: Vec::with_capacity(BLOCK + BLOCK / 8),
             full: Vec::new(),
             to,
+            tap,
         })))
     }
 
@@ -212,6 +298,9 @@ impl Records {
     pub fn take(&self) -> Vec<Vec<u8>> {
         let mut blocks = self.0.borrow_mut();
         let blocks = &mut *blocks;
+        if let Some(tap) = &blocks.tap {
+            tap.block(&blocks.current);
+        }
         if let Some(to) = &blocks.to {
             lock(to).write(false, &blocks.current);
             blocks.current.clear();
@@ -232,6 +321,9 @@ impl Write for Records {
         let blocks = &mut *blocks;
         blocks.current.extend_from_slice(bytes);
         if blocks.current.len() >= BLOCK {
+            if let Some(tap) = &blocks.tap {
+                tap.block(&blocks.current);
+            }
             match &blocks.to {
                 Some(to) => {
                     lock(to).write(false, &blocks.current);
@@ -277,6 +369,7 @@ mod tests {
             out: Box::new(seen.clone()),
             out_file: None,
             late: None,
+            late_file: None,
             lengths: (0, 0),
             unflushed: false,
             error: None,
@@ -286,7 +379,7 @@ mod tests {
 
     #[test]
     fn kept_records_come_out_in_blocks_of_whole_records_in_order() {
-        let mut records = Records::new(None);
+        let mut records = Records::new(None, None);
         let line = vec![b'x'; 1000];
         let mut all = Vec::new();
         for i in 0..400u32 {
@@ -306,10 +399,57 @@ mod tests {
         assert!(records.take().is_empty());
     }
 
+    /// The tap keeps the last records of the blocks, at most as many as
+    /// wanted, each a whole line with its kind; what was taken is gone.
+    #[test]
+    fn the_tap_keeps_the_latest_whole_records_of_the_blocks() {
+        let tap = Arc::new(Tap::new(3));
+        let mut records = Records::new(None, Some(Arc::clone(&tap)));
+        let line = |i: u32, kind: &str| {
+            format!(
+                "{{\"kind\":\"{kind}\",\"pattern\":\"p\",\"n\":{i}{}}}\n",
+                " ".repeat(900)
+            )
+        };
+        let mut all = Vec::new();
+        for i in 0..400u32 {
+            let kind = if i % 5 == 0 { "timeout" } else { "match" };
+            records.write_all(line(i, kind).as_bytes()).unwrap();
+            all.push((i, kind));
+        }
+        // Full blocks were tapped as they filled: their last records.
+        let full = tap.take();
+        assert_eq!(full.len(), 3);
+        assert!(tap.take().is_empty());
+        let blocks = records.take();
+        let last_of_first = blocks[..blocks.len() - 1].concat();
+        let ends = String::from_utf8(last_of_first).unwrap();
+        let expected: Vec<&str> = ends.split_inclusive('\n').rev().take(3).collect();
+        let got: Vec<&str> = full.iter().rev().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(got, expected);
+        // The rest at `take`: the last three records written.
+        let rest = tap.take();
+        let expected: Vec<(Kind, String)> = all[397..]
+            .iter()
+            .map(|&(i, kind)| {
+                let k = if kind == "timeout" {
+                    Kind::Timeout
+                } else {
+                    Kind::Match
+                };
+                (k, line(i, kind))
+            })
+            .collect();
+        assert_eq!(rest, expected);
+        // An empty block taps nothing.
+        tap.block(b"");
+        assert!(tap.take().is_empty());
+    }
+
     #[test]
     fn written_records_reach_the_writers_in_order_and_are_counted() {
         let (shared, seen) = seen_writers();
-        let mut records = Records::new(Some(Arc::clone(&shared)));
+        let mut records = Records::new(Some(Arc::clone(&shared)), None);
         let mut all = Vec::new();
         for i in 0..300u32 {
             let record = format!("{i}{}\n", "y".repeat(900));
