@@ -1379,3 +1379,86 @@ fn a_three_partition_topic_gives_each_keys_output_of_the_file_run_exactly_once_a
     // multiset), each key in one partition; no late events.
     assert_same(&seen, &output, &late, &out, &lines(&dir.join("late.jsonl")));
 }
+
+/// `--metrics` on a Kafka source: the consumer's lag, summed and per
+/// partition, is 0 once the run has read every record (and waits for
+/// more: no `--kafka-until`). A lag above 0 is shown by the source's own
+/// test (`crates/kafka/tests/source.rs`, paused partitions).
+#[cfg(feature = "metrics")]
+#[test]
+fn the_consumer_lag_is_in_the_metrics_and_0_once_everything_is_read() {
+    use crate::cli_metrics::{address, get, value};
+    use crate::common::Live;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_lag_metrics");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(3_000).lines().map(str::to_string).collect();
+    let input = topic("lag-in");
+    broker.create_topic(&input, 3);
+    produce_by_key(&broker.bootstrap(), &input, &events);
+    let mut command = cepheid();
+    command
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args([
+            "--events",
+            &format!("kafka://{}/{input}", broker.bootstrap()),
+        ])
+        .args(["--output", "out.jsonl", "--metrics", "127.0.0.1:0"]);
+    let live = Live::spawn(&mut command);
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let per_partition = |text: &str| -> Vec<(String, Option<f64>)> {
+        (0..3)
+            .map(|p| {
+                let name =
+                    format!("cepheid_partition_lag_records{{topic=\"{input}\",partition=\"{p}\"}}");
+                let v = value(text, &name);
+                (name, v)
+            })
+            .collect()
+    };
+    // Every record read, and statistics taken since: nothing behind.
+    let deadline = Instant::now() + T;
+    let text = loop {
+        let (code, text) = get(addr, "/metrics");
+        assert_eq!(code, 200, "{text}");
+        let all_read = value(&text, "cepheid_events_read_total") == Some(events.len() as f64);
+        let lag = value(&text, "cepheid_consumer_lag_records");
+        if all_read && lag == Some(0.0) && per_partition(&text).iter().all(|(_, v)| *v == Some(0.0))
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no lag of 0 came: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(per_partition(&text).len(), 3, "{text}");
+    assert!(
+        text.contains("# TYPE cepheid_partition_lag_records gauge"),
+        "{text}"
+    );
+    let (code, json) = get(addr, "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(status["run"]["consumer_lag"], 0, "{json}");
+    let partitions = status["run"]["consumer_lag_partitions"]
+        .as_array()
+        .expect("per partition");
+    let named: Vec<(String, u64, u64)> = partitions
+        .iter()
+        .map(|p| {
+            (
+                p["topic"].as_str().unwrap().to_string(),
+                p["partition"].as_u64().unwrap(),
+                p["records"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        (0..3).map(|p| (input.clone(), p, 0)).collect::<Vec<_>>()
+    );
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}

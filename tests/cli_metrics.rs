@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 }
 
 /// `GET path` over a plain TCP connection: the status code and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connects");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -52,7 +52,7 @@ fn per_pattern(text: &str, name: &str) -> BTreeMap<String, u64> {
 }
 
 /// The value of the unlabelled metric `name`.
-fn value(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.parse().ok())
@@ -72,7 +72,7 @@ fn count(lines: &[String], kind: &str) -> BTreeMap<String, u64> {
 }
 
 /// The address in `cepheid: metrics on http://ADDR/`.
-fn address(line: &str) -> SocketAddr {
+pub(crate) fn address(line: &str) -> SocketAddr {
     let addr = line
         .split("http://")
         .nth(1)

@@ -2134,7 +2134,9 @@ impl Live {
                     return Some(why);
                 }
                 // `--watch` is not read with `--workers`.
-                Ok(Message::Reload(_) | Message::Seen(_) | Message::Checkpointed) => continue,
+                Ok(
+                    Message::Reload(_) | Message::Seen(_) | Message::Checkpointed | Message::Lag(_),
+                ) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());
