@@ -1380,6 +1380,80 @@ fn a_three_partition_topic_gives_each_keys_output_of_the_file_run_exactly_once_a
     assert_same(&seen, &output, &late, &out, &lines(&dir.join("late.jsonl")));
 }
 
+/// Writes `lines` to partition 0 of `topic` with a transactional
+/// producer, `per` lines a transaction, each committed (as `cepheid
+/// run`'s transactional sink writes): each transaction ends with a commit
+/// marker, which no consumer reads.
+fn produce_lines_in_transactions(bootstrap: &str, topic: &str, lines: &[String], per: usize) {
+    let producer: BaseProducer = client(bootstrap)
+        .set("transactional.id", format!("{topic}-writer"))
+        .create()
+        .expect("a transactional producer");
+    producer.init_transactions(T).expect("init_transactions");
+    for chunk in lines.chunks(per) {
+        producer.begin_transaction().expect("begin_transaction");
+        for line in chunk {
+            loop {
+                match producer.send(BaseRecord::<(), _>::to(topic).partition(0).payload(line)) {
+                    Ok(()) => break,
+                    Err((e, _)) => {
+                        assert!(
+                            e.rdkafka_error_code()
+                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                            "{e}"
+                        );
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        producer.commit_transaction(T).expect("commit_transaction");
+    }
+}
+
+#[test]
+fn kafka_until_end_ends_on_a_topic_written_with_transactions() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_until_end_transactions");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(2_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let input = topic("transactional-in");
+    broker.create_topic(&input, 1);
+    // The last offset of the topic is a commit marker.
+    produce_lines_in_transactions(&broker.bootstrap(), &input, &events, 300);
+    let output = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args([
+            "--events",
+            &format!("kafka://{}/{input}", broker.bootstrap()),
+        ])
+        .args(["--kafka-until", "end", "--rules-from-stream"])
+        .args(["--output", "kafka-out.jsonl", "--late", "kafka-late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    // One partition: the file run's output, byte for byte.
+    assert_eq!(
+        fs::read(dir.join("kafka-out.jsonl")).unwrap(),
+        fs::read(dir.join("out.jsonl")).unwrap()
+    );
+    assert_eq!(
+        fs::read(dir.join("kafka-late.jsonl")).unwrap(),
+        fs::read(dir.join("late.jsonl")).unwrap()
+    );
+    assert_eq!(
+        crash::summary(&stderr(&output)),
+        crash::summary(&stderr(&file))
+    );
+    assert!(
+        !lines(&dir.join("out.jsonl")).is_empty(),
+        "the stream gives records"
+    );
+}
+
 /// `--metrics` on a Kafka source: the consumer's lag, summed and per
 /// partition, is 0 once the run has read every record (and waits for
 /// more: no `--kafka-until`). A lag above 0 is shown by the source's own

@@ -148,6 +148,18 @@ impl RulesTopic {
         self.backlog.front().map_or(self.read, |r| r.offset)
     }
 
+    /// Has the consumer read up to `target`: its last record, or else
+    /// librdkafka's position, which moves past transaction markers (a
+    /// topic written with transactions ends with one)?
+    fn reached(&self, target: i64) -> bool {
+        self.read >= target
+            || self.consumer.position().is_ok_and(|positions| {
+                positions
+                    .find_partition(&self.topic, 0)
+                    .is_some_and(|e| matches!(e.offset(), Offset::Offset(at) if at >= target))
+            })
+    }
+
     /// Reads from `offset` on: first up to the topic's end as the broker
     /// gives it now (into the backlog), so that what the topic holds is
     /// known before any event.
@@ -166,7 +178,7 @@ impl RulesTopic {
         let high = self.end.map_or(high, |end| end.min(high));
         let started = Instant::now();
         let mut quiet = Instant::now();
-        while self.read < high && quiet.elapsed() < RULES_QUIET {
+        while !self.reached(high) && quiet.elapsed() < RULES_QUIET {
             if started.elapsed() >= self.retry.limit {
                 return Err(KafkaError::Config {
                     reason: format!(
@@ -541,9 +553,9 @@ impl KafkaSource {
     /// Appends the records of the rules topic to `out`: first those read
     /// when the source started or sought (the topic up to its end then),
     /// then every record up to the topic's end as the broker gives it now
-    /// (one request; waited for at most a few seconds per new end: the
-    /// last offsets of a topic written with transactions are markers that
-    /// no consumer reads). So a rules record the broker acknowledged
+    /// (one request; read until the consumer's position reaches it, which
+    /// librdkafka moves past the markers of a topic written with
+    /// transactions, or for at most a few seconds per new end). So a rules record the broker acknowledged
     /// before an event was written is handed out no later than that event
     /// when this is called after the events' [`KafkaSource::read`]. Their
     /// `split` is the number of the source's [`KafkaSource::splits`] (one
@@ -570,7 +582,7 @@ impl KafkaSource {
         let mut quiet = Instant::now();
         let mut taken = 0;
         loop {
-            let behind = rules.read < target && rules.waited_for < target;
+            let behind = rules.waited_for < target && !rules.reached(target);
             if !behind && taken >= max_batch {
                 break;
             }
@@ -728,10 +740,31 @@ impl KafkaSource {
 
     /// Bounded ([`SourceConfig::until_end`]): has every partition been
     /// read to its end offset? Always false otherwise.
+    ///
+    /// A partition is read to its end when the offset after the last
+    /// record handed out is there, or else when the consumer's own
+    /// position is: librdkafka moves it past the markers that end
+    /// transactions, which no consumer reads (on a topic written with
+    /// transactions the end offset is after a commit marker). The
+    /// consumer's position is asked (a call into the client, no request
+    /// to the broker) only for a partition whose last record handed out
+    /// is not at its end.
     pub fn at_end(&self) -> bool {
-        self.end.as_ref().is_some_and(|end| {
-            end.iter()
-                .all(|(t, p, o)| self.position.get(t, p).is_some_and(|at| at >= o))
+        let Some(end) = &self.end else {
+            return false;
+        };
+        let behind =
+            |(t, p, o): &(&str, i32, i64)| !self.position.get(t, *p).is_some_and(|at| at >= *o);
+        if !end.iter().any(|e| behind(&e)) {
+            return true;
+        }
+        let Ok(positions) = self.consumer.position() else {
+            return false;
+        };
+        end.iter().filter(behind).all(|(t, p, o)| {
+            positions
+                .find_partition(t, p)
+                .is_some_and(|e| matches!(e.offset(), Offset::Offset(at) if at >= o))
         })
     }
 
@@ -843,9 +876,9 @@ fn record_of(message: &rdkafka::message::BorrowedMessage<'_>, split: usize) -> K
     }
 }
 
-/// How long the start waits for a record of the rules topic before its
-/// end when none comes (its last offsets are transaction markers, which no
-/// consumer reads).
+/// How long the rules topic is waited for when it gives no record before
+/// its end and librdkafka's position does not show it past the end either
+/// (a broker slow to answer).
 const RULES_QUIET: Duration = Duration::from_secs(5);
 
 /// How long [`KafkaSource::read_rules`] waits for the rules topic's end

@@ -360,3 +360,75 @@ fn the_lag_is_what_waits_behind_each_partitions_end_and_0_once_all_is_read() {
     let lag = lag_until(&mut source, |lag| lag.iter().all(|l| l.records == 0));
     assert_eq!(records_behind(&lag.expect("known")), [(0, 0), (1, 0)]);
 }
+
+/// Writes `payloads` to `partition` of `topic` in one committed
+/// transaction (as `cepheid run`'s transactional sink writes).
+fn produce_in_transaction(
+    broker: &Broker,
+    id: &str,
+    topic: &str,
+    partition: i32,
+    payloads: &[String],
+) {
+    let producer: BaseProducer = broker
+        .config()
+        .set("transactional.id", id)
+        .create()
+        .expect("a transactional producer");
+    let t = Duration::from_secs(10);
+    producer.init_transactions(t).expect("init_transactions");
+    producer.begin_transaction().expect("begin_transaction");
+    for payload in payloads {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .partition(partition)
+                    .key("k")
+                    .payload(payload),
+            )
+            .map_err(|(e, _)| e)
+            .expect("queues a record");
+    }
+    producer.commit_transaction(t).expect("commit_transaction");
+}
+
+#[test]
+fn a_bounded_source_ends_on_partitions_written_with_transactions() {
+    let broker = Broker::start();
+    let t = topic("transactional");
+    broker.create_topic(&t, 2);
+    let texts = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    };
+    produce_in_transaction(&broker, "tx-a", &t, 0, &texts("a", 4));
+    produce_in_transaction(&broker, "tx-b", &t, 1, &texts("b", 2));
+    produce_in_transaction(&broker, "tx-b", &t, 1, &texts("c", 3));
+    let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
+    config.until_end = true;
+    let mut source = KafkaSource::new(config).expect("a source");
+    // Each partition's end is after its last commit marker, which no
+    // consumer reads.
+    let end = source.end().expect("bounded").clone();
+    assert!(end.get(&t, 0).unwrap() > 4, "{end:?}");
+    assert!(end.get(&t, 1).unwrap() > 5, "{end:?}");
+
+    let mut batch = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !source.at_end() {
+        assert!(
+            Instant::now() < deadline,
+            "never at its end: {source:?}, {batch:?}"
+        );
+        source
+            .read(&mut batch, Duration::from_millis(100))
+            .expect("reads");
+    }
+    let mut got: Vec<String> = payloads(&batch).into_iter().map(|(_, _, p)| p).collect();
+    got.sort();
+    let mut want = [texts("a", 4), texts("b", 2), texts("c", 3)].concat();
+    want.sort();
+    assert_eq!(got, want);
+    // Its lag, too, counts no marker.
+    let lag = lag_until(&mut source, |lag| lag.iter().all(|l| l.records == 0));
+    assert_eq!(records_behind(&lag.expect("known")), [(0, 0), (1, 0)]);
+}
