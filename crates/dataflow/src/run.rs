@@ -176,6 +176,10 @@ struct Board {
     first: usize,
     /// Each worker of the process, by its index in the process.
     slots: Mutex<Vec<Published>>,
+    /// A followed file's one reader (worker 0 of process 0): the offset in
+    /// the file after its last batch handed to the source;
+    /// [`Board::NOT_READ`] in every other process, and before it starts.
+    read_to: AtomicU64,
 }
 
 /// A worker's numbers as it last published them.
@@ -190,11 +194,34 @@ struct Published {
 }
 
 impl Board {
+    /// [`Board::read_to`] before the reader says where it is.
+    const NOT_READ: u64 = u64::MAX;
+
     fn new(scale: &Scale) -> Board {
         Board {
             first: scale.process * scale.workers,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
+            read_to: AtomicU64::new(Board::NOT_READ),
         }
+    }
+
+    /// The followed file's reader is at `offset` of the file (named
+    /// `--events` now: its offsets start anew at a rotation).
+    fn read_to(&self, offset: u64) {
+        self.read_to.store(offset, Ordering::Relaxed);
+    }
+
+    /// Bytes of the followed file `path` after its reader's place: its
+    /// length now less the offset (as the single run's
+    /// `cepheid_source_lag_bytes`); `None` without `path` (not followed)
+    /// or in a process that does not read it.
+    fn source_lag(&self, path: Option<&Path>) -> Option<u64> {
+        let at = self.read_to.load(Ordering::Relaxed);
+        if at == Board::NOT_READ {
+            return None;
+        }
+        let len = std::fs::metadata(path?).ok()?.len();
+        Some(len.saturating_sub(at))
     }
 
     /// Worker `index` (over all processes) publishes.
@@ -228,6 +255,7 @@ impl Board {
 fn observe(
     board: Arc<Board>,
     patterns: Vec<Pattern>,
+    followed: Option<PathBuf>,
     say: Say,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
@@ -241,6 +269,7 @@ fn observe(
         view.events_read = events;
         view.late = late;
         view.malformed = malformed;
+        view.source_lag = board.source_lag(followed.as_deref());
         say.report().tick(&view);
     })
 }
@@ -934,6 +963,11 @@ impl Workers {
             }
         }
         let live = live(&config);
+        // A followed file's lag (bytes behind its end) is its one reader's.
+        let followed = match (&config.input, config.follow) {
+            (cepheid_runtime::Input::File(path), true) => Some(path.clone()),
+            _ => None,
+        };
         let job = Arc::new(Job {
             plan,
             format: config.format,
@@ -977,6 +1011,7 @@ impl Workers {
             let thread = observe(
                 Arc::clone(board),
                 patterns.clone(),
+                followed.clone(),
                 say.clone(),
                 Arc::clone(&stop),
             );
@@ -1052,6 +1087,7 @@ impl Workers {
                 (view.events_read, view.late, view.malformed) =
                     (summary.events, summary.late, summary.malformed);
             }
+            view.source_lag = board.source_lag(followed.as_deref());
             view.finished = true;
             say.report().tick(&view);
         }
@@ -1780,6 +1816,7 @@ impl Job {
         let reader = feed.map(|feed| {
             let live = Live {
                 feed,
+                board: self.board.clone(),
                 counts: Arc::clone(&counts),
                 waiting_for_input,
                 strict: self.strict,
@@ -2038,6 +2075,9 @@ impl Job {
             say!(self.say, Warning, "{w}")
         }) {
             Ok((input, _)) => {
+                if let Some(board) = &live.board {
+                    board.read_to(start.offset);
+                }
                 let reading = Reading {
                     origin: live.origin.clone(),
                     decoder: first,
@@ -2104,6 +2144,9 @@ impl Job {
 struct Live {
     say: Say,
     feed: Feed<Record>,
+    /// Where the run's numbers are published (with an observing report):
+    /// the reader's place in the file goes there.
+    board: Option<Arc<Board>>,
     counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     waiting_for_input: Arc<AtomicBool>,
@@ -2200,6 +2243,9 @@ impl Live {
                 .fetch_add(events as u64, Ordering::Relaxed);
             self.waiting_for_input
                 .store(batch.stalled, Ordering::Relaxed);
+            if let Some(board) = &self.board {
+                board.read_to(batch.at.offset);
+            }
             let sent = if self.places && !end {
                 let place = Place {
                     position: offset,
