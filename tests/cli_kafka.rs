@@ -1536,3 +1536,191 @@ fn the_consumer_lag_is_in_the_metrics_and_0_once_everything_is_read() {
     let (status, _, stderr) = live.finish();
     assert_eq!(status.code(), Some(143), "{stderr}");
 }
+
+/// `--workers` over a 3-partition topic (the partitions dealt to the
+/// workers, each reading its own with per-partition watermarks): each key
+/// gets the file run's records in its order, and the counts are the file
+/// run's; on 2 workers (one reads two partitions) and on 4 (one reads
+/// none).
+#[cfg(feature = "workers")]
+#[test]
+fn a_three_partition_topic_on_workers_gives_each_key_the_file_runs_records() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // Up to 3 s out of order, --max-delay 5s: none is late (as in the
+    // one-worker test of three partitions).
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    assert!(
+        crash::summary(&stderr(&file)).contains(", 0 late,"),
+        "{}",
+        stderr(&file)
+    );
+    let out = lines(&dir.join("out.jsonl"));
+    assert!(out.len() > 1_000, "the stream gives records");
+    let input = topic("workers-in");
+    broker.create_topic(&input, 3);
+    produce_by_key(&broker.bootstrap(), &input, &events);
+    for workers in ["2", "4"] {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args([
+                "--events",
+                &format!("kafka://{}/{input}", broker.bootstrap()),
+            ])
+            .args(["--kafka-until", "end", "--workers", workers])
+            .args(["--output", "kafka-out.jsonl", "--late", "kafka-late.jsonl"])
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{workers}: {}", stderr(&output));
+        assert_eq!(
+            crash::summary(&stderr(&output)),
+            crash::summary(&stderr(&file)),
+            "{workers}: {}",
+            stderr(&output)
+        );
+        let got = lines(&dir.join("kafka-out.jsonl"));
+        assert_eq!(got.len(), out.len(), "{workers}");
+        let (got, want) = (
+            by_key(got.iter().map(String::as_str)),
+            by_key(out.iter().map(String::as_str)),
+        );
+        assert_eq!(got.len(), want.len(), "{workers}");
+        for (key, records) in &want {
+            assert_eq!(
+                got.get(key),
+                Some(records),
+                "{workers}: the records of key {key}"
+            );
+        }
+        assert!(lines(&dir.join("kafka-late.jsonl")).is_empty(), "{workers}");
+    }
+}
+
+/// Without `--kafka-until` a Kafka source on workers goes on until a
+/// signal: SIGTERM stops every worker's source, the run ends with 143,
+/// and each key has a prefix of the file run's records (event time stops
+/// at the least of the workers' watermarks).
+#[cfg(feature = "workers")]
+#[test]
+fn sigterm_stops_a_kafka_source_on_workers() {
+    use crate::common::Live;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_sigterm");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(5_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl", "--output", "out.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    let input = topic("workers-sigterm-in");
+    broker.create_topic(&input, 3);
+    produce_by_key(&broker.bootstrap(), &input, &events);
+    let mut command = cepheid();
+    command
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args([
+            "--events",
+            &format!("kafka://{}/{input}", broker.bootstrap()),
+        ])
+        .args(["--workers", "2", "--output", "kafka-out.jsonl"]);
+    let live = Live::spawn(&mut command);
+    // Records come out once worker 0 has read what its partitions hold.
+    let limit = Instant::now() + T;
+    while fs::metadata(dir.join("kafka-out.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < limit, "no output came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    live.signal("TERM");
+    let (status, _, err) = live.finish();
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert_eq!(
+        err.matches("cepheid: stopped by SIGTERM").count(),
+        1,
+        "{err}"
+    );
+    let got = lines(&dir.join("kafka-out.jsonl"));
+    assert!(!got.is_empty());
+    let want = by_key(lines(&dir.join("out.jsonl")).iter().map(String::as_str));
+    for (key, records) in by_key(got.iter().map(String::as_str)) {
+        let all = want
+            .get(&key)
+            .unwrap_or_else(|| panic!("key {key} not in the file run's"));
+        assert!(
+            all.starts_with(&records),
+            "key {key}: {records:?} is not a prefix of {all:?}"
+        );
+    }
+}
+
+/// What Kafka on workers does not do yet is refused (exit 2) before any
+/// broker is asked: a Kafka output, a checkpoint of a Kafka source, a
+/// rules topic (`docs/kafka.md`, "On workers").
+#[cfg(feature = "workers")]
+#[test]
+fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
+    let dir = scratch("kafka_workers_refused");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    fs::write(dir.join("events.jsonl"), "").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--events", "events.jsonl", "--output", "kafka://127.0.0.1:1/o"],
+            "error: --output and --late kafka://... are not supported with --workers or --processes yet",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--checkpoint",
+                "ckpt",
+                "--output",
+                "out.jsonl",
+            ],
+            "error: --checkpoint with --events kafka://... is not supported with --workers or --processes yet",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--rules-topic",
+                "kafka://127.0.0.1:1/r",
+            ],
+            "error: --rules-topic is not supported with --workers or --processes yet",
+        ),
+    ];
+    for (args, said) in cases {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--workers", "2"])
+            .args(*args)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(said),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}

@@ -99,8 +99,8 @@ use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid_engine::{ErrorKind, PatternStats, Record, Timestamp, Value};
 use cepheid_runtime::source::{
-    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold, Tail,
-    BATCHES_AHEAD,
+    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
+    Source, SourceTiming, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
     add_patterns, capped_message, Config, End, EngineNumbers, Layout as SummaryLayout, Level,
@@ -351,6 +351,10 @@ pub enum Refusal {
     OutputPerWorkerNeedsOutput,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
+    /// A checkpoint with sources of the library's user
+    /// ([`Workers::with_sources`]): their places do not go into the cuts
+    /// yet.
+    SourcesCheckpoint,
 }
 
 impl fmt::Display for Refusal {
@@ -370,6 +374,9 @@ impl fmt::Display for Refusal {
             Refusal::OutputPerWorkerNeedsOutput => "--output-per-worker needs --output FILE",
             Refusal::ProcessesNeedOutput => {
                 "--processes needs --output FILE (timely's networking may print on standard output)"
+            }
+            Refusal::SourcesCheckpoint => {
+                "--checkpoint with a Kafka source is not supported with --workers or --processes yet"
             }
         })
     }
@@ -705,13 +712,15 @@ pub struct Outcome {
 /// feed stops, event time stays where it got, the workers take a last cut
 /// with checkpoints, and the run ends with [`End::Stopped`].
 #[derive(Clone, Debug)]
-pub struct Handle(SyncSender<Message>);
+pub struct Handle(Vec<SyncSender<Message>>);
 
 impl Handle {
-    /// Stops the input; `why` is said (`cepheid: stopped by WHY`) and kept
-    /// in [`End::Stopped`].
+    /// Stops the input (every source of this process); `why` is said
+    /// (`cepheid: stopped by WHY`) and kept in [`End::Stopped`].
     pub fn stop(&self, why: &str) {
-        let _ = self.0.send(Message::Stop(why.to_string()));
+        for tx in &self.0 {
+            let _ = tx.send(Message::Stop(why.to_string()));
+        }
     }
 }
 
@@ -840,7 +849,19 @@ pub struct Workers {
     /// Live input read by this process: the channel of the reader's
     /// batches and of [`Handle::stop`].
     messages: Option<(SyncSender<Message>, Receiver<Message>)>,
+    /// Sources of the library's user ([`Workers::with_sources`]), one per
+    /// worker of this process, each with the channel of its reader's
+    /// batches and of [`Handle::stop`].
+    sources: Option<Vec<OwnSource>>,
 }
+
+/// A worker's own [`Source`] ([`Workers::with_sources`]), `None` for a
+/// worker that reads nothing, and the channel of its reader thread.
+type OwnSource = (
+    Option<Box<dyn Source>>,
+    SyncSender<Message>,
+    Receiver<Message>,
+);
 
 impl fmt::Debug for Workers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -912,14 +933,44 @@ impl Workers {
             layout,
             say,
             messages,
+            sources: None,
         })
+    }
+
+    /// The run reads `sources` instead of `Config::input`: one per worker
+    /// of this process, in worker order (`None` for a worker that reads
+    /// nothing), each read by a thread of the runtime's
+    /// ([`spawn_reader`]) into its worker's source, with per-split
+    /// watermarks (each split's largest time less `max_delay` less 1 ms,
+    /// the least over the worker's splits, idle ones left out after
+    /// `idle_timeout`), as the single run reads a `Source`; the dataflow
+    /// takes the least over the workers. A worker's sources are live: the
+    /// run ends when every source has ended (a bounded one), or at
+    /// [`Handle::stop`]. Not with `--checkpoint` yet
+    /// ([`Refusal::SourcesCheckpoint`]).
+    pub fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Result<Workers, Error> {
+        if self.config.checkpoint.is_some() {
+            return Err(Error::Refused(Refusal::SourcesCheckpoint));
+        }
+        let mut own = Vec::with_capacity(sources.len());
+        for source in sources {
+            let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
+            own.push((source, tx, rx));
+        }
+        self.sources = Some(own);
+        Ok(self)
     }
 
     /// The handle that stops the live input (`None` when this process
     /// reads none: a file's parts end by themselves).
     pub fn handle(&self) -> Option<Handle> {
+        if let Some(sources) = &self.sources {
+            let readers = sources.iter().filter(|(s, _, _)| s.is_some());
+            let senders: Vec<_> = readers.map(|(_, tx, _)| tx.clone()).collect();
+            return (!senders.is_empty()).then_some(Handle(senders));
+        }
         let (tx, _) = self.messages.as_ref()?;
-        Some(Handle(tx.clone()))
+        Some(Handle(vec![tx.clone()]))
     }
 
     /// Runs it: reads the checkpoint folder (and resumes from its last
@@ -936,6 +987,7 @@ impl Workers {
             layout,
             say,
             messages,
+            sources,
         } = self;
         let board = observes.then(|| Arc::new(Board::new(&scale)));
         let first_process = scale.first_process();
@@ -953,7 +1005,7 @@ impl Workers {
         } else {
             None
         };
-        if let cepheid_runtime::Input::File(path) = &config.input {
+        if let (cepheid_runtime::Input::File(path), None) = (&config.input, &sources) {
             if let Err(source) = File::open(path) {
                 return Err(Error::Runtime(cepheid_runtime::Error::Io {
                     doing: cepheid_runtime::Doing::Open,
@@ -962,7 +1014,7 @@ impl Workers {
                 }));
             }
         }
-        let live = live(&config);
+        let live = live(&config) || sources.is_some();
         // A followed file's lag (bytes behind its end) is its one reader's.
         let followed = match (&config.input, config.follow) {
             (cepheid_runtime::Input::File(path), true) => Some(path.clone()),
@@ -979,6 +1031,9 @@ impl Workers {
             idle_timeout: config.idle_timeout,
             live,
             messages: Mutex::new(messages),
+            sources: sources
+                .map(|sources| Mutex::new(sources.into_iter().map(Some).collect::<Vec<_>>())),
+            first_worker: scale.process * scale.workers,
             follow: config.follow,
             flush: config.flush_at_end,
             strict: config.strict,
@@ -990,6 +1045,7 @@ impl Workers {
             limit: config.max_runs_per_key,
             live_limit: config.max_live_runs,
             capped_told: Arc::default(),
+            stop_said: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             writers: writers.map(|w| Arc::new(Mutex::new(w))),
             per_worker: scale
@@ -1379,6 +1435,11 @@ struct Job {
     live: bool,
     /// Live input: the channel of the reader's batches and the signals.
     messages: Mutex<Option<(SyncSender<Message>, Receiver<Message>)>>,
+    /// Sources of the library's user, each taken by its worker (by its
+    /// index in the process), instead of `events`.
+    sources: Option<Mutex<Vec<Option<OwnSource>>>>,
+    /// The index of this process's first worker.
+    first_worker: usize,
     follow: bool,
     flush: bool,
     strict: bool,
@@ -1388,6 +1449,8 @@ struct Job {
     /// the process)?
     live_limit: usize,
     capped_told: Arc<AtomicBool>,
+    /// Was the stop of the live input said (by one of its readers)?
+    stop_said: Arc<AtomicBool>,
     chunk_bytes: u64,
     /// The outputs of process 0: worker 0 writes the late events and the
     /// records sent to it, each worker its own records (`write.rs`).
@@ -1669,7 +1732,14 @@ impl Job {
         let items = self.items(index, peers, &counts, read.unwrap_or_default());
         // (counted on this thread; published with the engines' numbers)
         let (events_read, late_count) = (Rc::clone(&items.events), Rc::new(Cell::new(0)));
-        let delay = self.max_delay;
+        // A source of the library's user: the worker's own, its watermark
+        // its splits' (no delay of its own: that of each split).
+        let own = self.take_source(index);
+        let delay = if own.is_some() {
+            i64::MAX
+        } else {
+            self.max_delay
+        };
         let mut lateness = Lateness::new(delay)
             .flush_at_end(self.flush)
             .max_waiting(self.max_waiting);
@@ -1683,7 +1753,10 @@ impl Job {
         let to_write = Rc::clone(&gathered);
         // Live input: worker 0 reads it on a thread of its own; the output
         // is flushed while that thread waits for input.
-        let reads_live = self.live && index == 0;
+        let reads_live = match &self.sources {
+            Some(_) => own.as_ref().is_some_and(|(source, _, _)| source.is_some()),
+            None => self.live && index == 0,
+        };
         let waiting_for_input = Arc::new(AtomicBool::new(false));
         let flush_when_waiting = reads_live.then(|| Arc::clone(&waiting_for_input));
         let mut feed = None;
@@ -1817,6 +1890,7 @@ impl Job {
             let live = Live {
                 feed,
                 board: self.board.clone(),
+                stop_said: Arc::clone(&self.stop_said),
                 counts: Arc::clone(&counts),
                 waiting_for_input,
                 strict: self.strict,
@@ -1825,7 +1899,10 @@ impl Job {
                 places: self.checkpoint.is_some(),
                 lines: restored.as_ref().map_or(0, |state| state.position),
             };
-            self.read_live(live, restored.as_ref())
+            match own {
+                Some((Some(source), tx, messages)) => self.read_source(live, source, tx, messages),
+                _ => self.read_live(live, restored.as_ref()),
+            }
         });
         while worker.has_dataflows() {
             worker.step_or_park(None);
@@ -2048,6 +2125,57 @@ impl Job {
         cut
     }
 
+    /// Worker `index`'s own source ([`Workers::with_sources`]), if the
+    /// run reads sources: `None` on other runs, `Some((None, ..))` for a
+    /// worker that reads nothing.
+    fn take_source(&self, index: usize) -> Option<OwnSource> {
+        let sources = self.sources.as_ref()?;
+        let mut sources = sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources
+            .get_mut(index.checked_sub(self.first_worker)?)?
+            .take()
+    }
+
+    /// Reads the worker's own `source` on a thread of the runtime's (its
+    /// decoding, its per-split watermarks: each split's largest time less
+    /// `--max-delay` less 1 ms, the least of them sent as the source's
+    /// watermark, idle splits left out after `--idle-timeout`), whose
+    /// batches `live` hands to the worker's source.
+    fn read_source(
+        &self,
+        live: Live,
+        source: Box<dyn Source>,
+        tx: SyncSender<Message>,
+        messages: Receiver<Message>,
+    ) -> JoinHandle<Option<String>> {
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let reading = Reading {
+            origin: live.origin.clone(),
+            decoder: decoder(),
+            fresh: Box::new(decoder),
+            start: Position::default(),
+            tails: false,
+            // Control records (`$rules`) are not read here.
+            controls: None,
+            seen: SeenTold::new(None),
+            timing: SourceTiming {
+                record_time: false,
+                splits: Some(SplitTiming {
+                    max_delay: self.max_delay,
+                    idle_timeout: self.idle_timeout,
+                    resumed: Vec::new(),
+                    emitted: None,
+                }),
+            },
+        };
+        // Ends with the source (a bounded one), or when `live` stops
+        // taking its batches (a signal).
+        let _reader = spawn_reader(Opened::Custom(Arc::new(Mutex::new(source))), reading, tx);
+        thread::spawn(move || live.forward(&messages))
+    }
+
     /// Reads live input (standard input, a followed file) on threads of
     /// their own (the reader of the single-engine run, `input.rs`, and one
     /// that hands its batches to the source), and SIGINT/SIGTERM as the
@@ -2147,6 +2275,8 @@ struct Live {
     /// Where the run's numbers are published (with an observing report):
     /// the reader's place in the file goes there.
     board: Option<Arc<Board>>,
+    /// Was the stop said (by this or another reader of the process)?
+    stop_said: Arc<AtomicBool>,
     counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     waiting_for_input: Arc<AtomicBool>,
@@ -2172,7 +2302,10 @@ impl Live {
             let batch = match messages.recv() {
                 Ok(Message::Batch(batch)) => batch,
                 Ok(Message::Stop(why)) => {
-                    say!(self.say, Info, "cepheid: stopped by {why}");
+                    // (once, of the process's several sources)
+                    if !self.stop_said.swap(true, Ordering::Relaxed) {
+                        say!(self.say, Info, "cepheid: stopped by {why}");
+                    }
                     self.feed.stop();
                     return Some(why);
                 }
@@ -2184,17 +2317,23 @@ impl Live {
             };
             let mut items = Vec::with_capacity(batch.lines.len());
             let mut end = false;
-            for (line, item) in batch.lines {
+            // (a `Source`'s malformed records, placed as it says)
+            let mut places = batch.places.into_iter().peekable();
+            for (index, (line, item)) in batch.lines.into_iter().enumerate() {
                 offset += 1;
+                let place = match places.peek() {
+                    Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
+                    _ => None,
+                };
                 match item {
                     Ok(Entry::Item(Item::Event(ts, event))) => {
                         items.push(SourceItem::Event { ts, offset, event })
                     }
                     Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
-                    // (only a `Source`'s reader sends these: not here)
-                    Ok(
-                        Entry::Item(Item::Skip) | Entry::SplitWatermark(_) | Entry::SourceRules(_),
-                    ) => {}
+                    // (a `Source`'s splits' least watermark)
+                    Ok(Entry::SplitWatermark(t)) => items.push(SourceItem::SplitWatermark(t)),
+                    // (a `Source`'s rules stream: not read on workers)
+                    Ok(Entry::Item(Item::Skip) | Entry::SourceRules(_)) => {}
                     Ok(Entry::Rules(_)) => {
                         // Not recognized without `controls`; said if ever.
                         self.counts.malformed_line();
@@ -2219,13 +2358,21 @@ impl Live {
                     }
                     Err(e) => {
                         self.counts.malformed_line();
-                        say!(
-                            self.say,
-                            Warning,
-                            "{}:{line}: malformed line: {}",
-                            self.origin,
-                            e.message()
-                        );
+                        match &place {
+                            Some(place) => say!(
+                                self.say,
+                                Warning,
+                                "{place}: malformed record: {}",
+                                e.message()
+                            ),
+                            None => say!(
+                                self.say,
+                                Warning,
+                                "{}:{line}: malformed line: {}",
+                                self.origin,
+                                e.message()
+                            ),
+                        }
                         if self.strict {
                             self.counts.strict_stop(&self.origin, line, e.message());
                             end = true;

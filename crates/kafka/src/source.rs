@@ -754,7 +754,7 @@ impl KafkaSource {
             return false;
         };
         let behind =
-            |(t, p, o): &(&str, i32, i64)| !self.position.get(t, *p).is_some_and(|at| at >= *o);
+            |(t, p, o): &(&str, i32, i64)| self.position.get(t, *p).is_none_or(|at| at < *o);
         if !end.iter().any(|e| behind(&e)) {
             return true;
         }
