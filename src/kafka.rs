@@ -227,8 +227,8 @@ fn source_config(
 /// named, partitions by number), dealt in turn over the workers of every
 /// process, pair `i` to worker `i mod (processes × workers)`; one source
 /// per worker of process `process`, in worker order (`None` for a worker
-/// dealt no partition). Without a checkpoint and a rules topic (the
-/// command refuses them with workers).
+/// dealt no partition). Without a rules topic (the command refuses it
+/// with workers).
 #[cfg(feature = "workers")]
 pub fn open_shares(
     args: &Args,

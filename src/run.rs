@@ -382,17 +382,15 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_USAGE;
         }
     }
-    // On workers: a Kafka source without --checkpoint and --rules-topic
-    // (its partitions dealt to the workers); no Kafka output yet
-    // (docs/kafka.md, "On workers").
+    // On workers: a Kafka source without --rules-topic (its partitions
+    // dealt to the workers); no Kafka output yet (docs/kafka.md, "On
+    // workers").
     #[cfg(all(feature = "workers", feature = "kafka"))]
     if args.scale.enabled() {
         let events = kafka::is_kafka(&args.events);
         let refused =
             if kafka::is_kafka(&args.output) || args.late.as_deref().is_some_and(kafka::is_kafka) {
                 Some("--output and --late kafka://... are")
-            } else if events && args.checkpoint.is_some() {
-                Some("--checkpoint with --events kafka://... is")
             } else if events && args.rules_topic.is_some() {
                 Some("--rules-topic is")
             } else {

@@ -1670,8 +1670,8 @@ fn sigterm_stops_a_kafka_source_on_workers() {
 }
 
 /// What Kafka on workers does not do yet is refused (exit 2) before any
-/// broker is asked: a Kafka output, a checkpoint of a Kafka source, a
-/// rules topic (`docs/kafka.md`, "On workers").
+/// broker is asked: a Kafka output, a rules topic (`docs/kafka.md`, "On
+/// workers").
 #[cfg(feature = "workers")]
 #[test]
 fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
@@ -1682,17 +1682,6 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
         (
             &["--events", "events.jsonl", "--output", "kafka://127.0.0.1:1/o"],
             "error: --output and --late kafka://... are not supported with --workers or --processes yet",
-        ),
-        (
-            &[
-                "--events",
-                "kafka://127.0.0.1:1/t",
-                "--checkpoint",
-                "ckpt",
-                "--output",
-                "out.jsonl",
-            ],
-            "error: --checkpoint with --events kafka://... is not supported with --workers or --processes yet",
         ),
         (
             &[
@@ -1723,4 +1712,107 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
             stderr(&output)
         );
     }
+}
+
+/// With `--checkpoint` a Kafka source on workers keeps each worker's
+/// offsets and partition watermarks in the cuts: a run on 2 workers over
+/// the first half of a 3-partition topic, stopped by SIGTERM (its last
+/// cut), and resumed over the whole topic gives each key the file run's
+/// records exactly once, in order, and the file run's counts. Resuming on
+/// another number of workers is refused (exit 5), nothing changed.
+#[cfg(feature = "workers")]
+#[test]
+fn a_kafka_source_on_workers_resumes_from_its_cut_after_sigterm() {
+    use crate::common::Live;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_checkpoint");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    assert!(crash::summary(&stderr(&file)).contains(", 0 late,"));
+    let input = topic("workers-checkpoint-in");
+    broker.create_topic(&input, 3);
+    let (first, second) = events.split_at(10_000);
+    produce_by_key(&broker.bootstrap(), &input, first);
+    let url = format!("kafka://{}/{input}", broker.bootstrap());
+    let run = |workers: &str| {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args(["--events", &url, "--workers", workers])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "100ms"])
+            .args(["--output", "kafka-out.jsonl", "--late", "kafka-late.jsonl"]);
+        command
+    };
+    // The first half, stopped once records came out (worker 0 read what
+    // its partitions held): the last cut holds each worker's offsets.
+    let live = Live::spawn(&mut run("2"));
+    let limit = Instant::now() + T;
+    while fs::metadata(dir.join("kafka-out.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < limit, "no output came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    live.signal("TERM");
+    let (status, _, err) = live.finish();
+    assert_eq!(status.code(), Some(143), "{err}");
+    let complete = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.path().join("complete").exists());
+    assert!(complete, "a complete cut: {err}");
+    let written = fs::read(dir.join("kafka-out.jsonl")).unwrap();
+
+    // Another number of workers: refused, nothing touched.
+    let other = run("3")
+        .args(["--kafka-until", "end"])
+        .output()
+        .expect("runs");
+    assert_eq!(other.status.code(), Some(5), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("resumes on the same number of workers"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(fs::read(dir.join("kafka-out.jsonl")).unwrap(), written);
+
+    // The second half; resumed on 2 workers to the end.
+    produce_by_key(&broker.bootstrap(), &input, second);
+    let last = run("2")
+        .args(["--kafka-until", "end"])
+        .output()
+        .expect("runs");
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(
+        stderr(&last).contains("cepheid: resuming from checkpoint"),
+        "{}",
+        stderr(&last)
+    );
+    assert_eq!(
+        crash::summary(&stderr(&last)),
+        crash::summary(&stderr(&file)),
+        "{}",
+        stderr(&last)
+    );
+    let out = lines(&dir.join("out.jsonl"));
+    let got = lines(&dir.join("kafka-out.jsonl"));
+    assert_eq!(got.len(), out.len());
+    let (got, want) = (
+        by_key(got.iter().map(String::as_str)),
+        by_key(out.iter().map(String::as_str)),
+    );
+    assert_eq!(got.len(), want.len());
+    for (key, records) in &want {
+        assert_eq!(got.get(key), Some(records), "the records of key {key}");
+    }
+    assert!(lines(&dir.join("kafka-late.jsonl")).is_empty());
 }

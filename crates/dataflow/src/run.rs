@@ -351,10 +351,6 @@ pub enum Refusal {
     OutputPerWorkerNeedsOutput,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
-    /// A checkpoint with sources of the library's user
-    /// ([`Workers::with_sources`]): their places do not go into the cuts
-    /// yet.
-    SourcesCheckpoint,
 }
 
 impl fmt::Display for Refusal {
@@ -374,9 +370,6 @@ impl fmt::Display for Refusal {
             Refusal::OutputPerWorkerNeedsOutput => "--output-per-worker needs --output FILE",
             Refusal::ProcessesNeedOutput => {
                 "--processes needs --output FILE (timely's networking may print on standard output)"
-            }
-            Refusal::SourcesCheckpoint => {
-                "--checkpoint with a Kafka source is not supported with --workers or --processes yet"
             }
         })
     }
@@ -403,6 +396,15 @@ pub enum Mismatch {
         now: usize,
         /// Of a followed file (else with output per worker).
         follow: bool,
+    },
+    /// Taken on another number of workers, which a run over sources of
+    /// the library's user ([`Workers::with_sources`]) cannot resume on
+    /// yet: each worker's source goes on from its own place.
+    SourcesWorkers {
+        /// Workers in all then.
+        then: usize,
+        /// Workers in all now.
+        now: usize,
     },
     /// Taken by another command: what differs.
     OtherCommand(String),
@@ -444,6 +446,10 @@ impl fmt::Display for Mismatch {
             } => write!(
                 f,
                 "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
+            ),
+            Mismatch::SourcesWorkers { then, now } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint of a Kafka source on workers resumes on the same number of workers, each worker with its partitions)"
             ),
             Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
             Mismatch::Worker { index, source } => {
@@ -946,12 +952,12 @@ impl Workers {
     /// `idle_timeout`), as the single run reads a `Source`; the dataflow
     /// takes the least over the workers. A worker's sources are live: the
     /// run ends when every source has ended (a bounded one), or at
-    /// [`Handle::stop`]. Not with `--checkpoint` yet
-    /// ([`Refusal::SourcesCheckpoint`]).
+    /// [`Handle::stop`]. With `--checkpoint`, each worker's cuts hold its
+    /// source's position ([`Source::position_before`]) and split
+    /// watermarks after the batches taken below the cut, and a resumed
+    /// run seeks each worker's source there: on the same number of workers
+    /// only ([`Mismatch::SourcesWorkers`]).
     pub fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Result<Workers, Error> {
-        if self.config.checkpoint.is_some() {
-            return Err(Error::Refused(Refusal::SourcesCheckpoint));
-        }
         let mut own = Vec::with_capacity(sources.len());
         for source in sources {
             let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
@@ -994,7 +1000,9 @@ impl Workers {
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume) = match &config.checkpoint {
             Some(dir) => {
-                let (checkpoint, resume) = checkpoints(&config, &scale, dir, &plan, shape, &say)?;
+                let sourced = sources.is_some();
+                let (checkpoint, resume) =
+                    checkpoints(&config, &scale, sourced, dir, &plan, shape, &say)?;
                 (Some(Arc::new(checkpoint)), resume)
             }
             None => (None, None),
@@ -1501,6 +1509,7 @@ struct Checkpoint {
 fn checkpoints(
     config: &Config,
     scale: &Scale,
+    sourced: bool,
     dir: &Path,
     plan: &Plan<Record>,
     layout: (usize, usize),
@@ -1561,6 +1570,10 @@ fn checkpoints(
                 now,
                 follow: false,
             })
+        } else if sourced && then != now {
+            // Each worker's source goes on from its own place (not
+            // dealt again yet).
+            Some(Mismatch::SourcesWorkers { then, now })
         } else if config.follow && then != now {
             // One reader on worker 0: its place and clock would go on
             // whole, which `WorkerCut::rescale` does not do (it retires
@@ -1891,6 +1904,7 @@ impl Job {
                 feed,
                 board: self.board.clone(),
                 stop_said: Arc::clone(&self.stop_said),
+                source: self.sources.is_some(),
                 counts: Arc::clone(&counts),
                 waiting_for_input,
                 strict: self.strict,
@@ -1900,7 +1914,9 @@ impl Job {
                 lines: restored.as_ref().map_or(0, |state| state.position),
             };
             match own {
-                Some((Some(source), tx, messages)) => self.read_source(live, source, tx, messages),
+                Some((Some(source), tx, messages)) => {
+                    self.read_source(live, source, (tx, messages), restored.as_ref())
+                }
                 _ => self.read_live(live, restored.as_ref()),
             }
         });
@@ -2140,14 +2156,41 @@ impl Job {
     /// decoding, its per-split watermarks: each split's largest time less
     /// `--max-delay` less 1 ms, the least of them sent as the source's
     /// watermark, idle splits left out after `--idle-timeout`), whose
-    /// batches `live` hands to the worker's source.
+    /// batches `live` hands to the worker's source. Resumed (`restored`),
+    /// the source is sought to the place of the cut, and its splits'
+    /// watermarks are those of the cut.
     fn read_source(
         &self,
         live: Live,
-        source: Box<dyn Source>,
-        tx: SyncSender<Message>,
-        messages: Receiver<Message>,
+        mut source: Box<dyn Source>,
+        (tx, messages): (SyncSender<Message>, Receiver<Message>),
+        restored: Option<&SourceState>,
     ) -> JoinHandle<Option<String>> {
+        let mut resumed = SourcePlace::default();
+        let mut emitted = None;
+        if let Some(state) = restored.filter(|state| !state.place.is_empty()) {
+            match postcard::from_bytes::<SourcePlace>(&state.place) {
+                Ok(place) => resumed = place,
+                Err(e) => {
+                    say!(
+                        self.say,
+                        Error,
+                        "error: checkpoint: the place of {} in the cut cannot be read: {e}",
+                        live.origin
+                    );
+                    live.counts.read_error(&live.origin, e);
+                    drop(tx);
+                    return thread::spawn(move || live.forward(&messages));
+                }
+            }
+            if let Err(e) = source.seek(&resumed.position) {
+                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+                live.counts.read_error(&live.origin, e);
+                drop(tx);
+                return thread::spawn(move || live.forward(&messages));
+            }
+            emitted = state.lateness.watermark();
+        }
         let fields = self.plan.fields().clone();
         let (format, time_field) = (self.format, self.time_field.clone());
         let decoder = move || Decoder::new(format, &time_field, fields.clone());
@@ -2165,8 +2208,8 @@ impl Job {
                 splits: Some(SplitTiming {
                     max_delay: self.max_delay,
                     idle_timeout: self.idle_timeout,
-                    resumed: Vec::new(),
-                    emitted: None,
+                    resumed: resumed.splits,
+                    emitted,
                 }),
             },
         };
@@ -2268,6 +2311,16 @@ impl Job {
     }
 }
 
+/// Where a worker's own [`Source`] is after a batch (the opaque bytes of
+/// its [`Place`] in the cuts): its position and its splits' watermarks.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SourcePlace {
+    /// [`Source::position_before`] after the batch.
+    position: cepheid_runtime::source::Position,
+    /// Each split's watermark after the batch.
+    splits: Vec<Option<Timestamp>>,
+}
+
 /// Worker 0's live input, on its way to the source.
 struct Live {
     say: Say,
@@ -2277,6 +2330,9 @@ struct Live {
     board: Option<Arc<Board>>,
     /// Was the stop said (by this or another reader of the process)?
     stop_said: Arc<AtomicBool>,
+    /// A source of the library's user: its places are its
+    /// [`SourcePlace`]s.
+    source: bool,
     counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     waiting_for_input: Arc<AtomicBool>,
@@ -2394,10 +2450,19 @@ impl Live {
                 board.read_to(batch.at.offset);
             }
             let sent = if self.places && !end {
+                let place = if self.source {
+                    let at = SourcePlace {
+                        position: batch.place.unwrap_or_default(),
+                        splits: batch.splits.unwrap_or_default(),
+                    };
+                    postcard::to_allocvec(&at)
+                } else {
+                    postcard::to_allocvec(&batch.at)
+                };
                 let place = Place {
                     position: offset,
                     unread: self.counts.malformed.load(Ordering::Relaxed),
-                    place: postcard::to_allocvec(&batch.at).unwrap_or_default(),
+                    place: place.unwrap_or_default(),
                 };
                 self.feed.send_at(items, place)
             } else {
