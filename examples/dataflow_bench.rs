@@ -137,7 +137,9 @@ fn single(plan: &Plan<Record>, path: &Path) -> (Duration, u64, u64, u64) {
             SourceItem::Event { ts, event, .. } => {
                 engine.push(ts, event, &mut count);
             }
-            SourceItem::Watermark(t) => engine.watermark(t, &mut count),
+            SourceItem::Watermark(t) | SourceItem::SplitWatermark(t) => {
+                engine.watermark(t, &mut count)
+            }
         }
     }
     engine.watermark(Timestamp::MAX, &mut count);

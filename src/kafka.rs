@@ -72,21 +72,11 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
         _ => None,
     };
     let source = if is_kafka(&args.events) {
-        let url = kafka_url("--events", &args.events)?;
-        let topics: Vec<&str> = url.topics.iter().map(String::as_str).collect();
-        let mut c = SourceConfig::new(url.brokers.clone(), &topics);
-        c.start = args.kafka_start.clone().unwrap_or(StartAt::Earliest);
-        c.until_end = args.kafka_until.is_some();
-        c.retry = retry;
-        c.group_id = transactional_id
-            .clone()
-            .unwrap_or_else(|| "cepheid".to_string());
-        c.properties.clone_from(&args.kafka);
-        if let Some(rules) = &args.rules_topic {
-            let url = kafka_url("--rules-topic", rules)?;
-            c.rules_topic = url.topics.into_iter().next();
-        }
-        Some(KafkaSource::new(c)?)
+        Some(KafkaSource::new(source_config(
+            args,
+            retry,
+            transactional_id.clone(),
+        )?)?)
     } else {
         None
     };
@@ -122,6 +112,68 @@ pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
         None
     };
     Ok(Kafka { source, sink })
+}
+
+/// The source's configuration from `--events kafka://...` and the
+/// `--kafka-*` options.
+fn source_config(
+    args: &Args,
+    retry: Retry,
+    transactional_id: Option<String>,
+) -> Result<SourceConfig, KafkaError> {
+    let url = kafka_url("--events", &args.events)?;
+    let topics: Vec<&str> = url.topics.iter().map(String::as_str).collect();
+    let mut c = SourceConfig::new(url.brokers.clone(), &topics);
+    c.start = args.kafka_start.clone().unwrap_or(StartAt::Earliest);
+    c.until_end = args.kafka_until.is_some();
+    c.retry = retry;
+    c.group_id = transactional_id.unwrap_or_else(|| "cepheid".to_string());
+    c.properties.clone_from(&args.kafka);
+    if let Some(rules) = &args.rules_topic {
+        let url = kafka_url("--rules-topic", rules)?;
+        c.rules_topic = url.topics.into_iter().next();
+    }
+    Ok(c)
+}
+
+/// `--events kafka://...` on workers (`docs/kafka.md`, "On workers"): the
+/// topics' (topic, partition) pairs, in the source's order (topics as
+/// named, partitions by number), dealt in turn over the workers of every
+/// process, pair `i` to worker `i mod (processes × workers)`; one source
+/// per worker of process `process`, in worker order (`None` for a worker
+/// dealt no partition). Without a rules topic (the command refuses it
+/// with workers).
+#[cfg(feature = "workers")]
+pub fn open_shares(
+    args: &Args,
+    process: usize,
+    workers: usize,
+    processes: usize,
+) -> Result<Vec<Option<Box<dyn cepheid_runtime::Source>>>, KafkaError> {
+    let retry = Retry {
+        limit: Duration::from_millis(u64::try_from(args.kafka_timeout).unwrap_or(0)),
+        ..Retry::default()
+    };
+    let config = source_config(args, retry, None)?;
+    // (every partition, from the broker's metadata)
+    let pairs = KafkaSource::new(config.clone())?.splits().to_vec();
+    let total = (workers * processes).max(1);
+    let mut sources = Vec::with_capacity(workers);
+    for worker in process * workers..(process + 1) * workers {
+        let share: Vec<(String, i32)> = (pairs.iter().enumerate())
+            .filter(|(i, _)| i % total == worker)
+            .map(|(_, pair)| pair.clone())
+            .collect();
+        if share.is_empty() {
+            sources.push(None);
+            continue;
+        }
+        let mut c = config.clone();
+        c.partitions = cepheid_kafka::Partitions::Only(share);
+        let source = KafkaSource::new(c)?;
+        sources.push(Some(Box::new(source) as Box<dyn cepheid_runtime::Source>));
+    }
+    Ok(sources)
 }
 
 /// The exit status of a Kafka error: 6 unreachable, 7 fenced, else 4.

@@ -382,10 +382,24 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_USAGE;
         }
     }
+    // On workers: a Kafka source without --rules-topic (its partitions
+    // dealt to the workers); no Kafka output yet (docs/kafka.md, "On
+    // workers").
     #[cfg(all(feature = "workers", feature = "kafka"))]
-    if args.scale.enabled() && (kafka::is_kafka(&args.events) || kafka::is_kafka(&args.output)) {
-        say!("error: Kafka is not supported with --workers or --processes yet");
-        return EXIT_USAGE;
+    if args.scale.enabled() {
+        let events = kafka::is_kafka(&args.events);
+        let refused =
+            if kafka::is_kafka(&args.output) || args.late.as_deref().is_some_and(kafka::is_kafka) {
+                Some("--output and --late kafka://... are")
+            } else if events && args.rules_topic.is_some() {
+                Some("--rules-topic is")
+            } else {
+                None
+            };
+        if let Some(what) = refused {
+            say!("error: {what} not supported with --workers or --processes yet");
+            return EXIT_USAGE;
+        }
     }
     // (held to the end of the run: the server stops when dropped)
     #[cfg(feature = "metrics")]
@@ -412,7 +426,31 @@ pub fn run(args: &Args) -> u8 {
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
         let report = Box::new(report);
-        return workers::run(&config, &args.scale, &loaded.patterns, report, args.summary);
+        // A Kafka source: one per worker, its partitions dealt to them.
+        #[cfg(feature = "kafka")]
+        let sources = if kafka::is_kafka(&args.events) {
+            let scale = args.scale.scale();
+            let processes = scale.processes.unwrap_or(1);
+            match kafka::open_shares(args, scale.process, scale.workers, processes) {
+                Ok(sources) => Some(sources),
+                Err(e) => {
+                    say!("error: {e}");
+                    return kafka::status_of(&e);
+                }
+            }
+        } else {
+            None
+        };
+        #[cfg(not(feature = "kafka"))]
+        let sources = None;
+        return workers::run(
+            &config,
+            &args.scale,
+            &loaded.patterns,
+            report,
+            args.summary,
+            sources,
+        );
     }
     // The Kafka source and sink the command names (each checks its
     // topics on the broker, which is waited for up to --kafka-timeout).

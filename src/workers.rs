@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use cepheid_core::pattern::Pattern;
 use cepheid_dataflow::run::{Error, Scale, Workers};
-use cepheid_runtime::{Config, End, Report};
+use cepheid_runtime::{Config, End, Report, Source};
 
 use super::{error_status, print_summary, SummaryArg, EXIT_USAGE};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
@@ -66,7 +66,7 @@ impl ScaleArgs {
     }
 
     /// The library's scale.
-    fn scale(&self) -> Scale {
+    pub fn scale(&self) -> Scale {
         Scale {
             workers: self.workers.unwrap_or(1),
             processes: self.processes,
@@ -96,13 +96,20 @@ pub fn run(
     patterns: &[Pattern],
     report: Box<dyn Report>,
     summary: SummaryArg,
+    sources: Option<Vec<Option<Box<dyn Source>>>>,
 ) -> u8 {
     let said = |e: Error| {
         say!("error: {e}");
         status(&e)
     };
     let form = summary;
-    let workers = match Workers::new(config, &scale.scale(), patterns, report) {
+    let workers = Workers::new(config, &scale.scale(), patterns, report);
+    let workers = match (workers, sources) {
+        (Ok(workers), Some(sources)) => workers.with_sources(sources),
+        (workers, None) => workers,
+        (Err(e), _) => Err(e),
+    };
+    let workers = match workers {
         Ok(workers) => workers,
         Err(e) => return said(e),
     };

@@ -1379,3 +1379,440 @@ fn a_three_partition_topic_gives_each_keys_output_of_the_file_run_exactly_once_a
     // multiset), each key in one partition; no late events.
     assert_same(&seen, &output, &late, &out, &lines(&dir.join("late.jsonl")));
 }
+
+/// Writes `lines` to partition 0 of `topic` with a transactional
+/// producer, `per` lines a transaction, each committed (as `cepheid
+/// run`'s transactional sink writes): each transaction ends with a commit
+/// marker, which no consumer reads.
+fn produce_lines_in_transactions(bootstrap: &str, topic: &str, lines: &[String], per: usize) {
+    let producer: BaseProducer = client(bootstrap)
+        .set("transactional.id", format!("{topic}-writer"))
+        .create()
+        .expect("a transactional producer");
+    producer.init_transactions(T).expect("init_transactions");
+    for chunk in lines.chunks(per) {
+        producer.begin_transaction().expect("begin_transaction");
+        for line in chunk {
+            loop {
+                match producer.send(BaseRecord::<(), _>::to(topic).partition(0).payload(line)) {
+                    Ok(()) => break,
+                    Err((e, _)) => {
+                        assert!(
+                            e.rdkafka_error_code()
+                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                            "{e}"
+                        );
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        producer.commit_transaction(T).expect("commit_transaction");
+    }
+}
+
+#[test]
+fn kafka_until_end_ends_on_a_topic_written_with_transactions() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_until_end_transactions");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(2_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let input = topic("transactional-in");
+    broker.create_topic(&input, 1);
+    // The last offset of the topic is a commit marker.
+    produce_lines_in_transactions(&broker.bootstrap(), &input, &events, 300);
+    let output = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args([
+            "--events",
+            &format!("kafka://{}/{input}", broker.bootstrap()),
+        ])
+        .args(["--kafka-until", "end", "--rules-from-stream"])
+        .args(["--output", "kafka-out.jsonl", "--late", "kafka-late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    // One partition: the file run's output, byte for byte.
+    assert_eq!(
+        fs::read(dir.join("kafka-out.jsonl")).unwrap(),
+        fs::read(dir.join("out.jsonl")).unwrap()
+    );
+    assert_eq!(
+        fs::read(dir.join("kafka-late.jsonl")).unwrap(),
+        fs::read(dir.join("late.jsonl")).unwrap()
+    );
+    assert_eq!(
+        crash::summary(&stderr(&output)),
+        crash::summary(&stderr(&file))
+    );
+    assert!(
+        !lines(&dir.join("out.jsonl")).is_empty(),
+        "the stream gives records"
+    );
+}
+
+/// `--metrics` on a Kafka source: the consumer's lag, summed and per
+/// partition, is 0 once the run has read every record (and waits for
+/// more: no `--kafka-until`). A lag above 0 is shown by the source's own
+/// test (`crates/kafka/tests/source.rs`, paused partitions).
+#[cfg(feature = "metrics")]
+#[test]
+fn the_consumer_lag_is_in_the_metrics_and_0_once_everything_is_read() {
+    use crate::cli_metrics::{address, get, value};
+    use crate::common::Live;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_lag_metrics");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(3_000).lines().map(str::to_string).collect();
+    let input = topic("lag-in");
+    broker.create_topic(&input, 3);
+    produce_by_key(&broker.bootstrap(), &input, &events);
+    let mut command = cepheid();
+    command
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args([
+            "--events",
+            &format!("kafka://{}/{input}", broker.bootstrap()),
+        ])
+        .args(["--output", "out.jsonl", "--metrics", "127.0.0.1:0"]);
+    let live = Live::spawn(&mut command);
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let per_partition = |text: &str| -> Vec<(String, Option<f64>)> {
+        (0..3)
+            .map(|p| {
+                let name =
+                    format!("cepheid_partition_lag_records{{topic=\"{input}\",partition=\"{p}\"}}");
+                let v = value(text, &name);
+                (name, v)
+            })
+            .collect()
+    };
+    // Every record read, and statistics taken since: nothing behind.
+    let deadline = Instant::now() + T;
+    let text = loop {
+        let (code, text) = get(addr, "/metrics");
+        assert_eq!(code, 200, "{text}");
+        let all_read = value(&text, "cepheid_events_read_total") == Some(events.len() as f64);
+        let lag = value(&text, "cepheid_consumer_lag_records");
+        if all_read && lag == Some(0.0) && per_partition(&text).iter().all(|(_, v)| *v == Some(0.0))
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no lag of 0 came: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(per_partition(&text).len(), 3, "{text}");
+    assert!(
+        text.contains("# TYPE cepheid_partition_lag_records gauge"),
+        "{text}"
+    );
+    let (code, json) = get(addr, "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(status["run"]["consumer_lag"], 0, "{json}");
+    let partitions = status["run"]["consumer_lag_partitions"]
+        .as_array()
+        .expect("per partition");
+    let named: Vec<(String, u64, u64)> = partitions
+        .iter()
+        .map(|p| {
+            (
+                p["topic"].as_str().unwrap().to_string(),
+                p["partition"].as_u64().unwrap(),
+                p["records"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        (0..3).map(|p| (input.clone(), p, 0)).collect::<Vec<_>>()
+    );
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
+/// `--workers` over a 3-partition topic (the partitions dealt to the
+/// workers, each reading its own with per-partition watermarks): each key
+/// gets the file run's records in its order, and the counts are the file
+/// run's; on 2 workers (one reads two partitions) and on 4 (one reads
+/// none).
+#[cfg(feature = "workers")]
+#[test]
+fn a_three_partition_topic_on_workers_gives_each_key_the_file_runs_records() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // Up to 3 s out of order, --max-delay 5s: none is late (as in the
+    // one-worker test of three partitions).
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    assert!(
+        crash::summary(&stderr(&file)).contains(", 0 late,"),
+        "{}",
+        stderr(&file)
+    );
+    let out = lines(&dir.join("out.jsonl"));
+    assert!(out.len() > 1_000, "the stream gives records");
+    let input = topic("workers-in");
+    broker.create_topic(&input, 3);
+    produce_by_key(&broker.bootstrap(), &input, &events);
+    for workers in ["2", "4"] {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args([
+                "--events",
+                &format!("kafka://{}/{input}", broker.bootstrap()),
+            ])
+            .args(["--kafka-until", "end", "--workers", workers])
+            .args(["--output", "kafka-out.jsonl", "--late", "kafka-late.jsonl"])
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{workers}: {}", stderr(&output));
+        assert_eq!(
+            crash::summary(&stderr(&output)),
+            crash::summary(&stderr(&file)),
+            "{workers}: {}",
+            stderr(&output)
+        );
+        let got = lines(&dir.join("kafka-out.jsonl"));
+        assert_eq!(got.len(), out.len(), "{workers}");
+        let (got, want) = (
+            by_key(got.iter().map(String::as_str)),
+            by_key(out.iter().map(String::as_str)),
+        );
+        assert_eq!(got.len(), want.len(), "{workers}");
+        for (key, records) in &want {
+            assert_eq!(
+                got.get(key),
+                Some(records),
+                "{workers}: the records of key {key}"
+            );
+        }
+        assert!(lines(&dir.join("kafka-late.jsonl")).is_empty(), "{workers}");
+    }
+}
+
+/// Without `--kafka-until` a Kafka source on workers goes on until a
+/// signal: SIGTERM stops every worker's source, the run ends with 143,
+/// and each key has a prefix of the file run's records (event time stops
+/// at the least of the workers' watermarks).
+#[cfg(feature = "workers")]
+#[test]
+fn sigterm_stops_a_kafka_source_on_workers() {
+    use crate::common::Live;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_sigterm");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(5_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl", "--output", "out.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    let input = topic("workers-sigterm-in");
+    broker.create_topic(&input, 3);
+    produce_by_key(&broker.bootstrap(), &input, &events);
+    let mut command = cepheid();
+    command
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args([
+            "--events",
+            &format!("kafka://{}/{input}", broker.bootstrap()),
+        ])
+        .args(["--workers", "2", "--output", "kafka-out.jsonl"]);
+    let live = Live::spawn(&mut command);
+    // Records come out once worker 0 has read what its partitions hold.
+    let limit = Instant::now() + T;
+    while fs::metadata(dir.join("kafka-out.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < limit, "no output came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    live.signal("TERM");
+    let (status, _, err) = live.finish();
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert_eq!(
+        err.matches("cepheid: stopped by SIGTERM").count(),
+        1,
+        "{err}"
+    );
+    let got = lines(&dir.join("kafka-out.jsonl"));
+    assert!(!got.is_empty());
+    let want = by_key(lines(&dir.join("out.jsonl")).iter().map(String::as_str));
+    for (key, records) in by_key(got.iter().map(String::as_str)) {
+        let all = want
+            .get(&key)
+            .unwrap_or_else(|| panic!("key {key} not in the file run's"));
+        assert!(
+            all.starts_with(&records),
+            "key {key}: {records:?} is not a prefix of {all:?}"
+        );
+    }
+}
+
+/// What Kafka on workers does not do yet is refused (exit 2) before any
+/// broker is asked: a Kafka output, a rules topic (`docs/kafka.md`, "On
+/// workers").
+#[cfg(feature = "workers")]
+#[test]
+fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
+    let dir = scratch("kafka_workers_refused");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    fs::write(dir.join("events.jsonl"), "").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--events", "events.jsonl", "--output", "kafka://127.0.0.1:1/o"],
+            "error: --output and --late kafka://... are not supported with --workers or --processes yet",
+        ),
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--rules-topic",
+                "kafka://127.0.0.1:1/r",
+            ],
+            "error: --rules-topic is not supported with --workers or --processes yet",
+        ),
+    ];
+    for (args, said) in cases {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--workers", "2"])
+            .args(*args)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(said),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+/// With `--checkpoint` a Kafka source on workers keeps each worker's
+/// offsets and partition watermarks in the cuts: a run on 2 workers over
+/// the first half of a 3-partition topic, stopped by SIGTERM (its last
+/// cut), and resumed over the whole topic gives each key the file run's
+/// records exactly once, in order, and the file run's counts. Resuming on
+/// another number of workers is refused (exit 5), nothing changed.
+#[cfg(feature = "workers")]
+#[test]
+fn a_kafka_source_on_workers_resumes_from_its_cut_after_sigterm() {
+    use crate::common::Live;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_checkpoint");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "events.jsonl"])
+        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    assert!(crash::summary(&stderr(&file)).contains(", 0 late,"));
+    let input = topic("workers-checkpoint-in");
+    broker.create_topic(&input, 3);
+    let (first, second) = events.split_at(10_000);
+    produce_by_key(&broker.bootstrap(), &input, first);
+    let url = format!("kafka://{}/{input}", broker.bootstrap());
+    let run = |workers: &str| {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args(["--events", &url, "--workers", workers])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "100ms"])
+            .args(["--output", "kafka-out.jsonl", "--late", "kafka-late.jsonl"]);
+        command
+    };
+    // The first half, stopped once records came out (worker 0 read what
+    // its partitions held): the last cut holds each worker's offsets.
+    let live = Live::spawn(&mut run("2"));
+    let limit = Instant::now() + T;
+    while fs::metadata(dir.join("kafka-out.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < limit, "no output came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    live.signal("TERM");
+    let (status, _, err) = live.finish();
+    assert_eq!(status.code(), Some(143), "{err}");
+    let complete = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.path().join("complete").exists());
+    assert!(complete, "a complete cut: {err}");
+    let written = fs::read(dir.join("kafka-out.jsonl")).unwrap();
+
+    // Another number of workers: refused, nothing touched.
+    let other = run("3")
+        .args(["--kafka-until", "end"])
+        .output()
+        .expect("runs");
+    assert_eq!(other.status.code(), Some(5), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("resumes on the same number of workers"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(fs::read(dir.join("kafka-out.jsonl")).unwrap(), written);
+
+    // The second half; resumed on 2 workers to the end.
+    produce_by_key(&broker.bootstrap(), &input, second);
+    let last = run("2")
+        .args(["--kafka-until", "end"])
+        .output()
+        .expect("runs");
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(
+        stderr(&last).contains("cepheid: resuming from checkpoint"),
+        "{}",
+        stderr(&last)
+    );
+    assert_eq!(
+        crash::summary(&stderr(&last)),
+        crash::summary(&stderr(&file)),
+        "{}",
+        stderr(&last)
+    );
+    let out = lines(&dir.join("out.jsonl"));
+    let got = lines(&dir.join("kafka-out.jsonl"));
+    assert_eq!(got.len(), out.len());
+    let (got, want) = (
+        by_key(got.iter().map(String::as_str)),
+        by_key(out.iter().map(String::as_str)),
+    );
+    assert_eq!(got.len(), want.len());
+    for (key, records) in &want {
+        assert_eq!(got.get(key), Some(records), "the records of key {key}");
+    }
+    assert!(lines(&dir.join("kafka-late.jsonl")).is_empty());
+}

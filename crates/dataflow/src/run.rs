@@ -99,8 +99,8 @@ use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid_engine::{ErrorKind, PatternStats, Record, Timestamp, Value};
 use cepheid_runtime::source::{
-    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold, Tail,
-    BATCHES_AHEAD,
+    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
+    Source, SourceTiming, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
     add_patterns, capped_message, Config, End, EngineNumbers, Layout as SummaryLayout, Level,
@@ -179,6 +179,10 @@ struct Board {
     /// The latest output records of the process's workers, when the
     /// report wants some ([`Report::records_wanted`]).
     tap: Option<Arc<Tap>>,
+    /// A followed file's one reader (worker 0 of process 0): the offset in
+    /// the file after its last batch handed to the source;
+    /// [`Board::NOT_READ`] in every other process, and before it starts.
+    read_to: AtomicU64,
 }
 
 /// A worker's numbers as it last published them.
@@ -193,11 +197,15 @@ struct Published {
 }
 
 impl Board {
+    /// [`Board::read_to`] before the reader says where it is.
+    const NOT_READ: u64 = u64::MAX;
+
     fn new(scale: &Scale, records_wanted: usize) -> Board {
         Board {
             first: scale.process * scale.workers,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
             tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
+            read_to: AtomicU64::new(Board::NOT_READ),
         }
     }
 
@@ -205,6 +213,25 @@ impl Board {
     /// [`RunView::records`]).
     fn records(&self) -> Vec<(cepheid_runtime::Kind, String)> {
         self.tap.as_ref().map(|tap| tap.take()).unwrap_or_default()
+    }
+
+    /// The followed file's reader is at `offset` of the file (named
+    /// `--events` now: its offsets start anew at a rotation).
+    fn read_to(&self, offset: u64) {
+        self.read_to.store(offset, Ordering::Relaxed);
+    }
+
+    /// Bytes of the followed file `path` after its reader's place: its
+    /// length now less the offset (as the single run's
+    /// `cepheid_source_lag_bytes`); `None` without `path` (not followed)
+    /// or in a process that does not read it.
+    fn source_lag(&self, path: Option<&Path>) -> Option<u64> {
+        let at = self.read_to.load(Ordering::Relaxed);
+        if at == Board::NOT_READ {
+            return None;
+        }
+        let len = std::fs::metadata(path?).ok()?.len();
+        Some(len.saturating_sub(at))
     }
 
     /// Worker `index` (over all processes) publishes.
@@ -238,6 +265,7 @@ impl Board {
 fn observe(
     board: Arc<Board>,
     patterns: Vec<Pattern>,
+    followed: Option<PathBuf>,
     say: Say,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
@@ -253,6 +281,7 @@ fn observe(
         view.late = late;
         view.malformed = malformed;
         view.records = &records;
+        view.source_lag = board.source_lag(followed.as_deref());
         say.report().tick(&view);
     })
 }
@@ -380,6 +409,15 @@ pub enum Mismatch {
         /// Of a followed file (else with output per worker).
         follow: bool,
     },
+    /// Taken on another number of workers, which a run over sources of
+    /// the library's user ([`Workers::with_sources`]) cannot resume on
+    /// yet: each worker's source goes on from its own place.
+    SourcesWorkers {
+        /// Workers in all then.
+        then: usize,
+        /// Workers in all now.
+        now: usize,
+    },
     /// Taken by another command: what differs.
     OtherCommand(String),
     /// A worker's state does not fit.
@@ -420,6 +458,10 @@ impl fmt::Display for Mismatch {
             } => write!(
                 f,
                 "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
+            ),
+            Mismatch::SourcesWorkers { then, now } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint of a Kafka source on workers resumes on the same number of workers, each worker with its partitions)"
             ),
             Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
             Mismatch::Worker { index, source } => {
@@ -688,13 +730,15 @@ pub struct Outcome {
 /// feed stops, event time stays where it got, the workers take a last cut
 /// with checkpoints, and the run ends with [`End::Stopped`].
 #[derive(Clone, Debug)]
-pub struct Handle(SyncSender<Message>);
+pub struct Handle(Vec<SyncSender<Message>>);
 
 impl Handle {
-    /// Stops the input; `why` is said (`cepheid: stopped by WHY`) and kept
-    /// in [`End::Stopped`].
+    /// Stops the input (every source of this process); `why` is said
+    /// (`cepheid: stopped by WHY`) and kept in [`End::Stopped`].
     pub fn stop(&self, why: &str) {
-        let _ = self.0.send(Message::Stop(why.to_string()));
+        for tx in &self.0 {
+            let _ = tx.send(Message::Stop(why.to_string()));
+        }
     }
 }
 
@@ -826,7 +870,19 @@ pub struct Workers {
     /// Live input read by this process: the channel of the reader's
     /// batches and of [`Handle::stop`].
     messages: Option<(SyncSender<Message>, Receiver<Message>)>,
+    /// Sources of the library's user ([`Workers::with_sources`]), one per
+    /// worker of this process, each with the channel of its reader's
+    /// batches and of [`Handle::stop`].
+    sources: Option<Vec<OwnSource>>,
 }
+
+/// A worker's own [`Source`] ([`Workers::with_sources`]), `None` for a
+/// worker that reads nothing, and the channel of its reader thread.
+type OwnSource = (
+    Option<Box<dyn Source>>,
+    SyncSender<Message>,
+    Receiver<Message>,
+);
 
 impl fmt::Debug for Workers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -900,14 +956,44 @@ impl Workers {
             layout,
             say,
             messages,
+            sources: None,
         })
+    }
+
+    /// The run reads `sources` instead of `Config::input`: one per worker
+    /// of this process, in worker order (`None` for a worker that reads
+    /// nothing), each read by a thread of the runtime's
+    /// ([`spawn_reader`]) into its worker's source, with per-split
+    /// watermarks (each split's largest time less `max_delay` less 1 ms,
+    /// the least over the worker's splits, idle ones left out after
+    /// `idle_timeout`), as the single run reads a `Source`; the dataflow
+    /// takes the least over the workers. A worker's sources are live: the
+    /// run ends when every source has ended (a bounded one), or at
+    /// [`Handle::stop`]. With `--checkpoint`, each worker's cuts hold its
+    /// source's position ([`Source::position_before`]) and split
+    /// watermarks after the batches taken below the cut, and a resumed
+    /// run seeks each worker's source there: on the same number of workers
+    /// only ([`Mismatch::SourcesWorkers`]).
+    pub fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Result<Workers, Error> {
+        let mut own = Vec::with_capacity(sources.len());
+        for source in sources {
+            let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
+            own.push((source, tx, rx));
+        }
+        self.sources = Some(own);
+        Ok(self)
     }
 
     /// The handle that stops the live input (`None` when this process
     /// reads none: a file's parts end by themselves).
     pub fn handle(&self) -> Option<Handle> {
+        if let Some(sources) = &self.sources {
+            let readers = sources.iter().filter(|(s, _, _)| s.is_some());
+            let senders: Vec<_> = readers.map(|(_, tx, _)| tx.clone()).collect();
+            return (!senders.is_empty()).then_some(Handle(senders));
+        }
         let (tx, _) = self.messages.as_ref()?;
-        Some(Handle(tx.clone()))
+        Some(Handle(vec![tx.clone()]))
     }
 
     /// Runs it: reads the checkpoint folder (and resumes from its last
@@ -925,13 +1011,16 @@ impl Workers {
             layout,
             say,
             messages,
+            sources,
         } = self;
         let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume) = match &config.checkpoint {
             Some(dir) => {
-                let (checkpoint, resume) = checkpoints(&config, &scale, dir, &plan, shape, &say)?;
+                let sourced = sources.is_some();
+                let (checkpoint, resume) =
+                    checkpoints(&config, &scale, sourced, dir, &plan, shape, &say)?;
                 (Some(Arc::new(checkpoint)), resume)
             }
             None => (None, None),
@@ -941,7 +1030,7 @@ impl Workers {
         } else {
             None
         };
-        if let cepheid_runtime::Input::File(path) = &config.input {
+        if let (cepheid_runtime::Input::File(path), None) = (&config.input, &sources) {
             if let Err(source) = File::open(path) {
                 return Err(Error::Runtime(cepheid_runtime::Error::Io {
                     doing: cepheid_runtime::Doing::Open,
@@ -950,7 +1039,12 @@ impl Workers {
                 }));
             }
         }
-        let live = live(&config);
+        let live = live(&config) || sources.is_some();
+        // A followed file's lag (bytes behind its end) is its one reader's.
+        let followed = match (&config.input, config.follow) {
+            (cepheid_runtime::Input::File(path), true) => Some(path.clone()),
+            _ => None,
+        };
         let job = Arc::new(Job {
             plan,
             format: config.format,
@@ -962,6 +1056,9 @@ impl Workers {
             idle_timeout: config.idle_timeout,
             live,
             messages: Mutex::new(messages),
+            sources: sources
+                .map(|sources| Mutex::new(sources.into_iter().map(Some).collect::<Vec<_>>())),
+            first_worker: scale.process * scale.workers,
             follow: config.follow,
             flush: config.flush_at_end,
             strict: config.strict,
@@ -973,6 +1070,7 @@ impl Workers {
             limit: config.max_runs_per_key,
             live_limit: config.max_live_runs,
             capped_told: Arc::default(),
+            stop_said: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             writers: writers.map(|w| Arc::new(Mutex::new(w))),
             per_worker: scale
@@ -994,6 +1092,7 @@ impl Workers {
             let thread = observe(
                 Arc::clone(board),
                 patterns.clone(),
+                followed.clone(),
                 say.clone(),
                 Arc::clone(&stop),
             );
@@ -1071,6 +1170,7 @@ impl Workers {
                 (view.events_read, view.late, view.malformed) =
                     (summary.events, summary.late, summary.malformed);
             }
+            view.source_lag = board.source_lag(followed.as_deref());
             view.finished = true;
             say.report().tick(&view);
         }
@@ -1362,6 +1462,11 @@ struct Job {
     live: bool,
     /// Live input: the channel of the reader's batches and the signals.
     messages: Mutex<Option<(SyncSender<Message>, Receiver<Message>)>>,
+    /// Sources of the library's user, each taken by its worker (by its
+    /// index in the process), instead of `events`.
+    sources: Option<Mutex<Vec<Option<OwnSource>>>>,
+    /// The index of this process's first worker.
+    first_worker: usize,
     follow: bool,
     flush: bool,
     strict: bool,
@@ -1371,6 +1476,8 @@ struct Job {
     /// the process)?
     live_limit: usize,
     capped_told: Arc<AtomicBool>,
+    /// Was the stop of the live input said (by one of its readers)?
+    stop_said: Arc<AtomicBool>,
     chunk_bytes: u64,
     /// The outputs of process 0: worker 0 writes the late events and the
     /// records sent to it, each worker its own records (`write.rs`).
@@ -1419,6 +1526,7 @@ struct Checkpoint {
 fn checkpoints(
     config: &Config,
     scale: &Scale,
+    sourced: bool,
     dir: &Path,
     plan: &Plan<Record>,
     layout: (usize, usize),
@@ -1479,6 +1587,10 @@ fn checkpoints(
                 now,
                 follow: false,
             })
+        } else if sourced && then != now {
+            // Each worker's source goes on from its own place (not
+            // dealt again yet).
+            Some(Mismatch::SourcesWorkers { then, now })
         } else if config.follow && then != now {
             // One reader on worker 0: its place and clock would go on
             // whole, which `WorkerCut::rescale` does not do (it retires
@@ -1665,7 +1777,14 @@ impl Job {
         let items = self.items(index, peers, &counts, read.unwrap_or_default());
         // (counted on this thread; published with the engines' numbers)
         let (events_read, late_count) = (Rc::clone(&items.events), Rc::new(Cell::new(0)));
-        let delay = self.max_delay;
+        // A source of the library's user: the worker's own, its watermark
+        // its splits' (no delay of its own: that of each split).
+        let own = self.take_source(index);
+        let delay = if own.is_some() {
+            i64::MAX
+        } else {
+            self.max_delay
+        };
         let mut lateness = Lateness::new(delay)
             .flush_at_end(self.flush)
             .max_waiting(self.max_waiting);
@@ -1679,7 +1798,10 @@ impl Job {
         let to_write = Rc::clone(&gathered);
         // Live input: worker 0 reads it on a thread of its own; the output
         // is flushed while that thread waits for input.
-        let reads_live = self.live && index == 0;
+        let reads_live = match &self.sources {
+            Some(_) => own.as_ref().is_some_and(|(source, _, _)| source.is_some()),
+            None => self.live && index == 0,
+        };
         let waiting_for_input = Arc::new(AtomicBool::new(false));
         let flush_when_waiting = reads_live.then(|| Arc::clone(&waiting_for_input));
         let mut feed = None;
@@ -1813,6 +1935,9 @@ impl Job {
         let reader = feed.map(|feed| {
             let live = Live {
                 feed,
+                board: self.board.clone(),
+                stop_said: Arc::clone(&self.stop_said),
+                source: self.sources.is_some(),
                 counts: Arc::clone(&counts),
                 waiting_for_input,
                 strict: self.strict,
@@ -1821,7 +1946,12 @@ impl Job {
                 places: self.checkpoint.is_some(),
                 lines: restored.as_ref().map_or(0, |state| state.position),
             };
-            self.read_live(live, restored.as_ref())
+            match own {
+                Some((Some(source), tx, messages)) => {
+                    self.read_source(live, source, (tx, messages), restored.as_ref())
+                }
+                _ => self.read_live(live, restored.as_ref()),
+            }
         });
         while worker.has_dataflows() {
             worker.step_or_park(None);
@@ -2037,6 +2167,84 @@ impl Job {
         cut
     }
 
+    /// Worker `index`'s own source ([`Workers::with_sources`]), if the
+    /// run reads sources: `None` on other runs, `Some((None, ..))` for a
+    /// worker that reads nothing.
+    fn take_source(&self, index: usize) -> Option<OwnSource> {
+        let sources = self.sources.as_ref()?;
+        let mut sources = sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources
+            .get_mut(index.checked_sub(self.first_worker)?)?
+            .take()
+    }
+
+    /// Reads the worker's own `source` on a thread of the runtime's (its
+    /// decoding, its per-split watermarks: each split's largest time less
+    /// `--max-delay` less 1 ms, the least of them sent as the source's
+    /// watermark, idle splits left out after `--idle-timeout`), whose
+    /// batches `live` hands to the worker's source. Resumed (`restored`),
+    /// the source is sought to the place of the cut, and its splits'
+    /// watermarks are those of the cut.
+    fn read_source(
+        &self,
+        live: Live,
+        mut source: Box<dyn Source>,
+        (tx, messages): (SyncSender<Message>, Receiver<Message>),
+        restored: Option<&SourceState>,
+    ) -> JoinHandle<Option<String>> {
+        let mut resumed = SourcePlace::default();
+        let mut emitted = None;
+        if let Some(state) = restored.filter(|state| !state.place.is_empty()) {
+            match postcard::from_bytes::<SourcePlace>(&state.place) {
+                Ok(place) => resumed = place,
+                Err(e) => {
+                    say!(
+                        self.say,
+                        Error,
+                        "error: checkpoint: the place of {} in the cut cannot be read: {e}",
+                        live.origin
+                    );
+                    live.counts.read_error(&live.origin, e);
+                    drop(tx);
+                    return thread::spawn(move || live.forward(&messages));
+                }
+            }
+            if let Err(e) = source.seek(&resumed.position) {
+                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+                live.counts.read_error(&live.origin, e);
+                drop(tx);
+                return thread::spawn(move || live.forward(&messages));
+            }
+            emitted = state.lateness.watermark();
+        }
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let reading = Reading {
+            origin: live.origin.clone(),
+            decoder: decoder(),
+            fresh: Box::new(decoder),
+            start: Position::default(),
+            tails: false,
+            // Control records (`$rules`) are not read here.
+            controls: None,
+            seen: SeenTold::new(None),
+            timing: SourceTiming {
+                record_time: false,
+                splits: Some(SplitTiming {
+                    max_delay: self.max_delay,
+                    idle_timeout: self.idle_timeout,
+                    resumed: resumed.splits,
+                    emitted,
+                }),
+            },
+        };
+        // Ends with the source (a bounded one), or when `live` stops
+        // taking its batches (a signal).
+        let _reader = spawn_reader(Opened::Custom(Arc::new(Mutex::new(source))), reading, tx);
+        thread::spawn(move || live.forward(&messages))
+    }
+
     /// Reads live input (standard input, a followed file) on threads of
     /// their own (the reader of the single-engine run, `input.rs`, and one
     /// that hands its batches to the source), and SIGINT/SIGTERM as the
@@ -2064,6 +2272,9 @@ impl Job {
             say!(self.say, Warning, "{w}")
         }) {
             Ok((input, _)) => {
+                if let Some(board) = &live.board {
+                    board.read_to(start.offset);
+                }
                 let reading = Reading {
                     origin: live.origin.clone(),
                     decoder: first,
@@ -2126,10 +2337,28 @@ impl Job {
     }
 }
 
+/// Where a worker's own [`Source`] is after a batch (the opaque bytes of
+/// its [`Place`] in the cuts): its position and its splits' watermarks.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SourcePlace {
+    /// [`Source::position_before`] after the batch.
+    position: cepheid_runtime::source::Position,
+    /// Each split's watermark after the batch.
+    splits: Vec<Option<Timestamp>>,
+}
+
 /// Worker 0's live input, on its way to the source.
 struct Live {
     say: Say,
     feed: Feed<Record>,
+    /// Where the run's numbers are published (with an observing report):
+    /// the reader's place in the file goes there.
+    board: Option<Arc<Board>>,
+    /// Was the stop said (by this or another reader of the process)?
+    stop_said: Arc<AtomicBool>,
+    /// A source of the library's user: its places are its
+    /// [`SourcePlace`]s.
+    source: bool,
     counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     waiting_for_input: Arc<AtomicBool>,
@@ -2155,27 +2384,38 @@ impl Live {
             let batch = match messages.recv() {
                 Ok(Message::Batch(batch)) => batch,
                 Ok(Message::Stop(why)) => {
-                    say!(self.say, Info, "cepheid: stopped by {why}");
+                    // (once, of the process's several sources)
+                    if !self.stop_said.swap(true, Ordering::Relaxed) {
+                        say!(self.say, Info, "cepheid: stopped by {why}");
+                    }
                     self.feed.stop();
                     return Some(why);
                 }
                 // `--watch` is not read with `--workers`.
-                Ok(Message::Reload(_) | Message::Seen(_) | Message::Checkpointed) => continue,
+                Ok(
+                    Message::Reload(_) | Message::Seen(_) | Message::Checkpointed | Message::Lag(_),
+                ) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());
             let mut end = false;
-            for (line, item) in batch.lines {
+            // (a `Source`'s malformed records, placed as it says)
+            let mut places = batch.places.into_iter().peekable();
+            for (index, (line, item)) in batch.lines.into_iter().enumerate() {
                 offset += 1;
+                let place = match places.peek() {
+                    Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
+                    _ => None,
+                };
                 match item {
                     Ok(Entry::Item(Item::Event(ts, event))) => {
                         items.push(SourceItem::Event { ts, offset, event })
                     }
                     Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
-                    // (only a `Source`'s reader sends these: not here)
-                    Ok(
-                        Entry::Item(Item::Skip) | Entry::SplitWatermark(_) | Entry::SourceRules(_),
-                    ) => {}
+                    // (a `Source`'s splits' least watermark)
+                    Ok(Entry::SplitWatermark(t)) => items.push(SourceItem::SplitWatermark(t)),
+                    // (a `Source`'s rules stream: not read on workers)
+                    Ok(Entry::Item(Item::Skip) | Entry::SourceRules(_)) => {}
                     Ok(Entry::Rules(_)) => {
                         // Not recognized without `controls`; said if ever.
                         self.counts.malformed_line();
@@ -2200,13 +2440,21 @@ impl Live {
                     }
                     Err(e) => {
                         self.counts.malformed_line();
-                        say!(
-                            self.say,
-                            Warning,
-                            "{}:{line}: malformed line: {}",
-                            self.origin,
-                            e.message()
-                        );
+                        match &place {
+                            Some(place) => say!(
+                                self.say,
+                                Warning,
+                                "{place}: malformed record: {}",
+                                e.message()
+                            ),
+                            None => say!(
+                                self.say,
+                                Warning,
+                                "{}:{line}: malformed line: {}",
+                                self.origin,
+                                e.message()
+                            ),
+                        }
                         if self.strict {
                             self.counts.strict_stop(&self.origin, line, e.message());
                             end = true;
@@ -2224,11 +2472,23 @@ impl Live {
                 .fetch_add(events as u64, Ordering::Relaxed);
             self.waiting_for_input
                 .store(batch.stalled, Ordering::Relaxed);
+            if let Some(board) = &self.board {
+                board.read_to(batch.at.offset);
+            }
             let sent = if self.places && !end {
+                let place = if self.source {
+                    let at = SourcePlace {
+                        position: batch.place.unwrap_or_default(),
+                        splits: batch.splits.unwrap_or_default(),
+                    };
+                    postcard::to_allocvec(&at)
+                } else {
+                    postcard::to_allocvec(&batch.at)
+                };
                 let place = Place {
                     position: offset,
                     unread: self.counts.malformed.load(Ordering::Relaxed),
-                    place: postcard::to_allocvec(&batch.at).unwrap_or_default(),
+                    place: place.unwrap_or_default(),
                 };
                 self.feed.send_at(items, place)
             } else {

@@ -60,6 +60,12 @@ pub enum SourceItem<E> {
     },
     /// Every event at or below this time has been read.
     Watermark(Timestamp),
+    /// The least watermark of the source's splits (a reader of several
+    /// Kafka partitions, each with its own watermark): the watermark moves
+    /// up to it as it would for the largest time seen, not as a
+    /// punctuation (at the end, event time goes on to the largest time
+    /// seen, as for a source without punctuation).
+    SplitWatermark(Timestamp),
 }
 
 /// A source's event time: the rule of [`Engine`]'s watermark (the largest
@@ -739,6 +745,7 @@ where
                             break;
                         }
                         Pulled::Item(SourceItem::Watermark(t)) => lateness.punctuate(t),
+                        Pulled::Item(SourceItem::SplitWatermark(t)) => lateness.raise(t),
                         Pulled::Item(SourceItem::Event { ts, offset, event }) => {
                             if lateness.admit(ts) {
                                 events.give(Input::Event(Stamped {

@@ -57,5 +57,5 @@ pub use sink::{
     KafkaSink, KeptCheckpoint, Kind, OutputTopics, Recovery, SinkConfig, Transactional,
     CHECKPOINT_HEADER,
 };
-pub use source::{KafkaRecord, KafkaSource, Partitions, Read, SourceConfig, StartAt};
+pub use source::{KafkaRecord, KafkaSource, PartitionLag, Partitions, Read, SourceConfig, StartAt};
 pub use watermark::SplitWatermarks;

@@ -25,7 +25,9 @@ use std::io;
 use std::time::Duration;
 
 use cepheid_runtime::sink::{Checkpoint, Kind as RunKind, Sink, SinkError, SinkState};
-use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
+use cepheid_runtime::source::{
+    Origin, Position, RawBatch, ReadOutcome, Source, SourceError, SplitLag,
+};
 
 use crate::error::KafkaError;
 use crate::position::KafkaPosition;
@@ -145,6 +147,19 @@ impl Source for KafkaSource {
 
     fn splits(&self) -> usize {
         KafkaSource::splits(self).len()
+    }
+
+    fn lag(&self) -> Option<Vec<SplitLag>> {
+        let lag = KafkaSource::lag(self)?;
+        Some(
+            lag.into_iter()
+                .map(|p| SplitLag {
+                    topic: p.topic,
+                    partition: u32::try_from(p.partition).unwrap_or(0),
+                    records: p.records,
+                })
+                .collect(),
+        )
     }
 
     fn describe_origin(&self, split: u32, origin: &Origin) -> String {

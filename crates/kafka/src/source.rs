@@ -6,9 +6,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::sync::{Mutex, PoisonError};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::{retriable, KafkaError};
 use crate::position::KafkaPosition;
@@ -145,6 +148,18 @@ impl RulesTopic {
         self.backlog.front().map_or(self.read, |r| r.offset)
     }
 
+    /// Has the consumer read up to `target`: its last record, or else
+    /// librdkafka's position, which moves past transaction markers (a
+    /// topic written with transactions ends with one)?
+    fn reached(&self, target: i64) -> bool {
+        self.read >= target
+            || self.consumer.position().is_ok_and(|positions| {
+                positions
+                    .find_partition(&self.topic, 0)
+                    .is_some_and(|e| matches!(e.offset(), Offset::Offset(at) if at >= target))
+            })
+    }
+
     /// Reads from `offset` on: first up to the topic's end as the broker
     /// gives it now (into the backlog), so that what the topic holds is
     /// known before any event.
@@ -163,7 +178,7 @@ impl RulesTopic {
         let high = self.end.map_or(high, |end| end.min(high));
         let started = Instant::now();
         let mut quiet = Instant::now();
-        while self.read < high && quiet.elapsed() < RULES_QUIET {
+        while !self.reached(high) && quiet.elapsed() < RULES_QUIET {
             if started.elapsed() >= self.retry.limit {
                 return Err(KafkaError::Config {
                     reason: format!(
@@ -211,9 +226,88 @@ pub enum Read {
     Idle,
 }
 
+/// How far one partition of a [`KafkaSource`] is behind its end
+/// ([`KafkaSource::lag`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Records behind the partition's end: its end offset (the last
+    /// stable offset when reading committed records, else the high
+    /// watermark) less the consumer's position.
+    pub records: u64,
+}
+
+/// How often librdkafka gives the source its statistics
+/// (`statistics.interval.ms`), from which [`KafkaSource::lag`] is read.
+const STATISTICS_MS: &str = "1000";
+
+/// The consumer's context: keeps what librdkafka's statistics (every
+/// [`STATISTICS_MS`], handed over by `poll` on the source's own thread)
+/// last said of each partition's offsets. No request of its own: the
+/// statistics report what the fetches already learnt.
+#[derive(Default)]
+struct Offsets {
+    seen: Mutex<HashMap<(String, i32), Ends>>,
+}
+
+/// One partition's offsets, as the client last knew them (`-1001`, or
+/// any negative value: not known yet).
+#[derive(Clone, Copy, Debug)]
+struct Ends {
+    /// The high watermark: the offset after the partition's last record.
+    high: i64,
+    /// The last stable offset: the first of an open transaction, or the
+    /// high watermark (what a `read_committed` consumer can read up to).
+    stable: i64,
+    /// The consumer's position: after the last record given to the
+    /// application, or past the transaction markers after it.
+    app: i64,
+}
+
+impl ClientContext for Offsets {
+    fn stats(&self, statistics: Statistics) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                // (partition -1: librdkafka's internal unassigned one)
+                if partition >= 0 {
+                    let ends = Ends {
+                        high: p.hi_offset,
+                        stable: p.ls_offset,
+                        app: p.app_offset,
+                    };
+                    seen.insert((topic.clone(), partition), ends);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Offsets {}
+
+impl Offsets {
+    fn get(&self, topic: &str, partition: i32) -> Option<Ends> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.get(&(topic.to_string(), partition)).copied()
+    }
+
+    /// Forgets what was seen (after a seek: the positions were others).
+    fn clear(&self) {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
 /// Reads assigned partitions of one or more topics.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Offsets>,
+    /// Reading committed records only (the end is the last stable offset).
+    read_committed: bool,
     topics: Vec<String>,
     splits: Vec<(String, i32)>,
     index: HashMap<String, HashMap<i32, usize>>,
@@ -269,8 +363,18 @@ impl KafkaSource {
         for (k, v) in &config.properties {
             client_config.set(k, v);
         }
-        let consumer: BaseConsumer = client_config
-            .create()
+        // The consumer's statistics, for its lag (unless the caller's
+        // properties set them: 0 turns them off).
+        let mut events_config = client_config.clone();
+        if !config
+            .properties
+            .iter()
+            .any(|(k, _)| k == "statistics.interval.ms")
+        {
+            events_config.set("statistics.interval.ms", STATISTICS_MS);
+        }
+        let consumer: BaseConsumer<Offsets> = events_config
+            .create_with_context(Offsets::default())
             .map_err(|e| KafkaError::client("create the consumer", e))?;
         let retry = config.retry;
         if let Some(rules) = &config.rules_topic {
@@ -426,6 +530,7 @@ impl KafkaSource {
         };
         let mut source = KafkaSource {
             consumer,
+            read_committed: config.read_committed,
             topics: config.topics,
             splits,
             index,
@@ -448,9 +553,9 @@ impl KafkaSource {
     /// Appends the records of the rules topic to `out`: first those read
     /// when the source started or sought (the topic up to its end then),
     /// then every record up to the topic's end as the broker gives it now
-    /// (one request; waited for at most a few seconds per new end: the
-    /// last offsets of a topic written with transactions are markers that
-    /// no consumer reads). So a rules record the broker acknowledged
+    /// (one request; read until the consumer's position reaches it, which
+    /// librdkafka moves past the markers of a topic written with
+    /// transactions, or for at most a few seconds per new end). So a rules record the broker acknowledged
     /// before an event was written is handed out no later than that event
     /// when this is called after the events' [`KafkaSource::read`]. Their
     /// `split` is the number of the source's [`KafkaSource::splits`] (one
@@ -477,7 +582,7 @@ impl KafkaSource {
         let mut quiet = Instant::now();
         let mut taken = 0;
         loop {
-            let behind = rules.read < target && rules.waited_for < target;
+            let behind = rules.waited_for < target && !rules.reached(target);
             if !behind && taken >= max_batch {
                 break;
             }
@@ -520,6 +625,8 @@ impl KafkaSource {
     }
 
     fn assign(&mut self) -> Result<(), KafkaError> {
+        // (statistics of the positions before: stale)
+        self.consumer.context().clear();
         let mut tpl = TopicPartitionList::new();
         for (t, p, o) in self.position.iter() {
             tpl.add_partition_offset(t, p, Offset::Offset(o))
@@ -633,11 +740,94 @@ impl KafkaSource {
 
     /// Bounded ([`SourceConfig::until_end`]): has every partition been
     /// read to its end offset? Always false otherwise.
+    ///
+    /// A partition is read to its end when the offset after the last
+    /// record handed out is there, or else when the consumer's own
+    /// position is: librdkafka moves it past the markers that end
+    /// transactions, which no consumer reads (on a topic written with
+    /// transactions the end offset is after a commit marker). The
+    /// consumer's position is asked (a call into the client, no request
+    /// to the broker) only for a partition whose last record handed out
+    /// is not at its end.
     pub fn at_end(&self) -> bool {
-        self.end.as_ref().is_some_and(|end| {
-            end.iter()
-                .all(|(t, p, o)| self.position.get(t, p).is_some_and(|at| at >= o))
+        let Some(end) = &self.end else {
+            return false;
+        };
+        let behind =
+            |(t, p, o): &(&str, i32, i64)| self.position.get(t, *p).is_none_or(|at| at < *o);
+        if !end.iter().any(|e| behind(&e)) {
+            return true;
+        }
+        let Ok(positions) = self.consumer.position() else {
+            return false;
+        };
+        end.iter().filter(behind).all(|(t, p, o)| {
+            positions
+                .find_partition(t, p)
+                .is_some_and(|e| matches!(e.offset(), Offset::Offset(at) if at >= o))
         })
+    }
+
+    /// Stops fetching every partition of events (the caller cannot take
+    /// more for a while): [`KafkaSource::read`] then hands out nothing
+    /// (what was fetched and not handed out is fetched again on
+    /// [`KafkaSource::resume`]), and still serves the client's statistics,
+    /// so [`KafkaSource::lag`] shows what waits.
+    pub fn pause(&mut self) -> Result<(), KafkaError> {
+        let tpl = self.events_partitions();
+        self.consumer.pause(&tpl).map_err(client("pause"))
+    }
+
+    /// Fetches again after [`KafkaSource::pause`], from the position.
+    pub fn resume(&mut self) -> Result<(), KafkaError> {
+        let tpl = self.events_partitions();
+        self.consumer.resume(&tpl).map_err(client("resume"))
+    }
+
+    fn events_partitions(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in &self.splits {
+            tpl.add_partition(t, *p);
+        }
+        tpl
+    }
+
+    /// Records behind the end of each partition read, in split order,
+    /// from librdkafka's statistics (every second, served by
+    /// [`KafkaSource::read`]'s polls: no request to the broker): each
+    /// partition's end offset (the last stable offset when reading
+    /// committed records, else the high watermark) less the consumer's
+    /// position (the larger of the offset after the last record handed
+    /// out and librdkafka's, which moves past transaction markers), never
+    /// below 0. `None` until the statistics have named every partition
+    /// with an end offset (or when `--kafka statistics.interval.ms=0`
+    /// turned them off). At most a second old; after the source reads
+    /// everything and the next statistics come, each is 0.
+    pub fn lag(&self) -> Option<Vec<PartitionLag>> {
+        let offsets = self.consumer.context();
+        let mut lag = Vec::with_capacity(self.splits.len());
+        for (topic, partition) in &self.splits {
+            let ends = offsets.get(topic, *partition)?;
+            let end = if self.read_committed && ends.stable >= 0 {
+                ends.stable
+            } else {
+                ends.high
+            };
+            if end < 0 {
+                return None;
+            }
+            let at = self
+                .position
+                .get(topic, *partition)
+                .unwrap_or(0)
+                .max(ends.app);
+            lag.push(PartitionLag {
+                topic: topic.clone(),
+                partition: *partition,
+                records: u64::try_from(end - at).unwrap_or(0),
+            });
+        }
+        Some(lag)
     }
 
     /// Bounded: each partition's end offset, read at the start.
@@ -686,9 +876,9 @@ fn record_of(message: &rdkafka::message::BorrowedMessage<'_>, split: usize) -> K
     }
 }
 
-/// How long the start waits for a record of the rules topic before its
-/// end when none comes (its last offsets are transaction markers, which no
-/// consumer reads).
+/// How long the rules topic is waited for when it gives no record before
+/// its end and librdkafka's position does not show it past the end either
+/// (a broker slow to answer).
 const RULES_QUIET: Duration = Duration::from_secs(5);
 
 /// How long [`KafkaSource::read_rules`] waits for the rules topic's end

@@ -6,7 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use cepheid_kafka::{
-    KafkaError, KafkaPosition, KafkaRecord, KafkaSource, Partitions, Read, SourceConfig, StartAt,
+    KafkaError, KafkaPosition, KafkaRecord, KafkaSource, PartitionLag, Partitions, Read,
+    SourceConfig, StartAt,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use support::{topic, Broker};
@@ -300,4 +301,134 @@ fn reads_several_topics_each_partition_a_split() {
         ),
         (Some(0), Some(2), Some(1))
     );
+}
+
+/// Reads (idle: the partitions are paused or read to their end) until
+/// `done` holds of the lag, or 10 s passed; the last lag seen.
+fn lag_until(
+    source: &mut KafkaSource,
+    done: impl Fn(&[PartitionLag]) -> bool,
+) -> Option<Vec<PartitionLag>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut batch = Vec::new();
+    loop {
+        let lag = source.lag();
+        if lag.as_deref().is_some_and(&done) || Instant::now() >= deadline {
+            assert!(batch.is_empty(), "unexpected {batch:?}");
+            return lag;
+        }
+        source
+            .read(&mut batch, Duration::from_millis(100))
+            .expect("reads");
+    }
+}
+
+fn records_behind(lag: &[PartitionLag]) -> Vec<(i32, u64)> {
+    lag.iter().map(|l| (l.partition, l.records)).collect()
+}
+
+#[test]
+fn the_lag_is_what_waits_behind_each_partitions_end_and_0_once_all_is_read() {
+    let broker = Broker::start();
+    let t = topic("lag");
+    broker.create_topic(&t, 2);
+    produce(&broker, &t, 0, &numbered("a", 5));
+    produce(&broker, &t, 1, &numbered("b", 3));
+    let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
+    config.max_batch = 1;
+    let mut source = KafkaSource::new(config).expect("a source");
+    // Nothing known before the client's statistics name every partition.
+    assert_eq!(source.lag(), None);
+
+    // One record read, then the partitions paused: the rest waits.
+    let first = read_n(&mut source, 1);
+    assert_eq!(first.len(), 1);
+    source.pause().expect("pauses");
+    let position = source.position();
+    let behind = |p: i32, n: i64| (p, (n - position.get(&t, p).unwrap()) as u64);
+    let expected = vec![behind(0, 5), behind(1, 3)];
+    assert_eq!(expected.iter().map(|(_, n)| n).sum::<u64>(), 7);
+    let lag = lag_until(&mut source, |lag| records_behind(lag) == expected);
+    let lag = lag.expect("the statistics name both partitions");
+    assert_eq!(records_behind(&lag), expected, "{lag:?}");
+    assert!(lag.iter().all(|l| l.topic == t));
+
+    // Resumed and read to the end: nothing behind.
+    source.resume().expect("resumes");
+    let rest = read_n(&mut source, 7);
+    assert_eq!(payloads(&rest).len(), 7);
+    let lag = lag_until(&mut source, |lag| lag.iter().all(|l| l.records == 0));
+    assert_eq!(records_behind(&lag.expect("known")), [(0, 0), (1, 0)]);
+}
+
+/// Writes `payloads` to `partition` of `topic` in one committed
+/// transaction (as `cepheid run`'s transactional sink writes).
+fn produce_in_transaction(
+    broker: &Broker,
+    id: &str,
+    topic: &str,
+    partition: i32,
+    payloads: &[String],
+) {
+    let producer: BaseProducer = broker
+        .config()
+        .set("transactional.id", id)
+        .create()
+        .expect("a transactional producer");
+    let t = Duration::from_secs(10);
+    producer.init_transactions(t).expect("init_transactions");
+    producer.begin_transaction().expect("begin_transaction");
+    for payload in payloads {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .partition(partition)
+                    .key("k")
+                    .payload(payload),
+            )
+            .map_err(|(e, _)| e)
+            .expect("queues a record");
+    }
+    producer.commit_transaction(t).expect("commit_transaction");
+}
+
+#[test]
+fn a_bounded_source_ends_on_partitions_written_with_transactions() {
+    let broker = Broker::start();
+    let t = topic("transactional");
+    broker.create_topic(&t, 2);
+    let texts = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    };
+    produce_in_transaction(&broker, "tx-a", &t, 0, &texts("a", 4));
+    produce_in_transaction(&broker, "tx-b", &t, 1, &texts("b", 2));
+    produce_in_transaction(&broker, "tx-b", &t, 1, &texts("c", 3));
+    let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
+    config.until_end = true;
+    let mut source = KafkaSource::new(config).expect("a source");
+    // Each partition's end is after its last commit marker, which no
+    // consumer reads.
+    let end = source.end().expect("bounded").clone();
+    assert!(end.get(&t, 0).unwrap() > 4, "{end:?}");
+    assert!(end.get(&t, 1).unwrap() > 5, "{end:?}");
+
+    let mut batch = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !source.at_end() {
+        assert!(
+            Instant::now() < deadline,
+            "never at its end: {source:?}, {batch:?}"
+        );
+        source
+            .read(&mut batch, Duration::from_millis(100))
+            .expect("reads");
+    }
+    let mut got: Vec<String> = payloads(&batch).into_iter().map(|(_, _, p)| p).collect();
+    got.sort();
+    let mut want = [texts("a", 4), texts("b", 2), texts("c", 3)].concat();
+    want.sort();
+    assert_eq!(got, want);
+    // Its lag, too, counts no marker.
+    let lag = lag_until(&mut source, |lag| lag.iter().all(|l| l.records == 0));
+    assert_eq!(records_behind(&lag.expect("known")), [(0, 0), (1, 0)]);
 }

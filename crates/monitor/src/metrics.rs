@@ -260,6 +260,22 @@ impl Collector for Snapshot {
                 gauge_u64(lag),
             )?;
         }
+        if !run.consumer_lag_partitions.is_empty() {
+            let mut family = e.encode_descriptor(
+                "cepheid_partition_lag_records",
+                "Records behind the end of the partition.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for lag in &run.consumer_lag_partitions {
+                let partition = lag.partition.to_string();
+                let labels = [
+                    ("topic", lag.topic.as_str()),
+                    ("partition", partition.as_str()),
+                ];
+                gauge_u64(lag.records).encode(family.encode_family(&labels)?)?;
+            }
+        }
         single(
             &mut e,
             "cepheid_live_runs",

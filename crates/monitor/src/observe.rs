@@ -168,6 +168,11 @@ impl Observer {
                 s.workers = workers;
             }
             s.run.source_lag_bytes = view.source_lag;
+            s.run.consumer_lag = view.consumer_lag;
+            s.run.consumer_lag_partitions.clear();
+            s.run
+                .consumer_lag_partitions
+                .extend_from_slice(view.split_lag);
             if state_bytes.is_some() {
                 s.run.state_bytes = state_bytes;
             }

@@ -99,8 +99,13 @@ pub struct RunStatus {
     /// no end to be behind.
     pub source_lag_bytes: Option<u64>,
     /// Records behind the end of a source with offsets (a Kafka consumer's
-    /// lag), `None` for other sources.
+    /// lag: the sum of `consumer_lag_partitions`), `None` for other
+    /// sources and until the source knows it.
     pub consumer_lag: Option<u64>,
+    /// The same per partition (topic, partition, records), in the
+    /// source's order; empty when `consumer_lag` is `None`.
+    #[serde(default)]
+    pub consumer_lag_partitions: Vec<cepheid_runtime::SplitLag>,
     /// Partial matches held over all patterns and keys
     /// (`Engine::live_runs`).
     pub live_runs: u64,

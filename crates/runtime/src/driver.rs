@@ -64,7 +64,7 @@ use crate::source::{
     spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
     SeenTold, BATCHES_AHEAD,
 };
-use crate::source::{Source, SourceTiming, SplitTiming};
+use crate::source::{Source, SourceTiming, SplitLag, SplitTiming};
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
     Config, Doing, End, Error, Input, Level, Notice, Report, RunEvent, RunView, Summary, Time,
@@ -601,6 +601,7 @@ impl Runtime {
                 told: HashSet::new(),
             },
             observes,
+            lag: Vec::new(),
         };
         let result = session.stream(input, decoder, tx, messages);
         // The checkpoint whose file is being written: waited for (a
@@ -901,6 +902,8 @@ struct Session<'a> {
     fields: FieldWarnings,
     /// Does the report observe the run ([`Report::observes`])?
     observes: bool,
+    /// A source's lag per split, as it last said it (`Message::Lag`).
+    lag: Vec<SplitLag>,
 }
 
 /// Fields a pattern reads that no event has carried: each is said once
@@ -1171,6 +1174,10 @@ impl Session<'_> {
         view.late = stats.late;
         view.records = records;
         view.source_lag = source_lag;
+        if !self.lag.is_empty() {
+            view.consumer_lag = Some(self.lag.iter().map(|l| l.records).sum());
+            view.split_lag = &self.lag;
+        }
         view.field_warnings = self.fields.told.len() as u64;
         view.finished = finished;
         self.out.report.tick(&view);
@@ -1316,6 +1323,10 @@ impl Session<'_> {
                 }
                 Ok(Message::Seen(seen)) => {
                     self.fields.say(&seen, &mut *self.out.report);
+                    continue;
+                }
+                Ok(Message::Lag(lag)) => {
+                    self.lag = lag;
                     continue;
                 }
                 Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break,

@@ -70,7 +70,7 @@ pub use driver::{Handle, Runtime};
 pub use sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
-    SourceError, SourceRules, SourceTiming, SplitTiming, SplitWatermarks,
+    SourceError, SourceRules, SourceTiming, SplitLag, SplitTiming, SplitWatermarks,
 };
 pub use timing::Idle;
 pub use view::{add_patterns, add_stats, EngineNumbers, RunView, Workers};

@@ -249,7 +249,14 @@ pub enum Message {
     /// it now (not at the next batch, which a quiet input may not send
     /// for a long time).
     Checkpointed,
+    /// A [`Source`]'s [`Source::lag`], per split, after the batch before
+    /// it (at most every [`LAG_EVERY`]).
+    Lag(Vec<SplitLag>),
 }
+
+/// How often the reader thread of a [`Source`] asks it for its
+/// [`Source::lag`], at most.
+pub const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// When the reader thread sends what its decoder saw of the fields
 /// ([`Message::Seen`]): once its decoder has watched `after` events, and
@@ -675,6 +682,20 @@ pub enum Origin {
     },
 }
 
+/// How far one split of a [`Source`] is behind the end of its input, in
+/// records ([`Source::lag`]): a Kafka partition's end offset (its last
+/// stable offset when reading committed records) less the consumer's
+/// position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitLag {
+    /// The stream the split belongs to (a Kafka topic).
+    pub topic: String,
+    /// The split's number in that stream (a Kafka partition).
+    pub partition: u32,
+    /// Records behind its end.
+    pub records: u64,
+}
+
 /// One record of a [`RawBatch`]: its payload's place in the batch's bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawRecord {
@@ -842,6 +863,15 @@ pub trait Source: Send + 'static {
     /// (a Kafka source commits its consumer offsets here).
     fn checkpoint_committed(&mut self, position: &Position) {
         let _ = position;
+    }
+
+    /// Records behind the end of its input, per split, when it knows
+    /// them (a Kafka source: from its client's statistics); `None` when
+    /// it does not (the default). The reader thread asks at most once a
+    /// second ([`LAG_EVERY`]), after a read, never per record: it should
+    /// cost no request to a server.
+    fn lag(&self) -> Option<Vec<SplitLag>> {
+        None
     }
 
     /// How many splits it has (a Kafka source: its partitions), numbered
@@ -1307,6 +1337,8 @@ fn read_source(
     };
     let mut raw = RawBatch::default();
     let mut seq = 0u64;
+    // When the source's lag was last asked for.
+    let mut lag_asked: Option<std::time::Instant> = None;
     loop {
         raw.clear();
         let read = lock().read(&mut raw, Duration::from_millis(100));
@@ -1472,6 +1504,13 @@ fn read_source(
         };
         if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {
             return;
+        }
+        if lag_asked.map_or(true, |at| at.elapsed() >= LAG_EVERY) {
+            lag_asked = Some(std::time::Instant::now());
+            let lag = lock().lag();
+            if lag.is_some_and(|lag| tx.send(Message::Lag(lag)).is_err()) {
+                return;
+            }
         }
         let end = outcome == ReadOutcome::Ended;
         if !seen.send(&decoder, end, tx) {

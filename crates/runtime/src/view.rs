@@ -33,6 +33,12 @@ pub struct RunView<'a> {
     /// Bytes of the input file after the run's position (its length
     /// minus the offset), when the input is a file read by one reader.
     pub source_lag: Option<u64>,
+    /// Records behind the end of a source with offsets (a Kafka
+    /// consumer's lag: the sum of `split_lag`), when the source knows it
+    /// ([`Source::lag`](crate::Source::lag), at most a second old).
+    pub consumer_lag: Option<u64>,
+    /// The same per split (a Kafka partition), in the source's order.
+    pub split_lag: &'a [crate::SplitLag],
     /// Warnings said so far about fields no event carried
     /// ([`Config::field_warnings`](crate::Config::field_warnings): one per
     /// pattern and field).
@@ -205,6 +211,8 @@ impl<'a> RunView<'a> {
             late: 0,
             records: &[],
             source_lag: None,
+            consumer_lag: None,
+            split_lag: &[],
             field_warnings: 0,
             finished: false,
         }
