@@ -443,7 +443,7 @@ impl<E> Nfa<E> {
 
     /// Would `fields` give every field this automaton reads the id it was
     /// compiled with? Then the automaton reads events numbered by `fields`
-    /// correctly (a [`FieldTable`](crate::record::FieldTable) given a name
+    /// correctly (a [`FieldTable`](cepheid_core::record::FieldTable) given a name
     /// it does not know numbers it, as compiling would).
     pub fn reads_alike(&self, fields: &mut dyn FieldResolver) -> bool {
         self.fields_read
