@@ -65,7 +65,16 @@ fn main() -> ExitCode {
 /// Loads pattern paths, prints diagnostics to standard error, and returns
 /// the loaded patterns or the exit status to stop with.
 fn load(paths: &[std::path::PathBuf]) -> Result<cepheid_syntax::Loaded, u8> {
-    let loaded = cepheid_engine::rules::load_paths(paths);
+    load_checked(paths).map(|(loaded, _)| loaded)
+}
+
+/// [`load`], with the automata that checking the patterns compiled (a run
+/// keeps them: `cepheid_engine::Rules::from_checked`).
+fn load_checked(
+    paths: &[std::path::PathBuf],
+) -> Result<(cepheid_syntax::Loaded, cepheid_engine::rules::Checked), u8> {
+    let mut loaded = cepheid_syntax::load_paths(paths);
+    let checked = cepheid_engine::rules::check(&mut loaded);
     if !loaded.diagnostics.is_empty() {
         say_text!("{}", loaded.render());
     }
@@ -74,6 +83,6 @@ fn load(paths: &[std::path::PathBuf]) -> Result<cepheid_syntax::Loaded, u8> {
     } else if loaded.has_errors() {
         Err(EXIT_PATTERN_ERROR)
     } else {
-        Ok(loaded)
+        Ok((loaded, checked))
     }
 }

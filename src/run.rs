@@ -27,7 +27,7 @@ use std::time::Duration;
 use cepheid_core::time::{parse_duration, parse_positive_duration};
 use cepheid_engine::engine::{Engine, ReloadPolicy};
 use cepheid_engine::io::Format;
-use cepheid_engine::{FieldWatch, Record};
+use cepheid_engine::{FieldWatch, Record, Rules};
 use cepheid_runtime::checkpoint::Every;
 use cepheid_runtime::stats;
 use cepheid_runtime::{Config, End, Error, Input, Notice, Report, Runtime, Time};
@@ -323,16 +323,25 @@ pub struct Args {
 
 /// Runs the command and returns the exit status.
 pub fn run(args: &Args) -> u8 {
-    let loaded = match crate::load(&args.patterns) {
-        Ok(loaded) => loaded,
+    let rules = match crate::load_checked(&args.patterns) {
+        Ok((loaded, checked)) => match Rules::from_checked(loaded, checked) {
+            Ok(rules) => rules,
+            // (said already by the load)
+            Err(_) => return EXIT_PATTERN_ERROR,
+        },
         Err(status) => return status,
     };
+    let loaded = rules.loaded();
     let config = config(args);
     let mut engine = config.engine();
-    for pattern in &loaded.patterns {
-        if let Err(e) = engine.add(pattern) {
-            say!("error: pattern `{}`: {}", pattern.name, e.message());
-            return EXIT_PATTERN_ERROR;
+    // The automata the load compiled, shared (one pattern at a time only
+    // to say which one an engine refuses).
+    if engine.add(&rules).is_err() {
+        for pattern in &loaded.patterns {
+            if let Err(e) = engine.add(pattern) {
+                say!("error: pattern `{}`: {}", pattern.name, e.message());
+                return EXIT_PATTERN_ERROR;
+            }
         }
     }
     if let Err(conflict) = config.check() {
@@ -443,14 +452,7 @@ pub fn run(args: &Args) -> u8 {
         };
         #[cfg(not(feature = "kafka"))]
         let sources = None;
-        return workers::run(
-            &config,
-            &args.scale,
-            &loaded.patterns,
-            report,
-            args.summary,
-            sources,
-        );
+        return workers::run(&config, &args.scale, &rules, report, args.summary, sources);
     }
     // The Kafka source and sink the command names (each checks its
     // topics on the broker, which is waited for up to --kafka-timeout).
@@ -476,7 +478,7 @@ pub fn run(args: &Args) -> u8 {
     #[cfg(not(feature = "kafka"))]
     let sink: Option<Box<dyn cepheid_runtime::Sink>> = None;
     let runtime = match Runtime::with_source(config, engine, source, sink, Box::new(report)) {
-        Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(&loaded)),
+        Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(loaded)),
         Err(e) => {
             say!("error: {e}");
             return error_status(&e);

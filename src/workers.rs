@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
-use cepheid_core::pattern::Pattern;
 use cepheid_dataflow::run::{Error, Scale, Workers};
+use cepheid_engine::Rules;
 use cepheid_runtime::{Config, End, Report, Source};
 
 use super::{error_status, print_summary, SummaryArg, EXIT_USAGE};
@@ -93,7 +93,7 @@ fn status(e: &Error) -> u8 {
 pub fn run(
     config: &Config,
     scale: &ScaleArgs,
-    patterns: &[Pattern],
+    rules: &Rules,
     report: Box<dyn Report>,
     summary: SummaryArg,
     sources: Option<Vec<Option<Box<dyn Source>>>>,
@@ -103,7 +103,7 @@ pub fn run(
         status(&e)
     };
     let form = summary;
-    let workers = Workers::new(config, &scale.scale(), patterns, report);
+    let workers = Workers::new(config, &scale.scale(), rules, report);
     let workers = match (workers, sources) {
         (Ok(workers), Some(sources)) => workers.with_sources(sources),
         (workers, None) => workers,

@@ -474,7 +474,13 @@ fn when_a_peer_process_dies_the_survivor_stops_with_exit_4_and_a_hint() {
     // A followed file: the run never ends by itself, however fast the
     // machine reads (200,000 events read to their end before the first
     // cut on a fast one, and the test failed).
-    let args = ["--follow", "--checkpoint", "ckpt", "--checkpoint-every", "20ms"];
+    let args = [
+        "--follow",
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        "20ms",
+    ];
     let mut pair = Pair::start(&dir, "peer", &args);
     // Both connected and working: a cut is complete.
     let started = Instant::now();

@@ -97,7 +97,7 @@ use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
-use cepheid_engine::{ErrorKind, PatternStats, Record, Timestamp, Value};
+use cepheid_engine::{ErrorKind, PatternStats, Record, Rules, Timestamp, Value};
 use cepheid_runtime::source::{
     prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
     Source, SourceTiming, SplitTiming, Tail, BATCHES_AHEAD,
@@ -894,26 +894,33 @@ impl fmt::Debug for Workers {
 }
 
 impl Workers {
-    /// The run of `patterns` as `config` says, on `scale`; what it says
-    /// goes to `report`. Refuses what it does not take ([`Refusal`]: no
+    /// The run of `rules` as `config` says, on `scale`; what it says goes
+    /// to `report`. Refuses what it does not take ([`Refusal`]: no
     /// processing time, control records, watched patterns or metrics are
-    /// read here; those are the command's to refuse), compiles the
-    /// patterns, reads the hostfile.
+    /// read here; those are the command's to refuse), plans the patterns
+    /// (every worker shares the automata the rules compiled as they were
+    /// loaded), reads the hostfile.
     pub fn new(
         config: &Config,
         scale: &Scale,
-        patterns: &[Pattern],
+        rules: &Rules,
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
         refuse(config, scale).map_err(Error::Refused)?;
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
-        for pattern in patterns {
-            plan.add(pattern).map_err(|source| Error::Pattern {
-                name: pattern.name.clone(),
-                source,
-            })?;
+        let patterns = rules.patterns();
+        // The automata the rules compiled as they were loaded, shared by
+        // every worker (one pattern at a time only to say which one the
+        // plan refuses).
+        if plan.add(rules).is_err() {
+            for pattern in patterns {
+                plan.add(pattern).map_err(|source| Error::Pattern {
+                    name: pattern.name.clone(),
+                    source,
+                })?;
+            }
         }
         let mut layout = layout(scale)?;
         if let Layout::Cluster {

@@ -6,11 +6,19 @@
 //! [`Error`] that renders every problem with its `path:line:column` and
 //! the offending text underlined.
 
+use std::any::Any;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::dsl::{Diagnostic, DiagnosticKind, Loaded};
 use crate::error::{Error, ErrorKind, Location};
+use crate::event::FieldResolver;
+use crate::matcher::Cache;
+use crate::nfa::Nfa;
 use crate::pattern::Pattern;
+use crate::record::FieldTable;
+use crate::Record;
 
 /// Patterns loaded from the pattern language, each checked and known to
 /// compile. They are untyped: they read fields by name, so they run on
@@ -60,9 +68,28 @@ use crate::pattern::Pattern;
 /// assert_eq!(kept.names().collect::<Vec<_>>(), ["p"]);
 /// # Ok::<(), cepheid_engine::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+///
+/// Each pattern is compiled to its automaton once, as it is loaded: an
+/// `Engine<Record>` that the rules are added to first shares those
+/// automata rather than compiling them again (as engines share them with
+/// [`Engine::add_shared`](crate::Engine::add_shared)).
+#[derive(Clone, Default)]
 pub struct Rules {
     loaded: Loaded,
+    /// Each pattern's automaton over [`Record`]s, in order (`None`: not
+    /// compiled, see [`compile_each`]): its fields
+    /// numbered by one table and its conditions by one cache, in load
+    /// order, as a new engine numbers them.
+    automata: Vec<Option<Arc<Nfa<Record>>>>,
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rules")
+            .field("loaded", &self.loaded)
+            .field("automata", &self.automata.len())
+            .finish()
+    }
 }
 
 impl Rules {
@@ -76,21 +103,58 @@ impl Rules {
     /// all of them.
     pub fn load_all<P: AsRef<Path>>(paths: &[P]) -> Result<Rules, Error> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
-        Rules::from_loaded(load_paths(&paths))
+        Rules::compile(crate::dsl::load_paths(&paths))
     }
 
     /// Parses pattern text; `origin` names it in error messages (a path, or
     /// something like `<config>`).
     pub fn parse(origin: &str, text: &str) -> Result<Rules, Error> {
-        Rules::from_loaded(load_str(origin, text))
+        Rules::compile(crate::dsl::load_str(origin, text))
     }
 
     /// The rules of a [`Loaded`] set, or one error standing for all of its
-    /// errors (warnings are kept, see [`Rules::warnings`]).
+    /// errors (warnings are kept, see [`Rules::warnings`]). Its patterns
+    /// are compiled here, once (what the compiler rejects is an error at
+    /// the pattern): give it a set loaded by the language alone
+    /// (`cepheid_syntax::load_paths`), or by this crate's [`check`]ed
+    /// loaders when their diagnostics are wanted first.
     pub fn from_loaded(loaded: Loaded) -> Result<Rules, Error> {
+        Rules::compile(loaded)
+    }
+
+    /// The rules of a set [`check`]ed already (its diagnostics said, say),
+    /// with the automata the check compiled: nothing is compiled again.
+    /// One error for all of its errors, as [`Rules::from_loaded`].
+    ///
+    /// ```
+    /// use cepheid_engine::{rules, Rules};
+    /// let mut loaded = cepheid_syntax::load_str("r.cep", "pattern p { match a where a: n > 1 }");
+    /// let checked = rules::check(&mut loaded);
+    /// assert!(loaded.render().is_empty());
+    /// let rules = Rules::from_checked(loaded, checked)?;
+    /// assert_eq!(rules.len(), 1);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn from_checked(loaded: Loaded, checked: Checked) -> Result<Rules, Error> {
+        if checked.0.len() != loaded.patterns.len() {
+            // Not this set's check (or its patterns changed since).
+            return Rules::compile(loaded);
+        }
         match loaded_error(&loaded) {
             Some(e) => Err(e),
-            None => Ok(Rules { loaded }),
+            None => Ok(Rules {
+                loaded,
+                automata: checked.0,
+            }),
+        }
+    }
+
+    /// Compiles `loaded`'s patterns once, keeping their automata.
+    fn compile(mut loaded: Loaded) -> Result<Rules, Error> {
+        let automata = compile_each(&mut loaded);
+        match loaded_error(&loaded) {
+            Some(e) => Err(e),
+            None => Ok(Rules { loaded, automata }),
         }
     }
 
@@ -133,54 +197,89 @@ impl Rules {
 }
 
 /// Loads one text named `origin` (a path or `<input>`), as
-/// [`load_str`] does, and compiles each pattern to an
-/// automaton once: what the compiler rejects (cycles of PROCEED edges,
-/// path and state limits) is a diagnostic at the pattern, as everything
-/// `cepheid check` reports.
+/// [`crate::dsl::load_str`] does, and [`check`]s it: what the compiler
+/// rejects (cycles of PROCEED edges, path and state limits) is a
+/// diagnostic at the pattern, as everything `cepheid check` reports.
 pub fn load_str(origin: &str, src: &str) -> Loaded {
-    let mut loaded = Loaded::with_check(compiles);
-    loaded.add_str(origin, src);
+    let mut loaded = crate::dsl::load_str(origin, src);
+    check(&mut loaded);
     loaded
 }
 
-/// Loads raw bytes named `origin` (invalid UTF-8 is a diagnostic), each
-/// pattern compiled once as [`load_str`] does.
+/// Loads raw bytes named `origin` (invalid UTF-8 is a diagnostic), and
+/// [`check`]s them as [`load_str`] does.
 pub fn load_bytes(origin: &str, bytes: &[u8]) -> Loaded {
-    let mut loaded = Loaded::with_check(compiles);
-    loaded.add_bytes(origin, bytes);
+    let mut loaded = crate::dsl::load_bytes(origin, bytes);
+    check(&mut loaded);
     loaded
 }
 
 /// Loads files and folders (every `*.cep` in a folder, sorted by name;
-/// pattern names unique across all of them), each pattern compiled once as
+/// pattern names unique across all of them), and [`check`]s them as
 /// [`load_str`] does.
 pub fn load_paths(paths: &[PathBuf]) -> Loaded {
-    let mut loaded = Loaded::with_check(compiles);
-    for p in paths {
-        loaded.add_path(p);
-    }
+    let mut loaded = crate::dsl::load_paths(paths);
+    check(&mut loaded);
     loaded
 }
 
-/// The check of [`Loaded::with_check`] that these loaders use: the pattern
-/// compiles to an automaton (over [`Record`](crate::Record)s, whose fields
-/// are any names).
-pub fn compiles(p: &Pattern) -> Result<(), Diagnostic> {
-    let mut fields = crate::record::FieldTable::new();
-    match crate::nfa::Nfa::<crate::Record>::compile(p, &mut fields) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let kind = match e.kind {
-                ErrorKind::Limit => DiagnosticKind::Limit,
-                _ => DiagnosticKind::Pattern(crate::pattern::PatternErrorKind::Unsupported),
-            };
-            Err(Diagnostic::error(
-                kind,
-                if e.span.is_empty() { p.span } else { e.span },
-                format!("pattern `{}` cannot be compiled: {}", p.name, e.message),
-            ))
-        }
+/// Compiles each pattern of `loaded` to an automaton over [`Record`]s
+/// (whose fields are any names), once: a pattern the compiler rejects is
+/// left out, its diagnostic placed among the others
+/// ([`Loaded::check_each`]), as `cepheid check` reports it. A set checked
+/// already is checked again, and changes no more. Returns the automata,
+/// which [`Rules::from_checked`] keeps rather than compiling them again.
+pub fn check(loaded: &mut Loaded) -> Checked {
+    Checked(compile_each(loaded))
+}
+
+/// The automata [`check`] compiled, for [`Rules::from_checked`] (dropped
+/// when only the diagnostics are wanted).
+#[derive(Clone, Default)]
+pub struct Checked(Vec<Option<Arc<Nfa<Record>>>>);
+
+impl fmt::Debug for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Checked({} automata)", self.0.len())
     }
+}
+
+/// [`check`]: the automata of the patterns kept, in order, with
+/// their fields numbered by one table and their conditions by one cache,
+/// as a new engine numbers them (`None` for a pattern whose key the table
+/// cannot resolve: the engine says why when it is added).
+fn compile_each(loaded: &mut Loaded) -> Vec<Option<Arc<Nfa<Record>>>> {
+    let mut fields = FieldTable::new();
+    let mut conditions = Cache::new();
+    loaded.check_each(|p| {
+        // The key first, as an engine resolves it.
+        if p.partition_by
+            .iter()
+            .any(|path| fields.resolve(path).is_err())
+        {
+            return Ok(None);
+        }
+        match Nfa::<Record>::compile(p, &mut fields) {
+            Ok(mut nfa) => {
+                conditions.share_conditions(&mut nfa);
+                Ok(Some(Arc::new(nfa)))
+            }
+            Err(e) => Err(compile_error(p, e)),
+        }
+    })
+}
+
+/// A pattern the compiler rejects, as a diagnostic at it.
+fn compile_error(p: &Pattern, e: crate::nfa::CompileError) -> Diagnostic {
+    let kind = match e.kind {
+        ErrorKind::Limit => DiagnosticKind::Limit,
+        _ => DiagnosticKind::Pattern(crate::pattern::PatternErrorKind::Unsupported),
+    };
+    Diagnostic::error(
+        kind,
+        if e.span.is_empty() { p.span } else { e.span },
+        format!("pattern `{}` cannot be compiled: {}", p.name, e.message),
+    )
 }
 
 /// One error for all of `loaded`'s errors, or `None` when it has none.
@@ -221,7 +320,7 @@ fn located(loaded: &Loaded, d: &Diagnostic, kind: ErrorKind) -> Error {
     error
 }
 
-impl<E> crate::engine::sealed::Sealed<E> for Rules {
+impl<E: 'static> crate::engine::sealed::Sealed<E> for Rules {
     fn ir_patterns(&self) -> Vec<&Pattern> {
         self.loaded.patterns.iter().collect()
     }
@@ -237,6 +336,14 @@ impl<E> crate::engine::sealed::Sealed<E> for Rules {
             Diagnostic::error(DiagnosticKind::UnknownName, span, error.message()).in_source(source);
         located(&self.loaded, &d, error.kind()).with_span(span)
     }
+
+    /// The automaton compiled at load, when `E` is [`Record`].
+    fn compiled(&self, index: usize) -> Option<&Arc<Nfa<E>>> {
+        let automata: &dyn Any = &self.automata;
+        automata
+            .downcast_ref::<Vec<Option<Arc<Nfa<E>>>>>()
+            .and_then(|a| a.get(index)?.as_ref())
+    }
 }
 
-impl<E> crate::engine::PatternSet<E> for Rules {}
+impl<E: 'static> crate::engine::PatternSet<E> for Rules {}

@@ -218,11 +218,15 @@ impl Runtime {
     /// A run of `rules` with `config`; what it does is said to `report`.
     pub fn new(config: Config, rules: &Rules, report: Box<dyn Report>) -> Result<Runtime, Error> {
         let mut engine = config.engine();
-        for pattern in rules.patterns() {
-            engine.add(pattern).map_err(|source| Error::Pattern {
-                name: pattern.name.clone(),
-                source,
-            })?;
+        // The automata the rules compiled as they were loaded, shared (one
+        // pattern at a time only to say which one the engine refuses).
+        if engine.add(rules).is_err() {
+            for pattern in rules.patterns() {
+                engine.add(pattern).map_err(|source| Error::Pattern {
+                    name: pattern.name.clone(),
+                    source,
+                })?;
+            }
         }
         Ok(Runtime::with_engine(config, engine, report)?
             .with_field_watch(FieldWatch::from_rules(rules)))

@@ -137,7 +137,7 @@ pub(crate) fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
     } else {
         files.push((path.display().to_string(), real));
     }
-    let mut loaded = Loaded::with_check(cepheid_engine::rules::compiles);
+    let mut loaded = Loaded::default();
     for (shown, file) in files {
         let bytes = read_regular(&file).map_err(|why| {
             if shown == path.display().to_string() {
@@ -148,6 +148,7 @@ pub(crate) fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
         })?;
         loaded.add_bytes(&shown, &bytes);
     }
+    cepheid_engine::rules::check(&mut loaded);
     Ok(loaded)
 }
 

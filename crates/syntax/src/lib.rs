@@ -53,9 +53,7 @@ use std::collections::HashMap;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Label, Severity, Source};
 pub use explain::{explain, sequence_dot};
 pub use lex::is_plain_ident;
-pub use load::{
-    load_bytes, load_paths, load_str, Loaded, PatternCheck, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE,
-};
+pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
 #[cfg(test)]

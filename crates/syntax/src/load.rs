@@ -36,25 +36,53 @@ pub struct Loaded {
     pub pattern_sources: Vec<usize>,
     /// Where each pattern name was first defined (source, span).
     names: HashMap<String, (usize, Span)>,
-    /// Run on every pattern lowered without errors (`Loaded::with_check`).
-    check: Option<PatternCheck>,
+    /// For each pattern, how many diagnostics there were when it was
+    /// loaded: where [`Loaded::check_each`] places a diagnostic about it.
+    placed: Vec<usize>,
 }
 
-/// A check that a loader runs on every pattern lowered without errors,
-/// after the language's own: the layer that compiles patterns to automata
-/// (`cepheid-engine`'s `Rules`) gives one that rejects what its compiler
-/// rejects, so that `cepheid check` and loading report it as a diagnostic
-/// at the pattern. The language itself knows nothing of automata.
-pub type PatternCheck = fn(&Pattern) -> Result<(), Diagnostic>;
-
 impl Loaded {
-    /// An empty set whose patterns each pass `check` before they are
-    /// loaded (a pattern that fails it is left out, its diagnostic kept).
-    pub fn with_check(check: PatternCheck) -> Loaded {
-        Loaded {
-            check: Some(check),
-            ..Loaded::default()
+    /// Runs `check` on each pattern, in load order, after the language's
+    /// own checks: the layer that compiles patterns to automata
+    /// (`cepheid-engine`'s `rules`) checks that each compiles, so that
+    /// `cepheid check` and loading report what its compiler rejects as a
+    /// diagnostic at the pattern (the language itself knows nothing of
+    /// automata). A pattern that fails is left out, and its diagnostic is
+    /// placed among the others where the pattern was loaded (in its
+    /// source, before what was said of later patterns and files), as if
+    /// the check had run as it was loaded. Returns what `check` gave for
+    /// each pattern kept, in order: a compiled automaton, kept rather than
+    /// compiled again.
+    pub fn check_each<T>(
+        &mut self,
+        mut check: impl FnMut(&Pattern) -> Result<T, Diagnostic>,
+    ) -> Vec<T> {
+        // (a set whose public fields were changed by hand places its
+        // diagnostics at the end)
+        let mut placed = std::mem::take(&mut self.placed);
+        if placed.len() != self.patterns.len() {
+            placed = vec![usize::MAX; self.patterns.len()];
         }
+        let patterns = std::mem::take(&mut self.patterns);
+        let sources = std::mem::take(&mut self.pattern_sources);
+        let mut kept = Vec::with_capacity(patterns.len());
+        let mut inserted = 0;
+        for ((pattern, source), at) in patterns.into_iter().zip(sources).zip(placed) {
+            match check(&pattern) {
+                Ok(value) => {
+                    kept.push(value);
+                    self.patterns.push(pattern);
+                    self.pattern_sources.push(source);
+                    self.placed.push(at.saturating_add(inserted));
+                }
+                Err(d) => {
+                    let index = at.saturating_add(inserted).min(self.diagnostics.len());
+                    self.diagnostics.insert(index, d.in_source(source));
+                    inserted += 1;
+                }
+            }
+        }
+        kept
     }
 
     /// A warning at every place where a loaded pattern means something
@@ -316,14 +344,7 @@ impl Loaded {
             return;
         }
         self.names.insert(p.name.clone(), (source, p.span));
-        // What the layer that compiles patterns rejects is a diagnostic at
-        // the pattern too (`Loaded::with_check`).
-        if let Some(check) = self.check {
-            if let Err(d) = check(&p) {
-                self.diagnostics.push(d.in_source(source));
-                return;
-            }
-        }
+        self.placed.push(self.diagnostics.len());
         self.patterns.push(p);
         self.pattern_sources.push(source);
     }
@@ -351,4 +372,60 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
         loaded.add_path(p);
     }
     loaded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pattern that fails the check is left out, and its diagnostic is
+    /// placed where the pattern was loaded: after what was said of the
+    /// text before it, before what was said of later patterns and files.
+    #[test]
+    fn a_checked_patterns_diagnostic_is_placed_where_the_pattern_was_loaded() {
+        let mut loaded = Loaded::default();
+        loaded.add_str(
+            "a.cep",
+            "pattern bad { match x where x: n > 1 }\npattern good { match y where y: n > 2 }\npattern bad { match z where z: n > 3 }\n",
+        );
+        loaded.add_str(
+            "b.cep",
+            "pattern late_bad { match q where q: n > 4 }\npattern ok { match w }\n",
+        );
+        assert_eq!(loaded.patterns.len(), 4);
+        // (the second `bad` was said at once: a name defined twice)
+        assert_eq!(loaded.diagnostics.len(), 1);
+        let kept = loaded.check_each(|p| {
+            if p.name.ends_with("bad") {
+                Err(Diagnostic::error(
+                    DiagnosticKind::Limit,
+                    p.span,
+                    format!("`{}` refused", p.name),
+                ))
+            } else {
+                Ok(p.name.clone())
+            }
+        });
+        assert_eq!(kept, ["good", "ok"]);
+        let names: Vec<&str> = loaded.patterns.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["good", "ok"]);
+        assert_eq!(loaded.pattern_sources, [0, 1]);
+        let said: Vec<(usize, &str)> = loaded
+            .diagnostics
+            .iter()
+            .map(|d| (d.source, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (0, "`bad` refused"),
+                (0, "a pattern named `bad` is already defined"),
+                (1, "`late_bad` refused"),
+            ]
+        );
+        // Checked again: nothing more to leave out, nothing moves.
+        let again = loaded.check_each(|p| Ok::<_, Diagnostic>(p.name.len()));
+        assert_eq!(again, [4, 2]);
+        assert_eq!(loaded.diagnostics.len(), 3);
+    }
 }

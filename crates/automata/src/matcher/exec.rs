@@ -84,6 +84,14 @@ impl Cache {
         self.conditions.clone().adopt(nfa)
     }
 
+    /// Would [`adopt_conditions`](Self::adopt_conditions) take the numbers
+    /// of each of `nfas`, adopted in turn (automata numbered by one table
+    /// together, as a set of rules compiled once is)?
+    pub fn adopts_all<E>(&self, nfas: &[&Nfa<E>]) -> bool {
+        let mut table = self.conditions.clone();
+        nfas.iter().all(|nfa| table.adopt(nfa))
+    }
+
     /// A new event for [`Executor::process_in_event`]: forgets the values
     /// of conditions.
     #[inline]

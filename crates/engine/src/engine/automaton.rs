@@ -79,6 +79,13 @@ pub(crate) trait Automaton<E> {
         true
     }
 
+    /// Is it shared with other engines (numbered once for all of them, so
+    /// that [`share`](Self::share) can only take its numbers, not give it
+    /// new ones)?
+    fn is_shared(&mut self) -> bool {
+        false
+    }
+
     /// A new event: called once before it is offered to the partitions.
     fn begin_event(_cache: &mut Self::Cache) {}
 

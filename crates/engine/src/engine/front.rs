@@ -76,6 +76,14 @@ pub(crate) mod sealed {
             let _ = index;
             error
         }
+
+        /// Pattern number `index` compiled already for `E` (by the loader
+        /// of [`Rules`](crate::Rules)), to be shared rather than compiled
+        /// again when the engine's fields and conditions number it alike.
+        fn compiled(&self, index: usize) -> Option<&std::sync::Arc<crate::nfa::Nfa<E>>> {
+            let _ = index;
+            None
+        }
     }
 }
 
@@ -438,6 +446,10 @@ impl<E: Event + 'static> Engine<E> {
             Vec::new()
         };
         let set = patterns.ir_patterns();
+        // Automata the set compiled already and that read the fields as
+        // this engine numbers them (a set of `Rules` added first): shared,
+        // if their conditions' numbers agree too (checked below).
+        let mut reused = Vec::new();
         // The names given in the set, which a numbered name must not take.
         let given: Vec<&str> = (0..set.len())
             .filter(|&i| !patterns.unnamed(i))
@@ -489,14 +501,38 @@ impl<E: Event + 'static> Engine<E> {
                     )
                     .with_span(pattern.span)
                 })
-                .and_then(|_| Nfa::<E>::compile(pattern, &mut fields).map_err(Error::from));
+                .and_then(|_| {
+                    let given = patterns.compiled(index).filter(|nfa| {
+                        fresh && nfa.pattern().name == pattern.name && nfa.reads_alike(&mut fields)
+                    });
+                    if let Some(nfa) = given {
+                        reused.push(compiled.len());
+                        return Ok(Arc::clone(nfa));
+                    }
+                    Nfa::<E>::compile(pattern, &mut fields)
+                        .map(Arc::new)
+                        .map_err(Error::from)
+                });
             match result {
-                Ok(nfa) => compiled.push(Arc::new(nfa)),
+                Ok(nfa) => compiled.push(nfa),
                 Err(e) => errors.push(patterns.locate(index, e)),
             }
         }
         if !errors.is_empty() {
             return Err(Error::many(errors));
+        }
+        // All of the set or none: an automaton compiled here numbers its
+        // conditions as it is added, which could take numbers a shared one
+        // holds.
+        let shared: Vec<&Nfa<E>> = reused.iter().map(|&i| &*compiled[i]).collect();
+        let whole = shared.len() == compiled.len() && self.core.cache.adopts_all(&shared);
+        if !shared.is_empty() && !whole {
+            // Compiled here instead (the fields have every name they read
+            // already).
+            for i in reused {
+                let nfa = Nfa::<E>::compile(compiled[i].pattern(), &mut fields)?;
+                compiled[i] = Arc::new(nfa);
+            }
         }
         Ok((compiled, fields))
     }

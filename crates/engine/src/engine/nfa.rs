@@ -143,6 +143,10 @@ impl<E: Event> Automaton<E> for Arc<Nfa<E>> {
         }
     }
 
+    fn is_shared(&mut self) -> bool {
+        Arc::get_mut(self).is_none()
+    }
+
     #[inline]
     fn begin_event(cache: &mut Cache) {
         cache.next_event();

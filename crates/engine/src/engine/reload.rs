@@ -385,9 +385,21 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             .collect();
         let live = self.groups.iter().map(|g| g.keys.len()).sum();
         self.deadlines.rebuild(entries, live);
+        // The conditions numbered again, in a table of their own: first the
+        // shared automata's, which can only be taken as they are (every one
+        // was taken into the table before, alongside the others, so they
+        // agree: a table that lost some only holds fewer), then the
+        // engine's own, numbered after them. (Numbered in pattern order,
+        // an own automaton could take a number a shared one holds, and the
+        // shared one, refused, read another condition's values.)
         self.cache = A::Cache::default();
-        for run in &mut self.patterns {
-            run.automaton.share(&mut self.cache);
+        for shared in [true, false] {
+            for run in &mut self.patterns {
+                if run.automaton.is_shared() == shared {
+                    let taken = run.automaton.share(&mut self.cache);
+                    debug_assert!(taken, "a shared automaton's conditions disagree");
+                }
+            }
         }
         self.draining = self.patterns.iter().filter(|r| r.draining).count();
         self.refresh_guards();
