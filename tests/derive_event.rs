@@ -353,11 +353,7 @@ fn an_unknown_field_in_a_pattern_is_a_compile_error_naming_it() {
     assert!(err.contains("amountCents"), "{err}");
 }
 
-#[test]
-fn compile_errors_name_the_field_and_what_is_supported() {
-    let t = trybuild::TestCases::new();
-    t.compile_fail("tests/derive_fail/*.rs");
-}
+// The derives' compile errors: `crates/derive/tests/compile_fail.rs`.
 
 #[derive(Clone, Debug, Event)]
 struct Timed {
