@@ -1550,6 +1550,11 @@ struct Checkpoint {
     _locks: Vec<File>,
 }
 
+/// What [`checkpoints`] gives: the cuts of the run, the cut it resumes
+/// from, and where this process's sources go on from it on another number
+/// of workers.
+type Checkpoints = (Checkpoint, Option<cut::Resume>, Vec<Option<Share>>);
+
 /// Reads the checkpoint folder of a run on `layout` (processes, workers
 /// per process): its last complete cut (checked whole and against this
 /// command and plan), and the cuts to come. Exit 5 when it cannot be used,
@@ -1568,7 +1573,7 @@ fn checkpoints(
     plan: &Plan<Record>,
     layout: (usize, usize),
     say: &Say,
-) -> Result<(Checkpoint, Option<cut::Resume>, Vec<Option<Share>>), Error> {
+) -> Result<Checkpoints, Error> {
     use cepheid_runtime::lock;
     let first_process = scale.first_process();
     if let Err(source) = std::fs::create_dir_all(dir) {
