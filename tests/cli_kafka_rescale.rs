@@ -126,8 +126,19 @@ fn chain(name: &str, events: &[String], steps: &[Step]) {
     for (i, step) in steps.iter().enumerate() {
         let from = (i * part).min(events.len());
         let to = ((i + 1) * part).min(events.len());
-        if from < to {
-            produce_by_key(&broker.bootstrap(), &input, &events[from..to]);
+        // A run to be killed after a cut of its own gets its part while
+        // it runs, in slices: a cut waits for event time to move on, which
+        // it would not once everything there was read.
+        let mut slices: Vec<&[String]> = match step.stop {
+            Stop::Kill => events[from..to].chunks(part.div_ceil(20).max(1)).collect(),
+            _ => vec![&events[from..to]],
+        };
+        slices.retain(|slice| !slice.is_empty());
+        slices.reverse();
+        if !matches!(step.stop, Stop::Kill) {
+            while let Some(slice) = slices.pop() {
+                produce_by_key(&broker.bootstrap(), &input, slice);
+            }
         }
         let run = |process: usize| {
             let mut command = cepheid();
@@ -176,10 +187,17 @@ fn chain(name: &str, events: &[String], steps: &[Step]) {
                 lives.iter().for_each(|live| live.signal("TERM"));
             }
             Stop::Kill => {
-                // A cut of this run's own, complete.
+                // A cut of this run's own, complete, while its part comes.
                 while complete_cuts(&dir).is_subset(&before) {
                     assert!(Instant::now() < limit, "step {i} {step:?}: no cut came");
-                    std::thread::sleep(Duration::from_millis(10));
+                    if let Some(slice) = slices.pop() {
+                        produce_by_key(&broker.bootstrap(), &input, slice);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                // The rest of its part, read or not when it is killed.
+                while let Some(slice) = slices.pop() {
+                    produce_by_key(&broker.bootstrap(), &input, slice);
                 }
                 std::thread::sleep(Duration::from_millis(150));
                 lives.iter().for_each(|live| live.signal("KILL"));
