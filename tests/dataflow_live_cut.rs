@@ -175,3 +175,110 @@ proptest! {
         prop_assert_eq!(both, whole);
     }
 }
+
+/// Two workers, each with a live source (as a Kafka source's shares on
+/// workers): worker 0's is stopped first, and worker 1's reads on (later
+/// times) before its own stop comes. The engines wait at the stopped
+/// source's watermark, so that the event worker 0's source reads after
+/// the resume, above its own watermark and below worker 1's, is matched:
+/// had they followed worker 1's source, it would reach them behind their
+/// watermark, dropped (and counted late) with no late event said.
+#[test]
+fn engines_wait_for_a_source_stopped_before_the_others() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let rules = cepheid_engine::Rules::parse(
+        "r.cep",
+        "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
+    )
+    .expect("parses");
+    let mut plan = Plan::<Record>::new();
+    plan.add(&rules).expect("adds");
+    let plan = Arc::new(plan);
+    let saved = Saved::default();
+    // Per worker, its lines in the first run and in the second (which ends
+    // its input: the end of event time).
+    let runs: [[&[&str]; 2]; 2] = [
+        [
+            &[r#"{"ts":1000,"user":"u","n":1}"#],
+            &[r#"{"ts":5000,"user":"v","n":1}"#],
+        ],
+        [&[r#"{"ts":2000,"user":"u","n":2}"#], &[]],
+    ];
+    let mut found = Vec::new();
+    for (number, run) in runs.iter().enumerate() {
+        let run: Vec<Vec<String>> = (run.iter())
+            .map(|lines| lines.iter().map(|l| l.to_string()).collect())
+            .collect();
+        let (plan, saved_here) = (Arc::clone(&plan), Arc::clone(&saved));
+        let outputs: Arc<Mutex<Vec<Output<Record>>>> = Arc::default();
+        let (collected, late) = (Arc::clone(&outputs), Arc::clone(&outputs));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let cuts = Cuts::new();
+        timely::execute(timely::Config::process(2), move |worker| {
+            let index = worker.index();
+            let to = Arc::clone(&saved_here);
+            let cut = WorkerCut::new(Arc::clone(&cuts), move |epoch, bytes| {
+                to.lock().unwrap().insert(index, (epoch, bytes));
+            });
+            let before = saved_here.lock().unwrap().get(&index).cloned();
+            if let Some((_, bytes)) = before {
+                cut.restore(&plan, &bytes).expect("restores");
+            }
+            let (collected, late) = (Arc::clone(&collected), Arc::clone(&late));
+            let plan_here = Arc::clone(&plan);
+            let feed: Feed<Record> = worker.dataflow::<Timestamp, _, _>(|scope| {
+                let (feed, events, lates) =
+                    live_source_cut(scope, 0, Lateness::new(0), Instant::now, &cut);
+                lates.inspect(move |(ts, event): &(Timestamp, Record)| {
+                    let event = event.clone();
+                    late.lock().unwrap().push(Output::Late { ts: *ts, event });
+                });
+                let sink = |_| Vec::<Output<Record>>::new();
+                cep_cut(&plan_here, events, sink, &cut)
+                    .inspect(move |o| collected.lock().unwrap().push(o.clone()));
+                feed
+            });
+            let mut decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+            let mut items = Vec::new();
+            for (offset, line) in (1..).zip(&run[index]) {
+                if let Item::Event(ts, event) = decoder.decode(line.as_bytes()).expect("decodes") {
+                    items.push(SourceItem::Event { ts, offset, event });
+                }
+            }
+            if index == 1 && number == 0 {
+                // After worker 0's source stopped.
+                while !stopped.load(Ordering::SeqCst) {
+                    worker.step();
+                }
+            }
+            let place = Place {
+                position: items.len() as u64,
+                ..Place::default()
+            };
+            feed.send_at(items, place).expect("the source is there");
+            for _ in 0..100 {
+                worker.step();
+            }
+            if number == 0 {
+                feed.stop();
+                for _ in 0..100 {
+                    worker.step();
+                }
+                stopped.store(true, Ordering::SeqCst);
+            }
+            // (the second run's feeds are dropped: the input ends)
+        })
+        .expect("timely starts")
+        .join()
+        .into_iter()
+        .for_each(|r| r.expect("a worker failed"));
+        let outputs = outputs.lock().unwrap();
+        found.extend(canonical(&outputs));
+        if number == 0 {
+            assert_eq!(saved.lock().unwrap().len(), 2, "both took the last cut");
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("\"pattern\":\"ab\""), "{found:?}");
+}

@@ -21,6 +21,9 @@ mod cli_checkpoint;
 #[cfg(feature = "kafka")]
 #[path = "../cli_kafka.rs"]
 mod cli_kafka;
+#[cfg(all(feature = "kafka", feature = "workers"))]
+#[path = "../cli_kafka_rescale.rs"]
+mod cli_kafka_rescale;
 #[path = "../cli_live.rs"]
 mod cli_live;
 #[cfg(feature = "metrics")]

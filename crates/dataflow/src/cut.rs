@@ -703,6 +703,31 @@ impl WorkerCut {
         Ok(self.install(epoch, sources.into_iter().collect(), pieces, stash, ends))
     }
 
+    /// After [`rescale`](WorkerCut::rescale), where source `source` of
+    /// this worker goes on, as the caller computed it from the old
+    /// sources' places: `place` ([`SourceState::place`]), `position` (the
+    /// offsets of its events go on above it), and the watermark its clock
+    /// starts at when its part of the input knows one (`start`: the
+    /// least of its splits' watermarks, never below the retired sources'
+    /// least, where `rescale` started it). Nothing for a source that
+    /// stays ended.
+    pub fn go_on(&self, source: u32, place: Vec<u8>, position: u64, start: Option<Timestamp>) {
+        let mut inner = self.inner.borrow_mut();
+        let Some((_, state)) = (inner.restored_sources.iter_mut()).find(|(s, _)| *s == source)
+        else {
+            return;
+        };
+        if state.ended {
+            return;
+        }
+        state.place = place;
+        state.position = position;
+        if let Some(t) = start {
+            state.lateness.raise_to(t);
+        }
+        self.cuts.saw(state.lateness.frontier());
+    }
+
     /// The sources' states in a worker's state saved at a cut (what
     /// [`rescale`](WorkerCut::rescale) leaves to the caller: the old
     /// sources' places).
@@ -1028,6 +1053,46 @@ mod tests {
         }
         // Every key once, every count once, every partial match completes.
         assert_eq!((keys, events, matches), (40, 40, 40));
+    }
+
+    #[test]
+    fn a_rescaled_source_goes_on_from_the_place_and_clock_of_its_share() {
+        let plan = plan();
+        let states = [
+            old(&plan, 0, 2, source(100, false, 0)),
+            old(&plan, 1, 2, source(120, false, 0)),
+        ];
+        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let cuts = Cuts::new();
+        let cut = WorkerCut::new(Arc::clone(&cuts), |_, _| {});
+        cut.rescale(&plan, &states, 2, 3).unwrap();
+        // Its share's watermark (its splits' least) is above the retired
+        // sources' least (50): its clock starts there, nothing counted.
+        cut.go_on(0, vec![7], 40, Some(60));
+        let state = cut.source_state(0).unwrap();
+        assert_eq!((state.place, state.position), (vec![7], 40));
+        assert_eq!(state.lateness.watermark(), Some(60));
+        assert_eq!(state.lateness.end().events, 0);
+        // (a cut asked for now is above where it goes on)
+        assert!(cuts.request() > 61);
+        // A share whose watermark is not known (or below): the least stays.
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        cut.rescale(&plan, &states, 0, 3).unwrap();
+        cut.go_on(0, vec![1], 0, Some(10));
+        assert_eq!(cut.source_state(0).unwrap().lateness.watermark(), Some(50));
+        cut.go_on(0, vec![1], 0, None);
+        assert_eq!(cut.source_state(0).unwrap().lateness.watermark(), Some(50));
+        // A source whose old ones had all ended stays ended, untouched.
+        let ended = [
+            old(&plan, 0, 2, source(100, true, 0)),
+            old(&plan, 1, 2, source(120, true, 0)),
+        ];
+        let ended: Vec<&[u8]> = ended.iter().map(|s| &s[..]).collect();
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        cut.rescale(&plan, &ended, 1, 3).unwrap();
+        cut.go_on(0, vec![1], 5, Some(60));
+        let state = cut.source_state(0).unwrap();
+        assert!(state.ended && state.place.is_empty() && state.position == 0);
     }
 
     #[test]

@@ -274,6 +274,8 @@ where
                     cap.downgrade(&e);
                     worker.take_cut(e);
                 }
+                // Not past a stopped source's clock (see `Worker::stopped_at`).
+                let at = at.map(|f| worker.stopped_at().map_or(f, |limit| f.min(limit)));
                 match at {
                     Some(f) if f > worker.released => {
                         worker.advance(f, &mut sink);
@@ -351,6 +353,14 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
         let cut = self.cut.as_ref()?;
         let e = cut.cuts.requested()?;
         if e <= self.taken {
+            return None;
+        }
+        if self.stopped_at().is_some() {
+            // A source was stopped: its end is not a place to go on from,
+            // and the engines wait for the others' (the last cut, taken
+            // as the input ends, is the one to resume from).
+            cut.fail(e);
+            self.taken = e;
             return None;
         }
         if self.released >= e {
@@ -441,6 +451,29 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
 }
 
 impl<E: Event + 'static> Worker<E> {
+    /// Once a live source was stopped ([`Feed::stop`](crate::Feed::stop),
+    /// a signal): the frontier the engines may go to, its clock's
+    /// frontier (the least over the stopped sources; `Timestamp::MIN` for
+    /// one without a watermark). The stopped source no longer holds the
+    /// input frontier back, and the others read on until their own stop
+    /// comes: had the engines followed them, they would be past the
+    /// stopped source's watermark, and when it is resumed from its place
+    /// and clock (the last cut), the events it reads above its watermark
+    /// and below theirs would reach them late, dropped and counted with no
+    /// late line (a resume on another number of workers met 18 such). Its
+    /// end reaches every worker before the frontier passes its
+    /// capability, so no engine goes past it; what the others read above
+    /// it waits in the stash, which the last cut keeps whole.
+    fn stopped_at(&self) -> Option<Timestamp> {
+        (self.ends.iter())
+            .filter(|(_, end)| end.stopped)
+            .map(|(_, end)| {
+                end.watermark
+                    .map_or(Timestamp::MIN, |w| w.saturating_add(1))
+            })
+            .min()
+    }
+
     /// The frontier moved to `f`: releases the events before it, in order,
     /// and moves the engines' watermark to `f - 1`.
     fn advance<S: Sink<E>>(&mut self, f: Timestamp, sink: &mut S) {
@@ -461,6 +494,10 @@ impl<E: Event + 'static> Worker<E> {
         self.finished = true;
         let ends: Vec<SourceEnd> = self.ends.iter().map(|(_, end)| *end).collect();
         let end = SourceEnd::final_watermark(&ends);
+        // (stopped: not past a stopped source's clock, one without a
+        // watermark included)
+        let limit = self.stopped_at().map(|f| f.saturating_sub(1));
+        let end = end.map(|end| limit.map_or(end, |limit| end.min(limit)));
         if let Some(end) = end {
             self.release(|ts| ts <= end, sink);
             for piece in &mut self.pieces {

@@ -410,14 +410,28 @@ pub enum Mismatch {
         follow: bool,
     },
     /// Taken on another number of workers, which a run over sources of
-    /// the library's user ([`Workers::with_sources`]) cannot resume on
-    /// yet: each worker's source goes on from its own place.
+    /// the library's user ([`Workers::with_sources`]) that do not name
+    /// their splits ([`Source::split_names`]) cannot resume on: each
+    /// worker's source goes on from its own place.
     SourcesWorkers {
         /// Workers in all then.
         then: usize,
         /// Workers in all now.
         now: usize,
     },
+    /// Taken on another number of workers, with sources of the library's
+    /// user: the place of old worker `index`'s source cannot be dealt to
+    /// the new workers.
+    Shares {
+        /// The old worker.
+        index: usize,
+        /// Why.
+        why: String,
+    },
+    /// Taken on another number of workers, with sources of the library's
+    /// user: a source of this run cannot go on from the old sources'
+    /// places ([`Source::position_of_shares`]): why.
+    Sources(String),
     /// Taken by another command: what differs.
     OtherCommand(String),
     /// A worker's state does not fit.
@@ -461,7 +475,14 @@ impl fmt::Display for Mismatch {
             ),
             Mismatch::SourcesWorkers { then, now } => write!(
                 f,
-                "it was taken on {then} workers in all, not {now} (a checkpoint of a Kafka source on workers resumes on the same number of workers, each worker with its partitions)"
+                "it was taken on {then} workers in all, not {now} (a checkpoint of sources that do not name their splits resumes on the same number of workers, each worker with its own)"
+            ),
+            Mismatch::Shares { index, why } => {
+                write!(f, "worker {index}: {why}")
+            }
+            Mismatch::Sources(why) => write!(
+                f,
+                "its sources' places cannot be dealt to the workers of this run: {why}"
             ),
             Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
             Mismatch::Worker { index, source } => {
@@ -1023,14 +1044,13 @@ impl Workers {
         let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
-        let (checkpoint, resume) = match &config.checkpoint {
+        let (checkpoint, resume, shares) = match &config.checkpoint {
             Some(dir) => {
-                let sourced = sources.is_some();
-                let (checkpoint, resume) =
-                    checkpoints(&config, &scale, sourced, dir, &plan, shape, &say)?;
-                (Some(Arc::new(checkpoint)), resume)
+                let (checkpoint, resume, shares) =
+                    checkpoints(&config, &scale, sources.as_deref(), dir, &plan, shape, &say)?;
+                (Some(Arc::new(checkpoint)), resume, shares)
             }
-            None => (None, None),
+            None => (None, None, Vec::new()),
         };
         let writers = if first_process {
             Some(Writers::open(&config, &scale, resume.is_some())?)
@@ -1089,6 +1109,7 @@ impl Workers {
             cluster: scale.cluster(),
             checkpoint,
             resume: Mutex::new(resume.map(|r| r.workers)),
+            shares: Mutex::new(shares),
             checkpoint_failed: Arc::default(),
             say: say.clone(),
             board: board.clone(),
@@ -1502,6 +1523,10 @@ struct Job {
     checkpoint: Option<Arc<Checkpoint>>,
     /// Resumed: each worker's file (taken by the workers).
     resume: Mutex<Option<Vec<cut::WorkerFile>>>,
+    /// Resumed on another number of workers, with sources of the
+    /// library's user: where each worker's source of this process goes
+    /// on (by its index in the process; taken by the workers).
+    shares: Mutex<Vec<Option<Share>>>,
     /// Could a checkpoint not be written? (Exit 4.)
     checkpoint_failed: Arc<AtomicBool>,
     /// What the run says.
@@ -1525,20 +1550,30 @@ struct Checkpoint {
     _locks: Vec<File>,
 }
 
+/// What [`checkpoints`] gives: the cuts of the run, the cut it resumes
+/// from, and where this process's sources go on from it on another number
+/// of workers.
+type Checkpoints = (Checkpoint, Option<cut::Resume>, Vec<Option<Share>>);
+
 /// Reads the checkpoint folder of a run on `layout` (processes, workers
 /// per process): its last complete cut (checked whole and against this
 /// command and plan), and the cuts to come. Exit 5 when it cannot be used,
 /// 4 when it cannot be read. Every process reads the folder; only process
 /// 0 truncates the outputs and deletes the unfinished cuts.
+///
+/// With `sources` (the library's user's, [`Workers::with_sources`]) and
+/// another number of workers than the cut's, also where each of them goes
+/// on ([`Share`], by its worker's index in this process): a cut of sources
+/// without [`Source::split_names`] is refused then.
 fn checkpoints(
     config: &Config,
     scale: &Scale,
-    sourced: bool,
+    sources: Option<&[OwnSource]>,
     dir: &Path,
     plan: &Plan<Record>,
     layout: (usize, usize),
     say: &Say,
-) -> Result<(Checkpoint, Option<cut::Resume>), Error> {
+) -> Result<Checkpoints, Error> {
     use cepheid_runtime::lock;
     let first_process = scale.first_process();
     if let Err(source) = std::fs::create_dir_all(dir) {
@@ -1566,6 +1601,7 @@ fn checkpoints(
     }
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
+    let mut shares = Vec::new();
     let resume = cut::read(dir).map_err(|why| Error::Cut {
         folder: dir.to_path_buf(),
         why,
@@ -1594,9 +1630,9 @@ fn checkpoints(
                 now,
                 follow: false,
             })
-        } else if sourced && then != now {
-            // Each worker's source goes on from its own place (not
-            // dealt again yet).
+        } else if sources.is_some_and(|sources| !rescalable(sources)) && then != now {
+            // Each worker's source goes on from its own place: its splits
+            // cannot be dealt again without their names.
             Some(Mismatch::SourcesWorkers { then, now })
         } else if config.follow && then != now {
             // One reader on worker 0: its place and clock would go on
@@ -1642,6 +1678,15 @@ fn checkpoints(
             // (a followed file's places are its own: `input::Position`)
             Some(first) if !config.follow => read = first.read.after(&places),
             _ => {}
+        }
+        if let (Some(sources), true) = (sources, then != now) {
+            shares =
+                dealt(&resume.workers, sources, places.iter().max().copied()).map_err(|why| {
+                    Error::Resume {
+                        folder: dir.to_path_buf(),
+                        why,
+                    }
+                })?;
         }
         // Each output at its length then and with the first bytes it had
         // (none in a cut of version 5).
@@ -1748,7 +1793,67 @@ fn checkpoints(
         read: Arc::new(read),
         _locks: locks,
     };
-    Ok((checkpoint, resume))
+    Ok((checkpoint, resume, shares))
+}
+
+/// Can a cut of `sources` resume on another number of workers? When each
+/// names its splits ([`Source::split_names`]; a worker without a source
+/// has none to name).
+fn rescalable(sources: &[OwnSource]) -> bool {
+    (sources.iter())
+        .filter_map(|(source, _, _)| source.as_ref())
+        .all(|source| source.split_names().is_some())
+}
+
+/// Where each of `sources` (this process's workers', in order) goes on
+/// from the cut the old workers saved in `files`, on another number of
+/// workers: its splits' watermarks from the old places that name them,
+/// its position from theirs ([`Source::position_of_shares`]), its lines
+/// above `lines` (the most an old source had read). Checked before any
+/// output is touched: an old place that cannot be read or has no names,
+/// or positions that do not fit together, are a [`Mismatch`].
+fn dealt(
+    files: &[cut::WorkerFile],
+    sources: &[OwnSource],
+    lines: Option<u64>,
+) -> Result<Vec<Option<Share>>, Mismatch> {
+    let mut olds = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let saved = WorkerCut::saved_sources(&file.state)
+            .map_err(|source| Mismatch::Worker { index, source })?;
+        for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
+            if state.place.is_empty() {
+                // (a worker without a source, or one that read nothing:
+                // its sources start where they are)
+                continue;
+            }
+            let place = SourcePlace::decode(&state.place).map_err(|e| Mismatch::Shares {
+                index,
+                why: format!("its source's place cannot be read: {e}"),
+            })?;
+            if place.names.is_empty() && !place.splits.is_empty() {
+                return Err(Mismatch::Shares {
+                    index,
+                    why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
+                });
+            }
+            olds.push(place);
+        }
+    }
+    let positions: Vec<_> = olds.iter().map(|old| old.position.clone()).collect();
+    let mut shares = Vec::with_capacity(sources.len());
+    for (source, _, _) in sources {
+        let Some(source) = source else {
+            shares.push(None);
+            continue;
+        };
+        let names = source.split_names().unwrap_or_default();
+        let position = source
+            .position_of_shares(&positions)
+            .map_err(|e| Mismatch::Sources(e.to_string()))?;
+        shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
+    }
+    Ok(shares)
 }
 
 impl Job {
@@ -1945,6 +2050,7 @@ impl Job {
                 board: self.board.clone(),
                 stop_said: Arc::clone(&self.stop_said),
                 source: self.sources.is_some(),
+                names: Vec::new(),
                 counts: Arc::clone(&counts),
                 waiting_for_input,
                 strict: self.strict,
@@ -2158,6 +2264,20 @@ impl Job {
                 // Another worker count: the keys go to their new workers.
                 let states: Vec<&[u8]> = files.iter().map(|f| &f.state[..]).collect();
                 let _ = cut.rescale(&self.plan, &states, index, peers);
+                // A source of the library's user goes on from its share of
+                // the old sources' places.
+                let local = index.checked_sub(self.first_worker);
+                let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+                let share = local.and_then(|i| shares.get_mut(i)?.take());
+                if let Some(Share {
+                    place,
+                    lines,
+                    start,
+                }) = share
+                {
+                    let bytes = postcard::to_allocvec(&place).unwrap_or_default();
+                    cut.go_on(0, bytes, lines, start);
+                }
                 let all = files.iter().flat_map(|f| f.drops.iter().cloned());
                 mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
             }
@@ -2194,16 +2314,28 @@ impl Job {
     /// watermarks are those of the cut.
     fn read_source(
         &self,
-        live: Live,
+        mut live: Live,
         mut source: Box<dyn Source>,
         (tx, messages): (SyncSender<Message>, Receiver<Message>),
         restored: Option<&SourceState>,
     ) -> JoinHandle<Option<String>> {
-        let mut resumed = SourcePlace::default();
+        live.names = source.split_names().unwrap_or_default();
+        let mut resumed = Vec::new();
         let mut emitted = None;
         if let Some(state) = restored.filter(|state| !state.place.is_empty()) {
-            match postcard::from_bytes::<SourcePlace>(&state.place) {
-                Ok(place) => resumed = place,
+            match SourcePlace::decode(&state.place) {
+                Ok(place) => {
+                    // (each split's own, by name: the same source's, or
+                    // on another number of workers the `Share` made of
+                    // the old sources')
+                    resumed = place.watermarks_of(&live.names);
+                    if let Err(e) = source.seek(&place.position) {
+                        say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+                        live.counts.read_error(&live.origin, e);
+                        drop(tx);
+                        return thread::spawn(move || live.forward(&messages));
+                    }
+                }
                 Err(e) => {
                     say!(
                         self.say,
@@ -2215,12 +2347,6 @@ impl Job {
                     drop(tx);
                     return thread::spawn(move || live.forward(&messages));
                 }
-            }
-            if let Err(e) = source.seek(&resumed.position) {
-                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
-                live.counts.read_error(&live.origin, e);
-                drop(tx);
-                return thread::spawn(move || live.forward(&messages));
             }
             emitted = state.lateness.watermark();
         }
@@ -2241,7 +2367,7 @@ impl Job {
                 splits: Some(SplitTiming {
                     max_delay: self.max_delay,
                     idle_timeout: self.idle_timeout,
-                    resumed: resumed.splits,
+                    resumed,
                     emitted,
                 }),
             },
@@ -2345,13 +2471,103 @@ impl Job {
 }
 
 /// Where a worker's own [`Source`] is after a batch (the opaque bytes of
-/// its [`Place`] in the cuts): its position and its splits' watermarks.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// its [`Place`] in the cuts): its position and its splits' watermarks,
+/// with the splits' names ([`Source::split_names`]), by which a cut
+/// resumed on another number of workers gives each split's watermark to
+/// the source that reads it then.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct SourcePlace {
     /// [`Source::position_before`] after the batch.
     position: cepheid_runtime::source::Position,
-    /// Each split's watermark after the batch.
+    /// Each split's watermark after the batch, in split order.
     splits: Vec<Option<Timestamp>>,
+    /// Each split's name, in split order (empty for a source without
+    /// names, and in cuts taken before names were kept).
+    names: Vec<String>,
+}
+
+/// A [`SourcePlace`] as cuts held it before the splits' names were kept
+/// (read on the same number of workers as before).
+#[derive(Deserialize)]
+struct UnnamedPlace {
+    position: cepheid_runtime::source::Position,
+    splits: Vec<Option<Timestamp>>,
+}
+
+impl SourcePlace {
+    /// The place in a cut's bytes (of either form).
+    fn decode(bytes: &[u8]) -> Result<SourcePlace, postcard::Error> {
+        postcard::from_bytes::<SourcePlace>(bytes).or_else(|e| {
+            let old = postcard::from_bytes::<UnnamedPlace>(bytes).map_err(|_| e)?;
+            Ok(SourcePlace {
+                position: old.position,
+                splits: old.splits,
+                names: Vec::new(),
+            })
+        })
+    }
+
+    /// The watermarks of splits `names` in this place: by name when it
+    /// has names, else by split number (a place of the same source).
+    fn watermarks_of(&self, names: &[String]) -> Vec<Option<Timestamp>> {
+        if self.names.is_empty() {
+            return self.splits.clone();
+        }
+        let of = |name: &String| {
+            let i = self.names.iter().position(|n| n == name)?;
+            self.splits.get(i).copied().flatten()
+        };
+        names.iter().map(of).collect()
+    }
+}
+
+/// Where a worker's source goes on when a cut taken on another number of
+/// workers resumes ([`shares`]): its place (its position from the old
+/// sources' shares, its splits' watermarks from the old sources that
+/// read them), the lines the old sources had read (the largest: its
+/// events' offsets go on above every old one's, so that events of equal
+/// times keep their input order), and the watermark its clock starts at:
+/// the least of its splits' (`None` when one of them has none).
+#[derive(Clone, Debug, PartialEq)]
+struct Share {
+    place: SourcePlace,
+    lines: u64,
+    start: Option<Timestamp>,
+}
+
+/// The [`Share`] of a source whose splits are `names`: `olds` are the old
+/// workers' places (of the sources that read something), `position` its
+/// position put together from theirs ([`Source::position_of_shares`]),
+/// `lines` the largest number of lines an old source had read. Each split
+/// takes the watermark of the old source that read it (the least, if
+/// several name it).
+fn share(
+    olds: &[SourcePlace],
+    names: &[String],
+    position: cepheid_runtime::source::Position,
+    lines: u64,
+) -> Share {
+    let mut splits: Vec<Option<Timestamp>> = vec![None; names.len()];
+    for old in olds {
+        for (slot, w) in splits.iter_mut().zip(old.watermarks_of(names)) {
+            *slot = match (*slot, w) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    let start = splits.iter().try_fold(None, |least: Option<Timestamp>, w| {
+        w.map(|w| Some(least.map_or(w, |l| l.min(w))))
+    });
+    Share {
+        place: SourcePlace {
+            position,
+            splits,
+            names: names.to_vec(),
+        },
+        lines,
+        start: start.flatten(),
+    }
 }
 
 /// Worker 0's live input, on its way to the source.
@@ -2366,6 +2582,8 @@ struct Live {
     /// A source of the library's user: its places are its
     /// [`SourcePlace`]s.
     source: bool,
+    /// Its splits' names ([`Source::split_names`]), kept in its places.
+    names: Vec<String>,
     counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     waiting_for_input: Arc<AtomicBool>,
@@ -2487,6 +2705,7 @@ impl Live {
                     let at = SourcePlace {
                         position: batch.place.unwrap_or_default(),
                         splits: batch.splits.unwrap_or_default(),
+                        names: self.names.clone(),
                     };
                     postcard::to_allocvec(&at)
                 } else {
@@ -3180,4 +3399,77 @@ fn finish(
 /// `1 worker`, `2 workers`: a count with its noun.
 fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cepheid_runtime::source::Position;
+
+    fn place(names: &[&str], splits: &[Option<Timestamp>], at: u8) -> SourcePlace {
+        SourcePlace {
+            position: Position::Bytes(vec![at]),
+            splits: splits.to_vec(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_new_source_takes_the_watermarks_of_its_splits_from_the_old_places() {
+        // Two old workers: partitions 0 and 2, and 1.
+        let olds = [
+            place(&["t/0", "t/2"], &[Some(100), Some(300)], 0),
+            place(&["t/1"], &[Some(200)], 1),
+        ];
+        let at = Position::Bytes(vec![9]);
+        // A new worker with partitions 2 and 1: each split's own, its clock
+        // at their least, its lines above the old ones'.
+        let got = share(&olds, &names(&["t/2", "t/1"]), at.clone(), 70);
+        assert_eq!(got.place.splits, [Some(300), Some(200)]);
+        assert_eq!(got.place.names, names(&["t/2", "t/1"]));
+        assert_eq!(got.place.position, at);
+        assert_eq!((got.lines, got.start), (70, Some(200)));
+        // One split no old place knows (a partition added since): no start
+        // of its own (the retired sources' least, `WorkerCut::rescale`).
+        let got = share(&olds, &names(&["t/0", "t/3"]), at.clone(), 0);
+        assert_eq!(got.place.splits, [Some(100), None]);
+        assert_eq!(got.start, None);
+        // A split that had delivered nothing keeps none.
+        let quiet = [place(&["t/0", "t/1"], &[Some(5), None], 0)];
+        let got = share(&quiet, &names(&["t/1"]), at.clone(), 0);
+        assert_eq!((got.place.splits, got.start), (vec![None], None));
+        // Named twice (not the shares of one cut): the least.
+        let twice = [olds[0].clone(), place(&["t/2"], &[Some(250)], 2)];
+        let got = share(&twice, &names(&["t/2"]), at, 0);
+        assert_eq!((got.place.splits, got.start), (vec![Some(250)], Some(250)));
+    }
+
+    #[test]
+    fn a_place_is_read_in_either_form_and_its_watermarks_found_by_name() {
+        let named = place(&["t/0", "t/1"], &[Some(1), Some(2)], 3);
+        let bytes = postcard::to_allocvec(&named).unwrap();
+        assert_eq!(SourcePlace::decode(&bytes).unwrap(), named);
+        assert_eq!(
+            named.watermarks_of(&names(&["t/1", "t/9"])),
+            [Some(2), None]
+        );
+        // A cut taken before the names were kept: by split number.
+        #[derive(Serialize)]
+        struct Unnamed {
+            position: Position,
+            splits: Vec<Option<Timestamp>>,
+        }
+        let old = Unnamed {
+            position: Position::Bytes(vec![3]),
+            splits: vec![Some(1), Some(2)],
+        };
+        let read = SourcePlace::decode(&postcard::to_allocvec(&old).unwrap()).unwrap();
+        assert!(read.names.is_empty());
+        assert_eq!(read.watermarks_of(&names(&["a", "b"])), [Some(1), Some(2)]);
+        assert!(SourcePlace::decode(&[0xff, 0xff]).is_err());
+    }
 }

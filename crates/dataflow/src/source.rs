@@ -172,6 +172,13 @@ impl Lateness {
         next
     }
 
+    /// Moves the watermark up to `t` (never down): where the clock of a
+    /// source that takes over part of retired sources' input starts when
+    /// that part's own watermark is known ([`WorkerCut::go_on`]).
+    pub(crate) fn raise_to(&mut self, t: Timestamp) {
+        self.raise(t);
+    }
+
     /// An event at `ts` arrives: `false` when it is late, else `true` (and
     /// the watermark follows it, forced up when too many events wait).
     pub fn admit(&mut self, ts: Timestamp) -> bool {

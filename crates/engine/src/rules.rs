@@ -22,7 +22,7 @@ use crate::Record;
 
 /// Patterns loaded from the pattern language, each checked and known to
 /// compile. They are untyped: they read fields by name, so they run on
-/// [`Record`](crate::Record)s and on any [`Event`](crate::Event) type that
+/// [`Record`]s and on any [`Event`](crate::Event) type that
 /// has the fields they read (checked when added to an engine).
 ///
 /// ```

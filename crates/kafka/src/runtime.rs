@@ -149,6 +149,30 @@ impl Source for KafkaSource {
         KafkaSource::splits(self).len()
     }
 
+    /// `topic/partition` of each partition of events.
+    fn split_names(&self) -> Option<Vec<String>> {
+        let splits = KafkaSource::splits(self);
+        Some(splits.iter().map(|(t, p)| format!("{t}/{p}")).collect())
+    }
+
+    /// Each partition's offset from the share that names it
+    /// ([`KafkaPosition::of_shares`]).
+    fn position_of_shares(&self, positions: &[Position]) -> Result<Position, SourceError> {
+        let shares = (positions.iter())
+            .map(decode_position)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.run_error(e))?;
+        KafkaPosition::of_shares(&shares, KafkaSource::splits(self))
+            .map(|at| encode_position(&at))
+            .map_err(|(topic, partition, a, b)| {
+                self.run_error(KafkaError::Config {
+                    reason: format!(
+                        "the checkpoint's sources name partition {partition} of topic {topic:?} at two offsets, {a} and {b}"
+                    ),
+                })
+            })
+    }
+
     fn lag(&self) -> Option<Vec<SplitLag>> {
         let lag = KafkaSource::lag(self)?;
         Some(

@@ -859,6 +859,35 @@ pub trait Source: Send + 'static {
     /// Goes back to `position` (resuming from a checkpoint).
     fn seek(&mut self, position: &Position) -> Result<(), SourceError>;
 
+    /// A name for each split, in split order, that every source reading a
+    /// share of the same input gives it (a Kafka source:
+    /// `topic/partition`). With them, a checkpoint of a run on workers,
+    /// each worker's source a share of the splits, resumes on another
+    /// number of workers: each split's watermark goes to the source that
+    /// reads it now, and its place with [`Source::position_of_shares`].
+    /// `None` (the default): such a checkpoint resumes on the same number
+    /// of workers only.
+    fn split_names(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The position of this source's splits in `positions`: the positions
+    /// of the sources that read shares of the same input before (a
+    /// checkpoint of a run on workers resumed on another number of
+    /// workers), each split's from the one that names it; a split none of
+    /// them names is left where the source is now (when [`Source::seek`]
+    /// is given the result). An error when two of them name a split of
+    /// this source at different places, or they are not this kind of
+    /// source's positions; by default (a source without
+    /// [`Source::split_names`]) always.
+    fn position_of_shares(&self, positions: &[Position]) -> Result<Position, SourceError> {
+        let _ = positions;
+        Err(SourceError {
+            source_name: self.describe(),
+            error: io::Error::other("its position cannot be put together from shares of its input"),
+        })
+    }
+
     /// The checkpoint at `position` is durable and committed by the sinks
     /// (a Kafka source commits its consumer offsets here).
     fn checkpoint_committed(&mut self, position: &Position) {

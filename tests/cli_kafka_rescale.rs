@@ -1,0 +1,335 @@
+//! A checkpoint of a Kafka source on workers resumes on another layout
+//! (`docs/kafka.md`, "On workers", "Resuming on another layout"), against
+//! the real broker: chains of runs over a 3-partition topic, each on
+//! another number of workers or processes than the one before, each
+//! stopped by SIGTERM or killed (SIGKILL) after a complete cut of its own
+//! and resumed, the topic growing between them.
+//!
+//! The input is out of order by up to 3 s and read with `--max-delay 2s`,
+//! so events are late, and which ones depends on how each worker's
+//! partitions were fetched (an event is late behind the least watermark
+//! of its worker's partitions). So the chain is checked against what it
+//! says it did: its late output has exactly the late events its summary
+//! counts, each an input event, none twice; and the file run of the input
+//! without those events (none late there) gives each key exactly the
+//! chain's records, in order, and the chain's matches and timeouts, with
+//! as many events and malformed lines read. An event read twice, lost, or
+//! dropped without reaching the late output breaks one of them.
+
+use crate::cli_kafka::{by_key, lines, produce_by_key, stderr};
+use crate::common::crash::{self, PATTERNS};
+use crate::common::{cepheid, scratch, Live};
+use crate::kafka_support::{topic, Broker};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Longest a run may take to show what a step waits for.
+const T: Duration = Duration::from_secs(60);
+
+/// How a run of the chain ends.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// SIGTERM once it wrote records (its last cut).
+    Term,
+    /// SIGKILL once a cut of its own is complete.
+    Kill,
+    /// `--kafka-until end`: to the end of the topic.
+    End,
+}
+
+/// One run of the chain: its layout (`--workers`, and `--processes 2`
+/// when `processes` is 2) and how it ends.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    workers: usize,
+    processes: usize,
+    stop: Stop,
+}
+
+const fn step(workers: usize, processes: usize, stop: Stop) -> Step {
+    Step {
+        workers,
+        processes,
+        stop,
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The complete cuts in `dir/ckpt`.
+fn complete_cuts(dir: &Path) -> BTreeSet<String> {
+    let Ok(entries) = fs::read_dir(dir.join("ckpt")) else {
+        return BTreeSet::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("complete").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn len(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// The number before `word` in the summary line (`..., 12 late, ...`).
+fn count(summary: &str, word: &str) -> u64 {
+    let words: Vec<&str> = summary
+        .split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .collect();
+    let at = words
+        .iter()
+        .position(|w| *w == word)
+        .unwrap_or_else(|| panic!("no `{word}` in {summary:?}"));
+    words[at - 1]
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before `{word}` in {summary:?}"))
+}
+
+/// The late events of a late output (`{"kind":"late","event":RAW}`).
+fn late_events(path: &Path) -> Vec<String> {
+    lines(path)
+        .iter()
+        .map(|line| {
+            let raw = line
+                .strip_prefix("{\"kind\":\"late\",\"event\":")
+                .and_then(|rest| rest.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("not a late record: {line}"));
+            raw.to_string()
+        })
+        .collect()
+}
+
+/// Runs `steps` over `events` (3 partitions, produced by key a part
+/// before each step, the last part before the last step, which must end
+/// with the topic), and checks the outcome (see the module's comment).
+fn chain(name: &str, events: &[String], steps: &[Step]) {
+    assert!(matches!(steps.last().map(|s| s.stop), Some(Stop::End)));
+    let broker = Broker::start();
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let input = topic(name);
+    broker.create_topic(&input, 3);
+    let url = format!("kafka://{}/{input}", broker.bootstrap());
+    let part = events.len().div_ceil(steps.len());
+    let mut said = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let from = (i * part).min(events.len());
+        let to = ((i + 1) * part).min(events.len());
+        // A run to be killed after a cut of its own gets its part while
+        // it runs, in slices: a cut waits for event time to move on, which
+        // it would not once everything there was read.
+        let mut slices: Vec<&[String]> = match step.stop {
+            Stop::Kill => events[from..to].chunks(part.div_ceil(20).max(1)).collect(),
+            _ => vec![&events[from..to]],
+        };
+        slices.retain(|slice| !slice.is_empty());
+        slices.reverse();
+        if !matches!(step.stop, Stop::Kill) {
+            while let Some(slice) = slices.pop() {
+                produce_by_key(&broker.bootstrap(), &input, slice);
+            }
+        }
+        let run = |process: usize| {
+            let mut command = cepheid();
+            command
+                .current_dir(&dir)
+                .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+                .args(["--events", &url])
+                .args(["--workers", &step.workers.to_string()])
+                .args(["--checkpoint", "ckpt", "--checkpoint-every", "100ms"]);
+            if process == 0 {
+                command.args(["--output", "out.jsonl", "--late", "late.jsonl"]);
+            } else {
+                command.args(["--output", "out-1.jsonl", "--late", "late-1.jsonl"]);
+            }
+            if step.processes > 1 {
+                command.args(["--processes", &step.processes.to_string()]);
+                command.args(["--process", &process.to_string(), "--hostfile", "hosts"]);
+            }
+            if let Stop::End = step.stop {
+                command.args(["--kafka-until", "end"]);
+            }
+            command
+        };
+        if step.processes > 1 {
+            let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+            fs::write(dir.join("hosts"), hosts).unwrap();
+        }
+        let before = complete_cuts(&dir);
+        let out_before = len(&dir.join("out.jsonl"));
+        let lives: Vec<Live> = (0..step.processes)
+            .map(|process| {
+                if process > 0 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Live::spawn(&mut run(process))
+            })
+            .collect();
+        let limit = Instant::now() + T;
+        match step.stop {
+            Stop::Term => {
+                // Records came out of this run: its sources read.
+                while len(&dir.join("out.jsonl")) <= out_before {
+                    assert!(Instant::now() < limit, "step {i} {step:?}: no output came");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                lives.iter().for_each(|live| live.signal("TERM"));
+            }
+            Stop::Kill => {
+                // A cut of this run's own, complete, while its part comes.
+                while complete_cuts(&dir).is_subset(&before) {
+                    assert!(Instant::now() < limit, "step {i} {step:?}: no cut came");
+                    if let Some(slice) = slices.pop() {
+                        produce_by_key(&broker.bootstrap(), &input, slice);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                // The rest of its part, read or not when it is killed.
+                while let Some(slice) = slices.pop() {
+                    produce_by_key(&broker.bootstrap(), &input, slice);
+                }
+                std::thread::sleep(Duration::from_millis(150));
+                lives.iter().for_each(|live| live.signal("KILL"));
+            }
+            Stop::End => {}
+        }
+        for (process, live) in lives.into_iter().enumerate() {
+            let (status, _, err) = live.finish();
+            let want = match step.stop {
+                // (the other processes end with 0: process 0 says how the
+                // run ended)
+                Stop::Term if process > 0 => Some(0),
+                Stop::Term => Some(143),
+                Stop::Kill => None,
+                Stop::End => Some(0),
+            };
+            assert_eq!(
+                status.code(),
+                want,
+                "step {i} {step:?} process {process}: {err}"
+            );
+            if i > 0 && process == 0 {
+                assert!(
+                    err.contains("cepheid: resuming from checkpoint"),
+                    "step {i} {step:?}: {err}"
+                );
+            }
+            if process == 0 {
+                said.push(err);
+            }
+        }
+    }
+    let last = said.last().expect("a run");
+    let summary = crash::summary(last);
+    assert!(summary.contains("events read"), "{last}");
+
+    // The late output: the late events the summary counts, each an input
+    // event, none twice.
+    let late = late_events(&dir.join("late.jsonl"));
+    assert_eq!(late.len() as u64, count(&summary, "late"), "{last}");
+    assert!(!late.is_empty(), "the input has late events: {last}");
+    let mut left: BTreeMap<&str, usize> = BTreeMap::new();
+    for event in events {
+        *left.entry(event.as_str()).or_default() += 1;
+    }
+    for event in &late {
+        let n = left
+            .get_mut(event.as_str())
+            .filter(|n| **n > 0)
+            .unwrap_or_else(|| panic!("late {event}: not an input event, or late twice"));
+        *n -= 1;
+    }
+
+    // The file run of the input without the late events.
+    let mut late_left: BTreeMap<&str, usize> = BTreeMap::new();
+    for event in &late {
+        *late_left.entry(event.as_str()).or_default() += 1;
+    }
+    let kept: Vec<&str> = events
+        .iter()
+        .filter(|event| match late_left.get_mut(event.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .map(String::as_str)
+        .collect();
+    fs::write(dir.join("kept.jsonl"), kept.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "kept.jsonl"])
+        .args(["--output", "file-out.jsonl", "--late", "file-late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    let file_summary = crash::summary(&stderr(&file));
+    assert_eq!(count(&file_summary, "late"), 0, "{file_summary}");
+    for word in ["matches", "timeouts", "malformed"] {
+        assert_eq!(
+            count(&summary, word),
+            count(&file_summary, word),
+            "{word}: {summary} / {file_summary}"
+        );
+    }
+    assert_eq!(
+        count(&summary, "events"),
+        count(&file_summary, "events") + late.len() as u64,
+        "{summary} / {file_summary}"
+    );
+    let got = lines(&dir.join("out.jsonl"));
+    let want = lines(&dir.join("file-out.jsonl"));
+    assert_eq!(got.len(), want.len(), "{summary} / {file_summary}");
+    let (got, want) = (
+        by_key(got.iter().map(String::as_str)),
+        by_key(want.iter().map(String::as_str)),
+    );
+    assert_eq!(got.len(), want.len());
+    for (key, records) in &want {
+        assert_eq!(got.get(key), Some(records), "the records of key {key}");
+    }
+}
+
+fn input(n: usize) -> Vec<String> {
+    crash::events(n).lines().map(str::to_string).collect()
+}
+
+/// 2 workers, stopped by SIGTERM; 3, killed after a cut of their own; 1,
+/// stopped by SIGTERM; 2 to the end of the topic: each resumed on
+/// another number of workers than the last (2 → 3 → 1 → 2).
+#[test]
+fn a_kafka_source_resumes_on_3_then_1_then_2_workers_with_late_events() {
+    let steps = [
+        step(2, 1, Stop::Term),
+        step(3, 1, Stop::Kill),
+        step(1, 1, Stop::Term),
+        step(2, 1, Stop::End),
+    ];
+    chain("kafka_rescale_workers", &input(24_000), &steps);
+}
+
+/// `--processes 2 --workers 1`, stopped by SIGTERM; 3 workers in one
+/// process, killed after a cut of their own; `--processes 2 --workers 1`
+/// again to the end.
+#[test]
+fn a_kafka_source_resumes_from_two_processes_on_three_workers_and_back() {
+    let steps = [
+        step(1, 2, Stop::Term),
+        step(3, 1, Stop::Kill),
+        step(1, 2, Stop::End),
+    ];
+    chain("kafka_rescale_processes", &input(18_000), &steps);
+}
