@@ -281,6 +281,34 @@ impl Sink for KafkaSink {
         KafkaSink::commit(self, checkpoint, &at).map_err(|e| self.run_error(false, e))
     }
 
+    /// Every partition's offset, each from the share that names it (a
+    /// file's position, when the input is a file, holds none: the marker
+    /// alone is committed then). Two offsets for one partition are an
+    /// error: the shares of one checkpoint are disjoint.
+    fn join_positions(&self, shares: &[Position]) -> Result<Position, SinkError> {
+        let error = |e: KafkaError| SinkError {
+            target: self.describe(),
+            late: false,
+            source: io_error(e),
+        };
+        let mut decoded = Vec::with_capacity(shares.len());
+        let mut partitions = Vec::new();
+        for share in shares.iter().filter(|s| matches!(s, Position::Bytes(_))) {
+            let position = decode_position(share).map_err(error)?;
+            partitions.extend(position.iter().map(|(t, p, _)| (t.to_string(), p)));
+            decoded.push(position);
+        }
+        KafkaPosition::of_shares(&decoded, &partitions)
+            .map(|at| encode_position(&at))
+            .map_err(|(topic, partition, a, b)| {
+                error(KafkaError::Config {
+                    reason: format!(
+                        "the checkpoint's sources name partition {partition} of topic {topic:?} at two offsets, {a} and {b}"
+                    ),
+                })
+            })
+    }
+
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
         if !self.is_transactional() {
             // At least once: from the newest; what was written after it

@@ -131,6 +131,27 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// The position of a checkpoint taken on several workers, each of
+    /// whose sources read its own splits (`shares`, one per worker that
+    /// has a source; disjoint): what [`Sink::commit`] and
+    /// [`Sink::recover`] are given for it. By default one share is the
+    /// position and none is [`Position::None`]; a sink that commits
+    /// positions of several shares puts them together (a Kafka sink:
+    /// every partition's offset).
+    fn join_positions(&self, shares: &[Position]) -> Result<Position, SinkError> {
+        match shares {
+            [] => Ok(Position::None),
+            [one] => Ok(one.clone()),
+            _ => Err(SinkError {
+                target: self.describe(Kind::Match),
+                late: false,
+                source: io::Error::other(
+                    "this sink cannot commit the positions of several sources",
+                ),
+            }),
+        }
+    }
+
     /// May records be written after [`Sink::prepare`] of a checkpoint and
     /// before its [`Sink::commit`] (they belong to the next checkpoint)?
     /// Only then does the run go on matching while the checkpoint's file
