@@ -59,59 +59,73 @@ fn kafka_url(flag: &'static str, path: &std::path::Path) -> Result<Url, KafkaErr
 /// Connects the source and the sink the command names (each checks that
 /// its topics exist), and sets `config` for them.
 pub fn open(args: &Args, config: &mut Config) -> Result<Kafka, KafkaError> {
-    let retry = Retry {
+    let source = if is_kafka(&args.events) {
+        Some(KafkaSource::new(source_config(
+            args,
+            retry(args),
+            transactional_id(args),
+        )?)?)
+    } else {
+        None
+    };
+    let sink = open_sink(args, config)?;
+    Ok(Kafka { source, sink })
+}
+
+/// Retried with backoff up to `--kafka-timeout`.
+fn retry(args: &Args) -> Retry {
+    Retry {
         limit: Duration::from_millis(u64::try_from(args.kafka_timeout).unwrap_or(0)),
         ..Retry::default()
-    };
-    let transactional_id = match (&args.checkpoint, is_kafka(&args.output)) {
+    }
+}
+
+/// The producer's transactional id (and the consumer group its offsets
+/// are committed for): with `--checkpoint` and a Kafka output.
+fn transactional_id(args: &Args) -> Option<String> {
+    match (&args.checkpoint, is_kafka(&args.output)) {
         (Some(dir), true) => Some(
             args.transactional_id
                 .clone()
                 .unwrap_or_else(|| default_transactional_id(dir)),
         ),
         _ => None,
+    }
+}
+
+/// The sink of `--output kafka://...` (and `--timeouts`, `--late`),
+/// transactional with `--checkpoint`; `config`'s outputs are then none.
+pub fn open_sink(args: &Args, config: &mut Config) -> Result<Option<KafkaSink>, KafkaError> {
+    if !is_kafka(&args.output) {
+        return Ok(None);
+    }
+    let url = kafka_url("--output", &args.output)?;
+    let matches = url.topics[0].clone();
+    let timeouts = match &args.timeouts {
+        Some(t) => kafka_url("--timeouts", t)?.topics[0].clone(),
+        None => matches.clone(),
     };
-    let source = if is_kafka(&args.events) {
-        Some(KafkaSource::new(source_config(
-            args,
-            retry,
-            transactional_id.clone(),
-        )?)?)
-    } else {
-        None
+    let late = match args.late.as_deref() {
+        Some(l) => Some(kafka_url("--late", l)?.topics[0].clone()),
+        None => None,
     };
-    let sink = if is_kafka(&args.output) {
-        let url = kafka_url("--output", &args.output)?;
-        let matches = url.topics[0].clone();
-        let timeouts = match &args.timeouts {
-            Some(t) => kafka_url("--timeouts", t)?.topics[0].clone(),
-            None => matches.clone(),
-        };
-        let late = match args.late.as_deref() {
-            Some(l) => Some(kafka_url("--late", l)?.topics[0].clone()),
-            None => None,
-        };
-        let topics = OutputTopics::PerKind {
-            matches: matches.clone(),
-            timeouts,
-            late: late.clone().unwrap_or(matches),
-        };
-        let mut c = SinkConfig::new(url.brokers, topics);
-        c.retry = retry;
-        c.late = late.is_some();
-        c.properties.clone_from(&args.kafka);
-        if let Some(id) = &transactional_id {
-            let mut t = Transactional::new(id.clone(), id.clone());
-            t.marker = args.kafka_marker_topic.clone().map(|topic| (topic, 0));
-            c.transactional = Some(t);
-        }
-        config.output = None;
-        config.late = None;
-        Some(KafkaSink::new(c)?)
-    } else {
-        None
+    let topics = OutputTopics::PerKind {
+        matches: matches.clone(),
+        timeouts,
+        late: late.clone().unwrap_or(matches),
     };
-    Ok(Kafka { source, sink })
+    let mut c = SinkConfig::new(url.brokers, topics);
+    c.retry = retry(args);
+    c.late = late.is_some();
+    c.properties.clone_from(&args.kafka);
+    if let Some(id) = transactional_id(args) {
+        let mut t = Transactional::new(id.clone(), id);
+        t.marker = args.kafka_marker_topic.clone().map(|topic| (topic, 0));
+        c.transactional = Some(t);
+    }
+    config.output = None;
+    config.late = None;
+    Ok(Some(KafkaSink::new(c)?))
 }
 
 /// The source's configuration from `--events kafka://...` and the
@@ -150,11 +164,7 @@ pub fn open_shares(
     workers: usize,
     processes: usize,
 ) -> Result<Vec<Option<Box<dyn cepheid_runtime::Source>>>, KafkaError> {
-    let retry = Retry {
-        limit: Duration::from_millis(u64::try_from(args.kafka_timeout).unwrap_or(0)),
-        ..Retry::default()
-    };
-    let config = source_config(args, retry, None)?;
+    let config = source_config(args, retry(args), None)?;
     // (every partition, from the broker's metadata)
     let pairs = KafkaSource::new(config.clone())?.splits().to_vec();
     let total = (workers * processes).max(1);

@@ -392,21 +392,24 @@ pub fn run(args: &Args) -> u8 {
         }
     }
     // On workers: a Kafka source without --rules-topic (its partitions
-    // dealt to the workers); no Kafka output yet (docs/kafka.md, "On
-    // workers").
+    // dealt to the workers), a Kafka output on one process
+    // (docs/kafka.md, "On workers").
     #[cfg(all(feature = "workers", feature = "kafka"))]
     if args.scale.enabled() {
-        let events = kafka::is_kafka(&args.events);
-        let refused =
-            if kafka::is_kafka(&args.output) || args.late.as_deref().is_some_and(kafka::is_kafka) {
-                Some("--output and --late kafka://... are")
-            } else if events && args.rules_topic.is_some() {
-                Some("--rules-topic is")
-            } else {
-                None
-            };
-        if let Some(what) = refused {
-            say!("error: {what} not supported with --workers or --processes yet");
+        let to_kafka =
+            kafka::is_kafka(&args.output) || args.late.as_deref().is_some_and(kafka::is_kafka);
+        let scale = args.scale.scale();
+        let refused = if to_kafka && scale.processes.is_some_and(|p| p > 1) {
+            Some("--output and --late kafka://... are not supported with --processes yet (with --workers they are)")
+        } else if to_kafka && scale.output_per_worker {
+            Some("--output-per-worker needs --output FILE (not kafka://...)")
+        } else if kafka::is_kafka(&args.events) && args.rules_topic.is_some() {
+            Some("--rules-topic is not supported with --workers or --processes yet")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            say!("error: {why}");
             return EXIT_USAGE;
         }
     }
@@ -452,7 +455,26 @@ pub fn run(args: &Args) -> u8 {
         };
         #[cfg(not(feature = "kafka"))]
         let sources = None;
-        return workers::run(&config, &args.scale, &rules, report, args.summary, sources);
+        // A Kafka output: one producer, which worker 0 hands every
+        // worker's records (transactional with --checkpoint).
+        #[cfg(feature = "kafka")]
+        let (config, sink) = {
+            let mut config = config;
+            match kafka::open_sink(args, &mut config) {
+                Ok(sink) => (
+                    config,
+                    sink.map(|s| Box::new(s) as Box<dyn cepheid_runtime::Sink>),
+                ),
+                Err(e) => {
+                    say!("error: {e}");
+                    return kafka::status_of(&e);
+                }
+            }
+        };
+        #[cfg(not(feature = "kafka"))]
+        let sink = None;
+        let outputs = workers::Outputs { sources, sink };
+        return workers::run(&config, &args.scale, &rules, report, args.summary, outputs);
     }
     // The Kafka source and sink the command names (each checks its
     // topics on the broker, which is waited for up to --kafka-timeout).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use cepheid_dataflow::run::{Error, Scale, Workers};
 use cepheid_engine::Rules;
-use cepheid_runtime::{Config, End, Report, Source};
+use cepheid_runtime::{Config, End, Report, Sink, Source};
 
 use super::{error_status, print_summary, SummaryArg, EXIT_USAGE};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
@@ -78,10 +78,22 @@ impl ScaleArgs {
     }
 }
 
+/// Where a run on workers reads and writes beside files: a source per
+/// worker of this process (`None` for one dealt nothing), and a sink for
+/// the records (a Kafka producer).
+pub struct Outputs {
+    /// The workers' own sources (`--events kafka://...`).
+    pub sources: Option<Vec<Option<Box<dyn Source>>>>,
+    /// The records' sink (`--output kafka://...`).
+    pub sink: Option<Box<dyn Sink>>,
+}
+
 /// The exit status of a run on workers that could not start or failed.
 fn status(e: &Error) -> u8 {
     match e {
         e if e.is_usage() => EXIT_USAGE,
+        // (a sink's: a Kafka broker unreachable, a producer fenced)
+        Error::Runtime(e) => error_status(e),
         Error::Pattern { .. } => EXIT_PATTERN_ERROR,
         e if e.is_checkpoint() => EXIT_CHECKPOINT,
         _ => EXIT_IO,
@@ -96,7 +108,7 @@ pub fn run(
     rules: &Rules,
     report: Box<dyn Report>,
     summary: SummaryArg,
-    sources: Option<Vec<Option<Box<dyn Source>>>>,
+    Outputs { sources, sink }: Outputs,
 ) -> u8 {
     let said = |e: Error| {
         say!("error: {e}");
@@ -108,6 +120,10 @@ pub fn run(
         (Ok(workers), Some(sources)) => workers.with_sources(sources),
         (workers, None) => workers,
         (Err(e), _) => Err(e),
+    };
+    let workers = match (workers, sink) {
+        (Ok(workers), Some(sink)) => Ok(workers.with_sink(sink)),
+        (workers, _) => workers,
     };
     let workers = match workers {
         Ok(workers) => workers,

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
@@ -56,6 +56,8 @@ pub struct Cuts {
     failed: AtomicI64,
     /// The epoch of the last cut taken when a live source was stopped.
     last: AtomicI64,
+    /// A last cut is taken when the input ends, too ([`Cuts::at_end`]).
+    at_end: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -78,7 +80,23 @@ impl Cuts {
             }),
             failed: AtomicI64::new(NONE),
             last: AtomicI64::new(NONE),
+            at_end: AtomicBool::new(false),
         })
+    }
+
+    /// The workers also take a last cut when every source ended (not
+    /// only when a live one was stopped): after their engines released
+    /// what the end of event time releases, so that the records it made
+    /// belong to a cut. A transactional sink, which cannot take back what
+    /// it committed, commits them with it. Restored, that cut's sources
+    /// have ended: the run reads nothing more.
+    pub fn at_end(&self) {
+        self.at_end.store(true, Ordering::SeqCst);
+    }
+
+    /// Is a last cut taken when the input ends ([`Cuts::at_end`])?
+    pub(crate) fn cuts_at_end(&self) -> bool {
+        self.at_end.load(Ordering::SeqCst)
     }
 
     fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {

@@ -379,7 +379,8 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
     }
 
     /// The input ended: when a source was stopped (a live source, by a
-    /// signal), saves the worker's state as it is now, after
+    /// signal), or always with [`Cuts::at_end`](crate::Cuts::at_end),
+    /// saves the worker's state as it is now, after
     /// [`finish`](Worker::finish), at an epoch above every cut before it
     /// and the same on every worker (each has the same ends, and was
     /// restored from the same cut): the largest source watermark + 2
@@ -391,7 +392,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
         let Some(cut) = &self.cut else {
             return;
         };
-        if !self.ends.iter().any(|(_, end)| end.stopped) {
+        if !self.ends.iter().any(|(_, end)| end.stopped) && !cut.cuts.cuts_at_end() {
             return;
         }
         // Above every source's capability (each is its watermark + 1).

@@ -363,6 +363,10 @@ pub enum Refusal {
     OutputPerWorkerNeedsOutput,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
+    /// Records to a sink ([`Workers::with_sink`]) with several processes.
+    SinkProcesses,
+    /// Records to a sink with output per worker.
+    SinkOutputPerWorker,
 }
 
 impl fmt::Display for Refusal {
@@ -382,6 +386,12 @@ impl fmt::Display for Refusal {
             Refusal::OutputPerWorkerNeedsOutput => "--output-per-worker needs --output FILE",
             Refusal::ProcessesNeedOutput => {
                 "--processes needs --output FILE (timely's networking may print on standard output)"
+            }
+            Refusal::SinkProcesses => {
+                "--output and --late kafka://... are not supported with --processes yet (with --workers they are)"
+            }
+            Refusal::SinkOutputPerWorker => {
+                "--output-per-worker needs --output FILE (not kafka://...)"
             }
         })
     }
@@ -895,6 +905,8 @@ pub struct Workers {
     /// worker of this process, each with the channel of its reader's
     /// batches and of [`Handle::stop`].
     sources: Option<Vec<OwnSource>>,
+    /// Where the records go instead of the files ([`Workers::with_sink`]).
+    sink: Option<Box<dyn cepheid_runtime::Sink>>,
 }
 
 /// A worker's own [`Source`] ([`Workers::with_sources`]), `None` for a
@@ -927,7 +939,7 @@ impl Workers {
         rules: &Rules,
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
-        refuse(config, scale).map_err(Error::Refused)?;
+        refuse(config).map_err(Error::Refused)?;
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
@@ -985,7 +997,28 @@ impl Workers {
             say,
             messages,
             sources: None,
+            sink: None,
         })
+    }
+
+    /// The records (matches, timeouts and late events) go to `sink`
+    /// instead of `Config::output` and `Config::late`: worker 0 hands it
+    /// every worker's records, each with its kind and key, in the order
+    /// the files would have them. With `--checkpoint` it takes part in the
+    /// cuts as in the single run (`cepheid_runtime::sink`): when every
+    /// worker's file of a cut is written, [`Sink::prepare`](cepheid_runtime::Sink::prepare),
+    /// then `complete` (with the cut's number and the sink's state), then
+    /// [`Sink::commit`](cepheid_runtime::Sink::commit) with the workers'
+    /// positions put together ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)),
+    /// and only then are the cuts before it deleted and the records made
+    /// after it written; resuming, [`Sink::recover`](cepheid_runtime::Sink::recover)
+    /// chooses among the complete cuts kept. A sink that
+    /// [commits at the end](cepheid_runtime::Sink::commits_at_end) gets a
+    /// last cut when the input ends ([`Cuts::at_end`]). On one process
+    /// (refused with several: [`Refusal::SinkProcesses`]).
+    pub fn with_sink(mut self, sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
+        self.sink = Some(sink);
+        self
     }
 
     /// The run reads `sources` instead of `Config::input`: one per worker
@@ -1040,22 +1073,37 @@ impl Workers {
             say,
             messages,
             sources,
+            mut sink,
         } = self;
+        refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
         let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume, shares) = match &config.checkpoint {
             Some(dir) => {
-                let (checkpoint, resume, shares) =
-                    checkpoints(&config, &scale, sources.as_deref(), dir, &plan, shape, &say)?;
+                let (checkpoint, resume, shares) = checkpoints(
+                    &config,
+                    &scale,
+                    sources.as_deref(),
+                    sink.as_deref_mut(),
+                    dir,
+                    &plan,
+                    shape,
+                    &say,
+                )?;
+                if sink.as_ref().is_some_and(|s| s.commits_at_end()) {
+                    checkpoint.cuts.at_end();
+                }
                 (Some(Arc::new(checkpoint)), resume, shares)
             }
             None => (None, None, Vec::new()),
         };
-        let writers = if first_process {
-            Some(Writers::open(&config, &scale, resume.is_some())?)
-        } else {
-            None
+        // (late events are made for a sink that takes them)
+        let sink_takes_late = sink.as_ref().is_some_and(|s| s.takes_late());
+        let writers = match (first_process, sink) {
+            (true, Some(sink)) => Some(Writers::with_sink(sink)),
+            (true, None) => Some(Writers::open(&config, &scale, resume.is_some())?),
+            (false, _) => None,
         };
         if let (cepheid_runtime::Input::File(path), None) = (&config.input, &sources) {
             if let Err(source) = File::open(path) {
@@ -1093,7 +1141,9 @@ impl Workers {
             // README shows): every process makes its late lines, which
             // process 0 writes when it has --late (issue 26: process 1's
             // were lost while the summary counted them).
-            keep_late: config.late.is_some() || scale.processes.is_some_and(|p| p > 1),
+            keep_late: config.late.is_some()
+                || sink_takes_late
+                || scale.processes.is_some_and(|p| p > 1),
             limit: config.max_runs_per_key,
             live_limit: config.max_live_runs,
             capped_told: Arc::default(),
@@ -1253,11 +1303,29 @@ fn short_thread_panics() {
 static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
-fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
+fn refuse(config: &Config) -> Result<(), Refusal> {
     match config.time {
         Time::Processing => return Err(Refusal::ProcessingTime),
         Time::Record => return Err(Refusal::RecordTime),
         Time::Event { .. } => {}
+    }
+    if config.checkpoint.is_some() && config.checkpoint_every.time.is_none() {
+        return Err(Refusal::CheckpointEveryEvents);
+    }
+    Ok(())
+}
+
+/// The outputs a run on workers does not take, `sink` when its records go
+/// to a sink ([`Workers::with_sink`]) rather than to files.
+fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
+    if sink {
+        if scale.processes.is_some_and(|p| p > 1) {
+            return Err(Refusal::SinkProcesses);
+        }
+        if scale.output_per_worker {
+            return Err(Refusal::SinkOutputPerWorker);
+        }
+        return Ok(());
     }
     let stdout = config.output.is_none();
     if config.checkpoint.is_some() {
@@ -1276,9 +1344,6 @@ fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
                 || config.late.as_deref().is_some_and(special))
         {
             return Err(Refusal::CheckpointNeedsRegularFiles);
-        }
-        if config.checkpoint_every.time.is_none() {
-            return Err(Refusal::CheckpointEveryEvents);
         }
     }
     if scale.output_per_worker && stdout {
@@ -1548,6 +1613,9 @@ struct Checkpoint {
     /// The locks of the folder and of the outputs (`lock.rs`), held for
     /// the whole run.
     _locks: Vec<File>,
+    /// The number of the last cut completed (that resumed from, 0 when
+    /// starting): each cut's is the next.
+    number: AtomicU64,
 }
 
 /// What [`checkpoints`] gives: the cuts of the run, the cut it resumes
@@ -1565,10 +1633,15 @@ type Checkpoints = (Checkpoint, Option<cut::Resume>, Vec<Option<Share>>);
 /// another number of workers than the cut's, also where each of them goes
 /// on ([`Share`], by its worker's index in this process): a cut of sources
 /// without [`Source::split_names`] is refused then.
+///
+/// With a `sink` ([`Workers::with_sink`]), the cut resumed from is the one
+/// it says it committed last ([`chosen`]), and the cuts after it go.
+#[allow(clippy::too_many_arguments)]
 fn checkpoints(
     config: &Config,
     scale: &Scale,
     sources: Option<&[OwnSource]>,
+    sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
     dir: &Path,
     plan: &Plan<Record>,
     layout: (usize, usize),
@@ -1588,7 +1661,8 @@ fn checkpoints(
     // outputs, is refused before anything is read or changed.
     let process = scale.process;
     let mut locks = vec![lock::folder(dir, &lock::file_name(process))?];
-    if first_process && !scale.output_per_worker {
+    let to_sink = sink.is_some();
+    if first_process && !scale.output_per_worker && !to_sink {
         locks.extend(lock::output(&output, "--output")?);
         if let Some(late) = &config.late {
             locks.extend(lock::output(late, "--late")?);
@@ -1602,10 +1676,13 @@ fn checkpoints(
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
-    let resume = cut::read(dir).map_err(|why| Error::Cut {
-        folder: dir.to_path_buf(),
-        why,
-    })?;
+    let resume = match sink {
+        Some(sink) => chosen(dir, sink)?,
+        None => cut::read(dir).map_err(|why| Error::Cut {
+            folder: dir.to_path_buf(),
+            why,
+        })?,
+    };
     if let (false, Some(resume), Some(now)) = (first_process, &resume, &mut command) {
         // The other processes write no output: theirs are not compared.
         if let Some(then) = &resume.marker.command {
@@ -1691,10 +1768,10 @@ fn checkpoints(
         // Each output at its length then and with the first bytes it had
         // (none in a cut of version 5).
         let mut outputs = Vec::new();
-        if first_process && !marker.output_per_worker {
+        if first_process && !marker.output_per_worker && !to_sink {
             outputs.push((output.clone(), marker.output, marker.output_head));
         }
-        if let (true, Some(late)) = (first_process, &config.late) {
+        if let (true, false, Some(late)) = (first_process, to_sink, &config.late) {
             outputs.push((late.clone(), marker.late, marker.late_head));
         }
         if marker.output_per_worker {
@@ -1792,8 +1869,86 @@ fn checkpoints(
         },
         read: Arc::new(read),
         _locks: locks,
+        number: AtomicU64::new(resume.as_ref().map_or(0, |r| r.marker.number)),
     };
     Ok((checkpoint, resume, shares))
+}
+
+/// The cut to resume from with a `sink` ([`Workers::with_sink`]): of the
+/// complete cuts kept in `dir` (newest first: two when the run stopped
+/// between the newest one's `complete` and the sink's commit), the one
+/// the sink says it committed last ([`Sink::recover`](cepheid_runtime::Sink::recover),
+/// told each one's number, its sources' positions put together and the
+/// sink's state); `None` when it committed none (the run starts from its
+/// sources' beginning). The cuts after the one chosen are deleted: never
+/// committed, they are not to be resumed from again.
+fn chosen(
+    dir: &Path,
+    sink: &mut (dyn cepheid_runtime::Sink + 'static),
+) -> Result<Option<cut::Resume>, Error> {
+    let folder = || dir.to_path_buf();
+    let epochs = cut::complete_epochs(dir).map_err(|why| Error::Cut {
+        folder: folder(),
+        why,
+    })?;
+    if epochs.is_empty() {
+        return Ok(None);
+    }
+    let mut cuts = Vec::with_capacity(epochs.len());
+    let mut kept = Vec::with_capacity(epochs.len());
+    for &epoch in &epochs {
+        let resume = cut::read_at(dir, epoch).map_err(|why| Error::Cut {
+            folder: folder(),
+            why,
+        })?;
+        let shares = positions(&resume.workers).map_err(|why| Error::Resume {
+            folder: folder(),
+            why,
+        })?;
+        let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
+        kept.push(cepheid_runtime::sink::Checkpoint {
+            number: resume.marker.number,
+            source: sink.join_positions(&shares).map_err(sink_error)?,
+            sink: cepheid_runtime::SinkState {
+                data: resume.marker.sink.clone(),
+                ..cepheid_runtime::SinkState::default()
+            },
+        });
+        cuts.push(resume);
+    }
+    let index = sink
+        .recover(&kept)
+        .map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
+    let keep = epochs.get(index).copied();
+    cut::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
+        folder: folder(),
+        source,
+    })?;
+    Ok((index < cuts.len()).then(|| cuts.swap_remove(index)))
+}
+
+/// The positions of the workers' sources in a cut's files (those that
+/// have one: a worker without a source, or whose source read nothing, has
+/// an empty place).
+fn positions(
+    files: &[cut::WorkerFile],
+) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
+    let mut found = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let saved = WorkerCut::saved_sources(&file.state)
+            .map_err(|source| Mismatch::Worker { index, source })?;
+        for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
+            if state.place.is_empty() {
+                continue;
+            }
+            let place = SourcePlace::decode(&state.place).map_err(|e| Mismatch::Shares {
+                index,
+                why: format!("its source's place cannot be read: {e}"),
+            })?;
+            found.push(place.position);
+        }
+    }
+    Ok(found)
 }
 
 /// Can a cut of `sources` resume on another number of workers? When each
@@ -3257,12 +3412,33 @@ impl Cutter {
             return Ok(true);
         };
         let mut writers = lock(writers);
-        // Flushed (a rotation followed: the files open now under the
-        // names), synced, measured.
-        writers.flush().map_err(|(_, e)| e)?;
+        let to_sink = writers.sink().is_some();
+        if to_sink {
+            // Every record of the cut on its way (a write error stops the
+            // run: the sink's, said at the end).
+            if let Err((late, source)) = writers.flush() {
+                writers.fail(late, source);
+                return Ok(self.sink_failed());
+            }
+        } else {
+            // Flushed (a rotation followed: the files open now under the
+            // names), synced, measured.
+            writers.flush().map_err(|(_, e)| e)?;
+        }
         let [output, late] = writers.measure()?;
         let mut marker = checkpoint.marker.clone();
         marker.epoch = e;
+        let number = checkpoint.number.load(Ordering::SeqCst) + 1;
+        marker.number = number;
+        if let Some(sink) = writers.sink() {
+            match sink.prepare(number) {
+                Ok(state) => marker.sink = state.data,
+                Err(e) => {
+                    writers.fail(e.late, e.source);
+                    return Ok(self.sink_failed());
+                }
+            }
+        }
         // (with `--output-per-worker` each worker's file has its own
         // length, `WorkerFile::own`: worker 0's writers write `FILE.0`)
         if !marker.output_per_worker {
@@ -3270,9 +3446,54 @@ impl Cutter {
         }
         (marker.late, marker.late_head) = late.unwrap_or_default();
         cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
+        checkpoint.number.store(number, Ordering::SeqCst);
+        if to_sink {
+            // The cut is durable: the sink commits it with the sources'
+            // positions in it. Until that returned, the cut before stays
+            // (resuming, the sink says which of the two it committed).
+            if let Err(e) = commit(&checkpoint.dir, e, number, &mut writers) {
+                writers.fail(e.late, e.source);
+                return Ok(self.sink_failed());
+            }
+        }
         cut::prune(&checkpoint.dir, e);
         Ok(true)
     }
+
+    /// The sink failed at a cut: the input stops (no more cuts), and the
+    /// run ends with its error (kept in the writers, said with the
+    /// summary). The cut is not retried.
+    fn sink_failed(&self) -> bool {
+        self.failed.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Commits the complete cut at `e` (number `number`) in the writers'
+/// sink, with the positions of the workers' sources in it put together
+/// ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)).
+fn commit(
+    dir: &Path,
+    e: Timestamp,
+    number: u64,
+    writers: &mut Writers,
+) -> Result<(), cepheid_runtime::SinkError> {
+    let target = writers.describe(false).unwrap_or_default();
+    let Some(sink) = writers.sink() else {
+        return Ok(());
+    };
+    let failed = |why: String| cepheid_runtime::SinkError {
+        target: target.clone(),
+        late: false,
+        source: io::Error::other(why),
+    };
+    let resume = cut::read_at(dir, e)
+        .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
+    let shares = positions(&resume.workers)
+        .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
+    let position = sink.join_positions(&shares)?;
+    sink.commit(number, &position)
 }
 
 /// Cuts given up in a row before it is said why.
@@ -3346,12 +3567,14 @@ fn finish(
     if let Err((late, source)) = writers.flush() {
         summary.elapsed = started.elapsed();
         summary.flushed = false;
-        if !late && config.output.is_none() && source.kind() == io::ErrorKind::BrokenPipe {
+        let stdout = config.output.is_none() && writers.describe(false).is_none();
+        if !late && stdout && source.kind() == io::ErrorKind::BrokenPipe {
             // A closed standard output (`| head`): quietly.
             summary.end = End::OutputClosed;
             return summary;
         }
         let target = match (late, &config.late, &config.output) {
+            _ if writers.describe(late).is_some() => writers.describe(late).unwrap_or_default(),
             (true, Some(path), _) => path.display().to_string(),
             (true, None, _) => "the late file".to_string(),
             (false, _, Some(path)) => path.display().to_string(),

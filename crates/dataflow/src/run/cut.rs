@@ -33,10 +33,14 @@ pub const COMPLETE: &str = "complete";
 /// outputs' first bytes are recorded with their lengths (`Marker::
 /// output_head`, `WorkerFile::own_head`: an output shorter or with other
 /// first bytes on resuming was rotated since, `rotate::rotated_since`).
-/// A cut of version 5 is read too (no first bytes: only a shorter output
-/// is taken as rotated, as the single run does with a checkpoint of
-/// before).
-const VERSION: u32 = 6;
+/// 7 since `complete` holds the checkpoint's number and what a sink
+/// keeps (`Marker::number`, `Marker::sink`: a transactional sink commits
+/// each cut under its number, and says on resuming which one it
+/// committed last). A cut of version 5 is read too (no first bytes: only
+/// a shorter output is taken as rotated, as the single run does with a
+/// checkpoint of before), and of version 6 (its number is 0, as the
+/// single run's checkpoints of before).
+const VERSION: u32 = 7;
 /// The oldest format version read (see [`VERSION`]).
 const OLDEST: u32 = 5;
 
@@ -80,6 +84,15 @@ pub struct Marker {
     /// The same for `--late`.
     #[serde(default)]
     pub late_head: Option<u32>,
+    /// The checkpoint's number, counted from 1 over the runs that share
+    /// the folder (0 in a cut of version 6 or before): a transactional
+    /// sink commits the cut under it.
+    #[serde(default)]
+    pub number: u64,
+    /// What the run's sink keeps in the cut (`SinkState::data`; a file
+    /// output keeps its lengths above instead).
+    #[serde(default)]
+    pub sink: Vec<u8>,
 }
 
 fn one() -> usize {
@@ -106,6 +119,8 @@ impl Marker {
             late: 0,
             output_head: None,
             late_head: None,
+            number: 0,
+            sink: Vec::new(),
         }
     }
 }
@@ -323,13 +338,33 @@ impl std::error::Error for CutError {
 /// The last complete cut in `dir`, read whole; `Ok(None)` when there is
 /// none. `Err` says why it cannot be used.
 pub fn read(dir: &Path) -> Result<Option<Resume>, CutError> {
+    match complete_epochs(dir)?.first() {
+        Some(&epoch) => read_at(dir, epoch).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The complete cuts in `dir`, newest first: one, or with a
+/// transactional sink two while the newest one's commit is not known to
+/// have happened (the older is deleted only after it).
+pub fn complete_epochs(dir: &Path) -> Result<Vec<i64>, CutError> {
+    let all = epochs(dir).map_err(|source| CutError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(all
+        .iter()
+        .rev()
+        .filter(|(_, c)| *c)
+        .map(|(e, _)| *e)
+        .collect())
+}
+
+/// The complete cut at `epoch` in `dir`, read whole.
+pub fn read_at(dir: &Path, epoch: i64) -> Result<Resume, CutError> {
     let reading = |path: &Path| {
         let path = path.to_path_buf();
         move |source| CutError::Read { path, source }
-    };
-    let all = epochs(dir).map_err(reading(dir))?;
-    let Some(&(epoch, _)) = all.iter().rev().find(|(_, complete)| *complete) else {
-        return Ok(None);
     };
     let folder = epoch_dir(dir, epoch);
     let text = fs::read(folder.join(COMPLETE)).map_err(reading(&folder.join(COMPLETE)))?;
@@ -348,7 +383,19 @@ pub fn read(dir: &Path) -> Result<Option<Resume>, CutError> {
         let file = decode(&bytes).map_err(|damage| CutError::Damaged { path, damage })?;
         workers.push(file);
     }
-    Ok(Some(Resume { marker, workers }))
+    Ok(Resume { marker, workers })
+}
+
+/// Deletes the cuts after `epoch` (every cut with `None`), complete or
+/// not: a transactional sink committed none of them (`Sink::recover`
+/// chose the cut at `epoch`, or none).
+pub fn discard_after(dir: &Path, epoch: Option<i64>) -> io::Result<()> {
+    for (e, _) in epochs(dir)? {
+        if epoch.is_none_or(|keep| e > keep) {
+            fs::remove_dir_all(epoch_dir(dir, e))?;
+        }
+    }
+    sync_dir(dir)
 }
 
 /// A worker file's bytes: [`WORKER_MAGIC`], the format version (`u32`,
@@ -379,7 +426,8 @@ fn decode(bytes: &[u8]) -> Result<WorkerFile, Damage> {
         .split_at_checked(4)
         .ok_or_else(|| corrupt("too short"))?;
     let decoded = match u32::from_le_bytes(version.try_into().map_err(|_| corrupt("too short"))?) {
-        VERSION => postcard::from_bytes(state),
+        // (a worker's file is the same in version 6)
+        6 | VERSION => postcard::from_bytes(state),
         OLDEST => postcard::from_bytes::<WorkerFileV5>(state).map(WorkerFile::from),
         _ => return Err(Damage::Version),
     };

@@ -21,6 +21,13 @@
 //! second while writing; a cut measures the file open under each name
 //! ([`Writers::measure`]), not the bytes written (issue 26).
 //!
+//! With a runtime [`Sink`] instead of files ([`Writers::with_sink`]; the
+//! run's is a Kafka producer), the blocks reach it one record at a time:
+//! each line's kind and key are read back from its text
+//! (`cepheid_engine::io::record_key`), so that the workers format and
+//! send exactly what they do for a file, and only the one writer looks
+//! at the records.
+//!
 //! When the run's report wants the latest records (the monitor's page,
 //! `Report::records_wanted`), each block a worker formats is tapped as it
 //! leaves its buffer, written or sent ([`Tap`]): per block, never per
@@ -34,7 +41,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cepheid_runtime::rotate::{self, Current, Measured};
-use cepheid_runtime::{Config, Doing, Kind};
+use cepheid_runtime::{Config, Doing, Kind, Sink, SinkError};
 
 use super::{Error, Scale};
 
@@ -59,6 +66,8 @@ pub struct Writers {
     unflushed: bool,
     /// The first write error, and whether it was on the late output.
     error: Option<(bool, io::Error)>,
+    /// The sink records go to instead of the files.
+    sink: Option<Box<dyn Sink>>,
 }
 
 /// [`Writers`] as the workers share them.
@@ -116,7 +125,81 @@ impl Writers {
             lengths: (0, 0),
             unflushed: false,
             error: None,
+            sink: None,
         })
+    }
+
+    /// Records, timeouts and late events to `sink`, one record at a time
+    /// ([`Sink::write`], each with its kind and key); no file.
+    pub fn with_sink(sink: Box<dyn Sink>) -> Writers {
+        Writers {
+            out: Box::new(io::sink()),
+            out_file: None,
+            late: None,
+            late_file: None,
+            lengths: (0, 0),
+            unflushed: false,
+            error: None,
+            sink: Some(sink),
+        }
+    }
+
+    /// The sink records go to, if they go to one.
+    pub fn sink(&mut self) -> Option<&mut (dyn Sink + 'static)> {
+        self.sink.as_deref_mut()
+    }
+
+    /// Where records (or, `late`, late events) go, for messages, when
+    /// they go to a sink.
+    pub fn describe(&self, late: bool) -> Option<String> {
+        let kind = if late { Kind::Late } else { Kind::Match };
+        self.sink.as_ref().map(|sink| sink.describe(kind))
+    }
+
+    /// Keeps a sink's error as the first one.
+    fn sink_failed(&mut self, e: SinkError) {
+        self.fail(e.late, e.source);
+    }
+
+    /// Keeps `source` as the first error (on the late output with
+    /// `late`): what follows is dropped, and [`Writers::flush`] returns
+    /// it.
+    pub fn fail(&mut self, late: bool, source: io::Error) {
+        if self.error.is_none() {
+            self.error = Some((late, source));
+        }
+    }
+
+    /// Hands each whole line of `bytes` to the sink with its kind and key.
+    fn write_to_sink(&mut self, to_late: bool, bytes: &[u8]) {
+        let Some(sink) = &mut self.sink else {
+            return;
+        };
+        if to_late && !sink.takes_late() {
+            return;
+        }
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            let (kind, key) = if to_late {
+                (Kind::Late, &b""[..])
+            } else {
+                let kind = if line.starts_with(br#"{"kind":"timeout""#) {
+                    Kind::Timeout
+                } else {
+                    Kind::Match
+                };
+                let key = cepheid_engine::io::record_key(line).map_or(&b""[..], |r| &line[r]);
+                (kind, key)
+            };
+            if let Err(e) = sink.write(kind, key, line) {
+                self.sink_failed(e);
+                return;
+            }
+        }
+        if to_late {
+            self.lengths.1 += bytes.len() as u64;
+        } else {
+            self.lengths.0 += bytes.len() as u64;
+        }
     }
 
     /// Records to `opened` only (a worker's own `FILE.W`).
@@ -129,6 +212,7 @@ impl Writers {
             lengths: (0, 0),
             unflushed: false,
             error: None,
+            sink: None,
         }
     }
 
@@ -164,6 +248,10 @@ impl Writers {
         if self.error.is_some() || bytes.is_empty() {
             return;
         }
+        if self.sink.is_some() {
+            self.unflushed = true;
+            return self.write_to_sink(to_late, bytes);
+        }
         // A block as large as the buffer goes straight to the file.
         let result = match (to_late, &mut self.late) {
             (false, _) => self.out.write_all(bytes),
@@ -185,6 +273,12 @@ impl Writers {
             return;
         }
         self.unflushed = false;
+        if let Some(sink) = &mut self.sink {
+            if let Err(e) = sink.flush() {
+                self.sink_failed(e);
+            }
+            return;
+        }
         let out = self.out.flush().map_err(|e| (false, e));
         let late = match &mut self.late {
             Some(late) => late.flush().map_err(|e| (true, e)),
@@ -201,6 +295,9 @@ impl Writers {
             return Err(e);
         }
         self.unflushed = false;
+        if let Some(sink) = &mut self.sink {
+            return sink.flush().map_err(|e| (e.late, e.source));
+        }
         self.out.flush().map_err(|e| (false, e))?;
         if let Some(late) = &mut self.late {
             late.flush().map_err(|e| (true, e))?;
@@ -373,6 +470,7 @@ mod tests {
             lengths: (0, 0),
             unflushed: false,
             error: None,
+            sink: None,
         };
         (Arc::new(Mutex::new(writers)), seen)
     }
