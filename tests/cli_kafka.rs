@@ -36,7 +36,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const T: Duration = Duration::from_secs(30);
 
-fn client(bootstrap: &str) -> ClientConfig {
+pub(crate) fn client(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
@@ -52,7 +52,7 @@ fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
 }
 
 /// The same to `partition`.
-fn produce_lines_to(bootstrap: &str, topic: &str, partition: i32, lines: &[String]) {
+pub(crate) fn produce_lines_to(bootstrap: &str, topic: &str, partition: i32, lines: &[String]) {
     let producer: BaseProducer = client(bootstrap).create().expect("a producer");
     let send = |line: &String| loop {
         match producer.send(
@@ -79,25 +79,25 @@ fn produce_lines_to(bootstrap: &str, topic: &str, partition: i32, lines: &[Strin
 
 /// A record of an output topic as the harness reads it.
 #[derive(Clone, Debug)]
-struct Out {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    key: Vec<u8>,
-    payload: String,
+pub(crate) struct Out {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Vec<u8>,
+    pub(crate) payload: String,
     /// The `cepheid-checkpoint` header: its checkpoint interval.
-    interval: Option<u64>,
+    pub(crate) interval: Option<u64>,
 }
 
 /// Reads output topics from their beginning, every record (uncommitted,
 /// aborted and committed alike), as they come.
-struct Reader {
+pub(crate) struct Reader {
     consumer: BaseConsumer,
-    seen: Vec<Out>,
+    pub(crate) seen: Vec<Out>,
 }
 
 impl Reader {
-    fn new(bootstrap: &str, topics: &[(&str, i32)]) -> Reader {
+    pub(crate) fn new(bootstrap: &str, topics: &[(&str, i32)]) -> Reader {
         let consumer: BaseConsumer = client(bootstrap)
             .set("group.id", "cepheid-test-reader")
             .set("enable.auto.commit", "false")
@@ -119,7 +119,7 @@ impl Reader {
     }
 
     /// Reads until nothing came for `idle`.
-    fn drain(&mut self, idle: Duration) {
+    pub(crate) fn drain(&mut self, idle: Duration) {
         let mut last = Instant::now();
         while last.elapsed() < idle {
             let Some(message) = self.consumer.poll(Duration::from_millis(50)) else {
@@ -148,7 +148,7 @@ impl Reader {
 /// transaction ended by a new producer's `init_transactions` (as the next
 /// instance's would), then the marker's committed offset in the group
 /// `id`: the last committed checkpoint.
-fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64> {
+pub(crate) fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64> {
     let producer: BaseProducer = client(bootstrap)
         .set("transactional.id", id)
         .create()
@@ -1253,7 +1253,7 @@ fn an_idle_rules_topic_holds_no_event_time_back_and_a_late_rules_record_applies_
 /// The partition of an event of the crash test's stream among 3: by its
 /// key (`order` or `user`), so that each key is in one partition; a line
 /// without one (malformed) in partition 0.
-fn partition_of(line: &str) -> i32 {
+pub(crate) fn partition_of(line: &str) -> i32 {
     let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
     let key = value["order"]
         .as_str()
@@ -1670,8 +1670,8 @@ fn sigterm_stops_a_kafka_source_on_workers() {
 }
 
 /// What Kafka on workers does not do yet is refused (exit 2) before any
-/// broker is asked: a Kafka output, a rules topic (`docs/kafka.md`, "On
-/// workers").
+/// broker is asked: a Kafka output with several processes or with
+/// `--output-per-worker`, a rules topic (`docs/kafka.md`, "On workers").
 #[cfg(feature = "workers")]
 #[test]
 fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
@@ -1680,8 +1680,29 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
     fs::write(dir.join("events.jsonl"), "").unwrap();
     let cases: &[(&[&str], &str)] = &[
         (
-            &["--events", "events.jsonl", "--output", "kafka://127.0.0.1:1/o"],
-            "error: --output and --late kafka://... are not supported with --workers or --processes yet",
+            &[
+                "--events",
+                "events.jsonl",
+                "--output",
+                "kafka://127.0.0.1:1/o",
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                "hosts",
+            ],
+            "error: --output and --late kafka://... are not supported with --processes yet (with --workers they are)",
+        ),
+        (
+            &[
+                "--events",
+                "events.jsonl",
+                "--output",
+                "kafka://127.0.0.1:1/o",
+                "--output-per-worker",
+            ],
+            "error: --output-per-worker needs --output FILE (not kafka://...)",
         ),
         (
             &[

@@ -4,13 +4,18 @@
 //! `Source::position_of_shares`), each split going on from the place of
 //! the old source that read it; sources that do not name them, or a cut
 //! whose places do not, are refused (exit 5's `Mismatch`), nothing read.
+//! And a library user's transactional sink on workers
+//! (`Workers::with_sink`): the cut protocol, and the resume from the cut
+//! it committed last.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cepheid_dataflow::run::{Error, Mismatch, Scale, Workers};
 use cepheid_engine::Rules;
+use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
 use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
 use cepheid_runtime::{Config, Every, Input, Notices};
 
@@ -24,6 +29,9 @@ struct Shares {
     splits: Vec<(String, Vec<String>)>,
     next: Vec<usize>,
     named: bool,
+    /// Waited before each read that delivers (so that event time moves
+    /// on over several cuts).
+    pace: Duration,
 }
 
 /// The lines of split `s`: events of users of their own, a millisecond
@@ -46,6 +54,7 @@ impl Shares {
                 .collect(),
             next: vec![0; splits.len()],
             named,
+            pace: Duration::ZERO,
         }
     }
 
@@ -64,6 +73,14 @@ impl Source for Shares {
 
     fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError> {
         let mut delivered = false;
+        if self
+            .next
+            .iter()
+            .zip(&self.splits)
+            .any(|(n, (_, l))| *n < l.len())
+        {
+            std::thread::sleep(self.pace);
+        }
         for _ in 0..10 {
             for (split, (_, lines)) in self.splits.iter().enumerate() {
                 let at = self.next[split];
@@ -229,5 +246,279 @@ fn sources_or_places_without_names_resume_on_their_number_of_workers_only() {
     );
     // On its own number of workers it goes on.
     assert_eq!(run(&dir, 2, false).expect("runs"), 3 * PER_SPLIT as u64);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a [`Journal`] was given, kept over the runs as a transactional
+/// store would: the records of the open interval (`pending`), those of
+/// the committed ones, and the number of the last commit.
+#[derive(Default)]
+struct Ledger {
+    pending: Vec<(Kind, String, String)>,
+    committed: Vec<(Kind, String, String)>,
+    last: Option<u64>,
+    /// The commit that fails (as a transaction whose commit is refused:
+    /// its records are dropped).
+    fail_at: Option<u64>,
+    failed: bool,
+    /// What happened, in order (`prepare N`, `commit N`, `recover ...`).
+    calls: Vec<String>,
+    /// The position of the last commit.
+    position: BTreeMap<String, usize>,
+}
+
+/// A library user's transactional sink ([`Workers::with_sink`]): records
+/// are held until a commit takes them; a commit finds its cut complete,
+/// with its number, in the folder (and the cut before it still there);
+/// resuming, it names the cut it committed last.
+struct Journal {
+    ledger: Arc<Mutex<Ledger>>,
+    ckpt: PathBuf,
+}
+
+/// The numbers of the complete cuts in `ckpt` (from their markers).
+fn numbers(ckpt: &Path) -> Vec<u64> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(ckpt).expect("the folder").flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("complete")) else {
+            continue;
+        };
+        let number = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("\"number\": "))
+            .and_then(|n| n.trim_end_matches(',').parse().ok())
+            .expect("a number in the marker");
+        found.push(number);
+    }
+    found.sort_unstable();
+    found
+}
+
+impl Journal {
+    fn error(why: &str) -> SinkError {
+        SinkError {
+            target: "journal".to_string(),
+            late: false,
+            source: std::io::Error::other(why.to_string()),
+        }
+    }
+}
+
+impl Sink for Journal {
+    fn describe(&self, _: Kind) -> String {
+        "journal".to_string()
+    }
+
+    fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        let key = String::from_utf8(key.to_vec()).expect("UTF-8");
+        let record = String::from_utf8(record.to_vec()).expect("UTF-8");
+        self.ledger
+            .lock()
+            .unwrap()
+            .pending
+            .push((kind, key, record));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+        let mut ledger = self.ledger.lock().unwrap();
+        ledger.calls.push(format!("prepare {checkpoint}"));
+        Ok(SinkState {
+            data: checkpoint.to_le_bytes().to_vec(),
+            ..SinkState::default()
+        })
+    }
+
+    fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
+        let mut ledger = self.ledger.lock().unwrap();
+        ledger.calls.push(format!("commit {checkpoint}"));
+        // The cut is durable before its commit, and the one before it is
+        // still kept.
+        let kept = numbers(&self.ckpt);
+        assert!(kept.contains(&checkpoint), "commit {checkpoint}: {kept:?}");
+        if let Some(before) = ledger.last {
+            assert!(kept.contains(&before), "commit {checkpoint}: {kept:?}");
+        }
+        if ledger.fail_at == Some(checkpoint) {
+            ledger.failed = true;
+            ledger.pending.clear();
+            return Err(Journal::error("the commit is refused"));
+        }
+        let pending = std::mem::take(&mut ledger.pending);
+        ledger.committed.extend(pending);
+        ledger.last = Some(checkpoint);
+        ledger.position = Shares::map(source);
+        Ok(())
+    }
+
+    fn commits_at_end(&self) -> bool {
+        true
+    }
+
+    fn join_positions(&self, shares: &[Position]) -> Result<Position, SinkError> {
+        let mut all = BTreeMap::new();
+        for share in shares {
+            for (name, at) in Shares::map(share) {
+                if all.insert(name, at).is_some() {
+                    return Err(Journal::error("two shares name one split"));
+                }
+            }
+        }
+        Ok(Position::Bytes(
+            serde_json::to_vec(&all).expect("serializes"),
+        ))
+    }
+
+    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        let mut ledger = self.ledger.lock().unwrap();
+        ledger.pending.clear();
+        let numbers: Vec<u64> = kept.iter().map(|k| k.number).collect();
+        let found = match ledger.last {
+            None => kept.len(),
+            Some(n) => kept
+                .iter()
+                .position(|k| {
+                    k.number == n
+                        && k.sink.data == n.to_le_bytes()
+                        && Shares::map(&k.source) == ledger.position
+                })
+                .ok_or_else(|| Journal::error("no kept cut is the one committed"))?,
+        };
+        ledger.calls.push(format!("recover {numbers:?} -> {found}"));
+        Ok(found)
+    }
+}
+
+/// A run on `workers` workers over their shares into `ledger`'s journal,
+/// stopped after a while: its summary.
+fn run_to_journal(
+    dir: &Path,
+    workers: usize,
+    ledger: &Arc<Mutex<Ledger>>,
+) -> Result<cepheid_runtime::Summary, Error> {
+    let rules = Rules::parse(
+        "r.cep",
+        "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
+    )
+    .expect("parses");
+    let scale = Scale {
+        workers,
+        ..Scale::default()
+    };
+    let mut config = config(dir);
+    config.output = None;
+    let journal = Journal {
+        ledger: Arc::clone(ledger),
+        ckpt: dir.join("ckpt"),
+    };
+    let run = Workers::new(&config, &scale, &rules, Box::new(Notices::default()))?
+        .with_sources(paced_sources(workers))?
+        .with_sink(Box::new(journal));
+    let handle = run.handle().expect("live sources");
+    let stop = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        handle.stop("the test");
+    });
+    let outcome = run.run();
+    stop.join().expect("stops");
+    Ok(outcome?.summary.expect("a summary"))
+}
+
+/// The sources of `workers` workers as [`sources`] deals them, each read
+/// waiting 5 ms while there is more to read.
+fn paced_sources(workers: usize) -> Vec<Option<Box<dyn Source>>> {
+    (0..workers)
+        .map(|w| {
+            let mine: Vec<usize> = (0..3).filter(|s| s % workers == w).collect();
+            (!mine.is_empty()).then(|| {
+                let mut shares = Shares::of(&mine, true);
+                shares.pace = Duration::from_millis(5);
+                Box::new(shares) as Box<dyn Source>
+            })
+        })
+        .collect()
+}
+
+/// Each key's committed records, in order.
+fn committed_by_key(ledger: &Arc<Mutex<Ledger>>) -> BTreeMap<String, Vec<String>> {
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (kind, key, record) in &ledger.lock().unwrap().committed {
+        assert_eq!(*kind, Kind::Match);
+        let value: serde_json::Value = serde_json::from_str(record).expect("a JSON record");
+        assert_eq!(*key, value["key"].to_string(), "the record's key");
+        by_key.entry(key.clone()).or_default().push(record.clone());
+    }
+    by_key
+}
+
+/// The transactional protocol of a sink on workers: each cut prepared,
+/// made durable with its number, then committed with every split's
+/// position, the cut before kept until then; a commit refused stops the
+/// run, and the next run resumes from the cut the sink committed last
+/// (the newer one deleted), on another number of workers, so that the
+/// committed records are those of a run that was never refused.
+#[test]
+fn a_transactional_sink_on_workers_commits_each_cut_and_resumes_from_its_last_commit() {
+    let whole = scratch("sink-whole");
+    let reference = Arc::new(Mutex::new(Ledger::default()));
+    let summary = run_to_journal(&whole, 2, &reference).expect("runs");
+    assert_eq!(summary.events, 3 * PER_SPLIT as u64);
+    {
+        let ledger = reference.lock().unwrap();
+        let n = ledger.last.expect("committed");
+        let expected: Vec<String> = (1..=n)
+            .flat_map(|i| [format!("prepare {i}"), format!("commit {i}")])
+            .collect();
+        assert_eq!(ledger.calls, expected);
+        // The last commit, at the end: every split's position, all read.
+        let all: BTreeMap<String, usize> = (0..3).map(|s| (format!("s{s}"), PER_SPLIT)).collect();
+        assert_eq!(ledger.position, all);
+        assert!(ledger.pending.is_empty());
+        // A match per user but each split's last.
+        assert_eq!(ledger.committed.len(), 3 * PER_SPLIT / 2 - 3);
+    }
+    assert_eq!(numbers(&whole.join("ckpt")).len(), 1, "only the last cut");
+
+    let dir = scratch("sink-refused");
+    let ledger = Arc::new(Mutex::new(Ledger {
+        fail_at: Some(2),
+        ..Ledger::default()
+    }));
+    let refused = run_to_journal(&dir, 2, &ledger).expect("runs");
+    assert!(
+        ledger.lock().unwrap().failed,
+        "commit 2 came and was refused"
+    );
+    assert!(
+        matches!(refused.end, cepheid_runtime::End::Failed(_)),
+        "{:?}",
+        refused.end
+    );
+    // Cut 2 is durable but not committed; cut 1 is kept beside it.
+    assert_eq!(numbers(&dir.join("ckpt")), [1, 2]);
+    ledger.lock().unwrap().fail_at = None;
+    let resumed = run_to_journal(&dir, 3, &ledger).expect("resumes");
+    assert_eq!(resumed.events, 3 * PER_SPLIT as u64);
+    let calls = ledger.lock().unwrap().calls.clone();
+    assert!(
+        calls.contains(&"recover [2, 1] -> 1".to_string()),
+        "{calls:?}"
+    );
+    // Numbered on from the cut resumed from: 2 again.
+    let after: Vec<&String> = calls
+        .iter()
+        .skip_while(|c| !c.starts_with("recover"))
+        .collect();
+    assert_eq!(
+        after.get(1).map(|c| c.as_str()),
+        Some("prepare 2"),
+        "{calls:?}"
+    );
+    assert_eq!(committed_by_key(&ledger), committed_by_key(&reference));
+    let _ = std::fs::remove_dir_all(&whole);
     let _ = std::fs::remove_dir_all(&dir);
 }

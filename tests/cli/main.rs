@@ -24,6 +24,9 @@ mod cli_kafka;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_rescale.rs"]
 mod cli_kafka_rescale;
+#[cfg(all(feature = "kafka", feature = "workers"))]
+#[path = "../cli_kafka_workers.rs"]
+mod cli_kafka_workers;
 #[path = "../cli_live.rs"]
 mod cli_live;
 #[cfg(feature = "metrics")]

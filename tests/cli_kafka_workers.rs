@@ -1,0 +1,443 @@
+//! A Kafka output on workers (`docs/kafka.md`, "On workers", "The
+//! transactional sink"), against the real broker: worker 0 hands every
+//! worker's records to one producer, idempotent without `--checkpoint`,
+//! transactional with it (each cut committed with the workers' offsets
+//! put together, the cut before kept until the commit returned).
+//!
+//! The crash test kills a run on workers from a 3-partition topic to
+//! Kafka with SIGKILL at random moments (before its first commit, or at
+//! a random moment after a cut of its own is complete: between the cut
+//! and its commit, or in the next transaction), each instance on another
+//! number of workers than the one before, and lets the last one end. As
+//! in `cli_kafka.rs`, the harness filters the records of aborted
+//! transactions itself (tansu hands them to `read_committed` consumers):
+//! each record carries its checkpoint interval, and the marker's
+//! committed offset says the last committed checkpoint.
+//!
+//! The input is out of order by up to 3 s and read with `--max-delay
+//! 2s`, so events are late, and which ones depends on how each worker's
+//! partitions were fetched: as in `cli_kafka_rescale.rs`, the committed
+//! output is checked against what the runs said they did. Its late topic
+//! has exactly the late events the summary counts, each an input event,
+//! none twice; and the file run of the input without them (none late
+//! there) gives each key exactly the committed records, in order, with
+//! the same counts. A record committed twice, lost, or an event dropped
+//! without reaching the late topic breaks one of them.
+
+use crate::cli_kafka::{
+    by_key, client, fence_and_read_marker, lines, partition_of, produce_by_key, stderr, Out, Reader,
+};
+use crate::common::crash::{self, Moments, PATTERNS};
+use crate::common::{cepheid, scratch};
+use crate::kafka_support::{topic, Broker};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// Longest a run may take to show what the test waits for.
+const T: Duration = Duration::from_secs(60);
+
+/// How many times the crash test kills the run before letting it end.
+const KILLS: usize = 6;
+
+/// The complete cuts in `dir/ckpt`.
+fn complete_cuts(dir: &Path) -> BTreeSet<String> {
+    let Ok(entries) = fs::read_dir(dir.join("ckpt")) else {
+        return BTreeSet::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("complete").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The number before `word` in the summary line (`..., 12 late, ...`).
+fn count(summary: &str, word: &str) -> u64 {
+    let words: Vec<&str> = summary
+        .split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .collect();
+    let at = words
+        .iter()
+        .position(|w| *w == word)
+        .unwrap_or_else(|| panic!("no `{word}` in {summary:?}"));
+    words[at - 1]
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before `{word}` in {summary:?}"))
+}
+
+/// The event of a late record (`{"kind":"late","event":RAW}`).
+fn late_event(record: &str) -> String {
+    record
+        .strip_prefix("{\"kind\":\"late\",\"event\":")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not a late record: {record}"))
+        .to_string()
+}
+
+/// Produces `lines` to the 3 partitions of `topic`, each to the
+/// partition of its key, with `producer` (one for the whole test: a slice
+/// goes out in milliseconds).
+fn produce_slice(producer: &BaseProducer, topic: &str, lines: &[String]) {
+    for line in lines {
+        let record = BaseRecord::<(), _>::to(topic)
+            .partition(partition_of(line))
+            .payload(line);
+        let mut record = Some(record);
+        while let Some(r) = record.take() {
+            if let Err((e, r)) = producer.send(r) {
+                assert!(
+                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(10));
+                record = Some(r);
+            }
+        }
+    }
+    producer.flush(T).expect("delivered");
+}
+
+/// The topics of a test: the input (3 partitions), the records' (3), the
+/// late events' and the checkpoint marker's (1 each).
+struct Topics {
+    input: String,
+    output: String,
+    late: String,
+    marker: String,
+}
+
+fn topics(broker: &Broker, name: &str) -> Topics {
+    let t = Topics {
+        input: topic(&format!("{name}-in")),
+        output: topic(&format!("{name}-out")),
+        late: topic(&format!("{name}-late")),
+        marker: topic(&format!("{name}-marker")),
+    };
+    broker.create_topic(&t.input, 3);
+    broker.create_topic(&t.output, 3);
+    broker.create_topic(&t.late, 1);
+    broker.create_topic(&t.marker, 1);
+    t
+}
+
+/// `cepheid run` on `workers` workers from the input topic to the output
+/// and late topics (add `--kafka-until end` to end with the input).
+fn run(dir: &Path, bootstrap: &str, t: &Topics, workers: usize, extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", &format!("kafka://{bootstrap}/{}", t.input)])
+        .args(["--output", &format!("kafka://{bootstrap}/{}", t.output)])
+        .args(["--late", &format!("kafka://{bootstrap}/{}", t.late)])
+        .args(["--workers", &workers.to_string()])
+        .args(extra);
+    command
+}
+
+/// Checks records read from the output and late topics against the
+/// input and the summary of the run that produced them (see the module's
+/// comment).
+fn check(dir: &Path, events: &[String], records: &[Out], t: &Topics, said: &str) {
+    let summary = crash::summary(said);
+    assert!(summary.contains("events read"), "{said}");
+    let mut sorted: Vec<&Out> = records.iter().collect();
+    sorted
+        .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    let outs: Vec<&Out> = sorted
+        .iter()
+        .copied()
+        .filter(|o| o.topic == t.output)
+        .collect();
+    let late: Vec<String> = (sorted.iter())
+        .filter(|o| o.topic == t.late)
+        .map(|o| late_event(&o.payload))
+        .collect();
+    // Each record keyed by its partition key, a key's records in one
+    // partition (so in order).
+    let mut partition_of: BTreeMap<&[u8], i32> = BTreeMap::new();
+    for o in &outs {
+        let value: serde_json::Value = serde_json::from_str(&o.payload).expect("a JSON record");
+        assert_eq!(
+            o.key,
+            value["key"].to_string().into_bytes(),
+            "a record's Kafka key is its partition key"
+        );
+        let p = *partition_of.entry(o.key.as_slice()).or_insert(o.partition);
+        assert_eq!(p, o.partition, "a key's records in two partitions");
+    }
+
+    // The late topic: the late events the summary counts, each an input
+    // event, none twice.
+    assert_eq!(late.len() as u64, count(&summary, "late"), "{said}");
+    assert!(!late.is_empty(), "the input has late events: {said}");
+    let mut left: BTreeMap<&str, usize> = BTreeMap::new();
+    for event in events {
+        *left.entry(event.as_str()).or_default() += 1;
+    }
+    for event in &late {
+        let n = left
+            .get_mut(event.as_str())
+            .filter(|n| **n > 0)
+            .unwrap_or_else(|| panic!("late {event}: not an input event, or late twice"));
+        *n -= 1;
+    }
+
+    // The file run of the input without the late events.
+    let mut late_left: BTreeMap<&str, usize> = BTreeMap::new();
+    for event in &late {
+        *late_left.entry(event.as_str()).or_default() += 1;
+    }
+    let kept: Vec<&str> = events
+        .iter()
+        .filter(|event| match late_left.get_mut(event.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .map(String::as_str)
+        .collect();
+    fs::write(dir.join("kept.jsonl"), kept.join("\n") + "\n").unwrap();
+    let file = cepheid()
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+        .args(["--events", "kept.jsonl"])
+        .args(["--output", "file-out.jsonl", "--late", "file-late.jsonl"])
+        .output()
+        .expect("runs");
+    assert!(file.status.success(), "{}", stderr(&file));
+    let file_summary = crash::summary(&stderr(&file));
+    assert_eq!(count(&file_summary, "late"), 0, "{file_summary}");
+    for word in ["matches", "timeouts", "malformed"] {
+        assert_eq!(
+            count(&summary, word),
+            count(&file_summary, word),
+            "{word}: {summary} / {file_summary}"
+        );
+    }
+    assert_eq!(
+        count(&summary, "events"),
+        count(&file_summary, "events") + late.len() as u64,
+        "{summary} / {file_summary}"
+    );
+    let want = lines(&dir.join("file-out.jsonl"));
+    assert_eq!(outs.len(), want.len(), "{summary} / {file_summary}");
+    let got = by_key(outs.iter().map(|o| o.payload.as_str()));
+    let want = by_key(want.iter().map(String::as_str));
+    assert_eq!(got.len(), want.len());
+    for (key, records) in &want {
+        assert_eq!(got.get(key), Some(records), "the records of key {key}");
+    }
+}
+
+/// Without `--checkpoint`, the producer is idempotent: 2 workers from a
+/// 3-partition topic give every record once, each keyed by its partition
+/// key, and the late events the summary counts.
+#[test]
+fn a_kafka_output_on_workers_without_checkpoints_has_every_record_once() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_out");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(12_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "workers-out");
+    let bootstrap = broker.bootstrap();
+    produce_by_key(&bootstrap, &t.input, &events);
+    let output = run(&dir, &bootstrap, &t, 2, &["--kafka-until", "end"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("on 2 workers"),
+        "{}",
+        stderr(&output)
+    );
+    let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
+    reader.drain(Duration::from_millis(1500));
+    assert!(
+        reader.seen.iter().all(|o| o.interval.is_none()),
+        "no transactions without --checkpoint"
+    );
+    check(&dir, &events, &reader.seen, &t, &stderr(&output));
+}
+
+/// The crash test on workers (see the module's comment): killed with
+/// SIGKILL six times at random moments, each instance on another number
+/// of workers (2, 3, 1, 2, ...), the committed output is that of one
+/// uninterrupted run. The killed instances read an unbounded topic that
+/// grows while they run, a part of the input each, in slices (a cut needs
+/// event time to move on, which it would not once everything there was
+/// read); the last one reads the rest to the end of the topic.
+#[test]
+fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_crash");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(40_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "workers-crash");
+    let bootstrap = broker.bootstrap();
+    let id = "workers-crash-test";
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let layouts = [2, 3, 1, 2];
+    let parts: Vec<&[String]> = events.chunks(events.len().div_ceil(KILLS + 1)).collect();
+    let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
+    let producer: BaseProducer = client(&bootstrap).create().expect("a producer");
+    let mut committed: Vec<Out> = Vec::new();
+    let mut moments = Moments(42);
+    let mut markers = Vec::new();
+    let mut aborted = 0;
+    let started = Instant::now();
+    let mut last = None;
+    for (instance, part) in parts.iter().enumerate() {
+        let workers = layouts[instance % layouts.len()];
+        let killed = instance < KILLS;
+        let mut slices: Vec<&[String]> = part.chunks(part.len().div_ceil(20)).collect();
+        slices.reverse();
+        if !killed {
+            while let Some(slice) = slices.pop() {
+                produce_by_key(&bootstrap, &t.input, slice);
+            }
+        }
+        let before = complete_cuts(&dir);
+        let mut args = vec![
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "200ms",
+            "--transactional-id",
+            id,
+            &marker,
+        ];
+        if !killed {
+            args.extend(["--kafka-until", "end"]);
+        }
+        let mut child: Child = run(&dir, &bootstrap, &t, workers, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        if killed {
+            // A kill a quarter of the time at a random moment after the
+            // start, otherwise at a random moment up to 300 ms after a cut
+            // of its own is complete (before its commit, or in the next
+            // transaction); its part comes meanwhile.
+            let early = moments.next() % 4 == 0;
+            let wait = moments.between(Duration::ZERO, Duration::from_millis(300));
+            let mut deadline = early.then(|| Instant::now() + wait + Duration::from_millis(100));
+            let limit = Instant::now() + T;
+            while deadline.is_none_or(|d| Instant::now() < d) {
+                assert!(Instant::now() < limit, "instance {instance}: no cut came");
+                assert!(
+                    child.try_wait().expect("status").is_none(),
+                    "instance {instance} ended by itself"
+                );
+                if deadline.is_none() && !complete_cuts(&dir).is_subset(&before) {
+                    deadline = Some(Instant::now() + wait);
+                }
+                if let Some(slice) = slices.pop() {
+                    produce_slice(&producer, &t.input, slice);
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            child.kill().expect("SIGKILL");
+            // The rest of its part, for the next instance.
+            while let Some(slice) = slices.pop() {
+                produce_slice(&producer, &t.input, slice);
+            }
+        }
+        let output = child.wait_with_output().expect("waits");
+        // What the instance left: its open transaction ended, the last
+        // committed checkpoint, every record it wrote.
+        let m = fence_and_read_marker(&bootstrap, id, &t.marker);
+        let from = reader.seen.len();
+        reader.drain(Duration::from_millis(1500));
+        let mine = &reader.seen[from..];
+        assert!(
+            mine.iter().all(|o| o.interval.is_some()),
+            "every record has its interval"
+        );
+        aborted += mine
+            .iter()
+            .filter(|o| m.is_none_or(|m| o.interval.expect("checked") > m))
+            .count();
+        committed.extend(
+            mine.iter()
+                .filter(|o| m.is_some_and(|m| o.interval.expect("checked") <= m))
+                .cloned(),
+        );
+        markers.push((workers, m));
+        if !killed {
+            assert!(output.status.success(), "{}", stderr(&output));
+            last = Some(output);
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "too slow");
+    }
+    let last = last.expect("the last instance");
+    eprintln!(
+        "{KILLS} kills, (workers, last committed checkpoint) {markers:?}, {aborted} records of aborted transactions left out, {} committed",
+        committed.len()
+    );
+    assert!(aborted > 0, "no kill left an open transaction with records");
+    let numbers: Vec<u64> = markers.iter().filter_map(|(_, m)| *m).collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
+    assert!(
+        stderr(&last).contains("cepheid: resuming from checkpoint"),
+        "the last run resumed: {}",
+        stderr(&last)
+    );
+    // The last cut, taken at the end, was committed: nothing is left
+    // uncommitted, and only it is kept.
+    assert_eq!(complete_cuts(&dir).len(), 1, "{:?}", complete_cuts(&dir));
+    check(&dir, &events, &committed, &t, &stderr(&last));
+}
+
+/// A run resumed from the cut taken at the end of its input commits
+/// nothing more: the topic's records stay those of the first run.
+#[test]
+fn a_run_on_workers_resumed_after_its_end_adds_nothing() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_again");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(3_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "workers-again");
+    let bootstrap = broker.bootstrap();
+    produce_by_key(&bootstrap, &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let args = [
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        "100ms",
+        &marker,
+        "--kafka-until",
+        "end",
+    ];
+    let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
+    let first = run(&dir, &bootstrap, &t, 2, &args).output().expect("runs");
+    assert!(first.status.success(), "{}", stderr(&first));
+    reader.drain(Duration::from_millis(1500));
+    let written = reader.seen.len();
+    assert!(written > 0);
+    let again = run(&dir, &bootstrap, &t, 3, &args).output().expect("runs");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("cepheid: resuming from checkpoint"),
+        "{}",
+        stderr(&again)
+    );
+    reader.drain(Duration::from_millis(1500));
+    assert_eq!(reader.seen.len(), written, "{}", stderr(&again));
+    assert_eq!(
+        crash::summary(&stderr(&again)),
+        crash::summary(&stderr(&first))
+    );
+    check(&dir, &events, &reader.seen, &t, &stderr(&again));
+}
