@@ -282,12 +282,12 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
         .find(|path| path.exists())
         .expect("a complete cut");
     let text = fs::read_to_string(&marker).unwrap();
-    assert!(text.contains("\"version\": 6"), "{text}");
+    assert!(text.contains("\"version\": 7"), "{text}");
     // (version 3 in the first line and in the JSON, the checksum made
     // right: only the version is wrong)
     let old = text
-        .replace("\"version\": 6", "\"version\": 3")
-        .replace("marker, version 6\n", "marker, version 3\n");
+        .replace("\"version\": 7", "\"version\": 3")
+        .replace("marker, version 7\n", "marker, version 3\n");
     let body = &old[..old.trim_end().rfind('\n').unwrap() + 1];
     let old = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
     fs::write(&marker, old).unwrap();

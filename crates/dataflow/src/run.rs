@@ -896,7 +896,8 @@ pub struct Workers {
     /// How many of the latest output records it wants
     /// ([`Report::records_wanted`], asked when it observes).
     records_wanted: usize,
-    layout: Layout,
+    /// What every process must agree on ([`agreement`]).
+    agreement: String,
     say: Say,
     /// Live input read by this process: the channel of the reader's
     /// batches and of [`Handle::stop`].
@@ -932,7 +933,8 @@ impl Workers {
     /// processing time, control records, watched patterns or metrics are
     /// read here; those are the command's to refuse), plans the patterns
     /// (every worker shares the automata the rules compiled as they were
-    /// loaded), reads the hostfile.
+    /// loaded). The outputs and the hostfile are checked when it runs
+    /// ([`Workers::run`]: whether records go to a sink is known then).
     pub fn new(
         config: &Config,
         scale: &Scale,
@@ -955,13 +957,9 @@ impl Workers {
                 })?;
             }
         }
-        let mut layout = layout(scale)?;
-        if let Layout::Cluster {
-            agreement: agreed, ..
-        } = &mut layout
-        {
-            *agreed = agreement(config, scale, patterns);
-        }
+        // (the hostfile is read when the run starts, after the outputs
+        // were checked)
+        let agreement = agreement(config, scale, patterns);
         let live = live(config);
         let messages = (live && scale.first_process()).then(|| mpsc::sync_channel(BATCHES_AHEAD));
         let observes = report.observes();
@@ -993,7 +991,7 @@ impl Workers {
             },
             observes,
             records_wanted,
-            layout,
+            agreement,
             say,
             messages,
             sources: None,
@@ -1057,7 +1055,8 @@ impl Workers {
         Some(Handle(vec![tx.clone()]))
     }
 
-    /// Runs it: reads the checkpoint folder (and resumes from its last
+    /// Runs it: refuses outputs it does not take ([`Refusal`]), reads
+    /// the hostfile, reads the checkpoint folder (and resumes from its last
     /// cut), opens the outputs, starts the workers (after connecting to
     /// the other processes and checking that they run the same command),
     /// and waits for them.
@@ -1069,13 +1068,20 @@ impl Workers {
             patterns,
             observes,
             records_wanted,
-            layout,
+            agreement,
             say,
             messages,
             sources,
             mut sink,
         } = self;
         refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
+        let mut layout = layout(&scale)?;
+        if let Layout::Cluster {
+            agreement: agreed, ..
+        } = &mut layout
+        {
+            *agreed = agreement;
+        }
         let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
