@@ -579,15 +579,33 @@ mod tests {
         let mut marker = Marker::new(77, (2, 3), 1 << 20, None);
         marker.output = 167_616;
         marker.late = 42;
+        marker.number = 9;
+        marker.sink = vec![1, 2, 3];
         let bytes = encode_marker(&marker).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.starts_with("cepheid cut marker, version 6\n{"),
+            text.starts_with("cepheid cut marker, version 7\n{"),
             "{text}"
         );
         assert!(text.contains("\"output\": 167616"), "{text}");
         let read = decode_marker(&bytes).unwrap();
         assert_eq!((read.epoch, read.output, read.late), (77, 167_616, 42));
+        assert_eq!((read.number, read.sink), (9, vec![1, 2, 3]));
+        // A marker of version 6 (no number, no sink's state) reads as
+        // number 0.
+        let mut v6: serde_json::Value = serde_json::to_value(&marker).unwrap();
+        v6["version"] = 6.into();
+        let object = v6.as_object_mut().unwrap();
+        object.remove("number");
+        object.remove("sink");
+        let mut old = b"cepheid cut marker, version 6\n".to_vec();
+        old.extend(serde_json::to_vec_pretty(&v6).unwrap());
+        old.push(b'\n');
+        let crc = crc32fast::hash(&old);
+        old.extend(format!("crc32 {crc:08x}\n").into_bytes());
+        let read = decode_marker(&old).unwrap();
+        assert_eq!((read.version, read.number, read.sink.len()), (6, 0, 0));
+        assert_eq!(read.output, 167_616);
         for at in 0..bytes.len() * 8 {
             let mut flipped = bytes.clone();
             flipped[at / 8] ^= 1 << (at % 8);
