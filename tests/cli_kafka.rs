@@ -144,11 +144,43 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// What an instance with transactional id `id` left once it ended:
+    /// its open transaction ended ([`fence_and_read_marker`]), the last
+    /// committed checkpoint M (returned), every record it wrote read; of
+    /// those, the records of intervals up to M go to `committed`, the
+    /// others (aborted) are counted in `aborted`.
+    pub(crate) fn take_committed(
+        &mut self,
+        bootstrap: &str,
+        id: &str,
+        marker: &str,
+        committed: &mut Vec<Out>,
+        aborted: &mut usize,
+    ) -> Option<u64> {
+        let m = fence_and_read_marker(bootstrap, id, marker);
+        let from = self.seen.len();
+        self.drain(Duration::from_millis(1500));
+        let mine = &self.seen[from..];
+        assert!(
+            mine.iter().all(|o| o.interval.is_some()),
+            "every record has its interval"
+        );
+        for o in mine {
+            match (o.interval, m) {
+                (Some(i), Some(m)) if i <= m => committed.push(o.clone()),
+                _ => *aborted += 1,
+            }
+        }
+        m
+    }
+}
+
 /// What a dead instance with transactional id `id` left: its open
 /// transaction ended by a new producer's `init_transactions` (as the next
 /// instance's would), then the marker's committed offset in the group
 /// `id`: the last committed checkpoint.
-pub(crate) fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64> {
+fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64> {
     let producer: BaseProducer = client(bootstrap)
         .set("transactional.id", id)
         .create()
@@ -477,26 +509,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
             kills += 1;
         }
         let output = child.wait_with_output().expect("waits");
-        // What the instance left: its open transaction ended, the last
-        // committed checkpoint, every record it wrote.
-        let m = fence_and_read_marker(&bootstrap, id, &t.marker);
-        let from = reader.seen.len();
-        reader.drain(Duration::from_millis(1500));
-        let mine = &reader.seen[from..];
-        assert!(
-            mine.iter().all(|o| o.interval.is_some()),
-            "every record has its interval"
-        );
-        // Its records of intervals after M were aborted.
-        aborted += mine
-            .iter()
-            .filter(|o| m.is_none_or(|m| o.interval.expect("checked") > m))
-            .count();
-        committed.extend(
-            mine.iter()
-                .filter(|o| m.is_some_and(|m| o.interval.expect("checked") <= m))
-                .cloned(),
-        );
+        let m = reader.take_committed(&bootstrap, id, &t.marker, &mut committed, &mut aborted);
         markers.push(m);
         if done {
             assert!(output.status.success(), "{}", stderr(&output));

@@ -24,14 +24,13 @@
 //! the same counts. A record committed twice, lost, or an event dropped
 //! without reaching the late topic breaks one of them.
 
-use crate::cli_kafka::{
-    by_key, client, fence_and_read_marker, lines, partition_of, produce_by_key, stderr, Out, Reader,
-};
+use crate::cli_kafka::{client, partition_of, produce_by_key, stderr, Out, Reader};
+use crate::cli_kafka_rescale::{assert_exact, complete_cuts};
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -44,33 +43,6 @@ const T: Duration = Duration::from_secs(60);
 
 /// How many times the crash test kills the run before letting it end.
 const KILLS: usize = 6;
-
-/// The complete cuts in `dir/ckpt`.
-fn complete_cuts(dir: &Path) -> BTreeSet<String> {
-    let Ok(entries) = fs::read_dir(dir.join("ckpt")) else {
-        return BTreeSet::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().join("complete").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// The number before `word` in the summary line (`..., 12 late, ...`).
-fn count(summary: &str, word: &str) -> u64 {
-    let words: Vec<&str> = summary
-        .split([' ', ','])
-        .filter(|w| !w.is_empty())
-        .collect();
-    let at = words
-        .iter()
-        .position(|w| *w == word)
-        .unwrap_or_else(|| panic!("no `{word}` in {summary:?}"));
-    words[at - 1]
-        .parse()
-        .unwrap_or_else(|_| panic!("no number before `{word}` in {summary:?}"))
-}
 
 /// The event of a late record (`{"kind":"late","event":RAW}`).
 fn late_event(record: &str) -> String {
@@ -144,10 +116,9 @@ fn run(dir: &Path, bootstrap: &str, t: &Topics, workers: usize, extra: &[&str]) 
 
 /// Checks records read from the output and late topics against the
 /// input and the summary of the run that produced them (see the module's
-/// comment).
+/// comment, and `cli_kafka_rescale::assert_exact`): each record keyed by
+/// its partition key, a key's records in one partition.
 fn check(dir: &Path, events: &[String], records: &[Out], t: &Topics, said: &str) {
-    let summary = crash::summary(said);
-    assert!(summary.contains("events read"), "{said}");
     let mut sorted: Vec<&Out> = records.iter().collect();
     sorted
         .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
@@ -174,69 +145,8 @@ fn check(dir: &Path, events: &[String], records: &[Out], t: &Topics, said: &str)
         assert_eq!(p, o.partition, "a key's records in two partitions");
     }
 
-    // The late topic: the late events the summary counts, each an input
-    // event, none twice.
-    assert_eq!(late.len() as u64, count(&summary, "late"), "{said}");
-    assert!(!late.is_empty(), "the input has late events: {said}");
-    let mut left: BTreeMap<&str, usize> = BTreeMap::new();
-    for event in events {
-        *left.entry(event.as_str()).or_default() += 1;
-    }
-    for event in &late {
-        let n = left
-            .get_mut(event.as_str())
-            .filter(|n| **n > 0)
-            .unwrap_or_else(|| panic!("late {event}: not an input event, or late twice"));
-        *n -= 1;
-    }
-
-    // The file run of the input without the late events.
-    let mut late_left: BTreeMap<&str, usize> = BTreeMap::new();
-    for event in &late {
-        *late_left.entry(event.as_str()).or_default() += 1;
-    }
-    let kept: Vec<&str> = events
-        .iter()
-        .filter(|event| match late_left.get_mut(event.as_str()) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                false
-            }
-            _ => true,
-        })
-        .map(String::as_str)
-        .collect();
-    fs::write(dir.join("kept.jsonl"), kept.join("\n") + "\n").unwrap();
-    let file = cepheid()
-        .current_dir(dir)
-        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
-        .args(["--events", "kept.jsonl"])
-        .args(["--output", "file-out.jsonl", "--late", "file-late.jsonl"])
-        .output()
-        .expect("runs");
-    assert!(file.status.success(), "{}", stderr(&file));
-    let file_summary = crash::summary(&stderr(&file));
-    assert_eq!(count(&file_summary, "late"), 0, "{file_summary}");
-    for word in ["matches", "timeouts", "malformed"] {
-        assert_eq!(
-            count(&summary, word),
-            count(&file_summary, word),
-            "{word}: {summary} / {file_summary}"
-        );
-    }
-    assert_eq!(
-        count(&summary, "events"),
-        count(&file_summary, "events") + late.len() as u64,
-        "{summary} / {file_summary}"
-    );
-    let want = lines(&dir.join("file-out.jsonl"));
-    assert_eq!(outs.len(), want.len(), "{summary} / {file_summary}");
-    let got = by_key(outs.iter().map(|o| o.payload.as_str()));
-    let want = by_key(want.iter().map(String::as_str));
-    assert_eq!(got.len(), want.len());
-    for (key, records) in &want {
-        assert_eq!(got.get(key), Some(records), "the records of key {key}");
-    }
+    let got: Vec<String> = outs.iter().map(|o| o.payload.clone()).collect();
+    assert_exact(dir, events, &late, &got, said);
 }
 
 /// Without `--checkpoint`, the producer is idempotent: 2 workers from a
@@ -354,25 +264,7 @@ fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact
             }
         }
         let output = child.wait_with_output().expect("waits");
-        // What the instance left: its open transaction ended, the last
-        // committed checkpoint, every record it wrote.
-        let m = fence_and_read_marker(&bootstrap, id, &t.marker);
-        let from = reader.seen.len();
-        reader.drain(Duration::from_millis(1500));
-        let mine = &reader.seen[from..];
-        assert!(
-            mine.iter().all(|o| o.interval.is_some()),
-            "every record has its interval"
-        );
-        aborted += mine
-            .iter()
-            .filter(|o| m.is_none_or(|m| o.interval.expect("checked") > m))
-            .count();
-        committed.extend(
-            mine.iter()
-                .filter(|o| m.is_some_and(|m| o.interval.expect("checked") <= m))
-                .cloned(),
-        );
+        let m = reader.take_committed(&bootstrap, id, &t.marker, &mut committed, &mut aborted);
         markers.push((workers, m));
         if !killed {
             assert!(output.status.success(), "{}", stderr(&output));

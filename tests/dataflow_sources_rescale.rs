@@ -168,15 +168,7 @@ fn config(dir: &Path) -> Config {
 /// A run on `workers` over their shares, stopped after a while (its last
 /// cut): its summary's events read, or why it could not run.
 fn run(dir: &Path, workers: usize, named: bool) -> Result<u64, Error> {
-    let rules = Rules::parse(
-        "r.cep",
-        "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
-    )
-    .expect("parses");
-    let scale = Scale {
-        workers,
-        ..Scale::default()
-    };
+    let (rules, scale) = rules_on(workers);
     let report = Box::new(Notices::default());
     let run = Workers::new(&config(dir), &scale, &rules, report)?
         .with_sources(sources(workers, named))?;
@@ -189,6 +181,21 @@ fn run(dir: &Path, workers: usize, named: bool) -> Result<u64, Error> {
     stop.join().expect("stops");
     let summary = outcome?.summary.expect("a summary");
     Ok(summary.events)
+}
+
+/// The test's pattern (a match per user: `a` then `b`), on `workers`
+/// workers.
+fn rules_on(workers: usize) -> (Rules, Scale) {
+    let rules = Rules::parse(
+        "r.cep",
+        "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
+    )
+    .expect("parses");
+    let scale = Scale {
+        workers,
+        ..Scale::default()
+    };
+    (rules, scale)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -400,15 +407,7 @@ fn run_to_journal(
     workers: usize,
     ledger: &Arc<Mutex<Ledger>>,
 ) -> Result<cepheid_runtime::Summary, Error> {
-    let rules = Rules::parse(
-        "r.cep",
-        "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
-    )
-    .expect("parses");
-    let scale = Scale {
-        workers,
-        ..Scale::default()
-    };
+    let (rules, scale) = rules_on(workers);
     let mut config = config(dir);
     config.output = None;
     let journal = Journal {

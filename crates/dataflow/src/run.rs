@@ -1933,12 +1933,10 @@ fn chosen(
     Ok((index < cuts.len()).then(|| cuts.swap_remove(index)))
 }
 
-/// The positions of the workers' sources in a cut's files (those that
-/// have one: a worker without a source, or whose source read nothing, has
-/// an empty place).
-fn positions(
-    files: &[cut::WorkerFile],
-) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
+/// The places of the workers' sources in a cut's files, with the index of
+/// the worker (a worker without a source, or whose source read nothing,
+/// has none: its sources start where they are).
+fn places(files: &[cut::WorkerFile]) -> Result<Vec<(usize, SourcePlace)>, Mismatch> {
     let mut found = Vec::new();
     for (index, file) in files.iter().enumerate() {
         let saved = WorkerCut::saved_sources(&file.state)
@@ -1951,10 +1949,20 @@ fn positions(
                 index,
                 why: format!("its source's place cannot be read: {e}"),
             })?;
-            found.push(place.position);
+            found.push((index, place));
         }
     }
     Ok(found)
+}
+
+/// The positions of the workers' sources in a cut's files ([`places`]).
+fn positions(
+    files: &[cut::WorkerFile],
+) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
+    Ok(places(files)?
+        .into_iter()
+        .map(|(_, p)| p.position)
+        .collect())
 }
 
 /// Can a cut of `sources` resume on another number of workers? When each
@@ -1979,27 +1987,14 @@ fn dealt(
     lines: Option<u64>,
 ) -> Result<Vec<Option<Share>>, Mismatch> {
     let mut olds = Vec::new();
-    for (index, file) in files.iter().enumerate() {
-        let saved = WorkerCut::saved_sources(&file.state)
-            .map_err(|source| Mismatch::Worker { index, source })?;
-        for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
-            if state.place.is_empty() {
-                // (a worker without a source, or one that read nothing:
-                // its sources start where they are)
-                continue;
-            }
-            let place = SourcePlace::decode(&state.place).map_err(|e| Mismatch::Shares {
+    for (index, place) in places(files)? {
+        if place.names.is_empty() && !place.splits.is_empty() {
+            return Err(Mismatch::Shares {
                 index,
-                why: format!("its source's place cannot be read: {e}"),
-            })?;
-            if place.names.is_empty() && !place.splits.is_empty() {
-                return Err(Mismatch::Shares {
-                    index,
-                    why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
-                });
-            }
-            olds.push(place);
+                why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
+            });
         }
+        olds.push(place);
     }
     let positions: Vec<_> = olds.iter().map(|old| old.position.clone()).collect();
     let mut shares = Vec::with_capacity(sources.len());
