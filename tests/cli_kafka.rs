@@ -297,21 +297,34 @@ fn file_run(dir: &Path) -> Output {
     output
 }
 
-struct Topics {
-    input: String,
-    output: String,
-    late: String,
-    marker: String,
+/// A test's topics: the input, the records', the late events' and the
+/// checkpoint marker's.
+pub(crate) struct Topics {
+    pub(crate) input: String,
+    pub(crate) output: String,
+    pub(crate) late: String,
+    pub(crate) marker: String,
 }
 
 fn topics(broker: &Broker, name: &str, out_partitions: i32) -> Topics {
+    topics_with(broker, name, 1, out_partitions)
+}
+
+/// The topics of test `name`, created: the input with `in_partitions`,
+/// the records' with `out_partitions`, the others with one.
+pub(crate) fn topics_with(
+    broker: &Broker,
+    name: &str,
+    in_partitions: i32,
+    out_partitions: i32,
+) -> Topics {
     let t = Topics {
         input: topic(&format!("{name}-in")),
         output: topic(&format!("{name}-out")),
         late: topic(&format!("{name}-late")),
         marker: topic(&format!("{name}-marker")),
     };
-    broker.create_topic(&t.input, 1);
+    broker.create_topic(&t.input, in_partitions);
     broker.create_topic(&t.output, out_partitions);
     broker.create_topic(&t.late, 1);
     broker.create_topic(&t.marker, 1);

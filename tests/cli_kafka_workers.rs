@@ -24,11 +24,13 @@
 //! the same counts. A record committed twice, lost, or an event dropped
 //! without reaching the late topic breaks one of them.
 
-use crate::cli_kafka::{client, partition_of, produce_by_key, stderr, Out, Reader};
+use crate::cli_kafka::{
+    client, partition_of, produce_by_key, stderr, topics_with, Out, Reader, Topics,
+};
 use crate::cli_kafka_rescale::{assert_exact, complete_cuts};
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::{cepheid, scratch};
-use crate::kafka_support::{topic, Broker};
+use crate::kafka_support::Broker;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -78,25 +80,8 @@ fn produce_slice(producer: &BaseProducer, topic: &str, lines: &[String]) {
 
 /// The topics of a test: the input (3 partitions), the records' (3), the
 /// late events' and the checkpoint marker's (1 each).
-struct Topics {
-    input: String,
-    output: String,
-    late: String,
-    marker: String,
-}
-
 fn topics(broker: &Broker, name: &str) -> Topics {
-    let t = Topics {
-        input: topic(&format!("{name}-in")),
-        output: topic(&format!("{name}-out")),
-        late: topic(&format!("{name}-late")),
-        marker: topic(&format!("{name}-marker")),
-    };
-    broker.create_topic(&t.input, 3);
-    broker.create_topic(&t.output, 3);
-    broker.create_topic(&t.late, 1);
-    broker.create_topic(&t.marker, 1);
-    t
+    topics_with(broker, name, 3, 3)
 }
 
 /// `cepheid run` on `workers` workers from the input topic to the output
