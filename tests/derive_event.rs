@@ -147,10 +147,13 @@ fn unknown_and_skipped_names_are_errors_listing_the_fields() {
     let mut fields = <Order as Event>::Fields::default();
     let err = fields.resolve(&FieldPath::parse("nope")).unwrap_err();
     assert_eq!(
-        err,
+        err.to_string(),
         "`Order` has no field `nope`; its fields are id, state, customer.id, customer.tier, \
          note, amountCents, origin, country"
     );
+    assert_eq!(err.path(), &FieldPath::parse("nope"));
+    assert_eq!(err.type_name(), Some("Order"));
+    assert_eq!(err.known_names().map(<[String]>::len), Some(8));
     for bad in [
         "customer",
         "customer.nope",
@@ -159,13 +162,16 @@ fn unknown_and_skipped_names_are_errors_listing_the_fields() {
         "amount_cents",
     ] {
         let err = fields.resolve(&FieldPath::parse(bad)).unwrap_err();
-        assert!(err.contains(&format!("no field `{bad}`")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("no field `{bad}`")),
+            "{err}"
+        );
     }
     let mut scalar_fields = <Scalars as Event>::Fields::default();
     let err = scalar_fields
         .resolve(&FieldPath::parse("bytes"))
         .unwrap_err();
-    assert!(err.contains("no field `bytes`"), "{err}");
+    assert!(err.to_string().contains("no field `bytes`"), "{err}");
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, EventValue)]

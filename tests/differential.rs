@@ -23,7 +23,7 @@ use crate::reference;
 
 use cepheid_automata::matcher::{Matcher, Output as RealOutput};
 use cepheid_automata::nfa::Nfa;
-use cepheid_core::event::{Event, FieldId, FieldPath, FieldResolver};
+use cepheid_core::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 use cepheid_core::pattern::{validate, Pattern};
 use cepheid_engine::{Value, ValueRef};
 use std::collections::BTreeMap;
@@ -52,12 +52,12 @@ const NAMES: [&str; 4] = ["kind", "value", "ts", "id"];
 struct EvFields;
 
 impl FieldResolver for EvFields {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
         let name = path.to_string();
         let index = NAMES.iter().position(|n| *n == name);
         index
             .map(|i| FieldId::from_index(i as u32))
-            .ok_or_else(|| format!("no field `{name}`"))
+            .ok_or_else(|| FieldError::new(path))
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use cepheid_core::event::{Event, FieldId, FieldPath, FieldResolver};
+use cepheid_core::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 use cepheid_core::record::FieldTable;
 use cepheid_engine::engine::{Engine, Output};
 use cepheid_engine::{Record, Timestamp, Value, ValueRef};
@@ -218,11 +218,11 @@ struct Reading {
 struct ReadingFields;
 
 impl FieldResolver for ReadingFields {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
         match path.to_string().as_str() {
             "sensor" => Ok(FieldId::from_index(0)),
             "celsius" => Ok(FieldId::from_index(1)),
-            other => Err(format!("a reading has no field `{other}`")),
+            _ => Err(FieldError::new(path).of_type("Reading")),
         }
     }
 }

@@ -122,7 +122,7 @@ impl fmt::Display for FieldPath {
 /// By hand, an implementation is a small resolver and a `match`:
 ///
 /// ```
-/// use cepheid_core::event::{Event, FieldId, FieldPath, FieldResolver};
+/// use cepheid_core::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 /// use cepheid_core::ValueRef;
 ///
 /// struct Login { user: String, ok: bool }
@@ -132,12 +132,16 @@ impl fmt::Display for FieldPath {
 /// struct LoginFields;
 ///
 /// impl FieldResolver for LoginFields {
-///     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+///     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
 ///         match path.to_string().as_str() {
 ///             "user" => Ok(FieldId::from_index(0)),
 ///             "ok" => Ok(FieldId::from_index(1)),
-///             other => Err(format!("a login has no field `{other}` (it has user, ok)")),
+///             _ => Err(FieldError::new(path).of_type("Login").known(self.known_names().unwrap())),
 ///         }
+///     }
+///
+///     fn known_names(&self) -> Option<Vec<String>> {
+///         Some(vec!["user".into(), "ok".into()])
 ///     }
 /// }
 ///
@@ -211,9 +215,9 @@ pub trait Event {
 
 /// Turns field names into ids when a pattern is compiled.
 pub trait FieldResolver {
-    /// The id of `path`, or a message saying why the event type has no such
-    /// field (reported as a pattern compile error).
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String>;
+    /// The id of `path`, or why the event type has no such field
+    /// (reported as a pattern compile error at the place it is read).
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError>;
 
     /// Every name this resolver knows, when they are a closed set (the
     /// fields of a `#[derive(Event)]` struct, nested ones dotted), so that
@@ -236,9 +240,91 @@ pub trait FieldResolver {
 pub struct NoFields;
 
 impl FieldResolver for NoFields {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
-        Err(format!(
-            "the event type has no named fields, so `{path}` cannot be read"
-        ))
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
+        Err(FieldError::new(path).known(Vec::new()))
     }
 }
+
+/// A field an event type does not have: the path as written, the type's
+/// name when the resolver gives it, and the type's fields when they are a
+/// closed set (none at all for a type without named fields).
+///
+/// ```
+/// use cepheid_core::event::{FieldError, FieldPath};
+/// let path = FieldPath::parse("sucess");
+/// let e = FieldError::new(&path).of_type("Login").known(vec!["user".into(), "success".into()]);
+/// assert_eq!(e.to_string(), "`Login` has no field `sucess`; its fields are user, success");
+/// assert_eq!(FieldError::new(&path).to_string(), "the event type has no field `sucess`");
+/// assert_eq!(
+///     FieldError::new(&path).known(Vec::new()).to_string(),
+///     "the event type has no named fields, so `sucess` cannot be read"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    path: FieldPath,
+    type_name: Option<String>,
+    known: Option<Vec<String>>,
+}
+
+impl FieldError {
+    /// The event type has no field `path`.
+    pub fn new(path: &FieldPath) -> FieldError {
+        FieldError {
+            path: path.clone(),
+            type_name: None,
+            known: None,
+        }
+    }
+
+    /// The same error, naming the event type.
+    pub fn of_type(mut self, type_name: impl Into<String>) -> FieldError {
+        self.type_name = Some(type_name.into());
+        self
+    }
+
+    /// The same error, with every field the type has (none: a type
+    /// without named fields).
+    pub fn known(mut self, names: Vec<String>) -> FieldError {
+        self.known = Some(names);
+        self
+    }
+
+    /// The path as written.
+    pub fn path(&self) -> &FieldPath {
+        &self.path
+    }
+
+    /// The event type's name, when given.
+    pub fn type_name(&self) -> Option<&str> {
+        self.type_name.as_deref()
+    }
+
+    /// The fields the type has, when they are a closed set.
+    pub fn known_names(&self) -> Option<&[String]> {
+        self.known.as_deref()
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = &self.path;
+        let of = match &self.type_name {
+            Some(name) => format!("`{name}`"),
+            None => "the event type".to_string(),
+        };
+        match &self.known {
+            Some(names) if names.is_empty() => {
+                write!(f, "{of} has no named fields, so `{path}` cannot be read")
+            }
+            Some(names) => write!(
+                f,
+                "{of} has no field `{path}`; its fields are {}",
+                names.join(", ")
+            ),
+            None => write!(f, "{of} has no field `{path}`"),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::event::{FieldId, FieldPath};
+use crate::event::{FieldError, FieldId, FieldPath};
 use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
@@ -332,18 +332,15 @@ pub fn join(prefix: &str, name: &str) -> String {
 }
 
 /// The resolver of a derived struct: the id of `path`, or an error that
-/// names the path and lists the struct's fields.
+/// names the path and the struct's fields.
 pub fn resolve<T: EventField + ?Sized>(
     type_name: &str,
     path: &FieldPath,
-) -> Result<FieldId, String> {
+) -> Result<FieldId, FieldError> {
     if let Some(id) = T::resolve(path.segments()) {
         return Ok(FieldId::from_index(id));
     }
     let mut names = Vec::new();
     T::names("", &mut names);
-    Err(format!(
-        "`{type_name}` has no field `{path}`; its fields are {}",
-        names.join(", ")
-    ))
+    Err(FieldError::new(path).of_type(type_name).known(names))
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+use crate::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 use crate::persist::{Loaded, Saved};
 use crate::value::{Value, ValueRef};
 
@@ -111,7 +111,7 @@ impl fmt::Debug for FieldTable {
 }
 
 impl FieldResolver for FieldTable {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
         Ok(self.intern(path))
     }
 }

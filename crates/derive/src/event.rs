@@ -241,7 +241,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 fn resolve(
                     &mut self,
                     path: &#private::FieldPath,
-                ) -> ::core::result::Result<#private::FieldId, ::std::string::String> {
+                ) -> ::core::result::Result<#private::FieldId, #private::FieldError> {
                     #private::resolve::<#static_self>(#type_name, path)
                 }
 

@@ -123,7 +123,7 @@ pub use cepheid_derive::{Event, EventValue};
 /// refers to; not a public API.
 #[doc(hidden)]
 pub mod __derive {
-    pub use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+    pub use crate::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
     pub use crate::event_value::{join, resolve, EventField, EventTime, EventValue};
     pub use crate::primitives::Timestamp;
     pub use crate::value::{Value, ValueRef};

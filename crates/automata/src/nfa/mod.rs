@@ -80,7 +80,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hashbrown::HashMap;
 
 use crate::error::{Error, ErrorKind};
-use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+use crate::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 use crate::expr::{
     AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, CompiledExpr, CompiledSelect,
 };
@@ -462,7 +462,7 @@ struct Recording<'a> {
 }
 
 impl FieldResolver for Recording<'_> {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
         let id = self.fields.resolve(path)?;
         if !self.read.iter().any(|(p, _)| p == path) {
             self.read.push((path.clone(), id));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::accumulate::{AccumulatorLayoutBuilder, SlotId, SlotSpec};
 use super::ir::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
 use super::ops;
-use crate::event::{FieldId, FieldPath, FieldResolver};
+use crate::event::{FieldError, FieldId, FieldPath, FieldResolver};
 use crate::value::Value;
 
 /// The deepest expression compiled (the language caps nesting at 64; this
@@ -61,13 +61,8 @@ pub struct CompiledExpr {
 /// Why an expression could not be compiled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExprError {
-    /// The event type has no such field (the resolver's message).
-    UnknownField {
-        /// The field as written.
-        path: FieldPath,
-        /// Why the resolver refused it.
-        message: String,
-    },
+    /// The event type has no such field (what the resolver said).
+    UnknownField(FieldError),
     /// A field of the current event used in `select`, where there is none.
     FieldInSelect(FieldPath),
     /// A function called with the wrong number of arguments.
@@ -86,7 +81,7 @@ pub enum ExprError {
 impl fmt::Display for ExprError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExprError::UnknownField { message, .. } => f.write_str(message),
+            ExprError::UnknownField(e) => write!(f, "{e}"),
             ExprError::FieldInSelect(path) => write!(
                 f,
                 "`{path}` reads the current event, which `select` does not have; use a stage reference"
@@ -176,12 +171,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, ExprError> {
-        self.fields
-            .resolve(path)
-            .map_err(|message| ExprError::UnknownField {
-                path: path.clone(),
-                message,
-            })
+        self.fields.resolve(path).map_err(ExprError::UnknownField)
     }
 
     fn event_field(&mut self, path: &FieldPath) -> Result<FieldId, ExprError> {

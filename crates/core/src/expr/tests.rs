@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::event::{FieldId, FieldPath, FieldResolver};
+use crate::event::{FieldError, FieldId, FieldPath, FieldResolver};
 use crate::expr::compile::{ExprError, MAX_DEPTH};
 use crate::expr::SelectItem;
 use crate::primitives::{Span, StageId};
@@ -339,10 +339,10 @@ fn stage_free_conditions_allocate_no_state() {
 struct PriceOnly;
 
 impl FieldResolver for PriceOnly {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
         match path.to_string().as_str() {
             "price" => Ok(FieldId::from_index(0)),
-            other => Err(format!("the event type has no field `{other}`")),
+            _ => Err(FieldError::new(path)),
         }
     }
 }
@@ -352,7 +352,7 @@ fn compile_errors() {
     let mut fields = PriceOnly;
     let mut layout = AccumulatorLayoutBuilder::new();
     let unknown = CompiledExpr::compile(&field("nope"), &mut fields, &mut layout).unwrap_err();
-    assert!(matches!(unknown, ExprError::UnknownField { .. }));
+    assert!(matches!(unknown, ExprError::UnknownField(_)));
     assert_eq!(unknown.to_string(), "the event type has no field `nope`");
     let unknown_stage_field = stage_field(0, "nope");
     assert!(CompiledExpr::compile(&unknown_stage_field, &mut fields, &mut layout).is_err());

@@ -351,7 +351,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let key_paths = automaton.pattern().partition_by.clone();
         let key_ids = key_paths
             .iter()
-            .map(|path| fields.resolve(path))
+            .map(|path| fields.resolve(path).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let key_fn = match &automaton.pattern().partition_by_fn {
             None => None,

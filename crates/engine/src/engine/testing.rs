@@ -11,7 +11,7 @@ use super::automaton::{Automaton, EventStore, Reporter};
 use super::core::Core;
 use super::sink::MatchAccess;
 use super::*;
-use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+use crate::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 use crate::pattern::{Pattern, Sequence, SkipStrategy};
 use crate::primitives::{Span, Timestamp};
 use crate::value::{Value, ValueRef};
@@ -27,10 +27,10 @@ struct Ev {
 struct KeyOnly;
 
 impl FieldResolver for KeyOnly {
-    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, String> {
+    fn resolve(&mut self, path: &FieldPath) -> Result<FieldId, FieldError> {
         match path.to_string().as_str() {
             "key" => Ok(FieldId::from_index(0)),
-            other => Err(format!("the event type has no field `{other}`")),
+            _ => Err(FieldError::new(path)),
         }
     }
 }
