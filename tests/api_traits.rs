@@ -25,6 +25,69 @@ fn engines_and_patterns_cross_threads() {
 #[test]
 fn errors_are_std_errors() {
     std_error::<Error>();
+    // Every layer's own errors.
+    std_error::<cepheid_core::event::FieldError>();
+    std_error::<cepheid_core::time::DurationError>();
+    std_error::<cepheid_syntax::Diagnostics>();
+    std_error::<cepheid_syntax::NoSource>();
+    std_error::<cepheid_automata::nfa::CompileError>();
+    std_error::<cepheid_engine::io::WriteError>();
+    std_error::<cepheid_runtime::Error>();
+    std_error::<cepheid_runtime::Conflict>();
+    std_error::<cepheid_runtime::SinkError>();
+    std_error::<cepheid_runtime::SourceError>();
+    #[cfg(feature = "workers")]
+    std_error::<cepheid_dataflow::run::Error>();
+    #[cfg(feature = "kafka")]
+    std_error::<cepheid_kafka::KafkaError>();
+    #[cfg(feature = "kafka")]
+    std_error::<cepheid_kafka::OptionsError>();
+    #[cfg(feature = "metrics")]
+    std_error::<cepheid_monitor::MonitorError>();
+}
+
+/// An error in pattern text holds what went wrong as data: its `Display`
+/// is one line, `path:line:column: message`, whatever the features of
+/// the build; the source line with the offending text underlined is
+/// drawn only when `render` is asked (the command asks).
+#[test]
+fn a_pattern_error_is_one_line_and_renders_its_source_on_demand() {
+    let err = Rules::parse("t.cep", "pattern p {\n  match a b\n}").unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.starts_with("t.cep:2:"), "{shown}");
+    assert_eq!(shown.lines().count(), 1, "{shown}");
+    assert!(err.excerpt().is_some());
+    let drawn = err.render();
+    assert!(drawn.starts_with("error: t.cep:2:"), "{drawn}");
+    assert!(drawn.contains("match a b"), "{drawn}");
+    assert!(drawn.contains('^'), "{drawn}");
+    // Two errors: a line each, and each drawn.
+    let two =
+        Rules::parse("t.cep", "pattern p { match a b }\npattern q { match c d }").unwrap_err();
+    assert_eq!(two.errors().len(), 2, "{two}");
+    assert_eq!(two.to_string().lines().count(), 2, "{two}");
+    assert_eq!(two.render().matches("error: t.cep:").count(), 2);
+}
+
+/// What `?` in a `main` prints of each layer's errors (their `Debug`) is
+/// the message and its causes, not a struct dump.
+#[test]
+fn question_mark_in_main_prints_messages_not_structs() {
+    let err = Rules::parse("t.cep", "pattern p { match a b }").unwrap_err();
+    let debug = format!("{err:?}");
+    assert!(debug.starts_with("t.cep:1:"), "{debug}");
+    let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+    let runtime = cepheid_runtime::Error::Io {
+        doing: cepheid_runtime::Doing::Read,
+        path: "events.jsonl".into(),
+        source: io,
+    };
+    let debug = format!("{runtime:?}");
+    assert!(debug.starts_with(&runtime.to_string()), "{debug}");
+    assert!(!debug.contains("Io {"), "{debug}");
+    assert!(debug.contains("no such file"), "{debug}");
+    let parse = cepheid_syntax::parse("pattern p { match a b }").unwrap_err();
+    assert_eq!(format!("{parse:?}"), parse.to_string());
 }
 
 #[test]

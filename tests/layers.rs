@@ -40,7 +40,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // Kafka in and out (issue 24): the runtime's `Source` and `Sink`
     // implemented; the command's (default) feature `kafka`.
-    ("cepheid-kafka", &["cepheid-engine", "cepheid-runtime"]),
+    (
+        "cepheid-kafka",
+        &["cepheid-core", "cepheid-engine", "cepheid-runtime"],
+    ),
     // The status, Prometheus text and live page of `cepheid run --metrics`
     // (issue 25): the command's (default) feature `metrics`, filled from
     // the runtime's observer hook (its `Observer`; the runtime does not

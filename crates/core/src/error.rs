@@ -92,6 +92,20 @@ impl fmt::Display for Location {
     }
 }
 
+/// The pattern text an [`Error`] points into, kept as data and drawn on
+/// demand: the lines around the error's place with the offending text
+/// underlined, other places it names, a hint. The syntax crate's
+/// `cepheid_syntax::Located` (a diagnostic with the texts it points into)
+/// is one; how it draws (`annotate-snippets`, rustc's renderer, or a plain
+/// one) is the syntax crate's choice, made by its features, and shows only
+/// in [`Error::render`], never in an error's `Display`.
+pub trait Excerpt: fmt::Debug + Send + Sync + 'static {
+    /// The error drawn with its source lines: a title line
+    /// (`error: path:line:column: message`), the quoted lines with the
+    /// offending text underlined, and any hint.
+    fn render(&self) -> String;
+}
+
 /// The crate's error: a kind, a message, maybe a location, maybe several
 /// errors at once.
 ///
@@ -101,7 +115,11 @@ impl fmt::Display for Location {
 /// [`kind`](Error::kind) to branch on, a [`location`](Error::location) when
 /// the problem is at a place in pattern text or input, and it may stand for
 /// several problems at once (every error of a `.cep` file), which
-/// [`Display`](std::fmt::Display) renders one after the other.
+/// [`Display`](std::fmt::Display) writes one line each
+/// (`path:line:column: message`). It holds what went wrong as data, never
+/// text drawn for a terminal: an error in pattern text keeps an
+/// [`Excerpt`] of that text, which [`Error::render`] draws with the
+/// offending text underlined when a program (the `cepheid` command) asks.
 ///
 /// ```
 /// use cepheid_core::{Error, ErrorKind, Location};
@@ -123,9 +141,9 @@ struct Inner {
     /// Where in pattern text (a byte span), for the loader to turn into a
     /// location.
     span: Option<crate::primitives::Span>,
-    /// The full text to show (a diagnostic with its source line and
-    /// underline), when there is more to show than `location: message`.
-    rendered: Option<String>,
+    /// The pattern text the error points into, drawn only when
+    /// [`Error::render`] asks.
+    excerpt: Option<Arc<dyn Excerpt>>,
     /// For an error that stands for several: each of them.
     errors: Vec<Error>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -140,7 +158,7 @@ impl Error {
                 message: message.into(),
                 location: None,
                 span: None,
-                rendered: None,
+                excerpt: None,
                 errors: Vec::new(),
                 source: None,
             }),
@@ -166,11 +184,47 @@ impl Error {
         self.inner.span
     }
 
-    /// The same error, shown as `rendered` (e.g. with the source line and
-    /// the offending text underlined) instead of `location: message`.
-    pub fn rendered(mut self, rendered: String) -> Error {
-        self.inner.rendered = Some(rendered);
+    /// The same error, pointing into `excerpt`: the pattern text around
+    /// its place, which [`Error::render`] draws (the syntax crate's
+    /// `Located` diagnostics are excerpts).
+    pub fn with_excerpt(mut self, excerpt: Arc<dyn Excerpt>) -> Error {
+        self.inner.excerpt = Some(excerpt);
         self
+    }
+
+    /// The pattern text this error points into, when it has one.
+    pub fn excerpt(&self) -> Option<&dyn Excerpt> {
+        self.inner.excerpt.as_deref()
+    }
+
+    /// The error drawn for a person: each error it stands for with the
+    /// lines of pattern text it points into and the offending text
+    /// underlined (as [`Excerpt::render`] draws it), or as its
+    /// [`Display`](fmt::Display) line when it has no excerpt; one after the
+    /// other, without a final newline. `Display` is the short form
+    /// (`path:line:column: message`): what goes into a log line or a
+    /// message of a program; `render` is what a terminal shows.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cepheid_core::{Error, ErrorKind, Location};
+    /// let err = Error::new(ErrorKind::Syntax, "expected a condition")
+    ///     .at(Location::new("rules.cep", 3, 14));
+    /// assert_eq!(err.render(), "rules.cep:3:14: expected a condition");
+    /// # Ok(()) }
+    /// ```
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (i, e) in self.errors().iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            match &e.inner.excerpt {
+                Some(excerpt) => out.push_str(excerpt.render().trim_end()),
+                None => out.push_str(&e.to_string()),
+            }
+        }
+        out
     }
 
     /// The same error, caused by `source`.
@@ -236,9 +290,6 @@ impl fmt::Display for Error {
             }
             return Ok(());
         }
-        if let Some(rendered) = &self.inner.rendered {
-            return f.write_str(rendered.trim_end());
-        }
         match &self.inner.location {
             Some(at) => write!(f, "{at}: {}", self.inner.message),
             None => f.write_str(&self.inner.message),
@@ -288,6 +339,60 @@ impl fmt::Debug for Error {
         }
         d.finish()
     }
+}
+
+/// Writes `error` as a person should read it where `?` in a `main`
+/// returning `Result<(), Box<dyn Error>>` prints it (Rust prints the
+/// error's `Debug` there): its [`Display`](fmt::Display) text, then under
+/// `Caused by:` each cause whose text the lines before do not already say.
+/// The error types of the layers above write their `Debug` with it, so
+/// that no struct dump reaches a user.
+///
+/// ```
+/// use std::fmt;
+/// #[derive(Clone)]
+/// struct CannotOpen(std::sync::Arc<std::io::Error>);
+/// impl fmt::Display for CannotOpen {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         f.write_str("cannot open the rules")
+///     }
+/// }
+/// impl fmt::Debug for CannotOpen {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         cepheid_core::error::write_report(self, f)
+///     }
+/// }
+/// impl std::error::Error for CannotOpen {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&*self.0)
+///     }
+/// }
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+/// let e = CannotOpen(std::sync::Arc::new(io));
+/// assert_eq!(format!("{e:?}"), "cannot open the rules\n\nCaused by:\n    no such file");
+/// ```
+pub fn write_report(
+    error: &(dyn std::error::Error + 'static),
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    let mut said = error.to_string();
+    f.write_str(&said)?;
+    let mut heading = false;
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !said.contains(&text) {
+            if !heading {
+                f.write_str("\n\nCaused by:")?;
+                heading = true;
+            }
+            write!(f, "\n    {text}")?;
+            said.push('\n');
+            said.push_str(&text);
+        }
+        cause = c.source();
+    }
+    Ok(())
 }
 
 impl std::error::Error for Error {

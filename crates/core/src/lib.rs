@@ -35,7 +35,7 @@ pub mod slab;
 pub mod time;
 pub mod value;
 
-pub use error::{Error, ErrorKind, Inconsistent, Location};
+pub use error::{Error, ErrorKind, Excerpt, Inconsistent, Location};
 pub use event::{Event, FieldId, FieldPath};
 pub use event_value::EventValue;
 pub use primitives::{Span, Timestamp};

@@ -503,7 +503,6 @@ impl fmt::Display for Mismatch {
 }
 
 /// Why a run on workers could not start, or stopped on its own.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// An option it does not take (usage).
@@ -709,6 +708,14 @@ impl fmt::Display for Error {
             ),
             Error::Worker { why, .. } => write!(f, "a worker failed: {why}"),
         }
+    }
+}
+
+/// What `?` in a `main` prints: the message and the causes it does not
+/// already say ([`cepheid_core::error::write_report`]), not a struct dump.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        cepheid_core::error::write_report(self, f)
     }
 }
 

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::dsl::{Diagnostic, DiagnosticKind, Loaded};
+use crate::dsl::{Diagnostic, DiagnosticKind, Loaded, Located};
 use crate::error::{Error, ErrorKind, Location};
 use crate::event::FieldResolver;
 use crate::matcher::Cache;
@@ -312,7 +312,8 @@ fn diagnostic_kind(d: &Diagnostic) -> ErrorKind {
 
 /// `d` as an error of `kind`, rendered with its source line, at its place.
 fn located(loaded: &Loaded, d: &Diagnostic, kind: ErrorKind) -> Error {
-    let mut error = Error::new(kind, d.message.clone()).rendered(d.render(&loaded.sources));
+    let mut error = Error::new(kind, d.message.clone())
+        .with_excerpt(Arc::new(Located::new(d, &loaded.sources)));
     if let Some(src) = loaded.sources.get(d.source) {
         let (line, column) = src.line_col(d.span.start as usize);
         error = error.at(Location::new(src.name.as_str(), line, column));

@@ -8,7 +8,7 @@ use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use crate::position::KafkaPosition;
 
 /// What a Kafka source or sink could not do.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum KafkaError {
     /// The client (librdkafka) refused or failed `operation`.
@@ -219,6 +219,14 @@ impl fmt::Display for KafkaError {
             ),
             KafkaError::Config { reason } => write!(f, "Kafka: {reason}"),
         }
+    }
+}
+
+/// What `?` in a `main` prints: the message and the causes it does not
+/// already say ([`cepheid_core::error::write_report`]), not a struct dump.
+impl fmt::Debug for KafkaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        cepheid_core::error::write_report(self, f)
     }
 }
 

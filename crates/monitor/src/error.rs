@@ -3,7 +3,6 @@
 use std::fmt;
 
 /// What can go wrong in the monitor.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum MonitorError {
     /// The address to serve on did not resolve.
@@ -44,6 +43,14 @@ impl fmt::Display for MonitorError {
             MonitorError::Encode(_) => write!(f, "cannot write the Prometheus text"),
             MonitorError::ServerPanicked => write!(f, "the monitor's HTTP server panicked"),
         }
+    }
+}
+
+/// What `?` in a `main` prints: the message and the causes it does not
+/// already say ([`cepheid_core::error::write_report`]), not a struct dump.
+impl fmt::Debug for MonitorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        cepheid_core::error::write_report(self, f)
     }
 }
 

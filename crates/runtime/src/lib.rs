@@ -529,7 +529,6 @@ impl fmt::Display for Unusable {
 }
 
 /// Why a run could not start, or stopped before the end of its input.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// An I/O error on a file (named as in messages).
@@ -697,6 +696,14 @@ impl fmt::Display for Error {
                 "the sink chose kept checkpoint {chosen}, but {kept} are kept"
             ),
         }
+    }
+}
+
+/// What `?` in a `main` prints: the message and the causes it does not
+/// already say ([`cepheid_core::error::write_report`]), not a struct dump.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        cepheid_core::error::write_report(self, f)
     }
 }
 

@@ -473,7 +473,7 @@ impl From<PatternError> for Diagnostic {
 /// let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
 /// assert!(boxed.to_string().starts_with("1:"), "{boxed}");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Diagnostics {
     list: Vec<Diagnostic>,
     /// Where the first error is: 1-based line and column (0, 0 when the
@@ -524,6 +524,14 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+/// What `?` in a `main` prints: the message, not a struct dump
+/// ([`cepheid_core::error::write_report`]).
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        cepheid_core::error::write_report(self, f)
+    }
+}
+
 impl std::error::Error for Diagnostics {}
 
 /// Every diagnostic, in the order found.
@@ -547,6 +555,71 @@ impl IntoIterator for Diagnostics {
     type IntoIter = std::vec::IntoIter<Diagnostic>;
     fn into_iter(self) -> Self::IntoIter {
         self.list.into_iter()
+    }
+}
+
+/// A diagnostic with the texts it points into: what an error of the layers
+/// above keeps so that it can be drawn when a program asks
+/// ([`cepheid_core::Error::render`], through [`cepheid_core::Excerpt`]),
+/// never drawn beforehand. It holds its own source and those its labels
+/// point into (a name first defined in another file), re-numbered from 0.
+///
+/// ```
+/// use std::sync::Arc;
+/// use cepheid_core::{Error, ErrorKind, Excerpt};
+/// let loaded = cepheid_syntax::load_str("r.cep", "pattern p { match a b }");
+/// let d = loaded.diagnostics.iter().find(|d| d.is_error()).unwrap();
+/// let located = cepheid_syntax::Located::new(d, &loaded.sources);
+/// assert!(located.render().contains("r.cep:1:"));
+/// let error = Error::new(ErrorKind::Syntax, d.message.clone()).with_excerpt(Arc::new(located));
+/// assert!(error.render().contains("^"), "{}", error.render());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Located {
+    diagnostic: Diagnostic,
+    sources: Vec<Source>,
+}
+
+impl Located {
+    /// `diagnostic`, with the texts of `sources` it and its labels point
+    /// into.
+    pub fn new(diagnostic: &Diagnostic, sources: &[Source]) -> Located {
+        let mut kept: Vec<usize> = vec![diagnostic.source];
+        for l in &diagnostic.labels {
+            if !kept.contains(&l.source) {
+                kept.push(l.source);
+            }
+        }
+        let renumber = |source: usize| kept.iter().position(|&k| k == source).unwrap_or(0);
+        let mut d = diagnostic.clone();
+        d.source = 0;
+        for l in &mut d.labels {
+            l.source = renumber(l.source);
+        }
+        Located {
+            diagnostic: d,
+            sources: kept
+                .iter()
+                .filter_map(|&k| sources.get(k).cloned())
+                .collect(),
+        }
+    }
+
+    /// The diagnostic (its `source` and its labels' index
+    /// [`Located::sources`]).
+    pub fn diagnostic(&self) -> &Diagnostic {
+        &self.diagnostic
+    }
+
+    /// The texts it points into: its own first.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+}
+
+impl cepheid_core::Excerpt for Located {
+    fn render(&self) -> String {
+        self.diagnostic.render(&self.sources)
     }
 }
 

@@ -50,7 +50,7 @@ mod source;
 
 use std::collections::HashMap;
 
-pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Label, Severity, Source};
+pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Label, Located, Severity, Source};
 pub use explain::{explain, sequence_dot};
 pub use lex::is_plain_ident;
 pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
