@@ -280,6 +280,16 @@ fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
         r#"{"$rules": "pattern p { match a }", "ts": 5}"#.to_string(),
     );
     broken.insert(700, r#"{"$rules": 5}"#.to_string());
+    // Parses, but the compiler rejects it: said in its place too.
+    let ambiguous: String = (0..14)
+        .map(|i| format!(" followed by (b{i}? followed by c{i}?)?"))
+        .collect();
+    broken.insert(
+        800,
+        rules_record(&format!(
+            "pattern amb {{\n    match a{ambiguous} followed by z\n}}"
+        )),
+    );
     let stream = [
         "--max-delay",
         "5ms",
@@ -299,8 +309,10 @@ fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
         "cepheid: events.jsonl:501 (`$rules_file` missing.cep): refused: cannot open it in --rules-dir: entity not found; the old rules go on",
         "events.jsonl:601: malformed line: a `$rules` or `$rules_file` record must have no other field (this one has 2)",
         "events.jsonl:701: malformed line: `$rules` must be the pattern source, as a string",
+        "error: events.jsonl:801 ($rules):1:9: pattern `amb` cannot be compiled: the pattern is too ambiguous",
+        "cepheid: events.jsonl:801 (`$rules`): the new rules have errors; the old rules go on",
         "1000 events read, 2 malformed,",
-        ", 0 rule reloads, 2 refused (the old rules kept)",
+        ", 0 rule reloads, 3 refused (the old rules kept)",
     ] {
         assert!(err.contains(said), "{said}: {err}");
     }

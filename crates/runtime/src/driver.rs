@@ -1552,18 +1552,22 @@ impl Session<'_> {
             ));
             return Ok(());
         }
-        let loaded = cepheid_engine::rules::load_paths(&self.config.patterns);
+        let loaded = cepheid_syntax::load_paths(&self.config.patterns);
         if self.apply(loaded, why) {
             self.stale_below = self.engine.fields().len();
         }
         self.check_output()
     }
 
-    /// Makes `loaded` the engine's rule set (`where_` names what asked for
-    /// it in messages) and says what that did to each pattern; a set with
-    /// errors is said (with its diagnostics) and counted, and changes
-    /// nothing. True when the rules were put in force.
-    fn apply(&mut self, loaded: Loaded, where_: &str) -> bool {
+    /// Makes `loaded` (as the language loaded it, not compiled yet) the
+    /// engine's rule set (`where_` names what asked for it in messages)
+    /// and says what that did to each pattern; a set with errors is said
+    /// (with its diagnostics) and counted, and changes nothing. True when
+    /// the rules were put in force.
+    fn apply(&mut self, mut loaded: Loaded, where_: &str) -> bool {
+        // Compiled first, so that what the compiler rejects is said with
+        // the rest, in its place in the text.
+        let checked = cepheid_engine::rules::check(&mut loaded);
         let diagnostics = loaded.render();
         if !diagnostics.is_empty() {
             self.out
@@ -1578,8 +1582,8 @@ impl Session<'_> {
             false
         };
         let watch = FieldWatch::from_loaded(&loaded);
-        // Errors are said above; `Rules` places a compile error in its text.
-        let Ok(rules) = Rules::from_loaded(loaded) else {
+        // Errors are said above.
+        let Ok(rules) = Rules::from_checked(loaded, checked) else {
             return refused(self, "have errors");
         };
         let policy = self.config.reload_policy;

@@ -54,7 +54,8 @@ pub struct StreamRules {
 pub const MAX_STREAM_FILES: usize = 256;
 
 /// The rules of a control record at line `line_no` of the input named
-/// `origin`, with their diagnostics, or why the record is refused
+/// `origin`, as the language loads them (with its diagnostics; compiled
+/// once, where they are applied), or why the record is refused
 /// (rule changes from the stream off, a path outside `--rules-dir`, not a
 /// regular file, too large: never anything of the file's content). Inline
 /// source is named `ORIGIN:LINE ($rules)` in the diagnostics; a
@@ -72,10 +73,7 @@ pub(crate) fn load_control(
         );
     }
     match control {
-        Control::Source(text) => Ok(cepheid_engine::rules::load_str(
-            &format!("{name} ($rules)"),
-            text,
-        )),
+        Control::Source(text) => Ok(cepheid_syntax::load_str(&format!("{name} ($rules)"), text)),
         Control::File(path) => match &allowed.dir {
             None => Err(
                 "`$rules_file` records are off (--rules-dir DIR allows the files in DIR)"
@@ -148,7 +146,6 @@ pub(crate) fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
         })?;
         loaded.add_bytes(&shown, &bytes);
     }
-    cepheid_engine::rules::check(&mut loaded);
     Ok(loaded)
 }
 
