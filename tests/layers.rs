@@ -1,85 +1,12 @@
 //! The workspace's layering, as Cargo sees it: each crate depends only on
-//! the crates below it (`ARCHITECTURE.md`, "Crates"), so the graph goes
-//! straight down with no cycle; and a program that uses the library builds
+//! the crates below it, drawn from `cargo metadata` into `ARCHITECTURE.md`
+//! ("Crates") and checked against it, so the graph goes straight down with
+//! no cycle; and a program that uses the library builds
 //! none of the crates only the command needs. Runs `cargo metadata` and
 //! `cargo tree` offline on the lock file (no network).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-
-/// Each workspace crate and the workspace crates it may use (normal
-/// dependencies), bottom first: the table of `ARCHITECTURE.md`.
-const LAYERS: &[(&str, &[&str])] = &[
-    ("cepheid-core", &[]),
-    ("cepheid-derive", &[]),
-    ("cepheid-syntax", &["cepheid-core"]),
-    ("cepheid-automata", &["cepheid-core"]),
-    (
-        "cepheid-engine",
-        &[
-            "cepheid-automata",
-            "cepheid-core",
-            "cepheid-derive",
-            "cepheid-syntax",
-        ],
-    ),
-    (
-        "cepheid-runtime",
-        &["cepheid-core", "cepheid-engine", "cepheid-syntax"],
-    ),
-    // The run on workers (`cepheid_dataflow::run`) is driven by the
-    // runtime's public API.
-    (
-        "cepheid-dataflow",
-        &[
-            "cepheid-core",
-            "cepheid-engine",
-            "cepheid-runtime",
-            "cepheid-syntax",
-        ],
-    ),
-    // Kafka in and out (issue 24): the runtime's `Source` and `Sink`
-    // implemented; the command's (default) feature `kafka`.
-    (
-        "cepheid-kafka",
-        &["cepheid-core", "cepheid-engine", "cepheid-runtime"],
-    ),
-    // The status, Prometheus text and live page of `cepheid run --metrics`
-    // (issue 25): the command's (default) feature `metrics`, filled from
-    // the runtime's observer hook (its `Observer`; the runtime does not
-    // use it), each pattern's automaton drawn.
-    (
-        "cepheid-monitor",
-        &[
-            "cepheid-automata",
-            "cepheid-core",
-            "cepheid-engine",
-            "cepheid-runtime",
-        ],
-    ),
-    (
-        "cepheid-cli",
-        &[
-            "cepheid-automata",
-            "cepheid-core",
-            "cepheid-dataflow",
-            "cepheid-engine",
-            "cepheid-kafka",
-            "cepheid-monitor",
-            "cepheid-runtime",
-            "cepheid-syntax",
-        ],
-    ),
-    (
-        "cepheid-bench",
-        &[
-            "cepheid-automata",
-            "cepheid-core",
-            "cepheid-engine",
-            "cepheid-syntax",
-        ],
-    ),
-];
 
 /// What only the command needs: none of it may reach a library user.
 const CLI_CRATES: [&str; 9] = [
@@ -118,45 +45,141 @@ fn cargo(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8")
 }
 
-#[test]
-fn each_crate_uses_exactly_the_layers_below_it() {
+/// The workspace's crates and the workspace crates each uses (normal
+/// dependencies: a dev-dependency may look up, as the derive's
+/// documentation uses the engine), from `cargo metadata`.
+fn crate_graph() -> BTreeMap<String, BTreeSet<String>> {
     let metadata: serde_json::Value =
         serde_json::from_str(&cargo(&["metadata", "--format-version", "1", "--no-deps"]))
             .expect("cargo metadata prints JSON");
-    let members: BTreeSet<&str> = metadata["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
-    let mut found: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for package in metadata["packages"].as_array().expect("packages") {
-        let name = package["name"].as_str().expect("name");
-        let uses = found.entry(name).or_default();
+    let packages = metadata["packages"].as_array().expect("packages");
+    let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for package in packages {
+        let uses = graph
+            .entry(package["name"].as_str().expect("name").to_string())
+            .or_default();
         for dep in package["dependencies"].as_array().expect("dependencies") {
             let dep_name = dep["name"].as_str().expect("name");
-            // Normal dependencies only: a dev-dependency may look up (the
-            // derive's documentation uses the engine).
             if members.contains(dep_name) && dep["kind"].is_null() {
-                uses.insert(dep_name);
+                uses.insert(dep_name.to_string());
             }
         }
     }
-    let expected: BTreeMap<&str, BTreeSet<&str>> = LAYERS
-        .iter()
-        .map(|(name, uses)| (*name, uses.iter().copied().collect()))
-        .collect();
-    assert_eq!(found, expected, "the crate graph is not the documented one");
-    // Bottom first: every crate uses only crates listed before it, so the
-    // graph has no cycle.
-    for (i, (name, uses)) in LAYERS.iter().enumerate() {
-        for used in *uses {
-            assert!(
-                LAYERS[..i].iter().any(|(n, _)| n == used),
-                "{name} uses {used}, which is not below it"
-            );
+    graph
+}
+
+/// `graph` bottom first: each crate after every crate it uses, by layer
+/// (a crate's layer is one above the highest it uses), then by name;
+/// `None` when the graph has a cycle.
+fn layered(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<(usize, &str)>> {
+    let mut layer: BTreeMap<&str, usize> = BTreeMap::new();
+    while layer.len() < graph.len() {
+        let before = layer.len();
+        for (name, uses) in graph {
+            if layer.contains_key(name.as_str()) {
+                continue;
+            }
+            let below: Option<Vec<usize>> = uses
+                .iter()
+                .map(|u| layer.get(u.as_str()).copied())
+                .collect();
+            if let Some(below) = below {
+                layer.insert(name, below.iter().max().map_or(0, |l| l + 1));
+            }
+        }
+        if layer.len() == before {
+            return None; // every crate left uses one not placed: a cycle
         }
     }
+    let mut order: Vec<(usize, &str)> = layer.into_iter().map(|(n, l)| (l, n)).collect();
+    order.sort();
+    Some(order)
+}
+
+/// The block of `ARCHITECTURE.md` that `graph` gives: a line per crate,
+/// bottom first, with the crates it uses (without the `cepheid-` prefix),
+/// then the same as a Mermaid diagram.
+fn graph_block(graph: &BTreeMap<String, BTreeSet<String>>) -> String {
+    let short = |name: &str| name.trim_start_matches("cepheid-").to_string();
+    let order = layered(graph).expect("the crate graph has a cycle");
+    let mut text = String::from("```text\n");
+    for (layer, name) in &order {
+        let uses: Vec<String> = graph[*name].iter().map(|u| short(u)).collect();
+        let line = format!("layer {layer}  {:<18}", short(name));
+        if uses.is_empty() {
+            text.push_str(line.trim_end());
+        } else {
+            text.push_str(&format!("{line}uses {}", uses.join(", ")));
+        }
+        text.push('\n');
+    }
+    text.push_str("```\n\n```mermaid\ngraph BT\n");
+    for (_, name) in &order {
+        for used in &graph[*name] {
+            text.push_str(&format!("    {} --> {}\n", short(name), short(used)));
+        }
+    }
+    text.push_str("```\n");
+    text
+}
+
+const BEGIN: &str = "<!-- crate graph: begin -->\n";
+const END: &str = "<!-- crate graph: end -->";
+
+/// The crate graph in `ARCHITECTURE.md` ("Crates") is the one Cargo
+/// builds, drawn from `cargo metadata`; it goes straight down, with no
+/// cycle (Cargo refuses one among dependencies, and the layering puts
+/// each crate above all it uses). `CEPHEID_BLESS=1` writes the block
+/// again after a change of dependencies.
+#[test]
+fn the_documented_crate_graph_is_cargos() {
+    let graph = crate_graph();
+    let block = graph_block(&graph);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md");
+    let doc = std::fs::read_to_string(path).expect("reads ARCHITECTURE.md");
+    let start = doc
+        .find(BEGIN)
+        .expect("ARCHITECTURE.md has the crate graph's begin marker")
+        + BEGIN.len();
+    let end = start + doc[start..].find(END).expect("and its end marker");
+    if std::env::var_os("CEPHEID_BLESS").is_some() {
+        let written = format!("{}{block}{}", &doc[..start], &doc[end..]);
+        std::fs::write(path, written).expect("writes ARCHITECTURE.md");
+        return;
+    }
+    assert_eq!(
+        &doc[start..end],
+        block,
+        "ARCHITECTURE.md's crate graph is not Cargo's (CEPHEID_BLESS=1 writes it)"
+    );
+    // The library's crates: the command and the benches are on top.
+    let order = layered(&graph).expect("no cycle");
+    let top = order.last().map(|(layer, _)| *layer);
+    assert_eq!(
+        order
+            .iter()
+            .find(|(_, n)| *n == "cepheid-cli")
+            .map(|(l, _)| *l),
+        top,
+        "the command is the top layer"
+    );
+}
+
+/// The layering itself: a graph with a cycle has no order, one without
+/// has each crate above all it uses.
+#[test]
+fn a_cycle_has_no_layers() {
+    let graph = |edges: &[(&str, &[&str])]| -> BTreeMap<String, BTreeSet<String>> {
+        edges
+            .iter()
+            .map(|(n, uses)| (n.to_string(), uses.iter().map(|u| u.to_string()).collect()))
+            .collect()
+    };
+    let fine = graph(&[("a", &[]), ("b", &["a"]), ("c", &["a", "b"])]);
+    assert_eq!(layered(&fine), Some(vec![(0, "a"), (1, "b"), (2, "c")]));
+    let cycle = graph(&[("a", &["c"]), ("b", &["a"]), ("c", &["b"]), ("d", &[])]);
+    assert_eq!(layered(&cycle), None);
 }
 
 /// The packages of `cargo tree -e normal -p PACKAGE` with `extra` flags.
