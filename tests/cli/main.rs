@@ -64,6 +64,8 @@ mod explain_graph;
 #[cfg(feature = "kafka")]
 #[path = "../../crates/kafka/tests/support/mod.rs"]
 mod kafka_support;
+#[path = "../language_doc.rs"]
+mod language_doc;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_limit.rs"]
