@@ -30,7 +30,7 @@ use cepheid_engine::io::Format;
 use cepheid_engine::{FieldWatch, Record, Rules};
 use cepheid_runtime::checkpoint::Every;
 use cepheid_runtime::stats;
-use cepheid_runtime::{Config, End, Error, Input, Notice, Report, Runtime, Time};
+use cepheid_runtime::{Config, Conflict, End, Error, Input, Notice, Report, Runtime, Time};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[cfg(feature = "workers")]
@@ -360,56 +360,22 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_USAGE;
         }
     }
+    // (the library sees no time field in processing time or Kafka's: the
+    // command refuses the argument all the same)
     if args.time_field == "$watermark" {
-        // Every line would be read as a watermark.
-        say!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
-        return crate::EXIT_USAGE;
-    }
-    #[cfg(feature = "workers")]
-    if args.scale.enabled() && args.watch {
-        say!("error: --watch is not supported with --workers or --processes");
+        say!("error: {}", Conflict::WatermarkTimeField);
         return EXIT_USAGE;
     }
-    #[cfg(feature = "workers")]
-    if args.scale.enabled() && args.rules_from_stream {
-        say!(
-            "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
-        );
-        return EXIT_USAGE;
-    }
-    #[cfg(feature = "kafka")]
-    let rules_topic = args.rules_topic.is_some();
-    #[cfg(not(feature = "kafka"))]
-    let rules_topic = false;
-    if args.rules_dir.is_some() && !args.rules_from_stream && !rules_topic {
-        say!("error: --rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)");
-        return EXIT_USAGE;
-    }
-    if let Some(dir) = &args.rules_dir {
-        if !dir.is_dir() {
-            say!("error: --rules-dir {}: not a folder", dir.display());
-            return EXIT_USAGE;
-        }
-    }
-    // On workers: a Kafka source without --rules-topic (its partitions
-    // dealt to the workers), a Kafka output on one process
+    // What a run on workers does not take, before a Kafka broker is asked
     // (docs/kafka.md, "On workers").
-    #[cfg(all(feature = "workers", feature = "kafka"))]
+    #[cfg(feature = "workers")]
     if args.scale.enabled() {
-        let to_kafka =
-            kafka::is_kafka(&args.output) || args.late.as_deref().is_some_and(kafka::is_kafka);
-        let scale = args.scale.scale();
-        let refused = if to_kafka && scale.processes.is_some_and(|p| p > 1) {
-            Some("--output and --late kafka://... are not supported with --processes yet (with --workers they are)")
-        } else if to_kafka && scale.output_per_worker {
-            Some("--output-per-worker needs --output FILE (not kafka://...)")
-        } else if kafka::is_kafka(&args.events) && args.rules_topic.is_some() {
-            Some("--rules-topic is not supported with --workers or --processes yet")
-        } else {
-            None
-        };
-        if let Some(why) = refused {
-            say!("error: {why}");
+        #[cfg(feature = "kafka")]
+        let sink = kafka::is_kafka(&args.output);
+        #[cfg(not(feature = "kafka"))]
+        let sink = false;
+        if let Err(refusal) = workers::check(&config, &args.scale, sink) {
+            say!("error: {refusal}");
             return EXIT_USAGE;
         }
     }
@@ -612,6 +578,10 @@ pub(crate) fn config(args: &Args) -> Config {
     };
     config.rules_from_stream = args.rules_from_stream;
     config.rules_dir.clone_from(&args.rules_dir);
+    #[cfg(feature = "kafka")]
+    {
+        config.source_rules = args.rules_topic.is_some();
+    }
     config
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
-use cepheid_dataflow::run::{Error, Scale, Workers};
+use cepheid_dataflow::run::{Error, Refusal, Scale, Workers};
 use cepheid_engine::Rules;
 use cepheid_runtime::{Config, End, Report, Sink, Source};
 
@@ -86,6 +86,12 @@ pub struct Outputs {
     pub sources: Option<Vec<Option<Box<dyn Source>>>>,
     /// The records' sink (`--output kafka://...`).
     pub sink: Option<Box<dyn Sink>>,
+}
+
+/// What a run of `config` on the workers of `scale` does not take, `sink`
+/// when its records go to a sink.
+pub fn check(config: &Config, scale: &ScaleArgs, sink: bool) -> Result<(), Refusal> {
+    Workers::check(config, &scale.scale(), sink)
 }
 
 /// The exit status of a run on workers that could not start or failed.
