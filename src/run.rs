@@ -349,7 +349,7 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
-    if let Err(why) = kafka::check(args) {
+    if let Err(why) = kafka::options(args).check() {
         say!("error: {why}");
         return EXIT_USAGE;
     }
@@ -371,7 +371,7 @@ pub fn run(args: &Args) -> u8 {
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
         #[cfg(feature = "kafka")]
-        let sink = kafka::is_kafka(&args.output);
+        let sink = cepheid_kafka::is_kafka(&args.output);
         #[cfg(not(feature = "kafka"))]
         let sink = false;
         if let Err(refusal) = workers::check(&config, &args.scale, sink) {
@@ -403,34 +403,18 @@ pub fn run(args: &Args) -> u8 {
     };
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
-        let report = Box::new(report);
-        // A Kafka source: one per worker, its partitions dealt to them.
+        // A Kafka source: one per worker, its partitions dealt to them; a
+        // Kafka output: one producer, which worker 0 hands every worker's
+        // records (transactional with --checkpoint).
         #[cfg(feature = "kafka")]
-        let sources = if kafka::is_kafka(&args.events) {
-            let scale = args.scale.scale();
-            let processes = scale.processes.unwrap_or(1);
-            match kafka::open_shares(args, scale.process, scale.workers, processes) {
-                Ok(sources) => Some(sources),
-                Err(e) => {
-                    say!("error: {e}");
-                    return kafka::status_of(&e);
-                }
-            }
-        } else {
-            None
-        };
-        #[cfg(not(feature = "kafka"))]
-        let sources = None;
-        // A Kafka output: one producer, which worker 0 hands every
-        // worker's records (transactional with --checkpoint).
-        #[cfg(feature = "kafka")]
-        let (config, sink) = {
+        let (config, sources, sink) = {
             let mut config = config;
-            match kafka::open_sink(args, &mut config) {
-                Ok(sink) => (
-                    config,
-                    sink.map(|s| Box::new(s) as Box<dyn cepheid_runtime::Sink>),
-                ),
+            let kafka = kafka::options(args);
+            let scale = args.scale.scale();
+            let opened = (kafka.open_shares(scale.own_workers(), scale.all_workers()))
+                .and_then(|sources| Ok((sources, kafka.open_sink(&mut config)?)));
+            match opened {
+                Ok((sources, sink)) => (config, sources, sink),
                 Err(e) => {
                     say!("error: {e}");
                     return kafka::status_of(&e);
@@ -438,23 +422,28 @@ pub fn run(args: &Args) -> u8 {
             }
         };
         #[cfg(not(feature = "kafka"))]
-        let sink = None;
-        let outputs = workers::Outputs { sources, sink };
-        return workers::run(&config, &args.scale, &rules, report, args.summary, outputs);
+        let (sources, sink) = (None, None);
+        let report = Box::new(report);
+        return workers::run(
+            &config,
+            &args.scale,
+            &rules,
+            report,
+            args.summary,
+            sources,
+            sink,
+        );
     }
     // The Kafka source and sink the command names (each checks its
     // topics on the broker, which is waited for up to --kafka-timeout).
     #[cfg(feature = "kafka")]
     let (config, source, sink) = {
         let mut config = config;
-        match kafka::open(args, &mut config) {
-            Ok(k) => (
-                config,
-                k.source
-                    .map(|s| Box::new(s) as Box<dyn cepheid_runtime::Source>),
-                k.sink
-                    .map(|s| Box::new(s) as Box<dyn cepheid_runtime::Sink>),
-            ),
+        let kafka = kafka::options(args);
+        let opened =
+            (kafka.open_source()).and_then(|source| Ok((source, kafka.open_sink(&mut config)?)));
+        match opened {
+            Ok((source, sink)) => (config, source, sink),
             Err(e) => {
                 say!("error: {e}");
                 return kafka::status_of(&e);
@@ -462,9 +451,7 @@ pub fn run(args: &Args) -> u8 {
         }
     };
     #[cfg(not(feature = "kafka"))]
-    let source: Option<Box<dyn cepheid_runtime::Source>> = None;
-    #[cfg(not(feature = "kafka"))]
-    let sink: Option<Box<dyn cepheid_runtime::Sink>> = None;
+    let (source, sink) = (None, None);
     let runtime = match Runtime::with_source(config, engine, source, sink, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(loaded)),
         Err(e) => {

@@ -78,16 +78,6 @@ impl ScaleArgs {
     }
 }
 
-/// Where a run on workers reads and writes beside files: a source per
-/// worker of this process (`None` for one dealt nothing), and a sink for
-/// the records (a Kafka producer).
-pub struct Outputs {
-    /// The workers' own sources (`--events kafka://...`).
-    pub sources: Option<Vec<Option<Box<dyn Source>>>>,
-    /// The records' sink (`--output kafka://...`).
-    pub sink: Option<Box<dyn Sink>>,
-}
-
 /// What a run of `config` on the workers of `scale` does not take, `sink`
 /// when its records go to a sink.
 pub fn check(config: &Config, scale: &ScaleArgs, sink: bool) -> Result<(), Refusal> {
@@ -114,7 +104,8 @@ pub fn run(
     rules: &Rules,
     report: Box<dyn Report>,
     summary: SummaryArg,
-    Outputs { sources, sink }: Outputs,
+    sources: Option<Vec<Option<Box<dyn Source>>>>,
+    sink: Option<Box<dyn Sink>>,
 ) -> u8 {
     let said = |e: Error| {
         say!("error: {e}");

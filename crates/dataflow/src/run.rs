@@ -202,7 +202,7 @@ impl Board {
 
     fn new(scale: &Scale, records_wanted: usize) -> Board {
         Board {
-            first: scale.process * scale.workers,
+            first: scale.own_workers().start,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
             tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
             read_to: AtomicU64::new(Board::NOT_READ),
@@ -327,6 +327,18 @@ impl Scale {
     /// Bytes of a chunk of the input file: chunks go to the workers in
     /// turn, so that they read through the file (and its time) together.
     pub const CHUNK_BYTES: u64 = 1 << 20;
+
+    /// This process's workers, numbered over every process (process `p`'s
+    /// from `p * workers`): those [`Workers::with_sources`] takes a source
+    /// for, in order.
+    pub fn own_workers(&self) -> std::ops::Range<usize> {
+        self.process * self.workers..(self.process + 1) * self.workers
+    }
+
+    /// Workers over every process.
+    pub fn all_workers(&self) -> usize {
+        self.workers * self.process_count()
+    }
 
     /// Processes in all.
     fn process_count(&self) -> usize {
@@ -1164,7 +1176,7 @@ impl Workers {
             messages: Mutex::new(messages),
             sources: sources
                 .map(|sources| Mutex::new(sources.into_iter().map(Some).collect::<Vec<_>>())),
-            first_worker: scale.process * scale.workers,
+            first_worker: scale.own_workers().start,
             follow: config.follow,
             flush: config.flush_at_end,
             strict: config.strict,
@@ -3783,6 +3795,7 @@ mod tests {
         config.output = Some("out.jsonl".into());
         let one = Scale::default();
         assert_eq!(Workers::check(&config, &one, true), Ok(()));
+        assert_eq!((one.own_workers(), one.all_workers()), (0..1, 1));
         let processes = Scale {
             processes: Some(2),
             ..Scale::default()
@@ -3791,6 +3804,12 @@ mod tests {
             Workers::check(&config, &processes, true),
             Err(Refusal::SinkProcesses)
         );
+        let second = Scale {
+            workers: 3,
+            process: 1,
+            ..processes.clone()
+        };
+        assert_eq!((second.own_workers(), second.all_workers()), (3..6, 6));
         // (into files, several processes are fine)
         assert_eq!(Workers::check(&config, &processes, false), Ok(()));
         let per_worker = Scale {
