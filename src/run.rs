@@ -20,7 +20,7 @@
 
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +30,9 @@ use cepheid_engine::io::Format;
 use cepheid_engine::{FieldWatch, Record, Rules};
 use cepheid_runtime::checkpoint::Every;
 use cepheid_runtime::stats;
-use cepheid_runtime::{Config, Conflict, End, Error, Input, Notice, Report, Runtime, Time};
+use cepheid_runtime::{
+    Config, Conflict, End, Error, Input, Notice, Report, Runtime, Summary, Time,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[cfg(feature = "workers")]
@@ -460,39 +462,40 @@ pub fn run(args: &Args) -> u8 {
         }
     };
     let handle = runtime.handle();
-    let signal = Arc::new(AtomicI32::new(0));
-    let heard = Arc::clone(&signal);
-    let installed = signals::install(
-        move |number| {
-            if signals::is_hangup(number) {
-                handle.reload();
-            } else {
-                heard.store(number, Ordering::SeqCst);
-                handle.stop(signals::name(number));
-            }
-        },
-        args.watch,
-    );
-    if let Err(e) = installed {
-        say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
-    }
+    let on_signal = move |number| {
+        if signals::is_hangup(number) {
+            handle.reload();
+        } else {
+            handle.stop(signals::name(number));
+        }
+    };
+    let signal = signals::hand_to(on_signal, args.watch);
     let summary = runtime.run();
     lock(&bar).finish_and_clear();
-    let status = match &summary.end {
-        End::Input => EXIT_OK,
-        End::Stopped(_) => signals::exit_status(signal.load(Ordering::SeqCst)),
+    ended(&summary, args.summary, signal.load(Ordering::SeqCst))
+}
+
+/// The exit status of a run that ended as `summary` says (`signal`: the
+/// one that stopped it, if one did), after its summary as `--summary`
+/// says; none when standard output was closed (`| head`), nor after an
+/// error when the outputs could not be flushed.
+fn ended(summary: &Summary, form: SummaryArg, signal: i32) -> u8 {
+    match &summary.end {
         End::OutputClosed => return EXIT_OK,
-        End::Failed(e) if !summary.flushed => return error_status(e),
-        End::Failed(e) => error_status(e),
+        End::Failed(e) | End::Incomplete(e) if !summary.flushed => return error_status(e),
+        _ => print_summary(form, summary),
+    }
+    match &summary.end {
+        End::Input => EXIT_OK,
+        End::Stopped(_) => signals::exit_status(signal),
+        End::Failed(e) | End::Incomplete(e) => error_status(e),
         _ => EXIT_IO,
-    };
-    print_summary(args.summary, &summary);
-    status
+    }
 }
 
 /// The summary at the end, as `--summary` says: a line of text and one
 /// per pattern, or a line of JSON.
-fn print_summary(form: SummaryArg, summary: &cepheid_runtime::Summary) {
+fn print_summary(form: SummaryArg, summary: &Summary) {
     match form {
         SummaryArg::Text => {
             say!("cepheid: {summary}");
