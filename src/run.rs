@@ -2,10 +2,11 @@
 //! and timeouts out as JSON lines, a summary on standard error
 //! (`../shared/spec/cli.md`). The run itself is `cepheid_runtime` (its
 //! `driver` module says what it decides where the spec is silent); this
-//! module maps the arguments to its `Config`, checks what only a command
-//! line can get wrong, draws the progress bar, hands SIGINT, SIGTERM (and
-//! SIGHUP with `--watch`) to the run's `Handle`, and turns how the run
-//! ended into the exit status:
+//! module maps the arguments to its `Config`, says what the libraries
+//! refuse before anything is opened (exit 2: `Config::check`, the Kafka
+//! options' `check`, the workers' `Workers::check`), draws the progress
+//! bar, hands SIGINT, SIGTERM (and SIGHUP with `--watch`) to the run's
+//! `Handle`, and turns how the run ended into the exit status:
 //! - 3: malformed input with `--strict` (the events read before it are
 //!   still processed); 4: an I/O error; 5: a checkpoint that cannot be
 //!   used, or a folder or output another run holds; (feature `kafka`) 6:
@@ -16,7 +17,7 @@
 //! - `--follow` refuses standard input (there is nothing to follow) and
 //!   `--flush-at-end` (the input never ends); `--time processing` refuses
 //!   `--max-delay` and `--idle-timeout`; `--checkpoint` needs `--events
-//!   FILE`.
+//!   FILE` (the runtime's `Conflict`s, but `--flush-at-end`: clap's).
 
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
