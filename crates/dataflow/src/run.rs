@@ -3762,26 +3762,29 @@ mod tests {
     fn what_the_workers_cannot_read_is_refused_not_ignored() {
         let plain = Config::new(cepheid_runtime::Input::file("events.jsonl"), Vec::new());
         assert_eq!(refused_by_new(&plain), None);
-        let cases: [(fn(&mut Config), Refusal, &str); 3] = [
+        let with = |set: fn(&mut Config)| {
+            let mut config = plain.clone();
+            set(&mut config);
+            config
+        };
+        let cases = [
             (
-                |c| c.watch = true,
+                with(|c| c.watch = true),
                 Refusal::Watch,
                 "--watch is not supported with --workers or --processes",
             ),
             (
-                |c| c.rules_from_stream = true,
+                with(|c| c.rules_from_stream = true),
                 Refusal::RulesFromStream,
                 "--rules-from-stream is not supported with --workers or --processes (they read no control records)",
             ),
             (
-                |c| c.source_rules = true,
+                with(|c| c.source_rules = true),
                 Refusal::SourceRules,
                 "--rules-topic is not supported with --workers or --processes yet",
             ),
         ];
-        for (set, refusal, said) in cases {
-            let mut config = plain.clone();
-            set(&mut config);
+        for (config, refusal, said) in cases {
             assert_eq!(refused_by_new(&config), Some(refusal));
             let checked = Workers::check(&config, &Scale::default(), false);
             assert_eq!(checked, Err(refusal));

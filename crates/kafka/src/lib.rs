@@ -51,6 +51,7 @@ mod test_broker;
 
 pub use command::{is_kafka, parse_url, KafkaOptions, OptionsError};
 pub use error::KafkaError;
+pub use open::Shares;
 pub use options::{
     default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,
 };

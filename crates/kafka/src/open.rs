@@ -18,6 +18,11 @@ use crate::options::{default_transactional_id, Url};
 use crate::sink::{KafkaSink, OutputTopics, SinkConfig, Transactional};
 use crate::source::{KafkaSource, Partitions, SourceConfig, StartAt};
 
+/// One source per worker of a process, in order, `None` for a worker
+/// dealt no partition: what the dataflow crate's `Workers::with_sources`
+/// takes ([`KafkaOptions::open_shares`]).
+pub type Shares = Vec<Option<Box<dyn Source>>>;
+
 /// The source's consumer group when no transactional id names one.
 const GROUP: &str = "cepheid";
 
@@ -144,7 +149,7 @@ impl KafkaOptions<'_> {
         &self,
         workers: Range<usize>,
         total: usize,
-    ) -> Result<Option<Vec<Option<Box<dyn Source>>>>, KafkaError> {
+    ) -> Result<Option<Shares>, KafkaError> {
         let Some(config) = self.source_config_in(None)? else {
             return Ok(None);
         };

@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_time_field_cannot_be_the_watermark_field() {
-        let mut config = Config::default();
+        let mut config = Config::new(Input::Stdin, Vec::new());
         config.time = Time::Event {
             field: "$watermark".to_string(),
         };
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_rules_folder_needs_a_stream_of_rules_and_a_folder() {
-        let mut config = Config::default();
+        let mut config = Config::new(Input::Stdin, Vec::new());
         config.rules_dir = Some(std::env::temp_dir());
         assert_eq!(config.check(), Err(Conflict::RulesDirUnused));
         assert!(config
