@@ -50,20 +50,6 @@ enum GraphFormat {
     Json,
 }
 
-/// A pattern name as a file name: characters other than letters, digits,
-/// `_` and `-` become `_`.
-fn file_stem(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Runs `explain` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
     let loaded = match crate::load(&args.paths) {
@@ -165,7 +151,7 @@ fn write_files(dir: &Path, format: GraphFormat, graphs: &[NfaGraph], status: u8)
                 (text, "json")
             }
         };
-        let path = dir.join(format!("{}.{ext}", file_stem(&g.pattern)));
+        let path = dir.join(format!("{}.{ext}", g.file_stem()));
         if let Err(e) = std::fs::write(&path, text) {
             say!("error: cannot write {}: {e}", path.display());
             return EXIT_IO;

@@ -2,10 +2,11 @@
 //! and timeouts out as JSON lines, a summary on standard error
 //! (`../shared/spec/cli.md`). The run itself is `cepheid_runtime` (its
 //! `driver` module says what it decides where the spec is silent); this
-//! module maps the arguments to its `Config`, checks what only a command
-//! line can get wrong, draws the progress bar, hands SIGINT, SIGTERM (and
-//! SIGHUP with `--watch`) to the run's `Handle`, and turns how the run
-//! ended into the exit status:
+//! module maps the arguments to its `Config`, says what the libraries
+//! refuse before anything is opened (exit 2: `Config::check`, the Kafka
+//! options' `check`, the workers' `Workers::check`), draws the progress
+//! bar, hands SIGINT, SIGTERM (and SIGHUP with `--watch`) to the run's
+//! `Handle`, and turns how the run ended into the exit status:
 //! - 3: malformed input with `--strict` (the events read before it are
 //!   still processed); 4: an I/O error; 5: a checkpoint that cannot be
 //!   used, or a folder or output another run holds; (feature `kafka`) 6:
@@ -16,11 +17,11 @@
 //! - `--follow` refuses standard input (there is nothing to follow) and
 //!   `--flush-at-end` (the input never ends); `--time processing` refuses
 //!   `--max-delay` and `--idle-timeout`; `--checkpoint` needs `--events
-//!   FILE`.
+//!   FILE` (the runtime's `Conflict`s, but `--flush-at-end`: clap's).
 
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +31,9 @@ use cepheid_engine::io::Format;
 use cepheid_engine::{FieldWatch, Record, Rules};
 use cepheid_runtime::checkpoint::Every;
 use cepheid_runtime::stats;
-use cepheid_runtime::{Config, End, Error, Input, Notice, Report, Runtime, Time};
+use cepheid_runtime::{
+    Config, Conflict, End, Error, Input, Notice, Report, Runtime, Summary, Time,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[cfg(feature = "workers")]
@@ -349,7 +352,7 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
-    if let Err(why) = kafka::check(args) {
+    if let Err(why) = kafka::options(args).check() {
         say!("error: {why}");
         return EXIT_USAGE;
     }
@@ -360,56 +363,22 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_USAGE;
         }
     }
+    // (the library sees no time field in processing time or Kafka's: the
+    // command refuses the argument all the same)
     if args.time_field == "$watermark" {
-        // Every line would be read as a watermark.
-        say!("error: --time-field cannot be `$watermark`: that field marks watermark lines");
-        return crate::EXIT_USAGE;
-    }
-    #[cfg(feature = "workers")]
-    if args.scale.enabled() && args.watch {
-        say!("error: --watch is not supported with --workers or --processes");
+        say!("error: {}", Conflict::WatermarkTimeField);
         return EXIT_USAGE;
     }
-    #[cfg(feature = "workers")]
-    if args.scale.enabled() && args.rules_from_stream {
-        say!(
-            "error: --rules-from-stream is not supported with --workers or --processes (they read no control records)"
-        );
-        return EXIT_USAGE;
-    }
-    #[cfg(feature = "kafka")]
-    let rules_topic = args.rules_topic.is_some();
-    #[cfg(not(feature = "kafka"))]
-    let rules_topic = false;
-    if args.rules_dir.is_some() && !args.rules_from_stream && !rules_topic {
-        say!("error: --rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)");
-        return EXIT_USAGE;
-    }
-    if let Some(dir) = &args.rules_dir {
-        if !dir.is_dir() {
-            say!("error: --rules-dir {}: not a folder", dir.display());
-            return EXIT_USAGE;
-        }
-    }
-    // On workers: a Kafka source without --rules-topic (its partitions
-    // dealt to the workers), a Kafka output on one process
+    // What a run on workers does not take, before a Kafka broker is asked
     // (docs/kafka.md, "On workers").
-    #[cfg(all(feature = "workers", feature = "kafka"))]
+    #[cfg(feature = "workers")]
     if args.scale.enabled() {
-        let to_kafka =
-            kafka::is_kafka(&args.output) || args.late.as_deref().is_some_and(kafka::is_kafka);
-        let scale = args.scale.scale();
-        let refused = if to_kafka && scale.processes.is_some_and(|p| p > 1) {
-            Some("--output and --late kafka://... are not supported with --processes yet (with --workers they are)")
-        } else if to_kafka && scale.output_per_worker {
-            Some("--output-per-worker needs --output FILE (not kafka://...)")
-        } else if kafka::is_kafka(&args.events) && args.rules_topic.is_some() {
-            Some("--rules-topic is not supported with --workers or --processes yet")
-        } else {
-            None
-        };
-        if let Some(why) = refused {
-            say!("error: {why}");
+        #[cfg(feature = "kafka")]
+        let sink = cepheid_kafka::is_kafka(&args.output);
+        #[cfg(not(feature = "kafka"))]
+        let sink = false;
+        if let Err(refusal) = workers::check(&config, &args.scale, sink) {
+            say!("error: {refusal}");
             return EXIT_USAGE;
         }
     }
@@ -437,34 +406,18 @@ pub fn run(args: &Args) -> u8 {
     };
     #[cfg(feature = "workers")]
     if args.scale.enabled() {
-        let report = Box::new(report);
-        // A Kafka source: one per worker, its partitions dealt to them.
+        // A Kafka source: one per worker, its partitions dealt to them; a
+        // Kafka output: one producer, which worker 0 hands every worker's
+        // records (transactional with --checkpoint).
         #[cfg(feature = "kafka")]
-        let sources = if kafka::is_kafka(&args.events) {
-            let scale = args.scale.scale();
-            let processes = scale.processes.unwrap_or(1);
-            match kafka::open_shares(args, scale.process, scale.workers, processes) {
-                Ok(sources) => Some(sources),
-                Err(e) => {
-                    say!("error: {e}");
-                    return kafka::status_of(&e);
-                }
-            }
-        } else {
-            None
-        };
-        #[cfg(not(feature = "kafka"))]
-        let sources = None;
-        // A Kafka output: one producer, which worker 0 hands every
-        // worker's records (transactional with --checkpoint).
-        #[cfg(feature = "kafka")]
-        let (config, sink) = {
+        let (config, sources, sink) = {
             let mut config = config;
-            match kafka::open_sink(args, &mut config) {
-                Ok(sink) => (
-                    config,
-                    sink.map(|s| Box::new(s) as Box<dyn cepheid_runtime::Sink>),
-                ),
+            let kafka = kafka::options(args);
+            let scale = args.scale.scale();
+            let opened = (kafka.open_shares(scale.own_workers(), scale.all_workers()))
+                .and_then(|sources| Ok((sources, kafka.open_sink(&mut config)?)));
+            match opened {
+                Ok((sources, sink)) => (config, sources, sink),
                 Err(e) => {
                     say!("error: {e}");
                     return kafka::status_of(&e);
@@ -472,23 +425,28 @@ pub fn run(args: &Args) -> u8 {
             }
         };
         #[cfg(not(feature = "kafka"))]
-        let sink = None;
-        let outputs = workers::Outputs { sources, sink };
-        return workers::run(&config, &args.scale, &rules, report, args.summary, outputs);
+        let (sources, sink) = (None, None);
+        let report = Box::new(report);
+        return workers::run(
+            &config,
+            &args.scale,
+            &rules,
+            report,
+            args.summary,
+            sources,
+            sink,
+        );
     }
     // The Kafka source and sink the command names (each checks its
     // topics on the broker, which is waited for up to --kafka-timeout).
     #[cfg(feature = "kafka")]
     let (config, source, sink) = {
         let mut config = config;
-        match kafka::open(args, &mut config) {
-            Ok(k) => (
-                config,
-                k.source
-                    .map(|s| Box::new(s) as Box<dyn cepheid_runtime::Source>),
-                k.sink
-                    .map(|s| Box::new(s) as Box<dyn cepheid_runtime::Sink>),
-            ),
+        let kafka = kafka::options(args);
+        let opened =
+            (kafka.open_source()).and_then(|source| Ok((source, kafka.open_sink(&mut config)?)));
+        match opened {
+            Ok((source, sink)) => (config, source, sink),
             Err(e) => {
                 say!("error: {e}");
                 return kafka::status_of(&e);
@@ -496,9 +454,7 @@ pub fn run(args: &Args) -> u8 {
         }
     };
     #[cfg(not(feature = "kafka"))]
-    let source: Option<Box<dyn cepheid_runtime::Source>> = None;
-    #[cfg(not(feature = "kafka"))]
-    let sink: Option<Box<dyn cepheid_runtime::Sink>> = None;
+    let (source, sink) = (None, None);
     let runtime = match Runtime::with_source(config, engine, source, sink, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(loaded)),
         Err(e) => {
@@ -507,39 +463,40 @@ pub fn run(args: &Args) -> u8 {
         }
     };
     let handle = runtime.handle();
-    let signal = Arc::new(AtomicI32::new(0));
-    let heard = Arc::clone(&signal);
-    let installed = signals::install(
-        move |number| {
-            if signals::is_hangup(number) {
-                handle.reload();
-            } else {
-                heard.store(number, Ordering::SeqCst);
-                handle.stop(signals::name(number));
-            }
-        },
-        args.watch,
-    );
-    if let Err(e) = installed {
-        say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
-    }
+    let on_signal = move |number| {
+        if signals::is_hangup(number) {
+            handle.reload();
+        } else {
+            handle.stop(signals::name(number));
+        }
+    };
+    let signal = signals::hand_to(on_signal, args.watch);
     let summary = runtime.run();
     lock(&bar).finish_and_clear();
-    let status = match &summary.end {
-        End::Input => EXIT_OK,
-        End::Stopped(_) => signals::exit_status(signal.load(Ordering::SeqCst)),
+    ended(&summary, args.summary, signal.load(Ordering::SeqCst))
+}
+
+/// The exit status of a run that ended as `summary` says (`signal`: the
+/// one that stopped it, if one did), after its summary as `--summary`
+/// says; none when standard output was closed (`| head`), nor after an
+/// error when the outputs could not be flushed.
+fn ended(summary: &Summary, form: SummaryArg, signal: i32) -> u8 {
+    match &summary.end {
         End::OutputClosed => return EXIT_OK,
-        End::Failed(e) if !summary.flushed => return error_status(e),
-        End::Failed(e) => error_status(e),
+        End::Failed(e) | End::Incomplete(e) if !summary.flushed => return error_status(e),
+        _ => print_summary(form, summary),
+    }
+    match &summary.end {
+        End::Input => EXIT_OK,
+        End::Stopped(_) => signals::exit_status(signal),
+        End::Failed(e) | End::Incomplete(e) => error_status(e),
         _ => EXIT_IO,
-    };
-    print_summary(args.summary, &summary);
-    status
+    }
 }
 
 /// The summary at the end, as `--summary` says: a line of text and one
 /// per pattern, or a line of JSON.
-fn print_summary(form: SummaryArg, summary: &cepheid_runtime::Summary) {
+fn print_summary(form: SummaryArg, summary: &Summary) {
     match form {
         SummaryArg::Text => {
             say!("cepheid: {summary}");
@@ -612,6 +569,10 @@ pub(crate) fn config(args: &Args) -> Config {
     };
     config.rules_from_stream = args.rules_from_stream;
     config.rules_dir.clone_from(&args.rules_dir);
+    #[cfg(feature = "kafka")]
+    {
+        config.source_rules = args.rules_topic.is_some();
+    }
     config
 }
 

@@ -5,6 +5,9 @@
 //! number. With `--watch`, SIGHUP is handed to the run too (it reloads
 //! the pattern files) and never ends the process.
 
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
 /// The signal's name, for messages.
 pub fn name(signal: i32) -> &'static str {
     #[cfg(unix)]
@@ -39,6 +42,27 @@ pub fn is_hangup(signal: i32) -> bool {
         let _ = signal;
         false
     }
+}
+
+/// [`install`]s `on_signal` (a failure said as a warning: the signals then
+/// end the run at once), and keeps the number of the SIGINT or SIGTERM
+/// that came (0 until one does) in what it returns, for the exit status.
+pub fn hand_to(on_signal: impl Fn(i32) + Send + 'static, hangup: bool) -> Arc<AtomicI32> {
+    let signal = Arc::new(AtomicI32::new(0));
+    let heard = Arc::clone(&signal);
+    let installed = install(
+        move |number| {
+            if !is_hangup(number) {
+                heard.store(number, Ordering::SeqCst);
+            }
+            on_signal(number);
+        },
+        hangup,
+    );
+    if let Err(e) = installed {
+        say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
+    }
+    signal
 }
 
 /// Calls `on_signal` (on a thread of its own) with each SIGINT or SIGTERM;

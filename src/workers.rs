@@ -7,14 +7,14 @@
 //! summary and the exit status.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use cepheid_dataflow::run::{Error, Scale, Workers};
+use cepheid_dataflow::run::{Error, Refusal, Scale, Workers};
 use cepheid_engine::Rules;
-use cepheid_runtime::{Config, End, Report, Sink, Source};
+use cepheid_runtime::{Config, Report, Sink, Source};
 
-use super::{error_status, print_summary, SummaryArg, EXIT_USAGE};
+use super::{ended, error_status, SummaryArg, EXIT_USAGE};
 use crate::{signals, EXIT_CHECKPOINT, EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};
 
 /// The options of a run on several workers.
@@ -78,14 +78,10 @@ impl ScaleArgs {
     }
 }
 
-/// Where a run on workers reads and writes beside files: a source per
-/// worker of this process (`None` for one dealt nothing), and a sink for
-/// the records (a Kafka producer).
-pub struct Outputs {
-    /// The workers' own sources (`--events kafka://...`).
-    pub sources: Option<Vec<Option<Box<dyn Source>>>>,
-    /// The records' sink (`--output kafka://...`).
-    pub sink: Option<Box<dyn Sink>>,
+/// What a run of `config` on the workers of `scale` does not take, `sink`
+/// when its records go to a sink.
+pub fn check(config: &Config, scale: &ScaleArgs, sink: bool) -> Result<(), Refusal> {
+    Workers::check(config, &scale.scale(), sink)
 }
 
 /// The exit status of a run on workers that could not start or failed.
@@ -108,7 +104,8 @@ pub fn run(
     rules: &Rules,
     report: Box<dyn Report>,
     summary: SummaryArg,
-    Outputs { sources, sink }: Outputs,
+    sources: Option<Vec<Option<Box<dyn Source>>>>,
+    sink: Option<Box<dyn Sink>>,
 ) -> u8 {
     let said = |e: Error| {
         say!("error: {e}");
@@ -131,20 +128,10 @@ pub fn run(
     };
     // Live input: SIGINT and SIGTERM stop the feed, heard from here on (a
     // run that said it resumes stops with a last cut).
-    let signal = Arc::new(AtomicI32::new(0));
-    if let Some(handle) = workers.handle() {
-        let heard = Arc::clone(&signal);
-        let installed = signals::install(
-            move |number| {
-                heard.store(number, Ordering::SeqCst);
-                handle.stop(signals::name(number));
-            },
-            false,
-        );
-        if let Err(e) = installed {
-            say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the run at once");
-        }
-    }
+    let signal = match workers.handle() {
+        Some(handle) => signals::hand_to(move |n| handle.stop(signals::name(n)), false),
+        None => Arc::default(),
+    };
     let outcome = match workers.run() {
         Ok(outcome) => outcome,
         Err(e) => return said(e),
@@ -155,19 +142,7 @@ pub fn run(
         EXIT_OK
     };
     if let Some(summary) = &outcome.summary {
-        let ended = match &summary.end {
-            End::OutputClosed => EXIT_OK,
-            End::Failed(e) | End::Incomplete(e) if !summary.flushed => error_status(e),
-            end => {
-                print_summary(form, summary);
-                match end {
-                    End::Stopped(_) => signals::exit_status(signal.load(Ordering::SeqCst)),
-                    End::Failed(e) | End::Incomplete(e) => error_status(e),
-                    _ => EXIT_OK,
-                }
-            }
-        };
-        status = status.max(ended);
+        status = status.max(ended(summary, form, signal.load(Ordering::SeqCst)));
     }
     for e in outcome.failed {
         status = status.max(said(e));

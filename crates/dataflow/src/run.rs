@@ -202,7 +202,7 @@ impl Board {
 
     fn new(scale: &Scale, records_wanted: usize) -> Board {
         Board {
-            first: scale.process * scale.workers,
+            first: scale.own_workers().start,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
             tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
             read_to: AtomicU64::new(Board::NOT_READ),
@@ -328,6 +328,18 @@ impl Scale {
     /// turn, so that they read through the file (and its time) together.
     pub const CHUNK_BYTES: u64 = 1 << 20;
 
+    /// This process's workers, numbered over every process (process `p`'s
+    /// from `p * workers`): those [`Workers::with_sources`] takes a source
+    /// for, in order.
+    pub fn own_workers(&self) -> std::ops::Range<usize> {
+        self.process * self.workers..(self.process + 1) * self.workers
+    }
+
+    /// Workers over every process.
+    pub fn all_workers(&self) -> usize {
+        self.workers * self.process_count()
+    }
+
     /// Processes in all.
     fn process_count(&self) -> usize {
         self.processes.unwrap_or(1)
@@ -348,6 +360,15 @@ impl Scale {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
+    /// Watched pattern paths ([`Config::watch`]): the workers' rules do
+    /// not change while they run.
+    Watch,
+    /// Control records in the input ([`Config::rules_from_stream`]): the
+    /// workers read none.
+    RulesFromStream,
+    /// A source's rules stream ([`Config::source_rules`]: a Kafka rules
+    /// topic).
+    SourceRules,
     /// Processing time.
     ProcessingTime,
     /// Event time from the records' own times (a Kafka source's): the
@@ -372,6 +393,11 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Refusal::Watch => "--watch is not supported with --workers or --processes",
+            Refusal::RulesFromStream => "--rules-from-stream is not supported with --workers or --processes (they read no control records)",
+            Refusal::SourceRules => {
+                "--rules-topic is not supported with --workers or --processes yet"
+            }
             Refusal::ProcessingTime => {
                 "--time processing is not supported with --workers or --processes"
             }
@@ -935,11 +961,22 @@ impl fmt::Debug for Workers {
 }
 
 impl Workers {
+    /// What a run of `config` on `scale` does not take ([`Refusal`]),
+    /// `sink` when its records go to a sink ([`Workers::with_sink`]):
+    /// what [`Workers::new`] and then [`Workers::run`] refuse, checked at
+    /// once, for a caller that opens sources or a sink before the run (a
+    /// Kafka client asks its broker) and would refuse the run before it
+    /// asks anything.
+    pub fn check(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
+        refuse(config)?;
+        refuse_outputs(config, scale, sink)
+    }
+
     /// The run of `rules` as `config` says, on `scale`; what it says goes
     /// to `report`. Refuses what it does not take ([`Refusal`]: no
-    /// processing time, control records, watched patterns or metrics are
-    /// read here; those are the command's to refuse), plans the patterns
-    /// (every worker shares the automata the rules compiled as they were
+    /// processing time, watched patterns, control records or rules
+    /// stream; metrics are the command's), plans the patterns (every
+    /// worker shares the automata the rules compiled as they were
     /// loaded). The outputs and the hostfile are checked when it runs
     /// ([`Workers::run`]: whether records go to a sink is known then).
     pub fn new(
@@ -1146,7 +1183,7 @@ impl Workers {
             messages: Mutex::new(messages),
             sources: sources
                 .map(|sources| Mutex::new(sources.into_iter().map(Some).collect::<Vec<_>>())),
-            first_worker: scale.process * scale.workers,
+            first_worker: scale.own_workers().start,
             follow: config.follow,
             flush: config.flush_at_end,
             strict: config.strict,
@@ -1317,6 +1354,15 @@ static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
 fn refuse(config: &Config) -> Result<(), Refusal> {
+    if config.watch {
+        return Err(Refusal::Watch);
+    }
+    if config.rules_from_stream {
+        return Err(Refusal::RulesFromStream);
+    }
+    if config.source_rules {
+        return Err(Refusal::SourceRules);
+    }
     match config.time {
         Time::Processing => return Err(Refusal::ProcessingTime),
         Time::Record => return Err(Refusal::RecordTime),
@@ -3702,5 +3748,93 @@ mod tests {
         assert!(read.names.is_empty());
         assert_eq!(read.watermarks_of(&names(&["a", "b"])), [Some(1), Some(2)]);
         assert!(SourcePlace::decode(&[0xff, 0xff]).is_err());
+    }
+
+    /// What `Workers::new` says of `config` on one worker.
+    fn refused_by_new(config: &Config) -> Option<Refusal> {
+        let rules = Rules::parse(
+            "p.cep",
+            "pattern p {\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"b\"\n}",
+        )
+        .unwrap();
+        let report = Box::new(cepheid_runtime::Notices::default());
+        match Workers::new(config, &Scale::default(), &rules, report) {
+            Err(Error::Refused(refusal)) => Some(refusal),
+            Err(e) => panic!("not a refusal: {e}"),
+            Ok(_) => None,
+        }
+    }
+
+    #[test]
+    fn what_the_workers_cannot_read_is_refused_not_ignored() {
+        let plain = Config::new(cepheid_runtime::Input::file("events.jsonl"), Vec::new());
+        assert_eq!(refused_by_new(&plain), None);
+        let with = |set: fn(&mut Config)| {
+            let mut config = plain.clone();
+            set(&mut config);
+            config
+        };
+        let cases = [
+            (
+                with(|c| c.watch = true),
+                Refusal::Watch,
+                "--watch is not supported with --workers or --processes",
+            ),
+            (
+                with(|c| c.rules_from_stream = true),
+                Refusal::RulesFromStream,
+                "--rules-from-stream is not supported with --workers or --processes (they read no control records)",
+            ),
+            (
+                with(|c| c.source_rules = true),
+                Refusal::SourceRules,
+                "--rules-topic is not supported with --workers or --processes yet",
+            ),
+        ];
+        for (config, refusal, said) in cases {
+            assert_eq!(refused_by_new(&config), Some(refusal));
+            let checked = Workers::check(&config, &Scale::default(), false);
+            assert_eq!(checked, Err(refusal));
+            assert_eq!(refusal.to_string(), said);
+        }
+    }
+
+    #[test]
+    fn a_sink_is_refused_with_several_processes_or_output_per_worker_before_anything_opens() {
+        let mut config = Config::new(cepheid_runtime::Input::file("events.jsonl"), Vec::new());
+        config.output = Some("out.jsonl".into());
+        let one = Scale::default();
+        assert_eq!(Workers::check(&config, &one, true), Ok(()));
+        assert_eq!((one.own_workers(), one.all_workers()), (0..1, 1));
+        let processes = Scale {
+            processes: Some(2),
+            ..Scale::default()
+        };
+        assert_eq!(
+            Workers::check(&config, &processes, true),
+            Err(Refusal::SinkProcesses)
+        );
+        let second = Scale {
+            workers: 3,
+            process: 1,
+            ..processes.clone()
+        };
+        assert_eq!((second.own_workers(), second.all_workers()), (3..6, 6));
+        // (into files, several processes are fine)
+        assert_eq!(Workers::check(&config, &processes, false), Ok(()));
+        let per_worker = Scale {
+            output_per_worker: true,
+            ..Scale::default()
+        };
+        assert_eq!(
+            Workers::check(&config, &per_worker, true),
+            Err(Refusal::SinkOutputPerWorker)
+        );
+        // What `Workers::new` refuses, `check` refuses too.
+        config.time = cepheid_runtime::Time::Processing;
+        assert_eq!(
+            Workers::check(&config, &one, true),
+            Err(Refusal::ProcessingTime)
+        );
     }
 }

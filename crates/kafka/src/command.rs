@@ -2,18 +2,23 @@
 //! `cepheid run` can get wrong before any broker is asked (which option
 //! needs which, which conflict, which URL names one topic on the brokers of
 //! another), as [`KafkaOptions::check`] over plain values, each refusal an
-//! [`OptionsError`] holding what was refused.
+//! [`OptionsError`] holding what was refused. What they open is
+//! `open.rs`'s.
 
 use std::fmt;
 use std::path::Path;
 
 use crate::options::{Url, UrlError};
+use crate::retry::Retry;
+use crate::source::StartAt;
 
 /// The options of a run that concern Kafka, as given: `--events`,
 /// `--output` and `--late` may be files or `kafka://` URLs, the others
 /// only make sense with Kafka. Built by the command line from its
 /// arguments (the flags named in [`OptionsError`]'s messages are the
-/// command's).
+/// command's); [`KafkaOptions::check`] says whether they go together, and
+/// [`KafkaOptions::open_source`], [`KafkaOptions::open_sink`] and
+/// [`KafkaOptions::open_shares`] open what they name.
 #[derive(Clone, Copy, Debug)]
 pub struct KafkaOptions<'a> {
     /// `--events`: a file, `-`, or `kafka://BROKERS/TOPICS`.
@@ -36,8 +41,15 @@ pub struct KafkaOptions<'a> {
     pub transactional_id: Option<&'a str>,
     /// `--kafka-marker-topic`.
     pub marker_topic: Option<&'a str>,
-    /// `--kafka-start` or `--kafka-until` was given.
-    pub start_or_until: bool,
+    /// `--kafka-start`: where the source starts (`None`: the earliest
+    /// records).
+    pub start: Option<&'a StartAt>,
+    /// `--kafka-until end`: the source reads each partition up to its end
+    /// when it starts, then ends.
+    pub until_end: bool,
+    /// `--kafka-timeout`: how long a broker that does not answer is
+    /// waited for, and how ([`Retry`]).
+    pub retry: Retry,
     /// `--checkpoint`.
     pub checkpoint: Option<&'a Path>,
 }
@@ -56,7 +68,9 @@ impl Default for KafkaOptions<'_> {
             properties: &[],
             transactional_id: None,
             marker_topic: None,
-            start_or_until: false,
+            start: None,
+            until_end: false,
+            retry: Retry::default(),
             checkpoint: None,
         }
     }
@@ -225,7 +239,7 @@ impl KafkaOptions<'_> {
         if self.record_time && !events {
             return Err(OptionsError::RecordTimeAlone);
         }
-        if self.start_or_until && !events {
+        if (self.start.is_some() || self.until_end) && !events {
             return Err(OptionsError::StartAlone);
         }
         let committed = output && self.checkpoint.is_some();
@@ -268,7 +282,7 @@ mod tests {
             properties: &props,
             transactional_id: Some("t"),
             marker_topic: Some("m"),
-            start_or_until: true,
+            start: Some(&StartAt::Latest),
             checkpoint: Some(Path::new("cp")),
             ..run(IN, OUT)
         };
@@ -404,7 +418,7 @@ mod tests {
             ),
             (
                 KafkaOptions {
-                    start_or_until: true,
+                    until_end: true,
                     ..run("-", OUT)
                 },
                 OptionsError::StartAlone,

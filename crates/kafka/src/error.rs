@@ -105,6 +105,12 @@ impl KafkaError {
             KafkaError::Fenced { .. } | KafkaError::Superseded { .. }
         )
     }
+
+    /// True for [`KafkaError::Unreachable`]: the broker did not answer
+    /// within the configured limit.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, KafkaError::Unreachable { .. })
+    }
 }
 
 /// Whether librdkafka's error says the producer was fenced by a newer

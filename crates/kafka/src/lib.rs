@@ -20,9 +20,12 @@
 //!
 //! - [`Url`], [`parse_start`], [`parse_property`] and
 //!   [`default_transactional_id`]: the settings as a command line gives
-//!   them (`kafka://HOST:PORT/TOPIC`, `earliest`, `NAME=VALUE`), and
+//!   them (`kafka://HOST:PORT/TOPIC`, `earliest`, `NAME=VALUE`),
 //!   [`KafkaOptions::check`]: which of them go together
-//!   ([`OptionsError`]).
+//!   ([`OptionsError`]), and what they open as the runtime's `Source` and
+//!   `Sink` ([`KafkaOptions::open_source`], [`KafkaOptions::open_sink`],
+//!   and one source per worker, [`KafkaOptions::open_shares`] over
+//!   [`KafkaSource::shares`]).
 //!
 //! Errors are [`KafkaError`] values; a broker that does not answer is
 //! retried with backoff up to [`Retry::limit`].
@@ -32,6 +35,7 @@
 
 mod command;
 mod error;
+mod open;
 mod options;
 mod position;
 mod retry;
@@ -47,12 +51,13 @@ mod test_broker;
 
 pub use command::{is_kafka, parse_url, KafkaOptions, OptionsError};
 pub use error::KafkaError;
+pub use open::Shares;
 pub use options::{
     default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,
 };
 pub use position::KafkaPosition;
 pub use retry::Retry;
-pub use runtime::{decode_position, encode_position, kafka_error};
+pub use runtime::{decode_position, encode_position, kafka_error, kafka_error_of};
 pub use sink::{
     KafkaSink, KeptCheckpoint, Kind, OutputTopics, Recovery, SinkConfig, Transactional,
     CHECKPOINT_HEADER,

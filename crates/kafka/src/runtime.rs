@@ -57,6 +57,16 @@ pub fn kafka_error(error: &io::Error) -> Option<&KafkaError> {
     error.get_ref()?.downcast_ref::<KafkaError>()
 }
 
+/// The [`KafkaError`] a run could not start with or stopped on (inside
+/// its source's or its sink's error), if it is one.
+pub fn kafka_error_of(error: &cepheid_runtime::Error) -> Option<&KafkaError> {
+    match error {
+        cepheid_runtime::Error::Source(e) => kafka_error(&e.error),
+        cepheid_runtime::Error::Sink(e) => kafka_error(&e.source),
+        _ => None,
+    }
+}
+
 /// A record's payload (empty for a tombstone, which the decoder reports),
 /// its place for messages, and its split.
 fn placed(r: &KafkaRecord) -> (&[u8], Origin, u32) {
@@ -343,5 +353,44 @@ impl Sink for KafkaSink {
                 },
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+
+    use super::*;
+
+    #[test]
+    fn a_runs_error_gives_back_the_kafka_error_inside_it() {
+        let unreachable = KafkaError::Unreachable {
+            operation: "fetch_metadata",
+            waited: Duration::from_secs(1),
+            source: ClientError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown),
+        };
+        assert!(unreachable.is_unreachable() && !unreachable.is_fenced());
+        let source = cepheid_runtime::Error::Source(SourceError {
+            source_name: "kafka:t".into(),
+            error: io_error(unreachable),
+        });
+        assert!(kafka_error_of(&source).is_some_and(KafkaError::is_unreachable));
+        let sink_error = |source| {
+            cepheid_runtime::Error::Sink(SinkError {
+                target: "out".into(),
+                late: false,
+                source,
+            })
+        };
+        let config = KafkaError::Config {
+            reason: "no".into(),
+        };
+        let sink = sink_error(io_error(config));
+        assert!(matches!(
+            kafka_error_of(&sink),
+            Some(KafkaError::Config { .. })
+        ));
+        // A file's error is none.
+        assert!(kafka_error_of(&sink_error(io::Error::other("disk full"))).is_none());
     }
 }

@@ -1,6 +1,8 @@
 //! What a [`Config`] cannot run with, found before anything is opened
-//! ([`Config::check`]): options that make no sense together, and the
-//! input, the output and the late output being one file.
+//! ([`Config::check`]): options that make no sense together, the input,
+//! the output and the late output being one file, a time field that would
+//! make every line a watermark, and a rules folder that nothing reads or
+//! that is no folder.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,15 @@ pub enum Conflict {
         /// The second one's.
         b: (&'static str, PathBuf),
     },
+    /// The time field is `$watermark`, the field that marks watermark
+    /// lines: every line would be read as one.
+    WatermarkTimeField,
+    /// A rules folder ([`Config::rules_dir`]) with nothing that reads
+    /// `$rules_file` records: neither [`Config::rules_from_stream`] nor a
+    /// source's rules stream ([`Config::source_rules`]).
+    RulesDirUnused,
+    /// The rules folder is not a folder (or does not exist).
+    RulesDirNotFolder(PathBuf),
 }
 
 impl fmt::Display for Conflict {
@@ -51,6 +62,13 @@ impl fmt::Display for Conflict {
                     b.1.display()
                 )
             }
+            Conflict::WatermarkTimeField => {
+                "--time-field cannot be `$watermark`: that field marks watermark lines"
+            }
+            Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)",
+            Conflict::RulesDirNotFolder(dir) => {
+                return write!(f, "--rules-dir {}: not a folder", dir.display())
+            }
         })
     }
 }
@@ -65,8 +83,10 @@ impl Config {
     /// canonically, the parent folder for a file that does not exist yet,
     /// and for existing files by identity: hard links, `/dev/fd` names;
     /// standard streams are never compared); then checkpoints and
-    /// following need a file, and processing time takes no delay nor
-    /// idle timeout.
+    /// following need a file, processing time takes no delay nor idle
+    /// timeout, the time field cannot be `$watermark`, and a rules folder
+    /// needs something whose `$rules_file` records it confines and must be
+    /// a folder.
     pub fn check(&self) -> Result<(), Conflict> {
         let mut named: Vec<(&'static str, &Path)> = Vec::new();
         if let Input::File(path) = &self.input {
@@ -104,6 +124,17 @@ impl Config {
             }
             if self.idle_timeout.is_some() {
                 return Err(Conflict::IdleWithProcessingTime);
+            }
+        }
+        if self.time_field() == Some("$watermark") {
+            return Err(Conflict::WatermarkTimeField);
+        }
+        if let Some(dir) = &self.rules_dir {
+            if !self.rules_from_stream && !self.source_rules {
+                return Err(Conflict::RulesDirUnused);
+            }
+            if !dir.is_dir() {
+                return Err(Conflict::RulesDirNotFolder(dir.clone()));
             }
         }
         Ok(())
@@ -170,5 +201,38 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("--checkpoint needs --events FILE"));
+    }
+
+    #[test]
+    fn the_time_field_cannot_be_the_watermark_field() {
+        let mut config = Config::new(Input::Stdin, Vec::new());
+        config.time = Time::Event {
+            field: "$watermark".to_string(),
+        };
+        assert_eq!(config.check(), Err(Conflict::WatermarkTimeField));
+        // (no time field is read in processing time)
+        config.time = Time::Processing;
+        assert_eq!(config.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_rules_folder_needs_a_stream_of_rules_and_a_folder() {
+        let mut config = Config::new(Input::Stdin, Vec::new());
+        config.rules_dir = Some(std::env::temp_dir());
+        assert_eq!(config.check(), Err(Conflict::RulesDirUnused));
+        assert!(config
+            .check()
+            .unwrap_err()
+            .to_string()
+            .starts_with("--rules-dir needs --rules-from-stream or --rules-topic"));
+        config.rules_from_stream = true;
+        assert_eq!(config.check(), Ok(()));
+        // (a source's rules stream reads `$rules_file` records too)
+        config.rules_from_stream = false;
+        config.source_rules = true;
+        assert_eq!(config.check(), Ok(()));
+        let nowhere = std::env::temp_dir().join("cepheid-conflict-no-such-folder");
+        config.rules_dir = Some(nowhere.clone());
+        assert_eq!(config.check(), Err(Conflict::RulesDirNotFolder(nowhere)));
     }
 }

@@ -175,9 +175,18 @@ pub struct Config {
     pub reload_policy: ReloadPolicy,
     /// Honour control records (`{"$rules": "..."}`) in JSON-lines input.
     pub rules_from_stream: bool,
-    /// With `rules_from_stream`, also honour `{"$rules_file": "PATH"}` for
-    /// `.cep` files and folders inside this folder.
+    /// With `rules_from_stream` (or a source's rules stream,
+    /// [`Config::source_rules`]), also honour `{"$rules_file": "PATH"}`
+    /// for `.cep` files and folders inside this folder.
     pub rules_dir: Option<PathBuf>,
+    /// The run's [`Source`] has a rules stream of its own (a Kafka rules
+    /// topic, handed out as [`RawEntry::Rules`] records, which the run
+    /// applies without `rules_from_stream`). Set it with such a source:
+    /// [`Config::check`] then takes a `rules_dir` without
+    /// `rules_from_stream` (it confines that stream's `$rules_file`
+    /// records), and a run that reads no source's rules refuses it (the
+    /// dataflow crate's on workers).
+    pub source_rules: bool,
     /// Event time per split of a [`Source`] (a Kafka partition), as
     /// Flink's Kafka source: each split's watermark is its largest time
     /// less `max_delay` less 1 ms, the run's watermark is the least over
@@ -235,6 +244,7 @@ impl Config {
             reload_policy: ReloadPolicy::Drain,
             rules_from_stream: false,
             rules_dir: None,
+            source_rules: false,
             split_watermarks: false,
             field_warnings: Some(Config::FIELD_WARNINGS_AFTER),
         }

@@ -239,6 +239,16 @@ impl NfaGraph {
         }
     }
 
+    /// The pattern's name as the stem of a file name, for a folder of
+    /// graphs (`cepheid explain --out DIR` writes `STEM.dot` or
+    /// `STEM.json`): letters, digits, `_` and `-` kept, any other
+    /// character `_` (no `/`, `.` or space reaches the file system).
+    pub fn file_stem(&self) -> String {
+        let keep = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+        let stem = self.pattern.chars();
+        stem.map(|c| if keep(c) { c } else { '_' }).collect()
+    }
+
     /// The graph as a Graphviz `digraph` of its own (node `sN` is state
     /// N).
     pub fn to_dot(&self) -> String {

@@ -214,6 +214,14 @@ fn dot_output_names_every_state() {
 }
 
 #[test]
+fn a_graphs_file_stem_keeps_only_what_a_file_name_takes() {
+    let p = pattern(&["a"], vec![el(0, Contiguity::Relaxed)]);
+    let mut graph = Nfa::<Ch>::compile(&p, &mut NoFields).unwrap().graph();
+    graph.pattern = "über-fraud_2 ../x y".to_string();
+    assert_eq!(graph.file_stem(), "über-fraud_2____x_y");
+}
+
+#[test]
 fn malformed_ir_is_an_error_not_a_panic() {
     let p = pattern(&["a"], vec![el(3, Contiguity::Relaxed)]);
     assert!(Nfa::<Ch>::compile(&p, &mut NoFields).is_err());

@@ -1,0 +1,322 @@
+//! What [`KafkaOptions`] open, as `cepheid run` opens them: the source of
+//! a Kafka `events` (or one per worker, the partitions dealt to them,
+//! [`KafkaSource::shares`]) and the sink of a Kafka `output`, as the
+//! runtime's boxed [`Source`] and [`Sink`], ready for
+//! `cepheid_runtime::Runtime::with_source` or the dataflow crate's run on
+//! workers. Their configurations ([`KafkaOptions::source_config`],
+//! [`KafkaOptions::sink_config`]) are public too, for a program that sets
+//! more than the options name.
+
+use std::ops::Range;
+use std::path::Path;
+
+use cepheid_runtime::{Config, Sink, Source};
+
+use crate::command::{is_kafka, parse_url, KafkaOptions};
+use crate::error::KafkaError;
+use crate::options::{default_transactional_id, Url};
+use crate::sink::{KafkaSink, OutputTopics, SinkConfig, Transactional};
+use crate::source::{KafkaSource, Partitions, SourceConfig, StartAt};
+
+/// One source per worker of a process, in order, `None` for a worker
+/// dealt no partition: what the dataflow crate's `Workers::with_sources`
+/// takes ([`KafkaOptions::open_shares`]).
+pub type Shares = Vec<Option<Box<dyn Source>>>;
+
+/// The source's consumer group when no transactional id names one.
+const GROUP: &str = "cepheid";
+
+/// The URL `flag` gives as `path`, as a configuration error
+/// ([`KafkaOptions::check`] says it better, before).
+fn url(flag: &'static str, path: &Path) -> Result<Url, KafkaError> {
+    parse_url(flag, path).map_err(|e| KafkaError::Config {
+        reason: e.to_string(),
+    })
+}
+
+impl KafkaOptions<'_> {
+    /// The sink's transactional id, also the consumer group its offsets
+    /// are committed for: with a checkpoint and a Kafka output, the one
+    /// given ([`KafkaOptions::transactional_id`]) or
+    /// [`default_transactional_id`] of the checkpoint folder; otherwise
+    /// none (an idempotent sink).
+    pub fn sink_transactional_id(&self) -> Option<String> {
+        match (self.checkpoint, is_kafka(self.output)) {
+            (Some(dir), true) => Some(
+                self.transactional_id
+                    .map_or_else(|| default_transactional_id(dir), str::to_string),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The configuration of the source of a Kafka `events` (`None` for a
+    /// file): every partition of its topics, from [`KafkaOptions::start`]
+    /// (the earliest records by default), bounded with
+    /// [`KafkaOptions::until_end`], the retries, the properties and the
+    /// rules topic; its consumer group the sink's transactional id
+    /// ([`KafkaOptions::sink_transactional_id`]), else `cepheid`.
+    pub fn source_config(&self) -> Result<Option<SourceConfig>, KafkaError> {
+        self.source_config_in(self.sink_transactional_id())
+    }
+
+    /// [`KafkaOptions::source_config`] in consumer group `group` (`None`:
+    /// `cepheid`).
+    fn source_config_in(&self, group: Option<String>) -> Result<Option<SourceConfig>, KafkaError> {
+        if !is_kafka(self.events) {
+            return Ok(None);
+        }
+        let events = url("--events", self.events)?;
+        let topics: Vec<&str> = events.topics.iter().map(String::as_str).collect();
+        let mut c = SourceConfig::new(events.brokers.clone(), &topics);
+        c.start = self.start.cloned().unwrap_or(StartAt::Earliest);
+        c.until_end = self.until_end;
+        c.retry = self.retry;
+        c.group_id = group.unwrap_or_else(|| GROUP.to_string());
+        c.properties = self.properties.to_vec();
+        if let Some(rules) = self.rules_topic {
+            c.rules_topic = url("--rules-topic", rules)?.topics.into_iter().next();
+        }
+        Ok(Some(c))
+    }
+
+    /// The configuration of the sink of a Kafka `output` (`None` for a
+    /// file): matches to its topic, timeouts to the topic of `timeouts`
+    /// (else the same), late events to the topic of `late` when given
+    /// (else none are made); transactional with a checkpoint
+    /// ([`KafkaOptions::sink_transactional_id`], the marker topic's
+    /// partition 0 with [`KafkaOptions::marker_topic`]), idempotent
+    /// without.
+    pub fn sink_config(&self) -> Result<Option<SinkConfig>, KafkaError> {
+        if !is_kafka(self.output) {
+            return Ok(None);
+        }
+        let output = url("--output", self.output)?;
+        let matches = output.topics[0].clone();
+        let timeouts = match self.timeouts {
+            Some(t) => url("--timeouts", t)?.topics[0].clone(),
+            None => matches.clone(),
+        };
+        let late = match self.late {
+            Some(l) => Some(url("--late", l)?.topics[0].clone()),
+            None => None,
+        };
+        let topics = OutputTopics::PerKind {
+            matches: matches.clone(),
+            timeouts,
+            late: late.clone().unwrap_or(matches),
+        };
+        let mut c = SinkConfig::new(output.brokers, topics);
+        c.retry = self.retry;
+        c.late = late.is_some();
+        c.properties = self.properties.to_vec();
+        if let Some(id) = self.sink_transactional_id() {
+            let mut t = Transactional::new(id.clone(), id);
+            t.marker = self.marker_topic.map(|topic| (topic.to_string(), 0));
+            c.transactional = Some(t);
+        }
+        Ok(Some(c))
+    }
+
+    /// Opens the source of a Kafka `events` (`None` for a file): it
+    /// connects and checks that its topics exist, waiting for the broker
+    /// up to [`KafkaOptions::retry`]'s limit.
+    pub fn open_source(&self) -> Result<Option<Box<dyn Source>>, KafkaError> {
+        match self.source_config()? {
+            Some(c) => Ok(Some(Box::new(KafkaSource::new(c)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens the sink of a Kafka `output` (`None` for a file), as
+    /// [`KafkaOptions::sink_config`] says; it checks that its topics
+    /// exist. The records go to it: `config`'s outputs (which named its
+    /// topics) become none.
+    pub fn open_sink(&self, config: &mut Config) -> Result<Option<Box<dyn Sink>>, KafkaError> {
+        let Some(c) = self.sink_config()? else {
+            return Ok(None);
+        };
+        let sink = KafkaSink::new(c)?;
+        config.output = None;
+        config.late = None;
+        Ok(Some(Box::new(sink)))
+    }
+
+    /// Opens the sources of a Kafka `events` for the workers `workers`
+    /// (numbered over every process) of `total` (`None` for a file):
+    /// [`KafkaSource::shares`], in consumer group `cepheid`.
+    pub fn open_shares(
+        &self,
+        workers: Range<usize>,
+        total: usize,
+    ) -> Result<Option<Shares>, KafkaError> {
+        let Some(config) = self.source_config_in(None)? else {
+            return Ok(None);
+        };
+        let shares = KafkaSource::shares(&config, workers, total)?;
+        let boxed = |s: KafkaSource| Box::new(s) as Box<dyn Source>;
+        Ok(Some(shares.into_iter().map(|s| s.map(boxed)).collect()))
+    }
+}
+
+impl KafkaSource {
+    /// The sources of the workers `workers` (numbered over every process)
+    /// of `total` over the partitions of `config` (`docs/kafka.md`, "On
+    /// workers"): its (topic, partition) pairs, from the broker's
+    /// metadata in the source's order (topics as named, partitions by
+    /// number), dealt in turn, pair `i` to worker `i mod total`; one
+    /// source per worker of `workers`, in order, `None` for a worker dealt
+    /// no partition.
+    pub fn shares(
+        config: &SourceConfig,
+        workers: Range<usize>,
+        total: usize,
+    ) -> Result<Vec<Option<KafkaSource>>, KafkaError> {
+        let pairs = KafkaSource::new(config.clone())?.splits().to_vec();
+        let mut sources = Vec::with_capacity(workers.len());
+        for share in deal(&pairs, workers, total) {
+            if share.is_empty() {
+                sources.push(None);
+                continue;
+            }
+            let mut c = config.clone();
+            c.partitions = Partitions::Only(share);
+            sources.push(Some(KafkaSource::new(c)?));
+        }
+        Ok(sources)
+    }
+}
+
+/// `items` dealt in turn over `total` workers, item `i` to worker `i mod
+/// total`: the shares of the workers `workers`, in order.
+fn deal<T: Clone>(items: &[T], workers: Range<usize>, total: usize) -> Vec<Vec<T>> {
+    let total = total.max(1);
+    let share = |worker: usize| {
+        let mine = items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % total == worker);
+        mine.map(|(_, item)| item.clone()).collect()
+    };
+    workers.map(share).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cepheid_runtime::Input;
+
+    use super::*;
+    use crate::Retry;
+
+    #[test]
+    fn partitions_are_dealt_in_turn_over_the_workers_of_every_process() {
+        let pairs: Vec<u32> = (0..5).collect();
+        // One process of two workers.
+        assert_eq!(deal(&pairs, 0..2, 2), [vec![0, 2, 4], vec![1, 3]]);
+        // Process 1 of two, each of two workers: workers 2 and 3 of 4.
+        assert_eq!(deal(&pairs, 2..4, 4), [vec![2], vec![3]]);
+        // More workers than partitions: the last get none.
+        assert_eq!(deal(&pairs[..1], 0..3, 3), [vec![0], vec![], vec![]]);
+    }
+
+    const IN: &str = "kafka://a:1,b:2/in,more";
+    const OUT: &str = "kafka://a:1/out";
+
+    #[test]
+    fn the_options_make_the_source_and_sink_configurations() {
+        let props = [("acks".to_string(), "all".to_string())];
+        let start = StartAt::Timestamp(7);
+        let options = KafkaOptions {
+            events: Path::new(IN),
+            output: Path::new(OUT),
+            late: Some(Path::new("kafka://a:1/late")),
+            timeouts: Some(Path::new("kafka://a:1/timeouts")),
+            rules_topic: Some(Path::new("kafka://a:1,b:2/rules")),
+            properties: &props,
+            start: Some(&start),
+            until_end: true,
+            retry: Retry {
+                limit: Duration::from_secs(3),
+                ..Retry::default()
+            },
+            ..KafkaOptions::default()
+        };
+        assert_eq!(options.check(), Ok(()));
+        let source = options.source_config().unwrap().expect("a Kafka source");
+        assert_eq!(source.brokers, "a:1,b:2");
+        assert_eq!(source.topics, ["in", "more"]);
+        assert_eq!(source.start, start);
+        assert!(source.until_end);
+        assert_eq!(source.retry.limit, Duration::from_secs(3));
+        assert_eq!(source.properties, props);
+        assert_eq!(source.rules_topic.as_deref(), Some("rules"));
+        // Without a checkpoint: an idempotent sink, the default group.
+        assert_eq!(source.group_id, "cepheid");
+        let sink = options.sink_config().unwrap().expect("a Kafka sink");
+        assert_eq!(sink.brokers, "a:1");
+        assert_eq!(
+            sink.topics,
+            OutputTopics::PerKind {
+                matches: "out".into(),
+                timeouts: "timeouts".into(),
+                late: "late".into(),
+            }
+        );
+        assert!(sink.late);
+        assert!(sink.transactional.is_none());
+        // With one: transactions, and the source in their group.
+        let committed = KafkaOptions {
+            checkpoint: Some(Path::new("state")),
+            transactional_id: Some("t1"),
+            marker_topic: Some("marks"),
+            ..options
+        };
+        let source = committed.source_config().unwrap().unwrap();
+        assert_eq!(source.group_id, "t1");
+        let t = committed.sink_config().unwrap().unwrap().transactional;
+        let t = t.expect("transactional");
+        assert_eq!(
+            (t.transactional_id.as_str(), t.group_id.as_str()),
+            ("t1", "t1")
+        );
+        assert_eq!(t.marker, Some(("marks".to_string(), 0)));
+        let default_id = KafkaOptions {
+            transactional_id: None,
+            ..committed
+        };
+        assert_eq!(
+            default_id.sink_transactional_id(),
+            Some(default_transactional_id(Path::new("state")))
+        );
+    }
+
+    #[test]
+    fn files_open_nothing_and_keep_the_configs_outputs() {
+        let options = KafkaOptions {
+            events: Path::new("events.jsonl"),
+            output: Path::new("out.jsonl"),
+            ..KafkaOptions::default()
+        };
+        assert!(options.source_config().unwrap().is_none());
+        assert!(options.sink_config().unwrap().is_none());
+        let mut config = Config::new(Input::file("events.jsonl"), Vec::new());
+        config.output = Some("out.jsonl".into());
+        assert!(options.open_source().unwrap().is_none());
+        assert!(options.open_sink(&mut config).unwrap().is_none());
+        assert!(options.open_shares(0..2, 2).unwrap().is_none());
+        assert_eq!(config.output.as_deref(), Some(Path::new("out.jsonl")));
+        // Only one topic at `--late kafka://...` counts (checked before).
+        let late = KafkaOptions {
+            output: Path::new(OUT),
+            late: Some(Path::new("kafka://a:1/")),
+            ..options
+        };
+        let e = late.sink_config().unwrap_err();
+        assert!(
+            e.to_string().contains("--late kafka://a:1/: no topic"),
+            "{e}"
+        );
+    }
+}
