@@ -104,7 +104,7 @@ use cepheid_runtime::source::{
 };
 use cepheid_runtime::{
     add_patterns, capped_message, Config, End, EngineNumbers, Layout as SummaryLayout, Level,
-    Notice, Report, RunView, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
+    Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -2146,6 +2146,8 @@ impl Job {
                     misses: 0,
                     last: Instant::now(),
                     pending: None,
+                    asked_at: None,
+                    observes: self.board.is_some(),
                     ended: false,
                     failed: Arc::clone(&self.checkpoint_failed),
                     stop: Arc::clone(&self.stop),
@@ -2361,6 +2363,14 @@ impl Job {
             .and_then(|path| Some((path.clone(), records_to.clone()?)));
         let read = checkpoint.read.clone();
         let say = self.say.clone();
+        // (a file that cannot be written is said to an observing report)
+        let observes = self.board.is_some();
+        let failed_event = move |say: &Say, error: cepheid_runtime::Error| {
+            if observes {
+                say.report()
+                    .event(&RunEvent::CheckpointFailed { error: &error });
+            }
+        };
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
             let folder = cut::epoch_dir(&dir, epoch);
             let name = format!("worker-{index}");
@@ -2375,6 +2385,8 @@ impl Job {
                             folder.join(&name).display(),
                             path.display()
                         );
+                        let own = PathBuf::from(format!("{}.{index}", path.display()));
+                        failed_event(&say, cut_failed(&own, e));
                         failed.store(true, Ordering::Relaxed);
                         stop.store(true, Ordering::Relaxed);
                         return;
@@ -2399,6 +2411,7 @@ impl Job {
                     "error: cannot write the checkpoint {}: {e}",
                     folder.join(&name).display()
                 );
+                failed_event(&say, cut_failed(&folder.join(&name), e));
                 // The input stops; exit 4 at the end.
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
@@ -3256,6 +3269,12 @@ struct Cutter {
     last: Instant,
     /// The epoch asked for and not passed yet.
     pending: Option<Timestamp>,
+    /// When the cut under way was asked for (its duration runs from
+    /// there to its `complete` durable).
+    asked_at: Option<Instant>,
+    /// Does the report observe the run? Then each cut completed, or that
+    /// could not be written, is said to it ([`RunEvent`]).
+    observes: bool,
     /// Has the writer's input ended?
     ended: bool,
     failed: Arc<AtomicBool>,
@@ -3296,16 +3315,21 @@ impl Cutter {
         if let (Some(e), Some(at)) = (self.pending, at) {
             if at >= e {
                 self.pending = None;
+                let since = self.asked_at.take().unwrap_or_else(Instant::now);
                 let whole = !checkpoint.cuts.failed(e) && {
-                    match self.complete(e, gathered) {
+                    match self.complete(e, since, gathered) {
                         Ok(whole) => whole,
-                        Err(e) => {
+                        Err(why) => {
                             say!(
                                 self.say,
                                 Error,
-                                "error: cannot write the checkpoint in {}: {e}",
+                                "error: cannot write the checkpoint in {}: {why}",
                                 checkpoint.dir.display()
                             );
+                            self.failed_event(&cut_failed(
+                                &cut::epoch_dir(&checkpoint.dir, e),
+                                why,
+                            ));
                             // The input stops; exit 4 at the end.
                             self.failed.store(true, Ordering::Relaxed);
                             self.stop.store(true, Ordering::Relaxed);
@@ -3342,6 +3366,7 @@ impl Cutter {
             && (again || self.last.elapsed() >= checkpoint.every)
         {
             if let Some(requests) = &mut self.requests {
+                self.asked_at = Some(Instant::now());
                 if self.ask {
                     requests.ask();
                     self.asking = true;
@@ -3365,16 +3390,26 @@ impl Cutter {
         for chunk in std::mem::take(&mut gathered.held) {
             gathered.take(chunk);
         }
+        if self.failed.load(Ordering::Relaxed) {
+            // A cut failed (said then, the input stopped for it): none is
+            // completed after it, as the single run takes no checkpoint
+            // after a failed one; the next run goes on from the last
+            // complete cut. (A sink that failed would fail again, and was
+            // said to have taken this one.)
+            return;
+        }
         let dir = checkpoint.dir.display();
-        match self.complete(e, gathered) {
+        // (taken by every worker as the dataflow ended: from now)
+        match self.complete(e, Instant::now(), gathered) {
             Ok(true) => say!(self.say, Info, "cepheid: checkpoint taken in {dir} as the run stopped"),
             Ok(false) => say!(
                 self.say,
                 Warning,
                 "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
             ),
-            Err(e) => {
-                say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {e}");
+            Err(why) => {
+                say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {why}");
+                self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
                 self.failed.store(true, Ordering::Relaxed);
             }
         }
@@ -3383,9 +3418,12 @@ impl Cutter {
     /// The frontier passed `e`: every worker that took the cut has written
     /// its file (before its capability moved past `e`). When every
     /// worker's file is there, the outputs are synced and measured,
-    /// `complete` written, the older cuts deleted: `Ok(true)`. `Ok(false)`:
-    /// a worker could not take it.
-    fn complete(&self, e: Timestamp, gathered: &mut Gathered) -> io::Result<bool> {
+    /// `complete` written, the older cuts deleted: `Ok(true)`, said to an
+    /// observing report ([`RunEvent::Checkpoint`]: its number, the time
+    /// since it was asked for (`since`), the bytes of its files).
+    /// `Ok(false)`: a worker could not take it.
+    fn complete(&self, e: Timestamp, since: Instant, gathered: &mut Gathered) -> io::Result<bool> {
+        let completing = Instant::now();
         let checkpoint = &self.checkpoint;
         let folder = cut::epoch_dir(&checkpoint.dir, e);
         let marker = &checkpoint.marker;
@@ -3418,7 +3456,14 @@ impl Cutter {
             // Every record of the cut on its way (a write error stops the
             // run: the sink's, said at the end).
             if let Err((late, source)) = writers.flush() {
-                writers.fail(late, source);
+                let target = writers.describe(late).unwrap_or_default();
+                let e = SinkError {
+                    target,
+                    late,
+                    source,
+                };
+                self.sink_event(&e);
+                writers.fail(e.late, e.source);
                 return Ok(self.sink_failed());
             }
         } else {
@@ -3435,6 +3480,7 @@ impl Cutter {
             match sink.prepare(number) {
                 Ok(state) => marker.sink = state.data,
                 Err(e) => {
+                    self.sink_event(&e);
                     writers.fail(e.late, e.source);
                     return Ok(self.sink_failed());
                 }
@@ -3453,12 +3499,42 @@ impl Cutter {
             // positions in it. Until that returned, the cut before stays
             // (resuming, the sink says which of the two it committed).
             if let Err(e) = commit(&checkpoint.dir, e, number, &mut writers) {
+                self.sink_event(&e);
                 writers.fail(e.late, e.source);
                 return Ok(self.sink_failed());
             }
         }
         cut::prune(&checkpoint.dir, e);
+        drop(writers);
+        if self.observes {
+            self.say.report().event(&RunEvent::Checkpoint {
+                number,
+                duration: since.elapsed(),
+                bytes: cut::bytes(&folder),
+                // (worker 0's writer, syncing the outputs and writing
+                // `complete`; each worker wrote its own file on its thread)
+                stall: completing.elapsed(),
+                deferred: 0,
+            });
+        }
         Ok(true)
+    }
+
+    /// Says to an observing report that a cut could not be completed
+    /// ([`RunEvent::CheckpointFailed`]).
+    fn failed_event(&self, error: &cepheid_runtime::Error) {
+        if self.observes {
+            self.say
+                .report()
+                .event(&RunEvent::CheckpointFailed { error });
+        }
+    }
+
+    /// [`Cutter::failed_event`] of the sink's error `e` at a cut.
+    fn sink_event(&self, e: &SinkError) {
+        if self.observes {
+            self.failed_event(&cepheid_runtime::Error::Sink(copied(e)));
+        }
     }
 
     /// The sink failed at a cut: the input stops (no more cuts), and the
@@ -3495,6 +3571,26 @@ fn commit(
         .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
     let position = sink.join_positions(&shares)?;
     sink.commit(number, &position)
+}
+
+/// What an observing report is told of a cut's file (or folder) at
+/// `path` that could not be written ([`RunEvent::CheckpointFailed`]).
+fn cut_failed(path: &Path, source: io::Error) -> cepheid_runtime::Error {
+    cepheid_runtime::Error::Io {
+        doing: cepheid_runtime::Doing::WriteCheckpoint,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A copy of a sink's error (its I/O error's kind and text), for
+/// [`RunEvent::CheckpointFailed`] while the run keeps the error itself.
+fn copied(e: &SinkError) -> SinkError {
+    SinkError {
+        target: e.target.clone(),
+        late: e.late,
+        source: io::Error::new(e.source.kind(), e.source.to_string()),
+    }
 }
 
 /// Cuts given up in a row before it is said why.
