@@ -100,7 +100,7 @@ use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid_engine::{ErrorKind, PatternStats, Record, Rules, Timestamp, Value};
 use cepheid_runtime::source::{
     prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
-    Source, SourceTiming, SplitTiming, Tail, BATCHES_AHEAD,
+    Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
     add_patterns, capped_message, Config, End, EngineNumbers, Layout as SummaryLayout, Level,
@@ -183,6 +183,11 @@ struct Board {
     /// the file after its last batch handed to the source;
     /// [`Board::NOT_READ`] in every other process, and before it starts.
     read_to: AtomicU64,
+    /// The consumer lag of the library user's sources
+    /// ([`Workers::with_sources`]): by the worker's index in the process,
+    /// whether it reads a source, and its lag per split as its reader
+    /// thread last said it (`Message::Lag`, at most once a second).
+    lags: Mutex<Vec<(bool, Option<Vec<SplitLag>>)>>,
 }
 
 /// A worker's numbers as it last published them.
@@ -200,12 +205,51 @@ impl Board {
     /// [`Board::read_to`] before the reader says where it is.
     const NOT_READ: u64 = u64::MAX;
 
-    fn new(scale: &Scale, records_wanted: usize) -> Board {
+    /// The board of this process's workers; `readers` says which of them
+    /// read a source of the library's user (none: they read a file or
+    /// live input).
+    fn new(scale: &Scale, records_wanted: usize, readers: &[bool]) -> Board {
         Board {
             first: scale.process * scale.workers,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
             tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
             read_to: AtomicU64::new(Board::NOT_READ),
+            lags: Mutex::new(readers.iter().map(|&r| (r, None)).collect()),
+        }
+    }
+
+    /// The source of worker `local` (its index in the process) is `lag`
+    /// records behind its splits' ends.
+    fn lag(&self, local: usize, lag: Vec<SplitLag>) {
+        let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, slot)) = lags.get_mut(local) {
+            *slot = Some(lag);
+        }
+    }
+
+    /// The consumer lag of the process's sources, every split of each
+    /// (by stream and number): `None` until every worker that reads one
+    /// has said its own (a sum of some would say less than is behind),
+    /// and on runs without sources.
+    fn consumer_lag(&self) -> Option<Vec<SplitLag>> {
+        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = Vec::new();
+        let mut readers = 0;
+        for (reads, lag) in lags.iter() {
+            if *reads {
+                all.extend_from_slice(lag.as_deref()?);
+                readers += 1;
+            }
+        }
+        all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        (readers > 0).then_some(all)
+    }
+
+    /// Shows the sources' lag in `view`.
+    fn show<'a>(&self, view: &mut RunView<'a>, lag: &'a Option<Vec<SplitLag>>) {
+        if let Some(lag) = lag {
+            view.consumer_lag = Some(lag.iter().map(|l| l.records).sum());
+            view.split_lag = lag;
         }
     }
 
@@ -276,12 +320,14 @@ fn observe(
         }
         let (workers, [events, late, malformed]) = board.gather(&patterns);
         let records = board.records();
+        let lag = board.consumer_lag();
         let mut view = RunView::of_workers(&workers);
         view.events_read = events;
         view.late = late;
         view.malformed = malformed;
         view.records = &records;
         view.source_lag = board.source_lag(followed.as_deref());
+        board.show(&mut view, &lag);
         say.report().tick(&view);
     })
 }
@@ -1082,7 +1128,10 @@ impl Workers {
         {
             *agreed = agreement;
         }
-        let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
+        let readers: Vec<bool> = (sources.iter().flatten())
+            .map(|(source, _, _)| source.is_some())
+            .collect();
+        let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted, &readers)));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume, shares) = match &config.checkpoint {
@@ -1255,6 +1304,8 @@ impl Workers {
                     (summary.events, summary.late, summary.malformed);
             }
             view.source_lag = board.source_lag(followed.as_deref());
+            let lag = board.consumer_lag();
+            board.show(&mut view, &lag);
             view.finished = true;
             say.report().tick(&view);
         }
@@ -2205,6 +2256,7 @@ impl Job {
         let reader = feed.map(|feed| {
             let live = Live {
                 feed,
+                local: index - self.first_worker,
                 board: self.board.clone(),
                 stop_said: Arc::clone(&self.stop_said),
                 source: self.sources.is_some(),
@@ -2743,6 +2795,8 @@ fn share(
 struct Live {
     say: Say,
     feed: Feed<Record>,
+    /// The worker's index in the process.
+    local: usize,
     /// Where the run's numbers are published (with an observing report):
     /// the reader's place in the file goes there.
     board: Option<Arc<Board>>,
@@ -2785,10 +2839,15 @@ impl Live {
                     self.feed.stop();
                     return Some(why);
                 }
-                // `--watch` is not read with `--workers`.
-                Ok(
-                    Message::Reload(_) | Message::Seen(_) | Message::Checkpointed | Message::Lag(_),
-                ) => continue,
+                Ok(Message::Lag(lag)) => {
+                    if let Some(board) = &self.board {
+                        board.lag(self.local, lag);
+                    }
+                    continue;
+                }
+                // `--watch` is not read with `--workers`, nor fields
+                // watched yet.
+                Ok(Message::Reload(_) | Message::Seen(_) | Message::Checkpointed) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());
