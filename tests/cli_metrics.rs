@@ -397,6 +397,20 @@ fn each_process_serves_its_own_workers_metrics() {
 
 #[test]
 fn a_field_warning_is_counted_in_the_metrics() {
+    field_warning_counted(&[]);
+}
+
+/// The same on workers: worker 0's reader of the followed file watches the
+/// fields; the warning is counted in the run's metrics.
+#[cfg(feature = "workers")]
+#[test]
+fn a_field_warning_on_workers_is_counted_in_the_metrics() {
+    field_warning_counted(&["--workers", "2"]);
+}
+
+/// A misspelt field said after 3 events of a followed file, run with
+/// `extra`, counted in `cepheid_field_warnings_total`.
+fn field_warning_counted(extra: &[&str]) {
     let dir = crate::common::scratch("metrics_field_warning");
     std::fs::write(
         dir.join("rules.cep"),
@@ -407,18 +421,23 @@ fn a_field_warning_is_counted_in_the_metrics() {
         .map(|i| format!(r#"{{"ts": {i}, "user": "u", "success": false}}"#) + "\n")
         .collect();
     std::fs::write(dir.join("events.jsonl"), events).unwrap();
-    let live = Live::spawn(cepheid().current_dir(&dir).args([
-        "run",
-        "rules.cep",
-        "--events",
-        "events.jsonl",
-        "--follow",
-        "--field-warnings-after",
-        "3",
-        "--no-progress",
-        "--metrics",
-        "127.0.0.1:0",
-    ]));
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--follow",
+                "--field-warnings-after",
+                "3",
+                "--no-progress",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .args(extra),
+    );
     let addr = address(&live.stderr_line("cepheid: metrics on http://"));
     let warning = live.stderr_line("never occurs");
     assert!(warning.contains("did you mean `success`?"), "{warning}");

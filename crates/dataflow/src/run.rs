@@ -96,8 +96,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
-use cepheid_engine::{ErrorKind, PatternStats, Record, Rules, Timestamp, Value};
+use cepheid_engine::io::{Decoder, FieldsSeen, Format, Item, Items, JsonLines};
+use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp, Value};
 use cepheid_runtime::source::{
     prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
     Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
@@ -132,9 +132,11 @@ macro_rules! say {
 
 mod connect;
 mod cut;
+mod fields;
 mod write;
 
 pub use cut::{CutError, Damage};
+use fields::Fields;
 use write::{lock, Records, Tap, Writers};
 
 /// The run's [`Report`], shared by its threads.
@@ -188,6 +190,8 @@ struct Board {
     /// whether it reads a source, and its lag per split as its reader
     /// thread last said it (`Message::Lag`, at most once a second).
     lags: Mutex<Vec<(bool, Option<Vec<SplitLag>>)>>,
+    /// Warnings about fields no event carried (for their count).
+    fields: Option<Arc<Fields>>,
 }
 
 /// A worker's numbers as it last published them.
@@ -208,13 +212,19 @@ impl Board {
     /// The board of this process's workers; `readers` says which of them
     /// read a source of the library's user (none: they read a file or
     /// live input).
-    fn new(scale: &Scale, records_wanted: usize, readers: &[bool]) -> Board {
+    fn new(
+        scale: &Scale,
+        records_wanted: usize,
+        readers: &[bool],
+        fields: Option<Arc<Fields>>,
+    ) -> Board {
         Board {
             first: scale.process * scale.workers,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
             tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
             read_to: AtomicU64::new(Board::NOT_READ),
             lags: Mutex::new(readers.iter().map(|&r| (r, None)).collect()),
+            fields,
         }
     }
 
@@ -245,11 +255,14 @@ impl Board {
         (readers > 0).then_some(all)
     }
 
-    /// Shows the sources' lag in `view`.
+    /// Shows the sources' lag and the fields' warnings in `view`.
     fn show<'a>(&self, view: &mut RunView<'a>, lag: &'a Option<Vec<SplitLag>>) {
         if let Some(lag) = lag {
             view.consumer_lag = Some(lag.iter().map(|l| l.records).sum());
             view.split_lag = lag;
+        }
+        if let Some(fields) = &self.fields {
+            view.field_warnings = fields.told();
         }
     }
 
@@ -855,6 +868,9 @@ struct Counts {
     strict_stop: Option<(String, u64, String)>,
     /// Each pattern's counts (the plan's order).
     patterns: Vec<PatternStats>,
+    /// What the worker's reader saw of the patterns' fields (merged over
+    /// the workers: process 0 says at the end what none carried).
+    fields: Option<FieldsSeen>,
 }
 
 impl Counts {
@@ -878,6 +894,11 @@ impl Counts {
             self.strict_stop.clone_from(&other.strict_stop);
         }
         add_patterns(&mut self.patterns, &other.patterns);
+        match (&mut self.fields, &other.fields) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.fields = Some(theirs.clone()),
+            (_, None) => {}
+        }
     }
 }
 
@@ -944,6 +965,9 @@ pub struct Workers {
     records_wanted: usize,
     /// What every process must agree on ([`agreement`]).
     agreement: String,
+    /// Where the patterns read each field, for the warnings about fields
+    /// no event carried ([`Config::field_warnings`]).
+    field_watch: FieldWatch,
     say: Say,
     /// Live input read by this process: the channel of the reader's
     /// batches and of [`Handle::stop`].
@@ -1038,6 +1062,8 @@ impl Workers {
             observes,
             records_wanted,
             agreement,
+            // (each read located `path:line:column`, as the single run's)
+            field_watch: FieldWatch::from_rules(rules),
             say,
             messages,
             sources: None,
@@ -1115,6 +1141,7 @@ impl Workers {
             observes,
             records_wanted,
             agreement,
+            field_watch,
             say,
             messages,
             sources,
@@ -1128,10 +1155,14 @@ impl Workers {
         {
             *agreed = agreement;
         }
+        let fields = config
+            .field_warnings
+            .map(|after| Arc::new(Fields::new(after, field_watch, scale.workers)));
         let readers: Vec<bool> = (sources.iter().flatten())
             .map(|(source, _, _)| source.is_some())
             .collect();
-        let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted, &readers)));
+        let board = observes
+            .then(|| Arc::new(Board::new(&scale, records_wanted, &readers, fields.clone())));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume, shares) = match &config.checkpoint {
@@ -1218,6 +1249,7 @@ impl Workers {
             checkpoint_failed: Arc::default(),
             say: say.clone(),
             board: board.clone(),
+            fields: fields.clone(),
         });
         let started = Instant::now();
         let observing = board.as_ref().map(|board| {
@@ -1271,6 +1303,11 @@ impl Workers {
             match result {
                 Ok(None) => {}
                 Ok(Some((writers, counts, stopped))) => {
+                    if let (Some(fields), None) = (&fields, &stopped) {
+                        // The end of the input: what no reader of any
+                        // process saw (their views came with the counts).
+                        fields.at_end(counts.fields.as_ref(), &say);
+                    }
                     let mut writers = lock(&writers);
                     let finished = finish(
                         &config,
@@ -1655,6 +1692,9 @@ struct Job {
     say: Say,
     /// Where each worker publishes its numbers (an observing report).
     board: Option<Arc<Board>>,
+    /// The warnings about fields no event carried
+    /// ([`Config::field_warnings`]), which the readers tell what they saw.
+    fields: Option<Arc<Fields>>,
 }
 
 /// `--checkpoint DIR` with `--workers`: the cuts of the run.
@@ -2150,10 +2190,12 @@ impl Job {
                 last: None,
                 measured: None,
             });
+            let fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
             let make_sink = move |_| {
                 let mut sink =
                     CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records, say);
                 sink.publish = publish;
+                sink.fields = fields;
                 sink
             };
             let found = match &worker_cut {
@@ -2257,6 +2299,7 @@ impl Job {
             let live = Live {
                 feed,
                 local: index - self.first_worker,
+                fields: self.fields.clone(),
                 board: self.board.clone(),
                 stop_said: Arc::clone(&self.stop_said),
                 source: self.sources.is_some(),
@@ -2387,6 +2430,8 @@ impl Job {
             position: 0,
             read,
             events: Rc::default(),
+            watch: (self.fields.clone()).zip(index.checked_sub(self.first_worker)),
+            seen: FieldsSeen::default(),
         }
     }
 
@@ -2515,6 +2560,28 @@ impl Job {
         cut
     }
 
+    /// The decoders of a reader thread (live input, a library user's
+    /// source): each watches the fields when their warnings are on (as
+    /// the single run's reader does).
+    fn decoder(&self) -> impl Fn() -> Decoder + Send + 'static {
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let after = self.fields.as_ref().map(|f| f.after());
+        move || {
+            let decoder = Decoder::new(format, &time_field, fields.clone());
+            match after {
+                Some(after) => decoder.watch_fields(after),
+                None => decoder,
+            }
+        }
+    }
+
+    /// When a reader thread sends what its decoder saw of the fields
+    /// (`Message::Seen`): after the warnings' N events, and at the end.
+    fn seen_told(&self) -> SeenTold {
+        SeenTold::new(self.fields.as_ref().map(|f| f.after()))
+    }
+
     /// Worker `index`'s own source ([`Workers::with_sources`]), if the
     /// run reads sources: `None` on other runs, `Some((None, ..))` for a
     /// worker that reads nothing.
@@ -2571,9 +2638,7 @@ impl Job {
             }
             emitted = state.lateness.watermark();
         }
-        let fields = self.plan.fields().clone();
-        let (format, time_field) = (self.format, self.time_field.clone());
-        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let decoder = self.decoder();
         let reading = Reading {
             origin: live.origin.clone(),
             decoder: decoder(),
@@ -2582,7 +2647,7 @@ impl Job {
             tails: false,
             // Control records (`$rules`) are not read here.
             controls: None,
-            seen: SeenTold::new(None),
+            seen: self.seen_told(),
             timing: SourceTiming {
                 record_time: false,
                 splits: Some(SplitTiming {
@@ -2611,9 +2676,7 @@ impl Job {
     fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<String>> {
         let taken = self.messages.lock().ok().and_then(|mut m| m.take());
         let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
-        let fields = self.plan.fields().clone();
-        let (format, time_field) = (self.format, self.time_field.clone());
-        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let decoder = self.decoder();
         let start = restored.map_or_else(Position::default, |state| self.live_start(state));
         let mut first = decoder();
         if start.offset > 0 {
@@ -2637,10 +2700,7 @@ impl Job {
                     tails: live.places,
                     // Control records (`$rules`) are not read here.
                     controls: None,
-                    // Fields that never occur are not watched on workers
-                    // yet (`--workers`: each worker decodes its own
-                    // chunks; their views would be merged first).
-                    seen: SeenTold::new(None),
+                    seen: self.seen_told(),
                     timing: Default::default(),
                 };
                 // Ends with the input, or with the process (a signal).
@@ -2797,6 +2857,8 @@ struct Live {
     feed: Feed<Record>,
     /// The worker's index in the process.
     local: usize,
+    /// Told what the reader's decoder saw of the fields (`Message::Seen`).
+    fields: Option<Arc<Fields>>,
     /// Where the run's numbers are published (with an observing report):
     /// the reader's place in the file goes there.
     board: Option<Arc<Board>>,
@@ -2839,15 +2901,20 @@ impl Live {
                     self.feed.stop();
                     return Some(why);
                 }
+                Ok(Message::Seen(seen)) => {
+                    if let Some(fields) = &self.fields {
+                        fields.report(self.local, seen, &self.say);
+                    }
+                    continue;
+                }
                 Ok(Message::Lag(lag)) => {
                     if let Some(board) = &self.board {
                         board.lag(self.local, lag);
                     }
                     continue;
                 }
-                // `--watch` is not read with `--workers`, nor fields
-                // watched yet.
-                Ok(Message::Reload(_) | Message::Seen(_) | Message::Checkpointed) => continue,
+                // `--watch` is not read with `--workers`.
+                Ok(Message::Reload(_) | Message::Checkpointed) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());
@@ -2977,6 +3044,12 @@ struct PartItems {
     read: Arc<cut::Read>,
     /// Events read (late ones included), for the worker's numbers.
     events: Rc<Cell<u64>>,
+    /// The fields' warnings and the worker's index in the process: each
+    /// chunk's decoder watches the fields, and what the chunks read so far
+    /// saw ([`PartItems::seen`]) is told at the end of each chunk.
+    watch: Option<(Arc<Fields>, usize)>,
+    /// What the decoders of the chunks read whole saw of the fields.
+    seen: FieldsSeen,
 }
 
 impl Positioned for PartItems {
@@ -3001,7 +3074,13 @@ struct Current {
 impl PartItems {
     /// Starts reading `chunk`.
     fn start(&mut self, mut chunk: FileChunk) {
-        let decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
+        let mut decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
+        if let Some((fields, _)) = &self.watch {
+            // The names of keys ("did you mean") of the first N events of
+            // the process's readers only, as the single run keeps those of
+            // its first N.
+            decoder = decoder.watch_fields(fields.after().saturating_sub(fields.events()));
+        }
         let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
         self.current = Some(Current {
             items: Items::new(self.origin.clone(), reader, decoder),
@@ -3021,6 +3100,13 @@ impl PartItems {
                     }
                     self.position = offset;
                     return Some((line, item, offset));
+                }
+                if let (Some((fields, local)), Some(seen)) =
+                    (&self.watch, current.items.decoder().fields_seen())
+                {
+                    // The chunk read whole: what it saw of the fields.
+                    self.seen.merge(seen);
+                    fields.report(*local, self.seen.clone(), &self.say);
                 }
                 self.current = None;
             }
@@ -3140,6 +3226,9 @@ struct CliSink {
     summary: Option<Counts>,
     /// Where the worker publishes its numbers, with an observing report.
     publish: Option<Publish>,
+    /// The fields' warnings and the worker's index in the process: what
+    /// its reader saw goes into its counts at the end.
+    fields: Option<(Arc<Fields>, usize)>,
 }
 
 /// A worker's part in the [`Board`].
@@ -3200,6 +3289,7 @@ impl CliSink {
             counts,
             summary: None,
             publish: None,
+            fields: None,
         }
     }
 }
@@ -3279,6 +3369,7 @@ impl Collect<Record> for CliSink {
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
             patterns: Vec::new(),
+            fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_worker(*local)),
         });
     }
 
