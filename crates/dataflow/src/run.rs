@@ -81,6 +81,15 @@
 //!   patterns partitioned alike), not their sum: N workers may hold N times
 //!   the limit. Its first drop is said once per process; the summary adds
 //!   up the drops of every worker.
+//! - **Fields that never occur** (`Config::field_warnings`): each reader's
+//!   decoders watch the fields, their views merged (`run/fields.rs`); said
+//!   once the process's readers decoded N events, and at the end by
+//!   process 0 over every process's readers, with the single run's message.
+//! - **An observing report** (`--metrics`, `--stats-every`): the sums of
+//!   what the workers publish now and then (the `Board`), a followed
+//!   file's lag, the sources' consumer lag, the latest records per block
+//!   (`Tap`), and each cut completed or failed (`RunEvent::Checkpoint`,
+//!   `CheckpointFailed`, from worker 0 of process 0); nothing per event.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
