@@ -848,8 +848,9 @@ enum Chunk {
     Out(Vec<u8>),
     /// Late records, whole lines.
     Late(Vec<u8>),
-    /// A worker's counts, at the end.
-    Summary(Counts),
+    /// A worker's counts, at the end (boxed: they are large, the blocks of
+    /// records many).
+    Summary(Box<Counts>),
 }
 
 /// A worker's counts (worker 0's include the sources' events and late
@@ -3357,7 +3358,7 @@ impl Collect<Record> for CliSink {
     fn drain(&mut self, out: &mut Vec<Chunk>) {
         out.extend(self.records.take().into_iter().map(Chunk::Out));
         if let Some(summary) = self.summary.take() {
-            out.push(Chunk::Summary(summary));
+            out.push(Chunk::Summary(Box::new(summary)));
         }
     }
 
