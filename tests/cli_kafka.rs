@@ -1487,6 +1487,21 @@ fn kafka_until_end_ends_on_a_topic_written_with_transactions() {
 #[cfg(feature = "metrics")]
 #[test]
 fn the_consumer_lag_is_in_the_metrics_and_0_once_everything_is_read() {
+    consumer_lag_metrics(&[]);
+}
+
+/// The same on two workers, the partitions dealt to them (one reads two):
+/// the lag is over every partition of both workers' sources.
+#[cfg(all(feature = "metrics", feature = "workers"))]
+#[test]
+fn the_consumer_lag_on_workers_is_in_the_metrics_and_0_once_everything_is_read() {
+    consumer_lag_metrics(&["--workers", "2"]);
+}
+
+/// A run over a 3-partition topic with `--metrics` and `extra`: its lag
+/// per partition and summed, 0 once every record was read.
+#[cfg(feature = "metrics")]
+fn consumer_lag_metrics(extra: &[&str]) {
     use crate::cli_metrics::{address, get, value};
     use crate::common::Live;
 
@@ -1505,7 +1520,8 @@ fn the_consumer_lag_is_in_the_metrics_and_0_once_everything_is_read() {
             "--events",
             &format!("kafka://{}/{input}", broker.bootstrap()),
         ])
-        .args(["--output", "out.jsonl", "--metrics", "127.0.0.1:0"]);
+        .args(["--output", "out.jsonl", "--metrics", "127.0.0.1:0"])
+        .args(extra);
     let live = Live::spawn(&mut command);
     let addr = address(&live.stderr_line("cepheid: metrics on http://"));
     let per_partition = |text: &str| -> Vec<(String, Option<f64>)> {

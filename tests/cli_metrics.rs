@@ -397,6 +397,20 @@ fn each_process_serves_its_own_workers_metrics() {
 
 #[test]
 fn a_field_warning_is_counted_in_the_metrics() {
+    field_warning_counted(&[]);
+}
+
+/// The same on workers: worker 0's reader of the followed file watches the
+/// fields; the warning is counted in the run's metrics.
+#[cfg(feature = "workers")]
+#[test]
+fn a_field_warning_on_workers_is_counted_in_the_metrics() {
+    field_warning_counted(&["--workers", "2"]);
+}
+
+/// A misspelt field said after 3 events of a followed file, run with
+/// `extra`, counted in `cepheid_field_warnings_total`.
+fn field_warning_counted(extra: &[&str]) {
     let dir = crate::common::scratch("metrics_field_warning");
     std::fs::write(
         dir.join("rules.cep"),
@@ -407,18 +421,23 @@ fn a_field_warning_is_counted_in_the_metrics() {
         .map(|i| format!(r#"{{"ts": {i}, "user": "u", "success": false}}"#) + "\n")
         .collect();
     std::fs::write(dir.join("events.jsonl"), events).unwrap();
-    let live = Live::spawn(cepheid().current_dir(&dir).args([
-        "run",
-        "rules.cep",
-        "--events",
-        "events.jsonl",
-        "--follow",
-        "--field-warnings-after",
-        "3",
-        "--no-progress",
-        "--metrics",
-        "127.0.0.1:0",
-    ]));
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--follow",
+                "--field-warnings-after",
+                "3",
+                "--no-progress",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .args(extra),
+    );
     let addr = address(&live.stderr_line("cepheid: metrics on http://"));
     let warning = live.stderr_line("never occurs");
     assert!(warning.contains("did you mean `success`?"), "{warning}");
@@ -665,4 +684,136 @@ fn the_page_keeps_the_latest_records_of_a_batch_in_order() {
     live.signal("TERM");
     let (status, _, stderr) = live.finish();
     assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
+/// The complete cut in the checkpoint folder `state` of a run on workers
+/// (the older ones are deleted once it is complete): its number (in its
+/// `complete` marker) and the bytes of its files; `None` before the first.
+#[cfg(feature = "workers")]
+fn last_cut(state: &Path) -> Option<(u64, u64)> {
+    // (the folders are `epoch-E`, E the cut's frontier in event time)
+    let epoch = |p: &Path| -> Option<i64> {
+        p.file_name()?
+            .to_str()?
+            .strip_prefix("epoch-")?
+            .parse()
+            .ok()
+    };
+    let cut = std::fs::read_dir(state)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("complete").is_file())
+        .filter_map(|p| Some((epoch(&p)?, p)))
+        .max()?
+        .1;
+    let marker = std::fs::read_to_string(cut.join("complete")).ok()?;
+    let number = marker
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"number\": "))
+        .and_then(|n| n.trim_end_matches(',').parse().ok())?;
+    let mut bytes = 0;
+    for file in std::fs::read_dir(&cut).ok()? {
+        let file = file.ok()?;
+        if file.file_name().to_string_lossy().ends_with(".tmp") {
+            // (a file being written: not a whole cut yet)
+            return None;
+        }
+        bytes += file.metadata().ok()?.len();
+    }
+    Some((number, bytes))
+}
+
+/// `--workers 2 --checkpoint`: each cut the workers complete is counted,
+/// with its size (the bytes of every worker's file and its marker) and how
+/// long it took; the count is the number of the last cut in the folder.
+#[cfg(feature = "workers")]
+#[test]
+fn checkpoints_on_workers_are_in_the_metrics() {
+    let dir = crate::common::scratch("metrics_checkpoint_workers");
+    let events = dir.join("events.jsonl");
+    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
+    let lines: Vec<String> = sample.lines().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&events, "").unwrap();
+    let state = dir.join("state");
+    let live = Live::spawn(cepheid().current_dir(root()).args([
+        "run",
+        "patterns/",
+        "--events",
+        events.to_str().unwrap(),
+        "--follow",
+        // (the watermark follows the wall clock while the file is idle:
+        // the frontier moves past each cut asked for)
+        "--idle-timeout",
+        "100ms",
+        "--no-progress",
+        "--workers",
+        "2",
+        "--output",
+        dir.join("out.jsonl").to_str().unwrap(),
+        "--checkpoint",
+        state.to_str().unwrap(),
+        "--checkpoint-every",
+        "200ms",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let text = scrape_until(addr, "the first update", |t| {
+        value(t, "cepheid_checkpoints_total").is_some()
+    });
+    assert_eq!(value(&text, "cepheid_checkpoint_failures_total"), Some(0.0));
+    // The lines in three parts, each once the cuts before it were counted.
+    let mut counted = 0.0;
+    for part in lines.chunks(lines.len().div_ceil(3)) {
+        append(&events, &part.concat());
+        let text = scrape_until(addr, "a cut of the new lines", |t| {
+            value(t, "cepheid_checkpoints_total").is_some_and(|n| n > counted)
+        });
+        counted = value(&text, "cepheid_checkpoints_total").unwrap();
+    }
+    assert!(counted >= 3.0, "{counted} cuts");
+    // What the folder holds and what the metrics say agree once no cut is
+    // under way between the two looks (cuts go on while the workers move).
+    let deadline = Instant::now() + PATIENCE;
+    let (number, bytes, text) = loop {
+        let before = last_cut(&state);
+        let (code, text) = get(addr, "/metrics");
+        assert_eq!(code, 200, "{text}");
+        if let (Some((number, bytes)), true) = (before, last_cut(&state) == before) {
+            if value(&text, "cepheid_checkpoints_total") == Some(number as f64)
+                && value(&text, "cepheid_checkpoint_size_bytes") == Some(bytes as f64)
+            {
+                break (number, bytes, text);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the metrics never said the folder's cut ({before:?}): {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(number >= 3 && bytes > 0, "{number} {bytes}");
+    assert_eq!(value(&text, "cepheid_checkpoint_failures_total"), Some(0.0));
+    let took = value(&text, "cepheid_checkpoint_duration_seconds").expect("a duration");
+    assert!(took > 0.0 && took < 30.0, "{took}");
+    let age = value(&text, "cepheid_checkpoint_age_seconds").expect("an age");
+    assert!((0.0..30.0).contains(&age), "{age}");
+    let (_, json) = get(addr, "/status.json");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let checkpoint = &status["run"]["checkpoint"];
+    assert!(
+        checkpoint["completed"].as_u64() >= Some(number),
+        "{checkpoint}"
+    );
+    assert_eq!(checkpoint["failures"], 0, "{checkpoint}");
+    assert!(checkpoint["last_error"].is_null(), "{checkpoint}");
+
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("checkpoint taken in") && stderr.contains("as the run stopped"),
+        "{stderr}"
+    );
 }

@@ -3,7 +3,8 @@
 //! events (default 10,000), and at the end of the input for what is
 //! still missing and was not said: the pattern, `path:line:column` of the
 //! read, and the closest field that did occur. The records are the same
-//! with or without the warnings.
+//! with or without the warnings. On workers (and processes) the same,
+//! over the readers of every worker (`on_workers`).
 
 use std::path::Path;
 use std::process::Output;
@@ -138,4 +139,197 @@ fn the_records_are_the_same_with_and_without_the_warnings() {
     let off = run_sample(&["--field-warnings-after", "0"]);
     assert_eq!(on.stdout, off.stdout);
     assert!(!on.stdout.is_empty());
+}
+
+/// The same on workers: each worker's reader watches the fields of its
+/// chunks of the file (cut small here, so that both read some), their
+/// views merged: said once, with the single run's message and the events
+/// of every worker.
+#[cfg(feature = "workers")]
+mod on_workers {
+    use super::*;
+    use crate::common::Live;
+    use std::net::TcpListener;
+
+    /// `--workers 2` with chunks of 60 bytes (two lines of `logins`).
+    const WORKERS: [&str; 4] = ["--workers", "2", "--chunk-bytes", "60"];
+
+    fn on_workers(dir: &Path, args: &[&str]) -> Output {
+        let mut all = WORKERS.to_vec();
+        all.extend_from_slice(args);
+        run(dir, &all)
+    }
+
+    #[test]
+    fn a_misspelt_field_is_said_once_at_the_end_over_every_workers_events() {
+        let dir = setup("workers_fields_end", MISSPELT, &logins(5));
+        let out = on_workers(&dir, &[]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            warnings(&out),
+            ["warning: rules.cep:5:16: pattern `fails`, the condition of stage `f`: field `sucess` never occurs in 5 events; did you mean `success`?"]
+        );
+        assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn after_n_events_it_is_said_once_not_again_at_the_end() {
+        let dir = setup("workers_fields_n", MISSPELT, &logins(50));
+        let out = on_workers(&dir, &["--field-warnings-after", "10"]);
+        let said = warnings(&out);
+        assert_eq!(said.len(), 1, "{said:?}");
+        // Said once the workers' chunks read whole had 10 events: at
+        // least 10, at most the input.
+        let events: u64 = said[0]
+            .split("never occurs in ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        assert!((10..=50).contains(&events), "{said:?}");
+    }
+
+    #[test]
+    fn no_warning_when_every_field_occurs_or_when_turned_off() {
+        let fine = MISSPELT.replace("sucess", "success");
+        let dir = setup("workers_fields_fine", &fine, &logins(5));
+        let out = on_workers(&dir, &[]);
+        assert!(warnings(&out).is_empty(), "{out:?}");
+        assert!(!out.stdout.is_empty(), "three failures match");
+
+        let dir = setup("workers_fields_off", MISSPELT, &logins(5));
+        let out = on_workers(&dir, &["--field-warnings-after", "0"]);
+        assert!(warnings(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_field_that_occurs_in_one_workers_chunk_only_is_not_said() {
+        // `note` occurs only in the last event, in the chunk of one worker:
+        // the other never saw it, the run did.
+        let rules = "pattern noted {
+    match a
+    where
+        a: note == \"x\"
+}
+";
+        let mut events = logins(20);
+        events.push_str(r#"{"ts": 99, "user": "u", "note": "x"}"#);
+        events.push('\n');
+        let dir = setup("workers_fields_late", rules, &events);
+        let late = on_workers(&dir, &["--field-warnings-after", "100"]);
+        assert!(warnings(&late).is_empty(), "{late:?}");
+        assert_eq!(String::from_utf8_lossy(&late.stdout).lines().count(), 1);
+    }
+
+    #[test]
+    fn the_records_are_the_same_with_and_without_the_warnings() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let run_sample = |extra: &str| {
+            let out = cepheid()
+                .current_dir(root)
+                .args(["run", "patterns/", "--events", "examples/data/sample.jsonl"])
+                .args(["--no-progress", "--workers", "2", "--chunk-bytes", "500"])
+                .args(["--field-warnings-after", extra])
+                .output()
+                .expect("run cepheid");
+            let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        let on = run_sample("1");
+        assert_eq!(on, run_sample("0"));
+        assert!(!on.is_empty());
+    }
+
+    /// A followed file, read by worker 0's reader thread: said once its
+    /// decoder saw N events, as the single run says it.
+    #[test]
+    fn a_followed_file_is_said_after_n_events() {
+        let dir = setup("workers_fields_follow", MISSPELT, &logins(5));
+        let live = Live::spawn(cepheid().current_dir(&dir).args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--follow",
+            "--field-warnings-after",
+            "3",
+            "--no-progress",
+            "--workers",
+            "2",
+        ]));
+        let warning = live.stderr_line("never occurs");
+        assert_eq!(
+            warning,
+            "warning: rules.cep:5:16: pattern `fails`, the condition of stage `f`: field `sucess` never occurs in 5 events; did you mean `success`?"
+        );
+        live.signal("TERM");
+        let (status, _, stderr) = live.finish();
+        assert_eq!(status.code(), Some(143), "{stderr}");
+        assert_eq!(stderr.matches("never occurs").count(), 1, "{stderr}");
+    }
+
+    /// Two processes of one worker, each reading its chunks of the file
+    /// (process 0 reads 4 of the 5 lines, process 1 one): process 0 says
+    /// at the end what no event of either carried, with every event.
+    #[test]
+    fn on_processes_process_0_says_what_the_events_of_every_process_lacked() {
+        let dir = setup("processes_fields", MISSPELT, &logins(5));
+        let port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port()
+        };
+        let hosts = dir.join("hosts");
+        std::fs::write(
+            &hosts,
+            format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port()),
+        )
+        .unwrap();
+        let processes: Vec<_> = (0..2)
+            .map(|process| {
+                cepheid()
+                    .current_dir(&dir)
+                    .args(["run", "rules.cep", "--events", "events.jsonl"])
+                    .args(["--no-progress", "--chunk-bytes", "60"])
+                    .args(["--workers", "1", "--processes", "2"])
+                    .args(["--process", &process.to_string()])
+                    .arg("--hostfile")
+                    .arg(&hosts)
+                    .args(["--output", &format!("out{process}.jsonl")])
+                    .spawn_output()
+            })
+            .collect();
+        let outs: Vec<Output> = processes
+            .into_iter()
+            .map(|p| p.join().expect("runs").expect("starts"))
+            .collect();
+        for out in &outs {
+            assert!(out.status.success(), "{out:?}");
+        }
+        assert_eq!(
+            warnings(&outs[0]),
+            ["warning: rules.cep:5:16: pattern `fails`, the condition of stage `f`: field `sucess` never occurs in 5 events; did you mean `success`?"]
+        );
+        assert!(warnings(&outs[1]).is_empty(), "{:?}", outs[1]);
+    }
+
+    /// Runs a command on a thread of its own, for its output.
+    trait SpawnOutput {
+        fn spawn_output(&mut self) -> std::thread::JoinHandle<std::io::Result<Output>>;
+    }
+
+    impl SpawnOutput for std::process::Command {
+        fn spawn_output(&mut self) -> std::thread::JoinHandle<std::io::Result<Output>> {
+            let child = self
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn();
+            std::thread::spawn(move || child?.wait_with_output())
+        }
+    }
 }

@@ -4,6 +4,9 @@
 //! `--workers` and `--processes` need the default feature `workers`.
 
 // Support code, compiled once for every module below.
+#[cfg(feature = "metrics")]
+#[path = "../../crates/monitor/tests/support/browser.rs"]
+mod browser_support;
 #[path = "../common/mod.rs"]
 mod common;
 #[cfg(feature = "workers")]
@@ -32,6 +35,9 @@ mod cli_live;
 #[cfg(feature = "metrics")]
 #[path = "../cli_metrics.rs"]
 mod cli_metrics;
+#[cfg(feature = "metrics")]
+#[path = "../cli_page.rs"]
+mod cli_page;
 #[cfg(feature = "workers")]
 #[path = "../cli_processes_checkpoint.rs"]
 mod cli_processes_checkpoint;

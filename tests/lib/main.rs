@@ -26,6 +26,8 @@ mod conformance_lib;
 mod dataflow_live;
 #[path = "../dataflow_live_cut.rs"]
 mod dataflow_live_cut;
+#[path = "../dataflow_observed.rs"]
+mod dataflow_observed;
 #[path = "../dataflow_sources_rescale.rs"]
 mod dataflow_sources_rescale;
 #[path = "../dataflow_threads.rs"]

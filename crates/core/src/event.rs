@@ -59,8 +59,11 @@ impl FieldId {
 
 /// A field name as written in a pattern: one or more segments, `user.id` is
 /// `["user", "id"]`. For a [`Record`](crate::Record) a path names a (possibly nested) field
-/// of the input object.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// of the input object. Serializes as its segments (what a run on several
+/// processes sends of the fields its events carried).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct FieldPath(pub Vec<Arc<str>>);
 
 impl FieldPath {

@@ -81,6 +81,15 @@
 //!   patterns partitioned alike), not their sum: N workers may hold N times
 //!   the limit. Its first drop is said once per process; the summary adds
 //!   up the drops of every worker.
+//! - **Fields that never occur** (`Config::field_warnings`): each reader's
+//!   decoders watch the fields, their views merged (`run/fields.rs`); said
+//!   once the process's readers decoded N events, and at the end by
+//!   process 0 over every process's readers, with the single run's message.
+//! - **An observing report** (`--metrics`, `--stats-every`): the sums of
+//!   what the workers publish now and then (the `Board`), a followed
+//!   file's lag, the sources' consumer lag, the latest records per block
+//!   (`Tap`), and each cut completed or failed (`RunEvent::Checkpoint`,
+//!   `CheckpointFailed`, from worker 0 of process 0); nothing per event.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -96,15 +105,15 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
-use cepheid_engine::{ErrorKind, PatternStats, Record, Rules, Timestamp, Value};
+use cepheid_engine::io::{Decoder, FieldsSeen, Format, Item, Items, JsonLines};
+use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp, Value};
 use cepheid_runtime::source::{
     prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
-    Source, SourceTiming, SplitTiming, Tail, BATCHES_AHEAD,
+    Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
     add_patterns, capped_message, Config, End, EngineNumbers, Layout as SummaryLayout, Level,
-    Notice, Report, RunView, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
+    Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -132,9 +141,11 @@ macro_rules! say {
 
 mod connect;
 mod cut;
+mod fields;
 mod write;
 
 pub use cut::{CutError, Damage};
+use fields::Fields;
 use write::{lock, Records, Tap, Writers};
 
 /// The run's [`Report`], shared by its threads.
@@ -183,6 +194,13 @@ struct Board {
     /// the file after its last batch handed to the source;
     /// [`Board::NOT_READ`] in every other process, and before it starts.
     read_to: AtomicU64,
+    /// The consumer lag of the library user's sources
+    /// ([`Workers::with_sources`]): by the worker's index in the process,
+    /// whether it reads a source, and its lag per split as its reader
+    /// thread last said it (`Message::Lag`, at most once a second).
+    lags: Mutex<Vec<(bool, Option<Vec<SplitLag>>)>>,
+    /// Warnings about fields no event carried (for their count).
+    fields: Option<Arc<Fields>>,
 }
 
 /// A worker's numbers as it last published them.
@@ -200,12 +218,60 @@ impl Board {
     /// [`Board::read_to`] before the reader says where it is.
     const NOT_READ: u64 = u64::MAX;
 
-    fn new(scale: &Scale, records_wanted: usize) -> Board {
+    /// The board of this process's workers; `readers` says which of them
+    /// read a source of the library's user (none: they read a file or
+    /// live input).
+    fn new(
+        scale: &Scale,
+        records_wanted: usize,
+        readers: &[bool],
+        fields: Option<Arc<Fields>>,
+    ) -> Board {
         Board {
             first: scale.own_workers().start,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
             tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
             read_to: AtomicU64::new(Board::NOT_READ),
+            lags: Mutex::new(readers.iter().map(|&r| (r, None)).collect()),
+            fields,
+        }
+    }
+
+    /// The source of worker `local` (its index in the process) is `lag`
+    /// records behind its splits' ends.
+    fn lag(&self, local: usize, lag: Vec<SplitLag>) {
+        let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, slot)) = lags.get_mut(local) {
+            *slot = Some(lag);
+        }
+    }
+
+    /// The consumer lag of the process's sources, every split of each
+    /// (by stream and number): `None` until every worker that reads one
+    /// has said its own (a sum of some would say less than is behind),
+    /// and on runs without sources.
+    fn consumer_lag(&self) -> Option<Vec<SplitLag>> {
+        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = Vec::new();
+        let mut readers = 0;
+        for (reads, lag) in lags.iter() {
+            if *reads {
+                all.extend_from_slice(lag.as_deref()?);
+                readers += 1;
+            }
+        }
+        all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        (readers > 0).then_some(all)
+    }
+
+    /// Shows the sources' lag and the fields' warnings in `view`.
+    fn show<'a>(&self, view: &mut RunView<'a>, lag: &'a Option<Vec<SplitLag>>) {
+        if let Some(lag) = lag {
+            view.consumer_lag = Some(lag.iter().map(|l| l.records).sum());
+            view.split_lag = lag;
+        }
+        if let Some(fields) = &self.fields {
+            view.field_warnings = fields.told();
         }
     }
 
@@ -276,12 +342,14 @@ fn observe(
         }
         let (workers, [events, late, malformed]) = board.gather(&patterns);
         let records = board.records();
+        let lag = board.consumer_lag();
         let mut view = RunView::of_workers(&workers);
         view.events_read = events;
         view.late = late;
         view.malformed = malformed;
         view.records = &records;
         view.source_lag = board.source_lag(followed.as_deref());
+        board.show(&mut view, &lag);
         say.report().tick(&view);
     })
 }
@@ -813,8 +881,9 @@ enum Chunk {
     Out(Vec<u8>),
     /// Late records, whole lines.
     Late(Vec<u8>),
-    /// A worker's counts, at the end.
-    Summary(Counts),
+    /// A worker's counts, at the end (boxed: they are large, the blocks of
+    /// records many).
+    Summary(Box<Counts>),
 }
 
 /// A worker's counts (worker 0's include the sources' events and late
@@ -842,6 +911,9 @@ struct Counts {
     strict_stop: Option<(String, u64, String)>,
     /// Each pattern's counts (the plan's order).
     patterns: Vec<PatternStats>,
+    /// What the worker's reader saw of the patterns' fields (merged over
+    /// the workers: process 0 says at the end what none carried).
+    fields: Option<FieldsSeen>,
 }
 
 impl Counts {
@@ -865,6 +937,11 @@ impl Counts {
             self.strict_stop.clone_from(&other.strict_stop);
         }
         add_patterns(&mut self.patterns, &other.patterns);
+        match (&mut self.fields, &other.fields) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.fields = Some(theirs.clone()),
+            (_, None) => {}
+        }
     }
 }
 
@@ -931,6 +1008,9 @@ pub struct Workers {
     records_wanted: usize,
     /// What every process must agree on ([`agreement`]).
     agreement: String,
+    /// Where the patterns read each field, for the warnings about fields
+    /// no event carried ([`Config::field_warnings`]).
+    field_watch: FieldWatch,
     say: Say,
     /// Live input read by this process: the channel of the reader's
     /// batches and of [`Handle::stop`].
@@ -1036,6 +1116,8 @@ impl Workers {
             observes,
             records_wanted,
             agreement,
+            // (each read located `path:line:column`, as the single run's)
+            field_watch: FieldWatch::from_rules(rules),
             say,
             messages,
             sources: None,
@@ -1113,6 +1195,7 @@ impl Workers {
             observes,
             records_wanted,
             agreement,
+            field_watch,
             say,
             messages,
             sources,
@@ -1126,7 +1209,14 @@ impl Workers {
         {
             *agreed = agreement;
         }
-        let board = observes.then(|| Arc::new(Board::new(&scale, records_wanted)));
+        let fields = config
+            .field_warnings
+            .map(|after| Arc::new(Fields::new(after, field_watch, scale.workers)));
+        let readers: Vec<bool> = (sources.iter().flatten())
+            .map(|(source, _, _)| source.is_some())
+            .collect();
+        let board = observes
+            .then(|| Arc::new(Board::new(&scale, records_wanted, &readers, fields.clone())));
         let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume, shares) = match &config.checkpoint {
@@ -1213,6 +1303,7 @@ impl Workers {
             checkpoint_failed: Arc::default(),
             say: say.clone(),
             board: board.clone(),
+            fields: fields.clone(),
         });
         let started = Instant::now();
         let observing = board.as_ref().map(|board| {
@@ -1266,6 +1357,11 @@ impl Workers {
             match result {
                 Ok(None) => {}
                 Ok(Some((writers, counts, stopped))) => {
+                    if let (Some(fields), None) = (&fields, &stopped) {
+                        // The end of the input: what no reader of any
+                        // process saw (their views came with the counts).
+                        fields.at_end(counts.fields.as_ref(), &say);
+                    }
                     let mut writers = lock(&writers);
                     let finished = finish(
                         &config,
@@ -1299,6 +1395,8 @@ impl Workers {
                     (summary.events, summary.late, summary.malformed);
             }
             view.source_lag = board.source_lag(followed.as_deref());
+            let lag = board.consumer_lag();
+            board.show(&mut view, &lag);
             view.finished = true;
             say.report().tick(&view);
         }
@@ -1657,6 +1755,9 @@ struct Job {
     say: Say,
     /// Where each worker publishes its numbers (an observing report).
     board: Option<Arc<Board>>,
+    /// The warnings about fields no event carried
+    /// ([`Config::field_warnings`]), which the readers tell what they saw.
+    fields: Option<Arc<Fields>>,
 }
 
 /// `--checkpoint DIR` with `--workers`: the cuts of the run.
@@ -2152,10 +2253,12 @@ impl Job {
                 last: None,
                 measured: None,
             });
+            let fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
             let make_sink = move |_| {
                 let mut sink =
                     CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records, say);
                 sink.publish = publish;
+                sink.fields = fields;
                 sink
             };
             let found = match &worker_cut {
@@ -2199,6 +2302,8 @@ impl Job {
                     misses: 0,
                     last: Instant::now(),
                     pending: None,
+                    asked_at: None,
+                    observes: self.board.is_some(),
                     ended: false,
                     failed: Arc::clone(&self.checkpoint_failed),
                     stop: Arc::clone(&self.stop),
@@ -2256,6 +2361,8 @@ impl Job {
         let reader = feed.map(|feed| {
             let live = Live {
                 feed,
+                local: index - self.first_worker,
+                fields: self.fields.clone(),
                 board: self.board.clone(),
                 stop_said: Arc::clone(&self.stop_said),
                 source: self.sources.is_some(),
@@ -2386,6 +2493,8 @@ impl Job {
             position: 0,
             read,
             events: Rc::default(),
+            watch: (self.fields.clone()).zip(index.checked_sub(self.first_worker)),
+            seen: FieldsSeen::default(),
         }
     }
 
@@ -2414,6 +2523,14 @@ impl Job {
             .and_then(|path| Some((path.clone(), records_to.clone()?)));
         let read = checkpoint.read.clone();
         let say = self.say.clone();
+        // (a file that cannot be written is said to an observing report)
+        let observes = self.board.is_some();
+        let failed_event = move |say: &Say, error: cepheid_runtime::Error| {
+            if observes {
+                say.report()
+                    .event(&RunEvent::CheckpointFailed { error: &error });
+            }
+        };
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
             let folder = cut::epoch_dir(&dir, epoch);
             let name = format!("worker-{index}");
@@ -2428,6 +2545,8 @@ impl Job {
                             folder.join(&name).display(),
                             path.display()
                         );
+                        let own = PathBuf::from(format!("{}.{index}", path.display()));
+                        failed_event(&say, cut_failed(&own, e));
                         failed.store(true, Ordering::Relaxed);
                         stop.store(true, Ordering::Relaxed);
                         return;
@@ -2452,6 +2571,7 @@ impl Job {
                     "error: cannot write the checkpoint {}: {e}",
                     folder.join(&name).display()
                 );
+                failed_event(&say, cut_failed(&folder.join(&name), e));
                 // The input stops; exit 4 at the end.
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
@@ -2501,6 +2621,28 @@ impl Job {
         }
         drop(resume);
         cut
+    }
+
+    /// The decoders of a reader thread (live input, a library user's
+    /// source): each watches the fields when their warnings are on (as
+    /// the single run's reader does).
+    fn decoder(&self) -> impl Fn() -> Decoder + Send + 'static {
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let after = self.fields.as_ref().map(|f| f.after());
+        move || {
+            let decoder = Decoder::new(format, &time_field, fields.clone());
+            match after {
+                Some(after) => decoder.watch_fields(after),
+                None => decoder,
+            }
+        }
+    }
+
+    /// When a reader thread sends what its decoder saw of the fields
+    /// (`Message::Seen`): after the warnings' N events, and at the end.
+    fn seen_told(&self) -> SeenTold {
+        SeenTold::new(self.fields.as_ref().map(|f| f.after()))
     }
 
     /// Worker `index`'s own source ([`Workers::with_sources`]), if the
@@ -2559,9 +2701,7 @@ impl Job {
             }
             emitted = state.lateness.watermark();
         }
-        let fields = self.plan.fields().clone();
-        let (format, time_field) = (self.format, self.time_field.clone());
-        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let decoder = self.decoder();
         let reading = Reading {
             origin: live.origin.clone(),
             decoder: decoder(),
@@ -2570,7 +2710,7 @@ impl Job {
             tails: false,
             // Control records (`$rules`) are not read here.
             controls: None,
-            seen: SeenTold::new(None),
+            seen: self.seen_told(),
             timing: SourceTiming {
                 record_time: false,
                 splits: Some(SplitTiming {
@@ -2599,9 +2739,7 @@ impl Job {
     fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<String>> {
         let taken = self.messages.lock().ok().and_then(|mut m| m.take());
         let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
-        let fields = self.plan.fields().clone();
-        let (format, time_field) = (self.format, self.time_field.clone());
-        let decoder = move || Decoder::new(format, &time_field, fields.clone());
+        let decoder = self.decoder();
         let start = restored.map_or_else(Position::default, |state| self.live_start(state));
         let mut first = decoder();
         if start.offset > 0 {
@@ -2625,10 +2763,7 @@ impl Job {
                     tails: live.places,
                     // Control records (`$rules`) are not read here.
                     controls: None,
-                    // Fields that never occur are not watched on workers
-                    // yet (`--workers`: each worker decodes its own
-                    // chunks; their views would be merged first).
-                    seen: SeenTold::new(None),
+                    seen: self.seen_told(),
                     timing: Default::default(),
                 };
                 // Ends with the input, or with the process (a signal).
@@ -2783,6 +2918,10 @@ fn share(
 struct Live {
     say: Say,
     feed: Feed<Record>,
+    /// The worker's index in the process.
+    local: usize,
+    /// Told what the reader's decoder saw of the fields (`Message::Seen`).
+    fields: Option<Arc<Fields>>,
     /// Where the run's numbers are published (with an observing report):
     /// the reader's place in the file goes there.
     board: Option<Arc<Board>>,
@@ -2825,10 +2964,20 @@ impl Live {
                     self.feed.stop();
                     return Some(why);
                 }
+                Ok(Message::Seen(seen)) => {
+                    if let Some(fields) = &self.fields {
+                        fields.report(self.local, seen, &self.say);
+                    }
+                    continue;
+                }
+                Ok(Message::Lag(lag)) => {
+                    if let Some(board) = &self.board {
+                        board.lag(self.local, lag);
+                    }
+                    continue;
+                }
                 // `--watch` is not read with `--workers`.
-                Ok(
-                    Message::Reload(_) | Message::Seen(_) | Message::Checkpointed | Message::Lag(_),
-                ) => continue,
+                Ok(Message::Reload(_) | Message::Checkpointed) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());
@@ -2958,6 +3107,12 @@ struct PartItems {
     read: Arc<cut::Read>,
     /// Events read (late ones included), for the worker's numbers.
     events: Rc<Cell<u64>>,
+    /// The fields' warnings and the worker's index in the process: each
+    /// chunk's decoder watches the fields, and what the chunks read so far
+    /// saw ([`PartItems::seen`]) is told at the end of each chunk.
+    watch: Option<(Arc<Fields>, usize)>,
+    /// What the decoders of the chunks read whole saw of the fields.
+    seen: FieldsSeen,
 }
 
 impl Positioned for PartItems {
@@ -2982,7 +3137,13 @@ struct Current {
 impl PartItems {
     /// Starts reading `chunk`.
     fn start(&mut self, mut chunk: FileChunk) {
-        let decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
+        let mut decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
+        if let Some((fields, _)) = &self.watch {
+            // The names of keys ("did you mean") of the first N events of
+            // the process's readers only, as the single run keeps those of
+            // its first N.
+            decoder = decoder.watch_fields(fields.after().saturating_sub(fields.events()));
+        }
         let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
         self.current = Some(Current {
             items: Items::new(self.origin.clone(), reader, decoder),
@@ -3002,6 +3163,13 @@ impl PartItems {
                     }
                     self.position = offset;
                     return Some((line, item, offset));
+                }
+                if let (Some((fields, local)), Some(seen)) =
+                    (&self.watch, current.items.decoder().fields_seen())
+                {
+                    // The chunk read whole: what it saw of the fields.
+                    self.seen.merge(seen);
+                    fields.report(*local, self.seen.clone(), &self.say);
                 }
                 self.current = None;
             }
@@ -3121,6 +3289,9 @@ struct CliSink {
     summary: Option<Counts>,
     /// Where the worker publishes its numbers, with an observing report.
     publish: Option<Publish>,
+    /// The fields' warnings and the worker's index in the process: what
+    /// its reader saw goes into its counts at the end.
+    fields: Option<(Arc<Fields>, usize)>,
 }
 
 /// A worker's part in the [`Board`].
@@ -3181,6 +3352,7 @@ impl CliSink {
             counts,
             summary: None,
             publish: None,
+            fields: None,
         }
     }
 }
@@ -3239,7 +3411,7 @@ impl Collect<Record> for CliSink {
     fn drain(&mut self, out: &mut Vec<Chunk>) {
         out.extend(self.records.take().into_iter().map(Chunk::Out));
         if let Some(summary) = self.summary.take() {
-            out.push(Chunk::Summary(summary));
+            out.push(Chunk::Summary(Box::new(summary)));
         }
     }
 
@@ -3260,6 +3432,7 @@ impl Collect<Record> for CliSink {
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
             patterns: Vec::new(),
+            fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_worker(*local)),
         });
     }
 
@@ -3309,6 +3482,12 @@ struct Cutter {
     last: Instant,
     /// The epoch asked for and not passed yet.
     pending: Option<Timestamp>,
+    /// When the cut under way was asked for (its duration runs from
+    /// there to its `complete` durable).
+    asked_at: Option<Instant>,
+    /// Does the report observe the run? Then each cut completed, or that
+    /// could not be written, is said to it ([`RunEvent`]).
+    observes: bool,
     /// Has the writer's input ended?
     ended: bool,
     failed: Arc<AtomicBool>,
@@ -3349,16 +3528,21 @@ impl Cutter {
         if let (Some(e), Some(at)) = (self.pending, at) {
             if at >= e {
                 self.pending = None;
+                let since = self.asked_at.take().unwrap_or_else(Instant::now);
                 let whole = !checkpoint.cuts.failed(e) && {
-                    match self.complete(e, gathered) {
+                    match self.complete(e, since, gathered) {
                         Ok(whole) => whole,
-                        Err(e) => {
+                        Err(why) => {
                             say!(
                                 self.say,
                                 Error,
-                                "error: cannot write the checkpoint in {}: {e}",
+                                "error: cannot write the checkpoint in {}: {why}",
                                 checkpoint.dir.display()
                             );
+                            self.failed_event(&cut_failed(
+                                &cut::epoch_dir(&checkpoint.dir, e),
+                                why,
+                            ));
                             // The input stops; exit 4 at the end.
                             self.failed.store(true, Ordering::Relaxed);
                             self.stop.store(true, Ordering::Relaxed);
@@ -3395,6 +3579,7 @@ impl Cutter {
             && (again || self.last.elapsed() >= checkpoint.every)
         {
             if let Some(requests) = &mut self.requests {
+                self.asked_at = Some(Instant::now());
                 if self.ask {
                     requests.ask();
                     self.asking = true;
@@ -3418,16 +3603,26 @@ impl Cutter {
         for chunk in std::mem::take(&mut gathered.held) {
             gathered.take(chunk);
         }
+        if self.failed.load(Ordering::Relaxed) {
+            // A cut failed (said then, the input stopped for it): none is
+            // completed after it, as the single run takes no checkpoint
+            // after a failed one; the next run goes on from the last
+            // complete cut. (A sink that failed would fail again, and was
+            // said to have taken this one.)
+            return;
+        }
         let dir = checkpoint.dir.display();
-        match self.complete(e, gathered) {
+        // (taken by every worker as the dataflow ended: from now)
+        match self.complete(e, Instant::now(), gathered) {
             Ok(true) => say!(self.say, Info, "cepheid: checkpoint taken in {dir} as the run stopped"),
             Ok(false) => say!(
                 self.say,
                 Warning,
                 "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
             ),
-            Err(e) => {
-                say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {e}");
+            Err(why) => {
+                say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {why}");
+                self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
                 self.failed.store(true, Ordering::Relaxed);
             }
         }
@@ -3436,9 +3631,12 @@ impl Cutter {
     /// The frontier passed `e`: every worker that took the cut has written
     /// its file (before its capability moved past `e`). When every
     /// worker's file is there, the outputs are synced and measured,
-    /// `complete` written, the older cuts deleted: `Ok(true)`. `Ok(false)`:
-    /// a worker could not take it.
-    fn complete(&self, e: Timestamp, gathered: &mut Gathered) -> io::Result<bool> {
+    /// `complete` written, the older cuts deleted: `Ok(true)`, said to an
+    /// observing report ([`RunEvent::Checkpoint`]: its number, the time
+    /// since it was asked for (`since`), the bytes of its files).
+    /// `Ok(false)`: a worker could not take it.
+    fn complete(&self, e: Timestamp, since: Instant, gathered: &mut Gathered) -> io::Result<bool> {
+        let completing = Instant::now();
         let checkpoint = &self.checkpoint;
         let folder = cut::epoch_dir(&checkpoint.dir, e);
         let marker = &checkpoint.marker;
@@ -3471,7 +3669,14 @@ impl Cutter {
             // Every record of the cut on its way (a write error stops the
             // run: the sink's, said at the end).
             if let Err((late, source)) = writers.flush() {
-                writers.fail(late, source);
+                let target = writers.describe(late).unwrap_or_default();
+                let e = SinkError {
+                    target,
+                    late,
+                    source,
+                };
+                self.sink_event(&e);
+                writers.fail(e.late, e.source);
                 return Ok(self.sink_failed());
             }
         } else {
@@ -3488,6 +3693,7 @@ impl Cutter {
             match sink.prepare(number) {
                 Ok(state) => marker.sink = state.data,
                 Err(e) => {
+                    self.sink_event(&e);
                     writers.fail(e.late, e.source);
                     return Ok(self.sink_failed());
                 }
@@ -3506,12 +3712,42 @@ impl Cutter {
             // positions in it. Until that returned, the cut before stays
             // (resuming, the sink says which of the two it committed).
             if let Err(e) = commit(&checkpoint.dir, e, number, &mut writers) {
+                self.sink_event(&e);
                 writers.fail(e.late, e.source);
                 return Ok(self.sink_failed());
             }
         }
         cut::prune(&checkpoint.dir, e);
+        drop(writers);
+        if self.observes {
+            self.say.report().event(&RunEvent::Checkpoint {
+                number,
+                duration: since.elapsed(),
+                bytes: cut::bytes(&folder),
+                // (worker 0's writer, syncing the outputs and writing
+                // `complete`; each worker wrote its own file on its thread)
+                stall: completing.elapsed(),
+                deferred: 0,
+            });
+        }
         Ok(true)
+    }
+
+    /// Says to an observing report that a cut could not be completed
+    /// ([`RunEvent::CheckpointFailed`]).
+    fn failed_event(&self, error: &cepheid_runtime::Error) {
+        if self.observes {
+            self.say
+                .report()
+                .event(&RunEvent::CheckpointFailed { error });
+        }
+    }
+
+    /// [`Cutter::failed_event`] of the sink's error `e` at a cut.
+    fn sink_event(&self, e: &SinkError) {
+        if self.observes {
+            self.failed_event(&cepheid_runtime::Error::Sink(copied(e)));
+        }
     }
 
     /// The sink failed at a cut: the input stops (no more cuts), and the
@@ -3548,6 +3784,26 @@ fn commit(
         .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
     let position = sink.join_positions(&shares)?;
     sink.commit(number, &position)
+}
+
+/// What an observing report is told of a cut's file (or folder) at
+/// `path` that could not be written ([`RunEvent::CheckpointFailed`]).
+fn cut_failed(path: &Path, source: io::Error) -> cepheid_runtime::Error {
+    cepheid_runtime::Error::Io {
+        doing: cepheid_runtime::Doing::WriteCheckpoint,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A copy of a sink's error (its I/O error's kind and text), for
+/// [`RunEvent::CheckpointFailed`] while the run keeps the error itself.
+fn copied(e: &SinkError) -> SinkError {
+    SinkError {
+        target: e.target.clone(),
+        late: e.late,
+        source: io::Error::new(e.source.kind(), e.source.to_string()),
+    }
 }
 
 /// Cuts given up in a row before it is said why.

@@ -6,142 +6,24 @@
 //! `docs/monitor.png` for the README when `CEPHEID_SCREENSHOT=update`).
 //!
 //! No browser is a failure, not a skip: the test installs it with
-//! `.ci/install-browser` (apt) when `/usr/bin/chromium` is missing.
+//! `.ci/install-browser` (apt) when `/usr/bin/chromium` is missing. The
+//! browser's driving is `support/browser.rs`, shared with the command's
+//! test of the page against a real run (`tests/cli_page.rs`).
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cepheid_monitor::Monitor;
+use support::browser::{
+    cells, dump_dom, element, fact, page_bytes, page_time, png_size, screenshot, strip_tags,
+    swatches,
+};
 use support::{root, sample_run};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The browser, installed by `.ci/install-browser` if missing.
-fn chromium() -> PathBuf {
-    if !Path::new(CHROMIUM).exists() {
-        let script = root().join(".ci/install-browser");
-        let out = Command::new("bash")
-            .arg(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed ({}): the page's test needs Debian's chromium \
-             (`apt-get install chromium`)",
-            script.display(),
-            out.status
-        );
-    }
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "no browser at {CHROMIUM} after .ci/install-browser: the page's test \
-         needs Debian's chromium (`apt-get install chromium`)"
-    );
-    PathBuf::from(CHROMIUM)
-}
-
-/// A fresh, empty folder (a browser profile, a screenshot).
-fn temp_dir(what: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "cepheid-monitor-{what}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs headless chromium with `args` after the common flags (a fresh
-/// profile, no network of its own, 5 s of virtual time for the page's
-/// scripts), killed after a minute.
-fn headless(args: &[String]) -> Output {
-    let profile = temp_dir("profile");
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts chromium");
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("chromium ran for more than a minute");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    out
-}
-
-/// The text inside `<tag ...>` ... `</tag>` of each element of `tag`
-/// found in `html`, tags inside removed.
-fn cells(html: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = html;
-    while let Some(i) = rest.find(&open) {
-        let after = &rest[i..];
-        // `<th` is not `<thead`.
-        if !matches!(after.as_bytes().get(open.len()), Some(b'>' | b' ')) {
-            rest = &after[open.len()..];
-            continue;
-        }
-        let Some(start) = after.find('>') else { break };
-        let Some(end) = after.find(&close) else { break };
-        out.push(strip_tags(&after[start + 1..end]));
-        rest = &after[end + close.len()..];
-    }
-    out
-}
-
-fn strip_tags(html: &str) -> String {
-    let mut text = String::new();
-    let mut inside = false;
-    for c in html.chars() {
-        match c {
-            '<' => inside = true,
-            '>' => inside = false,
-            c if !inside => text.push(c),
-            _ => {}
-        }
-    }
-    text.replace("&amp;", "&")
-        .replace("&gt;", ">")
-        .replace("&lt;", "<")
-}
-
-/// The element with `id="id"` up to its closing `</tag>`.
-fn element<'a>(html: &'a str, tag: &str, id: &str) -> &'a str {
-    let start = html
-        .find(&format!("<{tag} id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no <{tag} id=\"{id}\"> in the page:\n{html}"));
-    let rest = &html[start..];
-    let end = rest.find(&format!("</{tag}>")).expect("closed");
-    &rest[..end]
-}
+/// The screenshot's window: the README's page, tall enough for every
+/// panel (the chosen rule's automaton and its latest matches).
+const SCREENSHOT: &str = "1280,1180";
 
 #[test]
 fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
@@ -166,14 +48,7 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
     std::thread::sleep(Duration::from_millis(2500));
     let url = format!("http://{}/#unpaid_order", server.addr());
 
-    let out = headless(&["--dump-dom".to_string(), url.clone()]);
-    let dom = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success() && dom.contains("</html>"),
-        "chromium failed ({}): {}\n{dom}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dom = dump_dom(&url);
 
     // The connection line: the page fetched the status.
     assert!(
@@ -219,11 +94,14 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
         body.contains("<tr data-pattern=\"unpaid_order\" class=\"chosen\">"),
         "the rule of the URL is chosen: {body}"
     );
-    let facts = |id: &str| {
-        let start = dom.find(&format!("id=\"{id}\"")).expect(id);
-        let rest = &dom[start..];
-        strip_tags(&rest[rest.find('>').unwrap() + 1..rest.find("</dd>").unwrap()])
-    };
+    let facts = |id: &str| fact(&dom, id);
+    // Each rule its own colour (10 rules: more than Okabe-Ito's 9).
+    let colours = swatches(&dom);
+    assert_eq!(colours.len(), names.len(), "{rules}");
+    let mut distinct = colours.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), colours.len(), "{colours:?}");
     assert_eq!(facts("run-events"), seen.lines.to_string());
     assert_eq!(facts("run-matches"), "14");
     assert_eq!(facts("run-timeouts"), "2");
@@ -291,30 +169,16 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
         "Last reload refused: pattern `x`: no such stage"
     );
 
-    // The screenshot for the README.
-    let dir = temp_dir("shot");
-    let png = dir.join("monitor.png");
-    let out = headless(&[
-        format!("--screenshot={}", png.display()),
-        // The README's size; another to look at more of the page.
-        format!(
-            "--window-size={}",
-            std::env::var("CEPHEID_SCREENSHOT_SIZE").unwrap_or_else(|_| "1280,900".to_string())
-        ),
-        url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bytes = std::fs::read(&png).expect("chromium wrote the screenshot");
-    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(bytes.len() < 300 * 1024, "{} bytes", bytes.len());
+    // The screenshot for the README: every panel in it (the window's
+    // size, another to look at more of the page).
+    let size = std::env::var("CEPHEID_SCREENSHOT_SIZE").unwrap_or_else(|_| SCREENSHOT.to_string());
+    let bytes = screenshot(&url, &size);
+    let (width, height) = png_size(&bytes);
+    assert_eq!(format!("{width},{height}"), size);
+    assert!(bytes.len() < 400 * 1024, "{} bytes", bytes.len());
     if std::env::var("CEPHEID_SCREENSHOT").as_deref() == Ok("update") {
-        std::fs::copy(&png, root().join("docs/monitor.png")).unwrap();
+        std::fs::write(root().join("docs/monitor.png"), &bytes).unwrap();
     }
-    let _ = std::fs::remove_dir_all(&dir);
     server.stop().unwrap();
 }
 
@@ -326,46 +190,12 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Bytes as the page writes them (`bytes()` in page.html).
-fn page_bytes(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let (mut v, mut i) = (b as f64, 0);
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
-}
-
-/// A wall-clock time as the page writes it (`time()` in page.html: ISO
-/// 8601 in UTC, a space for the `T`).
-fn page_time(ms: i64) -> String {
-    let text = cepheid_engine::io::format_rfc3339(ms).replacen('T', " ", 1);
-    match text.strip_suffix(".000Z") {
-        Some(whole) => format!("{whole}Z"),
-        None => text,
-    }
-}
-
 #[test]
 fn an_empty_run_shows_an_empty_page_without_errors() {
     // Before the first update: no patterns, no watermark, no samples.
     let monitor = Monitor::new();
     let server = monitor.serve("127.0.0.1:0").expect("serves");
-    let out = headless(&[
-        "--dump-dom".to_string(),
-        format!("http://{}/", server.addr()),
-    ]);
-    let dom = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dom = dump_dom(&format!("http://{}/", server.addr()));
     assert!(
         dom.contains("<span id=\"conn\" class=\"\">updated "),
         "{dom}"

@@ -498,6 +498,22 @@ pub fn write(folder: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     sync_dir(folder)
 }
 
+/// The bytes of a cut's files in `folder` (every worker's and
+/// `complete`; temporary files left out): its size, as a checkpoint's is
+/// its file's. Read once per cut, from the files' metadata.
+pub fn bytes(folder: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Deletes the unfinished cuts after the last complete one (all of them
 /// when there is none): files a run that was stopped wrote for a cut it
 /// did not finish. A cut of the same epoch taken again must not find them

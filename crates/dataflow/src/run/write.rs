@@ -313,10 +313,23 @@ fn measure(file: &Option<Current>) -> io::Result<Option<Measured>> {
 
 /// The latest output records of a process's workers, for an observing
 /// report (`RunView::records`): at most `wanted`, the last ones of each
-/// block tapped, until the observer takes them.
+/// block tapped, until the observer takes them. A block gives one copy of
+/// the bytes of its last `wanted` lines (found from its end with
+/// `memrchr`); they are cut into records only when the observer takes
+/// them (at its tick, a few times a second), never per record as the
+/// blocks go by.
 pub struct Tap {
     wanted: usize,
-    kept: Mutex<VecDeque<(Kind, String)>>,
+    kept: Mutex<Tails>,
+}
+
+/// The tails of the blocks tapped since the observer's last look, oldest
+/// first: each the bytes of whole lines (their newlines included) and how
+/// many; no tail kept whose lines are all older than the last `wanted`.
+#[derive(Default)]
+struct Tails {
+    tails: VecDeque<(Vec<u8>, usize)>,
+    lines: usize,
 }
 
 impl Tap {
@@ -324,39 +337,65 @@ impl Tap {
     pub fn new(wanted: usize) -> Tap {
         Tap {
             wanted,
-            kept: Mutex::new(VecDeque::with_capacity(wanted)),
+            kept: Mutex::new(Tails::default()),
         }
     }
 
     /// Keeps the last records of `block` (whole JSON lines, each with its
-    /// newline; a match's or a timeout's, told by its `kind`), dropping
-    /// the oldest kept beyond `wanted`.
+    /// newline), dropping those kept that are older than the last
+    /// `wanted`.
     pub fn block(&self, block: &[u8]) {
         let body = block.strip_suffix(b"\n").unwrap_or(block);
         if body.is_empty() || self.wanted == 0 {
             return;
         }
-        let last: Vec<&[u8]> = body.rsplit(|&b| b == b'\n').take(self.wanted).collect();
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        for line in last.into_iter().rev() {
-            if kept.len() == self.wanted {
-                kept.pop_front();
+        // The start of the last `wanted` lines, from the end.
+        let (mut from, mut lines, mut end) = (0, 1, body.len());
+        while let Some(at) = memchr::memrchr(b'\n', &body[..end]) {
+            if lines == self.wanted {
+                from = at + 1;
+                break;
             }
-            let kind = if line.starts_with(br#"{"kind":"timeout""#) {
-                Kind::Timeout
-            } else {
-                Kind::Match
-            };
-            let mut text = String::from_utf8_lossy(line).into_owned();
-            text.push('\n');
-            kept.push_back((kind, text));
+            lines += 1;
+            end = at;
+        }
+        let tail = block[from..].to_vec();
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.tails.push_back((tail, lines));
+        kept.lines += lines;
+        while let Some(&(_, oldest)) = kept.tails.front() {
+            if kept.lines - oldest < self.wanted {
+                break;
+            }
+            kept.lines -= oldest;
+            kept.tails.pop_front();
         }
     }
 
-    /// The records kept since the last call, oldest first.
+    /// The records kept since the last call, oldest first (at most
+    /// `wanted`), each with its kind: a match's or a timeout's.
     pub fn take(&self) -> Vec<(Kind, String)> {
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.drain(..).collect()
+        let tails = std::mem::take(&mut *self.kept.lock().unwrap_or_else(PoisonError::into_inner));
+        let skip = tails.lines.saturating_sub(self.wanted);
+        let lines = tails
+            .tails
+            .iter()
+            .flat_map(|(bytes, _)| bytes.split_inclusive(|&b| b == b'\n'))
+            .skip(skip);
+        lines
+            .map(|line| {
+                let kind = if line.starts_with(br#"{"kind":"timeout""#) {
+                    Kind::Timeout
+                } else {
+                    Kind::Match
+                };
+                let mut text = String::from_utf8_lossy(line).into_owned();
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                (kind, text)
+            })
+            .collect()
     }
 }
 
@@ -542,6 +581,37 @@ mod tests {
         // An empty block taps nothing.
         tap.block(b"");
         assert!(tap.take().is_empty());
+    }
+
+    /// Blocks of fewer records than wanted: their tails put together, the
+    /// latest `wanted` in order; a block of more drops all before it.
+    #[test]
+    fn the_tap_puts_the_tails_of_small_blocks_together() {
+        let tap = Tap::new(5);
+        let record = |n: u32| {
+            let kind = if n % 2 == 0 { "match" } else { "timeout" };
+            format!("{{\"kind\":\"{kind}\",\"n\":{n}}}\n")
+        };
+        for b in 0..4 {
+            tap.block((record(2 * b) + &record(2 * b + 1)).as_bytes());
+        }
+        let got = tap.take();
+        let expected: Vec<(Kind, String)> = (3..8)
+            .map(|n| {
+                let kind = if n % 2 == 0 {
+                    Kind::Match
+                } else {
+                    Kind::Timeout
+                };
+                (kind, record(n))
+            })
+            .collect();
+        assert_eq!(got, expected);
+        tap.block(record(100).as_bytes());
+        let many: String = (10..16).map(record).collect();
+        tap.block(many.as_bytes());
+        let got: Vec<String> = tap.take().into_iter().map(|(_, l)| l).collect();
+        assert_eq!(got, (11..16).map(record).collect::<Vec<_>>());
     }
 
     #[test]

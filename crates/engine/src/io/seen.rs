@@ -29,9 +29,10 @@ const NAME_DEPTH: usize = 4;
 /// value, `null` included; a CSV event when the field's cell in the row
 /// is not empty. Recording costs the events nothing once every field has
 /// occurred; before that, one test per field not seen yet. `Clone` to
-/// hand it to another thread; [`merge`](FieldsSeen::merge) adds up what
-/// several decoders saw.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// hand it to another thread, serde to another process (a run on several
+/// processes adds up what its readers saw); [`merge`](FieldsSeen::merge)
+/// adds up what several decoders saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldsSeen {
     /// The table's paths (by field id) when last looked at.
     paths: Vec<FieldPath>,
