@@ -1,5 +1,5 @@
 //! `cepheid run` from Kafka to Kafka against a real broker (tansu, started
-//! by `crates/kafka/tests/support`, never skipped: a broker that cannot be
+//! by `crates/kafka/tests/it/support.rs`, never skipped: a broker that cannot be
 //! installed or started fails the test): the sample stream gives the file
 //! run's output; a run killed with SIGKILL at random moments and resumed
 //! commits exactly the file run's records; the broker unreachable for 10 s
@@ -8,7 +8,7 @@
 //! warn clearly.
 //!
 //! tansu 0.6 hands the records of aborted transactions to `read_committed`
-//! consumers (`crates/kafka/tests/broker.rs`,
+//! consumers (`crates/kafka/tests/it/broker.rs`,
 //! `tansu_shows_aborted_records_to_read_committed`): the crash test cannot
 //! leave the filtering to the broker, and does it itself, as a Kafka
 //! broker would (docs/checkpoints.md, "Kafka", "The crash test"): each
@@ -1483,7 +1483,7 @@ fn kafka_until_end_ends_on_a_topic_written_with_transactions() {
 /// `--metrics` on a Kafka source: the consumer's lag, summed and per
 /// partition, is 0 once the run has read every record (and waits for
 /// more: no `--kafka-until`). A lag above 0 is shown by the source's own
-/// test (`crates/kafka/tests/source.rs`, paused partitions).
+/// test (`crates/kafka/tests/it/source.rs`, paused partitions).
 #[cfg(feature = "metrics")]
 #[test]
 fn the_consumer_lag_is_in_the_metrics_and_0_once_everything_is_read() {

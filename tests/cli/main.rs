@@ -62,7 +62,7 @@ mod conformance_patterns;
 #[path = "../explain_graph.rs"]
 mod explain_graph;
 #[cfg(feature = "kafka")]
-#[path = "../../crates/kafka/tests/support/mod.rs"]
+#[path = "../../crates/kafka/tests/it/support.rs"]
 mod kafka_support;
 #[path = "../layers.rs"]
 mod layers;

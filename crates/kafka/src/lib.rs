@@ -42,7 +42,7 @@ mod watermark;
 
 // The tests' real broker, for the unit tests that need one.
 #[cfg(test)]
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support.rs"]
 mod test_broker;
 
 pub use command::{is_kafka, parse_url, KafkaOptions, OptionsError};

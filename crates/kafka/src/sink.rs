@@ -815,7 +815,7 @@ mod tests {
 
     /// The window no public call can open: a second instance takes over
     /// between the first's offsets and its `EndTxn`, and commits. tansu
-    /// never answers that `EndTxn` (`tests/broker.rs`,
+    /// never answers that `EndTxn` (`tests/it/broker.rs`,
     /// `tansu_does_not_answer_the_commit_of_a_producer_fenced_after_its_last_record`);
     /// without the group probe the first would wait out its 60 s limit and
     /// report an unreachable broker.
