@@ -1,9 +1,10 @@
 //! The runtime as a library user drives it: a source and a sink of one's
-//! own, checkpoints through them, the split watermarks, the file source.
+//! own, checkpoints through them, the file source (the split watermarks:
+//! `split_watermarks.rs`).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cepheid_engine::Rules;
 
@@ -11,7 +12,6 @@ use crate::support::{scratch, RULES};
 use cepheid_runtime::{
     Checkpoint, Config, End, FileSource, Input, Kind, Notices, Origin, Position, RawBatch,
     RawEntry, ReadOutcome, Runtime, Sink, SinkError, SinkState, Source, SourceError,
-    SplitWatermarks,
 };
 
 /// Lines from memory, its position the number of lines handed out.
@@ -170,25 +170,6 @@ fn a_source_and_a_sink_of_ones_own_take_part_in_checkpoints() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].1, r#"{"k":"y"}"#);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn split_watermarks_are_the_least_and_idle_splits_are_left_out() {
-    let t0 = Instant::now();
-    let mut w = SplitWatermarks::new(2, Some(Duration::from_secs(5)));
-    w.update(0, 100, t0);
-    // Split 1 has said nothing: it holds the watermark back until idle.
-    assert_eq!(w.advance(t0), Some(100));
-    w.update(1, 50, t0);
-    assert_eq!(w.advance(t0), None, "never goes back");
-    w.update(1, 150, t0);
-    w.update(0, 200, t0 + Duration::from_secs(4));
-    assert_eq!(w.advance(t0 + Duration::from_secs(4)), Some(150));
-    // Split 1 quiet for 5 s: left out.
-    assert_eq!(w.advance(t0 + Duration::from_secs(6)), Some(200));
-    let mut never = SplitWatermarks::new(2, None);
-    never.update(0, 100, t0);
-    assert_eq!(never.advance(t0 + Duration::from_secs(60)), None);
 }
 
 #[test]
