@@ -24,6 +24,9 @@ mod cli_kafka;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_rescale.rs"]
 mod cli_kafka_rescale;
+#[cfg(feature = "kafka")]
+#[path = "../cli_kafka_time.rs"]
+mod cli_kafka_time;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_workers.rs"]
 mod cli_kafka_workers;
