@@ -404,6 +404,90 @@ fn the_sample_stream_from_kafka_to_kafka_gives_the_file_runs_output() {
     );
 }
 
+/// `--timeouts kafka://...`: the timeouts go to a topic of their own and
+/// the matches to `--output`'s, each record keyed by its partition key
+/// (a key's records in one partition of each, in the file run's order).
+#[test]
+fn timeouts_to_a_topic_of_their_own_each_keyed_by_its_partition_key() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_timeouts");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let t = topics(&broker, "timeouts", 3);
+    let timeouts = topic("timeouts-timeouts");
+    broker.create_topic(&timeouts, 2);
+    let b = broker.bootstrap();
+    produce_lines(&b, &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let timeouts_flag = format!("kafka://{b}/{timeouts}");
+    let output = kafka_run(
+        &dir,
+        &b,
+        &t,
+        &[
+            "--timeouts",
+            &timeouts_flag,
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "500ms",
+            "--transactional-id",
+            "timeouts",
+            &marker,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        crash::summary(&stderr(&output)),
+        crash::summary(&stderr(&file))
+    );
+    let out = lines(&dir.join("out.jsonl"));
+    let kind = |line: &str| -> String {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+        value["kind"].as_str().expect("a kind").to_string()
+    };
+    // Each topic as a read_committed consumer sees it (nothing aborted):
+    // its records by key, after checking each record's Kafka key and
+    // that a key's records are in one partition.
+    let read = |name: &str| -> BTreeMap<String, Vec<String>> {
+        let seen = broker.read_topic(name, "read_committed");
+        let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
+        for s in &seen {
+            let value: serde_json::Value = serde_json::from_str(&s.payload).expect("JSON");
+            let key: serde_json::Value =
+                serde_json::from_str(s.key.as_deref().expect("a key")).expect("a JSON key");
+            assert_eq!(
+                key, value["key"],
+                "the record's Kafka key is its partition key"
+            );
+            let p = *partition_of.entry(key.to_string()).or_insert(s.partition);
+            assert_eq!(p, s.partition, "a key's records in one partition of {name}");
+        }
+        by_key(seen.iter().map(|s| s.payload.as_str()))
+    };
+    for (name, wanted) in [(&t.output, "match"), (&timeouts, "timeout")] {
+        let file_records: Vec<&String> = out.iter().filter(|l| kind(l) == wanted).collect();
+        assert!(file_records.len() > 100, "the stream gives {wanted}s");
+        let file_by_key = by_key(file_records.iter().map(|l| l.as_str()));
+        assert_eq!(
+            read(name),
+            file_by_key,
+            "the {wanted}s of {name}, key by key"
+        );
+    }
+    // The late events went to their own topic, in order.
+    let late: Vec<String> = broker
+        .read_topic(&t.late, "read_committed")
+        .into_iter()
+        .map(|s| s.payload)
+        .collect();
+    assert_eq!(late, lines(&dir.join("late.jsonl")));
+}
+
 /// Rules of `PATTERNS` changed (the `$rules` records of the stream).
 const CHANGED: &str = r#"
 pattern unpaid {
