@@ -678,7 +678,8 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
         ],
     )
     .stdout(Stdio::null())
-    .stderr(Stdio::piped())
+    // (a file, read while it runs)
+    .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
     .spawn()
     .expect("starts");
     // Once it has committed a checkpoint, the broker goes for 10 s.
@@ -695,14 +696,22 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
         child.try_wait().expect("status").is_none(),
         "the run ended while the broker was unreachable"
     );
+    // It said so while the broker was gone, once, and nothing of its
+    // return yet.
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert_eq!(said.matches(UNREACHABLE).count(), 1, "{said}");
+    assert!(!said.contains(BACK), "{said}");
     proxy.start();
-    let output = child.wait_with_output().expect("waits");
-    assert!(output.status.success(), "{}", stderr(&output));
+    let status = child.wait().expect("waits");
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert!(status.success(), "{said}");
     assert!(stopped.elapsed() >= Duration::from_secs(10));
-    assert_eq!(
-        crash::summary(&stderr(&output)),
-        crash::summary(&stderr(&file))
-    );
+    assert_eq!(crash::summary(&said), crash::summary(&stderr(&file)));
+    // And said once that it answers again, after the first message.
+    let (before, after) = said.split_once(UNREACHABLE).expect("said");
+    assert!(!before.contains(BACK), "{said}");
+    assert_eq!(after.matches(BACK).count(), 1, "{said}");
+    assert!(!after.contains(UNREACHABLE), "{said}");
     // Nothing was aborted: read_committed sees the output.
     let mut seen = Vec::new();
     for name in [&t.output, &t.late] {
@@ -718,6 +727,88 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
         &lines(&dir.join("out.jsonl")),
         &lines(&dir.join("late.jsonl")),
     );
+}
+
+/// What a run says when the broker stops answering (`crates/kafka`,
+/// `reach.rs`: `cepheid: Kafka: the broker HOST:PORT does not answer
+/// (...)`), and when it answers again.
+const UNREACHABLE: &str = " does not answer (";
+const BACK: &str = " answers again, after ";
+
+#[test]
+fn the_broker_gone_mid_run_past_the_limit_ends_the_run_with_exit_6_and_says_why() {
+    let (broker, mut proxy) = Broker::start_behind_proxy();
+    let dir = scratch("kafka_gone");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "gone", 2);
+    let bootstrap = proxy.bootstrap();
+    produce_lines(&bootstrap, &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let mut child = kafka_run(
+        &dir,
+        &bootstrap,
+        &t,
+        &[
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "250ms",
+            "--transactional-id",
+            "gone",
+            &marker,
+            "--kafka-timeout",
+            "5s",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
+    .spawn()
+    .expect("starts");
+    // Once it has committed a checkpoint, the broker goes for good.
+    let deadline = Instant::now() + T;
+    while !dir.join("ckpt/checkpoint").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.stop();
+    // It ends by itself (not waiting forever), with exit 6.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end with the broker gone");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert_eq!(status.code(), Some(6), "{said}");
+    // Said once that the broker does not answer, then the error that
+    // ends the run, and never that it answers again.
+    let (before, after) = said.split_once(UNREACHABLE).expect("said unreachable");
+    assert!(
+        before.ends_with(&format!("\ncepheid: Kafka: the broker {bootstrap}")),
+        "{said}"
+    );
+    assert!(
+        said.contains("retrying with backoff, for up to 5.0 s before giving up"),
+        "{said}"
+    );
+    assert!(!after.contains(UNREACHABLE), "said once: {said}");
+    assert!(!said.contains(BACK), "{said}");
+    let error = said
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("an error line: {said}"));
+    assert!(
+        error.contains("Kafka: the broker did not answer ")
+            && error.contains("(retried with backoff)"),
+        "{said}"
+    );
+    drop(broker);
 }
 
 #[test]

@@ -36,6 +36,7 @@ mod command;
 mod error;
 mod options;
 mod position;
+mod reach;
 mod retry;
 mod runtime;
 mod sink;

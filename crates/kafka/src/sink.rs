@@ -14,7 +14,8 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::{fencing, retriable, KafkaError};
 use crate::position::KafkaPosition;
-use crate::retry::Retry;
+use crate::reach::{Reach, PROBE};
+use crate::retry::{Retry, Watch};
 
 /// The kind of an output record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -157,18 +158,30 @@ pub enum Recovery {
     NothingCommitted,
 }
 
-/// The first delivery error, kept by the producer's callback.
-#[derive(Default)]
+/// The first delivery error, kept by the producer's callback; and what
+/// the callbacks tell of whether the brokers answer.
 struct SinkContext {
     failed: Arc<Mutex<Option<(String, ClientError)>>>,
+    reach: Arc<Reach>,
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    /// librdkafka's errors that are not a call's (a connection lost, all
+    /// brokers down), served by the producer's polls.
+    fn error(&self, error: ClientError, _reason: &str) {
+        if retriable(&error) {
+            self.reach.failed(&error);
+        }
+    }
+}
 
 impl ProducerContext for SinkContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.reach.answered();
+        }
         if let Err((error, message)) = result {
             let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
             if failed.is_none() {
@@ -219,6 +232,9 @@ pub struct KafkaSink {
     /// marker's included. A commit the broker does not answer is checked
     /// against it (see [`KafkaSink::superseded`]).
     group_held: Option<Vec<(String, i32, Option<i64>)>>,
+    /// Whether the brokers answer, shared with the run's source (said on
+    /// the run's report).
+    reach: Arc<Reach>,
 }
 
 /// How long one `commit_transaction` call waits before the sink asks the
@@ -271,7 +287,11 @@ impl KafkaSink {
         for (k, v) in &config.properties {
             client_config.set(k, v);
         }
-        let context = SinkContext::default();
+        let reach = Reach::of(&config.brokers, retry.limit);
+        let context = SinkContext {
+            failed: Arc::default(),
+            reach: reach.clone(),
+        };
         let failed = context.failed.clone();
         let producer: BaseProducer<SinkContext> = client_config
             .create_with_context(context)
@@ -322,7 +342,25 @@ impl KafkaSink {
             fenced_by: None,
             interval: 1,
             group_held: None,
+            reach,
         })
+    }
+
+    /// Where to say that the brokers stop answering while a call waits for
+    /// them, and answer again (once each, not per retry): the run's report
+    /// (`cepheid_runtime::Sink::notify_to`). Shared with the sources of
+    /// the same brokers in this process.
+    pub fn notify_to(&mut self, notify: cepheid_runtime::Notify) {
+        self.reach.notify_to(notify);
+    }
+
+    /// Does the broker answer a metadata request (within [`PROBE`])?
+    fn probe(&self) -> bool {
+        let topic = self.topics.topic(Kind::Match);
+        self.producer
+            .client()
+            .fetch_metadata(Some(topic), PROBE)
+            .is_ok()
     }
 
     /// `kafka:` and the output topics.
@@ -394,8 +432,14 @@ impl KafkaSink {
         }
         let error = self.txn_error("init_transactions");
         let producer = &self.producer;
-        self.retry.run(
+        let watch = Watch {
+            reach: &self.reach,
+            probe: &|| self.probe(),
+            answers: true,
+        };
+        self.retry.run_watched(
             "init_transactions",
+            &watch,
             |t| producer.init_transactions(t),
             error,
         )?;
@@ -482,6 +526,7 @@ impl KafkaSink {
                     }
                     // Full: serve the delivery reports, try again.
                     self.producer.poll(Duration::from_millis(100));
+                    self.reach.tick(&|| self.probe());
                     waited += Duration::from_millis(100);
                 }
                 Err((e, _)) => return Err(self.txn_error("write")(e)),
@@ -495,7 +540,13 @@ impl KafkaSink {
     pub fn flush(&mut self) -> Result<(), KafkaError> {
         let producer = &self.producer;
         let error = self.txn_error("flush");
-        self.retry.run("flush", |t| producer.flush(t), error)?;
+        let watch = Watch {
+            reach: &self.reach,
+            probe: &|| self.probe(),
+            answers: false,
+        };
+        self.retry
+            .run_watched("flush", &watch, |t| producer.flush(t), error)?;
         self.check_delivery()
     }
 
@@ -586,8 +637,14 @@ impl KafkaSink {
             .as_ref()
             .expect("a transactional sink has a group");
         let producer = &self.producer;
-        self.retry.run(
+        let watch = Watch {
+            reach: &self.reach,
+            probe: &|| self.probe(),
+            answers: true,
+        };
+        self.retry.run_watched(
             "send_offsets_to_transaction",
+            &watch,
             |t| producer.send_offsets_to_transaction(tpl, metadata, t),
             self.txn_error("send_offsets_to_transaction"),
         )
@@ -609,10 +666,15 @@ impl KafkaSink {
             let left = self.retry.limit.saturating_sub(start.elapsed());
             let step = left.clamp(Duration::from_millis(100), COMMIT_STEP);
             let source = match self.producer.commit_transaction(step) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.reach.answered();
+                    return Ok(());
+                }
                 Err(e) if retriable(&e) => e,
                 Err(e) => return Err(error(e)),
             };
+            self.reach.failed(&source);
+            self.reach.tick(&|| self.probe());
             if let Some(fenced) = self.superseded(ours) {
                 return Err(fenced);
             }
@@ -689,8 +751,14 @@ impl KafkaSink {
                 .committed_offsets(partitions, COMMIT_STEP)
                 .map_err(|e| KafkaError::client(operation, e))?
         } else {
-            self.retry.run(
+            let watch = Watch {
+                reach: &self.reach,
+                probe: &|| self.probe(),
+                answers: true,
+            };
+            self.retry.run_watched(
                 operation,
+                &watch,
                 |t| consumer.committed_offsets(partitions.clone(), t),
                 |e| KafkaError::client(operation, e),
             )?
@@ -708,8 +776,14 @@ impl KafkaSink {
         // A BaseProducer's abort waits for the delivery reports.
         let _ = self.producer.flush(self.retry.call_timeout());
         let producer = &self.producer;
-        self.retry.run(
+        let watch = Watch {
+            reach: &self.reach,
+            probe: &|| self.probe(),
+            answers: false,
+        };
+        self.retry.run_watched(
             "abort_transaction",
+            &watch,
             |t| producer.abort_transaction(t),
             self.txn_error("abort_transaction"),
         )?;

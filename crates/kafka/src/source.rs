@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
@@ -15,6 +15,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::{retriable, KafkaError};
 use crate::position::KafkaPosition;
+use crate::reach::{Reach, PROBE};
 use crate::retry::Retry;
 
 /// Which partitions the source reads.
@@ -316,6 +317,9 @@ pub struct KafkaSource {
     retry: Retry,
     /// Since when the broker has seemed unreachable.
     down_since: Option<(Instant, ClientError)>,
+    /// Whether the brokers answer, shared with the run's sink (said on
+    /// the run's report).
+    reach: Arc<Reach>,
     /// Bounded: each partition's end offset at the start.
     end: Option<KafkaPosition>,
     /// The rules topic, if any.
@@ -538,11 +542,20 @@ impl KafkaSource {
             max_batch: config.max_batch.max(1),
             retry,
             down_since: None,
+            reach: Reach::of(&config.brokers, retry.limit),
             end,
             rules,
         };
         source.assign()?;
         Ok(source)
+    }
+
+    /// Where to say that the brokers stop answering during the run, and
+    /// answer again (once each, not per retry): the run's report
+    /// (`cepheid_runtime::Source::notify_to`). Shared with the sinks of
+    /// the same brokers in this process.
+    pub fn notify_to(&mut self, notify: cepheid_runtime::Notify) {
+        self.reach.notify_to(notify);
     }
 
     /// The rules topic, if the source reads one.
@@ -684,6 +697,13 @@ impl KafkaSource {
                 Err(error) => self.on_error(error)?,
             }
         }
+        if delivered > 0 {
+            self.reach.answered();
+        } else {
+            let (consumer, topic) = (&self.consumer, &self.topics[0]);
+            self.reach
+                .tick(&|| consumer.fetch_metadata(Some(topic), PROBE).is_ok());
+        }
         self.check_down()?;
         Ok(if delivered == 0 {
             Read::Idle
@@ -700,6 +720,7 @@ impl KafkaSource {
                 })
             }
             _ if retriable(&error) => {
+                self.reach.failed(&error);
                 if self.down_since.is_none() {
                     self.down_since = Some((Instant::now(), error));
                 }
@@ -725,6 +746,7 @@ impl KafkaSource {
         {
             Ok(_) => {
                 self.down_since = None;
+                self.reach.answered();
                 Ok(())
             }
             Err(error) => {

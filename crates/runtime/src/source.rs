@@ -909,6 +909,14 @@ pub trait Source: Send + 'static {
         1
     }
 
+    /// The run's [`Notify`](crate::Notify), given once when the run
+    /// starts: what the source has to say of its own (a server that stops
+    /// answering, and answers again) goes there, from any thread. Ignored
+    /// by default.
+    fn notify_to(&mut self, notify: crate::Notify) {
+        let _ = notify;
+    }
+
     /// Where a record of split `split` at `origin` is, for messages
     /// (`kafka:orders partition 2 offset 17`); by default the source's
     /// name and the line or offset (`events.jsonl:12`).
