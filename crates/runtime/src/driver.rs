@@ -439,6 +439,13 @@ impl Runtime {
                             });
                         }
                         engine = fresh;
+                        // (the newest, never committed, goes: the next
+                        // write keeps this one until its commit)
+                        if let Some(dir) = &config.checkpoint {
+                            checkpoint::back_to_prev(dir).map_err(|e| {
+                                io_error(Doing::WriteCheckpoint, &dir.join(checkpoint::PREV), e)
+                            })?;
+                        }
                         report.notice(Notice::line(
                             Level::Info,
                             format!(
