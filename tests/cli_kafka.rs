@@ -1256,6 +1256,33 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
             &["--events", "kafka://127.0.0.1:1/t", "--rules-dir", "."],
             "--rules-dir needs --rules-from-stream or --rules-topic",
         ),
+        // What this build's librdkafka lacks (no OpenSSL: docs/kafka.md,
+        // "TLS and SASL"), named, before any broker is asked; and what
+        // librdkafka does not take.
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--kafka",
+                "security.protocol=ssl",
+            ],
+            "error: --kafka security.protocol=ssl: this cepheid's Kafka client (librdkafka) is built without SSL (TLS: OpenSSL) (it has: ",
+        ),
+        (
+            &[
+                "--output",
+                "kafka://127.0.0.1:1/t",
+                "--kafka",
+                "security.protocol=sasl_plaintext",
+                "--kafka",
+                "sasl.mechanism=SCRAM-SHA-512",
+            ],
+            "error: --kafka sasl.mechanism=SCRAM-SHA-512: this cepheid's Kafka client (librdkafka) is built without the SASL mechanism SCRAM-SHA-512 (sasl_scram)",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/t", "--kafka", "linger.ms=soon"],
+            "error: --kafka linger.ms=soon: ",
+        ),
     ];
     for (args, said) in cases {
         let output = cepheid()

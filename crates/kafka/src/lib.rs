@@ -47,7 +47,7 @@ mod source;
 #[path = "../tests/it/support.rs"]
 mod test_broker;
 
-pub use command::{is_kafka, parse_url, KafkaOptions, OptionsError};
+pub use command::{builtin_features, is_kafka, parse_url, KafkaOptions, OptionsError};
 pub use error::KafkaError;
 pub use options::{
     default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,
