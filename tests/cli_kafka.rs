@@ -771,12 +771,12 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
         }
         let input_at = committed_input(&bootstrap, id, &t.input);
         let mine = &reader.seen[from..];
-        let after_m = |i: Option<u64>| i.is_some_and(|i| m.map_or(true, |m| i > m));
+        let after_m = |i: Option<u64>| i.is_some_and(|i| m.is_none_or(|m| i > m));
         let rules = rules_applied_at(&said);
         let landed = Landed {
             open: mine.iter().any(|o| after_m(o.interval)),
             snapshot_commit: prev_kept && wrote_checkpoint && after_m(number),
-            rule_change: rules.iter().any(|&x| input_at.map_or(true, |at| at <= x)),
+            rule_change: rules.iter().any(|&x| input_at.is_none_or(|at| at <= x)),
         };
         if aim == Some(Aim::RuleChange) && landed.rule_change {
             rules_killed_at = rules.iter().copied().max().unwrap_or(rules_killed_at);
