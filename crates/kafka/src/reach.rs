@@ -26,6 +26,17 @@ pub(crate) const SAY_AFTER: Duration = Duration::from_secs(1);
 /// the brokers fail.
 pub(crate) const PROBE: Duration = Duration::from_secs(1);
 
+/// librdkafka's `reconnect.backoff.max.ms` for every client of the source
+/// and sink (unless `--kafka` sets it): each reconnects within this of a
+/// broker's return.
+pub(crate) const RECONNECT_MAX_MS: &str = "1000";
+
+/// After the brokers were said to answer again, how long they must fail
+/// before they are said not to answer once more: the other clients of the
+/// run reconnect meanwhile (within [`RECONNECT_MAX_MS`]), and their calls
+/// that timed out while they did are not a new outage.
+pub(crate) const AFTER_BACK: Duration = Duration::from_secs(5);
+
 /// What the source and sink of one run know of whether the brokers answer.
 pub(crate) struct Reach {
     brokers: String,
@@ -41,6 +52,8 @@ struct State {
     since: Option<(Instant, String)>,
     /// Said unreachable: since when it had failed.
     said: Option<Instant>,
+    /// When it was last said to answer again.
+    back: Option<Instant>,
     /// When the last probe was made.
     probed: Option<Instant>,
     /// How long the calls retry (said with the message).
@@ -129,6 +142,7 @@ impl Reach {
         let Some(since) = state.said.take() else {
             return;
         };
+        state.back = Some(Instant::now());
         let notify = state.notify.clone();
         drop(state);
         if let Some(notify) = notify {
@@ -157,7 +171,12 @@ impl Reach {
                 return;
             };
             let now = Instant::now();
-            if now.duration_since(*since) < SAY_AFTER
+            // (just back: the other clients reconnect first)
+            let just_back = state
+                .back
+                .is_some_and(|back| since.saturating_duration_since(back) < AFTER_BACK);
+            let after = if just_back { AFTER_BACK } else { SAY_AFTER };
+            if now.duration_since(*since) < after
                 || state
                     .probed
                     .is_some_and(|at| now.duration_since(at) < PROBE)
@@ -252,6 +271,28 @@ mod tests {
             said[1].starts_with("cepheid: Kafka: the broker a-broker:1 answers again, after "),
             "{said:?}"
         );
+    }
+
+    /// Just back (one client answered), another client's calls still
+    /// fail while it reconnects: not a new outage unless that lasts
+    /// [`AFTER_BACK`].
+    #[test]
+    fn just_back_the_clients_that_reconnect_are_not_a_new_outage() {
+        let reach = Reach::of("d-broker:1", Duration::from_secs(60));
+        let (notify, said) = report();
+        reach.notify_to(notify);
+        reach.failed_with(&"Connection refused");
+        std::thread::sleep(SAY_AFTER);
+        reach.tick(&|| false);
+        reach.answered();
+        assert_eq!(said.lock().unwrap().len(), 2);
+        // (the producer, still reconnecting: its commit times out)
+        reach.failed_with(&"Timed out");
+        std::thread::sleep(SAY_AFTER + PROBE);
+        reach.tick(&|| false);
+        assert!(!reach.said_unreachable(), "{:?}", said.lock().unwrap());
+        reach.answered();
+        assert_eq!(said.lock().unwrap().len(), 2);
     }
 
     #[test]

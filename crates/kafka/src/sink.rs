@@ -14,7 +14,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::{fencing, retriable, KafkaError};
 use crate::position::KafkaPosition;
-use crate::reach::{Reach, PROBE};
+use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::{Retry, Watch};
 
 /// The kind of an output record.
@@ -261,9 +261,10 @@ pub struct KafkaSink {
     reach: Arc<Reach>,
 }
 
-/// How long one `commit_transaction` call waits before the sink asks the
-/// group whether another instance has taken over.
-const COMMIT_STEP: Duration = Duration::from_secs(3);
+/// How long one `commit_transaction` call waits before the sink looks at
+/// the brokers ([`Reach`]) and asks the group whether another instance
+/// has taken over.
+const COMMIT_STEP: Duration = Duration::from_secs(1);
 
 /// The header of each record a transactional sink writes: the number of
 /// the checkpoint whose transaction holds it, in decimal. A consumer that
@@ -294,6 +295,10 @@ impl KafkaSink {
             .set("enable.idempotence", "true")
             // A topic that does not exist is an error, not created.
             .set("allow.auto.create.topics", "false")
+            // A broker back after an outage is reconnected to within 1 s
+            // (librdkafka's default backoff grows to 10 s: a run went on
+            // waiting that long after the broker had come back).
+            .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
             .set("acks", "all")
             .set(
                 "message.timeout.ms",
@@ -341,6 +346,7 @@ impl KafkaSink {
                 let consumer: BaseConsumer = ClientConfig::new()
                     .set("bootstrap.servers", &config.brokers)
                     .set("group.id", &t.group_id)
+                    .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
                     .set("enable.auto.commit", "false")
                     .create()
                     .map_err(|e| KafkaError::client("create the group's consumer", e))?;
@@ -483,7 +489,7 @@ impl KafkaSink {
         Ok(())
     }
 
-    fn check_delivery(&self) -> Result<(), KafkaError> {
+    fn check_delivery(&mut self) -> Result<(), KafkaError> {
         let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take();
         if failed.is_none() {
             return Ok(());
@@ -499,8 +505,34 @@ impl KafkaSink {
                 transactional_id: self.transactional_id(),
                 source,
             }),
-            Some((topic, source)) => Err(KafkaError::Delivery { topic, source }),
+            Some((topic, source)) => {
+                self.fenced_on_abort()?;
+                Err(KafkaError::Delivery { topic, source })
+            }
             None => Ok(()),
+        }
+    }
+
+    /// A transaction in an error state that does not say why (its queue
+    /// purged, `Local: Purged in queue`; a record refused with `Local:
+    /// Erroneous state`): a broker refused its records, which it does when
+    /// another instance with the same transactional id has bumped the
+    /// producer's epoch. Aborting tells: a fenced producer's abort fails
+    /// as fenced ([`KafkaError::Fenced`], returned); otherwise the
+    /// transaction is aborted and the caller says its own error.
+    fn fenced_on_abort(&mut self) -> Result<(), KafkaError> {
+        if self.transactional.is_none() || !self.in_transaction {
+            return Ok(());
+        }
+        match self.abort() {
+            Err(e) if e.is_fenced() => Err(e),
+            _ => match self.fenced() {
+                Some(source) => Err(KafkaError::Fenced {
+                    transactional_id: self.transactional_id(),
+                    source,
+                }),
+                None => Ok(()),
+            },
         }
     }
 
@@ -553,7 +585,17 @@ impl KafkaSink {
                     self.reach.tick(&|| self.probe());
                     waited += Duration::from_millis(100);
                 }
-                Err((e, _)) => return Err(self.txn_error("write")(e)),
+                Err((e, _)) => {
+                    // (a delivery that failed may have put the transaction
+                    // in an error state, `Local: Erroneous state` here:
+                    // its report, served now, says why, a fencing for one)
+                    self.producer.poll(Duration::from_millis(50));
+                    self.check_delivery()?;
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::State) {
+                        self.fenced_on_abort()?;
+                    }
+                    return Err(self.txn_error("write")(e));
+                }
             }
         }
         Ok(())

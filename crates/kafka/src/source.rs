@@ -15,7 +15,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::{retriable, KafkaError};
 use crate::position::KafkaPosition;
-use crate::reach::{Reach, PROBE};
+use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
 
 /// Which partitions the source reads.
@@ -356,6 +356,10 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
+            // A broker back after an outage is reconnected to within 1 s
+            // (librdkafka's default backoff grows to 10 s: a run went on
+            // waiting that long after the broker had come back).
+            .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
             .set(
                 "isolation.level",
                 if config.read_committed {
