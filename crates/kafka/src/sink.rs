@@ -235,11 +235,13 @@ const FLUSH_POLL: Duration = Duration::from_millis(1);
 
 /// Writes output records to Kafka.
 pub struct KafkaSink {
-    producer: BaseProducer<SinkContext>,
+    /// (shared with a thread that waits for a call librdkafka may not
+    /// return from: [`KafkaSink::send_offsets`])
+    producer: Arc<BaseProducer<SinkContext>>,
     failed: Arc<Mutex<Option<(String, ClientError)>>>,
     topics: OutputTopics,
     transactional: Option<Transactional>,
-    group: Option<(BaseConsumer, ConsumerGroupMetadata)>,
+    group: Option<(BaseConsumer, Arc<ConsumerGroupMetadata>)>,
     retry: Retry,
     initialized: bool,
     in_transaction: bool,
@@ -355,12 +357,12 @@ impl KafkaSink {
                     .ok_or_else(|| KafkaError::Config {
                         reason: "no consumer group metadata".to_string(),
                     })?;
-                Some((consumer, metadata))
+                Some((consumer, Arc::new(metadata)))
             }
             None => None,
         };
         Ok(KafkaSink {
-            producer,
+            producer: Arc::new(producer),
             failed,
             topics: config.topics,
             transactional: config.transactional,
@@ -693,7 +695,16 @@ impl KafkaSink {
     }
 
     /// Sends `tpl` to the open transaction (after reading what the group
-    /// holds, before this instance's first commit).
+    /// holds, before this instance's first commit), retried with backoff
+    /// up to the limit. librdkafka's `send_offsets_to_transaction` does
+    /// not always keep its timeout: with the broker gone at the wrong
+    /// moment its call was seen waiting for good (the reply of its
+    /// internal request never came; gdb: `rd_kafka_txn_op_req1(...,
+    /// RD_POLL_INFINITE)`), and the run with it, saying nothing. So each
+    /// call runs on a thread of its own, waited for in steps of
+    /// [`STEP`](crate::retry::STEP) that look at the brokers; past the
+    /// limit the broker is said unreachable and the call is left behind
+    /// (the run then ends).
     fn send_offsets(&mut self, tpl: &TopicPartitionList) -> Result<(), KafkaError> {
         if self.group_held.is_none() {
             self.group_held = Some(self.read_group(tpl, false)?);
@@ -702,18 +713,69 @@ impl KafkaSink {
             .group
             .as_ref()
             .expect("a transactional sink has a group");
-        let producer = &self.producer;
-        let watch = Watch {
-            reach: &self.reach,
-            probe: &|| self.probe(),
-            answers: true,
-        };
-        self.retry.run_watched(
-            "send_offsets_to_transaction",
-            &watch,
-            |t| producer.send_offsets_to_transaction(tpl, metadata, t),
-            self.txn_error("send_offsets_to_transaction"),
-        )
+        let metadata = Arc::clone(metadata);
+        const OPERATION: &str = "send_offsets_to_transaction";
+        let error = self.txn_error(OPERATION);
+        let start = Instant::now();
+        let mut backoff = self.retry.first_backoff;
+        loop {
+            let left =
+                (self.retry.limit.saturating_sub(start.elapsed())).max(Duration::from_millis(100));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (producer, metadata, offsets) = (
+                Arc::clone(&self.producer),
+                Arc::clone(&metadata),
+                tpl.clone(),
+            );
+            std::thread::Builder::new()
+                .name("cepheid-kafka-offsets".to_string())
+                .spawn(move || {
+                    let sent = producer.send_offsets_to_transaction(&offsets, &metadata, left);
+                    let _ = tx.send(sent);
+                })
+                .map_err(|e| KafkaError::Config {
+                    reason: format!("cannot start a thread: {e}"),
+                })?;
+            let answer = loop {
+                match rx.recv_timeout(crate::retry::STEP) {
+                    Ok(sent) => break Some(sent),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        self.reach
+                            .failed_with(&"send_offsets_to_transaction: no answer");
+                        self.reach.tick(&|| self.probe());
+                        if start.elapsed() >= self.retry.limit + crate::retry::STEP {
+                            break None;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+                }
+            };
+            let gave_up = answer.is_none();
+            let source = match answer {
+                Some(Ok(())) => {
+                    self.reach.answered();
+                    return Ok(());
+                }
+                Some(Err(e)) if retriable(&e) => e,
+                Some(Err(e)) => return Err(error(e)),
+                None => ClientError::Global(RDKafkaErrorCode::OperationTimedOut),
+            };
+            self.reach.failed(&source);
+            self.reach.tick(&|| self.probe());
+            let timed_out =
+                source.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
+            if gave_up || start.elapsed() + backoff >= self.retry.limit {
+                return Err(KafkaError::Unreachable {
+                    operation: OPERATION,
+                    waited: start.elapsed(),
+                    source,
+                });
+            }
+            if !timed_out {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(self.retry.max_backoff);
+            }
+        }
     }
 
     /// `commit_transaction`, retried with backoff up to the limit, in
