@@ -160,7 +160,11 @@ impl Reach {
     /// Looks at the brokers: while they have failed for [`SAY_AFTER`],
     /// `probe` (a request that answers when they do; made at most every
     /// [`PROBE`]) tells whether they are unreachable, which is said once,
-    /// or answer again. Costs nothing while nothing fails.
+    /// or answer again (said once, when they were said unreachable).
+    /// Costs nothing while nothing fails. Records handed out or reported
+    /// delivered are no sign either way (they may have been fetched or
+    /// acknowledged before the brokers went): only calls that need an
+    /// answer now ([`Reach::answered`]) and probes are.
     pub(crate) fn tick(&self, probe: &dyn Fn() -> bool) {
         if !self.failing.load(Ordering::Relaxed) {
             return;

@@ -179,9 +179,8 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_ok() {
-            self.reach.answered();
-        }
+        // (a delivered record is no sign that the broker answers now: its
+        // report may have waited in the queue since before it went)
         if let Err((error, message)) = result {
             let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
             if failed.is_none() {
@@ -526,15 +525,43 @@ impl KafkaSink {
         if self.transactional.is_none() || !self.in_transaction {
             return Ok(());
         }
-        match self.abort() {
-            Err(e) if e.is_fenced() => Err(e),
-            _ => match self.fenced() {
-                Some(source) => Err(KafkaError::Fenced {
-                    transactional_id: self.transactional_id(),
-                    source,
-                }),
-                None => Ok(()),
-            },
+        self.in_transaction = false;
+        let _ = flush_promptly(&self.producer, COMMIT_STEP);
+        // (what the group held after this instance's last commit: another
+        // instance's commit changes it, as for an unanswered commit)
+        let mut held_tpl = TopicPartitionList::new();
+        for (t, p, o) in self.group_held.clone().unwrap_or_default() {
+            let offset = o.map_or(Offset::Invalid, Offset::Offset);
+            let _ = held_tpl.add_partition_offset(&t, p, offset);
+        }
+        let fenced = |this: &Self, source| KafkaError::Fenced {
+            transactional_id: this.transactional_id(),
+            source,
+        };
+        let start = Instant::now();
+        // In steps: a broker may not answer a fenced producer's EndTxn
+        // (tansu does not), and the group tells meanwhile.
+        loop {
+            match self.producer.abort_transaction(COMMIT_STEP) {
+                Ok(()) => break,
+                Err(e) if fencing(&e) => return Err(fenced(self, e)),
+                Err(e) if retriable(&e) && start.elapsed() < self.retry.limit => {
+                    if let Some(source) = self.fenced() {
+                        return Err(fenced(self, source));
+                    }
+                    if held_tpl.count() > 0 {
+                        if let Some(error) = self.superseded(&held_tpl) {
+                            return Err(error);
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = self.failed.lock().map(|mut f| f.take());
+        match self.fenced() {
+            Some(source) => Err(fenced(self, source)),
+            None => Ok(()),
         }
     }
 
@@ -743,6 +770,11 @@ impl KafkaSink {
                         self.reach
                             .failed_with(&"send_offsets_to_transaction: no answer");
                         self.reach.tick(&|| self.probe());
+                        // (a broker that does not answer a fenced producer:
+                        // the group tells, as for the commit)
+                        if let Some(fenced) = self.superseded(tpl) {
+                            return Err(fenced);
+                        }
                         if start.elapsed() >= self.retry.limit + crate::retry::STEP {
                             break None;
                         }
@@ -762,6 +794,9 @@ impl KafkaSink {
             };
             self.reach.failed(&source);
             self.reach.tick(&|| self.probe());
+            if let Some(fenced) = self.superseded(tpl) {
+                return Err(fenced);
+            }
             let timed_out =
                 source.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
             if gave_up || start.elapsed() + backoff >= self.retry.limit {

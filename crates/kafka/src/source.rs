@@ -701,13 +701,11 @@ impl KafkaSource {
                 Err(error) => self.on_error(error)?,
             }
         }
-        if delivered > 0 {
-            self.reach.answered();
-        } else {
-            let (consumer, topic) = (&self.consumer, &self.topics[0]);
-            self.reach
-                .tick(&|| consumer.fetch_metadata(Some(topic), PROBE).is_ok());
-        }
+        // (records handed out are no sign that the broker answers: they
+        // may have been fetched before it went; a probe tells)
+        let (consumer, topic) = (&self.consumer, &self.topics[0]);
+        self.reach
+            .tick(&|| consumer.fetch_metadata(Some(topic), PROBE).is_ok());
         self.check_down()?;
         Ok(if delivered == 0 {
             Read::Idle
