@@ -17,7 +17,13 @@ use cepheid_kafka::{KafkaSource, SourceConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [brokers, topic] = args.as_slice() else {
+    run(&args, &mut std::io::stdout().lock())
+}
+
+/// The program, given its arguments and where it prints
+/// (`tests/readme_kafka.rs` runs it so).
+pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
+    let [brokers, topic] = args else {
         eprintln!("usage: kafka_consume HOST:PORT TOPIC");
         std::process::exit(2);
     };
@@ -32,7 +38,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     records.sort_by_key(|r| (r.partition, r.offset));
-    let mut out = std::io::stdout().lock();
     for r in &records {
         out.write_all(r.payload.as_deref().unwrap_or_default())?;
         out.write_all(b"\n")?;

@@ -20,7 +20,12 @@ use cepheid_kafka::{KafkaSink, Kind, OutputTopics, Retry, SinkConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [brokers, topic, file] = args.as_slice() else {
+    run(&args)
+}
+
+/// The program, given its arguments (`tests/readme_kafka.rs` runs it so).
+pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let [brokers, topic, file] = args else {
         eprintln!("usage: kafka_produce HOST:PORT TOPIC FILE");
         std::process::exit(2);
     };

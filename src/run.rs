@@ -195,7 +195,8 @@ pub struct Args {
     #[arg(long, value_name = "end", value_parser = ["end"])]
     pub(crate) kafka_until: Option<String>,
     /// A librdkafka property for the Kafka clients (repeatable):
-    /// `--kafka security.protocol=ssl`.
+    /// `--kafka linger.ms=20`. Built without OpenSSL: TLS and SASL other
+    /// than PLAIN are refused (docs/kafka.md, "TLS and SASL").
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "NAME=VALUE", value_parser = cepheid_kafka::parse_property)]
     pub(crate) kafka: Vec<(String, String)>,

@@ -1,5 +1,5 @@
 //! `cepheid run` from Kafka to Kafka against a real broker (tansu, started
-//! by `crates/kafka/tests/support`, never skipped: a broker that cannot be
+//! by `crates/kafka/tests/it/support.rs`, never skipped: a broker that cannot be
 //! installed or started fails the test): the sample stream gives the file
 //! run's output; a run killed with SIGKILL at random moments and resumed
 //! commits exactly the file run's records; the broker unreachable for 10 s
@@ -8,7 +8,7 @@
 //! warn clearly.
 //!
 //! tansu 0.6 hands the records of aborted transactions to `read_committed`
-//! consumers (`crates/kafka/tests/broker.rs`,
+//! consumers (`crates/kafka/tests/it/broker.rs`,
 //! `tansu_shows_aborted_records_to_read_committed`): the crash test cannot
 //! leave the filtering to the broker, and does it itself, as a Kafka
 //! broker would (docs/checkpoints.md, "Kafka", "The crash test"): each
@@ -94,6 +94,9 @@ pub(crate) struct Out {
 pub(crate) struct Reader {
     consumer: BaseConsumer,
     pub(crate) seen: Vec<Out>,
+    /// The records of `seen` before this were taken by an instance
+    /// ([`Reader::take_committed`]).
+    taken: usize,
 }
 
 impl Reader {
@@ -115,6 +118,7 @@ impl Reader {
         Reader {
             consumer,
             seen: Vec::new(),
+            taken: 0,
         }
     }
 
@@ -122,8 +126,17 @@ impl Reader {
     pub(crate) fn drain(&mut self, idle: Duration) {
         let mut last = Instant::now();
         while last.elapsed() < idle {
-            let Some(message) = self.consumer.poll(Duration::from_millis(50)) else {
-                continue;
+            if self.poll(Duration::from_millis(50)) {
+                last = Instant::now();
+            }
+        }
+    }
+
+    /// Reads one record if one comes within `wait`: true if one did.
+    pub(crate) fn poll(&mut self, wait: Duration) -> bool {
+        {
+            let Some(message) = self.consumer.poll(wait) else {
+                return false;
             };
             let m = message.expect("a record");
             let interval = m.headers().and_then(|h| {
@@ -139,8 +152,13 @@ impl Reader {
                 payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
                 interval,
             });
-            last = Instant::now();
         }
+        true
+    }
+
+    /// The records read since the last instance's were taken.
+    pub(crate) fn untaken(&self) -> &[Out] {
+        &self.seen[self.taken..]
     }
 }
 
@@ -159,9 +177,9 @@ impl Reader {
         aborted: &mut usize,
     ) -> Option<u64> {
         let m = fence_and_read_marker(bootstrap, id, marker);
-        let from = self.seen.len();
         self.drain(Duration::from_millis(1500));
-        let mine = &self.seen[from..];
+        let mine = &self.seen[self.taken..];
+        self.taken = self.seen.len();
         assert!(
             mine.iter().all(|o| o.interval.is_some()),
             "every record has its interval"
@@ -404,6 +422,90 @@ fn the_sample_stream_from_kafka_to_kafka_gives_the_file_runs_output() {
     );
 }
 
+/// `--timeouts kafka://...`: the timeouts go to a topic of their own and
+/// the matches to `--output`'s, each record keyed by its partition key
+/// (a key's records in one partition of each, in the file run's order).
+#[test]
+fn timeouts_to_a_topic_of_their_own_each_keyed_by_its_partition_key() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_timeouts");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let t = topics(&broker, "timeouts", 3);
+    let timeouts = topic("timeouts-timeouts");
+    broker.create_topic(&timeouts, 2);
+    let b = broker.bootstrap();
+    produce_lines(&b, &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let timeouts_flag = format!("kafka://{b}/{timeouts}");
+    let output = kafka_run(
+        &dir,
+        &b,
+        &t,
+        &[
+            "--timeouts",
+            &timeouts_flag,
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "500ms",
+            "--transactional-id",
+            "timeouts",
+            &marker,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        crash::summary(&stderr(&output)),
+        crash::summary(&stderr(&file))
+    );
+    let out = lines(&dir.join("out.jsonl"));
+    let kind = |line: &str| -> String {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+        value["kind"].as_str().expect("a kind").to_string()
+    };
+    // Each topic as a read_committed consumer sees it (nothing aborted):
+    // its records by key, after checking each record's Kafka key and
+    // that a key's records are in one partition.
+    let read = |name: &str| -> BTreeMap<String, Vec<String>> {
+        let seen = broker.read_topic(name, "read_committed");
+        let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
+        for s in &seen {
+            let value: serde_json::Value = serde_json::from_str(&s.payload).expect("JSON");
+            let key: serde_json::Value =
+                serde_json::from_str(s.key.as_deref().expect("a key")).expect("a JSON key");
+            assert_eq!(
+                key, value["key"],
+                "the record's Kafka key is its partition key"
+            );
+            let p = *partition_of.entry(key.to_string()).or_insert(s.partition);
+            assert_eq!(p, s.partition, "a key's records in one partition of {name}");
+        }
+        by_key(seen.iter().map(|s| s.payload.as_str()))
+    };
+    for (name, wanted) in [(&t.output, "match"), (&timeouts, "timeout")] {
+        let file_records: Vec<&String> = out.iter().filter(|l| kind(l) == wanted).collect();
+        assert!(file_records.len() > 100, "the stream gives {wanted}s");
+        let file_by_key = by_key(file_records.iter().map(|l| l.as_str()));
+        assert_eq!(
+            read(name),
+            file_by_key,
+            "the {wanted}s of {name}, key by key"
+        );
+    }
+    // The late events went to their own topic, in order.
+    let late: Vec<String> = broker
+        .read_topic(&t.late, "read_committed")
+        .into_iter()
+        .map(|s| s.payload)
+        .collect();
+    assert_eq!(late, lines(&dir.join("late.jsonl")));
+}
+
 /// Rules of `PATTERNS` changed (the `$rules` records of the stream).
 const CHANGED: &str = r#"
 pattern unpaid {
@@ -437,8 +539,103 @@ fn checkpoint_file(dir: &Path) -> Option<(u64, std::time::SystemTime)> {
     Some((m.ino(), m.modified().ok()?))
 }
 
-/// How many times the crash test kills the run before letting it end.
+/// How many times the crash test kills the run at least (more when a
+/// window was not hit yet), and at most.
 const WANTED: usize = 12;
+const MOST: usize = 20;
+
+/// The moments the crash test aims its kills at. Whether a kill did land
+/// there is told afterwards from what the run left (`Landed`), not from
+/// the aim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Aim {
+    /// A random moment 50 to 600 ms after the start (before or in its
+    /// first transaction).
+    Start,
+    /// Once the records of an interval after its last commit reach the
+    /// broker (read uncommitted by the harness while it runs): that
+    /// interval's transaction open, records in it.
+    Open,
+    /// As soon as it has written a checkpoint of its own (the snapshot
+    /// durable, `checkpoint.prev` kept until the commit).
+    SnapshotCommit,
+    /// As soon as it says it applied a `$rules` record beyond those
+    /// killed at before (an `Open` once all were).
+    RuleChange,
+}
+
+/// The windows of the protocol a kill is told to have hit, from the run's
+/// own state after its death.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Landed {
+    /// Records of an interval after the last committed checkpoint M
+    /// reached the broker: a transaction with records was open.
+    open: bool,
+    /// `checkpoint.prev` is still there and the checkpoint it wrote
+    /// (number N) is after M: snapshot N durable, commit N not done.
+    snapshot_commit: bool,
+    /// It said it applied a `$rules` record at input offset X, and the
+    /// input offset committed with M is at most X: the change was read,
+    /// the commit after it not done.
+    rule_change: bool,
+}
+
+/// The number of the checkpoint in `dir/ckpt/checkpoint` (the file's
+/// metadata, `docs/checkpoints.md`, "The file"), if there is one whole.
+fn checkpoint_number(dir: &Path) -> Option<u64> {
+    let bytes = fs::read(dir.join("ckpt/checkpoint")).ok()?;
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(bytes.get(20..20 + len)?).ok()?;
+    meta["number"].as_u64()
+}
+
+/// The input offsets of the `$rules` records a run said it applied
+/// (`cepheid: kafka://HOST:PORT/TOPIC:X (`$rules`): rules reloaded:`, X
+/// the record's offset), in its standard error `said`.
+fn rules_applied_at(said: &str) -> Vec<i64> {
+    said.lines()
+        .filter(|l| {
+            l.starts_with("cepheid: kafka://") && l.ends_with(" (`$rules`): rules reloaded:")
+        })
+        .filter_map(|l| {
+            let (place, _) = l.split_once(" (`$rules`)")?;
+            place.rsplit(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// The group's committed offset of partition 0 of `input`: where the
+/// last committed checkpoint's source position is.
+fn committed_input(bootstrap: &str, id: &str, input: &str) -> Option<i64> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(input, 0);
+    let committed = consumer.committed_offsets(tpl, T).expect("committed");
+    match committed.elements().first().map(|e| e.offset()) {
+        Some(Offset::Offset(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// Waits until `until` says so or the child ends (false) or 30 s pass
+/// (false), looking every millisecond.
+fn wait_for(child: &mut Child, mut until: impl FnMut() -> bool) -> bool {
+    let limit = Instant::now() + T;
+    while Instant::now() < limit {
+        if until() {
+            return true;
+        }
+        if child.try_wait().expect("status").is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
 
 #[test]
 fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() {
@@ -461,7 +658,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
     produce_lines(&bootstrap, &t.input, &events);
     let id = "crash-test";
     let marker = format!("--kafka-marker-topic={}", t.marker);
-    let run = || {
+    let run = |k: usize| {
         kafka_run(
             &dir,
             &bootstrap,
@@ -477,66 +674,145 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
             ],
         )
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        // (a file, read while it runs)
+        .stderr(fs::File::create(dir.join(format!("run-{k}.err"))).expect("creates"))
         .spawn()
         .expect("starts")
     };
+    let prev = dir.join("ckpt/checkpoint.prev");
     let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
     let mut committed: Vec<Out> = Vec::new();
     let mut moments = Moments(24);
-    let mut kills = 0;
     let mut markers = Vec::new();
     let mut aborted = 0;
+    // Each kill: what it aimed at and where it landed.
+    let mut kills: Vec<(Aim, Landed)> = Vec::new();
+    // The largest input offset of a `$rules` record killed at, and the
+    // last one's.
+    let mut rules_killed_at = -1;
+    let last_rules = i64::try_from(
+        events
+            .iter()
+            .rposition(|e| e.starts_with(r#"{"$rules""#))
+            .expect("rules records"),
+    )
+    .expect("an offset");
     let started = Instant::now();
-    let last: Output = loop {
-        let mut child: Child = run();
-        if kills < WANTED {
-            // A kill a quarter of the time at a random moment after the
-            // start (before or during its first transaction), otherwise
-            // at a random moment up to 400 ms after a new checkpoint file
-            // appeared (between the snapshot and its commit, or in the
-            // next transaction): each instance commits little, so that
-            // the kills are spread over the whole stream.
-            let before = checkpoint_file(&dir);
-            let deadline = if moments.next() % 4 == 0 {
-                Instant::now()
-                    + moments.between(Duration::from_millis(50), Duration::from_millis(600))
-            } else {
-                let limit = Instant::now() + T;
-                while checkpoint_file(&dir) == before
-                    && child.try_wait().expect("status").is_none()
-                    && Instant::now() < limit
-                {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Instant::now() + moments.between(Duration::ZERO, Duration::from_millis(400))
-            };
-            while Instant::now() < deadline && child.try_wait().expect("status").is_none() {
-                std::thread::sleep(Duration::from_millis(2));
+    let last = loop {
+        let k = markers.len();
+        let mut child: Child = run(k);
+        let err = dir.join(format!("run-{k}.err"));
+        let before = checkpoint_file(&dir);
+        let hits = |kills: &[(Aim, Landed)], f: fn(&Landed) -> bool| {
+            kills.iter().filter(|(_, l)| f(l)).count()
+        };
+        // The aims in turn; once WANTED kills are done, the windows not
+        // hit yet, up to MOST kills; then the run goes to its end.
+        let cycle = [Aim::Open, Aim::SnapshotCommit, Aim::RuleChange];
+        let aim = if kills.len() < WANTED {
+            Some(match kills.len() {
+                0 | 6 => Aim::Start,
+                n if cycle[n % 3] == Aim::RuleChange && rules_killed_at >= last_rules => Aim::Open,
+                n => cycle[n % 3],
+            })
+        } else if kills.len() >= MOST {
+            None
+        } else if hits(&kills, |l| l.snapshot_commit) == 0 {
+            Some(Aim::SnapshotCommit)
+        } else if hits(&kills, |l| l.rule_change) == 0 && rules_killed_at < last_rules {
+            Some(Aim::RuleChange)
+        } else if hits(&kills, |l| l.open) == 0 {
+            Some(Aim::Open)
+        } else {
+            None
+        };
+        let reached = match aim {
+            None => false,
+            Some(Aim::Start) => {
+                let at = Instant::now()
+                    + moments.between(Duration::from_millis(50), Duration::from_millis(600));
+                wait_for(&mut child, || Instant::now() >= at)
             }
-        }
-        // (after the wanted kills, the last run goes to the end)
-        let done = kills >= WANTED || child.try_wait().expect("status").is_some();
+            Some(Aim::SnapshotCommit) => wait_for(&mut child, || {
+                checkpoint_file(&dir) != before && prev.exists()
+            }),
+            Some(Aim::Open) => wait_for(&mut child, || {
+                // (all that came: the run writes faster than one a poll)
+                for _ in 0..100_000 {
+                    if !reader.poll(Duration::ZERO) {
+                        break;
+                    }
+                }
+                // (committed: a checkpoint of its own, the one before gone)
+                let last_commit = (checkpoint_file(&dir) != before && !prev.exists())
+                    .then(|| checkpoint_number(&dir))
+                    .flatten();
+                last_commit.is_some_and(|n| {
+                    (reader.untaken().iter()).any(|o| o.interval.is_some_and(|i| i > n))
+                })
+            }),
+            Some(Aim::RuleChange) => wait_for(&mut child, || {
+                let said = fs::read_to_string(&err).unwrap_or_default();
+                rules_applied_at(&said).iter().any(|&x| x > rules_killed_at)
+            }),
+        };
+        // (a run that ended before its moment is the last one)
+        let done = !reached || child.try_wait().expect("status").is_some();
         if !done {
             child.kill().expect("SIGKILL");
-            kills += 1;
         }
-        let output = child.wait_with_output().expect("waits");
+        let status = child.wait().expect("waits");
+        // What the dead run left, before anything else touches it.
+        let prev_kept = prev.exists();
+        let wrote_checkpoint = checkpoint_file(&dir) != before;
+        let number = checkpoint_number(&dir);
+        let said = fs::read_to_string(&err).expect("its standard error");
+        let from = reader.seen.len() - reader.untaken().len();
         let m = reader.take_committed(&bootstrap, id, &t.marker, &mut committed, &mut aborted);
         markers.push(m);
         if done {
-            assert!(output.status.success(), "{}", stderr(&output));
-            break output;
+            assert!(status.success(), "{said}");
+            break said;
         }
-        assert!(started.elapsed() < Duration::from_secs(240), "too slow");
+        let input_at = committed_input(&bootstrap, id, &t.input);
+        let mine = &reader.seen[from..];
+        let after_m = |i: Option<u64>| i.is_some_and(|i| m.is_none_or(|m| i > m));
+        let rules = rules_applied_at(&said);
+        let landed = Landed {
+            open: mine.iter().any(|o| after_m(o.interval)),
+            snapshot_commit: prev_kept && wrote_checkpoint && after_m(number),
+            rule_change: rules.iter().any(|&x| input_at.is_none_or(|at| at <= x)),
+        };
+        if aim == Some(Aim::RuleChange) && landed.rule_change {
+            rules_killed_at = rules.iter().copied().max().unwrap_or(rules_killed_at);
+        }
+        kills.push((aim.expect("killed at an aim"), landed));
+        assert!(started.elapsed() < Duration::from_secs(300), "too slow");
     };
-    assert_eq!(
-        kills, WANTED,
-        "a run ended before {WANTED} kills (markers {markers:?})"
-    );
+    let count = |f: fn(&Landed) -> bool| kills.iter().filter(|(_, l)| f(l)).count();
     eprintln!(
-        "{kills} kills, last committed checkpoints {markers:?}, {aborted} records of aborted transactions left out, {} committed",
+        "{} kills: {} with a transaction open, {} between a snapshot and its commit, {} during a rule change; \
+         last committed checkpoints {markers:?}; {aborted} records of aborted transactions left out, {} committed; \
+         kills (aim, landed): {kills:?}",
+        kills.len(),
+        count(|l| l.open),
+        count(|l| l.snapshot_commit),
+        count(|l| l.rule_change),
         committed.len()
+    );
+    assert!(kills.len() >= 10, "at least ten kills: {kills:?}");
+    // Each window of the protocol was hit, as the run's own state shows.
+    assert!(
+        count(|l| l.open) > 0,
+        "no kill with a transaction open: {kills:?}"
+    );
+    assert!(
+        count(|l| l.snapshot_commit) > 0,
+        "no kill between a snapshot and its commit: {kills:?}"
+    );
+    assert!(
+        count(|l| l.rule_change) > 0,
+        "no kill during a rule change: {kills:?}"
     );
     // (the kills did cut transactions: the harness's filtering was needed)
     assert!(aborted > 0, "no kill left an open transaction with records");
@@ -544,9 +820,8 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
     let numbers: Vec<u64> = markers.iter().flatten().copied().collect();
     assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
     assert!(
-        stderr(&last).contains("cepheid: resuming from checkpoint"),
-        "the last run resumed: {}",
-        stderr(&last)
+        last.contains("cepheid: resuming from checkpoint"),
+        "the last run resumed: {last}"
     );
     assert_same(
         &committed,
@@ -557,10 +832,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
     );
     // The counts go on over the resumed runs: the last one's summary is
     // the uninterrupted file run's.
-    assert_eq!(
-        crash::summary(&stderr(&last)),
-        crash::summary(&stderr(&file))
-    );
+    assert_eq!(crash::summary(&last), crash::summary(&stderr(&file)));
 }
 
 #[test]
@@ -594,7 +866,8 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
         ],
     )
     .stdout(Stdio::null())
-    .stderr(Stdio::piped())
+    // (a file, read while it runs)
+    .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
     .spawn()
     .expect("starts");
     // Once it has committed a checkpoint, the broker goes for 10 s.
@@ -611,14 +884,22 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
         child.try_wait().expect("status").is_none(),
         "the run ended while the broker was unreachable"
     );
+    // It said so while the broker was gone, once, and nothing of its
+    // return yet.
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert_eq!(said.matches(UNREACHABLE).count(), 1, "{said}");
+    assert!(!said.contains(BACK), "{said}");
     proxy.start();
-    let output = child.wait_with_output().expect("waits");
-    assert!(output.status.success(), "{}", stderr(&output));
+    let status = child.wait().expect("waits");
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert!(status.success(), "{said}");
     assert!(stopped.elapsed() >= Duration::from_secs(10));
-    assert_eq!(
-        crash::summary(&stderr(&output)),
-        crash::summary(&stderr(&file))
-    );
+    assert_eq!(crash::summary(&said), crash::summary(&stderr(&file)));
+    // And said once that it answers again, after the first message.
+    let (before, after) = said.split_once(UNREACHABLE).expect("said");
+    assert!(!before.contains(BACK), "{said}");
+    assert_eq!(after.matches(BACK).count(), 1, "{said}");
+    assert!(!after.contains(UNREACHABLE), "{said}");
     // Nothing was aborted: read_committed sees the output.
     let mut seen = Vec::new();
     for name in [&t.output, &t.late] {
@@ -634,6 +915,88 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
         &lines(&dir.join("out.jsonl")),
         &lines(&dir.join("late.jsonl")),
     );
+}
+
+/// What a run says when the broker stops answering (`crates/kafka`,
+/// `reach.rs`: `cepheid: Kafka: the broker HOST:PORT does not answer
+/// (...)`), and when it answers again.
+const UNREACHABLE: &str = " does not answer (";
+const BACK: &str = " answers again, after ";
+
+#[test]
+fn the_broker_gone_mid_run_past_the_limit_ends_the_run_with_exit_6_and_says_why() {
+    let (broker, mut proxy) = Broker::start_behind_proxy();
+    let dir = scratch("kafka_gone");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "gone", 2);
+    let bootstrap = proxy.bootstrap();
+    produce_lines(&bootstrap, &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let mut child = kafka_run(
+        &dir,
+        &bootstrap,
+        &t,
+        &[
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "250ms",
+            "--transactional-id",
+            "gone",
+            &marker,
+            "--kafka-timeout",
+            "5s",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
+    .spawn()
+    .expect("starts");
+    // Once it has committed a checkpoint, the broker goes for good.
+    let deadline = Instant::now() + T;
+    while !dir.join("ckpt/checkpoint").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.stop();
+    // It ends by itself (not waiting forever), with exit 6.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end with the broker gone");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert_eq!(status.code(), Some(6), "{said}");
+    // Said once that the broker does not answer, then the error that
+    // ends the run, and never that it answers again.
+    let (before, after) = said.split_once(UNREACHABLE).expect("said unreachable");
+    assert!(
+        before.ends_with(&format!("\ncepheid: Kafka: the broker {bootstrap}")),
+        "{said}"
+    );
+    assert!(
+        said.contains("retrying with backoff, for up to 5.0 s before giving up"),
+        "{said}"
+    );
+    assert!(!after.contains(UNREACHABLE), "said once: {said}");
+    assert!(!said.contains(BACK), "{said}");
+    let error = said
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("an error line: {said}"));
+    assert!(
+        error.contains("Kafka: the broker did not answer ")
+            && error.contains("(retried with backoff)"),
+        "{said}"
+    );
+    drop(broker);
 }
 
 #[test]
@@ -897,6 +1260,33 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
         (
             &["--events", "kafka://127.0.0.1:1/t", "--rules-dir", "."],
             "--rules-dir needs --rules-from-stream or --rules-topic",
+        ),
+        // What this build's librdkafka lacks (no OpenSSL: docs/kafka.md,
+        // "TLS and SASL"), named, before any broker is asked; and what
+        // librdkafka does not take.
+        (
+            &[
+                "--events",
+                "kafka://127.0.0.1:1/t",
+                "--kafka",
+                "security.protocol=ssl",
+            ],
+            "error: --kafka security.protocol=ssl: this cepheid's Kafka client (librdkafka) is built without SSL (TLS: OpenSSL) (it has: ",
+        ),
+        (
+            &[
+                "--output",
+                "kafka://127.0.0.1:1/t",
+                "--kafka",
+                "security.protocol=sasl_plaintext",
+                "--kafka",
+                "sasl.mechanism=SCRAM-SHA-512",
+            ],
+            "error: --kafka sasl.mechanism=SCRAM-SHA-512: this cepheid's Kafka client (librdkafka) is built without the SASL mechanism SCRAM-SHA-512 (sasl_scram)",
+        ),
+        (
+            &["--events", "kafka://127.0.0.1:1/t", "--kafka", "linger.ms=soon"],
+            "error: --kafka linger.ms=soon: ",
         ),
     ];
     for (args, said) in cases {
@@ -1483,7 +1873,7 @@ fn kafka_until_end_ends_on_a_topic_written_with_transactions() {
 /// `--metrics` on a Kafka source: the consumer's lag, summed and per
 /// partition, is 0 once the run has read every record (and waits for
 /// more: no `--kafka-until`). A lag above 0 is shown by the source's own
-/// test (`crates/kafka/tests/source.rs`, paused partitions).
+/// test (`crates/kafka/tests/it/source.rs`, paused partitions).
 #[cfg(feature = "metrics")]
 #[test]
 fn the_consumer_lag_is_in_the_metrics_and_0_once_everything_is_read() {

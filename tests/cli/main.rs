@@ -24,9 +24,15 @@ mod cli_checkpoint;
 #[cfg(feature = "kafka")]
 #[path = "../cli_kafka.rs"]
 mod cli_kafka;
+#[cfg(feature = "kafka")]
+#[path = "../cli_kafka_readme.rs"]
+mod cli_kafka_readme;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_rescale.rs"]
 mod cli_kafka_rescale;
+#[cfg(feature = "kafka")]
+#[path = "../cli_kafka_time.rs"]
+mod cli_kafka_time;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_workers.rs"]
 mod cli_kafka_workers;
@@ -67,8 +73,18 @@ mod conformance_cli;
 mod conformance_patterns;
 #[path = "../explain_graph.rs"]
 mod explain_graph;
+// The README's quick start's examples, run by `cli_kafka_readme` as
+// code (their `main` is not).
 #[cfg(feature = "kafka")]
-#[path = "../../crates/kafka/tests/support/mod.rs"]
+#[allow(dead_code)]
+#[path = "../../examples/kafka_consume.rs"]
+mod kafka_consume;
+#[cfg(feature = "kafka")]
+#[allow(dead_code)]
+#[path = "../../examples/kafka_produce.rs"]
+mod kafka_produce;
+#[cfg(feature = "kafka")]
+#[path = "../../crates/kafka/tests/it/support.rs"]
 mod kafka_support;
 #[path = "../language_doc.rs"]
 mod language_doc;

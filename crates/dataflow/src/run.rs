@@ -1140,7 +1140,8 @@ impl Workers {
     /// [commits at the end](cepheid_runtime::Sink::commits_at_end) gets a
     /// last cut when the input ends ([`Cuts::at_end`]). On one process
     /// (refused with several: [`Refusal::SinkProcesses`]).
-    pub fn with_sink(mut self, sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
+    pub fn with_sink(mut self, mut sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
+        sink.notify_to(cepheid_runtime::Notify::of_shared(self.say.0.clone()));
         self.sink = Some(sink);
         self
     }
@@ -1161,7 +1162,10 @@ impl Workers {
     /// only ([`Mismatch::SourcesWorkers`]).
     pub fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Result<Workers, Error> {
         let mut own = Vec::with_capacity(sources.len());
-        for source in sources {
+        for mut source in sources {
+            if let Some(source) = &mut source {
+                source.notify_to(cepheid_runtime::Notify::of_shared(self.say.0.clone()));
+            }
             let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
             own.push((source, tx, rx));
         }

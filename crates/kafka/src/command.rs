@@ -119,6 +119,25 @@ pub enum OptionsError {
     TransactionalIdAlone,
     /// `--kafka-marker-topic` without a Kafka output and a checkpoint.
     MarkerTopicAlone,
+    /// A `--kafka NAME=VALUE` that librdkafka refuses (an unknown
+    /// property, a value it does not take), said in its words.
+    Property {
+        /// `NAME=VALUE`.
+        property: String,
+        /// librdkafka's reason.
+        reason: String,
+    },
+    /// A `--kafka NAME=VALUE` that needs what this build of librdkafka
+    /// does not have (TLS: OpenSSL; a SASL mechanism), said with what it
+    /// has (`docs/kafka.md`, "TLS and SASL").
+    NotBuiltIn {
+        /// `NAME=VALUE`.
+        property: String,
+        /// What it needs (`SSL (TLS)`, `the SASL mechanism SCRAM-SHA-256`).
+        needs: String,
+        /// librdkafka's `builtin.features`.
+        built: String,
+    },
 }
 
 impl fmt::Display for OptionsError {
@@ -153,6 +172,20 @@ impl fmt::Display for OptionsError {
             }
             OptionsError::MarkerTopicAlone => {
                 "--kafka-marker-topic needs --output kafka://... and --checkpoint"
+            }
+            OptionsError::Property { property, reason } => {
+                return write!(f, "--kafka {property}: {reason}")
+            }
+            OptionsError::NotBuiltIn {
+                property,
+                needs,
+                built,
+            } => {
+                return write!(
+                    f,
+                    "--kafka {property}: this cepheid's Kafka client (librdkafka) is built without {needs} \
+                     (it has: {built}); TLS and SASL other than PLAIN are not supported yet (docs/kafka.md, \"TLS and SASL\")"
+                )
             }
         };
         f.write_str(said)
@@ -249,8 +282,79 @@ impl KafkaOptions<'_> {
         if self.marker_topic.is_some() && !committed {
             return Err(OptionsError::MarkerTopicAlone);
         }
-        Ok(())
+        check_properties(self.properties)
     }
+}
+
+/// librdkafka's `builtin.features` of this build (`gzip,snappy,...`).
+pub fn builtin_features() -> String {
+    rdkafka::ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .unwrap_or_default()
+}
+
+/// The `--kafka` properties: first what they need of this build of
+/// librdkafka (`security.protocol` `ssl` or `sasl_ssl` its feature `ssl`,
+/// a SASL protocol the feature of its mechanism, `sasl.mechanism`, GSSAPI
+/// by default), said with what it has; then each as librdkafka takes it
+/// (set, in order, on a configuration of its own: no client, no broker).
+fn check_properties(properties: &[(String, String)]) -> Result<(), OptionsError> {
+    if properties.is_empty() {
+        return Ok(());
+    }
+    // (the last one given of `key`, as `NAME=VALUE`, and its value)
+    let last = |key: &str| {
+        properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(k, v)| (format!("{k}={v}"), v.to_ascii_lowercase()))
+    };
+    if let Some((property, protocol)) = last("security.protocol") {
+        let built = builtin_features();
+        let has = |feature: &str| built.split(',').any(|f| f == feature);
+        let mut needs = None;
+        if matches!(protocol.as_str(), "ssl" | "sasl_ssl") && !has("ssl") {
+            needs = Some((property.clone(), "SSL (TLS: OpenSSL)".to_string()));
+        } else if protocol.starts_with("sasl") {
+            let (property, mechanism) = last("sasl.mechanism")
+                .or_else(|| last("sasl.mechanisms"))
+                .unwrap_or((property, "gssapi".to_string()));
+            let feature = match mechanism.as_str() {
+                "plain" => "sasl_plain",
+                "scram-sha-256" | "scram-sha-512" => "sasl_scram",
+                "oauthbearer" => "sasl_oauthbearer",
+                _ => "sasl_gssapi",
+            };
+            if !has(feature) {
+                let what = mechanism.to_ascii_uppercase();
+                needs = Some((property, format!("the SASL mechanism {what} ({feature})")));
+            }
+        }
+        if let Some((property, needs)) = needs {
+            return Err(OptionsError::NotBuiltIn {
+                property,
+                needs,
+                built,
+            });
+        }
+    }
+    let mut config = rdkafka::ClientConfig::new();
+    for (name, value) in properties {
+        config.set(name, value);
+        if let Err(e) = config.create_native_config() {
+            let reason = match e {
+                rdkafka::error::KafkaError::ClientConfig(_, why, _, _) => why,
+                other => other.to_string(),
+            };
+            return Err(OptionsError::Property {
+                property: format!("{name}={value}"),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -447,6 +551,86 @@ mod tests {
             assert_eq!(got, error, "{options:?}");
             assert_eq!(got.to_string(), said);
         }
+    }
+
+    fn with(properties: &[(&str, &str)]) -> Result<(), OptionsError> {
+        let properties: Vec<(String, String)> = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        KafkaOptions {
+            properties: &properties,
+            ..run(IN, "-")
+        }
+        .check()
+    }
+
+    /// This build's librdkafka has no OpenSSL (`docs/kafka.md`, "TLS and
+    /// SASL"): TLS, and SASL mechanisms other than PLAIN, are refused
+    /// before any broker is asked, naming what is missing.
+    #[test]
+    fn what_this_build_of_librdkafka_lacks_is_refused_naming_it() {
+        let built = builtin_features();
+        assert!(built.contains("sasl_plain"), "{built}");
+        assert!(!built.split(',').any(|f| f == "ssl"), "{built}");
+        let e = with(&[("security.protocol", "ssl")]).unwrap_err();
+        assert!(matches!(&e, OptionsError::NotBuiltIn { needs, .. } if needs.starts_with("SSL")));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--kafka security.protocol=ssl: this cepheid's Kafka client (librdkafka) is built without SSL (TLS: OpenSSL) \
+                 (it has: {built}); TLS and SASL other than PLAIN are not supported yet (docs/kafka.md, \"TLS and SASL\")"
+            )
+        );
+        let e = with(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "PLAIN"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--kafka security.protocol=SASL_SSL: "),
+            "{e}"
+        );
+        let e = with(&[
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "--kafka sasl.mechanism=SCRAM-SHA-256: this cepheid's Kafka client (librdkafka) is built without the SASL mechanism SCRAM-SHA-256 (sasl_scram)"
+            ),
+            "{e}"
+        );
+        // (GSSAPI, librdkafka's default mechanism)
+        let e = with(&[("security.protocol", "sasl_plaintext")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the SASL mechanism GSSAPI (sasl_gssapi)"),
+            "{e}"
+        );
+        // What it has passes.
+        assert_eq!(
+            with(&[
+                ("security.protocol", "sasl_plaintext"),
+                ("sasl.mechanism", "PLAIN")
+            ]),
+            Ok(())
+        );
+        assert_eq!(
+            with(&[("security.protocol", "plaintext"), ("linger.ms", "20")]),
+            Ok(())
+        );
+        // A property librdkafka does not know, or a value it does not take.
+        let e = with(&[("no.such.property", "1")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--kafka no.such.property=1: No such configuration property"),
+            "{e}"
+        );
+        let e = with(&[("linger.ms", "soon")]).unwrap_err();
+        assert!(e.to_string().starts_with("--kafka linger.ms=soon: "), "{e}");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   [`KafkaSource::seek`] goes back to it. Records go up as bytes with
 //!   their topic, partition, offset, key and timestamp; a tombstone is
 //!   handed out too ([`KafkaRecord::is_tombstone`]).
-//! - [`SplitWatermarks`]: per-partition watermarks combined by minimum,
-//!   idle partitions released, as Flink's Kafka source.
+//! - Per-partition watermarks: each partition is a split of the runtime's
+//!   `Source`, whose reader thread combines their watermarks by minimum
+//!   and releases idle ones (`cepheid_runtime::SplitWatermarks`, as
+//!   Flink's Kafka source).
 //! - [`KafkaSink`]: matches, timeouts and late events to topics, keyed by
 //!   the partition key. With a [`Transactional`] configuration the records
 //!   of a checkpoint interval, the source offsets they came from and the
@@ -38,18 +40,18 @@ mod error;
 mod open;
 mod options;
 mod position;
+mod reach;
 mod retry;
 mod runtime;
 mod sink;
 mod source;
-mod watermark;
 
 // The tests' real broker, for the unit tests that need one.
 #[cfg(test)]
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support.rs"]
 mod test_broker;
 
-pub use command::{is_kafka, parse_url, KafkaOptions, OptionsError};
+pub use command::{builtin_features, is_kafka, parse_url, KafkaOptions, OptionsError};
 pub use error::KafkaError;
 pub use open::Shares;
 pub use options::{
@@ -63,4 +65,3 @@ pub use sink::{
     CHECKPOINT_HEADER,
 };
 pub use source::{KafkaRecord, KafkaSource, PartitionLag, Partitions, Read, SourceConfig, StartAt};
-pub use watermark::SplitWatermarks;

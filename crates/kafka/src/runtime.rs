@@ -28,6 +28,7 @@ use cepheid_runtime::sink::{Checkpoint, Kind as RunKind, Sink, SinkError, SinkSt
 use cepheid_runtime::source::{
     Origin, Position, RawBatch, ReadOutcome, Source, SourceError, SplitLag,
 };
+use cepheid_runtime::Notify;
 
 use crate::error::KafkaError;
 use crate::position::KafkaPosition;
@@ -196,6 +197,10 @@ impl Source for KafkaSource {
         )
     }
 
+    fn notify_to(&mut self, notify: Notify) {
+        KafkaSource::notify_to(self, notify);
+    }
+
     fn describe_origin(&self, split: u32, origin: &Origin) -> String {
         let splits = KafkaSource::splits(self);
         let topic = match splits.get(split as usize) {
@@ -261,6 +266,10 @@ impl Sink for KafkaSink {
 
     fn commits_at_end(&self) -> bool {
         self.is_transactional()
+    }
+
+    fn notify_to(&mut self, notify: Notify) {
+        KafkaSink::notify_to(self, notify);
     }
 
     /// A transaction commits what was written before its commit: the run

@@ -14,7 +14,8 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::{fencing, retriable, KafkaError};
 use crate::position::KafkaPosition;
-use crate::retry::Retry;
+use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
+use crate::retry::{Retry, Watch};
 
 /// The kind of an output record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -157,18 +158,29 @@ pub enum Recovery {
     NothingCommitted,
 }
 
-/// The first delivery error, kept by the producer's callback.
-#[derive(Default)]
+/// The first delivery error, kept by the producer's callback; and what
+/// the callbacks tell of whether the brokers answer.
 struct SinkContext {
     failed: Arc<Mutex<Option<(String, ClientError)>>>,
+    reach: Arc<Reach>,
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    /// librdkafka's errors that are not a call's (a connection lost, all
+    /// brokers down), served by the producer's polls.
+    fn error(&self, error: ClientError, _reason: &str) {
+        if retriable(&error) {
+            self.reach.failed(&error);
+        }
+    }
+}
 
 impl ProducerContext for SinkContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        // (a delivered record is no sign that the broker answers now: its
+        // report may have waited in the queue since before it went)
         if let Err((error, message)) = result {
             let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
             if failed.is_none() {
@@ -196,13 +208,39 @@ fn held(tpl: &TopicPartitionList) -> Vec<(String, i32, Option<i64>)> {
     held
 }
 
+/// Waits up to `timeout` until every queued record is delivered, as
+/// `flush` does, but returns within about a millisecond of the last
+/// delivery report. rust-rdkafka's `BaseProducer::flush` waits in calls of
+/// `poll(100 ms)` that each last their whole 100 ms even when the reports
+/// came at once (its `poll` loops until its deadline): every flush of a
+/// record in flight took at least 100 ms, a checkpoint's `prepare` then
+/// 100 ms whatever the broker did (BENCHMARKS.md, "Kafka").
+fn flush_promptly<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match producer.flush(left.min(FLUSH_POLL)) {
+            Err(ClientError::Flush(RDKafkaErrorCode::OperationTimedOut)) if !left.is_zero() => {}
+            done => return done,
+        }
+    }
+}
+
+/// How long [`flush_promptly`] polls at a time.
+const FLUSH_POLL: Duration = Duration::from_millis(1);
+
 /// Writes output records to Kafka.
 pub struct KafkaSink {
-    producer: BaseProducer<SinkContext>,
+    /// (shared with a thread that waits for a call librdkafka may not
+    /// return from: [`KafkaSink::send_offsets`])
+    producer: Arc<BaseProducer<SinkContext>>,
     failed: Arc<Mutex<Option<(String, ClientError)>>>,
     topics: OutputTopics,
     transactional: Option<Transactional>,
-    group: Option<(BaseConsumer, ConsumerGroupMetadata)>,
+    group: Option<(BaseConsumer, Arc<ConsumerGroupMetadata>)>,
     retry: Retry,
     initialized: bool,
     in_transaction: bool,
@@ -219,11 +257,15 @@ pub struct KafkaSink {
     /// marker's included. A commit the broker does not answer is checked
     /// against it (see [`KafkaSink::superseded`]).
     group_held: Option<Vec<(String, i32, Option<i64>)>>,
+    /// Whether the brokers answer, shared with the run's source (said on
+    /// the run's report).
+    reach: Arc<Reach>,
 }
 
-/// How long one `commit_transaction` call waits before the sink asks the
-/// group whether another instance has taken over.
-const COMMIT_STEP: Duration = Duration::from_secs(3);
+/// How long one `commit_transaction` call waits before the sink looks at
+/// the brokers ([`Reach`]) and asks the group whether another instance
+/// has taken over.
+const COMMIT_STEP: Duration = Duration::from_secs(1);
 
 /// The header of each record a transactional sink writes: the number of
 /// the checkpoint whose transaction holds it, in decimal. A consumer that
@@ -254,6 +296,10 @@ impl KafkaSink {
             .set("enable.idempotence", "true")
             // A topic that does not exist is an error, not created.
             .set("allow.auto.create.topics", "false")
+            // A broker back after an outage is reconnected to within 1 s
+            // (librdkafka's default backoff grows to 10 s: a run went on
+            // waiting that long after the broker had come back).
+            .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
             .set("acks", "all")
             .set(
                 "message.timeout.ms",
@@ -271,7 +317,11 @@ impl KafkaSink {
         for (k, v) in &config.properties {
             client_config.set(k, v);
         }
-        let context = SinkContext::default();
+        let reach = Reach::of(&config.brokers, retry.limit);
+        let context = SinkContext {
+            failed: Arc::default(),
+            reach: reach.clone(),
+        };
         let failed = context.failed.clone();
         let producer: BaseProducer<SinkContext> = client_config
             .create_with_context(context)
@@ -297,6 +347,7 @@ impl KafkaSink {
                 let consumer: BaseConsumer = ClientConfig::new()
                     .set("bootstrap.servers", &config.brokers)
                     .set("group.id", &t.group_id)
+                    .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
                     .set("enable.auto.commit", "false")
                     .create()
                     .map_err(|e| KafkaError::client("create the group's consumer", e))?;
@@ -305,12 +356,12 @@ impl KafkaSink {
                     .ok_or_else(|| KafkaError::Config {
                         reason: "no consumer group metadata".to_string(),
                     })?;
-                Some((consumer, metadata))
+                Some((consumer, Arc::new(metadata)))
             }
             None => None,
         };
         Ok(KafkaSink {
-            producer,
+            producer: Arc::new(producer),
             failed,
             topics: config.topics,
             transactional: config.transactional,
@@ -322,7 +373,25 @@ impl KafkaSink {
             fenced_by: None,
             interval: 1,
             group_held: None,
+            reach,
         })
+    }
+
+    /// Where to say that the brokers stop answering while a call waits for
+    /// them, and answer again (once each, not per retry): the run's report
+    /// (`cepheid_runtime::Sink::notify_to`). Shared with the sources of
+    /// the same brokers in this process.
+    pub fn notify_to(&mut self, notify: cepheid_runtime::Notify) {
+        self.reach.notify_to(notify);
+    }
+
+    /// Does the broker answer a metadata request (within [`PROBE`])?
+    fn probe(&self) -> bool {
+        let topic = self.topics.topic(Kind::Match);
+        self.producer
+            .client()
+            .fetch_metadata(Some(topic), PROBE)
+            .is_ok()
     }
 
     /// `kafka:` and the output topics.
@@ -394,8 +463,14 @@ impl KafkaSink {
         }
         let error = self.txn_error("init_transactions");
         let producer = &self.producer;
-        self.retry.run(
+        let watch = Watch {
+            reach: &self.reach,
+            probe: &|| self.probe(),
+            answers: true,
+        };
+        self.retry.run_watched(
             "init_transactions",
+            &watch,
             |t| producer.init_transactions(t),
             error,
         )?;
@@ -415,7 +490,7 @@ impl KafkaSink {
         Ok(())
     }
 
-    fn check_delivery(&self) -> Result<(), KafkaError> {
+    fn check_delivery(&mut self) -> Result<(), KafkaError> {
         let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take();
         if failed.is_none() {
             return Ok(());
@@ -431,7 +506,61 @@ impl KafkaSink {
                 transactional_id: self.transactional_id(),
                 source,
             }),
-            Some((topic, source)) => Err(KafkaError::Delivery { topic, source }),
+            Some((topic, source)) => {
+                self.fenced_on_abort()?;
+                Err(KafkaError::Delivery { topic, source })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A transaction in an error state that does not say why (its queue
+    /// purged, `Local: Purged in queue`; a record refused with `Local:
+    /// Erroneous state`): a broker refused its records, which it does when
+    /// another instance with the same transactional id has bumped the
+    /// producer's epoch. Aborting tells: a fenced producer's abort fails
+    /// as fenced ([`KafkaError::Fenced`], returned); otherwise the
+    /// transaction is aborted and the caller says its own error.
+    fn fenced_on_abort(&mut self) -> Result<(), KafkaError> {
+        if self.transactional.is_none() || !self.in_transaction {
+            return Ok(());
+        }
+        self.in_transaction = false;
+        let _ = flush_promptly(&self.producer, COMMIT_STEP);
+        // (what the group held after this instance's last commit: another
+        // instance's commit changes it, as for an unanswered commit)
+        let mut held_tpl = TopicPartitionList::new();
+        for (t, p, o) in self.group_held.clone().unwrap_or_default() {
+            let offset = o.map_or(Offset::Invalid, Offset::Offset);
+            let _ = held_tpl.add_partition_offset(&t, p, offset);
+        }
+        let fenced = |this: &Self, source| KafkaError::Fenced {
+            transactional_id: this.transactional_id(),
+            source,
+        };
+        let start = Instant::now();
+        // In steps: a broker may not answer a fenced producer's EndTxn
+        // (tansu does not), and the group tells meanwhile.
+        loop {
+            match self.producer.abort_transaction(COMMIT_STEP) {
+                Ok(()) => break,
+                Err(e) if fencing(&e) => return Err(fenced(self, e)),
+                Err(e) if retriable(&e) && start.elapsed() < self.retry.limit => {
+                    if let Some(source) = self.fenced() {
+                        return Err(fenced(self, source));
+                    }
+                    if held_tpl.count() > 0 {
+                        if let Some(error) = self.superseded(&held_tpl) {
+                            return Err(error);
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = self.failed.lock().map(|mut f| f.take());
+        match self.fenced() {
+            Some(source) => Err(fenced(self, source)),
             None => Ok(()),
         }
     }
@@ -482,9 +611,20 @@ impl KafkaSink {
                     }
                     // Full: serve the delivery reports, try again.
                     self.producer.poll(Duration::from_millis(100));
+                    self.reach.tick(&|| self.probe());
                     waited += Duration::from_millis(100);
                 }
-                Err((e, _)) => return Err(self.txn_error("write")(e)),
+                Err((e, _)) => {
+                    // (a delivery that failed may have put the transaction
+                    // in an error state, `Local: Erroneous state` here:
+                    // its report, served now, says why, a fencing for one)
+                    self.producer.poll(Duration::from_millis(50));
+                    self.check_delivery()?;
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::State) {
+                        self.fenced_on_abort()?;
+                    }
+                    return Err(self.txn_error("write")(e));
+                }
             }
         }
         Ok(())
@@ -495,7 +635,13 @@ impl KafkaSink {
     pub fn flush(&mut self) -> Result<(), KafkaError> {
         let producer = &self.producer;
         let error = self.txn_error("flush");
-        self.retry.run("flush", |t| producer.flush(t), error)?;
+        let watch = Watch {
+            reach: &self.reach,
+            probe: &|| self.probe(),
+            answers: false,
+        };
+        self.retry
+            .run_watched("flush", &watch, |t| flush_promptly(producer, t), error)?;
         self.check_delivery()
     }
 
@@ -576,7 +722,16 @@ impl KafkaSink {
     }
 
     /// Sends `tpl` to the open transaction (after reading what the group
-    /// holds, before this instance's first commit).
+    /// holds, before this instance's first commit), retried with backoff
+    /// up to the limit. librdkafka's `send_offsets_to_transaction` does
+    /// not always keep its timeout: with the broker gone at the wrong
+    /// moment its call was seen waiting for good (the reply of its
+    /// internal request never came; gdb: `rd_kafka_txn_op_req1(...,
+    /// RD_POLL_INFINITE)`), and the run with it, saying nothing. So each
+    /// call runs on a thread of its own, waited for in steps of
+    /// [`STEP`](crate::retry::STEP) that look at the brokers; past the
+    /// limit the broker is said unreachable and the call is left behind
+    /// (the run then ends).
     fn send_offsets(&mut self, tpl: &TopicPartitionList) -> Result<(), KafkaError> {
         if self.group_held.is_none() {
             self.group_held = Some(self.read_group(tpl, false)?);
@@ -585,12 +740,77 @@ impl KafkaSink {
             .group
             .as_ref()
             .expect("a transactional sink has a group");
-        let producer = &self.producer;
-        self.retry.run(
-            "send_offsets_to_transaction",
-            |t| producer.send_offsets_to_transaction(tpl, metadata, t),
-            self.txn_error("send_offsets_to_transaction"),
-        )
+        let metadata = Arc::clone(metadata);
+        const OPERATION: &str = "send_offsets_to_transaction";
+        let error = self.txn_error(OPERATION);
+        let start = Instant::now();
+        let mut backoff = self.retry.first_backoff;
+        loop {
+            let left =
+                (self.retry.limit.saturating_sub(start.elapsed())).max(Duration::from_millis(100));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (producer, metadata, offsets) = (
+                Arc::clone(&self.producer),
+                Arc::clone(&metadata),
+                tpl.clone(),
+            );
+            std::thread::Builder::new()
+                .name("cepheid-kafka-offsets".to_string())
+                .spawn(move || {
+                    let sent = producer.send_offsets_to_transaction(&offsets, &metadata, left);
+                    let _ = tx.send(sent);
+                })
+                .map_err(|e| KafkaError::Config {
+                    reason: format!("cannot start a thread: {e}"),
+                })?;
+            let answer = loop {
+                match rx.recv_timeout(crate::retry::STEP) {
+                    Ok(sent) => break Some(sent),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        self.reach
+                            .failed_with(&"send_offsets_to_transaction: no answer");
+                        self.reach.tick(&|| self.probe());
+                        // (a broker that does not answer a fenced producer:
+                        // the group tells, as for the commit)
+                        if let Some(fenced) = self.superseded(tpl) {
+                            return Err(fenced);
+                        }
+                        if start.elapsed() >= self.retry.limit + crate::retry::STEP {
+                            break None;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+                }
+            };
+            let gave_up = answer.is_none();
+            let source = match answer {
+                Some(Ok(())) => {
+                    self.reach.answered();
+                    return Ok(());
+                }
+                Some(Err(e)) if retriable(&e) => e,
+                Some(Err(e)) => return Err(error(e)),
+                None => ClientError::Global(RDKafkaErrorCode::OperationTimedOut),
+            };
+            self.reach.failed(&source);
+            self.reach.tick(&|| self.probe());
+            if let Some(fenced) = self.superseded(tpl) {
+                return Err(fenced);
+            }
+            let timed_out =
+                source.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
+            if gave_up || start.elapsed() + backoff >= self.retry.limit {
+                return Err(KafkaError::Unreachable {
+                    operation: OPERATION,
+                    waited: start.elapsed(),
+                    source,
+                });
+            }
+            if !timed_out {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(self.retry.max_backoff);
+            }
+        }
     }
 
     /// `commit_transaction`, retried with backoff up to the limit, in
@@ -608,11 +828,21 @@ impl KafkaSink {
         loop {
             let left = self.retry.limit.saturating_sub(start.elapsed());
             let step = left.clamp(Duration::from_millis(100), COMMIT_STEP);
-            let source = match self.producer.commit_transaction(step) {
-                Ok(()) => return Ok(()),
+            // (what is in flight first, promptly: rust-rdkafka's
+            // commit_transaction flushes in polls of 100 ms, which the
+            // marker's record, sent just before, would always cost)
+            let committed = flush_promptly(&self.producer, step)
+                .and_then(|()| self.producer.commit_transaction(step));
+            let source = match committed {
+                Ok(()) => {
+                    self.reach.answered();
+                    return Ok(());
+                }
                 Err(e) if retriable(&e) => e,
                 Err(e) => return Err(error(e)),
             };
+            self.reach.failed(&source);
+            self.reach.tick(&|| self.probe());
             if let Some(fenced) = self.superseded(ours) {
                 return Err(fenced);
             }
@@ -689,8 +919,14 @@ impl KafkaSink {
                 .committed_offsets(partitions, COMMIT_STEP)
                 .map_err(|e| KafkaError::client(operation, e))?
         } else {
-            self.retry.run(
+            let watch = Watch {
+                reach: &self.reach,
+                probe: &|| self.probe(),
+                answers: true,
+            };
+            self.retry.run_watched(
                 operation,
+                &watch,
                 |t| consumer.committed_offsets(partitions.clone(), t),
                 |e| KafkaError::client(operation, e),
             )?
@@ -706,10 +942,16 @@ impl KafkaSink {
         }
         self.in_transaction = false;
         // A BaseProducer's abort waits for the delivery reports.
-        let _ = self.producer.flush(self.retry.call_timeout());
+        let _ = flush_promptly(&self.producer, self.retry.call_timeout());
         let producer = &self.producer;
-        self.retry.run(
+        let watch = Watch {
+            reach: &self.reach,
+            probe: &|| self.probe(),
+            answers: false,
+        };
+        self.retry.run_watched(
             "abort_transaction",
+            &watch,
             |t| producer.abort_transaction(t),
             self.txn_error("abort_transaction"),
         )?;
@@ -815,7 +1057,7 @@ mod tests {
 
     /// The window no public call can open: a second instance takes over
     /// between the first's offsets and its `EndTxn`, and commits. tansu
-    /// never answers that `EndTxn` (`tests/broker.rs`,
+    /// never answers that `EndTxn` (`tests/it/broker.rs`,
     /// `tansu_does_not_answer_the_commit_of_a_producer_fenced_after_its_last_record`);
     /// without the group probe the first would wait out its 60 s limit and
     /// report an unreachable broker.

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
@@ -15,6 +15,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::{retriable, KafkaError};
 use crate::position::KafkaPosition;
+use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
 
 /// Which partitions the source reads.
@@ -316,6 +317,9 @@ pub struct KafkaSource {
     retry: Retry,
     /// Since when the broker has seemed unreachable.
     down_since: Option<(Instant, ClientError)>,
+    /// Whether the brokers answer, shared with the run's sink (said on
+    /// the run's report).
+    reach: Arc<Reach>,
     /// Bounded: each partition's end offset at the start.
     end: Option<KafkaPosition>,
     /// The rules topic, if any.
@@ -352,6 +356,10 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
+            // A broker back after an outage is reconnected to within 1 s
+            // (librdkafka's default backoff grows to 10 s: a run went on
+            // waiting that long after the broker had come back).
+            .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
             .set(
                 "isolation.level",
                 if config.read_committed {
@@ -538,11 +546,20 @@ impl KafkaSource {
             max_batch: config.max_batch.max(1),
             retry,
             down_since: None,
+            reach: Reach::of(&config.brokers, retry.limit),
             end,
             rules,
         };
         source.assign()?;
         Ok(source)
+    }
+
+    /// Where to say that the brokers stop answering during the run, and
+    /// answer again (once each, not per retry): the run's report
+    /// (`cepheid_runtime::Source::notify_to`). Shared with the sinks of
+    /// the same brokers in this process.
+    pub fn notify_to(&mut self, notify: cepheid_runtime::Notify) {
+        self.reach.notify_to(notify);
     }
 
     /// The rules topic, if the source reads one.
@@ -684,6 +701,11 @@ impl KafkaSource {
                 Err(error) => self.on_error(error)?,
             }
         }
+        // (records handed out are no sign that the broker answers: they
+        // may have been fetched before it went; a probe tells)
+        let (consumer, topic) = (&self.consumer, &self.topics[0]);
+        self.reach
+            .tick(&|| consumer.fetch_metadata(Some(topic), PROBE).is_ok());
         self.check_down()?;
         Ok(if delivered == 0 {
             Read::Idle
@@ -700,6 +722,7 @@ impl KafkaSource {
                 })
             }
             _ if retriable(&error) => {
+                self.reach.failed(&error);
                 if self.down_since.is_none() {
                     self.down_since = Some((Instant::now(), error));
                 }
@@ -725,6 +748,7 @@ impl KafkaSource {
         {
             Ok(_) => {
                 self.down_since = None;
+                self.reach.answered();
                 Ok(())
             }
             Err(error) => {

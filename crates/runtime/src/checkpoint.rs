@@ -656,6 +656,19 @@ impl Disk {
     }
 }
 
+/// Resuming from [`PREV`] (the sinks committed the checkpoint before the
+/// newest, which was written and never committed: a crash between a
+/// snapshot and its commit): the newest is dropped and [`PREV`] is the
+/// checkpoint again (one rename, the folder synced), so that the next
+/// checkpoint's write keeps the committed one as [`PREV`] until the sinks
+/// commit the next. Without it that write would rename the never
+/// committed one to [`PREV`] over the committed one, and a second crash
+/// in the same window would leave no checkpoint the sinks committed.
+pub(crate) fn back_to_prev(dir: &Path) -> io::Result<()> {
+    fs::rename(dir.join(PREV), dir.join(FILE))?;
+    sync_dir(dir)
+}
+
 /// Makes a rename in `dir` durable.
 #[cfg(unix)]
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -285,10 +285,22 @@ impl Runtime {
     pub fn with_source(
         config: Config,
         mut engine: Engine<Record>,
-        source: Option<Box<dyn Source>>,
-        sink: Option<Box<dyn Sink>>,
+        mut source: Option<Box<dyn Source>>,
+        mut sink: Option<Box<dyn Sink>>,
         mut report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
+        // A source or sink of the caller's may say things from its own
+        // threads, or while the run waits for it: the report is shared.
+        if source.is_some() || sink.is_some() {
+            let (shared, notify) = crate::Notify::share(report);
+            report = shared;
+            if let Some(source) = &mut source {
+                source.notify_to(notify.clone());
+            }
+            if let Some(sink) = &mut sink {
+                sink.notify_to(notify);
+            }
+        }
         if source.is_none() && config.time == Time::Record {
             return Err(Error::Source(crate::SourceError {
                 source_name: config.input.describe(),
@@ -427,6 +439,13 @@ impl Runtime {
                             });
                         }
                         engine = fresh;
+                        // (the newest, never committed, goes: the next
+                        // write keeps this one until its commit)
+                        if let Some(dir) = &config.checkpoint {
+                            checkpoint::back_to_prev(dir).map_err(|e| {
+                                io_error(Doing::WriteCheckpoint, &dir.join(checkpoint::PREV), e)
+                            })?;
+                        }
                         report.notice(Notice::line(
                             Level::Info,
                             format!(

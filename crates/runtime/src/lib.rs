@@ -431,6 +431,82 @@ impl Report for StderrReport {
     }
 }
 
+/// Says [`Notice`]s to a run's [`Report`] from any thread: what a
+/// [`Source`] or [`Sink`] has to say of its own while the run goes on (a
+/// Kafka broker that stops answering, and answers again), said at once,
+/// even while the run waits for that source or sink (a blocked call that
+/// retries). The run hands one to its source and sink when it starts
+/// ([`Source::notify_to`], [`Sink::notify_to`]).
+#[derive(Clone)]
+pub struct Notify(std::sync::Arc<std::sync::Mutex<Box<dyn Report>>>);
+
+impl Notify {
+    /// `report`, shared: the report the run keeps (which passes every
+    /// call on to `report`) and a handle to it for other threads.
+    pub fn share(report: Box<dyn Report>) -> (Box<dyn Report>, Notify) {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(report));
+        (Box::new(Shared(shared.clone())), Notify(shared))
+    }
+
+    /// A handle to a report that the run's threads already share (the
+    /// dataflow crate's run on workers).
+    pub fn of_shared(report: std::sync::Arc<std::sync::Mutex<Box<dyn Report>>>) -> Notify {
+        Notify(report)
+    }
+
+    /// Says `notice`.
+    pub fn notice(&self, notice: Notice) {
+        lock_report(&self.0).notice(notice);
+    }
+
+    /// Says one line (a newline is added).
+    pub fn say(&self, level: Level, text: impl fmt::Display) {
+        self.notice(Notice::line(level, text));
+    }
+}
+
+impl fmt::Debug for Notify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Notify")
+    }
+}
+
+fn lock_report(
+    report: &std::sync::Mutex<Box<dyn Report>>,
+) -> std::sync::MutexGuard<'_, Box<dyn Report>> {
+    report
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The report a run keeps when its [`Notify`] shares it: each call passed
+/// on (every method of [`Report`]).
+struct Shared(std::sync::Arc<std::sync::Mutex<Box<dyn Report>>>);
+
+impl Report for Shared {
+    fn notice(&mut self, notice: Notice) {
+        lock_report(&self.0).notice(notice);
+    }
+    fn started(&mut self, size: Option<u64>, offset: u64) {
+        lock_report(&self.0).started(size, offset);
+    }
+    fn progress(&mut self, offset: u64) {
+        lock_report(&self.0).progress(offset);
+    }
+    fn observes(&self) -> bool {
+        lock_report(&self.0).observes()
+    }
+    fn records_wanted(&self) -> usize {
+        lock_report(&self.0).records_wanted()
+    }
+    fn tick(&mut self, view: &RunView<'_>) {
+        lock_report(&self.0).tick(view);
+    }
+    fn event(&mut self, event: &RunEvent<'_>) {
+        lock_report(&self.0).event(event);
+    }
+}
+
 /// A [`Report`] that keeps every notice (tests, programs that log them
 /// their own way).
 #[derive(Clone, Debug, Default)]

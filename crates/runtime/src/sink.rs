@@ -175,6 +175,15 @@ pub trait Sink: Send {
         false
     }
 
+    /// The run's [`Notify`](crate::Notify), given once when the run
+    /// starts: what the sink has to say of its own (a server that stops
+    /// answering while a call waits for it, and answers again) goes
+    /// there, at once, even from inside a call the run waits for. Ignored
+    /// by default.
+    fn notify_to(&mut self, notify: crate::Notify) {
+        let _ = notify;
+    }
+
     /// Resuming: which of `kept` (newest first, never empty) matches what
     /// the sink committed; the sink goes back to it. `kept.len()` (none of
     /// them) when the sink committed nothing yet, for a run from a

@@ -909,6 +909,14 @@ pub trait Source: Send + 'static {
         1
     }
 
+    /// The run's [`Notify`](crate::Notify), given once when the run
+    /// starts: what the source has to say of its own (a server that stops
+    /// answering, and answers again) goes there, from any thread. Ignored
+    /// by default.
+    fn notify_to(&mut self, notify: crate::Notify) {
+        let _ = notify;
+    }
+
     /// Where a record of split `split` at `origin` is, for messages
     /// (`kafka:orders partition 2 offset 17`); by default the source's
     /// name and the line or offset (`events.jsonl:12`).
@@ -926,12 +934,23 @@ pub trait Source: Send + 'static {
 /// Per-split watermarks combined as Flink's Kafka source does: the
 /// watermark is the least over the splits, and a split from which nothing
 /// came for the idle timeout is left out until it delivers again (so one
-/// quiet partition does not hold event time back).
+/// quiet partition does not hold event time back). A split that has
+/// delivered nothing holds it back (as Flink's `Long.MIN_VALUE`) until it
+/// has been quiet for the idle timeout, counted from the first time the
+/// watermarks were asked or told anything; without an idle timeout it
+/// holds it back for good. The watermark never goes back: a split that
+/// comes back from idleness behind it does not pull it back (its records
+/// behind it are late). The one implementation: the reader thread of a
+/// [`Source`] with splits uses it (a Kafka source's partitions, in the
+/// single run and on each worker).
 #[derive(Clone, Debug)]
 pub struct SplitWatermarks {
     idle_timeout: Option<Duration>,
     /// Per split: its watermark and when it last delivered.
     splits: Vec<Option<(cepheid_engine::Timestamp, std::time::Instant)>>,
+    /// The first instant it was given: a split that never delivered has
+    /// been quiet since then.
+    since: Option<std::time::Instant>,
     /// The last watermark returned (never goes back).
     emitted: Option<cepheid_engine::Timestamp>,
 }
@@ -943,12 +962,15 @@ impl SplitWatermarks {
         SplitWatermarks {
             idle_timeout,
             splits: vec![None; splits],
+            since: None,
             emitted: None,
         }
     }
 
-    /// Split `split` has got to watermark `t` at `now`.
+    /// Split `split` has got to watermark `t` at `now` (a split's
+    /// watermark never goes back either).
     pub fn update(&mut self, split: usize, t: cepheid_engine::Timestamp, now: std::time::Instant) {
+        self.since.get_or_insert(now);
         if split >= self.splits.len() {
             self.splits.resize(split + 1, None);
         }
@@ -962,6 +984,7 @@ impl SplitWatermarks {
     pub fn emitted(&self) -> Option<cepheid_engine::Timestamp> {
         self.emitted
     }
+
     /// Each split's watermark (for a checkpoint).
     pub fn state(&self) -> Vec<Option<cepheid_engine::Timestamp>> {
         self.splits.iter().map(|s| s.map(|(t, _)| t)).collect()
@@ -975,6 +998,7 @@ impl SplitWatermarks {
         emitted: Option<cepheid_engine::Timestamp>,
         now: std::time::Instant,
     ) {
+        self.since.get_or_insert(now);
         for (split, t) in state.iter().enumerate() {
             if let Some(t) = t {
                 self.update(split, *t, now);
@@ -983,22 +1007,35 @@ impl SplitWatermarks {
         self.emitted = emitted;
     }
 
-    /// The combined watermark at `now`, when it moved past the last one
-    /// returned (then put it in the batch: [`RawBatch::push_watermark`]).
-    /// A split that never delivered holds it back until it is idle.
-    pub fn advance(&mut self, now: std::time::Instant) -> Option<cepheid_engine::Timestamp> {
-        let idle = |last: std::time::Instant| {
-            self.idle_timeout
-                .is_some_and(|timeout| now.saturating_duration_since(last) >= timeout)
+    /// True when split `split` is left out at `now`: nothing came from it
+    /// for the idle timeout (since it last delivered, or, if it never
+    /// did, since the first instant the watermarks were given).
+    pub fn is_idle(&self, split: usize, now: std::time::Instant) -> bool {
+        let Some(timeout) = self.idle_timeout else {
+            return false;
         };
+        let last = match self.splits.get(split).copied().flatten() {
+            Some((_, last)) => last,
+            None => self.since.unwrap_or(now),
+        };
+        now.saturating_duration_since(last) >= timeout
+    }
+
+    /// The combined watermark at `now`, when it moved past the last one
+    /// returned (then put it in the batch: [`RawBatch::push_watermark`]):
+    /// the least of the splits that are not idle ([`SplitWatermarks::is_idle`]).
+    /// A split that never delivered holds it back until it is idle; all
+    /// splits idle: unchanged.
+    pub fn advance(&mut self, now: std::time::Instant) -> Option<cepheid_engine::Timestamp> {
+        self.since.get_or_insert(now);
         let mut least: Option<cepheid_engine::Timestamp> = None;
-        for split in &self.splits {
-            match split {
-                Some((t, last)) if !idle(*last) => {
-                    least = Some(least.map_or(*t, |l| l.min(*t)));
-                }
-                Some(_) => {}
-                None if self.idle_timeout.is_some() => {}
+        for (split, slot) in self.splits.iter().enumerate() {
+            if self.is_idle(split, now) {
+                continue;
+            }
+            match slot {
+                Some((t, _)) => least = Some(least.map_or(*t, |l| l.min(*t))),
+                // (holds it back until idle)
                 None => return None,
             }
         }

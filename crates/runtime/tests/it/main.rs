@@ -4,4 +4,5 @@
 mod checkpoint_thread;
 mod observer;
 mod runtime;
+mod split_watermarks;
 mod support;

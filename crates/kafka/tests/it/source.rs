@@ -1,16 +1,14 @@
 //! `KafkaSource` against the real broker: where it starts, what it hands
 //! out, its position and `seek`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{topic, Broker};
 use cepheid_kafka::{
     KafkaError, KafkaPosition, KafkaRecord, KafkaSource, PartitionLag, Partitions, Read,
     SourceConfig, StartAt,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use support::{topic, Broker};
 
 /// Reads until `n` records came (10 s at most).
 fn read_n(source: &mut KafkaSource, n: usize) -> Vec<KafkaRecord> {

@@ -4,15 +4,13 @@
 //! `read_committed` consumer sees them, consumer offsets committed inside
 //! a transaction, fencing by transactional id, and explicit assignment.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{topic, Broker};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::{topic, Broker};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -489,7 +487,7 @@ fn the_broker_restarts_on_the_same_port_and_its_memory_storage_comes_back_empty(
 /// PRODUCER_FENCED; tansu 0.6 closes the connection instead, so librdkafka
 /// retries and the commit times out, and the first producer never learns
 /// it was fenced. What the sink does about it: `KafkaSink`'s
-/// `commit_transaction` asks the group (tested in `tests/sink.rs`,
+/// `commit_transaction` asks the group (tested in `sink.rs`,
 /// `an_unanswered_commit_after_another_instance_committed_is_said_fenced`).
 #[test]
 fn tansu_does_not_answer_the_commit_of_a_producer_fenced_after_its_last_record() {

@@ -3,20 +3,18 @@
 //! idempotent mode, and the errors.
 //!
 //! tansu shows the records of aborted transactions to `read_committed`
-//! consumers (`tests/broker.rs`, `tansu_shows_aborted_records_...`): where
+//! consumers (`broker.rs`, `tansu_shows_aborted_records_...`): where
 //! a test aborts a transaction it tags that transaction's records, checks
 //! that they are exactly the aborted ones, and checks the rest exactly.
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::{topic, Broker, Seen};
 use cepheid_kafka::{
     KafkaError, KafkaPosition, KafkaSink, KeptCheckpoint, Kind, OutputTopics, Recovery, Retry,
     SinkConfig, Transactional,
 };
-use support::{topic, Broker, Seen};
 
 fn position(t: &str, offsets: &[i64]) -> KafkaPosition {
     let mut p = KafkaPosition::new();
@@ -113,7 +111,7 @@ fn the_transactional_cycle_commits_records_offsets_and_the_checkpoint_number() {
 
     // Checkpoint 2 with one record. (A checkpoint without any record
     // commits only offsets, which tansu 0.6.0 drops after an earlier
-    // transaction of the same producer: `tests/broker.rs`,
+    // transaction of the same producer: `broker.rs`,
     // `tansu_drops_the_offsets_of_a_transaction_without_records`.)
     let p2 = position(&input, &[5, 4]);
     write(&mut sink, &batch("two", 1));

@@ -1,0 +1,262 @@
+//! Event time of a Kafka source against the real broker (tansu):
+//! `--time kafka` (each record's Kafka timestamp, no time field read), and
+//! the per-partition watermarks' idle partitions (`--idle-timeout`
+//! releases a partition that stays quiet, so that the others' output
+//! flows; without it the quiet partition holds event time back).
+
+use crate::cli_kafka::{client, stderr};
+use crate::common::crash::{self, PATTERNS};
+use crate::common::{cepheid, scratch, Live};
+use crate::kafka_support::{topic, Broker};
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Produces `records` (value, Kafka timestamp in ms) to partition
+/// `partition` of `topic`, batched, the last one alone (tansu's end
+/// offset, `--kafka-until end`).
+fn produce_stamped(bootstrap: &str, topic: &str, partition: i32, records: &[(String, i64)]) {
+    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
+    let send = |(value, ts): &(String, i64)| loop {
+        let record = BaseRecord::<(), _>::to(topic)
+            .partition(partition)
+            .payload(value)
+            .timestamp(*ts);
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((e, _)) => {
+                assert!(
+                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    };
+    let (last, rest) = records.split_last().expect("records");
+    rest.iter().for_each(send);
+    producer.flush(T).expect("delivered");
+    send(last);
+    producer.flush(T).expect("delivered");
+}
+
+#[test]
+fn time_kafka_takes_each_records_kafka_timestamp_not_a_field() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_record_time");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // 20,000 events up to 3 s out of order (so late ones with --max-delay
+    // 2s), their time moved from `ts` to `at`, and a `ts` that is wrong
+    // (every event at 0): the Kafka record's timestamp is `at`. The file
+    // run reads `at` (--time-field at); the Kafka run must take the
+    // record's timestamp, or its output differs (from `ts`: every event at
+    // 0, nothing late, no timeout) or it fails (from `at`: not read).
+    // (the malformed lines of the stream are left out: with --time kafka a
+    // line without a time is no longer malformed)
+    let mut file = Vec::new();
+    let mut records = Vec::new();
+    for line in crash::events(20_000).lines() {
+        let Ok(serde_json::Value::Object(mut event)) = serde_json::from_str(line) else {
+            continue;
+        };
+        let Some(at) = event.get("ts").and_then(serde_json::Value::as_i64) else {
+            continue;
+        };
+        event.insert("ts".into(), 0.into());
+        event.insert("at".into(), at.into());
+        let text = serde_json::Value::Object(event).to_string();
+        file.push(text.clone());
+        records.push((text, at));
+    }
+    fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
+    let run = |extra: &[&str]| {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+        output
+    };
+    let by_field = run(&[
+        "--events",
+        "events.jsonl",
+        "--time-field",
+        "at",
+        "--output",
+        "out.jsonl",
+        "--late",
+        "late.jsonl",
+    ]);
+    let summary = crash::summary(&stderr(&by_field));
+    assert!(
+        !summary.contains(" 0 late,") && !summary.contains(" 0 timeouts"),
+        "the stream has late events and timeouts: {summary}"
+    );
+    let b = broker.bootstrap();
+    let input = topic("record-time-in");
+    broker.create_topic(&input, 1);
+    produce_stamped(&b, &input, 0, &records);
+    let by_record = run(&[
+        "--events",
+        &format!("kafka://{b}/{input}"),
+        "--kafka-until",
+        "end",
+        "--time",
+        "kafka",
+        "--output",
+        "kafka-out.jsonl",
+        "--late",
+        "kafka-late.jsonl",
+    ]);
+    assert_eq!(crash::summary(&stderr(&by_record)), summary);
+    let out = fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert!(out.lines().count() > 1_000, "the stream gives records");
+    assert_eq!(
+        fs::read_to_string(dir.join("kafka-out.jsonl")).unwrap(),
+        out,
+        "the matches and timeouts, byte for byte"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("kafka-late.jsonl")).unwrap(),
+        fs::read_to_string(dir.join("late.jsonl")).unwrap(),
+        "the late events"
+    );
+    // The same topic with the time field (the default, `ts`): every event
+    // at 0, so another output (what --time kafka did not read).
+    let by_ts = run(&[
+        "--events",
+        &format!("kafka://{b}/{input}"),
+        "--kafka-until",
+        "end",
+        "--output",
+        "ts-out.jsonl",
+    ]);
+    assert!(
+        crash::summary(&stderr(&by_ts)).contains(" 0 late,"),
+        "{}",
+        stderr(&by_ts)
+    );
+    assert_ne!(fs::read_to_string(dir.join("ts-out.jsonl")).unwrap(), out);
+}
+
+/// Pairs `created`, `paid` of order `o{i}` (times `i × 200` and
+/// `i × 200 + 100` ms) to partition 0 of `topic`, a pair every 20 ms from
+/// `i = 0` until `stop`: a partition that is never quiet.
+fn produce_pairs_until(bootstrap: String, topic: String, stop: Arc<AtomicBool>) {
+    let producer: BaseProducer = client(&bootstrap).create().expect("a producer");
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        for line in [
+            format!(r#"{{"ts":{},"type":"created","order":"o{i}"}}"#, i * 200),
+            format!(
+                r#"{{"ts":{},"type":"paid","order":"o{i}","amount":5}}"#,
+                i * 200 + 100
+            ),
+        ] {
+            producer
+                .send(BaseRecord::<(), _>::to(&topic).partition(0).payload(&line))
+                .map_err(|(e, _)| e)
+                .expect("queued");
+        }
+        producer.flush(T).expect("delivered");
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the `--stats-every` lines of standard error (each gives
+/// the events of its interval) have counted `events` events read.
+fn read_at_least(live: &Live, events: u64) {
+    let mut read = 0;
+    while read < events {
+        let line = live.stderr_line("cepheid: stats at ");
+        let counts = line.split("): ").nth(1).expect("counts");
+        read += counts
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .expect("events of the interval");
+    }
+}
+
+/// The order of the next output record (a match of `unpaid`).
+fn next_order(live: &Live) -> String {
+    let record = live.record("a match");
+    assert_eq!(record["kind"], "match", "{record}");
+    record["select"]["order"]
+        .as_str()
+        .expect("order")
+        .to_string()
+}
+
+#[test]
+fn idle_timeout_releases_a_quiet_partition_and_without_it_event_time_is_held() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_idle");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let b = broker.bootstrap();
+    // Each run reads a 2-partition topic whose partition 0 gets a pair of
+    // events every 20 ms for as long as it runs (so the input is never
+    // quiet: event time never follows the clock, which --idle-timeout
+    // also does on a quiet input), and partition 1 nothing.
+    let live = |input: &str, extra: &[&str]| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (b, input, stop) = (b.clone(), input.to_string(), stop.clone());
+            std::thread::spawn(move || produce_pairs_until(b, input, stop))
+        };
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--stats-every", "200ms"])
+            .args(extra);
+        (Live::spawn(&mut command), stop, producer)
+    };
+
+    // Without --idle-timeout: partition 1 holds the watermark back while
+    // partition 0's events are read; nothing comes out.
+    let held = topic("idle-held");
+    broker.create_topic(&held, 2);
+    let (run, stop, producer) = live(&held, &[]);
+    read_at_least(&run, 300);
+    assert_eq!(run.line(Duration::ZERO), None, "no output while held");
+    // One record in partition 1, far ahead in time: the watermark is then
+    // partition 0's, and the matches come, from the first order on.
+    broker.produce(&held, 1, &[("", r#"{"ts":100000000,"type":"noop"}"#)]);
+    for i in 0..5 {
+        assert_eq!(next_order(&run), format!("o{i}"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    producer.join().expect("the producer");
+    run.signal("TERM");
+    let (status, _, said) = run.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+
+    // With --idle-timeout 1s: partition 1, quiet for 1 s since the run
+    // started, is left out; partition 0's matches come, in order, though
+    // partition 1 never delivers.
+    let released = topic("idle-released");
+    broker.create_topic(&released, 2);
+    let started = Instant::now();
+    let (run, stop, producer) = live(&released, &["--idle-timeout", "1s"]);
+    for i in 0..5 {
+        assert_eq!(next_order(&run), format!("o{i}"));
+    }
+    // (not before the idle timeout had passed since the start)
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    producer.join().expect("the producer");
+    run.signal("TERM");
+    let (status, _, said) = run.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+}
