@@ -63,7 +63,7 @@ mod value;
 /// assert_eq!(read("type"), Value::Int(2));
 ///
 /// let err = fields.resolve(&FieldPath::parse("raw")).unwrap_err();
-/// assert_eq!(err, "`Login` has no field `raw`; its fields are \
+/// assert_eq!(err.to_string(), "`Login` has no field `raw`; its fields are \
 ///     user.id, user.name, ip, outcome, type");
 /// ```
 ///
