@@ -7,7 +7,8 @@
 //! dataflow crate's) shows their sums, and each worker's own numbers
 //! ([`WorkerStatus`]).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cepheid_automata::nfa::Nfa;
@@ -52,10 +53,27 @@ pub struct Observer {
     /// When the state's bytes were last measured (a walk over the held
     /// events and keys: at most once per [`STATE_EVERY`]).
     state_at: Option<Instant>,
+    /// When the patterns' numbers were last read (on one engine a walk
+    /// over its keys for each pattern's partial matches: at most once per
+    /// [`PATTERNS_EVERY`]).
+    patterns_at: Option<Instant>,
+    /// The status's `Limits::recent_matches`, read at the first tick.
+    keep: Option<usize>,
+    /// The latest records of each pattern since they were last put into
+    /// the status (each one checked as JSON there: at most once per
+    /// [`PATTERNS_EVERY`], not for every batch), at most
+    /// `Limits::recent_matches` each, oldest first.
+    pending: HashMap<String, VecDeque<String>>,
+    /// Texts put into the status already, their room kept.
+    spare: Vec<String>,
 }
 
 /// How often the state's bytes are measured, at most.
 const STATE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the patterns' numbers are read, at most (the workers publish
+/// theirs as often).
+const PATTERNS_EVERY: Duration = Duration::from_millis(250);
 
 impl Observer {
     /// An observer filling `monitor`.
@@ -64,6 +82,10 @@ impl Observer {
             monitor,
             rules: None,
             state_at: None,
+            patterns_at: None,
+            keep: None,
+            pending: HashMap::new(),
+            spare: Vec::new(),
         }
     }
 }
@@ -97,37 +119,55 @@ struct Named {
 /// The pattern of an output record (a match or a timeout, as the run
 /// writes it: `{"kind":"match","pattern":"NAME",...`), read from its
 /// start; any other form is parsed as JSON.
-fn pattern_of(line: &str) -> Option<String> {
+fn pattern_of(line: &str) -> Option<Cow<'_, str>> {
     let fast = || {
         let rest = line.strip_prefix(r#"{"kind":""#)?;
         let rest = &rest[rest.find('"')?..];
         let rest = rest.strip_prefix(r#"","pattern":""#)?;
         let name = &rest[..rest.find('"')?];
-        (!name.contains('\\')).then(|| name.to_string())
+        (!name.contains('\\')).then_some(Cow::Borrowed(name))
     };
     fast().or_else(|| {
         serde_json::from_str::<Named>(line)
             .ok()
-            .map(|named| named.pattern)
+            .map(|named| Cow::Owned(named.pattern))
     })
 }
 
 impl Observer {
     /// One batch (or an idle second, or the end).
     pub fn tick(&mut self, view: &RunView<'_>) {
-        let stats = view.pattern_stats();
-        let rules: Vec<(String, u32)> = view
-            .patterns()
-            .map(|p| {
-                let version = stats
-                    .iter()
-                    .find(|s| s.name == p.name)
-                    .map_or(1, |s| s.version);
-                (p.name.clone(), version)
-            })
-            .collect();
-        let graphs = (self.rules.as_ref() != Some(&rules)).then(|| graphs(view.patterns()));
-        self.rules = Some(rules);
+        // Each pattern's numbers (and with them a change of rules) at most
+        // every quarter second, and at the end: the run's own numbers and
+        // the batch's records every time.
+        let patterns_due = view.finished
+            || self
+                .patterns_at
+                .map_or(true, |t| t.elapsed() >= PATTERNS_EVERY);
+        let stats = if patterns_due {
+            self.patterns_at = Some(Instant::now());
+            view.pattern_stats()
+        } else {
+            Vec::new()
+        };
+        let graphs = if patterns_due {
+            let rules: Vec<(String, u32)> = view
+                .patterns()
+                .map(|p| {
+                    let version = stats
+                        .iter()
+                        .find(|s| s.name == p.name)
+                        .map_or(1, |s| s.version);
+                    (p.name.clone(), version)
+                })
+                .collect();
+            let graphs = (self.rules.as_ref() != Some(&rules)).then(|| graphs(view.patterns()));
+            self.rules = Some(rules);
+            graphs
+        } else {
+            None
+        };
+        let in_force: Vec<&str> = view.patterns().map(|p| p.name.as_str()).collect();
         let totals = view.stats();
         // (on one engine a walk over its state; workers measure their own)
         let state_bytes = (view.finished
@@ -149,6 +189,60 @@ impl Observer {
                 w
             })
             .collect();
+        // The page keeps the latest `recent_matches` records of each
+        // pattern: only those of the batch are taken (from its end), the
+        // others not parsed at all; once every pattern in force has its
+        // `keep`, the older records of the batch are not read at all.
+        let keep = *self
+            .keep
+            .get_or_insert_with(|| self.monitor.read(|s| s.limits.recent_matches));
+        let mut taken: Vec<(Cow<'_, str>, &str)> = Vec::new();
+        // (a pattern and its records taken: a few dozen patterns at most
+        // in a batch, looked up in a row)
+        let mut per_pattern: Vec<(Cow<'_, str>, usize)> = Vec::new();
+        let mut full = 0;
+        for (kind, line) in view.records.iter().rev() {
+            if keep == 0 || (!in_force.is_empty() && full == in_force.len()) {
+                break;
+            }
+            if *kind == Kind::Late {
+                continue;
+            }
+            let line = line.trim_end();
+            let Some(name) = pattern_of(line) else {
+                continue;
+            };
+            let at = match per_pattern.iter().position(|(p, _)| *p == name) {
+                Some(at) => at,
+                None => {
+                    per_pattern.push((name.clone(), 0));
+                    per_pattern.len() - 1
+                }
+            };
+            let n = &mut per_pattern[at].1;
+            if *n < keep {
+                *n += 1;
+                // (a drained or removed pattern's records may come too:
+                // only those in force count towards stopping)
+                full += usize::from(*n == keep && in_force.contains(&&*name));
+                taken.push((name, line));
+            }
+        }
+        for (name, line) in taken.into_iter().rev() {
+            let records = match self.pending.get_mut(&*name) {
+                Some(records) => records,
+                None => self.pending.entry(name.to_string()).or_default(),
+            };
+            let mut text = if records.len() == keep {
+                records.pop_front()
+            } else {
+                self.spare.pop()
+            }
+            .unwrap_or_default();
+            text.clear();
+            text.push_str(line);
+            records.push_back(text);
+        }
         self.monitor.update(|s| {
             if let Some(graphs) = graphs {
                 s.set_patterns(graphs.iter().map(|(name, _)| name.as_str()));
@@ -180,28 +274,15 @@ impl Observer {
             for p in &stats {
                 s.pattern_mut(&p.name).set_counts(p);
             }
-            // The page keeps the latest `recent_matches` records of each
-            // pattern: only those of the batch are taken (from its end),
-            // the others not parsed at all.
-            let keep = s.limits.recent_matches;
-            let mut taken: Vec<(String, &str)> = Vec::new();
-            let mut per_pattern: HashMap<String, usize> = HashMap::new();
-            for (kind, line) in view.records.iter().rev() {
-                if *kind == Kind::Late {
-                    continue;
+            if patterns_due {
+                for (name, records) in &mut self.pending {
+                    for line in records.drain(..) {
+                        let _ = s.push_recent(name, &line);
+                        self.spare.push(line);
+                    }
                 }
-                let line = line.trim_end();
-                let Some(name) = pattern_of(line) else {
-                    continue;
-                };
-                let n = per_pattern.entry(name.clone()).or_default();
-                if *n < keep {
-                    *n += 1;
-                    taken.push((name, line));
-                }
-            }
-            for (name, line) in taken.into_iter().rev() {
-                let _ = s.push_recent(&name, line);
+                self.pending
+                    .retain(|name, _| in_force.contains(&name.as_str()));
             }
             if view.finished {
                 s.run.finished = true;

@@ -83,7 +83,63 @@ struct Output {
     error: Option<SinkError>,
     /// The latest records kept for an observing [`Report`] (at most its
     /// `records_wanted`), `None` when none are wanted.
-    tap: Option<(usize, VecDeque<(Kind, String)>)>,
+    tap: Option<Tap>,
+}
+
+/// The latest records of a batch, copied for an observing [`Report`]: a
+/// ring of at most `wanted` records whose buffers are reused, once dropped
+/// from the ring or shown, for the next ones (no allocation per record in
+/// the steady state, one copy of its bytes). Only the records still in the
+/// ring when it is shown are checked as UTF-8 (the formatted line is; a
+/// line that were not would be shown with U+FFFD), not every record made.
+struct Tap {
+    wanted: usize,
+    ring: VecDeque<(Kind, Vec<u8>)>,
+    /// The ring's records as text, while an observer looks at them.
+    shown: Vec<(Kind, String)>,
+    /// Buffers shown already, their room kept for the next records.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Tap {
+    fn new(wanted: usize) -> Tap {
+        Tap {
+            wanted,
+            ring: VecDeque::with_capacity(wanted),
+            shown: Vec::with_capacity(wanted),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Keeps a copy of `line`, the oldest dropped when `wanted` are kept.
+    fn push(&mut self, kind: Kind, line: &[u8]) {
+        let mut bytes = if self.ring.len() == self.wanted {
+            self.ring.pop_front().map(|(_, bytes)| bytes)
+        } else {
+            self.spare.pop()
+        }
+        .unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(line);
+        self.ring.push_back((kind, bytes));
+    }
+
+    /// The records kept, oldest first, as text (the ring emptied into
+    /// them: [`Tap::shown`] gives their buffers back).
+    fn records(&mut self) -> &[(Kind, String)] {
+        self.shown.extend(self.ring.drain(..).map(|(kind, bytes)| {
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (kind, text)
+        }));
+        &self.shown
+    }
+
+    /// The records were shown: their room is kept for the next ones.
+    fn shown(&mut self) {
+        self.spare
+            .extend(self.shown.drain(..).map(|(_, text)| text.into_bytes()));
+    }
 }
 
 impl Output {
@@ -105,12 +161,8 @@ impl Output {
         if let Err(e) = self.sink.write(kind, self.format.key(), self.format.line()) {
             self.error = Some(e);
         }
-        if let Some((wanted, tap)) = &mut self.tap {
-            if tap.len() == *wanted {
-                tap.pop_front();
-            }
-            let line = String::from_utf8_lossy(self.format.line()).into_owned();
-            tap.push_back((kind, line));
+        if let Some(tap) = &mut self.tap {
+            tap.push(kind, self.format.line());
         }
     }
 
@@ -562,7 +614,7 @@ impl Runtime {
         report.started(size, start.offset);
         let observes = report.observes();
         if observes && report.records_wanted() > 0 {
-            out.tap = Some((report.records_wanted(), VecDeque::new()));
+            out.tap = Some(Tap::new(report.records_wanted()));
         }
         // (the engine's patterns: resumed after a change of rules, the
         // snapshot's, not the command line's)
@@ -1188,7 +1240,7 @@ impl Session<'_> {
         };
         let stats = self.engine.stats();
         let records = match &mut self.out.out.tap {
-            Some((_, tap)) => &*tap.make_contiguous(),
+            Some(tap) => tap.records(),
             None => &[],
         };
         let mut view = RunView::of_engine(&*self.engine);
@@ -1204,8 +1256,8 @@ impl Session<'_> {
         view.field_warnings = self.fields.told.len() as u64;
         view.finished = finished;
         self.out.report.tick(&view);
-        if let Some((_, tap)) = &mut self.out.out.tap {
-            tap.clear();
+        if let Some(tap) = &mut self.out.out.tap {
+            tap.shown();
         }
     }
 
