@@ -669,6 +669,11 @@ impl Runtime {
             stale_below: 0,
             open_end: false,
             mid_batch: false,
+            no_split_watermark: config.split_watermarks
+                && config.time != Time::Processing
+                && !splits
+                    .as_ref()
+                    .is_some_and(|s| !s.is_empty() && s.iter().all(Option::is_some)),
             splits,
             reload_first,
             fields: FieldWarnings {
@@ -969,6 +974,11 @@ struct Session<'a> {
     /// With split watermarks, each split's watermark after the lines
     /// given to the engine (kept in checkpoints).
     splits: Option<Vec<Option<Timestamp>>>,
+    /// With split watermarks, none given to the engine yet (resumed: none
+    /// in the checkpoint's), nor a `$watermark` line, nor the end of the
+    /// input's: the engine's own watermark, from events with an unbounded
+    /// delay, is then shown as none.
+    no_split_watermark: bool,
     /// Resumed with `watch` from a checkpoint whose rules the pattern
     /// files no longer are: they are read at once, before any line, as
     /// the reload `watch` made before the run was stopped.
@@ -1255,6 +1265,7 @@ impl Session<'_> {
         }
         view.field_warnings = self.fields.told.len() as u64;
         view.finished = finished;
+        view.no_watermark_yet = self.no_split_watermark;
         self.out.report.tick(&view);
         if let Some(tap) = &mut self.out.out.tap {
             tap.shown();
@@ -1469,10 +1480,12 @@ impl Session<'_> {
                     }
                     Ok(Entry::Item(Item::Watermark(t))) => {
                         self.counters.punctuated = true;
+                        self.no_split_watermark = false;
                         self.engine.watermark(t, &mut self.out);
                     }
                     Ok(Entry::SplitWatermark(_)) if timing.is_processing() => {}
                     Ok(Entry::SplitWatermark(t)) => {
+                        self.no_split_watermark = false;
                         self.engine.watermark(t, &mut self.out);
                     }
                     Ok(Entry::Item(Item::Skip)) => {}
@@ -1568,8 +1581,10 @@ impl Session<'_> {
         }
         if config.flush_at_end {
             self.engine.watermark(Timestamp::MAX, &mut self.out);
+            self.no_split_watermark = false;
         } else if !self.counters.punctuated {
             self.engine.finish(&mut self.out);
+            self.no_split_watermark = false;
         }
         self.check_output()?;
         if stop.is_none() && self.out.out.sink.commits_at_end() {

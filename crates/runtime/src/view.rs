@@ -45,6 +45,11 @@ pub struct RunView<'a> {
     pub field_warnings: u64,
     /// Is this the last tick (the run ended)?
     pub finished: bool,
+    /// The run's event time is its splits' ([`Config::split_watermarks`](crate::Config::split_watermarks))
+    /// and they have given no watermark yet: [`RunView::watermark`] is
+    /// `None` (the engine's own, from its events with an unbounded delay,
+    /// is no time at all).
+    pub no_watermark_yet: bool,
 }
 
 /// Where a view's engine numbers come from.
@@ -215,6 +220,7 @@ impl<'a> RunView<'a> {
             split_lag: &[],
             field_warnings: 0,
             finished: false,
+            no_watermark_yet: false,
         }
     }
 
@@ -254,6 +260,9 @@ impl<'a> RunView<'a> {
     /// The watermark ([`Engine::current_watermark`]; on workers the least
     /// of theirs).
     pub fn watermark(&self) -> Option<Timestamp> {
+        if self.no_watermark_yet {
+            return None;
+        }
         match self.numbers {
             Numbers::Engine(engine) => engine.current_watermark(),
             Numbers::Workers(w) => w.total.watermark,

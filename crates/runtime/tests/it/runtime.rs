@@ -386,6 +386,78 @@ fn record_times_and_split_watermarks_as_flinks_kafka_source() {
     assert_eq!((summary.late, summary.matches), (2, 1));
 }
 
+/// The watermarks an observing report is shown, one per tick.
+#[derive(Clone, Default)]
+struct Watermarks(Arc<Mutex<Vec<Option<i64>>>>);
+
+impl cepheid_runtime::Report for Watermarks {
+    fn notice(&mut self, _: cepheid_runtime::Notice) {}
+    fn observes(&self) -> bool {
+        true
+    }
+    fn tick(&mut self, view: &cepheid_runtime::RunView<'_>) {
+        self.0.lock().unwrap().push(view.watermark());
+    }
+}
+
+/// The watermarks shown of a run of `records` in record time with split
+/// watermarks.
+fn shown_watermarks(records: Vec<(u32, i64, Option<i64>, String)>) -> Vec<Option<i64>> {
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let mut c = Config::new(Input::Stdin, Vec::new());
+    c.time = cepheid_runtime::Time::Record;
+    c.split_watermarks = true;
+    let mut engine = c.engine();
+    engine.add(&rules).unwrap();
+    let shown = Watermarks::default();
+    let runtime = Runtime::with_source(
+        c,
+        engine,
+        Some(Box::new(Block {
+            records,
+            done: false,
+        })),
+        Some(Box::new(Memory::default())),
+        Box::new(shown.clone()),
+    )
+    .unwrap();
+    let summary = runtime.run();
+    assert!(summary.error().is_none(), "{summary}");
+    let shown = shown.0.lock().unwrap().clone();
+    shown
+}
+
+/// With split watermarks the engine's delay is unbounded, so its own
+/// watermark from events is the largest time less `i64::MAX`, about the
+/// year -292275055: shown to an observer (`--stats-every`, `--metrics`)
+/// it said that. Until the splits give a watermark, none is shown; then
+/// theirs.
+#[test]
+fn no_watermark_is_shown_before_the_splits_give_one() {
+    let ev = |t: &str, k: &str| format!(r#"{{"type":"{t}","k":"{k}"}}"#);
+    let now = 1_764_000_000_000;
+    // Split 1 never delivers: no watermark until the end of the input
+    // (the largest time seen then).
+    let one_split = vec![
+        (0, 0, Some(now), ev("a", "x")),
+        (0, 1, Some(now + 5), ev("b", "x")),
+    ];
+    let shown = shown_watermarks(one_split);
+    let (last, before) = shown.split_last().expect("ticks");
+    assert!(!before.is_empty(), "{shown:?}");
+    assert!(before.iter().all(Option::is_none), "{shown:?}");
+    assert_eq!(*last, Some(now + 5), "{shown:?}");
+    // Both deliver: their least, less the delay's 1 ms.
+    let both = vec![
+        (0, 0, Some(now), ev("a", "x")),
+        (1, 0, Some(now + 3), ev("a", "y")),
+        (0, 1, Some(now + 5), ev("b", "x")),
+    ];
+    let shown = shown_watermarks(both);
+    assert!(shown.iter().flatten().all(|w| *w >= now - 1), "{shown:?}");
+    assert!(shown.last().unwrap().is_some(), "{shown:?}");
+}
+
 /// What `position_before` was asked, each time: the waiting records.
 type Asked = Vec<Vec<(u32, Origin)>>;
 
