@@ -850,32 +850,8 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
     let t = topics(&broker, "outage", 2);
     let bootstrap = proxy.bootstrap();
     produce_lines(&bootstrap, &t.input, &events);
-    let marker = format!("--kafka-marker-topic={}", t.marker);
-    let child = kafka_run(
-        &dir,
-        &bootstrap,
-        &t,
-        &[
-            "--checkpoint",
-            "ckpt",
-            "--checkpoint-every",
-            "250ms",
-            "--transactional-id",
-            "outage",
-            &marker,
-        ],
-    )
-    .stdout(Stdio::null())
-    // (a file, read while it runs)
-    .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
-    .spawn()
-    .expect("starts");
+    let child = run_to_a_checkpoint(&dir, &bootstrap, &t, "outage", &[]);
     // Once it has committed a checkpoint, the broker goes for 10 s.
-    let deadline = Instant::now() + T;
-    while !dir.join("ckpt/checkpoint").exists() {
-        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     proxy.stop();
     let stopped = Instant::now();
     std::thread::sleep(Duration::from_secs(10));
@@ -917,6 +893,41 @@ fn the_broker_unreachable_for_10_s_mid_run_the_run_waits_and_the_output_is_exact
     );
 }
 
+/// `cepheid run` exactly once from the input topic to the output topics
+/// through `bootstrap` (`--checkpoint ckpt` every 250 ms, transactional id
+/// `id`, then `extra`), its standard error in `run.err` (read while it
+/// runs), once it has committed its first checkpoint.
+fn run_to_a_checkpoint(
+    dir: &Path,
+    bootstrap: &str,
+    t: &Topics,
+    id: &str,
+    extra: &[&str],
+) -> std::process::Child {
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let mut args = vec![
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        "250ms",
+        "--transactional-id",
+        id,
+        &marker,
+    ];
+    args.extend_from_slice(extra);
+    let child = kafka_run(dir, bootstrap, t, &args)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + T;
+    while !dir.join("ckpt/checkpoint").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 /// What a run says when the broker stops answering (`crates/kafka`,
 /// `reach.rs`: `cepheid: Kafka: the broker HOST:PORT does not answer
 /// (...)`), and when it answers again.
@@ -932,33 +943,8 @@ fn the_broker_gone_mid_run_past_the_limit_ends_the_run_with_exit_6_and_says_why(
     let t = topics(&broker, "gone", 2);
     let bootstrap = proxy.bootstrap();
     produce_lines(&bootstrap, &t.input, &events);
-    let marker = format!("--kafka-marker-topic={}", t.marker);
-    let mut child = kafka_run(
-        &dir,
-        &bootstrap,
-        &t,
-        &[
-            "--checkpoint",
-            "ckpt",
-            "--checkpoint-every",
-            "250ms",
-            "--transactional-id",
-            "gone",
-            &marker,
-            "--kafka-timeout",
-            "5s",
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
-    .spawn()
-    .expect("starts");
+    let mut child = run_to_a_checkpoint(&dir, &bootstrap, &t, "gone", &["--kafka-timeout", "5s"]);
     // Once it has committed a checkpoint, the broker goes for good.
-    let deadline = Instant::now() + T;
-    while !dir.join("ckpt/checkpoint").exists() {
-        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     proxy.stop();
     // It ends by itself (not waiting forever), with exit 6.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -56,10 +56,22 @@ const MISSPELT: &str = "pattern fails {
 }
 ";
 
-#[test]
-fn a_misspelt_field_is_said_once_at_the_end_with_where_and_did_you_mean() {
-    let dir = setup("run_fields_end", MISSPELT, &logins(5));
-    let out = run(&dir, &[]);
+/// The layouts the warnings are checked on: one engine, and two workers
+/// with chunks of 60 bytes (two lines of `logins`: both read some).
+const ONE: &[&str] = &[];
+#[cfg(feature = "workers")]
+const WORKERS: &[&str] = &["--workers", "2", "--chunk-bytes", "60"];
+
+/// `run` on `layout`.
+fn run_on(layout: &[&str], dir: &Path, args: &[&str]) -> Output {
+    run(dir, &[layout, args].concat())
+}
+
+/// Said once, at the end, with where it is read and the closest name
+/// (over every worker's events).
+fn said_once_at_the_end(layout: &[&str], name: &str) {
+    let dir = setup(name, MISSPELT, &logins(5));
+    let out = run_on(layout, &dir, &[]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         warnings(&out),
@@ -69,14 +81,15 @@ fn a_misspelt_field_is_said_once_at_the_end_with_where_and_did_you_mean() {
     assert!(out.stdout.is_empty());
 }
 
-#[test]
-fn after_n_events_it_is_said_once_not_again_at_the_end() {
-    let dir = setup("run_fields_n", MISSPELT, &logins(50));
-    let out = run(&dir, &["--field-warnings-after", "10"]);
+/// Said once N events were read, and not again at the end.
+fn said_after_n_events(layout: &[&str], name: &str) {
+    let dir = setup(name, MISSPELT, &logins(50));
+    let out = run_on(layout, &dir, &["--field-warnings-after", "10"]);
     let said = warnings(&out);
     assert_eq!(said.len(), 1, "{said:?}");
-    // Said when 10 events were read (a batch's worth may be decoded by
-    // then: at least 10, at most the input).
+    // Said when 10 events were read (a batch's worth, or the workers'
+    // chunks read whole, may be decoded by then: at least 10, at most
+    // the input).
     let events: u64 = said[0]
         .split("never occurs in ")
         .nth(1)
@@ -86,23 +99,23 @@ fn after_n_events_it_is_said_once_not_again_at_the_end() {
     assert!((10..=50).contains(&events), "{said:?}");
 }
 
-#[test]
-fn no_warning_when_every_field_occurs_or_when_turned_off() {
+/// Nothing said when every field occurs, or with the warnings off.
+fn quiet_when_fine_or_off(layout: &[&str], name: &str) {
     let fine = MISSPELT.replace("sucess", "success");
-    let dir = setup("run_fields_fine", &fine, &logins(5));
-    let out = run(&dir, &[]);
+    let dir = setup(&format!("{name}_fine"), &fine, &logins(5));
+    let out = run_on(layout, &dir, &[]);
     assert!(warnings(&out).is_empty(), "{out:?}");
     assert!(!out.stdout.is_empty(), "three failures match");
 
-    let dir = setup("run_fields_off", MISSPELT, &logins(5));
-    let out = run(&dir, &["--field-warnings-after", "0"]);
+    let dir = setup(&format!("{name}_off"), MISSPELT, &logins(5));
+    let out = run_on(layout, &dir, &["--field-warnings-after", "0"]);
     assert!(warnings(&out).is_empty(), "{out:?}");
 }
 
-#[test]
-fn a_field_that_occurs_late_is_not_said_at_the_end() {
-    // `note` occurs only in the last event; with N above the input's
-    // length only the end is looked at, where it has occurred.
+/// `note` occurs only in the last event (on workers, in the chunk of
+/// one worker: the other never saw it, the run did); with N above the
+/// input's length only the end is looked at, where it has occurred.
+fn not_said_when_it_occurs_late(layout: &[&str], name: &str) {
     let rules = "pattern noted {
     match a
     where
@@ -112,10 +125,30 @@ fn a_field_that_occurs_late_is_not_said_at_the_end() {
     let mut events = logins(20);
     events.push_str(r#"{"ts": 99, "user": "u", "note": "x"}"#);
     events.push('\n');
-    let dir = setup("run_fields_late", rules, &events);
-    let late = run(&dir, &["--field-warnings-after", "100"]);
+    let dir = setup(name, rules, &events);
+    let late = run_on(layout, &dir, &["--field-warnings-after", "100"]);
     assert!(warnings(&late).is_empty(), "{late:?}");
     assert_eq!(String::from_utf8_lossy(&late.stdout).lines().count(), 1);
+}
+
+#[test]
+fn a_misspelt_field_is_said_once_at_the_end_with_where_and_did_you_mean() {
+    said_once_at_the_end(ONE, "run_fields_end");
+}
+
+#[test]
+fn after_n_events_it_is_said_once_not_again_at_the_end() {
+    said_after_n_events(ONE, "run_fields_n");
+}
+
+#[test]
+fn no_warning_when_every_field_occurs_or_when_turned_off() {
+    quiet_when_fine_or_off(ONE, "run_fields");
+}
+
+#[test]
+fn a_field_that_occurs_late_is_not_said_at_the_end() {
+    not_said_when_it_occurs_late(ONE, "run_fields_late");
 }
 
 #[test]
@@ -151,74 +184,24 @@ mod on_workers {
     use crate::common::Live;
     use std::net::TcpListener;
 
-    /// `--workers 2` with chunks of 60 bytes (two lines of `logins`).
-    const WORKERS: [&str; 4] = ["--workers", "2", "--chunk-bytes", "60"];
-
-    fn on_workers(dir: &Path, args: &[&str]) -> Output {
-        let mut all = WORKERS.to_vec();
-        all.extend_from_slice(args);
-        run(dir, &all)
-    }
-
     #[test]
     fn a_misspelt_field_is_said_once_at_the_end_over_every_workers_events() {
-        let dir = setup("workers_fields_end", MISSPELT, &logins(5));
-        let out = on_workers(&dir, &[]);
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(
-            warnings(&out),
-            ["warning: rules.cep:5:16: pattern `fails`, the condition of stage `f`: field `sucess` never occurs in 5 events; did you mean `success`?"]
-        );
-        assert!(out.stdout.is_empty());
+        said_once_at_the_end(WORKERS, "workers_fields_end");
     }
 
     #[test]
     fn after_n_events_it_is_said_once_not_again_at_the_end() {
-        let dir = setup("workers_fields_n", MISSPELT, &logins(50));
-        let out = on_workers(&dir, &["--field-warnings-after", "10"]);
-        let said = warnings(&out);
-        assert_eq!(said.len(), 1, "{said:?}");
-        // Said once the workers' chunks read whole had 10 events: at
-        // least 10, at most the input.
-        let events: u64 = said[0]
-            .split("never occurs in ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .expect("a count");
-        assert!((10..=50).contains(&events), "{said:?}");
+        said_after_n_events(WORKERS, "workers_fields_n");
     }
 
     #[test]
     fn no_warning_when_every_field_occurs_or_when_turned_off() {
-        let fine = MISSPELT.replace("sucess", "success");
-        let dir = setup("workers_fields_fine", &fine, &logins(5));
-        let out = on_workers(&dir, &[]);
-        assert!(warnings(&out).is_empty(), "{out:?}");
-        assert!(!out.stdout.is_empty(), "three failures match");
-
-        let dir = setup("workers_fields_off", MISSPELT, &logins(5));
-        let out = on_workers(&dir, &["--field-warnings-after", "0"]);
-        assert!(warnings(&out).is_empty(), "{out:?}");
+        quiet_when_fine_or_off(WORKERS, "workers_fields");
     }
 
     #[test]
     fn a_field_that_occurs_in_one_workers_chunk_only_is_not_said() {
-        // `note` occurs only in the last event, in the chunk of one worker:
-        // the other never saw it, the run did.
-        let rules = "pattern noted {
-    match a
-    where
-        a: note == \"x\"
-}
-";
-        let mut events = logins(20);
-        events.push_str(r#"{"ts": 99, "user": "u", "note": "x"}"#);
-        events.push('\n');
-        let dir = setup("workers_fields_late", rules, &events);
-        let late = on_workers(&dir, &["--field-warnings-after", "100"]);
-        assert!(warnings(&late).is_empty(), "{late:?}");
-        assert_eq!(String::from_utf8_lossy(&late.stdout).lines().count(), 1);
+        not_said_when_it_occurs_late(WORKERS, "workers_fields_late");
     }
 
     #[test]
