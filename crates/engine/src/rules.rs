@@ -3,8 +3,9 @@
 //!
 //! Loading checks everything `cepheid check` checks (syntax, the rules of
 //! the language, the automaton's limits): a file with any error gives one
-//! [`Error`] that renders every problem with its `path:line:column` and
-//! the offending text underlined.
+//! [`Error`] holding every problem, each shown by `Display` as one line
+//! `path:line:column: message`, and drawn by [`Error::render`] with the
+//! offending text underlined.
 
 use std::any::Any;
 use std::fmt;
