@@ -304,6 +304,47 @@ impl Offsets {
     }
 }
 
+/// `fetch.wait.max.ms` of the source's consumers unless the caller's
+/// properties set it: how long a broker may hold a fetch that finds no
+/// record. A Kafka broker answers as soon as records come, so this only
+/// sets how often an idle consumer asks again (10 times a second); a
+/// broker that looks again only after a sleep instead (tansu 0.6, the
+/// test broker) holds each record that long at most. librdkafka's 500 ms
+/// made tansu hold records up to 250 ms, on each of a pipeline's hops
+/// (BENCHMARKS.md, "Delay from produce to committed alert").
+pub(crate) const FETCH_WAIT_MAX_MS: &str = "100";
+
+/// The librdkafka configuration of the source's consumers (the events'
+/// and the rules topic's): cepheid's settings, then the caller's
+/// properties, which override them.
+fn consumer_config(config: &SourceConfig) -> ClientConfig {
+    let mut client_config = ClientConfig::new();
+    client_config
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        // A broker back after an outage is reconnected to within 1 s
+        // (librdkafka's default backoff grows to 10 s: a run went on
+        // waiting that long after the broker had come back).
+        .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
+        .set(
+            "isolation.level",
+            if config.read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        );
+    for (k, v) in &config.properties {
+        client_config.set(k, v);
+    }
+    client_config
+}
+
 /// Reads assigned partitions of one or more topics.
 pub struct KafkaSource {
     consumer: BaseConsumer<Offsets>,
@@ -348,29 +389,7 @@ impl KafkaSource {
                 reason: "a Kafka source needs at least one topic".to_string(),
             });
         }
-        let mut client_config = ClientConfig::new();
-        client_config
-            .set("bootstrap.servers", &config.brokers)
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
-            .set("allow.auto.create.topics", "false")
-            // A broker back after an outage is reconnected to within 1 s
-            // (librdkafka's default backoff grows to 10 s: a run went on
-            // waiting that long after the broker had come back).
-            .set("reconnect.backoff.max.ms", RECONNECT_MAX_MS)
-            .set(
-                "isolation.level",
-                if config.read_committed {
-                    "read_committed"
-                } else {
-                    "read_uncommitted"
-                },
-            );
-        for (k, v) in &config.properties {
-            client_config.set(k, v);
-        }
+        let client_config = consumer_config(&config);
         // The consumer's statistics, for its lag (unless the caller's
         // properties set them: 0 turns them off).
         let mut events_config = client_config.clone();
@@ -956,5 +975,28 @@ impl RulesTopic {
         };
         rules.start_at(from.unwrap_or(low))?;
         Ok(rules)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_consumers_wait_at_most_100_ms_for_a_fetch_unless_a_property_says_otherwise() {
+        let mut config = SourceConfig::new("127.0.0.1:9092", &["in"]);
+        let made = consumer_config(&config);
+        assert_eq!(made.get("fetch.wait.max.ms"), Some(FETCH_WAIT_MAX_MS));
+        assert_eq!(FETCH_WAIT_MAX_MS, "100");
+        assert_eq!(made.get("isolation.level"), Some("read_committed"));
+        // The caller's properties are set last: theirs win.
+        config.properties = vec![
+            ("fetch.wait.max.ms".to_string(), "500".to_string()),
+            ("fetch.min.bytes".to_string(), "1000".to_string()),
+        ];
+        let made = consumer_config(&config);
+        assert_eq!(made.get("fetch.wait.max.ms"), Some("500"));
+        assert_eq!(made.get("fetch.min.bytes"), Some("1000"));
+        assert_eq!(made.get("group.id"), Some("cepheid"));
     }
 }

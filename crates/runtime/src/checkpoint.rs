@@ -384,6 +384,19 @@ impl Schedule {
                         .is_some_and(|t| now.saturating_duration_since(self.last) >= t)))
     }
 
+    /// How long from `now` until a checkpoint is due by time (zero: due
+    /// now), for the run to wake then even when no input comes; `None`
+    /// when no time will make one due: nothing happened since the last
+    /// snapshot, a file is being written (its end wakes the run), or the
+    /// interval is a number of lines only.
+    pub fn due_in(&self, now: Instant) -> Option<Duration> {
+        if !self.dirty || self.writing {
+            return None;
+        }
+        let every = self.every.time?;
+        Some(every.saturating_sub(now.saturating_duration_since(self.last)))
+    }
+
     /// Has anything happened since the last snapshot?
     pub fn dirty(&self) -> bool {
         self.dirty
@@ -828,6 +841,34 @@ mod tests {
             schedule.due(end),
             "by lines while one is written: the caller takes it after"
         );
+    }
+
+    #[test]
+    fn due_in_is_the_time_left_until_due_by_time_and_none_when_no_time_makes_it_due() {
+        let t0 = Instant::now();
+        let mut schedule = Schedule::new(parse_every("1s").unwrap(), t0);
+        assert_eq!(schedule.due_in(t0), None, "nothing happened");
+        schedule.advanced(0);
+        let ms = Duration::from_millis;
+        assert_eq!(schedule.due_in(t0 + ms(300)), Some(ms(700)));
+        assert_eq!(schedule.due_in(t0 + ms(1000)), Some(Duration::ZERO));
+        assert_eq!(schedule.due_in(t0 + ms(4000)), Some(Duration::ZERO));
+        // Due exactly when `due` says so.
+        assert!(!schedule.due(t0 + ms(999)) && schedule.due(t0 + ms(1000)));
+        schedule.began();
+        schedule.advanced(5);
+        assert_eq!(schedule.due_in(t0 + ms(4000)), None, "its file is written");
+        let end = t0 + ms(1200);
+        assert_eq!(schedule.ended(t0 + ms(1000), end), None);
+        assert_eq!(schedule.due_in(end + ms(250)), Some(ms(750)));
+        // A number of lines only: no time makes it due.
+        let mut lines = Schedule::new(parse_every("100").unwrap(), t0);
+        lines.advanced(99);
+        assert_eq!(lines.due_in(t0 + ms(4000)), None);
+        // Both: the time's.
+        let mut both = Schedule::new(parse_every("1s,100").unwrap(), t0);
+        both.advanced(1);
+        assert_eq!(both.due_in(t0 + ms(100)), Some(ms(900)));
     }
 
     #[test]

@@ -1366,12 +1366,16 @@ impl Session<'_> {
         'input: loop {
             let waiting = Instant::now();
             let own = timing.wait(waiting, self.engine);
-            let message = match (own, self.observes) {
-                (None, false) => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                (Some(wait), false) => messages.recv_timeout(wait),
-                // An observer sees the run at least once per second.
-                (wait, true) => messages
-                    .recv_timeout(wait.map_or(OBSERVE_EVERY, |wait| wait.min(OBSERVE_EVERY))),
+            // A checkpoint due by time is taken when it is due, also while
+            // no input comes (a followed file or a topic gone quiet: the
+            // records of its interval would otherwise wait for the next
+            // line to be committed, and the checkpoint with them).
+            let checkpoint = self.checkpoint_due_in(waiting);
+            // (an observer sees the run at least once per second)
+            let observer = self.observes.then_some(OBSERVE_EVERY);
+            let message = match [own, checkpoint, observer].into_iter().flatten().min() {
+                None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(wait) => messages.recv_timeout(wait),
             };
             // (a checkpoint's file written meanwhile: committed now)
             self.settle(false)?;
@@ -1384,7 +1388,9 @@ impl Session<'_> {
                 Err(RecvTimeoutError::Timeout)
                     if !own.is_some_and(|wait| waiting.elapsed() >= wait) =>
                 {
-                    // (the observer's second, not the run's own wait)
+                    // (a checkpoint come due or the observer's second, not
+                    // the run's own wait)
+                    self.checkpoint_if_due()?;
                     self.observe(false);
                     continue;
                 }
@@ -1745,6 +1751,17 @@ impl Session<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// How long until a checkpoint is due by time, when one can be taken
+    /// then (see [`Schedule::due_in`]; none in the middle of a batch cut
+    /// after a control record, nor after a last line without its
+    /// newline).
+    fn checkpoint_due_in(&self, now: Instant) -> Option<Duration> {
+        if self.open_end || self.mid_batch {
+            return None;
+        }
+        self.checkpoints.as_ref()?.schedule.due_in(now)
     }
 
     /// Takes a checkpoint when anything happened since the last one, and

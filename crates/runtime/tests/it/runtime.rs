@@ -789,3 +789,67 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
     assert_eq!(sink.0.lock().unwrap().records, wanted);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A checkpoint due by time is taken when it is due, not at the next
+/// input: a followed file that goes quiet after a match has its match
+/// committed by a transactional sink without another line written (the
+/// run waited for the next batch before, so a quiet input held the
+/// interval's records uncommitted until its next line).
+#[test]
+fn a_checkpoint_due_while_a_followed_file_is_quiet_commits_its_records() {
+    let dir = scratch("quiet-follow");
+    let path = dir.join("events.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"ts":1,"type":"a","k":"x"}"#,
+            "\n",
+            r#"{"ts":2,"type":"b","k":"x"}"#,
+            "\n",
+            // (its time releases the match of x)
+            r#"{"ts":3,"type":"a","k":"y"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let mut config = Config::new(Input::File(path), Vec::new());
+    config.follow = true;
+    config.checkpoint = Some(dir.join("ck"));
+    config.checkpoint_every.time = Some(Duration::from_millis(200));
+    config.checkpoint_every.lines = None;
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    let sink = Txn::default();
+    let runtime = Runtime::with_sink(
+        config,
+        engine,
+        Some(Box::new(sink.clone())),
+        Box::new(Notices::default()),
+    )
+    .unwrap();
+    let handle = runtime.handle();
+    let run = std::thread::spawn(move || runtime.run());
+    // No line is written after the three: only the schedule can commit.
+    let committed = || sink.0.lock().unwrap().records.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while committed().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = committed();
+    handle.stop("the test");
+    let summary = run.join().unwrap();
+    assert!(summary.error().is_none(), "{:?}", summary.error());
+    assert_eq!(
+        seen.len(),
+        1,
+        "the match committed while the file was quiet"
+    );
+    assert!(
+        seen[0].contains(r#""key":{"k":"x"}"#),
+        "the match of x: {}",
+        seen[0]
+    );
+    assert_eq!((summary.events, summary.matches), (3, 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
