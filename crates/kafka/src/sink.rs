@@ -242,6 +242,10 @@ pub struct KafkaSink {
     transactional: Option<Transactional>,
     group: Option<(BaseConsumer, Arc<ConsumerGroupMetadata>)>,
     retry: Retry,
+    /// How long a record may wait for its delivery (`message.timeout.ms`,
+    /// as configured): a record that waited that long is the broker gone
+    /// past the limit ([`KafkaError::Unreachable`]).
+    message_timeout: Duration,
     initialized: bool,
     in_transaction: bool,
     late: bool,
@@ -317,6 +321,10 @@ impl KafkaSink {
         for (k, v) in &config.properties {
             client_config.set(k, v);
         }
+        let message_timeout = client_config
+            .get("message.timeout.ms")
+            .and_then(|ms| ms.parse().ok())
+            .map_or(retry.call_timeout(), Duration::from_millis);
         let reach = Reach::of(&config.brokers, retry.limit);
         let context = SinkContext {
             failed: Arc::default(),
@@ -367,6 +375,7 @@ impl KafkaSink {
             transactional: config.transactional,
             group,
             retry,
+            message_timeout,
             initialized: false,
             in_transaction: false,
             late: config.late,
@@ -508,6 +517,16 @@ impl KafkaSink {
             }),
             Some((topic, source)) => {
                 self.fenced_on_abort()?;
+                if source.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+                    // Not delivered within `message.timeout.ms` (the retry
+                    // limit unless configured): the broker gone past the
+                    // limit, as a call it does not answer would say.
+                    return Err(KafkaError::Unreachable {
+                        operation: "a record's delivery",
+                        waited: self.message_timeout,
+                        source,
+                    });
+                }
                 Err(KafkaError::Delivery { topic, source })
             }
             None => Ok(()),

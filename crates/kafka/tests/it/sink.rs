@@ -350,6 +350,45 @@ fn an_unreachable_broker_is_an_error_after_the_limit() {
     eprintln!("{error}");
 }
 
+/// A record that waited its whole `message.timeout.ms` for a broker gone
+/// away is that broker gone past the limit (`Unreachable`: exit 6 from
+/// `cepheid run`), not a record some broker refused (`Delivery`).
+#[test]
+fn a_record_not_delivered_before_its_timeout_is_the_broker_unreachable() {
+    let (broker, mut proxy) = Broker::start_behind_proxy();
+    let t = topic("gone-alerts");
+    broker.create_topic(&t, 1);
+    let mut config = SinkConfig::new(proxy.bootstrap(), OutputTopics::One(t.clone()));
+    // The record times out before the flush's own limit passes.
+    config.retry = Retry {
+        limit: Duration::from_secs(20),
+        ..Retry::default()
+    };
+    config.properties = vec![("message.timeout.ms".to_string(), "2000".to_string())];
+    let mut sink = KafkaSink::new(config).expect("the broker answers");
+    sink.write(Kind::Match, b"k", b"m1").expect("queued");
+    sink.flush().expect("delivered");
+    proxy.stop();
+    sink.write(Kind::Match, b"k", b"m2").expect("queued");
+    let start = Instant::now();
+    let error = sink.flush().expect_err("the broker is gone");
+    let waited = start.elapsed();
+    assert!(
+        matches!(
+            &error,
+            KafkaError::Unreachable { waited, .. } if *waited == Duration::from_secs(2)
+        ),
+        "{error:?}"
+    );
+    assert!(waited < Duration::from_secs(15), "waited {waited:?}");
+    assert!(
+        error.to_string().starts_with(
+            "Kafka: the broker did not answer a record's delivery for 2.0 s (retried with backoff): "
+        ),
+        "{error}"
+    );
+}
+
 /// Through the runtime's `Sink` trait (what `cepheid run` calls): the
 /// kept checkpoint the broker committed is chosen by its index; nothing
 /// committed while only the first checkpoint is kept starts over
