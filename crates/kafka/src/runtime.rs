@@ -33,7 +33,7 @@ use cepheid_runtime::Notify;
 use crate::error::KafkaError;
 use crate::position::KafkaPosition;
 use crate::sink::{KafkaSink, KeptCheckpoint, Kind, Recovery};
-use crate::source::{KafkaRecord, KafkaSource};
+use crate::source::{KafkaRecord, KafkaSource, Read};
 
 /// A Kafka position as the bytes of a [`Position::Bytes`].
 pub fn encode_position(position: &KafkaPosition) -> Position {
@@ -102,9 +102,10 @@ impl Source for KafkaSource {
             return Ok(ReadOutcome::Ended);
         }
         let mut records = Vec::new();
-        if let Err(e) = KafkaSource::read(self, &mut records, wait) {
-            return Err(self.run_error(e));
-        }
+        let read = match KafkaSource::read(self, &mut records, wait) {
+            Ok(read) => read,
+            Err(e) => return Err(self.run_error(e)),
+        };
         // The rules topic's records (asked after the events: one written
         // before an event goes up with it or before), first: the reader
         // holds each until the events' watermark reaches its time.
@@ -120,7 +121,9 @@ impl Source for KafkaSource {
             let (payload, origin, split) = placed(r);
             batch.push(payload, origin, r.timestamp, split);
         }
-        Ok(if !records.is_empty() || !rules.is_empty() {
+        Ok(if matches!(read, Read::CaughtUp(_)) {
+            ReadOutcome::CaughtUp
+        } else if !records.is_empty() || !rules.is_empty() {
             ReadOutcome::Delivered
         } else if self.at_end() {
             ReadOutcome::Ended

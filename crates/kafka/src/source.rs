@@ -221,8 +221,12 @@ impl RulesTopic {
 /// What one [`KafkaSource::read`] did. A Kafka source does not end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Read {
-    /// This many records were appended.
+    /// This many records were appended (as many as a batch takes: more
+    /// may be ready).
     Delivered(usize),
+    /// This many records were appended, and the consumer had no further
+    /// one ready: all that was written so far is read.
+    CaughtUp(usize),
     /// Nothing came within the wait.
     Idle,
 }
@@ -691,8 +695,10 @@ impl KafkaSource {
     ) -> Result<Read, KafkaError> {
         let mut delivered = 0;
         let mut timeout = wait;
+        let mut drained = false;
         while delivered < self.max_batch {
             let Some(result) = self.consumer.poll(timeout) else {
+                drained = true;
                 break;
             };
             timeout = Duration::ZERO;
@@ -728,6 +734,8 @@ impl KafkaSource {
         self.check_down()?;
         Ok(if delivered == 0 {
             Read::Idle
+        } else if drained {
+            Read::CaughtUp(delivered)
         } else {
             Read::Delivered(delivered)
         })

@@ -16,7 +16,8 @@
 //!   read error does the same.
 //! - A closed standard output (`| head`) ends the run quietly.
 //! - On a pipe or a terminal, output is flushed whenever the input has no
-//!   further line ready; `idle_timeout` lets event time follow the wall
+//!   further line ready (a [`Source`](crate::Source) says so with
+//!   [`ReadOutcome::CaughtUp`](crate::ReadOutcome::CaughtUp)); `idle_timeout` lets event time follow the wall
 //!   clock on a quiet input.
 //! - [`Handle::stop`] stops any run cleanly: no further line is taken,
 //!   what the watermark released is written and flushed, events still

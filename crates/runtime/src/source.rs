@@ -660,8 +660,14 @@ impl std::error::Error for SourceError {
 /// What one [`Source::read`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// It appended records (or watermarks) to the batch.
+    /// It appended records (or watermarks) to the batch, and may have
+    /// more ready.
     Delivered,
+    /// It appended records to the batch, and has no further one ready: it
+    /// has read all that was written so far (a live source caught up).
+    /// The run then shows its output at once, as when a pipe waits for
+    /// its writer: a steady stream's records are not held in a buffer.
+    CaughtUp,
     /// Nothing came within the wait (a live source).
     Idle,
     /// The source ended (a file read to its end, not followed).
@@ -1536,7 +1542,7 @@ fn read_source(
             }
         }
         if outcome != ReadOutcome::Delivered {
-            // Idle splits are released while nothing comes.
+            // Idle splits are released while nothing (more) comes.
             if let Some((w, _)) = &mut splits {
                 if !advance(
                     w,

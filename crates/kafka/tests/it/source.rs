@@ -205,6 +205,47 @@ fn starts_at_latest_at_a_timestamp_and_on_given_partitions() {
     );
 }
 
+/// A read that fills its batch says `Delivered` (more may be ready); one
+/// that emptied the consumer's queue says `CaughtUp` (all that was
+/// written so far is read: `cepheid run` shows its output then), and one
+/// that got nothing `Idle`.
+#[test]
+fn a_read_that_empties_the_queue_says_it_caught_up() {
+    let broker = Broker::start();
+    let t = topic("caught-up");
+    broker.create_topic(&t, 1);
+    produce(&broker, &t, 0, &numbered("r", 5));
+    let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
+    config.max_batch = 2;
+    let mut source = KafkaSource::new(config).expect("a source");
+    let (mut batch, mut reads) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while batch.len() < 5 && Instant::now() < deadline {
+        let before = batch.len();
+        let read = source
+            .read(&mut batch, Duration::from_millis(200))
+            .expect("reads");
+        reads.push((batch.len() - before, read));
+    }
+    assert_eq!(batch.len(), 5, "{reads:?}");
+    for (n, read) in &reads {
+        let expected = match n {
+            0 => Read::Idle,
+            2 => Read::Delivered(2),
+            n => Read::CaughtUp(*n),
+        };
+        assert_eq!(*read, expected, "{reads:?}");
+    }
+    // (5 in reads of at most 2: at least one read of 1)
+    assert!(reads.iter().any(|(_, r)| matches!(r, Read::CaughtUp(_))));
+    assert_eq!(
+        source
+            .read(&mut Vec::new(), Duration::from_millis(200))
+            .expect("reads"),
+        Read::Idle
+    );
+}
+
 #[test]
 fn a_tombstone_is_handed_out_not_dropped() {
     let broker = Broker::start();

@@ -853,3 +853,108 @@ fn a_checkpoint_due_while_a_followed_file_is_quiet_commits_its_records() {
     assert_eq!((summary.events, summary.matches), (3, 1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A live source that never pauses: one event per read, every 5 ms, for
+/// ever (a match of `x` first, then events of other keys whose times
+/// release it), each read saying `outcome`.
+struct Steady {
+    next: i64,
+    outcome: ReadOutcome,
+}
+
+impl Source for Steady {
+    fn describe(&self) -> String {
+        "steady".to_string()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, _wait: Duration) -> Result<ReadOutcome, SourceError> {
+        std::thread::sleep(Duration::from_millis(5));
+        self.next += 1;
+        let line = match self.next {
+            1 => ev(1, "a", "x"),
+            2 => ev(2, "b", "x"),
+            n => ev(n, "c", &format!("k{n}")),
+        };
+        batch.push(line.as_bytes(), Origin::Line(self.next as u64), None, 0);
+        Ok(self.outcome)
+    }
+
+    fn position(&self) -> Position {
+        Position::None
+    }
+
+    fn seek(&mut self, _position: &Position) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// Records in memory that are visible only once flushed, as a file's.
+#[derive(Clone, Default)]
+struct Buffered(Arc<Mutex<(Vec<String>, Vec<String>)>>);
+
+impl Sink for Buffered {
+    fn describe(&self, _kind: Kind) -> String {
+        "buffered".to_string()
+    }
+
+    fn write(&mut self, _kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        let text = String::from_utf8(record.to_vec()).unwrap();
+        self.0.lock().unwrap().0.push(text);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let mut state = self.0.lock().unwrap();
+        let written = std::mem::take(&mut state.0);
+        state.1.extend(written);
+        Ok(())
+    }
+
+    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
+        Ok(SinkState::default())
+    }
+
+    fn recover(&mut self, _kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        Ok(0)
+    }
+}
+
+/// A source that has read all that was written so far says so
+/// (`ReadOutcome::CaughtUp`, as a Kafka source whose consumer has no
+/// further record ready does), and the run shows its output then, as it
+/// does when a pipe waits: a steady stream that never pauses does not
+/// hold its records in the output's buffer (a Kafka source said only
+/// `Delivered`, and a topic written every 20 ms to standard output held
+/// its matches for 18 s in a test).
+#[test]
+fn a_source_caught_up_with_its_input_has_its_records_shown_though_it_never_pauses() {
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let config = Config::new(Input::Stdin, Vec::new());
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    let sink = Buffered::default();
+    let runtime = Runtime::with_source(
+        config,
+        engine,
+        Some(Box::new(Steady {
+            next: 0,
+            outcome: ReadOutcome::CaughtUp,
+        })),
+        Some(Box::new(sink.clone())),
+        Box::new(Notices::default()),
+    )
+    .unwrap();
+    let handle = runtime.handle();
+    let run = std::thread::spawn(move || runtime.run());
+    let shown = || sink.0.lock().unwrap().1.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while shown().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = shown();
+    handle.stop("the test");
+    let summary = run.join().unwrap();
+    assert!(summary.error().is_none(), "{:?}", summary.error());
+    assert_eq!(seen.len(), 1, "the match shown while the source went on");
+    assert!(seen[0].contains(r#""key":{"k":"x"}"#), "{}", seen[0]);
+}
