@@ -46,6 +46,27 @@ fn produce_stamped(bootstrap: &str, topic: &str, partition: i32, records: &[(Str
     producer.flush(T).expect("delivered");
 }
 
+/// The crash stream of `n` events with each event's time moved from `ts`
+/// to `at` and a wrong `ts` (every event at 0), with `at` as the Kafka
+/// record's timestamp to give it. (The malformed lines of the stream are
+/// left out: with --time kafka a line without a time is no longer
+/// malformed.)
+fn stamped(n: usize) -> Vec<(String, i64)> {
+    let mut records = Vec::new();
+    for line in crash::events(n).lines() {
+        let Ok(serde_json::Value::Object(mut event)) = serde_json::from_str(line) else {
+            continue;
+        };
+        let Some(at) = event.get("ts").and_then(serde_json::Value::as_i64) else {
+            continue;
+        };
+        event.insert("ts".into(), 0.into());
+        event.insert("at".into(), at.into());
+        records.push((serde_json::Value::Object(event).to_string(), at));
+    }
+    records
+}
+
 #[test]
 fn time_kafka_takes_each_records_kafka_timestamp_not_a_field() {
     let broker = Broker::start();
@@ -57,23 +78,8 @@ fn time_kafka_takes_each_records_kafka_timestamp_not_a_field() {
     // run reads `at` (--time-field at); the Kafka run must take the
     // record's timestamp, or its output differs (from `ts`: every event at
     // 0, nothing late, no timeout) or it fails (from `at`: not read).
-    // (the malformed lines of the stream are left out: with --time kafka a
-    // line without a time is no longer malformed)
-    let mut file = Vec::new();
-    let mut records = Vec::new();
-    for line in crash::events(20_000).lines() {
-        let Ok(serde_json::Value::Object(mut event)) = serde_json::from_str(line) else {
-            continue;
-        };
-        let Some(at) = event.get("ts").and_then(serde_json::Value::as_i64) else {
-            continue;
-        };
-        event.insert("ts".into(), 0.into());
-        event.insert("at".into(), at.into());
-        let text = serde_json::Value::Object(event).to_string();
-        file.push(text.clone());
-        records.push((text, at));
-    }
+    let records = stamped(20_000);
+    let file: Vec<&str> = records.iter().map(|(text, _)| text.as_str()).collect();
     fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
     let run = |extra: &[&str]| {
         let output = cepheid()
@@ -263,4 +269,111 @@ fn idle_timeout_releases_a_quiet_partition_and_without_it_event_time_is_held() {
     run.signal("TERM");
     let (status, _, said) = run.finish();
     assert_eq!(status.code(), Some(143), "{said}");
+}
+
+/// `--time kafka` on workers: the partitions of a 3-partition topic dealt
+/// to 2 workers, each reading its records' timestamps (the time field
+/// `ts` says 0 for every event): each key's records are the file run's
+/// that reads the same times from a field (up to 3 s out of order,
+/// `--max-delay 5s`: none late, in the file nor in any partition).
+#[cfg(feature = "workers")]
+#[test]
+fn time_kafka_on_workers_takes_each_records_kafka_timestamp() {
+    use crate::cli_kafka::{by_key, lines, partition_of};
+    let broker = Broker::start();
+    let dir = scratch("kafka_record_time_workers");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let records = stamped(20_000);
+    let file: Vec<&str> = records.iter().map(|(text, _)| text.as_str()).collect();
+    fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
+    let run = |extra: &[&str]| {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+        crash::summary(&stderr(&output))
+    };
+    let summary = run(&[
+        "--events",
+        "events.jsonl",
+        "--time-field",
+        "at",
+        "--output",
+        "out.jsonl",
+    ]);
+    assert!(summary.contains(", 0 late,"), "{summary}");
+    let b = broker.bootstrap();
+    let input = topic("record-time-workers");
+    broker.create_topic(&input, 3);
+    for p in 0..3 {
+        let part: Vec<(String, i64)> = records
+            .iter()
+            .filter(|(text, _)| partition_of(text) == p)
+            .cloned()
+            .collect();
+        produce_stamped(&b, &input, p, &part);
+    }
+    let on_workers = run(&[
+        "--events",
+        &format!("kafka://{b}/{input}"),
+        "--kafka-until",
+        "end",
+        "--time",
+        "kafka",
+        "--workers",
+        "2",
+        "--output",
+        "kafka-out.jsonl",
+    ]);
+    assert_eq!(on_workers, summary);
+    let want = lines(&dir.join("out.jsonl"));
+    assert!(want.len() > 1_000, "the stream gives records");
+    let same_records = |output: &str, layout: &str| {
+        let got = lines(&dir.join(output));
+        assert_eq!(got.len(), want.len(), "{layout}");
+        assert_eq!(
+            by_key(got.iter().map(String::as_str)),
+            by_key(want.iter().map(String::as_str)),
+            "{layout}: each key's records, in order"
+        );
+    };
+    same_records("kafka-out.jsonl", "2 workers");
+
+    // On 2 processes of one worker each (process 0 writes the output).
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port());
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    let processes: Vec<_> = (0..2)
+        .map(|process| {
+            cepheid()
+                .current_dir(&dir)
+                .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+                .args(["--events", &format!("kafka://{b}/{input}")])
+                .args(["--kafka-until", "end", "--time", "kafka", "--workers", "1"])
+                .args(["--output", &format!("processes-out-{process}.jsonl")])
+                .args(["--processes", "2", "--process", &process.to_string()])
+                .args(["--hostfile", "hosts"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("starts")
+        })
+        .collect();
+    let ended: Vec<_> = processes
+        .into_iter()
+        .map(|p| p.wait_with_output().expect("ends"))
+        .collect();
+    for (process, output) in ended.iter().enumerate() {
+        assert!(output.status.success(), "{process}: {}", stderr(output));
+    }
+    assert_eq!(crash::summary(&stderr(&ended[0])), summary);
+    same_records("processes-out-0.jsonl", "2 processes");
 }

@@ -439,8 +439,9 @@ pub enum Refusal {
     SourceRules,
     /// Processing time.
     ProcessingTime,
-    /// Event time from the records' own times (a Kafka source's): the
-    /// run on workers reads files, whose records have none.
+    /// Event time from the records' own times without sources that give
+    /// them ([`Workers::with_sources`]: a Kafka source's): a file's
+    /// records have none.
     RecordTime,
     /// A checkpoint with the output on standard output (process 0).
     CheckpointNeedsOutput,
@@ -470,7 +471,7 @@ impl fmt::Display for Refusal {
                 "--time processing is not supported with --workers or --processes"
             }
             Refusal::RecordTime => {
-                "--time kafka is not supported with --workers or --processes"
+                "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
             }
             Refusal::CheckpointNeedsOutput => "--checkpoint with --workers needs --output FILE",
             Refusal::CheckpointNeedsRegularFiles => "--checkpoint with --workers needs --output FILE and --late FILE to be regular files (a device or a FIFO cannot be truncated to a cut's length)",
@@ -1206,6 +1207,9 @@ impl Workers {
             mut sink,
         } = self;
         refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
+        if config.time == Time::Record && sources.is_none() {
+            return Err(Error::Refused(Refusal::RecordTime));
+        }
         let mut layout = layout(&scale)?;
         if let Layout::Cluster {
             agreement: agreed, ..
@@ -1268,6 +1272,7 @@ impl Workers {
             plan,
             format: config.format,
             time_field: config.time_field().unwrap_or("ts").to_string(),
+            record_time: config.time == Time::Record,
             events: config.input.path().to_path_buf(),
             origin: config.input.describe(),
             max_delay: millis(config.max_delay),
@@ -1465,10 +1470,8 @@ fn refuse(config: &Config) -> Result<(), Refusal> {
     if config.source_rules {
         return Err(Refusal::SourceRules);
     }
-    match config.time {
-        Time::Processing => return Err(Refusal::ProcessingTime),
-        Time::Record => return Err(Refusal::RecordTime),
-        Time::Event { .. } => {}
+    if config.time == Time::Processing {
+        return Err(Refusal::ProcessingTime);
     }
     if config.checkpoint.is_some() && config.checkpoint_every.time.is_none() {
         return Err(Refusal::CheckpointEveryEvents);
@@ -1705,6 +1708,10 @@ struct Job {
     plan: Plan<Record>,
     format: Format,
     time_field: String,
+    /// Event time is each record's own (`Time::Record`: a Kafka record's
+    /// timestamp), set by the sources' readers; the time field is not
+    /// read.
+    record_time: bool,
     events: PathBuf,
     /// The input's name in messages (`standard input`, its path).
     origin: String,
@@ -2634,8 +2641,15 @@ impl Job {
         let fields = self.plan.fields().clone();
         let (format, time_field) = (self.format, self.time_field.clone());
         let after = self.fields.as_ref().map(|f| f.after());
+        let record_time = self.record_time;
         move || {
             let decoder = Decoder::new(format, &time_field, fields.clone());
+            // (a record's time is set from its source's, `SourceTiming`)
+            let decoder = if record_time {
+                decoder.without_time()
+            } else {
+                decoder
+            };
             match after {
                 Some(after) => decoder.watch_fields(after),
                 None => decoder,
@@ -2716,7 +2730,7 @@ impl Job {
             controls: None,
             seen: self.seen_told(),
             timing: SourceTiming {
-                record_time: false,
+                record_time: self.record_time,
                 splits: Some(SplitTiming {
                     max_delay: self.max_delay,
                     idle_timeout: self.idle_timeout,
@@ -4057,6 +4071,26 @@ mod tests {
             assert_eq!(checked, Err(refusal));
             assert_eq!(refusal.to_string(), said);
         }
+        // Event time from the records' own times: taken with sources that
+        // give them (a Kafka source's), refused when the run reads a file.
+        let record_time = with(|c| c.time = cepheid_runtime::Time::Record);
+        assert_eq!(refused_by_new(&record_time), None);
+        let rules = Rules::parse(
+            "p.cep",
+            "pattern p {\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"b\"\n}",
+        )
+        .unwrap();
+        let report = Box::new(cepheid_runtime::Notices::default());
+        let run = Workers::new(&record_time, &Scale::default(), &rules, report).unwrap();
+        match run.run() {
+            Err(Error::Refused(Refusal::RecordTime)) => {}
+            Err(e) => panic!("not the refusal: {e}"),
+            Ok(_) => panic!("a file's records have no time of their own"),
+        }
+        assert_eq!(
+            Refusal::RecordTime.to_string(),
+            "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
+        );
     }
 
     #[test]
