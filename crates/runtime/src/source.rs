@@ -847,7 +847,9 @@ pub trait Source: Send + 'static {
     fn describe(&self) -> String;
 
     /// Appends records (and watermarks) to `batch`, blocking at most
-    /// `wait`; says whether it delivered, had nothing, or ended.
+    /// `wait`; says whether it delivered (and whether it then had read all
+    /// that was written so far: [`ReadOutcome::CaughtUp`], after which
+    /// the run shows its output), had nothing, or ended.
     fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError>;
 
     /// Where it is, after the last record handed out.
