@@ -2103,6 +2103,8 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
                 "events.jsonl",
                 "--output",
                 "kafka://127.0.0.1:1/o",
+                "--checkpoint",
+                "ckpt",
                 "--processes",
                 "2",
                 "--process",
@@ -2110,7 +2112,7 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
                 "--hostfile",
                 "hosts",
             ],
-            "error: --output and --late kafka://... are not supported with --processes yet (with --workers they are)",
+            "error: --output and --late kafka://... with --checkpoint are not supported with --processes yet (without --checkpoint, or with --workers, they are)",
         ),
         (
             &[

@@ -164,6 +164,55 @@ fn a_kafka_output_on_workers_without_checkpoints_has_every_record_once() {
     check(&dir, &events, &reader.seen, &t, &stderr(&output));
 }
 
+/// The same on 2 processes of 1 worker each: the partitions dealt over
+/// both processes' workers, process 0's producer writes every record
+/// (process 1's go to it, as into files), once each.
+#[test]
+fn a_kafka_output_on_two_processes_without_checkpoints_has_every_record_once() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_processes_out");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(12_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "processes-out");
+    let bootstrap = broker.bootstrap();
+    produce_by_key(&bootstrap, &t.input, &events);
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port());
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    let processes: Vec<Child> = (0..2)
+        .map(|process| {
+            run(&dir, &bootstrap, &t, 1, &["--kafka-until", "end"])
+                .args(["--processes", "2", "--process", &process.to_string()])
+                .args(["--hostfile", "hosts"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starts")
+        })
+        .collect();
+    let ended: Vec<_> = processes
+        .into_iter()
+        .map(|p| p.wait_with_output().expect("ends"))
+        .collect();
+    for (process, output) in ended.iter().enumerate() {
+        assert!(output.status.success(), "{process}: {}", stderr(output));
+    }
+    let said = stderr(&ended[0]);
+    assert!(said.contains("on 2 processes"), "{said}");
+    let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
+    reader.drain(Duration::from_millis(1500));
+    assert!(
+        reader.seen.iter().all(|o| o.interval.is_none()),
+        "no transactions without --checkpoint"
+    );
+    check(&dir, &events, &reader.seen, &t, &said);
+}
+
 /// The crash test on workers (see the module's comment): killed with
 /// SIGKILL six times at random moments, each instance on another number
 /// of workers (2, 3, 1, 2, ...), the committed output is that of one

@@ -453,7 +453,9 @@ pub enum Refusal {
     OutputPerWorkerNeedsOutput,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
-    /// Records to a sink ([`Workers::with_sink`]) with several processes.
+    /// Records to a sink ([`Workers::with_sink`]) with several processes
+    /// and checkpoints (the cut the sink resumes from is process 0's to
+    /// choose, and the other processes do not learn it yet).
     SinkProcesses,
     /// Records to a sink with output per worker.
     SinkOutputPerWorker,
@@ -483,7 +485,7 @@ impl fmt::Display for Refusal {
                 "--processes needs --output FILE (timely's networking may print on standard output)"
             }
             Refusal::SinkProcesses => {
-                "--output and --late kafka://... are not supported with --processes yet (with --workers they are)"
+                "--output and --late kafka://... with --checkpoint are not supported with --processes yet (without --checkpoint, or with --workers, they are)"
             }
             Refusal::SinkOutputPerWorker => {
                 "--output-per-worker needs --output FILE (not kafka://...)"
@@ -1139,8 +1141,10 @@ impl Workers {
     /// after it written; resuming, [`Sink::recover`](cepheid_runtime::Sink::recover)
     /// chooses among the complete cuts kept. A sink that
     /// [commits at the end](cepheid_runtime::Sink::commits_at_end) gets a
-    /// last cut when the input ends ([`Cuts::at_end`]). On one process
-    /// (refused with several: [`Refusal::SinkProcesses`]).
+    /// last cut when the input ends ([`Cuts::at_end`]). With several
+    /// processes, process 0's sink takes every process's records (the
+    /// others' sinks are not written), without `--checkpoint` only
+    /// ([`Refusal::SinkProcesses`]).
     pub fn with_sink(mut self, mut sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
         sink.notify_to(cepheid_runtime::Notify::of_shared(self.say.0.clone()));
         self.sink = Some(sink);
@@ -1483,7 +1487,7 @@ fn refuse(config: &Config) -> Result<(), Refusal> {
 /// to a sink ([`Workers::with_sink`]) rather than to files.
 fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
     if sink {
-        if scale.processes.is_some_and(|p| p > 1) {
+        if scale.processes.is_some_and(|p| p > 1) && config.checkpoint.is_some() {
             return Err(Refusal::SinkProcesses);
         }
         if scale.output_per_worker {
@@ -4094,7 +4098,8 @@ mod tests {
     }
 
     #[test]
-    fn a_sink_is_refused_with_several_processes_or_output_per_worker_before_anything_opens() {
+    fn a_sink_is_refused_with_checkpoints_on_several_processes_or_output_per_worker_before_anything_opens(
+    ) {
         let mut config = Config::new(cepheid_runtime::Input::file("events.jsonl"), Vec::new());
         config.output = Some("out.jsonl".into());
         let one = Scale::default();
@@ -4104,10 +4109,15 @@ mod tests {
             processes: Some(2),
             ..Scale::default()
         };
+        // (without checkpoints, process 0's sink takes every record)
+        assert_eq!(Workers::check(&config, &processes, true), Ok(()));
+        let mut checkpointed = config.clone();
+        checkpointed.checkpoint = Some("ckpt".into());
         assert_eq!(
-            Workers::check(&config, &processes, true),
+            Workers::check(&checkpointed, &processes, true),
             Err(Refusal::SinkProcesses)
         );
+        assert_eq!(Workers::check(&checkpointed, &one, true), Ok(()));
         let second = Scale {
             workers: 3,
             process: 1,
