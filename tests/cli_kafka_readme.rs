@@ -9,7 +9,7 @@
 //! prints must be what the README says: the lines of the file run of the
 //! sample, as many as it says.
 
-use crate::common::{cepheid, scratch};
+use crate::common::{cepheid, free_port, scratch};
 use crate::{kafka_consume, kafka_produce};
 
 use std::fs;
@@ -57,11 +57,6 @@ impl Drop for Background {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// `bash -c COMMAND` in `dir` with `TANSU` set; its standard output.

@@ -18,12 +18,11 @@
 
 use crate::cli_kafka::{by_key, lines, produce_by_key, stderr};
 use crate::common::crash::{self, PATTERNS};
-use crate::common::{cepheid, scratch, Live};
+use crate::common::{cepheid, free_port, scratch, Live};
 use crate::kafka_support::{topic, Broker};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -56,13 +55,6 @@ const fn step(workers: usize, processes: usize, stop: Stop) -> Step {
         processes,
         stop,
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The complete cuts in `dir/ckpt`.

@@ -6,7 +6,7 @@
 
 use crate::cli_kafka::{client, stderr};
 use crate::common::crash::{self, PATTERNS};
-use crate::common::{cepheid, scratch, Live};
+use crate::common::{cepheid, run_two_processes, scratch, Live};
 use crate::kafka_support::{topic, Broker};
 
 use std::fs;
@@ -343,34 +343,16 @@ fn time_kafka_on_workers_takes_each_records_kafka_timestamp() {
     same_records("kafka-out.jsonl", "2 workers");
 
     // On 2 processes of one worker each (process 0 writes the output).
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
-    };
-    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port());
-    fs::write(dir.join("hosts"), hosts).unwrap();
-    let processes: Vec<_> = (0..2)
-        .map(|process| {
-            cepheid()
-                .current_dir(&dir)
-                .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
-                .args(["--events", &format!("kafka://{b}/{input}")])
-                .args(["--kafka-until", "end", "--time", "kafka", "--workers", "1"])
-                .args(["--output", &format!("processes-out-{process}.jsonl")])
-                .args(["--processes", "2", "--process", &process.to_string()])
-                .args(["--hostfile", "hosts"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("starts")
-        })
-        .collect();
-    let ended: Vec<_> = processes
-        .into_iter()
-        .map(|p| p.wait_with_output().expect("ends"))
-        .collect();
+    let ended = run_two_processes(&dir, |process| {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--kafka-until", "end", "--time", "kafka", "--workers", "1"])
+            .args(["--output", &format!("processes-out-{process}.jsonl")]);
+        command
+    });
     for (process, output) in ended.iter().enumerate() {
         assert!(output.status.success(), "{process}: {}", stderr(output));
     }

@@ -29,7 +29,7 @@ use crate::cli_kafka::{
 };
 use crate::cli_kafka_rescale::{assert_exact, complete_cuts};
 use crate::common::crash::{self, Moments, PATTERNS};
-use crate::common::{cepheid, scratch};
+use crate::common::{cepheid, run_two_processes, scratch};
 use crate::kafka_support::Broker;
 
 use std::collections::BTreeMap;
@@ -176,29 +176,9 @@ fn a_kafka_output_on_two_processes_without_checkpoints_has_every_record_once() {
     let t = topics(&broker, "processes-out");
     let bootstrap = broker.bootstrap();
     produce_by_key(&bootstrap, &t.input, &events);
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
-    };
-    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port());
-    fs::write(dir.join("hosts"), hosts).unwrap();
-    let processes: Vec<Child> = (0..2)
-        .map(|process| {
-            run(&dir, &bootstrap, &t, 1, &["--kafka-until", "end"])
-                .args(["--processes", "2", "--process", &process.to_string()])
-                .args(["--hostfile", "hosts"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("starts")
-        })
-        .collect();
-    let ended: Vec<_> = processes
-        .into_iter()
-        .map(|p| p.wait_with_output().expect("ends"))
-        .collect();
+    let ended = run_two_processes(&dir, |_| {
+        run(&dir, &bootstrap, &t, 1, &["--kafka-until", "end"])
+    });
     for (process, output) in ended.iter().enumerate() {
         assert!(output.status.success(), "{process}: {}", stderr(output));
     }

@@ -10,7 +10,6 @@
 use crate::common;
 
 use std::fs::{self, File};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +24,11 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Writes `dir/hosts` for two processes on this machine, each on a free
 /// port.
 fn two_hosts(dir: &Path) {
-    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    let hosts = format!(
+        "127.0.0.1:{}\n127.0.0.1:{}\n",
+        common::free_port(),
+        common::free_port()
+    );
     fs::write(dir.join("hosts"), hosts).unwrap();
 }
 
@@ -41,13 +44,6 @@ fn process_of_two(dir: &Path, process: &str) -> Command {
         "hosts",
     ]);
     command
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// `cepheid run` over the folder's events (cut in chunks of 64 KiB),

@@ -11,7 +11,6 @@
 use crate::common;
 use crate::dataflow_support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -138,21 +137,17 @@ fn sorted(path: &Path) -> Vec<String> {
     lines
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// Two processes of one worker each over `input`; process 0's sorted
 /// output and late lines.
 fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec<String>) {
     let hostfile = dir.join("hosts");
     std::fs::write(
         &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+        format!(
+            "127.0.0.1:{}\n127.0.0.1:{}\n",
+            common::free_port(),
+            common::free_port()
+        ),
     )
     .expect("writes the hostfile");
     let mut children = Children(Vec::new());
@@ -611,8 +606,8 @@ fn processes_start_in_any_order_and_strangers_are_dropped() {
     };
     assert!(expected.len() > 900, "{}", expected.len());
     for first in [1, 0] {
-        let port0 = free_port();
-        let hosts = format!("127.0.0.1:{port0}\n127.0.0.1:{}\n", free_port());
+        let port0 = common::free_port();
+        let hosts = format!("127.0.0.1:{port0}\n127.0.0.1:{}\n", common::free_port());
         std::fs::write(dir.0.join("hosts"), hosts).unwrap();
         let mut children = Children(vec![process(&dir.0, first)]);
         if first == 1 {

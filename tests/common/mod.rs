@@ -35,6 +35,42 @@ pub fn cepheid() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cepheid"))
 }
 
+/// A port on 127.0.0.1 that was free a moment ago.
+#[allow(dead_code)] // (the tests of --processes)
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `command(i)` as process `i` of `--processes 2` (`--process i
+/// --hostfile hosts` added, `dir/hosts` written with two free ports),
+/// both run to their end: their outputs (standard output discarded).
+#[allow(dead_code)] // (the tests of --processes)
+pub fn run_two_processes(
+    dir: &Path,
+    command: impl Fn(usize) -> Command,
+) -> Vec<std::process::Output> {
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    std::fs::write(dir.join("hosts"), hosts).unwrap();
+    let children: Vec<Child> = (0..2)
+        .map(|process| {
+            command(process)
+                .args(["--processes", "2", "--process", &process.to_string()])
+                .args(["--hostfile", "hosts"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starts")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| child.wait_with_output().expect("ends"))
+        .collect()
+}
+
 /// `cepheid run rules.cep --events events.jsonl --no-progress` in `dir`:
 /// how most runs of these tests start (their own flags follow).
 #[allow(dead_code)]
