@@ -67,30 +67,48 @@ fn stamped(n: usize) -> Vec<(String, i64)> {
     records
 }
 
+/// A scratch folder `name` with the crash patterns and [`stamped`]'s
+/// `n` events as `events.jsonl` (their times in `at`); the events with
+/// their timestamps.
+fn stamped_folder(name: &str, n: usize) -> (std::path::PathBuf, Vec<(String, i64)>) {
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let records = stamped(n);
+    let file: Vec<&str> = records.iter().map(|(text, _)| text.as_str()).collect();
+    fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
+    (dir, records)
+}
+
+/// `cepheid run rules.cep --max-delay MAX_DELAY EXTRA...` in `dir`,
+/// which must succeed.
+fn run_ok(dir: &std::path::Path, max_delay: &str, extra: &[&str]) -> std::process::Output {
+    let output = cepheid()
+        .current_dir(dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--no-progress",
+            "--max-delay",
+            max_delay,
+        ])
+        .args(extra)
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
 #[test]
 fn time_kafka_takes_each_records_kafka_timestamp_not_a_field() {
     let broker = Broker::start();
-    let dir = scratch("kafka_record_time");
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     // 20,000 events up to 3 s out of order (so late ones with --max-delay
     // 2s), their time moved from `ts` to `at`, and a `ts` that is wrong
     // (every event at 0): the Kafka record's timestamp is `at`. The file
     // run reads `at` (--time-field at); the Kafka run must take the
     // record's timestamp, or its output differs (from `ts`: every event at
     // 0, nothing late, no timeout) or it fails (from `at`: not read).
-    let records = stamped(20_000);
-    let file: Vec<&str> = records.iter().map(|(text, _)| text.as_str()).collect();
-    fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
-    let run = |extra: &[&str]| {
-        let output = cepheid()
-            .current_dir(&dir)
-            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-            .args(extra)
-            .output()
-            .expect("runs");
-        assert!(output.status.success(), "{}", stderr(&output));
-        output
-    };
+    let (dir, records) = stamped_folder("kafka_record_time", 20_000);
+    let run = |extra: &[&str]| run_ok(&dir, "2s", extra);
     let by_field = run(&[
         "--events",
         "events.jsonl",
@@ -281,21 +299,8 @@ fn idle_timeout_releases_a_quiet_partition_and_without_it_event_time_is_held() {
 fn time_kafka_on_workers_takes_each_records_kafka_timestamp() {
     use crate::cli_kafka::{by_key, lines, partition_of};
     let broker = Broker::start();
-    let dir = scratch("kafka_record_time_workers");
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
-    let records = stamped(20_000);
-    let file: Vec<&str> = records.iter().map(|(text, _)| text.as_str()).collect();
-    fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
-    let run = |extra: &[&str]| {
-        let output = cepheid()
-            .current_dir(&dir)
-            .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
-            .args(extra)
-            .output()
-            .expect("runs");
-        assert!(output.status.success(), "{}", stderr(&output));
-        crash::summary(&stderr(&output))
-    };
+    let (dir, records) = stamped_folder("kafka_record_time_workers", 20_000);
+    let run = |extra: &[&str]| crash::summary(&stderr(&run_ok(&dir, "5s", extra)));
     let summary = run(&[
         "--events",
         "events.jsonl",
