@@ -375,13 +375,8 @@ impl Schedule {
     /// written; by lines, maybe: the caller takes it once that one is
     /// durable.)
     pub fn due(&self, now: Instant) -> bool {
-        self.dirty
-            && (self.every.lines.is_some_and(|n| self.lines >= n)
-                || (!self.writing
-                    && self
-                        .every
-                        .time
-                        .is_some_and(|t| now.saturating_duration_since(self.last) >= t)))
+        (self.dirty && self.every.lines.is_some_and(|n| self.lines >= n))
+            || self.due_in(now) == Some(Duration::ZERO)
     }
 
     /// How long from `now` until a checkpoint is due by time (zero: due
