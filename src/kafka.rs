@@ -10,7 +10,7 @@ use std::time::Duration;
 use cepheid_kafka::{kafka_error_of, KafkaError, KafkaOptions, Retry};
 use cepheid_runtime::Error;
 
-use crate::run::{Args, TimeArg};
+use crate::run::Args;
 
 /// Exit status: the broker did not answer within `--kafka-timeout`.
 pub const EXIT_UNREACHABLE: u8 = 6;
@@ -18,16 +18,12 @@ pub const EXIT_UNREACHABLE: u8 = 6;
 /// over (this one was fenced).
 pub const EXIT_FENCED: u8 = 7;
 
-/// The command line's Kafka options.
+/// The command line's Kafka options (what the run itself says, its input,
+/// outputs, time and checkpoint folder, is in its `Config`).
 pub fn options(args: &Args) -> KafkaOptions<'_> {
     KafkaOptions {
-        events: &args.events,
-        output: &args.output,
-        late: args.late.as_deref(),
         rules_topic: args.rules_topic.as_deref(),
         timeouts: args.timeouts.as_deref(),
-        follow: args.follow,
-        record_time: args.time == TimeArg::Kafka,
         properties: &args.kafka,
         transactional_id: args.transactional_id.as_deref(),
         marker_topic: args.kafka_marker_topic.as_deref(),
@@ -38,7 +34,6 @@ pub fn options(args: &Args) -> KafkaOptions<'_> {
             limit: Duration::from_millis(u64::try_from(args.kafka_timeout).unwrap_or(0)),
             ..Retry::default()
         },
-        checkpoint: args.checkpoint.as_deref(),
     }
 }
 

@@ -353,7 +353,7 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
-    if let Err(why) = kafka::options(args).check() {
+    if let Err(why) = kafka::options(args).check(&config) {
         say!("error: {why}");
         return EXIT_USAGE;
     }
@@ -415,7 +415,7 @@ pub fn run(args: &Args) -> u8 {
             let mut config = config;
             let kafka = kafka::options(args);
             let scale = args.scale.scale();
-            let opened = (kafka.open_shares(scale.own_workers(), scale.all_workers()))
+            let opened = (kafka.open_shares(&mut config, scale.own_workers(), scale.all_workers()))
                 .and_then(|sources| Ok((sources, kafka.open_sink(&mut config)?)));
             match opened {
                 Ok((sources, sink)) => (config, sources, sink),
@@ -444,8 +444,8 @@ pub fn run(args: &Args) -> u8 {
     let (config, source, sink) = {
         let mut config = config;
         let kafka = kafka::options(args);
-        let opened =
-            (kafka.open_source()).and_then(|source| Ok((source, kafka.open_sink(&mut config)?)));
+        let opened = (kafka.open_source(&mut config))
+            .and_then(|source| Ok((source, kafka.open_sink(&mut config)?)));
         match opened {
             Ok((source, sink)) => (config, source, sink),
             Err(e) => {
@@ -523,6 +523,7 @@ fn error_status(e: &Error) -> u8 {
         Error::MalformedRecord { .. } => EXIT_MALFORMED,
         Error::Pattern { .. } => EXIT_PATTERN_ERROR,
         Error::Malformed { .. } => EXIT_MALFORMED,
+        Error::Conflict(_) => EXIT_USAGE,
         e if e.is_checkpoint() => crate::EXIT_CHECKPOINT,
         _ => EXIT_IO,
     }

@@ -1211,6 +1211,14 @@ impl Workers {
             mut sink,
         } = self;
         refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
+        if let Some(sink) = sink.as_deref() {
+            if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
+                let conflict = cepheid_runtime::Conflict::SinkNeedsCheckpoints {
+                    sink: sink.describe(cepheid_runtime::Kind::Match),
+                };
+                return Err(Error::Runtime(cepheid_runtime::Error::Conflict(conflict)));
+            }
+        }
         if config.time == Time::Record && sources.is_none() {
             return Err(Error::Refused(Refusal::RecordTime));
         }
@@ -4140,5 +4148,59 @@ mod tests {
             Workers::check(&config, &one, true),
             Err(Refusal::ProcessingTime)
         );
+    }
+
+    /// A sink that delivers only what checkpoints commit, on workers
+    /// without a checkpoint folder: refused as on one engine, before
+    /// anything is read.
+    #[test]
+    fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder() {
+        struct Committing;
+        impl cepheid_runtime::Sink for Committing {
+            fn describe(&self, _kind: cepheid_runtime::Kind) -> String {
+                "kafka:alerts".to_string()
+            }
+            fn write(
+                &mut self,
+                _kind: cepheid_runtime::Kind,
+                _key: &[u8],
+                _record: &[u8],
+            ) -> Result<(), SinkError> {
+                panic!("nothing is written")
+            }
+            fn flush(&mut self) -> Result<(), SinkError> {
+                Ok(())
+            }
+            fn prepare(
+                &mut self,
+                _checkpoint: u64,
+            ) -> Result<cepheid_runtime::SinkState, SinkError> {
+                Ok(cepheid_runtime::SinkState::default())
+            }
+            fn commits_with_checkpoints(&self) -> bool {
+                true
+            }
+            fn recover(
+                &mut self,
+                kept: &[cepheid_runtime::Checkpoint],
+            ) -> Result<usize, SinkError> {
+                Ok(kept.len())
+            }
+        }
+        let config = Config::new(cepheid_runtime::Input::file("events.jsonl"), Vec::new());
+        let rules = Rules::parse(
+            "p.cep",
+            "pattern p {\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"b\"\n}",
+        )
+        .unwrap();
+        let report = Box::new(cepheid_runtime::Notices::default());
+        let run = Workers::new(&config, &Scale::default(), &rules, report).unwrap();
+        match run.with_sink(Box::new(Committing)).run() {
+            Err(Error::Runtime(cepheid_runtime::Error::Conflict(
+                cepheid_runtime::Conflict::SinkNeedsCheckpoints { sink },
+            ))) => assert_eq!(sink, "kafka:alerts"),
+            Err(e) => panic!("not the refusal: {e}"),
+            Ok(_) => panic!("a run whose sink would never commit was accepted"),
+        }
     }
 }

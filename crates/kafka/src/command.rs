@@ -8,33 +8,29 @@
 use std::fmt;
 use std::path::Path;
 
+use cepheid_runtime::{Config, Time};
+
 use crate::options::{Url, UrlError};
 use crate::retry::Retry;
 use crate::source::StartAt;
 
-/// The options of a run that concern Kafka, as given: `--events`,
-/// `--output` and `--late` may be files or `kafka://` URLs, the others
-/// only make sense with Kafka. Built by the command line from its
-/// arguments (the flags named in [`OptionsError`]'s messages are the
-/// command's); [`KafkaOptions::check`] says whether they go together, and
-/// [`KafkaOptions::open_source`], [`KafkaOptions::open_sink`] and
-/// [`KafkaOptions::open_shares`] open what they name.
+/// The options of a run that only Kafka has, as given: where a Kafka
+/// source starts and ends, its rules topic, the output's timeouts topic,
+/// the transactional id, librdkafka properties and how long a broker is
+/// waited for. What the run itself says (its input, outputs, following,
+/// time and checkpoint folder) is the runtime's [`Config`]'s, given once
+/// there and read from it: [`KafkaOptions::check`] says whether the two
+/// go together, and [`KafkaOptions::open_source`],
+/// [`KafkaOptions::open_sink`] and [`KafkaOptions::open_shares`] open
+/// what the config's `kafka://` input and output name. Built by the
+/// command line from its arguments (the flags named in [`OptionsError`]'s
+/// messages are the command's).
 #[derive(Clone, Copy, Debug)]
 pub struct KafkaOptions<'a> {
-    /// `--events`: a file, `-`, or `kafka://BROKERS/TOPICS`.
-    pub events: &'a Path,
-    /// `--output`: a file, `-`, or `kafka://BROKERS/TOPIC`.
-    pub output: &'a Path,
-    /// `--late`: a file or `kafka://BROKERS/TOPIC` (with a Kafka output).
-    pub late: Option<&'a Path>,
-    /// `--rules-topic`: `kafka://BROKERS/TOPIC`, the brokers of `events`.
+    /// `--rules-topic`: `kafka://BROKERS/TOPIC`, the brokers of the input.
     pub rules_topic: Option<&'a Path>,
-    /// `--timeouts`: `kafka://BROKERS/TOPIC`, the brokers of `output`.
+    /// `--timeouts`: `kafka://BROKERS/TOPIC`, the brokers of the output.
     pub timeouts: Option<&'a Path>,
-    /// `--follow` (of a file).
-    pub follow: bool,
-    /// `--time kafka`: event time from the records' timestamps.
-    pub record_time: bool,
     /// `--kafka NAME=VALUE`: librdkafka properties.
     pub properties: &'a [(String, String)],
     /// `--transactional-id`.
@@ -50,28 +46,51 @@ pub struct KafkaOptions<'a> {
     /// `--kafka-timeout`: how long a broker that does not answer is
     /// waited for, and how ([`Retry`]).
     pub retry: Retry,
-    /// `--checkpoint`.
-    pub checkpoint: Option<&'a Path>,
 }
 
 impl Default for KafkaOptions<'_> {
-    /// Standard input to standard output, nothing of Kafka.
+    /// Nothing but Kafka's defaults.
     fn default() -> Self {
         KafkaOptions {
-            events: Path::new("-"),
-            output: Path::new("-"),
-            late: None,
             rules_topic: None,
             timeouts: None,
-            follow: false,
-            record_time: false,
             properties: &[],
             transactional_id: None,
             marker_topic: None,
             start: None,
             until_end: false,
             retry: Retry::default(),
-            checkpoint: None,
+        }
+    }
+}
+
+/// What a run's [`Config`] says that concerns Kafka: `--events`,
+/// `--output` and `--late` may be files or `kafka://` URLs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sides<'c> {
+    /// The input: a file, `-`, or `kafka://BROKERS/TOPICS`.
+    pub events: &'c Path,
+    /// The output: a file, `-`, or `kafka://BROKERS/TOPIC`.
+    pub output: &'c Path,
+    /// The late output: a file or `kafka://BROKERS/TOPIC`.
+    pub late: Option<&'c Path>,
+    /// Is the input followed?
+    pub follow: bool,
+    /// Is event time the records' own (a Kafka record's timestamp)?
+    pub record_time: bool,
+    /// The checkpoint folder.
+    pub checkpoint: Option<&'c Path>,
+}
+
+impl<'c> Sides<'c> {
+    pub(crate) fn of(config: &'c Config) -> Sides<'c> {
+        Sides {
+            events: config.input.path(),
+            output: config.output_path(),
+            late: config.late.as_deref(),
+            follow: config.follow,
+            record_time: config.time == Time::Record,
+            checkpoint: config.checkpoint.as_deref(),
         }
     }
 }
@@ -219,15 +238,16 @@ impl KafkaOptions<'_> {
     /// The first combination that cannot work, in the order the command
     /// says them: the source's options, the output's, then the options
     /// that need Kafka.
-    pub fn check(&self) -> Result<(), OptionsError> {
-        let events = is_kafka(self.events);
-        let output = is_kafka(self.output);
-        let late = self.late.is_some_and(is_kafka);
+    pub fn check(&self, config: &Config) -> Result<(), OptionsError> {
+        let run = Sides::of(config);
+        let events = is_kafka(run.events);
+        let output = is_kafka(run.output);
+        let late = run.late.is_some_and(is_kafka);
         // (one topic, on the brokers of `of`)
         let beside = |url: &Url, of: &Url| url.brokers == of.brokers && url.topics.len() == 1;
         if events {
-            parse_url("--events", self.events)?;
-            if self.follow {
+            parse_url("--events", run.events)?;
+            if run.follow {
                 return Err(OptionsError::FollowKafka);
             }
         }
@@ -236,11 +256,11 @@ impl KafkaOptions<'_> {
                 return Err(OptionsError::RulesTopicAlone);
             }
             let url = parse_url("--rules-topic", rules)?;
-            if !beside(&url, &parse_url("--events", self.events)?) {
+            if !beside(&url, &parse_url("--events", run.events)?) {
                 return Err(OptionsError::RulesTopicPlace);
             }
         }
-        if output && parse_url("--output", self.output)?.topics.len() != 1 {
+        if output && parse_url("--output", run.output)?.topics.len() != 1 {
             return Err(OptionsError::OutputTopics);
         }
         if let Some(t) = self.timeouts {
@@ -248,16 +268,16 @@ impl KafkaOptions<'_> {
                 return Err(OptionsError::TimeoutsAlone);
             }
             let url = parse_url("--timeouts", t)?;
-            if !beside(&url, &parse_url("--output", self.output)?) {
+            if !beside(&url, &parse_url("--output", run.output)?) {
                 return Err(OptionsError::TimeoutsPlace);
             }
         }
-        if late != output && self.late.is_some() {
+        if late != output && run.late.is_some() {
             return Err(OptionsError::LateMixed);
         }
         if late {
-            let url = parse_url("--late", self.late.unwrap_or(Path::new("")))?;
-            if !beside(&url, &parse_url("--output", self.output)?) {
+            let url = parse_url("--late", run.late.unwrap_or(Path::new("")))?;
+            if !beside(&url, &parse_url("--output", run.output)?) {
                 return Err(OptionsError::LatePlace);
             }
         }
@@ -265,17 +285,17 @@ impl KafkaOptions<'_> {
             || self.transactional_id.is_some()
             || self.marker_topic.is_some()
             || self.timeouts.is_some()
-            || self.record_time;
+            || run.record_time;
         if kafka_only && !events && !output {
             return Err(OptionsError::KafkaOnly);
         }
-        if self.record_time && !events {
+        if run.record_time && !events {
             return Err(OptionsError::RecordTimeAlone);
         }
         if (self.start.is_some() || self.until_end) && !events {
             return Err(OptionsError::StartAlone);
         }
-        let committed = output && self.checkpoint.is_some();
+        let committed = output && run.checkpoint.is_some();
         if self.transactional_id.is_some() && !committed {
             return Err(OptionsError::TransactionalIdAlone);
         }
@@ -361,13 +381,25 @@ fn check_properties(properties: &[(String, String)]) -> Result<(), OptionsError>
 mod tests {
     use super::*;
 
-    /// A run from `events` to `output` with nothing else.
-    fn run<'a>(events: &'a str, output: &'a str) -> KafkaOptions<'a> {
-        KafkaOptions {
-            events: Path::new(events),
-            output: Path::new(output),
-            ..KafkaOptions::default()
-        }
+    use cepheid_runtime::Input;
+
+    /// A run from `events` to `output` (`-`: the standard streams) with
+    /// nothing else.
+    fn run(events: &str, output: &str) -> Config {
+        let input = match events {
+            "-" => Input::Stdin,
+            file => Input::file(file),
+        };
+        let mut config = Config::new(input, Vec::new());
+        config.output = (output != "-").then(|| output.into());
+        config
+    }
+
+    /// [`run`], then `change`.
+    fn run_with(events: &str, output: &str, change: impl FnOnce(&mut Config)) -> Config {
+        let mut config = run(events, output);
+        change(&mut config);
+        config
     }
 
     const IN: &str = "kafka://a:1/in";
@@ -375,36 +407,38 @@ mod tests {
 
     #[test]
     fn files_alone_and_complete_kafka_runs_pass() {
-        assert_eq!(run("-", "-").check(), Ok(()));
-        assert_eq!(run("events.jsonl", "out.jsonl").check(), Ok(()));
+        let none = KafkaOptions::default();
+        assert_eq!(none.check(&run("-", "-")), Ok(()));
+        assert_eq!(none.check(&run("events.jsonl", "out.jsonl")), Ok(()));
         let props = [("acks".to_string(), "all".to_string())];
         let full = KafkaOptions {
-            late: Some(Path::new("kafka://a:1/late")),
             rules_topic: Some(Path::new("kafka://a:1/rules")),
             timeouts: Some(Path::new("kafka://a:1/timeouts")),
-            record_time: true,
             properties: &props,
             transactional_id: Some("t"),
             marker_topic: Some("m"),
             start: Some(&StartAt::Latest),
-            checkpoint: Some(Path::new("cp")),
-            ..run(IN, OUT)
+            ..KafkaOptions::default()
         };
-        assert_eq!(full.check(), Ok(()));
+        let config = run_with(IN, OUT, |c| {
+            c.late = Some("kafka://a:1/late".into());
+            c.time = Time::Record;
+            c.checkpoint = Some("cp".into());
+        });
+        assert_eq!(full.check(&config), Ok(()));
         // (a file late output with a file output)
-        let files = KafkaOptions {
-            late: Some(Path::new("late.jsonl")),
-            ..run(IN, "out.jsonl")
-        };
-        assert_eq!(files.check(), Ok(()));
+        let files = run_with(IN, "out.jsonl", |c| c.late = Some("late.jsonl".into()));
+        assert_eq!(none.check(&files), Ok(()));
     }
 
     #[test]
     fn each_combination_that_cannot_work_is_refused_with_its_message() {
         let props = [("acks".to_string(), "all".to_string())];
         let p = Path::new;
-        let cases: Vec<(KafkaOptions<'_>, OptionsError, &str)> = vec![
+        let none = KafkaOptions::default();
+        let cases: Vec<(KafkaOptions<'_>, Config, OptionsError, &str)> = vec![
             (
+                none,
                 run("kafka://a/in", "-"),
                 OptionsError::Url {
                     flag: "--events",
@@ -415,42 +449,44 @@ mod tests {
                 "--events kafka://a/in: the brokers are HOST:PORT, comma-separated",
             ),
             (
-                KafkaOptions {
-                    follow: true,
-                    ..run(IN, "-")
-                },
+                none,
+                run_with(IN, "-", |c| c.follow = true),
                 OptionsError::FollowKafka,
                 "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)",
             ),
             (
                 KafkaOptions {
                     rules_topic: Some(p("kafka://a:1/rules")),
-                    ..run("in.jsonl", "-")
+                    ..none
                 },
+                run("in.jsonl", "-"),
                 OptionsError::RulesTopicAlone,
                 "--rules-topic needs --events kafka://... (on its brokers)",
             ),
             (
                 KafkaOptions {
                     rules_topic: Some(p("kafka://b:1/rules")),
-                    ..run(IN, "-")
+                    ..none
                 },
+                run(IN, "-"),
                 OptionsError::RulesTopicPlace,
                 "--rules-topic: one topic on the brokers of --events",
             ),
             (
                 KafkaOptions {
                     rules_topic: Some(p("kafka://a:1/r,s")),
-                    ..run(IN, "-")
+                    ..none
                 },
+                run(IN, "-"),
                 OptionsError::RulesTopicPlace,
                 "--rules-topic: one topic on the brokers of --events",
             ),
             (
                 KafkaOptions {
                     rules_topic: Some(p("rules.cep")),
-                    ..run(IN, "-")
+                    ..none
                 },
+                run(IN, "-"),
                 OptionsError::Url {
                     flag: "--rules-topic",
                     error: UrlError::NotKafka {
@@ -460,6 +496,7 @@ mod tests {
                 "--rules-topic rules.cep: not a kafka:// URL",
             ),
             (
+                none,
                 run("-", "kafka://a:1/x,y"),
                 OptionsError::OutputTopics,
                 "--output kafka://...: one topic (--timeouts names another for timeouts)",
@@ -467,88 +504,85 @@ mod tests {
             (
                 KafkaOptions {
                     timeouts: Some(p("kafka://a:1/t")),
-                    ..run(IN, "-")
+                    ..none
                 },
+                run(IN, "-"),
                 OptionsError::TimeoutsAlone,
                 "--timeouts needs --output kafka://...",
             ),
             (
                 KafkaOptions {
                     timeouts: Some(p("kafka://b:2/t")),
-                    ..run("-", OUT)
+                    ..none
                 },
+                run("-", OUT),
                 OptionsError::TimeoutsPlace,
                 "--timeouts: one topic on the brokers of --output",
             ),
             (
-                KafkaOptions {
-                    late: Some(p("kafka://a:1/late")),
-                    ..run(IN, "out.jsonl")
-                },
+                none,
+                run_with(IN, "out.jsonl", |c| c.late = Some("kafka://a:1/late".into())),
                 OptionsError::LateMixed,
                 "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)",
             ),
             (
-                KafkaOptions {
-                    late: Some(p("late.jsonl")),
-                    ..run("-", OUT)
-                },
+                none,
+                run_with("-", OUT, |c| c.late = Some("late.jsonl".into())),
                 OptionsError::LateMixed,
                 "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)",
             ),
             (
-                KafkaOptions {
-                    late: Some(p("kafka://a:1/l,m")),
-                    ..run("-", OUT)
-                },
+                none,
+                run_with("-", OUT, |c| c.late = Some("kafka://a:1/l,m".into())),
                 OptionsError::LatePlace,
                 "--late kafka://...: one topic on the brokers of --output",
             ),
             (
                 KafkaOptions {
                     properties: &props,
-                    ..run("-", "-")
+                    ..none
                 },
+                run("-", "-"),
                 OptionsError::KafkaOnly,
                 "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
             ),
             (
-                KafkaOptions {
-                    record_time: true,
-                    ..run("-", OUT)
-                },
+                none,
+                run_with("-", OUT, |c| c.time = Time::Record),
                 OptionsError::RecordTimeAlone,
                 "--time kafka needs --events kafka://... (the records' timestamps)",
             ),
             (
                 KafkaOptions {
                     until_end: true,
-                    ..run("-", OUT)
+                    ..none
                 },
+                run("-", OUT),
                 OptionsError::StartAlone,
                 "--kafka-start and --kafka-until need --events kafka://...",
             ),
             (
                 KafkaOptions {
                     transactional_id: Some("t"),
-                    ..run("-", OUT)
+                    ..none
                 },
+                run("-", OUT),
                 OptionsError::TransactionalIdAlone,
                 "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)",
             ),
             (
                 KafkaOptions {
                     marker_topic: Some("m"),
-                    checkpoint: Some(p("cp")),
-                    ..run(IN, "-")
+                    ..none
                 },
+                run_with(IN, "-", |c| c.checkpoint = Some("cp".into())),
                 OptionsError::MarkerTopicAlone,
                 "--kafka-marker-topic needs --output kafka://... and --checkpoint",
             ),
         ];
-        for (options, error, said) in cases {
-            let got = options.check().unwrap_err();
-            assert_eq!(got, error, "{options:?}");
+        for (options, config, error, said) in cases {
+            let got = options.check(&config).unwrap_err();
+            assert_eq!(got, error, "{options:?} {config:?}");
             assert_eq!(got.to_string(), said);
         }
     }
@@ -560,9 +594,9 @@ mod tests {
             .collect();
         KafkaOptions {
             properties: &properties,
-            ..run(IN, "-")
+            ..KafkaOptions::default()
         }
-        .check()
+        .check(&run(IN, "-"))
     }
 
     /// This build's librdkafka has no OpenSSL (`docs/kafka.md`, "TLS and

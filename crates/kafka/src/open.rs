@@ -12,7 +12,7 @@ use std::path::Path;
 
 use cepheid_runtime::{Config, Sink, Source};
 
-use crate::command::{is_kafka, parse_url, KafkaOptions};
+use crate::command::{is_kafka, parse_url, KafkaOptions, Sides};
 use crate::error::KafkaError;
 use crate::options::{default_transactional_id, Url};
 use crate::sink::{KafkaSink, OutputTopics, SinkConfig, Transactional};
@@ -36,12 +36,13 @@ fn url(flag: &'static str, path: &Path) -> Result<Url, KafkaError> {
 
 impl KafkaOptions<'_> {
     /// The sink's transactional id, also the consumer group its offsets
-    /// are committed for: with a checkpoint and a Kafka output, the one
-    /// given ([`KafkaOptions::transactional_id`]) or
-    /// [`default_transactional_id`] of the checkpoint folder; otherwise
-    /// none (an idempotent sink).
-    pub fn sink_transactional_id(&self) -> Option<String> {
-        match (self.checkpoint, is_kafka(self.output)) {
+    /// are committed for: with a checkpoint and a Kafka output
+    /// ([`Config::checkpoint`], [`Config::output`]), the one given
+    /// ([`KafkaOptions::transactional_id`]) or [`default_transactional_id`]
+    /// of the checkpoint folder; otherwise none (an idempotent sink).
+    pub fn sink_transactional_id(&self, config: &Config) -> Option<String> {
+        let run = Sides::of(config);
+        match (run.checkpoint, is_kafka(run.output)) {
             (Some(dir), true) => Some(
                 self.transactional_id
                     .map_or_else(|| default_transactional_id(dir), str::to_string),
@@ -56,17 +57,22 @@ impl KafkaOptions<'_> {
     /// [`KafkaOptions::until_end`], the retries, the properties and the
     /// rules topic; its consumer group the sink's transactional id
     /// ([`KafkaOptions::sink_transactional_id`]), else `cepheid`.
-    pub fn source_config(&self) -> Result<Option<SourceConfig>, KafkaError> {
-        self.source_config_in(self.sink_transactional_id())
+    pub fn source_config(&self, config: &Config) -> Result<Option<SourceConfig>, KafkaError> {
+        self.source_config_in(config, self.sink_transactional_id(config))
     }
 
     /// [`KafkaOptions::source_config`] in consumer group `group` (`None`:
     /// `cepheid`).
-    fn source_config_in(&self, group: Option<String>) -> Result<Option<SourceConfig>, KafkaError> {
-        if !is_kafka(self.events) {
+    fn source_config_in(
+        &self,
+        config: &Config,
+        group: Option<String>,
+    ) -> Result<Option<SourceConfig>, KafkaError> {
+        let run = Sides::of(config);
+        if !is_kafka(run.events) {
             return Ok(None);
         }
-        let events = url("--events", self.events)?;
+        let events = url("--events", run.events)?;
         let topics: Vec<&str> = events.topics.iter().map(String::as_str).collect();
         let mut c = SourceConfig::new(events.brokers.clone(), &topics);
         c.start = self.start.cloned().unwrap_or(StartAt::Earliest);
@@ -87,17 +93,18 @@ impl KafkaOptions<'_> {
     /// ([`KafkaOptions::sink_transactional_id`], the marker topic's
     /// partition 0 with [`KafkaOptions::marker_topic`]), idempotent
     /// without.
-    pub fn sink_config(&self) -> Result<Option<SinkConfig>, KafkaError> {
-        if !is_kafka(self.output) {
+    pub fn sink_config(&self, config: &Config) -> Result<Option<SinkConfig>, KafkaError> {
+        let run = Sides::of(config);
+        if !is_kafka(run.output) {
             return Ok(None);
         }
-        let output = url("--output", self.output)?;
+        let output = url("--output", run.output)?;
         let matches = output.topics[0].clone();
         let timeouts = match self.timeouts {
             Some(t) => url("--timeouts", t)?.topics[0].clone(),
             None => matches.clone(),
         };
-        let late = match self.late {
+        let late = match run.late {
             Some(l) => Some(url("--late", l)?.topics[0].clone()),
             None => None,
         };
@@ -110,7 +117,7 @@ impl KafkaOptions<'_> {
         c.retry = self.retry;
         c.late = late.is_some();
         c.properties = self.properties.to_vec();
-        if let Some(id) = self.sink_transactional_id() {
+        if let Some(id) = self.sink_transactional_id(config) {
             let mut t = Transactional::new(id.clone(), id);
             t.marker = self.marker_topic.map(|topic| (topic.to_string(), 0));
             c.transactional = Some(t);
@@ -118,22 +125,31 @@ impl KafkaOptions<'_> {
         Ok(Some(c))
     }
 
-    /// Opens the source of a Kafka `events` (`None` for a file): it
+    /// Opens the source of `config`'s Kafka input (`None` for a file): it
     /// connects and checks that its topics exist, waiting for the broker
-    /// up to [`KafkaOptions::retry`]'s limit.
-    pub fn open_source(&self) -> Result<Option<Box<dyn Source>>, KafkaError> {
-        match self.source_config()? {
-            Some(c) => Ok(Some(Box::new(KafkaSource::new(c)?))),
+    /// up to [`KafkaOptions::retry`]'s limit. `config` learns what the
+    /// source implies: event time per partition
+    /// ([`Config::split_watermarks`], Flink's Kafka source) and, with a
+    /// rules topic, a rules stream ([`Config::source_rules`]). (Open it
+    /// before [`Config::engine`] makes an engine of the config.)
+    pub fn open_source(&self, config: &mut Config) -> Result<Option<Box<dyn Source>>, KafkaError> {
+        match self.source_config(config)? {
+            Some(c) => {
+                let source = KafkaSource::new(c)?;
+                implied_by_source(self, config);
+                Ok(Some(Box::new(source)))
+            }
             None => Ok(None),
         }
     }
 
-    /// Opens the sink of a Kafka `output` (`None` for a file), as
-    /// [`KafkaOptions::sink_config`] says; it checks that its topics
-    /// exist. The records go to it: `config`'s outputs (which named its
-    /// topics) become none.
+    /// Opens the sink of `config`'s Kafka output (`None` for a file), as
+    /// [`KafkaOptions::sink_config`] says: transactional when `config`
+    /// has a checkpoint folder, idempotent otherwise. It checks that its
+    /// topics exist. The records go to it: `config`'s outputs (which
+    /// named its topics) become none.
     pub fn open_sink(&self, config: &mut Config) -> Result<Option<Box<dyn Sink>>, KafkaError> {
-        let Some(c) = self.sink_config()? else {
+        let Some(c) = self.sink_config(config)? else {
             return Ok(None);
         };
         let sink = KafkaSink::new(c)?;
@@ -142,18 +158,22 @@ impl KafkaOptions<'_> {
         Ok(Some(Box::new(sink)))
     }
 
-    /// Opens the sources of a Kafka `events` for the workers `workers`
-    /// (numbered over every process) of `total` (`None` for a file):
-    /// [`KafkaSource::shares`], in consumer group `cepheid`.
+    /// Opens the sources of `config`'s Kafka input for the workers
+    /// `workers` (numbered over every process) of `total` (`None` for a
+    /// file): [`KafkaSource::shares`], in consumer group `cepheid`.
+    /// `config` learns what they imply, as with
+    /// [`KafkaOptions::open_source`].
     pub fn open_shares(
         &self,
+        config: &mut Config,
         workers: Range<usize>,
         total: usize,
     ) -> Result<Option<Shares>, KafkaError> {
-        let Some(config) = self.source_config_in(None)? else {
+        let Some(source) = self.source_config_in(config, None)? else {
             return Ok(None);
         };
-        let shares = KafkaSource::shares(&config, workers, total)?;
+        let shares = KafkaSource::shares(&source, workers, total)?;
+        implied_by_source(self, config);
         let boxed = |s: KafkaSource| Box::new(s) as Box<dyn Source>;
         Ok(Some(shares.into_iter().map(|s| s.map(boxed)).collect()))
     }
@@ -185,6 +205,13 @@ impl KafkaSource {
         }
         Ok(sources)
     }
+}
+
+/// What a Kafka source implies for the run: event time per partition, and
+/// a rules stream with a rules topic.
+fn implied_by_source(options: &KafkaOptions<'_>, config: &mut Config) {
+    config.split_watermarks = true;
+    config.source_rules |= options.rules_topic.is_some();
 }
 
 /// `items` dealt in turn over `total` workers, item `i` to worker `i mod
@@ -224,14 +251,20 @@ mod tests {
     const IN: &str = "kafka://a:1,b:2/in,more";
     const OUT: &str = "kafka://a:1/out";
 
+    /// A run from `events` to `output`, nothing else set.
+    fn run(events: &str, output: &str) -> Config {
+        let mut config = Config::new(Input::file(events), Vec::new());
+        config.output = Some(output.into());
+        config
+    }
+
     #[test]
     fn the_options_make_the_source_and_sink_configurations() {
         let props = [("acks".to_string(), "all".to_string())];
         let start = StartAt::Timestamp(7);
+        let mut config = run(IN, OUT);
+        config.late = Some("kafka://a:1/late".into());
         let options = KafkaOptions {
-            events: Path::new(IN),
-            output: Path::new(OUT),
-            late: Some(Path::new("kafka://a:1/late")),
             timeouts: Some(Path::new("kafka://a:1/timeouts")),
             rules_topic: Some(Path::new("kafka://a:1,b:2/rules")),
             properties: &props,
@@ -243,8 +276,9 @@ mod tests {
             },
             ..KafkaOptions::default()
         };
-        assert_eq!(options.check(), Ok(()));
-        let source = options.source_config().unwrap().expect("a Kafka source");
+        assert_eq!(options.check(&config), Ok(()));
+        let source = options.source_config(&config).unwrap();
+        let source = source.expect("a Kafka source");
         assert_eq!(source.brokers, "a:1,b:2");
         assert_eq!(source.topics, ["in", "more"]);
         assert_eq!(source.start, start);
@@ -254,7 +288,7 @@ mod tests {
         assert_eq!(source.rules_topic.as_deref(), Some("rules"));
         // Without a checkpoint: an idempotent sink, the default group.
         assert_eq!(source.group_id, "cepheid");
-        let sink = options.sink_config().unwrap().expect("a Kafka sink");
+        let sink = options.sink_config(&config).unwrap().expect("a Kafka sink");
         assert_eq!(sink.brokers, "a:1");
         assert_eq!(
             sink.topics,
@@ -266,16 +300,21 @@ mod tests {
         );
         assert!(sink.late);
         assert!(sink.transactional.is_none());
-        // With one: transactions, and the source in their group.
+        // With the run's checkpoint folder (given once, in the config):
+        // transactions, and the source in their group.
+        config.checkpoint = Some("state".into());
         let committed = KafkaOptions {
-            checkpoint: Some(Path::new("state")),
             transactional_id: Some("t1"),
             marker_topic: Some("marks"),
             ..options
         };
-        let source = committed.source_config().unwrap().unwrap();
+        let source = committed.source_config(&config).unwrap().unwrap();
         assert_eq!(source.group_id, "t1");
-        let t = committed.sink_config().unwrap().unwrap().transactional;
+        let t = committed
+            .sink_config(&config)
+            .unwrap()
+            .unwrap()
+            .transactional;
         let t = t.expect("transactional");
         assert_eq!(
             (t.transactional_id.as_str(), t.group_id.as_str()),
@@ -287,33 +326,29 @@ mod tests {
             ..committed
         };
         assert_eq!(
-            default_id.sink_transactional_id(),
+            default_id.sink_transactional_id(&config),
             Some(default_transactional_id(Path::new("state")))
         );
+        let t = default_id.sink_config(&config).unwrap().unwrap();
+        assert!(t.transactional.is_some());
     }
 
     #[test]
     fn files_open_nothing_and_keep_the_configs_outputs() {
-        let options = KafkaOptions {
-            events: Path::new("events.jsonl"),
-            output: Path::new("out.jsonl"),
-            ..KafkaOptions::default()
-        };
-        assert!(options.source_config().unwrap().is_none());
-        assert!(options.sink_config().unwrap().is_none());
-        let mut config = Config::new(Input::file("events.jsonl"), Vec::new());
-        config.output = Some("out.jsonl".into());
-        assert!(options.open_source().unwrap().is_none());
+        let options = KafkaOptions::default();
+        let mut config = run("events.jsonl", "out.jsonl");
+        assert!(options.source_config(&config).unwrap().is_none());
+        assert!(options.sink_config(&config).unwrap().is_none());
+        assert!(options.open_source(&mut config).unwrap().is_none());
         assert!(options.open_sink(&mut config).unwrap().is_none());
-        assert!(options.open_shares(0..2, 2).unwrap().is_none());
+        assert!(options.open_shares(&mut config, 0..2, 2).unwrap().is_none());
         assert_eq!(config.output.as_deref(), Some(Path::new("out.jsonl")));
+        // (nothing implied by a file)
+        assert!(!config.split_watermarks && !config.source_rules);
         // Only one topic at `--late kafka://...` counts (checked before).
-        let late = KafkaOptions {
-            output: Path::new(OUT),
-            late: Some(Path::new("kafka://a:1/")),
-            ..options
-        };
-        let e = late.sink_config().unwrap_err();
+        let mut late = run("events.jsonl", OUT);
+        late.late = Some("kafka://a:1/".into());
+        let e = options.sink_config(&late).unwrap_err();
         assert!(
             e.to_string().contains("--late kafka://a:1/: no topic"),
             "{e}"

@@ -271,6 +271,12 @@ impl Sink for KafkaSink {
         self.is_transactional()
     }
 
+    /// A transactional sink's records are visible to `read_committed`
+    /// readers only once a checkpoint commits them.
+    fn commits_with_checkpoints(&self) -> bool {
+        self.is_transactional()
+    }
+
     fn notify_to(&mut self, notify: Notify) {
         KafkaSink::notify_to(self, notify);
     }

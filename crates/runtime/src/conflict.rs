@@ -40,6 +40,14 @@ pub enum Conflict {
     RulesDirUnused,
     /// The rules folder is not a folder (or does not exist).
     RulesDirNotFolder(PathBuf),
+    /// A sink that delivers only what a checkpoint commits
+    /// ([`Sink::commits_with_checkpoints`](crate::Sink::commits_with_checkpoints):
+    /// a transaction) in a run without a checkpoint folder: it would
+    /// deliver nothing.
+    SinkNeedsCheckpoints {
+        /// The sink ([`Sink::describe`](crate::Sink::describe) of its matches).
+        sink: String,
+    },
 }
 
 impl fmt::Display for Conflict {
@@ -68,6 +76,12 @@ impl fmt::Display for Conflict {
             Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)",
             Conflict::RulesDirNotFolder(dir) => {
                 return write!(f, "--rules-dir {}: not a folder", dir.display())
+            }
+            Conflict::SinkNeedsCheckpoints { sink } => {
+                return write!(
+                    f,
+                    "{sink} delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
+                )
             }
         })
     }

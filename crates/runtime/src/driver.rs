@@ -354,6 +354,13 @@ impl Runtime {
                 sink.notify_to(notify);
             }
         }
+        if let Some(sink) = sink.as_deref() {
+            if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
+                return Err(Error::Conflict(crate::Conflict::SinkNeedsCheckpoints {
+                    sink: sink.describe(Kind::Match),
+                }));
+            }
+        }
         if source.is_none() && config.time == Time::Record {
             return Err(Error::Source(crate::SourceError {
                 source_name: config.input.describe(),

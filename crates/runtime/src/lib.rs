@@ -663,6 +663,9 @@ pub enum Error {
         /// The output.
         path: PathBuf,
     },
+    /// The config cannot run with the sink it is given
+    /// ([`Conflict::SinkNeedsCheckpoints`]): nothing was opened.
+    Conflict(Conflict),
     /// The sink could not write, flush, prepare, commit or recover.
     Sink(sink::SinkError),
     /// A source could not read or seek.
@@ -775,6 +778,7 @@ impl fmt::Display for Error {
             Error::MalformedRecord { place, source } => {
                 write!(f, "{place}: malformed record: {}", source.message())
             }
+            Error::Conflict(e) => write!(f, "{e}"),
             Error::Sink(e) => write!(f, "{e}"),
             Error::Source(e) => write!(f, "{e}"),
             Error::Recover { chosen, kept } => write!(
@@ -797,6 +801,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Conflict(e) => Some(e),
             Error::Sink(e) => Some(e),
             Error::Source(e) => Some(e),
             Error::Pattern { source, .. }

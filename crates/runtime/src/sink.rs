@@ -162,6 +162,15 @@ pub trait Sink: Send {
         false
     }
 
+    /// Does the sink deliver only what a checkpoint commits ([`Sink::commit`]
+    /// makes records visible: a transaction)? Then a run without a
+    /// checkpoint folder would deliver nothing, and it is refused before
+    /// it starts ([`Conflict::SinkNeedsCheckpoints`](crate::Conflict::SinkNeedsCheckpoints)).
+    /// No by default.
+    fn commits_with_checkpoints(&self) -> bool {
+        false
+    }
+
     /// Must what the end of the input releases (the end of event time:
     /// timeouts, waiting events) be committed with a checkpoint taken
     /// after it? A transactional sink, which cannot take back what it

@@ -958,3 +958,69 @@ fn a_source_caught_up_with_its_input_has_its_records_shown_though_it_never_pause
     assert_eq!(seen.len(), 1, "the match shown while the source went on");
     assert!(seen[0].contains(r#""key":{"k":"x"}"#), "{}", seen[0]);
 }
+
+/// A sink that delivers only what checkpoints commit, in a run without a
+/// checkpoint folder, would deliver nothing (a library user who gave the
+/// folder to the sink's options and not to the run lost every alert while
+/// the run reported its matches): refused before the run starts, naming
+/// the sink, on one engine.
+#[test]
+fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder() {
+    #[derive(Clone, Default)]
+    struct Committing(Txn);
+    impl Sink for Committing {
+        fn describe(&self, kind: Kind) -> String {
+            self.0.describe(kind)
+        }
+        fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+            self.0.write(kind, key, record)
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            self.0.flush()
+        }
+        fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+            self.0.prepare(checkpoint)
+        }
+        fn commits_with_checkpoints(&self) -> bool {
+            true
+        }
+        fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+            self.0.recover(kept)
+        }
+    }
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let config = Config::new(Input::Stdin, Vec::new());
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    let refused = Runtime::with_sink(
+        config.clone(),
+        engine,
+        Some(Box::new(Committing::default())),
+        Box::new(Notices::default()),
+    );
+    let Err(e) = refused else {
+        panic!("a run whose sink would never commit was accepted")
+    };
+    assert!(matches!(
+        &e,
+        cepheid_runtime::Error::Conflict(cepheid_runtime::Conflict::SinkNeedsCheckpoints { sink }) if sink == "txn"
+    ));
+    assert_eq!(
+        e.to_string(),
+        "txn delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
+    );
+    // With a folder it runs (and commits).
+    let dir = scratch("committing");
+    let mut config = config;
+    config.checkpoint = Some(dir.clone());
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    let runtime = Runtime::with_sink(
+        config,
+        engine,
+        Some(Box::new(Committing::default())),
+        Box::new(Notices::default()),
+    );
+    assert!(runtime.is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
