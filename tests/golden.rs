@@ -27,8 +27,9 @@ fn golden_dir() -> PathBuf {
 }
 
 /// The groups of cases, each run by its own test below.
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "sample",
+    "edges",
     "crash",
     "rules",
     "workers",
@@ -565,6 +566,11 @@ fn check_group(group: &str) {
 #[test]
 fn golden_sample() {
     check_group("sample");
+}
+
+#[test]
+fn golden_edges() {
+    check_group("edges");
 }
 
 #[test]

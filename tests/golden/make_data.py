@@ -18,6 +18,8 @@ files are committed, so the cases never depend on this script again).
 - rules.jsonl: the stream of cli_rules.rs's rules (rules/old.cep), with a
   change to rules/new.cep inline, a broken set, a `$rules_file` back to
   old.cep and one outside the rules folder (refused).
+- edges/: tests/time_extremes.rs's patterns and streams (windows that would
+  end past the largest time, an event at the smallest).
 """
 import csv, io, json, os, datetime
 
@@ -166,6 +168,31 @@ def rules_stream():
     write('rules.jsonl', '\n'.join(out) + '\n')
 
 
+MAX = (1 << 63) - 1
+MIN = -(1 << 63)
+
+
+def edges():
+    os.makedirs(os.path.join(DATA, 'edges'), exist_ok=True)
+    pats = {
+        'day': 'pattern p {\n within 1d\n timeouts\n match a followed by b\n where\n  a: k == "a"\n  b: k == "b"\n}\n',
+        'largest': 'pattern p {\n within %dms\n timeouts\n match a followed by b\n where\n  a: k == "a"\n  b: k == "b"\n}\n' % MAX,
+        'element': 'pattern p {\n timeouts\n match a followed by b within 1s\n where\n  a: k == "a"\n  b: k == "b"\n}\n',
+        'smallest': 'pattern p {\n match a followed by b\n where\n  a: k == "a"\n  b: k == "b"\n}\n',
+    }
+    streams = {
+        'max_order': '{"ts":%d,"type":"order_created","order_id":"o1"}\n' % MAX,
+        'day': '{"ts":%d,"k":"a"}\n' % (MAX - 86400000 + 1),
+        'largest': '{"ts":5,"k":"a"}\n',
+        'element': '{"ts":%d,"k":"a"}\n{"ts":%d,"k":"b"}\n' % (MAX - 10, MAX),
+        'smallest': '{"ts":%d,"k":"a"}\n{"ts":%d,"k":"b"}\n' % (MIN, MIN),
+    }
+    for name, text in pats.items():
+        write('edges/%s.cep' % name, text)
+    for name, text in streams.items():
+        write('edges/%s.jsonl' % name, text)
+
+
 def main():
     lines = sample()
     sample_csv(lines)
@@ -173,6 +200,7 @@ def main():
     sample_marked(lines)
     crash()
     rules_stream()
+    edges()
 
 
 if __name__ == '__main__':
