@@ -59,6 +59,8 @@ struct Step {
     /// `{tmp}/events.jsonl` written first: the first N lines of a file
     /// (all of them without N).
     cut: Option<(String, Option<usize>)>,
+    /// Killed (SIGKILL) as soon as `{tmp}/ckpt` holds a checkpoint.
+    kill_after_checkpoint: bool,
 }
 
 /// A case of the manifest.
@@ -106,7 +108,8 @@ fn step(object: &Json, name: &str) -> Step {
                 "env",
                 "stdin",
                 "cut",
-                "golden"
+                "golden",
+                "stop"
             ]
             .contains(&key.as_str()),
             "case {name}: unknown field `{key}`"
@@ -141,6 +144,11 @@ fn step(object: &Json, name: &str) -> Step {
         env,
         stdin: map.get("stdin").and_then(Json::as_str).map(String::from),
         cut,
+        kill_after_checkpoint: match map.get("stop").map(|s| s.as_str()) {
+            None => false,
+            Some(Some("after_checkpoint")) => true,
+            Some(other) => panic!("case {name}: stop {other:?}"),
+        },
     }
 }
 
@@ -242,7 +250,12 @@ fn command(step: &Step, tmp: &Path, process: usize) -> Command {
 /// process, in order.
 fn run_step(case: &Case, step: &Step, tmp: &Path) -> Vec<Output> {
     if let Some((from, lines)) = &step.cut {
-        let text = fs::read(Path::new(ROOT).join(from)).unwrap();
+        let text = match from.strip_prefix("generate:crash:") {
+            // tests/common/crash.rs's stream of N events, made here
+            // (too large to keep).
+            Some(n) => common::crash::events(n.parse().unwrap()).into_bytes(),
+            None => fs::read(Path::new(ROOT).join(from)).unwrap(),
+        };
         let end = match lines {
             Some(n) => text
                 .iter()
@@ -253,6 +266,9 @@ fn run_step(case: &Case, step: &Step, tmp: &Path) -> Vec<Output> {
             None => text.len(),
         };
         fs::write(tmp.join("events.jsonl"), &text[..end]).unwrap();
+    }
+    if case.processes == 1 && step.kill_after_checkpoint {
+        return vec![killed_after_checkpoint(command(step, tmp, 0), tmp)];
     }
     if case.processes == 1 {
         return vec![command(step, tmp, 0).output().expect("cepheid runs")];
@@ -277,6 +293,34 @@ fn run_step(case: &Case, step: &Step, tmp: &Path) -> Vec<Output> {
         .into_iter()
         .map(|child| child.wait_with_output().expect("cepheid ends"))
         .collect()
+}
+
+/// Runs `command` until `{tmp}/ckpt` holds a checkpoint (one engine's
+/// `checkpoint` file, or a cut of workers: an `epoch-N/complete`), then
+/// kills it (SIGKILL): its output, whichever way it ended (a run that ends
+/// first ends as it does).
+fn killed_after_checkpoint(mut command: Command, tmp: &Path) -> Output {
+    let ckpt = tmp.join("ckpt");
+    let taken = || {
+        ckpt.join("checkpoint").exists()
+            || fs::read_dir(&ckpt).is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name().to_string_lossy().starts_with("epoch-")
+                        && e.path().join("complete").exists()
+                })
+            })
+    };
+    let mut child = command.spawn().expect("cepheid runs");
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if taken() {
+            child.kill().unwrap();
+            break;
+        }
+        assert!(started.elapsed() < common::PATIENCE, "no checkpoint came");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.wait_with_output().expect("cepheid ends")
 }
 
 /// What a run wrote, the golden file's way: the lines sorted bytewise for
@@ -439,10 +483,12 @@ fn check(case: &Case, bless: bool) -> Result<(), String> {
     for (n, step) in case.steps.iter().enumerate() {
         let outputs = run_step(case, step, &tmp);
         for (process, output) in outputs.iter().enumerate() {
-            if !output
-                .status
-                .code()
-                .is_some_and(|code| step.status.contains(&code))
+            let killed = step.kill_after_checkpoint && output.status.code().is_none();
+            if !killed
+                && !output
+                    .status
+                    .code()
+                    .is_some_and(|code| step.status.contains(&code))
             {
                 return Err(format!(
                     "run {} (process {process}) ended with {} instead of exit {:?}:\n{}",
@@ -727,7 +773,7 @@ fn golden_manifest_lines_parse_with_their_runs() {
     let cases = parse_cases(
         "# a comment\n\n{\"name\": \"n\", \"group\": \"checkpoint\", \"args\": [\"p.cep\", \"--late\", \"{late}\"], \
          \"writes\": [\"stdout\", \"late\"], \"status\": [4, 0], \"env\": {\"A\": \"1\"}, \
-         \"cut\": {\"from\": \"e.jsonl\", \"lines\": 3}, \"then\": [{\"args\": [\"q.cep\"]}]}\n",
+         \"cut\": {\"from\": \"e.jsonl\", \"lines\": 3}, \"then\": [{\"args\": [\"q.cep\"], \"stop\": \"after_checkpoint\"}]}\n",
     );
     assert_eq!(cases.len(), 1);
     let case = &cases[0];
@@ -737,6 +783,7 @@ fn golden_manifest_lines_parse_with_their_runs() {
     assert_eq!(case.steps[0].cut, Some(("e.jsonl".to_string(), Some(3))));
     assert_eq!(case.steps[1].args, ["q.cep"]);
     assert_eq!(case.steps[1].status, [0]);
+    assert!(!case.steps[0].kill_after_checkpoint && case.steps[1].kill_after_checkpoint);
     assert!(!case.sorted);
     let tmp = Path::new("/t");
     assert_eq!(expand("{late}", tmp, 0), "/t/late.jsonl");
