@@ -73,6 +73,8 @@ mod conformance_cli;
 mod conformance_patterns;
 #[path = "../explain_graph.rs"]
 mod explain_graph;
+#[path = "../golden.rs"]
+mod golden;
 // The README's quick start's examples, run by `cli_kafka_readme` as
 // code (their `main` is not).
 #[cfg(feature = "kafka")]
