@@ -44,9 +44,14 @@ use crate::record::FieldTable;
 /// The first bytes of every snapshot.
 pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
-/// The format version this build writes and reads. Bumped whenever the
-/// bytes written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 6;
+/// The format version this build writes. Bumped whenever the bytes
+/// written for some state change (`docs/snapshot.md`, "Versions").
+pub(crate) const VERSION: u32 = 7;
+
+/// The oldest format version this build reads: a checkpoint of the
+/// previous release resumes (version 6 held no counts per pattern: they
+/// start again from the restore).
+pub(crate) const OLDEST: u32 = 6;
 
 /// Magic, version and length.
 const PREFIX: usize = 8 + 4 + 8;
@@ -150,6 +155,10 @@ struct BodyIn<E> {
     keys: Vec<Keys<Partition>>,
     deadlines: DeadlineIndex,
     stats: [u64; 10],
+    /// Each pattern's counts, after the body (version 7 on; `None` from
+    /// version 6: they start again).
+    #[serde(skip)]
+    counts: Option<Vec<[u64; 8]>>,
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -233,6 +242,35 @@ fn stats_array(s: &Stats) -> [u64; 10] {
         s.discarded_runs,
         s.capped_runs,
     ]
+}
+
+/// A pattern's counts as a snapshot holds them (version 7 on).
+fn counts_array(c: &PatternCounts) -> [u64; 8] {
+    [
+        c.matches,
+        c.timeouts,
+        c.dropped_runs,
+        c.capped_runs,
+        c.discarded_runs,
+        c.unkeyed,
+        c.unusable_keys,
+        c.base,
+    ]
+}
+
+fn counts_from(a: [u64; 8]) -> PatternCounts {
+    let [matches, timeouts, dropped_runs, capped_runs, discarded_runs, unkeyed, unusable_keys, base] =
+        a;
+    PatternCounts {
+        matches,
+        timeouts,
+        dropped_runs,
+        capped_runs,
+        discarded_runs,
+        unkeyed,
+        unusable_keys,
+        base,
+    }
 }
 
 fn stats_from(a: [u64; 10]) -> Stats {
@@ -359,8 +397,14 @@ impl<E: Event + Serialize + 'static> Engine<E> {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&[0; 8]);
+        let counts: Vec<[u64; 8]> = core
+            .patterns
+            .iter()
+            .map(|p| counts_array(&p.counts))
+            .collect();
         let encoded = postcard::serialize_with_flavor(&self.header(), Append(out))
-            .and_then(|()| postcard::serialize_with_flavor(&body, Append(out)));
+            .and_then(|()| postcard::serialize_with_flavor(&body, Append(out)))
+            .and_then(|()| postcard::serialize_with_flavor(&counts, Append(out)));
         if let Err(e) = encoded {
             out.clear();
             return Err(error(format!("cannot serialize the engine's state: {e}")));
@@ -547,7 +591,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
     /// An engine without patterns, with the settings of the snapshot's
     /// header.
     fn configured_by(bytes: &[u8]) -> Result<Engine<E>, Error> {
-        let (header, _) = read_header(bytes)?;
+        let (header, _, _) = read_header(bytes)?;
         if header.max_delay < 0 {
             return Err(error(format!(
                 "the snapshot's header gives a negative max delay ({} ms)",
@@ -574,10 +618,18 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             ));
         }
         let bytes = read_all(input)?;
-        let (header, rest) = read_header(&bytes)?;
+        let (header, rest, version) = read_header(&bytes)?;
         self.check_header(&header, from)?;
-        let (body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
+        let (mut body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
             .map_err(|e| error(format!("the snapshot's state does not decode: {e}")))?;
+        let rest = if version >= 7 {
+            let (counts, rest) = postcard::take_from_bytes::<Vec<[u64; 8]>>(rest)
+                .map_err(|e| error(format!("the snapshot's counts do not decode: {e}")))?;
+            body.counts = Some(counts);
+            rest
+        } else {
+            rest
+        };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
@@ -785,8 +837,8 @@ fn read_all<R: Read>(mut input: R) -> Result<Vec<u8>, Error> {
 }
 
 /// Checks the frame (magic, version, length, checksum) and reads the
-/// header; returns it and the body's bytes.
-fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
+/// header; returns it, the body's bytes and the format version.
+fn read_header(bytes: &[u8]) -> Result<(Header, &[u8], u32), Error> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         let what = if bytes.is_empty() {
             "it is empty".to_string()
@@ -804,9 +856,9 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
         )));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(error(format!(
-            "the snapshot is of format version {version}; this build reads version {VERSION} only"
+            "the snapshot is of format version {version}; this build reads versions {OLDEST} to {VERSION}"
         )));
     }
     let len = u64::from_le_bytes(bytes[12..PREFIX].try_into().unwrap_or_default());
@@ -827,8 +879,9 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
             "the snapshot is corrupt: its checksum does not match",
         ));
     }
-    postcard::take_from_bytes::<Header>(&content[PREFIX..])
-        .map_err(|e| error(format!("the snapshot's header does not decode: {e}")))
+    let (header, body) = postcard::take_from_bytes::<Header>(&content[PREFIX..])
+        .map_err(|e| error(format!("the snapshot's header does not decode: {e}")))?;
+    Ok((header, body, version))
 }
 
 /// The patterns of a fresh engine, taken out while others are tried.
@@ -875,6 +928,7 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
             mut keys,
             deadlines,
             stats,
+            counts,
         } = body;
         if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
             return Err(format!(
@@ -887,6 +941,12 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
         }
         if clock.max_delay() != self.clock.max_delay() {
             return Err("the clock has another max delay than the header".into());
+        }
+        if counts
+            .as_ref()
+            .is_some_and(|c| c.len() != self.patterns.len())
+        {
+            return Err("the counts are not one per pattern".into());
         }
         clock.check()?;
         deadlines.check(self.groups.len())?;
@@ -957,13 +1017,23 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
         self.store = store;
         self.deadlines = deadlines;
         self.stats = stats_from(stats);
-        // (the snapshot keeps no counts per pattern: they start again)
-        let base = self.processed();
-        for run in &mut self.patterns {
-            run.counts = PatternCounts {
-                base,
-                ..PatternCounts::default()
-            };
+        match counts {
+            Some(counts) => {
+                for (run, c) in self.patterns.iter_mut().zip(counts) {
+                    run.counts = counts_from(c);
+                }
+            }
+            // (a snapshot of version 6 kept no counts per pattern: they
+            // start again)
+            None => {
+                let base = self.processed();
+                for run in &mut self.patterns {
+                    run.counts = PatternCounts {
+                        base,
+                        ..PatternCounts::default()
+                    };
+                }
+            }
         }
         self.live_parts = live_parts;
         self.live_runs = live_runs;
@@ -1057,8 +1127,71 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (6, 3_852_115_582, 425),
+            (7, 3_277_605_753, 442),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
+        );
+    }
+
+    /// The snapshot `bytes` (version 7) as version 6 wrote it: the same
+    /// header and body, without the counts per pattern after it.
+    fn as_version_6(bytes: &[u8]) -> Vec<u8> {
+        let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
+        let (_, rest) = postcard::take_from_bytes::<Header>(content).unwrap();
+        let header_len = content.len() - rest.len();
+        let (_, counts) = postcard::take_from_bytes::<BodyIn<Record>>(rest).unwrap();
+        let body_len = rest.len() - counts.len();
+        let mut out = bytes[..PREFIX].to_vec();
+        out[8..12].copy_from_slice(&6u32.to_le_bytes());
+        out.extend_from_slice(&content[..header_len + body_len]);
+        let len = (out.len() + CHECKSUM) as u64;
+        out[12..PREFIX].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Each pattern's counts survive a snapshot (version 7), so a resumed
+    /// run's table of rules goes on from its totals; a snapshot of version
+    /// 6 (the previous release, whose body is pinned here as it was) is
+    /// still read, its counts starting again.
+    #[test]
+    fn the_counts_per_pattern_survive_a_snapshot_and_version_6_is_still_read() {
+        let engine = engine();
+        let before = engine.pattern_stats();
+        assert!(before.iter().any(|s| s.events > 0), "{before:?}");
+        let mut bytes = Vec::new();
+        engine.snapshot(&mut bytes).unwrap();
+        let fresh = || {
+            let mut e: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(5));
+            for p in engine.patterns() {
+                e.add(p).unwrap();
+            }
+            e
+        };
+        let mut restored = fresh();
+        restored.restore(&bytes[..]).unwrap();
+        assert_eq!(restored.pattern_stats(), before);
+        // Version 6: the body as the previous release wrote it.
+        let old = as_version_6(&bytes);
+        let content = &old[PREFIX..old.len() - CHECKSUM];
+        let (_, body) = postcard::take_from_bytes::<Header>(content).unwrap();
+        assert_eq!((crc32fast::hash(body), body.len()), (3_852_115_582, 425));
+        let mut restored = fresh();
+        restored.restore(&old[..]).unwrap();
+        let again = restored.pattern_stats();
+        assert!(
+            again.iter().all(|s| s.events == 0 && s.matches == 0),
+            "{again:?}"
+        );
+        assert_eq!(restored.stats(), engine.stats());
+        // Another version is refused, naming what this build reads.
+        let mut other = old.clone();
+        other[8..12].copy_from_slice(&5u32.to_le_bytes());
+        let e = fresh().restore(&other[..]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("format version 5; this build reads versions 6 to 7"),
+            "{e}"
         );
     }
 
