@@ -105,15 +105,15 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, FieldsSeen, Format, Item, Items, JsonLines};
+use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter, Item, Items};
 use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp, Value};
 use cepheid_runtime::source::{
     prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
     Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
-    add_patterns, capped_message, Config, End, EngineNumbers, Layout as SummaryLayout, Level,
-    Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
+    add_patterns, capped_message, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout,
+    Level, Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -880,10 +880,10 @@ impl Handle {
 /// What workers send to worker 0.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Chunk {
-    /// Output records, whole lines.
-    Out(Vec<u8>),
-    /// Late records, whole lines.
-    Late(Vec<u8>),
+    /// Output records.
+    Out(Block),
+    /// Late records.
+    Late(Block),
     /// A worker's counts, at the end (boxed: they are large, the blocks of
     /// records many).
     Summary(Box<Counts>),
@@ -2239,6 +2239,7 @@ impl Job {
         let limit = self.limit;
         let capped = (self.live_limit, Arc::clone(&self.capped_told));
         let keep_late = self.keep_late;
+        let mut format = Formatter::default();
         let sink_counts = Arc::clone(&counts);
         let to_write = Rc::clone(&gathered);
         // Live input: worker 0 reads it on a thread of its own; the output
@@ -2294,14 +2295,13 @@ impl Job {
                 move |_, _| {
                     move |input, output| {
                         input.for_each_stamp(|cap, data| {
-                            let mut lines = Vec::new();
+                            let mut lines = Block::default();
                             for batch in data {
                                 late_count.set(late_count.get() + batch.len() as u64);
                                 for (_, event) in batch.drain(..) {
                                     if keep_late {
-                                        lines.extend_from_slice(b"{\"kind\":\"late\",\"event\":");
-                                        lines.extend_from_slice(event.raw().as_bytes());
-                                        lines.extend_from_slice(b"}\n");
+                                        format.late(&event);
+                                        lines.push(Kind::Late, &format);
                                     }
                                 }
                             }
@@ -3308,7 +3308,7 @@ type Drops = HashMap<(usize, String), u32>;
 /// limit named (the first [`TOLD_KEYS`]), counts at the end.
 struct CliSink {
     say: Say,
-    lines: JsonLines<Records, io::Sink>,
+    format: Formatter,
     records: Records,
     /// Keys over the limit (pattern, key as JSON), shared with the cuts.
     drops: Rc<RefCell<Drops>>,
@@ -3374,7 +3374,7 @@ impl CliSink {
     ) -> CliSink {
         CliSink {
             say,
-            lines: JsonLines::new(records.clone(), None),
+            format: Formatter::default(),
             records,
             drops,
             limit,
@@ -3389,11 +3389,13 @@ impl CliSink {
 
 impl Sink<Record> for CliSink {
     fn on_match(&mut self, m: &MatchRef<'_, Record>) {
-        self.lines.on_match(m);
+        self.format.record("match", m, None);
+        self.records.push(Kind::Match, &self.format);
     }
 
     fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
-        self.lines.on_timeout(m, expired_at);
+        self.format.record("timeout", m, Some(expired_at));
+        self.records.push(Kind::Timeout, &self.format);
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
@@ -3856,14 +3858,14 @@ impl Gathered {
 
     fn take(&mut self, chunk: Chunk) {
         match chunk {
-            Chunk::Out(bytes) => {
+            Chunk::Out(block) => {
                 if let Some(w) = &self.writers {
-                    lock(w).write(false, &bytes);
+                    lock(w).write(false, &block);
                 }
             }
-            Chunk::Late(bytes) => {
+            Chunk::Late(block) => {
                 if let Some(w) = &self.writers {
-                    lock(w).write(true, &bytes);
+                    lock(w).write(true, &block);
                 }
             }
             Chunk::Summary(summary) => self.summary.add(&summary),

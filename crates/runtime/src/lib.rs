@@ -46,6 +46,7 @@ use cepheid_engine::{Engine, PatternStats, Record};
 use serde::Serialize;
 
 mod background;
+mod block;
 pub mod checkpoint;
 mod conflict;
 mod driver;
@@ -62,6 +63,7 @@ pub mod stats;
 mod timing;
 mod view;
 
+pub use block::{Block, BlockRecord};
 pub use checkpoint::Every;
 pub use conflict::Conflict;
 #[doc(hidden)]

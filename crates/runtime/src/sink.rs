@@ -36,7 +36,7 @@ use crate::source::Position;
 use crate::{Config, Doing, Error};
 
 /// What a record is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// A complete match.
     Match,

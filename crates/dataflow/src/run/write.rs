@@ -21,12 +21,11 @@
 //! second while writing; a cut measures the file open under each name
 //! ([`Writers::measure`]), not the bytes written (issue 26).
 //!
-//! With a runtime [`Sink`] instead of files ([`Writers::with_sink`]; the
-//! run's is a Kafka producer), the blocks reach it one record at a time:
-//! each line's kind and key are read back from its text
-//! (`cepheid_engine::io::record_key`), so that the workers format and
-//! send exactly what they do for a file, and only the one writer looks
-//! at the records.
+//! The blocks are the runtime's [`Block`]s: each record's kind and the
+//! place of its key travel beside its text. With a runtime [`Sink`]
+//! instead of files ([`Writers::with_sink`]; the run's is a Kafka
+//! producer), the blocks reach it one record at a time
+//! ([`Block::write_to`]), nothing read back from the text.
 //!
 //! When the run's report wants the latest records (the monitor's page,
 //! `Report::records_wanted`), each block a worker formats is tapped as it
@@ -40,8 +39,9 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use cepheid_engine::io::Formatter;
 use cepheid_runtime::rotate::{self, Current, Measured};
-use cepheid_runtime::{Config, Doing, Kind, Sink, SinkError};
+use cepheid_runtime::{Block, Config, Doing, Kind, Sink, SinkError};
 
 use super::{Error, Scale};
 
@@ -170,35 +170,21 @@ impl Writers {
         }
     }
 
-    /// Hands each whole line of `bytes` to the sink with its kind and key.
-    fn write_to_sink(&mut self, to_late: bool, bytes: &[u8]) {
+    /// Hands the records of `block` to the sink, each with its kind and
+    /// key.
+    fn write_to_sink(&mut self, to_late: bool, block: &Block) {
         let Some(sink) = &mut self.sink else {
             return;
         };
-        if to_late && !sink.takes_late() {
+        if let Err(e) = block.write_to(sink.as_mut()) {
+            self.sink_failed(e);
             return;
         }
-        for line in bytes.split_inclusive(|&b| b == b'\n') {
-            let (kind, key) = if to_late {
-                (Kind::Late, &b""[..])
-            } else {
-                let kind = if line.starts_with(br#"{"kind":"timeout""#) {
-                    Kind::Timeout
-                } else {
-                    Kind::Match
-                };
-                let key = cepheid_engine::io::record_key(line).map_or(&b""[..], |r| &line[r]);
-                (kind, key)
-            };
-            if let Err(e) = sink.write(kind, key, line) {
-                self.sink_failed(e);
-                return;
-            }
-        }
+        let bytes = block.bytes().len() as u64;
         if to_late {
-            self.lengths.1 += bytes.len() as u64;
+            self.lengths.1 += bytes;
         } else {
-            self.lengths.0 += bytes.len() as u64;
+            self.lengths.0 += bytes;
         }
     }
 
@@ -242,16 +228,17 @@ impl Writers {
         Ok([measure(&self.out_file)?, measure(&self.late_file)?])
     }
 
-    /// Writes whole lines to the records' output or (`to_late`) the late
-    /// one; the first error is kept and what follows dropped.
-    pub fn write(&mut self, to_late: bool, bytes: &[u8]) {
-        if self.error.is_some() || bytes.is_empty() {
+    /// Writes a block of records to the records' output or (`to_late`)
+    /// the late one; the first error is kept and what follows dropped.
+    pub fn write(&mut self, to_late: bool, block: &Block) {
+        if self.error.is_some() || block.is_empty() {
             return;
         }
         if self.sink.is_some() {
             self.unflushed = true;
-            return self.write_to_sink(to_late, bytes);
+            return self.write_to_sink(to_late, block);
         }
+        let bytes = block.bytes();
         // A block as large as the buffer goes straight to the file.
         let result = match (to_late, &mut self.late) {
             (false, _) => self.out.write_all(bytes),
@@ -324,11 +311,11 @@ pub struct Tap {
 }
 
 /// The tails of the blocks tapped since the observer's last look, oldest
-/// first: each the bytes of whole lines (their newlines included) and how
-/// many; no tail kept whose lines are all older than the last `wanted`.
+/// first: each the last records of a block; no tail kept whose records are
+/// all older than the last `wanted`.
 #[derive(Default)]
 struct Tails {
-    tails: VecDeque<(Vec<u8>, usize)>,
+    tails: VecDeque<Block>,
     lines: usize,
 }
 
@@ -341,33 +328,22 @@ impl Tap {
         }
     }
 
-    /// Keeps the last records of `block` (whole JSON lines, each with its
-    /// newline), dropping those kept that are older than the last
-    /// `wanted`.
-    pub fn block(&self, block: &[u8]) {
-        let body = block.strip_suffix(b"\n").unwrap_or(block);
-        if body.is_empty() || self.wanted == 0 {
+    /// Keeps the last records of `block`, dropping those kept that are
+    /// older than the last `wanted`.
+    pub fn block(&self, block: &Block) {
+        if block.is_empty() || self.wanted == 0 {
             return;
         }
-        // The start of the last `wanted` lines, from the end.
-        let (mut from, mut lines, mut end) = (0, 1, body.len());
-        while let Some(at) = memchr::memrchr(b'\n', &body[..end]) {
-            if lines == self.wanted {
-                from = at + 1;
-                break;
-            }
-            lines += 1;
-            end = at;
-        }
-        let tail = block[from..].to_vec();
+        let tail = block.tail(self.wanted);
+        let lines = tail.len();
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.tails.push_back((tail, lines));
+        kept.tails.push_back(tail);
         kept.lines += lines;
-        while let Some(&(_, oldest)) = kept.tails.front() {
-            if kept.lines - oldest < self.wanted {
+        while let Some(oldest) = kept.tails.front() {
+            if kept.lines - oldest.len() < self.wanted {
                 break;
             }
-            kept.lines -= oldest;
+            kept.lines -= oldest.len();
             kept.tails.pop_front();
         }
     }
@@ -377,39 +353,24 @@ impl Tap {
     pub fn take(&self) -> Vec<(Kind, String)> {
         let tails = std::mem::take(&mut *self.kept.lock().unwrap_or_else(PoisonError::into_inner));
         let skip = tails.lines.saturating_sub(self.wanted);
-        let lines = tails
-            .tails
-            .iter()
-            .flat_map(|(bytes, _)| bytes.split_inclusive(|&b| b == b'\n'))
-            .skip(skip);
-        lines
-            .map(|line| {
-                let kind = if line.starts_with(br#"{"kind":"timeout""#) {
-                    Kind::Timeout
-                } else {
-                    Kind::Match
-                };
-                let mut text = String::from_utf8_lossy(line).into_owned();
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                (kind, text)
-            })
+        let records = tails.tails.iter().flat_map(Block::records).skip(skip);
+        records
+            .map(|r| (r.kind, String::from_utf8_lossy(r.line).into_owned()))
             .collect()
     }
 }
 
-/// A worker's formatted records, what its JSON-lines sink writes to: in
-/// blocks of about [`BLOCK`] bytes, written by the worker to `to` when it
-/// has one, else kept to be sent to worker 0.
+/// A worker's formatted records: in blocks of about [`BLOCK`] bytes,
+/// written by the worker to `to` when it has one, else kept to be sent to
+/// worker 0.
 #[derive(Clone)]
 pub struct Records(Rc<RefCell<Blocks>>);
 
 struct Blocks {
     /// The block being filled.
-    current: Vec<u8>,
+    current: Block,
     /// Full blocks not written yet (only without `to`).
-    full: Vec<Vec<u8>>,
+    full: Vec<Block>,
     /// The writers this worker writes its records to itself.
     to: Option<Shared>,
     /// Where each block is tapped as it leaves, when a report wants the
@@ -422,16 +383,45 @@ impl Records {
     /// [`Records::take`]; each block tapped into `tap` as it leaves.
     pub fn new(to: Option<Shared>, tap: Option<Arc<Tap>>) -> Records {
         Records(Rc::new(RefCell::new(Blocks {
-            current: Vec::with_capacity(BLOCK + BLOCK / 8),
+            current: Block::with_capacity(BLOCK + BLOCK / 8),
             full: Vec::new(),
             to,
             tap,
         })))
     }
 
+    /// Adds the record `format` made last, of `kind`.
+    #[inline]
+    pub fn push(&self, kind: Kind, format: &Formatter) {
+        self.push_line(kind, format.line(), format.key_range());
+    }
+
+    /// Adds the record `line` of `kind`, its key at `key` in it.
+    fn push_line(&self, kind: Kind, line: &[u8], key: std::ops::Range<usize>) {
+        let mut blocks = self.0.borrow_mut();
+        let blocks = &mut *blocks;
+        blocks.current.push_line(kind, line, key);
+        if blocks.current.bytes().len() >= BLOCK {
+            if let Some(tap) = &blocks.tap {
+                tap.block(&blocks.current);
+            }
+            match &blocks.to {
+                Some(to) => {
+                    lock(to).write(false, &blocks.current);
+                    blocks.current.clear();
+                }
+                None => {
+                    let next = Block::with_capacity(BLOCK + BLOCK / 8);
+                    let full = std::mem::replace(&mut blocks.current, next);
+                    blocks.full.push(full);
+                }
+            }
+        }
+    }
+
     /// Writes out what is left (the end of a batch of work) and returns
     /// the blocks that are to be sent to worker 0, in order.
-    pub fn take(&self) -> Vec<Vec<u8>> {
+    pub fn take(&self) -> Vec<Block> {
         let mut blocks = self.0.borrow_mut();
         let blocks = &mut *blocks;
         if let Some(tap) = &blocks.tap {
@@ -447,36 +437,6 @@ impl Records {
             blocks.full.push(rest);
         }
         std::mem::take(&mut blocks.full)
-    }
-}
-
-impl Write for Records {
-    /// Takes whole records (the sink writes one record per call).
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut blocks = self.0.borrow_mut();
-        let blocks = &mut *blocks;
-        blocks.current.extend_from_slice(bytes);
-        if blocks.current.len() >= BLOCK {
-            if let Some(tap) = &blocks.tap {
-                tap.block(&blocks.current);
-            }
-            match &blocks.to {
-                Some(to) => {
-                    lock(to).write(false, &blocks.current);
-                    blocks.current.clear();
-                }
-                None => {
-                    let next = Vec::with_capacity(BLOCK + BLOCK / 8);
-                    let full = std::mem::replace(&mut blocks.current, next);
-                    blocks.full.push(full);
-                }
-            }
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -514,25 +474,48 @@ mod tests {
         (Arc::new(Mutex::new(writers)), seen)
     }
 
+    /// A block of the records `lines`, each a match without a key.
+    fn block_of(lines: &[&str]) -> Block {
+        let mut block = Block::default();
+        for line in lines {
+            block.push_line(kind_of(line), line.as_bytes(), 0..0);
+        }
+        block
+    }
+
+    /// A test record's kind, from its text.
+    fn kind_of(line: &str) -> Kind {
+        if line.starts_with(r#"{"kind":"timeout""#) {
+            Kind::Timeout
+        } else {
+            Kind::Match
+        }
+    }
+
     #[test]
     fn kept_records_come_out_in_blocks_of_whole_records_in_order() {
-        let mut records = Records::new(None, None);
+        let records = Records::new(None, None);
         let line = vec![b'x'; 1000];
         let mut all = Vec::new();
         for i in 0..400u32 {
             let mut record = i.to_string().into_bytes();
             record.extend_from_slice(&line);
             record.push(b'\n');
-            records.write_all(&record).unwrap();
+            records.push_line(Kind::Match, &record, 0..1);
             all.extend_from_slice(&record);
         }
         let blocks = records.take();
         assert!(blocks.len() >= 3, "{} blocks", blocks.len());
         for block in &blocks[..blocks.len() - 1] {
-            assert!(block.len() >= BLOCK && block.len() < BLOCK + 1100);
-            assert_eq!(block.last(), Some(&b'\n'));
+            let bytes = block.bytes();
+            assert!(bytes.len() >= BLOCK && bytes.len() < BLOCK + 1100);
+            assert_eq!(bytes.last(), Some(&b'\n'));
         }
-        assert_eq!(blocks.concat(), all);
+        let concat: Vec<u8> = blocks.iter().flat_map(|b| b.bytes().to_vec()).collect();
+        assert_eq!(concat, all);
+        // Each record's key is where it was put.
+        let keys: Vec<&[u8]> = blocks[0].records().take(2).map(|r| r.key).collect();
+        assert_eq!(keys, [&b"0"[..], &b"1"[..]]);
         assert!(records.take().is_empty());
     }
 
@@ -541,7 +524,7 @@ mod tests {
     #[test]
     fn the_tap_keeps_the_latest_whole_records_of_the_blocks() {
         let tap = Arc::new(Tap::new(3));
-        let mut records = Records::new(None, Some(Arc::clone(&tap)));
+        let records = Records::new(None, Some(Arc::clone(&tap)));
         let line = |i: u32, kind: &str| {
             format!(
                 "{{\"kind\":\"{kind}\",\"pattern\":\"p\",\"n\":{i}{}}}\n",
@@ -551,7 +534,8 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..400u32 {
             let kind = if i % 5 == 0 { "timeout" } else { "match" };
-            records.write_all(line(i, kind).as_bytes()).unwrap();
+            let text = line(i, kind);
+            records.push_line(kind_of(&text), text.as_bytes(), 0..0);
             all.push((i, kind));
         }
         // Full blocks were tapped as they filled: their last records.
@@ -559,7 +543,9 @@ mod tests {
         assert_eq!(full.len(), 3);
         assert!(tap.take().is_empty());
         let blocks = records.take();
-        let last_of_first = blocks[..blocks.len() - 1].concat();
+        let last_of_first: Vec<u8> = (blocks[..blocks.len() - 1].iter())
+            .flat_map(|b| b.bytes().to_vec())
+            .collect();
         let ends = String::from_utf8(last_of_first).unwrap();
         let expected: Vec<&str> = ends.split_inclusive('\n').rev().take(3).collect();
         let got: Vec<&str> = full.iter().rev().map(|(_, l)| l.as_str()).collect();
@@ -579,7 +565,7 @@ mod tests {
             .collect();
         assert_eq!(rest, expected);
         // An empty block taps nothing.
-        tap.block(b"");
+        tap.block(&Block::default());
         assert!(tap.take().is_empty());
     }
 
@@ -593,7 +579,7 @@ mod tests {
             format!("{{\"kind\":\"{kind}\",\"n\":{n}}}\n")
         };
         for b in 0..4 {
-            tap.block((record(2 * b) + &record(2 * b + 1)).as_bytes());
+            tap.block(&block_of(&[&record(2 * b), &record(2 * b + 1)]));
         }
         let got = tap.take();
         let expected: Vec<(Kind, String)> = (3..8)
@@ -607,9 +593,10 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expected);
-        tap.block(record(100).as_bytes());
-        let many: String = (10..16).map(record).collect();
-        tap.block(many.as_bytes());
+        tap.block(&block_of(&[&record(100)]));
+        let many: Vec<String> = (10..16).map(record).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        tap.block(&block_of(&many));
         let got: Vec<String> = tap.take().into_iter().map(|(_, l)| l).collect();
         assert_eq!(got, (11..16).map(record).collect::<Vec<_>>());
     }
@@ -617,11 +604,11 @@ mod tests {
     #[test]
     fn written_records_reach_the_writers_in_order_and_are_counted() {
         let (shared, seen) = seen_writers();
-        let mut records = Records::new(Some(Arc::clone(&shared)), None);
+        let records = Records::new(Some(Arc::clone(&shared)), None);
         let mut all = Vec::new();
         for i in 0..300u32 {
             let record = format!("{i}{}\n", "y".repeat(900));
-            records.write_all(record.as_bytes()).unwrap();
+            records.push_line(Kind::Match, record.as_bytes(), 0..0);
             all.extend_from_slice(record.as_bytes());
         }
         let before = lock(&shared).lengths.0;

@@ -64,7 +64,7 @@ mod seen;
 pub use decode::{Decoder, Format, Item};
 pub use items::Items;
 pub use json::{record_from_json, value_from_json, value_to_json};
-pub use jsonl::{record_key, Formatter, JsonLines, Target, WriteError};
+pub use jsonl::{Formatter, JsonLines, Target, WriteError};
 pub use lines::{Line, LineReader, MAX_LINE_BYTES};
 pub use rfc3339::{format_rfc3339, parse_rfc3339, TimeError, TimeProblem};
 pub use seen::FieldsSeen;
