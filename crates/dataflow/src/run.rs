@@ -98,7 +98,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -1307,7 +1307,7 @@ impl Workers {
                 || scale.processes.is_some_and(|p| p > 1),
             limit: config.max_runs_per_key,
             live_limit: config.max_live_runs,
-            capped_told: Arc::default(),
+            told: Arc::default(),
             stop_said: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             writers: writers.map(|w| Arc::new(Mutex::new(w))),
@@ -1748,7 +1748,7 @@ struct Job {
     /// `--max-live-runs`, and was its first drop said (by any worker of
     /// the process)?
     live_limit: usize,
-    capped_told: Arc<AtomicBool>,
+    told: Arc<Told>,
     /// Was the stop of the live input said (by one of its readers)?
     stop_said: Arc<AtomicBool>,
     chunk_bytes: u64,
@@ -2237,7 +2237,7 @@ impl Job {
             lateness = lateness.idle_timeout(timeout);
         }
         let limit = self.limit;
-        let capped = (self.live_limit, Arc::clone(&self.capped_told));
+        let capped = (self.live_limit, Arc::clone(&self.told));
         let keep_late = self.keep_late;
         let mut format = Formatter::default();
         let sink_counts = Arc::clone(&counts);
@@ -3304,6 +3304,16 @@ impl Iterator for PartItems {
 /// the key's key group.
 type Drops = HashMap<(usize, String), u32>;
 
+/// What the workers of a process said of the limits, shared: the first
+/// drop over `--max-live-runs`, and how many keys over
+/// `--max-runs-per-key` were named (the first [`TOLD_KEYS`] of the
+/// process, as a single run names them).
+#[derive(Default)]
+struct Told {
+    capped: AtomicBool,
+    keys: AtomicUsize,
+}
+
 /// A worker's sink: records as `cepheid run` writes them, keys over the
 /// limit named (the first [`TOLD_KEYS`]), counts at the end.
 struct CliSink {
@@ -3313,8 +3323,8 @@ struct CliSink {
     /// Keys over the limit (pattern, key as JSON), shared with the cuts.
     drops: Rc<RefCell<Drops>>,
     limit: usize,
-    /// `--max-live-runs`, and the process's "said already".
-    capped: (usize, Arc<AtomicBool>),
+    /// `--max-live-runs`, and what the process said already.
+    capped: (usize, Arc<Told>),
     counts: Arc<ReadCounts>,
     summary: Option<Counts>,
     /// Where the worker publishes its numbers, with an observing report.
@@ -3366,7 +3376,7 @@ impl Publish {
 impl CliSink {
     fn new(
         limit: usize,
-        capped: (usize, Arc<AtomicBool>),
+        capped: (usize, Arc<Told>),
         counts: Arc<ReadCounts>,
         drops: Rc<RefCell<Drops>>,
         records: Records,
@@ -3401,7 +3411,7 @@ impl Sink<Record> for CliSink {
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
         if partial.capped() {
             let (limit, told) = &self.capped;
-            if !told.swap(true, Ordering::Relaxed) {
+            if !told.capped.swap(true, Ordering::Relaxed) {
                 say!(self.say, Warning, "{}", capped_message(*limit));
             }
             return;
@@ -3419,7 +3429,9 @@ impl Sink<Record> for CliSink {
         if drops.insert(told, kg).is_some() {
             return;
         }
-        if drops.len() <= TOLD_KEYS {
+        // (the process's count of keys named: a key is one worker's)
+        let n = self.capped.1.keys.fetch_add(1, Ordering::Relaxed) + 1;
+        if n <= TOLD_KEYS {
             let key = if partial.key().is_empty() {
                 "(the pattern has no `partition by`)".to_string()
             } else {
@@ -3428,10 +3440,17 @@ impl Sink<Record> for CliSink {
             };
             say!(
                 self.say,
-                Info,
+                Warning,
                 "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)",
                 partial.pattern(),
                 self.limit
+            );
+        }
+        if n == TOLD_KEYS {
+            say!(
+                self.say,
+                Warning,
+                "cepheid: further keys over the limit are only counted in the summary"
             );
         }
     }
@@ -4204,5 +4223,96 @@ mod tests {
             Err(e) => panic!("not the refusal: {e}"),
             Ok(_) => panic!("a run whose sink would never commit was accepted"),
         }
+    }
+
+    /// A report whose notices the test reads after the run.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<Notice>>>);
+
+    impl Report for Kept {
+        fn notice(&mut self, notice: Notice) {
+            self.0.lock().unwrap().push(notice);
+        }
+    }
+
+    /// The keys over `--max-runs-per-key` are said as one engine says
+    /// them, from one place per process: warnings, the first ten keys
+    /// named, then that further keys are only counted (they were info
+    /// lines on workers, ten per worker, and the last line was missing).
+    #[test]
+    fn keys_over_the_limit_are_said_on_workers_as_on_one_engine() {
+        let dir = std::env::temp_dir().join(format!("cepheid-told-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = dir.join("events.jsonl");
+        let mut text = String::new();
+        for k in 0..12 {
+            for t in 0..3 {
+                text += &format!("{{\"ts\":{},\"k\":\"k{k}\",\"type\":\"a\"}}\n", k * 10 + t);
+            }
+        }
+        std::fs::write(&events, text).unwrap();
+        let rules = Rules::parse(
+            "p.cep",
+            "pattern p {\n partition by k\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"b\"\n}",
+        )
+        .unwrap();
+        let mut config = Config::new(cepheid_runtime::Input::file(&events), Vec::new());
+        config.output = Some(dir.join("out.jsonl"));
+        config.max_runs_per_key = 2;
+        let said = |notices: &Kept| -> Vec<(Level, String)> {
+            let notices = notices.0.lock().unwrap();
+            notices
+                .iter()
+                .filter(|n| {
+                    n.as_str().contains("partial matches; the oldest")
+                        || n.as_str().contains("further keys")
+                })
+                .map(|n| (n.level(), n.as_str().trim_end().to_string()))
+                .collect()
+        };
+        let single = Kept::default();
+        let runtime =
+            cepheid_runtime::Runtime::new(config.clone(), &rules, Box::new(single.clone()))
+                .unwrap();
+        assert!(runtime.run().error().is_none());
+        let scale = Scale {
+            workers: 2,
+            ..Scale::default()
+        };
+        let workers = Kept::default();
+        let run = Workers::new(&config, &scale, &rules, Box::new(workers.clone())).unwrap();
+        assert!(run.run().is_ok());
+        let (single, workers) = (said(&single), said(&workers));
+        for said in [&single, &workers] {
+            assert_eq!(said.len(), 11, "{said:?}");
+            assert!(
+                said.iter().all(|(level, _)| *level == Level::Warning),
+                "{said:?}"
+            );
+            assert_eq!(
+                said[10].1,
+                "cepheid: further keys over the limit are only counted in the summary"
+            );
+        }
+        // Ten distinct keys named in the same words (which ten depends on
+        // the order the workers meet them).
+        for said in [&single, &workers] {
+            let mut keys: Vec<&str> = said[..10]
+                .iter()
+                .map(|(_, text)| {
+                    let rest = text.strip_prefix("cepheid: pattern `p`, key [\"").unwrap();
+                    let (key, tail) = rest.split_once("\"]").unwrap();
+                    assert_eq!(
+                        tail,
+                        ": more than 2 partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)"
+                    );
+                    key
+                })
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys.len(), 10, "{said:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
