@@ -55,6 +55,8 @@ mod cli_run;
 mod cli_run_large;
 #[path = "../cli_stats.rs"]
 mod cli_stats;
+#[path = "../cli_upgrade.rs"]
+mod cli_upgrade;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers.rs"]
 mod cli_workers;

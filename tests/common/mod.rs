@@ -174,12 +174,16 @@ impl Live {
     /// test if none comes.
     pub fn stderr_line(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + PATIENCE;
+        let mut passed = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.err_lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no line of standard error with {needle:?}"),
+                Ok(line) => passed.push(line),
+                Err(_) => panic!(
+                    "no line of standard error with {needle:?} within {PATIENCE:?}; it said:\n{}",
+                    passed.join("\n")
+                ),
             }
         }
     }

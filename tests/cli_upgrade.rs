@@ -1,0 +1,153 @@
+//! A checkpoint written by the previous release (`3c5a200`, before the
+//! runtime's rewrite of issue 38) still resumes: a months-long run must not
+//! start over because of an upgrade. The folders of
+//! `tests/fixtures/checkpoints-3c5a200/` were written by `cepheid run` of
+//! that commit (engine snapshots of format version 6; the single run's
+//! checkpoint file and the workers' cut folder as they were then), with the
+//! outputs it left; the events are made again here, byte for byte, by the
+//! generator that made them.
+//!
+//! A checkpoint names the input and outputs by their absolute paths, so
+//! each fixture is resumed where it was taken:
+//! `/tmp/cepheid-fixture-3c5a200/{single,workers}`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::common::cepheid;
+
+/// Where the fixtures were taken (and are resumed).
+const TAKEN_AT: &str = "/tmp/cepheid-fixture-3c5a200";
+
+/// The stream the fixtures were taken over: 40,000 events 10 ms apart,
+/// 97 users in turn, every 101st a `b`.
+fn events(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let t = if i % 101 == 0 { "b" } else { "a" };
+            format!(
+                "{{\"ts\":{},\"user\":\"u{}\",\"type\":\"{t}\"}}\n",
+                1_700_000_000_000u64 + i as u64 * 10,
+                i % 97
+            )
+        })
+        .collect()
+}
+
+/// Copies the fixture `name` to where it was taken (emptied first).
+fn place(name: &str) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints-3c5a200");
+    let to = Path::new(TAKEN_AT).join(name);
+    let _ = fs::remove_dir_all(&to);
+    copy_dir(&from.join(name), &to);
+    to
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `cepheid run rare.cep` in `dir` with the fixture's options and `more`.
+fn run(dir: &Path, more: &[&str]) -> std::process::Output {
+    let mut command = cepheid();
+    command.current_dir(dir).args([
+        "run",
+        "rare.cep",
+        "--events",
+        "events.jsonl",
+        "--output",
+        "out.jsonl",
+        "--late",
+        "late.jsonl",
+        "--no-progress",
+    ]);
+    command.args(more).output().unwrap()
+}
+
+/// The records of an uninterrupted run of this build over the whole
+/// stream.
+fn uninterrupted(name: &str) -> String {
+    let dir = crate::common::scratch(name);
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/checkpoints-3c5a200/single/rare.cep"),
+        dir.join("rare.cep"),
+    )
+    .unwrap();
+    fs::write(dir.join("events.jsonl"), events(40_000)).unwrap();
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let records = fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 791);
+    let _ = fs::remove_dir_all(&dir);
+    records
+}
+
+fn sorted(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// The single run's checkpoint was taken at the end of the first 30,000
+/// events; the stream then grew to 40,000. Resumed by this build, the run
+/// reads from line 30,001 and its output is the uninterrupted run's, byte
+/// for byte.
+#[test]
+fn a_single_runs_checkpoint_of_the_previous_release_resumes() {
+    let dir = place("single");
+    fs::write(dir.join("events.jsonl"), events(40_000)).unwrap();
+    let out = run(
+        &dir,
+        &["--checkpoint", "ckpt", "--checkpoint-every", "15000"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming from checkpoint ckpt/checkpoint at line 30001 of events.jsonl"),
+        "{stderr}"
+    );
+    let records = fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert_eq!(records, uninterrupted("upgrade_single"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The cut of a run on two workers (taken at event time 1700000376911 of
+/// the 40,000 events) resumes on two workers: the output is the
+/// uninterrupted run's, as a multiset.
+#[cfg(feature = "workers")]
+#[test]
+fn a_workers_cut_of_the_previous_release_resumes() {
+    let dir = place("workers");
+    fs::write(dir.join("events.jsonl"), events(40_000)).unwrap();
+    let out = run(
+        &dir,
+        &[
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "5ms",
+            "--workers",
+            "2",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming from checkpoint in ckpt (2 workers)"),
+        "{stderr}"
+    );
+    let records = fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    let whole = uninterrupted("upgrade_workers");
+    assert_eq!(sorted(&records), sorted(&whole));
+    let _ = fs::remove_dir_all(&dir);
+}
