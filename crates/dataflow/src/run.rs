@@ -445,8 +445,6 @@ pub enum Refusal {
     RecordTime,
     /// A checkpoint with the output on standard output (process 0).
     CheckpointNeedsOutput,
-    /// A checkpoint with an output that is no regular file.
-    CheckpointNeedsRegularFiles,
     /// Checkpoints every number of events.
     CheckpointEveryEvents,
     /// Output per worker without an output file.
@@ -476,7 +474,6 @@ impl fmt::Display for Refusal {
                 "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
             }
             Refusal::CheckpointNeedsOutput => "--checkpoint with --workers needs --output FILE",
-            Refusal::CheckpointNeedsRegularFiles => "--checkpoint with --workers needs --output FILE and --late FILE to be regular files (a device or a FIFO cannot be truncated to a cut's length)",
             Refusal::CheckpointEveryEvents => {
                 "--checkpoint-every with --workers takes a duration (not a number of events)"
             }
@@ -1211,6 +1208,11 @@ impl Workers {
             mut sink,
         } = self;
         refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
+        if scale.first_process() && sink.is_none() {
+            for notice in config.start_warnings() {
+                say.report().notice(notice);
+            }
+        }
         if let Some(sink) = sink.as_deref() {
             if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
                 let conflict = cepheid_runtime::Conflict::SinkNeedsCheckpoints {
@@ -1512,15 +1514,8 @@ fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refu
         if first_process && stdout {
             return Err(Refusal::CheckpointNeedsOutput);
         }
-        // A device or a FIFO cannot be synced, measured or truncated to a
-        // cut's length: refused before the run starts (issue 26).
-        let special = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_file());
-        if first_process
-            && (config.output.as_deref().is_some_and(special)
-                || config.late.as_deref().is_some_and(special))
-        {
-            return Err(Refusal::CheckpointNeedsRegularFiles);
-        }
+        // (a device or a FIFO is written as standard output is, as on one
+        // engine: `Config::start_warnings`)
     }
     if scale.output_per_worker && stdout {
         return Err(Refusal::OutputPerWorkerNeedsOutput);
@@ -1972,6 +1967,11 @@ fn checkpoints(
             }
         }
         for (path, len, head) in &outputs {
+            // (a device or a FIFO is written as standard output is: not
+            // truncated, at least once, `Config::start_warnings`)
+            if !cepheid_runtime::is_regular(path) {
+                continue;
+            }
             let mut len = *len;
             // Shorter than then, or other first bytes: rotated since
             // (logrotate's `create` or `copytruncate`), started empty, as

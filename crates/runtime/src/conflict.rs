@@ -155,6 +155,37 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What a run of this config says before it starts, on one engine or
+    /// on workers: with a checkpoint folder, an output or late file that
+    /// is not a regular file (`/dev/null`, a FIFO, a socket) cannot be
+    /// synced, measured or truncated on resuming, so it is written as
+    /// standard output is (records written after the last checkpoint are
+    /// written again on resuming: at least once), which the run says.
+    pub fn start_warnings(&self) -> Vec<crate::Notice> {
+        if self.checkpoint.is_none() {
+            return Vec::new();
+        }
+        let late = self.late.iter().map(|late| (late.as_path(), "--late"));
+        let outputs = std::iter::once((self.output_path(), "--output")).chain(late);
+        outputs
+            .filter(|(path, _)| *path != Path::new("-") && !is_regular(path))
+            .map(|(path, flag)| {
+                crate::Notice::line(crate::Level::Warning, format!(
+                    "cepheid: {flag} {} is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)",
+                    path.display()
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Is `path` a file that can be synced, measured and truncated (a regular
+/// file, or none yet: it will be made one)?
+pub fn is_regular(path: &Path) -> bool {
+    std::fs::metadata(path).map_or(true, |m| m.is_file())
+}
+
 /// Do two paths name the same file (existing or to be created)?
 fn same_file(a: &Path, b: &Path) -> bool {
     if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {

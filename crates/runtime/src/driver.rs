@@ -826,23 +826,10 @@ pub fn canonical(p: &Path) -> Option<std::path::PathBuf> {
     Some(parent.canonicalize().ok()?.join(name))
 }
 
-/// With checkpoints, an output or late file that is not a regular file
-/// (`/dev/null`, a FIFO, a socket) cannot be synced, measured or
-/// truncated on resuming: it is written as standard output is (records
-/// after the last checkpoint written again on resuming: at least once),
-/// and the run says so before it starts (issue 26).
+/// What `config` says before it starts ([`Config::start_warnings`]).
 fn special_outputs(config: &Config, report: &mut dyn Report) {
-    if config.checkpoint.is_none() {
-        return;
-    }
-    let late = config.late.iter().map(|late| (late.as_path(), "--late"));
-    for (path, flag) in std::iter::once((config.output_path(), "--output")).chain(late) {
-        if path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-            report.notice(Notice::line(Level::Warning, format!(
-                "cepheid: {flag} {} is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)",
-                path.display()
-            )));
-        }
+    for notice in config.start_warnings() {
+        report.notice(notice);
     }
 }
 
