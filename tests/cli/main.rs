@@ -90,6 +90,14 @@ mod kafka_produce;
 #[cfg(feature = "kafka")]
 #[path = "../../crates/kafka/tests/it/support.rs"]
 mod kafka_support;
+// The library embedded (`examples/embed.rs`), run by `cli_embed`.
+#[cfg(all(feature = "kafka", feature = "metrics"))]
+#[path = "../cli_embed.rs"]
+mod cli_embed;
+#[cfg(all(feature = "kafka", feature = "metrics"))]
+#[allow(dead_code)]
+#[path = "../../examples/embed.rs"]
+mod embed;
 #[path = "../language_doc.rs"]
 mod language_doc;
 #[path = "../layers.rs"]

@@ -142,4 +142,12 @@ impl Monitor {
     pub fn serve<A: ToSocketAddrs + Display>(&self, addr: A) -> Result<Server, MonitorError> {
         Server::start(self.clone(), addr)
     }
+
+    /// An [`Observer`] filling this monitor: the run's [`Report`] (with
+    /// another one, [`cepheid_runtime::Both`]).
+    ///
+    /// [`Report`]: cepheid_runtime::Report
+    pub fn observer(&self) -> Observer {
+        Observer::new(self.clone())
+    }
 }

@@ -15,7 +15,7 @@ use cepheid_automata::nfa::Nfa;
 use cepheid_core::pattern::Pattern;
 use cepheid_core::record::FieldTable;
 use cepheid_engine::Record;
-use cepheid_runtime::{Kind, RunEvent, RunView};
+use cepheid_runtime::{Kind, Notice, Report, RunEvent, RunView};
 
 use crate::{Graph, Monitor, WorkerStatus};
 
@@ -87,6 +87,31 @@ impl Observer {
             pending: HashMap::new(),
             spare: Vec::new(),
         }
+    }
+}
+
+/// An observer is a run's [`Report`] of its own: it watches the run
+/// (every tick and event fills the monitor) and keeps the latest
+/// [`RECORDS`] records per batch; it says nothing on its
+/// own (its notices are dropped). Joined to another report with
+/// [`cepheid_runtime::Both`]: `Both(StderrReport, monitor.observer())`.
+impl Report for Observer {
+    fn notice(&mut self, _notice: Notice) {}
+
+    fn observes(&self) -> bool {
+        true
+    }
+
+    fn records_wanted(&self) -> usize {
+        crate::RECORDS
+    }
+
+    fn tick(&mut self, view: &RunView<'_>) {
+        Observer::tick(self, view);
+    }
+
+    fn event(&mut self, event: &RunEvent<'_>) {
+        Observer::event(self, event);
     }
 }
 

@@ -433,6 +433,57 @@ impl Report for StderrReport {
     }
 }
 
+/// Two reports as one: every notice and the progress go to both; what
+/// watches the run ([`Report::observes`]) is shown each tick and event.
+/// How a program says the run on standard error and feeds a monitor at
+/// once: `Both(StderrReport, observer)`.
+#[derive(Clone, Debug, Default)]
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A: Report, B: Report> Report for Both<A, B> {
+    fn notice(&mut self, notice: Notice) {
+        self.0.notice(notice.clone());
+        self.1.notice(notice);
+    }
+
+    fn started(&mut self, size: Option<u64>, offset: u64) {
+        self.0.started(size, offset);
+        self.1.started(size, offset);
+    }
+
+    fn progress(&mut self, offset: u64) {
+        self.0.progress(offset);
+        self.1.progress(offset);
+    }
+
+    fn observes(&self) -> bool {
+        self.0.observes() || self.1.observes()
+    }
+
+    fn records_wanted(&self) -> usize {
+        let wanted = |r: &dyn Report| if r.observes() { r.records_wanted() } else { 0 };
+        wanted(&self.0).max(wanted(&self.1))
+    }
+
+    fn tick(&mut self, view: &RunView<'_>) {
+        if self.0.observes() {
+            self.0.tick(view);
+        }
+        if self.1.observes() {
+            self.1.tick(view);
+        }
+    }
+
+    fn event(&mut self, event: &RunEvent<'_>) {
+        if self.0.observes() {
+            self.0.event(event);
+        }
+        if self.1.observes() {
+            self.1.event(event);
+        }
+    }
+}
+
 /// Says [`Notice`]s to a run's [`Report`] from any thread: what a
 /// [`Source`] or [`Sink`] has to say of its own while the run goes on (a
 /// Kafka broker that stops answering, and answers again), said at once,

@@ -113,3 +113,49 @@ fn an_observer_sees_batches_records_and_checkpoints() {
     );
     assert!(seen.checkpoints >= 1, "{seen:?}");
 }
+
+/// Two reports as one ([`cepheid_runtime::Both`]): a plain one (notices
+/// only) and an observing one; the observing one is shown the run as if
+/// it were alone, and both get every notice.
+#[test]
+fn both_reports_share_the_notices_and_the_observer_sees_the_run() {
+    #[derive(Clone, Default)]
+    struct Said(Arc<Mutex<Vec<String>>>);
+    impl Report for Said {
+        fn notice(&mut self, notice: Notice) {
+            self.0.lock().unwrap().push(notice.to_string());
+        }
+    }
+    let dir = scratch("both");
+    let events = dir.join("events.jsonl");
+    let text = "{\"ts\": 1, \"type\": \"a\", \"k\": 1}\n{\"ts\": 2, \"type\": \"b\", \"k\": 1}\nnot json\n";
+    std::fs::write(&events, text).unwrap();
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.output = Some(dir.join("out.jsonl"));
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let watch = Watch {
+        seen: Arc::clone(&seen),
+        observes: true,
+    };
+    let said = Said::default();
+    let both = cepheid_runtime::Both(said.clone(), watch);
+    assert!(both.observes());
+    assert_eq!(both.records_wanted(), 2);
+    let summary = Runtime::new(config, &rules, Box::new(both)).unwrap().run();
+    assert!(summary.error().is_none(), "{summary}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.finished, 1, "{seen:?}");
+    assert_eq!(seen.last.map(|l| l.2), Some(1), "{seen:?}");
+    // The malformed line is said (to the plain report, and to the
+    // observer's `notice`, which drops it).
+    let said = said.0.lock().unwrap();
+    assert!(
+        said.iter().any(|s| s.contains("events.jsonl:3")),
+        "{said:?}"
+    );
+    // Neither observing: no records asked for.
+    let quiet = cepheid_runtime::Both(Said::default(), Said::default());
+    assert!(!quiet.observes());
+    assert_eq!(quiet.records_wanted(), 0);
+}
