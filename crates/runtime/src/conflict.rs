@@ -102,6 +102,14 @@ impl Config {
     /// needs something whose `$rules_file` records it confines and must be
     /// a folder.
     pub fn check(&self) -> Result<(), Conflict> {
+        self.check_reading(true)
+    }
+
+    /// [`Config::check`] for a run whose events come from a source of the
+    /// caller's (`reads_input` false: [`Config::input`] only names them,
+    /// so what the built-in reader cannot do with standard input does not
+    /// apply). What [`Runtime`](crate::Runtime) checks when it is made.
+    pub fn check_reading(&self, reads_input: bool) -> Result<(), Conflict> {
         let mut named: Vec<(&'static str, &Path)> = Vec::new();
         if let Input::File(path) = &self.input {
             named.push(("--events", path));
@@ -125,7 +133,7 @@ impl Config {
                 }
             }
         }
-        let stdin = self.input == Input::Stdin;
+        let stdin = reads_input && self.input == Input::Stdin;
         if self.checkpoint.is_some() && stdin {
             return Err(Conflict::CheckpointOfStdin);
         }

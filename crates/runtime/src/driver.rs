@@ -354,6 +354,12 @@ impl Runtime {
                 sink.notify_to(notify);
             }
         }
+        // What cannot run (the output the input, a rules folder nothing
+        // reads...) is refused here too, not only by a caller that asks
+        // `Config::check` first.
+        config
+            .check_reading(source.is_none())
+            .map_err(Error::Conflict)?;
         if let Some(sink) = sink.as_deref() {
             if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
                 return Err(Error::Conflict(crate::Conflict::SinkNeedsCheckpoints {

@@ -716,8 +716,9 @@ pub enum Error {
         /// The output.
         path: PathBuf,
     },
-    /// The config cannot run with the sink it is given
-    /// ([`Conflict::SinkNeedsCheckpoints`]): nothing was opened.
+    /// The config cannot run as it is ([`Config::check`]), or not with the
+    /// sink it is given ([`Conflict::SinkNeedsCheckpoints`]): nothing was
+    /// opened.
     Conflict(Conflict),
     /// The sink could not write, flush, prepare, commit or recover.
     Sink(sink::SinkError),

@@ -1009,10 +1009,27 @@ fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder()
         e.to_string(),
         "txn delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
     );
-    // With a folder it runs (and commits).
+    // With a folder it runs (and commits); of standard input, refused
+    // (it cannot be read again from a checkpoint).
     let dir = scratch("committing");
     let mut config = config;
     config.checkpoint = Some(dir.clone());
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    let stdin = Runtime::with_sink(
+        config.clone(),
+        engine,
+        Some(Box::new(Committing::default())),
+        Box::new(Notices::default()),
+    );
+    assert!(matches!(
+        stdin.err(),
+        Some(cepheid_runtime::Error::Conflict(
+            cepheid_runtime::Conflict::CheckpointOfStdin
+        ))
+    ));
+    std::fs::write(dir.join("events.jsonl"), "").unwrap();
+    config.input = Input::file(dir.join("events.jsonl"));
     let mut engine = config.engine();
     engine.add(&rules).unwrap();
     let runtime = Runtime::with_sink(
@@ -1022,5 +1039,32 @@ fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder()
         Box::new(Notices::default()),
     );
     assert!(runtime.is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What `Config::check` refuses, `Runtime` refuses when it is made: a
+/// library user who never asked `check` does not get a run that empties
+/// its input into its output. With a source of the caller's, what only the
+/// built-in reader of standard input cannot do does not apply.
+#[test]
+fn the_runtime_refuses_what_config_check_refuses() {
+    let dir = scratch("refuses");
+    let events = dir.join("events.jsonl");
+    let text = "{\"ts\": 1, \"type\": \"a\", \"k\": 1}\n";
+    std::fs::write(&events, text).unwrap();
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.output = Some(dir.join("./events.jsonl"));
+    let refused = Runtime::new(config, &rules, Box::new(Notices::default()));
+    assert!(
+        matches!(
+            refused.err(),
+            Some(cepheid_runtime::Error::Conflict(
+                cepheid_runtime::Conflict::SameFile { .. }
+            ))
+        ),
+        "the output is the input"
+    );
+    assert_eq!(std::fs::read_to_string(&events).unwrap(), text, "untouched");
     let _ = std::fs::remove_dir_all(&dir);
 }
