@@ -1208,6 +1208,10 @@ impl Workers {
             mut sink,
         } = self;
         refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
+        // What one engine's run refuses when it is made, the same.
+        config
+            .check_reading(sources.is_none())
+            .map_err(|c| Error::Runtime(cepheid_runtime::Error::Conflict(c)))?;
         if scale.first_process() && sink.is_none() {
             for notice in config.start_warnings() {
                 say.report().notice(notice);
@@ -4313,6 +4317,31 @@ mod tests {
             keys.dedup();
             assert_eq!(keys.len(), 10, "{said:?}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What `Config::check` refuses, the run on workers refuses too when it
+    /// starts (before anything is opened), as one engine's `Runtime` does.
+    #[test]
+    fn the_workers_refuse_what_config_check_refuses() {
+        let dir = std::env::temp_dir().join(format!("cepheid-same-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = dir.join("events.jsonl");
+        std::fs::write(&events, "{\"ts\":1}\n").unwrap();
+        let mut config = Config::new(cepheid_runtime::Input::file(&events), Vec::new());
+        config.output = Some(events.clone());
+        let rules =
+            Rules::parse("p.cep", "pattern p {\n match a\n where a: type == \"a\"\n}").unwrap();
+        let report = Box::new(cepheid_runtime::Notices::default());
+        let run = Workers::new(&config, &Scale::default(), &rules, report).unwrap();
+        match run.run() {
+            Err(Error::Runtime(cepheid_runtime::Error::Conflict(
+                cepheid_runtime::Conflict::SameFile { .. },
+            ))) => {}
+            Err(e) => panic!("not the refusal: {e}"),
+            Ok(_) => panic!("a run writing over its input was accepted"),
+        }
+        assert_eq!(std::fs::read_to_string(&events).unwrap(), "{\"ts\":1}\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
