@@ -466,7 +466,7 @@ pub fn run(args: &Args) -> u8 {
     let handle = runtime.handle();
     let on_signal = move |number| {
         if signals::is_hangup(number) {
-            handle.reload();
+            handle.reload("SIGHUP");
         } else {
             handle.stop(signals::name(number));
         }

@@ -234,9 +234,12 @@ impl Handle {
 
     /// Reads the pattern paths of [`Config::patterns`] again and puts them
     /// in force between two batches (as [`Config::watch`] does when they
-    /// change).
-    pub fn reload(&self) {
-        let _ = self.tx.send(Message::Reload(Reload::Hangup));
+    /// change). `why` names what asked for it in what the run says
+    /// (`{why}: rules reloaded:`; the command says `SIGHUP`).
+    pub fn reload(&self, why: &str) {
+        let _ = self
+            .tx
+            .send(Message::Reload(Reload::Asked(why.to_string())));
     }
 }
 
@@ -1300,7 +1303,7 @@ impl Session<'_> {
                 Err(e) => {
                     self.say(
                         Level::Warning,
-                        format!("warning: cannot watch the pattern files ({e}); SIGHUP still reloads them"),
+                        format!("warning: cannot watch the pattern files ({e}); a reload through the run's handle (Handle::reload) still reads them"),
                     );
                     None
                 }
@@ -1312,7 +1315,7 @@ impl Session<'_> {
         if config.watch {
             self.say(
                 Level::Warning,
-                "warning: cannot watch the pattern files (built without the feature `watch`); a reload through the handle (SIGHUP) still reloads them",
+                "warning: cannot watch the pattern files (built without the feature `watch`); a reload through the run's handle (Handle::reload) still reads them",
             );
         }
         // Control records (JSON lines only): the reader thread waits after
@@ -1632,9 +1635,9 @@ impl Session<'_> {
     /// the reader thread decoded before the change are read again when
     /// they come (`stale_below`).
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
-        let why = match why {
+        let why = match &why {
             Reload::Changed => "the pattern files changed",
-            Reload::Hangup => "SIGHUP",
+            Reload::Asked(why) => why.as_str(),
             Reload::Resumed => "the pattern files changed since the checkpoint",
         };
         if let Some(empty) = reload::empty_file(&self.config.patterns) {

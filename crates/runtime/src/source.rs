@@ -295,12 +295,13 @@ impl SeenTold {
 }
 
 /// Why the rules are read again from disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reload {
     /// A pattern file or folder changed.
     Changed,
-    /// Asked for (`Handle::reload`, SIGHUP).
-    Hangup,
+    /// Asked for through the run's handle (`Handle::reload`), for the
+    /// reason the caller names (the command: `SIGHUP`).
+    Asked(String),
     /// Resumed from a checkpoint whose rules the files no longer are.
     Resumed,
 }

@@ -1068,3 +1068,49 @@ fn the_runtime_refuses_what_config_check_refuses() {
     assert_eq!(std::fs::read_to_string(&events).unwrap(), text, "untouched");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `Handle::reload` names what asked for it, in the library's words: the
+/// run says `{why}: rules reloaded:` (the command passes `SIGHUP`).
+#[test]
+fn a_reload_through_the_handle_is_said_with_the_reason_its_caller_gives() {
+    #[derive(Clone, Default)]
+    struct Said(Arc<Mutex<Vec<String>>>);
+    impl cepheid_runtime::Report for Said {
+        fn notice(&mut self, notice: cepheid_runtime::Notice) {
+            self.0.lock().unwrap().push(notice.to_string());
+        }
+    }
+    let dir = scratch("handle-reload");
+    let rules_path = dir.join("ab.cep");
+    std::fs::write(&rules_path, RULES).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, "{\"ts\": 1, \"type\": \"a\", \"k\": 1}\n").unwrap();
+    let mut config = Config::new(Input::file(&events), vec![rules_path.clone()]);
+    config.follow = true;
+    config.output = Some(dir.join("out.jsonl"));
+    let rules = Rules::load_all(&config.patterns).unwrap();
+    let said = Said::default();
+    let runtime = Runtime::new(config, &rules, Box::new(said.clone())).unwrap();
+    let handle = runtime.handle();
+    let run = std::thread::spawn(move || runtime.run());
+    handle.reload("the supervisor");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let reloaded = loop {
+        let found = (said.0.lock().unwrap().iter())
+            .find(|s| s.contains("rules reloaded"))
+            .cloned();
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reload said");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        reloaded.starts_with("cepheid: the supervisor: rules reloaded:"),
+        "{reloaded}"
+    );
+    handle.stop("the test");
+    let summary = run.join().unwrap();
+    assert!(matches!(summary.end, cepheid_runtime::End::Stopped(_)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
