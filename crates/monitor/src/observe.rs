@@ -88,6 +88,11 @@ impl Observer {
             spare: Vec::new(),
         }
     }
+
+    /// The monitor it fills.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
 }
 
 /// The wall clock in milliseconds.
