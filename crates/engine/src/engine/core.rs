@@ -612,18 +612,28 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 ..PatternStats::default()
             });
         }
+        // (by name in a map: a search of `out` per pattern would be
+        // quadratic, and the monitor asks up to four times a second)
+        let by_name: HashMap<&str, usize> = (out.iter().enumerate())
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let mut counts = vec![PatternCounts::default(); out.len()];
+        let mut live_of = vec![0; out.len()];
         for (p, run) in self.patterns.iter().enumerate() {
-            let name = &run.automaton.pattern().name;
-            let Some(s) = out.iter_mut().find(|s| &s.name == name) else {
+            let Some(&i) = by_name.get(run.automaton.pattern().name.as_str()) else {
                 continue;
             };
-            let c = &run.counts;
+            counts[i].absorb(&run.counts);
+            live_of[i] += live[p];
+        }
+        drop(by_name);
+        for ((s, c), live) in out.iter_mut().zip(&counts).zip(live_of) {
             s.matches += c.matches;
             s.timeouts += c.timeouts;
             s.dropped_runs += c.dropped_runs;
             s.capped_runs += c.capped_runs;
             s.discarded_runs += c.discarded_runs;
-            s.live_runs += live[p];
+            s.live_runs += live;
         }
         out
     }
