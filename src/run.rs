@@ -319,6 +319,23 @@ pub struct Args {
     #[cfg(feature = "metrics")]
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// With --metrics: the connections its server holds at once, being
+    /// answered or waiting (default 64). One more is answered 503 and
+    /// closed, counted (`cepheid_http_connections_refused_total`) and said
+    /// on standard error (at most once a minute); a connection that sends
+    /// no whole request within 5 s is closed, and a request head past 16
+    /// KiB is answered 431.
+    #[cfg(feature = "metrics")]
+    #[arg(long, value_name = "N", requires = "metrics", value_parser = clap::value_parser!(u32).range(1..))]
+    metrics_max_connections: Option<u32>,
+    /// With --metrics: leave the matched events (`events`) and the values
+    /// computed from them (`select`) out of the latest records that
+    /// /status.json and the page show (their pattern, kind, key and times
+    /// stay): for a server others can reach (docs/metrics.md, "What it
+    /// shows").
+    #[cfg(feature = "metrics")]
+    #[arg(long, requires = "metrics")]
+    metrics_no_events: bool,
     // Several workers (feature `timely`): `--workers`, `--processes`.
     #[cfg(feature = "workers")]
     #[command(flatten)]
@@ -385,7 +402,11 @@ pub fn run(args: &Args) -> u8 {
     }
     // (held to the end of the run: the server stops when dropped)
     #[cfg(feature = "metrics")]
-    let (observer, _server) = match args.metrics.as_deref().map(serve_metrics) {
+    let (observer, _server) = match args
+        .metrics
+        .as_deref()
+        .map(|addr| serve_metrics(addr, args))
+    {
         None => (None, None),
         Some(Ok((observer, server))) => (Some(observer), Some(server)),
         Some(Err(e)) => {
@@ -398,6 +419,10 @@ pub fn run(args: &Args) -> u8 {
         bar: Arc::clone(&bar),
         progress: args.progress,
         no_progress: args.no_progress,
+        #[cfg(feature = "metrics")]
+        refusals: observer
+            .as_ref()
+            .map(|o| Refusals::new(o.monitor().clone())),
         #[cfg(feature = "metrics")]
         observer,
         stats: args
@@ -587,6 +612,9 @@ struct Progress {
     /// `--metrics`: the run's observer.
     #[cfg(feature = "metrics")]
     observer: Option<cepheid_monitor::Observer>,
+    /// `--metrics`: its server's refusals, said.
+    #[cfg(feature = "metrics")]
+    refusals: Option<Refusals>,
     /// `--stats-every`.
     stats: Option<stats::Periodic>,
     /// Does the (drawn) bar show the run's counts?
@@ -637,6 +665,10 @@ impl Report for Progress {
         if let Some(observer) = &mut self.observer {
             observer.tick(view);
         }
+        #[cfg(feature = "metrics")]
+        if let Some(line) = self.refusals.as_mut().and_then(Refusals::news) {
+            lock(&self.bar).suspend(|| say!("{line}"));
+        }
         if self.counting {
             lock(&self.bar).set_message(stats::bar_message(view));
         }
@@ -653,19 +685,67 @@ impl Report for Progress {
     }
 }
 
+/// The connections the monitor's server refused at its limit, said on
+/// standard error when there are new ones, at most once per
+/// [`Refusals::EVERY`].
+#[cfg(feature = "metrics")]
+struct Refusals {
+    monitor: cepheid_monitor::Monitor,
+    /// The refusals said so far, and when last.
+    said: u64,
+    at: Option<std::time::Instant>,
+}
+
+#[cfg(feature = "metrics")]
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    fn new(monitor: cepheid_monitor::Monitor) -> Refusals {
+        Refusals {
+            monitor,
+            said: 0,
+            at: None,
+        }
+    }
+
+    /// The line to say, if refusals came since the last and it is time.
+    fn news(&mut self) -> Option<String> {
+        let http = self.monitor.http_status()?;
+        if http.refused <= self.said || self.at.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            return None;
+        }
+        self.said = http.refused;
+        self.at = Some(std::time::Instant::now());
+        Some(format!(
+            "cepheid: warning: the metrics server refused {} connections so far: it held its \
+             limit of {} (--metrics-max-connections); the run goes on",
+            http.refused, http.max_connections
+        ))
+    }
+}
+
 /// `--metrics ADDR` (`:PORT` meaning `127.0.0.1:PORT`): a fresh monitor
-/// served there, said on standard error.
+/// served there, said on standard error, within `--metrics-max-connections`
+/// and without the events with `--metrics-no-events`.
 #[cfg(feature = "metrics")]
 fn serve_metrics(
     addr: &str,
+    args: &Args,
 ) -> Result<(cepheid_monitor::Observer, cepheid_monitor::Server), String> {
     let monitor = cepheid_monitor::Monitor::new();
+    if args.metrics_no_events {
+        monitor.update(|s| s.hide_events = true);
+    }
     let at = match addr.strip_prefix(':') {
         Some(port) => format!("127.0.0.1:{port}"),
         None => addr.to_string(),
     };
+    let mut limits = cepheid_monitor::HttpLimits::default();
+    if let Some(max) = args.metrics_max_connections {
+        limits.max_connections = max as usize;
+    }
     let server = monitor
-        .serve(at)
+        .serve_with(at, limits)
         .map_err(|e| format!("--metrics {addr}: {e}"))?;
     say!("cepheid: metrics on http://{}/", server.addr());
     Ok((cepheid_monitor::Observer::new(monitor), server))

@@ -455,6 +455,126 @@ fn field_warning_counted(extra: &[&str]) {
     assert_eq!(status.code(), Some(143), "{stderr}");
 }
 
+/// A scraper gone wrong: with `--metrics-max-connections 2`, two idle
+/// connections hold the server; the next one is refused (503), counted on
+/// `/metrics` and `/status.json`, and said on standard error, while the
+/// run goes on matching what comes; once they close, the server answers
+/// again. With `--metrics-no-events`, `/status.json` keeps the records
+/// without their events.
+#[test]
+fn connections_beyond_the_limit_are_refused_and_the_run_goes_on() {
+    let dir = crate::common::scratch("metrics_limit");
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(root())
+            .args(["run", "patterns/", "--events"])
+            .arg(&events)
+            .args([
+                "--follow",
+                "--idle-timeout",
+                "100ms",
+                "--no-progress",
+                "--metrics",
+                "127.0.0.1:0",
+                "--metrics-max-connections",
+                "2",
+                "--metrics-no-events",
+            ]),
+    );
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut refused = TcpStream::connect(addr).unwrap();
+    refused.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = String::new();
+    let _ = refused.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    let said = live.stderr_line("the metrics server refused");
+    assert!(said.contains("refused 1 connections so far"), "{said}");
+    assert!(said.contains("limit of 2"), "{said}");
+
+    // The run goes on while the connections are held: the sample's 14
+    // matches and 2 timeouts.
+    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
+    append(&events, &sample);
+    let mut lines = Vec::new();
+    while lines.len() < 16 {
+        lines.push(live.line(PATIENCE).expect("an output line"));
+    }
+    assert_eq!(count(&lines, "match").values().sum::<u64>(), 14);
+
+    // The scraper goes: the server answers again, every refusal counted
+    // (ours, and those met while the closed connections were let go).
+    drop(idle);
+    let deadline = Instant::now() + PATIENCE;
+    let mut met = 0;
+    let text = loop {
+        match get_or_refused(addr, "/metrics") {
+            (200, text) => break text,
+            // (a refusal, or one reset before its answer was read)
+            (503 | 0, _) => met += 1,
+            (code, text) => panic!("{code}: {text}"),
+        }
+        assert!(Instant::now() < deadline, "never answered again");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let counted = value(&text, "cepheid_http_connections_refused_total");
+    assert_eq!(counted, Some(1.0 + met as f64), "{text}");
+    assert_eq!(
+        value(&text, "cepheid_http_max_connections"),
+        Some(2.0),
+        "{text}"
+    );
+    let text = scrape_until(addr, "the matches", |text| {
+        per_pattern(text, "cepheid_matches_total")
+            .values()
+            .sum::<u64>()
+            == 14
+    });
+    assert_eq!(value(&text, "cepheid_events_read_total"), Some(102.0));
+    let (code, json) = get(addr, "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(status["http"]["refused"].as_u64() >= Some(1), "{json}");
+    let records: Vec<&serde_json::Value> = (status["patterns"].as_array().unwrap().iter())
+        .flat_map(|p| p["recent"].as_array().unwrap())
+        .collect();
+    assert!(!records.is_empty(), "{json}");
+    for record in records {
+        assert!(
+            record["events"].is_null() && record["select"].is_null(),
+            "{record}"
+        );
+        assert!(
+            record["pattern"].is_string() && record["start"].is_i64(),
+            "{record}"
+        );
+    }
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
+/// `GET path` that may be refused: the status code and the body, `(503,
+/// ...)` without waiting for more than the refusal.
+fn get_or_refused(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    // (a refused connection may be reset once its answer is sent)
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
 /// Appends `text` to the file `path` in one write.
 fn append(path: &Path, text: &str) {
     use std::fs::OpenOptions;

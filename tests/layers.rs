@@ -23,7 +23,7 @@ const CLI_CRATES: [&str; 9] = [
 
 /// The monitor and what only it needs: an optional integration, never in
 /// the library's tree either.
-const MONITOR_CRATES: [&str; 3] = ["cepheid-monitor", "prometheus-client", "tiny_http"];
+const MONITOR_CRATES: [&str; 2] = ["cepheid-monitor", "prometheus-client"];
 
 /// Kafka and its client (librdkafka, built from source): the command's
 /// feature `kafka`, never in the library's or the runtime's tree.

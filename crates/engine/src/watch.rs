@@ -8,6 +8,7 @@
 //! pattern source; a long run asks it after its first events and at the
 //! end.
 
+use std::collections::HashMap;
 use std::fmt;
 
 pub use crate::dsl::ReadClause;
@@ -146,16 +147,26 @@ impl FieldWatch {
     /// [`WatchedRead::source`] indexes `loaded.sources`).
     pub fn from_loaded(loaded: &Loaded) -> FieldWatch {
         let mut reads = Vec::new();
-        let mut parsed: Vec<Option<Option<dsl::ast::File>>> = vec![None; loaded.sources.len()];
+        // Each file parsed once, its declarations by name (a search per
+        // pattern would be quadratic in a file's patterns).
+        type Parsed = Option<(dsl::ast::File, HashMap<String, usize>)>;
+        let mut parsed: Vec<Option<Parsed>> = vec![None; loaded.sources.len()];
         for (pattern, &s) in loaded.patterns.iter().zip(&loaded.pattern_sources) {
             let Some(source) = loaded.sources.get(s) else {
                 reads.extend(ir_reads(pattern));
                 continue;
             };
-            let file = parsed[s].get_or_insert_with(|| dsl::parse(&source.text).ok());
-            let decl = file
-                .as_ref()
-                .and_then(|f| f.patterns.iter().find(|d| d.name.name == pattern.name));
+            let file = parsed[s].get_or_insert_with(|| {
+                let file = dsl::parse(&source.text).ok()?;
+                let names = (file.patterns.iter().enumerate().rev())
+                    .map(|(i, d)| (d.name.name.to_string(), i))
+                    .collect();
+                Some((file, names))
+            });
+            let decl = file.as_ref().and_then(|(file, names)| {
+                let &i = names.get(pattern.name.as_str())?;
+                file.patterns.get(i)
+            });
             let Some(decl) = decl else {
                 reads.extend(ir_reads(pattern));
                 continue;

@@ -1,6 +1,8 @@
 //! Watching a cepheid run: its [`Status`] as one serde value, the same
 //! numbers as Prometheus text (OpenMetrics, [`metrics`]), and a live page,
-//! all served over HTTP by a [`Server`] on threads of its own.
+//! all served over HTTP by a [`Server`] on a fixed number of threads of its
+//! own, within [`HttpLimits`] (connections held at once, the size of a
+//! request, the time to send it) whatever its clients do.
 //!
 //! The run owns a [`Monitor`] (a cheap, cloneable handle to one status
 //! behind a mutex) and updates it once per batch of events or once per
@@ -34,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod http;
 pub mod metrics;
 mod observe;
 mod server;
@@ -45,11 +48,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use error::MonitorError;
 pub use observe::{Observer, RECORDS};
-pub use server::{Server, PAGE};
+pub use server::{HttpLimits, Server, PAGE};
 pub use status::{
-    CheckpointStatus, Edge, EdgeKind, Graph, Limits, Node, NodeKind, PatternStatus, ReloadStatus,
-    RunStatus, Series, Status, WorkerStatus,
+    CheckpointStatus, Edge, EdgeKind, Graph, HttpStatus, Limits, Node, NodeKind, PatternStatus,
+    ReloadStatus, RunStatus, Series, Status, WorkerStatus,
 };
+
+use server::HttpCounters;
 
 /// A shared handle to one [`Status`]: the run updates it, the server reads
 /// it. Cloning is cheap (one `Arc`); every method takes the lock briefly.
@@ -57,6 +62,8 @@ pub use status::{
 #[derive(Clone, Debug)]
 pub struct Monitor {
     status: Arc<Mutex<Status>>,
+    /// What its servers count, outside the status's lock.
+    http: Arc<HttpCounters>,
 }
 
 impl Default for Monitor {
@@ -78,6 +85,7 @@ impl Monitor {
         status.run.started_ms = Some(status::wall_clock_ms());
         Monitor {
             status: Arc::new(Mutex::new(status)),
+            http: Arc::default(),
         }
     }
 
@@ -95,11 +103,19 @@ impl Monitor {
     }
 
     /// Reads the status under the lock, its derived fields (lags, ages)
-    /// computed now.
+    /// computed now and its servers' counts ([`Status::http`]) read.
     pub fn read<R>(&self, f: impl FnOnce(&Status) -> R) -> R {
         let mut status = self.lock();
         status.refresh(status::wall_clock_ms());
+        status.http = self.http.status();
         f(&status)
+    }
+
+    /// What its servers have counted (connections, refusals at the
+    /// limit, requests too large or too slow), without taking the
+    /// status's lock; `None` before the first [`serve`](Monitor::serve).
+    pub fn http_status(&self) -> Option<HttpStatus> {
+        self.http.status()
     }
 
     /// A copy of the status, its derived fields computed now.
@@ -134,13 +150,24 @@ impl Monitor {
 
     /// Serves the page, `/metrics`, `/status.json` and `/graph/NAME.json`
     /// on `addr` (`127.0.0.1:0`: a free port, see [`Server::addr`]) from
-    /// threads of its own, until the [`Server`] is stopped or dropped. A
-    /// malformed request gets an error answer; it never stops the server,
-    /// nor the run. `addr` is what [`ToSocketAddrs`] takes and prints
-    /// itself in errors: `"127.0.0.1:9464"`, `"localhost:9464"`, a
-    /// `SocketAddr`.
+    /// threads of its own, until the [`Server`] is stopped or dropped,
+    /// with the default [`HttpLimits`]. A malformed request gets an error
+    /// answer; it never stops the server, nor the run. `addr` is what
+    /// [`ToSocketAddrs`] takes and prints itself in errors:
+    /// `"127.0.0.1:9464"`, `"localhost:9464"`, a `SocketAddr`.
     pub fn serve<A: ToSocketAddrs + Display>(&self, addr: A) -> Result<Server, MonitorError> {
-        Server::start(self.clone(), addr)
+        self.serve_with(addr, HttpLimits::default())
+    }
+
+    /// [`serve`](Monitor::serve) within these limits: connections held at
+    /// once (those beyond refused with `503` and counted), the size of a
+    /// request's head (beyond: `431`), the time to send it.
+    pub fn serve_with<A: ToSocketAddrs + Display>(
+        &self,
+        addr: A,
+        limits: HttpLimits,
+    ) -> Result<Server, MonitorError> {
+        Server::start(self.clone(), addr, limits)
     }
 
     /// An [`Observer`] filling this monitor: the run's [`Report`] (with

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::status::Status;
+use crate::status::{HttpStatus, Status};
 
 /// The content type of [`encode`]'s text (what `/metrics` answers with).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -44,11 +44,59 @@ impl Status {
             workers: self.workers.clone(),
             series: Default::default(),
             limits: self.limits,
+            hide_events: self.hide_events,
+            http: self.http,
         };
         copy.patterns
             .extend(self.patterns.iter().map(|p| p.counts_only()));
         copy
     }
+}
+
+/// The monitor's own server: its limit and what it refused.
+fn encode_http(e: &mut DescriptorEncoder, http: &HttpStatus) -> fmt::Result {
+    single(
+        e,
+        "cepheid_http_connections",
+        "Connections the monitor's HTTP server took.",
+        None,
+        Value::Counter(http.connections),
+    )?;
+    single(
+        e,
+        "cepheid_http_connections_refused",
+        "Connections refused (503) because the server held its limit of connections.",
+        None,
+        Value::Counter(http.refused),
+    )?;
+    single(
+        e,
+        "cepheid_http_requests_too_large",
+        "Requests whose head was longer than the server takes (431).",
+        None,
+        Value::Counter(http.too_large),
+    )?;
+    single(
+        e,
+        "cepheid_http_requests_timed_out",
+        "Connections closed because no whole request came in time.",
+        None,
+        Value::Counter(http.timed_out),
+    )?;
+    single(
+        e,
+        "cepheid_http_open_connections",
+        "Connections the server holds now, answered or waiting.",
+        None,
+        gauge_u64(http.open_connections),
+    )?;
+    single(
+        e,
+        "cepheid_http_max_connections",
+        "Connections the server holds at most.",
+        None,
+        gauge_u64(http.max_connections),
+    )
 }
 
 /// A counter (`NAME_total`) or a gauge without labels.
@@ -363,6 +411,10 @@ impl Collector for Snapshot {
             None,
             Value::Counter(run.reloads.refused),
         )?;
+
+        if let Some(http) = &s.http {
+            encode_http(&mut e, http)?;
+        }
 
         let workers = || s.workers.iter();
         let per_worker = |f: fn(&crate::status::WorkerStatus) -> Value| {

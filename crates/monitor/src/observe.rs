@@ -88,6 +88,11 @@ impl Observer {
             spare: Vec::new(),
         }
     }
+
+    /// The monitor it fills.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
 }
 
 /// An observer is a run's [`Report`] of its own: it watches the run

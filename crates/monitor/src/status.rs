@@ -58,6 +58,39 @@ pub struct Status {
     /// The bounds on [`recent`](PatternStatus::recent) and
     /// [`series`](Status::series).
     pub limits: Limits,
+    /// Whether the records kept in [`recent`](PatternStatus::recent) leave
+    /// out the matched events (`events`) and the values computed from them
+    /// (`select`), keeping their pattern, kind, key and times (`cepheid
+    /// run --metrics-no-events`): for a page others can reach. Set it
+    /// before the first record comes.
+    #[serde(default)]
+    pub hide_events: bool,
+    /// What the monitor's HTTP servers counted, when one serves it (read
+    /// by [`Monitor::read`](crate::Monitor::read)).
+    #[serde(default)]
+    pub http: Option<HttpStatus>,
+}
+
+/// The monitor's HTTP servers: their limit and what it refused
+/// ([`HttpLimits`](crate::HttpLimits)). Counts are totals since the first
+/// server started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HttpStatus {
+    /// Connections held at once at most
+    /// ([`HttpLimits::max_connections`](crate::HttpLimits::max_connections)).
+    pub max_connections: u64,
+    /// Connections held now (being answered or waiting for a handler).
+    pub open_connections: u64,
+    /// Connections taken.
+    pub connections: u64,
+    /// Connections refused (`503`) because `max_connections` were held.
+    pub refused: u64,
+    /// Requests whose head was longer than the limit (`431`).
+    pub too_large: u64,
+    /// Connections closed because no whole request came in time (idle
+    /// ones included).
+    pub timed_out: u64,
 }
 
 /// The run as a whole.
@@ -463,8 +496,12 @@ impl Status {
     /// dropping the oldest beyond [`Limits::recent_matches`]. An error if
     /// `json` is not JSON; the status is then unchanged.
     pub fn push_recent(&mut self, pattern: &str, json: &str) -> Result<(), MonitorError> {
-        let record =
-            RawValue::from_string(json.trim_end().to_string()).map_err(MonitorError::Json)?;
+        let json = json.trim_end();
+        let record = if self.hide_events {
+            without_events(json)?
+        } else {
+            RawValue::from_string(json.to_string()).map_err(MonitorError::Json)?
+        };
         let keep = self.limits.recent_matches;
         let recent = &mut self.pattern_mut(pattern).recent;
         recent.push_back(record);
@@ -538,6 +575,17 @@ impl Status {
     }
 }
 
+/// An output record without its `events` and `select` (any other JSON as
+/// it is).
+fn without_events(json: &str) -> Result<Box<RawValue>, MonitorError> {
+    let mut value: serde_json::Value = serde_json::from_str(json).map_err(MonitorError::Json)?;
+    if let Some(record) = value.as_object_mut() {
+        record.remove("events");
+        record.remove("select");
+    }
+    serde_json::value::to_raw_value(&value).map_err(MonitorError::Json)
+}
+
 /// `to - from` milliseconds in seconds.
 fn seconds_between(from: i64, to: i64) -> f64 {
     to.saturating_sub(from) as f64 / 1000.0
@@ -580,6 +628,25 @@ mod tests {
             s.series.watermark_lag_seconds,
             [Some(2.5), Some(3.5), Some(4.5)]
         );
+    }
+
+    #[test]
+    fn hidden_events_leave_the_records_without_events_and_select() {
+        let mut s = Status {
+            hide_events: true,
+            ..Status::default()
+        };
+        let record = r#"{"kind":"match","pattern":"p","key":{"u":"u-1"},"start":1,"end":2,"events":{"a":[{"ip":"10.0.0.1"}]},"select":{"ip":"10.0.0.1"}}"#;
+        s.push_recent("p", record).unwrap();
+        let kept: serde_json::Value = serde_json::from_str(s.patterns[0].recent[0].get()).unwrap();
+        let expected = r#"{"kind":"match","pattern":"p","key":{"u":"u-1"},"start":1,"end":2}"#;
+        assert_eq!(
+            kept,
+            serde_json::from_str::<serde_json::Value>(expected).unwrap()
+        );
+        s.push_recent("p", "[1, 2]").unwrap();
+        assert_eq!(s.patterns[0].recent[1].get(), "[1,2]");
+        assert!(s.push_recent("p", "{not json").is_err());
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl Cache {
     /// Would [`adopt_conditions`](Self::adopt_conditions) take `nfa`'s
     /// numbers (without taking them)?
     pub fn adopts_conditions<E>(&self, nfa: &Nfa<E>) -> bool {
-        self.conditions.clone().adopt(nfa)
+        self.conditions.admits(nfa)
     }
 
     /// Would [`adopt_conditions`](Self::adopt_conditions) take the numbers

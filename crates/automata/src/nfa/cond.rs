@@ -180,9 +180,42 @@ impl ConditionTable {
     /// unchanged, and `nfa` cannot be driven with the values this table
     /// numbers). Automata numbered by one table are always taken together
     /// by a table that numbered nothing else.
+    ///
+    /// Each is checked against the table and the slots of `nfa` before it,
+    /// then taken: time linear in `nfa`'s slots, not in the table (which a
+    /// copy would be, once per automaton of a rule set: quadratic).
     pub fn adopt<E>(&mut self, nfa: &crate::nfa::Nfa<E>) -> bool {
+        if !self.admits(nfa) {
+            return false;
+        }
         let (id, conds) = (nfa.id, &nfa.conds);
-        let mut taken = self.clone();
+        for (s, (slot, &n)) in conds.slots.iter().zip(&conds.shared).enumerate() {
+            let index = n as usize;
+            if self.owners.len() <= index {
+                self.owners.resize(index + 1, None);
+            }
+            // (free, or this owner already: `admits` checked it)
+            self.owners[index] = Some(match &slot.share_key {
+                Some(key) => {
+                    if !self.by_key.contains_key(key) {
+                        self.by_key.insert(key.clone(), n);
+                    }
+                    Owner::Key
+                }
+                None => Owner::Slot(id, s as u32),
+            });
+        }
+        true
+    }
+
+    /// Would [`adopt`](Self::adopt) take `nfa`'s numbers? Each slot's
+    /// number must mean here, or in a slot of `nfa` before it, what it
+    /// means in `nfa`, or be free in both.
+    pub fn admits<E>(&self, nfa: &crate::nfa::Nfa<E>) -> bool {
+        let (id, conds) = (nfa.id, &nfa.conds);
+        // What the slots before took (never what the table has already).
+        let mut keys: HashMap<&str, u32> = HashMap::new();
+        let mut owners: HashMap<usize, Owner> = HashMap::new();
         for (s, (slot, &n)) in conds.slots.iter().zip(&conds.shared).enumerate() {
             let owner = match &slot.share_key {
                 Some(_) => Owner::Key,
@@ -190,26 +223,27 @@ impl ConditionTable {
             };
             let index = n as usize;
             if let Some(key) = &slot.share_key {
-                match taken.by_key.get(key) {
+                let known = keys.get(key.as_str()).or_else(|| self.by_key.get(key));
+                match known {
                     Some(&m) if m == n => continue,
                     Some(_) => return false,
                     None => {}
                 }
             }
-            match taken.owners.get(index).copied().flatten() {
+            let taken = owners
+                .get(&index)
+                .copied()
+                .or_else(|| self.owners.get(index).copied().flatten());
+            match taken {
                 Some(o) if o == owner && owner != Owner::Key => continue,
                 Some(_) => return false,
                 None => {}
             }
-            if taken.owners.len() <= index {
-                taken.owners.resize(index + 1, None);
-            }
-            taken.owners[index] = Some(owner);
+            owners.insert(index, owner);
             if let Some(key) = &slot.share_key {
-                taken.by_key.insert(key.clone(), n);
+                keys.insert(key, n);
             }
         }
-        *self = taken;
         true
     }
 }

@@ -369,6 +369,21 @@ fn equal_conditions_share_their_value_numbers() {
     let before = format!("{elsewhere:?}");
     assert!(!elsewhere.adopt(&second));
     assert_eq!(format!("{elsewhere:?}"), before);
+    // Refused at its last slot, after a first one that fits: nothing of
+    // it is taken. (`new` numbered 3 after three others, `c` 4, where
+    // `elsewhere` has `c` as 0.)
+    let mut numbering = ConditionTable::default();
+    let mut three =
+        Nfa::<crate::Record>::compile(&with(vec![is("x"), is("y"), is("z")]), &mut fields).unwrap();
+    three.share_conditions(&mut numbering);
+    let mut late =
+        Nfa::<crate::Record>::compile(&with(vec![is("new"), is("c")]), &mut fields).unwrap();
+    late.share_conditions(&mut numbering);
+    assert_eq!(late.conds.shared, [3, 4]);
+    assert!(!elsewhere.admits(&late));
+    assert!(!elsewhere.adopt(&late));
+    assert_eq!(format!("{elsewhere:?}"), before);
+    assert!(other.admits(&first) && other.admits(&second));
     // A condition of its own (no share key: it reads the run) belongs to
     // its automaton: the same number for another automaton's is refused.
     let own = |reads: &str| {

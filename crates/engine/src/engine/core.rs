@@ -1,5 +1,7 @@
 //! [`Engine`]: many patterns over one stream, in event time, per key.
 
+use hashbrown::{HashMap, HashSet};
+
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::{DeadlineIndex, Entry};
@@ -9,6 +11,10 @@ use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::{NativeKeyFn, Pattern};
 use crate::primitives::Timestamp;
 use crate::value::{key_part, KeyValue, Value};
+
+/// [`PatternRun::skip_to`] of the patterns' last run of one group: past
+/// every pattern.
+pub(super) const PAST_ALL: usize = usize::MAX;
 
 /// Counters of what an engine has seen and produced. With `serde`: an
 /// object of these counters by their field names (for reports and
@@ -161,9 +167,10 @@ pub(super) struct PatternRun<A> {
     pub(super) local: usize,
     /// Is it the group's last pattern (so far)?
     pub(super) last: bool,
-    /// The next pattern of another group (the number of patterns if none):
-    /// where an event goes on when its key starts nothing in this group
-    /// ([`Group::guard`]).
+    /// The next pattern of another group: where an event goes on when its
+    /// key starts nothing in this group ([`Group::guard`]). [`PAST_ALL`]
+    /// when none follows (the patterns' last run of one group), so that a
+    /// pattern added to that group changes no earlier one's.
     pub(super) skip_to: usize,
     /// Numbers for its partitions (they order its deadlines of equal
     /// time).
@@ -206,6 +213,10 @@ pub(super) struct Group<E, P> {
     /// event changes nothing in the group. `None` when some pattern's guard
     /// is not known. (Draining versions start nothing: they are left out.)
     pub(super) guard: Option<Vec<(u32, u32)>>,
+    /// The conditions (their shared numbers) in `guard`, to take each once.
+    guarded: HashSet<u32>,
+    /// Its last pattern (the one whose [`PatternRun::last`] is set).
+    newest: usize,
     /// The event changes nothing in the group: its key has no slot and
     /// no start guard holds.
     skip: bool,
@@ -266,6 +277,9 @@ impl Due {
 pub(crate) struct Core<E, A: Automaton<E>> {
     pub(super) patterns: Vec<PatternRun<A>>,
     pub(super) groups: Vec<Group<E, A::Partition>>,
+    /// The groups partitioned by fields (not by a closure), by their
+    /// fields: where a pattern added joins.
+    pub(super) group_of_fields: HashMap<Vec<FieldId>, usize>,
     pub(super) store: A::Store,
     pub(super) cache: A::Cache,
     pub(super) clock: Clock<E>,
@@ -301,6 +315,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         Core {
             patterns: Vec::new(),
             groups: Vec::new(),
+            group_of_fields: HashMap::new(),
             store: A::Store::default(),
             cache: A::Cache::default(),
             clock: Clock::new(max_delay),
@@ -363,17 +378,23 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             })?),
         };
         // Two closures are never known to give the same key.
-        let shared = self
-            .groups
-            .iter()
-            .position(|g| key_fn.is_none() && g.key_fn.is_none() && g.key_ids == key_ids);
+        let shared = match key_fn {
+            None => self.group_of_fields.get(&key_ids).copied(),
+            Some(_) => None,
+        };
         let group = shared.unwrap_or_else(|| {
+            if key_fn.is_none() {
+                self.group_of_fields
+                    .insert(key_ids.clone(), self.groups.len());
+            }
             self.groups.push(Group {
                 key_ids,
                 key_fn,
                 keys: Keys::default(),
                 size: 0,
-                guard: None,
+                guard: Some(Vec::new()),
+                guarded: HashSet::new(),
+                newest: self.patterns.len(),
                 skip: false,
                 quiet: false,
                 key: KeyValue::new(),
@@ -387,16 +408,18 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         });
         let local = self.groups[group].size;
         self.groups[group].size += 1;
-        for earlier in self.patterns.iter_mut().filter(|q| q.group == group) {
-            earlier.last = false;
+        if local > 0 {
+            let newest = self.groups[group].newest;
+            self.patterns[newest].last = false;
         }
+        self.groups[group].newest = self.patterns.len();
         self.patterns.push(PatternRun {
             automaton,
             key_paths,
             group,
             local,
             last: true,
-            skip_to: 0,
+            skip_to: PAST_ALL,
             ordinals: Ordinals::default(),
             version: 1,
             versioned: false,
@@ -406,43 +429,87 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 ..PatternCounts::default()
             },
         });
-        self.refresh_guards();
+        self.joined(self.patterns.len() - 1);
         Ok(self.patterns.len() - 1)
     }
 
-    /// Computes each group's [`Group::guard`] and each pattern's
-    /// [`PatternRun::skip_to`], after patterns were added, rearranged or
-    /// marked draining.
-    pub(super) fn refresh_guards(&mut self) {
-        for (g, group) in self.groups.iter_mut().enumerate() {
-            let mut guard = Some(Vec::new());
-            let mut seen = Vec::new();
-            let starting = self
-                .patterns
-                .iter()
-                .enumerate()
-                .filter(|(_, run)| run.group == g && !run.draining);
-            for (p, run) in starting {
-                let (Some(slots), Some(union)) = (run.automaton.start_guard(), &mut guard) else {
-                    guard = None;
-                    break;
-                };
+    /// What adding pattern `p` (the last one, starting) changes beyond it,
+    /// in time linear in its own start guard (not in the patterns): its
+    /// group's guard takes its conditions the group lacks, and when it
+    /// follows another group's pattern, that run of the other group now
+    /// skips to it (each pattern's `skip_to` is so set once from
+    /// [`PAST_ALL`], whatever the number of patterns added after it). The
+    /// same as [`refresh_guards`](Core::refresh_guards) would compute.
+    fn joined(&mut self, p: usize) {
+        let run = &self.patterns[p];
+        let group = &mut self.groups[run.group];
+        match (run.automaton.start_guard(), &mut group.guard) {
+            (Some(slots), Some(union)) => {
                 for (shared, slot) in slots {
-                    if !seen.contains(&shared) {
-                        seen.push(shared);
+                    if group.guarded.insert(shared) {
                         union.push((p as u32, slot));
                     }
                 }
             }
-            group.guard = guard;
+            _ => group.guard = None,
         }
-        let n = self.patterns.len();
-        for p in (0..n).rev() {
-            let next = p + 1;
-            self.patterns[p].skip_to = match self.patterns.get(next) {
-                Some(q) if q.group == self.patterns[p].group => self.patterns[next].skip_to,
-                _ => next,
+        let g = run.group;
+        let Some(before) = p.checked_sub(1) else {
+            return;
+        };
+        let other = self.patterns[before].group;
+        if other != g {
+            for q in (0..p).rev() {
+                let run = &mut self.patterns[q];
+                if run.group != other {
+                    break;
+                }
+                run.skip_to = p;
+            }
+        }
+    }
+
+    /// Computes each group's [`Group::guard`] and last pattern, the map
+    /// from fields to groups, and each pattern's [`PatternRun::skip_to`],
+    /// after patterns were rearranged or marked draining: in time linear in
+    /// the patterns and their start guards.
+    pub(super) fn refresh_guards(&mut self) {
+        self.group_of_fields.clear();
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            group.guard = Some(Vec::new());
+            group.guarded.clear();
+            if group.key_fn.is_none() {
+                self.group_of_fields.insert(group.key_ids.clone(), g);
+            }
+        }
+        for (p, run) in self.patterns.iter().enumerate() {
+            let group = &mut self.groups[run.group];
+            group.newest = p;
+            if run.draining {
+                continue;
+            }
+            let Some(union) = &mut group.guard else {
+                continue;
             };
+            match run.automaton.start_guard() {
+                Some(slots) => {
+                    for (shared, slot) in slots {
+                        if group.guarded.insert(shared) {
+                            union.push((p as u32, slot));
+                        }
+                    }
+                }
+                None => group.guard = None,
+            }
+        }
+        let mut skip_to = PAST_ALL;
+        for p in (0..self.patterns.len()).rev() {
+            if let Some(next) = self.patterns.get(p + 1) {
+                if next.group != self.patterns[p].group {
+                    skip_to = p + 1;
+                }
+            }
+            self.patterns[p].skip_to = skip_to;
         }
     }
 
@@ -545,18 +612,28 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 ..PatternStats::default()
             });
         }
+        // (by name in a map: a search of `out` per pattern would be
+        // quadratic, and the monitor asks up to four times a second)
+        let by_name: HashMap<&str, usize> = (out.iter().enumerate())
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let mut counts = vec![PatternCounts::default(); out.len()];
+        let mut live_of = vec![0; out.len()];
         for (p, run) in self.patterns.iter().enumerate() {
-            let name = &run.automaton.pattern().name;
-            let Some(s) = out.iter_mut().find(|s| &s.name == name) else {
+            let Some(&i) = by_name.get(run.automaton.pattern().name.as_str()) else {
                 continue;
             };
-            let c = &run.counts;
+            counts[i].absorb(&run.counts);
+            live_of[i] += live[p];
+        }
+        drop(by_name);
+        for ((s, c), live) in out.iter_mut().zip(&counts).zip(live_of) {
             s.matches += c.matches;
             s.timeouts += c.timeouts;
             s.dropped_runs += c.dropped_runs;
             s.capped_runs += c.capped_runs;
             s.discarded_runs += c.discarded_runs;
-            s.live_runs += live[p];
+            s.live_runs += live;
         }
         out
     }
@@ -871,7 +948,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             };
             if first {
                 self.find_key(g, ev);
-                if self.groups[g].quiet && skip_to - p == self.groups[g].size {
+                let past = skip_to.min(self.patterns.len());
+                if self.groups[g].quiet && past - p == self.groups[g].size {
                     // (the group's patterns are consecutive: walking the
                     // slot keeps pattern order among all patterns)
                     self.offer_live(g, ts, ev, sink);

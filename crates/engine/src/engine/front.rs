@@ -1,5 +1,6 @@
 //! [`Engine`]: the front door of the event-time engine.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::engine::core::{
@@ -440,10 +441,11 @@ impl<E: Event + 'static> Engine<E> {
         let mut fields = self.fields.clone();
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
-        let mut names: Vec<String> = if fresh {
+        // (sets: a set of N patterns is checked in time linear in N)
+        let mut names: HashSet<String> = if fresh {
             self.patterns().map(|p| p.name.clone()).collect()
         } else {
-            Vec::new()
+            HashSet::new()
         };
         let set = patterns.ir_patterns();
         // Automata the set compiled already and that read the fields as
@@ -451,7 +453,7 @@ impl<E: Event + 'static> Engine<E> {
         // if their conditions' numbers agree too (checked below).
         let mut reused = Vec::new();
         // The names given in the set, which a numbered name must not take.
-        let given: Vec<&str> = (0..set.len())
+        let given: HashSet<&str> = (0..set.len())
             .filter(|&i| !patterns.unnamed(i))
             .map(|i| set[i].name.as_str())
             .collect();
@@ -462,7 +464,7 @@ impl<E: Event + 'static> Engine<E> {
                 // `unnamed_N`.
                 let name = (2..)
                     .map(|n| format!("{}_{n}", pattern.name))
-                    .find(|name| !names.contains(name) && !given.contains(&name.as_str()))
+                    .find(|name| !names.contains(name) && !given.contains(name.as_str()))
                     .expect("a free name");
                 numbered = Pattern {
                     name,
@@ -487,7 +489,7 @@ impl<E: Event + 'static> Engine<E> {
                 ));
                 continue;
             }
-            names.push(pattern.name.clone());
+            names.insert(pattern.name.clone());
             let key = pattern
                 .partition_by
                 .iter()

@@ -25,6 +25,7 @@ use std::hash::Hasher;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use hashbrown::HashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,7 @@ use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
-use crate::event::{Event, FieldPath};
+use crate::event::{Event, FieldId, FieldPath};
 use crate::matcher::{Cache, Partition, SharedBuffer};
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;
@@ -888,6 +889,7 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8], u32), Error> {
 struct SavedRules<E> {
     patterns: Vec<PatternRun<Arc<Nfa<E>>>>,
     groups: Vec<Group<E, Partition>>,
+    group_of_fields: HashMap<Vec<FieldId>, usize>,
     cache: Cache,
     draining: usize,
 }
@@ -899,6 +901,7 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
         SavedRules {
             patterns: std::mem::take(&mut self.patterns),
             groups: std::mem::take(&mut self.groups),
+            group_of_fields: std::mem::take(&mut self.group_of_fields),
             cache: std::mem::take(&mut self.cache),
             draining: std::mem::take(&mut self.draining),
         }
@@ -908,6 +911,7 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
     fn put_rules(&mut self, saved: SavedRules<E>) {
         self.patterns = saved.patterns;
         self.groups = saved.groups;
+        self.group_of_fields = saved.group_of_fields;
         self.cache = saved.cache;
         self.draining = saved.draining;
     }

@@ -137,6 +137,15 @@ impl MatchAccess<Ev> for PairView<'_> {
 struct Pairs {
     pattern: Pattern,
     window: Timestamp,
+    /// Its start guard: one condition, by its shared number (`None`: no
+    /// guard known).
+    guard: Option<u32>,
+}
+
+thread_local! {
+    /// Calls of [`Pairs`]' `start_guard` on this thread: the work of
+    /// keeping the engine's guards.
+    static GUARD_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Pairs {
@@ -154,7 +163,11 @@ impl Pairs {
             select: Vec::new(),
             span: Span::default(),
         };
-        Pairs { pattern, window }
+        Pairs {
+            pattern,
+            window,
+            guard: None,
+        }
     }
 }
 
@@ -167,6 +180,11 @@ impl Automaton<Ev> for Pairs {
 
     fn pattern(&self) -> &Pattern {
         &self.pattern
+    }
+
+    fn start_guard(&self) -> Option<Vec<(u32, u32)>> {
+        GUARD_CALLS.with(|calls| calls.set(calls.get() + 1));
+        self.guard.map(|shared| vec![(shared, 0)])
     }
 
     fn advance_time<R: Reporter<Ev, Self> + ?Sized>(
@@ -518,4 +536,100 @@ fn a_large_batch_of_equal_deadlines_fires_by_pattern_then_slot_order() {
         .flat_map(|p| keys.iter().map(move |&k| (p.to_string(), k)))
         .collect();
     assert_eq!(fired, expected);
+}
+
+/// The guards, `last` flags and skips of an engine's groups and patterns.
+type Guards = (Vec<Option<Vec<(u32, u32)>>>, Vec<(bool, usize)>);
+
+fn guards(engine: &Core<Ev, Pairs>) -> Guards {
+    let groups = engine.groups.iter().map(|g| g.guard.clone()).collect();
+    let patterns = engine
+        .patterns
+        .iter()
+        .map(|r| (r.last, r.skip_to))
+        .collect();
+    (groups, patterns)
+}
+
+#[test]
+fn adding_patterns_reads_each_start_guard_once() {
+    // 300 patterns in three runs: keyed, unkeyed, keyed again (one group
+    // in two runs), their guards of 7 shared conditions. Each addition
+    // reads its own start guard only (recomputing every group's guard at
+    // each addition read N²/2 of them), and leaves what a full
+    // recomputation gives.
+    let mut engine: Core<Ev, Pairs> = Core::new(0);
+    let mut fields = KeyOnly;
+    GUARD_CALLS.with(|calls| calls.set(0));
+    for i in 0..300_u32 {
+        let mut pairs = Pairs::new(10);
+        pairs.pattern.name = format!("p{i}");
+        pairs.guard = Some(i % 7);
+        if (100..200).contains(&i) {
+            pairs.pattern.partition_by.clear();
+        }
+        engine.add(pairs, &mut fields).unwrap();
+    }
+    assert_eq!(GUARD_CALLS.with(|calls| calls.get()), 300);
+    let incremental = guards(&engine);
+    let (groups, patterns) = &incremental;
+    let shared: Vec<(u32, u32)> = (0..7).map(|i| (i, 0)).collect();
+    assert_eq!(
+        groups,
+        &[
+            Some(shared.clone()),
+            Some(shared.iter().map(|&(p, s)| (p + 100, s)).collect())
+        ]
+    );
+    for (p, &(last, skip_to)) in patterns.iter().enumerate() {
+        assert_eq!(last, p == 199 || p == 299, "pattern {p}");
+        let expected = match p {
+            0..100 => 100,
+            100..200 => 200,
+            _ => super::core::PAST_ALL,
+        };
+        assert_eq!(skip_to, expected, "pattern {p}");
+    }
+    engine.refresh_guards();
+    assert_eq!(guards(&engine), incremental);
+
+    // A pattern whose guard is not known: its group has none.
+    let mut unguarded = Pairs::new(10);
+    unguarded.pattern.name = "unguarded".into();
+    engine.add(unguarded, &mut fields).unwrap();
+    let (groups, _) = guards(&engine);
+    assert_eq!(groups[0], None);
+    assert!(groups[1].is_some());
+    let incremental = guards(&engine);
+    engine.refresh_guards();
+    assert_eq!(guards(&engine), incremental);
+}
+
+#[test]
+fn patterns_of_two_groups_interleaved_match_as_each_alone() {
+    // Events skip a run of a group whose guard no event meets (`skip_to`
+    // past every pattern for the last run): the outputs are those of each
+    // pattern alone.
+    let mut engine: Core<Ev, Pairs> = Core::new(0);
+    let mut fields = KeyOnly;
+    for i in 0..6_u32 {
+        let mut pairs = Pairs::new(5);
+        pairs.pattern.name = format!("p{i}");
+        if i % 3 == 1 {
+            pairs.pattern.partition_by.clear();
+        }
+        engine.add(pairs, &mut fields).unwrap();
+    }
+    let input = [
+        In::Ev(0, Some(1), 1),
+        In::Ev(1, Some(1), 2),
+        In::Ev(2, None, 3),
+    ];
+    let mut out = Vec::new();
+    feed(&mut engine, &input, &mut out);
+    engine.watermark(Timestamp::MAX, &mut out);
+    let matches = out.iter().filter(|o| matches!(o, Output::Match(_))).count();
+    // Keyed patterns (4) pair events 1 and 2; unkeyed ones (2) pair 1 and
+    // 2, and time out with 3.
+    assert_eq!(matches, 6, "{out:?}");
 }
