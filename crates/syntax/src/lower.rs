@@ -15,6 +15,7 @@ use crate::ast::{
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::event::FieldPath;
 use crate::expr::SelectItem;
+use crate::lookup::{Declarations, ListWrite};
 use crate::lower_expr::{closest, ExprCx};
 use crate::pattern::ElementKind as IrKind;
 use crate::pattern::{
@@ -24,8 +25,12 @@ use crate::pattern::{
 use crate::primitives::{DurationMs, Span, StageId};
 
 /// Lowers one pattern; `None` when it has an error.
-pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic>) {
+pub(crate) fn lower_pattern(
+    p: &PatternDecl,
+    decls: &Declarations,
+) -> (Option<Pattern>, Vec<Diagnostic>) {
     let mut l = Lowerer {
+        decls,
         diagnostics: Vec::new(),
         stages: Vec::new(),
         stage_ids: HashMap::new(),
@@ -58,6 +63,7 @@ pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic
             item
         })
         .collect();
+    pattern.writes = p.effects.iter().filter_map(|e| l.effect(e)).collect();
     let skip_target = p.clauses.iter().find_map(|c| match &c.kind {
         ClauseKind::Skip(Skip::ToFirst(id) | Skip::ToLast(id)) => Some(id.span),
         _ => None,
@@ -120,7 +126,9 @@ fn unbounded_state_warning(pattern: &Pattern, element: &Element) -> Diagnostic {
 }
 
 /// State of lowering one pattern.
-struct Lowerer {
+struct Lowerer<'d> {
+    /// The lists and indicators the pattern may name.
+    decls: &'d Declarations,
     diagnostics: Vec<Diagnostic>,
     /// Stages in pattern order (conditions attached at the end).
     stages: Vec<Stage>,
@@ -130,7 +138,7 @@ struct Lowerer {
     untils: Vec<ast::Ident>,
 }
 
-impl Lowerer {
+impl Lowerer<'_> {
     fn error(&mut self, kind: DiagnosticKind, span: Span, message: impl Into<String>) {
         self.diagnostics
             .push(Diagnostic::error(kind, span, message));
@@ -185,6 +193,19 @@ impl Lowerer {
                 ClauseKind::Within(d) => pattern.within = Some(self.millis(d)),
                 ClauseKind::Skip(_) => {}
                 ClauseKind::Timeouts => pattern.emit_timeouts = true,
+                ClauseKind::Score(l) => {
+                    pattern.attributes.score = Some(match l {
+                        ast::Literal::Int(i) => crate::value::Value::Int(*i),
+                        ast::Literal::Float(f) => crate::value::Value::Float(*f),
+                        _ => crate::value::Value::Null,
+                    })
+                }
+                ClauseKind::Level(i) => pattern.attributes.level = Some(i.name.as_str().into()),
+                ClauseKind::Action(i) => pattern.attributes.action = Some(i.name.as_str().into()),
+                ClauseKind::Tags(tags) => {
+                    pattern.attributes.tags =
+                        tags.iter().map(|t| t.value.as_str().into()).collect();
+                }
             }
         }
         pattern
@@ -404,8 +425,32 @@ impl Lowerer {
         out
     }
 
+    /// `then add x to list [for d]`: the value is read from the match like
+    /// `select`; the list must be declared.
+    fn effect(&mut self, e: &ast::Effect) -> Option<ListWrite> {
+        let value = self.expr(&e.value, true);
+        let list = crate::lower_decl::resolve_list(self.decls, &e.list, &mut self.diagnostics)?;
+        let expiry = e.expiry.as_ref().map(|d| self.millis(d));
+        if expiry == Some(0) {
+            self.error(
+                DiagnosticKind::InvalidDeclaration,
+                e.expiry.map_or(e.span, |d| d.span),
+                "an entry that lives 0ms is never seen; give a positive lifetime",
+            );
+        }
+        Some(ListWrite {
+            op: e.op,
+            value,
+            list,
+            expiry,
+            span: e.span,
+        })
+    }
+
     fn expr(&mut self, e: &ast::Expr, in_select: bool) -> crate::expr::Expr {
         ExprCx {
+            decls: self.decls,
+            in_indicator: false,
             stages: &self.stage_ids,
             in_select,
             diagnostics: &mut self.diagnostics,

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::event::FieldPath;
 use crate::expr::{Expr, SelectItem};
+use crate::lookup::{Attributes, ListWrite};
 use crate::primitives::{DurationMs, Span, StageId};
 use crate::value::Value;
 
@@ -54,6 +55,11 @@ pub struct Pattern {
     pub sequence: Sequence,
     /// `select` entries, evaluated once per complete match.
     pub select: Vec<SelectItem>,
+    /// Rule attributes (`score`, `level`, `action`, `tags`), carried by its
+    /// records.
+    pub attributes: Attributes,
+    /// `then add`/`then remove`: what a match writes to reference lists.
+    pub writes: Vec<ListWrite>,
     /// Where the pattern's name was written (empty for the builder).
     pub span: Span,
 }
@@ -409,8 +415,20 @@ impl Pattern {
             stages,
             sequence,
             select: Vec::new(),
+            attributes: Attributes::default(),
+            writes: Vec::new(),
             span: Span::default(),
         }
+    }
+
+    /// Does the pattern read or write a reference list or an indicator?
+    pub fn uses_lookup(&self) -> bool {
+        !self.writes.is_empty()
+            || self.stages.iter().any(|s| match &s.condition {
+                Condition::Expr(e) => e.reads_lookup(),
+                _ => false,
+            })
+            || self.select.iter().any(|s| s.expr.reads_lookup())
     }
 
     /// Looks a stage up by name.
