@@ -18,9 +18,35 @@ pub struct MatchView<'a, E> {
     node: NodeRef,
     start: Timestamp,
     end: Timestamp,
+    lookup: &'a dyn crate::lookup::Lookup,
 }
 
 impl<'a, E> MatchView<'a, E> {
+    /// The same view reading lists and indicators (in `select` and `then`)
+    /// from `lookup`.
+    #[inline]
+    pub fn with_lookup(mut self, lookup: &'a dyn crate::lookup::Lookup) -> Self {
+        self.lookup = lookup;
+        self
+    }
+
+    /// The values the pattern's `then` writes for this match, in order
+    /// (empty without `then`).
+    pub fn write_values(&self) -> Vec<Value>
+    where
+        E: crate::event::Event,
+    {
+        let writes = self.nfa.compiled_writes();
+        if writes.is_empty() {
+            return Vec::new();
+        }
+        let events = self.events();
+        writes.values_with(
+            events.iter().map(|(s, e)| (*s, self.buf.get(*e))),
+            self.lookup,
+        )
+    }
+
     /// The match of `run` (whose first and last taken events give its start
     /// and end: runs take events in time order).
     pub fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, run: &Run) -> Self {
@@ -42,6 +68,7 @@ impl<'a, E> MatchView<'a, E> {
             node: run.node,
             start: run.start_ts,
             end: buf.node_time(run.node),
+            lookup: &crate::lookup::NO_LOOKUP,
         }
     }
 
@@ -128,10 +155,23 @@ impl<'a, E> MatchView<'a, E> {
     where
         E: crate::event::Event,
     {
+        self.select_with(self.lookup)
+    }
+
+    /// [`select`](Self::select) reading reference lists and indicators
+    /// from `lookup` (their state when the match is emitted).
+    pub fn select_with(&self, lookup: &dyn crate::lookup::Lookup) -> Vec<(Arc<str>, Value)>
+    where
+        E: crate::event::Event,
+    {
         let events = self.events();
-        self.nfa
-            .compiled_select()
-            .eval(events.iter().map(|(s, e)| (*s, self.buf.get(*e))))
+        let select = self.nfa.compiled_select();
+        select
+            .names()
+            .iter()
+            .cloned()
+            .zip(select.values_with(events.iter().map(|(s, e)| (*s, self.buf.get(*e))), lookup))
+            .collect()
     }
 
     /// An owned copy of the match (events cloned), with no key: the

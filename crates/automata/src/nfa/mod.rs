@@ -250,6 +250,9 @@ pub struct Nfa<E> {
     /// Accumulators of a run that took nothing (cloned, never mutated).
     fresh: Accumulators,
     select: CompiledSelect,
+    /// The values `then add`/`then remove` write, evaluated over a match
+    /// like `select` (one per [`Pattern::writes`](crate::pattern::Pattern::writes)).
+    writes: CompiledSelect,
     /// Per state: does it have a PROCEED transition? (A state without one
     /// needs no walk: its decision graph is its own TAKE and IGNORE edges.)
     proceeds: Vec<bool>,
@@ -349,6 +352,15 @@ impl<E: Event + 'static> Nfa<E> {
                 kind: ErrorKind::Field,
                 ..CompileError::new(format!("select: {e}"))
             })?;
+        let write_items: Vec<crate::expr::SelectItem> = pattern
+            .writes
+            .iter()
+            .map(|w| crate::expr::SelectItem::new(w.list.name.to_string(), w.value.clone()))
+            .collect();
+        let writes = CompiledSelect::compile(&write_items, fields).map_err(|e| CompileError {
+            kind: ErrorKind::Field,
+            ..CompileError::new(format!("then: {e}"))
+        })?;
         let layout = layout.finish();
         let proceeds: Vec<bool> = compiled
             .states
@@ -395,6 +407,7 @@ impl<E: Event + 'static> Nfa<E> {
             conds,
             window: pattern.within.filter(|w| *w > 0),
             select,
+            writes,
             _event: PhantomData,
         })
     }
@@ -611,6 +624,12 @@ impl<E> Nfa<E> {
     #[inline]
     pub fn compiled_select(&self) -> &CompiledSelect {
         &self.select
+    }
+
+    /// The compiled values of the pattern's `then` writes.
+    #[inline]
+    pub fn compiled_writes(&self) -> &CompiledSelect {
+        &self.writes
     }
 
     /// Does condition `cond` hold in `ctx`? `memo` holds the per-event

@@ -48,6 +48,8 @@ fn pattern(names: &[&str], elements: Vec<Element>) -> Pattern {
             .collect(),
         sequence: Sequence { elements },
         select: vec![],
+        attributes: Default::default(),
+        writes: Vec::new(),
         span: Default::default(),
     }
 }

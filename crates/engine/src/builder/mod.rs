@@ -835,6 +835,8 @@ impl<E: 'static> PatternBuilder<E> {
             stages: flat.stages,
             sequence,
             select,
+            attributes: Default::default(),
+            writes: Vec::new(),
             span: Span::default(),
         };
         errors.extend(validate(&pattern));

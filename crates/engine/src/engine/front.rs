@@ -77,6 +77,12 @@ pub(crate) mod sealed {
             error
         }
 
+        /// The lists and indicators the set declares (its patterns name
+        /// them by their numbers there), if it is a rule set.
+        fn declarations(&self) -> Option<&crate::lookup::Declarations> {
+            None
+        }
+
         /// Pattern number `index` compiled already for `E` (by the loader
         /// of [`Rules`](crate::Rules)), to be shared rather than compiled
         /// again when the engine's fields and conditions number it alike.
@@ -354,6 +360,12 @@ impl<E: Event + 'static> Engine<E> {
     /// ```
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
         let (compiled, mut fields) = self.compile(patterns, true)?;
+        if let Some(decls) = patterns.declarations().filter(|d| !d.is_empty()) {
+            self.core
+                .memory
+                .declare(decls, &mut fields)
+                .map_err(|e| Error::new(ErrorKind::Field, e))?;
+        }
         for nfa in compiled {
             self.core
                 .add(nfa, &mut fields)

@@ -270,12 +270,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 stats: &mut self.stats,
                 counts: &mut run.counts,
                 capped: false,
+                writes: &mut self.writes,
             };
             let before = A::partial_matches(&parts[i].part);
             let discarded = run.automaton.discard(
                 &mut parts[i].part,
                 &mut self.store,
                 &mut self.cache,
+                &self.memory,
                 &mut bridge,
             );
             self.stats.discarded_runs += discarded as u64;

@@ -83,6 +83,12 @@ pub(crate) trait MatchAccess<E> {
 
     /// The values of the pattern's `select` section (empty without one).
     fn select(&self) -> Vec<(String, Value)>;
+
+    /// The values of the pattern's `then` writes, in order (empty without
+    /// any).
+    fn write_values(&self) -> Vec<Value> {
+        Vec::new()
+    }
 }
 
 /// A complete or timed-out partial match, borrowing the engine's event

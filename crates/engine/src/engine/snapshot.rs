@@ -32,6 +32,7 @@ use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::{Engine, PatternSet};
+use crate::engine::memory::Saved;
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldPath};
@@ -46,7 +47,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes and reads. Bumped whenever the
 /// bytes written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 
 /// Magic, version and length.
 const PREFIX: usize = 8 + 4 + 8;
@@ -73,6 +74,10 @@ struct Header {
     /// id (empty for typed events, whose field ids are fixed by their
     /// type).
     fields: Vec<Vec<String>>,
+    /// The rule set's lists and indicators as `.cep` source
+    /// ([`crate::dsl::declarations_source`]; empty when it declares none):
+    /// what the patterns' sources are loaded after when rebuilt.
+    declarations: String,
 }
 
 /// One pattern of the engine: its name, fingerprint ([`fingerprint`]),
@@ -137,6 +142,8 @@ struct BodyOut<'a, E> {
     keys: Vec<&'a Keys<Partition>>,
     deadlines: &'a DeadlineIndex,
     stats: [u64; 10],
+    /// The lists' entries and the indicators' windows.
+    memory: Saved,
 }
 
 /// The state, as read (the same fields as [`BodyOut`]).
@@ -150,6 +157,7 @@ struct BodyIn<E> {
     keys: Vec<Keys<Partition>>,
     deadlines: DeadlineIndex,
     stats: [u64; 10],
+    memory: Saved,
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -277,6 +285,7 @@ impl<E: Event + 'static> Engine<E> {
                 })
                 .collect(),
             fields: field_paths(&self.fields),
+            declarations: crate::dsl::declarations_source(self.core.memory.declarations()),
         }
     }
 }
@@ -354,6 +363,7 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             keys: core.groups.iter().map(|g| &g.keys).collect(),
             deadlines: &core.deadlines,
             stats: stats_array(&core.stats),
+            memory: core.memory.save(),
         };
         let start = out.len();
         out.extend_from_slice(MAGIC);
@@ -576,11 +586,12 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         let bytes = read_all(input)?;
         let (header, rest) = read_header(&bytes)?;
         self.check_header(&header, from)?;
-        let (body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
+        let (mut body, rest) = postcard::take_from_bytes::<BodyIn<E>>(rest)
             .map_err(|e| error(format!("the snapshot's state does not decode: {e}")))?;
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
+        let memory = std::mem::take(&mut body.memory);
         let own = from == RulesFrom::Engine
             && header.fields == field_paths(&self.fields)
             && header
@@ -589,15 +600,23 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 .all(|p| p.version == 1 && !p.versioned && !p.draining);
         if own {
             // The engine's patterns as they are.
-            return self
-                .core
+            self.core
                 .install(body)
-                .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")));
+                .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))?;
+            self.core.memory.restore(memory);
+            return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
         let saved = self.core.take_rules();
         let mut fields = E::Fields::default();
         intern_paths(&fields, &header.fields);
+        if self.core.memory.declarations().is_empty() && !header.declarations.is_empty() {
+            let loaded = crate::rules::load_str("snapshot", &header.declarations);
+            self.core
+                .memory
+                .declare(&loaded.declarations, &mut fields)
+                .map_err(|e| error(format!("the snapshot's lists and indicators: {e}")))?;
+        }
         let mut added = Ok(());
         for (nfa, print) in compiled.into_iter().zip(&header.patterns) {
             match self.core.add(nfa, &mut fields) {
@@ -619,6 +638,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             Ok(()) => {
                 intern_paths(&self.fields, &header.fields);
                 self.core.reap();
+                self.core.memory.restore(memory);
                 Ok(())
             }
             Err(e) => {
@@ -664,7 +684,8 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                             what()
                         ))
                     })?;
-                    let loaded = crate::rules::load_str(&print.name, source);
+                    let text = format!("{}{source}", header.declarations);
+                    let loaded = crate::rules::load_str(&print.name, &text);
                     match &loaded.patterns[..] {
                         [p] if !loaded.has_errors() && fingerprint(p) == print.fingerprint => {
                             rebuilt = p.clone();
@@ -875,6 +896,7 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
             mut keys,
             deadlines,
             stats,
+            memory: _,
         } = body;
         if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
             return Err(format!(
@@ -1057,7 +1079,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (6, 3_852_115_582, 425),
+            (7, 3_143_563_924, 438),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }

@@ -152,6 +152,8 @@ impl Pairs {
             stages: Vec::new(),
             sequence: Sequence::default(),
             select: Vec::new(),
+            attributes: Default::default(),
+            writes: Vec::new(),
             span: Span::default(),
         };
         Pairs { pattern, window }
@@ -174,6 +176,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
+        _: &dyn crate::lookup::Lookup,
         t: Timestamp,
         out: &mut R,
     ) -> isize {
@@ -196,6 +199,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
+        _: &dyn crate::lookup::Lookup,
         limit: usize,
         starts: bool,
         r: usize,
@@ -233,6 +237,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
+        _: &dyn crate::lookup::Lookup,
         _: &mut R,
     ) -> usize {
         match part.take() {
