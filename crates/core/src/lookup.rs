@@ -274,6 +274,20 @@ pub enum WriteOp {
     Remove,
 }
 
+/// A list membership or an indicator call a stage's condition reads,
+/// kept so that a record of the pattern can say what it read
+/// (`"reads"`): the sub-expression, its canonical text, and the stage
+/// whose condition holds it.
+#[derive(Clone, Debug)]
+pub struct LookupRead {
+    /// The stage whose condition reads it.
+    pub stage: crate::primitives::StageId,
+    /// Its canonical text (`logins_1h(user_id)`, `ip in blocked_ips`).
+    pub label: Arc<str>,
+    /// The sub-expression.
+    pub expr: Expr,
+}
+
 /// A pattern's rule attributes (`score`, `level`, `action`, `tags`),
 /// carried by every record of the pattern.
 #[derive(Clone, Debug, Default, PartialEq)]

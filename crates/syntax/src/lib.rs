@@ -60,6 +60,7 @@ pub use lex::is_plain_ident;
 pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
+
 #[cfg(test)]
 pub use print::print_expr;
 pub use print::print_file;

@@ -15,7 +15,7 @@ use crate::ast::{
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::event::FieldPath;
 use crate::expr::SelectItem;
-use crate::lookup::{Declarations, ListWrite};
+use crate::lookup::{Declarations, ListWrite, LookupRead};
 use crate::lower_expr::{closest, ExprCx};
 use crate::pattern::ElementKind as IrKind;
 use crate::pattern::{
@@ -64,6 +64,7 @@ pub(crate) fn lower_pattern(
         })
         .collect();
     pattern.writes = p.effects.iter().filter_map(|e| l.effect(e)).collect();
+    pattern.reads = l.reads(&where_entries, &pattern);
     let skip_target = p.clauses.iter().find_map(|c| match &c.kind {
         ClauseKind::Skip(Skip::ToFirst(id) | Skip::ToLast(id)) => Some(id.span),
         _ => None,
@@ -420,6 +421,66 @@ impl Lowerer<'_> {
             } else {
                 seen.insert(&e.name.name, e.name.span);
                 out.push(e);
+            }
+        }
+        out
+    }
+
+    /// The list memberships and indicator calls of each stage's condition,
+    /// each with its canonical text (once per stage and text).
+    fn reads(&mut self, entries: &[&Entry], pattern: &Pattern) -> Vec<LookupRead> {
+        if self.decls.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<LookupRead> = Vec::new();
+        for entry in entries {
+            let Some(stage) = pattern.stage_id(&entry.name.name) else {
+                continue;
+            };
+            let mut todo = vec![&entry.expr];
+            let mut found = Vec::new();
+            while let Some(e) = todo.pop() {
+                let reads = match &e.kind {
+                    ast::ExprKind::InList(..) => true,
+                    ast::ExprKind::Call(f, _) => self.decls.indicator(&f.name).is_some(),
+                    _ => false,
+                };
+                if reads {
+                    found.push(e);
+                }
+                match &e.kind {
+                    ast::ExprKind::Literal(_) | ast::ExprKind::Path(_) => {}
+                    ast::ExprKind::Unary(_, x) | ast::ExprKind::InList(x, _) => todo.push(x),
+                    ast::ExprKind::Binary(_, x, y) => {
+                        todo.push(y);
+                        todo.push(x);
+                    }
+                    ast::ExprKind::Chain(x, rest) => {
+                        todo.extend(rest.iter().rev().map(|(_, y)| y));
+                        todo.push(x);
+                    }
+                    ast::ExprKind::In(x, items) => {
+                        todo.extend(items.iter().rev());
+                        todo.push(x);
+                    }
+                    ast::ExprKind::Call(_, args) => todo.extend(args.iter().rev()),
+                }
+            }
+            for e in found {
+                let label: std::sync::Arc<str> = crate::print::print_expr(e).into();
+                if out.iter().any(|r| r.stage == stage && r.label == label) {
+                    continue;
+                }
+                let mut quiet = Vec::new();
+                let expr = ExprCx {
+                    decls: self.decls,
+                    in_indicator: false,
+                    stages: &self.stage_ids,
+                    in_select: false,
+                    diagnostics: &mut quiet,
+                }
+                .lower(e);
+                out.push(LookupRead { stage, label, expr });
             }
         }
         out

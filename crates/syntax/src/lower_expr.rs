@@ -283,16 +283,16 @@ impl ExprCx<'_> {
             let mut diag = Diagnostic::error(
                 DiagnosticKind::UnknownFunction,
                 f.span,
-                format!("there is no function or indicator `{}`", f.name),
+                if self.decls.indicators.is_empty() {
+                    format!("there is no function `{}`", f.name)
+                } else {
+                    format!("there is no function or indicator `{}`", f.name)
+                },
             );
             let mut names: Vec<&str> = FUNCTIONS.to_vec();
             names.extend(self.decls.indicators.iter().map(|i| &*i.name));
             if let Some(best) = closest(&f.name, &names) {
                 diag = diag.with_help(format!("did you mean `{best}`?"));
-            } else if self.decls.indicators.is_empty() {
-                diag = diag.with_help(
-                    "a rolling indicator is declared beside the patterns: `indicator NAME = count() group by FIELD within 1h`",
-                );
             }
             self.diagnostics.push(diag);
             return Expr::Literal(Value::Null);

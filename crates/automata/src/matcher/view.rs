@@ -30,6 +30,36 @@ impl<'a, E> MatchView<'a, E> {
         self
     }
 
+    /// What the pattern's conditions read of lists and indicators, by
+    /// their text, in the pattern's order: each evaluated for the last
+    /// event its stage took (with what the match took before it), against
+    /// the lists and indicators as they are now; null when that stage took
+    /// nothing. Empty when the conditions read none.
+    pub fn reads(&self) -> Vec<(Arc<str>, Value)>
+    where
+        E: crate::event::Event,
+    {
+        let Some(reads) = self.nfa.compiled_reads() else {
+            return Vec::new();
+        };
+        let events = self.events();
+        reads
+            .items
+            .iter()
+            .map(|(stage, label, expr)| {
+                let Some(last) = events.iter().rposition(|(s, _)| s == stage) else {
+                    return (Arc::clone(label), Value::Null);
+                };
+                let mut acc = reads.layout.new_accumulators();
+                for (s, e) in &events[..last] {
+                    acc.on_take(&reads.layout, *s, self.buf.get(*e));
+                }
+                let event = self.buf.get(events[last].1);
+                (Arc::clone(label), expr.eval_with(event, &acc, self.lookup))
+            })
+            .collect()
+    }
+
     /// The values the pattern's `then` writes for this match, in order
     /// (empty without `then`).
     pub fn write_values(&self) -> Vec<Value>

@@ -50,6 +50,7 @@ fn pattern(names: &[&str], elements: Vec<Element>) -> Pattern {
         select: vec![],
         attributes: Default::default(),
         writes: Vec::new(),
+        reads: Vec::new(),
         span: Default::default(),
     }
 }

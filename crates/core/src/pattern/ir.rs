@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::event::FieldPath;
 use crate::expr::{Expr, SelectItem};
-use crate::lookup::{Attributes, ListWrite};
+use crate::lookup::{Attributes, ListWrite, LookupRead};
 use crate::primitives::{DurationMs, Span, StageId};
 use crate::value::Value;
 
@@ -60,6 +60,10 @@ pub struct Pattern {
     pub attributes: Attributes,
     /// `then add`/`then remove`: what a match writes to reference lists.
     pub writes: Vec<ListWrite>,
+    /// The list memberships and indicator calls of the stages' conditions,
+    /// reported with each record (set by the language; empty for the
+    /// builder).
+    pub reads: Vec<LookupRead>,
     /// Where the pattern's name was written (empty for the builder).
     pub span: Span,
 }
@@ -417,6 +421,7 @@ impl Pattern {
             select: Vec::new(),
             attributes: Attributes::default(),
             writes: Vec::new(),
+            reads: Vec::new(),
             span: Span::default(),
         }
     }

@@ -837,6 +837,7 @@ impl<E: 'static> PatternBuilder<E> {
             select,
             attributes: Default::default(),
             writes: Vec::new(),
+            reads: Vec::new(),
             span: Span::default(),
         };
         errors.extend(validate(&pattern));

@@ -43,6 +43,13 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
         MatchView::write_values(self)
     }
 
+    fn reads(&self) -> Vec<(String, Value)> {
+        MatchView::reads(self)
+            .into_iter()
+            .map(|(label, value)| (label.to_string(), value))
+            .collect()
+    }
+
     fn start(&self) -> Timestamp {
         MatchView::start(self)
     }

@@ -502,7 +502,8 @@ impl<E: Event + 'static> Engine<E> {
         policy: ReloadPolicy,
         sink: &mut S,
     ) -> Result<Changes, Error> {
-        let (compiled, fields) = self.compile(patterns, false)?;
+        let (compiled, mut fields) = self.compile(patterns, false)?;
+        self.declare(patterns, &mut fields)?;
         let mut targets: Vec<(String, Target<Arc<Nfa<E>>>)> = self
             .current_names()
             .into_iter()
@@ -535,12 +536,31 @@ impl<E: Event + 'static> Engine<E> {
         policy: ReloadPolicy,
         sink: &mut S,
     ) -> Result<Changes, Error> {
-        let (compiled, fields) = self.compile(patterns, false)?;
+        let (compiled, mut fields) = self.compile(patterns, false)?;
+        self.declare(patterns, &mut fields)?;
         let targets = compiled
             .into_iter()
             .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))
             .collect();
         self.change(targets, policy, Some(fields), sink)
+    }
+
+    /// Takes the lists and indicators `patterns` declares, when it is a
+    /// rule set that declares any: those kept (same name and definition)
+    /// keep their state (`docs/semantics.md`, "Lists and indicators").
+    fn declare<P: PatternSet<E> + ?Sized>(
+        &mut self,
+        patterns: &P,
+        fields: &mut E::Fields,
+    ) -> Result<(), Error> {
+        match patterns.declarations().filter(|d| !d.is_empty()) {
+            Some(decls) => self
+                .core
+                .memory
+                .declare(decls, fields)
+                .map_err(|e| Error::new(ErrorKind::Field, e)),
+            None => Ok(()),
+        }
     }
 
     /// The version of the pattern `name` in force (1 as first added, +1

@@ -154,6 +154,7 @@ impl Pairs {
             select: Vec::new(),
             attributes: Default::default(),
             writes: Vec::new(),
+            reads: Vec::new(),
             span: Span::default(),
         };
         Pairs { pattern, window }
