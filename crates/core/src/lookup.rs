@@ -198,6 +198,28 @@ impl Declarations {
         self.lists.is_empty() && self.indicators.is_empty()
     }
 
+    /// Does this table start with every list and indicator of `other`, by
+    /// name, in order (so that `other`'s numbers mean the same here)?
+    pub fn extends(&self, other: &Declarations) -> bool {
+        other.lists.len() <= self.lists.len()
+            && other.indicators.len() <= self.indicators.len()
+            && other
+                .lists
+                .iter()
+                .zip(&self.lists)
+                .all(|(a, b)| a.name == b.name)
+            && other
+                .indicators
+                .iter()
+                .zip(&self.indicators)
+                .all(|(a, b)| a.name == b.name)
+    }
+
+    /// How many lists and indicators.
+    pub fn len(&self) -> usize {
+        self.lists.len() + self.indicators.len()
+    }
+
     /// The list named `name`.
     pub fn list(&self, name: &str) -> Option<ListRef> {
         let i = self.lists.iter().position(|l| &*l.name == name)?;

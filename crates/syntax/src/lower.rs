@@ -65,6 +65,16 @@ pub(crate) fn lower_pattern(
         .collect();
     pattern.writes = p.effects.iter().filter_map(|e| l.effect(e)).collect();
     pattern.reads = l.reads(&where_entries, &pattern);
+    if !pattern.reads.is_empty()
+        || !pattern.writes.is_empty()
+        || pattern.select.iter().any(|s| s.expr.reads_lookup())
+        || pattern.stages.iter().any(|s| match &s.condition {
+            Condition::Expr(e) => e.reads_lookup(),
+            _ => false,
+        })
+    {
+        pattern.declarations = Some(std::sync::Arc::new(decls.clone()));
+    }
     let skip_target = p.clauses.iter().find_map(|c| match &c.kind {
         ClauseKind::Skip(Skip::ToFirst(id) | Skip::ToLast(id)) => Some(id.span),
         _ => None,

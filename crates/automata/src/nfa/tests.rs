@@ -51,6 +51,7 @@ fn pattern(names: &[&str], elements: Vec<Element>) -> Pattern {
         attributes: Default::default(),
         writes: Vec::new(),
         reads: Vec::new(),
+        declarations: None,
         span: Default::default(),
     }
 }

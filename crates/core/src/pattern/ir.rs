@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::event::FieldPath;
 use crate::expr::{Expr, SelectItem};
-use crate::lookup::{Attributes, ListWrite, LookupRead};
+use crate::lookup::{Attributes, Declarations, ListWrite, LookupRead};
 use crate::primitives::{DurationMs, Span, StageId};
 use crate::value::Value;
 
@@ -64,6 +64,11 @@ pub struct Pattern {
     /// reported with each record (set by the language; empty for the
     /// builder).
     pub reads: Vec<LookupRead>,
+    /// The rule set's lists and indicators its expressions number (the
+    /// table as it was when the pattern was lowered: a prefix of the
+    /// final one), when it reads or writes any: so that an engine given
+    /// the pattern alone knows them.
+    pub declarations: Option<Arc<Declarations>>,
     /// Where the pattern's name was written (empty for the builder).
     pub span: Span,
 }
@@ -422,6 +427,7 @@ impl Pattern {
             attributes: Attributes::default(),
             writes: Vec::new(),
             reads: Vec::new(),
+            declarations: None,
             span: Span::default(),
         }
     }

@@ -838,6 +838,7 @@ impl<E: 'static> PatternBuilder<E> {
             attributes: Default::default(),
             writes: Vec::new(),
             reads: Vec::new(),
+            declarations: None,
             span: Span::default(),
         };
         errors.extend(validate(&pattern));

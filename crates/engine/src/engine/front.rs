@@ -360,12 +360,11 @@ impl<E: Event + 'static> Engine<E> {
     /// ```
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
         let (compiled, mut fields) = self.compile(patterns, true)?;
-        if let Some(decls) = patterns.declarations().filter(|d| !d.is_empty()) {
-            self.core
-                .memory
-                .declare(decls, &mut fields)
-                .map_err(|e| Error::new(ErrorKind::Field, e))?;
-        }
+        self.adopt_declarations(
+            patterns.declarations(),
+            compiled.iter().map(|nfa| nfa.pattern()),
+            &mut fields,
+        )?;
         for nfa in compiled {
             self.core
                 .add(nfa, &mut fields)
@@ -422,6 +421,7 @@ impl<E: Event + 'static> Engine<E> {
             );
             return Err(Error::new(ErrorKind::Pattern, message).with_span(pattern.span));
         }
+        self.adopt_declarations(None, [pattern], &mut fields)?;
         self.core
             .add(Arc::clone(nfa), &mut fields)
             .map_err(|e| Error::new(ErrorKind::Field, e).with_span(pattern.span))?;

@@ -13,6 +13,37 @@ use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
 impl<E: Event + 'static> Engine<E> {
+    /// Takes the lists and indicators of a rule set being added: `set`'s
+    /// own table (a [`Rules`](crate::Rules)' declarations), else the
+    /// largest table its patterns carry
+    /// ([`Pattern::declarations`](crate::pattern::Pattern::declarations):
+    /// a pattern added alone, or shared from another engine). A table
+    /// that extends the engine's (the same names first, more after)
+    /// replaces it, keeping the state of what it keeps; so does one that
+    /// does not agree with it; one the engine's extends changes nothing.
+    pub(super) fn adopt_declarations<'p>(
+        &mut self,
+        set: Option<&Declarations>,
+        patterns: impl IntoIterator<Item = &'p crate::pattern::Pattern>,
+        fields: &mut E::Fields,
+    ) -> Result<(), Error> {
+        let carried = patterns
+            .into_iter()
+            .filter_map(|p| p.declarations.as_deref())
+            .max_by_key(|d| d.len());
+        let Some(table) = set.filter(|d| !d.is_empty()).or(carried) else {
+            return Ok(());
+        };
+        let current = self.core.memory.declarations();
+        if current.extends(table) && (set.is_none() || table.extends(current)) {
+            return Ok(());
+        }
+        self.core
+            .memory
+            .declare(table, fields)
+            .map_err(|e| Error::new(ErrorKind::Field, e))
+    }
+
     /// The lists and indicators of the rule set in force (declared by the
     /// [`Rules`](crate::Rules) added).
     pub fn declarations(&self) -> &Declarations {

@@ -503,7 +503,11 @@ impl<E: Event + 'static> Engine<E> {
         sink: &mut S,
     ) -> Result<Changes, Error> {
         let (compiled, mut fields) = self.compile(patterns, false)?;
-        self.declare(patterns, &mut fields)?;
+        self.adopt_declarations(
+            patterns.declarations(),
+            compiled.iter().map(|nfa| nfa.pattern()),
+            &mut fields,
+        )?;
         let mut targets: Vec<(String, Target<Arc<Nfa<E>>>)> = self
             .current_names()
             .into_iter()
@@ -537,30 +541,16 @@ impl<E: Event + 'static> Engine<E> {
         sink: &mut S,
     ) -> Result<Changes, Error> {
         let (compiled, mut fields) = self.compile(patterns, false)?;
-        self.declare(patterns, &mut fields)?;
+        self.adopt_declarations(
+            patterns.declarations(),
+            compiled.iter().map(|nfa| nfa.pattern()),
+            &mut fields,
+        )?;
         let targets = compiled
             .into_iter()
             .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))
             .collect();
         self.change(targets, policy, Some(fields), sink)
-    }
-
-    /// Takes the lists and indicators `patterns` declares, when it is a
-    /// rule set that declares any: those kept (same name and definition)
-    /// keep their state (`docs/semantics.md`, "Lists and indicators").
-    fn declare<P: PatternSet<E> + ?Sized>(
-        &mut self,
-        patterns: &P,
-        fields: &mut E::Fields,
-    ) -> Result<(), Error> {
-        match patterns.declarations().filter(|d| !d.is_empty()) {
-            Some(decls) => self
-                .core
-                .memory
-                .declare(decls, fields)
-                .map_err(|e| Error::new(ErrorKind::Field, e)),
-            None => Ok(()),
-        }
     }
 
     /// The version of the pattern `name` in force (1 as first added, +1

@@ -155,6 +155,7 @@ impl Pairs {
             attributes: Default::default(),
             writes: Vec::new(),
             reads: Vec::new(),
+            declarations: None,
             span: Span::default(),
         };
         Pairs { pattern, window }

@@ -487,3 +487,39 @@ fn the_risk_sample_gives_its_expected_records() {
     let expected = std::fs::read_to_string(&path).unwrap();
     assert_eq!(got, expected);
 }
+
+/// A pattern added alone (as `cepheid run` and the workers add them)
+/// brings the lists and indicators it names: each carries its rule set's
+/// table.
+#[test]
+fn patterns_added_one_by_one_bring_their_declarations() {
+    let rules = Rules::parse(
+        "t.cep",
+        r#"
+        list blocked
+        indicator n = count() group by k within 1h
+        pattern hit { match a where a: ip in blocked }
+        pattern many { match a where a: n(k) > 1 }
+        "#,
+    )
+    .unwrap();
+    let mut e: Engine<Record> = Engine::new();
+    for p in rules.patterns() {
+        e.add(p).unwrap();
+    }
+    assert_eq!(e.declarations().lists.len(), 1);
+    assert_eq!(e.declarations().indicators.len(), 1);
+    e.add_to_list("blocked", "x".into(), 0, None).unwrap();
+    let mut out = Vec::new();
+    push(&mut e, r#"{"id": 1, "ts": 1, "ip": "x", "k": 1}"#, &mut out);
+    push(&mut e, r#"{"id": 2, "ts": 2, "ip": "y", "k": 1}"#, &mut out);
+    e.finish(&mut out);
+    let hits: Vec<(String, i64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Match(m) => Some((m.pattern.clone(), id_of(&m.stages[0].1[0]))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hits, vec![("hit".to_string(), 1), ("many".to_string(), 2)]);
+}
