@@ -169,7 +169,7 @@ fn flink_has_no_such_construct() {
     let w = loaded.flink_warnings();
     let text: Vec<&str> = w.iter().map(|d| d.message.as_str()).collect();
     assert!(
-        text.iter().any(|m| m.contains("no such construct")),
+        text.iter().any(|m| m.contains("uses a construct Flink 2.3 does not have")),
         "{text:?}"
     );
     assert!(

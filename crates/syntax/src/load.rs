@@ -108,7 +108,7 @@ impl Loaded {
                 let what = match f.difference {
                     FlinkDifference::Limit => "differs from Flink 2.3 at a limit".to_string(),
                     FlinkDifference::NoSuchConstruct => {
-                        "uses what Flink 2.3 has no such construct for".to_string()
+                        "uses a construct Flink 2.3 does not have".to_string()
                     }
                     d => format!("differs from Flink 2.3 ({})", d.label()),
                 };

@@ -523,3 +523,62 @@ fn patterns_added_one_by_one_bring_their_declarations() {
         .collect();
     assert_eq!(hits, vec![("hit".to_string(), 1), ("many".to_string(), 2)]);
 }
+
+/// The cost per event of the indicators, by window and number of groups
+/// (`cargo test --release -p cepheid-engine --lib indicator_cost --
+/// --ignored --nocapture`): the time per event of an engine whose one
+/// pattern reads an indicator of each kind, against the same engine
+/// without indicators. Figures in `BENCHMARKS.md`.
+#[test]
+#[ignore]
+fn indicator_cost() {
+    use crate::event::FieldResolver;
+    use std::time::Instant;
+    let n: i64 = 2_000_000;
+    for (window, groups) in [(1_000, 1_000), (86_400_000, 1_000), (1_000, 1_000_000), (86_400_000, 1_000_000)] {
+        let with = format!(
+            r#"
+            indicator c = count() group by k within {window}ms
+            indicator s = sum(v) group by k within {window}ms
+            indicator hi = max(v) group by k within {window}ms
+            indicator d = count_distinct(v) group by k within {window}ms
+            pattern p {{ match a where a: c(k) < 0 }}
+            "#
+        );
+        let without = "pattern p { match a where a: v < 0 }".to_string();
+        let mut times = Vec::new();
+        for text in [&without, &with] {
+            let mut e = engine(text, 0);
+            let fields = e.fields().clone();
+            let (k, v) = (
+                fields.clone().resolve(&crate::event::FieldPath::single("k")).unwrap(),
+                fields.clone().resolve(&crate::event::FieldPath::single("v")).unwrap(),
+            );
+            let width = fields.len();
+            let records: Vec<(i64, Record)> = (0..n)
+                .map(|i| {
+                    let mut values = vec![Value::Null; width];
+                    values[k.index()] = Value::Int((i * 7919) % groups);
+                    values[v.index()] = Value::Int(i % 100);
+                    (i * 86_400_000 / n, Record::new(values, "{}".into()))
+                })
+                .collect();
+            let mut out: Vec<Output<Record>> = Vec::new();
+            let start = Instant::now();
+            for (ts, r) in records {
+                e.push(ts, r, &mut out);
+            }
+            times.push(start.elapsed().as_nanos() as f64 / n as f64);
+            if text == &with {
+                eprintln!(
+                    "window {window} ms, {groups} groups: {} entries at the end",
+                    e.memory_stats().indicator_entries
+                );
+            }
+        }
+        eprintln!(
+            "window {window} ms, {groups} groups: {:.0} ns/event without indicators, {:.0} with four",
+            times[0], times[1]
+        );
+    }
+}
