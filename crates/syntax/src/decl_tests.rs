@@ -169,7 +169,8 @@ fn flink_has_no_such_construct() {
     let w = loaded.flink_warnings();
     let text: Vec<&str> = w.iter().map(|d| d.message.as_str()).collect();
     assert!(
-        text.iter().any(|m| m.contains("uses a construct Flink 2.3 does not have")),
+        text.iter()
+            .any(|m| m.contains("uses a construct Flink 2.3 does not have")),
         "{text:?}"
     );
     assert!(

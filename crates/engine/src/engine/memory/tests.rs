@@ -535,7 +535,12 @@ fn indicator_cost() {
     use crate::event::FieldResolver;
     use std::time::Instant;
     let n: i64 = 2_000_000;
-    for (window, groups) in [(1_000, 1_000), (86_400_000, 1_000), (1_000, 1_000_000), (86_400_000, 1_000_000)] {
+    for (window, groups) in [
+        (1_000, 1_000),
+        (86_400_000, 1_000),
+        (1_000, 1_000_000),
+        (86_400_000, 1_000_000),
+    ] {
         let with = format!(
             r#"
             indicator c = count() group by k within {window}ms
@@ -551,8 +556,14 @@ fn indicator_cost() {
             let mut e = engine(text, 0);
             let fields = e.fields().clone();
             let (k, v) = (
-                fields.clone().resolve(&crate::event::FieldPath::single("k")).unwrap(),
-                fields.clone().resolve(&crate::event::FieldPath::single("v")).unwrap(),
+                fields
+                    .clone()
+                    .resolve(&crate::event::FieldPath::single("k"))
+                    .unwrap(),
+                fields
+                    .clone()
+                    .resolve(&crate::event::FieldPath::single("v"))
+                    .unwrap(),
             );
             let width = fields.len();
             let records: Vec<(i64, Record)> = (0..n)

@@ -35,6 +35,8 @@ pub(crate) struct Item {
 #[derive(Clone, Debug, Default)]
 struct Group {
     key: Box<[Value]>,
+    /// The key's hash (as the index holds it).
+    hash: u64,
     items: VecDeque<Item>,
     int_sum: i128,
     float_sum: f64,
@@ -228,14 +230,19 @@ impl Window {
             }
         }
         if group.items.is_empty() {
-            let key = std::mem::take(&mut group.key);
-            let refs: Vec<ValueRef<'_>> = key.iter().map(ValueRef::from).collect();
-            if let Some(hash) = self.hash_key(&refs) {
-                if let Ok(entry) = self.index.find_entry(hash, |&x| x == g) {
-                    entry.remove();
-                }
+            // (the group's deques and map keep their room for the next
+            // group that takes this slot)
+            group.key = Box::default();
+            group.int_sum = 0;
+            group.float_sum = 0.0;
+            group.floats = 0;
+            group.extremes.clear();
+            if let Some(map) = &mut group.distinct {
+                map.clear();
             }
-            self.groups[g as usize] = Group::default();
+            if let Ok(entry) = self.index.find_entry(group.hash, |&x| x == g) {
+                entry.remove();
+            }
             self.free.push(g);
         }
     }
@@ -271,28 +278,26 @@ impl Window {
         let g = match self.find(hash, key) {
             Some(g) => g,
             None => {
-                let group = Group {
-                    key: key.iter().map(|&v| ValueRef::to_owned(v)).collect(),
-                    ..Group::default()
-                };
+                let key: Box<[Value]> = key.iter().map(|&v| ValueRef::to_owned(v)).collect();
                 let g = match self.free.pop() {
                     Some(g) => {
-                        self.groups[g as usize] = group;
+                        let group = &mut self.groups[g as usize];
+                        group.key = key;
+                        group.hash = hash;
                         g
                     }
                     None => {
-                        self.groups.push(group);
+                        self.groups.push(Group {
+                            key,
+                            hash,
+                            ..Group::default()
+                        });
                         (self.groups.len() - 1) as u32
                     }
                 };
-                let (groups, hasher) = (&self.groups, &self.hasher);
-                self.index.insert_unique(hash, g, |&x| {
-                    let mut state = hasher.build_hasher();
-                    for part in groups[x as usize].key.iter() {
-                        hash_part(&mut state, part.into());
-                    }
-                    state.finish()
-                });
+                let groups = &self.groups;
+                self.index
+                    .insert_unique(hash, g, |&x| groups[x as usize].hash);
                 g
             }
         };
