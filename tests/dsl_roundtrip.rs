@@ -3,12 +3,14 @@
 //! loader panic.
 
 use cepheid_core::expr::{BinaryOp, UnaryOp};
+use cepheid_core::lookup::{ListKind, WriteOp};
 use cepheid_core::pattern::Contiguity;
 use cepheid_engine::Span;
 use cepheid_syntax::ast::{
-    Clause, ClauseKind, Connector, Duration, Element, ElementKind, Entry, Expr, ExprKind, File,
-    Ident, Literal, Modifier, ModifierKind, Path, PatternDecl, Quantifier, QuantifierKind,
-    Sequence, Skip, TimeUnit,
+    Clause, ClauseKind, Connector, Declaration, DeclarationKind, Duration, Effect, Element,
+    ElementKind, Entry, Expr, ExprKind, File, Ident, IndicatorClause, IndicatorClauseKind,
+    IndicatorDecl, ListDecl, Literal, Modifier, ModifierKind, Path, PatternDecl, Quantifier,
+    QuantifierKind, Sequence, Skip, StrLit, TimeUnit,
 };
 use proptest::prelude::*;
 
@@ -158,6 +160,8 @@ fn expr() -> impl Strategy<Value = Expr> {
                 ))),
             (inner.clone(), prop::collection::vec(inner.clone(), 0..3))
                 .prop_map(|(x, items)| expr_node(ExprKind::In(Box::new(x), items))),
+            (inner.clone(), ident())
+                .prop_map(|(x, list)| expr_node(ExprKind::InList(Box::new(x), list))),
             (ident(), prop::collection::vec(inner, 0..3))
                 .prop_map(|(f, args)| expr_node(ExprKind::Call(f, args))),
         ]
@@ -265,6 +269,23 @@ fn clause() -> impl Strategy<Value = Clause> {
         duration().prop_map(ClauseKind::Within),
         skip.prop_map(ClauseKind::Skip),
         Just(ClauseKind::Timeouts),
+        prop_oneof![
+            any::<i64>().prop_map(Literal::Int),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Literal::Float),
+        ]
+        .prop_map(ClauseKind::Score),
+        ident().prop_map(ClauseKind::Level),
+        ident().prop_map(ClauseKind::Action),
+        prop::collection::vec(
+            "[^\\x00]{0,6}".prop_map(|value| StrLit {
+                value,
+                span: Span::default()
+            }),
+            1..3
+        )
+        .prop_map(ClauseKind::Tags),
     ]
     .prop_map(|kind| Clause {
         kind,
@@ -283,6 +304,18 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
     )
 }
 
+fn effect() -> impl Strategy<Value = Effect> {
+    (any::<bool>(), expr(), ident(), prop::option::of(duration())).prop_map(
+        |(add, value, list, expiry)| Effect {
+            op: if add { WriteOp::Add } else { WriteOp::Remove },
+            value,
+            list,
+            expiry: expiry.filter(|_| add),
+            span: Span::default(),
+        },
+    )
+}
+
 fn pattern() -> impl Strategy<Value = PatternDecl> {
     (
         prop::collection::vec("[ -~]{0,12}", 0..3),
@@ -291,26 +324,72 @@ fn pattern() -> impl Strategy<Value = PatternDecl> {
         sequence(),
         entries(),
         entries(),
+        prop::collection::vec(effect(), 0..3),
     )
         .prop_map(
-            |(doc, name, clauses, sequence, where_entries, select_entries)| PatternDecl {
+            |(doc, name, clauses, sequence, where_entries, select_entries, effects)| PatternDecl {
                 doc,
                 name,
                 clauses,
                 sequence,
                 where_entries,
                 select_entries,
+                effects,
                 span: Span::default(),
             },
         )
+}
+
+fn declaration() -> impl Strategy<Value = Declaration> {
+    let list_kind = prop::option::of(
+        prop::sample::select(vec![ListKind::Values, ListKind::Prefixes, ListKind::Cidr])
+            .prop_map(|k| (k, Span::default())),
+    );
+    let list = (list_kind, prop::option::of(duration()))
+        .prop_map(|(kind, expiry)| DeclarationKind::List(ListDecl { kind, expiry }));
+    let clause = prop_oneof![
+        expr().prop_map(IndicatorClauseKind::Where),
+        prop::collection::vec(path(), 1..3).prop_map(IndicatorClauseKind::GroupBy),
+        duration().prop_map(IndicatorClauseKind::Within),
+    ]
+    .prop_map(|kind| IndicatorClause {
+        kind,
+        span: Span::default(),
+    });
+    let indicator = (
+        ident(),
+        prop::collection::vec(expr(), 0..2),
+        prop::collection::vec(clause, 0..4),
+    )
+        .prop_map(|(func, args, clauses)| {
+            DeclarationKind::Indicator(IndicatorDecl {
+                func,
+                args,
+                clauses,
+            })
+        });
+    (
+        prop::collection::vec("[ -~]{0,12}", 0..2),
+        ident(),
+        prop_oneof![list, indicator],
+    )
+        .prop_map(|(doc, name, kind)| Declaration {
+            doc,
+            name,
+            kind,
+            span: Span::default(),
+        })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn printed_files_parse_back_to_the_same_tree(patterns in prop::collection::vec(pattern(), 1..3)) {
-        let file = File { patterns };
+    fn printed_files_parse_back_to_the_same_tree(
+        patterns in prop::collection::vec(pattern(), 1..3),
+        declarations in prop::collection::vec(declaration(), 0..3),
+    ) {
+        let file = File { patterns, declarations };
         let text = cepheid_syntax::print_file(&file);
         let parsed = match cepheid_syntax::parse(&text) {
             Ok(f) => f,

@@ -103,6 +103,9 @@ pub fn eval(expr: &Expr, event: &RefEvent, taken: &Taken<'_>) -> Value {
             _ => Value::Null,
         },
         Expr::Exists(path) => Value::Bool(!event.field(path).is_null()),
+        // (the reference has no lists or indicators: without a lookup,
+        // the engine's evaluation gives null too)
+        Expr::InList(..) | Expr::Indicator(..) => Value::Null,
     }
 }
 

@@ -143,5 +143,14 @@ fn expr(p: &Pattern, e: &Expr) -> String {
         }
         Expr::Matches(x, re) => format!("matches({}, {:?})", expr(p, x), re.as_str()),
         Expr::Exists(f) => format!("exists({f})"),
+        Expr::InList(x, list) => format!("{} in {}", expr(p, x), list.name),
+        Expr::Indicator(i, args) => format!(
+            "{}({})",
+            i.name,
+            args.iter()
+                .map(|a| expr(p, a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }

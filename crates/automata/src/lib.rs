@@ -23,6 +23,6 @@ pub mod nfa;
 // The vocabulary, under the names the modules use for it.
 #[cfg(test)]
 use cepheid_core::record;
-use cepheid_core::{error, event, expr, pattern, persist, primitives, slab, value};
+use cepheid_core::{error, event, expr, lookup, pattern, persist, primitives, slab, value};
 #[cfg(test)]
 use cepheid_core::{ErrorKind, Record, Value, ValueRef};

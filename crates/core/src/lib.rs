@@ -25,6 +25,7 @@ pub mod event;
 pub mod event_value;
 pub mod expr;
 pub mod json;
+pub mod lookup;
 pub mod pattern;
 #[doc(hidden)]
 pub mod persist;

@@ -104,7 +104,7 @@ pub mod watch;
 // The lower layers under the names this crate's modules use for them.
 use cepheid_automata::{matcher, nfa};
 use cepheid_core::{
-    error, event, event_value, expr, pattern, persist, primitives, record, slab, value,
+    error, event, event_value, expr, lookup, pattern, persist, primitives, record, slab, value,
 };
 use cepheid_syntax as dsl;
 

@@ -339,6 +339,11 @@ impl<E: 'static> crate::engine::sealed::Sealed<E> for Rules {
         located(&self.loaded, &d, error.kind()).with_span(span)
     }
 
+    /// The lists and indicators the texts declared.
+    fn declarations(&self) -> Option<&crate::lookup::Declarations> {
+        Some(&self.loaded.declarations)
+    }
+
     /// The automaton compiled at load, when `E` is [`Record`].
     fn compiled(&self, index: usize) -> Option<&Arc<Nfa<E>>> {
         let automata: &dyn Any = &self.automata;

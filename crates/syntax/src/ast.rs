@@ -7,11 +7,113 @@
 
 use crate::primitives::Span;
 
-/// A whole file: its patterns in order.
+/// A whole file: its patterns and its declarations (lists, indicators),
+/// each in source order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct File {
     /// The patterns, in source order.
     pub patterns: Vec<PatternDecl>,
+    /// `list` and `indicator` declarations, in source order.
+    pub declarations: Vec<Declaration>,
+}
+
+/// `list ...` or `indicator ...` with the `///` lines above it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Declaration {
+    /// Documentation lines.
+    pub doc: Vec<String>,
+    /// The declared name.
+    pub name: Ident,
+    /// What is declared.
+    pub kind: DeclarationKind,
+    /// From the keyword to the end of the declaration.
+    pub span: Span,
+}
+
+/// The declarations of a file beside its patterns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeclarationKind {
+    /// `list NAME [of KIND] [for DURATION]`.
+    List(ListDecl),
+    /// `indicator NAME = FUNC(arg) [where c] [group by k, ...] within W`.
+    Indicator(IndicatorDecl),
+}
+
+/// A reference list as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListDecl {
+    /// `of values|prefixes|cidr`, with where the kind word is written.
+    pub kind: Option<(crate::lookup::ListKind, Span)>,
+    /// `for DURATION`: the default lifetime of an entry.
+    pub expiry: Option<Duration>,
+}
+
+/// A rolling indicator as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicatorDecl {
+    /// The aggregate's name (`count`, `sum`, `avg`, `min`, `max`,
+    /// `count_distinct`), checked by lowering.
+    pub func: Ident,
+    /// Its arguments (none for `count()`), checked by lowering.
+    pub args: Vec<Expr>,
+    /// The clauses after the aggregate, in source order.
+    pub clauses: Vec<IndicatorClause>,
+}
+
+/// A clause of an indicator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicatorClause {
+    /// Which clause.
+    pub kind: IndicatorClauseKind,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// The clauses of an indicator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndicatorClauseKind {
+    /// `where c`: which events count.
+    Where(Expr),
+    /// `group by f, g`: the key of the groups.
+    GroupBy(Vec<Path>),
+    /// `within W`: the window.
+    Within(Duration),
+}
+
+impl IndicatorClauseKind {
+    /// The clause's keyword(s), for messages.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            IndicatorClauseKind::Where(_) => "where",
+            IndicatorClauseKind::GroupBy(_) => "group by",
+            IndicatorClauseKind::Within(_) => "within",
+        }
+    }
+}
+
+/// `then add x to list [for d]` / `then remove x from list`, after
+/// `select`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effect {
+    /// Add or remove.
+    pub op: crate::lookup::WriteOp,
+    /// The value written (stage references, like `select`).
+    pub value: Expr,
+    /// The list.
+    pub list: Ident,
+    /// `for d` (adds only).
+    pub expiry: Option<Duration>,
+    /// From `then` to the end.
+    pub span: Span,
+}
+
+/// A string literal with where it is written (`tags "a", "b"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrLit {
+    /// The text, escapes decoded.
+    pub value: String,
+    /// Where it is written.
+    pub span: Span,
 }
 
 /// `pattern NAME { ... }` with the `///` lines above it.
@@ -29,6 +131,8 @@ pub struct PatternDecl {
     pub where_entries: Vec<Entry>,
     /// `select` entries, in source order.
     pub select_entries: Vec<Entry>,
+    /// `then` effects, in source order.
+    pub effects: Vec<Effect>,
     /// From `pattern` to the closing brace.
     pub span: Span,
 }
@@ -62,6 +166,14 @@ pub enum ClauseKind {
     Skip(Skip),
     /// `timeouts`.
     Timeouts,
+    /// `score 80` (a number literal).
+    Score(Literal),
+    /// `level high`.
+    Level(Ident),
+    /// `action block`.
+    Action(Ident),
+    /// `tags "a", "b"`.
+    Tags(Vec<StrLit>),
 }
 
 impl ClauseKind {
@@ -72,6 +184,10 @@ impl ClauseKind {
             ClauseKind::Within(_) => "within",
             ClauseKind::Skip(_) => "skip",
             ClauseKind::Timeouts => "timeouts",
+            ClauseKind::Score(_) => "score",
+            ClauseKind::Level(_) => "level",
+            ClauseKind::Action(_) => "action",
+            ClauseKind::Tags(_) => "tags",
         }
     }
 }
@@ -270,6 +386,9 @@ pub enum ExprKind {
     Chain(Box<Expr>, Vec<(crate::expr::BinaryOp, Expr)>),
     /// `x in [a, b]`.
     In(Box<Expr>, Vec<Expr>),
+    /// `x in name`: membership in a reference list (the name is checked by
+    /// lowering).
+    InList(Box<Expr>, Ident),
     /// `f(args)`: functions and aggregates.
     Call(Ident, Vec<Expr>),
 }
@@ -299,7 +418,37 @@ impl File {
         for p in &mut f.patterns {
             clear_pattern(p);
         }
+        for d in &mut f.declarations {
+            clear_declaration(d);
+        }
         f
+    }
+}
+
+fn clear_declaration(d: &mut Declaration) {
+    d.span = Span::default();
+    d.name.span = Span::default();
+    match &mut d.kind {
+        DeclarationKind::List(l) => {
+            if let Some((_, span)) = &mut l.kind {
+                *span = Span::default();
+            }
+            if let Some(e) = &mut l.expiry {
+                e.span = Span::default();
+            }
+        }
+        DeclarationKind::Indicator(i) => {
+            i.func.span = Span::default();
+            i.args.iter_mut().for_each(clear_expr);
+            for c in &mut i.clauses {
+                c.span = Span::default();
+                match &mut c.kind {
+                    IndicatorClauseKind::Where(e) => clear_expr(e),
+                    IndicatorClauseKind::GroupBy(paths) => paths.iter_mut().for_each(clear_path),
+                    IndicatorClauseKind::Within(d) => d.span = Span::default(),
+                }
+            }
+        }
     }
 }
 
@@ -312,7 +461,18 @@ fn clear_pattern(p: &mut PatternDecl) {
             ClauseKind::PartitionBy(paths) => paths.iter_mut().for_each(clear_path),
             ClauseKind::Within(d) => d.span = Span::default(),
             ClauseKind::Skip(Skip::ToFirst(i) | Skip::ToLast(i)) => i.span = Span::default(),
-            ClauseKind::Skip(_) | ClauseKind::Timeouts => {}
+            ClauseKind::Level(i) | ClauseKind::Action(i) => i.span = Span::default(),
+            ClauseKind::Tags(tags) => tags.iter_mut().for_each(|t| t.span = Span::default()),
+            ClauseKind::Score(Literal::Duration(d)) => d.span = Span::default(),
+            ClauseKind::Skip(_) | ClauseKind::Timeouts | ClauseKind::Score(_) => {}
+        }
+    }
+    for e in &mut p.effects {
+        e.span = Span::default();
+        e.list.span = Span::default();
+        clear_expr(&mut e.value);
+        if let Some(d) = &mut e.expiry {
+            d.span = Span::default();
         }
     }
     clear_sequence(&mut p.sequence);
@@ -378,6 +538,10 @@ pub(crate) fn clear_expr(root: &mut Expr) {
             ExprKind::In(x, items) => {
                 stack.push(x);
                 stack.extend(items.iter_mut());
+            }
+            ExprKind::InList(x, list) => {
+                list.span = Span::default();
+                stack.push(x);
             }
             ExprKind::Call(name, args) => {
                 name.span = Span::default();

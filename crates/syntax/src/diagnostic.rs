@@ -78,6 +78,15 @@ pub enum DiagnosticKind {
     /// warning of `cepheid check --sample`: a misspelt field gives no
     /// match, ever).
     FieldNeverOccurs,
+    /// `x in name` or `then add x to name` where `name` is no declared
+    /// list.
+    NotAList,
+    /// An aggregate of an indicator over a value that is never a number
+    /// (`sum(type == "a")`).
+    NotNumeric,
+    /// A `list` or `indicator` declaration that cannot be used as written
+    /// (a missing window, a lifetime of 0).
+    InvalidDeclaration,
 }
 
 /// A secondary place a diagnostic points at.

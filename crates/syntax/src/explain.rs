@@ -69,6 +69,39 @@ pub fn explain(p: &Pattern) -> String {
             );
         }
     }
+    let a = &p.attributes;
+    if !a.is_empty() {
+        out.push_str("  attributes:\n");
+        if let Some(score) = &a.score {
+            let _ = writeln!(out, "    score = {score}");
+        }
+        if let Some(level) = &a.level {
+            let _ = writeln!(out, "    level = {level}");
+        }
+        if let Some(action) = &a.action {
+            let _ = writeln!(out, "    action = {action}");
+        }
+        if !a.tags.is_empty() {
+            let tags: Vec<&str> = a.tags.iter().map(|t| &**t).collect();
+            let _ = writeln!(out, "    tags = {}", tags.join(", "));
+        }
+    }
+    if !p.writes.is_empty() {
+        out.push_str("  then:\n");
+        for w in &p.writes {
+            let value = expr_text(&w.value, &p.stages);
+            let _ = match w.op {
+                crate::lookup::WriteOp::Add => write!(out, "    add {value} to {}", w.list.name),
+                crate::lookup::WriteOp::Remove => {
+                    write!(out, "    remove {value} from {}", w.list.name)
+                }
+            };
+            if let Some(ms) = w.expiry {
+                let _ = write!(out, " for {}", show_ms(ms));
+            }
+            out.push('\n');
+        }
+    }
     out
 }
 
@@ -163,7 +196,7 @@ fn precedence(e: &Expr) -> u8 {
         Expr::Chain(first, rest) => rest
             .last()
             .map_or_else(|| precedence(first), |(op, _)| binary_precedence(*op)),
-        Expr::In(..) => COMPARISON,
+        Expr::In(..) | Expr::InList(..) => COMPARISON,
         Expr::Unary(UnaryOp::Not, _) => NOT,
         Expr::Unary(UnaryOp::Neg, _) => NEG,
         _ => PRIMARY,
@@ -262,6 +295,15 @@ fn write_expr(out: &mut String, e: &Expr, stages: &[Stage]) {
         Expr::Exists(p) => {
             out.push_str("exists(");
             write_path(out, p);
+            out.push(')');
+        }
+        Expr::InList(x, list) => {
+            wrapped(out, x, stages, precedence(x) <= COMPARISON);
+            let _ = write!(out, " in {}", list.name);
+        }
+        Expr::Indicator(indicator, args) => {
+            let _ = write!(out, "{}(", indicator.name);
+            write_items(out, args, stages);
             out.push(')');
         }
     }

@@ -244,7 +244,7 @@ pub(crate) fn keyword<'a>(cx: Cx<'a>, i: &'a str, kw: &'static str) -> PResult<'
 /// The label used in "expected ..." for a keyword.
 fn kw_label(kw: &'static str) -> &'static str {
     match kw {
-        "pattern" => "`pattern`",
+        "pattern" => "`pattern`, `list` or `indicator`",
         "by" => "`by`",
         "match" => "`match`",
         "next" => "`next`",

@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+#[cfg(test)]
+mod decl_tests;
 pub mod diagnostic;
 mod explain;
 #[cfg(test)]
@@ -40,8 +42,10 @@ mod expr_tests;
 mod lex;
 mod load;
 mod lower;
+mod lower_decl;
 mod lower_expr;
 mod parse;
+mod parse_decl;
 mod parse_expr;
 mod parse_match;
 mod print;
@@ -56,14 +60,15 @@ pub use lex::is_plain_ident;
 pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
+
 #[cfg(test)]
 pub use print::print_expr;
 pub use print::print_file;
 pub use reads::{field_reads, FieldRead, ReadClause};
-pub use source::{pattern_source, NoSource, NoSourceWhy};
+pub use source::{declarations_source, pattern_source, NoSource, NoSourceWhy};
 
 // The vocabulary, under the names the modules use for it.
-use cepheid_core::{event, expr, pattern, primitives, time, value};
+use cepheid_core::{event, expr, lookup, pattern, primitives, time, value};
 #[allow(unused_imports)]
 use cepheid_core::{Record, Span};
 
@@ -97,6 +102,8 @@ pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, D
         .collect();
     let mut diagnostics = Vec::new();
     let lowered = lower_expr::ExprCx {
+        decls: &NO_DECLARATIONS,
+        in_indicator: false,
         stages: &stages,
         in_select: false,
         diagnostics: &mut diagnostics,
@@ -109,13 +116,27 @@ pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, D
     }
 }
 
+/// No list and no indicator: what a standalone expression may name.
+static NO_DECLARATIONS: lookup::Declarations = lookup::Declarations {
+    lists: Vec::new(),
+    indicators: Vec::new(),
+};
+
 /// Lowers every pattern of a parsed file (without cross-file checks);
 /// returns the valid patterns and all diagnostics.
 pub fn lower_file(file: &ast::File) -> (Vec<Pattern>, Vec<Diagnostic>) {
     let mut patterns = Vec::new();
     let mut diagnostics = Vec::new();
+    let mut decls = lookup::Declarations::default();
+    lower_decl::lower_declarations(
+        &file.declarations,
+        &mut decls,
+        &mut HashMap::new(),
+        0,
+        &mut diagnostics,
+    );
     for p in &file.patterns {
-        let (pattern, mut d) = lower::lower_pattern(p);
+        let (pattern, mut d) = lower::lower_pattern(p, &decls);
         patterns.extend(pattern);
         diagnostics.append(&mut d);
     }

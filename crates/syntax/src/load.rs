@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Label, Source};
+use crate::lookup::Declarations;
 use crate::lower::lower_pattern;
+use crate::lower_decl::lower_declarations;
 use crate::parse::parse_file;
 use crate::pattern::Pattern;
 use crate::primitives::Span;
@@ -34,6 +36,14 @@ pub struct Loaded {
     pub sources: Vec<Source>,
     /// For each pattern, the index of its source.
     pub pattern_sources: Vec<usize>,
+    /// The lists and indicators declared by every text loaded, numbered
+    /// in load order (patterns name them by these numbers). A pattern
+    /// may name what its own text declares, anywhere in it, and what the
+    /// texts loaded before it declared (files of a folder load sorted by
+    /// name).
+    pub declarations: Declarations,
+    /// Where each list or indicator was declared (source, span).
+    declared: HashMap<String, (usize, Span)>,
     /// Where each pattern name was first defined (source, span).
     names: HashMap<String, (usize, Span)>,
     /// For each pattern, how many diagnostics there were when it was
@@ -97,6 +107,9 @@ impl Loaded {
             for f in flink_differences(pattern) {
                 let what = match f.difference {
                     FlinkDifference::Limit => "differs from Flink 2.3 at a limit".to_string(),
+                    FlinkDifference::NoSuchConstruct => {
+                        "uses a construct Flink 2.3 does not have".to_string()
+                    }
                     d => format!("differs from Flink 2.3 ({})", d.label()),
                 };
                 let mut d = Diagnostic::warning(
@@ -184,16 +197,32 @@ impl Loaded {
         let parsed = parse_file(src);
         let mut diagnostics = parsed.diagnostics;
         let mut patterns = Vec::new();
+        let mut declared = Vec::new();
+        lower_declarations(
+            &parsed.declarations,
+            &mut self.declarations,
+            &mut self.declared,
+            index,
+            &mut declared,
+        );
+        // A duplicate's "first declared here" may be in another text: its
+        // label names its source already, kept below.
+        let foreign: Vec<Span> = declared
+            .iter()
+            .filter(|d| d.labels.iter().any(|l| l.source != index))
+            .map(|d| d.span)
+            .collect();
+        diagnostics.append(&mut declared);
         for (decl, had_syntax_errors) in &parsed.patterns {
             // A pattern with a recovered syntax error is still lowered, so
             // that its other mistakes are reported too, but never loaded.
-            let (pattern, mut more) = lower_pattern(decl);
+            let (pattern, mut more) = lower_pattern(decl, &self.declarations);
             diagnostics.append(&mut more);
             if let (Some(p), false) = (pattern, *had_syntax_errors) {
                 patterns.push(p);
             }
         }
-        if parsed.patterns.is_empty() && diagnostics.is_empty() {
+        if parsed.patterns.is_empty() && parsed.declarations.is_empty() && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::warning(
                 DiagnosticKind::Syntax,
                 Span::default(),
@@ -213,8 +242,13 @@ impl Loaded {
                 ),
             ));
         }
-        for d in diagnostics {
-            self.push(index, d);
+        for mut d in diagnostics {
+            if d.kind == DiagnosticKind::Duplicate && foreign.contains(&d.span) {
+                d.source = index;
+                self.diagnostics.push(d);
+            } else {
+                self.push(index, d);
+            }
         }
         for p in patterns {
             self.add_pattern(index, p);

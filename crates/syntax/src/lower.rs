@@ -15,6 +15,7 @@ use crate::ast::{
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::event::FieldPath;
 use crate::expr::SelectItem;
+use crate::lookup::{Declarations, ListWrite, LookupRead};
 use crate::lower_expr::{closest, ExprCx};
 use crate::pattern::ElementKind as IrKind;
 use crate::pattern::{
@@ -24,8 +25,12 @@ use crate::pattern::{
 use crate::primitives::{DurationMs, Span, StageId};
 
 /// Lowers one pattern; `None` when it has an error.
-pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic>) {
+pub(crate) fn lower_pattern(
+    p: &PatternDecl,
+    decls: &Declarations,
+) -> (Option<Pattern>, Vec<Diagnostic>) {
     let mut l = Lowerer {
+        decls,
         diagnostics: Vec::new(),
         stages: Vec::new(),
         stage_ids: HashMap::new(),
@@ -58,6 +63,18 @@ pub(crate) fn lower_pattern(p: &PatternDecl) -> (Option<Pattern>, Vec<Diagnostic
             item
         })
         .collect();
+    pattern.writes = p.effects.iter().filter_map(|e| l.effect(e)).collect();
+    pattern.reads = l.reads(&where_entries, &pattern);
+    if !pattern.reads.is_empty()
+        || !pattern.writes.is_empty()
+        || pattern.select.iter().any(|s| s.expr.reads_lookup())
+        || pattern.stages.iter().any(|s| match &s.condition {
+            Condition::Expr(e) => e.reads_lookup(),
+            _ => false,
+        })
+    {
+        pattern.declarations = Some(std::sync::Arc::new(decls.clone()));
+    }
     let skip_target = p.clauses.iter().find_map(|c| match &c.kind {
         ClauseKind::Skip(Skip::ToFirst(id) | Skip::ToLast(id)) => Some(id.span),
         _ => None,
@@ -120,7 +137,9 @@ fn unbounded_state_warning(pattern: &Pattern, element: &Element) -> Diagnostic {
 }
 
 /// State of lowering one pattern.
-struct Lowerer {
+struct Lowerer<'d> {
+    /// The lists and indicators the pattern may name.
+    decls: &'d Declarations,
     diagnostics: Vec<Diagnostic>,
     /// Stages in pattern order (conditions attached at the end).
     stages: Vec<Stage>,
@@ -130,7 +149,7 @@ struct Lowerer {
     untils: Vec<ast::Ident>,
 }
 
-impl Lowerer {
+impl Lowerer<'_> {
     fn error(&mut self, kind: DiagnosticKind, span: Span, message: impl Into<String>) {
         self.diagnostics
             .push(Diagnostic::error(kind, span, message));
@@ -185,6 +204,19 @@ impl Lowerer {
                 ClauseKind::Within(d) => pattern.within = Some(self.millis(d)),
                 ClauseKind::Skip(_) => {}
                 ClauseKind::Timeouts => pattern.emit_timeouts = true,
+                ClauseKind::Score(l) => {
+                    pattern.attributes.score = Some(match l {
+                        ast::Literal::Int(i) => crate::value::Value::Int(*i),
+                        ast::Literal::Float(f) => crate::value::Value::Float(*f),
+                        _ => crate::value::Value::Null,
+                    })
+                }
+                ClauseKind::Level(i) => pattern.attributes.level = Some(i.name.as_str().into()),
+                ClauseKind::Action(i) => pattern.attributes.action = Some(i.name.as_str().into()),
+                ClauseKind::Tags(tags) => {
+                    pattern.attributes.tags =
+                        tags.iter().map(|t| t.value.as_str().into()).collect();
+                }
             }
         }
         pattern
@@ -404,8 +436,92 @@ impl Lowerer {
         out
     }
 
+    /// The list memberships and indicator calls of each stage's condition,
+    /// each with its canonical text (once per stage and text).
+    fn reads(&mut self, entries: &[&Entry], pattern: &Pattern) -> Vec<LookupRead> {
+        if self.decls.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<LookupRead> = Vec::new();
+        for entry in entries {
+            let Some(stage) = pattern.stage_id(&entry.name.name) else {
+                continue;
+            };
+            let mut todo = vec![&entry.expr];
+            let mut found = Vec::new();
+            while let Some(e) = todo.pop() {
+                let reads = match &e.kind {
+                    ast::ExprKind::InList(..) => true,
+                    ast::ExprKind::Call(f, _) => self.decls.indicator(&f.name).is_some(),
+                    _ => false,
+                };
+                if reads {
+                    found.push(e);
+                }
+                match &e.kind {
+                    ast::ExprKind::Literal(_) | ast::ExprKind::Path(_) => {}
+                    ast::ExprKind::Unary(_, x) | ast::ExprKind::InList(x, _) => todo.push(x),
+                    ast::ExprKind::Binary(_, x, y) => {
+                        todo.push(y);
+                        todo.push(x);
+                    }
+                    ast::ExprKind::Chain(x, rest) => {
+                        todo.extend(rest.iter().rev().map(|(_, y)| y));
+                        todo.push(x);
+                    }
+                    ast::ExprKind::In(x, items) => {
+                        todo.extend(items.iter().rev());
+                        todo.push(x);
+                    }
+                    ast::ExprKind::Call(_, args) => todo.extend(args.iter().rev()),
+                }
+            }
+            for e in found {
+                let label: std::sync::Arc<str> = crate::print::print_expr(e).into();
+                if out.iter().any(|r| r.stage == stage && r.label == label) {
+                    continue;
+                }
+                let mut quiet = Vec::new();
+                let expr = ExprCx {
+                    decls: self.decls,
+                    in_indicator: false,
+                    stages: &self.stage_ids,
+                    in_select: false,
+                    diagnostics: &mut quiet,
+                }
+                .lower(e);
+                out.push(LookupRead { stage, label, expr });
+            }
+        }
+        out
+    }
+
+    /// `then add x to list [for d]`: the value is read from the match like
+    /// `select`; the list must be declared.
+    fn effect(&mut self, e: &ast::Effect) -> Option<ListWrite> {
+        let value = self.expr(&e.value, true);
+        let list = crate::lower_decl::resolve_list(self.decls, &e.list, &mut self.diagnostics)?;
+        let expiry = e.expiry.as_ref().map(|d| self.millis(d));
+        if expiry == Some(0) {
+            self.error(
+                DiagnosticKind::InvalidDeclaration,
+                e.expiry.map_or(e.span, |d| d.span),
+                "an entry that lives 0ms is never seen; give a positive lifetime",
+            );
+        }
+        Some(ListWrite {
+            op: e.op,
+            value,
+            list,
+            expiry,
+            span: e.span,
+        })
+    }
+
     fn expr(&mut self, e: &ast::Expr, in_select: bool) -> crate::expr::Expr {
         ExprCx {
+            decls: self.decls,
+            in_indicator: false,
             stages: &self.stage_ids,
             in_select,
             diagnostics: &mut self.diagnostics,

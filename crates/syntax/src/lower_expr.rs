@@ -58,6 +58,11 @@ const FUNCTIONS: &[&str] = &[
 
 /// Where an expression is lowered.
 pub(crate) struct ExprCx<'a> {
+    /// The lists and indicators names may refer to.
+    pub decls: &'a crate::lookup::Declarations,
+    /// Lowering an indicator's own expressions (which may not call
+    /// indicators).
+    pub in_indicator: bool,
     /// Stage names of the pattern → ids.
     pub stages: &'a HashMap<String, StageId>,
     /// `select` (no current event) or `where`.
@@ -107,6 +112,13 @@ impl ExprCx<'_> {
                 items.iter().map(|i| self.lower_at(i, d)).collect(),
             ),
             ExprKind::Call(f, args) => self.call(f, args, e.span, d),
+            ExprKind::InList(x, list) => {
+                let x = self.lower_at(x, d);
+                match crate::lower_decl::resolve_list(self.decls, list, self.diagnostics) {
+                    Some(list) => Expr::InList(Box::new(x), list),
+                    None => Expr::Literal(Value::Null),
+                }
+            }
         }
     }
 
@@ -226,6 +238,39 @@ impl ExprCx<'_> {
     }
 
     fn call(&mut self, f: &ast::Ident, args: &[ast::Expr], span: crate::Span, d: usize) -> Expr {
+        if let Some((indicator, arity)) = crate::lower_decl::indicator(self.decls, &f.name) {
+            if self.in_indicator {
+                self.error(
+                    DiagnosticKind::InvalidDeclaration,
+                    f.span,
+                    format!(
+                        "an indicator cannot read another indicator (`{}`): each is computed from the events alone",
+                        f.name
+                    ),
+                );
+                return Expr::Literal(Value::Null);
+            }
+            if args.len() != arity {
+                let plural = |n: usize| if n == 1 { "value" } else { "values" };
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        DiagnosticKind::BadArguments,
+                        span,
+                        format!(
+                            "indicator `{}` is grouped by {arity} field(s), so it takes {arity} {}, but {} {} given",
+                            f.name,
+                            plural(arity),
+                            args.len(),
+                            if args.len() == 1 { "is" } else { "are" }
+                        ),
+                    )
+                    .with_help("pass one value per `group by` field, in the same order"),
+                );
+                return Expr::Literal(Value::Null);
+            }
+            let args = args.iter().map(|a| self.lower_at(a, d)).collect();
+            return Expr::Indicator(indicator, args);
+        }
         if let Some(func) = AggregateFunc::from_name(&f.name) {
             return self.aggregate(func, f, args, span);
         }
@@ -238,9 +283,15 @@ impl ExprCx<'_> {
             let mut diag = Diagnostic::error(
                 DiagnosticKind::UnknownFunction,
                 f.span,
-                format!("there is no function `{}`", f.name),
+                if self.decls.indicators.is_empty() {
+                    format!("there is no function `{}`", f.name)
+                } else {
+                    format!("there is no function or indicator `{}`", f.name)
+                },
             );
-            if let Some(best) = closest(&f.name, FUNCTIONS) {
+            let mut names: Vec<&str> = FUNCTIONS.to_vec();
+            names.extend(self.decls.indicators.iter().map(|i| &*i.name));
+            if let Some(best) = closest(&f.name, &names) {
                 diag = diag.with_help(format!("did you mean `{best}`?"));
             }
             self.diagnostics.push(diag);

@@ -2,13 +2,14 @@
 //! syntax error in a `where`/`select` entry skips to the next entry, any
 //! other skips to the next `pattern`, so one run reports every mistake.
 
-use crate::ast::{Clause, ClauseKind, Entry, File, PatternDecl, Skip};
+use crate::ast::{Clause, ClauseKind, Declaration, Entry, File, PatternDecl, Skip};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::lex::{
     cut_expect, describe_token, duration, is_reserved, keyword, name, peek_symbol, peek_word,
     skip_ws, symbol, Cx, PError, PResult, RESERVED,
 };
 use crate::lower_expr::closest;
+use crate::parse_decl;
 use crate::parse_expr::{expr, field_path};
 use crate::parse_match;
 use crate::primitives::Span;
@@ -21,6 +22,8 @@ pub const MAX_PATTERNS: usize = 10_000;
 pub(crate) struct Parsed {
     /// Patterns in order, `true` when a syntax error was recovered inside.
     pub patterns: Vec<(PatternDecl, bool)>,
+    /// Declarations (lists, indicators) in order.
+    pub declarations: Vec<Declaration>,
     /// Syntax errors.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -30,6 +33,7 @@ pub(crate) fn parse_file(src: &str) -> Parsed {
     let cx = Cx { src };
     let mut out = Parsed {
         patterns: Vec::new(),
+        declarations: Vec::new(),
         diagnostics: Vec::new(),
     };
     let mut rest = src;
@@ -46,6 +50,20 @@ pub(crate) fn parse_file(src: &str) -> Parsed {
                 format!("a file may hold at most {MAX_PATTERNS} patterns"),
             ));
             break;
+        }
+        if parse_decl::starts_declaration(skip_ws(after_docs)) {
+            match parse_decl::declaration(cx, after_docs, doc) {
+                Ok((after, d)) => {
+                    out.declarations.push(d);
+                    rest = after;
+                }
+                Err(nom::Err::Error(err) | nom::Err::Failure(err)) => {
+                    out.diagnostics.push(to_diagnostic(cx, &err));
+                    rest = next_pattern_start(err.at);
+                }
+                Err(nom::Err::Incomplete(_)) => break,
+            }
+            continue;
         }
         let mut recovered = Vec::new();
         match pattern(cx, after_docs, doc, &mut recovered) {
@@ -79,6 +97,7 @@ pub(crate) fn parse_strict(src: &str) -> Result<File, Vec<Diagnostic>> {
     if parsed.diagnostics.is_empty() {
         Ok(File {
             patterns: parsed.patterns.into_iter().map(|(p, _)| p).collect(),
+            declarations: parsed.declarations,
         })
     } else {
         Err(parsed.diagnostics)
@@ -180,7 +199,29 @@ fn known_word(word: &str) -> Option<&'static str> {
 }
 
 /// Words that are keywords only where the grammar expects them.
-const CONTEXTUAL: &[&str] = &["by", "to", "past", "first", "last", "event", "no", "name"];
+const CONTEXTUAL: &[&str] = &[
+    "by",
+    "to",
+    "past",
+    "first",
+    "last",
+    "event",
+    "no",
+    "name",
+    "list",
+    "indicator",
+    "score",
+    "level",
+    "action",
+    "tags",
+    "then",
+    "add",
+    "remove",
+    "from",
+    "of",
+    "for",
+    "group",
+];
 
 /// Reserved words never suggested for a misspelt word in a syntax error:
 /// literals and short words, which near-miss too many identifiers.
@@ -234,7 +275,8 @@ fn doc_comments(mut i: &str) -> (&str, Vec<String>) {
     }
 }
 
-/// The start of the next line that begins with `pattern` or `///`.
+/// The start of the next line that begins with `pattern`, a declaration or
+/// `///`.
 fn next_pattern_start(mut i: &str) -> &str {
     loop {
         let Some(n) = i.find('\n') else {
@@ -242,7 +284,10 @@ fn next_pattern_start(mut i: &str) -> &str {
         };
         i = &i[n + 1..];
         let line = i.trim_start_matches([' ', '\t', '\r']);
-        if line.starts_with("///") || peek_word(line) == Some("pattern") && line.starts_with('p') {
+        let word = peek_word(line);
+        let starts_item = matches!(word, Some("pattern" | "list" | "indicator"))
+            && line.starts_with(|c: char| c.is_ascii_alphabetic());
+        if line.starts_with("///") || starts_item {
             return i;
         }
     }
@@ -262,7 +307,7 @@ fn pattern<'a>(
     let (rest, _) = keyword(cx, rest, "match").map_err(|_| {
         nom::Err::Failure(PError::expected(
             skip_ws(rest),
-            "a clause (`partition by`, `within`, `skip`, `timeouts`) or `match`",
+            "a clause (`partition by`, `within`, `skip`, `timeouts`, `score`, `level`, `action`, `tags`) or `match`",
         ))
     })?;
     let (rest, sequence) = parse_match::sequence(cx, rest, 0)?;
@@ -277,10 +322,19 @@ fn pattern<'a>(
         let after = &skip_ws(rest)[6..];
         (rest, select_entries) = entries(cx, after, '=', recovered)?;
     }
+    let mut effects = Vec::new();
+    while parse_decl::starts_effect(rest) {
+        let (after, e) = parse_decl::effect(cx, rest)?;
+        effects.push(e);
+        rest = after;
+    }
     let expected = match (where_entries.is_empty(), select_entries.is_empty()) {
-        (_, false) => "a `select` entry `name = expression` or `}`",
-        (false, true) => "a `where` entry `name: expression`, `select` or `}`",
-        (true, true) => "a connector (`next`, `followed by`, ...), `where`, `select` or `}`",
+        _ if !effects.is_empty() => "`then add`, `then remove` or `}`",
+        (_, false) => "a `select` entry `name = expression`, `then` or `}`",
+        (false, true) => "a `where` entry `name: expression`, `select`, `then` or `}`",
+        (true, true) => {
+            "a connector (`next`, `followed by`, ...), `where`, `select`, `then` or `}`"
+        }
     };
     let (rest, close) = symbol(cx, rest, "}")
         .map_err(|_| nom::Err::Failure(PError::expected(skip_ws(rest), expected)))?;
@@ -293,6 +347,7 @@ fn pattern<'a>(
             sequence,
             where_entries,
             select_entries,
+            effects,
             span: cx.span(start, start).to(close),
         },
     ))
@@ -315,7 +370,11 @@ fn clauses<'a>(
                 .map_err(to_failure),
             Some("skip") => skip(cx, &start[4..]).map(|(after, s)| (after, ClauseKind::Skip(s))),
             Some("timeouts") => Ok((&start[8..], ClauseKind::Timeouts)),
-            _ => return Ok((start, out)),
+            Some(word) => match parse_decl::attribute(cx, word, &start[word.len()..]) {
+                Some(parsed) => parsed,
+                None => return Ok((start, out)),
+            },
+            None => return Ok((start, out)),
         };
         match parsed {
             Ok((after, kind)) => {
@@ -346,7 +405,10 @@ fn next_clause_start(mut i: &str) -> Option<&str> {
         i = &i[n + 1..];
         let line = i.trim_start_matches([' ', '\t', '\r']);
         match peek_word(line) {
-            Some("partition" | "within" | "skip" | "timeouts" | "match") => return Some(line),
+            Some(
+                "partition" | "within" | "skip" | "timeouts" | "match" | "score" | "level"
+                | "action" | "tags",
+            ) => return Some(line),
             Some("pattern") => return None,
             _ if line.starts_with('}') || line.starts_with("///") => return None,
             _ => {}
@@ -439,7 +501,11 @@ fn entries<'a>(
     let mut out = Vec::new();
     loop {
         let at = skip_ws(rest);
-        if at.starts_with('}') || at.is_empty() || (sep == ':' && peek_word(at) == Some("select")) {
+        if at.starts_with('}')
+            || at.is_empty()
+            || (sep == ':' && peek_word(at) == Some("select"))
+            || parse_decl::starts_effect(at)
+        {
             return Ok((at, out));
         }
         match entry(cx, at, sep) {
@@ -490,9 +556,9 @@ fn placeholder_entry(cx: Cx<'_>, at: &str, sep: char) -> Option<Entry> {
 
 fn entry<'a>(cx: Cx<'a>, at: &'a str, sep: char) -> PResult<'a, Entry> {
     let what = if sep == ':' {
-        "a `where` entry `name: expression`, `select` or `}`"
+        "a `where` entry `name: expression`, `select`, `then` or `}`"
     } else {
-        "a `select` entry `name = expression` or `}`"
+        "a `select` entry `name = expression`, `then` or `}`"
     };
     let (rest, entry_name) = name(cx, at, what).map_err(to_failure)?;
     let sep_text = if sep == ':' { ":" } else { "=" };
@@ -511,9 +577,9 @@ fn entry<'a>(cx: Cx<'a>, at: &'a str, sep: char) -> PResult<'a, Entry> {
         return Err(nom::Err::Failure(PError::expected(
             next,
             if sep == ':' {
-                "an operator, a new entry `name:`, `select` or `}`"
+                "an operator, a new entry `name:`, `select`, `then` or `}`"
             } else {
-                "an operator, a new entry `name =` or `}`"
+                "an operator, a new entry `name =`, `then` or `}`"
             },
         )));
     }
@@ -530,7 +596,7 @@ fn entry<'a>(cx: Cx<'a>, at: &'a str, sep: char) -> PResult<'a, Entry> {
 
 /// Does `at` (whitespace skipped) begin the next entry or end the section?
 fn ends_entry(at: &str, sep: char) -> bool {
-    if at.is_empty() || at.starts_with('}') {
+    if at.is_empty() || at.starts_with('}') || parse_decl::starts_effect(at) {
         return true;
     }
     match peek_word(at) {

@@ -235,6 +235,20 @@ fn cmp_expr<'a>(cx: Cx<'a>, i: &'a str, d: usize) -> PResult<'a, Deep> {
 }
 
 fn in_list<'a>(cx: Cx<'a>, i: &'a str, (lhs, dl): Deep, d: usize) -> PResult<'a, Deep> {
+    if !peek_symbol(i, "[") {
+        // `x in name`: a reference list.
+        let (rest, list) = cut_expect(
+            i,
+            "`[` to start a list, or the name of a reference list, after `in`",
+            crate::lex::name(cx, i, "a list name"),
+        )?;
+        let span = lhs.span.to(list.span);
+        let e = Expr {
+            kind: ExprKind::InList(Box::new(lhs), list),
+            span,
+        };
+        return Ok((rest, (e, dl + 1)));
+    }
     let (mut rest, _) = cut_expect(i, "`[` to start the list after `in`", symbol(cx, i, "["))?;
     let mut items = Vec::new();
     let mut depth = dl;

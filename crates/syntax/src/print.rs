@@ -9,22 +9,87 @@
 use std::fmt::Write;
 
 use crate::ast::{
-    ClauseKind, Duration, Element, ElementKind, Entry, Expr, ExprKind, File, Literal, ModifierKind,
-    Path, PatternDecl, QuantifierKind, Sequence, Skip,
+    ClauseKind, Declaration, DeclarationKind, Duration, Element, ElementKind, Entry, Expr,
+    ExprKind, File, IndicatorClauseKind, Literal, ModifierKind, Path, PatternDecl, QuantifierKind,
+    Sequence, Skip,
 };
 use crate::expr::{BinaryOp, UnaryOp};
 use crate::lex::is_plain_ident;
+use crate::lookup::WriteOp;
 
 /// Prints a whole file.
 pub fn print_file(file: &File) -> String {
     let mut out = String::new();
+    for d in &file.declarations {
+        print_declaration(&mut out, d);
+    }
     for (i, p) in file.patterns.iter().enumerate() {
-        if i > 0 {
+        if i > 0 || !file.declarations.is_empty() {
             out.push('\n');
         }
         print_pattern(&mut out, p);
     }
     out
+}
+
+fn print_doc(out: &mut String, doc: &[String]) {
+    for line in doc {
+        if line.is_empty() {
+            out.push_str("///\n");
+        } else {
+            let _ = writeln!(out, "/// {line}");
+        }
+    }
+}
+
+/// A declaration on one line: `list NAME [of KIND] [for D]`, `indicator
+/// NAME = f(x) where c group by k within W` (clauses in the order
+/// written).
+fn print_declaration(out: &mut String, d: &Declaration) {
+    print_doc(out, &d.doc);
+    match &d.kind {
+        DeclarationKind::List(l) => {
+            let _ = write!(out, "list {}", d.name.name);
+            if let Some((kind, _)) = l.kind {
+                let _ = write!(out, " of {}", kind.word());
+            }
+            if let Some(e) = &l.expiry {
+                out.push_str(" for ");
+                print_duration(out, e);
+            }
+        }
+        DeclarationKind::Indicator(i) => {
+            let _ = write!(out, "indicator {} = {}(", d.name.name, i.func.name);
+            write_list(out, &i.args);
+            out.push(')');
+            for c in &i.clauses {
+                match &c.kind {
+                    IndicatorClauseKind::Where(e) => {
+                        out.push_str(" where ");
+                        write_expr(out, e);
+                    }
+                    IndicatorClauseKind::GroupBy(paths) => {
+                        out.push_str(" group by ");
+                        print_paths(out, paths);
+                    }
+                    IndicatorClauseKind::Within(w) => {
+                        out.push_str(" within ");
+                        print_duration(out, w);
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
+fn print_paths(out: &mut String, paths: &[Path]) {
+    for (i, path) in paths.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        print_path(out, path);
+    }
 }
 
 fn print_pattern(out: &mut String, p: &PatternDecl) {
@@ -57,6 +122,25 @@ fn print_pattern(out: &mut String, p: &PatternDecl) {
                 out.push_str(&skip_text(s));
             }
             ClauseKind::Timeouts => out.push_str("timeouts"),
+            ClauseKind::Score(l) => {
+                out.push_str("score ");
+                write_literal(out, l);
+            }
+            ClauseKind::Level(i) => {
+                let _ = write!(out, "level {}", i.name);
+            }
+            ClauseKind::Action(i) => {
+                let _ = write!(out, "action {}", i.name);
+            }
+            ClauseKind::Tags(tags) => {
+                out.push_str("tags ");
+                for (i, t) in tags.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_string(out, &t.value);
+                }
+            }
         }
         out.push('\n');
     }
@@ -65,6 +149,24 @@ fn print_pattern(out: &mut String, p: &PatternDecl) {
     out.push('\n');
     print_entries(out, "where", ": ", &p.where_entries);
     print_entries(out, "select", " = ", &p.select_entries);
+    for e in &p.effects {
+        out.push_str("    then ");
+        match e.op {
+            WriteOp::Add => out.push_str("add "),
+            WriteOp::Remove => out.push_str("remove "),
+        }
+        write_expr(out, &e.value);
+        let preposition = match e.op {
+            WriteOp::Add => "to",
+            WriteOp::Remove => "from",
+        };
+        let _ = write!(out, " {preposition} {}", e.list.name);
+        if let Some(d) = &e.expiry {
+            out.push_str(" for ");
+            print_duration(out, d);
+        }
+        out.push('\n');
+    }
     out.push_str("}\n");
 }
 
@@ -193,7 +295,7 @@ fn precedence(e: &Expr) -> u8 {
         ExprKind::Chain(first, rest) => rest
             .last()
             .map_or_else(|| precedence(first), |(op, _)| binary_precedence(*op)),
-        ExprKind::In(..) => COMPARISON,
+        ExprKind::In(..) | ExprKind::InList(..) => COMPARISON,
         ExprKind::Unary(UnaryOp::Not, _) => NOT,
         ExprKind::Unary(UnaryOp::Neg, _) => NEG,
         _ => PRIMARY,
@@ -256,6 +358,10 @@ fn write_expr(out: &mut String, e: &Expr) {
             out.push_str(" in [");
             write_list(out, items);
             out.push(']');
+        }
+        ExprKind::InList(x, list) => {
+            write_wrapped(out, x, precedence(x) <= COMPARISON);
+            let _ = write!(out, " in {}", list.name);
         }
         ExprKind::Call(f, args) => {
             out.push_str(&f.name);

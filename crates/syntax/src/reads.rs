@@ -117,7 +117,7 @@ fn expr_reads(expr: &Expr, clause: &ReadClause, stages: &HashSet<&str>, out: &mu
                     span: p.span,
                 });
             }
-            ExprKind::Unary(_, x) => todo.push(x),
+            ExprKind::Unary(_, x) | ExprKind::InList(x, _) => todo.push(x),
             ExprKind::Binary(_, a, b) => {
                 todo.push(b);
                 todo.push(a);

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use crate::explain::expr_text;
+use crate::lookup::{Attributes, Declarations, ListKind, WriteOp};
 use crate::pattern::{
     Condition, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence, SkipStrategy,
     Stage,
@@ -119,6 +120,7 @@ pub fn pattern_source(p: &Pattern) -> Result<String, NoSource> {
     if p.emit_timeouts {
         out.push_str("    timeouts\n");
     }
+    write_attributes(&mut out, &p.attributes);
     // `until` conditions become `where` entries of fresh names.
     let mut untils: Vec<(String, String)> = Vec::new();
     out.push_str("    match ");
@@ -151,8 +153,89 @@ pub fn pattern_source(p: &Pattern) -> Result<String, NoSource> {
             let _ = writeln!(out, " = {}", expr_text(&item.expr, &p.stages));
         }
     }
+    for w in &p.writes {
+        let value = expr_text(&w.value, &p.stages);
+        let _ = match w.op {
+            WriteOp::Add => write!(out, "    then add {value} to {}", w.list.name),
+            WriteOp::Remove => write!(out, "    then remove {value} from {}", w.list.name),
+        };
+        if let Some(ms) = w.expiry {
+            let _ = write!(out, " for {ms}ms");
+        }
+        out.push('\n');
+    }
     out.push_str("}\n");
     Ok(out)
+}
+
+/// The clauses of a pattern's rule attributes, one a line.
+fn write_attributes(out: &mut String, a: &Attributes) {
+    if let Some(score) = &a.score {
+        let _ = writeln!(out, "    score {score}");
+    }
+    if let Some(level) = &a.level {
+        let _ = writeln!(out, "    level {level}");
+    }
+    if let Some(action) = &a.action {
+        let _ = writeln!(out, "    action {action}");
+    }
+    if !a.tags.is_empty() {
+        out.push_str("    tags ");
+        for (i, t) in a.tags.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            crate::print::write_string(out, t);
+        }
+        out.push('\n');
+    }
+}
+
+/// A rule set's lists and indicators as `.cep` source, one declaration a
+/// line, in their numbering order: loading it (before the patterns that
+/// name them) gives the same [`Declarations`], numbers included. What an
+/// engine snapshot keeps beside its patterns' [`pattern_source`].
+pub fn declarations_source(d: &Declarations) -> String {
+    let mut out = String::new();
+    for l in &d.lists {
+        out.push_str("list ");
+        print_name(&mut out, &l.name);
+        if l.kind != ListKind::Values {
+            let _ = write!(out, " of {}", l.kind.word());
+        }
+        if let Some(ms) = l.expiry {
+            let _ = write!(out, " for {ms}ms");
+        }
+        out.push('\n');
+    }
+    for i in &d.indicators {
+        out.push_str("indicator ");
+        print_name(&mut out, &i.name);
+        let _ = write!(out, " = {}(", i.func.name());
+        if let Some(a) = &i.argument {
+            out.push_str(&expr_text(a, &[]));
+        }
+        out.push(')');
+        if let Some(c) = &i.condition {
+            let _ = write!(out, " where {}", expr_text(c, &[]));
+        }
+        if !i.group_by.is_empty() {
+            out.push_str(" group by ");
+            for (n, path) in i.group_by.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                for (j, segment) in path.segments().iter().enumerate() {
+                    if j > 0 {
+                        out.push('.');
+                    }
+                    print_name(&mut out, segment);
+                }
+            }
+        }
+        let _ = writeln!(out, " within {}ms", i.window);
+    }
+    out
 }
 
 /// A sequence on one line, groups in parentheses (with an explicit stack:

@@ -233,12 +233,12 @@ fn expr_is_iterative(e: &Expr) -> bool {
     match e {
         Expr::StageField { .. } | Expr::Aggregate { .. } => true,
         Expr::Literal(_) | Expr::Field(_) | Expr::Exists(_) => false,
-        Expr::Unary(_, x) | Expr::Matches(x, _) => expr_is_iterative(x),
+        Expr::Unary(_, x) | Expr::Matches(x, _) | Expr::InList(x, _) => expr_is_iterative(x),
         Expr::Binary(_, x, y) => expr_is_iterative(x) || expr_is_iterative(y),
         Expr::Chain(x, rest) => {
             expr_is_iterative(x) || rest.iter().any(|(_, y)| expr_is_iterative(y))
         }
         Expr::In(x, items) => expr_is_iterative(x) || items.iter().any(expr_is_iterative),
-        Expr::Call(_, args) => args.iter().any(expr_is_iterative),
+        Expr::Call(_, args) | Expr::Indicator(_, args) => args.iter().any(expr_is_iterative),
     }
 }

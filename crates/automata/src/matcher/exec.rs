@@ -10,6 +10,7 @@ use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
 use super::MatchSink;
 use crate::event::Event;
+use crate::lookup::{Lookup, NO_LOOKUP};
 use crate::nfa::{
     Action, ConditionTable, Edge, EvalCtx, Nfa, SlotValues, StateId, StateKind, StaticGraph,
 };
@@ -185,6 +186,8 @@ pub struct Executor<'a, E> {
     /// Does the start run take events? Not for a draining pattern version
     /// ([`without_start`](Self::without_start)).
     starts: bool,
+    /// The lists and indicators conditions read.
+    lookup: &'a dyn Lookup,
 }
 
 impl<E> std::fmt::Debug for Executor<'_, E> {
@@ -211,7 +214,17 @@ impl<'a, E: Event> Executor<'a, E> {
             static_edges: None,
             limit: usize::MAX,
             starts: true,
+            lookup: &NO_LOOKUP,
         }
+    }
+
+    /// Conditions (and `select`) read reference lists and indicators from
+    /// `lookup`: the engine's state at the event being processed. Without
+    /// it, a membership or an indicator is null.
+    #[inline]
+    pub fn with_lookup(mut self, lookup: &'a dyn Lookup) -> Executor<'a, E> {
+        self.lookup = lookup;
+        self
     }
 
     /// The current run's decision graph
@@ -299,7 +312,15 @@ impl<'a, E: Event> Executor<'a, E> {
         }
         if !part.completed.is_empty() {
             let mut none = std::mem::take(&mut self.cache.potential);
-            process_matches_by_skip(nfa, part, &mut none, buf, &mut self.cache.removed, out);
+            process_matches_by_skip(
+                nfa,
+                part,
+                &mut none,
+                buf,
+                &mut self.cache.removed,
+                out,
+                self.lookup,
+            );
             self.cache.potential = none;
         }
         self.settle(part, buf);
@@ -397,13 +418,21 @@ impl<'a, E: Event> Executor<'a, E> {
         self.step(part, buf, event, &mut potential, idle);
         if nfa.pattern().skip == SkipStrategy::NoSkip {
             for m in potential.iter() {
-                out.on_match(&MatchView::new(nfa, buf, m));
+                out.on_match(&MatchView::new(nfa, buf, m).with_lookup(self.lookup));
             }
             for m in potential.drain() {
                 buf.release(m.node);
             }
         } else {
-            process_matches_by_skip(nfa, part, &mut potential, buf, &mut self.cache.removed, out);
+            process_matches_by_skip(
+                nfa,
+                part,
+                &mut potential,
+                buf,
+                &mut self.cache.removed,
+                out,
+                self.lookup,
+            );
         }
         self.cache.potential = potential;
         if part.runs.len() + part.completed.len() > self.limit {
@@ -452,6 +481,7 @@ impl<'a, E: Event> Executor<'a, E> {
             event: buf.get(ev),
             accumulators: nfa.fresh_accumulators(),
             stages: &view,
+            lookup: self.lookup,
         };
         nfa.slot_holds(s, &ctx, &mut self.cache.slot_values)
     }
@@ -506,6 +536,7 @@ impl<'a, E: Event> Executor<'a, E> {
                         event: buf.get(event),
                         accumulators: nfa.fresh_accumulators(),
                         stages: &view,
+                        lookup: self.lookup,
                     };
                     nfa.stays(run.state, &ctx, &mut self.cache.slot_values)
                 }
@@ -718,14 +749,22 @@ impl<'a, E: Event> Executor<'a, E> {
             let Some(run) = part.runs.poll() else {
                 break;
             };
-            out.on_dropped(&MatchView::new(nfa, buf, &run));
+            out.on_dropped(&MatchView::new(nfa, buf, &run).with_lookup(self.lookup));
             buf.release(run.node);
             partial -= 1;
             dropped = true;
         }
         if dropped && !part.completed.is_empty() {
             let mut none = std::mem::take(&mut self.cache.potential);
-            process_matches_by_skip(nfa, part, &mut none, buf, &mut self.cache.removed, out);
+            process_matches_by_skip(
+                nfa,
+                part,
+                &mut none,
+                buf,
+                &mut self.cache.removed,
+                out,
+                self.lookup,
+            );
             self.cache.potential = none;
         }
     }
@@ -835,7 +874,10 @@ impl<'a, E: Event> Executor<'a, E> {
             } else if !nfa.pattern().emit_timeouts {
                 buf.release(run.node);
             } else if direct {
-                out.on_timeout(&MatchView::new(nfa, buf, &run), expired_at);
+                out.on_timeout(
+                    &MatchView::new(nfa, buf, &run).with_lookup(self.lookup),
+                    expired_at,
+                );
                 buf.release(run.node);
             } else {
                 cache.timeouts.push((run, expired_at));
@@ -849,11 +891,22 @@ impl<'a, E: Event> Executor<'a, E> {
         let before = (!potential.is_empty() || !part.completed.is_empty())
             .then(|| part.partial_matches() + removed);
         if before.is_some() {
-            process_matches_by_skip(nfa, part, &mut potential, buf, &mut cache.removed, out);
+            process_matches_by_skip(
+                nfa,
+                part,
+                &mut potential,
+                buf,
+                &mut cache.removed,
+                out,
+                self.lookup,
+            );
         }
         cache.potential = potential;
         for (run, expired_at) in &cache.timeouts {
-            out.on_timeout(&MatchView::new(nfa, buf, run), *expired_at);
+            out.on_timeout(
+                &MatchView::new(nfa, buf, run).with_lookup(self.lookup),
+                *expired_at,
+            );
         }
         for (run, _) in cache.timeouts.drain(..) {
             buf.release(run.node);
@@ -930,7 +983,10 @@ impl<'a, E: Event> Executor<'a, E> {
                 expired += 1;
                 if emit {
                     let expired_at = run.start_ts.saturating_add(window);
-                    out.on_timeout(&MatchView::new(nfa, buf, &run), expired_at);
+                    out.on_timeout(
+                        &MatchView::new(nfa, buf, &run).with_lookup(self.lookup),
+                        expired_at,
+                    );
                 }
             }
             buf.release(run.node);
@@ -1070,7 +1126,7 @@ impl<'a, E: Event> Executor<'a, E> {
             // (only this run's graph is kept)
             cache.graphs.clear();
         }
-        walk_decision_graph(self.nfa, run, ev, buf, cache);
+        walk_decision_graph(self.nfa, run, ev, buf, cache, self.lookup);
         if memo {
             let (start, end) = cache.graph;
             cache.memo[run.state.index()] = (cache.stamp, start as u32, end as u32);
@@ -1355,6 +1411,7 @@ fn walk_decision_graph<E: Event>(
     ev: EventRef,
     buf: &SharedBuffer<E>,
     cache: &mut Cache,
+    lookup: &dyn Lookup,
 ) {
     let start = cache.graphs.len();
     let view = RunEvents::new(nfa, buf, run.node);
@@ -1362,6 +1419,7 @@ fn walk_decision_graph<E: Event>(
         event: buf.get(ev),
         accumulators: &run.accumulators,
         stages: &view,
+        lookup,
     };
     let slot_values = &mut cache.slot_values;
     let mut holds = |c| nfa.eval(c, &ctx, slot_values);

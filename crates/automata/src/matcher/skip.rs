@@ -31,6 +31,7 @@ pub fn process_matches_by_skip<E: Event>(
     buf: &mut SharedBuffer<E>,
     removed: &mut Vec<Run>,
     out: &mut dyn MatchSink<E>,
+    lookup: &dyn crate::lookup::Lookup,
 ) {
     for m in potential.drain() {
         part.completed.offer(m);
@@ -54,7 +55,7 @@ pub fn process_matches_by_skip<E: Event>(
                 buf.release(r.node);
             }
         }
-        out.on_match(&MatchView::new(nfa, buf, &m));
+        out.on_match(&MatchView::new(nfa, buf, &m).with_lookup(lookup));
         buf.release(m.node);
     }
 }

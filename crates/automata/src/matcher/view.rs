@@ -18,9 +18,65 @@ pub struct MatchView<'a, E> {
     node: NodeRef,
     start: Timestamp,
     end: Timestamp,
+    lookup: &'a dyn crate::lookup::Lookup,
 }
 
 impl<'a, E> MatchView<'a, E> {
+    /// The same view reading lists and indicators (in `select` and `then`)
+    /// from `lookup`.
+    #[inline]
+    pub fn with_lookup(mut self, lookup: &'a dyn crate::lookup::Lookup) -> Self {
+        self.lookup = lookup;
+        self
+    }
+
+    /// What the pattern's conditions read of lists and indicators, by
+    /// their text, in the pattern's order: each evaluated for the last
+    /// event its stage took (with what the match took before it), against
+    /// the lists and indicators as they are now; null when that stage took
+    /// nothing. Empty when the conditions read none.
+    pub fn reads(&self) -> Vec<(Arc<str>, Value)>
+    where
+        E: crate::event::Event,
+    {
+        let Some(reads) = self.nfa.compiled_reads() else {
+            return Vec::new();
+        };
+        let events = self.events();
+        reads
+            .items
+            .iter()
+            .map(|(stage, label, expr)| {
+                let Some(last) = events.iter().rposition(|(s, _)| s == stage) else {
+                    return (Arc::clone(label), Value::Null);
+                };
+                let mut acc = reads.layout.new_accumulators();
+                for (s, e) in &events[..last] {
+                    acc.on_take(&reads.layout, *s, self.buf.get(*e));
+                }
+                let event = self.buf.get(events[last].1);
+                (Arc::clone(label), expr.eval_with(event, &acc, self.lookup))
+            })
+            .collect()
+    }
+
+    /// The values the pattern's `then` writes for this match, in order
+    /// (empty without `then`).
+    pub fn write_values(&self) -> Vec<Value>
+    where
+        E: crate::event::Event,
+    {
+        let writes = self.nfa.compiled_writes();
+        if writes.is_empty() {
+            return Vec::new();
+        }
+        let events = self.events();
+        writes.values_with(
+            events.iter().map(|(s, e)| (*s, self.buf.get(*e))),
+            self.lookup,
+        )
+    }
+
     /// The match of `run` (whose first and last taken events give its start
     /// and end: runs take events in time order).
     pub fn new(nfa: &'a Nfa<E>, buf: &'a SharedBuffer<E>, run: &Run) -> Self {
@@ -42,6 +98,7 @@ impl<'a, E> MatchView<'a, E> {
             node: run.node,
             start: run.start_ts,
             end: buf.node_time(run.node),
+            lookup: &crate::lookup::NO_LOOKUP,
         }
     }
 
@@ -128,10 +185,23 @@ impl<'a, E> MatchView<'a, E> {
     where
         E: crate::event::Event,
     {
+        self.select_with(self.lookup)
+    }
+
+    /// [`select`](Self::select) reading reference lists and indicators
+    /// from `lookup` (their state when the match is emitted).
+    pub fn select_with(&self, lookup: &dyn crate::lookup::Lookup) -> Vec<(Arc<str>, Value)>
+    where
+        E: crate::event::Event,
+    {
         let events = self.events();
-        self.nfa
-            .compiled_select()
-            .eval(events.iter().map(|(s, e)| (*s, self.buf.get(*e))))
+        let select = self.nfa.compiled_select();
+        select
+            .names()
+            .iter()
+            .cloned()
+            .zip(select.values_with(events.iter().map(|(s, e)| (*s, self.buf.get(*e))), lookup))
+            .collect()
     }
 
     /// An owned copy of the match (events cloned), with no key: the

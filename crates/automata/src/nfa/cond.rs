@@ -256,6 +256,9 @@ pub struct EvalCtx<'a, E> {
     pub accumulators: &'a Accumulators,
     /// The run's accepted events (native iterative conditions).
     pub stages: &'a dyn StageEvents<E>,
+    /// The lists and indicators conditions read (the engine's, at this
+    /// event; [`NO_LOOKUP`](crate::lookup::NO_LOOKUP) when there are none).
+    pub lookup: &'a dyn crate::lookup::Lookup,
 }
 
 /// The condition arena of one automaton.
@@ -396,7 +399,7 @@ impl<E> Conditions<E> {
         let slot = &self.slots[s];
         let value = match &slot.kind {
             SlotKind::Native(f) => f(ctx.event, ctx.stages),
-            SlotKind::Expr(e) => e.matches(ctx.event, ctx.accumulators),
+            SlotKind::Expr(e) => e.matches_with(ctx.event, ctx.accumulators, ctx.lookup),
         };
         if !slot.per_run {
             cache.set(self.shared[s] as usize, value);

@@ -250,6 +250,12 @@ pub struct Nfa<E> {
     /// Accumulators of a run that took nothing (cloned, never mutated).
     fresh: Accumulators,
     select: CompiledSelect,
+    /// The values `then add`/`then remove` write, evaluated over a match
+    /// like `select` (one per [`Pattern::writes`](crate::pattern::Pattern::writes)).
+    writes: CompiledSelect,
+    /// The pattern's [`reads`](crate::pattern::Pattern::reads), compiled
+    /// against one layout of its own.
+    reads: Option<Box<CompiledReads>>,
     /// Per state: does it have a PROCEED transition? (A state without one
     /// needs no walk: its decision graph is its own TAKE and IGNORE edges.)
     proceeds: Vec<bool>,
@@ -349,6 +355,34 @@ impl<E: Event + 'static> Nfa<E> {
                 kind: ErrorKind::Field,
                 ..CompileError::new(format!("select: {e}"))
             })?;
+        let write_items: Vec<crate::expr::SelectItem> = pattern
+            .writes
+            .iter()
+            .map(|w| crate::expr::SelectItem::new(w.list.name.to_string(), w.value.clone()))
+            .collect();
+        let writes = CompiledSelect::compile(&write_items, fields).map_err(|e| CompileError {
+            kind: ErrorKind::Field,
+            ..CompileError::new(format!("then: {e}"))
+        })?;
+        let reads = if pattern.reads.is_empty() {
+            None
+        } else {
+            let mut layout = crate::expr::AccumulatorLayoutBuilder::new();
+            let mut items = Vec::with_capacity(pattern.reads.len());
+            for r in &pattern.reads {
+                let e = CompiledExpr::compile(&r.expr, fields, &mut layout).map_err(|e| {
+                    CompileError {
+                        kind: ErrorKind::Field,
+                        ..CompileError::new(format!("`{}`: {e}", r.label))
+                    }
+                })?;
+                items.push((r.stage, std::sync::Arc::clone(&r.label), e));
+            }
+            Some(Box::new(CompiledReads {
+                layout: layout.finish(),
+                items,
+            }))
+        };
         let layout = layout.finish();
         let proceeds: Vec<bool> = compiled
             .states
@@ -395,6 +429,8 @@ impl<E: Event + 'static> Nfa<E> {
             conds,
             window: pattern.within.filter(|w| *w > 0),
             select,
+            writes,
+            reads,
             _event: PhantomData,
         })
     }
@@ -613,6 +649,19 @@ impl<E> Nfa<E> {
         &self.select
     }
 
+    /// The compiled list memberships and indicator calls of the stages'
+    /// conditions, when there are any.
+    #[inline]
+    pub fn compiled_reads(&self) -> Option<&CompiledReads> {
+        self.reads.as_deref()
+    }
+
+    /// The compiled values of the pattern's `then` writes.
+    #[inline]
+    pub fn compiled_writes(&self) -> &CompiledSelect {
+        &self.writes
+    }
+
     /// Does condition `cond` hold in `ctx`? `memo` holds the per-event
     /// values of conditions that do not read the run
     /// ([`SlotValues::next_event`] before each event).
@@ -793,3 +842,18 @@ fn element_label(pattern: &Pattern, elem: &Element) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The list memberships and indicator calls a pattern's conditions read,
+/// compiled: what a record of the pattern reports (`"reads"`).
+#[derive(Debug)]
+pub struct CompiledReads {
+    /// The accumulators the expressions' stage references read.
+    pub layout: crate::expr::AccumulatorLayout,
+    /// Per read: the stage whose condition holds it, its text, the
+    /// expression.
+    pub items: Vec<(
+        crate::primitives::StageId,
+        std::sync::Arc<str>,
+        CompiledExpr,
+    )>,
+}

@@ -48,6 +48,10 @@ fn pattern(names: &[&str], elements: Vec<Element>) -> Pattern {
             .collect(),
         sequence: Sequence { elements },
         select: vec![],
+        attributes: Default::default(),
+        writes: Vec::new(),
+        reads: Vec::new(),
+        declarations: None,
         span: Default::default(),
     }
 }

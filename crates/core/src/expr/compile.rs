@@ -12,6 +12,7 @@ use super::accumulate::{AccumulatorLayoutBuilder, SlotId, SlotSpec};
 use super::ir::{AggregateFunc, BinaryOp, Expr, Function, UnaryOp};
 use super::ops;
 use crate::event::{FieldError, FieldId, FieldPath, FieldResolver};
+use crate::lookup::{IndicatorId, ListId};
 use crate::value::Value;
 
 /// The deepest expression compiled (the language caps nesting at 64; this
@@ -49,6 +50,10 @@ pub enum Node {
     /// (and the literal, for a list field).
     ContainsFieldLiteral(FieldId, Box<(Value, memchr::memmem::Finder<'static>)>),
     Matches(NodeId, Arc<regex::Regex>),
+    /// `x in list`.
+    InList(NodeId, ListId),
+    /// An indicator's value for the group of its arguments.
+    Indicator(IndicatorId, Box<[NodeId]>),
 }
 
 /// An expression ready to evaluate against events and a run's accumulators.
@@ -56,6 +61,7 @@ pub enum Node {
 pub struct CompiledExpr {
     pub(crate) nodes: Box<[Node]>,
     pub(crate) reads_stages: bool,
+    pub(crate) reads_lookup: bool,
 }
 
 /// Why an expression could not be compiled.
@@ -133,6 +139,12 @@ impl CompiledExpr {
     pub fn reads_stages(&self) -> bool {
         self.reads_stages
     }
+
+    /// Does the expression read a reference list or an indicator (so that
+    /// it must be evaluated with the engine's [`Lookup`](crate::lookup::Lookup))?
+    pub fn reads_lookup(&self) -> bool {
+        self.reads_lookup
+    }
 }
 
 struct Compiler<'a> {
@@ -141,6 +153,7 @@ struct Compiler<'a> {
     nodes: Vec<Node>,
     in_select: bool,
     reads_stages: bool,
+    reads_lookup: bool,
 }
 
 impl<'a> Compiler<'a> {
@@ -154,6 +167,7 @@ impl<'a> Compiler<'a> {
             nodes: Vec::new(),
             in_select: false,
             reads_stages: false,
+            reads_lookup: false,
         }
     }
 
@@ -162,6 +176,7 @@ impl<'a> Compiler<'a> {
         Ok(CompiledExpr {
             nodes: self.nodes.into_boxed_slice(),
             reads_stages: self.reads_stages,
+            reads_lookup: self.reads_lookup,
         })
     }
 
@@ -252,6 +267,18 @@ impl<'a> Compiler<'a> {
                 }
             },
             Expr::Matches(x, re) => Node::Matches(self.compile(x, depth)?, Arc::clone(re)),
+            Expr::InList(x, list) => {
+                self.reads_lookup = true;
+                Node::InList(self.compile(x, depth)?, list.id)
+            }
+            Expr::Indicator(indicator, args) => {
+                self.reads_lookup = true;
+                let args = args
+                    .iter()
+                    .map(|arg| self.compile(arg, depth))
+                    .collect::<Result<Box<[NodeId]>, ExprError>>()?;
+                Node::Indicator(indicator.id, args)
+            }
         };
         Ok(self.push(node))
     }

@@ -13,13 +13,24 @@ use super::compile::{CompiledExpr, Node, NodeId};
 use super::ir::{BinaryOp, Function};
 use super::ops::{self, Truth};
 use crate::event::{Event, FieldId, NoFields};
+use crate::lookup::{IndicatorId, Lookup, NO_LOOKUP};
 use crate::value::{Value, ValueRef};
 
 impl CompiledExpr {
     /// The value of the expression for the candidate `event`, given what the
     /// run accepted before it.
     pub fn eval<E: Event + ?Sized>(&self, event: &E, accumulators: &Accumulators) -> Value {
-        self.evaluator(event, accumulators)
+        self.eval_with(event, accumulators, &NO_LOOKUP)
+    }
+
+    /// [`eval`](Self::eval) reading lists and indicators from `lookup`.
+    pub fn eval_with<E: Event + ?Sized>(
+        &self,
+        event: &E,
+        accumulators: &Accumulators,
+        lookup: &dyn Lookup,
+    ) -> Value {
+        self.evaluator(event, accumulators, lookup)
             .value(self.root())
             .into_owned()
     }
@@ -27,6 +38,18 @@ impl CompiledExpr {
     /// Does `event` satisfy the condition (is its value exactly `true`)?
     #[inline]
     pub fn matches<E: Event + ?Sized>(&self, event: &E, accumulators: &Accumulators) -> bool {
+        self.matches_with(event, accumulators, &NO_LOOKUP)
+    }
+
+    /// [`matches`](Self::matches) reading lists and indicators from
+    /// `lookup`.
+    #[inline]
+    pub fn matches_with<E: Event + ?Sized>(
+        &self,
+        event: &E,
+        accumulators: &Accumulators,
+        lookup: &dyn Lookup,
+    ) -> bool {
         // The commonest whole conditions, without entering the evaluator.
         match self.nodes.last() {
             Some(Node::CompareFieldLiteral(op, f, literal)) => {
@@ -36,13 +59,27 @@ impl CompiledExpr {
                 ValueRef::Str(s) => needle.1.find(s.as_bytes()).is_some(),
                 other => ops::call2(Function::Contains, other, (&needle.0).into()) == Some(true),
             },
-            _ => self.evaluator(event, accumulators).truth(self.root()) == Some(true),
+            _ => {
+                self.evaluator(event, accumulators, lookup)
+                    .truth(self.root())
+                    == Some(true)
+            }
         }
     }
 
     /// The value of a `select` expression (no current event).
     pub fn eval_without_event(&self, accumulators: &Accumulators) -> Value {
-        self.evaluator(&NoEvent, accumulators)
+        self.eval_without_event_with(accumulators, &NO_LOOKUP)
+    }
+
+    /// [`eval_without_event`](Self::eval_without_event) reading lists and
+    /// indicators from `lookup`.
+    pub fn eval_without_event_with(
+        &self,
+        accumulators: &Accumulators,
+        lookup: &dyn Lookup,
+    ) -> Value {
+        self.evaluator(&NoEvent, accumulators, lookup)
             .value(self.root())
             .into_owned()
     }
@@ -55,11 +92,13 @@ impl CompiledExpr {
         &'a self,
         event: &'a E,
         accumulators: &'a Accumulators,
+        lookup: &'a dyn Lookup,
     ) -> Evaluator<'a, E> {
         Evaluator {
             nodes: &self.nodes,
             event,
             accumulators,
+            lookup,
         }
     }
 }
@@ -122,9 +161,28 @@ struct Evaluator<'a, E: ?Sized> {
     nodes: &'a [Node],
     event: &'a E,
     accumulators: &'a Accumulators,
+    lookup: &'a dyn Lookup,
 }
 
 impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
+    /// An indicator's value: its arguments evaluated, the group looked up.
+    #[inline(never)]
+    fn indicator(&self, id: IndicatorId, args: &[NodeId]) -> Value {
+        match args {
+            [] => self.lookup.indicator(id, &[]),
+            [a] => self.lookup.indicator(id, &[self.value(*a).get()]),
+            [a, b] => {
+                let (a, b) = (self.value(*a), self.value(*b));
+                self.lookup.indicator(id, &[a.get(), b.get()])
+            }
+            _ => {
+                let values: Vec<Operand<'_>> = args.iter().map(|&a| self.value(a)).collect();
+                let refs: Vec<ValueRef<'_>> = values.iter().map(Operand::get).collect();
+                self.lookup.indicator(id, &refs)
+            }
+        }
+    }
+
     /// The value of node `id`. Recursion depth is bounded by the compiler's
     /// nesting limit.
     fn value(&self, id: NodeId) -> Operand<'a> {
@@ -149,7 +207,9 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             },
             Node::Call1(func, x) => Operand::of(ops::call1(*func, self.value(*x).get())),
             Node::Fold(first, rest) => self.fold(*first, rest),
+            Node::Indicator(id, args) => Operand::of(self.indicator(*id, args)),
             Node::Exists(_)
+            | Node::InList(..)
             | Node::Not(_)
             | Node::And(..)
             | Node::Or(..)
@@ -276,6 +336,7 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
                 ValueRef::Str(s) => Some(re.is_match(s)),
                 _ => None,
             },
+            Node::InList(x, list) => self.lookup.contains(*list, self.value(*x).get()),
             Node::In(x, items) => {
                 let x = self.value(*x);
                 let mut result = Some(false);
@@ -303,6 +364,7 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             | Node::Slot(_)
             | Node::Neg(_)
             | Node::Arithmetic(..)
+            | Node::Indicator(..)
             | Node::Call1(..) => ops::truth_of(self.value(id).get()),
         }
     }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::event::FieldPath;
+use crate::lookup::{IndicatorRef, ListRef};
 use crate::primitives::{Span, StageId};
 use crate::value::Value;
 
@@ -58,6 +59,12 @@ pub enum Expr {
     Matches(Box<Expr>, Arc<regex::Regex>),
     /// `exists(f)`: does the current event have field `f` (non-null)?
     Exists(FieldPath),
+    /// `x in list`: does the reference list hold `x` (null when `x` is
+    /// null)?
+    InList(Box<Expr>, ListRef),
+    /// `name(k, ...)`: a rolling indicator's value for the group `k, ...`
+    /// at the current event time.
+    Indicator(IndicatorRef, Vec<Expr>),
 }
 
 /// Aggregates over a stage's accepted events.
@@ -249,7 +256,7 @@ impl Expr {
                 | Expr::StageField { .. }
                 | Expr::Aggregate { .. }
                 | Expr::Exists(_) => {}
-                Expr::Unary(_, x) | Expr::Matches(x, _) => stack.push(x),
+                Expr::Unary(_, x) | Expr::Matches(x, _) | Expr::InList(x, _) => stack.push(x),
                 Expr::Binary(_, x, y) => {
                     stack.push(y);
                     stack.push(x);
@@ -262,7 +269,7 @@ impl Expr {
                     stack.extend(items.iter().rev());
                     stack.push(x);
                 }
-                Expr::Call(_, args) => stack.extend(args.iter().rev()),
+                Expr::Call(_, args) | Expr::Indicator(_, args) => stack.extend(args.iter().rev()),
             }
         }
     }
@@ -273,6 +280,13 @@ impl Expr {
     pub fn reads_stages(&self) -> bool {
         let mut found = false;
         self.walk(|e| found |= matches!(e, Expr::StageField { .. } | Expr::Aggregate { .. }));
+        found
+    }
+
+    /// Does this expression read a reference list or an indicator?
+    pub fn reads_lookup(&self) -> bool {
+        let mut found = false;
+        self.walk(|e| found |= matches!(e, Expr::InList(..) | Expr::Indicator(..)));
         found
     }
 }

@@ -55,6 +55,9 @@ mod select;
 pub use accumulate::{AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators};
 pub use compile::CompiledExpr;
 pub use ir::{AggregateFunc, BinaryOp, Expr, Function, SelectItem, UnaryOp};
+/// The language's `==` (three-valued) and order of values, for the layers
+/// that compare values as conditions do (the engine's indicators).
+pub use ops::{equals, order};
 pub use select::CompiledSelect;
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ fn reference(expr: &Expr, event: &HashMap<String, Value>) -> Value {
             reference(&nested, event)
         }
         Expr::StageField { .. } | Expr::Aggregate { .. } | Expr::Matches(..) => Value::Null,
+        // (without a lookup: `NoLookup`, null)
+        Expr::InList(..) | Expr::Indicator(..) => Value::Null,
     }
 }
 

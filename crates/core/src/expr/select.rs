@@ -54,6 +54,11 @@ impl CompiledSelect {
         })
     }
 
+    /// The entries' names, in `select` order.
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
     /// Is there nothing to select?
     pub fn is_empty(&self) -> bool {
         self.exprs.is_empty()
@@ -66,13 +71,22 @@ impl CompiledSelect {
         E: Event + ?Sized + 'e,
         I: IntoIterator<Item = (StageId, &'e E)>,
     {
+        self.values_with(events, &crate::lookup::NO_LOOKUP)
+    }
+
+    /// [`values`](Self::values) reading lists and indicators from `lookup`.
+    pub fn values_with<'e, E, I>(&self, events: I, lookup: &dyn crate::lookup::Lookup) -> Vec<Value>
+    where
+        E: Event + ?Sized + 'e,
+        I: IntoIterator<Item = (StageId, &'e E)>,
+    {
         let mut accumulators = self.layout.new_accumulators();
         for (stage, event) in events {
             accumulators.on_take(&self.layout, stage, event);
         }
         self.exprs
             .iter()
-            .map(|e| e.eval_without_event(&accumulators))
+            .map(|e| e.eval_without_event_with(&accumulators, lookup))
             .collect()
     }
 

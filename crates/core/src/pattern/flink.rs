@@ -42,6 +42,10 @@ pub enum FlinkDifference {
     D4,
     /// A limit of cepheid can drop partial matches that Flink keeps.
     Limit,
+    /// A construct Flink CEP has no equivalent of: reference lists, rolling
+    /// indicators, writes to lists, rule attributes (Flink users build them
+    /// by hand with broadcast and keyed state).
+    NoSuchConstruct,
 }
 
 impl FlinkDifference {
@@ -53,6 +57,7 @@ impl FlinkDifference {
             FlinkDifference::D3 => "D3",
             FlinkDifference::D4 => "D4",
             FlinkDifference::Limit => "limit",
+            FlinkDifference::NoSuchConstruct => "no such construct",
         }
     }
 }
@@ -97,6 +102,7 @@ pub fn flink_differences(pattern: &Pattern) -> Vec<FlinkFinding> {
     };
     w.sequence(&pattern.sequence, 0, true, None);
     w.d4();
+    w.extensions();
     w.out
         .sort_by_key(|f| (f.span.start, f.span.end, f.difference.label()));
     w.out
@@ -110,6 +116,63 @@ struct Walk<'p> {
 }
 
 impl<'p> Walk<'p> {
+    /// Lists, indicators, writes and attributes: constructs Flink CEP has
+    /// none of.
+    fn extensions(&mut self) {
+        let p = self.pattern;
+        let help = "Flink CEP has no reference lists or rolling indicators: keep them in \
+            broadcast state (lists) or keyed state (indicators) of a function before the \
+            CEP operator and write their values into the events"
+            .to_string();
+        for stage in &p.stages {
+            if let crate::pattern::Condition::Expr(e) = &stage.condition {
+                if e.reads_lookup() {
+                    self.out.push(FlinkFinding::new(
+                        FlinkDifference::NoSuchConstruct,
+                        stage.span,
+                        format!(
+                            "the condition of `{}` reads a reference list or an indicator, which Flink CEP has no construct for",
+                            stage.name
+                        ),
+                        help.clone(),
+                    ));
+                }
+            }
+        }
+        for item in &p.select {
+            if item.expr.reads_lookup() {
+                self.out.push(FlinkFinding::new(
+                    FlinkDifference::NoSuchConstruct,
+                    item.span,
+                    format!(
+                        "`select` entry `{}` reads a reference list or an indicator, which Flink CEP has no construct for",
+                        item.name
+                    ),
+                    help.clone(),
+                ));
+            }
+        }
+        for write in &p.writes {
+            self.out.push(FlinkFinding::new(
+                FlinkDifference::NoSuchConstruct,
+                write.span,
+                format!(
+                    "a match writes to list `{}`; Flink CEP has no construct for a rule that changes state other rules read",
+                    write.list.name
+                ),
+                "in Flink, send the match to a broadcast stream that the functions holding the list read".to_string(),
+            ));
+        }
+        if !p.attributes.is_empty() {
+            self.out.push(FlinkFinding::new(
+                FlinkDifference::NoSuchConstruct,
+                p.span,
+                "the pattern's rule attributes (`score`, `level`, `action`, `tags`) have no equivalent in Flink CEP".to_string(),
+                "in Flink, add them in the `PatternProcessFunction` that emits the match".to_string(),
+            ));
+        }
+    }
+
     fn name(&self, e: &Element) -> String {
         match &e.kind {
             ElementKind::Stage(id) => self

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::event::FieldPath;
 use crate::expr::{Expr, SelectItem};
+use crate::lookup::{Attributes, Declarations, ListWrite, LookupRead};
 use crate::primitives::{DurationMs, Span, StageId};
 use crate::value::Value;
 
@@ -54,6 +55,20 @@ pub struct Pattern {
     pub sequence: Sequence,
     /// `select` entries, evaluated once per complete match.
     pub select: Vec<SelectItem>,
+    /// Rule attributes (`score`, `level`, `action`, `tags`), carried by its
+    /// records.
+    pub attributes: Attributes,
+    /// `then add`/`then remove`: what a match writes to reference lists.
+    pub writes: Vec<ListWrite>,
+    /// The list memberships and indicator calls of the stages' conditions,
+    /// reported with each record (set by the language; empty for the
+    /// builder).
+    pub reads: Vec<LookupRead>,
+    /// The rule set's lists and indicators its expressions number (the
+    /// table as it was when the pattern was lowered: a prefix of the
+    /// final one), when it reads or writes any: so that an engine given
+    /// the pattern alone knows them.
+    pub declarations: Option<Arc<Declarations>>,
     /// Where the pattern's name was written (empty for the builder).
     pub span: Span,
 }
@@ -409,8 +424,22 @@ impl Pattern {
             stages,
             sequence,
             select: Vec::new(),
+            attributes: Attributes::default(),
+            writes: Vec::new(),
+            reads: Vec::new(),
+            declarations: None,
             span: Span::default(),
         }
+    }
+
+    /// Does the pattern read or write a reference list or an indicator?
+    pub fn uses_lookup(&self) -> bool {
+        !self.writes.is_empty()
+            || self.stages.iter().any(|s| match &s.condition {
+                Condition::Expr(e) => e.reads_lookup(),
+                _ => false,
+            })
+            || self.select.iter().any(|s| s.expr.reads_lookup())
     }
 
     /// Looks a stage up by name.

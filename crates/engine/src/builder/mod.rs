@@ -835,6 +835,10 @@ impl<E: 'static> PatternBuilder<E> {
             stages: flat.stages,
             sequence,
             select,
+            attributes: Default::default(),
+            writes: Vec::new(),
+            reads: Vec::new(),
+            declarations: None,
             span: Span::default(),
         };
         errors.extend(validate(&pattern));

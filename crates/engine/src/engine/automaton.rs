@@ -6,6 +6,7 @@
 //! event-time logic is tested apart from the pattern semantics.
 
 use crate::engine::sink::MatchAccess;
+use crate::lookup::Lookup;
 use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
 
@@ -103,6 +104,7 @@ pub(crate) trait Automaton<E> {
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
+        lookup: &dyn Lookup,
         t: Timestamp,
         out: &mut R,
     ) -> isize;
@@ -127,6 +129,7 @@ pub(crate) trait Automaton<E> {
         &self,
         _store: &Self::Store,
         _cache: &mut Self::Cache,
+        _lookup: &dyn Lookup,
         _event: <Self::Store as EventStore<E>>::Ref,
     ) -> bool {
         true
@@ -150,6 +153,7 @@ pub(crate) trait Automaton<E> {
         &self,
         _store: &Self::Store,
         _cache: &mut Self::Cache,
+        _lookup: &dyn Lookup,
         _event: <Self::Store as EventStore<E>>::Ref,
         _slot: u32,
     ) -> bool {
@@ -169,6 +173,7 @@ pub(crate) trait Automaton<E> {
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
+        lookup: &dyn Lookup,
         limit: usize,
         starts: bool,
         event: <Self::Store as EventStore<E>>::Ref,
@@ -183,6 +188,7 @@ pub(crate) trait Automaton<E> {
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
+        lookup: &dyn Lookup,
         out: &mut R,
     ) -> usize;
 

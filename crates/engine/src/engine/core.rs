@@ -5,9 +5,11 @@ use hashbrown::{HashMap, HashSet};
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::{DeadlineIndex, Entry};
+use crate::engine::memory::{Change, Memory};
 use crate::engine::partitions::{merge_fresh, KeyHasher, Keys, Ordinals, Part, Parts, HOLE};
-use crate::engine::sink::{MatchContext, MatchRef, Sink};
+use crate::engine::sink::{MatchAccess, MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+use crate::lookup::Lookup;
 use crate::pattern::{NativeKeyFn, Pattern};
 use crate::primitives::Timestamp;
 use crate::value::{key_part, KeyValue, Value};
@@ -282,6 +284,10 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     pub(super) group_of_fields: HashMap<Vec<FieldId>, usize>,
     pub(super) store: A::Store,
     pub(super) cache: A::Cache,
+    /// The rule set's lists and indicators.
+    pub(super) memory: Memory,
+    /// The `then` writes of the matches of the step under way.
+    pub(super) writes: Vec<Change>,
     pub(super) clock: Clock<E>,
     pub(super) deadlines: DeadlineIndex,
     pub(super) hasher: KeyHasher,
@@ -318,6 +324,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             group_of_fields: HashMap::new(),
             store: A::Store::default(),
             cache: A::Cache::default(),
+            memory: Memory::default(),
+            writes: Vec::new(),
             clock: Clock::new(max_delay),
             deadlines: DeadlineIndex::default(),
             hasher: KeyHasher::default(),
@@ -672,6 +680,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             + self.clock.state_bytes(event_bytes)
             + self.deadlines.state_bytes()
             + keys
+            + self.memory.heap_bytes()
     }
 
     /// Processes, in global time order, the waiting events and the
@@ -726,6 +735,20 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// `t` (the only key due then), in pattern order, then reschedules the
     /// key (the emptied ones become holes).
     fn fire_key<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, g: usize, slot: u32, sink: &mut S) {
+        if !self.memory.is_empty() {
+            self.memory.reach(t);
+        }
+        self.fire_key_parts(t, g, slot, sink);
+        self.apply_writes();
+    }
+
+    fn fire_key_parts<S: Sink<E> + ?Sized>(
+        &mut self,
+        t: Timestamp,
+        g: usize,
+        slot: u32,
+        sink: &mut S,
+    ) {
         let keys = &mut self.groups[g].keys;
         let Some((key, parts)) = keys.get_mut(slot) else {
             return;
@@ -741,6 +764,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 x,
                 key,
                 (&mut self.store, &mut self.cache),
+                (&self.memory, &mut self.writes),
                 t,
                 &mut *sink,
                 &mut self.stats,
@@ -846,6 +870,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Advances the next partition collected by [`Core::collect_due`] to
     /// its deadline, then drops it if it is empty and reschedules its key.
     fn fire_due<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+        if !self.memory.is_empty() {
+            self.memory.reach(self.firing);
+        }
+        self.fire_due_part(sink);
+        self.apply_writes();
+    }
+
+    fn fire_due_part<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
         let Some(due) = self.due.pop() else {
             return;
         };
@@ -868,6 +900,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 x,
                 key,
                 (&mut self.store, &mut self.cache),
+                (&self.memory, &mut self.writes),
                 t,
                 sink,
                 &mut self.stats,
@@ -933,11 +966,17 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// numbers go back in the order they did when each pattern had its own
     /// map.)
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
+        if !self.memory.is_empty() {
+            // (indicators take the event in before any pattern sees it)
+            self.memory.reach(ts);
+            self.memory.on_event(&event);
+        }
         let ev = self.store.insert(ts, event);
         A::begin_event(&mut self.cache);
         if self.patterns.len() == 1 {
             self.process_single(ts, ev, sink);
             self.store.release_if_unused(ev);
+            self.apply_writes();
             return;
         }
         let mut p = 0;
@@ -970,6 +1009,19 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             p += 1;
         }
         self.store.release_if_unused(ev);
+        self.apply_writes();
+    }
+
+    /// The `then` writes of the matches the step that ended emitted, in
+    /// the order emitted: seen from the next event (or deadline) on.
+    #[inline(always)]
+    pub(super) fn apply_writes(&mut self) {
+        if !self.writes.is_empty() {
+            for change in self.writes.drain(..) {
+                self.memory.write(change);
+            }
+            self.memory.apply_writes();
+        }
     }
 
     /// [`Core::process_event`] for an engine of one pattern: the same steps
@@ -1011,11 +1063,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             stats: &mut self.stats,
             counts: &mut run.counts,
             capped: false,
+            writes: &mut self.writes,
         };
         let mut step = Step {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
+            lookup: &self.memory,
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1081,12 +1135,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             group.slot = group.keys.find(group.hash, &group.key);
             if let Some(guard) = &group.guard {
                 let (store, cache, patterns) = (&self.store, &mut self.cache, &self.patterns);
+                let lookup = &self.memory;
                 // (the values are the event's, computed once for every
                 // pattern that tests them later)
                 let starts = guard.iter().any(|&(p, slot)| {
                     patterns[p as usize]
                         .automaton
-                        .condition_holds(store, cache, ev, slot)
+                        .condition_holds(store, cache, lookup, ev, slot)
                 });
                 group.skip = !starts && group.slot.is_none();
                 group.quiet = !starts && group.slot.is_some();
@@ -1127,11 +1182,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 stats: &mut self.stats,
                 counts: &mut run.counts,
                 capped: false,
+                writes: &mut self.writes,
             };
             let step = Step {
                 automaton: &run.automaton,
                 store: &mut self.store,
                 cache: &mut self.cache,
+                lookup: &self.memory,
                 limit: self.run_limit,
                 starts: !run.draining,
                 ts,
@@ -1223,11 +1280,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             stats: &mut self.stats,
             counts: &mut run.counts,
             capped: false,
+            writes: &mut self.writes,
         };
         let mut step = Step {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
+            lookup: &self.memory,
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1279,6 +1338,7 @@ struct Step<'a, E, A: Automaton<E>> {
     automaton: &'a A,
     store: &'a mut A::Store,
     cache: &'a mut A::Cache,
+    lookup: &'a dyn Lookup,
     limit: usize,
     /// May the event start partial matches (not in a draining version)?
     starts: bool,
@@ -1292,16 +1352,29 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
     #[inline(always)]
     fn existing<R: Reporter<E, A>>(self, part: &mut A::Partition, out: &mut R) -> isize {
         let a = self.automaton;
-        let expired = a.advance_time(part, self.store, self.cache, self.ts, out);
+        let expired = a.advance_time(part, self.store, self.cache, self.lookup, self.ts, out);
         let (limit, starts) = (self.limit, self.starts);
-        expired + a.process(part, self.store, self.cache, limit, starts, self.ev, out)
+        expired
+            + a.process(
+                part,
+                self.store,
+                self.cache,
+                self.lookup,
+                limit,
+                starts,
+                self.ev,
+                out,
+            )
     }
 
     /// Might the event start something in an idle partition
     /// ([`Automaton::may_start`]; never in a draining version)?
     #[inline(always)]
     fn may_start(&mut self) -> bool {
-        self.starts && self.automaton.may_start(self.store, self.cache, self.ev)
+        self.starts
+            && self
+                .automaton
+                .may_start(self.store, self.cache, self.lookup, self.ev)
     }
 
     /// The event offered to `part`, an idle partition of its pattern (a
@@ -1320,6 +1393,7 @@ impl<E, A: Automaton<E>> Step<'_, E, A> {
             &mut part.part,
             self.store,
             self.cache,
+            self.lookup,
             self.limit,
             self.starts,
             self.ev,
@@ -1392,6 +1466,8 @@ pub(super) struct Bridge<'a, S: ?Sized> {
     /// Does the step's limit come from the engine's limit over all keys
     /// (so a dropped partial match counts in [`Stats::capped_runs`])?
     pub(super) capped: bool,
+    /// Where a match's `then` writes go (applied after the step).
+    pub(super) writes: &'a mut Vec<Change>,
 }
 
 impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
@@ -1405,6 +1481,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             sink,
             stats,
             counts,
+            writes,
             ..
         } = self;
         stats.matches += 1;
@@ -1412,6 +1489,16 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         let ctx =
             MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
         sink.on_match(&MatchRef::new(&ctx, m));
+        if !ir.writes.is_empty() {
+            for (w, value) in ir.writes.iter().zip(m.write_values()) {
+                writes.push(Change {
+                    list: w.list.id,
+                    op: w.op,
+                    value,
+                    lifetime: w.expiry,
+                });
+            }
+        }
     }
 
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {
@@ -1444,6 +1531,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             stats,
             counts,
             capped,
+            ..
         } = self;
         stats.dropped_runs += 1;
         stats.capped_runs += u64::from(*capped);
@@ -1494,6 +1582,7 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
     x: &mut Part<A::Partition>,
     key: &KeyValue,
     (store, cache): (&mut A::Store, &mut A::Cache),
+    (lookup, writes): (&dyn Lookup, &mut Vec<Change>),
     t: Timestamp,
     sink: &mut S,
     stats: &mut Stats,
@@ -1509,10 +1598,11 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
         stats,
         counts: &mut run.counts,
         capped: false,
+        writes,
     };
     let change = run
         .automaton
-        .advance_time(&mut x.part, store, cache, t, &mut bridge);
+        .advance_time(&mut x.part, store, cache, lookup, t, &mut bridge);
     *live_runs = add_change(*live_runs, change);
     if A::is_empty(&x.part) {
         run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));

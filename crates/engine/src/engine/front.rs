@@ -78,6 +78,12 @@ pub(crate) mod sealed {
             error
         }
 
+        /// The lists and indicators the set declares (its patterns name
+        /// them by their numbers there), if it is a rule set.
+        fn declarations(&self) -> Option<&crate::lookup::Declarations> {
+            None
+        }
+
         /// Pattern number `index` compiled already for `E` (by the loader
         /// of [`Rules`](crate::Rules)), to be shared rather than compiled
         /// again when the engine's fields and conditions number it alike.
@@ -355,6 +361,11 @@ impl<E: Event + 'static> Engine<E> {
     /// ```
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
         let (compiled, mut fields) = self.compile(patterns, true)?;
+        self.adopt_declarations(
+            patterns.declarations(),
+            compiled.iter().map(|nfa| nfa.pattern()),
+            &mut fields,
+        )?;
         for nfa in compiled {
             self.core
                 .add(nfa, &mut fields)
@@ -411,6 +422,7 @@ impl<E: Event + 'static> Engine<E> {
             );
             return Err(Error::new(ErrorKind::Pattern, message).with_span(pattern.span));
         }
+        self.adopt_declarations(None, [pattern], &mut fields)?;
         self.core
             .add(Arc::clone(nfa), &mut fields)
             .map_err(|e| Error::new(ErrorKind::Field, e).with_span(pattern.span))?;

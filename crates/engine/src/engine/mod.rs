@@ -81,6 +81,8 @@ mod core;
 mod deadlines;
 mod front;
 mod json_line;
+mod lists;
+mod memory;
 mod nfa;
 mod partitions;
 mod processing;
@@ -99,6 +101,9 @@ pub use core::{Arrival, PatternStats, Stats};
 pub(crate) use front::sealed;
 pub use front::{Engine, PatternSet};
 pub use json_line::Pushed;
+pub use memory::{
+    EntryError, MemoryStats, DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
+};
 pub use reload::{Change, Changes, ReloadPolicy};
 #[cfg(test)]
 pub(crate) use sink::{MatchAccess, MatchContext};

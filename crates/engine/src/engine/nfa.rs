@@ -5,6 +5,7 @@
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::sink::MatchAccess;
 use crate::event::Event;
+use crate::lookup::Lookup;
 use crate::matcher::{Cache, EventRef, Executor, MatchSink, MatchView, Partition, SharedBuffer};
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;
@@ -38,6 +39,17 @@ impl<E> EventStore<E> for SharedBuffer<E> {
 }
 
 impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
+    fn write_values(&self) -> Vec<Value> {
+        MatchView::write_values(self)
+    }
+
+    fn reads(&self) -> Vec<(String, Value)> {
+        MatchView::reads(self)
+            .into_iter()
+            .map(|(label, value)| (label.to_string(), value))
+            .collect()
+    }
+
     fn start(&self) -> Timestamp {
         MatchView::start(self)
     }
@@ -157,12 +169,14 @@ impl<E: Event> Automaton<E> for Arc<Nfa<E>> {
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
+        lookup: &dyn Lookup,
         t: Timestamp,
         out: &mut R,
     ) -> isize {
         let before = counted_before(part);
-        let change =
-            Executor::new(self, cache).advance_time_counted(part, store, t, &mut Relay(out));
+        let change = Executor::new(self, cache)
+            .with_lookup(lookup)
+            .advance_time_counted(part, store, t, &mut Relay(out));
         check_change(before, part, change);
         change
     }
@@ -177,8 +191,16 @@ impl<E: Event> Automaton<E> for Arc<Nfa<E>> {
     }
 
     #[inline]
-    fn may_start(&self, store: &SharedBuffer<E>, cache: &mut Cache, event: EventRef) -> bool {
-        Executor::new(self, cache).may_start(store, event)
+    fn may_start(
+        &self,
+        store: &SharedBuffer<E>,
+        cache: &mut Cache,
+        lookup: &dyn Lookup,
+        event: EventRef,
+    ) -> bool {
+        Executor::new(self, cache)
+            .with_lookup(lookup)
+            .may_start(store, event)
     }
 
     fn start_guard(&self) -> Option<Vec<(u32, u32)>> {
@@ -191,10 +213,13 @@ impl<E: Event> Automaton<E> for Arc<Nfa<E>> {
         &self,
         store: &SharedBuffer<E>,
         cache: &mut Cache,
+        lookup: &dyn Lookup,
         event: EventRef,
         slot: u32,
     ) -> bool {
-        Executor::new(self, cache).condition_holds(slot, store, event)
+        Executor::new(self, cache)
+            .with_lookup(lookup)
+            .condition_holds(slot, store, event)
     }
 
     /// (Out of line: inlined into the engine's step with the executor's
@@ -205,13 +230,16 @@ impl<E: Event> Automaton<E> for Arc<Nfa<E>> {
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
+        lookup: &dyn Lookup,
         limit: usize,
         starts: bool,
         event: EventRef,
         out: &mut R,
     ) -> isize {
         let before = counted_before(part);
-        let mut exec = Executor::new(self, cache).with_exact_run_limit(limit);
+        let mut exec = Executor::new(self, cache)
+            .with_lookup(lookup)
+            .with_exact_run_limit(limit);
         if !starts {
             exec = exec.without_start();
         }
@@ -231,9 +259,12 @@ impl<E: Event> Automaton<E> for Arc<Nfa<E>> {
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
+        lookup: &dyn Lookup,
         out: &mut R,
     ) -> usize {
-        Executor::new(self, cache).discard(part, store, &mut Relay(out))
+        Executor::new(self, cache)
+            .with_lookup(lookup)
+            .discard(part, store, &mut Relay(out))
     }
 
     fn is_empty(part: &Partition) -> bool {

@@ -270,12 +270,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 stats: &mut self.stats,
                 counts: &mut run.counts,
                 capped: false,
+                writes: &mut self.writes,
             };
             let before = A::partial_matches(&parts[i].part);
             let discarded = run.automaton.discard(
                 &mut parts[i].part,
                 &mut self.store,
                 &mut self.cache,
+                &self.memory,
                 &mut bridge,
             );
             self.stats.discarded_runs += discarded as u64;
@@ -500,7 +502,12 @@ impl<E: Event + 'static> Engine<E> {
         policy: ReloadPolicy,
         sink: &mut S,
     ) -> Result<Changes, Error> {
-        let (compiled, fields) = self.compile(patterns, false)?;
+        let (compiled, mut fields) = self.compile(patterns, false)?;
+        self.adopt_declarations(
+            patterns.declarations(),
+            compiled.iter().map(|nfa| nfa.pattern()),
+            &mut fields,
+        )?;
         let mut targets: Vec<(String, Target<Arc<Nfa<E>>>)> = self
             .current_names()
             .into_iter()
@@ -533,7 +540,12 @@ impl<E: Event + 'static> Engine<E> {
         policy: ReloadPolicy,
         sink: &mut S,
     ) -> Result<Changes, Error> {
-        let (compiled, fields) = self.compile(patterns, false)?;
+        let (compiled, mut fields) = self.compile(patterns, false)?;
+        self.adopt_declarations(
+            patterns.declarations(),
+            compiled.iter().map(|nfa| nfa.pattern()),
+            &mut fields,
+        )?;
         let targets = compiled
             .into_iter()
             .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))
@@ -752,7 +764,7 @@ mod tests {
     }
 
     #[test]
-    fn pattern_stats_count_per_name_over_versions_and_start_again_at_a_restore() {
+    fn pattern_stats_count_per_name_over_versions_and_go_on_after_a_restore() {
         let rules = |text: &str| {
             let loaded = crate::rules::load_str("r.cep", text);
             assert!(!loaded.has_errors(), "{}", loaded.render());
@@ -813,14 +825,16 @@ mod tests {
         assert_eq!(json["timeouts"], 2);
         let back: crate::PatternStats = serde_json::from_value(json).unwrap();
         assert_eq!(&back, a);
-        // Restored, the counts start again; the version is kept.
+        // Restored, the counts go on (issue 38: a resumed run's rules
+        // table keeps its totals); the version is kept.
         let mut snapshot = Vec::new();
         engine.snapshot(&mut snapshot).unwrap();
         let mut restored: Engine<Record> = Engine::new().max_runs_per_key(1);
         restored.add(&v2[..]).unwrap();
         restored.restore(&snapshot[..]).unwrap();
+        assert_eq!(restored.pattern_stats(), engine.pattern_stats());
         let a = &restored.pattern_stats()[0];
-        assert_eq!((a.version, a.events, a.matches, a.timeouts), (2, 0, 0, 0));
+        assert_eq!((a.version, a.events, a.matches, a.timeouts), (2, 6, 1, 2));
         assert_eq!(restored.stats(), engine.stats());
     }
 }

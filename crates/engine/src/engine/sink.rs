@@ -34,6 +34,11 @@ pub(crate) struct MatchContext<'a> {
     /// For a dropped partial match: was it dropped by the engine's limit
     /// over all keys (`Engine::max_live_runs`), not the per-key one?
     pub capped: bool,
+    /// The pattern's rule attributes.
+    pub attributes: &'a crate::lookup::Attributes,
+    /// Do its conditions read lists or indicators (so that its records
+    /// say what they read)?
+    pub has_reads: bool,
 }
 
 impl<'a> MatchContext<'a> {
@@ -53,6 +58,8 @@ impl<'a> MatchContext<'a> {
             version: 1,
             versioned: false,
             capped: false,
+            attributes: &ir.attributes,
+            has_reads: !ir.reads.is_empty(),
         }
     }
 
@@ -83,6 +90,18 @@ pub(crate) trait MatchAccess<E> {
 
     /// The values of the pattern's `select` section (empty without one).
     fn select(&self) -> Vec<(String, Value)>;
+
+    /// What the pattern's conditions read of lists and indicators, by
+    /// their text (empty when they read none).
+    fn reads(&self) -> Vec<(String, Value)> {
+        Vec::new()
+    }
+
+    /// The values of the pattern's `then` writes, in order (empty without
+    /// any).
+    fn write_values(&self) -> Vec<Value> {
+        Vec::new()
+    }
 }
 
 /// A complete or timed-out partial match, borrowing the engine's event
@@ -196,6 +215,26 @@ impl<'a, E> MatchRef<'a, E> {
     pub fn select(&self) -> Vec<(String, Value)> {
         if self.ctx.has_select {
             self.m.select()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The pattern's rule attributes (`score`, `level`, `action`, `tags`;
+    /// all empty when it has none).
+    pub fn attributes(&self) -> &'a crate::lookup::Attributes {
+        self.ctx.attributes
+    }
+
+    /// What the pattern's conditions read of reference lists and
+    /// indicators, by the text of each membership or call, evaluated when
+    /// the record is made: for the last event each stage took (with what
+    /// the match took before it), against the lists and indicators as they
+    /// are then (`docs/semantics.md`, "Lists and indicators"). Empty when
+    /// the conditions read none.
+    pub fn reads(&self) -> Vec<(String, Value)> {
+        if self.ctx.has_reads {
+            self.m.reads()
         } else {
             Vec::new()
         }

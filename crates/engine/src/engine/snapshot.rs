@@ -33,6 +33,7 @@ use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::{Engine, PatternSet};
+use crate::engine::memory::Saved;
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldId, FieldPath};
@@ -79,6 +80,36 @@ struct Header {
     /// id (empty for typed events, whose field ids are fixed by their
     /// type).
     fields: Vec<Vec<String>>,
+    /// The rule set's lists and indicators as `.cep` source
+    /// ([`crate::dsl::declarations_source`]; empty when it declares none):
+    /// what the patterns' sources are loaded after when rebuilt.
+    declarations: String,
+}
+
+/// [`Header`] as version 6 wrote it: without the declarations (it had no
+/// lists nor indicators).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct HeaderV6 {
+    max_delay: i64,
+    run_limit: u64,
+    waiting_limit: u64,
+    live_limit: u64,
+    patterns: Vec<PatternPrint>,
+    fields: Vec<Vec<String>>,
+}
+
+impl From<HeaderV6> for Header {
+    fn from(h: HeaderV6) -> Header {
+        Header {
+            max_delay: h.max_delay,
+            run_limit: h.run_limit,
+            waiting_limit: h.waiting_limit,
+            live_limit: h.live_limit,
+            patterns: h.patterns,
+            fields: h.fields,
+            declarations: String::new(),
+        }
+    }
 }
 
 /// One pattern of the engine: its name, fingerprint ([`fingerprint`]),
@@ -160,6 +191,10 @@ struct BodyIn<E> {
     /// version 6: they start again).
     #[serde(skip)]
     counts: Option<Vec<[u64; 8]>>,
+    /// The lists' entries and the indicators' windows, after the counts
+    /// (version 7 on; none from version 6).
+    #[serde(skip)]
+    memory: Saved,
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -316,6 +351,7 @@ impl<E: Event + 'static> Engine<E> {
                 })
                 .collect(),
             fields: field_paths(&self.fields),
+            declarations: crate::dsl::declarations_source(self.core.memory.declarations()),
         }
     }
 }
@@ -394,6 +430,7 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             deadlines: &core.deadlines,
             stats: stats_array(&core.stats),
         };
+        let memory = core.memory.save();
         let start = out.len();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -405,7 +442,8 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             .collect();
         let encoded = postcard::serialize_with_flavor(&self.header(), Append(out))
             .and_then(|()| postcard::serialize_with_flavor(&body, Append(out)))
-            .and_then(|()| postcard::serialize_with_flavor(&counts, Append(out)));
+            .and_then(|()| postcard::serialize_with_flavor(&counts, Append(out)))
+            .and_then(|()| postcard::serialize_with_flavor(&memory, Append(out)));
         if let Err(e) = encoded {
             out.clear();
             return Err(error(format!("cannot serialize the engine's state: {e}")));
@@ -627,6 +665,12 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             let (counts, rest) = postcard::take_from_bytes::<Vec<[u64; 8]>>(rest)
                 .map_err(|e| error(format!("the snapshot's counts do not decode: {e}")))?;
             body.counts = Some(counts);
+            let (memory, rest) = postcard::take_from_bytes::<Saved>(rest).map_err(|e| {
+                error(format!(
+                    "the snapshot's lists and indicators do not decode: {e}"
+                ))
+            })?;
+            body.memory = memory;
             rest
         } else {
             rest
@@ -634,6 +678,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
+        let memory = std::mem::take(&mut body.memory);
         let own = from == RulesFrom::Engine
             && header.fields == field_paths(&self.fields)
             && header
@@ -642,15 +687,23 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 .all(|p| p.version == 1 && !p.versioned && !p.draining);
         if own {
             // The engine's patterns as they are.
-            return self
-                .core
+            self.core
                 .install(body)
-                .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")));
+                .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))?;
+            self.core.memory.restore(memory);
+            return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
         let saved = self.core.take_rules();
         let mut fields = E::Fields::default();
         intern_paths(&fields, &header.fields);
+        if self.core.memory.declarations().is_empty() && !header.declarations.is_empty() {
+            let loaded = crate::rules::load_str("snapshot", &header.declarations);
+            self.core
+                .memory
+                .declare(&loaded.declarations, &mut fields)
+                .map_err(|e| error(format!("the snapshot's lists and indicators: {e}")))?;
+        }
         let mut added = Ok(());
         for (nfa, print) in compiled.into_iter().zip(&header.patterns) {
             match self.core.add(nfa, &mut fields) {
@@ -672,6 +725,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             Ok(()) => {
                 intern_paths(&self.fields, &header.fields);
                 self.core.reap();
+                self.core.memory.restore(memory);
                 Ok(())
             }
             Err(e) => {
@@ -717,7 +771,8 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                             what()
                         ))
                     })?;
-                    let loaded = crate::rules::load_str(&print.name, source);
+                    let text = format!("{}{source}", header.declarations);
+                    let loaded = crate::rules::load_str(&print.name, &text);
                     match &loaded.patterns[..] {
                         [p] if !loaded.has_errors() && fingerprint(p) == print.fingerprint => {
                             rebuilt = p.clone();
@@ -880,8 +935,15 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8], u32), Error> {
             "the snapshot is corrupt: its checksum does not match",
         ));
     }
-    let (header, body) = postcard::take_from_bytes::<Header>(&content[PREFIX..])
-        .map_err(|e| error(format!("the snapshot's header does not decode: {e}")))?;
+    let undecodable =
+        |e: postcard::Error| error(format!("the snapshot's header does not decode: {e}"));
+    let (header, body) = if version == 6 {
+        let (h, body) =
+            postcard::take_from_bytes::<HeaderV6>(&content[PREFIX..]).map_err(undecodable)?;
+        (Header::from(h), body)
+    } else {
+        postcard::take_from_bytes::<Header>(&content[PREFIX..]).map_err(undecodable)?
+    };
     Ok((header, body, version))
 }
 
@@ -933,6 +995,7 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
             deadlines,
             stats,
             counts,
+            memory: _,
         } = body;
         if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
             return Err(format!(
@@ -1131,7 +1194,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (7, 3_277_605_753, 442),
+            (7, 158_149_524, 455),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
@@ -1140,13 +1203,22 @@ mod tests {
     /// header and body, without the counts per pattern after it.
     fn as_version_6(bytes: &[u8]) -> Vec<u8> {
         let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
-        let (_, rest) = postcard::take_from_bytes::<Header>(content).unwrap();
-        let header_len = content.len() - rest.len();
+        let (header, rest) = postcard::take_from_bytes::<Header>(content).unwrap();
+        assert!(header.declarations.is_empty(), "version 6 had no lists");
+        let old = HeaderV6 {
+            max_delay: header.max_delay,
+            run_limit: header.run_limit,
+            waiting_limit: header.waiting_limit,
+            live_limit: header.live_limit,
+            patterns: header.patterns,
+            fields: header.fields,
+        };
         let (_, counts) = postcard::take_from_bytes::<BodyIn<Record>>(rest).unwrap();
         let body_len = rest.len() - counts.len();
         let mut out = bytes[..PREFIX].to_vec();
         out[8..12].copy_from_slice(&6u32.to_le_bytes());
-        out.extend_from_slice(&content[..header_len + body_len]);
+        out.extend_from_slice(&postcard::to_allocvec(&old).unwrap());
+        out.extend_from_slice(&rest[..body_len]);
         let len = (out.len() + CHECKSUM) as u64;
         out[12..PREFIX].copy_from_slice(&len.to_le_bytes());
         let crc = crc32fast::hash(&out);
@@ -1178,7 +1250,7 @@ mod tests {
         // Version 6: the body as the previous release wrote it.
         let old = as_version_6(&bytes);
         let content = &old[PREFIX..old.len() - CHECKSUM];
-        let (_, body) = postcard::take_from_bytes::<Header>(content).unwrap();
+        let (_, body) = postcard::take_from_bytes::<HeaderV6>(content).unwrap();
         assert_eq!((crc32fast::hash(body), body.len()), (3_852_115_582, 425));
         let mut restored = fresh();
         restored.restore(&old[..]).unwrap();

@@ -161,6 +161,10 @@ impl Pairs {
             stages: Vec::new(),
             sequence: Sequence::default(),
             select: Vec::new(),
+            attributes: Default::default(),
+            writes: Vec::new(),
+            reads: Vec::new(),
+            declarations: None,
             span: Span::default(),
         };
         Pairs {
@@ -192,6 +196,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
+        _: &dyn crate::lookup::Lookup,
         t: Timestamp,
         out: &mut R,
     ) -> isize {
@@ -214,6 +219,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
+        _: &dyn crate::lookup::Lookup,
         limit: usize,
         starts: bool,
         r: usize,
@@ -251,6 +257,7 @@ impl Automaton<Ev> for Pairs {
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
+        _: &dyn crate::lookup::Lookup,
         _: &mut R,
     ) -> usize {
         match part.take() {

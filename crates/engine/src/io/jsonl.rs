@@ -214,6 +214,7 @@ impl Formatter {
             }
             line.push(b'}');
         }
+        push_rule(line, m);
         line.extend_from_slice(b"}\n");
         &self.line
     }
@@ -243,6 +244,65 @@ impl Formatter {
     /// Where [`Formatter::key`] is in [`Formatter::line`].
     pub fn key_range(&self) -> std::ops::Range<usize> {
         self.key.clone()
+    }
+}
+
+/// A record's `"rule"` (the pattern's attributes and version, when it has
+/// attributes) and `"reads"` (what its conditions read of lists and
+/// indicators, when they read any): nothing for any other pattern, whose
+/// records keep their format byte for byte.
+fn push_rule(line: &mut Vec<u8>, m: &MatchRef<'_, Record>) {
+    let a = m.attributes();
+    if !a.is_empty() {
+        line.extend_from_slice(b",\"rule\":{");
+        let mut first = true;
+        let mut field = |line: &mut Vec<u8>, name: &str| {
+            if !first {
+                line.push(b',');
+            }
+            first = false;
+            push_json_string(line, name);
+            line.push(b':');
+        };
+        if let Some(score) = &a.score {
+            field(line, "score");
+            push_json_value(line, score);
+        }
+        if let Some(level) = &a.level {
+            field(line, "level");
+            push_json_string(line, level);
+        }
+        if let Some(action) = &a.action {
+            field(line, "action");
+            push_json_string(line, action);
+        }
+        if !a.tags.is_empty() {
+            field(line, "tags");
+            line.push(b'[');
+            for (i, t) in a.tags.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                push_json_string(line, t);
+            }
+            line.push(b']');
+        }
+        field(line, "version");
+        push_int(line, i64::from(m.version()));
+        line.push(b'}');
+    }
+    let reads = m.reads();
+    if !reads.is_empty() {
+        line.extend_from_slice(b",\"reads\":{");
+        for (i, (name, value)) in reads.iter().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            push_json_string(line, name);
+            line.push(b':');
+            push_json_value(line, value);
+        }
+        line.push(b'}');
     }
 }
 
@@ -334,6 +394,13 @@ mod tests {
         }
     }
 
+    static NO_ATTRIBUTES: crate::lookup::Attributes = crate::lookup::Attributes {
+        score: None,
+        level: None,
+        action: None,
+        tags: Vec::new(),
+    };
+
     #[test]
     fn records_are_written_as_cli_md_says() {
         let rec = |raw: &str| Record::new(Vec::new(), Arc::from(raw));
@@ -348,6 +415,8 @@ mod tests {
             version: 1,
             versioned: false,
             capped: false,
+            attributes: &NO_ATTRIBUTES,
+            has_reads: false,
         };
         let mut sink: JsonLines<Vec<u8>, Vec<u8>> = JsonLines::new(Vec::new(), Some(Vec::new()));
         sink.on_match(&MatchRef::new(&ctx, &m));
@@ -422,6 +491,8 @@ mod tests {
                         version: 12,
                         versioned,
                         capped: false,
+                        attributes: &NO_ATTRIBUTES,
+                        has_reads: false,
                     };
                     for expired in [None, Some(9)] {
                         let kind = if expired.is_some() {
@@ -459,6 +530,8 @@ mod tests {
             version: 1,
             versioned: false,
             capped: false,
+            attributes: &NO_ATTRIBUTES,
+            has_reads: false,
         };
         let mut cache = NameCache::default();
         let (c2, c0, c2b) = (ctx(2, "p"), ctx(0, "q\n"), ctx(2, "other"));
@@ -519,6 +592,8 @@ mod tests {
             version: 1,
             versioned: false,
             capped: false,
+            attributes: &NO_ATTRIBUTES,
+            has_reads: false,
         };
         sink.on_match(&MatchRef::new(&ctx, &m));
         let e = sink.take_error().unwrap();

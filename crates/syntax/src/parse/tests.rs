@@ -164,7 +164,8 @@ fn reserved_words_are_not_names() {
 fn errors_name_what_was_expected() {
     assert!(errors("pattern p { match a b }")[0].contains("expected a connector"));
     assert!(errors("pattern p { within 10 match a }")[0].contains("needs a unit"));
-    assert!(errors("pattern p { match a }  x")[0].contains("expected `pattern`, found `x`"));
+    assert!(errors("pattern p { match a }  x")[0]
+        .contains("expected `pattern`, `list` or `indicator`, found `x`"));
     assert!(errors("pattern p { partition a match a }")[0].contains("`by` after `partition`"));
     assert!(errors("pattern p { match a{2 x}")[0].contains("`,` or `}`"));
     assert!(errors("pattern p { match a followed b }")[0].contains("`by` after `followed`"));

@@ -1,0 +1,165 @@
+//! The engine's front door to its reference lists and rolling indicators
+//! (`docs/semantics.md`, "Lists and indicators"): changes of a list
+//! applied at a point of event time, and reads of the state.
+
+use std::time::Duration;
+
+use crate::engine::front::Engine;
+use crate::engine::memory::{Change, MemoryStats};
+use crate::error::{Error, ErrorKind};
+use crate::event::Event;
+use crate::lookup::{Declarations, Lookup, WriteOp};
+use crate::primitives::Timestamp;
+use crate::value::{Value, ValueRef};
+
+impl<E: Event + 'static> Engine<E> {
+    /// Takes the lists and indicators of a rule set being added: `set`'s
+    /// own table (a [`Rules`](crate::Rules)' declarations), else the
+    /// largest table its patterns carry
+    /// ([`Pattern::declarations`](crate::pattern::Pattern::declarations):
+    /// a pattern added alone, or shared from another engine). A table
+    /// that extends the engine's (the same names first, more after)
+    /// replaces it, keeping the state of what it keeps; so does one that
+    /// does not agree with it; one the engine's extends changes nothing.
+    pub(super) fn adopt_declarations<'p>(
+        &mut self,
+        set: Option<&Declarations>,
+        patterns: impl IntoIterator<Item = &'p crate::pattern::Pattern>,
+        fields: &mut E::Fields,
+    ) -> Result<(), Error> {
+        let carried = patterns
+            .into_iter()
+            .filter_map(|p| p.declarations.as_deref())
+            .max_by_key(|d| d.len());
+        let Some(table) = set.filter(|d| !d.is_empty()).or(carried) else {
+            return Ok(());
+        };
+        let current = self.core.memory.declarations();
+        if current.extends(table) && (set.is_none() || table.extends(current)) {
+            return Ok(());
+        }
+        self.core
+            .memory
+            .declare(table, fields)
+            .map_err(|e| Error::new(ErrorKind::Field, e))
+    }
+
+    /// The lists and indicators of the rule set in force (declared by the
+    /// [`Rules`](crate::Rules) added).
+    pub fn declarations(&self) -> &Declarations {
+        self.core.memory.declarations()
+    }
+
+    /// Adds `value` to list `list` at event time `at`, for `lifetime` (or
+    /// the list's own `for`, or for ever): events at or after `at` see it,
+    /// and events from `at + lifetime` on no longer do. Applied when event
+    /// time reaches `at`, before the deadlines and events of that time;
+    /// changes of one time in the order they were made. A change at or
+    /// below the watermark applies at once (from the next event on, and is
+    /// counted in [`MemoryStats::late_changes`]). So a replay of the same
+    /// input and the same changes gives the same output.
+    ///
+    /// ```
+    /// use cepheid_engine::{Engine, Record, Rules, Output};
+    /// let rules = Rules::parse("r.cep", r#"
+    ///     list blocked
+    ///     pattern hit { match a where a: ip in blocked }
+    /// "#)?;
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&rules)?;
+    /// engine.add_to_list("blocked", "10.0.0.1".into(), 2, None)?;
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// engine.push_json(r#"{"ts": 1, "ip": "10.0.0.1"}"#, "ts", &mut out)?;
+    /// engine.push_json(r#"{"ts": 2, "ip": "10.0.0.1"}"#, "ts", &mut out)?;
+    /// engine.finish(&mut out);
+    /// assert_eq!(out.len(), 1); // the event at 2 only
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn add_to_list(
+        &mut self,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        lifetime: Option<Duration>,
+    ) -> Result<(), Error> {
+        let lifetime = lifetime.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.change_list(list, WriteOp::Add, value, at, lifetime)
+    }
+
+    /// Removes `value` from list `list` at event time `at` (as
+    /// [`add_to_list`](Engine::add_to_list) orders it).
+    pub fn remove_from_list(
+        &mut self,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        self.change_list(list, WriteOp::Remove, value, at, None)
+    }
+
+    fn change_list(
+        &mut self,
+        list: &str,
+        op: WriteOp,
+        value: Value,
+        at: Timestamp,
+        lifetime: Option<i64>,
+    ) -> Result<(), Error> {
+        let Some(id) = self.core.memory.list_id(list) else {
+            return Err(Error::new(
+                ErrorKind::Pattern,
+                format!("there is no list `{list}` in the rule set"),
+            ));
+        };
+        let watermark = self.core.current_watermark();
+        self.core.memory.schedule(
+            at,
+            Change {
+                list: id,
+                op,
+                value,
+                lifetime,
+            },
+            watermark,
+        );
+        Ok(())
+    }
+
+    /// Does list `list` hold `value` now (at the engine's event time)?
+    /// `None` for a list that does not exist or a value no entry matches
+    /// (null).
+    pub fn list_contains(&self, list: &str, value: ValueRef<'_>) -> Option<bool> {
+        let id = self.core.memory.list_id(list)?;
+        self.core.memory.contains(id, value)
+    }
+
+    /// The value of indicator `indicator` for the group `key` now (at the
+    /// engine's event time); `None` for an indicator that does not exist.
+    pub fn indicator_value(&self, indicator: &str, key: &[ValueRef<'_>]) -> Option<Value> {
+        let id = self.core.memory.indicator_id(indicator)?;
+        Some(self.core.memory.indicator(id, key))
+    }
+
+    /// Counters and sizes of the lists and indicators.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.core.memory.stats
+    }
+
+    /// At most `limit` entries per list (default
+    /// [`DEFAULT_MAX_LIST_ENTRIES`](crate::engine::DEFAULT_MAX_LIST_ENTRIES)):
+    /// an add beyond it is refused and counted
+    /// ([`MemoryStats::refused_entries`]).
+    pub fn max_list_entries(mut self, limit: usize) -> Self {
+        self.core.memory.max_list_entries = limit;
+        self
+    }
+
+    /// At most `limit` window entries over all indicators (default
+    /// [`DEFAULT_MAX_INDICATOR_ENTRIES`](crate::engine::DEFAULT_MAX_INDICATOR_ENTRIES)):
+    /// an event beyond it is left out of the indicators and counted
+    /// ([`MemoryStats::refused_events`]); patterns still see it.
+    pub fn max_indicator_entries(mut self, limit: usize) -> Self {
+        self.core.memory.max_indicator_entries = limit;
+        self
+    }
+}

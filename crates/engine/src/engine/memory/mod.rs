@@ -1,0 +1,550 @@
+//! What rules remember between events: the rule set's reference lists and
+//! rolling indicators (`docs/semantics.md`, "Lists and indicators").
+//!
+//! The engine holds one [`Memory`] and keeps it at its event time:
+//! [`Memory::reach`] (before the deadlines and events of a time: list
+//! changes scheduled at or before it are applied, list entries and window
+//! entries that left are dropped), [`Memory::on_event`] (each indicator
+//! takes the event in, before any pattern sees it), and
+//! [`Memory::apply_writes`] (after an event or a deadline: the `then`
+//! writes of the matches it completed). Conditions read it through
+//! [`Lookup`]. An engine whose rule set declares nothing does none of it
+//! (`Memory::is_empty`: one test per event).
+
+mod list;
+mod window;
+
+use std::collections::BTreeMap;
+
+pub use list::EntryError;
+use list::{EntrySet, NEVER};
+use window::{Refused, Window};
+
+use crate::event::{Event, FieldId, FieldResolver};
+use crate::expr::{AccumulatorLayoutBuilder, Accumulators, CompiledExpr};
+use crate::lookup::{Declarations, IndicatorId, ListId, Lookup, WriteOp};
+use crate::primitives::Timestamp;
+use crate::value::{Value, ValueRef};
+
+/// The most entries a list holds by default; an add beyond it is refused
+/// and counted ([`MemoryStats::refused_entries`]).
+pub const DEFAULT_MAX_LIST_ENTRIES: usize = 10_000_000;
+
+/// The most window entries all indicators hold by default; an event beyond
+/// it is not counted, and counted ([`MemoryStats::refused_events`]).
+pub const DEFAULT_MAX_INDICATOR_ENTRIES: usize = 10_000_000;
+
+/// Counters of lists and indicators ([`Engine::memory_stats`](crate::Engine::memory_stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Entries in all lists now.
+    pub list_entries: u64,
+    /// Entries in all indicators' windows now.
+    pub indicator_entries: u64,
+    /// Groups of all indicators now.
+    pub indicator_groups: u64,
+    /// List changes applied (from the library and from `then` writes).
+    pub list_changes: u64,
+    /// List changes that came for a time at or below the watermark, so
+    /// were applied at once (as of the next event).
+    pub late_changes: u64,
+    /// Adds refused: the list held its limit of entries.
+    pub refused_entries: u64,
+    /// Writes whose value no list can hold (null, a list, an object; a
+    /// `cidr` entry that is no network).
+    pub bad_entries: u64,
+    /// Events an indicator's condition took whose aggregated value is not a
+    /// number (`sum`, `avg`, `min`, `max`): left out of it; the event is
+    /// matched as any other.
+    pub non_numeric: u64,
+    /// Events an indicator left out because a `group by` field was missing
+    /// or its value cannot be a key, or its `count_distinct` value cannot
+    /// be compared (NaN, a list, an object).
+    pub unkeyed: u64,
+    /// Events an indicator left out because the indicators held their limit
+    /// of window entries.
+    pub refused_events: u64,
+}
+
+/// A change of a list at a point of event time.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    pub list: ListId,
+    pub op: WriteOp,
+    pub value: Value,
+    /// For an add: the entry's lifetime from the time it is applied
+    /// (`None`: the list's own, if any).
+    pub lifetime: Option<i64>,
+}
+
+/// One indicator, compiled for the engine's events.
+struct Indicator {
+    condition: Option<CompiledExpr>,
+    argument: Option<CompiledExpr>,
+    key: Vec<FieldId>,
+    window: Window,
+}
+
+/// The lists and indicators of an engine.
+pub(crate) struct Memory {
+    decls: Declarations,
+    lists: Vec<EntrySet>,
+    indicators: Vec<Indicator>,
+    now: Timestamp,
+    /// Changes from the library waiting for their time, by (time, order of
+    /// arrival).
+    scheduled: BTreeMap<(Timestamp, u64), Change>,
+    arrivals: u64,
+    /// `then` writes of the step under way (applied after it).
+    pending: Vec<Change>,
+    accumulators: Accumulators,
+    pub(crate) stats: MemoryStats,
+    pub(crate) max_list_entries: usize,
+    pub(crate) max_indicator_entries: usize,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            decls: Declarations::default(),
+            lists: Vec::new(),
+            indicators: Vec::new(),
+            now: Timestamp::MIN,
+            scheduled: BTreeMap::new(),
+            arrivals: 0,
+            pending: Vec::new(),
+            accumulators: AccumulatorLayoutBuilder::new().finish().new_accumulators(),
+            stats: MemoryStats::default(),
+            max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
+            max_indicator_entries: DEFAULT_MAX_INDICATOR_ENTRIES,
+        }
+    }
+}
+
+/// The lists alone, as an indicator's condition reads them.
+struct ListsOnly<'a> {
+    lists: &'a [EntrySet],
+    now: Timestamp,
+}
+
+impl Lookup for ListsOnly<'_> {
+    fn contains(&self, list: ListId, value: ValueRef<'_>) -> Option<bool> {
+        self.lists.get(list.0 as usize)?.contains(value, self.now)
+    }
+
+    fn indicator(&self, _: IndicatorId, _: &[ValueRef<'_>]) -> Value {
+        Value::Null
+    }
+}
+
+impl Lookup for Memory {
+    #[inline]
+    fn contains(&self, list: ListId, value: ValueRef<'_>) -> Option<bool> {
+        self.lists.get(list.0 as usize)?.contains(value, self.now)
+    }
+
+    #[inline]
+    fn indicator(&self, id: IndicatorId, key: &[ValueRef<'_>]) -> Value {
+        match self.indicators.get(id.0 as usize) {
+            Some(i) => i.window.value(key),
+            None => Value::Null,
+        }
+    }
+}
+
+impl Memory {
+    /// No list and no indicator: nothing to do per event.
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lists.is_empty() && self.indicators.is_empty()
+    }
+
+    pub(crate) fn declarations(&self) -> &Declarations {
+        &self.decls
+    }
+
+    /// Takes the rule set's declarations, compiled against `fields`. A
+    /// list or indicator kept with the same name and the same definition
+    /// keeps its state; one whose definition changed starts empty (an
+    /// indicator's entries were counted by the old definition); one no
+    /// longer declared goes.
+    pub(crate) fn declare(
+        &mut self,
+        decls: &Declarations,
+        fields: &mut dyn FieldResolver,
+    ) -> Result<(), String> {
+        let mut compiled = Vec::with_capacity(decls.indicators.len());
+        for d in &decls.indicators {
+            let mut layout = AccumulatorLayoutBuilder::new();
+            let compile = |e: &crate::expr::Expr,
+                           fields: &mut dyn FieldResolver,
+                           layout: &mut AccumulatorLayoutBuilder| {
+                CompiledExpr::compile(e, fields, layout)
+                    .map_err(|err| format!("indicator `{}`: {err}", d.name))
+            };
+            let condition = d
+                .condition
+                .as_ref()
+                .map(|c| compile(c, fields, &mut layout))
+                .transpose()?;
+            let argument = d
+                .argument
+                .as_ref()
+                .map(|a| compile(a, fields, &mut layout))
+                .transpose()?;
+            let key = d
+                .group_by
+                .iter()
+                .map(|p| {
+                    fields
+                        .resolve(p)
+                        .map_err(|e| format!("indicator `{}`: {e}", d.name))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            compiled.push((condition, argument, key));
+        }
+        let old = std::mem::take(&mut self.decls);
+        let mut old_lists: Vec<Option<EntrySet>> = std::mem::take(&mut self.lists)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut old_windows: Vec<Option<Window>> = std::mem::take(&mut self.indicators)
+            .into_iter()
+            .map(|i| Some(i.window))
+            .collect();
+        for l in &decls.lists {
+            let kept = old
+                .lists
+                .iter()
+                .position(|o| o.name == l.name && o.kind == l.kind)
+                .and_then(|i| old_lists[i].take());
+            self.lists
+                .push(kept.unwrap_or_else(|| EntrySet::new(l.kind)));
+        }
+        for (d, (condition, argument, key)) in decls.indicators.iter().zip(compiled) {
+            let same = |o: &crate::lookup::IndicatorDecl| {
+                o.name == d.name
+                    && o.func == d.func
+                    && o.window == d.window
+                    && o.group_by == d.group_by
+                    && format!("{:?}{:?}", o.condition, o.argument)
+                        == format!("{:?}{:?}", d.condition, d.argument)
+            };
+            let kept = old
+                .indicators
+                .iter()
+                .position(same)
+                .and_then(|i| old_windows[i].take());
+            self.indicators.push(Indicator {
+                condition,
+                argument,
+                key,
+                window: kept.unwrap_or_else(|| Window::new(d.func, d.window)),
+            });
+        }
+        // (scheduled changes of lists that went are dropped)
+        let renumber: Vec<Option<ListId>> = old
+            .lists
+            .iter()
+            .map(|o| {
+                decls
+                    .lists
+                    .iter()
+                    .position(|l| l.name == o.name)
+                    .map(|i| ListId(i as u32))
+            })
+            .collect();
+        self.scheduled = std::mem::take(&mut self.scheduled)
+            .into_iter()
+            .filter_map(|(at, mut c)| {
+                c.list = renumber.get(c.list.0 as usize).copied().flatten()?;
+                Some((at, c))
+            })
+            .collect();
+        self.decls = decls.clone();
+        self.count();
+        Ok(())
+    }
+
+    /// Event time reaches `t` (before its deadlines and events): list
+    /// changes scheduled at or before `t` are applied, in (time, arrival)
+    /// order; entries that expired and window entries at or before `t - W`
+    /// leave.
+    #[inline]
+    pub(crate) fn reach(&mut self, t: Timestamp) {
+        if t < self.now {
+            return;
+        }
+        while let Some(entry) = self.scheduled.first_entry() {
+            if entry.key().0 > t {
+                break;
+            }
+            let ((at, _), change) = entry.remove_entry();
+            self.now = at;
+            self.apply(change);
+        }
+        self.now = t;
+        for l in &mut self.lists {
+            l.expire(t);
+        }
+        for i in &mut self.indicators {
+            i.window.advance(t);
+        }
+        self.count();
+    }
+
+    /// Every indicator takes in `event` (at the current time) when its
+    /// condition holds.
+    pub(crate) fn on_event<E: Event>(&mut self, event: &E) {
+        let lists = ListsOnly {
+            lists: &self.lists,
+            now: self.now,
+        };
+        let mut total: usize = self.indicators.iter().map(|i| i.window.entries()).sum();
+        let mut key: smallvec::SmallVec<[ValueRef<'_>; 2]> = smallvec::SmallVec::new();
+        for ind in &mut self.indicators {
+            if let Some(c) = &ind.condition {
+                if !c.matches_with(event, &self.accumulators, &lists) {
+                    continue;
+                }
+            }
+            key.clear();
+            key.extend(ind.key.iter().map(|&f| event.field(f)));
+            if key.iter().any(|v| v.is_null()) {
+                self.stats.unkeyed += 1;
+                continue;
+            }
+            if total >= self.max_indicator_entries {
+                self.stats.refused_events += 1;
+                continue;
+            }
+            let value = match &ind.argument {
+                Some(a) => a.eval_with(event, &self.accumulators, &lists),
+                None => Value::Null,
+            };
+            // (null values are left out quietly, as aggregates do)
+            if value.is_null() && ind.argument.is_some() {
+                continue;
+            }
+            match ind.window.push(self.now, &key, value) {
+                Ok(()) => total += 1,
+                Err(Refused::NotNumeric) => self.stats.non_numeric += 1,
+                Err(Refused::Unusable) => self.stats.unkeyed += 1,
+            }
+        }
+        self.stats.indicator_entries = total as u64;
+    }
+
+    /// Schedules a change of a list at event time `at`; `watermark`: the
+    /// engine's, at or below which the change applies at once.
+    pub(crate) fn schedule(&mut self, at: Timestamp, change: Change, watermark: Option<Timestamp>) {
+        if watermark.is_some_and(|w| at <= w) || at <= self.now {
+            self.stats.late_changes += 1;
+            self.apply(change);
+            self.count();
+            return;
+        }
+        self.arrivals += 1;
+        self.scheduled.insert((at, self.arrivals), change);
+    }
+
+    /// A match's `then` write, applied after the step under way
+    /// ([`apply_writes`](Self::apply_writes)).
+    pub(crate) fn write(&mut self, change: Change) {
+        self.pending.push(change);
+    }
+
+    /// Applies the writes of the step that ended, in the order the matches
+    /// were emitted.
+    #[inline]
+    pub(crate) fn apply_writes(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for change in std::mem::take(&mut self.pending) {
+            self.apply(change);
+        }
+        self.count();
+    }
+
+    fn apply(&mut self, change: Change) {
+        let Some(list) = self.lists.get_mut(change.list.0 as usize) else {
+            return;
+        };
+        self.stats.list_changes += 1;
+        let result = match change.op {
+            WriteOp::Add => {
+                let lifetime = change
+                    .lifetime
+                    .or(self.decls.lists[change.list.0 as usize].expiry);
+                let expires = lifetime.map_or(NEVER, |d| self.now.saturating_add(d));
+                list.add((&change.value).into(), expires, self.max_list_entries)
+            }
+            WriteOp::Remove => list.remove((&change.value).into()).map(drop),
+        };
+        match result {
+            Ok(()) => {}
+            Err(EntryError::Full(_)) => self.stats.refused_entries += 1,
+            Err(_) => self.stats.bad_entries += 1,
+        }
+    }
+
+    fn count(&mut self) {
+        self.stats.list_entries = self.lists.iter().map(|l| l.len() as u64).sum();
+        self.stats.indicator_entries = self
+            .indicators
+            .iter()
+            .map(|i| i.window.entries() as u64)
+            .sum();
+        self.stats.indicator_groups = self
+            .indicators
+            .iter()
+            .map(|i| i.window.groups() as u64)
+            .sum();
+    }
+
+    /// Heap bytes of lists and windows.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.lists.iter().map(EntrySet::heap_bytes).sum::<usize>()
+            + self
+                .indicators
+                .iter()
+                .map(|i| i.window.heap_bytes())
+                .sum::<usize>()
+    }
+
+    /// The list named `name`.
+    pub(crate) fn list_id(&self, name: &str) -> Option<ListId> {
+        self.decls.list(name).map(|l| l.id)
+    }
+
+    /// The indicator named `name`.
+    pub(crate) fn indicator_id(&self, name: &str) -> Option<IndicatorId> {
+        self.decls.indicator(name).map(|i| i.id)
+    }
+
+    /// The state, for a snapshot.
+    pub(crate) fn save(&self) -> Saved {
+        Saved {
+            now: self.now,
+            lists: self
+                .lists
+                .iter()
+                .zip(&self.decls.lists)
+                .map(|(l, d)| {
+                    let entries = l.entries().map(|(b, e)| (b.to_vec(), e)).collect();
+                    (d.name.to_string(), entries)
+                })
+                .collect(),
+            indicators: self
+                .indicators
+                .iter()
+                .zip(&self.decls.indicators)
+                .map(|(i, d)| {
+                    let items = i
+                        .window
+                        .items()
+                        .into_iter()
+                        .map(|(k, t, v)| SavedItem {
+                            key: k.into_iter().map(SavedValue).collect(),
+                            ts: t,
+                            value: v,
+                        })
+                        .collect();
+                    (d.name.to_string(), items)
+                })
+                .collect(),
+            scheduled: self
+                .scheduled
+                .iter()
+                .map(|(&(at, _), c)| SavedChange {
+                    at,
+                    list: self.decls.lists[c.list.0 as usize].name.to_string(),
+                    add: c.op == WriteOp::Add,
+                    value: c.value.clone(),
+                    lifetime: c.lifetime,
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores what [`save`](Self::save) kept, by name, into the lists
+    /// and indicators declared now (after [`declare`](Self::declare)).
+    pub(crate) fn restore(&mut self, saved: Saved) {
+        self.now = saved.now;
+        for (name, entries) in saved.lists {
+            if let Some(id) = self.list_id(&name) {
+                let list = &mut self.lists[id.0 as usize];
+                for (bytes, expires) in entries {
+                    list.add_encoded(&bytes, expires);
+                }
+            }
+        }
+        for (name, items) in saved.indicators {
+            if let Some(id) = self.indicator_id(&name) {
+                let window = &mut self.indicators[id.0 as usize].window;
+                for item in items {
+                    let key: Vec<ValueRef<'_>> =
+                        item.key.iter().map(|v| ValueRef::from(&v.0)).collect();
+                    let _ = window.push(item.ts, &key, item.value);
+                }
+            }
+        }
+        for c in saved.scheduled {
+            if let Some(list) = self.list_id(&c.list) {
+                self.arrivals += 1;
+                let op = if c.add { WriteOp::Add } else { WriteOp::Remove };
+                self.scheduled.insert(
+                    (c.at, self.arrivals),
+                    Change {
+                        list,
+                        op,
+                        value: c.value,
+                        lifetime: c.lifetime,
+                    },
+                );
+            }
+        }
+        self.count();
+    }
+}
+
+/// A list entry in a snapshot: its encoded bytes and expiry.
+type SavedEntry = (Vec<u8>, Timestamp);
+
+/// The state of a [`Memory`] in a snapshot: lists and indicators by name.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Saved {
+    now: Timestamp,
+    /// Each list's entries: encoded bytes and expiry.
+    lists: Vec<(String, Vec<SavedEntry>)>,
+    /// Each indicator's window entries, oldest first.
+    indicators: Vec<(String, Vec<SavedItem>)>,
+    scheduled: Vec<SavedChange>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SavedItem {
+    key: Vec<SavedValue>,
+    ts: Timestamp,
+    #[serde(with = "cepheid_core::persist::via")]
+    value: Value,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SavedChange {
+    at: Timestamp,
+    list: String,
+    add: bool,
+    #[serde(with = "cepheid_core::persist::via")]
+    value: Value,
+    lifetime: Option<i64>,
+}
+
+/// A value in a snapshot, tagged with its kind.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SavedValue(#[serde(with = "cepheid_core::persist::via")] Value);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,595 @@
+//! Lists and indicators in the engine: the points in event time at which
+//! changes and writes are seen, and a brute-force recomputation of every
+//! indicator kind over random streams with disorder and late events.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use crate::engine::{Engine, Output};
+use crate::record::Record;
+use crate::rules::Rules;
+use crate::value::Value;
+
+fn engine(text: &str, max_delay: u64) -> Engine<Record> {
+    let rules = Rules::parse("t.cep", text).unwrap_or_else(|e| panic!("{e}"));
+    let mut engine = Engine::with_max_delay(Duration::from_millis(max_delay));
+    engine.add(&rules).unwrap();
+    engine
+}
+
+fn push(engine: &mut Engine<Record>, line: &str, out: &mut Vec<Output<Record>>) {
+    engine.push_json(line, "ts", out).unwrap();
+}
+
+/// The `id` field of an event.
+fn id_of(r: &Record) -> i64 {
+    let json: serde_json::Value = serde_json::from_str(r.raw()).unwrap();
+    json["id"].as_i64().unwrap()
+}
+
+/// The `id` field of each match's first event, in output order.
+fn matched_ids(out: &[Output<Record>]) -> Vec<i64> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Match(m) => Some(id_of(&m.stages[0].1[0])),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_list_change_is_seen_from_its_time_on_before_events_of_that_time() {
+    let mut e = engine(
+        "list blocked\npattern hit { match a where a: ip in blocked }",
+        0,
+    );
+    e.add_to_list("blocked", "x".into(), 20, None).unwrap();
+    e.remove_from_list("blocked", "x".into(), 30).unwrap();
+    let mut out = Vec::new();
+    for (id, ts) in [(1, 10), (2, 19), (3, 20), (4, 25), (5, 29), (6, 30)] {
+        push(
+            &mut e,
+            &format!(r#"{{"id": {id}, "ts": {ts}, "ip": "x"}}"#),
+            &mut out,
+        );
+    }
+    e.finish(&mut out);
+    e.finish(&mut out);
+    assert_eq!(matched_ids(&out), vec![3, 4, 5]);
+}
+
+#[test]
+fn entries_expire_in_event_time() {
+    let mut e = engine(
+        "list seen for 10ms\npattern hit { match a where a: ip in seen }",
+        0,
+    );
+    e.add_to_list("seen", "x".into(), 0, None).unwrap();
+    e.add_to_list("seen", "y".into(), 0, Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut out = Vec::new();
+    for (id, ts, ip) in [(1, 9, "x"), (2, 10, "x"), (3, 19, "y"), (4, 20, "y")] {
+        push(
+            &mut e,
+            &format!(r#"{{"id": {id}, "ts": {ts}, "ip": "{ip}"}}"#),
+            &mut out,
+        );
+    }
+    e.finish(&mut out);
+    assert_eq!(matched_ids(&out), vec![1, 3]);
+}
+
+#[test]
+fn a_match_writes_after_its_last_event_and_later_events_see_it() {
+    // A confirmed fraud blocks its device for the other rule, and for
+    // itself, from the next event on (not for the event that completed it).
+    let text = r#"
+        list blocked_devices
+        pattern fraud {
+            match a where a: kind == "fraud"
+            then add a.device to blocked_devices for 100ms
+        }
+        pattern blocked {
+            match a where a: device in blocked_devices
+        }
+    "#;
+    let mut e = engine(text, 0);
+    let mut out = Vec::new();
+    for (id, ts, kind) in [
+        (1, 10, "fraud"),
+        (2, 10, "pay"),
+        (3, 50, "pay"),
+        (4, 110, "pay"),
+    ] {
+        push(
+            &mut e,
+            &format!(r#"{{"id": {id}, "ts": {ts}, "kind": "{kind}", "device": "d"}}"#),
+            &mut out,
+        );
+    }
+    e.finish(&mut out);
+    let hits: Vec<(String, i64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Match(m) => Some((m.pattern.clone(), id_of(&m.stages[0].1[0]))),
+            _ => None,
+        })
+        .collect();
+    // event 1 completes `fraud`; events 2 (same time, later) and 3 see the
+    // write; it expired at 110.
+    assert_eq!(
+        hits,
+        vec![
+            ("fraud".to_string(), 1),
+            ("blocked".to_string(), 2),
+            ("blocked".to_string(), 3)
+        ]
+    );
+    assert_eq!(e.memory_stats().list_changes, 1);
+}
+
+#[test]
+fn an_indicator_over_a_non_numeric_value_is_counted_and_the_event_still_matches() {
+    let text = r#"
+        indicator total = sum(amount) group by user within 1h
+        pattern every { match a select t = total(a.user) }
+    "#;
+    let mut e = engine(text, 0);
+    let mut out = Vec::new();
+    push(&mut e, r#"{"ts": 1, "user": "u", "amount": 5}"#, &mut out);
+    push(
+        &mut e,
+        r#"{"ts": 2, "user": "u", "amount": "five"}"#,
+        &mut out,
+    );
+    push(&mut e, r#"{"ts": 3, "user": "u", "amount": 2.5}"#, &mut out);
+    e.finish(&mut out);
+    let totals: Vec<Value> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Match(m) => Some(m.select[0].1.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        vec![Value::Int(5), Value::Int(5), Value::Float(7.5)]
+    );
+    assert_eq!(e.memory_stats().non_numeric, 1);
+    assert_eq!(
+        e.indicator_value("total", &["u".into()]),
+        Some(Value::Float(7.5))
+    );
+}
+
+#[test]
+fn a_threshold_rule_is_a_one_stage_pattern() {
+    let text = r#"
+        indicator logins_1h = count() where type == "login" group by user within 1h
+        pattern many_logins {
+            match login
+            where login: type == "login" and logins_1h(user) > 2
+        }
+    "#;
+    let mut e = engine(text, 0);
+    let mut out = Vec::new();
+    for (id, ts) in [(1, 0), (2, 1000), (3, 2000), (4, 3_600_000), (5, 3_600_001)] {
+        push(
+            &mut e,
+            &format!(r#"{{"id": {id}, "ts": {ts}, "type": "login", "user": "u"}}"#),
+            &mut out,
+        );
+    }
+    // at 3: 3 logins in (t - 1h, t]; at 3_600_000: those at 1000, 2000 and
+    // itself; at 3_600_001: 2000, and the two of this hour.
+    e.finish(&mut out);
+    assert_eq!(matched_ids(&out), vec![3, 4, 5]);
+}
+
+/// What the brute force reads of an event.
+#[derive(Clone, Debug)]
+struct Ev {
+    id: i64,
+    ts: i64,
+    key: i64,
+    cond: bool,
+    value: Option<Value>,
+}
+
+fn ev_strategy() -> impl Strategy<Value = (i64, i64, bool, Option<Value>)> {
+    let value = prop_oneof![
+        3 => (-6i64..6).prop_map(|i| Some(Value::Int(i))),
+        2 => (-6i64..6).prop_map(|i| Some(Value::Float(i as f64 + 0.5))),
+        1 => Just(Some(Value::Str("x".into()))),
+        1 => Just(None),
+    ];
+    (0i64..60, 0i64..3, any::<bool>(), value)
+}
+
+fn json(e: &Ev) -> String {
+    let value = match &e.value {
+        Some(v) => format!(r#", "v": {v}"#),
+        None => String::new(),
+    };
+    format!(
+        r#"{{"id": {}, "ts": {}, "k": {}, "c": {}{value}}}"#,
+        e.id, e.ts, e.key, e.cond
+    )
+}
+
+/// The value of every indicator kind at event `i` of `seen` (the events in
+/// the order the engine processed them), from the definition.
+fn brute(seen: &[Ev], i: usize, width: i64) -> Vec<Value> {
+    let at = &seen[i];
+    let window: Vec<&Ev> = seen[..=i]
+        .iter()
+        .filter(|e| e.key == at.key && e.cond && e.ts > at.ts - width && e.ts <= at.ts)
+        .collect();
+    let numbers: Vec<&Value> = window
+        .iter()
+        .filter_map(|e| e.value.as_ref())
+        .filter(|v| matches!(v, Value::Int(_) | Value::Float(_)))
+        .collect();
+    let as_f64 = |v: &Value| match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        _ => unreachable!(),
+    };
+    let ints: i64 = numbers
+        .iter()
+        .filter_map(|v| match v {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        })
+        .sum();
+    let floats: Vec<f64> = numbers
+        .iter()
+        .filter_map(|v| match v {
+            Value::Float(f) => Some(*f),
+            _ => None,
+        })
+        .collect();
+    let sum = if floats.is_empty() {
+        Value::Int(ints)
+    } else {
+        Value::Float(ints as f64 + floats.iter().sum::<f64>())
+    };
+    let avg = if numbers.is_empty() {
+        Value::Null
+    } else {
+        Value::Float((ints as f64 + floats.iter().sum::<f64>()) / numbers.len() as f64)
+    };
+    let pick = |better: fn(f64, f64) -> bool| {
+        let mut best: Option<&Value> = None;
+        for v in &numbers {
+            if best.is_none_or(|b| better(as_f64(v), as_f64(b))) {
+                best = Some(v);
+            }
+        }
+        best.cloned().unwrap_or(Value::Null)
+    };
+    let mut distinct: Vec<&Value> = Vec::new();
+    for v in window.iter().filter_map(|e| e.value.as_ref()) {
+        if !distinct.contains(&v) {
+            distinct.push(v);
+        }
+    }
+    vec![
+        Value::Int(window.len() as i64),
+        sum,
+        avg,
+        pick(|a, b| a < b),
+        pick(|a, b| a > b),
+        Value::Int(distinct.len() as i64),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Every indicator kind, over random streams with disorder (a bounded
+    /// delay) and late events, equals its definition at every event: the
+    /// events with time in `(t - W, t]` processed up to this one, in the
+    /// engine's (time, arrival) order, late events left out.
+    #[test]
+    fn indicators_equal_a_brute_force_recomputation(
+        events in prop::collection::vec(ev_strategy(), 1..80),
+        width in 1i64..30,
+        delay in 0u64..8,
+    ) {
+        let text = format!(r#"
+            indicator n = count() where c group by k within {width}ms
+            indicator s = sum(v) where c group by k within {width}ms
+            indicator a = avg(v) where c group by k within {width}ms
+            indicator lo = min(v) where c group by k within {width}ms
+            indicator hi = max(v) where c group by k within {width}ms
+            indicator d = count_distinct(v) where c group by k within {width}ms
+            pattern probe {{
+                match e
+                select n = n(e.k) s = s(e.k) a = a(e.k) lo = lo(e.k) hi = hi(e.k) d = d(e.k)
+            }}
+        "#);
+        let mut engine = engine(&text, delay);
+        let evs: Vec<Ev> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (ts, key, cond, value))| Ev {
+                id: i as i64,
+                ts: *ts,
+                key: *key,
+                cond: *cond,
+                value: value.clone(),
+            })
+            .collect();
+        let mut out = Vec::new();
+        for e in &evs {
+            push(&mut engine, &json(e), &mut out);
+        }
+        engine.finish(&mut out);
+        let mut late = 0;
+        let mut seen = Vec::new();
+        let mut values = Vec::new();
+        for o in &out {
+            match o {
+                Output::Match(m) => {
+                    let id = id_of(&m.stages[0].1[0]);
+                    seen.push(evs[id as usize].clone());
+                    values.push(m.select.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
+                }
+                Output::Late { .. } => late += 1,
+                _ => {}
+            }
+        }
+        prop_assert_eq!(seen.len() + late, evs.len());
+        prop_assert!(seen.windows(2).all(|w| w[0].ts <= w[1].ts), "not in time order");
+        for i in 0..seen.len() {
+            prop_assert_eq!(&values[i], &brute(&seen, i, width), "at {:?}", seen[i]);
+        }
+        let strings = seen.iter().filter(|e| e.cond && matches!(e.value, Some(Value::Str(_)))).count();
+        // (four numeric indicators leave each string out)
+        prop_assert_eq!(engine.memory_stats().non_numeric, 4 * strings as u64);
+    }
+}
+
+/// A run cut by a snapshot at every event, restored into a fresh engine
+/// (with the rules, and from the snapshot's own rules), gives the output
+/// of the run without a cut: lists, their scheduled changes, `then`
+/// writes and indicator windows are all in the snapshot.
+#[test]
+fn a_snapshot_keeps_lists_and_indicators() {
+    let text = r#"
+        list hot for 30ms
+        indicator n = count() group by k within 20ms
+        indicator s = sum(v) where v > 0 group by k within 40ms
+        pattern heat {
+            partition by k
+            match a next b
+            where b: v > 3
+            then add b.k to hot
+        }
+        pattern probe {
+            match e
+            select n = n(e.k) s = s(e.k) hot = e.k in hot
+        }
+    "#;
+    let lines: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                r#"{{"id": {i}, "ts": {}, "k": {}, "v": {}}}"#,
+                i * 3 - (i % 4),
+                i % 3,
+                (i * 7) % 6
+            )
+        })
+        .collect();
+    let run = |cut: Option<(usize, bool)>| {
+        let mut e = engine(text, 5);
+        e.add_to_list("hot", Value::Int(1), 50, None).unwrap();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if cut.is_some_and(|(at, _)| at == i) {
+                let mut bytes = Vec::new();
+                e.snapshot(&mut bytes).unwrap();
+                let mut fresh: Engine<Record> = Engine::with_max_delay(Duration::from_millis(5));
+                if cut.is_some_and(|(_, own)| own) {
+                    fresh.add(&Rules::parse("t.cep", text).unwrap()).unwrap();
+                    fresh.restore(&bytes[..]).unwrap();
+                } else {
+                    fresh.restore_rules(&bytes[..]).unwrap();
+                }
+                e = fresh;
+            }
+            push(&mut e, line, &mut out);
+        }
+        e.finish(&mut out);
+        out.iter().map(|o| format!("{o:?}")).collect::<Vec<_>>()
+    };
+    let whole = run(None);
+    assert!(
+        whole.iter().any(|o| o.contains("Bool(true)")),
+        "no list hit"
+    );
+    for at in [1, 7, 20, 33] {
+        assert_eq!(run(Some((at, true))), whole, "cut at {at}, own rules");
+        assert_eq!(
+            run(Some((at, false))),
+            whole,
+            "cut at {at}, the snapshot's rules"
+        );
+    }
+}
+
+/// The records (JSON lines) of a run of `text` over `lines`.
+fn records(text: &str, lines: &[&str]) -> Vec<String> {
+    let mut e = engine(text, 0);
+    let mut bytes = Vec::new();
+    {
+        let mut sink = crate::io::JsonLines::new(&mut bytes, None::<Vec<u8>>);
+        for line in lines {
+            e.push_json(line, "ts", &mut sink).unwrap();
+        }
+        e.finish(&mut sink);
+    }
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn records_of_rules_carry_their_attributes_and_what_they_read() {
+    let text = r#"
+        list blocked
+        indicator logins = count() where type == "login" group by user within 1h
+        pattern storm {
+            partition by user
+            score 80
+            level high
+            action block
+            tags "ato", "login"
+            match a
+            where a: type == "login" and (logins(user) >= 2 or ip in blocked)
+        }
+        pattern plain { match a where a: type == "login" and user == "v" }
+    "#;
+    let lines = [
+        r#"{"ts": 1, "type": "login", "user": "u", "ip": "1"}"#,
+        r#"{"ts": 2, "type": "login", "user": "u", "ip": "1"}"#,
+        r#"{"ts": 3, "type": "login", "user": "v", "ip": "2"}"#,
+    ];
+    let out = records(text, &lines);
+    assert_eq!(
+        out,
+        vec![
+            r#"{"kind":"match","pattern":"storm","key":{"user":"u"},"start":2,"end":2,"events":{"a":[{"ts": 2, "type": "login", "user": "u", "ip": "1"}]},"rule":{"score":80,"level":"high","action":"block","tags":["ato","login"],"version":1},"reads":{"logins(user)":2,"ip in blocked":false}}"#,
+            // a pattern that uses none of it keeps today's record exactly
+            r#"{"kind":"match","pattern":"plain","key":{},"start":3,"end":3,"events":{"a":[{"ts": 3, "type": "login", "user": "v", "ip": "2"}]}}"#,
+        ]
+    );
+}
+
+/// The sample rules of `patterns/risk/` over their sample stream give the
+/// records of `patterns/risk/expected.jsonl` (set `CEPHEID_BLESS=1` to
+/// write them again after a deliberate change, and read the diff).
+#[test]
+fn the_risk_sample_gives_its_expected_records() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns/risk");
+    let text = std::fs::read_to_string(format!("{dir}/rules.cep")).unwrap();
+    let events = std::fs::read_to_string(format!("{dir}/events.jsonl")).unwrap();
+    let lines: Vec<&str> = events.lines().collect();
+    let got = records(&text, &lines).join("\n") + "\n";
+    let path = format!("{dir}/expected.jsonl");
+    if std::env::var_os("CEPHEID_BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(got, expected);
+}
+
+/// A pattern added alone (as `cepheid run` and the workers add them)
+/// brings the lists and indicators it names: each carries its rule set's
+/// table.
+#[test]
+fn patterns_added_one_by_one_bring_their_declarations() {
+    let rules = Rules::parse(
+        "t.cep",
+        r#"
+        list blocked
+        indicator n = count() group by k within 1h
+        pattern hit { match a where a: ip in blocked }
+        pattern many { match a where a: n(k) > 1 }
+        "#,
+    )
+    .unwrap();
+    let mut e: Engine<Record> = Engine::new();
+    for p in rules.patterns() {
+        e.add(p).unwrap();
+    }
+    assert_eq!(e.declarations().lists.len(), 1);
+    assert_eq!(e.declarations().indicators.len(), 1);
+    e.add_to_list("blocked", "x".into(), 0, None).unwrap();
+    let mut out = Vec::new();
+    push(&mut e, r#"{"id": 1, "ts": 1, "ip": "x", "k": 1}"#, &mut out);
+    push(&mut e, r#"{"id": 2, "ts": 2, "ip": "y", "k": 1}"#, &mut out);
+    e.finish(&mut out);
+    let hits: Vec<(String, i64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Match(m) => Some((m.pattern.clone(), id_of(&m.stages[0].1[0]))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hits, vec![("hit".to_string(), 1), ("many".to_string(), 2)]);
+}
+
+/// The cost per event of the indicators, by window and number of groups
+/// (`cargo test --release -p cepheid-engine --lib indicator_cost --
+/// --ignored --nocapture`): the time per event of an engine whose one
+/// pattern reads an indicator of each kind, against the same engine
+/// without indicators. Figures in `BENCHMARKS.md`.
+#[test]
+#[ignore]
+fn indicator_cost() {
+    use crate::event::FieldResolver;
+    use std::time::Instant;
+    let n: i64 = 2_000_000;
+    for (window, groups) in [
+        (1_000, 1_000),
+        (86_400_000, 1_000),
+        (1_000, 1_000_000),
+        (86_400_000, 1_000_000),
+    ] {
+        let with = format!(
+            r#"
+            indicator c = count() group by k within {window}ms
+            indicator s = sum(v) group by k within {window}ms
+            indicator hi = max(v) group by k within {window}ms
+            indicator d = count_distinct(v) group by k within {window}ms
+            pattern p {{ match a where a: c(k) < 0 }}
+            "#
+        );
+        let without = "pattern p { match a where a: v < 0 }".to_string();
+        let mut times = Vec::new();
+        for text in [&without, &with] {
+            let mut e = engine(text, 0);
+            let fields = e.fields().clone();
+            let (k, v) = (
+                fields
+                    .clone()
+                    .resolve(&crate::event::FieldPath::single("k"))
+                    .unwrap(),
+                fields
+                    .clone()
+                    .resolve(&crate::event::FieldPath::single("v"))
+                    .unwrap(),
+            );
+            let width = fields.len();
+            let records: Vec<(i64, Record)> = (0..n)
+                .map(|i| {
+                    let mut values = vec![Value::Null; width];
+                    values[k.index()] = Value::Int((i * 7919) % groups);
+                    values[v.index()] = Value::Int(i % 100);
+                    (i * 86_400_000 / n, Record::new(values, "{}".into()))
+                })
+                .collect();
+            let mut out: Vec<Output<Record>> = Vec::new();
+            let start = Instant::now();
+            for (ts, r) in records {
+                e.push(ts, r, &mut out);
+            }
+            times.push(start.elapsed().as_nanos() as f64 / n as f64);
+            if text == &with {
+                eprintln!(
+                    "window {window} ms, {groups} groups: {} entries at the end",
+                    e.memory_stats().indicator_entries
+                );
+            }
+        }
+        eprintln!(
+            "window {window} ms, {groups} groups: {:.0} ns/event without indicators, {:.0} with four",
+            times[0], times[1]
+        );
+    }
+}
