@@ -919,14 +919,14 @@ impl WorkerCut {
 
     /// The worker's sources' states at `f`, or `None` when one passed `f`
     /// without recording it (the cut failed: said in [`Cuts`]). At the
-    /// `last` cut, taken as the input ended, each source's state at its
-    /// end.
-    pub(crate) fn sources_at(&self, f: Timestamp, last: bool) -> Option<Vec<(u32, SourceState)>> {
+    /// cut before the end ([`Cuts::before_end`], `at_end`), each source's
+    /// state at its end.
+    pub(crate) fn sources_at(&self, f: Timestamp, at_end: bool) -> Option<Vec<(u32, SourceState)>> {
         let inner = self.inner.borrow();
         let mut states = Vec::new();
         for (&source, recorded) in &inner.sources {
             match (&recorded.at, &recorded.ended) {
-                (_, Some((_, ended))) if last => states.push((source, ended.clone())),
+                (_, Some((_, ended))) if at_end => states.push((source, ended.clone())),
                 (Some((at, state)), _) if *at == f => states.push((source, state.clone())),
                 (_, Some((old, ended))) if *old < f => states.push((source, ended.clone())),
                 _ => {

@@ -459,18 +459,29 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
         }
         cuts.took_last(e, true);
         self.taken = e;
-        self.save(e, true);
+        self.save_at_end(e);
     }
 
     /// Saves the worker's state at `e`: at a cut, the stashed events sent
     /// below `e` and the ends sent below it; `last`, every stashed event
-    /// and the ends of the sources that were not stopped, and each
-    /// source's state at its end.
+    /// and the ends of the sources that were not stopped.
     fn save(&mut self, e: Timestamp, last: bool) {
+        self.save_sources(e, last, false);
+    }
+
+    /// [`save`](Worker::save) of the last cut, taken before the end
+    /// ([`take_end_cut`](Worker::take_end_cut)): each source at its end
+    /// (one may have recorded a request at `e` before it read its last
+    /// lines, which are in the stash).
+    fn save_at_end(&mut self, e: Timestamp) {
+        self.save_sources(e, true, true);
+    }
+
+    fn save_sources(&mut self, e: Timestamp, last: bool, at_end: bool) {
         let Some(cut) = &self.cut else {
             return;
         };
-        let Some(sources) = cut.sources_at(e, last) else {
+        let Some(sources) = cut.sources_at(e, at_end) else {
             return;
         };
         let state = (|| {
