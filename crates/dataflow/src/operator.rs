@@ -123,7 +123,10 @@ where
 /// restored). It is saved before the operator's capability is dropped,
 /// and [`Cuts::last_cut`](crate::Cuts::last_cut) says its
 /// epoch: once a downstream frontier is empty, every worker's state at
-/// `e` was saved.
+/// `e` was saved. With [`Cuts::before_end`](crate::Cuts::before_end), when
+/// every source ended (none stopped), the last cut is taken before the
+/// end of event time instead, at the largest source watermark + 1, and
+/// what the end then makes goes out at `Timestamp::MAX`.
 pub fn cep_cut<'scope, E, S, F>(
     plan: &Plan<E>,
     input: Events<'scope, E>,
