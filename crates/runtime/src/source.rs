@@ -1420,10 +1420,13 @@ fn read_source(
             Ok(outcome) => outcome,
             Err(e) => {
                 let error = Error::new(ErrorKind::Io, e.to_string());
+                // (the source unlocked before the send, which may wait for
+                // the run, which may wait for the source: a checkpoint)
+                let place = lock().position_before(&unapplied(&due));
                 let _ = tx.send(Message::Batch(Batch {
                     lines: vec![(seq + 1, Err(error))],
                     at: FilePosition::default(),
-                    place: Some(lock().position_before(&unapplied(&due))),
+                    place: Some(place),
                     stalled: false,
                     open_end: false,
                     partial: false,
