@@ -54,6 +54,15 @@ pub enum KafkaError {
         /// The topic.
         topic: String,
     },
+    /// A topic the source read was deleted, or deleted and created again
+    /// under its name (another topic, whose offsets are not the ones read),
+    /// while the source read it.
+    TopicChanged {
+        /// The topic.
+        topic: String,
+        /// What became of it.
+        change: TopicChange,
+    },
     /// A partition the configuration names does not exist.
     UnknownPartition {
         /// The topic.
@@ -89,6 +98,26 @@ pub enum KafkaError {
     Config {
         /// Why.
         reason: String,
+    },
+}
+
+/// What became of a topic a source read ([`KafkaError::TopicChanged`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopicChange {
+    /// The broker no longer has it.
+    Deleted,
+    /// The broker has a topic of that name with another topic id: the
+    /// topic was deleted and created again.
+    CreatedAgain,
+    /// The broker has a topic of that name with fewer partitions than
+    /// the source read (a topic's partitions are never removed: it was
+    /// deleted and created again).
+    FewerPartitions {
+        /// The partitions the source read (the highest number + 1).
+        had: usize,
+        /// The partitions the broker has now.
+        has: usize,
     },
 }
 
@@ -198,6 +227,24 @@ impl fmt::Display for KafkaError {
             }
             KafkaError::UnknownTopic { topic } => {
                 write!(f, "Kafka: topic {topic:?} does not exist")
+            }
+            KafkaError::TopicChanged { topic, change } => {
+                write!(f, "Kafka: topic {topic:?} ")?;
+                match change {
+                    TopicChange::Deleted => write!(f, "was deleted while the run read it"),
+                    TopicChange::CreatedAgain => write!(
+                        f,
+                        "was deleted and created again while the run read it \
+                         (another topic id): the offsets read are the old topic's"
+                    ),
+                    TopicChange::FewerPartitions { had, has } => write!(
+                        f,
+                        "has {has} partition{} now, {had} when the run started: it was deleted \
+                         and created again while the run read it, and the offsets read are the \
+                         old topic's",
+                        if *has == 1 { "" } else { "s" }
+                    ),
+                }
             }
             KafkaError::UnknownPartition { topic, partition } => {
                 write!(f, "Kafka: topic {topic:?} has no partition {partition}")
