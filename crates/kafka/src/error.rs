@@ -49,6 +49,16 @@ pub enum KafkaError {
         /// The source offsets it committed.
         committed: KafkaPosition,
     },
+    /// The broker does not know the producer's transactional id (Kafka's
+    /// `TRANSACTIONAL_ID_NOT_FOUND`) in the middle of a run: it lost its
+    /// state (a broker replaced, its storage lost). Not another instance:
+    /// nothing fenced this one.
+    TransactionalIdNotFound {
+        /// The transactional id.
+        transactional_id: String,
+        /// The call the broker refused.
+        operation: &'static str,
+    },
     /// A topic the configuration names does not exist on the broker.
     UnknownTopic {
         /// The topic.
@@ -142,11 +152,44 @@ impl KafkaError {
     }
 }
 
+/// The error code of `error`, when librdkafka knows it: `None` for an
+/// error without a code, and for a transactional call's error whose code
+/// is a broker's that librdkafka has no name for (`ERR_105?`: 105 is
+/// Kafka's `TRANSACTIONAL_ID_NOT_FOUND`, which a broker that lost its
+/// state answers). rdkafka converts such a code into an enum that has no
+/// such value, which is undefined behaviour (a debug build stops on an
+/// illegal instruction): every code of this crate is read here.
+pub(crate) fn code_of(error: &ClientError) -> Option<RDKafkaErrorCode> {
+    match error {
+        ClientError::Transaction(e) if e.name().ends_with('?') => None,
+        _ => error.rdkafka_error_code(),
+    }
+}
+
+/// The broker's error code of a transactional call that librdkafka has no
+/// name for (see [`code_of`]): 105 for `ERR_105?`.
+pub(crate) fn unnamed_code(error: &ClientError) -> Option<i32> {
+    match error {
+        ClientError::Transaction(e) => e
+            .name()
+            .strip_prefix("ERR_")?
+            .strip_suffix('?')?
+            .parse()
+            .ok(),
+        _ => None,
+    }
+}
+
+/// Kafka's `TRANSACTIONAL_ID_NOT_FOUND`: the broker does not know the
+/// producer's transactional id (it lost its state), which librdkafka
+/// 2.12.1 has no name for.
+pub(crate) const TRANSACTIONAL_ID_NOT_FOUND: i32 = 105;
+
 /// Whether librdkafka's error says the producer was fenced by a newer
 /// instance with the same transactional id.
 pub(crate) fn fencing(error: &ClientError) -> bool {
     matches!(
-        error.rdkafka_error_code(),
+        code_of(error),
         Some(
             RDKafkaErrorCode::Fenced
                 | RDKafkaErrorCode::ProducerFenced
@@ -159,6 +202,11 @@ pub(crate) fn fencing(error: &ClientError) -> bool {
 /// Whether trying again may succeed (a broker down, a timeout, a
 /// coordinator moving).
 pub(crate) fn retriable(error: &ClientError) -> bool {
+    // (librdkafka says it is; a broker that lost the transactional id
+    // will not find it again)
+    if unnamed_code(error) == Some(TRANSACTIONAL_ID_NOT_FOUND) {
+        return false;
+    }
     if let ClientError::Transaction(e) = error {
         if e.is_retriable() {
             return true;
@@ -168,7 +216,7 @@ pub(crate) fn retriable(error: &ClientError) -> bool {
         }
     }
     matches!(
-        error.rdkafka_error_code(),
+        code_of(error),
         Some(
             RDKafkaErrorCode::OperationTimedOut
                 | RDKafkaErrorCode::RequestTimedOut
@@ -225,6 +273,16 @@ impl fmt::Display for KafkaError {
                     None => write!(f, "{committed})"),
                 }
             }
+            KafkaError::TransactionalIdNotFound {
+                transactional_id,
+                operation,
+            } => write!(
+                f,
+                "Kafka: the broker does not know transactional id {transactional_id:?} \
+                 ({operation}: TRANSACTIONAL_ID_NOT_FOUND): it lost its state (a broker \
+                 replaced, its storage lost), and the transaction open with it; this instance \
+                 stops"
+            ),
             KafkaError::UnknownTopic { topic } => {
                 write!(f, "Kafka: topic {topic:?} does not exist")
             }

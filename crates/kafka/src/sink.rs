@@ -12,7 +12,9 @@ use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
-use crate::error::{fencing, retriable, KafkaError};
+use crate::error::{
+    code_of, fencing, retriable, unnamed_code, KafkaError, TRANSACTIONAL_ID_NOT_FOUND,
+};
 use crate::position::KafkaPosition;
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::{Retry, Watch};
@@ -460,6 +462,11 @@ impl KafkaSink {
                     transactional_id: id.clone(),
                     source: e,
                 }
+            } else if unnamed_code(&e) == Some(TRANSACTIONAL_ID_NOT_FOUND) {
+                KafkaError::TransactionalIdNotFound {
+                    transactional_id: id.clone(),
+                    operation,
+                }
             } else {
                 KafkaError::client(operation, e)
             }
@@ -517,7 +524,7 @@ impl KafkaSink {
             }),
             Some((topic, source)) => {
                 self.fenced_on_abort()?;
-                if source.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+                if code_of(&source) == Some(RDKafkaErrorCode::MessageTimedOut) {
                     // Not delivered within `message.timeout.ms` (the retry
                     // limit unless configured): the broker gone past the
                     // limit, as a call it does not answer would say.
@@ -620,7 +627,7 @@ impl KafkaSink {
             let sent = self.producer.send(base);
             match sent {
                 Ok(()) => break,
-                Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                Err((e, _)) if code_of(&e) == Some(RDKafkaErrorCode::QueueFull) => {
                     if waited >= self.retry.limit {
                         return Err(KafkaError::Unreachable {
                             operation: "write",
@@ -639,7 +646,7 @@ impl KafkaSink {
                     // its report, served now, says why, a fencing for one)
                     self.producer.poll(Duration::from_millis(50));
                     self.check_delivery()?;
-                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::State) {
+                    if code_of(&e) == Some(RDKafkaErrorCode::State) {
                         self.fenced_on_abort()?;
                     }
                     return Err(self.txn_error("write")(e));
@@ -698,7 +705,10 @@ impl KafkaSink {
             .send_offsets(&tpl)
             .and_then(|()| self.commit_transaction(&tpl));
         if let Err(error) = result {
-            if !error.is_fenced() {
+            // (a broker that lost the transactional id has no transaction
+            // to abort: it would be retried up to the limit in vain)
+            let lost = matches!(error, KafkaError::TransactionalIdNotFound { .. });
+            if !error.is_fenced() && !lost {
                 let _ = self.abort();
             }
             self.in_transaction = false;
@@ -816,8 +826,7 @@ impl KafkaSink {
             if let Some(fenced) = self.superseded(tpl) {
                 return Err(fenced);
             }
-            let timed_out =
-                source.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
+            let timed_out = code_of(&source) == Some(RDKafkaErrorCode::OperationTimedOut);
             if gave_up || start.elapsed() + backoff >= self.retry.limit {
                 return Err(KafkaError::Unreachable {
                     operation: OPERATION,

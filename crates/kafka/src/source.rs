@@ -206,7 +206,7 @@ impl RulesTopic {
     }
 
     fn on_error(&self, error: ClientError) -> Result<(), KafkaError> {
-        match error.rdkafka_error_code() {
+        match crate::error::code_of(&error) {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
                 Err(KafkaError::UnknownTopic {
                     topic: self.topic.clone(),
@@ -756,7 +756,7 @@ impl KafkaSource {
     }
 
     fn on_error(&mut self, error: ClientError) -> Result<(), KafkaError> {
-        match error.rdkafka_error_code() {
+        match crate::error::code_of(&error) {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
                 // (which topic, and what became of it, when the broker says)
                 self.watch.ask(self.consumer.client())?;
