@@ -5,7 +5,7 @@
 //! without `--checkpoint`, to a file or to Kafka; now it ends with exit 4
 //! and says which topic became what (docs/kafka.md, "Exit status").
 
-use crate::cli_kafka::{produce_lines_to, stderr, topics_with};
+use crate::cli_kafka::{produce_lines_to, stderr, topics_with, Reader};
 use crate::common::crash::{self, PATTERNS};
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::Broker;
@@ -193,4 +193,61 @@ fn a_broker_replaced_under_a_run_ends_it_with_exit_4_and_says_it_lost_its_state(
         "neither {lost:?} nor {recreated:?}: {said}"
     );
     assert!(!said.contains("took over"), "{said}");
+}
+
+/// The output topic deleted under a run, exactly once and at least once:
+/// exit 4, the topic named. Before: the run went on saying nothing (tansu
+/// acknowledges records to a deleted topic, or holds them), until a
+/// signal stopped it.
+#[test]
+fn an_output_topic_deleted_under_a_run_ends_it_with_exit_4_naming_the_topic() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let lines: Vec<String> = crash::events(3_000).lines().map(str::to_string).collect();
+    for checkpoint in [false, true] {
+        let dir = scratch(&format!("kafka_output_gone_{checkpoint}"));
+        fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+        let t = topics_with(&broker, "out-gone", 1, 1);
+        produce_lines_to(&b, &t.input, 0, &lines);
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+            .args(["--events", &format!("kafka://{b}/{}", t.input)])
+            .args(["--output", &format!("kafka://{b}/{}", t.output)]);
+        if checkpoint {
+            command
+                .args(["--checkpoint", "ckpt", "--checkpoint-every", "200ms"])
+                .args(["--kafka-marker-topic", &t.marker]);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        // Deleted once records came out (read back from the topic, by a
+        // client closed before the delete: the harness's clients have no
+        // guard against librdkafka's crash).
+        let mut reader = Reader::new(&b, &[(t.output.as_str(), 1)]);
+        let writing = wait_until(&mut child, || {
+            reader.poll(Duration::from_millis(10));
+            !reader.seen.is_empty()
+        });
+        drop(reader);
+        assert!(writing, "no output came:\n{}", stderr(&ended(child)));
+        broker.delete_topic(&t.output);
+        produce_lines_to(&b, &t.input, 0, &lines);
+        let output = ended(child);
+        let said = stderr(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(4),
+            "checkpoint {checkpoint}: {said}"
+        );
+        let expected = format!(
+            "Kafka: topic {:?} was deleted while the run wrote to it",
+            t.output
+        );
+        assert!(said.contains(&expected), "checkpoint {checkpoint}: {said}");
+    }
 }

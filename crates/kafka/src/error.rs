@@ -64,12 +64,14 @@ pub enum KafkaError {
         /// The topic.
         topic: String,
     },
-    /// A topic the source read was deleted, or deleted and created again
-    /// under its name (another topic, whose offsets are not the ones read),
-    /// while the source read it.
+    /// A topic the source read (or the sink wrote to) was deleted, or
+    /// deleted and created again under its name (another topic, whose
+    /// offsets are not the ones read), while the run used it.
     TopicChanged {
         /// The topic.
         topic: String,
+        /// An output topic (the sink's), not one read.
+        written: bool,
         /// What became of it.
         change: TopicChange,
     },
@@ -111,7 +113,8 @@ pub enum KafkaError {
     },
 }
 
-/// What became of a topic a source read ([`KafkaError::TopicChanged`]).
+/// What became of a topic a source read or a sink wrote to
+/// ([`KafkaError::TopicChanged`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TopicChange {
@@ -286,20 +289,28 @@ impl fmt::Display for KafkaError {
             KafkaError::UnknownTopic { topic } => {
                 write!(f, "Kafka: topic {topic:?} does not exist")
             }
-            KafkaError::TopicChanged { topic, change } => {
+            KafkaError::TopicChanged {
+                topic,
+                written,
+                change,
+            } => {
+                let (used, lost) = if *written {
+                    ("wrote to it", "what the run wrote before is the old topic's")
+                } else {
+                    ("read it", "the offsets read are the old topic's")
+                };
                 write!(f, "Kafka: topic {topic:?} ")?;
                 match change {
-                    TopicChange::Deleted => write!(f, "was deleted while the run read it"),
+                    TopicChange::Deleted => write!(f, "was deleted while the run {used}"),
                     TopicChange::CreatedAgain => write!(
                         f,
-                        "was deleted and created again while the run read it \
-                         (another topic id): the offsets read are the old topic's"
+                        "was deleted and created again while the run {used} \
+                         (another topic id): {lost}"
                     ),
                     TopicChange::FewerPartitions { had, has } => write!(
                         f,
                         "has {has} partition{} now, {had} when the run started: it was deleted \
-                         and created again while the run read it, and the offsets read are the \
-                         old topic's",
+                         and created again while the run {used}, and {lost}",
                         if *has == 1 { "" } else { "s" }
                     ),
                 }

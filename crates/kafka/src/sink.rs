@@ -18,6 +18,7 @@ use crate::error::{
 use crate::position::KafkaPosition;
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::{Retry, Watch};
+use crate::watch::TopicWatch;
 
 /// The kind of an output record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -266,7 +267,17 @@ pub struct KafkaSink {
     /// Whether the brokers answer, shared with the run's source (said on
     /// the run's report).
     reach: Arc<Reach>,
+    /// The output topics, described now and then: one deleted or created
+    /// again ends the writes (a broker may acknowledge records to a
+    /// deleted topic and drop them: tansu 0.6 does).
+    watch: TopicWatch,
+    /// Records written since the topics were last looked at.
+    since_watched: u32,
 }
+
+/// How many records [`KafkaSink::write`] writes between two looks at the
+/// output topics (each at most once a second: [`TopicWatch::tick`]).
+const WATCH_RECORDS: u32 = 1024;
 
 /// How long one `commit_transaction` call waits before the sink looks at
 /// the brokers ([`Reach`]) and asks the group whether another instance
@@ -336,6 +347,7 @@ impl KafkaSink {
         let producer: BaseProducer<SinkContext> = client_config
             .create_with_context(context)
             .map_err(|e| KafkaError::client("create the producer", e))?;
+        let mut watched = Vec::new();
         for topic in config.topics.all() {
             let metadata = retry.run(
                 "fetch metadata",
@@ -351,7 +363,15 @@ impl KafkaSink {
                     topic: topic.to_string(),
                 });
             }
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|m| m.name() == topic)
+                .map_or(0, |m| m.partitions().len());
+            let highest = i32::try_from(partitions).unwrap_or(i32::MAX) - 1;
+            watched.push((topic.to_string(), highest));
         }
+        let watch = TopicWatch::new(producer.client(), &watched, true);
         let group = match &config.transactional {
             Some(t) => {
                 let consumer: BaseConsumer = ClientConfig::new()
@@ -385,6 +405,8 @@ impl KafkaSink {
             interval: 1,
             group_held: None,
             reach,
+            watch,
+            since_watched: 0,
         })
     }
 
@@ -599,7 +621,13 @@ impl KafkaSink {
         let topic = self.topics.topic(kind).to_string();
         self.send(&topic, None, key, record)?;
         self.producer.poll(Duration::ZERO);
-        self.check_delivery()
+        self.check_delivery()?;
+        self.since_watched += 1;
+        if self.since_watched >= WATCH_RECORDS {
+            self.since_watched = 0;
+            self.watch.tick(self.producer.client())?;
+        }
+        Ok(())
     }
 
     /// Queues one record to `topic` (`partition`: the key's by default),
@@ -659,6 +687,7 @@ impl KafkaSink {
     /// Waits until every queued record is delivered (or the retry limit
     /// passes: [`KafkaError::Unreachable`]).
     pub fn flush(&mut self) -> Result<(), KafkaError> {
+        self.watch.tick(self.producer.client())?;
         let producer = &self.producer;
         let error = self.txn_error("flush");
         let watch = Watch {

@@ -567,7 +567,7 @@ impl KafkaSource {
         if let Some(topic) = &config.rules_topic {
             watched.push((topic.clone(), 0));
         }
-        let watch = TopicWatch::new(consumer.client(), &watched);
+        let watch = TopicWatch::new(consumer.client(), &watched, false);
         let mut source = KafkaSource {
             consumer,
             read_committed: config.read_committed,

@@ -1,4 +1,5 @@
-//! The source's watch over the topics it reads: each one's topic id and
+//! The source's watch over the topics it reads (and the sink's over those
+//! it writes to): each one's topic id and
 //! partitions as the broker gave them when the source started, asked
 //! again every [`WATCH_EVERY`]. A topic deleted, or deleted and created
 //! again under its name (another topic id; or, with a broker that gives
@@ -39,6 +40,8 @@ struct Watched {
 #[derive(Debug)]
 pub(crate) struct TopicWatch {
     topics: Vec<Watched>,
+    /// A sink's topics (written), not a source's.
+    written: bool,
     asked: Option<Instant>,
 }
 
@@ -49,6 +52,7 @@ impl TopicWatch {
     pub(crate) fn new<C: ClientContext>(
         client: &Client<C>,
         topics: &[(String, i32)],
+        written: bool,
     ) -> TopicWatch {
         let mut highest: Vec<(String, i32)> = Vec::new();
         for (topic, partition) in topics {
@@ -67,6 +71,7 @@ impl TopicWatch {
                     partitions: usize::try_from(p).map_or(0, |p| p + 1),
                 })
                 .collect(),
+            written,
             asked: None,
         };
         // (nothing can have changed yet: only learnt)
@@ -98,6 +103,7 @@ impl TopicWatch {
             if let Some(change) = watched.compare(*described) {
                 return Err(KafkaError::TopicChanged {
                     topic: watched.name.clone(),
+                    written: self.written,
                     change,
                 });
             }

@@ -522,7 +522,7 @@ fn a_topic_deleted_or_created_again_under_a_source_ends_its_reads_clearly() {
         };
         let error = read_until_error(&mut source, Duration::from_secs(60));
         match &error {
-            KafkaError::TopicChanged { topic, change } => {
+            KafkaError::TopicChanged { topic, change, .. } => {
                 assert_eq!((topic, *change), (&t, expected), "{error}");
             }
             other => panic!("not a changed topic: {other}"),
