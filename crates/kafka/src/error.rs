@@ -49,15 +49,17 @@ pub enum KafkaError {
         /// The source offsets it committed.
         committed: KafkaPosition,
     },
-    /// The broker does not know the producer's transactional id (Kafka's
-    /// `TRANSACTIONAL_ID_NOT_FOUND`) in the middle of a run: it lost its
-    /// state (a broker replaced, its storage lost). Not another instance:
-    /// nothing fenced this one.
-    TransactionalIdNotFound {
+    /// The broker lost its state in the middle of a run (a broker
+    /// replaced, its storage lost): it does not know the producer's
+    /// transactional id (Kafka's `TRANSACTIONAL_ID_NOT_FOUND`), or the
+    /// sink's consumer group holds no offsets any more. Not another
+    /// instance: nothing fenced this one.
+    StateLost {
         /// The transactional id.
         transactional_id: String,
-        /// The call the broker refused.
-        operation: &'static str,
+        /// The call the broker refused with `TRANSACTIONAL_ID_NOT_FOUND`;
+        /// `None`: the group was found empty.
+        operation: Option<&'static str>,
     },
     /// A topic the configuration names does not exist on the broker.
     UnknownTopic {
@@ -276,16 +278,28 @@ impl fmt::Display for KafkaError {
                     None => write!(f, "{committed})"),
                 }
             }
-            KafkaError::TransactionalIdNotFound {
+            KafkaError::StateLost {
                 transactional_id,
                 operation,
-            } => write!(
-                f,
-                "Kafka: the broker does not know transactional id {transactional_id:?} \
-                 ({operation}: TRANSACTIONAL_ID_NOT_FOUND): it lost its state (a broker \
-                 replaced, its storage lost), and the transaction open with it; this instance \
-                 stops"
-            ),
+            } => {
+                match operation {
+                    Some(operation) => write!(
+                        f,
+                        "Kafka: the broker does not know transactional id {transactional_id:?} \
+                         ({operation}: TRANSACTIONAL_ID_NOT_FOUND)"
+                    )?,
+                    None => write!(
+                        f,
+                        "Kafka: the broker no longer holds the offsets committed with \
+                         transactional id {transactional_id:?} (its consumer group is empty)"
+                    )?,
+                }
+                write!(
+                    f,
+                    ": it lost its state (a broker replaced, its storage lost), and the \
+                     transaction open with it; this instance stops"
+                )
+            }
             KafkaError::UnknownTopic { topic } => {
                 write!(f, "Kafka: topic {topic:?} does not exist")
             }

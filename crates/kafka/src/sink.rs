@@ -3,7 +3,7 @@
 //! in the same transaction, `docs/checkpoints.md`, "Kafka") or idempotent
 //! (at least once).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
@@ -269,8 +269,9 @@ pub struct KafkaSink {
     reach: Arc<Reach>,
     /// The output topics, described now and then: one deleted or created
     /// again ends the writes (a broker may acknowledge records to a
-    /// deleted topic and drop them: tansu 0.6 does).
-    watch: TopicWatch,
+    /// deleted topic and drop them: tansu 0.6 does). In a mutex: asked
+    /// from the calls that wait for the broker too (`&self`).
+    watch: Mutex<TopicWatch>,
     /// Records written since the topics were last looked at.
     since_watched: u32,
 }
@@ -405,7 +406,7 @@ impl KafkaSink {
             interval: 1,
             group_held: None,
             reach,
-            watch,
+            watch: Mutex::new(watch),
             since_watched: 0,
         })
     }
@@ -469,8 +470,23 @@ impl KafkaSink {
         fencing(&error).then_some(error)
     }
 
-    /// The error value of a failed transactional call: fenced, or the
-    /// client's.
+    /// The output topics looked at, at most once a second.
+    fn watch_tick(&self) -> Result<(), KafkaError> {
+        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        watch.tick(self.producer.client())
+    }
+
+    /// An output topic deleted or created again, asked now: after a
+    /// transactional call failed, or waited, for a reason the broker does
+    /// not give (a broker that lost its state answers "unknown producer
+    /// id", "erroneous state", or nothing at all): the topics say it.
+    fn topics_changed(&self) -> Option<KafkaError> {
+        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        watch.ask(self.producer.client()).err()
+    }
+
+    /// The error value of a failed transactional call: fenced, the
+    /// broker's lost state, an output topic changed, or the client's.
     fn txn_error(&self, operation: &'static str) -> impl Fn(ClientError) -> KafkaError + '_ {
         let id = self.transactional_id();
         move |e| {
@@ -485,10 +501,12 @@ impl KafkaSink {
                     source: e,
                 }
             } else if unnamed_code(&e) == Some(TRANSACTIONAL_ID_NOT_FOUND) {
-                KafkaError::TransactionalIdNotFound {
+                KafkaError::StateLost {
                     transactional_id: id.clone(),
-                    operation,
+                    operation: Some(operation),
                 }
+            } else if let Some(changed) = self.topics_changed() {
+                changed
             } else {
                 KafkaError::client(operation, e)
             }
@@ -625,7 +643,7 @@ impl KafkaSink {
         self.since_watched += 1;
         if self.since_watched >= WATCH_RECORDS {
             self.since_watched = 0;
-            self.watch.tick(self.producer.client())?;
+            self.watch_tick()?;
         }
         Ok(())
     }
@@ -687,7 +705,7 @@ impl KafkaSink {
     /// Waits until every queued record is delivered (or the retry limit
     /// passes: [`KafkaError::Unreachable`]).
     pub fn flush(&mut self) -> Result<(), KafkaError> {
-        self.watch.tick(self.producer.client())?;
+        self.watch_tick()?;
         let producer = &self.producer;
         let error = self.txn_error("flush");
         let watch = Watch {
@@ -736,7 +754,7 @@ impl KafkaSink {
         if let Err(error) = result {
             // (a broker that lost the transactional id has no transaction
             // to abort: it would be retried up to the limit in vain)
-            let lost = matches!(error, KafkaError::TransactionalIdNotFound { .. });
+            let lost = matches!(error, KafkaError::StateLost { .. });
             if !error.is_fenced() && !lost {
                 let _ = self.abort();
             }
@@ -928,8 +946,23 @@ impl KafkaSink {
                 source: fenced,
             });
         }
+        // (a broker that lost its state, its topics created again, does
+        // not answer either: not another instance)
+        if let Some(changed) = self.topics_changed() {
+            return Some(changed);
+        }
         let now = self.read_group(ours, true).ok()?;
         let before = self.group_held.as_deref().unwrap_or_default();
+        // A group that held offsets and holds none: no instance commits
+        // nothing, the broker lost its state (a false "took over" before).
+        let holds =
+            |offsets: &[(String, i32, Option<i64>)]| offsets.iter().any(|(_, _, o)| o.is_some());
+        if holds(before) && !holds(&now) {
+            return Some(KafkaError::StateLost {
+                transactional_id: self.transactional_id(),
+                operation: None,
+            });
+        }
         let unchanged = now.iter().all(|(t, p, o)| {
             let was = before.iter().find(|(bt, bp, _)| (bt, bp) == (t, p));
             *o == was.and_then(|(_, _, o)| *o)
