@@ -1757,6 +1757,16 @@ fn a_three_partition_topic_gives_each_keys_output_of_the_file_run_exactly_once_a
         "resumed from the checkpoint: {}",
         stderr(&last)
     );
+    // A Kafka position is offsets, not a line ("at line 1" before).
+    let resuming = stderr(&last)
+        .lines()
+        .find(|l| l.starts_with("cepheid: resuming from checkpoint"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        resuming.ends_with(&format!(" where it left kafka://{b}/{input}")),
+        "{resuming}"
+    );
     // The counts go on over the resumed run.
     assert_eq!(
         crash::summary(&stderr(&last)),

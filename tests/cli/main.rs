@@ -33,6 +33,9 @@ mod cli_kafka_rescale;
 #[cfg(feature = "kafka")]
 #[path = "../cli_kafka_time.rs"]
 mod cli_kafka_time;
+#[cfg(feature = "kafka")]
+#[path = "../cli_kafka_topics.rs"]
+mod cli_kafka_topics;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_workers.rs"]
 mod cli_kafka_workers;

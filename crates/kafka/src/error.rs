@@ -49,10 +49,33 @@ pub enum KafkaError {
         /// The source offsets it committed.
         committed: KafkaPosition,
     },
+    /// The broker lost its state in the middle of a run (a broker
+    /// replaced, its storage lost): it does not know the producer's
+    /// transactional id (Kafka's `TRANSACTIONAL_ID_NOT_FOUND`), or the
+    /// sink's consumer group holds no offsets any more. Not another
+    /// instance: nothing fenced this one.
+    StateLost {
+        /// The transactional id.
+        transactional_id: String,
+        /// The call the broker refused with `TRANSACTIONAL_ID_NOT_FOUND`;
+        /// `None`: the group was found empty.
+        operation: Option<&'static str>,
+    },
     /// A topic the configuration names does not exist on the broker.
     UnknownTopic {
         /// The topic.
         topic: String,
+    },
+    /// A topic the source read (or the sink wrote to) was deleted, or
+    /// deleted and created again under its name (another topic, whose
+    /// offsets are not the ones read), while the run used it.
+    TopicChanged {
+        /// The topic.
+        topic: String,
+        /// An output topic (the sink's), not one read.
+        written: bool,
+        /// What became of it.
+        change: TopicChange,
     },
     /// A partition the configuration names does not exist.
     UnknownPartition {
@@ -92,6 +115,27 @@ pub enum KafkaError {
     },
 }
 
+/// What became of a topic a source read or a sink wrote to
+/// ([`KafkaError::TopicChanged`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopicChange {
+    /// The broker no longer has it.
+    Deleted,
+    /// The broker has a topic of that name with another topic id: the
+    /// topic was deleted and created again.
+    CreatedAgain,
+    /// The broker has a topic of that name with fewer partitions than
+    /// the source read (a topic's partitions are never removed: it was
+    /// deleted and created again).
+    FewerPartitions {
+        /// The partitions the source read (the highest number + 1).
+        had: usize,
+        /// The partitions the broker has now.
+        has: usize,
+    },
+}
+
 impl KafkaError {
     pub(crate) fn client(operation: &'static str, source: ClientError) -> KafkaError {
         KafkaError::Client { operation, source }
@@ -113,11 +157,44 @@ impl KafkaError {
     }
 }
 
+/// The error code of `error`, when librdkafka knows it: `None` for an
+/// error without a code, and for a transactional call's error whose code
+/// is a broker's that librdkafka has no name for (`ERR_105?`: 105 is
+/// Kafka's `TRANSACTIONAL_ID_NOT_FOUND`, which a broker that lost its
+/// state answers). rdkafka converts such a code into an enum that has no
+/// such value, which is undefined behaviour (a debug build stops on an
+/// illegal instruction): every code of this crate is read here.
+pub(crate) fn code_of(error: &ClientError) -> Option<RDKafkaErrorCode> {
+    match error {
+        ClientError::Transaction(e) if e.name().ends_with('?') => None,
+        _ => error.rdkafka_error_code(),
+    }
+}
+
+/// The broker's error code of a transactional call that librdkafka has no
+/// name for (see [`code_of`]): 105 for `ERR_105?`.
+pub(crate) fn unnamed_code(error: &ClientError) -> Option<i32> {
+    match error {
+        ClientError::Transaction(e) => e
+            .name()
+            .strip_prefix("ERR_")?
+            .strip_suffix('?')?
+            .parse()
+            .ok(),
+        _ => None,
+    }
+}
+
+/// Kafka's `TRANSACTIONAL_ID_NOT_FOUND`: the broker does not know the
+/// producer's transactional id (it lost its state), which librdkafka
+/// 2.12.1 has no name for.
+pub(crate) const TRANSACTIONAL_ID_NOT_FOUND: i32 = 105;
+
 /// Whether librdkafka's error says the producer was fenced by a newer
 /// instance with the same transactional id.
 pub(crate) fn fencing(error: &ClientError) -> bool {
     matches!(
-        error.rdkafka_error_code(),
+        code_of(error),
         Some(
             RDKafkaErrorCode::Fenced
                 | RDKafkaErrorCode::ProducerFenced
@@ -130,6 +207,11 @@ pub(crate) fn fencing(error: &ClientError) -> bool {
 /// Whether trying again may succeed (a broker down, a timeout, a
 /// coordinator moving).
 pub(crate) fn retriable(error: &ClientError) -> bool {
+    // (librdkafka says it is; a broker that lost the transactional id
+    // will not find it again)
+    if unnamed_code(error) == Some(TRANSACTIONAL_ID_NOT_FOUND) {
+        return false;
+    }
     if let ClientError::Transaction(e) = error {
         if e.is_retriable() {
             return true;
@@ -139,7 +221,7 @@ pub(crate) fn retriable(error: &ClientError) -> bool {
         }
     }
     matches!(
-        error.rdkafka_error_code(),
+        code_of(error),
         Some(
             RDKafkaErrorCode::OperationTimedOut
                 | RDKafkaErrorCode::RequestTimedOut
@@ -196,8 +278,56 @@ impl fmt::Display for KafkaError {
                     None => write!(f, "{committed})"),
                 }
             }
+            KafkaError::StateLost {
+                transactional_id,
+                operation,
+            } => {
+                match operation {
+                    Some(operation) => write!(
+                        f,
+                        "Kafka: the broker does not know transactional id {transactional_id:?} \
+                         ({operation}: TRANSACTIONAL_ID_NOT_FOUND)"
+                    )?,
+                    None => write!(
+                        f,
+                        "Kafka: the broker no longer holds the offsets committed with \
+                         transactional id {transactional_id:?} (its consumer group is empty)"
+                    )?,
+                }
+                write!(
+                    f,
+                    ": it lost its state (a broker replaced, its storage lost), and the \
+                     transaction open with it; this instance stops"
+                )
+            }
             KafkaError::UnknownTopic { topic } => {
                 write!(f, "Kafka: topic {topic:?} does not exist")
+            }
+            KafkaError::TopicChanged {
+                topic,
+                written,
+                change,
+            } => {
+                let (used, lost) = if *written {
+                    ("wrote to it", "what the run wrote before is the old topic's")
+                } else {
+                    ("read it", "the offsets read are the old topic's")
+                };
+                write!(f, "Kafka: topic {topic:?} ")?;
+                match change {
+                    TopicChange::Deleted => write!(f, "was deleted while the run {used}"),
+                    TopicChange::CreatedAgain => write!(
+                        f,
+                        "was deleted and created again while the run {used} \
+                         (another topic id): {lost}"
+                    ),
+                    TopicChange::FewerPartitions { had, has } => write!(
+                        f,
+                        "has {has} partition{} now, {had} when the run started: it was deleted \
+                         and created again while the run {used}, and {lost}",
+                        if *has == 1 { "" } else { "s" }
+                    ),
+                }
             }
             KafkaError::UnknownPartition { topic, partition } => {
                 write!(f, "Kafka: topic {topic:?} has no partition {partition}")

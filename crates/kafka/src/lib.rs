@@ -32,11 +32,13 @@
 //! Errors are [`KafkaError`] values; a broker that does not answer is
 //! retried with backoff up to [`Retry::limit`].
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // (allowed in `guard` alone: one call into C)
 #![warn(missing_docs)]
 
 mod command;
 mod error;
+mod guard;
+mod identity;
 mod open;
 mod options;
 mod position;
@@ -45,6 +47,7 @@ mod retry;
 mod runtime;
 mod sink;
 mod source;
+mod watch;
 
 // The tests' real broker, for the unit tests that need one.
 #[cfg(test)]
@@ -52,7 +55,8 @@ mod source;
 mod test_broker;
 
 pub use command::{builtin_features, is_kafka, parse_url, KafkaOptions, OptionsError};
-pub use error::KafkaError;
+pub use error::{KafkaError, TopicChange};
+pub use guard::metadata_guard_active;
 pub use open::Shares;
 pub use options::{
     default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,

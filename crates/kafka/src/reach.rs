@@ -112,9 +112,8 @@ impl Reach {
     pub(crate) fn failed(&self, why: &ClientError) {
         // (librdkafka's words for the code: "Local: Broker transport
         // failure", "Local: All broker connections are down")
-        let why = why
-            .rdkafka_error_code()
-            .map_or_else(|| why.to_string(), |code| code.to_string());
+        let why =
+            crate::error::code_of(why).map_or_else(|| why.to_string(), |code| code.to_string());
         self.failed_with(&why);
     }
 

@@ -114,7 +114,7 @@ impl Retry {
                     watch.reach.failed(&error);
                     watch.reach.tick(watch.probe);
                     let timed_out =
-                        error.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
+                        crate::error::code_of(&error) == Some(RDKafkaErrorCode::OperationTimedOut);
                     let pause = if timed_out { Duration::ZERO } else { backoff };
                     if start.elapsed() + pause >= self.limit {
                         return Err(KafkaError::Unreachable {

@@ -3,7 +3,7 @@
 //! in the same transaction, `docs/checkpoints.md`, "Kafka") or idempotent
 //! (at least once).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
@@ -12,10 +12,13 @@ use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
-use crate::error::{fencing, retriable, KafkaError};
+use crate::error::{
+    code_of, fencing, retriable, unnamed_code, KafkaError, TRANSACTIONAL_ID_NOT_FOUND,
+};
 use crate::position::KafkaPosition;
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::{Retry, Watch};
+use crate::watch::TopicWatch;
 
 /// The kind of an output record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -264,7 +267,18 @@ pub struct KafkaSink {
     /// Whether the brokers answer, shared with the run's source (said on
     /// the run's report).
     reach: Arc<Reach>,
+    /// The output topics, described now and then: one deleted or created
+    /// again ends the writes (a broker may acknowledge records to a
+    /// deleted topic and drop them: tansu 0.6 does). In a mutex: asked
+    /// from the calls that wait for the broker too (`&self`).
+    watch: Mutex<TopicWatch>,
+    /// Records written since the topics were last looked at.
+    since_watched: u32,
 }
+
+/// How many records [`KafkaSink::write`] writes between two looks at the
+/// output topics (each at most once a second: [`TopicWatch::tick`]).
+const WATCH_RECORDS: u32 = 1024;
 
 /// How long one `commit_transaction` call waits before the sink looks at
 /// the brokers ([`Reach`]) and asks the group whether another instance
@@ -334,6 +348,7 @@ impl KafkaSink {
         let producer: BaseProducer<SinkContext> = client_config
             .create_with_context(context)
             .map_err(|e| KafkaError::client("create the producer", e))?;
+        let mut watched = Vec::new();
         for topic in config.topics.all() {
             let metadata = retry.run(
                 "fetch metadata",
@@ -349,7 +364,15 @@ impl KafkaSink {
                     topic: topic.to_string(),
                 });
             }
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|m| m.name() == topic)
+                .map_or(0, |m| m.partitions().len());
+            let highest = i32::try_from(partitions).unwrap_or(i32::MAX) - 1;
+            watched.push((topic.to_string(), highest));
         }
+        let watch = TopicWatch::new(producer.client(), &watched, true);
         let group = match &config.transactional {
             Some(t) => {
                 let consumer: BaseConsumer = ClientConfig::new()
@@ -383,6 +406,8 @@ impl KafkaSink {
             interval: 1,
             group_held: None,
             reach,
+            watch: Mutex::new(watch),
+            since_watched: 0,
         })
     }
 
@@ -445,8 +470,23 @@ impl KafkaSink {
         fencing(&error).then_some(error)
     }
 
-    /// The error value of a failed transactional call: fenced, or the
-    /// client's.
+    /// The output topics looked at, at most once a second.
+    fn watch_tick(&self) -> Result<(), KafkaError> {
+        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        watch.tick(self.producer.client())
+    }
+
+    /// An output topic deleted or created again, asked now: after a
+    /// transactional call failed, or waited, for a reason the broker does
+    /// not give (a broker that lost its state answers "unknown producer
+    /// id", "erroneous state", or nothing at all): the topics say it.
+    fn topics_changed(&self) -> Option<KafkaError> {
+        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        watch.ask(self.producer.client()).err()
+    }
+
+    /// The error value of a failed transactional call: fenced, the
+    /// broker's lost state, an output topic changed, or the client's.
     fn txn_error(&self, operation: &'static str) -> impl Fn(ClientError) -> KafkaError + '_ {
         let id = self.transactional_id();
         move |e| {
@@ -460,6 +500,13 @@ impl KafkaSink {
                     transactional_id: id.clone(),
                     source: e,
                 }
+            } else if unnamed_code(&e) == Some(TRANSACTIONAL_ID_NOT_FOUND) {
+                KafkaError::StateLost {
+                    transactional_id: id.clone(),
+                    operation: Some(operation),
+                }
+            } else if let Some(changed) = self.topics_changed() {
+                changed
             } else {
                 KafkaError::client(operation, e)
             }
@@ -517,7 +564,7 @@ impl KafkaSink {
             }),
             Some((topic, source)) => {
                 self.fenced_on_abort()?;
-                if source.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+                if code_of(&source) == Some(RDKafkaErrorCode::MessageTimedOut) {
                     // Not delivered within `message.timeout.ms` (the retry
                     // limit unless configured): the broker gone past the
                     // limit, as a call it does not answer would say.
@@ -592,7 +639,13 @@ impl KafkaSink {
         let topic = self.topics.topic(kind).to_string();
         self.send(&topic, None, key, record)?;
         self.producer.poll(Duration::ZERO);
-        self.check_delivery()
+        self.check_delivery()?;
+        self.since_watched += 1;
+        if self.since_watched >= WATCH_RECORDS {
+            self.since_watched = 0;
+            self.watch_tick()?;
+        }
+        Ok(())
     }
 
     /// Queues one record to `topic` (`partition`: the key's by default),
@@ -620,7 +673,7 @@ impl KafkaSink {
             let sent = self.producer.send(base);
             match sent {
                 Ok(()) => break,
-                Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                Err((e, _)) if code_of(&e) == Some(RDKafkaErrorCode::QueueFull) => {
                     if waited >= self.retry.limit {
                         return Err(KafkaError::Unreachable {
                             operation: "write",
@@ -639,7 +692,7 @@ impl KafkaSink {
                     // its report, served now, says why, a fencing for one)
                     self.producer.poll(Duration::from_millis(50));
                     self.check_delivery()?;
-                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::State) {
+                    if code_of(&e) == Some(RDKafkaErrorCode::State) {
                         self.fenced_on_abort()?;
                     }
                     return Err(self.txn_error("write")(e));
@@ -652,6 +705,7 @@ impl KafkaSink {
     /// Waits until every queued record is delivered (or the retry limit
     /// passes: [`KafkaError::Unreachable`]).
     pub fn flush(&mut self) -> Result<(), KafkaError> {
+        self.watch_tick()?;
         let producer = &self.producer;
         let error = self.txn_error("flush");
         let watch = Watch {
@@ -698,7 +752,10 @@ impl KafkaSink {
             .send_offsets(&tpl)
             .and_then(|()| self.commit_transaction(&tpl));
         if let Err(error) = result {
-            if !error.is_fenced() {
+            // (a broker that lost the transactional id has no transaction
+            // to abort: it would be retried up to the limit in vain)
+            let lost = matches!(error, KafkaError::StateLost { .. });
+            if !error.is_fenced() && !lost {
                 let _ = self.abort();
             }
             self.in_transaction = false;
@@ -816,8 +873,7 @@ impl KafkaSink {
             if let Some(fenced) = self.superseded(tpl) {
                 return Err(fenced);
             }
-            let timed_out =
-                source.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
+            let timed_out = code_of(&source) == Some(RDKafkaErrorCode::OperationTimedOut);
             if gave_up || start.elapsed() + backoff >= self.retry.limit {
                 return Err(KafkaError::Unreachable {
                     operation: OPERATION,
@@ -890,8 +946,23 @@ impl KafkaSink {
                 source: fenced,
             });
         }
+        // (a broker that lost its state, its topics created again, does
+        // not answer either: not another instance)
+        if let Some(changed) = self.topics_changed() {
+            return Some(changed);
+        }
         let now = self.read_group(ours, true).ok()?;
         let before = self.group_held.as_deref().unwrap_or_default();
+        // A group that held offsets and holds none: no instance commits
+        // nothing, the broker lost its state (a false "took over" before).
+        let holds =
+            |offsets: &[(String, i32, Option<i64>)]| offsets.iter().any(|(_, _, o)| o.is_some());
+        if holds(before) && !holds(&now) {
+            return Some(KafkaError::StateLost {
+                transactional_id: self.transactional_id(),
+                operation: None,
+            });
+        }
         let unchanged = now.iter().all(|(t, p, o)| {
             let was = before.iter().find(|(bt, bp, _)| (bt, bp) == (t, p));
             *o == was.and_then(|(_, _, o)| *o)

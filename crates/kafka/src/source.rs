@@ -17,6 +17,7 @@ use crate::error::{retriable, KafkaError};
 use crate::position::KafkaPosition;
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
+use crate::watch::TopicWatch;
 
 /// Which partitions the source reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,7 +206,7 @@ impl RulesTopic {
     }
 
     fn on_error(&self, error: ClientError) -> Result<(), KafkaError> {
-        match error.rdkafka_error_code() {
+        match crate::error::code_of(&error) {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
                 Err(KafkaError::UnknownTopic {
                     topic: self.topic.clone(),
@@ -369,6 +370,9 @@ pub struct KafkaSource {
     end: Option<KafkaPosition>,
     /// The rules topic, if any.
     rules: Option<RulesTopic>,
+    /// The topics read (the rules topic's too), described now and then:
+    /// one deleted or created again ends the reads.
+    watch: TopicWatch,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -559,6 +563,11 @@ impl KafkaSource {
             }
             _ => None,
         };
+        let mut watched = splits.clone();
+        if let Some(topic) = &config.rules_topic {
+            watched.push((topic.clone(), 0));
+        }
+        let watch = TopicWatch::new(consumer.client(), &watched, false);
         let mut source = KafkaSource {
             consumer,
             read_committed: config.read_committed,
@@ -572,6 +581,7 @@ impl KafkaSource {
             reach: Reach::of(&config.brokers, retry.limit),
             end,
             rules,
+            watch,
         };
         source.assign()?;
         Ok(source)
@@ -732,6 +742,10 @@ impl KafkaSource {
         self.reach
             .tick(&|| consumer.fetch_metadata(Some(topic), PROBE).is_ok());
         self.check_down()?;
+        // (a broker that does not answer: its topics are not asked after)
+        if self.down_since.is_none() {
+            self.watch.tick(self.consumer.client())?;
+        }
         Ok(if delivered == 0 {
             Read::Idle
         } else if drained {
@@ -742,8 +756,10 @@ impl KafkaSource {
     }
 
     fn on_error(&mut self, error: ClientError) -> Result<(), KafkaError> {
-        match error.rdkafka_error_code() {
+        match crate::error::code_of(&error) {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                // (which topic, and what became of it, when the broker says)
+                self.watch.ask(self.consumer.client())?;
                 Err(KafkaError::UnknownTopic {
                     topic: self.topics.join(","),
                 })

@@ -518,8 +518,8 @@ impl Runtime {
                         report.notice(Notice::line(
                             Level::Info,
                             format!(
-                                "cepheid: the sink committed the checkpoint before the newest: resuming from it, at line {}",
-                                meta.input.lines + 1
+                                "cepheid: the sink committed the checkpoint before the newest: resuming from it, {}",
+                                crate::resume::resumed_at(&meta, events)
                             ),
                         ));
                         start = meta.input;

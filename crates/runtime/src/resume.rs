@@ -32,6 +32,15 @@ pub struct Resumed {
     pub prev: Option<(Meta, Vec<u8>)>,
 }
 
+/// Where a resumed run goes on, for its message: a line of a file, or a
+/// source's own position (a Kafka source's offsets: no line to give).
+pub(crate) fn resumed_at(meta: &Meta, events: &Path) -> String {
+    match &meta.source {
+        Some(_) => format!("where it left {}", events.display()),
+        None => format!("at line {} of {}", meta.input.lines + 1, events.display()),
+    }
+}
+
 /// The checkpoint in `dir` for `command`, with `engine` restored from it;
 /// `None` when there is none yet (the folder is created). What it does is
 /// said to `report`.
@@ -170,9 +179,8 @@ pub fn load(
     say(
         Level::Info,
         format!(
-            "cepheid: resuming from checkpoint {shown} at line {} of {}",
-            meta.input.lines + 1,
-            events.display()
+            "cepheid: resuming from checkpoint {shown} {}",
+            resumed_at(&meta, events)
         ),
     );
     if meta.reload_files {

@@ -1292,7 +1292,7 @@ fn rules_record(text: &[u8]) -> Result<Control, Error> {
         Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
         None if text.is_empty() => Err(Error::new(
             ErrorKind::Input,
-            "a rules record without a value (a tombstone)",
+            "an empty rules record (a tombstone, or an empty value)",
         )),
         None => Err(Error::new(
             ErrorKind::Input,
@@ -1421,10 +1421,13 @@ fn read_source(
             Ok(outcome) => outcome,
             Err(e) => {
                 let error = Error::new(ErrorKind::Io, e.to_string());
+                // (the source unlocked before the send, which may wait for
+                // the run, which may wait for the source: a checkpoint)
+                let place = lock().position_before(&unapplied(&due));
                 let _ = tx.send(Message::Batch(Batch {
                     lines: vec![(seq + 1, Err(error))],
                     at: FilePosition::default(),
-                    place: Some(lock().position_before(&unapplied(&due))),
+                    place: Some(place),
                     stalled: false,
                     open_end: false,
                     partial: false,
@@ -1509,9 +1512,14 @@ fn read_source(
             let mut entry = match controls.is_some().then(|| control(text)).flatten() {
                 Some(Ok(control)) => Ok(Entry::Rules(control)),
                 Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
-                None if text.is_empty() && matches!(record.origin, Origin::Offset { .. }) => Err(
-                    Error::new(ErrorKind::Input, "a record without a value (a tombstone)"),
-                ),
+                // (the source hands out a record without a value, a
+                // tombstone, as an empty one: it cannot tell them apart)
+                None if text.is_empty() && matches!(record.origin, Origin::Offset { .. }) => {
+                    Err(Error::new(
+                        ErrorKind::Input,
+                        "an empty record (a tombstone, or an empty value)",
+                    ))
+                }
                 None => decoder.decode(text).map(Entry::Item),
             };
             if timing.record_time {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::{topic, Broker};
 use cepheid_kafka::{
     KafkaError, KafkaPosition, KafkaRecord, KafkaSource, PartitionLag, Partitions, Read,
-    SourceConfig, StartAt,
+    SourceConfig, StartAt, TopicChange,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -470,4 +470,64 @@ fn a_bounded_source_ends_on_partitions_written_with_transactions() {
     // Its lag, too, counts no marker.
     let lag = lag_until(&mut source, |lag| lag.iter().all(|l| l.records == 0));
     assert_eq!(records_behind(&lag.expect("known")), [(0, 0), (1, 0)]);
+}
+
+/// Reads until the source fails (whatever it hands out meanwhile), at
+/// most `limit` (a hang guard, far above the source's 1 s between two
+/// looks at its topics): the error.
+fn read_until_error(source: &mut KafkaSource, limit: Duration) -> KafkaError {
+    let mut batch = Vec::new();
+    let start = Instant::now();
+    loop {
+        match source.read(&mut batch, Duration::from_millis(100)) {
+            Ok(_) => assert!(
+                start.elapsed() < limit,
+                "no error in {limit:?}: the topic's change was not seen"
+            ),
+            Err(error) => return error,
+        }
+    }
+}
+
+/// A topic deleted under a source, and one deleted and created again
+/// under its name (another topic, its offsets starting again): each read
+/// ends with an error naming the topic and what became of it. Before the
+/// guard, librdkafka crashed (SIGSEGV) on the fetch after the delete
+/// (docs/upstream/librdkafka-topic-recreate.md); before the watch, the
+/// reads went on saying nothing, for ever.
+#[test]
+fn a_topic_deleted_or_created_again_under_a_source_ends_its_reads_clearly() {
+    assert!(
+        cepheid_kafka::metadata_guard_active(),
+        "the tests are linked with the guard (build.rs)"
+    );
+    let broker = Broker::start();
+    for created_again in [false, true] {
+        let t = topic("gone");
+        broker.create_topic(&t, 2);
+        produce(&broker, &t, 0, &numbered("a", 5));
+        produce(&broker, &t, 1, &numbered("b", 5));
+        let mut source =
+            KafkaSource::new(SourceConfig::new(broker.bootstrap(), &[&t])).expect("a source");
+        assert_eq!(read_n(&mut source, 10).len(), 10);
+        broker.delete_topic(&t);
+        let expected = if created_again {
+            broker.create_topic(&t, 2);
+            // More records than the source read: its offsets are valid in
+            // the new topic, whose first records it would skip.
+            produce(&broker, &t, 0, &numbered("c", 20));
+            TopicChange::CreatedAgain
+        } else {
+            TopicChange::Deleted
+        };
+        let error = read_until_error(&mut source, Duration::from_secs(60));
+        match &error {
+            KafkaError::TopicChanged { topic, change, .. } => {
+                assert_eq!((topic, *change), (&t, expected), "{error}");
+            }
+            other => panic!("not a changed topic: {other}"),
+        }
+        let said = error.to_string();
+        assert!(said.contains(&format!("topic {t:?} was deleted")), "{said}");
+    }
 }

@@ -250,6 +250,37 @@ impl Broker {
         }
     }
 
+    /// Deletes `topic` (with tansu's CLI) and waits until the metadata no
+    /// longer shows it.
+    pub fn delete_topic(&self, topic: &str) {
+        let output = Command::new(broker_binary())
+            .args(["topic", "delete", topic])
+            .args(["--broker", &self.url()])
+            .output()
+            .expect("runs tansu topic delete");
+        assert!(
+            output.status.success(),
+            "tansu topic delete {topic} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let consumer: BaseConsumer = self.config().create().expect("a client");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+                let gone = metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == topic)
+                    .all(|t| t.error().is_some() || t.partitions().is_empty());
+                if gone {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "topic {topic} did not go");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Kills the broker (SIGKILL): what a crash does.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
