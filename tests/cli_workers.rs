@@ -679,3 +679,30 @@ fn keys_over_the_limit_are_remembered_up_to_a_bound_on_workers() {
         "{stderr}"
     );
 }
+
+/// Rules that write to lists or read indicators give other records on
+/// workers (each worker sees only its own keys' writes and events; issue
+/// 40 has not carried them across workers yet): refused before the run,
+/// exit 2, not run to a silently different output.
+#[test]
+fn rules_with_lists_or_indicators_are_refused_on_workers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = common::cepheid()
+        .current_dir(root)
+        .args([
+            "run",
+            "patterns/risk",
+            "--events",
+            "patterns/risk/events.jsonl",
+        ])
+        .args(["--workers", "2", "--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rules that write to lists or read indicators are not supported with --workers or --processes yet"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -449,6 +449,11 @@ pub enum Refusal {
     CheckpointEveryEvents,
     /// Output per worker without an output file.
     OutputPerWorkerNeedsOutput,
+    /// A rule that writes to a list (`then add`, `then remove`) or reads a
+    /// rolling indicator: on workers each would see only its own keys'
+    /// writes and events, and give other records than one engine (the
+    /// writes are not carried across workers yet, issue 40).
+    ListsAndIndicators,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
     /// Records to a sink ([`Workers::with_sink`]) with several processes
@@ -478,6 +483,9 @@ impl fmt::Display for Refusal {
                 "--checkpoint-every with --workers takes a duration (not a number of events)"
             }
             Refusal::OutputPerWorkerNeedsOutput => "--output-per-worker needs --output FILE",
+            Refusal::ListsAndIndicators => {
+                "rules that write to lists or read indicators are not supported with --workers or --processes yet (each worker would see only its own keys' writes and events; run them on one engine)"
+            }
             Refusal::ProcessesNeedOutput => {
                 "--processes needs --output FILE (timely's networking may print on standard output)"
             }
@@ -1066,6 +1074,9 @@ impl Workers {
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
         refuse(config).map_err(Error::Refused)?;
+        if rules.patterns().iter().any(uses_lists_or_indicators) {
+            return Err(Error::Refused(Refusal::ListsAndIndicators));
+        }
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
@@ -1500,6 +1511,19 @@ fn refuse(config: &Config) -> Result<(), Refusal> {
         return Err(Refusal::CheckpointEveryEvents);
     }
     Ok(())
+}
+
+/// Does `pattern` write to a list or read an indicator (what a run on
+/// workers cannot do the way one engine does yet)?
+fn uses_lists_or_indicators(pattern: &Pattern) -> bool {
+    let indicator = |e: &cepheid_core::expr::Expr| {
+        let mut found = false;
+        e.walk(|x| found |= matches!(x, cepheid_core::expr::Expr::Indicator(..)));
+        found
+    };
+    !pattern.writes.is_empty()
+        || pattern.reads.iter().any(|r| indicator(&r.expr))
+        || pattern.select.iter().any(|s| indicator(&s.expr))
 }
 
 /// The outputs a run on workers does not take, `sink` when its records go
