@@ -765,30 +765,7 @@ fn a_device_or_fifo_output_with_checkpoints_is_written_as_standard_output_said_a
             .output()
             .unwrap()
     };
-    let said = "cepheid: --output OUT is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)";
-    for round in ["first", "resumed"] {
-        let null = run("/dev/null", "ckpt");
-        assert!(null.status.success(), "{round}: {}", stderr(&null));
-        let err = stderr(&null);
-        assert!(
-            err.starts_with(&said.replace("OUT", "/dev/null")),
-            "{round}: {err}"
-        );
-        assert_eq!(
-            read(&dir, "late_ckpt.jsonl"),
-            read(&dir, "late_whole.jsonl")
-        );
-    }
-    // A FIFO, read to its end by another thread.
-    let fifo = dir.join("fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    let reader = std::thread::spawn(move || fs::read(fifo).unwrap());
-    let piped = run("fifo", "ckpt_fifo");
-    let records = reader.join().unwrap();
-    assert!(piped.status.success(), "{}", stderr(&piped));
-    assert!(stderr(&piped).starts_with(&said.replace("OUT", "fifo")));
-    assert_eq!(records, read(&dir, "out_whole.jsonl"));
+    crash::special_outputs(&dir, run, |a, b| a == b);
 }
 
 /// `--checkpoint` over a file still being written, without `--follow`:

@@ -92,6 +92,7 @@ fn uninterrupted(name: &str) -> String {
     records
 }
 
+#[cfg(feature = "workers")]
 fn sorted(text: &str) -> Vec<&str> {
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort_unstable();

@@ -145,3 +145,48 @@ impl Moments {
         lo + Duration::from_micros(self.next() % span.max(1))
     }
 }
+
+/// An output that is not a regular file with `--checkpoint`: `run(output,
+/// folder)` (a run with checkpoints into `folder`, its late events to
+/// `late_FOLDER.jsonl`) with `/dev/null` as its output twice (a first run
+/// and one that resumes), then with a FIFO read to its end by another
+/// thread. Each says first that the output is written as standard output
+/// is; the late file is `late_whole.jsonl`'s, and the FIFO gets
+/// `out_whole.jsonl`'s records, as `same` compares them (byte for byte on
+/// one engine, as a multiset on workers).
+#[cfg(unix)]
+#[allow(dead_code)] // (not every harness runs it)
+pub fn special_outputs(
+    dir: &Path,
+    run: impl Fn(&str, &str) -> std::process::Output,
+    same: impl Fn(&[u8], &[u8]) -> bool,
+) {
+    let said = "cepheid: --output OUT is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)";
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let read = |file: &str| fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    for round in ["first", "resumed"] {
+        let null = run("/dev/null", "ckpt");
+        assert!(null.status.success(), "{round}: {}", stderr(&null));
+        let err = stderr(&null);
+        assert!(
+            err.starts_with(&said.replace("OUT", "/dev/null")),
+            "{round}: {err}"
+        );
+        assert!(
+            same(&read("late_ckpt.jsonl"), &read("late_whole.jsonl")),
+            "{round}"
+        );
+    }
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = std::thread::spawn(move || fs::read(fifo).unwrap());
+    let piped = run("fifo", "ckpt_fifo");
+    let records = reader.join().unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(stderr(&piped).starts_with(&said.replace("OUT", "fifo")));
+    assert!(same(&records, &read("out_whole.jsonl")));
+}
