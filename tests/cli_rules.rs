@@ -239,9 +239,12 @@ fn reloading_the_same_rules_changes_nothing_byte_for_byte() {
     let stream = [&args[..], &["--rules-from-stream", "--rules-dir", folder]].concat();
     // The same folder as a `$rules_file` record, and all of its files as
     // one inline `$rules` text.
+    // (the folder's `.cep` files, as a rule set's folder loads them: not
+    // `patterns/risk/`, a folder of its own)
     let mut files: Vec<_> = fs::read_dir(&patterns)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cep"))
         .collect();
     files.sort();
     let all: String = files
