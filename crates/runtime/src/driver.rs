@@ -628,6 +628,7 @@ impl Runtime {
             .as_ref()
             .map_or(FilePosition::default(), |m| m.input);
         let reload_first = resumed.as_ref().is_some_and(|m| m.reload_files);
+        let was_resumed = resumed.is_some();
         report.started(size, start.offset);
         let observes = report.observes();
         if observes && report.records_wanted() > 0 {
@@ -696,6 +697,7 @@ impl Runtime {
             fields: FieldWarnings {
                 watch: field_watch,
                 told: HashSet::new(),
+                resumed: was_resumed,
             },
             observes,
             lag: Vec::new(),
@@ -1005,11 +1007,18 @@ struct FieldWarnings {
     watch: FieldWatch,
     /// The (pattern, field) pairs said already.
     told: HashSet<(String, String)>,
+    /// Did the run resume from a checkpoint? (Its fields seen before it
+    /// are not kept: a resumed run that reads no event has nothing to
+    /// say of them, where it said "never occurs in 0 events".)
+    resumed: bool,
 }
 
 impl FieldWarnings {
     /// Says, as warnings, what `seen` shows missing and was not said yet.
     fn say(&mut self, seen: &FieldsSeen, report: &mut dyn Report) {
+        if self.resumed && seen.events() == 0 {
+            return;
+        }
         for mut missing in self.watch.missing(seen) {
             let field = missing.field.to_string();
             missing
