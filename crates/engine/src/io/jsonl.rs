@@ -203,16 +203,11 @@ impl Formatter {
         });
         line.push(b'}');
         if m.has_select() && expired_at.is_none() {
-            line.extend_from_slice(b",\"select\":{");
-            for (i, (name, value)) in m.select().iter().enumerate() {
-                if i > 0 {
-                    line.push(b',');
-                }
-                push_json_string(line, name);
-                line.push(b':');
-                push_json_value(line, value);
-            }
-            line.push(b'}');
+            push_object(
+                line,
+                b",\"select\":{",
+                m.select().iter().map(|(n, v)| (&n[..], v)),
+            );
         }
         push_rule(line, m);
         line.extend_from_slice(b"}\n");
@@ -245,6 +240,24 @@ impl Formatter {
     pub fn key_range(&self) -> std::ops::Range<usize> {
         self.key.clone()
     }
+}
+
+/// `opening` (`,"select":{`), then each `name: value`, then `}`.
+fn push_object<'a>(
+    line: &mut Vec<u8>,
+    opening: &[u8],
+    entries: impl Iterator<Item = (&'a str, &'a crate::value::Value)>,
+) {
+    line.extend_from_slice(opening);
+    for (i, (name, value)) in entries.enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        push_json_string(line, name);
+        line.push(b':');
+        push_json_value(line, value);
+    }
+    line.push(b'}');
 }
 
 /// A record's `"rule"` (the pattern's attributes and version, when it has
@@ -293,16 +306,11 @@ fn push_rule(line: &mut Vec<u8>, m: &MatchRef<'_, Record>) {
     }
     let reads = m.reads();
     if !reads.is_empty() {
-        line.extend_from_slice(b",\"reads\":{");
-        for (i, (name, value)) in reads.iter().enumerate() {
-            if i > 0 {
-                line.push(b',');
-            }
-            push_json_string(line, name);
-            line.push(b':');
-            push_json_value(line, value);
-        }
-        line.push(b'}');
+        push_object(
+            line,
+            b",\"reads\":{",
+            reads.iter().map(|(n, v)| (&n[..], v)),
+        );
     }
 }
 
