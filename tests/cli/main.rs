@@ -72,6 +72,9 @@ mod cli_workers_live_checkpoint;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers_rescale.rs"]
 mod cli_workers_rescale;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers_rules.rs"]
+mod cli_workers_rules;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]
