@@ -12,8 +12,7 @@ mod common;
 #[cfg(feature = "workers")]
 #[path = "../dataflow_support/mod.rs"]
 mod dataflow_support;
-#[path = "../shared_contract/mod.rs"]
-mod shared_contract;
+use cepheid_testkit::shared_contract;
 
 #[path = "../check_flink.rs"]
 mod check_flink;

@@ -13,8 +13,7 @@ mod engine_input;
 mod matcher_support;
 #[path = "../reference/mod.rs"]
 mod reference;
-#[path = "../shared_contract/mod.rs"]
-mod shared_contract;
+use cepheid_testkit::shared_contract;
 
 #[path = "../api_traits.rs"]
 mod api_traits;

@@ -1,14 +1,12 @@
 //! Where the tests find the contract: `../shared`, the folder beside the
 //! repository that CI provides (spec, Flink conformance cases, oracle).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The path of `rel` inside `../shared`; a test that needs it fails with a
 /// message that says what is missing and where it was looked for.
 pub fn path(rel: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
+    let path = crate::root().join("../shared").join(rel);
     assert!(
         path.exists(),
         "this test reads `{rel}` from the contract folder `../shared`, which CI places \
