@@ -9,8 +9,6 @@
 mod dataflow_support;
 #[path = "../../fuzz/common/engine_input.rs"]
 mod engine_input;
-#[path = "../matcher_support/mod.rs"]
-mod matcher_support;
 #[path = "../reference/mod.rs"]
 mod reference;
 use cepheid_testkit::shared_contract;
@@ -57,18 +55,12 @@ mod engine_fuzz_regressions;
 mod engine_shared;
 #[path = "../keys.rs"]
 mod keys;
-#[path = "../matcher_time.rs"]
-mod matcher_time;
 #[path = "../processing_time.rs"]
 mod processing_time;
 #[path = "../push_json.rs"]
 mod push_json;
 #[path = "../reference_examples.rs"]
 mod reference_examples;
-#[path = "../semantics_examples.rs"]
-mod semantics_examples;
-#[path = "../shared_buffer.rs"]
-mod shared_buffer;
 #[path = "../snapshot.rs"]
 mod snapshot;
 #[path = "../time_arithmetic.rs"]

@@ -12,7 +12,7 @@ use cepheid_core::pattern::{
     Pattern, Quantifier, Sequence, Stage, StageEvents,
 };
 use cepheid_core::primitives::StageId;
-use cepheid_engine::ValueRef;
+use cepheid_core::ValueRef;
 
 /// A test event: a name such as `b2` (conditions look at its first letter).
 #[derive(Clone, Debug, PartialEq)]

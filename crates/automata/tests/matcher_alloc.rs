@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use cepheid_automata::matcher::{Cache, Executor, MatchSink, MatchView, Partition, SharedBuffer};
 use cepheid_automata::nfa::Nfa;
 use cepheid_core::event::NoFields;
-use cepheid_engine::Timestamp;
+use cepheid_core::Timestamp;
 use matcher_support::*;
 
 struct Counting;
