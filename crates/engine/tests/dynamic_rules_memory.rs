@@ -72,8 +72,11 @@ impl Sink<Record> for Count {
     }
 }
 
-const LIBRARY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/patterns");
-const UNPAID: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/patterns/unpaid_orders.cep");
+const LIBRARY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns");
+const UNPAID: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../patterns/unpaid_orders.cep"
+);
 
 /// `unpaid_order` with another window: a changed pattern.
 fn unpaid_v2() -> Rules {

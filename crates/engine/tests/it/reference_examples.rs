@@ -1,4 +1,4 @@
-//! The reference (`tests/reference`: Flink 2.3's NFA transliterated, with
+//! The reference (`crates/engine/tests/it/reference`: Flink 2.3's NFA transliterated, with
 //! cepheid's deviations D1-D5) on small worked examples, and on the shared
 //! Flink conformance cases. These pin the reference itself down,
 //! independently of the real matcher.

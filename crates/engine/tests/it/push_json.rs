@@ -14,13 +14,16 @@ use cepheid_engine::{Arrival, Engine, ErrorKind, Output, Record, Rules};
 
 fn library_engine() -> Engine<Record> {
     let mut engine: Engine<Record> = Engine::with_max_delay(Duration::from_secs(10));
-    engine.add(&Rules::load("patterns").unwrap()).unwrap();
+    engine
+        .add(&Rules::load(cepheid_testkit::path("patterns")).unwrap())
+        .unwrap();
     engine
 }
 
 /// The sample data with a watermark, blank lines and CRLF endings mixed in.
 fn input() -> String {
-    let sample = std::fs::read_to_string("examples/data/sample.jsonl").unwrap();
+    let sample =
+        std::fs::read_to_string(cepheid_testkit::path("examples/data/sample.jsonl")).unwrap();
     let mut text = String::new();
     for (i, line) in sample.lines().enumerate() {
         text.push_str(line);

@@ -54,5 +54,5 @@ fn replay_all(dir: &Path) {
 /// per key (`Engine::max_runs_per_key`).
 #[test]
 fn engine_fuzz_regressions_finish() {
-    replay_all(Path::new("tests/engine_fuzz_regressions"));
+    replay_all(&cepheid_testkit::path("tests/engine_fuzz_regressions"));
 }

@@ -17,7 +17,8 @@ fn engine() -> Engine<Record> {
 /// Every output record of `engine` over the sample data, as JSON.
 fn outputs(mut engine: Engine<Record>) -> Vec<String> {
     let mut out: Vec<Output<Record>> = Vec::new();
-    let sample = std::fs::read_to_string("examples/data/sample.jsonl").unwrap();
+    let sample =
+        std::fs::read_to_string(cepheid_testkit::path("examples/data/sample.jsonl")).unwrap();
     for line in sample.lines() {
         engine.push_json(line, "ts", &mut out).unwrap();
     }
@@ -29,7 +30,9 @@ fn outputs(mut engine: Engine<Record>) -> Vec<String> {
 
 fn compiled() -> Engine<Record> {
     let mut first = engine();
-    first.add(&Rules::load("patterns").unwrap()).unwrap();
+    first
+        .add(&Rules::load(cepheid_testkit::path("patterns")).unwrap())
+        .unwrap();
     first
 }
 
@@ -121,7 +124,7 @@ fn a_shared_pattern_whose_name_the_engine_has_is_refused() {
 /// the output of an engine that compiled its own from the same patterns.
 #[test]
 fn rules_added_first_run_the_automata_compiled_as_they_were_loaded() {
-    let rules = Rules::load("patterns").unwrap();
+    let rules = Rules::load(cepheid_testkit::path("patterns")).unwrap();
     let mut one = engine();
     one.add(&rules).unwrap();
     let mut two = engine();
@@ -144,7 +147,7 @@ fn rules_added_first_run_the_automata_compiled_as_they_were_loaded() {
 /// with the same output.
 #[test]
 fn rules_added_after_other_patterns_are_compiled_for_the_engine() {
-    let rules = Rules::load("patterns").unwrap();
+    let rules = Rules::load(cepheid_testkit::path("patterns")).unwrap();
     let mut first = engine();
     first.add(&rules).unwrap();
     let own = Rules::parse(

@@ -30,7 +30,7 @@ fn expectations(text: &str) -> Vec<Expect> {
 
 #[test]
 fn every_error_file_gives_its_expected_diagnostics() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("tests/errors")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cepheid_testkit::path("tests/errors"))
         .expect("tests/errors")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "cep"))

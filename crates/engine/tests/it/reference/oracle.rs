@@ -14,7 +14,10 @@ use super::cond::RefEvent;
 use super::flink::Emitted;
 
 /// The oracle's harness, relative to the crate root (where tests run).
-pub const ORACLE: &str = "../shared/flink-oracle/oracle.sh";
+pub const ORACLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/flink-oracle/oracle.sh"
+);
 
 /// Runs neutral cases through the oracle (one JVM) and returns its answer
 /// lines, in order.

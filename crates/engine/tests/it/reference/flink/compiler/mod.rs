@@ -2,7 +2,7 @@
 //! names, same order of state creation, so state names and the order of
 //! edges come out as Flink's), over the IR seen as Flink `Pattern`s
 //! ([`super::pattern`]), plus cepheid's deviations D1-D3 and D5 (see
-//! `tests/reference/mod.rs`). The state side is here; the condition side
+//! `crates/engine/tests/it/reference/mod.rs`). The state side is here; the condition side
 //! (take / ignore / proceed conditions, greedy restrictions) in
 //! [`conditions`].
 
@@ -96,7 +96,7 @@ impl<'p> Compiler<'p> {
                 .iter()
                 .find(|s| s.name == last.name(self.pattern))
                 .and_then(|s| s.window)
-                .is_none_or(|w| w <= 0)
+                .map_or(true, |w| w <= 0)
             && self.window_time() == 0
         {
             return Err(

@@ -427,7 +427,7 @@ fn json_lines_show_the_version_only_for_replaced_names() {
 
 fn library() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/patterns"))
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "cep"))

@@ -5,7 +5,7 @@
 
 #[test]
 fn fuzz_regressions_load_and_render() {
-    let mut files: Vec<_> = std::fs::read_dir("tests/fuzz_regressions")
+    let mut files: Vec<_> = std::fs::read_dir(cepheid_testkit::path("tests/fuzz_regressions"))
         .expect("tests/fuzz_regressions")
         .map(|e| e.expect("entry").path())
         .collect();
@@ -41,7 +41,10 @@ fn fuzz_regressions_load_and_render() {
 /// back to the same condition (it explains the same way again).
 #[test]
 fn explained_conditions_load_back() {
-    let src = std::fs::read_to_string("tests/fuzz_regressions/printer_nested_minus.cep").unwrap();
+    let src = std::fs::read_to_string(cepheid_testkit::path(
+        "tests/fuzz_regressions/printer_nested_minus.cep",
+    ))
+    .unwrap();
     let loaded = cepheid_engine::rules::load_str("minus.cep", &src);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let explained = cepheid_syntax::explain(&loaded.patterns[0]);

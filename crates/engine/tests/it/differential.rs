@@ -1,7 +1,7 @@
 //! Differential test: random patterns over every construct and random event
 //! sequences (at most 12 events) through the real matcher
 //! (`cepheid_automata::matcher::Matcher` over `cepheid_automata::nfa::Nfa`) and the reference
-//! (`tests/reference`: Flink 2.3's NFA transliterated, with cepheid's
+//! (`crates/engine/tests/it/reference`: Flink 2.3's NFA transliterated, with cepheid's
 //! deliberate deviations D1-D5), comparing the multisets of matches and
 //! timeouts emitted at each event (and at the final advance of time). The
 //! real side is driven as the engine drives a partition: the partition's
