@@ -21,5 +21,3 @@ mod dataflow_observed;
 mod dataflow_sources_rescale;
 #[path = "../dataflow_threads.rs"]
 mod dataflow_threads;
-#[path = "../derive_event.rs"]
-mod derive_event;
