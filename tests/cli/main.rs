@@ -5,7 +5,7 @@
 
 // Support code, compiled once for every module below.
 #[cfg(feature = "metrics")]
-#[path = "../../crates/monitor/tests/support/browser.rs"]
+#[path = "../../crates/monitor/tests/it/support/browser.rs"]
 mod browser_support;
 #[path = "../common/mod.rs"]
 mod common;

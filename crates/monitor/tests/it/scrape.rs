@@ -4,12 +4,10 @@
 //! late), per pattern as the engine's outputs say; a malformed request
 //! gets an error answer and the server goes on.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::{get, http, sample_run};
 use cepheid_monitor::{metrics, Monitor, Status};
-use support::{get, http, sample_run};
 
 /// The value of the sample `name` (with its labels, as written) in a
 /// Prometheus text.

@@ -1,6 +1,6 @@
 //! Driving Debian's `chromium` headless for the live page's tests, and
 //! reading what the page's scripts built: shared by the monitor's own test
-//! (`crates/monitor/tests/browser.rs`, a `Monitor` filled in the process)
+//! (`crates/monitor/tests/it/browser.rs`, a `Monitor` filled in the process)
 //! and the command's (`tests/cli_page.rs`, a real `cepheid run
 //! --metrics`), which includes this file.
 //!

@@ -10,16 +10,14 @@
 //! browser's driving is `support/browser.rs`, shared with the command's
 //! test of the page against a real run (`tests/cli_page.rs`).
 
-mod support;
-
 use std::time::Duration;
 
-use cepheid_monitor::Monitor;
-use support::browser::{
+use crate::support::browser::{
     cells, dump_dom, element, fact, page_bytes, page_time, png_size, screenshot, strip_tags,
     swatches,
 };
-use support::{root, sample_run};
+use crate::support::{root, sample_run};
+use cepheid_monitor::Monitor;
 
 /// The screenshot's window: the README's page, tall enough for every
 /// panel (the chosen rule's automaton and its latest matches).

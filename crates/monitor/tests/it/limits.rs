@@ -5,14 +5,12 @@
 //! connections. No assertion is on a time: each waits for a thing to
 //! happen, with a generous guard against a hang.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::support::{get, http};
 use cepheid_monitor::{HttpLimits, Monitor};
-use support::{get, http};
 
 /// How long a test waits for a thing that will happen, at most.
 const PATIENCE: Duration = Duration::from_secs(60);
