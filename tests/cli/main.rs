@@ -10,7 +10,7 @@ mod browser_support;
 #[path = "../common/mod.rs"]
 mod common;
 #[cfg(feature = "workers")]
-#[path = "../dataflow_support/mod.rs"]
+#[path = "../../crates/dataflow/tests/it/dataflow_support/mod.rs"]
 mod dataflow_support;
 use cepheid_testkit::shared_contract;
 

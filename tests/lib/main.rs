@@ -5,19 +5,7 @@
 //! install a counting global allocator have binaries of their own.
 
 // Support code, compiled once for every module below.
-#[path = "../dataflow_support/mod.rs"]
-mod dataflow_support;
 use cepheid_testkit::shared_contract;
 
 #[path = "../api_traits.rs"]
 mod api_traits;
-#[path = "../dataflow_live.rs"]
-mod dataflow_live;
-#[path = "../dataflow_live_cut.rs"]
-mod dataflow_live_cut;
-#[path = "../dataflow_observed.rs"]
-mod dataflow_observed;
-#[path = "../dataflow_sources_rescale.rs"]
-mod dataflow_sources_rescale;
-#[path = "../dataflow_threads.rs"]
-mod dataflow_threads;

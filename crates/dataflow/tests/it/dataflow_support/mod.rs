@@ -136,7 +136,7 @@ pub fn lines(events: &[(u32, u16, Ev)], delay: i64, within_delay: bool) -> Vec<S
 
 /// The pattern files of `patterns/`, sorted.
 pub fn pattern_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("patterns")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cepheid_testkit::path("patterns"))
         .expect("patterns folder")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "cep"))
