@@ -2,6 +2,10 @@
 //! beside this folder), the support code compiled once. They run the
 //! binary Cargo built for this package (`CARGO_BIN_EXE_cepheid`); those of
 //! `--workers` and `--processes` need the default feature `workers`.
+//! Two look at the whole workspace instead: `layers` (the crate graph) and
+//! `api_traits` (the public types over every crate, with the command's
+//! features). The library crates' tests are each in its crate
+//! (`crates/*/tests/it/`).
 
 // Support code, compiled once for every module below.
 #[cfg(feature = "metrics")]
@@ -14,6 +18,10 @@ mod common;
 mod dataflow_support;
 use cepheid_testkit::shared_contract;
 
+// The public types' promises over every crate (threads, errors), with the
+// command's features: the one crate that has them all.
+#[path = "../api_traits.rs"]
+mod api_traits;
 #[path = "../check_flink.rs"]
 mod check_flink;
 #[path = "../check_sample.rs"]
