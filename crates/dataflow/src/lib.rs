@@ -335,6 +335,13 @@ impl<E: Event + 'static> Plan<E> {
     /// every source is past its time (they route it by the rules in force
     /// then), which costs memory and latency within the sources' delay; a
     /// plan that is not changing ignores changes and routes at once.
+    ///
+    /// Not with cuts yet ([`cep_cut`]): a cut keeps neither the rules in
+    /// force nor the changes pending, so a run resumed from it would go
+    /// on with the plan's rules (`cepheid run` refuses
+    /// `--rules-from-stream` with `--checkpoint` on workers). Nor across
+    /// processes: each process numbers the fields a change adds when it
+    /// learns of it, and records cross processes by those numbers.
     pub fn changing(mut self, policy: ReloadPolicy) -> Plan<E> {
         self.changing = Some(policy);
         self

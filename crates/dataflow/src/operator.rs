@@ -417,40 +417,38 @@ where
                                 Input::End(_) => hold.route(item, |routed| {
                                     output.session(&cap).give(routed);
                                 }),
-                                Input::Event(_) => kept.push(item),
+                                Input::Event(event) => kept.push(event),
                                 // (they come broadcast, above)
                                 Input::Rules(_) => {}
                             }
                         }
                         if !kept.is_empty() {
+                            // (stable: equal times keep their order)
+                            kept.sort_by_key(|e| e.ts);
                             hold.held.push((cap.clone(), kept));
                         }
                     }
                 });
                 let known = known.frontier().first().copied();
+                let ready = |ts: Timestamp| known.is_none_or(|k| ts < k);
                 let mut held = std::mem::take(&mut hold.held);
+                // Each batch is kept in time order: its ready events are a
+                // prefix, and a batch none of whose events is ready costs
+                // one look.
                 held.retain_mut(|(cap, items)| {
-                    let mut kept = Vec::new();
-                    for item in items.drain(..) {
-                        let ready = match &item {
-                            Input::Event(e) => known.is_none_or(|k| e.ts < k),
-                            _ => true,
-                        };
-                        if ready {
-                            hold.route(item, |routed| output.session(&*cap).give(routed));
-                        } else {
-                            kept.push(item);
-                        }
+                    let n = items.iter().take_while(|e| ready(e.ts)).count();
+                    if n == 0 {
+                        return true;
                     }
-                    *items = kept;
+                    for event in items.drain(..n) {
+                        hold.route(Input::Event(event), |routed| {
+                            output.session(&*cap).give(routed);
+                        });
+                    }
                     // (not held back below what it still holds)
-                    let least = items.iter().filter_map(|item| match item {
-                        Input::Event(e) => Some(e.ts),
-                        _ => None,
-                    });
-                    if let Some(least) = least.min() {
-                        if least > *cap.time() {
-                            cap.downgrade(&least);
+                    if let Some(first) = items.first() {
+                        if first.ts > *cap.time() {
+                            cap.downgrade(&first.ts);
                         }
                     }
                     !items.is_empty()
@@ -474,10 +472,11 @@ struct Hold<E: Event + 'static> {
     /// The changes known, in order, and the router in force from each
     /// (`None`: the change was refused, its layout is the one before).
     changes: Vec<(Change, Option<(Layout, Router<E>)>)>,
-    /// Events waiting, with the capability they came with.
+    /// Events waiting, in batches in time order, each with the
+    /// capability it came with (downgraded to its first event's time).
     held: Vec<(
         timely::dataflow::operators::Capability<Timestamp>,
-        Vec<Input<E>>,
+        Vec<Stamped<E>>,
     )>,
 }
 
