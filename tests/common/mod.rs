@@ -13,9 +13,11 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How long a test waits for a line it expects: long, so that a loaded
-/// machine does not fail it; a line that never comes fails it then.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+/// How long a test waits for a line it expects: a hang guard, long, so
+/// that a loaded machine does not fail it (30 s was not: a followed file on
+/// two workers killed and resumed waited longer for its resume line while
+/// three builds ran on two cores); a line that never comes fails it then.
+pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A fresh folder for one test, under Cargo's temporary folder for tests.
 pub fn scratch(name: &str) -> PathBuf {
