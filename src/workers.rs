@@ -131,8 +131,18 @@ pub fn run(
     };
     // Live input: SIGINT and SIGTERM stop the feed, heard from here on (a
     // run that said it resumes stops with a last cut).
+    // With --watch, SIGHUP reads the pattern files again, as on one engine.
     let signal = match workers.handle() {
-        Some(handle) => signals::hand_to(move |n| handle.stop(signals::name(n)), false),
+        Some(handle) => {
+            let on_signal = move |n| {
+                if signals::is_hangup(n) {
+                    handle.reload("SIGHUP");
+                } else {
+                    handle.stop(signals::name(n));
+                }
+            };
+            signals::hand_to(on_signal, config.watch)
+        }
         None => Arc::default(),
     };
     let outcome = match workers.run() {

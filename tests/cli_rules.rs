@@ -376,6 +376,20 @@ fn append(path: &Path, text: &str) {
 #[test]
 fn watch_reloads_an_edited_rule_file_while_following_keeps_the_old_rules_on_a_broken_edit_and_reloads_on_sighup(
 ) {
+    watch_edits_while_following(&[]);
+}
+
+/// The same on two workers (issue 38): a reload applies on every worker
+/// from the live input's watermark then + 1, with the same words.
+#[cfg(feature = "workers")]
+#[test]
+fn watch_on_workers_reloads_an_edited_rule_file_while_following_and_on_sighup() {
+    watch_edits_while_following(&["--workers", "2"]);
+}
+
+/// Follows a file with `--watch` (and `extra`), editing its rules: good,
+/// broken, good again, then SIGHUP.
+fn watch_edits_while_following(extra: &[&str]) {
     let dir = scratch("watch");
     let rules = dir.join("p.cep");
     let events = dir.join("events.jsonl");
@@ -393,7 +407,11 @@ fn watch_reloads_an_edited_rule_file_while_following_keeps_the_old_rules_on_a_br
             "--follow",
             "--watch",
             "--no-progress",
-        ],
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect::<Vec<_>>(),
     );
     let first = live.record("a match under the first rules");
     assert_eq!(

@@ -290,6 +290,14 @@ where
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
+                // A change at the frontier (a reload while the input is
+                // quiet): made now, every event below it released.
+                if worker.changes.due(worker.released) {
+                    worker.apply_reached(&mut sink);
+                    worker.emit(&mut sink, &mut |items| {
+                        output.session(&*cap).give_container(items);
+                    });
+                }
                 let at = frontier.frontier().first().copied();
                 if let Some(cut) = &worker.cut {
                     cut.frontier_is(at);
@@ -631,6 +639,12 @@ impl<E: Event + 'static> Changes<E> {
         crate::fields_len::<E>(&self.fields)
     }
 
+    /// Is a change due at or before `released` (the frontier the events
+    /// are released up to)?
+    fn due(&self, released: Timestamp) -> bool {
+        self.pending.first().is_some_and(|c| c.at <= released)
+    }
+
     /// The first change due before `f`, taken out.
     fn due_before(&mut self, f: Timestamp) -> Option<Change> {
         (self.pending.first()?.at < f).then(|| self.pending.remove(0))
@@ -779,6 +793,14 @@ impl<E: Event + 'static> Worker<E> {
         self.release(|ts| ts < f, sink);
         self.watermark(f - 1, sink);
         self.released = f;
+    }
+
+    /// Makes the changes at or below the frontier the events are released
+    /// up to (every event below them is released, none at or above).
+    fn apply_reached<S: Collect<E>>(&mut self, sink: &mut S) {
+        while let Some(change) = self.changes.due_before(self.released.saturating_add(1)) {
+            self.apply(&change, sink);
+        }
     }
 
     /// Moves every engine's watermark to `w`.

@@ -428,13 +428,17 @@ impl Scale {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// Watched pattern paths ([`Config::watch`]): the workers' rules do
-    /// not change while they run.
+    /// Watched pattern paths ([`Config::watch`]) of an input that is not
+    /// live: a file's chunks are read by every worker, and no one reader
+    /// takes a reload.
     Watch,
+    /// Watched pattern paths with checkpoints or on several processes: a
+    /// cut does not keep the rules in force yet, and processes number the
+    /// fields a reload adds as they learn of it.
+    WatchCheckpointOrProcesses,
     /// Control records in the input ([`Config::rules_from_stream`]) with
     /// checkpoints: a cut does not keep the rules in force yet (the one
-    /// checkpoint format will). The
-    /// workers read none.
+    /// checkpoint format will).
     RulesFromStreamCheckpoint,
     /// Control records on several processes: each process numbers the
     /// fields a change adds as it learns of it, and records cross
@@ -473,7 +477,8 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Refusal::Watch => "--watch is not supported with --workers or --processes",
+            Refusal::Watch => "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
+            Refusal::WatchCheckpointOrProcesses => "--watch with --checkpoint or --processes is not supported with --workers yet (their checkpoints do not keep the rules a reload put in force; processes number the fields a reload adds as they learn of it)",
             Refusal::RulesFromStreamProcesses => "--rules-from-stream is not supported with --processes yet (it is with --workers)",
             Refusal::RulesFromStreamCheckpoint => "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
             Refusal::SourceRules => {
@@ -887,6 +892,18 @@ impl Handle {
             let _ = tx.send(Message::Stop(why.to_string()));
         }
     }
+
+    /// Reads the pattern paths again ([`Config::watch`]): their rules
+    /// apply on every worker from the live input's watermark then + 1;
+    /// `why` names the reload in what is said (`cepheid: WHY: rules
+    /// reloaded:`). Nothing without [`Config::watch`].
+    pub fn reload(&self, why: &str) {
+        for tx in &self.0 {
+            let _ = tx.send(Message::Reload(cepheid_runtime::source::Reload::Asked(
+                why.to_string(),
+            )));
+        }
+    }
 }
 
 /// What workers send to worker 0.
@@ -1098,7 +1115,7 @@ impl Workers {
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
-        if config.rules_from_stream {
+        if config.rules_from_stream || config.watch {
             plan = plan.changing(config.reload_policy);
         }
         let patterns = rules.patterns();
@@ -1240,6 +1257,24 @@ impl Workers {
             mut sink,
         } = self;
         refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
+        if config.watch && sources.is_some() {
+            // (each worker's source reads its own share: no one reader)
+            return Err(Error::Refused(Refusal::Watch));
+        }
+        // Watched pattern paths: their changes go to the live input's
+        // reader, which reads them again (held for the whole run).
+        let _watch = match (&messages, config.watch) {
+            (Some((tx, _)), true) => {
+                match cepheid_runtime::source::watch_patterns(&config.patterns, tx.clone()) {
+                    Ok(watch) => Some(watch),
+                    Err(why) => {
+                        say!(say, Warning, "{why}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         // What one engine's run refuses when it is made, the same.
         config
             .check_reading(sources.is_none())
@@ -1364,6 +1399,11 @@ impl Workers {
             board: board.clone(),
             fields: fields.clone(),
             controls: matches!(config.format, Format::JsonLines).then(|| {
+                Arc::new(Controls {
+                    config: config.clone(),
+                })
+            }),
+            reloads: config.watch.then(|| {
                 Arc::new(Controls {
                     config: config.clone(),
                 })
@@ -1516,8 +1556,11 @@ static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
 fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
-    if config.watch {
+    if config.watch && !live(config) {
         return Err(Refusal::Watch);
+    }
+    if config.watch && (config.checkpoint.is_some() || scale.process_count() > 1) {
+        return Err(Refusal::WatchCheckpointOrProcesses);
     }
     if config.rules_from_stream && scale.process_count() > 1 {
         return Err(Refusal::RulesFromStreamProcesses);
@@ -1835,6 +1878,9 @@ struct Job {
     fields: Option<Arc<Fields>>,
     /// Control records (JSON lines), read as one engine reads them.
     controls: Option<Arc<Controls>>,
+    /// Reloads of the pattern paths (`--watch`, [`Handle::reload`]), read
+    /// by the live input's reader.
+    reloads: Option<Arc<Controls>>,
 }
 
 /// Control records (`$rules`, `$rules_file`) as the workers' readers read
@@ -1865,9 +1911,60 @@ impl Controls {
             );
             None
         };
-        let mut loaded = match control.load(&self.config, false, name) {
+        let loaded = match control.load(&self.config, false, name) {
             Ok(loaded) => loaded,
             Err(why) => return refused(&format!("refused: {why}")),
+        };
+        self.checked(loaded, where_, offset, counts, say)
+    }
+
+    /// A reload of the pattern paths (`--watch`, [`Handle::reload`]).
+    fn reload(
+        &self,
+        why: &cepheid_runtime::source::Reload,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        use cepheid_runtime::source::Reload;
+        let where_ = match why {
+            Reload::Changed => "the pattern files changed".to_string(),
+            Reload::Asked(why) => why.clone(),
+            Reload::Resumed => "the pattern files changed since the checkpoint".to_string(),
+        };
+        match cepheid_runtime::source::reload_patterns(&self.config.patterns) {
+            Ok(loaded) => self.checked(loaded, where_, offset, counts, say),
+            Err(empty) => {
+                // An editor rewriting it: its next change reloads.
+                say!(
+                    say,
+                    Warning,
+                    "cepheid: {where_}: {} is empty (being written?): not applied, the rules go on until it is written",
+                    empty.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// `loaded` checked: the change to hand on, or `None` when refused
+    /// (said, counted).
+    fn checked(
+        &self,
+        mut loaded: cepheid_syntax::Loaded,
+        where_: String,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        let refused = |why: &str| {
+            counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+            say!(
+                say,
+                Warning,
+                "cepheid: {where_}: {why}; the old rules go on"
+            );
+            None
         };
         let texts = (loaded.sources.iter())
             .map(|source| (source.name.clone(), source.text.clone()))
@@ -2516,6 +2613,7 @@ impl Job {
                 places: self.checkpoint.is_some(),
                 lines: restored.as_ref().map_or(0, |state| state.position),
                 controls: self.controls.clone(),
+                reloads: self.reloads.clone().filter(|_| self.sources.is_none()),
                 go_on: None,
             };
             match own {
@@ -3114,6 +3212,8 @@ struct Live {
     controls: Option<Arc<Controls>>,
     /// Tells the reader to go on after a control record.
     go_on: Option<SyncSender<()>>,
+    /// Reloads of the pattern paths are read (`--watch`).
+    reloads: Option<Arc<Controls>>,
 }
 
 impl Live {
@@ -3147,8 +3247,19 @@ impl Live {
                     }
                     continue;
                 }
-                // `--watch` is not read with `--workers`.
-                Ok(Message::Reload(_) | Message::Checkpointed) => continue,
+                Ok(Message::Reload(why)) => {
+                    // (at the live input's watermark then + 1)
+                    let controls = self.reloads.as_ref();
+                    let read =
+                        controls.and_then(|c| c.reload(&why, offset, &self.counts, &self.say));
+                    if let Some(item) = read {
+                        if self.feed.send(vec![item]).is_err() {
+                            return None;
+                        }
+                    }
+                    continue;
+                }
+                Ok(Message::Checkpointed) => continue,
                 Ok(Message::End) | Err(_) => return None,
             };
             let mut items = Vec::with_capacity(batch.lines.len());
@@ -4284,7 +4395,7 @@ mod tests {
             (
                 with(|c| c.watch = true),
                 Refusal::Watch,
-                "--watch is not supported with --workers or --processes",
+                "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
             ),
             (
                 with(|c| {

@@ -187,6 +187,45 @@ impl Control {
     }
 }
 
+/// A watch of the pattern paths ([`watch_patterns`]): it lasts as long as
+/// this value.
+pub struct PatternWatch {
+    #[cfg(feature = "watch")]
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Watches the pattern files and folders `paths` as a run with
+/// [`Config::watch`](crate::Config::watch) does (through their folders,
+/// debounced), sending [`Message::Reload`] on `tx` after each change: for
+/// an executor of its own that reads the reader's messages (the workers'
+/// live input). `Err`: why it cannot, in the words one engine says it.
+pub fn watch_patterns(
+    paths: &[PathBuf],
+    tx: std::sync::mpsc::SyncSender<Message>,
+) -> Result<PatternWatch, String> {
+    #[cfg(feature = "watch")]
+    {
+        crate::reload::watch(paths, tx)
+            .map(|watcher| PatternWatch { _watcher: watcher })
+            .map_err(|e| format!("warning: cannot watch the pattern files ({e}); a reload through the run's handle still reads them"))
+    }
+    #[cfg(not(feature = "watch"))]
+    {
+        let _ = (paths, tx);
+        Err("warning: cannot watch the pattern files (built without the feature `watch`); a reload through the run's handle still reads them".to_string())
+    }
+}
+
+/// The pattern paths read again for a reload from disk, as one engine
+/// reads them: `Err(path)` when one of their files is empty (an editor
+/// writing it: not a rule set to apply; its next change reloads).
+pub fn reload_patterns(paths: &[PathBuf]) -> Result<cepheid_syntax::Loaded, PathBuf> {
+    match crate::reload::empty_file(paths) {
+        Some(empty) => Err(empty),
+        None => Ok(cepheid_syntax::load_paths(paths)),
+    }
+}
+
 /// Is `line` a control record? `None` when its first key is neither
 /// `$rules` nor `$rules_file` (the decoder reads it); otherwise the
 /// record, or why it is malformed. A control record has exactly one
