@@ -3623,10 +3623,23 @@ impl Cutter {
             // (their files are written) is completed: the frontier may go
             // from below it to empty at once (a source that reads its
             // last chunks in one go), which left a short run with no cut
-            // at all.
+            // at all. Not when the workers' last cut (`Cuts::last_cut`: a
+            // source stopped, `Cuts::at_end`, `Cuts::before_end`) is at or
+            // below its epoch: that one is the run's cut at its end, which
+            // `last_cut` completes. At the same epoch (a request at the
+            // largest source capability + 1, the last cut's epoch when
+            // nothing moved since) both are one folder, the last cut's
+            // files: completed here too, it was completed twice, numbered
+            // `n` then `n + 1`, so that a sink's commit `n + 1` found the
+            // cut it had committed (`n`) gone; above it, no operator
+            // passed the epoch before its input ended.
             if let Some(e) = self.pending.take() {
                 let since = self.asked_at.take().unwrap_or_else(Instant::now);
-                if !checkpoint.cuts.failed(e) && !self.failed.load(Ordering::Relaxed) {
+                let last_at_or_below = checkpoint.cuts.last_cut().is_some_and(|l| l <= e);
+                if !last_at_or_below
+                    && !checkpoint.cuts.failed(e)
+                    && !self.failed.load(Ordering::Relaxed)
+                {
                     if let Err(why) = self.complete(e, since, gathered) {
                         self.cut_error(e, why);
                     }
