@@ -366,7 +366,7 @@ pub fn run(args: &Args) -> u8 {
         }
     }
     if let Err(conflict) = config.check() {
-        say!("error: {conflict}");
+        say!("error: {}", flags(&conflict));
         return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
@@ -384,7 +384,7 @@ pub fn run(args: &Args) -> u8 {
     // (the library sees no time field in processing time or Kafka's: the
     // command refuses the argument all the same)
     if args.time_field == "$watermark" {
-        say!("error: {}", Conflict::WatermarkTimeField);
+        say!("error: {}", flags(&Conflict::WatermarkTimeField));
         return EXIT_USAGE;
     }
     // What a run on workers does not take, before a Kafka broker is asked
@@ -484,7 +484,7 @@ pub fn run(args: &Args) -> u8 {
     let runtime = match Runtime::with_source(config, engine, source, sink, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(loaded)),
         Err(e) => {
-            say!("error: {e}");
+            say!("error: {}", shown(&e));
             return error_status(&e);
         }
     };
@@ -539,6 +539,47 @@ fn print_summary(form: SummaryArg, summary: &Summary) {
 }
 
 /// The exit status of a run that could not start or stopped on `e`.
+/// A [`Conflict`] in the command's words: its flags where the library
+/// names its `Config`'s settings.
+pub(crate) fn flags(conflict: &Conflict) -> String {
+    use cepheid_runtime::Named;
+    let flag = |named: &Named| match named {
+        Named::Input => "--events",
+        Named::Output => "--output",
+        Named::Late => "--late",
+    };
+    match conflict {
+        Conflict::CheckpointOfStdin => "--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset".to_string(),
+        Conflict::FollowStdin => "--follow needs --events FILE (standard input cannot be followed; it is read as it comes anyway)".to_string(),
+        Conflict::DelayWithProcessingTime => "--max-delay has no meaning with --time processing (no event is late)".to_string(),
+        Conflict::IdleWithProcessingTime => "--idle-timeout has no meaning with --time processing (time always follows the clock)".to_string(),
+        Conflict::LateToStdout => "--late needs a file path (`-` is not supported)".to_string(),
+        Conflict::SameFile { a, b } => format!(
+            "{} {} and {} {} are the same file; give them different paths",
+            flag(&a.0),
+            a.1.display(),
+            flag(&b.0),
+            b.1.display()
+        ),
+        Conflict::WatermarkTimeField => "--time-field cannot be `$watermark`: that field marks watermark lines".to_string(),
+        Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)".to_string(),
+        Conflict::RulesDirNotFolder(dir) => format!("--rules-dir {}: not a folder", dir.display()),
+        Conflict::SinkNeedsCheckpoints { sink } => format!(
+            "{sink} delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
+        ),
+        // (a conflict this command does not know yet: the library's words)
+        other => other.to_string(),
+    }
+}
+
+/// A run's error in the command's words (see [`flags`]).
+pub(crate) fn shown(e: &Error) -> String {
+    match e {
+        Error::Conflict(conflict) => flags(conflict),
+        e => e.to_string(),
+    }
+}
+
 fn error_status(e: &Error) -> u8 {
     #[cfg(feature = "kafka")]
     if let Some(status) = kafka::status(e) {

@@ -108,7 +108,10 @@ pub fn run(
     sink: Option<Box<dyn Sink>>,
 ) -> u8 {
     let said = |e: Error| {
-        say!("error: {e}");
+        match &e {
+            Error::Runtime(e) => say!("error: {}", super::shown(e)),
+            e => say!("error: {e}"),
+        }
         status(&e)
     };
     let form = summary;

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use crate::{canonical, Config, Input, Time};
 
-/// Why a [`Config`] cannot run as it is (the command's usage errors, exit
-/// 2; the messages name its options).
+/// Why a [`Config`] cannot run as it is. Its messages speak of the
+/// `Config`'s settings; a program that takes its settings from a command
+/// line or a file names its own (the `cepheid` command maps each variant
+/// to its flags and exits 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Conflict {
@@ -26,10 +28,10 @@ pub enum Conflict {
     LateToStdout,
     /// Two of the input, the output and the late output are one file.
     SameFile {
-        /// The first one's option and path.
-        a: (&'static str, PathBuf),
+        /// The first one's setting and path.
+        a: (Named, PathBuf),
         /// The second one's.
-        b: (&'static str, PathBuf),
+        b: (Named, PathBuf),
     },
     /// The time field is `$watermark`, the field that marks watermark
     /// lines: every line would be read as one.
@@ -50,16 +52,37 @@ pub enum Conflict {
     },
 }
 
+/// Which of the run's files a [`Conflict::SameFile`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// The input ([`Config::input`]).
+    Input,
+    /// The output ([`Config::output`]).
+    Output,
+    /// The late output ([`Config::late`]).
+    Late,
+}
+
+impl fmt::Display for Named {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Named::Input => "the input (Config::input)",
+            Named::Output => "the output (Config::output)",
+            Named::Late => "the late output (Config::late)",
+        })
+    }
+}
+
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Conflict::CheckpointOfStdin => "--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset",
-            Conflict::FollowStdin => "--follow needs --events FILE (standard input cannot be followed; it is read as it comes anyway)",
-            Conflict::DelayWithProcessingTime => "--max-delay has no meaning with --time processing (no event is late)",
-            Conflict::IdleWithProcessingTime => "--idle-timeout has no meaning with --time processing (time always follows the clock)",
+            Conflict::CheckpointOfStdin => "a checkpoint folder (Config::checkpoint) needs a file input (Config::input): standard input cannot be read again from a checkpoint's offset",
+            Conflict::FollowStdin => "following (Config::follow) needs a file input (Config::input): standard input cannot be followed; it is read as it comes anyway",
+            Conflict::DelayWithProcessingTime => "a delay (Config::max_delay) has no meaning in processing time (no event is late)",
+            Conflict::IdleWithProcessingTime => "an idle timeout (Config::idle_timeout) has no meaning in processing time (time always follows the clock)",
             // It created a file named `-`; sharing standard output with the
             // matches would need one writer for both.
-            Conflict::LateToStdout => "--late needs a file path (`-` is not supported)",
+            Conflict::LateToStdout => "the late output (Config::late) must be a file path (`-`, standard output, is not supported)",
             Conflict::SameFile { a, b } => {
                 return write!(
                     f,
@@ -71,16 +94,16 @@ impl fmt::Display for Conflict {
                 )
             }
             Conflict::WatermarkTimeField => {
-                "--time-field cannot be `$watermark`: that field marks watermark lines"
+                "the time field (Config::time's `Time::Event`) cannot be `$watermark`: that field marks watermark lines"
             }
-            Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)",
+            Conflict::RulesDirUnused => "a rules folder (Config::rules_dir) needs rules from the stream (Config::rules_from_stream) or a source's rules stream (Config::source_rules): it confines their `$rules_file` records",
             Conflict::RulesDirNotFolder(dir) => {
-                return write!(f, "--rules-dir {}: not a folder", dir.display())
+                return write!(f, "the rules folder (Config::rules_dir) {}: not a folder", dir.display())
             }
             Conflict::SinkNeedsCheckpoints { sink } => {
                 return write!(
                     f,
-                    "{sink} delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
+                    "{sink} delivers records only when a checkpoint commits them, and the run has no checkpoint folder (Config::checkpoint): nothing would ever be delivered"
                 )
             }
         })
@@ -110,25 +133,25 @@ impl Config {
     /// so what the built-in reader cannot do with standard input does not
     /// apply). What [`Runtime`](crate::Runtime) checks when it is made.
     pub fn check_reading(&self, reads_input: bool) -> Result<(), Conflict> {
-        let mut named: Vec<(&'static str, &Path)> = Vec::new();
+        let mut named: Vec<(Named, &Path)> = Vec::new();
         if let Input::File(path) = &self.input {
-            named.push(("--events", path));
+            named.push((Named::Input, path));
         }
         if let Some(output) = &self.output {
-            named.push(("--output", output));
+            named.push((Named::Output, output));
         }
         if let Some(late) = &self.late {
             if late == Path::new("-") {
                 return Err(Conflict::LateToStdout);
             }
-            named.push(("--late", late));
+            named.push((Named::Late, late));
         }
-        for (i, (a_flag, a)) in named.iter().enumerate() {
-            for (b_flag, b) in &named[i + 1..] {
+        for (i, (a_named, a)) in named.iter().enumerate() {
+            for (b_named, b) in &named[i + 1..] {
                 if same_file(a, b) {
                     return Err(Conflict::SameFile {
-                        a: (a_flag, a.to_path_buf()),
-                        b: (b_flag, b.to_path_buf()),
+                        a: (*a_named, a.to_path_buf()),
+                        b: (*b_named, b.to_path_buf()),
                     });
                 }
             }
@@ -227,7 +250,7 @@ mod tests {
         config.output = Some(dir.join("./events.jsonl"));
         let conflict = config.check().unwrap_err();
         assert!(
-            matches!(&conflict, Conflict::SameFile { a, b } if a.0 == "--events" && b.0 == "--output")
+            matches!(&conflict, Conflict::SameFile { a, b } if a.0 == Named::Input && b.0 == Named::Output)
         );
         config.output = Some(dir.join("out.jsonl"));
         config.late = Some(dir.join("out.jsonl"));
@@ -253,7 +276,7 @@ mod tests {
             .check()
             .unwrap_err()
             .to_string()
-            .starts_with("--checkpoint needs --events FILE"));
+            .starts_with("a checkpoint folder (Config::checkpoint) needs a file input"));
     }
 
     #[test]
@@ -277,7 +300,7 @@ mod tests {
             .check()
             .unwrap_err()
             .to_string()
-            .starts_with("--rules-dir needs --rules-from-stream or --rules-topic"));
+            .starts_with("a rules folder (Config::rules_dir) needs rules from the stream"));
         config.rules_from_stream = true;
         assert_eq!(config.check(), Ok(()));
         // (a source's rules stream reads `$rules_file` records too)

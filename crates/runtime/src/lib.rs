@@ -65,7 +65,7 @@ mod view;
 
 pub use block::{Block, BlockRecord};
 pub use checkpoint::Every;
-pub use conflict::{is_regular, Conflict};
+pub use conflict::{is_regular, Conflict, Named};
 #[doc(hidden)]
 pub use driver::{canonical, capped_message, TOLD_KEYS};
 pub use driver::{Handle, Runtime};

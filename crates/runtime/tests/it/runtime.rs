@@ -1007,7 +1007,7 @@ fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder()
     ));
     assert_eq!(
         e.to_string(),
-        "txn delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
+        "txn delivers records only when a checkpoint commits them, and the run has no checkpoint folder (Config::checkpoint): nothing would ever be delivered"
     );
     // With a folder it runs (and commits); of standard input, refused
     // (it cannot be read again from a checkpoint).
