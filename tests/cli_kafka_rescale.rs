@@ -18,7 +18,7 @@
 
 use crate::cli_kafka::{by_key, lines, produce_by_key, stderr};
 use crate::common::crash::{self, PATTERNS};
-use crate::common::{cepheid, free_port, scratch, Live};
+use crate::common::{cepheid, free_ports, scratch, Live};
 use crate::kafka_support::{topic, Broker};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -155,7 +155,8 @@ fn chain(name: &str, events: &[String], steps: &[Step]) {
             command
         };
         if step.processes > 1 {
-            let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+            let ports = free_ports(2);
+            let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
             fs::write(dir.join("hosts"), hosts).unwrap();
         }
         let before = complete_cuts(&dir);

@@ -2,7 +2,7 @@
 //! the real binary: the repository's rules over the sample stream,
 //! followed (with an idle timeout, so that every window closes), and
 //! Debian's `chromium` headless loading `/` (the browser driven by
-//! `crates/monitor/tests/support/browser.rs`, shared with the monitor's
+//! `crates/monitor/tests/it/support/browser.rs`, shared with the monitor's
 //! own test). What the page's scripts built is read from the DOM: the
 //! run's counts (14 matches, 2 timeouts, 3 late), each rule's row against
 //! what the run wrote, each rule its own colour, the chosen rule's

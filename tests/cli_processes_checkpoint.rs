@@ -24,11 +24,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Writes `dir/hosts` for two processes on this machine, each on a free
 /// port.
 fn two_hosts(dir: &Path) {
-    let hosts = format!(
-        "127.0.0.1:{}\n127.0.0.1:{}\n",
-        common::free_port(),
-        common::free_port()
-    );
+    let ports = common::free_ports(2);
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
     fs::write(dir.join("hosts"), hosts).unwrap();
 }
 

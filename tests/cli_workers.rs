@@ -141,14 +141,10 @@ fn sorted(path: &Path) -> Vec<String> {
 /// output and late lines.
 fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec<String>) {
     let hostfile = dir.join("hosts");
-    std::fs::write(
-        &hostfile,
-        format!(
-            "127.0.0.1:{}\n127.0.0.1:{}\n",
-            common::free_port(),
-            common::free_port()
-        ),
-    )
+    std::fs::write(&hostfile, {
+        let ports = common::free_ports(2);
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])
+    })
     .expect("writes the hostfile");
     let mut children = Children(Vec::new());
     for process in 0..2 {
@@ -606,8 +602,9 @@ fn processes_start_in_any_order_and_strangers_are_dropped() {
     };
     assert!(expected.len() > 900, "{}", expected.len());
     for first in [1, 0] {
-        let port0 = common::free_port();
-        let hosts = format!("127.0.0.1:{port0}\n127.0.0.1:{}\n", common::free_port());
+        let ports = common::free_ports(2);
+        let port0 = ports[0];
+        let hosts = format!("127.0.0.1:{port0}\n127.0.0.1:{}\n", ports[1]);
         std::fs::write(dir.0.join("hosts"), hosts).unwrap();
         let mut children = Children(vec![process(&dir.0, first)]);
         if first == 1 {

@@ -274,8 +274,9 @@ fn run_step(case: &Case, step: &Step, tmp: &Path) -> Vec<Output> {
         return vec![command(step, tmp, 0).output().expect("cepheid runs")];
     }
     let hosts = tmp.join("hosts");
-    let addresses: String = (0..case.processes)
-        .map(|_| format!("127.0.0.1:{}\n", common::free_port()))
+    let addresses: String = common::free_ports(case.processes)
+        .into_iter()
+        .map(|port| format!("127.0.0.1:{port}\n"))
         .collect();
     fs::write(&hosts, addresses).unwrap();
     let children: Vec<Child> = (0..case.processes)
@@ -289,10 +290,7 @@ fn run_step(case: &Case, step: &Step, tmp: &Path) -> Vec<Output> {
                 .expect("cepheid runs")
         })
         .collect();
-    children
-        .into_iter()
-        .map(|child| child.wait_with_output().expect("cepheid ends"))
-        .collect()
+    common::wait_together(children)
 }
 
 /// Runs `command` until `{tmp}/ckpt` holds a checkpoint (one engine's

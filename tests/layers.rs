@@ -182,6 +182,49 @@ fn a_cycle_has_no_layers() {
     assert_eq!(layered(&cycle), None);
 }
 
+/// The tests' shared support (`crates/testkit`) is never published and
+/// never reaches a user: only ever a dev-dependency, and itself on no
+/// crate of the workspace (so the lowest crates' tests use it without a
+/// cycle).
+#[test]
+fn the_testkit_is_only_a_dev_dependency() {
+    let metadata: serde_json::Value =
+        serde_json::from_str(&cargo(&["metadata", "--format-version", "1", "--no-deps"]))
+            .expect("cargo metadata prints JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let testkit = packages
+        .iter()
+        .find(|p| p["name"] == "cepheid-testkit")
+        .expect("the workspace has cepheid-testkit");
+    assert_eq!(
+        testkit["publish"],
+        serde_json::json!([]),
+        "cepheid-testkit is `publish = false`"
+    );
+    for dep in testkit["dependencies"].as_array().expect("dependencies") {
+        let name = dep["name"].as_str().expect("name");
+        assert!(
+            !members.contains(name),
+            "cepheid-testkit depends on {name}, a crate of the workspace"
+        );
+    }
+    let mut users = 0;
+    for package in packages {
+        for dep in package["dependencies"].as_array().expect("dependencies") {
+            if dep["name"] == "cepheid-testkit" {
+                assert_eq!(
+                    dep["kind"], "dev",
+                    "{} uses cepheid-testkit other than as a dev-dependency",
+                    package["name"]
+                );
+                users += 1;
+            }
+        }
+    }
+    assert!(users > 0, "no crate's tests use cepheid-testkit");
+}
+
 /// The packages of `cargo tree -e normal -p PACKAGE` with `extra` flags.
 fn tree(package: &str, extra: &[&str]) -> BTreeSet<String> {
     let mut args = vec!["tree", "-e", "normal", "-p", package, "--prefix", "none"];

@@ -1,6 +1,6 @@
 //! What the `engine` fuzz target does with one input, shared by the target
 //! (`fuzz/fuzz_targets/engine.rs`) and its replay test
-//! (`tests/engine_fuzz_regressions.rs`, which includes this file), so that a
+//! (`crates/engine/tests/it/engine_fuzz_regressions.rs`, which includes this file), so that a
 //! finding replays through exactly the same steps.
 //!
 //! Layout: the first byte picks the options (allowed delay, flush at end,

@@ -2,19 +2,26 @@
 //! beside this folder), the support code compiled once. They run the
 //! binary Cargo built for this package (`CARGO_BIN_EXE_cepheid`); those of
 //! `--workers` and `--processes` need the default feature `workers`.
+//! Two look at the whole workspace instead: `layers` (the crate graph) and
+//! `api_traits` (the public types over every crate, with the command's
+//! features). The library crates' tests are each in its crate
+//! (`crates/*/tests/it/`).
 
 // Support code, compiled once for every module below.
 #[cfg(feature = "metrics")]
-#[path = "../../crates/monitor/tests/support/browser.rs"]
+#[path = "../../crates/monitor/tests/it/support/browser.rs"]
 mod browser_support;
 #[path = "../common/mod.rs"]
 mod common;
 #[cfg(feature = "workers")]
-#[path = "../dataflow_support/mod.rs"]
+#[path = "../../crates/dataflow/tests/it/dataflow_support/mod.rs"]
 mod dataflow_support;
-#[path = "../shared_contract/mod.rs"]
-mod shared_contract;
+use cepheid_testkit::shared_contract;
 
+// The public types' promises over every crate (threads, errors), with the
+// command's features: the one crate that has them all.
+#[path = "../api_traits.rs"]
+mod api_traits;
 #[path = "../check_flink.rs"]
 mod check_flink;
 #[path = "../check_sample.rs"]
@@ -75,6 +82,9 @@ mod cli_workers_live_checkpoint;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers_rescale.rs"]
 mod cli_workers_rescale;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers_rules.rs"]
+mod cli_workers_rules;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]

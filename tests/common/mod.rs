@@ -44,6 +44,51 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` distinct ports on 127.0.0.1 that were free a moment ago (held
+/// together while chosen: two calls of [`free_port`] can give one port
+/// twice, and a hostfile naming it twice left process 0 waiting for ever
+/// for a process 1 that could not bind it).
+#[allow(dead_code)] // (the tests of --processes)
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
+}
+
+/// Waits for every child of one run of several processes: when one ends
+/// with a failure, the others are killed (SIGKILL), so that a process
+/// whose peer is gone does not wait for it for ever. Their outputs, in
+/// order.
+#[allow(dead_code)] // (the tests of --processes)
+pub fn wait_together(children: Vec<Child>) -> Vec<std::process::Output> {
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, child) in children.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((i, child.wait_with_output().expect("ends")));
+        });
+    }
+    drop(tx);
+    let mut outputs: Vec<Option<std::process::Output>> = pids.iter().map(|_| None).collect();
+    for (i, output) in rx {
+        if !output.status.success() {
+            for (j, pid) in pids.iter().enumerate() {
+                if j != i && outputs[j].is_none() {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+            }
+        }
+        outputs[i] = Some(output);
+    }
+    outputs.into_iter().map(|o| o.expect("waited")).collect()
+}
+
 /// `command(i)` as process `i` of `--processes 2` (`--process i
 /// --hostfile hosts` added, `dir/hosts` written with two free ports),
 /// both run to their end: their outputs (standard output discarded).
@@ -52,7 +97,8 @@ pub fn run_two_processes(
     dir: &Path,
     command: impl Fn(usize) -> Command,
 ) -> Vec<std::process::Output> {
-    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    let ports = free_ports(2);
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
     std::fs::write(dir.join("hosts"), hosts).unwrap();
     let children: Vec<Child> = (0..2)
         .map(|process| {
@@ -65,10 +111,7 @@ pub fn run_two_processes(
                 .expect("starts")
         })
         .collect();
-    children
-        .into_iter()
-        .map(|child| child.wait_with_output().expect("ends"))
-        .collect()
+    wait_together(children)
 }
 
 /// `cepheid run rules.cep --events events.jsonl --no-progress` in `dir`:

@@ -114,7 +114,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, PatternSet};
+use crate::engine::{Engine, PatternSet, ReloadPolicy};
 use crate::error::Error;
 use crate::event::Event;
 use crate::pattern::Pattern;
@@ -151,13 +151,56 @@ pub struct Stamped<E> {
     pub event: E,
 }
 
-/// What a [`source`] sends to [`cep`]: events, then, once, how it ended.
+/// What a [`source`] sends to [`cep`]: events and changes of rules, then,
+/// once, how it ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Input<E> {
     /// An event that is not late.
     Event(Stamped<E>),
     /// The source's input ended (every worker gets a copy).
     End(SourceEnd),
+    /// A new rule set (every worker gets a copy): see [`Change`].
+    Rules(Change),
+}
+
+/// A new rule set, in force from event time [`at`](Change::at): events at
+/// or after `at` see it, those before it the rules before (the switch
+/// point of one engine, `docs/dynamic-rules.md`: a `$rules` record read
+/// when its source's watermark is `W` applies at `W + 1`). Changes of one
+/// time apply in (source, offset) order. A [`Plan`] whose rules can change
+/// ([`Plan::changing`]) applies them; others ignore them.
+///
+/// It carries the texts of the rule set, not the compiled set: every
+/// worker of every process parses the same texts (a `$rules_file` is read
+/// once, by the reader of the record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The event time from which the new rules are in force.
+    pub at: Timestamp,
+    /// The input it was read from ([`Stamped::source`]).
+    pub source: u32,
+    /// Where in its input ([`Stamped::offset`]).
+    pub offset: u64,
+    /// Where it was read, for messages (`events.jsonl:12 (`$rules`)`).
+    pub place: String,
+    /// The rule set's texts: (origin, text), loaded in this order.
+    pub texts: Vec<(String, String)>,
+}
+
+impl Change {
+    /// The rule set, as the language loads its texts.
+    pub fn loaded(&self) -> cepheid_syntax::Loaded {
+        let mut loaded = cepheid_syntax::Loaded::default();
+        for (origin, text) in &self.texts {
+            loaded.add_str(origin, text);
+        }
+        loaded
+    }
+
+    /// The order of changes: (time, source, offset).
+    fn order(&self) -> (Timestamp, u32, u64) {
+        (self.at, self.source, self.offset)
+    }
 }
 
 /// How a source ended: what the final watermark of the engines is made of,
@@ -232,6 +275,8 @@ pub struct Plan<E: Event + 'static> {
     check: Mutex<Engine<E>>,
     run_limit: usize,
     live_limit: usize,
+    /// Can the rules change ([`Plan::changing`]), and how.
+    changing: Option<ReloadPolicy>,
 }
 
 impl<E: Event + 'static> Default for Plan<E> {
@@ -250,6 +295,7 @@ impl<E: Event + 'static> Plan<E> {
             check: Mutex::new(check),
             run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
             live_limit: Engine::<E>::DEFAULT_MAX_LIVE_RUNS,
+            changing: None,
         }
     }
 
@@ -282,6 +328,29 @@ impl<E: Event + 'static> Plan<E> {
         self
     }
 
+    /// The same plan, whose rules can change while it runs: the
+    /// [`Input::Rules`] of its sources apply at their time
+    /// ([`Change::at`]), a changed pattern's partial matches as `policy`
+    /// says (`docs/dynamic-rules.md`). Its routers hold each event until
+    /// every source is past its time (they route it by the rules in force
+    /// then), which costs memory and latency within the sources' delay; a
+    /// plan that is not changing ignores changes and routes at once.
+    pub fn changing(mut self, policy: ReloadPolicy) -> Plan<E> {
+        self.changing = Some(policy);
+        self
+    }
+
+    /// An engine of a worker as the plan makes them, without patterns
+    /// (a group that a change of rules adds).
+    fn empty_engine(&self) -> Engine<E> {
+        empty_engine((self.run_limit, self.live_limit), &self.fields)
+    }
+
+    /// Its limits: (`max_runs_per_key`, `max_live_runs`).
+    fn limits(&self) -> (usize, usize) {
+        (self.run_limit, self.live_limit)
+    }
+
     /// The field numbering of the plan's patterns: for `Record`s, the table
     /// every decoder of every worker of the process is made from.
     pub fn fields(&self) -> &E::Fields {
@@ -305,15 +374,7 @@ impl<E: Event + 'static> Plan<E> {
         groups
             .iter()
             .map(|members| {
-                // No engine decides lateness: events come sorted, up to the
-                // frontier, and the watermark is set from it.
-                // Nor forces a watermark: a released batch may hold many
-                // events of one time, all final.
-                let mut engine = Engine::<E>::with_max_delay(Duration::MAX)
-                    .max_runs_per_key(self.run_limit)
-                    .max_live_runs(self.live_limit)
-                    .max_waiting_events(usize::MAX);
-                align_fields::<E>(engine.fields(), &self.fields);
+                let mut engine = self.empty_engine();
                 for &index in members {
                     engine.add_shared(automata[index])?;
                 }
@@ -350,6 +411,76 @@ fn align_fields<E: Event + 'static>(engine: &E::Fields, plan: &E::Fields) {
             engine.intern(&path);
         }
     }
+}
+
+/// A worker's engine without patterns: with `limits` (per key, live:
+/// [`Plan::limits`]), its fields numbered as `fields`.
+fn empty_engine<E: Event + 'static>(limits: (usize, usize), fields: &E::Fields) -> Engine<E> {
+    // No engine decides lateness: events come sorted, up to the
+    // frontier, and the watermark is set from it.
+    // Nor forces a watermark: a released batch may hold many
+    // events of one time, all final.
+    let engine = Engine::<E>::with_max_delay(Duration::MAX)
+        .max_runs_per_key(limits.0)
+        .max_live_runs(limits.1)
+        .max_waiting_events(usize::MAX);
+    align_fields::<E>(engine.fields(), fields);
+    engine
+}
+
+/// Numbers the fields `rules` read in `fields` (the plan's table), in the
+/// order one engine taking these rules numbers them: every reader, router
+/// and engine of the process then reads them with the same numbers.
+fn number_fields<E: Event + 'static>(
+    rules: &cepheid_engine::Rules,
+    fields: &E::Fields,
+    limits: (usize, usize),
+) -> Result<(), Error> {
+    let mut scratch = empty_engine::<E>(limits, fields);
+    scratch.set_rules(rules, ReloadPolicy::Drain, &mut Nothing)?;
+    align_fields::<E>(fields, scratch.fields());
+    Ok(())
+}
+
+/// The fields numbered in `fields` (0 for typed events, which have all
+/// of theirs).
+fn fields_len<E: Event + 'static>(fields: &E::Fields) -> usize {
+    (fields as &dyn Any)
+        .downcast_ref::<FieldTable>()
+        .map_or(0, FieldTable::len)
+}
+
+/// `event` with every field of `fields` when it is a `Record` decoded
+/// before a change of rules numbered new fields (read again from its
+/// text, as one engine does); any other event as it is.
+fn refreshed<E: Event + 'static>(event: E, fields: &E::Fields) -> E {
+    let table = (fields as &dyn Any).downcast_ref::<FieldTable>();
+    let record = (&event as &dyn Any).downcast_ref::<Record>();
+    let (Some(table), Some(record)) = (table, record) else {
+        return event;
+    };
+    if record.values().len() >= table.len() {
+        return event;
+    }
+    let raw: std::sync::Arc<str> = std::sync::Arc::from(record.raw());
+    let Ok(object) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&raw)
+    else {
+        return event;
+    };
+    let again: Box<dyn Any> = Box::new(cepheid_engine::io::record_from_json(table, &object, raw));
+    match again.downcast::<E>() {
+        Ok(again) => *again,
+        Err(_) => event,
+    }
+}
+
+/// A sink that keeps nothing (an engine that only numbers fields).
+struct Nothing;
+
+impl<E> engine::Sink<E> for Nothing {
+    fn on_match(&mut self, _: &engine::MatchRef<'_, E>) {}
+
+    fn on_timeout(&mut self, _: &engine::MatchRef<'_, E>, _: Timestamp) {}
 }
 
 // Adds one engine's counts to another's (every count).

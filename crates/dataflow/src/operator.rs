@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::Stream;
 use timely::ExchangeData;
 
@@ -17,11 +18,12 @@ use std::time::{Duration, Instant};
 use cepheid_runtime::EngineNumbers;
 
 use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
+use crate::engine::{Engine, ReloadPolicy};
 use crate::engine::{MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
-use crate::route::{groups, worker_groups, Routed, Router};
-use crate::{add_stats, Events, Input, Piece, Plan, SourceEnd, Stamped};
+use crate::route::{groups, worker_groups, Layout, Routed, Router};
+use crate::{add_stats, Change, Events, Input, Piece, Plan, SourceEnd, Stamped};
 
 /// A worker's sink of [`cep`]: it sees every match, timeout and dropped
 /// partial match of the worker's engines (as a [`Sink`], with
@@ -60,6 +62,16 @@ pub trait Collect<E>: Sink<E> {
     /// waiting.
     fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
         let _ = (numbers, finished);
+    }
+
+    /// The rules changed ([`Plan::changing`]) at the change read at
+    /// `place`: `Ok` with one line per pattern (`  name: added`, as
+    /// [`Changes`](crate::engine::Changes) says them, in the new set's
+    /// order), or `Err` with why the change was refused (the rules before
+    /// it go on). Called on worker 0 only, once per change. Nothing by
+    /// default.
+    fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {
+        let _ = (place, outcome);
     }
 }
 
@@ -201,22 +213,26 @@ where
     };
     let spans = spans(&pieces, members.len());
     let mut sink = make_sink(index);
-    let routed = input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
-        Pipeline,
-        "CepRoute",
-        move |_, _| {
-            move |input, output| {
-                input.for_each_stamp(|cap, data| {
-                    let mut session = output.session(&cap);
-                    for batch in data {
-                        for item in batch.drain(..) {
-                            router.route(item, |routed| session.give(routed));
+    let layout = Layout::of_plan(plan, &members);
+    let routed = match plan.changing {
+        None => input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
+            Pipeline,
+            "CepRoute",
+            move |_, _| {
+                move |input, output| {
+                    input.for_each_stamp(|cap, data| {
+                        let mut session = output.session(&cap);
+                        for batch in data {
+                            for item in batch.drain(..) {
+                                router.route(item, |routed| session.give(routed));
+                            }
                         }
-                    }
-                });
-            }
-        },
-    );
+                    });
+                }
+            },
+        ),
+        Some(_) => route_changing(input, Hold::new(router, layout.clone(), plan, index, peers)),
+    };
     let mut worker = Worker {
         index,
         pieces,
@@ -228,6 +244,18 @@ where
         cut,
         taken: released,
         restored_at: released,
+        changes: Changes {
+            pending: Vec::new(),
+            layout,
+            policy: plan.changing,
+            fields: plan.fields().clone(),
+            limits: plan.limits(),
+            names: None,
+            in_force: plan.patterns().iter().map(|p| p.name.clone()).collect(),
+            peers,
+            refresh: false,
+            fields_at_start: crate::fields_len::<E>(plan.fields()),
+        },
     };
     routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
         Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
@@ -258,6 +286,7 @@ where
                                     worker.stash.push(routed.from as usize, stashed);
                                 }
                                 Input::End(end) => worker.ends.push((sent, end)),
+                                Input::Rules(change) => worker.changes.learn(change),
                             }
                         }
                     }
@@ -332,6 +361,215 @@ where
     )
 }
 
+/// The routing of a plan whose rules can change: each event waits until
+/// the changes' frontier passes its time (every change in force at its
+/// time is known), then goes by the layout in force at its time; each
+/// change (broadcast: every router gets each once) goes on to this
+/// worker's `cep`.
+fn route_changing<'scope, E>(
+    input: Events<'scope, E>,
+    mut hold: Hold<E>,
+) -> Stream<'scope, Timestamp, Vec<Routed<E>>>
+where
+    E: Event + Clone + ExchangeData,
+{
+    let changes = input
+        .clone()
+        .unary::<CapacityContainerBuilder<Vec<Change>>, _, _, _>(
+            Pipeline,
+            "CepChanges",
+            move |_, _| {
+                move |input, output| {
+                    input.for_each_stamp(|cap, data| {
+                        let mut session = output.session(&cap);
+                        for batch in data {
+                            for item in batch.iter() {
+                                if let Input::Rules(change) = item {
+                                    session.give(change.clone());
+                                }
+                            }
+                        }
+                    });
+                }
+            },
+        )
+        .broadcast();
+    input.binary_frontier::<_, CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _, _>(
+        changes,
+        Pipeline,
+        Pipeline,
+        "CepRouteChanging",
+        move |_, _| {
+            move |(events, _), (changes, known), output| {
+                let me = hold.index;
+                changes.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for batch in data {
+                        for change in batch.drain(..) {
+                            hold.learn(&change);
+                            session.give(Routed {
+                                worker: me,
+                                from: me,
+                                group: 0,
+                                kg: 0,
+                                input: Input::Rules(change),
+                            });
+                        }
+                    }
+                });
+                events.for_each_stamp(|cap, data| {
+                    let Some(cap) = cap.retain_least(0) else {
+                        return;
+                    };
+                    for batch in data {
+                        let mut kept = Vec::with_capacity(batch.len());
+                        for item in batch.drain(..) {
+                            match item {
+                                // (the source's end: on at once)
+                                Input::End(_) => hold.route(item, |routed| {
+                                    output.session(&cap).give(routed);
+                                }),
+                                Input::Event(_) => kept.push(item),
+                                // (they come broadcast, above)
+                                Input::Rules(_) => {}
+                            }
+                        }
+                        if !kept.is_empty() {
+                            hold.held.push((cap.clone(), kept));
+                        }
+                    }
+                });
+                let known = known.frontier().first().copied();
+                let mut held = std::mem::take(&mut hold.held);
+                held.retain_mut(|(cap, items)| {
+                    let mut kept = Vec::new();
+                    for item in items.drain(..) {
+                        let ready = match &item {
+                            Input::Event(e) => known.is_none_or(|k| e.ts < k),
+                            _ => true,
+                        };
+                        if ready {
+                            hold.route(item, |routed| output.session(&*cap).give(routed));
+                        } else {
+                            kept.push(item);
+                        }
+                    }
+                    *items = kept;
+                    // (not held back below what it still holds)
+                    let least = items.iter().filter_map(|item| match item {
+                        Input::Event(e) => Some(e.ts),
+                        _ => None,
+                    });
+                    if let Some(least) = least.min() {
+                        if least > *cap.time() {
+                            cap.downgrade(&least);
+                        }
+                    }
+                    !items.is_empty()
+                });
+                hold.held = held;
+            }
+        },
+    )
+}
+
+/// A router of a plan whose rules can change: the events waiting for the
+/// changes' frontier, and a router per layout since the first event it
+/// may still route.
+struct Hold<E: Event + 'static> {
+    index: u32,
+    peers: usize,
+    fields: E::Fields,
+    limits: (usize, usize),
+    /// The plan's layout and its router (keys closures included).
+    first: (Layout, Router<E>),
+    /// The changes known, in order, and the router in force from each
+    /// (`None`: the change was refused, its layout is the one before).
+    changes: Vec<(Change, Option<(Layout, Router<E>)>)>,
+    /// Events waiting, with the capability they came with.
+    held: Vec<(
+        timely::dataflow::operators::Capability<Timestamp>,
+        Vec<Input<E>>,
+    )>,
+}
+
+impl<E: Event + Clone + 'static> Hold<E> {
+    fn new(
+        router: Router<E>,
+        layout: Layout,
+        plan: &Plan<E>,
+        index: usize,
+        peers: usize,
+    ) -> Hold<E> {
+        Hold {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            peers,
+            fields: plan.fields().clone(),
+            limits: plan.limits(),
+            first: (layout, router),
+            changes: Vec::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// A change: the layouts from it on are worked out again.
+    fn learn(&mut self, change: &Change) {
+        let at = self
+            .changes
+            .partition_point(|(c, _)| c.order() <= change.order());
+        self.changes.insert(at, (change.clone(), None));
+        for i in at..self.changes.len() {
+            let before = match i.checked_sub(1).map(|j| self.layout_at(j)) {
+                Some(layout) => layout.clone(),
+                None => self.first.0.clone(),
+            };
+            let next = cepheid_engine::Rules::from_loaded(self.changes[i].0.loaded())
+                .ok()
+                .filter(|rules| {
+                    // (its fields numbered before its keys are resolved)
+                    crate::number_fields::<E>(rules, &self.fields, self.limits).is_ok()
+                })
+                .and_then(|rules| before.next(rules.patterns()).ok());
+            self.changes[i].1 = next.map(|layout| {
+                let router =
+                    Router::of_layout(&layout, &self.fields, self.index as usize, self.peers);
+                (layout, router)
+            });
+        }
+    }
+
+    /// The layout in force after change `i`.
+    fn layout_at(&self, i: usize) -> &Layout {
+        (0..=i)
+            .rev()
+            .find_map(|j| self.changes[j].1.as_ref().map(|(layout, _)| layout))
+            .unwrap_or(&self.first.0)
+    }
+
+    /// Routes `input` by the layout in force at its time.
+    fn route(&mut self, input: Input<E>, push: impl FnMut(Routed<E>)) {
+        let (ts, input) = match input {
+            // (decoded before a change numbered the fields its keys read)
+            Input::Event(e) if !self.changes.is_empty() => (
+                e.ts,
+                Input::Event(Stamped {
+                    event: crate::refreshed(e.event, &self.fields),
+                    ..e
+                }),
+            ),
+            Input::Event(e) => (e.ts, Input::Event(e)),
+            other => (Timestamp::MIN, other),
+        };
+        let last = self.changes.partition_point(|(c, _)| c.at <= ts);
+        let found = (0..last).rev().find(|&j| self.changes[j].1.is_some());
+        let router = match found.and_then(|j| self.changes[j].1.as_mut()) {
+            Some((_, router)) => router,
+            None => &mut self.first.1,
+        };
+        router.route(input, push);
+    }
+}
+
 /// One worker's state in the operator.
 struct Worker<E: Event + 'static> {
     index: usize,
@@ -356,6 +594,60 @@ struct Worker<E: Event + 'static> {
     /// The epoch restored from (`Timestamp::MIN` for none): the same on
     /// every worker.
     restored_at: Timestamp,
+    /// Changes of rules, when the plan's rules can change.
+    changes: Changes<E>,
+}
+
+/// A worker's changes of rules ([`Plan::changing`]).
+struct Changes<E: Event + 'static> {
+    /// Received, not applied yet, in (time, source, offset) order.
+    pending: Vec<Change>,
+    /// The groups and their patterns in force.
+    layout: Layout,
+    /// How a changed pattern's partial matches go on (`None`: the rules
+    /// cannot change; changes are ignored).
+    policy: Option<ReloadPolicy>,
+    /// The plan's field table (shared by the decoders of the process).
+    fields: E::Fields,
+    /// The plan's limits, for the engines a change adds.
+    limits: (usize, usize),
+    /// After a change: each pattern's number in the rules in force.
+    names: Option<HashMap<String, usize>>,
+    /// The names of the patterns in force, in order.
+    in_force: Vec<String>,
+    peers: usize,
+    /// Did a change number new fields (records decoded before it are read
+    /// again)?
+    refresh: bool,
+    /// The fields numbered when the run started.
+    fields_at_start: usize,
+}
+
+impl<E: Event + 'static> Changes<E> {
+    fn learn(&mut self, change: Change) {
+        if self.policy.is_none() {
+            return;
+        }
+        let at = self
+            .pending
+            .partition_point(|c| c.order() <= change.order());
+        self.pending.insert(at, change);
+    }
+
+    /// An engine as the plan makes them, without patterns, its fields
+    /// numbered as the plan's now.
+    fn make_engine(&self) -> Engine<E> {
+        crate::empty_engine(self.limits, &self.fields)
+    }
+
+    fn fields_len(&self) -> usize {
+        crate::fields_len::<E>(&self.fields)
+    }
+
+    /// The first change due before `f`, taken out.
+    fn due_before(&mut self, f: Timestamp) -> Option<Change> {
+        (self.pending.first()?.at < f).then(|| self.pending.remove(0))
+    }
 }
 
 impl<E: Event + Clone + ExchangeData> Worker<E> {
@@ -549,13 +841,133 @@ impl<E: Event + 'static> Worker<E> {
 
     /// The frontier moved to `f`: releases the events before it, in order,
     /// and moves the engines' watermark to `f - 1`.
-    fn advance<S: Sink<E>>(&mut self, f: Timestamp, sink: &mut S) {
+    fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) {
+        while let Some(change) = self.changes.due_before(f) {
+            self.release(|ts| ts < change.at, sink);
+            if change.at > self.released {
+                self.watermark(change.at - 1, sink);
+            }
+            self.apply(&change, sink);
+        }
         self.release(|ts| ts < f, sink);
+        self.watermark(f - 1, sink);
+        self.released = f;
+    }
+
+    /// Moves every engine's watermark to `w`.
+    fn watermark<S: Sink<E>>(&mut self, w: Timestamp, sink: &mut S) {
+        let names = self.changes.names.as_ref();
         for piece in &mut self.pieces {
             let (engine, numbers) = &mut piece.engine;
-            engine.watermark(f - 1, &mut Renumber { sink, numbers });
+            engine.watermark(
+                w,
+                &mut Renumber {
+                    sink,
+                    numbers,
+                    names,
+                },
+            );
         }
-        self.released = f;
+    }
+
+    /// Makes `change`'s rules the worker's: each group's patterns its
+    /// engines' rule set (a group that the change adds gets engines of its
+    /// own; one out of force, none). Worker 0 says what it did, once for
+    /// the run.
+    fn apply<S: Collect<E>>(&mut self, change: &Change, sink: &mut S) {
+        let Some(policy) = self.changes.policy else {
+            return;
+        };
+        let tell = self.index == 0;
+        let rules = match cepheid_engine::Rules::from_loaded(change.loaded()) {
+            Ok(rules) => rules,
+            Err(e) => {
+                // (its reader checked it: not met)
+                if tell {
+                    sink.rules_changed(&change.place, Err(format!("have errors: {e}")));
+                }
+                return;
+            }
+        };
+        let next = match self.changes.layout.next(rules.patterns()) {
+            Ok(next) => next,
+            Err(why) => {
+                if tell {
+                    sink.rules_changed(&change.place, Err(format!("are refused: {why}")));
+                }
+                return;
+            }
+        };
+        // The new fields numbered as one engine numbers them, in the
+        // plan's table (every worker does the same: the same paths in the
+        // same order), then in every engine's.
+        if let Err(e) = crate::number_fields::<E>(&rules, &self.changes.fields, self.changes.limits)
+        {
+            if tell {
+                sink.rules_changed(&change.place, Err(format!("do not compile: {e}")));
+            }
+            return;
+        }
+        // (another worker of the process may have numbered them already)
+        self.changes.refresh |= self.changes.fields_len() > self.changes.fields_at_start;
+        for piece in &self.pieces {
+            crate::align_fields::<E>(piece.engine.0.fields(), &self.changes.fields);
+        }
+        let number: HashMap<String, usize> = (rules.patterns().iter().enumerate())
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
+        let (from, to) = worker_groups(self.index as u32, self.changes.peers as u32);
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        for (group, (_, names)) in next.groups.iter().enumerate() {
+            if group >= self.spans.len() {
+                // A new group: one engine over the worker's key groups.
+                self.pieces.push(Piece {
+                    group: group as u32,
+                    from,
+                    to,
+                    engine: (self.changes.make_engine(), Vec::new()),
+                });
+                self.spans = spans(&self.pieces, group + 1);
+            }
+            let patterns: Vec<crate::pattern::Pattern> = names
+                .iter()
+                .filter_map(|name| rules.get(name).cloned())
+                .collect();
+            let (start, end) = self.spans[group];
+            for (k, piece) in self.pieces[start..end].iter_mut().enumerate() {
+                let (engine, numbers) = &mut piece.engine;
+                let names = self.changes.names.as_ref();
+                let done = engine.set_rules(
+                    &patterns[..],
+                    policy,
+                    &mut Renumber {
+                        sink,
+                        numbers,
+                        names,
+                    },
+                );
+                if let (Ok(changes), true, 0) = (done, tell, k) {
+                    for (name, what) in changes.iter() {
+                        // (the new set's order, then the removed ones')
+                        let order = match number.get(name) {
+                            Some(&n) => n,
+                            None => (self.changes.in_force.iter())
+                                .position(|old| old == name)
+                                .map_or(usize::MAX, |n| number.len() + n),
+                        };
+                        lines.push((order, format!("  {name}: {what}\n")));
+                    }
+                }
+            }
+        }
+        self.changes.layout = next;
+        self.changes.names = Some(number);
+        self.changes.in_force = rules.patterns().iter().map(|p| p.name.clone()).collect();
+        if tell {
+            lines.sort_by_key(|(order, _)| *order);
+            let lines: String = lines.into_iter().map(|(_, line)| line).collect();
+            sink.rules_changed(&change.place, Ok(lines));
+        }
     }
 
     /// The input ended: releases what the final watermark covers and moves
@@ -572,11 +984,20 @@ impl<E: Event + 'static> Worker<E> {
         let limit = self.stopped_at().map(|f| f.saturating_sub(1));
         let end = end.map(|end| limit.map_or(end, |limit| end.min(limit)));
         if let Some(end) = end {
-            self.release(|ts| ts <= end, sink);
-            for piece in &mut self.pieces {
-                let (engine, numbers) = &mut piece.engine;
-                engine.watermark(end, &mut Renumber { sink, numbers });
+            while let Some(change) = self.changes.due_before(end.saturating_add(1)) {
+                self.release(|ts| ts < change.at, sink);
+                if change.at > self.released {
+                    self.watermark(change.at - 1, sink);
+                }
+                self.apply(&change, sink);
             }
+            self.release(|ts| ts <= end, sink);
+            self.watermark(end, sink);
+        }
+        // (changes past the end of event time: made there, as one engine
+        // makes them when it reads them)
+        while let Some(change) = self.changes.due_before(Timestamp::MAX) {
+            self.apply(&change, sink);
         }
         let mut stats = Stats::default();
         let mut waiting = self.stash.len();
@@ -615,8 +1036,22 @@ impl<E: Event + 'static> Worker<E> {
                 let pieces = &self.pieces[start..end];
                 start + pieces.partition_point(|p| p.from <= u64::from(kg)).max(1) - 1
             };
+            let event = if self.changes.refresh {
+                crate::refreshed(stamped.event, &self.changes.fields)
+            } else {
+                stamped.event
+            };
+            let names = self.changes.names.as_ref();
             let (engine, numbers) = &mut self.pieces[piece].engine;
-            engine.push(stamped.ts, stamped.event, &mut Renumber { sink, numbers });
+            engine.push(
+                stamped.ts,
+                event,
+                &mut Renumber {
+                    sink,
+                    numbers,
+                    names,
+                },
+            );
         }
     }
 
@@ -630,8 +1065,19 @@ impl<E: Event + 'static> Worker<E> {
             each.push((EngineNumbers::of(engine, state_bytes), numbers));
         }
         for (n, numbers) in &each {
-            for (p, number) in n.patterns.iter().zip(numbers.iter()) {
-                order.entry(p.name.as_str()).or_insert(*number);
+            match &self.changes.names {
+                // (after a change of rules: the order of the rules in force)
+                Some(names) => {
+                    for p in &n.patterns {
+                        let number = names.get(&p.name).copied().unwrap_or(usize::MAX);
+                        order.entry(p.name.as_str()).or_insert(number);
+                    }
+                }
+                None => {
+                    for (p, number) in n.patterns.iter().zip(numbers.iter()) {
+                        order.entry(p.name.as_str()).or_insert(*number);
+                    }
+                }
             }
             total.add(n);
         }
@@ -787,16 +1233,30 @@ fn spans<E: Event + 'static>(pieces: &[Piece<E>], groups: usize) -> Vec<(usize, 
 struct Renumber<'a, S: ?Sized> {
     sink: &'a mut S,
     numbers: &'a [usize],
+    /// After a change of rules: each pattern's number in the rules in
+    /// force, by name (an engine's own numbering then counts the old
+    /// versions that drain).
+    names: Option<&'a HashMap<String, usize>>,
+}
+
+impl<S: ?Sized> Renumber<'_, S> {
+    fn number<E>(&self, m: &MatchRef<'_, E>) -> usize {
+        match self.names {
+            // (a removed pattern's last outputs: after the others)
+            Some(names) => names.get(m.pattern()).copied().unwrap_or(usize::MAX),
+            None => self.numbers[m.pattern_index()],
+        }
+    }
 }
 
 impl<E, S: Sink<E> + ?Sized> Sink<E> for Renumber<'_, S> {
     fn on_match(&mut self, m: &MatchRef<'_, E>) {
-        let number = self.numbers[m.pattern_index()];
+        let number = self.number(m);
         m.renumbered(number, |m| self.sink.on_match(m));
     }
 
     fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
-        let number = self.numbers[m.pattern_index()];
+        let number = self.number(m);
         m.renumbered(number, |m| self.sink.on_timeout(m, expired_at));
     }
 
@@ -805,7 +1265,7 @@ impl<E, S: Sink<E> + ?Sized> Sink<E> for Renumber<'_, S> {
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
-        let number = self.numbers[partial.pattern_index()];
+        let number = self.number(partial);
         partial.renumbered(number, |m| self.sink.on_dropped(m));
     }
 }

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::event::{Event, FieldId, FieldResolver};
-use crate::pattern::NativeKeyFn;
+use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+use crate::pattern::{NativeKeyFn, Pattern};
 use crate::value::{key_part, Value, ValueRef};
 use crate::{Input, Plan};
 
@@ -168,8 +168,83 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
     groups
 }
 
+/// The groups of a run whose rules can change ([`Plan::changing`]):
+/// those of the plan ([`groups`] order), then those the changes add, each
+/// named by its `partition by` (a pattern keyed by a closure is a group of
+/// its own, which no later pattern joins), with the names of its patterns
+/// in force (none: the group is out of force). Every router and every
+/// worker's [`cep`](crate::cep) works the same layouts out of the same
+/// changes in the same order.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub groups: Vec<(Option<Vec<FieldPath>>, Vec<String>)>,
+}
+
+impl Layout {
+    /// The plan's layout (its `groups`).
+    pub fn of_plan<E: Event + 'static>(plan: &Plan<E>, groups: &[Vec<usize>]) -> Layout {
+        let groups = groups
+            .iter()
+            .map(|members| {
+                let first = &plan.patterns[members[0]];
+                let key = first
+                    .partition_by_fn
+                    .is_none()
+                    .then(|| first.partition_by.clone());
+                let names = members
+                    .iter()
+                    .map(|&m| plan.patterns[m].name.clone())
+                    .collect();
+                (key, names)
+            })
+            .collect();
+        Layout { groups }
+    }
+
+    /// The layout once `patterns` are the whole rule set: each pattern in
+    /// the group of its `partition by` (a new one appended when none has
+    /// it). `Err`: a pattern in force would change its group (its
+    /// `partition by`), which one engine does as a new version draining
+    /// the old one and workers cannot do alike: the change is refused.
+    pub fn next(&self, patterns: &[Pattern]) -> Result<Layout, String> {
+        let mut groups: Vec<(Option<Vec<FieldPath>>, Vec<String>)> = (self.groups.iter())
+            .map(|(key, _)| (key.clone(), Vec::new()))
+            .collect();
+        for pattern in patterns {
+            let key = Some(pattern.partition_by.clone());
+            let now = self
+                .groups
+                .iter()
+                .find(|(_, names)| names.contains(&pattern.name));
+            if let Some((old, _)) = now.filter(|(old, _)| *old != key) {
+                let shown = |key: &Option<Vec<FieldPath>>| match key {
+                    None => "a key function".to_string(),
+                    Some(paths) if paths.is_empty() => "none".to_string(),
+                    Some(paths) => {
+                        let paths: Vec<String> = paths.iter().map(ToString::to_string).collect();
+                        paths.join(", ")
+                    }
+                };
+                return Err(format!(
+                    "pattern `{}` changes its `partition by` ({} before, {} now), which workers cannot do as one engine does (its old version draining): remove it and add it under another name",
+                    pattern.name,
+                    shown(old),
+                    shown(&key)
+                ));
+            }
+            match groups.iter().position(|(k, _)| *k == key) {
+                Some(g) => groups[g].1.push(pattern.name.clone()),
+                None => groups.push((key, vec![pattern.name.clone()])),
+            }
+        }
+        Ok(Layout { groups })
+    }
+}
+
 /// How one group's events find their worker.
 enum RouteKey<E> {
+    /// A group out of force: no copy.
+    Skip,
     /// No `partition by`: worker 0.
     Global,
     /// The `partition by` fields.
@@ -245,6 +320,42 @@ impl<E: Event + Clone + 'static> Router<E> {
         }
     }
 
+    /// The router of worker `index` over `workers` workers for `layout`
+    /// (the fields resolved in `fields`, the plan's table).
+    pub fn of_layout(
+        layout: &Layout,
+        fields: &E::Fields,
+        index: usize,
+        workers: usize,
+    ) -> Router<E> {
+        let mut fields = fields.clone();
+        let keys = layout
+            .groups
+            .iter()
+            .map(|(key, names)| match key {
+                _ if names.is_empty() => RouteKey::Skip,
+                // (a closure's group: its patterns are the plan's, whose
+                // closures only the plan's router has)
+                None => RouteKey::Skip,
+                Some(paths) if paths.is_empty() => RouteKey::Global,
+                Some(paths) => RouteKey::Fields(
+                    paths
+                        .iter()
+                        .filter_map(|path| fields.resolve(path).ok())
+                        .collect(),
+                ),
+            })
+            .collect();
+        Router {
+            keys,
+            workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            alone: workers <= 1,
+            key: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+
     /// The (only) worker holds several engines for a group (it resumed a
     /// checkpoint of several workers): each key's key group is needed.
     pub fn split(&mut self) {
@@ -268,10 +379,18 @@ impl<E: Event + Clone + 'static> Router<E> {
                 return;
             }
             Input::Event(stamped) => stamped,
+            // (changes reach every worker through routers of their own:
+            // `cep` broadcasts them)
+            Input::Rules(_) => return,
         };
-        let last = self.keys.len().saturating_sub(1);
+        let Some(last) = self.keys.iter().rposition(|k| !matches!(k, RouteKey::Skip)) else {
+            return;
+        };
         let mut stamped = Some(stamped);
-        for group in 0..self.keys.len() {
+        for group in 0..=last {
+            if matches!(self.keys[group], RouteKey::Skip) {
+                continue;
+            }
             let event = stamped.as_ref().expect("taken at the last group only");
             let (worker, kg) = self.worker(group, &event.event, event.offset);
             let copy = if group == last {
@@ -299,7 +418,7 @@ impl<E: Event + Clone + 'static> Router<E> {
         let spread = ((offset % u64::from(self.workers)) as u32, u32::MAX);
         self.key.clear();
         match &self.keys[group] {
-            RouteKey::Global => return (0, 0),
+            RouteKey::Global | RouteKey::Skip => return (0, 0),
             RouteKey::Closure(key) => {
                 let value = key(event);
                 if value.is_null() {

@@ -108,8 +108,8 @@ use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter, Item, Items};
 use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp, Value};
 use cepheid_runtime::source::{
-    prime, spawn_reader, Entry, FilePosition as Position, Message, Opened, Reading, SeenTold,
-    Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
+    prime, spawn_reader, Control, Entry, FilePosition as Position, Message, Opened, Reading,
+    SeenTold, Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
     add_patterns, capped_message, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout,
@@ -431,9 +431,15 @@ pub enum Refusal {
     /// Watched pattern paths ([`Config::watch`]): the workers' rules do
     /// not change while they run.
     Watch,
-    /// Control records in the input ([`Config::rules_from_stream`]): the
+    /// Control records in the input ([`Config::rules_from_stream`]) with
+    /// checkpoints: a cut does not keep the rules in force yet (the one
+    /// checkpoint format will). The
     /// workers read none.
-    RulesFromStream,
+    RulesFromStreamCheckpoint,
+    /// Control records on several processes: each process numbers the
+    /// fields a change adds as it learns of it, and records cross
+    /// processes by those numbers.
+    RulesFromStreamProcesses,
     /// A source's rules stream ([`Config::source_rules`]: a Kafka rules
     /// topic).
     SourceRules,
@@ -468,7 +474,8 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Refusal::Watch => "--watch is not supported with --workers or --processes",
-            Refusal::RulesFromStream => "--rules-from-stream is not supported with --workers or --processes (they read no control records)",
+            Refusal::RulesFromStreamProcesses => "--rules-from-stream is not supported with --processes yet (it is with --workers)",
+            Refusal::RulesFromStreamCheckpoint => "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
             Refusal::SourceRules => {
                 "--rules-topic is not supported with --workers or --processes yet"
             }
@@ -912,6 +919,11 @@ struct Counts {
     forced: u64,
     waiting: u64,
     malformed: u64,
+    /// Changes of rules made (worker 0), refused (by the readers and
+    /// worker 0), and partial matches they discarded.
+    reloads: u64,
+    reloads_refused: u64,
+    discarded: u64,
     /// The first read error of the worker's part (its input, and why).
     read_error: Option<(String, String)>,
     /// The malformed line that stopped the worker's part with `strict`
@@ -938,6 +950,9 @@ impl Counts {
         self.forced += other.forced;
         self.waiting += other.waiting;
         self.malformed += other.malformed;
+        self.reloads += other.reloads;
+        self.reloads_refused += other.reloads_refused;
+        self.discarded += other.discarded;
         if self.read_error.is_none() {
             self.read_error.clone_from(&other.read_error);
         }
@@ -967,6 +982,9 @@ struct ReadCounts {
     strict_stop: Mutex<Option<(String, u64, String)>>,
     /// More keys over `--max-runs-per-key` than the worker remembers.
     drops_overflow: AtomicBool,
+    /// Changes of rules made (worker 0) and refused.
+    reloads: AtomicU64,
+    reloads_refused: AtomicU64,
 }
 
 impl ReadCounts {
@@ -1056,7 +1074,7 @@ impl Workers {
     /// Kafka client asks its broker) and would refuse the run before it
     /// asks anything.
     pub fn check(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
-        refuse(config)?;
+        refuse(config, scale)?;
         refuse_outputs(config, scale, sink)
     }
 
@@ -1073,13 +1091,16 @@ impl Workers {
         rules: &Rules,
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
-        refuse(config).map_err(Error::Refused)?;
+        refuse(config, scale).map_err(Error::Refused)?;
         if rules.patterns().iter().any(uses_lists_or_indicators) {
             return Err(Error::Refused(Refusal::ListsAndIndicators));
         }
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
+        if config.rules_from_stream {
+            plan = plan.changing(config.reload_policy);
+        }
         let patterns = rules.patterns();
         // The automata the rules compiled as they were loaded, shared by
         // every worker (one pattern at a time only to say which one the
@@ -1347,6 +1368,11 @@ impl Workers {
             say: say.clone(),
             board: board.clone(),
             fields: fields.clone(),
+            controls: matches!(config.format, Format::JsonLines).then(|| {
+                Arc::new(Controls {
+                    config: config.clone(),
+                })
+            }),
         });
         let started = Instant::now();
         let observing = board.as_ref().map(|board| {
@@ -1494,12 +1520,15 @@ fn short_thread_panics() {
 static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
-fn refuse(config: &Config) -> Result<(), Refusal> {
+fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
     if config.watch {
         return Err(Refusal::Watch);
     }
-    if config.rules_from_stream {
-        return Err(Refusal::RulesFromStream);
+    if config.rules_from_stream && scale.process_count() > 1 {
+        return Err(Refusal::RulesFromStreamProcesses);
+    }
+    if config.rules_from_stream && config.checkpoint.is_some() {
+        return Err(Refusal::RulesFromStreamCheckpoint);
     }
     if config.source_rules {
         return Err(Refusal::SourceRules);
@@ -1809,6 +1838,67 @@ struct Job {
     /// The warnings about fields no event carried
     /// ([`Config::field_warnings`]), which the readers tell what they saw.
     fields: Option<Arc<Fields>>,
+    /// Control records (JSON lines), read as one engine reads them.
+    controls: Option<Arc<Controls>>,
+}
+
+/// Control records (`$rules`, `$rules_file`) as the workers' readers read
+/// them: each loaded and checked where it is read (said there, once, when
+/// refused: the single run's words), and a good one handed to the source
+/// as [`SourceItem::Rules`], to apply at its source's watermark + 1 on
+/// every worker ([`Plan::changing`]).
+struct Controls {
+    config: Config,
+}
+
+impl Controls {
+    fn read(
+        &self,
+        control: &Control,
+        name: &str,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        let where_ = format!("{name} ({})", control.describe());
+        let refused = |why: &str| {
+            counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+            say!(
+                say,
+                Warning,
+                "cepheid: {where_}: {why}; the old rules go on"
+            );
+            None
+        };
+        let mut loaded = match control.load(&self.config, false, name) {
+            Ok(loaded) => loaded,
+            Err(why) => return refused(&format!("refused: {why}")),
+        };
+        let texts = (loaded.sources.iter())
+            .map(|source| (source.name.clone(), source.text.clone()))
+            .collect();
+        let checked = cepheid_engine::rules::check(&mut loaded);
+        let diagnostics = loaded.render();
+        if !diagnostics.is_empty() {
+            say.report().notice(Notice::new(
+                Level::Warning,
+                diagnostics.strip_suffix('\n').unwrap_or(&diagnostics),
+            ));
+        }
+        let Ok(rules) = Rules::from_checked(loaded, checked) else {
+            return refused("the new rules have errors");
+        };
+        if rules.patterns().iter().any(uses_lists_or_indicators) {
+            return refused(
+                "the new rules use lists or indicators, which --workers and --processes do not run yet",
+            );
+        }
+        Some(SourceItem::Rules {
+            offset,
+            place: where_,
+            texts,
+        })
+    }
 }
 
 /// `--checkpoint DIR` with `--workers`: the cuts of the run.
@@ -2445,6 +2535,8 @@ impl Job {
                 say: self.say.clone(),
                 places: self.checkpoint.is_some(),
                 lines: restored.as_ref().map_or(0, |state| state.position),
+                controls: self.controls.clone(),
+                go_on: None,
             };
             match own {
                 Some((Some(source), tx, messages)) => {
@@ -2536,7 +2628,13 @@ impl Job {
             // Read by worker 0's reader thread (`read_live`).
         } else {
             match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
-                Ok(parts) => chunks = Some(parts.with_header(csv)),
+                Ok(parts) => {
+                    let parts = parts.with_header(csv);
+                    chunks = Some(match self.controls {
+                        Some(_) => parts.past_lines(|line| Control::parse(line).is_some()),
+                        None => parts,
+                    });
+                }
                 Err(e) => {
                     say!(
                         self.say,
@@ -2566,6 +2664,7 @@ impl Job {
             events: Rc::default(),
             watch: (self.fields.clone()).zip(index.checked_sub(self.first_worker)),
             seen: FieldsSeen::default(),
+            controls: self.controls.clone(),
         }
     }
 
@@ -2820,7 +2919,11 @@ impl Job {
     /// (`restored`), a followed file is read from the place of the cut,
     /// or from its beginning when the file there is another one (rotated
     /// while the run was stopped), as the single run does.
-    fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<String>> {
+    fn read_live(
+        &self,
+        mut live: Live,
+        restored: Option<&SourceState>,
+    ) -> JoinHandle<Option<String>> {
         let taken = self.messages.lock().ok().and_then(|mut m| m.take());
         let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
         let decoder = self.decoder();
@@ -2839,14 +2942,20 @@ impl Job {
                 if let Some(board) = &live.board {
                     board.read_to(start.offset);
                 }
+                // Control records: the reader waits after each until
+                // `Live::forward` has handed it on.
+                let controls = live.controls.is_some().then(|| {
+                    let (go_on, wait) = mpsc::sync_channel::<()>(1);
+                    live.go_on = Some(go_on);
+                    wait
+                });
                 let reading = Reading {
                     origin: live.origin.clone(),
                     decoder: first,
                     fresh: Box::new(decoder),
                     start,
                     tails: live.places,
-                    // Control records (`$rules`) are not read here.
-                    controls: None,
+                    controls,
                     seen: self.seen_told(),
                     timing: Default::default(),
                 };
@@ -3027,6 +3136,10 @@ struct Live {
     places: bool,
     /// Lines read before (resumed: the place of the cut).
     lines: u64,
+    /// Control records are read (JSON lines).
+    controls: Option<Arc<Controls>>,
+    /// Tells the reader to go on after a control record.
+    go_on: Option<SyncSender<()>>,
 }
 
 impl Live {
@@ -3083,15 +3196,19 @@ impl Live {
                     Ok(Entry::SplitWatermark(t)) => items.push(SourceItem::SplitWatermark(t)),
                     // (a `Source`'s rules stream: not read on workers)
                     Ok(Entry::Item(Item::Skip) | Entry::SourceRules(_)) => {}
-                    Ok(Entry::Rules(_)) => {
-                        // Not recognized without `controls`; said if ever.
-                        self.counts.malformed_line();
-                        say!(
-                            self.say,
-                            Warning,
-                            "{}:{line}: malformed line: control records are not read with --workers",
-                            self.origin
-                        );
+                    Ok(Entry::Rules(control)) => {
+                        let name = format!("{}:{line}", self.origin);
+                        let controls = self.controls.as_ref();
+                        let read = controls
+                            .and_then(|c| c.read(&control, &name, offset, &self.counts, &self.say));
+                        items.extend(read);
+                        // The reader waits after a control record (one
+                        // engine applies it first): here it applies on the
+                        // workers at its time, and records decoded before
+                        // its new fields are numbered are read again.
+                        if let Some(go_on) = &self.go_on {
+                            let _ = go_on.send(());
+                        }
                     }
                     Err(e) if e.kind() == ErrorKind::Io => {
                         say!(
@@ -3197,6 +3314,14 @@ struct PartItems {
     watch: Option<(Arc<Fields>, usize)>,
     /// What the decoders of the chunks read whole saw of the fields.
     seen: FieldsSeen,
+    /// Control records are read (JSON lines).
+    controls: Option<Arc<Controls>>,
+}
+
+/// A line of a worker's part: an item, or a control record.
+enum PartLine {
+    Item(Item),
+    Control(Control),
 }
 
 impl Positioned for PartItems {
@@ -3237,10 +3362,18 @@ impl PartItems {
     }
 
     /// The next line of the chunks, `None` at their end.
-    fn next_line(&mut self) -> Option<(u64, Result<Item, cepheid_engine::Error>, u64)> {
+    fn next_line(&mut self) -> Option<(u64, Result<PartLine, cepheid_engine::Error>, u64)> {
+        let controls = self.controls.is_some();
         loop {
             if let Some(current) = &mut self.current {
-                if let Some((line, item)) = current.items.next() {
+                let read = current.items.next_with(|decoder, text| {
+                    match controls.then(|| Control::parse(text)).flatten() {
+                        Some(Ok(control)) => Ok(PartLine::Control(control)),
+                        Some(Err(why)) => Err(cepheid_engine::Error::new(ErrorKind::Input, why)),
+                        None => decoder.decode(text).map(PartLine::Item),
+                    }
+                });
+                if let Some((line, item)) = read {
                     let offset = current.chunk.offset(line);
                     if offset & 0xffff_ffff <= self.read.upto(current.chunk.number) {
                         continue;
@@ -3316,12 +3449,22 @@ impl Iterator for PartItems {
                 return None;
             };
             match item {
-                Ok(Item::Event(ts, event)) => {
+                Ok(PartLine::Item(Item::Event(ts, event))) => {
                     self.events.set(self.events.get() + 1);
                     return Some(SourceItem::Event { ts, offset, event });
                 }
-                Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
-                Ok(Item::Skip) => {}
+                Ok(PartLine::Item(Item::Watermark(t))) => return Some(SourceItem::Watermark(t)),
+                Ok(PartLine::Item(Item::Skip)) => {}
+                Ok(PartLine::Control(control)) => {
+                    let line = self.line_in_input(line);
+                    let name = format!("{}:{line}", self.origin);
+                    let controls = self.controls.as_ref()?;
+                    if let Some(item) =
+                        controls.read(&control, &name, offset, &self.counts, &self.say)
+                    {
+                        return Some(item);
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Io => {
                     say!(
                         self.say,
@@ -3534,6 +3677,9 @@ impl Collect<Record> for CliSink {
             forced: stats.forced_watermarks,
             waiting: waiting as u64,
             malformed: self.counts.malformed.load(Ordering::Relaxed),
+            reloads: self.counts.reloads.load(Ordering::Relaxed),
+            reloads_refused: self.counts.reloads_refused.load(Ordering::Relaxed),
+            discarded: stats.discarded_runs,
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
             patterns: Vec::new(),
@@ -3547,6 +3693,28 @@ impl Collect<Record> for CliSink {
             // The summary's lines per pattern.
             None if finished => Due::Now { state_bytes: false },
             None => Due::Never,
+        }
+    }
+
+    fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {
+        // (the single run's words)
+        match outcome {
+            Ok(lines) => {
+                self.counts.reloads.fetch_add(1, Ordering::Relaxed);
+                let text = format!("cepheid: {place}: rules reloaded:\n{lines}");
+                self.say.report().notice(Notice::new(
+                    Level::Info,
+                    text.strip_suffix('\n').unwrap_or(&text),
+                ));
+            }
+            Err(why) => {
+                self.counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+                say!(
+                    self.say,
+                    Warning,
+                    "cepheid: {place}: the new rules {why}; the old rules go on"
+                );
+            }
         }
     }
 
@@ -4006,6 +4174,9 @@ fn finish(
         capped_runs: counts.capped_runs,
         forced_watermarks: counts.forced,
         waiting: usize::try_from(counts.waiting).unwrap_or(usize::MAX),
+        reloads: counts.reloads,
+        reloads_refused: counts.reloads_refused,
+        discarded_runs: counts.discarded,
         flushed: true,
         layout: Some(SummaryLayout {
             processes: scale.processes,
@@ -4177,9 +4348,12 @@ mod tests {
                 "--watch is not supported with --workers or --processes",
             ),
             (
-                with(|c| c.rules_from_stream = true),
-                Refusal::RulesFromStream,
-                "--rules-from-stream is not supported with --workers or --processes (they read no control records)",
+                with(|c| {
+                    c.rules_from_stream = true;
+                    c.checkpoint = Some("checkpoints".into());
+                }),
+                Refusal::RulesFromStreamCheckpoint,
+                "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
             ),
             (
                 with(|c| c.source_rules = true),

@@ -23,7 +23,7 @@ use crate::engine::clock::{Idle, Watermark};
 use crate::engine::queue::FifoHeap;
 use crate::engine::Engine;
 use crate::primitives::Timestamp;
-use crate::{Input, SourceEnd, Stamped};
+use crate::{Change, Input, SourceEnd, Stamped};
 
 /// The stream of a [`source`]'s events (and its end), what [`cep`](crate::cep) reads.
 pub type Events<'scope, E> = Stream<'scope, Timestamp, Vec<Input<E>>>;
@@ -66,6 +66,16 @@ pub enum SourceItem<E> {
     /// punctuation (at the end, event time goes on to the largest time
     /// seen, as for a source without punctuation).
     SplitWatermark(Timestamp),
+    /// A new rule set read here: it applies from the source's watermark
+    /// then + 1 ([`Change::at`](crate::Change::at)).
+    Rules {
+        /// Where it was read, as for an event.
+        offset: u64,
+        /// Where it was read, for messages.
+        place: String,
+        /// The rule set's texts ([`Change::texts`](crate::Change::texts)).
+        texts: Vec<(String, String)>,
+    },
 }
 
 /// A source's event time: the rule of [`Engine`]'s watermark (the largest
@@ -754,6 +764,19 @@ where
                         }
                         Pulled::Item(SourceItem::Watermark(t)) => lateness.punctuate(t),
                         Pulled::Item(SourceItem::SplitWatermark(t)) => lateness.raise(t),
+                        Pulled::Item(SourceItem::Rules {
+                            offset,
+                            place,
+                            texts,
+                        }) => {
+                            events.give(Input::Rules(Change {
+                                at: lateness.frontier(),
+                                source,
+                                offset,
+                                place,
+                                texts,
+                            }));
+                        }
                         Pulled::Item(SourceItem::Event { ts, offset, event }) => {
                             if lateness.admit(ts) {
                                 events.give(Input::Event(Stamped {
@@ -894,6 +917,8 @@ pub struct FileChunks {
     /// The next chunk to give.
     next: u64,
     header: Option<Arc<[u8]>>,
+    /// Lines no chunk starts with ([`FileChunks::past_lines`]).
+    past: Option<fn(&[u8]) -> bool>,
 }
 
 /// One chunk of a file (see [`FileChunks`]).
@@ -935,7 +960,18 @@ impl FileChunks {
             readers: readers.max(1) as u64,
             next: index as u64,
             header: None,
+            past: None,
         })
+    }
+
+    /// No chunk starts with a line that `past` accepts: a cut before such
+    /// lines moves past them (they end the chunk before). A control record
+    /// (`$rules`) then applies at the watermark of the events before it
+    /// in its own chunk, in a file in time order the place one reader of
+    /// the whole file gives it, whatever the number of readers.
+    pub fn past_lines(mut self, past: fn(&[u8]) -> bool) -> FileChunks {
+        self.past = Some(past);
+        self
     }
 
     /// Chunks after the first start with a copy of the file's first line,
@@ -955,12 +991,35 @@ impl FileChunks {
         self
     }
 
+    /// The first line start at or after `at` ([`line_start_at`]) that
+    /// does not start a line [`FileChunks::past_lines`] moves past.
+    fn line_start_at(&self, file: &mut File, at: u64) -> io::Result<u64> {
+        let mut start = line_start_at(file, at)?;
+        let Some(past) = self.past else {
+            return Ok(start);
+        };
+        if start == 0 {
+            return Ok(0);
+        }
+        file.seek(SeekFrom::Start(start))?;
+        let mut reader = BufReader::with_capacity(1 << 16, &mut *file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line)?;
+            if read == 0 || !past(&line) {
+                return Ok(start);
+            }
+            start += read as u64;
+        }
+    }
+
     /// Chunk `number`: its bounds on line starts, or `None` when empty.
     fn chunk(&self, number: u64) -> io::Result<Option<FileChunk>> {
         let mut file = File::open(&self.path)?;
         let cut = |k: u64| k.saturating_mul(self.chunk_bytes).min(self.len);
-        let start = line_start_at(&mut file, cut(number))?;
-        let end = line_start_at(&mut file, cut(number + 1))?;
+        let start = self.line_start_at(&mut file, cut(number))?;
+        let end = self.line_start_at(&mut file, cut(number + 1))?;
         if start >= end {
             return Ok(None);
         }

@@ -152,6 +152,41 @@ pub enum Control {
     File(PathBuf),
 }
 
+impl Control {
+    /// Is `line` (one line of JSON lines) a control record? `None` when
+    /// its first key is neither `$rules` nor `$rules_file` (an event, for
+    /// the decoder); otherwise the record, or why it is malformed. For a
+    /// reader of the caller's that hands control records to a run as the
+    /// built-in one does.
+    pub fn parse(line: &[u8]) -> Option<Result<Control, String>> {
+        control(line)
+    }
+
+    /// What it is, in messages: `` `$rules` `` or `` `$rules_file` PATH ``.
+    pub fn describe(&self) -> String {
+        crate::reload::describe(self)
+    }
+
+    /// The rule set it names, loaded (not checked yet), as `config`
+    /// allows: with [`Config::rules_from_stream`](crate::Config::rules_from_stream)
+    /// (or `own`, a record of the source's rules stream, which the
+    /// operator named), and a `$rules_file` confined to
+    /// [`Config::rules_dir`](crate::Config::rules_dir). `place` names the
+    /// record in diagnostics (`events.jsonl:12`). `Err`: why it is refused.
+    pub fn load(
+        &self,
+        config: &crate::Config,
+        own: bool,
+        place: &str,
+    ) -> Result<cepheid_syntax::Loaded, String> {
+        let allowed = crate::reload::StreamRules {
+            enabled: config.rules_from_stream || own,
+            dir: config.rules_dir.clone(),
+        };
+        crate::reload::load_control(self, &allowed, place)
+    }
+}
+
 /// Is `line` a control record? `None` when its first key is neither
 /// `$rules` nor `$rules_file` (the decoder reads it); otherwise the
 /// record, or why it is malformed. A control record has exactly one

@@ -349,7 +349,7 @@ mod tests {
 
     /// Every pattern of `patterns/` prints to source that loads back to
     /// the same canonical text (the round trip over random patterns is in
-    /// `tests/snapshot.rs`).
+    /// `crates/engine/tests/it/snapshot.rs`).
     #[test]
     fn the_library_prints_to_source_that_loads_back() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns");

@@ -21,7 +21,7 @@ struct Ev {
 
 /// `Ev` takes any field name (its resolver is a field table): these tests
 /// are about the IR the builder makes; the check of names against a type's
-/// fields at `build` is `tests/builder_typed.rs`'s.
+/// fields at `build` is `crates/engine/tests/it/builder_typed.rs`'s.
 impl crate::Event for Ev {
     type Fields = crate::record::FieldTable;
 

@@ -1,0 +1,12 @@
+//! The dataflow crate's integration tests: one binary (the support compiled
+//! once), a module per subject. `dataflow_support/` is also compiled into
+//! the command's harness (`tests/cli/`: `cli_workers.rs`).
+
+// Support code, compiled once for every module below.
+mod dataflow_support;
+
+mod dataflow_live;
+mod dataflow_live_cut;
+mod dataflow_observed;
+mod dataflow_sources_rescale;
+mod dataflow_threads;
