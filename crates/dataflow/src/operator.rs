@@ -473,6 +473,9 @@ where
     )
 }
 
+/// A layout and the router that routes by it.
+type LayoutRouter<E> = (Layout, Router<E>);
+
 /// A router of a plan whose rules can change: the events waiting for the
 /// changes' frontier, and a router per layout since the first event it
 /// may still route.
@@ -482,10 +485,10 @@ struct Hold<E: Event + 'static> {
     fields: E::Fields,
     limits: (usize, usize),
     /// The plan's layout and its router (keys closures included).
-    first: (Layout, Router<E>),
+    first: LayoutRouter<E>,
     /// The changes known, in order, and the router in force from each
     /// (`None`: the change was refused, its layout is the one before).
-    changes: Vec<(Change, Option<(Layout, Router<E>)>)>,
+    changes: Vec<(Change, Option<LayoutRouter<E>>)>,
     /// Events waiting, with the capability they came with.
     held: Vec<(
         timely::dataflow::operators::Capability<Timestamp>,
