@@ -74,6 +74,9 @@ mod cli_workers;
 #[path = "../cli_workers_checkpoint.rs"]
 mod cli_workers_checkpoint;
 #[cfg(feature = "workers")]
+#[path = "../cli_workers_checkpoint_grown.rs"]
+mod cli_workers_checkpoint_grown;
+#[cfg(feature = "workers")]
 #[path = "../cli_workers_live_checkpoint.rs"]
 mod cli_workers_live_checkpoint;
 #[cfg(feature = "workers")]

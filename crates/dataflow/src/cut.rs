@@ -58,6 +58,12 @@ pub struct Cuts {
     last: AtomicI64,
     /// A last cut is taken when the input ends, too ([`Cuts::at_end`]).
     at_end: AtomicBool,
+    /// A last cut is taken when the input ends, before the end moves event
+    /// time on ([`Cuts::before_end`]).
+    before_end: AtomicBool,
+    /// Was the last cut ([`Cuts::last_cut`]) taken before the end of the
+    /// input (not as a live source was stopped)?
+    last_before_end: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -81,6 +87,8 @@ impl Cuts {
             failed: AtomicI64::new(NONE),
             last: AtomicI64::new(NONE),
             at_end: AtomicBool::new(false),
+            before_end: AtomicBool::new(false),
+            last_before_end: AtomicBool::new(false),
         })
     }
 
@@ -97,6 +105,33 @@ impl Cuts {
     /// Is a last cut taken when the input ends ([`Cuts::at_end`])?
     pub(crate) fn cuts_at_end(&self) -> bool {
         self.at_end.load(Ordering::SeqCst)
+    }
+
+    /// The workers take a last cut when every source ended (none
+    /// stopped), *before* the end of event time: their engines moved to
+    /// the largest source watermark `W` (what the sources' clocks released
+    /// already), the cut at `W + 1`, with every event still waiting and
+    /// every source's end; only then do the engines release what the end
+    /// releases, and what that makes goes out at `Timestamp::MAX`, after
+    /// the cut. So a run over a file keeps a cut at the end of its input
+    /// from which a run over the same file ends the same way, and one over
+    /// the file grown since goes on with its new lines (restored, the
+    /// sources read on: [`WorkerCut::read_on`]), as one engine's checkpoint
+    /// at the end of a file. Not with [`Cuts::at_end`].
+    pub fn before_end(&self) {
+        self.before_end.store(true, Ordering::SeqCst);
+    }
+
+    /// Is a last cut taken before the end ([`Cuts::before_end`])?
+    pub(crate) fn cuts_before_end(&self) -> bool {
+        self.before_end.load(Ordering::SeqCst) && !self.cuts_at_end()
+    }
+
+    /// Was the last cut ([`Cuts::last_cut`]) taken before the end of the
+    /// input ([`Cuts::before_end`]), rather than as a live source was
+    /// stopped?
+    pub fn last_cut_before_end(&self) -> bool {
+        self.last_before_end.load(Ordering::SeqCst)
     }
 
     fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
@@ -149,8 +184,10 @@ impl Cuts {
         (f != NONE).then_some(f)
     }
 
-    /// A worker took the last cut, at `f`.
-    pub(crate) fn took_last(&self, f: Timestamp) {
+    /// A worker took the last cut, at `f` (`before_end`: before the end of
+    /// the input, [`Cuts::before_end`]).
+    pub(crate) fn took_last(&self, f: Timestamp, before_end: bool) {
+        self.last_before_end.store(before_end, Ordering::SeqCst);
         self.last.fetch_max(f, Ordering::SeqCst);
     }
 
@@ -488,6 +525,8 @@ struct Inner {
     /// The input frontier of the worker's CEP operator (every source's
     /// capability is at or above it).
     frontier: Timestamp,
+    /// The epoch of the restored cut.
+    restored_epoch: Option<Timestamp>,
 }
 
 #[derive(Default)]
@@ -542,6 +581,7 @@ impl WorkerCut {
                 restored: None,
                 save: Box::new(save),
                 frontier: Timestamp::MIN,
+                restored_epoch: None,
             })),
         }
     }
@@ -746,6 +786,30 @@ impl WorkerCut {
         self.cuts.saw(state.lateness.frontier());
     }
 
+    /// After [`restore`](WorkerCut::restore) or
+    /// [`rescale`](WorkerCut::rescale), the sources that had ended at the
+    /// cut read on, for an input that may have grown since (a file): each
+    /// is *retired* as [`rescale`](WorkerCut::rescale) retires a source
+    /// (its end stays with the ends received: it counts what it read) and
+    /// goes on with a clock of the same settings that has seen nothing,
+    /// counted nothing, and whose watermark starts at the cut's epoch - 1,
+    /// where the engines were (an event at or below it is late). Its
+    /// input is opened after what it read (the caller's: its place).
+    /// Without this, a source that had ended stays ended.
+    pub fn read_on(&self) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(epoch) = inner.restored_epoch else {
+            return;
+        };
+        for (_, state) in &mut inner.restored_sources {
+            if !state.ended {
+                continue;
+            }
+            state.ended = false;
+            state.lateness = state.lateness.successor(Some(epoch.saturating_sub(1)));
+        }
+    }
+
     /// The sources' states in a worker's state saved at a cut (what
     /// [`rescale`](WorkerCut::rescale) leaves to the caller: the old
     /// sources' places).
@@ -775,6 +839,7 @@ impl WorkerCut {
         }
         let mut inner = self.inner.borrow_mut();
         inner.restored_sources = sources;
+        inner.restored_epoch = Some(epoch);
         inner.restored = Some(Box::new(Restored {
             epoch,
             pieces,
@@ -853,12 +918,15 @@ impl WorkerCut {
     }
 
     /// The worker's sources' states at `f`, or `None` when one passed `f`
-    /// without recording it (the cut failed: said in [`Cuts`]).
-    pub(crate) fn sources_at(&self, f: Timestamp) -> Option<Vec<(u32, SourceState)>> {
+    /// without recording it (the cut failed: said in [`Cuts`]). At the
+    /// cut before the end ([`Cuts::before_end`], `at_end`), each source's
+    /// state at its end.
+    pub(crate) fn sources_at(&self, f: Timestamp, at_end: bool) -> Option<Vec<(u32, SourceState)>> {
         let inner = self.inner.borrow();
         let mut states = Vec::new();
         for (&source, recorded) in &inner.sources {
             match (&recorded.at, &recorded.ended) {
+                (_, Some((_, ended))) if at_end => states.push((source, ended.clone())),
                 (Some((at, state)), _) if *at == f => states.push((source, state.clone())),
                 (_, Some((old, ended))) if *old < f => states.push((source, ended.clone())),
                 _ => {

@@ -12,6 +12,7 @@ use timely::dataflow::Stream;
 use timely::ExchangeData;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cepheid_runtime::EngineNumbers;
@@ -134,7 +135,10 @@ where
 /// restored). It is saved before the operator's capability is dropped,
 /// and [`Cuts::last_cut`](crate::Cuts::last_cut) says its
 /// epoch: once a downstream frontier is empty, every worker's state at
-/// `e` was saved.
+/// `e` was saved. With [`Cuts::before_end`](crate::Cuts::before_end), when
+/// every source ended (none stopped), the last cut is taken before the
+/// end of event time instead, at the largest source watermark + 1, and
+/// what the end then makes goes out at `Timestamp::MAX`.
 pub fn cep_cut<'scope, E, S, F>(
     plan: &Plan<E>,
     input: Events<'scope, E>,
@@ -323,6 +327,14 @@ where
                     }
                     Some(_) => {}
                     None => {
+                        // (a file's end: a cut before the end moves event
+                        // time on; what the end makes goes out after it)
+                        if worker.before_end() {
+                            worker.take_end_cut(&mut sink, &mut |items| {
+                                output.session(&*cap).give_container(items);
+                            });
+                            cap.downgrade(&Timestamp::MAX);
+                        }
                         worker.finish(&mut sink);
                         if let Due::Now { state_bytes } = sink.numbers_due(true) {
                             sink.numbers(worker.numbers(state_bytes), true);
@@ -467,6 +479,9 @@ where
     )
 }
 
+/// A layout and the router that routes by it.
+type LayoutRouter<E> = (Layout, Router<E>);
+
 /// A router of a plan whose rules can change: the events waiting for the
 /// changes' frontier, and a router per layout since the first event it
 /// may still route.
@@ -476,10 +491,10 @@ struct Hold<E: Event + 'static> {
     fields: E::Fields,
     limits: (usize, usize),
     /// The plan's layout and its router (keys closures included).
-    first: (Layout, Router<E>),
+    first: LayoutRouter<E>,
     /// The changes known, in order, and the router in force from each
     /// (`None`: the change was refused, its layout is the one before).
-    changes: Vec<(Change, Option<(Layout, Router<E>)>)>,
+    changes: Vec<(Change, Option<LayoutRouter<E>>)>,
     /// Events waiting, in batches in time order, each with the
     /// capability it came with (downgraded to its first event's time).
     held: Vec<(
@@ -708,19 +723,76 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
         let e = frontier
             .saturating_add(1)
             .max(self.restored_at.saturating_add(1));
-        cut.cuts.took_last(e);
+        cut.cuts.took_last(e, false);
         self.taken = e;
         self.save(e, true);
+    }
+
+    /// Does the worker take a cut before the end of its input
+    /// ([`Cuts::before_end`](crate::Cuts::before_end): no source was
+    /// stopped)?
+    fn before_end(&self) -> bool {
+        let Some(cut) = &self.cut else {
+            return false;
+        };
+        cut.cuts.cuts_before_end() && !self.ends.iter().any(|(_, end)| end.stopped)
+    }
+
+    /// Every source ended, none stopped (see
+    /// [`Cuts::before_end`](crate::Cuts::before_end)): moves the engines
+    /// to the largest source watermark `W` (the same on every worker: each
+    /// has the same ends) and saves the worker's state at `W + 1`, every
+    /// event still waiting and every source's end with it, before
+    /// [`finish`](Worker::finish). No cut when no source had a watermark,
+    /// or when it would not be above the last one (nothing moved since:
+    /// that one is as good).
+    fn take_end_cut<S: Collect<E>>(
+        &mut self,
+        sink: &mut S,
+        give: &mut dyn FnMut(&mut Vec<S::Item>),
+    ) {
+        let Some(cut) = &self.cut else {
+            return;
+        };
+        let largest = (self.ends.iter())
+            .filter_map(|(_, end)| end.watermark)
+            .max();
+        let Some(e) = largest.and_then(|w| w.checked_add(1)) else {
+            return;
+        };
+        if e <= self.taken || e == Timestamp::MAX {
+            return;
+        }
+        let cuts = Arc::clone(&cut.cuts);
+        if e > self.released {
+            self.advance(e, sink);
+            self.emit(sink, give);
+        }
+        cuts.took_last(e, true);
+        self.taken = e;
+        self.save_at_end(e);
     }
 
     /// Saves the worker's state at `e`: at a cut, the stashed events sent
     /// below `e` and the ends sent below it; `last`, every stashed event
     /// and the ends of the sources that were not stopped.
     fn save(&mut self, e: Timestamp, last: bool) {
+        self.save_sources(e, last, false);
+    }
+
+    /// [`save`](Worker::save) of the last cut, taken before the end
+    /// ([`take_end_cut`](Worker::take_end_cut)): each source at its end
+    /// (one may have recorded a request at `e` before it read its last
+    /// lines, which are in the stash).
+    fn save_at_end(&mut self, e: Timestamp) {
+        self.save_sources(e, true, true);
+    }
+
+    fn save_sources(&mut self, e: Timestamp, last: bool, at_end: bool) {
         let Some(cut) = &self.cut else {
             return;
         };
-        let Some(sources) = cut.sources_at(e) else {
+        let Some(sources) = cut.sources_at(e, at_end) else {
             return;
         };
         let state = (|| {
@@ -735,14 +807,17 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
                     engine: bytes,
                 });
             }
-            let stash = self.stash.sent_below(e);
+            // (at the last cut every event was sent below it: those sent
+            // at the largest source capability too, for the cut before
+            // the end)
+            let stash = self.stash.sent_below(if last { Timestamp::MAX } else { e });
             cut::encode(&WorkerState {
                 epoch: e,
                 sources,
                 // Those sent at `e` or above come again; a stopped
                 // source reads on.
                 ends: (self.ends.iter())
-                    .filter(|(sent, end)| *sent < e && !(last && end.stopped))
+                    .filter(|(sent, end)| if last { !end.stopped } else { *sent < e })
                     .map(|(_, end)| *end)
                     .collect(),
                 pieces,

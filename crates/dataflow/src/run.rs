@@ -1326,6 +1326,11 @@ impl Workers {
                 )?;
                 if sink.as_ref().is_some_and(|s| s.commits_at_end()) {
                     checkpoint.cuts.at_end();
+                } else if !live(&config) && sources.is_none() {
+                    // A file: a last cut at its end, before the end moves
+                    // event time on (as one engine's checkpoint there), from
+                    // which a run over the file grown since goes on.
+                    checkpoint.cuts.before_end();
                 }
                 (Some(Arc::new(checkpoint)), resume, shares)
             }
@@ -2426,6 +2431,7 @@ impl Job {
         let gathered = Rc::new(RefCell::new(Gathered {
             writers,
             held: Vec::new(),
+            after_end: Vec::new(),
             summary: Counts::default(),
         }));
         let counts = Arc::new(ReadCounts::default());
@@ -2559,11 +2565,19 @@ impl Job {
                     // During a cut at `e`, what was made at `e` or above
                     // waits until the outputs are measured.
                     let holding = cutter.as_ref().and_then(|c| c.pending);
+                    // What the end of a file made (at `Timestamp::MAX`)
+                    // waits for the cut before it (`Cuts::before_end`).
+                    let before_end = cutter
+                        .as_ref()
+                        .is_some_and(|c| c.checkpoint.cuts.cuts_before_end());
                     input.for_each_stamp(|cap, data| {
                         let at = cap.least().copied().unwrap_or(Timestamp::MIN);
                         for chunk in data.flat_map(|batch| batch.drain(..)) {
                             took = true;
                             match holding {
+                                _ if before_end && at == Timestamp::MAX => {
+                                    gathered.after_end.push(chunk);
+                                }
                                 Some(e) if at >= e => gathered.held.push(chunk),
                                 _ => gathered.take(chunk),
                             }
@@ -2581,6 +2595,12 @@ impl Job {
                         cutter.tick(frontier.frontier().first().copied(), &mut gathered);
                         if cutter.pending.is_none() {
                             for chunk in std::mem::take(&mut gathered.held) {
+                                gathered.take(chunk);
+                            }
+                        }
+                        if cutter.ended {
+                            // After the last cut.
+                            for chunk in std::mem::take(&mut gathered.after_end) {
                                 gathered.take(chunk);
                             }
                         }
@@ -2857,6 +2877,12 @@ impl Job {
                 }
                 let all = files.iter().flat_map(|f| f.drops.iter().cloned());
                 mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
+            }
+            if checkpoint.cuts.cuts_before_end() {
+                // A file, which may have grown since: a worker whose
+                // chunks were read to their end reads on, past what it read
+                // (`cut::Read`), the chunks that are new or longer.
+                cut.read_on();
             }
             if let Some(state) = cut.source_state(0) {
                 counts.malformed.store(state.unread, Ordering::Relaxed);
@@ -3871,8 +3897,33 @@ impl Cutter {
     fn tick(&mut self, at: Option<Timestamp>, gathered: &mut Gathered) {
         let checkpoint = Arc::clone(&self.checkpoint);
         if at.is_none() {
-            // The run ends: no cut to finish, no more requests.
-            self.pending = None;
+            // The run ends: no more requests. A cut under way whose epoch
+            // every worker's CEP operator passed before its input ended
+            // (their files are written) is completed: the frontier may go
+            // from below it to empty at once (a source that reads its
+            // last chunks in one go), which left a short run with no cut
+            // at all. Not when the workers' last cut (`Cuts::last_cut`: a
+            // source stopped, `Cuts::at_end`, `Cuts::before_end`) is at or
+            // below its epoch: that one is the run's cut at its end, which
+            // `last_cut` completes. At the same epoch (a request at the
+            // largest source capability + 1, the last cut's epoch when
+            // nothing moved since) both are one folder, the last cut's
+            // files: completed here too, it was completed twice, numbered
+            // `n` then `n + 1`, so that a sink's commit `n + 1` found the
+            // cut it had committed (`n`) gone; above it, no operator
+            // passed the epoch before its input ended.
+            if let Some(e) = self.pending.take() {
+                let since = self.asked_at.take().unwrap_or_else(Instant::now);
+                let last_at_or_below = checkpoint.cuts.last_cut().is_some_and(|l| l <= e);
+                if !last_at_or_below
+                    && !checkpoint.cuts.failed(e)
+                    && !self.failed.load(Ordering::Relaxed)
+                {
+                    if let Err(why) = self.complete(e, since, gathered) {
+                        self.cut_error(e, why);
+                    }
+                }
+            }
             self.asking = false;
             self.requests = None;
             if !self.ended {
@@ -3891,19 +3942,7 @@ impl Cutter {
                     match self.complete(e, since, gathered) {
                         Ok(whole) => whole,
                         Err(why) => {
-                            say!(
-                                self.say,
-                                Error,
-                                "error: cannot write the checkpoint in {}: {why}",
-                                checkpoint.dir.display()
-                            );
-                            self.failed_event(&cut_failed(
-                                &cut::epoch_dir(&checkpoint.dir, e),
-                                why,
-                            ));
-                            // The input stops; exit 4 at the end.
-                            self.failed.store(true, Ordering::Relaxed);
-                            self.stop.store(true, Ordering::Relaxed);
+                            self.cut_error(e, why);
                             true
                         }
                     }
@@ -3948,6 +3987,21 @@ impl Cutter {
         }
     }
 
+    /// The cut at `e` could not be written: said; the input stops, exit 4
+    /// at the end.
+    fn cut_error(&self, e: Timestamp, why: io::Error) {
+        let checkpoint = &self.checkpoint;
+        say!(
+            self.say,
+            Error,
+            "error: cannot write the checkpoint in {}: {why}",
+            checkpoint.dir.display()
+        );
+        self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
+        self.failed.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     /// The run ends: when a signal stopped the live input, every worker
     /// took a last cut (`cep_cut`), whose files are written (its CEP
     /// operator's capability went after): the outputs, everything made
@@ -3971,7 +4025,10 @@ impl Cutter {
         }
         let dir = checkpoint.dir.display();
         // (taken by every worker as the dataflow ended: from now)
+        // (before the end of a file: as one engine's there, not said)
+        let quiet = checkpoint.cuts.last_cut_before_end();
         match self.complete(e, Instant::now(), gathered) {
+            Ok(_) if quiet => {}
             Ok(true) => say!(self.say, Info, "cepheid: checkpoint taken in {dir} as the run stopped"),
             Ok(false) => say!(
                 self.say,
@@ -4172,6 +4229,10 @@ struct Gathered {
     writers: Option<write::Shared>,
     /// Made at or above the epoch of a cut under way: written after it.
     held: Vec<Chunk>,
+    /// Made by the end of a file's input, after the cut before it
+    /// ([`Cuts::before_end`]): written once the run's last cut is
+    /// complete.
+    after_end: Vec<Chunk>,
     summary: Counts,
 }
 

@@ -355,7 +355,8 @@ where
 /// its [`Lateness`]. When `cut` was restored, give `items` opened at the
 /// place recorded ([`WorkerCut::source_state`]): the source goes on with
 /// the clock it had (`lateness` is then not used), or, if it had ended,
-/// sends nothing.
+/// sends nothing (unless [`WorkerCut::read_on`] made it read on: an input
+/// that may have grown since, opened after what it read).
 pub fn source_cut<'scope, E, I>(
     scope: Scope<'scope, Timestamp>,
     source: u32,
