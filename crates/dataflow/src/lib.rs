@@ -159,8 +159,9 @@ pub enum Input<E> {
     Event(Stamped<E>),
     /// The source's input ended (every worker gets a copy).
     End(SourceEnd),
-    /// A new rule set (every worker gets a copy): see [`Change`].
-    Rules(Change),
+    /// A new rule set (every worker gets a copy): see [`Change`]. (Boxed:
+    /// rare, and an event travels in the same enum.)
+    Rules(Box<Change>),
 }
 
 /// A new rule set, in force from event time [`at`](Change::at): events at

@@ -286,7 +286,7 @@ where
                                     worker.stash.push(routed.from as usize, stashed);
                                 }
                                 Input::End(end) => worker.ends.push((sent, end)),
-                                Input::Rules(change) => worker.changes.learn(change),
+                                Input::Rules(change) => worker.changes.learn(*change),
                             }
                         }
                     }
@@ -393,7 +393,7 @@ where
                         for batch in data {
                             for item in batch.iter() {
                                 if let Input::Rules(change) = item {
-                                    session.give(change.clone());
+                                    session.give(Change::clone(change));
                                 }
                             }
                         }
@@ -420,7 +420,7 @@ where
                                 from: me,
                                 group: 0,
                                 kg: 0,
-                                input: Input::Rules(change),
+                                input: Input::Rules(Box::new(change)),
                             });
                         }
                     }
@@ -1264,6 +1264,7 @@ struct Renumber<'a, S: ?Sized> {
 }
 
 impl<S: ?Sized> Renumber<'_, S> {
+    #[inline]
     fn number<E>(&self, m: &MatchRef<'_, E>) -> usize {
         match self.names {
             // (a removed pattern's last outputs: after the others)

@@ -280,6 +280,8 @@ pub(crate) struct Router<E> {
     alone: bool,
     key: Vec<Value>,
     bytes: Vec<u8>,
+    /// The last group in force (which takes the event rather than a copy).
+    last: Option<usize>,
 }
 
 impl<E: Event + Clone + 'static> Router<E> {
@@ -317,7 +319,9 @@ impl<E: Event + Clone + 'static> Router<E> {
             alone: workers <= 1,
             key: Vec::new(),
             bytes: Vec::new(),
+            last: None,
         }
+        .with_last()
     }
 
     /// The router of worker `index` over `workers` workers for `layout`
@@ -353,7 +357,14 @@ impl<E: Event + Clone + 'static> Router<E> {
             alone: workers <= 1,
             key: Vec::new(),
             bytes: Vec::new(),
+            last: None,
         }
+        .with_last()
+    }
+
+    fn with_last(mut self) -> Router<E> {
+        self.last = self.keys.iter().rposition(|k| !matches!(k, RouteKey::Skip));
+        self
     }
 
     /// The (only) worker holds several engines for a group (it resumed a
@@ -383,7 +394,7 @@ impl<E: Event + Clone + 'static> Router<E> {
             // `cep` broadcasts them)
             Input::Rules(_) => return,
         };
-        let Some(last) = self.keys.iter().rposition(|k| !matches!(k, RouteKey::Skip)) else {
+        let Some(last) = self.last else {
             return;
         };
         let mut stamped = Some(stamped);

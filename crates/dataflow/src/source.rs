@@ -769,13 +769,13 @@ where
                             place,
                             texts,
                         }) => {
-                            events.give(Input::Rules(Change {
+                            events.give(Input::Rules(Box::new(Change {
                                 at: lateness.frontier(),
                                 source,
                                 offset,
                                 place,
                                 texts,
-                            }));
+                            })));
                         }
                         Pulled::Item(SourceItem::Event { ts, offset, event }) => {
                             if lateness.admit(ts) {

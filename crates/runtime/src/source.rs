@@ -158,6 +158,7 @@ impl Control {
     /// the decoder); otherwise the record, or why it is malformed. For a
     /// reader of the caller's that hands control records to a run as the
     /// built-in one does.
+    #[inline]
     pub fn parse(line: &[u8]) -> Option<Result<Control, String>> {
         control(line)
     }
@@ -231,7 +232,21 @@ pub fn reload_patterns(paths: &[PathBuf]) -> Result<cepheid_syntax::Loaded, Path
 /// record, or why it is malformed. A control record has exactly one
 /// field, so its first key is the one: looking at the first bytes is
 /// enough, and costs nothing on other lines.
+#[inline]
 pub(crate) fn control(line: &[u8]) -> Option<Result<Control, String>> {
+    // (one look at the first bytes of an event: its first key is not `"$`)
+    match line {
+        [b'{', b'"', b'$', ..] => control_record(line),
+        [b'{', b'"', ..] => None,
+        [first, ..] if *first != b'{' && *first != 0xEF && !first.is_ascii_whitespace() => None,
+        // (a byte-order mark, spaces: the careful look)
+        _ => control_record(line),
+    }
+}
+
+/// [`control`] past its first look.
+#[inline(never)]
+fn control_record(line: &[u8]) -> Option<Result<Control, String>> {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let rest = line
         .trim_ascii_start()
@@ -1679,5 +1694,35 @@ fn read_source(
         if outcome == ReadOutcome::Ended {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_record_is_known_by_its_first_bytes_whatever_its_spacing() {
+        let control = |line: &str| control(line.as_bytes());
+        for line in [
+            r#"{"$rules": "pattern p { match a }"}"#,
+            r#"   {"$rules": "x"}"#,
+            "\u{feff}{\"$rules\": \"x\"}",
+            r#"{ "$rules_file": "v2/"}"#,
+            "\t{\n\"$rules\":\"x\"}",
+        ] {
+            assert!(matches!(control(line), Some(Ok(_))), "{line:?}");
+        }
+        for line in [
+            r#"{"ts": 1, "$rules": "x"}"#,
+            r#"{"$watermark": 5}"#,
+            r#"{ "ts": 1}"#,
+            "ts,type",
+            "",
+            "   ",
+        ] {
+            assert!(control(line).is_none(), "{line:?}");
+        }
+        assert!(matches!(control(r#"{"$rules": 5}"#), Some(Err(_))));
     }
 }
