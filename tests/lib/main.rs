@@ -16,6 +16,8 @@ mod reference;
 #[path = "../shared_contract/mod.rs"]
 mod shared_contract;
 
+#[path = "../alternation.rs"]
+mod alternation;
 #[path = "../api_traits.rs"]
 mod api_traits;
 #[path = "../builder_typed.rs"]

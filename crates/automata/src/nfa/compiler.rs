@@ -30,7 +30,7 @@ use hashbrown::{HashMap, HashSet};
 use super::cond::{CondId, CondNode, Conditions};
 use super::{Action, CompileError, State, StateId, StateKind, Transition};
 use crate::pattern::{Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier};
-use crate::primitives::{DurationMs, StageId};
+use crate::primitives::{DurationMs, Span, StageId};
 
 /// Deepest nesting of groups the compiler accepts (it recurses per group).
 pub const MAX_GROUP_DEPTH: usize = 32;
@@ -92,7 +92,14 @@ impl<'p> Cursor<'p> {
     fn stage(self) -> Option<StageId> {
         match self.elem().kind {
             ElementKind::Stage(s) => Some(s),
-            ElementKind::Group(_) => None,
+            ElementKind::Group(_) | ElementKind::Alternation(_) => None,
+        }
+    }
+
+    fn alternation(self) -> Option<&'p [crate::pattern::Sequence]> {
+        match &self.elem().kind {
+            ElementKind::Alternation(branches) => Some(branches),
+            _ => None,
         }
     }
 
@@ -155,9 +162,14 @@ pub struct Compiler<'p, 'c, E> {
     original_state: HashMap<StateId, StateId>,
     /// Copies made by [`Self::sink_with_trailing_nots`], to their originals.
     trailing_not_copies: HashMap<StateId, StateId>,
+    /// The entry state of each alternation (only PROCEED edges, one per
+    /// branch), removed by [`Self::bypass_alternations`].
+    alternation_entries: Vec<(StateId, Span)>,
     group_depth: usize,
     /// Element windows of the enclosing groups (innermost last).
     group_windows: Vec<Option<DurationMs>>,
+    /// Does each enclosing group repeat (innermost last)?
+    group_repeats: Vec<bool>,
 }
 
 type Res<T> = Result<T, CompileError>;
@@ -193,8 +205,10 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             first_of_loop: HashMap::new(),
             original_state: HashMap::new(),
             trailing_not_copies: HashMap::new(),
+            alternation_entries: Vec::new(),
             group_depth: 0,
             group_windows: Vec::new(),
+            group_repeats: Vec::new(),
         })
     }
 
@@ -211,6 +225,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 "`not followed by` can end a pattern only when the pattern has `within`",
             ));
         }
+        self.bypass_alternations(start)?;
         check_proceed_paths(&self.states)?;
         Ok(Compiled {
             states: self.states,
@@ -522,6 +537,9 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// Flink's `convertPattern`.
     fn convert_pattern(&mut self, sink: StateId) -> Res<StateId> {
         let elem = self.current.elem();
+        if let Some(branches) = self.current.alternation() {
+            return self.create_alternation_state(branches, sink);
+        }
         let last_sink = match elem.quantifier {
             Quantifier::AtLeast(n) => {
                 self.set_first_of_loop(false);
@@ -701,6 +719,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         self.group_depth += 1;
         self.group_windows.push(self.current.elem().within);
+        self.group_repeats.push(self.current.elem().is_repeating());
         let saved = (self.current, self.following, self.current_group);
         self.current_group = Some(self.current);
         self.current = Cursor {
@@ -713,6 +732,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     fn leave_group(&mut self, saved: (Cursor<'p>, Option<Cursor<'p>>, Option<Cursor<'p>>)) {
         self.group_depth -= 1;
         self.group_windows.pop();
+        self.group_repeats.pop();
         (self.current, self.following, self.current_group) = saved;
     }
 
@@ -739,6 +759,118 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         self.leave_group(saved);
         Ok(last)
+    }
+
+    /// An alternation (no Flink namesake: Flink has none). Each branch is
+    /// compiled exactly as a group of that sequence in the alternation's
+    /// place would be (`create_group_pattern_state`, the same sink, the
+    /// `not followed by`s before it on each branch's entry); an entry state
+    /// then PROCEEDs to every branch's entry, in branch order. So the
+    /// states of branch `i` are those of the pattern with the alternation
+    /// replaced by a group of branch `i` (the reference of the tests relies
+    /// on it). [`Self::bypass_alternations`] then removes the entry state.
+    fn create_alternation_state(
+        &mut self,
+        branches: &'p [crate::pattern::Sequence],
+        sink: StateId,
+    ) -> Res<StateId> {
+        let at = self.current;
+        let span = at.elem().span;
+        let e = at.elem();
+        if e.quantifier != Quantifier::One || e.is_optional() {
+            return Err(CompileError::new(
+                "a quantifier or `optional` on an alternation is not supported yet: put it on \
+                 the elements of the branches, or write one pattern without the alternation",
+            )
+            .at(span));
+        }
+        if self.group_repeats.iter().any(|r| *r) {
+            {
+                return Err(CompileError::new(
+                    "an alternation inside a repeated group is not supported yet (a match \
+                     would pass it several times, and a record names one branch per \
+                     alternation)",
+                )
+                .at(span));
+            }
+        }
+        if branches.iter().any(|b| b.elements.is_empty()) {
+            return Err(CompileError::new("a branch of the alternation has no elements").at(span));
+        }
+        let proceed_cond = self.true_function()?;
+        let mut entries = Vec::with_capacity(branches.len());
+        for branch in branches {
+            self.check_size()?;
+            let entry = self.create_group_pattern_state(&branch.elements, sink, None, false)?;
+            // What `convert_pattern` does to a group's entry.
+            self.add_stop_states(entry)?;
+            entries.push(entry);
+        }
+        let entry = self.create_named_state("$or$", None, StateKind::Normal, None);
+        for branch_entry in entries {
+            self.add(entry, Action::Proceed, branch_entry, proceed_cond);
+        }
+        self.alternation_entries.push((entry, span));
+        Ok(entry)
+    }
+
+    /// No run waits in an alternation's entry state: every edge into it
+    /// goes to the branches' entries instead (a TAKE into it becomes one
+    /// TAKE per branch, so the run forks as it takes the event before the
+    /// alternation). A partial match is then always in one branch, as in
+    /// the pattern of that branch alone: it times out once per branch it
+    /// waits in. An entry that is the start state stays (the start run
+    /// times out never). Only entries whose PROCEED edges always hold can
+    /// be bypassed so (a TAKE into the entry is followed by its PROCEED on
+    /// the next event); the others are compile errors.
+    fn bypass_alternations(&mut self, start: StateId) -> Res<()> {
+        let entries = std::mem::take(&mut self.alternation_entries);
+        // Inner alternations were built first: bypass them first, so that
+        // an outer entry's targets are already branch states.
+        for &(entry, span) in &entries {
+            let targets: Vec<Transition> = self.state(entry).transitions.clone();
+            let all_true = targets.iter().all(|t| {
+                t.action == Action::Proceed
+                    && matches!(self.conds.nodes[t.cond.0 as usize], CondNode::True)
+            });
+            let incoming = self
+                .states
+                .iter()
+                .any(|s| s.transitions.iter().any(|t| t.target == entry));
+            if !incoming {
+                continue;
+            }
+            if entry == start || !all_true {
+                return Err(CompileError::new(
+                    "this alternation cannot be compiled here yet: it follows a `greedy` \
+                     element, or sits in a group with `until`; move the alternation or drop \
+                     the modifier",
+                )
+                .at(span));
+            }
+            for i in 0..self.states.len() {
+                if !self.states[i].transitions.iter().any(|t| t.target == entry) {
+                    continue;
+                }
+                let old = std::mem::take(&mut self.states[i].transitions);
+                let mut new = Vec::with_capacity(old.len() + targets.len());
+                for t in old {
+                    if t.target == entry {
+                        new.extend(targets.iter().map(|b| Transition {
+                            action: t.action,
+                            target: b.target,
+                            cond: t.cond,
+                        }));
+                    } else {
+                        new.push(t);
+                    }
+                }
+                self.states[i].transitions = new;
+            }
+            // Unreachable now: no edge of its own either.
+            self.states[entry.index()].transitions.clear();
+        }
+        Ok(())
     }
 
     /// Flink's `createLoopingGroupPatternState`: a dummy state closes each

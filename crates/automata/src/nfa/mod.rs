@@ -807,6 +807,14 @@ fn check_shape(pattern: &Pattern) -> Result<(), CompileError> {
             ElementKind::Group(seq) if seq.elements.is_empty() => {
                 return Err(CompileError::new("a group has no elements"));
             }
+            ElementKind::Alternation(branches)
+                if branches.len() < 2 || branches.iter().any(|b| b.elements.is_empty()) =>
+            {
+                return Err(CompileError::new(
+                    "an alternation needs two or more branches, none of them empty",
+                )
+                .at(elem.span));
+            }
             _ => {}
         }
     }
@@ -819,8 +827,14 @@ fn all_elements(pattern: &Pattern) -> Vec<&Element> {
     let mut stack: Vec<&Element> = pattern.sequence.elements.iter().rev().collect();
     while let Some(elem) = stack.pop() {
         out.push(elem);
-        if let ElementKind::Group(seq) = &elem.kind {
-            stack.extend(seq.elements.iter().rev());
+        match &elem.kind {
+            ElementKind::Group(seq) => stack.extend(seq.elements.iter().rev()),
+            ElementKind::Alternation(branches) => {
+                for b in branches.iter().rev() {
+                    stack.extend(b.elements.iter().rev());
+                }
+            }
+            ElementKind::Stage(_) => {}
         }
     }
     out
@@ -836,6 +850,12 @@ fn element_label(pattern: &Pattern, elem: &Element) -> String {
                 Some(first) => at = first,
                 None => return "()".to_string(),
             },
+            ElementKind::Alternation(branches) => {
+                match branches.first().and_then(|b| b.elements.first()) {
+                    Some(first) => at = first,
+                    None => return "()".to_string(),
+                }
+            }
         }
     }
 }
