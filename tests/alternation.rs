@@ -79,3 +79,41 @@ fn a_partial_match_times_out_once_per_branch_it_waits_in() {
         expect(&["timeout@11 x:x1", "timeout@11 x:x1"])
     );
 }
+
+/// `patterns/alternation/`: the engine's records for its sample stream are
+/// `expected.jsonl` (`CEPHEID_BLESS=1` writes it again).
+#[test]
+fn the_sample_rules_give_their_expected_records() {
+    use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
+    use cepheid_engine::{Engine, Record, Rules};
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/patterns/alternation");
+    let rules = std::fs::read_to_string(format!("{dir}/rules.cep")).unwrap();
+    let events = std::fs::read_to_string(format!("{dir}/events.jsonl")).unwrap();
+    let mut engine: Engine<Record> = Engine::new();
+    engine
+        .add(&Rules::parse("rules.cep", &rules).unwrap())
+        .unwrap();
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut bytes = Vec::new();
+    {
+        let mut out: JsonLines<&mut Vec<u8>, Vec<u8>> = JsonLines::new(&mut bytes, None);
+        for line in events.lines() {
+            match decoder.decode(line.as_bytes()).unwrap() {
+                Item::Event(ts, record) => {
+                    engine.push(ts, record, &mut out);
+                }
+                Item::Watermark(t) => engine.watermark(t, &mut out),
+                Item::Skip => {}
+            }
+        }
+        engine.watermark(i64::MAX, &mut out);
+    }
+    let got = String::from_utf8(bytes).unwrap();
+    let path = format!("{dir}/expected.jsonl");
+    if std::env::var_os("CEPHEID_BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(got, expected);
+}

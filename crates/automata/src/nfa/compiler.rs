@@ -137,6 +137,9 @@ impl<'p> Cursor<'p> {
 pub struct Compiled {
     pub states: Vec<State>,
     pub start: StateId,
+    /// Per state, the branches of alternations it is in (alternation in
+    /// the order of the text, branch index); empty without alternation.
+    pub state_branch: Vec<Vec<(u32, u32)>>,
 }
 
 /// Compiler state (Flink's `NFAFactoryCompiler`).
@@ -165,6 +168,12 @@ pub struct Compiler<'p, 'c, E> {
     /// The entry state of each alternation (only PROCEED edges, one per
     /// branch), removed by [`Self::bypass_alternations`].
     alternation_entries: Vec<(StateId, Span)>,
+    /// The branches of alternations the states being built are in.
+    branch_path: Vec<(u32, u32)>,
+    /// Per state, its `branch_path` when built (a copy: its original's).
+    state_branch: Vec<Vec<(u32, u32)>>,
+    /// Each alternation's number in the order of the text, by address.
+    alternation_numbers: HashMap<usize, u32>,
     group_depth: usize,
     /// Element windows of the enclosing groups (innermost last).
     group_windows: Vec<Option<DurationMs>>,
@@ -206,6 +215,9 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             original_state: HashMap::new(),
             trailing_not_copies: HashMap::new(),
             alternation_entries: Vec::new(),
+            branch_path: Vec::new(),
+            state_branch: Vec::new(),
+            alternation_numbers: number_alternations(&pattern.sequence),
             group_depth: 0,
             group_windows: Vec::new(),
             group_repeats: Vec::new(),
@@ -230,6 +242,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         Ok(Compiled {
             states: self.states,
             start,
+            state_branch: self.state_branch,
         })
     }
 
@@ -386,6 +399,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             }
         }
         self.used_names.insert(name.clone());
+        self.state_branch.push(self.branch_path.clone());
         self.states.push(State {
             name,
             stage,
@@ -482,6 +496,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             (base_name(&s.name).to_string(), s.stage, s.kind)
         };
         let copy = self.create_named_state(&base, stage, kind, None);
+        self.state_branch[copy.index()] = self.state_branch[state.index()].clone();
         let transitions = self.state(state).transitions.clone();
         for t in transitions {
             let target = if t.target == state { copy } else { t.target };
@@ -798,10 +813,18 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             return Err(CompileError::new("a branch of the alternation has no elements").at(span));
         }
         let proceed_cond = self.true_function()?;
+        let number = self
+            .alternation_numbers
+            .get(&at.key())
+            .copied()
+            .unwrap_or(u32::MAX);
         let mut entries = Vec::with_capacity(branches.len());
-        for branch in branches {
+        for (i, branch) in branches.iter().enumerate() {
             self.check_size()?;
-            let entry = self.create_group_pattern_state(&branch.elements, sink, None, false)?;
+            self.branch_path.push((number, i as u32));
+            let entry = self.create_group_pattern_state(&branch.elements, sink, None, false);
+            self.branch_path.pop();
+            let entry = entry?;
             // What `convert_pattern` does to a group's entry.
             self.add_stop_states(entry)?;
             entries.push(entry);
@@ -824,7 +847,15 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// be bypassed so (a TAKE into the entry is followed by its PROCEED on
     /// the next event); the others are compile errors.
     fn bypass_alternations(&mut self, start: StateId) -> Res<()> {
-        let entries = std::mem::take(&mut self.alternation_entries);
+        let mut entries = std::mem::take(&mut self.alternation_entries);
+        // Copies of an entry (`copy_without_transitive_nots` copies the
+        // state after an optional element) are entries too.
+        for (i, s) in self.states.iter().enumerate() {
+            let id = StateId(i as u32);
+            if base_name(&s.name) == "$or$" && !entries.iter().any(|(e, _)| *e == id) {
+                entries.push((id, Span::default()));
+            }
+        }
         // Inner alternations were built first: bypass them first, so that
         // an outer entry's targets are already branch states.
         for &(entry, span) in &entries {
@@ -1036,6 +1067,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             (s.name.clone(), s.stage, s.kind)
         };
         let copy = self.create_named_state(&base, stage, kind, None);
+        self.state_branch[copy.index()] = self.state_branch[sink.index()].clone();
         let transitions = self.state(sink).transitions.clone();
         for t in transitions {
             if t.action == Action::Proceed {
@@ -1056,6 +1088,33 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         Ok(copy)
     }
+}
+
+/// Numbers the alternations of `seq` in the order of the text (an
+/// alternation before the ones inside its branches), by address, as
+/// `cepheid_core::pattern::branch_keys` orders them.
+fn number_alternations(seq: &crate::pattern::Sequence) -> HashMap<usize, u32> {
+    fn walk(seq: &crate::pattern::Sequence, out: &mut HashMap<usize, u32>, depth: usize) {
+        if depth > MAX_GROUP_DEPTH * 2 {
+            return;
+        }
+        for e in &seq.elements {
+            match &e.kind {
+                ElementKind::Stage(_) => {}
+                ElementKind::Group(inner) => walk(inner, out, depth + 1),
+                ElementKind::Alternation(branches) => {
+                    let n = out.len() as u32;
+                    out.insert(e as *const Element as usize, n);
+                    for b in branches {
+                        walk(b, out, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    walk(seq, &mut out, 0);
+    out
 }
 
 /// Rejects automata whose PROCEED edges form a cycle (Flink's decision

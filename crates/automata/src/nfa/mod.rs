@@ -282,7 +282,50 @@ pub struct Nfa<E> {
     /// Per state: its decision graphs by the values of the few slots they
     /// depend on, when none reads the run (see [`StaticGraph`]).
     static_graphs: Vec<Option<StaticGraph>>,
+    /// What tells the branches a match took, for a pattern with
+    /// alternation (`None` without).
+    branches: Option<Box<BranchInfo>>,
     _event: PhantomData<fn(&E)>,
+}
+
+/// How to tell which branch of each alternation a match took
+/// (`docs/semantics.md`, "Alternation").
+#[derive(Debug)]
+pub struct BranchInfo {
+    /// Per alternation in the order of the text, per branch, the stages of
+    /// its own that each of its matches takes
+    /// ([`branch_keys`](crate::pattern::branch_keys)).
+    pub keys: Vec<Vec<Vec<StageId>>>,
+    /// Per state, the branches it is in: (alternation, branch index).
+    pub state_branch: Vec<Vec<(u32, u32)>>,
+}
+
+impl BranchInfo {
+    /// The branch (1-based) of each alternation taken by a match whose
+    /// events are in `stages` and that waits in `state` (a partial match;
+    /// a complete one is in the final state, in no branch): by its events
+    /// first, else by the state; `None` for an alternation it has not
+    /// reached.
+    pub fn branches(&self, stages: &[StageId], state: StateId) -> Vec<Option<u32>> {
+        let mut out: Vec<Option<u32>> = self
+            .keys
+            .iter()
+            .map(|branches| {
+                branches
+                    .iter()
+                    .position(|own| own.iter().any(|s| stages.contains(s)))
+                    .map(|b| b as u32 + 1)
+            })
+            .collect();
+        if let Some(path) = self.state_branch.get(state.index()) {
+            for &(alt, b) in path {
+                if let Some(slot) = out.get_mut(alt as usize) {
+                    slot.get_or_insert(b + 1);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl<E> fmt::Debug for Nfa<E> {
@@ -431,6 +474,12 @@ impl<E: Event + 'static> Nfa<E> {
             select,
             writes,
             reads,
+            branches: pattern.has_alternation().then(|| {
+                Box::new(BranchInfo {
+                    keys: crate::pattern::branch_keys(pattern),
+                    state_branch: compiled.state_branch,
+                })
+            }),
             _event: PhantomData,
         })
     }
@@ -654,6 +703,13 @@ impl<E> Nfa<E> {
     #[inline]
     pub fn compiled_reads(&self) -> Option<&CompiledReads> {
         self.reads.as_deref()
+    }
+
+    /// For a pattern with alternation, what tells the branches its
+    /// matches took; `None` without alternation.
+    #[inline]
+    pub fn branch_info(&self) -> Option<&BranchInfo> {
+        self.branches.as_deref()
     }
 
     /// The compiled values of the pattern's `then` writes.
