@@ -117,3 +117,29 @@ fn the_sample_rules_give_their_expected_records() {
     let expected = std::fs::read_to_string(&path).unwrap();
     assert_eq!(got, expected);
 }
+
+/// The examples of `docs/language.md` §4.6 load and compile (the CLI's
+/// `language_doc` test checks them with `cepheid check` too).
+#[test]
+fn the_language_reference_examples_compile() {
+    use cepheid_engine::{Engine, Record, Rules};
+
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/language.md")).unwrap();
+    let section = doc
+        .split("### 4.6 Alternation")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("section 4.6");
+    let blocks: Vec<&str> = section
+        .split("```cep\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(!blocks.is_empty());
+    for text in blocks {
+        let rules = Rules::parse("doc.cep", text).unwrap();
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&rules).unwrap();
+    }
+}

@@ -18,6 +18,8 @@ mod shared_contract;
 
 #[path = "../alternation.rs"]
 mod alternation;
+#[path = "../alternation_differential.rs"]
+mod alternation_differential;
 #[path = "../api_traits.rs"]
 mod api_traits;
 #[path = "../builder_typed.rs"]

@@ -821,8 +821,20 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let mut entries = Vec::with_capacity(branches.len());
         for (i, branch) in branches.iter().enumerate() {
             self.check_size()?;
+            // A greedy element restricts the state after it
+            // (`update_with_greedy_condition`): when that is the sink, the
+            // branch gets a copy of its own, so that the restriction binds
+            // this branch's runs only, as in the pattern of this branch
+            // alone.
+            let branch_sink = if has_greedy(&branch.elements) {
+                let copy = self.copy(sink);
+                self.states[copy.index()].window = self.state(sink).window;
+                copy
+            } else {
+                sink
+            };
             self.branch_path.push((number, i as u32));
-            let entry = self.create_group_pattern_state(&branch.elements, sink, None, false);
+            let entry = self.create_group_pattern_state(&branch.elements, branch_sink, None, false);
             self.branch_path.pop();
             let entry = entry?;
             // What `convert_pattern` does to a group's entry.
@@ -1088,6 +1100,24 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         Ok(copy)
     }
+}
+
+/// Does any element of `elements` (at any depth) have `greedy`?
+fn has_greedy(elements: &[Element]) -> bool {
+    let mut stack: Vec<&[Element]> = vec![elements];
+    while let Some(els) = stack.pop() {
+        for e in els {
+            if e.greedy {
+                return true;
+            }
+            match &e.kind {
+                ElementKind::Stage(_) => {}
+                ElementKind::Group(inner) => stack.push(&inner.elements),
+                ElementKind::Alternation(bs) => stack.extend(bs.iter().map(|b| &b.elements[..])),
+            }
+        }
+    }
+    false
 }
 
 /// Numbers the alternations of `seq` in the order of the text (an
