@@ -143,3 +143,152 @@ fn the_language_reference_examples_compile() {
         engine.add(&rules).unwrap();
     }
 }
+
+/// The JSON-lines records of `rules` over events `(ts, type)` of one key,
+/// then a final watermark; each record cut to `kind`, `branch` and its
+/// events' types by stage.
+fn records(rules: &str, events: &[(i64, &str)]) -> Vec<String> {
+    use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
+    use cepheid_engine::{Engine, Record, Rules};
+
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&Rules::parse("t.cep", rules).unwrap()).unwrap();
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut bytes = Vec::new();
+    {
+        let mut out: JsonLines<&mut Vec<u8>, Vec<u8>> = JsonLines::new(&mut bytes, None);
+        for (ts, ty) in events {
+            let line = format!(r#"{{"ts": {ts}, "type": "{ty}"}}"#);
+            if let Item::Event(ts, record) = decoder.decode(line.as_bytes()).unwrap() {
+                engine.push(ts, record, &mut out);
+            }
+        }
+        engine.watermark(i64::MAX, &mut out);
+    }
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let j: serde_json::Value = serde_json::from_str(l).unwrap();
+            let stages: Vec<String> = j["events"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(s, evs)| {
+                    let ts: Vec<String> = evs
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["ts"].to_string())
+                        .collect();
+                    format!("{s}:{}", ts.join(","))
+                })
+                .collect();
+            format!(
+                "{} {} {}",
+                j["kind"].as_str().unwrap(),
+                j["branch"],
+                stages.join(" ")
+            )
+        })
+        .collect()
+}
+
+const AB_AC: &str = "
+    within 1h
+    match (a followed by b) or (a2 followed by c)
+    where
+        a: type == \"a\"
+        a2: type == \"a\"
+        b: type == \"b\"
+        c: type == \"c\"
+}";
+
+#[test]
+fn skip_to_next_prunes_partial_matches_of_every_branch() {
+    let events = [(1, "a"), (2, "b"), (3, "c")];
+    let none = records(&format!("pattern p {{{AB_AC}"), &events);
+    assert_eq!(none, ["match [1] a:1 b:2", "match [2] a2:1 c:3"]);
+    // The match of branch 1 (first event a at 1) drops the partial match
+    // of branch 2 that started with the same event.
+    let next = records(&format!("pattern p {{ skip to next {AB_AC}"), &events);
+    assert_eq!(next, ["match [1] a:1 b:2"]);
+    // Past last event: the same here; a later start survives to next.
+    let events = [(1, "a"), (2, "a"), (3, "b"), (4, "c")];
+    let next = records(&format!("pattern p {{ skip to next {AB_AC}"), &events);
+    assert_eq!(
+        next,
+        ["match [1] a:1 b:3", "match [1] a:2 b:3"],
+        "each start's first match"
+    );
+    let past = records(
+        &format!("pattern p {{ skip past last event {AB_AC}"),
+        &events,
+    );
+    assert_eq!(past, ["match [1] a:1 b:3"]);
+}
+
+#[test]
+fn timeouts_name_the_branch_they_waited_in() {
+    let rules = "pattern p {
+        within 10ms
+        timeouts
+        match x followed by y? followed by (a or (c next d))
+        where
+            x: type == \"x\"
+            y: type == \"y\"
+            a: type == \"a\"
+            c: type == \"c\"
+            d: type == \"d\"
+    }";
+    // After x, the partial match waits for `y` (optional): it has not
+    // reached the alternation, so it is one partial match (branch null).
+    assert_eq!(records(rules, &[(1, "x")]), ["timeout [null] x:1"]);
+    // `c` skips `y` and enters the alternation: branch 2 takes it, branch
+    // 1 keeps waiting for `a` (the same events, named by the branch it
+    // waits in), and the partial match waiting for `y` stays too.
+    // (Same first event, same expiry: their order is not specified.)
+    let mut got = records(rules, &[(1, "x"), (2, "c")]);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "timeout [1] x:1",
+            "timeout [2] c:2 x:1",
+            "timeout [null] x:1"
+        ]
+    );
+    // Without the optional element, the event before the alternation
+    // moves the partial match into both branches at once.
+    let direct = rules.replace("followed by y? ", "");
+    let mut got = records(&direct, &[(1, "x")]);
+    got.sort();
+    assert_eq!(got, ["timeout [1] x:1", "timeout [2] x:1"]);
+}
+
+/// `cepheid check --flink` (the library's `flink_differences`): Flink has
+/// no alternation, with the alternation's place and how to write it there.
+#[test]
+fn flink_has_no_alternation() {
+    let loaded = cepheid_syntax::load_str(
+        "t.cep",
+        "pattern p {\n    within 1h\n    match x followed by (a or b)\n}\n",
+    );
+    let p = &loaded.patterns[0];
+    let findings = cepheid_core::pattern::flink_differences(p);
+    let f = findings
+        .iter()
+        .find(|f| f.message.contains("alternation"))
+        .expect("a finding");
+    assert_eq!(
+        f.difference,
+        cepheid_core::pattern::FlinkDifference::NoSuchConstruct
+    );
+    assert!(f.message.contains("FLINK-4641"), "{}", f.message);
+    assert!(f.help.contains("one pattern per branch"), "{}", f.help);
+    let text = &loaded.sources[0].text;
+    assert_eq!(
+        &text[f.span.start as usize..f.span.end as usize],
+        "(a or b)"
+    );
+}
