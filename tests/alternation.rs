@@ -292,3 +292,49 @@ fn flink_has_no_alternation() {
         "(a or b)"
     );
 }
+
+/// No state is left of a bypassed alternation entry: the automaton of
+/// `x followed by (a or c)` is the states of its branches and no more.
+#[test]
+fn the_automaton_has_no_entry_state_left() {
+    let p = abcd(vec![el(4), alt(vec![vec![el(0)], vec![el(2)]])]);
+    let nfa =
+        cepheid_automata::nfa::Nfa::<Ev>::compile(&p, &mut cepheid_core::event::NoFields).unwrap();
+    let text = nfa.explain();
+    assert!(!text.contains("$or$"), "{text}");
+    assert!(text.contains("x --take[x]--> a"), "{text}");
+    assert!(text.contains("x --take[x]--> c"), "{text}");
+    // At the start of the pattern the entry is the start state.
+    let p = abcd(vec![alt(vec![vec![el(0)], vec![el(2)]]), el(5)]);
+    let nfa =
+        cepheid_automata::nfa::Nfa::<Ev>::compile(&p, &mut cepheid_core::event::NoFields).unwrap();
+    let text = nfa.explain();
+    assert!(text.contains("$or$ (start)"), "{text}");
+}
+
+/// A branch that can reach its negation before taking an event would end
+/// the partial matches of every branch when the negation fires (they are
+/// entered in one decision): a compile error, at the alternation, until
+/// branches are decided apart (found by `alternation_differential.rs`).
+#[test]
+fn a_negation_a_branch_reaches_before_taking_is_an_error() {
+    // x followed by (a or (b? not next c next d)): built as IR, since
+    // `validate` already rejects `not next` after an optional element in
+    // the language; the compiler must not run it either.
+    let mut p = abcd(vec![
+        el(4),
+        alt(vec![
+            vec![el(0)],
+            vec![el(1).opt(), el(2).not_next(), el(3).next()],
+        ]),
+    ]);
+    p.sequence.elements[1].span = cepheid_core::Span::new(5, 9);
+    let err = cepheid_automata::nfa::Nfa::<Ev>::compile(&p, &mut cepheid_core::event::NoFields)
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("branch 2 of this alternation can reach its `not` element"),
+        "{err:?}"
+    );
+    assert_eq!(err.span(), Some(cepheid_core::Span::new(5, 9)));
+}

@@ -198,26 +198,30 @@ fn stage_names(p: &Pattern, seq: &Sequence, out: &mut Vec<String>) {
 }
 
 /// What the reference needs to know of each alternation (in the order of
-/// the text): per branch its own required stage names, and all the stage
-/// names inside it.
+/// the text): per branch the stage names no other branch writes, and all
+/// the stage names inside it.
 struct AltInfo {
     own: Vec<Vec<String>>,
     inside: Vec<String>,
 }
 
 fn alternations(p: &Pattern) -> (Vec<AltInfo>, HashMap<usize, usize>) {
-    let keys = cepheid_core::pattern::branch_keys(p);
-    let mut infos = Vec::new();
-    let mut numbers = HashMap::new();
-    fn walk(p: &Pattern, seq: &Sequence, out: &mut Vec<(usize, Vec<String>)>) {
+    type Found = (usize, Vec<Vec<String>>);
+    fn walk(p: &Pattern, seq: &Sequence, out: &mut Vec<Found>) {
         for e in &seq.elements {
             match &e.kind {
                 ElementKind::Stage(_) => {}
                 ElementKind::Group(inner) => walk(p, inner, out),
                 ElementKind::Alternation(bs) => {
-                    let mut inside = Vec::new();
-                    bs.iter().for_each(|b| stage_names(p, b, &mut inside));
-                    out.push((e as *const Element as usize, inside));
+                    let per_branch = bs
+                        .iter()
+                        .map(|b| {
+                            let mut names = Vec::new();
+                            stage_names(p, b, &mut names);
+                            names
+                        })
+                        .collect();
+                    out.push((e as *const Element as usize, per_branch));
                     bs.iter().for_each(|b| walk(p, b, out));
                 }
             }
@@ -225,26 +229,44 @@ fn alternations(p: &Pattern) -> (Vec<AltInfo>, HashMap<usize, usize>) {
     }
     let mut found = Vec::new();
     walk(p, &p.sequence, &mut found);
-    for (k, ((addr, inside), own)) in found.into_iter().zip(keys).enumerate() {
+    let mut infos = Vec::new();
+    let mut numbers = HashMap::new();
+    for (k, (addr, per_branch)) in found.into_iter().enumerate() {
         numbers.insert(addr, k);
+        // A branch's own stages: those no other branch writes (a partial
+        // match that took one is in that branch, whatever it waits in).
+        let own = per_branch
+            .iter()
+            .enumerate()
+            .map(|(i, names)| {
+                names
+                    .iter()
+                    .filter(|n| {
+                        !per_branch
+                            .iter()
+                            .enumerate()
+                            .any(|(j, other)| j != i && other.contains(n))
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .collect();
         infos.push(AltInfo {
-            own: own
-                .iter()
-                .map(|ids| ids.iter().map(|s| p.stage(*s).name.clone()).collect())
-                .collect(),
-            inside,
+            own,
+            inside: per_branch.concat(),
         });
     }
     (infos, numbers)
 }
 
+/// One expansion: the elements, and the choices made (alternation number,
+/// branch 1-based).
+type Expansion = (Vec<Element>, Vec<(usize, u32)>);
+
 /// The expansions of `seq`: each alternation replaced by a group of one
-/// branch; with the choices made (alternation number, branch 1-based).
-fn expand(
-    seq: &Sequence,
-    numbers: &HashMap<usize, usize>,
-) -> Vec<(Vec<Element>, Vec<(usize, u32)>)> {
-    let mut partial: Vec<(Vec<Element>, Vec<(usize, u32)>)> = vec![(Vec::new(), Vec::new())];
+/// branch.
+fn expand(seq: &Sequence, numbers: &HashMap<usize, usize>) -> Vec<Expansion> {
+    let mut partial: Vec<Expansion> = vec![(Vec::new(), Vec::new())];
     for e in &seq.elements {
         let options: Vec<(Element, Vec<(usize, u32)>)> = match &e.kind {
             ElementKind::Stage(_) => vec![(e.clone(), Vec::new())],
@@ -413,6 +435,36 @@ fn real_outputs(nfa: &Nfa<Ev>, evs: &[RefEvent]) -> (Outputs, Outputs) {
     (sink.matches, sink.timeouts)
 }
 
+/// The real matcher's matches for a pattern without alternation.
+fn plain_outputs(q: &Pattern, evs: &[RefEvent]) -> Result<Vec<(usize, String)>, String> {
+    let nfa = Nfa::<Ev>::compile(q, &mut EvFields).map_err(|e| format!("{e:?}"))?;
+    let mut m = cepheid_automata::matcher::Matcher::new(nfa);
+    let mut out = Vec::new();
+    let mut push = |step: usize, outs: Vec<cepheid_automata::matcher::Output<Ev>>| {
+        for o in outs {
+            if let cepheid_automata::matcher::Output::Match(x) = o {
+                let st: Vec<String> = x
+                    .stages
+                    .iter()
+                    .map(|(s, es)| format!("{s}:{:?}", es.iter().map(|e| e.id).collect::<Vec<_>>()))
+                    .collect();
+                out.push((step, st.join(" ")));
+            }
+        }
+    };
+    for (i, e) in evs.iter().enumerate() {
+        let ev = Ev {
+            id: e.id,
+            ts: e.ts,
+            kind: e.fields["kind"].clone(),
+            value: e.fields["value"].as_int().unwrap_or(0),
+        };
+        push(i, m.process(e.ts, ev));
+    }
+    push(evs.len(), m.advance_time(end_time(evs)));
+    Ok(out)
+}
+
 #[derive(Default, Debug)]
 struct Tally {
     compared: usize,
@@ -472,8 +524,38 @@ fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), Strin
     tally.with_matches += usize::from(!want.0.is_empty());
     tally.with_timeouts += usize::from(!want.1.is_empty());
     if want != got {
+        // Each branch pattern alone, real and reference, to tell a bug of
+        // the alternation from one of the matcher.
+        let (_, numbers) = alternations(p);
+        let mut alone = String::new();
+        for (elements, choices) in expand(&p.sequence, &numbers) {
+            let mut q = p.clone();
+            q.sequence = Sequence::new(elements);
+            let reference = run(&q, evs, Some(end_time(evs)));
+            let real = plain_outputs(&q, evs);
+            alone += &format!(
+                "\nbranch pattern {choices:?}: {}\n  reference matches {:?}\n  real      {:?}",
+                print::pattern(&q),
+                reference
+                    .matches
+                    .iter()
+                    .map(|m| (m.step / 2, &m.stages))
+                    .collect::<Vec<_>>(),
+                real
+            );
+        }
+        if std::env::var_os("ALT_EXPLAIN").is_some() {
+            alone += &format!("\n{}", nfa.explain());
+            for (elements, _) in expand(&p.sequence, &numbers) {
+                let mut q = p.clone();
+                q.sequence = Sequence::new(elements);
+                if let Ok(n) = Nfa::<Ev>::compile(&q, &mut EvFields) {
+                    alone += &format!("\n{}", n.explain());
+                }
+            }
+        }
         return Err(format!(
-            "reference matches: {:?}\nreal matches:      {:?}\nreference timeouts: {:?}\nreal timeouts:      {:?}",
+            "{alone}\nreference matches: {:?}\nreal matches:      {:?}\nreference timeouts: {:?}\nreal timeouts:      {:?}",
             want.0, got.0, want.1, got.1
         ));
     }
@@ -488,7 +570,7 @@ fn env_number(name: &str) -> Option<u64> {
 fn alternation_agrees_with_the_merged_reference() {
     let config = ProptestConfig {
         cases: env_number("CEPHEID_PROPTEST_CASES").map_or(256, |n| n as u32),
-        rng_seed: RngSeed::Fixed(env_number("CEPHEID_PROPTEST_SEED").unwrap_or(0xa17e_41)),
+        rng_seed: RngSeed::Fixed(env_number("CEPHEID_PROPTEST_SEED").unwrap_or(0x00a1_7e41)),
         failure_persistence: None,
         ..ProptestConfig::default()
     };

@@ -237,7 +237,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 "`not followed by` can end a pattern only when the pattern has `within`",
             ));
         }
-        self.bypass_alternations(start)?;
+        let start = self.bypass_alternations(start)?;
         check_proceed_paths(&self.states)?;
         Ok(Compiled {
             states: self.states,
@@ -858,8 +858,9 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// times out never). Only entries whose PROCEED edges always hold can
     /// be bypassed so (a TAKE into the entry is followed by its PROCEED on
     /// the next event); the others are compile errors.
-    fn bypass_alternations(&mut self, start: StateId) -> Res<()> {
+    fn bypass_alternations(&mut self, start: StateId) -> Res<StateId> {
         let mut entries = std::mem::take(&mut self.alternation_entries);
+        let mut bypassed = Vec::new();
         // Copies of an entry (`copy_without_transitive_nots` copies the
         // state after an optional element) are entries too.
         for (i, s) in self.states.iter().enumerate() {
@@ -872,6 +873,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         // an outer entry's targets are already branch states.
         for &(entry, span) in &entries {
             let targets: Vec<Transition> = self.state(entry).transitions.clone();
+            self.check_branch_negations(entry, &targets, span)?;
             let all_true = targets.iter().all(|t| {
                 t.action == Action::Proceed
                     && matches!(self.conds.nodes[t.cond.0 as usize], CondNode::True)
@@ -881,6 +883,11 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 .iter()
                 .any(|s| s.transitions.iter().any(|t| t.target == entry));
             if !incoming {
+                // The start state stays; another is unreachable.
+                if entry != start {
+                    self.states[entry.index()].transitions.clear();
+                    bypassed.push(entry);
+                }
                 continue;
             }
             if entry == start || !all_true {
@@ -912,8 +919,85 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             }
             // Unreachable now: no edge of its own either.
             self.states[entry.index()].transitions.clear();
+            bypassed.push(entry);
+        }
+        Ok(self.remove_states(&bypassed, start))
+    }
+
+    /// A negation of a branch that the branch can reach before it takes an
+    /// event (`a or (b? not next c)`) would, in Flink's NFA, discard the
+    /// partial match in *every* branch when it fires: the branches are
+    /// entered on the same event, in one decision. Not supported yet: an
+    /// error, rather than matches of the other branches lost.
+    fn check_branch_negations(
+        &self,
+        entry: StateId,
+        targets: &[Transition],
+        span: Span,
+    ) -> Res<()> {
+        let depth = self.state_branch[entry.index()].len();
+        for head in targets.iter().map(|t| t.target) {
+            let Some(&(alt, branch)) = self.state_branch[head.index()].get(depth) else {
+                continue;
+            };
+            let mut seen = vec![false; self.states.len()];
+            let mut todo = vec![head];
+            while let Some(s) = todo.pop() {
+                if std::mem::replace(&mut seen[s.index()], true) {
+                    continue;
+                }
+                let state = self.state(s);
+                if state.kind == StateKind::Stop
+                    && self.state_branch[s.index()].contains(&(alt, branch))
+                {
+                    return Err(CompileError::new(format!(
+                        "branch {} of this alternation can reach its `not` element before \
+                         it takes an event; that is not supported yet (the negation would \
+                         end the partial matches of every branch): make an element before \
+                         the negation required",
+                        branch + 1
+                    ))
+                    .at(span));
+                }
+                todo.extend(
+                    state
+                        .transitions
+                        .iter()
+                        .filter(|t| t.action == Action::Proceed)
+                        .map(|t| t.target),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Removes `dead` states (no edge leads to them), renumbering the
+    /// others in order; returns the start state's new id.
+    fn remove_states(&mut self, dead: &[StateId], start: StateId) -> StateId {
+        if dead.is_empty() {
+            return start;
+        }
+        let mut new_id = vec![u32::MAX; self.states.len()];
+        let mut next = 0u32;
+        for (i, id) in new_id.iter_mut().enumerate() {
+            if !dead.contains(&StateId(i as u32)) {
+                *id = next;
+                next += 1;
+            }
+        }
+        let states = std::mem::take(&mut self.states);
+        let branches = std::mem::take(&mut self.state_branch);
+        for (i, (mut state, branch)) in states.into_iter().zip(branches).enumerate() {
+            if new_id[i] == u32::MAX {
+                continue;
+            }
+            for t in &mut state.transitions {
+                t.target = StateId(new_id[t.target.index()]);
+            }
+            self.states.push(state);
+            self.state_branch.push(branch);
+        }
+        StateId(new_id[start.index()])
     }
 
     /// Flink's `createLoopingGroupPatternState`: a dummy state closes each
