@@ -23,7 +23,8 @@
 //! another's match; what a skip strategy does across branches is pinned by
 //! the golden cases of `tests/alternation.rs`.
 //!
-//! `CEPHEID_PROPTEST_CASES` raises the number of cases (default 256),
+//! `CEPHEID_PROPTEST_CASES` sets the number of cases (default 1,024: about
+//! half are compared, the others are invalid or too short),
 //! `CEPHEID_PROPTEST_SEED` picks another seed.
 
 use crate::reference;
@@ -569,7 +570,7 @@ fn env_number(name: &str) -> Option<u64> {
 #[test]
 fn alternation_agrees_with_the_merged_reference() {
     let config = ProptestConfig {
-        cases: env_number("CEPHEID_PROPTEST_CASES").map_or(256, |n| n as u32),
+        cases: env_number("CEPHEID_PROPTEST_CASES").map_or(1024, |n| n as u32),
         rng_seed: RngSeed::Fixed(env_number("CEPHEID_PROPTEST_SEED").unwrap_or(0x00a1_7e41)),
         failure_persistence: None,
         ..ProptestConfig::default()
