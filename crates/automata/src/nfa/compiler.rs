@@ -794,8 +794,8 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         let e = at.elem();
         if e.quantifier != Quantifier::One || e.is_optional() {
             return Err(CompileError::new(
-                "a quantifier or `optional` on an alternation is not supported yet: put it on \
-                 the elements of the branches, or write one pattern without the alternation",
+                "a quantifier or `optional` on an alternation is not supported yet (on the \
+                 elements inside its branches they are)",
             )
             .at(span));
         }
