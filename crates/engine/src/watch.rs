@@ -313,6 +313,10 @@ fn ir_reads(pattern: &Pattern) -> Vec<WatchedRead> {
                     groups.push(inner);
                     "(group)".to_string()
                 }
+                ElementKind::Alternation(branches) => {
+                    groups.extend(branches);
+                    "(alternation)".to_string()
+                }
             };
             if let Some(Condition::Expr(e)) = &element.until {
                 expr_paths(e, &mut |p| push(p, ReadClause::Until(name.clone())));

@@ -279,6 +279,13 @@ pub enum ElementKind {
     Stage(Ident),
     /// `( sequence )`.
     Group(Sequence),
+    /// `x or y or ...`: two or more alternatives (branches). It is always
+    /// the only element of its sequence (the whole `match`, or a group's
+    /// inside): `or` and connectors do not mix on one level. Each
+    /// alternative is an element without a connector (a stage or a group,
+    /// with its own quantifier and modifiers); the alternation itself has
+    /// neither quantifier nor modifiers (they go on the enclosing group).
+    Alternation(Vec<Element>),
 }
 
 /// A quantifier as written.
@@ -512,8 +519,33 @@ fn clear_sequence(root: &mut Sequence) {
             match &mut e.kind {
                 ElementKind::Stage(i) => i.span = Span::default(),
                 ElementKind::Group(inner) => stack.push(inner),
+                ElementKind::Alternation(alts) => {
+                    // Each alternative is cleared as a one-element sequence.
+                    for a in alts.iter_mut() {
+                        let mut one = Sequence {
+                            elements: vec![std::mem::replace(a, placeholder())],
+                            span: Span::default(),
+                        };
+                        clear_sequence(&mut one);
+                        *a = one.elements.pop().expect("one element");
+                    }
+                }
             }
         }
+    }
+}
+
+/// An element to swap out while its alternative is cleared.
+fn placeholder() -> Element {
+    Element {
+        connector: None,
+        kind: ElementKind::Group(Sequence {
+            elements: Vec::new(),
+            span: Span::default(),
+        }),
+        quantifier: None,
+        modifiers: Vec::new(),
+        span: Span::default(),
     }
 }
 

@@ -143,6 +143,7 @@ fn write_sequence(out: &mut String, root: &Sequence, stages: &[Stage], indent: u
         let head = match &e.kind {
             ElementKind::Stage(s) => stage_name(stages, s.index()).to_string(),
             ElementKind::Group(_) => "group".to_string(),
+            ElementKind::Alternation(b) => format!("one of {} branches", b.len()),
         };
         let sep = if connector.is_empty() { "" } else { " " };
         let _ = writeln!(
@@ -150,8 +151,16 @@ fn write_sequence(out: &mut String, root: &Sequence, stages: &[Stage], indent: u
             "{pad}{connector}{sep}{head}{}",
             element_details(e, stages)
         );
-        if let ElementKind::Group(inner) = &e.kind {
-            stack.push((inner.elements.iter(), depth + 1, true));
+        match &e.kind {
+            ElementKind::Group(inner) => stack.push((inner.elements.iter(), depth + 1, true)),
+            ElementKind::Alternation(branches) => {
+                // Recursion: alternations nest no deeper than groups do.
+                for (i, b) in branches.iter().enumerate() {
+                    let _ = writeln!(out, "{pad}  branch {}:", i + 1);
+                    write_sequence(out, b, stages, depth + 2);
+                }
+            }
+            ElementKind::Stage(_) => {}
         }
     }
 }
@@ -407,7 +416,30 @@ fn dot_sequence(
                 dot_sequence(out, inner, stages, counter, previous, depth + 1);
                 out.push_str("  }\n");
             }
-            ElementKind::Group(_) => {}
+            ElementKind::Alternation(branches) if depth < crate::pattern::MAX_NESTING => {
+                let entry = format!("g{counter}");
+                *counter += 1;
+                let join = format!("g{counter}");
+                *counter += 1;
+                let _ = writeln!(out, "  {entry} [shape=point];");
+                let _ = writeln!(out, "  {previous} -> {entry} [label={label:?}];");
+                for (i, b) in branches.iter().enumerate() {
+                    let _ = writeln!(out, "  subgraph cluster_{counter} {{");
+                    let _ = writeln!(
+                        out,
+                        "  label={:?};",
+                        format!("branch {}{}", i + 1, element_details(e, stages))
+                    );
+                    *counter += 1;
+                    let mut last = entry.clone();
+                    dot_sequence(out, b, stages, counter, &mut last, depth + 1);
+                    out.push_str("  }\n");
+                    let _ = writeln!(out, "  {last} -> {join} [label=\"\"];");
+                }
+                let _ = writeln!(out, "  {join} [shape=point];");
+                *previous = join;
+            }
+            ElementKind::Group(_) | ElementKind::Alternation(_) => {}
         }
     }
 }

@@ -32,6 +32,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod alternation_tests;
 pub mod ast;
 #[cfg(test)]
 mod decl_tests;

@@ -35,6 +35,8 @@ pub(crate) fn lower_pattern(
         stages: Vec::new(),
         stage_ids: HashMap::new(),
         untils: Vec::new(),
+        in_branch: 0,
+        branch_stages: HashMap::new(),
     };
     let mut pattern = l.clauses(p);
     pattern.sequence = l.sequence(&p.sequence, 0);
@@ -99,6 +101,18 @@ pub(crate) fn lower_pattern(
     (ok.then_some(pattern), l.diagnostics)
 }
 
+/// The alternatives of a group whose only element is an alternation
+/// (`(a or b)`).
+fn sole_alternation(seq: &ast::Sequence) -> Option<&[ast::Element]> {
+    match seq.elements.as_slice() {
+        [ast::Element {
+            kind: ElementKind::Alternation(alts),
+            ..
+        }] => Some(alts),
+        _ => None,
+    }
+}
+
 /// The first looping element (`+`, `*`, `{n,}`) that no window bounds: not
 /// one with its own `within`, nor one inside a group with a `within`
 /// (`docs/semantics.md`, D2). Without a pattern window, a run waiting in it
@@ -111,6 +125,7 @@ fn unbounded_loop(sequence: &Sequence) -> Option<&Element> {
         .find_map(|e| match &e.kind {
             _ if e.is_looping() => Some(e),
             IrKind::Group(inner) => unbounded_loop(inner),
+            IrKind::Alternation(branches) => branches.iter().find_map(unbounded_loop),
             IrKind::Stage(_) => None,
         })
 }
@@ -123,6 +138,7 @@ fn unbounded_state_warning(pattern: &Pattern, element: &Element) -> Diagnostic {
             .get(s.index())
             .map_or("this element".to_string(), |s| format!("`{}`", s.name)),
         IrKind::Group(_) => "this group".to_string(),
+        IrKind::Alternation(_) => "this alternation".to_string(),
     };
     Diagnostic::warning(
         DiagnosticKind::UnboundedState,
@@ -147,6 +163,11 @@ struct Lowerer<'d> {
     stage_ids: HashMap<String, StageId>,
     /// Every `until NAME` written.
     untils: Vec<ast::Ident>,
+    /// How many alternations enclose the element being lowered.
+    in_branch: usize,
+    /// Stages first written inside a branch, by name: a later branch
+    /// naming one again shares it.
+    branch_stages: HashMap<String, StageId>,
 }
 
 impl Lowerer<'_> {
@@ -275,14 +296,14 @@ impl Lowerer<'_> {
         }
         for e in &seq.elements {
             let mut element = match &e.kind {
-                ElementKind::Stage(id) => {
-                    let stage_id = StageId(u16::try_from(self.stages.len()).unwrap_or(u16::MAX));
-                    let mut stage = Stage::new(id.name.clone(), Condition::True);
-                    stage.span = id.span;
-                    self.stages.push(stage);
-                    Element::stage(stage_id)
-                }
-                ElementKind::Group(inner) => Element::group(self.sequence(inner, depth + 1)),
+                ElementKind::Stage(id) => Element::stage(self.stage(id)),
+                ElementKind::Group(inner) => match sole_alternation(inner) {
+                    // `(a or b)` with the group's quantifier and modifiers:
+                    // the IR's alternation element carries them.
+                    Some(alts) => self.alternation(alts, depth + 1),
+                    None => Element::group(self.sequence(inner, depth + 1)),
+                },
+                ElementKind::Alternation(alts) => self.alternation(alts, depth),
             };
             element.span = e.span;
             if let Some(c) = &e.connector {
@@ -293,6 +314,66 @@ impl Lowerer<'_> {
             out.elements.push(element);
         }
         out
+    }
+
+    /// A stage occurrence: a new stage, or, inside a branch of an
+    /// alternation, the stage of that name first written in another
+    /// branch (a stage may appear once per branch; validation checks that
+    /// the occurrences are in different branches of one alternation).
+    fn stage(&mut self, id: &ast::Ident) -> StageId {
+        if self.in_branch > 0 {
+            if let Some(&s) = self.branch_stages.get(&id.name) {
+                return s;
+            }
+        }
+        let stage_id = StageId(u16::try_from(self.stages.len()).unwrap_or(u16::MAX));
+        let mut stage = Stage::new(id.name.clone(), Condition::True);
+        stage.span = id.span;
+        self.stages.push(stage);
+        if self.in_branch > 0 {
+            self.branch_stages.insert(id.name.clone(), stage_id);
+        }
+        stage_id
+    }
+
+    /// `a or (b followed by c) or ...`: each alternative is a branch. A
+    /// group without quantifier or modifiers is only the branch's
+    /// parentheses: its sequence is the branch.
+    fn alternation(&mut self, alts: &[ast::Element], depth: usize) -> Element {
+        if depth >= MAX_NESTING {
+            let span = alts.iter().map(|a| a.span).reduce(|a, b| a.to(b));
+            self.error(
+                DiagnosticKind::Limit,
+                span.unwrap_or_default(),
+                format!("groups are nested more than {MAX_NESTING} deep"),
+            );
+            return Element::group(Sequence::default());
+        }
+        self.in_branch += 1;
+        let branches = alts
+            .iter()
+            .map(|a| match &a.kind {
+                ElementKind::Group(inner)
+                    if a.quantifier.is_none()
+                        && a.modifiers.is_empty()
+                        && sole_alternation(inner).is_none() =>
+                {
+                    self.sequence(inner, depth + 1)
+                }
+                _ => self.sequence(
+                    &ast::Sequence {
+                        elements: vec![a.clone()],
+                        span: a.span,
+                    },
+                    depth + 1,
+                ),
+            })
+            .collect();
+        self.in_branch -= 1;
+        Element {
+            kind: IrKind::Alternation(branches),
+            ..Element::stage(StageId(0))
+        }
     }
 
     fn quantifier(&mut self, e: &ast::Element, out: &mut Element) {
@@ -556,10 +637,16 @@ impl Lowerer<'_> {
         depth: usize,
     ) {
         for e in &mut seq.elements {
-            if let crate::pattern::ElementKind::Group(inner) = &mut e.kind {
-                if depth < MAX_NESTING {
+            match &mut e.kind {
+                crate::pattern::ElementKind::Group(inner) if depth < MAX_NESTING => {
                     self.attach(inner, conditions, next, depth + 1);
                 }
+                crate::pattern::ElementKind::Alternation(branches) if depth < MAX_NESTING => {
+                    for b in branches {
+                        self.attach(b, conditions, next, depth + 1);
+                    }
+                }
+                _ => {}
             }
             if e.until.is_none() {
                 continue;

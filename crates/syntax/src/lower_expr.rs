@@ -465,6 +465,21 @@ impl ExprCx<'_> {
         };
         let names: Vec<&str> = p.segments.iter().map(|s| s.name.as_str()).collect();
         if self.in_select {
+            // `exists(stage)` in `select`: did the match take an event into
+            // the stage (a stage of another branch of an alternation, or an
+            // optional one, took none)? The same as `count(stage) > 0`.
+            if let ([name], Some(&stage)) = (names.as_slice(), self.stages.get(names[0])) {
+                let _ = name;
+                return Expr::Binary(
+                    crate::expr::BinaryOp::Gt,
+                    Box::new(Expr::Aggregate {
+                        func: AggregateFunc::Count,
+                        stage,
+                        path: None,
+                    }),
+                    Box::new(Expr::Literal(Value::Int(0))),
+                );
+            }
             self.field_in_select(p, &names);
             return Expr::Literal(Value::Null);
         }

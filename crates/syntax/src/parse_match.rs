@@ -11,18 +11,83 @@ use crate::lex::{
 use crate::parse::to_failure;
 use crate::pattern::{Contiguity, MAX_NESTING};
 
-/// `element { connector element }`.
+/// `element { connector element }`, or `element "or" element { "or"
+/// element }` (an alternation: the sequence's only element). The two do
+/// not mix on one level: `a followed by b or c` is an error that asks for
+/// parentheses, so that nobody has to remember which binds tighter.
 pub(crate) fn sequence<'a>(cx: Cx<'a>, i: &'a str, depth: usize) -> PResult<'a, Sequence> {
     let start = skip_ws(i);
     let (mut rest, first) = element(cx, start, None, depth)?;
+    if peek_word(rest) == Some("or") {
+        return alternation(cx, start, rest, first, depth);
+    }
     let mut elements = vec![first];
     while let Some((after, conn)) = connector(cx, rest)? {
         let (after, e) = element(cx, after, Some(conn), depth)?;
         elements.push(e);
         rest = after;
     }
+    if peek_word(rest) == Some("or") {
+        let at = skip_ws(rest);
+        return fatal(
+            at,
+            2,
+            "`or` and connectors cannot be mixed on one level: put the alternatives in \
+             parentheses, `(a followed by b) or c` or `a followed by (b or c)`",
+        );
+    }
     let span = cx.span(start, start).to(elements[elements.len() - 1].span);
     Ok((rest, Sequence { elements, span }))
+}
+
+/// The alternatives after the first one: `{ "or" element }`, then no
+/// connector may follow.
+fn alternation<'a>(
+    cx: Cx<'a>,
+    start: &'a str,
+    mut rest: &'a str,
+    first: Element,
+    depth: usize,
+) -> PResult<'a, Sequence> {
+    let mut alternatives = vec![first];
+    while peek_word(rest) == Some("or") {
+        let after = &skip_ws(rest)[2..];
+        let (after, e) = element(cx, after, None, depth)?;
+        alternatives.push(e);
+        rest = after;
+    }
+    let at = skip_ws(rest);
+    if let Some((after, conn)) = connector(cx, rest)? {
+        return fatal(
+            at,
+            after.len().abs_diff(at.len()).max(1),
+            format!(
+                "`{}` after an alternative: `or` and connectors cannot be mixed on one \
+                 level; put the alternatives in parentheses, `(a or b) {} c` or \
+                 `a or (b {} c)`",
+                conn.kind.keyword(),
+                conn.kind.keyword(),
+                conn.kind.keyword()
+            ),
+        );
+    }
+    let span = cx
+        .span(start, start)
+        .to(alternatives[alternatives.len() - 1].span);
+    let alt = Element {
+        connector: None,
+        kind: ElementKind::Alternation(alternatives),
+        quantifier: None,
+        modifiers: Vec::new(),
+        span,
+    };
+    Ok((
+        rest,
+        Sequence {
+            elements: vec![alt],
+            span,
+        },
+    ))
 }
 
 fn connector<'a>(

@@ -213,6 +213,14 @@ fn print_element(out: &mut String, e: &Element) {
             print_sequence(out, seq);
             out.push(')');
         }
+        ElementKind::Alternation(alts) => {
+            for (i, a) in alts.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(" or ");
+                }
+                print_element(out, a);
+            }
+        }
     }
     if let Some(q) = &e.quantifier {
         match q.kind {

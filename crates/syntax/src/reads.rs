@@ -89,6 +89,16 @@ fn stage_names<'a>(sequence: &'a Sequence, out: &mut HashSet<&'a str>) {
                 out.insert(id.name.as_str());
             }
             ElementKind::Group(inner) => stage_names(inner, out),
+            ElementKind::Alternation(alts) => {
+                for a in alts {
+                    if let ElementKind::Stage(id) = &a.kind {
+                        out.insert(id.name.as_str());
+                    }
+                    if let ElementKind::Group(inner) = &a.kind {
+                        stage_names(inner, out);
+                    }
+                }
+            }
         }
     }
 }

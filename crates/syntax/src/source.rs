@@ -273,6 +273,34 @@ fn write_sequence(
                 out.push('(');
                 stack.push((inner.elements.iter(), true, Some(e)));
             }
+            ElementKind::Alternation(branches) => {
+                // Recursion: alternations nest no deeper than groups do.
+                let mut modifiers = String::new();
+                write_modifiers(&mut modifiers, e, p, untils)?;
+                let bare = modifiers.is_empty()
+                    && std::ptr::eq(root, &p.sequence)
+                    && root.elements.len() == 1;
+                if !bare {
+                    out.push('(');
+                }
+                for (i, b) in branches.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" or ");
+                    }
+                    let wrap = b.elements.len() != 1;
+                    if wrap {
+                        out.push('(');
+                    }
+                    write_sequence(out, b, p, untils)?;
+                    if wrap {
+                        out.push(')');
+                    }
+                }
+                if !bare {
+                    out.push(')');
+                }
+                out.push_str(&modifiers);
+            }
         }
     }
     Ok(())

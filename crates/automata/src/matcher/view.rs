@@ -16,6 +16,8 @@ pub struct MatchView<'a, E> {
     nfa: &'a Nfa<E>,
     buf: &'a SharedBuffer<E>,
     node: NodeRef,
+    /// The state the run waits in (the final state for a complete match).
+    state: crate::nfa::StateId,
     start: Timestamp,
     end: Timestamp,
     lookup: &'a dyn crate::lookup::Lookup,
@@ -96,10 +98,24 @@ impl<'a, E> MatchView<'a, E> {
             nfa,
             buf,
             node: run.node,
+            state: run.state,
             start: run.start_ts,
             end: buf.node_time(run.node),
             lookup: &crate::lookup::NO_LOOKUP,
         }
+    }
+
+    /// For a pattern with alternation, the branch (1-based) of each of its
+    /// alternations, in the order of the text, that this match took: by
+    /// the stages of the branch's own it took an event into, else (a
+    /// timed-out or dropped partial match) by the branch it waits in;
+    /// `None` for an alternation it did not reach. `None` for a pattern
+    /// without alternation.
+    pub fn branches(&self) -> Option<Vec<Option<u32>>> {
+        let info = self.nfa.branch_info()?;
+        let mut stages: smallvec::SmallVec<[StageId; 16]> = smallvec::SmallVec::new();
+        self.buf.walk_back(self.node, |stage, _| stages.push(stage));
+        Some(info.branches(&stages, self.state))
     }
 
     /// The pattern that matched.

@@ -30,7 +30,7 @@ use hashbrown::{HashMap, HashSet};
 use super::cond::{CondId, CondNode, Conditions};
 use super::{Action, CompileError, State, StateId, StateKind, Transition};
 use crate::pattern::{Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier};
-use crate::primitives::{DurationMs, StageId};
+use crate::primitives::{DurationMs, Span, StageId};
 
 /// Deepest nesting of groups the compiler accepts (it recurses per group).
 pub const MAX_GROUP_DEPTH: usize = 32;
@@ -92,7 +92,14 @@ impl<'p> Cursor<'p> {
     fn stage(self) -> Option<StageId> {
         match self.elem().kind {
             ElementKind::Stage(s) => Some(s),
-            ElementKind::Group(_) => None,
+            ElementKind::Group(_) | ElementKind::Alternation(_) => None,
+        }
+    }
+
+    fn alternation(self) -> Option<&'p [crate::pattern::Sequence]> {
+        match &self.elem().kind {
+            ElementKind::Alternation(branches) => Some(branches),
+            _ => None,
         }
     }
 
@@ -130,6 +137,9 @@ impl<'p> Cursor<'p> {
 pub struct Compiled {
     pub states: Vec<State>,
     pub start: StateId,
+    /// Per state, the branches of alternations it is in (alternation in
+    /// the order of the text, branch index); empty without alternation.
+    pub state_branch: Vec<Vec<(u32, u32)>>,
 }
 
 /// Compiler state (Flink's `NFAFactoryCompiler`).
@@ -155,9 +165,20 @@ pub struct Compiler<'p, 'c, E> {
     original_state: HashMap<StateId, StateId>,
     /// Copies made by [`Self::sink_with_trailing_nots`], to their originals.
     trailing_not_copies: HashMap<StateId, StateId>,
+    /// The entry state of each alternation (only PROCEED edges, one per
+    /// branch), removed by [`Self::bypass_alternations`].
+    alternation_entries: Vec<(StateId, Span)>,
+    /// The branches of alternations the states being built are in.
+    branch_path: Vec<(u32, u32)>,
+    /// Per state, its `branch_path` when built (a copy: its original's).
+    state_branch: Vec<Vec<(u32, u32)>>,
+    /// Each alternation's number in the order of the text, by address.
+    alternation_numbers: HashMap<usize, u32>,
     group_depth: usize,
     /// Element windows of the enclosing groups (innermost last).
     group_windows: Vec<Option<DurationMs>>,
+    /// Does each enclosing group repeat (innermost last)?
+    group_repeats: Vec<bool>,
 }
 
 type Res<T> = Result<T, CompileError>;
@@ -193,8 +214,13 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             first_of_loop: HashMap::new(),
             original_state: HashMap::new(),
             trailing_not_copies: HashMap::new(),
+            alternation_entries: Vec::new(),
+            branch_path: Vec::new(),
+            state_branch: Vec::new(),
+            alternation_numbers: number_alternations(&pattern.sequence),
             group_depth: 0,
             group_windows: Vec::new(),
+            group_repeats: Vec::new(),
         })
     }
 
@@ -211,10 +237,12 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
                 "`not followed by` can end a pattern only when the pattern has `within`",
             ));
         }
+        let start = self.bypass_alternations(start)?;
         check_proceed_paths(&self.states)?;
         Ok(Compiled {
             states: self.states,
             start,
+            state_branch: self.state_branch,
         })
     }
 
@@ -371,6 +399,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             }
         }
         self.used_names.insert(name.clone());
+        self.state_branch.push(self.branch_path.clone());
         self.states.push(State {
             name,
             stage,
@@ -467,6 +496,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             (base_name(&s.name).to_string(), s.stage, s.kind)
         };
         let copy = self.create_named_state(&base, stage, kind, None);
+        self.state_branch[copy.index()] = self.state_branch[state.index()].clone();
         let transitions = self.state(state).transitions.clone();
         for t in transitions {
             let target = if t.target == state { copy } else { t.target };
@@ -522,6 +552,9 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// Flink's `convertPattern`.
     fn convert_pattern(&mut self, sink: StateId) -> Res<StateId> {
         let elem = self.current.elem();
+        if let Some(branches) = self.current.alternation() {
+            return self.create_alternation_state(branches, sink);
+        }
         let last_sink = match elem.quantifier {
             Quantifier::AtLeast(n) => {
                 self.set_first_of_loop(false);
@@ -701,6 +734,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         self.group_depth += 1;
         self.group_windows.push(self.current.elem().within);
+        self.group_repeats.push(self.current.elem().is_repeating());
         let saved = (self.current, self.following, self.current_group);
         self.current_group = Some(self.current);
         self.current = Cursor {
@@ -713,6 +747,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
     fn leave_group(&mut self, saved: (Cursor<'p>, Option<Cursor<'p>>, Option<Cursor<'p>>)) {
         self.group_depth -= 1;
         self.group_windows.pop();
+        self.group_repeats.pop();
         (self.current, self.following, self.current_group) = saved;
     }
 
@@ -739,6 +774,230 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         self.leave_group(saved);
         Ok(last)
+    }
+
+    /// An alternation (no Flink namesake: Flink has none). Each branch is
+    /// compiled exactly as a group of that sequence in the alternation's
+    /// place would be (`create_group_pattern_state`, the same sink, the
+    /// `not followed by`s before it on each branch's entry); an entry state
+    /// then PROCEEDs to every branch's entry, in branch order. So the
+    /// states of branch `i` are those of the pattern with the alternation
+    /// replaced by a group of branch `i` (the reference of the tests relies
+    /// on it). [`Self::bypass_alternations`] then removes the entry state.
+    fn create_alternation_state(
+        &mut self,
+        branches: &'p [crate::pattern::Sequence],
+        sink: StateId,
+    ) -> Res<StateId> {
+        let at = self.current;
+        let span = at.elem().span;
+        let e = at.elem();
+        if e.quantifier != Quantifier::One || e.is_optional() {
+            return Err(CompileError::new(
+                "a quantifier or `optional` on an alternation is not supported yet (on the \
+                 elements inside its branches they are)",
+            )
+            .at(span));
+        }
+        if self.group_repeats.iter().any(|r| *r) {
+            {
+                return Err(CompileError::new(
+                    "an alternation inside a repeated group is not supported yet (a match \
+                     would pass it several times, and a record names one branch per \
+                     alternation)",
+                )
+                .at(span));
+            }
+        }
+        if branches.iter().any(|b| b.elements.is_empty()) {
+            return Err(CompileError::new("a branch of the alternation has no elements").at(span));
+        }
+        let proceed_cond = self.true_function()?;
+        let number = self
+            .alternation_numbers
+            .get(&at.key())
+            .copied()
+            .unwrap_or(u32::MAX);
+        let mut entries = Vec::with_capacity(branches.len());
+        for (i, branch) in branches.iter().enumerate() {
+            self.check_size()?;
+            // A greedy element restricts the state after it
+            // (`update_with_greedy_condition`): when that is the sink, the
+            // branch gets a copy of its own, so that the restriction binds
+            // this branch's runs only, as in the pattern of this branch
+            // alone.
+            let branch_sink = if has_greedy(&branch.elements) {
+                let copy = self.copy(sink);
+                self.states[copy.index()].window = self.state(sink).window;
+                copy
+            } else {
+                sink
+            };
+            self.branch_path.push((number, i as u32));
+            let entry = self.create_group_pattern_state(&branch.elements, branch_sink, None, false);
+            self.branch_path.pop();
+            let entry = entry?;
+            // What `convert_pattern` does to a group's entry.
+            self.add_stop_states(entry)?;
+            entries.push(entry);
+        }
+        let entry = self.create_named_state("$or$", None, StateKind::Normal, None);
+        for branch_entry in entries {
+            self.add(entry, Action::Proceed, branch_entry, proceed_cond);
+        }
+        self.alternation_entries.push((entry, span));
+        Ok(entry)
+    }
+
+    /// No run waits in an alternation's entry state: every edge into it
+    /// goes to the branches' entries instead (a TAKE into it becomes one
+    /// TAKE per branch, so the run forks as it takes the event before the
+    /// alternation). A partial match is then always in one branch, as in
+    /// the pattern of that branch alone: it times out once per branch it
+    /// waits in. An entry that is the start state stays (the start run
+    /// times out never). Only entries whose PROCEED edges always hold can
+    /// be bypassed so (a TAKE into the entry is followed by its PROCEED on
+    /// the next event); the others are compile errors.
+    fn bypass_alternations(&mut self, start: StateId) -> Res<StateId> {
+        let mut entries = std::mem::take(&mut self.alternation_entries);
+        let mut bypassed = Vec::new();
+        // Copies of an entry (`copy_without_transitive_nots` copies the
+        // state after an optional element) are entries too.
+        for (i, s) in self.states.iter().enumerate() {
+            let id = StateId(i as u32);
+            if base_name(&s.name) == "$or$" && !entries.iter().any(|(e, _)| *e == id) {
+                entries.push((id, Span::default()));
+            }
+        }
+        // Inner alternations were built first: bypass them first, so that
+        // an outer entry's targets are already branch states.
+        for &(entry, span) in &entries {
+            let targets: Vec<Transition> = self.state(entry).transitions.clone();
+            self.check_branch_negations(entry, &targets, span)?;
+            let all_true = targets.iter().all(|t| {
+                t.action == Action::Proceed
+                    && matches!(self.conds.nodes[t.cond.0 as usize], CondNode::True)
+            });
+            let incoming = self
+                .states
+                .iter()
+                .any(|s| s.transitions.iter().any(|t| t.target == entry));
+            if !incoming {
+                // The start state stays; another is unreachable.
+                if entry != start {
+                    self.states[entry.index()].transitions.clear();
+                    bypassed.push(entry);
+                }
+                continue;
+            }
+            if entry == start || !all_true {
+                return Err(CompileError::new(
+                    "this alternation cannot be compiled here yet: it follows a `greedy` \
+                     element, or sits in a group with `until`; move the alternation or drop \
+                     the modifier",
+                )
+                .at(span));
+            }
+            for i in 0..self.states.len() {
+                if !self.states[i].transitions.iter().any(|t| t.target == entry) {
+                    continue;
+                }
+                let old = std::mem::take(&mut self.states[i].transitions);
+                let mut new = Vec::with_capacity(old.len() + targets.len());
+                for t in old {
+                    if t.target == entry {
+                        new.extend(targets.iter().map(|b| Transition {
+                            action: t.action,
+                            target: b.target,
+                            cond: t.cond,
+                        }));
+                    } else {
+                        new.push(t);
+                    }
+                }
+                self.states[i].transitions = new;
+            }
+            // Unreachable now: no edge of its own either.
+            self.states[entry.index()].transitions.clear();
+            bypassed.push(entry);
+        }
+        Ok(self.remove_states(&bypassed, start))
+    }
+
+    /// A negation of a branch that the branch can reach before it takes an
+    /// event (`a or (b? not next c)`) would, in Flink's NFA, discard the
+    /// partial match in *every* branch when it fires: the branches are
+    /// entered on the same event, in one decision. Not supported yet: an
+    /// error, rather than matches of the other branches lost.
+    fn check_branch_negations(
+        &self,
+        entry: StateId,
+        targets: &[Transition],
+        span: Span,
+    ) -> Res<()> {
+        let depth = self.state_branch[entry.index()].len();
+        for head in targets.iter().map(|t| t.target) {
+            let Some(&(alt, branch)) = self.state_branch[head.index()].get(depth) else {
+                continue;
+            };
+            let mut seen = vec![false; self.states.len()];
+            let mut todo = vec![head];
+            while let Some(s) = todo.pop() {
+                if std::mem::replace(&mut seen[s.index()], true) {
+                    continue;
+                }
+                let state = self.state(s);
+                if state.kind == StateKind::Stop
+                    && self.state_branch[s.index()].contains(&(alt, branch))
+                {
+                    return Err(CompileError::new(format!(
+                        "branch {} of this alternation can reach its `not` element before \
+                         it takes an event; that is not supported yet (the negation would \
+                         end the partial matches of every branch): make an element before \
+                         the negation required",
+                        branch + 1
+                    ))
+                    .at(span));
+                }
+                todo.extend(
+                    state
+                        .transitions
+                        .iter()
+                        .filter(|t| t.action == Action::Proceed)
+                        .map(|t| t.target),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `dead` states (no edge leads to them), renumbering the
+    /// others in order; returns the start state's new id.
+    fn remove_states(&mut self, dead: &[StateId], start: StateId) -> StateId {
+        if dead.is_empty() {
+            return start;
+        }
+        let mut new_id = vec![u32::MAX; self.states.len()];
+        let mut next = 0u32;
+        for (i, id) in new_id.iter_mut().enumerate() {
+            if !dead.contains(&StateId(i as u32)) {
+                *id = next;
+                next += 1;
+            }
+        }
+        let states = std::mem::take(&mut self.states);
+        let branches = std::mem::take(&mut self.state_branch);
+        for (i, (mut state, branch)) in states.into_iter().zip(branches).enumerate() {
+            if new_id[i] == u32::MAX {
+                continue;
+            }
+            for t in &mut state.transitions {
+                t.target = StateId(new_id[t.target.index()]);
+            }
+            self.states.push(state);
+            self.state_branch.push(branch);
+        }
+        StateId(new_id[start.index()])
     }
 
     /// Flink's `createLoopingGroupPatternState`: a dummy state closes each
@@ -904,6 +1163,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
             (s.name.clone(), s.stage, s.kind)
         };
         let copy = self.create_named_state(&base, stage, kind, None);
+        self.state_branch[copy.index()] = self.state_branch[sink.index()].clone();
         let transitions = self.state(sink).transitions.clone();
         for t in transitions {
             if t.action == Action::Proceed {
@@ -924,6 +1184,51 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
         }
         Ok(copy)
     }
+}
+
+/// Does any element of `elements` (at any depth) have `greedy`?
+fn has_greedy(elements: &[Element]) -> bool {
+    let mut stack: Vec<&[Element]> = vec![elements];
+    while let Some(els) = stack.pop() {
+        for e in els {
+            if e.greedy {
+                return true;
+            }
+            match &e.kind {
+                ElementKind::Stage(_) => {}
+                ElementKind::Group(inner) => stack.push(&inner.elements),
+                ElementKind::Alternation(bs) => stack.extend(bs.iter().map(|b| &b.elements[..])),
+            }
+        }
+    }
+    false
+}
+
+/// Numbers the alternations of `seq` in the order of the text (an
+/// alternation before the ones inside its branches), by address, as
+/// `cepheid_core::pattern::branch_keys` orders them.
+fn number_alternations(seq: &crate::pattern::Sequence) -> HashMap<usize, u32> {
+    fn walk(seq: &crate::pattern::Sequence, out: &mut HashMap<usize, u32>, depth: usize) {
+        if depth > MAX_GROUP_DEPTH * 2 {
+            return;
+        }
+        for e in &seq.elements {
+            match &e.kind {
+                ElementKind::Stage(_) => {}
+                ElementKind::Group(inner) => walk(inner, out, depth + 1),
+                ElementKind::Alternation(branches) => {
+                    let n = out.len() as u32;
+                    out.insert(e as *const Element as usize, n);
+                    for b in branches {
+                        walk(b, out, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    walk(seq, &mut out, 0);
+    out
 }
 
 /// Rejects automata whose PROCEED edges form a cycle (Flink's decision

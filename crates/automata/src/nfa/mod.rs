@@ -282,7 +282,50 @@ pub struct Nfa<E> {
     /// Per state: its decision graphs by the values of the few slots they
     /// depend on, when none reads the run (see [`StaticGraph`]).
     static_graphs: Vec<Option<StaticGraph>>,
+    /// What tells the branches a match took, for a pattern with
+    /// alternation (`None` without).
+    branches: Option<Box<BranchInfo>>,
     _event: PhantomData<fn(&E)>,
+}
+
+/// How to tell which branch of each alternation a match took
+/// (`docs/semantics.md`, "Alternation").
+#[derive(Debug)]
+pub struct BranchInfo {
+    /// Per alternation in the order of the text, per branch, the stages of
+    /// its own that each of its matches takes
+    /// ([`branch_keys`](crate::pattern::branch_keys)).
+    pub keys: Vec<Vec<Vec<StageId>>>,
+    /// Per state, the branches it is in: (alternation, branch index).
+    pub state_branch: Vec<Vec<(u32, u32)>>,
+}
+
+impl BranchInfo {
+    /// The branch (1-based) of each alternation taken by a match whose
+    /// events are in `stages` and that waits in `state` (a partial match;
+    /// a complete one is in the final state, in no branch): by its events
+    /// first, else by the state; `None` for an alternation it has not
+    /// reached.
+    pub fn branches(&self, stages: &[StageId], state: StateId) -> Vec<Option<u32>> {
+        let mut out: Vec<Option<u32>> = self
+            .keys
+            .iter()
+            .map(|branches| {
+                branches
+                    .iter()
+                    .position(|own| own.iter().any(|s| stages.contains(s)))
+                    .map(|b| b as u32 + 1)
+            })
+            .collect();
+        if let Some(path) = self.state_branch.get(state.index()) {
+            for &(alt, b) in path {
+                if let Some(slot) = out.get_mut(alt as usize) {
+                    slot.get_or_insert(b + 1);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl<E> fmt::Debug for Nfa<E> {
@@ -431,6 +474,12 @@ impl<E: Event + 'static> Nfa<E> {
             select,
             writes,
             reads,
+            branches: pattern.has_alternation().then(|| {
+                Box::new(BranchInfo {
+                    keys: crate::pattern::branch_keys(pattern),
+                    state_branch: compiled.state_branch,
+                })
+            }),
             _event: PhantomData,
         })
     }
@@ -656,6 +705,13 @@ impl<E> Nfa<E> {
         self.reads.as_deref()
     }
 
+    /// For a pattern with alternation, what tells the branches its
+    /// matches took; `None` without alternation.
+    #[inline]
+    pub fn branch_info(&self) -> Option<&BranchInfo> {
+        self.branches.as_deref()
+    }
+
     /// The compiled values of the pattern's `then` writes.
     #[inline]
     pub fn compiled_writes(&self) -> &CompiledSelect {
@@ -807,6 +863,14 @@ fn check_shape(pattern: &Pattern) -> Result<(), CompileError> {
             ElementKind::Group(seq) if seq.elements.is_empty() => {
                 return Err(CompileError::new("a group has no elements"));
             }
+            ElementKind::Alternation(branches)
+                if branches.len() < 2 || branches.iter().any(|b| b.elements.is_empty()) =>
+            {
+                return Err(CompileError::new(
+                    "an alternation needs two or more branches, none of them empty",
+                )
+                .at(elem.span));
+            }
             _ => {}
         }
     }
@@ -819,8 +883,14 @@ fn all_elements(pattern: &Pattern) -> Vec<&Element> {
     let mut stack: Vec<&Element> = pattern.sequence.elements.iter().rev().collect();
     while let Some(elem) = stack.pop() {
         out.push(elem);
-        if let ElementKind::Group(seq) = &elem.kind {
-            stack.extend(seq.elements.iter().rev());
+        match &elem.kind {
+            ElementKind::Group(seq) => stack.extend(seq.elements.iter().rev()),
+            ElementKind::Alternation(branches) => {
+                for b in branches.iter().rev() {
+                    stack.extend(b.elements.iter().rev());
+                }
+            }
+            ElementKind::Stage(_) => {}
         }
     }
     out
@@ -836,6 +906,12 @@ fn element_label(pattern: &Pattern, elem: &Element) -> String {
                 Some(first) => at = first,
                 None => return "()".to_string(),
             },
+            ElementKind::Alternation(branches) => {
+                match branches.first().and_then(|b| b.elements.first()) {
+                    Some(first) => at = first,
+                    None => return "()".to_string(),
+                }
+            }
         }
     }
 }

@@ -181,6 +181,7 @@ impl<'p> Walk<'p> {
                 .get(id.index())
                 .map_or_else(|| "?".to_string(), |s| s.name.clone()),
             ElementKind::Group(_) => "the group".to_string(),
+            ElementKind::Alternation(_) => "the alternation".to_string(),
         }
     }
 
@@ -215,6 +216,9 @@ impl<'p> Walk<'p> {
                 let what = match e.kind {
                     ElementKind::Stage(_) => format!("that matches `{}`", self.name(e)),
                     ElementKind::Group(_) => "that can start the group".to_string(),
+                    ElementKind::Alternation(_) => {
+                        "that can start a branch of the alternation".to_string()
+                    }
                 };
                 self.fork(
                     e,
@@ -249,8 +253,33 @@ impl<'p> Walk<'p> {
                     let end = at_end && i == last && e.quantifier == Quantifier::One;
                     self.sequence(inner_seq, depth + 1, end, inner);
                 }
+                ElementKind::Alternation(branches) => {
+                    self.alternation(e, branches.len());
+                    let end = at_end && i == last && e.quantifier == Quantifier::One;
+                    for branch in branches {
+                        self.sequence(branch, depth + 1, end, inner);
+                    }
+                }
             }
         }
+    }
+
+    /// An alternation: Flink CEP has none (FLINK-4641 was abandoned, and
+    /// Flink SQL's `MATCH_RECOGNIZE` rejects `|`).
+    fn alternation(&mut self, e: &Element, branches: usize) {
+        self.out.push(FlinkFinding::new(
+            FlinkDifference::NoSuchConstruct,
+            e.span,
+            format!(
+                "an alternation of {branches} branches (`or` in `match`); Flink CEP has no \
+                 alternation (FLINK-4641), and Flink SQL's MATCH_RECOGNIZE rejects `|`"
+            ),
+            "in Flink, write one pattern per branch (each with the elements before and after \
+             the alternation), apply each to the keyed stream, and union their outputs; the \
+             skip strategy then applies to each pattern alone, and an event both patterns use \
+             is reported twice"
+                .to_string(),
+        ));
     }
 
     /// D1: the `not followed by` elements that end a group (the last one

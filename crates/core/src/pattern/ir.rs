@@ -153,6 +153,9 @@ impl Element {
         self.is_optional()
             || match &self.kind {
                 ElementKind::Group(inner) => inner.can_take_nothing(),
+                ElementKind::Alternation(branches) => {
+                    branches.iter().any(Sequence::can_take_nothing)
+                }
                 ElementKind::Stage(_) => false,
             }
     }
@@ -214,6 +217,12 @@ pub enum ElementKind {
     Stage(StageId),
     /// A parenthesised sub-sequence.
     Group(Sequence),
+    /// Alternatives (`a or (b followed by c)`): a match takes exactly one
+    /// of the branches, in place of this element. Two or more branches,
+    /// each a non-empty sequence; the element's quantifier and modifiers
+    /// apply to the alternation as a whole, as on a group.
+    /// `docs/semantics.md` ("Alternation") says how branches are matched.
+    Alternation(Vec<Sequence>),
 }
 
 /// The connector between an element and the one before it (Flink's
@@ -408,7 +417,30 @@ pub trait StageEvents<E> {
     fn for_each(&self, stage: &str, f: &mut dyn FnMut(&E));
 }
 
+impl Sequence {
+    /// Does the sequence hold an alternation, at any depth?
+    pub fn has_alternation(&self) -> bool {
+        let mut stack = vec![self];
+        while let Some(seq) = stack.pop() {
+            for e in &seq.elements {
+                match &e.kind {
+                    ElementKind::Stage(_) => {}
+                    ElementKind::Group(inner) => stack.push(inner),
+                    ElementKind::Alternation(_) => return true,
+                }
+            }
+        }
+        false
+    }
+}
+
 impl Pattern {
+    /// Does the pattern's `match` hold an alternation (`or`)? Only such
+    /// patterns' records say which branch a match took.
+    pub fn has_alternation(&self) -> bool {
+        self.sequence.has_alternation()
+    }
+
     /// A pattern named `name` with these stages and this sequence, and
     /// every option at its default: no key, no window, no skip, no
     /// timeouts, no `select`. Set the others as fields.

@@ -20,6 +20,6 @@ pub use ir::{
     NativeKey, NativeKeyFn, Pattern, Quantifier, Sequence, SkipStrategy, Stage, StageEvents,
 };
 pub use validate::{
-    show_ms, validate, PatternError, PatternErrorKind, MAX_NESTING, MAX_QUANTIFIER_BOUND,
-    MAX_STAGES,
+    branch_keys, required_stages, show_ms, validate, PatternError, PatternErrorKind, MAX_NESTING,
+    MAX_QUANTIFIER_BOUND, MAX_STAGES,
 };

@@ -146,7 +146,7 @@ pub fn validate(p: &Pattern) -> Vec<PatternError> {
     let mut v = Validator {
         pattern: p,
         errors: Vec::new(),
-        uses: vec![0; p.stages.len()],
+        uses: vec![Vec::new(); p.stages.len()],
         top_level: Vec::new(),
     };
     v.check_pattern_level();
@@ -158,12 +158,107 @@ pub fn validate(p: &Pattern) -> Vec<PatternError> {
     v.errors
 }
 
+/// The branches of alternations an element sits in, outermost first: the
+/// alternation (its address) and the branch's index. Two occurrences of a
+/// stage are allowed when their paths take different branches of one
+/// alternation: a match takes only one of the two.
+type BranchPath = Vec<(usize, usize)>;
+
+/// Can no match take both occurrences (different branches of one
+/// alternation)?
+fn exclusive(a: &BranchPath, b: &BranchPath) -> bool {
+    a.iter()
+        .any(|(alt, i)| b.iter().any(|(alt2, j)| alt == alt2 && i != j))
+}
+
+/// The stages every match of `seq` takes an event into: its stages that
+/// are neither optional nor negations, and those of its groups that are
+/// not optional (not those of an alternation inside it: each is taken by
+/// some matches only). Depth is bounded by the nesting limit.
+pub fn required_stages(seq: &Sequence) -> Vec<StageId> {
+    let mut out = Vec::new();
+    for e in &seq.elements {
+        if e.is_negation() || e.is_optional() {
+            continue;
+        }
+        match &e.kind {
+            ElementKind::Stage(s) => out.push(*s),
+            ElementKind::Group(inner) => out.extend(required_stages(inner)),
+            ElementKind::Alternation(_) => {}
+        }
+    }
+    out
+}
+
+/// What tells the branch a match took, per alternation of `p` in the
+/// order of the text (an alternation before the ones inside its
+/// branches): per branch, its stages of its own that each of its matches
+/// takes (validation makes sure every branch has one). A match took branch
+/// `b` of an alternation when it took an event into one of `b`'s stages;
+/// it passed the alternation not at all (inside a skipped optional group)
+/// when into none.
+pub fn branch_keys(p: &Pattern) -> Vec<Vec<Vec<StageId>>> {
+    fn walk(seq: &Sequence, out: &mut Vec<Vec<Vec<StageId>>>, depth: usize) {
+        if depth > MAX_NESTING {
+            return;
+        }
+        for e in &seq.elements {
+            match &e.kind {
+                ElementKind::Stage(_) => {}
+                ElementKind::Group(inner) => walk(inner, out, depth + 1),
+                ElementKind::Alternation(branches) => {
+                    let keys = branches
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| {
+                            let others: Vec<StageId> = branches
+                                .iter()
+                                .enumerate()
+                                .filter(|(j, _)| *j != i)
+                                .flat_map(|(_, o)| all_stages(o))
+                                .collect();
+                            required_stages(b)
+                                .into_iter()
+                                .filter(|s| !others.contains(s))
+                                .collect()
+                        })
+                        .collect();
+                    out.push(keys);
+                    for b in branches {
+                        walk(b, out, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&p.sequence, &mut out, 0);
+    out
+}
+
+/// Every stage written in `seq`, at any depth (explicit stack).
+fn all_stages(seq: &Sequence) -> Vec<StageId> {
+    let mut out = Vec::new();
+    let mut stack = vec![seq];
+    while let Some(s) = stack.pop() {
+        for e in &s.elements {
+            match &e.kind {
+                ElementKind::Stage(id) => out.push(*id),
+                ElementKind::Group(inner) => stack.push(inner),
+                ElementKind::Alternation(bs) => stack.extend(bs),
+            }
+        }
+    }
+    out
+}
+
 /// State of one validation run.
 struct Validator<'p> {
     pattern: &'p Pattern,
     errors: Vec<PatternError>,
-    /// How many times each stage occurs in the sequence.
-    uses: Vec<u32>,
+    /// Where each stage occurs in the sequence: per occurrence, the
+    /// branches of alternations it sits in (alternation, branch index).
+    uses: Vec<Vec<BranchPath>>,
     /// Stages that are elements of the top-level sequence.
     top_level: Vec<StageId>,
 }
@@ -231,11 +326,14 @@ impl Validator<'_> {
     /// Walks every sequence (groups included) with an explicit stack.
     fn check_sequences(&mut self) {
         let p = self.pattern;
-        let mut stack: Vec<(&Sequence, usize, Span)> = vec![(&p.sequence, 0, p.span)];
-        while let Some((seq, depth, span)) = stack.pop() {
+        let mut stack: Vec<(&Sequence, usize, Span, BranchPath)> =
+            vec![(&p.sequence, 0, p.span, Vec::new())];
+        while let Some((seq, depth, span, path)) = stack.pop() {
             if seq.elements.is_empty() {
                 let what = if depth == 0 {
                     "the pattern"
+                } else if !path.is_empty() {
+                    "this group or branch"
                 } else {
                     "this group"
                 };
@@ -263,19 +361,32 @@ impl Validator<'_> {
                 self.check_element(element, previous);
                 match &element.kind {
                     ElementKind::Stage(id) => {
-                        self.note_stage_use(*id, element.span);
+                        self.note_stage_use(*id, element.span, &path);
                         if depth == 0 {
                             self.top_level.push(*id);
                         }
                     }
-                    ElementKind::Group(_) if depth + 1 >= MAX_NESTING => {
+                    ElementKind::Group(_) | ElementKind::Alternation(_)
+                        if depth + 1 >= MAX_NESTING =>
+                    {
                         self.error(
                             PatternErrorKind::LimitExceeded,
                             element.span,
                             format!("groups are nested more than {MAX_NESTING} deep"),
                         );
                     }
-                    ElementKind::Group(inner) => stack.push((inner, depth + 1, element.span)),
+                    ElementKind::Group(inner) => {
+                        stack.push((inner, depth + 1, element.span, path.clone()))
+                    }
+                    ElementKind::Alternation(branches) => {
+                        self.check_branches(element, branches);
+                        let id = element as *const Element as usize;
+                        for (b, branch) in branches.iter().enumerate().rev() {
+                            let mut inner = path.clone();
+                            inner.push((id, b));
+                            stack.push((branch, depth + 1, element.span, inner));
+                        }
+                    }
                 }
             }
         }
@@ -307,7 +418,7 @@ impl Validator<'_> {
                             .stages
                             .get(id.index())
                             .map_or("?", |s| s.name.as_str()),
-                        ElementKind::Group(_) => "?",
+                        ElementKind::Group(_) | ElementKind::Alternation(_) => "?",
                     };
                     self.error(
                         PatternErrorKind::NotAfterOptional,
@@ -326,23 +437,98 @@ impl Validator<'_> {
                 }
                 continue;
             }
-            if let ElementKind::Group(inner) = &e.kind {
-                self.check_negations_at_start(inner, reach, true);
+            match &e.kind {
+                ElementKind::Group(inner) => self.check_negations_at_start(inner, reach, true),
+                ElementKind::Alternation(branches) => {
+                    for b in branches {
+                        self.check_negations_at_start(b, reach, true);
+                    }
+                }
+                ElementKind::Stage(_) => {}
             }
             reach = reach && e.can_take_nothing();
         }
     }
 
-    fn note_stage_use(&mut self, id: StageId, span: Span) {
+    /// An alternation's own rules: two or more branches, each of which
+    /// takes an event (a branch that can take nothing would make the
+    /// alternation optional in a way that reports one match per such
+    /// branch, and leave the match's branch undecided).
+    fn check_branches(&mut self, e: &Element, branches: &[Sequence]) {
+        if branches.len() < 2 {
+            self.error(
+                PatternErrorKind::EmptySequence,
+                e.span,
+                "an alternation needs two or more branches",
+            );
+        }
+        for (i, b) in branches.iter().enumerate() {
+            if !b.elements.is_empty() && b.can_take_nothing() {
+                let span = b
+                    .elements
+                    .iter()
+                    .map(|x| x.span)
+                    .reduce(|a, x| a.to(x))
+                    .unwrap_or(e.span);
+                let span = if span == Span::default() {
+                    e.span
+                } else {
+                    span
+                };
+                self.error(
+                    PatternErrorKind::EmptyIteration,
+                    span,
+                    format!(
+                        "branch {} of the alternation can take no event; every branch must \
+                         take at least one (a match names the branch it took by its events)",
+                        i + 1
+                    ),
+                );
+            } else if !b.elements.is_empty() {
+                let others: Vec<StageId> = branches
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .flat_map(|(_, o)| all_stages(o))
+                    .collect();
+                if required_stages(b).iter().all(|s| others.contains(s)) {
+                    let span = b
+                        .elements
+                        .iter()
+                        .map(|x| x.span)
+                        .reduce(|a, x| a.to(x))
+                        .filter(|s| *s != Span::default())
+                        .unwrap_or(e.span);
+                    self.error(
+                        PatternErrorKind::InvalidStage,
+                        span,
+                        format!(
+                            "branch {} of the alternation has no stage of its own that each of \
+                             its matches takes (one not written in another branch, not optional), \
+                             so a match could not tell that it took this branch: rename a stage \
+                             of this branch",
+                            i + 1
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn note_stage_use(&mut self, id: StageId, span: Span, path: &BranchPath) {
         match self.uses.get_mut(id.index()) {
-            Some(n) => {
-                *n += 1;
-                if *n == 2 {
+            Some(paths) => {
+                let clash = paths.iter().any(|p| !exclusive(p, path));
+                paths.push(path.clone());
+                if clash {
                     let name = self.pattern.stages[id.index()].name.clone();
                     self.error(
                         PatternErrorKind::InvalidStage,
                         span,
-                        format!("stage `{name}` is used more than once in the sequence"),
+                        format!(
+                            "stage `{name}` is used more than once in the sequence (a stage \
+                             may appear again only in another branch of an `or`)"
+                        ),
                     );
                 }
             }
@@ -390,7 +576,7 @@ impl Validator<'_> {
 
     fn check_negation(&mut self, e: &Element, previous: Option<&Element>) {
         let kw = e.contiguity.keyword();
-        if matches!(e.kind, ElementKind::Group(_)) {
+        if matches!(e.kind, ElementKind::Group(_) | ElementKind::Alternation(_)) {
             self.error(
                 PatternErrorKind::NotOnGroup,
                 e.span,
@@ -446,7 +632,7 @@ impl Validator<'_> {
             );
         }
         if e.greedy {
-            if matches!(e.kind, ElementKind::Group(_)) {
+            if matches!(e.kind, ElementKind::Group(_) | ElementKind::Alternation(_)) {
                 self.error(
                     PatternErrorKind::GreedyOnGroup,
                     e.span,
@@ -574,7 +760,7 @@ impl Validator<'_> {
                     first_seen.insert(&stage.name, stage.span);
                 }
             }
-            if self.uses[i] == 0 {
+            if self.uses[i].is_empty() {
                 self.error(
                     PatternErrorKind::UnusedStage,
                     stage.span,
@@ -626,8 +812,10 @@ impl Validator<'_> {
                 if let Some(Condition::Expr(x)) = &e.until {
                     self.check_expr(x, e.span, false);
                 }
-                if let ElementKind::Group(inner) = &e.kind {
-                    stack.push(inner);
+                match &e.kind {
+                    ElementKind::Group(inner) => stack.push(inner),
+                    ElementKind::Alternation(branches) => stack.extend(branches),
+                    ElementKind::Stage(_) => {}
                 }
             }
         }
@@ -696,6 +884,8 @@ fn last_leaf(seq: &Sequence) -> Option<&Element> {
                 None => return Some(current),
             },
             ElementKind::Stage(_) => return Some(current),
+            // The last leaf of which branch depends on the match: none.
+            ElementKind::Alternation(_) => return None,
         }
     }
     Some(current)

@@ -45,6 +45,12 @@ pub(super) fn unknown_fields<E: Event>(pattern: &ir::Pattern) -> Vec<Error> {
                     }
                     groups.push(inner);
                 }
+                ElementKind::Alternation(branches) => {
+                    if let Some(Condition::Expr(e)) = &element.until {
+                        paths(e, "the `until` of an alternation", &mut reads);
+                    }
+                    groups.extend(branches);
+                }
             }
         }
     }

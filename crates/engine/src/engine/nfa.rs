@@ -87,6 +87,10 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
             .map(|(name, value)| (name.to_string(), value))
             .collect()
     }
+
+    fn branches(&self) -> Option<Vec<Option<u32>>> {
+        MatchView::branches(self)
+    }
 }
 
 /// Passes the matcher's output on to the engine's reporter (called

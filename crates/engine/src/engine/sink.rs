@@ -102,6 +102,12 @@ pub(crate) trait MatchAccess<E> {
     fn write_values(&self) -> Vec<Value> {
         Vec::new()
     }
+
+    /// For a pattern with alternation, the branch of each alternation the
+    /// match took (`None` without alternation).
+    fn branches(&self) -> Option<Vec<Option<u32>>> {
+        None
+    }
 }
 
 /// A complete or timed-out partial match, borrowing the engine's event
@@ -238,6 +244,17 @@ impl<'a, E> MatchRef<'a, E> {
         } else {
             Vec::new()
         }
+    }
+
+    /// For a pattern with alternation (`or` in `match`), the branch of each
+    /// of its alternations, in the order of the text, that this match
+    /// took: 1 for the first branch, and so on; `None` in the list for an
+    /// alternation the match did not reach (inside an optional group it
+    /// skipped). A timed-out partial match that has taken no event of a
+    /// branch of its own names the branch it was waiting in. `None` for a
+    /// pattern without alternation (`docs/semantics.md`, "Alternation").
+    pub fn branches(&self) -> Option<Vec<Option<u32>>> {
+        self.m.branches()
     }
 
     /// An owned copy (events cloned).

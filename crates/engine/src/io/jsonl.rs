@@ -160,6 +160,20 @@ impl Formatter {
             line.extend_from_slice(b",\"version\":");
             push_int(line, i64::from(m.version()));
         }
+        if let Some(branches) = m.branches() {
+            // (only for a pattern with alternation: `docs/semantics.md`)
+            line.extend_from_slice(b",\"branch\":[");
+            for (i, b) in branches.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                match b {
+                    Some(b) => push_int(line, i64::from(*b)),
+                    None => line.extend_from_slice(b"null"),
+                }
+            }
+            line.push(b']');
+        }
         line.extend_from_slice(b",\"key\":");
         let key_start = line.len();
         line.push(b'{');

@@ -233,16 +233,45 @@ fn sequence_from(
 fn sequence() -> impl Strategy<Value = Sequence> {
     let stage = ident().prop_map(ElementKind::Stage);
     let kind = stage.prop_recursive(2, 8, 3, |inner| {
-        prop::collection::vec(
+        let group = prop::collection::vec(
             (
-                inner,
+                inner.clone(),
                 contiguity(),
                 quantifier(),
                 prop::collection::vec(modifier(), 0..2),
             ),
             1..3,
         )
-        .prop_map(|els| ElementKind::Group(sequence_from(els)))
+        .prop_map(|els| ElementKind::Group(sequence_from(els)));
+        // `(x or y ...)`: a group whose only element is an alternation of
+        // elements without connectors.
+        let alternation = prop::collection::vec(
+            (inner, quantifier(), prop::collection::vec(modifier(), 0..2)),
+            2..4,
+        )
+        .prop_map(|alts| {
+            let alts: Vec<Element> = alts
+                .into_iter()
+                .map(|(kind, quantifier, modifiers)| Element {
+                    connector: None,
+                    kind,
+                    quantifier,
+                    modifiers,
+                    span: Span::default(),
+                })
+                .collect();
+            ElementKind::Group(Sequence {
+                elements: vec![Element {
+                    connector: None,
+                    kind: ElementKind::Alternation(alts),
+                    quantifier: None,
+                    modifiers: Vec::new(),
+                    span: Span::default(),
+                }],
+                span: Span::default(),
+            })
+        });
+        prop_oneof![3 => group, 1 => alternation]
     });
     prop::collection::vec(
         (

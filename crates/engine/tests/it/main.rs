@@ -11,9 +11,13 @@
 // Support code, compiled once for every module below.
 #[path = "../../../../fuzz/common/engine_input.rs"]
 mod engine_input;
+#[path = "../../../automata/tests/matcher_support/mod.rs"]
+mod matcher_support;
 mod reference;
 use cepheid_testkit::shared_contract;
 
+mod alternation;
+mod alternation_differential;
 #[cfg(feature = "derive")]
 mod builder_typed;
 mod conformance_lib;

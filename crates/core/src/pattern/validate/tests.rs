@@ -157,6 +157,9 @@ fn negation_reachable_before_any_take() {
         match &mut e.kind {
             ElementKind::Stage(s) => s.0 += 1,
             ElementKind::Group(g) => g.elements.iter_mut().for_each(shift),
+            ElementKind::Alternation(bs) => bs
+                .iter_mut()
+                .for_each(|b| b.elements.iter_mut().for_each(shift)),
         }
     }
     shifted.iter_mut().for_each(shift);

@@ -215,6 +215,7 @@ impl Reader<'_> {
         let mut el = match kind {
             ElementKind::Stage(id) => Element::stage(id),
             ElementKind::Group(seq) => Element::group(seq),
+            ElementKind::Alternation(_) => unreachable!("never built here"),
         };
         el.contiguity = contiguity;
         self.quantifier(&mut el);

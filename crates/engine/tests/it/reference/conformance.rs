@@ -163,6 +163,7 @@ impl Reader {
         let mut el = match kind {
             ElementKind::Stage(id) => Element::stage(id),
             ElementKind::Group(seq) => Element::group(seq),
+            ElementKind::Alternation(_) => unreachable!("never built here"),
         };
         el.contiguity = contiguity;
         el.quantifier = quantifier;

@@ -244,7 +244,7 @@ impl PatternSpec {
                 .iter()
                 .filter_map(|e| match e.kind {
                     ElementKind::Stage(s) => Some(s),
-                    ElementKind::Group(_) => None,
+                    ElementKind::Group(_) | ElementKind::Alternation(_) => None,
                 })
                 .collect()
         };
@@ -361,6 +361,7 @@ impl Builder {
         let mut el = match kind {
             ElementKind::Stage(id) => Element::stage(id),
             ElementKind::Group(seq) => Element::group(seq),
+            ElementKind::Alternation(_) => unreachable!("never built here"),
         };
         el.contiguity = contiguity;
         el.quantifier = quantifier;

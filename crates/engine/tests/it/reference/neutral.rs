@@ -85,6 +85,9 @@ fn stage(p: &Pattern, el: &Element, first: bool) -> Result<Json, String> {
             Json::Null,
         ),
         ElementKind::Group(inner) => (Json::Null, Json::Null, sequence(p, &inner.elements)?),
+        ElementKind::Alternation(_) => {
+            return Err("Flink has no alternation: the oracle cannot run it".to_string())
+        }
     };
     Ok(json!({
         "name": name,

@@ -74,6 +74,13 @@ fn element(p: &Pattern, el: &Element, untils: &mut Vec<(String, String)>) -> Str
     let mut out = match &el.kind {
         ElementKind::Stage(s) => p.stage(*s).name.clone(),
         ElementKind::Group(inner) => format!("({})", sequence(p, inner, untils)),
+        ElementKind::Alternation(branches) => {
+            let parts: Vec<String> = branches
+                .iter()
+                .map(|b| format!("({})", sequence(p, b, untils)))
+                .collect();
+            format!("({})", parts.join(" or "))
+        }
     };
     match el.quantifier {
         Quantifier::One => {}

@@ -37,6 +37,9 @@ pub struct Emitted {
     /// For timeouts: the time Flink reports (`previous + element window`
     /// or `start + within`).
     pub expired_at: Option<i64>,
+    /// For timeouts: the stage name of the state the partial match waited
+    /// in (the alternation reference tells branches by it).
+    pub waiting: Option<String>,
 }
 
 /// Why the reference produced no (complete) output.
@@ -185,7 +188,7 @@ impl Driver<'_, '_, '_> {
         &mut self,
         step: usize,
         matches: Vec<Materialized>,
-        timeouts: Vec<(Materialized, i64)>,
+        timeouts: Vec<(Materialized, i64, usize)>,
     ) {
         for m in matches {
             let stages = self.stages(m);
@@ -193,17 +196,19 @@ impl Driver<'_, '_, '_> {
                 step,
                 stages,
                 expired_at: None,
+                waiting: None,
             });
         }
         if !self.pattern.emit_timeouts {
             return;
         }
-        for (m, at) in timeouts {
+        for (m, at, page) in timeouts {
             let stages = self.stages(m);
             self.out.timeouts.push(Emitted {
                 step,
                 stages,
                 expired_at: Some(at),
+                waiting: Some(self.graph.pages[page].clone()),
             });
         }
     }

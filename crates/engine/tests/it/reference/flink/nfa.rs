@@ -50,7 +50,9 @@ pub fn comparator(a: &ComputationState, b: &ComputationState) -> Ordering {
 pub type Materialized = Vec<(usize, Vec<usize>)>;
 
 /// What one `advanceTime` produced.
-pub type Advanced = (Vec<Materialized>, Vec<(Materialized, i64)>);
+/// What one `advanceTime` produced: matches, and timeouts with the time
+/// they expired at and the page (stage name) of the state they waited in.
+pub type Advanced = (Vec<Materialized>, Vec<(Materialized, i64, usize)>);
 
 type Queue = JavaPriorityQueue<ComputationState>;
 
@@ -226,7 +228,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                     Some(w) => cs.prev_ts + w,
                     None => cs.start_ts + window,
                 };
-                timeouts.push((events, at));
+                timeouts.push((events, at, self.graph.states[cs.state].page));
                 self.buffer.release_node(cs.prev, &cs.version);
             }
         }

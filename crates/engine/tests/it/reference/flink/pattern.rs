@@ -72,6 +72,9 @@ impl<'p> Pat<'p> {
         match &self.el().kind {
             ElementKind::Group(inner) => Some(&inner.elements),
             ElementKind::Stage(_) => None,
+            ElementKind::Alternation(_) => unreachable!(
+                "Flink has no alternation: the reference runs each branch as a pattern of its own"
+            ),
         }
     }
 
@@ -79,7 +82,7 @@ impl<'p> Pat<'p> {
     pub fn name(&self, pattern: &'p Pattern) -> &'p str {
         match self.el().kind {
             ElementKind::Stage(id) => &pattern.stage(id).name,
-            ElementKind::Group(_) => "GroupPattern",
+            ElementKind::Group(_) | ElementKind::Alternation(_) => "GroupPattern",
         }
     }
 
@@ -87,7 +90,7 @@ impl<'p> Pat<'p> {
     pub fn condition(&self, pattern: &'p Pattern) -> Option<&'p Condition> {
         match self.el().kind {
             ElementKind::Stage(id) => Some(&pattern.stage(id).condition),
-            ElementKind::Group(_) => None,
+            ElementKind::Group(_) | ElementKind::Alternation(_) => None,
         }
     }
 

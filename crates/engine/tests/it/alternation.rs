@@ -1,0 +1,339 @@
+//! Alternation (issue 41) in the automaton: golden cases of
+//! `docs/semantics.md` ("Alternation"), built as pattern IR with native
+//! conditions (a stage accepts events whose name starts with its letters).
+
+use crate::matcher_support::*;
+
+use cepheid_core::pattern::{Element, ElementKind, Pattern, Sequence, SkipStrategy};
+use cepheid_core::primitives::StageId;
+
+/// An alternation of these branches, relaxed to its predecessor.
+pub fn alt(branches: Vec<Vec<Element>>) -> Element {
+    Element {
+        kind: ElementKind::Alternation(branches.into_iter().map(Sequence::new).collect()),
+        ..Element::stage(StageId(0))
+    }
+}
+
+fn abcd(elements: Vec<Element>) -> Pattern {
+    pattern(
+        vec![
+            ("a", letters("a")),
+            ("b", letters("b")),
+            ("c", letters("c")),
+            ("d", letters("d")),
+            ("x", letters("x")),
+            ("y", letters("y")),
+        ],
+        elements,
+    )
+}
+
+#[test]
+fn every_branch_reports_its_matches() {
+    // (a followed by b) or (c followed by d)
+    let p = abcd(vec![alt(vec![vec![el(0), el(1)], vec![el(2), el(3)]])]);
+    assert_eq!(
+        run(&p, "a1 c1 b1 d1 a2 b2"),
+        ["a:a1|b:b1", "c:c1|d:d1", "a:a2|b:b2"]
+    );
+}
+
+#[test]
+fn an_alternation_in_the_middle_forks_the_partial_match() {
+    // x followed by (a or c next d) followed by y
+    let p = abcd(vec![
+        el(4),
+        alt(vec![vec![el(0)], vec![el(2), el(3).next()]]),
+        el(5),
+    ]);
+    assert_eq!(
+        sorted(run(&p, "x1 c1 d1 a1 y1")),
+        ["a:a1|x:x1|y:y1", "c:c1|d:d1|x:x1|y:y1"]
+    );
+    // The `next` inside the second branch breaks on `b1`; the first
+    // branch goes on.
+    assert_eq!(run(&p, "x1 c1 b1 d1 a1 y1"), ["a:a1|x:x1|y:y1"]);
+}
+
+#[test]
+fn skip_past_last_event_applies_across_branches() {
+    // (a followed by b) or (a followed by c), skip past last event: the
+    // first match (branch 2, ends at c1) prunes the branch-1 run that
+    // started at a1 too.
+    let mut p = abcd(vec![alt(vec![vec![el(0), el(1)], vec![el(0), el(2)]])]);
+    assert_eq!(run(&p, "a1 c1 b1"), ["a:a1|c:c1", "a:a1|b:b1"]);
+    p.skip = SkipStrategy::PastLastEvent;
+    assert_eq!(run(&p, "a1 c1 b1"), ["a:a1|c:c1"]);
+}
+
+#[test]
+fn a_partial_match_times_out_once_per_branch_it_waits_in() {
+    // x followed by (a or c), within 10, timeouts: after x1 the partial
+    // match waits in both branches, as the two patterns would.
+    let mut p = abcd(vec![el(4), alt(vec![vec![el(0)], vec![el(2)]])]);
+    p.within = Some(10);
+    p.emit_timeouts = true;
+    assert_eq!(
+        run_at(&p, &[(1, "x1")], Some(100)),
+        expect(&["timeout@11 x:x1", "timeout@11 x:x1"])
+    );
+}
+
+/// `patterns/alternation/`: the engine's records for its sample stream are
+/// `expected.jsonl` (`CEPHEID_BLESS=1` writes it again).
+#[test]
+fn the_sample_rules_give_their_expected_records() {
+    use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
+    use cepheid_engine::{Engine, Record, Rules};
+
+    let dir = cepheid_testkit::path("patterns/alternation");
+    let rules = std::fs::read_to_string(dir.join("rules.cep")).unwrap();
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let mut engine: Engine<Record> = Engine::new();
+    engine
+        .add(&Rules::parse("rules.cep", &rules).unwrap())
+        .unwrap();
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut bytes = Vec::new();
+    {
+        let mut out: JsonLines<&mut Vec<u8>, Vec<u8>> = JsonLines::new(&mut bytes, None);
+        for line in events.lines() {
+            match decoder.decode(line.as_bytes()).unwrap() {
+                Item::Event(ts, record) => {
+                    engine.push(ts, record, &mut out);
+                }
+                Item::Watermark(t) => engine.watermark(t, &mut out),
+                Item::Skip => {}
+            }
+        }
+        engine.watermark(i64::MAX, &mut out);
+    }
+    let got = String::from_utf8(bytes).unwrap();
+    let path = dir.join("expected.jsonl");
+    if std::env::var_os("CEPHEID_BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(got, expected);
+}
+
+/// The examples of `docs/language.md` §4.6 load and compile (the CLI's
+/// `language_doc` test checks them with `cepheid check` too).
+#[test]
+fn the_language_reference_examples_compile() {
+    use cepheid_engine::{Engine, Record, Rules};
+
+    let doc = std::fs::read_to_string(cepheid_testkit::path("docs/language.md")).unwrap();
+    let section = doc
+        .split("### 4.6 Alternation")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("section 4.6");
+    let blocks: Vec<&str> = section
+        .split("```cep\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(!blocks.is_empty());
+    for text in blocks {
+        let rules = Rules::parse("doc.cep", text).unwrap();
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&rules).unwrap();
+    }
+}
+
+/// The JSON-lines records of `rules` over events `(ts, type)` of one key,
+/// then a final watermark; each record cut to `kind`, `branch` and its
+/// events' types by stage.
+fn records(rules: &str, events: &[(i64, &str)]) -> Vec<String> {
+    use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
+    use cepheid_engine::{Engine, Record, Rules};
+
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&Rules::parse("t.cep", rules).unwrap()).unwrap();
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    let mut bytes = Vec::new();
+    {
+        let mut out: JsonLines<&mut Vec<u8>, Vec<u8>> = JsonLines::new(&mut bytes, None);
+        for (ts, ty) in events {
+            let line = format!(r#"{{"ts": {ts}, "type": "{ty}"}}"#);
+            if let Item::Event(ts, record) = decoder.decode(line.as_bytes()).unwrap() {
+                engine.push(ts, record, &mut out);
+            }
+        }
+        engine.watermark(i64::MAX, &mut out);
+    }
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let j: serde_json::Value = serde_json::from_str(l).unwrap();
+            let stages: Vec<String> = j["events"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(s, evs)| {
+                    let ts: Vec<String> = evs
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["ts"].to_string())
+                        .collect();
+                    format!("{s}:{}", ts.join(","))
+                })
+                .collect();
+            format!(
+                "{} {} {}",
+                j["kind"].as_str().unwrap(),
+                j["branch"],
+                stages.join(" ")
+            )
+        })
+        .collect()
+}
+
+const AB_AC: &str = "
+    within 1h
+    match (a followed by b) or (a2 followed by c)
+    where
+        a: type == \"a\"
+        a2: type == \"a\"
+        b: type == \"b\"
+        c: type == \"c\"
+}";
+
+#[test]
+fn skip_to_next_prunes_partial_matches_of_every_branch() {
+    let events = [(1, "a"), (2, "b"), (3, "c")];
+    let none = records(&format!("pattern p {{{AB_AC}"), &events);
+    assert_eq!(none, ["match [1] a:1 b:2", "match [2] a2:1 c:3"]);
+    // The match of branch 1 (first event a at 1) drops the partial match
+    // of branch 2 that started with the same event.
+    let next = records(&format!("pattern p {{ skip to next {AB_AC}"), &events);
+    assert_eq!(next, ["match [1] a:1 b:2"]);
+    // Past last event: the same here; a later start survives to next.
+    let events = [(1, "a"), (2, "a"), (3, "b"), (4, "c")];
+    let next = records(&format!("pattern p {{ skip to next {AB_AC}"), &events);
+    assert_eq!(
+        next,
+        ["match [1] a:1 b:3", "match [1] a:2 b:3"],
+        "each start's first match"
+    );
+    let past = records(
+        &format!("pattern p {{ skip past last event {AB_AC}"),
+        &events,
+    );
+    assert_eq!(past, ["match [1] a:1 b:3"]);
+}
+
+#[test]
+fn timeouts_name_the_branch_they_waited_in() {
+    let rules = "pattern p {
+        within 10ms
+        timeouts
+        match x followed by y? followed by (a or (c next d))
+        where
+            x: type == \"x\"
+            y: type == \"y\"
+            a: type == \"a\"
+            c: type == \"c\"
+            d: type == \"d\"
+    }";
+    // After x, the partial match waits for `y` (optional): it has not
+    // reached the alternation, so it is one partial match (branch null).
+    assert_eq!(records(rules, &[(1, "x")]), ["timeout [null] x:1"]);
+    // `c` skips `y` and enters the alternation: branch 2 takes it, branch
+    // 1 keeps waiting for `a` (the same events, named by the branch it
+    // waits in), and the partial match waiting for `y` stays too.
+    // (Same first event, same expiry: their order is not specified.)
+    let mut got = records(rules, &[(1, "x"), (2, "c")]);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "timeout [1] x:1",
+            "timeout [2] c:2 x:1",
+            "timeout [null] x:1"
+        ]
+    );
+    // Without the optional element, the event before the alternation
+    // moves the partial match into both branches at once.
+    let direct = rules.replace("followed by y? ", "");
+    let mut got = records(&direct, &[(1, "x")]);
+    got.sort();
+    assert_eq!(got, ["timeout [1] x:1", "timeout [2] x:1"]);
+}
+
+/// `cepheid check --flink` (the library's `flink_differences`): Flink has
+/// no alternation, with the alternation's place and how to write it there.
+#[test]
+fn flink_has_no_alternation() {
+    let loaded = cepheid_syntax::load_str(
+        "t.cep",
+        "pattern p {\n    within 1h\n    match x followed by (a or b)\n}\n",
+    );
+    let p = &loaded.patterns[0];
+    let findings = cepheid_core::pattern::flink_differences(p);
+    let f = findings
+        .iter()
+        .find(|f| f.message.contains("alternation"))
+        .expect("a finding");
+    assert_eq!(
+        f.difference,
+        cepheid_core::pattern::FlinkDifference::NoSuchConstruct
+    );
+    assert!(f.message.contains("FLINK-4641"), "{}", f.message);
+    assert!(f.help.contains("one pattern per branch"), "{}", f.help);
+    let text = &loaded.sources[0].text;
+    assert_eq!(
+        &text[f.span.start as usize..f.span.end as usize],
+        "(a or b)"
+    );
+}
+
+/// No state is left of a bypassed alternation entry: the automaton of
+/// `x followed by (a or c)` is the states of its branches and no more.
+#[test]
+fn the_automaton_has_no_entry_state_left() {
+    let p = abcd(vec![el(4), alt(vec![vec![el(0)], vec![el(2)]])]);
+    let nfa =
+        cepheid_automata::nfa::Nfa::<Ev>::compile(&p, &mut cepheid_core::event::NoFields).unwrap();
+    let text = nfa.explain();
+    assert!(!text.contains("$or$"), "{text}");
+    assert!(text.contains("x --take[x]--> a"), "{text}");
+    assert!(text.contains("x --take[x]--> c"), "{text}");
+    // At the start of the pattern the entry is the start state.
+    let p = abcd(vec![alt(vec![vec![el(0)], vec![el(2)]]), el(5)]);
+    let nfa =
+        cepheid_automata::nfa::Nfa::<Ev>::compile(&p, &mut cepheid_core::event::NoFields).unwrap();
+    let text = nfa.explain();
+    assert!(text.contains("$or$ (start)"), "{text}");
+}
+
+/// A branch that can reach its negation before taking an event would end
+/// the partial matches of every branch when the negation fires (they are
+/// entered in one decision): a compile error, at the alternation, until
+/// branches are decided apart (found by `alternation_differential.rs`).
+#[test]
+fn a_negation_a_branch_reaches_before_taking_is_an_error() {
+    // x followed by (a or (b? not next c next d)): built as IR, since
+    // `validate` already rejects `not next` after an optional element in
+    // the language; the compiler must not run it either.
+    let mut p = abcd(vec![
+        el(4),
+        alt(vec![
+            vec![el(0)],
+            vec![el(1).opt(), el(2).not_next(), el(3).next()],
+        ]),
+    ]);
+    p.sequence.elements[1].span = cepheid_core::Span::new(5, 9);
+    let err = cepheid_automata::nfa::Nfa::<Ev>::compile(&p, &mut cepheid_core::event::NoFields)
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("branch 2 of this alternation can reach its `not` element"),
+        "{err:?}"
+    );
+    assert_eq!(err.span(), Some(cepheid_core::Span::new(5, 9)));
+}
