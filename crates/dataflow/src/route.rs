@@ -312,16 +312,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                 }
             })
             .collect();
-        Router {
-            keys,
-            workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-            alone: workers <= 1,
-            key: Vec::new(),
-            bytes: Vec::new(),
-            last: None,
-        }
-        .with_last()
+        Router::with_keys(keys, index, workers)
     }
 
     /// The router of worker `index` over `workers` workers for `layout`
@@ -350,6 +341,13 @@ impl<E: Event + Clone + 'static> Router<E> {
                 ),
             })
             .collect();
+        Router::with_keys(keys, index, workers)
+    }
+
+    /// The router of worker `index` over `workers` workers with a key per
+    /// group.
+    fn with_keys(keys: Vec<RouteKey<E>>, index: usize, workers: usize) -> Router<E> {
+        let last = keys.iter().rposition(|k| !matches!(k, RouteKey::Skip));
         Router {
             keys,
             workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
@@ -357,14 +355,8 @@ impl<E: Event + Clone + 'static> Router<E> {
             alone: workers <= 1,
             key: Vec::new(),
             bytes: Vec::new(),
-            last: None,
+            last,
         }
-        .with_last()
-    }
-
-    fn with_last(mut self) -> Router<E> {
-        self.last = self.keys.iter().rposition(|k| !matches!(k, RouteKey::Skip));
-        self
     }
 
     /// The (only) worker holds several engines for a group (it resumed a

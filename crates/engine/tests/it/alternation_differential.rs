@@ -347,7 +347,7 @@ fn reference_outputs(p: &Pattern, evs: &[RefEvent]) -> Result<(Outputs, Outputs)
                 // An alternation the output did not reach: every choice
                 // there gives it; keep the first branch's only.
                 let canonical = (0..infos.len())
-                    .all(|k| branch[k].is_some() || chosen[k].is_none_or(|c| c == 1));
+                    .all(|k| branch[k].is_some() || chosen[k].map_or(true, |c| c == 1));
                 if canonical {
                     into.push((m.step / 2, render(&m.stages, m.expired_at, &branch)));
                 }
@@ -408,7 +408,7 @@ fn real_outputs(nfa: &Nfa<Ev>, evs: &[RefEvent]) -> (Outputs, Outputs) {
         |part: &mut Partition, buf: &mut SharedBuffer<Ev>, t: i64, sink: &mut Collect| {
             let mut last = None;
             while let Some(d) = part.next_deadline().filter(|d| *d <= t) {
-                assert!(last.is_none_or(|l| d > l), "the deadline did not move");
+                assert!(last.map_or(true, |l| d > l), "the deadline did not move");
                 last = Some(d);
                 exec.advance_time(part, buf, d, sink);
             }
