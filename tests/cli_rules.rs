@@ -18,7 +18,7 @@ use common::{cepheid, run_here, scratch, Live};
 
 /// The rules before the change: `pair` reads `type` and `k`; `steady`
 /// stays as it is; `gone` is removed by the change.
-const OLD: &str = r#"
+pub(crate) const OLD: &str = r#"
 pattern pair {
     partition by k
     within 40ms
@@ -47,7 +47,7 @@ pattern gone {
 
 /// The rules after it: `pair` changed (reads `v`, a field only the new
 /// rules read), `steady` unchanged, `fresh` added (reads `w`).
-const NEW: &str = r#"
+pub(crate) const NEW: &str = r#"
 pattern pair {
     partition by k
     within 40ms

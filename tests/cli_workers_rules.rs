@@ -16,62 +16,14 @@ use std::process::Output;
 
 use common::{run_here, scratch};
 
-const START: &str = r#"
-pattern pair {
-    partition by k
-    within 40ms
-    timeouts
-    match a followed by b
-    where
-        a: type == "a"
-        b: type == "b"
-}
-pattern steady {
-    partition by k
-    match x next y
-    where
-        x: type == "x"
-        y: type == "y"
-}
-pattern gone {
-    partition by k
-    within 20ms
-    match a followed by c
-    where
-        a: type == "a"
-        c: type == "c"
-}
-"#;
+/// The rules the runs start with: `cli_rules`'s (pair, steady, gone).
+const START: &str = crate::cli_rules::OLD;
 
 /// Rule sets the changes draw from: new fields (`v`, `w`), a new key
 /// (`d`), a pattern without `partition by`, `pair` in three versions, an
 /// empty set, and one that does not parse.
 const SETS: [&str; 6] = [
-    r#"
-pattern pair {
-    partition by k
-    within 40ms
-    timeouts
-    match a followed by b
-    where
-        a: type == "a"
-        b: type == "b" and v > 2
-}
-pattern steady {
-    partition by k
-    match x next y
-    where
-        x: type == "x"
-        y: type == "y"
-}
-pattern fresh {
-    partition by k
-    match c followed by c2
-    where
-        c:  type == "c" and w == 1
-        c2: type == "c"
-}
-"#,
+    crate::cli_rules::NEW,
     r#"
 pattern pair {
     partition by k

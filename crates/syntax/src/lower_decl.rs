@@ -18,30 +18,12 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::event::FieldPath;
 use crate::expr::{BinaryOp, UnaryOp};
 use crate::lookup::{Declarations, IndicatorDecl, IndicatorFunc, IndicatorRef, ListDecl, ListRef};
-use crate::lower_expr::{closest, ExprCx};
+use crate::lower_expr::{closest, ExprCx, FUNCTIONS};
 use crate::primitives::{Span, StageId};
 
 /// The names an indicator may not take: the language's functions and
 /// aggregates, which a call would otherwise mean.
-const BUILT_IN: &[&str] = &[
-    "count",
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "first",
-    "last",
-    "distinct",
-    "len",
-    "lower",
-    "upper",
-    "contains",
-    "starts_with",
-    "ends_with",
-    "matches",
-    "abs",
-    "exists",
-];
+const BUILT_IN: &[&str] = FUNCTIONS;
 
 /// Lowers the declarations of one file into `decls` (which holds those of
 /// the texts loaded before); `first` records where each name was declared

@@ -35,8 +35,9 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// limit, `a{10000}` took 84 s on a 1 MB string.
 pub const REGEX_EXPANDED_LIMIT: u64 = 100;
 
-/// Everything a function name can be, for suggestions.
-const FUNCTIONS: &[&str] = &[
+/// Everything a function name can be (for suggestions, and the names an
+/// indicator may not take).
+pub(crate) const FUNCTIONS: &[&str] = &[
     "count",
     "sum",
     "avg",
