@@ -27,11 +27,9 @@ pub mod expr;
 pub mod json;
 pub mod lookup;
 pub mod pattern;
-#[doc(hidden)]
 pub mod persist;
 pub mod primitives;
 pub mod record;
-#[doc(hidden)]
 pub mod slab;
 pub mod time;
 pub mod value;

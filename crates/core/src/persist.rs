@@ -1,5 +1,6 @@
-//! Crate-internal serde for the state an engine snapshot holds
-//! (`engine/snapshot.rs`, `docs/snapshot.md`).
+//! How the state an engine snapshot holds is written (`cepheid_engine`'s
+//! `Engine::snapshot`, `docs/snapshot.md`): the [`Save`] and [`Load`]
+//! traits that the state's types of every layer implement.
 //!
 //! The state lives in types of several layers, some of them public
 //! (`Partition` and `SharedBuffer` of `cepheid_automata`,

@@ -98,7 +98,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -106,14 +106,14 @@ use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter, Item, Items};
-use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp, Value};
+use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp};
 use cepheid_runtime::source::{
     prime, spawn_reader, Control, Entry, FilePosition as Position, Message, Opened, Reading,
     SeenTold, Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
-    add_patterns, capped_message, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout,
-    Level, Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS, TOLD_KEYS,
+    add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,
+    LimitNotices, Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -1383,9 +1383,7 @@ impl Workers {
             keep_late: config.late.is_some()
                 || sink_takes_late
                 || scale.processes.is_some_and(|p| p > 1),
-            limit: config.max_runs_per_key,
-            live_limit: config.max_live_runs,
-            told: Arc::default(),
+            notices: Arc::new(LimitNotices::new(&config)),
             stop_said: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             writers: writers.map(|w| Arc::new(Mutex::new(w))),
@@ -1844,11 +1842,8 @@ struct Job {
     flush: bool,
     strict: bool,
     keep_late: bool,
-    limit: usize,
-    /// `--max-live-runs`, and was its first drop said (by any worker of
-    /// the process)?
-    live_limit: usize,
-    told: Arc<Told>,
+    /// What the process's workers said of the limits on partial matches.
+    notices: Arc<LimitNotices>,
     /// Was the stop of the live input said (by one of its readers)?
     stop_said: Arc<AtomicBool>,
     chunk_bytes: u64,
@@ -2457,8 +2452,7 @@ impl Job {
         if let Some(timeout) = self.idle_timeout {
             lateness = lateness.idle_timeout(timeout);
         }
-        let limit = self.limit;
-        let capped = (self.live_limit, Arc::clone(&self.told));
+        let notices = Arc::clone(&self.notices);
         let keep_late = self.keep_late;
         let mut format = Formatter::default();
         let sink_counts = Arc::clone(&counts);
@@ -2501,7 +2495,7 @@ impl Job {
             let fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
             let make_sink = move |_| {
                 let mut sink =
-                    CliSink::new(limit, capped.clone(), sink_counts, sink_drops, records, say);
+                    CliSink::new(Arc::clone(&notices), sink_counts, sink_drops, records, say);
                 sink.publish = publish;
                 sink.fields = fields;
                 sink
@@ -3612,27 +3606,16 @@ impl Iterator for PartItems {
 /// the key's key group.
 type Drops = HashMap<(usize, String), u32>;
 
-/// What the workers of a process said of the limits, shared: the first
-/// drop over `--max-live-runs`, and how many keys over
-/// `--max-runs-per-key` were named (the first [`TOLD_KEYS`] of the
-/// process, as a single run names them).
-#[derive(Default)]
-struct Told {
-    capped: AtomicBool,
-    keys: AtomicUsize,
-}
-
-/// A worker's sink: records as `cepheid run` writes them, keys over the
-/// limit named (the first [`TOLD_KEYS`]), counts at the end.
+/// A worker's sink: records as `cepheid run` writes them, the limits'
+/// notices said ([`LimitNotices`], shared by the process's workers),
+/// counts at the end.
 struct CliSink {
     say: Say,
     format: Formatter,
     records: Records,
     /// Keys over the limit (pattern, key as JSON), shared with the cuts.
     drops: Rc<RefCell<Drops>>,
-    limit: usize,
-    /// `--max-live-runs`, and what the process said already.
-    capped: (usize, Arc<Told>),
+    notices: Arc<LimitNotices>,
     counts: Arc<ReadCounts>,
     summary: Option<Counts>,
     /// Where the worker publishes its numbers, with an observing report.
@@ -3683,8 +3666,7 @@ impl Publish {
 
 impl CliSink {
     fn new(
-        limit: usize,
-        capped: (usize, Arc<Told>),
+        notices: Arc<LimitNotices>,
         counts: Arc<ReadCounts>,
         drops: Rc<RefCell<Drops>>,
         records: Records,
@@ -3695,8 +3677,7 @@ impl CliSink {
             format: Formatter::default(),
             records,
             drops,
-            limit,
-            capped,
+            notices,
             counts,
             summary: None,
             publish: None,
@@ -3717,50 +3698,22 @@ impl Sink<Record> for CliSink {
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
-        if partial.capped() {
-            let (limit, told) = &self.capped;
-            if !told.capped.swap(true, Ordering::Relaxed) {
-                say!(self.say, Warning, "{}", capped_message(*limit));
+        let new_key = !partial.capped() && {
+            let key = serde_json::to_string(partial.key()).unwrap_or_default();
+            let mut drops = self.drops.borrow_mut();
+            let told = (partial.pattern_index(), key);
+            if drops.len() >= MAX_DROP_KEYS && !drops.contains_key(&told) {
+                // Remembered up to a bound (issue 26): only that there
+                // were more is kept.
+                self.counts.drops_overflow.store(true, Ordering::Relaxed);
+                return;
             }
-            return;
-        }
-        let key = serde_json::to_string(partial.key()).unwrap_or_default();
-        let mut drops = self.drops.borrow_mut();
-        let told = (partial.pattern_index(), key);
-        if drops.len() >= MAX_DROP_KEYS && !drops.contains_key(&told) {
-            // Remembered up to a bound (issue 26): only that there were
-            // more is kept.
-            self.counts.drops_overflow.store(true, Ordering::Relaxed);
-            return;
-        }
-        let kg = key_group(partial.key());
-        if drops.insert(told, kg).is_some() {
-            return;
-        }
-        // (the process's count of keys named: a key is one worker's)
-        let n = self.capped.1.keys.fetch_add(1, Ordering::Relaxed) + 1;
-        if n <= TOLD_KEYS {
-            let key = if partial.key().is_empty() {
-                "(the pattern has no `partition by`)".to_string()
-            } else {
-                let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
-                format!("key [{}]", values.join(", "))
-            };
-            say!(
-                self.say,
-                Warning,
-                "cepheid: pattern `{}`, {key}: more than {} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)",
-                partial.pattern(),
-                self.limit
-            );
-        }
-        if n == TOLD_KEYS {
-            say!(
-                self.say,
-                Warning,
-                "cepheid: further keys over the limit are only counted in the summary"
-            );
-        }
+            let kg = key_group(partial.key());
+            // (a key is one worker's: the process's notices count it once)
+            drops.insert(told, kg).is_none()
+        };
+        let say = &self.say;
+        (self.notices).dropped(partial, new_key, |notice| say.report().notice(notice));
     }
 }
 

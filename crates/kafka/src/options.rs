@@ -171,7 +171,7 @@ pub fn parse_property(text: &str) -> Result<(String, String), PropertyError> {
 /// restart on the same folder fences the instance before it). A folder
 /// that cannot be resolved is named as given.
 pub fn default_transactional_id(dir: &Path) -> String {
-    let path = cepheid_runtime::canonical(dir).unwrap_or_else(|| dir.to_path_buf());
+    let path = cepheid_runtime::folder_identity(dir);
     format!("cepheid:{}", path.display())
 }
 

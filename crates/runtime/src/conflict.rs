@@ -7,7 +7,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::{canonical, Config, Input, Time};
+use crate::driver::canonical;
+use crate::{Config, Input, Time};
 
 /// Why a [`Config`] cannot run as it is. Its messages speak of the
 /// `Config`'s settings; a program that takes its settings from a command

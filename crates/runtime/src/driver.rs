@@ -59,6 +59,7 @@ use cepheid_engine::{ErrorKind, FieldId, FieldWatch, Record, Rules, Timestamp, V
 use cepheid_syntax::Loaded;
 
 use crate::checkpoint::{self, Counters, Hook, Meta, Schedule, Writer, Written};
+use crate::limits::LimitNotices;
 use crate::reload::{self, Reloads};
 use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 use crate::source::{
@@ -660,7 +661,8 @@ impl Runtime {
             _ => None,
         };
         // (a resumed run said it already if the cap dropped anything)
-        let capped_told = engine.stats().capped_runs > 0;
+        let notices =
+            LimitNotices::new(&config).resumed(drops.keys.len(), engine.stats().capped_runs > 0);
         let reloads = Reloads {
             applied: counters.reloads,
             refused: counters.reloads_refused,
@@ -672,9 +674,7 @@ impl Runtime {
             out: Reporting {
                 out: &mut out,
                 drops,
-                limit: config.max_runs_per_key,
-                live_limit: config.max_live_runs,
-                capped_told,
+                notices,
                 report: report.as_mut(),
             },
             keys,
@@ -825,7 +825,7 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
 
 /// The canonical path of `p`, or of its parent joined with its file name
 /// when `p` does not exist yet.
-pub fn canonical(p: &Path) -> Option<std::path::PathBuf> {
+pub(crate) fn canonical(p: &Path) -> Option<std::path::PathBuf> {
     if let Ok(c) = p.canonicalize() {
         return Some(c);
     }
@@ -1112,7 +1112,7 @@ impl KeyFields {
 }
 
 /// Keys whose partial matches the limit cut, told the first time (for the
-/// first [`TOLD_KEYS`]).
+/// first ten: [`LimitNotices`]).
 #[derive(Default)]
 struct Drops {
     /// (pattern name, key) of every key that reached the limit (by name:
@@ -1154,29 +1154,15 @@ impl Drops {
     }
 }
 
-/// What is said the first time `max_live_runs` drops a partial match.
-pub fn capped_message(limit: usize) -> String {
-    format!(
-        "cepheid: {limit} partial matches live over all keys and patterns; \
-         keys that would hold more drop their oldest (--max-live-runs; raise it to keep them)"
-    )
-}
-
 /// An observing [`Report`] is shown the run at least this often.
 const OBSERVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How many keys that reached the limit are named.
-pub const TOLD_KEYS: usize = 10;
 
 /// The run's engine sink: output records to the writer, dropped partial
 /// matches told and counted.
 struct Reporting<'a> {
     out: &'a mut Output,
     drops: Drops,
-    limit: usize,
-    /// `max_live_runs`, and was its first drop said?
-    live_limit: usize,
-    capped_told: bool,
+    notices: LimitNotices,
     report: &'a mut dyn Report,
 }
 
@@ -1201,45 +1187,20 @@ impl EngineSink<Record> for Reporting<'_> {
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
-        if partial.capped() {
-            if !self.capped_told {
-                self.capped_told = true;
-                let limit = self.live_limit;
-                self.say(Level::Warning, capped_message(limit));
-            }
-            return;
-        }
         let keys = &mut self.drops.keys;
-        if keys.len() >= MAX_DROP_KEYS {
-            // (past the first ten, nothing is said: only whether there
-            // were more is kept)
+        let new_key = if partial.capped() {
+            false
+        } else if keys.len() >= MAX_DROP_KEYS {
+            // (past the bound, nothing is said: only whether there were
+            // more is kept)
             self.drops.overflow = true;
             return;
-        }
-        let told = (partial.pattern().to_string(), partial.key().to_vec());
-        if !keys.insert(told) {
-            return;
-        }
-        let (limit, n) = (self.limit, keys.len());
-        let key = if partial.key().is_empty() {
-            "(the pattern has no `partition by`)".to_string()
         } else {
-            let values: Vec<String> = partial.key().iter().map(Value::to_string).collect();
-            format!("key [{}]", values.join(", "))
+            keys.insert((partial.pattern().to_string(), partial.key().to_vec()))
         };
-        let name = partial.pattern();
-        if n <= TOLD_KEYS {
-            let text = format!(
-                "cepheid: pattern `{name}`, {key}: more than {limit} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)"
-            );
-            self.say(Level::Warning, text);
-        }
-        if n == TOLD_KEYS {
-            self.say(
-                Level::Warning,
-                "cepheid: further keys over the limit are only counted in the summary",
-            );
-        }
+        let report = &mut *self.report;
+        self.notices
+            .dropped(partial, new_key, |notice| report.notice(notice));
     }
 }
 

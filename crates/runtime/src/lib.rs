@@ -51,6 +51,7 @@ pub mod checkpoint;
 mod conflict;
 mod driver;
 mod follow;
+mod limits;
 #[doc(hidden)]
 pub mod lock;
 mod reload;
@@ -66,9 +67,8 @@ mod view;
 pub use block::{Block, BlockRecord};
 pub use checkpoint::Every;
 pub use conflict::{is_regular, Conflict, Named};
-#[doc(hidden)]
-pub use driver::{canonical, capped_message, TOLD_KEYS};
 pub use driver::{Handle, Runtime};
+pub use limits::LimitNotices;
 pub use sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
@@ -283,6 +283,15 @@ impl Config {
     pub fn output_path(&self) -> &Path {
         self.output.as_deref().unwrap_or(Path::new("-"))
     }
+}
+
+/// One name for the folder `dir` wherever it is given from: its canonical
+/// path (its parent's joined with its name when it does not exist yet),
+/// or `dir` as given when that cannot be resolved. Two runs given the same
+/// checkpoint folder by different paths get the same name (a Kafka sink's
+/// default transactional id is made of it).
+pub fn folder_identity(dir: &Path) -> PathBuf {
+    driver::canonical(dir).unwrap_or_else(|| dir.to_path_buf())
 }
 
 /// How loud a [`Notice`] is.

@@ -75,7 +75,6 @@
 //! ```
 
 mod automaton;
-#[doc(hidden)]
 pub mod clock;
 mod core;
 mod deadlines;
@@ -86,7 +85,6 @@ mod memory;
 mod nfa;
 mod partitions;
 mod processing;
-#[doc(hidden)]
 pub mod queue;
 mod reload;
 mod retain;

@@ -281,10 +281,11 @@ impl<'a, E> MatchRef<'a, E> {
 }
 
 impl<E> MatchRef<'_, E> {
-    /// Calls `f` with this match reported as pattern number `pattern`:
-    /// `cepheid_dataflow` runs a plan's patterns in several engines and
-    /// numbers them as the plan does.
-    #[doc(hidden)]
+    /// Calls `f` with this match reported as pattern number `pattern`
+    /// ([`MatchRef::pattern_index`]), everything else unchanged: for a host
+    /// that runs one set of patterns in several engines (each engine
+    /// numbers its own patterns from 0) and reports them under one
+    /// numbering, as `cepheid_dataflow` does.
     pub fn renumbered<R>(&self, pattern: usize, f: impl FnOnce(&MatchRef<'_, E>) -> R) -> R {
         let ctx = MatchContext {
             pattern,
