@@ -1385,6 +1385,7 @@ impl Workers {
                 || scale.processes.is_some_and(|p| p > 1),
             notices: Arc::new(LimitNotices::new(&config)),
             stop_said: Arc::default(),
+            failing: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             writers: writers.map(|w| Arc::new(Mutex::new(w))),
             per_worker: scale
@@ -1430,7 +1431,7 @@ impl Workers {
         }
         let guards = execute(layout, &say, {
             let job = Arc::clone(&job);
-            move |worker| job.work(worker)
+            move |worker| job.work_or_fail(worker)
         })
         .map_err(|e| match e {
             Start::Differ(why) => Error::Differ(why),
@@ -1462,8 +1463,8 @@ impl Workers {
         };
         for result in results {
             match result {
-                Ok(None) => {}
-                Ok(Some((writers, counts, stopped))) => {
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some((writers, counts, stopped)))) => {
                     if let (Some(fields), None) = (&fields, &stopped) {
                         // The end of the input: what no reader of any
                         // process saw (their views came with the counts).
@@ -1481,7 +1482,7 @@ impl Workers {
                     );
                     outcome.summary = Some(finished);
                 }
-                Err(why) => outcome.failed.push(Error::Worker {
+                Ok(Err(why)) | Err(why) => outcome.failed.push(Error::Worker {
                     why,
                     cluster,
                     checkpoint: with_checkpoint,
@@ -1536,12 +1537,7 @@ fn short_thread_panics() {
         if !name.starts_with("timely:") && !joining {
             return default(info);
         }
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = panic_message(info.payload());
         let place = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -1846,6 +1842,8 @@ struct Job {
     notices: Arc<LimitNotices>,
     /// Was the stop of the live input said (by one of its readers)?
     stop_said: Arc<AtomicBool>,
+    /// Did a worker of the process panic? Then the others stop too.
+    failing: Arc<Failing>,
     chunk_bytes: u64,
     /// The outputs of process 0: worker 0 writes the late events and the
     /// records sent to it, each worker its own records (`write.rs`).
@@ -2405,6 +2403,24 @@ fn dealt(
 }
 
 impl Job {
+    /// [`Job::work`], or what made it panic (a library user's sink, a
+    /// bug): the worker's dataflows are dropped and every other worker of
+    /// the process told to stop ([`Failing`]).
+    fn work_or_fail(
+        &self,
+        worker: &mut timely::worker::Worker,
+    ) -> Result<Option<(write::Shared, Counts, Option<String>)>, String> {
+        self.failing.enter();
+        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(worker)));
+        worked.map_err(|payload| {
+            self.failing.fail();
+            for dataflow in worker.installed_dataflows() {
+                worker.drop_dataflow(dataflow);
+            }
+            panic_message(payload.as_ref())
+        })
+    }
+
     /// One worker's run: its part of the input, its engines; worker 0
     /// writes what every worker found and returns the outputs and counts.
     fn work(
@@ -2638,6 +2654,15 @@ impl Job {
             }
         });
         while worker.has_dataflows() {
+            if self.failing.failed() {
+                // A peer will make no progress: the dataflows go (timely
+                // steps them until they are gone, after this returns);
+                // the reader, if any, ends when it finds the feed gone.
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
+                return None;
+            }
             worker.step_or_park(None);
         }
         // The reader thread has ended the feed (the dataflow ended with
@@ -3605,6 +3630,49 @@ impl Iterator for PartItems {
 /// Keys over `--max-runs-per-key` already said: (pattern, key as JSON) and
 /// the key's key group.
 type Drops = HashMap<(usize, String), u32>;
+
+/// The worker threads of a process, and whether one of them panicked (a
+/// library user's sink, a bug). A worker parks while it waits for its
+/// peers' progress, which a panicked worker never makes: the failing
+/// worker says so here and wakes every other, which then drop their
+/// dataflows and stop (the run ends with the failed worker's
+/// [`Error::Worker`]) instead of parking forever.
+#[derive(Default)]
+struct Failing {
+    failed: AtomicBool,
+    threads: Mutex<Vec<std::thread::Thread>>,
+}
+
+impl Failing {
+    /// The calling worker thread is one of the process's.
+    fn enter(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.push(std::thread::current());
+    }
+
+    /// A worker failed: the others are woken to stop.
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for thread in threads.iter() {
+            thread.unpark();
+        }
+    }
+
+    /// Did a worker fail?
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// What a panic said (its payload's text, if it is text).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
 
 /// A worker's sink: records as `cepheid run` writes them, the limits'
 /// notices said ([`LimitNotices`], shared by the process's workers),

@@ -8,5 +8,6 @@ mod dataflow_support;
 mod dataflow_live;
 mod dataflow_live_cut;
 mod dataflow_observed;
+mod dataflow_panic;
 mod dataflow_sources_rescale;
 mod dataflow_threads;
