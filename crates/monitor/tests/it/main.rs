@@ -6,5 +6,6 @@
 mod support;
 
 mod browser;
+mod graph_layout;
 mod limits;
 mod scrape;

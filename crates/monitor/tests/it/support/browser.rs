@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -64,12 +64,16 @@ pub fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
+/// How long one page may take: a hang guard, long enough for a loaded
+/// machine.
+const PATIENCE: Duration = Duration::from_secs(300);
+
 /// Runs headless chromium with `args` after the common flags (a fresh
 /// profile, no network of its own, 5 s of virtual time for the page's
-/// scripts), killed after a minute.
+/// scripts), killed after [`PATIENCE`].
 pub fn headless(args: &[String]) -> Output {
     let profile = temp_dir("profile");
-    let mut child = Command::new(chromium())
+    let child = Command::new(chromium())
         .args([
             "--headless",
             "--no-sandbox",
@@ -88,15 +92,19 @@ pub fn headless(args: &[String]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts chromium");
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("chromium ran for more than a minute");
+    // (its output read while it runs: a page's DOM fills a pipe)
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(PATIENCE) {
+        Ok(out) => out.expect("chromium's output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("chromium ran for more than {PATIENCE:?}");
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    };
     let _ = std::fs::remove_dir_all(&profile);
     out
 }

@@ -13,11 +13,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cepheid_automata::nfa::{Action, Nfa, StateKind};
+use cepheid_automata::nfa::Nfa;
 use cepheid_core::record::FieldTable;
 use cepheid_engine::engine::Pushed;
 use cepheid_engine::{Arrival, Engine, Output, Record, Rules};
-use cepheid_monitor::{Edge, EdgeKind, Graph, Monitor, Node, NodeKind, Status};
+use cepheid_monitor::{Graph, Monitor, Status};
 
 /// The repository's root.
 pub fn root() -> PathBuf {
@@ -135,68 +135,13 @@ fn report(
     });
 }
 
-/// A pattern's automaton as the monitor draws it, from the compiled NFA
-/// (what `explain --graph json` prints: the labels are `explain --dot`'s).
+/// A pattern's automaton as the monitor draws it: the compiled NFA's
+/// graph, through its JSON (what a run's observer sends the page, and
+/// `explain --graph json` prints).
 pub fn graph(pattern: &cepheid_core::pattern::Pattern) -> Graph {
     let nfa = Nfa::<Record>::compile(pattern, &mut FieldTable::new()).expect("compiles");
-    let labels = dot_labels(&nfa.to_dot());
-    let nodes = nfa
-        .states()
-        .iter()
-        .enumerate()
-        .map(|(id, state)| Node {
-            id,
-            name: state.name.clone(),
-            kind: match state.kind {
-                StateKind::Start => NodeKind::Start,
-                StateKind::Normal => NodeKind::Normal,
-                StateKind::Final => NodeKind::Final,
-                StateKind::Stop => NodeKind::Stop,
-                StateKind::Pending => NodeKind::Pending,
-            },
-        })
-        .collect();
-    let mut edges = Vec::new();
-    for (from, state) in nfa.states().iter().enumerate() {
-        for t in &state.transitions {
-            edges.push(Edge {
-                from,
-                to: t.target.index(),
-                kind: match t.action {
-                    Action::Take => EdgeKind::Take,
-                    Action::Ignore => EdgeKind::Ignore,
-                    Action::Proceed => EdgeKind::Proceed,
-                },
-                label: labels.get(edges.len()).cloned().unwrap_or_default(),
-            });
-        }
-    }
-    Graph {
-        pattern: pattern.name.clone(),
-        start: nfa.start().index(),
-        nodes,
-        edges,
-    }
-}
-
-/// The labels of the edges of a `to_dot` text, in order.
-fn dot_labels(dot: &str) -> Vec<String> {
-    dot.lines()
-        .filter(|l| l.contains("->"))
-        .filter_map(|l| {
-            let rest = &l[l.find("[label=\"")? + 8..];
-            let mut label = String::new();
-            let mut chars = rest.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => label.extend(chars.next()),
-                    '"' => return Some(label),
-                    c => label.push(c),
-                }
-            }
-            None
-        })
-        .collect()
+    let json = serde_json::to_string(&nfa.graph()).expect("a graph's JSON");
+    Graph::from_json(&json).expect("the monitor reads it")
 }
 
 /// One HTTP request over TCP, as written: the status code, headers and
