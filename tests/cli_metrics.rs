@@ -937,3 +937,99 @@ fn checkpoints_on_workers_are_in_the_metrics() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_resumed_run_shows_its_numbers_as_a_whole() {
+    resumed_numbers("metrics_resumed_one", &[]);
+}
+
+#[test]
+fn a_resumed_run_on_workers_shows_its_numbers_as_a_whole() {
+    resumed_numbers("metrics_resumed_workers", &["--workers", "2"]);
+}
+
+/// The sample in two parts: a followed run with checkpoints over the first
+/// part, stopped (a last cut), then resumed with `--metrics` over the
+/// whole file: `/status.json` and `/metrics` give the whole run's numbers
+/// (events read, matches and timeouts of the run and of each rule) once
+/// the run read the second part, as one uninterrupted run (the first
+/// run's, counted from its output, and the second's): a resumed run on
+/// workers showed the events read since the resume only. (The latest
+/// records are not kept in checkpoints yet: a resumed run shows those
+/// made since.)
+fn resumed_numbers(name: &str, extra: &[&str]) {
+    let dir = crate::common::scratch(name);
+    let events = dir.join("events.jsonl");
+    let out = dir.join("out.jsonl");
+    let state = dir.join("state");
+    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
+    let lines: Vec<String> = sample.lines().map(|l| format!("{l}\n")).collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    std::fs::write(&events, first.concat()).unwrap();
+    let run = || {
+        let mut command = cepheid();
+        command.current_dir(root()).args([
+            "run",
+            "patterns/",
+            "--events",
+            events.to_str().unwrap(),
+            "--follow",
+            "--no-progress",
+            "--output",
+            out.to_str().unwrap(),
+            "--checkpoint",
+            state.to_str().unwrap(),
+            "--checkpoint-every",
+            "100ms",
+            "--metrics",
+            "127.0.0.1:0",
+        ]);
+        command.args(extra);
+        Live::spawn(&mut command)
+    };
+    let stopped = |live: Live| {
+        live.signal("TERM");
+        let (status, _, stderr) = live.finish();
+        assert_eq!(status.code(), Some(143), "{stderr}");
+    };
+    let events_read = |t: &str| value(t, "cepheid_events_read_total");
+    let live = run();
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    scrape_until(addr, "the first part read", |t| {
+        events_read(t) == Some(first.len() as f64)
+    });
+    stopped(live);
+    let live = run();
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    append(&events, &second.concat());
+    let text = scrape_until(addr, "the whole file read", |t| {
+        events_read(t) == Some(lines.len() as f64)
+    });
+    // (the page's numbers are the run's: the summary's once it ends)
+    let (_, json) = get(addr, "/status.json");
+    stopped(live);
+    let written: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let matches = count(&written, "match");
+    let timeouts = count(&written, "timeout");
+    let status: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let run = &status["run"];
+    let all = |counts: &BTreeMap<String, u64>| counts.values().sum::<u64>();
+    assert_eq!(run["events_read"], lines.len(), "{run}");
+    assert_eq!(run["matches"], all(&matches), "{run}");
+    assert_eq!(run["timeouts"], all(&timeouts), "{run}");
+    let m = per_pattern(&text, "cepheid_matches_total");
+    let patterns = status["patterns"].as_array().expect("patterns");
+    assert_eq!(patterns.len(), m.len());
+    for p in patterns {
+        let name = p["name"].as_str().unwrap();
+        let wrote = matches.get(name).copied().unwrap_or(0);
+        assert_eq!(p["matches"], wrote, "{name}");
+        assert_eq!(m.get(name).copied().unwrap_or(0), wrote, "{name}");
+        let timed_out = timeouts.get(name).copied().unwrap_or(0);
+        assert_eq!(p["timeouts"], timed_out, "{name}");
+    }
+}

@@ -860,6 +860,17 @@ impl WorkerCut {
             .map(|(_, state)| state.clone())
     }
 
+    /// The events and late events the restored sources had counted at
+    /// the cut (0 for a fresh run): where the numbers a resumed run shows
+    /// go on from.
+    pub fn restored_counts(&self) -> (u64, u64) {
+        let inner = self.inner.borrow();
+        (inner.restored_sources.iter()).fold((0, 0), |(events, late), (_, state)| {
+            let end = state.lateness.end();
+            (events + end.events, late + end.late)
+        })
+    }
+
     /// The restored state, for the operator (taken once).
     pub(crate) fn take_restored<E: Event + 'static>(&self) -> Option<Restored<E>> {
         let restored = self.inner.borrow_mut().restored.take()?;

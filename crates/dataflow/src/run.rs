@@ -2454,6 +2454,11 @@ impl Job {
         let items = self.items(index, peers, &counts, read.unwrap_or_default());
         // (counted on this thread; published with the engines' numbers)
         let (events_read, late_count) = (Rc::clone(&items.events), Rc::new(Cell::new(0)));
+        // Resumed: the numbers shown go on from the cut's (as the
+        // summary's do).
+        let (events_before, late_before) =
+            (worker_cut.as_ref()).map_or((0, 0), WorkerCut::restored_counts);
+        late_count.set(late_before);
         // A source of the library's user: the worker's own, its watermark
         // its splits' (no delay of its own: that of each split).
         let own = self.take_source(index);
@@ -2503,6 +2508,7 @@ impl Job {
             let publish = self.board.clone().map(|board| Publish {
                 board,
                 index,
+                events_before,
                 events: events_read,
                 late: Rc::clone(&late_count),
                 last: None,
@@ -3698,6 +3704,8 @@ struct Publish {
     board: Arc<Board>,
     /// The worker's index over all processes.
     index: usize,
+    /// Events its sources had read at the cut it was resumed from.
+    events_before: u64,
     /// Events its file's parts read ([`PartItems::events`]).
     events: Rc<Cell<u64>>,
     /// Late events of its source.
@@ -3857,7 +3865,9 @@ impl Collect<Record> for CliSink {
         if let Some(publish) = &self.publish {
             let published = Published {
                 engines: Some(numbers),
-                events: publish.events.get() + self.counts.events.load(Ordering::Relaxed),
+                events: publish.events_before
+                    + publish.events.get()
+                    + self.counts.events.load(Ordering::Relaxed),
                 late: publish.late.get(),
                 malformed: self.counts.malformed.load(Ordering::Relaxed),
             };
