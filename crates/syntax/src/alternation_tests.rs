@@ -242,12 +242,20 @@ fn exists_of_a_stage_in_select() {
     );
     let text = pattern_source(&p).unwrap();
     assert!(text.contains("took_a = count(a) > 0"), "{text}");
-    // A field in `select` is still an error.
+    // A field in `select` is still an error, which says what `exists`
+    // takes there (its help once suggested `a.a.x` for `exists(a.x)`).
     let errors = rendered_errors("pattern p { within 1h match a or c select x = exists(user.id) }");
     assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("`select` has no current event")),
+        errors.iter().any(|e| e
+            .contains("in `select`, `exists` takes a stage name, not `user.id`")
+            && e.contains("the pattern's stages: a, c")),
+        "{errors:?}"
+    );
+    let errors = rendered_errors("pattern p { within 1h match a or c select x = exists(a.id) }");
+    assert!(
+        errors.iter().any(|e| e.contains("not `a.id`")
+            && e.contains("`exists(a)` says whether the match took an event into the stage `a`")
+            && !e.contains("a.a.id")),
         "{errors:?}"
     );
 }

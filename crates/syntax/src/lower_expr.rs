@@ -481,7 +481,27 @@ impl ExprCx<'_> {
                     Box::new(Expr::Literal(Value::Int(0))),
                 );
             }
-            self.field_in_select(p, &names);
+            // (not "read it from a stage, e.g. `a.a.x`": `select` has no
+            // current event, and `exists` there takes a stage)
+            let shown = names.join(".");
+            let help = if self.stages.contains_key(names[0]) {
+                format!(
+                    "`exists({0})` says whether the match took an event into the stage `{0}`",
+                    names[0]
+                )
+            } else {
+                let mut stages: Vec<&str> = self.stages.keys().map(String::as_str).collect();
+                stages.sort_unstable();
+                format!("the pattern's stages: {}", stages.join(", "))
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    DiagnosticKind::FieldInSelect,
+                    p.span,
+                    format!("in `select`, `exists` takes a stage name, not `{shown}`"),
+                )
+                .with_help(help),
+            );
             return Expr::Literal(Value::Null);
         }
         if names.len() > 1 && self.stages.contains_key(names[0]) {

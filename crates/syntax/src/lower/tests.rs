@@ -351,3 +351,37 @@ fn a_parse_error_is_an_error_value_with_line_and_column() {
     assert_eq!(boxed.to_string(), e.to_string());
     assert_eq!(e.clone().into_vec().len(), e.len());
 }
+
+#[test]
+fn groups_nested_past_the_limit_are_an_error_at_their_place() {
+    let deep = 70;
+    let text = format!(
+        "pattern p {{ match {}a{} }}",
+        "(".repeat(deep),
+        ")".repeat(deep)
+    );
+    let loaded = crate::load_str("deep.cep", &text);
+    let rendered = loaded.render();
+    assert!(
+        rendered.contains("groups are nested more than 64 deep"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("deep.cep:1:"), "{rendered}");
+}
+
+#[test]
+fn an_expression_built_by_hand_past_the_limit_is_an_error_not_a_stack_overflow() {
+    // (text cannot nest this deep: the parser stops at 64; a library
+    // user's own syntax tree, lowered by `lower_expression`, can)
+    let mut e = crate::parse_expression("x > 1").unwrap();
+    for _ in 0..10_000 {
+        let span = e.span;
+        e = crate::ast::Expr {
+            kind: crate::ast::ExprKind::Unary(crate::expr::UnaryOp::Not, Box::new(e)),
+            span,
+        };
+    }
+    let errors = crate::lower_expression(&e, &[]).expect_err("too deep");
+    let text = format!("{errors:?}");
+    assert!(text.contains("nested more than 64 levels deep"), "{text}");
+}
