@@ -21,6 +21,12 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
+/// The sample stream's lines, each with its newline.
+fn sample_lines() -> Vec<String> {
+    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
+    sample.lines().map(|l| format!("{l}\n")).collect()
+}
+
 /// `GET path` over a plain TCP connection: the status code and the body.
 pub(crate) fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connects");
@@ -601,8 +607,7 @@ fn scrape_until(addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> St
 fn checkpoints_and_the_state_held_are_in_the_metrics() {
     let dir = crate::common::scratch("metrics_checkpoint");
     let events = dir.join("events.jsonl");
-    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
-    let lines: Vec<String> = sample.lines().map(|l| format!("{l}\n")).collect();
+    let lines = sample_lines();
     std::fs::write(&events, "").unwrap();
     let state = dir.join("state");
     let live = Live::spawn(cepheid().current_dir(root()).args([
@@ -852,8 +857,7 @@ fn last_cut(state: &Path) -> Option<(u64, u64)> {
 fn checkpoints_on_workers_are_in_the_metrics() {
     let dir = crate::common::scratch("metrics_checkpoint_workers");
     let events = dir.join("events.jsonl");
-    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
-    let lines: Vec<String> = sample.lines().map(|l| format!("{l}\n")).collect();
+    let lines = sample_lines();
     std::fs::write(&events, "").unwrap();
     let state = dir.join("state");
     let live = Live::spawn(cepheid().current_dir(root()).args([
@@ -962,8 +966,7 @@ fn resumed_numbers(name: &str, extra: &[&str]) {
     let events = dir.join("events.jsonl");
     let out = dir.join("out.jsonl");
     let state = dir.join("state");
-    let sample = std::fs::read_to_string(root().join("examples/data/sample.jsonl")).unwrap();
-    let lines: Vec<String> = sample.lines().map(|l| format!("{l}\n")).collect();
+    let lines = sample_lines();
     let (first, second) = lines.split_at(lines.len() / 2);
     std::fs::write(&events, first.concat()).unwrap();
     let run = || {
