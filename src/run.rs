@@ -525,7 +525,7 @@ fn ended(summary: &Summary, form: SummaryArg, signal: i32) -> u8 {
 fn print_summary(form: SummaryArg, summary: &Summary) {
     match form {
         SummaryArg::Text => {
-            say!("cepheid: {summary}");
+            say!("cepheid: {}", in_flags(&summary.to_string()));
             for p in &summary.patterns {
                 say!("{}", stats::pattern_line(p));
             }
@@ -533,12 +533,46 @@ fn print_summary(form: SummaryArg, summary: &Summary) {
         SummaryArg::Json => match serde_json::to_string(summary) {
             Ok(json) => say!("{json}"),
             // (numbers, strings and lists: cannot fail)
-            Err(e) => say!("cepheid: {summary} (no JSON: {e})"),
+            Err(e) => say!("cepheid: {} (no JSON: {e})", in_flags(&summary.to_string())),
         },
     }
 }
 
-/// The exit status of a run that could not start or stopped on `e`.
+/// The library's names of its settings, as its messages write them
+/// (between backquotes), and the command's flags that set them.
+const FLAGS: &[(&str, &str)] = &[
+    ("`Config::input`", "--events"),
+    ("`Config::format`", "--format"),
+    ("`Config::time_field`", "--time-field"),
+    ("`Config::time`", "--time"),
+    ("`Time::Processing`", "--time processing"),
+    ("`Config::output`", "--output"),
+    ("`Config::late`", "--late"),
+    ("`Config::checkpoint_every`", "--checkpoint-every"),
+    ("`Config::checkpoint`", "--checkpoint"),
+    ("`Config::max_delay`", "--max-delay"),
+    ("`Config::max_waiting`", "--max-waiting"),
+    ("`Config::max_runs_per_key`", "--max-runs-per-key"),
+    ("`Config::max_live_runs`", "--max-live-runs"),
+    ("`Config::flush_at_end`", "--flush-at-end"),
+    ("`Config::rules_from_stream`", "--rules-from-stream"),
+    ("`Config::rules_dir`", "--rules-dir"),
+    ("`Config::watch`", "--watch"),
+];
+
+/// A message of the library in the command's words: each setting it names
+/// ([`FLAGS`]) as the flag that sets it.
+pub(crate) fn in_flags(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("`Config::") && !text.contains("`Time::") {
+        return text.into();
+    }
+    let mut text = text.to_string();
+    for (name, flag) in FLAGS {
+        text = text.replace(name, flag);
+    }
+    text.into()
+}
+
 /// A [`Conflict`] in the command's words: its flags where the library
 /// names its `Config`'s settings.
 pub(crate) fn flags(conflict: &Conflict) -> String {
@@ -576,10 +610,11 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
 pub(crate) fn shown(e: &Error) -> String {
     match e {
         Error::Conflict(conflict) => flags(conflict),
-        e => e.to_string(),
+        e => in_flags(&e.to_string()).into_owned(),
     }
 }
 
+/// The exit status of a run that could not start or stopped on `e`.
 fn error_status(e: &Error) -> u8 {
     #[cfg(feature = "kafka")]
     if let Some(status) = kafka::status(e) {
@@ -669,7 +704,7 @@ fn lock(bar: &Mutex<ProgressBar>) -> std::sync::MutexGuard<'_, ProgressBar> {
 
 impl Report for Progress {
     fn notice(&mut self, notice: Notice) {
-        lock(&self.bar).suspend(|| say_text!("{}", notice.as_str()));
+        lock(&self.bar).suspend(|| say_text!("{}", in_flags(notice.as_str())));
     }
 
     fn started(&mut self, size: Option<u64>, offset: u64) {
@@ -721,7 +756,13 @@ impl Report for Progress {
     #[cfg(feature = "metrics")]
     fn event(&mut self, event: &cepheid_runtime::RunEvent<'_>) {
         if let Some(observer) = &mut self.observer {
-            observer.event(event);
+            match event {
+                cepheid_runtime::RunEvent::ReloadRefused { why } => {
+                    let why = in_flags(why);
+                    observer.event(&cepheid_runtime::RunEvent::ReloadRefused { why: &why });
+                }
+                event => observer.event(event),
+            }
         }
     }
 }

@@ -110,7 +110,7 @@ pub fn run(
     let said = |e: Error| {
         match &e {
             Error::Runtime(e) => say!("error: {}", super::shown(e)),
-            e => say!("error: {e}"),
+            e => say!("error: {}", super::in_flags(&e.to_string())),
         }
         status(&e)
     };

@@ -4357,7 +4357,7 @@ fn finish(
         say!(
             say,
             Warning,
-            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
+            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (`Config::max_waiting`; raise it to let more wait)",
             config.max_waiting
         );
     }
@@ -4709,7 +4709,7 @@ mod tests {
                     let (key, tail) = rest.split_once("\"]").unwrap();
                     assert_eq!(
                         tail,
-                        ": more than 2 partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)"
+                        ": more than 2 partial matches; the oldest are dropped (`Config::max_runs_per_key`; raise it to keep them)"
                     );
                     key
                 })

@@ -79,20 +79,21 @@ pub struct Command {
 }
 
 impl Command {
-    /// What differs from `now`, said as a flag and its two values.
+    /// What differs from `now`, said as the setting (`Config::output`)
+    /// and its two values.
     pub fn difference(&self, now: &Command) -> Option<Unusable> {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
         let pairs = [
-            ("--events", self.events.clone(), now.events.clone()),
-            ("--format", self.format.clone(), now.format.clone()),
-            ("--time", self.time.clone(), now.time.clone()),
+            ("`Config::input`", self.events.clone(), now.events.clone()),
+            ("`Config::format`", self.format.clone(), now.format.clone()),
+            ("`Config::time`", self.time.clone(), now.time.clone()),
             (
-                "--time-field",
+                "`Config::time_field`",
                 self.time_field.clone(),
                 now.time_field.clone(),
             ),
-            ("--output", show(&self.output), show(&now.output)),
-            ("--late", show(&self.late), show(&now.late)),
+            ("`Config::output`", show(&self.output), show(&now.output)),
+            ("`Config::late`", show(&self.late), show(&now.late)),
         ];
         pairs
             .into_iter()
@@ -419,7 +420,7 @@ impl Schedule {
             return None;
         }
         Some(format!(
-            "cepheid: a checkpoint took {} ms, longer than --checkpoint-every {} ms: each next one is due that long after the end of the last (a longer interval leaves more time to the events)",
+            "cepheid: a checkpoint took {} ms, longer than `Config::checkpoint_every` {} ms: each next one is due that long after the end of the last (a longer interval leaves more time to the events)",
             took.as_millis(),
             every.as_millis()
         ))
@@ -767,7 +768,7 @@ mod tests {
                 .difference(&now)
                 .map(|d| d.to_string())
                 .as_deref(),
-            Some("it was taken by another command (--late was -, now /data/late)")
+            Some("it was taken by another command (`Config::late` was -, now /data/late)")
         );
     }
 

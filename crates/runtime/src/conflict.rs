@@ -198,13 +198,16 @@ impl Config {
         if self.checkpoint.is_none() {
             return Vec::new();
         }
-        let late = self.late.iter().map(|late| (late.as_path(), "--late"));
-        let outputs = std::iter::once((self.output_path(), "--output")).chain(late);
+        let late = self
+            .late
+            .iter()
+            .map(|late| (late.as_path(), "`Config::late`"));
+        let outputs = std::iter::once((self.output_path(), "`Config::output`")).chain(late);
         outputs
             .filter(|(path, _)| *path != Path::new("-") && !is_regular(path))
             .map(|(path, flag)| {
                 crate::Notice::line(crate::Level::Warning, format!(
-                    "cepheid: {flag} {} is not a regular file: with --checkpoint it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)",
+                    "cepheid: {flag} {} is not a regular file: with `Config::checkpoint` it is written as standard output is (not synced nor measured; records written after the last checkpoint are written again on resuming)",
                     path.display()
                 ))
             })

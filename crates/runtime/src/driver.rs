@@ -447,8 +447,13 @@ impl Runtime {
         };
         // So is another run writing the outputs (with another folder).
         if config.checkpoint.is_some() {
-            let late = config.late.iter().map(|late| (late.as_path(), "--late"));
-            for (path, flag) in std::iter::once((config.output_path(), "--output")).chain(late) {
+            let late = config
+                .late
+                .iter()
+                .map(|late| (late.as_path(), "`Config::late`"));
+            for (path, flag) in
+                std::iter::once((config.output_path(), "`Config::output`")).chain(late)
+            {
                 locks.extend(crate::lock::output(path, flag)?);
             }
         }
@@ -880,7 +885,7 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
             // run's own is checked here)
             if config.split_watermarks && config.time != Time::Processing {
                 format!(
-                    "{time} (per split, --max-delay {} ms)",
+                    "{time} (per split, `Config::max_delay` {} ms)",
                     config.max_delay.as_millis()
                 )
             } else {
@@ -1454,7 +1459,7 @@ impl Session<'_> {
                         if !self.counters.watermarks_told {
                             self.counters.watermarks_told = true;
                             self.say(Level::Warning, format!(
-                                "{origin_name}:{line_no}: `$watermark` lines are ignored with --time processing"
+                                "{origin_name}:{line_no}: `$watermark` lines are ignored with `Time::Processing`"
                             ));
                         }
                     }
@@ -1523,7 +1528,7 @@ impl Session<'_> {
             if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
                 self.counters.forced_told = true;
                 self.say(Level::Warning, format!(
-                    "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (--max-waiting; raise it to let more wait)",
+                    "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (`Config::max_waiting`; raise it to let more wait)",
                     config.max_waiting
                 ));
             }
@@ -1715,7 +1720,7 @@ impl Session<'_> {
                     c.deferred += 1;
                     if c.deferred == 1 {
                         let text = format!(
-                            "cepheid: checkpoint {} came due while checkpoint {} was still being written: it is taken once that one is durable (one checkpoint file is written at a time; a longer --checkpoint-every leaves more time to each)",
+                            "cepheid: checkpoint {} came due while checkpoint {} was still being written: it is taken once that one is durable (one checkpoint file is written at a time; a longer `Config::checkpoint_every` leaves more time to each)",
                             flight.number + 1,
                             flight.number
                         );

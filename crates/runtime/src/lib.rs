@@ -309,7 +309,11 @@ pub enum Level {
 }
 
 /// Something the run says while it runs: the text `cepheid run` prints on
-/// standard error, in input order.
+/// standard error, in input order. A setting is named as this library
+/// names it, its [`Config`] field between backquotes
+/// (`` `Config::max_runs_per_key` ``), as are the run's errors and its
+/// [`Summary`]'s line: a program that takes the settings otherwise (the
+/// command's flags) maps those names to its own words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
     level: Level,
@@ -1051,21 +1055,21 @@ impl fmt::Display for Summary {
             };
             write!(
                 f,
-                ", {} dropped in {keys} over --max-runs-per-key",
+                ", {} dropped in {keys} over `Config::max_runs_per_key`",
                 count(self.dropped_runs, "partial match", "partial matches")
             )?;
         }
         if self.capped_runs > 0 {
             write!(
                 f,
-                ", {} dropped over --max-live-runs",
+                ", {} dropped over `Config::max_live_runs`",
                 count(self.capped_runs, "partial match", "partial matches")
             )?;
         }
         if self.forced_watermarks > 0 {
             write!(
                 f,
-                ", watermark moved {} over --max-waiting",
+                ", watermark moved {} over `Config::max_waiting`",
                 count(self.forced_watermarks, "time", "times")
             )?;
         }
@@ -1100,7 +1104,7 @@ impl fmt::Display for Summary {
                 )?,
                 _ => write!(
                     f,
-                    ", {} waiting after the last watermark (not processed; --flush-at-end processes them)",
+                    ", {} waiting after the last watermark (not processed; `Config::flush_at_end` processes them)",
                     self.waiting
                 )?,
             }

@@ -61,7 +61,7 @@ impl LimitNotices {
                     Level::Warning,
                     format!(
                         "cepheid: {} partial matches live over all keys and patterns; \
-                         keys that would hold more drop their oldest (--max-live-runs; raise it to keep them)",
+                         keys that would hold more drop their oldest (`Config::max_live_runs`; raise it to keep them)",
                         self.live
                     ),
                 ));
@@ -76,7 +76,7 @@ impl LimitNotices {
             say(Notice::new(
                 Level::Warning,
                 format!(
-                    "cepheid: pattern `{}`, {}: more than {} partial matches; the oldest are dropped (--max-runs-per-key; raise it to keep them)",
+                    "cepheid: pattern `{}`, {}: more than {} partial matches; the oldest are dropped (`Config::max_runs_per_key`; raise it to keep them)",
                     partial.pattern(),
                     describe_key(partial.key()),
                     self.per_key

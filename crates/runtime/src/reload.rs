@@ -68,7 +68,7 @@ pub(crate) fn load_control(
 ) -> Result<Loaded, String> {
     if !allowed.enabled {
         return Err(
-            "rule changes from the event stream are off (--rules-from-stream turns them on)"
+            "rule changes from the event stream are off (`Config::rules_from_stream` turns them on)"
                 .to_string(),
         );
     }
@@ -76,7 +76,7 @@ pub(crate) fn load_control(
         Control::Source(text) => Ok(cepheid_syntax::load_str(&format!("{name} ($rules)"), text)),
         Control::File(path) => match &allowed.dir {
             None => Err(
-                "`$rules_file` records are off (--rules-dir DIR allows the files in DIR)"
+                "`$rules_file` records are off (`Config::rules_dir` DIR allows the files in DIR)"
                     .to_string(),
             ),
             Some(dir) => load_confined(dir, path),
@@ -91,15 +91,19 @@ pub(crate) fn load_control(
 /// between is refused too, not waited on); each file is limited to
 /// [`cepheid_syntax::MAX_FILE_SIZE`], a folder to [`MAX_STREAM_FILES`] files.
 pub(crate) fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
-    let root = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot open --rules-dir {}: {}", dir.display(), e.kind()))?;
+    let root = dir.canonicalize().map_err(|e| {
+        format!(
+            "cannot open `Config::rules_dir` {}: {}",
+            dir.display(),
+            e.kind()
+        )
+    })?;
     let real = root
         .join(path)
         .canonicalize()
-        .map_err(|e| format!("cannot open it in --rules-dir: {}", e.kind()))?;
+        .map_err(|e| format!("cannot open it in `Config::rules_dir`: {}", e.kind()))?;
     if !real.starts_with(&root) {
-        return Err("it is outside --rules-dir".to_string());
+        return Err("it is outside `Config::rules_dir`".to_string());
     }
     let meta = std::fs::metadata(&real).map_err(|e| format!("cannot open it: {}", e.kind()))?;
     let mut files: Vec<(String, PathBuf)> = Vec::new();
@@ -119,7 +123,7 @@ pub(crate) fn load_confined(dir: &Path, path: &Path) -> Result<Loaded, String> {
                 .canonicalize()
                 .map_err(|e| format!("cannot open {shown}: {}", e.kind()))?;
             if !inner.starts_with(&root) {
-                return Err(format!("{shown} is outside --rules-dir"));
+                return Err(format!("{shown} is outside `Config::rules_dir`"));
             }
             files.push((shown, inner));
             if files.len() > MAX_STREAM_FILES {

@@ -185,7 +185,7 @@ pub fn load(
     );
     if meta.reload_files {
         say(Level::Info,
-            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (--watch)".to_string()
+            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (`Config::watch`)".to_string()
         );
     } else if meta.counters.rules_changed {
         say(Level::Info,
