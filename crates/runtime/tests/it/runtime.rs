@@ -1114,3 +1114,45 @@ fn a_reload_through_the_handle_is_said_with_the_reason_its_caller_gives() {
     assert!(matches!(summary.end, cepheid_runtime::End::Stopped(_)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the library says names its settings in its own words (`Config`'s
+/// fields), never the command's flags: the limits' notices and the
+/// summary's line of a run whose keys hold more partial matches than
+/// `max_runs_per_key`.
+#[test]
+fn notices_and_the_summary_name_the_library_settings() {
+    let dir = scratch("library-words");
+    let events = dir.join("events.jsonl");
+    let lines: String = (0..20)
+        .map(|i| format!("{{\"ts\": {i}, \"type\": \"a\", \"k\": {}}}\n", i % 2))
+        .collect();
+    std::fs::write(&events, lines).unwrap();
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.output = Some(dir.join("out.jsonl"));
+    config.max_runs_per_key = 3;
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let said = Said::default();
+    let summary = Runtime::new(config, &rules, Box::new(said.clone()))
+        .unwrap()
+        .run();
+    let said = said.0.lock().unwrap().clone();
+    let over: Vec<&String> = (said.iter())
+        .filter(|s| s.contains("partial matches; the oldest are dropped"))
+        .collect();
+    assert_eq!(over.len(), 2, "{said:?}");
+    for line in over {
+        assert!(
+            line.ends_with("(`Config::max_runs_per_key`; raise it to keep them)"),
+            "{line}"
+        );
+    }
+    let line = summary.to_string();
+    assert!(line.contains("over `Config::max_runs_per_key`"), "{line}");
+    for text in said.iter().chain([&line]) {
+        assert!(
+            !text.contains("--"),
+            "a flag in the library's words: {text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
