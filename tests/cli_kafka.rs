@@ -1298,7 +1298,7 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
 
 /// Produces `records` (value, timestamp in ms) to partition 0 of `topic`,
 /// one at a time, in order.
-fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
+pub(crate) fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
     let producer: BaseProducer = client(bootstrap).create().expect("a producer");
     for (value, ts) in records {
         producer
@@ -2140,8 +2140,10 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
                 "kafka://127.0.0.1:1/t",
                 "--rules-topic",
                 "kafka://127.0.0.1:1/r",
+                "--checkpoint",
+                "ckpt",
             ],
-            "error: --rules-topic is not supported with --workers or --processes yet",
+            "error: --rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
         ),
     ];
     for (args, said) in cases {

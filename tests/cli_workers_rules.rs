@@ -22,7 +22,7 @@ const START: &str = crate::cli_rules::OLD;
 /// Rule sets the changes draw from: new fields (`v`, `w`), a new key
 /// (`d`), a pattern without `partition by`, `pair` in three versions, an
 /// empty set, and one that does not parse.
-const SETS: [&str; 6] = [
+pub(crate) const SETS: [&str; 6] = [
     crate::cli_rules::NEW,
     r#"
 pattern pair {
@@ -126,7 +126,7 @@ fn run(dir: &std::path::Path, args: &[&str]) -> Output {
     run_here(dir).args(args).output().unwrap()
 }
 
-fn sorted(output: &Output) -> Vec<String> {
+pub(crate) fn sorted(output: &Output) -> Vec<String> {
     let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
@@ -138,7 +138,7 @@ fn sorted(output: &Output) -> Vec<String> {
 /// What standard error says of the rules and the counts: the reload lines
 /// (sorted: a refusal is said by the reader that meets it), the summary
 /// without its time, and the lines per pattern.
-fn said(output: &Output) -> (Vec<String>, String, Vec<String>) {
+pub(crate) fn said(output: &Output) -> (Vec<String>, String, Vec<String>) {
     let err = String::from_utf8_lossy(&output.stderr);
     let mut reloads: Vec<String> = Vec::new();
     let mut block = String::new();
