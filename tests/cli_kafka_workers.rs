@@ -382,7 +382,8 @@ fn keyed_events(n: usize) -> Vec<String> {
 /// stream in time order over 3 partitions (none late) with changes that
 /// add fields (`v`, `w`), do not parse (refused), add a pattern
 /// partitioned by a new key (`d`), and go back: the records, the reload
-/// lines and the summary of one engine, on 2 and on 3 workers.
+/// lines and the summary of one engine, on 2 and on 3 workers and on
+/// `--processes 2`.
 #[test]
 fn a_rules_topic_on_workers_gives_one_engines_records_and_words() {
     let broker = Broker::start();
@@ -413,17 +414,17 @@ fn a_rules_topic_on_workers_gives_one_engines_records_and_words() {
         .map(|(t, set)| (serde_json::json!({ "$rules": set }).to_string(), *t))
         .collect();
     produce_timed(&b, &rules, &records);
-    let run = |extra: &[&str]| {
-        cepheid()
+    let command = || {
+        let mut command = cepheid();
+        command
             .current_dir(&dir)
             .args(["run", "rules.cep", "--no-progress", "--max-delay", "0ms"])
             .args(["--events", &format!("kafka://{b}/{input}")])
             .args(["--rules-topic", &format!("kafka://{b}/{rules}")])
-            .args(["--kafka-until", "end"])
-            .args(extra)
-            .output()
-            .expect("runs")
+            .args(["--kafka-until", "end"]);
+        command
     };
+    let run = |extra: &[&str]| command().args(extra).output().expect("runs");
     // What standard error says of the rules topic's records (the
     // diagnostics of the set that does not parse too), sorted.
     let of_rules = |output: &std::process::Output| {
@@ -478,4 +479,29 @@ fn a_rules_topic_on_workers_gives_one_engines_records_and_words() {
         );
         assert_eq!(of_rules(&got), of_rules(&one), "--workers {workers}");
     }
+    // On two processes: worker 0 of process 0 reads the rules topic, the
+    // changes reach the workers of both.
+    let outputs = run_two_processes(&dir, |process| {
+        let mut command = command();
+        command.args(["--output", &format!("two-{process}.jsonl")]);
+        command
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+    let mut got: Vec<String> = fs::read_to_string(dir.join("two-0.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    assert!(got == expected, "--processes 2: {} records", got.len());
+    let (mut reloads, summary, patterns) = crate::cli_workers_rules::said(&outputs[0]);
+    reloads.extend(crate::cli_workers_rules::said(&outputs[1]).0);
+    reloads.sort();
+    assert_eq!((reloads, summary, patterns), words, "--processes 2");
+    let mut lines = of_rules(&outputs[0]);
+    lines.extend(of_rules(&outputs[1]));
+    lines.sort();
+    assert_eq!(lines, of_rules(&one), "--processes 2");
 }

@@ -432,18 +432,13 @@ pub enum Refusal {
     /// live: a file's chunks are read by every worker, and no one reader
     /// takes a reload.
     Watch,
-    /// Watched pattern paths with checkpoints or on several processes: a
-    /// cut does not keep the rules in force yet, and processes number the
-    /// fields a reload adds as they learn of it.
-    WatchCheckpointOrProcesses,
+    /// Watched pattern paths with checkpoints: a cut does not keep the
+    /// rules in force yet (the one checkpoint format will).
+    WatchCheckpoint,
     /// Control records in the input ([`Config::rules_from_stream`]) with
     /// checkpoints: a cut does not keep the rules in force yet (the one
     /// checkpoint format will).
     RulesFromStreamCheckpoint,
-    /// Control records on several processes: each process numbers the
-    /// fields a change adds as it learns of it, and records cross
-    /// processes by those numbers.
-    RulesFromStreamProcesses,
     /// A source's rules stream ([`Config::source_rules`]: a Kafka rules
     /// topic) with checkpoints: a cut does not keep the rules in force yet
     /// (the one checkpoint format will).
@@ -479,8 +474,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Refusal::Watch => "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
-            Refusal::WatchCheckpointOrProcesses => "--watch with --checkpoint or --processes is not supported with --workers yet (their checkpoints do not keep the rules a reload put in force; processes number the fields a reload adds as they learn of it)",
-            Refusal::RulesFromStreamProcesses => "--rules-from-stream is not supported with --processes yet (it is with --workers)",
+            Refusal::WatchCheckpoint => "--watch with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a reload put in force)",
             Refusal::RulesFromStreamCheckpoint => "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
             Refusal::SourceRules => "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
             Refusal::ProcessingTime => {
@@ -1096,7 +1090,7 @@ impl Workers {
     /// Kafka client asks its broker) and would refuse the run before it
     /// asks anything.
     pub fn check(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
-        refuse(config, scale)?;
+        refuse(config)?;
         refuse_outputs(config, scale, sink)
     }
 
@@ -1113,7 +1107,7 @@ impl Workers {
         rules: &Rules,
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
-        refuse(config, scale).map_err(Error::Refused)?;
+        refuse(config).map_err(Error::Refused)?;
         if rules.patterns().iter().any(uses_lists_or_indicators) {
             return Err(Error::Refused(Refusal::ListsAndIndicators));
         }
@@ -1567,15 +1561,12 @@ fn short_thread_panics() {
 static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
-fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
+fn refuse(config: &Config) -> Result<(), Refusal> {
     if config.watch && !live(config) {
         return Err(Refusal::Watch);
     }
-    if config.watch && (config.checkpoint.is_some() || scale.process_count() > 1) {
-        return Err(Refusal::WatchCheckpointOrProcesses);
-    }
-    if config.rules_from_stream && scale.process_count() > 1 {
-        return Err(Refusal::RulesFromStreamProcesses);
+    if config.watch && config.checkpoint.is_some() {
+        return Err(Refusal::WatchCheckpoint);
     }
     if config.rules_from_stream && config.checkpoint.is_some() {
         return Err(Refusal::RulesFromStreamCheckpoint);
