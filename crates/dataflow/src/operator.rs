@@ -458,15 +458,14 @@ where
                 // one look.
                 held.retain_mut(|(cap, items)| {
                     let n = items.iter().take_while(|e| ready(e.ts)).count();
-                    if n == 0 {
-                        return true;
-                    }
                     for event in items.drain(..n) {
                         hold.route(Input::Event(event), |routed| {
                             output.session(&*cap).give(routed);
                         });
                     }
-                    // (not held back below what it still holds)
+                    // (not held back below what it still holds, even when
+                    // none of it is ready: a batch that came with an earlier
+                    // capability would hold the events before it back)
                     if let Some(first) = items.first() {
                         if first.ts > *cap.time() {
                             cap.downgrade(&first.ts);
