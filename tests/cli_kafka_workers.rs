@@ -505,3 +505,56 @@ fn a_rules_topic_on_workers_gives_one_engines_records_and_words() {
     lines.sort();
     assert_eq!(lines, of_rules(&one), "--processes 2");
 }
+
+/// `$rules` records among the events of a Kafka topic with
+/// `--rules-from-stream` on workers: read as one engine reads them (the
+/// reader waits after each until it is handed on), each a change at its
+/// reader's watermark + 1 on every worker. One partition (one reader, whose
+/// watermark is one engine's): one engine's records and words on 2
+/// workers, a refused set and a new key among the changes.
+#[test]
+fn rules_records_in_a_kafka_topic_on_workers_give_one_engines_records_and_words() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_rules_records");
+    fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
+    let b = broker.bootstrap();
+    let input = topic("workers-rules-records");
+    broker.create_topic(&input, 1);
+    let mut lines = keyed_events(2_000);
+    for (at, set) in [
+        (1_500, crate::cli_rules::OLD),
+        (1_000, crate::cli_workers_rules::SETS[1]),
+        (700, "pattern broken { match"),
+        (400, crate::cli_rules::NEW),
+    ] {
+        lines.insert(at, serde_json::json!({ "$rules": set }).to_string());
+    }
+    produce_lines_to(&b, &input, 0, &lines);
+    let run = |extra: &[&str]| {
+        cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "0ms"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--rules-from-stream", "--kafka-until", "end"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let one = run(&[]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let words = crate::cli_workers_rules::said(&one);
+    assert!(
+        words
+            .1
+            .contains(", 3 rule reloads, 1 refused (the old rules kept)"),
+        "{}",
+        words.1
+    );
+    let got = run(&["--workers", "2"]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(
+        crate::cli_workers_rules::sorted(&got),
+        crate::cli_workers_rules::sorted(&one)
+    );
+    assert_eq!(crate::cli_workers_rules::said(&got), words);
+}

@@ -3020,14 +3020,22 @@ impl Job {
             emitted = state.lateness.watermark();
         }
         let decoder = self.decoder();
+        // Control records (`$rules`) in JSON lines, as one engine reads a
+        // source's: the reader waits after each (and after a record of the
+        // source's rules stream) until `Live::forward` has handed it on.
+        let json = matches!(self.format, Format::JsonLines);
+        let controls = (json && live.controls.is_some()).then(|| {
+            let (go_on, wait) = mpsc::sync_channel::<()>(1);
+            live.go_on = Some(go_on);
+            wait
+        });
         let reading = Reading {
             origin: live.origin.clone(),
             decoder: decoder(),
             fresh: Box::new(decoder),
             start: Position::default(),
             tails: false,
-            // Control records (`$rules`) are not read here.
-            controls: None,
+            controls,
             seen: self.seen_told(),
             timing: SourceTiming {
                 record_time: self.record_time,
@@ -3350,6 +3358,9 @@ impl Live {
                         items.extend(controls.and_then(|c| {
                             c.source_rules(&rules, place, offset, &self.counts, &self.say)
                         }));
+                        if let Some(go_on) = &self.go_on {
+                            let _ = go_on.send(());
+                        }
                     }
                     Ok(Entry::Rules(control)) => {
                         let name = format!("{}:{line}", self.origin);
