@@ -471,6 +471,19 @@ fn wait_for(
     }
 }
 
+/// Both processes of a run, killed when dropped (a failed assertion kills
+/// them too).
+struct Both(Vec<std::process::Child>);
+
+impl Drop for Both {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `--watch` on `--processes 2 --workers 2` (issue 38): process 0 follows
 /// the file and watches the rules; an edit that reads a new field (`v`)
 /// applies on every worker of both processes (keys on all four), a
@@ -502,39 +515,42 @@ fn watch_on_two_processes_reloads_an_edited_rule_file_and_on_sighup() {
     let ports = common::free_ports(2);
     let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
     fs::write(dir.join("hosts"), hosts).unwrap();
-    let mut children: Vec<std::process::Child> = (0..2)
-        .map(|process| {
-            if process == 1 {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            let err = fs::File::create(dir.join(format!("err-{process}.txt"))).unwrap();
-            common::cepheid()
-                .current_dir(&dir)
-                .args(["run", "p.cep", "--events", "events.jsonl", "--follow"])
-                .args(["--watch", "--no-progress", "--max-delay", "0ms"])
-                .args([
-                    "--workers",
-                    "2",
-                    "--output",
-                    &format!("out-{process}.jsonl"),
-                ])
-                .args(["--processes", "2", "--process", &process.to_string()])
-                .args(["--hostfile", "hosts"])
-                .stdout(std::process::Stdio::null())
-                .stderr(err)
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let mut both = Both(
+        (0..2)
+            .map(|process| {
+                if process == 1 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                let err = fs::File::create(dir.join(format!("err-{process}.txt"))).unwrap();
+                common::cepheid()
+                    .current_dir(&dir)
+                    .args(["run", "p.cep", "--events", "events.jsonl", "--follow"])
+                    .args(["--watch", "--no-progress", "--max-delay", "0ms"])
+                    .args([
+                        "--workers",
+                        "2",
+                        "--output",
+                        &format!("out-{process}.jsonl"),
+                    ])
+                    .args(["--processes", "2", "--process", &process.to_string()])
+                    .args(["--hostfile", "hosts"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(err)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let children = &mut both.0;
     let (out, err) = (dir.join("out-0.jsonl"), dir.join("err-0.txt"));
-    wait_for(&out, "\"pattern\":\"pair\"", 1, &mut children);
+    wait_for(&out, "\"pattern\":\"pair\"", 1, children);
     // Edited: `b` becomes a `c` with `v` 1.
     fs::write(
         &rules,
         PAIR.replace(r#"b: type == "b""#, r#"b: type == "c" and v == 1"#),
     )
     .unwrap();
-    wait_for(&err, "pair: changed (version 2)", 1, &mut children);
+    wait_for(&err, "pair: changed (version 2)", 1, children);
     // Keys 2 to 9 (on every worker): a match each under the edited rule
     // but key 9's (its `c` has `v` 0).
     // (in time order: the a's, the b's, then the c's)
@@ -546,18 +562,18 @@ fn watch_on_two_processes_reloads_an_edited_rule_file_and_on_sighup() {
         }
     }
     append(text + &event(50, "x", 0, 0));
-    wait_for(&out, "\"version\":2", 7, &mut children);
+    wait_for(&out, "\"version\":2", 7, children);
     // A broken edit: the rules go on.
     fs::write(&rules, "pattern pair {\n    match a b\n}\n").unwrap();
     wait_for(
         &err,
         "the new rules have errors; the old rules go on",
         1,
-        &mut children,
+        children,
     );
     // Fixed, then SIGHUP: read again, nothing changed.
     fs::write(&rules, PAIR).unwrap();
-    wait_for(&err, "pair: changed (version 3)", 1, &mut children);
+    wait_for(&err, "pair: changed (version 3)", 1, children);
     let pid = children[0].id().to_string();
     let signal = |name: &str| {
         let status = std::process::Command::new("kill")
@@ -567,8 +583,8 @@ fn watch_on_two_processes_reloads_an_edited_rule_file_and_on_sighup() {
         assert!(status.success());
     };
     signal("HUP");
-    wait_for(&err, "cepheid: SIGHUP: rules reloaded:", 1, &mut children);
-    wait_for(&err, "pair: unchanged", 1, &mut children);
+    wait_for(&err, "cepheid: SIGHUP: rules reloaded:", 1, children);
+    wait_for(&err, "pair: unchanged", 1, children);
     append(
         [
             event(60, "a", 3, 0),
@@ -577,11 +593,11 @@ fn watch_on_two_processes_reloads_an_edited_rule_file_and_on_sighup() {
         ]
         .concat(),
     );
-    wait_for(&out, "\"version\":3", 1, &mut children);
+    wait_for(&out, "\"version\":3", 1, children);
     signal("TERM");
     let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut codes = [None, None];
-    for (code, child) in codes.iter_mut().zip(&mut children) {
+    for (code, child) in codes.iter_mut().zip(children.iter_mut()) {
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 *code = status.code();
