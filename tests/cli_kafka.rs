@@ -1298,7 +1298,7 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
 
 /// Produces `records` (value, timestamp in ms) to partition 0 of `topic`,
 /// one at a time, in order.
-fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
+pub(crate) fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
     let producer: BaseProducer = client(bootstrap).create().expect("a producer");
     for (value, ts) in records {
         producer
@@ -1576,6 +1576,22 @@ fn wait_for_line(path: &Path, text: &str, child: &mut Child) {
 
 #[test]
 fn an_idle_rules_topic_holds_no_event_time_back_and_a_late_rules_record_applies_at_once() {
+    idle_rules_topic_and_a_late_rules_record(&[]);
+}
+
+/// The same on two workers (issue 38): worker 0's source reads the rules
+/// topic, the late record applies at once on every worker, said and
+/// counted as on one engine.
+#[cfg(feature = "workers")]
+#[test]
+fn on_workers_an_idle_rules_topic_holds_no_event_time_back_and_a_late_rules_record_applies_at_once()
+{
+    idle_rules_topic_and_a_late_rules_record(&["--workers", "2"]);
+}
+
+/// A live run with `extra` whose rules topic is empty, then gets a record
+/// whose time event time has passed.
+fn idle_rules_topic_and_a_late_rules_record(extra: &[&str]) {
     let broker = Broker::start();
     let dir = scratch("kafka_rules_idle");
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
@@ -1605,6 +1621,7 @@ fn an_idle_rules_topic_holds_no_event_time_back_and_a_late_rules_record_applies_
         .args(["--events", &format!("kafka://{b}/{input}")])
         .args(["--rules-topic", &format!("kafka://{b}/{rules}")])
         .args(["--output", "out.jsonl"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -2140,8 +2157,10 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
                 "kafka://127.0.0.1:1/t",
                 "--rules-topic",
                 "kafka://127.0.0.1:1/r",
+                "--checkpoint",
+                "ckpt",
             ],
-            "error: --rules-topic is not supported with --workers or --processes yet",
+            "error: --rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
         ),
     ];
     for (args, said) in cases {

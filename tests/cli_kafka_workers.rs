@@ -25,12 +25,13 @@
 //! without reaching the late topic breaks one of them.
 
 use crate::cli_kafka::{
-    client, partition_of, produce_by_key, stderr, topics_with, Out, Reader, Topics,
+    client, partition_of, produce_by_key, produce_lines_to, produce_timed, stderr, topics_with,
+    Out, Reader, Topics,
 };
 use crate::cli_kafka_rescale::{assert_exact, complete_cuts};
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::{cepheid, run_two_processes, scratch};
-use crate::kafka_support::Broker;
+use crate::kafka_support::{topic, Broker};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -346,4 +347,214 @@ fn a_run_on_workers_resumed_after_its_end_adds_nothing() {
         crash::summary(&stderr(&first))
     );
     check(&dir, &events, &reader.seen, &t, &stderr(&again));
+}
+
+/// `n` events in time order (each 3 ms after the one before), over keys
+/// `k` (0..4) and `d` (0..6), with fields `v` and `w` that only some rule
+/// sets read: `cli_workers_rules`'s events, without equal times.
+fn keyed_events(n: usize) -> Vec<String> {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut below = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let types = ["a", "b", "c", "x", "y"];
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"ts\":{},\"type\":\"{}\",\"k\":{},\"d\":{},\"v\":{},\"w\":{}}}",
+                i * 3,
+                types[below(5) as usize],
+                below(4),
+                below(6),
+                below(5),
+                below(2)
+            )
+        })
+        .collect()
+}
+
+/// `--rules-topic` on workers (issue 38): the rules topic is read once,
+/// by worker 0's source, and each record is a change at its time (its
+/// Kafka timestamp) on every worker, as one engine applies it there. A
+/// stream in time order over 3 partitions (none late) with changes that
+/// add fields (`v`, `w`), do not parse (refused), add a pattern
+/// partitioned by a new key (`d`), and go back: the records, the reload
+/// lines and the summary of one engine, on 2 and on 3 workers and on
+/// `--processes 2`.
+#[test]
+fn a_rules_topic_on_workers_gives_one_engines_records_and_words() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_rules_topic");
+    fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
+    let b = broker.bootstrap();
+    let input = topic("workers-rules-in");
+    let rules = topic("workers-rules-rules");
+    broker.create_topic(&input, 3);
+    broker.create_topic(&rules, 1);
+    let events = keyed_events(3_000);
+    for partition in 0..3 {
+        let mine: Vec<String> = (events.iter().skip(partition).step_by(3))
+            .cloned()
+            .collect();
+        produce_lines_to(&b, &input, partition as i32, &mine);
+    }
+    // Each change at the time of an event: that event and the ones after
+    // it see the new rules.
+    let at = |i: usize| (i * 3) as i64;
+    let changes = [
+        (at(500), crate::cli_rules::NEW),
+        (at(1_000), "pattern broken { match"),
+        (at(1_500), crate::cli_workers_rules::SETS[1]),
+        (at(2_300), crate::cli_rules::OLD),
+    ];
+    let records: Vec<(String, i64)> = (changes.iter())
+        .map(|(t, set)| (serde_json::json!({ "$rules": set }).to_string(), *t))
+        .collect();
+    produce_timed(&b, &rules, &records);
+    let command = || {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "0ms"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--rules-topic", &format!("kafka://{b}/{rules}")])
+            .args(["--kafka-until", "end"]);
+        command
+    };
+    let run = |extra: &[&str]| command().args(extra).output().expect("runs");
+    // What standard error says of the rules topic's records (the
+    // diagnostics of the set that does not parse too), sorted.
+    let of_rules = |output: &std::process::Output| {
+        let err = stderr(output);
+        let mut lines: Vec<String> = (err.lines())
+            .filter(|l| l.contains(&format!("kafka:{rules}")))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let one = run(&[]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let expected = crate::cli_workers_rules::sorted(&one);
+    // (the added patterns matched: `fresh` reads `w`, `bydev` is keyed
+    // by `d`)
+    for name in ["\"fresh\"", "\"bydev\""] {
+        assert!(expected.iter().any(|r| r.contains(name)), "{name}");
+    }
+    let words = crate::cli_workers_rules::said(&one);
+    assert!(
+        words
+            .1
+            .contains(", 3 rule reloads, 1 refused (the old rules kept)"),
+        "{}",
+        words.1
+    );
+    assert!(words.1.contains(", 0 late,"), "no event late: {}", words.1);
+    assert!(
+        !stderr(&one).contains("applied now, late"),
+        "no rules record late"
+    );
+    assert!(
+        of_rules(&one).iter().any(|l| l.contains(&format!(
+            "cepheid: kafka:{rules} partition 0 offset 1 (`$rules`): the new rules have errors; the old rules go on"
+        ))),
+        "{:?}",
+        of_rules(&one)
+    );
+    for workers in ["2", "3"] {
+        let got = run(&["--workers", workers]);
+        assert!(got.status.success(), "{}", stderr(&got));
+        assert_eq!(
+            crate::cli_workers_rules::sorted(&got),
+            expected,
+            "--workers {workers}"
+        );
+        assert_eq!(
+            crate::cli_workers_rules::said(&got),
+            words,
+            "--workers {workers}"
+        );
+        assert_eq!(of_rules(&got), of_rules(&one), "--workers {workers}");
+    }
+    // On two processes: worker 0 of process 0 reads the rules topic, the
+    // changes reach the workers of both.
+    let outputs = run_two_processes(&dir, |process| {
+        let mut command = command();
+        command.args(["--output", &format!("two-{process}.jsonl")]);
+        command
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+    let mut got: Vec<String> = fs::read_to_string(dir.join("two-0.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    assert!(got == expected, "--processes 2: {} records", got.len());
+    let (mut reloads, summary, patterns) = crate::cli_workers_rules::said(&outputs[0]);
+    reloads.extend(crate::cli_workers_rules::said(&outputs[1]).0);
+    reloads.sort();
+    assert_eq!((reloads, summary, patterns), words, "--processes 2");
+    let mut lines = of_rules(&outputs[0]);
+    lines.extend(of_rules(&outputs[1]));
+    lines.sort();
+    assert_eq!(lines, of_rules(&one), "--processes 2");
+}
+
+/// `$rules` records among the events of a Kafka topic with
+/// `--rules-from-stream` on workers: read as one engine reads them (the
+/// reader waits after each until it is handed on), each a change at its
+/// reader's watermark + 1 on every worker. One partition (one reader, whose
+/// watermark is one engine's): one engine's records and words on 2
+/// workers, a refused set and a new key among the changes.
+#[test]
+fn rules_records_in_a_kafka_topic_on_workers_give_one_engines_records_and_words() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_rules_records");
+    fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
+    let b = broker.bootstrap();
+    let input = topic("workers-rules-records");
+    broker.create_topic(&input, 1);
+    let mut lines = keyed_events(2_000);
+    for (at, set) in [
+        (1_500, crate::cli_rules::OLD),
+        (1_000, crate::cli_workers_rules::SETS[1]),
+        (700, "pattern broken { match"),
+        (400, crate::cli_rules::NEW),
+    ] {
+        lines.insert(at, serde_json::json!({ "$rules": set }).to_string());
+    }
+    produce_lines_to(&b, &input, 0, &lines);
+    let run = |extra: &[&str]| {
+        cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "0ms"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--rules-from-stream", "--kafka-until", "end"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let one = run(&[]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let words = crate::cli_workers_rules::said(&one);
+    assert!(
+        words
+            .1
+            .contains(", 3 rule reloads, 1 refused (the old rules kept)"),
+        "{}",
+        words.1
+    );
+    let got = run(&["--workers", "2"]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(
+        crate::cli_workers_rules::sorted(&got),
+        crate::cli_workers_rules::sorted(&one)
+    );
+    assert_eq!(crate::cli_workers_rules::said(&got), words);
 }

@@ -6,8 +6,9 @@
 //! add fields, add a group of patterns partitioned by a new key, remove
 //! every pattern of a group, empty the rule set, or do not parse; drain
 //! and restart. A pattern that changes its `partition by` is refused on
-//! workers (said, the old rules going on); with `--checkpoint` or
-//! `--processes` the option is refused (exit 2).
+//! workers (said, the old rules going on). On `--processes 2` the same
+//! (each process numbers a change's new fields when its order is final);
+//! with `--checkpoint` the option is refused (exit 2).
 
 use crate::common;
 
@@ -22,7 +23,7 @@ const START: &str = crate::cli_rules::OLD;
 /// Rule sets the changes draw from: new fields (`v`, `w`), a new key
 /// (`d`), a pattern without `partition by`, `pair` in three versions, an
 /// empty set, and one that does not parse.
-const SETS: [&str; 6] = [
+pub(crate) const SETS: [&str; 6] = [
     crate::cli_rules::NEW,
     r#"
 pattern pair {
@@ -126,7 +127,7 @@ fn run(dir: &std::path::Path, args: &[&str]) -> Output {
     run_here(dir).args(args).output().unwrap()
 }
 
-fn sorted(output: &Output) -> Vec<String> {
+pub(crate) fn sorted(output: &Output) -> Vec<String> {
     let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
@@ -138,7 +139,7 @@ fn sorted(output: &Output) -> Vec<String> {
 /// What standard error says of the rules and the counts: the reload lines
 /// (sorted: a refusal is said by the reader that meets it), the summary
 /// without its time, and the lines per pattern.
-fn said(output: &Output) -> (Vec<String>, String, Vec<String>) {
+pub(crate) fn said(output: &Output) -> (Vec<String>, String, Vec<String>) {
     let err = String::from_utf8_lossy(&output.stderr);
     let mut reloads: Vec<String> = Vec::new();
     let mut block = String::new();
@@ -285,12 +286,132 @@ fn a_pattern_that_changes_its_partition_by_is_refused_on_workers() {
     assert_eq!(sorted(&got), sorted(&plain));
 }
 
+/// Rule sets that each number other new fields (`w`; `v`; `d`, a new
+/// key, and `w`), for changes close together read by other processes.
+const FIELD_SETS: [&str; 3] = [
+    r#"
+pattern pair {
+    partition by k
+    within 40ms
+    timeouts
+    match a followed by b
+    where
+        a: type == "a" and w == 1
+        b: type == "b"
+}
+"#,
+    r#"
+pattern pair {
+    partition by k
+    within 40ms
+    timeouts
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b" and v > 1
+}
+pattern steady {
+    partition by k
+    match x next y
+    where
+        x: type == "x"
+        y: type == "y"
+}
+"#,
+    r#"
+pattern bydev {
+    partition by d
+    within 30ms
+    match x followed by y
+    where
+        x: type == "x" and v < 4
+        y: type == "y" and w == 1
+}
+"#,
+];
+
+/// `--processes 2 --workers 2` (issue 38): control records read by the
+/// workers of both processes (the file cut in small chunks, dealt to
+/// the four workers in turn), changes that number new fields in another
+/// order than they are read, close together: every process numbers a
+/// change's fields when its order is final, in one engine's order, so
+/// records cross processes by the same numbers and the run gives one
+/// engine's records, reload lines (the refusals said by the process whose
+/// worker read the record) and summary.
 #[test]
-fn stream_rules_on_workers_with_checkpoints_or_processes_are_refused() {
+fn stream_rules_on_two_processes_give_one_engines_records_and_words() {
+    for seed in 1..=3u64 {
+        let dir = scratch("processes_rules");
+        fs::write(dir.join("rules.cep"), START).unwrap();
+        let mut lines = stream(seed, 2_000, 1 + seed as usize % 2);
+        // Three changes a few lines apart: each read by another worker.
+        let at = 600 + 100 * seed as usize;
+        for (i, set) in FIELD_SETS.iter().enumerate() {
+            let line = serde_json::json!({ "$rules": set }).to_string();
+            lines.insert(at + 6 * i, line);
+        }
+        lines.insert(
+            at + 40,
+            serde_json::json!({ "$rules": SETS[4] }).to_string(),
+        );
+        fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+        let base = ["--max-delay", "0ms", "--rules-from-stream"];
+        let one = run(&dir, &[&base[..], &["--output", "one.jsonl"]].concat());
+        assert!(
+            one.status.success(),
+            "{}",
+            String::from_utf8_lossy(&one.stderr)
+        );
+        let (reloads, summary, patterns) = said(&one);
+        assert!(summary.contains(" refused"), "seed {seed}: {summary}");
+        let outputs = common::run_two_processes(&dir, |_| {
+            let mut command = run_here(&dir);
+            command
+                .args(base)
+                .args(["--workers", "2", "--chunk-bytes", "300"])
+                .args(["--output", "two.jsonl"]);
+            command
+        });
+        for output in &outputs {
+            assert!(
+                output.status.success(),
+                "seed {seed}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let read = |name: &str| {
+            let mut lines: Vec<String> = fs::read_to_string(dir.join(name))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        let (two, one) = (read("two.jsonl"), read("one.jsonl"));
+        let first = (two.iter().zip(&one)).find(|(a, b)| a != b);
+        assert!(
+            two == one,
+            "seed {seed}: {} records, one engine's {}; first different: {first:?}",
+            two.len(),
+            one.len()
+        );
+        // The words of both processes: process 0 says the changes made
+        // and the summary, each reader the refusals it met.
+        let (mut got_reloads, got_summary, got_patterns) = said(&outputs[0]);
+        got_reloads.extend(said(&outputs[1]).0);
+        got_reloads.sort();
+        assert_eq!(got_reloads, reloads, "seed {seed}");
+        assert_eq!(got_summary, summary, "seed {seed}");
+        assert_eq!(got_patterns, patterns, "seed {seed}");
+    }
+}
+
+#[test]
+fn stream_rules_on_workers_with_checkpoints_are_refused() {
     let dir = scratch("workers_rules_refused");
     fs::write(dir.join("rules.cep"), START).unwrap();
     fs::write(dir.join("events.jsonl"), stream(4, 10, 1).join("\n") + "\n").unwrap();
-    fs::write(dir.join("hosts"), "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
     let checkpoint = run(
         &dir,
         &[
@@ -307,22 +428,191 @@ fn stream_rules_on_workers_with_checkpoints_or_processes_are_refused() {
     assert!(String::from_utf8_lossy(&checkpoint.stderr).contains(
         "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet"
     ));
-    let processes = run(
-        &dir,
-        &[
-            "--rules-from-stream",
-            "--processes",
-            "2",
-            "--process",
-            "0",
-            "--hostfile",
-            "hosts",
-            "--output",
-            "out.jsonl",
-        ],
+}
+
+/// `a followed by b` per key `k`: the rules the `--watch` test edits.
+const PAIR: &str = r#"
+pattern pair {
+    partition by k
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+"#;
+
+/// Waits (a minute at most, while both processes run) until `path` holds
+/// `count` lines with `text` (process 0's standard error, `err-0.txt`
+/// beside it, said when it does not).
+fn wait_for(
+    path: &std::path::Path,
+    text: &str,
+    count: usize,
+    children: &mut [std::process::Child],
+) {
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = (fs::read_to_string(path).unwrap_or_default().lines())
+            .filter(|l| l.contains(text))
+            .count();
+        if found >= count {
+            return;
+        }
+        let said = fs::read_to_string(path.with_file_name("err-0.txt")).unwrap_or_default();
+        assert!(
+            std::time::Instant::now() < limit,
+            "{count} x {text} in {}: {said}",
+            path.display()
+        );
+        for child in children.iter_mut() {
+            assert!(child.try_wait().unwrap().is_none(), "ended: {said}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Both processes of a run, killed when dropped (a failed assertion kills
+/// them too).
+struct Both(Vec<std::process::Child>);
+
+impl Drop for Both {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `--watch` on `--processes 2 --workers 2` (issue 38): process 0 follows
+/// the file and watches the rules; an edit that reads a new field (`v`)
+/// applies on every worker of both processes (keys on all four), a
+/// broken edit keeps the rules, SIGHUP reads them again, SIGTERM to
+/// process 0 ends both.
+#[test]
+fn watch_on_two_processes_reloads_an_edited_rule_file_and_on_sighup() {
+    let dir = scratch("processes_watch");
+    let rules = dir.join("p.cep");
+    let events = dir.join("events.jsonl");
+    fs::write(&rules, PAIR).unwrap();
+    let event = |ts: i64, kind: &str, k: u32, v: u32| {
+        format!("{{\"ts\":{ts},\"type\":\"{kind}\",\"k\":{k},\"v\":{v}}}\n")
+    };
+    let append = |text: String| {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    };
+    fs::write(&events, "").unwrap();
+    append(
+        [
+            event(1, "a", 1, 0),
+            event(2, "b", 1, 0),
+            event(3, "x", 1, 0),
+        ]
+        .concat(),
     );
-    assert_eq!(processes.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&processes.stderr).contains(
-        "--rules-from-stream is not supported with --processes yet (it is with --workers)"
-    ));
+    let ports = common::free_ports(2);
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    let mut both = Both(
+        (0..2)
+            .map(|process| {
+                if process == 1 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                let err = fs::File::create(dir.join(format!("err-{process}.txt"))).unwrap();
+                common::cepheid()
+                    .current_dir(&dir)
+                    .args(["run", "p.cep", "--events", "events.jsonl", "--follow"])
+                    .args(["--watch", "--no-progress", "--max-delay", "0ms"])
+                    .args([
+                        "--workers",
+                        "2",
+                        "--output",
+                        &format!("out-{process}.jsonl"),
+                    ])
+                    .args(["--processes", "2", "--process", &process.to_string()])
+                    .args(["--hostfile", "hosts"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(err)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let children = &mut both.0;
+    let (out, err) = (dir.join("out-0.jsonl"), dir.join("err-0.txt"));
+    wait_for(&out, "\"pattern\":\"pair\"", 1, children);
+    // Edited: `b` becomes a `c` with `v` 1.
+    fs::write(
+        &rules,
+        PAIR.replace(r#"b: type == "b""#, r#"b: type == "c" and v == 1"#),
+    )
+    .unwrap();
+    wait_for(&err, "pair: changed (version 2)", 1, children);
+    // Keys 2 to 9 (on every worker): a match each under the edited rule
+    // but key 9's (its `c` has `v` 0).
+    // (in time order: the a's, the b's, then the c's)
+    let mut text = String::new();
+    for (ts, kind) in [(10, "a"), (20, "b"), (30, "c")] {
+        for k in 2..10 {
+            let v = u32::from(kind == "b" || (kind == "c" && k != 9));
+            text += &event(ts + i64::from(k), kind, k, v);
+        }
+    }
+    append(text + &event(50, "x", 0, 0));
+    wait_for(&out, "\"version\":2", 7, children);
+    // A broken edit: the rules go on.
+    fs::write(&rules, "pattern pair {\n    match a b\n}\n").unwrap();
+    wait_for(
+        &err,
+        "the new rules have errors; the old rules go on",
+        1,
+        children,
+    );
+    // Fixed, then SIGHUP: read again, nothing changed.
+    fs::write(&rules, PAIR).unwrap();
+    wait_for(&err, "pair: changed (version 3)", 1, children);
+    let pid = children[0].id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("HUP");
+    wait_for(&err, "cepheid: SIGHUP: rules reloaded:", 1, children);
+    wait_for(&err, "pair: unchanged", 1, children);
+    append(
+        [
+            event(60, "a", 3, 0),
+            event(61, "b", 3, 0),
+            event(62, "x", 0, 0),
+        ]
+        .concat(),
+    );
+    wait_for(&out, "\"version\":3", 1, children);
+    signal("TERM");
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut codes = [None, None];
+    for (code, child) in codes.iter_mut().zip(children.iter_mut()) {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                *code = status.code();
+                break;
+            }
+            assert!(std::time::Instant::now() < limit, "both end after SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let said = fs::read_to_string(&err).unwrap();
+    assert_eq!(codes, [Some(143), Some(0)], "{said}");
+    let records = fs::read_to_string(&out).unwrap();
+    assert!(!records.contains("\"k\":9}"), "key 9 matched: {records}");
+    assert!(
+        said.contains("9 matches, 0 timeouts, 3 rule reloads, 1 refused (the old rules kept)"),
+        "{said}"
+    );
 }

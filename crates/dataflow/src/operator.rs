@@ -414,7 +414,7 @@ where
                     let mut session = output.session(&cap);
                     for batch in data {
                         for change in batch.drain(..) {
-                            hold.learn(&change);
+                            hold.learn(change.clone());
                             session.give(Routed {
                                 worker: me,
                                 from: me,
@@ -450,6 +450,7 @@ where
                     }
                 });
                 let known = known.frontier().first().copied();
+                hold.settle(known);
                 let ready = |ts: Timestamp| known.is_none_or(|k| ts < k);
                 let mut held = std::mem::take(&mut hold.held);
                 // Each batch is kept in time order: its ready events are a
@@ -457,15 +458,14 @@ where
                 // one look.
                 held.retain_mut(|(cap, items)| {
                     let n = items.iter().take_while(|e| ready(e.ts)).count();
-                    if n == 0 {
-                        return true;
-                    }
                     for event in items.drain(..n) {
                         hold.route(Input::Event(event), |routed| {
                             output.session(&*cap).give(routed);
                         });
                     }
-                    // (not held back below what it still holds)
+                    // (not held back below what it still holds, even when
+                    // none of it is ready: a batch that came with an earlier
+                    // capability would hold the events before it back)
                     if let Some(first) = items.first() {
                         if first.ts > *cap.time() {
                             cap.downgrade(&first.ts);
@@ -492,9 +492,13 @@ struct Hold<E: Event + 'static> {
     limits: (usize, usize),
     /// The plan's layout and its router (keys closures included).
     first: LayoutRouter<E>,
-    /// The changes known, in order, and the router in force from each
-    /// (`None`: the change was refused, its layout is the one before).
+    /// The changes whose order is final, in order, and the router in
+    /// force from each (`None`: the change was refused, its layout is the
+    /// one before).
     changes: Vec<(Change, Option<LayoutRouter<E>>)>,
+    /// The changes received whose order is not final yet (a change of
+    /// another source may still come before them), in order.
+    pending: Vec<Change>,
     /// Events waiting, in batches in time order, each with the
     /// capability it came with (downgraded to its first event's time).
     held: Vec<(
@@ -518,33 +522,49 @@ impl<E: Event + Clone + 'static> Hold<E> {
             limits: plan.limits(),
             first: (layout, router),
             changes: Vec::new(),
+            pending: Vec::new(),
             held: Vec::new(),
         }
     }
 
-    /// A change: the layouts from it on are worked out again.
-    fn learn(&mut self, change: &Change) {
-        let at = self
-            .changes
-            .partition_point(|(c, _)| c.order() <= change.order());
-        self.changes.insert(at, (change.clone(), None));
-        for i in at..self.changes.len() {
-            let before = match i.checked_sub(1).map(|j| self.layout_at(j)) {
-                Some(layout) => layout.clone(),
+    /// A change: kept until its order is final ([`Hold::settle`]).
+    fn learn(&mut self, change: Change) {
+        let at = (self.pending).partition_point(|c| c.order() <= change.order());
+        self.pending.insert(at, change);
+    }
+
+    /// The changes whose order is final: those below the changes'
+    /// frontier `known` (every change before them is known; all at its
+    /// end), in order. Each one's new fields are numbered in the plan's
+    /// table then, as `cep` numbers them when it applies it
+    /// ([`Worker::apply`]): every router and engine of every process
+    /// numbers the same fields in the same order, whatever the order in
+    /// which the changes of several sources arrived, so that the numbers
+    /// of a record sent to another process are that process's. Then the
+    /// layout in force from it is worked out.
+    fn settle(&mut self, known: Option<Timestamp>) {
+        let n = (self.pending.iter())
+            .take_while(|c| known.is_none_or(|k| c.at < k))
+            .count();
+        let settled: Vec<Change> = self.pending.drain(..n).collect();
+        for change in settled {
+            let before = match self.changes.len().checked_sub(1) {
+                Some(last) => self.layout_at(last).clone(),
                 None => self.first.0.clone(),
             };
-            let next = cepheid_engine::Rules::from_loaded(self.changes[i].0.loaded())
+            let next = cepheid_engine::Rules::from_loaded(change.loaded())
                 .ok()
                 .filter(|rules| {
                     // (its fields numbered before its keys are resolved)
                     crate::number_fields::<E>(rules, &self.fields, self.limits).is_ok()
                 })
                 .and_then(|rules| before.next(rules.patterns()).ok());
-            self.changes[i].1 = next.map(|layout| {
+            let next = next.map(|layout| {
                 let router =
                     Router::of_layout(&layout, &self.fields, self.index as usize, self.peers);
                 (layout, router)
             });
+            self.changes.push((change, next));
         }
     }
 
@@ -913,6 +933,18 @@ impl<E: Event + 'static> Worker<E> {
                 return;
             }
         };
+        // The new fields numbered as one engine numbers them, in the
+        // plan's table, before the layout is checked: every router and
+        // engine of every process numbers the fields of the same changes
+        // in the same order ([`Hold::settle`]), so that they agree. Then
+        // in every engine's.
+        if let Err(e) = crate::number_fields::<E>(&rules, &self.changes.fields, self.changes.limits)
+        {
+            if tell {
+                sink.rules_changed(&change.place, Err(format!("do not compile: {e}")));
+            }
+            return;
+        }
         let next = match self.changes.layout.next(rules.patterns()) {
             Ok(next) => next,
             Err(why) => {
@@ -922,16 +954,6 @@ impl<E: Event + 'static> Worker<E> {
                 return;
             }
         };
-        // The new fields numbered as one engine numbers them, in the
-        // plan's table (every worker does the same: the same paths in the
-        // same order), then in every engine's.
-        if let Err(e) = crate::number_fields::<E>(&rules, &self.changes.fields, self.changes.limits)
-        {
-            if tell {
-                sink.rules_changed(&change.place, Err(format!("do not compile: {e}")));
-            }
-            return;
-        }
         // (another worker of the process may have numbered them already)
         self.changes.refresh |= self.changes.fields_len() > self.changes.fields_at_start;
         for piece in &self.pieces {

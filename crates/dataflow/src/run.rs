@@ -432,20 +432,16 @@ pub enum Refusal {
     /// live: a file's chunks are read by every worker, and no one reader
     /// takes a reload.
     Watch,
-    /// Watched pattern paths with checkpoints or on several processes: a
-    /// cut does not keep the rules in force yet, and processes number the
-    /// fields a reload adds as they learn of it.
-    WatchCheckpointOrProcesses,
+    /// Watched pattern paths with checkpoints: a cut does not keep the
+    /// rules in force yet (the one checkpoint format will).
+    WatchCheckpoint,
     /// Control records in the input ([`Config::rules_from_stream`]) with
     /// checkpoints: a cut does not keep the rules in force yet (the one
     /// checkpoint format will).
     RulesFromStreamCheckpoint,
-    /// Control records on several processes: each process numbers the
-    /// fields a change adds as it learns of it, and records cross
-    /// processes by those numbers.
-    RulesFromStreamProcesses,
     /// A source's rules stream ([`Config::source_rules`]: a Kafka rules
-    /// topic).
+    /// topic) with checkpoints: a cut does not keep the rules in force yet
+    /// (the one checkpoint format will).
     SourceRules,
     /// Processing time.
     ProcessingTime,
@@ -478,12 +474,9 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Refusal::Watch => "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
-            Refusal::WatchCheckpointOrProcesses => "--watch with --checkpoint or --processes is not supported with --workers yet (their checkpoints do not keep the rules a reload put in force; processes number the fields a reload adds as they learn of it)",
-            Refusal::RulesFromStreamProcesses => "--rules-from-stream is not supported with --processes yet (it is with --workers)",
+            Refusal::WatchCheckpoint => "--watch with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a reload put in force)",
             Refusal::RulesFromStreamCheckpoint => "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
-            Refusal::SourceRules => {
-                "--rules-topic is not supported with --workers or --processes yet"
-            }
+            Refusal::SourceRules => "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
             Refusal::ProcessingTime => {
                 "--time processing is not supported with --workers or --processes"
             }
@@ -940,6 +933,9 @@ struct Counts {
     /// worker 0), and partial matches they discarded.
     reloads: u64,
     reloads_refused: u64,
+    /// Records of a source's rules stream read after event time passed
+    /// theirs (applied at once).
+    reloads_late: u64,
     discarded: u64,
     /// The first read error of the worker's part (its input, and why).
     read_error: Option<(String, String)>,
@@ -969,6 +965,7 @@ impl Counts {
         self.malformed += other.malformed;
         self.reloads += other.reloads;
         self.reloads_refused += other.reloads_refused;
+        self.reloads_late += other.reloads_late;
         self.discarded += other.discarded;
         if self.read_error.is_none() {
             self.read_error.clone_from(&other.read_error);
@@ -999,9 +996,11 @@ struct ReadCounts {
     strict_stop: Mutex<Option<(String, u64, String)>>,
     /// More keys over `--max-runs-per-key` than the worker remembers.
     drops_overflow: AtomicBool,
-    /// Changes of rules made (worker 0) and refused.
+    /// Changes of rules made (worker 0) and refused, and records of a
+    /// source's rules stream read late.
     reloads: AtomicU64,
     reloads_refused: AtomicU64,
+    reloads_late: AtomicU64,
 }
 
 impl ReadCounts {
@@ -1091,7 +1090,7 @@ impl Workers {
     /// Kafka client asks its broker) and would refuse the run before it
     /// asks anything.
     pub fn check(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
-        refuse(config, scale)?;
+        refuse(config)?;
         refuse_outputs(config, scale, sink)
     }
 
@@ -1108,14 +1107,14 @@ impl Workers {
         rules: &Rules,
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
-        refuse(config, scale).map_err(Error::Refused)?;
+        refuse(config).map_err(Error::Refused)?;
         if rules.patterns().iter().any(uses_lists_or_indicators) {
             return Err(Error::Refused(Refusal::ListsAndIndicators));
         }
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
-        if config.rules_from_stream || config.watch {
+        if config.rules_from_stream || config.watch || config.source_rules {
             plan = plan.changing(config.reload_policy);
         }
         let patterns = rules.patterns();
@@ -1402,11 +1401,13 @@ impl Workers {
             say: say.clone(),
             board: board.clone(),
             fields: fields.clone(),
-            controls: matches!(config.format, Format::JsonLines).then(|| {
-                Arc::new(Controls {
-                    config: config.clone(),
-                })
-            }),
+            controls: (matches!(config.format, Format::JsonLines) || config.source_rules).then(
+                || {
+                    Arc::new(Controls {
+                        config: config.clone(),
+                    })
+                },
+            ),
             reloads: config.watch.then(|| {
                 Arc::new(Controls {
                     config: config.clone(),
@@ -1554,20 +1555,17 @@ fn short_thread_panics() {
 static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
-fn refuse(config: &Config, scale: &Scale) -> Result<(), Refusal> {
+fn refuse(config: &Config) -> Result<(), Refusal> {
     if config.watch && !live(config) {
         return Err(Refusal::Watch);
     }
-    if config.watch && (config.checkpoint.is_some() || scale.process_count() > 1) {
-        return Err(Refusal::WatchCheckpointOrProcesses);
-    }
-    if config.rules_from_stream && scale.process_count() > 1 {
-        return Err(Refusal::RulesFromStreamProcesses);
+    if config.watch && config.checkpoint.is_some() {
+        return Err(Refusal::WatchCheckpoint);
     }
     if config.rules_from_stream && config.checkpoint.is_some() {
         return Err(Refusal::RulesFromStreamCheckpoint);
     }
-    if config.source_rules {
+    if config.source_rules && config.checkpoint.is_some() {
         return Err(Refusal::SourceRules);
     }
     if config.time == Time::Processing {
@@ -1914,6 +1912,45 @@ impl Controls {
             Err(why) => return refused(&format!("refused: {why}")),
         };
         self.checked(loaded, where_, offset, counts, say)
+    }
+
+    /// A record of a source's rules stream (a Kafka rules topic), read by
+    /// the reader of the source that reads the stream (one for the run):
+    /// placed as the source says, allowed without
+    /// [`Config::rules_from_stream`] (the operator named the stream). Its
+    /// reader gave it after a watermark just before its time (or, late,
+    /// at once), so that it applies at its time on every worker.
+    fn source_rules(
+        &self,
+        rules: &cepheid_runtime::SourceRules,
+        place: &str,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        if let (Some(time), Some(watermark)) = (rules.time, rules.late) {
+            counts.reloads_late.fetch_add(1, Ordering::Relaxed);
+            say!(
+                say,
+                Warning,
+                "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
+                cepheid_engine::io::format_rfc3339(time),
+                cepheid_engine::io::format_rfc3339(watermark)
+            );
+        }
+        let where_ = format!("{place} ({})", rules.control.describe());
+        match rules.control.load(&self.config, true, place) {
+            Ok(loaded) => self.checked(loaded, where_, offset, counts, say),
+            Err(why) => {
+                counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+                say!(
+                    say,
+                    Warning,
+                    "cepheid: {where_}: refused: {why}; the old rules go on"
+                );
+                None
+            }
+        }
     }
 
     /// A reload of the pattern paths (`--watch`, [`Handle::reload`]).
@@ -3008,14 +3045,22 @@ impl Job {
             emitted = state.lateness.watermark();
         }
         let decoder = self.decoder();
+        // Control records (`$rules`) in JSON lines, as one engine reads a
+        // source's: the reader waits after each (and after a record of the
+        // source's rules stream) until `Live::forward` has handed it on.
+        let json = matches!(self.format, Format::JsonLines);
+        let controls = (json && live.controls.is_some()).then(|| {
+            let (go_on, wait) = mpsc::sync_channel::<()>(1);
+            live.go_on = Some(go_on);
+            wait
+        });
         let reading = Reading {
             origin: live.origin.clone(),
             decoder: decoder(),
             fresh: Box::new(decoder),
             start: Position::default(),
             tails: false,
-            // Control records (`$rules`) are not read here.
-            controls: None,
+            controls,
             seen: self.seen_told(),
             timing: SourceTiming {
                 record_time: self.record_time,
@@ -3330,8 +3375,18 @@ impl Live {
                     Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
                     // (a `Source`'s splits' least watermark)
                     Ok(Entry::SplitWatermark(t)) => items.push(SourceItem::SplitWatermark(t)),
-                    // (a `Source`'s rules stream: not read on workers)
-                    Ok(Entry::Item(Item::Skip) | Entry::SourceRules(_)) => {}
+                    Ok(Entry::Item(Item::Skip)) => {}
+                    // (a `Source`'s rules stream: this is its one reader)
+                    Ok(Entry::SourceRules(rules)) => {
+                        let place = place.as_deref().unwrap_or_default();
+                        let controls = self.controls.as_ref();
+                        items.extend(controls.and_then(|c| {
+                            c.source_rules(&rules, place, offset, &self.counts, &self.say)
+                        }));
+                        if let Some(go_on) = &self.go_on {
+                            let _ = go_on.send(());
+                        }
+                    }
                     Ok(Entry::Rules(control)) => {
                         let name = format!("{}:{line}", self.origin);
                         let controls = self.controls.as_ref();
@@ -3819,6 +3874,7 @@ impl Collect<Record> for CliSink {
             malformed: self.counts.malformed.load(Ordering::Relaxed),
             reloads: self.counts.reloads.load(Ordering::Relaxed),
             reloads_refused: self.counts.reloads_refused.load(Ordering::Relaxed),
+            reloads_late: self.counts.reloads_late.load(Ordering::Relaxed),
             discarded: stats.discarded_runs,
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
@@ -4318,6 +4374,7 @@ fn finish(
         waiting: usize::try_from(counts.waiting).unwrap_or(usize::MAX),
         reloads: counts.reloads,
         reloads_refused: counts.reloads_refused,
+        reloads_late: counts.reloads_late,
         discarded_runs: counts.discarded,
         flushed: true,
         layout: Some(SummaryLayout {
@@ -4498,11 +4555,16 @@ mod tests {
                 "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
             ),
             (
-                with(|c| c.source_rules = true),
+                with(|c| {
+                    c.source_rules = true;
+                    c.checkpoint = Some("checkpoints".into());
+                }),
                 Refusal::SourceRules,
-                "--rules-topic is not supported with --workers or --processes yet",
+                "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
             ),
         ];
+        // A source's rules stream without checkpoints is taken.
+        assert_eq!(refused_by_new(&with(|c| c.source_rules = true)), None);
         for (config, refusal, said) in cases {
             assert_eq!(refused_by_new(&config), Some(refusal));
             let checked = Workers::check(&config, &Scale::default(), false);

@@ -194,13 +194,20 @@ impl KafkaSource {
     ) -> Result<Vec<Option<KafkaSource>>, KafkaError> {
         let pairs = KafkaSource::new(config.clone())?.splits().to_vec();
         let mut sources = Vec::with_capacity(workers.len());
-        for share in deal(&pairs, workers, total) {
+        let first = workers.start;
+        for (worker, share) in (first..).zip(deal(&pairs, workers, total)) {
             if share.is_empty() {
                 sources.push(None);
                 continue;
             }
             let mut c = config.clone();
             c.partitions = Partitions::Only(share);
+            if worker != 0 {
+                // The rules topic is read once, by worker 0's source
+                // (dealt partition 0 of the first topic), whose changes
+                // go to every worker.
+                c.rules_topic = None;
+            }
             sources.push(Some(KafkaSource::new(c)?));
         }
         Ok(sources)
