@@ -114,6 +114,12 @@ impl Watermark {
     pub fn max_delay(&self) -> i64 {
         self.max_delay
     }
+
+    /// Another bounded out-of-orderness from now on (the watermark and the
+    /// largest time seen kept).
+    pub fn set_max_delay(&mut self, max_delay: i64) {
+        self.max_delay = max_delay.max(0);
+    }
 }
 
 /// The idle rule of event time (`cepheid run --idle-timeout`, a dataflow
@@ -307,6 +313,18 @@ impl<E> Clock<E> {
     #[inline]
     pub fn earliest_waiting(&self) -> Option<Timestamp> {
         self.waiting.peek().map(|first| first.ts)
+    }
+
+    /// Takes every waiting event out, in the order they would have been
+    /// processed (time, then arrival), and sets another bounded
+    /// out-of-orderness (the watermark and the largest time seen kept).
+    pub fn take_waiting(&mut self, max_delay: i64) -> Vec<(Timestamp, E)> {
+        let mut taken = Vec::with_capacity(self.waiting.len());
+        while let Some(w) = self.waiting.pop_if(|_| true) {
+            taken.push((w.ts, w.event));
+        }
+        self.time.set_max_delay(max_delay);
+        taken
     }
 
     /// Removes the earliest waiting event if the watermark has passed it.

@@ -2,9 +2,16 @@
 //! checkpoint on another number of workers takes, from a restored engine,
 //! the keys that are now its own (`crate::dataflow`, "rescaling").
 
+use std::sync::Arc;
+
+use crate::engine::automaton::Automaton;
 use crate::engine::core::{PatternCounts, Stats};
 use crate::engine::front::Engine;
+use crate::engine::partitions::HOLE;
 use crate::event::Event;
+use crate::nfa::Nfa;
+use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
 use crate::value::Value;
 
 impl<E: Event + 'static> Engine<E> {
@@ -48,5 +55,64 @@ impl<E: Event + 'static> Engine<E> {
                 };
             }
         }
+    }
+
+    /// Keeps the patterns `keep` accepts (each with its index in the
+    /// engine's order) with their state, and forgets the others' partial
+    /// matches, held matches and pending endings, with no output and
+    /// nothing counted (another engine goes on with them): how one
+    /// engine's state becomes that of a dataflow worker's engine of one
+    /// group of patterns (`cepheid run --workers` resuming a checkpoint of
+    /// one engine). The patterns kept stay in their order; the shared
+    /// buffer is compacted to what they hold (as a change of rules that
+    /// removes patterns does). The counts of the engine (events, matches)
+    /// stay as they are, each kept pattern's its own.
+    pub fn retain_patterns(&mut self, mut keep: impl FnMut(usize, &Pattern) -> bool) {
+        let core = &mut self.core;
+        let kept: Vec<bool> = (core.patterns.iter().enumerate())
+            .map(|(p, run)| keep(p, run.automaton.pattern()))
+            .collect();
+        if kept.iter().all(|&k| k) {
+            return;
+        }
+        for (p, _) in kept.iter().enumerate().filter(|(_, &k)| !k) {
+            let run = &mut core.patterns[p];
+            let keys = &mut core.groups[run.group].keys;
+            let mine =
+                |x: &crate::engine::partitions::Part<_>| x.pattern as usize == p && !x.is_hole();
+            let slots: Vec<u32> = (keys.iter_parts())
+                .filter(|(_, parts)| parts.iter().any(mine))
+                .map(|(slot, _)| slot)
+                .collect();
+            for slot in slots {
+                let Some((_, parts)) = keys.get_mut(slot) else {
+                    continue;
+                };
+                for x in parts.iter_mut().filter(|x| mine(x)) {
+                    core.live_runs = core.live_runs.saturating_sub(x.part.partial_matches());
+                    x.part.clear(&mut core.store);
+                    run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
+                    core.live_parts = core.live_parts.saturating_sub(1);
+                }
+                // (forgets the key when nothing is left of it; the deadline
+                // index is rebuilt below)
+                let _ = keys.settle(slot, None, <Arc<Nfa<E>> as Automaton<E>>::next_deadline);
+            }
+        }
+        let order: Vec<usize> = (0..kept.len()).filter(|&p| kept[p]).collect();
+        core.rearrange(&order);
+    }
+
+    /// Takes out the events waiting for the watermark, in the order the
+    /// engine would have processed them (time, then arrival), and makes
+    /// the engine one that decides no lateness: its max delay unbounded
+    /// and no limit on waiting events, its watermark and largest time seen
+    /// kept. So an engine of `cepheid run` becomes one as a dataflow
+    /// worker runs, whose events come sorted and released by their
+    /// sources' clocks (the events taken go to those: they are the ones
+    /// still to process).
+    pub fn take_waiting(&mut self) -> Vec<(Timestamp, E)> {
+        self.core.set_waiting_limit(usize::MAX);
+        self.core.clock.take_waiting(i64::MAX)
     }
 }

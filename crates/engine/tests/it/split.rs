@@ -1,0 +1,154 @@
+//! One engine's state split by group of patterns (`Engine::retain_patterns`
+//! and `Engine::take_waiting`): what `cepheid run --workers` does with a
+//! checkpoint of one engine. Each part, fed the rest of the stream, makes
+//! exactly the uninterrupted engine's records of its patterns.
+
+use std::time::Duration;
+
+use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_engine::{Engine, Output, Record, Rules, Timestamp};
+
+const RULES: &str = r#"
+pattern ab {
+    partition by user
+    within 30ms
+    timeouts
+    match a followed by b
+    where a: kind == "a"
+          b: kind == "b"
+}
+pattern cd {
+    partition by host
+    match c followed by d+ followed by e
+    where c: kind == "c"
+          d: kind == "d"
+          e: kind == "a"
+}
+pattern all {
+    within 20ms
+    match x followed by y
+    where x: kind == "b"
+          y: kind == "c"
+}
+"#;
+
+fn engine(rules: &Rules) -> Engine<Record> {
+    let mut engine = Engine::with_max_delay(Duration::from_millis(8)).max_runs_per_key(50);
+    engine.add(rules).unwrap();
+    engine
+}
+
+/// A stream out of order within the delay: (time, line).
+fn stream(fields: &cepheid_core::record::FieldTable) -> Vec<(Timestamp, Record)> {
+    let mut decoder = Decoder::new(Format::JsonLines, "ts", fields.clone());
+    let kinds = ["a", "b", "c", "d", "a", "d", "b"];
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        state >> 33
+    };
+    (0..400)
+        .map(|i| {
+            let ts = i64::from(i) * 3 + (next() % 8) as i64;
+            let kind = kinds[(next() % 7) as usize];
+            let line = format!(
+                r#"{{"ts":{ts},"kind":"{kind}","user":"u{}","host":"h{}"}}"#,
+                next() % 5,
+                next() % 3
+            );
+            match decoder.decode(line.as_bytes()).unwrap() {
+                Item::Event(ts, record) => (ts, record),
+                _ => panic!("not an event"),
+            }
+        })
+        .collect()
+}
+
+/// The records of pattern `name`, sorted (as text).
+fn of(out: &[Output<Record>], name: &str) -> Vec<String> {
+    let mut texts: Vec<String> = out
+        .iter()
+        .filter(|o| match o {
+            Output::Match(m) => m.pattern == name,
+            Output::Timeout { partial, .. } => partial.pattern == name,
+            _ => false,
+        })
+        .map(|o| format!("{o:?}"))
+        .collect();
+    texts.sort();
+    texts
+}
+
+#[test]
+fn each_group_of_a_split_engine_ends_as_the_uninterrupted_engine() {
+    let rules = Rules::parse("r.cep", RULES).unwrap();
+    let mut whole = engine(&rules);
+    let events = stream(whole.fields());
+    let mut expected = Vec::new();
+    for (ts, e) in &events {
+        whole.push(*ts, e.clone(), &mut expected);
+    }
+    whole.finish(&mut expected);
+    for cut in [0, 1, 57, 200, 399, 400] {
+        let mut first = engine(&rules);
+        let mut before = Vec::new();
+        for (ts, e) in &events[..cut] {
+            first.push(*ts, e.clone(), &mut before);
+        }
+        let mut snapshot = Vec::new();
+        first.snapshot(&mut snapshot).unwrap();
+        for name in ["ab", "cd", "all"] {
+            let mut part = engine(&rules);
+            part.restore(&snapshot[..]).unwrap();
+            let waiting = part.take_waiting();
+            assert_eq!(part.waiting_events(), 0);
+            // (a cut after some events always leaves some waiting: the
+            // delay is above the steps of time)
+            assert_eq!(waiting.is_empty(), cut == 0, "cut at {cut}");
+            part.retain_patterns(|_, p| p.name == name);
+            let names: Vec<_> = part.patterns().map(|p| p.name.clone()).collect();
+            assert_eq!(names, [name]);
+            // The part still snapshots and restores (as a worker's engine).
+            let mut bytes = Vec::new();
+            part.snapshot(&mut bytes).unwrap();
+            let mut part = Engine::<Record>::from_snapshot_rules(&bytes[..]).unwrap();
+            // What waited, then the rest, in (time, arrival) order: the
+            // order a source's clock releases them in.
+            let mut rest: Vec<(Timestamp, Record)> = waiting;
+            let mut later = events[cut..].to_vec();
+            later.sort_by_key(|(ts, _)| *ts);
+            rest.extend(later);
+            rest.sort_by_key(|(ts, _)| *ts);
+            let mut out = before.clone();
+            for (ts, e) in rest {
+                part.push(ts, e, &mut out);
+            }
+            part.finish(&mut out);
+            assert!(!of(&expected, name).is_empty(), "{name} matches nothing");
+            assert_eq!(of(&out, name), of(&expected, name), "{name}, cut at {cut}");
+            // The state left is the group's alone.
+            assert!(of(&out, name).len() <= out.len());
+        }
+    }
+}
+
+#[test]
+fn retaining_every_pattern_changes_nothing_and_none_leaves_no_state() {
+    let rules = Rules::parse("r.cep", RULES).unwrap();
+    let mut engine = engine(&rules);
+    let events = stream(engine.fields());
+    let mut out = Vec::new();
+    for (ts, e) in &events[..100] {
+        engine.push(*ts, e.clone(), &mut out);
+    }
+    let (runs, keys) = (engine.live_runs(), engine.live_keys());
+    assert!(runs > 0);
+    engine.retain_patterns(|_, _| true);
+    assert_eq!((engine.live_runs(), engine.live_keys()), (runs, keys));
+    engine.retain_patterns(|_, _| false);
+    assert_eq!(engine.patterns().count(), 0);
+    assert_eq!((engine.live_runs(), engine.live_keys()), (0, 0));
+    assert_eq!(engine.stored_events(), 0);
+}
