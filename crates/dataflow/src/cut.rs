@@ -810,6 +810,103 @@ impl WorkerCut {
         }
     }
 
+    /// The state of one worker that ran every group of `plan`'s patterns
+    /// over every key (a run of one worker), made from the state of one
+    /// engine that ran all of them (a checkpoint of a run without workers),
+    /// as [`restore`](WorkerCut::restore) and
+    /// [`rescale`](WorkerCut::rescale) read it: so a checkpoint of one
+    /// engine resumes on any number of workers.
+    ///
+    /// - **Engines**: one per group, each the whole engine with only the
+    ///   group's patterns kept ([`Engine::retain_patterns`](crate::Engine::retain_patterns)),
+    ///   deciding no lateness as a worker's engines do.
+    /// - **Events waiting** for the engine's watermark
+    ///   ([`Engine::take_waiting`](crate::Engine::take_waiting)) are the
+    ///   stash, one copy per group, in their order: their offsets are
+    ///   the ones just below `position` (the place of the last line the
+    ///   engine was given, [`FileChunk::offset`](crate::FileChunk::offset)
+    ///   of a reader of the whole file), so that equal times keep the
+    ///   order of arrival and come before what is read after.
+    /// - **The source** (number 0) goes on at `position`, with `clock`'s
+    ///   settings in the state of the engine's clock (its watermark,
+    ///   largest time seen, the waiting times, its counts; `punctuated`,
+    ///   `unread`); the cut's epoch is just above its watermark, where the
+    ///   engines are.
+    ///
+    /// Fails with [`ErrorKind::Snapshot`] when the engine does not run the
+    /// plan's patterns in the plan's order, with its settings.
+    pub fn from_engine<E>(
+        plan: &Plan<E>,
+        mut engine: crate::Engine<E>,
+        clock: &Lateness,
+        (position, unread): (u64, u64),
+        punctuated: bool,
+    ) -> Result<Vec<u8>, Error>
+    where
+        E: Event + Clone + Serialize + DeserializeOwned + 'static,
+    {
+        let waiting = engine.take_waiting();
+        let stats = engine.stats();
+        let lateness = clock.resumed(
+            (engine.current_watermark(), engine.max_seen()),
+            waiting.iter().map(|(ts, _)| *ts),
+            // (the source counted the waiting events as it read them)
+            (stats.events + waiting.len() as u64, stats.late),
+            punctuated,
+        );
+        let epoch = lateness.frontier();
+        let mut whole = Vec::new();
+        engine.snapshot(&mut whole)?;
+        drop(engine);
+        let members = groups(plan);
+        let all: Vec<usize> = (0..plan.patterns.len()).collect();
+        let (from, to) = worker_groups(0, 1);
+        let mut pieces = Vec::with_capacity(members.len());
+        for (group, patterns) in members.iter().enumerate() {
+            let (mut engine, _) = (plan.engines(std::slice::from_ref(&all))?)
+                .pop()
+                .expect("one group, one engine");
+            engine.restore(&whole[..])?;
+            engine.retain_patterns(|p, _| patterns.contains(&p));
+            let mut bytes = Vec::new();
+            engine.snapshot(&mut bytes)?;
+            pieces.push(SavedPiece {
+                group: u32::try_from(group).unwrap_or(u32::MAX),
+                from,
+                to,
+                engine: bytes,
+            });
+        }
+        let n = waiting.len() as u64;
+        let stamped: Vec<Stamped<E>> = (waiting.into_iter().enumerate())
+            .map(|(i, (ts, event))| Stamped {
+                ts,
+                source: 0,
+                offset: position.saturating_sub(n - 1 - i as u64),
+                event,
+            })
+            .collect();
+        let stash: Vec<(u32, &Stamped<E>)> = (0..members.len() as u32)
+            .flat_map(|group| stamped.iter().map(move |s| (group, s)))
+            .collect();
+        encode(&WorkerState {
+            epoch,
+            sources: vec![(
+                0,
+                SourceState {
+                    position,
+                    unread,
+                    place: Vec::new(),
+                    lateness,
+                    ended: false,
+                },
+            )],
+            ends: Vec::new(),
+            pieces,
+            stash: encode_stash(&stash)?,
+        })
+    }
+
     /// The sources' states in a worker's state saved at a cut (what
     /// [`rescale`](WorkerCut::rescale) leaves to the caller: the old
     /// sources' places).

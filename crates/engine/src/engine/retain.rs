@@ -65,8 +65,12 @@ impl<E: Event + 'static> Engine<E> {
     /// group of patterns (`cepheid run --workers` resuming a checkpoint of
     /// one engine). The patterns kept stay in their order; the shared
     /// buffer is compacted to what they hold (as a change of rules that
-    /// removes patterns does). The counts of the engine (events, matches)
-    /// stay as they are, each kept pattern's its own.
+    /// removes patterns does). Each kept pattern keeps its counts; the
+    /// engine's [`Stats`] of what patterns made (matches, timeouts, runs
+    /// dropped or discarded, events without a key) become the kept
+    /// patterns' sums (from a snapshot of version 6, which held no counts
+    /// per pattern, those since it was restored), and what it took in
+    /// (events, late ones, forced watermarks) stays.
     pub fn retain_patterns(&mut self, mut keep: impl FnMut(usize, &Pattern) -> bool) {
         let core = &mut self.core;
         let kept: Vec<bool> = (core.patterns.iter().enumerate())
@@ -101,6 +105,26 @@ impl<E: Event + 'static> Engine<E> {
         }
         let order: Vec<usize> = (0..kept.len()).filter(|&p| kept[p]).collect();
         core.rearrange(&order);
+        // What the patterns made is the kept ones' (what the engine took
+        // in stays: every group takes every event).
+        let stats = &mut core.stats;
+        (
+            stats.matches,
+            stats.timeouts,
+            stats.dropped_runs,
+            stats.capped_runs,
+        ) = (0, 0, 0, 0);
+        (stats.discarded_runs, stats.unkeyed, stats.unusable_keys) = (0, 0, 0);
+        for run in &core.patterns {
+            let c = &run.counts;
+            stats.matches += c.matches;
+            stats.timeouts += c.timeouts;
+            stats.dropped_runs += c.dropped_runs;
+            stats.capped_runs += c.capped_runs;
+            stats.discarded_runs += c.discarded_runs;
+            stats.unkeyed += c.unkeyed;
+            stats.unusable_keys += c.unusable_keys;
+        }
     }
 
     /// Takes out the events waiting for the watermark, in the order the
@@ -111,8 +135,14 @@ impl<E: Event + 'static> Engine<E> {
     /// worker runs, whose events come sorted and released by their
     /// sources' clocks (the events taken go to those: they are the ones
     /// still to process).
+    ///
+    /// The events taken are no longer counted as taken in
+    /// ([`Stats::events`]): the engine that gets them counts them.
     pub fn take_waiting(&mut self) -> Vec<(Timestamp, E)> {
         self.core.set_waiting_limit(usize::MAX);
-        self.core.clock.take_waiting(i64::MAX)
+        let taken = self.core.clock.take_waiting(i64::MAX);
+        let stats = &mut self.core.stats;
+        stats.events = stats.events.saturating_sub(taken.len() as u64);
+        taken
     }
 }

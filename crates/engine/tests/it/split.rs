@@ -102,7 +102,9 @@ fn each_group_of_a_split_engine_ends_as_the_uninterrupted_engine() {
         for name in ["ab", "cd", "all"] {
             let mut part = engine(&rules);
             part.restore(&snapshot[..]).unwrap();
+            let taken = part.stats().events;
             let waiting = part.take_waiting();
+            assert_eq!(part.stats().events + waiting.len() as u64, taken);
             assert_eq!(part.waiting_events(), 0);
             // (a cut after some events always leaves some waiting: the
             // delay is above the steps of time)
@@ -126,6 +128,19 @@ fn each_group_of_a_split_engine_ends_as_the_uninterrupted_engine() {
                 part.push(ts, e, &mut out);
             }
             part.finish(&mut out);
+            assert_eq!(part.stats().events, whole.stats().events, "{name}");
+            let made = |e: &Engine<Record>| {
+                let stats = e.pattern_stats();
+                let p = stats.iter().find(|p| p.name == name).unwrap();
+                (p.matches, p.timeouts)
+            };
+            let stats = part.stats();
+            assert_eq!((stats.matches, stats.timeouts), made(&whole), "{name}");
+            let counts = |e: &Engine<Record>| {
+                let stats = e.pattern_stats();
+                format!("{:?}", stats.iter().find(|p| p.name == name))
+            };
+            assert_eq!(counts(&part), counts(&whole), "{name}, cut at {cut}");
             assert!(!of(&expected, name).is_empty(), "{name} matches nothing");
             assert_eq!(of(&out, name), of(&expected, name), "{name}, cut at {cut}");
             // The state left is the group's alone.
