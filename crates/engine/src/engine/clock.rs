@@ -327,6 +327,35 @@ impl<E> Clock<E> {
         taken
     }
 
+    /// Goes on from another clock's state (a fresh clock: nothing seen,
+    /// nothing waiting): its watermark and largest time seen, and the
+    /// events `waiting` for it, in their order (each above the watermark
+    /// and at or below the largest time seen).
+    pub fn resume(
+        &mut self,
+        (watermark, max_seen): (Option<Timestamp>, Option<Timestamp>),
+        waiting: Vec<(Timestamp, E)>,
+    ) -> Result<(), cepheid_core::Inconsistent> {
+        if self.time.current().is_some() || self.time.max_seen().is_some() || self.waiting() > 0 {
+            return Err("the engine has seen events already".into());
+        }
+        if (waiting.iter()).any(|(ts, _)| {
+            watermark.is_some_and(|w| *ts <= w) || !max_seen.is_some_and(|m| *ts <= m)
+        }) {
+            return Err(
+                "a waiting event at or below the watermark, or above the largest time seen".into(),
+            );
+        }
+        self.time.watermark = watermark;
+        self.time.max_seen = max_seen;
+        for (ts, event) in waiting {
+            let seq = self.arrivals;
+            self.arrivals += 1;
+            self.waiting.push(Waiting { ts, seq, event });
+        }
+        self.check()
+    }
+
     /// Removes the earliest waiting event if the watermark has passed it.
     #[inline]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {

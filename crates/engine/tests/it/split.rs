@@ -167,3 +167,117 @@ fn retaining_every_pattern_changes_nothing_and_none_leaves_no_state() {
     assert_eq!((engine.live_runs(), engine.live_keys()), (0, 0));
     assert_eq!(engine.stored_events(), 0);
 }
+
+/// The engines of `groups` (pattern names) over two ranges of keys each,
+/// made from `snapshot` as a cut of two workers holds them, with the
+/// events that waited: a worker run's state at a cut.
+fn pieces(
+    rules: &Rules,
+    snapshot: &[u8],
+    cut: usize,
+) -> (Vec<(Engine<Record>, bool)>, Vec<(Timestamp, Record)>) {
+    let mut waiting = Vec::new();
+    let mut pieces = Vec::new();
+    for (group, name) in ["ab", "cd", "all"].into_iter().enumerate() {
+        for half in [0, 1] {
+            let mut part = engine(rules);
+            part.restore(snapshot).unwrap();
+            waiting = part.take_waiting();
+            part.retain_patterns(|_, p| p.name == name);
+            // (by the key's text: two disjoint halves of the keys)
+            let side = |key: &[cepheid_engine::Value]| {
+                (format!("{key:?}").bytes().map(u32::from).sum::<u32>() % 2) as u8
+            };
+            part.retain_keys(|key| side(key) == half, half == 0);
+            if cut == 399 && name != "all" {
+                // (both halves hold keys)
+                assert!(part.live_keys() > 0, "{name} {half}");
+            }
+            pieces.push((part, group == 0));
+        }
+    }
+    (pieces, waiting)
+}
+
+#[test]
+fn engines_of_every_group_and_range_merged_into_one_end_as_the_uninterrupted_engine() {
+    let rules = Rules::parse("r.cep", RULES).unwrap();
+    let mut whole = engine(&rules);
+    let events = stream(whole.fields());
+    let mut expected = Vec::new();
+    for (ts, e) in &events {
+        whole.push(*ts, e.clone(), &mut expected);
+    }
+    whole.finish(&mut expected);
+    let all = |out: &[Output<Record>]| {
+        let mut texts: Vec<String> = out.iter().map(|o| format!("{o:?}")).collect();
+        texts.sort();
+        texts
+    };
+    for cut in [0, 1, 57, 200, 399, 400] {
+        let mut first = engine(&rules);
+        let mut out = Vec::new();
+        for (ts, e) in &events[..cut] {
+            first.push(*ts, e.clone(), &mut out);
+        }
+        let mut snapshot = Vec::new();
+        first.snapshot(&mut snapshot).unwrap();
+        let (pieces, waiting) = pieces(&rules, &snapshot, cut);
+        let mut merged = engine(&rules);
+        for (piece, events) in pieces {
+            merged.absorb(piece, events).unwrap();
+        }
+        merged
+            .resume_clock((first.current_watermark(), first.max_seen()), waiting)
+            .unwrap();
+        assert_eq!(merged.live_runs(), first.live_runs(), "cut at {cut}");
+        assert_eq!(merged.live_keys(), first.live_keys(), "cut at {cut}");
+        assert_eq!(merged.waiting_events(), first.waiting_events());
+        assert_eq!(merged.stats(), first.stats(), "cut at {cut}");
+        // The merged engine snapshots and restores as any.
+        let mut bytes = Vec::new();
+        merged.snapshot(&mut bytes).unwrap();
+        let mut merged = Engine::<Record>::from_snapshot(&bytes[..], &rules).unwrap();
+        for (ts, e) in &events[cut..] {
+            merged.push(*ts, e.clone(), &mut out);
+        }
+        merged.finish(&mut out);
+        assert_eq!(all(&out), all(&expected), "cut at {cut}");
+        assert_eq!(merged.stats(), whole.stats(), "cut at {cut}");
+        assert_eq!(
+            format!("{:?}", merged.pattern_stats()),
+            format!("{:?}", whole.pattern_stats()),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn an_engine_of_other_patterns_or_with_events_waiting_is_not_taken_in() {
+    let rules = Rules::parse("r.cep", RULES).unwrap();
+    let mut busy = engine(&rules);
+    let events = stream(busy.fields());
+    let mut out = Vec::new();
+    for (ts, e) in &events[..50] {
+        busy.push(*ts, e.clone(), &mut out);
+    }
+    let mut merged = engine(&rules);
+    let error = merged.absorb(busy, true).unwrap_err();
+    assert!(error.message().contains("waiting"), "{}", error.message());
+    let other = Rules::parse("o.cep", "pattern zz { match x where x: n > 1 }").unwrap();
+    let mut stranger: Engine<Record> = engine(&other);
+    let error = merged.absorb(std::mem::replace(&mut stranger, engine(&other)), true);
+    assert!(error.unwrap_err().message().contains("`zz`"));
+    // A key held by both is not one stream cut in parts.
+    let mut a = engine(&rules);
+    let mut b = engine(&rules);
+    for (ts, e) in &events[..50] {
+        a.push(*ts, e.clone(), &mut out);
+        b.push(*ts, e.clone(), &mut out);
+    }
+    a.take_waiting();
+    b.take_waiting();
+    merged.absorb(a, true).unwrap();
+    let error = merged.absorb(b, false).unwrap_err();
+    assert!(error.message().contains("both"), "{}", error.message());
+}
