@@ -168,14 +168,13 @@ fn retaining_every_pattern_changes_nothing_and_none_leaves_no_state() {
     assert_eq!(engine.stored_events(), 0);
 }
 
+/// Events waiting for the watermark, in order.
+type Waiting = Vec<(Timestamp, Record)>;
+
 /// The engines of `groups` (pattern names) over two ranges of keys each,
 /// made from `snapshot` as a cut of two workers holds them, with the
 /// events that waited: a worker run's state at a cut.
-fn pieces(
-    rules: &Rules,
-    snapshot: &[u8],
-    cut: usize,
-) -> (Vec<(Engine<Record>, bool)>, Vec<(Timestamp, Record)>) {
+fn pieces(rules: &Rules, snapshot: &[u8], cut: usize) -> (Vec<(Engine<Record>, bool)>, Waiting) {
     let mut waiting = Vec::new();
     let mut pieces = Vec::new();
     for (group, name) in ["ab", "cd", "all"].into_iter().enumerate() {
