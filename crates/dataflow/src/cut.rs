@@ -1041,6 +1041,99 @@ impl WorkerCut {
     }
 }
 
+/// What the workers of a cut held, put into one engine by [`merge`].
+pub struct Merged {
+    /// Every worker's sources' states, in worker order.
+    pub sources: Vec<Vec<(u32, SourceState)>>,
+    /// The ends of the sources that had ended (received by every worker).
+    pub ends: Vec<SourceEnd>,
+}
+
+/// Puts the states every worker of a run saved at one cut (`states`, all
+/// of them, in worker order) into `engine`, an engine of one run that
+/// has every pattern of theirs and has seen nothing: each worker's engines
+/// ([`Engine::absorb`](crate::Engine::absorb): their keys are apart), and
+/// the events they had stashed, once each (one copy per group was
+/// stashed), waiting for the engine's watermark at the cut (the epoch
+/// less one) in the order the workers would have processed them, with the
+/// largest time any source had read and the events they found late
+/// ([`Engine::resume_clock`](crate::Engine::resume_clock)). So a cut of
+/// workers resumes on one engine; where its input goes on is the
+/// caller's (from the sources' states returned). Fails with
+/// [`ErrorKind::Snapshot`] when the states are not of one cut, or an
+/// engine of theirs is not the plan's (another field numbering, other
+/// patterns).
+pub fn merge<E>(states: &[&[u8]], engine: &mut crate::Engine<E>) -> Result<Merged, Error>
+where
+    E: Event + Clone + DeserializeOwned + 'static,
+{
+    let bad = |e: postcard::Error| {
+        Error::new(
+            ErrorKind::Snapshot,
+            format!("not a worker's state at a cut: {e}"),
+        )
+    };
+    let olds: Vec<WorkerState> = states
+        .iter()
+        .map(|bytes| postcard::from_bytes(bytes).map_err(bad))
+        .collect::<Result<_, _>>()?;
+    let Some(first) = olds.first() else {
+        return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
+    };
+    let epoch = first.epoch;
+    if olds.iter().any(|old| old.epoch != epoch) {
+        return Err(Error::new(
+            ErrorKind::Snapshot,
+            "the workers' states are of different cuts",
+        ));
+    }
+    let fields = fields_of::<E>(engine.fields());
+    let mut stash: Vec<Stamped<E>> = Vec::new();
+    let (mut max_seen, mut late) = (None, 0);
+    for old in &olds {
+        for saved in &old.pieces {
+            let piece = crate::Engine::<E>::from_snapshot_rules(&saved.engine[..])?;
+            if fields_of::<E>(piece.fields())
+                .iter()
+                .zip(&fields)
+                .any(|(a, b)| a != b)
+            {
+                return Err(Error::new(
+                    ErrorKind::Snapshot,
+                    "a worker's engine numbers the fields otherwise",
+                ));
+            }
+            engine.absorb(piece, saved.group == 0)?;
+        }
+        let events: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&old.stash).map_err(bad)?;
+        stash.extend(events.into_iter().filter(|(g, _)| *g == 0).map(|(_, s)| s));
+        // (an ended source's end is in the ends received)
+        for (_, state) in old.sources.iter().filter(|(_, s)| !s.ended) {
+            max_seen = max_seen.max(state.lateness.end().max_seen);
+            late += state.lateness.end().late;
+        }
+    }
+    for end in &first.ends {
+        max_seen = max_seen.max(end.max_seen);
+        late += end.late;
+    }
+    stash.sort_by_key(|s| (s.ts, s.source, s.offset));
+    let waiting = stash.into_iter().map(|s| (s.ts, s.event)).collect();
+    let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
+    engine.resume_clock((watermark, max_seen), waiting, late)?;
+    Ok(Merged {
+        sources: olds.iter().map(|old| old.sources.clone()).collect(),
+        ends: first.ends.clone(),
+    })
+}
+
+/// The paths of a `Record` engine's fields, by id (none for typed events).
+fn fields_of<E: Event + 'static>(fields: &E::Fields) -> Vec<cepheid_engine::FieldPath> {
+    (fields as &dyn Any)
+        .downcast_ref::<crate::record::FieldTable>()
+        .map_or_else(Vec::new, |table| table.paths())
+}
+
 /// A fresh engine of `plan` for group `group`, over key groups `range`.
 fn fresh<E: Event + 'static>(
     plan: &Plan<E>,

@@ -143,6 +143,7 @@ mod connect;
 mod cut;
 mod fields;
 mod single;
+pub use single::to_one_engine;
 mod write;
 
 pub use cut::{CutError, Damage};
@@ -562,6 +563,8 @@ pub enum Mismatch {
     /// The checkpoint of a run without workers (one engine) cannot be
     /// resumed on workers: why.
     Single(String),
+    /// The cut of workers cannot be resumed on one engine: why.
+    ToOneEngine(String),
     /// A worker's state does not fit.
     Worker {
         /// Its number.
@@ -614,6 +617,10 @@ impl fmt::Display for Mismatch {
             ),
             Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
             Mismatch::Single(why) => write!(f, "the checkpoint of a run without --workers: {why}"),
+            Mismatch::ToOneEngine(why) => write!(
+                f,
+                "it was taken on workers, and one engine cannot go on from it: {why}"
+            ),
             Mismatch::Worker { index, source } => {
                 write!(f, "worker {index}: {}", source.message())
             }

@@ -15,13 +15,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use cepheid_engine::io::Format;
-use cepheid_engine::{Engine, Record};
+use cepheid_engine::{Engine, Record, Rules};
 use cepheid_runtime::checkpoint::{self, Meta};
 use cepheid_runtime::source::Tail;
 use cepheid_runtime::Config;
 
 use super::cut::{self, Marker, Resume, WorkerFile};
-use super::Mismatch;
+use super::{Error, Mismatch};
 use crate::{FileChunks, Lateness, Plan, WorkerCut};
 use cepheid_runtime::source::Control;
 
@@ -169,4 +169,207 @@ fn place(
         body.consume(n);
     }
     Ok((number << 32) | (lines & 0xffff_ffff))
+}
+
+/// Makes, from the last complete cut of workers in `config`'s checkpoint
+/// folder, a checkpoint of one engine there (`DIR/checkpoint`), which a
+/// run without workers then resumes from; the cut's folders go. `Ok(None)`
+/// when the folder holds no complete cut; otherwise the number of workers
+/// it was taken on. Refused (nothing changed) where one engine cannot go
+/// on exactly: the workers had read the file otherwise than from its
+/// start up to one place (each had parts of its chunks left: run it on
+/// workers to its end, then on one engine), a followed file, outputs per
+/// worker, a sink that commits with checkpoints, or rules whose lists
+/// keep state. See `docs/checkpoints.md`, "Across executors".
+pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Error> {
+    let Some(dir) = config.checkpoint.as_deref() else {
+        return Ok(None);
+    };
+    let folder = || dir.to_path_buf();
+    let refuse = |why: &str| Error::Resume {
+        folder: folder(),
+        why: Mismatch::ToOneEngine(why.to_string()),
+    };
+    let epochs = cut::complete_epochs(dir).map_err(|why| Error::Cut {
+        folder: folder(),
+        why,
+    })?;
+    let Some(&epoch) = epochs.first() else {
+        return Ok(None);
+    };
+    // (another run on the folder is refused before anything is read)
+    let lock = cepheid_runtime::lock::folder(dir, &cepheid_runtime::lock::file_name(0))?;
+    let resume = cut::read_at(dir, epoch).map_err(|why| Error::Cut {
+        folder: folder(),
+        why,
+    })?;
+    let marker = &resume.marker;
+    if epochs.len() > 1 || !marker.sink.is_empty() {
+        return Err(refuse(
+            "its output is a sink's that commits with checkpoints (Kafka)",
+        ));
+    }
+    if marker.output_per_worker {
+        return Err(refuse("it was taken with --output-per-worker"));
+    }
+    if config.follow {
+        return Err(refuse("it is of a followed file"));
+    }
+    let Some(command) = marker.command.clone() else {
+        return Err(refuse("it names no command"));
+    };
+    let mut engine = config.engine();
+    engine.add(rules).map_err(|source| Error::Resume {
+        folder: folder(),
+        why: Mismatch::Worker { index: 0, source },
+    })?;
+    let states: Vec<&[u8]> = resume.workers.iter().map(|f| &f.state[..]).collect();
+    let merged = crate::cut::merge(&states, &mut engine).map_err(|source| Error::Resume {
+        folder: folder(),
+        why: Mismatch::Worker { index: 0, source },
+    })?;
+    // Where each worker's reader was, in its chunks; what was read over
+    // every worker.
+    let source = |states: &Vec<(u32, crate::SourceState)>| {
+        states
+            .iter()
+            .find(|(s, _)| *s == 0)
+            .map(|(_, state)| state.clone())
+    };
+    if merged
+        .sources
+        .iter()
+        .flatten()
+        .any(|(_, s)| !s.place.is_empty())
+    {
+        return Err(refuse(
+            "its input was read by a source of the library's user (Kafka)",
+        ));
+    }
+    let places: Vec<u64> = (merged.sources.iter())
+        .map(|states| source(states).map_or(0, |s| s.position))
+        .collect();
+    let read = resume.workers[0].read.after(&places);
+    let path = config.input.path();
+    let csv = matches!(config.format, Format::Csv);
+    let controls = matches!(config.format, Format::JsonLines);
+    let offset = match prefix(path, &read, marker.chunk_bytes, (csv, controls)) {
+        Ok(Some(offset)) => offset,
+        Ok(None) => {
+            return Err(refuse(
+                "its workers had each read part of their chunks of the file, not the file from its start to one place, from which one engine reads on (run it on workers to the end of the file, or resume it with --workers)",
+            ))
+        }
+        Err(e) => return Err(refuse(&format!("{}: {e}", path.display()))),
+    };
+    let lines = newlines(path, offset).map_err(|e| refuse(&format!("{}: {e}", path.display())))?;
+    let tail = File::open(path)
+        .ok()
+        .and_then(|file| Tail::of(&file, offset));
+    let all = merged.sources.iter().flatten().map(|(_, s)| s);
+    let counters = checkpoint::Counters {
+        malformed: all.clone().map(|s| s.unread).sum(),
+        punctuated: all.clone().any(|s| s.lateness.end().punctuated)
+            || merged.ends.iter().any(|e| e.punctuated),
+        ..checkpoint::Counters::default()
+    };
+    let meta = Meta {
+        command,
+        input: cepheid_runtime::source::FilePosition {
+            offset,
+            lines,
+            tail,
+        },
+        output_len: Some(marker.output),
+        late_len: config.late.is_some().then_some(marker.late),
+        output_head: marker.output_head,
+        late_head: marker.late_head,
+        counters,
+        number: marker.number,
+        source: None,
+        sink_data: Vec::new(),
+        split_watermarks: None,
+        reload_files: false,
+    };
+    let mut snapshot = Vec::new();
+    engine
+        .snapshot(&mut snapshot)
+        .map_err(|source| Error::Resume {
+            folder: folder(),
+            why: Mismatch::Worker { index: 0, source },
+        })?;
+    let bytes = checkpoint::encode(&meta, &snapshot);
+    let written =
+        cut::write(dir, checkpoint::FILE, &bytes).and_then(|()| cut::discard_after(dir, None));
+    written.map_err(|source| Error::ClearUnfinished {
+        folder: folder(),
+        source,
+    })?;
+    drop(lock);
+    Ok(Some(marker.processes * marker.workers))
+}
+
+/// Where one reader of `path` from its start goes on when the workers'
+/// chunks of `chunk_bytes` read `read`: the byte offset after the last
+/// line read, when what was read is every line from the file's start up
+/// to there (`None` otherwise).
+fn prefix(
+    path: &Path,
+    read: &cut::Read,
+    chunk_bytes: u64,
+    (csv, controls): (bool, bool),
+) -> io::Result<Option<u64>> {
+    let mut chunks = FileChunks::new(path, 0, 1, chunk_bytes)?.with_header(csv);
+    if controls {
+        chunks = chunks.past_lines(|line| Control::parse(line).is_some());
+    }
+    // The offset after what was read, once a chunk was not read whole.
+    let mut stopped: Option<u64> = None;
+    let mut end = 0;
+    for chunk in chunks {
+        let chunk = chunk?;
+        let upto = read.upto(chunk.number);
+        if stopped.is_some() {
+            if upto > 0 {
+                return Ok(None);
+            }
+            continue;
+        }
+        let mut reader = BufReader::new(chunk.reader);
+        let (mut line, mut at) = (0, chunk.start);
+        let mut text = Vec::new();
+        loop {
+            text.clear();
+            let n = reader.read_until(b'\n', &mut text)? as u64;
+            if n == 0 {
+                break;
+            }
+            line += 1;
+            if line > upto {
+                stopped = Some(at);
+                break;
+            }
+            // (a later CSV chunk's line 1 is the header's copy)
+            if !(chunk.header && line == 1) {
+                at += n;
+            }
+        }
+        end = at;
+    }
+    Ok(Some(stopped.unwrap_or(end)))
+}
+
+/// Newlines in the first `len` bytes of `path`.
+fn newlines(path: &Path, len: u64) -> io::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?.take(len));
+    let mut lines = 0;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(lines);
+        }
+        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = buf.len();
+        reader.consume(n);
+    }
 }

@@ -253,21 +253,24 @@ impl<E: Event + 'static> Engine<E> {
     /// [`absorb`](Engine::absorb)ing others): its watermark, the largest
     /// time seen, and the events waiting for the watermark, in the order
     /// to process them (each above the watermark and at or below the
-    /// largest time seen), which count as taken in. Nothing is processed
-    /// until the next event or watermark. Fails with
-    /// [`ErrorKind::Snapshot`] when the engine has a watermark or events
-    /// already, or the events do not fit.
+    /// largest time seen), which count as taken in, and `late` events
+    /// found late before (by the others' clocks: counted as taken in and
+    /// late). Nothing is processed until the next event or watermark.
+    /// Fails with [`ErrorKind::Snapshot`] when the engine has a watermark
+    /// or events already, or the events do not fit.
     pub fn resume_clock(
         &mut self,
         (watermark, max_seen): (Option<Timestamp>, Option<Timestamp>),
         waiting: Vec<(Timestamp, E)>,
+        late: u64,
     ) -> Result<(), Error> {
         let n = waiting.len() as u64;
         self.core
             .clock
             .resume((watermark, max_seen), waiting)
             .map_err(|e| Error::new(ErrorKind::Snapshot, e.to_string()))?;
-        self.core.stats.events += n;
+        self.core.stats.events += n + late;
+        self.core.stats.late += late;
         Ok(())
     }
 }

@@ -227,7 +227,7 @@ fn engines_of_every_group_and_range_merged_into_one_end_as_the_uninterrupted_eng
             merged.absorb(piece, events).unwrap();
         }
         merged
-            .resume_clock((first.current_watermark(), first.max_seen()), waiting)
+            .resume_clock((first.current_watermark(), first.max_seen()), waiting, 0)
             .unwrap();
         assert_eq!(merged.live_runs(), first.live_runs(), "cut at {cut}");
         assert_eq!(merged.live_keys(), first.live_keys(), "cut at {cut}");
