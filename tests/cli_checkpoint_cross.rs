@@ -155,38 +155,18 @@ fn one_engine_s_checkpoint_at_the_end_of_a_file_goes_on_over_the_grown_file_on_w
             "{said}"
         );
         same_as_full(&dir, &name, &resumed, &summary);
-        // The workers' cut is the folder's now: one engine refuses the
-        // folder (exit 5, nothing changed), and the old checkpoint goes at
-        // the workers' next start.
-        let single = cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--max-delay",
-                "1s",
-            ])
-            .args([
-                "--output",
-                &format!("out_{name}.jsonl"),
-                "--checkpoint",
-                &ck,
-            ])
-            .args(["--late", &format!("late_{name}.jsonl")])
-            .output()
-            .unwrap();
-        assert_eq!(single.status.code(), Some(5), "{}", stderr(&single));
-        assert!(
-            stderr(&single).contains("taken with --workers"),
-            "{}",
-            stderr(&single)
-        );
-        same_as_full(&dir, &name, &resumed, &summary);
+        // The workers' cut is the folder's now (the old checkpoint is
+        // stale): the workers go on from it, and so does one engine.
         let again = run(&dir, &name, &["--checkpoint", &ck, "--workers", "2"]);
         same_as_full(&dir, &name, &again, &summary);
         assert!(!dir.join(&ck).join("checkpoint").exists());
+        let single = run(&dir, &name, &["--checkpoint", &ck]);
+        assert!(
+            stderr(&single).contains("it is a checkpoint of one engine now"),
+            "{}",
+            stderr(&single)
+        );
+        same_as_full(&dir, &name, &single, &summary);
     }
 }
 
@@ -228,4 +208,121 @@ fn one_engine_stopped_by_sigterm_after_a_checkpoint_resumes_on_two_workers() {
     assert!(dir.join("ck/checkpoint").exists(), "{stopped:?}");
     let resumed = run(&dir, "t", &["--checkpoint", "ck", "--workers", "2"]);
     same_as_full(&dir, "t", &resumed, &summary);
+}
+
+#[test]
+fn a_cut_of_workers_at_the_end_of_a_file_goes_on_over_the_grown_file_on_one_engine() {
+    let text = events(24_000);
+    let (dir, summary) = setup("cross_back", &text);
+    for (workers, lines) in [("2", 9_001), ("3", 15_503)] {
+        let name = format!("back{workers}");
+        let ck = format!("ck{workers}");
+        // Workers over the first part: their last cut at its end.
+        fs::write(dir.join("events.jsonl"), head(&text, lines)).unwrap();
+        run(&dir, &name, &["--checkpoint", &ck, "--workers", workers]);
+        fs::write(dir.join("events.jsonl"), &text).unwrap();
+        let resumed = run(&dir, &name, &["--checkpoint", &ck]);
+        let said = stderr(&resumed);
+        assert!(
+            said.contains(&format!(
+                "was taken on {workers} workers: it is a checkpoint of one engine now"
+            )),
+            "{said}"
+        );
+        same_as_full(&dir, &name, &resumed, &summary);
+        // The folder is one engine's now (and goes back to workers again).
+        assert!(dir.join(&ck).join("checkpoint").exists());
+        let again = run(&dir, &name, &["--checkpoint", &ck, "--workers", "2"]);
+        same_as_full(&dir, &name, &again, &summary);
+    }
+}
+
+#[test]
+fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_refused() {
+    let text = events(60_000);
+    let (dir, summary) = setup("cross_kill", &text);
+    for workers in ["1", "2"] {
+        let ck = format!("ck{workers}");
+        let name = format!("k{workers}");
+        let mut child = cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args([
+                "--max-delay",
+                "1s",
+                "--workers",
+                workers,
+                "--checkpoint",
+                &ck,
+            ])
+            .args(["--output", &format!("out_{name}.jsonl")])
+            .args(["--late", &format!("late_{name}.jsonl")])
+            .args(["--checkpoint-every", "100ms", "--chunk-bytes", "200000"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once a cut is complete (or at its end, with its last cut).
+        let started = Instant::now();
+        let complete = |ck: &str| {
+            fs::read_dir(dir.join(ck)).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("complete").exists())
+            })
+        };
+        while !complete(&ck) && started.elapsed() < common::PATIENCE {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let output = cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--max-delay", "1s", "--checkpoint", &ck])
+            .args(["--output", &format!("out_{name}.jsonl")])
+            .args(["--late", &format!("late_{name}.jsonl")])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            same_as_full(&dir, &name, &output, &summary);
+            continue;
+        }
+        // Each of two workers was partway through its chunks: refused,
+        // nothing changed, and the workers go on from it.
+        assert_eq!(workers, "2", "{}", stderr(&output));
+        assert_eq!(output.status.code(), Some(5));
+        assert!(
+            stderr(&output).contains(
+                "one engine cannot go on from it: its workers had each read part of their chunks"
+            ),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!dir.join(&ck).join("checkpoint").exists());
+        let resumed = run(
+            &dir,
+            &name,
+            &[
+                "--checkpoint",
+                &ck,
+                "--workers",
+                "2",
+                "--chunk-bytes",
+                "200000",
+            ],
+        );
+        same_as_full(&dir, &name, &resumed, &summary);
+    }
 }
