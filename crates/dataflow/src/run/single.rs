@@ -299,12 +299,25 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
             why: Mismatch::Worker { index: 0, source },
         })?;
     let bytes = checkpoint::encode(&meta, &snapshot);
-    let written =
-        cut::write(dir, checkpoint::FILE, &bytes).and_then(|()| cut::discard_after(dir, None));
-    written.map_err(|source| Error::ClearUnfinished {
-        folder: folder(),
-        source,
+    // (the cut stays until the checkpoint is durable: a run stopped
+    // between the two makes it again from the cut)
+    cut::write(dir, checkpoint::FILE, &bytes).map_err(|source| {
+        Error::Runtime(cepheid_runtime::Error::Io {
+            doing: cepheid_runtime::Doing::WriteCheckpoint,
+            path: dir.join(checkpoint::FILE).display().to_string(),
+            source,
+        })
     })?;
+    // (a checkpoint of one engine left from before the cut is older)
+    let prev = match std::fs::remove_file(dir.join(checkpoint::PREV)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    prev.and_then(|()| cut::discard_after(dir, None))
+        .map_err(|source| Error::ClearUnfinished {
+            folder: folder(),
+            source,
+        })?;
     drop(lock);
     Ok(Some(marker.processes * marker.workers))
 }
