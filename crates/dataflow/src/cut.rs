@@ -1372,6 +1372,67 @@ mod tests {
     }
 
     #[test]
+    fn one_engine_becomes_a_cut_of_one_worker_that_restores_and_rescales() {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }
+             pattern g { match a followed by b where a: n == 1  b: n == 3 }",
+        )
+        .unwrap();
+        let mut plan = Plan::new();
+        plan.add(&rules).unwrap();
+        assert_eq!(groups(&plan).len(), 2);
+        let mut engine: crate::Engine<Record> =
+            crate::Engine::with_max_delay(std::time::Duration::from_millis(5));
+        engine.add(&rules).unwrap();
+        let mut out: Vec<Output<Record>> = Vec::new();
+        for (i, user) in users().iter().enumerate() {
+            engine.push(i as i64, event(&plan, i as i64, user, 1), &mut out);
+        }
+        // (the last 6 wait for the watermark: 39 - 5 - 1 = 33)
+        assert_eq!(engine.waiting_events(), 6);
+        let clock = Lateness::new(5);
+        let state = WorkerCut::from_engine(&plan, engine, &clock, (40, 2), false).unwrap();
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        assert_eq!(cut.restore(&plan, &state).unwrap(), 34);
+        let source = cut.source_state(0).unwrap();
+        assert_eq!(
+            (source.position, source.unread, source.ended),
+            (40, 2, false)
+        );
+        assert_eq!(source.lateness.watermark(), Some(33));
+        assert_eq!(source.lateness.end().max_seen, Some(39));
+        assert_eq!(source.lateness.end().events, 40);
+        let restored = cut.take_restored::<Record>().unwrap();
+        // One engine per group, every key; the waiting events once per
+        // group, in order, just below the place.
+        assert_eq!(restored.pieces.len(), 2);
+        let keys: Vec<usize> = restored
+            .pieces
+            .iter()
+            .map(|p| p.engine.0.live_keys())
+            .collect();
+        assert_eq!(keys, [34, 1]);
+        let offsets: Vec<(u32, u64)> = restored.stash.iter().map(|(g, s)| (*g, s.offset)).collect();
+        let expected: Vec<(u32, u64)> = (0..2)
+            .flat_map(|g| (35..=40).map(move |o| (g, o)))
+            .collect();
+        assert_eq!(offsets, expected);
+        // On three workers, each key once.
+        let mut total = 0;
+        for index in 0..3 {
+            let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+            cut.rescale(&plan, &[&state[..]], index, 3).unwrap();
+            let restored = cut.take_restored::<Record>().unwrap();
+            total += (restored.pieces.iter())
+                .filter(|p| p.group == 0)
+                .map(|p| p.engine.0.live_keys())
+                .sum::<usize>();
+        }
+        assert_eq!(total, 34);
+    }
+
+    #[test]
     fn sources_that_had_all_ended_stay_ended_with_no_end_of_their_own() {
         let plan = plan();
         let states = [
