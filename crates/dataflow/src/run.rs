@@ -2082,7 +2082,7 @@ fn checkpoints(
             return Err(Error::Resume {
                 folder: dir.to_path_buf(),
                 why: Mismatch::Single(
-                    "its output is a sink's that commits with checkpoints (Kafka): resume it without --workers".to_string(),
+                    "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without --workers".to_string(),
                 ),
             })
         }
