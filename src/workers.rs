@@ -162,3 +162,30 @@ pub fn run(
     }
     status
 }
+
+/// Before a run without `--workers` on a checkpoint folder that holds a
+/// cut of workers: the cut made a checkpoint of one engine
+/// (`cepheid_dataflow::run::to_one_engine`, said once), from which the
+/// run resumes; or refused, with its exit status (nothing changed).
+pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<(), u8> {
+    match cepheid_dataflow::run::to_one_engine(config, rules) {
+        Ok(None) => Ok(()),
+        Ok(Some(workers)) => {
+            if let Some(dir) = &config.checkpoint {
+                say!(
+                    "cepheid: the checkpoint in {} was taken on {workers} worker{}: it is a checkpoint of one engine now (docs/checkpoints.md, \"Across executors\")",
+                    dir.display(),
+                    if workers == 1 { "" } else { "s" }
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            match &e {
+                Error::Runtime(e) => say!("error: {}", super::shown(e)),
+                e => say!("error: {e}; nothing was changed"),
+            }
+            Err(status(&e))
+        }
+    }
+}

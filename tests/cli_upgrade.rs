@@ -34,6 +34,15 @@ fn events(n: usize) -> String {
         .collect()
 }
 
+/// The fixtures are resumed where they were taken: one test there at a
+/// time.
+static TAKEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the fixtures' place for one test.
+fn hold() -> std::sync::MutexGuard<'static, ()> {
+    TAKEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Copies the fixture `name` to where it was taken (emptied first).
 fn place(name: &str) -> PathBuf {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints-3c5a200");
@@ -105,6 +114,7 @@ fn sorted(text: &str) -> Vec<&str> {
 /// for byte.
 #[test]
 fn a_single_runs_checkpoint_of_the_previous_release_resumes() {
+    let _held = hold();
     let dir = place("single");
     fs::write(dir.join("events.jsonl"), events(40_000)).unwrap();
     let out = run(
@@ -128,6 +138,7 @@ fn a_single_runs_checkpoint_of_the_previous_release_resumes() {
 #[cfg(feature = "workers")]
 #[test]
 fn a_workers_cut_of_the_previous_release_resumes() {
+    let _held = hold();
     let dir = place("workers");
     fs::write(dir.join("events.jsonl"), events(40_000)).unwrap();
     let out = run(
@@ -151,4 +162,39 @@ fn a_workers_cut_of_the_previous_release_resumes() {
     let whole = uninterrupted("upgrade_workers");
     assert_eq!(sorted(&records), sorted(&whole));
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// Each fixture resumed on the other executor (issue 38, `docs/checkpoints.md`,
+/// "Across executors"): the single run's checkpoint on two workers, the
+/// workers' cut on one engine (made a checkpoint of one engine once). The
+/// output is the uninterrupted run's, as a multiset.
+#[cfg(feature = "workers")]
+#[test]
+fn checkpoints_of_the_previous_release_resume_on_the_other_executor() {
+    let whole = uninterrupted("upgrade_cross");
+    let _held = hold();
+    for (name, more, said) in [
+        (
+            "single",
+            &["--workers", "2"][..],
+            "it was taken on one engine, without --workers",
+        ),
+        (
+            "workers",
+            &[][..],
+            "was taken on 2 workers: it is a checkpoint of one engine now",
+        ),
+    ] {
+        let dir = place(name);
+        fs::write(dir.join("events.jsonl"), events(40_000)).unwrap();
+        let mut args = vec!["--checkpoint", "ckpt"];
+        args.extend_from_slice(more);
+        let out = run(&dir, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(stderr.contains(said), "{name}: {stderr}");
+        let records = fs::read_to_string(dir.join("out.jsonl")).unwrap();
+        assert_eq!(sorted(&records), sorted(&whole), "{name}");
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -28,6 +28,9 @@ mod check_flink;
 mod check_sample;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
+#[cfg(feature = "workers")]
+#[path = "../cli_checkpoint_cross.rs"]
+mod cli_checkpoint_cross;
 #[cfg(feature = "kafka")]
 #[path = "../cli_kafka.rs"]
 mod cli_kafka;

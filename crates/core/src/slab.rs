@@ -39,6 +39,16 @@ impl Moves {
     pub fn get(&self, index: u32) -> u32 {
         self.0[index as usize]
     }
+
+    /// The number of entries the old slab had (vacant ones included).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Did the old slab have no entry?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// An entry: a value, or a link in the free list.
@@ -73,6 +83,27 @@ impl<T> Default for Slab<T> {
 }
 
 impl<T> Slab<T> {
+    /// Stores every value of `other` here ([`insert`](Self::insert), in
+    /// index order); returns where each went, by its index in `other` (a
+    /// vacant entry's is `u32::MAX`).
+    pub fn absorb(&mut self, other: Slab<T>) -> Moves {
+        let mut moves = vec![u32::MAX; other.entries.len()];
+        for (index, entry) in other.entries.into_iter().enumerate() {
+            if let Entry::Occupied(value) = entry {
+                moves[index] = self.insert(value);
+            }
+        }
+        Moves(moves)
+    }
+
+    /// Every value with its index, the slab consumed.
+    pub fn into_values(self) -> impl Iterator<Item = (u32, T)> {
+        (self.entries.into_iter().enumerate()).filter_map(|(index, entry)| match entry {
+            Entry::Occupied(value) => Some((index as u32, value)),
+            Entry::Vacant(_) => None,
+        })
+    }
+
     /// Stores `value`, in the last freed entry if there is one; returns its
     /// index.
     ///

@@ -810,6 +810,103 @@ impl WorkerCut {
         }
     }
 
+    /// The state of one worker that ran every group of `plan`'s patterns
+    /// over every key (a run of one worker), made from the state of one
+    /// engine that ran all of them (a checkpoint of a run without workers),
+    /// as [`restore`](WorkerCut::restore) and
+    /// [`rescale`](WorkerCut::rescale) read it: so a checkpoint of one
+    /// engine resumes on any number of workers.
+    ///
+    /// - **Engines**: one per group, each the whole engine with only the
+    ///   group's patterns kept ([`Engine::retain_patterns`](crate::Engine::retain_patterns)),
+    ///   deciding no lateness as a worker's engines do.
+    /// - **Events waiting** for the engine's watermark
+    ///   ([`Engine::take_waiting`](crate::Engine::take_waiting)) are the
+    ///   stash, one copy per group, in their order: their offsets are
+    ///   the ones just below `position` (the place of the last line the
+    ///   engine was given, [`FileChunk::offset`](crate::FileChunk::offset)
+    ///   of a reader of the whole file), so that equal times keep the
+    ///   order of arrival and come before what is read after.
+    /// - **The source** (number 0) goes on at `position`, with `clock`'s
+    ///   settings in the state of the engine's clock (its watermark,
+    ///   largest time seen, the waiting times, its counts; `punctuated`,
+    ///   `unread`); the cut's epoch is just above its watermark, where the
+    ///   engines are.
+    ///
+    /// Fails with [`ErrorKind::Snapshot`] when the engine does not run the
+    /// plan's patterns in the plan's order, with its settings.
+    pub fn from_engine<E>(
+        plan: &Plan<E>,
+        mut engine: crate::Engine<E>,
+        clock: &Lateness,
+        (position, unread): (u64, u64),
+        punctuated: bool,
+    ) -> Result<Vec<u8>, Error>
+    where
+        E: Event + Clone + Serialize + DeserializeOwned + 'static,
+    {
+        let waiting = engine.take_waiting();
+        let stats = engine.stats();
+        let lateness = clock.resumed(
+            (engine.current_watermark(), engine.max_seen()),
+            waiting.iter().map(|(ts, _)| *ts),
+            // (the source counted the waiting events as it read them)
+            (stats.events + waiting.len() as u64, stats.late),
+            punctuated,
+        );
+        let epoch = lateness.frontier();
+        let mut whole = Vec::new();
+        engine.snapshot(&mut whole)?;
+        drop(engine);
+        let members = groups(plan);
+        let all: Vec<usize> = (0..plan.patterns.len()).collect();
+        let (from, to) = worker_groups(0, 1);
+        let mut pieces = Vec::with_capacity(members.len());
+        for (group, patterns) in members.iter().enumerate() {
+            let (mut engine, _) = (plan.engines(std::slice::from_ref(&all))?)
+                .pop()
+                .expect("one group, one engine");
+            engine.restore(&whole[..])?;
+            engine.retain_patterns(|p, _| patterns.contains(&p));
+            let mut bytes = Vec::new();
+            engine.snapshot(&mut bytes)?;
+            pieces.push(SavedPiece {
+                group: u32::try_from(group).unwrap_or(u32::MAX),
+                from,
+                to,
+                engine: bytes,
+            });
+        }
+        let n = waiting.len() as u64;
+        let stamped: Vec<Stamped<E>> = (waiting.into_iter().enumerate())
+            .map(|(i, (ts, event))| Stamped {
+                ts,
+                source: 0,
+                offset: position.saturating_sub(n - 1 - i as u64),
+                event,
+            })
+            .collect();
+        let stash: Vec<(u32, &Stamped<E>)> = (0..members.len() as u32)
+            .flat_map(|group| stamped.iter().map(move |s| (group, s)))
+            .collect();
+        encode(&WorkerState {
+            epoch,
+            sources: vec![(
+                0,
+                SourceState {
+                    position,
+                    unread,
+                    place: Vec::new(),
+                    lateness,
+                    ended: false,
+                },
+            )],
+            ends: Vec::new(),
+            pieces,
+            stash: encode_stash(&stash)?,
+        })
+    }
+
     /// The sources' states in a worker's state saved at a cut (what
     /// [`rescale`](WorkerCut::rescale) leaves to the caller: the old
     /// sources' places).
@@ -953,6 +1050,99 @@ impl WorkerCut {
     pub(crate) fn save(&self, f: Timestamp, bytes: Vec<u8>) {
         (self.inner.borrow_mut().save)(f, bytes);
     }
+}
+
+/// What the workers of a cut held, put into one engine by [`merge`].
+pub struct Merged {
+    /// Every worker's sources' states, in worker order.
+    pub sources: Vec<Vec<(u32, SourceState)>>,
+    /// The ends of the sources that had ended (received by every worker).
+    pub ends: Vec<SourceEnd>,
+}
+
+/// Puts the states every worker of a run saved at one cut (`states`, all
+/// of them, in worker order) into `engine`, an engine of one run that
+/// has every pattern of theirs and has seen nothing: each worker's engines
+/// ([`Engine::absorb`](crate::Engine::absorb): their keys are apart), and
+/// the events they had stashed, once each (one copy per group was
+/// stashed), waiting for the engine's watermark at the cut (the epoch
+/// less one) in the order the workers would have processed them, with the
+/// largest time any source had read and the events they found late
+/// ([`Engine::resume_clock`](crate::Engine::resume_clock)). So a cut of
+/// workers resumes on one engine; where its input goes on is the
+/// caller's (from the sources' states returned). Fails with
+/// [`ErrorKind::Snapshot`] when the states are not of one cut, or an
+/// engine of theirs is not the plan's (another field numbering, other
+/// patterns).
+pub fn merge<E>(states: &[&[u8]], engine: &mut crate::Engine<E>) -> Result<Merged, Error>
+where
+    E: Event + Clone + DeserializeOwned + 'static,
+{
+    let bad = |e: postcard::Error| {
+        Error::new(
+            ErrorKind::Snapshot,
+            format!("not a worker's state at a cut: {e}"),
+        )
+    };
+    let olds: Vec<WorkerState> = states
+        .iter()
+        .map(|bytes| postcard::from_bytes(bytes).map_err(bad))
+        .collect::<Result<_, _>>()?;
+    let Some(first) = olds.first() else {
+        return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
+    };
+    let epoch = first.epoch;
+    if olds.iter().any(|old| old.epoch != epoch) {
+        return Err(Error::new(
+            ErrorKind::Snapshot,
+            "the workers' states are of different cuts",
+        ));
+    }
+    let fields = fields_of::<E>(engine.fields());
+    let mut stash: Vec<Stamped<E>> = Vec::new();
+    let (mut max_seen, mut late) = (None, 0);
+    for old in &olds {
+        for saved in &old.pieces {
+            let piece = crate::Engine::<E>::from_snapshot_rules(&saved.engine[..])?;
+            if fields_of::<E>(piece.fields())
+                .iter()
+                .zip(&fields)
+                .any(|(a, b)| a != b)
+            {
+                return Err(Error::new(
+                    ErrorKind::Snapshot,
+                    "a worker's engine numbers the fields otherwise",
+                ));
+            }
+            engine.absorb(piece, saved.group == 0)?;
+        }
+        let events: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&old.stash).map_err(bad)?;
+        stash.extend(events.into_iter().filter(|(g, _)| *g == 0).map(|(_, s)| s));
+        // (an ended source's end is in the ends received)
+        for (_, state) in old.sources.iter().filter(|(_, s)| !s.ended) {
+            max_seen = max_seen.max(state.lateness.end().max_seen);
+            late += state.lateness.end().late;
+        }
+    }
+    for end in &first.ends {
+        max_seen = max_seen.max(end.max_seen);
+        late += end.late;
+    }
+    stash.sort_by_key(|s| (s.ts, s.source, s.offset));
+    let waiting = stash.into_iter().map(|s| (s.ts, s.event)).collect();
+    let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
+    engine.resume_clock((watermark, max_seen), waiting, late)?;
+    Ok(Merged {
+        sources: olds.iter().map(|old| old.sources.clone()).collect(),
+        ends: first.ends.clone(),
+    })
+}
+
+/// The paths of a `Record` engine's fields, by id (none for typed events).
+fn fields_of<E: Event + 'static>(fields: &E::Fields) -> Vec<cepheid_engine::FieldPath> {
+    (fields as &dyn Any)
+        .downcast_ref::<crate::record::FieldTable>()
+        .map_or_else(Vec::new, |table| table.paths())
 }
 
 /// A fresh engine of `plan` for group `group`, over key groups `range`.
@@ -1190,6 +1380,67 @@ mod tests {
         cut.go_on(0, vec![1], 5, Some(60));
         let state = cut.source_state(0).unwrap();
         assert!(state.ended && state.place.is_empty() && state.position == 0);
+    }
+
+    #[test]
+    fn one_engine_becomes_a_cut_of_one_worker_that_restores_and_rescales() {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }
+             pattern g { match a followed by b where a: n == 1  b: n == 3 }",
+        )
+        .unwrap();
+        let mut plan = Plan::new();
+        plan.add(&rules).unwrap();
+        assert_eq!(groups(&plan).len(), 2);
+        let mut engine: crate::Engine<Record> =
+            crate::Engine::with_max_delay(std::time::Duration::from_millis(5));
+        engine.add(&rules).unwrap();
+        let mut out: Vec<Output<Record>> = Vec::new();
+        for (i, user) in users().iter().enumerate() {
+            engine.push(i as i64, event(&plan, i as i64, user, 1), &mut out);
+        }
+        // (the last 6 wait for the watermark: 39 - 5 - 1 = 33)
+        assert_eq!(engine.waiting_events(), 6);
+        let clock = Lateness::new(5);
+        let state = WorkerCut::from_engine(&plan, engine, &clock, (40, 2), false).unwrap();
+        let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+        assert_eq!(cut.restore(&plan, &state).unwrap(), 34);
+        let source = cut.source_state(0).unwrap();
+        assert_eq!(
+            (source.position, source.unread, source.ended),
+            (40, 2, false)
+        );
+        assert_eq!(source.lateness.watermark(), Some(33));
+        assert_eq!(source.lateness.end().max_seen, Some(39));
+        assert_eq!(source.lateness.end().events, 40);
+        let restored = cut.take_restored::<Record>().unwrap();
+        // One engine per group, every key; the waiting events once per
+        // group, in order, just below the place.
+        assert_eq!(restored.pieces.len(), 2);
+        let keys: Vec<usize> = restored
+            .pieces
+            .iter()
+            .map(|p| p.engine.0.live_keys())
+            .collect();
+        assert_eq!(keys, [34, 1]);
+        let offsets: Vec<(u32, u64)> = restored.stash.iter().map(|(g, s)| (*g, s.offset)).collect();
+        let expected: Vec<(u32, u64)> = (0..2)
+            .flat_map(|g| (35..=40).map(move |o| (g, o)))
+            .collect();
+        assert_eq!(offsets, expected);
+        // On three workers, each key once.
+        let mut total = 0;
+        for index in 0..3 {
+            let cut = WorkerCut::new(Cuts::new(), |_, _| {});
+            cut.rescale(&plan, &[&state[..]], index, 3).unwrap();
+            let restored = cut.take_restored::<Record>().unwrap();
+            total += (restored.pieces.iter())
+                .filter(|p| p.group == 0)
+                .map(|p| p.engine.0.live_keys())
+                .sum::<usize>();
+        }
+        assert_eq!(total, 34);
     }
 
     #[test]

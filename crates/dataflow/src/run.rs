@@ -142,6 +142,8 @@ macro_rules! say {
 mod connect;
 mod cut;
 mod fields;
+mod single;
+pub use single::to_one_engine;
 mod write;
 
 pub use cut::{CutError, Damage};
@@ -551,6 +553,11 @@ pub enum Mismatch {
     Sources(String),
     /// Taken by another command: what differs.
     OtherCommand(String),
+    /// The checkpoint of a run without workers (one engine) cannot be
+    /// resumed on workers: why.
+    Single(String),
+    /// The cut of workers cannot be resumed on one engine: why.
+    ToOneEngine(String),
     /// A worker's state does not fit.
     Worker {
         /// Its number.
@@ -602,6 +609,11 @@ impl fmt::Display for Mismatch {
                 "its sources' places cannot be dealt to the workers of this run: {why}"
             ),
             Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
+            Mismatch::Single(why) => write!(f, "the checkpoint of a run without --workers: {why}"),
+            Mismatch::ToOneEngine(why) => write!(
+                f,
+                "it was taken on workers, and one engine cannot go on from it: {why}"
+            ),
             Mismatch::Worker { index, source } => {
                 write!(f, "worker {index}: {}", source.message())
             }
@@ -658,11 +670,6 @@ pub enum Error {
     /// ([`cepheid_runtime::Error::is_checkpoint`]: one the command exits
     /// 5 on).
     Runtime(cepheid_runtime::Error),
-    /// The folder holds the checkpoint of a run without workers.
-    SingleCheckpoint {
-        /// The folder.
-        folder: PathBuf,
-    },
     /// The folder's last complete cut cannot be read (corrupt, another
     /// version): why.
     Cut {
@@ -732,10 +739,7 @@ impl Error {
     pub fn is_checkpoint(&self) -> bool {
         match self {
             Error::Runtime(e) => e.is_checkpoint(),
-            Error::SingleCheckpoint { .. }
-            | Error::Cut { .. }
-            | Error::Resume { .. }
-            | Error::Truncate { .. } => true,
+            Error::Cut { .. } | Error::Resume { .. } | Error::Truncate { .. } => true,
             _ => false,
         }
     }
@@ -778,11 +782,6 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Runtime(e) => write!(f, "{e}"),
-            Error::SingleCheckpoint { folder } => write!(
-                f,
-                "{} holds the checkpoint of a run without --workers: resume it without --workers, or use another folder",
-                folder.display()
-            ),
             Error::Cut { folder, why } => write!(f, "checkpoint in {}: {why}", folder.display()),
             Error::Resume { folder, why } => write!(
                 f,
@@ -2096,21 +2095,54 @@ fn checkpoints(
             locks.extend(lock::output(late, "--late")?);
         }
     }
-    if dir.join(cepheid_runtime::checkpoint::FILE).exists() {
-        return Err(Error::SingleCheckpoint {
-            folder: dir.to_path_buf(),
-        });
-    }
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
-    let resume = match sink {
-        Some(sink) => chosen(dir, sink)?,
-        None => cut::read(dir).map_err(|why| Error::Cut {
-            folder: dir.to_path_buf(),
-            why,
-        })?,
+    // A checkpoint of one engine (`DIR/checkpoint`) is read as the cut of
+    // one worker while the folder holds no cut of its own; once a cut is
+    // complete it is newer (the run went on from that checkpoint), and the
+    // old file goes.
+    let cut_error = |why| Error::Cut {
+        folder: dir.to_path_buf(),
+        why,
     };
+    let single = cut::complete_epochs(dir).map_err(cut_error)?.is_empty() && has_single(dir);
+    let resume = match (sink, single) {
+        (Some(_), true) => {
+            return Err(Error::Resume {
+                folder: dir.to_path_buf(),
+                why: Mismatch::Single(
+                    "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without --workers".to_string(),
+                ),
+            })
+        }
+        (None, true) => {
+            let chunk_bytes = scale.chunk_bytes;
+            single::resume(dir, config, chunk_bytes, plan).map_err(|why| Error::Resume {
+                folder: dir.to_path_buf(),
+                why,
+            })?
+        }
+        (Some(sink), false) => chosen(dir, sink)?,
+        (None, false) => cut::read(dir).map_err(cut_error)?,
+    };
+    if !single && first_process && has_single(dir) {
+        // (a cut made since the run went on from it)
+        for name in [
+            cepheid_runtime::checkpoint::FILE,
+            cepheid_runtime::checkpoint::PREV,
+        ] {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::ClearUnfinished {
+                        folder: dir.to_path_buf(),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
     if let (false, Some(resume), Some(now)) = (first_process, &resume, &mut command) {
         // The other processes write no output: theirs are not compared.
         if let Some(then) = &resume.marker.command {
@@ -2266,7 +2298,9 @@ fn checkpoints(
             }
         };
         let mut on = said(layout);
-        if (marker.processes, marker.workers) != layout {
+        if single {
+            on = format!("{on}; it was taken on one engine, without --workers");
+        } else if (marker.processes, marker.workers) != layout {
             on = format!(
                 "{on}; it was taken on {}",
                 said((marker.processes, marker.workers))
@@ -2305,6 +2339,16 @@ fn checkpoints(
         number: AtomicU64::new(resume.as_ref().map_or(0, |r| r.marker.number)),
     };
     Ok((checkpoint, resume, shares))
+}
+
+/// Does `dir` hold a checkpoint of one engine (a run without workers)?
+fn has_single(dir: &Path) -> bool {
+    [
+        cepheid_runtime::checkpoint::FILE,
+        cepheid_runtime::checkpoint::PREV,
+    ]
+    .iter()
+    .any(|name| dir.join(name).exists())
 }
 
 /// The cut to resume from with a `sink` ([`Workers::with_sink`]): of the

@@ -182,6 +182,34 @@ impl Lateness {
         next
     }
 
+    /// A clock of the same settings in the state of one engine's clock
+    /// (a checkpoint of one engine read as a worker's cut,
+    /// [`WorkerCut::from_engine`]): its watermark and largest time seen,
+    /// the times of the events still waiting, what it counted, whether it
+    /// was punctuated.
+    pub(crate) fn resumed(
+        &self,
+        (watermark, max_seen): (Option<Timestamp>, Option<Timestamp>),
+        waiting: impl Iterator<Item = Timestamp>,
+        (events, late): (u64, u64),
+        punctuated: bool,
+    ) -> Lateness {
+        let mut next = self.successor(None);
+        if let Some(t) = max_seen {
+            next.time.admit(t);
+        }
+        if let Some(t) = watermark {
+            next.time.raise(t);
+        }
+        if next.waiting_limit != usize::MAX {
+            for t in waiting {
+                next.waiting.push(t);
+            }
+        }
+        (next.events, next.late, next.punctuated) = (events, late, punctuated);
+        next
+    }
+
     /// Moves the watermark up to `t` (never down): where the clock of a
     /// source that takes over part of retired sources' input starts when
     /// that part's own watermark is known ([`WorkerCut::go_on`]).

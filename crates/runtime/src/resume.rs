@@ -58,6 +58,13 @@ pub fn load(
             source: e,
         });
     }
+    // A cut of workers is newer than a checkpoint of one engine beside it
+    // (the workers went on from it, and delete it on their next start).
+    if cut_on_workers(dir) {
+        return Err(Error::TakenOnWorkers {
+            folder: dir.to_path_buf(),
+        });
+    }
     // (only the previous one when the run stopped between its renames)
     let found = match checkpoint::read(dir) {
         Ok(None) => checkpoint::read_file(dir, checkpoint::PREV)
@@ -212,5 +219,16 @@ fn taken_on_workers(dir: &Path) -> bool {
         entries
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+    })
+}
+
+/// Does `dir` hold a complete cut of a run with `--workers`
+/// (`epoch-F/complete`)?
+fn cut_on_workers(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("epoch-")
+                && e.path().join("complete").exists()
+        })
     })
 }

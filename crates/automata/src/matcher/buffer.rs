@@ -280,6 +280,30 @@ impl<E> SharedBuffer<E> {
         nodes.map(NodeMoves)
     }
 
+    /// Takes in every event and node of `other` (another engine's
+    /// buffer, whose runs are of other keys or patterns than this one's):
+    /// its events keep their sequence numbers (each run's chain is of one
+    /// buffer's events, numbered in their order of arrival there), its
+    /// nodes point at their events and predecessors where they went.
+    /// Returns where each of its nodes went, for the runs that hold them
+    /// (`Partition::renumber`).
+    pub fn absorb(&mut self, other: SharedBuffer<E>) -> NodeMoves {
+        self.next_seq = self.next_seq.max(other.next_seq);
+        let events = self.events.absorb(other.events);
+        let nodes = self.nodes.absorb(other.nodes);
+        for old in 0..nodes.len() as u32 {
+            let new = nodes.get(old);
+            let Some(node) = (new != u32::MAX).then(|| self.nodes.get_mut(new)).flatten() else {
+                continue;
+            };
+            node.event = EventRef(events.get(node.event.0));
+            if node.prev != NodeRef::NONE {
+                node.prev = NodeRef(nodes.get(node.prev.0));
+            }
+        }
+        NodeMoves(nodes)
+    }
+
     /// Records that a run took `ev` into `stage` after the run's node
     /// `prev`. The new node starts with `refs` references (one per run
     /// that will point at it) and takes over one reference to `prev` from

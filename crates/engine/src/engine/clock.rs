@@ -114,6 +114,12 @@ impl Watermark {
     pub fn max_delay(&self) -> i64 {
         self.max_delay
     }
+
+    /// Another bounded out-of-orderness from now on (the watermark and the
+    /// largest time seen kept).
+    pub fn set_max_delay(&mut self, max_delay: i64) {
+        self.max_delay = max_delay.max(0);
+    }
 }
 
 /// The idle rule of event time (`cepheid run --idle-timeout`, a dataflow
@@ -307,6 +313,47 @@ impl<E> Clock<E> {
     #[inline]
     pub fn earliest_waiting(&self) -> Option<Timestamp> {
         self.waiting.peek().map(|first| first.ts)
+    }
+
+    /// Takes every waiting event out, in the order they would have been
+    /// processed (time, then arrival), and sets another bounded
+    /// out-of-orderness (the watermark and the largest time seen kept).
+    pub fn take_waiting(&mut self, max_delay: i64) -> Vec<(Timestamp, E)> {
+        let mut taken = Vec::with_capacity(self.waiting.len());
+        while let Some(w) = self.waiting.pop_if(|_| true) {
+            taken.push((w.ts, w.event));
+        }
+        self.time.set_max_delay(max_delay);
+        taken
+    }
+
+    /// Goes on from another clock's state (a fresh clock: nothing seen,
+    /// nothing waiting): its watermark and largest time seen, and the
+    /// events `waiting` for it, in their order (each above the watermark
+    /// and at or below the largest time seen).
+    pub fn resume(
+        &mut self,
+        (watermark, max_seen): (Option<Timestamp>, Option<Timestamp>),
+        waiting: Vec<(Timestamp, E)>,
+    ) -> Result<(), cepheid_core::Inconsistent> {
+        if self.time.current().is_some() || self.time.max_seen().is_some() || self.waiting() > 0 {
+            return Err("the engine has seen events already".into());
+        }
+        if (waiting.iter()).any(|(ts, _)| {
+            watermark.is_some_and(|w| *ts <= w) || !max_seen.is_some_and(|m| *ts <= m)
+        }) {
+            return Err(
+                "a waiting event at or below the watermark, or above the largest time seen".into(),
+            );
+        }
+        self.time.watermark = watermark;
+        self.time.max_seen = max_seen;
+        for (ts, event) in waiting {
+            let seq = self.arrivals;
+            self.arrivals += 1;
+            self.waiting.push(Waiting { ts, seq, event });
+        }
+        self.check()
     }
 
     /// Removes the earliest waiting event if the watermark has passed it.

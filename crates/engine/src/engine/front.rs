@@ -639,6 +639,11 @@ impl<E: Event + 'static> Engine<E> {
         self.core.current_watermark()
     }
 
+    /// The largest event time the engine has taken in, `None` before any.
+    pub fn max_seen(&self) -> Option<Timestamp> {
+        self.core.clock.max_seen()
+    }
+
     /// What the engine has seen and produced so far.
     pub fn stats(&self) -> Stats {
         self.core.stats()

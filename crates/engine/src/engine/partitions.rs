@@ -483,6 +483,13 @@ impl<P> Keys<P> {
             .collect()
     }
 
+    /// Every live key with its partitions, the keys consumed.
+    pub fn into_keys(self) -> impl Iterator<Item = (KeyValue, Parts<P>)> {
+        self.slots
+            .into_values()
+            .map(|(_, slot)| (slot.key, slot.parts))
+    }
+
     /// Every live slot's index and partitions, in index order.
     pub fn iter_parts(&self) -> impl Iterator<Item = (u32, &Parts<P>)> + '_ {
         self.slots.iter().map(|(index, slot)| (index, &slot.parts))

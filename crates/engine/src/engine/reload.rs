@@ -301,7 +301,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// partitions put in the new pattern order), the groups (in order of
     /// first use, unused ones dropped), each pattern's place in its group,
     /// the deadline index and the numbering of shared conditions.
-    fn rearrange(&mut self, order: &[usize]) {
+    pub(super) fn rearrange(&mut self, order: &[usize]) {
         let mut renumber = vec![HOLE; self.patterns.len()];
         for (new, &old) in order.iter().enumerate() {
             renumber[old] = new as u32;

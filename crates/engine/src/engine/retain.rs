@@ -2,9 +2,18 @@
 //! checkpoint on another number of workers takes, from a restored engine,
 //! the keys that are now its own (`crate::dataflow`, "rescaling").
 
+use std::sync::Arc;
+
+use crate::engine::automaton::Automaton;
 use crate::engine::core::{PatternCounts, Stats};
 use crate::engine::front::Engine;
+use crate::engine::partitions::HOLE;
+use crate::engine::snapshot::fingerprint;
+use crate::error::{Error, ErrorKind};
 use crate::event::Event;
+use crate::nfa::Nfa;
+use crate::pattern::Pattern;
+use crate::primitives::Timestamp;
 use crate::value::Value;
 
 impl<E: Event + 'static> Engine<E> {
@@ -48,5 +57,220 @@ impl<E: Event + 'static> Engine<E> {
                 };
             }
         }
+    }
+
+    /// Keeps the patterns `keep` accepts (each with its index in the
+    /// engine's order) with their state, and forgets the others' partial
+    /// matches, held matches and pending endings, with no output and
+    /// nothing counted (another engine goes on with them): how one
+    /// engine's state becomes that of a dataflow worker's engine of one
+    /// group of patterns (`cepheid run --workers` resuming a checkpoint of
+    /// one engine). The patterns kept stay in their order; the shared
+    /// buffer is compacted to what they hold (as a change of rules that
+    /// removes patterns does). Each kept pattern keeps its counts; the
+    /// engine's [`Stats`] of what patterns made (matches, timeouts, runs
+    /// dropped or discarded, events without a key) become the kept
+    /// patterns' sums (from a snapshot of version 6, which held no counts
+    /// per pattern, those since it was restored), and what it took in
+    /// (events, late ones, forced watermarks) stays.
+    pub fn retain_patterns(&mut self, mut keep: impl FnMut(usize, &Pattern) -> bool) {
+        let core = &mut self.core;
+        let kept: Vec<bool> = (core.patterns.iter().enumerate())
+            .map(|(p, run)| keep(p, run.automaton.pattern()))
+            .collect();
+        if kept.iter().all(|&k| k) {
+            return;
+        }
+        for (p, _) in kept.iter().enumerate().filter(|(_, &k)| !k) {
+            let run = &mut core.patterns[p];
+            let keys = &mut core.groups[run.group].keys;
+            let mine =
+                |x: &crate::engine::partitions::Part<_>| x.pattern as usize == p && !x.is_hole();
+            let slots: Vec<u32> = (keys.iter_parts())
+                .filter(|(_, parts)| parts.iter().any(mine))
+                .map(|(slot, _)| slot)
+                .collect();
+            for slot in slots {
+                let Some((_, parts)) = keys.get_mut(slot) else {
+                    continue;
+                };
+                for x in parts.iter_mut().filter(|x| mine(x)) {
+                    core.live_runs = core.live_runs.saturating_sub(x.part.partial_matches());
+                    x.part.clear(&mut core.store);
+                    run.ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
+                    core.live_parts = core.live_parts.saturating_sub(1);
+                }
+                // (forgets the key when nothing is left of it; the deadline
+                // index is rebuilt below)
+                let _ = keys.settle(slot, None, <Arc<Nfa<E>> as Automaton<E>>::next_deadline);
+            }
+        }
+        let order: Vec<usize> = (0..kept.len()).filter(|&p| kept[p]).collect();
+        core.rearrange(&order);
+        // What the patterns made is the kept ones' (what the engine took
+        // in stays: every group takes every event).
+        let stats = &mut core.stats;
+        (
+            stats.matches,
+            stats.timeouts,
+            stats.dropped_runs,
+            stats.capped_runs,
+        ) = (0, 0, 0, 0);
+        (stats.discarded_runs, stats.unkeyed, stats.unusable_keys) = (0, 0, 0);
+        for run in &core.patterns {
+            let c = &run.counts;
+            stats.matches += c.matches;
+            stats.timeouts += c.timeouts;
+            stats.dropped_runs += c.dropped_runs;
+            stats.capped_runs += c.capped_runs;
+            stats.discarded_runs += c.discarded_runs;
+            stats.unkeyed += c.unkeyed;
+            stats.unusable_keys += c.unusable_keys;
+        }
+    }
+
+    /// Takes out the events waiting for the watermark, in the order the
+    /// engine would have processed them (time, then arrival), and makes
+    /// the engine one that decides no lateness: its max delay unbounded
+    /// and no limit on waiting events, its watermark and largest time seen
+    /// kept. So an engine of `cepheid run` becomes one as a dataflow
+    /// worker runs, whose events come sorted and released by their
+    /// sources' clocks (the events taken go to those: they are the ones
+    /// still to process).
+    ///
+    /// The events taken are no longer counted as taken in
+    /// ([`Stats::events`]): the engine that gets them counts them.
+    pub fn take_waiting(&mut self) -> Vec<(Timestamp, E)> {
+        self.core.set_waiting_limit(usize::MAX);
+        let taken = self.core.clock.take_waiting(i64::MAX);
+        let stats = &mut self.core.stats;
+        stats.events = stats.events.saturating_sub(taken.len() as u64);
+        taken
+    }
+
+    /// Takes in the state of `other`, an engine of another part of the
+    /// same stream at the same point (a dataflow worker's engine of one
+    /// group of patterns and one range of keys, restored from a cut), so
+    /// that this engine goes on for both: how a cut of `cepheid run
+    /// --workers` resumes on one engine. `other`'s patterns must be
+    /// patterns of this engine (by name and canonical text), its keys of
+    /// them keys this engine has no state for, and it must wait for no
+    /// event (as a worker's engine: its events wait in the worker's
+    /// stash). Its events and partial-match nodes join the shared buffer
+    /// (renumbered), its keys this engine's groups (numbered by this
+    /// engine's patterns), each pattern's counts add to this engine's
+    /// pattern's, and its [`Stats`] of what patterns made to this
+    /// engine's; with `events`, its counts of events taken in too (give
+    /// them from the engines of one group: every group takes every
+    /// event). Nothing is emitted; the clock is this engine's
+    /// ([`resume_clock`](Engine::resume_clock)).
+    ///
+    /// Fails with [`ErrorKind::Snapshot`], this engine unchanged, when
+    /// `other` has another pattern, events waiting, or state of lists or
+    /// indicators (not merged); and with this engine's state part taken
+    /// in when a key of `other` has state here already (not parts of one
+    /// stream).
+    pub fn absorb(&mut self, mut other: Engine<E>, events: bool) -> Result<(), Error> {
+        let refused = |why: &str| Err(Error::new(ErrorKind::Snapshot, why.to_string()));
+        let mut map = Vec::with_capacity(other.core.patterns.len());
+        for run in &other.core.patterns {
+            let p = run.automaton.pattern();
+            let found = (self.core.patterns.iter()).position(|mine| {
+                let q = mine.automaton.pattern();
+                q.name == p.name && fingerprint(q) == fingerprint(p)
+            });
+            match found {
+                Some(q) => map.push(q),
+                None => return refused(&format!("pattern `{}` is not this engine's", p.name)),
+            }
+        }
+        if other.core.clock.waiting() > 0 {
+            return refused("the engine taken in has events waiting");
+        }
+        if !other.core.memory.is_empty() {
+            return refused("the state of lists or indicators is not merged");
+        }
+        let theirs = &mut other.core;
+        let core = &mut self.core;
+        let moves = core.store.absorb(std::mem::take(&mut theirs.store));
+        let mut clash = false;
+        for group in std::mem::take(&mut theirs.groups) {
+            for (key, mut parts) in group.keys.into_keys() {
+                parts.retain(|x| !x.is_hole());
+                let Some(first) = parts.first() else {
+                    continue;
+                };
+                let g = core.patterns[map[first.pattern as usize]].group;
+                for x in parts.iter_mut() {
+                    let q = map[x.pattern as usize];
+                    x.pattern = q as u32;
+                    x.ordinal = core.patterns[q].ordinals.take();
+                    x.part.renumber(&moves);
+                }
+                let keys = &mut core.groups[g].keys;
+                let hash = core.hasher.key(&key);
+                if keys.find(hash, &key).is_some() {
+                    clash = true;
+                    continue;
+                }
+                let slot = keys.insert_parts(hash, key, parts);
+                let _ = keys.settle(slot, None, <Arc<Nfa<E>> as Automaton<E>>::next_deadline);
+            }
+        }
+        for (p, run) in theirs.patterns.iter().enumerate() {
+            let (mine, c) = (&mut core.patterns[map[p]].counts, &run.counts);
+            mine.absorb(c);
+            mine.unkeyed += c.unkeyed;
+            mine.unusable_keys += c.unusable_keys;
+        }
+        let (mine, s) = (&mut core.stats, &theirs.stats);
+        mine.matches += s.matches;
+        mine.timeouts += s.timeouts;
+        mine.unkeyed += s.unkeyed;
+        mine.unusable_keys += s.unusable_keys;
+        mine.dropped_runs += s.dropped_runs;
+        mine.capped_runs += s.capped_runs;
+        mine.discarded_runs += s.discarded_runs;
+        if events {
+            mine.events += s.events;
+            mine.late += s.late;
+            mine.forced_watermarks += s.forced_watermarks;
+        }
+        core.live_runs += theirs.live_runs;
+        core.live_parts += theirs.live_parts;
+        let entries = (core.groups.iter().enumerate())
+            .flat_map(|(g, group)| group.keys.scheduled().map(move |(t, s)| (t, g as u32, s)))
+            .collect();
+        let live = core.groups.iter().map(|g| g.keys.len()).sum();
+        core.deadlines.rebuild(entries, live);
+        if clash {
+            return refused("a key has state in both engines");
+        }
+        Ok(())
+    }
+
+    /// Sets the clock of an engine that has seen nothing yet (one made by
+    /// [`absorb`](Engine::absorb)ing others): its watermark, the largest
+    /// time seen, and the events waiting for the watermark, in the order
+    /// to process them (each above the watermark and at or below the
+    /// largest time seen), which count as taken in, and `late` events
+    /// found late before (by the others' clocks: counted as taken in and
+    /// late). Nothing is processed until the next event or watermark.
+    /// Fails with [`ErrorKind::Snapshot`] when the engine has a watermark
+    /// or events already, or the events do not fit.
+    pub fn resume_clock(
+        &mut self,
+        (watermark, max_seen): (Option<Timestamp>, Option<Timestamp>),
+        waiting: Vec<(Timestamp, E)>,
+        late: u64,
+    ) -> Result<(), Error> {
+        let n = waiting.len() as u64;
+        self.core
+            .clock
+            .resume((watermark, max_seen), waiting)
+            .map_err(|e| Error::new(ErrorKind::Snapshot, e.to_string()))?;
+        self.core.stats.events += n + late;
+        self.core.stats.late += late;
+        Ok(())
     }
 }

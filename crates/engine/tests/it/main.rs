@@ -41,5 +41,6 @@ mod push_json;
 mod reference_examples;
 #[cfg(feature = "derive")]
 mod snapshot;
+mod split;
 mod state_bytes;
 mod time_arithmetic;

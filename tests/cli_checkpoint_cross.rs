@@ -1,0 +1,328 @@
+//! A checkpoint resumed on another executor (issue 38): `cepheid run
+//! --checkpoint DIR` stopped after a checkpoint of its one engine, then
+//! run again with `--workers N` on the same folder, ends with the records
+//! (`--output`, `--late`, as multisets) and the summary of a run that was
+//! never interrupted. The patterns are partitioned by different keys, one
+//! is global, two have timeouts, and the events are out of order within
+//! `--max-delay` (some wait for the watermark at every checkpoint).
+
+use crate::common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::cepheid;
+use common::crash::{self, sorted};
+
+const RULES: &str = r#"
+pattern ab {
+    partition by user
+    within 3s
+    timeouts
+    match a followed by b
+    where a: kind == "a"
+          b: kind == "b"
+}
+pattern cd {
+    partition by host
+    within 5s
+    match c followed by d+ followed by a
+    where c: kind == "c"
+          d: kind == "d"
+          a: kind == "a"
+}
+pattern all {
+    within 2s
+    timeouts
+    match x followed by y
+    where x: kind == "b" and n > 50
+          y: kind == "c" and n > 90
+}
+"#;
+
+/// `n` events 50 ms apart, each up to 800 ms early or late (within the
+/// 1 s delay), with a malformed line every 9,000.
+fn events(n: usize) -> String {
+    let mut state = 0x2545_f491_u64;
+    let mut next = |m: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % m
+    };
+    let mut text = String::new();
+    for i in 0..n {
+        if i % 9_000 == 4_500 {
+            text.push_str("{\"ts\": not json\n");
+        }
+        let ts = 1_000_000 + i as u64 * 50 + next(800);
+        let kind = ["a", "b", "c", "d"][next(4) as usize];
+        text.push_str(&format!(
+            "{{\"ts\":{ts},\"kind\":\"{kind}\",\"user\":\"u{}\",\"host\":\"h{}\",\"n\":{}}}\n",
+            next(40),
+            next(15),
+            next(100)
+        ));
+    }
+    text
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `cepheid run` over `events.jsonl` in `dir` into `out_NAME.jsonl` and
+/// `late_NAME.jsonl`, with `extra` flags; waits for its end.
+fn run(dir: &Path, name: &str, extra: &[&str]) -> Output {
+    let output = cepheid()
+        .current_dir(dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args(["--max-delay", "1s"])
+        .args(["--output", &format!("out_{name}.jsonl")])
+        .args(["--late", &format!("late_{name}.jsonl")])
+        .args(extra)
+        .output()
+        .expect("cepheid runs");
+    assert!(
+        output.status.success(),
+        "{name} {extra:?}: {}",
+        stderr(&output)
+    );
+    output
+}
+
+/// A folder with the rules, `events.jsonl` holding all `text`, and the
+/// uninterrupted run's outputs (`out_full.jsonl`, `late_full.jsonl`) and
+/// summary.
+fn setup(name: &str, text: &str) -> (std::path::PathBuf, String) {
+    let dir = common::scratch(name);
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    fs::write(dir.join("events.jsonl"), text).unwrap();
+    let full = run(&dir, "full", &[]);
+    let summary = crash::summary(&stderr(&full));
+    assert!(summary.contains(" malformed, 0 late,"), "{summary}");
+    assert!(!summary.contains(" 0 malformed"), "{summary}");
+    (dir, summary)
+}
+
+/// The outputs of `name` are the uninterrupted run's (as multisets), and
+/// its summary `summary`.
+fn same_as_full(dir: &Path, name: &str, output: &Output, summary: &str) {
+    let out = sorted(dir, &format!("out_{name}.jsonl"));
+    assert!(out.len() > 1_000, "{name}: {} records", out.len());
+    assert_eq!(out, sorted(dir, "out_full.jsonl"), "{name}: --output");
+    assert_eq!(
+        sorted(dir, &format!("late_{name}.jsonl")),
+        sorted(dir, "late_full.jsonl"),
+        "{name}: --late"
+    );
+    assert_eq!(crash::summary(&stderr(output)), summary, "{name}");
+}
+
+/// The first `lines` lines of `text`.
+fn head(text: &str, lines: usize) -> &str {
+    let end = (text.match_indices('\n'))
+        .nth(lines - 1)
+        .map_or(text.len(), |(i, _)| i + 1);
+    &text[..end]
+}
+
+#[test]
+fn one_engine_s_checkpoint_at_the_end_of_a_file_goes_on_over_the_grown_file_on_workers() {
+    let text = events(24_000);
+    let (dir, summary) = setup("cross_grown", &text);
+    for (workers, lines) in [("2", 9_001), ("3", 15_503), ("1", 4_000)] {
+        let name = format!("w{workers}");
+        let ck = format!("ck{workers}");
+        // One engine over the first part of the file: its checkpoint at the
+        // end of its input, before the end moves event time on.
+        fs::write(dir.join("events.jsonl"), head(&text, lines)).unwrap();
+        run(&dir, &name, &["--checkpoint", &ck]);
+        assert!(dir.join(&ck).join("checkpoint").exists());
+        fs::write(dir.join("events.jsonl"), &text).unwrap();
+        let resumed = run(&dir, &name, &["--checkpoint", &ck, "--workers", workers]);
+        let said = stderr(&resumed);
+        assert!(
+            said.contains("it was taken on one engine, without --workers"),
+            "{said}"
+        );
+        same_as_full(&dir, &name, &resumed, &summary);
+        // The workers' cut is the folder's now (the old checkpoint is
+        // stale): the workers go on from it, and so does one engine.
+        let again = run(&dir, &name, &["--checkpoint", &ck, "--workers", "2"]);
+        same_as_full(&dir, &name, &again, &summary);
+        assert!(!dir.join(&ck).join("checkpoint").exists());
+        let single = run(&dir, &name, &["--checkpoint", &ck]);
+        assert!(
+            stderr(&single).contains("it is a checkpoint of one engine now"),
+            "{}",
+            stderr(&single)
+        );
+        same_as_full(&dir, &name, &single, &summary);
+    }
+}
+
+#[test]
+fn one_engine_stopped_by_sigterm_after_a_checkpoint_resumes_on_two_workers() {
+    let text = events(60_000);
+    let (dir, summary) = setup("cross_term", &text);
+    let mut child = cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--no-progress",
+        ])
+        .args([
+            "--max-delay",
+            "1s",
+            "--output",
+            "out_t.jsonl",
+            "--late",
+            "late_t.jsonl",
+        ])
+        .args(["--checkpoint", "ck", "--checkpoint-every", "2000"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SIGTERM once a checkpoint is written: the run takes a last one and
+    // stops (or it had read everything already: its checkpoint at the end).
+    let started = Instant::now();
+    while !dir.join("ck/checkpoint").exists() && started.elapsed() < common::PATIENCE {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status();
+    let stopped = child.wait().unwrap();
+    assert!(dir.join("ck/checkpoint").exists(), "{stopped:?}");
+    let resumed = run(&dir, "t", &["--checkpoint", "ck", "--workers", "2"]);
+    same_as_full(&dir, "t", &resumed, &summary);
+}
+
+#[test]
+fn a_cut_of_workers_at_the_end_of_a_file_goes_on_over_the_grown_file_on_one_engine() {
+    let text = events(24_000);
+    let (dir, summary) = setup("cross_back", &text);
+    for (workers, lines) in [("2", 9_001), ("3", 15_503)] {
+        let name = format!("back{workers}");
+        let ck = format!("ck{workers}");
+        // Workers over the first part: their last cut at its end.
+        fs::write(dir.join("events.jsonl"), head(&text, lines)).unwrap();
+        run(&dir, &name, &["--checkpoint", &ck, "--workers", workers]);
+        fs::write(dir.join("events.jsonl"), &text).unwrap();
+        let resumed = run(&dir, &name, &["--checkpoint", &ck]);
+        let said = stderr(&resumed);
+        assert!(
+            said.contains(&format!(
+                "was taken on {workers} workers: it is a checkpoint of one engine now"
+            )),
+            "{said}"
+        );
+        same_as_full(&dir, &name, &resumed, &summary);
+        // The folder is one engine's now (and goes back to workers again).
+        assert!(dir.join(&ck).join("checkpoint").exists());
+        let again = run(&dir, &name, &["--checkpoint", &ck, "--workers", "2"]);
+        same_as_full(&dir, &name, &again, &summary);
+    }
+}
+
+#[test]
+fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_refused() {
+    let text = events(60_000);
+    let (dir, summary) = setup("cross_kill", &text);
+    for workers in ["1", "2"] {
+        let ck = format!("ck{workers}");
+        let name = format!("k{workers}");
+        let mut child = cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args([
+                "--max-delay",
+                "1s",
+                "--workers",
+                workers,
+                "--checkpoint",
+                &ck,
+            ])
+            .args(["--output", &format!("out_{name}.jsonl")])
+            .args(["--late", &format!("late_{name}.jsonl")])
+            .args(["--checkpoint-every", "100ms", "--chunk-bytes", "200000"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once a cut is complete (or at its end, with its last cut).
+        let started = Instant::now();
+        let complete = |ck: &str| {
+            fs::read_dir(dir.join(ck)).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("complete").exists())
+            })
+        };
+        while !complete(&ck) && started.elapsed() < common::PATIENCE {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let output = cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--max-delay", "1s", "--checkpoint", &ck])
+            .args(["--output", &format!("out_{name}.jsonl")])
+            .args(["--late", &format!("late_{name}.jsonl")])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            same_as_full(&dir, &name, &output, &summary);
+            continue;
+        }
+        // Each of two workers was partway through its chunks: refused,
+        // nothing changed, and the workers go on from it.
+        assert_eq!(workers, "2", "{}", stderr(&output));
+        assert_eq!(output.status.code(), Some(5));
+        assert!(
+            stderr(&output).contains(
+                "one engine cannot go on from it: its workers had each read part of their chunks"
+            ),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!dir.join(&ck).join("checkpoint").exists());
+        let resumed = run(
+            &dir,
+            &name,
+            &[
+                "--checkpoint",
+                &ck,
+                "--workers",
+                "2",
+                "--chunk-bytes",
+                "200000",
+            ],
+        );
+        same_as_full(&dir, &name, &resumed, &summary);
+    }
+}
