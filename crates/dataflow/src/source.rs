@@ -709,9 +709,6 @@ where
         let mut first = true;
         // What the last batch moved the capability by.
         let mut step: Timestamp = 0;
-        // The items of an activation, handed on as one container (not one
-        // at a time through the session's builder).
-        let mut items: Vec<Input<E>> = Vec::new();
         move |_frontiers| {
             if let Some(state) = ended_before.take() {
                 // Its end was received before the cut: it stays ended.
@@ -747,7 +744,6 @@ where
                 let mut late_out = late_out.activate();
                 let mut events = events_out.session(&*events_cap);
                 let mut late = late_out.session(&*late_cap);
-                items.clear();
                 let mut read = 0;
                 // Whole batches of a feed: a cut records places between
                 // them.
@@ -773,7 +769,7 @@ where
                             place,
                             texts,
                         }) => {
-                            items.push(Input::Rules(Box::new(Change {
+                            events.give(Input::Rules(Box::new(Change {
                                 at: lateness.frontier(),
                                 source,
                                 offset,
@@ -783,7 +779,7 @@ where
                         }
                         Pulled::Item(SourceItem::Event { ts, offset, event }) => {
                             if lateness.admit(ts) {
-                                items.push(Input::Event(Stamped {
+                                events.give(Input::Event(Stamped {
                                     ts,
                                     source,
                                     offset,
@@ -798,9 +794,8 @@ where
                 if ended {
                     let mut end = lateness.end();
                     end.stopped = stopped;
-                    items.push(Input::End(end));
+                    events.give(Input::End(end));
                 }
-                events.give_container(&mut items);
             }
             if ended {
                 if let Some(cut) = &cut {
