@@ -220,12 +220,18 @@ where
             "CepRoute",
             move |_, _| {
                 move |input, output| {
+                    // One container per batch, handed on whole (not one
+                    // event at a time through the session's builder).
+                    let mut routed = Vec::new();
                     input.for_each_stamp(|cap, data| {
                         let mut session = output.session(&cap);
                         for batch in data {
+                            routed.clear();
+                            routed.reserve(batch.len());
                             for item in batch.drain(..) {
-                                router.route(item, |routed| session.give(routed));
+                                router.route(item, |r| routed.push(r));
                             }
+                            session.give_container(&mut routed);
                         }
                     });
                 }
@@ -1299,12 +1305,21 @@ impl<S: ?Sized> Renumber<'_, S> {
 impl<E, S: Sink<E> + ?Sized> Sink<E> for Renumber<'_, S> {
     fn on_match(&mut self, m: &MatchRef<'_, E>) {
         let number = self.number(m);
-        m.renumbered(number, |m| self.sink.on_match(m));
+        if number == m.pattern_index() {
+            // (the engine numbers it as the plan does: as it is)
+            self.sink.on_match(m);
+        } else {
+            m.renumbered(number, |m| self.sink.on_match(m));
+        }
     }
 
     fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
         let number = self.number(m);
-        m.renumbered(number, |m| self.sink.on_timeout(m, expired_at));
+        if number == m.pattern_index() {
+            self.sink.on_timeout(m, expired_at);
+        } else {
+            m.renumbered(number, |m| self.sink.on_timeout(m, expired_at));
+        }
     }
 
     fn on_late(&mut self, ts: Timestamp, event: &E) {

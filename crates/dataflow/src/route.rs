@@ -389,25 +389,39 @@ impl<E: Event + Clone + 'static> Router<E> {
         let Some(last) = self.last else {
             return;
         };
-        let mut stamped = Some(stamped);
-        for group in 0..=last {
+        // A copy for each group in force before the last, which takes the
+        // event.
+        for group in 0..last {
             if matches!(self.keys[group], RouteKey::Skip) {
                 continue;
             }
-            let event = stamped.as_ref().expect("taken at the last group only");
-            let (worker, kg) = self.worker(group, &event.event, event.offset);
-            let copy = if group == last {
-                stamped.take().expect("the last group takes it")
-            } else {
-                event.clone()
-            };
+            let (worker, kg) = self.worker_of(group, &stamped.event, stamped.offset);
             push(Routed {
                 worker,
                 from: self.index,
                 group: group as u32,
                 kg,
-                input: Input::Event(copy),
+                input: Input::Event(stamped.clone()),
             });
+        }
+        let (worker, kg) = self.worker_of(last, &stamped.event, stamped.offset);
+        push(Routed {
+            worker,
+            from: self.index,
+            group: last as u32,
+            kg,
+            input: Input::Event(stamped),
+        });
+    }
+
+    /// [`Router::worker`], with the answer of one worker holding one engine
+    /// per group known here (no call per event).
+    #[inline(always)]
+    fn worker_of(&mut self, group: usize, event: &E, offset: u64) -> (u32, u32) {
+        if self.alone {
+            (0, 0)
+        } else {
+            self.worker(group, event, offset)
         }
     }
 

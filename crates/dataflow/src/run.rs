@@ -2869,6 +2869,7 @@ impl Job {
             watch: (self.fields.clone()).zip(index.checked_sub(self.first_worker)),
             seen: FieldsSeen::default(),
             controls: self.controls.clone(),
+            control: None,
         }
     }
 
@@ -3551,12 +3552,10 @@ struct PartItems {
     seen: FieldsSeen,
     /// Control records are read (JSON lines).
     controls: Option<Arc<Controls>>,
-}
-
-/// A line of a worker's part: an item, or a control record.
-enum PartLine {
-    Item(Item),
-    Control(Control),
+    /// The control record of the line just read (the line itself comes
+    /// as an [`Item::Skip`]): set aside, so that an event's line travels
+    /// as the decoder's item, unwrapped.
+    control: Option<Control>,
 }
 
 impl Positioned for PartItems {
@@ -3597,20 +3596,29 @@ impl PartItems {
     }
 
     /// The next line of the chunks, `None` at their end.
-    fn next_line(&mut self) -> Option<(u64, Result<PartLine, cepheid_engine::Error>, u64)> {
+    /// A control record is an [`Item::Skip`] with [`PartItems::control`]
+    /// set.
+    #[inline]
+    fn next_line(&mut self) -> Option<(u64, Result<Item, cepheid_engine::Error>, u64)> {
         let controls = self.controls.is_some();
         loop {
             if let Some(current) = &mut self.current {
+                let control = &mut self.control;
                 let read = current.items.next_with(|decoder, text| {
                     match controls.then(|| Control::parse(text)).flatten() {
-                        Some(Ok(control)) => Ok(PartLine::Control(control)),
+                        Some(Ok(read)) => {
+                            *control = Some(read);
+                            Ok(Item::Skip)
+                        }
                         Some(Err(why)) => Err(cepheid_engine::Error::new(ErrorKind::Input, why)),
-                        None => decoder.decode(text).map(PartLine::Item),
+                        None => decoder.decode(text),
                     }
                 });
                 if let Some((line, item)) = read {
                     let offset = current.chunk.offset(line);
                     if offset & 0xffff_ffff <= self.read.upto(current.chunk.number) {
+                        // (read before the cut: a control record too)
+                        self.control = None;
                         continue;
                     }
                     self.position = offset;
@@ -3684,13 +3692,15 @@ impl Iterator for PartItems {
                 return None;
             };
             match item {
-                Ok(PartLine::Item(Item::Event(ts, event))) => {
+                Ok(Item::Event(ts, event)) => {
                     self.events.set(self.events.get() + 1);
                     return Some(SourceItem::Event { ts, offset, event });
                 }
-                Ok(PartLine::Item(Item::Watermark(t))) => return Some(SourceItem::Watermark(t)),
-                Ok(PartLine::Item(Item::Skip)) => {}
-                Ok(PartLine::Control(control)) => {
+                Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
+                Ok(Item::Skip) => {
+                    let Some(control) = self.control.take() else {
+                        continue;
+                    };
                     let line = self.line_in_input(line);
                     let name = format!("{}:{line}", self.origin);
                     let controls = self.controls.as_ref()?;

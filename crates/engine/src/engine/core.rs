@@ -186,6 +186,10 @@ pub(super) struct PatternRun<A> {
     /// Is it an old version that drains: it starts no new partial match,
     /// and goes when it holds none.
     pub(super) draining: bool,
+    /// Does its `match` hold an alternation (so that its records say
+    /// their branches)? Known once, so that a record of a pattern without
+    /// alternation never asks its match.
+    pub(super) branched: bool,
     /// What it has seen and produced ([`PatternStats`]).
     pub(super) counts: PatternCounts,
 }
@@ -421,6 +425,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             self.patterns[newest].last = false;
         }
         self.groups[group].newest = self.patterns.len();
+        let branched = automaton.pattern().has_alternation();
         self.patterns.push(PatternRun {
             automaton,
             key_paths,
@@ -432,6 +437,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             version: 1,
             versioned: false,
             draining: false,
+            branched,
             counts: PatternCounts {
                 base: self.processed(),
                 ..PatternCounts::default()
@@ -1058,6 +1064,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             ir: run.automaton.pattern(),
             key_paths: &run.key_paths,
             version: run.version(),
+            branched: run.branched,
             key,
             sink,
             stats: &mut self.stats,
@@ -1177,6 +1184,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 ir: run.automaton.pattern(),
                 key_paths: &run.key_paths,
                 version: run.version(),
+                branched: run.branched,
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
@@ -1275,6 +1283,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             ir: run.automaton.pattern(),
             key_paths: &run.key_paths,
             version: run.version(),
+            branched: run.branched,
             key,
             sink,
             stats: &mut self.stats,
@@ -1458,6 +1467,8 @@ pub(super) struct Bridge<'a, S: ?Sized> {
     pub(super) key_paths: &'a [FieldPath],
     /// The pattern's version, and whether its name was replaced.
     pub(super) version: (u32, bool),
+    /// Does the pattern have alternation ([`PatternRun::branched`])?
+    pub(super) branched: bool,
     pub(super) key: &'a KeyValue,
     pub(super) sink: &'a mut S,
     pub(super) stats: &'a mut Stats,
@@ -1477,6 +1488,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             ir,
             key_paths,
             version,
+            branched,
             key,
             sink,
             stats,
@@ -1486,8 +1498,9 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         } = self;
         stats.matches += 1;
         counts.matches += 1;
-        let ctx =
-            MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
+        let ctx = MatchContext::new(*pattern, ir, key_paths, key)
+            .with_version(version.0, version.1)
+            .with_branches(*branched);
         sink.on_match(&MatchRef::new(&ctx, m));
         if !ir.writes.is_empty() {
             for (w, value) in ir.writes.iter().zip(m.write_values()) {
@@ -1507,6 +1520,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             ir,
             key_paths,
             version,
+            branched,
             key,
             sink,
             stats,
@@ -1515,8 +1529,9 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         } = self;
         stats.timeouts += 1;
         counts.timeouts += 1;
-        let ctx =
-            MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
+        let ctx = MatchContext::new(*pattern, ir, key_paths, key)
+            .with_version(version.0, version.1)
+            .with_branches(*branched);
         sink.on_timeout(&MatchRef::new(&ctx, m), expired_at);
     }
 
@@ -1526,6 +1541,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             ir,
             key_paths,
             version,
+            branched,
             key,
             sink,
             stats,
@@ -1537,8 +1553,9 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         stats.capped_runs += u64::from(*capped);
         counts.dropped_runs += 1;
         counts.capped_runs += u64::from(*capped);
-        let mut ctx =
-            MatchContext::new(*pattern, ir, key_paths, key).with_version(version.0, version.1);
+        let mut ctx = MatchContext::new(*pattern, ir, key_paths, key)
+            .with_version(version.0, version.1)
+            .with_branches(*branched);
         ctx.capped = *capped;
         sink.on_dropped(&MatchRef::new(&ctx, m));
     }
@@ -1593,6 +1610,7 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
         ir: run.automaton.pattern(),
         key_paths: &run.key_paths,
         version: run.version(),
+        branched: run.branched,
         key,
         sink,
         stats,

@@ -265,6 +265,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 ir: run.automaton.pattern(),
                 key_paths: &run.key_paths,
                 version: run.version(),
+                branched: run.branched,
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,

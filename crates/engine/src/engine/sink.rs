@@ -39,6 +39,10 @@ pub(crate) struct MatchContext<'a> {
     /// Do its conditions read lists or indicators (so that its records
     /// say what they read)?
     pub has_reads: bool,
+    /// Does its `match` hold an alternation (so that its records say
+    /// their branches)? Without, [`MatchRef::branches`] is `None` without
+    /// asking the match.
+    pub has_branches: bool,
 }
 
 impl<'a> MatchContext<'a> {
@@ -60,6 +64,18 @@ impl<'a> MatchContext<'a> {
             capped: false,
             attributes: &ir.attributes,
             has_reads: !ir.reads.is_empty(),
+            has_branches: false,
+        }
+    }
+
+    /// The same context for a pattern with alternation when `has` is
+    /// true (the engine knows it once per pattern: `Pattern::has_alternation`
+    /// walks the sequence).
+    #[inline]
+    pub fn with_branches(self, has: bool) -> MatchContext<'a> {
+        MatchContext {
+            has_branches: has,
+            ..self
         }
     }
 
@@ -232,6 +248,12 @@ impl<'a, E> MatchRef<'a, E> {
         self.ctx.attributes
     }
 
+    /// Do the pattern's conditions read lists or indicators (so that
+    /// [`MatchRef::reads`] can be other than empty)?
+    pub(crate) fn has_reads(&self) -> bool {
+        self.ctx.has_reads
+    }
+
     /// What the pattern's conditions read of reference lists and
     /// indicators, by the text of each membership or call, evaluated when
     /// the record is made: for the last event each stage took (with what
@@ -254,7 +276,11 @@ impl<'a, E> MatchRef<'a, E> {
     /// branch of its own names the branch it was waiting in. `None` for a
     /// pattern without alternation (`docs/semantics.md`, "Alternation").
     pub fn branches(&self) -> Option<Vec<Option<u32>>> {
-        self.m.branches()
+        if self.ctx.has_branches {
+            self.m.branches()
+        } else {
+            None
+        }
     }
 
     /// An owned copy (events cloned).

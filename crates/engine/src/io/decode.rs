@@ -52,7 +52,9 @@ pub struct Decoder {
     started: bool,
     plan: JsonPlan,
     scanned: Scanned,
-    csv: CsvRows,
+    /// The CSV parser (`None` for JSON lines: not built for nothing, once
+    /// per chunk a worker reads).
+    csv: Option<Box<CsvRows>>,
     /// What the events carried, when watched.
     seen: Option<Box<FieldsSeen>>,
 }
@@ -78,7 +80,7 @@ impl Decoder {
             started: false,
             plan,
             scanned: Scanned::default(),
-            csv: CsvRows::new(),
+            csv: matches!(format, Format::Csv).then(|| Box::new(CsvRows::new())),
             seen: None,
         }
     }
@@ -163,7 +165,9 @@ impl Decoder {
             seen.grow(&self.paths);
         }
         self.plan = JsonPlan::new(&self.paths, &self.time_field);
-        self.csv.map_columns(&self.paths, &self.time_field);
+        if let Some(csv) = &mut self.csv {
+            csv.map_columns(&self.paths, &self.time_field);
+        }
     }
 
     /// One JSON object: only the fields some pattern reads (and the time)
@@ -212,16 +216,16 @@ impl Decoder {
     fn decode_csv(&mut self, line: &[u8]) -> Result<Item, Error> {
         let text =
             std::str::from_utf8(line).map_err(|e| malformed(format!("invalid UTF-8: {e}")))?;
-        let row = self
-            .csv
+        let csv = self.csv.get_or_insert_with(|| Box::new(CsvRows::new()));
+        let row = csv
             .row(text, self.paths.len(), &self.paths, &self.time_field)
             .map_err(malformed)?;
         match row {
             Row::Header => Ok(Item::Skip),
             Row::Event(time, record) => {
                 let ts = self.event_time(time)?;
-                if let Some(seen) = &mut self.seen {
-                    seen.csv(&self.csv, &record);
+                if let (Some(seen), Some(csv)) = (&mut self.seen, &self.csv) {
+                    seen.csv(csv, &record);
                 }
                 Ok(Item::Event(ts, record))
             }

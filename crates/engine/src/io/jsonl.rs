@@ -318,13 +318,16 @@ fn push_rule(line: &mut Vec<u8>, m: &MatchRef<'_, Record>) {
         push_int(line, i64::from(m.version()));
         line.push(b'}');
     }
-    let reads = m.reads();
-    if !reads.is_empty() {
-        push_object(
-            line,
-            b",\"reads\":{",
-            reads.iter().map(|(n, v)| (&n[..], v)),
-        );
+    // (asked only of a pattern that reads: no vector to drop per record)
+    if m.has_reads() {
+        let reads = m.reads();
+        if !reads.is_empty() {
+            push_object(
+                line,
+                b",\"reads\":{",
+                reads.iter().map(|(n, v)| (&n[..], v)),
+            );
+        }
     }
 }
 
@@ -439,6 +442,7 @@ mod tests {
             capped: false,
             attributes: &NO_ATTRIBUTES,
             has_reads: false,
+            has_branches: false,
         };
         let mut sink: JsonLines<Vec<u8>, Vec<u8>> = JsonLines::new(Vec::new(), Some(Vec::new()));
         sink.on_match(&MatchRef::new(&ctx, &m));
@@ -515,6 +519,7 @@ mod tests {
                         capped: false,
                         attributes: &NO_ATTRIBUTES,
                         has_reads: false,
+                        has_branches: false,
                     };
                     for expired in [None, Some(9)] {
                         let kind = if expired.is_some() {
@@ -554,6 +559,7 @@ mod tests {
             capped: false,
             attributes: &NO_ATTRIBUTES,
             has_reads: false,
+            has_branches: false,
         };
         let mut cache = NameCache::default();
         let (c2, c0, c2b) = (ctx(2, "p"), ctx(0, "q\n"), ctx(2, "other"));
@@ -616,6 +622,7 @@ mod tests {
             capped: false,
             attributes: &NO_ATTRIBUTES,
             has_reads: false,
+            has_branches: false,
         };
         sink.on_match(&MatchRef::new(&ctx, &m));
         let e = sink.take_error().unwrap();
