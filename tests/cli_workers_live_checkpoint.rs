@@ -213,14 +213,19 @@ fn a_followed_file_on_two_workers_killed_rotated_and_stopped_ends_as_an_uninterr
     fs::write(&events, "").unwrap();
     let live = resume(&dir);
     let live = grow_with_kills(&dir, &grown.concat(), live, &mut moments, &mut kills);
-    stop(live);
+    let stopped = stop(live);
 
     // Grown while stopped: read on resuming, from the place of the last
-    // cut; stopped again (SIGINT) once all was read.
+    // cut; stopped again (SIGINT) once all was read. (On a loaded machine
+    // every kill can come before a cut, and the last run can be stopped
+    // before its reader read a line: its cut then holds no place, and the
+    // file is read from its beginning, as the first time.)
     append(&events, &rest.concat());
     let live = resume(&dir);
-    let said = live.stderr_line("the input goes on at line ");
-    assert!(said.ends_with(" of events.jsonl"), "{said}");
+    if !crash::summary(&stopped).starts_with("cepheid: 0 events read") {
+        let said = live.stderr_line("the input goes on at line ");
+        assert!(said.ends_with(" of events.jsonl"), "{said}");
+    }
     wait_for_sentinel(&dir, "out_cut.jsonl", 1);
     stop_by(live, "INT", 130);
 
