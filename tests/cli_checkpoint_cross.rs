@@ -10,7 +10,7 @@ use crate::common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::cepheid;
@@ -73,10 +73,11 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// `cepheid run` over `events.jsonl` in `dir` into `out_NAME.jsonl` and
-/// `late_NAME.jsonl`, with `extra` flags; waits for its end.
-fn run(dir: &Path, name: &str, extra: &[&str]) -> Output {
-    let output = cepheid()
+/// `cepheid run` of the rules over the events in `dir`, its outputs
+/// `out_NAME.jsonl` and `late_NAME.jsonl`, with `extra`.
+fn command(dir: &Path, name: &str, extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
         .current_dir(dir)
         .args([
             "run",
@@ -88,9 +89,14 @@ fn run(dir: &Path, name: &str, extra: &[&str]) -> Output {
         .args(["--max-delay", "1s"])
         .args(["--output", &format!("out_{name}.jsonl")])
         .args(["--late", &format!("late_{name}.jsonl")])
-        .args(extra)
-        .output()
-        .expect("cepheid runs");
+        .args(extra);
+    command
+}
+
+/// `cepheid run` over `events.jsonl` in `dir` into `out_NAME.jsonl` and
+/// `late_NAME.jsonl`, with `extra` flags; waits for its end.
+fn run(dir: &Path, name: &str, extra: &[&str]) -> Output {
+    let output = command(dir, name, extra).output().expect("cepheid runs");
     assert!(
         output.status.success(),
         "{name} {extra:?}: {}",
@@ -174,23 +180,7 @@ fn one_engine_s_checkpoint_at_the_end_of_a_file_goes_on_over_the_grown_file_on_w
 fn one_engine_stopped_by_sigterm_after_a_checkpoint_resumes_on_two_workers() {
     let text = events(60_000);
     let (dir, summary) = setup("cross_term", &text);
-    let mut child = cepheid()
-        .current_dir(&dir)
-        .args([
-            "run",
-            "rules.cep",
-            "--events",
-            "events.jsonl",
-            "--no-progress",
-        ])
-        .args([
-            "--max-delay",
-            "1s",
-            "--output",
-            "out_t.jsonl",
-            "--late",
-            "late_t.jsonl",
-        ])
+    let mut child = command(&dir, "t", &[])
         .args(["--checkpoint", "ck", "--checkpoint-every", "2000"])
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -244,25 +234,7 @@ fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_
     for workers in ["1", "2"] {
         let ck = format!("ck{workers}");
         let name = format!("k{workers}");
-        let mut child = cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
-            .args([
-                "--max-delay",
-                "1s",
-                "--workers",
-                workers,
-                "--checkpoint",
-                &ck,
-            ])
-            .args(["--output", &format!("out_{name}.jsonl")])
-            .args(["--late", &format!("late_{name}.jsonl")])
+        let mut child = command(&dir, &name, &["--workers", workers, "--checkpoint", &ck])
             .args(["--checkpoint-every", "100ms", "--chunk-bytes", "200000"])
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -658,26 +658,9 @@ impl WorkerCut {
     where
         E: Event + Clone + DeserializeOwned + 'static,
     {
-        let bad = |e: postcard::Error| {
-            Error::new(
-                ErrorKind::Snapshot,
-                format!("not a worker's state at a cut: {e}"),
-            )
-        };
-        let olds: Vec<WorkerState> = states
-            .iter()
-            .map(|bytes| postcard::from_bytes(bytes).map_err(bad))
-            .collect::<Result<_, _>>()?;
-        let Some(first) = olds.first() else {
-            return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
-        };
-        let epoch = first.epoch;
-        if olds.iter().any(|old| old.epoch != epoch) {
-            return Err(Error::new(
-                ErrorKind::Snapshot,
-                "the workers' states are of different cuts",
-            ));
-        }
+        let bad = not_a_state;
+        let (olds, epoch) = one_cut(states)?;
+        let first = &olds[0];
         let members = groups(plan);
         let (index32, workers32) = (
             u32::try_from(index).unwrap_or(u32::MAX),
@@ -1060,6 +1043,34 @@ pub struct Merged {
     pub ends: Vec<SourceEnd>,
 }
 
+/// What a worker's state that cannot be read is.
+fn not_a_state(e: postcard::Error) -> Error {
+    Error::new(
+        ErrorKind::Snapshot,
+        format!("not a worker's state at a cut: {e}"),
+    )
+}
+
+/// The workers' states `states`, read, and the epoch of their cut; an
+/// error when there is none, or they are of different cuts.
+fn one_cut(states: &[&[u8]]) -> Result<(Vec<WorkerState>, i64), Error> {
+    let olds: Vec<WorkerState> = states
+        .iter()
+        .map(|bytes| postcard::from_bytes(bytes).map_err(not_a_state))
+        .collect::<Result<_, _>>()?;
+    let Some(first) = olds.first() else {
+        return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
+    };
+    let epoch = first.epoch;
+    if olds.iter().any(|old| old.epoch != epoch) {
+        return Err(Error::new(
+            ErrorKind::Snapshot,
+            "the workers' states are of different cuts",
+        ));
+    }
+    Ok((olds, epoch))
+}
+
 /// Puts the states every worker of a run saved at one cut (`states`, all
 /// of them, in worker order) into `engine`, an engine of one run that
 /// has every pattern of theirs and has seen nothing: each worker's engines
@@ -1078,26 +1089,9 @@ pub fn merge<E>(states: &[&[u8]], engine: &mut crate::Engine<E>) -> Result<Merge
 where
     E: Event + Clone + DeserializeOwned + 'static,
 {
-    let bad = |e: postcard::Error| {
-        Error::new(
-            ErrorKind::Snapshot,
-            format!("not a worker's state at a cut: {e}"),
-        )
-    };
-    let olds: Vec<WorkerState> = states
-        .iter()
-        .map(|bytes| postcard::from_bytes(bytes).map_err(bad))
-        .collect::<Result<_, _>>()?;
-    let Some(first) = olds.first() else {
-        return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
-    };
-    let epoch = first.epoch;
-    if olds.iter().any(|old| old.epoch != epoch) {
-        return Err(Error::new(
-            ErrorKind::Snapshot,
-            "the workers' states are of different cuts",
-        ));
-    }
+    let bad = not_a_state;
+    let (olds, epoch) = one_cut(states)?;
+    let first = &olds[0];
     let fields = fields_of::<E>(engine.fields());
     let mut stash: Vec<Stamped<E>> = Vec::new();
     let (mut max_seen, mut late) = (None, 0);
