@@ -956,8 +956,8 @@ fn a_resumed_run_on_workers_shows_its_numbers_as_a_whole() {
 /// part, stopped (a last cut), then resumed with `--metrics` over the
 /// whole file: `/status.json` and `/metrics` give the whole run's numbers
 /// (events read, matches and timeouts of the run and of each rule) once
-/// the run read the second part, as one uninterrupted run (the first
-/// run's, counted from its output, and the second's): a resumed run on
+/// the run read the second part, as one uninterrupted run (the sample's
+/// 14 matches and 2 timeouts; each rule's as its output has them): a resumed run on
 /// workers showed the events read since the resume only. (The latest
 /// records are not kept in checkpoints yet: a resumed run shows those
 /// made since.)
@@ -977,6 +977,10 @@ fn resumed_numbers(name: &str, extra: &[&str]) {
             "--events",
             events.to_str().unwrap(),
             "--follow",
+            // (every window closes: the sample's 14 matches and 2
+            // timeouts all come while the run goes on)
+            "--idle-timeout",
+            "100ms",
             "--no-progress",
             "--output",
             out.to_str().unwrap(),
@@ -1005,8 +1009,13 @@ fn resumed_numbers(name: &str, extra: &[&str]) {
     let live = run();
     let addr = address(&live.stderr_line("cepheid: metrics on http://"));
     append(&events, &second.concat());
-    let text = scrape_until(addr, "the whole file read", |t| {
+    // (the numbers are published now and then: waited for until the
+    // sample's whole run is counted)
+    let all_of = |t: &str, name: &str| per_pattern(t, name).values().sum::<u64>();
+    let text = scrape_until(addr, "the whole run's numbers", |t| {
         events_read(t) == Some(lines.len() as f64)
+            && all_of(t, "cepheid_matches_total") == 14
+            && all_of(t, "cepheid_timeouts_total") == 2
     });
     // (the page's numbers are the run's: the summary's once it ends)
     let (_, json) = get(addr, "/status.json");
