@@ -226,6 +226,7 @@ impl<'p, 'c, E> Compiler<'p, 'c, E> {
 
     /// Flink's `compileFactory`.
     pub fn compile(mut self) -> Res<Compiled> {
+        alternations_after_negating_groups(&self.pattern.sequence)?;
         let last = self.current;
         let end = self.create_named_state("$endState$", None, StateKind::Final, None);
         let sink = self.create_middle_states(end)?;
@@ -1304,4 +1305,50 @@ fn not_on_group() -> CompileError {
 /// A state name without its `:N` suffix.
 pub fn base_name(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)
+}
+
+/// An alternation right after a group that ends with a negation
+/// (`(a not followed by b) followed by (c or d)`): the group's negation
+/// (which cepheid enforces, `docs/semantics.md` D1) was not checked before
+/// the branches, so that an event the negation forbids did not end the
+/// partial match (found by the alternation property test with seed
+/// 3902). Not supported yet: an error, rather than matches the pattern of
+/// each branch alone does not give.
+fn alternations_after_negating_groups(sequence: &crate::pattern::Sequence) -> Res<()> {
+    use crate::pattern::{Contiguity, ElementKind};
+    fn ends_with_negation(sequence: &crate::pattern::Sequence) -> bool {
+        sequence.elements.last().is_some_and(|e| {
+            matches!(
+                e.contiguity,
+                Contiguity::NotFollowedBy | Contiguity::NotNext
+            ) || matches!(&e.kind, ElementKind::Group(inner) if ends_with_negation(inner))
+        })
+    }
+    for pair in sequence.elements.windows(2) {
+        if let (ElementKind::Group(group), ElementKind::Alternation(_)) =
+            (&pair[0].kind, &pair[1].kind)
+        {
+            if ends_with_negation(group) {
+                return Err(CompileError::new(
+                    "an alternation right after a group that ends with `not followed by` or \
+                     `not next` is not supported yet (the group's negation would not be \
+                     checked before the branches): write the negation outside the group \
+                     (`a not followed by b followed by (c or d)`)",
+                )
+                .at(pair[1].span));
+            }
+        }
+    }
+    for element in &sequence.elements {
+        match &element.kind {
+            ElementKind::Group(inner) => alternations_after_negating_groups(inner)?,
+            ElementKind::Alternation(branches) => {
+                for branch in branches {
+                    alternations_after_negating_groups(branch)?;
+                }
+            }
+            ElementKind::Stage(_) => {}
+        }
+    }
+    Ok(())
 }
