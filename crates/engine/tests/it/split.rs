@@ -38,6 +38,25 @@ fn engine(rules: &Rules) -> Engine<Record> {
     engine
 }
 
+/// The test's stream through one engine of `rules` from start to end: the
+/// engine, the events and what it gave.
+fn uninterrupted(
+    rules: &Rules,
+) -> (
+    Engine<Record>,
+    Vec<(Timestamp, Record)>,
+    Vec<Output<Record>>,
+) {
+    let mut whole = engine(rules);
+    let events = stream(whole.fields());
+    let mut expected = Vec::new();
+    for (ts, e) in &events {
+        whole.push(*ts, e.clone(), &mut expected);
+    }
+    whole.finish(&mut expected);
+    (whole, events, expected)
+}
+
 /// A stream out of order within the delay: (time, line).
 fn stream(fields: &cepheid_core::record::FieldTable) -> Vec<(Timestamp, Record)> {
     let mut decoder = Decoder::new(Format::JsonLines, "ts", fields.clone());
@@ -84,13 +103,7 @@ fn of(out: &[Output<Record>], name: &str) -> Vec<String> {
 #[test]
 fn each_group_of_a_split_engine_ends_as_the_uninterrupted_engine() {
     let rules = Rules::parse("r.cep", RULES).unwrap();
-    let mut whole = engine(&rules);
-    let events = stream(whole.fields());
-    let mut expected = Vec::new();
-    for (ts, e) in &events {
-        whole.push(*ts, e.clone(), &mut expected);
-    }
-    whole.finish(&mut expected);
+    let (whole, events, expected) = uninterrupted(&rules);
     for cut in [0, 1, 57, 200, 399, 400] {
         let mut first = engine(&rules);
         let mut before = Vec::new();
@@ -201,13 +214,7 @@ fn pieces(rules: &Rules, snapshot: &[u8], cut: usize) -> (Vec<(Engine<Record>, b
 #[test]
 fn engines_of_every_group_and_range_merged_into_one_end_as_the_uninterrupted_engine() {
     let rules = Rules::parse("r.cep", RULES).unwrap();
-    let mut whole = engine(&rules);
-    let events = stream(whole.fields());
-    let mut expected = Vec::new();
-    for (ts, e) in &events {
-        whole.push(*ts, e.clone(), &mut expected);
-    }
-    whole.finish(&mut expected);
+    let (whole, events, expected) = uninterrupted(&rules);
     let all = |out: &[Output<Record>]| {
         let mut texts: Vec<String> = out.iter().map(|o| format!("{o:?}")).collect();
         texts.sort();
