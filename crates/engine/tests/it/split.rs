@@ -38,15 +38,12 @@ fn engine(rules: &Rules) -> Engine<Record> {
     engine
 }
 
+/// Events in arrival order: (time, event).
+type Events = Vec<(Timestamp, Record)>;
+
 /// The test's stream through one engine of `rules` from start to end: the
 /// engine, the events and what it gave.
-fn uninterrupted(
-    rules: &Rules,
-) -> (
-    Engine<Record>,
-    Vec<(Timestamp, Record)>,
-    Vec<Output<Record>>,
-) {
+fn uninterrupted(rules: &Rules) -> (Engine<Record>, Events, Vec<Output<Record>>) {
     let mut whole = engine(rules);
     let events = stream(whole.fields());
     let mut expected = Vec::new();
@@ -58,7 +55,7 @@ fn uninterrupted(
 }
 
 /// A stream out of order within the delay: (time, line).
-fn stream(fields: &cepheid_core::record::FieldTable) -> Vec<(Timestamp, Record)> {
+fn stream(fields: &cepheid_core::record::FieldTable) -> Events {
     let mut decoder = Decoder::new(Format::JsonLines, "ts", fields.clone());
     let kinds = ["a", "b", "c", "d", "a", "d", "b"];
     let mut state = 7u64;
