@@ -81,6 +81,7 @@ impl<R: Read> LineReader<R> {
     }
 
     /// The next line and its number, `None` at the end of input.
+    #[inline]
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
         loop {
             if let Some(newline) = self.find_newline() {
