@@ -262,7 +262,8 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         }
         Err(e) => return Err(refuse(&format!("{}: {e}", path.display()))),
     };
-    let lines = newlines(path, offset).map_err(|e| refuse(&format!("{}: {e}", path.display())))?;
+    let lines = super::count_lines(path, offset)
+        .map_err(|e| refuse(&format!("{}: {e}", path.display())))?;
     let tail = File::open(path)
         .ok()
         .and_then(|file| Tail::of(&file, offset));
@@ -370,19 +371,4 @@ fn prefix(
         end = at;
     }
     Ok(Some(stopped.unwrap_or(end)))
-}
-
-/// Newlines in the first `len` bytes of `path`.
-fn newlines(path: &Path, len: u64) -> io::Result<u64> {
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?.take(len));
-    let mut lines = 0;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(lines);
-        }
-        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        let n = buf.len();
-        reader.consume(n);
-    }
 }
