@@ -1,0 +1,419 @@
+//! Worker 0's part of a checkpoint: it asks for cuts, gathers every
+//! worker's state at a cut, and writes and commits the cut ([`Cutter`]).
+
+use super::*;
+
+/// Worker 0's part in the cuts: asks for one every `--checkpoint-every`,
+/// and when its input frontier passes the cut's epoch (every record made
+/// below it is written, every worker's file is), syncs the outputs, writes
+/// `complete` with their lengths, and deletes the older cuts.
+pub(super) struct Cutter {
+    pub(super) say: Say,
+    pub(super) checkpoint: Arc<Checkpoint>,
+    /// Sends the requests to every worker; dropped at the end of the input
+    /// (every worker's requests dataflow then ends).
+    pub(super) requests: Option<Requests>,
+    /// Several processes: the epoch is chosen from every process's
+    /// sources ([`Requests::ask`]).
+    pub(super) ask: bool,
+    /// Asked, and the epoch not chosen yet.
+    pub(super) asking: bool,
+    /// Cuts given up in a row because a worker's file was not there.
+    pub(super) misses: u32,
+    /// When the last cut was asked for (or the run started).
+    pub(super) last: Instant,
+    /// The epoch asked for and not passed yet.
+    pub(super) pending: Option<Timestamp>,
+    /// When the cut under way was asked for (its duration runs from
+    /// there to its `complete` durable).
+    pub(super) asked_at: Option<Instant>,
+    /// Does the report observe the run? Then each cut completed, or that
+    /// could not be written, is said to it ([`RunEvent`]).
+    pub(super) observes: bool,
+    /// Has the writer's input ended?
+    pub(super) ended: bool,
+    pub(super) failed: Arc<AtomicBool>,
+    pub(super) stop: Arc<AtomicBool>,
+}
+
+impl Cutter {
+    /// The epoch chosen since the last look (several processes), which the
+    /// workers now take part in: pending. Data made at or above it can
+    /// only come after it was chosen, on this worker's thread.
+    pub(super) fn learn(&mut self) {
+        if !self.asking {
+            return;
+        }
+        if let Some(e) = self.requests.as_ref().and_then(Requests::chosen) {
+            self.asking = false;
+            self.pending = Some(e);
+        }
+    }
+
+    /// The input frontier of worker 0's writer is at `at` (`None`: the
+    /// input ended).
+    pub(super) fn tick(&mut self, at: Option<Timestamp>, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        if at.is_none() {
+            // The run ends: no more requests. A cut under way whose epoch
+            // every worker's CEP operator passed before its input ended
+            // (their files are written) is completed: the frontier may go
+            // from below it to empty at once (a source that reads its
+            // last chunks in one go), which left a short run with no cut
+            // at all. Not when the workers' last cut (`Cuts::last_cut`: a
+            // source stopped, `Cuts::at_end`, `Cuts::before_end`) is at or
+            // below its epoch: that one is the run's cut at its end, which
+            // `last_cut` completes. At the same epoch (a request at the
+            // largest source capability + 1, the last cut's epoch when
+            // nothing moved since) both are one folder, the last cut's
+            // files: completed here too, it was completed twice, numbered
+            // `n` then `n + 1`, so that a sink's commit `n + 1` found the
+            // cut it had committed (`n`) gone; above it, no operator
+            // passed the epoch before its input ended.
+            if let Some(e) = self.pending.take() {
+                let since = self.asked_at.take().unwrap_or_else(Instant::now);
+                let last_at_or_below = checkpoint.cuts.last_cut().is_some_and(|l| l <= e);
+                if !last_at_or_below
+                    && !checkpoint.cuts.failed(e)
+                    && !self.failed.load(Ordering::Relaxed)
+                {
+                    if let Err(why) = self.complete(e, since, gathered) {
+                        self.cut_error(e, why);
+                    }
+                }
+            }
+            self.asking = false;
+            self.requests = None;
+            if !self.ended {
+                self.ended = true;
+                self.last_cut(gathered);
+            }
+            return;
+        }
+        self.learn();
+        let mut again = false;
+        if let (Some(e), Some(at)) = (self.pending, at) {
+            if at >= e {
+                self.pending = None;
+                let since = self.asked_at.take().unwrap_or_else(Instant::now);
+                let whole = !checkpoint.cuts.failed(e) && {
+                    match self.complete(e, since, gathered) {
+                        Ok(whole) => whole,
+                        Err(why) => {
+                            self.cut_error(e, why);
+                            true
+                        }
+                    }
+                };
+                // What was held during the cut was made below the next
+                // one (asked for just above every source's capability
+                // seen, so above every record made so far): written now,
+                // before another cut is asked for in this same call and
+                // holds it on, past that cut's measure of the outputs.
+                for chunk in std::mem::take(&mut gathered.held) {
+                    gathered.take(chunk);
+                }
+                if whole {
+                    self.misses = 0;
+                    self.last = Instant::now();
+                } else {
+                    // A source passed `e` before it saw the request: ask
+                    // again at once (once; then at the usual pace).
+                    self.misses += 1;
+                    again = self.misses == 1;
+                    if !again {
+                        self.last = Instant::now();
+                    }
+                }
+            }
+        }
+        if self.pending.is_none()
+            && !self.asking
+            && at.is_some()
+            && !self.failed.load(Ordering::Relaxed)
+            && (again || self.last.elapsed() >= checkpoint.every)
+        {
+            if let Some(requests) = &mut self.requests {
+                self.asked_at = Some(Instant::now());
+                if self.ask {
+                    requests.ask();
+                    self.asking = true;
+                } else {
+                    self.pending = Some(requests.request(&checkpoint.cuts));
+                }
+            }
+        }
+    }
+
+    /// The cut at `e` could not be written: said; the input stops, exit 4
+    /// at the end.
+    fn cut_error(&self, e: Timestamp, why: io::Error) {
+        let checkpoint = &self.checkpoint;
+        say!(
+            self.say,
+            Error,
+            "error: cannot write the checkpoint in {}: {why}",
+            checkpoint.dir.display()
+        );
+        self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
+        self.failed.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The run ends: when a signal stopped the live input, every worker
+    /// took a last cut (`cep_cut`), whose files are written (its CEP
+    /// operator's capability went after): the outputs, everything made
+    /// included, are measured and the cut completed, so that the next
+    /// run replays nothing.
+    fn last_cut(&mut self, gathered: &mut Gathered) {
+        let checkpoint = Arc::clone(&self.checkpoint);
+        let Some(e) = checkpoint.cuts.last_cut() else {
+            return;
+        };
+        for chunk in std::mem::take(&mut gathered.held) {
+            gathered.take(chunk);
+        }
+        if self.failed.load(Ordering::Relaxed) {
+            // A cut failed (said then, the input stopped for it): none is
+            // completed after it, as the single run takes no checkpoint
+            // after a failed one; the next run goes on from the last
+            // complete cut. (A sink that failed would fail again, and was
+            // said to have taken this one.)
+            return;
+        }
+        let dir = checkpoint.dir.display();
+        // (taken by every worker as the dataflow ended: from now)
+        // (before the end of a file: as one engine's there, not said)
+        let quiet = checkpoint.cuts.last_cut_before_end();
+        match self.complete(e, Instant::now(), gathered) {
+            Ok(_) if quiet => {}
+            Ok(true) => say!(self.say, Info, "cepheid: checkpoint taken in {dir} as the run stopped"),
+            Ok(false) => say!(
+                self.say,
+                Warning,
+                "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
+            ),
+            Err(why) => {
+                say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {why}");
+                self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The frontier passed `e`: every worker that took the cut has written
+    /// its file (before its capability moved past `e`). When every
+    /// worker's file is there, the outputs are synced and measured,
+    /// `complete` written, the older cuts deleted: `Ok(true)`, said to an
+    /// observing report ([`RunEvent::Checkpoint`]: its number, the time
+    /// since it was asked for (`since`), the bytes of its files).
+    /// `Ok(false)`: a worker could not take it.
+    fn complete(&self, e: Timestamp, since: Instant, gathered: &mut Gathered) -> io::Result<bool> {
+        let completing = Instant::now();
+        let checkpoint = &self.checkpoint;
+        let folder = cut::epoch_dir(&checkpoint.dir, e);
+        let marker = &checkpoint.marker;
+        let workers = marker.processes * marker.workers;
+        let missing: Vec<usize> = (0..workers)
+            .filter(|w| !folder.join(format!("worker-{w}")).exists())
+            .collect();
+        if !missing.is_empty() {
+            // Never complete: the files written for it go.
+            let _ = std::fs::remove_dir_all(&folder);
+            if self.misses + 1 == MISSES_TOLD {
+                let shown: Vec<String> = missing.iter().map(usize::to_string).collect();
+                say!(
+                    self.say,
+                    Info,
+                    "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with --processes, every process needs --checkpoint with a folder they all see",
+                    checkpoint.dir.display(),
+                    MISSES_TOLD,
+                    shown.join(", ")
+                );
+            }
+            return Ok(false);
+        }
+        let Some(writers) = &gathered.writers else {
+            return Ok(true);
+        };
+        let mut writers = lock(writers);
+        let to_sink = writers.sink().is_some();
+        if to_sink {
+            // Every record of the cut on its way (a write error stops the
+            // run: the sink's, said at the end).
+            if let Err((late, source)) = writers.flush() {
+                let target = writers.describe(late).unwrap_or_default();
+                let e = SinkError {
+                    target,
+                    late,
+                    source,
+                };
+                self.sink_event(&e);
+                writers.fail(e.late, e.source);
+                return Ok(self.sink_failed());
+            }
+        } else {
+            // Flushed (a rotation followed: the files open now under the
+            // names), synced, measured.
+            writers.flush().map_err(|(_, e)| e)?;
+        }
+        let [output, late] = writers.measure()?;
+        let mut marker = checkpoint.marker.clone();
+        marker.epoch = e;
+        let number = checkpoint.number.load(Ordering::SeqCst) + 1;
+        marker.number = number;
+        if let Some(sink) = writers.sink() {
+            match sink.prepare(number) {
+                Ok(state) => marker.sink = state.data,
+                Err(e) => {
+                    self.sink_event(&e);
+                    writers.fail(e.late, e.source);
+                    return Ok(self.sink_failed());
+                }
+            }
+        }
+        // (with `--output-per-worker` each worker's file has its own
+        // length, `WorkerFile::own`: worker 0's writers write `FILE.0`)
+        if !marker.output_per_worker {
+            (marker.output, marker.output_head) = output.unwrap_or_default();
+        }
+        (marker.late, marker.late_head) = late.unwrap_or_default();
+        cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
+        checkpoint.number.store(number, Ordering::SeqCst);
+        if to_sink {
+            // The cut is durable: the sink commits it with the sources'
+            // positions in it. Until that returned, the cut before stays
+            // (resuming, the sink says which of the two it committed).
+            if let Err(e) = commit(&checkpoint.dir, e, number, &mut writers) {
+                self.sink_event(&e);
+                writers.fail(e.late, e.source);
+                return Ok(self.sink_failed());
+            }
+        }
+        cut::prune(&checkpoint.dir, e);
+        drop(writers);
+        if self.observes {
+            self.say.report().event(&RunEvent::Checkpoint {
+                number,
+                duration: since.elapsed(),
+                bytes: cut::bytes(&folder),
+                // (worker 0's writer, syncing the outputs and writing
+                // `complete`; each worker wrote its own file on its thread)
+                stall: completing.elapsed(),
+                deferred: 0,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Says to an observing report that a cut could not be completed
+    /// ([`RunEvent::CheckpointFailed`]).
+    fn failed_event(&self, error: &cepheid_runtime::Error) {
+        if self.observes {
+            self.say
+                .report()
+                .event(&RunEvent::CheckpointFailed { error });
+        }
+    }
+
+    /// [`Cutter::failed_event`] of the sink's error `e` at a cut.
+    fn sink_event(&self, e: &SinkError) {
+        if self.observes {
+            self.failed_event(&cepheid_runtime::Error::Sink(copied(e)));
+        }
+    }
+
+    /// The sink failed at a cut: the input stops (no more cuts), and the
+    /// run ends with its error (kept in the writers, said with the
+    /// summary). The cut is not retried.
+    fn sink_failed(&self) -> bool {
+        self.failed.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Commits the complete cut at `e` (number `number`) in the writers'
+/// sink, with the positions of the workers' sources in it put together
+/// ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)).
+pub(super) fn commit(
+    dir: &Path,
+    e: Timestamp,
+    number: u64,
+    writers: &mut Writers,
+) -> Result<(), cepheid_runtime::SinkError> {
+    let target = writers.describe(false).unwrap_or_default();
+    let Some(sink) = writers.sink() else {
+        return Ok(());
+    };
+    let failed = |why: String| cepheid_runtime::SinkError {
+        target: target.clone(),
+        late: false,
+        source: io::Error::other(why),
+    };
+    let resume = cut::read_at(dir, e)
+        .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
+    let shares = positions(&resume.workers)
+        .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
+    let position = sink.join_positions(&shares)?;
+    sink.commit(number, &position)
+}
+
+/// What an observing report is told of a cut's file (or folder) at
+/// `path` that could not be written ([`RunEvent::CheckpointFailed`]).
+pub(super) fn cut_failed(path: &Path, source: io::Error) -> cepheid_runtime::Error {
+    cepheid_runtime::Error::Io {
+        doing: cepheid_runtime::Doing::WriteCheckpoint,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A copy of a sink's error (its I/O error's kind and text), for
+/// [`RunEvent::CheckpointFailed`] while the run keeps the error itself.
+pub(super) fn copied(e: &SinkError) -> SinkError {
+    SinkError {
+        target: e.target.clone(),
+        late: e.late,
+        source: io::Error::new(e.source.kind(), e.source.to_string()),
+    }
+}
+
+/// Cuts given up in a row before it is said why.
+pub(super) const MISSES_TOLD: u32 = 3;
+
+/// What reaches worker 0: the outputs to write, the counts to add.
+pub(super) struct Gathered {
+    pub(super) writers: Option<write::Shared>,
+    /// Made at or above the epoch of a cut under way: written after it.
+    pub(super) held: Vec<Chunk>,
+    /// Made by the end of a file's input, after the cut before it
+    /// ([`Cuts::before_end`]): written once the run's last cut is
+    /// complete.
+    pub(super) after_end: Vec<Chunk>,
+    pub(super) summary: Counts,
+}
+
+impl Gathered {
+    pub(super) fn flush_now(&mut self) {
+        if let Some(w) = &self.writers {
+            lock(w).flush_now();
+        }
+    }
+
+    pub(super) fn take(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Out(block) => {
+                if let Some(w) = &self.writers {
+                    lock(w).write(false, &block);
+                }
+            }
+            Chunk::Late(block) => {
+                if let Some(w) = &self.writers {
+                    lock(w).write(true, &block);
+                }
+            }
+            Chunk::Summary(summary) => self.summary.add(&summary),
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! What the workers' dataflows give their records to: the run's output
+//! ([`Emit`]), and what a worker that panicked tells the others
+//! ([`Failing`]).
+
+use super::*;
+
+/// Keys over `--max-runs-per-key` already said: (pattern, key as JSON) and
+/// the key's key group.
+pub(super) type Drops = HashMap<(usize, String), u32>;
+
+/// The worker threads of a process, and whether one of them panicked (a
+/// library user's sink, a bug). A worker parks while it waits for its
+/// peers' progress, which a panicked worker never makes: the failing
+/// worker says so here and wakes every other, which then drop their
+/// dataflows and stop (the run ends with the failed worker's
+/// [`Error::Worker`]) instead of parking forever.
+#[derive(Default)]
+pub(super) struct Failing {
+    failed: AtomicBool,
+    threads: Mutex<Vec<std::thread::Thread>>,
+}
+
+impl Failing {
+    /// The calling worker thread is one of the process's.
+    pub(super) fn enter(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.push(std::thread::current());
+    }
+
+    /// A worker failed: the others are woken to stop.
+    pub(super) fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for thread in threads.iter() {
+            thread.unpark();
+        }
+    }
+
+    /// Did a worker fail?
+    pub(super) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// What a panic said (its payload's text, if it is text).
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// A worker's sink: records as `cepheid run` writes them, the limits'
+/// notices said ([`LimitNotices`], shared by the process's workers),
+/// counts at the end.
+pub(super) struct Emit {
+    say: Say,
+    format: Formatter,
+    records: Records,
+    /// Keys over the limit (pattern, key as JSON), shared with the cuts.
+    drops: Rc<RefCell<Drops>>,
+    notices: Arc<LimitNotices>,
+    counts: Arc<ReadCounts>,
+    summary: Option<Counts>,
+    /// Where the worker publishes its numbers, with an observing report.
+    pub(super) publish: Option<Publish>,
+    /// The fields' warnings and the worker's index in the process: what
+    /// its reader saw goes into its counts at the end.
+    pub(super) fields: Option<(Arc<Fields>, usize)>,
+}
+
+/// A worker's part in the [`Board`].
+pub(super) struct Publish {
+    pub(super) board: Arc<Board>,
+    /// The worker's index over all processes.
+    pub(super) index: usize,
+    /// Events its sources had read at the cut it was resumed from.
+    pub(super) events_before: u64,
+    /// Events its file's parts read ([`PartItems::events`]).
+    pub(super) events: Rc<Cell<u64>>,
+    /// Late events of its source.
+    pub(super) late: Rc<Cell<u64>>,
+    /// When it last published, and measured its state.
+    pub(super) last: Option<Instant>,
+    pub(super) measured: Option<Instant>,
+}
+
+impl Publish {
+    /// Is it time to publish (at most every [`PUBLISH_EVERY`], the state
+    /// measured at most every [`STATE_EVERY`])?
+    fn due(&mut self, finished: bool) -> Due {
+        let now = Instant::now();
+        if let (false, Some(last)) = (finished, self.last) {
+            let since = now.duration_since(last);
+            if since < PUBLISH_EVERY {
+                return Due::After(PUBLISH_EVERY - since);
+            }
+        }
+        self.last = Some(now);
+        let measure = finished
+            || self
+                .measured
+                .is_none_or(|t| now.duration_since(t) >= STATE_EVERY);
+        if measure {
+            self.measured = Some(now);
+        }
+        Due::Now {
+            state_bytes: measure,
+        }
+    }
+}
+
+impl Emit {
+    pub(super) fn new(
+        notices: Arc<LimitNotices>,
+        counts: Arc<ReadCounts>,
+        drops: Rc<RefCell<Drops>>,
+        records: Records,
+        say: Say,
+    ) -> Emit {
+        Emit {
+            say,
+            format: Formatter::default(),
+            records,
+            drops,
+            notices,
+            counts,
+            summary: None,
+            publish: None,
+            fields: None,
+        }
+    }
+}
+
+impl Sink<Record> for Emit {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.format.record("match", m, None);
+        self.records.push(Kind::Match, &self.format);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.format.record("timeout", m, Some(expired_at));
+        self.records.push(Kind::Timeout, &self.format);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
+        let new_key = !partial.capped() && {
+            let key = serde_json::to_string(partial.key()).unwrap_or_default();
+            let mut drops = self.drops.borrow_mut();
+            let told = (partial.pattern_index(), key);
+            if drops.len() >= MAX_DROP_KEYS && !drops.contains_key(&told) {
+                // Remembered up to a bound (issue 26): only that there
+                // were more is kept.
+                self.counts.drops_overflow.store(true, Ordering::Relaxed);
+                return;
+            }
+            let kg = key_group(partial.key());
+            // (a key is one worker's: the process's notices count it once)
+            drops.insert(told, kg).is_none()
+        };
+        let say = &self.say;
+        (self.notices).dropped(partial, new_key, |notice| say.report().notice(notice));
+    }
+}
+
+impl Collect<Record> for Emit {
+    type Item = Chunk;
+
+    fn drain(&mut self, out: &mut Vec<Chunk>) {
+        out.extend(self.records.take().into_iter().map(Chunk::Out));
+        if let Some(summary) = self.summary.take() {
+            out.push(Chunk::Summary(Box::new(summary)));
+        }
+    }
+
+    fn finish(&mut self, stats: &Stats, waiting: usize) {
+        self.summary = Some(Counts {
+            events: stats.events,
+            late: stats.late,
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+            unusable_keys: stats.unusable_keys,
+            dropped_runs: stats.dropped_runs,
+            dropped_keys: self.drops.borrow().len() as u64,
+            dropped_keys_overflow: self.counts.drops_overflow.load(Ordering::Relaxed),
+            capped_runs: stats.capped_runs,
+            forced: stats.forced_watermarks,
+            waiting: waiting as u64,
+            malformed: self.counts.malformed.load(Ordering::Relaxed),
+            reloads: self.counts.reloads.load(Ordering::Relaxed),
+            reloads_refused: self.counts.reloads_refused.load(Ordering::Relaxed),
+            reloads_late: self.counts.reloads_late.load(Ordering::Relaxed),
+            discarded: stats.discarded_runs,
+            read_error: self.counts.read_error_now(),
+            strict_stop: self.counts.strict_stop_now(),
+            patterns: Vec::new(),
+            fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_worker(*local)),
+        });
+    }
+
+    fn numbers_due(&mut self, finished: bool) -> Due {
+        match &mut self.publish {
+            Some(publish) => publish.due(finished),
+            // The summary's lines per pattern.
+            None if finished => Due::Now { state_bytes: false },
+            None => Due::Never,
+        }
+    }
+
+    fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {
+        // (the single run's words)
+        match outcome {
+            Ok(lines) => {
+                self.counts.reloads.fetch_add(1, Ordering::Relaxed);
+                let text = format!("cepheid: {place}: rules reloaded:\n{lines}");
+                self.say.report().notice(Notice::new(
+                    Level::Info,
+                    text.strip_suffix('\n').unwrap_or(&text),
+                ));
+            }
+            Err(why) => {
+                self.counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+                say!(
+                    self.say,
+                    Warning,
+                    "cepheid: {place}: the new rules {why}; the old rules go on"
+                );
+            }
+        }
+    }
+
+    fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
+        if let (true, Some(summary)) = (finished, &mut self.summary) {
+            summary.patterns.clone_from(&numbers.patterns);
+        }
+        if let Some(publish) = &self.publish {
+            let published = Published {
+                engines: Some(numbers),
+                events: publish.events_before
+                    + publish.events.get()
+                    + self.counts.events.load(Ordering::Relaxed),
+                late: publish.late.get(),
+                malformed: self.counts.malformed.load(Ordering::Relaxed),
+            };
+            publish.board.publish(publish.index, published);
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! What a run on workers refuses ([`Refusal`]), what a checkpoint it
+//! resumes may not match ([`Mismatch`]), and its [`Error`]s.
+
+use super::*;
+
+/// An option a run on workers does not take (the command exits 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Watched pattern paths ([`Config::watch`]) of an input that is not
+    /// live: a file's chunks are read by every worker, and no one reader
+    /// takes a reload.
+    Watch,
+    /// Watched pattern paths with checkpoints: a cut does not keep the
+    /// rules in force yet (the one checkpoint format will).
+    WatchCheckpoint,
+    /// Control records in the input ([`Config::rules_from_stream`]) with
+    /// checkpoints: a cut does not keep the rules in force yet (the one
+    /// checkpoint format will).
+    RulesFromStreamCheckpoint,
+    /// A source's rules stream ([`Config::source_rules`]: a Kafka rules
+    /// topic) with checkpoints: a cut does not keep the rules in force yet
+    /// (the one checkpoint format will).
+    SourceRules,
+    /// Processing time.
+    ProcessingTime,
+    /// Event time from the records' own times without sources that give
+    /// them ([`Workers::with_sources`]: a Kafka source's): a file's
+    /// records have none.
+    RecordTime,
+    /// A checkpoint with the output on standard output (process 0).
+    CheckpointNeedsOutput,
+    /// Checkpoints every number of events.
+    CheckpointEveryEvents,
+    /// Output per worker without an output file.
+    OutputPerWorkerNeedsOutput,
+    /// A rule that writes to a list (`then add`, `then remove`) or reads a
+    /// rolling indicator: on workers each would see only its own keys'
+    /// writes and events, and give other records than one engine (the
+    /// writes are not carried across workers yet, issue 40).
+    ListsAndIndicators,
+    /// Several processes with the output on standard output (process 0).
+    ProcessesNeedOutput,
+    /// Records to a sink ([`Workers::with_sink`]) with several processes
+    /// and checkpoints (the cut the sink resumes from is process 0's to
+    /// choose, and the other processes do not learn it yet).
+    SinkProcesses,
+    /// Records to a sink with output per worker.
+    SinkOutputPerWorker,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::Watch => "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
+            Refusal::WatchCheckpoint => "--watch with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a reload put in force)",
+            Refusal::RulesFromStreamCheckpoint => "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
+            Refusal::SourceRules => "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
+            Refusal::ProcessingTime => {
+                "--time processing is not supported with --workers or --processes"
+            }
+            Refusal::RecordTime => {
+                "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
+            }
+            Refusal::CheckpointNeedsOutput => "--checkpoint with --workers needs --output FILE",
+            Refusal::CheckpointEveryEvents => {
+                "--checkpoint-every with --workers takes a duration (not a number of events)"
+            }
+            Refusal::OutputPerWorkerNeedsOutput => "--output-per-worker needs --output FILE",
+            Refusal::ListsAndIndicators => {
+                "rules that write to lists or read indicators are not supported with --workers or --processes yet (each worker would see only its own keys' writes and events; run them on one engine)"
+            }
+            Refusal::ProcessesNeedOutput => {
+                "--processes needs --output FILE (timely's networking may print on standard output)"
+            }
+            Refusal::SinkProcesses => {
+                "--output and --late kafka://... with --checkpoint are not supported with --processes yet (without --checkpoint, or with --workers, they are)"
+            }
+            Refusal::SinkOutputPerWorker => {
+                "--output-per-worker needs --output FILE (not kafka://...)"
+            }
+        })
+    }
+}
+
+/// Why a checkpoint folder's cut cannot be resumed on this run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// Taken with another chunk size.
+    ChunkBytes,
+    /// Taken with (`true`) or without output per worker, this run the
+    /// other way.
+    OutputPerWorker {
+        /// Was it taken with it?
+        then: bool,
+    },
+    /// Taken on another number of workers, which this run cannot resume
+    /// on: with output per worker (`follow` false) or of a followed file.
+    Workers {
+        /// Workers in all then.
+        then: usize,
+        /// Workers in all now.
+        now: usize,
+        /// Of a followed file (else with output per worker).
+        follow: bool,
+    },
+    /// Taken on another number of workers, which a run over sources of
+    /// the library's user ([`Workers::with_sources`]) that do not name
+    /// their splits ([`Source::split_names`]) cannot resume on: each
+    /// worker's source goes on from its own place.
+    SourcesWorkers {
+        /// Workers in all then.
+        then: usize,
+        /// Workers in all now.
+        now: usize,
+    },
+    /// Taken on another number of workers, with sources of the library's
+    /// user: the place of old worker `index`'s source cannot be dealt to
+    /// the new workers.
+    Shares {
+        /// The old worker.
+        index: usize,
+        /// Why.
+        why: String,
+    },
+    /// Taken on another number of workers, with sources of the library's
+    /// user: a source of this run cannot go on from the old sources'
+    /// places ([`Source::position_of_shares`]): why.
+    Sources(String),
+    /// Taken by another command: what differs.
+    OtherCommand(String),
+    /// The checkpoint of a run without workers (one engine) cannot be
+    /// resumed on workers: why.
+    Single(String),
+    /// The cut of workers cannot be resumed on one engine: why.
+    ToOneEngine(String),
+    /// A worker's state does not fit.
+    Worker {
+        /// Its number.
+        index: usize,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::ChunkBytes => f.write_str("it was taken with another --chunk-bytes"),
+            Mismatch::OutputPerWorker { then } => {
+                let (then, now) = match then {
+                    true => ("with", "without"),
+                    false => ("without", "with"),
+                };
+                write!(
+                    f,
+                    "it was taken {then} --output-per-worker, this run is {now}"
+                )
+            }
+            Mismatch::Workers {
+                then,
+                now,
+                follow: false,
+            } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint with --output-per-worker resumes on the same number of workers)"
+            ),
+            Mismatch::Workers {
+                then,
+                now,
+                follow: true,
+            } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
+            ),
+            Mismatch::SourcesWorkers { then, now } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint of sources that do not name their splits resumes on the same number of workers, each worker with its own)"
+            ),
+            Mismatch::Shares { index, why } => {
+                write!(f, "worker {index}: {why}")
+            }
+            Mismatch::Sources(why) => write!(
+                f,
+                "its sources' places cannot be dealt to the workers of this run: {why}"
+            ),
+            Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
+            Mismatch::Single(why) => write!(f, "the checkpoint of a run without --workers: {why}"),
+            Mismatch::ToOneEngine(why) => write!(
+                f,
+                "it was taken on workers, and one engine cannot go on from it: {why}"
+            ),
+            Mismatch::Worker { index, source } => {
+                write!(f, "worker {index}: {}", source.message())
+            }
+        }
+    }
+}
+
+/// Why a run on workers could not start, or stopped on its own.
+#[non_exhaustive]
+pub enum Error {
+    /// An option it does not take (usage).
+    Refused(Refusal),
+    /// A pattern could not be compiled.
+    Pattern {
+        /// Its name.
+        name: String,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
+    /// This process's number is not below the number of processes (usage).
+    ProcessNumber {
+        /// `process`.
+        process: usize,
+        /// `processes`.
+        processes: usize,
+    },
+    /// The hostfile cannot be read.
+    Hostfile {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A line of the hostfile is not one `host:port` (usage).
+    HostfileLine {
+        /// Its path.
+        path: PathBuf,
+        /// The line's number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// The hostfile has fewer addresses than processes (usage).
+    Addresses {
+        /// Its path.
+        path: PathBuf,
+        /// Addresses found.
+        found: usize,
+        /// Processes.
+        processes: usize,
+    },
+    /// An error of the runtime's pieces: opening the input or an output,
+    /// creating the checkpoint folder, its locks
+    /// ([`cepheid_runtime::Error::is_checkpoint`]: one the command exits
+    /// 5 on).
+    Runtime(cepheid_runtime::Error),
+    /// The folder's last complete cut cannot be read (corrupt, another
+    /// version): why.
+    Cut {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        why: CutError,
+    },
+    /// The folder's last complete cut does not fit this run.
+    Resume {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        why: Mismatch,
+    },
+    /// An output cannot be truncated to its length at the cut.
+    Truncate {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The unfinished cuts cannot be deleted.
+    ClearUnfinished {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Another process runs another command (usage): what differs.
+    Differ(String),
+    /// The workers (or the connections to the other processes) could not
+    /// start.
+    Start(String),
+    /// The connection to another process was lost.
+    ConnectionLost {
+        /// With checkpoints (the processes go on from the last cut).
+        checkpoint: bool,
+    },
+    /// A worker failed (said after the summary: [`Outcome::failed`]).
+    Worker {
+        /// Why (its panic).
+        why: String,
+        /// Several processes (another may have stopped).
+        cluster: bool,
+        /// With checkpoints.
+        checkpoint: bool,
+    },
+}
+
+impl Error {
+    /// Is it about an option or a layout the run does not take (the
+    /// command's usage errors, exit 2)?
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Refused(_)
+                | Error::ProcessNumber { .. }
+                | Error::HostfileLine { .. }
+                | Error::Addresses { .. }
+                | Error::Differ(_)
+        )
+    }
+
+    /// Is it about a checkpoint that cannot be used, or a folder or output
+    /// another run holds (exit 5)?
+    pub fn is_checkpoint(&self) -> bool {
+        match self {
+            Error::Runtime(e) => e.is_checkpoint(),
+            Error::Cut { .. } | Error::Resume { .. } | Error::Truncate { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// How to go on after a lost process.
+pub(super) fn hint(checkpoint: bool) -> &'static str {
+    if checkpoint {
+        ": start every process again with the same --checkpoint, they go on from its last complete cut"
+    } else {
+        ": start every process again"
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Refused(why) => write!(f, "{why}"),
+            Error::Pattern { name, source } => {
+                write!(f, "pattern `{name}`: {}", source.message())
+            }
+            Error::ProcessNumber { process, processes } => {
+                write!(f, "--process {process} is not below --processes {processes}")
+            }
+            Error::Hostfile { path, source } => {
+                write!(f, "cannot read the hostfile {}: {source}", path.display())
+            }
+            Error::HostfileLine { path, line, text } => write!(
+                f,
+                "{}:{line}: one host:port per line, not `{text}`",
+                path.display()
+            ),
+            Error::Addresses {
+                path,
+                found,
+                processes,
+            } => write!(
+                f,
+                "the hostfile {} has {found} addresses for {processes} processes",
+                path.display()
+            ),
+            Error::Runtime(e) => write!(f, "{e}"),
+            Error::Cut { folder, why } => write!(f, "checkpoint in {}: {why}", folder.display()),
+            Error::Resume { folder, why } => write!(
+                f,
+                "cannot resume from the checkpoint in {}: {why}",
+                folder.display()
+            ),
+            Error::Truncate { path, source } => {
+                write!(f, "cannot resume {}: {source}", path.display())
+            }
+            Error::ClearUnfinished { folder, source } => write!(
+                f,
+                "cannot clear the unfinished cuts in {}: {source}",
+                folder.display()
+            ),
+            Error::Differ(why) => f.write_str(why),
+            Error::Start(why) => write!(f, "cannot start the workers: {why}"),
+            Error::ConnectionLost { checkpoint } => write!(
+                f,
+                "the connection to another process was lost (it stopped, or its machine or the network went away); this process stops too{}",
+                hint(*checkpoint)
+            ),
+            Error::Worker {
+                why,
+                cluster: true,
+                checkpoint,
+            } => write!(
+                f,
+                "a worker failed: {why} (with --processes: another process may have stopped){}",
+                hint(*checkpoint)
+            ),
+            Error::Worker { why, .. } => write!(f, "a worker failed: {why}"),
+        }
+    }
+}
+
+/// What `?` in a `main` prints: the message and the causes it does not
+/// already say ([`cepheid_core::error::write_report`]), not a struct dump.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        cepheid_core::error::write_report(self, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Pattern { source, .. } => Some(source),
+            Error::Resume {
+                why: Mismatch::Worker { source, .. },
+                ..
+            } => Some(source),
+            Error::Hostfile { source, .. }
+            | Error::Truncate { source, .. }
+            | Error::ClearUnfinished { source, .. } => Some(source),
+            Error::Runtime(e) => Some(e),
+            Error::Cut { why, .. } => Some(why),
+            _ => None,
+        }
+    }
+}
+
+impl From<cepheid_runtime::Error> for Error {
+    fn from(e: cepheid_runtime::Error) -> Error {
+        Error::Runtime(e)
+    }
+}

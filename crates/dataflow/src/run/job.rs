@@ -1,0 +1,962 @@
+//! What every worker of a process shares ([`Job`]) and the work of one
+//! worker: its dataflows, its inputs, and its part of a cut.
+
+use super::*;
+
+/// What every worker of the process shares.
+pub(super) struct Job {
+    pub(super) plan: Plan<Record>,
+    pub(super) format: Format,
+    pub(super) time_field: String,
+    /// Event time is each record's own (`Time::Record`: a Kafka record's
+    /// timestamp), set by the sources' readers; the time field is not
+    /// read.
+    pub(super) record_time: bool,
+    pub(super) events: PathBuf,
+    /// The input's name in messages (`standard input`, its path).
+    pub(super) origin: String,
+    pub(super) max_delay: i64,
+    pub(super) max_waiting: usize,
+    pub(super) idle_timeout: Option<Duration>,
+    /// Standard input or `--follow`: read on a thread of its own by
+    /// worker 0 (of process 0), output flushed when the input waits.
+    pub(super) live: bool,
+    /// Live input: the channel of the reader's batches and the signals.
+    pub(super) messages: Mutex<Option<(SyncSender<Message>, Receiver<Message>)>>,
+    /// Sources of the library's user, each taken by its worker (by its
+    /// index in the process), instead of `events`.
+    pub(super) sources: Option<Mutex<Vec<Option<OwnSource>>>>,
+    /// The index of this process's first worker.
+    pub(super) first_worker: usize,
+    pub(super) follow: bool,
+    pub(super) flush: bool,
+    pub(super) strict: bool,
+    pub(super) keep_late: bool,
+    /// What the process's workers said of the limits on partial matches.
+    pub(super) notices: Arc<LimitNotices>,
+    /// Was the stop of the live input said (by one of its readers)?
+    pub(super) stop_said: Arc<AtomicBool>,
+    /// Did a worker of the process panic? Then the others stop too.
+    pub(super) failing: Arc<Failing>,
+    pub(super) chunk_bytes: u64,
+    /// The outputs of process 0: worker 0 writes the late events and the
+    /// records sent to it, each worker its own records (`write.rs`).
+    pub(super) writers: Option<write::Shared>,
+    /// With `--output-per-worker`, the `--output` path each worker adds
+    /// its number to.
+    pub(super) per_worker: Option<PathBuf>,
+    /// Did a worker fail to write its own output file?
+    pub(super) write_failed: AtomicBool,
+    /// Set by a part that met a malformed line with `--strict`.
+    pub(super) stop: Arc<AtomicBool>,
+    /// Several processes (`--processes`).
+    pub(super) cluster: bool,
+    /// With `--checkpoint`: where and how often.
+    pub(super) checkpoint: Option<Arc<Checkpoint>>,
+    /// Resumed: each worker's file (taken by the workers).
+    pub(super) resume: Mutex<Option<Vec<cut::WorkerFile>>>,
+    /// Resumed on another number of workers, with sources of the
+    /// library's user: where each worker's source of this process goes
+    /// on (by its index in the process; taken by the workers).
+    pub(super) shares: Mutex<Vec<Option<Share>>>,
+    /// Could a checkpoint not be written? (Exit 4.)
+    pub(super) checkpoint_failed: Arc<AtomicBool>,
+    /// What the run says.
+    pub(super) say: Say,
+    /// Where each worker publishes its numbers (an observing report).
+    pub(super) board: Option<Arc<Board>>,
+    /// The warnings about fields no event carried
+    /// ([`Config::field_warnings`]), which the readers tell what they saw.
+    pub(super) fields: Option<Arc<Fields>>,
+    /// Control records (JSON lines), read as one engine reads them.
+    pub(super) controls: Option<Arc<Controls>>,
+    /// Reloads of the pattern paths (`--watch`, [`Handle::reload`]), read
+    /// by the live input's reader.
+    pub(super) reloads: Option<Arc<Controls>>,
+}
+
+/// Control records (`$rules`, `$rules_file`) as the workers' readers read
+/// them: each loaded and checked where it is read (said there, once, when
+/// refused: the single run's words), and a good one handed to the source
+/// as [`SourceItem::Rules`], to apply at its source's watermark + 1 on
+/// every worker ([`Plan::changing`]).
+pub(super) struct Controls {
+    pub(super) config: Config,
+}
+
+impl Controls {
+    pub(super) fn read(
+        &self,
+        control: &Control,
+        name: &str,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        let where_ = format!("{name} ({})", control.describe());
+        let refused = |why: &str| {
+            counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+            say!(
+                say,
+                Warning,
+                "cepheid: {where_}: {why}; the old rules go on"
+            );
+            None
+        };
+        let loaded = match control.load(&self.config, false, name) {
+            Ok(loaded) => loaded,
+            Err(why) => return refused(&format!("refused: {why}")),
+        };
+        self.checked(loaded, where_, offset, counts, say)
+    }
+
+    /// A record of a source's rules stream (a Kafka rules topic), read by
+    /// the reader of the source that reads the stream (one for the run):
+    /// placed as the source says, allowed without
+    /// [`Config::rules_from_stream`] (the operator named the stream). Its
+    /// reader gave it after a watermark just before its time (or, late,
+    /// at once), so that it applies at its time on every worker.
+    pub(super) fn source_rules(
+        &self,
+        rules: &cepheid_runtime::SourceRules,
+        place: &str,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        if let (Some(time), Some(watermark)) = (rules.time, rules.late) {
+            counts.reloads_late.fetch_add(1, Ordering::Relaxed);
+            say!(
+                say,
+                Warning,
+                "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
+                cepheid_engine::io::format_rfc3339(time),
+                cepheid_engine::io::format_rfc3339(watermark)
+            );
+        }
+        let where_ = format!("{place} ({})", rules.control.describe());
+        match rules.control.load(&self.config, true, place) {
+            Ok(loaded) => self.checked(loaded, where_, offset, counts, say),
+            Err(why) => {
+                counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+                say!(
+                    say,
+                    Warning,
+                    "cepheid: {where_}: refused: {why}; the old rules go on"
+                );
+                None
+            }
+        }
+    }
+
+    /// A reload of the pattern paths (`--watch`, [`Handle::reload`]).
+    pub(super) fn reload(
+        &self,
+        why: &cepheid_runtime::source::Reload,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        use cepheid_runtime::source::Reload;
+        let where_ = match why {
+            Reload::Changed => "the pattern files changed".to_string(),
+            Reload::Asked(why) => why.clone(),
+            Reload::Resumed => "the pattern files changed since the checkpoint".to_string(),
+        };
+        match cepheid_runtime::source::reload_patterns(&self.config.patterns) {
+            Ok(loaded) => self.checked(loaded, where_, offset, counts, say),
+            Err(empty) => {
+                // An editor rewriting it: its next change reloads.
+                say!(
+                    say,
+                    Warning,
+                    "cepheid: {where_}: {} is empty (being written?): not applied, the rules go on until it is written",
+                    empty.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// `loaded` checked: the change to hand on, or `None` when refused
+    /// (said, counted).
+    fn checked(
+        &self,
+        mut loaded: cepheid_syntax::Loaded,
+        where_: String,
+        offset: u64,
+        counts: &ReadCounts,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        let refused = |why: &str| {
+            counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+            say!(
+                say,
+                Warning,
+                "cepheid: {where_}: {why}; the old rules go on"
+            );
+            None
+        };
+        let texts = (loaded.sources.iter())
+            .map(|source| (source.name.clone(), source.text.clone()))
+            .collect();
+        let checked = cepheid_engine::rules::check(&mut loaded);
+        let diagnostics = loaded.render();
+        if !diagnostics.is_empty() {
+            say.report().notice(Notice::new(
+                Level::Warning,
+                diagnostics.strip_suffix('\n').unwrap_or(&diagnostics),
+            ));
+        }
+        let Ok(rules) = Rules::from_checked(loaded, checked) else {
+            return refused("the new rules have errors");
+        };
+        if rules.patterns().iter().any(uses_lists_or_indicators) {
+            return refused(
+                "the new rules use lists or indicators, which --workers and --processes do not run yet",
+            );
+        }
+        Some(SourceItem::Rules {
+            offset,
+            place: where_,
+            texts,
+        })
+    }
+}
+
+impl Job {
+    /// [`Job::work`], or what made it panic (a library user's sink, a
+    /// bug): the worker's dataflows are dropped and every other worker of
+    /// the process told to stop ([`Failing`]).
+    pub(super) fn work_or_fail(
+        &self,
+        worker: &mut timely::worker::Worker,
+    ) -> Result<Option<(write::Shared, Counts, Option<String>)>, String> {
+        self.failing.enter();
+        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(worker)));
+        worked.map_err(|payload| {
+            self.failing.fail();
+            for dataflow in worker.installed_dataflows() {
+                worker.drop_dataflow(dataflow);
+            }
+            panic_message(payload.as_ref())
+        })
+    }
+
+    /// One worker's run: its part of the input, its engines; worker 0
+    /// writes what every worker found and returns the outputs and counts.
+    fn work(
+        &self,
+        worker: &mut timely::worker::Worker,
+    ) -> Option<(write::Shared, Counts, Option<String>)> {
+        let index = worker.index();
+        let peers = worker.peers();
+        // Worker 0 (of process 0) writes the late events and what is sent
+        // to it.
+        let writers = (index == 0).then(|| self.writers.clone()).flatten();
+        let records_to = self.records_to(index, writers.as_ref());
+        // The cut requests of worker 0 to every worker of every process: a
+        // dataflow of their own, built by every worker with or without
+        // `--checkpoint` (every process must build the same dataflows).
+        let process_cuts = self.checkpoint.as_ref().map(|c| Arc::clone(&c.cuts));
+        let requests = cut_requests(worker, &process_cuts.unwrap_or_else(Cuts::new));
+        let mut requests = requests.filter(|_| self.checkpoint.is_some());
+        let gathered = Rc::new(RefCell::new(Gathered {
+            writers,
+            held: Vec::new(),
+            after_end: Vec::new(),
+            summary: Counts::default(),
+        }));
+        let counts = Arc::new(ReadCounts::default());
+        let drops = Rc::new(RefCell::new(HashMap::new()));
+        let worker_cut = self.checkpoint.as_ref().map(|checkpoint| {
+            self.worker_cut(checkpoint, index, &counts, &drops, &records_to, peers)
+        });
+        let read = self.checkpoint.as_ref().map(|c| Arc::clone(&c.read));
+        let items = self.items(index, peers, &counts, read.unwrap_or_default());
+        // (counted on this thread; published with the engines' numbers)
+        let (events_read, late_count) = (Rc::clone(&items.events), Rc::new(Cell::new(0)));
+        // Resumed: the numbers shown go on from the cut's (as the
+        // summary's do).
+        let (events_before, late_before) =
+            (worker_cut.as_ref()).map_or((0, 0), WorkerCut::restored_counts);
+        late_count.set(late_before);
+        // A source of the library's user: the worker's own, its watermark
+        // its splits' (no delay of its own: that of each split).
+        let own = self.take_source(index);
+        let delay = if own.is_some() {
+            i64::MAX
+        } else {
+            self.max_delay
+        };
+        let mut lateness = Lateness::new(delay)
+            .flush_at_end(self.flush)
+            .max_waiting(self.max_waiting);
+        if let Some(timeout) = self.idle_timeout {
+            lateness = lateness.idle_timeout(timeout);
+        }
+        let notices = Arc::clone(&self.notices);
+        let keep_late = self.keep_late;
+        let mut format = Formatter::default();
+        let sink_counts = Arc::clone(&counts);
+        let to_write = Rc::clone(&gathered);
+        // Live input: worker 0 reads it on a thread of its own; the output
+        // is flushed while that thread waits for input.
+        let reads_live = match &self.sources {
+            Some(_) => own.as_ref().is_some_and(|(source, _, _)| source.is_some()),
+            None => self.live && index == 0,
+        };
+        let waiting_for_input = Arc::new(AtomicBool::new(false));
+        let flush_when_waiting = reads_live.then(|| Arc::clone(&waiting_for_input));
+        let mut feed = None;
+        worker.dataflow::<Timestamp, _, _>(|scope| {
+            // One input: the chunks of the file share one source number.
+            let (events, late) = if reads_live {
+                let (fed, events, late) = match &worker_cut {
+                    Some(cut) => live_source_cut(scope, 0, lateness, Instant::now, cut),
+                    None => live_source(scope, 0, lateness, Instant::now),
+                };
+                feed = Some(fed);
+                (events, late)
+            } else if let Some(cut) = &worker_cut {
+                source_cut(scope, 0, items, lateness, cut)
+            } else {
+                source(scope, 0, items, lateness)
+            };
+            let sink_drops = Rc::clone(&drops);
+            let tap = self.board.as_ref().and_then(|board| board.tap.clone());
+            let records = Records::new(records_to.clone(), tap);
+            let say = self.say.clone();
+            let publish = self.board.clone().map(|board| Publish {
+                board,
+                index,
+                events_before,
+                events: events_read,
+                late: Rc::clone(&late_count),
+                last: None,
+                measured: None,
+            });
+            let fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
+            let make_sink = move |_| {
+                let mut sink =
+                    Emit::new(Arc::clone(&notices), sink_counts, sink_drops, records, say);
+                sink.publish = publish;
+                sink.fields = fields;
+                sink
+            };
+            let found = match &worker_cut {
+                Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
+                None => cep(&self.plan, events, make_sink),
+            };
+            let late = late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(
+                Pipeline,
+                "CepLate",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|cap, data| {
+                            let mut lines = Block::default();
+                            for batch in data {
+                                late_count.set(late_count.get() + batch.len() as u64);
+                                for (_, event) in batch.drain(..) {
+                                    if keep_late {
+                                        format.late(&event);
+                                        lines.push(Kind::Late, &format);
+                                    }
+                                }
+                            }
+                            if !lines.is_empty() {
+                                output.session(&cap).give(Chunk::Late(lines));
+                            }
+                        });
+                    }
+                },
+            );
+            // What a worker does not write itself goes to worker 0.
+            let mut cutter = (index == 0)
+                .then_some(self.checkpoint.as_ref())
+                .flatten()
+                .map(|checkpoint| Cutter {
+                    say: self.say.clone(),
+                    checkpoint: Arc::clone(checkpoint),
+                    requests: requests.take(),
+                    ask: self.cluster,
+                    asking: false,
+                    misses: 0,
+                    last: Instant::now(),
+                    pending: None,
+                    asked_at: None,
+                    observes: self.board.is_some(),
+                    ended: false,
+                    failed: Arc::clone(&self.checkpoint_failed),
+                    stop: Arc::clone(&self.stop),
+                });
+            found.concat(late).sink(
+                Exchange::new(|_: &Chunk| 0),
+                "CepWrite",
+                move |(input, frontier)| {
+                    let mut gathered = to_write.borrow_mut();
+                    let mut took = false;
+                    if let Some(cutter) = &mut cutter {
+                        // Before anything made at or above it is taken.
+                        cutter.learn();
+                    }
+                    // During a cut at `e`, what was made at `e` or above
+                    // waits until the outputs are measured.
+                    let holding = cutter.as_ref().and_then(|c| c.pending);
+                    // What the end of a file made (at `Timestamp::MAX`)
+                    // waits for the cut before it (`Cuts::before_end`).
+                    let before_end = cutter
+                        .as_ref()
+                        .is_some_and(|c| c.checkpoint.cuts.cuts_before_end());
+                    input.for_each_stamp(|cap, data| {
+                        let at = cap.least().copied().unwrap_or(Timestamp::MIN);
+                        for chunk in data.flat_map(|batch| batch.drain(..)) {
+                            took = true;
+                            match holding {
+                                _ if before_end && at == Timestamp::MAX => {
+                                    gathered.after_end.push(chunk);
+                                }
+                                Some(e) if at >= e => gathered.held.push(chunk),
+                                _ => gathered.take(chunk),
+                            }
+                        }
+                    });
+                    let waiting = flush_when_waiting
+                        .as_ref()
+                        .is_some_and(|w| w.load(Ordering::Relaxed));
+                    if waiting {
+                        // Also what the other workers wrote, before their
+                        // frontier moved.
+                        gathered.flush_now();
+                    }
+                    if let Some(cutter) = &mut cutter {
+                        cutter.tick(frontier.frontier().first().copied(), &mut gathered);
+                        if cutter.pending.is_none() {
+                            for chunk in std::mem::take(&mut gathered.held) {
+                                gathered.take(chunk);
+                            }
+                        }
+                        if cutter.ended {
+                            // After the last cut.
+                            for chunk in std::mem::take(&mut gathered.after_end) {
+                                gathered.take(chunk);
+                            }
+                        }
+                        if waiting {
+                            // And what was held during a cut it completed.
+                            gathered.flush_now();
+                        }
+                    }
+                },
+            );
+        });
+        // Resumed: where the live input goes on (a source that had ended
+        // reads nothing).
+        let restored = worker_cut.as_ref().and_then(|cut| cut.source_state(0));
+        let feed = feed.filter(|_| !restored.as_ref().is_some_and(|state| state.ended));
+        let reader = feed.map(|feed| {
+            let live = Live {
+                feed,
+                local: index - self.first_worker,
+                fields: self.fields.clone(),
+                board: self.board.clone(),
+                stop_said: Arc::clone(&self.stop_said),
+                source: self.sources.is_some(),
+                names: Vec::new(),
+                counts: Arc::clone(&counts),
+                waiting_for_input,
+                strict: self.strict,
+                origin: self.origin.clone(),
+                say: self.say.clone(),
+                places: self.checkpoint.is_some(),
+                lines: restored.as_ref().map_or(0, |state| state.position),
+                controls: self.controls.clone(),
+                reloads: self.reloads.clone().filter(|_| self.sources.is_none()),
+                go_on: None,
+            };
+            match own {
+                Some((Some(source), tx, messages)) => {
+                    self.read_source(live, source, (tx, messages), restored.as_ref())
+                }
+                _ => self.read_live(live, restored.as_ref()),
+            }
+        });
+        while worker.has_dataflows() {
+            if self.failing.failed() {
+                // A peer will make no progress: the dataflows go (timely
+                // steps them until they are gone, after this returns);
+                // the reader, if any, ends when it finds the feed gone.
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
+                return None;
+            }
+            worker.step_or_park(None);
+        }
+        // The reader thread has ended the feed (the dataflow ended with
+        // it); it may still wait on its input after a signal.
+        let signal = reader.and_then(|reader| reader.join().ok().flatten());
+        let mut gathered = gathered.borrow_mut();
+        let summary = std::mem::take(&mut gathered.summary);
+        if let Some(writers) = gathered.writers.take() {
+            return Some((writers, summary, signal));
+        }
+        // Another worker's own `FILE.W`.
+        if let (Some(own), Some(path)) = (records_to, &self.per_worker) {
+            if let Err((_, e)) = lock(&own).flush() {
+                say!(
+                    self.say,
+                    Error,
+                    "error: cannot write {}.{index}: {e}",
+                    path.display()
+                );
+                self.write_failed.store(true, Ordering::Relaxed);
+            }
+        }
+        None
+    }
+
+    /// Where worker `index` writes its records itself (`writers`: worker
+    /// 0's, of process 0): with `--output-per-worker` its own `FILE.W`
+    /// (worker 0's writers then write to `FILE.0`); else, on process 0 of
+    /// a run without cuts, the process's outputs. `None`: they are sent to
+    /// worker 0 (other processes; with cuts, records reach worker 0 in
+    /// the order of the frontier).
+    fn records_to(&self, index: usize, writers: Option<&write::Shared>) -> Option<write::Shared> {
+        let Some(path) = &self.per_worker else {
+            return self
+                .checkpoint
+                .is_none()
+                .then(|| self.writers.clone())
+                .flatten();
+        };
+        let path = PathBuf::from(format!("{}.{index}", path.display()));
+        // Resumed at a cut: written on from its length then (truncated to
+        // it before the workers started).
+        let resumed = self.resume.lock().ok().and_then(|files| {
+            files
+                .as_ref()
+                .and_then(|files| files.get(index))
+                .and_then(|file| file.own)
+        });
+        // (appending, opened again when rotated; a worker's own file is
+        // not locked)
+        let opened = match write::open(&path, resumed.is_some(), false) {
+            Ok(opened) => opened,
+            Err(e) => {
+                say!(self.say, Error, "error: {e}");
+                self.write_failed.store(true, Ordering::Relaxed);
+                return None;
+            }
+        };
+        match writers {
+            Some(writers) => {
+                lock(writers).set_out(opened);
+                Some(Arc::clone(writers))
+            }
+            None => Some(Arc::new(Mutex::new(Writers::own(opened)))),
+        }
+    }
+
+    /// The worker's part of the input, decoded; malformed lines are said
+    /// on standard error and counted.
+    fn items(
+        &self,
+        index: usize,
+        peers: usize,
+        counts: &Arc<ReadCounts>,
+        read: Arc<cut::Read>,
+    ) -> PartItems {
+        let csv = matches!(self.format, Format::Csv);
+        let mut chunks = None;
+        if self.live {
+            // Read by worker 0's reader thread (`read_live`).
+        } else {
+            match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
+                Ok(parts) => {
+                    let parts = parts.with_header(csv);
+                    chunks = Some(match self.controls {
+                        Some(_) => parts.past_lines(|line| Control::parse(line).is_some()),
+                        None => parts,
+                    });
+                }
+                Err(e) => {
+                    say!(
+                        self.say,
+                        Error,
+                        "error: cannot read {}: {e}",
+                        self.events.display()
+                    );
+                    counts.read_error(&self.origin, e);
+                }
+            }
+        }
+        PartItems {
+            chunks,
+            current: None,
+            format: self.format,
+            time_field: self.time_field.clone(),
+            fields: self.plan.fields().clone(),
+            origin: self.origin.clone(),
+            path: self.events.clone(),
+            say: self.say.clone(),
+            counts: Arc::clone(counts),
+            strict: self.strict,
+            stop: Arc::clone(&self.stop),
+            done: false,
+            position: 0,
+            read,
+            events: Rc::default(),
+            watch: (self.fields.clone()).zip(index.checked_sub(self.first_worker)),
+            seen: FieldsSeen::default(),
+            controls: self.controls.clone(),
+            control: None,
+        }
+    }
+
+    /// Worker `index`'s part of the cuts: its state restored when the run
+    /// resumes, its file written at each cut.
+    fn worker_cut(
+        &self,
+        checkpoint: &Checkpoint,
+        index: usize,
+        counts: &Arc<ReadCounts>,
+        drops: &Rc<RefCell<Drops>>,
+        records_to: &Option<write::Shared>,
+        peers: usize,
+    ) -> WorkerCut {
+        let dir = checkpoint.dir.clone();
+        let drops_saved = Rc::clone(drops);
+        let cut_counts = Arc::clone(counts);
+        let stop = Arc::clone(&self.stop);
+        let failed = Arc::clone(&self.checkpoint_failed);
+        // With `--output-per-worker`: the worker's own `FILE.W`, which
+        // holds every record it made below the cut when its CEP operator
+        // saves (the records are written on this thread as they are made).
+        let own = self
+            .per_worker
+            .as_ref()
+            .and_then(|path| Some((path.clone(), records_to.clone()?)));
+        let read = checkpoint.read.clone();
+        let say = self.say.clone();
+        // (a file that cannot be written is said to an observing report)
+        let observes = self.board.is_some();
+        let failed_event = move |say: &Say, error: cepheid_runtime::Error| {
+            if observes {
+                say.report()
+                    .event(&RunEvent::CheckpointFailed { error: &error });
+            }
+        };
+        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
+            let folder = cut::epoch_dir(&dir, epoch);
+            let name = format!("worker-{index}");
+            let (own, own_head) = match &own {
+                Some((path, writers)) => match lock(writers).sync_own() {
+                    Ok((len, head)) => (Some(len), head),
+                    Err(e) => {
+                        say!(
+                            say,
+                            Error,
+                            "error: cannot write the checkpoint {}: {}.{index}: {e}",
+                            folder.join(&name).display(),
+                            path.display()
+                        );
+                        let own = PathBuf::from(format!("{}.{index}", path.display()));
+                        failed_event(&say, cut_failed(&own, e));
+                        failed.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                },
+                None => (None, None),
+            };
+            let file = cut::WorkerFile {
+                state,
+                drops: (drops_saved.borrow().iter())
+                    .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
+                    .collect(),
+                read: (*read).clone(),
+                own,
+                drops_overflow: cut_counts.drops_overflow.load(Ordering::Relaxed),
+                own_head,
+            };
+            if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
+                say!(
+                    say,
+                    Error,
+                    "error: cannot write the checkpoint {}: {e}",
+                    folder.join(&name).display()
+                );
+                failed_event(&say, cut_failed(&folder.join(&name), e));
+                // The input stops; exit 4 at the end.
+                failed.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+            } else {
+                cut::prune_unfinished(&dir, epoch);
+            }
+        });
+        let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(files) = resume.as_ref() {
+            // Checked before the workers started.
+            let mut mine = Vec::new();
+            if files.iter().any(|f| f.drops_overflow) {
+                counts.drops_overflow.store(true, Ordering::Relaxed);
+            }
+            if files.len() == peers {
+                let _ = cut.restore(&self.plan, &files[index].state);
+                mine.extend(files[index].drops.iter().cloned());
+            } else {
+                // Another worker count: the keys go to their new workers.
+                let states: Vec<&[u8]> = files.iter().map(|f| &f.state[..]).collect();
+                let _ = cut.rescale(&self.plan, &states, index, peers);
+                // A source of the library's user goes on from its share of
+                // the old sources' places.
+                let local = index.checked_sub(self.first_worker);
+                let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+                let share = local.and_then(|i| shares.get_mut(i)?.take());
+                if let Some(Share {
+                    place,
+                    lines,
+                    start,
+                }) = share
+                {
+                    let bytes = postcard::to_allocvec(&place).unwrap_or_default();
+                    cut.go_on(0, bytes, lines, start);
+                }
+                let all = files.iter().flat_map(|f| f.drops.iter().cloned());
+                mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
+            }
+            if checkpoint.cuts.cuts_before_end() {
+                // A file, which may have grown since: a worker whose
+                // chunks were read to their end reads on, past what it read
+                // (`cut::Read`), the chunks that are new or longer.
+                cut.read_on();
+            }
+            if let Some(state) = cut.source_state(0) {
+                counts.malformed.store(state.unread, Ordering::Relaxed);
+            }
+            let mut drops = drops.borrow_mut();
+            drops.extend(
+                mine.into_iter()
+                    .map(|(pattern, key, kg)| ((pattern, key), kg)),
+            );
+        }
+        drop(resume);
+        cut
+    }
+
+    /// The decoders of a reader thread (live input, a library user's
+    /// source): each watches the fields when their warnings are on (as
+    /// the single run's reader does).
+    fn decoder(&self) -> impl Fn() -> Decoder + Send + 'static {
+        let fields = self.plan.fields().clone();
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let after = self.fields.as_ref().map(|f| f.after());
+        let record_time = self.record_time;
+        move || {
+            let decoder = Decoder::new(format, &time_field, fields.clone());
+            // (a record's time is set from its source's, `SourceTiming`)
+            let decoder = if record_time {
+                decoder.without_time()
+            } else {
+                decoder
+            };
+            match after {
+                Some(after) => decoder.watch_fields(after),
+                None => decoder,
+            }
+        }
+    }
+
+    /// When a reader thread sends what its decoder saw of the fields
+    /// (`Message::Seen`): after the warnings' N events, and at the end.
+    fn seen_told(&self) -> SeenTold {
+        SeenTold::new(self.fields.as_ref().map(|f| f.after()))
+    }
+
+    /// Worker `index`'s own source ([`Workers::with_sources`]), if the
+    /// run reads sources: `None` on other runs, `Some((None, ..))` for a
+    /// worker that reads nothing.
+    fn take_source(&self, index: usize) -> Option<OwnSource> {
+        let sources = self.sources.as_ref()?;
+        let mut sources = sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources
+            .get_mut(index.checked_sub(self.first_worker)?)?
+            .take()
+    }
+
+    /// Reads the worker's own `source` on a thread of the runtime's (its
+    /// decoding, its per-split watermarks: each split's largest time less
+    /// `--max-delay` less 1 ms, the least of them sent as the source's
+    /// watermark, idle splits left out after `--idle-timeout`), whose
+    /// batches `live` hands to the worker's source. Resumed (`restored`),
+    /// the source is sought to the place of the cut, and its splits'
+    /// watermarks are those of the cut.
+    fn read_source(
+        &self,
+        mut live: Live,
+        mut source: Box<dyn Source>,
+        (tx, messages): (SyncSender<Message>, Receiver<Message>),
+        restored: Option<&SourceState>,
+    ) -> JoinHandle<Option<String>> {
+        live.names = source.split_names().unwrap_or_default();
+        let mut resumed = Vec::new();
+        let mut emitted = None;
+        if let Some(state) = restored.filter(|state| !state.place.is_empty()) {
+            match SourcePlace::decode(&state.place) {
+                Ok(place) => {
+                    // (each split's own, by name: the same source's, or
+                    // on another number of workers the `Share` made of
+                    // the old sources')
+                    resumed = place.watermarks_of(&live.names);
+                    if let Err(e) = source.seek(&place.position) {
+                        say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+                        live.counts.read_error(&live.origin, e);
+                        drop(tx);
+                        return thread::spawn(move || live.forward(&messages));
+                    }
+                }
+                Err(e) => {
+                    say!(
+                        self.say,
+                        Error,
+                        "error: checkpoint: the place of {} in the cut cannot be read: {e}",
+                        live.origin
+                    );
+                    live.counts.read_error(&live.origin, e);
+                    drop(tx);
+                    return thread::spawn(move || live.forward(&messages));
+                }
+            }
+            emitted = state.lateness.watermark();
+        }
+        let decoder = self.decoder();
+        // Control records (`$rules`) in JSON lines, as one engine reads a
+        // source's: the reader waits after each (and after a record of the
+        // source's rules stream) until `Live::forward` has handed it on.
+        let json = matches!(self.format, Format::JsonLines);
+        let controls = (json && live.controls.is_some()).then(|| {
+            let (go_on, wait) = mpsc::sync_channel::<()>(1);
+            live.go_on = Some(go_on);
+            wait
+        });
+        let reading = Reading {
+            origin: live.origin.clone(),
+            decoder: decoder(),
+            fresh: Box::new(decoder),
+            start: Position::default(),
+            tails: false,
+            controls,
+            seen: self.seen_told(),
+            timing: SourceTiming {
+                record_time: self.record_time,
+                splits: Some(SplitTiming {
+                    max_delay: self.max_delay,
+                    idle_timeout: self.idle_timeout,
+                    resumed,
+                    emitted,
+                }),
+            },
+        };
+        // Ends with the source (a bounded one), or when `live` stops
+        // taking its batches (a signal).
+        let _reader = spawn_reader(Opened::Custom(Arc::new(Mutex::new(source))), reading, tx);
+        thread::spawn(move || live.forward(&messages))
+    }
+
+    /// Reads live input (standard input, a followed file) on threads of
+    /// their own (the reader of the single-engine run, `input.rs`, and one
+    /// that hands its batches to the source), and SIGINT/SIGTERM as the
+    /// single-engine run does: the feed stops, event time stays where it
+    /// is (with `--checkpoint`, the workers then take a last cut). The
+    /// thread returns the signal that stopped it, if one did. Resumed
+    /// (`restored`), a followed file is read from the place of the cut,
+    /// or from its beginning when the file there is another one (rotated
+    /// while the run was stopped), as the single run does.
+    fn read_live(
+        &self,
+        mut live: Live,
+        restored: Option<&SourceState>,
+    ) -> JoinHandle<Option<String>> {
+        let taken = self.messages.lock().ok().and_then(|mut m| m.take());
+        let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
+        let decoder = self.decoder();
+        let start = restored.map_or_else(Position::default, |state| self.live_start(state));
+        let mut first = decoder();
+        if start.offset > 0 {
+            // A CSV file's header, read from its beginning.
+            if let Err(e) = prime(&mut first, &self.events) {
+                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+            }
+        }
+        match Opened::open(&self.events, self.follow, start.offset, &mut |w| {
+            say!(self.say, Warning, "{w}")
+        }) {
+            Ok((input, _)) => {
+                if let Some(board) = &live.board {
+                    board.read_to(start.offset);
+                }
+                // Control records: the reader waits after each until
+                // `Live::forward` has handed it on.
+                let controls = live.controls.is_some().then(|| {
+                    let (go_on, wait) = mpsc::sync_channel::<()>(1);
+                    live.go_on = Some(go_on);
+                    wait
+                });
+                let reading = Reading {
+                    origin: live.origin.clone(),
+                    decoder: first,
+                    fresh: Box::new(decoder),
+                    start,
+                    tails: live.places,
+                    controls,
+                    seen: self.seen_told(),
+                    timing: Default::default(),
+                };
+                // Ends with the input, or with the process (a signal).
+                let _reader = spawn_reader(input, reading, tx);
+            }
+            Err(e) => {
+                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
+                live.counts.read_error(&live.origin, e);
+                drop(tx);
+            }
+        }
+        thread::spawn(move || live.forward(&messages))
+    }
+
+    /// Where a followed file goes on after a cut: the place its source
+    /// recorded, if the file named `--events` holds, before that offset,
+    /// the bytes it held then; else (rotated while the run was stopped)
+    /// its beginning, with a warning, as the single run does
+    /// (`resume.rs`).
+    fn live_start(&self, state: &SourceState) -> Position {
+        let Ok(at) = postcard::from_bytes::<Position>(&state.place) else {
+            // Nothing was read before the cut.
+            return Position::default();
+        };
+        let file = File::open(&self.events);
+        let same = at.tail.is_some_and(|tail| {
+            file.as_ref()
+                .is_ok_and(|file| Tail::of(file, at.offset) == Some(tail))
+        });
+        if at.offset == 0 || same {
+            say!(
+                self.say,
+                Info,
+                "cepheid: the input goes on at line {} of {}",
+                at.lines + 1,
+                self.events.display()
+            );
+            return at;
+        }
+        say!(
+            self.say,
+            Warning,
+            "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
+            self.events.display(),
+            at.offset
+        );
+        Position::default()
+    }
+}

@@ -1,0 +1,461 @@
+//! `--checkpoint DIR` on workers: the folder's cuts, the one a run
+//! resumes, and the shares of the input each new worker takes from the
+//! places of the old ones.
+
+use super::*;
+
+/// `--checkpoint DIR` with `--workers`: the cuts of the run.
+pub(super) struct Checkpoint {
+    pub(super) dir: PathBuf,
+    pub(super) every: Duration,
+    pub(super) cuts: Arc<Cuts>,
+    /// What `complete` says (its epoch and lengths set at each cut).
+    pub(super) marker: cut::Marker,
+    /// The lines of the input read at the cut resumed from (none when
+    /// starting), over every worker: no worker reads them again.
+    pub(super) read: Arc<cut::Read>,
+    /// The locks of the folder and of the outputs (`lock.rs`), held for
+    /// the whole run.
+    _locks: Vec<File>,
+    /// The number of the last cut completed (that resumed from, 0 when
+    /// starting): each cut's is the next.
+    pub(super) number: AtomicU64,
+}
+
+/// What [`checkpoints`] gives: the cuts of the run, the cut it resumes
+/// from, and where this process's sources go on from it on another number
+/// of workers.
+pub(super) type Checkpoints = (Checkpoint, Option<cut::Resume>, Vec<Option<Share>>);
+
+/// Reads the checkpoint folder of a run on `layout` (processes, workers
+/// per process): its last complete cut (checked whole and against this
+/// command and plan), and the cuts to come. Exit 5 when it cannot be used,
+/// 4 when it cannot be read. Every process reads the folder; only process
+/// 0 truncates the outputs and deletes the unfinished cuts.
+///
+/// With `sources` (the library's user's, [`Workers::with_sources`]) and
+/// another number of workers than the cut's, also where each of them goes
+/// on ([`Share`], by its worker's index in this process): a cut of sources
+/// without [`Source::split_names`] is refused then.
+///
+/// With a `sink` ([`Workers::with_sink`]), the cut resumed from is the one
+/// it says it committed last ([`chosen`]), and the cuts after it go.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn checkpoints(
+    config: &Config,
+    scale: &Scale,
+    sources: Option<&[OwnSource]>,
+    sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
+    dir: &Path,
+    plan: &Plan<Record>,
+    layout: (usize, usize),
+    say: &Say,
+) -> Result<Checkpoints, Error> {
+    use cepheid_runtime::lock;
+    let first_process = scale.first_process();
+    if let Err(source) = std::fs::create_dir_all(dir) {
+        return Err(Error::Runtime(cepheid_runtime::Error::Io {
+            doing: cepheid_runtime::Doing::CreateFolder,
+            path: dir.display().to_string(),
+            source,
+        }));
+    }
+    let output = config.output_path().to_path_buf();
+    // Another run on this folder (this process's part of it), or on the
+    // outputs, is refused before anything is read or changed.
+    let process = scale.process;
+    let mut locks = vec![lock::folder(dir, &lock::file_name(process))?];
+    let to_sink = sink.is_some();
+    if first_process && !scale.output_per_worker && !to_sink {
+        locks.extend(lock::output(&output, "--output")?);
+        if let Some(late) = &config.late {
+            locks.extend(lock::output(late, "--late")?);
+        }
+    }
+    let mut command = cepheid_runtime::checkpoint::command(config);
+    let mut read = cut::Read::default();
+    let mut shares = Vec::new();
+    // A checkpoint of one engine (`DIR/checkpoint`) is read as the cut of
+    // one worker while the folder holds no cut of its own; once a cut is
+    // complete it is newer (the run went on from that checkpoint), and the
+    // old file goes.
+    let cut_error = |why| Error::Cut {
+        folder: dir.to_path_buf(),
+        why,
+    };
+    let single = cut::complete_epochs(dir).map_err(cut_error)?.is_empty() && has_single(dir);
+    let resume = match (sink, single) {
+        (Some(_), true) => {
+            return Err(Error::Resume {
+                folder: dir.to_path_buf(),
+                why: Mismatch::Single(
+                    "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without --workers".to_string(),
+                ),
+            })
+        }
+        (None, true) => {
+            let chunk_bytes = scale.chunk_bytes;
+            single::resume(dir, config, chunk_bytes, plan).map_err(|why| Error::Resume {
+                folder: dir.to_path_buf(),
+                why,
+            })?
+        }
+        (Some(sink), false) => chosen(dir, sink)?,
+        (None, false) => cut::read(dir).map_err(cut_error)?,
+    };
+    if !single && first_process && has_single(dir) {
+        // (a cut made since the run went on from it)
+        for name in [
+            cepheid_runtime::checkpoint::FILE,
+            cepheid_runtime::checkpoint::PREV,
+        ] {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::ClearUnfinished {
+                        folder: dir.to_path_buf(),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+    if let (false, Some(resume), Some(now)) = (first_process, &resume, &mut command) {
+        // The other processes write no output: theirs are not compared.
+        if let Some(then) = &resume.marker.command {
+            now.output.clone_from(&then.output);
+            now.late.clone_from(&then.late);
+        }
+    }
+    if let Some(resume) = &resume {
+        let marker = &resume.marker;
+        let (then, now) = (marker.processes * marker.workers, layout.0 * layout.1);
+        let why = if marker.chunk_bytes != scale.chunk_bytes {
+            Some(Mismatch::ChunkBytes)
+        } else if marker.output_per_worker != scale.output_per_worker {
+            Some(Mismatch::OutputPerWorker {
+                then: marker.output_per_worker,
+            })
+        } else if scale.output_per_worker && then != now {
+            // Each worker's own file: another count would leave old files
+            // beside the new ones.
+            Some(Mismatch::Workers {
+                then,
+                now,
+                follow: false,
+            })
+        } else if sources.is_some_and(|sources| !rescalable(sources)) && then != now {
+            // Each worker's source goes on from its own place: its splits
+            // cannot be dealt again without their names.
+            Some(Mismatch::SourcesWorkers { then, now })
+        } else if config.follow && then != now {
+            // One reader on worker 0: its place and clock would go on
+            // whole, which `WorkerCut::rescale` does not do (it retires
+            // every source).
+            Some(Mismatch::Workers {
+                then,
+                now,
+                follow: true,
+            })
+        } else {
+            match (&marker.command, &command) {
+                (Some(then), Some(now)) => then
+                    .difference(now)
+                    .map(|d| Mismatch::OtherCommand(d.to_string())),
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
+            return Err(Error::Resume {
+                folder: dir.to_path_buf(),
+                why,
+            });
+        }
+        // Every worker's state is checked before any output is touched.
+        let mut places = Vec::with_capacity(resume.workers.len());
+        for (index, file) in resume.workers.iter().enumerate() {
+            let check = WorkerCut::new(Cuts::new(), |_, _| {});
+            let checked = check.restore(plan, &file.state).and_then(|_| {
+                let sources = WorkerCut::saved_sources(&file.state)?;
+                let place = sources.iter().find(|(s, _)| *s == 0);
+                places.push(place.map_or(0, |(_, state)| state.position));
+                Ok(())
+            });
+            if let Err(source) = checked {
+                return Err(Error::Resume {
+                    folder: dir.to_path_buf(),
+                    why: Mismatch::Worker { index, source },
+                });
+            }
+        }
+        match resume.workers.first() {
+            // (a followed file's places are its own: `input::Position`)
+            Some(first) if !config.follow => read = first.read.after(&places),
+            _ => {}
+        }
+        if let (Some(sources), true) = (sources, then != now) {
+            shares =
+                dealt(&resume.workers, sources, places.iter().max().copied()).map_err(|why| {
+                    Error::Resume {
+                        folder: dir.to_path_buf(),
+                        why,
+                    }
+                })?;
+        }
+        // Each output at its length then and with the first bytes it had
+        // (none in a cut of version 5).
+        let mut outputs = Vec::new();
+        if first_process && !marker.output_per_worker && !to_sink {
+            outputs.push((output.clone(), marker.output, marker.output_head));
+        }
+        if let (true, false, Some(late)) = (first_process, to_sink, &config.late) {
+            outputs.push((late.clone(), marker.late, marker.late_head));
+        }
+        if marker.output_per_worker {
+            // This process's workers' own files, each at its length then.
+            let first = scale.process * layout.1;
+            for index in first..first + layout.1 {
+                let file = resume.workers.get(index);
+                let len = file.and_then(|f| f.own).unwrap_or(0);
+                let head = file.and_then(|f| f.own_head);
+                let path = PathBuf::from(format!("{}.{index}", output.display()));
+                if len == 0 && !path.exists() {
+                    continue;
+                }
+                outputs.push((path, len, head));
+            }
+        }
+        for (path, len, head) in &outputs {
+            // (a device or a FIFO is written as standard output is: not
+            // truncated, at least once, `Config::start_warnings`)
+            if !cepheid_runtime::is_regular(path) {
+                continue;
+            }
+            let mut len = *len;
+            // Shorter than then, or other first bytes: rotated since
+            // (logrotate's `create` or `copytruncate`), started empty, as
+            // the single run does (`rotate::rotated_since`; it was refused
+            // for ever: issue 26).
+            if let Some(rotated) = cepheid_runtime::rotate::rotated_since(path, len, *head) {
+                say!(
+                    say,
+                    Warning,
+                    "warning: checkpoint in {}: {rotated}",
+                    dir.display()
+                );
+                len = 0;
+            }
+            // (an empty output deleted since is made again: nothing of it
+            // is lost)
+            let truncated = OpenOptions::new()
+                .write(true)
+                .create(len == 0)
+                .truncate(false)
+                .open(path)
+                .and_then(|file| {
+                    if file.metadata()?.len() < len {
+                        return Err(io::Error::other("shorter than at the checkpoint"));
+                    }
+                    file.set_len(len)?;
+                    file.sync_all()
+                });
+            if let Err(source) = truncated {
+                return Err(Error::Truncate {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+        let said = |(p, w): (usize, usize)| {
+            let workers = count(w as u64, "worker", "workers");
+            if p == 1 {
+                workers
+            } else {
+                format!("{p} processes x {workers}")
+            }
+        };
+        let mut on = said(layout);
+        if single {
+            on = format!("{on}; it was taken on one engine, without --workers");
+        } else if (marker.processes, marker.workers) != layout {
+            on = format!(
+                "{on}; it was taken on {}",
+                said((marker.processes, marker.workers))
+            );
+        }
+        say!(
+            say,
+            Info,
+            "cepheid: resuming from checkpoint in {} ({on})",
+            dir.display()
+        );
+    }
+    if first_process {
+        // Before any worker of this run writes a cut.
+        if let Err(source) = cut::clear_unfinished(dir) {
+            return Err(Error::ClearUnfinished {
+                folder: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let every = config
+        .checkpoint_every
+        .time
+        .unwrap_or(Duration::from_secs(10));
+    let checkpoint = Checkpoint {
+        dir: dir.to_path_buf(),
+        every,
+        cuts: Cuts::new(),
+        marker: cut::Marker {
+            output_per_worker: scale.output_per_worker,
+            ..cut::Marker::new(0, layout, scale.chunk_bytes, command)
+        },
+        read: Arc::new(read),
+        _locks: locks,
+        number: AtomicU64::new(resume.as_ref().map_or(0, |r| r.marker.number)),
+    };
+    Ok((checkpoint, resume, shares))
+}
+
+/// Does `dir` hold a checkpoint of one engine (a run without workers)?
+pub(super) fn has_single(dir: &Path) -> bool {
+    [
+        cepheid_runtime::checkpoint::FILE,
+        cepheid_runtime::checkpoint::PREV,
+    ]
+    .iter()
+    .any(|name| dir.join(name).exists())
+}
+
+/// The cut to resume from with a `sink` ([`Workers::with_sink`]): of the
+/// complete cuts kept in `dir` (newest first: two when the run stopped
+/// between the newest one's `complete` and the sink's commit), the one
+/// the sink says it committed last ([`Sink::recover`](cepheid_runtime::Sink::recover),
+/// told each one's number, its sources' positions put together and the
+/// sink's state); `None` when it committed none (the run starts from its
+/// sources' beginning). The cuts after the one chosen are deleted: never
+/// committed, they are not to be resumed from again.
+pub(super) fn chosen(
+    dir: &Path,
+    sink: &mut (dyn cepheid_runtime::Sink + 'static),
+) -> Result<Option<cut::Resume>, Error> {
+    let folder = || dir.to_path_buf();
+    let epochs = cut::complete_epochs(dir).map_err(|why| Error::Cut {
+        folder: folder(),
+        why,
+    })?;
+    if epochs.is_empty() {
+        return Ok(None);
+    }
+    let mut cuts = Vec::with_capacity(epochs.len());
+    let mut kept = Vec::with_capacity(epochs.len());
+    for &epoch in &epochs {
+        let resume = cut::read_at(dir, epoch).map_err(|why| Error::Cut {
+            folder: folder(),
+            why,
+        })?;
+        let shares = positions(&resume.workers).map_err(|why| Error::Resume {
+            folder: folder(),
+            why,
+        })?;
+        let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
+        kept.push(cepheid_runtime::sink::Checkpoint {
+            number: resume.marker.number,
+            source: sink.join_positions(&shares).map_err(sink_error)?,
+            sink: cepheid_runtime::SinkState {
+                data: resume.marker.sink.clone(),
+                ..cepheid_runtime::SinkState::default()
+            },
+        });
+        cuts.push(resume);
+    }
+    let index = sink
+        .recover(&kept)
+        .map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
+    let keep = epochs.get(index).copied();
+    cut::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
+        folder: folder(),
+        source,
+    })?;
+    Ok((index < cuts.len()).then(|| cuts.swap_remove(index)))
+}
+
+/// The places of the workers' sources in a cut's files, with the index of
+/// the worker (a worker without a source, or whose source read nothing,
+/// has none: its sources start where they are).
+pub(super) fn places(files: &[cut::WorkerFile]) -> Result<Vec<(usize, SourcePlace)>, Mismatch> {
+    let mut found = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let saved = WorkerCut::saved_sources(&file.state)
+            .map_err(|source| Mismatch::Worker { index, source })?;
+        for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
+            if state.place.is_empty() {
+                continue;
+            }
+            let place = SourcePlace::decode(&state.place).map_err(|e| Mismatch::Shares {
+                index,
+                why: format!("its source's place cannot be read: {e}"),
+            })?;
+            found.push((index, place));
+        }
+    }
+    Ok(found)
+}
+
+/// The positions of the workers' sources in a cut's files ([`places`]).
+pub(super) fn positions(
+    files: &[cut::WorkerFile],
+) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
+    Ok(places(files)?
+        .into_iter()
+        .map(|(_, p)| p.position)
+        .collect())
+}
+
+/// Can a cut of `sources` resume on another number of workers? When each
+/// names its splits ([`Source::split_names`]; a worker without a source
+/// has none to name).
+pub(super) fn rescalable(sources: &[OwnSource]) -> bool {
+    (sources.iter())
+        .filter_map(|(source, _, _)| source.as_ref())
+        .all(|source| source.split_names().is_some())
+}
+
+/// Where each of `sources` (this process's workers', in order) goes on
+/// from the cut the old workers saved in `files`, on another number of
+/// workers: its splits' watermarks from the old places that name them,
+/// its position from theirs ([`Source::position_of_shares`]), its lines
+/// above `lines` (the most an old source had read). Checked before any
+/// output is touched: an old place that cannot be read or has no names,
+/// or positions that do not fit together, are a [`Mismatch`].
+pub(super) fn dealt(
+    files: &[cut::WorkerFile],
+    sources: &[OwnSource],
+    lines: Option<u64>,
+) -> Result<Vec<Option<Share>>, Mismatch> {
+    let mut olds = Vec::new();
+    for (index, place) in places(files)? {
+        if place.names.is_empty() && !place.splits.is_empty() {
+            return Err(Mismatch::Shares {
+                index,
+                why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
+            });
+        }
+        olds.push(place);
+    }
+    let positions: Vec<_> = olds.iter().map(|old| old.position.clone()).collect();
+    let mut shares = Vec::with_capacity(sources.len());
+    for (source, _, _) in sources {
+        let Some(source) = source else {
+            shares.push(None);
+            continue;
+        };
+        let names = source.split_names().unwrap_or_default();
+        let position = source
+            .position_of_shares(&positions)
+            .map_err(|e| Mismatch::Sources(e.to_string()))?;
+        shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
+    }
+    Ok(shares)
+}
