@@ -169,99 +169,19 @@ where
     let members = groups(plan);
     let peers = scope.peers();
     let mut router = Router::new(plan, &members, index, peers);
-    let restored = cut.as_ref().and_then(|cut| cut.take_restored::<E>());
-    let (pieces, stash, ends, released) = match restored {
-        Some(r) => {
-            if r.pieces.len() > members.len() {
-                // Several engines for a group: keys find theirs by key group.
-                router.split();
-            }
-            let mut stash = Stash::default();
-            for (group, stamped) in r.stash {
-                let sent = r.epoch - 1;
-                let (_, kg) = router.worker(group as usize, &stamped.event, stamped.offset);
-                stash.push(
-                    0,
-                    Stashed {
-                        group,
-                        kg,
-                        sent,
-                        stamped,
-                    },
-                );
-            }
-            let ends = r.ends.into_iter().map(|end| (r.epoch - 1, end)).collect();
-            (r.pieces, stash, ends, r.epoch)
-        }
-        None => {
-            // The plan compiled every pattern once: its engines build again.
-            let engines = plan
-                .engines(&members)
-                .expect("the plan's patterns compiled when it was made");
-            let (from, to) = worker_groups(index as u32, peers as u32);
-            let pieces = (0..)
-                .zip(engines)
-                .map(|(group, engine)| Piece {
-                    group,
-                    from,
-                    to,
-                    engine,
-                })
-                .collect();
-            (pieces, Stash::default(), Vec::new(), Timestamp::MIN)
-        }
-    };
-    let spans = spans(&pieces, members.len());
-    let mut sink = make_sink(index);
     let layout = Layout::of_plan(plan, &members);
-    let routed = match plan.changing {
-        None => input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
-            Pipeline,
-            "CepRoute",
-            move |_, _| {
-                move |input, output| {
-                    // One container per batch, handed on whole (not one
-                    // event at a time through the session's builder).
-                    let mut routed = Vec::new();
-                    input.for_each_stamp(|cap, data| {
-                        let mut session = output.session(&cap);
-                        for batch in data {
-                            routed.clear();
-                            routed.reserve(batch.len());
-                            for item in batch.drain(..) {
-                                router.route(item, |r| routed.push(r));
-                            }
-                            session.give_container(&mut routed);
-                        }
-                    });
-                }
-            },
-        ),
-        Some(_) => route_changing(input, Hold::new(router, layout.clone(), plan, index, peers)),
-    };
-    let mut worker = Worker {
-        index,
-        pieces,
-        spans,
-        stash,
-        ends,
-        released,
-        finished: false,
+    let mut worker = Worker::start(
+        plan,
+        &members,
+        &mut router,
+        (index, peers),
+        layout.clone(),
         cut,
-        taken: released,
-        restored_at: released,
-        changes: Changes {
-            pending: Vec::new(),
-            layout,
-            policy: plan.changing,
-            fields: plan.fields().clone(),
-            limits: plan.limits(),
-            names: None,
-            in_force: plan.patterns().iter().map(|p| p.name.clone()).collect(),
-            peers,
-            refresh: false,
-            fields_at_start: crate::fields_len::<E>(plan.fields()),
-        },
+    );
+    let mut sink = make_sink(index);
+    let routed = match plan.changing {
+        None => route(input, router),
+        Some(_) => route_changing(input, Hold::new(router, layout, plan, index, peers)),
     };
     routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
         Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
@@ -373,6 +293,120 @@ where
             }
         },
     )
+}
+
+/// The routing of a plan whose rules do not change: each event goes to
+/// the worker of its key, batch by batch.
+fn route<'scope, E>(
+    input: Events<'scope, E>,
+    mut router: Router<E>,
+) -> Stream<'scope, Timestamp, Vec<Routed<E>>>
+where
+    E: Event + Clone + ExchangeData,
+{
+    input.unary::<CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _>(
+        Pipeline,
+        "CepRoute",
+        move |_, _| {
+            move |input, output| {
+                // One container per batch, handed on whole (not one
+                // event at a time through the session's builder).
+                let mut routed = Vec::new();
+                input.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for batch in data {
+                        routed.clear();
+                        routed.reserve(batch.len());
+                        for item in batch.drain(..) {
+                            router.route(item, |r| routed.push(r));
+                        }
+                        session.give_container(&mut routed);
+                    }
+                });
+            }
+        },
+    )
+}
+
+impl<E: Event + Clone + 'static> Worker<E> {
+    /// The worker's state when its operator starts: restored from `cut`,
+    /// or new engines of the plan.
+    fn start(
+        plan: &Plan<E>,
+        members: &[Vec<usize>],
+        router: &mut Router<E>,
+        (index, peers): (usize, usize),
+        layout: Layout,
+        cut: Option<WorkerCut>,
+    ) -> Worker<E> {
+        let restored = cut.as_ref().and_then(|cut| cut.take_restored::<E>());
+        let (pieces, stash, ends, released) = match restored {
+            Some(r) => {
+                if r.pieces.len() > members.len() {
+                    // Several engines for a group: keys find theirs by key group.
+                    router.split();
+                }
+                let mut stash = Stash::default();
+                for (group, stamped) in r.stash {
+                    let sent = r.epoch - 1;
+                    let (_, kg) = router.worker(group as usize, &stamped.event, stamped.offset);
+                    stash.push(
+                        0,
+                        Stashed {
+                            group,
+                            kg,
+                            sent,
+                            stamped,
+                        },
+                    );
+                }
+                let ends = r.ends.into_iter().map(|end| (r.epoch - 1, end)).collect();
+                (r.pieces, stash, ends, r.epoch)
+            }
+            None => {
+                // The plan compiled every pattern once: its engines build again.
+                let engines = plan
+                    .engines(&members)
+                    .expect("the plan's patterns compiled when it was made");
+                let (from, to) = worker_groups(index as u32, peers as u32);
+                let pieces = (0..)
+                    .zip(engines)
+                    .map(|(group, engine)| Piece {
+                        group,
+                        from,
+                        to,
+                        engine,
+                    })
+                    .collect();
+                (pieces, Stash::default(), Vec::new(), Timestamp::MIN)
+            }
+        };
+        let spans = spans(&pieces, members.len());
+        Worker {
+            index,
+            pieces,
+            spans,
+            stash,
+            ends,
+            released,
+            finished: false,
+            cut,
+            taken: released,
+            restored_at: released,
+            changes: Changes {
+                pending: Vec::new(),
+                layout,
+                policy: plan.changing,
+                fields: plan.fields().clone(),
+                limits: plan.limits(),
+                names: None,
+                in_force: plan.patterns().iter().map(|p| p.name.clone()).collect(),
+                peers,
+                refresh: false,
+                fields_at_start: crate::fields_len::<E>(plan.fields()),
+            },
+        }
+    }
 }
 
 /// The routing of a plan whose rules can change: each event waits until

@@ -693,6 +693,99 @@ where
     (feed, events, late)
 }
 
+/// What [`pull_some`] met.
+struct Pulls {
+    /// The input ended (or was stopped).
+    ended: bool,
+    /// The input was stopped ([`Feed::stop`]).
+    stopped: bool,
+    /// Nothing more was ready.
+    pending: bool,
+}
+
+/// Pulls up to [`BATCH`] items of `pull` (whole batches of a feed: a cut
+/// records places between them): events admitted by `lateness` go to
+/// `give`, late ones to `late`, watermarks move `lateness`, and a source
+/// that ended gives its end.
+fn pull_some<E, P: Pull<E>>(
+    pull: &mut P,
+    lateness: &mut Lateness,
+    source: u32,
+    mut give: impl FnMut(Input<E>),
+    mut late: impl FnMut((Timestamp, E)),
+) -> Pulls {
+    let (mut ended, mut stopped, mut pending) = (false, false, false);
+    let mut read = 0;
+    while read < BATCH || pull.mid_batch() {
+        read += 1;
+        match pull.pull() {
+            Pulled::Pending => {
+                pending = true;
+                break;
+            }
+            Pulled::End => {
+                ended = true;
+                break;
+            }
+            Pulled::Stop => {
+                (ended, stopped) = (true, true);
+                break;
+            }
+            Pulled::Item(SourceItem::Watermark(t)) => lateness.punctuate(t),
+            Pulled::Item(SourceItem::SplitWatermark(t)) => lateness.raise(t),
+            Pulled::Item(SourceItem::Rules {
+                offset,
+                place,
+                texts,
+            }) => give(Input::Rules(Box::new(Change {
+                at: lateness.frontier(),
+                source,
+                offset,
+                place,
+                texts,
+            }))),
+            Pulled::Item(SourceItem::Event { ts, offset, event }) => {
+                if lateness.admit(ts) {
+                    give(Input::Event(Stamped {
+                        ts,
+                        source,
+                        offset,
+                        event,
+                    }));
+                } else {
+                    late((ts, event));
+                }
+            }
+        }
+    }
+    if ended {
+        let mut end = lateness.end();
+        end.stopped = stopped;
+        give(Input::End(end));
+    }
+    Pulls {
+        ended,
+        stopped,
+        pending,
+    }
+}
+
+/// A source's state at a cut: `pull`'s place and `lateness`.
+fn source_state<E, P: Pull<E>>(pull: &P, lateness: &Lateness, ended: bool) -> SourceState {
+    let Place {
+        position,
+        unread,
+        place,
+    } = pull.position();
+    SourceState {
+        position,
+        unread,
+        place,
+        lateness: lateness.clone(),
+        ended,
+    }
+}
+
 /// The source operator over `pull`; with `clock`, a live source that
 /// applies its idle timeout. Returns its streams and its address.
 fn build<'scope, E, P>(
@@ -766,80 +859,27 @@ where
                     return;
                 }
             }
-            let (mut ended, mut stopped, mut pending) = (false, false, false);
-            {
+            let Pulls {
+                ended,
+                stopped,
+                pending,
+            } = {
                 let mut events_out = events_out.activate();
                 let mut late_out = late_out.activate();
                 let mut events = events_out.session(&*events_cap);
                 let mut late = late_out.session(&*late_cap);
-                let mut read = 0;
-                // Whole batches of a feed: a cut records places between
-                // them.
-                while read < BATCH || pull.mid_batch() {
-                    read += 1;
-                    match pull.pull() {
-                        Pulled::Pending => {
-                            pending = true;
-                            break;
-                        }
-                        Pulled::End => {
-                            ended = true;
-                            break;
-                        }
-                        Pulled::Stop => {
-                            (ended, stopped) = (true, true);
-                            break;
-                        }
-                        Pulled::Item(SourceItem::Watermark(t)) => lateness.punctuate(t),
-                        Pulled::Item(SourceItem::SplitWatermark(t)) => lateness.raise(t),
-                        Pulled::Item(SourceItem::Rules {
-                            offset,
-                            place,
-                            texts,
-                        }) => {
-                            events.give(Input::Rules(Box::new(Change {
-                                at: lateness.frontier(),
-                                source,
-                                offset,
-                                place,
-                                texts,
-                            })));
-                        }
-                        Pulled::Item(SourceItem::Event { ts, offset, event }) => {
-                            if lateness.admit(ts) {
-                                events.give(Input::Event(Stamped {
-                                    ts,
-                                    source,
-                                    offset,
-                                    event,
-                                }));
-                            } else {
-                                late.give((ts, event));
-                            }
-                        }
-                    }
-                }
-                if ended {
-                    let mut end = lateness.end();
-                    end.stopped = stopped;
-                    events.give(Input::End(end));
-                }
-            }
+                pull_some(
+                    &mut pull,
+                    &mut lateness,
+                    source,
+                    |input| events.give(input),
+                    |pair| late.give(pair),
+                )
+            };
             if ended {
                 if let Some(cut) = &cut {
-                    let Place {
-                        position,
-                        unread,
-                        place,
-                    } = pull.position();
                     // Stopped, it goes on from there when restored.
-                    let state = || SourceState {
-                        position,
-                        unread,
-                        place,
-                        lateness: lateness.clone(),
-                        ended: !stopped,
-                    };
+                    let state = || source_state(&pull, &lateness, !stopped);
                     cut.passing(source, *events_cap.time(), None, state);
                 }
                 // Dropping the capabilities ends the source.
@@ -868,20 +908,7 @@ where
             let mut t = lateness.frontier();
             let mut held = false;
             if let Some(cut) = &cut {
-                let state = || {
-                    let Place {
-                        position,
-                        unread,
-                        place,
-                    } = pull.position();
-                    SourceState {
-                        position,
-                        unread,
-                        place,
-                        lateness: lateness.clone(),
-                        ended: false,
-                    }
-                };
+                let state = || source_state(&pull, &lateness, false);
                 let wanted = t;
                 t = cut
                     .passing(source, *events_cap.time(), Some(t), state)

@@ -1,0 +1,325 @@
+//! The reader thread of a file, standard input or a followed file:
+//! lines read in batches, decoded, sent ahead of the engine.
+
+use super::*;
+
+/// An opened input.
+pub enum Opened {
+    /// Standard input.
+    Stdin,
+    /// A file, read to its end.
+    File(File),
+    /// A followed file.
+    Follow(Follow),
+    /// A source of the library's user, with its decoder.
+    Custom(Arc<std::sync::Mutex<Box<dyn Source>>>),
+}
+
+impl Opened {
+    /// Opens `path` (`-`: standard input) at byte `offset`, followed or
+    /// not; its size when it is a file that is not followed (for progress).
+    /// `warn` is told what a followed file's watcher could not do.
+    pub fn open(
+        path: &Path,
+        follow: bool,
+        offset: u64,
+        warn: &mut dyn FnMut(String),
+    ) -> io::Result<(Opened, Option<u64>)> {
+        if path == Path::new("-") {
+            return Ok((Opened::Stdin, None));
+        }
+        if follow {
+            return Ok((Opened::Follow(Follow::open(path, offset, warn)?), None));
+        }
+        let mut file = File::open(path)?;
+        let size = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        if offset > 0 {
+            io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+        }
+        Ok((Opened::File(file), size))
+    }
+}
+
+/// Gives `decoder` the first line of `path` that is not blank, as when the
+/// file is read from its beginning: a CSV file read from an offset needs
+/// its header.
+pub fn prime(decoder: &mut Decoder, path: &Path) -> io::Result<()> {
+    let mut lines = LineReader::new(File::open(path)?);
+    while let Some((_, line)) = lines.next_line()? {
+        if let cepheid_engine::io::Line::Text(text) = line {
+            if !text.iter().all(u8::is_ascii_whitespace) {
+                let _ = decoder.decode(text);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How the reader thread reads.
+pub struct Reading {
+    /// The input's name in errors.
+    pub origin: String,
+    /// The decoder of the first file (primed when it starts at an offset).
+    pub decoder: Decoder,
+    /// A decoder for each file after the first (a followed file rotated).
+    pub fresh: Box<dyn Fn() -> Decoder + Send>,
+    /// Where the first file starts.
+    pub start: FilePosition,
+    /// Give batches a [`Tail`] (for checkpoints)?
+    pub tails: bool,
+    /// JSON lines: control records are recognized, and after each the
+    /// thread waits for a word on this channel (the rules applied).
+    /// `None`: no control records (CSV).
+    pub controls: Option<Receiver<()>>,
+    /// When to send what the decoder saw of the fields.
+    pub seen: SeenTold,
+    /// How a [`Source`]'s records are timed (not the built-in reader's).
+    pub timing: SourceTiming,
+}
+
+/// Reads and decodes `source` on a thread of its own. The thread ends at
+/// the end of input, after a read error, or when the receiver is dropped,
+/// and then sends [`Message::End`].
+pub fn spawn_reader(source: Opened, reading: Reading, tx: SyncSender<Message>) -> JoinHandle<()> {
+    // Named, so that `top -H`, `perf` and a debugger tell the decoding
+    // apart from the matching (`benches/scripts/decode_cpu.sh`).
+    thread::Builder::new()
+        .name(READER_THREAD.to_owned())
+        .spawn(move || read(source, reading, tx))
+        // As `thread::spawn`, which panics the same way.
+        .expect("failed to spawn the reader thread")
+}
+
+/// The name of the thread that reads and decodes the input.
+const READER_THREAD: &str = "cepheid-read";
+
+/// The reader thread's work.
+fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
+    let source = match source {
+        Opened::Custom(source) => {
+            return read_source(
+                source,
+                reading.decoder,
+                reading.controls,
+                reading.seen,
+                reading.timing,
+                EndGuard(tx),
+            );
+        }
+        source => source,
+    };
+    let end = EndGuard(tx);
+    let Reading {
+        origin,
+        decoder,
+        fresh,
+        start,
+        tails,
+        controls,
+        mut seen,
+        timing: _,
+    } = reading;
+    let tx = &end.0;
+    let origin: Arc<str> = origin.into();
+    let go_on = controls.as_ref();
+    match source {
+        Opened::Stdin => {
+            let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
+            read_lines(items, start, None, go_on, tx, false, (&mut seen, true));
+        }
+        Opened::File(file) => {
+            let tail = tails.then(|| file.try_clone().ok()).flatten();
+            let items = Entries::new(origin, file, decoder, go_on.is_some());
+            read_lines(
+                items,
+                start,
+                tail.as_ref(),
+                go_on,
+                tx,
+                true,
+                (&mut seen, true),
+            );
+        }
+        // (read above)
+        Opened::Custom(_) => {}
+        Opened::Follow(mut follow) => {
+            let (mut decoder, mut start) = (decoder, start);
+            loop {
+                let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
+                let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
+                let told = (&mut seen, false);
+                let read = read_lines(items, start, tail.as_ref(), go_on, tx, false, told);
+                if !read || !follow.take_switched() {
+                    return;
+                }
+                decoder = fresh();
+                start = FilePosition::default();
+            }
+        }
+    }
+}
+
+/// An input's lines, decoded: the library's [`cepheid_engine::io::Items`], with
+/// control records recognized before decoding (when asked for).
+struct Entries<R> {
+    items: Items<R>,
+    controls: bool,
+}
+
+impl<R: Read> Entries<R> {
+    fn new(origin: Arc<str>, input: R, decoder: Decoder, controls: bool) -> Entries<R> {
+        Entries {
+            items: Items::new(origin, input, decoder),
+            controls,
+        }
+    }
+
+    /// Input bytes consumed so far.
+    fn bytes_read(&self) -> u64 {
+        self.items.bytes_read()
+    }
+
+    /// The decoder.
+    fn decoder(&self) -> &Decoder {
+        self.items.decoder()
+    }
+
+    /// Will the next entry come without waiting for the input?
+    fn item_ready(&mut self) -> bool {
+        self.items.item_ready()
+    }
+
+    /// The next line's number and entry, or why it is malformed; `None` at
+    /// the end (a read error is the last entry).
+    fn next(&mut self) -> Option<(u64, Result<Entry, Error>)> {
+        let controls = self.controls;
+        self.items.next_with(
+            |decoder, text| match controls.then(|| control(text)).flatten() {
+                Some(Ok(control)) => Ok(Entry::Rules(control)),
+                Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+                None => decoder.decode(text).map(Entry::Item),
+            },
+        )
+    }
+}
+
+/// Reads one file's lines into batches, numbered and placed from `start`.
+/// A batch is sent when it is full or when the next line is not in the
+/// buffer yet, so that a slow input (a pipe, a terminal, a followed file)
+/// is processed as it comes, and after a control record, which the
+/// thread then waits on `go_on` for. With `to_end` (a file read to its
+/// end, with tails), a last line without its newline is sent alone
+/// ([`Batch::open_end`]). What the decoder saw of the fields is sent
+/// when `seen` says, and at the end when `at_end` (not for a followed
+/// file's, which goes on in the next). False when the receiver is gone.
+fn read_lines<R: Read>(
+    mut items: Entries<R>,
+    start: FilePosition,
+    tail_of: Option<&File>,
+    go_on: Option<&Receiver<()>>,
+    tx: &SyncSender<Message>,
+    to_end: bool,
+    (seen, at_end): (&mut SeenTold, bool),
+) -> bool {
+    let mut lines = Vec::with_capacity(BATCH_LINES);
+    let mut batch_start = 0;
+    let mut count = start.lines;
+    let place = |read: u64, count: u64| {
+        let offset = start.offset + read;
+        FilePosition {
+            offset,
+            lines: count,
+            tail: tail_of.and_then(|f| Tail::of(f, offset)),
+        }
+    };
+    // Does the input read so far end in the middle of a line (only a last
+    // line can: the file is still being written)?
+    let open_end = |read: u64| {
+        let offset = start.offset + read;
+        let mut last = [0u8];
+        to_end
+            && read > 0
+            && tail_of
+                .is_some_and(|f| read_at(f, &mut last, offset - 1).is_ok() && last[0] != b'\n')
+    };
+    // Where the next line starts, and where the last one pushed started.
+    let (mut line_start, mut pushed_start) = (0, 0);
+    let send = |lines: &mut Vec<(u64, Result<Entry, Error>)>,
+                read: u64,
+                line_start: u64,
+                count: u64,
+                stalled: bool| {
+        let mut lines = std::mem::replace(lines, Vec::with_capacity(BATCH_LINES));
+        if open_end(read) {
+            // The lines before it, then it alone.
+            let last = lines.pop();
+            if !lines.is_empty() {
+                let before = Batch {
+                    lines,
+                    place: None,
+                    at: place(line_start, count - 1),
+                    stalled: false,
+                    open_end: false,
+                    partial: false,
+                    places: Vec::new(),
+                    splits: None,
+                };
+                if tx.send(Message::Batch(before)).is_err() {
+                    return false;
+                }
+            }
+            let batch = Batch {
+                lines: last.into_iter().collect(),
+                place: None,
+                at: place(read, count),
+                stalled,
+                open_end: true,
+                partial: false,
+                places: Vec::new(),
+                splits: None,
+            };
+            return tx.send(Message::Batch(batch)).is_ok();
+        }
+        let batch = Batch {
+            lines,
+            place: None,
+            at: place(read, count),
+            stalled,
+            open_end: false,
+            partial: false,
+            places: Vec::new(),
+            splits: None,
+        };
+        tx.send(Message::Batch(batch)).is_ok()
+    };
+    while let Some((line_no, item)) = items.next() {
+        count += 1;
+        pushed_start = line_start;
+        line_start = items.bytes_read();
+        let rules = matches!(item, Ok(Entry::Rules(_)));
+        lines.push((start.lines + line_no, item));
+        let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
+        let stalled = !items.item_ready();
+        if full || stalled || rules {
+            if !send(&mut lines, items.bytes_read(), pushed_start, count, stalled)
+                || !seen.send(items.decoder(), false, tx)
+            {
+                return false;
+            }
+            batch_start = items.bytes_read();
+            // The next lines are decoded with the new rules' fields.
+            if rules && go_on.is_some_and(|go_on| go_on.recv().is_err()) {
+                return false;
+            }
+        }
+    }
+    if !lines.is_empty() && !send(&mut lines, items.bytes_read(), pushed_start, count, false) {
+        return false;
+    }
+    !at_end || seen.send(items.decoder(), true, tx)
+}

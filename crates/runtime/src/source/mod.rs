@@ -1,0 +1,447 @@
+//! Sources: standard input, a file (from a byte offset, when resuming from
+//! a checkpoint), or a followed file (`follow.rs`), read and decoded on a
+//! thread of its own, a few batches of lines ahead of the engine, so that
+//! parsing overlaps matching and output (the engine and everything
+//! observable stay on the calling thread, in input order).
+//!
+//! Each batch says where the input is after its last line: the byte
+//! offset and the number of lines in the file being read (a followed
+//! file's rotations start both anew), and, when asked for, a checksum of the bytes just
+//! before that offset, with which a checkpoint later recognizes the file.
+//!
+//! Control records (`{"$rules": ...}`, JSON lines only) are recognized
+//! here, by their first key, before the line is decoded. The thread sends
+//! the batch that ends with one at once and waits until the main thread
+//! has applied it: the lines after it are decoded only then, with the
+//! field table of the new rules (the decoder shares the engine's table).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use cepheid_engine::io::{Decoder, FieldsSeen, Item, Items, LineReader};
+use cepheid_engine::{Error, ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::follow::Follow;
+
+mod file;
+mod pump;
+mod raw;
+
+pub use file::{prime, spawn_reader, Opened, Reading};
+use pump::read_source;
+pub use raw::{
+    FileSource, Origin, RawBatch, RawEntry, RawRecord, ReadOutcome, Source, SourceError,
+    SourceTiming, SplitLag, SplitTiming, SplitWatermarks,
+};
+
+/// Most lines in a batch.
+const BATCH_LINES: usize = 1024;
+/// Most input bytes in a batch (the events hold their text).
+const BATCH_BYTES: u64 = 1 << 20;
+/// Batches decoded ahead of the engine, at most.
+pub const BATCHES_AHEAD: usize = 2;
+/// Bytes before an offset that its [`Tail`] checksum covers, at most.
+const TAIL_BYTES: u64 = 4096;
+
+/// Where a source is, after the records handed out so far: kept in
+/// checkpoints, sought back to on resuming.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Position {
+    /// No position: the source cannot be read again (standard input).
+    #[default]
+    None,
+    /// A place in a file.
+    File(FilePosition),
+    /// A source's own position, encoded by it (e.g. with `postcard`: a
+    /// Kafka source's offset per partition).
+    Bytes(Vec<u8>),
+}
+
+/// Where a file is: after the lines given to the engine so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilePosition {
+    /// Bytes of the file before the next line.
+    pub offset: u64,
+    /// Lines of the file before the next line.
+    pub lines: u64,
+    /// The bytes just before `offset`, when asked for.
+    pub tail: Option<Tail>,
+}
+
+/// A CRC-32 of the (at most 4 KiB) bytes just before an offset:
+/// the file is the one it was, or a copy of it, when they are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    /// How many bytes (fewer at the start of the file).
+    pub len: u64,
+    /// Their CRC-32.
+    pub crc: u32,
+}
+
+impl Tail {
+    /// The tail of `file` before `offset`, or `None` when it cannot be
+    /// read (the file got shorter).
+    pub fn of(file: &File, offset: u64) -> Option<Tail> {
+        let len = offset.min(TAIL_BYTES);
+        let mut bytes = vec![0; usize::try_from(len).ok()?];
+        read_at(file, &mut bytes, offset - len).ok()?;
+        Some(Tail {
+            len,
+            crc: crc32fast::hash(&bytes),
+        })
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, at)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                at += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one input line holds.
+#[derive(Debug)]
+pub enum Entry {
+    /// What the library's decoder made of it.
+    Item(Item),
+    /// A control record: the whole rule set changes at this line.
+    Rules(Control),
+    /// The watermark of a [`Source`]'s splits moved here
+    /// ([`Config::split_watermarks`](crate::Config::split_watermarks)):
+    /// event time got there. Not a punctuation (`$watermark`): the end of
+    /// the input still ends event time.
+    SplitWatermark(cepheid_engine::Timestamp),
+    /// A record of a [`Source`]'s rules stream (a Kafka rules topic,
+    /// [`RawEntry::Rules`]): the whole rule set changes here, at its event
+    /// time. Allowed without `rules_from_stream` (the operator named the
+    /// stream); `$rules_file` is confined to `rules_dir` as in a stream.
+    SourceRules(SourceRules),
+}
+
+/// A rules record of a [`Source`]'s rules stream, at the point of the
+/// input where it applies (`docs/dynamic-rules.md`, "A rules stream of its
+/// own").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRules {
+    /// The new rule set.
+    pub control: Control,
+    /// Its time (a Kafka record's timestamp): it applies to the events at
+    /// or after it, the switch at the watermark just before it. `None`:
+    /// when read (the state of the stream when the source started, or
+    /// processing time).
+    pub time: Option<cepheid_engine::Timestamp>,
+    /// `Some(watermark)` when event time had already passed its time when
+    /// it was read (the watermark then): it applies at once, late.
+    pub late: Option<cepheid_engine::Timestamp>,
+}
+
+/// A control record's new rule set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// `{"$rules": "<pattern source>"}`.
+    Source(String),
+    /// `{"$rules_file": "<path>"}`: a `.cep` file or a folder.
+    File(PathBuf),
+}
+
+impl Control {
+    /// Is `line` (one line of JSON lines) a control record? `None` when
+    /// its first key is neither `$rules` nor `$rules_file` (an event, for
+    /// the decoder); otherwise the record, or why it is malformed. For a
+    /// reader of the caller's that hands control records to a run as the
+    /// built-in one does.
+    #[inline]
+    pub fn parse(line: &[u8]) -> Option<Result<Control, String>> {
+        control(line)
+    }
+
+    /// What it is, in messages: `` `$rules` `` or `` `$rules_file` PATH ``.
+    pub fn describe(&self) -> String {
+        crate::reload::describe(self)
+    }
+
+    /// The rule set it names, loaded (not checked yet), as `config`
+    /// allows: with [`Config::rules_from_stream`](crate::Config::rules_from_stream)
+    /// (or `own`, a record of the source's rules stream, which the
+    /// operator named), and a `$rules_file` confined to
+    /// [`Config::rules_dir`](crate::Config::rules_dir). `place` names the
+    /// record in diagnostics (`events.jsonl:12`). `Err`: why it is refused.
+    pub fn load(
+        &self,
+        config: &crate::Config,
+        own: bool,
+        place: &str,
+    ) -> Result<cepheid_syntax::Loaded, String> {
+        let allowed = crate::reload::StreamRules {
+            enabled: config.rules_from_stream || own,
+            dir: config.rules_dir.clone(),
+        };
+        crate::reload::load_control(self, &allowed, place)
+    }
+}
+
+/// A watch of the pattern paths ([`watch_patterns`]): it lasts as long as
+/// this value.
+pub struct PatternWatch {
+    #[cfg(feature = "watch")]
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Watches the pattern files and folders `paths` as a run with
+/// [`Config::watch`](crate::Config::watch) does (through their folders,
+/// debounced), sending [`Message::Reload`] on `tx` after each change: for
+/// an executor of its own that reads the reader's messages (the workers'
+/// live input). `Err`: why it cannot, in the words one engine says it.
+pub fn watch_patterns(
+    paths: &[PathBuf],
+    tx: std::sync::mpsc::SyncSender<Message>,
+) -> Result<PatternWatch, String> {
+    #[cfg(feature = "watch")]
+    {
+        crate::reload::watch(paths, tx)
+            .map(|watcher| PatternWatch { _watcher: watcher })
+            .map_err(|e| format!("warning: cannot watch the pattern files ({e}); a reload through the run's handle still reads them"))
+    }
+    #[cfg(not(feature = "watch"))]
+    {
+        let _ = (paths, tx);
+        Err("warning: cannot watch the pattern files (built without the feature `watch`); a reload through the run's handle still reads them".to_string())
+    }
+}
+
+/// The pattern paths read again for a reload from disk, as one engine
+/// reads them: `Err(path)` when one of their files is empty (an editor
+/// writing it: not a rule set to apply; its next change reloads).
+pub fn reload_patterns(paths: &[PathBuf]) -> Result<cepheid_syntax::Loaded, PathBuf> {
+    match crate::reload::empty_file(paths) {
+        Some(empty) => Err(empty),
+        None => Ok(cepheid_syntax::load_paths(paths)),
+    }
+}
+
+/// Is `line` a control record? `None` when its first key is neither
+/// `$rules` nor `$rules_file` (the decoder reads it); otherwise the
+/// record, or why it is malformed. A control record has exactly one
+/// field, so its first key is the one: looking at the first bytes is
+/// enough, and costs nothing on other lines.
+#[inline]
+pub(crate) fn control(line: &[u8]) -> Option<Result<Control, String>> {
+    // (one look at the first bytes of an event: its first key is not `"$`)
+    match line {
+        [b'{', b'"', b'$', ..] => control_record(line),
+        [b'{', b'"', ..] => None,
+        [first, ..] if *first != b'{' && *first != 0xEF && !first.is_ascii_whitespace() => None,
+        // (a byte-order mark, spaces: the careful look)
+        _ => control_record(line),
+    }
+}
+
+/// [`control`] past its first look.
+#[inline(never)]
+fn control_record(line: &[u8]) -> Option<Result<Control, String>> {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let rest = line
+        .trim_ascii_start()
+        .strip_prefix(b"{")?
+        .trim_ascii_start();
+    if !rest.starts_with(b"\"$rules\"") && !rest.starts_with(b"\"$rules_file\"") {
+        return None;
+    }
+    let fields = match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line) {
+        Ok(fields) => fields,
+        Err(e) => return Some(Err(format!("invalid JSON: {e}"))),
+    };
+    if fields.len() != 1 {
+        return Some(Err(format!(
+            "a `$rules` or `$rules_file` record must have no other field (this one has {})",
+            fields.len()
+        )));
+    }
+    Some(match fields.into_iter().next() {
+        Some((key, serde_json::Value::String(text))) if key == "$rules" => {
+            Ok(Control::Source(text))
+        }
+        Some((key, serde_json::Value::String(path)))
+            if key == "$rules_file" && !path.is_empty() =>
+        {
+            Ok(Control::File(PathBuf::from(path)))
+        }
+        Some((key, _)) if key == "$rules_file" => {
+            Err("`$rules_file` must be a path (a non-empty string)".to_string())
+        }
+        _ => Err("`$rules` must be the pattern source, as a string".to_string()),
+    })
+}
+
+/// Lines the reader thread has decoded, handed over in one go.
+pub struct Batch {
+    /// Each line's number and its entry, or why it is malformed (an
+    /// [`cepheid_engine::ErrorKind::Input`] error), in input order; a read error
+    /// ([`cepheid_engine::ErrorKind::Io`]) ends the input. A control record is
+    /// the last line of its batch.
+    pub lines: Vec<(u64, Result<Entry, Error>)>,
+    /// Where the input is after the last line.
+    pub at: FilePosition,
+    /// A [`Source`]'s position after the last line (`None` for the
+    /// built-in file reader, whose position is `at`).
+    pub place: Option<Position>,
+    /// Was the batch sent because no further line was ready (a pipe or a
+    /// terminal waiting for its writer, the end of a followed file)? Then
+    /// what it releases is flushed to the outputs at once, instead of
+    /// waiting in their buffers.
+    pub stalled: bool,
+    /// Is the batch's one line the last of a file read to its end (not
+    /// followed) and without its newline, the end of a file still being
+    /// written? Then it is sent alone, after a batch that ends just before
+    /// it: a checkpoint is taken before it and none after it, so that a
+    /// resumed run reads it again whole (issue 26).
+    pub open_end: bool,
+    /// Is it the first part of what a [`Source`] handed out in one read,
+    /// cut after a control record (the rest comes next, decoded with the
+    /// new rules' fields)? Then `place` is `None` and no checkpoint is
+    /// taken after it: the source's position is after the whole read.
+    pub partial: bool,
+    /// For lines whose place is not `origin:line` (a [`Source`]'s
+    /// malformed and control records): their index in `lines` and their
+    /// place, as the source describes it ([`Source::describe_origin`]:
+    /// `kafka:orders partition 2 offset 17`).
+    pub places: Vec<(usize, String)>,
+    /// With split watermarks: each split's watermark after the batch's
+    /// last line (kept in checkpoints).
+    pub splits: Option<Vec<Option<cepheid_engine::Timestamp>>>,
+}
+
+/// What the main thread receives.
+pub enum Message {
+    /// Lines from the reader thread.
+    Batch(Batch),
+    /// The reader thread is done (end of input, a read error, or a panic
+    /// the join passes on).
+    End,
+    /// Stop (`Handle::stop`, with its reason).
+    Stop(String),
+    /// Read the pattern paths again: they changed, or `Handle::reload`.
+    Reload(Reload),
+    /// What the decoder saw of the patterns' fields (`Config::field_warnings`):
+    /// sent once after that many events and once more at the end of the
+    /// input, after its last batch.
+    Seen(FieldsSeen),
+    /// The checkpoint thread wrote a checkpoint's file: the sink commits
+    /// it now (not at the next batch, which a quiet input may not send
+    /// for a long time).
+    Checkpointed,
+    /// A [`Source`]'s [`Source::lag`], per split, after the batch before
+    /// it (at most every [`LAG_EVERY`]).
+    Lag(Vec<SplitLag>),
+}
+
+/// How often the reader thread of a [`Source`] asks it for its
+/// [`Source::lag`], at most.
+pub const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// When the reader thread sends what its decoder saw of the fields
+/// ([`Message::Seen`]): once its decoder has watched `after` events, and
+/// at the end of the input.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeenTold {
+    after: Option<u64>,
+    told: bool,
+}
+
+impl SeenTold {
+    /// After `after` events (`None`: never).
+    pub fn new(after: Option<u64>) -> SeenTold {
+        SeenTold { after, told: false }
+    }
+
+    /// What to send now, if anything: at the end, or the first time the
+    /// decoder has watched `after` events.
+    fn due(&mut self, decoder: &Decoder, end: bool) -> Option<FieldsSeen> {
+        let after = self.after?;
+        let seen = decoder.fields_seen()?;
+        if end || (!self.told && seen.events() >= after) {
+            self.told = true;
+            return Some(seen.clone());
+        }
+        None
+    }
+
+    /// Sends what is due; false when the receiver is gone.
+    fn send(&mut self, decoder: &Decoder, end: bool, tx: &SyncSender<Message>) -> bool {
+        match self.due(decoder, end) {
+            Some(seen) => tx.send(Message::Seen(seen)).is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// Why the rules are read again from disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// A pattern file or folder changed.
+    Changed,
+    /// Asked for through the run's handle (`Handle::reload`), for the
+    /// reason the caller names (the command: `SIGHUP`).
+    Asked(String),
+    /// Resumed from a checkpoint whose rules the files no longer are.
+    Resumed,
+}
+
+/// Sends [`Message::End`] when the reader thread ends, however it ends
+/// (the channel has other senders, so its closing says nothing).
+struct EndGuard(SyncSender<Message>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Message::End);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_record_is_known_by_its_first_bytes_whatever_its_spacing() {
+        let control = |line: &str| control(line.as_bytes());
+        for line in [
+            r#"{"$rules": "pattern p { match a }"}"#,
+            r#"   {"$rules": "x"}"#,
+            "\u{feff}{\"$rules\": \"x\"}",
+            r#"{ "$rules_file": "v2/"}"#,
+            "\t{\n\"$rules\":\"x\"}",
+        ] {
+            assert!(matches!(control(line), Some(Ok(_))), "{line:?}");
+        }
+        for line in [
+            r#"{"ts": 1, "$rules": "x"}"#,
+            r#"{"$watermark": 5}"#,
+            r#"{ "ts": 1}"#,
+            "ts,type",
+            "",
+            "   ",
+        ] {
+            assert!(control(line).is_none(), "{line:?}");
+        }
+        assert!(matches!(control(r#"{"$rules": 5}"#), Some(Err(_))));
+    }
+}

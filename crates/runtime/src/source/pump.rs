@@ -1,0 +1,467 @@
+//! The reader thread of a [`Source`]: its raw records decoded, its rules
+//! stream's records held until event time reaches them, its splits'
+//! watermarks advanced.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use cepheid_engine::Timestamp;
+
+use super::*;
+
+/// What the reader thread has decoded of a [`Source`]'s read and not sent
+/// yet.
+struct Outbox<'a> {
+    tx: &'a SyncSender<Message>,
+    go_on: Option<&'a Receiver<()>>,
+    lines: Vec<(u64, Result<Entry, Error>)>,
+    places: Vec<(usize, String)>,
+    /// Is the last line a control record, not applied yet?
+    wait: bool,
+}
+
+impl Outbox<'_> {
+    /// Appends a line (`place`: where it is, for a malformed or control
+    /// record). The caller settled a control record before ([`Outbox::settle`]).
+    fn push(&mut self, line_no: u64, entry: Result<Entry, Error>, place: Option<String>) {
+        debug_assert!(!self.wait, "a line after a control record not applied");
+        if let Some(place) = place {
+            self.places.push((self.lines.len(), place));
+        }
+        self.wait = matches!(entry, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
+        self.lines.push((line_no, entry));
+    }
+
+    /// With a control record last: sends the lines up to it (the first
+    /// part of the read, [`Batch::partial`]) and waits until the main
+    /// thread has applied it, so that what comes next is decoded with the
+    /// new rules' fields. False when the receiver is gone.
+    fn settle(&mut self, splits: Option<Vec<Option<cepheid_engine::Timestamp>>>) -> bool {
+        if !self.wait {
+            return true;
+        }
+        self.wait = false;
+        let batch = Batch {
+            lines: std::mem::take(&mut self.lines),
+            at: FilePosition::default(),
+            place: None,
+            stalled: false,
+            open_end: false,
+            partial: true,
+            places: std::mem::take(&mut self.places),
+            splits,
+        };
+        self.tx.send(Message::Batch(batch)).is_ok()
+            && !self.go_on.is_some_and(|go_on| go_on.recv().is_err())
+    }
+}
+
+/// A record of a source's rules stream waiting for event time to reach
+/// it.
+struct Due {
+    /// The event time at which it applies: the switch is at the watermark
+    /// just before it.
+    at: cepheid_engine::Timestamp,
+    line_no: u64,
+    /// The rule set, or why the record is not one (said when it is due).
+    control: Result<Control, Error>,
+    place: String,
+    split: u32,
+    origin: Origin,
+}
+
+/// The rule set of a record of a source's rules stream, or why it is not
+/// one.
+fn rules_record(text: &[u8]) -> Result<Control, Error> {
+    match control(text) {
+        Some(Ok(control)) => Ok(control),
+        Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+        None if text.is_empty() => Err(Error::new(
+            ErrorKind::Input,
+            "an empty rules record (a tombstone, or an empty value)",
+        )),
+        None => Err(Error::new(
+            ErrorKind::Input,
+            "not a rules record (`{\"$rules\": ...}` or `{\"$rules_file\": ...}`)",
+        )),
+    }
+}
+
+/// Applies the rules records of `due` whose time the watermark `until`
+/// reaches (all of them with `None`, at the end of the input), in order,
+/// each after a watermark just before its time (when the last one given to
+/// the engine, `given`, is behind it), so that the switch is there. False
+/// when the receiver is gone.
+fn release(
+    due: &mut std::collections::VecDeque<Due>,
+    until: Option<cepheid_engine::Timestamp>,
+    given: &mut Option<cepheid_engine::Timestamp>,
+    out: &mut Outbox<'_>,
+    (seq, splits): (u64, Option<Vec<Option<cepheid_engine::Timestamp>>>),
+) -> bool {
+    while due
+        .front()
+        .is_some_and(|d| until.map_or(true, |t| d.at.saturating_sub(1) <= t))
+    {
+        let d = due.pop_front().expect("checked");
+        if !out.settle(splits.clone()) {
+            return false;
+        }
+        match d.control {
+            Ok(control) => {
+                let switch = d.at.saturating_sub(1);
+                if given.map_or(true, |w| switch > w) {
+                    out.push(seq, Ok(Entry::SplitWatermark(switch)), None);
+                    *given = Some(switch);
+                }
+                let rules = SourceRules {
+                    control,
+                    time: Some(d.at),
+                    late: None,
+                };
+                out.push(d.line_no, Ok(Entry::SourceRules(rules)), Some(d.place));
+            }
+            Err(e) => out.push(d.line_no, Err(e), Some(d.place)),
+        }
+    }
+    true
+}
+
+/// The splits' watermark at `now`: when it moved, the rules records due
+/// by then go first, then the watermark. False when the run stopped.
+fn advance(
+    w: &mut SplitWatermarks,
+    now: std::time::Instant,
+    seq: u64,
+    due: &mut std::collections::VecDeque<Due>,
+    given: &mut Option<cepheid_engine::Timestamp>,
+    out: &mut Outbox<'_>,
+) -> bool {
+    let Some(t) = w.advance(now) else {
+        return true;
+    };
+    if !release(due, Some(t), given, out, (seq, Some(w.state()))) || !out.settle(Some(w.state())) {
+        return false;
+    }
+    if given.map_or(true, |g| t > g) {
+        out.push(seq, Ok(Entry::SplitWatermark(t)), None);
+        *given = Some(t);
+    }
+    true
+}
+
+/// Reads a [`Source`] on the reader thread: each record decoded there,
+/// sent in batches with the source's position after the last. What one
+/// read handed out is sent whole, even when a control record is in it:
+/// the batch is cut after the control record (the part before is
+/// [`Batch::partial`]), the rules applied, and the rest decoded then with
+/// the new rules' fields.
+///
+/// The records of the source's rules stream ([`RawEntry::Rules`]) wait
+/// here until the watermark of the events reaches their time: then the
+/// watermark goes to just before it, the rules change, and the watermark
+/// goes on (`docs/dynamic-rules.md`, "A rules stream of its own"). One
+/// whose time event time has already passed applies at once, late; one
+/// without a time (the state of the stream when the source started)
+/// applies at once. They keep their order. Without split watermarks
+/// (processing time) each applies when read.
+pub(super) fn read_source(
+    source: Arc<Mutex<Box<dyn Source>>>,
+    decoder: Decoder,
+    controls: Option<Receiver<()>>,
+    mut seen: SeenTold,
+    timing: SourceTiming,
+    end: EndGuard,
+) {
+    let tx = &end.0;
+    let mut pump = Pump::new(source, decoder, controls.is_some(), &timing);
+    let mut raw = RawBatch::default();
+    // When the source's lag was last asked for.
+    let mut lag_asked: Option<Instant> = None;
+    loop {
+        raw.clear();
+        let read = pump.lock().read(&mut raw, Duration::from_millis(100));
+        let outcome = match read {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                pump.failed(&e, tx);
+                return;
+            }
+        };
+        let mut out = Outbox {
+            tx,
+            go_on: controls.as_ref(),
+            lines: Vec::with_capacity(raw.entries().len()),
+            places: Vec::new(),
+            wait: false,
+        };
+        if !pump.read(&raw, outcome, &mut out) {
+            return;
+        }
+        let wait = out.wait;
+        let batch = Batch {
+            lines: out.lines,
+            at: FilePosition::default(),
+            place: Some(pump.place()),
+            stalled: outcome != ReadOutcome::Delivered,
+            open_end: false,
+            partial: false,
+            places: out.places,
+            splits: pump.state(),
+        };
+        if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {
+            return;
+        }
+        if lag_asked.map_or(true, |at| at.elapsed() >= LAG_EVERY) {
+            lag_asked = Some(Instant::now());
+            let lag = pump.lock().lag();
+            if lag.is_some_and(|lag| tx.send(Message::Lag(lag)).is_err()) {
+                return;
+            }
+        }
+        let end = outcome == ReadOutcome::Ended;
+        if !seen.send(&pump.decoder, end, tx) {
+            return;
+        }
+        if wait && controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
+            return;
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// What the reader thread of a [`Source`] keeps between its reads.
+struct Pump {
+    source: Arc<Mutex<Box<dyn Source>>>,
+    decoder: Decoder,
+    /// Are control records of the events recognized (rules from the
+    /// stream)?
+    controls: bool,
+    /// Is event time each record's own?
+    record_time: bool,
+    /// The splits' watermarks and the bounded out-of-orderness.
+    splits: Option<(SplitWatermarks, i64)>,
+    /// The last watermark given to the engine.
+    given: Option<Timestamp>,
+    /// Rules records waiting for event time.
+    due: VecDeque<Due>,
+    /// The time of the last rules record.
+    last_at: Option<Timestamp>,
+    /// The entries read so far.
+    seq: u64,
+}
+
+impl Pump {
+    fn new(
+        source: Arc<Mutex<Box<dyn Source>>>,
+        decoder: Decoder,
+        controls: bool,
+        timing: &SourceTiming,
+    ) -> Pump {
+        let splits = timing.splits.as_ref().map(|s| {
+            let now = Instant::now();
+            let splits = source.lock().unwrap_or_else(|p| p.into_inner()).splits();
+            let mut w = SplitWatermarks::new(splits, s.idle_timeout);
+            w.restore(&s.resumed, s.emitted, now);
+            (w, s.max_delay)
+        });
+        Pump {
+            source,
+            decoder,
+            controls,
+            record_time: timing.record_time,
+            splits,
+            given: timing.splits.as_ref().and_then(|s| s.emitted),
+            due: VecDeque::new(),
+            last_at: None,
+            seq: 0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Box<dyn Source>> {
+        self.source.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The splits' watermarks, to send with a batch.
+    fn state(&self) -> Option<Vec<Option<Timestamp>>> {
+        self.splits.as_ref().map(|(w, _)| w.state())
+    }
+
+    /// The source's place before the rules records not applied yet.
+    fn place(&self) -> Position {
+        let unapplied: Vec<_> = self
+            .due
+            .iter()
+            .map(|d| (d.split, d.origin.clone()))
+            .collect();
+        self.lock().position_before(&unapplied)
+    }
+
+    /// Sends the read error `e` as the last line.
+    fn failed(&self, e: &SourceError, tx: &SyncSender<Message>) {
+        let error = Error::new(ErrorKind::Io, e.to_string());
+        // (the source unlocked before the send, which may wait for the
+        // run, which may wait for the source: a checkpoint)
+        let place = self.place();
+        let _ = tx.send(Message::Batch(Batch {
+            lines: vec![(self.seq + 1, Err(error))],
+            at: FilePosition::default(),
+            place: Some(place),
+            stalled: false,
+            open_end: false,
+            partial: false,
+            places: Vec::new(),
+            splits: None,
+        }));
+    }
+
+    /// Decodes what one read handed out into `out`; with `outcome`, idle
+    /// splits are released and the end of the input reaches every rules
+    /// record. False when the run stopped.
+    fn read(&mut self, raw: &RawBatch, outcome: ReadOutcome, out: &mut Outbox<'_>) -> bool {
+        for entry in raw.entries() {
+            self.seq += 1;
+            // (what comes next is decoded with the rules applied)
+            if !out.settle(self.state()) {
+                return false;
+            }
+            let go_on = match entry {
+                RawEntry::Watermark(t) => {
+                    out.push(self.seq, Ok(Entry::Item(Item::Watermark(*t))), None);
+                    true
+                }
+                RawEntry::Rules(record) => {
+                    self.rules(record, raw.payload(record), out);
+                    true
+                }
+                RawEntry::Record(record) => self.record(record, raw.payload(record), out),
+            };
+            if !go_on {
+                return false;
+            }
+        }
+        // Idle splits are released while nothing (more) comes.
+        if outcome != ReadOutcome::Delivered && !self.advance(Instant::now(), out) {
+            return false;
+        }
+        if outcome == ReadOutcome::Ended {
+            // The end of event time reaches every rules record.
+            let at = (self.seq, self.state());
+            if !release(&mut self.due, None, &mut self.given, out, at) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A record of the source's rules stream: applied now, or queued
+    /// until the watermark reaches its time.
+    fn rules(&mut self, record: &RawRecord, text: &[u8], out: &mut Outbox<'_>) {
+        let line_no = line_no(&record.origin, self.seq);
+        let place = self.lock().describe_origin(record.split, &record.origin);
+        let control = rules_record(text);
+        let timed = self.splits.is_some();
+        let queued = timed && !self.due.is_empty();
+        let at = match record.timestamp {
+            Some(t) => Some(self.last_at.map_or(t, |l| l.max(t))),
+            None => self.last_at.filter(|_| queued),
+        };
+        self.last_at = at.or(self.last_at);
+        // Now, or after the watermark reaches its time.
+        let now = match at {
+            _ if !timed => true,
+            _ if queued => false,
+            None => true,
+            Some(at) => self.given.is_some_and(|w| at.saturating_sub(1) <= w),
+        };
+        if now {
+            let late = match (at, self.given) {
+                (Some(at), Some(w)) if timed && at.saturating_sub(1) < w => Some(w),
+                _ => None,
+            };
+            let entry = control.map(|control| {
+                Entry::SourceRules(SourceRules {
+                    control,
+                    time: at,
+                    late,
+                })
+            });
+            out.push(line_no, entry, Some(place));
+        } else {
+            self.due.push_back(Due {
+                at: at.or(self.last_at).unwrap_or(Timestamp::MIN),
+                line_no,
+                control,
+                place,
+                split: record.split,
+                origin: record.origin.clone(),
+            });
+        }
+    }
+
+    /// A record of the events, decoded, its split's watermark advanced.
+    /// False when the run stopped.
+    fn record(&mut self, record: &RawRecord, text: &[u8], out: &mut Outbox<'_>) -> bool {
+        let line_no = line_no(&record.origin, self.seq);
+        let mut entry = match self.controls.then(|| control(text)).flatten() {
+            Some(Ok(control)) => Ok(Entry::Rules(control)),
+            Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
+            // (the source hands out a record without a value, a
+            // tombstone, as an empty one: it cannot tell them apart)
+            None if text.is_empty() && matches!(record.origin, Origin::Offset { .. }) => {
+                Err(Error::new(
+                    ErrorKind::Input,
+                    "an empty record (a tombstone, or an empty value)",
+                ))
+            }
+            None => self.decoder.decode(text).map(Entry::Item),
+        };
+        if self.record_time {
+            if let Ok(Entry::Item(Item::Event(ts, _))) = &mut entry {
+                match record.timestamp {
+                    Some(t) => *ts = t,
+                    None => {
+                        entry = Err(Error::new(
+                            ErrorKind::Input,
+                            "the record has no timestamp (event time is the record's)",
+                        ));
+                    }
+                }
+            }
+        }
+        let place = (matches!(entry, Ok(Entry::Rules(_))) || entry.is_err())
+            .then(|| self.lock().describe_origin(record.split, &record.origin));
+        let event_ts = match &entry {
+            Ok(Entry::Item(Item::Event(ts, _))) => Some(*ts),
+            _ => None,
+        };
+        out.push(line_no, entry, place);
+        let (Some((w, max_delay)), Some(ts)) = (&mut self.splits, event_ts) else {
+            return true;
+        };
+        if let Some(t) = ts.checked_sub(*max_delay).and_then(|t| t.checked_sub(1)) {
+            w.update(record.split as usize, t, Instant::now());
+        }
+        self.advance(Instant::now(), out)
+    }
+
+    /// The splits' watermark at `now` ([`advance`]). False when the run
+    /// stopped.
+    fn advance(&mut self, now: Instant, out: &mut Outbox<'_>) -> bool {
+        match &mut self.splits {
+            Some((w, _)) => advance(w, now, self.seq, &mut self.due, &mut self.given, out),
+            None => true,
+        }
+    }
+}
+
+/// A record's number in messages: its line, or its offset.
+fn line_no(origin: &Origin, seq: u64) -> u64 {
+    match origin {
+        Origin::Line(n) => *n,
+        Origin::Offset { offset, .. } => u64::try_from(*offset).unwrap_or(seq),
+    }
+}
