@@ -396,7 +396,7 @@ pub fn run(args: &Args) -> u8 {
         #[cfg(not(feature = "kafka"))]
         let sink = false;
         if let Err(refusal) = workers::check(&config, &args.scale, sink) {
-            say!("error: {refusal}");
+            say!("error: {}", in_flags(&refusal.to_string()));
             return EXIT_USAGE;
         }
     }
@@ -547,6 +547,17 @@ fn print_summary(form: SummaryArg, summary: &Summary) {
 /// The library's names of its settings, as its messages write them
 /// (between backquotes), and the command's flags that set them.
 const FLAGS: &[(&str, &str)] = &[
+    // (phrases first: the library says what the flag is for)
+    ("an output file (`Config::output`)", "--output FILE"),
+    ("a followed file, `Config::follow`,", "--follow FILE"),
+    (
+        "sources that give each record's time (a Kafka source: `Config::input` kafka://...)",
+        "a Kafka source (--events kafka://...)",
+    ),
+    (
+        "records to a sink (`Config::output` and `Config::late` kafka://...)",
+        "--output and --late kafka://...",
+    ),
     ("`Config::input`", "--events"),
     ("`Config::format`", "--format"),
     ("`Config::time_field`", "--time-field"),
@@ -564,12 +575,20 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::rules_from_stream`", "--rules-from-stream"),
     ("`Config::rules_dir`", "--rules-dir"),
     ("`Config::watch`", "--watch"),
+    ("`Config::follow`", "--follow"),
+    ("`Config::source_rules`", "--rules-topic"),
+    ("`Time::Record`", "--time kafka"),
+    ("`Scale::workers`", "--workers"),
+    ("`Scale::processes`", "--processes"),
+    ("`Scale::process`", "--process"),
+    ("`Scale::output_per_worker`", "--output-per-worker"),
+    ("`Scale::chunk_bytes`", "--chunk-bytes"),
 ];
 
 /// A message of the library in the command's words: each setting it names
 /// ([`FLAGS`]) as the flag that sets it.
 pub(crate) fn in_flags(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.contains("`Config::") && !text.contains("`Time::") {
+    if !text.contains("`Config::") && !text.contains("`Time::") && !text.contains("`Scale::") {
         return text.into();
     }
     let mut text = text.to_string();

@@ -183,7 +183,10 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<(), u8> {
         Err(e) => {
             match &e {
                 Error::Runtime(e) => say!("error: {}", super::shown(e)),
-                e => say!("error: {e}; nothing was changed"),
+                e => say!(
+                    "error: {}; nothing was changed",
+                    super::in_flags(&e.to_string())
+                ),
             }
             Err(status(&e))
         }

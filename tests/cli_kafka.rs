@@ -2149,7 +2149,7 @@ fn kafka_on_workers_refuses_what_it_does_not_do_yet() {
                 "kafka://127.0.0.1:1/o",
                 "--output-per-worker",
             ],
-            "error: --output-per-worker needs --output FILE (not kafka://...)",
+            "error: --output-per-worker needs --output FILE, not a sink (kafka://...)",
         ),
         (
             &[

@@ -416,7 +416,7 @@ impl Workers {
                 say!(
                     say,
                     Warning,
-                    "warning: --workers {} on a machine that runs {} threads at once: the workers share its cores, which only adds their coordination; give at most --workers {} here",
+                    "warning: `Scale::workers` {} on a machine that runs {} threads at once: the workers share its cores, which only adds their coordination; give at most `Scale::workers` {} here",
                     scale.workers,
                     cores,
                     cores

@@ -813,7 +813,7 @@ impl fmt::Display for Error {
             ),
             Error::TakenOnWorkers { folder } => write!(
                 f,
-                "checkpoint in {} cannot be used: it was taken with --workers (resume it with --workers, on any worker count); nothing was changed",
+                "checkpoint in {} cannot be used: it was taken with `Scale::workers` (resume it with `Scale::workers`, on any worker count); nothing was changed",
                 folder.display()
             ),
             Error::FolderInUse {

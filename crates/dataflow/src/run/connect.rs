@@ -202,7 +202,7 @@ pub fn agree(
         let len = u32::from_be_bytes(len);
         if len > MAX_AGREEMENT {
             return Err(Disagreement::Differ(format!(
-                "process {index} did not send what it runs (an older cepheid?); every process must run the same command (but --process)"
+                "process {index} did not send what it runs (an older cepheid?); every process must run the same command (but `Scale::process`)"
             )));
         }
         let mut theirs = vec![0; len as usize];
@@ -230,7 +230,7 @@ pub fn agree(
             })
             .unwrap_or_else(|| "what it runs differs".to_string());
         return Err(Disagreement::Differ(format!(
-            "process {index} runs another command: {differs}; every process must run the same command (but --process); no record was made"
+            "process {index} runs another command: {differs}; every process must run the same command (but `Scale::process`); no record was made"
         )));
     }
     Ok(())

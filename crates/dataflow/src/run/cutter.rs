@@ -225,7 +225,7 @@ impl Cutter {
                 say!(
                     self.say,
                     Info,
-                    "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with --processes, every process needs --checkpoint with a folder they all see",
+                    "cepheid: no checkpoint could be completed in {} ({} cuts in a row): no file of worker {} there; with `Scale::processes`, every process needs `Config::checkpoint` with a folder they all see",
                     checkpoint.dir.display(),
                     MISSES_TOLD,
                     shown.join(", ")

@@ -52,32 +52,34 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Refusal::Watch => "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
-            Refusal::WatchCheckpoint => "--watch with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a reload put in force)",
-            Refusal::RulesFromStreamCheckpoint => "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
-            Refusal::SourceRules => "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
+            Refusal::Watch => "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
+            Refusal::WatchCheckpoint => "`Config::watch` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a reload put in force)",
+            Refusal::RulesFromStreamCheckpoint => "`Config::rules_from_stream` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a control record put in force)",
+            Refusal::SourceRules => "`Config::source_rules` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a rules record put in force)",
             Refusal::ProcessingTime => {
-                "--time processing is not supported with --workers or --processes"
+                "`Time::Processing` is not supported with `Scale::workers` or `Scale::processes`"
             }
             Refusal::RecordTime => {
-                "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
+                "`Time::Record` with `Scale::workers` or `Scale::processes` needs sources that give each record's time (a Kafka source: `Config::input` kafka://...)"
             }
-            Refusal::CheckpointNeedsOutput => "--checkpoint with --workers needs --output FILE",
+            Refusal::CheckpointNeedsOutput => "`Config::checkpoint` with `Scale::workers` needs an output file (`Config::output`)",
             Refusal::CheckpointEveryEvents => {
-                "--checkpoint-every with --workers takes a duration (not a number of events)"
+                "`Config::checkpoint_every` with `Scale::workers` takes a duration (not a number of events)"
             }
-            Refusal::OutputPerWorkerNeedsOutput => "--output-per-worker needs --output FILE",
+            Refusal::OutputPerWorkerNeedsOutput => {
+                "`Scale::output_per_worker` needs an output file (`Config::output`)"
+            }
             Refusal::ListsAndIndicators => {
-                "rules that write to lists or read indicators are not supported with --workers or --processes yet (each worker would see only its own keys' writes and events; run them on one engine)"
+                "rules that write to lists or read indicators are not supported with `Scale::workers` or `Scale::processes` yet (each worker would see only its own keys' writes and events; run them on one engine)"
             }
             Refusal::ProcessesNeedOutput => {
-                "--processes needs --output FILE (timely's networking may print on standard output)"
+                "`Scale::processes` needs an output file (`Config::output`): timely's networking may print on standard output"
             }
             Refusal::SinkProcesses => {
-                "--output and --late kafka://... with --checkpoint are not supported with --processes yet (without --checkpoint, or with --workers, they are)"
+                "records to a sink (`Config::output` and `Config::late` kafka://...) with `Config::checkpoint` are not supported with `Scale::processes` yet (without `Config::checkpoint`, or with `Scale::workers`, they are)"
             }
             Refusal::SinkOutputPerWorker => {
-                "--output-per-worker needs --output FILE (not kafka://...)"
+                "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
             }
         })
     }
@@ -147,7 +149,7 @@ pub enum Mismatch {
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mismatch::ChunkBytes => f.write_str("it was taken with another --chunk-bytes"),
+            Mismatch::ChunkBytes => f.write_str("it was taken with another `Scale::chunk_bytes`"),
             Mismatch::OutputPerWorker { then } => {
                 let (then, now) = match then {
                     true => ("with", "without"),
@@ -155,7 +157,7 @@ impl fmt::Display for Mismatch {
                 };
                 write!(
                     f,
-                    "it was taken {then} --output-per-worker, this run is {now}"
+                    "it was taken {then} `Scale::output_per_worker`, this run is {now}"
                 )
             }
             Mismatch::Workers {
@@ -164,7 +166,7 @@ impl fmt::Display for Mismatch {
                 follow: false,
             } => write!(
                 f,
-                "it was taken on {then} workers in all, not {now} (a checkpoint with --output-per-worker resumes on the same number of workers)"
+                "it was taken on {then} workers in all, not {now} (a checkpoint with `Scale::output_per_worker` resumes on the same number of workers)"
             ),
             Mismatch::Workers {
                 then,
@@ -186,7 +188,7 @@ impl fmt::Display for Mismatch {
                 "its sources' places cannot be dealt to the workers of this run: {why}"
             ),
             Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
-            Mismatch::Single(why) => write!(f, "the checkpoint of a run without --workers: {why}"),
+            Mismatch::Single(why) => write!(f, "the checkpoint of a run without `Scale::workers`: {why}"),
             Mismatch::ToOneEngine(why) => write!(
                 f,
                 "it was taken on workers, and one engine cannot go on from it: {why}"
@@ -325,7 +327,7 @@ impl Error {
 /// How to go on after a lost process.
 pub(super) fn hint(checkpoint: bool) -> &'static str {
     if checkpoint {
-        ": start every process again with the same --checkpoint, they go on from its last complete cut"
+        ": start every process again with the same `Config::checkpoint`, they go on from its last complete cut"
     } else {
         ": start every process again"
     }
@@ -339,7 +341,7 @@ impl fmt::Display for Error {
                 write!(f, "pattern `{name}`: {}", source.message())
             }
             Error::ProcessNumber { process, processes } => {
-                write!(f, "--process {process} is not below --processes {processes}")
+                write!(f, "`Scale::process` {process} is not below `Scale::processes` {processes}")
             }
             Error::Hostfile { path, source } => {
                 write!(f, "cannot read the hostfile {}: {source}", path.display())
@@ -386,7 +388,7 @@ impl fmt::Display for Error {
                 checkpoint,
             } => write!(
                 f,
-                "a worker failed: {why} (with --processes: another process may have stopped){}",
+                "a worker failed: {why} (with `Scale::processes`: another process may have stopped){}",
                 hint(*checkpoint)
             ),
             Error::Worker { why, .. } => write!(f, "a worker failed: {why}"),
@@ -423,5 +425,72 @@ impl std::error::Error for Error {
 impl From<cepheid_runtime::Error> for Error {
     fn from(e: cepheid_runtime::Error) -> Error {
         Error::Runtime(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The library's messages name its settings (`Config::watch`,
+    /// `Scale::workers`), never the command's flags: the command maps
+    /// them (`in_flags` in the binary).
+    #[test]
+    fn messages_speak_the_library_words_not_the_flags() {
+        let refusals = [
+            Refusal::Watch,
+            Refusal::WatchCheckpoint,
+            Refusal::RulesFromStreamCheckpoint,
+            Refusal::SourceRules,
+            Refusal::ProcessingTime,
+            Refusal::RecordTime,
+            Refusal::CheckpointNeedsOutput,
+            Refusal::CheckpointEveryEvents,
+            Refusal::OutputPerWorkerNeedsOutput,
+            Refusal::ListsAndIndicators,
+            Refusal::ProcessesNeedOutput,
+            Refusal::SinkProcesses,
+            Refusal::SinkOutputPerWorker,
+        ];
+        let mismatches = [
+            Mismatch::ChunkBytes,
+            Mismatch::OutputPerWorker { then: true },
+            Mismatch::Workers {
+                then: 2,
+                now: 3,
+                follow: false,
+            },
+            Mismatch::Workers {
+                then: 2,
+                now: 3,
+                follow: true,
+            },
+            Mismatch::Single("why".into()),
+        ];
+        let errors = [
+            Error::ProcessNumber {
+                process: 2,
+                processes: 2,
+            },
+            Error::ConnectionLost { checkpoint: true },
+            Error::Worker {
+                why: "why".into(),
+                cluster: true,
+                checkpoint: true,
+            },
+        ];
+        for refusal in refusals {
+            // (each names the settings it refuses)
+            assert!(
+                refusal.to_string().contains("`"),
+                "no setting in: {refusal}"
+            );
+        }
+        let texts = (refusals.iter().map(ToString::to_string))
+            .chain(mismatches.iter().map(ToString::to_string))
+            .chain(errors.iter().map(ToString::to_string));
+        for text in texts {
+            assert!(!text.contains("--"), "a flag in: {text}");
+        }
     }
 }

@@ -213,7 +213,7 @@ impl Controls {
         };
         if rules.patterns().iter().any(uses_lists_or_indicators) {
             return refused(
-                "the new rules use lists or indicators, which --workers and --processes do not run yet",
+                "the new rules use lists or indicators, which `Scale::workers` and `Scale::processes` do not run yet",
             );
         }
         Some(SourceItem::Rules {

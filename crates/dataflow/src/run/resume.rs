@@ -67,9 +67,9 @@ pub(super) fn checkpoints(
     let mut locks = vec![lock::folder(dir, &lock::file_name(process))?];
     let to_sink = sink.is_some();
     if first_process && !scale.output_per_worker && !to_sink {
-        locks.extend(lock::output(&output, "--output")?);
+        locks.extend(lock::output(&output, "`Config::output`")?);
         if let Some(late) = &config.late {
-            locks.extend(lock::output(late, "--late")?);
+            locks.extend(lock::output(late, "`Config::late`")?);
         }
     }
     let mut command = cepheid_runtime::checkpoint::command(config);
@@ -89,7 +89,7 @@ pub(super) fn checkpoints(
             return Err(Error::Resume {
                 folder: dir.to_path_buf(),
                 why: Mismatch::Single(
-                    "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without --workers".to_string(),
+                    "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
                 ),
             })
         }
@@ -276,7 +276,7 @@ pub(super) fn checkpoints(
         };
         let mut on = said(layout);
         if single {
-            on = format!("{on}; it was taken on one engine, without --workers");
+            on = format!("{on}; it was taken on one engine, without `Scale::workers`");
         } else if (marker.processes, marker.workers) != layout {
             on = format!(
                 "{on}; it was taken on {}",

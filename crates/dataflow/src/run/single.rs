@@ -48,18 +48,19 @@ pub(super) fn resume(
     let (meta, snapshot) = checkpoint::decode(&bytes).map_err(|why| single(why.to_string()))?;
     if meta.source.is_some() || meta.split_watermarks.is_some() {
         return Err(single(
-            "it is of a source of the library's user (Kafka): resume it without --workers"
+            "it is of a source of the library's user (Kafka): resume it without `Scale::workers`"
                 .to_string(),
         ));
     }
     if config.follow {
         return Err(single(
-            "a followed file's checkpoint of one engine resumes without --workers".to_string(),
+            "a followed file's checkpoint of one engine resumes without `Scale::workers`"
+                .to_string(),
         ));
     }
     if meta.counters.rules_changed || meta.reload_files {
         return Err(single(
-            "its rules were changed while it ran (a `$rules` record or --watch), which a checkpoint on workers does not keep yet: resume it without --workers".to_string(),
+            "its rules were changed while it ran (a `$rules` record or `Config::watch`), which a checkpoint on workers does not keep yet: resume it without `Scale::workers`".to_string(),
         ));
     }
     let path = config.input.path();
@@ -210,7 +211,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         ));
     }
     if marker.output_per_worker {
-        return Err(refuse("it was taken with --output-per-worker"));
+        return Err(refuse("it was taken with `Scale::output_per_worker`"));
     }
     if config.follow {
         return Err(refuse("it is of a followed file"));
@@ -257,7 +258,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         Ok(Some(offset)) => offset,
         Ok(None) => {
             return Err(refuse(
-                "its workers had each read part of their chunks of the file, not the file from its start to one place, from which one engine reads on (run it on workers to the end of the file, or resume it with --workers)",
+                "its workers had each read part of their chunks of the file, not the file from its start to one place, from which one engine reads on (run it on workers to the end of the file, or resume it with `Scale::workers`)",
             ))
         }
         Err(e) => return Err(refuse(&format!("{}: {e}", path.display()))),
