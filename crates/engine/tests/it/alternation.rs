@@ -337,3 +337,35 @@ fn a_negation_a_branch_reaches_before_taking_is_an_error() {
     );
     assert_eq!(err.span(), Some(cepheid_core::Span::new(5, 9)));
 }
+
+/// A `within` on the alternation as a whole is an element window on the
+/// elements of the branch a match takes, as on a group (`docs/language.md`
+/// §4.6, §7.2): each event the branch takes comes less than the window
+/// after the match's previous event.
+#[test]
+fn a_window_on_the_alternation_bounds_the_branch_taken() {
+    let rules = "pattern p {
+        within 1h
+        match x followed by (a or (b followed by c)) within 10ms followed by d
+        where
+            x: type == \"x\"
+            a: type == \"a\"
+            b: type == \"b\"
+            c: type == \"c\"
+            d: type == \"d\"
+    }";
+    // Branch 2: b 4 ms after x, c 9 ms after b; d, outside the
+    // alternation, is not bound by its window.
+    assert_eq!(
+        records(rules, &[(1, "x"), (5, "b"), (14, "c"), (100, "d")]),
+        ["match [2] b:5 c:14 d:100 x:1"]
+    );
+    // c 11 ms after b: past the window.
+    assert!(records(rules, &[(1, "x"), (5, "b"), (16, "c"), (100, "d")]).is_empty());
+    // Branch 1: a 9 ms after x matches, 10 ms after does not.
+    assert_eq!(
+        records(rules, &[(1, "x"), (10, "a"), (100, "d")]),
+        ["match [1] a:10 d:100 x:1"]
+    );
+    assert!(records(rules, &[(1, "x"), (11, "a"), (100, "d")]).is_empty());
+}
