@@ -357,6 +357,9 @@ impl Positioned for PartItems {
 pub(super) struct Current {
     items: Items<Box<dyn Read + Send>>,
     chunk: FileChunk,
+    /// The chunk's lines read before the cut resumed from, skipped
+    /// (`cut::Read::upto`, looked up once per chunk).
+    read_before: u64,
     /// Lines of the file before the chunk (counted at the first message).
     lines_before: Option<u64>,
 }
@@ -374,6 +377,7 @@ impl PartItems {
         let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
         self.current = Some(Current {
             items: Items::new(self.origin.clone(), reader, decoder),
+            read_before: self.read.upto(chunk.number),
             chunk,
             lines_before: None,
         });
@@ -400,7 +404,7 @@ impl PartItems {
                 });
                 if let Some((line, item)) = read {
                     let offset = current.chunk.offset(line);
-                    if offset & 0xffff_ffff <= self.read.upto(current.chunk.number) {
+                    if offset & 0xffff_ffff <= current.read_before {
                         // (read before the cut: a control record too)
                         self.control = None;
                         continue;

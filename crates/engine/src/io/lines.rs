@@ -81,7 +81,12 @@ impl<R: Read> LineReader<R> {
     }
 
     /// The next line and its number, `None` at the end of input.
-    #[inline]
+    ///
+    /// (Always inlined: its one caller, `Items::next_with`, is the loop of
+    /// every reader, and with `#[inline]` alone whether it was depended on
+    /// how the release build's codegen units fell: 8.6 M instructions on
+    /// `ab` when it was not.)
+    #[inline(always)]
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
         loop {
             if let Some(newline) = self.find_newline() {
