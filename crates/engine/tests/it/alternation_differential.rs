@@ -2,26 +2,49 @@
 //! (issue 41): random patterns of `tests/reference/gen.rs` (every element
 //! kind) turned into patterns with alternation (a run of top-level elements
 //! split into two branches, the second sometimes split again into a nested
-//! alternation, sometimes a window on the alternation), over random
-//! streams.
+//! alternation, sometimes a window on the alternation), with every skip
+//! strategy (`skip to first/last` of a top-level stage: one inside a
+//! branch is refused), over random streams.
 //!
 //! The reference never sees an alternation: the pattern is expanded into
-//! one pattern per choice of branches (each alternation replaced by a group
-//! of the chosen branch, with the alternation's connector and window), each
-//! is run through the transliteration of Flink's NFA (`tests/reference`),
-//! and their outputs are merged as `docs/semantics.md` ("Alternation")
-//! defines: a match or timeout names, per alternation, the branch of its
-//! own stages it took, else (a timeout) the branch whose stage it waited
-//! in; an output that did not reach an alternation is the same partial or
-//! complete match in every expansion that differs only there, and counts
-//! once. The multisets of matches and timeouts emitted at each event (and
-//! at the final advance of time) must equal the real matcher's, branches
-//! included.
+//! its branch patterns (one per choice of branches, each alternation
+//! replaced by a group of the chosen branch, with the alternation's
+//! connector and window), and they run through the transliteration of
+//! Flink's NFA (`tests/reference`) as *one* NFA
+//! (`reference::flink::run_patterns`): one queue of computation states of
+//! every branch pattern in Flink's order, one shared buffer (its event
+//! ids, which pruning compares, shared), the complete matches of all of
+//! them held back and emitted by one `processMatchesAccordingToSkipStrategy`,
+//! so that a match of one branch prunes the partial matches of every
+//! branch and a partial match of any branch holds matches back, as
+//! `docs/semantics.md` ("Alternation") defines. Its outputs are then named
+//! as that section says: a match or timeout names, per alternation, the
+//! branch of its own stages it took, else (a timeout) the branch whose
+//! stage it waited in.
 //!
-//! Skip strategies are not generated here: the reference runs each
-//! expansion alone, so it cannot prune one expansion's partial matches by
-//! another's match; what a skip strategy does across branches is pinned by
-//! the golden cases of `tests/alternation.rs`.
+//! Difference 1 of the section (one set of partial matches): before an
+//! alternation, the branch patterns that differ only there hold copies of
+//! one partial match. The copies share their first event, so they are
+//! pruned together and hold matches back alike, as the one partial match
+//! does, and a complete match that did not pass an alternation prunes
+//! alike whichever copy goes first. An output that did not reach an
+//! alternation (same events, same branches) counts once: at each event,
+//! an output counts as many times as the one branch pattern that gives it
+//! most (`merge`). (Not "the copy of the branch pattern that chose the
+//! first branch there": Flink's NFA of that branch pattern may not give
+//! it, `tests/alternation.rs`,
+//! `a_match_that_skipped_the_alternation_is_reported_when_one_branch_pattern_gives_it`.)
+//!
+//! Held matches with the same first event: the section leaves their order
+//! open, and under a skip strategy it decides which are reported (the
+//! first may prune the others). There the reference takes, among them,
+//! one the real matcher reported at that event if there is one (one that
+//! spares the most others it reported), else Flink's head of the queue
+//! (`AltHooks::choose`); everything else it does by itself.
+//!
+//! The multisets of matches and timeouts emitted at each event (and at the
+//! final advance of time) must equal the real matcher's, branches
+//! included.
 //!
 //! `CEPHEID_PROPTEST_CASES` sets the number of cases (default 1,024: about
 //! half are compared, the others are invalid or too short),
@@ -35,7 +58,7 @@ use cepheid_automata::matcher::{Cache, Executor, MatchSink, MatchView, Partition
 use cepheid_automata::nfa::Nfa;
 use cepheid_core::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 use cepheid_core::pattern::{
-    validate, Element, ElementKind, Pattern, Quantifier, Sequence, SkipStrategy,
+    validate, Element, ElementKind, Pattern, Quantifier, Sequence, SkipStrategy, Stage,
 };
 use cepheid_core::primitives::StageId;
 use cepheid_engine::{Value, ValueRef};
@@ -43,6 +66,8 @@ use cepheid_engine::{Value, ValueRef};
 use proptest::prelude::*;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestRunner};
+use reference::flink::nfa::Stages;
+use reference::flink::run_patterns;
 use reference::gen::{events, pattern_spec};
 use reference::{print, run, RefEvent};
 
@@ -119,8 +144,18 @@ fn alternation(model: &Element, branches: Vec<Vec<Element>>) -> Element {
 }
 
 /// The random pattern with a run of its top-level elements made an
-/// alternation (`None` when it has fewer than two elements).
-fn with_alternation(mut p: Pattern, split: (usize, usize, usize, u8)) -> Option<Pattern> {
+/// alternation (`None` when it has fewer than two elements), and skip
+/// strategy `skip.0` (0 no skip, 1 to next, 2 past last event, 3 to
+/// first, 4 to last; 3 and 4 target the `skip.1`-th stage of the
+/// top-level sequence: for them the alternation leaves out a top-level
+/// stage where it can, else a stage `z` (`kind == "a"`..`"d"`) is
+/// appended to the pattern for a target; a stage inside a branch or group
+/// is refused by `validate`).
+fn with_alternation(
+    mut p: Pattern,
+    split: (usize, usize, usize, u8),
+    skip: (u8, usize),
+) -> Option<Pattern> {
     let within = p.within;
     // A pattern of one group: the alternation goes inside the group.
     if let [Element {
@@ -128,13 +163,43 @@ fn with_alternation(mut p: Pattern, split: (usize, usize, usize, u8)) -> Option<
         ..
     }] = p.sequence.elements.as_mut_slice()
     {
-        if !split_into_alternation(inner, within, split) {
+        if !split_into_alternation(inner, within, split, None) {
             return None;
         }
-    } else if !split_into_alternation(&mut p.sequence, within, split) {
-        return None;
+    } else {
+        let stages: Vec<usize> = (0..p.sequence.elements.len())
+            .filter(|i| matches!(p.sequence.elements[*i].kind, ElementKind::Stage(_)))
+            .collect();
+        let keep = (skip.0 % 5 >= 3 && !stages.is_empty()).then(|| stages[skip.1 % stages.len()]);
+        if !split_into_alternation(&mut p.sequence, within, split, keep) {
+            return None;
+        }
     }
-    p.skip = SkipStrategy::NoSkip;
+    let mut top: Vec<StageId> = p
+        .sequence
+        .elements
+        .iter()
+        .filter_map(|e| match e.kind {
+            ElementKind::Stage(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    if top.is_empty() && skip.0 % 5 >= 3 {
+        let z = StageId(p.stages.len() as u16);
+        let kind = reference::gen::KINDS[skip.1 % reference::gen::KINDS.len()];
+        p.stages
+            .push(Stage::new("z", reference::build::kind_is(kind)));
+        p.sequence.elements.push(Element::stage(z));
+        top.push(z);
+    }
+    let target = top.get(skip.1 % top.len().max(1)).copied();
+    p.skip = match (skip.0 % 5, target) {
+        (0, _) => SkipStrategy::NoSkip,
+        (1, _) | (3, None) => SkipStrategy::ToNext,
+        (2, _) | (_, None) => SkipStrategy::PastLastEvent,
+        (3, Some(t)) => SkipStrategy::ToFirst(t),
+        (_, Some(t)) => SkipStrategy::ToLast(t),
+    };
     Some(p)
 }
 
@@ -149,17 +214,25 @@ fn required_head(branch: &mut [Element]) {
     }
 }
 
+/// Makes elements `start..start + len` of `seq` an alternation, out of
+/// element `keep` when there are two elements on one side of it.
 fn split_into_alternation(
     seq: &mut Sequence,
     within: Option<i64>,
     (a, b, c, d): (usize, usize, usize, u8),
+    keep: Option<usize>,
 ) -> bool {
     let n = seq.elements.len();
     if n < 2 {
         return false;
     }
-    let start = a % (n - 1);
-    let len = 2 + b % (n - start - 1);
+    let (lo, hi) = match keep {
+        Some(t) if t >= 2 => (0, t),
+        Some(t) if n - t > 2 => (t + 1, n),
+        _ => (0, n),
+    };
+    let start = lo + a % (hi - lo - 1);
+    let len = 2 + b % (hi - start - 1);
     let cut = 1 + c % (len - 1);
     let mut elements = std::mem::take(&mut seq.elements);
     let suffix = elements.split_off(start + len);
@@ -201,6 +274,7 @@ fn stage_names(p: &Pattern, seq: &Sequence, out: &mut Vec<String>) {
 /// What the reference needs to know of each alternation (in the order of
 /// the text): per branch the stage names no other branch writes, and all
 /// the stage names inside it.
+#[derive(Clone)]
 struct AltInfo {
     own: Vec<Vec<String>>,
     inside: Vec<String>,
@@ -308,55 +382,171 @@ fn expand(seq: &Sequence, numbers: &HashMap<usize, usize>) -> Vec<Expansion> {
     partial
 }
 
-/// The reference's outputs, merged; `Err` when some expansion could not
-/// be run (rejected, Flink would throw, too expensive).
-fn reference_outputs(p: &Pattern, evs: &[RefEvent]) -> Result<(Outputs, Outputs), String> {
-    let (infos, numbers) = alternations(p);
-    let mut matches = Vec::new();
-    let mut timeouts = Vec::new();
-    for (elements, choices) in expand(&p.sequence, &numbers) {
-        let mut q = p.clone();
-        q.sequence = Sequence::new(elements);
-        let out = run(&q, evs, Some(end_time(evs)));
-        if let Some(f) = out.failure {
-            return Err(format!("{f:?}"));
-        }
-        let chosen: Vec<Option<u32>> = (0..infos.len())
-            .map(|k| choices.iter().find(|(a, _)| *a == k).map(|(_, b)| *b))
+/// Per alternation, the branch an output of the expansion that `chose`
+/// took: the branch whose own stage it took an event into, else (a
+/// timeout) the branch it waited in; `None` where it did not reach the
+/// alternation.
+fn branch_of(
+    infos: &[AltInfo],
+    chose: &[Option<u32>],
+    stages: &[(String, Vec<u64>)],
+    waiting: Option<&String>,
+) -> Vec<Option<u32>> {
+    let took = |name: &str| stages.iter().any(|(s, _)| s == name);
+    infos
+        .iter()
+        .enumerate()
+        .map(|(k, info)| {
+            let by_events = info
+                .own
+                .iter()
+                .position(|own| own.iter().any(|s| took(s)))
+                .map(|b| b as u32 + 1);
+            let by_state = waiting.filter(|w| info.inside.contains(w)).and(chose[k]);
+            by_events.or(by_state)
+        })
+        .collect()
+}
+
+/// The outputs of the branch patterns `(graph, event index, rendered)`,
+/// merged: an output (same events, same branches) at an event counts as
+/// many times as the branch pattern that gives it most does (the copies of
+/// an output that did not reach an alternation are one, difference 1).
+fn merge(outputs: Vec<(usize, usize, String)>) -> Outputs {
+    let mut counts: BTreeMap<(usize, String), BTreeMap<usize, usize>> = BTreeMap::new();
+    for (graph, step, line) in outputs {
+        *counts
+            .entry((step, line))
+            .or_default()
+            .entry(graph)
+            .or_default() += 1;
+    }
+    let mut merged = Vec::new();
+    for (out, per_graph) in counts {
+        let n = per_graph.values().copied().max().unwrap_or(0);
+        merged.extend(std::iter::repeat(out).take(n));
+    }
+    merged
+}
+
+/// What the one NFA of all expansions asks ([`reference::flink::nfa::Hooks`]):
+/// the order of held matches with one start event, which the semantics
+/// leave open, taken from the real matcher's matches.
+struct AltHooks {
+    infos: Vec<AltInfo>,
+    /// Per expansion, per alternation, the branch it chose.
+    chose: Vec<Vec<Option<u32>>>,
+    /// The real matcher's matches (event index, rendered) not yet given by
+    /// the reference.
+    real: HashMap<(usize, String), usize>,
+    step: usize,
+    /// Ties met, and those where the reference did not take Flink's head
+    /// of the queue.
+    ties: Ties,
+}
+
+type Ties = std::rc::Rc<std::cell::Cell<(usize, usize)>>;
+
+impl AltHooks {
+    fn render(&self, graph: usize, stages: &[(String, Vec<u64>)]) -> (usize, String) {
+        let branch = branch_of(&self.infos, &self.chose[graph], stages, None);
+        (self.step / 2, render(stages, None, &branch))
+    }
+}
+
+impl reference::flink::nfa::Hooks for AltHooks {
+    /// Held matches with the same start event: which goes first is not
+    /// specified (`docs/semantics.md`, "Alternation"), and under a skip
+    /// strategy the first may prune the others. The reference takes one
+    /// the real matcher emitted at this event, if any (else Flink's head
+    /// of the queue, and the comparison fails); among those, one that
+    /// prunes the fewest of the others the real matcher emitted.
+    fn choose(&mut self, candidates: &[(usize, Stages)], prunes: &[Vec<bool>]) -> usize {
+        let real: Vec<bool> = candidates
+            .iter()
+            .map(|(g, st)| self.real.get(&self.render(*g, st)).is_some_and(|n| *n > 0))
             .collect();
-        for (list, into) in [(&out.matches, &mut matches), (&out.timeouts, &mut timeouts)] {
-            for m in list.iter() {
-                let took = |name: &str| m.stages.iter().any(|(s, _)| s == name);
-                let branch: Vec<Option<u32>> = infos
-                    .iter()
-                    .enumerate()
-                    .map(|(k, info)| {
-                        let by_events = info
-                            .own
-                            .iter()
-                            .position(|own| own.iter().any(|s| took(s)))
-                            .map(|b| b as u32 + 1);
-                        let by_state = m
-                            .waiting
-                            .as_ref()
-                            .filter(|w| info.inside.contains(w))
-                            .and(chosen[k]);
-                        by_events.or(by_state)
-                    })
-                    .collect();
-                // An alternation the output did not reach: every choice
-                // there gives it; keep the first branch's only.
-                let canonical = (0..infos.len())
-                    .all(|k| branch[k].is_some() || chosen[k].map_or(true, |c| c == 1));
-                if canonical {
-                    into.push((m.step / 2, render(&m.stages, m.expired_at, &branch)));
-                }
-            }
+        let k = (0..candidates.len())
+            .filter(|i| real[*i])
+            .min_by_key(|i| {
+                (0..candidates.len())
+                    .filter(|j| real[*j] && prunes[*i][*j])
+                    .count()
+            })
+            .unwrap_or(0);
+        let (ties, other) = self.ties.get();
+        self.ties.set((ties + 1, other + usize::from(k != 0)));
+        k
+    }
+
+    fn emitted(&mut self, graph: usize, stages: &Stages) {
+        let key = self.render(graph, stages);
+        if let Some(n) = self.real.get_mut(&key) {
+            *n = n.saturating_sub(1);
         }
     }
-    matches.sort();
-    timeouts.sort();
-    Ok((matches, timeouts))
+
+    fn step(&mut self, step: usize) {
+        self.step = step;
+    }
+}
+
+/// The reference's outputs, merged; `Err` when some expansion could not
+/// be run (rejected, Flink would throw, too expensive). `real`: the real
+/// matcher's matches, to break the ties the semantics leave open (see
+/// [`AltHooks::choose`]); `ties` counts the ties met.
+fn reference_outputs(
+    p: &Pattern,
+    evs: &[RefEvent],
+    real: &Outputs,
+    ties: &Ties,
+) -> Result<(Outputs, Outputs), String> {
+    let (infos, numbers) = alternations(p);
+    let expansions = expand(&p.sequence, &numbers);
+    let chose: Vec<Vec<Option<u32>>> = expansions
+        .iter()
+        .map(|(_, choices)| {
+            (0..infos.len())
+                .map(|k| choices.iter().find(|(a, _)| *a == k).map(|(_, b)| *b))
+                .collect()
+        })
+        .collect();
+    let patterns: Vec<Pattern> = expansions
+        .into_iter()
+        .map(|(elements, _)| {
+            let mut q = p.clone();
+            q.sequence = Sequence::new(elements);
+            q
+        })
+        .collect();
+    let mut counts: HashMap<(usize, String), usize> = HashMap::new();
+    for m in real {
+        *counts.entry(m.clone()).or_default() += 1;
+    }
+    let hooks = AltHooks {
+        infos: infos.clone(),
+        chose: chose.clone(),
+        real: counts,
+        step: 0,
+        ties: ties.clone(),
+    };
+    let out = run_patterns(p, &patterns, evs, Some(end_time(evs)), Box::new(hooks));
+    if let Some(f) = out.failure {
+        return Err(format!("{f:?}"));
+    }
+    let named = |list: &[reference::Emitted]| {
+        list.iter()
+            .map(|m| {
+                let branch = branch_of(&infos, &chose[m.graph], &m.stages, m.waiting.as_ref());
+                (
+                    m.graph,
+                    m.step / 2,
+                    render(&m.stages, m.expired_at, &branch),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    Ok((merge(named(&out.matches)), merge(named(&out.timeouts))))
 }
 
 /// Collects the real matcher's outputs with their branches.
@@ -475,7 +665,23 @@ struct Tally {
     reference_failed: usize,
     with_matches: usize,
     with_timeouts: usize,
+    /// Compared cases by skip strategy.
+    by_skip: BTreeMap<&'static str, usize>,
+    /// Held matches with one start event the reference had to order, and
+    /// how often not as Flink's queue would have.
+    ties: usize,
+    ties_not_flink: usize,
     invalid_kinds: BTreeMap<String, usize>,
+}
+
+fn skip_name(s: SkipStrategy) -> &'static str {
+    match s {
+        SkipStrategy::NoSkip => "no skip",
+        SkipStrategy::ToNext => "to next",
+        SkipStrategy::PastLastEvent => "past last event",
+        SkipStrategy::ToFirst(_) => "to first",
+        SkipStrategy::ToLast(_) => "to last",
+    }
 }
 
 fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), String> {
@@ -497,7 +703,7 @@ fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), Strin
             return Ok(());
         }
         Err(e) => {
-            return match reference_outputs(p, evs) {
+            return match reference_outputs(p, evs, &Vec::new(), &Default::default()) {
                 Err(_) => {
                     tally.reference_failed += 1;
                     Ok(())
@@ -508,7 +714,9 @@ fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), Strin
             }
         }
     };
-    let want = match reference_outputs(p, evs) {
+    let got = real_outputs(&nfa, evs);
+    let ties = Ties::default();
+    let want = match reference_outputs(p, evs, &got.0, &ties) {
         Ok(w) => w,
         Err(why) if why.contains("Rejected") => {
             return Err(format!(
@@ -520,8 +728,10 @@ fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), Strin
             return Ok(());
         }
     };
-    let got = real_outputs(&nfa, evs);
     tally.compared += 1;
+    tally.ties += ties.get().0;
+    tally.ties_not_flink += ties.get().1;
+    *tally.by_skip.entry(skip_name(p.skip)).or_default() += 1;
     tally.with_matches += usize::from(!want.0.is_empty());
     tally.with_timeouts += usize::from(!want.1.is_empty());
     if want != got {
@@ -580,12 +790,13 @@ fn alternation_agrees_with_the_merged_reference() {
         pattern_spec(),
         events(),
         (0..8usize, 0..8usize, 0..8usize, any::<u8>()),
+        (0..5u8, 0..8usize),
     );
     let mut tally = Tally::default();
     for _ in 0..config.cases {
         let mut tree = strategy.new_tree(&mut runner).expect("a case");
-        let (spec, evs, split) = tree.current();
-        let Some(p) = with_alternation(spec.build(), split) else {
+        let (spec, evs, split, skip) = tree.current();
+        let Some(p) = with_alternation(spec.build(), split, skip) else {
             tally.too_short += 1;
             continue;
         };
@@ -595,8 +806,8 @@ fn alternation_agrees_with_the_merged_reference() {
             let mut steps = 0;
             while steps < 2_000 && tree.simplify() {
                 steps += 1;
-                let (spec, evs, split) = tree.current();
-                if let Some(p) = with_alternation(spec.build(), split) {
+                let (spec, evs, split, skip) = tree.current();
+                if let Some(p) = with_alternation(spec.build(), split, skip) {
                     if let Err(why) = compare(&p, &evs, &mut Tally::default()) {
                         last = (p, evs, why);
                     }
@@ -616,6 +827,10 @@ fn alternation_agrees_with_the_merged_reference() {
         tally.with_matches > 0 && tally.with_timeouts > 0,
         "{tally:?}"
     );
+    assert!(
+        tally.by_skip.len() == 5 && tally.by_skip.values().all(|n| *n > 0),
+        "every skip strategy is compared: {tally:?}"
+    );
 }
 
 /// The expansion is the reference's own: a pattern without alternation
@@ -634,4 +849,49 @@ fn a_pattern_without_alternation_expands_to_itself() {
         print::pattern(&p)
     );
     let _ = Quantifier::One;
+}
+
+/// The reference prunes and holds back across branches by itself (no
+/// real matcher to follow): `(a followed by c) or (b followed by d)`.
+#[test]
+fn the_reference_prunes_and_holds_back_across_branches() {
+    use reference::build::kind_is;
+    let stages = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|k| Stage::new(k, kind_is(k.chars().next().unwrap())))
+        .collect();
+    let el = |s: u16| Element::stage(StageId(s));
+    let mut p = Pattern::new(
+        "p",
+        stages,
+        Sequence::new(vec![alternation(
+            &el(0),
+            vec![vec![el(0), el(2)], vec![el(1), el(3)]],
+        )]),
+    );
+    let evs: Vec<RefEvent> = ["a", "b", "d", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| RefEvent::kv(i as u64 + 1, i as i64, k.chars().next().unwrap(), 0))
+        .collect();
+    let outputs = |p: &Pattern| {
+        reference_outputs(p, &evs, &Vec::new(), &Default::default())
+            .unwrap()
+            .0
+    };
+    // No skip: `b d` at d, `a c` at c.
+    assert_eq!(
+        outputs(&p),
+        [
+            (2, "b:[2] d:[3] branch=[Some(2)]".to_string()),
+            (3, "a:[1] c:[4] branch=[Some(1)]".to_string())
+        ]
+    );
+    // Skip past last event: `b d` is held back by the partial match of
+    // branch 1 that started before it, then pruned by `a c`.
+    p.skip = SkipStrategy::PastLastEvent;
+    assert_eq!(
+        outputs(&p),
+        [(3, "a:[1] c:[4] branch=[Some(1)]".to_string())]
+    );
 }

@@ -45,12 +45,17 @@ impl PartialOrd for EventId {
 
 /// Flink's `NodeId`: an event and the original name of the state (the
 /// "page") it was taken into, as an index into the graph's page table.
+/// When one NFA runs several graphs (the expansions of a pattern with
+/// alternation, [`super::nfa`]), the graph too: each graph's nodes are its
+/// own (their Dewey versions are numbered per graph), the events shared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NodeId {
     /// The taken event.
     pub event: EventId,
-    /// Index of the original state name.
+    /// Index of the original state name in its graph's page table.
     pub page: usize,
+    /// The graph (0 for an NFA of one graph, as Flink's).
+    pub graph: usize,
 }
 
 /// Flink's `DeweyNumber`.
@@ -157,9 +162,11 @@ impl SharedBuffer {
         self.counts.retain(|t, _| *t >= ts);
     }
 
-    /// `put`: adds an edge from the node (event, page) back to `previous`.
+    /// `put`: adds an edge from the node (event, page) of `graph` back to
+    /// `previous`.
     pub fn put(
         &mut self,
+        graph: usize,
         page: usize,
         event: EventId,
         previous: Option<NodeId>,
@@ -168,7 +175,7 @@ impl SharedBuffer {
         if let Some(prev) = previous {
             self.lock_node(prev, version);
         }
-        let id = NodeId { event, page };
+        let id = NodeId { event, page, graph };
         if !self.entries.contains_key(&id) {
             self.lock_event(event)?;
             let node = Node {

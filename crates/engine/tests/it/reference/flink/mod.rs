@@ -10,6 +10,8 @@
 //! - [`run`] / [`run_with`]: the driver (events in arrival order, time
 //!   advanced before each, a final advance), with a work budget
 //!   ([`WORK_BUDGET`]) for the rare patterns whose partial matches explode.
+//! - [`run_patterns`]: several patterns (the branch patterns of a pattern
+//!   with alternation) driven alike as one NFA ([`nfa::Nfa::with_graphs`]).
 
 pub mod buffer;
 pub mod compiler;
@@ -23,7 +25,7 @@ use cepheid_core::pattern::Pattern;
 
 use super::cond::RefEvent;
 use graph::Graph;
-use nfa::{Materialized, Nfa};
+use nfa::{Hooks, Materialized, Nfa};
 
 /// One emitted match or timeout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +42,8 @@ pub struct Emitted {
     /// For timeouts: the stage name of the state the partial match waited
     /// in (the alternation reference tells branches by it).
     pub waiting: Option<String>,
+    /// The graph (the pattern of [`run_patterns`]) it is of; 0 for [`run`].
+    pub graph: usize,
 }
 
 /// Why the reference produced no (complete) output.
@@ -129,27 +133,51 @@ pub fn run_with(
             return out;
         }
     };
-    let mut driver = Driver {
+    let driver = Driver {
         pattern,
-        graph: &graph,
         events,
         nfa: Nfa::new(&graph, pattern, events),
         ordered_advance: dev.ordered_advance,
         out,
     };
-    if let Err(why) = driver.run_all(end) {
-        driver.out.failure = Some(if driver.nfa.work() > WORK_BUDGET {
-            Failure::TooExpensive
-        } else {
-            Failure::Runtime(why)
-        });
+    driver.run(end)
+}
+
+/// [`run`] of several patterns as one NFA ([`Nfa::with_graphs`]: one
+/// queue of partial matches, one shared buffer, pruning and holding back
+/// across them): the branch patterns of `pattern`, a pattern with
+/// alternation, whose stages, window, skip strategy and timeouts they
+/// share. Each output names its pattern ([`Emitted::graph`]).
+pub fn run_patterns<'e>(
+    pattern: &Pattern,
+    patterns: &[Pattern],
+    events: &'e [RefEvent],
+    end: Option<i64>,
+    hooks: Box<dyn Hooks + 'e>,
+) -> Output {
+    let mut out = Output::default();
+    let mut graphs = Vec::new();
+    for p in patterns {
+        match compiler::compile(p, Deviations::CEPHEID) {
+            Ok(g) => graphs.push(g),
+            Err(why) => {
+                out.failure = Some(Failure::Rejected(why));
+                return out;
+            }
+        }
     }
-    driver.out
+    let driver = Driver {
+        pattern,
+        events,
+        nfa: Nfa::with_graphs(graphs.iter().collect(), pattern, events, Some(hooks)),
+        ordered_advance: Deviations::CEPHEID.ordered_advance,
+        out,
+    };
+    driver.run(end)
 }
 
 struct Driver<'g, 'p, 'e> {
     pattern: &'p Pattern,
-    graph: &'g Graph<'p>,
     events: &'e [RefEvent],
     nfa: Nfa<'g, 'p, 'e>,
     ordered_advance: bool,
@@ -157,13 +185,27 @@ struct Driver<'g, 'p, 'e> {
 }
 
 impl Driver<'_, '_, '_> {
+    fn run(mut self, end: Option<i64>) -> Output {
+        if let Err(why) = self.run_all(end) {
+            self.out.failure = Some(if self.nfa.work() > WORK_BUDGET {
+                Failure::TooExpensive
+            } else {
+                Failure::Runtime(why)
+            });
+        }
+        self.out
+    }
+
     fn run_all(&mut self, end: Option<i64>) -> Result<(), String> {
         for (i, e) in self.events.iter().enumerate() {
+            self.nfa.at_step(2 * i);
             self.advance(e.ts, 2 * i)?;
+            self.nfa.at_step(2 * i + 1);
             let matches = self.nfa.process(i)?;
             self.record(2 * i + 1, matches, Vec::new());
         }
         if let Some(t) = end {
+            self.nfa.at_step(2 * self.events.len());
             self.advance(t, 2 * self.events.len())?;
         }
         Ok(())
@@ -187,43 +229,31 @@ impl Driver<'_, '_, '_> {
     fn record(
         &mut self,
         step: usize,
-        matches: Vec<Materialized>,
-        timeouts: Vec<(Materialized, i64, usize)>,
+        matches: Vec<(usize, Materialized)>,
+        timeouts: Vec<(usize, Materialized, i64, usize)>,
     ) {
-        for m in matches {
-            let stages = self.stages(m);
+        for (graph, m) in matches {
+            let stages = self.nfa.stages(graph, &m);
             self.out.matches.push(Emitted {
                 step,
                 stages,
                 expired_at: None,
                 waiting: None,
+                graph,
             });
         }
         if !self.pattern.emit_timeouts {
             return;
         }
-        for (m, at, page) in timeouts {
-            let stages = self.stages(m);
+        for (graph, m, at, page) in timeouts {
+            let stages = self.nfa.stages(graph, &m);
             self.out.timeouts.push(Emitted {
                 step,
                 stages,
                 expired_at: Some(at),
-                waiting: Some(self.graph.pages[page].clone()),
+                waiting: Some(self.nfa.graph_pages(graph)[page].clone()),
+                graph,
             });
         }
-    }
-
-    /// Pages by stage order (pattern order), event indices as ids.
-    fn stages(&self, m: Materialized) -> Vec<(String, Vec<u64>)> {
-        let mut stages: Vec<(Option<cepheid_core::primitives::StageId>, String, Vec<u64>)> = m
-            .into_iter()
-            .map(|(page, indices)| {
-                let name = self.graph.pages[page].clone();
-                let ids = indices.iter().map(|i| self.events[*i].id).collect();
-                (self.pattern.stage_id(&name), name, ids)
-            })
-            .collect();
-        stages.sort_by_key(|a| a.0);
-        stages.into_iter().map(|(_, n, ids)| (n, ids)).collect()
     }
 }

@@ -9,6 +9,20 @@
 //! materialized match (Flink's `ConditionContext.getEventsForPattern`: the
 //! events taken before the one under evaluation, per original stage name),
 //! materialized lazily once per computation state and event, as Flink does.
+//!
+//! # Several graphs
+//! [`Nfa::with_graphs`] runs several compiled graphs (the branch patterns
+//! of a pattern with alternation, `tests/alternation_differential.rs`) as
+//! *one* NFA: one queue of computation states, each knowing its graph, in
+//! Flink's order (by start event, whatever the graph); one shared buffer,
+//! whose events (so event ids, which pruning compares) are shared and whose
+//! nodes are per graph; the complete matches of every graph held and
+//! emitted by one `processMatchesAccordingToSkipStrategy`, so that a match
+//! of one graph prunes, and a partial match of one graph holds back, those
+//! of every graph. Its [`Hooks`] decide what Flink's single pattern leaves
+//! to the layout of its queue: which of several held matches with the same
+//! start event goes first. With one graph and no hooks it is Flink's NFA,
+//! step for step.
 
 use std::cmp::Ordering;
 
@@ -25,6 +39,8 @@ use super::skip::AfterMatch;
 /// Flink's `ComputationState` (a partial match, or a run in the start state).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ComputationState {
+    /// The graph the state is of (0 for an NFA of one graph).
+    pub graph: usize,
     /// `currentStateName` (names are unique, so the index stands for it).
     pub state: StateIdx,
     /// The Dewey version.
@@ -52,21 +68,45 @@ pub type Materialized = Vec<(usize, Vec<usize>)>;
 /// What one `advanceTime` produced.
 /// What one `advanceTime` produced: matches, and timeouts with the time
 /// they expired at and the page (stage name) of the state they waited in.
-pub type Advanced = (Vec<Materialized>, Vec<(Materialized, i64, usize)>);
+/// Each with its graph.
+pub type Advanced = (
+    Vec<(usize, Materialized)>,
+    Vec<(usize, Materialized, i64, usize)>,
+);
+
+/// A materialized match by stage: (stage name, event ids), stages in
+/// pattern order.
+pub type Stages = Vec<(String, Vec<u64>)>;
+
+/// What an NFA of several graphs asks of its caller (see the module
+/// documentation); an NFA of one graph, Flink's, has none.
+pub trait Hooks {
+    /// Which of these held complete matches, of one start event, goes
+    /// first (their graphs and stages, the head of the queue first:
+    /// Flink's choice is 0); `prunes[i][j]`: emitting `i` prunes `j`.
+    fn choose(&mut self, candidates: &[(usize, Stages)], prunes: &[Vec<bool>]) -> usize;
+    /// A complete match of `graph` is emitted.
+    fn emitted(&mut self, graph: usize, stages: &Stages);
+    /// The driver's step ([`super::Emitted::step`]) from now on.
+    fn step(&mut self, _step: usize) {}
+}
 
 type Queue = JavaPriorityQueue<ComputationState>;
 
 /// The NFA and its `NFAState` and `SharedBuffer` for one partition.
 pub struct Nfa<'g, 'p, 'e> {
-    graph: &'g Graph<'p>,
+    graphs: Vec<&'g Graph<'p>>,
     events: &'e [RefEvent],
-    page_stage: Vec<Option<StageId>>,
-    skip: AfterMatch,
+    /// Per graph, per page.
+    page_stage: Vec<Vec<Option<StageId>>>,
+    /// Per graph (its target page).
+    skip: Vec<AfterMatch>,
     buffer: SharedBuffer,
     partial: Queue,
     completed: Queue,
     /// Computation states visited so far (see `WORK_BUDGET`).
     work: usize,
+    hooks: Option<Box<dyn Hooks + 'e>>,
 }
 
 /// Flink's `EventWrapper`: the event id is registered on the first take.
@@ -92,45 +132,100 @@ struct Outgoing {
 impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
     /// `createInitialNFAState` over a compiled graph.
     pub fn new(graph: &'g Graph<'p>, pattern: &Pattern, events: &'e [RefEvent]) -> Self {
-        let page_stage = graph.pages.iter().map(|p| pattern.stage_id(p)).collect();
+        Nfa::with_graphs(vec![graph], pattern, events, None)
+    }
+
+    /// One NFA over several graphs compiled from patterns with `pattern`'s
+    /// stages, window and skip strategy: a start state per graph (in the
+    /// order given), then as [`Nfa::new`].
+    pub fn with_graphs(
+        graphs: Vec<&'g Graph<'p>>,
+        pattern: &Pattern,
+        events: &'e [RefEvent],
+        hooks: Option<Box<dyn Hooks + 'e>>,
+    ) -> Self {
+        let page_stage = graphs
+            .iter()
+            .map(|g| g.pages.iter().map(|p| pattern.stage_id(p)).collect())
+            .collect();
         let mut partial = Queue::new(comparator);
-        partial.offer(ComputationState {
-            state: graph.start(),
-            version: Dewey::new(1),
-            start_ts: -1,
-            prev_ts: -1,
-            prev: None,
-            start_id: None,
-        });
+        for (i, graph) in graphs.iter().enumerate() {
+            partial.offer(ComputationState {
+                graph: i,
+                state: graph.start(),
+                version: Dewey::new(1),
+                start_ts: -1,
+                prev_ts: -1,
+                prev: None,
+                start_id: None,
+            });
+        }
+        let skip = graphs
+            .iter()
+            .map(|g| AfterMatch::new(pattern, &g.pages))
+            .collect();
         Nfa {
-            graph,
+            graphs,
             events,
             page_stage,
-            skip: AfterMatch::new(pattern, &graph.pages),
+            skip,
             buffer: SharedBuffer::default(),
             partial,
             completed: Queue::new(comparator),
             work: 0,
+            hooks,
         }
     }
 
-    fn kind(&self, state: StateIdx) -> StateType {
-        self.graph.states[state].kind
+    /// Tells the hooks the driver's step.
+    pub fn at_step(&mut self, step: usize) {
+        if let Some(hooks) = self.hooks.as_mut() {
+            hooks.step(step);
+        }
+    }
+
+    /// The page table of graph `graph`.
+    pub fn graph_pages(&self, graph: usize) -> &'g [String] {
+        &self.graphs[graph].pages
+    }
+
+    /// The graph of a computation state.
+    pub fn graph(&self, cs: &ComputationState) -> &'g Graph<'p> {
+        self.graphs[cs.graph]
+    }
+
+    fn kind(&self, cs: &ComputationState) -> StateType {
+        self.graph(cs).states[cs.state].kind
     }
 
     fn is_start(&self, cs: &ComputationState) -> bool {
-        self.kind(cs.state) == StateType::Start
+        self.kind(cs) == StateType::Start
+    }
+
+    /// A materialized match of `graph` by stage (pages in pattern order,
+    /// event indices as event ids).
+    pub fn stages(&self, graph: usize, m: &Materialized) -> Stages {
+        let pages = &self.graphs[graph].pages;
+        let mut stages: Vec<(Option<StageId>, String, Vec<u64>)> = m
+            .iter()
+            .map(|(page, indices)| {
+                let ids = indices.iter().map(|i| self.events[*i].id).collect();
+                (self.page_stage[graph][*page], pages[*page].clone(), ids)
+            })
+            .collect();
+        stages.sort_by_key(|a| a.0);
+        stages.into_iter().map(|(_, n, ids)| (n, ids)).collect()
     }
 
     /// D4: the earliest time at which `advanceTime` would expire a partial
     /// match (element window of its state, or the pattern window).
     pub fn next_deadline(&self) -> Option<i64> {
-        let window = self.graph.window_time;
         self.partial
             .iter()
             .filter(|cs| !self.is_start(cs))
             .flat_map(|cs| {
-                let element = self.graph.states[cs.state]
+                let window = self.graph(cs).window_time;
+                let element = self.graph(cs).states[cs.state]
                     .window
                     .filter(|w| *w > 0)
                     .map(|w| cs.prev_ts + w);
@@ -155,7 +250,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
     }
 
     /// `NFA.process`.
-    pub fn process(&mut self, index: usize) -> Result<Vec<Materialized>, Fail> {
+    pub fn process(&mut self, index: usize) -> Result<Vec<(usize, Materialized)>, Fail> {
         self.spend()?;
         let mut event = EventWrapper {
             index,
@@ -170,7 +265,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
             let mut retain = Vec::new();
             let mut discard = false;
             for ns in next {
-                match self.kind(ns.state) {
+                match self.kind(&ns) {
                     StateType::Final => potential.offer(ns),
                     StateType::Stop => {
                         discard = true;
@@ -210,16 +305,16 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
         let mut timeouts = Vec::new();
         let mut new_partial = Queue::new(comparator);
         let mut potential = Queue::new(comparator);
-        let window = self.graph.window_time;
         for cs in self.partial.drain() {
             let start = self.is_start(&cs);
             let timed_out = |from: i64, w: i64| !start && w > 0 && t - from >= w;
-            let element = self.graph.states[cs.state].window;
+            let window = self.graph(&cs).window_time;
+            let element = self.graph(&cs).states[cs.state].window;
             let by_previous = element.is_some_and(|w| timed_out(cs.prev_ts, w));
             let by_first = timed_out(cs.start_ts, window);
             if !(by_previous || by_first) {
                 new_partial.offer(cs);
-            } else if self.kind(cs.state) == StateType::Pending {
+            } else if self.kind(&cs) == StateType::Pending {
                 potential.offer(cs);
             } else {
                 let path = self.extract_current_matches(&cs)?;
@@ -228,7 +323,8 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                     Some(w) => cs.prev_ts + w,
                     None => cs.start_ts + window,
                 };
-                timeouts.push((events, at, self.graph.states[cs.state].page));
+                let page = self.graph(&cs).states[cs.state].page;
+                timeouts.push((cs.graph, events, at, page));
                 self.buffer.release_node(cs.prev, &cs.version);
             }
         }
@@ -243,34 +339,104 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
         &mut self,
         potential: &Queue,
         partial: &mut Queue,
-    ) -> Result<Vec<Materialized>, Fail> {
+    ) -> Result<Vec<(usize, Materialized)>, Fail> {
         for cs in potential.iter() {
             self.completed.offer(cs.clone());
         }
         let mut result = Vec::new();
         while let Some(earliest) = self.completed.peek() {
-            if self.skip.is_skip_strategy() {
+            if self.skip[earliest.graph].is_skip_strategy() {
                 if let Some(first_partial) = partial.peek() {
                     if comparator(earliest, first_partial) == Ordering::Greater {
                         break;
                     }
                 }
             }
-            let earliest = self.completed.poll().expect("peeked");
+            let earliest = self.poll_completed()?;
             let prev = earliest
                 .prev
                 .ok_or("NullPointerException: a match without events")?;
             let matched = self.buffer.extract_patterns(prev, &earliest.version)?;
-            self.skip.prune(partial, &matched, &mut self.buffer);
-            self.skip
-                .prune(&mut self.completed, &matched, &mut self.buffer);
+            let skip = &self.skip[earliest.graph];
+            skip.prune(partial, &matched, &mut self.buffer);
+            skip.prune(&mut self.completed, &matched, &mut self.buffer);
             let first = matched
                 .first()
                 .ok_or("IndexOutOfBoundsException: a match extracted no path")?;
-            result.push(self.buffer.materialize(first)?);
+            let m = self.buffer.materialize(first)?;
+            if self.hooks.is_some() {
+                let stages = self.stages(earliest.graph, &m);
+                if let Some(hooks) = self.hooks.as_mut() {
+                    hooks.emitted(earliest.graph, &stages);
+                }
+            }
+            result.push((earliest.graph, m));
             self.buffer.release_node(earliest.prev, &earliest.version);
         }
         Ok(result)
+    }
+
+    /// The materialized first path of a held or complete state.
+    fn first_path(&mut self, cs: &ComputationState) -> Result<Stages, Fail> {
+        let prev = cs
+            .prev
+            .ok_or("NullPointerException: a match without events")?;
+        let matched = self.buffer.extract_patterns(prev, &cs.version)?;
+        let Some(first) = matched.first() else {
+            return Ok(Vec::new());
+        };
+        let m = self.buffer.materialize(first)?;
+        Ok(self.stages(cs.graph, &m))
+    }
+
+    /// `completedMatches.poll()`; with hooks and a skip strategy, when
+    /// several held matches share the head's start event, the one the
+    /// hooks choose (`PriorityQueue.remove(Object)`, the JDK's `removeAt`).
+    fn poll_completed(&mut self) -> Result<ComputationState, Fail> {
+        let head = self.completed.peek().expect("peeked").clone();
+        if self.hooks.is_none() || !self.skip[head.graph].is_skip_strategy() {
+            return Ok(self.completed.poll().expect("peeked"));
+        }
+        let ties: Vec<(usize, ComputationState)> = self
+            .completed
+            .iter()
+            .enumerate()
+            .filter(|(_, cs)| comparator(cs, &head) == Ordering::Equal)
+            .map(|(i, cs)| (i, cs.clone()))
+            .collect();
+        if ties.len() == 1 {
+            return Ok(self.completed.poll().expect("peeked"));
+        }
+        let mut candidates = Vec::new();
+        let mut pruning = Vec::new();
+        for (_, cs) in &ties {
+            candidates.push((cs.graph, self.first_path(cs)?));
+            let prev = cs
+                .prev
+                .ok_or("NullPointerException: a match without events")?;
+            let matched = self.buffer.extract_patterns(prev, &cs.version)?;
+            pruning.push(self.skip[cs.graph].pruning_id(&matched));
+        }
+        let prunes: Vec<Vec<bool>> = (0..ties.len())
+            .map(|i| {
+                (0..ties.len())
+                    .map(|j| {
+                        let (skip, start) = (&self.skip[ties[i].1.graph], ties[j].1.start_id);
+                        i != j
+                            && pruning[i]
+                                .zip(start)
+                                .is_some_and(|(p, s)| skip.should_prune(s, p))
+                    })
+                    .collect()
+            })
+            .collect();
+        let k = self
+            .hooks
+            .as_mut()
+            .expect("hooks")
+            .choose(&candidates, &prunes)
+            .min(ties.len() - 1);
+        Ok(self.completed.remove_at(ties[k].0))
     }
 
     /// `extractCurrentMatches`.
@@ -296,7 +462,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
         let path = self.extract_current_matches(&ctx.state)?;
         let mut taken = Vec::new();
         for (page, indices) in self.buffer.materialize(&path)? {
-            if let Some(stage) = self.page_stage[page] {
+            if let Some(stage) = self.page_stage[ctx.state.graph][page] {
                 taken.extend(indices.into_iter().map(|i| (stage, &self.events[i])));
             }
         }
@@ -306,7 +472,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
 
     /// `checkFilterCondition`.
     fn check(&mut self, ctx: &mut Context<'e>, cond: CondId, event: usize) -> Result<bool, Fail> {
-        let graph = self.graph;
+        let graph = self.graph(&ctx.state);
         Ok(match &graph.conds[cond] {
             CondNode::True => true,
             CondNode::Leaf { cond, iterative } => {
@@ -335,7 +501,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
             total_take: 0,
             total_ignore: 0,
         };
-        let graph = self.graph;
+        let graph = self.graph(&ctx.state);
         let mut stack = vec![own];
         while let Some(current) = stack.pop() {
             for t in &graph.states[current].transitions {
@@ -366,13 +532,13 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
         state: StateIdx,
         event: usize,
     ) -> Result<Option<StateIdx>, Fail> {
-        let graph = self.graph;
+        let graph = self.graph(&ctx.state);
         let mut stack = vec![state];
         while let Some(current) = stack.pop() {
             for t in &graph.states[current].transitions {
                 if t.action == Action::Proceed && self.check(ctx, t.cond, event)? {
                     let target = t.target.ok_or(NULL_TARGET)?;
-                    if self.kind(target) == StateType::Final {
+                    if graph.states[target].kind == StateType::Final {
                         return Ok(Some(target));
                     }
                     stack.push(target);
@@ -387,6 +553,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
     fn add_computation_state(
         &mut self,
         out: &mut Vec<ComputationState>,
+        graph: usize,
         state: StateIdx,
         prev: Option<NodeId>,
         version: Dewey,
@@ -398,6 +565,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
             self.buffer.lock_node(node, &version);
         }
         out.push(ComputationState {
+            graph,
             state,
             version,
             start_ts,
@@ -442,6 +610,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                     };
                     self.add_computation_state(
                         &mut result,
+                        cs.graph,
                         target,
                         cs.prev,
                         version,
@@ -455,8 +624,10 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                     let next_version = current_version.add_stage();
                     take_branches_to_visit -= 1;
                     let id = self.event_id(event);
-                    let page = self.graph.states[edge.source].page;
-                    let node = self.buffer.put(page, id, cs.prev, &current_version)?;
+                    let page = self.graph(cs).states[edge.source].page;
+                    let node = self
+                        .buffer
+                        .put(cs.graph, page, id, cs.prev, &current_version)?;
                     let (start_ts, start_id) = if start {
                         (event.ts, Some(id))
                     } else {
@@ -464,6 +635,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                     };
                     self.add_computation_state(
                         &mut result,
+                        cs.graph,
                         target,
                         Some(node),
                         next_version.clone(),
@@ -476,6 +648,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                     {
                         self.add_computation_state(
                             &mut result,
+                            cs.graph,
                             last,
                             Some(node),
                             next_version,
@@ -491,6 +664,7 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
         if start {
             let n = increasing_self_state(total_ignore, total_take);
             result.push(ComputationState {
+                graph: cs.graph,
                 state: cs.state,
                 version: cs.version.increase(n),
                 start_ts: -1,

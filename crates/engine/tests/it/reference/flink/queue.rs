@@ -87,6 +87,21 @@ impl<T> JavaPriorityQueue<T> {
         true
     }
 
+    /// `remove(o)` of the element at array index `i` (JDK's `removeAt`):
+    /// the last element moves to `i` and sifts down, else up.
+    pub fn remove_at(&mut self, i: usize) -> T {
+        let last = self.es.len() - 1;
+        if i == last {
+            return self.es.pop().expect("in range");
+        }
+        let removed = self.es.swap_remove(i);
+        let n = self.es.len();
+        if self.sift_down(i, n) == i {
+            self.sift_up(i);
+        }
+        removed
+    }
+
     fn sift_up(&mut self, mut k: usize) {
         while k > 0 {
             let parent = (k - 1) >> 1;
@@ -98,7 +113,8 @@ impl<T> JavaPriorityQueue<T> {
         }
     }
 
-    fn sift_down(&mut self, mut k: usize, n: usize) {
+    /// Sifts the element at `k` down; returns where it stopped.
+    fn sift_down(&mut self, mut k: usize, n: usize) -> usize {
         let half = n >> 1;
         while k < half {
             let mut child = (k << 1) + 1;
@@ -112,6 +128,7 @@ impl<T> JavaPriorityQueue<T> {
             self.es.swap(k, child);
             k = child;
         }
+        k
     }
 
     fn heapify(&mut self) {
@@ -142,6 +159,24 @@ mod tests {
         assert_eq!(layout, "ceadb");
         let order: String = std::iter::from_fn(|| q.poll()).map(|x| x.1).collect();
         assert_eq!(order, "cedab");
+    }
+
+    #[test]
+    fn remove_at_moves_the_last_element_as_the_jdk_does() {
+        let mut q = queue();
+        for x in [(1, 'a'), (1, 'b'), (0, 'c'), (1, 'd'), (0, 'e')] {
+            q.offer(x);
+        }
+        // `ceadb`: removing `e` (index 1) moves `b` there; it sifts
+        // neither down (`d` is not smaller) nor up (`c` is smaller).
+        assert_eq!(q.remove_at(1), (0, 'e'));
+        assert_eq!(q.iter().map(|x| x.1).collect::<String>(), "cbad");
+        // Removing the root is `poll`.
+        assert_eq!(q.remove_at(0), (0, 'c'));
+        assert_eq!(q.iter().map(|x| x.1).collect::<String>(), "dba");
+        // The last element goes as it is.
+        assert_eq!(q.remove_at(2), (1, 'a'));
+        assert_eq!(q.iter().map(|x| x.1).collect::<String>(), "db");
     }
 
     #[test]

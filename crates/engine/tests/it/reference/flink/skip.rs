@@ -45,7 +45,8 @@ impl AfterMatch {
         !matches!(self, AfterMatch::NoSkip)
     }
 
-    fn pruning_id(self, matched: &[PathMap]) -> Option<EventId> {
+    /// `getPruningId`.
+    pub fn pruning_id(self, matched: &[PathMap]) -> Option<EventId> {
         let lists = || matched.iter().flat_map(|m| m.iter().map(|(_, ids)| ids));
         match self {
             AfterMatch::NoSkip => None,
@@ -65,7 +66,8 @@ impl AfterMatch {
         }
     }
 
-    fn should_prune(self, start: EventId, pruning: EventId) -> bool {
+    /// `shouldPrune`.
+    pub fn should_prune(self, start: EventId, pruning: EventId) -> bool {
         match self {
             AfterMatch::ToFirst(_) | AfterMatch::ToLast(_) => start < pruning,
             _ => start <= pruning,
