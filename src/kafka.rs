@@ -52,3 +52,114 @@ pub fn status_of(error: &KafkaError) -> u8 {
 pub fn status(error: &Error) -> Option<u8> {
     kafka_error_of(error).map(status_of)
 }
+
+#[cfg(test)]
+mod tests {
+    use cepheid_kafka::{OptionsError, UrlError};
+
+    use crate::run::in_flags;
+
+    /// The library says its Kafka refusals in its own words (the settings
+    /// of `KafkaOptions` and `Config`); the command says each with its
+    /// flags, as it always has.
+    #[test]
+    fn each_kafka_refusal_is_said_with_the_commands_flags() {
+        let url = |setting, error| OptionsError::Url { setting, error };
+        let cases = [
+            (
+                url(
+                    "`Config::input`",
+                    UrlError::Brokers {
+                        text: "kafka://a/in".into(),
+                    },
+                ),
+                "--events kafka://a/in: the brokers are HOST:PORT, comma-separated",
+            ),
+            (
+                url(
+                    "`KafkaOptions::rules_topic`",
+                    UrlError::NotKafka {
+                        text: "rules.cep".into(),
+                    },
+                ),
+                "--rules-topic rules.cep: not a kafka:// URL",
+            ),
+            (
+                OptionsError::FollowKafka,
+                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)",
+            ),
+            (
+                OptionsError::RulesTopicAlone,
+                "--rules-topic needs --events kafka://... (on its brokers)",
+            ),
+            (
+                OptionsError::RulesTopicPlace,
+                "--rules-topic: one topic on the brokers of --events",
+            ),
+            (
+                OptionsError::OutputTopics,
+                "--output kafka://...: one topic (--timeouts names another for timeouts)",
+            ),
+            (
+                OptionsError::TimeoutsAlone,
+                "--timeouts needs --output kafka://...",
+            ),
+            (
+                OptionsError::TimeoutsPlace,
+                "--timeouts: one topic on the brokers of --output",
+            ),
+            (
+                OptionsError::LateMixed,
+                "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)",
+            ),
+            (
+                OptionsError::LatePlace,
+                "--late kafka://...: one topic on the brokers of --output",
+            ),
+            (
+                OptionsError::KafkaOnly,
+                "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
+            ),
+            (
+                OptionsError::RecordTimeAlone,
+                "--time kafka needs --events kafka://... (the records' timestamps)",
+            ),
+            (
+                OptionsError::StartAlone,
+                "--kafka-start and --kafka-until need --events kafka://...",
+            ),
+            (
+                OptionsError::TransactionalIdAlone,
+                "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)",
+            ),
+            (
+                OptionsError::MarkerTopicAlone,
+                "--kafka-marker-topic needs --output kafka://... and --checkpoint",
+            ),
+            (
+                OptionsError::Property {
+                    property: "linger.ms=soon".into(),
+                    reason: "Invalid value".into(),
+                },
+                "--kafka linger.ms=soon: Invalid value",
+            ),
+            (
+                OptionsError::NotBuiltIn {
+                    property: "security.protocol=ssl".into(),
+                    needs: "SSL (TLS: OpenSSL)".into(),
+                    built: "gzip".into(),
+                },
+                "--kafka security.protocol=ssl: this cepheid's Kafka client (librdkafka) is built without SSL (TLS: OpenSSL) \
+                 (it has: gzip); TLS and SASL other than PLAIN are not supported yet (docs/kafka.md, \"TLS and SASL\")",
+            ),
+        ];
+        for (error, said) in cases {
+            let words = error.to_string();
+            assert!(
+                !words.contains("--"),
+                "a flag in the library's words: {words}"
+            );
+            assert_eq!(in_flags(&words), said);
+        }
+    }
+}

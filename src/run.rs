@@ -371,7 +371,7 @@ pub fn run(args: &Args) -> u8 {
     }
     #[cfg(feature = "kafka")]
     if let Err(why) = kafka::options(args).check(&config) {
-        say!("error: {why}");
+        say!("error: {}", in_flags(&why.to_string()));
         return EXIT_USAGE;
     }
     #[cfg(not(feature = "kafka"))]
@@ -445,7 +445,7 @@ pub fn run(args: &Args) -> u8 {
             match opened {
                 Ok((sources, sink)) => (config, sources, sink),
                 Err(e) => {
-                    say!("error: {e}");
+                    say!("error: {}", in_flags(&e.to_string()));
                     return kafka::status_of(&e);
                 }
             }
@@ -474,7 +474,7 @@ pub fn run(args: &Args) -> u8 {
         match opened {
             Ok((source, sink)) => (config, source, sink),
             Err(e) => {
-                say!("error: {e}");
+                say!("error: {}", in_flags(&e.to_string()));
                 return kafka::status_of(&e);
             }
         }
@@ -558,6 +558,22 @@ const FLAGS: &[(&str, &str)] = &[
         "records to a sink (`Config::output` and `Config::late` kafka://...)",
         "--output and --late kafka://...",
     ),
+    // (the Kafka options' phrases: `cepheid_kafka::OptionsError`)
+    (
+        "`KafkaOptions::properties`, `KafkaOptions::transactional_id`, `KafkaOptions::marker_topic`, `KafkaOptions::timeouts` and `Time::Record` need `Config::input` or `Config::output` kafka://...",
+        "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
+    ),
+    (
+        "`KafkaOptions::start` and `KafkaOptions::until_end`",
+        "--kafka-start and --kafka-until",
+    ),
+    ("`KafkaOptions::until_end`", "--kafka-until end"),
+    ("`KafkaOptions::start`", "--kafka-start"),
+    ("`KafkaOptions::rules_topic`", "--rules-topic"),
+    ("`KafkaOptions::timeouts`", "--timeouts"),
+    ("`KafkaOptions::transactional_id`", "--transactional-id"),
+    ("`KafkaOptions::marker_topic`", "--kafka-marker-topic"),
+    ("`KafkaOptions::properties`", "--kafka"),
     ("`Config::input`", "--events"),
     ("`Config::format`", "--format"),
     ("`Config::time_field`", "--time-field"),
@@ -588,7 +604,8 @@ const FLAGS: &[(&str, &str)] = &[
 /// A message of the library in the command's words: each setting it names
 /// ([`FLAGS`]) as the flag that sets it.
 pub(crate) fn in_flags(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.contains("`Config::") && !text.contains("`Time::") && !text.contains("`Scale::") {
+    let named = ["`Config::", "`Time::", "`Scale::", "`KafkaOptions::"];
+    if !named.iter().any(|n| text.contains(n)) {
         return text.into();
     }
     let mut text = text.to_string();

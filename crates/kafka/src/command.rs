@@ -23,8 +23,8 @@ use crate::source::StartAt;
 /// go together, and [`KafkaOptions::open_source`],
 /// [`KafkaOptions::open_sink`] and [`KafkaOptions::open_shares`] open
 /// what the config's `kafka://` input and output name. Built by the
-/// command line from its arguments (the flags named in [`OptionsError`]'s
-/// messages are the command's).
+/// command line from its arguments (the settings named in [`OptionsError`]'s messages are
+/// this struct's and [`Config`]'s: a command line maps them to its flags).
 #[derive(Clone, Copy, Debug)]
 pub struct KafkaOptions<'a> {
     /// `--rules-topic`: `kafka://BROKERS/TOPIC`, the brokers of the input.
@@ -102,8 +102,9 @@ impl<'c> Sides<'c> {
 pub enum OptionsError {
     /// A URL that does not parse.
     Url {
-        /// The option (`--events`).
-        flag: &'static str,
+        /// The setting, in the library's words (`` `Config::input` ``,
+        /// `` `KafkaOptions::rules_topic` ``).
+        setting: &'static str,
         /// Why.
         error: UrlError,
     },
@@ -160,40 +161,47 @@ pub enum OptionsError {
 }
 
 impl fmt::Display for OptionsError {
+    /// In the library's words: the settings of [`KafkaOptions`] and of the
+    /// runtime's [`Config`] (`` `Config::input` ``), which a command line
+    /// maps to its flags (`cepheid run` says `--events`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let said = match self {
-            OptionsError::Url { flag, error } => return write!(f, "{flag} {error}"),
+            OptionsError::Url { setting, error } => return write!(f, "{setting} {error}"),
             OptionsError::FollowKafka => {
-                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)"
+                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until_end`)"
             }
             OptionsError::RulesTopicAlone => {
-                "--rules-topic needs --events kafka://... (on its brokers)"
+                "`KafkaOptions::rules_topic` needs `Config::input` kafka://... (on its brokers)"
             }
-            OptionsError::RulesTopicPlace => "--rules-topic: one topic on the brokers of --events",
+            OptionsError::RulesTopicPlace => {
+                "`KafkaOptions::rules_topic`: one topic on the brokers of `Config::input`"
+            }
             OptionsError::OutputTopics => {
-                "--output kafka://...: one topic (--timeouts names another for timeouts)"
+                "`Config::output` kafka://...: one topic (`KafkaOptions::timeouts` names another for timeouts)"
             }
-            OptionsError::TimeoutsAlone => "--timeouts needs --output kafka://...",
-            OptionsError::TimeoutsPlace => "--timeouts: one topic on the brokers of --output",
+            OptionsError::TimeoutsAlone => "`KafkaOptions::timeouts` needs `Config::output` kafka://...",
+            OptionsError::TimeoutsPlace => {
+                "`KafkaOptions::timeouts`: one topic on the brokers of `Config::output`"
+            }
             OptionsError::LateMixed => {
-                "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)"
+                "`Config::late` kafka://... goes with `Config::output` kafka://... (and a file `Config::late` with a file `Config::output`)"
             }
-            OptionsError::LatePlace => "--late kafka://...: one topic on the brokers of --output",
-            OptionsError::KafkaOnly => {
-                "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://..."
+            OptionsError::LatePlace => {
+                "`Config::late` kafka://...: one topic on the brokers of `Config::output`"
             }
+            OptionsError::KafkaOnly => KAFKA_ONLY,
             OptionsError::RecordTimeAlone => {
-                "--time kafka needs --events kafka://... (the records' timestamps)"
+                "`Time::Record` needs `Config::input` kafka://... (the records' timestamps)"
             }
-            OptionsError::StartAlone => "--kafka-start and --kafka-until need --events kafka://...",
+            OptionsError::StartAlone => START_ALONE,
             OptionsError::TransactionalIdAlone => {
-                "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)"
+                "`KafkaOptions::transactional_id` needs `Config::output` kafka://... and `Config::checkpoint` (the transactions commit with the checkpoints)"
             }
             OptionsError::MarkerTopicAlone => {
-                "--kafka-marker-topic needs --output kafka://... and --checkpoint"
+                "`KafkaOptions::marker_topic` needs `Config::output` kafka://... and `Config::checkpoint`"
             }
             OptionsError::Property { property, reason } => {
-                return write!(f, "--kafka {property}: {reason}")
+                return write!(f, "`KafkaOptions::properties` {property}: {reason}")
             }
             OptionsError::NotBuiltIn {
                 property,
@@ -202,7 +210,7 @@ impl fmt::Display for OptionsError {
             } => {
                 return write!(
                     f,
-                    "--kafka {property}: this cepheid's Kafka client (librdkafka) is built without {needs} \
+                    "`KafkaOptions::properties` {property}: this cepheid's Kafka client (librdkafka) is built without {needs} \
                      (it has: {built}); TLS and SASL other than PLAIN are not supported yet (docs/kafka.md, \"TLS and SASL\")"
                 )
             }
@@ -210,6 +218,14 @@ impl fmt::Display for OptionsError {
         f.write_str(said)
     }
 }
+
+/// [`OptionsError::KafkaOnly`]'s words (a command line says them as one
+/// phrase of its flags).
+const KAFKA_ONLY: &str = "`KafkaOptions::properties`, `KafkaOptions::transactional_id`, `KafkaOptions::marker_topic`, `KafkaOptions::timeouts` and `Time::Record` need `Config::input` or `Config::output` kafka://...";
+
+/// [`OptionsError::StartAlone`]'s words (as [`KAFKA_ONLY`]).
+const START_ALONE: &str =
+    "`KafkaOptions::start` and `KafkaOptions::until_end` need `Config::input` kafka://...";
 
 impl std::error::Error for OptionsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -225,13 +241,13 @@ pub fn is_kafka(path: &Path) -> bool {
     path.to_str().is_some_and(Url::is_kafka)
 }
 
-/// The `kafka://` URL that option `flag` gives as `path` (a path that is
-/// not text is refused as the empty text).
-pub fn parse_url(flag: &'static str, path: &Path) -> Result<Url, OptionsError> {
+/// The `kafka://` URL that `setting` (in the library's words, `` `Config::input` ``)
+/// gives as `path` (a path that is not text is refused as the empty text).
+pub fn parse_url(setting: &'static str, path: &Path) -> Result<Url, OptionsError> {
     path.to_str()
         .unwrap_or_default()
         .parse()
-        .map_err(|error| OptionsError::Url { flag, error })
+        .map_err(|error| OptionsError::Url { setting, error })
 }
 
 impl KafkaOptions<'_> {
@@ -246,7 +262,7 @@ impl KafkaOptions<'_> {
         // (one topic, on the brokers of `of`)
         let beside = |url: &Url, of: &Url| url.brokers == of.brokers && url.topics.len() == 1;
         if events {
-            parse_url("--events", run.events)?;
+            parse_url("`Config::input`", run.events)?;
             if run.follow {
                 return Err(OptionsError::FollowKafka);
             }
@@ -255,20 +271,20 @@ impl KafkaOptions<'_> {
             if !events {
                 return Err(OptionsError::RulesTopicAlone);
             }
-            let url = parse_url("--rules-topic", rules)?;
-            if !beside(&url, &parse_url("--events", run.events)?) {
+            let url = parse_url("`KafkaOptions::rules_topic`", rules)?;
+            if !beside(&url, &parse_url("`Config::input`", run.events)?) {
                 return Err(OptionsError::RulesTopicPlace);
             }
         }
-        if output && parse_url("--output", run.output)?.topics.len() != 1 {
+        if output && parse_url("`Config::output`", run.output)?.topics.len() != 1 {
             return Err(OptionsError::OutputTopics);
         }
         if let Some(t) = self.timeouts {
             if !output {
                 return Err(OptionsError::TimeoutsAlone);
             }
-            let url = parse_url("--timeouts", t)?;
-            if !beside(&url, &parse_url("--output", run.output)?) {
+            let url = parse_url("`KafkaOptions::timeouts`", t)?;
+            if !beside(&url, &parse_url("`Config::output`", run.output)?) {
                 return Err(OptionsError::TimeoutsPlace);
             }
         }
@@ -276,8 +292,8 @@ impl KafkaOptions<'_> {
             return Err(OptionsError::LateMixed);
         }
         if late {
-            let url = parse_url("--late", run.late.unwrap_or(Path::new("")))?;
-            if !beside(&url, &parse_url("--output", run.output)?) {
+            let url = parse_url("`Config::late`", run.late.unwrap_or(Path::new("")))?;
+            if !beside(&url, &parse_url("`Config::output`", run.output)?) {
                 return Err(OptionsError::LatePlace);
             }
         }
@@ -441,18 +457,18 @@ mod tests {
                 none,
                 run("kafka://a/in", "-"),
                 OptionsError::Url {
-                    flag: "--events",
+                    setting: "`Config::input`",
                     error: UrlError::Brokers {
                         text: "kafka://a/in".into(),
                     },
                 },
-                "--events kafka://a/in: the brokers are HOST:PORT, comma-separated",
+                "`Config::input` kafka://a/in: the brokers are HOST:PORT, comma-separated",
             ),
             (
                 none,
                 run_with(IN, "-", |c| c.follow = true),
                 OptionsError::FollowKafka,
-                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)",
+                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until_end`)",
             ),
             (
                 KafkaOptions {
@@ -461,7 +477,7 @@ mod tests {
                 },
                 run("in.jsonl", "-"),
                 OptionsError::RulesTopicAlone,
-                "--rules-topic needs --events kafka://... (on its brokers)",
+                "`KafkaOptions::rules_topic` needs `Config::input` kafka://... (on its brokers)",
             ),
             (
                 KafkaOptions {
@@ -470,7 +486,7 @@ mod tests {
                 },
                 run(IN, "-"),
                 OptionsError::RulesTopicPlace,
-                "--rules-topic: one topic on the brokers of --events",
+                "`KafkaOptions::rules_topic`: one topic on the brokers of `Config::input`",
             ),
             (
                 KafkaOptions {
@@ -479,7 +495,7 @@ mod tests {
                 },
                 run(IN, "-"),
                 OptionsError::RulesTopicPlace,
-                "--rules-topic: one topic on the brokers of --events",
+                "`KafkaOptions::rules_topic`: one topic on the brokers of `Config::input`",
             ),
             (
                 KafkaOptions {
@@ -488,18 +504,18 @@ mod tests {
                 },
                 run(IN, "-"),
                 OptionsError::Url {
-                    flag: "--rules-topic",
+                    setting: "`KafkaOptions::rules_topic`",
                     error: UrlError::NotKafka {
                         text: "rules.cep".into(),
                     },
                 },
-                "--rules-topic rules.cep: not a kafka:// URL",
+                "`KafkaOptions::rules_topic` rules.cep: not a kafka:// URL",
             ),
             (
                 none,
                 run("-", "kafka://a:1/x,y"),
                 OptionsError::OutputTopics,
-                "--output kafka://...: one topic (--timeouts names another for timeouts)",
+                "`Config::output` kafka://...: one topic (`KafkaOptions::timeouts` names another for timeouts)",
             ),
             (
                 KafkaOptions {
@@ -508,7 +524,7 @@ mod tests {
                 },
                 run(IN, "-"),
                 OptionsError::TimeoutsAlone,
-                "--timeouts needs --output kafka://...",
+                "`KafkaOptions::timeouts` needs `Config::output` kafka://...",
             ),
             (
                 KafkaOptions {
@@ -517,25 +533,25 @@ mod tests {
                 },
                 run("-", OUT),
                 OptionsError::TimeoutsPlace,
-                "--timeouts: one topic on the brokers of --output",
+                "`KafkaOptions::timeouts`: one topic on the brokers of `Config::output`",
             ),
             (
                 none,
                 run_with(IN, "out.jsonl", |c| c.late = Some("kafka://a:1/late".into())),
                 OptionsError::LateMixed,
-                "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)",
+                "`Config::late` kafka://... goes with `Config::output` kafka://... (and a file `Config::late` with a file `Config::output`)",
             ),
             (
                 none,
                 run_with("-", OUT, |c| c.late = Some("late.jsonl".into())),
                 OptionsError::LateMixed,
-                "--late kafka://... goes with --output kafka://... (and a file --late with a file --output)",
+                "`Config::late` kafka://... goes with `Config::output` kafka://... (and a file `Config::late` with a file `Config::output`)",
             ),
             (
                 none,
                 run_with("-", OUT, |c| c.late = Some("kafka://a:1/l,m".into())),
                 OptionsError::LatePlace,
-                "--late kafka://...: one topic on the brokers of --output",
+                "`Config::late` kafka://...: one topic on the brokers of `Config::output`",
             ),
             (
                 KafkaOptions {
@@ -544,13 +560,13 @@ mod tests {
                 },
                 run("-", "-"),
                 OptionsError::KafkaOnly,
-                "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
+                KAFKA_ONLY,
             ),
             (
                 none,
                 run_with("-", OUT, |c| c.time = Time::Record),
                 OptionsError::RecordTimeAlone,
-                "--time kafka needs --events kafka://... (the records' timestamps)",
+                "`Time::Record` needs `Config::input` kafka://... (the records' timestamps)",
             ),
             (
                 KafkaOptions {
@@ -559,7 +575,7 @@ mod tests {
                 },
                 run("-", OUT),
                 OptionsError::StartAlone,
-                "--kafka-start and --kafka-until need --events kafka://...",
+                START_ALONE,
             ),
             (
                 KafkaOptions {
@@ -568,7 +584,7 @@ mod tests {
                 },
                 run("-", OUT),
                 OptionsError::TransactionalIdAlone,
-                "--transactional-id needs --output kafka://... and --checkpoint (the transactions commit with the checkpoints)",
+                "`KafkaOptions::transactional_id` needs `Config::output` kafka://... and `Config::checkpoint` (the transactions commit with the checkpoints)",
             ),
             (
                 KafkaOptions {
@@ -577,7 +593,7 @@ mod tests {
                 },
                 run_with(IN, "-", |c| c.checkpoint = Some("cp".into())),
                 OptionsError::MarkerTopicAlone,
-                "--kafka-marker-topic needs --output kafka://... and --checkpoint",
+                "`KafkaOptions::marker_topic` needs `Config::output` kafka://... and `Config::checkpoint`",
             ),
         ];
         for (options, config, error, said) in cases {
@@ -612,7 +628,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "--kafka security.protocol=ssl: this cepheid's Kafka client (librdkafka) is built without SSL (TLS: OpenSSL) \
+                "`KafkaOptions::properties` security.protocol=ssl: this cepheid's Kafka client (librdkafka) is built without SSL (TLS: OpenSSL) \
                  (it has: {built}); TLS and SASL other than PLAIN are not supported yet (docs/kafka.md, \"TLS and SASL\")"
             )
         );
@@ -623,7 +639,7 @@ mod tests {
         .unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("--kafka security.protocol=SASL_SSL: "),
+                .starts_with("`KafkaOptions::properties` security.protocol=SASL_SSL: "),
             "{e}"
         );
         let e = with(&[
@@ -633,7 +649,7 @@ mod tests {
         .unwrap_err();
         assert!(
             e.to_string().starts_with(
-                "--kafka sasl.mechanism=SCRAM-SHA-256: this cepheid's Kafka client (librdkafka) is built without the SASL mechanism SCRAM-SHA-256 (sasl_scram)"
+                "`KafkaOptions::properties` sasl.mechanism=SCRAM-SHA-256: this cepheid's Kafka client (librdkafka) is built without the SASL mechanism SCRAM-SHA-256 (sasl_scram)"
             ),
             "{e}"
         );
@@ -659,20 +675,25 @@ mod tests {
         // A property librdkafka does not know, or a value it does not take.
         let e = with(&[("no.such.property", "1")]).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("--kafka no.such.property=1: No such configuration property"),
+            e.to_string().starts_with(
+                "`KafkaOptions::properties` no.such.property=1: No such configuration property"
+            ),
             "{e}"
         );
         let e = with(&[("linger.ms", "soon")]).unwrap_err();
-        assert!(e.to_string().starts_with("--kafka linger.ms=soon: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("`KafkaOptions::properties` linger.ms=soon: "),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_bad_url_error_keeps_the_url_error_as_its_source() {
-        let e = parse_url("--late", Path::new("kafka://a:1/")).unwrap_err();
+        let e = parse_url("`Config::late`", Path::new("kafka://a:1/")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--late kafka://a:1/: no topic after the brokers"
+            "`Config::late` kafka://a:1/: no topic after the brokers"
         );
         let source = std::error::Error::source(&e).expect("the URL's error");
         assert_eq!(

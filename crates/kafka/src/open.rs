@@ -26,10 +26,10 @@ pub type Shares = Vec<Option<Box<dyn Source>>>;
 /// The source's consumer group when no transactional id names one.
 const GROUP: &str = "cepheid";
 
-/// The URL `flag` gives as `path`, as a configuration error
+/// The URL `setting` gives as `path`, as a configuration error
 /// ([`KafkaOptions::check`] says it better, before).
-fn url(flag: &'static str, path: &Path) -> Result<Url, KafkaError> {
-    parse_url(flag, path).map_err(|e| KafkaError::Config {
+fn url(setting: &'static str, path: &Path) -> Result<Url, KafkaError> {
+    parse_url(setting, path).map_err(|e| KafkaError::Config {
         reason: e.to_string(),
     })
 }
@@ -72,7 +72,7 @@ impl KafkaOptions<'_> {
         if !is_kafka(run.events) {
             return Ok(None);
         }
-        let events = url("--events", run.events)?;
+        let events = url("`Config::input`", run.events)?;
         let topics: Vec<&str> = events.topics.iter().map(String::as_str).collect();
         let mut c = SourceConfig::new(events.brokers.clone(), &topics);
         c.start = self.start.cloned().unwrap_or(StartAt::Earliest);
@@ -81,7 +81,10 @@ impl KafkaOptions<'_> {
         c.group_id = group.unwrap_or_else(|| GROUP.to_string());
         c.properties = self.properties.to_vec();
         if let Some(rules) = self.rules_topic {
-            c.rules_topic = url("--rules-topic", rules)?.topics.into_iter().next();
+            c.rules_topic = url("`KafkaOptions::rules_topic`", rules)?
+                .topics
+                .into_iter()
+                .next();
         }
         Ok(Some(c))
     }
@@ -98,14 +101,14 @@ impl KafkaOptions<'_> {
         if !is_kafka(run.output) {
             return Ok(None);
         }
-        let output = url("--output", run.output)?;
+        let output = url("`Config::output`", run.output)?;
         let matches = output.topics[0].clone();
         let timeouts = match self.timeouts {
-            Some(t) => url("--timeouts", t)?.topics[0].clone(),
+            Some(t) => url("`KafkaOptions::timeouts`", t)?.topics[0].clone(),
             None => matches.clone(),
         };
         let late = match run.late {
-            Some(l) => Some(url("--late", l)?.topics[0].clone()),
+            Some(l) => Some(url("`Config::late`", l)?.topics[0].clone()),
             None => None,
         };
         let topics = OutputTopics::PerKind {
@@ -357,7 +360,8 @@ mod tests {
         late.late = Some("kafka://a:1/".into());
         let e = options.sink_config(&late).unwrap_err();
         assert!(
-            e.to_string().contains("--late kafka://a:1/: no topic"),
+            e.to_string()
+                .contains("`Config::late` kafka://a:1/: no topic"),
             "{e}"
         );
     }
