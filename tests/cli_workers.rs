@@ -703,3 +703,46 @@ fn rules_with_lists_or_indicators_are_refused_on_workers() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// An output that cannot be written (`/dev/full`: every write fails with
+/// ENOSPC) ends a run on workers as it ends one engine's (one writer,
+/// issue 38): its error said once in the same words, no summary, the same
+/// exit status; before, the workers read their input to its end and said
+/// the error only then, and with several workers writing their own blocks
+/// each failed write could have been said.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_output_that_cannot_be_written_ends_a_run_on_workers_as_on_one_engine() {
+    let dir = common::scratch("workers_output_error");
+    std::fs::write(
+        dir.join("a.cep"),
+        "pattern a {\n    partition by k\n    match a\n    where\n        a: type == \"a\"\n}\n",
+    )
+    .unwrap();
+    // About 2 MB of matches: many blocks of every worker.
+    let events: String = (0..20_000)
+        .map(|i| format!("{{\"ts\":{i},\"type\":\"a\",\"k\":{}}}\n", i % 97))
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let run = |extra: &[&str]| {
+        let out = common::cepheid()
+            .current_dir(&dir)
+            .args(["run", "a.cep", "--events", "events.jsonl", "--no-progress"])
+            .args(["--output", "/dev/full"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let said = "error: cannot write /dev/full: No space left on device (os error 28)";
+    let one = run(&[]);
+    assert_eq!(one.1.lines().collect::<Vec<_>>(), [said], "{}", one.1);
+    assert_ne!(one.0, Some(0));
+    for workers in ["1", "2"] {
+        let got = run(&["--workers", workers]);
+        assert_eq!(got, one, "--workers {workers}");
+    }
+}
