@@ -23,6 +23,8 @@ use crate::sink::Kind;
 pub struct Block {
     bytes: Vec<u8>,
     records: Vec<Entry>,
+    /// How many of them are late.
+    late: u32,
 }
 
 /// One record of a [`Block`]: where it ends in the block's bytes, its
@@ -59,6 +61,7 @@ impl Block {
         Block {
             bytes: Vec::with_capacity(bytes),
             records: Vec::with_capacity(bytes / 256),
+            late: 0,
         }
     }
 
@@ -82,6 +85,9 @@ impl Block {
         let end = u32::try_from(self.bytes.len()).expect("a block of records under 4 GiB");
         let key = (key.start as u32, key.end as u32);
         self.records.push(Entry { end, kind, key });
+        if kind == Kind::Late {
+            self.late += 1;
+        }
     }
 
     /// The records' text, one after the other.
@@ -103,6 +109,12 @@ impl Block {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.records.clear();
+        self.late = 0;
+    }
+
+    /// How many of its records are late ([`Kind::Late`]).
+    pub fn late(&self) -> usize {
+        self.late as usize
     }
 
     /// Its records, in order.
@@ -226,7 +238,7 @@ mod tests {
             (Kind::Timeout, &b, r#"{"u":"b"}"#),
             (Kind::Late, &c, ""),
         ]);
-        assert_eq!(whole.len(), 3);
+        assert_eq!((whole.len(), whole.late()), (3, 1));
         assert_eq!(whole.bytes(), format!("{a}{b}{c}").as_bytes());
         let got: Vec<(Kind, &[u8], &[u8])> =
             whole.records().map(|r| (r.kind, r.key, r.line)).collect();

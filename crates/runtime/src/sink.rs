@@ -405,6 +405,7 @@ impl Files {
     }
 
     /// Writes `bytes`, whole records, to the late output or the records'.
+    #[inline]
     fn write_bytes(&mut self, late: bool, bytes: &[u8]) -> Result<(), SinkError> {
         let written = match (late, &mut self.late) {
             (false, _) => self.out.write_all(bytes),
@@ -451,9 +452,15 @@ impl Sink for Files {
         self.write_bytes(kind == Kind::Late, record)
     }
 
-    /// Each run of records bound for one output, at once.
+    /// Its bytes at once (each run of records bound for one output when
+    /// it holds late records and others).
     fn write_block(&mut self, block: &Block) -> Result<(), SinkError> {
         let bytes = block.bytes();
+        match block.late() {
+            0 => return self.write_bytes(false, bytes),
+            n if n == block.len() => return self.write_bytes(true, bytes),
+            _ => {}
+        }
         let (mut start, mut end, mut late) = (0, 0, false);
         for r in block.records() {
             let is_late = r.kind == Kind::Late;

@@ -31,9 +31,7 @@
 //! leaves its buffer, written or sent (the runtime's [`Tap`]): per block,
 //! never per record, and nothing at all when no report wants them.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -150,10 +148,7 @@ pub fn open(
 /// A worker's formatted records: in blocks of about [`Block::FULL`]
 /// bytes, written by the worker to `to` when it has one, else kept to be
 /// sent to worker 0.
-#[derive(Clone)]
-pub struct Records(Rc<RefCell<Blocks>>);
-
-struct Blocks {
+pub struct Records {
     /// The block being filled.
     current: Block,
     /// Full blocks not written yet (only without `to`).
@@ -167,7 +162,35 @@ struct Blocks {
     stop: Arc<AtomicBool>,
 }
 
-impl Blocks {
+impl Records {
+    /// Records written to `to` as blocks fill, or (`None`) kept for
+    /// [`Records::take`]; each block tapped into `tap` as it leaves;
+    /// `stop` set when writing fails.
+    pub fn new(to: Option<Shared>, tap: Option<Arc<Mutex<Tap>>>, stop: Arc<AtomicBool>) -> Records {
+        Records {
+            current: Block::with_capacity(Block::FULL + Block::FULL / 8),
+            full: Vec::new(),
+            to,
+            tap,
+            stop,
+        }
+    }
+
+    /// Adds the record `format` made last, of `kind`.
+    #[inline]
+    pub fn push(&mut self, kind: Kind, format: &Formatter) {
+        self.push_line(kind, format.line(), format.key_range());
+    }
+
+    /// Adds the record `line` of `kind`, its key at `key` in it.
+    #[inline]
+    fn push_line(&mut self, kind: Kind, line: &[u8], key: std::ops::Range<usize>) {
+        self.current.push_line(kind, line, key);
+        if self.current.bytes().len() >= Block::FULL {
+            self.leave();
+        }
+    }
+
     /// The current block leaves: tapped, then written or kept.
     fn leave(&mut self) {
         if self.current.is_empty() {
@@ -188,86 +211,22 @@ impl Blocks {
             }
         }
     }
-}
-
-impl Records {
-    /// Records written to `to` as blocks fill, or (`None`) kept for
-    /// [`Records::take`]; each block tapped into `tap` as it leaves;
-    /// `stop` set when writing fails.
-    pub fn new(to: Option<Shared>, tap: Option<Arc<Mutex<Tap>>>, stop: Arc<AtomicBool>) -> Records {
-        Records(Rc::new(RefCell::new(Blocks {
-            current: Block::with_capacity(Block::FULL + Block::FULL / 8),
-            full: Vec::new(),
-            to,
-            tap,
-            stop,
-        })))
-    }
-
-    /// Adds the record `format` made last, of `kind`.
-    #[inline]
-    pub fn push(&self, kind: Kind, format: &Formatter) {
-        self.push_line(kind, format.line(), format.key_range());
-    }
-
-    /// Adds the record `line` of `kind`, its key at `key` in it.
-    fn push_line(&self, kind: Kind, line: &[u8], key: std::ops::Range<usize>) {
-        let mut blocks = self.0.borrow_mut();
-        blocks.current.push_line(kind, line, key);
-        if blocks.current.bytes().len() >= Block::FULL {
-            blocks.leave();
-        }
-    }
 
     /// Writes out what is left (the end of a batch of work) and returns
     /// the blocks that are to be sent to worker 0, in order.
-    pub fn take(&self) -> Vec<Block> {
-        let mut blocks = self.0.borrow_mut();
-        blocks.leave();
-        std::mem::take(&mut blocks.full)
+    pub fn take(&mut self) -> Vec<Block> {
+        self.leave();
+        std::mem::take(&mut self.full)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cepheid_runtime::SinkError;
-
-    /// A sink whose blocks the test reads.
-    #[derive(Clone, Default)]
-    struct Seen(Arc<Mutex<Vec<Vec<u8>>>>);
-
-    impl Sink for Seen {
-        fn describe(&self, _: Kind) -> String {
-            "seen".to_string()
-        }
-        fn write(&mut self, _: Kind, _: &[u8], _: &[u8]) -> Result<(), SinkError> {
-            panic!("blocks are written whole")
-        }
-        fn write_block(&mut self, block: &Block) -> Result<(), SinkError> {
-            self.0.lock().unwrap().push(block.bytes().to_vec());
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<(), SinkError> {
-            Ok(())
-        }
-        fn prepare(&mut self, _: u64) -> Result<SinkState, SinkError> {
-            Ok(SinkState::default())
-        }
-        fn recover(&mut self, _: &[Checkpoint]) -> Result<usize, SinkError> {
-            Ok(0)
-        }
-    }
-
-    fn quiet() -> Notify {
-        Notify::of_shared(Arc::new(Mutex::new(Box::new(
-            cepheid_runtime::Notices::default(),
-        ))))
-    }
 
     #[test]
     fn kept_records_come_out_in_blocks_of_whole_records_in_order() {
-        let records = Records::new(None, None, Arc::default());
+        let mut records = Records::new(None, None, Arc::default());
         let line = vec![b'x'; 1000];
         let mut all = Vec::new();
         for i in 0..400u32 {
@@ -292,27 +251,47 @@ mod tests {
         assert!(records.take().is_empty());
     }
 
-    /// A worker that writes its records itself hands its sink whole
-    /// blocks as they fill, the last at `take`, in order; each tapped.
+    /// A worker that writes its records itself hands its output whole
+    /// blocks as they fill (a file takes each at once), the last at
+    /// `take`, in order; each tapped.
     #[test]
-    fn written_records_reach_the_sink_in_whole_blocks_in_order() {
-        let seen = Seen::default();
-        let out = Arc::new(Mutex::new(Output::new(Box::new(seen.clone()), quiet())));
+    fn written_records_reach_the_output_in_whole_blocks_in_order() {
+        let dir = std::env::temp_dir().join(format!("cepheid-records-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = Config {
+            output: Some(dir.join("out.jsonl")),
+            ..Config::default()
+        };
+        let files = Files::open(&config, false, Writing::Caller).unwrap();
+        let report: Box<dyn cepheid_runtime::Report> =
+            Box::new(cepheid_runtime::Notices::default());
+        let notify = Notify::of_shared(Arc::new(Mutex::new(report)));
+        let out = Arc::new(Mutex::new(Output::new(Box::new(files), notify)));
         let tap = Arc::new(Mutex::new(Tap::new(2)));
-        let records = Records::new(Some(out), Some(Arc::clone(&tap)), Arc::default());
+        let mut records = Records::new(
+            Some(Arc::clone(&out)),
+            Some(Arc::clone(&tap)),
+            Arc::default(),
+        );
         let mut all = Vec::new();
         for i in 0..300u32 {
             let record = format!("{i}{}\n", "y".repeat(900));
             records.push_line(Kind::Match, record.as_bytes(), 0..0);
             all.extend_from_slice(record.as_bytes());
         }
-        let before: usize = seen.0.lock().unwrap().iter().map(Vec::len).sum();
-        assert!(before >= Block::FULL, "full blocks written as they fill");
-        assert!(before < all.len(), "the last block waits");
+        let written = || std::fs::read(dir.join("out.jsonl")).unwrap();
+        let before = written();
+        assert!(
+            before.len() >= Block::FULL,
+            "full blocks written as they fill"
+        );
+        assert!(
+            before.len() < all.len() && before.ends_with(b"\n"),
+            "the last block waits"
+        );
         assert!(records.take().is_empty());
-        let blocks = seen.0.lock().unwrap().clone();
-        assert!(blocks.iter().all(|b| b.ends_with(b"\n")));
-        assert_eq!(blocks.concat(), all);
+        lock(&out).flush().unwrap();
+        assert_eq!(written(), all);
         let shown: Vec<String> = lock(&tap)
             .records()
             .iter()
@@ -322,5 +301,6 @@ mod tests {
             .map(|i| format!("{i}{}\n", "y".repeat(900)))
             .collect();
         assert_eq!(shown, last);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
