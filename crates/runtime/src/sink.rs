@@ -223,7 +223,7 @@ pub trait Sink: Send {
         false
     }
 
-    /// The run's [`Notify`](crate::Notify), given once when the run
+    /// The run's [`Notify`], given once when the run
     /// starts: what the sink has to say of its own (a server that stops
     /// answering while a call waits for it, and answers again) goes
     /// there, at once, even from inside a call the run waits for. Ignored
