@@ -1107,7 +1107,7 @@ mod tests {
             (
                 with(|c| c.watch = true),
                 Refusal::Watch,
-                "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
+                "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
             ),
             (
                 with(|c| {
@@ -1115,7 +1115,7 @@ mod tests {
                     c.checkpoint = Some("checkpoints".into());
                 }),
                 Refusal::RulesFromStreamCheckpoint,
-                "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
+                "`Config::rules_from_stream` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a control record put in force)",
             ),
             (
                 with(|c| {
@@ -1123,7 +1123,7 @@ mod tests {
                     c.checkpoint = Some("checkpoints".into());
                 }),
                 Refusal::SourceRules,
-                "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
+                "`Config::source_rules` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a rules record put in force)",
             ),
         ];
         // A source's rules stream without checkpoints is taken.
@@ -1152,7 +1152,7 @@ mod tests {
         }
         assert_eq!(
             Refusal::RecordTime.to_string(),
-            "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
+            "`Time::Record` with `Scale::workers` or `Scale::processes` needs sources that give each record's time (a Kafka source: `Config::input` kafka://...)"
         );
     }
 
