@@ -703,3 +703,84 @@ fn rules_with_lists_or_indicators_are_refused_on_workers() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// An output that cannot be written ends a run on workers as it ends one
+/// engine's (one writer, issue 38): `/dev/full` (every write fails with
+/// ENOSPC), with and without `--checkpoint` (before, a cut whose flush
+/// failed said `cannot write the checkpoint in ckpt` and the end said the
+/// output's error again), its error said once in the same words, no
+/// summary, the same exit status; and a FIFO whose reader went away
+/// (`| head`) ends it quietly, exit 0, as one engine's closed output
+/// (before, the workers said it as an error but on standard output).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_output_that_cannot_be_written_ends_a_run_on_workers_as_on_one_engine() {
+    let dir = common::scratch("workers_output_error");
+    std::fs::write(
+        dir.join("a.cep"),
+        "pattern a {\n    partition by k\n    match a\n    where\n        a: type == \"a\"\n}\n",
+    )
+    .unwrap();
+    // About 2 MB of matches: many blocks of every worker.
+    let events: String = (0..20_000)
+        .map(|i| format!("{{\"ts\":{i},\"type\":\"a\",\"k\":{}}}\n", i % 97))
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let run = |output: &str, extra: &[&str]| {
+        let out = common::cepheid()
+            .current_dir(&dir)
+            .args(["run", "a.cep", "--events", "events.jsonl", "--no-progress"])
+            .args(["--output", output])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let said = "error: cannot write /dev/full: No space left on device (os error 28)";
+    for checkpoint in [false, true] {
+        // (a folder of each run's own)
+        let folder = |name: &str| match checkpoint {
+            true => vec!["--checkpoint".to_string(), format!("ckpt-{name}")],
+            false => Vec::new(),
+        };
+        let args = |name: &str, workers: &[&str]| {
+            let mut args = folder(name);
+            args.extend(workers.iter().map(|w| w.to_string()));
+            args
+        };
+        let with = |args: &[String]| {
+            run(
+                "/dev/full",
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        };
+        let one = with(&args("one", &[]));
+        let lines: Vec<&str> = one.1.lines().collect();
+        assert_eq!(lines.last(), Some(&said), "{}", one.1);
+        assert_eq!(lines.len(), 1 + usize::from(checkpoint), "{}", one.1);
+        assert_ne!(one.0, Some(0));
+        for workers in ["1", "2"] {
+            let got = with(&args(workers, &["--workers", workers]));
+            assert_eq!(got, one, "--workers {workers}, checkpoints {checkpoint}");
+        }
+    }
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for workers in [&[][..], &["--workers", "2"]] {
+        // The reader takes a few bytes and goes.
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || {
+                let mut few = [0; 10];
+                std::io::Read::read_exact(&mut std::fs::File::open(fifo).unwrap(), &mut few)
+            }
+        });
+        let closed = run("fifo", workers);
+        reader.join().unwrap().unwrap();
+        assert_eq!(closed, (Some(0), String::new()), "{workers:?}");
+    }
+}

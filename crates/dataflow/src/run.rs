@@ -28,10 +28,12 @@
 //!   time stays where it got; summary; exit 130 or 143).
 //! - **Output.** One `--output` and `--late`, opened by process 0, and
 //!   one summary: matches and timeouts as JSON lines as `cepheid run`
-//!   writes them. The workers of process 0 write their own records to
-//!   `--output` in blocks of whole lines as they format them
-//!   (`run/write.rs`; a single writer was the limit of a run with
-//!   much output, `BENCHMARKS.md`); worker 0 writes the late events and
+//!   writes them, through one engine's writer (the runtime's `Output` and
+//!   `Files`; its first error is the run's, said once). The workers of
+//!   process 0 write their own records to `--output` in blocks of whole
+//!   lines as they format them (`run/write.rs`; a single writer was the
+//!   limit of a run with much output, `BENCHMARKS.md`); worker 0 writes
+//!   the late events and
 //!   the records of the other processes, sent to it. With `--checkpoint`
 //!   every record is sent to worker 0, which writes them in the order of
 //!   the frontier (a cut measures the outputs between two epochs). Any
@@ -94,7 +96,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -113,7 +115,8 @@ use cepheid_runtime::source::{
 };
 use cepheid_runtime::{
     add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,
-    LimitNotices, Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS,
+    LimitNotices, Notice, Output, Report, RunEvent, RunView, SinkError, Summary, Tap, Time,
+    MAX_DROP_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -165,7 +168,7 @@ use resume::{checkpoints, positions, Checkpoint};
 
 pub use cut::{CutError, Damage};
 use fields::Fields;
-use write::{lock, Records, Tap, Writers};
+use write::{lock, Records};
 
 /// The run's [`Report`], shared by its threads.
 #[derive(Clone)]
@@ -580,7 +583,6 @@ impl Workers {
             .collect();
         let board = observes
             .then(|| Arc::new(Board::new(&scale, records_wanted, &readers, fields.clone())));
-        let first_process = scale.first_process();
         let shape = (scale.process_count(), scale.workers);
         let (checkpoint, resume, shares) = match &config.checkpoint {
             Some(dir) => {
@@ -608,11 +610,7 @@ impl Workers {
         };
         // (late events are made for a sink that takes them)
         let sink_takes_late = sink.as_ref().is_some_and(|s| s.takes_late());
-        let writers = match (first_process, sink) {
-            (true, Some(sink)) => Some(Writers::with_sink(sink)),
-            (true, None) => Some(Writers::open(&config, &scale, resume.is_some())?),
-            (false, _) => None,
-        };
+        let outputs = write::open(&config, &scale, sink, resume.as_ref(), &say)?;
         if let (cepheid_runtime::Input::File(path), None) = (&config.input, &sources) {
             if let Err(source) = File::open(path) {
                 return Err(Error::Runtime(cepheid_runtime::Error::Io {
@@ -657,11 +655,8 @@ impl Workers {
             stop_said: Arc::default(),
             failing: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
-            writers: writers.map(|w| Arc::new(Mutex::new(w))),
-            per_worker: scale
-                .output_per_worker
-                .then(|| config.output.clone())
-                .flatten(),
+            out: outputs.shared,
+            own: outputs.own,
             write_failed: AtomicBool::new(false),
             stop: Arc::default(),
             cluster: scale.cluster(),
@@ -736,17 +731,19 @@ impl Workers {
         for result in results {
             match result {
                 Ok(Ok(None)) => {}
-                Ok(Ok(Some((writers, counts, stopped)))) => {
-                    if let (Some(fields), None) = (&fields, &stopped) {
+                Ok(Ok(Some((out, counts, stopped)))) => {
+                    // (an output that failed stopped the input, as it stops
+                    // one engine's)
+                    let failed = lock(&out).failed();
+                    if let (Some(fields), None, false) = (&fields, &stopped, failed) {
                         // The end of the input: what no reader of any
                         // process saw (their views came with the counts).
                         fields.at_end(counts.fields.as_ref(), &say);
                     }
-                    let mut writers = lock(&writers);
                     let finished = finish(
                         &config,
                         &scale,
-                        &mut writers,
+                        &mut lock(&out),
                         counts,
                         stopped,
                         started,
@@ -1110,7 +1107,7 @@ mod tests {
             (
                 with(|c| c.watch = true),
                 Refusal::Watch,
-                "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
+                "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
             ),
             (
                 with(|c| {
@@ -1118,7 +1115,7 @@ mod tests {
                     c.checkpoint = Some("checkpoints".into());
                 }),
                 Refusal::RulesFromStreamCheckpoint,
-                "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
+                "`Config::rules_from_stream` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a control record put in force)",
             ),
             (
                 with(|c| {
@@ -1126,7 +1123,7 @@ mod tests {
                     c.checkpoint = Some("checkpoints".into());
                 }),
                 Refusal::SourceRules,
-                "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
+                "`Config::source_rules` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a rules record put in force)",
             ),
         ];
         // A source's rules stream without checkpoints is taken.
@@ -1155,7 +1152,7 @@ mod tests {
         }
         assert_eq!(
             Refusal::RecordTime.to_string(),
-            "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
+            "`Time::Record` with `Scale::workers` or `Scale::processes` needs sources that give each record's time (a Kafka source: `Config::input` kafka://...)"
         );
     }
 

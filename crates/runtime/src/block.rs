@@ -1,26 +1,30 @@
 //! Formatted records in blocks: what the matching stage hands to the one
 //! writer of a run, each record's kind and the place of its partition key
 //! kept beside its text, so that no stage after the one that formatted a
-//! record reads its kind or key back out of its JSON.
+//! record reads its kind or key back out of its JSON; and the [`Tap`] that
+//! keeps the latest records for an observing report.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 
 use cepheid_engine::io::Formatter;
 use serde::{Deserialize, Serialize};
 
-use crate::sink::{Kind, Sink, SinkError};
+use crate::sink::Kind;
 
 /// Records as the run writes them (`cli.md`: each a JSON line with its
 /// newline), gathered into one buffer, each with its [`Kind`] and where
-/// its partition key's JSON object is in it. A file takes a block's bytes
-/// with one write ([`Block::bytes`]); a [`Sink`] that wants records one at
-/// a time takes them from [`Block::write_to`]. Blocks travel between the
-/// workers of a run (serde), and the page's latest records are read from
-/// them ([`Block::records`]).
+/// its partition key's JSON object is in it. A [`Sink`](crate::Sink)
+/// takes a block at once ([`Sink::write_block`](crate::Sink::write_block):
+/// a file its bytes with one write, a Kafka sink its records one at a
+/// time). Blocks travel between the workers of a run (serde), and the
+/// page's latest records are read from them ([`Tap::block`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     bytes: Vec<u8>,
     records: Vec<Entry>,
+    /// How many of them are late.
+    late: u32,
 }
 
 /// One record of a [`Block`]: where it ends in the block's bytes, its
@@ -45,11 +49,19 @@ pub struct BlockRecord<'a> {
 }
 
 impl Block {
+    /// The bytes at which a block is full and handed on: small enough to
+    /// stay in the cache of the core that formatted it, large enough that
+    /// a write costs little per record. [`Files`](crate::Files) writes a
+    /// block this large straight to the file (`BENCHMARKS.md`, "Writing
+    /// where the records are made").
+    pub const FULL: usize = 128 << 10;
+
     /// An empty block with room for `bytes` bytes of records.
     pub fn with_capacity(bytes: usize) -> Block {
         Block {
             bytes: Vec::with_capacity(bytes),
             records: Vec::with_capacity(bytes / 256),
+            late: 0,
         }
     }
 
@@ -73,6 +85,9 @@ impl Block {
         let end = u32::try_from(self.bytes.len()).expect("a block of records under 4 GiB");
         let key = (key.start as u32, key.end as u32);
         self.records.push(Entry { end, kind, key });
+        if kind == Kind::Late {
+            self.late += 1;
+        }
     }
 
     /// The records' text, one after the other.
@@ -94,6 +109,12 @@ impl Block {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.records.clear();
+        self.late = 0;
+    }
+
+    /// How many of its records are late ([`Kind::Late`]).
+    pub fn late(&self) -> usize {
+        self.late as usize
     }
 
     /// Its records, in order.
@@ -109,37 +130,88 @@ impl Block {
             }
         })
     }
+}
 
-    /// The block of its last `n` records (all of them when it holds fewer).
-    pub fn tail(&self, n: usize) -> Block {
-        let skip = self.records.len().saturating_sub(n);
-        let from = match skip {
-            0 => 0,
-            k => self.records[k - 1].end,
-        };
-        Block {
-            bytes: self.bytes[from as usize..].to_vec(),
-            records: (self.records[skip..].iter())
-                .map(|e| Entry {
-                    end: e.end - from,
-                    ..*e
-                })
-                .collect(),
+/// The latest output records of a run, copied for an observing report
+/// ([`RunView::records`](crate::RunView::records)): at most `wanted`
+/// matches and timeouts (late records are not shown), the oldest dropped.
+/// Records come one at a time ([`Tap::push`]: one engine) or by block
+/// ([`Tap::block`]: the workers, per block and never per record, only its
+/// last `wanted` records copied). A ring whose buffers are reused, once
+/// dropped or shown, for the next records: no allocation per record in
+/// the steady state, one copy of its bytes; only the records still kept
+/// when they are shown are read as UTF-8 (the formatted line is; one that
+/// were not would be shown with U+FFFD).
+#[derive(Debug)]
+pub struct Tap {
+    wanted: usize,
+    ring: VecDeque<(Kind, Vec<u8>)>,
+    /// The records as text, while an observer looks at them.
+    shown: Vec<(Kind, String)>,
+    /// Buffers shown already, their room kept for the next records.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Tap {
+    /// Keeps at most `wanted` records.
+    pub fn new(wanted: usize) -> Tap {
+        Tap {
+            wanted,
+            ring: VecDeque::with_capacity(wanted),
+            shown: Vec::with_capacity(wanted),
+            spare: Vec::new(),
         }
     }
 
-    /// Hands its records to `sink`, one at a time, in order (those of
-    /// kind [`Kind::Late`] only when the sink takes late records); stops at
-    /// the first error.
-    pub fn write_to(&self, sink: &mut dyn Sink) -> Result<(), SinkError> {
-        let late = sink.takes_late();
-        for r in self.records() {
-            if r.kind == Kind::Late && !late {
-                continue;
-            }
-            sink.write(r.kind, r.key, r.line)?;
+    /// Keeps a copy of `line`, of `kind` (not a late one), the oldest
+    /// dropped when `wanted` are kept.
+    pub fn push(&mut self, kind: Kind, line: &[u8]) {
+        if kind == Kind::Late || self.wanted == 0 {
+            return;
         }
-        Ok(())
+        let mut bytes = if self.ring.len() == self.wanted {
+            self.ring.pop_front().map(|(_, bytes)| bytes)
+        } else {
+            self.spare.pop()
+        }
+        .unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(line);
+        self.ring.push_back((kind, bytes));
+    }
+
+    /// Keeps the last records of `block` (the others would be dropped at
+    /// once).
+    pub fn block(&mut self, block: &Block) {
+        let mut kept = 0;
+        let mut from = block.len();
+        for r in block.records().rev() {
+            if kept == self.wanted {
+                break;
+            }
+            kept += usize::from(r.kind != Kind::Late);
+            from -= 1;
+        }
+        for r in block.records().skip(from) {
+            self.push(r.kind, r.line);
+        }
+    }
+
+    /// The records kept since the last look, oldest first, as text (the
+    /// ring emptied into them: [`Tap::shown`] gives their buffers back).
+    pub fn records(&mut self) -> &[(Kind, String)] {
+        self.shown.extend(self.ring.drain(..).map(|(kind, bytes)| {
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (kind, text)
+        }));
+        &self.shown
+    }
+
+    /// The records were shown: their room is kept for the next ones.
+    pub fn shown(&mut self) {
+        self.spare
+            .extend(self.shown.drain(..).map(|(_, text)| text.into_bytes()));
     }
 }
 
@@ -166,7 +238,7 @@ mod tests {
             (Kind::Timeout, &b, r#"{"u":"b"}"#),
             (Kind::Late, &c, ""),
         ]);
-        assert_eq!(whole.len(), 3);
+        assert_eq!((whole.len(), whole.late()), (3, 1));
         assert_eq!(whole.bytes(), format!("{a}{b}{c}").as_bytes());
         let got: Vec<(Kind, &[u8], &[u8])> =
             whole.records().map(|r| (r.kind, r.key, r.line)).collect();
@@ -178,13 +250,7 @@ mod tests {
                 (Kind::Late, &b""[..], c.as_bytes()),
             ]
         );
-        // The last two, as a block of their own; serde keeps it whole.
-        let tail = whole.tail(2);
-        let kinds: Vec<Kind> = tail.records().map(|r| r.kind).collect();
-        assert_eq!(kinds, [Kind::Timeout, Kind::Late]);
-        assert_eq!(tail.records().next().unwrap().key, br#"{"u":"b"}"#);
-        assert_eq!(whole.tail(9), whole);
-        assert!(whole.tail(0).is_empty() && whole.tail(0).bytes().is_empty());
+        // Serde keeps it whole.
         let sent = postcard::to_allocvec(&whole).unwrap();
         assert_eq!(postcard::from_bytes::<Block>(&sent).unwrap(), whole);
     }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::lock::lock_folder;
 use crate::source::FilePosition;
 use crate::Unusable;
 

@@ -42,7 +42,7 @@
 //! system calls (`background.rs`); everything observable happens in input
 //! order on the calling thread, so this changes nothing but the speed.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -61,7 +61,7 @@ use cepheid_syntax::Loaded;
 use crate::checkpoint::{self, Counters, Hook, Meta, Schedule, Writer, Written};
 use crate::limits::LimitNotices;
 use crate::reload::{self, Reloads};
-use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
+use crate::sink::{Checkpoint, Files, Kind, Output, Sink, SinkState, Writing};
 use crate::source::{
     spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
     SeenTold, BATCHES_AHEAD,
@@ -69,142 +69,32 @@ use crate::source::{
 use crate::source::{Source, SourceTiming, SplitLag, SplitTiming};
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
-    Config, Doing, End, Error, Input, Level, Notice, Report, RunEvent, RunView, Summary, Time,
-    MAX_DROP_KEYS,
+    Config, Doing, End, Error, Input, Level, Notice, Notify, Report, RunEvent, RunView, Summary,
+    Tap, Time, MAX_DROP_KEYS,
 };
 
-/// The engine's sink: each record formatted as `cepheid run` writes it
-/// and handed to the run's [`Sink`]. Writing cannot fail inside the
-/// engine's call: the first error is kept (and later records dropped)
-/// until the run looks at it, after each line.
-struct Output {
+/// The records of the engine's sink ([`Reporting`]): each formatted as
+/// `cepheid run` writes it and handed to the run's [`Output`] (its first
+/// error kept there until the run looks at it, after each line), the
+/// latest copied for an observing [`Report`].
+struct Emit {
     format: Formatter,
-    sink: Box<dyn Sink>,
+    output: Output,
     /// Does the sink take late records?
     late: bool,
-    error: Option<SinkError>,
     /// The latest records kept for an observing [`Report`] (at most its
     /// `records_wanted`), `None` when none are wanted.
     tap: Option<Tap>,
 }
 
-/// The latest records of a batch, copied for an observing [`Report`]: a
-/// ring of at most `wanted` records whose buffers are reused, once dropped
-/// from the ring or shown, for the next ones (no allocation per record in
-/// the steady state, one copy of its bytes). Only the records still in the
-/// ring when it is shown are checked as UTF-8 (the formatted line is; a
-/// line that were not would be shown with U+FFFD), not every record made.
-struct Tap {
-    wanted: usize,
-    ring: VecDeque<(Kind, Vec<u8>)>,
-    /// The ring's records as text, while an observer looks at them.
-    shown: Vec<(Kind, String)>,
-    /// Buffers shown already, their room kept for the next records.
-    spare: Vec<Vec<u8>>,
-}
-
-impl Tap {
-    fn new(wanted: usize) -> Tap {
-        Tap {
-            wanted,
-            ring: VecDeque::with_capacity(wanted),
-            shown: Vec::with_capacity(wanted),
-            spare: Vec::new(),
-        }
-    }
-
-    /// Keeps a copy of `line`, the oldest dropped when `wanted` are kept.
-    fn push(&mut self, kind: Kind, line: &[u8]) {
-        let mut bytes = if self.ring.len() == self.wanted {
-            self.ring.pop_front().map(|(_, bytes)| bytes)
-        } else {
-            self.spare.pop()
-        }
-        .unwrap_or_default();
-        bytes.clear();
-        bytes.extend_from_slice(line);
-        self.ring.push_back((kind, bytes));
-    }
-
-    /// The records kept, oldest first, as text (the ring emptied into
-    /// them: [`Tap::shown`] gives their buffers back).
-    fn records(&mut self) -> &[(Kind, String)] {
-        self.shown.extend(self.ring.drain(..).map(|(kind, bytes)| {
-            let text = String::from_utf8(bytes)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            (kind, text)
-        }));
-        &self.shown
-    }
-
-    /// The records were shown: their room is kept for the next ones.
-    fn shown(&mut self) {
-        self.spare
-            .extend(self.shown.drain(..).map(|(_, text)| text.into_bytes()));
-    }
-}
-
-impl Output {
-    fn new(sink: Box<dyn Sink>) -> Output {
-        Output {
-            format: Formatter::default(),
-            late: sink.takes_late(),
-            sink,
-            error: None,
-            tap: None,
-        }
-    }
-
-    /// Hands the record just formatted to the sink.
+impl Emit {
+    /// Hands the record just formatted to the output.
+    #[inline]
     fn emit(&mut self, kind: Kind) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(e) = self.sink.write(kind, self.format.key(), self.format.line()) {
-            self.error = Some(e);
-        }
+        let line = self.format.line();
+        self.output.write(kind, self.format.key(), line);
         if let Some(tap) = &mut self.tap {
-            tap.push(kind, self.format.line());
-        }
-    }
-
-    /// The first write error, if any.
-    fn take_error(&mut self) -> Option<SinkError> {
-        self.error.take()
-    }
-
-    /// Flushes the sink (a pending write error first).
-    fn flush(&mut self) -> Result<(), SinkError> {
-        match self.error.take() {
-            Some(e) => Err(e),
-            None => self.sink.flush(),
-        }
-    }
-
-    /// Prepares the sink for a checkpoint (a pending write error first).
-    fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
-        match self.error.take() {
-            Some(e) => Err(e),
-            None => self.sink.prepare(checkpoint),
-        }
-    }
-}
-
-impl EngineSink<Record> for Output {
-    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
-        self.format.record("match", m, None);
-        self.emit(Kind::Match);
-    }
-
-    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
-        self.format.record("timeout", m, Some(expired_at));
-        self.emit(Kind::Timeout);
-    }
-
-    fn on_late(&mut self, _ts: Timestamp, event: &Record) {
-        if self.late {
-            self.format.late(event);
-            self.emit(Kind::Late);
+            tap.push(kind, line);
         }
     }
 }
@@ -213,8 +103,9 @@ impl EngineSink<Record> for Output {
 enum Stop {
     /// An error, already said.
     Failed(Error),
-    /// Standard output was closed: stop quietly.
-    Quiet,
+    /// Writing failed, or the output was closed: its error is the
+    /// [`Output`]'s ([`Output::end`]).
+    Output,
 }
 
 /// Asks a running [`Runtime`] to stop or to read its rules again, from any
@@ -257,7 +148,7 @@ pub struct Runtime {
     decoder: Decoder,
     resumed: Option<Meta>,
     command: Option<checkpoint::Command>,
-    out: Output,
+    out: Emit,
     /// A source of the library's user, shared with the reader thread.
     source: Option<Arc<Mutex<Box<dyn Source>>>>,
     /// Its position at the start.
@@ -346,17 +237,16 @@ impl Runtime {
         mut sink: Option<Box<dyn Sink>>,
         mut report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
-        // A source or sink of the caller's may say things from its own
-        // threads, or while the run waits for it: the report is shared.
-        if source.is_some() || sink.is_some() {
-            let (shared, notify) = crate::Notify::share(report);
-            report = shared;
-            if let Some(source) = &mut source {
-                source.notify_to(notify.clone());
-            }
-            if let Some(sink) = &mut sink {
-                sink.notify_to(notify);
-            }
+        // A source or sink may say things from its own threads, or while
+        // the run waits for it, and so does the output: the report is
+        // shared.
+        let (shared, notify) = Notify::share(report);
+        report = shared;
+        if let Some(source) = &mut source {
+            source.notify_to(notify.clone());
+        }
+        if let Some(sink) = &mut sink {
+            sink.notify_to(notify.clone());
         }
         // What cannot run (the output the input, a rules folder nothing
         // reads...) is refused here too, not only by a caller that asks
@@ -390,7 +280,7 @@ impl Runtime {
         // Another run on the checkpoint folder is refused (naming it)
         // before the checkpoint is read; the lock is held to the end.
         if let Some(dir) = &config.checkpoint {
-            locks.push(crate::lock::folder(dir, &crate::lock::file_name(0))?);
+            locks.push(crate::lock::lock_folder(dir, 0)?);
         }
         special_outputs(&config, report.as_mut());
         // A checkpoint to resume from is checked whole (and the engine
@@ -445,21 +335,15 @@ impl Runtime {
             None => Opened::open(events, config.follow, start.offset, &mut warn)
                 .map_err(|e| io_error(Doing::Open, events, e))?,
         };
-        // So is another run writing the outputs (with another folder).
-        if config.checkpoint.is_some() {
-            let late = config
-                .late
-                .iter()
-                .map(|late| (late.as_path(), "`Config::late`"));
-            for (path, flag) in
-                std::iter::once((config.output_path(), "`Config::output`")).chain(late)
-            {
-                locks.extend(crate::lock::output(path, flag)?);
-            }
-        }
+        // (so is another run writing the outputs, with another folder:
+        // `Files::open`)
         let mut sink = match sink {
             Some(sink) => sink,
-            None => Box::new(Files::of(&config, resumed.is_some())?),
+            None => {
+                let mut files = Files::open(&config, resumed.is_some(), Writing::Thread)?;
+                files.notify_to(notify.clone());
+                Box::new(files)
+            }
         };
         // The sink says which kept checkpoint it committed: the newest,
         // or (a transactional sink that stopped before its commit) the
@@ -558,7 +442,13 @@ impl Runtime {
                 }
             }
         };
-        let out = Output::new(sink);
+        let late = sink.takes_late();
+        let out = Emit {
+            format: Formatter::default(),
+            output: Output::new(sink, notify),
+            late,
+            tap: None,
+        };
         let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
         let place = resumed.as_ref().and_then(|m| m.source.clone());
         let field_watch = FieldWatch::for_patterns(engine.patterns());
@@ -724,25 +614,11 @@ impl Runtime {
         let end = match result {
             Ok(None) => End::Input,
             Ok(Some(why)) => End::Stopped(why),
-            Err(Stop::Quiet) => End::OutputClosed,
+            // (the output's error, which `Output::end` gives)
+            Err(Stop::Output) => End::Input,
             Err(Stop::Failed(e)) => End::Failed(e),
         };
-        let (end, flushed) = match end {
-            End::OutputClosed => (End::OutputClosed, true),
-            // (the sink already failed: the run's error is that one, said
-            // already; a flush that fails too says nothing new)
-            End::Failed(Error::Sink(e)) => {
-                let flushed = out.flush().is_ok();
-                (End::Failed(Error::Sink(e)), flushed)
-            }
-            end => match out.flush() {
-                Ok(()) => (end, true),
-                Err(e) => match sink_failed(e, report.as_mut()) {
-                    Stop::Quiet => (End::OutputClosed, true),
-                    Stop::Failed(e) => (End::Failed(e), false),
-                },
-            },
-        };
+        let (end, flushed) = out.output.end(end);
         let stats = engine.stats();
         Summary {
             events: stats.events,
@@ -1165,7 +1041,7 @@ const OBSERVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The run's engine sink: output records to the writer, dropped partial
 /// matches told and counted.
 struct Reporting<'a> {
-    out: &'a mut Output,
+    out: &'a mut Emit,
     drops: Drops,
     notices: LimitNotices,
     report: &'a mut dyn Report,
@@ -1180,15 +1056,20 @@ impl Reporting<'_> {
 
 impl EngineSink<Record> for Reporting<'_> {
     fn on_match(&mut self, m: &MatchRef<'_, Record>) {
-        self.out.on_match(m);
+        self.out.format.record("match", m, None);
+        self.out.emit(Kind::Match);
     }
 
     fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
-        self.out.on_timeout(m, expired_at);
+        self.out.format.record("timeout", m, Some(expired_at));
+        self.out.emit(Kind::Timeout);
     }
 
-    fn on_late(&mut self, ts: Timestamp, event: &Record) {
-        self.out.on_late(ts, event);
+    fn on_late(&mut self, _ts: Timestamp, event: &Record) {
+        if self.out.late {
+            self.out.format.late(event);
+            self.out.emit(Kind::Late);
+        }
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
@@ -1572,7 +1453,7 @@ impl Session<'_> {
             self.no_split_watermark = false;
         }
         self.check_output()?;
-        if stop.is_none() && self.out.out.sink.commits_at_end() {
+        if stop.is_none() && self.out.out.output.sink().commits_at_end() {
             // What the end of event time released commits with a last
             // checkpoint (a transactional sink cannot take it back on
             // resuming, as a file is truncated).
@@ -1687,17 +1568,14 @@ impl Session<'_> {
     /// Flushes the outputs (a live stream's records go out now); stops the
     /// run when writing failed.
     fn flush_now(&mut self) -> Result<(), Stop> {
-        match self.out.out.flush() {
-            Ok(()) => Ok(()),
-            Err(e) => Err(sink_failed(e, &mut *self.out.report)),
-        }
+        self.out.out.output.flush().map_err(|_| Stop::Output)
     }
 
     /// Stops the run when writing output failed.
     fn check_output(&mut self) -> Result<(), Stop> {
-        match self.out.out.take_error() {
-            None => Ok(()),
-            Some(e) => Err(sink_failed(e, &mut *self.out.report)),
+        match self.out.out.output.failed() {
+            false => Ok(()),
+            true => Err(Stop::Output),
         }
     }
 
@@ -1767,7 +1645,7 @@ impl Session<'_> {
             }
             result => result?,
         }
-        if wait || !self.out.out.sink.writes_before_commit() {
+        if wait || !self.out.out.output.sink().writes_before_commit() {
             self.settle(true)?;
         }
         Ok(())
@@ -1786,9 +1664,9 @@ impl Session<'_> {
             return Ok(());
         };
         let number = checkpoints.number + 1;
-        let state = match self.out.out.prepare(number) {
+        let state = match self.out.out.output.prepare(number) {
             Ok(state) => state,
-            Err(e) => return Err(sink_failed(e, &mut *self.out.report)),
+            Err(e) => return Err(stop(e)),
         };
         self.counters.object_keys_told = self.keys.told();
         self.counters.dropped_keys = self.out.drops.to_json(&names(self.engine));
@@ -1897,8 +1775,8 @@ impl Session<'_> {
         }
         checkpoints.number = flight.number;
         checkpoints.buffer = written.buffer;
-        if let Err(e) = self.out.out.sink.commit(flight.number, &flight.position) {
-            return Err(sink_failed(e, report));
+        if let Err(e) = self.out.out.output.commit(flight.number, &flight.position) {
+            return Err(stop(e));
         }
         if let Some(source) = &self.source {
             lock_source(source).checkpoint_committed(&flight.position);
@@ -1940,13 +1818,11 @@ fn reread(record: Record, table: &FieldTable) -> Record {
     }
 }
 
-/// Says a sink's error; a closed standard output is not an error: the
-/// run stops quietly.
-fn sink_failed(e: SinkError, report: &mut dyn Report) -> Stop {
-    if !e.late && e.source.kind() == io::ErrorKind::BrokenPipe {
-        return Stop::Quiet;
+/// How the run stops on the output's error `e` (said by the [`Output`]):
+/// quietly when the output was closed.
+fn stop(e: crate::SinkError) -> Stop {
+    if e.closed() {
+        return Stop::Output;
     }
-    let error = Error::Sink(e);
-    report.notice(Notice::line(Level::Error, format!("error: {error}")));
-    Stop::Failed(error)
+    Stop::Failed(Error::Sink(e))
 }

@@ -52,24 +52,22 @@ mod conflict;
 mod driver;
 mod follow;
 mod limits;
-#[doc(hidden)]
-pub mod lock;
+mod lock;
 mod reload;
 mod resume;
-#[doc(hidden)]
-pub mod rotate;
+mod rotate;
 pub mod sink;
 pub mod source;
 pub mod stats;
 mod timing;
 mod view;
 
-pub use block::{Block, BlockRecord};
+pub use block::{Block, BlockRecord, Tap};
 pub use checkpoint::Every;
 pub use conflict::{is_regular, Conflict, Named};
 pub use driver::{Handle, Runtime};
 pub use limits::LimitNotices;
-pub use sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
+pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Writing};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
     SourceError, SourceRules, SourceTiming, SplitLag, SplitTiming, SplitWatermarks,

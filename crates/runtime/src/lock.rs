@@ -11,8 +11,10 @@
 //! the files are not stopped.
 //!
 //! With `--processes`, each process locks its own file in the shared
-//! folder (`lock` for process 0, `lock.process-I` for the others). An
-//! output opened again after a rotation (`rotate.rs`) is locked too.
+//! folder (`lock` for process 0, `lock.process-I` for the others:
+//! [`lock_folder`], which the dataflow crate's run takes too). The outputs
+//! are locked by [`Files`](crate::Files) as it opens them; one opened again
+//! after a rotation (`rotate.rs`) is locked too.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -20,8 +22,17 @@ use std::path::Path;
 
 use crate::{Doing, Error};
 
+/// Locks the checkpoint folder `dir` for process `process` of a run (the
+/// folder is created; its file `lock`, or `lock.process-I`, holds this
+/// process's id) for as long as the returned file lives:
+/// [`Error::FolderInUse`] when another process holds it (named), and
+/// nothing read or changed yet.
+pub fn lock_folder(dir: &Path, process: usize) -> Result<File, Error> {
+    folder(dir, &file_name(process))
+}
+
 /// The lock file of process `process` in a checkpoint folder.
-pub fn file_name(process: usize) -> String {
+fn file_name(process: usize) -> String {
     if process == 0 {
         "lock".to_string()
     } else {
@@ -41,7 +52,7 @@ fn io(doing: Doing, path: &Path, source: io::Error) -> Error {
 /// Locks `dir/name` (the folder is created) and writes this process's id
 /// into it. The lock lasts as long as the returned file.
 /// [`Error::FolderInUse`] when another process holds it (named).
-pub fn folder(dir: &Path, name: &str) -> Result<File, Error> {
+fn folder(dir: &Path, name: &str) -> Result<File, Error> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         return Err(io(Doing::CreateFolder, dir, e));
     }
@@ -84,7 +95,7 @@ pub fn folder(dir: &Path, name: &str) -> Result<File, Error> {
 /// device, a FIFO or a standard stream is not locked). The lock lasts as
 /// long as the returned file. [`Error::OutputInUse`] when another run
 /// holds it.
-pub fn output(path: &Path, flag: &'static str) -> Result<Option<File>, Error> {
+pub(crate) fn output(path: &Path, flag: &'static str) -> Result<Option<File>, Error> {
     if path == Path::new("-") {
         return Ok(None);
     }
@@ -125,7 +136,7 @@ fn holder(file: &mut File) -> Option<u32> {
 /// An exclusive `flock` without waiting: `Ok(false)` when another open
 /// file holds one.
 #[cfg(unix)]
-pub fn try_lock(file: &File) -> io::Result<bool> {
+pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
     use rustix::fs::{flock, FlockOperation};
     match flock(file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(true),
@@ -136,6 +147,6 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
 
 /// Elsewhere, no lock (documented in `docs/checkpoints.md`).
 #[cfg(not(unix))]
-pub fn try_lock(_file: &File) -> io::Result<bool> {
+pub(crate) fn try_lock(_file: &File) -> io::Result<bool> {
     Ok(true)
 }

@@ -7,8 +7,7 @@
 //! checksum); it was taken by this command (input, format, time, outputs;
 //! `Engine::restore` checks the patterns, `--max-delay`, `--max-waiting`,
 //! `--max-runs-per-key` and `--max-live-runs`; after a change of rules
-//! `Engine::restore_rules` takes the patterns from the snapshot); the output files are at least as long as it
-//! records; the events file holds, just before the recorded offset, the
+//! `Engine::restore_rules` takes the patterns from the snapshot); the events file holds, just before the recorded offset, the
 //! bytes it held then. With `--follow` a file that does not (rotated since
 //! the checkpoint) is read from its beginning, with a warning; without,
 //! it is an error.
@@ -138,30 +137,7 @@ pub fn load(
         return Err(unusable(Unusable::DoesNotFit(e)));
     }
     let mut say = |level, text: String| report.notice(Notice::line(level, text));
-    // An output shorter than the checkpoint records, or with other first
-    // bytes, was rotated since (logrotate's `create` or `copytruncate`):
-    // it starts empty and the records after the checkpoint go into it
-    // (`rotate.rs`; it was refused for ever: issue 26).
-    let outputs = [
-        (
-            Some(config.output_path()),
-            &mut meta.output_len,
-            meta.output_head,
-        ),
-        (config.late.as_deref(), &mut meta.late_len, meta.late_head),
-    ];
-    for (file, len, head) in outputs {
-        let (Some(file), Some(then)) = (file, *len) else {
-            continue;
-        };
-        if let Some(rotated) = crate::rotate::rotated_since(file, then, head) {
-            say(
-                Level::Warning,
-                format!("warning: checkpoint {shown}: {rotated}"),
-            );
-            *len = Some(0);
-        }
-    }
+    // (an output rotated since is the sink's to see: `Files::recover`)
     let events = config.input.path();
     if let Some(tail) = meta.input.tail {
         let file = File::open(events).map_err(|e| Error::Io {

@@ -18,9 +18,9 @@
 //! rotation), instead of every restart being refused (`resume.rs`,
 //! [`rotated_since`]).
 //!
-//! The run on workers (`cepheid-dataflow`) opens its outputs with
-//! [`open`], measures them at a cut with [`measure`] and applies
-//! [`rotated_since`] on resuming, as the single run does.
+//! Both executors write their files through [`Files`](crate::Files),
+//! which opens them with [`open`], measures them at a checkpoint with
+//! [`measure`] and applies [`rotated_since`] on resuming.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -36,17 +36,17 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The file open now under an output's name, shared with the checkpoints
 /// (which sync and measure it).
-pub type Current = Arc<Mutex<File>>;
+pub(crate) type Current = Arc<Mutex<File>>;
 
 /// Locks `current` (a panic elsewhere does not poison the output).
-pub fn lock(current: &Current) -> MutexGuard<'_, File> {
+pub(crate) fn lock(current: &Current) -> MutexGuard<'_, File> {
     current
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A regular output file written by appending, opened again when rotated.
-pub struct Reopening {
+pub(crate) struct Reopening {
     path: PathBuf,
     current: Current,
     id: Option<(u64, u64)>,
@@ -61,7 +61,7 @@ impl Reopening {
     /// `None`: as it is);
     /// with `lock`, a file opened after a rotation is locked as the first
     /// one was (`lock::output`).
-    pub fn open(path: &Path, len: Option<u64>, lock: bool) -> io::Result<Reopening> {
+    pub(crate) fn open(path: &Path, len: Option<u64>, lock: bool) -> io::Result<Reopening> {
         let file = open_appending(path)?;
         if let Some(len) = len {
             file.set_len(len)?;
@@ -77,7 +77,7 @@ impl Reopening {
     }
 
     /// The file open now.
-    pub fn current(&self) -> Current {
+    pub(crate) fn current(&self) -> Current {
         Arc::clone(&self.current)
     }
 
@@ -119,14 +119,14 @@ impl Write for Reopening {
 /// An output opened by [`open`]: what to write to, and the file open now
 /// under its name when it is a regular file (`None`: a device or a FIFO,
 /// written as standard output is: neither synced nor measured).
-pub type Opened = (Box<dyn Write + Send>, Option<Current>);
+pub(crate) type Opened = (Box<dyn Write + Send>, Option<Current>);
 
 /// Opens the output `path`: a regular file (or none yet) for appending,
 /// opened again when rotated ([`Reopening`]), emptied unless `keep` (a
 /// resumed run truncated it to the checkpoint's length already); with
 /// `lock`, a file opened after a rotation is locked as the first one was.
 /// A device or a FIFO is created as before.
-pub fn open(path: &Path, keep: bool, lock: bool) -> io::Result<Opened> {
+pub(crate) fn open(path: &Path, keep: bool, lock: bool) -> io::Result<Opened> {
     let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
     if special {
         return File::create(path).map(|f| (Box::new(f) as Box<dyn Write + Send>, None));
@@ -140,11 +140,11 @@ pub fn open(path: &Path, keep: bool, lock: bool) -> io::Result<Opened> {
 
 /// An output's length and the CRC-32 of its first bytes ([`head_crc`]):
 /// what a checkpoint records of it.
-pub type Measured = (u64, Option<u32>);
+pub(crate) type Measured = (u64, Option<u32>);
 
 /// The [`Measured`] of the file open now under an output's name, synced
 /// first.
-pub fn measure(current: &Current) -> io::Result<Measured> {
+pub(crate) fn measure(current: &Current) -> io::Result<Measured> {
     let file = lock(current);
     file.sync_data()?;
     let len = file.metadata()?.len();
@@ -155,7 +155,7 @@ pub fn measure(current: &Current) -> io::Result<Measured> {
 /// first bytes ([`rotated_since`]); its `Display` is what the warning
 /// says after `warning: checkpoint ...: `.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rotated {
+pub(crate) struct Rotated {
     /// The output.
     pub path: PathBuf,
     /// Its length now.
@@ -182,7 +182,7 @@ impl fmt::Display for Rotated {
 /// or `copytruncate`) when it is shorter now (or missing), or its first
 /// bytes differ. Such an output is started empty; otherwise it is
 /// truncated to `then`.
-pub fn rotated_since(path: &Path, then: u64, head: Option<u32>) -> Option<Rotated> {
+pub(crate) fn rotated_since(path: &Path, then: u64, head: Option<u32>) -> Option<Rotated> {
     let now = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let same_head = || match head {
         None => true,
@@ -209,7 +209,7 @@ fn open_appending(path: &Path) -> io::Result<File> {
 
 /// The CRC-32 of the first bytes (up to 4 KiB, at most `len`) of `file`,
 /// or `None` when it holds fewer than that.
-pub fn head_crc(file: &File, len: u64) -> Option<u32> {
+pub(crate) fn head_crc(file: &File, len: u64) -> Option<u32> {
     let mut bytes = vec![0; usize::try_from(len.min(HEAD_BYTES)).ok()?];
     read_exact_at(file, &mut bytes).ok()?;
     Some(crc32fast::hash(&bytes))

@@ -24,16 +24,23 @@
 //! first) and says which one matches what it committed: a sink that
 //! crashed between steps 2 and 3 says the previous one. [`Files`] (the
 //! output and late files, or standard output) truncates its files to the
-//! newest one's lengths and says 0.
+//! newest one's lengths (or starts one rotated since empty) and says 0.
+//!
+//! Both executors write through one [`Output`]: one engine record by
+//! record from its engine's callbacks ([`Sink::write`]), the dataflow
+//! crate's workers a [`Block`] at a time ([`Sink::write_block`]), several
+//! workers sharing one `Output` behind a lock. Its first error is the
+//! run's, said once.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::background::Background;
 use crate::rotate::{self, Current};
 use crate::source::Position;
-use crate::{Config, Doing, Error};
+use crate::{Block, Config, Doing, End, Error, Notify};
 
 /// What a record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -60,6 +67,24 @@ pub struct SinkError {
 impl fmt::Display for SinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "cannot write {}: {}", self.target, self.source)
+    }
+}
+
+impl SinkError {
+    /// A copy (its I/O error's kind and text), to say or show while the
+    /// run keeps the error itself.
+    fn copy(&self) -> SinkError {
+        SinkError {
+            target: self.target.clone(),
+            late: self.late,
+            source: io::Error::new(self.source.kind(), self.source.to_string()),
+        }
+    }
+
+    /// Was the records' output closed (`| head`)? Then the run stops
+    /// quietly: nothing is said, and it is not an error.
+    pub(crate) fn closed(&self) -> bool {
+        !self.late && self.source.kind() == io::ErrorKind::BrokenPipe
     }
 }
 
@@ -114,6 +139,20 @@ pub trait Sink: Send {
     /// "bob"}`; empty for a late event) and its JSON text followed by a
     /// newline, the line `cepheid run` writes.
     fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError>;
+
+    /// The records of `block`, in order (those of kind [`Kind::Late`] only
+    /// when it [takes late records](Sink::takes_late)); stops at the first
+    /// error. By default one at a time ([`Sink::write`]); [`Files`] writes
+    /// the block's bytes at once.
+    fn write_block(&mut self, block: &Block) -> Result<(), SinkError> {
+        let late = self.takes_late();
+        for r in block.records() {
+            if r.kind != Kind::Late || late {
+                self.write(r.kind, r.key, r.line)?;
+            }
+        }
+        Ok(())
+    }
 
     /// Makes what was written visible (a live stream's records go out
     /// now).
@@ -184,7 +223,7 @@ pub trait Sink: Send {
         false
     }
 
-    /// The run's [`Notify`](crate::Notify), given once when the run
+    /// The run's [`Notify`], given once when the run
     /// starts: what the sink has to say of its own (a server that stops
     /// answering while a call waits for it, and answers again) goes
     /// there, at once, even from inside a call the run waits for. Ignored
@@ -202,61 +241,140 @@ pub trait Sink: Send {
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError>;
 }
 
+/// Where [`Files`] makes the system calls that write its records'
+/// output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writing {
+    /// On a thread of its own (`cepheid-write`), which the caller hands
+    /// blocks of 256 KiB: for one thread that makes the records one at a
+    /// time ([`Sink::write`]: one engine), which then only copies each.
+    Thread,
+    /// On the thread that hands it a [`Block`] ([`Sink::write_block`]),
+    /// straight from the block when it is full ([`Block::FULL`]): for
+    /// several threads that share the files behind a lock, each writing
+    /// the blocks it formatted while they are still in its core's cache
+    /// (the dataflow crate's workers), so that no one thread writes every
+    /// record.
+    Caller,
+}
+
 /// The sink of `cepheid run`: matches and timeouts to a file (opened
 /// again when rotated, `rotate.rs`) or standard output, written on a
-/// thread of its own (`background.rs`); late events to a file when one
-/// is given.
+/// thread of its own or by its callers ([`Writing`]); late events to a
+/// file when one is given. With a checkpoint folder its regular files are
+/// locked (`lock.rs`), synced and measured at each checkpoint, and
+/// truncated to the checkpoint's lengths on resuming.
 pub struct Files {
-    out: Background,
+    out: Out,
     out_name: String,
     late: Option<BufWriter<Box<dyn Write + Send>>>,
     late_name: String,
-    /// The regular files (for checkpoints: synced, measured, truncated).
-    output_file: Option<Current>,
-    late_file: Option<Current>,
+    /// The regular files, with their paths (for checkpoints: synced,
+    /// measured, truncated).
+    output_file: Option<(PathBuf, Current)>,
+    late_file: Option<(PathBuf, Current)>,
+    /// The outputs' locks, held as long as they are written.
+    _locks: Vec<File>,
+    /// The checkpoint folder, named in what [`Sink::recover`] says.
+    checkpoint: Option<PathBuf>,
+    notify: Option<Notify>,
+}
+
+/// The records' output of [`Files`], as [`Writing`] says. Each returns
+/// the error that stopped it again at every later call (the thread's as a
+/// `BufWriter`'s over a failing writer; the caller's the same).
+enum Out {
+    Thread(Background),
+    Caller(
+        BufWriter<Box<dyn Write + Send>>,
+        Option<(io::ErrorKind, String)>,
+    ),
+}
+
+impl Out {
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Thread(out) => out.write_all(bytes),
+            Out::Caller(out, failed) => Out::stopping(failed, || out.write_all(bytes)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Out::Thread(out) => out.flush(),
+            Out::Caller(out, failed) => Out::stopping(failed, || out.flush()),
+        }
+    }
+
+    /// `call`, unless an error stopped the output: then that one again.
+    fn stopping(
+        failed: &mut Option<(io::ErrorKind, String)>,
+        call: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        if let Some((kind, text)) = failed {
+            return Err(io::Error::new(*kind, text.clone()));
+        }
+        call().inspect_err(|e| *failed = Some((e.kind(), e.to_string())))
+    }
 }
 
 impl Files {
-    /// Opens `output` (`None`: standard output) and `late`, created empty
-    /// (or, with `keep`, kept as they are until [`Sink::recover`]
-    /// truncates them); with `checkpoints`, a regular file opened again
-    /// after a rotation is locked as the first one was.
-    pub fn open(
-        output: Option<&Path>,
-        late: Option<&Path>,
-        checkpoints: bool,
-        keep: bool,
-    ) -> Result<Files, Error> {
+    /// Opens the outputs of `config`, `Config::output` (`None`: standard
+    /// output) and `Config::late`, created empty (or, with `keep`, kept as
+    /// they are until [`Sink::recover`] truncates them). With
+    /// `Config::checkpoint`, another run writing one of them is refused
+    /// ([`Error::OutputInUse`]) before it is touched, and a regular file
+    /// opened again after a rotation is locked as the first one was.
+    pub fn open(config: &Config, keep: bool, writing: Writing) -> Result<Files, Error> {
+        let lock = config.checkpoint.is_some();
+        let mut locks = Vec::new();
+        if lock {
+            let late = config
+                .late
+                .iter()
+                .map(|late| (late.as_path(), "`Config::late`"));
+            for (path, flag) in
+                std::iter::once((config.output_path(), "`Config::output`")).chain(late)
+            {
+                locks.extend(crate::lock::output(path, flag)?);
+            }
+        }
         // A regular file (or none yet) is written by appending and opened
         // again when rotated; a device or a FIFO is created as before,
         // neither synced nor measured (written as standard output is).
-        let open = |path: &Path| -> Result<rotate::Opened, Error> {
-            rotate::open(path, keep, checkpoints).map_err(|e| Error::Io {
+        let open = |path: &PathBuf| -> Result<_, Error> {
+            let (file, current) = rotate::open(path, keep, lock).map_err(|e| Error::Io {
                 doing: Doing::Create,
                 path: path.display().to_string(),
                 source: e,
-            })
+            })?;
+            Ok((
+                file,
+                current.map(|c| (path.clone(), c)),
+                path.display().to_string(),
+            ))
         };
-        let (out, output_file, out_name): (Box<dyn Write + Send>, _, _) = match output {
-            None => (Box::new(io::stdout()), None, "standard output".to_string()),
-            Some(path) => {
-                let (file, current) = open(path)?;
-                (file, current, path.display().to_string())
-            }
+        let (out, output_file, out_name) = match &config.output {
+            None => (
+                Box::new(io::stdout()) as Box<dyn Write + Send>,
+                None,
+                "standard output".to_string(),
+            ),
+            Some(path) => open(path)?,
         };
-        let out = Background::new(out).map_err(|e| Error::Io {
-            doing: Doing::StartThread,
-            path: String::new(),
-            source: e,
-        })?;
-        let (late, late_file, late_name) = match late {
+        let out = match writing {
+            Writing::Thread => Out::Thread(Background::new(out).map_err(|e| Error::Io {
+                doing: Doing::StartThread,
+                path: String::new(),
+                source: e,
+            })?),
+            Writing::Caller => Out::Caller(BufWriter::with_capacity(Block::FULL, out), None),
+        };
+        let (late, late_file, late_name) = match &config.late {
             Some(path) => {
-                let (file, current) = open(path)?;
-                (
-                    Some(BufWriter::new(file)),
-                    current,
-                    path.display().to_string(),
-                )
+                let (file, current, name) = open(path)?;
+                (Some(BufWriter::new(file)), current, name)
             }
             None => (None, None, "the late file".to_string()),
         };
@@ -267,17 +385,10 @@ impl Files {
             late_name,
             output_file,
             late_file,
+            _locks: locks,
+            checkpoint: config.checkpoint.clone(),
+            notify: None,
         })
-    }
-
-    /// The files of `config`.
-    pub fn of(config: &Config, keep: bool) -> Result<Files, Error> {
-        Files::open(
-            config.output.as_deref(),
-            config.late.as_deref(),
-            config.checkpoint.is_some(),
-            keep,
-        )
     }
 
     fn error(&self, late: bool, source: io::Error) -> SinkError {
@@ -292,14 +403,25 @@ impl Files {
             source,
         }
     }
+
+    /// Writes `bytes`, whole records, to the late output or the records'.
+    #[inline]
+    fn write_bytes(&mut self, late: bool, bytes: &[u8]) -> Result<(), SinkError> {
+        let written = match (late, &mut self.late) {
+            (false, _) => self.out.write_all(bytes),
+            (true, Some(out)) => out.write_all(bytes),
+            (true, None) => Ok(()),
+        };
+        written.map_err(|e| self.error(late, e))
+    }
 }
 
 /// The length and first bytes' CRC-32 of the file open now under an
 /// output's name, synced.
-fn measure(file: &Option<Current>) -> io::Result<(Option<u64>, Option<u32>)> {
+fn measure(file: &Option<(PathBuf, Current)>) -> io::Result<(Option<u64>, Option<u32>)> {
     match file {
         None => Ok((None, None)),
-        Some(file) => rotate::measure(file).map(|(len, head)| (Some(len), head)),
+        Some((_, file)) => rotate::measure(file).map(|(len, head)| (Some(len), head)),
     }
 }
 
@@ -321,15 +443,35 @@ impl Sink for Files {
         true
     }
 
+    fn notify_to(&mut self, notify: Notify) {
+        self.notify = Some(notify);
+    }
+
+    #[inline]
     fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
-        match kind {
-            Kind::Late => match &mut self.late {
-                Some(late) => late.write_all(record).map_err(|e| (true, e)),
-                None => Ok(()),
-            },
-            _ => self.out.write_all(record).map_err(|e| (false, e)),
+        self.write_bytes(kind == Kind::Late, record)
+    }
+
+    /// Its bytes at once (each run of records bound for one output when
+    /// it holds late records and others).
+    fn write_block(&mut self, block: &Block) -> Result<(), SinkError> {
+        let bytes = block.bytes();
+        match block.late() {
+            0 => return self.write_bytes(false, bytes),
+            n if n == block.len() => return self.write_bytes(true, bytes),
+            _ => {}
         }
-        .map_err(|(late, e)| self.error(late, e))
+        let (mut start, mut end, mut late) = (0, 0, false);
+        for r in block.records() {
+            let is_late = r.kind == Kind::Late;
+            if is_late != late && end > start {
+                self.write_bytes(late, &bytes[start..end])?;
+                start = end;
+            }
+            late = is_late;
+            end += r.line.len();
+        }
+        self.write_bytes(late, &bytes[start..end])
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -358,21 +500,197 @@ impl Sink for Files {
         })
     }
 
+    /// Truncates each regular file to its length at the newest of `kept`;
+    /// one shorter than that, or with other first bytes, was rotated since
+    /// (logrotate's `create` or `copytruncate`): it is started empty and
+    /// the records after the checkpoint go into it (the rotated file may
+    /// hold some of them too), with a warning (`rotate.rs`; it was refused
+    /// for ever: issue 26).
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
         let Some(newest) = kept.first() else {
             return Ok(0);
         };
+        let state = &newest.sink;
         let files = [
-            (&self.output_file, newest.sink.output_len, false),
-            (&self.late_file, newest.sink.late_len, true),
+            (
+                &self.output_file,
+                state.output_len,
+                state.output_head,
+                false,
+            ),
+            (&self.late_file, state.late_len, state.late_head, true),
         ];
-        for (file, len, late) in files {
-            if let Some(file) = file {
-                rotate::lock(file)
-                    .set_len(len.unwrap_or(0))
-                    .map_err(|e| self.error(late, e))?;
+        for (file, then, head, late) in files {
+            let Some((path, current)) = file else {
+                continue;
+            };
+            let rotated = then.and_then(|then| rotate::rotated_since(path, then, head));
+            if let (Some(rotated), Some(notify)) = (&rotated, &self.notify) {
+                let folder = match &self.checkpoint {
+                    Some(dir) => format!(" in {}", dir.display()),
+                    None => String::new(),
+                };
+                notify.say(
+                    crate::Level::Warning,
+                    format!("warning: checkpoint{folder}: {rotated}"),
+                );
             }
+            let len = if rotated.is_some() {
+                0
+            } else {
+                then.unwrap_or(0)
+            };
+            rotate::lock(current)
+                .set_len(len)
+                .map_err(|e| self.error(late, e))?;
         }
         Ok(0)
+    }
+}
+
+/// A run's [`Sink`] as its matching stage writes to it: from inside an
+/// engine's callbacks, which cannot fail, or from several threads behind a
+/// lock (the dataflow crate's workers, each writing its own blocks). The
+/// first error is kept and said once, in the run's words (`error: cannot
+/// write out.jsonl: ...`; a closed standard output, `| head`, is no error:
+/// nothing is said); what is written after it is dropped, and
+/// [`Output::end`] makes it the run's end.
+pub struct Output {
+    sink: Box<dyn Sink>,
+    notify: Notify,
+    error: Option<SinkError>,
+    /// Written since the last flush?
+    written: bool,
+}
+
+impl Output {
+    /// Records to `sink`; its first error said to `notify`.
+    pub fn new(sink: Box<dyn Sink>, notify: Notify) -> Output {
+        Output {
+            sink,
+            notify,
+            error: None,
+            written: false,
+        }
+    }
+
+    /// The sink, to ask it what it is.
+    pub fn sink(&self) -> &dyn Sink {
+        self.sink.as_ref()
+    }
+
+    /// Did writing fail (or the output close)?
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Keeps `e` as the output's error when it is the first (said, unless
+    /// the output was closed); returns a copy, to show or stop with.
+    #[cold]
+    pub fn fail(&mut self, e: SinkError) -> SinkError {
+        let copy = e.copy();
+        if self.error.is_none() {
+            if !e.closed() {
+                self.notify.say(crate::Level::Error, format!("error: {e}"));
+            }
+            self.error = Some(e);
+        }
+        copy
+    }
+
+    /// The first error, again.
+    fn failure(&self) -> Result<(), SinkError> {
+        match &self.error {
+            Some(e) => Err(e.copy()),
+            None => Ok(()),
+        }
+    }
+
+    /// One record ([`Sink::write`]); nothing after an error.
+    #[inline]
+    pub fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        self.written = true;
+        if let Err(e) = self.sink.write(kind, key, record) {
+            self.fail(e);
+        }
+    }
+
+    /// The records of `block` ([`Sink::write_block`]); nothing after an
+    /// error.
+    pub fn write_block(&mut self, block: &Block) {
+        if self.error.is_some() || block.is_empty() {
+            return;
+        }
+        self.written = true;
+        if let Err(e) = self.sink.write_block(block) {
+            self.fail(e);
+        }
+    }
+
+    /// Makes what was written visible ([`Sink::flush`]); the first error.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        self.failure()?;
+        self.written = false;
+        match self.sink.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// [`Output::flush`] when anything was written since the last one (a
+    /// live input waits): an error is kept.
+    pub fn flush_written(&mut self) {
+        if self.written {
+            let _ = self.flush();
+        }
+    }
+
+    /// Before checkpoint `checkpoint` ([`Sink::prepare`]); the first
+    /// error.
+    pub fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+        self.failure()?;
+        self.written = false;
+        match self.sink.prepare(checkpoint) {
+            Ok(state) => Ok(state),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Checkpoint `checkpoint` is durable, the source at `source`
+    /// ([`Sink::commit`]).
+    pub fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
+        match self.sink.commit(checkpoint, source) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The run ends as `end` says: the output flushed, and the run's end
+    /// and whether it was flushed then. Its error, when writing failed, is
+    /// the run's ([`End::Failed`], said when it happened), and a closed
+    /// output ends it quietly ([`End::OutputClosed`]).
+    pub fn end(&mut self, end: End) -> (End, bool) {
+        let end = match self.error.take() {
+            Some(e) if e.closed() => return (End::OutputClosed, true),
+            Some(e) => {
+                let flushed = self.sink.flush().is_ok();
+                return (End::Failed(Error::Sink(e)), flushed);
+            }
+            None => end,
+        };
+        if let End::OutputClosed = end {
+            return (end, true);
+        }
+        match self.flush() {
+            Ok(()) => (end, true),
+            Err(e) if e.closed() => (End::OutputClosed, true),
+            Err(_) => match self.error.take() {
+                Some(e) => (End::Failed(Error::Sink(e)), false),
+                None => (end, false),
+            },
+        }
     }
 }

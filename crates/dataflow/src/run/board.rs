@@ -25,7 +25,7 @@ pub(super) struct Board {
     slots: Mutex<Vec<Published>>,
     /// The latest output records of the process's workers, when the
     /// report wants some ([`Report::records_wanted`]).
-    pub(super) tap: Option<Arc<Tap>>,
+    pub(super) tap: Option<Arc<Mutex<Tap>>>,
     /// A followed file's one reader (worker 0 of process 0): the offset in
     /// the file after its last batch handed to the source;
     /// [`Board::NOT_READ`] in every other process, and before it starts.
@@ -66,7 +66,7 @@ impl Board {
         Board {
             first: scale.own_workers().start,
             slots: Mutex::new(vec![Published::default(); scale.workers]),
-            tap: (records_wanted > 0).then(|| Arc::new(Tap::new(records_wanted))),
+            tap: (records_wanted > 0).then(|| Arc::new(Mutex::new(Tap::new(records_wanted)))),
             read_to: AtomicU64::new(Board::NOT_READ),
             lags: Mutex::new(readers.iter().map(|&r| (r, None)).collect()),
             fields,
@@ -114,7 +114,13 @@ impl Board {
     /// The output records tapped since the last look (for
     /// [`RunView::records`]).
     pub(super) fn records(&self) -> Vec<(cepheid_runtime::Kind, String)> {
-        self.tap.as_ref().map(|tap| tap.take()).unwrap_or_default()
+        let Some(tap) = &self.tap else {
+            return Vec::new();
+        };
+        let mut tap = lock(tap);
+        let records = tap.records().to_vec();
+        tap.shown();
+        records
     }
 
     /// The followed file's reader is at `offset` of the file (named

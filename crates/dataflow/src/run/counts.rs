@@ -7,10 +7,8 @@ use super::*;
 /// What workers send to worker 0.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Chunk {
-    /// Output records.
-    Out(Block),
-    /// Late records.
-    Late(Block),
+    /// Records (matches and timeouts, or late ones: each with its kind).
+    Records(Block),
     /// A worker's counts, at the end (boxed: they are large, the blocks of
     /// records many).
     Summary(Box<Counts>),
@@ -140,79 +138,21 @@ impl ReadCounts {
     }
 }
 
-/// Flushes the outputs and gives the run's [`Summary`] (worker 0 of
+/// Flushes the output and gives the run's [`Summary`] (worker 0 of
 /// process 0, with every worker's counts); says what the single run says
-/// as it happens (a failed flush, forced watermarks).
+/// as it happens (forced watermarks). An output that failed (said when it
+/// happened) or could not be flushed ends the run as on one engine
+/// ([`Output::end`]).
 pub(super) fn finish(
     config: &Config,
     scale: &Scale,
-    writers: &mut Writers,
+    out: &mut Output,
     counts: Counts,
     stopped: Option<String>,
     started: Instant,
     say: &Say,
 ) -> Summary {
-    let mut summary = Summary {
-        events: counts.events,
-        malformed: counts.malformed,
-        late: counts.late,
-        matches: counts.matches,
-        timeouts: counts.timeouts,
-        unusable_keys: counts.unusable_keys,
-        dropped_runs: counts.dropped_runs.saturating_sub(counts.capped_runs),
-        dropped_keys: usize::try_from(counts.dropped_keys).unwrap_or(usize::MAX),
-        dropped_keys_overflow: counts.dropped_keys_overflow,
-        capped_runs: counts.capped_runs,
-        forced_watermarks: counts.forced,
-        waiting: usize::try_from(counts.waiting).unwrap_or(usize::MAX),
-        reloads: counts.reloads,
-        reloads_refused: counts.reloads_refused,
-        reloads_late: counts.reloads_late,
-        discarded_runs: counts.discarded,
-        flushed: true,
-        layout: Some(SummaryLayout {
-            processes: scale.processes,
-            workers: scale.workers,
-        }),
-        patterns: counts.patterns,
-        ..Summary::default()
-    };
-    if let Err((late, source)) = writers.flush() {
-        summary.elapsed = started.elapsed();
-        summary.flushed = false;
-        let stdout = config.output.is_none() && writers.describe(false).is_none();
-        if !late && stdout && source.kind() == io::ErrorKind::BrokenPipe {
-            // A closed standard output (`| head`): quietly.
-            summary.end = End::OutputClosed;
-            return summary;
-        }
-        let target = match (late, &config.late, &config.output) {
-            _ if writers.describe(late).is_some() => writers.describe(late).unwrap_or_default(),
-            (true, Some(path), _) => path.display().to_string(),
-            (true, None, _) => "the late file".to_string(),
-            (false, _, Some(path)) => path.display().to_string(),
-            (false, _, None) => "standard output".to_string(),
-        };
-        let e = cepheid_runtime::SinkError {
-            target,
-            late,
-            source,
-        };
-        say!(say, Error, "error: {e}");
-        summary.end = End::Failed(cepheid_runtime::Error::Sink(e));
-        return summary;
-    }
-    if counts.forced > 0 {
-        // The single run says it when it happens; here the sources count it.
-        say!(
-            say,
-            Warning,
-            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (`Config::max_waiting`; raise it to let more wait)",
-            config.max_waiting
-        );
-    }
-    summary.elapsed = started.elapsed();
-    summary.end = if let Some(why) = stopped {
+    let end = if let Some(why) = stopped {
         End::Stopped(why)
     } else if let Some((path, why)) = counts.read_error {
         End::Incomplete(cepheid_runtime::Error::Io {
@@ -229,7 +169,47 @@ pub(super) fn finish(
     } else {
         End::Input
     };
-    summary
+    let (end, flushed) = out.end(end);
+    let output_failed = matches!(
+        end,
+        End::OutputClosed | End::Failed(cepheid_runtime::Error::Sink(_))
+    );
+    if counts.forced > 0 && !output_failed {
+        // The single run says it when it happens; here the sources count it.
+        say!(
+            say,
+            Warning,
+            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (`Config::max_waiting`; raise it to let more wait)",
+            config.max_waiting
+        );
+    }
+    Summary {
+        events: counts.events,
+        malformed: counts.malformed,
+        late: counts.late,
+        matches: counts.matches,
+        timeouts: counts.timeouts,
+        unusable_keys: counts.unusable_keys,
+        dropped_runs: counts.dropped_runs.saturating_sub(counts.capped_runs),
+        dropped_keys: usize::try_from(counts.dropped_keys).unwrap_or(usize::MAX),
+        dropped_keys_overflow: counts.dropped_keys_overflow,
+        capped_runs: counts.capped_runs,
+        forced_watermarks: counts.forced,
+        waiting: usize::try_from(counts.waiting).unwrap_or(usize::MAX),
+        reloads: counts.reloads,
+        reloads_refused: counts.reloads_refused,
+        reloads_late: counts.reloads_late,
+        discarded_runs: counts.discarded,
+        flushed,
+        layout: Some(SummaryLayout {
+            processes: scale.processes,
+            workers: scale.workers,
+        }),
+        patterns: counts.patterns,
+        elapsed: started.elapsed(),
+        end,
+        ..Summary::default()
+    }
 }
 
 /// `1 worker`, `2 workers`: a count with its noun.

@@ -233,65 +233,44 @@ impl Cutter {
             }
             return Ok(false);
         }
-        let Some(writers) = &gathered.writers else {
+        let Some(out) = &gathered.out else {
             return Ok(true);
         };
-        let mut writers = lock(writers);
-        let to_sink = writers.sink().is_some();
-        if to_sink {
-            // Every record of the cut on its way (a write error stops the
-            // run: the sink's, said at the end).
-            if let Err((late, source)) = writers.flush() {
-                let target = writers.describe(late).unwrap_or_default();
-                let e = SinkError {
-                    target,
-                    late,
-                    source,
-                };
-                self.sink_event(&e);
-                writers.fail(e.late, e.source);
+        let mut out = lock(out);
+        let number = checkpoint.number.load(Ordering::SeqCst) + 1;
+        // Every record of the cut written, made durable and measured by
+        // the sink (a file's length and first bytes; a sink's own state):
+        // its error is the run's (said by the output).
+        let at = match out.prepare(number) {
+            Ok(at) => at,
+            Err(e) => {
+                self.sink_event(e);
                 return Ok(self.sink_failed());
             }
-        } else {
-            // Flushed (a rotation followed: the files open now under the
-            // names), synced, measured.
-            writers.flush().map_err(|(_, e)| e)?;
-        }
-        let [output, late] = writers.measure()?;
+        };
         let mut marker = checkpoint.marker.clone();
         marker.epoch = e;
-        let number = checkpoint.number.load(Ordering::SeqCst) + 1;
         marker.number = number;
-        if let Some(sink) = writers.sink() {
-            match sink.prepare(number) {
-                Ok(state) => marker.sink = state.data,
-                Err(e) => {
-                    self.sink_event(&e);
-                    writers.fail(e.late, e.source);
-                    return Ok(self.sink_failed());
-                }
-            }
-        }
+        marker.sink = at.data;
         // (with `--output-per-worker` each worker's file has its own
-        // length, `WorkerFile::own`: worker 0's writers write `FILE.0`)
+        // length, `WorkerFile::own`: worker 0's output writes `FILE.0`)
         if !marker.output_per_worker {
-            (marker.output, marker.output_head) = output.unwrap_or_default();
+            (marker.output, marker.output_head) = (at.output_len.unwrap_or(0), at.output_head);
         }
-        (marker.late, marker.late_head) = late.unwrap_or_default();
+        (marker.late, marker.late_head) = (at.late_len.unwrap_or(0), at.late_head);
         cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
         checkpoint.number.store(number, Ordering::SeqCst);
-        if to_sink {
+        if checkpoint.to_sink {
             // The cut is durable: the sink commits it with the sources'
             // positions in it. Until that returned, the cut before stays
             // (resuming, the sink says which of the two it committed).
-            if let Err(e) = commit(&checkpoint.dir, e, number, &mut writers) {
-                self.sink_event(&e);
-                writers.fail(e.late, e.source);
+            if let Err(e) = commit(&checkpoint.dir, e, number, &mut out) {
+                self.sink_event(e);
                 return Ok(self.sink_failed());
             }
         }
         cut::prune(&checkpoint.dir, e);
-        drop(writers);
+        drop(out);
         if self.observes {
             self.say.report().event(&RunEvent::Checkpoint {
                 number,
@@ -317,15 +296,13 @@ impl Cutter {
     }
 
     /// [`Cutter::failed_event`] of the sink's error `e` at a cut.
-    fn sink_event(&self, e: &SinkError) {
-        if self.observes {
-            self.failed_event(&cepheid_runtime::Error::Sink(copied(e)));
-        }
+    fn sink_event(&self, e: SinkError) {
+        self.failed_event(&cepheid_runtime::Error::Sink(e));
     }
 
     /// The sink failed at a cut: the input stops (no more cuts), and the
-    /// run ends with its error (kept in the writers, said with the
-    /// summary). The cut is not retried.
+    /// run ends with its error (kept in the output, said when it
+    /// happened). The cut is not retried.
     fn sink_failed(&self) -> bool {
         self.failed.store(true, Ordering::Relaxed);
         self.stop.store(true, Ordering::Relaxed);
@@ -333,30 +310,28 @@ impl Cutter {
     }
 }
 
-/// Commits the complete cut at `e` (number `number`) in the writers'
+/// Commits the complete cut at `e` (number `number`) in the output's
 /// sink, with the positions of the workers' sources in it put together
 /// ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)).
 pub(super) fn commit(
     dir: &Path,
     e: Timestamp,
     number: u64,
-    writers: &mut Writers,
-) -> Result<(), cepheid_runtime::SinkError> {
-    let target = writers.describe(false).unwrap_or_default();
-    let Some(sink) = writers.sink() else {
-        return Ok(());
-    };
-    let failed = |why: String| cepheid_runtime::SinkError {
-        target: target.clone(),
-        late: false,
-        source: io::Error::other(why),
-    };
-    let resume = cut::read_at(dir, e)
-        .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
-    let shares = positions(&resume.workers)
-        .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
-    let position = sink.join_positions(&shares)?;
-    sink.commit(number, &position)
+    out: &mut Output,
+) -> Result<(), SinkError> {
+    let position = cut::read_at(dir, e)
+        .map_err(|why| why.to_string())
+        .and_then(|resume| positions(&resume.workers).map_err(|why| why.to_string()))
+        .map_err(|why| SinkError {
+            target: out.sink().describe(cepheid_runtime::Kind::Match),
+            late: false,
+            source: io::Error::other(format!("the cut just written cannot be read: {why}")),
+        })
+        .and_then(|shares| out.sink().join_positions(&shares));
+    match position {
+        Ok(position) => out.commit(number, &position),
+        Err(e) => Err(out.fail(e)),
+    }
 }
 
 /// What an observing report is told of a cut's file (or folder) at
@@ -369,22 +344,14 @@ pub(super) fn cut_failed(path: &Path, source: io::Error) -> cepheid_runtime::Err
     }
 }
 
-/// A copy of a sink's error (its I/O error's kind and text), for
-/// [`RunEvent::CheckpointFailed`] while the run keeps the error itself.
-pub(super) fn copied(e: &SinkError) -> SinkError {
-    SinkError {
-        target: e.target.clone(),
-        late: e.late,
-        source: io::Error::new(e.source.kind(), e.source.to_string()),
-    }
-}
-
 /// Cuts given up in a row before it is said why.
 pub(super) const MISSES_TOLD: u32 = 3;
 
-/// What reaches worker 0: the outputs to write, the counts to add.
+/// What reaches worker 0: the records to write, the counts to add.
 pub(super) struct Gathered {
-    pub(super) writers: Option<write::Shared>,
+    pub(super) out: Option<write::Shared>,
+    /// Set when writing failed: the input stops.
+    pub(super) stop: Arc<AtomicBool>,
     /// Made at or above the epoch of a cut under way: written after it.
     pub(super) held: Vec<Chunk>,
     /// Made by the end of a file's input, after the cut before it
@@ -396,21 +363,16 @@ pub(super) struct Gathered {
 
 impl Gathered {
     pub(super) fn flush_now(&mut self) {
-        if let Some(w) = &self.writers {
-            lock(w).flush_now();
+        if let Some(out) = &self.out {
+            lock(out).flush_written();
         }
     }
 
     pub(super) fn take(&mut self, chunk: Chunk) {
         match chunk {
-            Chunk::Out(block) => {
-                if let Some(w) = &self.writers {
-                    lock(w).write(false, &block);
-                }
-            }
-            Chunk::Late(block) => {
-                if let Some(w) = &self.writers {
-                    lock(w).write(true, &block);
+            Chunk::Records(block) => {
+                if let Some(out) = &self.out {
+                    write::write(out, &block, &self.stop);
                 }
             }
             Chunk::Summary(summary) => self.summary.add(&summary),

@@ -168,7 +168,7 @@ impl Collect<Record> for Emit {
     type Item = Chunk;
 
     fn drain(&mut self, out: &mut Vec<Chunk>) {
-        out.extend(self.records.take().into_iter().map(Chunk::Out));
+        out.extend(self.records.take().into_iter().map(Chunk::Records));
         if let Some(summary) = self.summary.take() {
             out.push(Chunk::Summary(Box::new(summary)));
         }

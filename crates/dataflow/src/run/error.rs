@@ -264,13 +264,6 @@ pub enum Error {
         /// Why.
         why: Mismatch,
     },
-    /// An output cannot be truncated to its length at the cut.
-    Truncate {
-        /// The output.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
     /// The unfinished cuts cannot be deleted.
     ClearUnfinished {
         /// The folder.
@@ -318,7 +311,7 @@ impl Error {
     pub fn is_checkpoint(&self) -> bool {
         match self {
             Error::Runtime(e) => e.is_checkpoint(),
-            Error::Cut { .. } | Error::Resume { .. } | Error::Truncate { .. } => true,
+            Error::Cut { .. } | Error::Resume { .. } => true,
             _ => false,
         }
     }
@@ -367,9 +360,6 @@ impl fmt::Display for Error {
                 "cannot resume from the checkpoint in {}: {why}",
                 folder.display()
             ),
-            Error::Truncate { path, source } => {
-                write!(f, "cannot resume {}: {source}", path.display())
-            }
             Error::ClearUnfinished { folder, source } => write!(
                 f,
                 "cannot clear the unfinished cuts in {}: {source}",
@@ -412,9 +402,7 @@ impl std::error::Error for Error {
                 why: Mismatch::Worker { source, .. },
                 ..
             } => Some(source),
-            Error::Hostfile { source, .. }
-            | Error::Truncate { source, .. }
-            | Error::ClearUnfinished { source, .. } => Some(source),
+            Error::Hostfile { source, .. } | Error::ClearUnfinished { source, .. } => Some(source),
             Error::Runtime(e) => Some(e),
             Error::Cut { why, .. } => Some(why),
             _ => None,

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// What worker 0 of process 0 ends with: the output, every worker's
+/// counts, and the signal that stopped the input, if one did.
+pub(super) type Ended = (write::Shared, Counts, Option<String>);
+
 /// What every worker of the process shares.
 pub(super) struct Job {
     pub(super) plan: Plan<Record>,
@@ -39,12 +43,12 @@ pub(super) struct Job {
     /// Did a worker of the process panic? Then the others stop too.
     pub(super) failing: Arc<Failing>,
     pub(super) chunk_bytes: u64,
-    /// The outputs of process 0: worker 0 writes the late events and the
+    /// The output of process 0: worker 0 writes the late events and the
     /// records sent to it, each worker its own records (`write.rs`).
-    pub(super) writers: Option<write::Shared>,
-    /// With `--output-per-worker`, the `--output` path each worker adds
-    /// its number to.
-    pub(super) per_worker: Option<PathBuf>,
+    pub(super) out: Option<write::Shared>,
+    /// With `--output-per-worker`, each worker's own `FILE.W` (by its
+    /// index in the process; worker 0's is `out`).
+    pub(super) own: Vec<Option<write::Shared>>,
     /// Did a worker fail to write its own output file?
     pub(super) write_failed: AtomicBool,
     /// Set by a part that met a malformed line with `--strict`.
@@ -231,7 +235,7 @@ impl Job {
     pub(super) fn work_or_fail(
         &self,
         worker: &mut timely::worker::Worker,
-    ) -> Result<Option<(write::Shared, Counts, Option<String>)>, String> {
+    ) -> Result<Option<Ended>, String> {
         self.failing.enter();
         let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(worker)));
         worked.map_err(|payload| {
@@ -245,16 +249,13 @@ impl Job {
 
     /// One worker's run: its part of the input, its engines; worker 0
     /// writes what every worker found and returns the outputs and counts.
-    fn work(
-        &self,
-        worker: &mut timely::worker::Worker,
-    ) -> Option<(write::Shared, Counts, Option<String>)> {
+    fn work(&self, worker: &mut timely::worker::Worker) -> Option<Ended> {
         let index = worker.index();
         let peers = worker.peers();
         // Worker 0 (of process 0) writes the late events and what is sent
         // to it.
-        let writers = (index == 0).then(|| self.writers.clone()).flatten();
-        let records_to = self.records_to(index, writers.as_ref());
+        let out = (index == 0).then(|| self.out.clone()).flatten();
+        let records_to = self.records_to(index);
         // The cut requests of worker 0 to every worker of every process: a
         // dataflow of their own, built by every worker with or without
         // `--checkpoint` (every process must build the same dataflows).
@@ -262,16 +263,18 @@ impl Job {
         let requests = cut_requests(worker, &process_cuts.unwrap_or_else(Cuts::new));
         let mut requests = requests.filter(|_| self.checkpoint.is_some());
         let gathered = Rc::new(RefCell::new(Gathered {
-            writers,
+            out,
+            stop: Arc::clone(&self.stop),
             held: Vec::new(),
             after_end: Vec::new(),
             summary: Counts::default(),
         }));
         let counts = Arc::new(ReadCounts::default());
         let drops = Rc::new(RefCell::new(HashMap::new()));
-        let worker_cut = self.checkpoint.as_ref().map(|checkpoint| {
-            self.worker_cut(checkpoint, index, &counts, &drops, &records_to, peers)
-        });
+        let worker_cut = self
+            .checkpoint
+            .as_ref()
+            .map(|checkpoint| self.worker_cut(checkpoint, index, &counts, &drops, peers));
         let read = self.checkpoint.as_ref().map(|c| Arc::clone(&c.read));
         let items = self.items(index, peers, &counts, read.unwrap_or_default());
         // (counted on this thread; published with the engines' numbers)
@@ -325,7 +328,7 @@ impl Job {
             };
             let sink_drops = Rc::clone(&drops);
             let tap = self.board.as_ref().and_then(|board| board.tap.clone());
-            let records = Records::new(records_to.clone(), tap);
+            let records = Records::new(records_to.clone(), tap, Arc::clone(&self.stop));
             let say = self.say.clone();
             let publish = self.board.clone().map(|board| Publish {
                 board,
@@ -365,7 +368,7 @@ impl Job {
                                 }
                             }
                             if !lines.is_empty() {
-                                output.session(&cap).give(Chunk::Late(lines));
+                                output.session(&cap).give(Chunk::Records(lines));
                             }
                         });
                     }
@@ -498,64 +501,36 @@ impl Job {
         let signal = reader.and_then(|reader| reader.join().ok().flatten());
         let mut gathered = gathered.borrow_mut();
         let summary = std::mem::take(&mut gathered.summary);
-        if let Some(writers) = gathered.writers.take() {
-            return Some((writers, summary, signal));
+        if let Some(out) = gathered.out.take() {
+            return Some((out, summary, signal));
         }
-        // Another worker's own `FILE.W`.
-        if let (Some(own), Some(path)) = (records_to, &self.per_worker) {
-            if let Err((_, e)) = lock(&own).flush() {
-                say!(
-                    self.say,
-                    Error,
-                    "error: cannot write {}.{index}: {e}",
-                    path.display()
-                );
+        // Another worker's own `FILE.W` (its error said when it happened).
+        if let Some(own) = self.own(index) {
+            if lock(&own).flush().is_err() {
                 self.write_failed.store(true, Ordering::Relaxed);
             }
         }
         None
     }
 
-    /// Where worker `index` writes its records itself (`writers`: worker
-    /// 0's, of process 0): with `--output-per-worker` its own `FILE.W`
-    /// (worker 0's writers then write to `FILE.0`); else, on process 0 of
-    /// a run without cuts, the process's outputs. `None`: they are sent to
-    /// worker 0 (other processes; with cuts, records reach worker 0 in
-    /// the order of the frontier).
-    fn records_to(&self, index: usize, writers: Option<&write::Shared>) -> Option<write::Shared> {
-        let Some(path) = &self.per_worker else {
-            return self
-                .checkpoint
+    /// Worker `index`'s own `FILE.W` with `--output-per-worker` (worker 0's
+    /// is process 0's output).
+    fn own(&self, index: usize) -> Option<write::Shared> {
+        self.own.get(index.checked_sub(self.first_worker)?)?.clone()
+    }
+
+    /// Where worker `index` writes its records itself: with
+    /// `--output-per-worker` its own `FILE.W`; else, on process 0 of a run
+    /// without cuts, the process's output. `None`: they are sent to worker
+    /// 0 (other processes; with cuts, records reach worker 0 in the order
+    /// of the frontier).
+    fn records_to(&self, index: usize) -> Option<write::Shared> {
+        self.own(index).or_else(|| {
+            self.checkpoint
                 .is_none()
-                .then(|| self.writers.clone())
-                .flatten();
-        };
-        let path = PathBuf::from(format!("{}.{index}", path.display()));
-        // Resumed at a cut: written on from its length then (truncated to
-        // it before the workers started).
-        let resumed = self.resume.lock().ok().and_then(|files| {
-            files
-                .as_ref()
-                .and_then(|files| files.get(index))
-                .and_then(|file| file.own)
-        });
-        // (appending, opened again when rotated; a worker's own file is
-        // not locked)
-        let opened = match write::open(&path, resumed.is_some(), false) {
-            Ok(opened) => opened,
-            Err(e) => {
-                say!(self.say, Error, "error: {e}");
-                self.write_failed.store(true, Ordering::Relaxed);
-                return None;
-            }
-        };
-        match writers {
-            Some(writers) => {
-                lock(writers).set_out(opened);
-                Some(Arc::clone(writers))
-            }
-            None => Some(Arc::new(Mutex::new(Writers::own(opened)))),
-        }
+                .then(|| self.out.clone())
+                .flatten()
+        })
     }
 
     /// The worker's part of the input, decoded; malformed lines are said
@@ -622,7 +597,6 @@ impl Job {
         index: usize,
         counts: &Arc<ReadCounts>,
         drops: &Rc<RefCell<Drops>>,
-        records_to: &Option<write::Shared>,
         peers: usize,
     ) -> WorkerCut {
         let dir = checkpoint.dir.clone();
@@ -633,10 +607,7 @@ impl Job {
         // With `--output-per-worker`: the worker's own `FILE.W`, which
         // holds every record it made below the cut when its CEP operator
         // saves (the records are written on this thread as they are made).
-        let own = self
-            .per_worker
-            .as_ref()
-            .and_then(|path| Some((path.clone(), records_to.clone()?)));
+        let own = self.own(index);
         let read = checkpoint.read.clone();
         let say = self.say.clone();
         // (a file that cannot be written is said to an observing report)
@@ -650,24 +621,16 @@ impl Job {
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
             let folder = cut::epoch_dir(&dir, epoch);
             let name = format!("worker-{index}");
-            let (own, own_head) = match &own {
-                Some((path, writers)) => match lock(writers).sync_own() {
-                    Ok((len, head)) => (Some(len), head),
-                    Err(e) => {
-                        say!(
-                            say,
-                            Error,
-                            "error: cannot write the checkpoint {}: {}.{index}: {e}",
-                            folder.join(&name).display(),
-                            path.display()
-                        );
-                        let own = PathBuf::from(format!("{}.{index}", path.display()));
-                        failed_event(&say, cut_failed(&own, e));
-                        failed.store(true, Ordering::Relaxed);
-                        stop.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                },
+            // (synced and measured as one engine's files at a checkpoint)
+            let (own, own_head) = match own.as_ref().map(|own| lock(own).prepare(0)) {
+                Some(Ok(at)) => (at.output_len, at.output_head),
+                Some(Err(e)) => {
+                    // (said by the output, the run's error)
+                    failed_event(&say, cepheid_runtime::Error::Sink(e));
+                    failed.store(true, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
                 None => (None, None),
             };
             let file = cut::WorkerFile {

@@ -14,9 +14,12 @@ pub(super) struct Checkpoint {
     /// The lines of the input read at the cut resumed from (none when
     /// starting), over every worker: no worker reads them again.
     pub(super) read: Arc<cut::Read>,
-    /// The locks of the folder and of the outputs (`lock.rs`), held for
-    /// the whole run.
-    _locks: Vec<File>,
+    /// Its records go to a sink of the library's user
+    /// ([`Workers::with_sink`]), which commits each cut.
+    pub(super) to_sink: bool,
+    /// The lock of the folder, held for the whole run (the outputs' are
+    /// their files': `Files::open`).
+    _lock: File,
     /// The number of the last cut completed (that resumed from, 0 when
     /// starting): each cut's is the next.
     pub(super) number: AtomicU64,
@@ -51,7 +54,6 @@ pub(super) fn checkpoints(
     layout: (usize, usize),
     say: &Say,
 ) -> Result<Checkpoints, Error> {
-    use cepheid_runtime::lock;
     let first_process = scale.first_process();
     if let Err(source) = std::fs::create_dir_all(dir) {
         return Err(Error::Runtime(cepheid_runtime::Error::Io {
@@ -60,18 +62,10 @@ pub(super) fn checkpoints(
             source,
         }));
     }
-    let output = config.output_path().to_path_buf();
-    // Another run on this folder (this process's part of it), or on the
-    // outputs, is refused before anything is read or changed.
-    let process = scale.process;
-    let mut locks = vec![lock::folder(dir, &lock::file_name(process))?];
+    // Another run on this folder (this process's part of it) is refused
+    // before anything is read or changed.
+    let lock = cepheid_runtime::checkpoint::lock_folder(dir, scale.process)?;
     let to_sink = sink.is_some();
-    if first_process && !scale.output_per_worker && !to_sink {
-        locks.extend(lock::output(&output, "`Config::output`")?);
-        if let Some(late) = &config.late {
-            locks.extend(lock::output(late, "`Config::late`")?);
-        }
-    }
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
@@ -202,70 +196,8 @@ pub(super) fn checkpoints(
                     }
                 })?;
         }
-        // Each output at its length then and with the first bytes it had
-        // (none in a cut of version 5).
-        let mut outputs = Vec::new();
-        if first_process && !marker.output_per_worker && !to_sink {
-            outputs.push((output.clone(), marker.output, marker.output_head));
-        }
-        if let (true, false, Some(late)) = (first_process, to_sink, &config.late) {
-            outputs.push((late.clone(), marker.late, marker.late_head));
-        }
-        if marker.output_per_worker {
-            // This process's workers' own files, each at its length then.
-            let first = scale.process * layout.1;
-            for index in first..first + layout.1 {
-                let file = resume.workers.get(index);
-                let len = file.and_then(|f| f.own).unwrap_or(0);
-                let head = file.and_then(|f| f.own_head);
-                let path = PathBuf::from(format!("{}.{index}", output.display()));
-                if len == 0 && !path.exists() {
-                    continue;
-                }
-                outputs.push((path, len, head));
-            }
-        }
-        for (path, len, head) in &outputs {
-            // (a device or a FIFO is written as standard output is: not
-            // truncated, at least once, `Config::start_warnings`)
-            if !cepheid_runtime::is_regular(path) {
-                continue;
-            }
-            let mut len = *len;
-            // Shorter than then, or other first bytes: rotated since
-            // (logrotate's `create` or `copytruncate`), started empty, as
-            // the single run does (`rotate::rotated_since`; it was refused
-            // for ever: issue 26).
-            if let Some(rotated) = cepheid_runtime::rotate::rotated_since(path, len, *head) {
-                say!(
-                    say,
-                    Warning,
-                    "warning: checkpoint in {}: {rotated}",
-                    dir.display()
-                );
-                len = 0;
-            }
-            // (an empty output deleted since is made again: nothing of it
-            // is lost)
-            let truncated = OpenOptions::new()
-                .write(true)
-                .create(len == 0)
-                .truncate(false)
-                .open(path)
-                .and_then(|file| {
-                    if file.metadata()?.len() < len {
-                        return Err(io::Error::other("shorter than at the checkpoint"));
-                    }
-                    file.set_len(len)?;
-                    file.sync_all()
-                });
-            if let Err(source) = truncated {
-                return Err(Error::Truncate {
-                    path: path.clone(),
-                    source,
-                });
-            }
-        }
+        // (each output is truncated to its length then by its sink,
+        // `write::open`, once the workers' states are all checked)
         let said = |(p, w): (usize, usize)| {
             let workers = count(w as u64, "worker", "workers");
             if p == 1 {
@@ -312,7 +244,8 @@ pub(super) fn checkpoints(
             ..cut::Marker::new(0, layout, scale.chunk_bytes, command)
         },
         read: Arc::new(read),
-        _locks: locks,
+        to_sink,
+        _lock: lock,
         number: AtomicU64::new(resume.as_ref().map_or(0, |r| r.marker.number)),
     };
     Ok((checkpoint, resume, shares))

@@ -199,7 +199,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         return Ok(None);
     };
     // (another run on the folder is refused before anything is read)
-    let lock = cepheid_runtime::lock::folder(dir, &cepheid_runtime::lock::file_name(0))?;
+    let lock = cepheid_runtime::checkpoint::lock_folder(dir, 0)?;
     let resume = cut::read_at(dir, epoch).map_err(|why| Error::Cut {
         folder: folder(),
         why,

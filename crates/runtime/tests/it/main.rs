@@ -3,6 +3,7 @@
 
 mod checkpoint_thread;
 mod observer;
+mod output;
 mod runtime;
 mod split_watermarks;
 mod support;
