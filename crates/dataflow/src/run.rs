@@ -107,13 +107,15 @@ use std::time::{Duration, Instant};
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter, Item, Items};
 use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp};
+use cepheid_runtime::checkpoint::{store, Part, Piece};
 use cepheid_runtime::source::{
     prime, spawn_reader, Control, Entry, FilePosition as Position, Message, Opened, Reading,
     SeenTold, Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
     add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,
-    LimitNotices, Notice, Report, RunEvent, RunView, SinkError, Summary, Time, MAX_DROP_KEYS,
+    LimitNotices, Notice, Report, RunEvent, RunView, SinkError, SinkState, Summary, Time,
+    MAX_DROP_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -163,7 +165,6 @@ use items::{count_lines, share, Live, PartItems, Share, SourcePlace};
 use job::{Controls, Job};
 use resume::{checkpoints, positions, Checkpoint};
 
-pub use cut::{CutError, Damage};
 use fields::Fields;
 use write::{lock, Records, Tap, Writers};
 
@@ -666,7 +667,7 @@ impl Workers {
             stop: Arc::default(),
             cluster: scale.cluster(),
             checkpoint,
-            resume: Mutex::new(resume.map(|r| r.workers)),
+            resume: Mutex::new(resume),
             shares: Mutex::new(shares),
             checkpoint_failed: Arc::default(),
             say: say.clone(),
@@ -1110,7 +1111,7 @@ mod tests {
             (
                 with(|c| c.watch = true),
                 Refusal::Watch,
-                "--watch with --workers needs live input (--follow FILE or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
+                "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
             ),
             (
                 with(|c| {
@@ -1118,7 +1119,7 @@ mod tests {
                     c.checkpoint = Some("checkpoints".into());
                 }),
                 Refusal::RulesFromStreamCheckpoint,
-                "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a control record put in force)",
+                "`Config::rules_from_stream` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a control record put in force)",
             ),
             (
                 with(|c| {
@@ -1126,7 +1127,7 @@ mod tests {
                     c.checkpoint = Some("checkpoints".into());
                 }),
                 Refusal::SourceRules,
-                "--rules-topic with --checkpoint is not supported with --workers or --processes yet (their checkpoints do not keep the rules a rules record put in force)",
+                "`Config::source_rules` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a rules record put in force)",
             ),
         ];
         // A source's rules stream without checkpoints is taken.
@@ -1155,7 +1156,7 @@ mod tests {
         }
         assert_eq!(
             Refusal::RecordTime.to_string(),
-            "--time kafka with --workers or --processes needs a Kafka source (--events kafka://...)"
+            "`Time::Record` with `Scale::workers` or `Scale::processes` needs sources that give each record's time (a Kafka source: `Config::input` kafka://...)"
         );
     }
 

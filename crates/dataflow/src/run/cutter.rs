@@ -155,7 +155,7 @@ impl Cutter {
             "error: cannot write the checkpoint in {}: {why}",
             checkpoint.dir.display()
         );
-        self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
+        self.failed_event(&cut_failed(&store::part_dir(&checkpoint.dir, e), why));
         self.failed.store(true, Ordering::Relaxed);
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -195,7 +195,7 @@ impl Cutter {
             ),
             Err(why) => {
                 say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {why}");
-                self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
+                self.failed_event(&cut_failed(&store::part_dir(&checkpoint.dir, e), why));
                 self.failed.store(true, Ordering::Relaxed);
             }
         }
@@ -211,11 +211,10 @@ impl Cutter {
     fn complete(&self, e: Timestamp, since: Instant, gathered: &mut Gathered) -> io::Result<bool> {
         let completing = Instant::now();
         let checkpoint = &self.checkpoint;
-        let folder = cut::epoch_dir(&checkpoint.dir, e);
-        let marker = &checkpoint.marker;
-        let workers = marker.processes * marker.workers;
+        let folder = store::part_dir(&checkpoint.dir, e);
+        let workers = checkpoint.layout.0 * checkpoint.layout.1;
         let missing: Vec<usize> = (0..workers)
-            .filter(|w| !folder.join(format!("worker-{w}")).exists())
+            .filter(|&w| !store::has_piece(&checkpoint.dir, e, w))
             .collect();
         if !missing.is_empty() {
             // Never complete: the files written for it go.
@@ -258,13 +257,11 @@ impl Cutter {
             writers.flush().map_err(|(_, e)| e)?;
         }
         let [output, late] = writers.measure()?;
-        let mut marker = checkpoint.marker.clone();
-        marker.epoch = e;
         let number = checkpoint.number.load(Ordering::SeqCst) + 1;
-        marker.number = number;
+        let mut state = SinkState::default();
         if let Some(sink) = writers.sink() {
             match sink.prepare(number) {
-                Ok(state) => marker.sink = state.data,
+                Ok(prepared) => state.data = prepared.data,
                 Err(e) => {
                     self.sink_event(&e);
                     writers.fail(e.late, e.source);
@@ -272,31 +269,35 @@ impl Cutter {
                 }
             }
         }
-        // (with `--output-per-worker` each worker's file has its own
-        // length, `WorkerFile::own`: worker 0's writers write `FILE.0`)
-        if !marker.output_per_worker {
-            (marker.output, marker.output_head) = output.unwrap_or_default();
+        // (with `--output-per-worker` each worker's piece has its own
+        // file's length, `Part::Own`: worker 0's writers write `FILE.0`)
+        if !checkpoint.output_per_worker {
+            let (len, head) = output.unwrap_or_default();
+            (state.output_len, state.output_head) = (Some(len), head);
         }
-        (marker.late, marker.late_head) = late.unwrap_or_default();
-        cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
+        let (len, head) = late.unwrap_or_default();
+        (state.late_len, state.late_head) = (Some(len), head);
+        let marker = checkpoint.marker(number).outputs(&state);
+        store::complete_part(&checkpoint.dir, e, number, &marker.encode())?;
         checkpoint.number.store(number, Ordering::SeqCst);
         if to_sink {
             // The cut is durable: the sink commits it with the sources'
             // positions in it. Until that returned, the cut before stays
             // (resuming, the sink says which of the two it committed).
-            if let Err(e) = commit(&checkpoint.dir, e, number, &mut writers) {
+            if let Err(e) = commit(&checkpoint.dir, number, &mut writers) {
                 self.sink_event(&e);
                 writers.fail(e.late, e.source);
                 return Ok(self.sink_failed());
             }
         }
-        cut::prune(&checkpoint.dir, e);
+        // (a folder that cannot be pruned now is at the next cut)
+        let _ = store::prune(&checkpoint.dir, number);
         drop(writers);
         if self.observes {
             self.say.report().event(&RunEvent::Checkpoint {
                 number,
                 duration: since.elapsed(),
-                bytes: cut::bytes(&folder),
+                bytes: store::bytes(&checkpoint.dir, number),
                 // (worker 0's writer, syncing the outputs and writing
                 // `complete`; each worker wrote its own file on its thread)
                 stall: completing.elapsed(),
@@ -333,12 +334,11 @@ impl Cutter {
     }
 }
 
-/// Commits the complete cut at `e` (number `number`) in the writers'
-/// sink, with the positions of the workers' sources in it put together
+/// Commits checkpoint `number`, whole, in the writers' sink, with the
+/// positions of the workers' sources in it put together
 /// ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)).
 pub(super) fn commit(
     dir: &Path,
-    e: Timestamp,
     number: u64,
     writers: &mut Writers,
 ) -> Result<(), cepheid_runtime::SinkError> {
@@ -351,9 +351,9 @@ pub(super) fn commit(
         late: false,
         source: io::Error::other(why),
     };
-    let resume = cut::read_at(dir, e)
+    let resume = store::read(dir, number)
         .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
-    let shares = positions(&resume.workers)
+    let shares = positions(resume.pieces())
         .map_err(|why| failed(format!("the cut just written cannot be read: {why}")))?;
     let position = sink.join_positions(&shares)?;
     sink.commit(number, &position)

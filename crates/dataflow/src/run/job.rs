@@ -53,8 +53,8 @@ pub(super) struct Job {
     pub(super) cluster: bool,
     /// With `--checkpoint`: where and how often.
     pub(super) checkpoint: Option<Arc<Checkpoint>>,
-    /// Resumed: each worker's file (taken by the workers).
-    pub(super) resume: Mutex<Option<Vec<cut::WorkerFile>>>,
+    /// Resumed: each worker's piece of the checkpoint.
+    pub(super) resume: Mutex<Option<Vec<Piece>>>,
     /// Resumed on another number of workers, with sources of the
     /// library's user: where each worker's source of this process goes
     /// on (by its index in the process; taken by the workers).
@@ -537,7 +537,7 @@ impl Job {
             files
                 .as_ref()
                 .and_then(|files| files.get(index))
-                .and_then(|file| file.own)
+                .and_then(|file| cut::own(file).0)
         });
         // (appending, opened again when rotated; a worker's own file is
         // not locked)
@@ -647,9 +647,9 @@ impl Job {
                     .event(&RunEvent::CheckpointFailed { error: &error });
             }
         };
-        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
-            let folder = cut::epoch_dir(&dir, epoch);
-            let name = format!("worker-{index}");
+        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, mut piece| {
+            let folder = store::part_dir(&dir, epoch);
+            let name = store::piece_name(index);
             let (own, own_head) = match &own {
                 Some((path, writers)) => match lock(writers).sync_own() {
                     Ok((len, head)) => (Some(len), head),
@@ -670,17 +670,17 @@ impl Job {
                 },
                 None => (None, None),
             };
-            let file = cut::WorkerFile {
-                state,
-                drops: (drops_saved.borrow().iter())
-                    .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
-                    .collect(),
-                read: (*read).clone(),
-                own,
-                drops_overflow: cut_counts.drops_overflow.load(Ordering::Relaxed),
-                own_head,
-            };
-            if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
+            let drops: Vec<(usize, String, u32)> = (drops_saved.borrow().iter())
+                .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
+                .collect();
+            let overflow = cut_counts.drops_overflow.load(Ordering::Relaxed);
+            // (postcard, as a cut of before kept them)
+            let keys = postcard::to_allocvec(&(&drops, overflow));
+            piece.set(Part::Keys, keys.unwrap_or_default());
+            let own = postcard::to_allocvec(&(own, own_head));
+            piece.set(Part::Own, own.unwrap_or_default());
+            read.put(&mut piece);
+            if let Err(e) = store::write_piece(&dir, epoch, index, &piece) {
                 say!(
                     say,
                     Error,
@@ -692,22 +692,29 @@ impl Job {
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
             } else {
-                cut::prune_unfinished(&dir, epoch);
+                store::prune_parts_below(&dir, epoch);
             }
         });
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(files) = resume.as_ref() {
             // Checked before the workers started.
             let mut mine = Vec::new();
-            if files.iter().any(|f| f.drops_overflow) {
+            let keys: Vec<(Vec<(usize, String, u32)>, bool)> = (files.iter())
+                .map(|piece| {
+                    let keys = piece.get(Part::Keys);
+                    keys.and_then(|bytes| postcard::from_bytes(bytes).ok())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if keys.iter().any(|(_, overflow)| *overflow) {
                 counts.drops_overflow.store(true, Ordering::Relaxed);
             }
             if files.len() == peers {
-                let _ = cut.restore(&self.plan, &files[index].state);
-                mine.extend(files[index].drops.iter().cloned());
+                let _ = cut.restore(&self.plan, &files[index]);
+                mine.extend(keys[index].0.iter().cloned());
             } else {
                 // Another worker count: the keys go to their new workers.
-                let states: Vec<&[u8]> = files.iter().map(|f| &f.state[..]).collect();
+                let states: Vec<&Piece> = files.iter().collect();
                 let _ = cut.rescale(&self.plan, &states, index, peers);
                 // A source of the library's user goes on from its share of
                 // the old sources' places.
@@ -723,7 +730,7 @@ impl Job {
                     let bytes = postcard::to_allocvec(&place).unwrap_or_default();
                     cut.go_on(0, bytes, lines, start);
                 }
-                let all = files.iter().flat_map(|f| f.drops.iter().cloned());
+                let all = keys.iter().flat_map(|(keys, _)| keys.iter().cloned());
                 mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
             }
             if checkpoint.cuts.cuts_before_end() {

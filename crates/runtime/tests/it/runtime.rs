@@ -153,8 +153,8 @@ fn a_source_and_a_sink_of_ones_own_take_part_in_checkpoints() {
     );
     assert_eq!(committed.last(), Some(&commits.last().unwrap().1));
     // The previous checkpoint went once the sink committed.
-    assert!(dir.join("checkpoint").exists());
-    assert!(!dir.join("checkpoint.prev").exists());
+    let kept = cepheid_runtime::checkpoint::store::complete(&dir).unwrap();
+    assert_eq!(kept, [commits.last().unwrap().0]);
 
     // Resumed: the source sought to the position, nothing read again.
     let more = [
@@ -770,8 +770,9 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
         sink.0.lock().unwrap().committed.as_ref().map(|c| c.0),
         Some(2)
     );
-    assert!(
-        dir.join("checkpoint.prev").exists(),
+    assert_eq!(
+        cepheid_runtime::checkpoint::store::complete(&dir).unwrap(),
+        [3, 2],
         "2 kept until 3 commits"
     );
     // The second resumes from 2 (the one before the newest), and is
