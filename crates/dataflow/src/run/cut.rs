@@ -78,6 +78,23 @@ impl Read {
     }
 }
 
+/// The keys said over `Config::max_runs_per_key` (pattern, key as JSON,
+/// key group), and whether more went over.
+pub type Keys = (Vec<(usize, String, u32)>, bool);
+
+/// The keys said kept in `piece` ([`Part::Keys`]; none in one engine's).
+pub fn keys(piece: &Piece) -> Keys {
+    piece
+        .get(Part::Keys)
+        .and_then(|bytes| postcard::from_bytes(bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Keeps `keys` in `piece` (postcard, as a cut of before kept them).
+pub fn put_keys(piece: &mut Piece, keys: &Keys) {
+    piece.set(Part::Keys, postcard::to_allocvec(keys).unwrap_or_default());
+}
+
 /// The length and the CRC-32 of the first bytes of the worker's own
 /// output file (`--output-per-worker`) kept in its piece ([`Part::Own`]).
 pub fn own(piece: &Piece) -> (Option<u64>, Option<u32>) {

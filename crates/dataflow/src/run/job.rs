@@ -670,13 +670,12 @@ impl Job {
                 },
                 None => (None, None),
             };
-            let drops: Vec<(usize, String, u32)> = (drops_saved.borrow().iter())
+            let drops = (drops_saved.borrow().iter())
                 .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
                 .collect();
             let overflow = cut_counts.drops_overflow.load(Ordering::Relaxed);
-            // (postcard, as a cut of before kept them)
-            let keys = postcard::to_allocvec(&(&drops, overflow));
-            piece.set(Part::Keys, keys.unwrap_or_default());
+            cut::put_keys(&mut piece, &(drops, overflow));
+            // (postcard, as a cut of before kept it)
             let own = postcard::to_allocvec(&(own, own_head));
             piece.set(Part::Own, own.unwrap_or_default());
             read.put(&mut piece);
@@ -699,13 +698,7 @@ impl Job {
         if let Some(files) = resume.as_ref() {
             // Checked before the workers started.
             let mut mine = Vec::new();
-            let keys: Vec<(Vec<(usize, String, u32)>, bool)> = (files.iter())
-                .map(|piece| {
-                    let keys = piece.get(Part::Keys);
-                    keys.and_then(|bytes| postcard::from_bytes(bytes).ok())
-                        .unwrap_or_default()
-                })
-                .collect();
+            let keys: Vec<cut::Keys> = files.iter().map(cut::keys).collect();
             if keys.iter().any(|(_, overflow)| *overflow) {
                 counts.drops_overflow.store(true, Ordering::Relaxed);
             }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use cepheid_engine::io::Format;
 use cepheid_engine::{Engine, Record, Rules};
-use cepheid_runtime::checkpoint::{store, Counters, Marker, Part, Piece, Stored};
+use cepheid_runtime::checkpoint::{store, Counters, Marker, Piece, Stored};
 use cepheid_runtime::source::{Control, FilePosition, Tail};
 use cepheid_runtime::{Config, SinkState};
 
@@ -90,8 +90,7 @@ pub(super) fn resume(
     // (the keys said to be over --max-runs-per-key are said again once:
     // their key groups are not in the checkpoint)
     let (_, overflow) = counters.dropped_keys();
-    let keys: (Vec<(usize, String, u32)>, bool) = (Vec::new(), overflow);
-    piece.set(Part::Keys, postcard::to_allocvec(&keys).unwrap_or_default());
+    cut::put_keys(&mut piece, &(Vec::new(), overflow));
     let marker = stored
         .marker()
         .clone()

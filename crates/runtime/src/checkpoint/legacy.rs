@@ -93,20 +93,10 @@ fn one() -> usize {
     1
 }
 
-/// A worker's file of a cut (versions 6 and 7; 5 had no `own_head`).
+/// A worker's file of a cut of version 5; versions 6 and 7 add the CRC-32
+/// of the first bytes of its own output (`own_head`) after it.
 #[derive(Deserialize)]
 struct WorkerFile {
-    state: Vec<u8>,
-    drops: Vec<(usize, String, u32)>,
-    read: (u64, BTreeMap<u64, u64>),
-    own: Option<u64>,
-    drops_overflow: bool,
-    own_head: Option<u32>,
-}
-
-/// Version 5's.
-#[derive(Deserialize)]
-struct WorkerFileV5 {
     state: Vec<u8>,
     drops: Vec<(usize, String, u32)>,
     read: (u64, BTreeMap<u64, u64>),
@@ -235,24 +225,10 @@ fn epoch_dir(dir: &Path, epoch: i64) -> PathBuf {
 /// The cuts' folders in `dir`, by epoch, each with whether it is
 /// complete.
 fn all_epochs(dir: &Path) -> io::Result<Vec<(i64, bool)>> {
-    let mut found = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        if let Some(epoch) = (name.to_str())
-            .and_then(|n| n.strip_prefix("epoch-"))
-            .and_then(|n| n.parse::<i64>().ok())
-        {
-            found.push((epoch, entry.path().join(COMPLETE).exists()));
-        }
-    }
-    found.sort_unstable();
-    Ok(found)
+    let epochs = super::store::numbered(dir, "epoch-")?.into_iter();
+    Ok(epochs
+        .map(|e| (e, epoch_dir(dir, e).join(COMPLETE).exists()))
+        .collect())
 }
 
 /// The complete cuts' epochs, oldest first.
@@ -320,16 +296,9 @@ fn worker_piece(bytes: &[u8]) -> Result<Piece, Unusable> {
     }
     let (version, state) = rest.split_at_checked(4).ok_or(Unusable::NotACheckpoint)?;
     let version = u32::from_le_bytes(version.try_into().map_err(|_| corrupt("cut short"))?);
-    let file = match version {
-        6 | 7 => postcard::from_bytes::<WorkerFile>(state),
-        5 => postcard::from_bytes::<WorkerFileV5>(state).map(|old| WorkerFile {
-            state: old.state,
-            drops: old.drops,
-            read: old.read,
-            own: old.own,
-            drops_overflow: old.drops_overflow,
-            own_head: None,
-        }),
+    let (file, own_head) = match version {
+        6 | 7 => postcard::from_bytes::<(WorkerFile, Option<u32>)>(state),
+        5 => postcard::from_bytes::<WorkerFile>(state).map(|file| (file, None)),
         found => {
             return Err(Unusable::Version {
                 found,
@@ -342,7 +311,7 @@ fn worker_piece(bytes: &[u8]) -> Result<Piece, Unusable> {
     piece.set(Part::Legacy, file.state);
     piece.set(Part::Keys, encode(&(file.drops, file.drops_overflow)));
     piece.set(Part::Read, encode(&file.read));
-    piece.set(Part::Own, encode(&(file.own, file.own_head)));
+    piece.set(Part::Own, encode(&(file.own, own_head)));
     Ok(piece)
 }
 

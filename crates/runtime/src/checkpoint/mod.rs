@@ -701,7 +701,7 @@ mod tests {
             let kept = store::kept(&dir).unwrap();
             assert_eq!(
                 kept[0].pieces(),
-                [piece.clone()],
+                std::slice::from_ref(&piece),
                 "the CRC-32 added on the thread"
             );
             assert_eq!(kept[0].marker().number(), number);

@@ -358,6 +358,12 @@ impl Piece {
         Some((p.input, p.source.is_some() || p.split_watermarks.is_some()))
     }
 
+    /// One engine's source's own position (a Kafka source's offsets),
+    /// when its input was such a source.
+    pub fn one_engine_source(&self) -> Option<&Position> {
+        self.position.as_ref()?.source.as_ref()
+    }
+
     pub(crate) fn position(&self) -> Option<&OnePosition> {
         self.position.as_ref()
     }
@@ -523,7 +529,7 @@ pub fn piece_name(worker: usize) -> String {
 }
 
 /// The entries of `dir` named `prefix` and a number, by number.
-fn numbered(dir: &Path, prefix: &str) -> io::Result<Vec<i64>> {
+pub(crate) fn numbered(dir: &Path, prefix: &str) -> io::Result<Vec<i64>> {
     let mut found = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -669,7 +675,7 @@ pub fn prune(dir: &Path, number: u64) -> io::Result<()> {
 /// after it go, never to be resumed from again.
 pub fn discard_after(dir: &Path, number: Option<u64>) -> io::Result<()> {
     for n in complete(dir)? {
-        if number.is_none_or(|keep| n > keep) {
+        if number.map_or(true, |keep| n > keep) {
             remove(dir, &cut_dir(dir, n))?;
         }
     }

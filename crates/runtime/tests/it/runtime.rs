@@ -791,6 +791,75 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Checkpoints of the format before this one (the single run's file,
+/// format version 1: `checkpoint` and `checkpoint.prev`) written by a
+/// transactional run killed between a snapshot and its commit: the sink
+/// is told both, with their numbers and the source's positions, says it
+/// committed the older, and the run goes on from it to the records of a
+/// run never killed (a Kafka run is not started over by an upgrade); the
+/// older files go once a checkpoint of this format is committed.
+#[test]
+fn checkpoints_of_the_older_format_resume_with_their_numbers_and_positions() {
+    use cepheid_runtime::checkpoint::store;
+    let lines: Vec<String> = (0..8)
+        .map(|i| {
+            let t = if i % 2 == 0 { "a" } else { "b" };
+            format!(r#"{{"ts":{i},"type":"{t}","k":"k{}"}}"#, i / 2)
+        })
+        .collect();
+    let whole = Txn::default();
+    let summary = run_txn(&lines, &scratch("old-whole"), &whole);
+    assert!(summary.error().is_none(), "{:?}", summary.error());
+    let wanted = whole.0.lock().unwrap().records.clone();
+    let dir = scratch("old-killed");
+    let sink = Txn::default();
+    sink.0.lock().unwrap().fail_at = Some(3);
+    assert!(run_txn(&lines, &dir, &sink).error().is_some());
+    // Checkpoints 3 and 2 written again as the single run's files of
+    // before: the magic, version 1, the metadata's length and JSON, the
+    // engine's snapshot, a CRC-32.
+    for (stored, name) in store::kept(&dir)
+        .unwrap()
+        .iter()
+        .zip(["checkpoint", "checkpoint.prev"])
+    {
+        let (marker, piece) = (stored.marker(), &stored.pieces()[0]);
+        let state = marker.sink_state();
+        let meta = serde_json::json!({
+            "command": marker.the_command(),
+            "input": piece.one_engine_input().unwrap().0,
+            "output_len": state.output_len,
+            "late_len": state.late_len,
+            "counters": marker.the_counters(),
+            "number": marker.number(),
+            "source": piece.one_engine_source(),
+        });
+        let meta = serde_json::to_vec(&meta).unwrap();
+        let mut bytes = b"CEPHCKPT".to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&meta);
+        bytes.extend_from_slice(piece.engines()[0].snapshot());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        std::fs::write(dir.join(name), bytes).unwrap();
+        std::fs::remove_dir_all(stored.path()).unwrap();
+    }
+    assert!(store::complete(&dir).unwrap().is_empty());
+    let kept: Vec<u64> = (store::kept(&dir).unwrap().iter())
+        .map(|s| s.marker().number())
+        .collect();
+    assert_eq!(kept, [3, 2], "read as checkpoints of this format");
+    // The sink committed 2 (its number and position): the run goes on
+    // from it, to a run's never killed.
+    let resumed = run_txn(&lines, &dir, &sink);
+    assert!(resumed.error().is_none(), "{:?}", resumed.error());
+    assert_eq!(sink.0.lock().unwrap().records, wanted);
+    assert!(!dir.join("checkpoint").exists() && !dir.join("checkpoint.prev").exists());
+    assert_eq!(store::complete(&dir).unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A checkpoint due by time is taken when it is due, not at the next
 /// input: a followed file that goes quiet after a match has its match
 /// committed by a transactional sink without another line written (the
