@@ -599,12 +599,7 @@ impl WorkerCut {
     where
         E: Event + DeserializeOwned + 'static,
     {
-        let bad = |e: postcard::Error| {
-            Error::new(
-                ErrorKind::Snapshot,
-                format!("not a worker's state at a cut: {e}"),
-            )
-        };
+        let bad = not_a_state;
         let state = WorkerState::of(saved)?;
         let members = groups(plan);
         let mut pieces = Vec::with_capacity(state.pieces.len());
@@ -797,12 +792,10 @@ impl WorkerCut {
         }
     }
 
-    /// The state of one worker that ran every group of `plan`'s patterns
-    /// over every key (a run of one worker), made from the state of one
-    /// engine that ran all of them (a checkpoint of a run without workers),
-    /// as [`restore`](WorkerCut::restore) and
-    /// [`rescale`](WorkerCut::rescale) read it: so a checkpoint of one
-    /// engine resumes on any number of workers.
+    /// The piece of one worker that ran every group of `plan`'s patterns
+    /// over every key, made from one engine that ran all of them (one
+    /// engine's checkpoint), as [`restore`](WorkerCut::restore) and
+    /// [`rescale`](WorkerCut::rescale) read it:
     ///
     /// - **Engines**: one per group, each the whole engine with only the
     ///   group's patterns kept ([`Engine::retain_patterns`](crate::Engine::retain_patterns)),
@@ -1237,13 +1230,8 @@ impl WorkerState {
             piece.engine(EngineState::group(saved.group, keys, saved.engine));
         }
         let sources = postcard::to_allocvec(&(self.epoch, &self.sources, &self.ends));
-        let sources = sources.map_err(|e| {
-            Error::new(
-                ErrorKind::Snapshot,
-                format!("cannot serialize a worker's sources: {e}"),
-            )
-        })?;
-        piece.set(Part::Sources, sources);
+        let cannot = |e| Error::new(ErrorKind::Snapshot, format!("cannot save the sources: {e}"));
+        piece.set(Part::Sources, sources.map_err(cannot)?);
         piece.set(Part::Stash, self.stash);
         Ok(piece)
     }
