@@ -148,11 +148,12 @@ fn place(
     Ok((number << 32) | (lines & 0xffff_ffff))
 }
 
-/// Makes, from the last complete cut of workers in `config`'s checkpoint
-/// folder, a checkpoint of one engine there (`DIR/checkpoint`), which a
-/// run without workers then resumes from; the cut's folders go. `Ok(None)`
-/// when the folder holds no complete cut; otherwise the number of workers
-/// it was taken on. Refused (nothing changed) where one engine cannot go
+/// Makes, from the newest checkpoint in `config`'s folder when it is a
+/// cut of workers, a checkpoint of one engine (the next one: one piece of
+/// one engine of every pattern), which a run without workers then resumes
+/// from; the cut goes. `Ok(None)` when the newest is not a cut of workers
+/// (or cannot be read: the runtime says why); otherwise the number of
+/// workers it was taken on. Refused (nothing changed) where one engine cannot go
 /// on exactly: the workers had read the file otherwise than from its
 /// start up to one place (each had parts of its chunks left: run it on
 /// workers to its end, then on one engine), a followed file, outputs per

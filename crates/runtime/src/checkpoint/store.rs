@@ -557,10 +557,15 @@ pub fn complete(dir: &Path) -> io::Result<Vec<u64>> {
 /// each file checked).
 pub fn read(dir: &Path, number: u64) -> Result<Stored, Error> {
     let folder = cut_dir(dir, number);
+    // (a whole checkpoint has every file: one missing is a damaged one)
     let file = |name: &str| {
         let path = folder.join(name);
+        let missing = |e: io::Error| match e.kind() {
+            io::ErrorKind::NotFound => Err(Unusable::Malformed(format!("it has no {name}"))),
+            _ => Ok(e),
+        };
         fs::read(&path)
-            .map_err(|e| unreadable(dir, &path, Ok(e)))
+            .map_err(|e| unreadable(dir, &path, missing(e)))
             .map(|b| (path, b))
     };
     let (path, bytes) = file("marker")?;
@@ -814,6 +819,16 @@ mod tests {
             assert_eq!(complete(&dir).unwrap().len(), (number - 4) as usize);
             complete_part(&dir, key, number, &Marker::new(number).encode()).unwrap();
         }
+        // A piece missing from a whole checkpoint: it cannot be used.
+        let piece_5 = cut_dir(&dir, 5).join(piece_name(0));
+        let kept_piece = fs::read(&piece_5).unwrap();
+        fs::remove_file(&piece_5).unwrap();
+        let refused = kept(&dir).err().expect("refused").to_string();
+        assert!(
+            refused.contains("cannot be used: it is malformed: it has no piece-0"),
+            "{refused}"
+        );
+        fs::write(&piece_5, kept_piece).unwrap();
         // One being written, left by a run that stopped.
         write_piece(&dir, 300, 0, &piece()).unwrap();
         assert_eq!(complete(&dir).unwrap(), [5, 4]);
