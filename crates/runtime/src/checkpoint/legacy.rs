@@ -358,6 +358,7 @@ fn decode_marker(bytes: &[u8]) -> Result<CutMarker, Unusable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::store::tests::every_damage_refused;
 
     /// A cut's marker of version `version` with `json`'s fields.
     fn marker_of(version: u32, json: &serde_json::Value) -> Vec<u8> {
@@ -380,14 +381,7 @@ mod tests {
         let bytes = marker_of(7, &json);
         let read = decode_marker(&bytes).unwrap();
         assert_eq!((read.epoch, read.output, read.number), (77, 167_616, 9));
-        for at in 0..bytes.len() * 8 {
-            let mut flipped = bytes.clone();
-            flipped[at / 8] ^= 1 << (at % 8);
-            assert!(decode_marker(&flipped).is_err(), "bit {at}");
-        }
-        for len in 0..bytes.len() {
-            assert!(decode_marker(&bytes[..len]).is_err(), "{len} bytes");
-        }
+        every_damage_refused(&bytes, decode_marker);
         let mut v5 = json.clone();
         v5["version"] = 5.into();
         let fields = v5.as_object_mut().unwrap();
@@ -435,10 +429,6 @@ mod tests {
         assert_eq!(own, (Some(9), None));
         assert!(worker_piece(&framed(4)).is_err());
         let bytes = framed(5);
-        for at in 0..bytes.len() * 8 {
-            let mut flipped = bytes.clone();
-            flipped[at / 8] ^= 1 << (at % 8);
-            assert!(worker_piece(&flipped).is_err(), "bit {at}");
-        }
+        every_damage_refused(&bytes, worker_piece);
     }
 }

@@ -745,7 +745,7 @@ pub fn sync_dir(_: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::source::Tail;
 
@@ -781,7 +781,7 @@ mod tests {
     }
 
     /// Every bit of `bytes` flipped, every truncation: refused by `decode`.
-    fn every_damage_refused<T>(bytes: &[u8], decode: fn(&[u8]) -> Result<T, Unusable>) {
+    pub(crate) fn every_damage_refused<T>(bytes: &[u8], decode: fn(&[u8]) -> Result<T, Unusable>) {
         for at in 0..bytes.len() * 8 {
             let mut flipped = bytes.to_vec();
             flipped[at / 8] ^= 1 << (at % 8);
@@ -823,7 +823,7 @@ mod tests {
         let piece_5 = cut_dir(&dir, 5).join(piece_name(0));
         let kept_piece = fs::read(&piece_5).unwrap();
         fs::remove_file(&piece_5).unwrap();
-        let refused = kept(&dir).err().expect("refused").to_string();
+        let refused = kept(&dir).expect_err("refused").to_string();
         assert!(
             refused.contains("cannot be used: it is malformed: it has no piece-0"),
             "{refused}"

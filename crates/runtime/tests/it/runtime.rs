@@ -740,13 +740,9 @@ fn run_txn(lines: &[String], dir: &std::path::Path, sink: &Txn) -> cepheid_runti
     .run()
 }
 
-/// A run killed between a snapshot and its commit resumes from the
-/// checkpoint before (`docs/checkpoints.md`, "Kafka"); the run that
-/// resumes so is killed in the same window of its own first checkpoint:
-/// the checkpoint the sink committed must still be kept, so that the
-/// third run resumes, and the committed records are a run's never killed.
-#[test]
-fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_still_kept() {
+/// Four pairs of lines, and the records a transactional run never killed
+/// commits over them (in the scratch folder `name`).
+fn txn_lines_and_records(name: &str) -> (Vec<String>, Vec<String>) {
     let lines: Vec<String> = (0..8)
         .map(|i| {
             let t = if i % 2 == 0 { "a" } else { "b" };
@@ -754,9 +750,20 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
         })
         .collect();
     let whole = Txn::default();
-    let summary = run_txn(&lines, &scratch("txn-whole"), &whole);
+    let summary = run_txn(&lines, &scratch(name), &whole);
     assert!(summary.error().is_none(), "{:?}", summary.error());
-    let wanted = whole.0.lock().unwrap().records.clone();
+    let records = whole.0.lock().unwrap().records.clone();
+    (lines, records)
+}
+
+/// A run killed between a snapshot and its commit resumes from the
+/// checkpoint before (`docs/checkpoints.md`, "Kafka"); the run that
+/// resumes so is killed in the same window of its own first checkpoint:
+/// the checkpoint the sink committed must still be kept, so that the
+/// third run resumes, and the committed records are a run's never killed.
+#[test]
+fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_still_kept() {
+    let (lines, wanted) = txn_lines_and_records("txn-whole");
     assert_eq!(wanted.len(), 4);
 
     let dir = scratch("txn-killed");
@@ -801,16 +808,7 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
 #[test]
 fn checkpoints_of_the_older_format_resume_with_their_numbers_and_positions() {
     use cepheid_runtime::checkpoint::store;
-    let lines: Vec<String> = (0..8)
-        .map(|i| {
-            let t = if i % 2 == 0 { "a" } else { "b" };
-            format!(r#"{{"ts":{i},"type":"{t}","k":"k{}"}}"#, i / 2)
-        })
-        .collect();
-    let whole = Txn::default();
-    let summary = run_txn(&lines, &scratch("old-whole"), &whole);
-    assert!(summary.error().is_none(), "{:?}", summary.error());
-    let wanted = whole.0.lock().unwrap().records.clone();
+    let (lines, wanted) = txn_lines_and_records("old-whole");
     let dir = scratch("old-killed");
     let sink = Txn::default();
     sink.0.lock().unwrap().fail_at = Some(3);
