@@ -628,14 +628,12 @@ pub(crate) fn write_file(
 }
 
 /// Writes worker `worker`'s piece of the checkpoint written in
-/// `part_dir(dir, key)`.
+/// `part_dir(dir, key)`, the folder synced (a worker of another process
+/// completes the checkpoint).
 pub fn write_piece(dir: &Path, key: i64, worker: usize, piece: &Piece) -> io::Result<()> {
-    write_file(
-        &part_dir(dir, key),
-        &piece_name(worker),
-        &piece.encode(),
-        None,
-    )
+    let part = part_dir(dir, key);
+    write_file(&part, &piece_name(worker), &piece.encode(), None)?;
+    sync_dir(&part)
 }
 
 /// Does the checkpoint written in `part_dir(dir, key)` hold worker
