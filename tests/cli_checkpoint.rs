@@ -264,22 +264,28 @@ fn a_failed_checkpoint_write_stops_the_run_and_loses_nothing() {
     let failed = partial_run(&dir);
     let message = stderr(&failed);
     assert!(
-        message.contains("error: cannot write checkpoint ckpt/checkpoint: No space left on device"),
+        message.contains("error: cannot write checkpoint ckpt/cut-4: No space left on device"),
         "{message}"
     );
     assert!(
         message.contains("the previous checkpoint is kept"),
         "{message}"
     );
-    // The half-written temporary file is not left behind.
-    assert!(!dir.join("ckpt/checkpoint.tmp").exists());
+    // The half-written checkpoint is not left behind: the one before
+    // alone.
+    let mut left: Vec<String> = fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["cut-3", "lock"]);
     // The previous checkpoint is whole: the run goes on from it.
     let resumed = command(&dir, "part", &["--checkpoint", "ckpt"])
         .output()
         .unwrap();
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(
-        stderr(&resumed).contains("resuming from checkpoint ckpt/checkpoint at line "),
+        stderr(&resumed).contains("resuming from checkpoint ckpt/cut-3 at line "),
         "{}",
         stderr(&resumed)
     );
@@ -291,7 +297,12 @@ fn a_failed_checkpoint_write_stops_the_run_and_loses_nothing() {
 /// Runs a command that must refuse the checkpoint: exit 5, a message
 /// holding `says`, and no file changed.
 fn refused(dir: &Path, run: &mut Command, says: &str) {
-    let files = ["out_part.jsonl", "late_part.jsonl", "ckpt/checkpoint"];
+    let files = [
+        "out_part.jsonl",
+        "late_part.jsonl",
+        "ckpt/cut-3/piece-0",
+        "ckpt/cut-3/marker",
+    ];
     let before: Vec<_> = files.iter().map(|f| read(dir, f)).collect();
     let out = run.output().unwrap();
     let message = stderr(&out);
@@ -309,7 +320,7 @@ fn refused(dir: &Path, run: &mut Command, says: &str) {
 fn a_corrupt_checkpoint_is_refused_and_nothing_is_changed() {
     let dir = setup("corrupt", 20_000);
     partial_run(&dir);
-    let path = dir.join("ckpt/checkpoint");
+    let path = dir.join("ckpt/cut-3/piece-0");
     let good = fs::read(&path).unwrap();
     let mut bad = good.clone();
     let middle = bad.len() / 2;
@@ -319,7 +330,7 @@ fn a_corrupt_checkpoint_is_refused_and_nothing_is_changed() {
     refused(
         &dir,
         &mut command(&dir, "part", &resume),
-        "error: checkpoint ckpt/checkpoint cannot be used: its checksum does not match",
+        "error: checkpoint ckpt/cut-3/piece-0 cannot be used: its checksum does not match",
     );
     fs::write(&path, &good[..100]).unwrap();
     refused(
@@ -390,13 +401,10 @@ fn a_checkpoint_of_another_command_is_refused_and_nothing_is_changed() {
     // `an_output_rotated_since_the_checkpoint_goes_on_in_the_new_file`)
 }
 
-/// The output length a checkpoint records (its metadata, after its
-/// magic, version and length).
+/// The output length the newest checkpoint records (its marker).
 fn checkpoint_output_len(dir: &Path) -> usize {
-    let bytes = read(dir, "ckpt/checkpoint");
-    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-    let meta: serde_json::Value = serde_json::from_slice(&bytes[20..20 + len]).unwrap();
-    meta["output_len"].as_u64().unwrap() as usize
+    let stored = common::newest_stored(&dir.join("ckpt")).expect("a checkpoint");
+    stored.marker().sink_state().output_len.unwrap() as usize
 }
 
 /// An output rotated (logrotate's `create`: moved away, a new file; or
@@ -632,10 +640,11 @@ fn a_followed_file_resumes_where_it_stopped() {
     let live = start();
     let text = lines(2);
     let stderr = stop(live);
-    assert!(
-        stderr.contains("resuming from checkpoint ckpt/checkpoint at line 4 of events.jsonl"),
-        "{stderr}"
-    );
+    let resumed = stderr
+        .lines()
+        .find(|l| l.starts_with("cepheid: resuming from checkpoint ckpt/cut-"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(resumed.ends_with(" at line 4 of events.jsonl"), "{stderr}");
     let keys: Vec<_> = text
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]["k"].clone())

@@ -152,7 +152,7 @@ fn one_engine_s_checkpoint_at_the_end_of_a_file_goes_on_over_the_grown_file_on_w
         // end of its input, before the end moves event time on.
         fs::write(dir.join("events.jsonl"), head(&text, lines)).unwrap();
         run(&dir, &name, &["--checkpoint", &ck]);
-        assert!(dir.join(&ck).join("checkpoint").exists());
+        assert!(one_engine_s(&dir.join(&ck)), "one engine's checkpoint");
         fs::write(dir.join("events.jsonl"), &text).unwrap();
         let resumed = run(&dir, &name, &["--checkpoint", &ck, "--workers", workers]);
         let said = stderr(&resumed);
@@ -165,7 +165,7 @@ fn one_engine_s_checkpoint_at_the_end_of_a_file_goes_on_over_the_grown_file_on_w
         // stale): the workers go on from it, and so does one engine.
         let again = run(&dir, &name, &["--checkpoint", &ck, "--workers", "2"]);
         same_as_full(&dir, &name, &again, &summary);
-        assert!(!dir.join(&ck).join("checkpoint").exists());
+        assert!(!one_engine_s(&dir.join(&ck)), "the workers' cut");
         let single = run(&dir, &name, &["--checkpoint", &ck]);
         assert!(
             stderr(&single).contains("it is a checkpoint of one engine now"),
@@ -188,14 +188,15 @@ fn one_engine_stopped_by_sigterm_after_a_checkpoint_resumes_on_two_workers() {
     // SIGTERM once a checkpoint is written: the run takes a last one and
     // stops (or it had read everything already: its checkpoint at the end).
     let started = Instant::now();
-    while !dir.join("ck/checkpoint").exists() && started.elapsed() < common::PATIENCE {
+    let taken = || common::newest_checkpoint(&dir.join("ck")).is_some();
+    while !taken() && started.elapsed() < common::PATIENCE {
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = std::process::Command::new("kill")
         .args(["-s", "TERM", &child.id().to_string()])
         .status();
     let stopped = child.wait().unwrap();
-    assert!(dir.join("ck/checkpoint").exists(), "{stopped:?}");
+    assert!(taken(), "{stopped:?}");
     let resumed = run(&dir, "t", &["--checkpoint", "ck", "--workers", "2"]);
     same_as_full(&dir, "t", &resumed, &summary);
 }
@@ -221,7 +222,7 @@ fn a_cut_of_workers_at_the_end_of_a_file_goes_on_over_the_grown_file_on_one_engi
         );
         same_as_full(&dir, &name, &resumed, &summary);
         // The folder is one engine's now (and goes back to workers again).
-        assert!(dir.join(&ck).join("checkpoint").exists());
+        assert!(one_engine_s(&dir.join(&ck)), "one engine's checkpoint");
         let again = run(&dir, &name, &["--checkpoint", &ck, "--workers", "2"]);
         same_as_full(&dir, &name, &again, &summary);
     }
@@ -241,13 +242,7 @@ fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_
             .unwrap();
         // Killed once a cut is complete (or at its end, with its last cut).
         let started = Instant::now();
-        let complete = |ck: &str| {
-            fs::read_dir(dir.join(ck)).is_ok_and(|entries| {
-                entries
-                    .flatten()
-                    .any(|e| e.path().join("complete").exists())
-            })
-        };
+        let complete = |ck: &str| common::newest_checkpoint(&dir.join(ck)).is_some();
         while !complete(&ck) && started.elapsed() < common::PATIENCE {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -282,7 +277,7 @@ fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_
             "{}",
             stderr(&output)
         );
-        assert!(!dir.join(&ck).join("checkpoint").exists());
+        assert!(!one_engine_s(&dir.join(&ck)), "the workers' cut, unchanged");
         let resumed = run(
             &dir,
             &name,
@@ -297,4 +292,10 @@ fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_
         );
         same_as_full(&dir, &name, &resumed, &summary);
     }
+}
+
+/// Is the newest checkpoint in `ckpt` one engine's (one piece of every
+/// pattern over every key), not a cut of workers?
+fn one_engine_s(ckpt: &std::path::Path) -> bool {
+    common::newest_stored(ckpt).is_some_and(|stored| stored.is_one_engine())
 }

@@ -531,12 +531,16 @@ pattern burst {
 }
 "#;
 
-/// The checkpoint file's identity (inode, modification time), `None`
-/// before the first: a new one is a new checkpoint.
-fn checkpoint_file(dir: &Path) -> Option<(u64, std::time::SystemTime)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = fs::metadata(dir.join("ckpt/checkpoint")).ok()?;
-    Some((m.ino(), m.modified().ok()?))
+/// The number of the newest whole checkpoint in `dir/ckpt` (its folder
+/// `cut-N`), `None` before the first: a new one is a new checkpoint.
+fn checkpoint_file(dir: &Path) -> Option<u64> {
+    let kept = cepheid_runtime::checkpoint::store::complete(&dir.join("ckpt")).ok()?;
+    kept.first().copied()
+}
+
+/// Are two checkpoints kept (the newest not committed yet)?
+fn two_kept(dir: &Path) -> bool {
+    cepheid_runtime::checkpoint::store::complete(&dir.join("ckpt")).is_ok_and(|k| k.len() > 1)
 }
 
 /// How many times the crash test kills the run at least (more when a
@@ -557,7 +561,7 @@ enum Aim {
     /// interval's transaction open, records in it.
     Open,
     /// As soon as it has written a checkpoint of its own (the snapshot
-    /// durable, `checkpoint.prev` kept until the commit).
+    /// durable, the checkpoint before it kept until the commit).
     SnapshotCommit,
     /// As soon as it says it applied a `$rules` record beyond those
     /// killed at before (an `Open` once all were).
@@ -571,7 +575,7 @@ struct Landed {
     /// Records of an interval after the last committed checkpoint M
     /// reached the broker: a transaction with records was open.
     open: bool,
-    /// `checkpoint.prev` is still there and the checkpoint it wrote
+    /// The checkpoint before is still kept and the checkpoint it wrote
     /// (number N) is after M: snapshot N durable, commit N not done.
     snapshot_commit: bool,
     /// It said it applied a `$rules` record at input offset X, and the
@@ -580,13 +584,11 @@ struct Landed {
     rule_change: bool,
 }
 
-/// The number of the checkpoint in `dir/ckpt/checkpoint` (the file's
-/// metadata, `docs/checkpoints.md`, "The file"), if there is one whole.
+/// The number of the newest whole checkpoint in `dir/ckpt` (its marker,
+/// `docs/checkpoints.md`, "The files").
 fn checkpoint_number(dir: &Path) -> Option<u64> {
-    let bytes = fs::read(dir.join("ckpt/checkpoint")).ok()?;
-    let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
-    let meta: serde_json::Value = serde_json::from_slice(bytes.get(20..20 + len)?).ok()?;
-    meta["number"].as_u64()
+    let stored = crate::common::newest_stored(&dir.join("ckpt"))?;
+    Some(stored.marker().number())
 }
 
 /// The input offsets of the `$rules` records a run said it applied
@@ -679,7 +681,6 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
         .spawn()
         .expect("starts")
     };
-    let prev = dir.join("ckpt/checkpoint.prev");
     let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
     let mut committed: Vec<Out> = Vec::new();
     let mut moments = Moments(24);
@@ -734,7 +735,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
                 wait_for(&mut child, || Instant::now() >= at)
             }
             Some(Aim::SnapshotCommit) => wait_for(&mut child, || {
-                checkpoint_file(&dir) != before && prev.exists()
+                checkpoint_file(&dir) != before && two_kept(&dir)
             }),
             Some(Aim::Open) => wait_for(&mut child, || {
                 // (all that came: the run writes faster than one a poll)
@@ -744,7 +745,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
                     }
                 }
                 // (committed: a checkpoint of its own, the one before gone)
-                let last_commit = (checkpoint_file(&dir) != before && !prev.exists())
+                let last_commit = (checkpoint_file(&dir) != before && !two_kept(&dir))
                     .then(|| checkpoint_number(&dir))
                     .flatten();
                 last_commit.is_some_and(|n| {
@@ -763,7 +764,7 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
         }
         let status = child.wait().expect("waits");
         // What the dead run left, before anything else touches it.
-        let prev_kept = prev.exists();
+        let prev_kept = two_kept(&dir);
         let wrote_checkpoint = checkpoint_file(&dir) != before;
         let number = checkpoint_number(&dir);
         let said = fs::read_to_string(&err).expect("its standard error");
@@ -921,7 +922,7 @@ fn run_to_a_checkpoint(
         .spawn()
         .expect("starts");
     let deadline = Instant::now() + T;
-    while !dir.join("ckpt/checkpoint").exists() {
+    while crate::common::newest_checkpoint(&dir.join("ckpt")).is_none() {
         assert!(Instant::now() < deadline, "no checkpoint in 30 s");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -1123,7 +1124,7 @@ fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said
         .spawn()
         .expect("starts");
     let deadline = Instant::now() + T;
-    while !dir.join("one/checkpoint").exists() {
+    while crate::common::newest_checkpoint(&dir.join("one")).is_none() {
         assert!(Instant::now() < deadline, "no checkpoint in 30 s");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -2236,10 +2237,7 @@ fn a_kafka_source_on_workers_resumes_from_its_cut_after_sigterm() {
     live.signal("TERM");
     let (status, _, err) = live.finish();
     assert_eq!(status.code(), Some(143), "{err}");
-    let complete = fs::read_dir(dir.join("ckpt"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .any(|e| e.path().join("complete").exists());
+    let complete = crate::common::newest_checkpoint(&dir.join("ckpt")).is_some();
     assert!(complete, "a complete cut: {err}");
     let written = fs::read(dir.join("kafka-out.jsonl")).unwrap();
 

@@ -59,14 +59,9 @@ const fn step(workers: usize, processes: usize, stop: Stop) -> Step {
 
 /// The complete cuts in `dir/ckpt`.
 pub(crate) fn complete_cuts(dir: &Path) -> BTreeSet<String> {
-    let Ok(entries) = fs::read_dir(dir.join("ckpt")) else {
-        return BTreeSet::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().join("complete").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
+    let kept = cepheid_runtime::checkpoint::store::complete(&dir.join("ckpt"));
+    let kept = kept.unwrap_or_default().into_iter();
+    kept.map(|n| format!("cut-{n}")).collect()
 }
 
 fn len(path: &Path) -> u64 {

@@ -67,7 +67,7 @@ enum To {
 fn has_written(dir: &Path, to: To) -> bool {
     match to {
         To::File => fs::read(dir.join("out.jsonl")).is_ok_and(|b| b.contains(&b'\n')),
-        To::KafkaWithCheckpoint => dir.join("ckpt/checkpoint").is_file(),
+        To::KafkaWithCheckpoint => crate::common::newest_checkpoint(&dir.join("ckpt")).is_some(),
     }
 }
 

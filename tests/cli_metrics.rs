@@ -645,8 +645,8 @@ fn checkpoints_and_the_state_held_are_in_the_metrics() {
             value(t, "cepheid_checkpoints_total") == Some(f64::from(k))
                 && value(t, "cepheid_events_read_total") == Some(f64::from(10 * k))
         });
-        // The last checkpoint's size is the file's.
-        let size = std::fs::metadata(state.join("checkpoint")).unwrap().len();
+        // The last checkpoint's size is its files'.
+        let size = checkpoint_size(&state);
         assert_eq!(
             value(&text, "cepheid_checkpoint_size_bytes"),
             Some(size as f64),
@@ -811,42 +811,23 @@ fn the_page_keeps_the_latest_records_of_a_batch_in_order() {
     assert_eq!(status.code(), Some(143), "{stderr}");
 }
 
-/// The complete cut in the checkpoint folder `state` of a run on workers
-/// (the older ones are deleted once it is complete): its number (in its
-/// `complete` marker) and the bytes of its files; `None` before the first.
+/// The newest checkpoint in the folder `state` (the older ones are
+/// deleted once it is committed): its number (in its marker) and the
+/// bytes of its files; `None` before the first.
 #[cfg(feature = "workers")]
 fn last_cut(state: &Path) -> Option<(u64, u64)> {
-    // (the folders are `epoch-E`, E the cut's frontier in event time)
-    let epoch = |p: &Path| -> Option<i64> {
-        p.file_name()?
-            .to_str()?
-            .strip_prefix("epoch-")?
-            .parse()
-            .ok()
-    };
-    let cut = std::fs::read_dir(state)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("complete").is_file())
-        .filter_map(|p| Some((epoch(&p)?, p)))
-        .max()?
-        .1;
-    let marker = std::fs::read_to_string(cut.join("complete")).ok()?;
-    let number = marker
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("\"number\": "))
-        .and_then(|n| n.trim_end_matches(',').parse().ok())?;
-    let mut bytes = 0;
-    for file in std::fs::read_dir(&cut).ok()? {
-        let file = file.ok()?;
-        if file.file_name().to_string_lossy().ends_with(".tmp") {
-            // (a file being written: not a whole cut yet)
-            return None;
-        }
-        bytes += file.metadata().ok()?.len();
-    }
-    Some((number, bytes))
+    let stored = crate::common::newest_stored(state)?;
+    Some((stored.marker().number(), checkpoint_size(state)))
+}
+
+/// The bytes of the files of the newest checkpoint in `state` (its marker
+/// and every piece).
+fn checkpoint_size(state: &Path) -> u64 {
+    let newest = crate::common::newest_checkpoint(state).expect("a checkpoint");
+    std::fs::read_dir(newest)
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .sum()
 }
 
 /// `--workers 2 --checkpoint`: each cut the workers complete is counted,

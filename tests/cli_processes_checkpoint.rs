@@ -160,13 +160,10 @@ fn summary(dir: &Path, name: &str) -> String {
     crash::summary(&stderr(dir, name))
 }
 
-/// The epoch of the complete cut in `ckpt`, if any.
+/// The newest complete cut in `ckpt`, if any.
 fn complete(dir: &Path) -> Option<String> {
-    let entries = fs::read_dir(dir.join("ckpt")).ok()?;
-    entries
-        .filter_map(Result::ok)
-        .find(|entry| entry.path().join("complete").exists())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+    let newest = common::newest_checkpoint(&dir.join("ckpt"))?;
+    Some(newest.file_name()?.to_string_lossy().into_owned())
 }
 
 /// The outputs of the killed and resumed chain equal the whole run's.
@@ -277,14 +274,10 @@ fn two_processes_killed_at_random_moments_end_as_an_uninterrupted_run() {
         .filter(|name| !name.to_string_lossy().starts_with("lock"))
         .collect();
     assert!(cuts.len() <= 2, "{cuts:?}");
-    let marker = fs::read_dir(dir.join("ckpt"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path().join("complete"))
-        .find(|path| path.exists())
-        .expect("a complete cut");
-    let text = fs::read_to_string(&marker).unwrap();
-    assert!(text.contains("\"processes\": 2"), "{text}");
-    assert!(marker.with_file_name("worker-1").exists());
+    let stored = common::newest_stored(&dir.join("ckpt")).expect("a complete cut");
+    assert_eq!(stored.marker().layout(), Some((2, 1)));
+    assert_eq!(stored.pieces().len(), 2);
+    assert!(stored.path().join("piece-1").exists());
 }
 
 /// Waits until `ckpt` holds a complete cut other than `before` (or the
@@ -688,7 +681,7 @@ fn with_a_folder_per_process_abandoned_cuts_do_not_pile_up() {
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .starts_with("epoch-")
+                .starts_with("part-")
         })
         .count();
     assert!(cuts <= 1, "{cuts} cuts left in process 1's folder");

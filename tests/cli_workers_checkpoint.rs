@@ -202,11 +202,7 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
     .unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(
-        fs::read_dir(dir.join("ckpt")).unwrap().any(|entry| entry
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with("epoch-")),
+        common::newest_checkpoint(&dir.join("ckpt")).is_some(),
         "no checkpoint was taken"
     );
     let before = fs::read(dir.join("out_a.jsonl")).unwrap();
@@ -275,28 +271,24 @@ fn a_checkpoint_of_another_chunk_size_or_format_is_refused_and_nothing_is_change
         stderr(&chunks)
     );
     assert_eq!(fs::read(dir.join("out_a.jsonl")).unwrap(), before);
-    // A cut of an older format version (keys dealt otherwise) is refused.
-    let marker = fs::read_dir(dir.join("ckpt"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path().join("complete"))
-        .find(|path| path.exists())
-        .expect("a complete cut");
-    let text = fs::read_to_string(&marker).unwrap();
-    assert!(text.contains("\"version\": 7"), "{text}");
-    // (version 3 in the first line and in the JSON, the checksum made
-    // right: only the version is wrong)
-    let old = text
-        .replace("\"version\": 7", "\"version\": 3")
-        .replace("marker, version 7\n", "marker, version 3\n");
-    let body = &old[..old.trim_end().rfind('\n').unwrap() + 1];
-    let old = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
-    fs::write(&marker, old).unwrap();
+    // A checkpoint of another format version is refused.
+    let marker = common::newest_checkpoint(&dir.join("ckpt"))
+        .expect("a complete cut")
+        .join("marker");
+    let mut bytes = fs::read(&marker).unwrap();
+    assert_eq!(bytes[8..12], 8u32.to_le_bytes(), "format version 8");
+    // (version 3, the checksum made right: only the version is wrong)
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let end = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..end]);
+    bytes[end..].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&marker, bytes).unwrap();
     let old = command_with(&dir, "a", "2", ["262144", "3s"], &["--checkpoint", "ckpt"])
         .output()
         .unwrap();
     assert_eq!(old.status.code(), Some(5), "{}", stderr(&old));
     assert!(
-        stderr(&old).contains("another format version"),
+        stderr(&old).contains("it is of format version 3; this cepheid reads version 8"),
         "{}",
         stderr(&old)
     );
@@ -375,22 +367,21 @@ fn a_flipped_bit_in_any_file_of_a_cut_is_refused_and_nothing_is_changed() {
     };
     let first = run("1ms");
     assert!(first.status.success(), "{}", stderr(&first));
-    let folder = fs::read_dir(dir.join("ckpt"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| path.join("complete").exists())
-        .expect("a complete cut");
+    let folder = common::newest_checkpoint(&dir.join("ckpt")).expect("a complete cut");
     let before = fs::read(dir.join("out_a.jsonl")).unwrap();
-    let marker = fs::read_to_string(folder.join("complete")).unwrap();
+    let marker = fs::read(folder.join("marker")).unwrap();
     let sorted_before = sorted(&dir, "out_a.jsonl");
-    // The output length's last digit, one bit flipped (`0` <-> `1`, ...).
-    let output = marker.rfind("\"output\": ").expect("an output length");
-    let at = output + marker[output..].find(',').unwrap() - 1;
-    assert!(marker.as_bytes()[at].is_ascii_digit(), "{marker}");
-    let mut flipped = marker.clone().into_bytes();
+    // The output length's last digit (in the marker's JSON section), one
+    // bit flipped (`0` <-> `1`, ...).
+    let output = (marker.windows(10))
+        .position(|w| w == b"\"output\":[")
+        .expect("an output length");
+    let at = output + marker[output..].iter().position(|&b| b == b',').unwrap() - 1;
+    assert!(marker[at].is_ascii_digit());
+    let mut flipped = marker.clone();
     flipped[at] ^= 1;
-    for (file, bytes) in [("complete", flipped)].into_iter().chain((0..2).map(|w| {
-        let name = ["worker-0", "worker-1"][w];
+    for (file, bytes) in [("marker", flipped)].into_iter().chain((0..2).map(|w| {
+        let name = ["piece-0", "piece-1"][w];
         let mut bytes = fs::read(folder.join(name)).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x10;

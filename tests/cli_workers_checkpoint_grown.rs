@@ -70,11 +70,7 @@ fn head(text: &str, lines: usize) -> &str {
 
 /// Does the checkpoint folder hold a complete cut?
 fn has_complete_cut(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|entry| entry.path().join("complete").exists())
-    })
+    crate::common::newest_checkpoint(dir).is_some()
 }
 
 /// Runs `first` workers over the first `lines` lines of `text` with

@@ -127,13 +127,7 @@ fn stop_by(live: Live, signal: &str, status: i32) -> String {
 /// The interrupted run, with checkpoints every 40 ms; once a cut is
 /// complete, it must say it resumes (then it has truncated the outputs).
 fn resume(dir: &Path) -> Live {
-    let complete = fs::read_dir(dir.join("ckpt"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.path().join("complete").exists())
-        })
-        .unwrap_or(false);
+    let complete = common::newest_checkpoint(&dir.join("ckpt")).is_some();
     let live = start(
         dir,
         "cut",
@@ -441,16 +435,14 @@ fn outputs_rotated_while_two_workers_run_go_on_in_the_new_files() {
 /// The length of `--output` (`field` "output") or `--late` ("late")
 /// recorded in the complete cut of `ckpt`.
 fn cut_len(dir: &Path, field: &str) -> usize {
-    let marker = fs::read_dir(dir.join("ckpt"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path().join("complete"))
-        .find(|path| path.exists())
-        .expect("a complete cut");
-    let text = fs::read_to_string(marker).unwrap();
-    // Between the first line (magic, version) and the last (checksum).
-    let json = &text[text.find('\n').unwrap() + 1..text.trim_end().rfind('\n').unwrap()];
-    let marker: serde_json::Value = serde_json::from_str(json).unwrap();
-    marker[field].as_u64().unwrap() as usize
+    let stored = common::newest_stored(&dir.join("ckpt")).expect("a complete cut");
+    let state = stored.marker().sink_state();
+    let len = if field == "output" {
+        state.output_len
+    } else {
+        state.late_len
+    };
+    len.unwrap() as usize
 }
 
 /// The outputs of a run on two workers rotated while it was stopped:

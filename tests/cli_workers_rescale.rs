@@ -52,13 +52,10 @@ fn summary(output: &Output) -> String {
     crash::summary(&stderr(output))
 }
 
-/// The epoch of the complete cut in `DIR/ckpt`, if any.
+/// The newest complete cut in `DIR/ckpt`, if any.
 fn complete(dir: &Path) -> Option<String> {
-    let entries = fs::read_dir(dir.join("ckpt")).ok()?;
-    entries
-        .filter_map(Result::ok)
-        .find(|entry| entry.path().join("complete").exists())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+    let newest = common::newest_checkpoint(&dir.join("ckpt"))?;
+    Some(newest.file_name()?.to_string_lossy().into_owned())
 }
 
 #[test]

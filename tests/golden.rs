@@ -293,21 +293,13 @@ fn run_step(case: &Case, step: &Step, tmp: &Path) -> Vec<Output> {
     common::wait_together(children)
 }
 
-/// Runs `command` until `{tmp}/ckpt` holds a checkpoint (one engine's
-/// `checkpoint` file, or a cut of workers: an `epoch-N/complete`), then
+/// Runs `command` until `{tmp}/ckpt` holds a checkpoint (of one engine or
+/// of workers: a `cut-N` folder), then
 /// kills it (SIGKILL): its output, whichever way it ended (a run that ends
 /// first ends as it does).
 fn killed_after_checkpoint(mut command: Command, tmp: &Path) -> Output {
     let ckpt = tmp.join("ckpt");
-    let taken = || {
-        ckpt.join("checkpoint").exists()
-            || fs::read_dir(&ckpt).is_ok_and(|entries| {
-                entries.flatten().any(|e| {
-                    e.file_name().to_string_lossy().starts_with("epoch-")
-                        && e.path().join("complete").exists()
-                })
-            })
-    };
+    let taken = || common::newest_checkpoint(&ckpt).is_some();
     let mut child = command.spawn().expect("cepheid runs");
     let started = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {

@@ -314,3 +314,20 @@ impl Drop for Live {
         }
     }
 }
+
+/// The folder of the newest whole checkpoint in `ckpt` (`ckpt/cut-N`, on
+/// any executor), if there is one.
+pub fn newest_checkpoint(ckpt: &Path) -> Option<PathBuf> {
+    use cepheid_runtime::checkpoint::store;
+    let newest = *store::complete(ckpt).ok()?.first()?;
+    Some(store::cut_dir(ckpt, newest))
+}
+
+/// The newest whole checkpoint in `ckpt`, read whole (its marker and
+/// pieces), if there is one.
+pub fn newest_stored(ckpt: &Path) -> Option<cepheid_runtime::checkpoint::Stored> {
+    cepheid_runtime::checkpoint::store::kept(ckpt)
+        .ok()?
+        .into_iter()
+        .next()
+}

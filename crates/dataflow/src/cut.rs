@@ -15,6 +15,8 @@ use timely::dataflow::operators::core::input::Handle as InputHandle;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Exchange, Input, Operator};
 
+use cepheid_runtime::checkpoint::{EngineState, Part, Piece as Saved};
+
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::primitives::Timestamp;
@@ -521,7 +523,7 @@ struct Inner {
     restored_sources: Vec<(u32, SourceState)>,
     /// The operator's state restored ([`Restored`], typed by the event).
     restored: Option<Box<dyn Any>>,
-    save: Box<dyn FnMut(Timestamp, Vec<u8>)>,
+    save: Box<dyn FnMut(Timestamp, Saved)>,
     /// The input frontier of the worker's CEP operator (every source's
     /// capability is at or above it).
     frontier: Timestamp,
@@ -556,7 +558,9 @@ pub(crate) struct SavedPiece {
     pub engine: Vec<u8>,
 }
 
-/// What a worker saves at a cut (postcard).
+/// What a worker saved at a cut, read from its piece (its engines, its
+/// [`Part::Sources`] and [`Part::Stash`]; in a cut of format 5 to 7, the
+/// whole of it in postcard, [`Part::Legacy`]).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WorkerState {
     pub epoch: Timestamp,
@@ -570,9 +574,9 @@ pub(crate) struct WorkerState {
 
 impl WorkerCut {
     /// A worker's part of `cuts`; `save` gets the worker's state at each
-    /// cut it takes (its epoch and bytes: store them where
-    /// [`restore`](WorkerCut::restore) can find them).
-    pub fn new(cuts: Arc<Cuts>, save: impl FnMut(Timestamp, Vec<u8>) + 'static) -> WorkerCut {
+    /// cut it takes (its epoch and its piece of the checkpoint: store it
+    /// where [`restore`](WorkerCut::restore) can find it).
+    pub fn new(cuts: Arc<Cuts>, save: impl FnMut(Timestamp, Saved) + 'static) -> WorkerCut {
         WorkerCut {
             cuts,
             inner: Rc::new(RefCell::new(Inner {
@@ -588,20 +592,15 @@ impl WorkerCut {
 
     /// Goes on from a state saved at a cut, before the dataflow is built
     /// with `plan` (the plan and worker count of the run that saved it);
-    /// returns its epoch. Fails with [`ErrorKind::Snapshot`] when the bytes
-    /// are not such a state or do not fit the plan (its engines'
+    /// returns its epoch. Fails with [`ErrorKind::Snapshot`] when the piece
+    /// is not such a state or does not fit the plan (its engines'
     /// [`Engine::restore`](crate::Engine::restore) fails).
-    pub fn restore<E>(&self, plan: &Plan<E>, bytes: &[u8]) -> Result<Timestamp, Error>
+    pub fn restore<E>(&self, plan: &Plan<E>, saved: &Saved) -> Result<Timestamp, Error>
     where
         E: Event + DeserializeOwned + 'static,
     {
-        let bad = |e: postcard::Error| {
-            Error::new(
-                ErrorKind::Snapshot,
-                format!("not a worker's state at a cut: {e}"),
-            )
-        };
-        let state: WorkerState = postcard::from_bytes(bytes).map_err(bad)?;
+        let bad = not_a_state;
+        let state = WorkerState::of(saved)?;
         let members = groups(plan);
         let mut pieces = Vec::with_capacity(state.pieces.len());
         for saved in &state.pieces {
@@ -651,7 +650,7 @@ impl WorkerCut {
     pub fn rescale<E>(
         &self,
         plan: &Plan<E>,
-        states: &[&[u8]],
+        states: &[&Saved],
         index: usize,
         workers: usize,
     ) -> Result<Timestamp, Error>
@@ -793,12 +792,10 @@ impl WorkerCut {
         }
     }
 
-    /// The state of one worker that ran every group of `plan`'s patterns
-    /// over every key (a run of one worker), made from the state of one
-    /// engine that ran all of them (a checkpoint of a run without workers),
-    /// as [`restore`](WorkerCut::restore) and
-    /// [`rescale`](WorkerCut::rescale) read it: so a checkpoint of one
-    /// engine resumes on any number of workers.
+    /// The piece of one worker that ran every group of `plan`'s patterns
+    /// over every key, made from one engine that ran all of them (one
+    /// engine's checkpoint), as [`restore`](WorkerCut::restore) and
+    /// [`rescale`](WorkerCut::rescale) read it:
     ///
     /// - **Engines**: one per group, each the whole engine with only the
     ///   group's patterns kept ([`Engine::retain_patterns`](crate::Engine::retain_patterns)),
@@ -824,7 +821,7 @@ impl WorkerCut {
         clock: &Lateness,
         (position, unread): (u64, u64),
         punctuated: bool,
-    ) -> Result<Vec<u8>, Error>
+    ) -> Result<Saved, Error>
     where
         E: Event + Clone + Serialize + DeserializeOwned + 'static,
     {
@@ -872,7 +869,7 @@ impl WorkerCut {
         let stash: Vec<(u32, &Stamped<E>)> = (0..members.len() as u32)
             .flat_map(|group| stamped.iter().map(move |s| (group, s)))
             .collect();
-        encode(&WorkerState {
+        WorkerState {
             epoch,
             sources: vec![(
                 0,
@@ -887,20 +884,15 @@ impl WorkerCut {
             ends: Vec::new(),
             pieces,
             stash: encode_stash(&stash)?,
-        })
+        }
+        .piece()
     }
 
     /// The sources' states in a worker's state saved at a cut (what
     /// [`rescale`](WorkerCut::rescale) leaves to the caller: the old
     /// sources' places).
-    pub fn saved_sources(bytes: &[u8]) -> Result<Vec<(u32, SourceState)>, Error> {
-        let state: WorkerState = postcard::from_bytes(bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::Snapshot,
-                format!("not a worker's state at a cut: {e}"),
-            )
-        })?;
-        Ok(state.sources)
+    pub fn saved_sources(saved: &Saved) -> Result<Vec<(u32, SourceState)>, Error> {
+        Ok(WorkerState::of(saved)?.sources)
     }
 
     /// Makes the restored state this worker's.
@@ -1030,8 +1022,8 @@ impl WorkerCut {
     }
 
     /// Saves the worker's state at `f`.
-    pub(crate) fn save(&self, f: Timestamp, bytes: Vec<u8>) {
-        (self.inner.borrow_mut().save)(f, bytes);
+    pub(crate) fn save(&self, f: Timestamp, piece: Saved) {
+        (self.inner.borrow_mut().save)(f, piece);
     }
 }
 
@@ -1053,10 +1045,10 @@ fn not_a_state(e: postcard::Error) -> Error {
 
 /// The workers' states `states`, read, and the epoch of their cut; an
 /// error when there is none, or they are of different cuts.
-fn one_cut(states: &[&[u8]]) -> Result<(Vec<WorkerState>, i64), Error> {
+fn one_cut(states: &[&Saved]) -> Result<(Vec<WorkerState>, i64), Error> {
     let olds: Vec<WorkerState> = states
         .iter()
-        .map(|bytes| postcard::from_bytes(bytes).map_err(not_a_state))
+        .map(|piece| WorkerState::of(piece))
         .collect::<Result<_, _>>()?;
     let Some(first) = olds.first() else {
         return Err(Error::new(ErrorKind::Snapshot, "no worker's state"));
@@ -1085,7 +1077,7 @@ fn one_cut(states: &[&[u8]]) -> Result<(Vec<WorkerState>, i64), Error> {
 /// [`ErrorKind::Snapshot`] when the states are not of one cut, or an
 /// engine of theirs is not the plan's (another field numbering, other
 /// patterns).
-pub fn merge<E>(states: &[&[u8]], engine: &mut crate::Engine<E>) -> Result<Merged, Error>
+pub fn merge<E>(states: &[&Saved], engine: &mut crate::Engine<E>) -> Result<Merged, Error>
 where
     E: Event + Clone + DeserializeOwned + 'static,
 {
@@ -1199,14 +1191,58 @@ pub(crate) fn encode_stash<E: Serialize>(events: &[(u32, &Stamped<E>)]) -> Resul
     })
 }
 
-/// Encodes a worker's state.
-pub(crate) fn encode(state: &WorkerState) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(state).map_err(|e| {
-        Error::new(
-            ErrorKind::Snapshot,
-            format!("cannot serialize a worker's state: {e}"),
-        )
-    })
+impl WorkerState {
+    /// The worker's state saved in `piece`.
+    fn of(piece: &Saved) -> Result<WorkerState, Error> {
+        if let Some(old) = piece.get(Part::Legacy) {
+            return postcard::from_bytes(old).map_err(not_a_state);
+        }
+        let sources = piece.get(Part::Sources).ok_or_else(|| not_a("sources"))?;
+        let (epoch, sources, ends) = postcard::from_bytes(sources).map_err(not_a_state)?;
+        let pieces = (piece.engines().iter())
+            .map(|engine| {
+                Ok(SavedPiece {
+                    group: engine
+                        .patterns()
+                        .ok_or_else(|| not_a("group of patterns"))?,
+                    from: engine.keys().0,
+                    to: engine.keys().1,
+                    engine: engine.snapshot().to_vec(),
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        let stash = piece.get(Part::Stash).ok_or_else(|| not_a("stash"))?;
+        Ok(WorkerState {
+            epoch,
+            sources,
+            ends,
+            pieces,
+            stash: stash.to_vec(),
+        })
+    }
+
+    /// The worker's piece of the checkpoint: its engines, and its sources
+    /// and stash as parts of their own.
+    pub(crate) fn piece(self) -> Result<Saved, Error> {
+        let mut piece = Saved::new();
+        for saved in self.pieces {
+            let keys = (saved.from, saved.to);
+            piece.engine(EngineState::group(saved.group, keys, saved.engine));
+        }
+        let sources = postcard::to_allocvec(&(self.epoch, &self.sources, &self.ends));
+        let cannot = |e| Error::new(ErrorKind::Snapshot, format!("cannot save the sources: {e}"));
+        piece.set(Part::Sources, sources.map_err(cannot)?);
+        piece.set(Part::Stash, self.stash);
+        Ok(piece)
+    }
+}
+
+/// A worker's piece without `what`.
+fn not_a(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Snapshot,
+        format!("not a worker's state at a cut: no {what}"),
+    )
 }
 
 #[cfg(test)]
@@ -1248,7 +1284,7 @@ mod tests {
 
     /// Old worker `index` of `workers` at a cut at 10: an `a` of each of
     /// its users pushed (a partial match each), its source `source`.
-    fn old(plan: &Plan<Record>, index: u32, workers: u32, source: SourceState) -> Vec<u8> {
+    fn old(plan: &Plan<Record>, index: u32, workers: u32, source: SourceState) -> Saved {
         let members = groups(plan);
         let (from, to) = worker_groups(index, workers);
         let mut piece = fresh(plan, &members, 0, (from, to)).unwrap();
@@ -1262,7 +1298,7 @@ mod tests {
         piece.engine.0.watermark(9, &mut out);
         let mut bytes = Vec::new();
         piece.engine.0.snapshot(&mut bytes).unwrap();
-        encode(&WorkerState {
+        (WorkerState {
             epoch: 10,
             sources: vec![(0, source)],
             ends: Vec::new(),
@@ -1274,6 +1310,7 @@ mod tests {
             }],
             stash: encode_stash::<Record>(&[]).unwrap(),
         })
+        .piece()
         .unwrap()
     }
 
@@ -1297,7 +1334,7 @@ mod tests {
             old(&plan, 0, 2, source(100, false, 2)),
             old(&plan, 1, 2, source(120, false, 3)),
         ];
-        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let states: Vec<&Saved> = states.iter().collect();
         let (mut keys, mut events, mut matches) = (0, 0, 0);
         for index in 0..3 {
             let cut = WorkerCut::new(Cuts::new(), |_, _| {});
@@ -1343,7 +1380,7 @@ mod tests {
             old(&plan, 0, 2, source(100, false, 0)),
             old(&plan, 1, 2, source(120, false, 0)),
         ];
-        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let states: Vec<&Saved> = states.iter().collect();
         let cuts = Cuts::new();
         let cut = WorkerCut::new(Arc::clone(&cuts), |_, _| {});
         cut.rescale(&plan, &states, 2, 3).unwrap();
@@ -1368,7 +1405,7 @@ mod tests {
             old(&plan, 0, 2, source(100, true, 0)),
             old(&plan, 1, 2, source(120, true, 0)),
         ];
-        let ended: Vec<&[u8]> = ended.iter().map(|s| &s[..]).collect();
+        let ended: Vec<&Saved> = ended.iter().collect();
         let cut = WorkerCut::new(Cuts::new(), |_, _| {});
         cut.rescale(&plan, &ended, 1, 3).unwrap();
         cut.go_on(0, vec![1], 5, Some(60));
@@ -1427,7 +1464,7 @@ mod tests {
         let mut total = 0;
         for index in 0..3 {
             let cut = WorkerCut::new(Cuts::new(), |_, _| {});
-            cut.rescale(&plan, &[&state[..]], index, 3).unwrap();
+            cut.rescale(&plan, &[&state], index, 3).unwrap();
             let restored = cut.take_restored::<Record>().unwrap();
             total += (restored.pieces.iter())
                 .filter(|p| p.group == 0)
@@ -1444,7 +1481,7 @@ mod tests {
             old(&plan, 0, 2, source(100, true, 0)),
             old(&plan, 1, 2, source(120, true, 0)),
         ];
-        let states: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+        let states: Vec<&Saved> = states.iter().collect();
         let cut = WorkerCut::new(Cuts::new(), |_, _| {});
         cut.rescale(&plan, &states, 1, 3).unwrap();
         assert!(cut.source_state(0).unwrap().ended);
@@ -1452,10 +1489,10 @@ mod tests {
         assert!(cut.take_restored::<Record>().unwrap().ends.is_empty());
         // States of different cuts are refused.
         let mut other = old(&plan, 0, 2, source(100, true, 0));
-        let mut state: WorkerState = postcard::from_bytes(&other).unwrap();
+        let mut state = WorkerState::of(&other).unwrap();
         state.epoch = 11;
-        other = encode(&state).unwrap();
-        let mixed = [states[0], &other[..]];
+        other = state.piece().unwrap();
+        let mixed = [states[0], &other];
         let cut = WorkerCut::new(Cuts::new(), |_, _| {});
         assert!(cut.rescale(&plan, &mixed, 0, 3).is_err());
     }

@@ -871,7 +871,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             // at the largest source capability too, for the cut before
             // the end)
             let stash = self.stash.sent_below(if last { Timestamp::MAX } else { e });
-            cut::encode(&WorkerState {
+            (WorkerState {
                 epoch: e,
                 sources,
                 // Those sent at `e` or above come again; a stopped
@@ -883,9 +883,10 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
                 pieces,
                 stash: cut::encode_stash(&stash)?,
             })
+            .piece()
         })();
         match state {
-            Ok(bytes) => cut.save(e, bytes),
+            Ok(piece) => cut.save(e, piece),
             Err(_) => cut.fail(e),
         }
     }

@@ -109,6 +109,7 @@ use std::time::{Duration, Instant};
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter, Item, Items};
 use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp};
+use cepheid_runtime::checkpoint::{store, Part, Piece};
 use cepheid_runtime::source::{
     prime, spawn_reader, Control, Entry, FilePosition as Position, Message, Opened, Reading,
     SeenTold, Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
@@ -166,7 +167,6 @@ use items::{count_lines, share, Live, PartItems, Share, SourcePlace};
 use job::{Controls, Job};
 use resume::{checkpoints, positions, Checkpoint};
 
-pub use cut::{CutError, Damage};
 use fields::Fields;
 use write::{lock, Records};
 
@@ -661,7 +661,7 @@ impl Workers {
             stop: Arc::default(),
             cluster: scale.cluster(),
             checkpoint,
-            resume: Mutex::new(resume.map(|r| r.workers)),
+            resume: Mutex::new(resume.map(|(_, pieces)| pieces)),
             shares: Mutex::new(shares),
             checkpoint_failed: Arc::default(),
             say: say.clone(),

@@ -150,6 +150,8 @@ pub struct Tap {
     shown: Vec<(Kind, String)>,
     /// Buffers shown already, their room kept for the next records.
     spare: Vec<Vec<u8>>,
+    /// The latest records shown (at most `wanted`), kept in checkpoints.
+    latest: VecDeque<(Kind, String)>,
 }
 
 impl Tap {
@@ -160,7 +162,17 @@ impl Tap {
             ring: VecDeque::with_capacity(wanted),
             shown: Vec::with_capacity(wanted),
             spare: Vec::new(),
+            latest: VecDeque::with_capacity(wanted),
         }
+    }
+
+    /// The latest records made (at most `wanted`), oldest first: those
+    /// shown and those not shown yet (for a checkpoint).
+    pub fn latest(&self) -> Vec<(Kind, String)> {
+        let waiting = (self.ring.iter())
+            .map(|(kind, bytes)| (*kind, String::from_utf8_lossy(bytes).into_owned()));
+        let all: Vec<_> = self.latest.iter().cloned().chain(waiting).collect();
+        all[all.len().saturating_sub(self.wanted)..].to_vec()
     }
 
     /// Keeps a copy of `line`, of `kind` (not a late one), the oldest
@@ -208,8 +220,13 @@ impl Tap {
         &self.shown
     }
 
-    /// The records were shown: their room is kept for the next ones.
+    /// The records were shown: their room is kept for the next ones (the
+    /// latest `wanted` of them are kept, for checkpoints).
     pub fn shown(&mut self) {
+        self.latest.extend(self.shown.iter().cloned());
+        while self.latest.len() > self.wanted {
+            self.latest.pop_front();
+        }
         self.spare
             .extend(self.shown.drain(..).map(|(_, text)| text.into_bytes()));
     }

@@ -58,10 +58,12 @@ use cepheid_engine::io::{
 use cepheid_engine::{ErrorKind, FieldId, FieldWatch, Record, Rules, Timestamp, Value};
 use cepheid_syntax::Loaded;
 
-use crate::checkpoint::{self, Counters, Hook, Meta, Schedule, Writer, Written};
+use crate::checkpoint::store::{self, OnePosition};
+use crate::checkpoint::{self, Counters, Hook, Marker, Schedule, Writer, Written};
 use crate::limits::LimitNotices;
 use crate::reload::{self, Reloads};
-use crate::sink::{Checkpoint, Files, Kind, Output, Sink, SinkState, Writing};
+use crate::resume::Meta;
+use crate::sink::{Checkpoint, Files, Kind, Output, Sink, Writing};
 use crate::source::{
     spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
     SeenTold, BATCHES_AHEAD,
@@ -351,8 +353,9 @@ impl Runtime {
         let resumed = match resumed {
             None => None,
             Some(resumed) => {
-                let mut kept = vec![kept(&resumed.meta)];
-                kept.extend(resumed.prev.as_ref().map(|(meta, _)| kept_one(meta)));
+                let mut kept_ones = vec![kept(&resumed.meta)];
+                kept_ones.extend(resumed.prev.as_ref().map(|(meta, _, _)| kept(meta)));
+                let kept = kept_ones;
                 match sink.recover(&kept).map_err(Error::Sink)? {
                     0 => Some(resumed.meta),
                     n if n == kept.len() && start_over.is_some() => {
@@ -378,32 +381,21 @@ impl Runtime {
                         None
                     }
                     1 => {
-                        let (meta, bytes) = resumed.prev.expect("two kept");
-                        let snapshot = checkpoint::decode(&bytes).map(|(_, s)| s);
+                        let (meta, snapshot, path) = resumed.prev.expect("two kept");
                         let mut fresh = config.engine();
-                        if let Err(why) = snapshot.map_err(Box::new).and_then(|snapshot| {
-                            fresh
-                                .restore_rules(snapshot)
-                                .map_err(|e| Box::new(crate::Unusable::DoesNotFit(e)))
-                        }) {
+                        if let Err(e) = fresh.restore_rules(&snapshot[..]) {
                             return Err(Error::Checkpoint {
-                                path: config
-                                    .checkpoint
-                                    .iter()
-                                    .map(|dir| dir.join(checkpoint::PREV))
-                                    .next()
-                                    .unwrap_or_default(),
+                                path,
                                 folder: config.checkpoint.clone().unwrap_or_default(),
-                                why: *why,
+                                why: crate::Unusable::DoesNotFit(e),
                             });
                         }
                         engine = fresh;
                         // (the newest, never committed, goes: the next
                         // write keeps this one until its commit)
                         if let Some(dir) = &config.checkpoint {
-                            checkpoint::back_to_prev(dir).map_err(|e| {
-                                io_error(Doing::WriteCheckpoint, &dir.join(checkpoint::PREV), e)
-                            })?;
+                            store::discard_after(dir, Some(meta.number))
+                                .map_err(|e| io_error(Doing::WriteCheckpoint, &path, e))?;
                         }
                         report.notice(Notice::line(
                             Level::Info,
@@ -528,7 +520,13 @@ impl Runtime {
         report.started(size, start.offset);
         let observes = report.observes();
         if observes && report.records_wanted() > 0 {
-            out.tap = Some(Tap::new(report.records_wanted()));
+            let mut tap = Tap::new(report.records_wanted());
+            // (a resumed run shows the latest records made before it)
+            let kept = resumed.as_ref().map_or(&[][..], |m| &m.records[..]);
+            for (kind, record) in kept {
+                tap.push(*kind, record.as_bytes());
+            }
+            out.tap = Some(tap);
         }
         // (the engine's patterns: resumed after a change of rules, the
         // snapshot's, not the command line's)
@@ -725,11 +723,6 @@ fn special_outputs(config: &Config, report: &mut dyn Report) {
     }
 }
 
-/// A kept checkpoint, as the sink sees it.
-fn kept(meta: &Meta) -> Checkpoint {
-    kept_one(meta)
-}
-
 /// Locks a source shared with the reader thread (a panic there does not
 /// poison it).
 fn lock_source(source: &Mutex<Box<dyn Source>>) -> std::sync::MutexGuard<'_, Box<dyn Source>> {
@@ -775,17 +768,11 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
 }
 
 /// A kept checkpoint, as the sink sees it.
-fn kept_one(meta: &Meta) -> Checkpoint {
+fn kept(meta: &Meta) -> Checkpoint {
     Checkpoint {
         number: meta.number,
         source: meta.source.clone().unwrap_or(Position::File(meta.input)),
-        sink: SinkState {
-            output_len: meta.output_len,
-            output_head: meta.output_head,
-            late_len: meta.late_len,
-            late_head: meta.late_head,
-            data: meta.sink_data.clone(),
-        },
+        sink: meta.sink.clone(),
     }
 }
 
@@ -1674,21 +1661,7 @@ impl Session<'_> {
         self.counters.reloads = self.reloads.applied;
         self.counters.reloads_refused = self.reloads.refused;
         self.counters.reloads_late = self.reloads.late;
-        let meta = Meta {
-            command: checkpoints.command.clone(),
-            input: self.position,
-            output_len: state.output_len,
-            late_len: state.late_len,
-            output_head: state.output_head,
-            late_head: state.late_head,
-            counters: self.counters.clone(),
-            number,
-            source: self.place.clone(),
-            sink_data: state.data,
-            split_watermarks: self.splits.clone(),
-            reload_files: false,
-        };
-        let path = checkpoints.dir.join(checkpoint::FILE);
+        let path = checkpoint::path(&checkpoints.dir, number);
         let report = &mut *self.out.report;
         let mut failed = |source: io::Error| {
             let error = Error::Io {
@@ -1699,11 +1672,32 @@ impl Session<'_> {
             report.notice(Notice::line(Level::Error, format!("error: {error}")));
             Stop::Failed(error)
         };
+        // One engine's piece: its snapshot (written in place: no copy)
+        // and its place in the input; and the marker.
         let mut bytes = std::mem::take(&mut checkpoints.buffer);
-        checkpoint::begin(&meta, &mut bytes);
-        if let Err(e) = self.engine.snapshot_into(&mut bytes) {
+        let mut piece = checkpoint::file::Writer::new(checkpoint::file::Kind::Piece, &mut bytes);
+        let (group, keys) = store::ONE_ENGINE;
+        if let Err(e) = self
+            .engine
+            .snapshot_into(store::engine_section(&mut piece, group, keys))
+        {
             return Err(failed(io::Error::other(e.message().to_string())));
         }
+        let position = OnePosition {
+            input: self.position,
+            source: self.place.clone(),
+            split_watermarks: self.splits.clone(),
+        };
+        store::position_section(&mut piece, &position);
+        piece.finish();
+        let mut marker = Vec::new();
+        let latest = self.out.out.tap.as_ref().map(Tap::latest);
+        Marker::new(number)
+            .command(Some(checkpoints.command.clone()))
+            .outputs(&state)
+            .counters(self.counters.clone())
+            .records(latest.unwrap_or_default())
+            .encode_into(&mut marker);
         checkpoints.schedule.began();
         if checkpoints.writer.is_none() {
             let wake = checkpoints.wake.clone();
@@ -1715,7 +1709,7 @@ impl Session<'_> {
             checkpoints.writer = Some(writer.map_err(&mut failed)?);
         }
         let writer = checkpoints.writer.as_mut().expect("started");
-        writer.send(number, bytes).map_err(&mut failed)?;
+        writer.send(number, bytes, marker).map_err(&mut failed)?;
         checkpoints.in_flight = Some(InFlight {
             number,
             started,
@@ -1764,7 +1758,9 @@ impl Session<'_> {
         if let Err(source) = written.result {
             let error = Error::Io {
                 doing: Doing::WriteCheckpoint,
-                path: checkpoints.dir.join(checkpoint::FILE).display().to_string(),
+                path: checkpoint::path(&checkpoints.dir, flight.number)
+                    .display()
+                    .to_string(),
                 source,
             };
             report.notice(Notice::line(Level::Error, format!("error: {error}")));
@@ -1782,7 +1778,7 @@ impl Session<'_> {
             lock_source(source).checkpoint_committed(&flight.position);
         }
         if let Some(writer) = &mut checkpoints.writer {
-            writer.committed();
+            writer.committed(flight.number);
         }
         let deferred = checkpoints.deferred;
         self.event(&RunEvent::Checkpoint {

@@ -627,6 +627,14 @@ pub enum Unusable {
     MetaLength,
     /// The metadata does not decode.
     Meta(serde_json::Error),
+    /// A part of it does not decode: what.
+    Malformed(String),
+    /// It holds a section this build does not read, which its writer did
+    /// not mark as one a reader may go without (a newer format's).
+    Section {
+        /// The section's number.
+        id: u32,
+    },
     /// Taken by another command: this setting differs.
     OtherCommand {
         /// The setting, as its flag.
@@ -662,6 +670,11 @@ impl fmt::Display for Unusable {
             }
             Unusable::MetaLength => f.write_str("its metadata length is wrong"),
             Unusable::Meta(e) => write!(f, "its metadata does not decode: {e}"),
+            Unusable::Malformed(what) => write!(f, "it is malformed: {what}"),
+            Unusable::Section { id } => write!(
+                f,
+                "it holds section {id}, which this cepheid does not read (written by a newer one)"
+            ),
             Unusable::OtherCommand { flag, was, now } => write!(
                 f,
                 "it was taken by another command ({flag} was {was}, now {now})"

@@ -17,18 +17,68 @@ use std::path::Path;
 
 use cepheid_engine::{Engine, ErrorKind, Record};
 
-use crate::checkpoint::{self, Command, Meta};
-use crate::source::{FilePosition, Tail};
-use crate::{Config, Doing, Error, Level, Notice, Report, Unusable};
+use crate::checkpoint::{store, Command, Counters, Stored};
+use crate::source::{FilePosition, Position, Tail};
+use crate::{Config, Doing, Error, Level, Notice, Report, SinkState, Unusable};
+
+/// What a run on one engine goes on with from a checkpoint: its number,
+/// the input's place, the sink's state, the run's counters.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Meta {
+    pub(crate) number: u64,
+    /// The file's place (after the lines given to the engine).
+    pub(crate) input: FilePosition,
+    /// A source's own position (`None`: the file reader's, `input`).
+    pub(crate) source: Option<Position>,
+    /// Each split's watermark (`Config::split_watermarks`).
+    pub(crate) split_watermarks: Option<Vec<Option<i64>>>,
+    /// What the sink said at its prepare.
+    pub(crate) sink: SinkState,
+    pub(crate) counters: Counters,
+    /// The latest records made before it, for an observer.
+    pub(crate) records: Vec<(crate::Kind, String)>,
+    /// Not in the checkpoint: set on resuming with `--watch` when the
+    /// pattern files on disk are no longer the checkpoint's rules (edited
+    /// after it): the run goes on with the checkpoint's rules and reads
+    /// the files at once, as a reload.
+    pub(crate) reload_files: bool,
+}
+
+impl Meta {
+    /// One engine's checkpoint's meta and the engine's snapshot; `None`
+    /// when `stored` is not one engine's (a cut of workers).
+    fn of(stored: &Stored) -> Option<(Meta, &[u8])> {
+        let [piece] = stored.pieces() else {
+            return None;
+        };
+        let [engine] = piece.engines() else {
+            return None;
+        };
+        engine.patterns().is_none().then_some(())?;
+        let position = piece.position().cloned().unwrap_or_default();
+        let marker = stored.marker();
+        let meta = Meta {
+            number: marker.number(),
+            input: position.input,
+            source: position.source,
+            split_watermarks: position.split_watermarks,
+            sink: marker.sink_state(),
+            counters: marker.the_counters().clone(),
+            records: marker.latest_records().to_vec(),
+            reload_files: false,
+        };
+        Some((meta, engine.snapshot()))
+    }
+}
 
 /// A checkpoint resumed from, and the one before it when it is still
-/// kept (its metadata, already checked against the command, and the
-/// bytes of its file), for a sink that committed only that one.
-pub struct Resumed {
+/// kept (its metadata and its engine's snapshot, its command checked),
+/// for a sink that committed only that one.
+pub(crate) struct Resumed {
     /// The newest checkpoint, the engine restored from it.
-    pub meta: Meta,
+    pub(crate) meta: Meta,
     /// The previous one, if kept.
-    pub prev: Option<(Meta, Vec<u8>)>,
+    pub(crate) prev: Option<(Meta, Vec<u8>, std::path::PathBuf)>,
 }
 
 /// Where a resumed run goes on, for its message: a line of a file, or a
@@ -40,10 +90,10 @@ pub(crate) fn resumed_at(meta: &Meta, events: &Path) -> String {
     }
 }
 
-/// The checkpoint in `dir` for `command`, with `engine` restored from it;
-/// `None` when there is none yet (the folder is created). What it does is
-/// said to `report`.
-pub fn load(
+/// The newest checkpoint in `dir` for `command`, with `engine` restored
+/// from it; `None` when there is none yet (the folder is created). What it
+/// does is said to `report`.
+pub(crate) fn load(
     config: &Config,
     dir: &Path,
     command: &Command,
@@ -57,46 +107,37 @@ pub fn load(
             source: e,
         });
     }
-    // A cut of workers is newer than a checkpoint of one engine beside it
-    // (the workers went on from it, and delete it on their next start).
-    if cut_on_workers(dir) {
+    let kept = store::kept(dir)?;
+    // (what a run killed while it wrote or pruned checkpoints left)
+    let clear = || {
+        store::clear_parts(dir).map_err(|source| Error::Io {
+            doing: Doing::WriteCheckpoint,
+            path: dir.display().to_string(),
+            source,
+        })
+    };
+    let Some(newest) = kept.first() else {
+        clear()?;
+        return Ok(None);
+    };
+    // A cut of workers: the command makes it one engine's first.
+    let Some((mut meta, snapshot)) = Meta::of(newest) else {
         return Err(Error::TakenOnWorkers {
             folder: dir.to_path_buf(),
         });
-    }
-    // (only the previous one when the run stopped between its renames)
-    let found = match checkpoint::read(dir) {
-        Ok(None) => checkpoint::read_file(dir, checkpoint::PREV)
-            .map(|bytes| bytes.map(|bytes| (checkpoint::PREV, bytes))),
-        found => found.map(|bytes| bytes.map(|bytes| (checkpoint::FILE, bytes))),
     };
-    let path = dir.join(checkpoint::FILE);
-    let shown = path.display();
-    let (name, bytes) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) if taken_on_workers(dir) => {
-            return Err(Error::TakenOnWorkers {
-                folder: dir.to_path_buf(),
-            });
-        }
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            return Err(Error::Io {
-                doing: Doing::ReadCheckpoint,
-                path: shown.to_string(),
-                source: e,
-            });
-        }
-    };
-    let path = dir.join(name);
+    let path = newest.path().to_path_buf();
     let shown = path.display();
     let unusable = |why: Unusable| Error::Checkpoint {
         path: path.clone(),
         folder: dir.to_path_buf(),
         why,
     };
-    let (mut meta, snapshot) = checkpoint::decode(&bytes).map_err(unusable)?;
-    if let Some(difference) = meta.command.difference(command) {
+    let agrees = |stored: &Stored| match stored.marker().the_command() {
+        Some(then) => then.difference(command),
+        None => Some(Unusable::Malformed("it names no command".into())),
+    };
+    if let Some(difference) = agrees(newest) {
         return Err(unusable(difference));
     }
     // After a change of rules the snapshot's rules go on (an engine with
@@ -175,36 +216,19 @@ pub fn load(
             "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line".to_string()
         );
     }
+    if let Some(older) = newest.older_format() {
+        say(Level::Info, format!(
+            "cepheid: checkpoint {shown} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is committed (docs/checkpoints.md, \"Upgrading\")",
+            crate::checkpoint::VERSION
+        ));
+    }
     // The one before, for a sink that did not commit the newest.
-    let prev = (name == checkpoint::FILE)
-        .then(|| checkpoint::read_file(dir, checkpoint::PREV).ok().flatten())
-        .flatten()
-        .and_then(|bytes| {
-            let (meta, _) = checkpoint::decode(&bytes).ok()?;
-            meta.command
-                .difference(command)
-                .is_none()
-                .then_some((meta, bytes))
-        });
+    let prev = kept.get(1).and_then(|stored| {
+        let (meta, snapshot) = Meta::of(stored)?;
+        agrees(stored)
+            .is_none()
+            .then(|| (meta, snapshot.to_vec(), stored.path().to_path_buf()))
+    });
+    clear()?;
     Ok(Some(Resumed { meta, prev }))
-}
-
-/// Does `dir` hold the cuts of a run with `--workers` (`epoch-F` folders)?
-fn taken_on_workers(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
-    })
-}
-
-/// Does `dir` hold a complete cut of a run with `--workers`
-/// (`epoch-F/complete`)?
-fn cut_on_workers(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.file_name().to_string_lossy().starts_with("epoch-")
-                && e.path().join("complete").exists()
-        })
-    })
 }

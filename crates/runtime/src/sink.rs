@@ -8,8 +8,8 @@
 //! 1. [`Sink::prepare`]: everything written so far is made durable (a
 //!    file is flushed, synced and measured: its length goes into the
 //!    checkpoint, [`SinkState`]);
-//! 2. the checkpoint file is written (the previous one kept beside it,
-//!    `checkpoint.prev`, until step 3 is done);
+//! 2. the checkpoint is written (the previous one kept beside it until
+//!    step 3 is done: `checkpoint::store`);
 //! 3. [`Sink::commit`]: a transactional sink commits here, with the
 //!    source's position in the same transaction; then the previous
 //!    checkpoint is deleted.

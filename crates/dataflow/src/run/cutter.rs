@@ -155,7 +155,7 @@ impl Cutter {
             "error: cannot write the checkpoint in {}: {why}",
             checkpoint.dir.display()
         );
-        self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
+        self.failed_event(&cut_failed(&store::part_dir(&checkpoint.dir, e), why));
         self.failed.store(true, Ordering::Relaxed);
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -195,7 +195,7 @@ impl Cutter {
             ),
             Err(why) => {
                 say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {why}");
-                self.failed_event(&cut_failed(&cut::epoch_dir(&checkpoint.dir, e), why));
+                self.failed_event(&cut_failed(&store::part_dir(&checkpoint.dir, e), why));
                 self.failed.store(true, Ordering::Relaxed);
             }
         }
@@ -211,11 +211,10 @@ impl Cutter {
     fn complete(&self, e: Timestamp, since: Instant, gathered: &mut Gathered) -> io::Result<bool> {
         let completing = Instant::now();
         let checkpoint = &self.checkpoint;
-        let folder = cut::epoch_dir(&checkpoint.dir, e);
-        let marker = &checkpoint.marker;
-        let workers = marker.processes * marker.workers;
+        let folder = store::part_dir(&checkpoint.dir, e);
+        let workers = checkpoint.layout.0 * checkpoint.layout.1;
         let missing: Vec<usize> = (0..workers)
-            .filter(|w| !folder.join(format!("worker-{w}")).exists())
+            .filter(|&w| !store::has_piece(&checkpoint.dir, e, w))
             .collect();
         if !missing.is_empty() {
             // Never complete: the files written for it go.
@@ -248,34 +247,32 @@ impl Cutter {
                 return Ok(self.sink_failed());
             }
         };
-        let mut marker = checkpoint.marker.clone();
-        marker.epoch = e;
-        marker.number = number;
-        marker.sink = at.data;
-        // (with `--output-per-worker` each worker's file has its own
-        // length, `WorkerFile::own`: worker 0's output writes `FILE.0`)
-        if !marker.output_per_worker {
-            (marker.output, marker.output_head) = (at.output_len.unwrap_or(0), at.output_head);
+        // (with `--output-per-worker` each worker's piece has its own
+        // file's length, `Part::Own`: worker 0's output writes `FILE.0`)
+        let mut state = at;
+        if checkpoint.output_per_worker {
+            (state.output_len, state.output_head) = (None, None);
         }
-        (marker.late, marker.late_head) = (at.late_len.unwrap_or(0), at.late_head);
-        cut::write(&folder, cut::COMPLETE, &cut::encode_marker(&marker)?)?;
+        let marker = checkpoint.marker(number).outputs(&state);
+        store::complete_part(&checkpoint.dir, e, number, &marker.encode())?;
         checkpoint.number.store(number, Ordering::SeqCst);
         if checkpoint.to_sink {
             // The cut is durable: the sink commits it with the sources'
             // positions in it. Until that returned, the cut before stays
             // (resuming, the sink says which of the two it committed).
-            if let Err(e) = commit(&checkpoint.dir, e, number, &mut out) {
+            if let Err(e) = commit(&checkpoint.dir, number, &mut out) {
                 self.sink_event(e);
                 return Ok(self.sink_failed());
             }
         }
-        cut::prune(&checkpoint.dir, e);
+        // (a folder that cannot be pruned now is at the next cut)
+        let _ = store::prune(&checkpoint.dir, number);
         drop(out);
         if self.observes {
             self.say.report().event(&RunEvent::Checkpoint {
                 number,
                 duration: since.elapsed(),
-                bytes: cut::bytes(&folder),
+                bytes: store::bytes(&checkpoint.dir, number),
                 // (worker 0's writer, syncing the outputs and writing
                 // `complete`; each worker wrote its own file on its thread)
                 stall: completing.elapsed(),
@@ -310,18 +307,13 @@ impl Cutter {
     }
 }
 
-/// Commits the complete cut at `e` (number `number`) in the output's
-/// sink, with the positions of the workers' sources in it put together
+/// Commits checkpoint `number`, whole, in the output's sink, with the
+/// positions of the workers' sources in it put together
 /// ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)).
-pub(super) fn commit(
-    dir: &Path,
-    e: Timestamp,
-    number: u64,
-    out: &mut Output,
-) -> Result<(), SinkError> {
-    let position = cut::read_at(dir, e)
+pub(super) fn commit(dir: &Path, number: u64, out: &mut Output) -> Result<(), SinkError> {
+    let position = store::read(dir, number)
         .map_err(|why| why.to_string())
-        .and_then(|resume| positions(&resume.workers).map_err(|why| why.to_string()))
+        .and_then(|resume| positions(resume.pieces()).map_err(|why| why.to_string()))
         .map_err(|why| SinkError {
             target: out.sink().describe(cepheid_runtime::Kind::Match),
             late: false,

@@ -249,14 +249,6 @@ pub enum Error {
     /// ([`cepheid_runtime::Error::is_checkpoint`]: one the command exits
     /// 5 on).
     Runtime(cepheid_runtime::Error),
-    /// The folder's last complete cut cannot be read (corrupt, another
-    /// version): why.
-    Cut {
-        /// The folder.
-        folder: PathBuf,
-        /// Why.
-        why: CutError,
-    },
     /// The folder's last complete cut does not fit this run.
     Resume {
         /// The folder.
@@ -311,7 +303,7 @@ impl Error {
     pub fn is_checkpoint(&self) -> bool {
         match self {
             Error::Runtime(e) => e.is_checkpoint(),
-            Error::Cut { .. } | Error::Resume { .. } => true,
+            Error::Resume { .. } => true,
             _ => false,
         }
     }
@@ -354,7 +346,6 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Runtime(e) => write!(f, "{e}"),
-            Error::Cut { folder, why } => write!(f, "checkpoint in {}: {why}", folder.display()),
             Error::Resume { folder, why } => write!(
                 f,
                 "cannot resume from the checkpoint in {}: {why}",
@@ -404,7 +395,6 @@ impl std::error::Error for Error {
             } => Some(source),
             Error::Hostfile { source, .. } | Error::ClearUnfinished { source, .. } => Some(source),
             Error::Runtime(e) => Some(e),
-            Error::Cut { why, .. } => Some(why),
             _ => None,
         }
     }

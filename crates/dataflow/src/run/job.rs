@@ -57,8 +57,8 @@ pub(super) struct Job {
     pub(super) cluster: bool,
     /// With `--checkpoint`: where and how often.
     pub(super) checkpoint: Option<Arc<Checkpoint>>,
-    /// Resumed: each worker's file (taken by the workers).
-    pub(super) resume: Mutex<Option<Vec<cut::WorkerFile>>>,
+    /// Resumed: each worker's piece of the checkpoint.
+    pub(super) resume: Mutex<Option<Vec<Piece>>>,
     /// Resumed on another number of workers, with sources of the
     /// library's user: where each worker's source of this process goes
     /// on (by its index in the process; taken by the workers).
@@ -618,9 +618,7 @@ impl Job {
                     .event(&RunEvent::CheckpointFailed { error: &error });
             }
         };
-        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, state| {
-            let folder = cut::epoch_dir(&dir, epoch);
-            let name = format!("worker-{index}");
+        let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, mut piece| {
             // (synced and measured as one engine's files at a checkpoint)
             let (own, own_head) = match own.as_ref().map(|own| lock(own).prepare(0)) {
                 Some(Ok(at)) => (at.output_len, at.output_head),
@@ -633,17 +631,17 @@ impl Job {
                 }
                 None => (None, None),
             };
-            let file = cut::WorkerFile {
-                state,
-                drops: (drops_saved.borrow().iter())
-                    .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
-                    .collect(),
-                read: (*read).clone(),
-                own,
-                drops_overflow: cut_counts.drops_overflow.load(Ordering::Relaxed),
-                own_head,
-            };
-            if let Err(e) = cut::write(&folder, &name, &cut::encode(&file)) {
+            let drops = (drops_saved.borrow().iter())
+                .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
+                .collect();
+            let overflow = cut_counts.drops_overflow.load(Ordering::Relaxed);
+            cut::put_keys(&mut piece, &(drops, overflow));
+            // (postcard, as a cut of before kept it)
+            let own = postcard::to_allocvec(&(own, own_head));
+            piece.set(Part::Own, own.unwrap_or_default());
+            read.put(&mut piece);
+            if let Err(e) = store::write_piece(&dir, epoch, index, &piece) {
+                let (folder, name) = (store::part_dir(&dir, epoch), store::piece_name(index));
                 say!(
                     say,
                     Error,
@@ -655,22 +653,23 @@ impl Job {
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
             } else {
-                cut::prune_unfinished(&dir, epoch);
+                store::prune_parts_below(&dir, epoch);
             }
         });
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(files) = resume.as_ref() {
             // Checked before the workers started.
             let mut mine = Vec::new();
-            if files.iter().any(|f| f.drops_overflow) {
+            let keys: Vec<cut::Keys> = files.iter().map(cut::keys).collect();
+            if keys.iter().any(|(_, overflow)| *overflow) {
                 counts.drops_overflow.store(true, Ordering::Relaxed);
             }
             if files.len() == peers {
-                let _ = cut.restore(&self.plan, &files[index].state);
-                mine.extend(files[index].drops.iter().cloned());
+                let _ = cut.restore(&self.plan, &files[index]);
+                mine.extend(keys[index].0.iter().cloned());
             } else {
                 // Another worker count: the keys go to their new workers.
-                let states: Vec<&[u8]> = files.iter().map(|f| &f.state[..]).collect();
+                let states: Vec<&Piece> = files.iter().collect();
                 let _ = cut.rescale(&self.plan, &states, index, peers);
                 // A source of the library's user goes on from its share of
                 // the old sources' places.
@@ -686,7 +685,7 @@ impl Job {
                     let bytes = postcard::to_allocvec(&place).unwrap_or_default();
                     cut.go_on(0, bytes, lines, start);
                 }
-                let all = files.iter().flat_map(|f| f.drops.iter().cloned());
+                let all = keys.iter().flat_map(|(keys, _)| keys.iter().cloned());
                 mine.extend(all.filter(|(_, _, kg)| group_worker(*kg, peers) == index));
             }
             if checkpoint.cuts.cuts_before_end() {

@@ -1,16 +1,22 @@
-//! `--checkpoint DIR` on workers: the folder's cuts, the one a run
-//! resumes, and the shares of the input each new worker takes from the
-//! places of the old ones.
+//! `--checkpoint DIR` on workers: the checkpoint a run resumes (from the
+//! runtime's folder, `cepheid_runtime::checkpoint::store`), its checks, and
+//! the shares of the input each new worker takes from the places of the
+//! old ones.
 
 use super::*;
+use cepheid_runtime::checkpoint::{self, store, Marker, Piece, Stored};
 
 /// `--checkpoint DIR` with `--workers`: the cuts of the run.
 pub(super) struct Checkpoint {
     pub(super) dir: PathBuf,
     pub(super) every: Duration,
     pub(super) cuts: Arc<Cuts>,
-    /// What `complete` says (its epoch and lengths set at each cut).
-    pub(super) marker: cut::Marker,
+    /// Processes, and workers per process.
+    pub(super) layout: (usize, usize),
+    pub(super) chunk_bytes: u64,
+    pub(super) output_per_worker: bool,
+    /// The command the cuts belong to.
+    pub(super) command: Option<checkpoint::Command>,
     /// The lines of the input read at the cut resumed from (none when
     /// starting), over every worker: no worker reads them again.
     pub(super) read: Arc<cut::Read>,
@@ -25,24 +31,34 @@ pub(super) struct Checkpoint {
     pub(super) number: AtomicU64,
 }
 
-/// What [`checkpoints`] gives: the cuts of the run, the cut it resumes
-/// from, and where this process's sources go on from it on another number
-/// of workers.
-pub(super) type Checkpoints = (Checkpoint, Option<cut::Resume>, Vec<Option<Share>>);
+impl Checkpoint {
+    /// The marker of cut `number` of this run (its outputs not set).
+    pub(super) fn marker(&self, number: u64) -> checkpoint::Marker {
+        checkpoint::Marker::new(number)
+            .on_workers(self.layout, self.chunk_bytes, self.output_per_worker)
+            .command(self.command.clone())
+    }
+}
+
+/// What [`checkpoints`] gives: the cuts of the run, the pieces of the
+/// checkpoint it resumes from (one per old worker), and where this
+/// process's sources go on from it on another number of workers.
+pub(super) type Checkpoints = (Checkpoint, Option<(Marker, Vec<Piece>)>, Vec<Option<Share>>);
 
 /// Reads the checkpoint folder of a run on `layout` (processes, workers
-/// per process): its last complete cut (checked whole and against this
-/// command and plan), and the cuts to come. Exit 5 when it cannot be used,
-/// 4 when it cannot be read. Every process reads the folder; only process
-/// 0 truncates the outputs and deletes the unfinished cuts.
+/// per process): its newest checkpoint (checked whole and against this
+/// command and plan; one engine's read as the cut of one worker), and the
+/// cuts to come. Exit 5 when it cannot be used, 4 when it cannot be read.
+/// Every process reads the folder; only process 0 truncates the outputs
+/// and deletes the checkpoints left half-written.
 ///
 /// With `sources` (the library's user's, [`Workers::with_sources`]) and
 /// another number of workers than the cut's, also where each of them goes
 /// on ([`Share`], by its worker's index in this process): a cut of sources
 /// without [`Source::split_names`] is refused then.
 ///
-/// With a `sink` ([`Workers::with_sink`]), the cut resumed from is the one
-/// it says it committed last ([`chosen`]), and the cuts after it go.
+/// With a `sink` ([`Workers::with_sink`]), the checkpoint resumed from is
+/// the one it says it committed last ([`chosen`]), and those after it go.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn checkpoints(
     config: &Config,
@@ -69,66 +85,37 @@ pub(super) fn checkpoints(
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
-    // A checkpoint of one engine (`DIR/checkpoint`) is read as the cut of
-    // one worker while the folder holds no cut of its own; once a cut is
-    // complete it is newer (the run went on from that checkpoint), and the
-    // old file goes.
-    let cut_error = |why| Error::Cut {
-        folder: dir.to_path_buf(),
-        why,
+    let folder = || dir.to_path_buf();
+    let stored = match sink {
+        Some(sink) => chosen(dir, sink)?,
+        None => store::kept(dir)?.into_iter().next(),
     };
-    let single = cut::complete_epochs(dir).map_err(cut_error)?.is_empty() && has_single(dir);
-    let resume = match (sink, single) {
-        (Some(_), true) => {
-            return Err(Error::Resume {
-                folder: dir.to_path_buf(),
-                why: Mismatch::Single(
-                    "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
-                ),
-            })
-        }
-        (None, true) => {
-            let chunk_bytes = scale.chunk_bytes;
-            single::resume(dir, config, chunk_bytes, plan).map_err(|why| Error::Resume {
-                folder: dir.to_path_buf(),
+    // One engine's checkpoint is read as the cut of one worker.
+    let single = stored.as_ref().is_some_and(Stored::is_one_engine);
+    let older = stored.as_ref().and_then(Stored::older_format);
+    let resume = match stored {
+        Some(stored) if single => {
+            let resumed = single::resume(stored, config, scale.chunk_bytes, plan);
+            Some(resumed.map_err(|why| Error::Resume {
+                folder: folder(),
                 why,
-            })?
+            })?)
         }
-        (Some(sink), false) => chosen(dir, sink)?,
-        (None, false) => cut::read(dir).map_err(cut_error)?,
+        stored => stored.map(Stored::into_parts),
     };
-    if !single && first_process && has_single(dir) {
-        // (a cut made since the run went on from it)
-        for name in [
-            cepheid_runtime::checkpoint::FILE,
-            cepheid_runtime::checkpoint::PREV,
-        ] {
-            match std::fs::remove_file(dir.join(name)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(Error::ClearUnfinished {
-                        folder: dir.to_path_buf(),
-                        source: e,
-                    })
-                }
-                _ => {}
-            }
-        }
-    }
-    if let (false, Some(resume), Some(now)) = (first_process, &resume, &mut command) {
+    if let (false, Some((marker, _)), Some(now)) = (first_process, &resume, &mut command) {
         // The other processes write no output: theirs are not compared.
-        if let Some(then) = &resume.marker.command {
-            now.output.clone_from(&then.output);
-            now.late.clone_from(&then.late);
+        if let Some(then) = marker.the_command() {
+            *now = now.clone().with_outputs_of(then);
         }
     }
-    if let Some(resume) = &resume {
-        let marker = &resume.marker;
-        let (then, now) = (marker.processes * marker.workers, layout.0 * layout.1);
-        let why = if marker.chunk_bytes != scale.chunk_bytes {
+    if let Some((marker, pieces)) = &resume {
+        let (then, now) = (marker.pieces(), layout.0 * layout.1);
+        let why = if marker.chunk_bytes() != scale.chunk_bytes {
             Some(Mismatch::ChunkBytes)
-        } else if marker.output_per_worker != scale.output_per_worker {
+        } else if marker.output_per_worker() != scale.output_per_worker {
             Some(Mismatch::OutputPerWorker {
-                then: marker.output_per_worker,
+                then: marker.output_per_worker(),
             })
         } else if scale.output_per_worker && then != now {
             // Each worker's own file: another count would leave old files
@@ -152,7 +139,7 @@ pub(super) fn checkpoints(
                 follow: true,
             })
         } else {
-            match (&marker.command, &command) {
+            match (marker.the_command(), &command) {
                 (Some(then), Some(now)) => then
                     .difference(now)
                     .map(|d| Mismatch::OtherCommand(d.to_string())),
@@ -161,40 +148,51 @@ pub(super) fn checkpoints(
         };
         if let Some(why) = why {
             return Err(Error::Resume {
-                folder: dir.to_path_buf(),
+                folder: folder(),
                 why,
             });
         }
         // Every worker's state is checked before any output is touched.
-        let mut places = Vec::with_capacity(resume.workers.len());
-        for (index, file) in resume.workers.iter().enumerate() {
+        let mut places = Vec::with_capacity(pieces.len());
+        for (index, piece) in pieces.iter().enumerate() {
             let check = WorkerCut::new(Cuts::new(), |_, _| {});
-            let checked = check.restore(plan, &file.state).and_then(|_| {
-                let sources = WorkerCut::saved_sources(&file.state)?;
+            let checked = check.restore(plan, piece).and_then(|_| {
+                let sources = WorkerCut::saved_sources(piece)?;
                 let place = sources.iter().find(|(s, _)| *s == 0);
                 places.push(place.map_or(0, |(_, state)| state.position));
                 Ok(())
             });
             if let Err(source) = checked {
                 return Err(Error::Resume {
-                    folder: dir.to_path_buf(),
+                    folder: folder(),
                     why: Mismatch::Worker { index, source },
                 });
             }
         }
-        match resume.workers.first() {
+        match pieces.first() {
             // (a followed file's places are its own: `input::Position`)
-            Some(first) if !config.follow => read = first.read.after(&places),
+            Some(first) if !config.follow => {
+                let before = cut::Read::of(first).map_err(|e| Error::Resume {
+                    folder: folder(),
+                    why: Mismatch::Worker {
+                        index: 0,
+                        source: cepheid_engine::Error::new(
+                            ErrorKind::Snapshot,
+                            format!("its lines read do not decode: {e}"),
+                        ),
+                    },
+                })?;
+                read = before.after(&places);
+            }
             _ => {}
         }
         if let (Some(sources), true) = (sources, then != now) {
-            shares =
-                dealt(&resume.workers, sources, places.iter().max().copied()).map_err(|why| {
-                    Error::Resume {
-                        folder: dir.to_path_buf(),
-                        why,
-                    }
-                })?;
+            shares = dealt(pieces, sources, places.iter().max().copied()).map_err(|why| {
+                Error::Resume {
+                    folder: folder(),
+                    why,
+                }
+            })?;
         }
         // (each output is truncated to its length then by its sink,
         // `write::open`, once the workers' states are all checked)
@@ -209,11 +207,8 @@ pub(super) fn checkpoints(
         let mut on = said(layout);
         if single {
             on = format!("{on}; it was taken on one engine, without `Scale::workers`");
-        } else if (marker.processes, marker.workers) != layout {
-            on = format!(
-                "{on}; it was taken on {}",
-                said((marker.processes, marker.workers))
-            );
+        } else if let Some(then) = marker.layout().filter(|&then| then != layout) {
+            on = format!("{on}; it was taken on {}", said(then));
         }
         say!(
             say,
@@ -221,10 +216,19 @@ pub(super) fn checkpoints(
             "cepheid: resuming from checkpoint in {} ({on})",
             dir.display()
         );
+        if let Some(older) = older {
+            say!(
+                say,
+                Info,
+                "cepheid: the checkpoint in {} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is complete (docs/checkpoints.md, \"Upgrading\")",
+                dir.display(),
+                checkpoint::VERSION
+            );
+        }
     }
     if first_process {
         // Before any worker of this run writes a cut.
-        if let Err(source) = cut::clear_unfinished(dir) {
+        if let Err(source) = store::clear_parts(dir) {
             return Err(Error::ClearUnfinished {
                 folder: dir.to_path_buf(),
                 source,
@@ -239,89 +243,76 @@ pub(super) fn checkpoints(
         dir: dir.to_path_buf(),
         every,
         cuts: Cuts::new(),
-        marker: cut::Marker {
-            output_per_worker: scale.output_per_worker,
-            ..cut::Marker::new(0, layout, scale.chunk_bytes, command)
-        },
+        layout,
+        chunk_bytes: scale.chunk_bytes,
+        output_per_worker: scale.output_per_worker,
+        command,
         read: Arc::new(read),
         to_sink,
         _lock: lock,
-        number: AtomicU64::new(resume.as_ref().map_or(0, |r| r.marker.number)),
+        number: AtomicU64::new(resume.as_ref().map_or(0, |(m, _)| m.number())),
     };
     Ok((checkpoint, resume, shares))
 }
 
-/// Does `dir` hold a checkpoint of one engine (a run without workers)?
-pub(super) fn has_single(dir: &Path) -> bool {
-    [
-        cepheid_runtime::checkpoint::FILE,
-        cepheid_runtime::checkpoint::PREV,
-    ]
-    .iter()
-    .any(|name| dir.join(name).exists())
-}
-
-/// The cut to resume from with a `sink` ([`Workers::with_sink`]): of the
-/// complete cuts kept in `dir` (newest first: two when the run stopped
-/// between the newest one's `complete` and the sink's commit), the one
-/// the sink says it committed last ([`Sink::recover`](cepheid_runtime::Sink::recover),
+/// The checkpoint to resume from with a `sink` ([`Workers::with_sink`]):
+/// of those kept in `dir` (newest first: two when the run stopped between
+/// the newest one's marker and the sink's commit), the one the sink says
+/// it committed last ([`Sink::recover`](cepheid_runtime::Sink::recover),
 /// told each one's number, its sources' positions put together and the
 /// sink's state); `None` when it committed none (the run starts from its
-/// sources' beginning). The cuts after the one chosen are deleted: never
+/// sources' beginning). Those after the one chosen are deleted: never
 /// committed, they are not to be resumed from again.
 pub(super) fn chosen(
     dir: &Path,
     sink: &mut (dyn cepheid_runtime::Sink + 'static),
-) -> Result<Option<cut::Resume>, Error> {
+) -> Result<Option<Stored>, Error> {
     let folder = || dir.to_path_buf();
-    let epochs = cut::complete_epochs(dir).map_err(|why| Error::Cut {
-        folder: folder(),
-        why,
-    })?;
-    if epochs.is_empty() {
+    let mut stored = store::kept(dir)?;
+    let Some(newest) = stored.first() else {
         return Ok(None);
-    }
-    let mut cuts = Vec::with_capacity(epochs.len());
-    let mut kept = Vec::with_capacity(epochs.len());
-    for &epoch in &epochs {
-        let resume = cut::read_at(dir, epoch).map_err(|why| Error::Cut {
+    };
+    if newest.is_one_engine() {
+        return Err(Error::Resume {
             folder: folder(),
-            why,
-        })?;
-        let shares = positions(&resume.workers).map_err(|why| Error::Resume {
-            folder: folder(),
-            why,
-        })?;
-        let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
-        kept.push(cepheid_runtime::sink::Checkpoint {
-            number: resume.marker.number,
-            source: sink.join_positions(&shares).map_err(sink_error)?,
-            sink: cepheid_runtime::SinkState {
-                data: resume.marker.sink.clone(),
-                ..cepheid_runtime::SinkState::default()
-            },
+            why: Mismatch::Single(
+                "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
+            ),
         });
-        cuts.push(resume);
+    }
+    let mut kept = Vec::with_capacity(stored.len());
+    for one in &stored {
+        let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
+        let shares = positions(one.pieces()).map_err(|why| Error::Resume {
+            folder: folder(),
+            why,
+        })?;
+        let source = sink.join_positions(&shares).map_err(sink_error)?;
+        kept.push(cepheid_runtime::sink::Checkpoint {
+            number: one.marker().number(),
+            source,
+            sink: one.marker().sink_state(),
+        });
     }
     let index = sink
         .recover(&kept)
         .map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
-    let keep = epochs.get(index).copied();
-    cut::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
+    let keep = kept.get(index).map(|k| k.number);
+    store::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
         folder: folder(),
         source,
     })?;
-    Ok((index < cuts.len()).then(|| cuts.swap_remove(index)))
+    Ok((index < stored.len()).then(|| stored.swap_remove(index)))
 }
 
-/// The places of the workers' sources in a cut's files, with the index of
-/// the worker (a worker without a source, or whose source read nothing,
-/// has none: its sources start where they are).
-pub(super) fn places(files: &[cut::WorkerFile]) -> Result<Vec<(usize, SourcePlace)>, Mismatch> {
+/// The places of the workers' sources in a checkpoint's pieces, with the
+/// index of the worker (a worker without a source, or whose source read
+/// nothing, has none: its sources start where they are).
+pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Mismatch> {
     let mut found = Vec::new();
-    for (index, file) in files.iter().enumerate() {
-        let saved = WorkerCut::saved_sources(&file.state)
-            .map_err(|source| Mismatch::Worker { index, source })?;
+    for (index, piece) in pieces.iter().enumerate() {
+        let saved =
+            WorkerCut::saved_sources(piece).map_err(|source| Mismatch::Worker { index, source })?;
         for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
             if state.place.is_empty() {
                 continue;
@@ -336,11 +327,12 @@ pub(super) fn places(files: &[cut::WorkerFile]) -> Result<Vec<(usize, SourcePlac
     Ok(found)
 }
 
-/// The positions of the workers' sources in a cut's files ([`places`]).
+/// The positions of the workers' sources in a checkpoint's pieces
+/// ([`places`]).
 pub(super) fn positions(
-    files: &[cut::WorkerFile],
+    pieces: &[Piece],
 ) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
-    Ok(places(files)?
+    Ok(places(pieces)?
         .into_iter()
         .map(|(_, p)| p.position)
         .collect())
@@ -363,12 +355,12 @@ pub(super) fn rescalable(sources: &[OwnSource]) -> bool {
 /// output is touched: an old place that cannot be read or has no names,
 /// or positions that do not fit together, are a [`Mismatch`].
 pub(super) fn dealt(
-    files: &[cut::WorkerFile],
+    pieces: &[Piece],
     sources: &[OwnSource],
     lines: Option<u64>,
 ) -> Result<Vec<Option<Share>>, Mismatch> {
     let mut olds = Vec::new();
-    for (index, place) in places(files)? {
+    for (index, place) in places(pieces)? {
         if place.names.is_empty() && !place.splits.is_empty() {
             return Err(Mismatch::Shares {
                 index,

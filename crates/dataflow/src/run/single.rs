@@ -1,5 +1,5 @@
-//! A checkpoint of one engine (`DIR/checkpoint`, written by `cepheid run`
-//! without `--workers`) resumed on workers: read as the cut of a run of
+//! A checkpoint of one engine (written by `cepheid run` without
+//! `--workers`) resumed on workers: read as the cut of a run of
 //! one worker that held every group of patterns over every key
 //! ([`WorkerCut::from_engine`]), which the workers restore (one worker)
 //! or rescale (any other number) as any cut. The single run's place in
@@ -16,37 +16,30 @@ use std::time::Duration;
 
 use cepheid_engine::io::Format;
 use cepheid_engine::{Engine, Record, Rules};
-use cepheid_runtime::checkpoint::{self, Meta};
-use cepheid_runtime::source::Tail;
-use cepheid_runtime::Config;
+use cepheid_runtime::checkpoint::{store, Counters, Marker, Piece, Stored};
+use cepheid_runtime::source::{Control, FilePosition, Tail};
+use cepheid_runtime::{Config, SinkState};
 
-use super::cut::{self, Marker, Resume, WorkerFile};
+use super::cut;
 use super::{Error, Mismatch};
 use crate::{FileChunks, Lateness, Plan, WorkerCut};
-use cepheid_runtime::source::Control;
 
-/// The checkpoint of one engine in `dir` (`checkpoint`, or only
-/// `checkpoint.prev` when the run stopped between its renames), if any, as
-/// a cut of one worker for a run of `chunk_bytes` chunks; `Err` says why
-/// it cannot be resumed on workers (before anything is changed).
+/// One engine's checkpoint `stored` as a cut of one worker for a run of
+/// `chunk_bytes` chunks (its marker and its piece); `Err` says why it
+/// cannot be resumed on workers (before anything is changed).
 pub(super) fn resume(
-    dir: &Path,
+    stored: Stored,
     config: &Config,
     chunk_bytes: u64,
     plan: &Plan<Record>,
-) -> Result<Option<Resume>, Mismatch> {
+) -> Result<(Marker, Vec<Piece>), Mismatch> {
     let single = |why: String| Mismatch::Single(why);
-    let found = match checkpoint::read(dir) {
-        Ok(None) => checkpoint::read_file(dir, checkpoint::PREV),
-        found => found,
+    let counters = stored.marker().the_counters();
+    let [piece] = stored.pieces() else {
+        return Err(single("it is not one engine's".to_string()));
     };
-    let bytes = match found {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(single(format!("it cannot be read: {e}"))),
-    };
-    let (meta, snapshot) = checkpoint::decode(&bytes).map_err(|why| single(why.to_string()))?;
-    if meta.source.is_some() || meta.split_watermarks.is_some() {
+    let (input, custom) = piece.one_engine_input().unwrap_or_default();
+    if custom {
         return Err(single(
             "it is of a source of the library's user (Kafka): resume it without `Scale::workers`"
                 .to_string(),
@@ -58,27 +51,27 @@ pub(super) fn resume(
                 .to_string(),
         ));
     }
-    if meta.counters.rules_changed || meta.reload_files {
+    if counters.rules_changed() {
         return Err(single(
             "its rules were changed while it ran (a `$rules` record or `Config::watch`), which a checkpoint on workers does not keep yet: resume it without `Scale::workers`".to_string(),
         ));
     }
     let path = config.input.path();
-    let input = File::open(path).map_err(|e| single(format!("{}: {e}", path.display())))?;
-    if let Some(tail) = meta.input.tail {
-        if Tail::of(&input, meta.input.offset) != Some(tail) {
+    let file = File::open(path).map_err(|e| single(format!("{}: {e}", path.display())))?;
+    if let Some(tail) = input.tail {
+        if Tail::of(&file, input.offset) != Some(tail) {
             return Err(single(format!(
                 "{} is not the file it read (its bytes before offset {} differ)",
                 path.display(),
-                meta.input.offset
+                input.offset
             )));
         }
     }
-    let engine = Engine::<Record>::from_snapshot_rules(snapshot)
+    let engine = Engine::<Record>::from_snapshot_rules(piece.engines()[0].snapshot())
         .map_err(|source| Mismatch::Worker { index: 0, source })?;
     let csv = matches!(config.format, Format::Csv);
     let controls = matches!(config.format, Format::JsonLines);
-    let position = place(path, meta.input.offset, chunk_bytes, (csv, controls))
+    let position = place(path, input.offset, chunk_bytes, (csv, controls))
         .map_err(|e| single(format!("{}: {e}", path.display())))?;
     let mut clock = Lateness::new(millis(config.max_delay))
         .flush_at_end(config.flush_at_end)
@@ -86,40 +79,23 @@ pub(super) fn resume(
     if let Some(timeout) = config.idle_timeout {
         clock = clock.idle_timeout(timeout);
     }
-    let state = WorkerCut::from_engine(
+    let mut piece = WorkerCut::from_engine(
         plan,
         engine,
         &clock,
-        (position, meta.counters.malformed),
-        meta.counters.punctuated,
+        (position, counters.malformed()),
+        counters.punctuated(),
     )
     .map_err(|source| Mismatch::Worker { index: 0, source })?;
-    Ok(Some(as_cut(meta, state, chunk_bytes)))
-}
-
-/// The cut of one worker whose state is `state`, with the single run's
-/// outputs' lengths and number.
-fn as_cut(meta: Meta, state: Vec<u8>, chunk_bytes: u64) -> Resume {
-    let mut marker = Marker::new(0, (1, 1), chunk_bytes, Some(meta.command));
-    marker.output = meta.output_len.unwrap_or(0);
-    marker.late = meta.late_len.unwrap_or(0);
-    marker.output_head = meta.output_head;
-    marker.late_head = meta.late_head;
-    marker.number = meta.number;
-    marker.sink = meta.sink_data;
-    Resume {
-        marker,
-        workers: vec![WorkerFile {
-            state,
-            // (the keys said to be over --max-runs-per-key are said again
-            // once: their key groups are not in the checkpoint)
-            drops: Vec::new(),
-            read: cut::Read::default(),
-            own: None,
-            drops_overflow: meta.counters.dropped_keys_overflow,
-            own_head: None,
-        }],
-    }
+    // (the keys said to be over --max-runs-per-key are said again once:
+    // their key groups are not in the checkpoint)
+    let (_, overflow) = counters.dropped_keys();
+    cut::put_keys(&mut piece, &(Vec::new(), overflow));
+    let marker = stored
+        .marker()
+        .clone()
+        .on_workers((1, 1), chunk_bytes, false);
+    Ok((marker, vec![piece]))
 }
 
 fn millis(d: Duration) -> i64 {
@@ -172,11 +148,12 @@ fn place(
     Ok((number << 32) | (lines & 0xffff_ffff))
 }
 
-/// Makes, from the last complete cut of workers in `config`'s checkpoint
-/// folder, a checkpoint of one engine there (`DIR/checkpoint`), which a
-/// run without workers then resumes from; the cut's folders go. `Ok(None)`
-/// when the folder holds no complete cut; otherwise the number of workers
-/// it was taken on. Refused (nothing changed) where one engine cannot go
+/// Makes, from the newest checkpoint in `config`'s folder when it is a
+/// cut of workers, a checkpoint of one engine (the next one: one piece of
+/// one engine of every pattern), which a run without workers then resumes
+/// from; the cut goes. `Ok(None)` when the newest is not a cut of workers
+/// (or cannot be read: the runtime says why); otherwise the number of
+/// workers it was taken on. Refused (nothing changed) where one engine cannot go
 /// on exactly: the workers had read the file otherwise than from its
 /// start up to one place (each had parts of its chunks left: run it on
 /// workers to its end, then on one engine), a followed file, outputs per
@@ -191,44 +168,38 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         folder: folder(),
         why: Mismatch::ToOneEngine(why.to_string()),
     };
-    let epochs = cut::complete_epochs(dir).map_err(|why| Error::Cut {
-        folder: folder(),
-        why,
-    })?;
-    let Some(&epoch) = epochs.first() else {
+    // (a folder that cannot be read is the runtime's to say)
+    let Ok(kept) = store::kept(dir) else {
+        return Ok(None);
+    };
+    let Some(newest) = kept.first().filter(|newest| !newest.is_one_engine()) else {
         return Ok(None);
     };
     // (another run on the folder is refused before anything is read)
     let lock = cepheid_runtime::checkpoint::lock_folder(dir, 0)?;
-    let resume = cut::read_at(dir, epoch).map_err(|why| Error::Cut {
-        folder: folder(),
-        why,
-    })?;
-    let marker = &resume.marker;
-    if epochs.len() > 1 || !marker.sink.is_empty() {
+    let marker = newest.marker();
+    if kept.len() > 1 || !marker.sink_state().data.is_empty() {
         return Err(refuse(
             "its output is a sink's that commits with checkpoints (Kafka)",
         ));
     }
-    if marker.output_per_worker {
+    if marker.output_per_worker() {
         return Err(refuse("it was taken with `Scale::output_per_worker`"));
     }
     if config.follow {
         return Err(refuse("it is of a followed file"));
     }
-    let Some(command) = marker.command.clone() else {
+    let Some(command) = marker.the_command().cloned() else {
         return Err(refuse("it names no command"));
     };
     let mut engine = config.engine();
-    engine.add(rules).map_err(|source| Error::Resume {
+    let not_one = |source| Error::Resume {
         folder: folder(),
         why: Mismatch::Worker { index: 0, source },
-    })?;
-    let states: Vec<&[u8]> = resume.workers.iter().map(|f| &f.state[..]).collect();
-    let merged = crate::cut::merge(&states, &mut engine).map_err(|source| Error::Resume {
-        folder: folder(),
-        why: Mismatch::Worker { index: 0, source },
-    })?;
+    };
+    engine.add(rules).map_err(not_one)?;
+    let states: Vec<&Piece> = newest.pieces().iter().collect();
+    let merged = crate::cut::merge(&states, &mut engine).map_err(not_one)?;
     // Where each worker's reader was, in its chunks; what was read over
     // every worker.
     let source = |states: &Vec<(u32, crate::SourceState)>| {
@@ -250,11 +221,12 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let places: Vec<u64> = (merged.sources.iter())
         .map(|states| source(states).map_or(0, |s| s.position))
         .collect();
-    let read = resume.workers[0].read.after(&places);
+    let before = cut::Read::of(states[0]).map_err(|e| refuse(&e.to_string()))?;
+    let read = before.after(&places);
     let path = config.input.path();
     let csv = matches!(config.format, Format::Csv);
     let controls = matches!(config.format, Format::JsonLines);
-    let offset = match prefix(path, &read, marker.chunk_bytes, (csv, controls)) {
+    let offset = match prefix(path, &read, marker.chunk_bytes(), (csv, controls)) {
         Ok(Some(offset)) => offset,
         Ok(None) => {
             return Err(refuse(
@@ -269,59 +241,49 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         .ok()
         .and_then(|file| Tail::of(&file, offset));
     let all = merged.sources.iter().flatten().map(|(_, s)| s);
-    let counters = checkpoint::Counters {
-        malformed: all.clone().map(|s| s.unread).sum(),
-        punctuated: all.clone().any(|s| s.lateness.end().punctuated)
+    let counters = Counters::of(
+        all.clone().map(|s| s.unread).sum(),
+        all.clone().any(|s| s.lateness.end().punctuated)
             || merged.ends.iter().any(|e| e.punctuated),
-        ..checkpoint::Counters::default()
+    );
+    let then = marker.sink_state();
+    let state = SinkState {
+        late_len: then.late_len.filter(|_| config.late.is_some()),
+        ..then
     };
-    let meta = Meta {
-        command,
-        input: cepheid_runtime::source::FilePosition {
+    let mut snapshot = Vec::new();
+    engine.snapshot(&mut snapshot).map_err(not_one)?;
+    let number = marker.number() + 1;
+    let piece = Piece::of_one_engine(
+        snapshot,
+        FilePosition {
             offset,
             lines,
             tail,
         },
-        output_len: Some(marker.output),
-        late_len: config.late.is_some().then_some(marker.late),
-        output_head: marker.output_head,
-        late_head: marker.late_head,
-        counters,
-        number: marker.number,
-        source: None,
-        sink_data: Vec::new(),
-        split_watermarks: None,
-        reload_files: false,
-    };
-    let mut snapshot = Vec::new();
-    engine
-        .snapshot(&mut snapshot)
-        .map_err(|source| Error::Resume {
-            folder: folder(),
-            why: Mismatch::Worker { index: 0, source },
-        })?;
-    let bytes = checkpoint::encode(&meta, &snapshot);
-    // (the cut stays until the checkpoint is durable: a run stopped
-    // between the two makes it again from the cut)
-    cut::write(dir, checkpoint::FILE, &bytes).map_err(|source| {
+    );
+    let one = Marker::new(number)
+        .command(Some(command))
+        .outputs(&state)
+        .counters(counters);
+    // (the cut stays until the checkpoint is whole: a run stopped between
+    // the two makes it again from the cut)
+    let key = i64::try_from(number).unwrap_or(i64::MAX);
+    let written = store::write_piece(dir, key, 0, &piece)
+        .and_then(|()| store::complete_part(dir, key, number, &one.encode()));
+    written.map_err(|source| {
         Error::Runtime(cepheid_runtime::Error::Io {
             doing: cepheid_runtime::Doing::WriteCheckpoint,
-            path: dir.join(checkpoint::FILE).display().to_string(),
+            path: store::cut_dir(dir, number).display().to_string(),
             source,
         })
     })?;
-    // (a checkpoint of one engine left from before the cut is older)
-    let prev = match std::fs::remove_file(dir.join(checkpoint::PREV)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    };
-    prev.and_then(|()| cut::discard_after(dir, None))
-        .map_err(|source| Error::ClearUnfinished {
-            folder: folder(),
-            source,
-        })?;
+    store::prune(dir, number).map_err(|source| Error::ClearUnfinished {
+        folder: folder(),
+        source,
+    })?;
     drop(lock);
-    Ok(Some(marker.processes * marker.workers))
+    Ok(Some(marker.pieces()))
 }
 
 /// Where one reader of `path` from its start goes on when the workers'

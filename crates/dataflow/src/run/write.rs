@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cepheid_engine::io::Formatter;
+use cepheid_runtime::checkpoint::{Marker, Piece};
 use cepheid_runtime::source::Position;
 use cepheid_runtime::{
     Block, Checkpoint, Config, Files, Kind, Notify, Output, Sink, SinkState, Tap, Writing,
@@ -78,7 +79,7 @@ pub fn open(
     config: &Config,
     scale: &Scale,
     sink: Option<Box<dyn Sink>>,
-    resume: Option<&cut::Resume>,
+    resume: Option<&(Marker, Vec<Piece>)>,
     say: &Say,
 ) -> Result<Outputs, Error> {
     let notify = || Notify::of_shared(say.0.clone());
@@ -87,15 +88,14 @@ pub fn open(
         |index: usize| per_worker.map(|p| PathBuf::from(format!("{}.{index}", p.display())));
     // Each worker's own file at the cut: its length and first bytes.
     let own_at = |index: usize| {
-        let file = resume.and_then(|r| r.workers.get(index));
-        (file.and_then(|f| f.own), file.and_then(|f| f.own_head))
+        (resume.and_then(|(_, pieces)| pieces.get(index))).map_or((None, None), cut::own)
     };
     let files = |config: &Config, at: SinkState| -> Result<Shared, Error> {
         let mut files = Files::open(config, resume.is_some(), Writing::Caller)?;
         files.notify_to(notify());
         if let Some(resume) = resume {
             let at = Checkpoint {
-                number: resume.marker.number,
+                number: resume.0.number(),
                 source: Position::None,
                 sink: at,
             };
@@ -107,13 +107,12 @@ pub fn open(
         (false, _) => None,
         (true, Some(sink)) => Some(Arc::new(Mutex::new(Output::new(sink, notify())))),
         (true, None) => {
-            let marker = resume.map(|r| &r.marker);
             let mut at = SinkState {
-                output_len: marker.map(|m| m.output),
-                output_head: marker.and_then(|m| m.output_head),
-                late_len: marker.map(|m| m.late),
-                late_head: marker.and_then(|m| m.late_head),
+                // (a file keeps no state of its own)
                 data: Vec::new(),
+                ..resume
+                    .map(|(marker, _)| marker.sink_state())
+                    .unwrap_or_default()
             };
             let mut config = config.clone();
             if per_worker.is_some() {

@@ -24,7 +24,7 @@ use timely::dataflow::operators::Inspect;
 use dataflow_support::{event, lines, patterns};
 
 /// Each worker's state at the last cut, by worker.
-type Saved = Arc<Mutex<HashMap<usize, (Timestamp, Vec<u8>)>>>;
+type Saved = Arc<Mutex<HashMap<usize, (Timestamp, cepheid_runtime::checkpoint::Piece)>>>;
 
 /// Each output as a canonical line: its record (what `cepheid run` prints)
 /// and its `Debug` form (every field, the records' values too).

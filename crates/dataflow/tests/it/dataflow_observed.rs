@@ -234,30 +234,10 @@ fn run(config: &Config, sink: Option<Box<dyn Sink>>, stop_after: Duration) -> Se
 /// The number in the marker of the last complete cut in `ckpt`, and the
 /// bytes of its files.
 fn last_cut(ckpt: &Path) -> (u64, u64) {
-    let mut cuts: Vec<(i64, PathBuf)> = std::fs::read_dir(ckpt)
-        .expect("the folder")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("complete").is_file())
-        .filter_map(|p| {
-            let epoch = p
-                .file_name()?
-                .to_str()?
-                .strip_prefix("epoch-")?
-                .parse()
-                .ok()?;
-            Some((epoch, p))
-        })
-        .collect();
-    cuts.sort();
-    let (_, cut) = cuts.pop().expect("a complete cut");
-    let marker = std::fs::read_to_string(cut.join("complete")).unwrap();
-    let number = marker
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("\"number\": "))
-        .and_then(|n| n.trim_end_matches(',').parse().ok())
-        .expect("a number in the marker");
-    let bytes = std::fs::read_dir(&cut)
+    use cepheid_runtime::checkpoint::store;
+    let newest = store::kept(ckpt).expect("whole checkpoints");
+    let number = newest.first().expect("a complete cut").marker().number();
+    let bytes = std::fs::read_dir(store::cut_dir(ckpt, number))
         .unwrap()
         .flatten()
         .map(|f| f.metadata().unwrap().len())

@@ -283,20 +283,11 @@ struct Journal {
     ckpt: PathBuf,
 }
 
-/// The numbers of the complete cuts in `ckpt` (from their markers).
+/// The numbers of the complete cuts in `ckpt` (from their markers, each
+/// read whole).
 fn numbers(ckpt: &Path) -> Vec<u64> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(ckpt).expect("the folder").flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("complete")) else {
-            continue;
-        };
-        let number = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("\"number\": "))
-            .and_then(|n| n.trim_end_matches(',').parse().ok())
-            .expect("a number in the marker");
-        found.push(number);
-    }
+    let kept = cepheid_runtime::checkpoint::store::kept(ckpt).expect("whole checkpoints");
+    let mut found: Vec<u64> = kept.iter().map(|c| c.marker().number()).collect();
     found.sort_unstable();
     found
 }

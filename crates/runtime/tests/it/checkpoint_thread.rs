@@ -169,9 +169,15 @@ fn matching_goes_on_while_a_checkpoint_file_is_written() {
         .collect();
     assert_eq!(said.len(), 1, "{:?}", seen.notices);
     let state = dir.join("state");
-    assert!(state.join("checkpoint").exists());
-    assert!(!state.join("checkpoint.prev").exists());
-    assert!(!state.join("checkpoint.tmp").exists());
+    // The last checkpoint alone kept, nothing half-written left.
+    let kept = cepheid_runtime::checkpoint::store::complete(&state).unwrap();
+    assert_eq!(kept, [*numbers.last().unwrap()]);
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "lock" && !name.starts_with("cut-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     drop(seen);
     std::fs::remove_dir_all(&dir).unwrap();
 }

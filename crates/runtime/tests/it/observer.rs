@@ -55,6 +55,12 @@ impl Report for Watch {
 }
 
 fn run(dir: &std::path::Path, observes: bool) -> (Seen, String) {
+    let _ = std::fs::remove_dir_all(dir.join("state"));
+    run_on(dir, observes)
+}
+
+/// [`run`], resuming from the checkpoint in `dir/state` if there is one.
+fn run_on(dir: &std::path::Path, observes: bool) -> (Seen, String) {
     let events = dir.join("events.jsonl");
     let mut text = String::new();
     for k in 0..3 {
@@ -74,7 +80,6 @@ fn run(dir: &std::path::Path, observes: bool) -> (Seen, String) {
     } else {
         "plain.jsonl"
     });
-    let _ = std::fs::remove_dir_all(dir.join("state"));
     let mut config = Config::new(Input::file(&events), Vec::new());
     config.output = Some(output.clone());
     config.checkpoint = Some(dir.join("state"));
@@ -112,6 +117,29 @@ fn an_observer_sees_batches_records_and_checkpoints() {
         "{seen:?}"
     );
     assert!(seen.checkpoints >= 1, "{seen:?}");
+}
+
+/// The latest records are kept in checkpoints: a resumed run (here run
+/// again over the same file, from its checkpoint at the end) shows first
+/// the latest records made before its checkpoint, at most as many as the
+/// observer wants, then those it makes (the same as the first run's last).
+#[test]
+fn a_resumed_run_shows_the_latest_records_made_before_its_checkpoint() {
+    let dir = scratch("latest");
+    let (first, out) = run(&dir, true);
+    let (again, again_out) = run_on(&dir, true);
+    assert_eq!(again_out, out, "nothing added");
+    let made: Vec<&str> = out.lines().collect();
+    let shown: Vec<&str> = again.records.iter().map(|(_, r)| r.trim_end()).collect();
+    // Shown first: the 2 latest records of the first run's output up to
+    // the checkpoint; everything shown is the first run's, in its order.
+    assert!(shown.len() >= 2, "{again:?}");
+    let at = made
+        .iter()
+        .position(|r| *r == shown[0])
+        .expect("made before");
+    assert_eq!(&made[at..at + 2], &shown[..2], "{first:?} {again:?}");
+    assert!(shown.iter().all(|r| made.contains(r)), "{again:?}");
 }
 
 /// Two reports as one ([`cepheid_runtime::Both`]): a plain one (notices

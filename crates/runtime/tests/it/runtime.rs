@@ -153,8 +153,8 @@ fn a_source_and_a_sink_of_ones_own_take_part_in_checkpoints() {
     );
     assert_eq!(committed.last(), Some(&commits.last().unwrap().1));
     // The previous checkpoint went once the sink committed.
-    assert!(dir.join("checkpoint").exists());
-    assert!(!dir.join("checkpoint.prev").exists());
+    let kept = cepheid_runtime::checkpoint::store::complete(&dir).unwrap();
+    assert_eq!(kept, [commits.last().unwrap().0]);
 
     // Resumed: the source sought to the position, nothing read again.
     let more = [
@@ -740,13 +740,9 @@ fn run_txn(lines: &[String], dir: &std::path::Path, sink: &Txn) -> cepheid_runti
     .run()
 }
 
-/// A run killed between a snapshot and its commit resumes from the
-/// checkpoint before (`docs/checkpoints.md`, "Kafka"); the run that
-/// resumes so is killed in the same window of its own first checkpoint:
-/// the checkpoint the sink committed must still be kept, so that the
-/// third run resumes, and the committed records are a run's never killed.
-#[test]
-fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_still_kept() {
+/// Four pairs of lines, and the records a transactional run never killed
+/// commits over them (in the scratch folder `name`).
+fn txn_lines_and_records(name: &str) -> (Vec<String>, Vec<String>) {
     let lines: Vec<String> = (0..8)
         .map(|i| {
             let t = if i % 2 == 0 { "a" } else { "b" };
@@ -754,9 +750,20 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
         })
         .collect();
     let whole = Txn::default();
-    let summary = run_txn(&lines, &scratch("txn-whole"), &whole);
+    let summary = run_txn(&lines, &scratch(name), &whole);
     assert!(summary.error().is_none(), "{:?}", summary.error());
-    let wanted = whole.0.lock().unwrap().records.clone();
+    let records = whole.0.lock().unwrap().records.clone();
+    (lines, records)
+}
+
+/// A run killed between a snapshot and its commit resumes from the
+/// checkpoint before (`docs/checkpoints.md`, "Kafka"); the run that
+/// resumes so is killed in the same window of its own first checkpoint:
+/// the checkpoint the sink committed must still be kept, so that the
+/// third run resumes, and the committed records are a run's never killed.
+#[test]
+fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_still_kept() {
+    let (lines, wanted) = txn_lines_and_records("txn-whole");
     assert_eq!(wanted.len(), 4);
 
     let dir = scratch("txn-killed");
@@ -770,8 +777,9 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
         sink.0.lock().unwrap().committed.as_ref().map(|c| c.0),
         Some(2)
     );
-    assert!(
-        dir.join("checkpoint.prev").exists(),
+    assert_eq!(
+        cepheid_runtime::checkpoint::store::complete(&dir).unwrap(),
+        [3, 2],
         "2 kept until 3 commits"
     );
     // The second resumes from 2 (the one before the newest), and is
@@ -787,6 +795,66 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
     let third = run_txn(&lines, &dir, &sink);
     assert!(third.error().is_none(), "{:?}", third.error());
     assert_eq!(sink.0.lock().unwrap().records, wanted);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Checkpoints of the format before this one (the single run's file,
+/// format version 1: `checkpoint` and `checkpoint.prev`) written by a
+/// transactional run killed between a snapshot and its commit: the sink
+/// is told both, with their numbers and the source's positions, says it
+/// committed the older, and the run goes on from it to the records of a
+/// run never killed (a Kafka run is not started over by an upgrade); the
+/// older files go once a checkpoint of this format is committed.
+#[test]
+fn checkpoints_of_the_older_format_resume_with_their_numbers_and_positions() {
+    use cepheid_runtime::checkpoint::store;
+    let (lines, wanted) = txn_lines_and_records("old-whole");
+    let dir = scratch("old-killed");
+    let sink = Txn::default();
+    sink.0.lock().unwrap().fail_at = Some(3);
+    assert!(run_txn(&lines, &dir, &sink).error().is_some());
+    // Checkpoints 3 and 2 written again as the single run's files of
+    // before: the magic, version 1, the metadata's length and JSON, the
+    // engine's snapshot, a CRC-32.
+    for (stored, name) in store::kept(&dir)
+        .unwrap()
+        .iter()
+        .zip(["checkpoint", "checkpoint.prev"])
+    {
+        let (marker, piece) = (stored.marker(), &stored.pieces()[0]);
+        let state = marker.sink_state();
+        let meta = serde_json::json!({
+            "command": marker.the_command(),
+            "input": piece.one_engine_input().unwrap().0,
+            "output_len": state.output_len,
+            "late_len": state.late_len,
+            "counters": marker.the_counters(),
+            "number": marker.number(),
+            "source": piece.one_engine_source(),
+        });
+        let meta = serde_json::to_vec(&meta).unwrap();
+        let mut bytes = b"CEPHCKPT".to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&meta);
+        bytes.extend_from_slice(piece.engines()[0].snapshot());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        std::fs::write(dir.join(name), bytes).unwrap();
+        std::fs::remove_dir_all(stored.path()).unwrap();
+    }
+    assert!(store::complete(&dir).unwrap().is_empty());
+    let kept: Vec<u64> = (store::kept(&dir).unwrap().iter())
+        .map(|s| s.marker().number())
+        .collect();
+    assert_eq!(kept, [3, 2], "read as checkpoints of this format");
+    // The sink committed 2 (its number and position): the run goes on
+    // from it, to a run's never killed.
+    let resumed = run_txn(&lines, &dir, &sink);
+    assert!(resumed.error().is_none(), "{:?}", resumed.error());
+    assert_eq!(sink.0.lock().unwrap().records, wanted);
+    assert!(!dir.join("checkpoint").exists() && !dir.join("checkpoint.prev").exists());
+    assert_eq!(store::complete(&dir).unwrap().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

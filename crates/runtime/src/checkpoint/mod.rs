@@ -1,31 +1,24 @@
 //! Checkpoints (`Config::checkpoint`, `cepheid run --checkpoint DIR`): the
-//! run's whole state in one file, `DIR/checkpoint`, from which a later run
-//! of the same command goes on as if it had never stopped.
+//! run's whole state in a folder, from which a later run of the same
+//! command goes on as if it had never stopped, on one engine or on any
+//! number of workers: **one format for every executor** (`docs/checkpoints.md`).
 //!
-//! A checkpoint holds the engine's snapshot (`Engine::snapshot`), where the
-//! input is (the byte offset and line count of the first line not yet given
-//! to the engine, and a CRC-32 of the bytes just before it, which
-//! recognizes the file), the byte lengths of the output and late files, and
-//! the command's own counters (malformed lines, keys already reported,
-//! whether the input had `$watermark` lines), so that the outputs and the
-//! summary of a resumed run equal an uninterrupted run's.
+//! - [`store`]: the folder (`DIR/cut-N`: a [`Marker`] and one [`Piece`] per
+//!   worker; one engine is the cut of one worker whose piece holds every
+//!   pattern over every key), writing, reading, keeping and pruning;
+//! - `file`: each file's magic, version, table of sections and CRC-32;
+//! - `legacy`: the formats before this one, read once;
+//! - here: when checkpoints are due ([`Schedule`]), the single run's
+//!   checkpoint thread ([`Writer`]), what a checkpoint must agree on with
+//!   the command ([`Command`]) and the run's counters ([`Counters`]).
 //!
-//! It is taken on the main thread between batches, after the outputs are
-//! flushed and synced to disk: the engine's snapshot is encoded into
-//! memory there, and the file work is done on a thread of its own
-//! ([`Writer`]) while matching goes on: written to `DIR/checkpoint.tmp`,
-//! synced, renamed over `DIR/checkpoint`, and the folder synced: the
-//! previous checkpoint stays whole until the new one is. A crash at any
-//! moment leaves one whole checkpoint (or none yet).
-//!
-//! The file: the magic `CEPHCKPT`, the format version (`u32`, little
-//! endian), the length of the metadata (`u64`, little endian), the
-//! metadata ([`Meta`], JSON), the engine's snapshot, and a CRC-32 of every
-//! byte before it (`u32`, little endian). Its format is described in
-//! `docs/checkpoints.md`.
+//! One engine's checkpoint is taken on the main thread between batches,
+//! after the outputs are flushed and synced to disk: the engine's
+//! snapshot and the marker are encoded into memory there, and the file
+//! work is done on a thread of its own ([`Writer`]) while matching goes
+//! on. A crash at any moment leaves whole checkpoints (or none yet).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
@@ -34,25 +27,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use crate::lock::lock_folder;
-use crate::source::FilePosition;
 use crate::Unusable;
 
-/// The checkpoint's file name in its folder.
-pub const FILE: &str = "checkpoint";
-/// The checkpoint before it, kept until the sinks have committed the new
-/// one (a transactional sink that crashed before its commit resumes from
-/// it, `Sink::recover`).
-pub const PREV: &str = "checkpoint.prev";
-/// The file a new checkpoint is written to before it is renamed.
-const TEMP: &str = "checkpoint.tmp";
-/// The first bytes of a checkpoint.
-const MAGIC: &[u8; 8] = b"CEPHCKPT";
-/// The format version written and read.
-const VERSION: u32 = 1;
-/// Magic, version, metadata length.
-const PREFIX: usize = 8 + 4 + 8;
-/// The CRC-32 at the end.
-const CHECKSUM: usize = 4;
+pub(crate) mod file;
+mod legacy;
+pub mod store;
+
+pub use file::{OPTIONAL, VERSION};
+pub use store::{EngineState, Marker, Part, Piece, Stored};
 
 /// A test-only variable: `CEPHEID_TEST_FAIL_CHECKPOINT=N` makes the N-th
 /// checkpoint write of a run fail half-way with "no space left on device",
@@ -62,24 +44,33 @@ const FAIL_VARIABLE: &str = "CEPHEID_TEST_FAIL_CHECKPOINT";
 
 /// What a checkpoint must agree on with the command that resumes from it
 /// (the patterns, `--max-delay`, `--max-runs-per-key`, `--max-live-runs`
-/// and `--max-waiting` are checked by `Engine::restore`).
+/// and `--max-waiting` are checked by `Engine::restore`): made by
+/// [`command`] from a run's [`Config`](crate::Config).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// `--events`, canonical.
-    pub events: String,
+    pub(crate) events: String,
     /// `--format`.
-    pub format: String,
+    pub(crate) format: String,
     /// `--time`.
-    pub time: String,
+    pub(crate) time: String,
     /// `--time-field`.
-    pub time_field: String,
+    pub(crate) time_field: String,
     /// `--output`, canonical; `None` for standard output.
-    pub output: Option<String>,
+    pub(crate) output: Option<String>,
     /// `--late`, canonical.
-    pub late: Option<String>,
+    pub(crate) late: Option<String>,
 }
 
 impl Command {
+    /// This command with the outputs of `then` (a process of several that
+    /// writes no output checks the rest only).
+    pub fn with_outputs_of(mut self, then: &Command) -> Command {
+        self.output.clone_from(&then.output);
+        self.late.clone_from(&then.late);
+        self
+    }
+
     /// What differs from `now`, said as the setting (`Config::output`)
     /// and its two values.
     pub fn difference(&self, now: &Command) -> Option<Unusable> {
@@ -103,143 +94,75 @@ impl Command {
     }
 }
 
-/// The command's own state that a resumed run carries on with.
+/// The run's own state that a resumed run carries on with (the marker's
+/// counters section).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
     /// Malformed lines so far.
-    pub malformed: u64,
+    pub(crate) malformed: u64,
     /// The keys already said to be over `--max-runs-per-key`: pattern
     /// index and key values (JSON).
-    pub dropped_keys: Vec<(usize, Vec<serde_json::Value>)>,
+    pub(crate) dropped_keys: Vec<(usize, Vec<serde_json::Value>)>,
     /// Did more keys than are remembered (`run.rs`, `MAX_DROP_KEYS`) go
     /// over `--max-runs-per-key`?
     #[serde(default)]
-    pub dropped_keys_overflow: bool,
+    pub(crate) dropped_keys_overflow: bool,
     /// Per pattern: was an object key already reported?
-    pub object_keys_told: Vec<bool>,
+    pub(crate) object_keys_told: Vec<bool>,
     /// Has the input had `$watermark` lines (then the end of input does
     /// not finish event time)?
-    pub punctuated: bool,
+    pub(crate) punctuated: bool,
     /// Were `$watermark` lines said to be ignored (processing time)?
-    pub watermarks_told: bool,
+    pub(crate) watermarks_told: bool,
     /// Was a watermark forced by `--max-waiting` said already?
-    pub forced_told: bool,
+    pub(crate) forced_told: bool,
     /// Rule sets put in force by reloads so far (`$rules`, `--watch`).
     #[serde(default)]
-    pub reloads: u64,
+    pub(crate) reloads: u64,
     /// Rule sets refused so far (they did not load).
     #[serde(default)]
-    pub reloads_refused: u64,
+    pub(crate) reloads_refused: u64,
     /// Records of a source's rules stream applied late so far.
     #[serde(default)]
-    pub reloads_late: u64,
+    pub(crate) reloads_late: u64,
     /// Did a reload change the rules? Then a resumed run takes its rules
     /// from the snapshot (`Engine::restore_rules`), not from the command
     /// line.
     #[serde(default)]
-    pub rules_changed: bool,
+    pub(crate) rules_changed: bool,
 }
 
-/// A checkpoint's metadata.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Meta {
-    /// The command it belongs to.
-    pub command: Command,
-    /// Where the input is.
-    pub input: FilePosition,
-    /// The output file's length (`None` for standard output, which is
-    /// not truncated on resuming).
-    pub output_len: Option<u64>,
-    /// The late file's length.
-    pub late_len: Option<u64>,
-    /// CRC-32s of the first bytes of the output and late files
-    /// (`rotate::head_crc`): resuming, other first bytes mean the file was
-    /// rotated since (older checkpoints have none).
-    #[serde(default)]
-    pub output_head: Option<u32>,
-    /// See `output_head`.
-    #[serde(default)]
-    pub late_head: Option<u32>,
-    /// The command's counters.
-    pub counters: Counters,
-    /// Its number: one more than the checkpoint the run resumed from (0
-    /// in checkpoints of older versions).
-    #[serde(default)]
-    pub number: u64,
-    /// A [`Source`](crate::Source)'s position (`None` for the built-in
-    /// file reader, whose position is `input`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<crate::Position>,
-    /// A sink's own state (`SinkState::data`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sink_data: Vec<u8>,
-    /// With split watermarks (`Config::split_watermarks`), each split's
-    /// watermark: a resumed run's splits start where they were.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split_watermarks: Option<Vec<Option<i64>>>,
-    /// Not in the file: set on resuming with `--watch` when the pattern
-    /// files on disk are no longer the checkpoint's rules (edited after
-    /// it): the run goes on with the checkpoint's rules and reads the
-    /// files at once, as a reload (`resume.rs`).
-    #[serde(skip)]
-    pub reload_files: bool,
-}
-
-/// What a checkpoint of a run with `config` must agree on (`None` without
-/// checkpoints, or when a path has no canonical form).
-pub fn command(config: &crate::Config) -> Option<Command> {
-    crate::driver::checkpoint_command(config)
-}
-
-/// A checkpoint as bytes: the file's contents.
-pub fn encode(meta: &Meta, snapshot: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(PREFIX + snapshot.len() + CHECKSUM + 1024);
-    begin(meta, &mut bytes);
-    bytes.extend_from_slice(snapshot);
-    let crc = crc32fast::hash(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    bytes
-}
-
-/// The metadata and the engine's snapshot of a checkpoint file's bytes, or
-/// why they are not a checkpoint this build reads.
-pub fn decode(bytes: &[u8]) -> Result<(Meta, &[u8]), Unusable> {
-    if bytes.len() < PREFIX + CHECKSUM || &bytes[..8] != MAGIC {
-        return Err(Unusable::NotACheckpoint);
+impl Counters {
+    /// Counters of `malformed` lines so far, and whether the input had
+    /// `$watermark` lines.
+    pub fn of(malformed: u64, punctuated: bool) -> Counters {
+        Counters {
+            malformed,
+            punctuated,
+            ..Counters::default()
+        }
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(Unusable::Version {
-            found: version,
-            reads: VERSION,
-        });
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - CHECKSUM);
-    let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
-    if crc32fast::hash(body) != crc {
-        return Err(Unusable::Checksum);
-    }
-    let meta_len = u64::from_le_bytes(bytes[12..PREFIX].try_into().expect("8 bytes"));
-    let meta_end = usize::try_from(meta_len)
-        .ok()
-        .and_then(|len| PREFIX.checked_add(len))
-        .filter(|&end| end <= body.len())
-        .ok_or(Unusable::MetaLength)?;
-    let meta = serde_json::from_slice(&body[PREFIX..meta_end]).map_err(Unusable::Meta)?;
-    Ok((meta, &body[meta_end..]))
-}
 
-/// The checkpoint file in `dir`: its bytes, `None` when there is none.
-pub fn read(dir: &Path) -> io::Result<Option<Vec<u8>>> {
-    read_file(dir, FILE)
-}
+    /// Malformed lines so far.
+    pub fn malformed(&self) -> u64 {
+        self.malformed
+    }
 
-/// The file `name` in `dir`: its bytes, `None` when there is none.
-pub fn read_file(dir: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(dir.join(name)) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    /// Has the input had `$watermark` lines?
+    pub fn punctuated(&self) -> bool {
+        self.punctuated
+    }
+
+    /// Did a reload change the rules (then a resumed run takes its rules
+    /// from the checkpoint, not from the command line)?
+    pub fn rules_changed(&self) -> bool {
+        self.rules_changed
+    }
+
+    /// The keys already said to be over `Config::max_runs_per_key`, and
+    /// whether more went over than are remembered.
+    pub fn dropped_keys(&self) -> (usize, bool) {
+        (self.dropped_keys.len(), self.dropped_keys_overflow)
     }
 }
 
@@ -428,18 +351,27 @@ impl Schedule {
     }
 }
 
+/// What a checkpoint of a run with `config` must agree on (`None` without
+/// checkpoints, or when a path has no canonical form).
+pub fn command(config: &crate::Config) -> Option<Command> {
+    crate::driver::checkpoint_command(config)
+}
+
 /// Called on the checkpoint thread with a checkpoint's number before its
-/// file is written ([`crate::Runtime::before_checkpoint_file`]).
+/// files are written ([`crate::Runtime::before_checkpoint_file`]).
 pub type Hook = Box<dyn FnMut(u64) + Send>;
 
 /// What the matching thread asks of the checkpoint thread.
 enum Job {
-    /// Write checkpoint `number`: `bytes` is the file but its CRC-32
-    /// ([`begin`]).
-    Write { number: u64, bytes: Vec<u8> },
-    /// The sinks committed the checkpoint written last: delete the one
-    /// before it.
-    Committed,
+    /// Write checkpoint `number`: its piece and its marker, each but its
+    /// CRC-32.
+    Write {
+        number: u64,
+        piece: Vec<u8>,
+        marker: Vec<u8>,
+    },
+    /// The sinks committed checkpoint `number`: delete the ones before.
+    Committed(u64),
 }
 
 /// A checkpoint's file work, done.
@@ -448,21 +380,20 @@ pub struct Written {
     pub result: io::Result<()>,
     /// When that was done.
     pub ended: Instant,
-    /// The file's size.
+    /// The checkpoint's size.
     pub bytes: u64,
-    /// Its buffer, emptied, for the next one.
+    /// The piece's buffer, emptied, for the next one.
     pub buffer: Vec<u8>,
 }
 
-/// Writes a run's checkpoint files to its folder on a thread of its own
+/// Writes a run's checkpoints to its folder on a thread of its own
 /// (`cepheid-checkpoint`), one at a time, while the matching thread goes
-/// on: each is written to a temporary file, synced, the previous
-/// checkpoint renamed to [`PREV`], the temporary file to [`FILE`], and
-/// the folder synced; once the sinks committed it, [`Writer::committed`]
-/// deletes [`PREV`]. A write that fails (a full disk) leaves no temporary
-/// file behind.
+/// on: checkpoint `N` is written in `DIR/part-N` (its piece, then its
+/// marker, each to a temporary file, synced, renamed), which is renamed to
+/// `DIR/cut-N`, and `DIR` synced; the checkpoints before stay until the
+/// sinks committed it ([`Writer::committed`] deletes them). A write that
+/// fails (a full disk) leaves nothing behind.
 pub struct Writer {
-    dir: PathBuf,
     jobs: Option<mpsc::Sender<Job>>,
     done: mpsc::Receiver<Written>,
     thread: Option<JoinHandle<()>>,
@@ -473,37 +404,43 @@ pub struct Writer {
 impl Writer {
     /// A writer to `dir` (which exists); `wake` is called on its thread
     /// after each checkpoint's file work (the matching thread may be
-    /// waiting for input), `hook` before each file is written.
+    /// waiting for input), `hook` before each checkpoint is written.
     pub fn new(dir: &Path, wake: Box<dyn Fn() + Send>, hook: Option<Hook>) -> io::Result<Writer> {
         let (jobs, inbox) = mpsc::channel();
         let (answer, done) = mpsc::channel();
-        let mut disk = Disk {
-            dir: dir.to_path_buf(),
-            written: 0,
-            fail_at: std::env::var(FAIL_VARIABLE)
-                .ok()
-                .and_then(|v| v.parse().ok()),
-        };
+        let dir = dir.to_path_buf();
+        let fail_at: Option<u64> = std::env::var(FAIL_VARIABLE)
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let mut written = 0;
         let mut hook = hook;
         let thread = thread::Builder::new()
             .name("cepheid-checkpoint".to_owned())
             .spawn(move || {
                 for job in inbox {
                     match job {
-                        Job::Write { number, mut bytes } => {
+                        Job::Write {
+                            number,
+                            mut piece,
+                            mut marker,
+                        } => {
                             if let Some(hook) = &mut hook {
                                 hook(number);
                             }
-                            let crc = crc32fast::hash(&bytes);
-                            bytes.extend_from_slice(&crc.to_le_bytes());
-                            let result = disk.write(&bytes);
+                            written += 1;
+                            let fail = (fail_at == Some(written)).then_some(
+                                "No space left on device (simulated by CEPHEID_TEST_FAIL_CHECKPOINT)",
+                            );
+                            file::seal(&mut piece);
+                            file::seal(&mut marker);
+                            let result = write_one(&dir, number, &piece, &marker, fail);
                             let written = Written {
                                 result,
                                 ended: Instant::now(),
-                                bytes: bytes.len() as u64,
+                                bytes: (piece.len() + marker.len()) as u64,
                                 buffer: {
-                                    bytes.clear();
-                                    bytes
+                                    piece.clear();
+                                    piece
                                 },
                             };
                             if answer.send(written).is_err() {
@@ -511,16 +448,15 @@ impl Writer {
                             }
                             wake();
                         }
-                        // (a previous checkpoint left behind is harmless:
-                        // the sink says which one it committed)
-                        Job::Committed => {
-                            let _ = disk.committed();
+                        // (a checkpoint left behind is harmless: the sink
+                        // says which one it committed)
+                        Job::Committed(number) => {
+                            let _ = store::prune(&dir, number);
                         }
                     }
                 }
             })?;
         Ok(Writer {
-            dir: dir.to_path_buf(),
             jobs: Some(jobs),
             done,
             thread: Some(thread),
@@ -528,24 +464,24 @@ impl Writer {
         })
     }
 
-    /// The checkpoint file.
-    pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE)
-    }
-
     /// Is a checkpoint's file being written?
     pub fn in_flight(&self) -> bool {
         self.in_flight
     }
 
-    /// Hands checkpoint `number` (its bytes from [`begin`] on) to the
-    /// thread. One at a time: the answer to the one before was taken.
-    pub fn send(&mut self, number: u64, bytes: Vec<u8>) -> io::Result<()> {
-        assert!(!self.in_flight, "one checkpoint file at a time");
-        let sent = self
-            .jobs
-            .as_ref()
-            .is_some_and(|jobs| jobs.send(Job::Write { number, bytes }).is_ok());
+    /// Hands checkpoint `number` (its piece's and its marker's bytes but
+    /// their CRC-32s) to the thread. One at a time: the answer to the
+    /// one before was taken.
+    pub fn send(&mut self, number: u64, piece: Vec<u8>, marker: Vec<u8>) -> io::Result<()> {
+        assert!(!self.in_flight, "one checkpoint at a time");
+        let sent = self.jobs.as_ref().is_some_and(|jobs| {
+            jobs.send(Job::Write {
+                number,
+                piece,
+                marker,
+            })
+            .is_ok()
+        });
         if !sent {
             return Err(io::Error::other("the checkpoint thread stopped"));
         }
@@ -578,11 +514,11 @@ impl Writer {
         }))
     }
 
-    /// The sinks committed the checkpoint just written: the previous one
-    /// goes (on the thread, before it writes the next).
-    pub fn committed(&mut self) {
+    /// The sinks committed checkpoint `number`: the ones before it go (on
+    /// the thread, before it writes the next).
+    pub fn committed(&mut self, number: u64) {
         if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(Job::Committed);
+            let _ = jobs.send(Job::Committed(number));
         }
     }
 }
@@ -598,177 +534,53 @@ impl Drop for Writer {
     }
 }
 
-/// A checkpoint file's bytes up to the engine's snapshot: the magic, the
-/// version, the metadata's length and the metadata, into `bytes`
-/// (cleared). The engine's snapshot goes after it, then the thread adds
-/// the CRC-32 ([`Writer::send`]; [`encode`] does it all at once).
-pub fn begin(meta: &Meta, bytes: &mut Vec<u8>) {
-    let meta = serde_json::to_vec(meta).expect("the metadata is plain data");
-    bytes.clear();
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&meta);
-}
-
-/// The checkpoint thread's side of a folder.
-struct Disk {
-    dir: PathBuf,
-    /// Checkpoints written so far.
-    written: u64,
-    /// The write that fails, for tests ([`FAIL_VARIABLE`]).
-    fail_at: Option<u64>,
-}
-
-impl Disk {
-    /// Writes `bytes` as the folder's checkpoint, safely: a temporary
-    /// file, synced; the checkpoint renamed to [`PREV`], the temporary
-    /// file to the checkpoint, the folder synced.
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.written += 1;
-        let temp = self.dir.join(TEMP);
-        let written = self.write_temp(&temp, bytes);
-        if written.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        written?;
-        let (file, prev) = (self.dir.join(FILE), self.dir.join(PREV));
-        if file.exists() {
-            fs::rename(&file, &prev)?;
-        }
-        fs::rename(&temp, file)?;
-        sync_dir(&self.dir)
+/// Writes one engine's checkpoint `number` whole: in `DIR/part-N` its
+/// piece (failing half-way with `fail`), then its marker; the folder
+/// renamed to `DIR/cut-N`. Nothing is left behind when it fails.
+fn write_one(
+    dir: &Path,
+    number: u64,
+    piece: &[u8],
+    marker: &[u8],
+    fail: Option<&str>,
+) -> io::Result<()> {
+    let key = i64::try_from(number).unwrap_or(i64::MAX);
+    let part = store::part_dir(dir, key);
+    let result = store::write_file(&part, &store::piece_name(0), piece, fail)
+        .and_then(|()| store::complete_part(dir, key, number, marker));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&part);
     }
-
-    /// The previous checkpoint goes.
-    fn committed(&self) -> io::Result<()> {
-        match fs::remove_file(self.dir.join(PREV)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// Writes and syncs `bytes` into `temp`.
-    fn write_temp(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(temp)?;
-        if self.fail_at == Some(self.written) {
-            file.write_all(&bytes[..bytes.len() / 2])?;
-            return Err(io::Error::other(
-                "No space left on device (simulated by CEPHEID_TEST_FAIL_CHECKPOINT)",
-            ));
-        }
-        file.write_all(bytes)?;
-        file.sync_all()
-    }
+    result
 }
 
-/// Resuming from [`PREV`] (the sinks committed the checkpoint before the
-/// newest, which was written and never committed: a crash between a
-/// snapshot and its commit): the newest is dropped and [`PREV`] is the
-/// checkpoint again (one rename, the folder synced), so that the next
-/// checkpoint's write keeps the committed one as [`PREV`] until the sinks
-/// commit the next. Without it that write would rename the never
-/// committed one to [`PREV`] over the committed one, and a second crash
-/// in the same window would leave no checkpoint the sinks committed.
-pub(crate) fn back_to_prev(dir: &Path) -> io::Result<()> {
-    fs::rename(dir.join(PREV), dir.join(FILE))?;
-    sync_dir(dir)
-}
-
-/// Makes a rename in `dir` durable.
-#[cfg(unix)]
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Elsewhere a folder cannot be opened to be synced.
-#[cfg(not(unix))]
-pub fn sync_dir(_: &Path) -> io::Result<()> {
-    Ok(())
+/// Where checkpoint `number` of `dir` is, for messages.
+pub fn path(dir: &Path, number: u64) -> PathBuf {
+    store::cut_dir(dir, number)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Tail;
 
-    fn meta() -> Meta {
-        Meta {
-            command: Command {
-                events: "/data/events.jsonl".into(),
-                format: "jsonl".into(),
-                time: "event".into(),
-                time_field: "ts".into(),
-                output: Some("/data/out.jsonl".into()),
-                late: None,
-            },
-            input: FilePosition {
-                offset: 1234,
-                lines: 17,
-                tail: Some(Tail { len: 1234, crc: 7 }),
-            },
-            output_len: Some(99),
-            late_len: None,
-            output_head: Some(7),
-            late_head: None,
-            counters: Counters {
-                malformed: 2,
-                dropped_keys: vec![(0, vec![serde_json::json!("k1")])],
-                dropped_keys_overflow: true,
-                object_keys_told: vec![false, true],
-                punctuated: true,
-                watermarks_told: false,
-                forced_told: true,
-                reloads: 3,
-                reloads_refused: 1,
-                reloads_late: 0,
-                rules_changed: true,
-            },
-            number: 4,
-            source: None,
-            sink_data: Vec::new(),
-            split_watermarks: None,
-            reload_files: false,
+    fn command() -> Command {
+        Command {
+            events: "/data/events.jsonl".into(),
+            format: "jsonl".into(),
+            time: "event".into(),
+            time_field: "ts".into(),
+            output: Some("/data/out.jsonl".into()),
+            late: None,
         }
-    }
-
-    #[test]
-    fn a_checkpoint_reads_back_and_any_damage_is_seen() {
-        let bytes = encode(&meta(), b"snapshot bytes");
-        let (read, snapshot) = decode(&bytes).unwrap();
-        assert_eq!(read, meta());
-        assert_eq!(snapshot, b"snapshot bytes");
-        for i in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[i] ^= 0x20;
-            assert!(decode(&damaged).is_err(), "byte {i}");
-        }
-        for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len]).is_err(), "{len} bytes");
-        }
-        let mut other = bytes.clone();
-        other[8] = 9;
-        assert!(decode(&other)
-            .unwrap_err()
-            .to_string()
-            .contains("version 9"));
     }
 
     #[test]
     fn a_different_command_is_named() {
-        let mut now = meta().command;
-        assert!(meta().command.difference(&now).is_none());
+        let mut now = command();
+        assert!(command().difference(&now).is_none());
         now.late = Some("/data/late".into());
         assert_eq!(
-            meta()
-                .command
-                .difference(&now)
-                .map(|d| d.to_string())
-                .as_deref(),
+            command().difference(&now).map(|d| d.to_string()).as_deref(),
             Some("it was taken by another command (`Config::late` was -, now /data/late)")
         );
     }
@@ -869,34 +681,40 @@ mod tests {
     }
 
     #[test]
-    fn the_thread_writes_one_file_at_a_time_and_the_previous_goes_once_committed() {
+    fn the_thread_writes_one_checkpoint_at_a_time_and_the_previous_goes_once_committed() {
         let dir = std::env::temp_dir().join(format!("cepheid-writer-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let mut writer = Writer::new(&dir, Box::new(|| {}), None).unwrap();
         assert!(writer.done(true).is_none(), "none in flight");
-        for (number, body) in [(1, &b"first"[..]), (2, b"second")] {
-            let mut bytes = Vec::new();
-            begin(&meta(), &mut bytes);
-            bytes.extend_from_slice(body);
-            writer.send(number, bytes).unwrap();
+        let piece = Piece::of_one_engine(b"snapshot".to_vec(), Default::default());
+        for number in [1, 2] {
+            let mut bytes = piece.encode();
+            bytes.truncate(bytes.len() - 4);
+            let mut marker = Marker::new(number).encode();
+            marker.truncate(marker.len() - 4);
+            writer.send(number, bytes, marker).unwrap();
             assert!(writer.in_flight());
             let written = writer.done(true).expect("in flight");
             written.result.unwrap();
             assert!(!writer.in_flight());
-            let bytes = read(&dir).unwrap().unwrap();
-            assert_eq!(written.bytes, bytes.len() as u64);
+            assert_eq!(written.bytes, store::bytes(&dir, number));
+            let kept = store::kept(&dir).unwrap();
             assert_eq!(
-                bytes,
-                encode(&meta(), body),
+                kept[0].pieces(),
+                std::slice::from_ref(&piece),
                 "the CRC-32 added on the thread"
             );
+            assert_eq!(kept[0].marker().number(), number);
         }
-        assert!(dir.join(PREV).exists(), "kept until committed");
-        writer.committed();
+        assert_eq!(
+            store::complete(&dir).unwrap(),
+            [2, 1],
+            "kept until committed"
+        );
+        writer.committed(2);
         drop(writer);
-        assert!(!dir.join(PREV).exists());
-        assert!(!dir.join(TEMP).exists());
-        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(store::complete(&dir).unwrap(), [2]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
