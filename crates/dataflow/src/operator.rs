@@ -366,7 +366,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
             None => {
                 // The plan compiled every pattern once: its engines build again.
                 let engines = plan
-                    .engines(&members)
+                    .engines(members)
                     .expect("the plan's patterns compiled when it was made");
                 let (from, to) = worker_groups(index as u32, peers as u32);
                 let pieces = (0..)

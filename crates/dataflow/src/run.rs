@@ -95,7 +95,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,11 +105,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter, Item, Items};
+use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter};
 use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp};
 use cepheid_runtime::source::{
-    prime, spawn_reader, Control, Entry, FilePosition as Position, Message, Opened, Reading,
-    SeenTold, Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
+    count_lines, prime, spawn_reader, Control, Entry, FilePosition as Position, Got, Message,
+    Opened, Policy, Reading, SeenTold, ShareReader, Source, SourceTiming, SplitLag, SplitTiming,
+    Tail, BATCHES_AHEAD,
 };
 use cepheid_runtime::{
     add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,
@@ -125,11 +126,11 @@ use timely::dataflow::operators::{Concat, Operator};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::pattern::Pattern;
-use crate::record::FieldTable;
+use crate::source::{pull_source, Pull, Pulled};
 use crate::{
-    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, source,
-    source_cut, Collect, Cuts, Due, Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned,
-    Requests, SourceItem, SourceState, WorkerCut,
+    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, Collect,
+    Cuts, Due, Feed, FileChunks, Lateness, Place, Plan, Requests, SourceItem, SourceState,
+    WorkerCut,
 };
 
 /// Says a line to the run's [`Report`]: `say!(to, Level, "format", ...)`.
@@ -159,7 +160,7 @@ use counts::{count, finish, Chunk, Counts, ReadCounts};
 use cutter::{cut_failed, Cutter, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
 pub use error::{Error, Mismatch, Refusal};
-use items::{count_lines, share, Live, PartItems, Share, SourcePlace};
+use items::{share, Live, PartItems, Share, SourcePlace};
 use job::{Controls, Job};
 use resume::{checkpoints, positions, Checkpoint};
 

@@ -55,7 +55,7 @@ use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
 use cepheid_engine::io::{
     value_from_json, value_to_json, Decoder, FieldsSeen, Format, Formatter, Item,
 };
-use cepheid_engine::{ErrorKind, FieldId, FieldWatch, Record, Rules, Timestamp, Value};
+use cepheid_engine::{FieldId, FieldWatch, Record, Rules, Timestamp, Value};
 use cepheid_syntax::Loaded;
 
 use crate::checkpoint::{self, Counters, Hook, Meta, Schedule, Writer, Written};
@@ -63,8 +63,8 @@ use crate::limits::LimitNotices;
 use crate::reload::{self, Reloads};
 use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 use crate::source::{
-    spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
-    SeenTold, BATCHES_AHEAD,
+    spawn_reader, Control, Entry, FilePosition, Got, Message, Opened, Policy, Position, Reading,
+    Reload, SeenTold, BATCHES_AHEAD,
 };
 use crate::source::{Source, SourceTiming, SplitLag, SplitTiming};
 use crate::timing::{wall_ms, Idle, Timing};
@@ -1270,6 +1270,7 @@ impl Session<'_> {
         let config = self.config;
         let origin = config.input.describe();
         let origin_name = origin.clone();
+        let policy = Policy::new(&origin, config.strict);
         // Kept for the whole run: the watch ends with it.
         #[cfg(feature = "watch")]
         let _watcher = if config.watch {
@@ -1415,7 +1416,8 @@ impl Session<'_> {
                     Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
                     _ => None,
                 };
-                match item {
+                let got = match item {
+                    // (the one line of most: no detour)
                     Ok(Entry::Item(Item::Event(ts, mut record))) => {
                         if record.values().len() < self.stale_below {
                             record = reread(record, self.engine.fields());
@@ -1423,9 +1425,15 @@ impl Session<'_> {
                         self.keys
                             .check(&record, &origin_name, line_no, &mut *self.out.report);
                         timing.push(ts, wall_ms, record, self.engine, &mut self.out);
+                        self.check_output()?;
+                        continue;
                     }
-                    Ok(Entry::Rules(control)) => {
-                        let name = format!("{origin_name}:{line_no}");
+                    item => policy.take(item, || line_no, place),
+                };
+                match got {
+                    // (taken above; a blank line)
+                    Some(Got::Event(..)) | None => {}
+                    Some(Got::Rules(control, name)) => {
                         self.reload_from_stream(&control, &name, false);
                         // The reader thread decodes the next lines now (with
                         // the new rules' fields).
@@ -1433,10 +1441,9 @@ impl Session<'_> {
                             let _ = go_on.send(());
                         }
                     }
-                    Ok(Entry::SourceRules(rules)) => {
+                    Some(Got::SourceRules(rules, place)) => {
                         // (a record of the source's rules stream: placed
                         // as the source says)
-                        let place = place.unwrap_or_default();
                         if let (Some(time), Some(watermark)) = (rules.time, rules.late) {
                             self.reloads.late += 1;
                             self.say(Level::Warning, format!(
@@ -1455,7 +1462,7 @@ impl Session<'_> {
                             None => self.stale_below = self.engine.fields().len(),
                         }
                     }
-                    Ok(Entry::Item(Item::Watermark(_))) if timing.is_processing() => {
+                    Some(Got::Watermark(_)) if timing.is_processing() => {
                         if !self.counters.watermarks_told {
                             self.counters.watermarks_told = true;
                             self.say(Level::Warning, format!(
@@ -1463,51 +1470,26 @@ impl Session<'_> {
                             ));
                         }
                     }
-                    Ok(Entry::Item(Item::Watermark(t))) => {
+                    Some(Got::Watermark(t)) => {
                         self.counters.punctuated = true;
                         self.no_split_watermark = false;
                         self.engine.watermark(t, &mut self.out);
                     }
-                    Ok(Entry::SplitWatermark(_)) if timing.is_processing() => {}
-                    Ok(Entry::SplitWatermark(t)) => {
+                    Some(Got::SplitWatermark(_)) if timing.is_processing() => {}
+                    Some(Got::SplitWatermark(t)) => {
                         self.no_split_watermark = false;
                         self.engine.watermark(t, &mut self.out);
                     }
-                    Ok(Entry::Item(Item::Skip)) => {}
-                    Err(e) if e.kind() == ErrorKind::Io => {
-                        let error = Error::Io {
-                            doing: Doing::Read,
-                            path: origin_name.clone(),
-                            source: io::Error::other(e.message().to_string()),
-                        };
-                        self.say(Level::Error, format!("error: {error}"));
-                        stop = Some(Stop::Failed(error));
+                    Some(Got::Failed(notice, error)) => {
+                        self.out.report.notice(notice);
+                        stop = Some(Stop::Failed(*error));
                         break 'input;
                     }
-                    Err(e) if place.is_some() => {
-                        // (a source's record: placed as the source says)
-                        let place = place.unwrap_or_default();
+                    Some(Got::Malformed(notice, end)) => {
                         self.counters.malformed += 1;
-                        let why = e.message();
-                        self.say(Level::Warning, format!("{place}: malformed record: {why}"));
-                        if config.strict {
-                            stop = Some(Stop::Failed(Error::MalformedRecord { place, source: e }));
-                            break 'input;
-                        }
-                    }
-                    Err(e) => {
-                        self.counters.malformed += 1;
-                        let why = e.message();
-                        self.say(
-                            Level::Warning,
-                            format!("{origin_name}:{line_no}: malformed line: {why}"),
-                        );
-                        if config.strict {
-                            stop = Some(Stop::Failed(Error::Malformed {
-                                origin: origin_name.clone(),
-                                line: line_no,
-                                source: e,
-                            }));
+                        self.out.report.notice(notice);
+                        if let Some(error) = end {
+                            stop = Some(Stop::Failed(*error));
                             break 'input;
                         }
                     }

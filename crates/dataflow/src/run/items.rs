@@ -125,7 +125,8 @@ pub(super) struct Live {
     pub(super) counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     pub(super) waiting_for_input: Arc<AtomicBool>,
-    pub(super) strict: bool,
+    /// What the lines the reader could not take make (the single run's).
+    pub(super) policy: Policy,
     pub(super) origin: String,
     /// With `--checkpoint`: each batch goes with its place (lines so far,
     /// malformed lines so far, its [`Position`] in the file), which the
@@ -197,73 +198,23 @@ impl Live {
                     Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
                     _ => None,
                 };
-                match item {
-                    Ok(Entry::Item(Item::Event(ts, event))) => {
-                        items.push(SourceItem::Event { ts, offset, event })
-                    }
-                    Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
-                    // (a `Source`'s splits' least watermark)
-                    Ok(Entry::SplitWatermark(t)) => items.push(SourceItem::SplitWatermark(t)),
-                    Ok(Entry::Item(Item::Skip)) => {}
-                    // (a `Source`'s rules stream: this is its one reader)
-                    Ok(Entry::SourceRules(rules)) => {
-                        let place = place.as_deref().unwrap_or_default();
-                        let controls = self.controls.as_ref();
-                        items.extend(controls.and_then(|c| {
-                            c.source_rules(&rules, place, offset, &self.counts, &self.say)
-                        }));
-                        if let Some(go_on) = &self.go_on {
-                            let _ = go_on.send(());
-                        }
-                    }
-                    Ok(Entry::Rules(control)) => {
-                        let name = format!("{}:{line}", self.origin);
-                        let controls = self.controls.as_ref();
-                        let read = controls
-                            .and_then(|c| c.read(&control, &name, offset, &self.counts, &self.say));
-                        items.extend(read);
-                        // The reader waits after a control record (one
-                        // engine applies it first): here it applies on the
-                        // workers at its time, and records decoded before
-                        // its new fields are numbered are read again.
-                        if let Some(go_on) = &self.go_on {
-                            let _ = go_on.send(());
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::Io => {
-                        say!(
-                            self.say,
-                            Error,
-                            "error: cannot read {}: {}",
-                            self.origin,
-                            e.message()
-                        );
-                        self.counts.read_error(&self.origin, e.message());
+                let control = matches!(item, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
+                let got = self.policy.take(item, || line, place);
+                match got.map(|got| take(got, offset, &self.say, &self.counts, &self.controls)) {
+                    Some(Taken::Item(item)) => items.push(item),
+                    Some(Taken::End { .. }) => {
                         end = true;
                         break;
                     }
-                    Err(e) => {
-                        self.counts.malformed_line();
-                        match &place {
-                            Some(place) => say!(
-                                self.say,
-                                Warning,
-                                "{place}: malformed record: {}",
-                                e.message()
-                            ),
-                            None => say!(
-                                self.say,
-                                Warning,
-                                "{}:{line}: malformed line: {}",
-                                self.origin,
-                                e.message()
-                            ),
-                        }
-                        if self.strict {
-                            self.counts.strict_stop(&self.origin, line, e.message());
-                            end = true;
-                            break;
-                        }
+                    Some(Taken::Nothing) | None => {}
+                }
+                if control {
+                    // The reader waits after a control record (one engine
+                    // applies it first): here it applies on the workers at
+                    // its time, and records decoded before its new fields
+                    // are numbered are read again.
+                    if let Some(go_on) = &self.go_on {
+                        let _ = go_on.send(());
                     }
                 }
             }
@@ -306,226 +257,123 @@ impl Live {
     }
 }
 
-/// A worker's chunks of the input as [`SourceItem`]s.
+/// What a worker's reader makes of a line ([`take`]).
+pub(super) enum Taken {
+    /// An item for the source.
+    Item(SourceItem<Record>),
+    /// Nothing for it (a malformed line, a refused control record).
+    Nothing,
+    /// The input ends here: a read error, or with `strict` a malformed
+    /// line.
+    End {
+        /// With `strict`, a malformed line?
+        strict: bool,
+    },
+}
+
+/// What a worker's reader makes of a line the runtime's policy took
+/// (`got`, at `offset` in the input): a malformed line and a read error
+/// are said and counted, a control record read as the workers apply it.
+pub(super) fn take(
+    got: Got,
+    offset: u64,
+    say: &Say,
+    counts: &ReadCounts,
+    controls: &Option<Arc<Controls>>,
+) -> Taken {
+    let item = match got {
+        Got::Event(ts, event) => SourceItem::Event { ts, offset, event },
+        Got::Watermark(t) => SourceItem::Watermark(t),
+        // (a `Source`'s splits' least watermark)
+        Got::SplitWatermark(t) => SourceItem::SplitWatermark(t),
+        Got::Rules(control, name) => {
+            let read = controls
+                .as_ref()
+                .and_then(|c| c.read(&control, &name, offset, counts, say));
+            return read.map_or(Taken::Nothing, Taken::Item);
+        }
+        // (a `Source`'s rules stream: this is its one reader)
+        Got::SourceRules(rules, place) => {
+            let read = controls
+                .as_ref()
+                .and_then(|c| c.source_rules(&rules, &place, offset, counts, say));
+            return read.map_or(Taken::Nothing, Taken::Item);
+        }
+        Got::Malformed(notice, end) => {
+            counts.malformed_line();
+            say.report().notice(notice);
+            return match end {
+                Some(error) => {
+                    counts.ended(*error);
+                    Taken::End { strict: true }
+                }
+                None => Taken::Nothing,
+            };
+        }
+        Got::Failed(notice, error) => {
+            say.report().notice(notice);
+            counts.ended(*error);
+            return Taken::End { strict: false };
+        }
+    };
+    Taken::Item(item)
+}
+
+/// A worker's chunks of the file, read on its own thread by the runtime's
+/// [`ShareReader`], as [`SourceItem`]s.
 pub(super) struct PartItems {
+    pub(super) reader: ShareReader,
     pub(super) say: Say,
-    pub(super) chunks: Option<FileChunks>,
-    pub(super) current: Option<Current>,
-    pub(super) format: Format,
-    pub(super) time_field: String,
-    pub(super) fields: FieldTable,
-    pub(super) origin: String,
-    pub(super) path: PathBuf,
     pub(super) counts: Arc<ReadCounts>,
-    pub(super) strict: bool,
     /// Shared by the parts of the process: `--strict` stops them all.
     pub(super) stop: Arc<AtomicBool>,
     pub(super) done: bool,
-    /// The place of the last line read (`FileChunk::offset`; 0 for none),
-    /// for cuts.
-    pub(super) position: u64,
-    /// Resumed: the lines read before (over every worker), skipped.
-    pub(super) read: Arc<cut::Read>,
     /// Events read (late ones included), for the worker's numbers.
     pub(super) events: Rc<Cell<u64>>,
-    /// The fields' warnings and the worker's index in the process: each
-    /// chunk's decoder watches the fields, and what the chunks read so far
-    /// saw ([`PartItems::seen`]) is told at the end of each chunk.
-    pub(super) watch: Option<(Arc<Fields>, usize)>,
-    /// What the decoders of the chunks read whole saw of the fields.
-    pub(super) seen: FieldsSeen,
     /// Control records are read (JSON lines).
     pub(super) controls: Option<Arc<Controls>>,
-    /// The control record of the line just read (the line itself comes
-    /// as an [`Item::Skip`]): set aside, so that an event's line travels
-    /// as the decoder's item, unwrapped.
-    pub(super) control: Option<Control>,
 }
 
-impl Positioned for PartItems {
-    fn position(&self) -> u64 {
-        self.position
-    }
-
-    /// Malformed lines (one source per worker: the worker's count).
-    fn unread(&self) -> u64 {
-        self.counts.malformed.load(Ordering::Relaxed)
-    }
-}
-
-/// The chunk being read.
-pub(super) struct Current {
-    items: Items<Box<dyn Read + Send>>,
-    chunk: FileChunk,
-    /// The chunk's lines read before the cut resumed from, skipped
-    /// (`cut::Read::upto`, looked up once per chunk).
-    read_before: u64,
-    /// Lines of the file before the chunk (counted at the first message).
-    lines_before: Option<u64>,
-}
-
-impl PartItems {
-    /// Starts reading `chunk`.
-    fn start(&mut self, mut chunk: FileChunk) {
-        let mut decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
-        if let Some((fields, _)) = &self.watch {
-            // The names of keys ("did you mean") of the first N events of
-            // the process's readers only, as the single run keeps those of
-            // its first N.
-            decoder = decoder.watch_fields(fields.after().saturating_sub(fields.events()));
-        }
-        let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
-        self.current = Some(Current {
-            items: Items::new(self.origin.clone(), reader, decoder),
-            read_before: self.read.upto(chunk.number),
-            chunk,
-            lines_before: None,
-        });
-    }
-
-    /// The next line of the chunks, `None` at their end.
-    /// A control record is an [`Item::Skip`] with [`PartItems::control`]
-    /// set.
+impl Pull<Record> for PartItems {
     #[inline]
-    fn next_line(&mut self) -> Option<(u64, Result<Item, cepheid_engine::Error>, u64)> {
-        let controls = self.controls.is_some();
-        loop {
-            if let Some(current) = &mut self.current {
-                let control = &mut self.control;
-                let read = current.items.next_with(|decoder, text| {
-                    match controls.then(|| Control::parse(text)).flatten() {
-                        Some(Ok(read)) => {
-                            *control = Some(read);
-                            Ok(Item::Skip)
-                        }
-                        Some(Err(why)) => Err(cepheid_engine::Error::new(ErrorKind::Input, why)),
-                        None => decoder.decode(text),
-                    }
-                });
-                if let Some((line, item)) = read {
-                    let offset = current.chunk.offset(line);
-                    if offset & 0xffff_ffff <= current.read_before {
-                        // (read before the cut: a control record too)
-                        self.control = None;
-                        continue;
-                    }
-                    self.position = offset;
-                    return Some((line, item, offset));
-                }
-                if let (Some((fields, local)), Some(seen)) =
-                    (&self.watch, current.items.decoder().fields_seen())
-                {
-                    // The chunk read whole: what it saw of the fields.
-                    self.seen.merge(seen);
-                    fields.report(*local, self.seen.clone(), &self.say);
-                }
-                self.current = None;
-            }
-            match self.chunks.as_mut()?.next()? {
-                // Resumed: the chunks read whole.
-                Ok(chunk) if self.read.upto(chunk.number) == u64::MAX => {}
-                Ok(chunk) => self.start(chunk),
-                Err(e) => {
-                    say!(self.say, Error, "error: cannot read {}: {e}", self.origin);
-                    self.counts.read_error(&self.origin, e);
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// Line `line` of the current chunk's number in the whole input.
-    fn line_in_input(&mut self, line: u64) -> u64 {
-        let Some(current) = &mut self.current else {
-            return line;
-        };
-        let (path, start) = (&self.path, current.chunk.start);
-        let before = *current
-            .lines_before
-            .get_or_insert_with(|| count_lines(path, start).unwrap_or(0));
-        // A later CSV chunk starts with the header, which is not its line.
-        before + line - u64::from(current.chunk.header)
-    }
-}
-
-/// Newlines in the first `len` bytes of a file.
-pub(super) fn count_lines(path: &Path, len: u64) -> io::Result<u64> {
-    if len == 0 {
-        return Ok(0);
-    }
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?.take(len));
-    let mut lines = 0;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(lines);
-        }
-        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        let n = buf.len();
-        reader.consume(n);
-    }
-}
-
-impl Iterator for PartItems {
-    type Item = SourceItem<Record>;
-
-    fn next(&mut self) -> Option<SourceItem<Record>> {
+    fn pull(&mut self) -> Pulled<Record> {
         loop {
             if self.done || self.stop.load(Ordering::Relaxed) {
                 self.done = true;
-                return None;
+                return Pulled::End;
             }
-            let Some((line, item, offset)) = self.next_line() else {
+            let Some(got) = self.reader.next() else {
                 self.done = true;
-                return None;
+                return Pulled::End;
             };
-            match item {
-                Ok(Item::Event(ts, event)) => {
-                    self.events.set(self.events.get() + 1);
-                    return Some(SourceItem::Event { ts, offset, event });
-                }
-                Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
-                Ok(Item::Skip) => {
-                    let Some(control) = self.control.take() else {
-                        continue;
-                    };
-                    let line = self.line_in_input(line);
-                    let name = format!("{}:{line}", self.origin);
-                    let controls = self.controls.as_ref()?;
-                    if let Some(item) =
-                        controls.read(&control, &name, offset, &self.counts, &self.say)
-                    {
-                        return Some(item);
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Io => {
-                    say!(
-                        self.say,
-                        Error,
-                        "error: cannot read {}: {}",
-                        self.origin,
-                        e.message()
-                    );
-                    self.counts.read_error(&self.origin, e.message());
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
-                    self.counts.malformed_line();
-                    let line = self.line_in_input(line);
-                    say!(
-                        self.say,
-                        Warning,
-                        "{}:{line}: malformed line: {}",
-                        self.origin,
-                        e.message()
-                    );
-                    if self.strict {
-                        self.counts.strict_stop(&self.origin, line, e.message());
+            let offset = self.reader.place();
+            if let Got::Event(ts, event) = got {
+                self.events.set(self.events.get() + 1);
+                return Pulled::Item(SourceItem::Event { ts, offset, event });
+            }
+            match take(got, offset, &self.say, &self.counts, &self.controls) {
+                Taken::Item(item) => return Pulled::Item(item),
+                Taken::Nothing => {}
+                Taken::End { strict } => {
+                    // (`--strict`: every part of the process stops)
+                    if strict {
                         self.stop.store(true, Ordering::Relaxed);
                     }
+                    self.done = true;
+                    return Pulled::End;
                 }
             }
+        }
+    }
+
+    /// The place of the last line read (`FileChunk::offset`; 0 for none),
+    /// and the malformed lines (one source per worker: the worker's
+    /// count).
+    fn position(&self) -> Place {
+        Place {
+            position: self.reader.place(),
+            unread: self.counts.malformed.load(Ordering::Relaxed),
+            place: Vec::new(),
         }
     }
 }

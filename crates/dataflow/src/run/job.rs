@@ -318,10 +318,8 @@ impl Job {
                 };
                 feed = Some(fed);
                 (events, late)
-            } else if let Some(cut) = &worker_cut {
-                source_cut(scope, 0, items, lateness, cut)
             } else {
-                source(scope, 0, items, lateness)
+                pull_source(scope, 0, items, lateness, worker_cut.as_ref())
             };
             let sink_drops = Rc::clone(&drops);
             let tap = self.board.as_ref().and_then(|board| board.tap.clone());
@@ -465,7 +463,7 @@ impl Job {
                 names: Vec::new(),
                 counts: Arc::clone(&counts),
                 waiting_for_input,
-                strict: self.strict,
+                policy: Policy::new(&self.origin, self.strict),
                 origin: self.origin.clone(),
                 say: self.say.clone(),
                 places: self.checkpoint.is_some(),
@@ -568,49 +566,62 @@ impl Job {
         read: Arc<cut::Read>,
     ) -> PartItems {
         let csv = matches!(self.format, Format::Csv);
-        let mut chunks = None;
-        if self.live {
-            // Read by worker 0's reader thread (`read_live`).
-        } else {
-            match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
-                Ok(parts) => {
-                    let parts = parts.with_header(csv);
-                    chunks = Some(match self.controls {
-                        Some(_) => parts.past_lines(|line| Control::parse(line).is_some()),
-                        None => parts,
-                    });
-                }
-                Err(e) => {
-                    say!(
-                        self.say,
-                        Error,
-                        "error: cannot read {}: {e}",
-                        self.events.display()
-                    );
-                    counts.read_error(&self.origin, e);
-                }
+        // (live input: read by worker 0's reader thread, `read_live`)
+        let chunks = match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
+            _ if self.live => None,
+            Ok(chunks) => Some(chunks.with_header(csv)),
+            Err(e) => {
+                let (notice, error) = Policy::new(&self.origin, false).failed(e);
+                self.say.report().notice(notice);
+                counts.ended(error);
+                None
             }
+        };
+        let chunks = match (chunks, &self.controls) {
+            (Some(chunks), Some(_)) => {
+                Some(chunks.past_lines(|line| Control::parse(line).is_some()))
+            }
+            (chunks, _) => chunks,
+        };
+        let (format, time_field) = (self.format, self.time_field.clone());
+        let (table, fields) = (self.plan.fields().clone(), self.fields.clone());
+        let decoder = move || {
+            let decoder = Decoder::new(format, &time_field, table.clone());
+            match &fields {
+                // The names of keys ("did you mean") of the first N events
+                // of the process's readers only, as the single run keeps
+                // those of its first N.
+                Some(fields) => {
+                    decoder.watch_fields(fields.after().saturating_sub(fields.events()))
+                }
+                None => decoder,
+            }
+        };
+        let reader = match chunks {
+            Some(chunks) => ShareReader::chunks(
+                &self.events,
+                &self.origin,
+                chunks,
+                move |chunk| read.upto(chunk),
+                decoder,
+            ),
+            None => ShareReader::ranges(&self.events, &self.origin, Vec::new(), false, decoder),
+        };
+        let mut reader = reader
+            .controls(self.controls.is_some())
+            .policy(Policy::new(&self.origin, self.strict));
+        if let (Some(fields), Some(local)) = (&self.fields, index.checked_sub(self.first_worker)) {
+            let (fields, say) = (Arc::clone(fields), self.say.clone());
+            reader = reader.tell_seen(move |seen| fields.report(local, seen.clone(), &say));
         }
         PartItems {
-            chunks,
-            current: None,
-            format: self.format,
-            time_field: self.time_field.clone(),
-            fields: self.plan.fields().clone(),
-            origin: self.origin.clone(),
-            path: self.events.clone(),
+            reader,
             say: self.say.clone(),
             counts: Arc::clone(counts),
-            strict: self.strict,
             stop: Arc::clone(&self.stop),
             done: false,
-            position: 0,
-            read,
             events: Rc::default(),
-            watch: (self.fields.clone()).zip(index.checked_sub(self.first_worker)),
-            seen: FieldsSeen::default(),
             controls: self.controls.clone(),
-            control: None,
         }
     }
 

@@ -29,16 +29,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::follow::Follow;
 
+mod chunks;
 mod file;
 mod pump;
 mod raw;
+mod share;
 
+pub use chunks::{FileChunk, FileChunks};
 pub use file::{prime, spawn_reader, Opened, Reading};
 use pump::read_source;
 pub use raw::{
     FileSource, Origin, RawBatch, RawEntry, RawRecord, ReadOutcome, Source, SourceError,
     SourceTiming, SplitLag, SplitTiming, SplitWatermarks,
 };
+use share::Input;
+pub use share::{count_lines, Got, Policy, Range, ShareReader};
 
 /// Most lines in a batch.
 const BATCH_LINES: usize = 1024;
@@ -375,9 +380,9 @@ impl SeenTold {
 
     /// What to send now, if anything: at the end, or the first time the
     /// decoder has watched `after` events.
-    fn due(&mut self, decoder: &Decoder, end: bool) -> Option<FieldsSeen> {
+    fn due(&mut self, decoder: Option<&Decoder>, end: bool) -> Option<FieldsSeen> {
         let after = self.after?;
-        let seen = decoder.fields_seen()?;
+        let seen = decoder?.fields_seen()?;
         if end || (!self.told && seen.events() >= after) {
             self.told = true;
             return Some(seen.clone());
@@ -386,7 +391,7 @@ impl SeenTold {
     }
 
     /// Sends what is due; false when the receiver is gone.
-    fn send(&mut self, decoder: &Decoder, end: bool, tx: &SyncSender<Message>) -> bool {
+    fn send(&mut self, decoder: Option<&Decoder>, end: bool, tx: &SyncSender<Message>) -> bool {
         match self.due(decoder, end) {
             Some(seen) => tx.send(Message::Seen(seen)).is_ok(),
             None => true,

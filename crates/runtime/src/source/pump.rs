@@ -221,7 +221,7 @@ pub(super) fn read_source(
             }
         }
         let end = outcome == ReadOutcome::Ended;
-        if !seen.send(&pump.decoder, end, tx) {
+        if !seen.send(Some(&pump.decoder), end, tx) {
             return;
         }
         if wait && controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {

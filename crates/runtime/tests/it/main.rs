@@ -4,5 +4,6 @@
 mod checkpoint_thread;
 mod observer;
 mod runtime;
+mod share;
 mod split_watermarks;
 mod support;
