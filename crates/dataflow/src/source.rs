@@ -1,8 +1,6 @@
 //! Sources: events into the dataflow, late ones decided where they are
 //! read.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SendError, SyncSender, TryRecvError};
@@ -19,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cut::{Place, Positioned, SourceState, WorkerCut};
 use crate::engine::clock::{Idle, Watermark};
+use crate::engine::queue::FifoHeap;
 use crate::engine::Engine;
 use crate::primitives::Timestamp;
 use crate::{Change, Input, SourceEnd, Stamped};
@@ -120,7 +119,7 @@ pub struct Lateness {
     /// watermark passed are forgotten when it has grown by half since, or
     /// may hold more than the limit ([`Lateness::settle`]), not at each
     /// event.
-    waiting: Waiting,
+    waiting: FifoHeap<Timestamp>,
     waiting_limit: usize,
     forced: u64,
     idle_timeout: Option<Duration>,
@@ -143,7 +142,7 @@ impl Lateness {
             flush: false,
             events: 0,
             late: 0,
-            waiting: Waiting::default(),
+            waiting: FifoHeap::default(),
             waiting_limit: Engine::<crate::Record>::DEFAULT_MAX_WAITING_EVENTS,
             forced: 0,
             idle_timeout: None,
@@ -253,10 +252,10 @@ impl Lateness {
     #[inline(never)]
     fn settle(&mut self, before: Option<Timestamp>) {
         if let Some(w) = before {
-            self.waiting.release(w);
+            while self.waiting.pop_if(|&t| t <= w).is_some() {}
         }
         if self.waiting.len() > self.waiting_limit {
-            if let Some(t) = self.waiting.first() {
+            if let Some(&t) = self.waiting.peek() {
                 self.time.raise(t);
                 self.forced += 1;
             }
@@ -287,7 +286,7 @@ impl Lateness {
     /// Forgets the waiting times the watermark has passed.
     fn release(&mut self) {
         if let Some(w) = self.time.current() {
-            self.waiting.release(w);
+            while self.waiting.pop_if(|&t| t <= w).is_some() {}
         }
     }
 
@@ -315,55 +314,6 @@ impl Lateness {
             events: self.events,
             late: self.late,
             forced: self.forced,
-        }
-    }
-}
-
-/// The times of a source's admitted events that wait above its
-/// watermark (what an engine's `FifoHeap` of waiting events holds, the
-/// times only): in arrival order while that is time order (most inputs),
-/// in a heap the others. Kept in cuts as the engine's queue is
-/// serialized (the same fields), which cuts taken before kept.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Waiting {
-    /// Times pushed in increasing order: each greater than the one before.
-    in_order: VecDeque<Timestamp>,
-    /// The others.
-    heap: BinaryHeap<Reverse<Timestamp>>,
-}
-
-impl Waiting {
-    #[inline]
-    fn push(&mut self, t: Timestamp) {
-        if self.in_order.back().is_none_or(|&last| t > last) {
-            self.in_order.push_back(t);
-        } else {
-            self.heap.push(Reverse(t));
-        }
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        self.in_order.len() + self.heap.len()
-    }
-
-    /// The earliest time.
-    fn first(&self) -> Option<Timestamp> {
-        let heap = self.heap.peek().map(|Reverse(t)| *t);
-        match (self.in_order.front().copied(), heap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Forgets the times at or below `w`.
-    #[inline]
-    fn release(&mut self, w: Timestamp) {
-        while self.in_order.front().is_some_and(|&t| t <= w) {
-            self.in_order.pop_front();
-        }
-        while self.heap.peek().is_some_and(|Reverse(t)| *t <= w) {
-            self.heap.pop();
         }
     }
 }
@@ -1031,34 +981,4 @@ where
         }
     });
     (events, late, address)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::queue::FifoHeap;
-
-    #[test]
-    fn waiting_times_are_kept_as_the_engines_queue_and_released_alike() {
-        let times = [5, 7, 7, 3, 9, 8, 12, 1];
-        let (mut waiting, mut queue) = (Waiting::default(), FifoHeap::<Timestamp>::default());
-        for t in times {
-            waiting.push(t);
-            queue.push(t);
-        }
-        // (what cuts hold: the same bytes, read either way)
-        let bytes = postcard::to_allocvec(&waiting).unwrap();
-        assert_eq!(bytes, postcard::to_allocvec(&queue).unwrap());
-        let read: FifoHeap<Timestamp> = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(read.len(), times.len());
-        let mut waiting: Waiting = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!((waiting.len(), waiting.first()), (8, Some(1)));
-        waiting.release(7);
-        while queue.pop_if(|&t| t <= 7).is_some() {}
-        assert_eq!(
-            (waiting.len(), waiting.first()),
-            (queue.len(), queue.peek().copied())
-        );
-        assert_eq!((waiting.len(), waiting.first()), (3, Some(8)));
-    }
 }

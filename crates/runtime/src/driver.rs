@@ -52,21 +52,17 @@ use std::time::{Duration, Instant};
 
 use cepheid_core::record::FieldTable;
 use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
-use cepheid_engine::io::{
-    value_from_json, value_to_json, Decoder, FieldsSeen, Format, Formatter, Item,
-};
+use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
 use cepheid_engine::{FieldId, FieldWatch, Record, Rules, Timestamp, Value};
-use cepheid_syntax::Loaded;
 
 use crate::checkpoint::{self, Counters, Hook, Meta, Schedule, Writer, Written};
 use crate::limits::LimitNotices;
-use crate::reload::{self, Reloads};
+use crate::reload::Reloads;
 use crate::sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 use crate::source::{
-    spawn_reader, Control, Entry, FilePosition, Got, Message, Opened, Policy, Position, Reading,
-    Reload, SeenTold, BATCHES_AHEAD,
+    new_decoder, reading, spawn_reader, Control, Entry, FieldWarnings, FilePosition, Got, Message,
+    Opened, Policy, Position, Reload, RulesRead, Source, SplitLag, SplitTiming, BATCHES_AHEAD,
 };
-use crate::source::{Source, SourceTiming, SplitLag, SplitTiming};
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
     Config, Doing, End, Error, Input, Level, Notice, Report, RunEvent, RunView, Summary, Time,
@@ -225,6 +221,11 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// The handle of the reader thread that `tx` sends to.
+    pub(crate) fn new(tx: SyncSender<Message>) -> Handle {
+        Handle { tx }
+    }
+
     /// Stops the run between two batches: what the watermark released is
     /// written and flushed, a last checkpoint taken; events waiting for
     /// the watermark stay waiting (the input did not end). `why` is said
@@ -699,11 +700,8 @@ impl Runtime {
                     .is_some_and(|s| !s.is_empty() && s.iter().all(Option::is_some)),
             splits,
             reload_first,
-            fields: FieldWarnings {
-                watch: field_watch,
-                told: HashSet::new(),
-                resumed: was_resumed,
-            },
+            fields: FieldWarnings::new(config.field_warnings.unwrap_or(u64::MAX), field_watch, 1)
+                .resumed(was_resumed),
             observes,
             lag: Vec::new(),
         };
@@ -774,22 +772,6 @@ impl Runtime {
 /// The names of the engine's patterns in force, in order.
 fn names(engine: &Engine<Record>) -> Vec<String> {
     engine.patterns().map(|p| p.name.clone()).collect()
-}
-
-/// A decoder of the configuration's format and time over the engine's
-/// fields.
-fn new_decoder(config: &Config, fields: &FieldTable) -> Decoder {
-    let decoder = match &config.time {
-        Time::Event { field } => Decoder::new(config.format, field, fields.clone()),
-        // (a record's time is set from its source's, `SourceTiming`)
-        Time::Processing | Time::Record => {
-            Decoder::new(config.format, "ts", fields.clone()).without_time()
-        }
-    };
-    match config.field_warnings {
-        Some(after) => decoder.watch_fields(after),
-        None => decoder,
-    }
 }
 
 /// What a checkpoint of this run must agree on (`None` without
@@ -1002,40 +984,6 @@ struct Session<'a> {
     lag: Vec<SplitLag>,
 }
 
-/// Fields a pattern reads that no event has carried: each is said once
-/// per pattern and field, when the reader has decoded
-/// [`Config::field_warnings`] events and at the end of the input (issue
-/// 25: a misspelt field in a condition is valid, and matches nothing,
-/// ever).
-struct FieldWarnings {
-    /// Where the patterns in force read each field.
-    watch: FieldWatch,
-    /// The (pattern, field) pairs said already.
-    told: HashSet<(String, String)>,
-    /// Did the run resume from a checkpoint? (Its fields seen before it
-    /// are not kept: a resumed run that reads no event has nothing to
-    /// say of them, where it said "never occurs in 0 events".)
-    resumed: bool,
-}
-
-impl FieldWarnings {
-    /// Says, as warnings, what `seen` shows missing and was not said yet.
-    fn say(&mut self, seen: &FieldsSeen, report: &mut dyn Report) {
-        if self.resumed && seen.events() == 0 {
-            return;
-        }
-        for mut missing in self.watch.missing(seen) {
-            let field = missing.field.to_string();
-            missing
-                .reads
-                .retain(|read| self.told.insert((read.pattern.clone(), field.clone())));
-            if !missing.reads.is_empty() {
-                report.notice(Notice::line(Level::Warning, format!("warning: {missing}")));
-            }
-        }
-    }
-}
-
 /// Each pattern's `partition by` fields, to say the first time per pattern
 /// that an event's key field holds an object (the engine counts such events
 /// in `Stats::unusable_keys` and skips them for that pattern).
@@ -1242,7 +1190,7 @@ impl Session<'_> {
             view.consumer_lag = Some(self.lag.iter().map(|l| l.records).sum());
             view.split_lag = &self.lag;
         }
-        view.field_warnings = self.fields.told.len() as u64;
+        view.field_warnings = self.fields.told();
         view.finished = finished;
         view.no_watermark_yet = self.no_split_watermark;
         self.out.report.tick(&view);
@@ -1274,7 +1222,7 @@ impl Session<'_> {
         // Kept for the whole run: the watch ends with it.
         #[cfg(feature = "watch")]
         let _watcher = if config.watch {
-            match reload::watch(&config.patterns, tx.clone()) {
+            match crate::reload::watch(&config.patterns, tx.clone()) {
                 Ok(watcher) => Some(watcher),
                 Err(e) => {
                     self.say(
@@ -1303,31 +1251,21 @@ impl Session<'_> {
             }
             Format::Csv => (None, None),
         };
-        let fresh = {
-            let table = self.engine.fields().clone();
-            let config = config.clone();
-            Box::new(move || new_decoder(&config, &table))
-        };
-        let reading = Reading {
-            origin,
+        let mut reading = reading(
+            config,
+            self.engine.fields(),
             decoder,
-            fresh,
-            start: self.position,
-            tails: self.checkpoints.is_some(),
+            self.position,
+            self.checkpoints.is_some(),
             controls,
-            seen: SeenTold::new(config.field_warnings),
-            timing: SourceTiming {
-                record_time: config.time == Time::Record,
-                splits: (config.split_watermarks && config.time != Time::Processing).then(|| {
-                    SplitTiming {
-                        max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
-                        idle_timeout: config.idle_timeout,
-                        resumed: self.splits.clone().unwrap_or_default(),
-                        emitted: self.engine.current_watermark(),
-                    }
-                }),
-            },
-        };
+        );
+        reading.timing.splits =
+            (config.split_watermarks && config.time != Time::Processing).then(|| SplitTiming {
+                max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
+                idle_timeout: config.idle_timeout,
+                resumed: self.splits.clone().unwrap_or_default(),
+                emitted: self.engine.current_watermark(),
+            });
         if self.reload_first {
             // (first in the channel: before any line)
             let _ = tx.send(Message::Reload(Reload::Resumed));
@@ -1394,7 +1332,9 @@ impl Session<'_> {
                     continue;
                 }
                 Ok(Message::Seen(seen)) => {
-                    self.fields.say(&seen, &mut *self.out.report);
+                    let report = &mut *self.out.report;
+                    self.fields
+                        .report(0, seen, &mut |notice| report.notice(notice));
                     continue;
                 }
                 Ok(Message::Lag(lag)) => {
@@ -1444,13 +1384,9 @@ impl Session<'_> {
                     Some(Got::SourceRules(rules, place)) => {
                         // (a record of the source's rules stream: placed
                         // as the source says)
-                        if let (Some(time), Some(watermark)) = (rules.time, rules.late) {
+                        if let Some(late) = rules.late_notice(&place) {
                             self.reloads.late += 1;
-                            self.say(Level::Warning, format!(
-                                "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
-                                cepheid_engine::io::format_rfc3339(time),
-                                cepheid_engine::io::format_rfc3339(watermark),
-                            ));
+                            self.out.report.notice(late);
                         }
                         self.reload_from_stream(&rules.control, &place, true);
                         match &go_on {
@@ -1536,6 +1472,13 @@ impl Session<'_> {
             self.checkpoint_if_dirty()?;
             return Ok(Some(why));
         }
+        if stop.is_none() && config.field_warnings.is_some() {
+            // The input ended: what no event carried.
+            let seen = self.fields.of_reader(0);
+            let report = &mut *self.out.report;
+            self.fields
+                .at_end(seen.as_ref(), &mut |notice| report.notice(notice));
+        }
         if stop.is_none() {
             // The input ended: the thread is done (a panic in it is passed
             // on rather than taken for the end of input).
@@ -1569,80 +1512,47 @@ impl Session<'_> {
     /// source's rules stream, which the operator named (allowed without
     /// `rules_from_stream`).
     fn reload_from_stream(&mut self, control: &Control, name: &str, own: bool) {
-        let what = reload::describe(control);
-        let where_ = format!("{name} ({what})");
-        let allowed = reload::StreamRules {
-            enabled: self.config.rules_from_stream || own,
-            dir: self.config.rules_dir.clone(),
-        };
-        match reload::load_control(control, &allowed, name) {
-            Ok(loaded) => {
-                self.apply(loaded, &where_);
-            }
-            Err(why) => {
-                self.reloads.refused += 1;
-                let why = format!("cepheid: {where_}: refused: {why}; the old rules go on");
-                self.event(&RunEvent::ReloadRefused { why: &why });
-                self.say(Level::Warning, why);
-            }
-        }
+        let report = &mut *self.out.report;
+        let (where_, read) = control.read(self.config, own, name, &mut |n| report.notice(n));
+        self.apply(read, &where_);
     }
 
     /// The pattern paths again, applied here, between two batches. Lines
     /// the reader thread decoded before the change are read again when
     /// they come (`stale_below`).
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
-        let why = match &why {
-            Reload::Changed => "the pattern files changed",
-            Reload::Asked(why) => why.as_str(),
-            Reload::Resumed => "the pattern files changed since the checkpoint",
-        };
-        if let Some(empty) = reload::empty_file(&self.config.patterns) {
-            // An editor rewriting it: its next change reloads.
-            self.say(Level::Warning, format!(
-                "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
-                empty.display()
-            ));
-            return Ok(());
-        }
-        let loaded = cepheid_syntax::load_paths(&self.config.patterns);
-        if self.apply(loaded, why) {
+        let report = &mut *self.out.report;
+        let (where_, read) = why.read(self.config, &mut |n| report.notice(n));
+        if self.apply(read, &where_) {
             self.stale_below = self.engine.fields().len();
         }
         self.check_output()
     }
 
-    /// Makes `loaded` (as the language loaded it, not compiled yet) the
-    /// engine's rule set (`where_` names what asked for it in messages)
-    /// and says what that did to each pattern; a set with errors is said
-    /// (with its diagnostics) and counted, and changes nothing. True when
-    /// the rules were put in force.
-    fn apply(&mut self, mut loaded: Loaded, where_: &str) -> bool {
-        // Compiled first, so that what the compiler rejects is said with
-        // the rest, in its place in the text.
-        let checked = cepheid_engine::rules::check(&mut loaded);
-        let diagnostics = loaded.render();
-        if !diagnostics.is_empty() {
-            self.out
-                .report
-                .notice(Notice::text(Level::Warning, diagnostics));
-        }
-        let refused = |this: &mut Self, why: &str| {
+    /// Makes the rules `read` (loaded and checked, its diagnostics said)
+    /// the engine's rule set (`where_` names what asked for it in
+    /// messages) and says what that did to each pattern; a set refused is
+    /// said and counted, and changes nothing. True when the rules were put
+    /// in force.
+    fn apply(&mut self, read: RulesRead, where_: &str) -> bool {
+        let refused = |this: &mut Self, why: String| {
             this.reloads.refused += 1;
-            let why = format!("cepheid: {where_}: the new rules {why}; the old rules go on");
             this.event(&RunEvent::ReloadRefused { why: &why });
             this.say(Level::Warning, why);
             false
         };
-        let watch = FieldWatch::from_loaded(&loaded);
-        // Errors are said above.
-        let Ok(rules) = Rules::from_checked(loaded, checked) else {
-            return refused(self, "have errors");
+        let (rules, watch) = match read {
+            RulesRead::Checked { rules, watch, .. } => (rules, watch),
+            RulesRead::Refused(why) => return refused(self, why),
+            RulesRead::Later(why) => {
+                self.say(Level::Warning, why);
+                return false;
+            }
         };
         let policy = self.config.reload_policy;
         match self.engine.set_rules(&rules, policy, &mut self.out) {
             Ok(changes) => {
-                self.fields.watch = watch;
+                self.fields.set_watch(watch);
                 self.reloads.applied += 1;
                 self.counters.rules_changed |= changes.any();
                 self.keys
@@ -1661,7 +1571,9 @@ impl Session<'_> {
             }
             Err(e) => {
                 self.say(Level::Warning, e);
-                refused(self, "do not compile")
+                let why =
+                    format!("cepheid: {where_}: the new rules do not compile; the old rules go on");
+                refused(self, why)
             }
         }
     }

@@ -72,7 +72,7 @@ pub use limits::LimitNotices;
 pub use sink::{Checkpoint, Files, Kind, Sink, SinkError, SinkState};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
-    SourceError, SourceRules, SourceTiming, SplitLag, SplitTiming, SplitWatermarks,
+    SourceError, SourceRules, SplitLag, SplitWatermarks,
 };
 pub use timing::Idle;
 pub use view::{add_patterns, add_stats, EngineNumbers, RunView, Workers};

@@ -110,7 +110,7 @@ pub(super) struct Live {
     pub(super) feed: Feed<Record>,
     /// The worker's index in the process.
     pub(super) local: usize,
-    /// Told what the reader's decoder saw of the fields (`Message::Seen`).
+    /// Told what the reader's decoder saw of the fields (`Heard::Seen`).
     pub(super) fields: Option<Arc<Fields>>,
     /// Where the run's numbers are published (with an observing report):
     /// the reader's place in the file goes there.
@@ -125,9 +125,6 @@ pub(super) struct Live {
     pub(super) counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     pub(super) waiting_for_input: Arc<AtomicBool>,
-    /// What the lines the reader could not take make (the single run's).
-    pub(super) policy: Policy,
-    pub(super) origin: String,
     /// With `--checkpoint`: each batch goes with its place (lines so far,
     /// malformed lines so far, its [`Position`] in the file), which the
     /// source records at a cut.
@@ -136,8 +133,6 @@ pub(super) struct Live {
     pub(super) lines: u64,
     /// Control records are read (JSON lines).
     pub(super) controls: Option<Arc<Controls>>,
-    /// Tells the reader to go on after a control record.
-    pub(super) go_on: Option<SyncSender<()>>,
     /// Reloads of the pattern paths are read (`--watch`).
     pub(super) reloads: Option<Arc<Controls>>,
 }
@@ -146,14 +141,14 @@ impl Live {
     /// Hands the reader's batches to the source until the input ends, a
     /// read error, a malformed line with `--strict` (the input ends there,
     /// as in the single-engine run) or a signal (the input stops).
-    pub(super) fn forward(self, messages: &Receiver<Message>) -> Option<String> {
+    pub(super) fn forward(self, input: LiveInput) -> Option<String> {
         // Lines in input order over rotations of a followed file (whose
         // line numbers start anew): the order of equal times.
         let mut offset = self.lines;
         loop {
-            let batch = match messages.recv() {
-                Ok(Message::Batch(batch)) => batch,
-                Ok(Message::Stop(why)) => {
+            let lines = match input.next() {
+                Heard::Lines(lines) => lines,
+                Heard::Stop(why) => {
                     // (once, of the process's several sources)
                     if !self.stop_said.swap(true, Ordering::Relaxed) {
                         say!(self.say, Info, "cepheid: stopped by {why}");
@@ -161,19 +156,19 @@ impl Live {
                     self.feed.stop();
                     return Some(why);
                 }
-                Ok(Message::Seen(seen)) => {
+                Heard::Seen(seen) => {
                     if let Some(fields) = &self.fields {
-                        fields.report(self.local, seen, &self.say);
+                        fields.report(self.local, seen, &mut |n| self.say.report().notice(n));
                     }
                     continue;
                 }
-                Ok(Message::Lag(lag)) => {
+                Heard::Lag(lag) => {
                     if let Some(board) = &self.board {
                         board.lag(self.local, lag);
                     }
                     continue;
                 }
-                Ok(Message::Reload(why)) => {
+                Heard::Reload(why) => {
                     // (at the live input's watermark then + 1)
                     let controls = self.reloads.as_ref();
                     let read =
@@ -185,39 +180,33 @@ impl Live {
                     }
                     continue;
                 }
-                Ok(Message::Checkpointed) => continue,
-                Ok(Message::End) | Err(_) => return None,
+                Heard::End => return None,
             };
-            let mut items = Vec::with_capacity(batch.lines.len());
+            let (stalled, at) = (lines.stalled(), lines.at());
+            // (where the input is after them, for cuts: a source's place,
+            // a file's position)
+            let place = self.places.then(|| match self.source {
+                true => postcard::to_allocvec(&SourcePlace {
+                    position: lines.place().cloned().unwrap_or_default(),
+                    splits: lines.splits().map(<[_]>::to_vec).unwrap_or_default(),
+                    names: self.names.clone(),
+                }),
+                false => postcard::to_allocvec(&at),
+            });
+            let place = place.map(Result::unwrap_or_default);
+            let mut items = Vec::new();
             let mut end = false;
-            // (a `Source`'s malformed records, placed as it says)
-            let mut places = batch.places.into_iter().peekable();
-            for (index, (line, item)) in batch.lines.into_iter().enumerate() {
+            input.take(lines, |_, got| {
                 offset += 1;
-                let place = match places.peek() {
-                    Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
-                    _ => None,
-                };
-                let control = matches!(item, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
-                let got = self.policy.take(item, || line, place);
-                match got.map(|got| take(got, offset, &self.say, &self.counts, &self.controls)) {
+                let taken =
+                    got.map(|got| take(got, offset, &self.say, &self.counts, &self.controls));
+                match taken {
                     Some(Taken::Item(item)) => items.push(item),
-                    Some(Taken::End { .. }) => {
-                        end = true;
-                        break;
-                    }
+                    Some(Taken::End { .. }) => end = true,
                     Some(Taken::Nothing) | None => {}
                 }
-                if control {
-                    // The reader waits after a control record (one engine
-                    // applies it first): here it applies on the workers at
-                    // its time, and records decoded before its new fields
-                    // are numbered are read again.
-                    if let Some(go_on) = &self.go_on {
-                        let _ = go_on.send(());
-                    }
-                }
-            }
+                !end
+            });
             let events = items
                 .iter()
                 .filter(|item| matches!(item, SourceItem::Event { .. }))
@@ -225,30 +214,21 @@ impl Live {
             self.counts
                 .events
                 .fetch_add(events as u64, Ordering::Relaxed);
-            self.waiting_for_input
-                .store(batch.stalled, Ordering::Relaxed);
+            self.waiting_for_input.store(stalled, Ordering::Relaxed);
             if let Some(board) = &self.board {
-                board.read_to(batch.at.offset);
+                board.read_to(at.offset);
             }
-            let sent = if self.places && !end {
-                let place = if self.source {
-                    let at = SourcePlace {
-                        position: batch.place.unwrap_or_default(),
-                        splits: batch.splits.unwrap_or_default(),
-                        names: self.names.clone(),
+            let sent = match place.filter(|_| !end) {
+                Some(place) => {
+                    let unread = self.counts.malformed.load(Ordering::Relaxed);
+                    let place = Place {
+                        position: offset,
+                        unread,
+                        place,
                     };
-                    postcard::to_allocvec(&at)
-                } else {
-                    postcard::to_allocvec(&batch.at)
-                };
-                let place = Place {
-                    position: offset,
-                    unread: self.counts.malformed.load(Ordering::Relaxed),
-                    place: place.unwrap_or_default(),
-                };
-                self.feed.send_at(items, place)
-            } else {
-                self.feed.send(items)
+                    self.feed.send_at(items, place)
+                }
+                None => self.feed.send(items),
             };
             if sent.is_err() || end {
                 return None;

@@ -61,7 +61,7 @@ impl Policy {
     /// messages; `None` for a line of a file). `None` for a line that
     /// holds nothing (a blank line).
     #[inline]
-    pub fn take(
+    pub(crate) fn take(
         &self,
         entry: Result<Entry, Error>,
         line: impl FnOnce() -> u64,
@@ -112,15 +112,15 @@ impl Policy {
     }
 }
 
-/// A line as a run takes it ([`Policy::take`], [`ShareReader::next`]).
+/// A line as a run takes it ([`ShareReader::next`], [`LiveInput::take`]).
 #[derive(Debug)]
 pub enum Got {
     /// An event, at its time.
     Event(Timestamp, Record),
     /// A punctuation: `{"$watermark": T}`.
     Watermark(Timestamp),
-    /// The watermark of a [`Source`]'s splits moved here
-    /// ([`Entry::SplitWatermark`]).
+    /// The watermark of a [`Source`]'s splits moved here (the least of
+    /// theirs: not a punctuation).
     SplitWatermark(Timestamp),
     /// A control record, and where it is in messages (`events.jsonl:12`).
     Rules(Control, String),
