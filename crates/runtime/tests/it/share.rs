@@ -28,6 +28,30 @@ fn read_all(mut reader: ShareReader) -> Vec<(u64, String)> {
     got
 }
 
+/// A range of the file from byte `start` to `end`, the lines before it
+/// given or not, its first `skip` lines read before.
+fn range(start: u64, end: u64, lines: Option<u64>, skip: u64) -> Range {
+    Range {
+        start,
+        end,
+        lines,
+        skip,
+    }
+}
+
+/// A reader of `ranges` of the JSON lines at `path`, control records
+/// recognized.
+fn json_ranges(path: &Path, ranges: Vec<Range>) -> ShareReader {
+    ShareReader::ranges(
+        path,
+        "events.jsonl",
+        ranges,
+        false,
+        decoder(Format::JsonLines),
+    )
+    .controls(true)
+}
+
 fn decoder(format: Format) -> impl Fn() -> Decoder + Send + 'static {
     let table = FieldTable::new();
     move || Decoder::new(format, "ts", table.clone())
@@ -65,27 +89,10 @@ fn a_file_read_as_a_list_of_ranges_gives_their_lines_numbered_in_the_file() {
     // Lines 2-4 (line count known), then 7-10 (counted), skipping line 7
     // (read before).
     let ranges = vec![
-        Range {
-            start: line_start(JSON, 2),
-            end: line_start(JSON, 5),
-            lines: Some(1),
-            skip: 0,
-        },
-        Range {
-            start: line_start(JSON, 7),
-            end: u64::MAX,
-            lines: None,
-            skip: 1,
-        },
+        range(line_start(JSON, 2), line_start(JSON, 5), Some(1), 0),
+        range(line_start(JSON, 7), u64::MAX, None, 1),
     ];
-    let reader = ShareReader::ranges(
-        &path,
-        "events.jsonl",
-        ranges,
-        false,
-        decoder(Format::JsonLines),
-    )
-    .controls(true);
+    let reader = json_ranges(&path, ranges);
     let got = read_all(reader);
     let place = |range: u64, line: u64| (range << 32) | line;
     assert_eq!(
@@ -106,20 +113,8 @@ fn a_file_read_as_a_list_of_ranges_gives_their_lines_numbered_in_the_file() {
         ]
     );
     // A control record in a range, named by its line in the file.
-    let ranges = vec![Range {
-        start: line_start(JSON, 5),
-        end: line_start(JSON, 7),
-        lines: None,
-        skip: 0,
-    }];
-    let reader = ShareReader::ranges(
-        &path,
-        "events.jsonl",
-        ranges,
-        false,
-        decoder(Format::JsonLines),
-    )
-    .controls(true);
+    let ranges = vec![range(line_start(JSON, 5), line_start(JSON, 7), None, 0)];
+    let reader = json_ranges(&path, ranges);
     assert_eq!(
         read_all(reader),
         [(2, "events.jsonl:6: `$rules`".to_string())]
@@ -131,20 +126,8 @@ fn a_file_read_as_a_list_of_ranges_gives_their_lines_numbered_in_the_file() {
 fn with_strict_a_share_ends_after_its_first_malformed_line() {
     let dir = scratch("share-strict");
     let path = write(&dir, "events.jsonl", JSON);
-    let whole = vec![Range {
-        start: 0,
-        end: u64::MAX,
-        lines: None,
-        skip: 0,
-    }];
-    let reader = ShareReader::ranges(
-        &path,
-        "events.jsonl",
-        whole,
-        false,
-        decoder(Format::JsonLines),
-    )
-    .policy(Policy::new("events.jsonl", true));
+    let whole = vec![range(0, u64::MAX, None, 0)];
+    let reader = json_ranges(&path, whole).policy(Policy::new("events.jsonl", true));
     let got = read_all(reader);
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(
@@ -160,12 +143,7 @@ fn a_csv_file_read_as_ranges_or_chunks_decodes_each_with_its_header() {
     let dir = scratch("share-csv");
     let text = "ts,type\n1,a\n2,b\nx\n4,d\n5,e\n";
     let path = write(&dir, "events.csv", text);
-    let ranges = vec![Range {
-        start: line_start(text, 3),
-        end: u64::MAX,
-        lines: None,
-        skip: 0,
-    }];
+    let ranges = vec![range(line_start(text, 3), u64::MAX, None, 0)];
     let reader = ShareReader::ranges(&path, "events.csv", ranges, true, decoder(Format::Csv));
     let got: Vec<String> = read_all(reader).into_iter().map(|(_, what)| what).collect();
     assert_eq!(got[0], "event 2");
