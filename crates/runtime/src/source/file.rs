@@ -209,13 +209,8 @@ fn read_lines(
             if !lines.is_empty() {
                 let before = Batch {
                     lines,
-                    place: None,
                     at: place(line_start, count - 1),
-                    stalled: false,
-                    open_end: false,
-                    partial: false,
-                    places: Vec::new(),
-                    splits: None,
+                    ..Batch::default()
                 };
                 if tx.send(Message::Batch(before)).is_err() {
                     return false;
@@ -223,25 +218,18 @@ fn read_lines(
             }
             let batch = Batch {
                 lines: last.into_iter().collect(),
-                place: None,
                 at: place(read, count),
                 stalled,
                 open_end: true,
-                partial: false,
-                places: Vec::new(),
-                splits: None,
+                ..Batch::default()
             };
             return tx.send(Message::Batch(batch)).is_ok();
         }
         let batch = Batch {
             lines,
-            place: None,
             at: place(read, count),
             stalled,
-            open_end: false,
-            partial: false,
-            places: Vec::new(),
-            splits: None,
+            ..Batch::default()
         };
         tx.send(Message::Batch(batch)).is_ok()
     };

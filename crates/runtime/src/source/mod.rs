@@ -368,6 +368,7 @@ fn control_record(line: &[u8]) -> Option<Result<Control, String>> {
 }
 
 /// Lines the reader thread has decoded, handed over in one go.
+#[derive(Default)]
 pub(crate) struct Batch {
     /// Each line's number and its entry, or why it is malformed (an
     /// [`cepheid_engine::ErrorKind::Input`] error), in input order; a read error
