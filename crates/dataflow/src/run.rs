@@ -161,7 +161,7 @@ use cutter::{cut_failed, Cutter, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
 pub use error::{Error, Mismatch, Refusal};
 use items::{share, Live, PartItems, Share, SourcePlace};
-use job::{Controls, Job};
+use job::{rules_item, Job};
 use resume::{checkpoints, positions, Checkpoint};
 
 pub use cut::{CutError, Damage};
@@ -655,18 +655,9 @@ impl Workers {
             say: say.clone(),
             board: board.clone(),
             fields: fields.clone(),
-            controls: (matches!(config.format, Format::JsonLines) || config.source_rules).then(
-                || {
-                    Arc::new(Controls {
-                        config: config.clone(),
-                    })
-                },
-            ),
-            reloads: config.watch.then(|| {
-                Arc::new(Controls {
-                    config: config.clone(),
-                })
-            }),
+            controls: (matches!(config.format, Format::JsonLines) || config.source_rules)
+                .then(|| Arc::new(config.clone())),
+            reloads: config.watch.then(|| Arc::new(config.clone())),
         });
         let started = Instant::now();
         let observing = board.as_ref().map(|board| {

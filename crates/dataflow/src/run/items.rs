@@ -132,9 +132,9 @@ pub(super) struct Live {
     /// Lines read before (resumed: the place of the cut).
     pub(super) lines: u64,
     /// Control records are read (JSON lines).
-    pub(super) controls: Option<Arc<Controls>>,
+    pub(super) controls: Option<Arc<Config>>,
     /// Reloads of the pattern paths are read (`--watch`).
-    pub(super) reloads: Option<Arc<Controls>>,
+    pub(super) reloads: Option<Arc<Config>>,
 }
 
 impl Live {
@@ -170,9 +170,10 @@ impl Live {
                 }
                 Heard::Reload(why) => {
                     // (at the live input's watermark then + 1)
-                    let controls = self.reloads.as_ref();
+                    let say = &mut |n| self.say.report().notice(n);
+                    let read = (self.reloads.as_deref()).map(|config| why.read(config, say));
                     let read =
-                        controls.and_then(|c| c.reload(&why, offset, &self.counts, &self.say));
+                        read.and_then(|read| rules_item(read, offset, &self.counts, &self.say));
                     if let Some(item) = read {
                         if self.feed.send(vec![item]).is_err() {
                             return None;
@@ -259,7 +260,7 @@ pub(super) fn take(
     offset: u64,
     say: &Say,
     counts: &ReadCounts,
-    controls: &Option<Arc<Controls>>,
+    controls: &Option<Arc<Config>>,
 ) -> Taken {
     let item = match got {
         Got::Event(ts, event) => SourceItem::Event { ts, offset, event },
@@ -267,17 +268,23 @@ pub(super) fn take(
         // (a `Source`'s splits' least watermark)
         Got::SplitWatermark(t) => SourceItem::SplitWatermark(t),
         Got::Rules(control, name) => {
-            let read = controls
-                .as_ref()
-                .and_then(|c| c.read(&control, &name, offset, counts, say));
-            return read.map_or(Taken::Nothing, Taken::Item);
+            let Some(config) = controls.as_deref() else {
+                return Taken::Nothing;
+            };
+            let read = control.read(config, false, &name, &mut |n| say.report().notice(n));
+            return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);
         }
         // (a `Source`'s rules stream: this is its one reader)
         Got::SourceRules(rules, place) => {
-            let read = controls
-                .as_ref()
-                .and_then(|c| c.source_rules(&rules, &place, offset, counts, say));
-            return read.map_or(Taken::Nothing, Taken::Item);
+            let Some(config) = controls.as_deref() else {
+                return Taken::Nothing;
+            };
+            if let Some(late) = rules.late_notice(&place) {
+                counts.reloads_late.fetch_add(1, Ordering::Relaxed);
+                say.report().notice(late);
+            }
+            let read = (rules.control).read(config, true, &place, &mut |n| say.report().notice(n));
+            return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);
         }
         Got::Malformed(notice, end) => {
             counts.malformed_line();
@@ -311,7 +318,7 @@ pub(super) struct PartItems {
     /// Events read (late ones included), for the worker's numbers.
     pub(super) events: Rc<Cell<u64>>,
     /// Control records are read (JSON lines).
-    pub(super) controls: Option<Arc<Controls>>,
+    pub(super) controls: Option<Arc<Config>>,
 }
 
 impl Pull<Record> for PartItems {

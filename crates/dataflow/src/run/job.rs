@@ -59,97 +59,42 @@ pub(super) struct Job {
     /// ([`Config::field_warnings`]), which the readers tell what they saw.
     pub(super) fields: Option<Arc<Fields>>,
     /// Control records (JSON lines), read as one engine reads them.
-    pub(super) controls: Option<Arc<Controls>>,
+    pub(super) controls: Option<Arc<Config>>,
     /// Reloads of the pattern paths (`--watch`, [`Handle::reload`]), read
     /// by the live input's reader.
-    pub(super) reloads: Option<Arc<Controls>>,
+    pub(super) reloads: Option<Arc<Config>>,
 }
 
-/// Control records (`$rules`, `$rules_file`) as the workers' readers read
-/// them: each loaded and checked where it is read (said there, once, when
-/// refused: the single run's words), and a good one handed to the source
-/// as [`SourceItem::Rules`], to apply at its source's watermark + 1 on
-/// every worker ([`Plan::changing`]).
-pub(super) struct Controls {
-    pub(super) config: Config,
-}
-
-impl Controls {
-    /// A control record (`name`: its place, `events.jsonl:12`).
-    pub(super) fn read(
-        &self,
-        control: &Control,
-        name: &str,
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        let read = control.read(&self.config, false, name, &mut |n| say.report().notice(n));
-        self.checked(read, offset, counts, say)
-    }
-
-    /// A record of a source's rules stream (a Kafka rules topic), read by
-    /// the reader of the source that reads the stream (one for the run):
-    /// placed as the source says, allowed without
-    /// [`Config::rules_from_stream`] (the operator named the stream). Its
-    /// reader gave it after a watermark just before its time (or, late,
-    /// at once), so that it applies at its time on every worker.
-    pub(super) fn source_rules(
-        &self,
-        rules: &cepheid_runtime::SourceRules,
-        place: &str,
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        if let Some(late) = rules.late_notice(place) {
-            counts.reloads_late.fetch_add(1, Ordering::Relaxed);
-            say.report().notice(late);
-        }
-        let read = (rules.control).read(&self.config, true, place, &mut |n| say.report().notice(n));
-        self.checked(read, offset, counts, say)
-    }
-
-    /// A reload of the pattern paths (`--watch`, [`Handle::reload`]).
-    pub(super) fn reload(
-        &self,
-        why: &cepheid_runtime::source::Reload,
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        let read = why.read(&self.config, &mut |n| say.report().notice(n));
-        self.checked(read, offset, counts, say)
-    }
-
-    /// The change `read` (where it applies, and the rules or why not) to
-    /// hand on, or `None` when refused (said, counted).
-    fn checked(
-        &self,
-        (where_, read): (String, RulesRead),
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        let refused = |why: String| {
-            counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+/// A change of rules read by a worker's reader (`where_` in messages,
+/// and the rules or why not: `Control::read`, `Reload::read`, loaded and
+/// checked as one engine reads them, said there, once, when refused) as
+/// the source's [`SourceItem::Rules`] at `offset`, to apply at its
+/// source's watermark + 1 on every worker ([`Plan::changing`]); `None`
+/// when refused (said, counted) or not now.
+pub(super) fn rules_item(
+    (where_, read): (String, RulesRead),
+    offset: u64,
+    counts: &ReadCounts,
+    say: &Say,
+) -> Option<SourceItem<Record>> {
+    let refused = |why: String| {
+        counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+        say!(say, Warning, "{why}");
+        None
+    };
+    match read {
+        RulesRead::Checked { rules, .. } if rules.patterns().iter().any(uses_lists_or_indicators) => refused(format!(
+            "cepheid: {where_}: the new rules use lists or indicators, which `Scale::workers` and `Scale::processes` do not run yet; the old rules go on",
+        )),
+        RulesRead::Checked { texts, .. } => Some(SourceItem::Rules {
+            offset,
+            place: where_,
+            texts,
+        }),
+        RulesRead::Refused(why) => refused(why),
+        RulesRead::Later(why) => {
             say!(say, Warning, "{why}");
             None
-        };
-        match read {
-            RulesRead::Checked { rules, .. } if rules.patterns().iter().any(uses_lists_or_indicators) => refused(format!(
-                "cepheid: {where_}: the new rules use lists or indicators, which `Scale::workers` and `Scale::processes` do not run yet; the old rules go on",
-            )),
-            RulesRead::Checked { texts, .. } => Some(SourceItem::Rules {
-                offset,
-                place: where_,
-                texts,
-            }),
-            RulesRead::Refused(why) => refused(why),
-            RulesRead::Later(why) => {
-                say!(say, Warning, "{why}");
-                None
-            }
         }
     }
 }
