@@ -142,22 +142,29 @@ impl FileChunks {
         if start >= end {
             return Ok(None);
         }
-        file.seek(SeekFrom::Start(start))?;
-        let body = file.take(end - start);
-        let header = match &self.header {
-            Some(header) if start > 0 => Some(Arc::clone(header)),
-            _ => None,
-        };
+        let header = self.header.as_ref().filter(|_| start > 0);
         Ok(Some(FileChunk {
             number,
             start,
             header: header.is_some(),
-            reader: match header {
-                Some(header) => Box::new(io::Cursor::new(header).chain(body)),
-                None => Box::new(body),
-            },
+            reader: part(file, start..end, header.cloned())?,
         }))
     }
+}
+
+/// The bytes `range` of `file`, after `header` when given (the copy of a
+/// CSV file's first line a part after the first starts with).
+pub(super) fn part(
+    mut file: File,
+    range: std::ops::Range<u64>,
+    header: Option<Arc<[u8]>>,
+) -> io::Result<Box<dyn Read + Send>> {
+    file.seek(SeekFrom::Start(range.start))?;
+    let body = file.take(range.end.saturating_sub(range.start));
+    Ok(match header {
+        Some(header) => Box::new(io::Cursor::new(header).chain(body)),
+        None => Box::new(body),
+    })
 }
 
 impl Iterator for FileChunks {

@@ -11,11 +11,11 @@
 //! its own thread ([`ShareReader::next`]).
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader};
 
 use cepheid_engine::{Record, Timestamp};
 
-use super::chunks::header_of;
+use super::chunks::{self, header_of};
 use super::*;
 use crate::{Doing, Level, Notice};
 
@@ -397,9 +397,6 @@ impl ShareReader {
                 if range.end <= range.start {
                     continue;
                 }
-                let mut file = File::open(&self.path)?;
-                file.seek(SeekFrom::Start(range.start))?;
-                let body = file.take(range.end - range.start);
                 let header = header.clone().filter(|_| range.start > 0);
                 let part = Part {
                     start: range.start,
@@ -408,11 +405,11 @@ impl ShareReader {
                     header: header.is_some(),
                     skip: range.skip + u64::from(header.is_some()),
                 };
-                let input: Box<dyn Read + Send> = match header {
-                    Some(header) => Box::new(io::Cursor::new(header).chain(body)),
-                    None => Box::new(body),
-                };
-                break (Input::Other(input), part);
+                let file = File::open(&self.path)?;
+                break (
+                    Input::Other(chunks::part(file, range.start..range.end, header)?),
+                    part,
+                );
             },
         };
         let items = Items::new(Arc::clone(&self.origin), input, (self.fresh)());
