@@ -52,23 +52,19 @@ use std::time::{Duration, Instant};
 
 use cepheid_core::record::FieldTable;
 use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
-use cepheid_engine::io::{
-    value_from_json, value_to_json, Decoder, FieldsSeen, Format, Formatter, Item,
-};
-use cepheid_engine::{ErrorKind, FieldId, FieldWatch, Record, Rules, Timestamp, Value};
-use cepheid_syntax::Loaded;
+use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
+use cepheid_engine::{FieldId, FieldWatch, Record, Rules, Timestamp, Value};
 
 use crate::checkpoint::store::{self, OnePosition};
 use crate::checkpoint::{self, Counters, Hook, Marker, Schedule, Writer, Written};
 use crate::limits::LimitNotices;
-use crate::reload::{self, Reloads};
+use crate::reload::Reloads;
 use crate::resume::Meta;
 use crate::sink::{Checkpoint, Files, Kind, Output, Sink, Writing};
 use crate::source::{
-    spawn_reader, Control, Entry, FilePosition, Message, Opened, Position, Reading, Reload,
-    SeenTold, BATCHES_AHEAD,
+    new_decoder, reading, spawn_reader, Control, Entry, FieldWarnings, FilePosition, Got, Message,
+    Opened, Policy, Position, Reload, RulesRead, Source, SplitLag, SplitTiming, BATCHES_AHEAD,
 };
-use crate::source::{Source, SourceTiming, SplitLag, SplitTiming};
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
     Config, Doing, End, Error, Input, Level, Notice, Notify, Report, RunEvent, RunView, Summary,
@@ -118,6 +114,11 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// The handle of the reader thread that `tx` sends to.
+    pub(crate) fn new(tx: SyncSender<Message>) -> Handle {
+        Handle { tx }
+    }
+
     /// Stops the run between two batches: what the watermark released is
     /// written and flushed, a last checkpoint taken; events waiting for
     /// the watermark stay waiting (the input did not end). `why` is said
@@ -587,11 +588,8 @@ impl Runtime {
                     .is_some_and(|s| !s.is_empty() && s.iter().all(Option::is_some)),
             splits,
             reload_first,
-            fields: FieldWarnings {
-                watch: field_watch,
-                told: HashSet::new(),
-                resumed: was_resumed,
-            },
+            fields: FieldWarnings::new(config.field_warnings.unwrap_or(u64::MAX), field_watch, 1)
+                .resumed(was_resumed),
             observes,
             lag: Vec::new(),
         };
@@ -648,22 +646,6 @@ impl Runtime {
 /// The names of the engine's patterns in force, in order.
 fn names(engine: &Engine<Record>) -> Vec<String> {
     engine.patterns().map(|p| p.name.clone()).collect()
-}
-
-/// A decoder of the configuration's format and time over the engine's
-/// fields.
-fn new_decoder(config: &Config, fields: &FieldTable) -> Decoder {
-    let decoder = match &config.time {
-        Time::Event { field } => Decoder::new(config.format, field, fields.clone()),
-        // (a record's time is set from its source's, `SourceTiming`)
-        Time::Processing | Time::Record => {
-            Decoder::new(config.format, "ts", fields.clone()).without_time()
-        }
-    };
-    match config.field_warnings {
-        Some(after) => decoder.watch_fields(after),
-        None => decoder,
-    }
 }
 
 /// What a checkpoint of this run must agree on (`None` without
@@ -863,40 +845,6 @@ struct Session<'a> {
     observes: bool,
     /// A source's lag per split, as it last said it (`Message::Lag`).
     lag: Vec<SplitLag>,
-}
-
-/// Fields a pattern reads that no event has carried: each is said once
-/// per pattern and field, when the reader has decoded
-/// [`Config::field_warnings`] events and at the end of the input (issue
-/// 25: a misspelt field in a condition is valid, and matches nothing,
-/// ever).
-struct FieldWarnings {
-    /// Where the patterns in force read each field.
-    watch: FieldWatch,
-    /// The (pattern, field) pairs said already.
-    told: HashSet<(String, String)>,
-    /// Did the run resume from a checkpoint? (Its fields seen before it
-    /// are not kept: a resumed run that reads no event has nothing to
-    /// say of them, where it said "never occurs in 0 events".)
-    resumed: bool,
-}
-
-impl FieldWarnings {
-    /// Says, as warnings, what `seen` shows missing and was not said yet.
-    fn say(&mut self, seen: &FieldsSeen, report: &mut dyn Report) {
-        if self.resumed && seen.events() == 0 {
-            return;
-        }
-        for mut missing in self.watch.missing(seen) {
-            let field = missing.field.to_string();
-            missing
-                .reads
-                .retain(|read| self.told.insert((read.pattern.clone(), field.clone())));
-            if !missing.reads.is_empty() {
-                report.notice(Notice::line(Level::Warning, format!("warning: {missing}")));
-            }
-        }
-    }
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
@@ -1110,7 +1058,7 @@ impl Session<'_> {
             view.consumer_lag = Some(self.lag.iter().map(|l| l.records).sum());
             view.split_lag = &self.lag;
         }
-        view.field_warnings = self.fields.told.len() as u64;
+        view.field_warnings = self.fields.told();
         view.finished = finished;
         view.no_watermark_yet = self.no_split_watermark;
         self.out.report.tick(&view);
@@ -1138,10 +1086,11 @@ impl Session<'_> {
         let config = self.config;
         let origin = config.input.describe();
         let origin_name = origin.clone();
+        let policy = Policy::new(&origin, config.strict);
         // Kept for the whole run: the watch ends with it.
         #[cfg(feature = "watch")]
         let _watcher = if config.watch {
-            match reload::watch(&config.patterns, tx.clone()) {
+            match crate::reload::watch(&config.patterns, tx.clone()) {
                 Ok(watcher) => Some(watcher),
                 Err(e) => {
                     self.say(
@@ -1170,31 +1119,21 @@ impl Session<'_> {
             }
             Format::Csv => (None, None),
         };
-        let fresh = {
-            let table = self.engine.fields().clone();
-            let config = config.clone();
-            Box::new(move || new_decoder(&config, &table))
-        };
-        let reading = Reading {
-            origin,
+        let mut reading = reading(
+            config,
+            self.engine.fields(),
             decoder,
-            fresh,
-            start: self.position,
-            tails: self.checkpoints.is_some(),
+            self.position,
+            self.checkpoints.is_some(),
             controls,
-            seen: SeenTold::new(config.field_warnings),
-            timing: SourceTiming {
-                record_time: config.time == Time::Record,
-                splits: (config.split_watermarks && config.time != Time::Processing).then(|| {
-                    SplitTiming {
-                        max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
-                        idle_timeout: config.idle_timeout,
-                        resumed: self.splits.clone().unwrap_or_default(),
-                        emitted: self.engine.current_watermark(),
-                    }
-                }),
-            },
-        };
+        );
+        reading.timing.splits =
+            (config.split_watermarks && config.time != Time::Processing).then(|| SplitTiming {
+                max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
+                idle_timeout: config.idle_timeout,
+                resumed: self.splits.clone().unwrap_or_default(),
+                emitted: self.engine.current_watermark(),
+            });
         if self.reload_first {
             // (first in the channel: before any line)
             let _ = tx.send(Message::Reload(Reload::Resumed));
@@ -1261,7 +1200,9 @@ impl Session<'_> {
                     continue;
                 }
                 Ok(Message::Seen(seen)) => {
-                    self.fields.say(&seen, &mut *self.out.report);
+                    let report = &mut *self.out.report;
+                    self.fields
+                        .report(0, seen, &mut |notice| report.notice(notice));
                     continue;
                 }
                 Ok(Message::Lag(lag)) => {
@@ -1283,7 +1224,8 @@ impl Session<'_> {
                     Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
                     _ => None,
                 };
-                match item {
+                let got = match item {
+                    // (the one line of most: no detour)
                     Ok(Entry::Item(Item::Event(ts, mut record))) => {
                         if record.values().len() < self.stale_below {
                             record = reread(record, self.engine.fields());
@@ -1291,9 +1233,15 @@ impl Session<'_> {
                         self.keys
                             .check(&record, &origin_name, line_no, &mut *self.out.report);
                         timing.push(ts, wall_ms, record, self.engine, &mut self.out);
+                        self.check_output()?;
+                        continue;
                     }
-                    Ok(Entry::Rules(control)) => {
-                        let name = format!("{origin_name}:{line_no}");
+                    item => policy.take(item, || line_no, place),
+                };
+                match got {
+                    // (taken above; a blank line)
+                    Some(Got::Event(..)) | None => {}
+                    Some(Got::Rules(control, name)) => {
                         self.reload_from_stream(&control, &name, false);
                         // The reader thread decodes the next lines now (with
                         // the new rules' fields).
@@ -1301,17 +1249,12 @@ impl Session<'_> {
                             let _ = go_on.send(());
                         }
                     }
-                    Ok(Entry::SourceRules(rules)) => {
+                    Some(Got::SourceRules(rules, place)) => {
                         // (a record of the source's rules stream: placed
                         // as the source says)
-                        let place = place.unwrap_or_default();
-                        if let (Some(time), Some(watermark)) = (rules.time, rules.late) {
+                        if let Some(late) = rules.late_notice(&place) {
                             self.reloads.late += 1;
-                            self.say(Level::Warning, format!(
-                                "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
-                                cepheid_engine::io::format_rfc3339(time),
-                                cepheid_engine::io::format_rfc3339(watermark),
-                            ));
+                            self.out.report.notice(late);
                         }
                         self.reload_from_stream(&rules.control, &place, true);
                         match &go_on {
@@ -1323,7 +1266,7 @@ impl Session<'_> {
                             None => self.stale_below = self.engine.fields().len(),
                         }
                     }
-                    Ok(Entry::Item(Item::Watermark(_))) if timing.is_processing() => {
+                    Some(Got::Watermark(_)) if timing.is_processing() => {
                         if !self.counters.watermarks_told {
                             self.counters.watermarks_told = true;
                             self.say(Level::Warning, format!(
@@ -1331,51 +1274,26 @@ impl Session<'_> {
                             ));
                         }
                     }
-                    Ok(Entry::Item(Item::Watermark(t))) => {
+                    Some(Got::Watermark(t)) => {
                         self.counters.punctuated = true;
                         self.no_split_watermark = false;
                         self.engine.watermark(t, &mut self.out);
                     }
-                    Ok(Entry::SplitWatermark(_)) if timing.is_processing() => {}
-                    Ok(Entry::SplitWatermark(t)) => {
+                    Some(Got::SplitWatermark(_)) if timing.is_processing() => {}
+                    Some(Got::SplitWatermark(t)) => {
                         self.no_split_watermark = false;
                         self.engine.watermark(t, &mut self.out);
                     }
-                    Ok(Entry::Item(Item::Skip)) => {}
-                    Err(e) if e.kind() == ErrorKind::Io => {
-                        let error = Error::Io {
-                            doing: Doing::Read,
-                            path: origin_name.clone(),
-                            source: io::Error::other(e.message().to_string()),
-                        };
-                        self.say(Level::Error, format!("error: {error}"));
-                        stop = Some(Stop::Failed(error));
+                    Some(Got::Failed(notice, error)) => {
+                        self.out.report.notice(notice);
+                        stop = Some(Stop::Failed(*error));
                         break 'input;
                     }
-                    Err(e) if place.is_some() => {
-                        // (a source's record: placed as the source says)
-                        let place = place.unwrap_or_default();
+                    Some(Got::Malformed(notice, end)) => {
                         self.counters.malformed += 1;
-                        let why = e.message();
-                        self.say(Level::Warning, format!("{place}: malformed record: {why}"));
-                        if config.strict {
-                            stop = Some(Stop::Failed(Error::MalformedRecord { place, source: e }));
-                            break 'input;
-                        }
-                    }
-                    Err(e) => {
-                        self.counters.malformed += 1;
-                        let why = e.message();
-                        self.say(
-                            Level::Warning,
-                            format!("{origin_name}:{line_no}: malformed line: {why}"),
-                        );
-                        if config.strict {
-                            stop = Some(Stop::Failed(Error::Malformed {
-                                origin: origin_name.clone(),
-                                line: line_no,
-                                source: e,
-                            }));
+                        self.out.report.notice(notice);
+                        if let Some(error) = end {
+                            stop = Some(Stop::Failed(*error));
                             break 'input;
                         }
                     }
@@ -1422,6 +1340,13 @@ impl Session<'_> {
             self.checkpoint_if_dirty()?;
             return Ok(Some(why));
         }
+        if stop.is_none() && config.field_warnings.is_some() {
+            // The input ended: what no event carried.
+            let seen = self.fields.of_reader(0);
+            let report = &mut *self.out.report;
+            self.fields
+                .at_end(seen.as_ref(), &mut |notice| report.notice(notice));
+        }
         if stop.is_none() {
             // The input ended: the thread is done (a panic in it is passed
             // on rather than taken for the end of input).
@@ -1455,80 +1380,47 @@ impl Session<'_> {
     /// source's rules stream, which the operator named (allowed without
     /// `rules_from_stream`).
     fn reload_from_stream(&mut self, control: &Control, name: &str, own: bool) {
-        let what = reload::describe(control);
-        let where_ = format!("{name} ({what})");
-        let allowed = reload::StreamRules {
-            enabled: self.config.rules_from_stream || own,
-            dir: self.config.rules_dir.clone(),
-        };
-        match reload::load_control(control, &allowed, name) {
-            Ok(loaded) => {
-                self.apply(loaded, &where_);
-            }
-            Err(why) => {
-                self.reloads.refused += 1;
-                let why = format!("cepheid: {where_}: refused: {why}; the old rules go on");
-                self.event(&RunEvent::ReloadRefused { why: &why });
-                self.say(Level::Warning, why);
-            }
-        }
+        let report = &mut *self.out.report;
+        let (where_, read) = control.read(self.config, own, name, &mut |n| report.notice(n));
+        self.apply(read, &where_);
     }
 
     /// The pattern paths again, applied here, between two batches. Lines
     /// the reader thread decoded before the change are read again when
     /// they come (`stale_below`).
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
-        let why = match &why {
-            Reload::Changed => "the pattern files changed",
-            Reload::Asked(why) => why.as_str(),
-            Reload::Resumed => "the pattern files changed since the checkpoint",
-        };
-        if let Some(empty) = reload::empty_file(&self.config.patterns) {
-            // An editor rewriting it: its next change reloads.
-            self.say(Level::Warning, format!(
-                "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
-                empty.display()
-            ));
-            return Ok(());
-        }
-        let loaded = cepheid_syntax::load_paths(&self.config.patterns);
-        if self.apply(loaded, why) {
+        let report = &mut *self.out.report;
+        let (where_, read) = why.read(self.config, &mut |n| report.notice(n));
+        if self.apply(read, &where_) {
             self.stale_below = self.engine.fields().len();
         }
         self.check_output()
     }
 
-    /// Makes `loaded` (as the language loaded it, not compiled yet) the
-    /// engine's rule set (`where_` names what asked for it in messages)
-    /// and says what that did to each pattern; a set with errors is said
-    /// (with its diagnostics) and counted, and changes nothing. True when
-    /// the rules were put in force.
-    fn apply(&mut self, mut loaded: Loaded, where_: &str) -> bool {
-        // Compiled first, so that what the compiler rejects is said with
-        // the rest, in its place in the text.
-        let checked = cepheid_engine::rules::check(&mut loaded);
-        let diagnostics = loaded.render();
-        if !diagnostics.is_empty() {
-            self.out
-                .report
-                .notice(Notice::text(Level::Warning, diagnostics));
-        }
-        let refused = |this: &mut Self, why: &str| {
+    /// Makes the rules `read` (loaded and checked, its diagnostics said)
+    /// the engine's rule set (`where_` names what asked for it in
+    /// messages) and says what that did to each pattern; a set refused is
+    /// said and counted, and changes nothing. True when the rules were put
+    /// in force.
+    fn apply(&mut self, read: RulesRead, where_: &str) -> bool {
+        let refused = |this: &mut Self, why: String| {
             this.reloads.refused += 1;
-            let why = format!("cepheid: {where_}: the new rules {why}; the old rules go on");
             this.event(&RunEvent::ReloadRefused { why: &why });
             this.say(Level::Warning, why);
             false
         };
-        let watch = FieldWatch::from_loaded(&loaded);
-        // Errors are said above.
-        let Ok(rules) = Rules::from_checked(loaded, checked) else {
-            return refused(self, "have errors");
+        let (rules, watch) = match read {
+            RulesRead::Checked { rules, watch, .. } => (rules, watch),
+            RulesRead::Refused(why) => return refused(self, why),
+            RulesRead::Later(why) => {
+                self.say(Level::Warning, why);
+                return false;
+            }
         };
         let policy = self.config.reload_policy;
         match self.engine.set_rules(&rules, policy, &mut self.out) {
             Ok(changes) => {
-                self.fields.watch = watch;
+                self.fields.set_watch(watch);
                 self.reloads.applied += 1;
                 self.counters.rules_changed |= changes.any();
                 self.keys
@@ -1547,7 +1439,9 @@ impl Session<'_> {
             }
             Err(e) => {
                 self.say(Level::Warning, e);
-                refused(self, "do not compile")
+                let why =
+                    format!("cepheid: {where_}: the new rules do not compile; the old rules go on");
+                refused(self, why)
             }
         }
     }

@@ -70,7 +70,7 @@ pub use limits::LimitNotices;
 pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Writing};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
-    SourceError, SourceRules, SourceTiming, SplitLag, SplitTiming, SplitWatermarks,
+    SourceError, SourceRules, SplitLag, SplitWatermarks,
 };
 pub use timing::Idle;
 pub use view::{add_patterns, add_stats, EngineNumbers, RunView, Workers};
