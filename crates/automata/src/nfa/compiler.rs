@@ -157,7 +157,7 @@ pub struct Compiler<'p, 'c, E> {
     states: Vec<State>,
     /// Per `not` stage, its stop states and the branches of alternations
     /// each was made in ([`Self::create_stop_state`]).
-    stop_states: HashMap<StageId, Vec<(Vec<(u32, u32)>, StateId)>>,
+    stop_states: HashMap<StageId, Vec<(BranchPath, StateId)>>,
     used_names: HashSet<String>,
     /// Per base name, the first `:N` suffix not yet known to be taken (so
     /// naming stays linear; every smaller suffix is taken, names are never
@@ -175,7 +175,7 @@ pub struct Compiler<'p, 'c, E> {
     /// branch), removed by [`Self::bypass_alternations`].
     alternation_entries: Vec<(StateId, Span)>,
     /// The branches of alternations the states being built are in.
-    branch_path: Vec<(u32, u32)>,
+    branch_path: BranchPath,
     /// Per state, its `branch_path` when built (a copy: its original's).
     state_branch: Vec<Vec<(u32, u32)>>,
     /// Each alternation's number in the order of the text, by address.
@@ -188,6 +188,10 @@ pub struct Compiler<'p, 'c, E> {
 }
 
 type Res<T> = Result<T, CompileError>;
+
+/// The branches of alternations a state is in, outermost first:
+/// (alternation in the order of the text, branch index).
+type BranchPath = Vec<(u32, u32)>;
 
 impl<'p, 'c, E> Compiler<'p, 'c, E> {
     /// A compiler over `pattern` with the conditions already compiled.
