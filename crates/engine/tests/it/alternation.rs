@@ -269,111 +269,98 @@ fn a_partial_match_of_another_branch_holds_a_match_back() {
 /// others.
 #[test]
 fn of_two_matches_with_one_start_a_skip_strategy_reports_the_first_branchs() {
-    let rules = "
-        within 1h
-        match (a followed by b) or (a2 followed by b2)
-        where
-            a: type == \"a\"
-            a2: type == \"a\"
-            b: type == \"b\"
-            b2: type == \"b\"
-    }";
+    let stages = [("a", "a"), ("a2", "a"), ("b", "b"), ("b2", "b")];
+    let rules = typed("(a followed by b) or (a2 followed by b2)", &stages);
     let events = [(1, "a"), (2, "b")];
-    let none = records(&format!("pattern p {{{rules}"), &events);
+    let none = records(&rules, &events);
     assert_eq!(none, ["match [1] a:1 b:2", "match [2] a2:1 b2:2"]);
     for skip in ["skip to next", "skip past last event"] {
-        let got = records(&format!("pattern p {{ {skip} {rules}"), &events);
+        let got = records(&rules.replace("within", &format!("{skip} within")), &events);
         assert_eq!(got, ["match [1] a:1 b:2"], "{skip}");
     }
     // The same with the branches written the other way round: the first
     // branch is now the one of `a2`.
-    let swapped = rules.replace(
-        "(a followed by b) or (a2 followed by b2)",
-        "(a2 followed by b2) or (a followed by b)",
-    );
-    let got = records(&format!("pattern p {{ skip to next {swapped}"), &events);
+    let swapped = typed("(a2 followed by b2) or (a followed by b)", &stages);
+    let got = records(&swapped.replace("within", "skip to next within"), &events);
     assert_eq!(got, ["match [1] a2:1 b2:2"]);
 }
 
-/// Held together (behind a partial match that started before them),
-/// matches with one first event go by branch before by end: branch 2's
-/// `a c` (ends at 4) before branch 3's `a2 b` (ends at 3).
-#[test]
-fn held_matches_with_one_start_go_by_branch_then_by_end() {
-    let rules = "
-        within 1h
-        match (x followed by y) or (a followed by c) or (a2 followed by b)
-        where
-            x: type == \"x\"
-            y: type == \"y\"
-            a: type == \"a\"
-            a2: type == \"a\"
-            b: type == \"b\"
-            c: type == \"c\"
-    }";
-    let events = [(1, "x"), (2, "a"), (3, "b"), (4, "c"), (5, "y")];
-    let none = records(&format!("pattern p {{{rules}"), &events);
-    assert_eq!(
-        none,
-        [
-            "match [3] a2:2 b:3",
-            "match [2] a:2 c:4",
-            "match [1] x:1 y:5"
-        ]
-    );
-    let next = records(&format!("pattern p {{ skip to next {rules}"), &events);
-    assert_eq!(next, ["match [1] x:1 y:5", "match [2] a:2 c:4"]);
-    // Without the partial match that holds them back, `a2 b` goes as soon
-    // as it is complete, and prunes `a c`'s partial match.
-    let next = records(&format!("pattern p {{ skip to next {rules}"), &events[1..]);
-    assert_eq!(next, ["match [3] a2:2 b:3"]);
+/// `pattern p { within 1h match SEQUENCE where ... }` where each stage
+/// named in `stages` accepts the events of its type (`(stage, type)`).
+fn typed(sequence: &str, stages: &[(&str, &str)]) -> String {
+    let conditions: Vec<String> = stages
+        .iter()
+        .map(|(s, t)| format!("{s}: type == \"{t}\""))
+        .collect();
+    format!(
+        "pattern p {{ within 1h match {sequence} where {} }}",
+        conditions.join("\n")
+    )
 }
 
-/// Within one branch, held matches with one first event go by their last
-/// event: `a b` (ends at 3) before `a b b` (ends at 4).
+/// Held together (behind the partial match of `x` that started before
+/// them), matches with one first event go by branch before by end: branch
+/// 2's `a c` (ends at 4) before branch 3's `a2 b` (ends at 3); within one
+/// branch, by their last event: `a b` (ends at 3) before `a b b` (ends at
+/// 4).
 #[test]
-fn held_matches_of_one_branch_with_one_start_go_by_end() {
-    let rules = "
-        within 1h
-        match (x followed by y) or (a followed by b{1,2})
-        where
-            x: type == \"x\"
-            y: type == \"y\"
-            a: type == \"a\"
-            b: type == \"b\"
-    }";
-    let events = [(1, "x"), (2, "a"), (3, "b"), (4, "b"), (5, "y")];
-    let none = records(&format!("pattern p {{{rules}"), &events);
-    assert_eq!(
-        none,
-        [
-            "match [2] a:2 b:3",
-            "match [2] a:2 b:3,4",
-            "match [1] x:1 y:5"
-        ]
-    );
-    let next = records(&format!("pattern p {{ skip to next {rules}"), &events);
-    assert_eq!(next, ["match [1] x:1 y:5", "match [2] a:2 b:3"]);
+fn held_matches_with_one_start_go_by_branch_then_by_end() {
+    let cases = [
+        (
+            "(x followed by y) or (a followed by c) or (a2 followed by b)",
+            &[
+                ("x", "x"),
+                ("y", "y"),
+                ("a", "a"),
+                ("a2", "a"),
+                ("b", "b"),
+                ("c", "c"),
+            ][..],
+            [(1, "x"), (2, "a"), (3, "b"), (4, "c"), (5, "y")],
+            [
+                "match [3] a2:2 b:3",
+                "match [2] a:2 c:4",
+                "match [1] x:1 y:5",
+            ],
+            ["match [1] x:1 y:5", "match [2] a:2 c:4"],
+        ),
+        (
+            "(x followed by y) or (a followed by b{1,2})",
+            &[("x", "x"), ("y", "y"), ("a", "a"), ("b", "b")][..],
+            [(1, "x"), (2, "a"), (3, "b"), (4, "b"), (5, "y")],
+            [
+                "match [2] a:2 b:3",
+                "match [2] a:2 b:3,4",
+                "match [1] x:1 y:5",
+            ],
+            ["match [1] x:1 y:5", "match [2] a:2 b:3"],
+        ),
+    ];
+    for (sequence, stages, events, none, next) in &cases {
+        let rules = typed(sequence, stages);
+        assert_eq!(records(&rules, events), none, "{sequence}");
+        let rules = rules.replace("within 1h", "skip to next within 1h");
+        assert_eq!(records(&rules, events), next, "{sequence}");
+    }
+    // Without the partial match that holds them back, `a2 b` goes as soon
+    // as it is complete, and prunes `a c`'s partial match.
+    let rules = typed(cases[0].0, cases[0].1).replace("within 1h", "skip to next within 1h");
+    assert_eq!(records(&rules, &cases[0].2[1..]), ["match [3] a2:2 b:3"]);
 }
 
 /// A match that did not reach an alternation (null) goes before one that
 /// took a branch, with one first event.
 #[test]
 fn a_match_that_skipped_the_alternation_goes_before_one_that_took_it() {
-    let rules = "
-        within 1h
-        match x followed by ((a or c)) optional followed by z
-        where
-            x: type == \"x\"
-            a: type == \"a\"
-            c: type == \"c\"
-            z: type == \"z\"
-    }";
+    let rules = typed(
+        "x followed by ((a or c)) optional followed by z",
+        &[("x", "x"), ("a", "a"), ("c", "c"), ("z", "z")],
+    );
     let events = [(1, "x"), (2, "a"), (3, "z")];
-    let mut none = records(&format!("pattern p {{{rules}"), &events);
+    let mut none = records(&rules, &events);
     none.sort();
     assert_eq!(none, ["match [1] a:2 x:1 z:3", "match [null] x:1 z:3"]);
-    let next = records(&format!("pattern p {{ skip to next {rules}"), &events);
+    let next = records(&rules.replace("within", "skip to next within"), &events);
     assert_eq!(next, ["match [null] x:1 z:3"]);
 }
 
@@ -615,18 +602,16 @@ fn a_greedy_end_of_a_branch_binds_only_what_leaves_the_branch() {
 #[test]
 fn a_negation_that_ends_the_group_before_the_alternation_binds_every_branch() {
     let rules = |between: &str| {
-        format!(
-            "pattern p {{
-            within 1h
-            match (a not followed by b) {between}followed by (c or (d followed by c2))
-            where
-                a: type == \"a\"
-                b: type == \"b\"
-                c: type == \"c\"
-                c2: type == \"c\"
-                d: type == \"d\"
-                e: type == \"e\"
-        }}"
+        typed(
+            &format!("(a not followed by b) {between}followed by (c or (d followed by c2))"),
+            &[
+                ("a", "a"),
+                ("b", "b"),
+                ("c", "c"),
+                ("c2", "c"),
+                ("d", "d"),
+                ("e", "e"),
+            ],
         )
     };
     for between in ["", "not followed by e "] {
@@ -653,33 +638,21 @@ fn a_negation_that_ends_the_group_before_the_alternation_binds_every_branch() {
 /// with the alternation replaced by an optional group of the branch.
 #[test]
 fn an_optional_alternation_is_skipped_once() {
-    let rules = "pattern p {
-        within 1h
-        match x followed by (a or (c followed by d)) optional followed by z
-        where
-            x: type == \"x\"
-            a: type == \"a\"
-            c: type == \"c\"
-            d: type == \"d\"
-            z: type == \"z\"
-    }";
+    let letters = [("x", "x"), ("a", "a"), ("c", "c"), ("d", "d"), ("z", "z")];
+    let rules = typed(
+        "x followed by (a or (c followed by d)) optional followed by z",
+        &letters,
+    );
     assert_eq!(
-        records(rules, &[(1, "x"), (2, "z")]),
+        records(&rules, &[(1, "x"), (2, "z")]),
         ["match [null] x:1 z:2"]
     );
-    let mut got = records(rules, &[(1, "x"), (2, "c"), (3, "d"), (4, "z")]);
+    let mut got = records(&rules, &[(1, "x"), (2, "c"), (3, "d"), (4, "z")]);
     got.sort();
     assert_eq!(got, ["match [2] c:2 d:3 x:1 z:4", "match [null] x:1 z:4"]);
     // At the end of the pattern, the match of `x` alone, once.
-    let end = "pattern p {
-        within 1h
-        match x followed by (a or c)?
-        where
-            x: type == \"x\"
-            a: type == \"a\"
-            c: type == \"c\"
-    }";
-    assert_eq!(records(end, &[(1, "x")]), ["match [null] x:1"]);
+    let end = typed("x followed by (a or c)?", &letters[..3]);
+    assert_eq!(records(&end, &[(1, "x")]), ["match [null] x:1"]);
 }
 
 /// Right after a greedy element, as in each branch pattern: the first
@@ -687,17 +660,13 @@ fn an_optional_alternation_is_skipped_once() {
 /// greedy loop takes. (Was a compile error.)
 #[test]
 fn an_alternation_right_after_a_greedy_loop() {
-    let rules = "pattern p {
-        within 1h
-        match x+ greedy followed by (a or (c followed by d))
-        where
-            x: type in [\"x\", \"a\"]
-            a: type == \"a\"
-            c: type == \"c\"
-            d: type == \"d\"
-    }";
+    let rules = typed(
+        "x+ greedy followed by (a or (c followed by d))",
+        &[("a", "a"), ("c", "c"), ("d", "d")],
+    )
+    .replace("where", "where x: type in [\"x\", \"a\"]\n");
     // `a` is taken by the loop (greedy), never by branch 1.
-    let got = records(rules, &[(1, "x"), (2, "a"), (3, "c"), (4, "d")]);
+    let got = records(&rules, &[(1, "x"), (2, "a"), (3, "c"), (4, "d")]);
     assert_eq!(
         got,
         ["match [2] c:3 d:4 x:1,2", "match [2] c:3 d:4 x:2"],

@@ -4,10 +4,14 @@
 
 use crate::alternation_differential::compare_case;
 
-/// Found by the property test (seed 4 with the optional alternation).
-#[test]
-fn seed_4_optional_alternation_skipped_with_greedy_branches() {
-    let text = r#"pattern p {
+type Case = (u64, &'static str, &'static str, &'static [(i64, char, i64)]);
+
+/// (`CEPHEID_PROPTEST_SEED`, what went wrong, pattern, events).
+const CASES: &[Case] = &[
+    (
+        4,
+        "an optional alternation skipped, every branch ending with a greedy element (difference 4)",
+        r#"pattern p {
     skip to last z
     match (s0{0,2} followed by s1+ followed by s2 optional within 5ms) followed by (((s3+ greedy until u0 not followed by s4) within 6ms) or ((s5{2,4} greedy){1,2})) optional followed by z
     where
@@ -19,30 +23,13 @@ fn seed_4_optional_alternation_skipped_with_greedy_branches() {
         s5: kind == "c"
         z: kind == "d"
         u0: kind == "d"
-}"#;
-    let events = [
-        (2, 'b', 1),
-        (3, 'a', 4),
-        (7, 'a', 2),
-        (7, 'b', 2),
-        (11, 'a', 2),
-        (12, 'a', 3),
-        (14, 'a', 4),
-        (15, 'c', 0),
-        (16, 'd', 0),
-        (18, 'a', 1),
-        (18, 'd', 1),
-        (19, 'a', 1),
-    ];
-    if let Err(why) = compare_case(text, &events) {
-        panic!("{why}");
-    }
-}
-
-/// Found by the property test (seed_37_greedy_until_before_a_negating_group_and_the_alternation).
-#[test]
-fn seed_37_greedy_until_before_a_negating_group_and_the_alternation() {
-    let text = r#"pattern p {
+}"#,
+        &[(2, 'b', 1), (3, 'a', 4), (7, 'a', 2), (7, 'b', 2), (11, 'a', 2), (12, 'a', 3), (14, 'a', 4), (15, 'c', 0), (16, 'd', 0), (18, 'a', 1), (18, 'd', 1), (19, 'a', 1),],
+    ),
+    (
+        37,
+        "a greedy loop with `until` in a group that ends with a negation, right before the alternation (the restricted copy of a first state restricts its original)",
+        r#"pattern p {
     skip past last event
     timeouts
     match (s0{2,} greedy until u0 not followed by s1) optional followed by (((s2 within 2ms){2,4} consecutive) or ((s3+))) within 56ms
@@ -52,30 +39,13 @@ fn seed_37_greedy_until_before_a_negating_group_and_the_alternation() {
         s2: kind in ["d", "a"]
         s3: kind == "c"
         u0: kind == "b"
-}"#;
-    let events = [
-        (0, 'a', 2),
-        (1, 'b', 1),
-        (1, 'd', 2),
-        (3, 'd', 2),
-        (5, 'a', 2),
-        (6, 'a', 1),
-        (8, 'a', 4),
-        (10, 'd', 0),
-        (11, 'd', 1),
-        (12, 'c', 3),
-        (14, 'd', 0),
-        (14, 'd', 4),
-    ];
-    if let Err(why) = compare_case(text, &events) {
-        panic!("{why}");
-    }
-}
-
-/// Found by the property test (seed_560).
-#[test]
-fn seed_560() {
-    let text = r#"pattern p {
+}"#,
+        &[(0, 'a', 2), (1, 'b', 1), (1, 'd', 2), (3, 'd', 2), (5, 'a', 2), (6, 'a', 1), (8, 'a', 4), (10, 'd', 0), (11, 'd', 1), (12, 'c', 3), (14, 'd', 0), (14, 'd', 4),],
+    ),
+    (
+        560,
+        "a nested optional alternation: a `not` past the skipped alternation ends the partial match waiting in every branch",
+        r#"pattern p {
     within 3ms
     skip to first s3
     timeouts
@@ -86,27 +56,13 @@ fn seed_560() {
         s2: kind == "c"
         s3: kind == "c"
         y4: kind == "a"
-}"#;
-    let events = [
-        (0, 'c', 2),
-        (0, 'a', 2),
-        (0, 'd', 0),
-        (4, 'b', 2),
-        (5, 'a', 0),
-        (6, 'c', 0),
-        (8, 'c', 3),
-        (10, 'c', 3),
-        (10, 'a', 4),
-    ];
-    if let Err(why) = compare_case(text, &events) {
-        panic!("{why}");
-    }
-}
-
-/// Found by the property test (seed_196).
-#[test]
-fn seed_196() {
-    let text = r#"pattern p {
+}"#,
+        &[(0, 'c', 2), (0, 'a', 2), (0, 'd', 0), (4, 'b', 2), (5, 'a', 0), (6, 'c', 0), (8, 'c', 3), (10, 'c', 3), (10, 'a', 4),],
+    ),
+    (
+        196,
+        "the same, with a `not` after a group",
+        r#"pattern p {
     within 7ms
     skip past last event
     match ((((s0{3,}){3,})) or ((s1) followed by (((s2 next (s3+ consecutive)+ consecutive not followed by s4)) or (y6)) optional)) within 7ms not followed by s5 within 3ms
@@ -118,25 +74,13 @@ fn seed_196() {
         s4: kind in ["c", "a"]
         s5: kind == "a"
         y6: kind == "d"
-}"#;
-    let events = [
-        (2, 'a', 0),
-        (2, 'a', 0),
-        (4, 'c', 4),
-        (5, 'c', 2),
-        (7, 'c', 2),
-        (9, 'd', 4),
-        (9, 'b', 2),
-    ];
-    if let Err(why) = compare_case(text, &events) {
-        panic!("{why}");
-    }
-}
-
-/// Found by the property test (seed_697).
-#[test]
-fn seed_697() {
-    let text = r#"pattern p {
+}"#,
+        &[(2, 'a', 0), (2, 'a', 0), (4, 'c', 4), (5, 'c', 2), (7, 'c', 2), (9, 'd', 4), (9, 'b', 2),],
+    ),
+    (
+        697,
+        "the same, with a skip strategy",
+        r#"pattern p {
     within 5ms
     skip to first s8
     timeouts
@@ -152,24 +96,13 @@ fn seed_697() {
         s8: kind == "d"
         y9: kind == "d"
         u0: kind == "b"
-}"#;
-    let events = [
-        (1, 'c', 0),
-        (2, 'a', 0),
-        (2, 'a', 1),
-        (3, 'c', 4),
-        (4, 'c', 4),
-        (5, 'd', 3),
-    ];
-    if let Err(why) = compare_case(text, &events) {
-        panic!("{why}");
-    }
-}
-
-/// Found by the property test (seed_250).
-#[test]
-fn seed_250() {
-    let text = r#"pattern p {
+}"#,
+        &[(1, 'c', 0), (2, 'a', 0), (2, 'a', 1), (3, 'c', 4), (4, 'c', 4), (5, 'd', 3),],
+    ),
+    (
+        250,
+        "a `not` after the alternation checked inside a branch with its own condition (one stop state per branch)",
+        r#"pattern p {
     within 7ms
     skip to last s4
     timeouts
@@ -182,10 +115,17 @@ fn seed_250() {
         s4: kind == "d"
         u0: kind == "d"
         u1: kind == "b"
-}"#;
-    let events = [(1, 'a', 4), (3, 'c', 1), (5, 'd', 0)];
-    if let Err(why) = compare_case(text, &events) {
-        panic!("{why}");
+}"#,
+        &[(1, 'a', 4), (3, 'c', 1), (5, 'd', 0)],
+    ),
+];
+
+#[test]
+fn the_cases_the_property_test_found_agree() {
+    for (seed, what, text, events) in CASES {
+        if let Err(why) = compare_case(text, events) {
+            panic!("seed {seed}, {what}:\n{why}");
+        }
     }
 }
 
