@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![deny(clippy::too_many_lines)]
 
 use std::fmt;
 use std::io;

@@ -5,7 +5,7 @@
 //! file changes (SIGHUP asks through the `signals` module).
 //!
 //! The engine's change itself (`Engine::set_rules`) is made by the run on
-//! its calling thread, in input order (`driver.rs`).
+//! its calling thread, in input order (`driver/session.rs`).
 
 use std::path::{Path, PathBuf};
 #[cfg(feature = "watch")]

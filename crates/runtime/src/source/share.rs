@@ -47,6 +47,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The name of its input in messages.
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// The policy of the input named `origin` in messages, with `strict`.
     pub fn new(origin: impl Into<String>, strict: bool) -> Policy {
         Policy {
