@@ -11,51 +11,76 @@
 //!
 //! `top`: `(a followed by b) or (c followed by d)`; `mid`: `x followed by
 //! ((a followed by b) or (c followed by d))`, where the separate patterns
-//! each keep their own partial matches of `x`.
+//! each keep their own partial matches of `x`; `rich`: quantifiers, `until`
+//! and a window inside the branches, and an element after them
+//! ([`SHAPES`]).
 
 use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Engine, MatchRef, Record, Rules};
 
-const WHERE: &str = "
-    where
-        x: type == \"x\"
-        a: type == \"a\"
-        b: type == \"b\"
-        c: type == \"c\"
-        d: type == \"d\"";
+const WHERE: &[(&str, &str)] = &[
+    ("x", "type == \"x\""),
+    ("a", "type == \"a\""),
+    ("b", "type == \"b\""),
+    ("c", "type == \"c\""),
+    ("d", "type == \"d\""),
+    ("stop", "type == \"e\""),
+];
+
+/// Per shape: the `match` of the pattern with alternation, and those of its
+/// branch patterns.
+const SHAPES: &[(&str, &str, &[&str])] = &[
+    (
+        "top",
+        "(a followed by b) or (c followed by d)",
+        &["a followed by b", "c followed by d"],
+    ),
+    (
+        "mid",
+        "x followed by ((a followed by b) or (c followed by d))",
+        &[
+            "x followed by a followed by b",
+            "x followed by c followed by d",
+        ],
+    ),
+    // A counted element, a loop with `until` and a window inside the
+    // branches, an element after the alternation.
+    (
+        "rich",
+        "x followed by ((a{2,3} consecutive) or ((c+ until stop) followed by d) within 10s) followed by b",
+        &[
+            "x followed by a{2,3} consecutive followed by b",
+            "x followed by ((c+ until stop) followed by d) within 10s followed by b",
+        ],
+    ),
+];
+
+/// A pattern `name` of this `match`, with the `where` entries it uses.
+fn pattern(name: &str, body: &str) -> String {
+    let words: Vec<&str> = body.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let entries: String = WHERE
+        .iter()
+        .filter(|(n, _)| words.contains(n))
+        .map(|(n, cond)| format!("        {n}: {cond}\n"))
+        .collect();
+    format!(
+        "pattern {name} {{\n    partition by user\n    within 1m\n    match {body}\n    where\n{entries}}}\n"
+    )
+}
 
 fn rules(variant: &str, shape: &str) -> String {
-    let pre = if shape == "mid" { "x followed by " } else { "" };
-    let uses_x = |body: &str| {
-        if shape == "mid" {
-            body.to_string()
-        } else {
-            body.replace("        x: type == \"x\"\n", "")
-        }
-    };
+    let (_, alt, branches) = SHAPES
+        .iter()
+        .find(|(name, ..)| *name == shape)
+        .unwrap_or_else(|| panic!("shapes: top, mid, rich (not {shape})"));
     match variant {
-        "alt" => format!(
-            "pattern p {{\n    partition by user\n    within 1m\n    match {pre}((a followed by b) or (c followed by d))\n{}\n}}\n",
-            uses_x(WHERE)
-        ),
+        "alt" => pattern("p", alt),
         _ => {
-            let one = |name: &str, s: &str, t: &str| {
-                let w: String = WHERE
-                    .lines()
-                    .filter(|l| {
-                        l.trim().is_empty()
-                            || l.contains("where")
-                            || l.trim_start().starts_with(&format!("{s}:"))
-                            || l.trim_start().starts_with(&format!("{t}:"))
-                            || (shape == "mid" && l.trim_start().starts_with("x:"))
-                    })
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                format!(
-                    "pattern {name} {{\n    partition by user\n    within 1m\n    match {pre}{s} followed by {t}\n{w}}}\n"
-                )
-            };
-            one("p1", "a", "b") + &one("p2", "c", "d")
+            let mut text = String::new();
+            for (i, body) in branches.iter().enumerate() {
+                text += &pattern(&format!("p{}", i + 1), body);
+            }
+            text
         }
     }
 }
