@@ -7,7 +7,11 @@
 //! ```text
 //! cargo run --release -p cepheid-engine --example alternation_cost -- alt top 200000
 //! cargo run --release -p cepheid-engine --example alternation_cost -- two top 200000
+//! cargo run --release -p cepheid-engine --example alternation_cost -- write DIR 100000
 //! ```
+//!
+//! `write DIR N` writes the stream and every shape's rules into `DIR`
+//! instead, for `cepheid run` (BENCHMARKS.md).
 //!
 //! `top`: `(a followed by b) or (c followed by d)`; `mid`: `x followed by
 //! ((a followed by b) or (c followed by d))`, where the separate patterns
@@ -85,11 +89,45 @@ fn rules(variant: &str, shape: &str) -> String {
     }
 }
 
+/// The `i`-th event of the stream (`seed` carried from one to the next).
+fn event(seed: &mut u64, i: u64) -> String {
+    const TYPES: [&str; 13] = [
+        "x", "a", "c", "b", "d", "e", "x", "a", "e", "b", "c", "e", "d",
+    ];
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let ty = TYPES[(*seed % TYPES.len() as u64) as usize];
+    let user = (*seed >> 32) % 500;
+    format!(r#"{{"ts": {}, "user": "u{user}", "type": "{ty}"}}"#, i * 20)
+}
+
+const SEED: u64 = 0x2545_f491_4f6c_dd1d;
+
+/// `write DIR N`: the stream as `DIR/events.jsonl` and each shape's rules
+/// as `DIR/alt-SHAPE.cep` and `DIR/two-SHAPE.cep`, for `cepheid run`.
+fn write(dir: &str, n: u64) {
+    let dir = std::path::Path::new(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let mut seed = SEED;
+    let lines: String = (0..n).map(|i| event(&mut seed, i) + "\n").collect();
+    std::fs::write(dir.join("events.jsonl"), lines).unwrap();
+    for (shape, ..) in SHAPES {
+        for variant in ["alt", "two"] {
+            let path = dir.join(format!("{variant}-{shape}.cep"));
+            std::fs::write(path, rules(variant, shape)).unwrap();
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let variant = args.get(1).map_or("alt", String::as_str);
     let shape = args.get(2).map_or("top", String::as_str);
     let n: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    if variant == "write" {
+        return write(shape, n);
+    }
     let text = rules(variant, shape);
     let mut engine: Engine<Record> = Engine::new();
     engine
@@ -98,18 +136,10 @@ fn main() {
     let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
     let mut matches = 0u64;
     let mut sink = |_: &MatchRef<'_, Record>| matches += 1;
-    let types = [
-        "x", "a", "c", "b", "d", "e", "x", "a", "e", "b", "c", "e", "d",
-    ];
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut seed = SEED;
     let mut peak = 0u64;
     for i in 0..n {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let ty = types[(seed % types.len() as u64) as usize];
-        let user = (seed >> 32) % 500;
-        let line = format!(r#"{{"ts": {}, "user": "u{user}", "type": "{ty}"}}"#, i * 20);
+        let line = event(&mut seed, i);
         if let Item::Event(ts, record) = decoder.decode(line.as_bytes()).unwrap() {
             engine.push(ts, record, &mut sink);
         }

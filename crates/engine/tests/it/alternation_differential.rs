@@ -1,9 +1,10 @@
 //! Alternation against a reference independent of its automaton code
 //! (issue 41): random patterns of `tests/reference/gen.rs` (every element
-//! kind) turned into patterns with alternation (a run of top-level elements
-//! split into two branches, the rest of the second sometimes split again into a nested
-//! alternation, sometimes a window on the alternation, sometimes either
-//! optional), with every skip
+//! kind) turned into patterns with alternation (a run of top-level elements,
+//! or of the elements of a top-level group, split into two branches, the
+//! rest of the second sometimes split again into a nested alternation,
+//! sometimes a window on the alternation, sometimes either optional), with
+//! every skip
 //! strategy (`skip to first/last` of a top-level stage: one inside a
 //! branch is refused), over random streams.
 //!
@@ -947,10 +948,17 @@ fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), Strin
     if !errors.is_empty() {
         tally.invalid += 1;
         for e in errors {
-            // The kind and the start of the message (kinds are broad: a
-            // branch that takes nothing and a looping group that may are
-            // both `EmptyIteration`).
-            let what: String = e.message.chars().take(50).collect();
+            // The kind and the start of the message, before any number
+            // in brackets (kinds are broad: a branch that takes nothing
+            // and a looping group that may are both `EmptyIteration`).
+            let what: String = e
+                .message
+                .split(" (")
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(50)
+                .collect();
             *tally
                 .invalid_kinds
                 .entry(format!("{:?}: {what}", e.kind))
