@@ -209,3 +209,72 @@ fn a_warning_points_at_the_text_and_says_what_flink_does() {
     assert!(!stderr(&plain).contains("warning"), "{}", stderr(&plain));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 41: `check --flink` on the alternation samples says, at each
+/// alternation, that Flink has no equivalent (FLINK-4641, `MATCH_RECOGNIZE`
+/// rejects `|`) and how a Flink user writes it today (one pattern per
+/// branch, their outputs unioned, with what that loses); a warning, not a
+/// refusal (exit 0), and no deviation class: no Flink pattern to deviate
+/// from.
+#[test]
+fn an_alternation_says_flink_has_none_and_how_flink_users_write_it() {
+    let out = check_flink(&[Path::new("patterns/alternation/rules.cep")]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(classes(&text).is_empty(), "{text}");
+    let warnings: Vec<&str> = text
+        .split("\nwarning: ")
+        .filter(|w| w.contains("Flink 2.3 does not have"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "one per alternation:\n{text}");
+    let source = std::fs::read_to_string("patterns/alternation/rules.cep").unwrap();
+    for (w, (pattern, alternation)) in warnings.iter().zip([
+        (
+            "risky_withdrawal",
+            "(reset followed by withdrawal) or (new_device followed by withdrawal)",
+        ),
+        (
+            "declines_then_order",
+            "(declines{3} or (declined followed by card_change))",
+        ),
+    ]) {
+        // The place: the line and column where the alternation starts.
+        let (line, column) = source
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| l.find(alternation).map(|c| (i + 1, c + 1)))
+            .expect("the alternation in the file");
+        assert!(w.contains(&format!("pattern `{pattern}`")), "{w}");
+        assert!(w.contains(&format!("rules.cep:{line}:{column}:")), "{w}");
+        assert!(w.contains(alternation), "{w}");
+        assert!(
+            w.contains("Flink CEP has no alternation (FLINK-4641)"),
+            "{w}"
+        );
+        assert!(w.contains("MATCH_RECOGNIZE rejects `|`"), "{w}");
+        assert!(
+            w.contains("write one pattern per branch")
+                && w.contains("union their outputs")
+                && w.contains("an event both patterns use is reported twice"),
+            "{w}"
+        );
+    }
+    // The span underlines the whole alternation, not more.
+    let first = warnings[0];
+    let line = first
+        .lines()
+        .find(|l| l.contains("match (reset"))
+        .expect("the source line");
+    let marks = first
+        .lines()
+        .skip_while(|l| !l.contains("match (reset"))
+        .nth(1)
+        .expect("the underline");
+    let start = line.find("(reset").unwrap();
+    assert_eq!(marks.find('-'), Some(start), "{first}");
+    assert_eq!(
+        marks.trim_end().len() - start,
+        "(reset followed by withdrawal) or (new_device followed by withdrawal)".len(),
+        "{first}"
+    );
+}

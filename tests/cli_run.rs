@@ -716,3 +716,33 @@ fn the_summary_as_json_has_each_patterns_counts() {
         assert_eq!(p["timeouts"].as_u64(), Some(of("timeout")), "{name}");
     }
 }
+
+/// Issue 41's sample rules (`patterns/alternation/`) through `cepheid run`:
+/// the records are `expected.jsonl` (which the engine's own test,
+/// `crates/engine/tests/it/alternation.rs`, writes and checks), byte for
+/// byte on one engine and as the same records, by key, on two workers.
+#[test]
+fn the_alternation_samples_give_their_expected_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns/alternation");
+    let expected = std::fs::read_to_string(root.join("expected.jsonl")).unwrap();
+    assert!(expected.contains(r#""branch":[1]"#) && expected.contains(r#""branch":[2]"#));
+    let mut runs: Vec<&[&str]> = vec![&[]];
+    if cfg!(feature = "workers") {
+        runs.push(&["--workers", "2"]);
+    }
+    for extra in runs {
+        let out = common::run_here(&root).args(extra).output().unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        let got = String::from_utf8(out.stdout).unwrap();
+        if extra.is_empty() {
+            assert_eq!(got, expected);
+        } else {
+            let sorted = |text: &str| {
+                let mut lines: Vec<&str> = text.lines().collect();
+                lines.sort_unstable();
+                lines.join("\n")
+            };
+            assert_eq!(sorted(&got), sorted(&expected), "{extra:?}");
+        }
+    }
+}

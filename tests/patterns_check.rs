@@ -14,11 +14,32 @@ fn pattern_files() -> Vec<PathBuf> {
     files
 }
 
+/// The rules of the sample folders (`patterns/alternation/`,
+/// `patterns/risk/`: rules with their events and expected records).
+fn folder_rule_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("patterns")
+        .expect("patterns folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).expect("sample folder"))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cep"))
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn every_file_passes_check_without_warnings() {
     let files = pattern_files();
     assert!(files.len() >= 8, "only {} pattern files", files.len());
-    for f in files {
+    let folders = folder_rule_files();
+    assert!(
+        folders.len() >= 2,
+        "only {} sample folders' rules",
+        folders.len()
+    );
+    for f in files.into_iter().chain(folders) {
         let out = Command::new(env!("CARGO_BIN_EXE_cepheid"))
             .arg("check")
             .arg(&f)

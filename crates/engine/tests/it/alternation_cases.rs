@@ -118,6 +118,41 @@ const CASES: &[Case] = &[
 }"#,
         &[(1, 'a', 4), (3, 'c', 1), (5, 'd', 0)],
     ),
+    (
+        0x00a1_7e41,
+        "an optional group that starts with an alternation, right after a greedy element: the way to skip the group was on the alternation's entry, passed on unrestricted (200,000 cases)",
+        r#"pattern p {
+    skip to next
+    timeouts
+    match (s0{2,3} greedy) within 6ms followed by (((s1{3,5} consecutive) or ((s2{3,} until u0))) optional) optional
+    where
+        s0: (kind == "a" and sum(s0.value) + value < 7)
+        s1: (kind == "c" and sum(s0.value) + value < 2)
+        s2: kind == "b"
+        u0: kind in ["a", "d"]
+}"#,
+        &[(0, 'd', 1), (0, 'a', 3), (2, 'b', 1), (4, 'c', 1), (4, 'a', 3), (5, 'd', 2)],
+    ),
+    (
+        0x00a1_7e41,
+        "a group that starts with an alternation, after a `not followed by`: its stop edges went on the alternation's entry (an internal error, \"an alternation's entry state that cannot be bypassed\")",
+        r#"pattern p {
+    within 2ms
+    skip to first s3
+    timeouts
+    match ((s0{0,1} followed by s1 not followed by s2){3,4} consecutive){2,3} within 2ms not followed by s3 followed by (((s4+ until u0 followed by any s5{2,3} greedy consecutive) or (s6 within 2ms)) within 2ms) within 2ms
+    where
+        s0: kind == "a"
+        s1: (kind == "c" and value > s0.value)
+        s2: kind == "a"
+        s3: kind in ["a", "a"]
+        s4: (kind == "d" and value > s1.value)
+        s5: kind in ["b", "d"]
+        s6: kind == "c"
+        u0: true
+}"#,
+        &[(2, 'a', 0), (4, 'b', 4), (5, 'c', 1), (6, 'b', 3), (7, 'b', 4), (9, 'd', 0), (9, 'a', 0)],
+    ),
 ];
 
 #[test]

@@ -1,9 +1,10 @@
 //! Alternation against a reference independent of its automaton code
 //! (issue 41): random patterns of `tests/reference/gen.rs` (every element
-//! kind) turned into patterns with alternation (a run of top-level elements
-//! split into two branches, the rest of the second sometimes split again into a nested
-//! alternation, sometimes a window on the alternation, sometimes either
-//! optional), with every skip
+//! kind) turned into patterns with alternation (a run of top-level elements,
+//! or of the elements of a top-level group, split into two branches, the
+//! rest of the second sometimes split again into a nested alternation,
+//! sometimes a window on the alternation, sometimes either optional), with
+//! every skip
 //! strategy (`skip to first/last` of a top-level stage: one inside a
 //! branch is refused), over random streams.
 //!
@@ -148,7 +149,10 @@ fn alternation(model: &Element, branches: Vec<Vec<Element>>) -> Element {
 }
 
 /// The random pattern with a run of its top-level elements made an
-/// alternation (`None` when it has fewer than two elements), and skip
+/// alternation (`None` when it has fewer than two elements), or with
+/// `in_group` a run of the elements of one of its top-level groups (the
+/// `skip.1`-th of those with two elements or more, when it has one;
+/// a pattern of one group always has it there), and skip
 /// strategy `skip.0` (0 no skip, 1 to next, 2 past last event, 3 to
 /// first, 4 to last; 3 and 4 target the `skip.1`-th stage of the
 /// top-level sequence: for them the alternation leaves out a top-level
@@ -159,6 +163,7 @@ fn with_alternation(
     mut p: Pattern,
     split: (usize, usize, usize, u8, u8),
     skip: (u8, usize),
+    in_group: bool,
 ) -> Option<Pattern> {
     let within = p.within;
     let Pattern {
@@ -170,6 +175,12 @@ fn with_alternation(
         ..
     }] = sequence.elements.as_mut_slice()
     {
+        if !split_into_alternation(inner, stages, within, split, None) {
+            return None;
+        }
+    } else if let Some(inner) = group_of_two(sequence, skip.1).filter(|_| in_group) {
+        // Inside a group among other elements (`x followed by (y followed
+        // by (a or b)) followed by z`).
         if !split_into_alternation(inner, stages, within, split, None) {
             return None;
         }
@@ -210,14 +221,58 @@ fn with_alternation(
     Some(p)
 }
 
-/// A branch should take an event: its first element that is not a
-/// negation is made required (the random elements are often optional).
+/// The `k`-th (modulo their number) top-level group of at least two
+/// elements.
+fn group_of_two(seq: &mut Sequence, k: usize) -> Option<&mut Sequence> {
+    let mut groups: Vec<&mut Sequence> = seq
+        .elements
+        .iter_mut()
+        .filter_map(|e| match &mut e.kind {
+            ElementKind::Group(inner) if inner.elements.len() >= 2 => Some(inner),
+            _ => None,
+        })
+        .collect();
+    let n = groups.len();
+    (n > 0).then(|| groups.swap_remove(k % n))
+}
+
+/// A branch cannot start with a negation (nor can any sequence; the
+/// random elements of the middle of a sequence often are one): its first
+/// element is made `followed by` (its modifiers were already stripped, as
+/// a negation's). A branch must take an event: when it could take none (the random
+/// elements are often optional), its first element that is not a negation
+/// is made required (and one inside it, if a group). A branch that takes an event whatever it skips keeps
+/// its optional elements, its first one included (`(a? followed by b) or
+/// c`).
 fn required_head(branch: &mut [Element]) {
+    if let Some(first) = branch.first_mut().filter(|e| e.is_negation()) {
+        first.contiguity = Contiguity::Relaxed;
+    }
+    if !branch
+        .iter()
+        .filter(|e| !e.is_negation())
+        .all(Element::can_take_nothing)
+    {
+        return;
+    }
     if let Some(e) = branch.iter_mut().find(|e| !e.is_negation()) {
-        e.optional = false;
-        if let Quantifier::Times { min: 0, max } = e.quantifier {
-            e.quantifier = Quantifier::Times { min: 1, max };
+        make_required(e);
+        // A group of optional elements still takes nothing: down into it.
+        match &mut e.kind {
+            ElementKind::Stage(_) => {}
+            ElementKind::Group(inner) => required_head(&mut inner.elements),
+            ElementKind::Alternation(branches) => branches
+                .iter_mut()
+                .for_each(|b| required_head(&mut b.elements)),
         }
+    }
+}
+
+/// Neither `optional` nor `{0,m}`.
+fn make_required(e: &mut Element) {
+    e.optional = false;
+    if let Quantifier::Times { min: 0, max } = e.quantifier {
+        e.quantifier = Quantifier::Times { min: 1, max };
     }
 }
 
@@ -262,7 +317,12 @@ fn split_into_alternation(
             before.inner = cepheid_core::pattern::InnerContiguity::Relaxed;
         }
     }
-    let model = middle[0].clone();
+    let mut model = middle[0].clone();
+    if model.is_negation() {
+        // The alternation's connector is its first element's, which a
+        // negation's cannot be.
+        model.contiguity = Contiguity::Relaxed;
+    }
     required_head(&mut middle);
     let second = if d & 1 == 1 && second.len() >= 2 {
         // The branch keeps its first element (a branch of one alternation
@@ -282,7 +342,10 @@ fn split_into_alternation(
             ));
             vec![Element::stage(y)]
         };
+        // The head is the branch's own stage that each of its matches
+        // takes (the nested alternation's branches differ), so required.
         required_head(&mut head);
+        head.iter_mut().for_each(make_required);
         required_head(&mut inner);
         required_head(&mut tail);
         let mut nested = alternation(&inner[0].clone(), vec![inner, tail]);
@@ -716,8 +779,9 @@ struct Tally {
 }
 
 /// Every shape of [`shapes`]: the test fails when one is never compared.
-const SHAPES: [&str; 20] = [
+const SHAPES: [&str; 30] = [
     "alternation",
+    "alternation in a group",
     "optional alternation",
     "alternation with a window",
     "alternation first",
@@ -728,8 +792,16 @@ const SHAPES: [&str; 20] = [
     "in a branch: group",
     "in a branch: alternation",
     "in a branch: counted",
+    "in a branch: counted, followed by",
+    "in a branch: counted, consecutive",
+    "in a branch: counted, combinations",
     "in a branch: loop",
+    "in a branch: loop, followed by",
+    "in a branch: loop, consecutive",
+    "in a branch: loop, combinations",
+    "in a branch: quantified group",
     "in a branch: optional",
+    "in a branch: optional first element",
     "in a branch: greedy",
     "in a branch: until",
     "in a branch: window",
@@ -737,13 +809,22 @@ const SHAPES: [&str; 20] = [
     "in a branch: followed by",
     "in a branch: followed by any",
     "in a branch: not followed by",
+    "in a branch: not next",
 ];
 
 /// The shapes a pattern holds, for the tally: what its alternations are
-/// (optional, with a window, nested, first, right after a greedy element
-/// or a group that ends with a negation) and the kinds of elements inside
-/// branches (the generator must reach each).
-fn shapes(seq: &Sequence, in_branch: bool, out: &mut std::collections::BTreeSet<&'static str>) {
+/// (in a group, optional, with a window, nested, first, right after a
+/// greedy element or a group that ends with a negation) and the kinds of
+/// elements inside branches: every element kind, quantifier with each
+/// inner contiguity, modifier and connector (the generator must reach
+/// each). `in_group`: `seq` is the inside of a group (of the top-level
+/// sequence's, not of a branch).
+fn shapes(
+    seq: &Sequence,
+    in_branch: bool,
+    in_group: bool,
+    out: &mut std::collections::BTreeSet<&'static str>,
+) {
     fn ends_with_negation(e: &Element) -> bool {
         match &e.kind {
             ElementKind::Group(inner) => inner
@@ -761,17 +842,39 @@ fn shapes(seq: &Sequence, in_branch: bool, out: &mut std::collections::BTreeSet<
                 ElementKind::Group(_) => "in a branch: group",
                 ElementKind::Alternation(_) => "in a branch: alternation",
             });
-            match e.quantifier {
-                Quantifier::One => {}
-                Quantifier::Times { .. } => {
-                    out.insert("in a branch: counted");
+            use cepheid_core::pattern::InnerContiguity as Inner;
+            let quantified = match (e.quantifier, e.inner) {
+                (Quantifier::One, _) => None,
+                (Quantifier::Times { .. }, Inner::Relaxed) => {
+                    Some(["in a branch: counted", "in a branch: counted, followed by"])
                 }
-                Quantifier::AtLeast(_) => {
-                    out.insert("in a branch: loop");
+                (Quantifier::Times { .. }, Inner::Consecutive) => {
+                    Some(["in a branch: counted", "in a branch: counted, consecutive"])
                 }
-            }
+                (Quantifier::Times { .. }, Inner::Combinations) => {
+                    Some(["in a branch: counted", "in a branch: counted, combinations"])
+                }
+                (Quantifier::AtLeast(_), Inner::Relaxed) => {
+                    Some(["in a branch: loop", "in a branch: loop, followed by"])
+                }
+                (Quantifier::AtLeast(_), Inner::Consecutive) => {
+                    Some(["in a branch: loop", "in a branch: loop, consecutive"])
+                }
+                (Quantifier::AtLeast(_), Inner::Combinations) => {
+                    Some(["in a branch: loop", "in a branch: loop, combinations"])
+                }
+            };
+            out.extend(quantified.into_iter().flatten());
             for (has, name) in [
+                (
+                    quantified.is_some() && matches!(e.kind, ElementKind::Group(_)),
+                    "in a branch: quantified group",
+                ),
                 (e.optional, "in a branch: optional"),
+                (
+                    i == 0 && e.can_take_nothing(),
+                    "in a branch: optional first element",
+                ),
                 (e.greedy, "in a branch: greedy"),
                 (e.until.is_some(), "in a branch: until"),
                 (e.within.is_some(), "in a branch: window"),
@@ -791,6 +894,7 @@ fn shapes(seq: &Sequence, in_branch: bool, out: &mut std::collections::BTreeSet<
                     e.contiguity == Contiguity::NotFollowedBy,
                     "in a branch: not followed by",
                 ),
+                (e.contiguity == Contiguity::NotNext, "in a branch: not next"),
             ] {
                 if has {
                     out.insert(name);
@@ -799,11 +903,12 @@ fn shapes(seq: &Sequence, in_branch: bool, out: &mut std::collections::BTreeSet<
         }
         match &e.kind {
             ElementKind::Stage(_) => {}
-            ElementKind::Group(inner) => shapes(inner, in_branch, out),
+            ElementKind::Group(inner) => shapes(inner, in_branch, !in_branch, out),
             ElementKind::Alternation(branches) => {
                 let previous = i.checked_sub(1).map(|j| &seq.elements[j]);
                 for (has, name) in [
                     (true, "alternation"),
+                    (in_group, "alternation in a group"),
                     (e.optional, "optional alternation"),
                     (e.within.is_some(), "alternation with a window"),
                     (i == 0, "alternation first"),
@@ -821,7 +926,7 @@ fn shapes(seq: &Sequence, in_branch: bool, out: &mut std::collections::BTreeSet<
                     }
                 }
                 for b in branches {
-                    shapes(b, true, out);
+                    shapes(b, true, false, out);
                 }
             }
         }
@@ -843,9 +948,20 @@ fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), Strin
     if !errors.is_empty() {
         tally.invalid += 1;
         for e in errors {
+            // The kind and the start of the message, before any number
+            // in brackets (kinds are broad: a branch that takes nothing
+            // and a looping group that may are both `EmptyIteration`).
+            let what: String = e
+                .message
+                .split(" (")
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(50)
+                .collect();
             *tally
                 .invalid_kinds
-                .entry(format!("{:?}", e.kind))
+                .entry(format!("{:?}: {what}", e.kind))
                 .or_default() += 1;
         }
         return Ok(());
@@ -903,7 +1019,7 @@ fn compare(p: &Pattern, evs: &[RefEvent], tally: &mut Tally) -> Result<(), Strin
     }
     tally.compared += 1;
     let mut found = std::collections::BTreeSet::new();
-    shapes(&p.sequence, false, &mut found);
+    shapes(&p.sequence, false, false, &mut found);
     for shape in found {
         *tally.shapes.entry(shape).or_default() += 1;
     }
@@ -969,12 +1085,13 @@ fn alternation_agrees_with_the_merged_reference() {
         events(),
         (0..8usize, 0..8usize, 0..8usize, any::<u8>(), 0..6u8),
         (0..5u8, 0..8usize),
+        prop::bool::weighted(0.3),
     );
     let mut tally = Tally::default();
     for _ in 0..config.cases {
         let mut tree = strategy.new_tree(&mut runner).expect("a case");
-        let (spec, evs, split, skip) = tree.current();
-        let Some(p) = with_alternation(spec.build(), split, skip) else {
+        let (spec, evs, split, skip, in_group) = tree.current();
+        let Some(p) = with_alternation(spec.build(), split, skip, in_group) else {
             tally.too_short += 1;
             continue;
         };
@@ -987,8 +1104,8 @@ fn alternation_agrees_with_the_merged_reference() {
             let mut steps = 0;
             while steps < 2_000 && tree.simplify() {
                 steps += 1;
-                let (spec, evs, split, skip) = tree.current();
-                if let Some(p) = with_alternation(spec.build(), split, skip) {
+                let (spec, evs, split, skip, in_group) = tree.current();
+                if let Some(p) = with_alternation(spec.build(), split, skip, in_group) {
                     if let Err(why) = compare(&p, &evs, &mut Tally::default()) {
                         last = (p, evs, why);
                     }

@@ -60,14 +60,16 @@
 //!   `pattern::validate`; the reference throws Flink's
 //!   `NullPointerException` there.)
 //!
-//! And one rule of cepheid's alternation, which Flink lacks
-//! (`docs/semantics.md`, "Alternation"), for the branch patterns
-//! `tests/alternation_differential.rs` runs: a group that stands for a
-//! branch (marked by the span [`BRANCH_GROUP`]) and holds a greedy element
-//! leaves to a copy of its own of the state after it, so that the greedy
-//! restriction of that state binds the partial matches that leave the
-//! branch only (not those that skip the group, nor those that come back to
-//! the state through a loop).
+//! And two rules of cepheid's alternation, which Flink lacks
+//! (`docs/semantics.md`, "Alternation", differences 4 and 5), for the
+//! branch patterns `tests/alternation_differential.rs` runs: a group that
+//! stands for a branch (marked by the span [`BRANCH_GROUP`]) and holds a
+//! greedy element leaves to a copy of its own of the state after it, so
+//! that the greedy restriction of that state binds the partial matches
+//! that leave the branch only (not those that skip the group, nor those
+//! that come back to the state through a loop); and its first element
+//! repeats with its own inner contiguity (`consecutive`, `combinations`),
+//! not with the group's as Flink's head of a group does.
 //!
 //! Everything else is Flink 2.3, quirks included (greedy on the last
 //! element, `until` on groups, optional heads of groups, Dewey versions,

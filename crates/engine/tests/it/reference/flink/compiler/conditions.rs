@@ -69,9 +69,18 @@ impl<'p> Compiler<'p> {
         }
     }
 
+    /// Is the current group the one that stands for an alternation's
+    /// branch in a branch pattern ([`crate::reference::BRANCH_GROUP`])?
+    fn in_branch_group(&self) -> bool {
+        self.current_group
+            .is_some_and(|g| g.el().span == crate::reference::BRANCH_GROUP)
+    }
+
     pub(super) fn get_inner_ignore_condition(&mut self, p: Pat<'p>) -> Option<CondId> {
         let mut strategy = p.inner_consuming();
-        if self.head_of_group(p) {
+        // (not the head of a branch's group, which keeps its own: an
+        // alternation does not repeat, `docs/semantics.md`, difference 5)
+        if self.head_of_group(p) && !self.in_branch_group() {
             strategy = self
                 .current_group
                 .expect("head of a group")
