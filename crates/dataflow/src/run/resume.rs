@@ -66,7 +66,7 @@ pub(super) fn checkpoints(
     sources: Option<&[OwnSource]>,
     sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
     dir: &Path,
-    plan: &Plan<Record>,
+    plan: &mut Plan<Record>,
     layout: (usize, usize),
     say: &Say,
 ) -> Result<Checkpoints, Error> {
@@ -102,6 +102,16 @@ pub(super) fn checkpoints(
             })?)
         }
         stored => stored.map(Stored::into_parts),
+    };
+    // The rules in force at the cut: after a change, the cut's go on.
+    let rules = match &resume {
+        Some((_, pieces)) => {
+            resumed_rules(pieces, config, plan).map_err(|source| Error::Resume {
+                folder: folder(),
+                why: Mismatch::Worker { index: 0, source },
+            })?
+        }
+        None => false,
     };
     if let (false, Some((marker, _)), Some(now)) = (first_process, &resume, &mut command) {
         // The other processes write no output: theirs are not compared.
@@ -216,6 +226,13 @@ pub(super) fn checkpoints(
             "cepheid: resuming from checkpoint in {} ({on})",
             dir.display()
         );
+        if rules {
+            say!(
+                say,
+                Info,
+                "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
+            );
+        }
         if let Some(older) = older {
             say!(
                 say,
@@ -253,6 +270,33 @@ pub(super) fn checkpoints(
         number: AtomicU64::new(resume.as_ref().map_or(0, |(m, _)| m.number())),
     };
     Ok((checkpoint, resume, shares))
+}
+
+/// Makes `plan` the one a run resuming `pieces` goes on with: after a
+/// change of rules a plan of the cut's field table (every field the
+/// processes had numbered; its workers' engines are restored with the
+/// rules their snapshots hold), and one whose rules can change when they
+/// could at the cut. Returns whether a change altered the rules (said).
+fn resumed_rules(
+    pieces: &[Piece],
+    config: &Config,
+    plan: &mut Plan<Record>,
+) -> Result<bool, cepheid_engine::Error> {
+    let mut all = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        all.extend(crate::cut::rules(piece)?);
+    }
+    let Some(first) = all.first() else {
+        return Ok(false);
+    };
+    if first.changing {
+        *plan = single::changing(std::mem::take(plan), config);
+    }
+    if first.changed_plan() {
+        let fields = all.iter().map(|r| &r.fields).max_by_key(|f| f.len());
+        *plan = plan.resumed(fields.map_or(&[][..], |f| &f[..]));
+    }
+    Ok(first.changed)
 }
 
 /// The checkpoint to resume from with a `sink` ([`Workers::with_sink`]):
