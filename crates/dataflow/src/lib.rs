@@ -127,12 +127,13 @@ mod route;
 pub mod run;
 mod source;
 
+pub use cepheid_runtime::source::{FileChunk, FileChunks};
 pub use cut::{cut_requests, Cuts, Place, Positioned, Requests, SourceState, WorkerCut};
 pub use operator::{cep, cep_cut, Collect, Due};
 pub use route::{group_worker, key_group, key_hash};
 pub use source::{
-    live_source, live_source_cut, source, source_cut, Events, Feed, FileChunk, FileChunks,
-    LateEvents, Lateness, SourceItem, FEED_AHEAD,
+    live_source, live_source_cut, source, source_cut, Events, Feed, LateEvents, Lateness,
+    SourceItem, FEED_AHEAD,
 };
 
 /// An event on its way to the engines: its time, which source read it and

@@ -13,13 +13,14 @@
 //! - **Input.** With `--events FILE`, the file is cut in chunks of 1 MiB
 //!   on line boundaries, dealt to the workers in turn
 //!   (`dataflow::FileChunks`; a CSV chunk after the first starts with the
-//!   header); each worker reads and decodes its chunks, a source of its
-//!   own with its own watermark (`--max-delay` and `$watermark` lines of
-//!   its chunks). Events are late by their own part's watermark: with
+//!   header); each worker reads and decodes its chunks on its own thread
+//!   with the runtime's reader of a share (`ShareReader`: the single run's
+//!   input policy), a source of its own with its own watermark
+//!   (`--max-delay` and `$watermark` lines of its chunks). Events are late by their own part's watermark: with
 //!   disorder within `--max-delay` that is the same as one reader.
 //! - **Live input.** Standard input, or a file with `--follow`, is read by
-//!   worker 0 (of process 0) with the runtime's reader (`cepheid_runtime::source`,
-//!   `spawn_reader`) on a thread of its own, whose batches a second thread
+//!   worker 0 (of process 0) with the runtime's reader thread
+//!   (`cepheid_runtime::source::LiveInput`), whose batches a second thread
 //!   hands to a `dataflow::live_source`: the workers never wait on the
 //!   input. While the reader waits for input (its last batch stalled),
 //!   worker 0 flushes what it writes as it comes, as the single run does.
@@ -84,7 +85,8 @@
 //!   the limit. Its first drop is said once per process; the summary adds
 //!   up the drops of every worker.
 //! - **Fields that never occur** (`Config::field_warnings`): each reader's
-//!   decoders watch the fields, their views merged (`run/fields.rs`); said
+//!   decoders watch the fields, their views merged (the runtime's
+//!   `FieldWarnings`); said
 //!   once the process's readers decoded N events, and at the end by
 //!   process 0 over every process's readers, with the single run's message.
 //! - **An observing report** (`--metrics`, `--stats-every`): the sums of
@@ -97,22 +99,22 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter, Item, Items};
+use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter};
 use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp};
 use cepheid_runtime::checkpoint::{store, Part, Piece};
+use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
-    prime, spawn_reader, Control, Entry, FilePosition as Position, Message, Opened, Reading,
-    SeenTold, Source, SourceTiming, SplitLag, SplitTiming, Tail, BATCHES_AHEAD,
+    count_lines, Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead,
+    ShareReader, Source, SplitLag, Tail,
 };
 use cepheid_runtime::{
     add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,
@@ -129,11 +131,11 @@ use timely::dataflow::operators::{Concat, Operator};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::pattern::Pattern;
-use crate::record::FieldTable;
+use crate::source::{pull_source, Pull, Pulled};
 use crate::{
-    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, source,
-    source_cut, Collect, Cuts, Due, Feed, FileChunk, FileChunks, Lateness, Place, Plan, Positioned,
-    Requests, SourceItem, SourceState, WorkerCut,
+    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, Collect,
+    Cuts, Due, Feed, FileChunks, Lateness, Place, Plan, Requests, SourceItem, SourceState,
+    WorkerCut,
 };
 
 /// Says a line to the run's [`Report`]: `say!(to, Level, "format", ...)`.
@@ -150,7 +152,6 @@ mod cut;
 mod cutter;
 mod emit;
 mod error;
-mod fields;
 mod items;
 mod job;
 mod resume;
@@ -163,11 +164,10 @@ use counts::{count, finish, Chunk, Counts, ReadCounts};
 use cutter::{cut_failed, Cutter, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
 pub use error::{Error, Mismatch, Refusal};
-use items::{count_lines, share, Live, PartItems, Share, SourcePlace};
-use job::{Controls, Job};
+use items::{share, Live, PartItems, Share, SourcePlace};
+use job::{rules_item, Job};
 use resume::{checkpoints, positions, Checkpoint};
 
-use fields::Fields;
 use write::{lock, Records};
 
 /// The run's [`Report`], shared by its threads.
@@ -285,15 +285,13 @@ pub struct Outcome {
 /// feed stops, event time stays where it got, the workers take a last cut
 /// with checkpoints, and the run ends with [`End::Stopped`].
 #[derive(Clone, Debug)]
-pub struct Handle(Vec<SyncSender<Message>>);
+pub struct Handle(Vec<cepheid_runtime::Handle>);
 
 impl Handle {
     /// Stops the input (every source of this process); `why` is said
     /// (`cepheid: stopped by WHY`) and kept in [`End::Stopped`].
     pub fn stop(&self, why: &str) {
-        for tx in &self.0 {
-            let _ = tx.send(Message::Stop(why.to_string()));
-        }
+        self.0.iter().for_each(|handle| handle.stop(why));
     }
 
     /// Reads the pattern paths again ([`Config::watch`]): their rules
@@ -301,11 +299,7 @@ impl Handle {
     /// `why` names the reload in what is said (`cepheid: WHY: rules
     /// reloaded:`). Nothing without [`Config::watch`].
     pub fn reload(&self, why: &str) {
-        for tx in &self.0 {
-            let _ = tx.send(Message::Reload(cepheid_runtime::source::Reload::Asked(
-                why.to_string(),
-            )));
-        }
+        self.0.iter().for_each(|handle| handle.reload(why));
     }
 }
 
@@ -328,9 +322,9 @@ pub struct Workers {
     /// no event carried ([`Config::field_warnings`]).
     field_watch: FieldWatch,
     say: Say,
-    /// Live input read by this process: the channel of the reader's
-    /// batches and of [`Handle::stop`].
-    messages: Option<(SyncSender<Message>, Receiver<Message>)>,
+    /// Live input read by this process (what its reader reads, and
+    /// [`Handle::stop`]).
+    messages: Option<LiveInput>,
     /// Sources of the library's user ([`Workers::with_sources`]), one per
     /// worker of this process, each with the channel of its reader's
     /// batches and of [`Handle::stop`].
@@ -340,12 +334,9 @@ pub struct Workers {
 }
 
 /// A worker's own [`Source`] ([`Workers::with_sources`]), `None` for a
-/// worker that reads nothing, and the channel of its reader thread.
-type OwnSource = (
-    Option<Box<dyn Source>>,
-    SyncSender<Message>,
-    Receiver<Message>,
-);
+/// worker that reads nothing, the handle that stops it, and what its
+/// reader thread reads.
+type OwnSource = (Option<Box<dyn Source>>, cepheid_runtime::Handle, LiveInput);
 
 impl fmt::Debug for Workers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -407,7 +398,8 @@ impl Workers {
         // were checked)
         let agreement = agreement(config, scale, patterns);
         let live = live(config);
-        let messages = (live && scale.first_process()).then(|| mpsc::sync_channel(BATCHES_AHEAD));
+        let policy = Policy::new(config.input.describe(), config.strict);
+        let messages = (live && scale.first_process()).then(|| LiveInput::new(policy));
         let observes = report.observes();
         let records_wanted = if observes { report.records_wanted() } else { 0 };
         let say = Say::new(report);
@@ -473,7 +465,7 @@ impl Workers {
     /// The run reads `sources` instead of `Config::input`: one per worker
     /// of this process, in worker order (`None` for a worker that reads
     /// nothing), each read by a thread of the runtime's
-    /// ([`spawn_reader`]) into its worker's source, with per-split
+    /// ([`LiveInput::read_source`]) into its worker's source, with per-split
     /// watermarks (each split's largest time less `max_delay` less 1 ms,
     /// the least over the worker's splits, idle ones left out after
     /// `idle_timeout`), as the single run reads a `Source`; the dataflow
@@ -490,8 +482,11 @@ impl Workers {
             if let Some(source) = &mut source {
                 source.notify_to(cepheid_runtime::Notify::of_shared(self.say.0.clone()));
             }
-            let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
-            own.push((source, tx, rx));
+            let input = LiveInput::new(Policy::new(
+                self.config.input.describe(),
+                self.config.strict,
+            ));
+            own.push((source, input.handle(), input));
         }
         self.sources = Some(own);
         Ok(self)
@@ -502,11 +497,10 @@ impl Workers {
     pub fn handle(&self) -> Option<Handle> {
         if let Some(sources) = &self.sources {
             let readers = sources.iter().filter(|(s, _, _)| s.is_some());
-            let senders: Vec<_> = readers.map(|(_, tx, _)| tx.clone()).collect();
-            return (!senders.is_empty()).then_some(Handle(senders));
+            let handles: Vec<_> = readers.map(|(_, handle, _)| handle.clone()).collect();
+            return (!handles.is_empty()).then_some(Handle(handles));
         }
-        let (tx, _) = self.messages.as_ref()?;
-        Some(Handle(vec![tx.clone()]))
+        Some(Handle(vec![self.messages.as_ref()?.handle()]))
     }
 
     /// Runs it: refuses outputs it does not take ([`Refusal`]), reads
@@ -537,15 +531,13 @@ impl Workers {
         // Watched pattern paths: their changes go to the live input's
         // reader, which reads them again (held for the whole run).
         let _watch = match (&messages, config.watch) {
-            (Some((tx, _)), true) => {
-                match cepheid_runtime::source::watch_patterns(&config.patterns, tx.clone()) {
-                    Ok(watch) => Some(watch),
-                    Err(why) => {
-                        say!(say, Warning, "{why}");
-                        None
-                    }
+            (Some(input), true) => match input.watch(&config.patterns) {
+                Ok(watch) => Some(watch),
+                Err(why) => {
+                    say!(say, Warning, "{why}");
+                    None
                 }
-            }
+            },
             _ => None,
         };
         // What one engine's run refuses when it is made, the same.
@@ -636,22 +628,13 @@ impl Workers {
         };
         let job = Arc::new(Job {
             plan,
-            format: config.format,
-            time_field: config.time_field().unwrap_or("ts").to_string(),
-            record_time: config.time == Time::Record,
-            events: config.input.path().to_path_buf(),
             origin: config.input.describe(),
-            max_delay: millis(config.max_delay),
-            max_waiting: config.max_waiting,
-            idle_timeout: config.idle_timeout,
             live,
             messages: Mutex::new(messages),
+            config: config.clone(),
             sources: sources
                 .map(|sources| Mutex::new(sources.into_iter().map(Some).collect::<Vec<_>>())),
             first_worker: scale.own_workers().start,
-            follow: config.follow,
-            flush: config.flush_at_end,
-            strict: config.strict,
             // With --processes only process 0 may have --late (as the
             // README shows): every process makes its late lines, which
             // process 0 writes when it has --late (issue 26: process 1's
@@ -675,18 +658,9 @@ impl Workers {
             say: say.clone(),
             board: board.clone(),
             fields: fields.clone(),
-            controls: (matches!(config.format, Format::JsonLines) || config.source_rules).then(
-                || {
-                    Arc::new(Controls {
-                        config: config.clone(),
-                    })
-                },
-            ),
-            reloads: config.watch.then(|| {
-                Arc::new(Controls {
-                    config: config.clone(),
-                })
-            }),
+            controls: (matches!(config.format, Format::JsonLines) || config.source_rules)
+                .then(|| Arc::new(config.clone())),
+            reloads: config.watch.then(|| Arc::new(config.clone())),
         });
         let started = Instant::now();
         let observing = board.as_ref().map(|board| {
@@ -746,7 +720,7 @@ impl Workers {
                     if let (Some(fields), None, false) = (&fields, &stopped, failed) {
                         // The end of the input: what no reader of any
                         // process saw (their views came with the counts).
-                        fields.at_end(counts.fields.as_ref(), &say);
+                        fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
                     }
                     let finished = finish(
                         &config,

@@ -1,9 +1,6 @@
 //! Sources: events into the dataflow, late ones decided where they are
-//! read; a file split in parts on line boundaries.
+//! read.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SendError, SyncSender, TryRecvError};
@@ -52,7 +49,7 @@ pub enum SourceItem<E> {
     Event {
         /// Event time, milliseconds.
         ts: Timestamp,
-        /// Where it was read (a line number, [`FileChunk::offset`]): grows
+        /// Where it was read (a line number, [`FileChunk::offset`](crate::FileChunk::offset)): grows
         /// in input order.
         offset: u64,
         /// The event.
@@ -117,13 +114,23 @@ pub struct Lateness {
     flush: bool,
     events: u64,
     late: u64,
-    /// Times of the admitted events the watermark had not passed at the
-    /// last check (as an engine's waiting events).
+    /// Times of the admitted events the watermark had not passed when
+    /// last looked at (as an engine's waiting events): its times the
+    /// watermark passed are forgotten when it has grown by half since, or
+    /// may hold more than the limit ([`Lateness::settle`]), not at each
+    /// event.
     waiting: FifoHeap<Timestamp>,
     waiting_limit: usize,
     forced: u64,
     idle_timeout: Option<Duration>,
+    /// The length of `waiting` at which it is looked at next.
+    #[serde(skip)]
+    look_at: usize,
 }
+
+/// The least length of a source's waiting times at which they are looked
+/// at ([`Lateness::settle`]).
+const LOOK_AT: usize = 1024;
 
 impl Lateness {
     /// A source clock with this bounded out-of-orderness, in milliseconds
@@ -139,6 +146,7 @@ impl Lateness {
             waiting_limit: Engine::<crate::Record>::DEFAULT_MAX_WAITING_EVENTS,
             forced: 0,
             idle_timeout: None,
+            look_at: 0,
         }
     }
 
@@ -219,24 +227,41 @@ impl Lateness {
 
     /// An event at `ts` arrives: `false` when it is late, else `true` (and
     /// the watermark follows it, forced up when too many events wait).
+    #[inline]
     pub fn admit(&mut self, ts: Timestamp) -> bool {
         self.events += 1;
+        let before = self.time.current();
         let admitted = self.time.admit(ts);
         self.late += u64::from(!admitted);
         if admitted && self.waiting_limit != usize::MAX {
-            // The engine's order: the event waits, the limit is checked
-            // (the events the watermark just passed still count), then
-            // what the watermark passed is processed.
             self.waiting.push(ts);
-            if self.waiting.len() > self.waiting_limit {
-                if let Some(&t) = self.waiting.peek() {
-                    self.time.raise(t);
-                    self.forced += 1;
-                }
+            // (more than the limit waits only if there are more times)
+            if self.waiting.len() > self.look_at.min(self.waiting_limit) {
+                self.settle(before);
             }
-            self.release();
         }
         admitted
+    }
+
+    /// The waiting times looked at, in the engine's order: the event just
+    /// admitted waits, the limit is checked (the events the watermark
+    /// before it, `before`, passed are gone; those it just passed still
+    /// count), then what the watermark passed is forgotten. Looked at
+    /// again when they have grown by half, or may hold more than the
+    /// limit: the same decisions as at every event, for a push per event.
+    #[inline(never)]
+    fn settle(&mut self, before: Option<Timestamp>) {
+        if let Some(w) = before {
+            while self.waiting.pop_if(|&t| t <= w).is_some() {}
+        }
+        if self.waiting.len() > self.waiting_limit {
+            if let Some(&t) = self.waiting.peek() {
+                self.time.raise(t);
+                self.forced += 1;
+            }
+        }
+        self.release();
+        self.look_at = self.waiting.len().saturating_mul(2).max(LOOK_AT);
     }
 
     /// A punctuated watermark.
@@ -248,13 +273,20 @@ impl Lateness {
     /// Moves the watermark up to `t` (an idle advance).
     fn raise(&mut self, t: Timestamp) {
         self.time.raise(t);
-        self.release();
+    }
+
+    /// The clock as a cut keeps it: its waiting times the watermark passed
+    /// forgotten (as an engine's after each event).
+    fn settled(&self) -> Lateness {
+        let mut settled = self.clone();
+        settled.release();
+        settled
     }
 
     /// Forgets the waiting times the watermark has passed.
     fn release(&mut self) {
         if let Some(w) = self.time.current() {
-            while self.waiting.pop_if(|&ts| ts <= w).is_some() {}
+            while self.waiting.pop_if(|&t| t <= w).is_some() {}
         }
     }
 
@@ -287,7 +319,7 @@ impl Lateness {
 }
 
 /// What a source operator reads next.
-enum Pulled<E> {
+pub(crate) enum Pulled<E> {
     /// An item.
     Item(SourceItem<E>),
     /// Nothing yet (a live source waiting for its feed).
@@ -299,7 +331,7 @@ enum Pulled<E> {
 }
 
 /// Where a source operator reads from.
-trait Pull<E> {
+pub(crate) trait Pull<E> {
     /// The next item, or why there is none.
     fn pull(&mut self) -> Pulled<E>;
 
@@ -404,6 +436,24 @@ where
         None,
         Some(cut.clone()),
     );
+    (events, late)
+}
+
+/// A source operator over `pull` (the worker run's reader of its chunks
+/// of a file), taking part in the cuts of `cut` when given one (as
+/// [`source_cut`]).
+pub(crate) fn pull_source<'scope, E, P>(
+    scope: Scope<'scope, Timestamp>,
+    source: u32,
+    pull: P,
+    lateness: Lateness,
+    cut: Option<&WorkerCut>,
+) -> (Events<'scope, E>, LateEvents<'scope, E>)
+where
+    E: Clone + 'static,
+    P: Pull<E> + 'static,
+{
+    let (events, late, _) = build(scope, source, lateness, pull, None, cut.cloned());
     (events, late)
 }
 
@@ -781,7 +831,7 @@ fn source_state<E, P: Pull<E>>(pull: &P, lateness: &Lateness, ended: bool) -> So
         position,
         unread,
         place,
-        lateness: lateness.clone(),
+        lateness: lateness.settled(),
         ended,
     }
 }
@@ -931,202 +981,4 @@ where
         }
     });
     (events, late, address)
-}
-
-/// The chunks of a file that reader `index` of `readers` reads: the file
-/// is cut every `chunk_bytes` bytes, each cut moved to the start of the
-/// next line, and chunk `k` goes to reader `k % readers`. Every line is in
-/// exactly one chunk, and all readers move through the file together: in
-/// a file in time order, through time together, so the dataflow's
-/// frontier (their slowest watermark) trails none of them by more than a
-/// few chunks, and little waits in memory.
-///
-/// An event's place in the file, for the order of equal times, is its
-/// chunk's [`number`](FileChunk::number) then its line in the chunk (see
-/// [`FileChunk::offset`]).
-///
-/// ```
-/// # let dir = std::env::temp_dir().join(format!("cepheid-chunks-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
-/// # let path = dir.join("in.csv");
-/// use std::io::Read;
-/// use cepheid_dataflow::FileChunks;
-/// std::fs::write(&path, "ts,n\n1,a\n2,b\n3,c\n")?;
-/// // chunks of 6 bytes: "ts,n\n1,a\n" (cut at 6, in `1,a`), "2,b\n" (cut
-/// // at 12, in `2,b`), "3,c\n"; reader 1 of 2 takes chunk 1
-/// let mut text = String::new();
-/// for chunk in FileChunks::new(&path, 1, 2, 6)?.with_header(true) {
-///     let chunk = chunk?;
-///     assert_eq!((chunk.number, chunk.start), (1, 9));
-///     chunk.reader.take(100).read_to_string(&mut text)?;
-/// }
-/// assert_eq!(text, "ts,n\n2,b\n");
-/// # std::fs::remove_dir_all(&dir)?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub struct FileChunks {
-    path: PathBuf,
-    len: u64,
-    chunk_bytes: u64,
-    readers: u64,
-    /// The next chunk to give.
-    next: u64,
-    header: Option<Arc<[u8]>>,
-    /// Lines no chunk starts with ([`FileChunks::past_lines`]).
-    past: Option<fn(&[u8]) -> bool>,
-}
-
-/// One chunk of a file (see [`FileChunks`]).
-pub struct FileChunk {
-    /// Its number in the file (from 0, in file order).
-    pub number: u64,
-    /// Its first byte in the file.
-    pub start: u64,
-    /// Does `reader` start with a copy of the file's first line (a CSV
-    /// header, see [`FileChunks::with_header`])?
-    pub header: bool,
-    /// Its bytes (after the header copy, if any).
-    pub reader: Box<dyn Read + Send>,
-}
-
-impl FileChunk {
-    /// The [`Stamped::offset`] of line `line` of the chunk (numbered from 1
-    /// as [`Items`](cepheid_engine::io::Items) does): the chunk's number, then the
-    /// line, so offsets grow in file order.
-    pub fn offset(&self, line: u64) -> u64 {
-        (self.number << 32) | (line & 0xffff_ffff)
-    }
-}
-
-impl FileChunks {
-    /// The chunks of reader `index` of `readers` (see [`FileChunks`]);
-    /// `chunk_bytes` of at least 1.
-    pub fn new(
-        path: &Path,
-        index: usize,
-        readers: usize,
-        chunk_bytes: u64,
-    ) -> io::Result<FileChunks> {
-        let len = File::open(path)?.metadata()?.len();
-        Ok(FileChunks {
-            path: path.to_path_buf(),
-            len,
-            chunk_bytes: chunk_bytes.max(1),
-            readers: readers.max(1) as u64,
-            next: index as u64,
-            header: None,
-            past: None,
-        })
-    }
-
-    /// No chunk starts with a line that `past` accepts: a cut before such
-    /// lines moves past them (they end the chunk before). A control record
-    /// (`$rules`) then applies at the watermark of the events before it
-    /// in its own chunk, in a file in time order the place one reader of
-    /// the whole file gives it, whatever the number of readers.
-    pub fn past_lines(mut self, past: fn(&[u8]) -> bool) -> FileChunks {
-        self.past = Some(past);
-        self
-    }
-
-    /// Chunks after the first start with a copy of the file's first line,
-    /// so that each decodes on its own (CSV).
-    pub fn with_header(mut self, header: bool) -> FileChunks {
-        self.header = None;
-        if header {
-            let mut first = Vec::new();
-            if let Ok(file) = File::open(&self.path) {
-                let _ = BufReader::new(file).read_until(b'\n', &mut first);
-            }
-            if first.last() != Some(&b'\n') {
-                first.push(b'\n');
-            }
-            self.header = Some(first.into());
-        }
-        self
-    }
-
-    /// The first line start at or after `at` ([`line_start_at`]) that
-    /// does not start a line [`FileChunks::past_lines`] moves past.
-    fn line_start_at(&self, file: &mut File, at: u64) -> io::Result<u64> {
-        let mut start = line_start_at(file, at)?;
-        let Some(past) = self.past else {
-            return Ok(start);
-        };
-        if start == 0 {
-            return Ok(0);
-        }
-        file.seek(SeekFrom::Start(start))?;
-        let mut reader = BufReader::with_capacity(1 << 16, &mut *file);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let read = reader.read_until(b'\n', &mut line)?;
-            if read == 0 || !past(&line) {
-                return Ok(start);
-            }
-            start += read as u64;
-        }
-    }
-
-    /// Chunk `number`: its bounds on line starts, or `None` when empty.
-    fn chunk(&self, number: u64) -> io::Result<Option<FileChunk>> {
-        let mut file = File::open(&self.path)?;
-        let cut = |k: u64| k.saturating_mul(self.chunk_bytes).min(self.len);
-        let start = self.line_start_at(&mut file, cut(number))?;
-        let end = self.line_start_at(&mut file, cut(number + 1))?;
-        if start >= end {
-            return Ok(None);
-        }
-        file.seek(SeekFrom::Start(start))?;
-        let body = file.take(end - start);
-        let header = match &self.header {
-            Some(header) if start > 0 => Some(Arc::clone(header)),
-            _ => None,
-        };
-        Ok(Some(FileChunk {
-            number,
-            start,
-            header: header.is_some(),
-            reader: match header {
-                Some(header) => Box::new(io::Cursor::new(header).chain(body)),
-                None => Box::new(body),
-            },
-        }))
-    }
-}
-
-impl Iterator for FileChunks {
-    type Item = io::Result<FileChunk>;
-
-    fn next(&mut self) -> Option<io::Result<FileChunk>> {
-        while self.next.saturating_mul(self.chunk_bytes) < self.len {
-            let number = self.next;
-            self.next += self.readers;
-            match self.chunk(number) {
-                Ok(None) => continue,
-                Ok(Some(chunk)) => return Some(Ok(chunk)),
-                Err(e) => {
-                    // Nothing after a read error.
-                    self.next = u64::MAX;
-                    return Some(Err(e));
-                }
-            }
-        }
-        None
-    }
-}
-
-/// The first line start at or after `at`: `at` itself when it is 0 or
-/// follows a newline, else just after the next newline (or the end).
-fn line_start_at(file: &mut File, at: u64) -> io::Result<u64> {
-    if at == 0 {
-        return Ok(0);
-    }
-    file.seek(SeekFrom::Start(at - 1))?;
-    let mut reader = BufReader::with_capacity(1 << 16, &mut *file);
-    let mut skipped = Vec::new();
-    let read = reader.read_until(b'\n', &mut skipped)?;
-    // `read` bytes from `at - 1` up to and with the newline (or the end).
-    Ok(at - 1 + read as u64)
 }

@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![deny(clippy::too_many_lines)]
 
 use std::fmt;
 use std::io;
@@ -70,7 +71,7 @@ pub use limits::LimitNotices;
 pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Writing};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
-    SourceError, SourceRules, SourceTiming, SplitLag, SplitTiming, SplitWatermarks,
+    SourceError, SourceRules, SplitLag, SplitWatermarks,
 };
 pub use timing::Idle;
 pub use view::{add_patterns, add_stats, EngineNumbers, RunView, Workers};

@@ -5,7 +5,7 @@
 //! file changes (SIGHUP asks through the `signals` module).
 //!
 //! The engine's change itself (`Engine::set_rules`) is made by the run on
-//! its calling thread, in input order (`driver.rs`).
+//! its calling thread, in input order (`driver/session.rs`).
 
 use std::path::{Path, PathBuf};
 #[cfg(feature = "watch")]
@@ -17,7 +17,7 @@ use cepheid_syntax::Loaded;
 #[cfg(feature = "watch")]
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::source::Control;
+use crate::source::{Control, RulesRead};
 #[cfg(feature = "watch")]
 use crate::source::{Message, Reload};
 
@@ -225,6 +225,37 @@ pub fn empty_file(paths: &[PathBuf]) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// `loaded` (a change of rules, named `where_` in messages) checked as
+/// the engine will compile it: its diagnostics said to `say` (what the
+/// compiler rejects with the rest, in its place in the text), and the
+/// rules, or why they are refused.
+pub(crate) fn check(
+    mut loaded: Loaded,
+    where_: &str,
+    say: &mut dyn FnMut(crate::Notice),
+) -> RulesRead {
+    let texts = (loaded.sources.iter())
+        .map(|source| (source.name.clone(), source.text.clone()))
+        .collect();
+    let checked = cepheid_engine::rules::check(&mut loaded);
+    let diagnostics = loaded.render();
+    if !diagnostics.is_empty() {
+        say(crate::Notice::text(crate::Level::Warning, diagnostics));
+    }
+    let watch = cepheid_engine::FieldWatch::from_loaded(&loaded);
+    match cepheid_engine::Rules::from_checked(loaded, checked) {
+        Ok(rules) => RulesRead::Checked {
+            rules,
+            texts,
+            watch,
+        },
+        // (its errors said above)
+        Err(_) => RulesRead::Refused(format!(
+            "cepheid: {where_}: the new rules have errors; the old rules go on"
+        )),
+    }
 }
 
 /// What a control record is called in messages.

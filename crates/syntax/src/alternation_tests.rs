@@ -180,6 +180,31 @@ fn a_branch_that_can_take_nothing_is_an_error() {
     assert!(errors[0].contains("branch 1 of the alternation can take no event"));
 }
 
+/// A `not followed by` that ends a branch at the end of the pattern ends
+/// that branch's pattern: its window is checked against the pattern's, as
+/// at the end of any pattern (found by the alternation property test with
+/// `CEPHEID_PROPTEST_SEED=356`: the branch pattern was rejected, the
+/// pattern accepted).
+#[test]
+fn a_negation_that_ends_a_branch_at_the_end_has_its_window_checked() {
+    let errors = rendered_errors(
+        "pattern p {\n    within 1m\n    match (a not followed by b within 5m) or c\n}\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("t.cep:3:"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("this element's window (5m) is larger than the pattern's `within` (1m)"),
+        "{}",
+        errors[0]
+    );
+    // Not at the end (followed by `d`), it makes no state: not checked.
+    let errors = rendered_errors(
+        "pattern p {\n    within 1m\n    match ((a not followed by b within 5m) or c) \
+         followed by d\n}\n",
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 #[test]
 fn not_and_greedy_cannot_apply_to_an_alternation() {
     let errors =

@@ -14,7 +14,6 @@ use crate::lookup::{Lookup, NO_LOOKUP};
 use crate::nfa::{
     Action, ConditionTable, Edge, EvalCtx, Nfa, SlotValues, StateId, StateKind, StaticGraph,
 };
-use crate::pattern::SkipStrategy;
 use crate::primitives::{StageId, Timestamp};
 
 /// The matcher's reusable per-call space: decision-graph edges, the
@@ -416,7 +415,7 @@ impl<'a, E: Event> Executor<'a, E> {
         let mut potential = std::mem::take(&mut self.cache.potential);
         // (an idle partition's start run has its decision graph already)
         self.step(part, buf, event, &mut potential, idle);
-        if nfa.pattern().skip == SkipStrategy::NoSkip {
+        if nfa.direct_matches() {
             for m in potential.iter() {
                 out.on_match(&MatchView::new(nfa, buf, m).with_lookup(self.lookup));
             }

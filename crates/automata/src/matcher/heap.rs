@@ -227,6 +227,24 @@ impl<T: Keyed, S: Items<T>> JavaHeap<T, S> {
         Some(first)
     }
 
+    /// Java's `removeAt(i)`: the last item takes the place of item `i` and
+    /// sifts down, or up when it does not move down.
+    pub fn remove_at(&mut self, i: usize) -> Option<T> {
+        if i + 1 >= self.items.len() {
+            return (i + 1 == self.items.len())
+                .then(|| self.items.pop())
+                .flatten();
+        }
+        let moved = self.items.pop()?;
+        let removed = std::mem::replace(&mut self.items[i], moved);
+        let key = self.items[i].key();
+        sift_down(&mut self.items, i);
+        if self.items[i].key() == key {
+            sift_up(&mut self.items, i);
+        }
+        Some(removed)
+    }
+
     /// Java's `removeIf`/`removeAll`: removes the matching items (moving them
     /// to `removed`), keeps the others in order, then re-heapifies.
     pub fn remove_where(&mut self, mut pred: impl FnMut(&T) -> bool, removed: &mut Vec<T>) {
@@ -324,6 +342,26 @@ mod tests {
         assert_eq!(names(&h), vec!["c", "b", "a"]);
         assert_eq!(h.poll().map(|k| k.2), Some("c"));
         assert_eq!(names(&h), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn remove_at_keeps_a_heap() {
+        let mut h: JavaHeap<K> = JavaHeap::default();
+        for (i, n) in ["a", "b", "c", "d", "e", "f"].into_iter().enumerate() {
+            h.offer(K(i as i64 % 3, 0, n));
+        }
+        // d(0) sifts up above b(1): [a(0), d(0), c(2), b(1), e(1), f(2)]
+        assert_eq!(names(&h), vec!["a", "d", "c", "b", "e", "f"]);
+        // The last, f, takes c's place: no child, not below its parent.
+        assert_eq!(h.remove_at(2).map(|k| k.2), Some("c"));
+        assert_eq!(names(&h), vec!["a", "d", "f", "b", "e"]);
+        // The last item itself.
+        assert_eq!(h.remove_at(4).map(|k| k.2), Some("e"));
+        assert_eq!(h.remove_at(7), None);
+        // The last, b, takes d's place.
+        assert_eq!(h.remove_at(1).map(|k| k.2), Some("d"));
+        assert_eq!(names(&h), vec!["a", "b", "f"]);
+        assert!(h.is_heap());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use super::buffer::SharedBuffer;
 use super::heap::{JavaHeap, Keyed};
-use super::run::{Partition, Run};
+use super::run::{HeldHeap, Partition, Run};
 use super::view::MatchView;
 use super::MatchSink;
 use crate::event::Event;
@@ -43,7 +43,12 @@ pub fn process_matches_by_skip<E: Event>(
         if hold_back && part.runs.peek().is_some_and(|p| earliest.key() > p.key()) {
             break;
         }
-        let Some(m) = part.completed.poll() else {
+        let polled = if nfa.branch_info().is_some() {
+            poll_preferred(nfa, buf, &mut part.completed)
+        } else {
+            part.completed.poll()
+        };
+        let Some(m) = polled else {
             break;
         };
         if let Some((pruning, inclusive)) = pruning_event(nfa, buf, &m) {
@@ -58,6 +63,48 @@ pub fn process_matches_by_skip<E: Event>(
         out.on_match(&MatchView::new(nfa, buf, &m).with_lookup(lookup));
         buf.release(m.node);
     }
+}
+
+/// The held match that goes first in a pattern with alternation: among
+/// those with the smallest first event (Flink's queue orders those by its
+/// layout, which the one automaton of the branches lays out unlike the
+/// branch patterns), the first by [`preference`] (`docs/semantics.md`,
+/// "Alternation").
+#[inline(never)]
+fn poll_preferred<E>(nfa: &Nfa<E>, buf: &SharedBuffer<E>, held: &mut HeldHeap) -> Option<Run> {
+    let first = held.peek()?.key();
+    let ties = held.iter().filter(|m| m.key() == first).count();
+    if ties == 1 {
+        return held.poll();
+    }
+    let best = held
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.key() == first)
+        .map(|(i, m)| (preference(nfa, buf, m), i))
+        .min()
+        .map(|(_, i)| i)?;
+    held.remove_at(best)
+}
+
+/// The order of complete matches with one first event in a pattern with
+/// alternation, as a key (smallest first): the branches (per alternation
+/// in the order of the text, null first), the last event, the events in
+/// order of arrival, the stage of each (in the pattern's order of stages).
+/// Rarely asked (two held matches with one first event), so not lean.
+type Preference = (Vec<Option<u32>>, u64, Vec<u64>, Vec<StageId>);
+
+fn preference<E>(nfa: &Nfa<E>, buf: &SharedBuffer<E>, m: &Run) -> Preference {
+    let mut events = Vec::new();
+    buf.walk_back(m.node, |stage, ev| events.push((buf.sequence(ev), stage)));
+    events.reverse();
+    let last = events.last().map_or(0, |e| e.0);
+    let (seqs, stages): (Vec<u64>, Vec<StageId>) = events.into_iter().unzip();
+    let branches = nfa
+        .branch_info()
+        .map(|info| info.branches(&stages, m.state))
+        .unwrap_or_default();
+    (branches, last, seqs, stages)
 }
 
 /// The pruning event `(time, sequence)` of a match and whether runs that

@@ -266,6 +266,9 @@ pub struct Nfa<E> {
     element_windows: bool,
     /// Is any state a pending `not followed by` ending?
     pending_endings: bool,
+    /// Are complete matches emitted as a step makes them (`no skip`, no
+    /// alternation), without the held queue's order?
+    direct_matches: bool,
     /// Is any state a stop state (a `not` element)?
     stop_states: bool,
     /// Slots (not reading the run) of which one must hold for the start
@@ -462,6 +465,8 @@ impl<E: Event + 'static> Nfa<E> {
             self_ignoring,
             element_windows,
             pending_endings,
+            direct_matches: pattern.skip == crate::pattern::SkipStrategy::NoSkip
+                && !pattern.has_alternation(),
             stop_states,
             run_independent,
             fresh: layout.new_accumulators(),
@@ -590,6 +595,15 @@ impl<E> Nfa<E> {
     #[inline]
     pub fn has_pending_endings(&self) -> bool {
         self.pending_endings
+    }
+
+    /// Are a step's complete matches emitted as it makes them, in the
+    /// order of its array (`no skip`: nothing is held back or pruned)?
+    /// Not for a pattern with alternation, whose matches with one first
+    /// event go in a defined order (`docs/semantics.md`, "Alternation").
+    #[inline]
+    pub fn direct_matches(&self) -> bool {
+        self.direct_matches
     }
 
     /// Is any state a stop state (a `not` element)? Without one, no

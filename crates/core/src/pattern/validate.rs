@@ -551,7 +551,7 @@ impl Validator<'_> {
         // of its own, so its window is never registered (Flink checks the
         // registered windows only) and has no effect.
         let stateless = e.contiguity == Contiguity::NotFollowedBy
-            && !last_leaf(&self.pattern.sequence).is_some_and(|l| std::ptr::eq(l, e));
+            && !ends_the_pattern(&self.pattern.sequence, e);
         if let Some(w) = e.within.filter(|_| !stateless) {
             if w < 0 {
                 self.error(
@@ -873,22 +873,29 @@ fn invalid_stage(id: StageId) -> String {
     )
 }
 
-/// The last element of a sequence, descending into trailing groups (bounded
-/// by [`MAX_NESTING`]).
-fn last_leaf(seq: &Sequence) -> Option<&Element> {
-    let mut current = seq.elements.last()?;
-    for _ in 0..MAX_NESTING {
-        match &current.kind {
-            ElementKind::Group(inner) => match inner.elements.last() {
-                Some(e) => current = e,
-                None => return Some(current),
-            },
-            ElementKind::Stage(_) => return Some(current),
-            // The last leaf of which branch depends on the match: none.
-            ElementKind::Alternation(_) => return None,
+/// Is `e` the last element of the pattern, through groups and through any
+/// branch of an alternation (where it ends that branch's pattern)?
+fn ends_the_pattern(seq: &Sequence, e: &Element) -> bool {
+    let mut ends: Vec<&Sequence> = vec![seq];
+    let mut depth = 0;
+    while let Some(seq) = ends.pop() {
+        let Some(last) = seq.elements.last() else {
+            continue;
+        };
+        if std::ptr::eq(last, e) {
+            return true;
+        }
+        depth += 1;
+        if depth > MAX_NESTING * 64 {
+            return false;
+        }
+        match &last.kind {
+            ElementKind::Group(inner) => ends.push(inner),
+            ElementKind::Alternation(branches) => ends.extend(branches),
+            ElementKind::Stage(_) => {}
         }
     }
-    Some(current)
+    false
 }
 
 /// Milliseconds in the largest unit that divides them exactly (`15m`).

@@ -33,7 +33,7 @@ pub(super) struct Board {
     /// The consumer lag of the library user's sources
     /// ([`Workers::with_sources`]): by the worker's index in the process,
     /// whether it reads a source, and its lag per split as its reader
-    /// thread last said it (`Message::Lag`, at most once a second).
+    /// thread last said it (`Heard::Lag`, at most once a second).
     lags: Mutex<Vec<(bool, Option<Vec<SplitLag>>)>>,
     /// Warnings about fields no event carried (for their count).
     fields: Option<Arc<Fields>>,

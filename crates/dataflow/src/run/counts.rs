@@ -42,9 +42,8 @@ pub(super) struct Counts {
     pub(super) discarded: u64,
     /// The first read error of the worker's part (its input, and why).
     pub(super) read_error: Option<(String, String)>,
-    /// The malformed line that stopped the worker's part with `strict`
-    /// (its input, its line, why).
-    pub(super) strict_stop: Option<(String, u64, String)>,
+    /// The malformed line that stopped the worker's part with `strict`.
+    pub(super) strict_stop: Option<Strict>,
     /// Each pattern's counts (the plan's order).
     pub(super) patterns: Vec<PatternStats>,
     /// What the worker's reader saw of the patterns' fields (merged over
@@ -85,6 +84,15 @@ impl Counts {
     }
 }
 
+/// The malformed line that stopped a worker's part with `strict`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) enum Strict {
+    /// A line of a file: its input, its line, why.
+    Line(String, u64, String),
+    /// A record of a source: its place, why.
+    Record(String, String),
+}
+
 /// What a worker's reader found besides events (shared with the reader
 /// thread of live input).
 #[derive(Default)]
@@ -96,7 +104,7 @@ pub(super) struct ReadCounts {
     /// The first read error: the input and why.
     pub(super) read_error: Mutex<Option<(String, String)>>,
     /// The malformed line that stopped the input with `strict`.
-    pub(super) strict_stop: Mutex<Option<(String, u64, String)>>,
+    pub(super) strict_stop: Mutex<Option<Strict>>,
     /// More keys over `--max-runs-per-key` than the worker remembers.
     pub(super) drops_overflow: AtomicBool,
     /// Rules records refused by the worker's readers, and records of a
@@ -116,10 +124,25 @@ impl ReadCounts {
         first.get_or_insert_with(|| (origin.to_string(), why.to_string()));
     }
 
-    /// A malformed line that stops the input with `strict`.
-    pub(super) fn strict_stop(&self, origin: &str, line: u64, why: &str) {
+    /// The input ended on `error` (the runtime's policy: a read error, or
+    /// a malformed line with `strict`).
+    pub(super) fn ended(&self, error: cepheid_runtime::Error) {
+        let strict = match error {
+            cepheid_runtime::Error::Io { path, source, .. } => {
+                return self.read_error(&path, source);
+            }
+            cepheid_runtime::Error::Malformed {
+                origin,
+                line,
+                source,
+            } => Strict::Line(origin, line, source.message().to_string()),
+            cepheid_runtime::Error::MalformedRecord { place, source } => {
+                Strict::Record(place, source.message().to_string())
+            }
+            _ => return,
+        };
         let mut first = self.strict_stop.lock().unwrap_or_else(|e| e.into_inner());
-        first.get_or_insert_with(|| (origin.to_string(), line, why.to_string()));
+        first.get_or_insert(strict);
     }
 
     pub(super) fn read_error_now(&self) -> Option<(String, String)> {
@@ -129,7 +152,7 @@ impl ReadCounts {
             .clone()
     }
 
-    pub(super) fn strict_stop_now(&self) -> Option<(String, u64, String)> {
+    pub(super) fn strict_stop_now(&self) -> Option<Strict> {
         self.strict_stop
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -159,11 +182,18 @@ pub(super) fn finish(
             path,
             source: io::Error::other(why),
         })
-    } else if let Some((origin, line, why)) = counts.strict_stop {
-        End::Incomplete(cepheid_runtime::Error::Malformed {
-            origin,
-            line,
-            source: cepheid_engine::Error::new(ErrorKind::Input, why),
+    } else if let Some(strict) = counts.strict_stop {
+        let malformed = |why| cepheid_engine::Error::new(ErrorKind::Input, why);
+        End::Incomplete(match strict {
+            Strict::Line(origin, line, why) => cepheid_runtime::Error::Malformed {
+                origin,
+                line,
+                source: malformed(why),
+            },
+            Strict::Record(place, why) => cepheid_runtime::Error::MalformedRecord {
+                place,
+                source: malformed(why),
+            },
         })
     } else {
         End::Input

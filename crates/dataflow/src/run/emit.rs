@@ -198,7 +198,7 @@ impl Collect<Record> for Emit {
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
             patterns: Vec::new(),
-            fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_worker(*local)),
+            fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_reader(*local)),
         });
     }
 

@@ -110,7 +110,7 @@ pub(super) struct Live {
     pub(super) feed: Feed<Record>,
     /// The worker's index in the process.
     pub(super) local: usize,
-    /// Told what the reader's decoder saw of the fields (`Message::Seen`).
+    /// Told what the reader's decoder saw of the fields (`Heard::Seen`).
     pub(super) fields: Option<Arc<Fields>>,
     /// Where the run's numbers are published (with an observing report):
     /// the reader's place in the file goes there.
@@ -125,8 +125,6 @@ pub(super) struct Live {
     pub(super) counts: Arc<ReadCounts>,
     /// Set while the reader waits for input (its last batch stalled).
     pub(super) waiting_for_input: Arc<AtomicBool>,
-    pub(super) strict: bool,
-    pub(super) origin: String,
     /// With `--checkpoint`: each batch goes with its place (lines so far,
     /// malformed lines so far, its [`Position`] in the file), which the
     /// source records at a cut.
@@ -134,25 +132,23 @@ pub(super) struct Live {
     /// Lines read before (resumed: the place of the cut).
     pub(super) lines: u64,
     /// Control records are read (JSON lines).
-    pub(super) controls: Option<Arc<Controls>>,
-    /// Tells the reader to go on after a control record.
-    pub(super) go_on: Option<SyncSender<()>>,
+    pub(super) controls: Option<Arc<Config>>,
     /// Reloads of the pattern paths are read (`--watch`).
-    pub(super) reloads: Option<Arc<Controls>>,
+    pub(super) reloads: Option<Arc<Config>>,
 }
 
 impl Live {
     /// Hands the reader's batches to the source until the input ends, a
     /// read error, a malformed line with `--strict` (the input ends there,
     /// as in the single-engine run) or a signal (the input stops).
-    pub(super) fn forward(self, messages: &Receiver<Message>) -> Option<String> {
+    pub(super) fn forward(self, input: LiveInput) -> Option<String> {
         // Lines in input order over rotations of a followed file (whose
         // line numbers start anew): the order of equal times.
         let mut offset = self.lines;
         loop {
-            let batch = match messages.recv() {
-                Ok(Message::Batch(batch)) => batch,
-                Ok(Message::Stop(why)) => {
+            let lines = match input.next() {
+                Heard::Lines(lines) => lines,
+                Heard::Stop(why) => {
                     // (once, of the process's several sources)
                     if !self.stop_said.swap(true, Ordering::Relaxed) {
                         say!(self.say, Info, "cepheid: stopped by {why}");
@@ -160,23 +156,24 @@ impl Live {
                     self.feed.stop();
                     return Some(why);
                 }
-                Ok(Message::Seen(seen)) => {
+                Heard::Seen(seen) => {
                     if let Some(fields) = &self.fields {
-                        fields.report(self.local, seen, &self.say);
+                        fields.report(self.local, seen, &mut |n| self.say.report().notice(n));
                     }
                     continue;
                 }
-                Ok(Message::Lag(lag)) => {
+                Heard::Lag(lag) => {
                     if let Some(board) = &self.board {
                         board.lag(self.local, lag);
                     }
                     continue;
                 }
-                Ok(Message::Reload(why)) => {
+                Heard::Reload(why) => {
                     // (at the live input's watermark then + 1)
-                    let controls = self.reloads.as_ref();
+                    let say = &mut |n| self.say.report().notice(n);
+                    let read = (self.reloads.as_deref()).map(|config| why.read(config, say));
                     let read =
-                        controls.and_then(|c| c.reload(&why, offset, &self.counts, &self.say));
+                        read.and_then(|read| rules_item(read, offset, &self.counts, &self.say));
                     if let Some(item) = read {
                         if self.feed.send(vec![item]).is_err() {
                             return None;
@@ -184,89 +181,33 @@ impl Live {
                     }
                     continue;
                 }
-                Ok(Message::Checkpointed) => continue,
-                Ok(Message::End) | Err(_) => return None,
+                Heard::End => return None,
             };
-            let mut items = Vec::with_capacity(batch.lines.len());
+            let (stalled, at) = (lines.stalled(), lines.at());
+            // (where the input is after them, for cuts: a source's place,
+            // a file's position)
+            let place = self.places.then(|| match self.source {
+                true => postcard::to_allocvec(&SourcePlace {
+                    position: lines.place().cloned().unwrap_or_default(),
+                    splits: lines.splits().map(<[_]>::to_vec).unwrap_or_default(),
+                    names: self.names.clone(),
+                }),
+                false => postcard::to_allocvec(&at),
+            });
+            let place = place.map(Result::unwrap_or_default);
+            let mut items = Vec::new();
             let mut end = false;
-            // (a `Source`'s malformed records, placed as it says)
-            let mut places = batch.places.into_iter().peekable();
-            for (index, (line, item)) in batch.lines.into_iter().enumerate() {
+            input.take(lines, |_, got| {
                 offset += 1;
-                let place = match places.peek() {
-                    Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
-                    _ => None,
-                };
-                match item {
-                    Ok(Entry::Item(Item::Event(ts, event))) => {
-                        items.push(SourceItem::Event { ts, offset, event })
-                    }
-                    Ok(Entry::Item(Item::Watermark(t))) => items.push(SourceItem::Watermark(t)),
-                    // (a `Source`'s splits' least watermark)
-                    Ok(Entry::SplitWatermark(t)) => items.push(SourceItem::SplitWatermark(t)),
-                    Ok(Entry::Item(Item::Skip)) => {}
-                    // (a `Source`'s rules stream: this is its one reader)
-                    Ok(Entry::SourceRules(rules)) => {
-                        let place = place.as_deref().unwrap_or_default();
-                        let controls = self.controls.as_ref();
-                        items.extend(controls.and_then(|c| {
-                            c.source_rules(&rules, place, offset, &self.counts, &self.say)
-                        }));
-                        if let Some(go_on) = &self.go_on {
-                            let _ = go_on.send(());
-                        }
-                    }
-                    Ok(Entry::Rules(control)) => {
-                        let name = format!("{}:{line}", self.origin);
-                        let controls = self.controls.as_ref();
-                        let read = controls
-                            .and_then(|c| c.read(&control, &name, offset, &self.counts, &self.say));
-                        items.extend(read);
-                        // The reader waits after a control record (one
-                        // engine applies it first): here it applies on the
-                        // workers at its time, and records decoded before
-                        // its new fields are numbered are read again.
-                        if let Some(go_on) = &self.go_on {
-                            let _ = go_on.send(());
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::Io => {
-                        say!(
-                            self.say,
-                            Error,
-                            "error: cannot read {}: {}",
-                            self.origin,
-                            e.message()
-                        );
-                        self.counts.read_error(&self.origin, e.message());
-                        end = true;
-                        break;
-                    }
-                    Err(e) => {
-                        self.counts.malformed_line();
-                        match &place {
-                            Some(place) => say!(
-                                self.say,
-                                Warning,
-                                "{place}: malformed record: {}",
-                                e.message()
-                            ),
-                            None => say!(
-                                self.say,
-                                Warning,
-                                "{}:{line}: malformed line: {}",
-                                self.origin,
-                                e.message()
-                            ),
-                        }
-                        if self.strict {
-                            self.counts.strict_stop(&self.origin, line, e.message());
-                            end = true;
-                            break;
-                        }
-                    }
+                let taken =
+                    got.map(|got| take(got, offset, &self.say, &self.counts, &self.controls));
+                match taken {
+                    Some(Taken::Item(item)) => items.push(item),
+                    Some(Taken::End { .. }) => end = true,
+                    Some(Taken::Nothing) | None => {}
                 }
-            }
+                !end
+            });
             let events = items
                 .iter()
                 .filter(|item| matches!(item, SourceItem::Event { .. }))
@@ -274,30 +215,21 @@ impl Live {
             self.counts
                 .events
                 .fetch_add(events as u64, Ordering::Relaxed);
-            self.waiting_for_input
-                .store(batch.stalled, Ordering::Relaxed);
+            self.waiting_for_input.store(stalled, Ordering::Relaxed);
             if let Some(board) = &self.board {
-                board.read_to(batch.at.offset);
+                board.read_to(at.offset);
             }
-            let sent = if self.places && !end {
-                let place = if self.source {
-                    let at = SourcePlace {
-                        position: batch.place.unwrap_or_default(),
-                        splits: batch.splits.unwrap_or_default(),
-                        names: self.names.clone(),
+            let sent = match place.filter(|_| !end) {
+                Some(place) => {
+                    let unread = self.counts.malformed.load(Ordering::Relaxed);
+                    let place = Place {
+                        position: offset,
+                        unread,
+                        place,
                     };
-                    postcard::to_allocvec(&at)
-                } else {
-                    postcard::to_allocvec(&batch.at)
-                };
-                let place = Place {
-                    position: offset,
-                    unread: self.counts.malformed.load(Ordering::Relaxed),
-                    place: place.unwrap_or_default(),
-                };
-                self.feed.send_at(items, place)
-            } else {
-                self.feed.send(items)
+                    self.feed.send_at(items, place)
+                }
+                None => self.feed.send(items),
             };
             if sent.is_err() || end {
                 return None;
@@ -306,226 +238,129 @@ impl Live {
     }
 }
 
-/// A worker's chunks of the input as [`SourceItem`]s.
+/// What a worker's reader makes of a line ([`take`]).
+pub(super) enum Taken {
+    /// An item for the source.
+    Item(SourceItem<Record>),
+    /// Nothing for it (a malformed line, a refused control record).
+    Nothing,
+    /// The input ends here: a read error, or with `strict` a malformed
+    /// line.
+    End {
+        /// With `strict`, a malformed line?
+        strict: bool,
+    },
+}
+
+/// What a worker's reader makes of a line the runtime's policy took
+/// (`got`, at `offset` in the input): a malformed line and a read error
+/// are said and counted, a control record read as the workers apply it.
+pub(super) fn take(
+    got: Got,
+    offset: u64,
+    say: &Say,
+    counts: &ReadCounts,
+    controls: &Option<Arc<Config>>,
+) -> Taken {
+    let item = match got {
+        Got::Event(ts, event) => SourceItem::Event { ts, offset, event },
+        Got::Watermark(t) => SourceItem::Watermark(t),
+        // (a `Source`'s splits' least watermark)
+        Got::SplitWatermark(t) => SourceItem::SplitWatermark(t),
+        Got::Rules(control, name) => {
+            let Some(config) = controls.as_deref() else {
+                return Taken::Nothing;
+            };
+            let read = control.read(config, false, &name, &mut |n| say.report().notice(n));
+            return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);
+        }
+        // (a `Source`'s rules stream: this is its one reader)
+        Got::SourceRules(rules, place) => {
+            let Some(config) = controls.as_deref() else {
+                return Taken::Nothing;
+            };
+            if let Some(late) = rules.late_notice(&place) {
+                counts.reloads_late.fetch_add(1, Ordering::Relaxed);
+                say.report().notice(late);
+            }
+            let read = (rules.control).read(config, true, &place, &mut |n| say.report().notice(n));
+            return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);
+        }
+        Got::Malformed(notice, end) => {
+            counts.malformed_line();
+            say.report().notice(notice);
+            return match end {
+                Some(error) => {
+                    counts.ended(*error);
+                    Taken::End { strict: true }
+                }
+                None => Taken::Nothing,
+            };
+        }
+        Got::Failed(notice, error) => {
+            say.report().notice(notice);
+            counts.ended(*error);
+            return Taken::End { strict: false };
+        }
+    };
+    Taken::Item(item)
+}
+
+/// A worker's chunks of the file, read on its own thread by the runtime's
+/// [`ShareReader`], as [`SourceItem`]s.
 pub(super) struct PartItems {
+    pub(super) reader: ShareReader,
     pub(super) say: Say,
-    pub(super) chunks: Option<FileChunks>,
-    pub(super) current: Option<Current>,
-    pub(super) format: Format,
-    pub(super) time_field: String,
-    pub(super) fields: FieldTable,
-    pub(super) origin: String,
-    pub(super) path: PathBuf,
     pub(super) counts: Arc<ReadCounts>,
-    pub(super) strict: bool,
     /// Shared by the parts of the process: `--strict` stops them all.
     pub(super) stop: Arc<AtomicBool>,
     pub(super) done: bool,
-    /// The place of the last line read (`FileChunk::offset`; 0 for none),
-    /// for cuts.
-    pub(super) position: u64,
-    /// Resumed: the lines read before (over every worker), skipped.
-    pub(super) read: Arc<cut::Read>,
     /// Events read (late ones included), for the worker's numbers.
     pub(super) events: Rc<Cell<u64>>,
-    /// The fields' warnings and the worker's index in the process: each
-    /// chunk's decoder watches the fields, and what the chunks read so far
-    /// saw ([`PartItems::seen`]) is told at the end of each chunk.
-    pub(super) watch: Option<(Arc<Fields>, usize)>,
-    /// What the decoders of the chunks read whole saw of the fields.
-    pub(super) seen: FieldsSeen,
     /// Control records are read (JSON lines).
-    pub(super) controls: Option<Arc<Controls>>,
-    /// The control record of the line just read (the line itself comes
-    /// as an [`Item::Skip`]): set aside, so that an event's line travels
-    /// as the decoder's item, unwrapped.
-    pub(super) control: Option<Control>,
+    pub(super) controls: Option<Arc<Config>>,
 }
 
-impl Positioned for PartItems {
-    fn position(&self) -> u64 {
-        self.position
-    }
-
-    /// Malformed lines (one source per worker: the worker's count).
-    fn unread(&self) -> u64 {
-        self.counts.malformed.load(Ordering::Relaxed)
-    }
-}
-
-/// The chunk being read.
-pub(super) struct Current {
-    items: Items<Box<dyn Read + Send>>,
-    chunk: FileChunk,
-    /// The chunk's lines read before the cut resumed from, skipped
-    /// (`cut::Read::upto`, looked up once per chunk).
-    read_before: u64,
-    /// Lines of the file before the chunk (counted at the first message).
-    lines_before: Option<u64>,
-}
-
-impl PartItems {
-    /// Starts reading `chunk`.
-    fn start(&mut self, mut chunk: FileChunk) {
-        let mut decoder = Decoder::new(self.format, &self.time_field, self.fields.clone());
-        if let Some((fields, _)) = &self.watch {
-            // The names of keys ("did you mean") of the first N events of
-            // the process's readers only, as the single run keeps those of
-            // its first N.
-            decoder = decoder.watch_fields(fields.after().saturating_sub(fields.events()));
-        }
-        let reader = std::mem::replace(&mut chunk.reader, Box::new(io::empty()));
-        self.current = Some(Current {
-            items: Items::new(self.origin.clone(), reader, decoder),
-            read_before: self.read.upto(chunk.number),
-            chunk,
-            lines_before: None,
-        });
-    }
-
-    /// The next line of the chunks, `None` at their end.
-    /// A control record is an [`Item::Skip`] with [`PartItems::control`]
-    /// set.
+impl Pull<Record> for PartItems {
     #[inline]
-    fn next_line(&mut self) -> Option<(u64, Result<Item, cepheid_engine::Error>, u64)> {
-        let controls = self.controls.is_some();
-        loop {
-            if let Some(current) = &mut self.current {
-                let control = &mut self.control;
-                let read = current.items.next_with(|decoder, text| {
-                    match controls.then(|| Control::parse(text)).flatten() {
-                        Some(Ok(read)) => {
-                            *control = Some(read);
-                            Ok(Item::Skip)
-                        }
-                        Some(Err(why)) => Err(cepheid_engine::Error::new(ErrorKind::Input, why)),
-                        None => decoder.decode(text),
-                    }
-                });
-                if let Some((line, item)) = read {
-                    let offset = current.chunk.offset(line);
-                    if offset & 0xffff_ffff <= current.read_before {
-                        // (read before the cut: a control record too)
-                        self.control = None;
-                        continue;
-                    }
-                    self.position = offset;
-                    return Some((line, item, offset));
-                }
-                if let (Some((fields, local)), Some(seen)) =
-                    (&self.watch, current.items.decoder().fields_seen())
-                {
-                    // The chunk read whole: what it saw of the fields.
-                    self.seen.merge(seen);
-                    fields.report(*local, self.seen.clone(), &self.say);
-                }
-                self.current = None;
-            }
-            match self.chunks.as_mut()?.next()? {
-                // Resumed: the chunks read whole.
-                Ok(chunk) if self.read.upto(chunk.number) == u64::MAX => {}
-                Ok(chunk) => self.start(chunk),
-                Err(e) => {
-                    say!(self.say, Error, "error: cannot read {}: {e}", self.origin);
-                    self.counts.read_error(&self.origin, e);
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// Line `line` of the current chunk's number in the whole input.
-    fn line_in_input(&mut self, line: u64) -> u64 {
-        let Some(current) = &mut self.current else {
-            return line;
-        };
-        let (path, start) = (&self.path, current.chunk.start);
-        let before = *current
-            .lines_before
-            .get_or_insert_with(|| count_lines(path, start).unwrap_or(0));
-        // A later CSV chunk starts with the header, which is not its line.
-        before + line - u64::from(current.chunk.header)
-    }
-}
-
-/// Newlines in the first `len` bytes of a file.
-pub(super) fn count_lines(path: &Path, len: u64) -> io::Result<u64> {
-    if len == 0 {
-        return Ok(0);
-    }
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?.take(len));
-    let mut lines = 0;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(lines);
-        }
-        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        let n = buf.len();
-        reader.consume(n);
-    }
-}
-
-impl Iterator for PartItems {
-    type Item = SourceItem<Record>;
-
-    fn next(&mut self) -> Option<SourceItem<Record>> {
+    fn pull(&mut self) -> Pulled<Record> {
         loop {
             if self.done || self.stop.load(Ordering::Relaxed) {
                 self.done = true;
-                return None;
+                return Pulled::End;
             }
-            let Some((line, item, offset)) = self.next_line() else {
+            let Some(got) = self.reader.next() else {
                 self.done = true;
-                return None;
+                return Pulled::End;
             };
-            match item {
-                Ok(Item::Event(ts, event)) => {
-                    self.events.set(self.events.get() + 1);
-                    return Some(SourceItem::Event { ts, offset, event });
-                }
-                Ok(Item::Watermark(t)) => return Some(SourceItem::Watermark(t)),
-                Ok(Item::Skip) => {
-                    let Some(control) = self.control.take() else {
-                        continue;
-                    };
-                    let line = self.line_in_input(line);
-                    let name = format!("{}:{line}", self.origin);
-                    let controls = self.controls.as_ref()?;
-                    if let Some(item) =
-                        controls.read(&control, &name, offset, &self.counts, &self.say)
-                    {
-                        return Some(item);
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Io => {
-                    say!(
-                        self.say,
-                        Error,
-                        "error: cannot read {}: {}",
-                        self.origin,
-                        e.message()
-                    );
-                    self.counts.read_error(&self.origin, e.message());
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
-                    self.counts.malformed_line();
-                    let line = self.line_in_input(line);
-                    say!(
-                        self.say,
-                        Warning,
-                        "{}:{line}: malformed line: {}",
-                        self.origin,
-                        e.message()
-                    );
-                    if self.strict {
-                        self.counts.strict_stop(&self.origin, line, e.message());
+            let offset = self.reader.place();
+            if let Got::Event(ts, event) = got {
+                self.events.set(self.events.get() + 1);
+                return Pulled::Item(SourceItem::Event { ts, offset, event });
+            }
+            match take(got, offset, &self.say, &self.counts, &self.controls) {
+                Taken::Item(item) => return Pulled::Item(item),
+                Taken::Nothing => {}
+                Taken::End { strict } => {
+                    // (`--strict`: every part of the process stops)
+                    if strict {
                         self.stop.store(true, Ordering::Relaxed);
                     }
+                    self.done = true;
+                    return Pulled::End;
                 }
             }
+        }
+    }
+
+    /// The place of the last line read (`FileChunk::offset`; 0 for none),
+    /// and the malformed lines (one source per worker: the worker's
+    /// count).
+    fn position(&self) -> Place {
+        Place {
+            position: self.reader.place(),
+            unread: self.counts.malformed.load(Ordering::Relaxed),
+            place: Vec::new(),
         }
     }
 }

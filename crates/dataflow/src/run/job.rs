@@ -10,31 +10,21 @@ pub(super) type Ended = (write::Shared, Counts, Option<String>);
 /// What every worker of the process shares.
 pub(super) struct Job {
     pub(super) plan: Plan<Record>,
-    pub(super) format: Format,
-    pub(super) time_field: String,
-    /// Event time is each record's own (`Time::Record`: a Kafka record's
-    /// timestamp), set by the sources' readers; the time field is not
-    /// read.
-    pub(super) record_time: bool,
-    pub(super) events: PathBuf,
     /// The input's name in messages (`standard input`, its path).
     pub(super) origin: String,
-    pub(super) max_delay: i64,
-    pub(super) max_waiting: usize,
-    pub(super) idle_timeout: Option<Duration>,
     /// Standard input or `--follow`: read on a thread of its own by
     /// worker 0 (of process 0), output flushed when the input waits.
     pub(super) live: bool,
-    /// Live input: the channel of the reader's batches and the signals.
-    pub(super) messages: Mutex<Option<(SyncSender<Message>, Receiver<Message>)>>,
+    /// Live input (read by worker 0): what its reader reads, and the
+    /// stops and reloads of the run's handle.
+    pub(super) messages: Mutex<Option<LiveInput>>,
+    /// The run's settings (what the readers read as one engine does).
+    pub(super) config: Config,
     /// Sources of the library's user, each taken by its worker (by its
     /// index in the process), instead of `events`.
     pub(super) sources: Option<Mutex<Vec<Option<OwnSource>>>>,
     /// The index of this process's first worker.
     pub(super) first_worker: usize,
-    pub(super) follow: bool,
-    pub(super) flush: bool,
-    pub(super) strict: bool,
     pub(super) keep_late: bool,
     /// What the process's workers said of the limits on partial matches.
     pub(super) notices: Arc<LimitNotices>,
@@ -73,158 +63,43 @@ pub(super) struct Job {
     /// ([`Config::field_warnings`]), which the readers tell what they saw.
     pub(super) fields: Option<Arc<Fields>>,
     /// Control records (JSON lines), read as one engine reads them.
-    pub(super) controls: Option<Arc<Controls>>,
+    pub(super) controls: Option<Arc<Config>>,
     /// Reloads of the pattern paths (`--watch`, [`Handle::reload`]), read
     /// by the live input's reader.
-    pub(super) reloads: Option<Arc<Controls>>,
+    pub(super) reloads: Option<Arc<Config>>,
 }
 
-/// Control records (`$rules`, `$rules_file`) as the workers' readers read
-/// them: each loaded and checked where it is read (said there, once, when
-/// refused: the single run's words), and a good one handed to the source
-/// as [`SourceItem::Rules`], to apply at its source's watermark + 1 on
-/// every worker ([`Plan::changing`]).
-pub(super) struct Controls {
-    pub(super) config: Config,
-}
-
-impl Controls {
-    pub(super) fn read(
-        &self,
-        control: &Control,
-        name: &str,
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        let where_ = format!("{name} ({})", control.describe());
-        let refused = |why: &str| {
-            counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
-            say!(
-                say,
-                Warning,
-                "cepheid: {where_}: {why}; the old rules go on"
-            );
-            None
-        };
-        let loaded = match control.load(&self.config, false, name) {
-            Ok(loaded) => loaded,
-            Err(why) => return refused(&format!("refused: {why}")),
-        };
-        self.checked(loaded, where_, offset, counts, say)
-    }
-
-    /// A record of a source's rules stream (a Kafka rules topic), read by
-    /// the reader of the source that reads the stream (one for the run):
-    /// placed as the source says, allowed without
-    /// [`Config::rules_from_stream`] (the operator named the stream). Its
-    /// reader gave it after a watermark just before its time (or, late,
-    /// at once), so that it applies at its time on every worker.
-    pub(super) fn source_rules(
-        &self,
-        rules: &cepheid_runtime::SourceRules,
-        place: &str,
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        if let (Some(time), Some(watermark)) = (rules.time, rules.late) {
-            counts.reloads_late.fetch_add(1, Ordering::Relaxed);
-            say!(
-                say,
-                Warning,
-                "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
-                cepheid_engine::io::format_rfc3339(time),
-                cepheid_engine::io::format_rfc3339(watermark)
-            );
-        }
-        let where_ = format!("{place} ({})", rules.control.describe());
-        match rules.control.load(&self.config, true, place) {
-            Ok(loaded) => self.checked(loaded, where_, offset, counts, say),
-            Err(why) => {
-                counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
-                say!(
-                    say,
-                    Warning,
-                    "cepheid: {where_}: refused: {why}; the old rules go on"
-                );
-                None
-            }
-        }
-    }
-
-    /// A reload of the pattern paths (`--watch`, [`Handle::reload`]).
-    pub(super) fn reload(
-        &self,
-        why: &cepheid_runtime::source::Reload,
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        use cepheid_runtime::source::Reload;
-        let where_ = match why {
-            Reload::Changed => "the pattern files changed".to_string(),
-            Reload::Asked(why) => why.clone(),
-            Reload::Resumed => "the pattern files changed since the checkpoint".to_string(),
-        };
-        match cepheid_runtime::source::reload_patterns(&self.config.patterns) {
-            Ok(loaded) => self.checked(loaded, where_, offset, counts, say),
-            Err(empty) => {
-                // An editor rewriting it: its next change reloads.
-                say!(
-                    say,
-                    Warning,
-                    "cepheid: {where_}: {} is empty (being written?): not applied, the rules go on until it is written",
-                    empty.display()
-                );
-                None
-            }
-        }
-    }
-
-    /// `loaded` checked: the change to hand on, or `None` when refused
-    /// (said, counted).
-    fn checked(
-        &self,
-        mut loaded: cepheid_syntax::Loaded,
-        where_: String,
-        offset: u64,
-        counts: &ReadCounts,
-        say: &Say,
-    ) -> Option<SourceItem<Record>> {
-        let refused = |why: &str| {
-            counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
-            say!(
-                say,
-                Warning,
-                "cepheid: {where_}: {why}; the old rules go on"
-            );
-            None
-        };
-        let texts = (loaded.sources.iter())
-            .map(|source| (source.name.clone(), source.text.clone()))
-            .collect();
-        let checked = cepheid_engine::rules::check(&mut loaded);
-        let diagnostics = loaded.render();
-        if !diagnostics.is_empty() {
-            say.report().notice(Notice::new(
-                Level::Warning,
-                diagnostics.strip_suffix('\n').unwrap_or(&diagnostics),
-            ));
-        }
-        let Ok(rules) = Rules::from_checked(loaded, checked) else {
-            return refused("the new rules have errors");
-        };
-        if rules.patterns().iter().any(uses_lists_or_indicators) {
-            return refused(
-                "the new rules use lists or indicators, which `Scale::workers` and `Scale::processes` do not run yet",
-            );
-        }
-        Some(SourceItem::Rules {
+/// A change of rules read by a worker's reader (`where_` in messages,
+/// and the rules or why not: `Control::read`, `Reload::read`, loaded and
+/// checked as one engine reads them, said there, once, when refused) as
+/// the source's [`SourceItem::Rules`] at `offset`, to apply at its
+/// source's watermark + 1 on every worker ([`Plan::changing`]); `None`
+/// when refused (said, counted) or not now.
+pub(super) fn rules_item(
+    (where_, read): (String, RulesRead),
+    offset: u64,
+    counts: &ReadCounts,
+    say: &Say,
+) -> Option<SourceItem<Record>> {
+    let refused = |why: String| {
+        counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+        say!(say, Warning, "{why}");
+        None
+    };
+    match read {
+        RulesRead::Checked { rules, .. } if rules.patterns().iter().any(uses_lists_or_indicators) => refused(format!(
+            "cepheid: {where_}: the new rules use lists or indicators, which `Scale::workers` and `Scale::processes` do not run yet; the old rules go on",
+        )),
+        RulesRead::Checked { texts, .. } => Some(SourceItem::Rules {
             offset,
             place: where_,
             texts,
-        })
+        }),
+        RulesRead::Refused(why) => refused(why),
+        RulesRead::Later(why) => {
+            say!(say, Warning, "{why}");
+            None
+        }
     }
 }
 
@@ -290,12 +165,12 @@ impl Job {
         let delay = if own.is_some() {
             i64::MAX
         } else {
-            self.max_delay
+            millis(self.config.max_delay)
         };
         let mut lateness = Lateness::new(delay)
-            .flush_at_end(self.flush)
-            .max_waiting(self.max_waiting);
-        if let Some(timeout) = self.idle_timeout {
+            .flush_at_end(self.config.flush_at_end)
+            .max_waiting(self.config.max_waiting);
+        if let Some(timeout) = self.config.idle_timeout {
             lateness = lateness.idle_timeout(timeout);
         }
         let notices = Arc::clone(&self.notices);
@@ -321,10 +196,8 @@ impl Job {
                 };
                 feed = Some(fed);
                 (events, late)
-            } else if let Some(cut) = &worker_cut {
-                source_cut(scope, 0, items, lateness, cut)
             } else {
-                source(scope, 0, items, lateness)
+                pull_source(scope, 0, items, lateness, worker_cut.as_ref())
             };
             let sink_drops = Rc::clone(&drops);
             let tap = self.board.as_ref().and_then(|board| board.tap.clone());
@@ -469,18 +342,15 @@ impl Job {
                 names: Vec::new(),
                 counts: Arc::clone(&counts),
                 waiting_for_input,
-                strict: self.strict,
-                origin: self.origin.clone(),
                 say: self.say.clone(),
                 places: self.checkpoint.is_some(),
                 lines: restored.as_ref().map_or(0, |state| state.position),
                 controls: self.controls.clone(),
                 reloads: self.reloads.clone().filter(|_| self.sources.is_none()),
-                go_on: None,
             };
             match own {
-                Some((Some(source), tx, messages)) => {
-                    self.read_source(live, source, (tx, messages), restored.as_ref())
+                Some((Some(source), _, input)) => {
+                    self.read_source(live, source, input, restored.as_ref())
                 }
                 _ => self.read_live(live, restored.as_ref()),
             }
@@ -543,50 +413,75 @@ impl Job {
         counts: &Arc<ReadCounts>,
         read: Arc<cut::Read>,
     ) -> PartItems {
-        let csv = matches!(self.format, Format::Csv);
-        let mut chunks = None;
-        if self.live {
-            // Read by worker 0's reader thread (`read_live`).
-        } else {
-            match FileChunks::new(&self.events, index, peers, self.chunk_bytes) {
-                Ok(parts) => {
-                    let parts = parts.with_header(csv);
-                    chunks = Some(match self.controls {
-                        Some(_) => parts.past_lines(|line| Control::parse(line).is_some()),
-                        None => parts,
-                    });
-                }
-                Err(e) => {
-                    say!(
-                        self.say,
-                        Error,
-                        "error: cannot read {}: {e}",
-                        self.events.display()
-                    );
-                    counts.read_error(&self.origin, e);
-                }
+        let csv = matches!(self.config.format, Format::Csv);
+        // (live input: read by worker 0's reader thread, `read_live`)
+        let chunks = match FileChunks::new(self.config.input.path(), index, peers, self.chunk_bytes)
+        {
+            _ if self.live => None,
+            Ok(chunks) => Some(chunks.with_header(csv)),
+            Err(e) => {
+                let (notice, error) = Policy::new(&self.origin, false).failed(e);
+                self.say.report().notice(notice);
+                counts.ended(error);
+                None
             }
+        };
+        let chunks = match (chunks, &self.controls) {
+            (Some(chunks), Some(_)) => {
+                Some(chunks.past_lines(|line| Control::parse(line).is_some()))
+            }
+            (chunks, _) => chunks,
+        };
+        let (format, time_field) = (
+            self.config.format,
+            self.config.time_field().unwrap_or("ts").to_string(),
+        );
+        let (table, fields) = (self.plan.fields().clone(), self.fields.clone());
+        let decoder = move || {
+            let decoder = Decoder::new(format, &time_field, table.clone());
+            match &fields {
+                // The names of keys ("did you mean") of the first N events
+                // of the process's readers only, as the single run keeps
+                // those of its first N.
+                Some(fields) => {
+                    decoder.watch_fields(fields.after().saturating_sub(fields.events()))
+                }
+                None => decoder,
+            }
+        };
+        let reader = match chunks {
+            Some(chunks) => ShareReader::chunks(
+                self.config.input.path(),
+                &self.origin,
+                chunks,
+                move |chunk| read.upto(chunk),
+                decoder,
+            ),
+            None => ShareReader::ranges(
+                self.config.input.path(),
+                &self.origin,
+                Vec::new(),
+                false,
+                decoder,
+            ),
+        };
+        let mut reader = reader
+            .controls(self.controls.is_some())
+            .policy(Policy::new(&self.origin, self.config.strict));
+        if let (Some(fields), Some(local)) = (&self.fields, index.checked_sub(self.first_worker)) {
+            let (fields, say) = (Arc::clone(fields), self.say.clone());
+            reader = reader.tell_seen(move |seen| {
+                fields.report(local, seen.clone(), &mut |n| say.report().notice(n))
+            });
         }
         PartItems {
-            chunks,
-            current: None,
-            format: self.format,
-            time_field: self.time_field.clone(),
-            fields: self.plan.fields().clone(),
-            origin: self.origin.clone(),
-            path: self.events.clone(),
+            reader,
             say: self.say.clone(),
             counts: Arc::clone(counts),
-            strict: self.strict,
             stop: Arc::clone(&self.stop),
             done: false,
-            position: 0,
-            read,
             events: Rc::default(),
-            watch: (self.fields.clone()).zip(index.checked_sub(self.first_worker)),
-            seen: FieldsSeen::default(),
             controls: self.controls.clone(),
-            control: None,
         }
     }
 
@@ -721,35 +616,6 @@ impl Job {
         cut
     }
 
-    /// The decoders of a reader thread (live input, a library user's
-    /// source): each watches the fields when their warnings are on (as
-    /// the single run's reader does).
-    fn decoder(&self) -> impl Fn() -> Decoder + Send + 'static {
-        let fields = self.plan.fields().clone();
-        let (format, time_field) = (self.format, self.time_field.clone());
-        let after = self.fields.as_ref().map(|f| f.after());
-        let record_time = self.record_time;
-        move || {
-            let decoder = Decoder::new(format, &time_field, fields.clone());
-            // (a record's time is set from its source's, `SourceTiming`)
-            let decoder = if record_time {
-                decoder.without_time()
-            } else {
-                decoder
-            };
-            match after {
-                Some(after) => decoder.watch_fields(after),
-                None => decoder,
-            }
-        }
-    }
-
-    /// When a reader thread sends what its decoder saw of the fields
-    /// (`Message::Seen`): after the warnings' N events, and at the end.
-    fn seen_told(&self) -> SeenTold {
-        SeenTold::new(self.fields.as_ref().map(|f| f.after()))
-    }
-
     /// Worker `index`'s own source ([`Workers::with_sources`]), if the
     /// run reads sources: `None` on other runs, `Some((None, ..))` for a
     /// worker that reads nothing.
@@ -772,133 +638,68 @@ impl Job {
         &self,
         mut live: Live,
         mut source: Box<dyn Source>,
-        (tx, messages): (SyncSender<Message>, Receiver<Message>),
+        mut input: LiveInput,
         restored: Option<&SourceState>,
     ) -> JoinHandle<Option<String>> {
         live.names = source.split_names().unwrap_or_default();
-        let mut resumed = Vec::new();
-        let mut emitted = None;
+        let (mut resumed, mut emitted) = (Vec::new(), None);
         if let Some(state) = restored.filter(|state| !state.place.is_empty()) {
-            match SourcePlace::decode(&state.place) {
+            let origin = &self.origin;
+            let sought = match SourcePlace::decode(&state.place) {
+                // (each split's own, by name: the same source's, or on
+                // another number of workers the `Share` made of the old
+                // sources')
                 Ok(place) => {
-                    // (each split's own, by name: the same source's, or
-                    // on another number of workers the `Share` made of
-                    // the old sources')
                     resumed = place.watermarks_of(&live.names);
-                    if let Err(e) = source.seek(&place.position) {
-                        say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
-                        live.counts.read_error(&live.origin, e);
-                        drop(tx);
-                        return thread::spawn(move || live.forward(&messages));
-                    }
+                    let sought = source.seek(&place.position);
+                    sought.map_err(|e| (format!("error: cannot read {origin}: {e}"), e.to_string()))
                 }
-                Err(e) => {
-                    say!(
-                        self.say,
-                        Error,
-                        "error: checkpoint: the place of {} in the cut cannot be read: {e}",
-                        live.origin
-                    );
-                    live.counts.read_error(&live.origin, e);
-                    drop(tx);
-                    return thread::spawn(move || live.forward(&messages));
-                }
+                Err(e) => Err((
+                    format!(
+                        "error: checkpoint: the place of {origin} in the cut cannot be read: {e}"
+                    ),
+                    e.to_string(),
+                )),
+            };
+            if let Err((said, why)) = sought {
+                say!(self.say, Error, "{said}");
+                live.counts.read_error(origin, why);
+                // (the feed dropped: the source ends)
+                return thread::spawn(|| None);
             }
             emitted = state.lateness.watermark();
         }
-        let decoder = self.decoder();
-        // Control records (`$rules`) in JSON lines, as one engine reads a
-        // source's: the reader waits after each (and after a record of the
-        // source's rules stream) until `Live::forward` has handed it on.
-        let json = matches!(self.format, Format::JsonLines);
-        let controls = (json && live.controls.is_some()).then(|| {
-            let (go_on, wait) = mpsc::sync_channel::<()>(1);
-            live.go_on = Some(go_on);
-            wait
-        });
-        let reading = Reading {
-            origin: live.origin.clone(),
-            decoder: decoder(),
-            fresh: Box::new(decoder),
-            start: Position::default(),
-            tails: false,
-            controls,
-            seen: self.seen_told(),
-            timing: SourceTiming {
-                record_time: self.record_time,
-                splits: Some(SplitTiming {
-                    max_delay: self.max_delay,
-                    idle_timeout: self.idle_timeout,
-                    resumed,
-                    emitted,
-                }),
-            },
-        };
-        // Ends with the source (a bounded one), or when `live` stops
-        // taking its batches (a signal).
-        let _reader = spawn_reader(Opened::Custom(Arc::new(Mutex::new(source))), reading, tx);
-        thread::spawn(move || live.forward(&messages))
+        let config = &self.config;
+        input.read_source(source, config, self.plan.fields(), resumed, emitted);
+        thread::spawn(move || live.forward(input))
     }
 
     /// Reads live input (standard input, a followed file) on threads of
-    /// their own (the reader of the single-engine run, `input.rs`, and one
-    /// that hands its batches to the source), and SIGINT/SIGTERM as the
-    /// single-engine run does: the feed stops, event time stays where it
-    /// is (with `--checkpoint`, the workers then take a last cut). The
-    /// thread returns the signal that stopped it, if one did. Resumed
-    /// (`restored`), a followed file is read from the place of the cut,
-    /// or from its beginning when the file there is another one (rotated
-    /// while the run was stopped), as the single run does.
-    fn read_live(
-        &self,
-        mut live: Live,
-        restored: Option<&SourceState>,
-    ) -> JoinHandle<Option<String>> {
+    /// their own (the runtime's reader, and one that hands its batches to
+    /// the source), and SIGINT/SIGTERM as the single-engine run does: the
+    /// feed stops, event time stays where it is (with `--checkpoint`, the
+    /// workers then take a last cut). The thread returns the signal that
+    /// stopped it, if one did. Resumed (`restored`), a followed file is
+    /// read from the place of the cut, or from its beginning when the
+    /// file there is another one (rotated while the run was stopped), as
+    /// the single run does.
+    fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<String>> {
         let taken = self.messages.lock().ok().and_then(|mut m| m.take());
-        let (tx, messages) = taken.unwrap_or_else(|| mpsc::sync_channel(BATCHES_AHEAD));
-        let decoder = self.decoder();
+        let policy = || Policy::new(&self.origin, self.config.strict);
+        let mut input = taken.unwrap_or_else(|| LiveInput::new(policy()));
         let start = restored.map_or_else(Position::default, |state| self.live_start(state));
-        let mut first = decoder();
-        if start.offset > 0 {
-            // A CSV file's header, read from its beginning.
-            if let Err(e) = prime(&mut first, &self.events) {
-                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
-            }
+        let config = &self.config;
+        let mut warn = |w: String| say!(self.say, Warning, "{w}");
+        if let Err(e) = input.read(config, self.plan.fields(), start, live.places, &mut warn) {
+            say!(self.say, Error, "error: cannot read {}: {e}", self.origin);
+            live.counts.read_error(&self.origin, e);
+            // (the feed dropped: the source ends)
+            return thread::spawn(|| None);
         }
-        match Opened::open(&self.events, self.follow, start.offset, &mut |w| {
-            say!(self.say, Warning, "{w}")
-        }) {
-            Ok((input, _)) => {
-                if let Some(board) = &live.board {
-                    board.read_to(start.offset);
-                }
-                // Control records: the reader waits after each until
-                // `Live::forward` has handed it on.
-                let controls = live.controls.is_some().then(|| {
-                    let (go_on, wait) = mpsc::sync_channel::<()>(1);
-                    live.go_on = Some(go_on);
-                    wait
-                });
-                let reading = Reading {
-                    origin: live.origin.clone(),
-                    decoder: first,
-                    fresh: Box::new(decoder),
-                    start,
-                    tails: live.places,
-                    controls,
-                    seen: self.seen_told(),
-                    timing: Default::default(),
-                };
-                // Ends with the input, or with the process (a signal).
-                let _reader = spawn_reader(input, reading, tx);
-            }
-            Err(e) => {
-                say!(self.say, Error, "error: cannot read {}: {e}", live.origin);
-                live.counts.read_error(&live.origin, e);
-                drop(tx);
-            }
+        if let Some(board) = &live.board {
+            board.read_to(start.offset);
         }
-        thread::spawn(move || live.forward(&messages))
+        thread::spawn(move || live.forward(input))
     }
 
     /// Where a followed file goes on after a cut: the place its source
@@ -911,7 +712,7 @@ impl Job {
             // Nothing was read before the cut.
             return Position::default();
         };
-        let file = File::open(&self.events);
+        let file = File::open(self.config.input.path());
         let same = at.tail.is_some_and(|tail| {
             file.as_ref()
                 .is_ok_and(|file| Tail::of(file, at.offset) == Some(tail))
@@ -922,7 +723,7 @@ impl Job {
                 Info,
                 "cepheid: the input goes on at line {} of {}",
                 at.lines + 1,
-                self.events.display()
+                self.config.input.path().display()
             );
             return at;
         }
@@ -930,7 +731,7 @@ impl Job {
             self.say,
             Warning,
             "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
-            self.events.display(),
+            self.config.input.path().display(),
             at.offset
         );
         Position::default()

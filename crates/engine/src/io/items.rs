@@ -66,6 +66,17 @@ impl<R: Read> Items<R> {
         &self.decoder
     }
 
+    /// The input.
+    pub fn get_ref(&self) -> &R {
+        self.reader.get_ref()
+    }
+
+    /// The input, back (what was read of it ahead and not handed out is
+    /// dropped): a followed file going on in its next file, say.
+    pub fn into_inner(self) -> R {
+        self.reader.into_inner()
+    }
+
     /// The next line's number and what `read` makes of its bytes (given the
     /// decoder), or why it is malformed (too long; errors are placed at
     /// the line); `None` at the end (a read error is the last line). What

@@ -69,6 +69,17 @@ impl<R: Read> LineReader<R> {
         self.bytes_read
     }
 
+    /// The input.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The input, back (what was read of it ahead and not handed out is
+    /// dropped).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Lines handed out so far (the number of the last one).
     pub fn lines_read(&self) -> u64 {
         self.line_no

@@ -17,6 +17,7 @@ mod reference;
 use cepheid_testkit::shared_contract;
 
 mod alternation;
+mod alternation_cases;
 mod alternation_differential;
 #[cfg(feature = "derive")]
 mod builder_typed;

@@ -125,86 +125,34 @@ fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
         timing: _,
     } = reading;
     let tx = &end.0;
-    let origin: Arc<str> = origin.into();
     let go_on = controls.as_ref();
-    match source {
-        Opened::Stdin => {
-            let items = Entries::new(origin, io::stdin(), decoder, go_on.is_some());
-            read_lines(items, start, None, go_on, tx, false, (&mut seen, true));
-        }
+    // (the file whose tails are taken: a followed file's, at each of its
+    // files)
+    let (input, mut tail, to_end) = match source {
+        Opened::Stdin => (Input::Other(Box::new(io::stdin())), None, false),
         Opened::File(file) => {
             let tail = tails.then(|| file.try_clone().ok()).flatten();
-            let items = Entries::new(origin, file, decoder, go_on.is_some());
-            read_lines(
-                items,
-                start,
-                tail.as_ref(),
-                go_on,
-                tx,
-                true,
-                (&mut seen, true),
-            );
+            (Input::Other(Box::new(file)), tail, true)
         }
+        Opened::Follow(follow) => (Input::Follow(follow), None, false),
         // (read above)
-        Opened::Custom(_) => {}
-        Opened::Follow(mut follow) => {
-            let (mut decoder, mut start) = (decoder, start);
-            loop {
-                let tail = tails.then(|| follow.file().try_clone().ok()).flatten();
-                let items = Entries::new(origin.clone(), &mut follow, decoder, go_on.is_some());
-                let told = (&mut seen, false);
-                let read = read_lines(items, start, tail.as_ref(), go_on, tx, false, told);
-                if !read || !follow.take_switched() {
-                    return;
-                }
-                decoder = fresh();
-                start = FilePosition::default();
-            }
+        Opened::Custom(_) => return,
+    };
+    let mut reader = ShareReader::one(origin.into(), input, decoder, fresh, go_on.is_some());
+    let mut start = start;
+    loop {
+        let followed = reader.followed().map(Follow::file);
+        if let Some(file) = followed.filter(|_| tails) {
+            tail = file.try_clone().ok();
         }
-    }
-}
-
-/// An input's lines, decoded: the library's [`cepheid_engine::io::Items`], with
-/// control records recognized before decoding (when asked for).
-struct Entries<R> {
-    items: Items<R>,
-    controls: bool,
-}
-
-impl<R: Read> Entries<R> {
-    fn new(origin: Arc<str>, input: R, decoder: Decoder, controls: bool) -> Entries<R> {
-        Entries {
-            items: Items::new(origin, input, decoder),
-            controls,
+        // (a followed file's fields go on in its next file)
+        let told = (&mut seen, followed.is_none());
+        if !read_lines(&mut reader, start, tail.as_ref(), go_on, tx, to_end, told)
+            || !reader.next_file()
+        {
+            return;
         }
-    }
-
-    /// Input bytes consumed so far.
-    fn bytes_read(&self) -> u64 {
-        self.items.bytes_read()
-    }
-
-    /// The decoder.
-    fn decoder(&self) -> &Decoder {
-        self.items.decoder()
-    }
-
-    /// Will the next entry come without waiting for the input?
-    fn item_ready(&mut self) -> bool {
-        self.items.item_ready()
-    }
-
-    /// The next line's number and entry, or why it is malformed; `None` at
-    /// the end (a read error is the last entry).
-    fn next(&mut self) -> Option<(u64, Result<Entry, Error>)> {
-        let controls = self.controls;
-        self.items.next_with(
-            |decoder, text| match controls.then(|| control(text)).flatten() {
-                Some(Ok(control)) => Ok(Entry::Rules(control)),
-                Some(Err(why)) => Err(Error::new(ErrorKind::Input, why)),
-                None => decoder.decode(text).map(Entry::Item),
-            },
-        )
+        start = FilePosition::default();
     }
 }
 
@@ -217,8 +165,8 @@ impl<R: Read> Entries<R> {
 /// ([`Batch::open_end`]). What the decoder saw of the fields is sent
 /// when `seen` says, and at the end when `at_end` (not for a followed
 /// file's, which goes on in the next). False when the receiver is gone.
-fn read_lines<R: Read>(
-    mut items: Entries<R>,
+fn read_lines(
+    items: &mut ShareReader,
     start: FilePosition,
     tail_of: Option<&File>,
     go_on: Option<&Receiver<()>>,
@@ -261,13 +209,8 @@ fn read_lines<R: Read>(
             if !lines.is_empty() {
                 let before = Batch {
                     lines,
-                    place: None,
                     at: place(line_start, count - 1),
-                    stalled: false,
-                    open_end: false,
-                    partial: false,
-                    places: Vec::new(),
-                    splits: None,
+                    ..Batch::default()
                 };
                 if tx.send(Message::Batch(before)).is_err() {
                     return false;
@@ -275,29 +218,22 @@ fn read_lines<R: Read>(
             }
             let batch = Batch {
                 lines: last.into_iter().collect(),
-                place: None,
                 at: place(read, count),
                 stalled,
                 open_end: true,
-                partial: false,
-                places: Vec::new(),
-                splits: None,
+                ..Batch::default()
             };
             return tx.send(Message::Batch(batch)).is_ok();
         }
         let batch = Batch {
             lines,
-            place: None,
             at: place(read, count),
             stalled,
-            open_end: false,
-            partial: false,
-            places: Vec::new(),
-            splits: None,
+            ..Batch::default()
         };
         tx.send(Message::Batch(batch)).is_ok()
     };
-    while let Some((line_no, item)) = items.next() {
+    while let Some((line_no, item)) = items.next_entry() {
         count += 1;
         pushed_start = line_start;
         line_start = items.bytes_read();

@@ -23,29 +23,42 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use cepheid_core::record::FieldTable;
 use cepheid_engine::io::{Decoder, FieldsSeen, Item, Items, LineReader};
 use cepheid_engine::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 
 use crate::follow::Follow;
 
+mod chunks;
+mod fields;
 mod file;
+mod live;
 mod pump;
 mod raw;
+mod share;
 
-pub use file::{prime, spawn_reader, Opened, Reading};
+pub use chunks::{FileChunk, FileChunks};
+pub use fields::FieldWarnings;
+pub(crate) use file::{prime, spawn_reader, Opened, Reading};
+pub(crate) use live::{new_decoder, reading};
+pub use live::{Heard, Lines, LiveInput};
+
 use pump::read_source;
 pub use raw::{
-    FileSource, Origin, RawBatch, RawEntry, RawRecord, ReadOutcome, Source, SourceError,
-    SourceTiming, SplitLag, SplitTiming, SplitWatermarks,
+    FileSource, Origin, RawBatch, RawEntry, RawRecord, ReadOutcome, Source, SourceError, SplitLag,
+    SplitWatermarks,
 };
+pub(crate) use raw::{SourceTiming, SplitTiming};
+use share::Input;
+pub use share::{count_lines, Got, Policy, Range, ShareReader};
 
 /// Most lines in a batch.
 const BATCH_LINES: usize = 1024;
 /// Most input bytes in a batch (the events hold their text).
 const BATCH_BYTES: u64 = 1 << 20;
 /// Batches decoded ahead of the engine, at most.
-pub const BATCHES_AHEAD: usize = 2;
+pub(crate) const BATCHES_AHEAD: usize = 2;
 /// Bytes before an offset that its [`Tail`] checksum covers, at most.
 const TAIL_BYTES: u64 = 4096;
 
@@ -120,7 +133,7 @@ fn read_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
 
 /// What one input line holds.
 #[derive(Debug)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// What the library's decoder made of it.
     Item(Item),
     /// A control record: the whole rule set changes at this line.
@@ -179,27 +192,99 @@ impl Control {
         crate::reload::describe(self)
     }
 
-    /// The rule set it names, loaded (not checked yet), as `config`
-    /// allows: with [`Config::rules_from_stream`](crate::Config::rules_from_stream)
-    /// (or `own`, a record of the source's rules stream, which the
-    /// operator named), and a `$rules_file` confined to
-    /// [`Config::rules_dir`](crate::Config::rules_dir). `place` names the
-    /// record in diagnostics (`events.jsonl:12`). `Err`: why it is refused.
-    pub fn load(
+    /// The rule set it names (`place` names the record in messages and
+    /// diagnostics: `events.jsonl:12`), read as `config` allows: with
+    /// [`Config::rules_from_stream`](crate::Config::rules_from_stream) (or
+    /// `own`, a record of the source's rules stream, which the operator
+    /// named), a `$rules_file` confined to
+    /// [`Config::rules_dir`](crate::Config::rules_dir); loaded and checked
+    /// (its diagnostics said to `say`). Where it applies in messages
+    /// (`events.jsonl:12 (`$rules`)`), and the rules or why not.
+    pub fn read(
         &self,
         config: &crate::Config,
         own: bool,
         place: &str,
-    ) -> Result<cepheid_syntax::Loaded, String> {
+        say: &mut dyn FnMut(crate::Notice),
+    ) -> (String, RulesRead) {
+        let where_ = format!("{place} ({})", self.describe());
         let allowed = crate::reload::StreamRules {
             enabled: config.rules_from_stream || own,
             dir: config.rules_dir.clone(),
         };
-        crate::reload::load_control(self, &allowed, place)
+        let read = match crate::reload::load_control(self, &allowed, place) {
+            Ok(loaded) => crate::reload::check(loaded, &where_, say),
+            Err(why) => RulesRead::Refused(format!(
+                "cepheid: {where_}: refused: {why}; the old rules go on"
+            )),
+        };
+        (where_, read)
     }
 }
 
-/// A watch of the pattern paths ([`watch_patterns`]): it lasts as long as
+impl Reload {
+    /// The pattern paths of `config` read again for this reload, loaded
+    /// and checked (their diagnostics said to `say`): what asked for it in
+    /// messages (`the pattern files changed`), and the rules or why not
+    /// (one of their files empty, an editor writing it: not now, its next
+    /// change reloads).
+    pub fn read(
+        &self,
+        config: &crate::Config,
+        say: &mut dyn FnMut(crate::Notice),
+    ) -> (String, RulesRead) {
+        let why = match self {
+            Reload::Changed => "the pattern files changed",
+            Reload::Asked(why) => why.as_str(),
+            Reload::Resumed => "the pattern files changed since the checkpoint",
+        };
+        let read = match crate::reload::empty_file(&config.patterns) {
+            Some(empty) => RulesRead::Later(format!(
+                "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
+                empty.display()
+            )),
+            None => crate::reload::check(cepheid_syntax::load_paths(&config.patterns), why, say),
+        };
+        (why.to_string(), read)
+    }
+}
+
+impl SourceRules {
+    /// Read after event time had passed its time (applied at once): the
+    /// warning that says so, naming it at `place`.
+    pub fn late_notice(&self, place: &str) -> Option<crate::Notice> {
+        let (Some(time), Some(watermark)) = (self.time, self.late) else {
+            return None;
+        };
+        Some(crate::Notice::line(crate::Level::Warning, format!(
+            "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
+            cepheid_engine::io::format_rfc3339(time),
+            cepheid_engine::io::format_rfc3339(watermark),
+        )))
+    }
+}
+
+/// A change of rules as a run reads it ([`Control::read`],
+/// [`Reload::read`]).
+// (one per change of rules, made and taken at once: not worth a box)
+#[allow(clippy::large_enum_variant)]
+pub enum RulesRead {
+    /// Loaded and checked.
+    Checked {
+        /// The rules.
+        rules: cepheid_engine::Rules,
+        /// The texts they were read from: each source's name and text.
+        texts: Vec<(String, String)>,
+        /// Where their patterns read each field.
+        watch: cepheid_engine::FieldWatch,
+    },
+    /// Refused (it does not load, or has errors): the line that says why.
+    Refused(String),
+    /// Not now (a pattern file being written): the line that says why.
+    Later(String),
+}
+
+/// A watch of the pattern paths ([`LiveInput::watch`]): it lasts as long as
 /// this value.
 pub struct PatternWatch {
     #[cfg(feature = "watch")]
@@ -208,10 +293,10 @@ pub struct PatternWatch {
 
 /// Watches the pattern files and folders `paths` as a run with
 /// [`Config::watch`](crate::Config::watch) does (through their folders,
-/// debounced), sending [`Message::Reload`] on `tx` after each change: for
-/// an executor of its own that reads the reader's messages (the workers'
-/// live input). `Err`: why it cannot, in the words one engine says it.
-pub fn watch_patterns(
+/// debounced), sending [`Message::Reload`] on `tx` after each change
+/// ([`LiveInput::watch`]). `Err`: why it cannot, in the words one engine
+/// says it.
+pub(crate) fn watch_patterns(
     paths: &[PathBuf],
     tx: std::sync::mpsc::SyncSender<Message>,
 ) -> Result<PatternWatch, String> {
@@ -225,16 +310,6 @@ pub fn watch_patterns(
     {
         let _ = (paths, tx);
         Err("warning: cannot watch the pattern files (built without the feature `watch`); a reload through the run's handle still reads them".to_string())
-    }
-}
-
-/// The pattern paths read again for a reload from disk, as one engine
-/// reads them: `Err(path)` when one of their files is empty (an editor
-/// writing it: not a rule set to apply; its next change reloads).
-pub fn reload_patterns(paths: &[PathBuf]) -> Result<cepheid_syntax::Loaded, PathBuf> {
-    match crate::reload::empty_file(paths) {
-        Some(empty) => Err(empty),
-        None => Ok(cepheid_syntax::load_paths(paths)),
     }
 }
 
@@ -293,7 +368,8 @@ fn control_record(line: &[u8]) -> Option<Result<Control, String>> {
 }
 
 /// Lines the reader thread has decoded, handed over in one go.
-pub struct Batch {
+#[derive(Default)]
+pub(crate) struct Batch {
     /// Each line's number and its entry, or why it is malformed (an
     /// [`cepheid_engine::ErrorKind::Input`] error), in input order; a read error
     /// ([`cepheid_engine::ErrorKind::Io`]) ends the input. A control record is
@@ -331,7 +407,7 @@ pub struct Batch {
 }
 
 /// What the main thread receives.
-pub enum Message {
+pub(crate) enum Message {
     /// Lines from the reader thread.
     Batch(Batch),
     /// The reader thread is done (end of input, a read error, or a panic
@@ -356,28 +432,28 @@ pub enum Message {
 
 /// How often the reader thread of a [`Source`] asks it for its
 /// [`Source::lag`], at most.
-pub const LAG_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// When the reader thread sends what its decoder saw of the fields
 /// ([`Message::Seen`]): once its decoder has watched `after` events, and
 /// at the end of the input.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SeenTold {
+pub(crate) struct SeenTold {
     after: Option<u64>,
     told: bool,
 }
 
 impl SeenTold {
     /// After `after` events (`None`: never).
-    pub fn new(after: Option<u64>) -> SeenTold {
+    pub(crate) fn new(after: Option<u64>) -> SeenTold {
         SeenTold { after, told: false }
     }
 
     /// What to send now, if anything: at the end, or the first time the
     /// decoder has watched `after` events.
-    fn due(&mut self, decoder: &Decoder, end: bool) -> Option<FieldsSeen> {
+    fn due(&mut self, decoder: Option<&Decoder>, end: bool) -> Option<FieldsSeen> {
         let after = self.after?;
-        let seen = decoder.fields_seen()?;
+        let seen = decoder?.fields_seen()?;
         if end || (!self.told && seen.events() >= after) {
             self.told = true;
             return Some(seen.clone());
@@ -386,7 +462,7 @@ impl SeenTold {
     }
 
     /// Sends what is due; false when the receiver is gone.
-    fn send(&mut self, decoder: &Decoder, end: bool, tx: &SyncSender<Message>) -> bool {
+    fn send(&mut self, decoder: Option<&Decoder>, end: bool, tx: &SyncSender<Message>) -> bool {
         match self.due(decoder, end) {
             Some(seen) => tx.send(Message::Seen(seen)).is_ok(),
             None => true,

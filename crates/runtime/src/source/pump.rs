@@ -44,13 +44,10 @@ impl Outbox<'_> {
         self.wait = false;
         let batch = Batch {
             lines: std::mem::take(&mut self.lines),
-            at: FilePosition::default(),
-            place: None,
-            stalled: false,
-            open_end: false,
             partial: true,
             places: std::mem::take(&mut self.places),
             splits,
+            ..Batch::default()
         };
         self.tx.send(Message::Batch(batch)).is_ok()
             && !self.go_on.is_some_and(|go_on| go_on.recv().is_err())
@@ -202,13 +199,11 @@ pub(super) fn read_source(
         let wait = out.wait;
         let batch = Batch {
             lines: out.lines,
-            at: FilePosition::default(),
             place: Some(pump.place()),
             stalled: outcome != ReadOutcome::Delivered,
-            open_end: false,
-            partial: false,
             places: out.places,
             splits: pump.state(),
+            ..Batch::default()
         };
         if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {
             return;
@@ -221,7 +216,7 @@ pub(super) fn read_source(
             }
         }
         let end = outcome == ReadOutcome::Ended;
-        if !seen.send(&pump.decoder, end, tx) {
+        if !seen.send(Some(&pump.decoder), end, tx) {
             return;
         }
         if wait && controls.as_ref().is_some_and(|go_on| go_on.recv().is_err()) {
@@ -308,13 +303,8 @@ impl Pump {
         let place = self.place();
         let _ = tx.send(Message::Batch(Batch {
             lines: vec![(self.seq + 1, Err(error))],
-            at: FilePosition::default(),
             place: Some(place),
-            stalled: false,
-            open_end: false,
-            partial: false,
-            places: Vec::new(),
-            splits: None,
+            ..Batch::default()
         }));
     }
 

@@ -273,7 +273,7 @@ pub trait Source: Send + 'static {
     /// Records behind the end of its input, per split, when it knows
     /// them (a Kafka source: from its client's statistics); `None` when
     /// it does not (the default). The reader thread asks at most once a
-    /// second ([`LAG_EVERY`]), after a read, never per record: it should
+    /// second, after a read, never per record: it should
     /// cost no request to a server.
     fn lag(&self) -> Option<Vec<SplitLag>> {
         None

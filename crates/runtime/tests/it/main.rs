@@ -5,5 +5,6 @@ mod checkpoint_thread;
 mod observer;
 mod output;
 mod runtime;
+mod share;
 mod split_watermarks;
 mod support;

@@ -60,6 +60,15 @@
 //!   `pattern::validate`; the reference throws Flink's
 //!   `NullPointerException` there.)
 //!
+//! And one rule of cepheid's alternation, which Flink lacks
+//! (`docs/semantics.md`, "Alternation"), for the branch patterns
+//! `tests/alternation_differential.rs` runs: a group that stands for a
+//! branch (marked by the span [`BRANCH_GROUP`]) and holds a greedy element
+//! leaves to a copy of its own of the state after it, so that the greedy
+//! restriction of that state binds the partial matches that leave the
+//! branch only (not those that skip the group, nor those that come back to
+//! the state through a loop).
+//!
 //! Everything else is Flink 2.3, quirks included (greedy on the last
 //! element, `until` on groups, optional heads of groups, Dewey versions,
 //! `{0,m}` as `times(0, m)`).
@@ -75,5 +84,12 @@ pub mod oracle;
 pub mod print;
 
 pub use cond::RefEvent;
+
+/// The span of a group that stands for an alternation's branch in a
+/// branch pattern (see the module documentation).
+pub const BRANCH_GROUP: cepheid_core::Span = cepheid_core::Span {
+    start: u32::MAX,
+    end: u32::MAX,
+};
 #[allow(unused_imports)]
 pub use flink::{run, Emitted, Failure, Output};

@@ -198,14 +198,11 @@ impl Driver<'_, '_, '_> {
 
     fn run_all(&mut self, end: Option<i64>) -> Result<(), String> {
         for (i, e) in self.events.iter().enumerate() {
-            self.nfa.at_step(2 * i);
             self.advance(e.ts, 2 * i)?;
-            self.nfa.at_step(2 * i + 1);
             let matches = self.nfa.process(i)?;
             self.record(2 * i + 1, matches, Vec::new());
         }
         if let Some(t) = end {
-            self.nfa.at_step(2 * self.events.len());
             self.advance(t, 2 * self.events.len())?;
         }
         Ok(())

@@ -83,12 +83,8 @@ pub type Stages = Vec<(String, Vec<u64>)>;
 pub trait Hooks {
     /// Which of these held complete matches, of one start event, goes
     /// first (their graphs and stages, the head of the queue first:
-    /// Flink's choice is 0); `prunes[i][j]`: emitting `i` prunes `j`.
-    fn choose(&mut self, candidates: &[(usize, Stages)], prunes: &[Vec<bool>]) -> usize;
-    /// A complete match of `graph` is emitted.
-    fn emitted(&mut self, graph: usize, stages: &Stages);
-    /// The driver's step ([`super::Emitted::step`]) from now on.
-    fn step(&mut self, _step: usize) {}
+    /// Flink's choice is 0).
+    fn choose(&mut self, candidates: &[(usize, Stages)]) -> usize;
 }
 
 type Queue = JavaPriorityQueue<ComputationState>;
@@ -174,13 +170,6 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
             completed: Queue::new(comparator),
             work: 0,
             hooks,
-        }
-    }
-
-    /// Tells the hooks the driver's step.
-    pub fn at_step(&mut self, step: usize) {
-        if let Some(hooks) = self.hooks.as_mut() {
-            hooks.step(step);
         }
     }
 
@@ -364,12 +353,6 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
                 .first()
                 .ok_or("IndexOutOfBoundsException: a match extracted no path")?;
             let m = self.buffer.materialize(first)?;
-            if self.hooks.is_some() {
-                let stages = self.stages(earliest.graph, &m);
-                if let Some(hooks) = self.hooks.as_mut() {
-                    hooks.emitted(earliest.graph, &stages);
-                }
-            }
             result.push((earliest.graph, m));
             self.buffer.release_node(earliest.prev, &earliest.version);
         }
@@ -408,33 +391,14 @@ impl<'g, 'p, 'e> Nfa<'g, 'p, 'e> {
             return Ok(self.completed.poll().expect("peeked"));
         }
         let mut candidates = Vec::new();
-        let mut pruning = Vec::new();
         for (_, cs) in &ties {
             candidates.push((cs.graph, self.first_path(cs)?));
-            let prev = cs
-                .prev
-                .ok_or("NullPointerException: a match without events")?;
-            let matched = self.buffer.extract_patterns(prev, &cs.version)?;
-            pruning.push(self.skip[cs.graph].pruning_id(&matched));
         }
-        let prunes: Vec<Vec<bool>> = (0..ties.len())
-            .map(|i| {
-                (0..ties.len())
-                    .map(|j| {
-                        let (skip, start) = (&self.skip[ties[i].1.graph], ties[j].1.start_id);
-                        i != j
-                            && pruning[i]
-                                .zip(start)
-                                .is_some_and(|(p, s)| skip.should_prune(s, p))
-                    })
-                    .collect()
-            })
-            .collect();
         let k = self
             .hooks
             .as_mut()
             .expect("hooks")
-            .choose(&candidates, &prunes)
+            .choose(&candidates)
             .min(ties.len() - 1);
         Ok(self.completed.remove_at(ties[k].0))
     }

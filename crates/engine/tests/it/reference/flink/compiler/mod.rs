@@ -600,6 +600,16 @@ impl<'p> Compiler<'p> {
         optional: bool,
     ) -> Res<StateIdx> {
         let proceed_cond = self.get_true_function();
+        // cepheid's alternation: a branch's group with a greedy element
+        // leaves to a copy of its own of the state after it.
+        let sink = if group_pattern.el().span == crate::reference::BRANCH_GROUP && has_greedy(group)
+        {
+            let copy = self.copy(sink);
+            self.states[copy].window = self.states[sink].window;
+            copy
+        } else {
+            sink
+        };
         let saved = (self.current, self.following, self.current_group);
         self.enter_group(group_pattern, group);
         let last_sink = self.sink_with_trailing_stops(group, sink);
@@ -682,4 +692,15 @@ impl<'p> Compiler<'p> {
         }
         Ok(looping)
     }
+}
+
+/// Does any element of `elements` (at any depth) have `greedy`?
+fn has_greedy(elements: &[Element]) -> bool {
+    elements.iter().any(|e| {
+        e.greedy
+            || match &e.kind {
+                cepheid_core::pattern::ElementKind::Group(inner) => has_greedy(&inner.elements),
+                _ => false,
+            }
+    })
 }

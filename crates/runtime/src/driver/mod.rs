@@ -1,0 +1,896 @@
+//! The stream driver: every pattern over one pass of an event stream,
+//! matches and timeouts out as JSON lines (`../shared/spec/cli.md`, the
+//! records `cepheid run` writes), a [`Summary`] at the end.
+//!
+//! Decisions where the spec is silent:
+//! - When the input carries punctuated watermarks (`{"$watermark": T}`), it
+//!   says itself how far event time has got: at the end of input, events
+//!   after its last watermark stay pending, as in a Flink operator that
+//!   receives no further watermark (conformance case
+//!   `CEPOperatorTest.testCEPOperatorSideOutputLateElementsEventTime`);
+//!   `flush_at_end` still releases everything. Without punctuated
+//!   watermarks the end of input processes every buffered event and
+//!   advances to the largest time seen, as `cli.md` says.
+//! - With `strict`, the events read before the malformed line are still
+//!   processed (as at the end of input) before the run stops; an input
+//!   read error does the same.
+//! - A closed standard output (`| head`) ends the run quietly.
+//! - On a pipe or a terminal, output is flushed whenever the input has no
+//!   further line ready (a [`Source`](crate::Source) says so with
+//!   [`ReadOutcome::CaughtUp`](crate::ReadOutcome::CaughtUp)); `idle_timeout` lets event time follow the wall
+//!   clock on a quiet input.
+//! - [`Handle::stop`] stops any run cleanly: no further line is taken,
+//!   what the watermark released is written and flushed, events still
+//!   waiting for the watermark are not forced out (the input did not end:
+//!   no `finish`), the summary says so.
+//! - Processing time: each event's time is the wall clock when it is
+//!   taken, the time field is not read, `$watermark` lines are ignored
+//!   (said once).
+//! - The limits (`max_runs_per_key`, `max_live_runs`, `max_waiting`) are
+//!   said the first time they act (ten keys for the first) and counted.
+//! - Rules can change while it runs (`docs/dynamic-rules.md`): control
+//!   records `{"$rules": "..."}` / `{"$rules_file": "..."}` in JSON-lines
+//!   input (`rules_from_stream`, `rules_dir`), the pattern paths read again
+//!   when they change (`watch`) or on [`Handle::reload`], between two
+//!   batches. A set that does not load keeps the old rules (said,
+//!   counted). A checkpoint taken after a change holds the rules in force;
+//!   resuming from it goes on with those.
+//!
+//! Reading and decoding run on a thread of their own (`source.rs`), a few
+//! batches of lines ahead of the engine (which, with the formatting of the
+//! output, stays on the calling thread), and so do the main output's
+//! system calls (`background.rs`); everything observable happens in input
+//! order on the calling thread, so this changes nothing but the speed.
+
+mod session;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cepheid_core::record::FieldTable;
+use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
+use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
+use cepheid_engine::{FieldId, FieldWatch, Record, Rules, Timestamp, Value};
+
+use crate::checkpoint::store::{self, OnePosition};
+use crate::checkpoint::{self, Counters, Hook, Marker, Schedule, Writer, Written};
+use crate::limits::LimitNotices;
+use crate::reload::Reloads;
+use crate::resume::Meta;
+use crate::sink::{Checkpoint, Files, Kind, Output, Sink, Writing};
+use crate::source::{
+    new_decoder, reading, spawn_reader, Batch, Control, Entry, FieldWarnings, FilePosition, Got,
+    Message, Opened, Policy, Position, Reload, RulesRead, Source, SplitLag, SplitTiming,
+    BATCHES_AHEAD,
+};
+use crate::timing::{wall_ms, Idle, Timing};
+use crate::{
+    Config, Doing, End, Error, Input, Level, Notice, Notify, Report, RunEvent, RunView, Summary,
+    Tap, Time, MAX_DROP_KEYS,
+};
+
+/// The records of the engine's sink ([`Reporting`]): each formatted as
+/// `cepheid run` writes it and handed to the run's [`Output`] (its first
+/// error kept there until the run looks at it, after each line), the
+/// latest copied for an observing [`Report`].
+struct Emit {
+    format: Formatter,
+    output: Output,
+    /// Does the sink take late records?
+    late: bool,
+    /// The latest records kept for an observing [`Report`] (at most its
+    /// `records_wanted`), `None` when none are wanted.
+    tap: Option<Tap>,
+}
+
+impl Emit {
+    /// Hands the record just formatted to the output.
+    #[inline]
+    fn emit(&mut self, kind: Kind) {
+        let line = self.format.line();
+        self.output.write(kind, self.format.key(), line);
+        if let Some(tap) = &mut self.tap {
+            tap.push(kind, line);
+        }
+    }
+}
+
+/// How a run ended early.
+enum Stop {
+    /// An error, already said.
+    Failed(Error),
+    /// Writing failed, or the output was closed: its error is the
+    /// [`Output`]'s ([`Output::end`]).
+    Output,
+}
+
+/// Asks a running [`Runtime`] to stop or to read its rules again, from any
+/// thread (a signal handler's, a supervisor's).
+#[derive(Clone, Debug)]
+pub struct Handle {
+    tx: SyncSender<Message>,
+}
+
+impl Handle {
+    /// The handle of the reader thread that `tx` sends to.
+    pub(crate) fn new(tx: SyncSender<Message>) -> Handle {
+        Handle { tx }
+    }
+
+    /// Stops the run between two batches: what the watermark released is
+    /// written and flushed, a last checkpoint taken; events waiting for
+    /// the watermark stay waiting (the input did not end). `why` is said
+    /// (`stopped by {why}`) and kept in [`End::Stopped`].
+    pub fn stop(&self, why: &str) {
+        let _ = self.tx.send(Message::Stop(why.to_string()));
+    }
+
+    /// Reads the pattern paths of [`Config::patterns`] again and puts them
+    /// in force between two batches (as [`Config::watch`] does when they
+    /// change). `why` names what asked for it in what the run says
+    /// (`{why}: rules reloaded:`; the command says `SIGHUP`).
+    pub fn reload(&self, why: &str) {
+        let _ = self
+            .tx
+            .send(Message::Reload(Reload::Asked(why.to_string())));
+    }
+}
+
+/// A run, ready: its checkpoint (if any) read, its engine restored, its
+/// input and outputs open. [`Runtime::run`] runs it.
+pub struct Runtime {
+    config: Config,
+    engine: Engine<Record>,
+    report: Box<dyn Report>,
+    tx: SyncSender<Message>,
+    messages: Receiver<Message>,
+    input: Opened,
+    size: Option<u64>,
+    decoder: Decoder,
+    resumed: Option<Meta>,
+    command: Option<checkpoint::Command>,
+    out: Emit,
+    /// A source of the library's user, shared with the reader thread.
+    source: Option<Arc<Mutex<Box<dyn Source>>>>,
+    /// Its position at the start.
+    place: Option<Position>,
+    /// Held to the end: the checkpoint folder's and the outputs' locks.
+    _locks: Vec<File>,
+    /// Where the patterns read each field, for the warnings about fields
+    /// no event carries ([`Config::field_warnings`]).
+    field_watch: FieldWatch,
+    /// Called before each checkpoint file is written.
+    hook: Option<Hook>,
+}
+
+impl Runtime {
+    /// A run of `rules` with `config`; what it does is said to `report`.
+    pub fn new(config: Config, rules: &Rules, report: Box<dyn Report>) -> Result<Runtime, Error> {
+        let mut engine = config.engine();
+        // The automata the rules compiled as they were loaded, shared (one
+        // pattern at a time only to say which one the engine refuses).
+        if engine.add(rules).is_err() {
+            for pattern in rules.patterns() {
+                engine.add(pattern).map_err(|source| Error::Pattern {
+                    name: pattern.name.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(Runtime::with_engine(config, engine, report)?
+            .with_field_watch(FieldWatch::from_rules(rules)))
+    }
+
+    /// Where the patterns read their fields, for the warnings about fields
+    /// no event carries ([`Config::field_warnings`]): from their `.cep`
+    /// text ([`FieldWatch::from_rules`], [`FieldWatch::from_loaded`]),
+    /// each read is placed at its `path:line:column`. Without it (a run
+    /// made by [`with_engine`](Runtime::with_engine)), reads are named by
+    /// pattern and clause. Ignored when it does not describe the patterns
+    /// in force (a checkpoint resumed with other rules).
+    pub fn with_field_watch(mut self, watch: FieldWatch) -> Runtime {
+        let key = |w: &FieldWatch| {
+            let mut reads: Vec<(String, String)> = w
+                .reads()
+                .iter()
+                .map(|r| (r.pattern.clone(), r.field.to_string()))
+                .collect();
+            reads.sort_unstable();
+            reads
+        };
+        if key(&watch) == key(&self.field_watch) {
+            self.field_watch = watch;
+        }
+        self
+    }
+
+    /// A run with `config` of `engine` (made with [`Config::engine`], its
+    /// patterns added), into the files of `config` ([`Files`]); what it
+    /// does is said to `report`.
+    pub fn with_engine(
+        config: Config,
+        engine: Engine<Record>,
+        report: Box<dyn Report>,
+    ) -> Result<Runtime, Error> {
+        Runtime::with_sink(config, engine, None, report)
+    }
+
+    /// A run with `config` of `engine` into `sink` (`None`: the files of
+    /// `config`, [`Files`]); what it does is said to `report`.
+    pub fn with_sink(
+        config: Config,
+        engine: Engine<Record>,
+        sink: Option<Box<dyn Sink>>,
+        report: Box<dyn Report>,
+    ) -> Result<Runtime, Error> {
+        Runtime::with_source(config, engine, None, sink, report)
+    }
+
+    /// A run with `config` of `engine` from `source` (`None`: the input of
+    /// `config`, read by the built-in file reader) into `sink` (`None`:
+    /// the files of `config`, [`Files`]); what it does is said to
+    /// `report`. A source's records are decoded in `config.format`; its
+    /// position goes into checkpoints and is sought back to on resuming.
+    pub fn with_source(
+        config: Config,
+        mut engine: Engine<Record>,
+        mut source: Option<Box<dyn Source>>,
+        mut sink: Option<Box<dyn Sink>>,
+        report: Box<dyn Report>,
+    ) -> Result<Runtime, Error> {
+        // A source or sink may say things from its own threads, or while
+        // the run waits for it, and so does the output: the report is
+        // shared.
+        let (mut report, notify) = Notify::share(report);
+        if let Some(source) = &mut source {
+            source.notify_to(notify.clone());
+        }
+        if let Some(sink) = &mut sink {
+            sink.notify_to(notify.clone());
+        }
+        refuse(&config, source.is_none(), sink.as_deref())?;
+        let source = source.map(|source| Arc::new(Mutex::new(source)));
+        let mut locks = Vec::new();
+        // Another run on the checkpoint folder is refused (naming it)
+        // before the checkpoint is read; the lock is held to the end.
+        if let Some(dir) = &config.checkpoint {
+            locks.push(crate::lock::lock_folder(dir, 0)?);
+        }
+        special_outputs(&config, report.as_mut());
+        // A checkpoint to resume from is checked whole (and the engine
+        // restored) before any file is touched.
+        let command = match &source {
+            Some(source) => config.checkpoint.as_ref().map(|_| {
+                let name = lock_source(source).describe();
+                custom_command(&config, name)
+            }),
+            None => checkpoint_command(&config),
+        };
+        // A source's run that its sink may send back to the start (it
+        // committed none of the kept checkpoints: `Sink::recover`): the
+        // engine's rules and the source's position before resuming.
+        let start_over = match (&source, &config.checkpoint) {
+            (Some(source), Some(_)) => {
+                let mut bytes = Vec::new();
+                engine.snapshot(&mut bytes).map_err(|e| Error::Pattern {
+                    name: String::new(),
+                    source: e,
+                })?;
+                Some((bytes, lock_source(source).position()))
+            }
+            _ => None,
+        };
+        let resumed = match (&config.checkpoint, &command) {
+            (Some(dir), Some(command)) => {
+                crate::resume::load(&config, dir, command, &mut engine, report.as_mut())?
+            }
+            _ => None,
+        };
+        let meta = resumed.as_ref().map(|r| &r.meta);
+        let (mut decoder, mut input, mut size) =
+            open_input(&config, source.as_ref(), meta, &engine, report.as_mut())?;
+        // (so is another run writing the outputs, with another folder:
+        // `Files::open`)
+        let mut sink = match sink {
+            Some(sink) => sink,
+            None => {
+                let mut files = Files::open(&config, resumed.is_some(), Writing::Thread)?;
+                files.notify_to(notify.clone());
+                Box::new(files)
+            }
+        };
+        // The sink says which kept checkpoint it committed: the newest,
+        // or (a transactional sink that stopped before its commit) the
+        // one before, from which the run then goes on.
+        let resumed = match resumed {
+            None => None,
+            Some(resumed) => {
+                let mut kept_ones = vec![kept(&resumed.meta)];
+                kept_ones.extend(resumed.prev.as_ref().map(|(meta, _, _)| kept(meta)));
+                let kept = kept_ones;
+                match sink.recover(&kept).map_err(Error::Sink)? {
+                    0 => Some(resumed.meta),
+                    n if n == kept.len() && start_over.is_some() => {
+                        // Nothing of the kept checkpoints was committed:
+                        // from the start, as if none were kept.
+                        let (bytes, at) = start_over.expect("checked");
+                        engine = rules_of(&config, &bytes).map_err(|e| Error::Pattern {
+                            name: String::new(),
+                            source: e,
+                        })?;
+                        decoder = new_decoder(&config, engine.fields());
+                        if let Some(source) = &source {
+                            lock_source(source).seek(&at).map_err(Error::Source)?;
+                        }
+                        report.notice(Notice::line(
+                            Level::Info,
+                            "cepheid: the sink committed none of the kept checkpoints: starting from the beginning",
+                        ));
+                        None
+                    }
+                    1 => {
+                        let (meta, snapshot, path) = resumed.prev.expect("two kept");
+                        engine = rules_of(&config, &snapshot).map_err(|e| Error::Checkpoint {
+                            path: path.clone(),
+                            folder: config.checkpoint.clone().unwrap_or_default(),
+                            why: crate::Unusable::DoesNotFit(e),
+                        })?;
+                        // (the newest, never committed, goes: the next
+                        // write keeps this one until its commit)
+                        if let Some(dir) = &config.checkpoint {
+                            store::discard_after(dir, Some(meta.number)).map_err(|source| {
+                                Error::Io {
+                                    doing: Doing::WriteCheckpoint,
+                                    path: path.display().to_string(),
+                                    source,
+                                }
+                            })?;
+                        }
+                        report.notice(Notice::line(
+                            Level::Info,
+                            format!(
+                                "cepheid: the sink committed the checkpoint before the newest: resuming from it, {}",
+                                crate::resume::resumed_at(&meta, config.input.path())
+                            ),
+                        ));
+                        (decoder, input, size) = open_input(
+                            &config,
+                            source.as_ref(),
+                            Some(&meta),
+                            &engine,
+                            report.as_mut(),
+                        )?;
+                        Some(meta)
+                    }
+                    chosen => {
+                        return Err(Error::Recover {
+                            chosen,
+                            kept: kept.len(),
+                        })
+                    }
+                }
+            }
+        };
+        let late = sink.takes_late();
+        let out = Emit {
+            format: Formatter::default(),
+            output: Output::new(sink, notify),
+            late,
+            tap: None,
+        };
+        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let place = resumed.as_ref().and_then(|m| m.source.clone());
+        let field_watch = FieldWatch::for_patterns(engine.patterns());
+        Ok(Runtime {
+            field_watch,
+            hook: None,
+            config,
+            engine,
+            report,
+            tx,
+            messages,
+            input,
+            size,
+            decoder,
+            resumed,
+            command,
+            out,
+            source,
+            place,
+            _locks: locks,
+        })
+    }
+
+    /// Calls `hook` with each checkpoint's number on the checkpoint
+    /// thread, just before its file is written (and after the matching
+    /// thread took its snapshot and went on). For tests: a hook that
+    /// waits holds a checkpoint's file back, to see what the run does
+    /// meanwhile (it goes on matching; a sink that does not take writes
+    /// before its commit, [`Sink::writes_before_commit`], waits). The run
+    /// may be waiting for the file (a stop, the end): a hook must not
+    /// wait for the run (nor call [`Handle::stop`], which may wait for
+    /// room in the run's channel) without a thread of its own.
+    pub fn before_checkpoint_file(mut self, hook: impl FnMut(u64) + Send + 'static) -> Runtime {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+
+    /// A handle that stops the run or asks for a reload, from any thread.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// The engine (its patterns, its fields) before the run.
+    pub fn engine(&self) -> &Engine<Record> {
+        &self.engine
+    }
+
+    /// Runs to the end of the input (or to [`Handle::stop`], or an error)
+    /// and says how it went.
+    pub fn run(self) -> Summary {
+        let Runtime {
+            config,
+            mut engine,
+            mut report,
+            tx,
+            messages,
+            input,
+            size,
+            decoder,
+            resumed,
+            command,
+            mut out,
+            source,
+            place,
+            _locks,
+            field_watch,
+            hook,
+        } = self;
+        let started = Instant::now();
+        let start = resumed
+            .as_ref()
+            .map_or(FilePosition::default(), |m| m.input);
+        let reload_first = resumed.as_ref().is_some_and(|m| m.reload_files);
+        let was_resumed = resumed.is_some();
+        report.started(size, start.offset);
+        let observes = report.observes();
+        if observes && report.records_wanted() > 0 {
+            let mut tap = Tap::new(report.records_wanted());
+            // (a resumed run shows the latest records made before it)
+            let kept = resumed.as_ref().map_or(&[][..], |m| &m.records[..]);
+            for (kind, record) in kept {
+                tap.push(*kind, record.as_bytes());
+            }
+            out.tap = Some(tap);
+        }
+        // (the engine's patterns: resumed after a change of rules, the
+        // snapshot's, not the command line's)
+        let mut keys = KeyFields::new(engine.patterns(), engine.fields());
+        let mut drops = Drops::default();
+        let number = resumed.as_ref().map_or(0, |m| m.number);
+        let splits = resumed.as_ref().and_then(|m| m.split_watermarks.clone());
+        let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
+        keys.restore(&counters.object_keys_told);
+        drops.restore(&counters.dropped_keys, &names(&engine));
+        drops.overflow = counters.dropped_keys_overflow;
+        let checkpoints = match (&config.checkpoint, command) {
+            (Some(dir), Some(command)) => Some(Checkpoints {
+                schedule: Schedule::new(config.checkpoint_every, started),
+                dir: dir.clone(),
+                writer: None,
+                hook,
+                wake: tx.clone(),
+                in_flight: None,
+                buffer: Vec::new(),
+                deferred: 0,
+                command,
+                number,
+            }),
+            _ => None,
+        };
+        // (a resumed run said it already if the cap dropped anything)
+        let notices =
+            LimitNotices::new(&config).resumed(drops.keys.len(), engine.stats().capped_runs > 0);
+        let reloads = Reloads {
+            applied: counters.reloads,
+            refused: counters.reloads_refused,
+            late: counters.reloads_late,
+        };
+        let mut session = Session {
+            config: &config,
+            engine: &mut engine,
+            out: Reporting {
+                out: &mut out,
+                drops,
+                notices,
+                report: report.as_mut(),
+            },
+            keys,
+            counters: &mut counters,
+            checkpoints,
+            position: start,
+            source,
+            place,
+            reloads,
+            stale_below: 0,
+            open_end: false,
+            mid_batch: false,
+            no_split_watermark: config.split_watermarks
+                && config.time != Time::Processing
+                && !splits
+                    .as_ref()
+                    .is_some_and(|s| !s.is_empty() && s.iter().all(Option::is_some)),
+            splits,
+            reload_first,
+            fields: FieldWarnings::new(config.field_warnings.unwrap_or(u64::MAX), field_watch, 1)
+                .resumed(was_resumed),
+            observes,
+            lag: Vec::new(),
+        };
+        let result = session.stream(input, decoder, tx, messages);
+        // The checkpoint whose file is being written: waited for (a
+        // stopped run's last checkpoint is whole when it ends); committed
+        // unless the run failed (its error is the first one, said).
+        let result = match result {
+            Ok(end) => session.settle(true).map(|()| end),
+            Err(stop) => {
+                session.abandon();
+                Err(stop)
+            }
+        };
+        session.observe(true);
+        let reloads = session.reloads;
+        let drops = session.out.drops;
+        let end = match result {
+            Ok(None) => End::Input,
+            Ok(Some(why)) => End::Stopped(why),
+            // (the output's error, which `Output::end` gives)
+            Err(Stop::Output) => End::Input,
+            Err(Stop::Failed(e)) => End::Failed(e),
+        };
+        let (end, flushed) = out.output.end(end);
+        let stats = engine.stats();
+        Summary {
+            events: stats.events,
+            malformed: counters.malformed,
+            late: stats.late,
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+            unusable_keys: stats.unusable_keys,
+            dropped_runs: stats.dropped_runs.saturating_sub(stats.capped_runs),
+            dropped_keys: drops.keys.len(),
+            dropped_keys_overflow: drops.overflow,
+            capped_runs: stats.capped_runs,
+            forced_watermarks: stats.forced_watermarks,
+            reloads: reloads.applied,
+            reloads_refused: reloads.refused,
+            reloads_late: reloads.late,
+            discarded_runs: stats.discarded_runs,
+            waiting: engine.waiting_events(),
+            punctuated: counters.punctuated,
+            elapsed: started.elapsed(),
+            flushed,
+            patterns: engine.pattern_stats(),
+            layout: None,
+            end,
+        }
+    }
+}
+
+/// The names of the engine's patterns in force, in order.
+fn names(engine: &Engine<Record>) -> Vec<String> {
+    engine.patterns().map(|p| p.name.clone()).collect()
+}
+
+/// What a checkpoint of this run must agree on (`None` without
+/// checkpoints, or when a path has no canonical form).
+pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command> {
+    config.checkpoint.as_ref()?;
+    let path = |p: &Path| canonical(p).map(|c| c.display().to_string());
+    let output = match &config.output {
+        None => None,
+        Some(output) => Some(path(output)?),
+    };
+    let late = match &config.late {
+        Some(late) => Some(path(late)?),
+        None => None,
+    };
+    let Input::File(events) = &config.input else {
+        return None;
+    };
+    let format = match config.format {
+        Format::JsonLines => "jsonl",
+        Format::Csv => "csv",
+    };
+    Some(checkpoint::Command {
+        events: path(events)?,
+        format: format.to_string(),
+        time: match config.time {
+            Time::Event { .. } => "event",
+            Time::Processing => "processing",
+            Time::Record => "record",
+        }
+        .to_string(),
+        // (in processing time no field is read: `ts`, the default)
+        time_field: config.time_field().unwrap_or("ts").to_string(),
+        output,
+        late,
+    })
+}
+
+/// The canonical path of `p`, or of its parent joined with its file name
+/// when `p` does not exist yet.
+pub(crate) fn canonical(p: &Path) -> Option<std::path::PathBuf> {
+    if let Ok(c) = p.canonicalize() {
+        return Some(c);
+    }
+    let name = p.file_name()?;
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(parent.canonicalize().ok()?.join(name))
+}
+
+/// What `config` says before it starts ([`Config::start_warnings`]).
+fn special_outputs(config: &Config, report: &mut dyn Report) {
+    for notice in config.start_warnings() {
+        report.notice(notice);
+    }
+}
+
+/// What cannot run with a file input (`reads_file`) or a source, into
+/// `sink`: refused here too, not only by a caller that asks
+/// [`Config::check`] first (the output the input, a rules folder nothing
+/// reads, a transactional sink without checkpoints, the records' own
+/// times from a file).
+fn refuse(config: &Config, reads_file: bool, sink: Option<&dyn Sink>) -> Result<(), Error> {
+    config.check_reading(reads_file).map_err(Error::Conflict)?;
+    if let Some(sink) = sink {
+        if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
+            return Err(Error::Conflict(crate::Conflict::SinkNeedsCheckpoints {
+                sink: sink.describe(Kind::Match),
+            }));
+        }
+    }
+    if reads_file && config.time == Time::Record {
+        return Err(Error::Source(crate::SourceError {
+            source_name: config.input.describe(),
+            error: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "event time from the records' own times needs a source that gives them (a Kafka source), not a file",
+            ),
+        }));
+    }
+    Ok(())
+}
+
+/// The input opened where the checkpoint `meta` goes on (without one,
+/// from the start): a file from its offset, a source sought to its
+/// position; with the decoder of the engine's fields (a CSV file read
+/// from an offset primed with its header first) and the size of a file
+/// that is not followed (for progress).
+fn open_input(
+    config: &Config,
+    source: Option<&Arc<Mutex<Box<dyn Source>>>>,
+    meta: Option<&Meta>,
+    engine: &Engine<Record>,
+    report: &mut dyn Report,
+) -> Result<(Decoder, Opened, Option<u64>), Error> {
+    let events = config.input.path();
+    let io_error = |doing: Doing, source: io::Error| Error::Io {
+        doing,
+        path: events.display().to_string(),
+        source,
+    };
+    let offset = meta.map_or(0, |m| m.input.offset);
+    let mut decoder = new_decoder(config, engine.fields());
+    if offset > 0 && config.format == Format::Csv {
+        crate::source::prime(&mut decoder, events).map_err(|e| io_error(Doing::Read, e))?;
+    }
+    if let Some(source) = source {
+        if let Some(at) = meta.and_then(|m| m.source.as_ref()) {
+            lock_source(source).seek(at).map_err(Error::Source)?;
+        }
+        return Ok((decoder, Opened::Custom(Arc::clone(source)), None));
+    }
+    let mut warn = |text: String| report.notice(Notice::line(Level::Warning, text));
+    let (input, size) = Opened::open(events, config.follow, offset, &mut warn)
+        .map_err(|e| io_error(Doing::Open, e))?;
+    Ok((decoder, input, size))
+}
+
+/// An engine of `config` with the rules of the snapshot `bytes` (its
+/// patterns and fields; no state).
+fn rules_of(config: &Config, bytes: &[u8]) -> Result<Engine<Record>, cepheid_engine::Error> {
+    let mut engine = config.engine();
+    engine.restore_rules(bytes)?;
+    Ok(engine)
+}
+
+/// Locks a source shared with the reader thread (a panic there does not
+/// poison it).
+fn lock_source(source: &Mutex<Box<dyn Source>>) -> std::sync::MutexGuard<'_, Box<dyn Source>> {
+    source
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a checkpoint of a run from a source of the library's user must
+/// agree on: the source's name for the input.
+fn custom_command(config: &Config, name: String) -> checkpoint::Command {
+    let path = |p: &Path| {
+        canonical(p).map_or_else(|| p.display().to_string(), |c| c.display().to_string())
+    };
+    checkpoint::Command {
+        events: name,
+        format: match config.format {
+            Format::JsonLines => "jsonl",
+            Format::Csv => "csv",
+        }
+        .to_string(),
+        time: {
+            let time = match config.time {
+                Time::Event { .. } => "event",
+                Time::Processing => "processing",
+                Time::Record => "record",
+            };
+            // (the engine's delay is unbounded with split watermarks: the
+            // run's own is checked here)
+            if config.split_watermarks && config.time != Time::Processing {
+                format!(
+                    "{time} (per split, `Config::max_delay` {} ms)",
+                    config.max_delay.as_millis()
+                )
+            } else {
+                time.to_string()
+            }
+        },
+        time_field: config.time_field().unwrap_or("ts").to_string(),
+        output: config.output.as_deref().map(path),
+        late: config.late.as_deref().map(path),
+    }
+}
+
+/// A kept checkpoint, as the sink sees it.
+fn kept(meta: &Meta) -> Checkpoint {
+    Checkpoint {
+        number: meta.number,
+        source: meta.source.clone().unwrap_or(Position::File(meta.input)),
+        sink: meta.sink.clone(),
+    }
+}
+
+/// A run's checkpoints: the matching thread takes each snapshot, and the
+/// checkpoint thread ([`Writer`]) writes its file meanwhile, one at a
+/// time.
+struct Checkpoints {
+    schedule: Schedule,
+    dir: std::path::PathBuf,
+    /// The checkpoint thread, started with the first checkpoint.
+    writer: Option<Writer>,
+    /// Given to it then.
+    hook: Option<Hook>,
+    /// Wakes the matching thread when a file is written.
+    wake: SyncSender<Message>,
+    /// The checkpoint whose file is being written.
+    in_flight: Option<InFlight>,
+    /// The last checkpoint's buffer, back from the checkpoint thread: the
+    /// next one is encoded into it (no allocation, no page faults, and
+    /// one buffer of a checkpoint's size held, not a new one each time
+    /// while the allocator keeps the freed one).
+    buffer: Vec<u8>,
+    /// Checkpoints that came due while the one before was being written
+    /// (taken once it was durable).
+    deferred: u64,
+    command: checkpoint::Command,
+    /// The number of the last checkpoint written (or resumed from).
+    number: u64,
+}
+
+/// A checkpoint whose file is being written.
+struct InFlight {
+    number: u64,
+    /// When it began (the sink's prepare).
+    started: Instant,
+    /// The matching thread's part: the sink's prepare, the snapshot.
+    stall: Duration,
+    /// The source's position in it, for the sink's commit.
+    position: Position,
+    /// Did the next one come due meanwhile?
+    deferred: bool,
+}
+
+/// One run: the engine, its outputs and the run's own state.
+struct Session<'a> {
+    config: &'a Config,
+    engine: &'a mut Engine<Record>,
+    out: Reporting<'a>,
+    keys: KeyFields,
+    counters: &'a mut Counters,
+    checkpoints: Option<Checkpoints>,
+    /// Where the input is after the lines given to the engine.
+    position: FilePosition,
+    /// A source of the library's user, and its position after the lines
+    /// given to the engine.
+    source: Option<Arc<Mutex<Box<dyn Source>>>>,
+    place: Option<Position>,
+    /// The rule changes so far.
+    reloads: Reloads,
+    /// After a reload from disk, records with fewer values than this were
+    /// decoded (ahead, on the reader thread) before it: they are read
+    /// again for the new rules' fields. 0: none can be.
+    stale_below: usize,
+    /// Was the last line of a file still being written (no newline yet,
+    /// `Batch::open_end`) given to the engine? Then no checkpoint is taken
+    /// any more: the last one is just before it, which a resumed run reads
+    /// again whole (issue 26).
+    open_end: bool,
+    /// Was the last batch the first part of a source's read, cut after a
+    /// control record (`Batch::partial`)? Then no checkpoint is taken
+    /// until the rest came: the source's position is after all of it.
+    mid_batch: bool,
+    /// With split watermarks, each split's watermark after the lines
+    /// given to the engine (kept in checkpoints).
+    splits: Option<Vec<Option<Timestamp>>>,
+    /// With split watermarks, none given to the engine yet (resumed: none
+    /// in the checkpoint's), nor a `$watermark` line, nor the end of the
+    /// input's: the engine's own watermark, from events with an unbounded
+    /// delay, is then shown as none.
+    no_split_watermark: bool,
+    /// Resumed with `watch` from a checkpoint whose rules the pattern
+    /// files no longer are: they are read at once, before any line, as
+    /// the reload `watch` made before the run was stopped.
+    reload_first: bool,
+    /// The warnings about fields no event carries.
+    fields: FieldWarnings,
+    /// Does the report observe the run ([`Report::observes`])?
+    observes: bool,
+    /// A source's lag per split, as it last said it (`Message::Lag`).
+    lag: Vec<SplitLag>,
+}
+
+/// Each pattern's `partition by` fields, to say the first time per pattern
+/// that an event's key field holds an object (the engine counts such events
+/// in `Stats::unusable_keys` and skips them for that pattern).
+struct KeyFields {
+    patterns: Vec<PatternKey>,
+}
+
+/// One pattern's name, its key fields (id and name), and whether it was
+/// told about an object key already.
+type PatternKey = (String, Vec<(FieldId, String)>, bool);
+
+/// Keys whose partial matches the limit cut, told the first time (for the
+/// first ten: [`LimitNotices`]).
+#[derive(Default)]
+struct Drops {
+    /// (pattern name, key) of every key that reached the limit (by name:
+    /// pattern numbers change when the rules do), the first
+    /// [`MAX_DROP_KEYS`] of them.
+    keys: HashSet<(String, Vec<Value>)>,
+    /// Did more keys than that reach the limit? Then they are not
+    /// remembered (nor written into checkpoints): with key churn the set
+    /// grew without bound, for the whole run (issue 26), and the summary
+    /// says "more than N keys".
+    overflow: bool,
+}
+
+/// An observing [`Report`] is shown the run at least this often.
+const OBSERVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The run's engine sink: output records to the writer, dropped partial
+/// matches told and counted.
+struct Reporting<'a> {
+    out: &'a mut Emit,
+    drops: Drops,
+    notices: LimitNotices,
+    report: &'a mut dyn Report,
+}

@@ -1,0 +1,219 @@
+//! Fields a pattern reads that no event carried (issue 25: a misspelt
+//! field in a condition is valid, and matches nothing, ever), said once
+//! per pattern and field ([`FieldWarnings`]). Each reader's decoders watch
+//! the fields ([`Decoder::watch_fields`]); what a reader saw
+//! ([`FieldsSeen`]) comes here now and then, never per event: one engine's
+//! reader thread once it decoded [`Config::field_warnings`] events and at
+//! the end of its input; a worker's reader of chunks at the end of each
+//! chunk. Once the readers decoded that many events together, what none
+//! of them carried is said; at the end of the input, what none carried
+//! and was not said.
+//!
+//! [`Config::field_warnings`]: crate::Config::field_warnings
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use cepheid_engine::FieldWatch;
+
+use super::*;
+use crate::{Level, Notice};
+
+/// The warnings about fields no event carried, over one reader or several
+/// (the workers' readers of a process); shared between threads.
+pub struct FieldWarnings {
+    /// Said once the readers decoded this many events.
+    after: u64,
+    /// A resumed run (what it saw before the checkpoint is not kept):
+    /// nothing is said of a reading of no event.
+    resumed: bool,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Where the patterns in force read each field.
+    watch: FieldWatch,
+    /// What each reader saw so far (`None` before it said anything).
+    seen: Vec<Option<FieldsSeen>>,
+    /// The (pattern, field) pairs said already.
+    told: HashSet<(String, String)>,
+    /// Were the first `after` events looked at?
+    looked: bool,
+}
+
+impl FieldWarnings {
+    /// The warnings after `after` events of the patterns `watch`
+    /// describes, over `readers` readers.
+    pub fn new(after: u64, watch: FieldWatch, readers: usize) -> FieldWarnings {
+        FieldWarnings {
+            after,
+            resumed: false,
+            state: Mutex::new(State {
+                watch,
+                seen: vec![None; readers],
+                told: HashSet::new(),
+                looked: false,
+            }),
+        }
+    }
+
+    /// Of a resumed run: a reading of no event says nothing (where it
+    /// said "never occurs in 0 events": the fields seen before the
+    /// checkpoint are not kept).
+    pub(crate) fn resumed(mut self, resumed: bool) -> FieldWarnings {
+        self.resumed = resumed;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The events after which what is missing is said.
+    pub fn after(&self) -> u64 {
+        self.after
+    }
+
+    /// Events the readers decoded, as they last said.
+    pub fn events(&self) -> u64 {
+        let state = self.lock();
+        state.seen.iter().flatten().map(FieldsSeen::events).sum()
+    }
+
+    /// Warnings said so far (one per pattern and field).
+    pub fn told(&self) -> u64 {
+        self.lock().told.len() as u64
+    }
+
+    /// The patterns in force changed: where they read each field.
+    pub(crate) fn set_watch(&self, watch: FieldWatch) {
+        self.lock().watch = watch;
+    }
+
+    /// Reader `reader` saw `seen` so far (all its decoders'). Once the
+    /// readers together decoded [`FieldWarnings::after`] events, says (to
+    /// `say`) what none of them carried.
+    pub fn report(&self, reader: usize, seen: FieldsSeen, say: &mut dyn FnMut(Notice)) {
+        let mut state = self.lock();
+        if let Some(slot) = state.seen.get_mut(reader) {
+            *slot = Some(seen);
+        }
+        if state.looked {
+            return;
+        }
+        let mut merged = FieldsSeen::default();
+        for seen in state.seen.iter().flatten() {
+            merged.merge(seen);
+        }
+        if merged.events() >= self.after {
+            state.looked = true;
+            self.say(&mut state, &merged, say);
+        }
+    }
+
+    /// What reader `reader` saw, as it last said.
+    pub fn of_reader(&self, reader: usize) -> Option<FieldsSeen> {
+        self.lock().seen.get(reader).cloned().flatten()
+    }
+
+    /// The input ended: `seen` is what every reader saw (`None`: none read
+    /// anything, and every field is missing); says what none carried and
+    /// was not said.
+    pub fn at_end(&self, seen: Option<&FieldsSeen>, say: &mut dyn FnMut(Notice)) {
+        let none = FieldsSeen::default();
+        let mut state = self.lock();
+        self.say(&mut state, seen.unwrap_or(&none), say);
+    }
+
+    /// Says, as warnings, what `seen` shows missing and was not said yet.
+    fn say(&self, state: &mut State, seen: &FieldsSeen, say: &mut dyn FnMut(Notice)) {
+        if self.resumed && seen.events() == 0 {
+            return;
+        }
+        let State { watch, told, .. } = state;
+        for mut missing in watch.missing(seen) {
+            let field = missing.field.to_string();
+            missing
+                .reads
+                .retain(|read| told.insert((read.pattern.clone(), field.clone())));
+            if !missing.reads.is_empty() {
+                say(Notice::line(Level::Warning, format!("warning: {missing}")));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cepheid_engine::io::Format;
+    use cepheid_engine::{Engine, Record, Rules};
+
+    use super::*;
+
+    /// What a decoder of `rules`' fields saw of `lines`.
+    fn seen(rules: &Rules, lines: &[&str]) -> FieldsSeen {
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(rules).unwrap();
+        let mut decoder =
+            Decoder::new(Format::JsonLines, "ts", engine.fields().clone()).watch_fields(100);
+        for line in lines {
+            decoder.decode(line.as_bytes()).unwrap();
+        }
+        decoder.fields_seen().unwrap().clone()
+    }
+
+    #[test]
+    fn readers_are_merged_said_once_after_n_and_at_the_end() {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern p {\n    match a\n    where\n        a: sucess == true and note == \"x\"\n}\n",
+        )
+        .unwrap();
+        let mut said = Vec::new();
+        let fields = FieldWarnings::new(4, FieldWatch::from_rules(&rules), 2);
+        // Reader 0: 3 events (not N yet), with `success`.
+        let a = seen(&rules, &[r#"{"ts":1,"success":true}"#; 3]);
+        fields.report(0, a.clone(), &mut |n| said.push(n.to_string()));
+        assert!(said.is_empty());
+        assert_eq!(fields.events(), 3);
+        // Reader 1: 2 events, one with `note`: 5 together, `sucess` in none.
+        let b = seen(&rules, &[r#"{"ts":2}"#, r#"{"ts":3,"note":"x"}"#]);
+        fields.report(1, b.clone(), &mut |n| said.push(n.to_string()));
+        assert_eq!(
+            said,
+            ["warning: r.cep:4:12: pattern `p`, the condition of stage `a`: field `sucess` never occurs in 5 events; did you mean `success`?"]
+        );
+        assert_eq!(fields.told(), 1);
+        // Not again, at a later report or at the end.
+        fields.report(0, a.clone(), &mut |n| said.push(n.to_string()));
+        let mut all = a;
+        all.merge(&b);
+        fields.at_end(Some(&all), &mut |n| said.push(n.to_string()));
+        assert_eq!(said.len(), 1);
+        assert_eq!(fields.of_reader(1), Some(b));
+    }
+
+    #[test]
+    fn at_the_end_what_no_reader_saw_is_said_but_not_after_a_resumed_run_read_nothing() {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern p {\n    match a\n    where a: note == 1\n}\n",
+        )
+        .unwrap();
+        let mut said = Vec::new();
+        let fields = FieldWarnings::new(1_000, FieldWatch::from_rules(&rules), 1);
+        fields.report(0, seen(&rules, &[r#"{"ts":1,"nota":1}"#]), &mut |n| {
+            said.push(n.to_string())
+        });
+        assert!(said.is_empty());
+        // Nothing read at all: every field, in 0 events (the single run's).
+        fields.at_end(None, &mut |n| said.push(n.to_string()));
+        assert_eq!(
+            said,
+            ["warning: r.cep:3:14: pattern `p`, the condition of stage `a`: field `note` never occurs in 0 events"]
+        );
+        let resumed = FieldWarnings::new(1_000, FieldWatch::from_rules(&rules), 1).resumed(true);
+        resumed.at_end(None, &mut |n| said.push(n.to_string()));
+        assert_eq!(said.len(), 1);
+    }
+}

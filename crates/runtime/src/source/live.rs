@@ -1,0 +1,256 @@
+//! Input read on the runtime's reader thread for a run that takes it on
+//! a thread of its own ([`LiveInput`]): the workers' live input (standard
+//! input or a followed file, read by one worker; a library user's
+//! [`Source`] per worker), read and decoded as one engine's run reads its
+//! input, each line taken through the run's [`Policy`].
+
+use super::*;
+use crate::driver::Handle;
+use crate::Config;
+
+/// Input read on a thread of the runtime's and taken on another (see the
+/// module's documentation): [`LiveInput::read`] or
+/// [`LiveInput::read_source`] start the reader thread, [`LiveInput::next`]
+/// waits for what it reads (and for a [`Handle`]'s stops and reloads),
+/// [`LiveInput::take`] gives each line of what it read as the run takes
+/// it.
+pub struct LiveInput {
+    tx: SyncSender<Message>,
+    rx: Receiver<Message>,
+    policy: Policy,
+    /// Tells the reader thread to go on after a control record.
+    go_on: Option<SyncSender<()>>,
+}
+
+/// What a [`LiveInput`] heard ([`LiveInput::next`]).
+pub enum Heard {
+    /// Lines the reader thread read: [`LiveInput::take`] them.
+    Lines(Lines),
+    /// Stop ([`Handle::stop`], with its reason): the input did not end.
+    Stop(String),
+    /// Read the pattern paths again ([`Handle::reload`], or they changed:
+    /// [`LiveInput::watch`]).
+    Reload(Reload),
+    /// What the decoder saw of the patterns' fields: once it decoded
+    /// [`Config::field_warnings`] events, and at the end of the input.
+    Seen(FieldsSeen),
+    /// A [`Source`]'s lag per split ([`Source::lag`]).
+    Lag(Vec<SplitLag>),
+    /// The input ended (or could not be read, said in its last lines).
+    End,
+}
+
+/// Lines the reader thread read, handed over in one go.
+pub struct Lines(Batch);
+
+impl Lines {
+    /// Where a file is after them.
+    pub fn at(&self) -> FilePosition {
+        self.0.at
+    }
+
+    /// A [`Source`]'s position after them ([`Source::position_before`]).
+    pub fn place(&self) -> Option<&Position> {
+        self.0.place.as_ref()
+    }
+
+    /// A [`Source`]'s splits' watermarks after them.
+    pub fn splits(&self) -> Option<&[Option<cepheid_engine::Timestamp>]> {
+        self.0.splits.as_deref()
+    }
+
+    /// Was the input waiting for more after them (a pipe, the end of a
+    /// followed file, a source caught up)? Then what they release should
+    /// be written out at once.
+    pub fn stalled(&self) -> bool {
+        self.0.stalled
+    }
+}
+
+impl LiveInput {
+    /// Input whose lines the run takes with `policy`; nothing is read
+    /// before [`LiveInput::read`] or [`LiveInput::read_source`].
+    pub fn new(policy: Policy) -> LiveInput {
+        let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+        LiveInput {
+            tx,
+            rx,
+            policy,
+            go_on: None,
+        }
+    }
+
+    /// A handle that stops the input or asks for a reload, from any
+    /// thread.
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.tx.clone())
+    }
+
+    /// Watches the pattern files and folders `paths` as a run with
+    /// [`Config::watch`] does (through their folders, debounced): each
+    /// change is heard as a [`Heard::Reload`]. Lasts as long as the
+    /// watch returned. `Err`: why it cannot, in the words one engine says
+    /// it.
+    pub fn watch(&self, paths: &[PathBuf]) -> Result<PatternWatch, String> {
+        watch_patterns(paths, self.tx.clone())
+    }
+
+    /// Reads `config`'s input (standard input, or its file from `start`,
+    /// followed or not) on a thread of its own, decoded over `fields` as
+    /// one engine's run reads it: control records with JSON lines, a CSV
+    /// file's header read first when it starts past it, what the decoder
+    /// saw of the fields told after [`Config::field_warnings`] events;
+    /// with `tails`, each batch's place in a file has its [`Tail`].
+    /// `warn` hears what a followed file's watcher could not do. `Err`:
+    /// the input could not be opened or read (nothing is started).
+    pub fn read(
+        &mut self,
+        config: &Config,
+        fields: &FieldTable,
+        start: FilePosition,
+        tails: bool,
+        warn: &mut dyn FnMut(String),
+    ) -> io::Result<()> {
+        let path = config.input.path();
+        let mut decoder = new_decoder(config, fields);
+        if start.offset > 0 && config.format == cepheid_engine::io::Format::Csv {
+            prime(&mut decoder, path)?;
+        }
+        let (input, _) = Opened::open(path, config.follow, start.offset, warn)?;
+        let reading = reading(config, fields, decoder, start, tails, self.controls(config));
+        spawn_reader(input, reading, self.tx.clone());
+        Ok(())
+    }
+
+    /// Reads `source` on a thread of its own as one engine's run reads a
+    /// [`Source`] (decoded over `fields`, its rules stream's records held
+    /// until event time reaches them), with per-split watermarks: each
+    /// split's largest time less [`Config::max_delay`] less 1 ms, idle
+    /// splits left out after [`Config::idle_timeout`]; `resumed`, each
+    /// split's watermark when the run resumed, and `emitted` the least
+    /// of them then.
+    pub fn read_source(
+        &mut self,
+        source: Box<dyn Source>,
+        config: &Config,
+        fields: &FieldTable,
+        resumed: Vec<Option<cepheid_engine::Timestamp>>,
+        emitted: Option<cepheid_engine::Timestamp>,
+    ) {
+        let decoder = new_decoder(config, fields);
+        let start = FilePosition::default();
+        let mut reading = reading(config, fields, decoder, start, false, self.controls(config));
+        reading.timing.splits = Some(SplitTiming {
+            max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
+            idle_timeout: config.idle_timeout,
+            resumed,
+            emitted,
+        });
+        let source = Opened::Custom(Arc::new(std::sync::Mutex::new(source)));
+        spawn_reader(source, reading, self.tx.clone());
+    }
+
+    /// With JSON lines, the reader thread waits after each control record
+    /// until [`LiveInput::take`] has handed it on.
+    fn controls(&mut self, config: &Config) -> Option<Receiver<()>> {
+        if config.format != cepheid_engine::io::Format::JsonLines {
+            return None;
+        }
+        let (go_on, wait) = std::sync::mpsc::sync_channel(1);
+        self.go_on = Some(go_on);
+        Some(wait)
+    }
+
+    /// What the reader thread read next, a stop or a reload: waits for
+    /// it. [`Heard::End`] once the reader thread has ended (or the input
+    /// was never read).
+    pub fn next(&self) -> Heard {
+        loop {
+            return match self.rx.recv() {
+                Ok(Message::Batch(batch)) => Heard::Lines(Lines(batch)),
+                Ok(Message::Stop(why)) => Heard::Stop(why),
+                Ok(Message::Reload(why)) => Heard::Reload(why),
+                Ok(Message::Seen(seen)) => Heard::Seen(seen),
+                Ok(Message::Lag(lag)) => Heard::Lag(lag),
+                Ok(Message::Checkpointed) => continue,
+                Ok(Message::End) | Err(_) => Heard::End,
+            };
+        }
+    }
+
+    /// Each of `lines` as the run takes it: `take` is given its number (a
+    /// line's in its file, a record's) and what it is (`None`: a line
+    /// that holds nothing, a blank one), and says whether to go on
+    /// (false: the input ends there). After a control record the reader
+    /// thread goes on decoding (with the fields of the rules it put in
+    /// force, when `take` applied them).
+    pub fn take(&self, lines: Lines, mut take: impl FnMut(u64, Option<Got>) -> bool) {
+        let Batch { lines, places, .. } = lines.0;
+        let mut places = places.into_iter().peekable();
+        for (index, (line, entry)) in lines.into_iter().enumerate() {
+            let place = match places.peek() {
+                Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
+                _ => None,
+            };
+            let control = matches!(entry, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
+            let go_on = take(line, self.policy.take(entry, || line, place));
+            if control {
+                if let Some(tx) = &self.go_on {
+                    let _ = tx.send(());
+                }
+            }
+            if !go_on {
+                return;
+            }
+        }
+    }
+}
+
+/// How the reader thread reads `config`'s input: decoded by `decoder`
+/// (each later file of a followed file by a fresh one over `fields`),
+/// from `start`, with `tails`, waiting after each control record on
+/// `controls`, telling what the decoder saw of the fields as
+/// [`Config::field_warnings`] says, a [`Source`]'s records timed as
+/// `config` says (without per-split watermarks: the caller's).
+pub(crate) fn reading(
+    config: &Config,
+    fields: &FieldTable,
+    decoder: Decoder,
+    start: FilePosition,
+    tails: bool,
+    controls: Option<Receiver<()>>,
+) -> Reading {
+    let fresh = {
+        let (config, fields) = (config.clone(), fields.clone());
+        Box::new(move || new_decoder(&config, &fields))
+    };
+    Reading {
+        origin: config.input.describe(),
+        decoder,
+        fresh,
+        start,
+        tails,
+        controls,
+        seen: SeenTold::new(config.field_warnings),
+        timing: SourceTiming {
+            record_time: config.time == crate::Time::Record,
+            splits: None,
+        },
+    }
+}
+
+/// A decoder of `config`'s format and time over the fields `fields`,
+/// watching the fields when their warnings are asked for.
+pub(crate) fn new_decoder(config: &Config, fields: &FieldTable) -> Decoder {
+    let decoder = match &config.time {
+        crate::Time::Event { field } => Decoder::new(config.format, field, fields.clone()),
+        // (a record's time is set from its source's, `SourceTiming`)
+        crate::Time::Processing | crate::Time::Record => {
+            Decoder::new(config.format, "ts", fields.clone()).without_time()
+        }
+    };
+    match config.field_warnings {
+        Some(after) => decoder.watch_fields(after),
+        None => decoder,
+    }
+}
