@@ -320,20 +320,7 @@ fn rules_changed_before_a_checkpoint_go_on_across_executors_both_ways() {
         let text = lines.join("\n") + "\n";
         fs::write(dir.join("events.jsonl"), &text).unwrap();
         let run = |extra: &[&str]| {
-            let output = cepheid()
-                .current_dir(&dir)
-                .args([
-                    "run",
-                    "rules.cep",
-                    "--events",
-                    "events.jsonl",
-                    "--no-progress",
-                ])
-                .args(["--max-delay", "0ms", "--rules-from-stream"])
-                .args(["--max-runs-per-key", "3"])
-                .args(extra)
-                .output()
-                .unwrap();
+            let output = rules_run(&dir, &[&["--max-runs-per-key", "3"], extra].concat());
             assert!(output.status.success(), "{extra:?}: {}", stderr(&output));
             output
         };
@@ -422,22 +409,8 @@ fn a_checkpoint_with_an_old_version_draining_under_another_key_is_refused_on_wor
         event(4, "x", "u2"),
     ];
     fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
-    let run = |extra: &[&str]| {
-        cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
-            .args(["--max-delay", "0ms", "--rules-from-stream"])
-            .args(["--checkpoint", "ck", "--output", "out.jsonl"])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let resumable = ["--checkpoint", "ck", "--output", "out.jsonl"];
+    let run = |extra: &[&str]| rules_run(&dir, &[&resumable[..], extra].concat());
     let first = run(&[]);
     assert!(first.status.success(), "{}", stderr(&first));
     let mut more = fs::read_to_string(dir.join("events.jsonl")).unwrap();
@@ -456,4 +429,15 @@ fn a_checkpoint_with_an_old_version_draining_under_another_key_is_refused_on_wor
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let out = fs::read_to_string(dir.join("out.jsonl")).unwrap();
     assert!(out.contains(r#""key":{"user":"u1"}"#), "{out}");
+}
+
+/// `cepheid run` in `dir` with `--rules-from-stream` over a stream in time
+/// order (`--max-delay 0ms`: a change applies at the same point on
+/// workers as on one engine), with `extra`.
+fn rules_run(dir: &Path, extra: &[&str]) -> Output {
+    (common::run_here(dir))
+        .args(["--max-delay", "0ms", "--rules-from-stream"])
+        .args(extra)
+        .output()
+        .unwrap()
 }

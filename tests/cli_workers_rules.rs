@@ -432,16 +432,8 @@ pub(crate) fn changing_run(
     name: &str,
     extra: &[&str],
 ) -> std::process::Command {
-    let mut command = common::cepheid();
+    let mut command = common::run_here(dir);
     command
-        .current_dir(dir)
-        .args([
-            "run",
-            "rules.cep",
-            "--events",
-            "events.jsonl",
-            "--no-progress",
-        ])
         .args([
             "--max-delay",
             "2s",

@@ -588,8 +588,8 @@ impl WorkerCut {
     }
 
     /// The worker's readers count the rules records they refuse and
-    /// those late with `count` (said [`Counted`]): each source's count is
-    /// kept with its place at a cut.
+    /// those late with `count` (`[refused, late]`): each source's count
+    /// is kept with its place at a cut.
     pub fn counting(self, count: impl Fn() -> Counted + 'static) -> WorkerCut {
         self.inner.borrow_mut().count = Some(Box::new(count));
         self

@@ -8,7 +8,7 @@ use crate::engine::automaton::Automaton;
 use crate::engine::core::{PatternCounts, Stats};
 use crate::engine::front::Engine;
 use crate::engine::partitions::HOLE;
-use crate::engine::snapshot::fingerprint;
+use crate::engine::snapshot::{counts_array, fingerprint};
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::nfa::Nfa;
@@ -79,37 +79,17 @@ impl<E: Event + 'static> Engine<E> {
     /// to its.
     pub fn retain_patterns(&mut self, mut keep: impl FnMut(usize, &Pattern) -> bool, rest: bool) {
         let core = &mut self.core;
-        let gone = {
-            let (s, mut sum) = (&core.stats, [0u64; 7]);
-            for c in core.patterns.iter().map(|run| &run.counts) {
-                let each = [
-                    c.matches,
-                    c.timeouts,
-                    c.dropped_runs,
-                    c.capped_runs,
-                    c.discarded_runs,
-                    c.unkeyed,
-                    c.unusable_keys,
-                ];
-                for (total, n) in sum.iter_mut().zip(each) {
-                    *total += n;
-                }
+        // (what the patterns no longer had made: the engine's less theirs)
+        let mut gone = [0; 7];
+        if rest {
+            gone = made(&mut core.stats).map(|n| *n);
+            for run in &core.patterns {
+                let c = counts_array(&run.counts);
+                gone.iter_mut()
+                    .zip(c)
+                    .for_each(|(g, n)| *g = g.saturating_sub(n));
             }
-            let made = [
-                s.matches,
-                s.timeouts,
-                s.dropped_runs,
-                s.capped_runs,
-                s.discarded_runs,
-                s.unkeyed,
-                s.unusable_keys,
-            ];
-            let mut gone = [0u64; 7];
-            for ((g, m), t) in gone.iter_mut().zip(made).zip(sum) {
-                *g = if rest { m.saturating_sub(t) } else { 0 };
-            }
-            gone
-        };
+        }
         let kept: Vec<bool> = (core.patterns.iter().enumerate())
             .map(|(p, run)| keep(p, run.automaton.pattern()))
             .collect();
@@ -143,28 +123,14 @@ impl<E: Event + 'static> Engine<E> {
         let order: Vec<usize> = (0..kept.len()).filter(|&p| kept[p]).collect();
         core.rearrange(&order);
         // What the patterns made is the kept ones' (what the engine took
-        // in stays: every group takes every event).
-        let stats = &mut core.stats;
-        (
-            stats.matches,
-            stats.timeouts,
-            stats.dropped_runs,
-            stats.capped_runs,
-        ) = (0, 0, 0, 0);
-        (stats.discarded_runs, stats.unkeyed, stats.unusable_keys) = (0, 0, 0);
-        let [matches, timeouts, dropped, capped, discarded, unkeyed, unusable] = gone;
-        (stats.matches, stats.timeouts, stats.dropped_runs) = (matches, timeouts, dropped);
-        (stats.capped_runs, stats.discarded_runs) = (capped, discarded);
-        (stats.unkeyed, stats.unusable_keys) = (unkeyed, unusable);
+        // in stays: every group takes every event), and with `rest` what
+        // those gone made.
         for run in &core.patterns {
-            let c = &run.counts;
-            stats.matches += c.matches;
-            stats.timeouts += c.timeouts;
-            stats.dropped_runs += c.dropped_runs;
-            stats.capped_runs += c.capped_runs;
-            stats.discarded_runs += c.discarded_runs;
-            stats.unkeyed += c.unkeyed;
-            stats.unusable_keys += c.unusable_keys;
+            let c = counts_array(&run.counts);
+            gone.iter_mut().zip(c).for_each(|(g, n)| *g += n);
+        }
+        for (n, sum) in made(&mut core.stats).into_iter().zip(gone) {
+            *n = sum;
         }
     }
 
@@ -362,4 +328,18 @@ impl<E: Event + 'static> Engine<E> {
         self.core.stats.late += late;
         Ok(())
     }
+}
+
+/// What the patterns made, as [`Stats`] counts it, in the order of
+/// [`counts_array`].
+fn made(s: &mut Stats) -> [&mut u64; 7] {
+    [
+        &mut s.matches,
+        &mut s.timeouts,
+        &mut s.dropped_runs,
+        &mut s.capped_runs,
+        &mut s.discarded_runs,
+        &mut s.unkeyed,
+        &mut s.unusable_keys,
+    ]
 }
