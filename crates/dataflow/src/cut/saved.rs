@@ -75,11 +75,12 @@ pub(crate) fn rules(piece: &Saved) -> Result<Option<Rules>, Error> {
 }
 
 /// Keeps `rules` in `piece`.
-pub(crate) fn put_rules(piece: &mut Saved, rules: &Rules) {
-    piece.set(
-        Part::Rules,
-        postcard::to_allocvec(rules).unwrap_or_default(),
-    );
+pub(crate) fn put_rules(piece: &mut Saved, rules: &Rules) -> Result<(), Error> {
+    let bytes = postcard::to_allocvec(rules).map_err(|e| {
+        Error::new(ErrorKind::Snapshot, format!("cannot save the rules: {e}"))
+    })?;
+    piece.set(Part::Rules, bytes);
+    Ok(())
 }
 
 impl Rules {
@@ -719,7 +720,7 @@ impl WorkerState {
         piece.set(Part::Sources, sources.map_err(cannot)?);
         piece.set(Part::Stash, self.stash);
         if let Some(rules) = &self.rules {
-            put_rules(&mut piece, rules);
+            put_rules(&mut piece, rules)?;
         }
         Ok(piece)
     }

@@ -39,6 +39,7 @@ pub(super) fn resume(
     plan: &mut Plan<Record>,
 ) -> Result<(Marker, Vec<Piece>), Mismatch> {
     let single = |why: String| Mismatch::Single(why);
+    let worker = |source| Mismatch::Worker { index: 0, source };
     let counters = stored.marker().the_counters();
     let [piece] = stored.pieces() else {
         return Err(single("it is not one engine's".to_string()));
@@ -68,7 +69,7 @@ pub(super) fn resume(
         }
     }
     let engine = Engine::<Record>::from_snapshot_rules(piece.engines()[0].snapshot())
-        .map_err(|source| Mismatch::Worker { index: 0, source })?;
+        .map_err(worker)?;
     let changed = counters.rules_changed();
     if changed {
         *plan = changing(plan.resumed(&engine.fields().paths()), config);
@@ -92,14 +93,14 @@ pub(super) fn resume(
         counters.punctuated(),
         changed,
     )
-    .map_err(|source| Mismatch::Worker { index: 0, source })?;
+    .map_err(worker)?;
     // The run's counts go on: the reloads, and the keys said to be over
     // `Config::max_runs_per_key` (with their key groups, by the engine's
     // number of their pattern).
     let [made, refused, late] = counters.reloads();
-    if let Ok(Some(mut rules)) = crate::cut::rules(&piece) {
+    if let Some(mut rules) = crate::cut::rules(&piece).map_err(worker)? {
         (rules.made, rules.read) = ([made, 0], [refused, late]);
-        crate::cut::put_rules(&mut piece, &rules);
+        crate::cut::put_rules(&mut piece, &rules).map_err(worker)?;
     }
     let (keys, overflow) = counters.dropped_keys();
     let keys = (keys.iter())
