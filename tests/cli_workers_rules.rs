@@ -678,3 +678,109 @@ fn watch_on_two_processes_reloads_an_edited_rule_file_and_on_sighup() {
         "{said}"
     );
 }
+
+/// `--watch --checkpoint` on `--workers 2` (it was refused): stopped
+/// (SIGTERM, a last cut), the rule file edited while it is stopped, started
+/// again: it goes on with the cut's rules and reads the files at once, as
+/// one engine does (issue 26; on workers such a restart was refused, exit
+/// 5, for ever), with one engine's records, words and summary.
+#[cfg(unix)]
+#[test]
+fn watch_with_checkpoints_on_workers_reads_files_edited_since_the_cut_as_one_engine() {
+    let one = edited_since_the_last_cut("watch_edited_one", &[]);
+    let workers = edited_since_the_last_cut("watch_edited_workers", &["--workers", "2"]);
+    assert_eq!(workers, one);
+}
+
+/// The run of [`watch_with_checkpoints_on_workers_reads_files_edited_since_the_cut_as_one_engine`]
+/// with `extra`: its records (sorted), what the resumed run said of the
+/// pattern files (the words of resuming are each executor's), and its
+/// summary.
+#[cfg(unix)]
+fn edited_since_the_last_cut(name: &str, extra: &[&str]) -> (Vec<String>, Vec<String>, String) {
+    use common::{Live, PATIENCE};
+    let dir = scratch(name);
+    let (rules, events) = (dir.join("p.cep"), dir.join("events.jsonl"));
+    let pair = "pattern pair { partition by k match a followed by b where a: type == \"a\" b: type == \"b\" }";
+    fs::write(&rules, pair).unwrap();
+    let event =
+        |ts: i64, kind: &str, k: u32| format!("{{\"ts\":{ts},\"type\":\"{kind}\",\"k\":{k}}}\n");
+    let append = |text: &str| {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    };
+    fs::write(
+        &events,
+        [
+            event(1000, "a", 1),
+            event(2000, "a", 2),
+            event(3000, "b", 1),
+            event(4000, "x", 0),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = dir.join("out.jsonl");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (events_path, out_path, ckpt) = (path(&events), path(&out), path(&dir.join("ckpt")));
+    let mut args = vec![
+        "--events",
+        &events_path,
+        "--follow",
+        "--watch",
+        "--no-progress",
+    ];
+    args.extend([
+        "--max-delay",
+        "0ms",
+        "--checkpoint",
+        &ckpt,
+        "--output",
+        &out_path,
+    ]);
+    args.extend(extra);
+    let records = |n: usize| {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let text = fs::read_to_string(&out).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} records: {text}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // The match of key 1; stopped: its last cut holds the first rules.
+    let live = Live::run(&rules, &args);
+    records(1);
+    live.signal("TERM");
+    let (status, _, said) = live.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+    // Edited while stopped: `b` becomes `c`.
+    fs::write(&rules, pair.replace("type == \"b\"", "type == \"c\"")).unwrap();
+    let live = Live::run(&rules, &args);
+    live.stderr_line("pair: changed (version 2)");
+    // Key 2's partial match of the first version drains (its `b`); key 3
+    // matches the edited rule.
+    append(
+        &[
+            event(5000, "b", 2),
+            event(6000, "a", 3),
+            event(7000, "c", 3),
+            event(8000, "x", 0),
+        ]
+        .concat(),
+    );
+    records(3);
+    live.signal("TERM");
+    let (status, _, said) = live.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+    let mut lines: Vec<String> = records(3).lines().map(str::to_string).collect();
+    lines.sort();
+    let rules_said = (said.lines())
+        .filter(|l| l.contains("the pattern files") || l.starts_with("  "))
+        .map(str::to_string)
+        .collect();
+    (lines, rules_said, common::crash::summary(&said))
+}

@@ -600,6 +600,15 @@ impl Workers {
             }
             None => (None, None, Vec::new()),
         };
+        if let (Some(input), true) = (
+            &messages,
+            checkpoint.as_ref().is_some_and(|c| c.reload_files),
+        ) {
+            // (before any line: the files as the cut's rules, at its place)
+            input
+                .handle()
+                .reload("the pattern files changed since the checkpoint");
+        }
         if let (Some(tap), Some((marker, _))) =
             (board.as_ref().and_then(|b| b.tap.as_ref()), &resume)
         {

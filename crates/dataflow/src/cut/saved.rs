@@ -76,9 +76,8 @@ pub(crate) fn rules(piece: &Saved) -> Result<Option<Rules>, Error> {
 
 /// Keeps `rules` in `piece`.
 pub(crate) fn put_rules(piece: &mut Saved, rules: &Rules) -> Result<(), Error> {
-    let bytes = postcard::to_allocvec(rules).map_err(|e| {
-        Error::new(ErrorKind::Snapshot, format!("cannot save the rules: {e}"))
-    })?;
+    let bytes = postcard::to_allocvec(rules)
+        .map_err(|e| Error::new(ErrorKind::Snapshot, format!("cannot save the rules: {e}")))?;
     piece.set(Part::Rules, bytes);
     Ok(())
 }

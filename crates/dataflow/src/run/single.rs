@@ -68,8 +68,8 @@ pub(super) fn resume(
             )));
         }
     }
-    let engine = Engine::<Record>::from_snapshot_rules(piece.engines()[0].snapshot())
-        .map_err(worker)?;
+    let engine =
+        Engine::<Record>::from_snapshot_rules(piece.engines()[0].snapshot()).map_err(worker)?;
     let changed = counters.rules_changed();
     if changed {
         *plan = changing(plan.resumed(&engine.fields().paths()), config);
