@@ -701,15 +701,8 @@ fn edited_since_the_last_cut(name: &str, extra: &[&str]) -> (Vec<String>, Vec<St
     use common::{Live, PATIENCE};
     let dir = scratch(name);
     let (rules, events) = (dir.join("p.cep"), dir.join("events.jsonl"));
-    let pair = "pattern pair { partition by k match a followed by b where a: type == \"a\" b: type == \"b\" }";
-    fs::write(&rules, pair).unwrap();
-    let event =
-        |ts: i64, kind: &str, k: u32| format!("{{\"ts\":{ts},\"type\":\"{kind}\",\"k\":{k}}}\n");
-    let append = |text: &str| {
-        use std::io::Write;
-        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
-        file.write_all(text.as_bytes()).unwrap();
-    };
+    use crate::cli_rules::{append, event, PAIR_BY_K as PAIR};
+    fs::write(&rules, PAIR).unwrap();
     fs::write(
         &events,
         [
@@ -758,12 +751,13 @@ fn edited_since_the_last_cut(name: &str, extra: &[&str]) -> (Vec<String>, Vec<St
     let (status, _, said) = live.finish();
     assert_eq!(status.code(), Some(143), "{said}");
     // Edited while stopped: `b` becomes `c`.
-    fs::write(&rules, pair.replace("type == \"b\"", "type == \"c\"")).unwrap();
+    fs::write(&rules, PAIR.replace("type == \"b\"", "type == \"c\"")).unwrap();
     let live = Live::run(&rules, &args);
     live.stderr_line("pair: changed (version 2)");
     // Key 2's partial match of the first version drains (its `b`); key 3
     // matches the edited rule.
     append(
+        &events,
         &[
             event(5000, "b", 2),
             event(6000, "a", 3),
