@@ -66,7 +66,7 @@ fn killed_at_random_moments_the_outputs_end_byte_for_byte_as_an_uninterrupted_ru
 /// The rules of [`PATTERNS`] changed: `unpaid` waits longer for a
 /// payment above 100, `never_paid` is gone, `burst` is as it was, `refund`
 /// is new.
-const CHANGED: &str = r#"
+pub(crate) const CHANGED: &str = r#"
 pattern unpaid {
     partition by order
     within 40s

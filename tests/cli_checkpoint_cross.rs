@@ -299,3 +299,145 @@ fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_
 fn one_engine_s(ckpt: &std::path::Path) -> bool {
     common::newest_stored(ckpt).is_some_and(|stored| stored.is_one_engine())
 }
+
+/// Rules changed by `$rules` records before a checkpoint, across
+/// executors both ways (it was refused): one engine over the first part of
+/// a stream in time order (`--max-delay 0ms`, where a change applies at
+/// the same point on workers), its checkpoint at the end of its input,
+/// then the whole stream on 2 workers; and the other way. Each ends with
+/// the records (as multisets), the reload lines after the checkpoint and
+/// the summary of one engine that was never interrupted (the reloads
+/// counted before the checkpoint included), says that it goes on with
+/// the checkpoint's rules, and names each key over `--max-runs-per-key`
+/// once over both runs.
+#[test]
+fn rules_changed_before_a_checkpoint_go_on_across_executors_both_ways() {
+    use crate::cli_workers_rules::{said, sorted, stream};
+    for seed in 1..=3u64 {
+        let dir = common::scratch("cross_rules");
+        fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
+        let lines = stream(seed, 3_000, 4);
+        let text = lines.join("\n") + "\n";
+        fs::write(dir.join("events.jsonl"), &text).unwrap();
+        let run = |extra: &[&str]| {
+            let output = rules_run(&dir, &[&["--max-runs-per-key", "3"], extra].concat());
+            assert!(output.status.success(), "{extra:?}: {}", stderr(&output));
+            output
+        };
+        let whole = run(&[]);
+        // (the summary's line per pattern; the keys over the limit are
+        // counted below)
+        let per_pattern = |out: &Output| {
+            let (_, summary, patterns) = said(out);
+            let lines = patterns
+                .into_iter()
+                .filter(|l| l.contains(" events reached it"));
+            (summary, lines.collect::<Vec<_>>())
+        };
+        let (summary, patterns) = per_pattern(&whole);
+        let told = |out: &Output| stderr(out).matches("the oldest are dropped").count();
+        let first = (lines.iter()).position(|l| l.contains("$rules")).unwrap();
+        // (the checkpoint after the first change, and before the last)
+        let cut = first + 1 + (lines.len() - first) / 3;
+        for (name, before, after) in [
+            (
+                "to_workers",
+                &[][..],
+                &["--workers", "2", "--chunk-bytes", "500"][..],
+            ),
+            (
+                "to_one",
+                &["--workers", "2", "--chunk-bytes", "500"][..],
+                &[][..],
+            ),
+        ] {
+            let (ck, out) = (format!("ck_{name}"), format!("out_{name}.jsonl"));
+            let resumable = ["--checkpoint", &ck, "--output", &out];
+            fs::write(dir.join("events.jsonl"), head(&text, cut)).unwrap();
+            let part = run(&[&resumable[..], before].concat());
+            fs::write(dir.join("events.jsonl"), &text).unwrap();
+            let resumed = run(&[&resumable[..], after].concat());
+            let case = format!("seed {seed}, {name}");
+            assert!(
+                stderr(&resumed).contains(
+                    "the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
+                ),
+                "{case}: {}",
+                stderr(&resumed)
+            );
+            let text = fs::read_to_string(dir.join(&out)).unwrap();
+            let mut records: Vec<String> = text.lines().map(str::to_string).collect();
+            records.sort();
+            assert_eq!(records, sorted(&whole), "{case}: the records");
+            let (got, got_patterns) = per_pattern(&resumed);
+            assert_eq!(got, summary, "{case}: the summary");
+            assert_eq!(got_patterns, patterns, "{case}: the lines per pattern");
+            assert_eq!(
+                told(&part) + told(&resumed),
+                told(&whole),
+                "{case}: keys said"
+            );
+        }
+    }
+}
+
+/// A checkpoint of one engine taken while a pattern whose `partition by`
+/// a `$rules` record changed still drains its old version (keyed by the
+/// old key) is refused on workers, which route each group of patterns by
+/// one key (exit 5, said); resumed without workers it goes on.
+#[test]
+fn a_checkpoint_with_an_old_version_draining_under_another_key_is_refused_on_workers() {
+    let dir = common::scratch("cross_rules_drain");
+    let by = |key: &str| {
+        format!(
+            "pattern ab {{ partition by {key} within 1h match a followed by b \
+             where a: type == \"a\" b: type == \"b\" }}"
+        )
+    };
+    fs::write(dir.join("rules.cep"), by("user")).unwrap();
+    let event = |ts: u32, kind: &str, user: &str| {
+        format!(
+            r#"{{"ts":"2024-01-01T00:00:{ts:02}Z","type":"{kind}","user":"{user}","host":"h1"}}"#
+        )
+    };
+    let change = serde_json::json!({ "$rules": by("host") }).to_string();
+    let lines = [
+        event(1, "a", "u1"),
+        event(2, "x", "u1"),
+        change,
+        event(3, "a", "u2"),
+        event(4, "x", "u2"),
+    ];
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    let resumable = ["--checkpoint", "ck", "--output", "out.jsonl"];
+    let run = |extra: &[&str]| rules_run(&dir, &[&resumable[..], extra].concat());
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let mut more = fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    more.push_str(&(event(5, "b", "u1") + "\n"));
+    fs::write(dir.join("events.jsonl"), more).unwrap();
+    let refused = run(&["--workers", "2"]);
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
+    assert_eq!(
+        stderr(&refused),
+        "error: cannot resume from the checkpoint in ck: worker 0: a pattern changed its \
+         `partition by` while its old version drains, which workers cannot do as one engine \
+         does: resume it without workers, or once the old version is gone\n"
+    );
+    // (the old version's partial match of `u1` completes)
+    let resumed = run(&[]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let out = fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert!(out.contains(r#""key":{"user":"u1"}"#), "{out}");
+}
+
+/// `cepheid run` in `dir` with `--rules-from-stream` over a stream in time
+/// order (`--max-delay 0ms`: a change applies at the same point on
+/// workers as on one engine), with `extra`.
+fn rules_run(dir: &Path, extra: &[&str]) -> Output {
+    (common::run_here(dir))
+        .args(["--max-delay", "0ms", "--rules-from-stream"])
+        .args(extra)
+        .output()
+        .unwrap()
+}

@@ -779,3 +779,51 @@ fn outputs_of_two_processes_rotated_while_running_and_stopped_go_on_in_the_new_f
         "records went on in the moved file"
     );
 }
+
+/// `--rules-from-stream` with `--checkpoint` on two processes (it was
+/// refused): both killed after cuts taken around three changes of rules
+/// (each resumed run goes on with the cut's rules and the changes pending
+/// at it), the rest resumed on one process of three workers (the cut
+/// rescaled): the outputs (sorted) and the summary of a run never
+/// interrupted.
+#[test]
+fn rule_changes_on_two_processes_killed_and_rescaled_end_as_an_uninterrupted_run() {
+    let dir = crate::cli_workers_rules::changing_stream("processes_rules", 60_000);
+    // (a delay above the stream's disorder: no event is late on any layout)
+    let rules = ["--rules-from-stream", "--rules-dir", "."];
+    let mut whole = Pair::start_with(&dir, "whole", "3s", &rules);
+    let said = stderr(&dir, "whole");
+    assert_eq!(whole.wait(), [Some(0), Some(0)], "{said}");
+    let expected = summary(&dir, "whole");
+    assert!(expected.contains(", 3 rule reloads"), "{expected}");
+    let every = ["--checkpoint", "ckpt", "--checkpoint-every", "20ms"];
+    let resumable = [&rules[..], &every[..]].concat();
+    let mut kills = 0;
+    for _ in 0..4 {
+        let before = complete(&dir);
+        let mut pair = Pair::start_with(&dir, "killed", "3s", &resumable);
+        after_a_cut(&dir, &before, &mut || pair.ended());
+        if pair.ended() {
+            assert_eq!(
+                pair.wait(),
+                [Some(0), Some(0)],
+                "{}",
+                stderr(&dir, "killed")
+            );
+            break;
+        }
+        pair.kill(kills % 2, Duration::from_millis(5));
+        kills += 1;
+    }
+    let last = command_with(&dir, "killed", &["--workers", "3"], "3s", &resumable)
+        .status()
+        .unwrap();
+    let said = stderr(&dir, "killed");
+    assert!(last.success(), "{said}");
+    assert!(
+        kills > 0 && said.contains("resuming from checkpoint"),
+        "{said}"
+    );
+    assert_same(&dir, &format!("after {kills} kills, resumed on 3 workers"));
+    assert_eq!(summary(&dir, "killed"), expected, "after {kills} kills");
+}

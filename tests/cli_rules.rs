@@ -353,7 +353,7 @@ fn csv_input_has_no_control_records() {
 }
 
 /// `a followed by b` per key `k`, the rule a test edits.
-const PAIR_BY_K: &str = r#"
+pub(crate) const PAIR_BY_K: &str = r#"
 pattern pair {
     partition by k
     match a followed by b
@@ -363,11 +363,11 @@ pattern pair {
 }
 "#;
 
-fn event(ts: i64, kind: &str, k: u32) -> String {
+pub(crate) fn event(ts: i64, kind: &str, k: u32) -> String {
     format!("{{\"ts\":{ts},\"type\":\"{kind}\",\"k\":{k}}}\n")
 }
 
-fn append(path: &Path, text: &str) {
+pub(crate) fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut file = fs::OpenOptions::new().append(true).open(path).unwrap();
     file.write_all(text.as_bytes()).unwrap();

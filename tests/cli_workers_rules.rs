@@ -8,7 +8,8 @@
 //! and restart. A pattern that changes its `partition by` is refused on
 //! workers (said, the old rules going on). On `--processes 2` the same
 //! (each process numbers a change's new fields when its order is final);
-//! with `--checkpoint` the option is refused (exit 2).
+//! with `--checkpoint`, killed and resumed, the same as a run never
+//! interrupted.
 
 use crate::common;
 
@@ -98,7 +99,7 @@ impl Rng {
 
 /// `n` events in time order (equal times included), with `changes`
 /// control records drawn from [`SETS`] at random places.
-fn stream(seed: u64, n: usize, changes: usize) -> Vec<String> {
+pub(crate) fn stream(seed: u64, n: usize, changes: usize) -> Vec<String> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let types = ["a", "b", "c", "x", "y"];
     let mut ts = 0;
@@ -407,27 +408,88 @@ fn stream_rules_on_two_processes_give_one_engines_records_and_words() {
     }
 }
 
-#[test]
-fn stream_rules_on_workers_with_checkpoints_are_refused() {
-    let dir = scratch("workers_rules_refused");
-    fs::write(dir.join("rules.cep"), START).unwrap();
-    fs::write(dir.join("events.jsonl"), stream(4, 10, 1).join("\n") + "\n").unwrap();
-    let checkpoint = run(
-        &dir,
-        &[
+/// The crash test's events with control records a quarter, half and
+/// three quarters of the way (`cli_checkpoint`'s: the changed rules,
+/// the first ones again from a file, the changed ones again inline), in
+/// a folder of its own.
+pub(crate) fn changing_stream(name: &str, n: usize) -> std::path::PathBuf {
+    let dir = common::crash::setup(name, n);
+    fs::write(dir.join("changed.cep"), crate::cli_checkpoint::CHANGED).unwrap();
+    let text = fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let inline = serde_json::json!({ "$rules": crate::cli_checkpoint::CHANGED }).to_string();
+    lines.insert(n * 3 / 4, inline);
+    lines.insert(n / 2, r#"{"$rules_file": "rules.cep"}"#.to_string());
+    lines.insert(n / 4, r#"{"$rules_file": "changed.cep"}"#.to_string());
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    dir
+}
+
+/// `cepheid run` over [`changing_stream`]'s folder with its rules
+/// changes, into `out_NAME.jsonl` and `late_NAME.jsonl`, with `extra`.
+pub(crate) fn changing_run(
+    dir: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut command = common::run_here(dir);
+    command
+        .args([
+            "--max-delay",
+            "2s",
             "--rules-from-stream",
-            "--workers",
-            "2",
-            "--checkpoint",
-            "ck",
-            "--output",
-            "out.jsonl",
-        ],
+            "--rules-dir",
+            ".",
+        ])
+        .args(["--output", &format!("out_{name}.jsonl")])
+        .args(["--late", &format!("late_{name}.jsonl")])
+        .args(extra);
+    command
+}
+
+/// `--rules-from-stream` with `--checkpoint` on `--workers 2` (it was
+/// refused): killed after cuts taken around three changes of rules and
+/// resumed (each resumed run goes on with the cut's rules and the changes
+/// pending at it), the run ends with the records (sorted) and the summary
+/// of a run that was never interrupted.
+#[test]
+fn stream_rules_on_workers_killed_after_cuts_end_as_an_uninterrupted_run() {
+    let dir = changing_stream("workers_rules_killed", 60_000);
+    let workers = ["--workers", "2", "--chunk-bytes", "200000"];
+    let whole = changing_run(&dir, "whole", &workers).output().unwrap();
+    let said = String::from_utf8_lossy(&whole.stderr).into_owned();
+    assert!(whole.status.success(), "{said}");
+    let summary = common::crash::summary(&said);
+    assert!(summary.contains(", 3 rule reloads"), "{summary}");
+    let resumable = [
+        &workers[..],
+        &["--checkpoint", "ck", "--checkpoint-every", "20ms"],
+    ]
+    .concat();
+    let (kills, last) = common::crash::killed_after_cuts(
+        || changing_run(&dir, "killed", &resumable),
+        &dir.join("ck"),
+        8,
+        0x5EED,
     );
-    assert_eq!(checkpoint.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&checkpoint.stderr).contains(
-        "--rules-from-stream with --checkpoint is not supported with --workers or --processes yet"
-    ));
+    let said = String::from_utf8_lossy(&last.stderr).into_owned();
+    assert!(last.status.success(), "{said}");
+    assert!(
+        kills > 0 && said.contains("resuming from checkpoint"),
+        "{said}"
+    );
+    for out in ["out", "late"] {
+        assert!(
+            common::crash::sorted(&dir, &format!("{out}_killed.jsonl"))
+                == common::crash::sorted(&dir, &format!("{out}_whole.jsonl")),
+            "--{out}: the records differ after {kills} kills"
+        );
+    }
+    assert_eq!(
+        common::crash::summary(&said),
+        summary,
+        "after {kills} kills"
+    );
 }
 
 /// `a followed by b` per key `k`: the rules the `--watch` test edits.
@@ -615,4 +677,104 @@ fn watch_on_two_processes_reloads_an_edited_rule_file_and_on_sighup() {
         said.contains("9 matches, 0 timeouts, 3 rule reloads, 1 refused (the old rules kept)"),
         "{said}"
     );
+}
+
+/// `--watch --checkpoint` on `--workers 2` (it was refused): stopped
+/// (SIGTERM, a last cut), the rule file edited while it is stopped, started
+/// again: it goes on with the cut's rules and reads the files at once, as
+/// one engine does (issue 26; on workers such a restart was refused, exit
+/// 5, for ever), with one engine's records, words and summary.
+#[cfg(unix)]
+#[test]
+fn watch_with_checkpoints_on_workers_reads_files_edited_since_the_cut_as_one_engine() {
+    let one = edited_since_the_last_cut("watch_edited_one", &[]);
+    let workers = edited_since_the_last_cut("watch_edited_workers", &["--workers", "2"]);
+    assert_eq!(workers, one);
+}
+
+/// The run of [`watch_with_checkpoints_on_workers_reads_files_edited_since_the_cut_as_one_engine`]
+/// with `extra`: its records (sorted), what the resumed run said of the
+/// pattern files (the words of resuming are each executor's), and its
+/// summary.
+#[cfg(unix)]
+fn edited_since_the_last_cut(name: &str, extra: &[&str]) -> (Vec<String>, Vec<String>, String) {
+    use common::{Live, PATIENCE};
+    let dir = scratch(name);
+    let (rules, events) = (dir.join("p.cep"), dir.join("events.jsonl"));
+    use crate::cli_rules::{append, event, PAIR_BY_K as PAIR};
+    fs::write(&rules, PAIR).unwrap();
+    fs::write(
+        &events,
+        [
+            event(1000, "a", 1),
+            event(2000, "a", 2),
+            event(3000, "b", 1),
+            event(4000, "x", 0),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = dir.join("out.jsonl");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (events_path, out_path, ckpt) = (path(&events), path(&out), path(&dir.join("ckpt")));
+    let mut args = vec![
+        "--events",
+        &events_path,
+        "--follow",
+        "--watch",
+        "--no-progress",
+    ];
+    args.extend([
+        "--max-delay",
+        "0ms",
+        "--checkpoint",
+        &ckpt,
+        "--output",
+        &out_path,
+    ]);
+    args.extend(extra);
+    let records = |n: usize| {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let text = fs::read_to_string(&out).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} records: {text}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // The match of key 1; stopped: its last cut holds the first rules.
+    let live = Live::run(&rules, &args);
+    records(1);
+    live.signal("TERM");
+    let (status, _, said) = live.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+    // Edited while stopped: `b` becomes `c`.
+    fs::write(&rules, PAIR.replace("type == \"b\"", "type == \"c\"")).unwrap();
+    let live = Live::run(&rules, &args);
+    live.stderr_line("pair: changed (version 2)");
+    // Key 2's partial match of the first version drains (its `b`); key 3
+    // matches the edited rule.
+    append(
+        &events,
+        &[
+            event(5000, "b", 2),
+            event(6000, "a", 3),
+            event(7000, "c", 3),
+            event(8000, "x", 0),
+        ]
+        .concat(),
+    );
+    records(3);
+    live.signal("TERM");
+    let (status, _, said) = live.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+    let mut lines: Vec<String> = records(3).lines().map(str::to_string).collect();
+    lines.sort();
+    let rules_said = (said.lines())
+        .filter(|l| l.contains("the pattern files") || l.starts_with("  "))
+        .map(str::to_string)
+        .collect();
+    (lines, rules_said, common::crash::summary(&said))
 }

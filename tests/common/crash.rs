@@ -190,3 +190,49 @@ pub fn special_outputs(
     assert!(stderr(&piped).starts_with(&said.replace("OUT", "fifo")));
     assert!(same(&records, &read("out_whole.jsonl")));
 }
+
+/// Runs `command` (a run with `--checkpoint` into `ckpt`) and kills it
+/// (SIGKILL) a moment after each new checkpoint is whole, `kills` times
+/// (fewer when a run ends by itself first), then once more to its end:
+/// each killed run goes on from the one before's last checkpoint. Returns
+/// the kills and the last run's output.
+pub fn killed_after_cuts(
+    mut command: impl FnMut() -> std::process::Command,
+    ckpt: &Path,
+    kills: usize,
+    seed: u64,
+) -> (usize, std::process::Output) {
+    use std::process::Stdio;
+    use std::time::Instant;
+    let mut moments = Moments(seed);
+    let mut killed = 0;
+    while killed < kills {
+        let before = super::newest_checkpoint(ckpt);
+        let mut child = command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cepheid runs");
+        let started = Instant::now();
+        let ended = loop {
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            let now = super::newest_checkpoint(ckpt);
+            if now.is_some() && now != before {
+                break false;
+            }
+            assert!(started.elapsed() < super::PATIENCE, "no checkpoint came");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if ended {
+            break;
+        }
+        let ms = Duration::from_millis;
+        std::thread::sleep(moments.between(ms(0), ms(40)));
+        let _ = child.kill();
+        let _ = child.wait();
+        killed += 1;
+    }
+    (killed, command().output().expect("cepheid runs"))
+}

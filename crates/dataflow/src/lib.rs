@@ -338,15 +338,38 @@ impl<E: Event + 'static> Plan<E> {
     /// then), which costs memory and latency within the sources' delay; a
     /// plan that is not changing ignores changes and routes at once.
     ///
-    /// Not with cuts yet ([`cep_cut`]): a cut keeps neither the rules in
-    /// force nor the changes pending, so a run resumed from it would go
-    /// on with the plan's rules (`cepheid run` refuses
-    /// `--rules-from-stream` with `--checkpoint` on workers). Nor across
-    /// processes: each process numbers the fields a change adds when it
-    /// learns of it, and records cross processes by those numbers.
+    /// With cuts ([`cep_cut`]) a worker's piece keeps the rules in force
+    /// and the changes sent below the cut: resumed ([`WorkerCut::restore`],
+    /// [`WorkerCut::rescale`]), the workers go on with the cut's rules, not
+    /// the plan's, when a change was made (resume with
+    /// [`Plan::resumed`]).
     pub fn changing(mut self, policy: ReloadPolicy) -> Plan<E> {
         self.changing = Some(policy);
         self
+    }
+
+    /// How a plan's rules change ([`Plan::changing`]), if they can.
+    pub fn changes(&self) -> Option<ReloadPolicy> {
+        self.changing
+    }
+
+    /// A plan of this one's settings (limits, how rules change) without
+    /// patterns, whose fields are numbered as `fields` (a cut's field
+    /// table, or one engine's, in order): the plan a run resumes with
+    /// after changes of rules, whose workers' engines are restored with
+    /// the rules their snapshots hold, and whose readers decode with the
+    /// numbering of those engines.
+    pub fn resumed(&self, fields: &[cepheid_engine::FieldPath]) -> Plan<E> {
+        let mut plan = Plan::new()
+            .max_runs_per_key(self.run_limit)
+            .max_live_runs(self.live_limit);
+        plan.changing = self.changing;
+        if let Some(table) = (plan.fields() as &dyn Any).downcast_ref::<FieldTable>() {
+            for path in fields {
+                table.intern(path);
+            }
+        }
+        plan
     }
 
     /// An engine of a worker as the plan makes them, without patterns
@@ -425,16 +448,46 @@ fn align_fields<E: Event + 'static>(engine: &E::Fields, plan: &E::Fields) {
 /// A worker's engine without patterns: with `limits` (per key, live:
 /// [`Plan::limits`]), its fields numbered as `fields`.
 fn empty_engine<E: Event + 'static>(limits: (usize, usize), fields: &E::Fields) -> Engine<E> {
+    let engine = worker_engine(limits);
+    align_fields::<E>(engine.fields(), fields);
+    engine
+}
+
+/// A worker's engine without patterns or fields, with `limits`.
+fn worker_engine<E: Event + 'static>(limits: (usize, usize)) -> Engine<E> {
     // No engine decides lateness: events come sorted, up to the
     // frontier, and the watermark is set from it.
     // Nor forces a watermark: a released batch may hold many
     // events of one time, all final.
-    let engine = Engine::<E>::with_max_delay(Duration::MAX)
+    Engine::<E>::with_max_delay(Duration::MAX)
         .max_runs_per_key(limits.0)
         .max_live_runs(limits.1)
-        .max_waiting_events(usize::MAX);
-    align_fields::<E>(engine.fields(), fields);
-    engine
+        .max_waiting_events(usize::MAX)
+}
+
+/// A worker's engine restored from `snapshot` with the rules it holds
+/// (after a change of rules, not the plan's), its fields numbered as
+/// `plan`'s, which begin with its own (every field the cut's process had
+/// numbered: [`Plan::resumed`]).
+fn restored_engine<E>(plan: &Plan<E>, snapshot: &[u8]) -> Result<Engine<E>, Error>
+where
+    E: Event + serde::de::DeserializeOwned + 'static,
+{
+    let mut engine = worker_engine::<E>(plan.limits());
+    engine.restore_rules(snapshot)?;
+    let paths = |fields: &E::Fields| {
+        (fields as &dyn Any)
+            .downcast_ref::<FieldTable>()
+            .map_or_else(Vec::new, FieldTable::paths)
+    };
+    if !paths(plan.fields()).starts_with(&paths(engine.fields())) {
+        return Err(Error::new(
+            cepheid_engine::ErrorKind::Snapshot,
+            "a worker's engine numbers the fields otherwise",
+        ));
+    }
+    align_fields::<E>(engine.fields(), plan.fields());
+    Ok(engine)
 }
 
 /// Numbers the fields `rules` read in `fields` (the plan's table), in the

@@ -11,7 +11,9 @@ use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::Stream;
 use timely::ExchangeData;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +74,13 @@ pub trait Collect<E>: Sink<E> {
     /// default.
     fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {
         let _ = (place, outcome);
+    }
+
+    /// The changes of rules made and refused over the run (those of the
+    /// cut it resumed from included), told on worker 0 at the end, before
+    /// [`Collect::finish`]. Nothing by default.
+    fn reloads(&mut self, made: u64, refused: u64) {
+        let _ = (made, refused);
     }
 }
 
@@ -168,20 +177,41 @@ where
     let index = scope.index();
     let members = groups(plan);
     let peers = scope.peers();
-    let mut router = Router::new(plan, &members, index, peers);
-    let layout = Layout::of_plan(plan, &members);
+    let mut restored = cut.as_ref().and_then(|cut| cut.take_restored::<E>());
+    let rules = restored.as_mut().and_then(|r| r.rules.take());
+    // The groups in force: the plan's, or after a change of rules the
+    // cut's, routed by their `partition by`.
+    let (layout, mut router) = match &rules {
+        Some(rules) if rules.changed_plan() => (
+            rules.layout.clone(),
+            Router::of_layout(&rules.layout, plan.fields(), index, peers),
+        ),
+        _ => (
+            Layout::of_plan(plan, &members),
+            Router::new(plan, &members, index, peers),
+        ),
+    };
+    let held = restored.as_mut().map(|r| std::mem::take(&mut r.held));
     let mut worker = Worker::start(
         plan,
         &members,
         &mut router,
         (index, peers),
-        layout.clone(),
-        cut,
+        (layout.clone(), rules),
+        (cut, restored),
     );
     let mut sink = make_sink(index);
     let routed = match plan.changing {
         None => route(input, router),
-        Some(_) => route_changing(input, Hold::new(router, layout, plan, index, peers)),
+        Some(_) => {
+            let mut hold = Hold::new(router, layout, plan, index, peers);
+            hold.cut.clone_from(&worker.cut);
+            hold.held = Rc::clone(&worker.held);
+            for (change, _) in &worker.changes.pending {
+                hold.learn(change.clone());
+            }
+            route_changing(input, hold, held.unwrap_or_default())
+        }
     };
     routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
         Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
@@ -212,7 +242,7 @@ where
                                     worker.stash.push(routed.from as usize, stashed);
                                 }
                                 Input::End(end) => worker.ends.push((sent, end)),
-                                Input::Rules(change) => worker.changes.learn(*change),
+                                Input::Rules(change) => worker.changes.learn(*change, sent),
                             }
                         }
                     }
@@ -329,20 +359,21 @@ where
 }
 
 impl<E: Event + Clone + 'static> Worker<E> {
-    /// The worker's state when its operator starts: restored from `cut`,
-    /// or new engines of the plan.
+    /// The worker's state when its operator starts: restored from `cut`
+    /// (its engines, stash, ends, and the rules in force with the changes
+    /// pending: `layout` and `rules`), or new engines of the plan.
     fn start(
         plan: &Plan<E>,
         members: &[Vec<usize>],
         router: &mut Router<E>,
         (index, peers): (usize, usize),
-        layout: Layout,
-        cut: Option<WorkerCut>,
+        (layout, rules): (Layout, Option<cut::Rules>),
+        (cut, restored): (Option<WorkerCut>, Option<cut::Restored<E>>),
     ) -> Worker<E> {
-        let restored = cut.as_ref().and_then(|cut| cut.take_restored::<E>());
+        let groups = layout.groups.len();
         let (pieces, stash, ends, released) = match restored {
             Some(r) => {
-                if r.pieces.len() > members.len() {
+                if r.pieces.len() > groups {
                     // Several engines for a group: keys find theirs by key group.
                     router.split();
                 }
@@ -381,7 +412,19 @@ impl<E: Event + Clone + 'static> Worker<E> {
                 (pieces, Stash::default(), Vec::new(), Timestamp::MIN)
             }
         };
-        let spans = spans(&pieces, members.len());
+        let spans = spans(&pieces, groups);
+        let rules = rules.unwrap_or_default();
+        let in_force = (rules.in_force.clone())
+            .unwrap_or_else(|| plan.patterns().iter().map(|p| p.name.clone()).collect());
+        let names = (rules.in_force.as_ref()).map(|names| {
+            (names.iter().enumerate())
+                .map(|(i, name)| (name.clone(), i))
+                .collect()
+        });
+        // (changes sent below the cut: each worker has them all)
+        let pending = (rules.pending.into_iter())
+            .map(|change| (change, released.saturating_sub(1)))
+            .collect();
         Worker {
             index,
             pieces,
@@ -393,17 +436,20 @@ impl<E: Event + Clone + 'static> Worker<E> {
             cut,
             taken: released,
             restored_at: released,
+            held: Rc::default(),
             changes: Changes {
-                pending: Vec::new(),
+                pending,
                 layout,
                 policy: plan.changing,
                 fields: plan.fields().clone(),
                 limits: plan.limits(),
-                names: None,
-                in_force: plan.patterns().iter().map(|p| p.name.clone()).collect(),
+                names,
+                in_force,
                 peers,
                 refresh: false,
                 fields_at_start: crate::fields_len::<E>(plan.fields()),
+                changed: rules.changed,
+                made: rules.made,
             },
         }
     }
@@ -417,10 +463,12 @@ impl<E: Event + Clone + 'static> Worker<E> {
 fn route_changing<'scope, E>(
     input: Events<'scope, E>,
     mut hold: Hold<E>,
+    restored: Vec<Stamped<E>>,
 ) -> Stream<'scope, Timestamp, Vec<Routed<E>>>
 where
     E: Event + Clone + ExchangeData,
 {
+    let scope = input.scope();
     let changes = input
         .clone()
         .unary::<CapacityContainerBuilder<Vec<Change>>, _, _, _>(
@@ -447,7 +495,23 @@ where
         Pipeline,
         Pipeline,
         "CepRouteChanging",
-        move |_, _| {
+        move |capability, info| {
+            if let Some(cut) = &hold.cut {
+                // (a batch kept for a cut goes on once it is taken)
+                cut.wake_when_taken(scope.activator_for(info.address.clone()));
+            }
+            if !restored.is_empty() {
+                // Held at the cut resumed from (sent below it): routed
+                // again once the changes before their times are known.
+                let mut events = restored;
+                events.sort_by_key(|e| e.ts);
+                hold.held.borrow_mut().push(Held {
+                    sent: *capability.time(),
+                    cap: capability,
+                    events,
+                });
+                scope.activator_for(info.address).activate();
+            }
             move |(events, _), (changes, known), output| {
                 let me = hold.index;
                 changes.for_each_stamp(|cap, data| {
@@ -469,6 +533,7 @@ where
                     let Some(cap) = cap.retain_least(0) else {
                         return;
                     };
+                    let sent = *cap.time();
                     for batch in data {
                         let mut kept = Vec::with_capacity(batch.len());
                         for item in batch.drain(..) {
@@ -485,20 +550,34 @@ where
                         if !kept.is_empty() {
                             // (stable: equal times keep their order)
                             kept.sort_by_key(|e| e.ts);
-                            hold.held.push((cap.clone(), kept));
+                            hold.held.borrow_mut().push(Held {
+                                cap: cap.clone(),
+                                sent,
+                                events: kept,
+                            });
                         }
                     }
                 });
                 let known = known.frontier().first().copied();
                 hold.settle(known);
                 let ready = |ts: Timestamp| known.is_none_or(|k| ts < k);
-                let mut held = std::mem::take(&mut hold.held);
+                // A cut the worker's `cep` has not taken yet keeps what was
+                // sent below it: events of such a batch are not sent at or
+                // above its epoch (they would be taken for events read
+                // after the cut), but kept in the cut as held.
+                let cut = hold.cut.as_ref().and_then(WorkerCut::pending);
+                let shared = Rc::clone(&hold.held);
+                let mut held = shared.borrow_mut();
                 // Each batch is kept in time order: its ready events are a
                 // prefix, and a batch none of whose events is ready costs
                 // one look.
-                held.retain_mut(|(cap, items)| {
-                    let n = items.iter().take_while(|e| ready(e.ts)).count();
-                    for event in items.drain(..n) {
+                held.retain_mut(|Held { cap, sent, events }| {
+                    let kept = cut.is_some_and(|e| *sent < e && *cap.time() >= e);
+                    let n = match kept {
+                        true => 0,
+                        false => events.iter().take_while(|e| ready(e.ts)).count(),
+                    };
+                    for event in events.drain(..n) {
                         hold.route(Input::Event(event), |routed| {
                             output.session(&*cap).give(routed);
                         });
@@ -506,14 +585,13 @@ where
                     // (not held back below what it still holds, even when
                     // none of it is ready: a batch that came with an earlier
                     // capability would hold the events before it back)
-                    if let Some(first) = items.first() {
+                    if let Some(first) = events.first() {
                         if first.ts > *cap.time() {
                             cap.downgrade(&first.ts);
                         }
                     }
-                    !items.is_empty()
+                    !events.is_empty()
                 });
-                hold.held = held;
             }
         },
     )
@@ -539,12 +617,20 @@ struct Hold<E: Event + 'static> {
     /// The changes received whose order is not final yet (a change of
     /// another source may still come before them), in order.
     pending: Vec<Change>,
-    /// Events waiting, in batches in time order, each with the
-    /// capability it came with (downgraded to its first event's time).
-    held: Vec<(
-        timely::dataflow::operators::Capability<Timestamp>,
-        Vec<Stamped<E>>,
-    )>,
+    /// Events waiting, in batches in time order (shared with the worker's
+    /// `cep`, which keeps those sent below a cut in it).
+    held: Rc<RefCell<Vec<Held<E>>>>,
+    /// The worker's part of the cuts, if any.
+    cut: Option<WorkerCut>,
+}
+
+/// A batch of events a router holds: the capability it came with
+/// (downgraded to its first event's time), the time it was sent at, and
+/// its events in time order.
+struct Held<E> {
+    cap: timely::dataflow::operators::Capability<Timestamp>,
+    sent: Timestamp,
+    events: Vec<Stamped<E>>,
 }
 
 impl<E: Event + Clone + 'static> Hold<E> {
@@ -563,7 +649,8 @@ impl<E: Event + Clone + 'static> Hold<E> {
             first: (layout, router),
             changes: Vec::new(),
             pending: Vec::new(),
-            held: Vec::new(),
+            held: Rc::default(),
+            cut: None,
         }
     }
 
@@ -666,12 +753,15 @@ struct Worker<E: Event + 'static> {
     restored_at: Timestamp,
     /// Changes of rules, when the plan's rules can change.
     changes: Changes<E>,
+    /// The events the worker's router holds ([`Hold`]).
+    held: Rc<RefCell<Vec<Held<E>>>>,
 }
 
 /// A worker's changes of rules ([`Plan::changing`]).
 struct Changes<E: Event + 'static> {
-    /// Received, not applied yet, in (time, source, offset) order.
-    pending: Vec<Change>,
+    /// Received, not applied yet, in (time, source, offset) order, with
+    /// the time each was sent at.
+    pending: Vec<(Change, Timestamp)>,
     /// The groups and their patterns in force.
     layout: Layout,
     /// How a changed pattern's partial matches go on (`None`: the rules
@@ -691,17 +781,38 @@ struct Changes<E: Event + 'static> {
     refresh: bool,
     /// The fields numbered when the run started.
     fields_at_start: usize,
+    /// Did a change alter the rules?
+    changed: bool,
+    /// Changes made and refused (the same on every worker).
+    made: [u64; 2],
 }
 
 impl<E: Event + 'static> Changes<E> {
-    fn learn(&mut self, change: Change) {
+    fn learn(&mut self, change: Change, sent: Timestamp) {
         if self.policy.is_none() {
             return;
         }
-        let at = self
-            .pending
-            .partition_point(|c| c.order() <= change.order());
-        self.pending.insert(at, change);
+        let at = (self.pending).partition_point(|(c, _)| c.order() <= change.order());
+        self.pending.insert(at, (change, sent));
+    }
+
+    /// What a cut at `e` keeps of them, with `read`, what the worker's
+    /// readers counted there.
+    fn saved(&self, e: Timestamp, read: cut::Counted) -> cut::Rules {
+        cut::Rules {
+            layout: self.layout.clone(),
+            in_force: self.names.as_ref().map(|_| self.in_force.clone()),
+            changed: self.changed,
+            fields: cut::fields_of::<E>(&self.fields),
+            // (those sent at `e` or above are read again)
+            pending: (self.pending.iter())
+                .filter(|(_, sent)| *sent < e)
+                .map(|(change, _)| change.clone())
+                .collect(),
+            made: self.made,
+            read,
+            changing: self.policy.is_some(),
+        }
     }
 
     /// An engine as the plan makes them, without patterns, its fields
@@ -717,12 +828,12 @@ impl<E: Event + 'static> Changes<E> {
     /// Is a change due at or before `released` (the frontier the events
     /// are released up to)?
     fn due(&self, released: Timestamp) -> bool {
-        self.pending.first().is_some_and(|c| c.at <= released)
+        self.pending.first().is_some_and(|(c, _)| c.at <= released)
     }
 
     /// The first change due before `f`, taken out.
     fn due_before(&mut self, f: Timestamp) -> Option<Change> {
-        (self.pending.first()?.at < f).then(|| self.pending.remove(0))
+        (self.pending.first()?.0.at < f).then(|| self.pending.remove(0).0)
     }
 }
 
@@ -740,12 +851,14 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             // and the engines wait for the others' (the last cut, taken
             // as the input ends, is the one to resume from).
             cut.fail(e);
+            cut.taken(e);
             self.taken = e;
             return None;
         }
         if self.released >= e {
             // Released past `e` before the request: no cut at `e` here.
             cut.fail(e);
+            cut.taken(e);
             self.taken = e;
             return None;
         }
@@ -756,6 +869,9 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
     fn take_cut(&mut self, e: Timestamp) {
         self.taken = e;
         self.save(e, false);
+        if let Some(cut) = &self.cut {
+            cut.taken(e);
+        }
     }
 
     /// The input ended: when a source was stopped (a live source, by a
@@ -852,7 +968,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
         let Some(cut) = &self.cut else {
             return;
         };
-        let Some(sources) = cut.sources_at(e, at_end) else {
+        let Some((sources, read)) = cut.sources_at(e, at_end) else {
             return;
         };
         let state = (|| {
@@ -870,7 +986,12 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             // (at the last cut every event was sent below it: those sent
             // at the largest source capability too, for the cut before
             // the end)
-            let stash = self.stash.sent_below(if last { Timestamp::MAX } else { e });
+            let below = if last { Timestamp::MAX } else { e };
+            let mut stash = self.stash.sent_below(below);
+            // (what the router holds that was sent below the cut)
+            let held = self.held.borrow();
+            let batches = held.iter().filter(|batch| batch.sent < below);
+            stash.extend(batches.flat_map(|batch| batch.events.iter().map(|s| (cut::HELD, s))));
             (WorkerState {
                 epoch: e,
                 sources,
@@ -882,6 +1003,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
                     .collect(),
                 pieces,
                 stash: cut::encode_stash(&stash)?,
+                rules: Some(self.changes.saved(e, read)),
             })
             .piece()
         })();
@@ -968,6 +1090,7 @@ impl<E: Event + 'static> Worker<E> {
             Ok(rules) => rules,
             Err(e) => {
                 // (its reader checked it: not met)
+                self.changes.made[1] += 1;
                 if tell {
                     sink.rules_changed(&change.place, Err(format!("have errors: {e}")));
                 }
@@ -981,6 +1104,7 @@ impl<E: Event + 'static> Worker<E> {
         // in every engine's.
         if let Err(e) = crate::number_fields::<E>(&rules, &self.changes.fields, self.changes.limits)
         {
+            self.changes.made[1] += 1;
             if tell {
                 sink.rules_changed(&change.place, Err(format!("do not compile: {e}")));
             }
@@ -989,6 +1113,7 @@ impl<E: Event + 'static> Worker<E> {
         let next = match self.changes.layout.next(rules.patterns()) {
             Ok(next) => next,
             Err(why) => {
+                self.changes.made[1] += 1;
                 if tell {
                     sink.rules_changed(&change.place, Err(format!("are refused: {why}")));
                 }
@@ -1033,6 +1158,8 @@ impl<E: Event + 'static> Worker<E> {
                         names,
                     },
                 );
+                let any = done.as_ref().is_ok_and(|changes| changes.any());
+                self.changes.changed |= any;
                 if let (Ok(changes), true, 0) = (done, tell, k) {
                     for (name, what) in changes.iter() {
                         // (the new set's order, then the removed ones')
@@ -1048,6 +1175,7 @@ impl<E: Event + 'static> Worker<E> {
             }
         }
         self.changes.layout = next;
+        self.changes.made[0] += 1;
         self.changes.names = Some(number);
         self.changes.in_force = rules.patterns().iter().map(|p| p.name.clone()).collect();
         if tell {
@@ -1101,6 +1229,8 @@ impl<E: Event + 'static> Worker<E> {
             // The engines counted each event once per group; the sources
             // count events read.
             stats.events = ends.iter().map(|e| e.events).sum();
+            let [made, refused] = self.changes.made;
+            sink.reloads(made, refused);
         } else {
             stats.events = 0;
         }

@@ -175,7 +175,7 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
 /// in force (none: the group is out of force). Every router and every
 /// worker's [`cep`](crate::cep) works the same layouts out of the same
 /// changes in the same order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Layout {
     pub groups: Vec<(Option<Vec<FieldPath>>, Vec<String>)>,
 }

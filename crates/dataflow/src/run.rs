@@ -361,8 +361,8 @@ impl Workers {
 
     /// The run of `rules` as `config` says, on `scale`; what it says goes
     /// to `report`. Refuses what it does not take ([`Refusal`]: no
-    /// processing time, watched patterns, control records or rules
-    /// stream; metrics are the command's), plans the patterns (every
+    /// processing time, watched patterns of a file read in chunks;
+    /// metrics are the command's), plans the patterns (every
     /// worker shares the automata the rules compiled as they were
     /// loaded). The outputs and the hostfile are checked when it runs
     /// ([`Workers::run`]: whether records go to a sink is known then).
@@ -512,7 +512,7 @@ impl Workers {
         let Workers {
             config,
             scale,
-            plan,
+            mut plan,
             patterns,
             observes,
             records_wanted,
@@ -584,7 +584,7 @@ impl Workers {
                     sources.as_deref(),
                     sink.as_deref_mut(),
                     dir,
-                    &plan,
+                    &mut plan,
                     shape,
                     &say,
                 )?;
@@ -600,6 +600,23 @@ impl Workers {
             }
             None => (None, None, Vec::new()),
         };
+        if let (Some(input), true) = (
+            &messages,
+            checkpoint.as_ref().is_some_and(|c| c.reload_files),
+        ) {
+            // (before any line: the files as the cut's rules, at its place)
+            input
+                .handle()
+                .reload("the pattern files changed since the checkpoint");
+        }
+        if let (Some(tap), Some((marker, _))) =
+            (board.as_ref().and_then(|b| b.tap.as_ref()), &resume)
+        {
+            // (a resumed run shows the latest records made before it)
+            for (kind, record) in marker.latest_records() {
+                lock(tap).push(*kind, record.as_bytes());
+            }
+        }
         // (late events are made for a sink that takes them)
         let sink_takes_late = sink.as_ref().is_some_and(|s| s.takes_late());
         let outputs = write::open(&config, &scale, sink, resume.as_ref(), &say)?;
@@ -800,15 +817,6 @@ static JOINING: AtomicBool = AtomicBool::new(false);
 fn refuse(config: &Config) -> Result<(), Refusal> {
     if config.watch && !live(config) {
         return Err(Refusal::Watch);
-    }
-    if config.watch && config.checkpoint.is_some() {
-        return Err(Refusal::WatchCheckpoint);
-    }
-    if config.rules_from_stream && config.checkpoint.is_some() {
-        return Err(Refusal::RulesFromStreamCheckpoint);
-    }
-    if config.source_rules && config.checkpoint.is_some() {
-        return Err(Refusal::SourceRules);
     }
     if config.time == Time::Processing {
         return Err(Refusal::ProcessingTime);
@@ -1083,25 +1091,31 @@ mod tests {
                 Refusal::Watch,
                 "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
             ),
-            (
-                with(|c| {
-                    c.rules_from_stream = true;
-                    c.checkpoint = Some("checkpoints".into());
-                }),
-                Refusal::RulesFromStreamCheckpoint,
-                "`Config::rules_from_stream` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a control record put in force)",
-            ),
-            (
-                with(|c| {
-                    c.source_rules = true;
-                    c.checkpoint = Some("checkpoints".into());
-                }),
-                Refusal::SourceRules,
-                "`Config::source_rules` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a rules record put in force)",
-            ),
         ];
-        // A source's rules stream without checkpoints is taken.
-        assert_eq!(refused_by_new(&with(|c| c.source_rules = true)), None);
+        // Rule changes of every origin are taken with checkpoints (a cut
+        // keeps the rules in force and the changes pending), and a
+        // source's rules stream without them.
+        let taken = [
+            with(|c| {
+                c.rules_from_stream = true;
+                c.checkpoint = Some("checkpoints".into());
+            }),
+            with(|c| {
+                c.source_rules = true;
+                c.checkpoint = Some("checkpoints".into());
+            }),
+            with(|c| {
+                (c.watch, c.follow) = (true, true);
+                c.checkpoint = Some("checkpoints".into());
+            }),
+            with(|c| c.source_rules = true),
+        ];
+        for mut config in taken {
+            config.output = Some("out.jsonl".into());
+            let config = &config;
+            assert_eq!(refused_by_new(config), None, "{config:?}");
+            assert_eq!(Workers::check(config, &Scale::default(), false), Ok(()));
+        }
         for (config, refusal, said) in cases {
             assert_eq!(refused_by_new(&config), Some(refusal));
             let checked = Workers::check(&config, &Scale::default(), false);

@@ -107,9 +107,8 @@ pub(super) struct ReadCounts {
     pub(super) strict_stop: Mutex<Option<Strict>>,
     /// More keys over `--max-runs-per-key` than the worker remembers.
     pub(super) drops_overflow: AtomicBool,
-    /// Changes of rules made (worker 0) and refused, and records of a
+    /// Rules records refused by the worker's readers, and records of a
     /// source's rules stream read late.
-    pub(super) reloads: AtomicU64,
     pub(super) reloads_refused: AtomicU64,
     pub(super) reloads_late: AtomicU64,
 }

@@ -34,6 +34,9 @@ pub(super) struct Cutter {
     pub(super) ended: bool,
     pub(super) failed: Arc<AtomicBool>,
     pub(super) stop: Arc<AtomicBool>,
+    /// The latest records an observer was shown, kept in each cut's
+    /// marker (a resumed run shows them first).
+    pub(super) tap: Option<Arc<Mutex<Tap>>>,
 }
 
 impl Cutter {
@@ -253,7 +256,9 @@ impl Cutter {
         if checkpoint.output_per_worker {
             (state.output_len, state.output_head) = (None, None);
         }
-        let marker = checkpoint.marker(number).outputs(&state);
+        let latest = self.tap.as_ref().map(|tap| lock(tap).latest());
+        let marker =
+            (checkpoint.marker(number).outputs(&state)).records(latest.unwrap_or_default());
         store::complete_part(&checkpoint.dir, e, number, &marker.encode())?;
         checkpoint.number.store(number, Ordering::SeqCst);
         if checkpoint.to_sink {

@@ -63,6 +63,8 @@ pub(super) struct Emit {
     notices: Arc<LimitNotices>,
     counts: Arc<ReadCounts>,
     summary: Option<Counts>,
+    /// The changes of rules made and refused over the run (worker 0).
+    reloads: [u64; 2],
     /// Where the worker publishes its numbers, with an observing report.
     pub(super) publish: Option<Publish>,
     /// The fields' warnings and the worker's index in the process: what
@@ -127,6 +129,7 @@ impl Emit {
             notices,
             counts,
             summary: None,
+            reloads: [0, 0],
             publish: None,
             fields: None,
         }
@@ -188,8 +191,8 @@ impl Collect<Record> for Emit {
             forced: stats.forced_watermarks,
             waiting: waiting as u64,
             malformed: self.counts.malformed.load(Ordering::Relaxed),
-            reloads: self.counts.reloads.load(Ordering::Relaxed),
-            reloads_refused: self.counts.reloads_refused.load(Ordering::Relaxed),
+            reloads: self.reloads[0],
+            reloads_refused: self.reloads[1] + self.counts.reloads_refused.load(Ordering::Relaxed),
             reloads_late: self.counts.reloads_late.load(Ordering::Relaxed),
             discarded: stats.discarded_runs,
             read_error: self.counts.read_error_now(),
@@ -212,7 +215,6 @@ impl Collect<Record> for Emit {
         // (the single run's words)
         match outcome {
             Ok(lines) => {
-                self.counts.reloads.fetch_add(1, Ordering::Relaxed);
                 let text = format!("cepheid: {place}: rules reloaded:\n{lines}");
                 self.say.report().notice(Notice::new(
                     Level::Info,
@@ -220,7 +222,6 @@ impl Collect<Record> for Emit {
                 ));
             }
             Err(why) => {
-                self.counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
                 say!(
                     self.say,
                     Warning,
@@ -228,6 +229,10 @@ impl Collect<Record> for Emit {
                 );
             }
         }
+    }
+
+    fn reloads(&mut self, made: u64, refused: u64) {
+        self.reloads = [made, refused];
     }
 
     fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {

@@ -11,17 +11,6 @@ pub enum Refusal {
     /// live: a file's chunks are read by every worker, and no one reader
     /// takes a reload.
     Watch,
-    /// Watched pattern paths with checkpoints: a cut does not keep the
-    /// rules in force yet (the one checkpoint format will).
-    WatchCheckpoint,
-    /// Control records in the input ([`Config::rules_from_stream`]) with
-    /// checkpoints: a cut does not keep the rules in force yet (the one
-    /// checkpoint format will).
-    RulesFromStreamCheckpoint,
-    /// A source's rules stream ([`Config::source_rules`]: a Kafka rules
-    /// topic) with checkpoints: a cut does not keep the rules in force yet
-    /// (the one checkpoint format will).
-    SourceRules,
     /// Processing time.
     ProcessingTime,
     /// Event time from the records' own times without sources that give
@@ -53,9 +42,6 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Refusal::Watch => "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
-            Refusal::WatchCheckpoint => "`Config::watch` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a reload put in force)",
-            Refusal::RulesFromStreamCheckpoint => "`Config::rules_from_stream` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a control record put in force)",
-            Refusal::SourceRules => "`Config::source_rules` with `Config::checkpoint` is not supported with `Scale::workers` or `Scale::processes` yet (their checkpoints do not keep the rules a rules record put in force)",
             Refusal::ProcessingTime => {
                 "`Time::Processing` is not supported with `Scale::workers` or `Scale::processes`"
             }
@@ -417,9 +403,6 @@ mod tests {
     fn messages_speak_the_library_words_not_the_flags() {
         let refusals = [
             Refusal::Watch,
-            Refusal::WatchCheckpoint,
-            Refusal::RulesFromStreamCheckpoint,
-            Refusal::SourceRules,
             Refusal::ProcessingTime,
             Refusal::RecordTime,
             Refusal::CheckpointNeedsOutput,

@@ -265,6 +265,7 @@ impl Job {
                     ended: false,
                     failed: Arc::clone(&self.checkpoint_failed),
                     stop: Arc::clone(&self.stop),
+                    tap: self.board.as_ref().and_then(|board| board.tap.clone()),
                 });
             found.concat(late).sink(
                 Exchange::new(|_: &Chunk| 0),
@@ -513,6 +514,7 @@ impl Job {
                     .event(&RunEvent::CheckpointFailed { error: &error });
             }
         };
+        let read_counts = Arc::clone(counts);
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, mut piece| {
             // (synced and measured as one engine's files at a checkpoint)
             let (own, own_head) = match own.as_ref().map(|own| lock(own).prepare(0)) {
@@ -550,6 +552,15 @@ impl Job {
             } else {
                 store::prune_parts_below(&dir, epoch);
             }
+        })
+        // (the rules records its readers refused and read late, kept with
+        // their places)
+        .counting(move || {
+            let count = |n: &AtomicU64| n.load(Ordering::Relaxed);
+            [
+                count(&read_counts.reloads_refused),
+                count(&read_counts.reloads_late),
+            ]
         });
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(files) = resume.as_ref() {
@@ -592,6 +603,9 @@ impl Job {
             if let Some(state) = cut.source_state(0) {
                 counts.malformed.store(state.unread, Ordering::Relaxed);
             }
+            let [refused, late] = cut.restored_count();
+            counts.reloads_refused.store(refused, Ordering::Relaxed);
+            counts.reloads_late.store(late, Ordering::Relaxed);
             let mut drops = drops.borrow_mut();
             drops.extend(
                 mine.into_iter()

@@ -29,6 +29,9 @@ pub(super) struct Checkpoint {
     /// The number of the last cut completed (that resumed from, 0 when
     /// starting): each cut's is the next.
     pub(super) number: AtomicU64,
+    /// With `Config::watch`, the pattern files are not the rules of the
+    /// cut resumed from (edited since): the live input reads them at once.
+    pub(super) reload_files: bool,
 }
 
 impl Checkpoint {
@@ -66,7 +69,7 @@ pub(super) fn checkpoints(
     sources: Option<&[OwnSource]>,
     sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
     dir: &Path,
-    plan: &Plan<Record>,
+    plan: &mut Plan<Record>,
     layout: (usize, usize),
     say: &Say,
 ) -> Result<Checkpoints, Error> {
@@ -93,7 +96,7 @@ pub(super) fn checkpoints(
     // One engine's checkpoint is read as the cut of one worker.
     let single = stored.as_ref().is_some_and(Stored::is_one_engine);
     let older = stored.as_ref().and_then(Stored::older_format);
-    let resume = match stored {
+    let mut resume = match stored {
         Some(stored) if single => {
             let resumed = single::resume(stored, config, scale.chunk_bytes, plan);
             Some(resumed.map_err(|why| Error::Resume {
@@ -102,6 +105,16 @@ pub(super) fn checkpoints(
             })?)
         }
         stored => stored.map(Stored::into_parts),
+    };
+    // The rules in force at the cut: after a change, the cut's go on.
+    let (rules, reload_files) = match &mut resume {
+        Some((_, pieces)) => {
+            resumed_rules(pieces, config, plan).map_err(|source| Error::Resume {
+                folder: folder(),
+                why: Mismatch::Worker { index: 0, source },
+            })?
+        }
+        None => (false, false),
     };
     if let (false, Some((marker, _)), Some(now)) = (first_process, &resume, &mut command) {
         // The other processes write no output: theirs are not compared.
@@ -216,6 +229,19 @@ pub(super) fn checkpoints(
             "cepheid: resuming from checkpoint in {} ({on})",
             dir.display()
         );
+        if reload_files {
+            say!(
+                say,
+                Info,
+                "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (`Config::watch`)"
+            );
+        } else if rules {
+            say!(
+                say,
+                Info,
+                "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
+            );
+        }
         if let Some(older) = older {
             say!(
                 say,
@@ -251,8 +277,54 @@ pub(super) fn checkpoints(
         to_sink,
         _lock: lock,
         number: AtomicU64::new(resume.as_ref().map_or(0, |(m, _)| m.number())),
+        reload_files,
     };
     Ok((checkpoint, resume, shares))
+}
+
+/// Makes `plan` the one a run resuming `pieces` goes on with: after a
+/// change of rules a plan of the cut's field table (every field the
+/// processes had numbered; its workers' engines are restored with the
+/// rules their snapshots hold), and one whose rules can change when they
+/// could at the cut. Returns whether a change altered the rules (said),
+/// and whether the pattern files are to be read at once: with
+/// `Config::watch`, files edited after the cut (a reload made, then
+/// killed before the next cut) are not another command, as on one engine
+/// (issue 26): the cut's rules go on (the pieces say so) and the files
+/// are read again.
+fn resumed_rules(
+    pieces: &mut [Piece],
+    config: &Config,
+    plan: &mut Plan<Record>,
+) -> Result<(bool, bool), cepheid_engine::Error> {
+    let Some(first) = pieces.first().map(crate::cut::rules).transpose()?.flatten() else {
+        return Ok((false, false));
+    };
+    if first.changing {
+        *plan = single::changing(std::mem::take(plan), config);
+    }
+    let unfit = || {
+        let cut = crate::WorkerCut::new(crate::Cuts::new(), |_, _| {});
+        cut.restore(plan, &pieces[0]).is_err()
+    };
+    let edited = config.watch && !first.changed_plan() && unfit();
+    let mut all = Vec::with_capacity(pieces.len());
+    for piece in pieces.iter_mut() {
+        let Some(mut rules) = crate::cut::rules(piece)? else {
+            continue;
+        };
+        if edited {
+            let names = rules.layout.groups.iter().flat_map(|(_, names)| names);
+            rules.in_force = Some(names.cloned().collect());
+            crate::cut::put_rules(piece, &rules)?;
+        }
+        all.push(rules);
+    }
+    if all.iter().any(crate::cut::Rules::changed_plan) {
+        let fields = all.iter().map(|r| &r.fields).max_by_key(|f| f.len());
+        *plan = plan.resumed(fields.map_or(&[][..], |f| &f[..]));
+    }
+    Ok((first.changed, edited))
 }
 
 /// The checkpoint to resume from with a `sink` ([`Workers::with_sink`]):

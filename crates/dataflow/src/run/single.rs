@@ -14,6 +14,7 @@ use std::io::{self, BufRead, BufReader, Read as _};
 use std::path::Path;
 use std::time::Duration;
 
+use cepheid_core::json::value_from_json;
 use cepheid_engine::io::Format;
 use cepheid_engine::{Engine, Record, Rules};
 use cepheid_runtime::checkpoint::{store, Counters, Marker, Piece, Stored};
@@ -27,13 +28,18 @@ use crate::{FileChunks, Lateness, Plan, WorkerCut};
 /// One engine's checkpoint `stored` as a cut of one worker for a run of
 /// `chunk_bytes` chunks (its marker and its piece); `Err` says why it
 /// cannot be resumed on workers (before anything is changed).
+///
+/// After a change of rules, the engine's rules go on, not the command
+/// line's: `plan` becomes a plan of its field table ([`Plan::resumed`]),
+/// whose rules can change.
 pub(super) fn resume(
     stored: Stored,
     config: &Config,
     chunk_bytes: u64,
-    plan: &Plan<Record>,
+    plan: &mut Plan<Record>,
 ) -> Result<(Marker, Vec<Piece>), Mismatch> {
     let single = |why: String| Mismatch::Single(why);
+    let worker = |source| Mismatch::Worker { index: 0, source };
     let counters = stored.marker().the_counters();
     let [piece] = stored.pieces() else {
         return Err(single("it is not one engine's".to_string()));
@@ -51,11 +57,6 @@ pub(super) fn resume(
                 .to_string(),
         ));
     }
-    if counters.rules_changed() {
-        return Err(single(
-            "its rules were changed while it ran (a `$rules` record or `Config::watch`), which a checkpoint on workers does not keep yet: resume it without `Scale::workers`".to_string(),
-        ));
-    }
     let path = config.input.path();
     let file = File::open(path).map_err(|e| single(format!("{}: {e}", path.display())))?;
     if let Some(tail) = input.tail {
@@ -67,8 +68,12 @@ pub(super) fn resume(
             )));
         }
     }
-    let engine = Engine::<Record>::from_snapshot_rules(piece.engines()[0].snapshot())
-        .map_err(|source| Mismatch::Worker { index: 0, source })?;
+    let engine =
+        Engine::<Record>::from_snapshot_rules(piece.engines()[0].snapshot()).map_err(worker)?;
+    let changed = counters.rules_changed();
+    if changed {
+        *plan = changing(plan.resumed(&engine.fields().paths()), config);
+    }
     let csv = matches!(config.format, Format::Csv);
     let controls = matches!(config.format, Format::JsonLines);
     let position = place(path, input.offset, chunk_bytes, (csv, controls))
@@ -79,23 +84,49 @@ pub(super) fn resume(
     if let Some(timeout) = config.idle_timeout {
         clock = clock.idle_timeout(timeout);
     }
+    let names: Vec<String> = engine.patterns().map(|p| p.name.clone()).collect();
     let mut piece = WorkerCut::from_engine(
         plan,
         engine,
         &clock,
         (position, counters.malformed()),
         counters.punctuated(),
+        changed,
     )
-    .map_err(|source| Mismatch::Worker { index: 0, source })?;
-    // (the keys said to be over --max-runs-per-key are said again once:
-    // their key groups are not in the checkpoint)
-    let (_, overflow) = counters.dropped_keys();
-    cut::put_keys(&mut piece, &(Vec::new(), overflow));
+    .map_err(worker)?;
+    // The run's counts go on: the reloads, and the keys said to be over
+    // `Config::max_runs_per_key` (with their key groups, by the engine's
+    // number of their pattern).
+    let [made, refused, late] = counters.reloads();
+    if let Some(mut rules) = crate::cut::rules(&piece).map_err(worker)? {
+        (rules.made, rules.read) = ([made, 0], [refused, late]);
+        crate::cut::put_rules(&mut piece, &rules).map_err(worker)?;
+    }
+    let (keys, overflow) = counters.dropped_keys();
+    let keys = (keys.iter())
+        .filter(|(p, _)| *p < names.len())
+        .map(|(p, key)| {
+            let values: Vec<cepheid_engine::Value> = key.iter().map(value_from_json).collect();
+            let json = serde_json::to_string(&values).unwrap_or_default();
+            (*p, json, crate::key_group(&values))
+        })
+        .collect();
+    cut::put_keys(&mut piece, &(keys, overflow));
     let marker = stored
         .marker()
         .clone()
         .on_workers((1, 1), chunk_bytes, false);
     Ok((marker, vec![piece]))
+}
+
+/// `plan` with rules that can change (as `config` says they do): a run
+/// that resumes the rules a change put in force goes on routing as one
+/// whose rules change.
+pub(super) fn changing(plan: Plan<Record>, config: &Config) -> Plan<Record> {
+    match plan.changes() {
+        Some(_) => plan,
+        None => plan.changing(config.reload_policy),
+    }
 }
 
 fn millis(d: Duration) -> i64 {
@@ -192,13 +223,17 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let Some(command) = marker.the_command().cloned() else {
         return Err(refuse("it names no command"));
     };
-    let mut engine = config.engine();
     let not_one = |source| Error::Resume {
         folder: folder(),
         why: Mismatch::Worker { index: 0, source },
     };
-    engine.add(rules).map_err(not_one)?;
     let states: Vec<&Piece> = newest.pieces().iter().collect();
+    let kept_rules = (states.iter())
+        .map(|piece| crate::cut::rules(piece))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(not_one)?;
+    let kept_rules: Vec<crate::cut::Rules> = kept_rules.into_iter().flatten().collect();
+    let mut engine = one_engine(config, rules, &states, &kept_rules).map_err(not_one)?;
     let merged = crate::cut::merge(&states, &mut engine).map_err(not_one)?;
     // Where each worker's reader was, in its chunks; what was read over
     // every worker.
@@ -241,11 +276,34 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         .ok()
         .and_then(|file| Tail::of(&file, offset));
     let all = merged.sources.iter().flatten().map(|(_, s)| s);
+    // The run's counts go on: the reloads (made and refused by the
+    // workers, the same on each; refused and late by each one's readers)
+    // and the keys said over `Config::max_runs_per_key`.
+    let reloads = kept_rules.first().map_or([0; 3], |first| {
+        let read = kept_rules.iter().map(|r| r.read);
+        let [refused, late] = read.fold([0, 0], |[a, b], [c, d]| [a + c, b + d]);
+        [first.made[0], first.made[1] + refused, late]
+    });
+    let changed = kept_rules.first().is_some_and(|r| r.changed);
+    let mut keys: Vec<(usize, Vec<serde_json::Value>)> = Vec::new();
+    let mut overflow = false;
+    for piece in &states {
+        let (said, more) = cut::keys(piece);
+        overflow |= more;
+        for (pattern, key, _) in said {
+            let values: Vec<serde_json::Value> = serde_json::from_str(&key).unwrap_or_default();
+            keys.push((pattern, values));
+        }
+    }
+    keys.sort_by_key(|(p, key)| (*p, serde_json::to_string(key).unwrap_or_default()));
+    keys.dedup();
     let counters = Counters::of(
         all.clone().map(|s| s.unread).sum(),
         all.clone().any(|s| s.lateness.end().punctuated)
             || merged.ends.iter().any(|e| e.punctuated),
-    );
+    )
+    .with_reloads(reloads, changed)
+    .with_dropped_keys(keys, overflow);
     let then = marker.sink_state();
     let state = SinkState {
         late_len: then.late_len.filter(|_| config.late.is_some()),
@@ -265,7 +323,8 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let one = Marker::new(number)
         .command(Some(command))
         .outputs(&state)
-        .counters(counters);
+        .counters(counters)
+        .records(marker.latest_records().to_vec());
     // (the cut stays until the checkpoint is whole: a run stopped between
     // the two makes it again from the cut)
     let key = i64::try_from(number).unwrap_or(i64::MAX);
@@ -284,6 +343,45 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     })?;
     drop(lock);
     Ok(Some(marker.pieces()))
+}
+
+/// The engine a cut of workers (`states`, with the rules each kept) is
+/// merged into, with every pattern of theirs and no state: the command's
+/// `rules`, or after a change of rules the cut's, each group's patterns
+/// from its engines (their versions, draining ones too) in the order of
+/// the rules in force, its fields numbered first as the workers' were.
+fn one_engine(
+    config: &Config,
+    rules: &Rules,
+    states: &[&Piece],
+    kept: &[crate::cut::Rules],
+) -> Result<Engine<Record>, cepheid_engine::Error> {
+    let mut engine = config.engine();
+    let Some(in_force) = kept.first().and_then(|r| r.in_force.as_ref()) else {
+        engine.add(rules)?;
+        return Ok(engine);
+    };
+    let fields = kept.iter().map(|r| &r.fields).max_by_key(|f| f.len());
+    for path in fields.into_iter().flatten() {
+        engine.fields().intern(path);
+    }
+    // (worker 0 holds an engine of every group)
+    let layout = &kept[0].layout;
+    let mut groups: Vec<Option<Engine<Record>>> = Vec::new();
+    groups.resize_with(layout.groups.len(), || None);
+    for state in states[0].engines() {
+        let group = state.patterns().map_or(usize::MAX, |g| g as usize);
+        if let Some(slot @ None) = groups.get_mut(group) {
+            *slot = Some(Engine::from_snapshot_rules(state.snapshot())?);
+        }
+    }
+    for name in in_force {
+        let group = (layout.groups.iter()).position(|(_, names)| names.contains(name));
+        if let Some(Some(theirs)) = group.and_then(|g| groups.get(g)) {
+            engine.adopt(theirs, |p| &p.name == name)?;
+        }
+    }
+    Ok(engine)
 }
 
 /// Where one reader of `path` from its start goes on when the workers'

@@ -8,7 +8,7 @@ use crate::engine::automaton::Automaton;
 use crate::engine::core::{PatternCounts, Stats};
 use crate::engine::front::Engine;
 use crate::engine::partitions::HOLE;
-use crate::engine::snapshot::fingerprint;
+use crate::engine::snapshot::{counts_array, fingerprint};
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::nfa::Nfa;
@@ -72,9 +72,24 @@ impl<E: Event + 'static> Engine<E> {
     /// dropped or discarded, events without a key) become the kept
     /// patterns' sums (from a snapshot of version 6, which held no counts
     /// per pattern, those since it was restored), and what it took in
-    /// (events, late ones, forced watermarks) stays.
-    pub fn retain_patterns(&mut self, mut keep: impl FnMut(usize, &Pattern) -> bool) {
+    /// (events, late ones, forced watermarks) stays. With `rest`, what
+    /// patterns the engine no longer has made (removed by a change of
+    /// rules, or before a snapshot of version 6) stays too: give it to one
+    /// of the engines an engine is split into, so that their counts add up
+    /// to its.
+    pub fn retain_patterns(&mut self, mut keep: impl FnMut(usize, &Pattern) -> bool, rest: bool) {
         let core = &mut self.core;
+        // (what the patterns no longer had made: the engine's less theirs)
+        let mut gone = [0; 7];
+        if rest {
+            gone = made(&mut core.stats).map(|n| *n);
+            for run in &core.patterns {
+                let c = counts_array(&run.counts);
+                gone.iter_mut()
+                    .zip(c)
+                    .for_each(|(g, n)| *g = g.saturating_sub(n));
+            }
+        }
         let kept: Vec<bool> = (core.patterns.iter().enumerate())
             .map(|(p, run)| keep(p, run.automaton.pattern()))
             .collect();
@@ -108,24 +123,14 @@ impl<E: Event + 'static> Engine<E> {
         let order: Vec<usize> = (0..kept.len()).filter(|&p| kept[p]).collect();
         core.rearrange(&order);
         // What the patterns made is the kept ones' (what the engine took
-        // in stays: every group takes every event).
-        let stats = &mut core.stats;
-        (
-            stats.matches,
-            stats.timeouts,
-            stats.dropped_runs,
-            stats.capped_runs,
-        ) = (0, 0, 0, 0);
-        (stats.discarded_runs, stats.unkeyed, stats.unusable_keys) = (0, 0, 0);
+        // in stays: every group takes every event), and with `rest` what
+        // those gone made.
         for run in &core.patterns {
-            let c = &run.counts;
-            stats.matches += c.matches;
-            stats.timeouts += c.timeouts;
-            stats.dropped_runs += c.dropped_runs;
-            stats.capped_runs += c.capped_runs;
-            stats.discarded_runs += c.discarded_runs;
-            stats.unkeyed += c.unkeyed;
-            stats.unusable_keys += c.unusable_keys;
+            let c = counts_array(&run.counts);
+            gone.iter_mut().zip(c).for_each(|(g, n)| *g += n);
+        }
+        for (n, sum) in made(&mut core.stats).into_iter().zip(gone) {
+            *n = sum;
         }
     }
 
@@ -190,6 +195,7 @@ impl<E: Event + 'static> Engine<E> {
         if !other.core.memory.is_empty() {
             return refused("the state of lists or indicators is not merged");
         }
+        let processed = other.core.processed();
         let theirs = &mut other.core;
         let core = &mut self.core;
         let moves = core.store.absorb(std::mem::take(&mut theirs.store));
@@ -222,6 +228,17 @@ impl<E: Event + 'static> Engine<E> {
             mine.absorb(c);
             mine.unkeyed += c.unkeyed;
             mine.unusable_keys += c.unusable_keys;
+            // The events that reached it there (its engine's processed
+            // less those before the name was added there) reach it here:
+            // with the events every part of one group adds below, its
+            // base is the events before it was added to the whole (a
+            // group a change of rules added began at 0).
+            mine.base = (mine.base.wrapping_add(c.base)).wrapping_sub(processed);
+        }
+        if events {
+            for run in &mut core.patterns {
+                run.counts.base = run.counts.base.wrapping_add(processed);
+            }
         }
         let (mine, s) = (&mut core.stats, &theirs.stats);
         mine.matches += s.matches;
@@ -249,6 +266,44 @@ impl<E: Event + 'static> Engine<E> {
         Ok(())
     }
 
+    /// Adds the patterns of `other` that `keep` accepts and this engine
+    /// does not have (by name and canonical text), in `other`'s order
+    /// after this engine's own, each with its version and whether it
+    /// drains, compiled for this engine's fields, with no state and
+    /// nothing counted: how the engine that takes in the engines of
+    /// several groups of patterns ([`absorb`](Engine::absorb)) gets their
+    /// patterns first when they are not its own (their rules changed while
+    /// they ran: a cut of `cepheid run --workers` resumed on one engine).
+    /// Fails with [`ErrorKind::Pattern`] when one does not compile here.
+    pub fn adopt(
+        &mut self,
+        other: &Engine<E>,
+        mut keep: impl FnMut(&Pattern) -> bool,
+    ) -> Result<(), Error> {
+        let mut fields = self.fields.clone();
+        for run in &other.core.patterns {
+            let p = run.automaton.pattern();
+            let mine = (self.core.patterns.iter()).any(|r| {
+                let q = r.automaton.pattern();
+                q.name == p.name && fingerprint(q) == fingerprint(p)
+            });
+            if mine || !keep(p) {
+                continue;
+            }
+            let failed =
+                |e: String| Error::new(ErrorKind::Pattern, format!("pattern `{}`: {e}", p.name));
+            let nfa = Nfa::<E>::compile(p, &mut fields).map_err(|e| failed(e.to_string()))?;
+            let q = self.core.add(Arc::new(nfa), &mut fields).map_err(failed)?;
+            let added = &mut self.core.patterns[q];
+            (added.version, added.versioned, added.draining) =
+                (run.version, run.versioned, run.draining);
+        }
+        self.core.draining = self.core.patterns.iter().filter(|r| r.draining).count();
+        self.core.refresh_guards();
+        self.fields = fields;
+        Ok(())
+    }
+
     /// Sets the clock of an engine that has seen nothing yet (one made by
     /// [`absorb`](Engine::absorb)ing others): its watermark, the largest
     /// time seen, and the events waiting for the watermark, in the order
@@ -273,4 +328,18 @@ impl<E: Event + 'static> Engine<E> {
         self.core.stats.late += late;
         Ok(())
     }
+}
+
+/// What the patterns made, as [`Stats`] counts it, in the order of
+/// [`counts_array`].
+fn made(s: &mut Stats) -> [&mut u64; 7] {
+    [
+        &mut s.matches,
+        &mut s.timeouts,
+        &mut s.dropped_runs,
+        &mut s.capped_runs,
+        &mut s.discarded_runs,
+        &mut s.unkeyed,
+        &mut s.unusable_keys,
+    ]
 }

@@ -281,7 +281,7 @@ fn stats_array(s: &Stats) -> [u64; 10] {
 }
 
 /// A pattern's counts as a snapshot holds them (version 7 on).
-fn counts_array(c: &PatternCounts) -> [u64; 8] {
+pub(super) fn counts_array(c: &PatternCounts) -> [u64; 8] {
     [
         c.matches,
         c.timeouts,

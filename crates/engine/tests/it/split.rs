@@ -119,7 +119,7 @@ fn each_group_of_a_split_engine_ends_as_the_uninterrupted_engine() {
             // (a cut after some events always leaves some waiting: the
             // delay is above the steps of time)
             assert_eq!(waiting.is_empty(), cut == 0, "cut at {cut}");
-            part.retain_patterns(|_, p| p.name == name);
+            part.retain_patterns(|_, p| p.name == name, false);
             let names: Vec<_> = part.patterns().map(|p| p.name.clone()).collect();
             assert_eq!(names, [name]);
             // The part still snapshots and restores (as a worker's engine).
@@ -170,9 +170,9 @@ fn retaining_every_pattern_changes_nothing_and_none_leaves_no_state() {
     }
     let (runs, keys) = (engine.live_runs(), engine.live_keys());
     assert!(runs > 0);
-    engine.retain_patterns(|_, _| true);
+    engine.retain_patterns(|_, _| true, false);
     assert_eq!((engine.live_runs(), engine.live_keys()), (runs, keys));
-    engine.retain_patterns(|_, _| false);
+    engine.retain_patterns(|_, _| false, false);
     assert_eq!(engine.patterns().count(), 0);
     assert_eq!((engine.live_runs(), engine.live_keys()), (0, 0));
     assert_eq!(engine.stored_events(), 0);
@@ -192,7 +192,7 @@ fn pieces(rules: &Rules, snapshot: &[u8], cut: usize) -> (Vec<(Engine<Record>, b
             let mut part = engine(rules);
             part.restore(snapshot).unwrap();
             waiting = part.take_waiting();
-            part.retain_patterns(|_, p| p.name == name);
+            part.retain_patterns(|_, p| p.name == name, false);
             // (by the key's text: two disjoint halves of the keys)
             let side = |key: &[cepheid_engine::Value]| {
                 (format!("{key:?}").bytes().map(u32::from).sum::<u32>() % 2) as u8

@@ -159,10 +159,36 @@ impl Counters {
         self.rules_changed
     }
 
-    /// The keys already said to be over `Config::max_runs_per_key`, and
-    /// whether more went over than are remembered.
-    pub fn dropped_keys(&self) -> (usize, bool) {
-        (self.dropped_keys.len(), self.dropped_keys_overflow)
+    /// The keys already said to be over `Config::max_runs_per_key` (each
+    /// pattern's number among the rules in force, and the key's values),
+    /// and whether more went over than are remembered.
+    pub fn dropped_keys(&self) -> (&[(usize, Vec<serde_json::Value>)], bool) {
+        (&self.dropped_keys, self.dropped_keys_overflow)
+    }
+
+    /// With the keys already said to be over `Config::max_runs_per_key`
+    /// ([`Counters::dropped_keys`]).
+    pub fn with_dropped_keys(
+        mut self,
+        keys: Vec<(usize, Vec<serde_json::Value>)>,
+        overflow: bool,
+    ) -> Counters {
+        (self.dropped_keys, self.dropped_keys_overflow) = (keys, overflow);
+        self
+    }
+
+    /// Rule sets put in force, refused, and rules records applied late so
+    /// far.
+    pub fn reloads(&self) -> [u64; 3] {
+        [self.reloads, self.reloads_refused, self.reloads_late]
+    }
+
+    /// With the reloads so far ([`Counters::reloads`]), and whether they
+    /// changed the rules ([`Counters::rules_changed`]).
+    pub fn with_reloads(mut self, [made, refused, late]: [u64; 3], changed: bool) -> Counters {
+        (self.reloads, self.reloads_refused, self.reloads_late) = (made, refused, late);
+        self.rules_changed = changed;
+        self
     }
 }
 

@@ -32,7 +32,7 @@ const RECORDS: u32 = 4;
 const ENGINE: u32 = 16;
 const POSITION: u32 = 17;
 const MARKER_SECTIONS: &[u32] = &[RUN, SINK, COUNTERS, RECORDS];
-const PIECE_SECTIONS: &[u32] = &[ENGINE, POSITION, 18, 19, 20, 21, 22, 31];
+const PIECE_SECTIONS: &[u32] = &[ENGINE, POSITION, 18, 19, 20, 21, 22, 23, 31];
 
 /// An engine of every pattern (one engine's), not of one group.
 const EVERY_GROUP: u32 = u32::MAX;
@@ -278,6 +278,9 @@ pub enum Part {
     Read = 21,
     /// The worker's own output file.
     Own = 22,
+    /// The rules in force, the changes pending and what was counted of
+    /// changes.
+    Rules = 23,
     /// A worker's state in a cut of format 5 to 7, as it was saved.
     Legacy = 31,
 }
