@@ -291,8 +291,12 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         let (said, more) = cut::keys(piece);
         overflow |= more;
         for (pattern, key, _) in said {
-            let values: Vec<serde_json::Value> = serde_json::from_str(&key).unwrap_or_default();
-            keys.push((pattern, values));
+            // (written by the workers as JSON; one that does not read
+            // back is left out, so that it is said again, not taken for
+            // the empty key)
+            if let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(&key) {
+                keys.push((pattern, values));
+            }
         }
     }
     keys.sort_by_key(|(p, key)| (*p, serde_json::to_string(key).unwrap_or_default()));
