@@ -58,6 +58,9 @@ pub enum DiagnosticKind {
     /// A looping element with no window: its partial matches can live for
     /// ever (a warning).
     UnboundedState,
+    /// A quantified first element of a group whose repetitions follow the
+    /// group's contiguity, not the one written on it (a warning).
+    GroupHeadContiguity,
     /// A name used both as a stage and by `until`.
     UntilUsesStage,
     /// A quantifier that makes no sense (`{0}`, `{3,2}`).

@@ -98,7 +98,119 @@ pub(crate) fn lower_pattern(
                 .push(unbounded_state_warning(&pattern, element));
         }
     }
+    if ok {
+        group_heads(&pattern, &pattern.sequence, &mut l.diagnostics);
+    }
     (ok.then_some(pattern), l.diagnostics)
+}
+
+/// Says where the quantified first stage of a group repeats otherwise than
+/// written on it: as in Flink (`getInnerIgnoreCondition` of a group's
+/// head), it takes the group's contiguity between its repetitions
+/// (relaxed for a group that does not repeat), so its own `consecutive`
+/// or `combinations`, or their absence, does not apply there
+/// (`docs/semantics.md`, "The first element of a group"). A branch of an
+/// alternation keeps its own (difference 5), so only groups are looked at.
+fn group_heads(pattern: &Pattern, sequence: &Sequence, out: &mut Vec<Diagnostic>) {
+    for element in &sequence.elements {
+        match &element.kind {
+            IrKind::Group(inner) => {
+                let group = match element.quantifier {
+                    Quantifier::One => InnerContiguity::Relaxed,
+                    _ => element.inner,
+                };
+                if let Some(head) = inner.elements.first() {
+                    if let IrKind::Stage(stage) = head.kind {
+                        if head.quantifier != Quantifier::One && head.inner != group {
+                            out.push(group_head_warning(pattern, stage, head, element, group));
+                        }
+                    }
+                }
+                group_heads(pattern, inner, out);
+            }
+            IrKind::Alternation(branches) => {
+                for branch in branches {
+                    group_heads(pattern, branch, out);
+                }
+            }
+            IrKind::Stage(_) => {}
+        }
+    }
+}
+
+/// The warning of [`group_heads`] for `head`, the first element of
+/// `group`, whose repetitions follow `contiguity`.
+fn group_head_warning(
+    pattern: &Pattern,
+    stage: StageId,
+    head: &Element,
+    group: &Element,
+    contiguity: InnerContiguity,
+) -> Diagnostic {
+    let name = pattern
+        .stages
+        .get(stage.index())
+        .map_or("the element", |s| s.name.as_str());
+    let short = |c: InnerContiguity| match c {
+        InnerContiguity::Relaxed => "relaxed",
+        InnerContiguity::Consecutive => "`consecutive`",
+        InnerContiguity::Combinations => "`combinations`",
+    };
+    let long = match contiguity {
+        InnerContiguity::Relaxed => "relaxed (other events may come between them)",
+        InnerContiguity::Consecutive => "`consecutive` (no other event between them)",
+        InnerContiguity::Combinations => "`combinations` (any of them may be left out)",
+    };
+    let what = match group.quantifier {
+        Quantifier::One => "a group that does not repeat",
+        _ => "a repeated group",
+    };
+    Diagnostic::warning(
+        DiagnosticKind::GroupHeadContiguity,
+        head.span,
+        format!(
+            "`{name}` is the first element of {what}, so its repetitions are {long}, not {} \
+             as written (Flink's rule for the first element of a group)",
+            short(head.inner)
+        ),
+    )
+    .with_help(group_head_help(name, head, group, contiguity))
+}
+
+/// How to make the first element of `group` read as it runs, or run as
+/// it reads.
+fn group_head_help(
+    name: &str,
+    head: &Element,
+    group: &Element,
+    contiguity: InnerContiguity,
+) -> String {
+    let fix = match contiguity {
+        InnerContiguity::Relaxed => format!(
+            "leave `{}` off `{name}`",
+            if head.inner == InnerContiguity::Consecutive {
+                "consecutive"
+            } else {
+                "combinations"
+            }
+        ),
+        InnerContiguity::Consecutive => format!("write `consecutive` on `{name}`"),
+        InnerContiguity::Combinations => format!("write `combinations` on `{name}`"),
+    };
+    if group.quantifier == Quantifier::One && !group.is_optional() {
+        let within = if group.within.is_some() {
+            " (the group's `within` on each of them)"
+        } else {
+            ""
+        };
+        format!(
+            "a group that does not repeat changes nothing else: write its elements without \
+             the parentheses{within} to have `{name}` repeat as written, or {fix} to say what \
+             it does"
+        )
+    } else {
+        format!("{fix} to say what it does")
+    }
 }
 
 /// The alternatives of a group whose only element is an alternation

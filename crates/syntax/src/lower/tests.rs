@@ -385,3 +385,62 @@ fn an_expression_built_by_hand_past_the_limit_is_an_error_not_a_stack_overflow()
     let text = format!("{errors:?}");
     assert!(text.contains("nested more than 64 levels deep"), "{text}");
 }
+
+#[test]
+fn the_first_element_of_a_group_is_warned_about_where_it_repeats_otherwise_than_written() {
+    use DiagnosticKind as K;
+    use Severity::Warning as W;
+    fn warned(src: &str) -> Vec<&str> {
+        let loaded = load_str("t.cep", src);
+        assert!(!loaded.has_errors(), "{src}: {}", loaded.render());
+        loaded
+            .diagnostics
+            .iter()
+            .filter(|d| (d.severity, d.kind) == (W, K::GroupHeadContiguity))
+            .map(|d| &src[d.span.start as usize..d.span.end as usize])
+            .collect()
+    }
+    let p = |m: &str| format!("pattern p {{ within 1h match {m} }}");
+    // A group that does not repeat: its first element's repetitions are
+    // relaxed, whatever is written on it.
+    assert_eq!(
+        warned(&p("x followed by (a{2,3} consecutive followed by c)")),
+        ["a{2,3} consecutive"]
+    );
+    assert_eq!(
+        warned(&p("x followed by (a+ combinations followed by c)")),
+        ["a+ combinations"]
+    );
+    assert!(warned(&p("x followed by (a{2,3} followed by c)")).is_empty());
+    // A repeated group gives its own contiguity.
+    assert_eq!(
+        warned(&p("x followed by (a{2} followed by c){2} consecutive")),
+        ["a{2}"]
+    );
+    assert!(warned(&p(
+        "x followed by (a{2} consecutive followed by c){2} consecutive"
+    ))
+    .is_empty());
+    assert!(warned(&p("x followed by (a{2} followed by c)+")).is_empty());
+    // Not the first element, not quantified, or not in a group: as written.
+    assert!(warned(&p("x followed by (c followed by a{2,3} consecutive)")).is_empty());
+    assert!(warned(&p("x followed by (a followed by c){2} consecutive")).is_empty());
+    assert!(warned(&p("x followed by a{2,3} consecutive followed by c")).is_empty());
+    // A branch of an alternation keeps its own (difference 5), written
+    // alone or in parentheses; a group inside a branch, or a group inside
+    // a group, is a group.
+    assert!(warned(&p("x followed by (a{2} consecutive or c)")).is_empty());
+    assert!(warned(&p("x followed by (c or (a{2} consecutive followed by d))")).is_empty());
+    assert_eq!(
+        warned(&p(
+            "x followed by (c or (e followed by (a{2} consecutive followed by d)))"
+        )),
+        ["a{2} consecutive"]
+    );
+    assert_eq!(
+        warned(&p(
+            "x followed by (c followed by (a{2} consecutive followed by d))"
+        )),
+        ["a{2} consecutive"]
+    );
+}
