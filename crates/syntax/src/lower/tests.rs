@@ -296,20 +296,22 @@ fn standalone_expressions() {
     assert!(crate::lower_expression(&bad, &names).is_err());
 }
 
+/// The text under each warning of `kind` that loading `src` (without
+/// errors) gives.
+fn warned_of(kind: DiagnosticKind, src: &str) -> Vec<&str> {
+    let loaded = load_str("t.cep", src);
+    assert!(!loaded.has_errors(), "{src}: {}", loaded.render());
+    loaded
+        .diagnostics
+        .iter()
+        .filter(|d| (d.severity, d.kind) == (Severity::Warning, kind))
+        .map(|d| &src[d.span.start as usize..d.span.end as usize])
+        .collect()
+}
+
 #[test]
 fn a_looping_element_without_a_window_is_warned_about() {
-    use DiagnosticKind as K;
-    use Severity::Warning as W;
-    fn warned(src: &str) -> Vec<&str> {
-        let loaded = load_str("t.cep", src);
-        assert!(!loaded.has_errors(), "{src}: {}", loaded.render());
-        loaded
-            .diagnostics
-            .iter()
-            .filter(|d| (d.severity, d.kind) == (W, K::UnboundedState))
-            .map(|d| &src[d.span.start as usize..d.span.end as usize])
-            .collect()
-    }
+    let warned = |src| warned_of(DiagnosticKind::UnboundedState, src);
     // A run in `b+` waits for one more `b` for ever.
     assert_eq!(warned("pattern p { match a followed by b+ }"), ["b+"]);
     assert_eq!(warned("pattern p { match a* followed by b }"), ["a*"]);
@@ -330,7 +332,7 @@ fn a_looping_element_without_a_window_is_warned_about() {
     // Patterns with errors get no such warning.
     assert_eq!(
         kinds("pattern p { match a+ until s }"),
-        [(Severity::Error, K::UnknownName)]
+        [(Severity::Error, DiagnosticKind::UnknownName)]
     );
 }
 
@@ -388,18 +390,10 @@ fn an_expression_built_by_hand_past_the_limit_is_an_error_not_a_stack_overflow()
 
 #[test]
 fn the_first_element_of_a_group_is_warned_about_where_it_repeats_otherwise_than_written() {
-    use DiagnosticKind as K;
-    use Severity::Warning as W;
-    fn warned(src: &str) -> Vec<&str> {
-        let loaded = load_str("t.cep", src);
-        assert!(!loaded.has_errors(), "{src}: {}", loaded.render());
-        loaded
-            .diagnostics
-            .iter()
-            .filter(|d| (d.severity, d.kind) == (W, K::GroupHeadContiguity))
-            .map(|d| &src[d.span.start as usize..d.span.end as usize])
-            .collect()
-    }
+    let warned = |src: &str| -> Vec<String> {
+        let got = warned_of(DiagnosticKind::GroupHeadContiguity, src);
+        got.into_iter().map(str::to_string).collect()
+    };
     let p = |m: &str| format!("pattern p {{ within 1h match {m} }}");
     // A group that does not repeat: its first element's repetitions are
     // relaxed, whatever is written on it.
