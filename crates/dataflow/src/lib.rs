@@ -101,6 +101,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![deny(clippy::too_many_lines)]
 
 // The layers below, under the names the modules use for them.
 #[allow(unused_imports)]

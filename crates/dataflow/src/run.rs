@@ -523,11 +523,7 @@ impl Workers {
             sources,
             mut sink,
         } = self;
-        refuse_outputs(&config, &scale, sink.is_some()).map_err(Error::Refused)?;
-        if config.watch && sources.is_some() {
-            // (each worker's source reads its own share: no one reader)
-            return Err(Error::Refused(Refusal::Watch));
-        }
+        refuse_to_run(&config, &scale, sources.is_some(), sink.as_deref())?;
         // Watched pattern paths: their changes go to the live input's
         // reader, which reads them again (held for the whole run).
         let _watch = match (&messages, config.watch) {
@@ -540,25 +536,10 @@ impl Workers {
             },
             _ => None,
         };
-        // What one engine's run refuses when it is made, the same.
-        config
-            .check_reading(sources.is_none())
-            .map_err(|c| Error::Runtime(cepheid_runtime::Error::Conflict(c)))?;
         if scale.first_process() && sink.is_none() {
             for notice in config.start_warnings() {
                 say.report().notice(notice);
             }
-        }
-        if let Some(sink) = sink.as_deref() {
-            if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
-                let conflict = cepheid_runtime::Conflict::SinkNeedsCheckpoints {
-                    sink: sink.describe(cepheid_runtime::Kind::Match),
-                };
-                return Err(Error::Runtime(cepheid_runtime::Error::Conflict(conflict)));
-            }
-        }
-        if config.time == Time::Record && sources.is_none() {
-            return Err(Error::Refused(Refusal::RecordTime));
         }
         let mut layout = layout(&scale)?;
         if let Layout::Cluster {
@@ -575,31 +556,14 @@ impl Workers {
             .collect();
         let board = observes
             .then(|| Arc::new(Board::new(&scale, records_wanted, &readers, fields.clone())));
-        let shape = (scale.process_count(), scale.workers);
-        let (checkpoint, resume, shares) = match &config.checkpoint {
-            Some(dir) => {
-                let (checkpoint, resume, shares) = checkpoints(
-                    &config,
-                    &scale,
-                    sources.as_deref(),
-                    sink.as_deref_mut(),
-                    dir,
-                    &mut plan,
-                    shape,
-                    &say,
-                )?;
-                if sink.as_ref().is_some_and(|s| s.commits_at_end()) {
-                    checkpoint.cuts.at_end();
-                } else if !live(&config) && sources.is_none() {
-                    // A file: a last cut at its end, before the end moves
-                    // event time on (as one engine's checkpoint there), from
-                    // which a run over the file grown since goes on.
-                    checkpoint.cuts.before_end();
-                }
-                (Some(Arc::new(checkpoint)), resume, shares)
-            }
-            None => (None, None, Vec::new()),
-        };
+        let (checkpoint, resume, shares) = open_checkpoints(
+            &config,
+            &scale,
+            sources.as_deref(),
+            sink.as_deref_mut(),
+            &mut plan,
+            &say,
+        )?;
         if let (Some(input), true) = (
             &messages,
             checkpoint.as_ref().is_some_and(|c| c.reload_files),
@@ -620,14 +584,8 @@ impl Workers {
         // (late events are made for a sink that takes them)
         let sink_takes_late = sink.as_ref().is_some_and(|s| s.takes_late());
         let outputs = write::open(&config, &scale, sink, resume.as_ref(), &say)?;
-        if let (cepheid_runtime::Input::File(path), None) = (&config.input, &sources) {
-            if let Err(source) = File::open(path) {
-                return Err(Error::Runtime(cepheid_runtime::Error::Io {
-                    doing: cepheid_runtime::Doing::Open,
-                    path: path.display().to_string(),
-                    source,
-                }));
-            }
+        if sources.is_none() {
+            opens(&config.input)?;
         }
         let live = live(&config) || sources.is_some();
         // A followed file's lag (bytes behind its end) is its one reader's.
@@ -672,17 +630,8 @@ impl Workers {
             reloads: config.watch.then(|| Arc::new(config.clone())),
         });
         let started = Instant::now();
-        let observing = board.as_ref().map(|board| {
-            let stop = Arc::new(AtomicBool::new(false));
-            let thread = observe(
-                Arc::clone(board),
-                patterns.clone(),
-                followed.clone(),
-                say.clone(),
-                Arc::clone(&stop),
-            );
-            (thread, stop)
-        });
+        let observing = (board.as_ref())
+            .map(|board| Observing::start(board, &patterns, followed.clone(), &say));
         let cluster = scale.cluster();
         if cluster {
             short_thread_panics();
@@ -702,10 +651,8 @@ impl Workers {
         JOINING.store(true, Ordering::Relaxed);
         let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
         JOINING.store(false, Ordering::Relaxed);
-        if let Some((thread, stop)) = observing {
-            stop.store(true, Ordering::Relaxed);
-            thread.thread().unpark();
-            let _ = thread.join();
+        if let Some(observing) = observing {
+            observing.stop();
         }
         let with_checkpoint = config.checkpoint.is_some();
         let Ok(results) = joined else {
@@ -713,63 +660,208 @@ impl Workers {
                 checkpoint: with_checkpoint,
             });
         };
-        let mut outcome = Outcome {
-            summary: None,
-            said_errors: job.write_failed.load(Ordering::Relaxed)
-                || job.checkpoint_failed.load(Ordering::Relaxed),
-            failed: Vec::new(),
-        };
-        for result in results {
-            match result {
-                Ok(Ok(None)) => {}
-                Ok(Ok(Some((out, counts, stopped)))) => {
-                    // (an output that failed stopped the input, as it stops
-                    // one engine's)
-                    let failed = lock(&out).failed();
-                    if let (Some(fields), None, false) = (&fields, &stopped, failed) {
-                        // The end of the input: what no reader of any
-                        // process saw (their views came with the counts).
-                        fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
-                    }
-                    let finished = finish(
-                        &config,
-                        &scale,
-                        &mut lock(&out),
-                        counts,
-                        stopped,
-                        started,
-                        &say,
-                    );
-                    outcome.summary = Some(finished);
-                }
-                Ok(Err(why)) | Err(why) => outcome.failed.push(Error::Worker {
-                    why,
-                    cluster,
-                    checkpoint: with_checkpoint,
-                }),
-            }
-        }
+        let outcome = outcome_of(results, &job, &scale, started);
         if let Some(board) = &board {
-            // The last tick: every worker published its numbers at its
-            // end. This process's own (the other processes show theirs),
-            // which on one process are the summary's.
-            let (workers, [events, late, malformed]) = board.gather(&patterns);
-            let records = board.records();
-            let mut view = RunView::of_workers(&workers);
-            (view.events_read, view.late, view.malformed) = (events, late, malformed);
-            view.records = &records;
-            if let (false, Some(summary)) = (cluster, &outcome.summary) {
-                (view.events_read, view.late, view.malformed) =
-                    (summary.events, summary.late, summary.malformed);
-            }
-            view.source_lag = board.source_lag(followed.as_deref());
-            let lag = board.consumer_lag();
-            board.show(&mut view, &lag);
-            view.finished = true;
-            say.report().tick(&view);
+            last_tick(
+                board,
+                &patterns,
+                cluster,
+                &outcome,
+                followed.as_deref(),
+                &say,
+            );
         }
         Ok(outcome)
     }
+}
+
+/// The checkpoints of a run with `Config::checkpoint`: what
+/// [`checkpoints`] reads of the folder, the cuts to come (a last one at
+/// the end of a file, or at the end for a sink that commits there).
+fn open_checkpoints(
+    config: &Config,
+    scale: &Scale,
+    sources: Option<&[OwnSource]>,
+    sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
+    plan: &mut Plan<Record>,
+    say: &Say,
+) -> Result<OpenCheckpoints, Error> {
+    let Some(dir) = &config.checkpoint else {
+        return Ok((None, None, Vec::new()));
+    };
+    let commits_at_end = sink.as_ref().is_some_and(|s| s.commits_at_end());
+    let shape = (scale.process_count(), scale.workers);
+    let (checkpoint, resume, shares) =
+        checkpoints(config, scale, sources, sink, dir, plan, shape, say)?;
+    if commits_at_end {
+        checkpoint.cuts.at_end();
+    } else if !live(config) && sources.is_none() {
+        // A file: a last cut at its end, before the end moves event time
+        // on (as one engine's checkpoint there), from which a run over the
+        // file grown since goes on.
+        checkpoint.cuts.before_end();
+    }
+    Ok((Some(Arc::new(checkpoint)), resume, shares))
+}
+
+/// What [`open_checkpoints`] gives.
+type OpenCheckpoints = (
+    Option<Arc<Checkpoint>>,
+    Option<(cepheid_runtime::checkpoint::Marker, Vec<Piece>)>,
+    Vec<Option<Share>>,
+);
+
+/// How the run went, from what each worker of this process ended with:
+/// worker 0 of process 0 the outputs and every worker's counts (the
+/// summary), any worker what failed.
+fn outcome_of(
+    results: Vec<Result<Result<Option<job::Ended>, String>, String>>,
+    job: &Job,
+    scale: &Scale,
+    started: Instant,
+) -> Outcome {
+    let (config, say) = (&job.config, &job.say);
+    let mut outcome = Outcome {
+        summary: None,
+        said_errors: job.write_failed.load(Ordering::Relaxed)
+            || job.checkpoint_failed.load(Ordering::Relaxed),
+        failed: Vec::new(),
+    };
+    for result in results {
+        match result {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some((out, counts, stopped)))) => {
+                // (an output that failed stopped the input, as it stops
+                // one engine's)
+                let failed = lock(&out).failed();
+                if let (Some(fields), None, false) = (&job.fields, &stopped, failed) {
+                    // The end of the input: what no reader of any process
+                    // saw (their views came with the counts).
+                    fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
+                }
+                let out = &mut lock(&out);
+                let finished = finish(config, scale, out, counts, stopped, started, say);
+                outcome.summary = Some(finished);
+            }
+            Ok(Err(why)) | Err(why) => outcome.failed.push(Error::Worker {
+                why,
+                cluster: job.cluster,
+                checkpoint: config.checkpoint.is_some(),
+            }),
+        }
+    }
+    outcome
+}
+
+/// The events file of a run that reads one, opened once to see that it
+/// can be (before any worker starts).
+fn opens(input: &cepheid_runtime::Input) -> Result<(), Error> {
+    if let cepheid_runtime::Input::File(path) = input {
+        if let Err(source) = File::open(path) {
+            return Err(Error::Runtime(cepheid_runtime::Error::Io {
+                doing: cepheid_runtime::Doing::Open,
+                path: path.display().to_string(),
+                source,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// The thread that shows an observed run while it runs ([`observe`]).
+struct Observing {
+    thread: std::thread::JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Observing {
+    /// Starts it on `board`.
+    fn start(
+        board: &Arc<Board>,
+        patterns: &[cepheid_core::pattern::Pattern],
+        followed: Option<PathBuf>,
+        say: &Say,
+    ) -> Observing {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = observe(
+            Arc::clone(board),
+            patterns.to_vec(),
+            followed,
+            say.clone(),
+            Arc::clone(&stop),
+        );
+        Observing { thread, stop }
+    }
+
+    /// Stops it and waits for it.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+/// What cannot run on workers, refused before anything is read: outputs
+/// they do not take ([`Refusal`]), `Config::watch` with sources of the
+/// library's user (each worker reads its own share: no one reader), and
+/// what one engine's run refuses when it is made (`Config::check_reading`,
+/// a transactional sink without checkpoints, the records' own times from a
+/// file), the same.
+fn refuse_to_run(
+    config: &Config,
+    scale: &Scale,
+    sources: bool,
+    sink: Option<&(dyn cepheid_runtime::Sink + 'static)>,
+) -> Result<(), Error> {
+    refuse_outputs(config, scale, sink.is_some()).map_err(Error::Refused)?;
+    if config.watch && sources {
+        return Err(Error::Refused(Refusal::Watch));
+    }
+    config
+        .check_reading(!sources)
+        .map_err(|c| Error::Runtime(cepheid_runtime::Error::Conflict(c)))?;
+    if let Some(sink) = sink {
+        if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
+            let conflict = cepheid_runtime::Conflict::SinkNeedsCheckpoints {
+                sink: sink.describe(cepheid_runtime::Kind::Match),
+            };
+            return Err(Error::Runtime(cepheid_runtime::Error::Conflict(conflict)));
+        }
+    }
+    if config.time == Time::Record && !sources {
+        return Err(Error::Refused(Refusal::RecordTime));
+    }
+    Ok(())
+}
+
+/// The last tick of an observed run: every worker published its numbers
+/// at its end. This process's own (the other processes show theirs),
+/// which on one process are the summary's.
+fn last_tick(
+    board: &Board,
+    patterns: &[cepheid_core::pattern::Pattern],
+    cluster: bool,
+    outcome: &Outcome,
+    followed: Option<&Path>,
+    say: &Say,
+) {
+    // The last tick: every worker published its numbers at its
+    // end. This process's own (the other processes show theirs),
+    // which on one process are the summary's.
+    let (workers, [events, late, malformed]) = board.gather(patterns);
+    let records = board.records();
+    let mut view = RunView::of_workers(&workers);
+    (view.events_read, view.late, view.malformed) = (events, late, malformed);
+    view.records = &records;
+    if let (false, Some(summary)) = (cluster, &outcome.summary) {
+        (view.events_read, view.late, view.malformed) =
+            (summary.events, summary.late, summary.malformed);
+    }
+    view.source_lag = board.source_lag(followed);
+    let lag = board.consumer_lag();
+    board.show(&mut view, &lag);
+    view.finished = true;
+    say.report().tick(&view);
 }
 
 /// Standard input, or a followed file: read on a thread of its own.

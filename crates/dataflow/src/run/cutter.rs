@@ -359,6 +359,18 @@ pub(super) struct Gathered {
 }
 
 impl Gathered {
+    /// What worker 0 gathers into `out` (another worker: nothing), until
+    /// `stop`.
+    pub(super) fn new(out: Option<write::Shared>, stop: Arc<AtomicBool>) -> Gathered {
+        Gathered {
+            out,
+            stop,
+            held: Vec::new(),
+            after_end: Vec::new(),
+            summary: Counts::default(),
+        }
+    }
+
     pub(super) fn flush_now(&mut self) {
         if let Some(out) = &self.out {
             lock(out).flush_written();

@@ -104,6 +104,98 @@ pub(super) fn rules_item(
 }
 
 impl Job {
+    /// The engines' sink of worker `index`: its records to `records_to`,
+    /// its numbers published with `publish`.
+    fn emit(
+        &self,
+        index: usize,
+        records_to: &Option<write::Shared>,
+        counts: &Arc<ReadCounts>,
+        drops: &Rc<RefCell<Drops>>,
+        publish: Option<Publish>,
+    ) -> Emit {
+        let tap = self.board.as_ref().and_then(|board| board.tap.clone());
+        let records = Records::new(records_to.clone(), tap, Arc::clone(&self.stop));
+        let notices = Arc::clone(&self.notices);
+        let mut sink = Emit::new(
+            notices,
+            Arc::clone(counts),
+            Rc::clone(drops),
+            records,
+            self.say.clone(),
+        );
+        sink.publish = publish;
+        sink.fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
+        sink
+    }
+
+    /// Worker 0's cutter, with `requests`: the cuts of a run with
+    /// checkpoints.
+    fn cutter(&self, index: usize, requests: Option<Requests>) -> Option<Cutter> {
+        let checkpoint = self.checkpoint.as_ref().filter(|_| index == 0)?;
+        Some(Cutter {
+            say: self.say.clone(),
+            checkpoint: Arc::clone(checkpoint),
+            requests,
+            ask: self.cluster,
+            asking: false,
+            misses: 0,
+            last: Instant::now(),
+            pending: None,
+            asked_at: None,
+            observes: self.board.is_some(),
+            ended: false,
+            failed: Arc::clone(&self.checkpoint_failed),
+            stop: Arc::clone(&self.stop),
+            tap: self.board.as_ref().and_then(|board| board.tap.clone()),
+        })
+    }
+
+    /// The lateness of a worker's source: a source of the library's user
+    /// (`own`) has no delay of its own (that of each split).
+    fn lateness(&self, own: bool) -> Lateness {
+        let delay = if own {
+            i64::MAX
+        } else {
+            millis(self.config.max_delay)
+        };
+        let lateness = Lateness::new(delay)
+            .flush_at_end(self.config.flush_at_end)
+            .max_waiting(self.config.max_waiting);
+        match self.config.idle_timeout {
+            Some(timeout) => lateness.idle_timeout(timeout),
+            None => lateness,
+        }
+    }
+
+    /// The live reader of worker `index` into `feed`, going on from the
+    /// `restored` state of its source.
+    fn live(
+        &self,
+        feed: Feed<Record>,
+        index: usize,
+        counts: &Arc<ReadCounts>,
+        waiting_for_input: Arc<AtomicBool>,
+        restored: Option<&SourceState>,
+    ) -> Live {
+        Live {
+            feed,
+            local: index - self.first_worker,
+            fields: self.fields.clone(),
+            board: self.board.clone(),
+            stop_said: Arc::clone(&self.stop_said),
+            source: self.sources.is_some(),
+            names: Vec::new(),
+            counts: Arc::clone(counts),
+            waiting_for_input,
+            say: self.say.clone(),
+            places: self.checkpoint.is_some(),
+            lines: restored.map_or(0, |state| state.position),
+            controls: self.controls.clone(),
+            reloads: self.reloads.clone().filter(|_| self.sources.is_none()),
+        }
+    }
+
     /// [`Job::work`], or what made it panic (a library user's sink, a
     /// bug): the worker's dataflows are dropped and every other worker of
     /// the process told to stop ([`Failing`]).
@@ -137,13 +229,7 @@ impl Job {
         let process_cuts = self.checkpoint.as_ref().map(|c| Arc::clone(&c.cuts));
         let requests = cut_requests(worker, &process_cuts.unwrap_or_else(Cuts::new));
         let mut requests = requests.filter(|_| self.checkpoint.is_some());
-        let gathered = Rc::new(RefCell::new(Gathered {
-            out,
-            stop: Arc::clone(&self.stop),
-            held: Vec::new(),
-            after_end: Vec::new(),
-            summary: Counts::default(),
-        }));
+        let gathered = Rc::new(RefCell::new(Gathered::new(out, Arc::clone(&self.stop))));
         let counts = Arc::new(ReadCounts::default());
         let drops = Rc::new(RefCell::new(HashMap::new()));
         let worker_cut = self
@@ -162,21 +248,9 @@ impl Job {
         // A source of the library's user: the worker's own, its watermark
         // its splits' (no delay of its own: that of each split).
         let own = self.take_source(index);
-        let delay = if own.is_some() {
-            i64::MAX
-        } else {
-            millis(self.config.max_delay)
-        };
-        let mut lateness = Lateness::new(delay)
-            .flush_at_end(self.config.flush_at_end)
-            .max_waiting(self.config.max_waiting);
-        if let Some(timeout) = self.config.idle_timeout {
-            lateness = lateness.idle_timeout(timeout);
-        }
-        let notices = Arc::clone(&self.notices);
+        let lateness = self.lateness(own.is_some());
         let keep_late = self.keep_late;
         let mut format = Formatter::default();
-        let sink_counts = Arc::clone(&counts);
         let to_write = Rc::clone(&gathered);
         // Live input: worker 0 reads it on a thread of its own; the output
         // is flushed while that thread waits for input.
@@ -199,10 +273,6 @@ impl Job {
             } else {
                 pull_source(scope, 0, items, lateness, worker_cut.as_ref())
             };
-            let sink_drops = Rc::clone(&drops);
-            let tap = self.board.as_ref().and_then(|board| board.tap.clone());
-            let records = Records::new(records_to.clone(), tap, Arc::clone(&self.stop));
-            let say = self.say.clone();
             let publish = self.board.clone().map(|board| Publish {
                 board,
                 index,
@@ -212,14 +282,8 @@ impl Job {
                 last: None,
                 measured: None,
             });
-            let fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
-            let make_sink = move |_| {
-                let mut sink =
-                    Emit::new(Arc::clone(&notices), sink_counts, sink_drops, records, say);
-                sink.publish = publish;
-                sink.fields = fields;
-                sink
-            };
+            let sink = self.emit(index, &records_to, &counts, &drops, publish);
+            let make_sink = move |_| sink;
             let found = match &worker_cut {
                 Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
                 None => cep(&self.plan, events, make_sink),
@@ -248,25 +312,7 @@ impl Job {
                 },
             );
             // What a worker does not write itself goes to worker 0.
-            let mut cutter = (index == 0)
-                .then_some(self.checkpoint.as_ref())
-                .flatten()
-                .map(|checkpoint| Cutter {
-                    say: self.say.clone(),
-                    checkpoint: Arc::clone(checkpoint),
-                    requests: requests.take(),
-                    ask: self.cluster,
-                    asking: false,
-                    misses: 0,
-                    last: Instant::now(),
-                    pending: None,
-                    asked_at: None,
-                    observes: self.board.is_some(),
-                    ended: false,
-                    failed: Arc::clone(&self.checkpoint_failed),
-                    stop: Arc::clone(&self.stop),
-                    tap: self.board.as_ref().and_then(|board| board.tap.clone()),
-                });
+            let mut cutter = self.cutter(index, requests.take());
             found.concat(late).sink(
                 Exchange::new(|_: &Chunk| 0),
                 "CepWrite",
@@ -301,29 +347,8 @@ impl Job {
                     let waiting = flush_when_waiting
                         .as_ref()
                         .is_some_and(|w| w.load(Ordering::Relaxed));
-                    if waiting {
-                        // Also what the other workers wrote, before their
-                        // frontier moved.
-                        gathered.flush_now();
-                    }
-                    if let Some(cutter) = &mut cutter {
-                        cutter.tick(frontier.frontier().first().copied(), &mut gathered);
-                        if cutter.pending.is_none() {
-                            for chunk in std::mem::take(&mut gathered.held) {
-                                gathered.take(chunk);
-                            }
-                        }
-                        if cutter.ended {
-                            // After the last cut.
-                            for chunk in std::mem::take(&mut gathered.after_end) {
-                                gathered.take(chunk);
-                            }
-                        }
-                        if waiting {
-                            // And what was held during a cut it completed.
-                            gathered.flush_now();
-                        }
-                    }
+                    let frontier = frontier.frontier().first().copied();
+                    written(&mut gathered, cutter.as_mut(), frontier, waiting);
                 },
             );
         });
@@ -332,22 +357,7 @@ impl Job {
         let restored = worker_cut.as_ref().and_then(|cut| cut.source_state(0));
         let feed = feed.filter(|_| !restored.as_ref().is_some_and(|state| state.ended));
         let reader = feed.map(|feed| {
-            let live = Live {
-                feed,
-                local: index - self.first_worker,
-                fields: self.fields.clone(),
-                board: self.board.clone(),
-                stop_said: Arc::clone(&self.stop_said),
-                source: self.sources.is_some(),
-                names: Vec::new(),
-                counts: Arc::clone(&counts),
-                waiting_for_input,
-                say: self.say.clone(),
-                places: self.checkpoint.is_some(),
-                lines: restored.as_ref().map_or(0, |state| state.position),
-                controls: self.controls.clone(),
-                reloads: self.reloads.clone().filter(|_| self.sources.is_none()),
-            };
+            let live = self.live(feed, index, &counts, waiting_for_input, restored.as_ref());
             match own {
                 Some((Some(source), _, input)) => {
                     self.read_source(live, source, input, restored.as_ref())
@@ -735,5 +745,39 @@ impl Job {
             at.offset
         );
         Position::default()
+    }
+}
+
+/// After the writer took what came (`gathered`): flushed while the live
+/// input waits (`waiting`), worker 0's cutter told the `frontier`, and what
+/// waited for a cut (or for the last one) taken once it is made.
+fn written(
+    gathered: &mut Gathered,
+    cutter: Option<&mut Cutter>,
+    frontier: Option<Timestamp>,
+    waiting: bool,
+) {
+    if waiting {
+        // Also what the other workers wrote, before their
+        // frontier moved.
+        gathered.flush_now();
+    }
+    if let Some(cutter) = cutter {
+        cutter.tick(frontier, gathered);
+        if cutter.pending.is_none() {
+            for chunk in std::mem::take(&mut gathered.held) {
+                gathered.take(chunk);
+            }
+        }
+        if cutter.ended {
+            // After the last cut.
+            for chunk in std::mem::take(&mut gathered.after_end) {
+                gathered.take(chunk);
+            }
+        }
+        if waiting {
+            // And what was held during a cut it completed.
+            gathered.flush_now();
+        }
     }
 }

@@ -124,41 +124,7 @@ pub(super) fn checkpoints(
     }
     if let Some((marker, pieces)) = &resume {
         let (then, now) = (marker.pieces(), layout.0 * layout.1);
-        let why = if marker.chunk_bytes() != scale.chunk_bytes {
-            Some(Mismatch::ChunkBytes)
-        } else if marker.output_per_worker() != scale.output_per_worker {
-            Some(Mismatch::OutputPerWorker {
-                then: marker.output_per_worker(),
-            })
-        } else if scale.output_per_worker && then != now {
-            // Each worker's own file: another count would leave old files
-            // beside the new ones.
-            Some(Mismatch::Workers {
-                then,
-                now,
-                follow: false,
-            })
-        } else if sources.is_some_and(|sources| !rescalable(sources)) && then != now {
-            // Each worker's source goes on from its own place: its splits
-            // cannot be dealt again without their names.
-            Some(Mismatch::SourcesWorkers { then, now })
-        } else if config.follow && then != now {
-            // One reader on worker 0: its place and clock would go on
-            // whole, which `WorkerCut::rescale` does not do (it retires
-            // every source).
-            Some(Mismatch::Workers {
-                then,
-                now,
-                follow: true,
-            })
-        } else {
-            match (marker.the_command(), &command) {
-                (Some(then), Some(now)) => then
-                    .difference(now)
-                    .map(|d| Mismatch::OtherCommand(d.to_string())),
-                _ => None,
-            }
-        };
+        let why = mismatch(marker, config, scale, sources, then, now, command.as_ref());
         if let Some(why) = why {
             return Err(Error::Resume {
                 folder: folder(),
@@ -166,22 +132,10 @@ pub(super) fn checkpoints(
             });
         }
         // Every worker's state is checked before any output is touched.
-        let mut places = Vec::with_capacity(pieces.len());
-        for (index, piece) in pieces.iter().enumerate() {
-            let check = WorkerCut::new(Cuts::new(), |_, _| {});
-            let checked = check.restore(plan, piece).and_then(|_| {
-                let sources = WorkerCut::saved_sources(piece)?;
-                let place = sources.iter().find(|(s, _)| *s == 0);
-                places.push(place.map_or(0, |(_, state)| state.position));
-                Ok(())
-            });
-            if let Err(source) = checked {
-                return Err(Error::Resume {
-                    folder: folder(),
-                    why: Mismatch::Worker { index, source },
-                });
-            }
-        }
+        let places = checked(plan, pieces).map_err(|why| Error::Resume {
+            folder: folder(),
+            why,
+        })?;
         match pieces.first() {
             // (a followed file's places are its own: `input::Position`)
             Some(first) if !config.follow => {
@@ -209,48 +163,8 @@ pub(super) fn checkpoints(
         }
         // (each output is truncated to its length then by its sink,
         // `write::open`, once the workers' states are all checked)
-        let said = |(p, w): (usize, usize)| {
-            let workers = count(w as u64, "worker", "workers");
-            if p == 1 {
-                workers
-            } else {
-                format!("{p} processes x {workers}")
-            }
-        };
-        let mut on = said(layout);
-        if single {
-            on = format!("{on}; it was taken on one engine, without `Scale::workers`");
-        } else if let Some(then) = marker.layout().filter(|&then| then != layout) {
-            on = format!("{on}; it was taken on {}", said(then));
-        }
-        say!(
-            say,
-            Info,
-            "cepheid: resuming from checkpoint in {} ({on})",
-            dir.display()
-        );
-        if reload_files {
-            say!(
-                say,
-                Info,
-                "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (`Config::watch`)"
-            );
-        } else if rules {
-            say!(
-                say,
-                Info,
-                "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
-            );
-        }
-        if let Some(older) = older {
-            say!(
-                say,
-                Info,
-                "cepheid: the checkpoint in {} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is complete (docs/checkpoints.md, \"Upgrading\")",
-                dir.display(),
-                checkpoint::VERSION
-            );
-        }
+        let rules = (rules, reload_files);
+        say_resumed(say, dir, marker, layout, single, rules, older);
     }
     if first_process {
         // Before any worker of this run writes a cut.
@@ -280,6 +194,132 @@ pub(super) fn checkpoints(
         reload_files,
     };
     Ok((checkpoint, resume, shares))
+}
+
+/// Why the newest checkpoint, taken on `then` workers (its `marker`),
+/// cannot go on with this command on `now` workers, if it cannot: another
+/// chunk size, outputs per worker or not, another number of workers where
+/// the cut's places cannot be dealt again, another command.
+fn mismatch(
+    marker: &Marker,
+    config: &Config,
+    scale: &Scale,
+    sources: Option<&[OwnSource]>,
+    then: usize,
+    now: usize,
+    command: Option<&cepheid_runtime::checkpoint::Command>,
+) -> Option<Mismatch> {
+    if marker.chunk_bytes() != scale.chunk_bytes {
+        Some(Mismatch::ChunkBytes)
+    } else if marker.output_per_worker() != scale.output_per_worker {
+        Some(Mismatch::OutputPerWorker {
+            then: marker.output_per_worker(),
+        })
+    } else if scale.output_per_worker && then != now {
+        // Each worker's own file: another count would leave old files
+        // beside the new ones.
+        Some(Mismatch::Workers {
+            then,
+            now,
+            follow: false,
+        })
+    } else if sources.is_some_and(|sources| !rescalable(sources)) && then != now {
+        // Each worker's source goes on from its own place: its splits
+        // cannot be dealt again without their names.
+        Some(Mismatch::SourcesWorkers { then, now })
+    } else if config.follow && then != now {
+        // One reader on worker 0: its place and clock would go on
+        // whole, which `WorkerCut::rescale` does not do (it retires
+        // every source).
+        Some(Mismatch::Workers {
+            then,
+            now,
+            follow: true,
+        })
+    } else {
+        match (marker.the_command(), &command) {
+            (Some(then), Some(now)) => then
+                .difference(now)
+                .map(|d| Mismatch::OtherCommand(d.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// Checks every worker's state of a cut against `plan` (restored and
+/// dropped); gives each one's place in the input (its first source's).
+fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Mismatch> {
+    let mut places = Vec::with_capacity(pieces.len());
+    for (index, piece) in pieces.iter().enumerate() {
+        let check = WorkerCut::new(Cuts::new(), |_, _| {});
+        let checked = check.restore(plan, piece).and_then(|_| {
+            let sources = WorkerCut::saved_sources(piece)?;
+            let place = sources.iter().find(|(s, _)| *s == 0);
+            places.push(place.map_or(0, |(_, state)| state.position));
+            Ok(())
+        });
+        if let Err(source) = checked {
+            return Err(Mismatch::Worker { index, source });
+        }
+    }
+    Ok(places)
+}
+
+/// Says that the run resumes from the checkpoint in `dir` (its `marker`)
+/// on `layout`, taken on one engine (`single`) or another layout, after a
+/// change of rules or with pattern files edited since (`rules`), in an
+/// older format.
+fn say_resumed(
+    say: &Say,
+    dir: &Path,
+    marker: &Marker,
+    layout: (usize, usize),
+    single: bool,
+    (rules, reload_files): (bool, bool),
+    older: Option<&str>,
+) {
+    let said = |(p, w): (usize, usize)| {
+        let workers = count(w as u64, "worker", "workers");
+        if p == 1 {
+            workers
+        } else {
+            format!("{p} processes x {workers}")
+        }
+    };
+    let mut on = said(layout);
+    if single {
+        on = format!("{on}; it was taken on one engine, without `Scale::workers`");
+    } else if let Some(then) = marker.layout().filter(|&then| then != layout) {
+        on = format!("{on}; it was taken on {}", said(then));
+    }
+    say!(
+        say,
+        Info,
+        "cepheid: resuming from checkpoint in {} ({on})",
+        dir.display()
+    );
+    if reload_files {
+        say!(
+            say,
+            Info,
+            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (`Config::watch`)"
+        );
+    } else if rules {
+        say!(
+            say,
+            Info,
+            "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
+        );
+    }
+    if let Some(older) = older {
+        say!(
+            say,
+            Info,
+            "cepheid: the checkpoint in {} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is complete (docs/checkpoints.md, \"Upgrading\")",
+            dir.display(),
+            checkpoint::VERSION
+        );
+    }
 }
 
 /// Makes `plan` the one a run resuming `pieces` goes on with: after a
