@@ -420,7 +420,7 @@ fn a_checkpoint_with_an_old_version_draining_under_another_key_is_refused_on_wor
     assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
     assert_eq!(
         stderr(&refused),
-        "error: cannot resume from the checkpoint in ck: worker 0: a pattern changed its \
+        "error: cannot resume from the checkpoint in ck: a pattern changed its \
          `partition by` while its old version drains, which workers cannot do as one engine \
          does: resume it without workers, or once the old version is gone\n"
     );

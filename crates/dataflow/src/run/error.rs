@@ -123,6 +123,9 @@ pub enum Mismatch {
     Single(String),
     /// The cut of workers cannot be resumed on one engine: why.
     ToOneEngine(String),
+    /// The cut as a whole cannot go on with this run: its rules (the same
+    /// in every worker's state), or one engine's state.
+    Cut(cepheid_engine::Error),
     /// A worker's state does not fit.
     Worker {
         /// Its number.
@@ -179,6 +182,7 @@ impl fmt::Display for Mismatch {
                 f,
                 "it was taken on workers, and one engine cannot go on from it: {why}"
             ),
+            Mismatch::Cut(source) => f.write_str(source.message()),
             Mismatch::Worker { index, source } => {
                 write!(f, "worker {index}: {}", source.message())
             }

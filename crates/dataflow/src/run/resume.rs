@@ -111,7 +111,7 @@ pub(super) fn checkpoints(
         Some((_, pieces)) => {
             resumed_rules(pieces, config, plan).map_err(|source| Error::Resume {
                 folder: folder(),
-                why: Mismatch::Worker { index: 0, source },
+                why: Mismatch::Cut(source),
             })?
         }
         None => (false, false),

@@ -39,7 +39,7 @@ pub(super) fn resume(
     plan: &mut Plan<Record>,
 ) -> Result<(Marker, Vec<Piece>), Mismatch> {
     let single = |why: String| Mismatch::Single(why);
-    let worker = |source| Mismatch::Worker { index: 0, source };
+    let worker = Mismatch::Cut;
     let counters = stored.marker().the_counters();
     let [piece] = stored.pieces() else {
         return Err(single("it is not one engine's".to_string()));
