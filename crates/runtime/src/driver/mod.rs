@@ -323,6 +323,16 @@ impl Runtime {
                             name: String::new(),
                             source: e,
                         })?;
+                        // (they go, never to be resumed from: the next
+                        // checkpoint, numbered from 1 again, is written
+                        // where the first of them was)
+                        if let Some(dir) = &config.checkpoint {
+                            store::discard_after(dir, None).map_err(|source| Error::Io {
+                                doing: Doing::WriteCheckpoint,
+                                path: dir.display().to_string(),
+                                source,
+                            })?;
+                        }
                         decoder = new_decoder(&config, engine.fields());
                         if let Some(source) = &source {
                             lock_source(source).seek(&at).map_err(Error::Source)?;

@@ -756,6 +756,34 @@ fn txn_lines_and_records(name: &str) -> (Vec<String>, Vec<String>) {
     (lines, records)
 }
 
+/// A run killed before the sink committed any checkpoint starts again
+/// from the beginning (the sink's `recover` chose none of the kept ones):
+/// those go, so that its own first checkpoint, numbered 1 again, is
+/// written and committed (it was refused: "cannot write checkpoint
+/// DIR/cut-1: Directory not empty", seen in the Kafka kill test), and the
+/// committed records are a run's never killed.
+#[test]
+fn a_run_whose_sink_committed_no_kept_checkpoint_starts_over_and_checkpoints_again() {
+    let (lines, wanted) = txn_lines_and_records("txn-none-whole");
+    let dir = scratch("txn-none");
+    let sink = Txn::default();
+    // The first run: checkpoint 1 written, its commit not done.
+    sink.0.lock().unwrap().fail_at = Some(1);
+    let first = run_txn(&lines, &dir, &sink);
+    assert!(first.error().is_some(), "the commit failed");
+    assert_eq!(sink.0.lock().unwrap().committed, None);
+    assert_eq!(
+        cepheid_runtime::checkpoint::store::complete(&dir).unwrap(),
+        [1]
+    );
+    // The second: nothing committed, from the beginning, to the end.
+    let second = run_txn(&lines, &dir, &sink);
+    assert!(second.error().is_none(), "{:?}", second.error());
+    assert_eq!(sink.0.lock().unwrap().records, wanted);
+    assert!(sink.0.lock().unwrap().committed.is_some());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A run killed between a snapshot and its commit resumes from the
 /// checkpoint before (`docs/checkpoints.md`, "Kafka"); the run that
 /// resumes so is killed in the same window of its own first checkpoint:
