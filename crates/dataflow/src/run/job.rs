@@ -109,13 +109,13 @@ impl Job {
     fn emit(
         &self,
         index: usize,
-        records_to: &Option<write::Shared>,
+        records_to: Option<write::Shared>,
         counts: &Arc<ReadCounts>,
         drops: &Rc<RefCell<Drops>>,
         publish: Option<Publish>,
     ) -> Emit {
         let tap = self.board.as_ref().and_then(|board| board.tap.clone());
-        let records = Records::new(records_to.clone(), tap, Arc::clone(&self.stop));
+        let records = Records::new(records_to, tap, Arc::clone(&self.stop));
         let notices = Arc::clone(&self.notices);
         let mut sink = Emit::new(
             notices,
@@ -282,7 +282,7 @@ impl Job {
                 last: None,
                 measured: None,
             });
-            let sink = self.emit(index, &records_to, &counts, &drops, publish);
+            let sink = self.emit(index, records_to.clone(), &counts, &drops, publish);
             let make_sink = move |_| sink;
             let found = match &worker_cut {
                 Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
