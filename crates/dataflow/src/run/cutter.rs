@@ -261,6 +261,12 @@ impl Cutter {
             (checkpoint.marker(number).outputs(&state)).records(latest.unwrap_or_default());
         store::complete_part(&checkpoint.dir, e, number, &marker.encode())?;
         checkpoint.number.store(number, Ordering::SeqCst);
+        // The pieces of cuts given up below it, written late, go: here,
+        // where no cut below is being completed. (A worker that pruned
+        // them as it wrote its piece of the run's last cut removed the
+        // folder of the cut worker 0 was completing: "cannot write the
+        // checkpoint: No such file or directory", and no commit.)
+        store::prune_parts_below(&checkpoint.dir, e);
         if checkpoint.to_sink {
             // The cut is durable: the sink commits it with the sources'
             // positions in it. Until that returned, the cut before stays

@@ -559,8 +559,6 @@ impl Job {
                 // The input stops; exit 4 at the end.
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
-            } else {
-                store::prune_parts_below(&dir, epoch);
             }
         })
         // (the rules records its readers refused and read late, kept with

@@ -721,10 +721,11 @@ pub fn clear_parts(dir: &Path) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// Deletes the checkpoints being written below `key` (a worker wrote its
-/// piece of `key`: a cut is asked for only once the one before it is whole
-/// or given up, so those below never will be). Errors are ignored (the
-/// workers of a process race here).
+/// Deletes the checkpoints being written below `key`, once the one written
+/// in `part_dir(dir, key)` is complete: those below were given up, and
+/// what a late worker wrote there since never will be. Called by the one
+/// that completes the cuts, in their order (never while it completes one
+/// below). Errors are ignored (a late piece may be being written).
 pub fn prune_parts_below(dir: &Path, key: i64) {
     for old in numbered(dir, "part-").unwrap_or_default() {
         if old < key {
