@@ -27,6 +27,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -286,6 +288,13 @@ fn assert_same(
 
 /// `cepheid run` from `in` to `out`/`late` on `bootstrap` in `dir`.
 fn kafka_run(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command {
+    let mut command = kafka_run_live(dir, bootstrap, t, extra);
+    command.args(["--kafka-until", "end"]);
+    command
+}
+
+/// The same, reading on live (no end).
+fn kafka_run_live(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command {
     let mut command = cepheid();
     command
         .current_dir(dir)
@@ -293,7 +302,7 @@ fn kafka_run(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command
         .args(["--events", &format!("kafka://{bootstrap}/{}", t.input)])
         .args(["--output", &format!("kafka://{bootstrap}/{}", t.output)])
         .args(["--late", &format!("kafka://{bootstrap}/{}", t.late)])
-        .args(["--kafka-until", "end", "--rules-from-stream"])
+        .args(["--rules-from-stream"])
         .args(extra);
     command
 }
@@ -639,13 +648,81 @@ fn wait_for(child: &mut Child, mut until: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Waits for `child` to end by itself (a hang guard: five times [`T`]).
+fn wait_for_end(child: &mut Child) -> std::process::ExitStatus {
+    let limit = Instant::now() + 5 * T;
+    loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            return status;
+        }
+        if Instant::now() >= limit {
+            child.kill().expect("SIGKILL");
+            panic!("the run did not end");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Keeps the crash test's input ahead of its runs, whatever the machine's
+/// speed: while the kills go on, the next slice of the same stream is
+/// produced whenever the offset the runs committed comes within
+/// [`Feeder::AHEAD`] records of the topic's end (a kill schedule that
+/// depended on the input lasting landed 8 kills of 10 beside `stress-ng`).
+struct Feeder {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Feeder {
+    /// Records the runs may be behind the end before more are produced.
+    const AHEAD: i64 = 40_000;
+    /// Events a slice.
+    const SLICE: usize = 20_000;
+    /// Events in all at the most (a hang guard's bound, not a schedule).
+    const MOST: usize = 1_000_000;
+
+    /// Feeds `input`, which holds `events` (a prefix of
+    /// `crash::events(n)` with three `$rules` records in it), as the group
+    /// `id` commits its offsets.
+    fn start(bootstrap: &str, input: &str, id: &str, mut events: Vec<String>) -> Feeder {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bootstrap, input, id) = (bootstrap.to_string(), input.to_string(), id.to_string());
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            // (the stream's events without the rules records)
+            let mut generated = events.len() - 3;
+            while !stopping.load(Ordering::Relaxed) && generated < Feeder::MOST {
+                let at = committed_input(&bootstrap, &id, &input).unwrap_or(0);
+                if at + Feeder::AHEAD >= events.len() as i64 {
+                    let more = crash::events(generated + Feeder::SLICE);
+                    let slice: Vec<String> =
+                        more.lines().skip(generated).map(str::to_string).collect();
+                    produce_lines(&bootstrap, &input, &slice);
+                    generated += slice.len();
+                    events.extend(slice);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            events
+        });
+        Feeder { stop, thread }
+    }
+
+    /// Stops feeding: every event produced, in order.
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the feeder")
+    }
+}
+
 #[test]
 fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() {
     let broker = Broker::start();
     let dir = scratch("kafka_crash");
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     // 100,000 events up to 3 s out of order (late ones with --max-delay
-    // 2s), malformed lines, and three changes of rules.
+    // 2s), malformed lines, and three changes of rules; more of the same
+    // stream while the kills go on (`Feeder`).
     let mut events: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
     events.insert(75_000, serde_json::json!({ "$rules": CHANGED }).to_string());
     events.insert(
@@ -653,15 +730,25 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
         serde_json::json!({ "$rules": PATTERNS }).to_string(),
     );
     events.insert(25_000, serde_json::json!({ "$rules": CHANGED }).to_string());
-    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
-    let file = file_run(&dir);
     let t = topics(&broker, "crash", 3);
     let bootstrap = broker.bootstrap();
     produce_lines(&bootstrap, &t.input, &events);
     let id = "crash-test";
+    // The last `$rules` record's offset.
+    let last_rules = i64::try_from(
+        events
+            .iter()
+            .rposition(|e| e.starts_with(r#"{"$rules""#))
+            .expect("rules records"),
+    )
+    .expect("an offset");
+    let feeder = Feeder::start(&bootstrap, &t.input, id, events);
     let marker = format!("--kafka-marker-topic={}", t.marker);
-    let run = |k: usize| {
-        kafka_run(
+    // (the runs killed read on live, without `--kafka-until end`: one
+    // that reached the end would end the input, and its end's records
+    // would be committed; the last one reads to the end)
+    let run = |k: usize, to_end: bool| {
+        let mut command = kafka_run_live(
             &dir,
             &bootstrap,
             &t,
@@ -674,12 +761,16 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
                 id,
                 &marker,
             ],
-        )
-        .stdout(Stdio::null())
-        // (a file, read while it runs)
-        .stderr(fs::File::create(dir.join(format!("run-{k}.err"))).expect("creates"))
-        .spawn()
-        .expect("starts")
+        );
+        if to_end {
+            command.args(["--kafka-until", "end"]);
+        }
+        command
+            .stdout(Stdio::null())
+            // (a file, read while it runs)
+            .stderr(fs::File::create(dir.join(format!("run-{k}.err"))).expect("creates"))
+            .spawn()
+            .expect("starts")
     };
     let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
     let mut committed: Vec<Out> = Vec::new();
@@ -691,19 +782,12 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
     // The largest input offset of a `$rules` record killed at, and the
     // last one's.
     let mut rules_killed_at = -1;
-    let last_rules = i64::try_from(
-        events
-            .iter()
-            .rposition(|e| e.starts_with(r#"{"$rules""#))
-            .expect("rules records"),
-    )
-    .expect("an offset");
     let started = Instant::now();
-    let last = loop {
-        let k = markers.len();
-        let mut child: Child = run(k);
-        let err = dir.join(format!("run-{k}.err"));
-        let before = checkpoint_file(&dir);
+    loop {
+        // (a rule change is still ahead of the runs: one not killed at
+        // may have been committed past)
+        let rules_left = rules_killed_at < last_rules
+            && committed_input(&bootstrap, id, &t.input).is_none_or(|at| at <= last_rules);
         let hits = |kills: &[(Aim, Landed)], f: fn(&Landed) -> bool| {
             kills.iter().filter(|(_, l)| f(l)).count()
         };
@@ -711,33 +795,36 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
         // hit yet, up to MOST kills; then the run goes to its end.
         let cycle = [Aim::Open, Aim::SnapshotCommit, Aim::RuleChange];
         let aim = if kills.len() < WANTED {
-            Some(match kills.len() {
+            match kills.len() {
                 0 | 6 => Aim::Start,
-                n if cycle[n % 3] == Aim::RuleChange && rules_killed_at >= last_rules => Aim::Open,
+                n if cycle[n % 3] == Aim::RuleChange && !rules_left => Aim::Open,
                 n => cycle[n % 3],
-            })
+            }
         } else if kills.len() >= MOST {
-            None
+            break;
         } else if hits(&kills, |l| l.snapshot_commit) == 0 {
-            Some(Aim::SnapshotCommit)
-        } else if hits(&kills, |l| l.rule_change) == 0 && rules_killed_at < last_rules {
-            Some(Aim::RuleChange)
+            Aim::SnapshotCommit
+        } else if hits(&kills, |l| l.rule_change) == 0 && rules_left {
+            Aim::RuleChange
         } else if hits(&kills, |l| l.open) == 0 {
-            Some(Aim::Open)
+            Aim::Open
         } else {
-            None
+            break;
         };
+        let k = markers.len();
+        let mut child: Child = run(k, false);
+        let err = dir.join(format!("run-{k}.err"));
+        let before = checkpoint_file(&dir);
         let reached = match aim {
-            None => false,
-            Some(Aim::Start) => {
+            Aim::Start => {
                 let at = Instant::now()
                     + moments.between(Duration::from_millis(50), Duration::from_millis(600));
                 wait_for(&mut child, || Instant::now() >= at)
             }
-            Some(Aim::SnapshotCommit) => wait_for(&mut child, || {
+            Aim::SnapshotCommit => wait_for(&mut child, || {
                 checkpoint_file(&dir) != before && two_kept(&dir)
             }),
-            Some(Aim::Open) => wait_for(&mut child, || {
+            Aim::Open => wait_for(&mut child, || {
                 // (all that came: the run writes faster than one a poll)
                 for _ in 0..100_000 {
                     if !reader.poll(Duration::ZERO) {
@@ -752,17 +839,19 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
                     (reader.untaken().iter()).any(|o| o.interval.is_some_and(|i| i > n))
                 })
             }),
-            Some(Aim::RuleChange) => wait_for(&mut child, || {
+            Aim::RuleChange => wait_for(&mut child, || {
                 let said = fs::read_to_string(&err).unwrap_or_default();
                 rules_applied_at(&said).iter().any(|&x| x > rules_killed_at)
             }),
         };
-        // (a run that ended before its moment is the last one)
-        let done = !reached || child.try_wait().expect("status").is_some();
-        if !done {
-            child.kill().expect("SIGKILL");
-        }
-        let status = child.wait().expect("waits");
+        let alive = child.try_wait().expect("status").is_none();
+        assert!(
+            reached && alive,
+            "run {k} (aim {aim:?}) ended or did not get there: {}",
+            fs::read_to_string(&err).unwrap_or_default()
+        );
+        child.kill().expect("SIGKILL");
+        child.wait().expect("waits");
         // What the dead run left, before anything else touches it.
         let prev_kept = two_kept(&dir);
         let wrote_checkpoint = checkpoint_file(&dir) != before;
@@ -771,10 +860,6 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
         let from = reader.seen.len() - reader.untaken().len();
         let m = reader.take_committed(&bootstrap, id, &t.marker, &mut committed, &mut aborted);
         markers.push(m);
-        if done {
-            assert!(status.success(), "{said}");
-            break said;
-        }
         let input_at = committed_input(&bootstrap, id, &t.input);
         let mine = &reader.seen[from..];
         let after_m = |i: Option<u64>| i.is_some_and(|i| m.is_none_or(|m| i > m));
@@ -784,12 +869,23 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
             snapshot_commit: prev_kept && wrote_checkpoint && after_m(number),
             rule_change: rules.iter().any(|&x| input_at.is_none_or(|at| at <= x)),
         };
-        if aim == Some(Aim::RuleChange) && landed.rule_change {
+        if aim == Aim::RuleChange && landed.rule_change {
             rules_killed_at = rules.iter().copied().max().unwrap_or(rules_killed_at);
         }
-        kills.push((aim.expect("killed at an aim"), landed));
+        kills.push((aim, landed));
         assert!(started.elapsed() < Duration::from_secs(300), "too slow");
-    };
+    }
+    // The input as it stands now, the file run over the same lines, and
+    // the last run, to the end of it.
+    let events = feeder.stop();
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = file_run(&dir);
+    let k = markers.len();
+    let mut child = run(k, true);
+    let status = wait_for_end(&mut child);
+    let last = fs::read_to_string(dir.join(format!("run-{k}.err"))).expect("its standard error");
+    assert!(status.success(), "{last}");
+    markers.push(reader.take_committed(&bootstrap, id, &t.marker, &mut committed, &mut aborted));
     let count = |f: fn(&Landed) -> bool| kills.iter().filter(|(_, l)| f(l)).count();
     eprintln!(
         "{} kills: {} with a transaction open, {} between a snapshot and its commit, {} during a rule change; \
