@@ -244,13 +244,18 @@ fn killed_and_resumed(dir: &Path, kills: Kills, every: &str) -> (Output, Output)
 
 /// A run stopped part-way (by a failed checkpoint write) leaves a
 /// checkpoint and partial outputs: the state the other tests start from.
+/// It is the second write that fails (a full disk): the first (at line
+/// 2,000 or after) is never deferred and the input's end takes one, so
+/// there is a second whatever the machine's speed (a fourth was failed
+/// here, and beside `stress-ng` the checkpoints that came due while one
+/// was written merged, and no fourth came).
 fn partial_run(dir: &Path) -> Output {
     let failed = command(
         dir,
         "part",
         &["--checkpoint", "ckpt", "--checkpoint-every", "2000"],
     )
-    .env("CEPHEID_TEST_FAIL_CHECKPOINT", "4")
+    .env("CEPHEID_TEST_FAIL_CHECKPOINT", "2")
     .output()
     .unwrap();
     assert_eq!(failed.status.code(), Some(4), "{}", stderr(&failed));
@@ -264,7 +269,7 @@ fn a_failed_checkpoint_write_stops_the_run_and_loses_nothing() {
     let failed = partial_run(&dir);
     let message = stderr(&failed);
     assert!(
-        message.contains("error: cannot write checkpoint ckpt/cut-4: No space left on device"),
+        message.contains("error: cannot write checkpoint ckpt/cut-2: No space left on device"),
         "{message}"
     );
     assert!(
@@ -278,14 +283,14 @@ fn a_failed_checkpoint_write_stops_the_run_and_loses_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["cut-3", "lock"]);
+    assert_eq!(left, ["cut-1", "lock"]);
     // The previous checkpoint is whole: the run goes on from it.
     let resumed = command(&dir, "part", &["--checkpoint", "ckpt"])
         .output()
         .unwrap();
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(
-        stderr(&resumed).contains("resuming from checkpoint ckpt/cut-3 at line "),
+        stderr(&resumed).contains("resuming from checkpoint ckpt/cut-1 at line "),
         "{}",
         stderr(&resumed)
     );
@@ -300,8 +305,8 @@ fn refused(dir: &Path, run: &mut Command, says: &str) {
     let files = [
         "out_part.jsonl",
         "late_part.jsonl",
-        "ckpt/cut-3/piece-0",
-        "ckpt/cut-3/marker",
+        "ckpt/cut-1/piece-0",
+        "ckpt/cut-1/marker",
     ];
     let before: Vec<_> = files.iter().map(|f| read(dir, f)).collect();
     let out = run.output().unwrap();
@@ -320,7 +325,7 @@ fn refused(dir: &Path, run: &mut Command, says: &str) {
 fn a_corrupt_checkpoint_is_refused_and_nothing_is_changed() {
     let dir = setup("corrupt", 20_000);
     partial_run(&dir);
-    let path = dir.join("ckpt/cut-3/piece-0");
+    let path = dir.join("ckpt/cut-1/piece-0");
     let good = fs::read(&path).unwrap();
     let mut bad = good.clone();
     let middle = bad.len() / 2;
@@ -330,7 +335,7 @@ fn a_corrupt_checkpoint_is_refused_and_nothing_is_changed() {
     refused(
         &dir,
         &mut command(&dir, "part", &resume),
-        "error: checkpoint ckpt/cut-3/piece-0 cannot be used: its checksum does not match",
+        "error: checkpoint ckpt/cut-1/piece-0 cannot be used: its checksum does not match",
     );
     fs::write(&path, &good[..100]).unwrap();
     refused(
