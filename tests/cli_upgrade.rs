@@ -42,13 +42,20 @@ fn events(n: usize) -> String {
         .collect()
 }
 
-/// The fixtures are resumed where they were taken: one test there at a
-/// time.
-static TAKEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Holds the fixtures' place for one test.
-fn hold() -> std::sync::MutexGuard<'static, ()> {
-    TAKEN.lock().unwrap_or_else(|e| e.into_inner())
+/// Holds the fixtures' place for one test: they are resumed where they
+/// were taken, so one test there at a time, of this process and of any
+/// other (two checkouts' suites run at once met there). An advisory lock
+/// (`flock`) of `/tmp/cepheid-fixtures.lock`, given back when the file
+/// closes, a killed test's too.
+fn hold() -> fs::File {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/cepheid-fixtures.lock")
+        .expect("the fixtures' lock file");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("locked");
+    file
 }
 
 /// Copies the fixture `name` of `release` to where it was taken (emptied
