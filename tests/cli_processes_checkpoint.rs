@@ -684,7 +684,9 @@ fn with_a_folder_per_process_abandoned_cuts_do_not_pile_up() {
                 .starts_with("part-")
         })
         .count();
-    assert!(cuts <= 1, "{cuts} cuts left in process 1's folder");
+    // (a worker deletes what is left below the cut before its newest
+    // piece: that one may be being completed when the folder is shared)
+    assert!(cuts <= 2, "{cuts} cuts left in process 1's folder");
 }
 
 /// The outputs of `--processes 2` (written by process 0) rotated while a

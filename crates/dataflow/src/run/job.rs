@@ -525,6 +525,8 @@ impl Job {
             }
         };
         let read_counts = Arc::clone(counts);
+        // (the cut this worker wrote its piece of before)
+        let mut previous: Option<i64> = None;
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, mut piece| {
             // (synced and measured as one engine's files at a checkpoint)
             let (own, own_head) = match own.as_ref().map(|own| lock(own).prepare(0)) {
@@ -559,6 +561,17 @@ impl Job {
                 // The input stops; exit 4 at the end.
                 failed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
+            } else {
+                // The cuts before the one before this were completed or
+                // given up (a cut is asked for once the one before it is
+                // whole or given up): what is left of them goes. Not the
+                // one before, which worker 0 may be completing still
+                // (this may be the run's last cut, taken meanwhile). In a
+                // folder no process completes (one per process) this is
+                // all that prunes.
+                if let Some(before) = previous.replace(epoch) {
+                    store::prune_parts_below(&dir, before);
+                }
             }
         })
         // (the rules records its readers refused and read late, kept with

@@ -721,11 +721,12 @@ pub fn clear_parts(dir: &Path) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// Deletes the checkpoints being written below `key`, once the one written
-/// in `part_dir(dir, key)` is complete: those below were given up, and
-/// what a late worker wrote there since never will be. Called by the one
-/// that completes the cuts, in their order (never while it completes one
-/// below). Errors are ignored (a late piece may be being written).
+/// Deletes the checkpoints being written below `key`, which will never be
+/// complete: below one just completed (by the one that completes the
+/// cuts, in their order), or below the one before a worker's newest piece
+/// (a cut is asked for once the one before it is whole or given up; the
+/// one before the newest may still be being completed). Errors are ignored
+/// (a late piece may be being written).
 pub fn prune_parts_below(dir: &Path, key: i64) {
     for old in numbered(dir, "part-").unwrap_or_default() {
         if old < key {
