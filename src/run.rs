@@ -4,7 +4,7 @@
 //! `driver` module says what it decides where the spec is silent); this
 //! module maps the arguments to its `Config`, says what the libraries
 //! refuse before anything is opened (exit 2: `Config::check`, the Kafka
-//! options' `check`, the workers' `Workers::check`), draws the progress
+//! options' `check`, the workers' `Cluster::check`), draws the progress
 //! bar, hands SIGINT, SIGTERM (and SIGHUP with `--watch`) to the run's
 //! `Handle`, and turns how the run ended into the exit status:
 //! - 3: malformed input with `--strict` (the events read before it are
@@ -387,17 +387,20 @@ pub fn run(args: &Args) -> u8 {
         say!("error: {}", flags(&Conflict::WatermarkTimeField));
         return EXIT_USAGE;
     }
-    // What a run on workers does not take, before a Kafka broker is asked
-    // (docs/kafka.md, "On workers").
+    // The workers the run goes on (one engine without), and what they do
+    // not take, refused before a Kafka broker is asked (docs/kafka.md, "On
+    // workers").
     #[cfg(feature = "workers")]
-    if args.scale.enabled() {
+    let cluster = args.scale.enabled().then(|| args.scale.cluster());
+    #[cfg(feature = "workers")]
+    if let Some(cluster) = &cluster {
         #[cfg(feature = "kafka")]
         let sink = cepheid_kafka::is_kafka(&args.output);
         #[cfg(not(feature = "kafka"))]
         let sink = false;
-        if let Err(refusal) = workers::check(&config, &args.scale, sink) {
-            say!("error: {}", in_flags(&refusal.to_string()));
-            return EXIT_USAGE;
+        if let Err(e) = cepheid_runtime::Cluster::check(cluster, &config, sink) {
+            say!("error: {}", shown(&e));
+            return error_status(&e);
         }
     }
     // (held to the end of the run: the server stops when dropped)
@@ -431,7 +434,7 @@ pub fn run(args: &Args) -> u8 {
         counting: false,
     };
     #[cfg(feature = "workers")]
-    if args.scale.enabled() {
+    if let Some(cluster) = cluster {
         // A Kafka source: one per worker, its partitions dealt to them; a
         // Kafka output: one producer, which worker 0 hands every worker's
         // records (transactional with --checkpoint).
@@ -439,8 +442,8 @@ pub fn run(args: &Args) -> u8 {
         let (config, sources, sink) = {
             let mut config = config;
             let kafka = kafka::options(args);
-            let scale = args.scale.scale();
-            let opened = (kafka.open_shares(&mut config, scale.own_workers(), scale.all_workers()))
+            let (own, all) = cepheid_runtime::Cluster::workers(&cluster);
+            let opened = (kafka.open_shares(&mut config, own, all))
                 .and_then(|sources| Ok((sources, kafka.open_sink(&mut config)?)));
             match opened {
                 Ok((sources, sink)) => (config, sources, sink),
@@ -452,16 +455,16 @@ pub fn run(args: &Args) -> u8 {
         };
         #[cfg(not(feature = "kafka"))]
         let (sources, sink) = (None, None);
+        let cluster = Box::new(cluster);
         let report = Box::new(report);
-        return workers::run(
-            &config,
-            &args.scale,
-            &rules,
-            report,
-            args.summary,
-            sources,
-            sink,
-        );
+        let runtime = Runtime::on_cluster(config, &rules, cluster, sources, sink, report);
+        return match runtime {
+            Ok(runtime) => go(runtime, &bar, args),
+            Err(e) => {
+                say!("error: {}", shown(&e));
+                error_status(&e)
+            }
+        };
     }
     // The Kafka source and sink the command names (each checks its
     // topics on the broker, which is waited for up to --kafka-timeout).
@@ -494,17 +497,28 @@ pub fn run(args: &Args) -> u8 {
             return error_status(&e);
         }
     };
-    let handle = runtime.handle();
-    let on_signal = move |number| {
-        if signals::is_hangup(number) {
-            handle.reload("SIGHUP");
-        } else {
-            handle.stop(signals::name(number));
-        }
+    go(runtime, &bar, args)
+}
+
+/// Runs `runtime` (SIGINT and SIGTERM stop it, SIGHUP reloads its rules,
+/// when it can be stopped: `Runtime::stoppable`), and gives its exit
+/// status after its summary.
+fn go(runtime: Runtime, bar: &Mutex<ProgressBar>, args: &Args) -> u8 {
+    let signal = if runtime.stoppable() {
+        let handle = runtime.handle();
+        let on_signal = move |number| {
+            if signals::is_hangup(number) {
+                handle.reload("SIGHUP");
+            } else {
+                handle.stop(signals::name(number));
+            }
+        };
+        signals::hand_to(on_signal, args.watch)
+    } else {
+        Arc::default()
     };
-    let signal = signals::hand_to(on_signal, args.watch);
     let summary = runtime.run();
-    lock(&bar).finish_and_clear();
+    lock(bar).finish_and_clear();
     ended(&summary, args.summary, signal.load(Ordering::SeqCst))
 }
 
@@ -515,7 +529,11 @@ pub fn run(args: &Args) -> u8 {
 fn ended(summary: &Summary, form: SummaryArg, signal: i32) -> u8 {
     match &summary.end {
         End::OutputClosed => return EXIT_OK,
-        End::Failed(e) | End::Incomplete(e) if !summary.flushed => return error_status(e),
+        End::Failed(e) | End::Incomplete(e) if !summary.flushed || summary.uncounted => {
+            return error_status(e)
+        }
+        // (another process of a cluster: process 0 says the run's)
+        _ if summary.uncounted => {}
         _ => print_summary(form, summary),
     }
     match &summary.end {
@@ -666,7 +684,7 @@ fn error_status(e: &Error) -> u8 {
         Error::MalformedRecord { .. } => EXIT_MALFORMED,
         Error::Pattern { .. } => EXIT_PATTERN_ERROR,
         Error::Malformed { .. } => EXIT_MALFORMED,
-        Error::Conflict(_) => EXIT_USAGE,
+        e if e.is_usage() => EXIT_USAGE,
         e if e.is_checkpoint() => crate::EXIT_CHECKPOINT,
         _ => EXIT_IO,
     }

@@ -1,14 +1,13 @@
 //! The run of `cepheid run --workers N` and `--processes P --process I
-//! --hostfile FILE` as a library: the runtime's [`Config`] and a
-//! [`Scale`] (workers, processes, this process, the hostfile, output per
-//! worker) over this crate's operators, on worker threads and processes.
-//! [`Workers::new`] checks what it is given and compiles the patterns,
-//! [`Workers::handle`] stops live input (what SIGINT and SIGTERM become in
-//! the command), [`Workers::run`] runs it and gives the runtime's
-//! [`Summary`] (its `Display` is the line the command prints) in an
-//! [`Outcome`]; what it says while it runs goes to a [`Report`], as the
-//! runtime's notices do. Errors are [`Error`], data the command maps to
-//! its exit statuses and messages.
+//! --hostfile FILE` as a library: the runtime's executor on workers. A
+//! [`Cluster`] of a [`Scale`] (workers, processes, this process, the
+//! hostfile, output per worker), given to
+//! [`Runtime::on_cluster`](cepheid_runtime::Runtime::on_cluster) with the
+//! runtime's [`Config`], runs this crate's operators on worker threads and
+//! processes: the run's `Handle`, `Summary` and errors are the runtime's,
+//! as on one engine. What it refuses is an [`Error`] (in the runtime's
+//! `Error::Cluster`), data the command maps to its exit statuses and
+//! messages.
 //!
 //! - **Input.** With `--events FILE`, the file is cut in chunks of 1 MiB
 //!   on line boundaries, dealt to the workers in turn
@@ -25,7 +24,7 @@
 //!   input. While the reader waits for input (its last batch stalled),
 //!   worker 0 flushes what it writes as it comes, as the single run does.
 //!   `--idle-timeout` applies to that source (the rule of
-//!   `cepheid_engine::engine::Idle`); [`Handle::stop`] (SIGINT, SIGTERM) stops the feed (event
+//!   `cepheid_engine::engine::Idle`); `Handle::stop` (SIGINT, SIGTERM) stops the feed (event
 //!   time stays where it got; summary; exit 130 or 143).
 //! - **Output.** One `--output` and `--late`, opened by process 0, and
 //!   one summary: matches and timeouts as JSON lines as `cepheid run`
@@ -60,7 +59,7 @@
 //!   (`--follow`) too: each batch of the reader goes to the source with its
 //!   place (lines so far, malformed lines so far, the byte offset and the
 //!   checksum of the bytes before it, `input::Position`), which the source
-//!   records at a cut; [`Handle::stop`] stops the feed and the workers
+//!   records at a cut; `Handle::stop` stops the feed and the workers
 //!   take a last cut as the dataflow ends (`cepheid_dataflow::cep_cut`);
 //!   a resumed run reads the file from that place, or from its beginning
 //!   when it was rotated while the run was stopped, as the single run does.
@@ -161,7 +160,7 @@ mod write;
 
 use board::{observe, Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, Counts, ReadCounts};
-use cutter::{cut_failed, Cutter, Gathered};
+use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
 pub use error::{Error, Mismatch, Refusal};
 use items::{share, Live, PartItems, Share, SourcePlace};
@@ -233,8 +232,8 @@ impl Scale {
     pub const CHUNK_BYTES: u64 = 1 << 20;
 
     /// This process's workers, numbered over every process (process `p`'s
-    /// from `p * workers`): those [`Workers::with_sources`] takes a source
-    /// for, in order.
+    /// from `p * workers`): those a run takes a source for
+    /// (`Runtime::on_cluster`), in order.
     pub fn own_workers(&self) -> std::ops::Range<usize> {
         self.process * self.workers..(self.process + 1) * self.workers
     }
@@ -260,52 +259,53 @@ impl Scale {
     }
 }
 
-/// How a run on workers ended.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Outcome {
-    /// Every worker's counts, gathered by worker 0 of process 0 (`None` on
-    /// the other processes, and when worker 0 failed). Its
-    /// [`Summary::end`]: [`End::Input`], [`End::Stopped`] (by
-    /// [`Handle::stop`]), [`End::OutputClosed`] (standard output closed
-    /// at the last flush: nothing more to say), [`End::Failed`] (the last
-    /// flush failed, `flushed` false; said), [`End::Incomplete`] (a part
-    /// of the input could not be read, or stopped at a malformed line with
-    /// `strict`; said when it happened).
-    pub summary: Option<Summary>,
-    /// Was an error said while the run went on (a worker's own output or
-    /// a checkpoint not written: the command exits 4)?
-    pub said_errors: bool,
-    /// Workers that failed ([`Error::Worker`]), in worker order: to say
-    /// after the summary.
-    pub failed: Vec<Error>,
+/// The runtime's executor on workers
+/// ([`cepheid_runtime::Cluster`]): a run's matching on the worker threads
+/// and processes of a [`Scale`], given to
+/// [`Runtime::on_cluster`](cepheid_runtime::Runtime::on_cluster).
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    scale: Scale,
 }
 
-/// Stops a run's live input from another thread (SIGINT, SIGTERM): the
-/// feed stops, event time stays where it got, the workers take a last cut
-/// with checkpoints, and the run ends with [`End::Stopped`].
-#[derive(Clone, Debug)]
-pub struct Handle(Vec<cepheid_runtime::Handle>);
+impl Cluster {
+    /// The cluster of `scale`.
+    pub fn new(scale: Scale) -> Cluster {
+        Cluster { scale }
+    }
+}
 
-impl Handle {
-    /// Stops the input (every source of this process); `why` is said
-    /// (`cepheid: stopped by WHY`) and kept in [`End::Stopped`].
-    pub fn stop(&self, why: &str) {
-        self.0.iter().for_each(|handle| handle.stop(why));
+impl cepheid_runtime::Cluster for Cluster {
+    fn check(&self, config: &Config, sink: bool) -> Result<(), cepheid_runtime::Error> {
+        Workers::check(config, &self.scale, sink).map_err(|why| Error::Refused(why).into())
     }
 
-    /// Reads the pattern paths again ([`Config::watch`]): their rules
-    /// apply on every worker from the live input's watermark then + 1;
-    /// `why` names the reload in what is said (`cepheid: WHY: rules
-    /// reloaded:`). Nothing without [`Config::watch`].
-    pub fn reload(&self, why: &str) {
-        self.0.iter().for_each(|handle| handle.reload(why));
+    fn workers(&self) -> (std::ops::Range<usize>, usize) {
+        (self.scale.own_workers(), self.scale.all_workers())
+    }
+
+    fn open(
+        self: Box<Self>,
+        config: Config,
+        rules: &Rules,
+        report: Box<dyn Report>,
+        sources: Option<cepheid_runtime::Sources>,
+        sink: Option<Box<dyn cepheid_runtime::Sink>>,
+    ) -> Result<Box<dyn cepheid_runtime::OpenCluster>, cepheid_runtime::Error> {
+        let mut workers = Workers::new(&config, &self.scale, rules, report)?;
+        if let Some(sources) = sources {
+            workers = workers.with_sources(sources);
+        }
+        if let Some(sink) = sink {
+            workers = workers.with_sink(sink);
+        }
+        Ok(Box::new(workers.open()?))
     }
 }
 
 /// A run of the runtime's [`Config`] on several workers (threads of this
-/// process, and processes): checked and compiled, not started yet.
-pub struct Workers {
+/// process, and processes): checked and compiled, not opened yet.
+struct Workers {
     config: Config,
     scale: Scale,
     plan: Plan<Record>,
@@ -354,7 +354,7 @@ impl Workers {
     /// once, for a caller that opens sources or a sink before the run (a
     /// Kafka client asks its broker) and would refuse the run before it
     /// asks anything.
-    pub fn check(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
+    fn check(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
         refuse(config)?;
         refuse_outputs(config, scale, sink)
     }
@@ -366,7 +366,7 @@ impl Workers {
     /// worker shares the automata the rules compiled as they were
     /// loaded). The outputs and the hostfile are checked when it runs
     /// ([`Workers::run`]: whether records go to a sink is known then).
-    pub fn new(
+    fn new(
         config: &Config,
         scale: &Scale,
         rules: &Rules,
@@ -456,7 +456,7 @@ impl Workers {
     /// processes, process 0's sink takes every process's records (the
     /// others' sinks are not written), without `--checkpoint` only
     /// ([`Refusal::SinkProcesses`]).
-    pub fn with_sink(mut self, mut sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
+    fn with_sink(mut self, mut sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
         sink.notify_to(cepheid_runtime::Notify::of_shared(self.say.0.clone()));
         self.sink = Some(sink);
         self
@@ -476,7 +476,7 @@ impl Workers {
     /// watermarks after the batches taken below the cut, and a resumed
     /// run seeks each worker's source there: on the same number of workers
     /// only ([`Mismatch::SourcesWorkers`]).
-    pub fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Result<Workers, Error> {
+    fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Workers {
         let mut own = Vec::with_capacity(sources.len());
         for mut source in sources {
             if let Some(source) = &mut source {
@@ -489,26 +489,15 @@ impl Workers {
             own.push((source, input.handle(), input));
         }
         self.sources = Some(own);
-        Ok(self)
+        self
     }
 
-    /// The handle that stops the live input (`None` when this process
-    /// reads none: a file's parts end by themselves).
-    pub fn handle(&self) -> Option<Handle> {
-        if let Some(sources) = &self.sources {
-            let readers = sources.iter().filter(|(s, _, _)| s.is_some());
-            let handles: Vec<_> = readers.map(|(_, handle, _)| handle.clone()).collect();
-            return (!handles.is_empty()).then_some(Handle(handles));
-        }
-        Some(Handle(vec![self.messages.as_ref()?.handle()]))
-    }
-
-    /// Runs it: refuses outputs it does not take ([`Refusal`]), reads
+    /// Opens it: refuses outputs it does not take ([`Refusal`]), reads
     /// the hostfile, reads the checkpoint folder (and resumes from its last
-    /// cut), opens the outputs, starts the workers (after connecting to
-    /// the other processes and checking that they run the same command),
-    /// and waits for them.
-    pub fn run(self) -> Result<Outcome, Error> {
+    /// cut), opens the outputs; the workers start (after connecting to the
+    /// other processes and checking that they run the same command) when
+    /// it runs ([`Opened`]).
+    fn open(self) -> Result<Opened, Error> {
         let Workers {
             config,
             scale,
@@ -615,7 +604,7 @@ impl Workers {
             chunk_bytes: scale.chunk_bytes,
             out: outputs.shared,
             own: outputs.own,
-            write_failed: AtomicBool::new(false),
+            write_failed: Failed::default(),
             stop: Arc::default(),
             cluster: scale.cluster(),
             checkpoint,
@@ -629,6 +618,67 @@ impl Workers {
                 .then(|| Arc::new(config.clone())),
             reloads: config.watch.then(|| Arc::new(config.clone())),
         });
+        let handle = handle_of(&job);
+        Ok(Opened {
+            job,
+            layout,
+            board,
+            patterns,
+            followed,
+            scale,
+            _watch,
+            handle,
+        })
+    }
+}
+
+/// A run on workers, opened: its checkpoint read, its outputs open; run
+/// by [`OpenCluster::run`](cepheid_runtime::OpenCluster::run).
+struct Opened {
+    job: Arc<Job>,
+    layout: Layout,
+    board: Option<Arc<Board>>,
+    patterns: Vec<Pattern>,
+    /// A followed file (its lag is its one reader's).
+    followed: Option<PathBuf>,
+    scale: Scale,
+    /// Watched pattern paths (held for the whole run).
+    _watch: Option<cepheid_runtime::source::PatternWatch>,
+    handle: Option<cepheid_runtime::Handle>,
+}
+
+/// The handle of the live input `job` reads: its sources', or its reader
+/// thread's (`None`: a file's parts, which end by themselves).
+fn handle_of(job: &Job) -> Option<cepheid_runtime::Handle> {
+    if let Some(sources) = &job.sources {
+        let sources = sources.lock().unwrap_or_else(|e| e.into_inner());
+        let readers = sources.iter().flatten().filter(|(s, _, _)| s.is_some());
+        let handles: Vec<_> = readers.map(|(_, handle, _)| handle.clone()).collect();
+        return (!handles.is_empty()).then(|| handles.into_iter().collect());
+    }
+    let messages = job.messages.lock().unwrap_or_else(|e| e.into_inner());
+    Some(messages.as_ref()?.handle())
+}
+
+impl cepheid_runtime::OpenCluster for Opened {
+    fn handle(&self) -> Option<cepheid_runtime::Handle> {
+        self.handle.clone()
+    }
+
+    /// Starts the workers (connected to the other processes first, which
+    /// must run the same command) and waits for them.
+    fn run(self: Box<Self>) -> Summary {
+        let Opened {
+            job,
+            layout,
+            board,
+            patterns,
+            followed,
+            scale,
+            _watch,
+            handle: _,
+        } = *self;
+        let say = job.say.clone();
         let started = Instant::now();
         let observing = (board.as_ref())
             .map(|board| Observing::start(board, &patterns, followed.clone(), &say));
@@ -639,11 +689,12 @@ impl Workers {
         let guards = execute(layout, &say, {
             let job = Arc::clone(&job);
             move |worker| job.work_or_fail(worker)
-        })
-        .map_err(|e| match e {
-            Start::Differ(why) => Error::Differ(why),
-            Start::Failed(why) => Error::Start(why),
-        })?;
+        });
+        let guards = match guards {
+            Ok(guards) => guards,
+            Err(Start::Differ(why)) => return failed(&job, &scale, Error::Differ(why)),
+            Err(Start::Failed(why)) => return failed(&job, &scale, Error::Start(why)),
+        };
         // A peer process that dies (killed, its machine gone) makes
         // timely's networking threads panic, and joining them panicked
         // this process (exit 101, a backtrace, no hint): it stops with
@@ -654,24 +705,37 @@ impl Workers {
         if let Some(observing) = observing {
             observing.stop();
         }
-        let with_checkpoint = config.checkpoint.is_some();
         let Ok(results) = joined else {
-            return Err(Error::ConnectionLost {
-                checkpoint: with_checkpoint,
-            });
+            let checkpoint = job.config.checkpoint.is_some();
+            return failed(&job, &scale, Error::ConnectionLost { checkpoint });
         };
-        let outcome = outcome_of(results, &job, &scale, started);
+        let summary = outcome_of(results, &job, &scale, started);
         if let Some(board) = &board {
             last_tick(
                 board,
                 &patterns,
                 cluster,
-                &outcome,
+                &summary,
                 followed.as_deref(),
                 &say,
             );
         }
-        Ok(outcome)
+        summary
+    }
+}
+
+/// A run that failed with `e` before its workers could count anything:
+/// `e` said, the summary's end (with no counts).
+fn failed(job: &Job, scale: &Scale, e: Error) -> Summary {
+    say!(job.say, Error, "error: {e}");
+    Summary {
+        end: End::Failed(e.into()),
+        uncounted: true,
+        layout: Some(SummaryLayout {
+            processes: scale.processes,
+            workers: scale.workers,
+        }),
+        ..Summary::default()
     }
 }
 
@@ -713,44 +777,60 @@ type OpenCheckpoints = (
 
 /// How the run went, from what each worker of this process ended with:
 /// worker 0 of process 0 the outputs and every worker's counts (the
-/// summary), any worker what failed.
+/// summary; another process's holds none, `Summary::uncounted`), any
+/// worker what failed (said here). The first error said while it ran (a
+/// cut not written, a worker's own output), else the first worker's that
+/// failed, is the summary's end, as one engine's first error is.
 fn outcome_of(
     results: Vec<Result<Result<Option<job::Ended>, String>, String>>,
     job: &Job,
     scale: &Scale,
     started: Instant,
-) -> Outcome {
+) -> Summary {
     let (config, say) = (&job.config, &job.say);
-    let mut outcome = Outcome {
-        summary: None,
-        said_errors: job.write_failed.load(Ordering::Relaxed)
-            || job.checkpoint_failed.load(Ordering::Relaxed),
-        failed: Vec::new(),
-    };
+    let mut summary = None;
+    let mut failed = None;
     for result in results {
         match result {
             Ok(Ok(None)) => {}
             Ok(Ok(Some((out, counts, stopped)))) => {
                 // (an output that failed stopped the input, as it stops
                 // one engine's)
-                let failed = lock(&out).failed();
-                if let (Some(fields), None, false) = (&job.fields, &stopped, failed) {
+                let output_failed = lock(&out).failed();
+                if let (Some(fields), None, false) = (&job.fields, &stopped, output_failed) {
                     // The end of the input: what no reader of any process
                     // saw (their views came with the counts).
                     fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
                 }
                 let out = &mut lock(&out);
-                let finished = finish(config, scale, out, counts, stopped, started, say);
-                outcome.summary = Some(finished);
+                summary = Some(finish(config, scale, out, counts, stopped, started, say));
             }
-            Ok(Err(why)) | Err(why) => outcome.failed.push(Error::Worker {
-                why,
-                cluster: job.cluster,
-                checkpoint: config.checkpoint.is_some(),
-            }),
+            Ok(Err(why)) | Err(why) => {
+                let e = Error::Worker {
+                    why,
+                    cluster: job.cluster,
+                    checkpoint: config.checkpoint.is_some(),
+                };
+                say!(say, Error, "error: {e}");
+                failed.get_or_insert(cepheid_runtime::Error::from(e));
+            }
         }
     }
-    outcome
+    let mut summary = summary.unwrap_or_else(|| Summary {
+        uncounted: true,
+        layout: Some(SummaryLayout {
+            processes: scale.processes,
+            workers: scale.workers,
+        }),
+        ..Summary::default()
+    });
+    let said = (job.checkpoint_failed.take())
+        .or_else(|| job.write_failed.take())
+        .or(failed);
+    if let (Some(e), End::Input | End::Stopped(_) | End::OutputClosed) = (said, &summary.end) {
+        summary.end = End::Failed(e);
+    }
+    summary
 }
 
 /// The events file of a run that reads one, opened once to see that it
@@ -841,7 +921,7 @@ fn last_tick(
     board: &Board,
     patterns: &[cepheid_core::pattern::Pattern],
     cluster: bool,
-    outcome: &Outcome,
+    summary: &Summary,
     followed: Option<&Path>,
     say: &Say,
 ) {
@@ -853,7 +933,7 @@ fn last_tick(
     let mut view = RunView::of_workers(&workers);
     (view.events_read, view.late, view.malformed) = (events, late, malformed);
     view.records = &records;
-    if let (false, Some(summary)) = (cluster, &outcome.summary) {
+    if !cluster && !summary.uncounted {
         (view.events_read, view.late, view.malformed) =
             (summary.events, summary.late, summary.malformed);
     }
@@ -878,7 +958,7 @@ fn millis(d: Duration) -> i64 {
 /// when a peer dies: "Connection reset by peer", "MergeQueue poisoned",
 /// "Send thread panic") is said in one line on standard error (the panic
 /// hook's own place), where and why, not with a backtrace per thread;
-/// [`Workers::run`] then gives [`Error::ConnectionLost`] or
+/// the run then ends with [`Error::ConnectionLost`] or
 /// [`Error::Worker`]. Other threads' panics keep the default report.
 fn short_thread_panics() {
     let default = std::panic::take_hook();
@@ -1225,7 +1305,7 @@ mod tests {
         .unwrap();
         let report = Box::new(cepheid_runtime::Notices::default());
         let run = Workers::new(&record_time, &Scale::default(), &rules, report).unwrap();
-        match run.run() {
+        match run.open() {
             Err(Error::Refused(Refusal::RecordTime)) => {}
             Err(e) => panic!("not the refusal: {e}"),
             Ok(_) => panic!("a file's records have no time of their own"),
@@ -1326,7 +1406,7 @@ mod tests {
         .unwrap();
         let report = Box::new(cepheid_runtime::Notices::default());
         let run = Workers::new(&config, &Scale::default(), &rules, report).unwrap();
-        match run.with_sink(Box::new(Committing)).run() {
+        match run.with_sink(Box::new(Committing)).open() {
             Err(Error::Runtime(cepheid_runtime::Error::Conflict(
                 cepheid_runtime::Conflict::SinkNeedsCheckpoints { sink },
             ))) => assert_eq!(sink, "kafka:alerts"),
@@ -1391,7 +1471,8 @@ mod tests {
         };
         let workers = Kept::default();
         let run = Workers::new(&config, &scale, &rules, Box::new(workers.clone())).unwrap();
-        assert!(run.run().is_ok());
+        let summary = cepheid_runtime::OpenCluster::run(Box::new(run.open().unwrap()));
+        assert!(summary.error().is_none());
         let (single, workers) = (said(&single), said(&workers));
         for said in [&single, &workers] {
             assert_eq!(said.len(), 11, "{said:?}");
@@ -1440,7 +1521,7 @@ mod tests {
             Rules::parse("p.cep", "pattern p {\n match a\n where a: type == \"a\"\n}").unwrap();
         let report = Box::new(cepheid_runtime::Notices::default());
         let run = Workers::new(&config, &Scale::default(), &rules, report).unwrap();
-        match run.run() {
+        match run.open() {
             Err(Error::Runtime(cepheid_runtime::Error::Conflict(
                 cepheid_runtime::Conflict::SameFile { .. },
             ))) => {}

@@ -31,6 +31,11 @@
 //! What is observable happens in input order on the calling thread: the
 //! reader thread only reads and decodes ahead, and the output's system
 //! calls are made on a thread of their own.
+//!
+//! The same run goes on several workers (threads and processes) with
+//! [`Runtime::on_cluster`] and a [`Cluster`] (`cepheid_dataflow::run::
+//! Cluster`, on timely-dataflow): the same [`Handle`], [`Summary`] and
+//! [`Error`]s; a checkpoint of either resumes on the other.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -49,6 +54,7 @@ use serde::Serialize;
 mod background;
 mod block;
 pub mod checkpoint;
+mod cluster;
 mod conflict;
 mod driver;
 mod follow;
@@ -65,6 +71,7 @@ mod view;
 
 pub use block::{Block, BlockRecord, Tap};
 pub use checkpoint::Every;
+pub use cluster::{Cluster, ClusterError, OpenCluster, Sources};
 pub use conflict::{is_regular, Conflict, Named};
 pub use driver::{Handle, Runtime};
 pub use limits::LimitNotices;
@@ -774,19 +781,37 @@ pub enum Error {
         /// Why.
         source: cepheid_engine::Error,
     },
+    /// An error of the [`Cluster`]'s own, in its words (its layout, the
+    /// other processes, a cut that does not fit the run, a worker that
+    /// failed).
+    Cluster(Box<dyn ClusterError>),
 }
 
 impl Error {
     /// Is it about a checkpoint that cannot be used or a folder or output
     /// another run holds (`cepheid run` exits with 5)?
     pub fn is_checkpoint(&self) -> bool {
-        matches!(
-            self,
-            Error::Checkpoint { .. }
-                | Error::TakenOnWorkers { .. }
-                | Error::FolderInUse { .. }
-                | Error::OutputInUse { .. }
-        )
+        match self {
+            Error::Cluster(e) => e.is_checkpoint(),
+            e => matches!(
+                e,
+                Error::Checkpoint { .. }
+                    | Error::TakenOnWorkers { .. }
+                    | Error::FolderInUse { .. }
+                    | Error::OutputInUse { .. }
+            ),
+        }
+    }
+
+    /// Is it about settings that cannot run as they are ([`Conflict`]), or
+    /// an option or a layout a [`Cluster`] does not take (`cepheid run`
+    /// exits with 2)?
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::Conflict(_) => true,
+            Error::Cluster(e) => e.is_usage(),
+            _ => false,
+        }
     }
 }
 
@@ -858,6 +883,7 @@ impl fmt::Display for Error {
                 write!(f, "{place}: malformed record: {}", source.message())
             }
             Error::Conflict(e) => write!(f, "{e}"),
+            Error::Cluster(e) => write!(f, "{e}"),
             Error::Sink(e) => write!(f, "{e}"),
             Error::Source(e) => write!(f, "{e}"),
             Error::Recover { chosen, kept } => write!(
@@ -881,6 +907,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Conflict(e) => Some(e),
+            Error::Cluster(e) => e.source(),
             Error::Sink(e) => Some(e),
             Error::Source(e) => Some(e),
             Error::Pattern { source, .. }
@@ -984,6 +1011,12 @@ pub struct Summary {
     /// How it ended.
     #[serde(skip)]
     pub end: End,
+    /// Are the run's counts elsewhere? On a [`Cluster`], process 0's
+    /// summary counts the run: another process's, or one whose worker 0
+    /// failed before it gathered them, holds none (its numbers are zeros,
+    /// and `cepheid run` prints no summary). `false` on one engine.
+    #[serde(skip)]
+    pub uncounted: bool,
 }
 
 /// The workers a run ran on, for its [`Summary`].

@@ -32,7 +32,7 @@ pub(super) struct Cutter {
     pub(super) observes: bool,
     /// Has the writer's input ended?
     pub(super) ended: bool,
-    pub(super) failed: Arc<AtomicBool>,
+    pub(super) failed: Arc<Failed>,
     pub(super) stop: Arc<AtomicBool>,
     /// The latest records an observer was shown, kept in each cut's
     /// marker (a resumed run shows them first).
@@ -76,10 +76,7 @@ impl Cutter {
             if let Some(e) = self.pending.take() {
                 let since = self.asked_at.take().unwrap_or_else(Instant::now);
                 let last_at_or_below = checkpoint.cuts.last_cut().is_some_and(|l| l <= e);
-                if !last_at_or_below
-                    && !checkpoint.cuts.failed(e)
-                    && !self.failed.load(Ordering::Relaxed)
-                {
+                if !last_at_or_below && !checkpoint.cuts.failed(e) && !self.failed.is_set() {
                     if let Err(why) = self.complete(e, since, gathered) {
                         self.cut_error(e, why);
                     }
@@ -133,7 +130,7 @@ impl Cutter {
         if self.pending.is_none()
             && !self.asking
             && at.is_some()
-            && !self.failed.load(Ordering::Relaxed)
+            && !self.failed.is_set()
             && (again || self.last.elapsed() >= checkpoint.every)
         {
             if let Some(requests) = &mut self.requests {
@@ -158,8 +155,9 @@ impl Cutter {
             "error: cannot write the checkpoint in {}: {why}",
             checkpoint.dir.display()
         );
-        self.failed_event(&cut_failed(&store::part_dir(&checkpoint.dir, e), why));
-        self.failed.store(true, Ordering::Relaxed);
+        let error = cut_failed(&store::part_dir(&checkpoint.dir, e), why);
+        self.failed_event(&error);
+        self.failed.set(error);
         self.stop.store(true, Ordering::Relaxed);
     }
 
@@ -176,7 +174,7 @@ impl Cutter {
         for chunk in std::mem::take(&mut gathered.held) {
             gathered.take(chunk);
         }
-        if self.failed.load(Ordering::Relaxed) {
+        if self.failed.is_set() {
             // A cut failed (said then, the input stopped for it): none is
             // completed after it, as the single run takes no checkpoint
             // after a failed one; the next run goes on from the last
@@ -198,8 +196,9 @@ impl Cutter {
             ),
             Err(why) => {
                 say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {why}");
-                self.failed_event(&cut_failed(&store::part_dir(&checkpoint.dir, e), why));
-                self.failed.store(true, Ordering::Relaxed);
+                let error = cut_failed(&store::part_dir(&checkpoint.dir, e), why);
+                self.failed_event(&error);
+                self.failed.set(error);
             }
         }
     }
@@ -312,7 +311,8 @@ impl Cutter {
     /// run ends with its error (kept in the output, said when it
     /// happened). The cut is not retried.
     fn sink_failed(&self) -> bool {
-        self.failed.store(true, Ordering::Relaxed);
+        // (its error is the output's, the run's end: `Output::end`)
+        self.failed.mark();
         self.stop.store(true, Ordering::Relaxed);
         true
     }
@@ -344,6 +344,40 @@ pub(super) fn cut_failed(path: &Path, source: io::Error) -> cepheid_runtime::Err
         doing: cepheid_runtime::Doing::WriteCheckpoint,
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// Something that failed while the run went on without stopping it at
+/// once (a cut not written, a worker's own output), said when it happened:
+/// the first error, which ends the run as failed, as one engine's first
+/// error does (its own summary's end).
+#[derive(Default)]
+pub(super) struct Failed {
+    set: AtomicBool,
+    first: Mutex<Option<cepheid_runtime::Error>>,
+}
+
+impl Failed {
+    /// `error` happened (the first is kept).
+    pub(super) fn set(&self, error: cepheid_runtime::Error) {
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(error);
+        self.mark();
+    }
+
+    /// Something failed whose error is kept elsewhere (the output's).
+    pub(super) fn mark(&self) {
+        self.set.store(true, Ordering::Relaxed);
+    }
+
+    /// Has anything failed?
+    pub(super) fn is_set(&self) -> bool {
+        self.set.load(Ordering::Relaxed)
+    }
+
+    /// The first error kept.
+    pub(super) fn take(&self) -> Option<cepheid_runtime::Error> {
+        self.first.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

@@ -14,7 +14,7 @@ pub enum Refusal {
     /// Processing time.
     ProcessingTime,
     /// Event time from the records' own times without sources that give
-    /// them ([`Workers::with_sources`]: a Kafka source's): a file's
+    /// them (`Runtime::on_cluster` with sources: a Kafka source's): a file's
     /// records have none.
     RecordTime,
     /// A checkpoint with the output on standard output (process 0).
@@ -30,7 +30,7 @@ pub enum Refusal {
     ListsAndIndicators,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
-    /// Records to a sink ([`Workers::with_sink`]) with several processes
+    /// Records to a sink (`Runtime::on_cluster` with a sink) with several processes
     /// and checkpoints (the cut the sink resumes from is process 0's to
     /// choose, and the other processes do not learn it yet).
     SinkProcesses,
@@ -94,7 +94,7 @@ pub enum Mismatch {
         follow: bool,
     },
     /// Taken on another number of workers, which a run over sources of
-    /// the library's user ([`Workers::with_sources`]) that do not name
+    /// the library's user (`Runtime::on_cluster` with sources) that do not name
     /// their splits ([`Source::split_names`]) cannot resume on: each
     /// worker's source goes on from its own place.
     SourcesWorkers {
@@ -263,7 +263,8 @@ pub enum Error {
         /// With checkpoints (the processes go on from the last cut).
         checkpoint: bool,
     },
-    /// A worker failed (said after the summary: [`Outcome::failed`]).
+    /// A worker failed (said when the workers are joined; the first is
+    /// the summary's end).
     Worker {
         /// Why (its panic).
         why: String,
@@ -393,6 +394,28 @@ impl std::error::Error for Error {
 impl From<cepheid_runtime::Error> for Error {
     fn from(e: cepheid_runtime::Error) -> Error {
         Error::Runtime(e)
+    }
+}
+
+impl cepheid_runtime::ClusterError for Error {
+    fn is_usage(&self) -> bool {
+        Error::is_usage(self)
+    }
+
+    fn is_checkpoint(&self) -> bool {
+        Error::is_checkpoint(self)
+    }
+}
+
+/// The runtime's error: its own as they were, a pattern's as one engine
+/// says it, the rest the cluster's ([`cepheid_runtime::Error::Cluster`]).
+impl From<Error> for cepheid_runtime::Error {
+    fn from(e: Error) -> cepheid_runtime::Error {
+        match e {
+            Error::Runtime(e) => e,
+            Error::Pattern { name, source } => cepheid_runtime::Error::Pattern { name, source },
+            e => cepheid_runtime::Error::Cluster(Box::new(e)),
+        }
     }
 }
 

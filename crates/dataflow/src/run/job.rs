@@ -40,7 +40,7 @@ pub(super) struct Job {
     /// index in the process; worker 0's is `out`).
     pub(super) own: Vec<Option<write::Shared>>,
     /// Did a worker fail to write its own output file?
-    pub(super) write_failed: AtomicBool,
+    pub(super) write_failed: Failed,
     /// Set by a part that met a malformed line with `--strict`.
     pub(super) stop: Arc<AtomicBool>,
     /// Several processes (`--processes`).
@@ -54,7 +54,7 @@ pub(super) struct Job {
     /// on (by its index in the process; taken by the workers).
     pub(super) shares: Mutex<Vec<Option<Share>>>,
     /// Could a checkpoint not be written? (Exit 4.)
-    pub(super) checkpoint_failed: Arc<AtomicBool>,
+    pub(super) checkpoint_failed: Arc<Failed>,
     /// What the run says.
     pub(super) say: Say,
     /// Where each worker publishes its numbers (an observing report).
@@ -387,8 +387,8 @@ impl Job {
         }
         // Another worker's own `FILE.W` (its error said when it happened).
         if let Some(own) = self.own(index) {
-            if lock(&own).flush().is_err() {
-                self.write_failed.store(true, Ordering::Relaxed);
+            if let Err(e) = lock(&own).flush() {
+                self.write_failed.set(cepheid_runtime::Error::Sink(e));
             }
         }
         None
@@ -518,10 +518,9 @@ impl Job {
         let say = self.say.clone();
         // (a file that cannot be written is said to an observing report)
         let observes = self.board.is_some();
-        let failed_event = move |say: &Say, error: cepheid_runtime::Error| {
+        let failed_event = move |say: &Say, error: &cepheid_runtime::Error| {
             if observes {
-                say.report()
-                    .event(&RunEvent::CheckpointFailed { error: &error });
+                say.report().event(&RunEvent::CheckpointFailed { error });
             }
         };
         let read_counts = Arc::clone(counts);
@@ -533,8 +532,9 @@ impl Job {
                 Some(Ok(at)) => (at.output_len, at.output_head),
                 Some(Err(e)) => {
                     // (said by the output, the run's error)
-                    failed_event(&say, cepheid_runtime::Error::Sink(e));
-                    failed.store(true, Ordering::Relaxed);
+                    let error = cepheid_runtime::Error::Sink(e);
+                    failed_event(&say, &error);
+                    failed.set(error);
                     stop.store(true, Ordering::Relaxed);
                     return;
                 }
@@ -557,9 +557,10 @@ impl Job {
                     "error: cannot write the checkpoint {}: {e}",
                     folder.join(&name).display()
                 );
-                failed_event(&say, cut_failed(&folder.join(&name), e));
+                let error = cut_failed(&folder.join(&name), e);
+                failed_event(&say, &error);
                 // The input stops; exit 4 at the end.
-                failed.store(true, Ordering::Relaxed);
+                failed.set(error);
                 stop.store(true, Ordering::Relaxed);
             } else {
                 // The cuts before the one before this were completed or

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cepheid_dataflow::run::{Scale, Workers};
+use cepheid_dataflow::run::{Cluster, Scale};
 use cepheid_engine::Rules;
 use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
 use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
-use cepheid_runtime::{Config, Every, Input, Level, Notice, Report, RunEvent, RunView, SplitLag};
+use cepheid_runtime::{
+    Config, Every, Input, Level, Notice, Report, RunEvent, RunView, Runtime, SplitLag,
+};
 
 /// Records per split.
 const PER_SPLIT: usize = 200;
@@ -213,19 +215,25 @@ fn run(config: &Config, sink: Option<Box<dyn Sink>>, stop_after: Duration) -> Se
         workers: 2,
         ..Scale::default()
     };
-    let mut run = Workers::new(config, &scale, &rules(), Box::new(report.clone()))
-        .expect("starts")
-        .with_sources(sources())
-        .expect("takes the sources");
-    if let Some(sink) = sink {
-        run = run.with_sink(sink);
-    }
-    let handle = run.handle().expect("live sources");
+    let cluster = Box::new(Cluster::new(scale));
+    let told = Box::new(report.clone());
+    let run = Runtime::on_cluster(
+        config.clone(),
+        &rules(),
+        cluster,
+        Some(sources()),
+        sink,
+        told,
+    )
+    .expect("starts");
+    assert!(run.stoppable(), "live sources");
+    let handle = run.handle();
     let stop = std::thread::spawn(move || {
         std::thread::sleep(stop_after);
         handle.stop("the test");
     });
-    run.run().expect("runs");
+    let summary = run.run();
+    assert!(!summary.uncounted, "{:?}", summary.end);
     stop.join().expect("stops");
     let seen = std::mem::take(&mut *report.0.lock().unwrap());
     seen

@@ -1,17 +1,17 @@
 //! A library user's sink that panics on a worker's thread ends the run on
 //! workers with an error naming the panic: the other workers do not wait
-//! for the failed one's progress forever (they hung, and
-//! `Workers::run` never returned).
+//! for the failed one's progress forever (they hung, and the run never
+//! returned).
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use cepheid_dataflow::run::{Error, Scale, Workers};
+use cepheid_dataflow::run::{Cluster, Error, Scale};
 use cepheid_engine::Rules;
 use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
 use cepheid_runtime::source::Position;
-use cepheid_runtime::{Config, Every, Input, Notices};
+use cepheid_runtime::{Config, End, Every, Input, Notice, Report, Runtime};
 
 /// Long enough for a loaded machine; a hang is far longer.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -81,11 +81,26 @@ fn rules() -> Rules {
     .expect("parses")
 }
 
+/// What the run said.
+#[derive(Clone, Default)]
+struct Said(Arc<Mutex<Vec<String>>>);
+
+impl Report for Said {
+    fn notice(&mut self, notice: Notice) {
+        self.0.lock().unwrap().push(notice.to_string());
+    }
+}
+
 /// Runs the file on `workers` workers into a sink that panics once (on
 /// its `n`th record, or with `commit` on its first commit, checkpoints
-/// taken every 5 ms); how `Workers::run` ended: the workers that failed,
-/// or `None` if it did not return within [`PATIENCE`].
-fn run_panicking(name: &str, workers: usize, n: usize, commit: bool) -> Option<Vec<Error>> {
+/// taken every 5 ms); how the run ended and what it said, or `None` if it
+/// did not end within [`PATIENCE`].
+fn run_panicking(
+    name: &str,
+    workers: usize,
+    n: usize,
+    commit: bool,
+) -> Option<(cepheid_runtime::Summary, Vec<String>)> {
     let path = input(name, 20_000);
     let mut config = Config::new(Input::File(path.clone()), Vec::new());
     if commit {
@@ -100,15 +115,25 @@ fn run_panicking(name: &str, workers: usize, n: usize, commit: bool) -> Option<V
         chunk_bytes: 4096,
         ..Scale::default()
     };
-    let run = Workers::new(&config, &scale, &rules(), Box::new(Notices::default()))
-        .expect("starts")
-        .with_sink(Box::new(Panicking { n: n + 1, commit }));
+    let said = Said::default();
+    let cluster = Box::new(Cluster::new(scale));
+    let sink: Option<Box<dyn Sink>> = Some(Box::new(Panicking { n: n + 1, commit }));
+    let run = Runtime::on_cluster(
+        config,
+        &rules(),
+        cluster,
+        None,
+        sink,
+        Box::new(said.clone()),
+    )
+    .expect("starts");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(run.run().map(|outcome| outcome.failed));
+        let _ = tx.send(run.run());
     });
-    let ended = rx.recv_timeout(PATIENCE).ok()?;
-    Some(ended.expect("the run ends with the failed workers"))
+    let summary = rx.recv_timeout(PATIENCE).ok()?;
+    let said = said.0.lock().unwrap().clone();
+    Some((summary, said))
 }
 
 #[test]
@@ -121,12 +146,23 @@ fn a_sink_that_panics_on_a_worker_ends_the_run_with_that_worker_failed() {
         (3, usize::MAX - 1, true),
     ] {
         let name = format!("w{workers}_{n}_{commit}");
-        let Some(failed) = run_panicking(&name, workers, n, commit) else {
-            panic!("{workers} workers, a panic at record {n} (commit: {commit}): the run hung");
+        let case = format!("{workers} workers, a panic at record {n} (commit: {commit})");
+        let Some((summary, said)) = run_panicking(&name, workers, n, commit) else {
+            panic!("{case}: the run hung");
         };
-        let [Error::Worker { why, .. }] = &failed[..] else {
-            panic!("{workers} workers, a panic at record {n} (commit: {commit}): {failed:?}");
+        // The worker's failure is the run's end, said once.
+        let End::Failed(cepheid_runtime::Error::Cluster(e)) = &summary.end else {
+            panic!("{case}: {:?}", summary.end);
+        };
+        let e: &(dyn std::error::Error + 'static) = &**e;
+        let Some(Error::Worker { why, .. }) = e.downcast_ref::<Error>() else {
+            panic!("{case}: {e}");
         };
         assert!(why.contains("the test's sink panics here"), "{why}");
+        let failures: Vec<&String> = said
+            .iter()
+            .filter(|s| s.contains("a worker failed"))
+            .collect();
+        assert_eq!(failures.len(), 1, "{case}: {said:?}");
     }
 }

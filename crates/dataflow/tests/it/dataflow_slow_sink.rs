@@ -9,11 +9,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cepheid_dataflow::run::{Scale, Workers};
+use cepheid_dataflow::run::{Cluster, Scale};
 use cepheid_engine::Rules;
 use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
 use cepheid_runtime::source::Position;
-use cepheid_runtime::{Config, Every, Input, Notice, Report};
+use cepheid_runtime::{Config, Every, Input, Notice, Report, Runtime};
 
 /// The sink: takes its time to prepare each cut, keeps what it committed.
 struct Slow {
@@ -92,19 +92,22 @@ fn a_slow_sink_commits_every_cut_up_to_the_one_before_the_end_of_the_file() {
         let sink = Slow {
             committed: Arc::clone(&committed),
         };
-        let outcome = Workers::new(&config, &scale, &rules, Box::new(Kept(Arc::clone(&said))))
+        let cluster = Box::new(Cluster::new(scale));
+        let report = Box::new(Kept(Arc::clone(&said)));
+        let sink: Option<Box<dyn Sink>> = Some(Box::new(sink));
+        let summary = Runtime::on_cluster(config, &rules, cluster, None, sink, report)
             .expect("starts")
-            .with_sink(Box::new(sink))
-            .run()
-            .expect("runs");
+            .run();
         let said = said.lock().unwrap();
         let errors: Vec<&String> = said.iter().filter(|s| s.contains("error")).collect();
         assert!(errors.is_empty(), "round {round}: {errors:?}");
         assert!(
-            outcome.failed.is_empty() && !outcome.said_errors,
-            "round {round}"
+            summary.error().is_none(),
+            "round {round}: {:?}",
+            summary.end
         );
-        assert_eq!(outcome.summary.expect("worker 0's").events, 20_000);
+        assert!(!summary.uncounted, "round {round}: worker 0's");
+        assert_eq!(summary.events, 20_000);
         // Each cut committed once, in order, the last one the folder's
         // newest: the one before the end of the file.
         let committed = committed.lock().unwrap();

@@ -1,11 +1,11 @@
-//! `cepheid_dataflow::run::Workers::with_sources`: a cut of a library
+//! `Runtime::on_cluster` with sources of its own: a cut of a library
 //! user's sources on workers resumes on another number of workers when the
 //! sources name their splits (`Source::split_names`,
 //! `Source::position_of_shares`), each split going on from the place of
 //! the old source that read it; sources that do not name them, or a cut
 //! whose places do not, are refused (exit 5's `Mismatch`), nothing read.
 //! And a library user's transactional sink on workers
-//! (`Workers::with_sink`): the cut protocol, and the resume from the cut
+//! (`Runtime::on_cluster` with a sink): the cut protocol, and the resume from the cut
 //! it committed last.
 
 use std::collections::BTreeMap;
@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cepheid_dataflow::run::{Error, Mismatch, Scale, Workers};
+use cepheid_dataflow::run::{Cluster, Error, Mismatch, Scale};
 use cepheid_engine::Rules;
 use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
 use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
+use cepheid_runtime::Runtime;
 use cepheid_runtime::{Config, Every, Input, Notices};
 
 /// Records per split.
@@ -167,20 +168,31 @@ fn config(dir: &Path) -> Config {
 
 /// A run on `workers` over their shares, stopped after a while (its last
 /// cut): its summary's events read, or why it could not run.
-fn run(dir: &Path, workers: usize, named: bool) -> Result<u64, Error> {
+fn run(dir: &Path, workers: usize, named: bool) -> Result<u64, cepheid_runtime::Error> {
     let (rules, scale) = rules_on(workers);
     let report = Box::new(Notices::default());
-    let run = Workers::new(&config(dir), &scale, &rules, report)?
-        .with_sources(sources(workers, named))?;
-    let handle = run.handle().expect("live sources");
+    let sources = Some(sources(workers, named));
+    let cluster = Box::new(Cluster::new(scale));
+    let run = Runtime::on_cluster(config(dir), &rules, cluster, sources, None, report)?;
+    assert!(run.stoppable(), "live sources");
+    let handle = run.handle();
     let stop = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(600));
         handle.stop("the test");
     });
-    let outcome = run.run();
+    let summary = run.run();
     stop.join().expect("stops");
-    let summary = outcome?.summary.expect("a summary");
+    assert!(!summary.uncounted, "{:?}", summary.end);
     Ok(summary.events)
+}
+
+/// The cluster's own error in `e`, if it is one.
+fn cluster_error(e: &cepheid_runtime::Error) -> Option<&Error> {
+    let cepheid_runtime::Error::Cluster(e) = e else {
+        return None;
+    };
+    let e: &(dyn std::error::Error + 'static) = &**e;
+    e.downcast_ref::<Error>()
 }
 
 /// The test's pattern (a match per user: `a` then `b`), on `workers`
@@ -232,20 +244,23 @@ fn sources_or_places_without_names_resume_on_their_number_of_workers_only() {
     assert_eq!(run(&dir, 2, false).expect("runs"), 3 * PER_SPLIT as u64);
     let out = std::fs::read(dir.join("out.jsonl")).expect("an output");
     // Sources without names, on 3 workers.
-    match run(&dir, 3, false) {
-        Err(Error::Resume {
+    let unnamed = run(&dir, 3, false).expect_err("refused");
+    match cluster_error(&unnamed) {
+        Some(Error::Resume {
             why: Mismatch::SourcesWorkers { then: 2, now: 3 },
             ..
         }) => {}
-        other => panic!("{other:?}"),
+        _ => panic!("{unnamed:?}"),
     }
+    assert!(unnamed.is_checkpoint());
     // Sources with names, but the cut's places have none.
-    match run(&dir, 3, true) {
-        Err(Error::Resume {
+    let unplaced = run(&dir, 3, true).expect_err("refused");
+    match cluster_error(&unplaced) {
+        Some(Error::Resume {
             why: Mismatch::Shares { .. },
             ..
         }) => {}
-        other => panic!("{other:?}"),
+        _ => panic!("{unplaced:?}"),
     }
     assert_eq!(
         std::fs::read(dir.join("out.jsonl")).expect("an output"),
@@ -274,7 +289,7 @@ struct Ledger {
     position: BTreeMap<String, usize>,
 }
 
-/// A library user's transactional sink ([`Workers::with_sink`]): records
+/// A library user's transactional sink (`Runtime::on_cluster` with a sink): records
 /// are held until a commit takes them; a commit finds its cut complete,
 /// with its number, in the folder (and the cut before it still there);
 /// resuming, it names the cut it committed last.
@@ -397,7 +412,7 @@ fn run_to_journal(
     dir: &Path,
     workers: usize,
     ledger: &Arc<Mutex<Ledger>>,
-) -> Result<cepheid_runtime::Summary, Error> {
+) -> Result<cepheid_runtime::Summary, cepheid_runtime::Error> {
     let (rules, scale) = rules_on(workers);
     let mut config = config(dir);
     config.output = None;
@@ -405,17 +420,20 @@ fn run_to_journal(
         ledger: Arc::clone(ledger),
         ckpt: dir.join("ckpt"),
     };
-    let run = Workers::new(&config, &scale, &rules, Box::new(Notices::default()))?
-        .with_sources(paced_sources(workers))?
-        .with_sink(Box::new(journal));
-    let handle = run.handle().expect("live sources");
+    let sources = Some(paced_sources(workers));
+    let sink: Option<Box<dyn Sink>> = Some(Box::new(journal));
+    let cluster = Box::new(Cluster::new(scale));
+    let report = Box::new(Notices::default());
+    let run = Runtime::on_cluster(config, &rules, cluster, sources, sink, report)?;
+    let handle = run.handle();
     let stop = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(600));
         handle.stop("the test");
     });
-    let outcome = run.run();
+    let summary = run.run();
     stop.join().expect("stops");
-    Ok(outcome?.summary.expect("a summary"))
+    assert!(!summary.uncounted, "{:?}", summary.end);
+    Ok(summary)
 }
 
 /// The sources of `workers` workers as [`sources`] deals them, each read

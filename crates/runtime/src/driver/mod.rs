@@ -70,8 +70,8 @@ use crate::source::{
 };
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
-    Config, Doing, End, Error, Input, Level, Notice, Notify, Report, RunEvent, RunView, Summary,
-    Tap, Time, MAX_DROP_KEYS,
+    Cluster, Config, Doing, End, Error, Input, Level, Notice, Notify, OpenCluster, Report,
+    RunEvent, RunView, Sources, Summary, Tap, Time, MAX_DROP_KEYS,
 };
 
 /// The records of the engine's sink ([`Reporting`]): each formatted as
@@ -113,13 +113,15 @@ enum Stop {
 /// thread (a signal handler's, a supervisor's).
 #[derive(Clone, Debug)]
 pub struct Handle {
-    tx: SyncSender<Message>,
+    /// The reader threads it speaks to: one engine's, or each live input
+    /// of a cluster's process.
+    tx: Vec<SyncSender<Message>>,
 }
 
 impl Handle {
     /// The handle of the reader thread that `tx` sends to.
     pub(crate) fn new(tx: SyncSender<Message>) -> Handle {
-        Handle { tx }
+        Handle { tx: vec![tx] }
     }
 
     /// Stops the run between two batches: what the watermark released is
@@ -127,7 +129,9 @@ impl Handle {
     /// the watermark stay waiting (the input did not end). `why` is said
     /// (`stopped by {why}`) and kept in [`End::Stopped`].
     pub fn stop(&self, why: &str) {
-        let _ = self.tx.send(Message::Stop(why.to_string()));
+        for tx in &self.tx {
+            let _ = tx.send(Message::Stop(why.to_string()));
+        }
     }
 
     /// Reads the pattern paths of [`Config::patterns`] again and puts them
@@ -135,15 +139,39 @@ impl Handle {
     /// change). `why` names what asked for it in what the run says
     /// (`{why}: rules reloaded:`; the command says `SIGHUP`).
     pub fn reload(&self, why: &str) {
-        let _ = self
-            .tx
-            .send(Message::Reload(Reload::Asked(why.to_string())));
+        for tx in &self.tx {
+            let _ = tx.send(Message::Reload(Reload::Asked(why.to_string())));
+        }
     }
 }
 
-/// A run, ready: its checkpoint (if any) read, its engine restored, its
-/// input and outputs open. [`Runtime::run`] runs it.
-pub struct Runtime {
+/// One handle for several: each of a cluster's live inputs (a source per
+/// worker).
+impl FromIterator<Handle> for Handle {
+    fn from_iter<I: IntoIterator<Item = Handle>>(handles: I) -> Handle {
+        Handle {
+            tx: handles.into_iter().flat_map(|h| h.tx).collect(),
+        }
+    }
+}
+
+/// A run, ready: its checkpoint (if any) read, its engine restored (or
+/// its cluster's workers' states), its input and outputs open.
+/// [`Runtime::run`] runs it: one engine on the calling thread
+/// ([`Runtime::new`], [`Runtime::with_source`]...), or on the workers of
+/// a [`Cluster`] ([`Runtime::on_cluster`]).
+pub struct Runtime(Executor);
+
+/// What a [`Runtime`] runs on.
+enum Executor {
+    /// One engine on the run's thread.
+    Single(Box<Single>),
+    /// A cluster's workers.
+    Cluster(Box<dyn OpenCluster>),
+}
+
+/// One engine's run on the calling thread, ready.
+struct Single {
     config: Config,
     engine: Engine<Record>,
     report: Box<dyn Report>,
@@ -194,6 +222,10 @@ impl Runtime {
     /// pattern and clause. Ignored when it does not describe the patterns
     /// in force (a checkpoint resumed with other rules).
     pub fn with_field_watch(mut self, watch: FieldWatch) -> Runtime {
+        let Executor::Single(single) = &mut self.0 else {
+            // (a cluster's workers watch the fields of its rules)
+            return self;
+        };
         let key = |w: &FieldWatch| {
             let mut reads: Vec<(String, String)> = w
                 .reads()
@@ -203,8 +235,8 @@ impl Runtime {
             reads.sort_unstable();
             reads
         };
-        if key(&watch) == key(&self.field_watch) {
-            self.field_watch = watch;
+        if key(&watch) == key(&single.field_watch) {
+            single.field_watch = watch;
         }
         self
     }
@@ -396,7 +428,7 @@ impl Runtime {
         let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
         let place = resumed.as_ref().and_then(|m| m.source.clone());
         let field_watch = FieldWatch::for_patterns(engine.patterns());
-        Ok(Runtime {
+        Ok(Runtime(Executor::Single(Box::new(Single {
             field_watch,
             hook: None,
             config,
@@ -413,7 +445,28 @@ impl Runtime {
             source,
             place,
             _locks: locks,
-        })
+        }))))
+    }
+
+    /// A run of `rules` with `config` on the workers of `cluster` (threads
+    /// of this process, and processes: `cepheid_dataflow::Cluster`) instead
+    /// of one engine, from `sources` (one per worker of this process,
+    /// [`Cluster::workers`]; `None`: the input of `config`, cut in parts
+    /// for the workers) into `sink` (`None`: the files of `config`); what
+    /// it does is said to `report`. What the cluster does not take is
+    /// refused first ([`Cluster::check`]), then the run is opened (its
+    /// checkpoint read, its outputs open) as one engine's is here.
+    pub fn on_cluster(
+        config: Config,
+        rules: &Rules,
+        cluster: Box<dyn Cluster>,
+        sources: Option<Sources>,
+        sink: Option<Box<dyn Sink>>,
+        report: Box<dyn Report>,
+    ) -> Result<Runtime, Error> {
+        cluster.check(&config, sink.is_some())?;
+        let open = cluster.open(config, rules, report, sources, sink)?;
+        Ok(Runtime(Executor::Cluster(open)))
     }
 
     /// Calls `hook` with each checkpoint's number on the checkpoint
@@ -425,27 +478,60 @@ impl Runtime {
     /// may be waiting for the file (a stop, the end): a hook must not
     /// wait for the run (nor call [`Handle::stop`], which may wait for
     /// room in the run's channel) without a thread of its own.
+    ///
+    /// One engine's: a cluster's workers write their pieces of a cut
+    /// themselves (the hook is not called).
     pub fn before_checkpoint_file(mut self, hook: impl FnMut(u64) + Send + 'static) -> Runtime {
-        self.hook = Some(Box::new(hook));
+        if let Executor::Single(single) = &mut self.0 {
+            single.hook = Some(Box::new(hook));
+        }
         self
     }
 
-    /// A handle that stops the run or asks for a reload, from any thread.
+    /// A handle that stops the run or asks for a reload, from any thread
+    /// (on a cluster that reads no live input, one that does nothing:
+    /// [`Runtime::stoppable`]).
     pub fn handle(&self) -> Handle {
-        Handle {
-            tx: self.tx.clone(),
+        match &self.0 {
+            Executor::Single(single) => Handle::new(single.tx.clone()),
+            Executor::Cluster(open) => open.handle().unwrap_or(Handle { tx: Vec::new() }),
         }
     }
 
-    /// The engine (its patterns, its fields) before the run.
-    pub fn engine(&self) -> &Engine<Record> {
-        &self.engine
+    /// Does [`Handle::stop`] stop this run? One engine's, always; a
+    /// cluster's, when it reads live input (standard input, a followed
+    /// file, sources): the parts of a file end by themselves.
+    pub fn stoppable(&self) -> bool {
+        match &self.0 {
+            Executor::Single(_) => true,
+            Executor::Cluster(open) => open.handle().is_some(),
+        }
+    }
+
+    /// The engine (its patterns, its fields) before the run: one engine's
+    /// (`None` on a cluster, whose workers have engines of their own).
+    pub fn engine(&self) -> Option<&Engine<Record>> {
+        match &self.0 {
+            Executor::Single(single) => Some(&single.engine),
+            Executor::Cluster(_) => None,
+        }
     }
 
     /// Runs to the end of the input (or to [`Handle::stop`], or an error)
     /// and says how it went.
     pub fn run(self) -> Summary {
-        let Runtime {
+        match self.0 {
+            Executor::Single(single) => single.run(),
+            Executor::Cluster(open) => open.run(),
+        }
+    }
+}
+
+impl Single {
+    /// Runs to the end of the input (or to [`Handle::stop`], or an error)
+    /// and says how it went.
+    fn run(self) -> Summary {
+        let Single {
             config,
             mut engine,
             mut report,
@@ -590,6 +676,7 @@ impl Runtime {
             patterns: engine.pattern_stats(),
             layout: None,
             end,
+            uncounted: false,
         }
     }
 }

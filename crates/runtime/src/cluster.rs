@@ -1,0 +1,75 @@
+//! The executor seam: a run's matching on several workers (threads of
+//! this process, and processes) instead of one engine on the run's
+//! thread. [`Runtime::on_cluster`](crate::Runtime::on_cluster) takes a
+//! [`Cluster`] (`cepheid-dataflow`'s, on timely-dataflow) and is then run
+//! as any [`Runtime`](crate::Runtime): the same [`Handle`], the same
+//! [`Summary`], the same [`Error`]s. The dependency points from the
+//! cluster to this crate: a library user who runs one engine compiles no
+//! dataflow.
+
+use std::ops::Range;
+
+use cepheid_engine::Rules;
+
+use crate::{Config, Error, Handle, Report, Sink, Source, Summary};
+
+/// The sources of a run on a cluster, one per worker of this process in
+/// worker order (`None` for a worker that reads nothing).
+pub type Sources = Vec<Option<Box<dyn Source>>>;
+
+/// What runs the patterns of a run on several workers: given to
+/// [`Runtime::on_cluster`](crate::Runtime::on_cluster), which checks the
+/// run with it ([`Cluster::check`]) and opens it ([`Cluster::open`]).
+pub trait Cluster: Send {
+    /// What a run of `config` on this cluster does not take (`sink`: its
+    /// records go to a sink rather than to files), refused before anything
+    /// is opened. [`Runtime::on_cluster`](crate::Runtime::on_cluster) asks
+    /// it first; a caller that opens sources or a sink before the run (a
+    /// Kafka client asks its broker) asks it before it asks anything.
+    fn check(&self, config: &Config, sink: bool) -> Result<(), Error>;
+
+    /// This process's workers, numbered over every process, and the
+    /// workers over every process: the sources of a run are one per
+    /// worker of this process, in order (a Kafka source's partitions are
+    /// dealt to all of them).
+    fn workers(&self) -> (Range<usize>, usize);
+
+    /// Opens the run of `rules` as `config` says, telling `report`: its
+    /// patterns planned, its checkpoint read (resumed from), its outputs
+    /// open (`sink` instead of `config`'s files), its `sources` (instead of
+    /// `config.input`) taken; the workers are not started yet.
+    fn open(
+        self: Box<Self>,
+        config: Config,
+        rules: &Rules,
+        report: Box<dyn Report>,
+        sources: Option<Sources>,
+        sink: Option<Box<dyn Sink>>,
+    ) -> Result<Box<dyn OpenCluster>, Error>;
+}
+
+/// A run on a cluster, open: what [`Cluster::open`] gives.
+pub trait OpenCluster: Send {
+    /// The handle that stops its live input or reloads its rules (`None`:
+    /// it reads no live input, a file's parts end by themselves).
+    fn handle(&self) -> Option<Handle>;
+
+    /// Starts the workers (and connects to the other processes) and waits
+    /// for them: the run's [`Summary`], as one engine's. What went wrong
+    /// was said when it happened, as a [`Notice`](crate::Notice); the
+    /// first error is [`Summary::end`]'s. A process whose summary does not
+    /// count the run (another than process 0, or one whose worker 0
+    /// failed) gives one with [`Summary::uncounted`].
+    fn run(self: Box<Self>) -> Summary;
+}
+
+/// An error of a cluster's own, in its words (its layout and hostfile, the
+/// other processes, a cut that does not fit the run, a worker that
+/// failed): [`Error::Cluster`].
+pub trait ClusterError: std::error::Error + Send + Sync {
+    /// Is it about an option or a layout the run does not take (a usage
+    /// error: the command exits 2)?
+    fn is_usage(&self) -> bool;
+    /// Is it about a checkpoint that cannot be used (the command exits 5)?
+    fn is_checkpoint(&self) -> bool;
+}
