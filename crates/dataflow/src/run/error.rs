@@ -13,10 +13,6 @@ pub enum Refusal {
     Watch,
     /// Processing time.
     ProcessingTime,
-    /// Event time from the records' own times without sources that give
-    /// them (`Runtime::on_cluster` with sources: a Kafka source's): a file's
-    /// records have none.
-    RecordTime,
     /// A checkpoint with the output on standard output (process 0).
     CheckpointNeedsOutput,
     /// Checkpoints every number of events.
@@ -44,9 +40,6 @@ impl fmt::Display for Refusal {
             Refusal::Watch => "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
             Refusal::ProcessingTime => {
                 "`Time::Processing` is not supported with `Scale::workers` or `Scale::processes`"
-            }
-            Refusal::RecordTime => {
-                "`Time::Record` with `Scale::workers` or `Scale::processes` needs sources that give each record's time (a Kafka source: `Config::input` kafka://...)"
             }
             Refusal::CheckpointNeedsOutput => "`Config::checkpoint` with `Scale::workers` needs an output file (`Config::output`)",
             Refusal::CheckpointEveryEvents => {
@@ -431,7 +424,6 @@ mod tests {
         let refusals = [
             Refusal::Watch,
             Refusal::ProcessingTime,
-            Refusal::RecordTime,
             Refusal::CheckpointNeedsOutput,
             Refusal::CheckpointEveryEvents,
             Refusal::OutputPerWorkerNeedsOutput,

@@ -453,9 +453,10 @@ impl Runtime {
     /// of one engine, from `sources` (one per worker of this process,
     /// [`Cluster::workers`]; `None`: the input of `config`, cut in parts
     /// for the workers) into `sink` (`None`: the files of `config`); what
-    /// it does is said to `report`. What the cluster does not take is
-    /// refused first ([`Cluster::check`]), then the run is opened (its
-    /// checkpoint read, its outputs open) as one engine's is here.
+    /// it does is said to `report`. What one engine's run refuses is
+    /// refused first, the same, then what the cluster does not take
+    /// ([`Cluster::check`]); then the run is opened (its checkpoint read,
+    /// its outputs open) as one engine's is here.
     pub fn on_cluster(
         config: Config,
         rules: &Rules,
@@ -464,6 +465,7 @@ impl Runtime {
         sink: Option<Box<dyn Sink>>,
         report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
+        refuse(&config, sources.is_none(), sink.as_deref())?;
         cluster.check(&config, sink.is_some())?;
         let open = cluster.open(config, rules, report, sources, sink)?;
         Ok(Runtime(Executor::Cluster(open)))

@@ -1,0 +1,306 @@
+//! What a run on workers refuses, through the runtime's one entry point
+//! (`Runtime::on_cluster`) and the cluster's check (`Cluster::check`, which
+//! the command asks before a Kafka broker is asked): what one engine's run
+//! refuses, the same error in the same words; what the workers alone do
+//! not take, said once with its reason; and what they take, taken.
+
+use std::sync::{Arc, Mutex};
+
+use cepheid_dataflow::run::{Cluster, Error, Refusal, Scale};
+use cepheid_engine::Rules;
+use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
+use cepheid_runtime::{
+    Cluster as _, Config, Conflict, Input, Level, Notice, Notices, Report, Runtime, Time,
+};
+
+fn rules() -> Rules {
+    Rules::parse(
+        "p.cep",
+        "pattern p {\n partition by k\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"b\"\n}",
+    )
+    .unwrap()
+}
+
+/// The run of `config` on `scale` into `sink`, opened (or why not).
+fn open(
+    config: &Config,
+    scale: Scale,
+    sink: Option<Box<dyn Sink>>,
+) -> Result<Runtime, cepheid_runtime::Error> {
+    let cluster = Box::new(Cluster::new(scale));
+    let report = Box::new(Notices::default());
+    Runtime::on_cluster(config.clone(), &rules(), cluster, None, sink, report)
+}
+
+/// The refusal of the workers in `e`, if it is one.
+fn refusal(e: &cepheid_runtime::Error) -> Option<Refusal> {
+    let cepheid_runtime::Error::Cluster(e) = e else {
+        return None;
+    };
+    let e: &(dyn std::error::Error + 'static) = &**e;
+    match e.downcast_ref::<Error>()? {
+        Error::Refused(refusal) => Some(*refusal),
+        _ => None,
+    }
+}
+
+/// `Cluster::check` of `config` on `scale`: the refusal, if any.
+fn checked(config: &Config, scale: Scale, sink: bool) -> Option<Refusal> {
+    let e = Cluster::new(scale).check(config, sink).err()?;
+    assert!(e.is_usage(), "{e}");
+    Some(refusal(&e).unwrap_or_else(|| panic!("not a refusal: {e}")))
+}
+
+fn plain() -> Config {
+    let mut config = Config::new(Input::file("events.jsonl"), Vec::new());
+    config.output = Some("out.jsonl".into());
+    config
+}
+
+#[test]
+fn what_the_workers_cannot_read_is_refused_not_ignored() {
+    let with = |set: fn(&mut Config)| {
+        let mut config = plain();
+        set(&mut config);
+        config
+    };
+    assert_eq!(checked(&plain(), Scale::default(), false), None);
+    // Watched pattern paths of a file read in chunks: no one reader.
+    let watch = with(|c| c.watch = true);
+    assert_eq!(
+        checked(&watch, Scale::default(), false),
+        Some(Refusal::Watch)
+    );
+    let e = open(&watch, Scale::default(), None).err().expect("refused");
+    assert_eq!(refusal(&e), Some(Refusal::Watch));
+    assert_eq!(
+        e.to_string(),
+        "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload"
+    );
+    // Rule changes of every origin are taken with checkpoints (a cut
+    // keeps the rules in force and the changes pending), and a source's
+    // rules stream without them.
+    let taken = [
+        with(|c| {
+            c.rules_from_stream = true;
+            c.checkpoint = Some("checkpoints".into());
+        }),
+        with(|c| {
+            c.source_rules = true;
+            c.checkpoint = Some("checkpoints".into());
+        }),
+        with(|c| {
+            (c.watch, c.follow) = (true, true);
+            c.checkpoint = Some("checkpoints".into());
+        }),
+        with(|c| c.source_rules = true),
+    ];
+    for config in &taken {
+        assert_eq!(checked(config, Scale::default(), false), None, "{config:?}");
+    }
+    let processing = with(|c| c.time = Time::Processing);
+    assert_eq!(
+        checked(&processing, Scale::default(), true),
+        Some(Refusal::ProcessingTime)
+    );
+}
+
+/// Event time from the records' own times read from a file: refused by
+/// the runtime for both executors, in the same words.
+#[test]
+fn record_time_from_a_file_is_refused_as_on_one_engine() {
+    let mut config = plain();
+    config.time = Time::Record;
+    let workers = open(&config, Scale::default(), None)
+        .err()
+        .expect("refused");
+    let one = Runtime::new(config, &rules(), Box::new(Notices::default()))
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(workers, cepheid_runtime::Error::Source(_)),
+        "{workers}"
+    );
+    assert_eq!(workers.to_string(), one.to_string());
+}
+
+#[test]
+fn a_sink_is_refused_with_checkpoints_on_several_processes_or_output_per_worker_before_anything_opens(
+) {
+    let config = plain();
+    let one = Scale::default();
+    assert_eq!(checked(&config, one.clone(), true), None);
+    assert_eq!(Cluster::new(one.clone()).workers(), (0..1, 1));
+    let processes = Scale {
+        processes: Some(2),
+        ..Scale::default()
+    };
+    // (without checkpoints, process 0's sink takes every record)
+    assert_eq!(checked(&config, processes.clone(), true), None);
+    let mut checkpointed = config.clone();
+    checkpointed.checkpoint = Some("ckpt".into());
+    assert_eq!(
+        checked(&checkpointed, processes.clone(), true),
+        Some(Refusal::SinkProcesses)
+    );
+    assert_eq!(checked(&checkpointed, one, true), None);
+    let second = Scale {
+        workers: 3,
+        process: 1,
+        ..processes.clone()
+    };
+    assert_eq!(Cluster::new(second).workers(), (3..6, 6));
+    // (into files, several processes are fine)
+    assert_eq!(checked(&config, processes, false), None);
+    let per_worker = Scale {
+        output_per_worker: true,
+        ..Scale::default()
+    };
+    assert_eq!(
+        checked(&config, per_worker, true),
+        Some(Refusal::SinkOutputPerWorker)
+    );
+}
+
+/// A sink that delivers only what checkpoints commit.
+struct Committing;
+
+impl Sink for Committing {
+    fn describe(&self, _kind: Kind) -> String {
+        "kafka:alerts".to_string()
+    }
+    fn write(&mut self, _kind: Kind, _key: &[u8], _record: &[u8]) -> Result<(), SinkError> {
+        panic!("nothing is written")
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
+        Ok(SinkState::default())
+    }
+    fn commits_with_checkpoints(&self) -> bool {
+        true
+    }
+    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        Ok(kept.len())
+    }
+}
+
+/// Such a sink on workers without a checkpoint folder: refused as on one
+/// engine, before anything is read.
+#[test]
+fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder() {
+    let config = Config::new(Input::file("events.jsonl"), Vec::new());
+    match open(&config, Scale::default(), Some(Box::new(Committing))) {
+        Err(cepheid_runtime::Error::Conflict(Conflict::SinkNeedsCheckpoints { sink })) => {
+            assert_eq!(sink, "kafka:alerts");
+        }
+        Err(e) => panic!("not the refusal: {e}"),
+        Ok(_) => panic!("a run whose sink would never commit was accepted"),
+    }
+}
+
+/// What `Config::check` refuses, the run on workers refuses too when it
+/// opens, as one engine's `Runtime` does: nothing is written.
+#[test]
+fn the_workers_refuse_what_config_check_refuses() {
+    let dir = std::env::temp_dir().join(format!("cepheid-same-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, "{\"ts\":1}\n").unwrap();
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.output = Some(events.clone());
+    match open(&config, Scale::default(), None) {
+        Err(cepheid_runtime::Error::Conflict(Conflict::SameFile { .. })) => {}
+        Err(e) => panic!("not the refusal: {e}"),
+        Ok(_) => panic!("a run writing over its input was accepted"),
+    }
+    assert_eq!(std::fs::read_to_string(&events).unwrap(), "{\"ts\":1}\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A report whose notices the test reads after the run.
+#[derive(Clone, Default)]
+struct Kept(Arc<Mutex<Vec<Notice>>>);
+
+impl Report for Kept {
+    fn notice(&mut self, notice: Notice) {
+        self.0.lock().unwrap().push(notice);
+    }
+}
+
+/// The keys over `Config::max_runs_per_key` are said as one engine says
+/// them, from one place per process: warnings, the first ten keys named,
+/// then that further keys are only counted (they were info lines on
+/// workers, ten per worker, and the last line was missing).
+#[test]
+fn keys_over_the_limit_are_said_on_workers_as_on_one_engine() {
+    let dir = std::env::temp_dir().join(format!("cepheid-told-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let mut text = String::new();
+    for k in 0..12 {
+        for t in 0..3 {
+            text += &format!("{{\"ts\":{},\"k\":\"k{k}\",\"type\":\"a\"}}\n", k * 10 + t);
+        }
+    }
+    std::fs::write(&events, text).unwrap();
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.output = Some(dir.join("out.jsonl"));
+    config.max_runs_per_key = 2;
+    let said = |notices: &Kept| -> Vec<(Level, String)> {
+        let notices = notices.0.lock().unwrap();
+        notices
+            .iter()
+            .filter(|n| {
+                n.as_str().contains("partial matches; the oldest")
+                    || n.as_str().contains("further keys")
+            })
+            .map(|n| (n.level(), n.as_str().trim_end().to_string()))
+            .collect()
+    };
+    let single = Kept::default();
+    let runtime = Runtime::new(config.clone(), &rules(), Box::new(single.clone())).unwrap();
+    assert!(runtime.run().error().is_none());
+    let scale = Scale {
+        workers: 2,
+        ..Scale::default()
+    };
+    let workers = Kept::default();
+    let cluster = Box::new(Cluster::new(scale));
+    let report = Box::new(workers.clone());
+    let runtime = Runtime::on_cluster(config, &rules(), cluster, None, None, report).unwrap();
+    assert!(runtime.run().error().is_none());
+    let (single, workers) = (said(&single), said(&workers));
+    for said in [&single, &workers] {
+        assert_eq!(said.len(), 11, "{said:?}");
+        assert!(
+            said.iter().all(|(level, _)| *level == Level::Warning),
+            "{said:?}"
+        );
+        assert_eq!(
+            said[10].1,
+            "cepheid: further keys over the limit are only counted in the summary"
+        );
+    }
+    // Ten distinct keys named in the same words (which ten depends on the
+    // order the workers meet them).
+    for said in [&single, &workers] {
+        let mut keys: Vec<&str> = said[..10]
+            .iter()
+            .map(|(_, text)| {
+                let rest = text.strip_prefix("cepheid: pattern `p`, key [\"").unwrap();
+                let (key, tail) = rest.split_once("\"]").unwrap();
+                assert_eq!(
+                    tail,
+                    ": more than 2 partial matches; the oldest are dropped (`Config::max_runs_per_key`; raise it to keep them)"
+                );
+                key
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 10, "{said:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
