@@ -442,3 +442,46 @@ fn a_device_or_fifo_output_with_checkpoints_on_workers_is_written_as_on_one_engi
     };
     crash::special_outputs(&dir, run, |a, b| lines(a) == lines(b));
 }
+
+/// SIGTERM stops a run on workers that reads a file in parts as it stops
+/// one engine's: each worker's part stops without ending the input (no
+/// end of event time), the workers take a last cut, the summary says so,
+/// exit 143; the next run goes on from that cut and ends as a run that
+/// was never stopped. (Before, a file's parts could not be stopped: the
+/// signal's default action ended the process, with no summary and no
+/// last cut.)
+#[test]
+fn two_workers_stopped_by_sigterm_take_a_last_cut_and_the_next_run_goes_on() {
+    let dir = setup("workers_sigterm", 200_000);
+    let whole = command(&dir, "whole", "2", &[]).output().unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "1ms"];
+    let mut run = common::Live::spawn(&mut command(&dir, "stopped", "2", &resumable));
+    // Once its first cut is complete (the file's middle, whatever the
+    // machine's speed: a cut is asked for every millisecond).
+    let limit = Instant::now() + std::time::Duration::from_secs(60);
+    while !fs::read_dir(dir.join("ckpt")).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("cut-")))
+    }) {
+        assert!(Instant::now() < limit, "no cut came");
+        assert!(run.child.try_wait().unwrap().is_none(), "it ended first");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    run.signal("TERM");
+    let (status, _, said) = run.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+    assert!(said.contains("cepheid: stopped by SIGTERM"), "{said}");
+    let stopped = crash::summary(&said);
+    assert!(stopped.contains(" events read, "), "{said}");
+    assert_ne!(stopped, summary(&whole), "stopped in the middle: {said}");
+    let resumed = command(&dir, "stopped", "2", &resumable).output().unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("cepheid: resuming from checkpoint"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(sorted(&dir, "out_stopped.jsonl") == sorted(&dir, "out_whole.jsonl"));
+    assert!(sorted(&dir, "late_stopped.jsonl") == sorted(&dir, "late_whole.jsonl"));
+    assert_eq!(summary(&resumed), summary(&whole));
+}

@@ -15,8 +15,11 @@
 //!   header); each worker reads and decodes its chunks on its own thread
 //!   with the runtime's reader of a share (`ShareReader`: the single run's
 //!   input policy), a source of its own with its own watermark
-//!   (`--max-delay` and `$watermark` lines of its chunks). Events are late by their own part's watermark: with
-//!   disorder within `--max-delay` that is the same as one reader.
+//!   (`--max-delay` and `$watermark` lines of its chunks). Events are
+//!   late by their own part's watermark: with disorder within
+//!   `--max-delay` that is the same as one reader. `Handle::stop`
+//!   (SIGINT, SIGTERM) stops each part where it is (it looks every 1,024
+//!   lines, `PartsStop`), as one engine stops between two batches.
 //! - **Live input.** Standard input, or a file with `--follow`, is read by
 //!   worker 0 (of process 0) with the runtime's reader thread
 //!   (`cepheid_runtime::source::LiveInput`), whose batches a second thread
@@ -163,7 +166,7 @@ use counts::{count, finish, Chunk, Counts, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
 pub use error::{Error, Mismatch, Refusal};
-use items::{share, Live, PartItems, Share, SourcePlace};
+use items::{share, Live, PartItems, PartsStop, Share, SourcePlace};
 use job::{rules_item, Job};
 use resume::{checkpoints, positions, Checkpoint};
 
@@ -600,6 +603,12 @@ impl Workers {
                 || scale.processes.is_some_and(|p| p > 1),
             notices: Arc::new(LimitNotices::new(&config)),
             stop_said: Arc::default(),
+            // (a file's parts: each worker reads its own, and looks for a
+            // stop now and then)
+            parts_stop: (!live).then(|| {
+                let policy = Policy::new(config.input.describe(), config.strict);
+                Arc::new(PartsStop::new(LiveInput::new(policy)))
+            }),
             failing: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             out: outputs.shared,
@@ -648,13 +657,16 @@ struct Opened {
 }
 
 /// The handle of the live input `job` reads: its sources', or its reader
-/// thread's (`None`: a file's parts, which end by themselves).
+/// thread's, or its file's parts' (`None`: it reads nothing).
 fn handle_of(job: &Job) -> Option<cepheid_runtime::Handle> {
     if let Some(sources) = &job.sources {
         let sources = sources.lock().unwrap_or_else(|e| e.into_inner());
         let readers = sources.iter().flatten().filter(|(s, _, _)| s.is_some());
         let handles: Vec<_> = readers.map(|(_, handle, _)| handle.clone()).collect();
         return (!handles.is_empty()).then(|| handles.into_iter().collect());
+    }
+    if let Some(parts) = &job.parts_stop {
+        return Some(parts.handle());
     }
     let messages = job.messages.lock().unwrap_or_else(|e| e.into_inner());
     Some(messages.as_ref()?.handle())

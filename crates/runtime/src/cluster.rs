@@ -50,8 +50,8 @@ pub trait Cluster: Send {
 
 /// A run on a cluster, open: what [`Cluster::open`] gives.
 pub trait OpenCluster: Send {
-    /// The handle that stops its live input or reloads its rules (`None`:
-    /// it reads no live input, a file's parts end by themselves).
+    /// The handle that stops its input or reloads its rules (`None`: this
+    /// process reads nothing).
     fn handle(&self) -> Option<Handle>;
 
     /// Starts the workers (and connects to the other processes) and waits

@@ -314,11 +314,67 @@ pub(super) struct PartItems {
     pub(super) counts: Arc<ReadCounts>,
     /// Shared by the parts of the process: `--strict` stops them all.
     pub(super) stop: Arc<AtomicBool>,
+    /// A stop asked ([`PartsStop`]), looked at every [`PartsStop::EVERY`]
+    /// items.
+    pub(super) asked: Option<Arc<PartsStop>>,
+    pub(super) pulls: u32,
     pub(super) done: bool,
     /// Events read (late ones included), for the worker's numbers.
     pub(super) events: Rc<Cell<u64>>,
     /// Control records are read (JSON lines).
     pub(super) controls: Option<Arc<Config>>,
+}
+
+/// A stop asked of a run that reads a file in parts
+/// (`cepheid_runtime::Handle::stop`: SIGINT, SIGTERM): each worker's part
+/// looks now and then, and stops its source without ending the input
+/// (event time stays where it got, the workers take a last cut), as one
+/// engine stops between two batches.
+pub(super) struct PartsStop {
+    input: Mutex<LiveInput>,
+    asked: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl PartsStop {
+    /// Items a part reads between two looks.
+    const EVERY: u32 = 1024;
+
+    /// Stops heard through `input`'s handle.
+    pub(super) fn new(input: LiveInput) -> PartsStop {
+        PartsStop {
+            input: Mutex::new(input),
+            asked: AtomicBool::new(false),
+            why: Mutex::new(None),
+        }
+    }
+
+    /// The handle that asks it.
+    pub(super) fn handle(&self) -> cepheid_runtime::Handle {
+        lock(&self.input).handle()
+    }
+
+    /// Was the stop asked? The first part to hear it says it.
+    fn asked(&self, say: &Say) -> bool {
+        if self.asked.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Ok(input) = self.input.try_lock() else {
+            return false;
+        };
+        let Some(why) = input.stopped() else {
+            return false;
+        };
+        say!(say, Info, "cepheid: stopped by {why}");
+        *lock(&self.why) = Some(why);
+        self.asked.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Why the run was stopped, if it was.
+    pub(super) fn why(&self) -> Option<String> {
+        lock(&self.why).clone()
+    }
 }
 
 impl Pull<Record> for PartItems {
@@ -328,6 +384,13 @@ impl Pull<Record> for PartItems {
             if self.done || self.stop.load(Ordering::Relaxed) {
                 self.done = true;
                 return Pulled::End;
+            }
+            self.pulls = self.pulls.wrapping_add(1);
+            if self.pulls % PartsStop::EVERY == 0
+                && self.asked.as_ref().is_some_and(|a| a.asked(&self.say))
+            {
+                self.done = true;
+                return Pulled::Stop;
             }
             let Some(got) = self.reader.next() else {
                 self.done = true;

@@ -501,8 +501,9 @@ impl Runtime {
     }
 
     /// Does [`Handle::stop`] stop this run? One engine's, always; a
-    /// cluster's, when it reads live input (standard input, a followed
-    /// file, sources): the parts of a file end by themselves.
+    /// cluster's, unless this process reads nothing (another process than
+    /// process 0 of a run over standard input or a followed file, whose
+    /// reader is process 0's).
     pub fn stoppable(&self) -> bool {
         match &self.0 {
             Executor::Single(_) => true,

@@ -178,6 +178,19 @@ impl LiveInput {
         }
     }
 
+    /// Was a stop asked ([`Handle::stop`], with its reason), without
+    /// waiting: for input read elsewhere (a file's parts read by the
+    /// workers) whose readers look now and then. What else was sent (a
+    /// reload) is dropped.
+    pub fn stopped(&self) -> Option<String> {
+        while let Ok(message) = self.rx.try_recv() {
+            if let Message::Stop(why) = message {
+                return Some(why);
+            }
+        }
+        None
+    }
+
     /// Each of `lines` as the run takes it: `take` is given its number (a
     /// line's in its file, a record's) and what it is (`None`: a line
     /// that holds nothing, a blank one), and says whether to go on
