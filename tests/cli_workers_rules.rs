@@ -778,3 +778,67 @@ fn edited_since_the_last_cut(name: &str, extra: &[&str]) -> (Vec<String>, Vec<St
         .collect();
     (lines, rules_said, common::crash::summary(&said))
 }
+
+/// `--watch` on workers over a file read in chunks (refused before: no
+/// one reader took the reload): a run over a file, then the file grown and
+/// a pattern edited; the next run resumes from the cut before the first
+/// end, the first of process 0's workers to look reads the files again,
+/// and the new rules apply on every worker from there. The records (as a
+/// multiset), the reload's words and the summary are one engine's.
+#[test]
+fn watch_on_workers_over_a_file_in_chunks_reloads_as_one_engine() {
+    let one = grown_with_an_edited_pattern("watch_chunks_one", &[]);
+    let workers = grown_with_an_edited_pattern(
+        "watch_chunks_workers",
+        &["--workers", "2", "--chunk-bytes", "65536"],
+    );
+    assert_eq!(workers.1, one.1, "what was said of the reload");
+    assert_eq!(workers.2, one.2, "the summary");
+    assert!(workers.0 == one.0, "the records differ");
+}
+
+/// The run of [`watch_on_workers_over_a_file_in_chunks_reloads_as_one_engine`]
+/// with `extra`: its records and late events (sorted), what the second
+/// run said of the reload, and its summary.
+fn grown_with_an_edited_pattern(name: &str, extra: &[&str]) -> (Vec<Vec<u8>>, Vec<String>, String) {
+    use common::crash;
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), crash::PATTERNS).unwrap();
+    let all = crash::events(40_000);
+    let lines: Vec<&str> = all.split_inclusive('\n').collect();
+    fs::write(dir.join("events.jsonl"), lines[..20_000].concat()).unwrap();
+    let run = || {
+        run_here(&dir)
+            // (the stream's disorder within the delay: each worker's part
+            // decides lateness as one reader does)
+            .args(["--watch", "--max-delay", "4s", "--checkpoint", "ckpt"])
+            .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let said = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(first.status.success(), "{said}");
+    let mut events = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("events.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut events, lines[20_000..].concat().as_bytes()).unwrap();
+    // Bursts of two failures now.
+    let edited = crash::PATTERNS.replace("fail{3,}", "fail{2,}");
+    assert_ne!(edited, crash::PATTERNS);
+    fs::write(dir.join("rules.cep"), edited).unwrap();
+    let second = run();
+    let said = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(second.status.success(), "{said}");
+    let reload: Vec<String> = said
+        .lines()
+        .filter(|l| l.contains("rules reloaded") || l.contains("changed (version"))
+        .map(str::to_string)
+        .collect();
+    assert!(!reload.is_empty(), "{said}");
+    let mut records = crash::sorted(&dir, "out.jsonl");
+    records.extend(crash::sorted(&dir, "late.jsonl"));
+    (records, reload, crash::summary(&said))
+}

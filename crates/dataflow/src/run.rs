@@ -166,7 +166,7 @@ use counts::{count, finish, Chunk, Counts, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
 pub use error::{Error, Mismatch, Refusal};
-use items::{share, Live, PartItems, PartsStop, Share, SourcePlace};
+use items::{share, Live, PartItems, PartsInput, Share, SourcePlace};
 use job::{rules_item, Job};
 use resume::{checkpoints, positions, Checkpoint};
 
@@ -516,17 +516,28 @@ impl Workers {
             mut sink,
         } = self;
         refuse_to_run(&config, &scale, sources.is_some(), sink.is_some())?;
-        // Watched pattern paths: their changes go to the live input's
-        // reader, which reads them again (held for the whole run).
-        let _watch = match (&messages, config.watch) {
-            (Some(input), true) => match input.watch(&config.patterns) {
-                Ok(watch) => Some(watch),
-                Err(why) => {
-                    say!(say, Warning, "{why}");
-                    None
-                }
-            },
-            _ => None,
+        // A file's parts: each worker reads its own, and looks now and
+        // then at what a handle asks (a stop, a reload).
+        let parts = (!live(&config) && sources.is_none()).then(|| {
+            let policy = Policy::new(config.input.describe(), config.strict);
+            Arc::new(PartsInput::new(LiveInput::new(policy)))
+        });
+        // Watched pattern paths (process 0's): their changes go to the
+        // live input's reader, or to the parts, which read them again
+        // (held for the whole run).
+        let watched = match (&messages, &parts) {
+            _ if !config.watch || !scale.first_process() => None,
+            (Some(input), _) => Some(input.watch(&config.patterns)),
+            (None, Some(parts)) => Some(parts.watch(&config.patterns)),
+            (None, None) => None,
+        };
+        let _watch = match watched {
+            Some(Ok(watch)) => Some(watch),
+            Some(Err(why)) => {
+                say!(say, Warning, "{why}");
+                None
+            }
+            None => None,
         };
         if scale.first_process() && sink.is_none() {
             for notice in config.start_warnings() {
@@ -556,14 +567,13 @@ impl Workers {
             &mut plan,
             &say,
         )?;
-        if let (Some(input), true) = (
-            &messages,
-            checkpoint.as_ref().is_some_and(|c| c.reload_files),
-        ) {
+        if checkpoint.as_ref().is_some_and(|c| c.reload_files) {
             // (before any line: the files as the cut's rules, at its place)
-            input
-                .handle()
-                .reload("the pattern files changed since the checkpoint");
+            let handle = (messages.as_ref().map(LiveInput::handle))
+                .or_else(|| parts.as_ref().map(|parts| parts.handle()));
+            if let Some(handle) = handle {
+                handle.reload("the pattern files changed since the checkpoint");
+            }
         }
         if let (Some(tap), Some((marker, _))) =
             (board.as_ref().and_then(|b| b.tap.as_ref()), &resume)
@@ -603,12 +613,7 @@ impl Workers {
                 || scale.processes.is_some_and(|p| p > 1),
             notices: Arc::new(LimitNotices::new(&config)),
             stop_said: Arc::default(),
-            // (a file's parts: each worker reads its own, and looks for a
-            // stop now and then)
-            parts_stop: (!live).then(|| {
-                let policy = Policy::new(config.input.describe(), config.strict);
-                Arc::new(PartsStop::new(LiveInput::new(policy)))
-            }),
+            parts,
             failing: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             out: outputs.shared,
@@ -665,7 +670,7 @@ fn handle_of(job: &Job) -> Option<cepheid_runtime::Handle> {
         let handles: Vec<_> = readers.map(|(_, handle, _)| handle.clone()).collect();
         return (!handles.is_empty()).then(|| handles.into_iter().collect());
     }
-    if let Some(parts) = &job.parts_stop {
+    if let Some(parts) = &job.parts {
         return Some(parts.handle());
     }
     let messages = job.messages.lock().unwrap_or_else(|e| e.into_inner());
@@ -979,9 +984,6 @@ static JOINING: AtomicBool = AtomicBool::new(false);
 
 /// Options the dataflow run does not take.
 fn refuse(config: &Config) -> Result<(), Refusal> {
-    if config.watch && !live(config) {
-        return Err(Refusal::Watch);
-    }
     if config.time == Time::Processing {
         return Err(Refusal::ProcessingTime);
     }

@@ -677,7 +677,7 @@ pub(crate) fn encode_stash<E: Serialize>(events: &[(u32, &Stamped<E>)]) -> Resul
 
 impl WorkerState {
     /// The worker's state saved in `piece`.
-    fn of(piece: &Saved) -> Result<WorkerState, Error> {
+    pub(crate) fn of(piece: &Saved) -> Result<WorkerState, Error> {
         if let Some(old) = piece.get(Part::Legacy) {
             return postcard::from_bytes(old).map_err(not_a_state);
         }

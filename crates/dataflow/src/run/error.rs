@@ -7,8 +7,8 @@ use super::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// Watched pattern paths ([`Config::watch`]) of an input that is not
-    /// live: a file's chunks are read by every worker, and no one reader
+    /// Watched pattern paths ([`Config::watch`]) with sources of the
+    /// library's user: each worker reads its own share, and no one reader
     /// takes a reload.
     Watch,
     /// Processing time.
@@ -37,7 +37,7 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Refusal::Watch => "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload",
+            Refusal::Watch => "`Config::watch` with `Scale::workers` and sources of the library's user (a Kafka source) is not supported: each worker reads its own share, and no one reader takes the reload",
             Refusal::ProcessingTime => {
                 "`Time::Processing` is not supported with `Scale::workers` or `Scale::processes`"
             }

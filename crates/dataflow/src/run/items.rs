@@ -2,6 +2,10 @@
 //! the live input read by worker 0 ([`Live`]), and the events of a
 //! worker's chunks of a file ([`PartItems`]).
 
+use std::collections::VecDeque;
+
+use cepheid_runtime::source::{PatternWatch, Reload};
+
 use super::*;
 
 /// Where a worker's own [`Source`] is after a batch (the opaque bytes of
@@ -314,9 +318,12 @@ pub(super) struct PartItems {
     pub(super) counts: Arc<ReadCounts>,
     /// Shared by the parts of the process: `--strict` stops them all.
     pub(super) stop: Arc<AtomicBool>,
-    /// A stop asked ([`PartsStop`]), looked at every [`PartsStop::EVERY`]
-    /// items.
-    pub(super) asked: Option<Arc<PartsStop>>,
+    /// What a handle asks of the parts ([`PartsInput`]), looked at every
+    /// [`PartsInput::EVERY`] items (the first included).
+    pub(super) asked: Option<Arc<PartsInput>>,
+    /// Reloads of the pattern paths are read (`--watch`; process 0's
+    /// parts).
+    pub(super) reloads: Option<Arc<Config>>,
     pub(super) pulls: u32,
     pub(super) done: bool,
     /// Events read (late ones included), for the worker's numbers.
@@ -325,27 +332,33 @@ pub(super) struct PartItems {
     pub(super) controls: Option<Arc<Config>>,
 }
 
-/// A stop asked of a run that reads a file in parts
-/// (`cepheid_runtime::Handle::stop`: SIGINT, SIGTERM): each worker's part
-/// looks now and then, and stops its source without ending the input
-/// (event time stays where it got, the workers take a last cut), as one
-/// engine stops between two batches.
-pub(super) struct PartsStop {
+/// What a handle (`cepheid_runtime::Handle`: SIGINT, SIGTERM, SIGHUP, a
+/// watched pattern file that changed) asks of a run that reads a file in
+/// parts. Each worker's part looks now and then: a stop stops its source
+/// where it is without ending the input (event time stays where it got,
+/// the workers take a last cut), as one engine stops between two batches;
+/// a reload is read by the first of process 0's parts to look, and goes
+/// out as a change of rules at its watermark + 1, which every worker
+/// applies there (as the live input's reader sends one).
+pub(super) struct PartsInput {
     input: Mutex<LiveInput>,
     asked: AtomicBool,
     why: Mutex<Option<String>>,
+    /// Reloads heard, not taken yet.
+    reloads: Mutex<VecDeque<Reload>>,
 }
 
-impl PartsStop {
+impl PartsInput {
     /// Items a part reads between two looks.
     const EVERY: u32 = 1024;
 
-    /// Stops heard through `input`'s handle.
-    pub(super) fn new(input: LiveInput) -> PartsStop {
-        PartsStop {
+    /// What `input`'s handle asks.
+    pub(super) fn new(input: LiveInput) -> PartsInput {
+        PartsInput {
             input: Mutex::new(input),
             asked: AtomicBool::new(false),
             why: Mutex::new(None),
+            reloads: Mutex::default(),
         }
     }
 
@@ -354,26 +367,68 @@ impl PartsStop {
         lock(&self.input).handle()
     }
 
-    /// Was the stop asked? The first part to hear it says it.
-    fn asked(&self, say: &Say) -> bool {
+    /// Watches the pattern paths (`Config::watch`): their changes are
+    /// heard as reloads.
+    pub(super) fn watch(&self, paths: &[PathBuf]) -> Result<PatternWatch, String> {
+        lock(&self.input).watch(paths)
+    }
+
+    /// Hears what was asked: was the stop asked? The first part to hear
+    /// it says it.
+    fn stopped(&self, say: &Say) -> bool {
         if self.asked.load(Ordering::Relaxed) {
             return true;
         }
         let Ok(input) = self.input.try_lock() else {
             return false;
         };
-        let Some(why) = input.stopped() else {
-            return false;
-        };
-        say!(say, Info, "cepheid: stopped by {why}");
-        *lock(&self.why) = Some(why);
-        self.asked.store(true, Ordering::Relaxed);
-        true
+        while let Some(heard) = input.try_next() {
+            match heard {
+                Heard::Stop(why) => {
+                    say!(say, Info, "cepheid: stopped by {why}");
+                    *lock(&self.why) = Some(why);
+                    self.asked.store(true, Ordering::Relaxed);
+                    return true;
+                }
+                Heard::Reload(why) => lock(&self.reloads).push_back(why),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// The next reload heard, to read now.
+    fn reload(&self) -> Option<Reload> {
+        lock(&self.reloads).pop_front()
     }
 
     /// Why the run was stopped, if it was.
     pub(super) fn why(&self) -> Option<String> {
         lock(&self.why).clone()
+    }
+}
+
+impl PartItems {
+    /// What the handle asked, looked at now: `Some` to give the source (a
+    /// stop, or a change of rules read from the pattern paths).
+    #[cold]
+    fn look(&mut self) -> Option<Pulled<Record>> {
+        let asked = self.asked.as_ref()?;
+        if asked.stopped(&self.say) {
+            self.done = true;
+            return Some(Pulled::Stop);
+        }
+        let config = self.reloads.as_ref()?;
+        while let Some(why) = asked.reload() {
+            // (at the part's watermark then + 1)
+            let say = &mut |n| self.say.report().notice(n);
+            let read = why.read(config, say);
+            let offset = self.reader.place();
+            if let Some(item) = rules_item(read, offset, &self.counts, &self.say) {
+                return Some(Pulled::Item(item));
+            }
+        }
+        None
     }
 }
 
@@ -385,12 +440,12 @@ impl Pull<Record> for PartItems {
                 self.done = true;
                 return Pulled::End;
             }
+            let look = self.pulls % PartsInput::EVERY == 0;
             self.pulls = self.pulls.wrapping_add(1);
-            if self.pulls % PartsStop::EVERY == 0
-                && self.asked.as_ref().is_some_and(|a| a.asked(&self.say))
-            {
-                self.done = true;
-                return Pulled::Stop;
+            if look {
+                if let Some(pulled) = self.look() {
+                    return pulled;
+                }
             }
             let Some(got) = self.reader.next() else {
                 self.done = true;

@@ -30,8 +30,8 @@ pub(super) struct Job {
     pub(super) notices: Arc<LimitNotices>,
     /// Was the stop of the live input said (by one of its readers)?
     pub(super) stop_said: Arc<AtomicBool>,
-    /// A stop asked of a file read in parts.
-    pub(super) parts_stop: Option<Arc<PartsStop>>,
+    /// What a handle asks of a file read in parts.
+    pub(super) parts: Option<Arc<PartsInput>>,
     /// Did a worker of the process panic? Then the others stop too.
     pub(super) failing: Arc<Failing>,
     pub(super) chunk_bytes: u64,
@@ -382,7 +382,7 @@ impl Job {
         // The reader thread has ended the feed (the dataflow ended with
         // it); it may still wait on its input after a signal.
         let signal = reader.and_then(|reader| reader.join().ok().flatten());
-        let signal = signal.or_else(|| self.parts_stop.as_ref()?.why());
+        let signal = signal.or_else(|| self.parts.as_ref()?.why());
         let mut gathered = gathered.borrow_mut();
         let summary = std::mem::take(&mut gathered.summary);
         if let Some(out) = gathered.out.take() {
@@ -492,7 +492,10 @@ impl Job {
             say: self.say.clone(),
             counts: Arc::clone(counts),
             stop: Arc::clone(&self.stop),
-            asked: self.parts_stop.clone(),
+            asked: self.parts.clone(),
+            // (process 0's parts read the reloads: the one that looks
+            // first)
+            reloads: self.reloads.clone().filter(|_| self.first_worker == 0),
             pulls: 0,
             done: false,
             events: Rc::default(),

@@ -116,6 +116,21 @@ pub(super) fn checkpoints(
         }
         None => (false, false),
     };
+    // A file read in parts: the files edited since the cut are read now,
+    // and go in force at the cut's epoch on every worker (a change the cut
+    // holds as pending), where the engines are; live input's reader reads
+    // them before any line instead.
+    let parts = !live(config) && sources.is_none();
+    let reload_files = match &mut resume {
+        Some((_, pieces)) if reload_files && parts => {
+            reload_at_the_cut(pieces, config, say).map_err(|source| Error::Resume {
+                folder: folder(),
+                why: Mismatch::Cut(source),
+            })?;
+            false
+        }
+        _ => reload_files,
+    };
     if let (false, Some((marker, _)), Some(now)) = (first_process, &resume, &mut command) {
         // The other processes write no output: theirs are not compared.
         if let Some(then) = marker.the_command() {
@@ -365,6 +380,56 @@ fn resumed_rules(
         *plan = plan.resumed(fields.map_or(&[][..], |f| &f[..]));
     }
     Ok((first.changed, edited))
+}
+
+/// The pattern files edited since the cut of `pieces`, read as a reload
+/// reads them (said, and counted when refused), go in force at the cut's
+/// epoch on every worker: a change each piece holds as pending, applied
+/// before anything after the cut is released.
+fn reload_at_the_cut(
+    pieces: &mut [Piece],
+    config: &Config,
+    say: &Say,
+) -> Result<(), cepheid_engine::Error> {
+    let why = cepheid_runtime::source::Reload::Asked(
+        "the pattern files changed since the checkpoint".to_string(),
+    );
+    let (place, read) = why.read(config, &mut |n| say.report().notice(n));
+    let counts = ReadCounts::default();
+    let Some(SourceItem::Rules {
+        offset,
+        place,
+        texts,
+    }) = rules_item((place, read), 0, &counts, say)
+    else {
+        // Refused (said): counted as a reader's refusal, once.
+        let refused = counts.reloads_refused.load(Ordering::Relaxed);
+        if let Some(piece) = pieces.first_mut().filter(|_| refused > 0) {
+            if let Some(mut rules) = crate::cut::rules(piece)? {
+                rules.read[0] += refused;
+                crate::cut::put_rules(piece, &rules)?;
+            }
+        }
+        return Ok(());
+    };
+    for piece in pieces.iter_mut() {
+        let Some(mut rules) = crate::cut::rules(piece)? else {
+            continue;
+        };
+        let at = crate::cut::WorkerState::of(piece)?.epoch;
+        let change = crate::Change {
+            at,
+            source: 0,
+            offset,
+            place: place.clone(),
+            texts: texts.clone(),
+        };
+        let before =
+            (rules.pending).partition_point(|c| (c.at, c.source, c.offset) <= (at, 0, offset));
+        rules.pending.insert(before, change);
+        crate::cut::put_rules(piece, &rules)?;
+    }
+    Ok(())
 }
 
 /// The checkpoint to resume from with a `sink` ([`Workers::with_sink`]):

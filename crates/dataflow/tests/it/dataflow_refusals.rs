@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use cepheid_dataflow::run::{Cluster, Error, Refusal, Scale};
 use cepheid_engine::Rules;
 use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
+use cepheid_runtime::source::{Position, RawBatch, ReadOutcome, Source, SourceError};
 use cepheid_runtime::{
     Cluster as _, Config, Conflict, Input, Level, Notice, Notices, Report, Runtime, Time,
 };
@@ -65,18 +66,10 @@ fn what_the_workers_cannot_read_is_refused_not_ignored() {
         config
     };
     assert_eq!(checked(&plain(), Scale::default(), false), None);
-    // Watched pattern paths of a file read in chunks: no one reader.
+    // Watched pattern paths of a file read in chunks: taken (the first
+    // worker of process 0 to look reads them again).
     let watch = with(|c| c.watch = true);
-    assert_eq!(
-        checked(&watch, Scale::default(), false),
-        Some(Refusal::Watch)
-    );
-    let e = open(&watch, Scale::default(), None).err().expect("refused");
-    assert_eq!(refusal(&e), Some(Refusal::Watch));
-    assert_eq!(
-        e.to_string(),
-        "`Config::watch` with `Scale::workers` needs live input (a followed file, `Config::follow`, or standard input): the chunks of a file are read by every worker, and no one reader takes the reload"
-    );
+    assert_eq!(checked(&watch, Scale::default(), false), None);
     // Rule changes of every origin are taken with checkpoints (a cut
     // keeps the rules in force and the changes pending), and a source's
     // rules stream without them.
@@ -102,6 +95,49 @@ fn what_the_workers_cannot_read_is_refused_not_ignored() {
     assert_eq!(
         checked(&processing, Scale::default(), true),
         Some(Refusal::ProcessingTime)
+    );
+}
+
+/// A source of the library's user that never has anything.
+struct Empty;
+
+impl Source for Empty {
+    fn describe(&self) -> String {
+        "empty".to_string()
+    }
+    fn read(
+        &mut self,
+        _: &mut RawBatch,
+        _: std::time::Duration,
+    ) -> Result<ReadOutcome, SourceError> {
+        Ok(ReadOutcome::Ended)
+    }
+    fn position(&self) -> Position {
+        Position::default()
+    }
+    fn seek(&mut self, _: &Position) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// Watched pattern paths with sources of the library's user (a Kafka
+/// source's partitions, one share per worker): no one reader takes the
+/// reload, so refused, in its words, before anything opens.
+#[test]
+fn watch_with_sources_of_the_library_user_is_refused() {
+    let mut config = plain();
+    config.watch = true;
+    let cluster = Box::new(Cluster::new(Scale::default()));
+    let sources: Option<cepheid_runtime::Sources> = Some(vec![Some(Box::new(Empty))]);
+    let report = Box::new(Notices::default());
+    let e = Runtime::on_cluster(config, &rules(), cluster, sources, None, report)
+        .err()
+        .expect("refused");
+    assert_eq!(refusal(&e), Some(Refusal::Watch));
+    assert!(e.is_usage());
+    assert_eq!(
+        e.to_string(),
+        "`Config::watch` with `Scale::workers` and sources of the library's user (a Kafka source) is not supported: each worker reads its own share, and no one reader takes the reload"
     );
 }
 
@@ -302,5 +338,63 @@ fn keys_over_the_limit_are_said_on_workers_as_on_one_engine() {
         keys.dedup();
         assert_eq!(keys.len(), 10, "{said:?}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `Config::watch` over a file read in parts (refused before): a reload
+/// asked through the handle is read by the first part to look (before its
+/// first line here) and put in force on every worker, said and counted as
+/// one engine says and counts it.
+#[test]
+fn a_reload_of_a_file_read_in_parts_is_taken() {
+    let dir = std::env::temp_dir().join(format!("cepheid-parts-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (events, patterns) = (dir.join("events.jsonl"), dir.join("p.cep"));
+    let text: String = (0..20_000)
+        .map(|i| format!("{{\"ts\":{i},\"k\":\"k{}\",\"type\":\"a\"}}\n", i % 7))
+        .collect();
+    std::fs::write(&events, text).unwrap();
+    std::fs::write(
+        &patterns,
+        "pattern p {\n partition by k\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"b\"\n}\n",
+    )
+    .unwrap();
+    let mut config = Config::new(Input::file(&events), vec![patterns.clone()]);
+    config.output = Some(dir.join("out.jsonl"));
+    config.watch = true;
+    // (the file's rules: `b` is `a` now)
+    std::fs::write(
+        &patterns,
+        "pattern p {\n partition by k\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"a\"\n}\n",
+    )
+    .unwrap();
+    let said = Kept::default();
+    let cluster = Box::new(Cluster::new(Scale {
+        workers: 2,
+        chunk_bytes: 4096,
+        ..Scale::default()
+    }));
+    let report = Box::new(said.clone());
+    let runtime = Runtime::on_cluster(config.clone(), &rules(), cluster, None, None, report);
+    let runtime = runtime.unwrap();
+    assert!(runtime.stoppable());
+    runtime.handle().reload("the test");
+    let summary = runtime.run();
+    assert!(summary.error().is_none(), "{:?}", summary.end);
+    assert_eq!((summary.reloads, summary.reloads_refused), (1, 0));
+    let said: Vec<String> = (said.0.lock().unwrap().iter())
+        .map(|n| n.as_str().trim_end().to_string())
+        .collect();
+    let reloaded = "cepheid: the test: rules reloaded:\n  p: changed (version 2)";
+    assert!(said.iter().any(|s| s == reloaded), "{said:?}");
+    // The new rules from the start, as one engine reloaded before its
+    // first line puts them.
+    config.output = Some(dir.join("one.jsonl"));
+    let one = Runtime::new(config, &rules(), Box::new(Notices::default())).unwrap();
+    one.handle().reload("the test");
+    let one = one.run();
+    assert_eq!(one.reloads, 1);
+    assert!(summary.matches > 0);
+    assert_eq!(summary.matches, one.matches);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -178,17 +178,22 @@ impl LiveInput {
         }
     }
 
-    /// Was a stop asked ([`Handle::stop`], with its reason), without
-    /// waiting: for input read elsewhere (a file's parts read by the
-    /// workers) whose readers look now and then. What else was sent (a
-    /// reload) is dropped.
-    pub fn stopped(&self) -> Option<String> {
-        while let Ok(message) = self.rx.try_recv() {
-            if let Message::Stop(why) = message {
-                return Some(why);
-            }
+    /// What [`LiveInput::next`] would give, without waiting for it
+    /// (`None`: nothing yet): for input read elsewhere (a file's parts,
+    /// read by the workers) whose readers look now and then for a
+    /// [`Handle`]'s stops and reloads.
+    pub fn try_next(&self) -> Option<Heard> {
+        loop {
+            return Some(match self.rx.try_recv().ok()? {
+                Message::Batch(batch) => Heard::Lines(Lines(batch)),
+                Message::Stop(why) => Heard::Stop(why),
+                Message::Reload(why) => Heard::Reload(why),
+                Message::Seen(seen) => Heard::Seen(seen),
+                Message::Lag(lag) => Heard::Lag(lag),
+                Message::Checkpointed => continue,
+                Message::End => Heard::End,
+            });
         }
-        None
     }
 
     /// Each of `lines` as the run takes it: `take` is given its number (a
