@@ -485,3 +485,40 @@ fn two_workers_stopped_by_sigterm_take_a_last_cut_and_the_next_run_goes_on() {
     assert!(sorted(&dir, "late_stopped.jsonl") == sorted(&dir, "late_whole.jsonl"));
     assert_eq!(summary(&resumed), summary(&whole));
 }
+
+/// `--checkpoint` with the records on standard output, refused on workers
+/// before ("needs --output FILE"), is taken as one engine takes it:
+/// standard output is written, not measured; a run resumed writes again
+/// what was made after the last cut. The same lines as one engine, and a
+/// resumed run over the same file writes the same few lines again.
+#[test]
+fn checkpoints_with_records_on_standard_output_are_taken_as_on_one_engine() {
+    let dir = setup("workers_stdout_ckpt", 20_000);
+    let run = |workers: &[&str], ckpt: &str| {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--events", "events.jsonl", "--no-progress"])
+            .args(["--max-delay", "4s", "--checkpoint", ckpt])
+            .args(workers)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        (lines, summary(&output))
+    };
+    let workers = ["--workers", "2", "--chunk-bytes", "65536"];
+    let (one, one_summary) = run(&[], "ckpt_one");
+    let (two, two_summary) = run(&workers, "ckpt_two");
+    assert!(!one.is_empty());
+    assert!(two == one, "the records differ");
+    assert_eq!(two_summary, one_summary);
+    // Resumed from the cut before the end of the file: what its end made
+    // is written again, on both.
+    let (one_again, _) = run(&[], "ckpt_one");
+    let (two_again, _) = run(&workers, "ckpt_two");
+    assert!(two_again == one_again, "{two_again:?} {one_again:?}");
+}

@@ -1019,17 +1019,10 @@ fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refu
         return Ok(());
     }
     let stdout = config.output.is_none();
-    if config.checkpoint.is_some() {
-        // Standard input is refused with the single run's message (the
-        // command's): it cannot be read again.
-        // Process 0 writes the outputs; the others write none.
-        let first_process = scale.first_process();
-        if first_process && stdout {
-            return Err(Refusal::CheckpointNeedsOutput);
-        }
-        // (a device or a FIFO is written as standard output is, as on one
-        // engine: `Config::start_warnings`)
-    }
+    // (with `Config::checkpoint`, standard output, a device or a FIFO is
+    // written as one engine writes it: not measured, the records after
+    // the last cut written again on resuming; standard input is refused
+    // with one engine's message: it cannot be read again)
     if scale.output_per_worker && stdout {
         return Err(Refusal::OutputPerWorkerNeedsOutput);
     }

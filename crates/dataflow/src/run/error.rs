@@ -13,8 +13,6 @@ pub enum Refusal {
     Watch,
     /// Processing time.
     ProcessingTime,
-    /// A checkpoint with the output on standard output (process 0).
-    CheckpointNeedsOutput,
     /// Checkpoints every number of events.
     CheckpointEveryEvents,
     /// Output per worker without an output file.
@@ -41,7 +39,6 @@ impl fmt::Display for Refusal {
             Refusal::ProcessingTime => {
                 "`Time::Processing` is not supported with `Scale::workers` or `Scale::processes`"
             }
-            Refusal::CheckpointNeedsOutput => "`Config::checkpoint` with `Scale::workers` needs an output file (`Config::output`)",
             Refusal::CheckpointEveryEvents => {
                 "`Config::checkpoint_every` with `Scale::workers` takes a duration (not a number of events)"
             }
@@ -424,7 +421,6 @@ mod tests {
         let refusals = [
             Refusal::Watch,
             Refusal::ProcessingTime,
-            Refusal::CheckpointNeedsOutput,
             Refusal::CheckpointEveryEvents,
             Refusal::OutputPerWorkerNeedsOutput,
             Refusal::ListsAndIndicators,
