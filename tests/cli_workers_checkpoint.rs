@@ -452,10 +452,22 @@ fn a_device_or_fifo_output_with_checkpoints_on_workers_is_written_as_on_one_engi
 /// last cut.)
 #[test]
 fn two_workers_stopped_by_sigterm_take_a_last_cut_and_the_next_run_goes_on() {
-    let dir = setup("workers_sigterm", 200_000);
+    stopped_by_sigterm("workers_sigterm", "1ms");
+}
+
+/// The same with a cut every 5,000 lines read (`--checkpoint-every` as a
+/// number of lines: refused on workers before), counted over the
+/// workers' parts.
+#[test]
+fn two_workers_checkpointing_every_5000_lines_stopped_by_sigterm_go_on() {
+    stopped_by_sigterm("workers_sigterm_lines", "5000");
+}
+
+fn stopped_by_sigterm(name: &str, every: &str) {
+    let dir = setup(name, 200_000);
     let whole = command(&dir, "whole", "2", &[]).output().unwrap();
     assert!(whole.status.success(), "{}", stderr(&whole));
-    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", "1ms"];
+    let resumable = ["--checkpoint", "ckpt", "--checkpoint-every", every];
     let mut run = common::Live::spawn(&mut command(&dir, "stopped", "2", &resumable));
     // Once its first cut is complete (the file's middle, whatever the
     // machine's speed: a cut is asked for every millisecond).
@@ -497,7 +509,13 @@ fn checkpoints_with_records_on_standard_output_are_taken_as_on_one_engine() {
     let run = |workers: &[&str], ckpt: &str| {
         let output = cepheid()
             .current_dir(&dir)
-            .args(["run", "rules.cep", "--events", "events.jsonl", "--no-progress"])
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
             .args(["--max-delay", "4s", "--checkpoint", ckpt])
             .args(workers)
             .output()

@@ -987,9 +987,6 @@ fn refuse(config: &Config) -> Result<(), Refusal> {
     if config.time == Time::Processing {
         return Err(Refusal::ProcessingTime);
     }
-    if config.checkpoint.is_some() && config.checkpoint_every.time.is_none() {
-        return Err(Refusal::CheckpointEveryEvents);
-    }
     Ok(())
 }
 

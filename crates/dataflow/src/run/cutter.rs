@@ -22,6 +22,8 @@ pub(super) struct Cutter {
     pub(super) misses: u32,
     /// When the last cut was asked for (or the run started).
     pub(super) last: Instant,
+    /// The lines the process's readers had read then.
+    pub(super) last_lines: u64,
     /// The epoch asked for and not passed yet.
     pub(super) pending: Option<Timestamp>,
     /// When the cut under way was asked for (its duration runs from
@@ -131,10 +133,11 @@ impl Cutter {
             && !self.asking
             && at.is_some()
             && !self.failed.is_set()
-            && (again || self.last.elapsed() >= checkpoint.every)
+            && (again || self.last.elapsed() >= checkpoint.every || self.lines_due())
         {
             if let Some(requests) = &mut self.requests {
                 self.asked_at = Some(Instant::now());
+                self.last_lines = self.checkpoint.lines.load(Ordering::Relaxed);
                 if self.ask {
                     requests.ask();
                     self.asking = true;
@@ -143,6 +146,13 @@ impl Cutter {
                 }
             }
         }
+    }
+
+    /// Did the process's readers read `Config::checkpoint_every` lines
+    /// since the last cut was asked for?
+    fn lines_due(&self) -> bool {
+        let read = self.checkpoint.lines.load(Ordering::Relaxed);
+        (self.checkpoint.every_lines).is_some_and(|n| read.saturating_sub(self.last_lines) >= n)
     }
 
     /// The cut at `e` could not be written: said; the input stops, exit 4

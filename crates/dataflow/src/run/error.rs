@@ -13,8 +13,6 @@ pub enum Refusal {
     Watch,
     /// Processing time.
     ProcessingTime,
-    /// Checkpoints every number of events.
-    CheckpointEveryEvents,
     /// Output per worker without an output file.
     OutputPerWorkerNeedsOutput,
     /// A rule that writes to a list (`then add`, `then remove`) or reads a
@@ -38,9 +36,6 @@ impl fmt::Display for Refusal {
             Refusal::Watch => "`Config::watch` with `Scale::workers` and sources of the library's user (a Kafka source) is not supported: each worker reads its own share, and no one reader takes the reload",
             Refusal::ProcessingTime => {
                 "`Time::Processing` is not supported with `Scale::workers` or `Scale::processes`"
-            }
-            Refusal::CheckpointEveryEvents => {
-                "`Config::checkpoint_every` with `Scale::workers` takes a duration (not a number of events)"
             }
             Refusal::OutputPerWorkerNeedsOutput => {
                 "`Scale::output_per_worker` needs an output file (`Config::output`)"
@@ -421,7 +416,6 @@ mod tests {
         let refusals = [
             Refusal::Watch,
             Refusal::ProcessingTime,
-            Refusal::CheckpointEveryEvents,
             Refusal::OutputPerWorkerNeedsOutput,
             Refusal::ListsAndIndicators,
             Refusal::ProcessesNeedOutput,

@@ -139,6 +139,9 @@ pub(super) struct Live {
     pub(super) controls: Option<Arc<Config>>,
     /// Reloads of the pattern paths are read (`--watch`).
     pub(super) reloads: Option<Arc<Config>>,
+    /// Where the lines read are counted for cuts every
+    /// `Config::checkpoint_every` lines.
+    pub(super) read_lines: Option<Arc<AtomicU64>>,
 }
 
 impl Live {
@@ -219,6 +222,9 @@ impl Live {
             self.counts
                 .events
                 .fetch_add(events as u64, Ordering::Relaxed);
+            if let Some(lines) = &self.read_lines {
+                lines.fetch_add(events as u64, Ordering::Relaxed);
+            }
             self.waiting_for_input.store(stalled, Ordering::Relaxed);
             if let Some(board) = &self.board {
                 board.read_to(at.offset);
@@ -324,6 +330,9 @@ pub(super) struct PartItems {
     /// Reloads of the pattern paths are read (`--watch`; process 0's
     /// parts).
     pub(super) reloads: Option<Arc<Config>>,
+    /// Where the lines read are counted (by looks) for cuts every
+    /// `Config::checkpoint_every` lines.
+    pub(super) read_lines: Option<Arc<AtomicU64>>,
     pub(super) pulls: u32,
     pub(super) done: bool,
     /// Events read (late ones included), for the worker's numbers.
@@ -413,6 +422,10 @@ impl PartItems {
     /// stop, or a change of rules read from the pattern paths).
     #[cold]
     fn look(&mut self) -> Option<Pulled<Record>> {
+        // (the lines taken since the last look)
+        if let Some(lines) = self.read_lines.as_ref().filter(|_| self.pulls > 1) {
+            lines.fetch_add(u64::from(PartsInput::EVERY), Ordering::Relaxed);
+        }
         let asked = self.asked.as_ref()?;
         if asked.stopped(&self.say) {
             self.done = true;

@@ -143,6 +143,7 @@ impl Job {
             asking: false,
             misses: 0,
             last: Instant::now(),
+            last_lines: 0,
             pending: None,
             asked_at: None,
             observes: self.board.is_some(),
@@ -195,7 +196,16 @@ impl Job {
             lines: restored.map_or(0, |state| state.position),
             controls: self.controls.clone(),
             reloads: self.reloads.clone().filter(|_| self.sources.is_none()),
+            read_lines: self.read_lines(),
         }
+    }
+
+    /// Where this process's readers count the lines they read, for cuts
+    /// every `Config::checkpoint_every` lines.
+    fn read_lines(&self) -> Option<Arc<AtomicU64>> {
+        let checkpoint = self.checkpoint.as_ref()?;
+        checkpoint.every_lines?;
+        Some(Arc::clone(&checkpoint.lines))
     }
 
     /// [`Job::work`], or what made it panic (a library user's sink, a
@@ -493,6 +503,7 @@ impl Job {
             counts: Arc::clone(counts),
             stop: Arc::clone(&self.stop),
             asked: self.parts.clone(),
+            read_lines: self.read_lines(),
             // (process 0's parts read the reloads: the one that looks
             // first)
             reloads: self.reloads.clone().filter(|_| self.first_worker == 0),

@@ -5,11 +5,18 @@
 
 use super::*;
 use cepheid_runtime::checkpoint::{self, store, Marker, Piece, Stored};
+use cepheid_runtime::Every;
 
 /// `--checkpoint DIR` with `--workers`: the cuts of the run.
 pub(super) struct Checkpoint {
     pub(super) dir: PathBuf,
     pub(super) every: Duration,
+    /// With `Config::checkpoint_every` lines: a cut when this process's
+    /// readers read that many lines since the last was asked for.
+    pub(super) every_lines: Option<u64>,
+    /// Lines this process's readers read (a file's parts count theirs by
+    /// [`PartsInput`]'s looks, live input by batches).
+    pub(super) lines: Arc<AtomicU64>,
     pub(super) cuts: Arc<Cuts>,
     /// Processes, and workers per process.
     pub(super) layout: (usize, usize),
@@ -190,13 +197,17 @@ pub(super) fn checkpoints(
             });
         }
     }
-    let every = config
-        .checkpoint_every
-        .time
-        .unwrap_or(Duration::from_secs(10));
+    let Every { time, lines } = config.checkpoint_every;
+    let every = match (time, lines) {
+        (Some(time), _) => time,
+        (None, Some(_)) => Duration::MAX,
+        (None, None) => Duration::from_secs(10),
+    };
     let checkpoint = Checkpoint {
         dir: dir.to_path_buf(),
         every,
+        every_lines: lines,
+        lines: Arc::default(),
         cuts: Cuts::new(),
         layout,
         chunk_bytes: scale.chunk_bytes,
