@@ -507,15 +507,7 @@ fn stopped_by_sigterm(name: &str, every: &str) {
 fn checkpoints_with_records_on_standard_output_are_taken_as_on_one_engine() {
     let dir = setup("workers_stdout_ckpt", 20_000);
     let run = |workers: &[&str], ckpt: &str| {
-        let output = cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
+        let output = common::run_here(&dir)
             .args(["--max-delay", "4s", "--checkpoint", ckpt])
             .args(workers)
             .output()
