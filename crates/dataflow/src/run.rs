@@ -515,7 +515,7 @@ impl Workers {
             sources,
             mut sink,
         } = self;
-        refuse_to_run(&config, &scale, sources.is_some(), sink.is_some())?;
+        refuse_to_run(&config, &scale, sink.is_some())?;
         // A file's parts: each worker reads its own, and looks now and
         // then at what a handle asks (a stop, a reload).
         let parts = (!live(&config) && sources.is_none()).then(|| {
@@ -525,11 +525,18 @@ impl Workers {
         // Watched pattern paths (process 0's): their changes go to the
         // live input's reader, or to the parts, which read them again
         // (held for the whole run).
-        let watched = match (&messages, &parts) {
+        // (sources of the library's user: the first of this process's
+        // that reads anything takes the reloads)
+        let reload_reader = (sources.iter().flatten())
+            .position(|(source, _, _)| source.is_some())
+            .filter(|_| scale.first_process());
+        let reader_of_sources =
+            (sources.as_ref().zip(reload_reader)).map(|(sources, reader)| &sources[reader].2);
+        let watched = match (&messages, &parts, reader_of_sources) {
             _ if !config.watch || !scale.first_process() => None,
-            (Some(input), _) => Some(input.watch(&config.patterns)),
-            (None, Some(parts)) => Some(parts.watch(&config.patterns)),
-            (None, None) => None,
+            (Some(input), _, _) | (None, None, Some(input)) => Some(input.watch(&config.patterns)),
+            (None, Some(parts), _) => Some(parts.watch(&config.patterns)),
+            (None, None, None) => None,
         };
         let _watch = match watched {
             Some(Ok(watch)) => Some(watch),
@@ -567,13 +574,15 @@ impl Workers {
             &mut plan,
             &say,
         )?;
-        if checkpoint.as_ref().is_some_and(|c| c.reload_files) {
-            // (before any line: the files as the cut's rules, at its place)
-            let handle = (messages.as_ref().map(LiveInput::handle))
-                .or_else(|| parts.as_ref().map(|parts| parts.handle()));
-            if let Some(handle) = handle {
-                handle.reload("the pattern files changed since the checkpoint");
-            }
+        if let (Some(input), true) = (
+            &messages,
+            checkpoint.as_ref().is_some_and(|c| c.reload_files),
+        ) {
+            // (before any line: the files as the cut's rules, at its place;
+            // a file's parts and sources have them as a change of the cut)
+            input
+                .handle()
+                .reload("the pattern files changed since the checkpoint");
         }
         if let (Some(tap), Some((marker, _))) =
             (board.as_ref().and_then(|b| b.tap.as_ref()), &resume)
@@ -614,6 +623,7 @@ impl Workers {
             notices: Arc::new(LimitNotices::new(&config)),
             stop_said: Arc::default(),
             parts,
+            reload_reader,
             failing: Arc::default(),
             chunk_bytes: scale.chunk_bytes,
             out: outputs.shared,
@@ -899,16 +909,10 @@ impl Observing {
 }
 
 /// What cannot run on workers, refused before anything is read: outputs
-/// they do not take ([`Refusal`]), and `Config::watch` with sources of the
-/// library's user (each worker reads its own share: no one reader). (What
-/// one engine's run refuses too, the runtime refuses for both first:
-/// `Runtime::on_cluster`.)
-fn refuse_to_run(config: &Config, scale: &Scale, sources: bool, sink: bool) -> Result<(), Error> {
-    refuse_outputs(config, scale, sink).map_err(Error::Refused)?;
-    if config.watch && sources {
-        return Err(Error::Refused(Refusal::Watch));
-    }
-    Ok(())
+/// they do not take ([`Refusal`]). (What one engine's run refuses too, the
+/// runtime refuses for both first: `Runtime::on_cluster`.)
+fn refuse_to_run(config: &Config, scale: &Scale, sink: bool) -> Result<(), Error> {
+    refuse_outputs(config, scale, sink).map_err(Error::Refused)
 }
 
 /// The last tick of an observed run: every worker published its numbers

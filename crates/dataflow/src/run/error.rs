@@ -7,10 +7,6 @@ use super::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// Watched pattern paths ([`Config::watch`]) with sources of the
-    /// library's user: each worker reads its own share, and no one reader
-    /// takes a reload.
-    Watch,
     /// Processing time.
     ProcessingTime,
     /// Output per worker without an output file.
@@ -33,7 +29,6 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Refusal::Watch => "`Config::watch` with `Scale::workers` and sources of the library's user (a Kafka source) is not supported: each worker reads its own share, and no one reader takes the reload",
             Refusal::ProcessingTime => {
                 "`Time::Processing` is not supported with `Scale::workers` or `Scale::processes`"
             }
@@ -414,7 +409,6 @@ mod tests {
     #[test]
     fn messages_speak_the_library_words_not_the_flags() {
         let refusals = [
-            Refusal::Watch,
             Refusal::ProcessingTime,
             Refusal::OutputPerWorkerNeedsOutput,
             Refusal::ListsAndIndicators,

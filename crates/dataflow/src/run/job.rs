@@ -32,6 +32,10 @@ pub(super) struct Job {
     pub(super) stop_said: Arc<AtomicBool>,
     /// What a handle asks of a file read in parts.
     pub(super) parts: Option<Arc<PartsInput>>,
+    /// Sources of the library's user: the one (by its worker's index in
+    /// the process) whose reader takes the reloads (process 0's first that
+    /// reads anything), once for every worker.
+    pub(super) reload_reader: Option<usize>,
     /// Did a worker of the process panic? Then the others stop too.
     pub(super) failing: Arc<Failing>,
     pub(super) chunk_bytes: u64,
@@ -195,7 +199,9 @@ impl Job {
             places: self.checkpoint.is_some(),
             lines: restored.map_or(0, |state| state.position),
             controls: self.controls.clone(),
-            reloads: self.reloads.clone().filter(|_| self.sources.is_none()),
+            reloads: (self.reloads.clone()).filter(|_| {
+                self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader
+            }),
             read_lines: self.read_lines(),
         }
     }

@@ -123,13 +123,13 @@ pub(super) fn checkpoints(
         }
         None => (false, false),
     };
-    // A file read in parts: the files edited since the cut are read now,
-    // and go in force at the cut's epoch on every worker (a change the cut
-    // holds as pending), where the engines are; live input's reader reads
-    // them before any line instead.
-    let parts = !live(config) && sources.is_none();
+    // A file read in parts, or sources (readers apart): the files edited
+    // since the cut are read now, and go in force at the cut's epoch on
+    // every worker (a change the cut holds as pending), where the engines
+    // are; live input's one reader reads them before any line instead.
+    let apart = !live(config);
     let reload_files = match &mut resume {
-        Some((_, pieces)) if reload_files && parts => {
+        Some((_, pieces)) if reload_files && apart => {
             reload_at_the_cut(pieces, config, say).map_err(|source| Error::Resume {
                 folder: folder(),
                 why: Mismatch::Cut(source),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use cepheid_dataflow::run::{Cluster, Error, Refusal, Scale};
 use cepheid_engine::Rules;
 use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
-use cepheid_runtime::source::{Position, RawBatch, ReadOutcome, Source, SourceError};
+use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
 use cepheid_runtime::{
     Cluster as _, Config, Conflict, Input, Level, Notice, Notices, Report, Runtime, Time,
 };
@@ -98,19 +98,28 @@ fn what_the_workers_cannot_read_is_refused_not_ignored() {
     );
 }
 
-/// A source of the library's user that never has anything.
-struct Empty;
+/// A source of the library's user: its lines in one split, then its end.
+struct Lines(Vec<String>, usize);
 
-impl Source for Empty {
+impl Source for Lines {
     fn describe(&self) -> String {
-        "empty".to_string()
+        "lines".to_string()
     }
     fn read(
         &mut self,
-        _: &mut RawBatch,
+        batch: &mut RawBatch,
         _: std::time::Duration,
     ) -> Result<ReadOutcome, SourceError> {
-        Ok(ReadOutcome::Ended)
+        let Some(line) = self.0.get(self.1) else {
+            return Ok(ReadOutcome::Ended);
+        };
+        let origin = Origin::Offset {
+            partition: 0,
+            offset: self.1 as i64,
+        };
+        batch.push(line.as_bytes(), origin, None, 0);
+        self.1 += 1;
+        Ok(ReadOutcome::Delivered)
     }
     fn position(&self) -> Position {
         Position::default()
@@ -121,24 +130,57 @@ impl Source for Empty {
 }
 
 /// Watched pattern paths with sources of the library's user (a Kafka
-/// source's partitions, one share per worker): no one reader takes the
-/// reload, so refused, in its words, before anything opens.
+/// source's partitions, one share per worker; refused before: no one
+/// reader took the reload): process 0's first reader takes a reload, once
+/// for every worker; said and counted once.
 #[test]
-fn watch_with_sources_of_the_library_user_is_refused() {
-    let mut config = plain();
+fn a_reload_with_sources_of_the_library_user_is_taken_once() {
+    let dir = std::env::temp_dir().join(format!("cepheid-sources-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let patterns = dir.join("p.cep");
+    // (the files' rules: `b` is `c` now; the events have no `b`)
+    std::fs::write(
+        &patterns,
+        "pattern p {\n partition by k\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"c\"\n}\n",
+    )
+    .unwrap();
+    let mut config = Config::new(Input::file("kafka://test/events"), vec![patterns]);
+    config.output = Some(dir.join("out.jsonl"));
     config.watch = true;
-    let cluster = Box::new(Cluster::new(Scale::default()));
-    let sources: Option<cepheid_runtime::Sources> = Some(vec![Some(Box::new(Empty))]);
-    let report = Box::new(Notices::default());
-    let e = Runtime::on_cluster(config, &rules(), cluster, sources, None, report)
-        .err()
-        .expect("refused");
-    assert_eq!(refusal(&e), Some(Refusal::Watch));
-    assert!(e.is_usage());
-    assert_eq!(
-        e.to_string(),
-        "`Config::watch` with `Scale::workers` and sources of the library's user (a Kafka source) is not supported: each worker reads its own share, and no one reader takes the reload"
-    );
+    let lines = |worker: usize| -> Vec<String> {
+        (0..1_000)
+            .map(|i| {
+                let kind = if i % 2 == 0 { "a" } else { "c" };
+                format!(
+                    "{{\"ts\":{i},\"k\":\"w{worker}k{}\",\"type\":\"{kind}\"}}",
+                    i % 5
+                )
+            })
+            .collect()
+    };
+    let sources: cepheid_runtime::Sources = (0..2)
+        .map(|w| Some(Box::new(Lines(lines(w), 0)) as Box<dyn Source>))
+        .collect();
+    let said = Kept::default();
+    let cluster = Box::new(Cluster::new(Scale {
+        workers: 2,
+        ..Scale::default()
+    }));
+    let report = Box::new(said.clone());
+    let runtime = Runtime::on_cluster(config, &rules(), cluster, Some(sources), None, report);
+    let runtime = runtime.unwrap();
+    runtime.handle().reload("the test");
+    let summary = runtime.run();
+    assert!(summary.error().is_none(), "{:?}", summary.end);
+    assert_eq!((summary.reloads, summary.reloads_refused), (1, 0));
+    let said: Vec<String> = (said.0.lock().unwrap().iter())
+        .map(|n| n.as_str().trim_end().to_string())
+        .collect();
+    let reloaded = said.iter().filter(|s| s.contains("rules reloaded")).count();
+    assert_eq!(reloaded, 1, "{said:?}");
+    // (matches of the new rules only: the old ones match nothing here)
+    assert!(summary.matches > 0, "{said:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Event time from the records' own times read from a file: refused by
