@@ -75,7 +75,7 @@ impl Read {
         let again = (self.again.iter().copied())
             .filter(|&line| {
                 let place = places.get(((line >> 32) % workers) as usize).copied();
-                place.map_or(true, |place| place == 0 || place < line)
+                place.is_none_or(|place| place == 0 || place < line)
             })
             .collect();
         Read {
@@ -165,5 +165,14 @@ mod tests {
         assert_eq!(third.chunks, BTreeMap::from([(4, 5), (6, 1)]));
         // Nothing read: the same.
         assert_eq!(Read::default().after(&[0, 0]), Read::default());
+        // Lines below those read that were not (one engine's ranges):
+        // read by the worker of their chunk, in order, before the rest.
+        let again = Read {
+            again: BTreeSet::from([at(4, 2), at(4, 4), at(5, 1)]),
+            ..third.clone()
+        };
+        let fourth = again.after(&[at(4, 2), at(5, 1)]);
+        assert_eq!(fourth.again, BTreeSet::from([at(4, 4)]));
+        assert_eq!(fourth.chunks, BTreeMap::from([(4, 5), (5, 1), (6, 1)]));
     }
 }

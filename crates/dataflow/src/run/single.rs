@@ -3,10 +3,10 @@
 //! one worker that held every group of patterns over every key
 //! ([`WorkerCut::from_engine`]), which the workers restore (one worker)
 //! or rescale (any other number) as any cut. The single run's place in
-//! the file (the offset of the first line not given to its engine)
-//! becomes the place of a reader of every chunk in order (the chunk
-//! holding the last line read, and that line's number in it), from which
-//! the workers' chunks go on (`cut::Read::after`). See
+//! the file (the offset of the first line not given to its engine, or the
+//! ranges of the file it had left to read) becomes the lines of each chunk
+//! read ([`cut::Read`], with the lines below them not read yet), from
+//! which the workers' chunks go on. And back: [`to_one_engine`]. See
 //! `docs/checkpoints.md`, "Across executors".
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,12 +142,15 @@ fn millis(d: Duration) -> i64 {
 /// one engine of every pattern), which a run without workers then resumes
 /// from; the cut goes. `Ok(None)` when the newest is not a cut of workers
 /// (or cannot be read: the runtime says why); otherwise the number of
-/// workers it was taken on. Refused (nothing changed) where one engine cannot go
-/// on exactly: the workers had read the file otherwise than from its
-/// start up to one place (each had parts of its chunks left: run it on
-/// workers to its end, then on one engine), a followed file, outputs per
-/// worker, a sink that commits with checkpoints, or rules whose lists
-/// keep state. See `docs/checkpoints.md`, "Across executors".
+/// workers it was taken on. When the workers had read the file otherwise
+/// than from its start up to one place (each had parts of its chunks
+/// left), the checkpoint holds the ranges of the file left to read, and
+/// the lines of the events they had stashed and of the changes of rules
+/// not made yet are read again with them, in file order
+/// ([`cut::merge`](crate::cut::merge)'s `again`). Refused (nothing
+/// changed) where one engine cannot go on exactly: a followed file,
+/// outputs per worker, a sink that commits with checkpoints, or rules
+/// whose lists keep state. See `docs/checkpoints.md`, "Across executors".
 pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Error> {
     let Some(dir) = config.checkpoint.as_deref() else {
         return Ok(None);

@@ -829,7 +829,21 @@ pub(crate) mod tests {
             lines: 17,
             tail: Some(Tail { len: 1234, crc: 7 }),
         };
-        let mut piece = Piece::of_one_engine(b"snapshot".to_vec(), input);
+        let ranges = vec![
+            Range {
+                start: 1234,
+                end: 1300,
+                lines: Some(17),
+                skip: 0,
+            },
+            Range {
+                start: 1400,
+                end: u64::MAX,
+                lines: Some(20),
+                skip: 0,
+            },
+        ];
+        let mut piece = Piece::of_one_engine(b"snapshot".to_vec(), input).with_ranges(ranges);
         piece.engine(EngineState::group(2, (5, 9), b"group 2".to_vec()));
         piece.set(Part::Stash, b"stash".to_vec());
         piece
@@ -860,6 +874,7 @@ pub(crate) mod tests {
         let groups: Vec<_> = read.engines().iter().map(EngineState::patterns).collect();
         assert_eq!(groups, [None, Some(2)]);
         assert_eq!(read.get(Part::Stash), Some(&b"stash"[..]));
+        assert_eq!(read.one_engine_ranges()[1].start, 1400);
         every_damage_refused(&bytes, Piece::decode);
     }
 
