@@ -147,7 +147,7 @@ fn millis(d: Duration) -> i64 {
 /// left), the checkpoint holds the ranges of the file left to read, and
 /// the lines of the events they had stashed and of the changes of rules
 /// not made yet are read again with them, in file order
-/// ([`cut::merge`](crate::cut::merge)'s `again`). Refused (nothing
+/// (`cut::merge`'s `again`). Refused (nothing
 /// changed) where one engine cannot go on exactly: a followed file,
 /// outputs per worker, a sink that commits with checkpoints, or rules
 /// whose lists keep state. See `docs/checkpoints.md`, "Across executors".
