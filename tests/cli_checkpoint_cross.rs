@@ -428,11 +428,8 @@ fn one_engine_s(ckpt: &std::path::Path) -> bool {
 fn rules_changed_before_a_checkpoint_go_on_across_executors_both_ways() {
     use crate::cli_workers_rules::{said, sorted, stream};
     for seed in 1..=3u64 {
-        let dir = common::scratch("cross_rules");
-        fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
-        let lines = stream(seed, 3_000, 4);
+        let (dir, lines) = rules_folder("cross_rules", stream(seed, 3_000, 4));
         let text = lines.join("\n") + "\n";
-        fs::write(dir.join("events.jsonl"), &text).unwrap();
         let run = |extra: &[&str]| {
             let output = rules_run(&dir, &[&["--max-runs-per-key", "3"], extra].concat());
             assert!(output.status.success(), "{extra:?}: {}", stderr(&output));
@@ -564,10 +561,7 @@ fn rules_run(dir: &Path, extra: &[&str]) -> Output {
 fn workers_killed_mid_stream_with_changes_of_rules_go_on_on_one_engine() {
     use crate::cli_workers_rules::{said, sorted, stream};
     for seed in 1..=2u64 {
-        let dir = common::scratch("cross_rules_kill");
-        fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
-        let lines = stream(seed, 40_000, 6);
-        fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+        let (dir, _) = rules_folder("cross_rules_kill", stream(seed, 40_000, 6));
         let whole = rules_run(&dir, &[]);
         assert!(whole.status.success(), "{}", stderr(&whole));
         let (reloads, summary, _) = said(&whole);
@@ -593,6 +587,14 @@ fn workers_killed_mid_stream_with_changes_of_rules_go_on_on_one_engine() {
             "{case}: {got_reloads:?}"
         );
     }
+}
+
+/// A folder with the old rules of `cli_rules` and `lines` as its events.
+fn rules_folder(name: &str, lines: Vec<String>) -> (std::path::PathBuf, Vec<String>) {
+    let dir = common::scratch(name);
+    fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    (dir, lines)
 }
 
 /// [`rules_run`]'s command, not run.

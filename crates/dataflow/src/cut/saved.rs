@@ -517,8 +517,6 @@ impl WorkerCut {
 
 /// What the workers of a cut held, put into one engine by [`merge`].
 pub struct Merged {
-    /// Every worker's sources' states, in worker order.
-    pub sources: Vec<Vec<(u32, SourceState)>>,
     /// The ends of the sources that had ended (received by every worker).
     pub ends: Vec<SourceEnd>,
     /// The places of the stashed events left out (`again`), in no order.
@@ -563,7 +561,7 @@ fn one_cut(states: &[&Saved]) -> Result<(Vec<WorkerState>, i64), Error> {
 /// largest time any source had read and the events they found late
 /// ([`Engine::resume_clock`](crate::Engine::resume_clock)). So a cut of
 /// workers resumes on one engine; where its input goes on is the
-/// caller's (from the sources' states returned).
+/// caller's (from the sources' states, `WorkerCut::saved_sources`).
 ///
 /// With `again` (one engine reads on from ranges of the file, not from
 /// one place), the stashed events read from a file's chunks are left out
@@ -632,7 +630,6 @@ where
     let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
     engine.resume_clock((watermark, max_seen), waiting, late)?;
     Ok(Merged {
-        sources: olds.iter().map(|old| old.sources.clone()).collect(),
         ends: first.ends.clone(),
         again: places,
     })

@@ -239,7 +239,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let tail = File::open(path)
         .ok()
         .and_then(|file| Tail::of(&file, offset));
-    let all = merged.sources.iter().flatten().map(|(_, s)| s);
+    let all = sources.iter().flatten().map(|(_, s)| s);
     // The run's counts go on: the reloads (made and refused by the
     // workers, the same on each; refused and late by each one's readers)
     // and the keys said over `Config::max_runs_per_key`.

@@ -43,6 +43,7 @@ impl Range {
     /// of it is at `at`: the ranges after it, and the rest of the one it is
     /// in. None when that is the file from `at` to its end (a reader of
     /// the file from `at` goes on as well).
+    #[inline(never)]
     pub fn left(list: &[Range], at: FilePosition) -> Vec<Range> {
         let mut left: Vec<Range> = list.iter().filter(|r| r.end > at.offset).copied().collect();
         if let Some(first) = left.first_mut().filter(|r| r.start < at.offset) {
