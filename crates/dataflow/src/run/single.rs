@@ -375,21 +375,29 @@ fn to_end(start: u64, lines: u64) -> Range {
 }
 
 /// Walks the lines of the file at `path` in its chunks of `chunk_bytes`
-/// (cut for `format`), in order, up to the first chunk `stop` takes:
-/// `each` is given each line's place ([`FileChunk::offset`](crate::FileChunk::offset)),
-/// its first byte and its text (a CSV chunk's header copy left out). The
-/// byte where it stopped.
+/// (cut for `format`), in order, from the first chunk that ends after
+/// byte `from` up to the first chunk `stop` takes: `each` is given each
+/// line's place ([`FileChunk::offset`](crate::FileChunk::offset)), its
+/// first byte and its text (a CSV chunk's header copy left out). The byte
+/// where it stopped, and the number of the first chunk not passed over.
 fn walk(
     path: &Path,
     (chunk_bytes, format): (u64, Format),
-    stop: impl Fn(&crate::FileChunk) -> bool,
+    (from, stop): (u64, impl Fn(&crate::FileChunk) -> bool),
     mut each: impl FnMut(u64, u64, &[u8]),
-) -> io::Result<u64> {
-    let (mut end, mut text) = (0, Vec::new());
-    for chunk in file_chunks(path, chunk_bytes, format)? {
+) -> io::Result<(u64, u64)> {
+    let (mut end, mut text, mut first) = (0, Vec::new(), None);
+    let mut chunks = file_chunks(path, chunk_bytes, format)?.peekable();
+    while let Some(chunk) = chunks.next() {
         let chunk = chunk?;
+        let before = matches!(chunks.peek(), Some(Ok(next)) if next.start <= from);
+        if before && first.is_none() {
+            end = chunk.start;
+            continue;
+        }
+        let first = *first.get_or_insert(chunk.number);
         if stop(&chunk) {
-            return Ok(chunk.start);
+            return Ok((chunk.start, first));
         }
         let (number, header, start) = (chunk.number, chunk.header, chunk.start);
         let mut reader = BufReader::new(chunk.reader);
@@ -409,7 +417,7 @@ fn walk(
         }
         end = at;
     }
-    Ok(end)
+    Ok((end, first.unwrap_or(u64::MAX)))
 }
 
 /// The ranges of the file at `path` left to read, in file order, when the
@@ -436,10 +444,10 @@ fn ranges_left(
         }),
     };
     let mut lines = 0;
-    let end = walk(
+    let (end, _) = walk(
         path,
         cut,
-        |c| c.number >= past,
+        (0, |c: &crate::FileChunk| c.number >= past),
         |place, at, text| {
             if place & 0xffff_ffff > read.upto(place >> 32) || again.contains(&place) {
                 add(&mut ranges, at, at + text.len() as u64, lines);
@@ -461,10 +469,11 @@ fn chunks_read(path: &Path, ranges: &[Range], cut: (u64, Format)) -> io::Result<
     let mut chunks: BTreeMap<u64, (u64, bool)> = BTreeMap::new();
     let mut unread = Vec::new();
     let mut next = 0;
-    walk(
+    let from = ranges.first().map_or(u64::MAX, |r| r.start);
+    let (_, below) = walk(
         path,
         cut,
-        |c| c.start >= to_end,
+        (from, |c: &crate::FileChunk| c.start >= to_end),
         |place, at, _| {
             while ranges.get(next).is_some_and(|r| r.end <= at) {
                 next += 1;
@@ -480,7 +489,7 @@ fn chunks_read(path: &Path, ranges: &[Range], cut: (u64, Format)) -> io::Result<
     )?;
     let upto = |place: u64| chunks.get(&(place >> 32)).map_or(0, |c| c.0);
     let read = cut::Read {
-        below: 0,
+        below,
         again: unread
             .into_iter()
             .filter(|&p| p & 0xffff_ffff < upto(p))
