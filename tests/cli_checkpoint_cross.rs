@@ -379,6 +379,12 @@ fn workers_killed_mid_file_go_on_on_one_engine_from_the_ranges_they_left() {
         };
         assert!(inside > 0);
         copy_state(&dir, ck, name, "inside", false);
+        // (its ranges are read, not followed: refused, nothing changed)
+        let follow = command(&dir, name, &["--checkpoint", ck, "--follow"])
+            .output()
+            .unwrap();
+        assert_eq!(follow.status.code(), Some(5), "{}", stderr(&follow));
+        assert!(stderr(&follow).contains("(--follow was off (it has ranges of the file left to read, from a cut of workers), now on)"), "{}", stderr(&follow));
         let single = run(&dir, name, &["--checkpoint", ck]);
         same_as_full(&dir, name, &single, &summary);
         copy_state(&dir, ck, name, "inside", true);

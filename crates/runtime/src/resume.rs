@@ -143,6 +143,14 @@ pub(crate) fn load(
     if let Some(difference) = agrees(newest) {
         return Err(unusable(difference));
     }
+    if config.follow && !meta.ranges.is_empty() {
+        // (the ranges a cut of workers left are read, not followed)
+        return Err(unusable(Unusable::OtherCommand {
+            flag: "--follow",
+            was: "off (it has ranges of the file left to read, from a cut of workers)".into(),
+            now: "on".into(),
+        }));
+    }
     // After a change of rules the snapshot's rules go on (an engine with
     // the command's configuration and no patterns of its own).
     let restored = if meta.counters.rules_changed {
