@@ -77,15 +77,13 @@ fn stderr(output: &Output) -> String {
 /// `out_NAME.jsonl` and `late_NAME.jsonl`, with `extra`.
 fn command(dir: &Path, name: &str, extra: &[&str]) -> Command {
     let mut command = cepheid();
+    // (a folder with `events.csv` reads it)
+    let csv = dir.join("events.csv").exists();
+    let events = ["events.jsonl", "events.csv"][usize::from(csv)];
     command
         .current_dir(dir)
-        .args([
-            "run",
-            "rules.cep",
-            "--events",
-            "events.jsonl",
-            "--no-progress",
-        ])
+        .args(["run", "rules.cep", "--events", events, "--no-progress"])
+        .args(["--format", ["jsonl", "csv"][usize::from(csv)]])
         .args(["--max-delay", "1s"])
         .args(["--output", &format!("out_{name}.jsonl")])
         .args(["--late", &format!("late_{name}.jsonl")])
@@ -109,9 +107,14 @@ fn run(dir: &Path, name: &str, extra: &[&str]) -> Output {
 /// uninterrupted run's outputs (`out_full.jsonl`, `late_full.jsonl`) and
 /// summary.
 fn setup(name: &str, text: &str) -> (std::path::PathBuf, String) {
+    setup_as(name, text, "events.jsonl")
+}
+
+/// [`setup`] with the events in `file` (`events.csv`: CSV).
+fn setup_as(name: &str, text: &str, file: &str) -> (std::path::PathBuf, String) {
     let dir = common::scratch(name);
     fs::write(dir.join("rules.cep"), RULES).unwrap();
-    fs::write(dir.join("events.jsonl"), text).unwrap();
+    fs::write(dir.join(file), text).unwrap();
     let full = run(&dir, "full", &[]);
     let summary = crash::summary(&stderr(&full));
     assert!(summary.contains(" malformed, 0 late,"), "{summary}");
@@ -228,69 +231,186 @@ fn a_cut_of_workers_at_the_end_of_a_file_goes_on_over_the_grown_file_on_one_engi
     }
 }
 
-#[test]
-fn one_worker_killed_mid_file_resumes_on_one_engine_and_two_workers_partway_are_refused() {
-    let text = events(60_000);
-    let (dir, summary) = setup("cross_kill", &text);
-    for workers in ["1", "2"] {
-        let ck = format!("ck{workers}");
-        let name = format!("k{workers}");
-        let mut child = command(&dir, &name, &["--workers", workers, "--checkpoint", &ck])
-            .args(["--checkpoint-every", "100ms", "--chunk-bytes", "200000"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Killed once a cut is complete (or at its end, with its last cut).
-        let started = Instant::now();
-        let complete = |ck: &str| common::newest_checkpoint(&dir.join(ck)).is_some();
-        while !complete(&ck) && started.elapsed() < common::PATIENCE {
-            std::thread::sleep(Duration::from_millis(5));
+/// The events of [`events`] as CSV (`ts,kind,user,host,n`), with its
+/// malformed lines (an unclosed quote).
+fn csv_events(n: usize) -> String {
+    let mut csv = String::from("ts,kind,user,host,n\n");
+    for line in events(n).lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            csv.push_str("oops,\"\n");
+            continue;
+        };
+        let field = |name: &str| event[name].to_string().trim_matches('"').to_string();
+        let fields = ["ts", "kind", "user", "host", "n"].map(field);
+        csv.push_str(&(fields.join(",") + "\n"));
+    }
+    csv
+}
+
+/// Runs `command` until a checkpoint in `ck` is whole that `wanted`
+/// accepts (given its number and its folder), then kills it (SIGKILL);
+/// false when it ended first.
+fn killed_at(mut command: Command, ck: &Path, wanted: impl Fn(u64, &Path) -> bool) -> bool {
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        let output = cepheid()
-            .current_dir(&dir)
-            .args([
-                "run",
-                "rules.cep",
-                "--events",
-                "events.jsonl",
-                "--no-progress",
-            ])
-            .args(["--max-delay", "1s", "--checkpoint", &ck])
-            .args(["--output", &format!("out_{name}.jsonl")])
-            .args(["--late", &format!("late_{name}.jsonl")])
+        if newest(ck).is_some_and(|(n, cut)| wanted(n, &cut)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        assert!(started.elapsed() < common::PATIENCE, "no checkpoint came");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The number and the folder of the newest whole checkpoint in `ck`.
+fn newest(ck: &Path) -> Option<(u64, std::path::PathBuf)> {
+    let cut = common::newest_checkpoint(ck)?;
+    let name = cut.file_name()?.to_str()?;
+    Some((name.strip_prefix("cut-")?.parse().ok()?, cut))
+}
+
+/// Is the checkpoint in `cut` one engine's, with ranges of the file left
+/// to read (its section 24)?
+fn in_ranges(cut: &Path) -> bool {
+    let piece = fs::read(cut.join("piece-0")).unwrap_or_default();
+    !cut.join("piece-1").exists() && piece.windows(10).any(|w| w == b"\"ranges\":[")
+}
+
+/// The checkpoint folder `ck` in `dir` and the outputs of `name`, copied
+/// into `dir/to` (and back, `back`).
+fn copy_state(dir: &Path, ck: &str, name: &str, to: &str, back: bool) {
+    let files = [format!("out_{name}.jsonl"), format!("late_{name}.jsonl")];
+    let (from, into) = match back {
+        false => (dir.to_path_buf(), dir.join(to)),
+        true => (dir.join(to), dir.to_path_buf()),
+    };
+    let _ = fs::remove_dir_all(into.join(ck));
+    fs::create_dir_all(into.join(ck)).unwrap();
+    for entry in walk(&from.join(ck)) {
+        let target = into
+            .join(ck)
+            .join(entry.strip_prefix(from.join(ck)).unwrap());
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::copy(&entry, target).unwrap();
+    }
+    for file in files {
+        fs::copy(from.join(&file), into.join(&file)).unwrap();
+    }
+}
+
+/// The files under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Workers killed after a cut in the middle of a file of small chunks
+/// (each worker partway through its chunks: it was refused) resume on one
+/// engine, which reads first the ranges of the file they had left (and
+/// the lines whose events waited at the cut), then the rest; killed again
+/// after a checkpoint of its own inside those ranges, it goes on on one
+/// engine and on two workers. Each ends with the records (as multisets)
+/// and the summary of a run that was never interrupted. JSON lines and
+/// CSV, two and three workers.
+#[test]
+fn workers_killed_mid_file_go_on_on_one_engine_from_the_ranges_they_left() {
+    for (csv, workers) in [(false, "2"), (false, "3"), (true, "2"), (true, "3")] {
+        let text = match csv {
+            false => events(60_000),
+            true => csv_events(60_000),
+        };
+        let file = ["events.jsonl", "events.csv"][usize::from(csv)];
+        let (dir, summary) = setup_as(&format!("cross_kill_{workers}"), &text, file);
+        let (ck, name) = ("ck", "k");
+        let chunks = ["--chunk-bytes", "100000"];
+        let on_workers = [&["--workers", workers, "--checkpoint", ck][..], &chunks].concat();
+        let every = ["--checkpoint-every", "100ms"];
+        let again = ["--checkpoint", ck, "--checkpoint-every", "1"];
+        let mut tries = 0;
+        let inside = loop {
+            // Workers killed after a cut (their first, from nothing).
+            let _ = fs::remove_dir_all(dir.join(ck));
+            let on = command(&dir, name, &[&on_workers[..], &every].concat());
+            assert!(
+                killed_at(on, &dir.join(ck), |_, _| true),
+                "the workers ended first"
+            );
+            let (number, _) = newest(&dir.join(ck)).unwrap();
+            copy_state(&dir, ck, name, "cut", false);
+            // One engine from their cut, killed once a checkpoint of its
+            // own is whole inside the ranges; tried again from the cut
+            // when it was past them, and from another cut when they were
+            // too short to catch.
+            let inside = |n: u64, cut: &Path| n > number + 1 && in_ranges(cut);
+            for _ in 0..5 {
+                let one = command(&dir, name, &again);
+                if killed_at(one, &dir.join(ck), inside)
+                    && newest(&dir.join(ck)).is_some_and(|(n, cut)| inside(n, &cut))
+                {
+                    break;
+                }
+                copy_state(&dir, ck, name, "cut", true);
+            }
+            if newest(&dir.join(ck)).is_some_and(|(n, cut)| inside(n, &cut)) {
+                break number;
+            }
+            tries += 1;
+            assert!(
+                tries < 10,
+                "csv {csv}, {workers} workers: no checkpoint inside the ranges"
+            );
+        };
+        assert!(inside > 0);
+        copy_state(&dir, ck, name, "inside", false);
+        // (its ranges are read, not followed: refused, nothing changed)
+        let follow = command(&dir, name, &["--checkpoint", ck, "--follow"])
             .output()
             .unwrap();
-        if output.status.success() {
-            same_as_full(&dir, &name, &output, &summary);
-            continue;
-        }
-        // Each of two workers was partway through its chunks: refused,
-        // nothing changed, and the workers go on from it.
-        assert_eq!(workers, "2", "{}", stderr(&output));
-        assert_eq!(output.status.code(), Some(5));
-        assert!(
-            stderr(&output).contains(
-                "one engine cannot go on from it: its workers had each read part of their chunks"
-            ),
-            "{}",
-            stderr(&output)
-        );
-        assert!(!one_engine_s(&dir.join(&ck)), "the workers' cut, unchanged");
-        let resumed = run(
+        assert_eq!(follow.status.code(), Some(5), "{}", stderr(&follow));
+        assert!(stderr(&follow).contains("(--follow was off (it has ranges of the file left to read, from a cut of workers), now on)"), "{}", stderr(&follow));
+        let single = run(&dir, name, &["--checkpoint", ck]);
+        same_as_full(&dir, name, &single, &summary);
+        copy_state(&dir, ck, name, "inside", true);
+        let on_two = run(
             &dir,
-            &name,
-            &[
-                "--checkpoint",
-                &ck,
-                "--workers",
-                "2",
-                "--chunk-bytes",
-                "200000",
-            ],
+            name,
+            &[&["--checkpoint", ck, "--workers", "2"][..], &chunks].concat(),
         );
-        same_as_full(&dir, &name, &resumed, &summary);
+        same_as_full(&dir, name, &on_two, &summary);
+        // And the cut straight to the end on one engine: it was taken in
+        // the middle of the file (one engine goes on at its first range).
+        copy_state(&dir, ck, name, "cut", true);
+        let resumed = run(&dir, name, &["--checkpoint", ck]);
+        let said = stderr(&resumed);
+        assert!(
+            said.contains(&format!(
+                "was taken on {workers} workers: it is a checkpoint of one engine now"
+            )),
+            "{said}"
+        );
+        let at: usize = (said.split(" at line ").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{said}"));
+        assert!(at < text.lines().count(), "{said}");
+        same_as_full(&dir, name, &resumed, &summary);
     }
 }
 
@@ -314,11 +434,8 @@ fn one_engine_s(ckpt: &std::path::Path) -> bool {
 fn rules_changed_before_a_checkpoint_go_on_across_executors_both_ways() {
     use crate::cli_workers_rules::{said, sorted, stream};
     for seed in 1..=3u64 {
-        let dir = common::scratch("cross_rules");
-        fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
-        let lines = stream(seed, 3_000, 4);
+        let (dir, lines) = rules_folder("cross_rules", stream(seed, 3_000, 4));
         let text = lines.join("\n") + "\n";
-        fs::write(dir.join("events.jsonl"), &text).unwrap();
         let run = |extra: &[&str]| {
             let output = rules_run(&dir, &[&["--max-runs-per-key", "3"], extra].concat());
             assert!(output.status.success(), "{extra:?}: {}", stderr(&output));
@@ -435,9 +552,62 @@ fn a_checkpoint_with_an_old_version_draining_under_another_key_is_refused_on_wor
 /// order (`--max-delay 0ms`: a change applies at the same point on
 /// workers as on one engine), with `extra`.
 fn rules_run(dir: &Path, extra: &[&str]) -> Output {
-    (common::run_here(dir))
+    command_here(dir, extra).output().unwrap()
+}
+
+/// Rules changed by `$rules` records among the chunks: workers killed
+/// after a cut in the middle of the stream (each partway through its
+/// chunks, a change maybe read and not made yet) resume on one engine,
+/// which ends with the records (as multisets), the reload lines and the
+/// summary of one engine that was never interrupted, but its count of
+/// events read: a cut of workers whose rules can change, merged into one
+/// engine, counts the events its engines had taken short (so with one
+/// worker, whose reads are a prefix: not the ranges').
+#[test]
+fn workers_killed_mid_stream_with_changes_of_rules_go_on_on_one_engine() {
+    use crate::cli_workers_rules::{said, sorted, stream};
+    for seed in 1..=2u64 {
+        let (dir, _) = rules_folder("cross_rules_kill", stream(seed, 40_000, 6));
+        let whole = rules_run(&dir, &[]);
+        assert!(whole.status.success(), "{}", stderr(&whole));
+        let (reloads, summary, _) = said(&whole);
+        let (ck, out) = ("ck", "out.jsonl");
+        let mut on_workers = command_here(&dir, &["--checkpoint", ck, "--output", out]);
+        on_workers.args(["--workers", "2", "--chunk-bytes", "20000"]);
+        on_workers.args(["--checkpoint-every", "50ms"]);
+        let cut = killed_at(on_workers, &dir.join(ck), |_, _| true);
+        assert!(cut, "seed {seed}: the workers ended before their first cut");
+        let resumed = rules_run(&dir, &["--checkpoint", ck, "--output", out]);
+        let case = format!("seed {seed}");
+        assert!(resumed.status.success(), "{case}: {}", stderr(&resumed));
+        let text = fs::read_to_string(dir.join(out)).unwrap();
+        let mut records: Vec<String> = text.lines().map(str::to_string).collect();
+        records.sort();
+        assert_eq!(records, sorted(&whole), "{case}: the records");
+        let (got_reloads, got, _) = said(&resumed);
+        let counts = |summary: &str| summary.split(" events read").nth(1).map(str::to_string);
+        assert_eq!(counts(&got), counts(&summary), "{case}: the summary");
+        assert!(!reloads.is_empty(), "{case}: the rules changed");
+        assert!(
+            got_reloads.iter().all(|r| reloads.contains(r)),
+            "{case}: {got_reloads:?}"
+        );
+    }
+}
+
+/// A folder with the old rules of `cli_rules` and `lines` as its events.
+fn rules_folder(name: &str, lines: Vec<String>) -> (std::path::PathBuf, Vec<String>) {
+    let dir = common::scratch(name);
+    fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
+    fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    (dir, lines)
+}
+
+/// [`rules_run`]'s command, not run.
+fn command_here(dir: &Path, extra: &[&str]) -> Command {
+    let mut command = common::run_here(dir);
+    command
         .args(["--max-delay", "0ms", "--rules-from-stream"])
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(extra);
+    command
 }

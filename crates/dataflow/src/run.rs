@@ -115,8 +115,8 @@ use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timesta
 use cepheid_runtime::checkpoint::{store, Part, Piece};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
-    count_lines, Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead,
-    ShareReader, Source, SplitLag, Tail,
+    Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead, ShareReader,
+    Source, SplitLag, Tail,
 };
 use cepheid_runtime::{
     add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,

@@ -32,6 +32,8 @@ pub(crate) struct Meta {
     pub(crate) source: Option<Position>,
     /// Each split's watermark (`Config::split_watermarks`).
     pub(crate) split_watermarks: Option<Vec<Option<i64>>>,
+    /// The ranges of the file left to read (none: the file from `input`).
+    pub(crate) ranges: Vec<crate::source::Range>,
     /// What the sink said at its prepare.
     pub(crate) sink: SinkState,
     pub(crate) counters: Counters,
@@ -62,6 +64,7 @@ impl Meta {
             input: position.input,
             source: position.source,
             split_watermarks: position.split_watermarks,
+            ranges: position.ranges,
             sink: marker.sink_state(),
             counters: marker.the_counters().clone(),
             records: marker.latest_records().to_vec(),
@@ -139,6 +142,14 @@ pub(crate) fn load(
     };
     if let Some(difference) = agrees(newest) {
         return Err(unusable(difference));
+    }
+    if config.follow && !meta.ranges.is_empty() {
+        // (the ranges a cut of workers left are read, not followed)
+        return Err(unusable(Unusable::OtherCommand {
+            flag: "--follow",
+            was: "off (it has ranges of the file left to read, from a cut of workers)".into(),
+            now: "on".into(),
+        }));
     }
     // After a change of rules the snapshot's rules go on (an engine with
     // the command's configuration and no patterns of its own).

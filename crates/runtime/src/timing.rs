@@ -88,6 +88,9 @@ impl Timing {
 
     /// Takes one event in: at its event time `ts`, or at `wall` in
     /// processing time.
+    // (the run's per-event call: inlined, as LLVM stops doing on its own
+    // when the session's other functions grow)
+    #[inline(always)]
     pub fn push<S: Sink<Record> + ?Sized>(
         &self,
         ts: Timestamp,

@@ -517,10 +517,10 @@ impl WorkerCut {
 
 /// What the workers of a cut held, put into one engine by [`merge`].
 pub struct Merged {
-    /// Every worker's sources' states, in worker order.
-    pub sources: Vec<Vec<(u32, SourceState)>>,
     /// The ends of the sources that had ended (received by every worker).
     pub ends: Vec<SourceEnd>,
+    /// The places of the stashed events left out (`again`), in no order.
+    pub again: Vec<u64>,
 }
 
 /// What a worker's state that cannot be read is.
@@ -561,11 +561,23 @@ fn one_cut(states: &[&Saved]) -> Result<(Vec<WorkerState>, i64), Error> {
 /// largest time any source had read and the events they found late
 /// ([`Engine::resume_clock`](crate::Engine::resume_clock)). So a cut of
 /// workers resumes on one engine; where its input goes on is the
-/// caller's (from the sources' states returned). Fails with
+/// caller's (from the sources' states, `WorkerCut::saved_sources`).
+///
+/// With `again` (one engine reads on from ranges of the file, not from
+/// one place), the stashed events read from a file's chunks are left out
+/// and their places ([`Merged::again`]) read again, in file order, as
+/// one engine would have read them; what waits is only the events of a
+/// checkpoint of one engine resumed on workers (their place's line is
+/// 0), and the largest time seen is theirs: so the lines the slower
+/// workers had not read yet are not late for the faster ones' times. Fails with
 /// [`ErrorKind::Snapshot`] when the states are not of one cut, or an
 /// engine of theirs is not the plan's (another field numbering, other
 /// patterns).
-pub fn merge<E>(states: &[&Saved], engine: &mut crate::Engine<E>) -> Result<Merged, Error>
+pub fn merge<E>(
+    states: &[&Saved],
+    engine: &mut crate::Engine<E>,
+    again: bool,
+) -> Result<Merged, Error>
 where
     E: Event + Clone + DeserializeOwned + 'static,
 {
@@ -607,12 +619,19 @@ where
         late += end.late;
     }
     stash.sort_by_key(|s| (s.ts, s.source, s.offset));
+    let mut places = Vec::new();
+    if again {
+        let read = |s: &Stamped<E>| s.offset & 0xffff_ffff != 0;
+        places = stash.iter().filter(|s| read(s)).map(|s| s.offset).collect();
+        stash.retain(|s| !read(s));
+        max_seen = stash.iter().map(|s| s.ts).max();
+    }
     let waiting = stash.into_iter().map(|s| (s.ts, s.event)).collect();
     let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
     engine.resume_clock((watermark, max_seen), waiting, late)?;
     Ok(Merged {
-        sources: olds.iter().map(|old| old.sources.clone()).collect(),
         ends: first.ends.clone(),
+        again: places,
     })
 }
 

@@ -2,7 +2,7 @@
 //! kept in each worker's piece of a checkpoint ([`Part::Read`]), so that a
 //! resumed run on any number of workers reads every line once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,11 +11,16 @@ use cepheid_runtime::checkpoint::{Part, Piece};
 /// Lines of the input file read, over every worker: every chunk below
 /// `below`, and of the chunks at or above it, each one's lines up to a
 /// number (`u64::MAX`: all of them; lines are numbered from 1 in their
-/// chunk, as `FileChunk::offset` has them).
+/// chunk, as `FileChunk::offset` has them), but the lines at the places
+/// `again` (`FileChunk::offset`: a cut of one engine that read the file
+/// in ranges had not read them yet).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Read {
     pub below: u64,
     pub chunks: BTreeMap<u64, u64>,
+    /// (kept apart: [`Part::Again`])
+    #[serde(skip)]
+    pub again: BTreeSet<u64>,
 }
 
 impl Read {
@@ -25,6 +30,13 @@ impl Read {
             return u64::MAX;
         }
         self.chunks.get(&chunk).copied().unwrap_or(0)
+    }
+
+    /// The lines of chunk `chunk` at or below [`Read::upto`] not read, in
+    /// order.
+    pub fn again_in(&self, chunk: u64) -> Vec<u64> {
+        let lines = self.again.range(chunk << 32..(chunk + 1) << 32);
+        lines.map(|place| place & 0xffff_ffff).collect()
     }
 
     /// The lines read at a cut of a run of `places.len()` workers (over
@@ -59,22 +71,43 @@ impl Read {
             .map(|chunk| (chunk, upto(chunk)))
             .filter(|&(_, lines)| lines > 0)
             .collect();
-        Read { below, chunks }
+        // (a worker reads a chunk's lines not read before first)
+        let again = (self.again.iter().copied())
+            .filter(|&line| {
+                let place = places.get(((line >> 32) % workers) as usize).copied();
+                place.is_none_or(|place| place == 0 || place < line)
+            })
+            .collect();
+        Read {
+            below,
+            chunks,
+            again,
+        }
     }
 }
 
 impl Read {
     /// The lines read kept in `piece` (none in one engine's).
     pub fn of(piece: &Piece) -> Result<Read, postcard::Error> {
-        piece
+        let mut read: Read = piece
             .get(Part::Read)
-            .map_or(Ok(Read::default()), postcard::from_bytes)
+            .map_or(Ok(Read::default()), postcard::from_bytes)?;
+        if let Some(again) = piece.get(Part::Again) {
+            read.again = postcard::from_bytes(again)?;
+        }
+        Ok(read)
     }
 
     /// Keeps them in `piece` (postcard of `below` and `chunks`, as a cut of
     /// before kept them).
     pub fn put(&self, piece: &mut Piece) {
         piece.set(Part::Read, postcard::to_allocvec(self).unwrap_or_default());
+        if !self.again.is_empty() {
+            piece.set(
+                Part::Again,
+                postcard::to_allocvec(&self.again).unwrap_or_default(),
+            );
+        }
     }
 }
 
@@ -132,5 +165,14 @@ mod tests {
         assert_eq!(third.chunks, BTreeMap::from([(4, 5), (6, 1)]));
         // Nothing read: the same.
         assert_eq!(Read::default().after(&[0, 0]), Read::default());
+        // Lines below those read that were not (one engine's ranges):
+        // read by the worker of their chunk, in order, before the rest.
+        let again = Read {
+            again: BTreeSet::from([at(4, 2), at(4, 4), at(5, 1)]),
+            ..third.clone()
+        };
+        let fourth = again.after(&[at(4, 2), at(5, 1)]);
+        assert_eq!(fourth.again, BTreeSet::from([at(4, 4)]));
+        assert_eq!(fourth.chunks, BTreeMap::from([(4, 5), (5, 1), (6, 1)]));
     }
 }

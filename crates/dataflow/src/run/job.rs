@@ -479,13 +479,17 @@ impl Job {
             }
         };
         let reader = match chunks {
-            Some(chunks) => ShareReader::chunks(
-                self.config.input.path(),
-                &self.origin,
-                chunks,
-                move |chunk| read.upto(chunk),
-                decoder,
-            ),
+            Some(chunks) => {
+                let again = Arc::clone(&read);
+                ShareReader::chunks(
+                    self.config.input.path(),
+                    &self.origin,
+                    chunks,
+                    move |chunk| read.upto(chunk),
+                    decoder,
+                )
+                .read_again(move |chunk| again.again_in(chunk))
+            }
             None => ShareReader::ranges(
                 self.config.input.path(),
                 &self.origin,

@@ -3,14 +3,15 @@
 //! one worker that held every group of patterns over every key
 //! ([`WorkerCut::from_engine`]), which the workers restore (one worker)
 //! or rescale (any other number) as any cut. The single run's place in
-//! the file (the offset of the first line not given to its engine)
-//! becomes the place of a reader of every chunk in order (the chunk
-//! holding the last line read, and that line's number in it), from which
-//! the workers' chunks go on (`cut::Read::after`). See
+//! the file (the offset of the first line not given to its engine, or the
+//! ranges of the file it had left to read) becomes the lines of each chunk
+//! read ([`cut::Read`], with the lines below them not read yet), from
+//! which the workers' chunks go on. And back: [`to_one_engine`]. See
 //! `docs/checkpoints.md`, "Across executors".
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read as _};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use cepheid_core::json::value_from_json;
 use cepheid_engine::io::Format;
 use cepheid_engine::{Engine, Record, Rules};
 use cepheid_runtime::checkpoint::{store, Counters, Marker, Piece, Stored};
-use cepheid_runtime::source::{Control, FilePosition, Tail};
+use cepheid_runtime::source::{Control, FilePosition, Range, Tail};
 use cepheid_runtime::{Config, SinkState};
 
 use super::cut;
@@ -74,9 +75,11 @@ pub(super) fn resume(
     if changed {
         *plan = changing(plan.resumed(&engine.fields().paths()), config);
     }
-    let csv = matches!(config.format, Format::Csv);
-    let controls = matches!(config.format, Format::JsonLines);
-    let position = place(path, input.offset, chunk_bytes, (csv, controls))
+    let ranges = match piece.one_engine_ranges() {
+        [] => vec![to_end(input.offset, input.lines)],
+        ranges => ranges.to_vec(),
+    };
+    let read = chunks_read(path, &ranges, (chunk_bytes, config.format))
         .map_err(|e| single(format!("{}: {e}", path.display())))?;
     let mut clock = Lateness::new(millis(config.max_delay))
         .flush_at_end(config.flush_at_end)
@@ -89,11 +92,12 @@ pub(super) fn resume(
         plan,
         engine,
         &clock,
-        (position, counters.malformed()),
+        (0, counters.malformed()),
         counters.punctuated(),
         changed,
     )
     .map_err(worker)?;
+    read.put(&mut piece);
     // The run's counts go on: the reloads, and the keys said to be over
     // `Config::max_runs_per_key` (with their key groups, by the engine's
     // number of their pattern).
@@ -133,63 +137,20 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The place ([`FileChunk::offset`](crate::FileChunk::offset)) of the
-/// last line before byte `offset` of the file at `path` for a reader of
-/// every chunk of `chunk_bytes` in order (as the workers cut it: a CSV
-/// chunk after the first starts with the header's copy, its line 1; a
-/// chunk of JSON lines never starts with a control record); 0 when
-/// `offset` is 0 (nothing read).
-fn place(
-    path: &Path,
-    offset: u64,
-    chunk_bytes: u64,
-    (csv, controls): (bool, bool),
-) -> io::Result<u64> {
-    if offset == 0 {
-        return Ok(0);
-    }
-    let mut chunks = FileChunks::new(path, 0, 1, chunk_bytes)?.with_header(csv);
-    if controls {
-        chunks = chunks.past_lines(|line| Control::parse(line).is_some());
-    }
-    let mut last = None;
-    for chunk in chunks {
-        let chunk = chunk?;
-        if chunk.start >= offset {
-            break;
-        }
-        last = Some((chunk.number, chunk.start, chunk.header));
-    }
-    let Some((number, start, header)) = last else {
-        return Ok(0);
-    };
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?);
-    io::Seek::seek(&mut reader, io::SeekFrom::Start(start))?;
-    let mut lines = u64::from(header);
-    let mut body = reader.take(offset - start);
-    loop {
-        let buf = body.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        let n = buf.len();
-        body.consume(n);
-    }
-    Ok((number << 32) | (lines & 0xffff_ffff))
-}
-
 /// Makes, from the newest checkpoint in `config`'s folder when it is a
 /// cut of workers, a checkpoint of one engine (the next one: one piece of
 /// one engine of every pattern), which a run without workers then resumes
 /// from; the cut goes. `Ok(None)` when the newest is not a cut of workers
 /// (or cannot be read: the runtime says why); otherwise the number of
-/// workers it was taken on. Refused (nothing changed) where one engine cannot go
-/// on exactly: the workers had read the file otherwise than from its
-/// start up to one place (each had parts of its chunks left: run it on
-/// workers to its end, then on one engine), a followed file, outputs per
-/// worker, a sink that commits with checkpoints, or rules whose lists
-/// keep state. See `docs/checkpoints.md`, "Across executors".
+/// workers it was taken on. When the workers had read the file otherwise
+/// than from its start up to one place (each had parts of its chunks
+/// left), the checkpoint holds the ranges of the file left to read, and
+/// the lines of the events they had stashed and of the changes of rules
+/// not made yet are read again with them, in file order
+/// (`cut::merge`'s `again`). Refused (nothing
+/// changed) where one engine cannot go on exactly: a followed file,
+/// outputs per worker, a sink that commits with checkpoints, or rules
+/// whose lists keep state. See `docs/checkpoints.md`, "Across executors".
 pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Error> {
     let Some(dir) = config.checkpoint.as_deref() else {
         return Ok(None);
@@ -233,49 +194,52 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         .collect::<Result<Vec<_>, _>>()
         .map_err(not_one)?;
     let kept_rules: Vec<crate::cut::Rules> = kept_rules.into_iter().flatten().collect();
-    let mut engine = one_engine(config, rules, &states, &kept_rules).map_err(not_one)?;
-    let merged = crate::cut::merge(&states, &mut engine).map_err(not_one)?;
     // Where each worker's reader was, in its chunks; what was read over
     // every worker.
-    let source = |states: &Vec<(u32, crate::SourceState)>| {
-        states
-            .iter()
-            .find(|(s, _)| *s == 0)
-            .map(|(_, state)| state.clone())
-    };
-    if merged
-        .sources
-        .iter()
-        .flatten()
-        .any(|(_, s)| !s.place.is_empty())
-    {
+    let sources = (states.iter())
+        .map(|piece| WorkerCut::saved_sources(piece))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(not_one)?;
+    if (sources.iter().flatten()).any(|(_, s)| !s.place.is_empty()) {
         return Err(refuse(
             "its input was read by a source of the library's user (Kafka)",
         ));
     }
-    let places: Vec<u64> = (merged.sources.iter())
-        .map(|states| source(states).map_or(0, |s| s.position))
+    let places: Vec<u64> = (sources.iter())
+        .map(|states| {
+            (states.iter())
+                .find(|(s, _)| *s == 0)
+                .map_or(0, |(_, s)| s.position)
+        })
         .collect();
     let before = cut::Read::of(states[0]).map_err(|e| refuse(&e.to_string()))?;
     let read = before.after(&places);
     let path = config.input.path();
-    let csv = matches!(config.format, Format::Csv);
-    let controls = matches!(config.format, Format::JsonLines);
-    let offset = match prefix(path, &read, marker.chunk_bytes(), (csv, controls)) {
-        Ok(Some(offset)) => offset,
-        Ok(None) => {
-            return Err(refuse(
-                "its workers had each read part of their chunks of the file, not the file from its start to one place, from which one engine reads on (run it on workers to the end of the file, or resume it with `Scale::workers`)",
-            ))
-        }
-        Err(e) => return Err(refuse(&format!("{}: {e}", path.display()))),
-    };
-    let lines = super::count_lines(path, offset)
-        .map_err(|e| refuse(&format!("{}: {e}", path.display())))?;
+    let unreadable = |e: io::Error| refuse(&format!("{}: {e}", path.display()));
+    let cut = (marker.chunk_bytes(), config.format);
+    let mut ranges = ranges_left(path, &read, &read.again, cut).map_err(unreadable)?;
+    // Not the file from its start to one place: the lines stashed are read
+    // again with the rest.
+    // (and so are the changes of rules read, not made yet)
+    let pending = (kept_rules.iter()).flat_map(|r| r.pending.iter().map(|change| change.offset));
+    let pending: BTreeSet<u64> = pending.collect();
+    let prefix = pending.is_empty() && matches!(ranges[..], [Range { end: u64::MAX, .. }]);
+    let mut engine = one_engine(config, rules, &states, &kept_rules).map_err(not_one)?;
+    let merged = crate::cut::merge(&states, &mut engine, !prefix).map_err(not_one)?;
+    if !prefix {
+        let again = (read.again.iter().chain(&merged.again).chain(&pending))
+            .copied()
+            .collect();
+        ranges = ranges_left(path, &read, &again, cut).map_err(unreadable)?;
+    }
+    let (offset, lines) = (ranges[0].start, ranges[0].lines.unwrap_or(0));
+    if prefix {
+        ranges.clear();
+    }
     let tail = File::open(path)
         .ok()
         .and_then(|file| Tail::of(&file, offset));
-    let all = merged.sources.iter().flatten().map(|(_, s)| s);
+    let all = sources.iter().flatten().map(|(_, s)| s);
     // The run's counts go on: the reloads (made and refused by the
     // workers, the same on each; refused and late by each one's readers)
     // and the keys said over `Config::max_runs_per_key`.
@@ -323,7 +287,8 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
             lines,
             tail,
         },
-    );
+    )
+    .with_ranges(ranges);
     let one = Marker::new(number)
         .command(Some(command))
         .outputs(&state)
@@ -388,35 +353,55 @@ fn one_engine(
     Ok(engine)
 }
 
-/// Where one reader of `path` from its start goes on when the workers'
-/// chunks of `chunk_bytes` read `read`: the byte offset after the last
-/// line read, when what was read is every line from the file's start up
-/// to there (`None` otherwise).
-fn prefix(
-    path: &Path,
-    read: &cut::Read,
-    chunk_bytes: u64,
-    (csv, controls): (bool, bool),
-) -> io::Result<Option<u64>> {
-    let mut chunks = FileChunks::new(path, 0, 1, chunk_bytes)?.with_header(csv);
-    if controls {
-        chunks = chunks.past_lines(|line| Control::parse(line).is_some());
+/// The chunks of `chunk_bytes` of the file at `path`, cut as the workers
+/// cut it for `format` (a CSV chunk after the first starts with the
+/// header's copy; no chunk of JSON lines starts with a control record).
+fn file_chunks(path: &Path, chunk_bytes: u64, format: Format) -> io::Result<FileChunks> {
+    let chunks = FileChunks::new(path, 0, 1, chunk_bytes)?.with_header(format == Format::Csv);
+    Ok(match format {
+        Format::JsonLines => chunks.past_lines(|line| Control::parse(line).is_some()),
+        Format::Csv => chunks,
+    })
+}
+
+/// The file from byte `start` (after `lines` lines) to its end.
+fn to_end(start: u64, lines: u64) -> Range {
+    Range {
+        start,
+        end: u64::MAX,
+        lines: Some(lines),
+        skip: 0,
     }
-    // The offset after what was read, once a chunk was not read whole.
-    let mut stopped: Option<u64> = None;
-    let mut end = 0;
-    for chunk in chunks {
+}
+
+/// Walks the lines of the file at `path` in its chunks of `chunk_bytes`
+/// (cut for `format`), in order, from the first chunk that ends after
+/// byte `from` up to the first chunk `stop` takes: `each` is given each
+/// line's place ([`FileChunk::offset`](crate::FileChunk::offset)), its
+/// first byte and its text (a CSV chunk's header copy left out). The byte
+/// where it stopped, and the number of the first chunk not passed over.
+fn walk(
+    path: &Path,
+    (chunk_bytes, format): (u64, Format),
+    (from, stop): (u64, impl Fn(&crate::FileChunk) -> bool),
+    mut each: impl FnMut(u64, u64, &[u8]),
+) -> io::Result<(u64, u64)> {
+    let (mut end, mut text, mut first) = (0, Vec::new(), None);
+    let mut chunks = file_chunks(path, chunk_bytes, format)?.peekable();
+    while let Some(chunk) = chunks.next() {
         let chunk = chunk?;
-        let upto = read.upto(chunk.number);
-        if stopped.is_some() {
-            if upto > 0 {
-                return Ok(None);
-            }
+        let before = matches!(chunks.peek(), Some(Ok(next)) if next.start <= from);
+        if before && first.is_none() {
+            end = chunk.start;
             continue;
         }
+        let first = *first.get_or_insert(chunk.number);
+        if stop(&chunk) {
+            return Ok((chunk.start, first));
+        }
+        let (number, header, start) = (chunk.number, chunk.header, chunk.start);
         let mut reader = BufReader::new(chunk.reader);
-        let (mut line, mut at) = (0, chunk.start);
-        let mut text = Vec::new();
+        let (mut line, mut at) = (0, start);
         loop {
             text.clear();
             let n = reader.read_until(b'\n', &mut text)? as u64;
@@ -424,16 +409,95 @@ fn prefix(
                 break;
             }
             line += 1;
-            if line > upto {
-                stopped = Some(at);
-                break;
-            }
             // (a later CSV chunk's line 1 is the header's copy)
-            if !(chunk.header && line == 1) {
+            if !(header && line == 1) {
+                each((number << 32) | line, at, &text);
                 at += n;
             }
         }
         end = at;
     }
-    Ok(Some(stopped.unwrap_or(end)))
+    Ok((end, first.unwrap_or(u64::MAX)))
+}
+
+/// The ranges of the file at `path` left to read, in file order, when the
+/// workers' chunks (`cut`: of `chunk_bytes`, for `format`) read `read`
+/// and the lines at the places `again` are to be read again: the rest of
+/// each chunk a worker started, each chunk none started, those lines, then
+/// the file from after the last chunk started to its end, each with the
+/// lines before it; ranges that touch are one.
+fn ranges_left(
+    path: &Path,
+    read: &cut::Read,
+    again: &BTreeSet<u64>,
+    cut: (u64, Format),
+) -> io::Result<Vec<Range>> {
+    // (the chunks from this one on: none started)
+    let past =
+        (read.chunks.keys().next_back()).map_or(read.below, |&last| read.below.max(last + 1));
+    let mut ranges: Vec<Range> = Vec::new();
+    let add = |ranges: &mut Vec<Range>, start: u64, end: u64, lines: u64| match ranges.last_mut() {
+        Some(last) if last.end == start => last.end = end,
+        _ => ranges.push(Range {
+            end,
+            ..to_end(start, lines)
+        }),
+    };
+    let mut lines = 0;
+    let (end, _) = walk(
+        path,
+        cut,
+        (0, |c: &crate::FileChunk| c.number >= past),
+        |place, at, text| {
+            if place & 0xffff_ffff > read.upto(place >> 32) || again.contains(&place) {
+                add(&mut ranges, at, at + text.len() as u64, lines);
+            }
+            lines += u64::from(text.ends_with(b"\n"));
+        },
+    )?;
+    add(&mut ranges, end, u64::MAX, lines);
+    Ok(ranges)
+}
+
+/// The lines of each chunk of the file at `path` (`cut`: of `chunk_bytes`,
+/// for `format`) read by one engine that has `ranges` left to read.
+fn chunks_read(path: &Path, ranges: &[Range], cut: (u64, Format)) -> io::Result<cut::Read> {
+    let to_end = (ranges.last())
+        .filter(|r| r.end == u64::MAX)
+        .map_or(u64::MAX, |r| r.start);
+    // Each chunk's last line read, and whether all were; the lines not read.
+    let mut chunks: BTreeMap<u64, (u64, bool)> = BTreeMap::new();
+    let mut unread = Vec::new();
+    let mut next = 0;
+    let from = ranges.first().map_or(u64::MAX, |r| r.start);
+    let (_, below) = walk(
+        path,
+        cut,
+        (from, |c: &crate::FileChunk| c.start >= to_end),
+        |place, at, _| {
+            while ranges.get(next).is_some_and(|r| r.end <= at) {
+                next += 1;
+            }
+            let chunk = chunks.entry(place >> 32).or_insert((0, true));
+            if ranges.get(next).is_some_and(|r| r.start <= at) {
+                unread.push(place);
+                chunk.1 = false;
+            } else {
+                chunk.0 = place & 0xffff_ffff;
+            }
+        },
+    )?;
+    let upto = |place: u64| chunks.get(&(place >> 32)).map_or(0, |c| c.0);
+    let read = cut::Read {
+        below,
+        again: unread
+            .into_iter()
+            .filter(|&p| p & 0xffff_ffff < upto(p))
+            .collect(),
+        chunks: (chunks.iter())
+            .map(|(&chunk, &(upto, all))| (chunk, if all { u64::MAX } else { upto }))
+            .filter(|&(_, upto)| upto > 0)
+            .collect(),
+    };
+    Ok(read.after(&[]))
 }

@@ -187,6 +187,7 @@ fn single(dir: &Path, path: PathBuf, bytes: &[u8]) -> Result<Stored, Error> {
         input: meta.input,
         source: meta.source,
         split_watermarks: meta.split_watermarks,
+        ranges: Vec::new(),
     });
     Ok(Stored::new(path, marker, vec![piece]).older("the single run's file of format version 1"))
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::file::{self, Section};
 use super::{Command, Counters};
-use crate::source::{FilePosition, Position};
+use crate::source::{FilePosition, Position, Range};
 use crate::Kind;
 use crate::{Doing, Error, SinkState, Unusable};
 
@@ -31,8 +31,10 @@ const RECORDS: u32 = 4;
 /// then [`Part`]s.
 const ENGINE: u32 = 16;
 const POSITION: u32 = 17;
+/// One engine's ranges of its file left to read ([`Ranges`]).
+const RANGES: u32 = 24;
 const MARKER_SECTIONS: &[u32] = &[RUN, SINK, COUNTERS, RECORDS];
-const PIECE_SECTIONS: &[u32] = &[ENGINE, POSITION, 18, 19, 20, 21, 22, 23, 31];
+const PIECE_SECTIONS: &[u32] = &[ENGINE, POSITION, 18, 19, 20, 21, 22, 23, RANGES, 25, 31];
 
 /// An engine of every pattern (one engine's), not of one group.
 const EVERY_GROUP: u32 = u32::MAX;
@@ -281,6 +283,9 @@ pub enum Part {
     /// The rules in force, the changes pending and what was counted of
     /// changes.
     Rules = 23,
+    /// The lines of the input below the lines read that were not (read
+    /// again by a resumed run).
+    Again = 25,
     /// A worker's state in a cut of format 5 to 7, as it was saved.
     Legacy = 31,
 }
@@ -305,6 +310,19 @@ pub(crate) struct OnePosition {
     /// Each split's watermark (`Config::split_watermarks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) split_watermarks: Option<Vec<Option<i64>>>,
+    /// The ranges of the file left to read, in order, `input` in the first
+    /// (none: the file from `input` on), in a section of their own.
+    #[serde(skip)]
+    pub(crate) ranges: Vec<Range>,
+}
+
+/// The body of section [`RANGES`] (JSON): a version of its own, then the
+/// ranges. Required: a build that does not read it refuses the
+/// checkpoint, rather than read the file from one place.
+#[derive(Serialize, Deserialize)]
+struct Ranges {
+    version: u32,
+    ranges: Vec<Range>,
 }
 
 impl Piece {
@@ -367,6 +385,20 @@ impl Piece {
         self.position.as_ref()?.source.as_ref()
     }
 
+    /// One engine's ranges of its file left to read, in order (none: the
+    /// file from its place on).
+    pub fn one_engine_ranges(&self) -> &[Range] {
+        self.position.as_ref().map_or(&[], |p| &p.ranges[..])
+    }
+
+    /// With one engine's ranges of its file left to read.
+    pub fn with_ranges(mut self, ranges: Vec<Range>) -> Piece {
+        if let Some(position) = &mut self.position {
+            position.ranges = ranges;
+        }
+        self
+    }
+
     pub(crate) fn position(&self) -> Option<&OnePosition> {
         self.position.as_ref()
     }
@@ -396,6 +428,7 @@ impl Piece {
     /// A piece file's bytes, every part checked.
     pub fn decode(bytes: &[u8]) -> Result<Piece, Unusable> {
         let mut piece = Piece::new();
+        let mut ranges = Vec::new();
         for Section { id, body } in file::read(bytes, file::Kind::Piece, PIECE_SECTIONS)? {
             match id {
                 ENGINE if body.len() >= 20 => {
@@ -411,8 +444,22 @@ impl Piece {
                     ))
                 }
                 POSITION => piece.position = Some(from_json(body, "position")?),
+                RANGES => {
+                    let read: Ranges = from_json(body, "ranges left")?;
+                    if read.version != 1 {
+                        return Err(Unusable::Section { id });
+                    }
+                    ranges = read.ranges;
+                }
                 id => piece.parts.push((id, body.to_vec())),
             }
+        }
+        match &mut piece.position {
+            Some(position) => position.ranges = ranges,
+            None if !ranges.is_empty() => {
+                return Err(Unusable::Malformed("ranges left without a place".into()))
+            }
+            None => {}
         }
         if piece.engines.is_empty() && piece.get(Part::Legacy).is_none() {
             return Err(Unusable::Malformed("it holds no engine".into()));
@@ -438,6 +485,13 @@ pub(crate) fn engine_section<'w>(
 /// Writes one engine's place as its piece's section.
 pub(crate) fn position_section(writer: &mut file::Writer<'_>, position: &OnePosition) {
     writer.section(POSITION, 0, &to_json(position));
+    if !position.ranges.is_empty() {
+        let ranges = Ranges {
+            version: 1,
+            ranges: position.ranges.clone(),
+        };
+        writer.section(RANGES, 0, &to_json(&ranges));
+    }
 }
 
 /// A checkpoint read whole from its folder: its marker and every piece.
@@ -777,7 +831,21 @@ pub(crate) mod tests {
             lines: 17,
             tail: Some(Tail { len: 1234, crc: 7 }),
         };
-        let mut piece = Piece::of_one_engine(b"snapshot".to_vec(), input);
+        let ranges = vec![
+            Range {
+                start: 1234,
+                end: 1300,
+                lines: Some(17),
+                skip: 0,
+            },
+            Range {
+                start: 1400,
+                end: u64::MAX,
+                lines: Some(20),
+                skip: 0,
+            },
+        ];
+        let mut piece = Piece::of_one_engine(b"snapshot".to_vec(), input).with_ranges(ranges);
         piece.engine(EngineState::group(2, (5, 9), b"group 2".to_vec()));
         piece.set(Part::Stash, b"stash".to_vec());
         piece
@@ -808,6 +876,7 @@ pub(crate) mod tests {
         let groups: Vec<_> = read.engines().iter().map(EngineState::patterns).collect();
         assert_eq!(groups, [None, Some(2)]);
         assert_eq!(read.get(Part::Stash), Some(&b"stash"[..]));
+        assert_eq!(read.one_engine_ranges()[1].start, 1400);
         every_damage_refused(&bytes, Piece::decode);
     }
 

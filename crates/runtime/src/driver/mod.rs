@@ -65,7 +65,7 @@ use crate::resume::Meta;
 use crate::sink::{Checkpoint, Files, Kind, Output, Sink, Writing};
 use crate::source::{
     new_decoder, reading, spawn_reader, Batch, Control, Entry, FieldWarnings, FilePosition, Got,
-    Message, Opened, Policy, Position, Reload, RulesRead, Source, SplitLag, SplitTiming,
+    Message, Opened, Policy, Position, Range, Reload, RulesRead, Source, SplitLag, SplitTiming,
     BATCHES_AHEAD,
 };
 use crate::timing::{wall_ms, Idle, Timing};
@@ -575,6 +575,7 @@ impl Single {
         let mut drops = Drops::default();
         let number = resumed.as_ref().map_or(0, |m| m.number);
         let splits = resumed.as_ref().and_then(|m| m.split_watermarks.clone());
+        let ranges = resumed.as_ref().map_or_else(Vec::new, |m| m.ranges.clone());
         let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
         keys.restore(&counters.object_keys_told);
         drops.restore(&counters.dropped_keys, &names(&engine));
@@ -615,6 +616,7 @@ impl Single {
             counters: &mut counters,
             checkpoints,
             position: start,
+            ranges,
             source,
             place,
             reloads,
@@ -801,6 +803,14 @@ fn open_input(
         }
         return Ok((decoder, Opened::Custom(Arc::clone(source)), None));
     }
+    if let Some(ranges) = meta.map(|m| &m.ranges).filter(|r| !r.is_empty()) {
+        let size = std::fs::metadata(events)
+            .map_err(|e| io_error(Doing::Open, e))?
+            .len();
+        let csv = config.format == Format::Csv;
+        let ranges = Opened::Ranges(events.to_path_buf(), ranges.clone(), csv);
+        return Ok((decoder, ranges, Some(size)));
+    }
     let mut warn = |text: String| report.notice(Notice::line(Level::Warning, text));
     let (input, size) = Opened::open(events, config.follow, offset, &mut warn)
         .map_err(|e| io_error(Doing::Open, e))?;
@@ -918,6 +928,9 @@ struct Session<'a> {
     checkpoints: Option<Checkpoints>,
     /// Where the input is after the lines given to the engine.
     position: FilePosition,
+    /// The ranges of the file it read first (resumed from a cut of
+    /// workers; none: the file from `position`).
+    ranges: Vec<Range>,
     /// A source of the library's user, and its position after the lines
     /// given to the engine.
     source: Option<Arc<Mutex<Box<dyn Source>>>>,

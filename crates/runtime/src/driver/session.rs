@@ -737,6 +737,7 @@ impl Session<'_> {
             input: self.position,
             source: self.place.clone(),
             split_watermarks: self.splits.clone(),
+            ranges: Range::left(&self.ranges, self.position),
         };
         store::position_section(&mut piece, &position);
         piece.finish();

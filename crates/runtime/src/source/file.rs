@@ -13,6 +13,10 @@ pub enum Opened {
     Follow(Follow),
     /// A source of the library's user, with its decoder.
     Custom(Arc<std::sync::Mutex<Box<dyn Source>>>),
+    /// A list of ranges of a file (of CSV: each decoded after the
+    /// header's copy), then read to its end: the rest of a cut of workers
+    /// (`docs/checkpoints.md`, "Across executors").
+    Ranges(PathBuf, Vec<Range>, bool),
 }
 
 impl Opened {
@@ -135,6 +139,37 @@ fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
             (Input::Other(Box::new(file)), tail, true)
         }
         Opened::Follow(follow) => (Input::Follow(follow), None, false),
+        Opened::Ranges(path, ranges, csv) => {
+            let tail = File::open(&path).ok().filter(|_| tails);
+            let mut reader = ShareReader::ranges(&path, &origin, ranges, csv, fresh)
+                .controls(go_on.is_some())
+                .by_part();
+            let mut quiet = SeenTold::new(None);
+            loop {
+                let start = match reader.next_range() {
+                    Ok(Some(start)) => start,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let error = Error::new(ErrorKind::Io, e.to_string());
+                        let batch = Batch {
+                            lines: vec![(0, Err(error))],
+                            ..Batch::default()
+                        };
+                        let _ = tx.send(Message::Batch(batch));
+                        return;
+                    }
+                };
+                let told = (&mut quiet, false);
+                if !read_lines(&mut reader, start, tail.as_ref(), go_on, tx, true, told) {
+                    return;
+                }
+            }
+            // (what every range's decoder saw, once at the end)
+            if seen.after.is_some() {
+                let _ = tx.send(Message::Seen(reader.seen().clone()));
+            }
+            return;
+        }
         // (read above)
         Opened::Custom(_) => return,
     };
@@ -234,7 +269,7 @@ fn read_lines(
         tx.send(Message::Batch(batch)).is_ok()
     };
     while let Some((line_no, item)) = items.next_entry() {
-        count += 1;
+        count = count.max(start.lines + line_no);
         pushed_start = line_start;
         line_start = items.bytes_read();
         let rules = matches!(item, Ok(Entry::Rules(_)));

@@ -439,7 +439,7 @@ pub(crate) const LAG_EVERY: Duration = Duration::from_secs(1);
 /// at the end of the input.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SeenTold {
-    after: Option<u64>,
+    pub(crate) after: Option<u64>,
     told: bool,
 }
 

@@ -13,6 +13,8 @@
 use std::fmt;
 use std::io::{BufRead, BufReader};
 
+use serde::{Deserialize, Serialize};
+
 use cepheid_engine::{Record, Timestamp};
 
 use super::chunks::{self, header_of};
@@ -20,8 +22,9 @@ use super::*;
 use crate::{Doing, Level, Notice};
 
 /// A range of a file's bytes, on line boundaries: part of a share read as
-/// a list of ranges ([`ShareReader::ranges`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// a list of ranges ([`ShareReader::ranges`]; one engine's checkpoint
+/// keeps the ranges it has left to read, [`Range::left`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Range {
     /// Its first byte: the start of a line.
     pub start: u64,
@@ -33,6 +36,30 @@ pub struct Range {
     pub lines: Option<u64>,
     /// Lines at its start read before (a resumed run's): skipped.
     pub skip: u64,
+}
+
+impl Range {
+    /// What is left of `list` (ranges in file order, apart) once a reader
+    /// of it is at `at`: the ranges after it, and the rest of the one it is
+    /// in. None when that is the file from `at` to its end (a reader of
+    /// the file from `at` goes on as well).
+    #[inline(never)]
+    pub fn left(list: &[Range], at: FilePosition) -> Vec<Range> {
+        let mut left: Vec<Range> = list.iter().filter(|r| r.end > at.offset).copied().collect();
+        if let Some(first) = left.first_mut().filter(|r| r.start < at.offset) {
+            (first.start, first.lines, first.skip) = (at.offset, Some(at.lines), 0);
+        }
+        let to_end = Range {
+            start: at.offset,
+            end: u64::MAX,
+            lines: Some(at.lines),
+            skip: 0,
+        };
+        if left[..] == [to_end] {
+            left.clear();
+        }
+        left
+    }
 }
 
 /// What a run makes of the lines it cannot take, the same on one engine
@@ -194,6 +221,8 @@ type Told = Box<dyn FnMut(&FieldsSeen) + Send>;
 struct Current {
     items: Items<Input>,
     part: Part,
+    /// Its lines up to `part.skip` not read before (in order): read.
+    again: Vec<u64>,
 }
 
 /// A reader of a share of a file's lines (see the module's
@@ -218,6 +247,12 @@ pub struct ShareReader {
     seen: FieldsSeen,
     told: Option<Told>,
     done: bool,
+    /// The lines of a chunk at or below its lines read before that were
+    /// not ([`ShareReader::read_again`]).
+    again: Option<Box<dyn Fn(u64) -> Vec<u64> + Send>>,
+    /// Does [`ShareReader::next_entry`] end at the end of each part
+    /// ([`ShareReader::next_range`] starts the next)?
+    by_part: bool,
 }
 
 impl ShareReader {
@@ -235,6 +270,7 @@ impl ShareReader {
         reader.current = Some(Current {
             items: Items::new(Arc::clone(&reader.origin), input, decoder),
             part: Part::default(),
+            again: Vec::new(),
         });
         reader
     }
@@ -257,6 +293,8 @@ impl ShareReader {
             seen: FieldsSeen::default(),
             told: None,
             done: false,
+            again: None,
+            by_part: false,
         }
     }
 
@@ -289,6 +327,15 @@ impl ShareReader {
     ) -> ShareReader {
         let parts = Parts::Ranges(ranges.into_iter().enumerate(), csv.then(|| header_of(path)));
         ShareReader::new(path.to_path_buf(), origin.into(), parts, Box::new(decoder))
+    }
+
+    /// `again(number)`: the lines of chunk `number` at or below its lines
+    /// read before ([`ShareReader::chunks`]) that were not read (in order;
+    /// a resumed run's lines whose events waited at a cut, not given to
+    /// an engine): read.
+    pub fn read_again(mut self, again: impl Fn(u64) -> Vec<u64> + Send + 'static) -> ShareReader {
+        self.again = Some(Box::new(again));
+        self
     }
 
     /// Recognize control records (`$rules`, `$rules_file`: JSON lines)?
@@ -336,7 +383,7 @@ impl ShareReader {
                 });
                 // (looked at in place, handed on as it is: no copy)
                 if let Some((line, _)) = &next {
-                    if *line <= current.part.skip {
+                    if *line <= current.part.skip && current.again.binary_search(line).is_err() {
                         // (read before the cut: a control record too)
                         continue;
                     }
@@ -347,6 +394,9 @@ impl ShareReader {
                     return None;
                 }
                 self.part_read();
+                if self.by_part {
+                    return None;
+                }
             }
             match self.next_part() {
                 Ok(true) => {}
@@ -366,14 +416,57 @@ impl ShareReader {
         let Some(current) = self.current.take() else {
             return;
         };
-        if let (Some(told), Some(seen)) = (&mut self.told, current.items.decoder().fields_seen()) {
+        if let Some(seen) = current.items.decoder().fields_seen() {
             self.seen.merge(seen);
-            told(&self.seen);
+            if let Some(told) = &mut self.told {
+                told(&self.seen);
+            }
         }
+    }
+
+    /// A reader of a list of ranges whose [`ShareReader::next_entry`]
+    /// ends at the end of each range: the next is started by
+    /// [`ShareReader::next_range`] (one engine's reader thread, whose
+    /// batches each end in one range).
+    pub(crate) fn by_part(mut self) -> ShareReader {
+        self.by_part = true;
+        self
+    }
+
+    /// Starts the next range (read [`ShareReader::by_part`]): where its
+    /// lines are numbered and placed from, as a reader of the file from
+    /// there numbers them (before a CSV header's copy, as if it were the
+    /// line before the range); `None` after the last.
+    pub(crate) fn next_range(&mut self) -> io::Result<Option<FilePosition>> {
+        self.part_read();
+        if !self.next_part()? {
+            return Ok(None);
+        }
+        let header = match &self.parts {
+            Parts::Ranges(_, Some(header)) => header.len() as u64,
+            _ => 0,
+        };
+        let (path, current) = (&self.path, &mut self.current);
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        let header = if current.part.header { header } else { 0 };
+        let lines = part_lines(path, &mut current.part);
+        Ok(Some(FilePosition {
+            offset: current.part.start - header,
+            lines: lines - u64::from(header > 0),
+            tail: None,
+        }))
+    }
+
+    /// What the decoders of the parts read whole saw of the fields.
+    pub(crate) fn seen(&self) -> &FieldsSeen {
+        &self.seen
     }
 
     /// Starts the next part; false when there is none.
     fn next_part(&mut self) -> io::Result<bool> {
+        let mut again = Vec::new();
         let (input, part) = match &mut self.parts {
             Parts::One => return Ok(false),
             Parts::Chunks(chunks, read) => loop {
@@ -382,7 +475,10 @@ impl ShareReader {
                 };
                 let chunk = chunk?;
                 let skip = read(chunk.number);
-                if skip == u64::MAX {
+                if let Some(lines) = &self.again {
+                    again = lines(chunk.number);
+                }
+                if skip == u64::MAX && again.is_empty() {
                     // (read whole before the cut)
                     continue;
                 }
@@ -418,7 +514,7 @@ impl ShareReader {
             },
         };
         let items = Items::new(Arc::clone(&self.origin), input, (self.fresh)());
-        self.current = Some(Current { items, part });
+        self.current = Some(Current { items, part, again });
         Ok(true)
     }
 
@@ -444,6 +540,7 @@ impl ShareReader {
         self.current = Some(Current {
             items,
             part: Part::default(),
+            again: Vec::new(),
         });
         true
     }

@@ -206,3 +206,53 @@ fn a_share_of_chunks_skips_the_lines_read_before_and_the_chunks_read_whole() {
     assert_eq!(rest, after);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_share_of_chunks_reads_the_lines_below_those_read_before_that_were_not() {
+    let dir = scratch("share-again");
+    let path = write(&dir, "events.jsonl", JSON);
+    let chunks = || FileChunks::new(&path, 0, 1, 20).unwrap();
+    let whole = read_all(ShareReader::chunks(
+        &path,
+        "e",
+        chunks(),
+        |_| 0,
+        decoder(Format::JsonLines),
+    ));
+    // Chunk 1 read to its line 3 but its line 2, the rest not read.
+    let read = |chunk: u64| {
+        if chunk == 0 {
+            u64::MAX
+        } else {
+            u64::from(chunk == 1) * 3
+        }
+    };
+    let rest = read_all(
+        ShareReader::chunks(&path, "e", chunks(), read, decoder(Format::JsonLines))
+            .read_again(|chunk| if chunk == 1 { vec![2] } else { Vec::new() }),
+    );
+    let after: Vec<_> = (whole.into_iter())
+        .filter(|(place, _)| *place == (1 << 32 | 2) || *place > (1 << 32 | 3))
+        .collect();
+    assert_eq!(rest, after);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_ranges_left_are_those_after_a_place_and_the_rest_of_its_own() {
+    let at = |offset, lines| cepheid_runtime::source::FilePosition {
+        offset,
+        lines,
+        tail: None,
+    };
+    let list = [range(10, 20, Some(1), 0), range(30, u64::MAX, Some(3), 0)];
+    assert_eq!(Range::left(&list, at(10, 1)), list);
+    assert_eq!(
+        Range::left(&list, at(15, 2)),
+        [range(15, 20, Some(2), 0), list[1]]
+    );
+    assert_eq!(Range::left(&list, at(20, 3)), [list[1]]);
+    // In the last, to the end of the file: none (the file from there).
+    assert_eq!(Range::left(&list, at(30, 3)), []);
+    assert_eq!(Range::left(&list, at(44, 5)), []);
+}
