@@ -586,7 +586,7 @@ where
     let first = &olds[0];
     let fields = fields_of::<E>(engine.fields());
     let mut stash: Vec<Stamped<E>> = Vec::new();
-    let (mut max_seen, mut late) = (None, 0);
+    let (mut max_seen, mut late, mut read) = (None, 0, 0);
     for old in &olds {
         for saved in &old.pieces {
             let piece = crate::Engine::<E>::from_snapshot_rules(&saved.engine[..])?;
@@ -610,13 +610,14 @@ where
         );
         // (an ended source's end is in the ends received)
         for (_, state) in old.sources.iter().filter(|(_, s)| !s.ended) {
-            max_seen = max_seen.max(state.lateness.end().max_seen);
-            late += state.lateness.end().late;
+            let end = state.lateness.end();
+            max_seen = max_seen.max(end.max_seen);
+            (late, read) = (late + end.late, read + end.events);
         }
     }
     for end in &first.ends {
         max_seen = max_seen.max(end.max_seen);
-        late += end.late;
+        (late, read) = (late + end.late, read + end.events);
     }
     stash.sort_by_key(|s| (s.ts, s.source, s.offset));
     let mut places = Vec::new();
@@ -626,6 +627,12 @@ where
         stash.retain(|s| !read(s));
         max_seen = stash.iter().map(|s| s.ts).max();
     }
+    // The events the sources read, but those read again, are the run's
+    // count: what the engines taken in did not count (a group a change of
+    // rules made anew counts from there) is counted here.
+    let counted = engine.stats().events + stash.len() as u64 + late;
+    let read = read.saturating_sub(places.len() as u64);
+    engine.count_taken_before(read.saturating_sub(counted));
     let waiting = stash.into_iter().map(|s| (s.ts, s.event)).collect();
     let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
     engine.resume_clock((watermark, max_seen), waiting, late)?;

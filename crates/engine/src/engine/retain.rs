@@ -304,6 +304,18 @@ impl<E: Event + 'static> Engine<E> {
         Ok(())
     }
 
+    /// Counts `n` more events as taken in and processed before, which the
+    /// engines it [`absorb`](Engine::absorb)ed had not counted (a group of
+    /// patterns that a change of rules made anew counts from there), and
+    /// which reached none of its patterns: the run's count of events goes
+    /// on whole, each pattern's stays its own.
+    pub fn count_taken_before(&mut self, n: u64) {
+        self.core.stats.events += n;
+        for run in &mut self.core.patterns {
+            run.counts.base = run.counts.base.wrapping_add(n);
+        }
+    }
+
     /// Sets the clock of an engine that has seen nothing yet (one made by
     /// [`absorb`](Engine::absorb)ing others): its watermark, the largest
     /// time seen, and the events waiting for the watermark, in the order
