@@ -161,21 +161,11 @@ fn a_reload_with_sources_of_the_library_user_is_taken_once() {
     let sources: cepheid_runtime::Sources = (0..2)
         .map(|w| Some(Box::new(Lines(lines(w), 0)) as Box<dyn Source>))
         .collect();
-    let said = Kept::default();
-    let cluster = Box::new(Cluster::new(Scale {
+    let scale = Scale {
         workers: 2,
         ..Scale::default()
-    }));
-    let report = Box::new(said.clone());
-    let runtime = Runtime::on_cluster(config, &rules(), cluster, Some(sources), None, report);
-    let runtime = runtime.unwrap();
-    runtime.handle().reload("the test");
-    let summary = runtime.run();
-    assert!(summary.error().is_none(), "{:?}", summary.end);
-    assert_eq!((summary.reloads, summary.reloads_refused), (1, 0));
-    let said: Vec<String> = (said.0.lock().unwrap().iter())
-        .map(|n| n.as_str().trim_end().to_string())
-        .collect();
+    };
+    let (summary, said) = reloaded_first(config, scale, Some(sources));
     let reloaded = said.iter().filter(|s| s.contains("rules reloaded")).count();
     assert_eq!(reloaded, 1, "{said:?}");
     // (matches of the new rules only: the old ones match nothing here)
@@ -410,23 +400,12 @@ fn a_reload_of_a_file_read_in_parts_is_taken() {
         "pattern p {\n partition by k\n match a followed by b\n where\n a: type == \"a\"\n b: type == \"a\"\n}\n",
     )
     .unwrap();
-    let said = Kept::default();
-    let cluster = Box::new(Cluster::new(Scale {
+    let scale = Scale {
         workers: 2,
         chunk_bytes: 4096,
         ..Scale::default()
-    }));
-    let report = Box::new(said.clone());
-    let runtime = Runtime::on_cluster(config.clone(), &rules(), cluster, None, None, report);
-    let runtime = runtime.unwrap();
-    assert!(runtime.stoppable());
-    runtime.handle().reload("the test");
-    let summary = runtime.run();
-    assert!(summary.error().is_none(), "{:?}", summary.end);
-    assert_eq!((summary.reloads, summary.reloads_refused), (1, 0));
-    let said: Vec<String> = (said.0.lock().unwrap().iter())
-        .map(|n| n.as_str().trim_end().to_string())
-        .collect();
+    };
+    let (summary, said) = reloaded_first(config.clone(), scale, None);
     let reloaded = "cepheid: the test: rules reloaded:\n  p: changed (version 2)";
     assert!(said.iter().any(|s| s == reloaded), "{said:?}");
     // The new rules from the start, as one engine reloaded before its
@@ -439,4 +418,28 @@ fn a_reload_of_a_file_read_in_parts_is_taken() {
     assert!(summary.matches > 0);
     assert_eq!(summary.matches, one.matches);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The run of `config` on `scale` (from `sources`, if given) with a reload
+/// asked through its handle before it starts: its summary (no error, one
+/// reload, none refused) and what it said.
+fn reloaded_first(
+    config: Config,
+    scale: Scale,
+    sources: Option<cepheid_runtime::Sources>,
+) -> (cepheid_runtime::Summary, Vec<String>) {
+    let said = Kept::default();
+    let cluster = Box::new(Cluster::new(scale));
+    let report = Box::new(said.clone());
+    let runtime = Runtime::on_cluster(config, &rules(), cluster, sources, None, report);
+    let runtime = runtime.unwrap();
+    assert!(runtime.stoppable());
+    runtime.handle().reload("the test");
+    let summary = runtime.run();
+    assert!(summary.error().is_none(), "{:?}", summary.end);
+    assert_eq!((summary.reloads, summary.reloads_refused), (1, 0));
+    let said = (said.0.lock().unwrap().iter())
+        .map(|n| n.as_str().trim_end().to_string())
+        .collect();
+    (summary, said)
 }
