@@ -600,7 +600,8 @@ where
                     "a worker's engine numbers the fields otherwise",
                 ));
             }
-            engine.absorb(piece, saved.group == 0)?;
+            // (the events taken in are the sources', counted below)
+            engine.absorb(piece, false)?;
         }
         let events: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&old.stash).map_err(bad)?;
         stash.extend(
@@ -627,12 +628,12 @@ where
         stash.retain(|s| !read(s));
         max_seen = stash.iter().map(|s| s.ts).max();
     }
-    // The events the sources read, but those read again, are the run's
-    // count: what the engines taken in did not count (a group a change of
-    // rules made anew counts from there) is counted here.
-    let counted = engine.stats().events + stash.len() as u64 + late;
-    let read = read.saturating_sub(places.len() as u64);
-    engine.count_taken_before(read.saturating_sub(counted));
+    // The events the sources read are the run's count (not the engines':
+    // a group that a change of rules made anew counts from there): those
+    // processed before, then those waiting and found late
+    // (`resume_clock`); those read again are counted as they are.
+    let again_or_after = (places.len() + stash.len()) as u64 + late;
+    engine.count_taken_before(read.saturating_sub(again_or_after));
     let waiting = stash.into_iter().map(|s| (s.ts, s.event)).collect();
     let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
     engine.resume_clock((watermark, max_seen), waiting, late)?;

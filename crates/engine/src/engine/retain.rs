@@ -304,11 +304,11 @@ impl<E: Event + 'static> Engine<E> {
         Ok(())
     }
 
-    /// Counts `n` more events as taken in and processed before, which the
-    /// engines it [`absorb`](Engine::absorb)ed had not counted (a group of
-    /// patterns that a change of rules made anew counts from there), and
-    /// which reached none of its patterns: the run's count of events goes
-    /// on whole, each pattern's stays its own.
+    /// Counts `n` events as taken in and processed before, by the engines
+    /// it [`absorb`](Engine::absorb)ed without their events (their count
+    /// is the run's sources', not theirs: a group of patterns that a change
+    /// of rules made anew counts from there), adding nothing to what
+    /// reached each pattern (what its engines counted).
     pub fn count_taken_before(&mut self, n: u64) {
         self.core.stats.events += n;
         for run in &mut self.core.patterns {
