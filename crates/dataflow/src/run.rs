@@ -116,12 +116,11 @@ use cepheid_runtime::checkpoint::{store, Part, Piece};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
     Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead, ShareReader,
-    Source, SplitLag, Tail,
+    Source, Tail,
 };
 use cepheid_runtime::{
     add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,
-    LimitNotices, Notice, Output, Report, RunEvent, RunView, SinkError, Summary, Tap, Time,
-    MAX_DROP_KEYS,
+    LimitNotices, Notice, Output, Report, RunEvent, SinkError, Summary, Tap, Time, MAX_DROP_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -147,7 +146,6 @@ macro_rules! say {
     };
 }
 
-mod board;
 mod connect;
 mod counts;
 mod cut;
@@ -161,7 +159,7 @@ mod single;
 pub use single::to_one_engine;
 mod write;
 
-use board::{observe, Board, Published, PUBLISH_EVERY, STATE_EVERY};
+use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, Counts, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
@@ -294,8 +292,10 @@ impl cepheid_runtime::Cluster for Cluster {
         report: Box<dyn Report>,
         sources: Option<cepheid_runtime::Sources>,
         sink: Option<Box<dyn cepheid_runtime::Sink>>,
+        board: Option<Arc<Board>>,
     ) -> Result<Box<dyn cepheid_runtime::OpenCluster>, cepheid_runtime::Error> {
         let mut workers = Workers::new(&config, &self.scale, rules, report)?;
+        workers.board = board;
         if let Some(sources) = sources {
             workers = workers.with_sources(sources);
         }
@@ -312,13 +312,9 @@ struct Workers {
     config: Config,
     scale: Scale,
     plan: Plan<Record>,
-    /// The patterns, for the views of an observing report.
-    patterns: Vec<Pattern>,
-    /// Does the report observe the run ([`Report::observes`])?
-    observes: bool,
-    /// How many of the latest output records it wants
-    /// ([`Report::records_wanted`], asked when it observes).
-    records_wanted: usize,
+    /// Where the workers publish their numbers, when the report observes
+    /// the run.
+    board: Option<Arc<Board>>,
     /// What every process must agree on ([`agreement`]).
     agreement: String,
     /// Where the patterns read each field, for the warnings about fields
@@ -403,8 +399,6 @@ impl Workers {
         let live = live(config);
         let policy = Policy::new(config.input.describe(), config.strict);
         let messages = (live && scale.first_process()).then(|| LiveInput::new(policy));
-        let observes = report.observes();
-        let records_wanted = if observes { report.records_wanted() } else { 0 };
         let say = Say::new(report);
         // More workers than the machine runs at once share its cores: each
         // still reads and matches its part, and their coordination costs
@@ -425,13 +419,7 @@ impl Workers {
             config: config.clone(),
             scale: scale.clone(),
             plan,
-            patterns: if observes {
-                patterns.to_vec()
-            } else {
-                Vec::new()
-            },
-            observes,
-            records_wanted,
+            board: None,
             agreement,
             // (each read located `path:line:column`, as the single run's)
             field_watch: FieldWatch::from_rules(rules),
@@ -505,9 +493,7 @@ impl Workers {
             config,
             scale,
             mut plan,
-            patterns,
-            observes,
-            records_wanted,
+            board,
             agreement,
             field_watch,
             say,
@@ -561,11 +547,9 @@ impl Workers {
         let fields = config
             .field_warnings
             .map(|after| Arc::new(Fields::new(after, field_watch, scale.workers)));
-        let readers: Vec<bool> = (sources.iter().flatten())
-            .map(|(source, _, _)| source.is_some())
-            .collect();
-        let board = observes
-            .then(|| Arc::new(Board::new(&scale, records_wanted, &readers, fields.clone())));
+        if let (Some(board), Some(fields)) = (&board, &fields) {
+            board.show_fields(Arc::clone(fields));
+        }
         let (checkpoint, resume, shares) = open_checkpoints(
             &config,
             &scale,
@@ -584,9 +568,7 @@ impl Workers {
                 .handle()
                 .reload("the pattern files changed since the checkpoint");
         }
-        if let (Some(tap), Some((marker, _))) =
-            (board.as_ref().and_then(|b| b.tap.as_ref()), &resume)
-        {
+        if let (Some(tap), Some((marker, _))) = (board.as_ref().and_then(|b| b.tap()), &resume) {
             // (a resumed run shows the latest records made before it)
             for (kind, record) in marker.latest_records() {
                 lock(tap).push(*kind, record.as_bytes());
@@ -599,11 +581,6 @@ impl Workers {
             opens(&config.input)?;
         }
         let live = live(&config) || sources.is_some();
-        // A followed file's lag (bytes behind its end) is its one reader's.
-        let followed = match (&config.input, config.follow) {
-            (cepheid_runtime::Input::File(path), true) => Some(path.clone()),
-            _ => None,
-        };
         let job = Arc::new(Job {
             plan,
             origin: config.input.describe(),
@@ -636,7 +613,7 @@ impl Workers {
             shares: Mutex::new(shares),
             checkpoint_failed: Arc::default(),
             say: say.clone(),
-            board: board.clone(),
+            board,
             fields: fields.clone(),
             controls: (matches!(config.format, Format::JsonLines) || config.source_rules)
                 .then(|| Arc::new(config.clone())),
@@ -646,9 +623,6 @@ impl Workers {
         Ok(Opened {
             job,
             layout,
-            board,
-            patterns,
-            followed,
             scale,
             _watch,
             handle,
@@ -661,10 +635,6 @@ impl Workers {
 struct Opened {
     job: Arc<Job>,
     layout: Layout,
-    board: Option<Arc<Board>>,
-    patterns: Vec<Pattern>,
-    /// A followed file (its lag is its one reader's).
-    followed: Option<PathBuf>,
     scale: Scale,
     /// Watched pattern paths (held for the whole run).
     _watch: Option<cepheid_runtime::source::PatternWatch>,
@@ -698,17 +668,12 @@ impl cepheid_runtime::OpenCluster for Opened {
         let Opened {
             job,
             layout,
-            board,
-            patterns,
-            followed,
             scale,
             _watch,
             handle: _,
         } = *self;
         let say = job.say.clone();
         let started = Instant::now();
-        let observing = (board.as_ref())
-            .map(|board| Observing::start(board, &patterns, followed.clone(), &say));
         let cluster = scale.cluster();
         if cluster {
             short_thread_panics();
@@ -729,25 +694,11 @@ impl cepheid_runtime::OpenCluster for Opened {
         JOINING.store(true, Ordering::Relaxed);
         let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
         JOINING.store(false, Ordering::Relaxed);
-        if let Some(observing) = observing {
-            observing.stop();
-        }
         let Ok(results) = joined else {
             let checkpoint = job.config.checkpoint.is_some();
             return failed(&job, &scale, Error::ConnectionLost { checkpoint });
         };
-        let summary = outcome_of(results, &job, &scale, started);
-        if let Some(board) = &board {
-            last_tick(
-                board,
-                &patterns,
-                cluster,
-                &summary,
-                followed.as_deref(),
-                &say,
-            );
-        }
-        summary
+        outcome_of(results, &job, &scale, started)
     }
 }
 
@@ -875,74 +826,11 @@ fn opens(input: &cepheid_runtime::Input) -> Result<(), Error> {
     Ok(())
 }
 
-/// The thread that shows an observed run while it runs ([`observe`]).
-struct Observing {
-    thread: std::thread::JoinHandle<()>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Observing {
-    /// Starts it on `board`.
-    fn start(
-        board: &Arc<Board>,
-        patterns: &[cepheid_core::pattern::Pattern],
-        followed: Option<PathBuf>,
-        say: &Say,
-    ) -> Observing {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = observe(
-            Arc::clone(board),
-            patterns.to_vec(),
-            followed,
-            say.clone(),
-            Arc::clone(&stop),
-        );
-        Observing { thread, stop }
-    }
-
-    /// Stops it and waits for it.
-    fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.thread().unpark();
-        let _ = self.thread.join();
-    }
-}
-
 /// What cannot run on workers, refused before anything is read: outputs
 /// they do not take ([`Refusal`]). (What one engine's run refuses too, the
 /// runtime refuses for both first: `Runtime::on_cluster`.)
 fn refuse_to_run(config: &Config, scale: &Scale, sink: bool) -> Result<(), Error> {
     refuse_outputs(config, scale, sink).map_err(Error::Refused)
-}
-
-/// The last tick of an observed run: every worker published its numbers
-/// at its end. This process's own (the other processes show theirs),
-/// which on one process are the summary's.
-fn last_tick(
-    board: &Board,
-    patterns: &[cepheid_core::pattern::Pattern],
-    cluster: bool,
-    summary: &Summary,
-    followed: Option<&Path>,
-    say: &Say,
-) {
-    // The last tick: every worker published its numbers at its
-    // end. This process's own (the other processes show theirs),
-    // which on one process are the summary's.
-    let (workers, [events, late, malformed]) = board.gather(patterns);
-    let records = board.records();
-    let mut view = RunView::of_workers(&workers);
-    (view.events_read, view.late, view.malformed) = (events, late, malformed);
-    view.records = &records;
-    if !cluster && !summary.uncounted {
-        (view.events_read, view.late, view.malformed) =
-            (summary.events, summary.late, summary.malformed);
-    }
-    view.source_lag = board.source_lag(followed);
-    let lag = board.consumer_lag();
-    board.show(&mut view, &lag);
-    view.finished = true;
-    say.report().tick(&view);
 }
 
 /// Standard input, or a followed file: read on a thread of its own.

@@ -8,10 +8,11 @@
 //! dataflow.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use cepheid_engine::Rules;
 
-use crate::{Config, Error, Handle, Report, Sink, Source, Summary};
+use crate::{Board, Config, Error, Handle, Report, Sink, Source, Summary};
 
 /// The sources of a run on a cluster, one per worker of this process in
 /// worker order (`None` for a worker that reads nothing).
@@ -37,7 +38,9 @@ pub trait Cluster: Send {
     /// Opens the run of `rules` as `config` says, telling `report`: its
     /// patterns planned, its checkpoint read (resumed from), its outputs
     /// open (`sink` instead of `config`'s files), its `sources` (instead of
-    /// `config.input`) taken; the workers are not started yet.
+    /// `config.input`) taken; the workers are not started yet. With a
+    /// `board` (the report observes the run), its workers publish their
+    /// numbers there, which the runtime shows.
     fn open(
         self: Box<Self>,
         config: Config,
@@ -45,6 +48,7 @@ pub trait Cluster: Send {
         report: Box<dyn Report>,
         sources: Option<Sources>,
         sink: Option<Box<dyn Sink>>,
+        board: Option<Arc<Board>>,
     ) -> Result<Box<dyn OpenCluster>, Error>;
 }
 

@@ -53,6 +53,7 @@ use serde::Serialize;
 
 mod background;
 mod block;
+mod board;
 pub mod checkpoint;
 mod cluster;
 mod conflict;
@@ -70,6 +71,7 @@ mod timing;
 mod view;
 
 pub use block::{Block, BlockRecord, Tap};
+pub use board::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 pub use checkpoint::Every;
 pub use cluster::{Cluster, ClusterError, OpenCluster, Sources};
 pub use conflict::{is_regular, Conflict, Named};
@@ -534,6 +536,11 @@ impl Notify {
     /// Says one line (a newline is added).
     pub fn say(&self, level: Level, text: impl fmt::Display) {
         self.notice(Notice::line(level, text));
+    }
+
+    /// Shows `view` to the report.
+    pub(crate) fn tick(&self, view: &RunView<'_>) {
+        lock_report(&self.0).tick(view);
     }
 }
 

@@ -240,14 +240,14 @@ impl Collect<Record> for Emit {
             summary.patterns.clone_from(&numbers.patterns);
         }
         if let Some(publish) = &self.publish {
-            let published = Published {
-                engines: Some(numbers),
-                events: publish.events_before
+            let published = Published::new(
+                numbers,
+                publish.events_before
                     + publish.events.get()
                     + self.counts.events.load(Ordering::Relaxed),
-                late: publish.late.get(),
-                malformed: self.counts.malformed.load(Ordering::Relaxed),
-            };
+                publish.late.get(),
+                self.counts.malformed.load(Ordering::Relaxed),
+            );
             publish.board.publish(publish.index, published);
         }
     }

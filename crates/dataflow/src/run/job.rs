@@ -120,7 +120,7 @@ impl Job {
         drops: &Rc<RefCell<Drops>>,
         publish: Option<Publish>,
     ) -> Emit {
-        let tap = self.board.as_ref().and_then(|board| board.tap.clone());
+        let tap = self.board.as_ref().and_then(|board| board.tap().cloned());
         let records = Records::new(records_to, tap, Arc::clone(&self.stop));
         let notices = Arc::clone(&self.notices);
         let mut sink = Emit::new(
@@ -154,7 +154,7 @@ impl Job {
             ended: false,
             failed: Arc::clone(&self.checkpoint_failed),
             stop: Arc::clone(&self.stop),
-            tap: self.board.as_ref().and_then(|board| board.tap.clone()),
+            tap: self.board.as_ref().and_then(|board| board.tap().cloned()),
         })
     }
 

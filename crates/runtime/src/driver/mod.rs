@@ -57,6 +57,7 @@ use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
 use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
 use cepheid_engine::{FieldId, FieldWatch, Record, Rules, Timestamp, Value};
 
+use crate::board::Observing;
 use crate::checkpoint::store::{self, OnePosition};
 use crate::checkpoint::{self, Counters, Hook, Marker, Schedule, Writer, Written};
 use crate::limits::LimitNotices;
@@ -70,7 +71,7 @@ use crate::source::{
 };
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
-    Cluster, Config, Doing, End, Error, Input, Level, Notice, Notify, OpenCluster, Report,
+    Board, Cluster, Config, Doing, End, Error, Input, Level, Notice, Notify, OpenCluster, Report,
     RunEvent, RunView, Sources, Summary, Tap, Time, MAX_DROP_KEYS,
 };
 
@@ -166,8 +167,8 @@ pub struct Runtime(Executor);
 enum Executor {
     /// One engine on the run's thread.
     Single(Box<Single>),
-    /// A cluster's workers.
-    Cluster(Box<dyn OpenCluster>),
+    /// A cluster's workers, and what shows them to an observing report.
+    Cluster(Box<dyn OpenCluster>, Option<(Arc<Board>, Notify)>),
 }
 
 /// One engine's run on the calling thread, ready.
@@ -467,8 +468,19 @@ impl Runtime {
     ) -> Result<Runtime, Error> {
         refuse(&config, sources.is_none(), sink.as_deref())?;
         cluster.check(&config, sink.is_some())?;
-        let open = cluster.open(config, rules, report, sources, sink)?;
-        Ok(Runtime(Executor::Cluster(open)))
+        let (report, notify) = Notify::share(report);
+        let board = report.observes().then(|| {
+            let readers = sources.iter().flatten().map(Option::is_some).collect();
+            Arc::new(Board::new(
+                cluster.workers(),
+                rules.patterns().to_vec(),
+                readers,
+                report.records_wanted(),
+                crate::board::followed(&config).map(Path::to_path_buf),
+            ))
+        });
+        let open = cluster.open(config, rules, report, sources, sink, board.clone())?;
+        Ok(Runtime(Executor::Cluster(open, board.zip(Some(notify)))))
     }
 
     /// Calls `hook` with each checkpoint's number on the checkpoint
@@ -496,7 +508,7 @@ impl Runtime {
     pub fn handle(&self) -> Handle {
         match &self.0 {
             Executor::Single(single) => Handle::new(single.tx.clone()),
-            Executor::Cluster(open) => open.handle().unwrap_or(Handle { tx: Vec::new() }),
+            Executor::Cluster(open, _) => open.handle().unwrap_or(Handle { tx: Vec::new() }),
         }
     }
 
@@ -507,7 +519,7 @@ impl Runtime {
     pub fn stoppable(&self) -> bool {
         match &self.0 {
             Executor::Single(_) => true,
-            Executor::Cluster(open) => open.handle().is_some(),
+            Executor::Cluster(open, _) => open.handle().is_some(),
         }
     }
 
@@ -516,7 +528,7 @@ impl Runtime {
     pub fn engine(&self) -> Option<&Engine<Record>> {
         match &self.0 {
             Executor::Single(single) => Some(&single.engine),
-            Executor::Cluster(_) => None,
+            Executor::Cluster(..) => None,
         }
     }
 
@@ -525,7 +537,13 @@ impl Runtime {
     pub fn run(self) -> Summary {
         match self.0 {
             Executor::Single(single) => single.run(),
-            Executor::Cluster(open) => open.run(),
+            Executor::Cluster(open, None) => open.run(),
+            Executor::Cluster(open, Some((board, notify))) => {
+                let observing = Observing::start(board, notify);
+                let summary = open.run();
+                observing.end(&summary);
+                summary
+            }
         }
     }
 }
