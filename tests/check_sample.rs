@@ -28,7 +28,7 @@ fn warnings(text: &str) -> Vec<&str> {
 }
 
 /// A folder with `rules.cep` and `sample.jsonl`.
-fn setup(name: &str, rules: &str, sample: &str) -> std::path::PathBuf {
+fn setup(name: &str, rules: &str, sample: &str) -> crate::common::Scratch {
     let dir = scratch(name);
     std::fs::write(dir.join("rules.cep"), rules).unwrap();
     std::fs::write(dir.join("sample.jsonl"), sample).unwrap();

@@ -106,12 +106,12 @@ fn run(dir: &Path, name: &str, extra: &[&str]) -> Output {
 /// A folder with the rules, `events.jsonl` holding all `text`, and the
 /// uninterrupted run's outputs (`out_full.jsonl`, `late_full.jsonl`) and
 /// summary.
-fn setup(name: &str, text: &str) -> (std::path::PathBuf, String) {
+fn setup(name: &str, text: &str) -> (common::Scratch, String) {
     setup_as(name, text, "events.jsonl")
 }
 
 /// [`setup`] with the events in `file` (`events.csv`: CSV).
-fn setup_as(name: &str, text: &str, file: &str) -> (std::path::PathBuf, String) {
+fn setup_as(name: &str, text: &str, file: &str) -> (common::Scratch, String) {
     let dir = common::scratch(name);
     fs::write(dir.join("rules.cep"), RULES).unwrap();
     fs::write(dir.join(file), text).unwrap();
@@ -597,7 +597,7 @@ fn workers_killed_mid_stream_with_changes_of_rules_go_on_on_one_engine() {
 }
 
 /// A folder with the old rules of `cli_rules` and `lines` as its events.
-fn rules_folder(name: &str, lines: Vec<String>) -> (std::path::PathBuf, Vec<String>) {
+fn rules_folder(name: &str, lines: Vec<String>) -> (common::Scratch, Vec<String>) {
     let dir = common::scratch(name);
     fs::write(dir.join("rules.cep"), crate::cli_rules::OLD).unwrap();
     fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();

@@ -70,7 +70,7 @@ fn stamped(n: usize) -> Vec<(String, i64)> {
 /// A scratch folder `name` with the crash patterns and [`stamped`]'s
 /// `n` events as `events.jsonl` (their times in `at`); the events with
 /// their timestamps.
-fn stamped_folder(name: &str, n: usize) -> (std::path::PathBuf, Vec<(String, i64)>) {
+fn stamped_folder(name: &str, n: usize) -> (crate::common::Scratch, Vec<(String, i64)>) {
     let dir = scratch(name);
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     let records = stamped(n);

@@ -5,7 +5,6 @@
 
 use crate::common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ pattern unpaid {
 "#;
 
 /// Writes the pattern and events, runs `cepheid run` with `extra` flags.
-fn run(name: &str, pattern: &str, events: &str, extra: &[&str]) -> (Output, PathBuf) {
+fn run(name: &str, pattern: &str, events: &str, extra: &[&str]) -> (Output, common::Scratch) {
     let dir = scratch(name);
     std::fs::write(dir.join("p.cep"), pattern).unwrap();
     std::fs::write(dir.join("events"), events).unwrap();

@@ -412,7 +412,7 @@ fn stream_rules_on_two_processes_give_one_engines_records_and_words() {
 /// three quarters of the way (`cli_checkpoint`'s: the changed rules,
 /// the first ones again from a file, the changed ones again inline), in
 /// a folder of its own.
-pub(crate) fn changing_stream(name: &str, n: usize) -> std::path::PathBuf {
+pub(crate) fn changing_stream(name: &str, n: usize) -> crate::common::Scratch {
     let dir = common::crash::setup(name, n);
     fs::write(dir.join("changed.cep"), crate::cli_checkpoint::CHANGED).unwrap();
     let text = fs::read_to_string(dir.join("events.jsonl")).unwrap();

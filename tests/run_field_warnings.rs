@@ -41,7 +41,7 @@ fn logins(n: usize) -> String {
         .collect()
 }
 
-fn setup(name: &str, rules: &str, events: &str) -> std::path::PathBuf {
+fn setup(name: &str, rules: &str, events: &str) -> crate::common::Scratch {
     let dir = scratch(name);
     std::fs::write(dir.join("rules.cep"), rules).unwrap();
     std::fs::write(dir.join("events.jsonl"), events).unwrap();

@@ -5,7 +5,7 @@
 //! as one never interrupted.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::scratch;
@@ -87,7 +87,7 @@ pub fn events(n: usize) -> String {
 }
 
 /// A folder with the patterns and `n` events.
-pub fn setup(name: &str, n: usize) -> PathBuf {
+pub fn setup(name: &str, n: usize) -> super::Scratch {
     let dir = scratch(name);
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     fs::write(dir.join("events.jsonl"), events(n)).unwrap();

@@ -5,6 +5,8 @@
 
 pub mod crash;
 
+pub use cepheid_testkit::Scratch;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -19,17 +21,15 @@ use std::time::Duration;
 /// three builds ran on two cores); a line that never comes fails it then.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
-/// A fresh folder for one test, under Cargo's temporary folder for tests.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh folder for one test, under Cargo's temporary folder for tests
+/// (removed when the test ends well: [`Scratch`]).
+pub fn scratch(name: &str) -> Scratch {
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+    Scratch::new(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "cli_{name}_{}_{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    )))
 }
 
 /// The `cepheid` binary.

@@ -177,12 +177,11 @@ impl Report for Observing {
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("observed_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> cepheid_testkit::Scratch {
+    cepheid_testkit::Scratch::new(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("observed_{name}_{}", std::process::id())),
+    )
 }
 
 /// A match per user (`a` then `b`), and a pattern reading `nn`, which no

@@ -57,10 +57,11 @@ impl Sink for Panicking {
 }
 
 /// `events` lines: a match per user every two lines, in time order.
-fn input(name: &str, events: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("panic_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// (The folder is removed when the guard given with it drops.)
+fn input(name: &str, events: usize) -> (cepheid_testkit::Scratch, PathBuf) {
+    let dir = cepheid_testkit::Scratch::new(
+        std::env::temp_dir().join(format!("panic_{name}_{}", std::process::id())),
+    );
     let text: String = (0..events)
         .map(|i| {
             let user = (i / 2) % 97;
@@ -70,7 +71,7 @@ fn input(name: &str, events: usize) -> PathBuf {
         .collect();
     let path = dir.join("events.jsonl");
     std::fs::write(&path, text).unwrap();
-    path
+    (dir, path)
 }
 
 fn rules() -> Rules {
@@ -101,7 +102,7 @@ fn run_panicking(
     n: usize,
     commit: bool,
 ) -> Option<(cepheid_runtime::Summary, Vec<String>)> {
-    let path = input(name, 20_000);
+    let (_dir, path) = input(name, 20_000);
     let mut config = Config::new(Input::File(path.clone()), Vec::new());
     if commit {
         config.checkpoint = Some(path.with_file_name("ckpt"));

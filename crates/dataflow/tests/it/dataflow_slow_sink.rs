@@ -59,7 +59,9 @@ impl Report for Kept {
 
 #[test]
 fn a_slow_sink_commits_every_cut_up_to_the_one_before_the_end_of_the_file() {
-    let dir = std::env::temp_dir().join(format!("slow_sink_{}", std::process::id()));
+    let dir = cepheid_testkit::Scratch::new(
+        std::env::temp_dir().join(format!("slow_sink_{}", std::process::id())),
+    );
     for round in 0..6 {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

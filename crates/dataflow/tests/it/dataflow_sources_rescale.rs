@@ -210,11 +210,10 @@ fn rules_on(workers: usize) -> (Rules, Scale) {
     (rules, scale)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cepheid-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a folder");
-    dir
+fn scratch(name: &str) -> cepheid_testkit::Scratch {
+    cepheid_testkit::Scratch::new(
+        std::env::temp_dir().join(format!("cepheid-{name}-{}", std::process::id())),
+    )
 }
 
 #[test]

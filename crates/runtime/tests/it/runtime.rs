@@ -1109,7 +1109,7 @@ fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder()
     // (it cannot be read again from a checkpoint).
     let dir = scratch("committing");
     let mut config = config;
-    config.checkpoint = Some(dir.clone());
+    config.checkpoint = Some(dir.to_path_buf());
     let mut engine = config.engine();
     engine.add(&rules).unwrap();
     let stdin = Runtime::with_sink(

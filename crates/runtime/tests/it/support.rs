@@ -1,6 +1,6 @@
 //! What the runtime's tests share.
 
-use std::path::PathBuf;
+pub use cepheid_testkit::Scratch;
 
 /// Two events of types `a` then `b` of one key `k` match.
 pub const RULES: &str = r#"pattern ab {
@@ -11,10 +11,10 @@ pub const RULES: &str = r#"pattern ab {
         b: type == "b"
 }"#;
 
-/// An empty folder of this test process named after `name`.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cepheid-runtime-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty folder of this test process named after `name` (removed when
+/// the test ends well).
+pub fn scratch(name: &str) -> Scratch {
+    Scratch::new(
+        std::env::temp_dir().join(format!("cepheid-runtime-{name}-{}", std::process::id())),
+    )
 }
