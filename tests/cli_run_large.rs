@@ -2,7 +2,7 @@
 //! hands over (1024 lines) and its read buffer (256 KiB): line numbers,
 //! `--strict` and the output stay those of a line-by-line reading.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const PAIRS: &str = r#"
@@ -36,10 +36,8 @@ fn events(n: usize, bad: impl Fn(usize) -> bool) -> String {
     text
 }
 
-fn dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli_run_large_{name}_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn dir(name: &str) -> crate::common::Scratch {
+    let dir = crate::common::scratch(&format!("run_large_{name}"));
     std::fs::write(dir.join("p.cep"), PAIRS).unwrap();
     dir
 }

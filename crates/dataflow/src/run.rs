@@ -92,7 +92,8 @@
 //!   once the process's readers decoded N events, and at the end by
 //!   process 0 over every process's readers, with the single run's message.
 //! - **An observing report** (`--metrics`, `--stats-every`): the sums of
-//!   what the workers publish now and then (the `Board`), a followed
+//!   what the workers publish now and then (the runtime's `Board`, shown
+//!   by the runtime), a followed
 //!   file's lag, the sources' consumer lag, the latest records per block
 //!   (`Tap`), and each cut completed or failed (`RunEvent::Checkpoint`,
 //!   `CheckpointFailed`, from worker 0 of process 0); nothing per event.
@@ -110,8 +111,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, FieldsSeen, Format, Formatter};
-use cepheid_engine::{ErrorKind, FieldWatch, PatternStats, Record, Rules, Timestamp};
+use cepheid_engine::io::{Decoder, Format, Formatter};
+use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
 use cepheid_runtime::checkpoint::{store, Part, Piece};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
@@ -119,8 +120,8 @@ use cepheid_runtime::source::{
     Source, Tail,
 };
 use cepheid_runtime::{
-    add_patterns, Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level,
-    LimitNotices, Notice, Output, Report, RunEvent, SinkError, Summary, Tap, Time, MAX_DROP_KEYS,
+    Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level, LimitNotices, Notice,
+    Output, Report, RunEvent, SinkError, Summary, Tap, Time, MAX_DROP_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -159,8 +160,9 @@ mod single;
 pub use single::to_one_engine;
 mod write;
 
+use cepheid_runtime::Counts;
 use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
-use counts::{count, finish, Chunk, Counts, ReadCounts};
+use counts::{count, finish, Chunk, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, Publish};
 pub use error::{Error, Mismatch, Refusal};

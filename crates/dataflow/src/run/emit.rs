@@ -179,26 +179,16 @@ impl Collect<Record> for Emit {
 
     fn finish(&mut self, stats: &Stats, waiting: usize) {
         self.summary = Some(Counts {
-            events: stats.events,
-            late: stats.late,
-            matches: stats.matches,
-            timeouts: stats.timeouts,
-            unusable_keys: stats.unusable_keys,
-            dropped_runs: stats.dropped_runs,
             dropped_keys: self.drops.borrow().len() as u64,
             dropped_keys_overflow: self.counts.drops_overflow.load(Ordering::Relaxed),
-            capped_runs: stats.capped_runs,
-            forced: stats.forced_watermarks,
-            waiting: waiting as u64,
             malformed: self.counts.malformed.load(Ordering::Relaxed),
             reloads: self.reloads[0],
             reloads_refused: self.reloads[1] + self.counts.reloads_refused.load(Ordering::Relaxed),
             reloads_late: self.counts.reloads_late.load(Ordering::Relaxed),
-            discarded: stats.discarded_runs,
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
-            patterns: Vec::new(),
             fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_reader(*local)),
+            ..Counts::of_engine(stats, waiting)
         });
     }
 

@@ -60,6 +60,7 @@ use cepheid_engine::{FieldId, FieldWatch, Record, Rules, Timestamp, Value};
 use crate::board::Observing;
 use crate::checkpoint::store::{self, OnePosition};
 use crate::checkpoint::{self, Counters, Hook, Marker, Schedule, Writer, Written};
+use crate::counts::Counts;
 use crate::limits::LimitNotices;
 use crate::reload::Reloads;
 use crate::resume::Meta;
@@ -674,33 +675,19 @@ impl Single {
             Err(Stop::Output) => End::Input,
             Err(Stop::Failed(e)) => End::Failed(e),
         };
-        let (end, flushed) = out.output.end(end);
-        let stats = engine.stats();
-        Summary {
-            events: stats.events,
+        let ended = out.output.end(end);
+        Counts {
             malformed: counters.malformed,
-            late: stats.late,
-            matches: stats.matches,
-            timeouts: stats.timeouts,
-            unusable_keys: stats.unusable_keys,
-            dropped_runs: stats.dropped_runs.saturating_sub(stats.capped_runs),
-            dropped_keys: drops.keys.len(),
+            dropped_keys: drops.keys.len() as u64,
             dropped_keys_overflow: drops.overflow,
-            capped_runs: stats.capped_runs,
-            forced_watermarks: stats.forced_watermarks,
             reloads: reloads.applied,
             reloads_refused: reloads.refused,
             reloads_late: reloads.late,
-            discarded_runs: stats.discarded_runs,
-            waiting: engine.waiting_events(),
             punctuated: counters.punctuated,
-            elapsed: started.elapsed(),
-            flushed,
             patterns: engine.pattern_stats(),
-            layout: None,
-            end,
-            uncounted: false,
+            ..Counts::of_engine(&engine.stats(), engine.waiting_events())
         }
+        .summary(ended, started.elapsed(), None)
     }
 }
 

@@ -1,0 +1,189 @@
+//! What a run counts ([`Counts`]): one engine's, or each worker's of a
+//! [`Cluster`](crate::Cluster), added up over them; made the run's
+//! [`Summary`] in one place for both executors ([`Counts::summary`]).
+
+use std::time::Duration;
+
+use cepheid_engine::engine::Stats;
+use cepheid_engine::io::FieldsSeen;
+use cepheid_engine::{ErrorKind, PatternStats};
+use serde::{Deserialize, Serialize};
+
+use crate::{add_patterns, Doing, End, Error, Layout, Summary};
+
+/// What a run counted: one engine's, or a worker's (sent to the worker
+/// that makes the summary, and added up there: [`Counts::add`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events read (late ones included).
+    pub events: u64,
+    /// Late events.
+    pub late: u64,
+    /// Matches.
+    pub matches: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Events skipped by a pattern for an unusable key.
+    pub unusable_keys: u64,
+    /// Partial matches dropped (both limits: `capped_runs` are the
+    /// `max_live_runs` ones).
+    pub dropped_runs: u64,
+    /// Keys whose partial matches `max_runs_per_key` dropped (remembered
+    /// up to a bound).
+    pub dropped_keys: u64,
+    /// Did more keys than that reach the limit?
+    pub dropped_keys_overflow: bool,
+    /// Partial matches dropped over `max_live_runs`.
+    pub capped_runs: u64,
+    /// Watermarks moved over `max_waiting`.
+    pub forced: u64,
+    /// Events still waiting for the watermark.
+    pub waiting: u64,
+    /// Malformed lines.
+    pub malformed: u64,
+    /// Changes of rules made, refused, and read late (records of a
+    /// source's rules stream read after event time passed theirs).
+    pub reloads: u64,
+    /// (see `reloads`)
+    pub reloads_refused: u64,
+    /// (see `reloads`)
+    pub reloads_late: u64,
+    /// Partial matches the changes of rules discarded.
+    pub discarded: u64,
+    /// Did the input carry `$watermark` lines?
+    pub punctuated: bool,
+    /// The first read error of a part of the input: the input, and why.
+    pub read_error: Option<(String, String)>,
+    /// The malformed line that stopped a part of the input with
+    /// `Config::strict`.
+    pub strict_stop: Option<Strict>,
+    /// Each pattern's counts.
+    pub patterns: Vec<PatternStats>,
+    /// What the readers saw of the patterns' fields.
+    pub fields: Option<FieldsSeen>,
+}
+
+/// The malformed line that stopped a part of the input with
+/// `Config::strict`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Strict {
+    /// A line of a file: its input, its line, why.
+    Line(String, u64, String),
+    /// A record of a source: its place, why.
+    Record(String, String),
+}
+
+impl Counts {
+    /// The counts an engine keeps itself (`stats`, and the events still
+    /// `waiting`); the rest are the run's, 0.
+    pub fn of_engine(stats: &Stats, waiting: usize) -> Counts {
+        Counts {
+            events: stats.events,
+            late: stats.late,
+            matches: stats.matches,
+            timeouts: stats.timeouts,
+            unusable_keys: stats.unusable_keys,
+            dropped_runs: stats.dropped_runs,
+            capped_runs: stats.capped_runs,
+            forced: stats.forced_watermarks,
+            waiting: waiting as u64,
+            discarded: stats.discarded_runs,
+            ..Counts::default()
+        }
+    }
+
+    /// Adds `other`'s (the first read error and strict stop kept).
+    pub fn add(&mut self, other: &Counts) {
+        self.events += other.events;
+        self.late += other.late;
+        self.matches += other.matches;
+        self.timeouts += other.timeouts;
+        self.unusable_keys += other.unusable_keys;
+        self.dropped_runs += other.dropped_runs;
+        self.dropped_keys += other.dropped_keys;
+        self.dropped_keys_overflow |= other.dropped_keys_overflow;
+        self.capped_runs += other.capped_runs;
+        self.forced += other.forced;
+        self.waiting += other.waiting;
+        self.malformed += other.malformed;
+        self.reloads += other.reloads;
+        self.reloads_refused += other.reloads_refused;
+        self.reloads_late += other.reloads_late;
+        self.discarded += other.discarded;
+        self.punctuated |= other.punctuated;
+        if self.read_error.is_none() {
+            self.read_error.clone_from(&other.read_error);
+        }
+        if self.strict_stop.is_none() {
+            self.strict_stop.clone_from(&other.strict_stop);
+        }
+        add_patterns(&mut self.patterns, &other.patterns);
+        match (&mut self.fields, &other.fields) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.fields = Some(theirs.clone()),
+            (_, None) => {}
+        }
+    }
+
+    /// How a run over parts of its input ended: `stopped` (why), else at
+    /// its end with a part not read whole (its read error, or its
+    /// malformed line with `Config::strict`), else at its end.
+    pub fn end(&self, stopped: Option<String>) -> End {
+        if let Some(why) = stopped {
+            return End::Stopped(why);
+        }
+        let malformed = |why: &str| cepheid_engine::Error::new(ErrorKind::Input, why);
+        match (&self.read_error, &self.strict_stop) {
+            (Some((path, why)), _) => End::Incomplete(Error::Io {
+                doing: Doing::Read,
+                path: path.clone(),
+                source: std::io::Error::other(why.clone()),
+            }),
+            (None, Some(Strict::Line(origin, line, why))) => End::Incomplete(Error::Malformed {
+                origin: origin.clone(),
+                line: *line,
+                source: malformed(why),
+            }),
+            (None, Some(Strict::Record(place, why))) => End::Incomplete(Error::MalformedRecord {
+                place: place.clone(),
+                source: malformed(why),
+            }),
+            (None, None) => End::Input,
+        }
+    }
+
+    /// The run's summary: how it `end`ed, whether the outputs were
+    /// `flushed`, how long it took, where it ran (`layout`: on workers).
+    pub fn summary(
+        self,
+        (end, flushed): (End, bool),
+        elapsed: Duration,
+        layout: Option<Layout>,
+    ) -> Summary {
+        Summary {
+            events: self.events,
+            malformed: self.malformed,
+            late: self.late,
+            matches: self.matches,
+            timeouts: self.timeouts,
+            unusable_keys: self.unusable_keys,
+            dropped_runs: self.dropped_runs.saturating_sub(self.capped_runs),
+            dropped_keys: usize::try_from(self.dropped_keys).unwrap_or(usize::MAX),
+            dropped_keys_overflow: self.dropped_keys_overflow,
+            capped_runs: self.capped_runs,
+            forced_watermarks: self.forced,
+            reloads: self.reloads,
+            reloads_refused: self.reloads_refused,
+            reloads_late: self.reloads_late,
+            discarded_runs: self.discarded,
+            waiting: usize::try_from(self.waiting).unwrap_or(usize::MAX),
+            punctuated: self.punctuated,
+            elapsed,
+            flushed,
+            patterns: self.patterns,
+            layout,
+            end,
+            uncounted: false,
+        }
+    }
+}
