@@ -572,10 +572,6 @@ const FLAGS: &[(&str, &str)] = &[
         "sources that give each record's time (a Kafka source: `Config::input` kafka://...)",
         "a Kafka source (--events kafka://...)",
     ),
-    (
-        "records to a sink (`Config::output` and `Config::late` kafka://...)",
-        "--output and --late kafka://...",
-    ),
     // (the Kafka options' phrases: `cepheid_kafka::OptionsError`)
     (
         "`KafkaOptions::properties`, `KafkaOptions::transactional_id`, `KafkaOptions::marker_topic`, `KafkaOptions::timeouts` and `Time::Record` need `Config::input` or `Config::output` kafka://...",

@@ -30,7 +30,7 @@ use crate::cli_kafka::{
 };
 use crate::cli_kafka_rescale::{assert_exact, complete_cuts};
 use crate::common::crash::{self, Moments, PATTERNS};
-use crate::common::{cepheid, run_two_processes, scratch};
+use crate::common::{cepheid, free_ports, run_two_processes, scratch};
 use crate::kafka_support::{topic, Broker};
 
 use std::collections::BTreeMap;
@@ -253,15 +253,81 @@ fn a_kafka_output_on_two_processes_without_checkpoints_has_every_record_once() {
 /// read); the last one reads the rest to the end of the topic.
 #[test]
 fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact() {
+    crash_chain("workers-crash", &[(1, 2), (1, 3), (1, 1), (1, 2)]);
+}
+
+/// The crash test on processes: each instance on 2 processes of 1 worker
+/// (process 0's producer commits every process's records) or on one
+/// process of 2 or 3 workers, killed six times (every process at once,
+/// as a machine that fails) and resumed on the other layout. Process 0's
+/// sink chooses the cut every process goes on from (the one it committed,
+/// when a kill came between a cut and its commit); the other process asks
+/// its own sink which one that is (`Sink::committed`), and the processes
+/// check that they agree before they start.
+#[test]
+fn killed_six_times_on_two_processes_from_kafka_to_kafka_the_committed_output_is_exact() {
+    crash_chain("processes-crash", &[(2, 1), (1, 2), (2, 1), (1, 3)]);
+}
+
+/// An instance of the crash chain: its processes (process 0 first), and
+/// what the others say (read, so that their pipes never fill).
+struct Instance {
+    children: Vec<Child>,
+    others: Vec<Reading>,
+}
+
+impl Instance {
+    /// Starts the instance of `run` on `processes` processes (their
+    /// hostfile written in `dir`), standard error piped.
+    fn start(dir: &Path, processes: usize, run: impl Fn() -> Command) -> Instance {
+        if processes > 1 {
+            let ports = free_ports(processes);
+            let hosts: String = ports.iter().map(|p| format!("127.0.0.1:{p}\n")).collect();
+            fs::write(dir.join("hosts"), hosts).unwrap();
+        }
+        let children = (0..processes)
+            .map(|process| {
+                let mut command = run();
+                if processes > 1 {
+                    command.args(["--processes", &processes.to_string()]);
+                    command.args(["--process", &process.to_string(), "--hostfile", "hosts"]);
+                }
+                (command.stdout(Stdio::null()).stderr(Stdio::piped()))
+                    .spawn()
+                    .expect("starts")
+            })
+            .collect();
+        Instance {
+            children,
+            others: Vec::new(),
+        }
+    }
+
+    /// Did a process end by itself?
+    fn ended(&mut self) -> bool {
+        (self.children.iter_mut()).any(|c| c.try_wait().expect("status").is_some())
+    }
+
+    fn kill(mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            child.wait().expect("waits");
+        }
+    }
+}
+
+/// Runs the crash test (see the module's comment) over `layouts`
+/// (processes, workers per process), in turn, named `name` (its topics,
+/// folder and transactional id).
+fn crash_chain(name: &str, layouts: &[(usize, usize)]) {
     let broker = Broker::start();
-    let dir = scratch("kafka_workers_crash");
+    let dir = scratch(&name.replace('-', "_"));
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     let events: Vec<String> = crash::events(40_000).lines().map(str::to_string).collect();
-    let t = topics(&broker, "workers-crash");
+    let t = topics(&broker, name);
     let bootstrap = broker.bootstrap();
-    let id = "workers-crash-test";
+    let id = format!("{name}-test");
     let marker = format!("--kafka-marker-topic={}", t.marker);
-    let layouts = [2, 3, 1, 2];
     let parts: Vec<&[String]> = events.chunks(events.len().div_ceil(KILLS + 1)).collect();
     let mut reader = Reader::new(&bootstrap, &[(&t.output, 3), (&t.late, 1)]);
     let producer: BaseProducer = client(&bootstrap).create().expect("a producer");
@@ -271,8 +337,9 @@ fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact
     let mut aborted = 0;
     let started = Instant::now();
     let mut last = None;
+    let mut uncommitted_resumed = Vec::new();
     for (instance, part) in parts.iter().enumerate() {
-        let workers = layouts[instance % layouts.len()];
+        let (processes, workers) = layouts[instance % layouts.len()];
         let killed = instance < KILLS;
         let mut slices: Vec<&[String]> = part.chunks(part.len().div_ceil(20)).collect();
         slices.reverse();
@@ -282,13 +349,23 @@ fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact
             }
         }
         let before = complete_cuts(&dir);
+        // (a cut kept that the sink did not commit: the sink chooses the
+        // one before, process 0's on processes)
+        let newest = before
+            .iter()
+            .filter_map(|c| c.strip_prefix("cut-")?.parse::<u64>().ok())
+            .max();
+        let uncommitted = newest > markers.last().and_then(|(_, m): &(_, Option<u64>)| *m);
+        if uncommitted {
+            uncommitted_resumed.push((processes, workers));
+        }
         let mut args = vec![
             "--checkpoint",
             "ckpt",
             "--checkpoint-every",
             "200ms",
             "--transactional-id",
-            id,
+            &id,
             &marker,
         ];
         if killed {
@@ -297,11 +374,10 @@ fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact
         } else {
             args.extend(["--kafka-until", "end"]);
         }
-        let mut child: Child = run(&dir, &bootstrap, &t, workers, &args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts");
+        let mut running = Instance::start(&dir, processes, || {
+            run(&dir, &bootstrap, &t, workers, &args)
+        });
+        let layout = (processes, workers);
         if killed {
             // A kill a quarter of the time at a random moment after the
             // start, otherwise at a random moment up to 300 ms after a cut
@@ -310,10 +386,14 @@ fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact
             // instance, not on the clock: a cut needs event time to move
             // on after it is asked for, which it does not once the
             // instance has read everything there, so the slices after the
-            // first wait until the instance reads (its stats lines count
-            // events): on a loaded machine it may start after slices paced
-            // on the clock were all there, and no cut could come.
-            let reading = Reading::of(&mut child);
+            // first wait until the instance reads (process 0's stats
+            // lines count events): on a loaded machine it may start after
+            // slices paced on the clock were all there, and no cut could
+            // come.
+            let reading = Reading::of(&mut running.children[0]);
+            running.others = (running.children.iter_mut().skip(1))
+                .map(Reading::of)
+                .collect();
             let early = moments.next() % 4 == 0;
             let wait = moments.between(Duration::ZERO, Duration::from_millis(300));
             let mut deadline = early.then(|| Instant::now() + wait + Duration::from_millis(100));
@@ -322,13 +402,16 @@ fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact
             while deadline.is_none_or(|d| Instant::now() < d) {
                 assert!(
                     Instant::now() < limit,
-                    "instance {instance}: no cut came: {}",
+                    "instance {instance} {layout:?}: no cut came: {}",
                     reading.said()
                 );
                 assert!(
-                    child.try_wait().expect("status").is_none(),
-                    "instance {instance} ended by itself: {}",
-                    reading.said()
+                    !running.ended(),
+                    "instance {instance} {layout:?}: a process ended by itself: {}{}",
+                    reading.said(),
+                    (running.others.iter())
+                        .map(Reading::said)
+                        .collect::<String>()
                 );
                 if deadline.is_none() && !complete_cuts(&dir).is_subset(&before) {
                     deadline = Some(Instant::now() + wait);
@@ -341,27 +424,30 @@ fn killed_six_times_on_workers_from_kafka_to_kafka_the_committed_output_is_exact
                 }
                 std::thread::sleep(Duration::from_millis(30));
             }
-            child.kill().expect("SIGKILL");
-            child.wait().expect("waits");
+            running.kill();
             // The rest of its part, for the next instance.
             while let Some(slice) = slices.pop() {
                 produce_slice(&producer, &t.input, slice);
             }
-            let m = reader.take_committed(&bootstrap, id, &t.marker, &mut committed, &mut aborted);
-            markers.push((workers, m));
+            let m = reader.take_committed(&bootstrap, &id, &t.marker, &mut committed, &mut aborted);
+            markers.push((layout, m));
             assert!(started.elapsed() < Duration::from_secs(300), "too slow");
             continue;
         }
-        let output = child.wait_with_output().expect("waits");
-        let m = reader.take_committed(&bootstrap, id, &t.marker, &mut committed, &mut aborted);
-        markers.push((workers, m));
-        assert!(output.status.success(), "{}", stderr(&output));
-        last = Some(output);
+        let ended: Vec<_> = (running.children.into_iter())
+            .map(|child| child.wait_with_output().expect("waits"))
+            .collect();
+        let m = reader.take_committed(&bootstrap, &id, &t.marker, &mut committed, &mut aborted);
+        markers.push((layout, m));
+        for (process, output) in ended.iter().enumerate() {
+            assert!(output.status.success(), "{process}: {}", stderr(output));
+        }
+        last = ended.into_iter().next();
         assert!(started.elapsed() < Duration::from_secs(300), "too slow");
     }
     let last = last.expect("the last instance");
     eprintln!(
-        "{KILLS} kills, (workers, last committed checkpoint) {markers:?}, {aborted} records of aborted transactions left out, {} committed",
+        "{KILLS} kills, ((processes, workers), last committed checkpoint) {markers:?}, {aborted} records of aborted transactions left out, {} committed; resumed with a cut kept that was not committed on {uncommitted_resumed:?}",
         committed.len()
     );
     assert!(aborted > 0, "no kill left an open transaction with records");

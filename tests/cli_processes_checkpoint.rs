@@ -637,6 +637,72 @@ fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
     }
 }
 
+/// Processes that would go on from different cuts (a folder copied, not
+/// shared; a sink's choice one of them did not learn) refuse to start,
+/// naming the cut each resumes: they would have given silent wrong
+/// records.
+#[test]
+fn processes_resuming_different_cuts_refuse_to_start_naming_them() {
+    let dir = setup("processes_other_cuts", 5_000);
+    let run = |zero: &str, one: &str| {
+        two_hosts(&dir);
+        let start = |process: &str, folder: &str| {
+            process_of_two(&dir, process)
+                .args(["--chunk-bytes", "65536", "--max-delay", "2s"])
+                .args(["--checkpoint", folder, "--checkpoint-every", "20ms"])
+                .args(if process == "0" {
+                    &["--output", "out.jsonl"][..]
+                } else {
+                    &[][..]
+                })
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (zero, one) = (start("0", zero), start("1", one));
+        (
+            zero.wait_with_output().unwrap(),
+            one.wait_with_output().unwrap(),
+        )
+    };
+    let said = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let (zero, one) = run("ckpt", "ckpt");
+    assert!(zero.status.success(), "{}", said(&zero));
+    assert!(one.status.success(), "{}", said(&one));
+    let old = complete(&dir).expect("a cut");
+    let copied = Command::new("cp")
+        .current_dir(&dir)
+        .args(["-r", "ckpt", "ckpt-old"])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    // The file grows, a run on the shared folder goes on: a newer cut.
+    let more = crash::events(7_000);
+    let tail: String = more.lines().skip(5_000).map(|l| format!("{l}\n")).collect();
+    let mut events = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("events.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut events, tail.as_bytes()).unwrap();
+    let (zero, one) = run("ckpt", "ckpt");
+    assert!(zero.status.success(), "{}", said(&zero));
+    assert!(one.status.success(), "{}", said(&one));
+    let new = complete(&dir).expect("a cut");
+    assert_ne!(old, new);
+    let number = |cut: &str| cut.trim_start_matches("cut-").to_string();
+    let (zero, one) = run("ckpt", "ckpt-old");
+    assert_eq!(zero.status.code(), Some(2), "{}", said(&zero));
+    assert_eq!(one.status.code(), Some(2), "{}", said(&one));
+    let message = format!(
+        "error: process 1 runs another command: its the checkpoint resumed is number {}, this one's (process 0) number {}",
+        number(&old),
+        number(&new)
+    );
+    assert!(said(&zero).contains(&message), "{}", said(&zero));
+}
+
 /// With a checkpoint folder per process (a mistake: they must share one),
 /// no cut is ever complete; process 1's cuts piled up in its folder (29 MB
 /// in 4 s at 100 ms). A process deletes its unfinished cuts below the one

@@ -447,8 +447,11 @@ impl Workers {
     /// [commits at the end](cepheid_runtime::Sink::commits_at_end) gets a
     /// last cut when the input ends ([`Cuts::at_end`]). With several
     /// processes, process 0's sink takes every process's records (the
-    /// others' sinks are not written), without `--checkpoint` only
-    /// ([`Refusal::SinkProcesses`]).
+    /// others' sinks are not written); with checkpoints, process 0's sink
+    /// chooses the cut to resume from ([`Sink::recover`](cepheid_runtime::Sink::recover)),
+    /// the other processes ask theirs which one it committed without
+    /// taking over ([`Sink::committed`](cepheid_runtime::Sink::committed)),
+    /// and the processes check that they agree before they start.
     fn with_sink(mut self, mut sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
         sink.notify_to(cepheid_runtime::Notify::of_shared(self.say.0.clone()));
         self.sink = Some(sink);
@@ -560,6 +563,13 @@ impl Workers {
             &mut plan,
             &say,
         )?;
+        if let Layout::Cluster { agreement, .. } = &mut layout {
+            // Every process goes on from the same cut (a folder some do
+            // not see as the others do would give silent wrong records).
+            let cut = resume.as_ref().map(|(marker, _)| marker.number());
+            let cut = cut.map_or("none".to_string(), |n| format!("number {n}"));
+            agreement.push_str(&format!("the checkpoint resumed: {cut}\n"));
+        }
         if let (Some(input), true) = (
             &messages,
             checkpoint.as_ref().is_some_and(|c| c.reload_files),
@@ -901,9 +911,6 @@ fn uses_lists_or_indicators(pattern: &Pattern) -> bool {
 /// to a sink ([`Workers::with_sink`]) rather than to files.
 fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
     if sink {
-        if scale.processes.is_some_and(|p| p > 1) && config.checkpoint.is_some() {
-            return Err(Refusal::SinkProcesses);
-        }
         if scale.output_per_worker {
             return Err(Refusal::SinkOutputPerWorker);
         }

@@ -338,6 +338,18 @@ impl Sink for KafkaSink {
     }
 
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        self.choose(kept, true)
+    }
+
+    fn committed(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        self.choose(kept, false)
+    }
+}
+
+impl KafkaSink {
+    /// [`Sink::recover`] (`take_over`), or [`Sink::committed`]: which of
+    /// `kept` the broker committed.
+    fn choose(&mut self, kept: &[Checkpoint], take_over: bool) -> Result<usize, SinkError> {
         if !self.is_transactional() {
             // At least once: from the newest; what was written after it
             // is written again.
@@ -356,7 +368,11 @@ impl Sink for KafkaSink {
                 position,
             });
         }
-        match KafkaSink::recover(self, &list).map_err(|e| self.run_error(false, e))? {
+        let recovery = match take_over {
+            true => KafkaSink::recover(self, &list),
+            false => KafkaSink::committed(self, &list),
+        };
+        match recovery.map_err(|e| self.run_error(false, e))? {
             Recovery::Checkpoint(i) => Ok(i),
             Recovery::NothingCommitted if kept.iter().all(|k| k.number <= 1) => Ok(kept.len()),
             Recovery::NothingCommitted => Err(self.run_error(

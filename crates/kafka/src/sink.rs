@@ -1051,11 +1051,9 @@ impl KafkaSink {
 
     /// On resume: initializes the transactions (which aborts whatever an
     /// earlier instance with the same transactional id left open, and
-    /// fences it), then reads the group's committed offsets and tells
-    /// which of the `kept` checkpoints (newest first) the broker committed
-    /// last. The marker's offset names it; its source position must equal
-    /// the committed offsets. No kept checkpoint matches:
-    /// [`KafkaError::NoCheckpointMatches`].
+    /// fences it), then tells which of the `kept` checkpoints (newest
+    /// first) the broker committed last ([`KafkaSink::committed`]), from
+    /// which the sink goes on.
     pub fn recover(&mut self, kept: &[KeptCheckpoint]) -> Result<Recovery, KafkaError> {
         if self.transactional.is_none() {
             return Err(KafkaError::NotTransactional {
@@ -1066,6 +1064,30 @@ impl KafkaSink {
         // aborted (its transactions are initialized once).
         self.abort()?;
         self.init()?;
+        let (recovery, next) = self.read_committed(kept)?;
+        self.interval = next;
+        Ok(recovery)
+    }
+
+    /// Which of the `kept` checkpoints (newest first) the broker committed
+    /// last, read from the group's committed offsets without taking the
+    /// transactional id over (no instance is fenced, nothing aborted): what
+    /// [`KafkaSink::recover`] would say, for a process that resumes beside
+    /// the one that writes (process 0 of a run on several processes). The
+    /// marker's offset names it; its source position must equal the
+    /// committed offsets. No kept checkpoint matches:
+    /// [`KafkaError::NoCheckpointMatches`].
+    pub fn committed(&self, kept: &[KeptCheckpoint]) -> Result<Recovery, KafkaError> {
+        if self.transactional.is_none() {
+            return Err(KafkaError::NotTransactional {
+                operation: "committed",
+            });
+        }
+        self.read_committed(kept).map(|(recovery, _)| recovery)
+    }
+
+    /// [`KafkaSink::committed`], and the interval of the next transaction.
+    fn read_committed(&self, kept: &[KeptCheckpoint]) -> Result<(Recovery, u64), KafkaError> {
         let marker = self.marker().expect("transactional");
         let mut tpl = TopicPartitionList::new();
         for checkpoint in kept {
@@ -1098,8 +1120,7 @@ impl KafkaSink {
         }
         let Some(n) = checkpoint else {
             if position.is_empty() {
-                self.interval = 1;
-                return Ok(Recovery::NothingCommitted);
+                return Ok((Recovery::NothingCommitted, 1));
             }
             return Err(KafkaError::NoCheckpointMatches {
                 committed_checkpoint: None,
@@ -1114,10 +1135,7 @@ impl KafkaSink {
                     .all(|(t, p, o)| position.get(t, p) == Some(o))
         });
         match found {
-            Some(i) => {
-                self.interval = n + 1;
-                Ok(Recovery::Checkpoint(i))
-            }
+            Some(i) => Ok((Recovery::Checkpoint(i), n + 1)),
             None => Err(KafkaError::NoCheckpointMatches {
                 committed_checkpoint: Some(n),
                 committed: position,

@@ -239,6 +239,19 @@ pub trait Sink: Send {
     /// as if no checkpoint were kept (a sink says so only when that is
     /// right: the kept checkpoints' first interval never committed).
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError>;
+
+    /// Resuming beside the process that writes (on a
+    /// [`Cluster`](crate::Cluster) of several processes, process 0's sink
+    /// takes every record; the others' are never written): which of `kept`
+    /// (newest first) the sink committed, as [`Sink::recover`] would say,
+    /// read without going back to it or taking anything over (a
+    /// transactional sink fences no one). Every process must resume from
+    /// the one process 0's sink chooses. By default the newest: a sink that
+    /// commits nothing of its own chooses no other.
+    fn committed(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        let _ = kept;
+        Ok(0)
+    }
 }
 
 /// Where [`Files`] makes the system calls that write its records'

@@ -18,10 +18,6 @@ pub enum Refusal {
     ListsAndIndicators,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
-    /// Records to a sink (`Runtime::on_cluster` with a sink) with several processes
-    /// and checkpoints (the cut the sink resumes from is process 0's to
-    /// choose, and the other processes do not learn it yet).
-    SinkProcesses,
     /// Records to a sink with output per worker.
     SinkOutputPerWorker,
 }
@@ -40,9 +36,6 @@ impl fmt::Display for Refusal {
             }
             Refusal::ProcessesNeedOutput => {
                 "`Scale::processes` needs an output file (`Config::output`): timely's networking may print on standard output"
-            }
-            Refusal::SinkProcesses => {
-                "records to a sink (`Config::output` and `Config::late` kafka://...) with `Config::checkpoint` are not supported with `Scale::processes` yet (without `Config::checkpoint`, or with `Scale::workers`, they are)"
             }
             Refusal::SinkOutputPerWorker => {
                 "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
@@ -413,7 +406,6 @@ mod tests {
             Refusal::OutputPerWorkerNeedsOutput,
             Refusal::ListsAndIndicators,
             Refusal::ProcessesNeedOutput,
-            Refusal::SinkProcesses,
             Refusal::SinkOutputPerWorker,
         ];
         let mismatches = [

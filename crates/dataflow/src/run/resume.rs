@@ -97,7 +97,7 @@ pub(super) fn checkpoints(
     let mut shares = Vec::new();
     let folder = || dir.to_path_buf();
     let stored = match sink {
-        Some(sink) => chosen(dir, sink)?,
+        Some(sink) => chosen(dir, sink, first_process)?,
         None => store::kept(dir)?.into_iter().next(),
     };
     // One engine's checkpoint is read as the cut of one worker.
@@ -450,10 +450,14 @@ fn reload_at_the_cut(
 /// told each one's number, its sources' positions put together and the
 /// sink's state); `None` when it committed none (the run starts from its
 /// sources' beginning). Those after the one chosen are deleted: never
-/// committed, they are not to be resumed from again.
+/// committed, they are not to be resumed from again. Another process than
+/// the one that writes (not `writes`) asks the sink which one it committed
+/// without taking it over ([`Sink::committed`](cepheid_runtime::Sink::committed)),
+/// and leaves the folder to it.
 pub(super) fn chosen(
     dir: &Path,
     sink: &mut (dyn cepheid_runtime::Sink + 'static),
+    writes: bool,
 ) -> Result<Option<Stored>, Error> {
     let folder = || dir.to_path_buf();
     let mut stored = store::kept(dir)?;
@@ -482,14 +486,18 @@ pub(super) fn chosen(
             sink: one.marker().sink_state(),
         });
     }
-    let index = sink
-        .recover(&kept)
-        .map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
-    let keep = kept.get(index).map(|k| k.number);
-    store::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
-        folder: folder(),
-        source,
-    })?;
+    let index = match writes {
+        true => sink.recover(&kept),
+        false => sink.committed(&kept),
+    };
+    let index = index.map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
+    if writes {
+        let keep = kept.get(index).map(|k| k.number);
+        store::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
+            folder: folder(),
+            source,
+        })?;
+    }
     Ok((index < stored.len()).then(|| stored.swap_remove(index)))
 }
 

@@ -241,6 +241,72 @@ fn a_crash_between_snapshot_and_commit_resumes_from_the_checkpoint_before() {
     assert_eq!(payloads(&committed), expected(&[&one, &two, &three]));
 }
 
+/// On several processes only process 0's sink writes; the others ask
+/// theirs which checkpoint it committed (`KafkaSink::committed`), before
+/// or after process 0 recovers: the same answer as its `recover`, and the
+/// writer is not fenced.
+#[test]
+fn another_process_asks_which_checkpoint_was_committed_without_fencing_the_writer() {
+    let broker = Broker::start();
+    let (input, output) = (topic("in"), topic("alerts"));
+    broker.create_topic(&input, 1);
+    broker.create_topic(&output, 1);
+    let topics = || OutputTopics::One(output.clone());
+    let (id, group) = ("asked", "g-asked");
+    let mut crashed = transactional_sink(&broker, topics(), id, group);
+    assert_eq!(
+        crashed.recover(&[]).expect("recovers"),
+        Recovery::NothingCommitted
+    );
+    let one = batch("one", 2);
+    let p1 = position(&input, &[1]);
+    write(&mut crashed, &one);
+    crashed.prepare(1).expect("prepare 1");
+    crashed.commit(1, &p1).expect("commit 1");
+    // Checkpoint 2 durable, the crash before its commit.
+    let p2 = position(&input, &[2]);
+    write(&mut crashed, &batch("aborted-two", 2));
+    crashed.prepare(2).expect("prepare 2");
+    drop(crashed);
+
+    let kept_ones = [kept(2, &p2), kept(1, &p1)];
+    let other = transactional_sink(&broker, topics(), id, group);
+    assert_eq!(
+        other.committed(&kept_ones).expect("asks"),
+        Recovery::Checkpoint(1),
+        "asked before the writer recovers"
+    );
+    let mut writer = transactional_sink(&broker, topics(), id, group);
+    assert_eq!(
+        writer.recover(&kept_ones).expect("recovers"),
+        Recovery::Checkpoint(1)
+    );
+    assert_eq!(
+        other.committed(&kept_ones).expect("asks"),
+        Recovery::Checkpoint(1),
+        "asked after"
+    );
+    // The writer goes on, not fenced.
+    let two = batch("two", 2);
+    write(&mut writer, &two);
+    writer.prepare(2).expect("prepare 2 again");
+    writer.commit(2, &p2).expect("commit 2: not fenced");
+    assert_eq!(
+        other.committed(&kept_ones).expect("asks"),
+        Recovery::Checkpoint(0)
+    );
+    let idempotent = KafkaSink::new(SinkConfig::new(broker.bootstrap(), topics())).expect("a sink");
+    let error = idempotent
+        .committed(&kept_ones)
+        .expect_err("not transactional");
+    assert!(error.to_string().contains("committed"), "{error}");
+    let seen = broker.read_topic(&output, "read_committed");
+    let committed: Vec<Seen> = (seen.into_iter())
+        .filter(|s| !s.payload.starts_with("aborted-"))
+        .collect();
+    assert_eq!(payloads(&committed), expected(&[&one, &two]));
+}
+
 #[test]
 fn a_second_instance_fences_the_first() {
     let broker = Broker::start();
