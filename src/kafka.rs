@@ -37,9 +37,12 @@ pub fn options(args: &Args) -> KafkaOptions<'_> {
     }
 }
 
-/// The exit status of a Kafka error: 6 unreachable, 7 fenced, else 4.
+/// The exit status of a Kafka error: 6 unreachable, 7 fenced, 5 kept
+/// checkpoints that are not what the broker committed, else 4.
 pub fn status_of(error: &KafkaError) -> u8 {
-    if error.is_unreachable() {
+    if error.is_checkpoint() {
+        crate::EXIT_CHECKPOINT
+    } else if error.is_unreachable() {
         EXIT_UNREACHABLE
     } else if error.is_fenced() {
         EXIT_FENCED

@@ -314,7 +314,7 @@ fn refused(dir: &Path, run: &mut Command, says: &str) {
     assert_eq!(out.status.code(), Some(5), "{message}");
     assert!(message.contains(says), "{says} in {message}");
     assert!(
-        message.contains("nothing was changed (remove ckpt to start over)"),
+        message.contains("nothing was changed (remove ckpt to start over; a transactional output then needs another transactional id too"),
         "{message}"
     );
     let after: Vec<_> = files.iter().map(|f| read(dir, f)).collect();

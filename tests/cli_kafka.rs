@@ -1195,7 +1195,11 @@ fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said
     // Fenced: a second instance with the same transactional id takes
     // over; the first stops with exit 7 and says why.
     // (a stream long enough that the first instance is in the middle of
-    // a transaction, with records written, when the second starts)
+    // a transaction, with records written, when the second starts; the
+    // first commits nothing before it (no checkpoint due): a folder that
+    // keeps none, with checkpoints of the same id committed, is refused
+    // without fencing anyone,
+    // `an_empty_folder_with_a_transactional_id_the_broker_committed_is_refused`)
     let t = topics(&broker, "fenced", 1);
     let stream: Vec<String> = crash::events(100_000).lines().map(str::to_string).collect();
     produce_lines(&b, &t.input, &stream);
@@ -1208,6 +1212,8 @@ fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said
             "--checkpoint",
             "one",
             "--checkpoint-every",
+            "1h",
+            "--stats-every",
             "100ms",
         ])
         .args(["--transactional-id", "fenced", &marker])
@@ -1219,11 +1225,30 @@ fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said
         .stderr(fs::File::create(dir.join("first.err")).expect("creates"))
         .spawn()
         .expect("starts");
+    // Matches made (its stats lines count them): records written in its
+    // open transaction.
     let deadline = Instant::now() + T;
-    while crate::common::newest_checkpoint(&dir.join("one")).is_none() {
-        assert!(Instant::now() < deadline, "no checkpoint in 30 s");
+    let matched = |said: &str| {
+        said.lines()
+            // (`...: 1200 events (4000/s), 3 matches, ...`)
+            .filter_map(|l| {
+                l.split_once("/s), ")?
+                    .1
+                    .split_once(' ')?
+                    .0
+                    .parse::<u64>()
+                    .ok()
+            })
+            .any(|n| n > 0)
+    };
+    while !matched(&fs::read_to_string(dir.join("first.err")).unwrap_or_default()) {
+        assert!(Instant::now() < deadline, "no match in 30 s");
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(
+        crate::common::newest_checkpoint(&dir.join("one")).is_none(),
+        "nothing committed yet"
+    );
     let second = kafka_run(
         &dir,
         &b,
@@ -2406,4 +2431,55 @@ fn a_kafka_source_on_workers_resumes_from_its_cut_after_sigterm() {
         assert_eq!(got.get(key), Some(records), "the records of key {key}");
     }
     assert!(lines(&dir.join("kafka-late.jsonl")).is_empty());
+}
+
+/// Issue 39, item 3: a standby taking over with a checkpoint folder of its
+/// own, empty (or a disk replaced), and the transactional id the broker
+/// holds a committed checkpoint of: refused (exit 5), saying how to go on
+/// and how to start over on purpose, on one engine and on workers;
+/// nothing is committed again. It started from the beginning and
+/// committed every record a second time. Another transactional id is the
+/// deliberate way to start over.
+#[test]
+fn an_empty_folder_with_a_transactional_id_the_broker_committed_is_refused() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_empty_folder");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(3_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "empty-folder", 1);
+    let bootstrap = broker.bootstrap();
+    produce_lines(&bootstrap, &t.input, &events);
+    let marker = format!("--kafka-marker-topic={}", t.marker);
+    let run = |folder: &str, id: &str, extra: &[&str]| {
+        let args = ["--checkpoint", folder, &marker, "--transactional-id", id];
+        kafka_run(&dir, &bootstrap, &t, &[&args[..], extra].concat())
+            .output()
+            .expect("runs")
+    };
+    let first = run("ckpt", "standby", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let committed = broker.read_topic(&t.output, "read_committed").len();
+    assert!(committed > 0, "{}", stderr(&first));
+    for layout in [&[][..], &["--workers", "2"][..]] {
+        let again = run("empty", "standby", layout);
+        let said = stderr(&again);
+        assert_eq!(again.status.code(), Some(5), "{layout:?}: {said}");
+        assert!(
+            said.contains("but no checkpoint is kept")
+                && said.contains("give another --transactional-id"),
+            "{layout:?}: {said}"
+        );
+        assert_eq!(
+            broker.read_topic(&t.output, "read_committed").len(),
+            committed,
+            "{layout:?}: nothing committed again"
+        );
+    }
+    let over = run("fresh", "standby-2", &[]);
+    assert!(over.status.success(), "{}", stderr(&over));
+    assert_eq!(
+        broker.read_topic(&t.output, "read_committed").len(),
+        2 * committed,
+        "another transactional id starts over: every record again"
+    );
 }

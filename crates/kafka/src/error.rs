@@ -150,6 +150,13 @@ impl KafkaError {
         )
     }
 
+    /// True for [`KafkaError::NoCheckpointMatches`]: the kept checkpoints
+    /// (none, in an empty folder) are not what the broker committed
+    /// (`cepheid run` exits as for a checkpoint it cannot resume, 5).
+    pub fn is_checkpoint(&self) -> bool {
+        matches!(self, KafkaError::NoCheckpointMatches { .. })
+    }
+
     /// True for [`KafkaError::Unreachable`]: the broker did not answer
     /// within the configured limit.
     pub fn is_unreachable(&self) -> bool {
@@ -340,6 +347,17 @@ impl fmt::Display for KafkaError {
                 committed,
                 kept,
             } => {
+                if kept.is_empty() {
+                    // (a standby with a folder of its own, a disk replaced)
+                    return write!(
+                        f,
+                        "Kafka: the broker committed {} for this transactional id, but no checkpoint is kept in the folder: a run from the beginning would commit its records a second time; resume with the folder that run kept, or, to start over on purpose, give another `KafkaOptions::transactional_id` (what was committed stays in the topics)",
+                        committed_checkpoint.map_or_else(
+                            || format!("source offsets {committed}"),
+                            |n| format!("checkpoint {n}")
+                        )
+                    );
+                }
                 match committed_checkpoint {
                     Some(n) => write!(f, "Kafka: the broker committed checkpoint {n}")?,
                     None => write!(f, "Kafka: the broker committed no checkpoint of this sink")?,

@@ -853,7 +853,7 @@ impl fmt::Display for Error {
             }
             Error::Checkpoint { path, folder, why } => write!(
                 f,
-                "checkpoint {} cannot be used: {why}; nothing was changed (remove {} to start over)",
+                "checkpoint {} cannot be used: {why}; nothing was changed (remove {} to start over; a transactional output then needs another transactional id too, or it refuses to commit its records a second time)",
                 path.display(),
                 folder.display()
             ),

@@ -232,12 +232,16 @@ pub trait Sink: Send {
         let _ = notify;
     }
 
-    /// Resuming: which of `kept` (newest first, never empty) matches what
-    /// the sink committed; the sink goes back to it. `kept.len()` (none of
-    /// them) when the sink committed nothing yet, for a run from a
+    /// Resuming: which of `kept` (newest first) matches what the sink
+    /// committed; the sink goes back to it. `kept.len()` (none of them)
+    /// when the sink committed nothing yet, for a run from a
     /// [`Source`](crate::Source): it starts from the source's beginning,
     /// as if no checkpoint were kept (a sink says so only when that is
     /// right: the kept checkpoints' first interval never committed).
+    /// Also asked when the folder keeps none (`kept` empty, a first
+    /// start): a sink that finds checkpoints of its own committed (another
+    /// folder's: a standby taking over with an empty one) refuses with an
+    /// error, rather than have every record committed a second time.
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError>;
 
     /// Resuming beside the process that writes (on a

@@ -340,8 +340,18 @@ impl Runtime {
         };
         // The sink says which kept checkpoint it committed: the newest,
         // or (a transactional sink that stopped before its commit) the
-        // one before, from which the run then goes on.
+        // one before, from which the run then goes on. With none kept, it
+        // is asked too: one that committed checkpoints of its own (a
+        // standby with an empty folder) refuses, rather than commit every
+        // record a second time.
         let resumed = match resumed {
+            None if config.checkpoint.is_some() => {
+                // (asked first without taking over: a refusal fences no
+                // run that still writes)
+                sink.committed(&[]).map_err(Error::Sink)?;
+                sink.recover(&[]).map_err(Error::Sink)?;
+                None
+            }
             None => None,
             Some(resumed) => {
                 let mut kept_ones = vec![kept(&resumed.meta)];
