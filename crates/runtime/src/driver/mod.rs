@@ -305,20 +305,7 @@ impl Runtime {
             }),
             None => checkpoint_command(&config),
         };
-        // A source's run that its sink may send back to the start (it
-        // committed none of the kept checkpoints: `Sink::recover`): the
-        // engine's rules and the source's position before resuming.
-        let start_over = match (&source, &config.checkpoint) {
-            (Some(source), Some(_)) => {
-                let mut bytes = Vec::new();
-                engine.snapshot(&mut bytes).map_err(|e| Error::Pattern {
-                    name: String::new(),
-                    source: e,
-                })?;
-                Some((bytes, lock_source(source).position()))
-            }
-            _ => None,
-        };
+        let start_over = start_over(&config, source.as_ref(), &engine)?;
         let resumed = match (&config.checkpoint, &command) {
             (Some(dir), Some(command)) => {
                 crate::resume::load(&config, dir, command, &mut engine, report.as_mut())?
@@ -699,6 +686,25 @@ impl Single {
         }
         .summary(ended, started.elapsed(), None)
     }
+}
+
+/// A source's run that its sink may send back to the start (it committed
+/// none of the kept checkpoints: `Sink::recover`): the engine's rules and
+/// the source's position before resuming.
+fn start_over(
+    config: &Config,
+    source: Option<&Arc<Mutex<Box<dyn Source>>>>,
+    engine: &Engine<Record>,
+) -> Result<Option<(Vec<u8>, Position)>, Error> {
+    let (Some(source), Some(_)) = (source, &config.checkpoint) else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes).map_err(|e| Error::Pattern {
+        name: String::new(),
+        source: e,
+    })?;
+    Ok(Some((bytes, lock_source(source).position())))
 }
 
 /// The names of the engine's patterns in force, in order.
