@@ -13,8 +13,11 @@ use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
+use cepheid_runtime::{Level, Notify};
+
 use crate::error::{retriable, KafkaError};
-use crate::position::KafkaPosition;
+use crate::fit::{misfits, Misfit, OnMismatch};
+use crate::position::{KafkaPosition, Mark};
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
 use crate::watch::TopicWatch;
@@ -40,7 +43,8 @@ pub enum StartAt {
     /// its end.
     Timestamp(i64),
     /// At these offsets (a checkpoint's); a partition it does not name
-    /// starts at its first record.
+    /// starts at its first record. Each offset is checked against its
+    /// partition as it is now ([`SourceConfig::on_mismatch`]).
     Position(KafkaPosition),
 }
 
@@ -78,6 +82,12 @@ pub struct SourceConfig {
     /// end, when the source starts (unless `start` is a position, which
     /// then names its offset too).
     pub rules_topic: Option<String>,
+    /// What to do with a kept offset (of [`StartAt::Position`], or
+    /// [`KafkaSource::seek`]) that does not fit its partition as it is
+    /// now: beyond its end, before its start, or after a record that is
+    /// not the one read there (`crate::Mismatch`); also with an offset
+    /// that goes out of range while the source reads.
+    pub on_mismatch: OnMismatch,
 }
 
 impl SourceConfig {
@@ -96,6 +106,7 @@ impl SourceConfig {
             properties: Vec::new(),
             until_end: false,
             rules_topic: None,
+            on_mismatch: OnMismatch::Refuse,
         }
     }
 }
@@ -373,6 +384,17 @@ pub struct KafkaSource {
     /// The topics read (the rules topic's too), described now and then:
     /// one deleted or created again ends the reads.
     watch: TopicWatch,
+    /// The configuration of a consumer of its own that reads the records
+    /// before kept offsets ([`crate::fit`]).
+    probe_config: ClientConfig,
+    on_mismatch: OnMismatch,
+    /// Its offsets are kept ones (a checkpoint's), not a first start's.
+    kept: bool,
+    /// Partitions started again because their offsets did not fit.
+    restarted: u64,
+    /// Where to say what it did; what it said before it was given.
+    notify: Option<Notify>,
+    unsaid: Vec<(Level, String)>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -407,6 +429,16 @@ impl KafkaSource {
             .any(|(k, _)| k == "statistics.interval.ms")
         {
             events_config.set("statistics.interval.ms", STATISTICS_MS);
+        }
+        // An offset out of range is the source's to see (an error, not
+        // librdkafka's silent jump: `OnMismatch`); every partition is
+        // assigned an offset of its own, a first start's too.
+        if !config
+            .properties
+            .iter()
+            .any(|(k, _)| k == "auto.offset.reset")
+        {
+            events_config.set("auto.offset.reset", "error");
         }
         let consumer: BaseConsumer<Offsets> = events_config
             .create_with_context(Offsets::default())
@@ -582,7 +614,16 @@ impl KafkaSource {
             end,
             rules,
             watch,
+            probe_config: client_config,
+            on_mismatch: config.on_mismatch,
+            kept: false,
+            restarted: 0,
+            notify: None,
+            unsaid: Vec::new(),
         };
+        if let StartAt::Position(at) = &config.start {
+            source.fit(at)?;
+        }
         source.assign()?;
         Ok(source)
     }
@@ -592,7 +633,101 @@ impl KafkaSource {
     /// (`cepheid_runtime::Source::notify_to`). Shared with the sinks of
     /// the same brokers in this process.
     pub fn notify_to(&mut self, notify: cepheid_runtime::Notify) {
-        self.reach.notify_to(notify);
+        for (level, text) in self.unsaid.drain(..) {
+            notify.say(level, text);
+        }
+        self.reach.notify_to(notify.clone());
+        self.notify = Some(notify);
+    }
+
+    /// Says `text` on the run's report (once it is given one).
+    fn say(&mut self, level: Level, text: String) {
+        match &self.notify {
+            Some(notify) => notify.say(level, text),
+            None => self.unsaid.push((level, text)),
+        }
+    }
+
+    /// Says that the position sought was written before the marks: its
+    /// topics' identity is not checked.
+    pub(crate) fn say_once_unmarked(&mut self) {
+        self.say(
+            Level::Info,
+            "cepheid: Kafka: the checkpoint's position was written by an older cepheid, without \
+             the records' fingerprints: its offsets are checked against each partition's range, \
+             not that the topic is the one they were taken on"
+                .to_string(),
+        );
+    }
+
+    /// How many partitions were started again because their offsets did
+    /// not fit ([`SourceConfig::on_mismatch`]).
+    pub fn restarted(&self) -> u64 {
+        self.restarted
+    }
+
+    /// Takes the offsets (and marks) of `kept` for the partitions it
+    /// names, each checked against its partition as it is now: one that
+    /// does not fit is refused or started again
+    /// ([`SourceConfig::on_mismatch`]). Assigns nothing.
+    fn fit(&mut self, kept: &KafkaPosition) -> Result<(), KafkaError> {
+        self.kept = true;
+        for (t, p) in &self.splits {
+            match (kept.get(t, *p), kept.mark(t, *p)) {
+                (Some(_), Some(mark)) => self.position.set_after(t, *p, mark),
+                (Some(o), None) => self.position.set(t, *p, o),
+                _ => {}
+            }
+        }
+        let found = misfits(
+            &self.consumer,
+            &self.probe_config,
+            kept,
+            &self.splits,
+            self.retry,
+        )?;
+        self.restart(found, self.on_mismatch)
+    }
+
+    /// Starts each of `found` again as `on` says, and says so; or refuses
+    /// with the first.
+    fn restart(&mut self, found: Vec<Misfit>, on: OnMismatch) -> Result<(), KafkaError> {
+        if on == OnMismatch::Refuse {
+            let others = found.len().saturating_sub(1);
+            return match found.into_iter().next() {
+                Some(m) => Err(KafkaError::OffsetMismatch {
+                    topic: m.topic,
+                    partition: m.partition,
+                    offset: m.offset,
+                    mismatch: m.mismatch,
+                    others,
+                }),
+                None => Ok(()),
+            };
+        }
+        for m in found {
+            let (to, which) = match on {
+                OnMismatch::Latest => (m.high, "after its last record"),
+                _ => (m.low, "at its first record"),
+            };
+            self.position.set(&m.topic, m.partition, to);
+            self.restarted += 1;
+            self.say(
+                Level::Warning,
+                format!(
+                    "cepheid: Kafka: the kept offset {} of topic {:?} partition {} does not fit \
+                     the topic as it is now: {}; the partition starts again {which}, offset {to} \
+                     (`KafkaOptions::offset_mismatch` {on}; {} partition{} started again)",
+                    m.offset,
+                    m.topic,
+                    m.partition,
+                    m.mismatch,
+                    self.restarted,
+                    if self.restarted == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// The rules topic, if the source reads one.
@@ -729,8 +864,15 @@ impl KafkaSource {
                     if end.is_some_and(|end| message.offset() >= end) {
                         continue; // bounded: after the end
                     }
-                    self.position.set(topic, partition, message.offset() + 1);
-                    batch.push(record_of(&message, split));
+                    let record = record_of(&message, split);
+                    let mark = Mark::of(
+                        record.offset,
+                        record.timestamp,
+                        record.key.as_deref(),
+                        record.payload.as_deref(),
+                    );
+                    self.position.set_after(topic, partition, mark);
+                    batch.push(record);
                     delivered += 1;
                 }
                 Err(error) => self.on_error(error)?,
@@ -763,6 +905,29 @@ impl KafkaSource {
                 Err(KafkaError::UnknownTopic {
                     topic: self.topics.join(","),
                 })
+            }
+            Some(RDKafkaErrorCode::OffsetOutOfRange) => {
+                // (which partition the error does not say: each is
+                // checked, and those out of their range now start again
+                // as asked; a first start's at their first record)
+                let at = self.position.clone();
+                let found = misfits(
+                    &self.consumer,
+                    &self.probe_config,
+                    &at,
+                    &self.splits,
+                    self.retry,
+                )?;
+                if found.is_empty() {
+                    return Ok(());
+                }
+                let on = if self.kept {
+                    self.on_mismatch
+                } else {
+                    OnMismatch::Earliest
+                };
+                self.restart(found, on)?;
+                self.assign()
             }
             _ if retriable(&error) => {
                 self.reach.failed(&error);
@@ -917,12 +1082,12 @@ impl KafkaSource {
     /// restarts at its offset; the others stay where they are; a partition
     /// the source does not read is ignored (another worker's). The rules
     /// topic is read again from the offset it names, up to its end now.
+    ///
+    /// Each offset is checked against its partition as it is now, and
+    /// one that does not fit refused or started again
+    /// ([`SourceConfig::on_mismatch`]).
     pub fn seek(&mut self, position: &KafkaPosition) -> Result<(), KafkaError> {
-        for (t, p, o) in position.iter() {
-            if self.position.get(t, p).is_some() {
-                self.position.set(t, p, o);
-            }
-        }
+        self.fit(position)?;
         if let Some(rules) = &mut self.rules {
             let offset = position.get(&rules.topic, 0).unwrap_or(rules.next());
             rules.start_at(offset)?;
