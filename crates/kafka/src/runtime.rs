@@ -215,6 +215,11 @@ impl Source for KafkaSource {
         )
     }
 
+    /// Each partition's end asked now ([`KafkaSource::lag_now`]).
+    fn lag_now(&mut self, splits: &[usize]) -> Option<Vec<u64>> {
+        KafkaSource::lag_now(self, splits)
+    }
+
     fn notify_to(&mut self, notify: Notify) {
         KafkaSource::notify_to(self, notify);
     }

@@ -279,6 +279,18 @@ pub trait Source: Send + 'static {
         None
     }
 
+    /// Records behind the end of each of `splits` (split numbers, as in
+    /// [`RawRecord::split`]), asked now: what tells a split that is quiet
+    /// but has records waiting from an idle one ([`SplitWatermarks`]). It
+    /// may cost a request to a server (a Kafka source asks each
+    /// partition's end): the reader thread asks at most every 100 ms, only
+    /// while a split quiet past the idle timeout would otherwise be left
+    /// out of a watermark that moves ([`SplitWatermarks::lag_wanted`]). `None` when it cannot say (the default), in order otherwise.
+    fn lag_now(&mut self, splits: &[usize]) -> Option<Vec<u64>> {
+        let _ = splits;
+        None
+    }
+
     /// How many splits it has (a Kafka source: its partitions), numbered
     /// from 0 in [`RawRecord::split`]; 1 by default.
     fn splits(&self) -> usize {
@@ -310,7 +322,11 @@ pub trait Source: Send + 'static {
 /// Per-split watermarks combined as Flink's Kafka source does: the
 /// watermark is the least over the splits, and a split from which nothing
 /// came for the idle timeout is left out until it delivers again (so one
-/// quiet partition does not hold event time back). A split that has
+/// quiet partition does not hold event time back), unless it has records
+/// waiting: a split whose lag, asked since it last delivered
+/// ([`SplitWatermarks::set_lag`]), was above 0 is not idle (after a pause
+/// of the whole input, the split that delivers first does not move event
+/// time on alone while the others' records wait to be read). A split that has
 /// delivered nothing holds it back (as Flink's `Long.MIN_VALUE`) until it
 /// has been quiet for the idle timeout, counted from the first time the
 /// watermarks were asked or told anything; without an idle timeout it
@@ -329,6 +345,8 @@ pub struct SplitWatermarks {
     since: Option<std::time::Instant>,
     /// The last watermark returned (never goes back).
     emitted: Option<cepheid_engine::Timestamp>,
+    /// Per split: its records waiting, and when that was asked.
+    lag: Vec<Option<(u64, std::time::Instant)>>,
 }
 
 impl SplitWatermarks {
@@ -340,6 +358,7 @@ impl SplitWatermarks {
             splits: vec![None; splits],
             since: None,
             emitted: None,
+            lag: vec![None; splits],
         }
     }
 
@@ -383,18 +402,68 @@ impl SplitWatermarks {
         self.emitted = emitted;
     }
 
-    /// True when split `split` is left out at `now`: nothing came from it
-    /// for the idle timeout (since it last delivered, or, if it never
-    /// did, since the first instant the watermarks were given).
-    pub fn is_idle(&self, split: usize, now: std::time::Instant) -> bool {
-        let Some(timeout) = self.idle_timeout else {
-            return false;
-        };
-        let last = match self.splits.get(split).copied().flatten() {
+    /// Split `split` had `records` waiting behind its end at `at`.
+    pub fn set_lag(&mut self, split: usize, records: u64, at: std::time::Instant) {
+        if split >= self.lag.len() {
+            self.lag.resize(split + 1, None);
+        }
+        self.lag[split] = Some((records, at));
+    }
+
+    /// When split `split` last delivered (if it never did, the first
+    /// instant the watermarks were given).
+    fn last(&self, split: usize, now: std::time::Instant) -> std::time::Instant {
+        match self.splits.get(split).copied().flatten() {
             Some((_, last)) => last,
             None => self.since.unwrap_or(now),
+        }
+    }
+
+    /// Nothing came from split `split` for the idle timeout.
+    fn quiet(&self, split: usize, now: std::time::Instant) -> bool {
+        self.idle_timeout
+            .is_some_and(|timeout| now.saturating_duration_since(self.last(split, now)) >= timeout)
+    }
+
+    /// Its lag, asked since it last delivered, was above 0.
+    fn waiting(&self, split: usize, now: std::time::Instant) -> bool {
+        let last = self.last(split, now);
+        matches!(self.lag.get(split).copied().flatten(), Some((n, at)) if n > 0 && at >= last)
+    }
+
+    /// True when split `split` is left out at `now`: nothing came from it
+    /// for the idle timeout (since it last delivered, or, if it never
+    /// did, since the first instant the watermarks were given), and it
+    /// has no records waiting as far as its lag asked since then says.
+    pub fn is_idle(&self, split: usize, now: std::time::Instant) -> bool {
+        self.quiet(split, now) && !self.waiting(split, now)
+    }
+
+    /// The splits whose lag to ask at `now` before [`SplitWatermarks::advance`]:
+    /// those that idleness would leave out of a watermark that moves
+    /// (quiet, and behind the least of the others), whose lag was not asked
+    /// since a split last delivered (what made the others move may have
+    /// come to them too). Empty when nothing is to be asked.
+    pub fn lag_wanted(&self, now: std::time::Instant) -> Vec<usize> {
+        let quiet: Vec<bool> = (0..self.splits.len()).map(|s| self.quiet(s, now)).collect();
+        let mut least: Option<cepheid_engine::Timestamp> = None;
+        for (slot, _) in self.splits.iter().zip(&quiet).filter(|(_, q)| !**q) {
+            match slot {
+                Some((t, _)) => least = Some(least.map_or(*t, |l| l.min(*t))),
+                None => return Vec::new(),
+            }
+        }
+        let Some(least) = least.filter(|l| self.emitted.map_or(true, |e| e < *l)) else {
+            return Vec::new();
         };
-        now.saturating_duration_since(last) >= timeout
+        let latest = self.splits.iter().flatten().map(|(_, at)| *at).max();
+        (0..self.splits.len())
+            .filter(|&s| quiet[s] && self.splits[s].map_or(true, |(t, _)| t < least))
+            .filter(|&s| match self.lag.get(s).copied().flatten() {
+                Some((_, at)) => latest.is_some_and(|latest| at < latest),
+                None => true,
+            })
+            .collect()
     }
 
     /// The combined watermark at `now`, when it moved past the last one

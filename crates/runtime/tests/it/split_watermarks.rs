@@ -75,6 +75,60 @@ fn an_idle_split_is_released_and_does_not_pull_back_when_it_returns() {
 }
 
 #[test]
+fn a_quiet_split_with_records_waiting_is_not_idle_and_its_lag_is_asked_when_it_matters() {
+    let t0 = Instant::now();
+    let mut w = SplitWatermarks::new(2, Some(1000 * MS));
+    w.update(0, 99, t0);
+    w.update(1, 109, t0);
+    assert_eq!(w.advance(t0), Some(99));
+    // The whole input quiet for 3 s: both idle, nothing moves, nothing
+    // to ask.
+    let t3 = t0 + 3000 * MS;
+    assert!(w.is_idle(0, t3) && w.is_idle(1, t3));
+    assert_eq!(w.lag_wanted(t3), Vec::<usize>::new());
+    assert_eq!(w.advance(t3), None);
+    // Split 0 delivers first after the pause: split 1, quiet, would be
+    // left out of a watermark that moves, and its lag was never asked.
+    w.update(0, 2999, t3);
+    assert_eq!(w.lag_wanted(t3), vec![1]);
+    // It has records waiting: not idle, the watermark goes no further
+    // than split 1's until they come.
+    w.set_lag(1, 20, t3);
+    assert_eq!(w.lag_wanted(t3), Vec::<usize>::new(), "asked since");
+    assert!(!w.is_idle(1, t3));
+    assert_eq!(w.advance(t3), Some(109));
+    // They come: the least of the two.
+    w.update(1, 2009, t3 + 10 * MS);
+    assert_eq!(w.advance(t3 + 10 * MS), Some(2009));
+    // Quiet again past the timeout, and split 0 delivers: asked again
+    // (the lag asked before it last delivered says nothing now).
+    let t5 = t3 + 2000 * MS;
+    w.update(0, 3999, t5);
+    assert!(w.is_idle(1, t5), "idle until its lag says otherwise");
+    assert_eq!(w.lag_wanted(t5), vec![1]);
+    // Nothing waiting: left out.
+    w.set_lag(1, 0, t5);
+    assert_eq!(w.lag_wanted(t5), Vec::<usize>::new());
+    assert_eq!(w.advance(t5), Some(3999));
+    // Split 0 delivers again: asked again, the answer before it being
+    // older than what moved split 0.
+    w.update(0, 4999, t5 + 50 * MS);
+    assert_eq!(w.lag_wanted(t5 + 50 * MS), vec![1]);
+    // A quiet split ahead of the others is never asked: it holds nothing
+    // back.
+    let mut ahead = SplitWatermarks::new(2, Some(1000 * MS));
+    ahead.update(1, 9999, t0);
+    ahead.update(0, 99, t3);
+    assert_eq!(ahead.lag_wanted(t3), Vec::<usize>::new());
+    // Without an idle timeout nothing is idle, nothing asked.
+    let mut never = SplitWatermarks::new(2, None);
+    never.update(0, 99, t0);
+    never.update(1, 9, t0);
+    never.update(0, 199, t3);
+    assert_eq!(never.lag_wanted(t3), Vec::<usize>::new());
+}
+
+#[test]
 fn restored_watermarks_go_on_from_the_checkpoint() {
     let t0 = Instant::now();
     let mut w = SplitWatermarks::new(3, Some(1000 * MS));
