@@ -16,7 +16,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use cepheid_runtime::{Level, Notify};
 
 use crate::error::{retriable, KafkaError};
-use crate::fit::{misfits, Misfit, OnMismatch};
+use crate::fit::{misfits, Misfit, Mismatch, OnMismatch};
 use crate::position::{KafkaPosition, Mark};
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
@@ -622,7 +622,12 @@ impl KafkaSource {
             unsaid: Vec::new(),
         };
         if let StartAt::Position(at) = &config.start {
-            source.fit(at)?;
+            let rules_from = source.fit(at)?;
+            if let (Some(rules), Some(from)) = (&mut source.rules, rules_from) {
+                if at.get(&rules.topic, 0) != Some(from) {
+                    rules.start_at(from)?;
+                }
+            }
         }
         source.assign()?;
         Ok(source)
@@ -669,8 +674,12 @@ impl KafkaSource {
     /// Takes the offsets (and marks) of `kept` for the partitions it
     /// names, each checked against its partition as it is now: one that
     /// does not fit is refused or started again
-    /// ([`SourceConfig::on_mismatch`]). Assigns nothing.
-    fn fit(&mut self, kept: &KafkaPosition) -> Result<(), KafkaError> {
+    /// ([`SourceConfig::on_mismatch`]). The rules topic's offset is
+    /// checked against its range (it has no mark: it is the first record
+    /// not applied yet); one before its start reads from its first record
+    /// kept (compaction), said. Gives the rules topic's offset to read
+    /// from (its kept one, or where it starts again). Assigns nothing.
+    fn fit(&mut self, kept: &KafkaPosition) -> Result<Option<i64>, KafkaError> {
         self.kept = true;
         for (t, p) in &self.splits {
             match (kept.get(t, *p), kept.mark(t, *p)) {
@@ -679,19 +688,55 @@ impl KafkaSource {
                 _ => {}
             }
         }
-        let found = misfits(
+        let mut found = misfits(
             &self.consumer,
             &self.probe_config,
             kept,
             &self.splits,
             self.retry,
         )?;
-        self.restart(found, self.on_mismatch)
+        let mut rules_from = None;
+        if let Some(rules) = &self.rules {
+            let topic = rules.topic.clone();
+            if let Some(offset) = kept.get(&topic, 0) {
+                rules_from = Some(offset);
+                let mut at = KafkaPosition::new();
+                at.set(&topic, 0, offset);
+                let only = [(topic.clone(), 0)];
+                for m in misfits(&self.consumer, &self.probe_config, &at, &only, self.retry)? {
+                    match m.mismatch {
+                        Mismatch::BeforeStart { start } => {
+                            rules_from = Some(start);
+                            self.say(
+                                Level::Info,
+                                format!(
+                                    "cepheid: Kafka: the rules topic {topic:?} starts at offset \
+                                     {start} now, after the kept offset {offset}: read from its \
+                                     first record kept (compaction or retention removed the others)"
+                                ),
+                            );
+                        }
+                        _ => found.push(m),
+                    }
+                }
+            }
+        }
+        for (m, to) in self.restart(found, self.on_mismatch)? {
+            match &self.rules {
+                Some(rules) if rules.topic == m.topic => rules_from = Some(to),
+                _ => self.position.set(&m.topic, m.partition, to),
+            }
+        }
+        Ok(rules_from)
     }
 
-    /// Starts each of `found` again as `on` says, and says so; or refuses
-    /// with the first.
-    fn restart(&mut self, found: Vec<Misfit>, on: OnMismatch) -> Result<(), KafkaError> {
+    /// Starts each of `found` again as `on` says, and says so (each with
+    /// the offset it starts again at); or refuses with the first.
+    fn restart(
+        &mut self,
+        found: Vec<Misfit>,
+        on: OnMismatch,
+    ) -> Result<Vec<(Misfit, i64)>, KafkaError> {
         if on == OnMismatch::Refuse {
             let others = found.len().saturating_sub(1);
             return match found.into_iter().next() {
@@ -702,15 +747,15 @@ impl KafkaSource {
                     mismatch: m.mismatch,
                     others,
                 }),
-                None => Ok(()),
+                None => Ok(Vec::new()),
             };
         }
+        let mut restarted = Vec::with_capacity(found.len());
         for m in found {
             let (to, which) = match on {
                 OnMismatch::Latest => (m.high, "after its last record"),
                 _ => (m.low, "at its first record"),
             };
-            self.position.set(&m.topic, m.partition, to);
             self.restarted += 1;
             self.say(
                 Level::Warning,
@@ -726,8 +771,9 @@ impl KafkaSource {
                     if self.restarted == 1 { "" } else { "s" }
                 ),
             );
+            restarted.push((m, to));
         }
-        Ok(())
+        Ok(restarted)
     }
 
     /// The rules topic, if the source reads one.
@@ -926,7 +972,9 @@ impl KafkaSource {
                 } else {
                     OnMismatch::Earliest
                 };
-                self.restart(found, on)?;
+                for (m, to) in self.restart(found, on)? {
+                    self.position.set(&m.topic, m.partition, to);
+                }
                 self.assign()
             }
             _ if retriable(&error) => {
@@ -1124,9 +1172,9 @@ impl KafkaSource {
     /// one that does not fit refused or started again
     /// ([`SourceConfig::on_mismatch`]).
     pub fn seek(&mut self, position: &KafkaPosition) -> Result<(), KafkaError> {
-        self.fit(position)?;
+        let rules_from = self.fit(position)?;
         if let Some(rules) = &mut self.rules {
-            let offset = position.get(&rules.topic, 0).unwrap_or(rules.next());
+            let offset = rules_from.unwrap_or(rules.next());
             rules.start_at(offset)?;
         }
         self.assign()

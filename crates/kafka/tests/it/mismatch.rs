@@ -260,3 +260,55 @@ fn a_position_of_before_the_marks_still_resumes_said_once_and_its_range_is_check
         "{error}"
     );
 }
+
+#[test]
+fn a_rules_topic_written_again_with_fewer_records_than_its_kept_offset_is_refused_or_read_again() {
+    let broker = Broker::start();
+    let events = topic("rules-events");
+    let rules = topic("rules-rules");
+    broker.create_topic(&events, 1);
+    broker.create_topic(&rules, 1);
+    let rule = |i: usize| {
+        (
+            format!("r{i}"),
+            format!(r#"{{"$rules": "pattern p{i} {{}}"}}"#),
+        )
+    };
+    for i in 0..5 {
+        let (k, v) = rule(i);
+        broker.produce(&rules, 0, &[(&k, &v)]);
+    }
+    let mut config = SourceConfig::new(broker.bootstrap(), &[&events]);
+    config.rules_topic = Some(rules.clone());
+    let mut source = KafkaSource::new(config.clone()).expect("a source");
+    let mut read = Vec::new();
+    source.read_rules(&mut read).expect("reads the rules topic");
+    assert_eq!(read.len(), 5);
+    let kept = source.position();
+    assert_eq!(kept.get(&rules, 0), Some(5));
+    drop(source);
+
+    broker.delete_topic(&rules);
+    broker.create_topic(&rules, 1);
+    for i in 10..12 {
+        let (k, v) = rule(i);
+        broker.produce(&rules, 0, &[(&k, &v)]);
+    }
+    config.start = StartAt::Position(kept.clone());
+    match KafkaSource::new(config.clone()) {
+        Err(KafkaError::OffsetMismatch {
+            topic,
+            offset: 5,
+            mismatch: Mismatch::BeyondEnd { end: 2 },
+            ..
+        }) if topic == rules => {}
+        other => panic!("{other:?}"),
+    }
+    // earliest: the rules topic read again from its first record.
+    config.on_mismatch = OnMismatch::Earliest;
+    let mut source = KafkaSource::new(config).expect("a source");
+    let mut read = Vec::new();
+    source.read_rules(&mut read).expect("reads the rules topic");
+    assert_eq!(values(&read), [rule(10).1, rule(11).1]);
+    assert_eq!(source.restarted(), 1);
+}
