@@ -120,8 +120,8 @@ pub enum KafkaError {
         partition: i32,
         /// The kept offset.
         offset: i64,
-        /// How it does not fit.
-        mismatch: Mismatch,
+        /// How it does not fit (boxed: a variant the size of the others).
+        mismatch: Box<Mismatch>,
         /// How many other partitions do not fit either.
         others: usize,
     },

@@ -259,23 +259,20 @@ fn read_marks(
         if open.is_empty() {
             break;
         }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => {
-                let at = probe.iter().position(|(t, p, ..)| {
-                    t.as_str() == message.topic() && *p == message.partition()
-                });
-                if let Some(i) = at.filter(|&i| found[i].is_none()) {
-                    found[i] = Some(Some(Mark::of(
-                        message.offset(),
-                        message.timestamp().to_millis(),
-                        message.key(),
-                        message.payload(),
-                    )));
-                }
+        // (an offset out of range is an error that names no partition:
+        // the others' records still come, and what does not is none)
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let at = probe
+                .iter()
+                .position(|(t, p, ..)| t.as_str() == message.topic() && *p == message.partition());
+            if let Some(i) = at.filter(|&i| found[i].is_none()) {
+                found[i] = Some(Some(Mark::of(
+                    message.offset(),
+                    message.timestamp().to_millis(),
+                    message.key(),
+                    message.payload(),
+                )));
             }
-            // (an offset out of range: the error names no partition; the
-            // others' records still come, and what does not is none)
-            Some(Err(_)) | None => {}
         }
     }
     Ok(found.into_iter().map(Option::flatten).collect())

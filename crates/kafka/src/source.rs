@@ -744,7 +744,7 @@ impl KafkaSource {
                     topic: m.topic,
                     partition: m.partition,
                     offset: m.offset,
-                    mismatch: m.mismatch,
+                    mismatch: Box::new(m.mismatch),
                     others,
                 }),
                 None => Ok(Vec::new()),

@@ -123,9 +123,9 @@ fn an_offset_beyond_the_end_of_a_topic_written_again_is_refused_or_started_again
             topic,
             partition: 0,
             offset: 8,
-            mismatch: Mismatch::BeyondEnd { end: 3 },
+            mismatch,
             others: 0,
-        } if *topic == t => {}
+        } if *topic == t && **mismatch == Mismatch::BeyondEnd { end: 3 } => {}
         other => panic!("{other:?}"),
     }
     let text = error.to_string();
@@ -170,15 +170,18 @@ fn a_topic_written_again_with_more_records_than_the_kept_offset_is_told_by_its_r
     written_again(&broker, &t, 12);
 
     let error = KafkaSource::new(start_at(&broker, &t, &kept, OnMismatch::Refuse)).unwrap_err();
-    match &error {
-        KafkaError::OffsetMismatch {
-            offset: 4,
-            mismatch:
-                Mismatch::OtherRecord {
-                    kept: mark,
-                    found: Some(found),
-                },
-            ..
+    let KafkaError::OffsetMismatch {
+        offset: 4,
+        mismatch,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    match **mismatch {
+        Mismatch::OtherRecord {
+            kept: mark,
+            found: Some(found),
         } if mark.offset == 3 && found.offset == 3 && found != mark => {}
         other => panic!("{other:?}"),
     }
@@ -299,9 +302,9 @@ fn a_rules_topic_written_again_with_fewer_records_than_its_kept_offset_is_refuse
         Err(KafkaError::OffsetMismatch {
             topic,
             offset: 5,
-            mismatch: Mismatch::BeyondEnd { end: 2 },
+            mismatch,
             ..
-        }) if topic == rules => {}
+        }) if topic == rules && *mismatch == Mismatch::BeyondEnd { end: 2 } => {}
         other => panic!("{other:?}"),
     }
     // earliest: the rules topic read again from its first record.
