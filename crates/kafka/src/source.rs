@@ -1113,7 +1113,7 @@ impl KafkaSource {
     /// Records behind the end of each partition of `splits` (numbers of
     /// [`KafkaSource::splits`]), asked now: each one's high watermark
     /// (one `ListOffsets` request pair per partition, librdkafka's
-    /// `query_watermark_offsets`, waited for at most [`LAG_NOW_WAIT`])
+    /// `query_watermark_offsets`, waited for at most 500 ms)
     /// less the consumer's position (the larger of the offset after the
     /// last record handed out and librdkafka's, past transaction
     /// markers), never below 0. `None` when a partition's end is not
