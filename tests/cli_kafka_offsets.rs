@@ -85,73 +85,53 @@ fn resumed_on_another_topic(
     (dir, input, was)
 }
 
-fn offsets_that_no_longer_fit(extra: &[&str]) {
+#[test]
+fn a_checkpoints_offsets_on_a_topic_written_again_are_refused_or_started_again_as_asked() {
     let broker = Broker::start();
     let b = broker.bootstrap();
-    let named = |s: &str| format!("kafka_offsets_{s}_{}", extra.len());
-
-    // Fewer records than the kept offset: refused, exit 5, nothing read.
-    let (dir, input, was) =
-        resumed_on_another_topic(&broker, &named("fewer"), 600, &other_lines(150));
-    let output = run(&dir, &b, &input, extra);
-    let said = stderr(&output);
-    assert_eq!(output.status.code(), Some(5), "{said}");
-    assert!(
-        said.contains(&format!(
-            "the kept offset 600 of topic {input:?} partition 0"
-        )) && said.contains("does not fit the topic as it is now")
-            && said.contains("nothing was read")
-            && said.contains("--kafka-offset-mismatch earliest or latest"),
-        "{said}"
-    );
-    // earliest: the new topic read from its first record, said.
-    let output = run(
-        &dir,
-        &b,
-        &input,
-        &[extra, &["--kafka-offset-mismatch", "earliest"]].concat(),
-    );
-    let said = stderr(&output);
-    assert!(output.status.success(), "{said}");
-    assert!(
-        said.contains("starts again at its first record, offset 0")
-            && said.contains("(--kafka-offset-mismatch earliest; 1 partition started again)"),
-        "{said}"
-    );
-    assert_eq!(read(&output), was + events(&other_lines(150)), "{said}");
-
-    // More records than the kept offset, other ones: refused too (before,
-    // the first 600 were skipped silently).
-    let (dir, input, was) =
-        resumed_on_another_topic(&broker, &named("more"), 600, &other_lines(900));
-    let output = run(&dir, &b, &input, extra);
-    let said = stderr(&output);
-    assert_eq!(output.status.code(), Some(5), "{said}");
-    assert!(
-        said.contains("the record before it was offset 599")
-            && said.contains("the topic is not the one the offset was taken on"),
-        "{said}"
-    );
-    // earliest: all 900 read.
-    let output = run(
-        &dir,
-        &b,
-        &input,
-        &[extra, &["--kafka-offset-mismatch", "earliest"]].concat(),
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let all = events(&other_lines(900));
-    assert_eq!(read(&output), was + all, "{}", stderr(&output));
+    let named = |s: &str| format!("kafka_offsets_{s}");
+    let earliest = ["--kafka-offset-mismatch", "earliest"];
+    // Fewer records than the kept offset (before: nothing read), and more,
+    // other ones (before: the first 600 skipped silently).
+    let cases = [
+        ("fewer", 150, "the partition ends at offset 150 now"),
+        ("more", 900, "the record before it was offset 599"),
+    ];
+    for (case, then, told) in cases {
+        let (dir, input, was) =
+            resumed_on_another_topic(&broker, &named(case), 600, &other_lines(then));
+        // Refused, exit 5, nothing read.
+        let output = run(&dir, &b, &input, &[]);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(5), "{case}: {said}");
+        assert!(
+            said.contains(&format!(
+                "the kept offset 600 of topic {input:?} partition 0"
+            )) && said.contains("does not fit the topic as it is now")
+                && said.contains(told)
+                && said.contains("nothing was read (--kafka-offset-mismatch earliest or latest"),
+            "{case}: {said}"
+        );
+        // earliest: the new topic read from its first record, said.
+        let output = run(&dir, &b, &input, &earliest);
+        let said = stderr(&output);
+        assert!(output.status.success(), "{case}: {said}");
+        assert!(
+            said.contains("starts again at its first record, offset 0")
+                && said.contains("(--kafka-offset-mismatch earliest; 1 partition started again)"),
+            "{case}: {said}"
+        );
+        assert_eq!(
+            read(&output),
+            was + events(&other_lines(then)),
+            "{case}: {said}"
+        );
+    }
 
     // latest: none of them, said.
     let (dir, input, was) =
         resumed_on_another_topic(&broker, &named("latest"), 600, &other_lines(900));
-    let output = run(
-        &dir,
-        &b,
-        &input,
-        &[extra, &["--kafka-offset-mismatch", "latest"]].concat(),
-    );
+    let output = run(&dir, &b, &input, &["--kafka-offset-mismatch", "latest"]);
     let said = stderr(&output);
     assert!(output.status.success(), "{said}");
     assert!(
@@ -171,16 +151,11 @@ fn offsets_that_no_longer_fit(extra: &[&str]) {
     let first = run(&dir, &b, &input, &[]);
     assert!(first.status.success(), "{}", stderr(&first));
     produce_lines_to(&b, &input, 0, &all[600..]);
-    let output = run(&dir, &b, &input, extra);
+    let output = run(&dir, &b, &input, &[]);
     let said = stderr(&output);
     assert!(output.status.success(), "{said}");
     assert!(!said.contains("does not fit"), "{said}");
     assert_eq!(read(&output), read(&first) + events(&all[600..]), "{said}");
-}
-
-#[test]
-fn a_checkpoints_offsets_on_a_topic_written_again_are_refused_or_started_again_as_asked() {
-    offsets_that_no_longer_fit(&[]);
 }
 
 /// A run on workers' cut on a topic of `first` records and more coming
@@ -259,48 +234,36 @@ fn on_workers_a_cuts_offsets_on_a_topic_written_again_are_refused_or_started_aga
     let broker = Broker::start();
     let b = broker.bootstrap();
     let workers = ["--workers", "2"];
-    let (dir, input) = workers_cut_on_another_topic(
-        &broker,
-        "kafka_offsets_workers_fewer",
-        600,
-        &other_lines(150),
-    );
-    // Refused, nothing read. (Exit 4, not one engine's 5: the workers'
-    // run ends a source that cannot seek as an input that cannot be read,
-    // its error as text; issue 38 moves that into the runtime.)
-    let output = run(&dir, &b, &input, &workers);
-    let said = stderr(&output);
-    assert_eq!(output.status.code(), Some(4), "{said}");
-    assert!(
-        said.contains(&format!("of topic {input:?} partition 0 does not fit"))
-            && said.contains("ends at offset 150 now")
-            && said.contains("nothing was read (--kafka-offset-mismatch earliest or latest"),
-        "{said}"
-    );
-    let output = run(
-        &dir,
-        &b,
-        &input,
-        &[&workers[..], &["--kafka-offset-mismatch", "earliest"]].concat(),
-    );
-    let said = stderr(&output);
-    assert!(output.status.success(), "{said}");
-    assert!(
-        said.contains("starts again at its first record, offset 0"),
-        "{said}"
-    );
-
-    let (dir, input) = workers_cut_on_another_topic(
-        &broker,
-        "kafka_offsets_workers_more",
-        600,
-        &other_lines(900),
-    );
-    let output = run(&dir, &b, &input, &workers);
-    let said = stderr(&output);
-    assert_eq!(output.status.code(), Some(4), "{said}");
-    assert!(
-        said.contains("the topic is not the one the offset was taken on"),
-        "{said}"
-    );
+    let cases = [
+        ("fewer", 150, "ends at offset 150 now"),
+        (
+            "more",
+            900,
+            "the topic is not the one the offset was taken on",
+        ),
+    ];
+    for (case, then, told) in cases {
+        let name = format!("kafka_offsets_workers_{case}");
+        let (dir, input) = workers_cut_on_another_topic(&broker, &name, 600, &other_lines(then));
+        // Refused, nothing read. (Exit 4, not one engine's 5: the workers'
+        // run ends a source that cannot seek as an input that cannot be
+        // read, its error as text; issue 38 moves that into the runtime.)
+        let output = run(&dir, &b, &input, &workers);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(4), "{case}: {said}");
+        assert!(
+            said.contains(&format!("of topic {input:?} partition 0 does not fit"))
+                && said.contains(told)
+                && said.contains("nothing was read (--kafka-offset-mismatch earliest or latest"),
+            "{case}: {said}"
+        );
+        let earliest = [&workers[..], &["--kafka-offset-mismatch", "earliest"]].concat();
+        let output = run(&dir, &b, &input, &earliest);
+        let said = stderr(&output);
+        assert!(output.status.success(), "{case}: {said}");
+        assert!(
+            said.contains("starts again at its first record, offset 0"),
+            "{case}: {said}"
+        );
+    }
 }

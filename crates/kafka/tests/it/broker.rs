@@ -543,15 +543,8 @@ fn tansu_gives_a_partitions_end_as_its_last_batchs_first_offset_plus_1() {
     let broker = Broker::start();
     let t = topic("tansu-end");
     broker.create_topic(&t, 1);
-    let records: Vec<(String, String)> = (0..10)
-        .map(|i| (format!("k{i}"), format!("v{i}")))
-        .collect();
-    let refs: Vec<(&str, &str)> = records
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     // (one flush: one batch of ten)
-    broker.produce(&t, 0, &refs);
+    crate::source::produce(&broker, &t, 0, &crate::source::numbered("v", 10));
     let consumer: BaseConsumer = broker
         .config()
         .set("group.id", "tansu-end")

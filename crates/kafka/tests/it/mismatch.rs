@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::source::{assert_quiet, numbered, read_n};
 use crate::support::{topic, Broker};
 use cepheid_kafka::{
     encode_position, KafkaError, KafkaPosition, KafkaRecord, KafkaSource, Mismatch, OnMismatch,
@@ -14,25 +15,6 @@ use cepheid_kafka::{
 use cepheid_runtime::source::{Position, Source};
 use cepheid_runtime::{Level, Notices, Notify, Report};
 
-/// Reads until `n` records came (10 s at most), then 1 s more for any
-/// record too many.
-fn read_n(source: &mut KafkaSource, n: usize) -> Vec<KafkaRecord> {
-    let mut batch = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while batch.len() < n && Instant::now() < deadline {
-        source
-            .read(&mut batch, Duration::from_millis(200))
-            .expect("reads");
-    }
-    let quiet = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < quiet {
-        source
-            .read(&mut batch, Duration::from_millis(200))
-            .expect("reads");
-    }
-    batch
-}
-
 fn values(records: &[KafkaRecord]) -> Vec<String> {
     records
         .iter()
@@ -40,15 +22,15 @@ fn values(records: &[KafkaRecord]) -> Vec<String> {
         .collect()
 }
 
+/// The values of the next `n` records, and then nothing more for 1 s.
+fn next(source: &mut KafkaSource, n: usize) -> Vec<String> {
+    let records = read_n(source, n);
+    assert_quiet(source);
+    values(&records)
+}
+
 fn produce(broker: &Broker, t: &str, prefix: &str, n: usize) {
-    let records: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("k{i}"), format!("{prefix}{i}")))
-        .collect();
-    let refs: Vec<(&str, &str)> = records
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    broker.produce(t, 0, &refs);
+    crate::source::produce(broker, t, 0, &numbered(prefix, n));
 }
 
 /// A topic of one partition with `n` records `a0...`, read up to `kept`:
@@ -140,7 +122,7 @@ fn an_offset_beyond_the_end_of_a_topic_written_again_is_refused_or_started_again
     let mut source =
         KafkaSource::new(start_at(&broker, &t, &kept, OnMismatch::Earliest)).expect("a source");
     let notices = said(&mut source);
-    assert_eq!(values(&read_n(&mut source, 3)), ["b0", "b1", "b2"]);
+    assert_eq!(next(&mut source, 3), ["b0", "b1", "b2"]);
     assert_eq!(source.restarted(), 1);
     let notices = &notices.lock().unwrap().0;
     assert_eq!(notices.len(), 1, "{notices:?}");
@@ -158,7 +140,7 @@ fn an_offset_beyond_the_end_of_a_topic_written_again_is_refused_or_started_again
         KafkaSource::new(start_at(&broker, &t, &kept, OnMismatch::Latest)).expect("a source");
     assert_eq!(source.position().get(&t, 0), Some(3));
     produce(&broker, &t, "c", 1);
-    assert_eq!(values(&read_n(&mut source, 1)), ["c0"]);
+    assert_eq!(next(&mut source, 1), ["c0"]);
     assert_eq!(source.restarted(), 1);
 }
 
@@ -202,7 +184,7 @@ fn a_topic_written_again_with_more_records_than_the_kept_offset_is_told_by_its_r
 
     let mut source =
         KafkaSource::new(start_at(&broker, &t, &kept, OnMismatch::Earliest)).expect("a source");
-    let got = values(&read_n(&mut source, 12));
+    let got = next(&mut source, 12);
     assert_eq!(got.len(), 12, "{got:?}");
     assert_eq!(got[0], "b0");
 
@@ -212,9 +194,9 @@ fn a_topic_written_again_with_more_records_than_the_kept_offset_is_told_by_its_r
     let kept = read_up_to(&broker, &u, 10, 4);
     let mut source =
         KafkaSource::new(start_at(&broker, &u, &kept, OnMismatch::Refuse)).expect("fits");
-    assert_eq!(values(&read_n(&mut source, 6))[0], "a4");
+    assert_eq!(next(&mut source, 6)[0], "a4");
     source.seek(&kept).expect("fits");
-    assert_eq!(values(&read_n(&mut source, 6))[0], "a4");
+    assert_eq!(next(&mut source, 6)[0], "a4");
     assert_eq!(source.restarted(), 0);
 }
 
@@ -241,7 +223,7 @@ fn a_position_of_before_the_marks_still_resumes_said_once_and_its_range_is_check
         KafkaSource::new(SourceConfig::new(broker.bootstrap(), &[&t])).expect("a source");
     let notices = said(&mut source);
     Source::seek(&mut source, &old).expect("resumes");
-    assert_eq!(values(&read_n(&mut source, 6))[0], "a4");
+    assert_eq!(next(&mut source, 6)[0], "a4");
     {
         let notices = &notices.lock().unwrap().0;
         assert_eq!(notices.len(), 1, "{notices:?}");
