@@ -887,6 +887,8 @@ impl KafkaSource {
         let mut delivered = 0;
         let mut timeout = wait;
         let mut drained = false;
+        // (the position moves past the records handed out since `from`)
+        let mut from = batch.len();
         while delivered < self.max_batch {
             let Some(result) = self.consumer.poll(timeout) else {
                 drained = true;
@@ -910,20 +912,17 @@ impl KafkaSource {
                     if end.is_some_and(|end| message.offset() >= end) {
                         continue; // bounded: after the end
                     }
-                    let record = record_of(&message, split);
-                    let mark = Mark::of(
-                        record.offset,
-                        record.timestamp,
-                        record.key.as_deref(),
-                        record.payload.as_deref(),
-                    );
-                    self.position.set_after(topic, partition, mark);
-                    batch.push(record);
+                    batch.push(record_of(&message, split));
                     delivered += 1;
                 }
-                Err(error) => self.on_error(error)?,
+                Err(error) => {
+                    self.read_past(&batch[from..]);
+                    from = batch.len();
+                    self.on_error(error)?;
+                }
             }
         }
+        self.read_past(&batch[from..]);
         // (records handed out are no sign that the broker answers: they
         // may have been fetched before it went; a probe tells)
         let (consumer, topic) = (&self.consumer, &self.topics[0]);
@@ -941,6 +940,31 @@ impl KafkaSource {
         } else {
             Read::Delivered(delivered)
         })
+    }
+
+    /// Moves the position past `records`, handed out in order: each
+    /// partition's after its last one, with that record's mark (one CRC
+    /// of a key and a value per partition and read, not per record).
+    fn read_past(&mut self, records: &[KafkaRecord]) {
+        let mut marked = vec![
+            false;
+            if records.is_empty() {
+                0
+            } else {
+                self.splits.len()
+            }
+        ];
+        for r in records.iter().rev() {
+            if !std::mem::replace(&mut marked[r.split], true) {
+                let mark = Mark::of(
+                    r.offset,
+                    r.timestamp,
+                    r.key.as_deref(),
+                    r.payload.as_deref(),
+                );
+                self.position.set_after(&r.topic, r.partition, mark);
+            }
+        }
     }
 
     fn on_error(&mut self, error: ClientError) -> Result<(), KafkaError> {
