@@ -1135,37 +1135,34 @@ impl KafkaSource {
     }
 
     /// Records behind the end of each partition of `splits` (numbers of
-    /// [`KafkaSource::splits`]), asked now: each one's high watermark
-    /// (one `ListOffsets` request pair per partition, librdkafka's
-    /// `query_watermark_offsets`, waited for at most 500 ms)
-    /// less the consumer's position (the larger of the offset after the
-    /// last record handed out and librdkafka's, past transaction
-    /// markers), never below 0. `None` when a partition's end is not
-    /// answered. (The high watermark, not the last stable offset: records
-    /// of a transaction still open count as waiting, they come when it
-    /// commits. tansu 0.6 answers its last batch's first offset + 1, which
-    /// still tells a batch that was not read from one that was.)
+    /// [`KafkaSource::splits`]), as the client knows it now: each one's
+    /// high watermark from the client's last fetch response for it
+    /// (`identity::known_high_watermark`, no request: the fetches that
+    /// bring any partition's records bring every partition's end on that
+    /// broker) less the position (the offset after the last record handed
+    /// out, or librdkafka's, which moves past transaction markers: asked
+    /// only when the first is behind), never below 0. `None` when the
+    /// client knows no end of one of them yet. (The high watermark, not
+    /// the last stable offset: the records of a transaction still open
+    /// count as waiting, they come when it commits. tansu 0.6 gives its
+    /// last batch's first offset + 1, which still tells a batch that was
+    /// not read from one that was.)
     pub fn lag_now(&self, splits: &[usize]) -> Option<Vec<u64>> {
-        let positions = self.consumer.position().ok();
         let mut lag = Vec::with_capacity(splits.len());
         for &split in splits {
             let (topic, partition) = self.splits.get(split)?;
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(topic, *partition, LAG_NOW_WAIT)
-                .ok()?;
-            let librdkafka = positions
-                .as_ref()
-                .and_then(|p| p.find_partition(topic, *partition))
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(at) => Some(at),
-                    _ => None,
+            let high =
+                crate::identity::known_high_watermark(self.consumer.client(), topic, *partition)?;
+            let mut at = self.position.get(topic, *partition).unwrap_or(0);
+            if at < high {
+                let librdkafka = self.consumer.position().ok().and_then(|p| {
+                    match p.find_partition(topic, *partition)?.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    }
                 });
-            let at = self
-                .position
-                .get(topic, *partition)
-                .unwrap_or(0)
-                .max(librdkafka.unwrap_or(0));
+                at = at.max(librdkafka.unwrap_or(0));
+            }
             lag.push(u64::try_from(high - at).unwrap_or(0));
         }
         Some(lag)
@@ -1216,9 +1213,6 @@ fn record_of(message: &rdkafka::message::BorrowedMessage<'_>, split: usize) -> K
         timestamp: message.timestamp().to_millis(),
     }
 }
-
-/// How long [`KafkaSource::lag_now`] waits for a partition's end.
-const LAG_NOW_WAIT: Duration = Duration::from_millis(500);
 
 /// How long the rules topic is waited for when it gives no record before
 /// its end and librdkafka's position does not show it past the end either

@@ -445,7 +445,8 @@ impl Pump {
     /// stopped.
     /// A split quiet past the idle timeout that would be left out is
     /// first asked whether it has records waiting ([`Source::lag_now`], at
-    /// most every [`LAG_NOW_EVERY`]).
+    /// most every [`LAG_NOW_EVERY`]; meanwhile, when the source tells
+    /// lags, it holds event time back).
     fn advance(&mut self, now: Instant, out: &mut Outbox<'_>) -> bool {
         let Some((w, _)) = &mut self.splits else {
             return true;
@@ -458,8 +459,11 @@ impl Pump {
             if !wanted.is_empty() {
                 self.lag_asked = Some(Instant::now());
                 let lag = (self.source.lock().unwrap_or_else(|p| p.into_inner())).lag_now(&wanted);
-                for (split, records) in wanted.into_iter().zip(lag.unwrap_or_default()) {
-                    w.set_lag(split, records, now);
+                match lag {
+                    Some(lag) => {
+                        (wanted.into_iter().zip(lag)).for_each(|(s, n)| w.set_lag(s, n, now))
+                    }
+                    None => w.lag_untold(),
                 }
             }
         }
