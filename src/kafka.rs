@@ -29,6 +29,7 @@ pub fn options(args: &Args) -> KafkaOptions<'_> {
         marker_topic: args.kafka_marker_topic.as_deref(),
         start: args.kafka_start.as_ref(),
         until_end: args.kafka_until.is_some(),
+        offset_mismatch: args.kafka_offset_mismatch,
         // Retried with backoff up to `--kafka-timeout`.
         retry: Retry {
             limit: Duration::from_millis(u64::try_from(args.kafka_timeout).unwrap_or(0)),
@@ -37,8 +38,9 @@ pub fn options(args: &Args) -> KafkaOptions<'_> {
     }
 }
 
-/// The exit status of a Kafka error: 6 unreachable, 7 fenced, 5 kept
-/// checkpoints that are not what the broker committed, else 4.
+/// The exit status of a Kafka error: 6 unreachable, 7 fenced, 5 a
+/// checkpoint's offsets that do not fit the topics now or kept checkpoints
+/// that are not what the broker committed, else 4.
 pub fn status_of(error: &KafkaError) -> u8 {
     if error.is_checkpoint() {
         crate::EXIT_CHECKPOINT
@@ -130,6 +132,10 @@ mod tests {
             (
                 OptionsError::StartAlone,
                 "--kafka-start and --kafka-until need --events kafka://...",
+            ),
+            (
+                OptionsError::MismatchAlone,
+                "--kafka-offset-mismatch needs --events kafka://...",
             ),
             (
                 OptionsError::TransactionalIdAlone,

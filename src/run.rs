@@ -194,6 +194,14 @@ pub struct Args {
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "end", value_parser = ["end"])]
     pub(crate) kafka_until: Option<String>,
+    /// What a Kafka source does with a checkpoint's offset that does not
+    /// fit its partition as it is now (beyond its end, before its start,
+    /// or a topic deleted and written again): `refuse` (the default: exit
+    /// 5, nothing read), or start that partition again at its `earliest`
+    /// or `latest` record (said on standard error).
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "WHAT", value_parser = clap::value_parser!(cepheid_kafka::OnMismatch))]
+    pub(crate) kafka_offset_mismatch: Option<cepheid_kafka::OnMismatch>,
     /// A librdkafka property for the Kafka clients (repeatable):
     /// `--kafka linger.ms=20`. Built without OpenSSL: TLS and SASL other
     /// than PLAIN are refused (docs/kafka.md, "TLS and SASL").
@@ -582,6 +590,7 @@ const FLAGS: &[(&str, &str)] = &[
         "--kafka-start and --kafka-until",
     ),
     ("`KafkaOptions::until_end`", "--kafka-until end"),
+    ("`KafkaOptions::offset_mismatch`", "--kafka-offset-mismatch"),
     ("`KafkaOptions::start`", "--kafka-start"),
     ("`KafkaOptions::rules_topic`", "--rules-topic"),
     ("`KafkaOptions::timeouts`", "--timeouts"),

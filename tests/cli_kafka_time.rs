@@ -364,3 +364,105 @@ fn time_kafka_on_workers_takes_each_records_kafka_timestamp() {
     assert_eq!(crash::summary(&stderr(&ended[0])), summary);
     same_records("processes-out-0.jsonl", "2 processes");
 }
+
+/// Orders of two events, `a` then `b` 10 ms later, of one key.
+const PAIRS: &str = r#"
+pattern pair {
+    partition by k
+    within 10s
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+    select
+        k = a.k
+}
+"#;
+
+/// Pairs `from..to`: `a` to partition 0, `b` 10 ms later to partition 1,
+/// 100 ms apart, in time order, sent together and flushed.
+fn produce_pairs(producer: &BaseProducer, topic: &str, pairs: std::ops::Range<usize>) {
+    for i in pairs {
+        let ts = 1_700_000_000_000 + i as i64 * 100;
+        for (partition, kind, at) in [(0, "a", ts), (1, "b", ts + 10)] {
+            let event = format!(r#"{{"ts":{at},"type":"{kind}","k":"k{i}"}}"#);
+            let record = BaseRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(&event);
+            producer.send(record).map_err(|(e, _)| e).expect("queued");
+        }
+    }
+    producer.flush(T).expect("delivered");
+}
+
+/// Issue 39, item 4: two partitions, events in time order, a pause of the
+/// whole topic longer than `--idle-timeout`. After it, the partition that
+/// delivers first must not move event time on alone while the other has
+/// records waiting (its lag): before, its burst was late, 20 of the 40
+/// pairs lost. (The hang guard only: no time is asserted.)
+fn a_pause_of_the_whole_topic(extra: &[&str]) {
+    let broker = Broker::start();
+    let dir = scratch(&format!("kafka_idle_pause_{}", extra.len()));
+    fs::write(dir.join("rules.cep"), PAIRS).unwrap();
+    let b = broker.bootstrap();
+    let input = topic("idle-pause");
+    broker.create_topic(&input, 2);
+    let producer: BaseProducer = client(&b).create().expect("a producer");
+    let mut command = cepheid();
+    command
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "0ms"])
+        .args(["--idle-timeout", "1s"])
+        .args(["--events", &format!("kafka://{b}/{input}")])
+        .args(extra);
+    let run = Live::spawn(&mut command);
+    let mut got = Vec::new();
+    produce_pairs(&producer, &input, 0..20);
+    // (the pairs before the last come out: event time reached them)
+    while got.len() < 19 {
+        got.push(run.record("a pair before the pause")["select"]["k"].clone());
+    }
+    // The whole topic quiet for 3 s: both partitions idle.
+    std::thread::sleep(Duration::from_secs(3));
+    produce_pairs(&producer, &input, 20..40);
+    // Event time past every pair, on both partitions.
+    for partition in [0, 1] {
+        let end = r#"{"ts":1800000000000,"type":"end","k":"end"}"#;
+        let record = BaseRecord::<(), _>::to(&input)
+            .partition(partition)
+            .payload(end);
+        producer.send(record).map_err(|(e, _)| e).expect("queued");
+    }
+    producer.flush(T).expect("delivered");
+    while let Some(line) = run.line(Duration::from_secs(10)) {
+        let record: serde_json::Value = serde_json::from_str(&line).expect("a JSON record");
+        got.push(record["select"]["k"].clone());
+        if got.len() == 40 {
+            break;
+        }
+    }
+    run.signal("TERM");
+    let (status, _, said) = run.finish();
+    assert_eq!(status.code(), Some(143), "{said}");
+    // (workers write each one's records in its order: as a set)
+    let mut got: Vec<String> = got
+        .iter()
+        .map(|k| k.as_str().unwrap_or("?").to_string())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "{said}");
+    assert!(said.contains(" 0 late,"), "{said}");
+}
+
+#[test]
+fn after_a_pause_of_the_whole_topic_a_partition_with_records_waiting_is_not_idle() {
+    a_pause_of_the_whole_topic(&[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn on_workers_after_a_pause_of_the_whole_topic_a_partition_with_records_waiting_is_not_idle() {
+    a_pause_of_the_whole_topic(&["--workers", "2"]);
+}

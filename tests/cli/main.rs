@@ -35,6 +35,9 @@ mod cli_checkpoint_cross;
 #[path = "../cli_kafka.rs"]
 mod cli_kafka;
 #[cfg(feature = "kafka")]
+#[path = "../cli_kafka_offsets.rs"]
+mod cli_kafka_offsets;
+#[cfg(feature = "kafka")]
 #[path = "../cli_kafka_readme.rs"]
 mod cli_kafka_readme;
 #[cfg(all(feature = "kafka", feature = "workers"))]

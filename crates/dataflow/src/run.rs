@@ -618,6 +618,7 @@ impl Workers {
             out: outputs.shared,
             own: outputs.own,
             write_failed: Failed::default(),
+            source_failed: Failed::default(),
             stop: Arc::default(),
             cluster: scale.cluster(),
             checkpoint,
@@ -814,6 +815,11 @@ fn outcome_of(
         }),
         ..Summary::default()
     });
+    // (a source that could not go on from its cut: the part it did not
+    // read is its error, as one engine's refusal to seek is)
+    if let (Some(e), End::Incomplete(_)) = (job.source_failed.take(), &summary.end) {
+        summary.end = End::Failed(e);
+    }
     let said = (job.checkpoint_failed.take())
         .or_else(|| job.write_failed.take())
         .or(failed);

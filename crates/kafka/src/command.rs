@@ -10,6 +10,7 @@ use std::path::Path;
 
 use cepheid_runtime::{Config, Time};
 
+use crate::fit::OnMismatch;
 use crate::options::{Url, UrlError};
 use crate::retry::Retry;
 use crate::source::StartAt;
@@ -43,6 +44,10 @@ pub struct KafkaOptions<'a> {
     /// `--kafka-until end`: the source reads each partition up to its end
     /// when it starts, then ends.
     pub until_end: bool,
+    /// `--kafka-offset-mismatch`: what the source does with a kept offset
+    /// (a checkpoint's) that does not fit its partition as it is now
+    /// (`None`: [`OnMismatch::Refuse`]).
+    pub offset_mismatch: Option<OnMismatch>,
     /// `--kafka-timeout`: how long a broker that does not answer is
     /// waited for, and how ([`Retry`]).
     pub retry: Retry,
@@ -59,6 +64,7 @@ impl Default for KafkaOptions<'_> {
             marker_topic: None,
             start: None,
             until_end: false,
+            offset_mismatch: None,
             retry: Retry::default(),
         }
     }
@@ -135,6 +141,8 @@ pub enum OptionsError {
     RecordTimeAlone,
     /// `--kafka-start` or `--kafka-until` without a Kafka source.
     StartAlone,
+    /// `--kafka-offset-mismatch` without a Kafka source.
+    MismatchAlone,
     /// `--transactional-id` without a Kafka output and a checkpoint.
     TransactionalIdAlone,
     /// `--kafka-marker-topic` without a Kafka output and a checkpoint.
@@ -194,6 +202,9 @@ impl fmt::Display for OptionsError {
                 "`Time::Record` needs `Config::input` kafka://... (the records' timestamps)"
             }
             OptionsError::StartAlone => START_ALONE,
+            OptionsError::MismatchAlone => {
+                "`KafkaOptions::offset_mismatch` needs `Config::input` kafka://..."
+            }
             OptionsError::TransactionalIdAlone => {
                 "`KafkaOptions::transactional_id` needs `Config::output` kafka://... and `Config::checkpoint` (the transactions commit with the checkpoints)"
             }
@@ -310,6 +321,9 @@ impl KafkaOptions<'_> {
         }
         if (self.start.is_some() || self.until_end) && !events {
             return Err(OptionsError::StartAlone);
+        }
+        if self.offset_mismatch.is_some() && !events {
+            return Err(OptionsError::MismatchAlone);
         }
         let committed = output && run.checkpoint.is_some();
         if self.transactional_id.is_some() && !committed {
@@ -576,6 +590,15 @@ mod tests {
                 run("-", OUT),
                 OptionsError::StartAlone,
                 START_ALONE,
+            ),
+            (
+                KafkaOptions {
+                    offset_mismatch: Some(OnMismatch::Earliest),
+                    ..none
+                },
+                run("-", OUT),
+                OptionsError::MismatchAlone,
+                "`KafkaOptions::offset_mismatch` needs `Config::input` kafka://...",
             ),
             (
                 KafkaOptions {

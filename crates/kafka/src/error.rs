@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 
+use crate::fit::Mismatch;
 use crate::position::KafkaPosition;
 
 /// What a Kafka source or sink could not do.
@@ -108,6 +109,22 @@ pub enum KafkaError {
         /// The operation.
         operation: &'static str,
     },
+    /// A kept offset (a checkpoint's, or the one a transactional sink
+    /// committed) does not fit its partition as the broker has it now,
+    /// and [`crate::OnMismatch::Refuse`] (the default) says not to start
+    /// it again: nothing was read.
+    OffsetMismatch {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The kept offset.
+        offset: i64,
+        /// How it does not fit (boxed: a variant the size of the others).
+        mismatch: Box<Mismatch>,
+        /// How many other partitions do not fit either.
+        others: usize,
+    },
     /// A configuration that cannot work (explained).
     Config {
         /// Why.
@@ -150,11 +167,16 @@ impl KafkaError {
         )
     }
 
-    /// True for [`KafkaError::NoCheckpointMatches`]: the kept checkpoints
-    /// (none, in an empty folder) are not what the broker committed
-    /// (`cepheid run` exits as for a checkpoint it cannot resume, 5).
+    /// True for [`KafkaError::OffsetMismatch`] and
+    /// [`KafkaError::NoCheckpointMatches`]: the checkpoint's offsets do not
+    /// fit the topics as they are now, or the kept checkpoints (none, in
+    /// an empty folder) are not what the broker committed (`cepheid run`
+    /// exits as for a checkpoint it cannot resume, 5).
     pub fn is_checkpoint(&self) -> bool {
-        matches!(self, KafkaError::NoCheckpointMatches { .. })
+        matches!(
+            self,
+            KafkaError::OffsetMismatch { .. } | KafkaError::NoCheckpointMatches { .. }
+        )
     }
 
     /// True for [`KafkaError::Unreachable`]: the broker did not answer
@@ -371,6 +393,31 @@ impl fmt::Display for KafkaError {
                 f,
                 "Kafka: {operation} needs a transactional sink (a transactional.id)"
             ),
+            KafkaError::OffsetMismatch {
+                topic,
+                partition,
+                offset,
+                mismatch,
+                others,
+            } => {
+                write!(
+                    f,
+                    "Kafka: the kept offset {offset} of topic {topic:?} partition {partition} \
+                     does not fit the topic as it is now: {mismatch}; nothing was read"
+                )?;
+                if *others > 0 {
+                    write!(
+                        f,
+                        " ({others} other partition{} do{} not fit either)",
+                        if *others == 1 { "" } else { "s" },
+                        if *others == 1 { "es" } else { "" }
+                    )?;
+                }
+                write!(
+                    f,
+                    " (`KafkaOptions::offset_mismatch` earliest or latest starts such a partition again there)"
+                )
+            }
             KafkaError::Config { reason } => write!(f, "Kafka: {reason}"),
         }
     }

@@ -52,6 +52,33 @@ impl<T> Drop for Owned<T> {
     }
 }
 
+/// The high watermark of `topic`'s `partition` as the client last learnt
+/// it (`rd_kafka_get_watermark_offsets`: from the last fetch response
+/// for the partition, which a consumer that fetches it gets at least
+/// every `fetch.wait.max.ms`; no request). `None` when the client knows
+/// none yet (or the name cannot be sent: a NUL in it).
+pub(crate) fn known_high_watermark<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let name = CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: `client.native_ptr()` is the live client `client` owns
+    // (borrowed for this call); the name outlives the call, which only
+    // reads it; `low` and `high` are valid for writes.
+    let error = unsafe {
+        rd::rd_kafka_get_watermark_offsets(
+            client.native_ptr(),
+            name.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
 /// Describes `topics` (one request, waiting at most `timeout`): each
 /// name with what the broker says of it, in the order given. `None` when
 /// no answer came (a broker down, a timeout) or a name cannot be sent

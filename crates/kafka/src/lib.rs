@@ -37,6 +37,7 @@
 
 mod command;
 mod error;
+mod fit;
 mod guard;
 mod identity;
 mod open;
@@ -56,12 +57,13 @@ mod test_broker;
 
 pub use command::{builtin_features, is_kafka, parse_url, KafkaOptions, OptionsError};
 pub use error::{KafkaError, TopicChange};
+pub use fit::{Mismatch, OnMismatch, OnMismatchError};
 pub use guard::metadata_guard_active;
 pub use open::Shares;
 pub use options::{
     default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,
 };
-pub use position::KafkaPosition;
+pub use position::{KafkaPosition, Mark};
 pub use retry::Retry;
 pub use runtime::{decode_position, encode_position, kafka_error, kafka_error_of};
 pub use sink::{

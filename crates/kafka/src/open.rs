@@ -77,6 +77,7 @@ impl KafkaOptions<'_> {
         let mut c = SourceConfig::new(events.brokers.clone(), &topics);
         c.start = self.start.cloned().unwrap_or(StartAt::Earliest);
         c.until_end = self.until_end;
+        c.on_mismatch = self.offset_mismatch.unwrap_or_default();
         c.retry = self.retry;
         c.group_id = group.unwrap_or_else(|| GROUP.to_string());
         c.properties = self.properties.to_vec();

@@ -1,6 +1,8 @@
 //! Where a Kafka source stands: per topic and partition, the offset of
-//! the next record it hands out. It goes into cepheid's checkpoints (its
-//! serde), and a transactional sink commits it with the records.
+//! the next record it hands out, and a fingerprint of the record before
+//! it ([`Mark`]), by which a resume tells that the topic is still the one
+//! the offset was taken on. It goes into cepheid's checkpoints (its
+//! serde), and a transactional sink commits its offsets with the records.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,11 +11,73 @@ use serde::{Deserialize, Serialize};
 
 /// Per topic and partition, the offset of the next record to read (the
 /// offset after the last one handed out): Kafka's meaning of a committed
-/// offset.
+/// offset; and for each partition that handed out a record, that
+/// record's [`Mark`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KafkaPosition {
     /// topic → partition → next offset.
     pub offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// topic → partition → the record before the next offset, when the
+    /// source handed it out (or the position it started from had it).
+    pub marks: BTreeMap<String, BTreeMap<i32, Mark>>,
+}
+
+/// A fingerprint of one record: enough to tell, on resuming, that the
+/// record before a kept offset is still the one that was read there (a
+/// topic deleted and written again has other records at those offsets,
+/// or none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Mark {
+    /// Its offset (the kept offset less 1).
+    pub offset: i64,
+    /// Its Kafka timestamp, milliseconds.
+    pub timestamp: Option<i64>,
+    /// The CRC-32 of its key (`None`: no key).
+    pub key: Option<u32>,
+    /// The CRC-32 of its value (`None`: no value, a tombstone).
+    pub value: Option<u32>,
+}
+
+impl Mark {
+    /// The mark of a record at `offset`.
+    pub fn of(
+        offset: i64,
+        timestamp: Option<i64>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Mark {
+        Mark {
+            offset,
+            timestamp,
+            key: key.map(crc32fast::hash),
+            value: value.map(crc32fast::hash),
+        }
+    }
+}
+
+impl fmt::Display for Mark {
+    /// `offset 453 (timestamp 1700000000000, key crc 1a2b3c4d, value crc
+    /// 5e6f7081)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let crc = |c: Option<u32>| c.map_or_else(|| "none".to_string(), |c| format!("crc {c:08x}"));
+        let time = self
+            .timestamp
+            .map_or_else(|| "none".to_string(), |t| t.to_string());
+        write!(
+            f,
+            "offset {} (timestamp {time}, key {}, value {})",
+            self.offset,
+            crc(self.key),
+            crc(self.value)
+        )
+    }
+}
+
+/// The position as cepheid before the marks wrote it (a checkpoint of an
+/// older build): offsets alone.
+#[derive(Deserialize)]
+struct Unmarked {
+    offsets: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl KafkaPosition {
@@ -27,16 +91,43 @@ impl KafkaPosition {
         self.offsets.get(topic)?.get(&partition).copied()
     }
 
-    /// Sets the next offset of `topic`'s `partition`.
+    /// Sets the next offset of `topic`'s `partition` (and forgets its
+    /// mark, which was the record before another offset).
     pub fn set(&mut self, topic: &str, partition: i32, next: i64) {
-        match self.offsets.get_mut(topic) {
-            Some(partitions) => {
-                partitions.insert(partition, next);
-            }
-            None => {
-                self.offsets
-                    .insert(topic.to_string(), BTreeMap::from([(partition, next)]));
-            }
+        put(&mut self.offsets, topic, partition, next);
+        if let Some(marks) = self.marks.get_mut(topic) {
+            marks.remove(&partition);
+        }
+    }
+
+    /// Sets the next offset of `topic`'s `partition` after the record
+    /// `mark` (at `next - 1`), handed out.
+    pub fn set_after(&mut self, topic: &str, partition: i32, mark: Mark) {
+        put(&mut self.offsets, topic, partition, mark.offset + 1);
+        put(&mut self.marks, topic, partition, mark);
+    }
+
+    /// The mark of `topic`'s `partition`: the record before its next
+    /// offset, if known.
+    pub fn mark(&self, topic: &str, partition: i32) -> Option<Mark> {
+        self.marks.get(topic)?.get(&partition).copied()
+    }
+
+    /// The position in `bytes` (postcard), written by this build or by one
+    /// before the marks (then without marks: the second value is true).
+    pub(crate) fn from_postcard(bytes: &[u8]) -> Result<(KafkaPosition, bool), postcard::Error> {
+        match postcard::from_bytes::<KafkaPosition>(bytes) {
+            Ok(position) => Ok((position, false)),
+            Err(e) => match postcard::from_bytes::<Unmarked>(bytes) {
+                Ok(old) => Ok((
+                    KafkaPosition {
+                        offsets: old.offsets,
+                        marks: BTreeMap::new(),
+                    },
+                    true,
+                )),
+                Err(_) => Err(e),
+            },
         }
     }
 
@@ -78,11 +169,26 @@ impl KafkaPosition {
                     Some(other) if other != offset => {
                         return Err((topic.clone(), *partition, other, offset))
                     }
-                    _ => at.set(topic, *partition, offset),
+                    _ => match share.mark(topic, *partition) {
+                        Some(mark) => at.set_after(topic, *partition, mark),
+                        None => at.set(topic, *partition, offset),
+                    },
                 }
             }
         }
         Ok(at)
+    }
+}
+
+/// Sets `map[topic][partition]` to `value`.
+fn put<V>(map: &mut BTreeMap<String, BTreeMap<i32, V>>, topic: &str, partition: i32, value: V) {
+    match map.get_mut(topic) {
+        Some(partitions) => {
+            partitions.insert(partition, value);
+        }
+        None => {
+            map.insert(topic.to_string(), BTreeMap::from([(partition, value)]));
+        }
     }
 }
 
@@ -112,13 +218,54 @@ mod tests {
         let text = serde_json::to_string(&p).unwrap();
         assert_eq!(
             text,
-            r#"{"offsets":{"logins":{"3":0},"orders":{"0":7,"1":42}}}"#
+            r#"{"offsets":{"logins":{"3":0},"orders":{"0":7,"1":42}},"marks":{}}"#
         );
         assert_eq!(serde_json::from_str::<KafkaPosition>(&text).unwrap(), p);
         assert_eq!(p.to_string(), "{logins/3: 0, orders/0: 7, orders/1: 42}");
         assert_eq!(p.len(), 3);
         assert_eq!(p.get("orders", 1), Some(42));
         assert_eq!(p.get("orders", 2), None);
+    }
+
+    #[test]
+    fn a_mark_goes_with_its_offset_and_a_position_of_before_the_marks_still_reads() {
+        let mut p = KafkaPosition::new();
+        let mark = Mark::of(41, Some(1_700_000_000_000), Some(b"k"), Some(b"v"));
+        p.set_after("orders", 1, mark);
+        p.set("orders", 0, 7);
+        assert_eq!(p.get("orders", 1), Some(42));
+        assert_eq!(p.mark("orders", 1), Some(mark));
+        assert_eq!(p.mark("orders", 0), None);
+        let bytes = postcard::to_allocvec(&p).unwrap();
+        assert_eq!(
+            KafkaPosition::from_postcard(&bytes).unwrap(),
+            (p.clone(), false)
+        );
+        // Another offset forgets the mark of the one before.
+        p.set("orders", 1, 50);
+        assert_eq!(p.mark("orders", 1), None);
+        // The bytes a build before the marks wrote: offsets alone.
+        #[derive(Serialize)]
+        struct Old {
+            offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+        }
+        let old = Old {
+            offsets: BTreeMap::from([("orders".to_string(), BTreeMap::from([(0, 7), (1, 42)]))]),
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        let (read, unmarked) = KafkaPosition::from_postcard(&bytes).unwrap();
+        assert!(unmarked);
+        assert_eq!(read.offsets, old.offsets);
+        assert!(read.marks.is_empty());
+        assert!(KafkaPosition::from_postcard(b"\xff\xff").is_err());
+        assert_eq!(
+            mark.to_string(),
+            format!(
+                "offset 41 (timestamp 1700000000000, key crc {:08x}, value crc {:08x})",
+                crc32fast::hash(b"k"),
+                crc32fast::hash(b"v")
+            )
+        );
     }
 
     #[test]

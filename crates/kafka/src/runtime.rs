@@ -40,13 +40,22 @@ pub fn encode_position(position: &KafkaPosition) -> Position {
     Position::Bytes(postcard::to_allocvec(position).expect("a map of strings and integers"))
 }
 
-/// The Kafka position in `position`, or why it is none.
+/// The Kafka position in `position`, or why it is none. A position
+/// written before the marks ([`crate::Mark`]) reads as its offsets alone.
 pub fn decode_position(position: &Position) -> Result<KafkaPosition, KafkaError> {
+    decode_marked(position).map(|(at, _)| at)
+}
+
+/// [`decode_position`], and whether the position was written before the
+/// marks.
+fn decode_marked(position: &Position) -> Result<(KafkaPosition, bool), KafkaError> {
     match position {
-        Position::Bytes(bytes) => postcard::from_bytes(bytes).map_err(|e| KafkaError::Config {
-            reason: format!("a checkpoint's source position is not a Kafka position: {e}"),
-        }),
-        Position::None => Ok(KafkaPosition::new()),
+        Position::Bytes(bytes) => {
+            KafkaPosition::from_postcard(bytes).map_err(|e| KafkaError::Config {
+                reason: format!("a checkpoint's source position is not a Kafka position: {e}"),
+            })
+        }
+        Position::None => Ok((KafkaPosition::new(), false)),
         Position::File(_) => Err(KafkaError::Config {
             reason: "the checkpoint was taken on a file, not on Kafka".to_string(),
         }),
@@ -154,8 +163,14 @@ impl Source for KafkaSource {
         encode_position(&at)
     }
 
+    /// A position written before the marks ([`crate::Mark`]) is sought
+    /// without the check that its topics are the ones it was taken on
+    /// (said once).
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
-        let at = decode_position(position).map_err(|e| self.run_error(e))?;
+        let (at, unmarked) = decode_marked(position).map_err(|e| self.run_error(e))?;
+        if unmarked && !at.is_empty() {
+            self.say_once_unmarked();
+        }
         KafkaSource::seek(self, &at).map_err(|e| self.run_error(e))
     }
 
@@ -198,6 +213,11 @@ impl Source for KafkaSource {
                 })
                 .collect(),
         )
+    }
+
+    /// Each partition's end asked now ([`KafkaSource::lag_now`]).
+    fn lag_now(&mut self, splits: &[usize]) -> Option<Vec<u64>> {
+        KafkaSource::lag_now(self, splits)
     }
 
     fn notify_to(&mut self, notify: Notify) {

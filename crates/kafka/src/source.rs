@@ -13,8 +13,11 @@ use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
+use cepheid_runtime::{Level, Notify};
+
 use crate::error::{retriable, KafkaError};
-use crate::position::KafkaPosition;
+use crate::fit::{misfits, Misfit, Mismatch, OnMismatch};
+use crate::position::{KafkaPosition, Mark};
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
 use crate::watch::TopicWatch;
@@ -40,7 +43,8 @@ pub enum StartAt {
     /// its end.
     Timestamp(i64),
     /// At these offsets (a checkpoint's); a partition it does not name
-    /// starts at its first record.
+    /// starts at its first record. Each offset is checked against its
+    /// partition as it is now ([`SourceConfig::on_mismatch`]).
     Position(KafkaPosition),
 }
 
@@ -78,6 +82,12 @@ pub struct SourceConfig {
     /// end, when the source starts (unless `start` is a position, which
     /// then names its offset too).
     pub rules_topic: Option<String>,
+    /// What to do with a kept offset (of [`StartAt::Position`], or
+    /// [`KafkaSource::seek`]) that does not fit its partition as it is
+    /// now: beyond its end, before its start, or after a record that is
+    /// not the one read there (`crate::Mismatch`); also with an offset
+    /// that goes out of range while the source reads.
+    pub on_mismatch: OnMismatch,
 }
 
 impl SourceConfig {
@@ -96,6 +106,7 @@ impl SourceConfig {
             properties: Vec::new(),
             until_end: false,
             rules_topic: None,
+            on_mismatch: OnMismatch::Refuse,
         }
     }
 }
@@ -373,6 +384,17 @@ pub struct KafkaSource {
     /// The topics read (the rules topic's too), described now and then:
     /// one deleted or created again ends the reads.
     watch: TopicWatch,
+    /// The configuration of a consumer of its own that reads the records
+    /// before kept offsets ([`crate::fit`]).
+    probe_config: ClientConfig,
+    on_mismatch: OnMismatch,
+    /// Its offsets are kept ones (a checkpoint's), not a first start's.
+    kept: bool,
+    /// Partitions started again because their offsets did not fit.
+    restarted: u64,
+    /// Where to say what it did; what it said before it was given.
+    notify: Option<Notify>,
+    unsaid: Vec<(Level, String)>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -407,6 +429,16 @@ impl KafkaSource {
             .any(|(k, _)| k == "statistics.interval.ms")
         {
             events_config.set("statistics.interval.ms", STATISTICS_MS);
+        }
+        // An offset out of range is the source's to see (an error, not
+        // librdkafka's silent jump: `OnMismatch`); every partition is
+        // assigned an offset of its own, a first start's too.
+        if !config
+            .properties
+            .iter()
+            .any(|(k, _)| k == "auto.offset.reset")
+        {
+            events_config.set("auto.offset.reset", "error");
         }
         let consumer: BaseConsumer<Offsets> = events_config
             .create_with_context(Offsets::default())
@@ -582,7 +614,21 @@ impl KafkaSource {
             end,
             rules,
             watch,
+            probe_config: client_config,
+            on_mismatch: config.on_mismatch,
+            kept: false,
+            restarted: 0,
+            notify: None,
+            unsaid: Vec::new(),
         };
+        if let StartAt::Position(at) = &config.start {
+            let rules_from = source.fit(at)?;
+            if let (Some(rules), Some(from)) = (&mut source.rules, rules_from) {
+                if at.get(&rules.topic, 0) != Some(from) {
+                    rules.start_at(from)?;
+                }
+            }
+        }
         source.assign()?;
         Ok(source)
     }
@@ -592,7 +638,142 @@ impl KafkaSource {
     /// (`cepheid_runtime::Source::notify_to`). Shared with the sinks of
     /// the same brokers in this process.
     pub fn notify_to(&mut self, notify: cepheid_runtime::Notify) {
-        self.reach.notify_to(notify);
+        for (level, text) in self.unsaid.drain(..) {
+            notify.say(level, text);
+        }
+        self.reach.notify_to(notify.clone());
+        self.notify = Some(notify);
+    }
+
+    /// Says `text` on the run's report (once it is given one).
+    fn say(&mut self, level: Level, text: String) {
+        match &self.notify {
+            Some(notify) => notify.say(level, text),
+            None => self.unsaid.push((level, text)),
+        }
+    }
+
+    /// Says that the position sought was written before the marks: its
+    /// topics' identity is not checked.
+    pub(crate) fn say_once_unmarked(&mut self) {
+        self.say(
+            Level::Info,
+            "cepheid: Kafka: the checkpoint's position was written by an older cepheid, without \
+             the records' fingerprints: its offsets are checked against each partition's range, \
+             not that the topic is the one they were taken on"
+                .to_string(),
+        );
+    }
+
+    /// How many partitions were started again because their offsets did
+    /// not fit ([`SourceConfig::on_mismatch`]).
+    pub fn restarted(&self) -> u64 {
+        self.restarted
+    }
+
+    /// Takes the offsets (and marks) of `kept` for the partitions it
+    /// names, each checked against its partition as it is now: one that
+    /// does not fit is refused or started again
+    /// ([`SourceConfig::on_mismatch`]). The rules topic's offset is
+    /// checked against its range (it has no mark: it is the first record
+    /// not applied yet); one before its start reads from its first record
+    /// kept (compaction), said. Gives the rules topic's offset to read
+    /// from (its kept one, or where it starts again). Assigns nothing.
+    fn fit(&mut self, kept: &KafkaPosition) -> Result<Option<i64>, KafkaError> {
+        self.kept = true;
+        for (t, p) in &self.splits {
+            match (kept.get(t, *p), kept.mark(t, *p)) {
+                (Some(_), Some(mark)) => self.position.set_after(t, *p, mark),
+                (Some(o), None) => self.position.set(t, *p, o),
+                _ => {}
+            }
+        }
+        let mut found = misfits(
+            &self.consumer,
+            &self.probe_config,
+            kept,
+            &self.splits,
+            self.retry,
+        )?;
+        let mut rules_from = None;
+        if let Some(rules) = &self.rules {
+            let topic = rules.topic.clone();
+            if let Some(offset) = kept.get(&topic, 0) {
+                rules_from = Some(offset);
+                let mut at = KafkaPosition::new();
+                at.set(&topic, 0, offset);
+                let only = [(topic.clone(), 0)];
+                for m in misfits(&self.consumer, &self.probe_config, &at, &only, self.retry)? {
+                    match m.mismatch {
+                        Mismatch::BeforeStart { start } => {
+                            rules_from = Some(start);
+                            self.say(
+                                Level::Info,
+                                format!(
+                                    "cepheid: Kafka: the rules topic {topic:?} starts at offset \
+                                     {start} now, after the kept offset {offset}: read from its \
+                                     first record kept (compaction or retention removed the others)"
+                                ),
+                            );
+                        }
+                        _ => found.push(m),
+                    }
+                }
+            }
+        }
+        for (m, to) in self.restart(found, self.on_mismatch)? {
+            match &self.rules {
+                Some(rules) if rules.topic == m.topic => rules_from = Some(to),
+                _ => self.position.set(&m.topic, m.partition, to),
+            }
+        }
+        Ok(rules_from)
+    }
+
+    /// Starts each of `found` again as `on` says, and says so (each with
+    /// the offset it starts again at); or refuses with the first.
+    fn restart(
+        &mut self,
+        found: Vec<Misfit>,
+        on: OnMismatch,
+    ) -> Result<Vec<(Misfit, i64)>, KafkaError> {
+        if on == OnMismatch::Refuse {
+            let others = found.len().saturating_sub(1);
+            return match found.into_iter().next() {
+                Some(m) => Err(KafkaError::OffsetMismatch {
+                    topic: m.topic,
+                    partition: m.partition,
+                    offset: m.offset,
+                    mismatch: Box::new(m.mismatch),
+                    others,
+                }),
+                None => Ok(Vec::new()),
+            };
+        }
+        let mut restarted = Vec::with_capacity(found.len());
+        for m in found {
+            let (to, which) = match on {
+                OnMismatch::Latest => (m.high, "after its last record"),
+                _ => (m.low, "at its first record"),
+            };
+            self.restarted += 1;
+            self.say(
+                Level::Warning,
+                format!(
+                    "cepheid: Kafka: the kept offset {} of topic {:?} partition {} does not fit \
+                     the topic as it is now: {}; the partition starts again {which}, offset {to} \
+                     (`KafkaOptions::offset_mismatch` {on}; {} partition{} started again)",
+                    m.offset,
+                    m.topic,
+                    m.partition,
+                    m.mismatch,
+                    self.restarted,
+                    if self.restarted == 1 { "" } else { "s" }
+                ),
+            );
+            restarted.push((m, to));
+        }
+        Ok(restarted)
     }
 
     /// The rules topic, if the source reads one.
@@ -706,6 +887,8 @@ impl KafkaSource {
         let mut delivered = 0;
         let mut timeout = wait;
         let mut drained = false;
+        // (the position moves past the records handed out since `from`)
+        let mut from = batch.len();
         while delivered < self.max_batch {
             let Some(result) = self.consumer.poll(timeout) else {
                 drained = true;
@@ -729,13 +912,17 @@ impl KafkaSource {
                     if end.is_some_and(|end| message.offset() >= end) {
                         continue; // bounded: after the end
                     }
-                    self.position.set(topic, partition, message.offset() + 1);
                     batch.push(record_of(&message, split));
                     delivered += 1;
                 }
-                Err(error) => self.on_error(error)?,
+                Err(error) => {
+                    self.read_past(&batch[from..]);
+                    from = batch.len();
+                    self.on_error(error)?;
+                }
             }
         }
+        self.read_past(&batch[from..]);
         // (records handed out are no sign that the broker answers: they
         // may have been fetched before it went; a probe tells)
         let (consumer, topic) = (&self.consumer, &self.topics[0]);
@@ -755,6 +942,31 @@ impl KafkaSource {
         })
     }
 
+    /// Moves the position past `records`, handed out in order: each
+    /// partition's after its last one, with that record's mark (one CRC
+    /// of a key and a value per partition and read, not per record).
+    fn read_past(&mut self, records: &[KafkaRecord]) {
+        let mut marked = vec![
+            false;
+            if records.is_empty() {
+                0
+            } else {
+                self.splits.len()
+            }
+        ];
+        for r in records.iter().rev() {
+            if !std::mem::replace(&mut marked[r.split], true) {
+                let mark = Mark::of(
+                    r.offset,
+                    r.timestamp,
+                    r.key.as_deref(),
+                    r.payload.as_deref(),
+                );
+                self.position.set_after(&r.topic, r.partition, mark);
+            }
+        }
+    }
+
     fn on_error(&mut self, error: ClientError) -> Result<(), KafkaError> {
         match crate::error::code_of(&error) {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
@@ -763,6 +975,31 @@ impl KafkaSource {
                 Err(KafkaError::UnknownTopic {
                     topic: self.topics.join(","),
                 })
+            }
+            Some(RDKafkaErrorCode::OffsetOutOfRange) => {
+                // (which partition the error does not say: each is
+                // checked, and those out of their range now start again
+                // as asked; a first start's at their first record)
+                let at = self.position.clone();
+                let found = misfits(
+                    &self.consumer,
+                    &self.probe_config,
+                    &at,
+                    &self.splits,
+                    self.retry,
+                )?;
+                if found.is_empty() {
+                    return Ok(());
+                }
+                let on = if self.kept {
+                    self.on_mismatch
+                } else {
+                    OnMismatch::Earliest
+                };
+                for (m, to) in self.restart(found, on)? {
+                    self.position.set(&m.topic, m.partition, to);
+                }
+                self.assign()
             }
             _ if retriable(&error) => {
                 self.reach.failed(&error);
@@ -897,6 +1134,40 @@ impl KafkaSource {
         Some(lag)
     }
 
+    /// Records behind the end of each partition of `splits` (numbers of
+    /// [`KafkaSource::splits`]), as the client knows it now: each one's
+    /// high watermark from the client's last fetch response for it
+    /// (`identity::known_high_watermark`, no request: the fetches that
+    /// bring any partition's records bring every partition's end on that
+    /// broker) less the position (the offset after the last record handed
+    /// out, or librdkafka's, which moves past transaction markers: asked
+    /// only when the first is behind), never below 0. `None` when the
+    /// client knows no end of one of them yet. (The high watermark, not
+    /// the last stable offset: the records of a transaction still open
+    /// count as waiting, they come when it commits. tansu 0.6 gives its
+    /// last batch's first offset + 1, which still tells a batch that was
+    /// not read from one that was.)
+    pub fn lag_now(&self, splits: &[usize]) -> Option<Vec<u64>> {
+        let mut lag = Vec::with_capacity(splits.len());
+        for &split in splits {
+            let (topic, partition) = self.splits.get(split)?;
+            let high =
+                crate::identity::known_high_watermark(self.consumer.client(), topic, *partition)?;
+            let mut at = self.position.get(topic, *partition).unwrap_or(0);
+            if at < high {
+                let librdkafka = self.consumer.position().ok().and_then(|p| {
+                    match p.find_partition(topic, *partition)?.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    }
+                });
+                at = at.max(librdkafka.unwrap_or(0));
+            }
+            lag.push(u64::try_from(high - at).unwrap_or(0));
+        }
+        Some(lag)
+    }
+
     /// Bounded: each partition's end offset, read at the start.
     pub fn end(&self) -> Option<&KafkaPosition> {
         self.end.as_ref()
@@ -917,14 +1188,14 @@ impl KafkaSource {
     /// restarts at its offset; the others stay where they are; a partition
     /// the source does not read is ignored (another worker's). The rules
     /// topic is read again from the offset it names, up to its end now.
+    ///
+    /// Each offset is checked against its partition as it is now, and
+    /// one that does not fit refused or started again
+    /// ([`SourceConfig::on_mismatch`]).
     pub fn seek(&mut self, position: &KafkaPosition) -> Result<(), KafkaError> {
-        for (t, p, o) in position.iter() {
-            if self.position.get(t, p).is_some() {
-                self.position.set(t, p, o);
-            }
-        }
+        let rules_from = self.fit(position)?;
         if let Some(rules) = &mut self.rules {
-            let offset = position.get(&rules.topic, 0).unwrap_or(rules.next());
+            let offset = rules_from.unwrap_or(rules.next());
             rules.start_at(offset)?;
         }
         self.assign()

@@ -47,6 +47,9 @@ pub(super) struct Job {
     pub(super) own: Vec<Option<write::Shared>>,
     /// Did a worker fail to write its own output file?
     pub(super) write_failed: Failed,
+    /// Could a worker's source not go on from its place in the cut (its
+    /// error, which ends the run as one engine's refusal does)?
+    pub(super) source_failed: Failed,
     /// Set by a part that met a malformed line with `--strict`.
     pub(super) stop: Arc<AtomicBool>,
     /// Several processes (`--processes`).
@@ -703,18 +706,26 @@ impl Job {
                 Ok(place) => {
                     resumed = place.watermarks_of(&live.names);
                     let sought = source.seek(&place.position);
-                    sought.map_err(|e| (format!("error: cannot read {origin}: {e}"), e.to_string()))
+                    sought.map_err(|e| {
+                        let said = format!("error: cannot read {origin}: {e}");
+                        (said, e.to_string(), Some(e))
+                    })
                 }
                 Err(e) => Err((
                     format!(
                         "error: checkpoint: the place of {origin} in the cut cannot be read: {e}"
                     ),
                     e.to_string(),
+                    None,
                 )),
             };
-            if let Err((said, why)) = sought {
+            if let Err((said, why, error)) = sought {
                 say!(self.say, Error, "{said}");
                 live.counts.read_error(origin, why);
+                if let Some(e) = error {
+                    // (the run's end, as one engine's refusal to seek is)
+                    self.source_failed.set(cepheid_runtime::Error::Source(e));
+                }
                 // (the feed dropped: the source ends)
                 return thread::spawn(|| None);
             }

@@ -531,3 +531,44 @@ fn tansu_does_not_answer_the_commit_of_a_producer_fenced_after_its_last_record()
         "{error:?}"
     );
 }
+
+/// tansu 0.6 gives a partition's end (ListOffsets latest, the high
+/// watermark) as its last batch's first offset + 1, not the offset after
+/// its last record, until another batch comes; every record is read all
+/// the same (docs/kafka.md, the test broker's quirks). The day it gives
+/// 10 here, this test fails: `--kafka-until end` and the tests that send
+/// their last record alone can then stop doing so.
+#[test]
+fn tansu_gives_a_partitions_end_as_its_last_batchs_first_offset_plus_1() {
+    let broker = Broker::start();
+    let t = topic("tansu-end");
+    broker.create_topic(&t, 1);
+    // (one flush: one batch of ten)
+    crate::source::produce(&broker, &t, 0, &crate::source::numbered("v", 10));
+    let consumer: BaseConsumer = broker
+        .config()
+        .set("group.id", "tansu-end")
+        .create()
+        .expect("a consumer");
+    assert_eq!(
+        consumer.fetch_watermarks(&t, 0, T).expect("watermarks"),
+        (0, 1)
+    );
+    broker.produce(&t, 0, &[("k", "alone")]);
+    assert_eq!(
+        consumer.fetch_watermarks(&t, 0, T).expect("watermarks"),
+        (0, 11)
+    );
+    // Every record is read all the same.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&t, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).expect("assign");
+    let mut offsets = Vec::new();
+    let deadline = Instant::now() + T;
+    while offsets.len() < 11 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            offsets.push(m.offset());
+        }
+    }
+    assert_eq!(offsets, (0..11).collect::<Vec<i64>>());
+}

@@ -5,9 +5,11 @@
 //! - `broker`: what exactly-once needs from the broker, and what tansu
 //!   does not do (each gap a test that fails the day it is fixed);
 //! - `source`: `KafkaSource`;
-//! - `sink`: `KafkaSink`.
+//! - `sink`: `KafkaSink`;
+//! - `mismatch`: kept offsets that no longer fit their topic.
 
 mod broker;
+mod mismatch;
 mod sink;
 mod source;
 mod support;

@@ -11,7 +11,7 @@ use cepheid_kafka::{
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 /// Reads until `n` records came (10 s at most).
-fn read_n(source: &mut KafkaSource, n: usize) -> Vec<KafkaRecord> {
+pub(crate) fn read_n(source: &mut KafkaSource, n: usize) -> Vec<KafkaRecord> {
     let mut batch = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while batch.len() < n && Instant::now() < deadline {
@@ -23,7 +23,7 @@ fn read_n(source: &mut KafkaSource, n: usize) -> Vec<KafkaRecord> {
 }
 
 /// Nothing more comes for 1 s.
-fn assert_quiet(source: &mut KafkaSource) {
+pub(crate) fn assert_quiet(source: &mut KafkaSource) {
     let mut batch = Vec::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(1) {
@@ -52,13 +52,13 @@ fn payloads(records: &[KafkaRecord]) -> Vec<(i32, i64, String)> {
     v
 }
 
-fn numbered(prefix: &str, n: usize) -> Vec<(String, String)> {
+pub(crate) fn numbered(prefix: &str, n: usize) -> Vec<(String, String)> {
     (0..n)
         .map(|i| (format!("k{i}"), format!("{prefix}{i}")))
         .collect()
 }
 
-fn produce(broker: &Broker, t: &str, partition: i32, records: &[(String, String)]) {
+pub(crate) fn produce(broker: &Broker, t: &str, partition: i32, records: &[(String, String)]) {
     let refs: Vec<(&str, &str)> = records
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))

@@ -434,6 +434,11 @@ pub(crate) enum Message {
 /// [`Source::lag`], at most.
 pub(crate) const LAG_EVERY: Duration = Duration::from_secs(1);
 
+/// How often the reader thread of a [`Source`] with splits asks it for
+/// the lag of the splits that idleness would leave out of event time
+/// ([`Source::lag_now`], [`SplitWatermarks::lag_wanted`]), at most.
+pub(crate) const LAG_NOW_EVERY: Duration = Duration::from_millis(10);
+
 /// When the reader thread sends what its decoder saw of the fields
 /// ([`Message::Seen`]): once its decoder has watched `after` events, and
 /// at the end of the input.

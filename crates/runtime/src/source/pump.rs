@@ -247,6 +247,8 @@ struct Pump {
     last_at: Option<Timestamp>,
     /// The entries read so far.
     seq: u64,
+    /// When the lag of splits quiet past the idle timeout was last asked.
+    lag_asked: Option<Instant>,
 }
 
 impl Pump {
@@ -273,6 +275,7 @@ impl Pump {
             due: VecDeque::new(),
             last_at: None,
             seq: 0,
+            lag_asked: None,
         }
     }
 
@@ -440,11 +443,31 @@ impl Pump {
 
     /// The splits' watermark at `now` ([`advance`]). False when the run
     /// stopped.
+    /// A split quiet past the idle timeout that would be left out is
+    /// first asked whether it has records waiting ([`Source::lag_now`], at
+    /// most every [`LAG_NOW_EVERY`]; meanwhile, when the source tells
+    /// lags, it holds event time back).
     fn advance(&mut self, now: Instant, out: &mut Outbox<'_>) -> bool {
-        match &mut self.splits {
-            Some((w, _)) => advance(w, now, self.seq, &mut self.due, &mut self.given, out),
-            None => true,
+        let Some((w, _)) = &mut self.splits else {
+            return true;
+        };
+        if self
+            .lag_asked
+            .map_or(true, |at| at.elapsed() >= LAG_NOW_EVERY)
+        {
+            let wanted = w.lag_wanted(now);
+            if !wanted.is_empty() {
+                self.lag_asked = Some(Instant::now());
+                let lag = (self.source.lock().unwrap_or_else(|p| p.into_inner())).lag_now(&wanted);
+                match lag {
+                    Some(lag) => {
+                        (wanted.into_iter().zip(lag)).for_each(|(s, n)| w.set_lag(s, n, now))
+                    }
+                    None => w.lag_untold(),
+                }
+            }
         }
+        advance(w, now, self.seq, &mut self.due, &mut self.given, out)
     }
 }
 

@@ -279,6 +279,21 @@ pub trait Source: Send + 'static {
         None
     }
 
+    /// Records behind the end of each of `splits` (split numbers, as in
+    /// [`RawRecord::split`]) as the source knows them now: what tells a
+    /// split that is quiet but has records waiting from an idle one
+    /// ([`SplitWatermarks`]). The reader thread asks at most every 10 ms,
+    /// only while a split quiet past the idle timeout would otherwise be
+    /// left out of a watermark that moves ([`SplitWatermarks::lag_wanted`]),
+    /// and holds event time back until it is answered: it should cost no
+    /// request to a server (a Kafka source answers from its client's last
+    /// fetch responses). `None` when it cannot say (the default: such a
+    /// split is left out on its quiet alone), in order otherwise.
+    fn lag_now(&mut self, splits: &[usize]) -> Option<Vec<u64>> {
+        let _ = splits;
+        None
+    }
+
     /// How many splits it has (a Kafka source: its partitions), numbered
     /// from 0 in [`RawRecord::split`]; 1 by default.
     fn splits(&self) -> usize {
@@ -310,7 +325,12 @@ pub trait Source: Send + 'static {
 /// Per-split watermarks combined as Flink's Kafka source does: the
 /// watermark is the least over the splits, and a split from which nothing
 /// came for the idle timeout is left out until it delivers again (so one
-/// quiet partition does not hold event time back). A split that has
+/// quiet partition does not hold event time back), unless it may have
+/// records waiting: once the source tells the splits' lag
+/// ([`SplitWatermarks::set_lag`]), a quiet split is left out only when its
+/// lag, told since any split last delivered, is 0 (after a pause of the
+/// whole input, the split that delivers first does not move event time on
+/// alone while the others' records wait to be read). A split that has
 /// delivered nothing holds it back (as Flink's `Long.MIN_VALUE`) until it
 /// has been quiet for the idle timeout, counted from the first time the
 /// watermarks were asked or told anything; without an idle timeout it
@@ -324,11 +344,20 @@ pub struct SplitWatermarks {
     idle_timeout: Option<Duration>,
     /// Per split: its watermark and when it last delivered.
     splits: Vec<Option<(cepheid_engine::Timestamp, std::time::Instant)>>,
-    /// The first instant it was given: a split that never delivered has
-    /// been quiet since then.
+    /// The first instant it was given, or the last time a split delivered
+    /// after every split had been quiet for the idle timeout (a pause of
+    /// the whole input): a split that has not delivered since has been
+    /// quiet since then.
     since: Option<std::time::Instant>,
+    /// When a split last delivered.
+    latest: Option<std::time::Instant>,
     /// The last watermark returned (never goes back).
     emitted: Option<cepheid_engine::Timestamp>,
+    /// Per split: its records waiting, and when that was asked.
+    lag: Vec<Option<(u64, std::time::Instant)>>,
+    /// The source tells the lag ([`SplitWatermarks::set_lag`]), and did
+    /// at its last asking.
+    told: bool,
 }
 
 impl SplitWatermarks {
@@ -339,14 +368,29 @@ impl SplitWatermarks {
             idle_timeout,
             splits: vec![None; splits],
             since: None,
+            latest: None,
             emitted: None,
+            lag: vec![None; splits],
+            told: false,
         }
     }
 
     /// Split `split` has got to watermark `t` at `now` (a split's
     /// watermark never goes back either).
+    ///
+    /// After a pause of the whole input (every split quiet for the idle
+    /// timeout), the splits that have not delivered since are quiet from
+    /// now, as at the start: the first split to deliver again does not move
+    /// event time on alone while the others' records are on their way.
     pub fn update(&mut self, split: usize, t: cepheid_engine::Timestamp, now: std::time::Instant) {
-        self.since.get_or_insert(now);
+        let since = *self.since.get_or_insert(now);
+        let paused = self.idle_timeout.is_some_and(|timeout| {
+            now.saturating_duration_since(self.latest.map_or(since, |l| l.max(since))) >= timeout
+        });
+        if paused {
+            self.since = Some(now);
+        }
+        self.latest = Some(self.latest.map_or(now, |l| l.max(now)));
         if split >= self.splits.len() {
             self.splits.resize(split + 1, None);
         }
@@ -383,18 +427,94 @@ impl SplitWatermarks {
         self.emitted = emitted;
     }
 
+    /// Split `split` had `records` waiting behind its end at `at`.
+    pub fn set_lag(&mut self, split: usize, records: u64, at: std::time::Instant) {
+        if split >= self.lag.len() {
+            self.lag.resize(split + 1, None);
+        }
+        self.lag[split] = Some((records, at));
+        self.told = true;
+    }
+
+    /// The source could not tell the lag when asked: quiet splits are
+    /// left out on their quiet alone, as without lags, until it tells
+    /// again.
+    pub fn lag_untold(&mut self) {
+        self.told = false;
+    }
+
+    /// When split `split` last delivered (if it never did, the first
+    /// instant the watermarks were given).
+    fn last(&self, split: usize, now: std::time::Instant) -> std::time::Instant {
+        let since = self.since.unwrap_or(now);
+        match self.splits.get(split).copied().flatten() {
+            Some((_, last)) => last.max(since),
+            None => since,
+        }
+    }
+
+    /// Nothing came from split `split` for the idle timeout.
+    fn quiet(&self, split: usize, now: std::time::Instant) -> bool {
+        self.idle_timeout
+            .is_some_and(|timeout| now.saturating_duration_since(self.last(split, now)) >= timeout)
+    }
+
+    /// The source tells lags, and the one told of split `split` since any
+    /// split last delivered is not 0 (or none was told since).
+    fn waiting(&self, split: usize, now: std::time::Instant) -> bool {
+        if !self.told {
+            return false;
+        }
+        match self.lag.get(split).copied().flatten() {
+            Some((n, at)) => n > 0 || at < self.latest(now),
+            None => true,
+        }
+    }
+
+    /// When a split last delivered (if none did, the first instant given).
+    fn latest(&self, now: std::time::Instant) -> std::time::Instant {
+        self.latest.unwrap_or_else(|| self.since.unwrap_or(now))
+    }
+
     /// True when split `split` is left out at `now`: nothing came from it
     /// for the idle timeout (since it last delivered, or, if it never
-    /// did, since the first instant the watermarks were given).
+    /// did, since the first instant the watermarks were given; and no
+    /// earlier than the input delivered again after a pause of the whole
+    /// input, [`SplitWatermarks::update`]), and,
+    /// when the source tells lags, its lag told since any split last
+    /// delivered is 0.
     pub fn is_idle(&self, split: usize, now: std::time::Instant) -> bool {
-        let Some(timeout) = self.idle_timeout else {
-            return false;
+        self.quiet(split, now) && !self.waiting(split, now)
+    }
+
+    /// The splits whose lag to ask at `now` before [`SplitWatermarks::advance`]:
+    /// those that idleness would leave out of a watermark that moves
+    /// (quiet, and behind the least of the others), whose lag was not told
+    /// since a split last delivered (what made the others move may have
+    /// come to them too). Empty when nothing is to be asked.
+    pub fn lag_wanted(&self, now: std::time::Instant) -> Vec<usize> {
+        let quiet: Vec<bool> = (0..self.splits.len()).map(|s| self.quiet(s, now)).collect();
+        let mut least: Option<cepheid_engine::Timestamp> = None;
+        for (slot, _) in self.splits.iter().zip(&quiet).filter(|(_, q)| !**q) {
+            match slot {
+                Some((t, _)) => least = Some(least.map_or(*t, |l| l.min(*t))),
+                None => return Vec::new(),
+            }
+        }
+        let Some(least) = least.filter(|l| self.emitted.map_or(true, |e| e < *l)) else {
+            return Vec::new();
         };
-        let last = match self.splits.get(split).copied().flatten() {
-            Some((_, last)) => last,
-            None => self.since.unwrap_or(now),
-        };
-        now.saturating_duration_since(last) >= timeout
+        let latest = self.latest(now);
+        (0..self.splits.len())
+            .filter(|&s| quiet[s] && self.splits[s].map_or(true, |(t, _)| t < least))
+            .filter(|&s| {
+                self.lag
+                    .get(s)
+                    .copied()
+                    .flatten()
+                    .map_or(true, |(_, at)| at < latest)
+            })
+            .collect()
     }
 
     /// The combined watermark at `now`, when it moved past the last one
