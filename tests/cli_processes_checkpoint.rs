@@ -578,22 +578,14 @@ fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
                     args.push(a.to_string());
                 }
             }
-            cepheid()
+            let mut command = cepheid();
+            command
                 .current_dir(&dir)
                 .arg("run")
                 .args(&args)
                 .args(["--no-progress", "--processes", "2", "--process", process])
-                .args(["--hostfile", "hosts"])
-                .args(if process == "0" {
-                    &["--output", "out.jsonl"][..]
-                } else {
-                    &[][..]
-                })
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .args(["--hostfile", "hosts"]);
+            spawn_process(&mut command, process)
         };
         let zero = start("0", &[]);
         std::thread::sleep(Duration::from_millis(50));
@@ -637,6 +629,20 @@ fn processes_running_other_commands_refuse_to_start_naming_what_differs() {
     }
 }
 
+/// Starts `command` as process `process` of two: process 0 writes
+/// `out.jsonl`; standard error piped, the rest closed.
+fn spawn_process(command: &mut Command, process: &str) -> Child {
+    if process == "0" {
+        command.args(["--output", "out.jsonl"]);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Processes that would go on from different cuts (a folder copied, not
 /// shared; a sink's choice one of them did not learn) refuse to start,
 /// naming the cut each resumes: they would have given silent wrong
@@ -647,19 +653,11 @@ fn processes_resuming_different_cuts_refuse_to_start_naming_them() {
     let run = |zero: &str, one: &str| {
         two_hosts(&dir);
         let start = |process: &str, folder: &str| {
-            process_of_two(&dir, process)
+            let mut command = process_of_two(&dir, process);
+            command
                 .args(["--chunk-bytes", "65536", "--max-delay", "2s"])
-                .args(["--checkpoint", folder, "--checkpoint-every", "20ms"])
-                .args(if process == "0" {
-                    &["--output", "out.jsonl"][..]
-                } else {
-                    &[][..]
-                })
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .args(["--checkpoint", folder, "--checkpoint-every", "20ms"]);
+            spawn_process(&mut command, process)
         };
         let (zero, one) = (start("0", zero), start("1", one));
         (
