@@ -116,6 +116,15 @@ impl Broker {
         (broker, proxy)
     }
 
+    /// A broker with in-memory storage behind a [`SlowProxy`] that holds
+    /// each of its answers back `delay` (the proxy started).
+    pub fn start_behind_slow_proxy(delay: Duration) -> (Broker, SlowProxy) {
+        let port = free_port();
+        let broker = Broker::start_advertising(Storage::Memory, Some(port));
+        let proxy = SlowProxy::start(port, broker.port, delay);
+        (broker, proxy)
+    }
+
     fn start_advertising(storage: Storage, advertised: Option<u16>) -> Broker {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -450,4 +459,76 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A proxy of the tests' own in front of a broker (which advertises the
+/// proxy's port, so that every connection goes through it): each answer
+/// of the broker is held back `delay` before it is passed on, as on a slow
+/// network with slow acknowledgements. A client's exchanges take longer:
+/// the commit that follows a checkpoint's marker (three round trips) comes
+/// at least three delays after it, so that a run killed just after a cut
+/// is complete is killed before that cut's commit. (tansu's own proxy
+/// passes bytes on at once.) Its threads end with the test process.
+pub struct SlowProxy {
+    port: u16,
+}
+
+impl SlowProxy {
+    /// Listens on `port`, passing each connection on to `origin`.
+    fn start(port: u16, origin: u16, delay: Duration) -> SlowProxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("the proxy's port");
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(broker) = std::net::TcpStream::connect(("127.0.0.1", origin)) else {
+                    continue;
+                };
+                let _ = (client.set_nodelay(true), broker.set_nodelay(true));
+                let (Ok(client_in), Ok(broker_in)) = (client.try_clone(), broker.try_clone())
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || pass_on(client_in, broker, Duration::ZERO));
+                std::thread::spawn(move || pass_on(broker_in, client, delay));
+            }
+        });
+        SlowProxy { port }
+    }
+
+    /// `127.0.0.1:PORT` of the proxy, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copies what `from` sends to `to`, each read passed on `delay` after it
+/// came (a latency: reads keep coming meanwhile), until either side
+/// closes.
+fn pass_on(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Duration) {
+    use std::io::Write as _;
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        for (came, bytes) in rx {
+            if let Some(wait) = (came + delay).checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if to.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if tx.send((Instant::now(), buffer[..n].to_vec())).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.join();
+    let _ = from.shutdown(std::net::Shutdown::Both);
 }
