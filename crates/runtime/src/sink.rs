@@ -251,7 +251,12 @@ pub trait Sink: Send {
     /// read without going back to it or taking anything over (a
     /// transactional sink fences no one). Every process must resume from
     /// the one process 0's sink chooses. By default the newest: a sink that
-    /// commits nothing of its own chooses no other.
+    /// commits nothing of its own chooses no other. (A sink that chooses
+    /// another one with [`Sink::recover`] and does not say it here makes
+    /// the processes refuse to start, naming the cuts they would resume,
+    /// and start at the next try: process 0 deleted the cuts after its
+    /// choice.) Also asked on a first start, before [`Sink::recover`],
+    /// with `kept` empty: a refusal then takes nothing over.
     fn committed(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
         let _ = kept;
         Ok(0)
