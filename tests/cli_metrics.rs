@@ -709,23 +709,44 @@ fn checkpoints_and_the_state_held_are_in_the_metrics() {
 
 #[test]
 fn reloads_applied_and_refused_are_in_the_metrics() {
-    let dir = crate::common::scratch("metrics_reload");
+    reloads_in_the_metrics("metrics_reload", &[]);
+}
+
+/// The same on workers: worker 0 says each change made or refused to the
+/// observer as one engine's run does (they were said on standard error
+/// only: the page and `/metrics` showed no change of rules).
+#[cfg(feature = "workers")]
+#[test]
+fn reloads_on_workers_applied_and_refused_are_in_the_metrics() {
+    reloads_in_the_metrics("metrics_reload_workers", &["--workers", "2"]);
+}
+
+/// A followed file's patterns watched, edited (applied), broken (refused)
+/// and reloaded by SIGHUP, on `layout`: each change in the metrics and
+/// `/status.json`.
+fn reloads_in_the_metrics(name: &str, layout: &[&str]) {
+    let dir = crate::common::scratch(name);
     let rules = dir.join("p.cep");
     let pair = "pattern pair {\n    partition by k\n    match a followed by b\n    where\n        a: type == \"a\"\n        b: type == \"b\"\n}\n";
     std::fs::write(&rules, pair).unwrap();
     let events = dir.join("events.jsonl");
     std::fs::write(&events, "{\"ts\":1,\"type\":\"a\",\"k\":1}\n").unwrap();
-    let live = Live::spawn(cepheid().current_dir(&dir).args([
-        "run",
-        "p.cep",
-        "--events",
-        "events.jsonl",
-        "--follow",
-        "--watch",
-        "--no-progress",
-        "--metrics",
-        "127.0.0.1:0",
-    ]));
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "p.cep",
+                "--events",
+                "events.jsonl",
+                "--follow",
+                "--watch",
+                "--no-progress",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .args(layout),
+    );
     let addr = address(&live.stderr_line("cepheid: metrics on http://"));
     let text = scrape_until(addr, "the first update", |t| {
         value(t, "cepheid_events_read_total") == Some(1.0)

@@ -190,6 +190,15 @@ impl Say {
     fn report(&self) -> std::sync::MutexGuard<'_, Box<dyn Report>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Says `event` to a report that observes the run (a change of rules
+    /// made or refused, as one engine's run says it).
+    fn event(&self, event: &RunEvent<'_>) {
+        let mut report = self.report();
+        if report.observes() {
+            report.event(event);
+        }
+    }
 }
 
 /// Where a run on several workers runs: what `--workers`, `--processes`,

@@ -210,13 +210,12 @@ impl Collect<Record> for Emit {
                     Level::Info,
                     text.strip_suffix('\n').unwrap_or(&text),
                 ));
+                self.say.event(&RunEvent::Reloaded);
             }
             Err(why) => {
-                say!(
-                    self.say,
-                    Warning,
-                    "cepheid: {place}: the new rules {why}; the old rules go on"
-                );
+                let why = format!("cepheid: {place}: the new rules {why}; the old rules go on");
+                self.say.event(&RunEvent::ReloadRefused { why: &why });
+                say!(self.say, Warning, "{why}");
             }
         }
     }

@@ -92,6 +92,7 @@ pub(super) fn rules_item(
 ) -> Option<SourceItem<Record>> {
     let refused = |why: String| {
         counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
+        say.event(&RunEvent::ReloadRefused { why: &why });
         say!(say, Warning, "{why}");
         None
     };
