@@ -123,6 +123,19 @@ pub struct Checkpoint {
     pub sink: SinkState,
 }
 
+/// A first start of a run with checkpoints (its folder keeps none): the
+/// sink is asked, as on resuming, which checkpoint it committed; one that
+/// committed checkpoints of its own (a standby with a folder of its own, a
+/// disk replaced) refuses, rather than have every record committed a
+/// second time. Asked first without taking over ([`Sink::committed`]), so
+/// that a refusal fences no run that still writes; then
+/// [`Sink::recover`], which does (a transactional sink aborts what an
+/// instance before it left open). Both executors start so.
+pub fn first_start(sink: &mut dyn Sink) -> Result<(), SinkError> {
+    sink.committed(&[])?;
+    sink.recover(&[]).map(|_| ())
+}
+
 /// Where a run's records go.
 pub trait Sink: Send {
     /// Where records of `kind` go, for messages (`out.jsonl`,

@@ -462,15 +462,10 @@ pub(super) fn chosen(
     let folder = || dir.to_path_buf();
     let mut stored = store::kept(dir)?;
     let Some(newest) = stored.first() else {
-        // None kept: a sink that committed checkpoints of its own (a
-        // standby with an empty folder) refuses, rather than commit every
-        // record a second time.
+        // (none kept: a first start, which the sink is asked about too)
         if writes {
-            // (asked first without taking over: a refusal fences no run
-            // that still writes)
-            let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
-            sink.committed(&[]).map_err(sink_error)?;
-            sink.recover(&[]).map_err(sink_error)?;
+            cepheid_runtime::sink::first_start(sink)
+                .map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
         }
         return Ok(None);
     };

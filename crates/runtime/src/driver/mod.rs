@@ -333,10 +333,7 @@ impl Runtime {
         // record a second time.
         let resumed = match resumed {
             None if config.checkpoint.is_some() => {
-                // (asked first without taking over: a refusal fences no
-                // run that still writes)
-                sink.committed(&[]).map_err(Error::Sink)?;
-                sink.recover(&[]).map_err(Error::Sink)?;
+                crate::sink::first_start(sink.as_mut()).map_err(Error::Sink)?;
                 None
             }
             None => None,
