@@ -139,6 +139,14 @@ pub struct Args {
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "URL")]
     pub(crate) rules_topic: Option<PathBuf>,
+    /// A record of --rules-topic whose timestamp is further ahead of event
+    /// time than this when it is read (a producer writing microseconds, a
+    /// wrong clock) does not wait for event time to reach it, which would
+    /// hold every later record back: it applies at once, said on standard
+    /// error and on the monitor. `none`: it waits however far ahead.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_ahead)]
+    pub(crate) rules_max_ahead: Ahead,
     /// Input format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -613,6 +621,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::flush_at_end`", "--flush-at-end"),
     ("`Config::rules_from_stream`", "--rules-from-stream"),
     ("`Config::rules_dir`", "--rules-dir"),
+    ("`Config::rules_max_ahead`", "--rules-max-ahead"),
     ("`Config::watch`", "--watch"),
     ("`Config::follow`", "--follow"),
     ("`Config::source_rules`", "--rules-topic"),
@@ -623,6 +632,21 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Scale::output_per_worker`", "--output-per-worker"),
     ("`Scale::chunk_bytes`", "--chunk-bytes"),
 ];
+
+/// `--rules-max-ahead`: a duration, or `none`.
+#[cfg(feature = "kafka")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ahead(Option<i64>);
+
+#[cfg(feature = "kafka")]
+fn parse_ahead(text: &str) -> Result<Ahead, String> {
+    match text {
+        "none" => Ok(Ahead(None)),
+        _ => parse_duration(text)
+            .map(|ms| Ahead(Some(ms)))
+            .map_err(|e| format!("{e} (or `none`)")),
+    }
+}
 
 /// A message of the library in the command's words: each setting it names
 /// ([`FLAGS`]) as the flag that sets it.
@@ -740,6 +764,7 @@ pub(crate) fn config(args: &Args) -> Config {
     #[cfg(feature = "kafka")]
     {
         config.source_rules = args.rules_topic.is_some();
+        config.rules_max_ahead = args.rules_max_ahead.0.map(ms);
     }
     config
 }
@@ -825,6 +850,10 @@ impl Report for Progress {
                 cepheid_runtime::RunEvent::ReloadRefused { why } => {
                     let why = in_flags(why);
                     observer.event(&cepheid_runtime::RunEvent::ReloadRefused { why: &why });
+                }
+                cepheid_runtime::RunEvent::RulesAhead { what } => {
+                    let what = in_flags(what);
+                    observer.event(&cepheid_runtime::RunEvent::RulesAhead { what: &what });
                 }
                 event => observer.event(event),
             }

@@ -1854,6 +1854,169 @@ fn idle_rules_topic_and_a_late_rules_record(extra: &[&str]) {
     assert!(!out.contains("\"o2\""), "o2 under the new rules: {out}");
 }
 
+/// Issue 39, items 5 and 8, on a live run's rules topic with the monitor:
+/// a rules record stamped far ahead of event time (the year 2100: a
+/// producer writing microseconds, a wrong clock) applies when it is read
+/// instead of holding every later record back for ever; `{"$rules": ""}`
+/// is refused (it would stop every alert); a record within
+/// `--rules-max-ahead` waits for event time, shown as waiting. Each is said
+/// on standard error, in `/metrics` and in `/status.json`.
+#[cfg(feature = "metrics")]
+#[test]
+fn a_rules_record_far_ahead_applies_when_read_an_empty_set_is_refused_and_a_waiting_one_is_shown() {
+    rules_topic_guards(&[]);
+}
+
+/// The same on two workers.
+#[cfg(all(feature = "metrics", feature = "workers"))]
+#[test]
+fn on_workers_a_rules_record_far_ahead_applies_when_read_an_empty_set_is_refused_and_a_waiting_one_is_shown(
+) {
+    rules_topic_guards(&["--workers", "2"]);
+}
+
+#[cfg(feature = "metrics")]
+fn rules_topic_guards(extra: &[&str]) {
+    use crate::cli_metrics::{address, get, scrape_until, value};
+    use crate::common::Live;
+    let broker = Broker::start();
+    let dir = scratch("kafka_rules_guards");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let b = broker.bootstrap();
+    let input = topic("rules-guards-in");
+    let rules = topic("rules-guards-rules");
+    broker.create_topic(&input, 1);
+    broker.create_topic(&rules, 1);
+    let event = |ts: i64, kind: &str, order: &str, amount: i64| {
+        serde_json::json!({ "ts": ts, "type": kind, "order": order, "user": "u", "amount": amount })
+            .to_string()
+    };
+    produce_lines(
+        &b,
+        &input,
+        &[
+            event(1_000, "created", "o1", 0),
+            event(2_000, "paid", "o1", 50),
+            event(10_000, "other", "-", 0),
+        ],
+    );
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "0s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--rules-topic", &format!("kafka://{b}/{rules}")])
+            .args(["--output", "out.jsonl", "--metrics", "127.0.0.1:0"])
+            .args(extra),
+    );
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let out = dir.join("out.jsonl");
+    let matched = |order: &str| {
+        let needle = format!("\"order\":\"{order}\"");
+        fs::read_to_string(&out).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.contains("\"kind\":\"match\"") && l.contains(&needle))
+        })
+    };
+    let deadline = Instant::now() + T;
+    while !matched("o1") {
+        assert!(Instant::now() < deadline, "no match of o1");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The year 2100: applied when read (paid needs amount > 100 from then
+    // on), not at its time.
+    let year_2100 = 4_102_444_800_000;
+    let changed = serde_json::json!({ "$rules": CHANGED }).to_string();
+    produce_timed(&b, &rules, &[(changed.clone(), year_2100)]);
+    let said = live.stderr_line("further ahead than --rules-max-ahead");
+    assert!(
+        said.contains(&format!(
+            "cepheid: kafka:{rules} partition 0 offset 0: a rules record of time 2100-01-01T00:00:00.000Z read when event time was at "
+        )) && said.contains(": applied now, not at its time"),
+        "{said}"
+    );
+    scrape_until(addr, "the record applied ahead", |t| {
+        value(t, "cepheid_reloads_ahead_total") == Some(1.0)
+            && value(t, "cepheid_reloads_total") == Some(1.0)
+    });
+    // Then an empty set (refused) at 13,000, past o2 and o3 under the new
+    // rules.
+    produce_timed(
+        &b,
+        &rules,
+        &[(serde_json::json!({ "$rules": "" }).to_string(), 13_000)],
+    );
+    produce_lines(
+        &b,
+        &input,
+        &[
+            event(11_000, "created", "o2", 0),
+            event(11_500, "paid", "o2", 50),
+            event(12_000, "created", "o3", 0),
+            event(12_500, "paid", "o3", 500),
+            event(20_000, "other", "-", 0),
+        ],
+    );
+    live.stderr_line(&format!(
+        "cepheid: kafka:{rules} partition 0 offset 1 (`$rules`): refused: the new rule set has no patterns"
+    ));
+    scrape_until(addr, "the refusal", |t| {
+        value(t, "cepheid_reloads_refused_total") == Some(1.0)
+    });
+    // A record half an hour ahead waits (within the bound), shown.
+    let half_hour_on = 20_000 + 1_800_000;
+    produce_timed(&b, &rules, &[(changed, half_hour_on)]);
+    let deadline = Instant::now() + T;
+    let status = loop {
+        let (_, json) = get(addr, "/status.json");
+        let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let waiting = &status["run"]["reloads"]["waiting"];
+        if waiting["at_ms"].as_i64() == Some(half_hour_on) {
+            assert_eq!(waiting["records"].as_u64(), Some(1), "{waiting}");
+            break status;
+        }
+        assert!(Instant::now() < deadline, "not shown waiting: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = scrape_until(addr, "the record waiting", |t| {
+        value(t, "cepheid_rules_waiting").is_some()
+    });
+    assert_eq!(value(&text, "cepheid_rules_waiting"), Some(1.0), "{text}");
+    let reloads = &status["run"]["reloads"];
+    assert_eq!(reloads["ahead"].as_u64(), Some(1), "{reloads}");
+    assert!(
+        reloads["last_ahead"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("further ahead than --rules-max-ahead"),
+        "{reloads}"
+    );
+    assert!(
+        reloads["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no patterns"),
+        "{reloads}"
+    );
+    // Event time reaches it: applied, nothing waits.
+    produce_lines(&b, &input, &[event(2_000_000, "other", "-", 0)]);
+    scrape_until(addr, "the waiting record applied", |t| {
+        value(t, "cepheid_rules_waiting") == Some(0.0)
+            && value(t, "cepheid_reloads_total") == Some(2.0)
+    });
+    assert!(
+        matched("o3") && !matched("o2"),
+        "o2 and o3 under the new rules"
+    );
+    live.signal("TERM");
+    let (status, _, err) = live.finish();
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert!(
+        crash::summary(&err).contains(", 2 rule reloads, 1 refused (the old rules kept)"),
+        "{err}"
+    );
+}
+
 /// The partition of an event of the crash test's stream among 3: by its
 /// key (`order` or `user`), so that each key is in one partition; a line
 /// without one (malformed) in partition 0.

@@ -617,7 +617,7 @@ fn append(path: &Path, text: &str) {
 
 /// Scrapes `/metrics` until `done` holds for its text, or fails after
 /// [`PATIENCE`] (the status is updated once per batch or idle second).
-fn scrape_until(addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
+pub(crate) fn scrape_until(addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let (code, text) = get(addr, "/metrics");

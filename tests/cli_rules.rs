@@ -227,6 +227,67 @@ fn a_control_record_mid_stream_is_the_librarys_set_rules_at_that_line() {
     }
 }
 
+/// Issue 39, item 8: a control record whose rule set has no patterns
+/// (`{"$rules": ""}`, one that holds only comments) would stop every
+/// alert: it is refused, said and counted, unless the record says it
+/// means it (`"$allow_empty": true`, in any place of the record); then it
+/// is the library's `set_rules` at its line. The same on workers.
+#[test]
+fn an_empty_rule_set_from_the_stream_is_refused_unless_the_record_allows_it() {
+    let mut lines = events(13, 3_000);
+    let allowed = r#"{"$allow_empty":true,"$rules":"// nothing for now\n"}"#;
+    lines.insert(2_000, allowed.to_string());
+    let expected = run_library(OLD, &lines, 5, ReloadPolicy::Drain);
+    lines.insert(1_000, rules_record(""));
+    lines.insert(1_500, rules_record("// every rule off\n"));
+    let args = ["--max-delay", "5ms", "--rules-from-stream"];
+    let cli = run_cli("empty_set", OLD, &lines, &args);
+    let err = stderr(&cli);
+    assert!(cli.status.success(), "{err}");
+    let got = String::from_utf8(cli.stdout.clone()).unwrap();
+    assert_eq!(got, expected);
+    assert!(got.contains(r#""pattern":"pair""#), "{got}");
+    for said in [
+        "cepheid: events.jsonl:1001 (`$rules`): refused: the new rule set has no patterns, which would stop every alert; a record that means it says `\"$allow_empty\": true` (docs/dynamic-rules.md, \"Who can change the rules\"); the old rules go on",
+        "cepheid: events.jsonl:1501 (`$rules`): refused: the new rule set has no patterns",
+        "events.jsonl:2003 (`$rules`): rules reloaded:",
+        "  pair: removed",
+        ", 1 rule reload, 2 refused (the old rules kept)",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+    #[cfg(feature = "workers")]
+    {
+        let workers = run_cli(
+            "empty_set_workers",
+            OLD,
+            &lines,
+            &[&args[..], &["--workers", "2"]].concat(),
+        );
+        let werr = stderr(&workers);
+        assert!(workers.status.success(), "{werr}");
+        let sorted = |text: &[u8]| {
+            let mut lines: Vec<String> = String::from_utf8_lossy(text)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(&workers.stdout), sorted(&cli.stdout));
+        assert!(
+            werr.contains(
+                "events.jsonl:1001 (`$rules`): refused: the new rule set has no patterns"
+            ),
+            "{werr}"
+        );
+        assert!(
+            werr.contains(", 1 rule reload, 2 refused (the old rules kept)"),
+            "{werr}"
+        );
+    }
+}
+
 #[test]
 fn reloading_the_same_rules_changes_nothing_byte_for_byte() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -310,7 +371,7 @@ fn a_broken_rule_set_keeps_the_old_rules_and_the_run_goes_on() {
         "2 |     match a b",
         "cepheid: events.jsonl:401 (`$rules`): the new rules have errors; the old rules go on",
         "cepheid: events.jsonl:501 (`$rules_file` missing.cep): refused: cannot open it in --rules-dir: entity not found; the old rules go on",
-        "events.jsonl:601: malformed line: a `$rules` or `$rules_file` record must have no other field (this one has 2)",
+        "events.jsonl:601: malformed line: a `$rules` or `$rules_file` record must have no other field but `$allow_empty` (this one has 2)",
         "events.jsonl:701: malformed line: `$rules` must be the pattern source, as a string",
         "error: events.jsonl:801 ($rules):1:9: pattern `amb` cannot be compiled: the pattern is too ambiguous",
         "cepheid: events.jsonl:801 (`$rules`): the new rules have errors; the old rules go on",

@@ -4,7 +4,8 @@
 //! and summary, whatever the number of workers and where the file is cut
 //! in chunks (a chunk never starts with a control record). Changes that
 //! add fields, add a group of patterns partitioned by a new key, remove
-//! every pattern of a group, empty the rule set, or do not parse; drain
+//! every pattern of a group, empty the rule set (allowed, or refused
+//! without `$allow_empty`), or do not parse; drain
 //! and restart. A pattern that changes its `partition by` is refused on
 //! workers (said, the old rules going on). On `--processes 2` the same
 //! (each process numbers a change's new fields when its order is final);
@@ -98,7 +99,8 @@ impl Rng {
 }
 
 /// `n` events in time order (equal times included), with `changes`
-/// control records drawn from [`SETS`] at random places.
+/// control records drawn from [`SETS`] at random places (the empty set
+/// with `"$allow_empty": true` at even places, without at odd ones).
 pub(crate) fn stream(seed: u64, n: usize, changes: usize) -> Vec<String> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let types = ["a", "b", "c", "x", "y"];
@@ -119,7 +121,13 @@ pub(crate) fn stream(seed: u64, n: usize, changes: usize) -> Vec<String> {
     for _ in 0..changes {
         let at = rng.below(lines.len() as u64) as usize;
         let set = SETS[rng.below(SETS.len() as u64) as usize];
-        lines.insert(at, serde_json::json!({ "$rules": set }).to_string());
+        // (an empty set is refused unless the record allows it: both, by
+        // where it goes)
+        let record = match set.is_empty() && at % 2 == 0 {
+            true => serde_json::json!({ "$rules": set, "$allow_empty": true }),
+            false => serde_json::json!({ "$rules": set }),
+        };
+        lines.insert(at, record.to_string());
     }
     lines
 }

@@ -51,7 +51,7 @@ pub use observe::{Observer, RECORDS};
 pub use server::{HttpLimits, Server, PAGE};
 pub use status::{
     CheckpointStatus, Edge, EdgeKind, Graph, HttpStatus, Limits, Node, NodeKind, PatternStatus,
-    ReloadStatus, RunStatus, Series, Status, WorkerStatus,
+    ReloadStatus, RunStatus, Series, Status, WaitingStatus, WorkerStatus,
 };
 
 use server::HttpCounters;

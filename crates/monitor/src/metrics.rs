@@ -411,6 +411,20 @@ impl Collector for Snapshot {
             None,
             Value::Counter(run.reloads.refused),
         )?;
+        single(
+            &mut e,
+            "cepheid_reloads_ahead",
+            "Records of a rules stream further ahead of event time than the run's bound when read, applied then instead of at their time.",
+            None,
+            Value::Counter(run.reloads.ahead),
+        )?;
+        single(
+            &mut e,
+            "cepheid_rules_waiting",
+            "Records of a rules stream waiting for event time to reach their time.",
+            None,
+            gauge_u64(run.reloads.waiting.map_or(0, |w| w.records)),
+        )?;
 
         if let Some(http) = &s.http {
             encode_http(&mut e, http)?;

@@ -17,7 +17,7 @@ use cepheid_core::record::FieldTable;
 use cepheid_engine::Record;
 use cepheid_runtime::{Kind, Notice, Report, RunEvent, RunView};
 
-use crate::{Graph, Monitor, WorkerStatus};
+use crate::{Graph, Monitor, WaitingStatus, WorkerStatus};
 
 /// Output records of a batch a run copies for the page's latest matches,
 /// at most (what an observing report answers to
@@ -301,6 +301,8 @@ impl Observer {
                 s.run.state_bytes = state_bytes;
             }
             s.run.field_warnings = view.field_warnings;
+            s.run.reloads.waiting =
+                (view.rules_waiting).map(|w| WaitingStatus::new(w.records, w.at));
             for p in &stats {
                 s.pattern_mut(&p.name).set_counts(p);
             }
@@ -333,6 +335,7 @@ impl Observer {
             RunEvent::CheckpointFailed { error } => s.run.checkpoint.failed(error),
             RunEvent::Reloaded => s.run.reloads.applied(at),
             RunEvent::ReloadRefused { why } => s.run.reloads.refused(at, why),
+            RunEvent::RulesAhead { what } => s.run.reloads.ahead(what),
             _ => {}
         });
     }

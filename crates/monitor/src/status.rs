@@ -207,6 +207,34 @@ pub struct ReloadStatus {
     pub last_ms: Option<i64>,
     /// Why the last change was refused, until one is applied.
     pub last_error: Option<String>,
+    /// Records of a rules stream further ahead of event time than the
+    /// run's bound when read (`Config::rules_max_ahead`): applied then,
+    /// not at their time.
+    #[serde(default)]
+    pub ahead: u64,
+    /// What was said of the last one.
+    #[serde(default)]
+    pub last_ahead: Option<String>,
+    /// The records of a rules stream waiting for event time to reach them.
+    #[serde(default)]
+    pub waiting: Option<WaitingStatus>,
+}
+
+/// Records of a rules stream waiting for event time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WaitingStatus {
+    /// How many.
+    pub records: u64,
+    /// The event time (ms) at which the first applies.
+    pub at_ms: i64,
+}
+
+impl WaitingStatus {
+    /// `records` waiting, the first to apply at event time `at_ms`.
+    pub fn new(records: u64, at_ms: i64) -> WaitingStatus {
+        WaitingStatus { records, at_ms }
+    }
 }
 
 impl ReloadStatus {
@@ -216,6 +244,13 @@ impl ReloadStatus {
         self.applied += 1;
         self.last_ms = Some(at_ms);
         self.last_error = None;
+    }
+
+    /// Records a rules record applied ahead of its time, and what was
+    /// said of it.
+    pub fn ahead(&mut self, what: impl std::fmt::Display) {
+        self.ahead += 1;
+        self.last_ahead = Some(what.to_string().trim_end().to_string());
     }
 
     /// Records a change refused at `at_ms` (wall clock), and why.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cepheid_core::pattern::Pattern;
 
-use crate::source::FieldWarnings;
+use crate::source::{FieldWarnings, RulesWaiting};
 use crate::{EngineNumbers, Kind, Notify, RunView, SplitLag, Summary, Tap, Workers};
 
 /// How often each worker publishes its numbers to the [`Board`] of a run
@@ -50,6 +50,9 @@ pub struct Board {
     /// the library's user, and that source's lag per split as its reader
     /// last said it.
     lags: Mutex<Vec<(bool, Option<Vec<SplitLag>>)>>,
+    /// The rules records waiting for event time, as the one reader of the
+    /// source's rules stream last said.
+    rules_waiting: Mutex<Option<RulesWaiting>>,
     /// Warnings about fields no event carried (for their count).
     fields: OnceLock<Arc<FieldWarnings>>,
 }
@@ -110,6 +113,7 @@ impl Board {
             followed,
             read_to: AtomicU64::new(Board::NOT_READ),
             lags: Mutex::new(readers.into_iter().map(|r| (r, None)).collect()),
+            rules_waiting: Mutex::new(None),
             fields: OnceLock::new(),
         }
     }
@@ -139,6 +143,12 @@ impl Board {
         if let Some((_, slot)) = lock(&self.lags).get_mut(local) {
             *slot = Some(lag);
         }
+    }
+
+    /// The reader of the source's rules stream has `waiting` records
+    /// waiting for event time.
+    pub fn rules_waiting(&self, waiting: Option<RulesWaiting>) {
+        *lock(&self.rules_waiting) = waiting;
     }
 
     /// The followed file's reader is at `offset` of the file (its offsets
@@ -215,6 +225,7 @@ impl Board {
         if let Some(fields) = self.fields.get() {
             view.field_warnings = fields.told();
         }
+        view.rules_waiting = *lock(&self.rules_waiting);
         view.finished = summary.is_some();
         notify.tick(&view);
     }

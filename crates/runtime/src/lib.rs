@@ -212,6 +212,13 @@ pub struct Config {
     /// checkpoints. With one split it is the same as without. Ignored in
     /// processing time and for the built-in file reader.
     pub split_watermarks: bool,
+    /// How far ahead of event time a record of a [`Source`]'s rules
+    /// stream may be when it is read and still wait for event time to
+    /// reach it (`None`: however far). One further ahead (a producer that
+    /// writes microseconds, a wrong clock) would hold every later rules
+    /// record back for as long: it applies when it is read instead, said
+    /// ([`RunEvent::RulesAhead`]). Default: an hour.
+    pub rules_max_ahead: Option<Duration>,
     /// Warn about each field a pattern reads that no event carried, once
     /// this many events were decoded and again at the end of the input
     /// (`None`: never). A misspelt field in a condition is valid and
@@ -258,9 +265,14 @@ impl Config {
             rules_dir: None,
             source_rules: false,
             split_watermarks: false,
+            rules_max_ahead: Some(Config::RULES_MAX_AHEAD),
             field_warnings: Some(Config::FIELD_WARNINGS_AFTER),
         }
     }
+
+    /// The default of [`rules_max_ahead`](Config::rules_max_ahead): an
+    /// hour.
+    pub const RULES_MAX_AHEAD: Duration = Duration::from_secs(3600);
 
     /// The default of [`field_warnings`](Config::field_warnings): after
     /// 10,000 events.
@@ -441,6 +453,14 @@ pub enum RunEvent<'a> {
     ReloadRefused {
         /// Why, as said on standard error.
         why: &'a str,
+    },
+    /// A record of a source's rules stream was further ahead of event
+    /// time than [`Config::rules_max_ahead`] when it was read: it applies
+    /// then, not at its time ([`RunEvent::Reloaded`] or
+    /// [`RunEvent::ReloadRefused`] follows).
+    RulesAhead {
+        /// What was said on standard error.
+        what: &'a str,
     },
 }
 

@@ -17,7 +17,7 @@ use cepheid_syntax::Loaded;
 #[cfg(feature = "watch")]
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::source::{Control, RulesRead};
+use crate::source::{Control, ControlRules, RulesRead};
 #[cfg(feature = "watch")]
 use crate::source::{Message, Reload};
 
@@ -72,9 +72,11 @@ pub(crate) fn load_control(
                 .to_string(),
         );
     }
-    match control {
-        Control::Source(text) => Ok(cepheid_syntax::load_str(&format!("{name} ($rules)"), text)),
-        Control::File(path) => match &allowed.dir {
+    match &control.rules {
+        ControlRules::Source(text) => {
+            Ok(cepheid_syntax::load_str(&format!("{name} ($rules)"), text))
+        }
+        ControlRules::File(path) => match &allowed.dir {
             None => Err(
                 "`$rules_file` records are off (`Config::rules_dir` DIR allows the files in DIR)"
                     .to_string(),
@@ -260,9 +262,9 @@ pub(crate) fn check(
 
 /// What a control record is called in messages.
 pub fn describe(control: &Control) -> String {
-    match control {
-        Control::Source(_) => "`$rules`".to_string(),
-        Control::File(path) => format!("`$rules_file` {}", path.display()),
+    match &control.rules {
+        ControlRules::Source(_) => "`$rules`".to_string(),
+        ControlRules::File(path) => format!("`$rules_file` {}", path.display()),
     }
 }
 

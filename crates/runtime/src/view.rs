@@ -43,6 +43,9 @@ pub struct RunView<'a> {
     /// ([`Config::field_warnings`](crate::Config::field_warnings): one per
     /// pattern and field).
     pub field_warnings: u64,
+    /// The records of a [`Source`](crate::Source)'s rules stream waiting
+    /// for event time to reach them, if any.
+    pub rules_waiting: Option<crate::source::RulesWaiting>,
     /// Is this the last tick (the run ended)?
     pub finished: bool,
     /// The run's event time is its splits' ([`Config::split_watermarks`](crate::Config::split_watermarks))
@@ -217,6 +220,7 @@ impl<'a> RunView<'a> {
             records: &[],
             source_lag: None,
             consumer_lag: None,
+            rules_waiting: None,
             split_lag: &[],
             field_warnings: 0,
             finished: false,

@@ -175,6 +175,12 @@ impl Live {
                     }
                     continue;
                 }
+                Heard::RulesWaiting(waiting) => {
+                    if let Some(board) = &self.board {
+                        board.rules_waiting(waiting);
+                    }
+                    continue;
+                }
                 Heard::Reload(why) => {
                     // (at the live input's watermark then + 1)
                     let say = &mut |n| self.say.report().notice(n);
@@ -292,6 +298,12 @@ pub(super) fn take(
             if let Some(late) = rules.late_notice(&place) {
                 counts.reloads_late.fetch_add(1, Ordering::Relaxed);
                 say.report().notice(late);
+            }
+            if let Some(ahead) = rules.ahead_notice(&place) {
+                say.event(&RunEvent::RulesAhead {
+                    what: ahead.as_str(),
+                });
+                say.report().notice(ahead);
             }
             let read = (rules.control).read(config, true, &place, &mut |n| say.report().notice(n));
             return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);

@@ -17,7 +17,7 @@ use crate::support::browser::{
     swatches,
 };
 use crate::support::{root, sample_run};
-use cepheid_monitor::Monitor;
+use cepheid_monitor::{Monitor, WaitingStatus};
 
 /// The screenshot's window: the README's page, tall enough for every
 /// panel (the chosen rule's automaton and its latest matches).
@@ -38,6 +38,9 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
         s.run
             .reloads
             .refused(checkpoint_at + 2_000, "pattern `x`: no such stage");
+        // A rules record waiting for event time, far beyond what a
+        // `Date` holds (shown in milliseconds).
+        s.run.reloads.waiting = Some(WaitingStatus::new(2, 100_000_000_000_000_000));
     });
     let state = monitor
         .read(|s| s.run.state_bytes)
@@ -166,6 +169,10 @@ fn the_page_shows_the_rules_plots_and_automaton_in_chromium() {
         strip_tags(&errors[errors.find('>').unwrap() + 1..]),
         "Last reload refused: pattern `x`: no such stage"
     );
+    assert_eq!(
+        facts("rl-waiting"),
+        "2, the first at event time 100000000000000000 ms"
+    );
 
     // The screenshot for the README: every panel in it (the window's
     // size, another to look at more of the page).
@@ -208,5 +215,6 @@ fn an_empty_run_shows_an_empty_page_without_errors() {
     assert_eq!(strip_tags(element(&dom, "dd", "cp-completed")), "0");
     assert_eq!(strip_tags(element(&dom, "dd", "cp-last")), "–");
     assert_eq!(strip_tags(element(&dom, "dd", "rl-refused")), "0");
+    assert_eq!(strip_tags(element(&dom, "dd", "rl-waiting")), "none");
     server.stop().unwrap();
 }

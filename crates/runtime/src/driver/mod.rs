@@ -647,6 +647,7 @@ impl Single {
                 .resumed(was_resumed),
             observes,
             lag: Vec::new(),
+            rules_waiting: None,
         };
         let result = session.stream(input, decoder, tx, messages);
         // The checkpoint whose file is being written: waited for (a
@@ -986,6 +987,9 @@ struct Session<'a> {
     observes: bool,
     /// A source's lag per split, as it last said it (`Message::Lag`).
     lag: Vec<SplitLag>,
+    /// The records of a source's rules stream waiting for event time, as
+    /// its reader last said (`Message::RulesWaiting`).
+    rules_waiting: Option<crate::source::RulesWaiting>,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern

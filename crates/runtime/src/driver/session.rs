@@ -179,6 +179,7 @@ impl Session<'_> {
             view.split_lag = &self.lag;
         }
         view.field_warnings = self.fields.told();
+        view.rules_waiting = self.rules_waiting;
         view.finished = finished;
         view.no_watermark_yet = self.no_split_watermark;
         self.out.report.tick(&view);
@@ -225,11 +226,9 @@ impl Session<'_> {
             controls,
         );
         reading.timing.splits =
-            (config.split_watermarks && config.time != Time::Processing).then(|| SplitTiming {
-                max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
-                idle_timeout: config.idle_timeout,
-                resumed: self.splits.clone().unwrap_or_default(),
-                emitted: self.engine.current_watermark(),
+            (config.split_watermarks && config.time != Time::Processing).then(|| {
+                let resumed = self.splits.clone().unwrap_or_default();
+                SplitTiming::of(config, resumed, self.engine.current_watermark())
             });
         if self.reload_first {
             // (first in the channel: before any line)
@@ -299,6 +298,10 @@ impl Session<'_> {
                 }
                 Ok(Message::Lag(lag)) => {
                     self.lag = lag;
+                    continue;
+                }
+                Ok(Message::RulesWaiting(waiting)) => {
+                    self.rules_waiting = waiting;
                     continue;
                 }
                 Ok(Message::End) | Err(RecvTimeoutError::Disconnected) => break (None, None),
@@ -396,6 +399,12 @@ impl Session<'_> {
                     if let Some(late) = rules.late_notice(&place) {
                         self.reloads.late += 1;
                         self.out.report.notice(late);
+                    }
+                    if let Some(ahead) = rules.ahead_notice(&place) {
+                        self.event(&RunEvent::RulesAhead {
+                            what: ahead.as_str(),
+                        });
+                        self.out.report.notice(ahead);
                     }
                     self.reload_from_stream(&rules.control, &place, true);
                     match go_on {

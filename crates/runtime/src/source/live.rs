@@ -36,6 +36,9 @@ pub enum Heard {
     Seen(FieldsSeen),
     /// A [`Source`]'s lag per split ([`Source::lag`]).
     Lag(Vec<SplitLag>),
+    /// The records of a [`Source`]'s rules stream waiting for event time,
+    /// when that changed.
+    RulesWaiting(Option<RulesWaiting>),
     /// The input ended (or could not be read, said in its last lines).
     End,
 }
@@ -140,12 +143,7 @@ impl LiveInput {
         let decoder = new_decoder(config, fields);
         let start = FilePosition::default();
         let mut reading = reading(config, fields, decoder, start, false, self.controls(config));
-        reading.timing.splits = Some(SplitTiming {
-            max_delay: i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX),
-            idle_timeout: config.idle_timeout,
-            resumed,
-            emitted,
-        });
+        reading.timing.splits = Some(SplitTiming::of(config, resumed, emitted));
         let source = Opened::Custom(Arc::new(std::sync::Mutex::new(source)));
         spawn_reader(source, reading, self.tx.clone());
     }
@@ -172,6 +170,7 @@ impl LiveInput {
                 Ok(Message::Reload(why)) => Heard::Reload(why),
                 Ok(Message::Seen(seen)) => Heard::Seen(seen),
                 Ok(Message::Lag(lag)) => Heard::Lag(lag),
+                Ok(Message::RulesWaiting(waiting)) => Heard::RulesWaiting(waiting),
                 Ok(Message::Checkpointed) => continue,
                 Ok(Message::End) | Err(_) => Heard::End,
             };
@@ -190,6 +189,7 @@ impl LiveInput {
                 Message::Reload(why) => Heard::Reload(why),
                 Message::Seen(seen) => Heard::Seen(seen),
                 Message::Lag(lag) => Heard::Lag(lag),
+                Message::RulesWaiting(waiting) => Heard::RulesWaiting(waiting),
                 Message::Checkpointed => continue,
                 Message::End => Heard::End,
             });

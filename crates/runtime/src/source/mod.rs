@@ -165,14 +165,41 @@ pub struct SourceRules {
     /// `Some(watermark)` when event time had already passed its time when
     /// it was read (the watermark then): it applies at once, late.
     pub late: Option<cepheid_engine::Timestamp>,
+    /// `Some(watermark)` when its time was further ahead of event time
+    /// than [`Config::rules_max_ahead`](crate::Config::rules_max_ahead)
+    /// when it was read (the watermark then; a record read before any
+    /// watermark, the first one): it applies then, after the records
+    /// before it, not at its time.
+    pub ahead: Option<cepheid_engine::Timestamp>,
 }
 
-/// A control record's new rule set.
+/// The records of a [`Source`]'s rules stream waiting for event time to
+/// reach them ([`RunView::rules_waiting`](crate::RunView::rules_waiting)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulesWaiting {
+    /// How many.
+    pub records: u64,
+    /// The event time at which the first applies.
+    pub at: cepheid_engine::Timestamp,
+}
+
+/// A control record's new rule set: `{"$rules": "<pattern source>"}`, or
+/// `{"$rules_file": "<path>"}` (a `.cep` file or a folder), and whether
+/// it says it may leave no pattern (`"$allow_empty": true`: without it, a
+/// set of no patterns is refused, `docs/dynamic-rules.md`, "Who can change
+/// the rules").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    /// `{"$rules": "<pattern source>"}`.
+pub struct Control {
+    pub(crate) rules: ControlRules,
+    pub(crate) allow_empty: bool,
+}
+
+/// Where a [`Control`]'s rule set is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ControlRules {
+    /// The pattern source, in the record.
     Source(String),
-    /// `{"$rules_file": "<path>"}`: a `.cep` file or a folder.
+    /// A `.cep` file or a folder of them.
     File(PathBuf),
 }
 
@@ -218,6 +245,14 @@ impl Control {
                 "cepheid: {where_}: refused: {why}; the old rules go on"
             )),
         };
+        let read = match read {
+            RulesRead::Checked { rules, .. } if rules.is_empty() && !self.allow_empty => {
+                RulesRead::Refused(format!(
+                    "cepheid: {where_}: refused: the new rule set has no patterns, which would stop every alert; a record that means it says `\"$allow_empty\": true` (docs/dynamic-rules.md, \"Who can change the rules\"); the old rules go on"
+                ))
+            }
+            read => read,
+        };
         (where_, read)
     }
 }
@@ -250,6 +285,19 @@ impl Reload {
 }
 
 impl SourceRules {
+    /// Read when its time was further ahead of event time than allowed
+    /// (applied then): the warning that says so, naming it at `place`.
+    pub fn ahead_notice(&self, place: &str) -> Option<crate::Notice> {
+        let (Some(time), Some(watermark)) = (self.time, self.ahead) else {
+            return None;
+        };
+        Some(crate::Notice::line(crate::Level::Warning, format!(
+            "cepheid: {place}: a rules record of time {} read when event time was at {}, further ahead than `Config::rules_max_ahead`: applied now, not at its time (docs/dynamic-rules.md, \"Records far ahead\")",
+            cepheid_engine::io::format_rfc3339(time),
+            cepheid_engine::io::format_rfc3339(watermark),
+        )))
+    }
+
     /// Read after event time had passed its time (applied at once): the
     /// warning that says so, naming it at `place`.
     pub fn late_notice(&self, place: &str) -> Option<crate::Notice> {
@@ -338,33 +386,47 @@ fn control_record(line: &[u8]) -> Option<Result<Control, String>> {
         .trim_ascii_start()
         .strip_prefix(b"{")?
         .trim_ascii_start();
-    if !rest.starts_with(b"\"$rules\"") && !rest.starts_with(b"\"$rules_file\"") {
+    let keys: [&[u8]; 3] = [b"\"$rules\"", b"\"$rules_file\"", b"\"$allow_empty\""];
+    if !keys.iter().any(|key| rest.starts_with(key)) {
         return None;
     }
     let fields = match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line) {
         Ok(fields) => fields,
         Err(e) => return Some(Err(format!("invalid JSON: {e}"))),
     };
+    let count = fields.len();
+    let mut fields = fields;
+    let allow_empty = match fields.remove("$allow_empty") {
+        None => false,
+        Some(serde_json::Value::Bool(allow)) => allow,
+        Some(_) => return Some(Err("`$allow_empty` must be true or false".to_string())),
+    };
     if fields.len() != 1 {
         return Some(Err(format!(
-            "a `$rules` or `$rules_file` record must have no other field (this one has {})",
-            fields.len()
+            "a `$rules` or `$rules_file` record must have no other field but `$allow_empty` (this one has {count})"
         )));
     }
-    Some(match fields.into_iter().next() {
+    let rules = match fields.into_iter().next() {
         Some((key, serde_json::Value::String(text))) if key == "$rules" => {
-            Ok(Control::Source(text))
+            ControlRules::Source(text)
         }
         Some((key, serde_json::Value::String(path)))
             if key == "$rules_file" && !path.is_empty() =>
         {
-            Ok(Control::File(PathBuf::from(path)))
+            ControlRules::File(PathBuf::from(path))
         }
         Some((key, _)) if key == "$rules_file" => {
-            Err("`$rules_file` must be a path (a non-empty string)".to_string())
+            return Some(Err(
+                "`$rules_file` must be a path (a non-empty string)".to_string()
+            ))
         }
-        _ => Err("`$rules` must be the pattern source, as a string".to_string()),
-    })
+        _ => {
+            return Some(Err(
+                "`$rules` must be the pattern source, as a string".to_string()
+            ))
+        }
+    };
+    Some(Ok(Control { rules, allow_empty }))
 }
 
 /// Lines the reader thread has decoded, handed over in one go.
@@ -428,6 +490,9 @@ pub(crate) enum Message {
     /// A [`Source`]'s [`Source::lag`], per split, after the batch before
     /// it (at most every [`LAG_EVERY`]).
     Lag(Vec<SplitLag>),
+    /// The records of a [`Source`]'s rules stream waiting for event time,
+    /// when that changed.
+    RulesWaiting(Option<RulesWaiting>),
 }
 
 /// How often the reader thread of a [`Source`] asks it for its
@@ -524,5 +589,44 @@ mod tests {
             assert!(control(line).is_none(), "{line:?}");
         }
         assert!(matches!(control(r#"{"$rules": 5}"#), Some(Err(_))));
+    }
+
+    /// `$allow_empty` is the one field a control record may have beside
+    /// its rules, first or last (serializers sort keys), a boolean.
+    #[test]
+    fn allow_empty_is_the_one_other_field_of_a_control_record() {
+        let allows = |line: &str| match control(line.as_bytes()) {
+            Some(Ok(control)) => Ok(control.allow_empty),
+            Some(Err(why)) => Err(why),
+            None => Err("not a control record".to_string()),
+        };
+        assert_eq!(allows(r#"{"$rules": ""}"#), Ok(false));
+        assert_eq!(allows(r#"{"$rules": "", "$allow_empty": true}"#), Ok(true));
+        assert_eq!(allows(r#"{"$allow_empty": true, "$rules": ""}"#), Ok(true));
+        assert_eq!(
+            allows(r#"{"$allow_empty": false, "$rules_file": "a.cep"}"#),
+            Ok(false)
+        );
+        for (line, why) in [
+            (
+                r#"{"$rules": "", "$allow_empty": "yes"}"#,
+                "`$allow_empty` must be true or false",
+            ),
+            (
+                r#"{"$allow_empty": true}"#,
+                "must have no other field but `$allow_empty` (this one has 1)",
+            ),
+            (
+                r#"{"$rules": "", "$allow_empty": true, "ts": 1}"#,
+                "(this one has 3)",
+            ),
+            (
+                r#"{"$rules": "", "$rules_file": "a.cep"}"#,
+                "(this one has 2)",
+            ),
+        ] {
+            let got = allows(line).expect_err(line);
+            assert!(got.contains(why), "{line}: {got}");
+        }
     }
 }

@@ -60,6 +60,12 @@ struct Due {
     /// The event time at which it applies: the switch is at the watermark
     /// just before it.
     at: cepheid_engine::Timestamp,
+    /// Its own time (the record's timestamp).
+    own: Option<Timestamp>,
+    /// `Some(watermark)` when its own time was further ahead of event time
+    /// than [`SplitTiming::rules_ahead`] (the watermark then): it applies
+    /// then, after the records before it, not at its own time.
+    ahead: Option<Timestamp>,
     line_no: u64,
     /// The rule set, or why the record is not one (said when it is due).
     control: Result<Control, Error>,
@@ -85,23 +91,84 @@ fn rules_record(text: &[u8]) -> Result<Control, Error> {
     }
 }
 
-/// Applies the rules records of `due` whose time the watermark `until`
+/// The records of a source's rules stream waiting for event time, in
+/// order.
+#[derive(Default)]
+struct Waiting {
+    due: VecDeque<Due>,
+    /// The time of the last rules record (applied or waiting).
+    last_at: Option<Timestamp>,
+    /// How far ahead of event time a record may be and still wait for it
+    /// ([`SplitTiming::rules_ahead`], ms).
+    max_ahead: Option<i64>,
+    /// What was last told of them ([`Message::RulesWaiting`]).
+    told: Option<RulesWaiting>,
+}
+
+impl Waiting {
+    /// Is a record of time `own` read when event time is at `watermark`
+    /// further ahead than allowed? The watermark then.
+    fn ahead(&self, own: Option<Timestamp>, watermark: Option<Timestamp>) -> Option<Timestamp> {
+        let (own, w, bound) = (own?, watermark?, self.max_ahead?);
+        (own.saturating_sub(w) > bound).then_some(w)
+    }
+
+    /// The first record, once event time reached `until`: one that was
+    /// queued before event time was known and is too far ahead of it now
+    /// applies at `until` (the records after it are timed again from
+    /// their own times).
+    fn front(&mut self, until: Option<Timestamp>) -> Option<&Due> {
+        let front = self.due.front_mut()?;
+        if front.ahead.is_none() {
+            let (own, bound) = (front.own, self.max_ahead);
+            if let Some(w) =
+                until.filter(|&w| own.zip(bound).is_some_and(|(t, b)| t.saturating_sub(w) > b))
+            {
+                front.ahead = Some(w);
+                front.at = w;
+                let mut at = w;
+                for d in self.due.iter_mut().skip(1) {
+                    if d.ahead.is_none() {
+                        d.at = d.own.map_or(at, |t| t.max(at));
+                    }
+                    at = d.at;
+                }
+                self.last_at = Some(at);
+            }
+        }
+        self.due.front()
+    }
+
+    /// What to tell of them, when it changed since it was last told.
+    fn news(&mut self) -> Option<Option<RulesWaiting>> {
+        let now = self.due.front().map(|d| RulesWaiting {
+            records: self.due.len() as u64,
+            at: d.at,
+        });
+        (now != self.told).then(|| {
+            self.told = now;
+            now
+        })
+    }
+}
+
+/// Applies the rules records waiting whose time the watermark `until`
 /// reaches (all of them with `None`, at the end of the input), in order,
 /// each after a watermark just before its time (when the last one given to
 /// the engine, `given`, is behind it), so that the switch is there. False
 /// when the receiver is gone.
 fn release(
-    due: &mut std::collections::VecDeque<Due>,
+    waiting: &mut Waiting,
     until: Option<cepheid_engine::Timestamp>,
     given: &mut Option<cepheid_engine::Timestamp>,
     out: &mut Outbox<'_>,
     (seq, splits): (u64, Option<Vec<Option<cepheid_engine::Timestamp>>>),
 ) -> bool {
-    while due
-        .front()
+    while waiting
+        .front(until)
         .is_some_and(|d| until.map_or(true, |t| d.at.saturating_sub(1) <= t))
     {
-        let d = due.pop_front().expect("checked");
+        let d = waiting.due.pop_front().expect("checked");
         if !out.settle(splits.clone()) {
             return false;
         }
@@ -114,8 +181,9 @@ fn release(
                 }
                 let rules = SourceRules {
                     control,
-                    time: Some(d.at),
+                    time: if d.ahead.is_some() { d.own } else { Some(d.at) },
                     late: None,
+                    ahead: d.ahead,
                 };
                 out.push(d.line_no, Ok(Entry::SourceRules(rules)), Some(d.place));
             }
@@ -131,14 +199,16 @@ fn advance(
     w: &mut SplitWatermarks,
     now: std::time::Instant,
     seq: u64,
-    due: &mut std::collections::VecDeque<Due>,
+    waiting: &mut Waiting,
     given: &mut Option<cepheid_engine::Timestamp>,
     out: &mut Outbox<'_>,
 ) -> bool {
     let Some(t) = w.advance(now) else {
         return true;
     };
-    if !release(due, Some(t), given, out, (seq, Some(w.state()))) || !out.settle(Some(w.state())) {
+    if !release(waiting, Some(t), given, out, (seq, Some(w.state())))
+        || !out.settle(Some(w.state()))
+    {
         return false;
     }
     if given.map_or(true, |g| t > g) {
@@ -215,6 +285,11 @@ pub(super) fn read_source(
                 return;
             }
         }
+        if let Some(news) = pump.waiting.news() {
+            if tx.send(Message::RulesWaiting(news)).is_err() {
+                return;
+            }
+        }
         let end = outcome == ReadOutcome::Ended;
         if !seen.send(Some(&pump.decoder), end, tx) {
             return;
@@ -242,9 +317,7 @@ struct Pump {
     /// The last watermark given to the engine.
     given: Option<Timestamp>,
     /// Rules records waiting for event time.
-    due: VecDeque<Due>,
-    /// The time of the last rules record.
-    last_at: Option<Timestamp>,
+    waiting: Waiting,
     /// The entries read so far.
     seq: u64,
     /// When the lag of splits quiet past the idle timeout was last asked.
@@ -272,8 +345,10 @@ impl Pump {
             record_time: timing.record_time,
             splits,
             given: timing.splits.as_ref().and_then(|s| s.emitted),
-            due: VecDeque::new(),
-            last_at: None,
+            waiting: Waiting {
+                max_ahead: timing.splits.as_ref().and_then(|s| s.rules_ahead),
+                ..Waiting::default()
+            },
             seq: 0,
             lag_asked: None,
         }
@@ -290,9 +365,7 @@ impl Pump {
 
     /// The source's place before the rules records not applied yet.
     fn place(&self) -> Position {
-        let unapplied: Vec<_> = self
-            .due
-            .iter()
+        let unapplied: Vec<_> = (self.waiting.due.iter())
             .map(|d| (d.split, d.origin.clone()))
             .collect();
         self.lock().position_before(&unapplied)
@@ -343,7 +416,7 @@ impl Pump {
         if outcome == ReadOutcome::Ended {
             // The end of event time reaches every rules record.
             let at = (self.seq, self.state());
-            if !release(&mut self.due, None, &mut self.given, out, at) {
+            if !release(&mut self.waiting, None, &mut self.given, out, at) {
                 return false;
             }
         }
@@ -357,12 +430,20 @@ impl Pump {
         let place = self.lock().describe_origin(record.split, &record.origin);
         let control = rules_record(text);
         let timed = self.splits.is_some();
-        let queued = timed && !self.due.is_empty();
-        let at = match record.timestamp {
-            Some(t) => Some(self.last_at.map_or(t, |l| l.max(t))),
-            None => self.last_at.filter(|_| queued),
+        let waiting = &mut self.waiting;
+        let queued = timed && !waiting.due.is_empty();
+        let own = record.timestamp;
+        // (too far ahead of event time: it applies now, after those
+        // before it)
+        let ahead = waiting.ahead(own.filter(|_| timed), self.given);
+        let at = match own {
+            Some(t) => {
+                let t = ahead.unwrap_or(t);
+                Some(waiting.last_at.map_or(t, |l| l.max(t)))
+            }
+            None => waiting.last_at.filter(|_| queued),
         };
-        self.last_at = at.or(self.last_at);
+        waiting.last_at = at.or(waiting.last_at);
         // Now, or after the watermark reaches its time.
         let now = match at {
             _ if !timed => true,
@@ -372,20 +453,25 @@ impl Pump {
         };
         if now {
             let late = match (at, self.given) {
-                (Some(at), Some(w)) if timed && at.saturating_sub(1) < w => Some(w),
+                (Some(at), Some(w)) if timed && ahead.is_none() && at.saturating_sub(1) < w => {
+                    Some(w)
+                }
                 _ => None,
             };
             let entry = control.map(|control| {
                 Entry::SourceRules(SourceRules {
                     control,
-                    time: at,
+                    time: if ahead.is_some() { own } else { at },
                     late,
+                    ahead,
                 })
             });
             out.push(line_no, entry, Some(place));
         } else {
-            self.due.push_back(Due {
-                at: at.or(self.last_at).unwrap_or(Timestamp::MIN),
+            waiting.due.push_back(Due {
+                at: at.or(waiting.last_at).unwrap_or(Timestamp::MIN),
+                own,
+                ahead,
                 line_no,
                 control,
                 place,
@@ -467,7 +553,7 @@ impl Pump {
                 }
             }
         }
-        advance(w, now, self.seq, &mut self.due, &mut self.given, out)
+        advance(w, now, self.seq, &mut self.waiting, &mut self.given, out)
     }
 }
 

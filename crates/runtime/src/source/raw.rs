@@ -708,4 +708,27 @@ pub struct SplitTiming {
     pub resumed: Vec<Option<cepheid_engine::Timestamp>>,
     /// The combined watermark when the run resumed.
     pub emitted: Option<cepheid_engine::Timestamp>,
+    /// How far ahead of event time (ms) a record of the source's rules
+    /// stream may be and still wait for it
+    /// ([`Config::rules_max_ahead`](crate::Config::rules_max_ahead)).
+    pub rules_ahead: Option<i64>,
+}
+
+impl SplitTiming {
+    /// `config`'s, the splits' watermarks `resumed` and the combined one
+    /// `emitted` when the run resumed.
+    pub(crate) fn of(
+        config: &crate::Config,
+        resumed: Vec<Option<cepheid_engine::Timestamp>>,
+        emitted: Option<cepheid_engine::Timestamp>,
+    ) -> SplitTiming {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        SplitTiming {
+            max_delay: ms(config.max_delay),
+            idle_timeout: config.idle_timeout,
+            resumed,
+            emitted,
+            rules_ahead: config.rules_max_ahead.map(ms),
+        }
+    }
 }

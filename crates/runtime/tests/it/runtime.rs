@@ -511,14 +511,56 @@ impl Source for WithRules {
 fn run_with_rules(
     reads: Vec<Vec<(bool, i64, i64, String)>>,
 ) -> (cepheid_runtime::Summary, Vec<String>, Asked, Vec<String>) {
+    let (summary, records, asked, seen) = run_with_rules_seen(reads, |_| {});
+    (summary, records, asked, seen.said)
+}
+
+/// What an observing report saw of a run: its notices, the records of
+/// the rules stream waiting at each tick, what each
+/// [`RunEvent::RulesAhead`](cepheid_runtime::RunEvent::RulesAhead) said.
+#[derive(Clone, Default, Debug)]
+struct Seen {
+    said: Vec<String>,
+    waiting: Vec<Option<cepheid_runtime::source::RulesWaiting>>,
+    ahead: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+struct Watching(Arc<Mutex<Seen>>);
+
+impl cepheid_runtime::Report for Watching {
+    fn notice(&mut self, notice: cepheid_runtime::Notice) {
+        self.0.lock().unwrap().said.push(notice.to_string());
+    }
+
+    fn observes(&self) -> bool {
+        true
+    }
+
+    fn tick(&mut self, view: &cepheid_runtime::RunView<'_>) {
+        self.0.lock().unwrap().waiting.push(view.rules_waiting);
+    }
+
+    fn event(&mut self, event: &cepheid_runtime::RunEvent<'_>) {
+        if let cepheid_runtime::RunEvent::RulesAhead { what } = event {
+            self.0.lock().unwrap().ahead.push(what.to_string());
+        }
+    }
+}
+
+fn run_with_rules_seen(
+    reads: Vec<Vec<(bool, i64, i64, String)>>,
+    config: impl FnOnce(&mut Config),
+) -> (cepheid_runtime::Summary, Vec<String>, Asked, Seen) {
     let rules = Rules::parse("ab.cep", RULES).unwrap();
     let mut c = Config::new(Input::Stdin, Vec::new());
     c.split_watermarks = true;
     c.max_delay = Duration::ZERO;
+    config(&mut c);
     let mut engine = c.engine();
     engine.add(&rules).unwrap();
     let sink = Memory::default();
-    let said = Said::default();
+    let said = Watching::default();
     let asked = Arc::new(Mutex::new(Vec::new()));
     let source = WithRules {
         reads,
@@ -537,8 +579,8 @@ fn run_with_rules(
     let records = sink.records.lock().unwrap();
     let records = records.iter().map(|(_, _, r)| r.clone()).collect();
     let asked = asked.lock().unwrap().clone();
-    let said = said.0.lock().unwrap().clone();
-    (summary, records, asked, said)
+    let seen = said.0.lock().unwrap().clone();
+    (summary, records, asked, seen)
 }
 
 const RULES_BA: &str = r#"pattern ba {
@@ -636,6 +678,105 @@ fn a_rules_stream_record_behind_event_time_applies_at_once_late() {
         summary.to_string().contains(", 1 rule reload, 1 late"),
         "{summary}"
     );
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// Issue 39, item 5: a rules record whose time is further ahead of event
+/// time than `Config::rules_max_ahead` (a producer writing microseconds, a
+/// wrong clock) applies when it is read, said to the report and as a
+/// `RunEvent`, instead of waiting for ever and holding back every later
+/// record: the next one applies at its own time.
+#[test]
+fn a_rules_record_far_ahead_of_event_time_applies_when_read_and_the_next_at_its_time() {
+    let ba = serde_json::json!({ "$rules": RULES_BA }).to_string();
+    let ab = serde_json::json!({ "$rules": RULES }).to_string();
+    let (summary, records, _, seen) = run_with_rules_seen(
+        vec![
+            vec![
+                (false, 0, 1_000, ev(1_000, "a", "k1")),
+                (false, 1, 5_000, ev(5_000, "x", "k0")),
+            ],
+            // Two hours ahead of the watermark 4,999: applied now.
+            vec![
+                (true, 0, 5_000 + 2 * HOUR, ba),
+                (false, 2, 6_000, ev(6_000, "b", "k1")),
+                (false, 3, 7_000, ev(7_000, "a", "k1")),
+            ],
+            // Back to `ab` at 8,000, its own time: `ba` matches k3 before
+            // it, `ab` k4 after it.
+            vec![
+                (true, 1, 8_000, ab),
+                (false, 4, 7_500, ev(7_500, "b", "k3")),
+                (false, 5, 7_600, ev(7_600, "a", "k3")),
+                (false, 6, 9_000, ev(9_000, "a", "k4")),
+                (false, 7, 9_500, ev(9_500, "b", "k4")),
+            ],
+        ],
+        |_| {},
+    );
+    assert!(summary.error().is_none(), "{seen:?}");
+    assert_eq!((summary.reloads, summary.reloads_late), (2, 0), "{seen:?}");
+    let said = "with-rules partition 0 offset 0: a rules record of time 1970-01-01T02:00:05.000Z read when event time was at 1970-01-01T00:00:04.999Z, further ahead than `Config::rules_max_ahead`: applied now, not at its time";
+    assert!(seen.said.iter().any(|s| s.contains(said)), "{seen:?}");
+    assert_eq!(seen.ahead.len(), 1, "{seen:?}");
+    assert!(seen.ahead[0].contains(said), "{seen:?}");
+    let keys: Vec<&str> = records
+        .iter()
+        .map(|r| &r[r.find("\"pattern\"").unwrap()..r.find(",\"start\"").unwrap()])
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            r#""pattern":"ba","key":{"k":"k1"}"#,
+            r#""pattern":"ba","key":{"k":"k3"}"#,
+            r#""pattern":"ab","key":{"k":"k4"}"#,
+        ],
+        "{records:?}"
+    );
+}
+
+/// The same record read before event time is known (no watermark yet)
+/// waits, and applies once the first watermark shows it is too far ahead;
+/// with no bound (`None`) it waits for event time, shown to the report as
+/// waiting until the end of the input reaches it.
+#[test]
+fn a_rules_record_far_ahead_before_any_watermark_applies_at_the_first_and_without_a_bound_waits_shown(
+) {
+    let reads = || {
+        let ba = serde_json::json!({ "$rules": RULES_BA }).to_string();
+        vec![
+            vec![(true, 0, 2 * HOUR, ba)],
+            vec![
+                (false, 0, 1_000, ev(1_000, "x", "k0")),
+                (false, 1, 2_000, ev(2_000, "b", "k1")),
+                (false, 2, 3_000, ev(3_000, "a", "k1")),
+                (false, 3, 4_000, ev(4_000, "x", "k0")),
+            ],
+        ]
+    };
+    let (summary, records, _, seen) = run_with_rules_seen(reads(), |_| {});
+    assert!(summary.error().is_none(), "{seen:?}");
+    assert_eq!(seen.ahead.len(), 1, "{seen:?}");
+    assert!(
+        seen.ahead[0].contains("read when event time was at 1970-01-01T00:00:00.999Z"),
+        "{seen:?}"
+    );
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].contains(r#""pattern":"ba""#), "{records:?}");
+    assert_eq!(seen.waiting.last(), Some(&None), "{seen:?}");
+
+    let (summary, records, _, seen) = run_with_rules_seen(reads(), |c| c.rules_max_ahead = None);
+    assert!(summary.error().is_none(), "{seen:?}");
+    assert!(seen.ahead.is_empty(), "{seen:?}");
+    // (`ab` matched nothing: b before a; the change came at the end)
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(summary.reloads, 1);
+    let waiting = cepheid_runtime::source::RulesWaiting {
+        records: 1,
+        at: 2 * HOUR,
+    };
+    assert!(seen.waiting.contains(&Some(waiting)), "{seen:?}");
 }
 
 /// A transactional sink in memory: what a commit takes is what was written
