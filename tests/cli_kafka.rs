@@ -1774,30 +1774,41 @@ fn on_workers_an_idle_rules_topic_holds_no_event_time_back_and_a_late_rules_reco
     idle_rules_topic_and_a_late_rules_record(&["--workers", "2"]);
 }
 
+/// A broker with an input and a rules topic (one partition each), and a
+/// folder with the crash test's patterns; the input holds o1 created at
+/// 1,000, paid 50 at 2,000, and an event at 10,000.
+fn rules_topic_live(name: &str) -> (Broker, crate::common::Scratch, String, String) {
+    let broker = Broker::start();
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let input = topic(&format!("{name}-in"));
+    let rules = topic(&format!("{name}-rules"));
+    broker.create_topic(&input, 1);
+    broker.create_topic(&rules, 1);
+    produce_lines(
+        &broker.bootstrap(),
+        &input,
+        &[
+            order_event(1_000, "created", "o1", 0),
+            order_event(2_000, "paid", "o1", 50),
+            order_event(10_000, "other", "-", 0),
+        ],
+    );
+    (broker, dir, input, rules)
+}
+
+/// An event of the crash test's patterns: of user `u`.
+fn order_event(ts: i64, kind: &str, order: &str, amount: i64) -> String {
+    serde_json::json!({ "ts": ts, "type": kind, "order": order, "user": "u", "amount": amount })
+        .to_string()
+}
+
 /// A live run with `extra` whose rules topic is empty, then gets a record
 /// whose time event time has passed.
 fn idle_rules_topic_and_a_late_rules_record(extra: &[&str]) {
-    let broker = Broker::start();
-    let dir = scratch("kafka_rules_idle");
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let (broker, dir, input, rules) = rules_topic_live("kafka_rules_idle");
     let b = broker.bootstrap();
-    let input = topic("rules-idle-in");
-    let rules = topic("rules-idle-rules");
-    broker.create_topic(&input, 1);
-    broker.create_topic(&rules, 1);
-    let event = |ts: i64, kind: &str, order: &str, amount: i64| {
-        serde_json::json!({ "ts": ts, "type": kind, "order": order, "user": "u", "amount": amount })
-            .to_string()
-    };
-    produce_lines(
-        &b,
-        &input,
-        &[
-            event(1_000, "created", "o1", 0),
-            event(2_000, "paid", "o1", 50),
-            event(10_000, "other", "-", 0),
-        ],
-    );
+    let event = order_event;
     // Live, the rules topic empty: the match of o1 needs event time past
     // 2,000, which the rules topic does not hold back.
     let mut child = cepheid()
@@ -1879,27 +1890,9 @@ fn on_workers_a_rules_record_far_ahead_applies_when_read_an_empty_set_is_refused
 fn rules_topic_guards(extra: &[&str]) {
     use crate::cli_metrics::{address, get, scrape_until, value};
     use crate::common::Live;
-    let broker = Broker::start();
-    let dir = scratch("kafka_rules_guards");
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let (broker, dir, input, rules) = rules_topic_live("kafka_rules_guards");
     let b = broker.bootstrap();
-    let input = topic("rules-guards-in");
-    let rules = topic("rules-guards-rules");
-    broker.create_topic(&input, 1);
-    broker.create_topic(&rules, 1);
-    let event = |ts: i64, kind: &str, order: &str, amount: i64| {
-        serde_json::json!({ "ts": ts, "type": kind, "order": order, "user": "u", "amount": amount })
-            .to_string()
-    };
-    produce_lines(
-        &b,
-        &input,
-        &[
-            event(1_000, "created", "o1", 0),
-            event(2_000, "paid", "o1", 50),
-            event(10_000, "other", "-", 0),
-        ],
-    );
+    let event = order_event;
     let live = Live::spawn(
         cepheid()
             .current_dir(&dir)
