@@ -516,7 +516,7 @@ fn timeouts_to_a_topic_of_their_own_each_keyed_by_its_partition_key() {
 }
 
 /// Rules of `PATTERNS` changed (the `$rules` records of the stream).
-const CHANGED: &str = r#"
+pub(crate) const CHANGED: &str = r#"
 pattern unpaid {
     partition by order
     within 40s

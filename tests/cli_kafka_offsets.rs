@@ -265,3 +265,64 @@ fn on_workers_a_cuts_offsets_on_a_topic_written_again_are_refused_or_started_aga
         );
     }
 }
+
+/// The rules topic's kept offset (the first rules record not applied yet)
+/// goes with the mark of the record before it, as the events' offsets do:
+/// a rules topic deleted and written again with other records (as many
+/// and one more) is refused, exit 5, naming it (before: its first records
+/// were skipped silently, the rule sets among them never applied), or
+/// read again from its first record with `earliest`; the same topic with
+/// one more record fits (nothing said), and its new record is applied.
+#[test]
+fn a_checkpoints_rules_topic_offset_on_a_topic_written_again_is_refused_or_started_again() {
+    use crate::cli_kafka::{produce_timed, CHANGED};
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("kafka_offsets_rules");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let input = topic("kafka_offsets_rules_in");
+    let rules = topic("kafka_offsets_rules_rules");
+    broker.create_topic(&input, 1);
+    broker.create_topic(&rules, 1);
+    produce_lines_to(&b, &input, 0, &lines(300));
+    let record = |set: &str, ts: i64| (serde_json::json!({ "$rules": set }).to_string(), ts);
+    produce_timed(&b, &rules, &[record(CHANGED, 1), record(PATTERNS, 2)]);
+    let with_rules = ["--rules-topic", &format!("kafka://{b}/{rules}")];
+    let first = run(&dir, &b, &input, &with_rules);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        crash::summary(&stderr(&first)).contains(", 2 rule reloads"),
+        "{}",
+        stderr(&first)
+    );
+    // The same topic with one more record: it fits, the new one applies.
+    produce_timed(&b, &rules, &[record(CHANGED, 3)]);
+    let output = run(&dir, &b, &input, &with_rules);
+    let said = stderr(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(!said.contains("does not fit"), "{said}");
+    assert!(crash::summary(&said).contains(", 3 rule reloads"), "{said}");
+    // Written again: as many records and one more, other ones.
+    broker.delete_topic(&rules);
+    broker.create_topic(&rules, 1);
+    let again: Vec<_> = (10..14).map(|ts| record(CHANGED, ts)).collect();
+    produce_timed(&b, &rules, &again);
+    let output = run(&dir, &b, &input, &with_rules);
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(5), "{said}");
+    assert!(
+        said.contains(&format!("the kept offset 3 of topic {rules:?} partition 0"))
+            && said.contains("does not fit the topic as it is now")
+            && said.contains("the record before it was offset 2"),
+        "{said}"
+    );
+    let earliest = [&with_rules[..], &["--kafka-offset-mismatch", "earliest"]].concat();
+    let output = run(&dir, &b, &input, &earliest);
+    let said = stderr(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("starts again at its first record, offset 0"),
+        "{said}"
+    );
+    assert!(crash::summary(&said).contains(", 7 rule reloads"), "{said}");
+}

@@ -107,13 +107,16 @@ impl Source for KafkaSource {
     }
 
     fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError> {
-        if self.at_end() {
-            return Ok(ReadOutcome::Ended);
-        }
+        let ended = self.at_end();
         let mut records = Vec::new();
-        let read = match KafkaSource::read(self, &mut records, wait) {
-            Ok(read) => read,
-            Err(e) => return Err(self.run_error(e)),
+        let read = match ended {
+            // (the rules topic still read to its end: a resumed run whose
+            // events were all read before takes the rules records since)
+            true => Read::Idle,
+            false => match KafkaSource::read(self, &mut records, wait) {
+                Ok(read) => read,
+                Err(e) => return Err(self.run_error(e)),
+            },
         };
         // The rules topic's records (asked after the events: one written
         // before an event goes up with it or before), first: the reader
@@ -134,7 +137,7 @@ impl Source for KafkaSource {
             ReadOutcome::CaughtUp
         } else if !records.is_empty() || !rules.is_empty() {
             ReadOutcome::Delivered
-        } else if self.at_end() {
+        } else if ended || self.at_end() {
             ReadOutcome::Ended
         } else {
             ReadOutcome::Idle
@@ -146,21 +149,18 @@ impl Source for KafkaSource {
     }
 
     fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
-        let mut at = KafkaSource::position(self);
-        if let Some(topic) = self.rules_topic() {
-            // (the rules records wait in order: from the first)
-            let first = unapplied.iter().find_map(|(split, origin)| match origin {
-                Origin::Offset {
-                    partition: 0,
-                    offset,
-                } if *split as usize == KafkaSource::splits(self).len() => Some(*offset),
-                _ => None,
-            });
-            if let Some(offset) = first {
-                at.set(topic, 0, offset);
-            }
+        // (the rules records wait in order: from the first)
+        let first = unapplied.iter().find_map(|(split, origin)| match origin {
+            Origin::Offset {
+                partition: 0,
+                offset,
+            } if *split as usize == KafkaSource::splits(self).len() => Some(*offset),
+            _ => None,
+        });
+        match first {
+            Some(offset) => encode_position(&self.position_with_rules_at(offset)),
+            None => encode_position(&KafkaSource::position(self)),
         }
-        encode_position(&at)
     }
 
     /// A position written before the marks ([`crate::Mark`]) is sought

@@ -153,12 +153,47 @@ struct RulesTopic {
     /// An end offset that was waited for without coming (markers).
     waited_for: i64,
     retry: Retry,
+    /// The marks of the last records handed out (at most
+    /// [`RulesTopic::MARKS`]), the latest last: a kept offset goes with the
+    /// mark of the record before it, by which a resume tells that the
+    /// topic is still the one it was read from.
+    handed: VecDeque<Mark>,
 }
 
 impl RulesTopic {
+    /// Marks kept of the records handed out: a kept offset is the first
+    /// record not applied yet, at most this many records back (beyond it,
+    /// the offset is kept without its mark and checked against the
+    /// topic's range alone).
+    const MARKS: usize = 1024;
+
     /// The offset of the next record to hand out.
     fn next(&self) -> i64 {
         self.backlog.front().map_or(self.read, |r| r.offset)
+    }
+
+    /// `offset` of the topic in `at`, with the mark of the record before
+    /// it when that one was handed out.
+    fn put(&self, at: &mut KafkaPosition, offset: i64) {
+        match self.handed.iter().rev().find(|m| m.offset == offset - 1) {
+            Some(mark) => at.set_after(&self.topic, 0, *mark),
+            None => at.set(&self.topic, 0, offset),
+        }
+    }
+
+    /// `records` were handed out: their marks are kept.
+    fn handed_out(&mut self, records: &[KafkaRecord]) {
+        for r in records {
+            let mark = Mark::of(
+                r.offset,
+                r.timestamp,
+                r.key.as_deref(),
+                r.payload.as_deref(),
+            );
+            self.handed.push_back(mark);
+        }
+        let over = self.handed.len().saturating_sub(RulesTopic::MARKS);
+        self.handed.drain(..over);
     }
 
     /// Has the consumer read up to `target`: its last record, or else
@@ -178,6 +213,7 @@ impl RulesTopic {
     /// known before any event.
     fn start_at(&mut self, offset: i64) -> Result<(), KafkaError> {
         self.backlog.clear();
+        self.handed.clear();
         self.read = offset;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, 0, Offset::Offset(offset))
@@ -674,10 +710,12 @@ impl KafkaSource {
     /// Takes the offsets (and marks) of `kept` for the partitions it
     /// names, each checked against its partition as it is now: one that
     /// does not fit is refused or started again
-    /// ([`SourceConfig::on_mismatch`]). The rules topic's offset is
-    /// checked against its range (it has no mark: it is the first record
-    /// not applied yet); one before its start reads from its first record
-    /// kept (compaction), said. Gives the rules topic's offset to read
+    /// ([`SourceConfig::on_mismatch`]). The rules topic's offset (the
+    /// first record not applied yet) is checked as well: one before its
+    /// start reads from its first record kept (compaction), said; the
+    /// record before it gone with a later one there is compaction too
+    /// (nothing to compare); another record at its offset is another
+    /// topic under the same name. Gives the rules topic's offset to read
     /// from (its kept one, or where it starts again). Assigns nothing.
     fn fit(&mut self, kept: &KafkaPosition) -> Result<Option<i64>, KafkaError> {
         self.kept = true;
@@ -701,10 +739,17 @@ impl KafkaSource {
             if let Some(offset) = kept.get(&topic, 0) {
                 rules_from = Some(offset);
                 let mut at = KafkaPosition::new();
-                at.set(&topic, 0, offset);
+                match kept.mark(&topic, 0) {
+                    Some(mark) => at.set_after(&topic, 0, mark),
+                    None => at.set(&topic, 0, offset),
+                }
                 let only = [(topic.clone(), 0)];
                 for m in misfits(&self.consumer, &self.probe_config, &at, &only, self.retry)? {
                     match m.mismatch {
+                        // (the record before the offset gone, a later one
+                        // there: compaction, nothing to compare)
+                        Mismatch::OtherRecord { kept, found }
+                            if found.is_none_or(|f| f.offset != kept.offset) => {}
                         Mismatch::BeforeStart { start } => {
                             rules_from = Some(start);
                             self.say(
@@ -797,6 +842,19 @@ impl KafkaSource {
         let Some(rules) = &mut self.rules else {
             return Ok(());
         };
+        let first = out.len();
+        let read = Self::read_rules_of(rules, out, split, max_batch);
+        rules.handed_out(&out[first..]);
+        read
+    }
+
+    /// [`KafkaSource::read_rules`] of `rules`.
+    fn read_rules_of(
+        rules: &mut RulesTopic,
+        out: &mut Vec<KafkaRecord>,
+        split: usize,
+        max_batch: usize,
+    ) -> Result<(), KafkaError> {
         out.extend(
             rules
                 .backlog
@@ -1179,7 +1237,17 @@ impl KafkaSource {
     pub fn position(&self) -> KafkaPosition {
         let mut position = self.position.clone();
         if let Some(rules) = &self.rules {
-            position.set(&rules.topic, 0, rules.next());
+            rules.put(&mut position, rules.next());
+        }
+        position
+    }
+
+    /// [`KafkaSource::position`] with the rules topic at `offset` (the
+    /// first of its records not applied yet).
+    pub(crate) fn position_with_rules_at(&self, offset: i64) -> KafkaPosition {
+        let mut position = self.position.clone();
+        if let Some(rules) = &self.rules {
+            rules.put(&mut position, offset);
         }
         position
     }
@@ -1263,6 +1331,7 @@ impl RulesTopic {
             consumer,
             topic: topic.to_string(),
             backlog: VecDeque::new(),
+            handed: VecDeque::new(),
             read: low,
             end: until_end.then_some(high),
             waited_for: -1,
