@@ -264,6 +264,11 @@ pub struct KafkaSink {
     /// marker's included. A commit the broker does not answer is checked
     /// against it (see [`KafkaSink::superseded`]).
     group_held: Option<Vec<(String, i32, Option<i64>)>>,
+    /// The checkpoint the group's marker named when this instance took
+    /// its transactional id over ([`KafkaSink::recover`]; `Some(None)`:
+    /// none): before this instance's first commit, another instance's
+    /// commit shows as a change of it ([`KafkaSink::marker_moved`]).
+    marker_at_takeover: Option<Option<u64>>,
     /// Whether the brokers answer, shared with the run's source (said on
     /// the run's report).
     reach: Arc<Reach>,
@@ -405,6 +410,7 @@ impl KafkaSink {
             fenced_by: None,
             interval: 1,
             group_held: None,
+            marker_at_takeover: None,
             reach,
             watch: Mutex::new(watch),
             since_watched: 0,
@@ -600,6 +606,7 @@ impl KafkaSink {
             let offset = o.map_or(Offset::Invalid, Offset::Offset);
             let _ = held_tpl.add_partition_offset(&t, p, offset);
         }
+
         let fenced = |this: &Self, source| KafkaError::Fenced {
             transactional_id: this.transactional_id(),
             source,
@@ -619,6 +626,8 @@ impl KafkaSink {
                         if let Some(error) = self.superseded(&held_tpl) {
                             return Err(error);
                         }
+                    } else if let Some(error) = self.marker_moved() {
+                        return Err(error);
                     }
                 }
                 Err(_) => break,
@@ -1066,7 +1075,29 @@ impl KafkaSink {
         self.init()?;
         let (recovery, next) = self.read_committed(kept)?;
         self.interval = next;
+        self.marker_at_takeover = Some(next.checked_sub(1).filter(|&n| n > 0));
         Ok(recovery)
+    }
+
+    /// Before this instance's first commit (nothing it committed to compare
+    /// the group with): has the group's marker moved since it took the
+    /// transactional id over? Only another instance commits then: it took
+    /// over ([`KafkaError::Superseded`]). `None` when not, or when the group
+    /// cannot be read now.
+    fn marker_moved(&self) -> Option<KafkaError> {
+        let then = self.marker_at_takeover?;
+        let (t, p) = self.marker()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&t, p);
+        let now = self.read_group(&tpl, true).ok()?;
+        let now = now
+            .iter()
+            .find_map(|(_, _, o)| o.and_then(|o| u64::try_from(o).ok()));
+        (now != then).then(|| KafkaError::Superseded {
+            transactional_id: self.transactional_id(),
+            committed_checkpoint: now,
+            committed: KafkaPosition::new(),
+        })
     }
 
     /// Which of the `kept` checkpoints (newest first) the broker committed
