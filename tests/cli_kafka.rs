@@ -2639,3 +2639,132 @@ fn an_empty_folder_with_a_transactional_id_the_broker_committed_is_refused() {
         "another transactional id starts over: every record again"
     );
 }
+
+/// A source that cannot read on, on workers (issue 39, found by
+/// `tests/kafka_faults.rs`): the broker gone past `--kafka-timeout` with
+/// events still to come. Each worker's input stops where it is, as a
+/// signal stops it (every reader of the process, and a last cut), and
+/// the run ends with the error (exit 4). Before, each worker's input
+/// ended as at its end, with no last cut; with a transactional sink the
+/// workers then took their last cut "at the end", the sources ended in
+/// it, so that a resume read nothing more (the kafka_faults finding).
+/// What the run wrote before it ended is each key's beginning, and,
+/// resumed once the broker is back over the rest of the input, the
+/// outputs are the file run's.
+#[cfg(feature = "workers")]
+#[test]
+fn on_workers_a_source_that_cannot_read_on_stops_the_input_and_a_resume_reads_on() {
+    let (broker, mut proxy) = Broker::start_behind_proxy();
+    let dir = scratch("kafka_workers_source_gone");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    let t = topics_with(&broker, "workers-source-gone", 3, 1);
+    let bootstrap = proxy.bootstrap();
+    let first = &events[..10_000];
+    // (the first half trickles in: a cut needs event time to move on)
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let (stop, b, input) = (Arc::clone(&stop), broker.bootstrap(), t.input.clone());
+        let first = first.to_vec();
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            for part in first.chunks(100) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                produce_by_key(&b, &input, part);
+                sent += part.len();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sent
+        })
+    };
+    let run = |extra: &[&str]| {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+            .args(["--events", &format!("kafka://{bootstrap}/{}", t.input)])
+            .args(["--output", "out.jsonl", "--late", "late.jsonl"])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "100ms"])
+            .args(["--kafka-timeout", "3s", "--workers", "2"])
+            .args(extra);
+        command
+    };
+    let mut child = run(&[])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while crate::common::newest_checkpoint(&dir.join("ckpt")).is_none() {
+        assert!(Instant::now() < deadline, "no cut");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // (the producer first: its broker advertises the proxy)
+    stop.store(true, Ordering::Relaxed);
+    let sent = trickle.join().expect("produced");
+    proxy.stop();
+    // (a hang guard: it ends once --kafka-timeout has passed)
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end with its broker gone");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert!(
+        !status.success() && status.code().is_some(),
+        "{status:?}: {said}"
+    );
+    assert!(said.contains("did not answer"), "{said}");
+    // Stopped as a signal stops it: every reader, and a last cut.
+    assert!(
+        said.contains("cepheid: stopped by a read error (said above)")
+            && said.contains("checkpoint taken in ckpt as the run stopped"),
+        "{said}"
+    );
+    // What it wrote before it ended: each key's records the beginning of
+    // its records in the end (none that the input did not make: no
+    // timeout of a window still open, as the end of event time writes).
+    let before = lines(&dir.join("out.jsonl"));
+    proxy.start();
+    produce_by_key(&bootstrap, &t.input, &events[sent..]);
+    let output = run(&["--kafka-until", "end"]).output().expect("runs");
+    let said = stderr(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("cepheid: resuming from checkpoint"), "{said}");
+    let late: Vec<String> = lines(&dir.join("late.jsonl"))
+        .iter()
+        .map(|r| {
+            let event = r.strip_prefix("{\"kind\":\"late\",\"event\":");
+            event
+                .and_then(|e| e.strip_suffix('}'))
+                .expect("a late record")
+                .to_string()
+        })
+        .collect();
+    let end = lines(&dir.join("out.jsonl"));
+    crate::cli_kafka_rescale::assert_exact(&dir, &events, &late, &end, &said);
+    let by_key = |records: &[String]| {
+        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in records {
+            let v: serde_json::Value = serde_json::from_str(r).expect("a record");
+            let key = format!("{} {}", v["pattern"], v["key"]);
+            keys.entry(key).or_default().push(r.clone());
+        }
+        keys
+    };
+    let end = by_key(&end);
+    for (key, records) in by_key(&before) {
+        let all = end.get(&key).map_or(&[][..], Vec::as_slice);
+        assert!(
+            all.starts_with(&records),
+            "{key}: written before the source failed {records:?}, in the end {all:?}"
+        );
+    }
+}

@@ -628,6 +628,7 @@ impl Workers {
             own: outputs.own,
             write_failed: Failed::default(),
             source_failed: Failed::default(),
+            stop_all: std::sync::OnceLock::new(),
             stop: Arc::default(),
             cluster: scale.cluster(),
             checkpoint,
@@ -642,6 +643,9 @@ impl Workers {
             reloads: config.watch.then(|| Arc::new(config.clone())),
         });
         let handle = handle_of(&job);
+        if let Some(handle) = &handle {
+            let _ = job.stop_all.set(handle.clone());
+        }
         Ok(Opened {
             job,
             layout,

@@ -125,30 +125,35 @@ impl Counts {
         }
     }
 
-    /// How a run over parts of its input ended: `stopped` (why), else at
-    /// its end with a part not read whole (its read error, or its
-    /// malformed line with `Config::strict`), else at its end.
+    /// How a run over parts of its input ended: at a part's read error
+    /// (which stops the others as a signal does), else `stopped` (why),
+    /// else at its end with a part not read whole (its malformed line
+    /// with `Config::strict`), else at its end.
     pub fn end(&self, stopped: Option<String>) -> End {
+        // (a read error first: it stops the other readers as a signal
+        // does, and the run ended because of it)
+        if let Some((path, why)) = &self.read_error {
+            return End::Incomplete(Error::Io {
+                doing: Doing::Read,
+                path: path.clone(),
+                source: std::io::Error::other(why.clone()),
+            });
+        }
         if let Some(why) = stopped {
             return End::Stopped(why);
         }
         let malformed = |why: &str| cepheid_engine::Error::new(ErrorKind::Input, why);
-        match (&self.read_error, &self.strict_stop) {
-            (Some((path, why)), _) => End::Incomplete(Error::Io {
-                doing: Doing::Read,
-                path: path.clone(),
-                source: std::io::Error::other(why.clone()),
-            }),
-            (None, Some(Strict::Line(origin, line, why))) => End::Incomplete(Error::Malformed {
+        match &self.strict_stop {
+            Some(Strict::Line(origin, line, why)) => End::Incomplete(Error::Malformed {
                 origin: origin.clone(),
                 line: *line,
                 source: malformed(why),
             }),
-            (None, Some(Strict::Record(place, why))) => End::Incomplete(Error::MalformedRecord {
+            Some(Strict::Record(place, why)) => End::Incomplete(Error::MalformedRecord {
                 place: place.clone(),
                 source: malformed(why),
             }),
-            (None, None) => End::Input,
+            None => End::Input,
         }
     }
 

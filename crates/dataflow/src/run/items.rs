@@ -142,6 +142,8 @@ pub(super) struct Live {
     /// Where the lines read are counted for cuts every
     /// `Config::checkpoint_every` lines.
     pub(super) read_lines: Option<Arc<AtomicU64>>,
+    /// Every reader of the process, stopped when this one cannot read on.
+    pub(super) stop_all: Option<cepheid_runtime::Handle>,
 }
 
 impl Live {
@@ -209,18 +211,27 @@ impl Live {
             });
             let place = place.map(Result::unwrap_or_default);
             let mut items = Vec::new();
-            let mut end = false;
+            // (`Some(strict)`: the input ends here, at a malformed line
+            // with `--strict`, or at a read error)
+            let mut ended = None;
             input.take(lines, |_, got| {
                 offset += 1;
                 let taken =
                     got.map(|got| take(got, offset, &self.say, &self.counts, &self.controls));
                 match taken {
                     Some(Taken::Item(item)) => items.push(item),
-                    Some(Taken::End { .. }) => end = true,
+                    Some(Taken::End { strict }) => ended = Some(strict),
                     Some(Taken::Nothing) | None => {}
                 }
-                !end
+                ended.is_none()
             });
+            // A read error stops the input where it is, as a signal does,
+            // not as its end (which would end event time and leave a cut
+            // with the sources ended, from which a resume reads nothing):
+            // the batch goes with its place, and every reader of the
+            // process stops too.
+            let failed = ended == Some(false);
+            let end = ended.is_some() && !failed;
             let events = items
                 .iter()
                 .filter(|item| matches!(item, SourceItem::Event { .. }))
@@ -248,6 +259,15 @@ impl Live {
                 None => self.feed.send(items),
             };
             if sent.is_err() || end {
+                return None;
+            }
+            if failed {
+                self.feed.stop();
+                if let Some(all) = self.stop_all {
+                    // (not on this thread: its own input's channel, which
+                    // it alone empties, may be full)
+                    thread::spawn(move || all.stop("a read error (said above)"));
+                }
                 return None;
             }
         }

@@ -50,6 +50,9 @@ pub(super) struct Job {
     /// Could a worker's source not go on from its place in the cut (its
     /// error, which ends the run as one engine's refusal does)?
     pub(super) source_failed: Failed,
+    /// The handle of every reader of the process (set once the job is
+    /// made): a reader that cannot read on stops the others with it.
+    pub(super) stop_all: std::sync::OnceLock<cepheid_runtime::Handle>,
     /// Set by a part that met a malformed line with `--strict`.
     pub(super) stop: Arc<AtomicBool>,
     /// Several processes (`--processes`).
@@ -207,6 +210,7 @@ impl Job {
                 self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader
             }),
             read_lines: self.read_lines(),
+            stop_all: self.stop_all.get().cloned(),
         }
     }
 
