@@ -7,8 +7,8 @@
 //! and what the broker has, unless `--kafka-offset-mismatch earliest` or
 //! `latest` starts the partition again there, which it says.
 
-use crate::cli_kafka::{produce_lines_to, stderr};
 use crate::common::crash::{self, PATTERNS};
+use crate::common::kafka::{produce_lines_to, stderr};
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
 

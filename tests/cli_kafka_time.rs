@@ -4,8 +4,8 @@
 //! releases a partition that stays quiet, so that the others' output
 //! flows; without it the quiet partition holds event time back).
 
-use crate::cli_kafka::{client, stderr};
 use crate::common::crash::{self, PATTERNS};
+use crate::common::kafka::{client, stderr};
 use crate::common::{cepheid, run_two_processes, scratch, Live};
 use crate::kafka_support::{topic, Broker};
 
@@ -297,7 +297,7 @@ fn idle_timeout_releases_a_quiet_partition_and_without_it_event_time_is_held() {
 #[cfg(feature = "workers")]
 #[test]
 fn time_kafka_on_workers_takes_each_records_kafka_timestamp() {
-    use crate::cli_kafka::{by_key, lines, partition_of};
+    use crate::common::kafka::{by_key, lines, partition_of};
     let broker = Broker::start();
     let (dir, records) = stamped_folder("kafka_record_time_workers", 20_000);
     let run = |extra: &[&str]| crash::summary(&stderr(&run_ok(&dir, "5s", extra)));

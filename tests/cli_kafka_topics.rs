@@ -5,8 +5,8 @@
 //! without `--checkpoint`, to a file or to Kafka; now it ends with exit 4
 //! and says which topic became what (docs/kafka.md, "Exit status").
 
-use crate::cli_kafka::{produce_lines_to, stderr, topics_with, Reader};
 use crate::common::crash::{self, PATTERNS};
+use crate::common::kafka::{produce_lines_to, stderr, topics_with, Reader};
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::Broker;
 

@@ -24,12 +24,12 @@
 //! the same counts. A record committed twice, lost, or an event dropped
 //! without reaching the late topic breaks one of them.
 
-use crate::cli_kafka::{
-    client, partition_of, produce_by_key, produce_lines_to, produce_timed, stderr, topics_with,
-    Out, Reader, Topics,
-};
-use crate::cli_kafka_rescale::{assert_exact, complete_cuts};
+use crate::cli_kafka::produce_timed;
 use crate::common::crash::{self, Moments, PATTERNS};
+use crate::common::kafka::{
+    assert_exact, client, complete_cuts, partition_of, produce_by_key, produce_lines_to, stderr,
+    topics_with, Out, Reader, Topics,
+};
 use crate::common::{cepheid, free_ports, run_two_processes, scratch};
 use crate::kafka_support::{topic, Broker};
 
@@ -182,6 +182,7 @@ fn check(dir: &Path, events: &[String], records: &[Out], t: &Topics, said: &str)
     }
 
     let got: Vec<String> = outs.iter().map(|o| o.payload.clone()).collect();
+    assert!(!late.is_empty(), "the input has late events: {said}");
     assert_exact(dir, events, &late, &got, said);
 }
 
@@ -329,7 +330,7 @@ impl Instance {
 /// Runs the crash test (see the module's comment) over `layouts`
 /// (processes, workers per process), in turn, named `name` (its topics,
 /// folder and transactional id). With `slow`, the broker's answers come
-/// through a [`SlowProxy`](crate::kafka_support::SlowProxy) that holds
+/// through a [`FaultProxy`](crate::kafka_support::FaultProxy) that holds
 /// each back that long, and each instance is killed as soon as a cut of
 /// its own is complete (before its commit, which takes three answers).
 fn crash_chain(name: &str, layouts: &[(usize, usize)], slow: Option<Duration>) {
