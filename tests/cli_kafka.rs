@@ -21,8 +21,8 @@
 
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::kafka::{
-    by_key, client, lines, produce_by_key, produce_lines_to, stderr, topics_with, Out, Reader,
-    Topics,
+    by_key, client, lines, produce_by_key, produce_lines_to, produce_timed, stderr, topics_with,
+    Out, Reader, Topics,
 };
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
@@ -1185,24 +1185,6 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
             "{args:?}: {}",
             stderr(&output)
         );
-    }
-}
-
-/// Produces `records` (value, timestamp in ms) to partition 0 of `topic`,
-/// one at a time, in order.
-pub(crate) fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
-    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
-    for (value, ts) in records {
-        producer
-            .send(
-                BaseRecord::<(), _>::to(topic)
-                    .partition(0)
-                    .payload(value)
-                    .timestamp(*ts),
-            )
-            .map_err(|(e, _)| e)
-            .expect("queued");
-        producer.flush(T).expect("delivered");
     }
 }
 

@@ -24,11 +24,10 @@
 //! the same counts. A record committed twice, lost, or an event dropped
 //! without reaching the late topic breaks one of them.
 
-use crate::cli_kafka::produce_timed;
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::kafka::{
-    assert_exact, client, complete_cuts, partition_of, produce_by_key, produce_lines_to, stderr,
-    topics_with, Out, Reader, Topics,
+    assert_exact, client, complete_cuts, partition_of, produce_by_key, produce_lines_to,
+    produce_timed, stderr, topics_with, Out, Reader, Topics,
 };
 use crate::common::{cepheid, free_ports, run_two_processes, scratch};
 use crate::kafka_support::{topic, Broker};

@@ -118,7 +118,15 @@ impl Reader {
             let Some(message) = self.consumer.poll(wait) else {
                 return false;
             };
-            let m = message.expect("a record");
+            let m = match message {
+                Ok(m) => m,
+                // (the broker gone for a while: kafka_faults.rs)
+                Err(rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::AllBrokersDown
+                    | rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+                )) => return false,
+                Err(e) => panic!("a record: {e}"),
+            };
             let interval = m.headers().and_then(|h| {
                 h.iter()
                     .find(|h| h.key == cepheid_kafka::CHECKPOINT_HEADER)
@@ -392,4 +400,49 @@ pub(crate) fn complete_cuts(dir: &Path) -> BTreeSet<String> {
     let kept = cepheid_runtime::checkpoint::store::complete(&dir.join("ckpt"));
     let kept = kept.unwrap_or_default().into_iter();
     kept.map(|n| format!("cut-{n}")).collect()
+}
+
+/// Produces `records` (value, timestamp in ms) to partition 0 of `topic`,
+/// one at a time, in order.
+pub(crate) fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
+    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
+    for (value, ts) in records {
+        producer
+            .send(
+                BaseRecord::<(), _>::to(topic)
+                    .partition(0)
+                    .payload(value)
+                    .timestamp(*ts),
+            )
+            .map_err(|(e, _)| e)
+            .expect("queued");
+        producer.flush(T).expect("delivered");
+    }
+}
+
+/// Produces `records` (value, timestamp in ms) to partition 0 of `topic`
+/// in batches, the last one alone (tansu's end offsets: `produce_lines`).
+pub(crate) fn produce_stamped(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
+    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
+    let send = |(value, ts): &(String, i64)| loop {
+        let record = BaseRecord::<(), _>::to(topic)
+            .partition(0)
+            .payload(value)
+            .timestamp(*ts);
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((e, _)) => {
+                assert!(
+                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    };
+    let (last, rest) = records.split_last().expect("records");
+    rest.iter().for_each(send);
+    producer.flush(T).expect("delivered");
+    send(last);
+    producer.flush(T).expect("delivered");
 }
