@@ -29,8 +29,11 @@
 //! The check: an instance ends only with an exit status and a message
 //! `docs/kafka.md` lists for a fault injected while it ran (6 and "did not
 //! answer" after an outage longer than the limit; 4 and "was deleted" for
-//! the input topic deleted, which must end the run; 4 and one of the
-//! messages of a broker that lost its state), and then the documented
+//! the input topic deleted, which must end the run, or "does not exist"
+//! for an instance that started while it was gone; 4 and one of the
+//! messages of a broker that lost its state, `docs/checkpoints.md`'s "has
+//! no committed checkpoint of this sink" included for an instance that
+//! started on the restarted broker), and then the documented
 //! recovery follows: a resume from the checkpoint (for the topic created
 //! again with the same records, the resume's check of the kept offsets
 //! must find them fitting). A case with a restart of the broker ends
@@ -46,10 +49,14 @@
 //! must, and a resume refused.
 //!
 //! `CEPHEID_FAULTS_SEED` (default 39) and `CEPHEID_FAULTS_SECONDS`
-//! (default: one case) or `CEPHEID_FAULTS_CASES`; a failing case is kept
+//! (default: one case) or `CEPHEID_FAULTS_CASES`, from case
+//! `CEPHEID_FAULTS_FIRST` (default 0: to run one case again, its index
+//! and `CEPHEID_FAULTS_CASES=1`); a failing case is kept
 //! in `target/tmp/kafka_faults/seed-S-case-I/` (`case.txt` its draw and
 //! the faults as they came, `rules.cep`, `events.jsonl`, `commands.txt`
-//! every command line, `err-*.txt` each process's standard error), the
+//! every command line, `err-*.txt` each process's standard error,
+//! `committed-*` the committed view when it was checked, each record
+//! with its partition, offset and checkpoint interval too), the
 //! other cases run on, and the tally is printed at the end.
 
 #[path = "common/mod.rs"]
@@ -219,13 +226,18 @@ impl May {
                     && (error.contains("was deleted while the run read it")
                         || error.contains(
                             "was deleted and created again while the run read it (another topic id): the offsets read are the old topic's",
-                        ))
+                        )
+                        // (an instance started while the topic was gone)
+                        || error.contains("\" does not exist"))
             }
             May::Lost => {
                 status.code() == Some(4)
                     && [
                         "the broker does not know transactional id",
                         "the broker no longer holds the offsets committed with transactional id",
+                        // (an instance that started on the broker
+                        // restarted: docs/checkpoints.md, "Limits")
+                        "the broker has no committed checkpoint of this sink, but checkpoint",
                         "was deleted and created again while the run",
                         "was deleted while the run",
                     ]
@@ -680,6 +692,14 @@ impl Case<'_> {
             .collect();
         outs.sort_by_key(|o| (o.partition, o.offset));
         let got: Vec<String> = outs.iter().map(|o| o.payload.clone()).collect();
+        let placed: Vec<String> = (outs.iter())
+            .map(|o| {
+                format!(
+                    "{} {} {:?} {}",
+                    o.partition, o.offset, o.interval, o.payload
+                )
+            })
+            .collect();
         self.note(&format!(
             "{} committed ({} late), {} records of aborted transactions left out; {}",
             got.len(),
@@ -687,6 +707,18 @@ impl Case<'_> {
             self.aborted,
             crash::summary(&said)
         ));
+        // (kept with a failing case)
+        fs::write(self.dir.join("committed-out.jsonl"), got.join("\n") + "\n").unwrap();
+        fs::write(
+            self.dir.join("committed-placed.txt"),
+            placed.join("\n") + "\n",
+        )
+        .unwrap();
+        fs::write(
+            self.dir.join("committed-late.jsonl"),
+            late.join("\n") + "\n",
+        )
+        .unwrap();
         assert_exact(self.dir, &self.events, &late, &got, &said);
         true
     }
@@ -766,7 +798,8 @@ fn random_kafka_runs_with_broker_faults_end_as_the_file_run_or_as_documented() {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kafka_faults");
     let started = Instant::now();
     let (mut checked, mut restarted, mut failed) = (0, 0, Vec::new());
-    for index in 0..cases {
+    let first = env_number("CEPHEID_FAULTS_FIRST").unwrap_or(0);
+    for index in (first..).take(usize::try_from(cases).unwrap_or(usize::MAX)) {
         if budget.is_some_and(|b| started.elapsed() >= b) {
             break;
         }

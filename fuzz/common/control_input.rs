@@ -20,7 +20,10 @@ pub fn run(data: &[u8]) {
         }
         time = time.saturating_add(10);
         if let Some(stamped) = bytes.strip_prefix(b"@") {
-            let end = stamped.iter().position(|&b| b == b' ').unwrap_or(stamped.len());
+            let end = stamped
+                .iter()
+                .position(|&b| b == b' ')
+                .unwrap_or(stamped.len());
             if let Some(t) = std::str::from_utf8(&stamped[..end])
                 .ok()
                 .and_then(|t| t.parse::<i64>().ok())

@@ -87,11 +87,14 @@ fn error(why: &str) -> SourceError {
     }
 }
 
-/// Records in memory.
+/// Records in memory: each its kind and its bytes.
 #[derive(Clone, Default)]
 pub struct Memory {
-    pub records: Arc<Mutex<Vec<(Kind, Vec<u8>)>>>,
+    pub records: Arc<Mutex<Records>>,
 }
+
+/// What a [`Memory`] sink holds.
+pub type Records = Vec<(Kind, Vec<u8>)>;
 
 impl Sink for Memory {
     fn describe(&self, _kind: Kind) -> String {

@@ -32,7 +32,9 @@ fn server() -> SocketAddr {
 
 fuzz_target!(|data: &[u8]| {
     let mut stream = TcpStream::connect(server()).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("a timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
     // (the server may answer and close before it read everything)
     let _ = stream.write_all(data);
     let _ = stream.shutdown(Shutdown::Write);
@@ -46,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             // (libFuzzer's timer: `-timeout`'s SIGALRM every second)
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                assert!(started.elapsed() < Duration::from_secs(10), "no end of the answer");
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "no end of the answer"
+                );
             }
             Err(e) => panic!("no end of the answer in {:?}: {e}", started.elapsed()),
         }

@@ -85,6 +85,9 @@ impl Reader {
             .set("group.id", "cepheid-test-reader")
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_uncommitted")
+            // (never a silent jump past records, were an offset ever out
+            // of range: the harness would see records lost)
+            .set("auto.offset.reset", "error")
             .create()
             .expect("a consumer");
         let mut tpl = TopicPartitionList::new();
@@ -132,6 +135,15 @@ impl Reader {
                     .find(|h| h.key == cepheid_kafka::CHECKPOINT_HEADER)
                     .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
             });
+            let place = (m.topic(), m.partition(), m.offset());
+            assert!(
+                !(self.seen.iter().rev().take(4096)).any(|o| (
+                    o.topic.as_str(),
+                    o.partition,
+                    o.offset
+                ) == place),
+                "the harness read {place:?} twice"
+            );
             self.seen.push(Out {
                 topic: m.topic().to_string(),
                 partition: m.partition(),
