@@ -476,7 +476,10 @@ impl Case<'_> {
             ..
         } = self;
         let reader = reader.as_mut().expect("the reader");
-        reader.take_committed(bootstrap, id, &t.marker, committed, aborted);
+        let before = committed.len();
+        let m = reader.take_committed(bootstrap, id, &t.marker, committed, aborted);
+        let taken = committed.len() - before;
+        self.note(&format!("committed checkpoint {m:?}: {taken} records taken as committed"));
     }
 
     /// Checks how `instance` ended by itself (`first` the process that
