@@ -7,7 +7,7 @@
 
 use crate::common::crash::{self, PATTERNS};
 use crate::common::kafka::{
-    assert_exact, produce_lines_to, produce_stamped, stderr, topics_with, Reader,
+    assert_exact, late_event, produce_lines_to, produce_stamped, stderr, topics_with, Reader,
 };
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::Broker;
@@ -312,7 +312,7 @@ fn topic_created_again_then_resumed(workers: Option<&str>) {
     fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
     let t = topics_with(&broker, "again", 1, 1);
     let id = format!("again-{workers:?}");
-    produce_stamped(&b, &t.input, first);
+    produce_stamped(&b, &t.input, 0, first);
     let run = |until_end: bool| {
         let mut command = cepheid();
         command
@@ -340,13 +340,13 @@ fn topic_created_again_then_resumed(workers: Option<&str>) {
     assert!(committing, "no checkpoint came:\n{}", stderr(&ended(child)));
     broker.delete_topic(&t.input);
     broker.create_topic(&t.input, 1);
-    produce_stamped(&b, &t.input, first);
+    produce_stamped(&b, &t.input, 0, first);
     let output = ended(child);
     let said = stderr(&output);
     assert_eq!(output.status.code(), Some(4), "{workers:?}: {said}");
     assert!(said.contains("was deleted"), "{workers:?}: {said}");
     reader.take_committed(&b, &id, &t.marker, &mut committed, &mut aborted);
-    produce_stamped(&b, &t.input, rest);
+    produce_stamped(&b, &t.input, 0, rest);
     let output = run(true).output().expect("runs");
     let said = stderr(&output);
     assert!(output.status.success(), "{workers:?}: {said}");
@@ -361,15 +361,6 @@ fn topic_created_again_then_resumed(workers: Option<&str>) {
         mine.sort_by_key(|o| o.offset);
         mine.iter().map(|o| o.payload.clone()).collect()
     };
-    let late: Vec<String> = records(&t.late)
-        .iter()
-        .map(|r| {
-            let event = r.strip_prefix("{\"kind\":\"late\",\"event\":");
-            event
-                .and_then(|e| e.strip_suffix('}'))
-                .expect("a late record")
-                .to_string()
-        })
-        .collect();
+    let late: Vec<String> = records(&t.late).iter().map(|r| late_event(r)).collect();
     assert_exact(&dir, &lines, &late, &records(&t.output), &said);
 }

@@ -26,8 +26,8 @@
 
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::kafka::{
-    assert_exact, client, complete_cuts, partition_of, produce_by_key, produce_lines_to,
-    produce_timed, stderr, topics_with, Out, Reader, Topics,
+    assert_exact, client, complete_cuts, late_event, partition_of, produce_by_key,
+    produce_lines_to, produce_timed, send_waiting, stderr, topics_with, Out, Reader, Topics,
 };
 use crate::common::{cepheid, free_ports, run_two_processes, scratch};
 use crate::kafka_support::{topic, Broker};
@@ -46,15 +46,6 @@ const T: Duration = Duration::from_secs(60);
 /// How many times the crash test kills the run before letting it end.
 const KILLS: usize = 6;
 
-/// The event of a late record (`{"kind":"late","event":RAW}`).
-fn late_event(record: &str) -> String {
-    record
-        .strip_prefix("{\"kind\":\"late\",\"event\":")
-        .and_then(|rest| rest.strip_suffix('}'))
-        .unwrap_or_else(|| panic!("not a late record: {record}"))
-        .to_string()
-}
-
 /// Produces `lines` to the 3 partitions of `topic`, each to the
 /// partition of its key, with `producer` (one for the whole test: a slice
 /// goes out in milliseconds).
@@ -63,17 +54,7 @@ fn produce_slice(producer: &BaseProducer, topic: &str, lines: &[String]) {
         let record = BaseRecord::<(), _>::to(topic)
             .partition(partition_of(line))
             .payload(line);
-        let mut record = Some(record);
-        while let Some(r) = record.take() {
-            if let Err((e, r)) = producer.send(r) {
-                assert!(
-                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    "{e}"
-                );
-                producer.poll(Duration::from_millis(10));
-                record = Some(r);
-            }
-        }
+        send_waiting(producer, record);
     }
     producer.flush(T).expect("delivered");
 }

@@ -65,7 +65,10 @@ mod common;
 mod kafka_support;
 
 use common::crash::{self, Moments, PATTERNS};
-use common::kafka::{assert_exact, client, partition_among, topics_with, Out, Reader, Topics};
+use common::kafka::{
+    assert_exact, client, late_event, partition_among, send_waiting, topics_with, Out, Reader,
+    Topics,
+};
 use common::{cepheid, free_ports, newest_checkpoint, PATIENCE};
 use kafka_support::{Broker, FaultProxy};
 
@@ -370,18 +373,8 @@ impl Case<'_> {
                 .partition(p)
                 .payload(&self.events[i])
                 .timestamp(BASE_TIME + i64::try_from(i).expect("small"));
-            let mut record = Some(record);
-            while let Some(r) = record.take() {
-                let producer = (self.producer).get_or_insert_with(|| producer(&bootstrap));
-                if let Err((e, r)) = producer.send(r) {
-                    assert!(
-                        e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        "{e}"
-                    );
-                    producer.poll(Duration::from_millis(10));
-                    record = Some(r);
-                }
-            }
+            let producer = (self.producer).get_or_insert_with(|| producer(&bootstrap));
+            send_waiting(producer, record);
         }
         if let Some(producer) = &self.producer {
             producer.flush(Duration::from_secs(600)).expect("delivered");
@@ -479,7 +472,9 @@ impl Case<'_> {
         let before = committed.len();
         let m = reader.take_committed(bootstrap, id, &t.marker, committed, aborted);
         let taken = committed.len() - before;
-        self.note(&format!("committed checkpoint {m:?}: {taken} records taken as committed"));
+        self.note(&format!(
+            "committed checkpoint {m:?}: {taken} records taken as committed"
+        ));
     }
 
     /// Checks how `instance` ended by itself (`first` the process that
@@ -725,15 +720,6 @@ impl Case<'_> {
         assert_exact(self.dir, &self.events, &late, &got, &said);
         true
     }
-}
-
-/// The event of a late record (`{"kind":"late","event":RAW}`).
-fn late_event(record: &str) -> String {
-    record
-        .strip_prefix("{\"kind\":\"late\",\"event\":")
-        .and_then(|rest| rest.strip_suffix('}'))
-        .unwrap_or_else(|| panic!("not a late record: {record}"))
-        .to_string()
 }
 
 /// Case `index` of `seed` in `dir`: true when it was checked against the

@@ -33,28 +33,63 @@ pub(crate) fn client(bootstrap: &str) -> ClientConfig {
 
 /// The same to `partition`.
 pub(crate) fn produce_lines_to(bootstrap: &str, topic: &str, partition: i32, lines: &[String]) {
+    let records: Vec<(&str, Option<i64>)> = lines.iter().map(|l| (l.as_str(), None)).collect();
+    produce_batched(bootstrap, topic, partition, &records);
+}
+
+/// Produces `records` (value, Kafka timestamp in ms) to partition
+/// `partition` of `topic`, batched, the last one alone (tansu's end
+/// offset, `--kafka-until end`).
+pub(crate) fn produce_stamped(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    records: &[(String, i64)],
+) {
+    let records: Vec<(&str, Option<i64>)> = (records.iter())
+        .map(|(v, t)| (v.as_str(), Some(*t)))
+        .collect();
+    produce_batched(bootstrap, topic, partition, &records);
+}
+
+/// Produces `records` (value, Kafka timestamp if given) to `partition`
+/// of `topic`, batched, the last one alone: tansu's memory storage
+/// answers the latest offset as the last batch's first offset + 1, which
+/// `--kafka-until end` takes for the end.
+fn produce_batched(bootstrap: &str, topic: &str, partition: i32, records: &[(&str, Option<i64>)]) {
     let producer: BaseProducer = client(bootstrap).create().expect("a producer");
-    let send = |line: &String| loop {
-        match producer.send(
-            BaseRecord::<(), _>::to(topic)
-                .partition(partition)
-                .payload(line),
-        ) {
-            Ok(()) => break,
-            Err((e, _)) => {
-                assert!(
-                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    "{e}"
-                );
-                producer.poll(Duration::from_millis(10));
-            }
+    let send = |&(value, ts): &(&str, Option<i64>)| {
+        let mut record = BaseRecord::<(), _>::to(topic)
+            .partition(partition)
+            .payload(value);
+        if let Some(ts) = ts {
+            record = record.timestamp(ts);
         }
+        send_waiting(&producer, record);
     };
-    let (last, rest) = lines.split_last().expect("lines");
+    let (last, rest) = records.split_last().expect("records");
     rest.iter().for_each(send);
     producer.flush(T).expect("delivered");
     send(last);
     producer.flush(T).expect("delivered");
+}
+
+/// Queues `record`, waiting while the producer's queue is full.
+pub(crate) fn send_waiting<P: rdkafka::message::ToBytes + ?Sized>(
+    producer: &BaseProducer,
+    record: BaseRecord<'_, (), P>,
+) {
+    let mut record = Some(record);
+    while let Some(r) = record.take() {
+        if let Err((e, r)) = producer.send(r) {
+            assert!(
+                e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                "{e}"
+            );
+            producer.poll(Duration::from_millis(10));
+            record = Some(r);
+        }
+    }
 }
 
 /// A record of an output topic as the harness reads it.
@@ -432,29 +467,11 @@ pub(crate) fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i6
     }
 }
 
-/// Produces `records` (value, timestamp in ms) to partition 0 of `topic`
-/// in batches, the last one alone (tansu's end offsets: `produce_lines`).
-pub(crate) fn produce_stamped(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
-    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
-    let send = |(value, ts): &(String, i64)| loop {
-        let record = BaseRecord::<(), _>::to(topic)
-            .partition(0)
-            .payload(value)
-            .timestamp(*ts);
-        match producer.send(record) {
-            Ok(()) => break,
-            Err((e, _)) => {
-                assert!(
-                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    "{e}"
-                );
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-    };
-    let (last, rest) = records.split_last().expect("records");
-    rest.iter().for_each(send);
-    producer.flush(T).expect("delivered");
-    send(last);
-    producer.flush(T).expect("delivered");
+/// The event of a late record (`{"kind":"late","event":RAW}`).
+pub(crate) fn late_event(record: &str) -> String {
+    record
+        .strip_prefix("{\"kind\":\"late\",\"event\":")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not a late record: {record}"))
+        .to_string()
 }
