@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::cli_kafka::{produce_lines_to, topics_with};
+use crate::common::kafka::{produce_lines_to, topics_with};
 use crate::common::{cepheid, scratch};
 use crate::embed;
 use crate::kafka_support::Broker;

@@ -20,6 +20,10 @@
 //! the records of intervals up to M are the committed ones.
 
 use crate::common::crash::{self, Moments, PATTERNS};
+use crate::common::kafka::{
+    by_key, client, lines, produce_by_key, produce_lines_to, produce_timed, stderr, topics_with,
+    Out, Reader, Topics,
+};
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
 
@@ -32,216 +36,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 const T: Duration = Duration::from_secs(30);
-
-pub(crate) fn client(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4");
-    config
-}
 
 /// Produces `lines` to partition 0 of `topic`, batched, the last one
 /// alone: tansu's memory storage answers the latest offset as the last
 /// batch's first offset + 1, which `--kafka-until end` takes for the end.
 fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
     produce_lines_to(bootstrap, topic, 0, lines);
-}
-
-/// The same to `partition`.
-pub(crate) fn produce_lines_to(bootstrap: &str, topic: &str, partition: i32, lines: &[String]) {
-    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
-    let send = |line: &String| loop {
-        match producer.send(
-            BaseRecord::<(), _>::to(topic)
-                .partition(partition)
-                .payload(line),
-        ) {
-            Ok(()) => break,
-            Err((e, _)) => {
-                assert!(
-                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    "{e}"
-                );
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-    };
-    let (last, rest) = lines.split_last().expect("lines");
-    rest.iter().for_each(send);
-    producer.flush(T).expect("delivered");
-    send(last);
-    producer.flush(T).expect("delivered");
-}
-
-/// A record of an output topic as the harness reads it.
-#[derive(Clone, Debug)]
-pub(crate) struct Out {
-    pub(crate) topic: String,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-    pub(crate) key: Vec<u8>,
-    pub(crate) payload: String,
-    /// The `cepheid-checkpoint` header: its checkpoint interval.
-    pub(crate) interval: Option<u64>,
-}
-
-/// Reads output topics from their beginning, every record (uncommitted,
-/// aborted and committed alike), as they come.
-pub(crate) struct Reader {
-    consumer: BaseConsumer,
-    pub(crate) seen: Vec<Out>,
-    /// The records of `seen` before this were taken by an instance
-    /// ([`Reader::take_committed`]).
-    taken: usize,
-}
-
-impl Reader {
-    pub(crate) fn new(bootstrap: &str, topics: &[(&str, i32)]) -> Reader {
-        let consumer: BaseConsumer = client(bootstrap)
-            .set("group.id", "cepheid-test-reader")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_uncommitted")
-            .create()
-            .expect("a consumer");
-        let mut tpl = TopicPartitionList::new();
-        for (t, n) in topics {
-            for p in 0..*n {
-                tpl.add_partition_offset(t, p, Offset::Beginning)
-                    .expect("adds");
-            }
-        }
-        consumer.assign(&tpl).expect("assign");
-        Reader {
-            consumer,
-            seen: Vec::new(),
-            taken: 0,
-        }
-    }
-
-    /// Reads until nothing came for `idle`.
-    pub(crate) fn drain(&mut self, idle: Duration) {
-        let mut last = Instant::now();
-        while last.elapsed() < idle {
-            if self.poll(Duration::from_millis(50)) {
-                last = Instant::now();
-            }
-        }
-    }
-
-    /// Reads one record if one comes within `wait`: true if one did.
-    pub(crate) fn poll(&mut self, wait: Duration) -> bool {
-        {
-            let Some(message) = self.consumer.poll(wait) else {
-                return false;
-            };
-            let m = message.expect("a record");
-            let interval = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == cepheid_kafka::CHECKPOINT_HEADER)
-                    .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
-            });
-            self.seen.push(Out {
-                topic: m.topic().to_string(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().unwrap_or_default().to_vec(),
-                payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-                interval,
-            });
-        }
-        true
-    }
-
-    /// The records read since the last instance's were taken.
-    pub(crate) fn untaken(&self) -> &[Out] {
-        &self.seen[self.taken..]
-    }
-}
-
-impl Reader {
-    /// What an instance with transactional id `id` left once it ended:
-    /// its open transaction ended ([`fence_and_read_marker`]), the last
-    /// committed checkpoint M (returned), every record it wrote read; of
-    /// those, the records of intervals up to M go to `committed`, the
-    /// others (aborted) are counted in `aborted`.
-    pub(crate) fn take_committed(
-        &mut self,
-        bootstrap: &str,
-        id: &str,
-        marker: &str,
-        committed: &mut Vec<Out>,
-        aborted: &mut usize,
-    ) -> Option<u64> {
-        let m = fence_and_read_marker(bootstrap, id, marker);
-        self.drain(Duration::from_millis(1500));
-        let mine = &self.seen[self.taken..];
-        self.taken = self.seen.len();
-        assert!(
-            mine.iter().all(|o| o.interval.is_some()),
-            "every record has its interval"
-        );
-        for o in mine {
-            match (o.interval, m) {
-                (Some(i), Some(m)) if i <= m => committed.push(o.clone()),
-                _ => *aborted += 1,
-            }
-        }
-        m
-    }
-}
-
-/// What a dead instance with transactional id `id` left: its open
-/// transaction ended by a new producer's `init_transactions` (as the next
-/// instance's would), then the marker's committed offset in the group
-/// `id`: the last committed checkpoint.
-fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64> {
-    let producer: BaseProducer = client(bootstrap)
-        .set("transactional.id", id)
-        .create()
-        .expect("a producer");
-    producer.init_transactions(T).expect("init_transactions");
-    drop(producer);
-    let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", id)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("a consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(marker, 0);
-    let committed = consumer.committed_offsets(tpl, T).expect("committed");
-    let found = committed.elements().first().map(|e| e.offset());
-    match found {
-        Some(Offset::Offset(n)) => Some(u64::try_from(n).expect("a checkpoint number")),
-        _ => None,
-    }
-}
-
-/// Output records grouped by their partition key (the `key` of the JSON
-/// record), each key's in order: the file run's lines in file order, a
-/// topic's records in offset order (a key's records are in one partition).
-pub(crate) fn by_key<'a>(records: impl Iterator<Item = &'a str>) -> BTreeMap<String, Vec<String>> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in records {
-        let value: serde_json::Value = serde_json::from_str(r).expect("a JSON record");
-        map.entry(value["key"].to_string())
-            .or_default()
-            .push(r.to_string());
-    }
-    map
-}
-
-pub(crate) fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// Compares committed Kafka records with a file run's outputs: the same
@@ -324,42 +128,8 @@ fn file_run(dir: &Path) -> Output {
     output
 }
 
-/// A test's topics: the input, the records', the late events' and the
-/// checkpoint marker's.
-pub(crate) struct Topics {
-    pub(crate) input: String,
-    pub(crate) output: String,
-    pub(crate) late: String,
-    pub(crate) marker: String,
-}
-
 fn topics(broker: &Broker, name: &str, out_partitions: i32) -> Topics {
     topics_with(broker, name, 1, out_partitions)
-}
-
-/// The topics of test `name`, created: the input with `in_partitions`,
-/// the records' with `out_partitions`, the others with one.
-pub(crate) fn topics_with(
-    broker: &Broker,
-    name: &str,
-    in_partitions: i32,
-    out_partitions: i32,
-) -> Topics {
-    let t = Topics {
-        input: topic(&format!("{name}-in")),
-        output: topic(&format!("{name}-out")),
-        late: topic(&format!("{name}-late")),
-        marker: topic(&format!("{name}-marker")),
-    };
-    broker.create_topic(&t.input, in_partitions);
-    broker.create_topic(&t.output, out_partitions);
-    broker.create_topic(&t.late, 1);
-    broker.create_topic(&t.marker, 1);
-    t
-}
-
-pub(crate) fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -1418,24 +1188,6 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
     }
 }
 
-/// Produces `records` (value, timestamp in ms) to partition 0 of `topic`,
-/// one at a time, in order.
-pub(crate) fn produce_timed(bootstrap: &str, topic: &str, records: &[(String, i64)]) {
-    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
-    for (value, ts) in records {
-        producer
-            .send(
-                BaseRecord::<(), _>::to(topic)
-                    .partition(0)
-                    .payload(value)
-                    .timestamp(*ts),
-            )
-            .map_err(|(e, _)| e)
-            .expect("queued");
-        producer.flush(T).expect("delivered");
-    }
-}
-
 /// The watermark of a file run with `--max-delay 2s` after `lines` (its
 /// largest event time less 2 s less 1 ms; `None` before any event).
 fn watermark_after(lines: &[String]) -> Option<i64> {
@@ -2008,36 +1760,6 @@ fn rules_topic_guards(extra: &[&str]) {
         crash::summary(&err).contains(", 2 rule reloads, 1 refused (the old rules kept)"),
         "{err}"
     );
-}
-
-/// The partition of an event of the crash test's stream among 3: by its
-/// key (`order` or `user`), so that each key is in one partition; a line
-/// without one (malformed) in partition 0.
-pub(crate) fn partition_of(line: &str) -> i32 {
-    let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-    let key = value["order"]
-        .as_str()
-        .or(value["user"].as_str())
-        .unwrap_or("");
-    let h = key
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    i32::try_from(h % 3).expect("small")
-}
-
-/// Produces `lines` to the 3 partitions of `topic`, each line to the
-/// partition of its key, in order within each.
-pub(crate) fn produce_by_key(bootstrap: &str, topic: &str, lines: &[String]) {
-    for p in 0..3 {
-        let part: Vec<String> = lines
-            .iter()
-            .filter(|l| partition_of(l) == p)
-            .cloned()
-            .collect();
-        if !part.is_empty() {
-            produce_lines_to(bootstrap, topic, p, &part);
-        }
-    }
 }
 
 #[test]
@@ -2738,27 +2460,13 @@ fn on_workers_a_source_that_cannot_read_on_stops_the_input_and_a_resume_reads_on
     let said = stderr(&output);
     assert!(output.status.success(), "{said}");
     assert!(said.contains("cepheid: resuming from checkpoint"), "{said}");
-    let late: Vec<String> = lines(&dir.join("late.jsonl"))
-        .iter()
-        .map(|r| {
-            let event = r.strip_prefix("{\"kind\":\"late\",\"event\":");
-            event
-                .and_then(|e| e.strip_suffix('}'))
-                .expect("a late record")
-                .to_string()
-        })
+    let late: Vec<String> = (lines(&dir.join("late.jsonl")).iter())
+        .map(|r| crate::common::kafka::late_event(r))
         .collect();
     let end = lines(&dir.join("out.jsonl"));
-    crate::cli_kafka_rescale::assert_exact(&dir, &events, &late, &end, &said);
-    let by_key = |records: &[String]| {
-        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in records {
-            let v: serde_json::Value = serde_json::from_str(r).expect("a record");
-            let key = format!("{} {}", v["pattern"], v["key"]);
-            keys.entry(key).or_default().push(r.clone());
-        }
-        keys
-    };
+    crate::common::kafka::assert_exact(&dir, &events, &late, &end, &said);
+    let by_key =
+        |records: &[String]| crate::common::kafka::by_key(records.iter().map(|r| r.as_str()));
     let end = by_key(&end);
     for (key, records) in by_key(&before) {
         let all = end.get(&key).map_or(&[][..], Vec::as_slice);

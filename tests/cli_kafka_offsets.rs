@@ -7,8 +7,8 @@
 //! and what the broker has, unless `--kafka-offset-mismatch earliest` or
 //! `latest` starts the partition again there, which it says.
 
-use crate::cli_kafka::{produce_lines_to, stderr};
 use crate::common::crash::{self, PATTERNS};
+use crate::common::kafka::{produce_lines_to, stderr};
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
 
@@ -275,7 +275,8 @@ fn on_workers_a_cuts_offsets_on_a_topic_written_again_are_refused_or_started_aga
 /// one more record fits (nothing said), and its new record is applied.
 #[test]
 fn a_checkpoints_rules_topic_offset_on_a_topic_written_again_is_refused_or_started_again() {
-    use crate::cli_kafka::{produce_timed, CHANGED};
+    use crate::cli_kafka::CHANGED;
+    use crate::common::kafka::produce_timed;
     let broker = Broker::start();
     let b = broker.bootstrap();
     let dir = scratch("kafka_offsets_rules");

@@ -16,12 +16,11 @@
 //! as many events and malformed lines read. An event read twice, lost, or
 //! dropped without reaching the late output breaks one of them.
 
-use crate::cli_kafka::{by_key, lines, produce_by_key, stderr};
 use crate::common::crash::{self, PATTERNS};
+use crate::common::kafka::{assert_exact, complete_cuts, lines, produce_by_key};
 use crate::common::{cepheid, free_ports, scratch, Live};
 use crate::kafka_support::{topic, Broker};
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,30 +56,8 @@ const fn step(workers: usize, processes: usize, stop: Stop) -> Step {
     }
 }
 
-/// The complete cuts in `dir/ckpt`.
-pub(crate) fn complete_cuts(dir: &Path) -> BTreeSet<String> {
-    let kept = cepheid_runtime::checkpoint::store::complete(&dir.join("ckpt"));
-    let kept = kept.unwrap_or_default().into_iter();
-    kept.map(|n| format!("cut-{n}")).collect()
-}
-
 fn len(path: &Path) -> u64 {
     fs::metadata(path).map_or(0, |m| m.len())
-}
-
-/// The number before `word` in the summary line (`..., 12 late, ...`).
-fn count(summary: &str, word: &str) -> u64 {
-    let words: Vec<&str> = summary
-        .split([' ', ','])
-        .filter(|w| !w.is_empty())
-        .collect();
-    let at = words
-        .iter()
-        .position(|w| *w == word)
-        .unwrap_or_else(|| panic!("no `{word}` in {summary:?}"));
-    words[at - 1]
-        .parse()
-        .unwrap_or_else(|_| panic!("no number before `{word}` in {summary:?}"))
 }
 
 /// The late events of a late output (`{"kind":"late","event":RAW}`).
@@ -221,89 +198,8 @@ fn chain(name: &str, events: &[String], steps: &[Step]) {
     let last = said.last().expect("a run");
     let late = late_events(&dir.join("late.jsonl"));
     let got = lines(&dir.join("out.jsonl"));
+    assert!(!late.is_empty(), "the input has late events: {last}");
     assert_exact(&dir, events, &late, &got, last);
-}
-
-/// Checks the outputs of a run over `events` whose late events differ
-/// from the file run's (they depend on how partitions were fetched)
-/// against what it said on standard error (`said`): `late`, its late
-/// events, are those its summary counts, each an input event, none
-/// twice; and the file run of the input without them (none late there)
-/// gives each key exactly `got`'s records, in order, with the same
-/// matches, timeouts and malformed lines, and as many events read but
-/// the late ones.
-pub(crate) fn assert_exact(
-    dir: &Path,
-    events: &[String],
-    late: &[String],
-    got: &[String],
-    said: &str,
-) {
-    let summary = crash::summary(said);
-    assert!(summary.contains("events read"), "{said}");
-    assert_eq!(late.len() as u64, count(&summary, "late"), "{said}");
-    assert!(!late.is_empty(), "the input has late events: {said}");
-    let mut left: BTreeMap<&str, usize> = BTreeMap::new();
-    for event in events {
-        *left.entry(event.as_str()).or_default() += 1;
-    }
-    for event in late {
-        let n = left
-            .get_mut(event.as_str())
-            .filter(|n| **n > 0)
-            .unwrap_or_else(|| panic!("late {event}: not an input event, or late twice"));
-        *n -= 1;
-    }
-
-    // The file run of the input without the late events.
-    let mut late_left: BTreeMap<&str, usize> = BTreeMap::new();
-    for event in late {
-        *late_left.entry(event.as_str()).or_default() += 1;
-    }
-    let kept: Vec<&str> = events
-        .iter()
-        .filter(|event| match late_left.get_mut(event.as_str()) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                false
-            }
-            _ => true,
-        })
-        .map(String::as_str)
-        .collect();
-    fs::write(dir.join("kept.jsonl"), kept.join("\n") + "\n").unwrap();
-    let file = cepheid()
-        .current_dir(dir)
-        .args(["run", "rules.cep", "--no-progress", "--max-delay", "5s"])
-        .args(["--events", "kept.jsonl"])
-        .args(["--output", "file-out.jsonl", "--late", "file-late.jsonl"])
-        .output()
-        .expect("runs");
-    assert!(file.status.success(), "{}", stderr(&file));
-    let file_summary = crash::summary(&stderr(&file));
-    assert_eq!(count(&file_summary, "late"), 0, "{file_summary}");
-    for word in ["matches", "timeouts", "malformed"] {
-        assert_eq!(
-            count(&summary, word),
-            count(&file_summary, word),
-            "{word}: {summary} / {file_summary}"
-        );
-    }
-    assert_eq!(
-        count(&summary, "events"),
-        count(&file_summary, "events") + late.len() as u64,
-        "{summary} / {file_summary}"
-    );
-    let want = lines(&dir.join("file-out.jsonl"));
-    assert_eq!(got.len(), want.len(), "{summary} / {file_summary}");
-    let (got, want) = (
-        by_key(got.iter().map(String::as_str)),
-        by_key(want.iter().map(String::as_str)),
-    );
-    assert_eq!(got.len(), want.len());
-    for (key, records) in &want {
-        assert_eq!(got.get(key), Some(records), "the records of key {key}");
-    }
 }
 
 fn input(n: usize) -> Vec<String> {

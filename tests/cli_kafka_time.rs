@@ -4,8 +4,8 @@
 //! releases a partition that stays quiet, so that the others' output
 //! flows; without it the quiet partition holds event time back).
 
-use crate::cli_kafka::{client, stderr};
 use crate::common::crash::{self, PATTERNS};
+use crate::common::kafka::{client, produce_stamped, stderr};
 use crate::common::{cepheid, run_two_processes, scratch, Live};
 use crate::kafka_support::{topic, Broker};
 
@@ -17,34 +17,6 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const T: Duration = Duration::from_secs(30);
-
-/// Produces `records` (value, Kafka timestamp in ms) to partition
-/// `partition` of `topic`, batched, the last one alone (tansu's end
-/// offset, `--kafka-until end`).
-fn produce_stamped(bootstrap: &str, topic: &str, partition: i32, records: &[(String, i64)]) {
-    let producer: BaseProducer = client(bootstrap).create().expect("a producer");
-    let send = |(value, ts): &(String, i64)| loop {
-        let record = BaseRecord::<(), _>::to(topic)
-            .partition(partition)
-            .payload(value)
-            .timestamp(*ts);
-        match producer.send(record) {
-            Ok(()) => break,
-            Err((e, _)) => {
-                assert!(
-                    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    "{e}"
-                );
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-    };
-    let (last, rest) = records.split_last().expect("records");
-    rest.iter().for_each(send);
-    producer.flush(T).expect("delivered");
-    send(last);
-    producer.flush(T).expect("delivered");
-}
 
 /// The crash stream of `n` events with each event's time moved from `ts`
 /// to `at` and a wrong `ts` (every event at 0), with `at` as the Kafka
@@ -297,7 +269,7 @@ fn idle_timeout_releases_a_quiet_partition_and_without_it_event_time_is_held() {
 #[cfg(feature = "workers")]
 #[test]
 fn time_kafka_on_workers_takes_each_records_kafka_timestamp() {
-    use crate::cli_kafka::{by_key, lines, partition_of};
+    use crate::common::kafka::{by_key, lines, partition_of};
     let broker = Broker::start();
     let (dir, records) = stamped_folder("kafka_record_time_workers", 20_000);
     let run = |extra: &[&str]| crash::summary(&stderr(&run_ok(&dir, "5s", extra)));

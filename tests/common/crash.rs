@@ -53,7 +53,13 @@ pattern burst {
 /// apart, up to 3 s out of order (so with `--max-delay 2s` some are late),
 /// and now and then a malformed line.
 pub fn events(n: usize) -> String {
-    let mut state: u64 = 0x5EED;
+    events_with(n, 0x5EED, 3000)
+}
+
+/// The same from generator state `seed`, each event up to `disorder_ms`
+/// later than its place (0: in time order).
+pub fn events_with(n: usize, seed: u64, disorder_ms: u64) -> String {
+    let mut state: u64 = seed;
     let mut next = move |below: u64| {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = state;
@@ -63,7 +69,12 @@ pub fn events(n: usize) -> String {
     };
     let mut text = String::with_capacity(n * 60);
     for i in 0..n {
-        let ts = i as u64 * 10 + next(3000);
+        let ts = i as u64 * 10
+            + if disorder_ms > 0 {
+                next(disorder_ms)
+            } else {
+                0
+            };
         let line = match next(100) {
             0 if i % 7 == 0 => "{\"ts\": \"soon\"}\n".to_string(),
             0..=39 => format!(

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod crash;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use cepheid_testkit::Scratch;
 

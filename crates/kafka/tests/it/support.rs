@@ -116,13 +116,19 @@ impl Broker {
         (broker, proxy)
     }
 
-    /// A broker with in-memory storage behind a [`SlowProxy`] that holds
+    /// A broker with in-memory storage behind a [`FaultProxy`] that holds
     /// each of its answers back `delay` (the proxy started).
-    pub fn start_behind_slow_proxy(delay: Duration) -> (Broker, SlowProxy) {
+    pub fn start_behind_slow_proxy(delay: Duration) -> (Broker, FaultProxy) {
         let port = free_port();
         let broker = Broker::start_advertising(Storage::Memory, Some(port));
-        let proxy = SlowProxy::start(port, broker.port, delay);
+        let proxy = FaultProxy::start(port, broker.port, delay);
         (broker, proxy)
+    }
+
+    /// A broker with in-memory storage behind a [`FaultProxy`] that injects
+    /// no fault yet (the proxy started).
+    pub fn start_behind_fault_proxy() -> (Broker, FaultProxy) {
+        Broker::start_behind_slow_proxy(Duration::ZERO)
     }
 
     fn start_advertising(storage: Storage, advertised: Option<u16>) -> Broker {
@@ -462,24 +468,49 @@ impl Drop for Proxy {
 }
 
 /// A proxy of the tests' own in front of a broker (which advertises the
-/// proxy's port, so that every connection goes through it): each answer
-/// of the broker is held back `delay` before it is passed on, as on a slow
-/// network with slow acknowledgements. A client's exchanges take longer:
-/// the commit that follows a checkpoint's marker (three round trips) comes
-/// at least three delays after it, so that a run killed just after a cut
-/// is complete is killed before that cut's commit. (tansu's own proxy
-/// passes bytes on at once.) Its threads end with the test process.
-pub struct SlowProxy {
+/// proxy's port, so that every connection goes through it), that injects
+/// faults: each answer of the broker is held back a delay before it is
+/// passed on, as on a slow network with slow acknowledgements
+/// ([`FaultProxy::set_delay`]), and the broker can be made unreachable
+/// ([`FaultProxy::cut`]: open connections closed, new ones closed at once)
+/// and reachable again ([`FaultProxy::mend`]). A client's exchanges take
+/// longer: the commit that follows a checkpoint's marker (three round
+/// trips) comes at least three delays after it, so that a run killed just
+/// after a cut is complete is killed before that cut's commit. (tansu's
+/// own proxy passes bytes on at once.) Its threads end with the test
+/// process.
+pub struct FaultProxy {
     port: u16,
+    faults: std::sync::Arc<Faults>,
 }
 
-impl SlowProxy {
+/// What a [`FaultProxy`] does now, shared with its threads.
+#[derive(Default)]
+struct Faults {
+    /// The delay of the broker's answers, in microseconds.
+    delay_micros: std::sync::atomic::AtomicU64,
+    /// Cut: no connection passes.
+    cut: std::sync::atomic::AtomicBool,
+    /// The open connections (both ends), closed by a cut.
+    open: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+impl FaultProxy {
     /// Listens on `port`, passing each connection on to `origin`.
-    fn start(port: u16, origin: u16, delay: Duration) -> SlowProxy {
+    fn start(port: u16, origin: u16, delay: Duration) -> FaultProxy {
+        use std::sync::atomic::Ordering::Relaxed;
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("the proxy's port");
+        let faults = std::sync::Arc::new(Faults::default());
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        faults.delay_micros.store(micros, Relaxed);
+        let shared = faults.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
+                if shared.cut.load(Relaxed) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
                 let Ok(broker) = std::net::TcpStream::connect(("127.0.0.1", origin)) else {
                     continue;
                 };
@@ -488,28 +519,65 @@ impl SlowProxy {
                 else {
                     continue;
                 };
-                std::thread::spawn(move || pass_on(client_in, broker, Duration::ZERO));
-                std::thread::spawn(move || pass_on(broker_in, client, delay));
+                if let (Ok(a), Ok(b)) = (client.try_clone(), broker.try_clone()) {
+                    shared.open.lock().unwrap().extend([a, b]);
+                }
+                let faults = shared.clone();
+                std::thread::spawn(move || pass_on(client_in, broker, None));
+                std::thread::spawn(move || pass_on(broker_in, client, Some(faults)));
             }
         });
-        SlowProxy { port }
+        FaultProxy { port, faults }
     }
 
     /// `127.0.0.1:PORT` of the proxy, for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Holds each answer of the broker back `delay` from now on.
+    pub fn set_delay(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        (self.faults.delay_micros).store(micros, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes the broker unreachable: every open connection closed, and
+    /// each new one closed as soon as it is accepted, until [`mend`].
+    ///
+    /// [`mend`]: FaultProxy::mend
+    pub fn cut(&self) {
+        self.faults
+            .cut
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for stream in self.faults.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Makes the broker reachable again.
+    pub fn mend(&self) {
+        (self.faults.cut).store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
-/// Copies what `from` sends to `to`, each read passed on `delay` after it
-/// came (a latency: reads keep coming meanwhile), until either side
-/// closes.
-fn pass_on(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Duration) {
+/// Copies what `from` sends to `to`, each read passed on the faults'
+/// delay after it came (a latency: reads keep coming meanwhile; none
+/// without `faults`), until either side closes.
+fn pass_on(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    faults: Option<std::sync::Arc<Faults>>,
+) {
     use std::io::Write as _;
+    let delay = move || {
+        faults.as_ref().map_or(Duration::ZERO, |f| {
+            Duration::from_micros(f.delay_micros.load(std::sync::atomic::Ordering::Relaxed))
+        })
+    };
     let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
     let writer = std::thread::spawn(move || {
-        for (came, bytes) in rx {
-            if let Some(wait) = (came + delay).checked_duration_since(Instant::now()) {
+        for (due, bytes) in rx {
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
             if to.write_all(&bytes).is_err() {
@@ -524,7 +592,10 @@ fn pass_on(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Du
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if tx.send((Instant::now(), buffer[..n].to_vec())).is_err() {
+        if tx
+            .send((Instant::now() + delay(), buffer[..n].to_vec()))
+            .is_err()
+        {
             break;
         }
     }
