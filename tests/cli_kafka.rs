@@ -35,9 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -388,18 +386,7 @@ fn rules_applied_at(said: &str) -> Vec<i64> {
 /// The group's committed offset of partition 0 of `input`: where the
 /// last committed checkpoint's source position is.
 fn committed_input(bootstrap: &str, id: &str, input: &str) -> Option<i64> {
-    let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", id)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("a consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(input, 0);
-    let committed = consumer.committed_offsets(tpl, T).expect("committed");
-    match committed.elements().first().map(|e| e.offset()) {
-        Some(Offset::Offset(n)) => Some(n),
-        _ => None,
-    }
+    crate::common::kafka::committed_offset(bootstrap, id, input)
 }
 
 /// Waits until `until` says so or the child ends (false) or 30 s pass

@@ -246,17 +246,21 @@ fn fence_and_read_marker(bootstrap: &str, id: &str, marker: &str) -> Option<u64>
         .expect("a producer");
     producer.init_transactions(T).expect("init_transactions");
     drop(producer);
+    committed_offset(bootstrap, id, marker).map(|n| u64::try_from(n).expect("a checkpoint number"))
+}
+
+/// The committed offset of partition 0 of `topic` in the group `id`.
+pub(crate) fn committed_offset(bootstrap: &str, id: &str, topic: &str) -> Option<i64> {
     let consumer: BaseConsumer = client(bootstrap)
         .set("group.id", id)
         .set("enable.auto.commit", "false")
         .create()
         .expect("a consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(marker, 0);
+    tpl.add_partition(topic, 0);
     let committed = consumer.committed_offsets(tpl, T).expect("committed");
-    let found = committed.elements().first().map(|e| e.offset());
-    match found {
-        Some(Offset::Offset(n)) => Some(u64::try_from(n).expect("a checkpoint number")),
+    match committed.elements().first().map(|e| e.offset()) {
+        Some(Offset::Offset(n)) => Some(n),
         _ => None,
     }
 }
