@@ -781,3 +781,46 @@ fn on_workers_with_checkpoints_a_partition_without_records_holds_no_other_for_ev
         assert_eq!(status.code(), Some(143), "checkpoint {checkpoint}: {err}");
     }
 }
+
+/// A read error on two processes (`tests/kafka_faults.rs`, finding B):
+/// the broker behind tansu's proxy gone past `--kafka-timeout` while both
+/// processes read. Each process's readers stop at their read error, and
+/// each process ends with its status, process 1 too (before: process 1
+/// said the error and exited 0, as if the run had gone well; its status
+/// is what an orchestrator sees of it).
+#[test]
+fn on_two_processes_a_read_error_ends_each_process_with_its_status() {
+    let (broker, mut proxy) = Broker::start_behind_proxy();
+    let dir = scratch("kafka_processes_read_error");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(6_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "processes-read-error");
+    let bootstrap = proxy.bootstrap();
+    produce_by_key(&bootstrap, &t.input, &events);
+    // The broker goes once process 0 has written records (each process
+    // reads its partitions of the topic, live).
+    let out = dir.join("out.jsonl");
+    let gone = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while fs::metadata(&out).map_or(0, |m| m.len()) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proxy.stop();
+        proxy
+    });
+    let ended = run_two_processes(&dir, |_| {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+            .args(["--events", &format!("kafka://{bootstrap}/{}", t.input)])
+            .args(["--output", "out.jsonl", "--kafka-timeout", "3s"]);
+        command
+    });
+    let _proxy = gone.join().expect("the proxy");
+    for (process, output) in ended.iter().enumerate() {
+        let said = stderr(output);
+        assert_eq!(output.status.code(), Some(4), "process {process}: {said}");
+        assert!(said.contains("did not answer"), "process {process}: {said}");
+    }
+}

@@ -629,6 +629,7 @@ impl Workers {
             write_failed: Failed::default(),
             source_failed: Failed::default(),
             stop_all: std::sync::OnceLock::new(),
+            read_failed: Arc::default(),
             stop: Arc::default(),
             cluster: scale.cluster(),
             checkpoint,
@@ -832,6 +833,13 @@ fn outcome_of(
     // read is its error, as one engine's refusal to seek is)
     if let (Some(e), End::Incomplete(_)) = (job.source_failed.take(), &summary.end) {
         summary.end = End::Failed(e);
+    }
+    // (another process than 0 counts nothing: a read error of its own
+    // readers is its end, which its exit status says)
+    if let (true, Some(e), End::Input | End::Stopped(_)) =
+        (summary.uncounted, job.read_failed.take(), &summary.end)
+    {
+        summary.end = End::Incomplete(e);
     }
     let said = (job.checkpoint_failed.take())
         .or_else(|| job.write_failed.take())

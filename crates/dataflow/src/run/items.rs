@@ -144,6 +144,8 @@ pub(super) struct Live {
     pub(super) read_lines: Option<Arc<AtomicU64>>,
     /// Every reader of the process, stopped when this one cannot read on.
     pub(super) stop_all: Option<cepheid_runtime::Handle>,
+    /// Where its read error is kept for the process's end.
+    pub(super) read_failed: Arc<Failed>,
 }
 
 impl Live {
@@ -262,6 +264,15 @@ impl Live {
                 return None;
             }
             if failed {
+                if let Some((path, why)) = self.counts.read_error_now() {
+                    // (the end of this process, which may not count the
+                    // run: process 0 does)
+                    self.read_failed.set(cepheid_runtime::Error::Io {
+                        doing: cepheid_runtime::Doing::Read,
+                        path,
+                        source: std::io::Error::other(why),
+                    });
+                }
                 self.feed.stop();
                 if let Some(all) = self.stop_all {
                     // (not on this thread: its own input's channel, which

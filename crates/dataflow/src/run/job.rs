@@ -50,6 +50,9 @@ pub(super) struct Job {
     /// Could a worker's source not go on from its place in the cut (its
     /// error, which ends the run as one engine's refusal does)?
     pub(super) source_failed: Failed,
+    /// A reader's read error: the end of a process that does not count
+    /// the run (process 0's counts have it).
+    pub(super) read_failed: Arc<Failed>,
     /// The handle of every reader of the process (set once the job is
     /// made): a reader that cannot read on stops the others with it.
     pub(super) stop_all: std::sync::OnceLock<cepheid_runtime::Handle>,
@@ -211,6 +214,7 @@ impl Job {
             }),
             read_lines: self.read_lines(),
             stop_all: self.stop_all.get().cloned(),
+            read_failed: Arc::clone(&self.read_failed),
         }
     }
 
