@@ -782,6 +782,22 @@ fn run_to_a_checkpoint(
     child
 }
 
+/// The status of `child` once it ends by itself; a hang guard of 120 s
+/// (far above what the runs need), then `hang` is the failure.
+fn ended_within(child: &mut Child, hang: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{hang}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// What a run says when the broker stops answering (`crates/kafka`,
 /// `reach.rs`: `cepheid: Kafka: the broker HOST:PORT does not answer
 /// (...)`), and when it answers again.
@@ -801,17 +817,7 @@ fn the_broker_gone_mid_run_past_the_limit_ends_the_run_with_exit_6_and_says_why(
     // Once it has committed a checkpoint, the broker goes for good.
     proxy.stop();
     // It ends by itself (not waiting forever), with exit 6.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("status") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not end with the broker gone");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = ended_within(&mut child, "the run did not end with the broker gone");
     let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
     assert_eq!(status.code(), Some(6), "{said}");
     // Said once that the broker does not answer, then the error that
@@ -2414,17 +2420,8 @@ fn on_workers_a_source_that_cannot_read_on_stops_the_input_and_a_resume_reads_on
     stop.store(true, Ordering::Relaxed);
     let sent = trickle.join().expect("produced");
     proxy.stop();
-    // (a hang guard: it ends once --kafka-timeout has passed)
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("status") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not end with its broker gone");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // (it ends once --kafka-timeout has passed)
+    let status = ended_within(&mut child, "the run did not end with its broker gone");
     let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
     assert!(
         !status.success() && status.code().is_some(),
