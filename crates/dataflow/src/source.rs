@@ -34,8 +34,14 @@ const BATCH: usize = 1024;
 
 /// How far a source that takes part in cuts may read ahead of the slowest
 /// source (its worker's CEP input frontier), in its own steps (what its
-/// last batch moved its capability by).
+/// last batch moved its capability by), while the slowest moves.
 const LEAD: i64 = 8;
+
+/// How long the slowest source may keep the frontier where it is before
+/// [`LEAD`] stops holding the others: a live source with nothing to read
+/// (a partition without records) does not read on, and holding the rest
+/// for it would only stall their readers (and a signal behind them).
+const STUCK: Duration = Duration::from_millis(100);
 
 /// Batches a [`Feed`] holds for its [`live_source`] before
 /// [`Feed::send`] waits: the reader stays a little ahead, never far.
@@ -880,6 +886,8 @@ where
         let mut first = true;
         // What the last batch moved the capability by.
         let mut step: Timestamp = 0;
+        // The CEP input frontier last seen, and when it got there.
+        let mut slowest = (Timestamp::MIN, Instant::now());
         move |_frontiers| {
             if let Some(state) = ended_before.take() {
                 // Its end was received before the cut: it stays ended.
@@ -900,11 +908,17 @@ where
             }
             first = false;
             if let Some(cut) = &cut {
-                // Not far ahead of the slowest source (which always reads
-                // on): a cut is just above the fastest, and is whole once
-                // the slowest has reached it. Looked at again soon.
-                let ahead = events_cap.time().saturating_sub(cut.frontier());
-                if step > 0 && ahead > step.saturating_mul(LEAD) {
+                // Not far ahead of the slowest source while it reads on: a
+                // cut is just above the fastest, and is whole once the
+                // slowest has reached it. Looked at again soon.
+                let frontier = cut.frontier();
+                let now = Instant::now();
+                if frontier != slowest.0 {
+                    slowest = (frontier, now);
+                }
+                let ahead = events_cap.time().saturating_sub(frontier);
+                let moving = now.saturating_duration_since(slowest.1) < STUCK;
+                if step > 0 && ahead > step.saturating_mul(LEAD) && moving {
                     activator.activate_after(Duration::from_millis(1));
                     return;
                 }

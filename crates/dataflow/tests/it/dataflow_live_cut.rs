@@ -282,3 +282,95 @@ fn engines_wait_for_a_source_stopped_before_the_others() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("\"pattern\":\"ab\""), "{found:?}");
 }
+
+/// A source that takes part in cuts reads only a little ahead of the
+/// slowest source while the slowest moves, but not for ever behind one
+/// that has nothing to read (a Kafka partition without records; finding
+/// I of `tests/kafka_faults.rs`): worker 1's feed stays open and sends
+/// nothing, and worker 0's reader gets every batch into its source. Before,
+/// worker 0's source stopped pulling after a few batches, its feed filled
+/// and its reader waited for ever. Worker 1's feed is dropped once worker
+/// 0's reader is done, or after a generous guard (then the test fails),
+/// so that the run ends either way.
+#[test]
+fn a_source_reads_on_behind_a_slowest_that_has_nothing_to_read() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    let rules = cepheid_engine::Rules::parse(
+        "r.cep",
+        "pattern ab { partition by user match a followed by b where a: n == 1  b: n == 2 }",
+    )
+    .expect("parses");
+    let mut plan = Plan::<Record>::new();
+    plan.add(&rules).expect("adds");
+    let plan = Arc::new(plan);
+    let matches = Arc::new(Mutex::new(0usize));
+    let all_sent = Arc::new(AtomicBool::new(false));
+    let was_held = Arc::new(AtomicBool::new(false));
+    let (found, sent, held) = (
+        Arc::clone(&matches),
+        Arc::clone(&all_sent),
+        Arc::clone(&was_held),
+    );
+    let cuts = Cuts::new();
+    timely::execute(timely::Config::process(2), move |worker| {
+        let index = worker.index();
+        let cut = WorkerCut::new(Arc::clone(&cuts), |_, _| {});
+        let (plan_here, found) = (Arc::clone(&plan), Arc::clone(&found));
+        let feed: Feed<Record> = worker.dataflow::<Timestamp, _, _>(|scope| {
+            let (feed, events, _late) =
+                live_source_cut(scope, 0, Lateness::new(0), Instant::now, &cut);
+            cep_cut(&plan_here, events, |_| Vec::<Output<Record>>::new(), &cut)
+                .inspect(move |_| *found.lock().unwrap() += 1);
+            feed
+        });
+        if index == 1 {
+            // Open and quiet until worker 0's reader is done (or the guard).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !sent.load(Ordering::SeqCst) && Instant::now() < deadline {
+                worker.step_or_park(Some(Duration::from_millis(1)));
+            }
+            held.store(!sent.load(Ordering::SeqCst), Ordering::SeqCst);
+            drop(feed);
+            return;
+        }
+        let mut decoder = Decoder::new(Format::JsonLines, "ts", plan.fields().clone());
+        let sent = Arc::clone(&sent);
+        let reader = std::thread::spawn(move || {
+            let mut offset = 0;
+            for batch in 0..200i64 {
+                let mut items = Vec::new();
+                for n in 1..=2 {
+                    offset += 1;
+                    let line = format!(r#"{{"ts":{},"user":"u{batch}","n":{n}}}"#, batch * 10 + n);
+                    if let Ok(Item::Event(ts, event)) = decoder.decode(line.as_bytes()) {
+                        items.push(SourceItem::Event { ts, offset, event });
+                    }
+                }
+                let place = Place {
+                    position: offset,
+                    ..Place::default()
+                };
+                feed.send_at(items, place).expect("the source is there");
+            }
+            sent.store(true, Ordering::SeqCst);
+            feed.stop();
+        });
+        while !reader.is_finished() {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        }
+        reader.join().expect("the reader");
+    })
+    .expect("timely starts")
+    .join()
+    .into_iter()
+    .for_each(|r| r.expect("a worker failed"));
+    assert!(
+        !was_held.load(Ordering::SeqCst) && all_sent.load(Ordering::SeqCst),
+        "worker 0's reader was held until worker 1's input ended"
+    );
+    // Event time ends where worker 0's source stopped (worker 1's ended):
+    // every pair but the last, whose `b` is at that watermark.
+    assert_eq!(*matches.lock().unwrap(), 199);
+}

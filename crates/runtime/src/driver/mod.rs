@@ -48,7 +48,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -129,11 +129,10 @@ impl Handle {
     /// Stops the run between two batches: what the watermark released is
     /// written and flushed, a last checkpoint taken; events waiting for
     /// the watermark stay waiting (the input did not end). `why` is said
-    /// (`stopped by {why}`) and kept in [`End::Stopped`].
+    /// (`stopped by {why}`) and kept in [`End::Stopped`]. Never waits,
+    /// even for a run whose input is held up.
     pub fn stop(&self, why: &str) {
-        for tx in &self.tx {
-            let _ = tx.send(Message::Stop(why.to_string()));
-        }
+        self.send(|| Message::Stop(why.to_string()));
     }
 
     /// Reads the pattern paths of [`Config::patterns`] again and puts them
@@ -141,8 +140,22 @@ impl Handle {
     /// change). `why` names what asked for it in what the run says
     /// (`{why}: rules reloaded:`; the command says `SIGHUP`).
     pub fn reload(&self, why: &str) {
+        self.send(|| Message::Reload(Reload::Asked(why.to_string())));
+    }
+
+    /// Sends each reader `message()` behind what it has to take already:
+    /// when its queue is full (the run is held up: a slow output, workers
+    /// waiting for another's input), from a thread of its own, so that the
+    /// caller (a signal's thread, which hears the next signal only after)
+    /// never waits.
+    fn send(&self, message: impl Fn() -> Message) {
         for tx in &self.tx {
-            let _ = tx.send(Message::Reload(Reload::Asked(why.to_string())));
+            if let Err(TrySendError::Full(message)) = tx.try_send(message()) {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let _ = tx.send(message);
+                });
+            }
         }
     }
 }

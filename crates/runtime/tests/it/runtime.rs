@@ -1393,3 +1393,91 @@ fn notices_and_the_summary_name_the_library_settings() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A sink whose writes wait while its gate is shut.
+#[derive(Clone, Default)]
+struct Gated(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Gated {
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+}
+
+impl Sink for Gated {
+    fn describe(&self, _kind: Kind) -> String {
+        "gated".to_string()
+    }
+
+    fn write(&mut self, _kind: Kind, _key: &[u8], _record: &[u8]) -> Result<(), SinkError> {
+        let (open, wake) = &*self.0;
+        let _open = wake.wait_while(open.lock().unwrap(), |open| !*open);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
+        Ok(SinkState::default())
+    }
+
+    fn commit(&mut self, _checkpoint: u64, _source: &Position) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn recover(&mut self, _kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        Ok(0)
+    }
+}
+
+/// `Handle::stop` never waits, even while the run is held up (its output
+/// does not take what it is given, so the run's thread waits on it and the
+/// reader's queue is full): before, the caller waited on that queue, and
+/// the command's signal thread, which hears the next signal only after,
+/// with it (`tests/kafka_faults.rs`, finding I). Once the output takes
+/// records again, the run stops.
+#[test]
+fn a_stop_never_waits_for_a_run_that_is_held_up() {
+    let dir = scratch("handle-stop-held");
+    let events = dir.join("events.jsonl");
+    let mut text = String::new();
+    for n in 0..20_000 {
+        text.push_str(&format!(
+            "{}\n{}\n",
+            ev(2 * n, "a", "x"),
+            ev(2 * n + 1, "b", "x")
+        ));
+    }
+    std::fs::write(&events, text).unwrap();
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.follow = true;
+    let mut engine = config.engine();
+    engine.add(&Rules::parse("ab.cep", RULES).unwrap()).unwrap();
+    let sink = Gated::default();
+    let runtime = Runtime::with_sink(
+        config,
+        engine,
+        Some(Box::new(sink.clone())),
+        Box::new(Notices::default()),
+    )
+    .unwrap();
+    let handle = runtime.handle();
+    let run = std::thread::spawn(move || runtime.run());
+    // (by then the run waits on its output and the reader on the run)
+    std::thread::sleep(Duration::from_millis(500));
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        handle.stop("the test");
+        handle.stop("the test again");
+        let _ = done.send(());
+    });
+    let returned = stopped.recv_timeout(Duration::from_secs(60));
+    sink.open();
+    let summary = run.join().unwrap();
+    assert!(returned.is_ok(), "Handle::stop waited for the run");
+    assert!(matches!(summary.end, End::Stopped(_)), "{:?}", summary.end);
+    let _ = std::fs::remove_dir_all(&dir);
+}
