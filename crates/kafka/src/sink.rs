@@ -1105,8 +1105,10 @@ impl KafkaSink {
     /// transactional id over (no instance is fenced, nothing aborted): what
     /// [`KafkaSink::recover`] would say, for a process that resumes beside
     /// the one that writes (process 0 of a run on several processes). The
-    /// marker's offset names it; its source position must equal the
-    /// committed offsets. No kept checkpoint matches:
+    /// marker's offset names it; each of its source offsets that the group
+    /// holds must equal the committed one (the group holds none of a topic
+    /// deleted since). No kept
+    /// checkpoint matches:
     /// [`KafkaError::NoCheckpointMatches`].
     pub fn committed(&self, kept: &[KeptCheckpoint]) -> Result<Recovery, KafkaError> {
         if self.transactional.is_none() {
@@ -1159,11 +1161,16 @@ impl KafkaSink {
                 kept: kept.iter().map(|k| k.id).collect(),
             });
         };
+        // The marker names the checkpoint (committed in the same
+        // transaction as the offsets); each of its offsets the group holds
+        // must be the kept one. One the group lacks is no evidence either
+        // way: a topic deleted takes the group's offsets of it along (the
+        // source checks each kept offset against its topic as it is now).
         let found = kept.iter().position(|k| {
             k.id == n
                 && k.position
                     .iter()
-                    .all(|(t, p, o)| position.get(t, p) == Some(o))
+                    .all(|(t, p, o)| position.get(t, p).is_none_or(|c| c == o))
         });
         match found {
             Some(i) => Ok((Recovery::Checkpoint(i), n + 1)),

@@ -158,6 +158,46 @@ fn the_transactional_cycle_commits_records_offsets_and_the_checkpoint_number() {
     );
 }
 
+/// A topic read deleted after a commit takes the group's offsets of it
+/// along (`tests/kafka_faults.rs`, finding C): the checkpoint the marker
+/// names is still the one committed, its offsets of that topic no longer
+/// to compare (the source checks them against the topic as it is then).
+/// Before, a resume refused with `source offsets {}, which matches none of
+/// the kept checkpoints`, saying nothing of why. An offset the group holds
+/// that differs from the kept one is still refused.
+#[test]
+fn the_offsets_of_a_topic_deleted_since_are_not_held_against_the_checkpoint() {
+    let broker = Broker::start();
+    let (input, other, output) = (topic("gone-in"), topic("kept-in"), topic("gone-out"));
+    broker.create_topic(&input, 2);
+    broker.create_topic(&other, 1);
+    broker.create_topic(&output, 1);
+    let mut sink = transactional_sink(&broker, OutputTopics::One(output.clone()), "gone", "g-gone");
+    write(&mut sink, &batch("one", 3));
+    sink.prepare(1).expect("prepare");
+    let mut p1 = position(&input, &[3, 4]);
+    p1.set(&other, 0, 7);
+    sink.commit(1, &p1).expect("commit 1");
+    drop(sink);
+    broker.delete_topic(&input);
+
+    let mut again =
+        transactional_sink(&broker, OutputTopics::One(output.clone()), "gone", "g-gone");
+    assert_eq!(
+        again.recover(&[kept(1, &p1)]).expect("recovers"),
+        Recovery::Checkpoint(0)
+    );
+    let mut differs = p1.clone();
+    differs.set(&other, 0, 8);
+    let error = again
+        .recover(&[kept(1, &differs)])
+        .expect_err("the offset of the topic left differs");
+    assert!(
+        matches!(error, KafkaError::NoCheckpointMatches { .. }),
+        "{error:?}"
+    );
+}
+
 /// The crash points of `docs/checkpoints.md` ("Kafka"), at the library's
 /// level: the caller's snapshot is modelled by the kept checkpoints, the
 /// crash by dropping the sink without committing.
