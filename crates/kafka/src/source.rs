@@ -426,6 +426,9 @@ pub struct KafkaSource {
     on_mismatch: OnMismatch,
     /// Its offsets are kept ones (a checkpoint's), not a first start's.
     kept: bool,
+    /// The consumer has been given the position to fetch from since it
+    /// last moved ([`KafkaSource::assign`], done at the first read).
+    assigned: bool,
     /// Partitions started again because their offsets did not fit.
     restarted: u64,
     /// Where to say what it did; what it said before it was given.
@@ -447,8 +450,8 @@ fn client(operation: &'static str) -> impl Fn(ClientError) -> KafkaError {
 }
 
 impl KafkaSource {
-    /// Connects, checks that the topics and partitions exist, resolves
-    /// the start to offsets and assigns them.
+    /// Connects, checks that the topics and partitions exist and resolves
+    /// the start to offsets (fetched from at the first read).
     pub fn new(config: SourceConfig) -> Result<KafkaSource, KafkaError> {
         if config.topics.is_empty() {
             return Err(KafkaError::Config {
@@ -653,6 +656,7 @@ impl KafkaSource {
             probe_config: client_config,
             on_mismatch: config.on_mismatch,
             kept: false,
+            assigned: false,
             restarted: 0,
             notify: None,
             unsaid: Vec::new(),
@@ -665,7 +669,6 @@ impl KafkaSource {
                 }
             }
         }
-        source.assign()?;
         Ok(source)
     }
 
@@ -913,6 +916,22 @@ impl KafkaSource {
         Ok(())
     }
 
+    /// Gives the consumer the position to fetch from, once per position
+    /// (at the first read, or the first after a seek): librdkafka 2.12
+    /// aborts (`rd_kafka_assignment_partition_stopped: Assertion
+    /// rktp->rktp_started failed`) when its assignment changes twice
+    /// before the partitions it stops have stopped (librdkafka issue
+    /// #5573, fixed after 2.15): an assignment at the start, another at a
+    /// resume's seek, and the consumer closed at once (a bounded share
+    /// with nothing to read) did.
+    fn assign_once(&mut self) -> Result<(), KafkaError> {
+        if !self.assigned {
+            self.assign()?;
+            self.assigned = true;
+        }
+        Ok(())
+    }
+
     fn assign(&mut self) -> Result<(), KafkaError> {
         // (statistics of the positions before: stale)
         self.consumer.context().clear();
@@ -942,6 +961,7 @@ impl KafkaSource {
         batch: &mut Vec<KafkaRecord>,
         wait: Duration,
     ) -> Result<Read, KafkaError> {
+        self.assign_once()?;
         let mut delivered = 0;
         let mut timeout = wait;
         let mut drained = false;
@@ -1136,12 +1156,14 @@ impl KafkaSource {
     /// [`KafkaSource::resume`]), and still serves the client's statistics,
     /// so [`KafkaSource::lag`] shows what waits.
     pub fn pause(&mut self) -> Result<(), KafkaError> {
+        self.assign_once()?;
         let tpl = self.events_partitions();
         self.consumer.pause(&tpl).map_err(client("pause"))
     }
 
     /// Fetches again after [`KafkaSource::pause`], from the position.
     pub fn resume(&mut self) -> Result<(), KafkaError> {
+        self.assign_once()?;
         let tpl = self.events_partitions();
         self.consumer.resume(&tpl).map_err(client("resume"))
     }
@@ -1266,7 +1288,9 @@ impl KafkaSource {
             let offset = rules_from.unwrap_or(rules.next());
             rules.start_at(offset)?;
         }
-        self.assign()
+        // (from there at the next read)
+        self.assigned = false;
+        Ok(())
     }
 }
 

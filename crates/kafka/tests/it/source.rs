@@ -531,3 +531,34 @@ fn a_topic_deleted_or_created_again_under_a_source_ends_its_reads_clearly() {
         assert!(said.contains(&format!("topic {t:?} was deleted")), "{said}");
     }
 }
+
+/// A source given its kept position at a resume, sought there again and
+/// closed at once (a bounded worker's share with nothing to read:
+/// `tests/kafka_faults.rs`, finding E). Its consumer's assignment changed
+/// twice before closing, and librdkafka 2.12 aborted the process now and
+/// then (`rd_kafka_assignment_partition_stopped: Assertion
+/// rktp->rktp_started failed`, librdkafka issue #5573) when the second
+/// change came before the partitions the first stopped had stopped. The
+/// source now gives its consumer a position once, at its first read:
+/// rounds that each abort the test's process half the time or more before.
+#[test]
+fn a_source_sought_at_its_start_and_closed_at_once_does_not_abort() {
+    let broker = Broker::start();
+    let t = topic("sought");
+    broker.create_topic(&t, 2);
+    produce(&broker, &t, 0, &numbered("a", 5));
+    let mut at = KafkaPosition::new();
+    at.set(&t, 0, 5);
+    at.set(&t, 1, 0);
+    for _ in 0..40 {
+        let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
+        config.start = StartAt::Position(at.clone());
+        config.until_end = true;
+        let mut source = KafkaSource::new(config).expect("a source");
+        source.seek(&at).expect("seeks");
+        let mut batch = Vec::new();
+        source.read(&mut batch, Duration::ZERO).expect("reads");
+        assert!(batch.is_empty(), "{batch:?}");
+        assert!(source.at_end());
+    }
+}
