@@ -554,6 +554,8 @@ fn ended(summary: &Summary, form: SummaryArg, signal: i32) -> u8 {
     }
     match &summary.end {
         End::Input => EXIT_OK,
+        // (not by a signal: with `--processes`, another process's stop)
+        End::Stopped(_) if signal == 0 => EXIT_IO,
         End::Stopped(_) => signals::exit_status(signal),
         End::Failed(e) | End::Incomplete(e) => error_status(e),
         _ => EXIT_IO,

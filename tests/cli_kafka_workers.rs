@@ -860,3 +860,110 @@ fn on_two_processes_a_read_error_ends_each_process_with_its_status() {
         assert!(said.contains("did not answer"), "process {process}: {said}");
     }
 }
+
+/// SIGTERM to one process of two, each reading its partitions of a topic
+/// live: the other stops too (after a few seconds, in which a signal sent
+/// to every process stops each by itself), with a last cut, and ends with
+/// exit 4 saying why (the signalled process, not process 0, ends with 0
+/// as the others always do); the two resumed read to the end and give one
+/// engine's records of the topic. Before, the other process read on
+/// while event time waited for the stopped process's sources: the run
+/// held for ever, saying nothing, until the other was signalled too (the
+/// same after one process's read error: `kafka_faults`).
+#[test]
+fn on_two_processes_the_stop_of_one_stops_the_other_with_a_last_cut() {
+    use crate::common::spawn_two_processes;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_processes_one_stopped");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    // (in time order: nothing late, one engine's records)
+    let events: Vec<String> = (crash::events_with(3_000, 45, 0).lines())
+        .map(str::to_string)
+        .collect();
+    let t = topics(&broker, "processes-one-stopped");
+    produce_by_key(&broker.bootstrap(), &t.input, &events);
+    let command = |until_end: bool| {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+            .args([
+                "--events",
+                &format!("kafka://{}/{}", broker.bootstrap(), t.input),
+            ])
+            .args(["--output", "out.jsonl"])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "200ms"]);
+        if until_end {
+            command.args(["--kafka-until", "end"]);
+        }
+        command
+    };
+    let children = spawn_two_processes(&dir, |_| command(false));
+    // (both read: process 0 wrote records; no periodic cut needs to be
+    // complete, nor can one be once every partition is read: a cut of
+    // workers waits for event time to move on)
+    let deadline = Instant::now() + T;
+    while fs::metadata(dir.join("out.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "no record came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-s", "TERM", &children[1].id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    // (a hang guard: both are killed if one fails, or after a minute)
+    let pids: Vec<String> = children.iter().map(|c| c.id().to_string()).collect();
+    let (done, guard) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if guard.recv_timeout(T) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = std::process::Command::new("kill")
+                .arg("-KILL")
+                .args(&pids)
+                .status();
+        }
+    });
+    let ended = crate::common::wait_together(children);
+    drop(done);
+    let said: Vec<String> = ended.iter().map(stderr).collect();
+    // (another process than 0 ends with 0 when stopped: process 0 says
+    // how the run ended, here that it did not end by itself)
+    assert_eq!(ended[1].status.code(), Some(0), "{}", said[1]);
+    assert!(
+        said[1].contains("cepheid: stopped by SIGTERM"),
+        "{}",
+        said[1]
+    );
+    assert_eq!(ended[0].status.code(), Some(4), "{}", said[0]);
+    assert!(
+        said[0].contains("cepheid: stopped by the stop of another process (said there)"),
+        "{}",
+        said[0]
+    );
+    assert!(said[0].contains("as the run stopped"), "{}", said[0]);
+    let resumed = crate::common::run_two_processes(&dir, |_| command(true));
+    for (process, output) in resumed.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "process {process}: {}",
+            stderr(output)
+        );
+    }
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let one = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", "events.jsonl", "--output", "one.jsonl"])
+        .output()
+        .expect("cepheid runs");
+    assert!(one.status.success(), "{}", stderr(&one));
+    let sorted = |name: &str| {
+        let mut lines = crate::common::kafka::lines(&dir.join(name));
+        lines.sort();
+        lines
+    };
+    let want = sorted("one.jsonl");
+    assert!(!want.is_empty());
+    assert_eq!(sorted("out.jsonl"), want);
+}

@@ -101,10 +101,18 @@ pub fn run_two_processes(
     dir: &Path,
     command: impl Fn(usize) -> Command,
 ) -> Vec<std::process::Output> {
+    wait_together(spawn_two_processes(dir, command))
+}
+
+/// Starts the two processes of `command(process)` (`--processes 2`,
+/// `--process N`, a hostfile `dir/hosts` of two free ports); standard
+/// error piped.
+#[allow(dead_code)] // (the tests of --processes)
+pub fn spawn_two_processes(dir: &Path, command: impl Fn(usize) -> Command) -> Vec<Child> {
     let ports = free_ports(2);
     let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
     std::fs::write(dir.join("hosts"), hosts).unwrap();
-    let children: Vec<Child> = (0..2)
+    (0..2)
         .map(|process| {
             command(process)
                 .args(["--processes", "2", "--process", &process.to_string()])
@@ -114,8 +122,7 @@ pub fn run_two_processes(
                 .spawn()
                 .expect("starts")
         })
-        .collect();
-    wait_together(children)
+        .collect()
 }
 
 /// `cepheid run rules.cep --events events.jsonl --no-progress` in `dir`:

@@ -82,6 +82,13 @@ pub trait Collect<E>: Sink<E> {
     fn reloads(&mut self, made: u64, refused: u64) {
         let _ = (made, refused);
     }
+
+    /// A source of worker `from` (numbered over every process) stopped
+    /// ([`SourceEnd::stopped`](crate::SourceEnd): a signal, a read error)
+    /// and its end reached this worker. Nothing by default.
+    fn source_stopped(&mut self, from: usize) {
+        let _ = from;
+    }
 }
 
 /// When a [`Collect`] sink wants the worker's numbers.
@@ -241,7 +248,12 @@ where
                                     };
                                     worker.stash.push(routed.from as usize, stashed);
                                 }
-                                Input::End(end) => worker.ends.push((sent, end)),
+                                Input::End(end) => {
+                                    if end.stopped {
+                                        sink.source_stopped(routed.from as usize);
+                                    }
+                                    worker.ends.push((sent, end));
+                                }
                                 Input::Rules(change) => worker.changes.learn(*change, sent),
                             }
                         }

@@ -164,7 +164,7 @@ use cepheid_runtime::Counts;
 use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
-use emit::{panic_message, Drops, Emit, Failing, Publish};
+use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};
 pub use error::{Error, Mismatch, Refusal};
 use items::{share, Live, PartItems, PartsInput, Share, SourcePlace};
 use job::{rules_item, Job};
@@ -629,6 +629,7 @@ impl Workers {
             write_failed: Failed::default(),
             source_failed: Failed::default(),
             stop_all: std::sync::OnceLock::new(),
+            peer_stop: (scale.own_workers(), Arc::default()),
             read_failed: Arc::default(),
             stop: Arc::default(),
             cluster: scale.cluster(),

@@ -51,6 +51,40 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_string())
 }
 
+/// How long a process whose readers were not stopped waits, once
+/// another process's source stopped, before it stops its own: a signal
+/// sent to every process (or a broker gone for all) stops each by itself,
+/// in its own words, meanwhile.
+const PEER_GRACE: Duration = Duration::from_secs(5);
+
+/// Stops the process's readers when a source of another process stopped
+/// (a signal to that process alone, its read error): event time waits for
+/// a stopped source, so the run would hold for ever. Once per process.
+pub(super) struct PeerStop {
+    /// The process's workers.
+    pub(super) own: std::ops::Range<usize>,
+    /// Taken up already (by a worker of the process)?
+    pub(super) taken: Arc<AtomicBool>,
+    /// Was the process's stop said (it stopped by itself)?
+    pub(super) said: Arc<AtomicBool>,
+    pub(super) handle: cepheid_runtime::Handle,
+}
+
+impl PeerStop {
+    fn stopped(&self, from: usize) {
+        if self.own.contains(&from) || self.taken.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (said, handle) = (Arc::clone(&self.said), self.handle.clone());
+        thread::spawn(move || {
+            thread::sleep(PEER_GRACE);
+            if !said.load(Ordering::Relaxed) {
+                handle.stop("the stop of another process (said there)");
+            }
+        });
+    }
+}
+
 /// A worker's sink: records as `cepheid run` writes them, the limits'
 /// notices said ([`LimitNotices`], shared by the process's workers),
 /// counts at the end.
@@ -70,6 +104,8 @@ pub(super) struct Emit {
     /// The fields' warnings and the worker's index in the process: what
     /// its reader saw goes into its counts at the end.
     pub(super) fields: Option<(Arc<Fields>, usize)>,
+    /// With several processes: stops this one when another's stops.
+    pub(super) peer: Option<PeerStop>,
 }
 
 /// A worker's part in the [`Board`].
@@ -132,6 +168,7 @@ impl Emit {
             reloads: [0, 0],
             publish: None,
             fields: None,
+            peer: None,
         }
     }
 }
@@ -217,6 +254,12 @@ impl Collect<Record> for Emit {
                 self.say.event(&RunEvent::ReloadRefused { why: &why });
                 say!(self.say, Warning, "{why}");
             }
+        }
+    }
+
+    fn source_stopped(&mut self, from: usize) {
+        if let Some(peer) = &self.peer {
+            peer.stopped(from);
         }
     }
 

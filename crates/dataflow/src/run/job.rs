@@ -56,6 +56,9 @@ pub(super) struct Job {
     /// The handle of every reader of the process (set once the job is
     /// made): a reader that cannot read on stops the others with it.
     pub(super) stop_all: std::sync::OnceLock<cepheid_runtime::Handle>,
+    /// The process's workers (numbered over every process), and whether
+    /// another process's stop was taken up ([`PeerStop`]).
+    pub(super) peer_stop: (std::ops::Range<usize>, Arc<AtomicBool>),
     /// Set by a part that met a malformed line with `--strict`.
     pub(super) stop: Arc<AtomicBool>,
     /// Several processes (`--processes`).
@@ -141,6 +144,13 @@ impl Job {
             self.say.clone(),
         );
         sink.publish = publish;
+        let several = self.cluster.then_some(()).and(self.stop_all.get());
+        sink.peer = several.map(|handle| PeerStop {
+            own: self.peer_stop.0.clone(),
+            taken: Arc::clone(&self.peer_stop.1),
+            said: Arc::clone(&self.stop_said),
+            handle: handle.clone(),
+        });
         sink.fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
         sink
     }
