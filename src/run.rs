@@ -617,6 +617,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::checkpoint_every`", "--checkpoint-every"),
     ("`Config::checkpoint`", "--checkpoint"),
     ("`Config::max_delay`", "--max-delay"),
+    ("`Config::idle_timeout`", "--idle-timeout"),
     ("`Config::max_waiting`", "--max-waiting"),
     ("`Config::max_runs_per_key`", "--max-runs-per-key"),
     ("`Config::max_live_runs`", "--max-live-runs"),

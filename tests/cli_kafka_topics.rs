@@ -278,17 +278,15 @@ fn an_input_topic_created_again_under_a_transactional_run_resumes_to_the_file_ru
     topic_created_again_then_resumed(None);
 }
 
-/// The same on 2 workers: a known defect, found by `tests/kafka_faults.rs`
-/// (seed 1 case 0, seed 39 cases 3, 6 and 13). Its first part is fixed
-/// (session 44, `run/items.rs`): a source's read error no longer ends that
-/// worker's input as its end does (a last cut "at the end", from which a
-/// resume read nothing); it stops every reader of the process as a signal
-/// does (`on_workers_a_source_that_cannot_read_on_stops_the_input_and_a_resume_reads_on`
-/// in `cli_kafka.rs`). Left: here the workers' source never sees the topic
-/// deleted and created again (no error is said; its watch describes the
-/// same topic id all along), so the run goes on for ever.
+/// The same on 2 workers (found by `tests/kafka_faults.rs`: seed 1 case 0,
+/// seed 39 cases 3, 6 and 13). A source's read error stops every reader of
+/// the process as a signal does (session 44, `run/items.rs`), and the topic
+/// deleted and created again is seen. This test was `#[ignore]`d as "the
+/// workers' source does not see its topic deleted": it waited for a first
+/// checkpoint, which a cut of workers over a quiet topic never takes
+/// (`docs/checkpoints.md`, "Cuts and a quiet input"); it now waits for
+/// every record to be read, and the resume starts again (no cut).
 #[test]
-#[ignore = "known defect on workers (tests/kafka_faults.rs): the source does not see its topic deleted and created again"]
 fn on_workers_an_input_topic_created_again_under_a_transactional_run_resumes_to_the_file_runs_records(
 ) {
     topic_created_again_then_resumed(Some("2"));
@@ -329,27 +327,44 @@ fn topic_created_again_then_resumed(workers: Option<&str>) {
     };
     let mut reader = Reader::new(&b, &[(t.output.as_str(), 1), (t.late.as_str(), 1)]);
     let (mut committed, mut aborted) = (Vec::new(), 0);
-    let mut child = (run(false).stdout(Stdio::null()).stderr(Stdio::piped()))
-        .spawn()
-        .expect("starts");
-    let committing = wait_until(&mut child, || has_written(&dir, To::KafkaWithCheckpoint));
-    assert!(committing, "no checkpoint came:\n{}", stderr(&ended(child)));
+    let live = crate::common::Live::spawn(&mut run(false));
+    match workers {
+        // (a checkpoint committed: the run goes on from it)
+        None => {
+            let deadline = Instant::now() + HANG;
+            while !has_written(&dir, To::KafkaWithCheckpoint) {
+                assert!(Instant::now() < deadline, "no checkpoint came");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // (every record read: a cut of workers waits for event time to
+        // move on, which the quiet topic does not, so none is taken and
+        // the resume starts again: `docs/checkpoints.md`, "Cuts and a
+        // quiet input")
+        Some(_) => {
+            let last = (first.iter())
+                .rposition(|(line, _)| line.contains("soon"))
+                .expect("a malformed record");
+            live.stderr_line(&format!("partition 0 offset {last}: malformed record"));
+        }
+    }
     broker.delete_topic(&t.input);
     broker.create_topic(&t.input, 1);
     produce_stamped(&b, &t.input, 0, first);
-    let output = ended(child);
-    let said = stderr(&output);
-    assert_eq!(output.status.code(), Some(4), "{workers:?}: {said}");
+    let (status, _, said) = live.finish();
+    assert_eq!(status.code(), Some(4), "{workers:?}: {said}");
     assert!(said.contains("was deleted"), "{workers:?}: {said}");
     reader.take_committed(&b, &id, &t.marker, &mut committed, &mut aborted);
     produce_stamped(&b, &t.input, 0, rest);
     let output = run(true).output().expect("runs");
     let said = stderr(&output);
     assert!(output.status.success(), "{workers:?}: {said}");
-    assert!(
-        said.contains("cepheid: resuming from checkpoint"),
-        "{workers:?}: {said}"
-    );
+    if workers.is_none() {
+        assert!(
+            said.contains("cepheid: resuming from checkpoint"),
+            "{workers:?}: {said}"
+        );
+    }
     reader.take_committed(&b, &id, &t.marker, &mut committed, &mut aborted);
     let records = |topic: &str| -> Vec<String> {
         let mut mine: Vec<&crate::common::kafka::Out> =

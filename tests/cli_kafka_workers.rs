@@ -967,3 +967,41 @@ fn on_two_processes_the_stop_of_one_stops_the_other_with_a_last_cut() {
     assert!(!want.is_empty());
     assert_eq!(sorted("out.jsonl"), want);
 }
+
+/// A cut of workers is at a point of event time, so a quiet live input
+/// takes none, and a transactional sink commits what it released only
+/// when event time moves on (`docs/checkpoints.md`, "Cuts and a quiet
+/// input"): a live run on workers into one says so at its start; a
+/// bounded run (`--kafka-until end`), which ends with its last cut, does
+/// not.
+#[test]
+fn workers_into_a_transactional_sink_say_that_a_quiet_input_holds_their_commits() {
+    use crate::common::Live;
+
+    let broker = Broker::start();
+    let dir = scratch("kafka_workers_quiet_commits");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = (crash::events_with(500, 46, 0).lines())
+        .map(str::to_string)
+        .collect();
+    let t = topics(&broker, "workers-quiet");
+    let bootstrap = broker.bootstrap();
+    produce_by_key(&bootstrap, &t.input, &events);
+    let warning = "commits at each cut, which waits for event time to move on: while the whole input is quiet, what it released since the last cut is committed only when events move event time on again, or at a stop";
+    let every = ["--checkpoint", "ckpt", "--checkpoint-every", "100ms"];
+    // Live: said.
+    let live = Live::spawn(&mut run(&dir, &bootstrap, &t, 2, &every));
+    live.stderr_line(warning);
+    live.signal("TERM");
+    let (status, _, err) = live.finish();
+    assert_eq!(status.code(), Some(143), "{err}");
+    // Bounded: nothing said.
+    fs::remove_dir_all(dir.join("ckpt")).unwrap();
+    let bounded = [&every[..], &["--kafka-until", "end"]].concat();
+    let mut command = run(&dir, &bootstrap, &t, 2, &bounded);
+    // (another transactional id: the run above committed its own)
+    command.args(["--transactional-id", "workers-quiet-bounded"]);
+    let ended = command.output().expect("runs");
+    assert!(ended.status.success(), "{}", stderr(&ended));
+    assert!(!stderr(&ended).contains(warning), "{}", stderr(&ended));
+}

@@ -202,6 +202,10 @@ impl Source for KafkaSource {
             })
     }
 
+    fn bounded(&self) -> bool {
+        self.end().is_some()
+    }
+
     fn lag(&self) -> Option<Vec<SplitLag>> {
         let lag = KafkaSource::lag(self)?;
         Some(

@@ -279,6 +279,12 @@ pub trait Source: Send + 'static {
         None
     }
 
+    /// Does it end by itself, not live (a Kafka source read to the end
+    /// offsets it had at its start)? `false` by default.
+    fn bounded(&self) -> bool {
+        false
+    }
+
     /// Records behind the end of each of `splits` (split numbers, as in
     /// [`RawRecord::split`]) as the source knows them now: what tells a
     /// split that is quiet but has records waiting from an idle one
