@@ -845,6 +845,40 @@ fn the_broker_gone_mid_run_past_the_limit_ends_the_run_with_exit_6_and_says_why(
     drop(broker);
 }
 
+/// The broker gone mid-run past `--kafka-timeout` under a run whose only
+/// Kafka client is its source (a file output): exit 6, as when the sink
+/// fails too. Before, the source's error reached the run's end as its
+/// text only, an I/O error: exit 4.
+#[test]
+fn a_source_alone_whose_broker_is_gone_ends_the_run_with_exit_6() {
+    let (broker, mut proxy) = Broker::start_behind_proxy();
+    let dir = scratch("kafka_source_gone");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = crash::events(2_000).lines().map(str::to_string).collect();
+    let t = topics(&broker, "source-gone", 1);
+    let bootstrap = proxy.bootstrap();
+    produce_lines(&bootstrap, &t.input, &events);
+    let mut child = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", &format!("kafka://{bootstrap}/{}", t.input)])
+        .args(["--output", "out.jsonl", "--kafka-timeout", "3s"])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fs::metadata(dir.join("out.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "no record came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.stop();
+    let status = ended_within(&mut child, "the run did not end with its broker gone");
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert_eq!(status.code(), Some(6), "{said}");
+    assert!(said.contains("did not answer"), "{said}");
+}
+
 #[test]
 fn a_broker_unreachable_at_the_start_exits_6_after_the_limit() {
     let dir = scratch("kafka_unreachable");
@@ -2359,7 +2393,7 @@ fn an_empty_folder_with_a_transactional_id_the_broker_committed_is_refused() {
 /// `tests/kafka_faults.rs`): the broker gone past `--kafka-timeout` with
 /// events still to come. Each worker's input stops where it is, as a
 /// signal stops it (every reader of the process, and a last cut), and
-/// the run ends with the error (exit 4). Before, each worker's input
+/// the run ends with the error (exit 6). Before, each worker's input
 /// ended as at its end, with no last cut; with a transactional sink the
 /// workers then took their last cut "at the end", the sources ended in
 /// it, so that a resume read nothing more (the kafka_faults finding).
@@ -2423,10 +2457,9 @@ fn on_workers_a_source_that_cannot_read_on_stops_the_input_and_a_resume_reads_on
     // (it ends once --kafka-timeout has passed)
     let status = ended_within(&mut child, "the run did not end with its broker gone");
     let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
-    assert!(
-        !status.success() && status.code().is_some(),
-        "{status:?}: {said}"
-    );
+    // (6: the broker did not answer, the source's own error's status; it
+    // was 4 when only its text reached the run's end)
+    assert_eq!(status.code(), Some(6), "{said}");
     assert!(said.contains("did not answer"), "{said}");
     // Stopped as a signal stops it: every reader, and a last cut.
     assert!(

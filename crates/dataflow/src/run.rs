@@ -837,10 +837,16 @@ fn outcome_of(
     }
     // (another process than 0 counts nothing: a read error of its own
     // readers is its end, which its exit status says)
-    if let (true, Some(e), End::Input | End::Stopped(_)) =
-        (summary.uncounted, job.read_failed.take(), &summary.end)
-    {
-        summary.end = End::Incomplete(e);
+    match (job.read_failed.take(), &summary.end) {
+        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
+            summary.end = End::Incomplete(e);
+        }
+        // (process 0's own reader's error as its source gave it, not its
+        // text: a Kafka source's exit status)
+        (Some(e @ cepheid_runtime::Error::Source(_)), End::Incomplete(_)) => {
+            summary.end = End::Incomplete(e);
+        }
+        _ => {}
     }
     let said = (job.checkpoint_failed.take())
         .or_else(|| job.write_failed.take())

@@ -25,6 +25,9 @@ pub(super) struct ReadCounts {
     pub(super) malformed: AtomicU64,
     /// The first read error: the input and why.
     pub(super) read_error: Mutex<Option<(String, String)>>,
+    /// A source's read error as it gave it (a Kafka source's: its exit
+    /// status), taken by the reader for the process's end.
+    pub(super) source_error: Mutex<Option<cepheid_runtime::Error>>,
     /// The malformed line that stopped the input with `strict`.
     pub(super) strict_stop: Mutex<Option<Strict>>,
     /// More keys over `--max-runs-per-key` than the worker remembers.
@@ -53,6 +56,12 @@ impl ReadCounts {
             cepheid_runtime::Error::Io { path, source, .. } => {
                 return self.read_error(&path, source);
             }
+            cepheid_runtime::Error::Source(e) => {
+                self.read_error(&e.source_name, &e.error);
+                let mut typed = self.source_error.lock().unwrap_or_else(|e| e.into_inner());
+                typed.get_or_insert(cepheid_runtime::Error::Source(e));
+                return;
+            }
             cepheid_runtime::Error::Malformed {
                 origin,
                 line,
@@ -65,6 +74,24 @@ impl ReadCounts {
         };
         let mut first = self.strict_stop.lock().unwrap_or_else(|e| e.into_inner());
         first.get_or_insert(strict);
+    }
+
+    /// The read error for the process's end: the source's own, else one
+    /// made of [`ReadCounts::read_error`]'s text.
+    pub(super) fn take_read_error(&self) -> Option<cepheid_runtime::Error> {
+        let typed = self
+            .source_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        typed.or_else(|| {
+            let (path, why) = self.read_error_now()?;
+            Some(cepheid_runtime::Error::Io {
+                doing: cepheid_runtime::Doing::Read,
+                path,
+                source: std::io::Error::other(why),
+            })
+        })
     }
 
     pub(super) fn read_error_now(&self) -> Option<(String, String)> {

@@ -264,14 +264,10 @@ impl Live {
                 return None;
             }
             if failed {
-                if let Some((path, why)) = self.counts.read_error_now() {
+                if let Some(error) = self.counts.take_read_error() {
                     // (the end of this process, which may not count the
                     // run: process 0 does)
-                    self.read_failed.set(cepheid_runtime::Error::Io {
-                        doing: cepheid_runtime::Doing::Read,
-                        path,
-                        source: std::io::Error::other(why),
-                    });
+                    self.read_failed.set(error);
                 }
                 self.feed.stop();
                 if let Some(all) = self.stop_all {

@@ -363,6 +363,7 @@ impl Session<'_> {
             self.open_end = true;
         }
         let mut places = batch.places.into_iter().peekable();
+        let mut source_error = batch.source_error;
         for (index, (line_no, item)) in batch.lines.into_iter().enumerate() {
             let place = match places.peek() {
                 Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
@@ -380,7 +381,7 @@ impl Session<'_> {
                     self.check_output()?;
                     continue;
                 }
-                item => policy.take(item, || line_no, place),
+                item => Batch::typed(&mut source_error, policy.take(item, || line_no, place)),
             };
             match got {
                 // (taken above; a blank line)

@@ -203,7 +203,12 @@ impl LiveInput {
     /// thread goes on decoding (with the fields of the rules it put in
     /// force, when `take` applied them).
     pub fn take(&self, lines: Lines, mut take: impl FnMut(u64, Option<Got>) -> bool) {
-        let Batch { lines, places, .. } = lines.0;
+        let Batch {
+            lines,
+            places,
+            mut source_error,
+            ..
+        } = lines.0;
         let mut places = places.into_iter().peekable();
         for (index, (line, entry)) in lines.into_iter().enumerate() {
             let place = match places.peek() {
@@ -211,7 +216,8 @@ impl LiveInput {
                 _ => None,
             };
             let control = matches!(entry, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
-            let go_on = take(line, self.policy.take(entry, || line, place));
+            let got = self.policy.take(entry, || line, place);
+            let go_on = take(line, Batch::typed(&mut source_error, got));
             if control {
                 if let Some(tx) = &self.go_on {
                     let _ = tx.send(());

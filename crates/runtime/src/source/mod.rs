@@ -466,6 +466,25 @@ pub(crate) struct Batch {
     /// With split watermarks: each split's watermark after the batch's
     /// last line (kept in checkpoints).
     pub splits: Option<Vec<Option<cepheid_engine::Timestamp>>>,
+    /// A [`Source`]'s read error as it gave it (its text is the batch's
+    /// last line): the run's end is this one (a Kafka source's, with its
+    /// exit status), not its text.
+    pub source_error: Option<SourceError>,
+}
+
+impl Batch {
+    /// `got` with a read error the source's own ([`Batch::source_error`]).
+    pub(crate) fn typed(source_error: &mut Option<SourceError>, got: Option<Got>) -> Option<Got> {
+        match (got, source_error.take()) {
+            (Some(Got::Failed(notice, _)), Some(e)) => {
+                Some(Got::Failed(notice, Box::new(crate::Error::Source(e))))
+            }
+            (got, e) => {
+                *source_error = e;
+                got
+            }
+        }
+    }
 }
 
 /// What the main thread receives.

@@ -252,7 +252,7 @@ pub(super) fn read_source(
         let outcome = match read {
             Ok(outcome) => outcome,
             Err(e) => {
-                pump.failed(&e, tx);
+                pump.failed(e, tx);
                 return;
             }
         };
@@ -372,7 +372,7 @@ impl Pump {
     }
 
     /// Sends the read error `e` as the last line.
-    fn failed(&self, e: &SourceError, tx: &SyncSender<Message>) {
+    fn failed(&self, e: SourceError, tx: &SyncSender<Message>) {
         let error = Error::new(ErrorKind::Io, e.to_string());
         // (the source unlocked before the send, which may wait for the
         // run, which may wait for the source: a checkpoint)
@@ -380,6 +380,7 @@ impl Pump {
         let _ = tx.send(Message::Batch(Batch {
             lines: vec![(self.seq + 1, Err(error))],
             place: Some(place),
+            source_error: Some(e),
             ..Batch::default()
         }));
     }
