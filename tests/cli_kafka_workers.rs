@@ -799,23 +799,29 @@ fn on_workers_with_checkpoints_a_partition_without_records_holds_no_other_for_ev
         // topic, ends event time, and gives one engine's records of it.
         let resumed = command(true).output().expect("cepheid runs");
         assert!(resumed.status.success(), "{}", stderr(&resumed));
-        fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
-        let one = cepheid()
-            .current_dir(&dir)
-            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-            .args(["--events", "events.jsonl", "--output", "one.jsonl"])
-            .output()
-            .expect("cepheid runs");
-        assert!(one.status.success(), "{}", stderr(&one));
-        let sorted = |name: &str| {
-            let mut lines = crate::common::kafka::lines(&dir.join(name));
-            lines.sort();
-            lines
-        };
-        let want = sorted("one.jsonl");
-        assert!(!want.is_empty());
-        assert_eq!(sorted("out.jsonl"), want);
+        assert_one_engines_records(&dir, &events);
     }
+}
+
+/// `dir/out.jsonl` holds, in any order, the records of one engine's run
+/// over `events` in a file (`rules.cep`, `--max-delay 2s`), and some.
+fn assert_one_engines_records(dir: &Path, events: &[String]) {
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let one = cepheid()
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", "events.jsonl", "--output", "one.jsonl"])
+        .output()
+        .expect("cepheid runs");
+    assert!(one.status.success(), "{}", stderr(&one));
+    let sorted = |name: &str| {
+        let mut lines = crate::common::kafka::lines(&dir.join(name));
+        lines.sort();
+        lines
+    };
+    let want = sorted("one.jsonl");
+    assert!(!want.is_empty());
+    assert_eq!(sorted("out.jsonl"), want);
 }
 
 /// A read error on two processes (`tests/kafka_faults.rs`, finding B):
@@ -950,22 +956,7 @@ fn on_two_processes_the_stop_of_one_stops_the_other_with_a_last_cut() {
             stderr(output)
         );
     }
-    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
-    let one = cepheid()
-        .current_dir(&dir)
-        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-        .args(["--events", "events.jsonl", "--output", "one.jsonl"])
-        .output()
-        .expect("cepheid runs");
-    assert!(one.status.success(), "{}", stderr(&one));
-    let sorted = |name: &str| {
-        let mut lines = crate::common::kafka::lines(&dir.join(name));
-        lines.sort();
-        lines
-    };
-    let want = sorted("one.jsonl");
-    assert!(!want.is_empty());
-    assert_eq!(sorted("out.jsonl"), want);
+    assert_one_engines_records(&dir, &events);
 }
 
 /// A cut of workers is at a point of event time, so a quiet live input
