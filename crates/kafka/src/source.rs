@@ -1037,6 +1037,12 @@ impl KafkaSource {
                     self.read_past(&batch[from..]);
                     from = batch.len();
                     self.on_error(error)?;
+                    if self.to_assign {
+                        // (partitions started again: the rest from the
+                        // consumer assigned their new offsets, at the next
+                        // read, not from this one's queue)
+                        break;
+                    }
                 }
             }
         }
