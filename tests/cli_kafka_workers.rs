@@ -29,7 +29,9 @@ use crate::common::kafka::{
     assert_exact, client, complete_cuts, late_event, partition_of, produce_by_key,
     produce_lines_to, produce_timed, send_waiting, stderr, topics_with, Out, Reader, Topics,
 };
-use crate::common::{cepheid, free_ports, run_two_processes, scratch};
+use crate::common::{
+    cepheid, free_ports, run_two_processes, run_two_processes_within, scratch, PATIENCE,
+};
 use crate::kafka_support::{topic, Broker};
 
 use std::collections::BTreeMap;
@@ -850,7 +852,9 @@ fn on_two_processes_a_read_error_ends_each_process_with_its_status() {
         proxy.stop();
         proxy
     });
-    let ended = run_two_processes(&dir, |_| {
+    // (each must end by itself: the one that ends a moment after the
+    // other is not killed then, up to a hang guard)
+    let ended = run_two_processes_within(&dir, PATIENCE, |_| {
         let mut command = cepheid();
         command
             .current_dir(&dir)

@@ -5,8 +5,8 @@
 //! check of a committed output against the file run of its input
 //! ([`assert_exact`]).
 
-use super::cepheid;
 use super::crash;
+use super::{cepheid, PATIENCE};
 use crate::kafka_support::{topic, Broker};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,6 +115,8 @@ pub(crate) struct Reader {
     /// Each partition's last offset read: a consumer reads a partition in
     /// order, so a record at or before it is one read twice.
     last: std::collections::HashMap<(String, i32), i64>,
+    /// The partitions it reads.
+    partitions: Vec<(String, i32)>,
 }
 
 impl Reader {
@@ -129,10 +131,12 @@ impl Reader {
             .create()
             .expect("a consumer");
         let mut tpl = TopicPartitionList::new();
+        let mut partitions = Vec::new();
         for (t, n) in topics {
             for p in 0..*n {
                 tpl.add_partition_offset(t, p, Offset::Beginning)
                     .expect("adds");
+                partitions.push((t.to_string(), p));
             }
         }
         consumer.assign(&tpl).expect("assign");
@@ -141,6 +145,45 @@ impl Reader {
             seen: Vec::new(),
             taken: 0,
             last: std::collections::HashMap::new(),
+            partitions,
+        }
+    }
+
+    /// Reads until each partition is read up to its end as the broker
+    /// gives it now (its high watermark; past a transaction's marker:
+    /// librdkafka's position moves past it), within [`PATIENCE`] (a hang
+    /// guard). Not "until nothing comes for a while": a consumer whose
+    /// connection was cut may fetch nothing for seconds (librdkafka's
+    /// reconnection backoff, up to 10 s), and what an instance wrote
+    /// would then be taken for the next one's (issue 39, finding D).
+    pub(crate) fn read_to_end(&mut self) {
+        let mut ends = Vec::new();
+        for (t, p) in &self.partitions {
+            let (_, high) = (self.consumer.fetch_watermarks(t, *p, T))
+                .unwrap_or_else(|e| panic!("the end of {t}/{p}: {e}"));
+            ends.push((t.clone(), *p, high));
+        }
+        let started = Instant::now();
+        loop {
+            let positions = self.consumer.position().expect("positions");
+            let behind: Vec<&(String, i32, i64)> = (ends.iter())
+                .filter(|(t, p, end)| {
+                    let read = self.last.get(&(t.clone(), *p)).map_or(0, |o| o + 1);
+                    let at = match positions.find_partition(t, *p).map(|e| e.offset()) {
+                        Some(Offset::Offset(at)) => at.max(read),
+                        _ => read,
+                    };
+                    at < *end
+                })
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the harness's reader did not reach the ends {behind:?} in {PATIENCE:?}"
+            );
+            self.poll(Duration::from_millis(50));
         }
     }
 
@@ -218,7 +261,7 @@ impl Reader {
         aborted: &mut usize,
     ) -> Option<u64> {
         let m = fence_and_read_marker(bootstrap, id, marker);
-        self.drain(Duration::from_millis(1500));
+        self.read_to_end();
         let mine = &self.seen[self.taken..];
         self.taken = self.seen.len();
         assert!(

@@ -68,6 +68,15 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 /// order.
 #[allow(dead_code)] // (the tests of --processes)
 pub fn wait_together(children: Vec<Child>) -> Vec<std::process::Output> {
+    wait_together_within(children, Duration::ZERO)
+}
+
+/// [`wait_together`], the others killed only if they have not ended
+/// `grace` after the first failure: for a run where each process must end
+/// with its own error (killed at once, the one that ends a moment after
+/// the first shows no status of its own).
+#[allow(dead_code)] // (the tests of --processes)
+pub fn wait_together_within(children: Vec<Child>, grace: Duration) -> Vec<std::process::Output> {
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let (tx, rx) = std::sync::mpsc::channel();
     for (i, child) in children.into_iter().enumerate() {
@@ -78,17 +87,36 @@ pub fn wait_together(children: Vec<Child>) -> Vec<std::process::Output> {
     }
     drop(tx);
     let mut outputs: Vec<Option<std::process::Output>> = pids.iter().map(|_| None).collect();
-    for (i, output) in rx {
-        if !output.status.success() {
-            for (j, pid) in pids.iter().enumerate() {
-                if j != i && outputs[j].is_none() {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &pid.to_string()])
-                        .status();
-                }
+    let kill_others = |outputs: &[Option<std::process::Output>]| {
+        for (j, pid) in pids.iter().enumerate() {
+            if outputs[j].is_none() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
             }
         }
+    };
+    let mut failed: Option<std::time::Instant> = None;
+    loop {
+        let next = match failed {
+            Some(at) => match rx.recv_timeout(grace.saturating_sub(at.elapsed())) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    kill_others(&outputs);
+                    rx.recv().ok()
+                }
+                next => next.ok(),
+            },
+            None => rx.recv().ok(),
+        };
+        let Some((i, output)) = next else { break };
+        let success = output.status.success();
         outputs[i] = Some(output);
+        if !success {
+            failed.get_or_insert_with(std::time::Instant::now);
+            if grace.is_zero() {
+                kill_others(&outputs);
+            }
+        }
     }
     outputs.into_iter().map(|o| o.expect("waited")).collect()
 }
@@ -101,7 +129,17 @@ pub fn run_two_processes(
     dir: &Path,
     command: impl Fn(usize) -> Command,
 ) -> Vec<std::process::Output> {
-    wait_together(spawn_two_processes(dir, command))
+    run_two_processes_within(dir, Duration::ZERO, command)
+}
+
+/// [`run_two_processes`], waited for as [`wait_together_within`].
+#[allow(dead_code)] // (the tests of --processes)
+pub fn run_two_processes_within(
+    dir: &Path,
+    grace: Duration,
+    command: impl Fn(usize) -> Command,
+) -> Vec<std::process::Output> {
+    wait_together_within(spawn_two_processes(dir, command), grace)
 }
 
 /// Starts the two processes of `command(process)` (`--processes 2`,

@@ -142,6 +142,9 @@ impl KafkaRecord {
 /// The rules topic of a [`KafkaSource`].
 struct RulesTopic {
     consumer: BaseConsumer,
+    /// Its configuration, and whether it was assigned ([`assign_once`]).
+    config: ClientConfig,
+    assigned: bool,
     topic: String,
     /// Records read and not handed out yet: the topic up to its end when
     /// the source started or sought.
@@ -218,7 +221,7 @@ impl RulesTopic {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, 0, Offset::Offset(offset))
             .map_err(client("assign"))?;
-        self.consumer.assign(&tpl).map_err(client("assign"))?;
+        assign_once(&mut self.consumer, &mut self.assigned, &self.config, &tpl)?;
         let (_, high) = self.retry.run(
             "fetch watermarks",
             |left| self.consumer.fetch_watermarks(&self.topic, 0, left),
@@ -397,9 +400,39 @@ fn consumer_config(config: &SourceConfig) -> ClientConfig {
     client_config
 }
 
+/// Assigns `tpl` to `consumer`, a new one made from `config` if it was
+/// `assigned` before. librdkafka 2.12.1 aborts the process when a
+/// consumer's assignment is taken away twice before its fetchers have
+/// stopped: replaced, then replaced again or closed, within the round trip
+/// of their stop (`rd_kafka_assignment_partition_stopped: Assertion
+/// rktp->rktp_started failed`, SIGABRT; librdkafka issue #5573, fixed
+/// after 2.15.0). A source that was sought after its start and ended at
+/// once did that (issue 39, finding E). So each consumer is assigned once,
+/// and closed with that one assignment; a new position goes to a new
+/// consumer (the old one closed first).
+fn assign_once<C: ConsumerContext + Default>(
+    consumer: &mut BaseConsumer<C>,
+    assigned: &mut bool,
+    config: &ClientConfig,
+    tpl: &TopicPartitionList,
+) -> Result<(), KafkaError> {
+    if *assigned {
+        *consumer = (config.create_with_context(C::default()))
+            .map_err(|e| KafkaError::client("create the consumer", e))?;
+    }
+    consumer.assign(tpl).map_err(client("assign"))?;
+    *assigned = true;
+    Ok(())
+}
+
 /// Reads assigned partitions of one or more topics.
 pub struct KafkaSource {
     consumer: BaseConsumer<Offsets>,
+    /// Its configuration, and whether it was assigned ([`assign_once`]).
+    events_config: ClientConfig,
+    assigned: bool,
+    /// The position is to be assigned at the next read.
+    to_assign: bool,
     /// Reading committed records only (the end is the last stable offset).
     read_committed: bool,
     topics: Vec<String>,
@@ -426,9 +459,6 @@ pub struct KafkaSource {
     on_mismatch: OnMismatch,
     /// Its offsets are kept ones (a checkpoint's), not a first start's.
     kept: bool,
-    /// The consumer has been given the position to fetch from since it
-    /// last moved ([`KafkaSource::assign`], done at the first read).
-    assigned: bool,
     /// Partitions started again because their offsets did not fit.
     restarted: u64,
     /// Where to say what it did; what it said before it was given.
@@ -450,8 +480,8 @@ fn client(operation: &'static str) -> impl Fn(ClientError) -> KafkaError {
 }
 
 impl KafkaSource {
-    /// Connects, checks that the topics and partitions exist and resolves
-    /// the start to offsets (fetched from at the first read).
+    /// Connects, checks that the topics and partitions exist, resolves
+    /// the start to offsets and assigns them.
     pub fn new(config: SourceConfig) -> Result<KafkaSource, KafkaError> {
         if config.topics.is_empty() {
             return Err(KafkaError::Config {
@@ -505,11 +535,9 @@ impl KafkaSource {
                 {
                     rules_config.set("auto.offset.reset", "earliest");
                 }
-                Some(
-                    rules_config
-                        .create::<BaseConsumer>()
-                        .map_err(|e| KafkaError::client("create the consumer", e))?,
-                )
+                let consumer = (rules_config.create::<BaseConsumer>())
+                    .map_err(|e| KafkaError::client("create the consumer", e))?;
+                Some((consumer, rules_config))
             }
             None => None,
         };
@@ -619,13 +647,14 @@ impl KafkaSource {
             index.entry(t.clone()).or_default().insert(*p, i);
         }
         let rules = match (&config.rules_topic, rules_consumer) {
-            (Some(topic), Some(consumer)) => {
+            (Some(topic), Some((consumer, rules_config))) => {
                 let from = match &config.start {
                     StartAt::Position(at) => at.get(topic, 0),
                     _ => None,
                 };
                 Some(RulesTopic::open(
                     consumer,
+                    rules_config,
                     topic,
                     from,
                     config.until_end,
@@ -641,6 +670,9 @@ impl KafkaSource {
         let watch = TopicWatch::new(consumer.client(), &watched, false);
         let mut source = KafkaSource {
             consumer,
+            events_config,
+            assigned: false,
+            to_assign: false,
             read_committed: config.read_committed,
             topics: config.topics,
             splits,
@@ -656,7 +688,6 @@ impl KafkaSource {
             probe_config: client_config,
             on_mismatch: config.on_mismatch,
             kept: false,
-            assigned: false,
             restarted: 0,
             notify: None,
             unsaid: Vec::new(),
@@ -669,6 +700,7 @@ impl KafkaSource {
                 }
             }
         }
+        source.assign()?;
         Ok(source)
     }
 
@@ -916,31 +948,39 @@ impl KafkaSource {
         Ok(())
     }
 
-    /// Gives the consumer the position to fetch from, once per position
-    /// (at the first read, or the first after a seek): librdkafka 2.12
-    /// aborts (`rd_kafka_assignment_partition_stopped: Assertion
-    /// rktp->rktp_started failed`) when its assignment changes twice
-    /// before the partitions it stops have stopped (librdkafka issue
-    /// #5573, fixed after 2.15): an assignment at the start, another at a
-    /// resume's seek, and the consumer closed at once (a bounded share
-    /// with nothing to read) did.
-    fn assign_once(&mut self) -> Result<(), KafkaError> {
-        if !self.assigned {
-            self.assign()?;
-            self.assigned = true;
-        }
-        Ok(())
-    }
-
+    /// The consumer goes to the position: at its first read
+    /// ([`KafkaSource::assigned`]), so that a source sought before it
+    /// reads (a resume) assigns one consumer once.
     fn assign(&mut self) -> Result<(), KafkaError> {
         // (statistics of the positions before: stale)
         self.consumer.context().clear();
+        self.to_assign = true;
+        Ok(())
+    }
+
+    /// librdkafka's positions of the partitions (none while the consumer
+    /// still holds an assignment the source was sought away from).
+    fn librdkafka_positions(&self) -> Option<TopicPartitionList> {
+        (!self.to_assign)
+            .then(|| self.consumer.position().ok())
+            .flatten()
+    }
+
+    /// The consumer assigned the position, if it is not yet
+    /// ([`assign_once`]).
+    fn assigned(&mut self) -> Result<(), KafkaError> {
+        if !self.to_assign {
+            return Ok(());
+        }
         let mut tpl = TopicPartitionList::new();
         for (t, p, o) in self.position.iter() {
             tpl.add_partition_offset(t, p, Offset::Offset(o))
                 .map_err(client("assign"))?;
         }
-        self.consumer.assign(&tpl).map_err(client("assign"))
+        let config = &self.events_config;
+        assign_once(&mut self.consumer, &mut self.assigned, config, &tpl)?;
+        self.to_assign = false;
+        Ok(())
     }
 
     /// `kafka:` and the topics, comma-separated: `kafka:orders,logins`.
@@ -961,7 +1001,7 @@ impl KafkaSource {
         batch: &mut Vec<KafkaRecord>,
         wait: Duration,
     ) -> Result<Read, KafkaError> {
-        self.assign_once()?;
+        self.assigned()?;
         let mut delivered = 0;
         let mut timeout = wait;
         let mut drained = false;
@@ -997,6 +1037,12 @@ impl KafkaSource {
                     self.read_past(&batch[from..]);
                     from = batch.len();
                     self.on_error(error)?;
+                    if self.to_assign {
+                        // (partitions started again: the rest from the
+                        // consumer assigned their new offsets, at the next
+                        // read, not from this one's queue)
+                        break;
+                    }
                 }
             }
         }
@@ -1140,7 +1186,7 @@ impl KafkaSource {
         if !end.iter().any(|e| behind(&e)) {
             return true;
         }
-        let Ok(positions) = self.consumer.position() else {
+        let Some(positions) = self.librdkafka_positions() else {
             return false;
         };
         end.iter().filter(behind).all(|(t, p, o)| {
@@ -1156,14 +1202,14 @@ impl KafkaSource {
     /// [`KafkaSource::resume`]), and still serves the client's statistics,
     /// so [`KafkaSource::lag`] shows what waits.
     pub fn pause(&mut self) -> Result<(), KafkaError> {
-        self.assign_once()?;
+        self.assigned()?;
         let tpl = self.events_partitions();
         self.consumer.pause(&tpl).map_err(client("pause"))
     }
 
     /// Fetches again after [`KafkaSource::pause`], from the position.
     pub fn resume(&mut self) -> Result<(), KafkaError> {
-        self.assign_once()?;
+        self.assigned()?;
         let tpl = self.events_partitions();
         self.consumer.resume(&tpl).map_err(client("resume"))
     }
@@ -1235,7 +1281,7 @@ impl KafkaSource {
                 crate::identity::known_high_watermark(self.consumer.client(), topic, *partition)?;
             let mut at = self.position.get(topic, *partition).unwrap_or(0);
             if at < high {
-                let librdkafka = self.consumer.position().ok().and_then(|p| {
+                let librdkafka = self.librdkafka_positions().and_then(|p| {
                     match p.find_partition(topic, *partition)?.offset() {
                         Offset::Offset(o) => Some(o),
                         _ => None,
@@ -1288,9 +1334,7 @@ impl KafkaSource {
             let offset = rules_from.unwrap_or(rules.next());
             rules.start_at(offset)?;
         }
-        // (from there at the next read)
-        self.assigned = false;
-        Ok(())
+        self.assign()
     }
 }
 
@@ -1321,6 +1365,7 @@ impl RulesTopic {
     /// up to its end as the broker gives it now.
     fn open(
         consumer: BaseConsumer,
+        config: ClientConfig,
         topic: &str,
         from: Option<i64>,
         until_end: bool,
@@ -1353,6 +1398,8 @@ impl RulesTopic {
         )?;
         let mut rules = RulesTopic {
             consumer,
+            config,
+            assigned: false,
             topic: topic.to_string(),
             backlog: VecDeque::new(),
             handed: VecDeque::new(),
