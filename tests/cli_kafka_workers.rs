@@ -30,7 +30,7 @@ use crate::common::kafka::{
     produce_lines_to, produce_timed, send_waiting, stderr, topics_with, Out, Reader, Topics,
 };
 use crate::common::{
-    cepheid, free_ports, run_two_processes, run_two_processes_within, scratch, PATIENCE,
+    cepheid, free_ports, run_two_processes, run_two_processes_within, scratch, Scratch, PATIENCE,
 };
 use crate::kafka_support::{topic, Broker};
 
@@ -805,6 +805,21 @@ fn on_workers_with_checkpoints_a_partition_without_records_holds_no_other_for_ev
     }
 }
 
+/// A broker, a scratch folder with `rules.cep`, `n` events in time order
+/// (`seed`: nothing late, one engine's records) produced by key to the
+/// input topic of `topics(broker, name)`.
+fn in_order(name: &str, n: usize, seed: u64) -> (Broker, Scratch, Vec<String>, Topics) {
+    let broker = Broker::start();
+    let dir = scratch(&format!("kafka_{}", name.replace('-', "_")));
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let events: Vec<String> = (crash::events_with(n, seed, 0).lines())
+        .map(str::to_string)
+        .collect();
+    let t = topics(&broker, name);
+    produce_by_key(&broker.bootstrap(), &t.input, &events);
+    (broker, dir, events, t)
+}
+
 /// `dir/out.jsonl` holds, in any order, the records of one engine's run
 /// over `events` in a file (`rules.cep`, `--max-delay 2s`), and some.
 fn assert_one_engines_records(dir: &Path, events: &[String]) {
@@ -885,15 +900,7 @@ fn on_two_processes_a_read_error_ends_each_process_with_its_status() {
 fn on_two_processes_the_stop_of_one_stops_the_other_with_a_last_cut() {
     use crate::common::spawn_two_processes;
 
-    let broker = Broker::start();
-    let dir = scratch("kafka_processes_one_stopped");
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
-    // (in time order: nothing late, one engine's records)
-    let events: Vec<String> = (crash::events_with(3_000, 45, 0).lines())
-        .map(str::to_string)
-        .collect();
-    let t = topics(&broker, "processes-one-stopped");
-    produce_by_key(&broker.bootstrap(), &t.input, &events);
+    let (broker, dir, events, t) = in_order("processes-one-stopped", 3_000, 45);
     let command = |until_end: bool| {
         let mut command = cepheid();
         command
@@ -974,15 +981,8 @@ fn on_two_processes_the_stop_of_one_stops_the_other_with_a_last_cut() {
 fn workers_into_a_transactional_sink_say_that_a_quiet_input_holds_their_commits() {
     use crate::common::Live;
 
-    let broker = Broker::start();
-    let dir = scratch("kafka_workers_quiet_commits");
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
-    let events: Vec<String> = (crash::events_with(500, 46, 0).lines())
-        .map(str::to_string)
-        .collect();
-    let t = topics(&broker, "workers-quiet");
+    let (broker, dir, _, t) = in_order("workers-quiet", 500, 46);
     let bootstrap = broker.bootstrap();
-    produce_by_key(&bootstrap, &t.input, &events);
     let warning = "commits at each cut, which waits for event time to move on: while the whole input is quiet, what it released since the last cut is committed only when events move event time on again, or at a stop";
     let every = ["--checkpoint", "ckpt", "--checkpoint-every", "100ms"];
     // Live: said.
