@@ -759,20 +759,10 @@ fn on_workers_with_checkpoints_a_partition_without_records_holds_no_other_for_ev
         let dir = scratch(&format!("kafka_workers_empty_partition_{checkpoint}"));
         fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
         let command = |until_end: bool| {
-            let mut command = cepheid();
-            command
-                .current_dir(&dir)
-                .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-                .args([
-                    "--events",
-                    &format!("kafka://{}/{input}", broker.bootstrap()),
-                ])
-                .args(["--workers", "2", "--output", "out.jsonl"]);
+            let mut command = to_file(&dir, &broker.bootstrap(), &input, until_end);
+            command.args(["--workers", "2"]);
             if checkpoint {
                 command.args(["--checkpoint", "ckpt", "--checkpoint-every", "200ms"]);
-            }
-            if until_end {
-                command.args(["--kafka-until", "end"]);
             }
             command
         };
@@ -803,6 +793,21 @@ fn on_workers_with_checkpoints_a_partition_without_records_holds_no_other_for_ev
         assert!(resumed.status.success(), "{}", stderr(&resumed));
         assert_one_engines_records(&dir, &events);
     }
+}
+
+/// `cepheid run rules.cep` in `dir` from the Kafka topic `input` to
+/// `out.jsonl` (`--max-delay 2s`), to the topic's end with `until_end`.
+fn to_file(dir: &Path, bootstrap: &str, input: &str, until_end: bool) -> Command {
+    let mut command = cepheid();
+    command
+        .current_dir(dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", &format!("kafka://{bootstrap}/{input}")])
+        .args(["--output", "out.jsonl"]);
+    if until_end {
+        command.args(["--kafka-until", "end"]);
+    }
+    command
 }
 
 /// A broker, a scratch folder with `rules.cep`, `n` events in time order
@@ -902,19 +907,8 @@ fn on_two_processes_the_stop_of_one_stops_the_other_with_a_last_cut() {
 
     let (broker, dir, events, t) = in_order("processes-one-stopped", 3_000, 45);
     let command = |until_end: bool| {
-        let mut command = cepheid();
-        command
-            .current_dir(&dir)
-            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-            .args([
-                "--events",
-                &format!("kafka://{}/{}", broker.bootstrap(), t.input),
-            ])
-            .args(["--output", "out.jsonl"])
-            .args(["--checkpoint", "ckpt", "--checkpoint-every", "200ms"]);
-        if until_end {
-            command.args(["--kafka-until", "end"]);
-        }
+        let mut command = to_file(&dir, &broker.bootstrap(), &t.input, until_end);
+        command.args(["--checkpoint", "ckpt", "--checkpoint-every", "200ms"]);
         command
     };
     let children = spawn_two_processes(&dir, |_| command(false));

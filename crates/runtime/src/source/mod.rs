@@ -475,14 +475,12 @@ pub(crate) struct Batch {
 impl Batch {
     /// `got` with a read error the source's own ([`Batch::source_error`]).
     pub(crate) fn typed(source_error: &mut Option<SourceError>, got: Option<Got>) -> Option<Got> {
-        match (got, source_error.take()) {
-            (Some(Got::Failed(notice, _)), Some(e)) => {
-                Some(Got::Failed(notice, Box::new(crate::Error::Source(e))))
-            }
-            (got, e) => {
-                *source_error = e;
-                got
-            }
+        match got {
+            Some(Got::Failed(notice, text)) => Some(Got::Failed(
+                notice,
+                (source_error.take()).map_or(text, |e| Box::new(crate::Error::Source(e))),
+            )),
+            got => got,
         }
     }
 }
