@@ -151,7 +151,8 @@ pub(super) struct Live {
 impl Live {
     /// Hands the reader's batches to the source until the input ends, a
     /// read error, a malformed line with `--strict` (the input ends there,
-    /// as in the single-engine run) or a signal (the input stops).
+    /// as in the single-engine run) or a signal (the input stops). Why the
+    /// input stopped, if it did: a signal, or its own read error.
     pub(super) fn forward(self, input: LiveInput) -> Option<String> {
         // Lines in input order over rotations of a followed file (whose
         // line numbers start anew): the order of equal times.
@@ -270,12 +271,19 @@ impl Live {
                     self.read_failed.set(error);
                 }
                 self.feed.stop();
+                // Said here, not left to a reader that hears the stop: the
+                // others may have failed too (one broker gone for all), and
+                // none would hear it.
+                let why = "a read error (said above)";
+                if !self.stop_said.swap(true, Ordering::Relaxed) {
+                    say!(self.say, Info, "cepheid: stopped by {why}");
+                }
                 if let Some(all) = self.stop_all {
                     // (not on this thread: its own input's channel, which
                     // it alone empties, may be full)
-                    thread::spawn(move || all.stop("a read error (said above)"));
+                    thread::spawn(move || all.stop(why));
                 }
-                return None;
+                return Some(why.to_string());
             }
         }
     }
