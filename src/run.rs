@@ -21,7 +21,6 @@
 
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -360,6 +359,8 @@ pub struct Args {
 
 /// Runs the command and returns the exit status.
 pub fn run(args: &Args) -> u8 {
+    // (from the start: a stop while the run gets ready ends it, saying so)
+    let stop = signals::Stop::install(args.watch);
     let rules = match crate::load_checked(&args.patterns) {
         Ok((loaded, checked)) => match Rules::from_checked(loaded, checked) {
             Ok(rules) => rules,
@@ -475,7 +476,7 @@ pub fn run(args: &Args) -> u8 {
         let report = Box::new(report);
         let runtime = Runtime::on_cluster(config, &rules, cluster, sources, sink, report);
         return match runtime {
-            Ok(runtime) => go(runtime, &bar, args),
+            Ok(runtime) => go(runtime, &bar, args, &stop),
             Err(e) => {
                 say!("error: {}", shown(&e));
                 error_status(&e)
@@ -513,29 +514,17 @@ pub fn run(args: &Args) -> u8 {
             return error_status(&e);
         }
     };
-    go(runtime, &bar, args)
+    go(runtime, &bar, args, &stop)
 }
 
 /// Runs `runtime` (SIGINT and SIGTERM stop it, SIGHUP reloads its rules,
 /// when it can be stopped: `Runtime::stoppable`), and gives its exit
 /// status after its summary.
-fn go(runtime: Runtime, bar: &Mutex<ProgressBar>, args: &Args) -> u8 {
-    let signal = if runtime.stoppable() {
-        let handle = runtime.handle();
-        let on_signal = move |number| {
-            if signals::is_hangup(number) {
-                handle.reload("SIGHUP");
-            } else {
-                handle.stop(signals::name(number));
-            }
-        };
-        signals::hand_to(on_signal, args.watch)
-    } else {
-        Arc::default()
-    };
+fn go(runtime: Runtime, bar: &Mutex<ProgressBar>, args: &Args, stop: &signals::Stop) -> u8 {
+    stop.ready(runtime.stoppable().then(|| runtime.handle()));
     let summary = runtime.run();
     lock(bar).finish_and_clear();
-    ended(&summary, args.summary, signal.load(Ordering::SeqCst))
+    ended(&summary, args.summary, stop.signal())
 }
 
 /// The exit status of a run that ended as `summary` says (`signal`: the

@@ -5,8 +5,17 @@
 //! number. With `--watch`, SIGHUP is handed to the run too (it reloads
 //! the pattern files) and never ends the process.
 
+//!
+//! The signals are taken from the start of the command, before its run
+//! is ready ([`Stop`]): one that comes while the rules are read, a broker
+//! is waited for or the other processes are met ends the process at once,
+//! saying so, with the same status (nothing was read yet, nothing to keep).
+//! Before, it ended it by the signal's default action, saying nothing.
+
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use cepheid_runtime::Handle;
 
 /// The signal's name, for messages.
 pub fn name(signal: i32) -> &'static str {
@@ -44,10 +53,60 @@ pub fn is_hangup(signal: i32) -> bool {
     }
 }
 
+/// Where SIGINT and SIGTERM go ([`Stop::install`]): to the run's handle
+/// once it is ready ([`Stop::ready`]); before, they end the process.
+pub struct Stop {
+    /// `None`: not ready yet; `Some(None)`: ready, and not stoppable (its
+    /// signals end the process, as before it was ready).
+    handle: Arc<Mutex<Option<Option<Handle>>>>,
+    /// The signal that stopped it (0: none), for the exit status.
+    signal: Arc<AtomicI32>,
+}
+
+impl Stop {
+    /// Takes SIGINT and SIGTERM (and with `hangup` SIGHUP, a reload of a
+    /// ready run; before, nothing) from now on.
+    pub fn install(hangup: bool) -> Stop {
+        let handle: Arc<Mutex<Option<Option<Handle>>>> = Arc::default();
+        let slot = Arc::clone(&handle);
+        let signal = hand_to(
+            move |number| {
+                let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                match (&*slot, is_hangup(number)) {
+                    (Some(Some(handle)), true) => handle.reload("SIGHUP"),
+                    (Some(Some(handle)), false) => handle.stop(name(number)),
+                    (_, true) => {}
+                    (None, false) => {
+                        say!(
+                            "cepheid: stopped by {} before the run started",
+                            name(number)
+                        );
+                        std::process::exit(exit_status(number).into());
+                    }
+                    (Some(None), false) => std::process::exit(exit_status(number).into()),
+                }
+            },
+            hangup,
+        );
+        Stop { handle, signal }
+    }
+
+    /// The run is ready: its `handle` takes the signals from now on
+    /// (`None`: it cannot be stopped; they end the process).
+    pub fn ready(&self, handle: Option<Handle>) {
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    }
+
+    /// The SIGINT or SIGTERM that came (0: none).
+    pub fn signal(&self) -> i32 {
+        self.signal.load(Ordering::SeqCst)
+    }
+}
+
 /// [`install`]s `on_signal` (a failure said as a warning: the signals then
 /// end the run at once), and keeps the number of the SIGINT or SIGTERM
 /// that came (0 until one does) in what it returns, for the exit status.
-pub fn hand_to(on_signal: impl Fn(i32) + Send + 'static, hangup: bool) -> Arc<AtomicI32> {
+fn hand_to(on_signal: impl Fn(i32) + Send + 'static, hangup: bool) -> Arc<AtomicI32> {
     let signal = Arc::new(AtomicI32::new(0));
     let heard = Arc::clone(&signal);
     let installed = install(

@@ -933,6 +933,38 @@ fn a_broker_unreachable_at_the_start_exits_6_after_the_limit() {
     );
 }
 
+/// SIGTERM while the run waits for its broker at the start (the fault
+/// hour's case 26: an instance stopped as it started): it ends at once
+/// with 143 and says it was stopped before the run started. Before, the
+/// signals were taken only once the run was ready, and it died by the
+/// signal, saying nothing.
+#[test]
+fn sigterm_before_the_run_is_ready_ends_it_at_once_saying_so() {
+    let dir = scratch("kafka_unreachable_stopped");
+    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--kafka-timeout", "10m"])
+        .args(["--events", &format!("kafka://127.0.0.1:{port}/events")])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
+        .spawn()
+        .expect("starts");
+    crate::common::terminate_once_handled(&child);
+    let status = ended_within(&mut child, "the run did not end at SIGTERM");
+    let said = fs::read_to_string(dir.join("run.err")).expect("its standard error");
+    assert_eq!(status.code(), Some(143), "{said}");
+    assert!(
+        said.contains("cepheid: stopped by SIGTERM before the run started"),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_topic_that_does_not_exist_a_malformed_record_and_a_fenced_instance_are_said_clearly() {
     let broker = Broker::start();

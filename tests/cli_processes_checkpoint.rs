@@ -141,6 +141,16 @@ impl Pair {
     }
 }
 
+/// A child killed if the test fails before it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Pair {
     fn drop(&mut self) {
         for child in &mut self.0 {
@@ -374,6 +384,49 @@ fn terminate(dir: &Path, name: &str, mut pair: Pair) {
     assert!(status.success());
     let codes = pair.wait();
     assert_eq!(codes, [Some(143), Some(0)], "{}", stderr(dir, name));
+}
+
+/// A process of two waiting for the other hears SIGTERM: process 0
+/// waiting for process 1 to connect, process 1 for process 0 to listen.
+/// Each ends at once with 143 and says it was stopped before the
+/// processes were met, having read nothing and kept its checkpoint folder
+/// as it was. Before, process 0 waited on `accept` and process 1 in its
+/// retries, and neither heard the signal until the other came.
+#[test]
+fn a_process_waiting_for_the_other_ends_at_sigterm_saying_so() {
+    let dir = setup("processes_waiting_stop", 100);
+    two_hosts(&dir);
+    for (process, waiting) in [
+        ("0", "waiting on 127.0.0.1:"),
+        ("1", "waiting for process 0"),
+    ] {
+        let err = format!("err_{process}.txt");
+        let child = process_of_two(&dir, process)
+            .args(["--output", "out.jsonl", "--checkpoint", "ckpt"])
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.join(&err)).unwrap())
+            .spawn()
+            .expect("starts");
+        let mut child = Guard(child);
+        wait_for(&dir, &err, waiting);
+        common::terminate_once_handled(&child.0);
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "process {process} did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let said = fs::read_to_string(dir.join(&err)).unwrap();
+        assert_eq!(status.code(), Some(143), "process {process}: {said}");
+        assert!(
+            said.contains("cepheid: stopped by SIGTERM before the other processes were met"),
+            "process {process}: {said}"
+        );
+        assert!(!said.contains("events read"), "process {process}: {said}");
+        assert_eq!(common::newest_checkpoint(&dir.join("ckpt")), None);
+    }
 }
 
 /// With `--follow`, the file is read by process 0: killed (both

@@ -378,3 +378,36 @@ pub fn newest_stored(ckpt: &Path) -> Option<cepheid_runtime::checkpoint::Stored>
         .into_iter()
         .next()
 }
+
+/// Sends SIGTERM to `child` once it takes the signal (Linux: SIGTERM in
+/// `/proc/PID/status`'s `SigCgt`), not before: a signal sent before the
+/// process set up its handling ends it by the default action, whatever
+/// the command does, and how soon that happens depends on the machine's
+/// load. Waits [`PATIENCE`] at most.
+#[allow(dead_code)] // (the tests of signals at start-up)
+pub fn terminate_once_handled(child: &Child) {
+    let status = format!("/proc/{}/status", child.id());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let caught = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|text| {
+                let mask = text.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (15 - 1)) != 0);
+        if caught {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process never took SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+}

@@ -698,7 +698,7 @@ impl cepheid_runtime::OpenCluster for Opened {
             layout,
             scale,
             _watch,
-            handle: _,
+            handle,
         } = *self;
         let say = job.say.clone();
         let started = Instant::now();
@@ -706,7 +706,8 @@ impl cepheid_runtime::OpenCluster for Opened {
         if cluster {
             short_thread_panics();
         }
-        let guards = execute(layout, &say, {
+        let asked: connect::Asked = Arc::new(move || handle.as_ref()?.stop_asked());
+        let guards = execute(layout, &say, &asked, {
             let job = Arc::clone(&job);
             move |worker| job.work_or_fail(worker)
         });
@@ -714,6 +715,24 @@ impl cepheid_runtime::OpenCluster for Opened {
             Ok(guards) => guards,
             Err(Start::Differ(why)) => return failed(&job, &scale, Error::Differ(why)),
             Err(Start::Failed(why)) => return failed(&job, &scale, Error::Start(why)),
+            Err(Start::Stopped(why)) => {
+                // (nothing read, nothing to keep: no summary, as another
+                // process's)
+                say!(
+                    say,
+                    Info,
+                    "cepheid: stopped by {why} before the other processes were met"
+                );
+                return Summary {
+                    end: End::Stopped(why),
+                    uncounted: true,
+                    layout: Some(SummaryLayout {
+                        processes: scale.processes,
+                        workers: scale.workers,
+                    }),
+                    ..Summary::default()
+                };
+            }
         };
         // A peer process that dies (killed, its machine gone) makes
         // timely's networking threads panic, and joining them panicked
@@ -1102,6 +1121,8 @@ enum Start {
     Differ(String),
     /// The rest (exit 4).
     Failed(String),
+    /// Stopped while it met the other processes (why).
+    Stopped(String),
 }
 
 /// Starts the workers of `layout` on `work`; for a cluster, connects to
@@ -1110,6 +1131,7 @@ enum Start {
 fn execute<T, F>(
     layout: Layout,
     say: &Say,
+    asked: &connect::Asked,
     work: F,
 ) -> Result<timely::communication::WorkerGuards<T>, Start>
 where
@@ -1126,8 +1148,11 @@ where
             addresses,
             agreement,
         } => {
-            let mut sockets = connect::sockets(&addresses, process, say)
-                .map_err(|e| Start::Failed(e.to_string()))?;
+            let mut sockets =
+                connect::sockets(&addresses, process, say, asked).map_err(|e| match e {
+                    connect::Unconnected::Io(e) => Start::Failed(e.to_string()),
+                    connect::Unconnected::Stopped(why) => Start::Stopped(why),
+                })?;
             connect::agree(&mut sockets, process, &agreement).map_err(|e| match e {
                 connect::Disagreement::Differ(why) => Start::Differ(why),
                 connect::Disagreement::Io(e) => Start::Failed(e.to_string()),

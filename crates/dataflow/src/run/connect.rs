@@ -16,6 +16,8 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -29,29 +31,67 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// How long to wait before connecting again to a process that refused.
 const RETRY: Duration = Duration::from_millis(100);
 
+/// How long between two looks for a process connecting (and for a stop).
+const LOOK: Duration = Duration::from_millis(20);
+
+/// Was the run stopped while it waits (`Handle::stop_asked`): why.
+pub type Asked = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Why the processes are not connected.
+pub enum Unconnected {
+    /// A socket's error.
+    Io(io::Error),
+    /// The run was stopped while it waited (why).
+    Stopped(String),
+}
+
+impl From<io::Error> for Unconnected {
+    fn from(e: io::Error) -> Unconnected {
+        Unconnected::Io(e)
+    }
+}
+
 /// The streams to every other process of `addresses` (`None` at
 /// `process`, this one's own place), as timely's networking takes them.
 /// Processes below `process` are connected to, those above are waited for
 /// on `addresses[process]`. Waits as long as it takes: the processes of a
-/// run may be started far apart.
+/// run may be started far apart, unless it is stopped (`asked`).
 pub fn sockets(
     addresses: &[String],
     process: usize,
     say: &Say,
-) -> io::Result<Vec<Option<TcpStream>>> {
+    asked: &Asked,
+) -> Result<Vec<Option<TcpStream>>, Unconnected> {
     let address = &addresses[process];
     let listener = TcpListener::bind(address.as_str())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {address}: {e}")))?;
     let processes = addresses.len();
     // Wait for the higher processes on a thread of its own, while this one
     // connects to the lower ones.
-    let accept_say = say.clone();
+    let (accept_say, accept_asked) = (say.clone(), Arc::clone(asked));
+    // (the connecting side gave up: the accepting one stops too)
+    let gone = Arc::new(AtomicBool::new(false));
+    let accept_gone = Arc::clone(&gone);
     let accepting = thread::Builder::new()
         .name("cepheid-accept".into())
-        .spawn(move || accept(&listener, process, processes, &accept_say))?;
+        .spawn(move || {
+            let stopped = || match accept_asked() {
+                Some(why) => Some(why),
+                None if accept_gone.load(Ordering::Relaxed) => Some(String::new()),
+                None => None,
+            };
+            accept(&listener, process, processes, &accept_say, &stopped)
+        })?;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(processes);
     for (index, address) in addresses.iter().enumerate().take(process) {
-        streams.push(Some(connect(address, index, process, say)?));
+        match connect(address, index, process, say, asked) {
+            Ok(stream) => streams.push(Some(stream)),
+            Err(e) => {
+                gone.store(true, Ordering::Relaxed);
+                let _ = accepting.join();
+                return Err(e);
+            }
+        }
     }
     streams.push(None);
     let mut above: Vec<Option<TcpStream>> = (process + 1..processes).map(|_| None).collect();
@@ -64,9 +104,18 @@ pub fn sockets(
 
 /// Connects to process `index` at `address`, retrying while it refuses,
 /// and says who this is.
-fn connect(address: &str, index: usize, process: usize, say: &Say) -> io::Result<TcpStream> {
+fn connect(
+    address: &str,
+    index: usize,
+    process: usize,
+    say: &Say,
+    asked: &Asked,
+) -> Result<TcpStream, Unconnected> {
     let mut told = false;
     loop {
+        if let Some(why) = asked() {
+            return Err(Unconnected::Stopped(why));
+        }
         match TcpStream::connect(address) {
             Ok(mut stream) => {
                 stream.set_nodelay(true)?;
@@ -95,23 +144,24 @@ fn connect(address: &str, index: usize, process: usize, say: &Say) -> io::Result
                 thread::sleep(RETRY);
             }
             Err(e) => {
-                return Err(io::Error::new(
+                return Err(Unconnected::Io(io::Error::new(
                     e.kind(),
                     format!("cannot connect to process {index} at {address}: {e}"),
-                ))
+                )))
             }
         }
     }
 }
 
 /// Accepts the processes above `process` (of `processes`): their numbers
-/// and streams.
+/// and streams; looks every [`LOOK`] whether it was `stopped`.
 fn accept(
     listener: &TcpListener,
     process: usize,
     processes: usize,
     say: &Say,
-) -> io::Result<Vec<(usize, TcpStream)>> {
+    stopped: &dyn Fn() -> Option<String>,
+) -> Result<Vec<(usize, TcpStream)>, Unconnected> {
     let expected = processes - process - 1;
     let mut received = Vec::with_capacity(expected);
     let mut seen = HashSet::new();
@@ -132,8 +182,22 @@ fn accept(
             processes - 1
         ),
     }
+    listener.set_nonblocking(true)?;
     while received.len() < expected {
-        let (mut stream, peer) = listener.accept()?;
+        let (mut stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(why) = stopped() {
+                    return Err(Unconnected::Stopped(why));
+                }
+                thread::sleep(LOOK);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // (an accepted stream does not inherit the listener's mode on
+        // every platform)
+        stream.set_nonblocking(false)?;
         let mut number = [0; 8];
         let said = stream
             .set_read_timeout(Some(HANDSHAKE))

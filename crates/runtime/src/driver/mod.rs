@@ -49,7 +49,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cepheid_core::record::FieldTable;
@@ -118,12 +118,29 @@ pub struct Handle {
     /// The reader threads it speaks to: one engine's, or each live input
     /// of a cluster's process.
     tx: Vec<SyncSender<Message>>,
+    /// The first stop asked (its why), for a run still getting ready,
+    /// which reads no message yet: a cluster meeting its other processes.
+    asked: Arc<OnceLock<String>>,
 }
 
 impl Handle {
     /// The handle of the reader thread that `tx` sends to.
     pub(crate) fn new(tx: SyncSender<Message>) -> Handle {
-        Handle { tx: vec![tx] }
+        Handle::of(vec![tx])
+    }
+
+    fn of(tx: Vec<SyncSender<Message>>) -> Handle {
+        Handle {
+            tx,
+            asked: Arc::default(),
+        }
+    }
+
+    /// Was a stop asked of this handle (or a clone of it)? Why, the first
+    /// time. For an executor that waits before it reads any message (a
+    /// cluster meeting its other processes).
+    pub fn stop_asked(&self) -> Option<String> {
+        self.asked.get().cloned()
     }
 
     /// Stops the run between two batches: what the watermark released is
@@ -132,6 +149,7 @@ impl Handle {
     /// (`stopped by {why}`) and kept in [`End::Stopped`]. Never waits,
     /// even for a run whose input is held up.
     pub fn stop(&self, why: &str) {
+        let _ = self.asked.set(why.to_string());
         self.send(|| Message::Stop(why.to_string()));
     }
 
@@ -164,9 +182,7 @@ impl Handle {
 /// worker).
 impl FromIterator<Handle> for Handle {
     fn from_iter<I: IntoIterator<Item = Handle>>(handles: I) -> Handle {
-        Handle {
-            tx: handles.into_iter().flat_map(|h| h.tx).collect(),
-        }
+        Handle::of(handles.into_iter().flat_map(|h| h.tx).collect())
     }
 }
 
@@ -521,7 +537,7 @@ impl Runtime {
     pub fn handle(&self) -> Handle {
         match &self.0 {
             Executor::Single(single) => Handle::new(single.tx.clone()),
-            Executor::Cluster(open, _) => open.handle().unwrap_or(Handle { tx: Vec::new() }),
+            Executor::Cluster(open, _) => open.handle().unwrap_or_else(|| Handle::of(Vec::new())),
         }
     }
 
