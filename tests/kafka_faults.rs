@@ -249,6 +249,9 @@ impl May {
                         "the broker has no committed checkpoint of this sink, but checkpoint",
                         "was deleted and created again while the run",
                         "was deleted while the run",
+                        // (an instance that met the broker before the
+                        // topics were created again)
+                        "\" does not exist",
                     ]
                     .iter()
                     .any(|m| error.contains(m))
@@ -307,17 +310,77 @@ impl Instance {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
+        // (a process still waiting for the one that ended before they met
+        // waits as long as it takes, docs/checkpoints.md: as a supervisor
+        // would, SIGTERM after GRACE, which it must hear; SIGKILL after
+        // PATIENCE)
         let others = Instant::now();
-        for child in &mut self.children {
+        let mut termed = vec![false; self.children.len()];
+        for (p, child) in self.children.iter_mut().enumerate() {
             while child.try_wait().expect("status").is_none() {
                 if others.elapsed() > PATIENCE {
                     let _ = child.kill();
+                } else if others.elapsed() > GRACE && !termed[p] {
+                    termed[p] = true;
+                    let _ = Command::new("kill")
+                        .args(["-TERM", &child.id().to_string()])
+                        .status();
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         Ok(first)
     }
+
+    /// Waits until each process's source has described its input topic
+    /// (its consumer lag is in its `/metrics`, which comes after), or has
+    /// ended, [`PATIENCE`] at most: a topic deleted before that is one it
+    /// never saw, and it rightly reads the one created again. True when
+    /// they all did.
+    fn described(&mut self) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        for p in 0..self.children.len() {
+            loop {
+                if self.children[p].try_wait().expect("status").is_some() {
+                    break;
+                }
+                let said = self.said(p);
+                let addr = said
+                    .lines()
+                    .find_map(|l| l.strip_prefix("cepheid: metrics on http://"))
+                    .and_then(|rest| rest.strip_suffix('/'))
+                    .and_then(|addr| addr.parse().ok());
+                if addr.and_then(metrics).is_some_and(|text| {
+                    text.lines()
+                        .any(|l| l.starts_with("cepheid_consumer_lag_records "))
+                }) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        true
+    }
+}
+
+/// How long the other processes of an instance have to end by themselves
+/// after the first ended, before they are sent SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// The text of `/metrics` at `addr`, if it answers.
+fn metrics(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer.split_once("\r\n\r\n")?.1.to_string())
 }
 
 /// The state of a running case.
@@ -422,6 +485,9 @@ impl Case<'_> {
             format!("--transactional-id={}", self.id),
             format!("--kafka-marker-topic={}", self.t.marker),
             format!("--kafka-timeout={}s", self.draw.kafka_timeout),
+            // (where the harness learns that a source described its
+            // topic: `Instance::described`)
+            "--metrics=127.0.0.1:0".into(),
         ]);
         match self.draw.layout {
             Layout::OneEngine => {}
@@ -522,6 +588,10 @@ impl Case<'_> {
                 instance.may.iter().any(|m| m.allows(s, &said))
                     || (s.code() == Some(4)
                         && said.contains("the connection to another process was lost"))
+                    // (waiting for the one that ended before they met,
+                    // stopped by the harness: `Instance::wait`)
+                    || (s.code() == Some(143)
+                        && said.contains("stopped by SIGTERM before the other processes were met"))
             });
             assert!(
                 ok,
@@ -617,6 +687,9 @@ impl Case<'_> {
                     std::thread::sleep(d);
                 }
                 Some(Fault::Recreate) => {
+                    if !instance.described() {
+                        self.note("the instance's sources did not describe the topic");
+                    }
                     self.note(&format!(
                         "before slice {next}: the input topic deleted and created again"
                     ));
@@ -633,6 +706,9 @@ impl Case<'_> {
                     instance = self.start(false);
                 }
                 Some(Fault::Restart) => {
+                    if !instance.described() {
+                        self.note("the instance's sources did not describe the topic");
+                    }
                     self.note(&format!("before slice {next}: the broker restarted"));
                     (self.producer, self.reader) = (None, None);
                     self.broker.restart();
