@@ -1,7 +1,8 @@
 //! What a run says when its limits on partial matches cut work short
 //! ([`LimitNotices`]).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use cepheid_engine::{MatchRef, Record, Value};
 
@@ -14,15 +15,16 @@ const TOLD_KEYS: usize = 10;
 /// whatever executes it: the first partial match dropped over
 /// [`Config::max_live_runs`], and the first ten keys whose partial matches
 /// reached [`Config::max_runs_per_key`], then one line saying that further
-/// keys are only counted. One engine and a process's workers share one
-/// (its state is atomic), so that a run on workers says what one engine
-/// says, at most as often.
+/// keys are only counted. One engine and a process's workers share one,
+/// so that a run on workers says what one engine says, at most as often,
+/// and in the same order (a key is counted and said under one lock: two
+/// workers counting apart said the last line before the tenth key).
 #[derive(Debug)]
 pub struct LimitNotices {
     per_key: usize,
     live: usize,
     capped: AtomicBool,
-    keys: AtomicUsize,
+    keys: Mutex<usize>,
 }
 
 impl LimitNotices {
@@ -32,15 +34,15 @@ impl LimitNotices {
             per_key: config.max_runs_per_key,
             live: config.max_live_runs,
             capped: AtomicBool::new(false),
-            keys: AtomicUsize::new(0),
+            keys: Mutex::new(0),
         }
     }
 
     /// A run resumed from a checkpoint: `keys` keys were named already,
     /// and `capped`, whether the live limit dropped a partial match
     /// already (then it is not said again).
-    pub fn resumed(self, keys: usize, capped: bool) -> LimitNotices {
-        self.keys.store(keys, Ordering::Relaxed);
+    pub fn resumed(mut self, keys: usize, capped: bool) -> LimitNotices {
+        *self.keys.get_mut().unwrap_or_else(|e| e.into_inner()) = keys;
         self.capped.store(capped, Ordering::Relaxed);
         self
     }
@@ -71,7 +73,9 @@ impl LimitNotices {
         if !new_key {
             return;
         }
-        let n = self.keys.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        *keys += 1;
+        let n = *keys;
         if n <= TOLD_KEYS {
             say(Notice::new(
                 Level::Warning,
@@ -118,7 +122,7 @@ mod tests {
     #[test]
     fn a_resumed_notice_counts_on_from_the_keys_told() {
         let notices = LimitNotices::new(&Config::default()).resumed(TOLD_KEYS - 1, true);
-        assert_eq!(notices.keys.load(Ordering::Relaxed), TOLD_KEYS - 1);
+        assert_eq!(*notices.keys.lock().unwrap(), TOLD_KEYS - 1);
         assert!(notices.capped.load(Ordering::Relaxed));
     }
 }
