@@ -320,7 +320,7 @@ impl fmt::Display for KafkaError {
                     None => write!(
                         f,
                         "Kafka: the broker no longer holds the offsets committed with \
-                         transactional id {transactional_id:?} (its consumer group is empty)"
+                         transactional id {transactional_id:?} (its consumer group lost them)"
                     )?,
                 }
                 write!(

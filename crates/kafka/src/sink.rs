@@ -195,6 +195,62 @@ impl ProducerContext for SinkContext {
 
 /// The offsets of `tpl` by topic and partition, sorted (`None`: no
 /// offset).
+/// What the group's offsets say while a commit is not answered
+/// ([`KafkaSink::superseded`]).
+#[derive(Debug, PartialEq)]
+enum Judged {
+    /// Nothing yet: as before, or this commit's own.
+    Waiting,
+    /// The broker lost the group's offsets (its state).
+    Lost,
+    /// Another instance committed.
+    Superseded,
+}
+
+/// Judges the group's offsets `now` against those it held `before` and
+/// the commit waited for (`ours`), whose `marker` partition's offset is
+/// its checkpoint's number:
+/// - a group that held offsets and holds none: no instance commits
+///   nothing, the broker lost its state (a false "took over" before);
+/// - offsets as before, or this commit's: it is still waited for;
+/// - this commit's marker with some of its source offsets missing and
+///   none other: this commit, whose offsets the broker dropped for topics
+///   it lost (a broker restarted without its state, the topics created
+///   again; the fault hour's case 20, a false "took over" before);
+/// - else another instance's commit.
+fn judge(before: &[Held], now: &[Held], ours: &[Held], marker: (&str, i32)) -> Judged {
+    let holds = |offsets: &[Held]| offsets.iter().any(|(_, _, o)| o.is_some());
+    if holds(before) && !holds(now) {
+        return Judged::Lost;
+    }
+    let offset = |offsets: &[Held], t: &str, p: i32| {
+        (offsets.iter())
+            .find(|(ht, hp, _)| (ht.as_str(), *hp) == (t, p))
+            .and_then(|(_, _, o)| *o)
+    };
+    let unchanged = now.iter().all(|(t, p, o)| *o == offset(before, t, *p));
+    if unchanged || now == ours {
+        return Judged::Waiting;
+    }
+    let is_marker = |t: &str, p: i32| (t, p) == marker;
+    let our_marker = offset(ours, marker.0, marker.1);
+    let of_ours = (now.iter()).all(|(t, p, o)| o.is_none() || *o == offset(ours, t, *p));
+    if our_marker.is_some() && offset(now, marker.0, marker.1) == our_marker && of_ours {
+        let sources = |offsets: &[Held]| {
+            (offsets.iter())
+                .filter(|(t, p, o)| o.is_some() && !is_marker(t, *p))
+                .count()
+        };
+        if sources(now) < sources(ours) {
+            return Judged::Lost;
+        }
+    }
+    Judged::Superseded
+}
+
+/// A partition's committed offset as the group holds it.
+type Held = (String, i32, Option<i64>);
+
 fn held(tpl: &TopicPartitionList) -> Vec<(String, i32, Option<i64>)> {
     let mut held: Vec<_> = tpl
         .elements()
@@ -962,24 +1018,17 @@ impl KafkaSink {
         }
         let now = self.read_group(ours, true).ok()?;
         let before = self.group_held.as_deref().unwrap_or_default();
-        // A group that held offsets and holds none: no instance commits
-        // nothing, the broker lost its state (a false "took over" before).
-        let holds =
-            |offsets: &[(String, i32, Option<i64>)]| offsets.iter().any(|(_, _, o)| o.is_some());
-        if holds(before) && !holds(&now) {
-            return Some(KafkaError::StateLost {
-                transactional_id: self.transactional_id(),
-                operation: None,
-            });
-        }
-        let unchanged = now.iter().all(|(t, p, o)| {
-            let was = before.iter().find(|(bt, bp, _)| (bt, bp) == (t, p));
-            *o == was.and_then(|(_, _, o)| *o)
-        });
-        if unchanged || now == held(ours) {
-            return None;
-        }
         let marker = self.marker().expect("transactional");
+        match judge(before, &now, &held(ours), (&marker.0, marker.1)) {
+            Judged::Waiting => return None,
+            Judged::Lost => {
+                return Some(KafkaError::StateLost {
+                    transactional_id: self.transactional_id(),
+                    operation: None,
+                })
+            }
+            Judged::Superseded => {}
+        }
         let checkpoint = now
             .iter()
             .find(|(t, p, _)| (t.as_str(), *p) == (marker.0.as_str(), marker.1))
@@ -1188,6 +1237,48 @@ mod tests {
     use super::*;
     use crate::test_broker::{topic, Broker};
     use crate::{KeptCheckpoint, Recovery};
+
+    /// Offsets as the group holds them: (topic, partition, offset).
+    fn group(offsets: &[(&str, i32, Option<i64>)]) -> Vec<Held> {
+        let mut held: Vec<Held> = (offsets.iter())
+            .map(|(t, p, o)| (t.to_string(), *p, *o))
+            .collect();
+        held.sort();
+        held
+    }
+
+    /// What the group's offsets say while a commit is not answered: the
+    /// fault hour's case 20 (a broker restarted without its state, the
+    /// topics created again; the group holds this commit's marker and
+    /// none of its source offsets) is the broker's lost state, not
+    /// another instance.
+    #[test]
+    fn a_commit_whose_source_offsets_the_broker_dropped_is_its_lost_state_not_another_instance() {
+        let marker = ("m", 0);
+        let ours = group(&[("in", 0, Some(40)), ("in", 1, Some(7)), ("m", 0, Some(9))]);
+        let before = group(&[("in", 0, Some(30)), ("in", 1, Some(5)), ("m", 0, Some(8))]);
+        // As before, or this commit's: still waited for.
+        assert_eq!(judge(&before, &before, &ours, marker), Judged::Waiting);
+        assert_eq!(judge(&before, &ours, &ours, marker), Judged::Waiting);
+        // Nothing held any more: lost.
+        let empty = group(&[("in", 0, None), ("in", 1, None), ("m", 0, None)]);
+        assert_eq!(judge(&before, &empty, &ours, marker), Judged::Lost);
+        // This commit's marker, its source offsets gone (before: held,
+        // or nothing, as for an instance's first commit): lost.
+        let marker_only = group(&[("in", 0, None), ("in", 1, None), ("m", 0, Some(9))]);
+        assert_eq!(judge(&before, &marker_only, &ours, marker), Judged::Lost);
+        assert_eq!(judge(&empty, &marker_only, &ours, marker), Judged::Lost);
+        let one_gone = group(&[("in", 0, Some(40)), ("in", 1, None), ("m", 0, Some(9))]);
+        assert_eq!(judge(&empty, &one_gone, &ours, marker), Judged::Lost);
+        // Another checkpoint's marker, or offsets this commit does not
+        // hold: another instance.
+        let other = group(&[("in", 0, None), ("in", 1, None), ("m", 0, Some(12))]);
+        assert_eq!(judge(&before, &other, &ours, marker), Judged::Superseded);
+        let moved = group(&[("in", 0, Some(41)), ("in", 1, Some(7)), ("m", 0, Some(9))]);
+        assert_eq!(judge(&before, &moved, &ours, marker), Judged::Superseded);
+        let further = group(&[("in", 0, Some(50)), ("in", 1, Some(9)), ("m", 0, Some(10))]);
+        assert_eq!(judge(&before, &further, &ours, marker), Judged::Superseded);
+    }
 
     fn sink(broker: &Broker, topic: &str, id: &str) -> KafkaSink {
         let mut config = SinkConfig::new(broker.bootstrap(), OutputTopics::One(topic.into()));
