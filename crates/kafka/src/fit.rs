@@ -12,9 +12,10 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use crate::error::KafkaError;
+use crate::error::{retriable, KafkaError};
 use crate::position::{KafkaPosition, Mark};
 use crate::retry::Retry;
 
@@ -221,7 +222,12 @@ type Probe<'a> = (&'a String, i32, i64, Option<Mark>, i64, i64);
 
 /// The mark of the first record each partition of `probe` hands out from
 /// the offset before its kept one (`None`: none came, or the offset is
-/// out of range).
+/// out of range). A record the broker said is there that does not come
+/// within the limit, or one beyond its end while it did not answer, is
+/// the broker's silence ([`KafkaError::Unreachable`]), never taken for a
+/// topic that holds no such record: a resume during an outage refused
+/// with exit 5, "the partition has none from there now" (the fault
+/// hour's seed 46, case 1).
 fn read_marks(
     config: &ClientConfig,
     probe: &[Probe<'_>],
@@ -252,6 +258,8 @@ fn read_marks(
             BEYOND_END_WAIT
         }
     };
+    // (the last error that says the broker did not answer)
+    let mut silent: Option<ClientError> = None;
     loop {
         let open: Vec<usize> = (0..probe.len())
             .filter(|&i| found[i].is_none() && started.elapsed() < limit(i))
@@ -261,7 +269,13 @@ fn read_marks(
         }
         // (an offset out of range is an error that names no partition:
         // the others' records still come, and what does not is none)
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        if let Some(Err(e)) = &polled {
+            if retriable(e) {
+                silent = Some(e.clone());
+            }
+        }
+        if let Some(Ok(message)) = polled {
             let at = probe
                 .iter()
                 .position(|(t, p, ..)| t.as_str() == message.topic() && *p == message.partition());
@@ -275,5 +289,63 @@ fn read_marks(
             }
         }
     }
+    let unanswered = (0..probe.len()).any(|i| {
+        let (_, _, offset, _, _, high) = probe[i];
+        found[i].is_none() && (offset - 1 < high || silent.is_some())
+    });
+    if unanswered {
+        return Err(KafkaError::Unreachable {
+            operation: "read the record before a kept offset",
+            waited: started.elapsed(),
+            source: silent.unwrap_or(ClientError::MessageConsumption(
+                RDKafkaErrorCode::OperationTimedOut,
+            )),
+        });
+    }
     Ok(found.into_iter().map(Option::flatten).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_broker::{topic, Broker};
+
+    /// The record before a kept offset, which the broker said is there,
+    /// read while the broker does not answer: the broker's silence (exit
+    /// 6 for the command), not a topic without that record. Before, a
+    /// resume during an outage was refused with exit 5 and "the partition
+    /// has none from there now: the topic is not the one the offset was
+    /// taken on" (the fault hour's seed 46, case 1).
+    #[test]
+    fn a_record_not_read_while_the_broker_is_silent_is_its_silence_not_another_topic() {
+        let (broker, proxy) = Broker::start_behind_fault_proxy();
+        let t = topic("fit-silent");
+        broker.create_topic(&t, 1);
+        let records: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("k{i}"), format!("v{i}")))
+            .collect();
+        let records: Vec<(&str, &str)> = records.iter().map(|(k, v)| (&**k, &**v)).collect();
+        broker.produce(&t, 0, &records);
+        let retry = Retry {
+            limit: Duration::from_secs(2),
+            ..Retry::default()
+        };
+        let mut config = broker.config();
+        config.set("group.id", "fit-silent");
+        // (a mark that is not the record's: only its coming matters)
+        let mark = Mark::of(4, None, None, None);
+        let probe: Vec<Probe<'_>> = vec![(&t, 0, 5, Some(mark), 0, 10)];
+        // Answered: the record comes, and is compared.
+        let found = read_marks(&config, &probe, retry).expect("read");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].map(|m| m.offset), Some(4));
+        // Silent: the broker did not answer.
+        proxy.cut();
+        let silent = read_marks(&config, &probe, retry);
+        proxy.mend();
+        match silent {
+            Err(e) => assert!(e.is_unreachable(), "{e}"),
+            Ok(found) => panic!("taken as an answer: {found:?}"),
+        }
+    }
 }
