@@ -795,8 +795,9 @@ fn edited_since_the_last_cut(name: &str, extra: &[&str]) -> (Vec<String>, Vec<St
 /// multiset), the reload's words and the summary are one engine's.
 #[test]
 fn watch_on_workers_over_a_file_in_chunks_reloads_as_one_engine() {
-    let one = grown_with_an_edited_pattern("watch_chunks_one", &[]);
-    let workers = grown_with_an_edited_pattern(
+    // (the folders live until the checks: kept when one fails)
+    let (one, _one_dir) = grown_with_an_edited_pattern("watch_chunks_one", &[]);
+    let (workers, _workers_dir) = grown_with_an_edited_pattern(
         "watch_chunks_workers",
         &["--workers", "2", "--chunk-bytes", "65536"],
     );
@@ -807,8 +808,11 @@ fn watch_on_workers_over_a_file_in_chunks_reloads_as_one_engine() {
 
 /// The run of [`watch_on_workers_over_a_file_in_chunks_reloads_as_one_engine`]
 /// with `extra`: its records and late events (sorted), what the second
-/// run said of the reload, and its summary.
-fn grown_with_an_edited_pattern(name: &str, extra: &[&str]) -> (Vec<Vec<u8>>, Vec<String>, String) {
+/// run said of the reload, and its summary; and its folder.
+fn grown_with_an_edited_pattern(
+    name: &str,
+    extra: &[&str],
+) -> ((Vec<Vec<u8>>, Vec<String>, String), common::Scratch) {
     use common::crash;
     let dir = scratch(name);
     fs::write(dir.join("rules.cep"), crash::PATTERNS).unwrap();
@@ -846,7 +850,9 @@ fn grown_with_an_edited_pattern(name: &str, extra: &[&str]) -> (Vec<Vec<u8>>, Ve
         .map(str::to_string)
         .collect();
     assert!(!reload.is_empty(), "{said}");
+    fs::write(dir.join("first.err"), &first.stderr).unwrap();
+    fs::write(dir.join("second.err"), &second.stderr).unwrap();
     let mut records = crash::sorted(&dir, "out.jsonl");
     records.extend(crash::sorted(&dir, "late.jsonl"));
-    (records, reload, crash::summary(&said))
+    ((records, reload, crash::summary(&said)), dir)
 }
