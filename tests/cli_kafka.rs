@@ -904,22 +904,29 @@ fn a_source_alone_whose_broker_is_gone_ends_the_run_with_exit_6() {
     }
 }
 
-#[test]
-fn a_broker_unreachable_at_the_start_exits_6_after_the_limit() {
-    let dir = scratch("kafka_unreachable");
+/// A run in a folder of its own (`name`) whose source's broker is a port
+/// where nothing listens, with `--kafka-timeout` `timeout`.
+fn unreachable_run(name: &str, timeout: &str) -> (crate::common::Scratch, Command) {
+    let dir = scratch(name);
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let started = Instant::now();
-    let output = cepheid()
+    let mut command = cepheid();
+    command
         .current_dir(&dir)
-        .args(["run", "rules.cep", "--kafka-timeout", "3s"])
-        .args(["--events", &format!("kafka://127.0.0.1:{port}/events")])
-        .output()
-        .expect("runs");
+        .args(["run", "rules.cep", "--kafka-timeout", timeout])
+        .args(["--events", &format!("kafka://127.0.0.1:{port}/events")]);
+    (dir, command)
+}
+
+#[test]
+fn a_broker_unreachable_at_the_start_exits_6_after_the_limit() {
+    let (_dir, mut command) = unreachable_run("kafka_unreachable", "3s");
+    let started = Instant::now();
+    let output = command.output().expect("runs");
     let took = started.elapsed();
     assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
     assert!(
@@ -940,17 +947,8 @@ fn a_broker_unreachable_at_the_start_exits_6_after_the_limit() {
 /// signal, saying nothing.
 #[test]
 fn sigterm_before_the_run_is_ready_ends_it_at_once_saying_so() {
-    let dir = scratch("kafka_unreachable_stopped");
-    fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = cepheid()
-        .current_dir(&dir)
-        .args(["run", "rules.cep", "--kafka-timeout", "10m"])
-        .args(["--events", &format!("kafka://127.0.0.1:{port}/events")])
+    let (dir, mut command) = unreachable_run("kafka_unreachable_stopped", "10m");
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(fs::File::create(dir.join("run.err")).expect("creates"))
         .spawn()
