@@ -169,6 +169,18 @@ fn workers_cut_on_another_topic(
     first: usize,
     then: &[String],
 ) -> (crate::common::Scratch, String) {
+    workers_cut_on_another_topic_of(broker, name, 1, first, then)
+}
+
+/// [`workers_cut_on_another_topic`] over `partitions` partitions (the
+/// lines dealt to them ten at a time, `then` written to each).
+fn workers_cut_on_another_topic_of(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    first: usize,
+    then: &[String],
+) -> (crate::common::Scratch, String) {
     use crate::common::{newest_checkpoint, Live};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -178,19 +190,21 @@ fn workers_cut_on_another_topic(
     let dir = scratch(name);
     fs::write(dir.join("rules.cep"), PATTERNS).unwrap();
     let input = topic(name);
-    broker.create_topic(&input, 1);
+    broker.create_topic(&input, partitions);
     let all = lines(first + 2_000);
-    produce_lines_to(&b, &input, 0, &all[..first]);
+    for (i, part) in all[..first].chunks(10).enumerate() {
+        produce_lines_to(&b, &input, i as i32 % partitions, part);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let trickle = {
         let (stop, b, input) = (stop.clone(), b.clone(), input.clone());
         let rest = all[first..].to_vec();
         std::thread::spawn(move || {
-            for line in rest.chunks(10) {
+            for (i, line) in rest.chunks(10).enumerate() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                produce_lines_to(&b, &input, 0, line);
+                produce_lines_to(&b, &input, i as i32 % partitions, line);
                 std::thread::sleep(Duration::from_millis(50));
             }
         })
@@ -223,9 +237,42 @@ fn workers_cut_on_another_topic(
     stop.store(true, Ordering::Relaxed);
     trickle.join().unwrap();
     broker.delete_topic(&input);
-    broker.create_topic(&input, 1);
-    produce_lines_to(&b, &input, 0, then);
+    broker.create_topic(&input, partitions);
+    for p in 0..partitions {
+        produce_lines_to(&b, &input, p, then);
+    }
     (dir, input)
+}
+
+/// A cut of 2 workers resumed on 2 processes over a topic written again
+/// with fewer records in each partition: each process's source refuses
+/// to seek, and each process ends with the refusal (exit 5), process 1
+/// too. Before, process 1 said the error and exited 0 (it counts nothing
+/// of the run; its source's seek error reached only process 0's end), and
+/// its source ended rather than stopped (fault hour seed 47, case 9).
+#[cfg(feature = "workers")]
+#[test]
+fn on_two_processes_a_cut_that_does_not_fit_ends_each_process_with_the_refusal() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let name = "kafka_offsets_processes";
+    let (dir, input) = workers_cut_on_another_topic_of(&broker, name, 2, 600, &other_lines(100));
+    let grace = std::time::Duration::from_secs(30);
+    let outputs = crate::common::run_two_processes_within(&dir, grace, |_| {
+        let mut command = cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--kafka-until", "end", "--output", "out.jsonl"])
+            .args(["--checkpoint", "ckpt", "--workers", "1"]);
+        command
+    });
+    for (process, output) in outputs.iter().enumerate() {
+        let said = stderr(output);
+        assert_eq!(output.status.code(), Some(5), "process {process}: {said}");
+        assert!(said.contains("does not fit"), "process {process}: {said}");
+    }
 }
 
 #[cfg(feature = "workers")]

@@ -850,9 +850,14 @@ fn outcome_of(
         ..Summary::default()
     });
     // (a source that could not go on from its cut: the part it did not
-    // read is its error, as one engine's refusal to seek is)
-    if let (Some(e), End::Incomplete(_)) = (job.source_failed.take(), &summary.end) {
-        summary.end = End::Failed(e);
+    // read is its error, as one engine's refusal to seek is; another
+    // process than 0's too, which counts nothing, and exited 0)
+    match (job.source_failed.take(), &summary.end) {
+        (Some(e), End::Incomplete(_)) => summary.end = End::Failed(e),
+        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
+            summary.end = End::Failed(e);
+        }
+        _ => {}
     }
     // (another process than 0 counts nothing: a read error of its own
     // readers is its end, which its exit status says)

@@ -265,27 +265,38 @@ impl Live {
                 return None;
             }
             if failed {
-                if let Some(error) = self.counts.take_read_error() {
-                    // (the end of this process, which may not count the
-                    // run: process 0 does)
-                    self.read_failed.set(error);
-                }
-                self.feed.stop();
-                // Said here, not left to a reader that hears the stop: the
-                // others may have failed too (one broker gone for all), and
-                // none would hear it.
-                let why = "a read error (said above)";
-                if !self.stop_said.swap(true, Ordering::Relaxed) {
-                    say!(self.say, Info, "cepheid: stopped by {why}");
-                }
-                if let Some(all) = self.stop_all {
-                    // (not on this thread: its own input's channel, which
-                    // it alone empties, may be full)
-                    thread::spawn(move || all.stop(why));
-                }
-                return Some(why.to_string());
+                // (the end of this process, which may not count the run:
+                // process 0 does)
+                let error = self.counts.take_read_error();
+                return Some(self.stop_failed(error));
             }
         }
+    }
+}
+
+impl Live {
+    /// Its source cannot read on (its error said already; `error`, the
+    /// end of this process): the input stops where it is, as at a signal,
+    /// and every reader of the process with it. Why, as a signal's reader
+    /// returns it.
+    pub(super) fn stop_failed(self, error: Option<cepheid_runtime::Error>) -> String {
+        if let Some(error) = error {
+            self.read_failed.set(error);
+        }
+        self.feed.stop();
+        // Said here, not left to a reader that hears the stop: the others
+        // may have failed too (one broker gone for all), and none would
+        // hear it.
+        let why = "a read error (said above)";
+        if !self.stop_said.swap(true, Ordering::Relaxed) {
+            say!(self.say, Info, "cepheid: stopped by {why}");
+        }
+        if let Some(all) = self.stop_all {
+            // (not on this thread: its own input's channel, which it alone
+            // empties, may be full)
+            thread::spawn(move || all.stop(why));
+        }
+        why.to_string()
     }
 }
 

@@ -745,8 +745,13 @@ impl Job {
                     // (the run's end, as one engine's refusal to seek is)
                     self.source_failed.set(cepheid_runtime::Error::Source(e));
                 }
-                // (the feed dropped: the source ends)
-                return thread::spawn(|| None);
+                // The input stops where the cut left it, as at a read
+                // error (a last cut keeps the cut's place, from which a
+                // resume reads on). Before, the feed was dropped: the
+                // source ended, and a last cut "at the end" kept nothing
+                // to read on from (fault hour seed 47, case 9).
+                let why = live.stop_failed(None);
+                return thread::spawn(move || Some(why));
             }
             emitted = state.lateness.watermark();
         }
