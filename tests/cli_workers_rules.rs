@@ -806,13 +806,14 @@ fn watch_on_workers_over_a_file_in_chunks_reloads_as_one_engine() {
     assert!(workers.0 == one.0, "the records differ");
 }
 
+/// A run's records and late events (sorted), what its second part said
+/// of the reload, and its summary.
+type Ran = (Vec<Vec<u8>>, Vec<String>, String);
+
 /// The run of [`watch_on_workers_over_a_file_in_chunks_reloads_as_one_engine`]
 /// with `extra`: its records and late events (sorted), what the second
 /// run said of the reload, and its summary; and its folder.
-fn grown_with_an_edited_pattern(
-    name: &str,
-    extra: &[&str],
-) -> ((Vec<Vec<u8>>, Vec<String>, String), common::Scratch) {
+fn grown_with_an_edited_pattern(name: &str, extra: &[&str]) -> (Ran, common::Scratch) {
     use common::crash;
     let dir = scratch(name);
     fs::write(dir.join("rules.cep"), crash::PATTERNS).unwrap();

@@ -13,6 +13,9 @@ use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Output, Record, Timestamp};
 use timely::dataflow::operators::Inspect;
 
+/// What the `cep` made, with the time it left at.
+type Found = Arc<Mutex<Vec<(Timestamp, Output<Record>)>>>;
+
 /// The event above the watermark waits in the router until the changes'
 /// frontier (the sources') passes it. Before, the router held it at its
 /// own time, above every source's capability: as the source ended, the
@@ -43,7 +46,7 @@ fn the_cut_before_the_end_of_changing_rules_is_at_the_watermark() {
         r#"{"ts":20500,"type":"x","user":"u"}"#,
     ];
     let saved: Arc<Mutex<Vec<Timestamp>>> = Arc::default();
-    let found: Arc<Mutex<Vec<(Timestamp, Output<Record>)>>> = Arc::default();
+    let found: Found = Arc::default();
     let (saved_to, found_to) = (Arc::clone(&saved), Arc::clone(&found));
     let cuts = Cuts::new();
     cuts.before_end();
