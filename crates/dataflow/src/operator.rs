@@ -594,12 +594,20 @@ where
                             output.session(&*cap).give(routed);
                         });
                     }
-                    // (not held back below what it still holds, even when
-                    // none of it is ready: a batch that came with an earlier
-                    // capability would hold the events before it back)
-                    if let Some(first) = events.first() {
-                        if first.ts > *cap.time() {
-                            cap.downgrade(&first.ts);
+                    // Not held back below the changes' frontier, even when
+                    // none of it is ready (a batch that came with an earlier
+                    // capability would hold the events before it back), but
+                    // not moved above it either, to its first event's time,
+                    // where no source's capability is: as the sources end,
+                    // the `cep`s' input frontier went there before the
+                    // routers saw the end (this one a step later, another
+                    // worker's whenever its thread runs), and the engines
+                    // went past the cut before the end (`Cuts::before_end`, at
+                    // the largest source watermark + 1) before it was taken.
+                    if let (Some(first), Some(known)) = (events.first(), known) {
+                        let to = first.ts.min(known);
+                        if to > *cap.time() {
+                            cap.downgrade(&to);
                         }
                     }
                     !events.is_empty()
@@ -637,8 +645,8 @@ struct Hold<E: Event + 'static> {
 }
 
 /// A batch of events a router holds: the capability it came with
-/// (downgraded to its first event's time), the time it was sent at, and
-/// its events in time order.
+/// (downgraded as the changes' frontier moves, never above its first
+/// event's time), the time it was sent at, and its events in time order.
 struct Held<E> {
     cap: timely::dataflow::operators::Capability<Timestamp>,
     sent: Timestamp,

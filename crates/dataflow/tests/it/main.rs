@@ -5,6 +5,7 @@
 // Support code, compiled once for every module below.
 mod dataflow_support;
 
+mod dataflow_before_end;
 mod dataflow_live;
 mod dataflow_live_cut;
 mod dataflow_observed;
