@@ -7,13 +7,17 @@
 
 //!
 //! The signals are taken from the start of the command, before its run
-//! is ready ([`Stop`]): one that comes while the rules are read, a broker
-//! is waited for or the other processes are met ends the process at once,
-//! saying so, with the same status (nothing was read yet, nothing to keep).
-//! Before, it ended it by the signal's default action, saying nothing.
+//! is ready ([`Stop`]): one that comes while the rules are read or a
+//! broker is waited for stops the run once it is ready, if it is within
+//! 2 s, else ends the process, saying so, with the same status (nothing
+//! was read yet, nothing to keep); the other processes of `--processes`
+//! are waited for by a ready run, which a stop ends. Before, a signal
+//! before the run was ready ended it by the default action, saying
+//! nothing.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cepheid_runtime::Handle;
 
@@ -71,17 +75,14 @@ impl Stop {
         let slot = Arc::clone(&handle);
         let signal = hand_to(
             move |number| {
-                let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-                match (&*slot, is_hangup(number)) {
+                let ready = lock(&slot);
+                match (&*ready, is_hangup(number)) {
                     (Some(Some(handle)), true) => handle.reload("SIGHUP"),
                     (Some(Some(handle)), false) => handle.stop(name(number)),
                     (_, true) => {}
                     (None, false) => {
-                        say!(
-                            "cepheid: stopped by {} before the run started",
-                            name(number)
-                        );
-                        std::process::exit(exit_status(number).into());
+                        let slot = Arc::clone(&slot);
+                        std::thread::spawn(move || stop_when_ready(&slot, number));
                     }
                     (Some(None), false) => std::process::exit(exit_status(number).into()),
                 }
@@ -94,13 +95,45 @@ impl Stop {
     /// The run is ready: its `handle` takes the signals from now on
     /// (`None`: it cannot be stopped; they end the process).
     pub fn ready(&self, handle: Option<Handle>) {
-        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        *lock(&self.handle) = Some(handle);
     }
 
     /// The SIGINT or SIGTERM that came (0: none).
     pub fn signal(&self) -> i32 {
         self.signal.load(Ordering::SeqCst)
     }
+}
+
+/// How long a stop that came before the run was ready waits for it:
+/// ready in that time (a resume said, its outputs opened), the run stops
+/// as any run does (a last checkpoint, its summary); else (a broker waited
+/// for, the rules of a large folder read) the process ends.
+const READY_GRACE: Duration = Duration::from_secs(2);
+
+/// The stop `number` that came before the run was ready: handed to the
+/// run if it is ready within [`READY_GRACE`], else the process ends,
+/// saying so (nothing was read yet, nothing to keep).
+fn stop_when_ready(slot: &Mutex<Option<Option<Handle>>>, number: i32) {
+    let deadline = Instant::now() + READY_GRACE;
+    loop {
+        match &*lock(slot) {
+            Some(Some(handle)) => return handle.stop(name(number)),
+            Some(None) => std::process::exit(exit_status(number).into()),
+            None if Instant::now() >= deadline => {
+                say!(
+                    "cepheid: stopped by {} before the run started",
+                    name(number)
+                );
+                std::process::exit(exit_status(number).into());
+            }
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// [`install`]s `on_signal` (a failure said as a warning: the signals then

@@ -941,12 +941,12 @@ fn a_broker_unreachable_at_the_start_exits_6_after_the_limit() {
 }
 
 /// SIGTERM while the run waits for its broker at the start (the fault
-/// hour's case 26: an instance stopped as it started): it ends at once
-/// with 143 and says it was stopped before the run started. Before, the
-/// signals were taken only once the run was ready, and it died by the
-/// signal, saying nothing.
+/// hour's case 26: an instance stopped as it started): not ready within
+/// 2 s, it ends with 143 and says it was stopped before the run started.
+/// Before, the signals were taken only once the run was ready, and it
+/// died by the signal, saying nothing.
 #[test]
-fn sigterm_before_the_run_is_ready_ends_it_at_once_saying_so() {
+fn sigterm_before_the_run_is_ready_ends_it_saying_so() {
     let (dir, mut command) = unreachable_run("kafka_unreachable_stopped", "10m");
     let mut child = command
         .stdout(Stdio::null())
