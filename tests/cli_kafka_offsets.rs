@@ -14,7 +14,7 @@ use crate::kafka_support::{topic, Broker};
 
 use std::fs;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// The stream's lines (the crash stream: orders, payments, failures).
 fn lines(n: usize) -> Vec<String> {
@@ -33,15 +33,22 @@ fn other_lines(n: usize) -> Vec<String> {
 /// `cepheid run` of the crash patterns over the whole topic `input`
 /// (`--kafka-until end`) to `out.jsonl`, checkpointed in `ckpt`.
 fn run(dir: &Path, bootstrap: &str, input: &str, extra: &[&str]) -> Output {
-    cepheid()
+    command(dir, bootstrap, input, extra)
+        .output()
+        .expect("runs")
+}
+
+/// The command [`run`] runs.
+fn command(dir: &Path, bootstrap: &str, input: &str, extra: &[&str]) -> Command {
+    let mut command = cepheid();
+    command
         .current_dir(dir)
         .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
         .args(["--events", &format!("kafka://{bootstrap}/{input}")])
         .args(["--kafka-until", "end", "--output", "out.jsonl"])
         .args(["--checkpoint", "ckpt"])
-        .args(extra)
-        .output()
-        .expect("runs")
+        .args(extra);
+    command
 }
 
 /// The number of events the run's summary says were read.
@@ -259,14 +266,7 @@ fn on_two_processes_a_cut_that_does_not_fit_ends_each_process_with_the_refusal()
     let (dir, input) = workers_cut_on_another_topic_of(&broker, name, 2, 600, &other_lines(100));
     let grace = std::time::Duration::from_secs(30);
     let outputs = crate::common::run_two_processes_within(&dir, grace, |_| {
-        let mut command = cepheid();
-        command
-            .current_dir(&dir)
-            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-            .args(["--events", &format!("kafka://{b}/{input}")])
-            .args(["--kafka-until", "end", "--output", "out.jsonl"])
-            .args(["--checkpoint", "ckpt", "--workers", "1"]);
-        command
+        command(&dir, &b, &input, &["--workers", "1"])
     });
     for (process, output) in outputs.iter().enumerate() {
         let said = stderr(output);
