@@ -121,10 +121,20 @@ pub(crate) struct Reader {
 
 impl Reader {
     pub(crate) fn new(bootstrap: &str, topics: &[(&str, i32)]) -> Reader {
+        Reader::with(bootstrap, topics, "read_uncommitted")
+    }
+
+    /// A reader of the committed records only.
+    #[allow(dead_code)]
+    pub(crate) fn committed(bootstrap: &str, topics: &[(&str, i32)]) -> Reader {
+        Reader::with(bootstrap, topics, "read_committed")
+    }
+
+    fn with(bootstrap: &str, topics: &[(&str, i32)], isolation: &str) -> Reader {
         let consumer: BaseConsumer = client(bootstrap)
             .set("group.id", "cepheid-test-reader")
             .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_uncommitted")
+            .set("isolation.level", isolation)
             // (never a silent jump past records, were an offset ever out
             // of range: the harness would see records lost)
             .set("auto.offset.reset", "error")

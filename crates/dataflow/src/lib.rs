@@ -164,6 +164,82 @@ pub enum Input<E> {
     /// A new rule set (every worker gets a copy): see [`Change`]. (Boxed:
     /// rare, and an event travels in the same enum.)
     Rules(Box<Change>),
+    /// A source's capability went above its clock (every worker gets a
+    /// copy): see [`SourceClock`].
+    Clock(SourceClock),
+}
+
+/// A source's clock while its capability is above it: a source that has
+/// nothing to read when a cut is asked for moves its capability up to the
+/// cut's epoch, so that a quiet input is cut where it stands, without
+/// moving event time: the engines and the routers go no further than its
+/// clock, the least time a later event of it can have, until it says
+/// otherwise ([`SourceClock::LIFTED`] once its clock is past its
+/// capability again). A restored source starts at its own clock, so a cut
+/// does not keep them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceClock {
+    /// The worker of the source.
+    pub worker: u32,
+    /// The source's number there ([`Stamped::source`]).
+    pub source: u32,
+    /// Grows with each clock the source says: the latest counts.
+    pub seq: u64,
+    /// The least event time a later event of the source can have, or
+    /// [`SourceClock::LIFTED`].
+    pub clock: Timestamp,
+    /// The capability the source moved to (a later cut is above it).
+    pub cap: Timestamp,
+}
+
+impl SourceClock {
+    /// The source's capability is its clock again: no limit.
+    pub const LIFTED: Timestamp = Timestamp::MAX;
+}
+
+/// The clocks of the sources whose capability is above their clock, as a
+/// worker's engines or router know them: the least is as far as they go.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Clocks {
+    /// (worker, source) -> (seq, clock).
+    said: std::collections::HashMap<(u32, u32), (u64, Timestamp)>,
+    /// The least clock in force, `Timestamp::MAX` for none.
+    least: Timestamp,
+    /// The largest capability a source moved to above its clock.
+    cap: Option<Timestamp>,
+}
+
+impl Clocks {
+    /// A source said its clock (the latest of each source counts).
+    pub(crate) fn learn(&mut self, said: SourceClock) {
+        let entry = (self.said)
+            .entry((said.worker, said.source))
+            .or_insert((0, SourceClock::LIFTED));
+        if said.seq >= entry.0 {
+            *entry = (said.seq, said.clock);
+        }
+        self.cap = self.cap.max(Some(said.cap));
+        self.least = self
+            .said
+            .values()
+            .map(|&(_, c)| c)
+            .min()
+            .unwrap_or(Timestamp::MAX);
+    }
+
+    /// As far as event time may go: `f`, or the least clock in force below it.
+    pub(crate) fn limit(&self, f: Timestamp) -> Timestamp {
+        if self.said.is_empty() {
+            f
+        } else {
+            f.min(self.least)
+        }
+    }
+
+    /// The largest capability a source moved to above its clock.
+    pub(crate) fn cap(&self) -> Option<Timestamp> {
+        self.cap
+    }
 }
 
 /// A new rule set, in force from event time [`at`](Change::at): events at

@@ -25,7 +25,9 @@ use crate::engine::{MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
 use crate::route::{groups, worker_groups, Layout, Routed, Router};
-use crate::{add_stats, Change, Events, Input, Piece, Plan, SourceEnd, Stamped};
+use crate::{
+    add_stats, Change, Clocks, Events, Input, Piece, Plan, SourceClock, SourceEnd, Stamped,
+};
 
 /// A worker's sink of [`cep`]: it sees every match, timeout and dropped
 /// partial match of the worker's engines (as a [`Sink`], with
@@ -229,8 +231,11 @@ where
             let mut woken: Option<Instant> = None;
             let mut capability = Some(capability);
             if let Some(cap) = capability.as_mut() {
-                if worker.released > *cap.time() {
-                    cap.downgrade(&worker.released);
+                // (restored: the engines may be below the epoch, at a
+                // quiet source's clock; what they make goes out above it)
+                let start = worker.released.max(worker.restored_at);
+                if start > *cap.time() {
+                    cap.downgrade(&start);
                 }
             }
             move |(input, frontier), output| {
@@ -255,6 +260,7 @@ where
                                     worker.ends.push((sent, end));
                                 }
                                 Input::Rules(change) => worker.changes.learn(*change, sent),
+                                Input::Clock(clock) => worker.clocks.learn(clock),
                             }
                         }
                     }
@@ -274,8 +280,9 @@ where
                 if let Some(cut) = &worker.cut {
                     cut.frontier_is(at);
                 }
-                if let Some(e) = worker.cut_due(at) {
-                    // The cut: what was made below `e` goes out below it.
+                if let Some(e) = worker.cut_due(at, *cap.time()) {
+                    // The cut: what was made below `e` goes out below it
+                    // (the engines at `e - 1`, or at a quiet source's clock).
                     worker.advance(e, &mut sink);
                     worker.emit(&mut sink, &mut |items| {
                         output.session(&*cap).give_container(items);
@@ -286,14 +293,19 @@ where
                 // Not past a stopped source's clock (see `Worker::stopped_at`).
                 let at = at.map(|f| worker.stopped_at().map_or(f, |limit| f.min(limit)));
                 match at {
-                    Some(f) if f > worker.released => {
-                        worker.advance(f, &mut sink);
-                        worker.emit(&mut sink, &mut |items| {
-                            output.session(&*cap).give_container(items);
-                        });
-                        cap.downgrade(&f);
+                    Some(f) => {
+                        // (the engines not past a quiet source's clock,
+                        // `SourceClock`; what they make goes out at `f`)
+                        if worker.clocks.limit(f) > worker.released {
+                            worker.advance(f, &mut sink);
+                            worker.emit(&mut sink, &mut |items| {
+                                output.session(&*cap).give_container(items);
+                            });
+                        }
+                        if f > *cap.time() {
+                            cap.downgrade(&f);
+                        }
                     }
-                    Some(_) => {}
                     None => {
                         // (a file's end: a cut before the end moves event
                         // time on; what the end makes goes out after it)
@@ -404,7 +416,12 @@ impl<E: Event + Clone + 'static> Worker<E> {
                     );
                 }
                 let ends = r.ends.into_iter().map(|end| (r.epoch - 1, end)).collect();
-                (r.pieces, stash, ends, r.epoch)
+                // (below the epoch when a quiet source's clock held them)
+                let engines = (r.pieces.iter())
+                    .filter_map(|p| p.engine.0.current_watermark())
+                    .min()
+                    .map_or(r.epoch, |w| w.saturating_add(1).min(r.epoch));
+                (r.pieces, stash, ends, (r.epoch, engines))
             }
             None => {
                 // The plan compiled every pattern once: its engines build again.
@@ -421,9 +438,11 @@ impl<E: Event + Clone + 'static> Worker<E> {
                         engine,
                     })
                     .collect();
-                (pieces, Stash::default(), Vec::new(), Timestamp::MIN)
+                let start = (Timestamp::MIN, Timestamp::MIN);
+                (pieces, Stash::default(), Vec::new(), start)
             }
         };
+        let (epoch, released) = released;
         let spans = spans(&pieces, groups);
         let rules = rules.unwrap_or_default();
         let in_force = (rules.in_force.clone())
@@ -435,7 +454,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
         });
         // (changes sent below the cut: each worker has them all)
         let pending = (rules.pending.into_iter())
-            .map(|change| (change, released.saturating_sub(1)))
+            .map(|change| (change, epoch.saturating_sub(1)))
             .collect();
         Worker {
             index,
@@ -444,10 +463,11 @@ impl<E: Event + Clone + 'static> Worker<E> {
             stash,
             ends,
             released,
+            clocks: Clocks::default(),
             finished: false,
             cut,
-            taken: released,
-            restored_at: released,
+            taken: epoch,
+            restored_at: epoch,
             held: Rc::default(),
             changes: Changes {
                 pending,
@@ -483,7 +503,7 @@ where
     let scope = input.scope();
     let changes = input
         .clone()
-        .unary::<CapacityContainerBuilder<Vec<Change>>, _, _, _>(
+        .unary::<CapacityContainerBuilder<Vec<Told>>, _, _, _>(
             Pipeline,
             "CepChanges",
             move |_, _| {
@@ -492,8 +512,12 @@ where
                         let mut session = output.session(&cap);
                         for batch in data {
                             for item in batch.iter() {
-                                if let Input::Rules(change) = item {
-                                    session.give(Change::clone(change));
+                                match item {
+                                    Input::Rules(change) => {
+                                        session.give(Told::Change(Change::clone(change)));
+                                    }
+                                    Input::Clock(clock) => session.give(Told::Clock(*clock)),
+                                    _ => {}
                                 }
                             }
                         }
@@ -529,14 +553,23 @@ where
                 changes.for_each_stamp(|cap, data| {
                     let mut session = output.session(&cap);
                     for batch in data {
-                        for change in batch.drain(..) {
-                            hold.learn(change.clone());
+                        for told in batch.drain(..) {
+                            let input = match told {
+                                Told::Change(change) => {
+                                    hold.learn(change.clone());
+                                    Input::Rules(Box::new(change))
+                                }
+                                Told::Clock(clock) => {
+                                    hold.clocks.learn(clock);
+                                    Input::Clock(clock)
+                                }
+                            };
                             session.give(Routed {
                                 worker: me,
                                 from: me,
                                 group: 0,
                                 kg: 0,
-                                input: Input::Rules(Box::new(change)),
+                                input,
                             });
                         }
                     }
@@ -556,7 +589,7 @@ where
                                 }),
                                 Input::Event(event) => kept.push(event),
                                 // (they come broadcast, above)
-                                Input::Rules(_) => {}
+                                Input::Rules(_) | Input::Clock(_) => {}
                             }
                         }
                         if !kept.is_empty() {
@@ -570,7 +603,9 @@ where
                         }
                     }
                 });
-                let known = known.frontier().first().copied();
+                // (not past a quiet source's clock: a change it reads
+                // there may still come, `SourceClock`)
+                let known = (known.frontier().first().copied()).map(|k| hold.clocks.limit(k));
                 hold.settle(known);
                 let ready = |ts: Timestamp| known.is_none_or(|k| ts < k);
                 // A cut the worker's `cep` has not taken yet keeps what was
@@ -620,6 +655,14 @@ where
 /// A layout and the router that routes by it.
 type LayoutRouter<E> = (Layout, Router<E>);
 
+/// What reaches every router of a plan whose rules can change: the
+/// changes, and the clocks of quiet sources ([`SourceClock`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Told {
+    Change(Change),
+    Clock(SourceClock),
+}
+
 /// A router of a plan whose rules can change: the events waiting for the
 /// changes' frontier, and a router per layout since the first event it
 /// may still route.
@@ -642,6 +685,8 @@ struct Hold<E: Event + 'static> {
     held: Rc<RefCell<Vec<Held<E>>>>,
     /// The worker's part of the cuts, if any.
     cut: Option<WorkerCut>,
+    /// The clocks of the sources whose capability is above them.
+    clocks: Clocks,
 }
 
 /// A batch of events a router holds: the capability it came with
@@ -671,6 +716,7 @@ impl<E: Event + Clone + 'static> Hold<E> {
             pending: Vec::new(),
             held: Rc::default(),
             cut: None,
+            clocks: Clocks::default(),
         }
     }
 
@@ -763,6 +809,8 @@ struct Worker<E: Event + 'static> {
     ends: Vec<(Timestamp, SourceEnd)>,
     /// The frontier up to which events are released.
     released: Timestamp,
+    /// The clocks of the sources whose capability is above them.
+    clocks: Clocks,
     finished: bool,
     /// The worker's part of the cuts, if any.
     cut: Option<WorkerCut>,
@@ -860,7 +908,7 @@ impl<E: Event + 'static> Changes<E> {
 impl<E: Event + Clone + ExchangeData> Worker<E> {
     /// The epoch of a cut to take now that the input frontier is at `at`
     /// (`None`: the input ended, no cut).
-    fn cut_due(&mut self, at: Option<Timestamp>) -> Option<Timestamp> {
+    fn cut_due(&mut self, at: Option<Timestamp>, passed: Timestamp) -> Option<Timestamp> {
         let cut = self.cut.as_ref()?;
         let e = cut.cuts.requested()?;
         if e <= self.taken {
@@ -875,8 +923,8 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             self.taken = e;
             return None;
         }
-        if self.released >= e {
-            // Released past `e` before the request: no cut at `e` here.
+        if passed >= e {
+            // Passed `e` before the request: no cut at `e` here.
             cut.fail(e);
             cut.taken(e);
             self.taken = e;
@@ -916,9 +964,12 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             .filter_map(|(_, end)| end.watermark)
             .max()
             .map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        // (and above every capability a quiet source moved to)
+        let jumped = self.clocks.cap().unwrap_or(Timestamp::MIN);
         let e = frontier
             .saturating_add(1)
-            .max(self.restored_at.saturating_add(1));
+            .max(self.restored_at.saturating_add(1))
+            .max(jumped.saturating_add(1));
         cut.cuts.took_last(e, false);
         self.taken = e;
         self.save(e, true);
@@ -953,15 +1004,19 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
         let largest = (self.ends.iter())
             .filter_map(|(_, end)| end.watermark)
             .max();
-        let Some(e) = largest.and_then(|w| w.checked_add(1)) else {
+        let Some(w) = largest.and_then(|w| w.checked_add(1)) else {
             return;
         };
+        // (above every capability a quiet source moved to, its engines
+        // at the largest watermark)
+        let jumped = self.clocks.cap().unwrap_or(Timestamp::MIN);
+        let e = w.max(jumped.saturating_add(1));
         if e <= self.taken || e == Timestamp::MAX {
             return;
         }
         let cuts = Arc::clone(&cut.cuts);
-        if e > self.released {
-            self.advance(e, sink);
+        if w > self.released {
+            self.advance(w, sink);
             self.emit(sink, give);
         }
         cuts.took_last(e, true);
@@ -1059,8 +1114,13 @@ impl<E: Event + 'static> Worker<E> {
     }
 
     /// The frontier moved to `f`: releases the events before it, in order,
-    /// and moves the engines' watermark to `f - 1`.
+    /// and moves the engines' watermark to `f - 1` (not past a quiet
+    /// source's clock, [`SourceClock`](crate::SourceClock)).
     fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) {
+        let f = self.clocks.limit(f);
+        if f <= self.released {
+            return;
+        }
         while let Some(change) = self.changes.due_before(f) {
             self.release(|ts| ts < change.at, sink);
             if change.at > self.released {

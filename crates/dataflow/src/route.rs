@@ -366,17 +366,17 @@ impl<E: Event + Clone + 'static> Router<E> {
     }
 
     /// Sends `input` on with `push`: an event once per group, to the
-    /// worker of its key; a source's end to every worker.
+    /// worker of its key; a source's end and its clock to every worker.
     pub fn route(&mut self, input: Input<E>, mut push: impl FnMut(Routed<E>)) {
         let stamped = match input {
-            Input::End(end) => {
+            Input::End(_) | Input::Clock(_) => {
                 for worker in 0..self.workers {
                     push(Routed {
                         worker,
                         from: self.index,
                         group: 0,
                         kg: 0,
-                        input: Input::End(end),
+                        input: input.clone(),
                     });
                 }
                 return;

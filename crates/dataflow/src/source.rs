@@ -20,7 +20,7 @@ use crate::engine::clock::{Idle, Watermark};
 use crate::engine::queue::FifoHeap;
 use crate::engine::Engine;
 use crate::primitives::Timestamp;
-use crate::{Change, Input, SourceEnd, Stamped};
+use crate::{Change, Input, SourceClock, SourceEnd, Stamped};
 
 /// The stream of a [`source`]'s events (and its end), what [`cep`](crate::cep) reads.
 pub type Events<'scope, E> = Stream<'scope, Timestamp, Vec<Input<E>>>;
@@ -42,6 +42,45 @@ const LEAD: i64 = 8;
 /// (a partition without records) does not read on, and holding the rest
 /// for it would only stall their readers (and a signal behind them).
 const STUCK: Duration = Duration::from_millis(100);
+
+/// How long a source with cuts has had nothing to take before a cut asked
+/// for above it takes it where it stands ([`SourceClock`]): its capability
+/// goes up to the cut's epoch, its clock stays. Also how often a quiet
+/// source looks for a cut asked for.
+const QUIET: Duration = Duration::from_millis(100);
+
+/// A quiet source (nothing taken since `since`) and a cut asked for at
+/// `f`, above its capability and its `clock`: where its capability goes,
+/// `f` once it has been quiet for [`QUIET`], else `clock` (and it looks
+/// again then).
+fn jump_to(
+    since: Instant,
+    f: Timestamp,
+    clock: Timestamp,
+    looks: &mut Option<Instant>,
+    activator: &timely::scheduling::Activator,
+) -> Timestamp {
+    let quiet_for = since.elapsed();
+    if quiet_for >= QUIET {
+        f
+    } else {
+        look_again(QUIET - quiet_for, looks, activator);
+        clock
+    }
+}
+
+/// Schedules a look after `wait`, unless one is scheduled before then.
+fn look_again(
+    wait: Duration,
+    looks: &mut Option<Instant>,
+    activator: &timely::scheduling::Activator,
+) {
+    let at = Instant::now() + wait;
+    if looks.is_none_or(|scheduled| scheduled <= Instant::now() || scheduled > at) {
+        *looks = Some(at);
+        activator.activate_after(wait);
+    }
+}
 
 /// Batches a [`Feed`] holds for its [`live_source`] before
 /// [`Feed::send`] waits: the reader stays a little ahead, never far.
@@ -757,6 +796,8 @@ struct Pulls {
     stopped: bool,
     /// Nothing more was ready.
     pending: bool,
+    /// Items taken.
+    took: usize,
 }
 
 /// Pulls up to [`BATCH`] items of `pull` (whole batches of a feed: a cut
@@ -823,6 +864,8 @@ fn pull_some<E, P: Pull<E>>(
         ended,
         stopped,
         pending,
+        // (the last look found no item when it ended the batch)
+        took: read - usize::from(pending || ended),
     }
 }
 
@@ -860,6 +903,7 @@ where
     let info = builder.operator_info();
     let address = Rc::clone(&info.address);
     let activator = scope.activator_for(info.address);
+    let worker = u32::try_from(scope.index()).unwrap_or(u32::MAX);
     let (events_out, events) = builder.new_output::<Vec<Input<E>>>();
     let (late_out, late) = builder.new_output::<Vec<(Timestamp, E)>>();
     let mut events_out =
@@ -888,6 +932,14 @@ where
         let mut step: Timestamp = 0;
         // The CEP input frontier last seen, and when it got there.
         let mut slowest = (Timestamp::MIN, Instant::now());
+        // Since when nothing was there to take (with cuts).
+        let mut quiet: Option<Instant> = None;
+        // When the look of a quiet source at the cuts is scheduled.
+        let mut looks_quiet: Option<Instant> = None;
+        // The clock said while the capability is above it (and that
+        // capability), and the number of the last one said.
+        let mut said: Option<(Timestamp, Timestamp)> = None;
+        let mut seq = 0;
         move |_frontiers| {
             if let Some(state) = ended_before.take() {
                 // Its end was received before the cut: it stays ended.
@@ -927,6 +979,7 @@ where
                 ended,
                 stopped,
                 pending,
+                took,
             } = {
                 let mut events_out = events_out.activate();
                 let mut late_out = late_out.activate();
@@ -945,6 +998,18 @@ where
                     // Stopped, it goes on from there when restored.
                     let state = || source_state(&pull, &lateness, !stopped);
                     cut.passing(source, *events_cap.time(), None, state);
+                }
+                if said.is_some() {
+                    // (no later event: no limit)
+                    let lifted = SourceClock {
+                        worker,
+                        source,
+                        seq: seq + 1,
+                        clock: SourceClock::LIFTED,
+                        cap: *events_cap.time(),
+                    };
+                    let mut events_out = events_out.activate();
+                    events_out.session(&*events_cap).give(Input::Clock(lifted));
                 }
                 // Dropping the capabilities ends the source.
                 caps = None;
@@ -969,18 +1034,55 @@ where
                     }
                 }
             }
-            let mut t = lateness.frontier();
+            let clock = lateness.frontier();
+            let mut t = clock;
             let mut held = false;
             if let Some(cut) = &cut {
+                let now = *events_cap.time();
+                // (quiet from the first look that found nothing more)
+                quiet = match quiet {
+                    _ if !pending => None,
+                    Some(since) if took == 0 => Some(since),
+                    _ => Some(Instant::now()),
+                };
+                let wanted = match (quiet, cut.cuts.requested()) {
+                    (Some(since), Some(f)) if f > now.max(clock) => {
+                        jump_to(since, f, clock, &mut looks_quiet, &activator)
+                    }
+                    // (never below where it went)
+                    _ => clock.max(now),
+                };
+                if quiet.is_some() {
+                    // (looked at again while quiet: a cut asked for later
+                    // finds it)
+                    look_again(QUIET, &mut looks_quiet, &activator);
+                }
                 let state = || source_state(&pull, &lateness, false);
-                let wanted = t;
                 t = cut
-                    .passing(source, *events_cap.time(), Some(t), state)
-                    .unwrap_or(t);
+                    .passing(source, now, Some(wanted), state)
+                    .unwrap_or(wanted);
                 // Held while worker 0 chooses a cut: looked at again soon.
                 held = t < wanted;
+                // Its capability above its clock: the clock said to every
+                // worker before the capability moves (and when either
+                // moves), the end of it too.
+                let cap = t.max(now);
+                let now_said = (cap > clock).then_some((clock, cap));
+                if now_said != said {
+                    said = now_said;
+                    seq += 1;
+                    let told = SourceClock {
+                        worker,
+                        source,
+                        seq,
+                        clock: now_said.map_or(SourceClock::LIFTED, |(c, _)| c),
+                        cap,
+                    };
+                    let mut events_out = events_out.activate();
+                    events_out.session(&*events_cap).give(Input::Clock(told));
+                }
             }
-            if t > *events_cap.time() {
+            if t > *events_cap.time() && said.is_none() {
                 step = t.saturating_sub(*events_cap.time());
             }
             events_cap.downgrade(&t);

@@ -148,6 +148,29 @@ impl Cutter {
         }
     }
 
+    /// When to look at the cuts again while nothing comes to the writer:
+    /// when the next cut is due by time (a quiet input's sources take it
+    /// where they stand, `SourceClock`), or soon while the processes
+    /// choose one; `None` once the run ends or a cut is under way (the
+    /// frontier's moves wake it then).
+    pub(super) fn look_in(&self) -> Option<Duration> {
+        if self.ended || self.requests.is_none() || self.failed.is_set() {
+            return None;
+        }
+        if self.asking {
+            return Some(Duration::from_millis(10));
+        }
+        if self.pending.is_some() {
+            return None;
+        }
+        if self.checkpoint.every == Duration::MAX {
+            // (by lines only: lines read move the frontier)
+            return None;
+        }
+        let due = self.checkpoint.every.saturating_sub(self.last.elapsed());
+        Some(due.max(Duration::from_millis(1)))
+    }
+
     /// Did the process's readers read `Config::checkpoint_every` lines
     /// since the last cut was asked for?
     fn lines_due(&self) -> bool {

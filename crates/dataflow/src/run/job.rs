@@ -353,44 +353,60 @@ impl Job {
             );
             // What a worker does not write itself goes to worker 0.
             let mut cutter = self.cutter(index, requests.take());
-            found.concat(late).sink(
-                Exchange::new(|_: &Chunk| 0),
-                "CepWrite",
-                move |(input, frontier)| {
-                    let mut gathered = to_write.borrow_mut();
-                    let mut took = false;
-                    if let Some(cutter) = &mut cutter {
-                        // Before anything made at or above it is taken.
-                        cutter.learn();
-                    }
-                    // During a cut at `e`, what was made at `e` or above
-                    // waits until the outputs are measured.
-                    let holding = cutter.as_ref().and_then(|c| c.pending);
-                    // What the end of a file made (at `Timestamp::MAX`)
-                    // waits for the cut before it (`Cuts::before_end`).
-                    let before_end = cutter
-                        .as_ref()
-                        .is_some_and(|c| c.checkpoint.cuts.cuts_before_end());
-                    input.for_each_stamp(|cap, data| {
-                        let at = cap.least().copied().unwrap_or(Timestamp::MIN);
-                        for chunk in data.flat_map(|batch| batch.drain(..)) {
-                            took = true;
-                            match holding {
-                                _ if before_end && at == Timestamp::MAX => {
-                                    gathered.after_end.push(chunk);
+            // (an operator, not a sink, for its activator: worker 0's
+            // cutter asks for cuts on schedule while nothing comes)
+            found
+                .concat(late)
+                .unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                    Exchange::new(|_: &Chunk| 0),
+                    "CepWrite",
+                    move |_, info| {
+                        let activator = scope.activator_for(info.address);
+                        let mut woken: Option<Instant> = None;
+                        move |(input, frontier), _| {
+                            let mut gathered = to_write.borrow_mut();
+                            let mut took = false;
+                            if let Some(cutter) = &mut cutter {
+                                // Before anything made at or above it is taken.
+                                cutter.learn();
+                            }
+                            // During a cut at `e`, what was made at `e` or above
+                            // waits until the outputs are measured.
+                            let holding = cutter.as_ref().and_then(|c| c.pending);
+                            // What the end of a file made (at `Timestamp::MAX`)
+                            // waits for the cut before it (`Cuts::before_end`).
+                            let before_end = cutter
+                                .as_ref()
+                                .is_some_and(|c| c.checkpoint.cuts.cuts_before_end());
+                            input.for_each_stamp(|cap, data| {
+                                let at = cap.least().copied().unwrap_or(Timestamp::MIN);
+                                for chunk in data.flat_map(|batch| batch.drain(..)) {
+                                    took = true;
+                                    match holding {
+                                        _ if before_end && at == Timestamp::MAX => {
+                                            gathered.after_end.push(chunk);
+                                        }
+                                        Some(e) if at >= e => gathered.held.push(chunk),
+                                        _ => gathered.take(chunk),
+                                    }
                                 }
-                                Some(e) if at >= e => gathered.held.push(chunk),
-                                _ => gathered.take(chunk),
+                            });
+                            let waiting = flush_when_waiting
+                                .as_ref()
+                                .is_some_and(|w| w.load(Ordering::Relaxed));
+                            let frontier = frontier.frontier().first().copied();
+                            written(&mut gathered, cutter.as_mut(), frontier, waiting);
+                            if let Some(wait) = cutter.as_ref().and_then(Cutter::look_in) {
+                                // (one wake-up at a time)
+                                let at = Instant::now() + wait;
+                                if woken.is_none_or(|w| w <= Instant::now() || w > at) {
+                                    activator.activate_after(wait);
+                                    woken = Some(at);
+                                }
                             }
                         }
-                    });
-                    let waiting = flush_when_waiting
-                        .as_ref()
-                        .is_some_and(|w| w.load(Ordering::Relaxed));
-                    let frontier = frontier.frontier().first().copied();
-                    written(&mut gathered, cutter.as_mut(), frontier, waiting);
-                },
-            );
+                    },
+                );
         });
         // Resumed: where the live input goes on (a source that had ended
         // reads nothing).

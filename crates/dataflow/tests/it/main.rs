@@ -10,6 +10,7 @@ mod dataflow_live;
 mod dataflow_live_cut;
 mod dataflow_observed;
 mod dataflow_panic;
+mod dataflow_quiet_cut;
 mod dataflow_refusals;
 mod dataflow_slow_sink;
 mod dataflow_sources_rescale;

@@ -492,11 +492,6 @@ impl Runtime {
     ) -> Result<Runtime, Error> {
         refuse(&config, sources.is_none(), sink.as_deref())?;
         cluster.check(&config, sink.is_some())?;
-        let mut report = report;
-        let live_sources = sources.iter().flatten().flatten().any(|s| !s.bounded());
-        if let Some(notice) = quiet_commits(&config, live_sources, sink.as_deref()) {
-            report.notice(notice);
-        }
         let (report, notify) = Notify::share(report);
         let board = report.observes().then(|| {
             let readers = sources.iter().flatten().map(Option::is_some).collect();
@@ -799,23 +794,6 @@ fn special_outputs(config: &Config, report: &mut dyn Report) {
     for notice in config.start_warnings() {
         report.notice(notice);
     }
-}
-
-/// On a cluster, a sink that commits at checkpoints commits at each cut of
-/// the workers, which is at a point of event time: with a live input
-/// (`sources` that do not end by themselves, a followed file, standard
-/// input), what the events before a quiet spell released since the last
-/// cut waits for event time to move on again (one engine commits it on
-/// schedule). Said, not silent.
-fn quiet_commits(config: &Config, sources: bool, sink: Option<&dyn Sink>) -> Option<Notice> {
-    let sink = sink.filter(|sink| sink.commits_with_checkpoints())?;
-    let live = sources || config.follow || matches!(config.input, Input::Stdin);
-    live.then(|| {
-        Notice::line(Level::Warning, format!(
-            "cepheid: on workers {} commits at each cut, which waits for event time to move on: while the whole input is quiet, what it released since the last cut is committed only when events move event time on again, or at a stop (docs/checkpoints.md, \"Cuts and a quiet input\")",
-            sink.describe(Kind::Match)
-        ))
-    })
 }
 
 /// What cannot run with a file input (`reads_file`) or a source, into
