@@ -4,8 +4,9 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,9 @@ pub struct Cuts {
     /// Was the last cut ([`Cuts::last_cut`]) taken before the end of the
     /// input (not as a live source was stopped)?
     last_before_end: AtomicBool,
+    /// How long a source has had nothing to take before it takes a cut
+    /// where it stands ([`Cuts::quiet_after`]), in nanoseconds.
+    quiet: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -91,7 +95,38 @@ impl Cuts {
             at_end: AtomicBool::new(false),
             before_end: AtomicBool::new(false),
             last_before_end: AtomicBool::new(false),
+            quiet: AtomicU64::new(Cuts::QUIET.as_nanos() as u64),
         })
+    }
+
+    /// How long a source waits with nothing to take, by default, before it
+    /// takes a cut asked for where it stands ([`Cuts::quiet_after`]).
+    pub const QUIET: Duration = Duration::from_millis(100);
+
+    /// A live source that has had nothing to take for `quiet` takes a cut
+    /// asked for above its capability where it stands: its capability
+    /// moves up to the cut, its clock stays, and it says its clock to
+    /// every worker ([`SourceClock`](crate::SourceClock)), so that a quiet
+    /// input is cut without moving event time. Default [`Cuts::QUIET`];
+    /// zero takes every cut asked for at the first look that finds
+    /// nothing (the tests use it to take one between any two batches).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cepheid_dataflow::Cuts;
+    /// let cuts = Cuts::new();
+    /// assert_eq!(cuts.quiet(), Cuts::QUIET);
+    /// cuts.quiet_after(Duration::ZERO);
+    /// assert_eq!(cuts.quiet(), Duration::ZERO);
+    /// ```
+    pub fn quiet_after(&self, quiet: Duration) {
+        let nanos = u64::try_from(quiet.as_nanos()).unwrap_or(u64::MAX);
+        self.quiet.store(nanos, Ordering::Relaxed);
+    }
+
+    /// See [`Cuts::quiet_after`].
+    pub fn quiet(&self) -> Duration {
+        Duration::from_nanos(self.quiet.load(Ordering::Relaxed))
     }
 
     /// The workers also take a last cut when every source ended (not

@@ -43,42 +43,99 @@ const LEAD: i64 = 8;
 /// for it would only stall their readers (and a signal behind them).
 const STUCK: Duration = Duration::from_millis(100);
 
-/// How long a source with cuts has had nothing to take before a cut asked
-/// for above it takes it where it stands ([`SourceClock`]): its capability
-/// goes up to the cut's epoch, its clock stays. Also how often a quiet
-/// source looks for a cut asked for.
-const QUIET: Duration = Duration::from_millis(100);
+/// How often a quiet source with cuts looks for a cut asked for.
+const QUIET: Duration = crate::Cuts::QUIET;
 
-/// A quiet source (nothing taken since `since`) and a cut asked for at
-/// `f`, above its capability and its `clock`: where its capability goes,
-/// `f` once it has been quiet for [`QUIET`], else `clock` (and it looks
-/// again then).
-fn jump_to(
-    since: Instant,
-    f: Timestamp,
-    clock: Timestamp,
-    looks: &mut Option<Instant>,
-    activator: &timely::scheduling::Activator,
-) -> Timestamp {
-    let quiet_for = since.elapsed();
-    if quiet_for >= QUIET {
-        f
-    } else {
-        look_again(QUIET - quiet_for, looks, activator);
-        clock
-    }
+/// A source's standing in the cuts while it is quiet: a cut asked for
+/// above it is taken where it stands (its capability moves up to it, its
+/// clock stays), and its clock is said to every worker while its
+/// capability is above it ([`SourceClock`]).
+struct Standing {
+    worker: u32,
+    source: u32,
+    /// Since when nothing was there to take.
+    quiet: Option<Instant>,
+    /// When its next look at the cuts is scheduled.
+    looks: Option<Instant>,
+    /// The clock said while the capability is above it, and that
+    /// capability.
+    said: Option<(Timestamp, Timestamp)>,
+    /// The number of the last clock said.
+    seq: u64,
 }
 
-/// Schedules a look after `wait`, unless one is scheduled before then.
-fn look_again(
-    wait: Duration,
-    looks: &mut Option<Instant>,
-    activator: &timely::scheduling::Activator,
-) {
-    let at = Instant::now() + wait;
-    if looks.is_none_or(|scheduled| scheduled <= Instant::now() || scheduled > at) {
-        *looks = Some(at);
-        activator.activate_after(wait);
+impl Standing {
+    fn new(worker: u32, source: u32) -> Standing {
+        Standing {
+            worker,
+            source,
+            quiet: None,
+            looks: None,
+            said: None,
+            seq: 0,
+        }
+    }
+
+    /// Where the capability of a source at `now` whose clock is `clock`
+    /// goes, after a look that found nothing more (`pending`) or not and
+    /// took items (`took`) or not: a cut asked for above it once it has
+    /// been quiet for [`Cuts::quiet`](crate::Cuts::quiet), else its clock
+    /// (never below `now`); looked at again while quiet.
+    fn wanted(
+        &mut self,
+        cuts: &crate::Cuts,
+        (clock, now): (Timestamp, Timestamp),
+        (pending, took): (bool, bool),
+        activator: &timely::scheduling::Activator,
+    ) -> Timestamp {
+        // (quiet from the first look that found nothing more)
+        self.quiet = match self.quiet {
+            _ if !pending => None,
+            Some(since) if !took => Some(since),
+            _ => Some(Instant::now()),
+        };
+        let Some(since) = self.quiet else {
+            return clock.max(now);
+        };
+        let (quiet, quiet_for) = (cuts.quiet(), since.elapsed());
+        let mut wanted = clock;
+        match cuts.requested() {
+            Some(f) if f > now.max(clock) && quiet_for >= quiet => wanted = f,
+            Some(f) if f > now.max(clock) => self.look_again(quiet - quiet_for, activator),
+            _ => {}
+        }
+        // (a cut asked for later finds it)
+        let every = QUIET.min(quiet).max(Duration::from_millis(1));
+        self.look_again(every, activator);
+        wanted.max(now)
+    }
+
+    /// Schedules a look after `wait`, unless one is scheduled before then.
+    fn look_again(&mut self, wait: Duration, activator: &timely::scheduling::Activator) {
+        let at = Instant::now() + wait;
+        if (self.looks).is_none_or(|scheduled| scheduled <= Instant::now() || scheduled > at) {
+            self.looks = Some(at);
+            activator.activate_after(wait);
+        }
+    }
+
+    /// The clock to say with a capability going to `cap` and a clock at
+    /// `clock` (`Timestamp::MAX` at the end), when it changed: the clock
+    /// while the capability is above it, else that it is lifted.
+    fn tell(&mut self, clock: Timestamp, cap: Timestamp) -> Option<SourceClock> {
+        let now_said = (cap > clock).then_some((clock, cap));
+        if now_said == self.said {
+            return None;
+        }
+        self.said = now_said;
+        self.seq += 1;
+        Some(SourceClock {
+            worker: self.worker,
+            source: self.source,
+            seq: self.seq,
+            clock: now_said.map_or(SourceClock::LIFTED, |(c, _)| c),
+            cap,
+        })
     }
 }
 
@@ -932,14 +989,7 @@ where
         let mut step: Timestamp = 0;
         // The CEP input frontier last seen, and when it got there.
         let mut slowest = (Timestamp::MIN, Instant::now());
-        // Since when nothing was there to take (with cuts).
-        let mut quiet: Option<Instant> = None;
-        // When the look of a quiet source at the cuts is scheduled.
-        let mut looks_quiet: Option<Instant> = None;
-        // The clock said while the capability is above it (and that
-        // capability), and the number of the last one said.
-        let mut said: Option<(Timestamp, Timestamp)> = None;
-        let mut seq = 0;
+        let mut standing = Standing::new(worker, source);
         move |_frontiers| {
             if let Some(state) = ended_before.take() {
                 // Its end was received before the cut: it stays ended.
@@ -999,15 +1049,8 @@ where
                     let state = || source_state(&pull, &lateness, !stopped);
                     cut.passing(source, *events_cap.time(), None, state);
                 }
-                if said.is_some() {
-                    // (no later event: no limit)
-                    let lifted = SourceClock {
-                        worker,
-                        source,
-                        seq: seq + 1,
-                        clock: SourceClock::LIFTED,
-                        cap: *events_cap.time(),
-                    };
+                // (no later event: no limit)
+                if let Some(lifted) = standing.tell(Timestamp::MAX, *events_cap.time()) {
                     let mut events_out = events_out.activate();
                     events_out.session(&*events_cap).give(Input::Clock(lifted));
                 }
@@ -1039,24 +1082,8 @@ where
             let mut held = false;
             if let Some(cut) = &cut {
                 let now = *events_cap.time();
-                // (quiet from the first look that found nothing more)
-                quiet = match quiet {
-                    _ if !pending => None,
-                    Some(since) if took == 0 => Some(since),
-                    _ => Some(Instant::now()),
-                };
-                let wanted = match (quiet, cut.cuts.requested()) {
-                    (Some(since), Some(f)) if f > now.max(clock) => {
-                        jump_to(since, f, clock, &mut looks_quiet, &activator)
-                    }
-                    // (never below where it went)
-                    _ => clock.max(now),
-                };
-                if quiet.is_some() {
-                    // (looked at again while quiet: a cut asked for later
-                    // finds it)
-                    look_again(QUIET, &mut looks_quiet, &activator);
-                }
+                let quiet = (pending, took > 0);
+                let wanted = standing.wanted(&cut.cuts, (clock, now), quiet, &activator);
                 let state = || source_state(&pull, &lateness, false);
                 t = cut
                     .passing(source, now, Some(wanted), state)
@@ -1066,23 +1093,12 @@ where
                 // Its capability above its clock: the clock said to every
                 // worker before the capability moves (and when either
                 // moves), the end of it too.
-                let cap = t.max(now);
-                let now_said = (cap > clock).then_some((clock, cap));
-                if now_said != said {
-                    said = now_said;
-                    seq += 1;
-                    let told = SourceClock {
-                        worker,
-                        source,
-                        seq,
-                        clock: now_said.map_or(SourceClock::LIFTED, |(c, _)| c),
-                        cap,
-                    };
+                if let Some(told) = standing.tell(clock, t.max(now)) {
                     let mut events_out = events_out.activate();
                     events_out.session(&*events_cap).give(Input::Clock(told));
                 }
             }
-            if t > *events_cap.time() && said.is_none() {
+            if t > *events_cap.time() && standing.said.is_none() {
                 step = t.saturating_sub(*events_cap.time());
             }
             events_cap.downgrade(&t);

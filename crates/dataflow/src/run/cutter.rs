@@ -39,6 +39,8 @@ pub(super) struct Cutter {
     /// The latest records an observer was shown, kept in each cut's
     /// marker (a resumed run shows them first).
     pub(super) tap: Option<Arc<Mutex<Tap>>>,
+    /// When the writer's next look at the cuts is scheduled.
+    pub(super) woken: Option<Instant>,
 }
 
 impl Cutter {
@@ -148,12 +150,39 @@ impl Cutter {
         }
     }
 
+    /// Before the writer takes what came: the epoch chosen since the last
+    /// look is learned (before anything made at or above it is taken);
+    /// then, during a cut at `e`, what was made at `e` or above waits until
+    /// the outputs are measured (the epoch returned), and what the end of
+    /// a file made (at `Timestamp::MAX`) waits for the cut before it
+    /// (`Cuts::before_end`: `true`).
+    pub(super) fn holding(cutter: Option<&mut Cutter>) -> (Option<Timestamp>, bool) {
+        let Some(cutter) = cutter else {
+            return (None, false);
+        };
+        cutter.learn();
+        let before_end = cutter.checkpoint.cuts.cuts_before_end();
+        (cutter.pending, before_end)
+    }
+
+    /// Schedules the writer's next look at the cuts ([`Cutter::look_in`]),
+    /// one wake-up at a time.
+    pub(super) fn wake(&mut self, activator: &timely::scheduling::Activator) {
+        if let Some(wait) = self.look_in() {
+            let at = Instant::now() + wait;
+            if (self.woken).is_none_or(|w| w <= Instant::now() || w > at) {
+                activator.activate_after(wait);
+                self.woken = Some(at);
+            }
+        }
+    }
+
     /// When to look at the cuts again while nothing comes to the writer:
     /// when the next cut is due by time (a quiet input's sources take it
     /// where they stand, `SourceClock`), or soon while the processes
     /// choose one; `None` once the run ends or a cut is under way (the
     /// frontier's moves wake it then).
-    pub(super) fn look_in(&self) -> Option<Duration> {
+    fn look_in(&self) -> Option<Duration> {
         if self.ended || self.requests.is_none() || self.failed.is_set() {
             return None;
         }

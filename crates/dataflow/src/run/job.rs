@@ -175,6 +175,7 @@ impl Job {
             failed: Arc::clone(&self.checkpoint_failed),
             stop: Arc::clone(&self.stop),
             tap: self.board.as_ref().and_then(|board| board.tap().cloned()),
+            woken: None,
         })
     }
 
@@ -362,26 +363,12 @@ impl Job {
                     "CepWrite",
                     move |_, info| {
                         let activator = scope.activator_for(info.address);
-                        let mut woken: Option<Instant> = None;
                         move |(input, frontier), _| {
                             let mut gathered = to_write.borrow_mut();
-                            let mut took = false;
-                            if let Some(cutter) = &mut cutter {
-                                // Before anything made at or above it is taken.
-                                cutter.learn();
-                            }
-                            // During a cut at `e`, what was made at `e` or above
-                            // waits until the outputs are measured.
-                            let holding = cutter.as_ref().and_then(|c| c.pending);
-                            // What the end of a file made (at `Timestamp::MAX`)
-                            // waits for the cut before it (`Cuts::before_end`).
-                            let before_end = cutter
-                                .as_ref()
-                                .is_some_and(|c| c.checkpoint.cuts.cuts_before_end());
+                            let (holding, before_end) = Cutter::holding(cutter.as_mut());
                             input.for_each_stamp(|cap, data| {
                                 let at = cap.least().copied().unwrap_or(Timestamp::MIN);
                                 for chunk in data.flat_map(|batch| batch.drain(..)) {
-                                    took = true;
                                     match holding {
                                         _ if before_end && at == Timestamp::MAX => {
                                             gathered.after_end.push(chunk);
@@ -396,13 +383,8 @@ impl Job {
                                 .is_some_and(|w| w.load(Ordering::Relaxed));
                             let frontier = frontier.frontier().first().copied();
                             written(&mut gathered, cutter.as_mut(), frontier, waiting);
-                            if let Some(wait) = cutter.as_ref().and_then(Cutter::look_in) {
-                                // (one wake-up at a time)
-                                let at = Instant::now() + wait;
-                                if woken.is_none_or(|w| w <= Instant::now() || w > at) {
-                                    activator.activate_after(wait);
-                                    woken = Some(at);
-                                }
+                            if let Some(cutter) = &mut cutter {
+                                cutter.wake(&activator);
                             }
                         }
                     },

@@ -39,18 +39,28 @@ fn canonical(outputs: &[Output<Record>]) -> Vec<String> {
 /// first after the place restored (with `saved`: every worker resumes from
 /// its state there, and saves its state at the last cut into it), then
 /// stops the feed. The outputs.
+///
+/// With `saved`, a cut is asked for `jump` above the sources after each
+/// batch whose number is in `cut_after`, which the sources, quiet between
+/// batches, take where they
+/// stand (`Cuts::quiet_after(0)`: their capability moves up, their clock
+/// stays), so that the batches after it come between a source's clock and
+/// its capability: matched as without the cut.
 fn run(
     plan: &Arc<Plan<Record>>,
     batches: &Arc<Vec<Vec<String>>>,
     delay: i64,
     workers: usize,
     saved: Option<&Saved>,
+    (cut_after, jump): (&[bool], i64),
 ) -> Vec<String> {
     let found: Arc<Mutex<Vec<Output<Record>>>> = Arc::default();
     let collected = Arc::clone(&found);
     let (plan, batches) = (Arc::clone(plan), Arc::clone(batches));
     let saved = saved.cloned();
     let cuts = Cuts::new();
+    cuts.quiet_after(std::time::Duration::ZERO);
+    let cut_after = Arc::new(cut_after.to_vec());
     timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
         let (late_to, found_to) = (Arc::clone(&collected), Arc::clone(&collected));
@@ -116,6 +126,24 @@ fn run(
             while feed.backlog() > 0 {
                 worker.step();
             }
+            if cut.is_some() && cut_after.get(number).copied().unwrap_or(false) {
+                // Taken where the input stands: nothing comes until the
+                // cut's epoch is passed.
+                // (as far above the sources as a cut chosen among
+                // processes is above a slow one's: the fastest's + 1)
+                let f = cuts.request().saturating_add(jump);
+                cuts.asked(f);
+                let saved = saved.as_ref().expect("cuts are saved");
+                let taken = || saved.lock().unwrap().get(&0).is_some_and(|(e, _)| *e >= f);
+                let guard = Instant::now();
+                while !taken() {
+                    assert!(
+                        guard.elapsed().as_secs() < 60,
+                        "the cut at {f} was never taken"
+                    );
+                    worker.step();
+                }
+            }
         }
         feed.stop();
     })
@@ -139,6 +167,8 @@ proptest! {
         sizes in prop::collection::vec(1usize..40, 1..20),
         stop_after in any::<prop::sample::Index>(),
         workers in 1usize..=2,
+        cut_after in prop::collection::vec(any::<bool>(), 20),
+        jump in 0i64..4_000,
     ) {
         let delay = 2_000;
         let lines = lines(&events, delay, false);
@@ -161,14 +191,14 @@ proptest! {
             plan.add(&p).expect("adds");
         }
         let plan = Arc::new(plan);
-        let whole = run(&plan, &Arc::new(batches.clone()), delay, workers, None);
+        let whole = run(&plan, &Arc::new(batches.clone()), delay, workers, None, (&[], 0));
         // Stopped after batch `k`: the first run is fed the batches up to
         // it, the second resumes from its last cut and is fed the rest.
         let k = stop_after.index(batches.len() + 1);
         let saved = Saved::default();
-        let mut both = run(&plan, &Arc::new(batches[..k].to_vec()), delay, workers, Some(&saved));
+        let mut both = run(&plan, &Arc::new(batches[..k].to_vec()), delay, workers, Some(&saved), (&cut_after, jump));
         prop_assert_eq!(saved.lock().unwrap().len(), workers, "every worker took the last cut");
-        both.extend(run(&plan, &Arc::new(batches), delay, workers, Some(&saved)));
+        both.extend(run(&plan, &Arc::new(batches), delay, workers, Some(&saved), (&cut_after, jump)));
         let (mut whole, mut both) = (whole, both);
         whole.sort();
         both.sort();
