@@ -537,9 +537,11 @@ fn a_checkpoint_with_an_old_version_draining_under_another_key_is_refused_on_wor
     assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
     assert_eq!(
         stderr(&refused),
-        "error: cannot resume from the checkpoint in ck: a pattern changed its \
+        "error: checkpoint in ck cannot be used: a pattern changed its \
          `partition by` while its old version drains, which workers cannot do as one engine \
-         does: resume it without workers, or once the old version is gone\n"
+         does: resume it without workers, or once the old version is gone; nothing was \
+         changed (remove ck to start over; a transactional output then needs another \
+         transactional id too, or it refuses to commit its records a second time)\n"
     );
     // (the old version's partial match of `u1` completes)
     let resumed = run(&[]);

@@ -310,9 +310,11 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Runtime(e) => write!(f, "{e}"),
+            // (one engine's words, `cepheid_runtime::Error::Checkpoint`)
             Error::Resume { folder, why } => write!(
                 f,
-                "cannot resume from the checkpoint in {}: {why}",
+                "checkpoint in {} cannot be used: {why}; nothing was changed (remove {} to start over; a transactional output then needs another transactional id too, or it refuses to commit its records a second time)",
+                folder.display(),
                 folder.display()
             ),
             Error::ClearUnfinished { folder, source } => write!(
