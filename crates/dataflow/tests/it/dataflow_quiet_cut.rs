@@ -8,79 +8,15 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cepheid_dataflow::run::{Cluster, Scale};
 use cepheid_engine::Rules;
-use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
-use cepheid_runtime::source::Position;
 use cepheid_runtime::{Config, Input, Notices, Runtime};
 
+use crate::txn::Txn;
+
 const RULES: &str = "pattern ab {\n partition by k\n match a followed by b\n within 100ms\n where\n a: type == \"a\"\n b: type == \"b\"\n}";
-
-/// A transactional sink: what a checkpoint commits is delivered, the rest
-/// is dropped at a restart (`recover`).
-#[derive(Clone, Default)]
-struct Txn(Arc<Mutex<TxnState>>);
-
-#[derive(Default)]
-struct TxnState {
-    open: Vec<String>,
-    records: Vec<String>,
-    committed: Option<(u64, Position)>,
-}
-
-impl Txn {
-    fn committed(&self) -> Vec<String> {
-        self.0.lock().unwrap().records.clone()
-    }
-}
-
-impl Sink for Txn {
-    fn describe(&self, _kind: Kind) -> String {
-        "txn".to_string()
-    }
-    fn write(&mut self, _kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
-        let text = String::from_utf8(record.to_vec()).unwrap();
-        self.0
-            .lock()
-            .unwrap()
-            .open
-            .push(text.trim_end().to_string());
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
-        Ok(SinkState::default())
-    }
-    fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
-        let mut state = self.0.lock().unwrap();
-        let open = std::mem::take(&mut state.open);
-        state.records.extend(open);
-        state.committed = Some((checkpoint, source.clone()));
-        Ok(())
-    }
-    fn commits_with_checkpoints(&self) -> bool {
-        true
-    }
-    fn commits_at_end(&self) -> bool {
-        true
-    }
-    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
-        let mut state = self.0.lock().unwrap();
-        state.open.clear();
-        let Some((number, position)) = state.committed.clone() else {
-            return Ok(kept.len());
-        };
-        Ok(kept
-            .iter()
-            .position(|k| k.number == number && k.source == position)
-            .expect("the committed checkpoint is kept"))
-    }
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cepheid-quiet-{name}-{}", std::process::id()));
@@ -157,7 +93,7 @@ fn a_cut_due_while_the_input_is_quiet_commits_on_workers() {
     for workers in [1, 2] {
         let dir = scratch(&format!("commits-{workers}"));
         append(&dir, &[ev(1, "a", "x"), ev(2, "b", "x"), ev(100, "a", "y")]);
-        let sink = Txn::default();
+        let sink = Txn::with_checkpoints();
         let (handle, run) = start(&dir, workers, &sink);
         until("the match of x committed", || {
             keyed(&sink.committed(), "x") == 1
@@ -191,7 +127,7 @@ fn events_after_a_quiet_cut_match_as_without_it_and_after_a_resume() {
         for resume in [false, true] {
             let dir = scratch(&format!("after-{workers}-{resume}"));
             append(&dir, &first);
-            let sink = Txn::default();
+            let sink = Txn::with_checkpoints();
             let (handle, run) = start(&dir, workers, &sink);
             until("the match of x committed", || {
                 keyed(&sink.committed(), "x") == 1

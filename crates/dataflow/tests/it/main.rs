@@ -5,6 +5,11 @@
 // Support code, compiled once for every module below.
 mod dataflow_support;
 
+// The runtime's transactional sink in memory: the same double on both
+// executors.
+#[path = "../../../runtime/tests/it/txn.rs"]
+mod txn;
+
 mod dataflow_before_end;
 mod dataflow_live;
 mod dataflow_live_cut;

@@ -8,3 +8,4 @@ mod runtime;
 mod share;
 mod split_watermarks;
 mod support;
+mod txn;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cepheid_engine::Rules;
 
 use crate::support::{scratch, RULES};
+use crate::txn::Txn;
 use cepheid_runtime::{
     Checkpoint, Config, End, FileSource, Input, Kind, Notices, Origin, Position, RawBatch,
     RawEntry, ReadOutcome, Runtime, Sink, SinkError, SinkState, Source, SourceError,
@@ -779,84 +780,6 @@ fn a_rules_record_far_ahead_before_any_watermark_applies_at_the_first_and_withou
     assert!(seen.waiting.contains(&Some(waiting)), "{seen:?}");
 }
 
-/// A transactional sink in memory: what a commit takes is what was written
-/// since the commit before; the commit of one checkpoint number can be
-/// made to fail once (a crash between the snapshot and the commit: both
-/// checkpoints kept); `recover` finds the kept checkpoint it committed
-/// last, by number and position, as a Kafka sink does from its broker.
-#[derive(Clone, Default)]
-struct Txn(Arc<Mutex<TxnState>>);
-
-#[derive(Default)]
-struct TxnState {
-    /// The records of the transaction open now.
-    open: Vec<String>,
-    /// The committed records, and the last committed checkpoint.
-    records: Vec<String>,
-    committed: Option<(u64, Position)>,
-    /// The checkpoint whose commit fails, once.
-    fail_at: Option<u64>,
-}
-
-impl Sink for Txn {
-    fn describe(&self, _kind: Kind) -> String {
-        "txn".to_string()
-    }
-
-    fn write(&mut self, _kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
-        let text = String::from_utf8(record.to_vec()).unwrap();
-        self.0.lock().unwrap().open.push(text);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-
-    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
-        Ok(SinkState::default())
-    }
-
-    fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
-        let mut state = self.0.lock().unwrap();
-        if state.fail_at == Some(checkpoint) {
-            state.fail_at = None;
-            return Err(SinkError {
-                target: "txn".to_string(),
-                late: false,
-                source: std::io::Error::other("the commit did not happen (a crash)"),
-            });
-        }
-        let open = std::mem::take(&mut state.open);
-        state.records.extend(open);
-        state.committed = Some((checkpoint, source.clone()));
-        Ok(())
-    }
-
-    fn commits_at_end(&self) -> bool {
-        true
-    }
-
-    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
-        let mut state = self.0.lock().unwrap();
-        state.open.clear();
-        let Some((number, position)) = state.committed.clone() else {
-            return Ok(kept.len());
-        };
-        let found = kept
-            .iter()
-            .position(|k| k.number == number && k.source == position);
-        found.ok_or_else(|| SinkError {
-            target: "txn".to_string(),
-            late: false,
-            source: std::io::Error::other(format!(
-                "committed checkpoint {number} is none of the kept ones {:?}",
-                kept.iter().map(|k| k.number).collect::<Vec<_>>()
-            )),
-        })
-    }
-}
-
 fn run_txn(lines: &[String], dir: &std::path::Path, sink: &Txn) -> cepheid_runtime::Summary {
     let rules = Rules::parse("ab.cep", RULES).unwrap();
     let mut config = Config::new(Input::Stdin, Vec::new());
@@ -893,7 +816,7 @@ fn txn_lines_and_records(name: &str) -> (Vec<String>, Vec<String>) {
     let whole = Txn::default();
     let summary = run_txn(&lines, &scratch(name), &whole);
     assert!(summary.error().is_none(), "{:?}", summary.error());
-    let records = whole.0.lock().unwrap().records.clone();
+    let records = whole.committed();
     (lines, records)
 }
 
@@ -1068,7 +991,7 @@ fn a_checkpoint_due_while_a_followed_file_is_quiet_commits_its_records() {
     let handle = runtime.handle();
     let run = std::thread::spawn(move || runtime.run());
     // No line is written after the three: only the schedule can commit.
-    let committed = || sink.0.lock().unwrap().records.clone();
+    let committed = || sink.committed();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while committed().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -1203,28 +1126,6 @@ fn a_source_caught_up_with_its_input_has_its_records_shown_though_it_never_pause
 /// the sink, on one engine.
 #[test]
 fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder() {
-    #[derive(Clone, Default)]
-    struct Committing(Txn);
-    impl Sink for Committing {
-        fn describe(&self, kind: Kind) -> String {
-            self.0.describe(kind)
-        }
-        fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
-            self.0.write(kind, key, record)
-        }
-        fn flush(&mut self) -> Result<(), SinkError> {
-            self.0.flush()
-        }
-        fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
-            self.0.prepare(checkpoint)
-        }
-        fn commits_with_checkpoints(&self) -> bool {
-            true
-        }
-        fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
-            self.0.recover(kept)
-        }
-    }
     let rules = Rules::parse("ab.cep", RULES).unwrap();
     let config = Config::new(Input::Stdin, Vec::new());
     let mut engine = config.engine();
@@ -1232,7 +1133,7 @@ fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder()
     let refused = Runtime::with_sink(
         config.clone(),
         engine,
-        Some(Box::new(Committing::default())),
+        Some(Box::new(Txn::with_checkpoints())),
         Box::new(Notices::default()),
     );
     let Err(e) = refused else {
@@ -1256,7 +1157,7 @@ fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder()
     let stdin = Runtime::with_sink(
         config.clone(),
         engine,
-        Some(Box::new(Committing::default())),
+        Some(Box::new(Txn::with_checkpoints())),
         Box::new(Notices::default()),
     );
     assert!(matches!(
@@ -1272,7 +1173,7 @@ fn a_sink_that_commits_with_checkpoints_is_refused_without_a_checkpoint_folder()
     let runtime = Runtime::with_sink(
         config,
         engine,
-        Some(Box::new(Committing::default())),
+        Some(Box::new(Txn::with_checkpoints())),
         Box::new(Notices::default()),
     );
     assert!(runtime.is_ok());
