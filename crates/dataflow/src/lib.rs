@@ -199,40 +199,76 @@ impl SourceClock {
 
 /// The clocks of the sources whose capability is above their clock, as a
 /// worker's engines or router know them: the least is as far as they go.
+///
+/// A source that moved its capability up to a cut's epoch `e` sends its
+/// later events at `e` or above, with times from its clock then, `J`: they
+/// come after the cut, and a run resumed from it reads them again. So
+/// until a worker took its cut at `e`, its engines go no further than `J`,
+/// whatever the source says of its clock since (had they gone on, the cut
+/// would hold engines that took events its source reads again, each then
+/// late there); once it took it, the latest clock said.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Clocks {
-    /// (worker, source) -> (seq, clock).
-    said: std::collections::HashMap<(u32, u32), (u64, Timestamp)>,
-    /// The least clock in force, `Timestamp::MAX` for none.
-    least: Timestamp,
+    /// (worker, source) -> what it said.
+    said: std::collections::HashMap<(u32, u32), Said>,
     /// The largest capability a source moved to above its clock.
     cap: Option<Timestamp>,
 }
 
+/// What one source said of its clock.
+#[derive(Clone, Debug, Default)]
+struct Said {
+    seq: u64,
+    /// Its latest clock (`SourceClock::LIFTED`: none).
+    clock: Timestamp,
+    /// Each capability it moved up to, with its clock then, in order.
+    jumps: Vec<(Timestamp, Timestamp)>,
+}
+
 impl Clocks {
     /// A source said its clock (the latest of each source counts).
-    pub(crate) fn learn(&mut self, said: SourceClock) {
-        let entry = (self.said)
-            .entry((said.worker, said.source))
-            .or_insert((0, SourceClock::LIFTED));
-        if said.seq >= entry.0 {
-            *entry = (said.seq, said.clock);
+    pub(crate) fn learn(&mut self, told: SourceClock) {
+        let said = (self.said)
+            .entry((told.worker, told.source))
+            .or_insert_with(|| Said {
+                clock: SourceClock::LIFTED,
+                ..Said::default()
+            });
+        if told.seq < said.seq {
+            return;
         }
-        self.cap = self.cap.max(Some(said.cap));
-        self.least = self
-            .said
-            .values()
-            .map(|&(_, c)| c)
-            .min()
-            .unwrap_or(Timestamp::MAX);
+        said.seq = told.seq;
+        said.clock = told.clock;
+        let above = said.jumps.last().is_none_or(|&(cap, _)| told.cap > cap);
+        if told.clock != SourceClock::LIFTED && told.cap > told.clock && above {
+            said.jumps.push((told.cap, told.clock));
+        }
+        self.cap = self.cap.max(Some(told.cap));
     }
 
-    /// As far as event time may go: `f`, or the least clock in force below it.
-    pub(crate) fn limit(&self, f: Timestamp) -> Timestamp {
-        if self.said.is_empty() {
-            f
-        } else {
-            f.min(self.least)
+    /// As far as a worker that took its cuts up to `taken` may move its
+    /// engines: `f`, or less, below the clocks said.
+    pub(crate) fn limit(&self, f: Timestamp, taken: Timestamp) -> Timestamp {
+        let mut f = f;
+        for said in self.said.values() {
+            // (the clock at the first move up that no cut taken is past)
+            let held = said.jumps.iter().find(|&&(cap, _)| cap > taken);
+            f = f.min(held.map_or(said.clock, |&(_, clock)| clock));
+        }
+        f
+    }
+
+    /// As far as a router may settle changes and events: `f`, or the least
+    /// latest clock (a change a quiet source reads comes at or above it).
+    pub(crate) fn latest(&self, f: Timestamp) -> Timestamp {
+        (self.said.values()).fold(f, |f, said| f.min(said.clock))
+    }
+
+    /// The cuts up to `taken` are taken: the moves up below them no longer
+    /// hold anything back.
+    pub(crate) fn taken(&mut self, taken: Timestamp) {
+        for said in self.said.values_mut() {
+            said.jumps.retain(|&(cap, _)| cap > taken);
         }
     }
 
@@ -627,6 +663,38 @@ use cepheid_runtime::add_stats;
 
 #[cfg(test)]
 mod tests {
+
+    /// A source moved up to a cut at 100 with its clock at 40: until the
+    /// worker took that cut its engines stay at 40, whatever later clock
+    /// the source says (its events after the move are read again by a run
+    /// resumed from the cut); then they follow the latest, and the lift.
+    #[test]
+    fn a_clock_said_after_a_move_up_counts_once_the_cut_there_is_taken() {
+        let told = |seq, clock, cap| SourceClock {
+            worker: 1,
+            source: 0,
+            seq,
+            clock,
+            cap,
+        };
+        let mut clocks = Clocks::default();
+        assert_eq!(clocks.limit(500, 0), 500);
+        clocks.learn(told(1, 40, 100));
+        clocks.learn(told(2, 70, 100));
+        assert_eq!(clocks.limit(500, 99), 40, "the cut at 100 not taken");
+        assert_eq!(clocks.latest(500), 70, "a router follows the latest");
+        assert_eq!(clocks.limit(500, 100), 70, "the cut at 100 taken");
+        // Moved up again, to 101, with its clock at 70; then lifted.
+        clocks.learn(told(3, 70, 101));
+        clocks.learn(told(4, SourceClock::LIFTED, 150));
+        assert_eq!(clocks.limit(500, 100), 70, "the cut at 101 not taken");
+        clocks.taken(101);
+        assert_eq!(clocks.limit(500, 101), 500, "lifted");
+        assert_eq!(clocks.cap(), Some(150));
+        // (an older word of the source does not count)
+        clocks.learn(told(2, 70, 100));
+        assert_eq!(clocks.limit(500, 101), 500);
+    }
     use super::*;
     use cepheid_engine::Rules;
     use std::sync::Arc;

@@ -296,7 +296,7 @@ where
                     Some(f) => {
                         // (the engines not past a quiet source's clock,
                         // `SourceClock`; what they make goes out at `f`)
-                        if worker.clocks.limit(f) > worker.released {
+                        if worker.clocks.limit(f, worker.taken) > worker.released {
                             worker.advance(f, &mut sink);
                             worker.emit(&mut sink, &mut |items| {
                                 output.session(&*cap).give_container(items);
@@ -630,6 +630,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
     /// Saves the worker's state at `e` (its engines are at `e - 1`).
     fn take_cut(&mut self, e: Timestamp) {
         self.taken = e;
+        self.clocks.taken(e);
         self.save(e, false);
         if let Some(cut) = &self.cut {
             cut.taken(e);
@@ -811,7 +812,7 @@ impl<E: Event + 'static> Worker<E> {
     /// and moves the engines' watermark to `f - 1` (not past a quiet
     /// source's clock, [`SourceClock`](crate::SourceClock)).
     fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) {
-        let f = self.clocks.limit(f);
+        let f = self.clocks.limit(f, self.taken);
         if f <= self.released {
             return;
         }

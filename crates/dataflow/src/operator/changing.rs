@@ -136,7 +136,7 @@ where
                 });
                 // (not past a quiet source's clock: a change it reads
                 // there may still come, `SourceClock`)
-                let known = (known.frontier().first().copied()).map(|k| hold.clocks.limit(k));
+                let known = (known.frontier().first().copied()).map(|k| hold.clocks.latest(k));
                 hold.settle(known);
                 let ready = |ts: Timestamp| known.is_none_or(|k| ts < k);
                 // A cut the worker's `cep` has not taken yet keeps what was
