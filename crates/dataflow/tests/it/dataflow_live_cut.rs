@@ -35,6 +35,30 @@ type Asking<'a> = (
     &'a Arc<Mutex<Vec<Timestamp>>>,
 );
 
+/// Outputs with the time each went out at.
+type Timed = Arc<Mutex<Vec<(Timestamp, Output<Record>)>>>;
+
+/// A source's late events.
+type Lates = Vec<(Timestamp, Record)>;
+
+/// What `inspect_core` sees of the late events: a batch with its stamp, or
+/// a frontier.
+type Stamp = timely::progress::Stamp<Timestamp>;
+
+/// Keeps the late events `inspect_core` sees in `to`, with their time.
+fn lates_to(to: Timed) -> impl FnMut(Result<(&Stamp, &Lates), &[Timestamp]>) + 'static {
+    move |got| {
+        if let Ok((stamp, batch)) = got {
+            let t = stamp.least().copied().unwrap_or(Timestamp::MIN);
+            let mut to = to.lock().unwrap();
+            for (ts, event) in batch {
+                let event = event.clone();
+                to.push((t, Output::Late { ts: *ts, event }));
+            }
+        }
+    }
+}
+
 /// Every state saved: (worker, epoch, state).
 type History = Arc<Mutex<Vec<(usize, Timestamp, cepheid_runtime::checkpoint::Piece)>>>;
 
@@ -85,7 +109,7 @@ fn run_timed(
     saved: Option<&Saved>,
     (cut_after, go_on, jump, history, asked): Asking,
 ) -> Vec<(Timestamp, String)> {
-    let found: Arc<Mutex<Vec<(Timestamp, Output<Record>)>>> = Arc::default();
+    let found: Timed = Arc::default();
     let collected = Arc::clone(&found);
     let (plan, batches) = (Arc::clone(plan), Arc::clone(batches));
     let saved = saved.cloned();
@@ -119,20 +143,7 @@ fn run_timed(
                 Some(cut) => live_source_cut(scope, 0, lateness, Instant::now, cut),
                 None => live_source(scope, 0, lateness, Instant::now),
             };
-            late.inspect_core(
-                move |got: Result<(&_, &Vec<(Timestamp, Record)>), &[Timestamp]>| {
-                    if let Ok((stamp, batch)) = got {
-                        let t = stamp.least().copied().unwrap_or(Timestamp::MIN);
-                        for (ts, event) in batch {
-                            let event = event.clone();
-                            late_to
-                                .lock()
-                                .unwrap()
-                                .push((t, Output::Late { ts: *ts, event }));
-                        }
-                    }
-                },
-            );
+            late.inspect_core(lates_to(late_to));
             let sink = |_| Vec::<Output<Record>>::new();
             let found = match &cut {
                 Some(cut) => cep_cut(&plan_here, events, sink, cut),
