@@ -189,21 +189,32 @@ fn run_timed(
                 // cut's epoch is passed.
                 // (as far above the sources as a cut chosen among
                 // processes is above a slow one's: the fastest's + 1)
-                let f = cuts.request().saturating_add(jump);
-                cuts.asked(f);
-                asked.lock().unwrap().push(f);
-                if go_on.get(number).copied().unwrap_or(false) {
-                    continue;
-                }
                 let saved = saved.as_ref().expect("cuts are saved");
-                let taken = || saved.lock().unwrap().get(&0).is_some_and(|(e, _)| *e >= f);
+                let peers = worker.peers();
                 let guard = Instant::now();
-                while !taken() {
-                    assert!(
-                        guard.elapsed().as_secs() < 60,
-                        "the cut at {f} was never taken"
-                    );
-                    worker.step();
+                loop {
+                    let f = cuts.request().saturating_add(jump);
+                    cuts.asked(f);
+                    asked.lock().unwrap().push(f);
+                    if go_on.get(number).copied().unwrap_or(false) {
+                        break;
+                    }
+                    // Every worker's state saved at `f`, or the cut failed
+                    // (a source passed it before it saw it): asked again.
+                    let taken = || {
+                        let saved = saved.lock().unwrap();
+                        (0..peers).all(|w| saved.get(&w).is_some_and(|(e, _)| *e >= f))
+                    };
+                    while !taken() && !cuts.failed(f) {
+                        assert!(
+                            guard.elapsed().as_secs() < 60,
+                            "the cut at {f} was never taken"
+                        );
+                        worker.step();
+                    }
+                    if taken() {
+                        break;
+                    }
                 }
             }
         }
