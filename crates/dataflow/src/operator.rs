@@ -615,6 +615,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             cut.fail(e);
             cut.taken(e);
             self.taken = e;
+            self.clocks.taken(e);
             return None;
         }
         if passed >= e {
@@ -622,6 +623,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             cut.fail(e);
             cut.taken(e);
             self.taken = e;
+            self.clocks.taken(e);
             return None;
         }
         (at? >= e).then_some(e)
