@@ -229,6 +229,34 @@ fn run_timed(
     times.into_iter().zip(canonical(&outputs)).collect()
 }
 
+/// The lines of `events` (with `delay`) in batches of the given sizes (the
+/// last takes the rest), and the plan of every pattern of `patterns/`.
+fn batched(
+    events: &[(u32, u16, dataflow_support::Ev)],
+    delay: i64,
+    sizes: Vec<usize>,
+) -> (Vec<Vec<String>>, Arc<Plan<Record>>) {
+    let lines = lines(events, delay, false);
+    let mut batches = Vec::new();
+    let mut rest = &lines[..];
+    for size in sizes {
+        if rest.is_empty() {
+            break;
+        }
+        let (batch, after) = rest.split_at(size.min(rest.len()));
+        batches.push(batch.to_vec());
+        rest = after;
+    }
+    if !rest.is_empty() {
+        batches.push(rest.to_vec());
+    }
+    let mut plan = Plan::<Record>::new();
+    for p in patterns() {
+        plan.add(&p).expect("adds");
+    }
+    (batches, Arc::new(plan))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 24,
@@ -245,26 +273,7 @@ proptest! {
         jump in 0i64..4_000,
     ) {
         let delay = 2_000;
-        let lines = lines(&events, delay, false);
-        // The lines in batches of the given sizes (the last takes the rest).
-        let mut batches = Vec::new();
-        let mut rest = &lines[..];
-        for size in sizes {
-            if rest.is_empty() {
-                break;
-            }
-            let (batch, after) = rest.split_at(size.min(rest.len()));
-            batches.push(batch.to_vec());
-            rest = after;
-        }
-        if !rest.is_empty() {
-            batches.push(rest.to_vec());
-        }
-        let mut plan = Plan::<Record>::new();
-        for p in patterns() {
-            plan.add(&p).expect("adds");
-        }
-        let plan = Arc::new(plan);
+        let (batches, plan) = batched(&events, delay, sizes);
         let whole = run(&plan, &Arc::new(batches.clone()), delay, workers, None, (&[], 0));
         // Stopped after batch `k`: the first run is fed the batches up to
         // it, the second resumes from its last cut and is fed the rest.
@@ -305,25 +314,7 @@ proptest! {
         jump in 0i64..4_000,
     ) {
         let delay = 2_000;
-        let lines = lines(&events, delay, false);
-        let mut batches = Vec::new();
-        let mut rest = &lines[..];
-        for size in sizes {
-            if rest.is_empty() {
-                break;
-            }
-            let (batch, after) = rest.split_at(size.min(rest.len()));
-            batches.push(batch.to_vec());
-            rest = after;
-        }
-        if !rest.is_empty() {
-            batches.push(rest.to_vec());
-        }
-        let mut plan = Plan::<Record>::new();
-        for p in patterns() {
-            plan.add(&p).expect("adds");
-        }
-        let plan = Arc::new(plan);
+        let (batches, plan) = batched(&events, delay, sizes);
         let batches = Arc::new(batches);
         let whole = run(&plan, &batches, delay, workers, None, (&[], 0));
         // (the first batch's cut is always waited for: one cut at least)
