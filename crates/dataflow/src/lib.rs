@@ -663,6 +663,9 @@ use cepheid_runtime::add_stats;
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use cepheid_engine::Rules;
+    use std::sync::Arc;
 
     /// A source moved up to a cut at 100 with its clock at 40: until the
     /// worker took that cut its engines stay at 40, whatever later clock
@@ -695,9 +698,6 @@ mod tests {
         clocks.learn(told(2, 70, 100));
         assert_eq!(clocks.limit(500, 101), 500);
     }
-    use super::*;
-    use cepheid_engine::Rules;
-    use std::sync::Arc;
 
     fn rules(text: &str) -> Rules {
         Rules::parse("t.cep", text).expect("parses")

@@ -296,8 +296,7 @@ where
                     Some(f) => {
                         // (the engines not past a quiet source's clock,
                         // `SourceClock`; what they make goes out at `f`)
-                        if worker.clocks.limit(f, worker.taken) > worker.released {
-                            worker.advance(f, &mut sink);
+                        if worker.advance(f, &mut sink) {
                             worker.emit(&mut sink, &mut |items| {
                                 output.session(&*cap).give_container(items);
                             });
@@ -614,25 +613,29 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             // as the input ends, is the one to resume from).
             cut.fail(e);
             cut.taken(e);
-            self.taken = e;
-            self.clocks.taken(e);
+            self.passed_cut(e);
             return None;
         }
         if passed >= e {
             // Passed `e` before the request: no cut at `e` here.
             cut.fail(e);
             cut.taken(e);
-            self.taken = e;
-            self.clocks.taken(e);
+            self.passed_cut(e);
             return None;
         }
         (at? >= e).then_some(e)
     }
 
-    /// Saves the worker's state at `e` (its engines are at `e - 1`).
-    fn take_cut(&mut self, e: Timestamp) {
+    /// The worker is done with the cut at `e` (taken or given up): the
+    /// quiet sources' moves up to it no longer hold its engines back.
+    fn passed_cut(&mut self, e: Timestamp) {
         self.taken = e;
         self.clocks.taken(e);
+    }
+
+    /// Saves the worker's state at `e` (its engines are at `e - 1`).
+    fn take_cut(&mut self, e: Timestamp) {
+        self.passed_cut(e);
         self.save(e, false);
         if let Some(cut) = &self.cut {
             cut.taken(e);
@@ -812,11 +815,12 @@ impl<E: Event + 'static> Worker<E> {
 
     /// The frontier moved to `f`: releases the events before it, in order,
     /// and moves the engines' watermark to `f - 1` (not past a quiet
-    /// source's clock, [`SourceClock`](crate::SourceClock)).
-    fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) {
+    /// source's clock, [`SourceClock`](crate::SourceClock)). Did they
+    /// move?
+    fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) -> bool {
         let f = self.clocks.limit(f, self.taken);
         if f <= self.released {
-            return;
+            return false;
         }
         while let Some(change) = self.changes.due_before(f) {
             self.release(|ts| ts < change.at, sink);
@@ -828,6 +832,7 @@ impl<E: Event + 'static> Worker<E> {
         self.release(|ts| ts < f, sink);
         self.watermark(f - 1, sink);
         self.released = f;
+        true
     }
 
     /// Makes the changes at or below the frontier the events are released

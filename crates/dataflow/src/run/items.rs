@@ -33,13 +33,22 @@ pub(super) struct UnnamedPlace {
 }
 
 impl SourcePlace {
-    /// The place in a cut's bytes (of either form).
+    /// The place in a cut's bytes (of either form; a followed file's is
+    /// where the file is, `Job::live_start`, whose position a
+    /// transactional sink commits as one engine's).
     pub(super) fn decode(bytes: &[u8]) -> Result<SourcePlace, postcard::Error> {
         postcard::from_bytes::<SourcePlace>(bytes).or_else(|e| {
-            let old = postcard::from_bytes::<UnnamedPlace>(bytes).map_err(|_| e)?;
+            let place = match postcard::from_bytes::<UnnamedPlace>(bytes) {
+                Ok(old) => (old.position, old.splits),
+                Err(_) => {
+                    let file = postcard::from_bytes::<cepheid_runtime::source::FilePosition>;
+                    let at = file(bytes).map_err(|_| e)?;
+                    (cepheid_runtime::source::Position::File(at), Vec::new())
+                }
+            };
             Ok(SourcePlace {
-                position: old.position,
-                splits: old.splits,
+                position: place.0,
+                splits: place.1,
                 names: Vec::new(),
             })
         })

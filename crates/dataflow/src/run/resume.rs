@@ -529,34 +529,14 @@ pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Mism
 }
 
 /// The positions of the workers' sources in a checkpoint's pieces
-/// ([`places`]); a followed file's place is where the file is
-/// (`Job::live_start`), which a transactional sink commits as one
-/// engine's (it failed to read it: the first commit ended the run).
+/// ([`places`]).
 pub(super) fn positions(
     pieces: &[Piece],
 ) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
-    match places(pieces) {
-        Ok(places) => Ok(places.into_iter().map(|(_, p)| p.position).collect()),
-        Err(e) => {
-            let mut found = Vec::new();
-            for piece in pieces {
-                let Ok(saved) = WorkerCut::saved_sources(piece) else {
-                    return Err(e);
-                };
-                for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
-                    if state.place.is_empty() {
-                        continue;
-                    }
-                    let file = postcard::from_bytes::<cepheid_runtime::source::FilePosition>;
-                    match file(&state.place) {
-                        Ok(at) => found.push(cepheid_runtime::source::Position::File(at)),
-                        Err(_) => return Err(e),
-                    }
-                }
-            }
-            Ok(found)
-        }
-    }
+    Ok(places(pieces)?
+        .into_iter()
+        .map(|(_, p)| p.position)
+        .collect())
 }
 
 /// Can a cut of `sources` resume on another number of workers? When each
