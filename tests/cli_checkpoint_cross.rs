@@ -9,6 +9,7 @@
 use crate::common;
 
 use std::fs;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -247,10 +248,9 @@ fn csv_events(n: usize) -> String {
     csv
 }
 
-/// Runs `command` until a checkpoint in `ck` is whole that `wanted`
-/// accepts (given its number and its folder), then kills it (SIGKILL);
-/// false when it ended first.
-fn killed_at(mut command: Command, ck: &Path, wanted: impl Fn(u64, &Path) -> bool) -> bool {
+/// Runs `command` until a checkpoint in `ck` is whole, then kills it
+/// (SIGKILL); false when it ended first.
+fn killed_after_a_checkpoint(mut command: Command, ck: &Path) -> bool {
     let mut child = command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -261,7 +261,7 @@ fn killed_at(mut command: Command, ck: &Path, wanted: impl Fn(u64, &Path) -> boo
         if child.try_wait().unwrap().is_some() {
             return false;
         }
-        if newest(ck).is_some_and(|(n, cut)| wanted(n, &cut)) {
+        if newest(ck).is_some() {
             let _ = child.kill();
             let _ = child.wait();
             return true;
@@ -349,32 +349,31 @@ fn workers_killed_mid_file_go_on_on_one_engine_from_the_ranges_they_left() {
             let _ = fs::remove_dir_all(dir.join(ck));
             let on = command(&dir, name, &[&on_workers[..], &every].concat());
             assert!(
-                killed_at(on, &dir.join(ck), |_, _| true),
+                killed_after_a_checkpoint(on, &dir.join(ck)),
                 "the workers ended first"
             );
             let (number, _) = newest(&dir.join(ck)).unwrap();
             copy_state(&dir, ck, name, "cut", false);
-            // One engine from their cut, killed once a checkpoint of its
-            // own is whole inside the ranges; tried again from the cut
-            // when it was past them, and from another cut when they were
-            // too short to catch.
-            let inside = |n: u64, cut: &Path| n > number + 1 && in_ranges(cut);
-            for _ in 0..5 {
-                let one = command(&dir, name, &again);
-                if killed_at(one, &dir.join(ck), inside)
-                    && newest(&dir.join(ck)).is_some_and(|(n, cut)| inside(n, &cut))
-                {
-                    break;
-                }
-                copy_state(&dir, ck, name, "cut", true);
-            }
-            if newest(&dir.join(ck)).is_some_and(|(n, cut)| inside(n, &cut)) {
+            // One engine from their cut (which it takes as its checkpoint
+            // `number + 1`), killed as soon as its first checkpoint of its
+            // own is durable: taken after the first line it read, that
+            // one is inside the ranges, unless the cut left none (taken
+            // before the workers read any, or as they had read them all),
+            // and then the workers are run again.
+            let mut one = command(&dir, name, &again);
+            let kill = (number + 2).to_string();
+            one.env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", &kill);
+            let killed = one.output().unwrap();
+            assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+            let (n, cut) = newest(&dir.join(ck)).unwrap();
+            assert_eq!(n, number + 2, "{}", stderr(&killed));
+            if in_ranges(&cut) {
                 break number;
             }
             tries += 1;
             assert!(
                 tries < 10,
-                "csv {csv}, {workers} workers: no checkpoint inside the ranges"
+                "csv {csv}, {workers} workers: no cut of workers left ranges of the file"
             );
         };
         assert!(inside > 0);
@@ -578,7 +577,7 @@ fn workers_killed_mid_stream_with_changes_of_rules_go_on_on_one_engine() {
         let mut on_workers = command_here(&dir, &["--checkpoint", ck, "--output", out]);
         on_workers.args(["--workers", "2", "--chunk-bytes", "20000"]);
         on_workers.args(["--checkpoint-every", "50ms"]);
-        let cut = killed_at(on_workers, &dir.join(ck), |_, _| true);
+        let cut = killed_after_a_checkpoint(on_workers, &dir.join(ck));
         assert!(cut, "seed {seed}: the workers ended before their first cut");
         let resumed = rules_run(&dir, &["--checkpoint", ck, "--output", out]);
         let case = format!("seed {seed}");

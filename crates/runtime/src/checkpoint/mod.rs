@@ -42,6 +42,24 @@ pub use store::{EngineState, Marker, Part, Piece, Stored};
 /// writable).
 const FAIL_VARIABLE: &str = "CEPHEID_TEST_FAIL_CHECKPOINT";
 
+/// A test-only variable: `CEPHEID_TEST_KILL_AFTER_CHECKPOINT=N` makes the
+/// process kill itself (`SIGKILL`, as `kill -9` would) as soon as
+/// checkpoint `N` (its number, `cut-N`) is durable, while the matching
+/// thread goes on: a kill at a known point of a run, which a test that
+/// watches the folder and kills the process catches only when the machine
+/// is idle enough.
+const KILL_VARIABLE: &str = "CEPHEID_TEST_KILL_AFTER_CHECKPOINT";
+
+/// Ends the process at once, as `SIGKILL` does: no destructor, no flush.
+fn kill_self() -> ! {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getpid, kill_process, Signal};
+        let _ = kill_process(getpid(), Signal::KILL);
+    }
+    std::process::abort()
+}
+
 /// What a checkpoint must agree on with the command that resumes from it
 /// (the patterns, `--max-delay`, `--max-runs-per-key`, `--max-live-runs`
 /// and `--max-waiting` are checked by `Engine::restore`): made by
@@ -435,9 +453,9 @@ impl Writer {
         let (jobs, inbox) = mpsc::channel();
         let (answer, done) = mpsc::channel();
         let dir = dir.to_path_buf();
-        let fail_at: Option<u64> = std::env::var(FAIL_VARIABLE)
-            .ok()
-            .and_then(|v| v.parse().ok());
+        let variable = |name| std::env::var(name).ok().and_then(|v| v.parse().ok());
+        let fail_at: Option<u64> = variable(FAIL_VARIABLE);
+        let kill_after: Option<u64> = variable(KILL_VARIABLE);
         let mut written = 0;
         let mut hook = hook;
         let thread = thread::Builder::new()
@@ -460,6 +478,9 @@ impl Writer {
                             file::seal(&mut piece);
                             file::seal(&mut marker);
                             let result = write_one(&dir, number, &piece, &marker, fail);
+                            if result.is_ok() && kill_after == Some(number) {
+                                kill_self();
+                            }
                             let written = Written {
                                 result,
                                 ended: Instant::now(),
