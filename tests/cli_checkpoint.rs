@@ -635,6 +635,9 @@ fn a_followed_file_resumes_where_it_stopped() {
         live.signal("TERM");
         let (status, _, stderr) = live.finish();
         assert_eq!(status.code(), Some(143), "{stderr}");
+        // (as workers say it)
+        let said = "cepheid: checkpoint taken in ckpt as the run stopped";
+        assert!(stderr.lines().any(|l| l == said), "{stderr}");
         stderr
     };
     let live = start();

@@ -504,6 +504,15 @@ impl Session<'_> {
             self.say(Level::Info, format!("cepheid: stopped by {why}"));
             self.check_output()?;
             self.checkpoint_if_dirty()?;
+            // (said as workers say it: the newest checkpoint is where
+            // the run stopped, and the next run replays nothing)
+            if let Some(c) = &self.checkpoints {
+                if c.number > 0 && !c.schedule.dirty() {
+                    let dir = c.dir.display();
+                    let said = format!("cepheid: checkpoint taken in {dir} as the run stopped");
+                    self.say(Level::Info, said);
+                }
+            }
             return Ok(Some(why));
         }
         if stop.is_none() && config.field_warnings.is_some() {
