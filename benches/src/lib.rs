@@ -417,6 +417,76 @@ pub fn write_jsonl<W: Write>(
     out.flush()
 }
 
+/// Writes events as payment-sized JSON lines (issue 43): each event's
+/// `key`, `type` and `ts` as [`write_jsonl`] writes them, then the fields a
+/// payment carries, about 240 bytes a line in all. The patterns read only
+/// `key`, `type` and `ts`, so a workload's counts are the table's; the
+/// other fields are there to be decoded (or skipped) as a deployment's
+/// would be. Exact: for the `n`-th event (from 0) with key `k`, with
+/// `h = mix(n * 31 + 7)` and `u = mix(k * 131 + 3)` ([`mix`]):
+///
+/// - `user`: `"u-"` and `k` in six digits; `device`: `"d-"` and the low 32
+///   bits of `u` in eight hex digits (one device a user);
+/// - `ip`: `10.A.B.C` from `u`'s bytes 4 to 6 (one address a user), except
+///   when `h % 16 == 0`: `203.0.113.` and `h >> 8 & 0xff` (a new address);
+/// - `amount`: `(h >> 16) % 500_000` cents, written with two decimals;
+/// - `currency`, `channel`, `country`: [`CURRENCIES`]`[h >> 40 & 3]`,
+///   [`CHANNELS`]`[h >> 42 & 3]`, [`COUNTRIES`]`[h >> 44 & 7]`;
+/// - `merchant`: `"m-"` and `(h >> 48) % 5_000` in five digits;
+/// - `user_agent`: [`USER_AGENTS`]`[u >> 56 & 3]`.
+pub fn write_payments_jsonl<W: Write>(
+    events: impl IntoIterator<Item = BenchEvent>,
+    out: W,
+) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    for (n, e) in events.into_iter().enumerate() {
+        let h = mix((n as u64).wrapping_mul(31).wrapping_add(7));
+        let u = mix((e.key as u64).wrapping_mul(131).wrapping_add(3));
+        let ip = match h % 16 {
+            0 => format!("203.0.113.{}", h >> 8 & 0xff),
+            _ => format!(
+                "10.{}.{}.{}",
+                u >> 32 & 0xff,
+                u >> 40 & 0xff,
+                u >> 48 & 0xff
+            ),
+        };
+        let cents = (h >> 16) % 500_000;
+        writeln!(
+            out,
+            r#"{{"key":{},"type":{},"ts":{},"user":"u-{:06}","ip":"{ip}","device":"d-{:08x}","amount":{}.{:02},"currency":"{}","merchant":"m-{:05}","channel":"{}","country":"{}","user_agent":"{}"}}"#,
+            e.key,
+            e.kind,
+            e.ts,
+            e.key,
+            u & 0xffff_ffff,
+            cents / 100,
+            cents % 100,
+            CURRENCIES[(h >> 40 & 3) as usize],
+            (h >> 48) % 5_000,
+            CHANNELS[(h >> 42 & 3) as usize],
+            COUNTRIES[(h >> 44 & 7) as usize],
+            USER_AGENTS[(u >> 56 & 3) as usize],
+        )?;
+    }
+    out.flush()
+}
+
+/// The currencies of [`write_payments_jsonl`].
+pub const CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "JPY"];
+/// The channels of [`write_payments_jsonl`].
+pub const CHANNELS: [&str; 4] = ["web", "ios", "android", "pos"];
+/// The countries of [`write_payments_jsonl`].
+pub const COUNTRIES: [&str; 8] = ["DE", "FR", "US", "GB", "JP", "BR", "IN", "NL"];
+/// The user agents of [`write_payments_jsonl`] (as browsers and apps send
+/// them; most of a payment line's bytes).
+pub const USER_AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4) Mobile/15E148",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/124.0",
+    "PayApp/5.12.0 (Android 13; SM-S911B) okhttp/4.12.0",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +502,42 @@ mod tests {
             .map(|e| (e.key, e.kind, e.ts))
             .collect()
     }
+
+    #[test]
+    fn payment_lines_are_the_events_with_about_240_bytes_of_payment() {
+        let params = Params {
+            events: 2_000,
+            ..Workload::Ab.default_params()
+        };
+        let mut bytes = Vec::new();
+        write_payments_jsonl(Workload::Ab.events(&params), &mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let mut plain = Vec::new();
+        write_jsonl(Workload::Ab.events(&params), &mut plain).unwrap();
+        let plain = String::from_utf8(plain).unwrap();
+        let mut new_ips = 0;
+        for (line, small) in text.lines().zip(plain.lines()) {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let small: serde_json::Value = serde_json::from_str(small).unwrap();
+            for field in ["key", "type", "ts"] {
+                assert_eq!(value[field], small[field], "{line}");
+            }
+            assert_eq!(value.as_object().unwrap().len(), 12, "{line}");
+            assert!(value["amount"].as_f64().unwrap() < 5_000.0, "{line}");
+            new_ips += usize::from(value["ip"].as_str().unwrap().starts_with("203."));
+        }
+        assert_eq!(text.lines().count(), 2_000);
+        let mean = text.len() / 2_000;
+        assert!((220..=260).contains(&mean), "{mean} bytes a line");
+        // (one in 16 from a new address)
+        assert!((60..=200).contains(&new_ips), "{new_ips}");
+        // The first line, exactly (the generator is the contract).
+        assert_eq!(text.lines().next().unwrap(), PAYMENT_0);
+    }
+
+    /// The first payment line of `ab`'s default stream (computed
+    /// independently: Python, the doc's formulas).
+    const PAYMENT_0: &str = r#"{"key":180,"type":0,"ts":0,"user":"u-000180","ip":"10.228.154.254","device":"d-b7699940","amount":3495.54,"currency":"USD","merchant":"m-00547","channel":"web","country":"IN","user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4) Mobile/15E148"}"#;
 
     #[test]
     fn mix_is_splitmix64() {

@@ -66,6 +66,10 @@ struct Args {
     /// input of `cepheid run` by hand, under a profiler or `perf stat`.
     #[arg(long, value_name = "DIR")]
     write: Option<PathBuf>,
+    /// With `--write`: payment-sized lines (about 240 bytes: the events'
+    /// fields, then a payment's; `cepheid_bench::write_payments_jsonl`).
+    #[arg(long, requires = "write")]
+    payments: bool,
     /// Measures engine snapshots instead (`docs/snapshot.md`): size, time
     /// to write and to restore, with each selected workload (default:
     /// unpaid) in steady state after `4 K + 1` events, at `--keys` keys
@@ -156,8 +160,11 @@ fn write(args: &Args, dir: &std::path::Path) -> Result<ExitCode, String> {
             .map_err(|e| format!("{}: {e}", pattern.display()))?;
         let file =
             std::fs::File::create(&events).map_err(|e| format!("{}: {e}", events.display()))?;
-        cepheid_bench::write_jsonl(workload.events(&params), file)
-            .map_err(|e| format!("{}: {e}", events.display()))?;
+        let written = match args.payments {
+            true => cepheid_bench::write_payments_jsonl(workload.events(&params), file),
+            false => cepheid_bench::write_jsonl(workload.events(&params), file),
+        };
+        written.map_err(|e| format!("{}: {e}", events.display()))?;
         eprintln!(
             "cepheid-bench: wrote {} and {} (N={}, K={})",
             pattern.display(),
