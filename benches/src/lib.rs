@@ -503,18 +503,24 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn payment_lines_are_the_events_with_about_240_bytes_of_payment() {
+    /// The first `events` events of `ab` as `write` writes them.
+    fn ab_written(
+        events: u64,
+        write: impl FnOnce(Events, &mut Vec<u8>) -> io::Result<()>,
+    ) -> String {
         let params = Params {
-            events: 2_000,
+            events,
             ..Workload::Ab.default_params()
         };
-        let mut bytes = Vec::new();
-        write_payments_jsonl(Workload::Ab.events(&params), &mut bytes).unwrap();
-        let text = String::from_utf8(bytes).unwrap();
-        let mut plain = Vec::new();
-        write_jsonl(Workload::Ab.events(&params), &mut plain).unwrap();
-        let plain = String::from_utf8(plain).unwrap();
+        let mut out = Vec::new();
+        write(Workload::Ab.events(&params), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn payment_lines_are_the_events_with_about_240_bytes_of_payment() {
+        let text = ab_written(2_000, |e, out| write_payments_jsonl(e, out));
+        let plain = ab_written(2_000, |e, out| write_jsonl(e, out));
         let mut new_ips = 0;
         for (line, small) in text.lines().zip(plain.lines()) {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -639,13 +645,7 @@ mod tests {
 
     #[test]
     fn jsonl_lines() {
-        let params = Params {
-            events: 2,
-            ..Workload::Ab.default_params()
-        };
-        let mut out = Vec::new();
-        write_jsonl(Workload::Ab.events(&params), &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = ab_written(2, |e, out| write_jsonl(e, out));
         assert_eq!(
             text,
             "{\"key\":180,\"type\":0,\"ts\":0}\n{\"key\":105,\"type\":0,\"ts\":1}\n"
