@@ -287,13 +287,6 @@ proptest! {
         both.sort();
         prop_assert_eq!(both, whole);
     }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 24,
-        ..ProptestConfig::default()
-    })]
 
     /// A live run killed after a cut asked for between batches (taken
     /// where the input stands, up to 4 s above the sources: a source's
