@@ -1509,6 +1509,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
                     op: w.op,
                     value,
                     lifetime: w.expiry,
+                    until: None,
                 });
             }
         }

@@ -83,7 +83,23 @@ impl<E: Event + 'static> Engine<E> {
         lifetime: Option<Duration>,
     ) -> Result<(), Error> {
         let lifetime = lifetime.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        self.change_list(list, WriteOp::Add, value, at, lifetime)
+        self.change_list(list, WriteOp::Add, value, at, (lifetime, None))
+    }
+
+    /// Adds `value` to list `list` at event time `at`, until event time
+    /// `until` (`None`: the list's own `for`, or for ever): as
+    /// [`add_to_list`](Engine::add_to_list), with the expiry a time rather
+    /// than a lifetime (an entry of a reference file says when it
+    /// expires). An entry whose `until` has passed when it applies is
+    /// not there: the change removes the value.
+    pub fn add_to_list_until(
+        &mut self,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<(), Error> {
+        self.change_list(list, WriteOp::Add, value, at, (None, until))
     }
 
     /// Removes `value` from list `list` at event time `at` (as
@@ -94,7 +110,7 @@ impl<E: Event + 'static> Engine<E> {
         value: Value,
         at: Timestamp,
     ) -> Result<(), Error> {
-        self.change_list(list, WriteOp::Remove, value, at, None)
+        self.change_list(list, WriteOp::Remove, value, at, (None, None))
     }
 
     fn change_list(
@@ -103,7 +119,7 @@ impl<E: Event + 'static> Engine<E> {
         op: WriteOp,
         value: Value,
         at: Timestamp,
-        lifetime: Option<i64>,
+        (lifetime, until): (Option<i64>, Option<Timestamp>),
     ) -> Result<(), Error> {
         let Some(id) = self.core.memory.list_id(list) else {
             return Err(Error::new(
@@ -119,6 +135,7 @@ impl<E: Event + 'static> Engine<E> {
                 op,
                 value,
                 lifetime,
+                until,
             },
             watermark,
         );
@@ -138,6 +155,12 @@ impl<E: Event + 'static> Engine<E> {
     pub fn indicator_value(&self, indicator: &str, key: &[ValueRef<'_>]) -> Option<Value> {
         let id = self.core.memory.indicator_id(indicator)?;
         Some(self.core.memory.indicator(id, key))
+    }
+
+    /// Each list of the rule set in force, by name, with the entries it
+    /// holds now (expired ones leave as event time passes them).
+    pub fn list_sizes(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.core.memory.list_sizes()
     }
 
     /// Counters and sizes of the lists and indicators.

@@ -76,6 +76,10 @@ pub(crate) struct Change {
     /// For an add: the entry's lifetime from the time it is applied
     /// (`None`: the list's own, if any).
     pub lifetime: Option<i64>,
+    /// For an add: the time the entry expires, whenever it is applied
+    /// (wins over `lifetime`; an entry of a reference file, whose expiry
+    /// is a time).
+    pub until: Option<Timestamp>,
 }
 
 /// One indicator, compiled for the engine's events.
@@ -378,8 +382,15 @@ impl Memory {
                 let lifetime = change
                     .lifetime
                     .or(self.decls.lists[change.list.0 as usize].expiry);
-                let expires = lifetime.map_or(NEVER, |d| self.now.saturating_add(d));
-                list.add((&change.value).into(), expires, self.max_list_entries)
+                let expires = change
+                    .until
+                    .unwrap_or_else(|| lifetime.map_or(NEVER, |d| self.now.saturating_add(d)));
+                if expires <= self.now {
+                    // (expired already: not there, whatever was)
+                    list.remove((&change.value).into()).map(drop)
+                } else {
+                    list.add((&change.value).into(), expires, self.max_list_entries)
+                }
             }
             WriteOp::Remove => list.remove((&change.value).into()).map(drop),
         };
@@ -424,6 +435,13 @@ impl Memory {
         self.decls.indicator(name).map(|i| i.id)
     }
 
+    /// Each list's name and number of entries.
+    pub(crate) fn list_sizes(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        (self.decls.lists.iter())
+            .zip(&self.lists)
+            .map(|(d, l)| (&*d.name, l.len()))
+    }
+
     /// The state, for a snapshot.
     pub(crate) fn save(&self) -> Saved {
         Saved {
@@ -463,7 +481,9 @@ impl Memory {
                     list: self.decls.lists[c.list.0 as usize].name.to_string(),
                     add: c.op == WriteOp::Add,
                     value: c.value.clone(),
-                    lifetime: c.lifetime,
+                    // (a scheduled change's time is above every time
+                    // before it: its expiry as a lifetime from then)
+                    lifetime: c.until.map(|u| u.saturating_sub(at)).or(c.lifetime),
                 })
                 .collect(),
         }
@@ -502,6 +522,7 @@ impl Memory {
                         op,
                         value: c.value,
                         lifetime: c.lifetime,
+                        until: None,
                     },
                 );
             }

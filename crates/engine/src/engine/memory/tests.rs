@@ -60,6 +60,51 @@ fn a_list_change_is_seen_from_its_time_on_before_events_of_that_time() {
 }
 
 #[test]
+fn an_entry_given_an_expiry_time_lives_until_it_wherever_it_is_applied() {
+    let text = "list seen\npattern hit { match a where a: ip in seen }";
+    let ids = |cut: bool| {
+        let mut e = engine(text, 0);
+        // Applied at once (no event yet), and scheduled for time 20.
+        e.add_to_list_until("seen", "x".into(), i64::MIN, Some(15))
+            .unwrap();
+        e.add_to_list_until("seen", "y".into(), 20, Some(40)).unwrap();
+        // Expired when it applies: the value leaves.
+        e.add_to_list_until("seen", "z".into(), i64::MIN, None)
+            .unwrap();
+        e.add_to_list_until("seen", "z".into(), 30, Some(25)).unwrap();
+        let mut out = Vec::new();
+        let events = [
+            (1, 10, "x"),
+            (2, 14, "x"),
+            (3, 15, "x"),
+            (4, 19, "y"),
+            (5, 20, "y"),
+            (6, 29, "z"),
+            (7, 30, "z"),
+            (8, 39, "y"),
+            (9, 40, "y"),
+        ];
+        for (i, (id, ts, ip)) in events.into_iter().enumerate() {
+            if cut && i == 2 {
+                let mut bytes = Vec::new();
+                e.snapshot(&mut bytes).unwrap();
+                e = Engine::with_max_delay(Duration::ZERO);
+                e.restore_rules(&bytes[..]).unwrap();
+            }
+            push(
+                &mut e,
+                &format!(r#"{{"id": {id}, "ts": {ts}, "ip": "{ip}"}}"#),
+                &mut out,
+            );
+        }
+        e.finish(&mut out);
+        matched_ids(&out)
+    };
+    assert_eq!(ids(false), vec![1, 2, 5, 6, 8]);
+    assert_eq!(ids(true), ids(false));
+}
+
+#[test]
 fn entries_expire_in_event_time() {
     let mut e = engine(
         "list seen for 10ms\npattern hit { match a where a: ip in seen }",
