@@ -29,6 +29,7 @@ use cepheid_engine::engine::{Engine, ReloadPolicy};
 use cepheid_engine::io::Format;
 use cepheid_engine::{FieldWatch, Record, Rules};
 use cepheid_runtime::checkpoint::Every;
+use cepheid_runtime::lists::ListFile;
 use cepheid_runtime::stats;
 use cepheid_runtime::{
     Config, Conflict, End, Error, Input, Notice, Report, Runtime, Summary, Time,
@@ -117,6 +118,14 @@ pub struct Args {
     /// their match or timeout; `restart`, dropped and counted.
     #[arg(long, value_enum, default_value = "drain", value_name = "POLICY")]
     reload_policy: PolicyArg,
+    /// A reference list fed by a file: NAME is a list the rules declare
+    /// (`list NAME`), PATH a CSV file (`.csv`: `value[,expires]`) or JSON
+    /// lines (a value, or `{"value": V, "expires": T}`), one entry per
+    /// line. Read whole before the first event; with --watch, a change of
+    /// the file changes the list at the watermark then. Repeatable.
+    /// docs/lists.md.
+    #[arg(long = "list", value_name = "NAME=PATH", value_parser = parse_list)]
+    pub(crate) lists: Vec<ListFile>,
     /// Honour control records in the event stream (JSON lines):
     /// `{"$rules": "..."}` replaces the rule set at its line. Off by
     /// default: whoever writes events does not change the rules unless
@@ -615,6 +624,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::rules_dir`", "--rules-dir"),
     ("`Config::rules_max_ahead`", "--rules-max-ahead"),
     ("`Config::watch`", "--watch"),
+    ("`Config::lists`", "--list"),
     ("`Config::follow`", "--follow"),
     ("`Config::source_rules`", "--rules-topic"),
     ("`Time::Record`", "--time kafka"),
@@ -624,6 +634,11 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Scale::output_per_worker`", "--output-per-worker"),
     ("`Scale::chunk_bytes`", "--chunk-bytes"),
 ];
+
+/// `--list NAME=PATH`.
+fn parse_list(arg: &str) -> Result<ListFile, String> {
+    ListFile::parse(arg)
+}
 
 /// `--rules-max-ahead`: a duration, or `none`.
 #[cfg(feature = "kafka")]
@@ -753,6 +768,7 @@ pub(crate) fn config(args: &Args) -> Config {
     };
     config.rules_from_stream = args.rules_from_stream;
     config.rules_dir.clone_from(&args.rules_dir);
+    config.lists.clone_from(&args.lists);
     #[cfg(feature = "kafka")]
     {
         config.source_rules = args.rules_topic.is_some();

@@ -52,6 +52,8 @@ mod cli_kafka_topics;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_workers.rs"]
 mod cli_kafka_workers;
+#[path = "../cli_lists.rs"]
+mod cli_lists;
 #[path = "../cli_live.rs"]
 mod cli_live;
 #[cfg(feature = "metrics")]

@@ -386,6 +386,9 @@ impl Workers {
         if rules.patterns().iter().any(uses_lists_or_indicators) {
             return Err(Error::Refused(Refusal::ListsAndIndicators));
         }
+        if !config.lists.is_empty() {
+            return Err(Error::Refused(Refusal::ListFiles));
+        }
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);

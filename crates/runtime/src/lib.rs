@@ -61,6 +61,7 @@ mod counts;
 mod driver;
 mod follow;
 mod limits;
+pub mod lists;
 mod lock;
 mod reload;
 mod resume;
@@ -227,6 +228,12 @@ pub struct Config {
     /// event for each field not seen yet (none once all were), and, over
     /// the first this-many events, the names of their keys.
     pub field_warnings: Option<u64>,
+    /// Reference lists fed by files (`cepheid run --list NAME=PATH`;
+    /// [`lists`](crate::lists)): each file's entries are the list's from
+    /// the start, before any event; with [`Config::watch`], a file that
+    /// changes changes the list at the watermark then. Each list must be
+    /// declared by the rules (`list NAME`).
+    pub lists: Vec<lists::ListFile>,
 }
 
 impl Default for Config {
@@ -267,6 +274,7 @@ impl Config {
             split_watermarks: false,
             rules_max_ahead: Some(Config::RULES_MAX_AHEAD),
             field_warnings: Some(Config::FIELD_WARNINGS_AFTER),
+            lists: Vec::new(),
         }
     }
 
@@ -810,6 +818,16 @@ pub enum Error {
         /// Why.
         source: cepheid_engine::Error,
     },
+    /// A reference list's file ([`Config::lists`]) cannot be read, or
+    /// names a list the rules do not declare (`cepheid run` exits with 2).
+    List {
+        /// The list.
+        list: String,
+        /// Its file.
+        path: PathBuf,
+        /// Why, in words.
+        why: String,
+    },
     /// An error of the [`Cluster`]'s own, in its words (its layout, the
     /// other processes, a cut that does not fit the run, a worker that
     /// failed).
@@ -837,7 +855,7 @@ impl Error {
     /// exits with 2)?
     pub fn is_usage(&self) -> bool {
         match self {
-            Error::Conflict(_) => true,
+            Error::Conflict(_) | Error::List { .. } => true,
             Error::Cluster(e) => e.is_usage(),
             _ => false,
         }
@@ -912,6 +930,9 @@ impl fmt::Display for Error {
                 write!(f, "{place}: malformed record: {}", source.message())
             }
             Error::Conflict(e) => write!(f, "{e}"),
+            Error::List { list, path, why } => {
+                write!(f, "list `{list}` ({}): {why}", path.display())
+            }
             Error::Cluster(e) => write!(f, "{e}"),
             Error::Sink(e) => write!(f, "{e}"),
             Error::Source(e) => write!(f, "{e}"),

@@ -275,6 +275,18 @@ pub fn describe(control: &Control) -> String {
 /// `*.cep` files. The watch lasts as long as the returned watcher.
 #[cfg(feature = "watch")]
 pub fn watch(paths: &[PathBuf], tx: SyncSender<Message>) -> notify::Result<RecommendedWatcher> {
+    watch_for(paths, tx, || Message::Reload(Reload::Changed))
+}
+
+/// Watches `paths` as [`watch`] does and sends `message()` once they have
+/// been quiet for [`DEBOUNCE`] after a change (the reference files of
+/// [`Config::lists`](crate::Config::lists): [`Message::ListsChanged`]).
+#[cfg(feature = "watch")]
+pub(crate) fn watch_for(
+    paths: &[PathBuf],
+    tx: SyncSender<Message>,
+    message: fn() -> Message,
+) -> notify::Result<RecommendedWatcher> {
     // (folder, the file's name or `None` for every `*.cep` in it)
     let mut targets: Vec<(PathBuf, Option<std::ffi::OsString>)> = Vec::new();
     for path in paths {
@@ -335,7 +347,7 @@ pub fn watch(paths: &[PathBuf], tx: SyncSender<Message>) -> notify::Result<Recom
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             }
-            if tx.send(Message::Reload(Reload::Changed)).is_err() {
+            if tx.send(message()).is_err() {
                 return;
             }
         }

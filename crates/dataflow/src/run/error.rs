@@ -16,6 +16,10 @@ pub enum Refusal {
     /// writes and events, and give other records than one engine (the
     /// writes are not carried across workers yet, issue 40).
     ListsAndIndicators,
+    /// Reference lists fed by files (`Config::lists`): their entries are
+    /// not yet given to every worker's engines, nor their changes carried
+    /// to every worker at one point of event time (issue 40).
+    ListFiles,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
     /// Records to a sink with output per worker.
@@ -33,6 +37,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::ListsAndIndicators => {
                 "rules that write to lists or read indicators are not supported with `Scale::workers` or `Scale::processes` yet (each worker would see only its own keys' writes and events; run them on one engine)"
+            }
+            Refusal::ListFiles => {
+                "reference lists fed by files (`Config::lists`) are not supported with `Scale::workers` or `Scale::processes` yet (their entries and changes are not given to every worker; run them on one engine)"
             }
             Refusal::ProcessesNeedOutput => {
                 "`Scale::processes` needs an output file (`Config::output`): timely's networking may print on standard output"
@@ -407,6 +414,7 @@ mod tests {
             Refusal::ProcessingTime,
             Refusal::OutputPerWorkerNeedsOutput,
             Refusal::ListsAndIndicators,
+            Refusal::ListFiles,
             Refusal::ProcessesNeedOutput,
             Refusal::SinkOutputPerWorker,
         ];

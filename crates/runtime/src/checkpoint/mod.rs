@@ -148,6 +148,11 @@ pub struct Counters {
     /// line.
     #[serde(default)]
     pub(crate) rules_changed: bool,
+    /// The entries each reference file gave when it was last read
+    /// ([`Config::lists`](crate::Config::lists)): what a file changed
+    /// while the run was stopped removes.
+    #[serde(default)]
+    pub(crate) lists: Vec<crate::lists::FileEntries>,
 }
 
 impl Counters {

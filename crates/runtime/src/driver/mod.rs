@@ -225,6 +225,8 @@ struct Single {
     field_watch: FieldWatch,
     /// Called before each checkpoint file is written.
     hook: Option<Hook>,
+    /// The entries each reference file gave when it was read.
+    lists: Vec<crate::lists::FileEntries>,
 }
 
 impl Runtime {
@@ -443,6 +445,7 @@ impl Runtime {
                 }
             }
         };
+        let lists = read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
         let late = sink.takes_late();
         let out = Emit {
             format: Formatter::default(),
@@ -456,6 +459,7 @@ impl Runtime {
         Ok(Runtime(Executor::Single(Box::new(Single {
             field_watch,
             hook: None,
+            lists,
             config,
             engine,
             report,
@@ -593,6 +597,7 @@ impl Single {
             _locks,
             field_watch,
             hook,
+            lists,
         } = self;
         let started = Instant::now();
         let start = resumed
@@ -619,6 +624,7 @@ impl Single {
         let splits = resumed.as_ref().and_then(|m| m.split_watermarks.clone());
         let ranges = resumed.as_ref().map_or_else(Vec::new, |m| m.ranges.clone());
         let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
+        counters.lists = lists;
         keys.restore(&counters.object_keys_told);
         drops.restore(&counters.dropped_keys, &names(&engine));
         drops.overflow = counters.dropped_keys_overflow;
@@ -713,6 +719,31 @@ impl Single {
         }
         .summary(ended, started.elapsed(), None)
     }
+}
+
+/// The reference files of `config`, read whole before any event into
+/// `engine`'s lists (resumed: what they changed since the checkpoint, at
+/// once); the entries each gave.
+fn read_lists(
+    config: &Config,
+    engine: &mut Engine<Record>,
+    resumed: Option<&Meta>,
+    report: &mut dyn Report,
+) -> Result<Vec<crate::lists::FileEntries>, Error> {
+    let mut lists = resumed.map_or_else(Vec::new, |m| m.counters.lists.clone());
+    let when = match resumed {
+        Some(_) => crate::lists::When::Resumed,
+        None => crate::lists::When::Start,
+    };
+    crate::lists::refresh(
+        &config.lists,
+        engine,
+        &mut lists,
+        Timestamp::MIN,
+        when,
+        &mut |n| report.notice(n),
+    )?;
+    Ok(lists)
 }
 
 /// A source's run that its sink may send back to the start (it committed

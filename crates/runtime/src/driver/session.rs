@@ -285,6 +285,10 @@ impl Session<'_> {
                     continue;
                 }
                 Ok(Message::Stop(why)) => break (None, Some(why)),
+                Ok(Message::ListsChanged) => {
+                    self.lists_changed(None);
+                    continue;
+                }
                 Ok(Message::Reload(why)) => {
                     self.reload_from_disk(why)?;
                     self.flush_now()?;
@@ -316,20 +320,32 @@ impl Session<'_> {
     /// Watches the pattern files with [`Config::watch`] (the watch ends
     /// when what it returns is dropped).
     #[cfg(feature = "watch")]
-    fn watch(&mut self, tx: &SyncSender<Message>) -> Option<notify::RecommendedWatcher> {
+    fn watch(&mut self, tx: &SyncSender<Message>) -> Vec<notify::RecommendedWatcher> {
         if !self.config.watch {
-            return None;
+            return Vec::new();
         }
+        let mut watchers = Vec::new();
         match crate::reload::watch(&self.config.patterns, tx.clone()) {
-            Ok(watcher) => Some(watcher),
+            Ok(watcher) => watchers.push(watcher),
             Err(e) => {
                 self.say(
                     Level::Warning,
                     format!("warning: cannot watch the pattern files ({e}); a reload through the run's handle (Handle::reload) still reads them"),
                 );
-                None
             }
         }
+        if !self.config.lists.is_empty() {
+            let paths: Vec<std::path::PathBuf> =
+                self.config.lists.iter().map(|l| l.path.clone()).collect();
+            match crate::reload::watch_for(&paths, tx.clone(), || Message::ListsChanged) {
+                Ok(watcher) => watchers.push(watcher),
+                Err(e) => self.say(
+                    Level::Warning,
+                    format!("warning: cannot watch the reference files of --list ({e}); their lists stay as they were read"),
+                ),
+            }
+        }
+        watchers
     }
 
     /// Says that the pattern files cannot be watched without the feature
@@ -341,8 +357,48 @@ impl Session<'_> {
                 Level::Warning,
                 "warning: cannot watch the pattern files (built without the feature `watch`); a reload through the run's handle (Handle::reload) still reads them",
             );
+            if !self.config.lists.is_empty() {
+                self.say(
+                    Level::Warning,
+                    "warning: cannot watch the reference files of --list (built without the feature `watch`); their lists stay as they were read",
+                );
+            }
         }
         None
+    }
+
+    /// Reads the reference files again ([`Config::lists`]) and makes
+    /// their lists what they give now, from the watermark then + 1 (the
+    /// switch point of a rule change): every event processed after it
+    /// sees the new entries. `only`: the lists of those names alone, read
+    /// whole (the rules changed and declare them anew: empty).
+    fn lists_changed(&mut self, only: Option<&[String]>) {
+        if self.config.lists.is_empty() {
+            return;
+        }
+        let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        let files: Vec<crate::lists::ListFile> = match only {
+            None => self.config.lists.clone(),
+            Some(names) => {
+                (self.counters.lists).retain(|s| !names.contains(&s.list));
+                (self.config.lists.iter())
+                    .filter(|f| names.contains(&f.list))
+                    .cloned()
+                    .collect()
+            }
+        };
+        let report = &mut *self.out.report;
+        let result = crate::lists::refresh(
+            &files,
+            self.engine,
+            &mut self.counters.lists,
+            at,
+            crate::lists::When::Changed,
+            &mut |n| report.notice(n),
+        );
+        if let Err(e) = result {
+            self.say(Level::Warning, format!("cepheid: {e}"));
+        }
     }
 
     /// Gives a batch of the reader thread's lines to the engine. Returns
@@ -593,8 +649,20 @@ impl Session<'_> {
             }
         };
         let policy = self.config.reload_policy;
+        let lists_before = self.engine.declarations().lists.clone();
         match self.engine.set_rules(&rules, policy, &mut self.out) {
             Ok(changes) => {
+                // Lists declared anew (or of another kind) are empty: their
+                // files' entries again.
+                let anew: Vec<String> = (self.engine.declarations().lists.iter())
+                    .filter(|l| {
+                        !(lists_before.iter()).any(|b| b.name == l.name && b.kind == l.kind)
+                    })
+                    .map(|l| l.name.to_string())
+                    .collect();
+                if !anew.is_empty() {
+                    self.lists_changed(Some(&anew));
+                }
                 self.fields.set_watch(watch);
                 self.reloads.applied += 1;
                 self.counters.rules_changed |= changes.any();

@@ -171,7 +171,8 @@ impl LiveInput {
                 Ok(Message::Seen(seen)) => Heard::Seen(seen),
                 Ok(Message::Lag(lag)) => Heard::Lag(lag),
                 Ok(Message::RulesWaiting(waiting)) => Heard::RulesWaiting(waiting),
-                Ok(Message::Checkpointed) => continue,
+                // (the workers watch no reference file: `Cluster::check`)
+                Ok(Message::Checkpointed | Message::ListsChanged) => continue,
                 Ok(Message::End) | Err(_) => Heard::End,
             };
         }
@@ -190,7 +191,7 @@ impl LiveInput {
                 Message::Seen(seen) => Heard::Seen(seen),
                 Message::Lag(lag) => Heard::Lag(lag),
                 Message::RulesWaiting(waiting) => Heard::RulesWaiting(waiting),
-                Message::Checkpointed => continue,
+                Message::Checkpointed | Message::ListsChanged => continue,
                 Message::End => Heard::End,
             });
         }

@@ -496,6 +496,8 @@ pub(crate) enum Message {
     Stop(String),
     /// Read the pattern paths again: they changed, or `Handle::reload`.
     Reload(Reload),
+    /// A reference file of `Config::lists` changed: read them again.
+    ListsChanged,
     /// What the decoder saw of the patterns' fields (`Config::field_warnings`):
     /// sent once after that many events and once more at the end of the
     /// input, after its last batch.

@@ -67,11 +67,13 @@ fn an_entry_given_an_expiry_time_lives_until_it_wherever_it_is_applied() {
         // Applied at once (no event yet), and scheduled for time 20.
         e.add_to_list_until("seen", "x".into(), i64::MIN, Some(15))
             .unwrap();
-        e.add_to_list_until("seen", "y".into(), 20, Some(40)).unwrap();
+        e.add_to_list_until("seen", "y".into(), 20, Some(40))
+            .unwrap();
         // Expired when it applies: the value leaves.
         e.add_to_list_until("seen", "z".into(), i64::MIN, None)
             .unwrap();
-        e.add_to_list_until("seen", "z".into(), 30, Some(25)).unwrap();
+        e.add_to_list_until("seen", "z".into(), 30, Some(25))
+            .unwrap();
         let mut out = Vec::new();
         let events = [
             (1, 10, "x"),

@@ -1,0 +1,530 @@
+//! Reference lists fed by files (`Config::lists`, `cepheid run --list
+//! NAME=PATH`; `docs/lists.md`): each file read whole into the entries it
+//! gives, and the changes that make a list's file entries those of the
+//! file as it is now (what it gave before removed, what it gives added).
+//!
+//! A file is CSV when its name ends in `.csv`, JSON lines otherwise. One
+//! entry per line; blank lines and lines starting with `#` are skipped.
+//! - JSON lines: a value (`"10.0.0.1"`, `42`), or an object
+//!   `{"value": V, "expires": T}` (`expires` may be left out).
+//! - CSV: `value[,expires]`, with a header `value[,expires]` allowed on
+//!   the first line; a cell is typed as the JSON value its text would be,
+//!   as an event's CSV cell is (`42` a number, `10.0.0.1` a string).
+//!
+//! An expiry is an event time: integer milliseconds or an RFC 3339 string,
+//! as the time field takes. A malformed line is said with its
+//! `path:line` and left out; the rest of the file loads.
+//!
+//! The entries the files gave are kept in checkpoints
+//! ([`Counters`](crate::checkpoint::Counters)), so that a resumed run
+//! knows what to remove when a file changed while it was stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cepheid_engine::io::{parse_rfc3339, value_from_json};
+use cepheid_engine::{Engine, Record, Timestamp, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::{Level, Notice};
+
+/// A reference list fed by a file: `cepheid run --list NAME=PATH`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFile {
+    /// The list, as the rules declare it (`list NAME`).
+    pub list: String,
+    /// The file: CSV when its name ends in `.csv`, JSON lines otherwise.
+    pub path: PathBuf,
+}
+
+impl ListFile {
+    /// `NAME=PATH`, as the command line gives it.
+    pub fn parse(arg: &str) -> Result<ListFile, String> {
+        match arg.split_once('=') {
+            Some((list, path)) if !list.is_empty() && !path.is_empty() => Ok(ListFile {
+                list: list.to_string(),
+                path: PathBuf::from(path),
+            }),
+            _ => Err(format!(
+                "`{arg}` is not NAME=PATH (`blocked_ips=lists/blocked.csv`)"
+            )),
+        }
+    }
+}
+
+/// The entries one file gave when it was last read: each value by its
+/// JSON text, with its expiry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntries {
+    /// The list.
+    pub list: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Each entry's value as JSON text, and its expiry (`None`: the
+    /// list's own `for`, or none).
+    pub entries: BTreeMap<String, Option<Timestamp>>,
+}
+
+/// A change of a list that a file's new content asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Edit {
+    /// Add the value, until the time (`None`: the list's own `for`).
+    Add(Value, Option<Timestamp>),
+    /// Remove the value.
+    Remove(Value),
+}
+
+/// Most malformed lines of one file said one by one (the rest counted).
+const SAID_LINES: u64 = 10;
+
+/// Reads `file` whole: its entries, and each malformed line said to `say`
+/// (`path:line: why; the line is left out`, the first [`SAID_LINES`], then
+/// how many more). Why not, when it cannot be read at all.
+pub fn read(file: &ListFile, say: &mut dyn FnMut(Notice)) -> Result<FileEntries, String> {
+    let bytes = std::fs::read(&file.path)
+        .map_err(|e| format!("cannot read {}: {e}", file.path.display()))?;
+    let csv = file.path.extension().is_some_and(|x| x == "csv");
+    let mut entries = BTreeMap::new();
+    let mut bad = 0u64;
+    let mut left_out = |line: usize, why: String, say: &mut dyn FnMut(Notice)| {
+        bad += 1;
+        if bad <= SAID_LINES {
+            say(Notice::new(
+                Level::Warning,
+                format!(
+                    "cepheid: {}:{line}: list `{}`: {why}; the line is left out",
+                    file.path.display(),
+                    file.list
+                ),
+            ));
+        }
+    };
+    if csv {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(&bytes[..]);
+        // (lines counted here from each record's byte offset: the
+        // reader's own numbers leave blank and comment lines out)
+        let (mut counted_to, mut lines) = (0usize, 1usize);
+        let mut line_at = |byte: u64| {
+            // (a record's offset may be that of blank lines before it)
+            let mut byte = (byte as usize).min(bytes.len());
+            while bytes.get(byte).is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                byte += 1;
+            }
+            if byte > counted_to {
+                lines += bytes[counted_to..byte]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                counted_to = byte;
+            }
+            lines
+        };
+        for (i, row) in reader.records().enumerate() {
+            let (line, row) = match row {
+                Ok(row) => (row.position().map_or(i + 1, |p| line_at(p.byte())), row),
+                Err(e) => {
+                    let line = e.position().map_or(i + 1, |p| line_at(p.byte()));
+                    left_out(line, format!("not CSV ({e})"), say);
+                    continue;
+                }
+            };
+            // (comments by hand: the reader's own leave them out of its
+            // line numbers)
+            if row.iter().all(str::is_empty) || row.get(0).is_some_and(|c| c.starts_with('#')) {
+                continue;
+            }
+            if i == 0 && row.get(0) == Some("value") {
+                continue;
+            }
+            match csv_entry(&row) {
+                Ok((text, until)) => {
+                    entries.insert(text, until);
+                }
+                Err(why) => left_out(line, why, say),
+            }
+        }
+    } else {
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line_no = i + 1;
+            let text = match std::str::from_utf8(line) {
+                Ok(text) => text.trim(),
+                Err(_) => {
+                    left_out(line_no, "not UTF-8".to_string(), say);
+                    continue;
+                }
+            };
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            match json_entry(text) {
+                Ok((text, until)) => {
+                    entries.insert(text, until);
+                }
+                Err(why) => left_out(line_no, why, say),
+            }
+        }
+    }
+    if bad > SAID_LINES {
+        say(Notice::new(
+            Level::Warning,
+            format!(
+                "cepheid: {}: list `{}`: {} more malformed lines left out",
+                file.path.display(),
+                file.list,
+                bad - SAID_LINES
+            ),
+        ));
+    }
+    Ok(FileEntries {
+        list: file.list.clone(),
+        path: file.path.clone(),
+        entries,
+    })
+}
+
+/// A CSV row's entry: its value's JSON text and expiry.
+fn csv_entry(row: &csv::StringRecord) -> Result<(String, Option<Timestamp>), String> {
+    if row.len() > 2 {
+        return Err(format!(
+            "{} cells, where an entry is `value[,expires]`",
+            row.len()
+        ));
+    }
+    let cell = row.get(0).unwrap_or_default();
+    if cell.is_empty() {
+        return Err("the value is empty".to_string());
+    }
+    // (typed as the JSON value its text would be, as an event's cell)
+    let json = match serde_json::from_str::<serde_json::Value>(cell) {
+        Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)))
+            if !cell.starts_with(['+', '.']) =>
+        {
+            v
+        }
+        _ => serde_json::Value::String(cell.to_string()),
+    };
+    let until = match row.get(1).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(cell) => Some(time_of_text(cell)?),
+    };
+    Ok((json.to_string(), until))
+}
+
+/// A JSON line's entry: its value's JSON text and expiry.
+fn json_entry(text: &str) -> Result<(String, Option<Timestamp>), String> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    let (value, until) = match json {
+        serde_json::Value::Object(mut object) => {
+            let value = object
+                .remove("value")
+                .ok_or("an object entry has a `value`")?;
+            let until = match object.remove("expires") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::Number(n)) => Some(
+                    n.as_i64()
+                        .ok_or("`expires` is integer milliseconds or an RFC 3339 time")?,
+                ),
+                Some(serde_json::Value::String(s)) => Some(time_of_text(&s)?),
+                Some(_) => {
+                    return Err("`expires` is integer milliseconds or an RFC 3339 time".into())
+                }
+            };
+            if let Some(key) = object.keys().next() {
+                return Err(format!(
+                    "an object entry has `value` and `expires` only (not `{key}`)"
+                ));
+            }
+            (value, until)
+        }
+        value => (value, None),
+    };
+    match value {
+        serde_json::Value::Null | serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+            Err("null, a list or an object is no list entry".to_string())
+        }
+        value => Ok((value.to_string(), until)),
+    }
+}
+
+/// An expiry's text: integer milliseconds or an RFC 3339 time.
+fn time_of_text(text: &str) -> Result<Timestamp, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    parse_rfc3339(text).map_err(|e| {
+        format!("`{text}` is not an expiry (integer milliseconds or an RFC 3339 time: {e})")
+    })
+}
+
+/// The changes that make `before`'s entries `now`'s: removals first (of
+/// what `now` no longer gives), then additions (of what it gives anew or
+/// with another expiry).
+pub fn diff(before: &BTreeMap<String, Option<Timestamp>>, now: &FileEntries) -> Vec<Edit> {
+    let value = |text: &str| {
+        let json: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        value_from_json(&json)
+    };
+    let removed = (before.keys())
+        .filter(|text| !now.entries.contains_key(*text))
+        .map(|text| Edit::Remove(value(text)));
+    let added = (now.entries.iter())
+        .filter(|(text, until)| before.get(*text) != Some(until))
+        .map(|(text, until)| Edit::Add(value(text), *until));
+    removed.chain(added).collect()
+}
+
+/// Makes `edits` of list `list` in `engine`, at event time `at`
+/// (`Timestamp::MIN`: at once, before any event). The number of entries
+/// the list refused (full) and of values it could not hold.
+pub fn apply(
+    engine: &mut Engine<Record>,
+    list: &str,
+    edits: &[Edit],
+    at: Timestamp,
+) -> Result<(), cepheid_engine::Error> {
+    for edit in edits {
+        match edit {
+            Edit::Add(value, until) => engine.add_to_list_until(list, value.clone(), at, *until)?,
+            Edit::Remove(value) => engine.remove_from_list(list, value.clone(), at)?,
+        }
+    }
+    Ok(())
+}
+
+/// When the files are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// At the start of a run: every file must be read, and its list
+    /// declared.
+    Start,
+    /// At a resume: what changed since the checkpoint is made (a file
+    /// that cannot be read stops the run, as at the start).
+    Resumed,
+    /// A file changed while the run goes on (`Config::watch`), or the
+    /// rules changed and declare a list again: one that cannot be read is
+    /// said, and its list goes on as it was.
+    Changed,
+}
+
+/// Reads each file of `files` and makes its list in `engine` what the
+/// file gives now, at event time `at` (`Timestamp::MIN`: at once, before
+/// any event): what it gave before (`state`, by list and path, updated
+/// here) removed, what it gives anew added. Each change is said to `say`
+/// with what made it. A list the rules do not declare is an error at
+/// the start; later (the rules changed) its file is passed over until
+/// they declare it again.
+pub fn refresh(
+    files: &[ListFile],
+    engine: &mut Engine<Record>,
+    state: &mut Vec<FileEntries>,
+    at: Timestamp,
+    when: When,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(), crate::Error> {
+    let fail = |file: &ListFile, why: String| crate::Error::List {
+        list: file.list.clone(),
+        path: file.path.clone(),
+        why,
+    };
+    for file in files {
+        let declared = engine.list_sizes().any(|(name, _)| name == file.list);
+        if !declared {
+            if when == When::Start {
+                return Err(fail(
+                    file,
+                    format!("the rules declare no list `{}` (`list {0}`)", file.list),
+                ));
+            }
+            continue;
+        }
+        let now = match read(file, say) {
+            Ok(now) => now,
+            Err(why) if when == When::Changed => {
+                say(Notice::new(
+                    Level::Warning,
+                    format!(
+                        "cepheid: list `{}`: {why}; the list goes on as it was",
+                        file.list
+                    ),
+                ));
+                continue;
+            }
+            Err(why) => return Err(fail(file, why)),
+        };
+        let slot = state
+            .iter()
+            .position(|s| s.list == file.list && s.path == file.path);
+        let empty = BTreeMap::new();
+        let before = slot.map_or(&empty, |i| &state[i].entries);
+        let edits = diff(before, &now);
+        let stats = engine.memory_stats();
+        apply(engine, &file.list, &edits, at).map_err(|e| fail(file, e.to_string()))?;
+        let after = engine.memory_stats();
+        let path = shown(&file.path);
+        let list = &file.list;
+        let said = match when {
+            When::Start => Some(format!(
+                "cepheid: list `{list}`: {} entries from {path}",
+                now.entries.len()
+            )),
+            _ if edits.is_empty() => None,
+            When::Resumed => Some(format!(
+                "cepheid: list `{list}`: {path} changed while the run was stopped: {}, at the checkpoint's event time",
+                describe(&edits)
+            )),
+            When::Changed => Some(format!(
+                "cepheid: list `{list}`: {path} changed: {}, from event time {}",
+                describe(&edits),
+                if at == Timestamp::MIN { "the start".to_string() } else { at.to_string() }
+            )),
+        };
+        if let Some(text) = said {
+            say(Notice::new(Level::Info, text));
+        }
+        let refused = after.refused_entries - stats.refused_entries;
+        let bad = after.bad_entries - stats.bad_entries;
+        if refused > 0 {
+            say(Notice::new(
+                Level::Warning,
+                format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Engine::max_list_entries`)"),
+            ));
+        }
+        if bad > 0 {
+            say(Notice::new(
+                Level::Warning,
+                format!("cepheid: list `{list}`: {bad} entries of {path} refused: a list of its kind cannot hold them"),
+            ));
+        }
+        match slot {
+            Some(i) => state[i] = now,
+            None => state.push(now),
+        }
+    }
+    Ok(())
+}
+
+/// What a load or a change of the files did, for messages:
+/// `3 added, 1 removed`.
+pub fn describe(edits: &[Edit]) -> String {
+    let added = edits.iter().filter(|e| matches!(e, Edit::Add(..))).count();
+    format!("{added} added, {} removed", edits.len() - added)
+}
+
+/// Where `path` is shown in messages.
+pub(crate) fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(name: &str, text: &str) -> (FileEntries, Vec<String>) {
+        let dir = std::env::temp_dir().join(format!("cepheid-lists-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut said = Vec::new();
+        let file = ListFile {
+            list: "l".to_string(),
+            path,
+        };
+        let read = read(&file, &mut |n| said.push(n.as_str().to_string())).unwrap();
+        (read, said)
+    }
+
+    fn texts(e: &FileEntries) -> Vec<(&str, Option<Timestamp>)> {
+        e.entries.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+    }
+
+    #[test]
+    fn a_csv_cell_is_typed_as_the_json_value_its_text_would_be() {
+        let (e, said) = entries(
+            "a.csv",
+            "42\n00042\n+7\ntrue\n1.5\n10.0.0.1\n\"a,b\",1970-01-01T00:00:01Z\n18446744073709551615\n",
+        );
+        assert!(said.is_empty(), "{said:?}");
+        assert_eq!(
+            texts(&e),
+            vec![
+                ("\"+7\"", None),
+                ("\"00042\"", None),
+                ("\"10.0.0.1\"", None),
+                ("\"a,b\"", Some(1000)),
+                ("1.5", None),
+                ("18446744073709551615", None),
+                ("42", None),
+                ("true", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_lines_take_values_and_objects_and_say_every_other_line_with_its_number() {
+        let (e, said) = entries(
+            "a.jsonl",
+            "\"x\"\n{\"value\": 3, \"expires\": 9}\n\n# c\n{\"value\": 1, \"other\": 2}\n[1]\n{\"expires\": 3}\n{\"value\": 2, \"expires\": true}\n",
+        );
+        assert_eq!(texts(&e), vec![("\"x\"", None), ("3", Some(9))]);
+        let lines: Vec<&str> = said
+            .iter()
+            .map(|s| {
+                s.split(": list")
+                    .next()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(lines, vec!["5", "6", "7", "8"], "{said:?}");
+    }
+
+    #[test]
+    fn more_than_ten_malformed_lines_are_counted_after_the_tenth() {
+        let (e, said) = entries("m.jsonl", &"{\n".repeat(25));
+        assert!(e.entries.is_empty());
+        assert_eq!(said.len(), 11, "{said:?}");
+        assert!(
+            said[10]
+                .trim_end()
+                .ends_with("15 more malformed lines left out"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn a_diff_removes_what_is_gone_then_adds_what_is_new_or_expires_otherwise() {
+        let before: BTreeMap<String, Option<Timestamp>> = [
+            ("\"a\"".to_string(), None),
+            ("\"b\"".to_string(), Some(5)),
+            ("\"c\"".to_string(), None),
+        ]
+        .into_iter()
+        .collect();
+        let now = FileEntries {
+            list: "l".to_string(),
+            path: PathBuf::new(),
+            entries: [
+                ("\"a\"".to_string(), None),
+                ("\"b\"".to_string(), Some(7)),
+                ("4".to_string(), None),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        assert_eq!(
+            diff(&before, &now),
+            vec![
+                Edit::Remove("c".into()),
+                Edit::Add("b".into(), Some(7)),
+                Edit::Add(Value::Int(4), None),
+            ]
+        );
+        assert_eq!(describe(&diff(&before, &now)), "2 added, 1 removed");
+    }
+}

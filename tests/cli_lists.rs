@@ -1,0 +1,240 @@
+//! Reference lists fed by files (`cepheid run --list NAME=PATH`,
+//! `docs/lists.md`): read whole before the first event (CSV and JSON
+//! lines, expiries, malformed lines said with `path:line` and left out);
+//! a name the rules do not declare or a file that cannot be read stops the
+//! run before it starts (exit 2); with `--watch`, an edit changes the list
+//! from the watermark then; a resume makes what the file changed while the
+//! run was stopped. Live runs are read as they come (`common::Live`), each
+//! wait bounded, never after a sleep.
+
+use crate::common;
+
+use std::fs;
+
+use common::{cepheid, scratch, Live};
+
+const RULES: &str = r#"
+list blocked_ips
+list nets of cidr
+pattern hit {
+    match a
+    where a: ip in blocked_ips or ip in nets
+}
+"#;
+
+fn event(ts: i64, ip: &str) -> String {
+    format!("{{\"ts\":{ts},\"ip\":\"{ip}\"}}\n")
+}
+
+/// The `ts` of each match's event, in output order.
+fn matched(stdout: &[u8]) -> Vec<i64> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "match")
+        .map(|r| r["events"]["a"][0]["ts"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn list_files_are_read_before_the_first_event_and_a_malformed_line_is_said_and_left_out() {
+    let dir = scratch("lists-read");
+    fs::write(dir.join("r.cep"), RULES).unwrap();
+    // A header, an entry, a quoted one that expires at 5, a comment, a
+    // blank line, a line of three cells, one that expires at 8.
+    fs::write(
+        dir.join("blocked.csv"),
+        "value,expires\n10.0.0.1\n\"10.0.0.2\",5\n# a comment\n\n10.0.0.3,x,y\n10.0.0.4,1970-01-01T00:00:00.008Z\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("nets.jsonl"),
+        "\"192.168.0.0/16\"\n{\"value\": \"172.16.0.0/12\", \"expires\": 10}\nnot json\n{\"value\": null}\n\"not a network\"\n",
+    )
+    .unwrap();
+    let events: String = [
+        event(1, "10.0.0.1"),
+        event(2, "10.0.0.2"),
+        event(5, "10.0.0.2"),
+        event(6, "192.168.1.1"),
+        event(7, "10.0.0.4"),
+        event(8, "10.0.0.4"),
+        event(9, "172.16.3.3"),
+        event(10, "172.16.3.3"),
+        event(11, "10.9.9.9"),
+    ]
+    .concat();
+    fs::write(dir.join("e.jsonl"), events).unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
+        .args([
+            "--list",
+            "blocked_ips=blocked.csv",
+            "--list",
+            "nets=nets.jsonl",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(matched(&out.stdout), vec![1, 2, 6, 7, 9], "{stderr}");
+    for said in [
+        "cepheid: blocked.csv:6: list `blocked_ips`: 3 cells, where an entry is `value[,expires]`; the line is left out",
+        "cepheid: list `blocked_ips`: 3 entries from blocked.csv",
+        "cepheid: nets.jsonl:3: list `nets`: not JSON",
+        "cepheid: nets.jsonl:4: list `nets`: null, a list or an object is no list entry; the line is left out",
+        "cepheid: list `nets`: 3 entries from nets.jsonl",
+        "cepheid: list `nets`: 1 entries of nets.jsonl refused: a list of its kind cannot hold them",
+    ] {
+        assert!(stderr.contains(said), "{said:?} not in:\n{stderr}");
+    }
+    // Each record says what it read, as it was then.
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["reads"]["ip in blocked_ips"], true);
+}
+
+#[test]
+fn a_list_the_rules_do_not_declare_or_a_file_that_cannot_be_read_stops_the_run_before_it_starts() {
+    let dir = scratch("lists-refused");
+    fs::write(dir.join("r.cep"), RULES).unwrap();
+    fs::write(dir.join("b.csv"), "10.0.0.1\n").unwrap();
+    fs::write(dir.join("e.jsonl"), event(1, "10.0.0.1")).unwrap();
+    let run = |list: &str| {
+        cepheid()
+            .current_dir(&dir)
+            .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
+            .args(["--list", list])
+            .output()
+            .unwrap()
+    };
+    for (list, said) in [
+        (
+            "nope=b.csv",
+            "list `nope` (b.csv): the rules declare no list `nope` (`list nope`)",
+        ),
+        (
+            "nets=missing.csv",
+            "list `nets` (missing.csv): cannot read missing.csv",
+        ),
+        ("nets", "`nets` is not NAME=PATH"),
+    ] {
+        let out = run(list);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{list}: {stderr}");
+        assert!(stderr.contains(said), "{said:?} not in:\n{stderr}");
+        assert!(out.stdout.is_empty(), "{list}");
+    }
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn list_files_are_refused_on_workers_until_they_reach_every_worker() {
+    let dir = scratch("lists-workers");
+    fs::write(dir.join("r.cep"), RULES).unwrap();
+    fs::write(dir.join("b.csv"), "10.0.0.1\n").unwrap();
+    fs::write(dir.join("e.jsonl"), event(1, "10.0.0.1")).unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
+        .args(["--list", "blocked_ips=b.csv", "--workers", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("reference lists fed by files (--list) are not supported with --workers"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_watched_list_file_changes_its_list_from_the_watermark_then() {
+    let dir = scratch("lists-watch");
+    let rules = dir.join("r.cep");
+    fs::write(&rules, RULES).unwrap();
+    let blocked = dir.join("blocked.csv");
+    fs::write(&blocked, "10.0.0.1\n").unwrap();
+    let list = format!("blocked_ips={}", blocked.display());
+    let mut live = Live::run(&rules, &["--watch", "--no-progress", "--list", &list]);
+    live.stderr_line("cepheid: list `blocked_ips`: 1 entries from");
+    // The event at 1 is taken once the one at 2 moves the watermark to 1;
+    // the one at 2 waits.
+    live.write(&[event(1, "10.0.0.1"), event(2, "10.0.0.2")].concat());
+    let first = live.record("the listed address at 1");
+    assert_eq!(first["events"]["a"][0]["ts"], 1);
+    // Edited: 10.0.0.1 out, 10.0.0.2 in, from the watermark (1) + 1 on:
+    // the event at 2, which waited, sees the new list.
+    fs::write(&blocked, "10.0.0.2\n").unwrap();
+    let line = live.stderr_line("changed: 1 added, 1 removed");
+    assert!(line.ends_with("from event time 2"), "{line}");
+    live.write(&[event(3, "10.0.0.1"), event(4, "10.0.0.2"), event(5, "x")].concat());
+    let second = live.record("the address listed by the edit, at 2");
+    assert_eq!(second["events"]["a"][0]["ts"], 2);
+    let third = live.record("the address listed by the edit, at 4");
+    assert_eq!(third["events"]["a"][0]["ts"], 4);
+    // A file that cannot be read leaves the list as it was.
+    fs::remove_file(&blocked).unwrap();
+    live.stderr_line("the list goes on as it was");
+    live.write(&[event(6, "10.0.0.2"), event(7, "x")].concat());
+    let fourth = live.record("the list as it was");
+    assert_eq!(fourth["events"]["a"][0]["ts"], 6);
+    live.close();
+    let (status, rest, stderr) = live.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        rest.is_empty(),
+        "the address removed by the edit matched: {rest:?}"
+    );
+}
+
+#[test]
+fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
+    let dir = scratch("lists-resume");
+    fs::write(dir.join("r.cep"), RULES).unwrap();
+    fs::write(dir.join("b.csv"), "10.0.0.1\n10.0.0.9\n").unwrap();
+    fs::write(
+        dir.join("e.jsonl"),
+        [
+            event(1, "10.0.0.1"),
+            event(2, "10.0.0.9"),
+            event(3, "10.0.0.1"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let run = || {
+        let out = cepheid()
+            .current_dir(&dir)
+            .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
+            .args(["--list", "blocked_ips=b.csv", "--checkpoint", "ck"])
+            .args(["--output", "out.jsonl"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        (matched(&fs::read(dir.join("out.jsonl")).unwrap()), stderr)
+    };
+    let (first, _) = run();
+    // (the event at 3 waits for the watermark at the checkpoint; the end
+    // of input takes it)
+    assert_eq!(first, vec![1, 2, 3]);
+    // While it is stopped: 10.0.0.9 out, 10.0.0.5 in; more events.
+    fs::write(dir.join("b.csv"), "10.0.0.1\n10.0.0.5\n").unwrap();
+    let more = [
+        event(4, "10.0.0.9"),
+        event(5, "10.0.0.5"),
+        event(6, "10.0.0.1"),
+    ]
+    .concat();
+    let mut events = fs::read_to_string(dir.join("e.jsonl")).unwrap();
+    events.push_str(&more);
+    fs::write(dir.join("e.jsonl"), events).unwrap();
+    let (second, stderr) = run();
+    assert!(
+        stderr.contains("cepheid: list `blocked_ips`: b.csv changed while the run was stopped: 1 added, 1 removed, at the checkpoint's event time"),
+        "{stderr}"
+    );
+    assert_eq!(second, vec![1, 2, 3, 5, 6], "{stderr}");
+}
