@@ -10,6 +10,8 @@
 use crate::common;
 
 use std::fs;
+use std::path::Path;
+use std::process::Output;
 
 use common::{cepheid, scratch, Live};
 
@@ -24,6 +26,16 @@ pattern hit {
 
 fn event(ts: i64, ip: &str) -> String {
     format!("{{\"ts\":{ts},\"ip\":\"{ip}\"}}\n")
+}
+
+/// `cepheid run r.cep --events e.jsonl ARGS...` in `dir`.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    cepheid()
+        .current_dir(dir)
+        .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// The `ts` of each match's event, in output order.
@@ -65,17 +77,13 @@ fn list_files_are_read_before_the_first_event_and_a_malformed_line_is_said_and_l
     ]
     .concat();
     fs::write(dir.join("e.jsonl"), events).unwrap();
-    let out = cepheid()
-        .current_dir(&dir)
-        .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
-        .args([
-            "--list",
-            "blocked_ips=blocked.csv",
-            "--list",
-            "nets=nets.jsonl",
-        ])
-        .output()
-        .unwrap();
+    let lists = [
+        "--list",
+        "blocked_ips=blocked.csv",
+        "--list",
+        "nets=nets.jsonl",
+    ];
+    let out = run_in(&dir, &lists);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(matched(&out.stdout), vec![1, 2, 6, 7, 9], "{stderr}");
@@ -101,14 +109,7 @@ fn a_list_the_rules_do_not_declare_or_a_file_that_cannot_be_read_stops_the_run_b
     fs::write(dir.join("r.cep"), RULES).unwrap();
     fs::write(dir.join("b.csv"), "10.0.0.1\n").unwrap();
     fs::write(dir.join("e.jsonl"), event(1, "10.0.0.1")).unwrap();
-    let run = |list: &str| {
-        cepheid()
-            .current_dir(&dir)
-            .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
-            .args(["--list", list])
-            .output()
-            .unwrap()
-    };
+    let run = |list: &str| run_in(&dir, &["--list", list]);
     for (list, said) in [
         (
             "nope=b.csv",
@@ -135,12 +136,7 @@ fn list_files_are_refused_on_workers_until_they_reach_every_worker() {
     fs::write(dir.join("r.cep"), RULES).unwrap();
     fs::write(dir.join("b.csv"), "10.0.0.1\n").unwrap();
     fs::write(dir.join("e.jsonl"), event(1, "10.0.0.1")).unwrap();
-    let out = cepheid()
-        .current_dir(&dir)
-        .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
-        .args(["--list", "blocked_ips=b.csv", "--workers", "2"])
-        .output()
-        .unwrap();
+    let out = run_in(&dir, &["--list", "blocked_ips=b.csv", "--workers", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -205,13 +201,11 @@ fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
     )
     .unwrap();
     let run = || {
-        let out = cepheid()
-            .current_dir(&dir)
-            .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
-            .args(["--list", "blocked_ips=b.csv", "--checkpoint", "ck"])
-            .args(["--output", "out.jsonl"])
-            .output()
-            .unwrap();
+        let list = ["--list", "blocked_ips=b.csv"];
+        let out = run_in(
+            &dir,
+            &[&list[..], &["--checkpoint", "ck", "--output", "out.jsonl"]].concat(),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "{stderr}");
         (matched(&fs::read(dir.join("out.jsonl")).unwrap()), stderr)
