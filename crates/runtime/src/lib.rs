@@ -229,7 +229,7 @@ pub struct Config {
     /// the first this-many events, the names of their keys.
     pub field_warnings: Option<u64>,
     /// Reference lists fed by files (`cepheid run --list NAME=PATH`;
-    /// [`lists`](crate::lists)): each file's entries are the list's from
+    /// [`lists`]): each file's entries are the list's from
     /// the start, before any event; with [`Config::watch`], a file that
     /// changes changes the list at the watermark then. Each list must be
     /// declared by the rules (`list NAME`).

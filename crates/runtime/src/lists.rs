@@ -78,7 +78,7 @@ pub enum Edit {
 const SAID_LINES: u64 = 10;
 
 /// Reads `file` whole: its entries, and each malformed line said to `say`
-/// (`path:line: why; the line is left out`, the first [`SAID_LINES`], then
+/// (`path:line: why; the line is left out`, the first ten, then
 /// how many more). Why not, when it cannot be read at all.
 pub fn read(file: &ListFile, say: &mut dyn FnMut(Notice)) -> Result<FileEntries, String> {
     let bytes = std::fs::read(&file.path)
