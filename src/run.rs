@@ -124,7 +124,7 @@ pub struct Args {
     /// line. Read whole before the first event; with --watch, a change of
     /// the file changes the list at the watermark then. Repeatable.
     /// docs/lists.md.
-    #[arg(long = "list", value_name = "NAME=PATH", value_parser = parse_list)]
+    #[arg(long = "list", value_name = "NAME=PATH", value_parser = ListFile::parse)]
     pub(crate) lists: Vec<ListFile>,
     /// Honour control records in the event stream (JSON lines):
     /// `{"$rules": "..."}` replaces the rule set at its line. Off by
@@ -634,11 +634,6 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Scale::output_per_worker`", "--output-per-worker"),
     ("`Scale::chunk_bytes`", "--chunk-bytes"),
 ];
-
-/// `--list NAME=PATH`.
-fn parse_list(arg: &str) -> Result<ListFile, String> {
-    ListFile::parse(arg)
-}
 
 /// `--rules-max-ahead`: a duration, or `none`.
 #[cfg(feature = "kafka")]

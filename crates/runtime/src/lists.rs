@@ -20,7 +20,7 @@
 //! knows what to remove when a file changed while it was stopped.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cepheid_engine::io::{parse_rfc3339, value_from_json};
 use cepheid_engine::{Engine, Record, Timestamp, Value};
@@ -364,7 +364,7 @@ pub fn refresh(
         let stats = engine.memory_stats();
         apply(engine, &file.list, &edits, at).map_err(|e| fail(file, e.to_string()))?;
         let after = engine.memory_stats();
-        let path = shown(&file.path);
+        let path = file.path.display();
         let list = &file.list;
         let said = match when {
             When::Start => Some(format!(
@@ -412,11 +412,6 @@ pub fn refresh(
 pub fn describe(edits: &[Edit]) -> String {
     let added = edits.iter().filter(|e| matches!(e, Edit::Add(..))).count();
     format!("{added} added, {} removed", edits.len() - added)
-}
-
-/// Where `path` is shown in messages.
-pub(crate) fn shown(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]

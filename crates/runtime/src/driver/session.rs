@@ -341,7 +341,7 @@ impl Session<'_> {
                 Ok(watcher) => watchers.push(watcher),
                 Err(e) => self.say(
                     Level::Warning,
-                    format!("warning: cannot watch the reference files of --list ({e}); their lists stay as they were read"),
+                    format!("warning: cannot watch the reference files of `Config::lists` ({e}); their lists stay as they were read"),
                 ),
             }
         }
@@ -360,7 +360,7 @@ impl Session<'_> {
             if !self.config.lists.is_empty() {
                 self.say(
                     Level::Warning,
-                    "warning: cannot watch the reference files of --list (built without the feature `watch`); their lists stay as they were read",
+                    "warning: cannot watch the reference files of `Config::lists` (built without the feature `watch`); their lists stay as they were read",
                 );
             }
         }
