@@ -496,7 +496,9 @@ pub(crate) enum Message {
     Stop(String),
     /// Read the pattern paths again: they changed, or `Handle::reload`.
     Reload(Reload),
-    /// A reference file of `Config::lists` changed: read them again.
+    /// A reference file of `Config::lists` changed: read them again
+    /// (sent by the watcher of the `watch` feature alone).
+    #[cfg_attr(not(feature = "watch"), allow(dead_code))]
     ListsChanged,
     /// What the decoder saw of the patterns' fields (`Config::field_warnings`):
     /// sent once after that many events and once more at the end of the
