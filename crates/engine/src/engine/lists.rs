@@ -163,6 +163,18 @@ impl<E: Event + 'static> Engine<E> {
         self.core.memory.list_sizes()
     }
 
+    /// Keeps only the rolling indicators whose `group by` has every field
+    /// of `key` (`None`: all, the default), and spends nothing on the
+    /// others, whose values stay those of an empty window. For an engine
+    /// that gets the events of some values of `key` only (a dataflow
+    /// worker's engine of the patterns partitioned by `key`): the other
+    /// indicators cannot be read there as one engine reads them (and
+    /// `cepheid_dataflow` refuses the patterns that would). It holds
+    /// across changes of rules and restores.
+    pub fn keep_indicators_grouped_by(&mut self, key: Option<Vec<crate::event::FieldPath>>) {
+        self.core.memory.set_scope(key);
+    }
+
     /// Counters and sizes of the lists and indicators.
     pub fn memory_stats(&self) -> MemoryStats {
         self.core.memory.stats

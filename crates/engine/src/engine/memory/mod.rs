@@ -20,7 +20,7 @@ pub use list::EntryError;
 use list::{EntrySet, NEVER};
 use window::{Refused, Window};
 
-use crate::event::{Event, FieldId, FieldResolver};
+use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::expr::{AccumulatorLayoutBuilder, Accumulators, CompiledExpr};
 use crate::lookup::{Declarations, IndicatorId, ListId, Lookup, WriteOp};
 use crate::primitives::Timestamp;
@@ -88,6 +88,8 @@ struct Indicator {
     argument: Option<CompiledExpr>,
     key: Vec<FieldId>,
     window: Window,
+    /// Kept up to date ([`Memory::scope`])? One that is not stays empty.
+    kept: bool,
 }
 
 /// The lists and indicators of an engine.
@@ -106,6 +108,9 @@ pub(crate) struct Memory {
     pub(crate) stats: MemoryStats,
     pub(crate) max_list_entries: usize,
     pub(crate) max_indicator_entries: usize,
+    /// Only the indicators whose `group by` has all these fields are kept
+    /// (`None`: all): see `Engine::keep_indicators_grouped_by`.
+    scope: Option<Vec<FieldPath>>,
 }
 
 impl Default for Memory {
@@ -122,6 +127,7 @@ impl Default for Memory {
             stats: MemoryStats::default(),
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
             max_indicator_entries: DEFAULT_MAX_INDICATOR_ENTRIES,
+            scope: None,
         }
     }
 }
@@ -245,6 +251,7 @@ impl Memory {
                 argument,
                 key,
                 window: kept.unwrap_or_else(|| Window::new(d.func, d.window)),
+                kept: true,
             });
         }
         // (scheduled changes of lists that went are dropped)
@@ -267,8 +274,27 @@ impl Memory {
             })
             .collect();
         self.decls = decls.clone();
-        self.count();
+        self.rescope();
         Ok(())
+    }
+
+    /// Keeps only the indicators whose `group by` has every field of
+    /// `scope` (`None`: all); the others are emptied and left alone.
+    pub(crate) fn set_scope(&mut self, scope: Option<Vec<FieldPath>>) {
+        self.scope = scope;
+        self.rescope();
+    }
+
+    /// Applies [`Memory::scope`] to the indicators declared.
+    fn rescope(&mut self) {
+        for (ind, d) in self.indicators.iter_mut().zip(&self.decls.indicators) {
+            ind.kept = (self.scope.as_ref())
+                .map_or(true, |key| key.iter().all(|f| d.group_by.contains(f)));
+            if !ind.kept && ind.window.entries() > 0 {
+                ind.window = Window::new(d.func, d.window);
+            }
+        }
+        self.count();
     }
 
     /// Event time reaches `t` (before its deadlines and events): list
@@ -308,6 +334,9 @@ impl Memory {
         let mut total: usize = self.indicators.iter().map(|i| i.window.entries()).sum();
         let mut key: smallvec::SmallVec<[ValueRef<'_>; 2]> = smallvec::SmallVec::new();
         for ind in &mut self.indicators {
+            if !ind.kept {
+                continue;
+            }
             if let Some(c) = &ind.condition {
                 if !c.matches_with(event, &self.accumulators, &lists) {
                     continue;
@@ -507,7 +536,11 @@ impl Memory {
         }
         for (name, items) in saved.indicators {
             if let Some(id) = self.indicator_id(&name) {
-                let window = &mut self.indicators[id.0 as usize].window;
+                let indicator = &mut self.indicators[id.0 as usize];
+                if !indicator.kept {
+                    continue;
+                }
+                let window = &mut indicator.window;
                 for item in items {
                     let key: Vec<ValueRef<'_>> =
                         item.key.iter().map(|v| ValueRef::from(&v.0)).collect();

@@ -640,3 +640,77 @@ fn indicator_cost() {
         );
     }
 }
+
+/// An engine told to keep only the indicators grouped by some fields (a
+/// worker's engine of the patterns partitioned by them) counts those and
+/// no other, across a change of rules and a restore; told `None`, it
+/// counts all again from then on.
+#[test]
+fn an_engine_keeps_only_the_indicators_grouped_by_its_key_when_told() {
+    let text = r#"
+        indicator by_user = count() group by user within 1h
+        indicator by_user_ip = count() group by ip, user within 1h
+        indicator by_ip = count() group by ip within 1h
+        pattern p { partition by user match a where a: by_user(user) > 100 }
+    "#;
+    let mut e = engine(text, 0);
+    let key = crate::event::FieldPath::parse("user");
+    e.keep_indicators_grouped_by(Some(vec![key]));
+    let mut out = Vec::new();
+    let values = |e: &Engine<Record>| {
+        let (u, ip) = (
+            crate::value::ValueRef::Str("u"),
+            crate::value::ValueRef::Str("1.2.3.4"),
+        );
+        [
+            e.indicator_value("by_user", &[u]).unwrap(),
+            e.indicator_value("by_user_ip", &[ip, u]).unwrap(),
+            e.indicator_value("by_ip", &[ip]).unwrap(),
+        ]
+    };
+    push(
+        &mut e,
+        r#"{"id": 1, "ts": 1, "user": "u", "ip": "1.2.3.4"}"#,
+        &mut out,
+    );
+    e.watermark(1, &mut out);
+    assert_eq!(values(&e), [Value::Int(1), Value::Int(1), Value::Int(0)]);
+    assert_eq!(e.memory_stats().indicator_entries, 2);
+    // A change of rules keeps the scope.
+    e.set_rules(
+        &Rules::parse(
+            "t.cep",
+            &format!("{text}\npattern q {{ match a where a: by_ip(ip) > 100 }}"),
+        )
+        .unwrap(),
+        crate::engine::ReloadPolicy::Drain,
+        &mut out,
+    )
+    .unwrap();
+    push(
+        &mut e,
+        r#"{"id": 2, "ts": 2, "user": "u", "ip": "1.2.3.4"}"#,
+        &mut out,
+    );
+    e.watermark(2, &mut out);
+    assert_eq!(values(&e), [Value::Int(2), Value::Int(2), Value::Int(0)]);
+    // So does a restore.
+    let mut snapshot = Vec::new();
+    e.snapshot_into(&mut snapshot).unwrap();
+    let mut again: Engine<Record> = Engine::new();
+    again.keep_indicators_grouped_by(Some(vec![crate::event::FieldPath::parse("user")]));
+    again.restore_rules(&snapshot[..]).unwrap();
+    assert_eq!(
+        values(&again),
+        [Value::Int(2), Value::Int(2), Value::Int(0)]
+    );
+    // All of them from then on.
+    e.keep_indicators_grouped_by(None);
+    push(
+        &mut e,
+        r#"{"id": 3, "ts": 3, "user": "u", "ip": "1.2.3.4"}"#,
+        &mut out,
+    );
+    e.watermark(3, &mut out);
+    assert_eq!(values(&e), [Value::Int(3), Value::Int(3), Value::Int(1)]);
+}
