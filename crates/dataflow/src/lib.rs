@@ -419,9 +419,35 @@ impl<E: Event + 'static> Plan<E> {
     /// the patterns added before are not compiled again. (A set that fails
     /// may leave the fields it reads numbered in [`Plan::fields`], which no
     /// pattern then reads.)
+    ///
+    /// A pattern the workers cannot run as one engine does is refused
+    /// (`ErrorKind::Pattern`): one that writes to a list, or reads a
+    /// rolling indicator for groups its `partition by` does not fix
+    /// (`docs/lists.md`, "On workers").
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
+        let (before, limits) = (self.patterns.len(), self.limits());
         let engine = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
         engine.add(patterns)?;
+        let refused = (engine.patterns().skip(before)).find_map(|p| {
+            Some(format!(
+                "pattern `{}` {}",
+                p.name,
+                route::not_on_workers(p)?
+            ))
+        });
+        if let Some(why) = refused {
+            // The engine as it was: the plan's patterns, not these.
+            let kept: Vec<_> = engine.automata().take(before).cloned().collect();
+            let mut fresh = empty_engine::<E>(limits, engine.fields());
+            for nfa in &kept {
+                fresh.add_shared(nfa)?;
+            }
+            *engine = fresh;
+            return Err(Error::new(
+                cepheid_engine::ErrorKind::Pattern,
+                format!("{why}: workers do not run it as one engine does; run it on one engine"),
+            ));
+        }
         self.patterns = engine.patterns().cloned().collect();
         self.fields = engine.fields().clone();
         Ok(())
@@ -727,6 +753,118 @@ mod tests {
             .add(&rules("pattern c { match z where z: q == 9 }"))
             .unwrap();
         assert_eq!(names(&steps), ["a", "b", "c"]);
+    }
+
+    /// Which indicators a plan takes: those read with the pattern's key
+    /// fields passed as those fields of their `group by` (in any order,
+    /// from the event or a stage), any by a pattern without a key; not
+    /// one whose group the key does not fix, nor a write to a list. A
+    /// refused set leaves the plan as it was.
+    #[test]
+    fn a_plan_takes_the_indicators_its_keys_fix_and_refuses_the_rest() {
+        let decls = "list seen\n\
+            indicator by_user = count() group by user within 1h\n\
+            indicator by_user_ip = count() group by ip, user within 1h\n\
+            indicator by_device = count() group by device within 1h\n";
+        let taken = [
+            "pattern a { partition by user match x where x: by_user(user) > 1 }",
+            "pattern b { partition by user match x followed by y where x: n == 1  y: by_user_ip(ip, x.user) > 1 select n = by_user(y.user) }",
+            "pattern c { partition by user, ip match x where x: by_user_ip(ip, user) > 1 }",
+            "pattern d { match x where x: by_device(device) > 1 and by_user(user) > 1 }",
+            "pattern e { partition by user match x where x: ip in seen }",
+        ];
+        let refused = [
+            (
+                "pattern f { partition by user match x where x: by_device(device) > 1 }",
+                "reads indicator `by_device` for groups its `partition by user` does not fix",
+            ),
+            (
+                "pattern f { partition by user match x where x: by_user(device) > 1 }",
+                "reads indicator `by_user`",
+            ),
+            (
+                "pattern f { partition by user match x where x: by_user(\"u1\") > 1 }",
+                "reads indicator `by_user`",
+            ),
+            (
+                "pattern f { partition by user, ip match x where x: by_user(user) > 1 }",
+                "reads indicator `by_user` for groups its `partition by user, ip`",
+            ),
+            (
+                "pattern f { partition by user match x select n = by_device(x.device) }",
+                "reads indicator `by_device`",
+            ),
+            (
+                "pattern f { partition by user match x where x: n == 1 then add x.ip to seen }",
+                "writes to list `seen`",
+            ),
+        ];
+        for text in taken {
+            let mut plan = Plan::<Record>::new();
+            plan.add(&rules(&format!("{decls}{text}")))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        for (text, why) in refused {
+            let mut plan = Plan::<Record>::new();
+            plan.add(&rules(&format!("{decls}{}", taken[0]))).unwrap();
+            let e = plan.add(&rules(&format!("{decls}{text}"))).unwrap_err();
+            assert!(e.to_string().contains(why), "{text}: {e}");
+            assert!(e.to_string().contains("run it on one engine"), "{e}");
+            let names: Vec<&str> = plan.patterns().iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, ["a"], "{text}");
+            // The plan goes on taking what it takes.
+            plan.add(&rules(&format!("{decls}{}", taken[4]))).unwrap();
+        }
+    }
+
+    /// A change of rules on workers keeps to what a plan takes, and a
+    /// pattern reading indicators joins only a group in force before the
+    /// change (whose engines counted the events before it).
+    #[test]
+    fn a_change_reads_indicators_only_in_a_group_in_force_before_it() {
+        let decls = "indicator by_user = count() group by user within 1h\n\
+            indicator by_ip = count() group by ip within 1h\n";
+        let mut plan = Plan::<Record>::new();
+        plan.add(&rules(&format!(
+            "{decls}pattern a {{ partition by user match x where x: n == 1 }}"
+        )))
+        .unwrap();
+        let layout = route::Layout::of_plan(&plan, &route::groups(&plan));
+        let next = |text: &str| layout.next(rules(&format!("{decls}{text}")).patterns());
+        // In the group of `a`: taken.
+        next(
+            "pattern a { partition by user match x where x: n == 1 }\n\
+              pattern b { partition by user match x where x: by_user(user) > 1 }",
+        )
+        .unwrap();
+        // A new group without indicators: taken.
+        next("pattern c { partition by ip match x where x: n == 1 }").unwrap();
+        // A new group reading one: refused, saying why.
+        let e = next("pattern c { partition by ip match x where x: by_ip(ip) > 1 }").unwrap_err();
+        assert!(
+            e.contains("pattern `c` reads indicators in a group of patterns"),
+            "{e}"
+        );
+        // What a plan refuses, a change refuses.
+        let e = next("pattern b { partition by user match x where x: by_ip(ip) > 1 }").unwrap_err();
+        assert!(
+            e.contains("pattern `b` reads indicator `by_ip` for groups"),
+            "{e}"
+        );
+        // A group out of force before the change: refused too.
+        let out = next("pattern c { partition by ip match x where x: n == 1 }").unwrap();
+        let out = out
+            .next(rules("pattern a { partition by user match x where x: n == 1 }").patterns())
+            .unwrap();
+        let e = out
+            .next(
+                rules(&format!(
+                    "{decls}pattern c {{ partition by ip match x where x: by_ip(ip) > 1 }}"
+                ))
+                .patterns(),
+            )
+            .unwrap_err();
+        assert!(e.contains("pattern `c` reads indicators in a group"), "{e}");
     }
 
     #[test]

@@ -442,6 +442,10 @@ impl<E: Event + Clone + 'static> Worker<E> {
             }
         };
         let (epoch, released) = released;
+        let mut pieces: Vec<Piece<E>> = pieces;
+        for piece in &mut pieces {
+            scope(&mut piece.engine.0, &layout, piece.group as usize);
+        }
         let spans = spans(&pieces, groups);
         let rules = rules.unwrap_or_default();
         let in_force = (rules.in_force.clone())
@@ -915,11 +919,13 @@ impl<E: Event + 'static> Worker<E> {
         for (group, (_, names)) in next.groups.iter().enumerate() {
             if group >= self.spans.len() {
                 // A new group: one engine over the worker's key groups.
+                let mut engine = self.changes.make_engine();
+                scope(&mut engine, &next, group);
                 self.pieces.push(Piece {
                     group: group as u32,
                     from,
                     to,
-                    engine: (self.changes.make_engine(), Vec::new()),
+                    engine: (engine, Vec::new()),
                 });
                 self.spans = spans(&self.pieces, group + 1);
             }
@@ -1215,6 +1221,15 @@ impl<E> Stash<E> {
             Some(i) => self.fifos[i].pop_front(),
         }
     }
+}
+
+/// Makes `engine`, of group `group` of `layout`, keep only the indicators
+/// its patterns can read as one engine does (those grouped by at least
+/// the group's key: `route::not_on_workers`); all for a group keyed by a
+/// closure, whose patterns read none.
+fn scope<E: Event + 'static>(engine: &mut Engine<E>, layout: &Layout, group: usize) {
+    let key = layout.groups.get(group).and_then(|(key, _)| key.clone());
+    engine.keep_indicators_grouped_by(key);
 }
 
 /// Each group's pieces in `pieces` (sorted by group): `[start, end)`.

@@ -168,6 +168,124 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
     groups
 }
 
+/// Why `pattern` cannot run on workers as it runs on one engine, if it
+/// cannot (the words of a refusal: "writes to list `x` ..."):
+///
+/// - it writes to a list (`then add`, `then remove`): each worker would
+///   see only the writes of its own keys;
+/// - it reads a rolling indicator for groups its `partition by` does not
+///   fix: the events of such a group may be on any worker.
+///
+/// An indicator read with each of the pattern's key fields passed as that
+/// field of the indicator's `group by` (`logins(account_id, ip)` under
+/// `partition by account_id`, the argument the field of the current
+/// event or of a stage) reads only groups whose every event has the
+/// reader's key: all of them reach the worker of that key, in the engine
+/// of the pattern's group, which keeps the indicator over the events it
+/// gets. Its value there is one engine's. A pattern without `partition by`
+/// has the whole stream on worker 0, so any indicator it reads is exact.
+/// A key of a closure (the builder's) fixes no field.
+pub(crate) fn not_on_workers(pattern: &Pattern) -> Option<String> {
+    use cepheid_core::expr::Expr;
+    if let Some(write) = pattern.writes.first() {
+        return Some(format!(
+            "writes to list `{}` when it matches, which would be seen only by the worker of the match's key",
+            write.list.name
+        ));
+    }
+    let declared = pattern.declarations.as_deref();
+    let keyed = pattern.partition_by_fn.is_none();
+    let fixed = |decl: &cepheid_core::lookup::IndicatorDecl, args: &[Expr]| {
+        keyed
+            && pattern.partition_by.iter().all(|key| {
+                decl.group_by.iter().zip(args).any(|(by, arg)| {
+                    by == key
+                        && match arg {
+                            Expr::Field(path) | Expr::StageField { path, .. } => path == key,
+                            _ => false,
+                        }
+                })
+            })
+    };
+    let mut why = None;
+    indicator_calls(pattern, |r, args| {
+        if why.is_some() {
+            return;
+        }
+        let decl = declared.and_then(|d| d.indicators.get(r.id.0 as usize));
+        why = match decl {
+            Some(decl) if fixed(decl, args) => None,
+            None => Some(format!(
+                "reads indicator `{}`, which its rules do not declare",
+                r.name
+            )),
+            Some(_) if keyed => {
+                let keys: Vec<String> = (pattern.partition_by.iter())
+                    .map(ToString::to_string)
+                    .collect();
+                Some(format!(
+                    "reads indicator `{}` for groups its `partition by {}` does not fix (each key field must be passed as that same field of the indicator's `group by`), whose events may be on other workers",
+                    r.name,
+                    keys.join(", ")
+                ))
+            }
+            Some(_) => Some(format!(
+                "reads indicator `{}` under a key computed by a closure, which fixes none of the indicator's `group by` fields",
+                r.name
+            )),
+        };
+    });
+    why
+}
+
+/// Calls `f` with each indicator call of `pattern`'s conditions (stages,
+/// `until`) and `select`: the indicator and the call's arguments.
+fn indicator_calls(
+    pattern: &Pattern,
+    mut f: impl FnMut(&cepheid_core::lookup::IndicatorRef, &[cepheid_core::expr::Expr]),
+) {
+    use crate::pattern::{Condition, ElementKind, Sequence};
+    use cepheid_core::expr::Expr;
+    fn sequence<'p>(seq: &'p Sequence, out: &mut Vec<&'p Expr>) {
+        for element in &seq.elements {
+            if let Some(Condition::Expr(e)) = &element.until {
+                out.push(e);
+            }
+            match &element.kind {
+                ElementKind::Stage(_) => {}
+                ElementKind::Group(inner) => sequence(inner, out),
+                ElementKind::Alternation(branches) => {
+                    for branch in branches {
+                        sequence(branch, out);
+                    }
+                }
+            }
+        }
+    }
+    let mut exprs: Vec<&Expr> = (pattern.stages.iter())
+        .filter_map(|s| match &s.condition {
+            Condition::Expr(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    sequence(&pattern.sequence, &mut exprs);
+    exprs.extend(pattern.select.iter().map(|item| &item.expr));
+    for e in exprs {
+        e.walk(|x| {
+            if let Expr::Indicator(r, args) = x {
+                f(r, args);
+            }
+        });
+    }
+}
+
+/// Does `pattern` read a rolling indicator (in a condition or `select`)?
+fn reads_indicators(pattern: &Pattern) -> bool {
+    let mut any = false;
+    indicator_calls(pattern, |_, _| any = true);
+    any
+}
+
 /// The groups of a run whose rules can change ([`Plan::changing`]):
 /// those of the plan ([`groups`] order), then those the changes add, each
 /// named by its `partition by` (a pattern keyed by a closure is a group of
@@ -230,6 +348,19 @@ impl Layout {
                     pattern.name,
                     shown(old),
                     shown(&key)
+                ));
+            }
+            if let Some(why) = not_on_workers(pattern) {
+                return Err(format!("pattern `{}` {why}", pattern.name));
+            }
+            // An engine keeps an indicator over the events it gets: one of a
+            // group added now (or out of force until now, its events not
+            // routed) has not counted those before the change.
+            let counted = (self.groups.iter()).any(|(k, names)| *k == key && !names.is_empty());
+            if !counted && reads_indicators(pattern) {
+                return Err(format!(
+                    "pattern `{}` reads indicators in a group of patterns (its `partition by`) that no pattern in force had, whose engines on the workers have not counted the events before the change as one engine has: add it with a pattern partitioned alike from the start of the run",
+                    pattern.name
                 ));
             }
             match groups.iter().position(|(k, _)| *k == key) {

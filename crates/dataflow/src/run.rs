@@ -383,8 +383,8 @@ impl Workers {
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
         refuse(config).map_err(Error::Refused)?;
-        if rules.patterns().iter().any(uses_lists_or_indicators) {
-            return Err(Error::Refused(Refusal::ListsAndIndicators));
+        if let Some(refusal) = rules.patterns().iter().find_map(not_on_workers) {
+            return Err(Error::Refused(refusal));
         }
         if !config.lists.is_empty() {
             return Err(Error::Refused(Refusal::ListFiles));
@@ -955,17 +955,14 @@ fn refuse(config: &Config) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Does `pattern` write to a list or read an indicator (what a run on
-/// workers cannot do the way one engine does yet)?
-fn uses_lists_or_indicators(pattern: &Pattern) -> bool {
-    let indicator = |e: &cepheid_core::expr::Expr| {
-        let mut found = false;
-        e.walk(|x| found |= matches!(x, cepheid_core::expr::Expr::Indicator(..)));
-        found
-    };
-    !pattern.writes.is_empty()
-        || pattern.reads.iter().any(|r| indicator(&r.expr))
-        || pattern.select.iter().any(|s| indicator(&s.expr))
+/// What refuses `pattern` on workers, if anything
+/// ([`Refusal::ListsAndIndicators`]: a list written, an indicator read
+/// for groups its key does not fix).
+fn not_on_workers(pattern: &Pattern) -> Option<Refusal> {
+    crate::route::not_on_workers(pattern).map(|why| Refusal::ListsAndIndicators {
+        pattern: pattern.name.clone(),
+        why,
+    })
 }
 
 /// The outputs a run on workers does not take, `sink` when its records go

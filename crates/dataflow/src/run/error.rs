@@ -4,18 +4,26 @@
 use super::*;
 
 /// An option a run on workers does not take (the command exits 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
     /// Processing time.
     ProcessingTime,
     /// Output per worker without an output file.
     OutputPerWorkerNeedsOutput,
-    /// A rule that writes to a list (`then add`, `then remove`) or reads a
-    /// rolling indicator: on workers each would see only its own keys'
-    /// writes and events, and give other records than one engine (the
-    /// writes are not carried across workers yet, issue 40).
-    ListsAndIndicators,
+    /// A rule that writes to a list (`then add`, `then remove`), or reads
+    /// a rolling indicator for groups its `partition by` does not fix: on
+    /// workers it would see only its own keys' writes, or the events of
+    /// a group on other workers, and give other records than one engine
+    /// (writes are not carried across workers, nor events exchanged by an
+    /// indicator's key, yet: issue 40). `docs/lists.md` says which
+    /// indicators workers run.
+    ListsAndIndicators {
+        /// The pattern's name.
+        pattern: String,
+        /// What it does ("writes to list `x` ...").
+        why: String,
+    },
     /// Reference lists fed by files (`Config::lists`): their entries are
     /// not yet given to every worker's engines, nor their changes carried
     /// to every worker at one point of event time (issue 40).
@@ -35,8 +43,11 @@ impl fmt::Display for Refusal {
             Refusal::OutputPerWorkerNeedsOutput => {
                 "`Scale::output_per_worker` needs an output file (`Config::output`)"
             }
-            Refusal::ListsAndIndicators => {
-                "rules that write to lists or read indicators are not supported with `Scale::workers` or `Scale::processes` yet (each worker would see only its own keys' writes and events; run them on one engine)"
+            Refusal::ListsAndIndicators { pattern, why } => {
+                return write!(
+                    f,
+                    "pattern `{pattern}` {why}: `Scale::workers` and `Scale::processes` do not run it as one engine does yet; run it on one engine"
+                );
             }
             Refusal::ListFiles => {
                 "reference lists fed by files (`Config::lists`) are not supported with `Scale::workers` or `Scale::processes` yet (their entries and changes are not given to every worker; run them on one engine)"
@@ -413,7 +424,10 @@ mod tests {
         let refusals = [
             Refusal::ProcessingTime,
             Refusal::OutputPerWorkerNeedsOutput,
-            Refusal::ListsAndIndicators,
+            Refusal::ListsAndIndicators {
+                pattern: "p".into(),
+                why: "writes to list `x`".into(),
+            },
             Refusal::ListFiles,
             Refusal::ProcessesNeedOutput,
             Refusal::SinkOutputPerWorker,
@@ -445,7 +459,7 @@ mod tests {
                 checkpoint: true,
             },
         ];
-        for refusal in refusals {
+        for refusal in &refusals {
             // (each names the settings it refuses)
             assert!(
                 refusal.to_string().contains("`"),

@@ -106,9 +106,15 @@ pub(super) fn rules_item(
         None
     };
     match read {
-        RulesRead::Checked { rules, .. } if rules.patterns().iter().any(uses_lists_or_indicators) => refused(format!(
-            "cepheid: {where_}: the new rules use lists or indicators, which `Scale::workers` and `Scale::processes` do not run yet; the old rules go on",
-        )),
+        RulesRead::Checked { rules, .. }
+            if rules.patterns().iter().any(|p| not_on_workers(p).is_some()) =>
+        {
+            let why = (rules.patterns().iter().find_map(not_on_workers))
+                .map_or_else(String::new, |r| r.to_string());
+            refused(format!(
+                "cepheid: {where_}: the new rules are refused: {why}; the old rules go on"
+            ))
+        }
         RulesRead::Checked { texts, .. } => Some(SourceItem::Rules {
             offset,
             place: where_,

@@ -40,7 +40,7 @@ fn refusal(e: &cepheid_runtime::Error) -> Option<Refusal> {
     };
     let e: &(dyn std::error::Error + 'static) = &**e;
     match e.downcast_ref::<Error>()? {
-        Error::Refused(refusal) => Some(*refusal),
+        Error::Refused(refusal) => Some(refusal.clone()),
         _ => None,
     }
 }

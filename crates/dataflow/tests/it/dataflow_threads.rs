@@ -153,9 +153,10 @@ proptest! {
 
 #[test]
 fn the_streams_have_matches_timeouts_and_late_events() {
-    // The generator is not vacuous: one fixed stream has all three.
+    // The generator is not vacuous: one fixed stream (over three hours)
+    // has all three.
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let events = prop::collection::vec(event(), 300)
+    let events = prop::collection::vec(event(), 600)
         .new_tree(&mut runner)
         .unwrap()
         .current();
@@ -166,6 +167,23 @@ fn the_streams_have_matches_timeouts_and_late_events() {
             out.iter().any(|l| l.contains(&format!("\"kind\":{kind}"))),
             "no {kind} in {} outputs",
             out.len()
+        );
+    }
+    // Every reader of an indicator has records (the values of those that
+    // `select` them in their records).
+    for name in [
+        "account_takeover",
+        "user_login_burst",
+        "card_spend_then_withdrawal",
+        "device_prices",
+        "account_extremes",
+        "shared_ip",
+        "user_ip_fails_counted",
+    ] {
+        let pattern = format!("\"pattern\":\"{name}\"");
+        assert!(
+            out.iter().any(|l| l.contains(&pattern)),
+            "no record of {name}"
         );
     }
     assert_eq!(

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
-/// Two patterns beside the library's: one without a key, one with two
-/// key fields.
+/// Patterns beside the library's: one without a key, one with two key
+/// fields, and readers of rolling indicators of every kind, grouped by
+/// the reader's key (in another order too), by more fields than it, or
+/// read by a pattern without a key (whose whole stream is on worker 0);
+/// in conditions, with a stage's field and in `select`.
 pub const EXTRA: &str = r#"
 pattern global_login_then_withdrawal {
     within 10m
@@ -25,14 +28,70 @@ pattern user_ip_fails {
     match fail{2} consecutive
     where fail: type == "login" and not success
 }
+
+indicator user_logins_10m = count() where type == "login" group by user_id within 10m
+indicator card_amount_1h = sum(amount) where type == "charge" group by card_id within 1h
+indicator device_avg_price = avg(price) where type == "price" group by device_id, symbol within 30m
+indicator device_ips_1d = count_distinct(ip) group by device_id within 1d
+indicator account_min_quantity = min(quantity) where type == "trade" group by account_id within 20m
+indicator account_max_amount = max(amount) group by account_id within 15m
+indicator ip_accounts_1h = count_distinct(account_id) where type == "login" group by ip within 1h
+indicator ip_user_fails_5m = count() where type == "login" and not success group by ip, user_id within 5m
+
+pattern user_login_burst {
+    partition by user_id
+    match l
+    where l: type == "login" and user_logins_10m(user_id) >= 3
+    select logins = user_logins_10m(l.user_id)
+}
+pattern card_spend_then_withdrawal {
+    partition by card_id
+    within 30m
+    timeouts
+    match c followed by w
+    where
+        c: type == "charge" and card_amount_1h(card_id) > 400
+        w: type == "withdrawal" and card_amount_1h(c.card_id) > 600
+    select spent = card_amount_1h(c.card_id)
+}
+pattern device_prices {
+    partition by device_id
+    match p
+    where p: type == "price" and device_avg_price(device_id, symbol) > 20 and device_ips_1d(device_id) >= 2
+    select ips = device_ips_1d(p.device_id)
+}
+pattern account_extremes {
+    partition by account_id
+    within 10m
+    match t followed by w
+    where
+        t: type == "trade" and account_min_quantity(account_id) < 0
+        w: account_max_amount(account_id) > account_max_amount(t.account_id) - 1
+    select highest = account_max_amount(w.account_id)
+}
+pattern shared_ip {
+    match l
+    where l: type == "login" and ip_accounts_1h(ip) >= 3
+    select accounts = ip_accounts_1h(l.ip)
+}
+pattern user_ip_fails_counted {
+    partition by user_id, ip
+    match f
+    where f: type == "login" and ip_user_fails_5m(ip, user_id) >= 2
+}
 "#;
 
+/// The patterns of `patterns/` and [`EXTRA`], as one rule set (one table
+/// of lists and indicators).
 pub fn patterns() -> Vec<cepheid_core::pattern::Pattern> {
-    let mut loaded = cepheid_engine::rules::load_paths(&pattern_files());
+    let mut text = String::new();
+    for file in pattern_files() {
+        text += &std::fs::read_to_string(&file).expect("reads a pattern file");
+        text.push('\n');
+    }
+    text += EXTRA;
+    let loaded = cepheid_engine::rules::load_str("patterns+extra.cep", &text);
     assert!(!loaded.has_errors(), "{}", loaded.render());
-    let extra = cepheid_engine::rules::load_str("extra.cep", EXTRA);
-    assert!(!extra.has_errors(), "{}", extra.render());
-    loaded.patterns.extend(extra.patterns);
     loaded.patterns
 }
 
@@ -94,7 +153,7 @@ pub fn event() -> impl Strategy<Value = (u32, u16, Ev)> {
     (
         0u32..40_000,
         any::<u16>(),
-        (0usize..TYPES.len(), 0u8..64, any::<u8>(), 0u16..4_000),
+        (0usize..TYPES.len(), 0u8..64, any::<u8>(), 0u16..6_000),
     )
         .prop_map(|(gap, jitter, (kind, key, flags, amount))| {
             (
