@@ -215,7 +215,10 @@ impl Generator {
     fn takeover(&mut self, now: i64) {
         let account = self.key("a");
         let ip = format!("198.51.100.{}", self.rng.below(254) + 1);
-        self.at(now, format!(r#""type":"login","account_id":"{account}","success":true,"ip":"{ip}","is_new_ip":true"#));
+        self.at(
+            now,
+            format!(r#""type":"login","account_id":"{account}","success":true,"ip":"{ip}""#),
+        );
         let t = now + self.rng.span(60_000, 10 * 60_000);
         self.at(
             t,

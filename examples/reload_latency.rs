@@ -99,9 +99,7 @@ impl Sink<Record> for Count {
 /// The nine events of key `k`, as JSON lines (see the module comment).
 fn key_events(k: usize) -> [String; 9] {
     [
-        format!(
-            r#"{{"type":"login","success":true,"is_new_ip":true,"account_id":"a{k}","ip":"10.0.0.1"}}"#
-        ),
+        format!(r#"{{"type":"login","success":true,"account_id":"a{k}","ip":"10.0.0.1"}}"#),
         format!(
             r#"{{"type":"trade","status":"filled","quantity":1,"notional":10.5,"symbol":"X","user_id":"t{k}"}}"#
         ),

@@ -42,13 +42,13 @@ for u, m in [("u-1", 0), ("u-2", 4), ("u-3", 8), ("u-5", 19), ("u-6", 62)]:
     e(t(9,0,0) + m*60000 + 1000, type="login", user_id=u, success=True, ip="10.0.0.%s" % u[2:])
 
 # account takeover
-e(t(9,40,0), type="login", user_id="u-21", account_id="a-501", success=True, is_new_ip=True, ip="198.51.100.23")
+e(t(9,40,0), type="login", user_id="u-21", account_id="a-501", success=True, ip="198.51.100.23")
 e(t(9,47,0), type="password_change", user_id="u-21", account_id="a-501", ip="198.51.100.23")
 e(t(9,55,30), type="withdrawal", user_id="u-21", account_id="a-501", amount=2500.00, currency="EUR")
-e(t(9,41,0), type="login", user_id="u-22", account_id="a-502", success=True, is_new_ip=True, ip="198.51.100.87")
+e(t(9,41,0), type="login", user_id="u-22", account_id="a-502", success=True, ip="198.51.100.87")
 e(t(9,44,0), type="password_change", user_id="u-22", account_id="a-502", ip="10.0.0.22")
 e(t(9,50,0), type="withdrawal", user_id="u-22", account_id="a-502", amount=1800.00, currency="EUR")
-e(t(9,42,0), type="login", user_id="u-23", account_id="a-503", success=True, is_new_ip=True, ip="198.51.100.90")
+e(t(9,42,0), type="login", user_id="u-23", account_id="a-503", success=True, ip="198.51.100.90")
 e(t(9,43,0), type="password_change", user_id="u-23", account_id="a-503", ip="198.51.100.90")
 e(t(9,58,0), type="withdrawal", user_id="u-23", account_id="a-503", amount=200.00, currency="EUR")
 

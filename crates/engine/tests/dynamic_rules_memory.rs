@@ -108,7 +108,7 @@ fn library_events(keys: usize) -> Vec<String> {
     (0..keys)
         .flat_map(|k| {
             [
-                format!(r#"{{"type":"login","success":true,"is_new_ip":true,"account_id":"a{k}","ip":"10.0.0.1"}}"#),
+                format!(r#"{{"type":"login","success":true,"account_id":"a{k}","ip":"10.0.0.1"}}"#),
                 format!(r#"{{"type":"trade","status":"filled","quantity":1,"notional":10.5,"symbol":"X","user_id":"t{k}"}}"#),
                 format!(r#"{{"type":"login","success":false,"user_id":"u{k}","ip":"10.0.0.2"}}"#),
                 format!(r#"{{"type":"charge","amount":1.25,"merchant_id":"m1","card_id":"c{k}"}}"#),

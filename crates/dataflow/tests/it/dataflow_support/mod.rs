@@ -133,11 +133,10 @@ impl Ev {
         };
         let f = self.flags;
         format!(
-            r#"{{"ts":{},"type":"{}"{keys},"success":{},"is_new_ip":{},"ip":"10.0.0.{}","amount":{},"status":"{}","quantity":{},"price":{},"temperature":{},"reason":"r{}"}}"#,
+            r#"{{"ts":{},"type":"{}"{keys},"success":{},"ip":"10.0.0.{}","amount":{},"status":"{}","quantity":{},"price":{},"temperature":{},"reason":"r{}"}}"#,
             self.ts,
             TYPES[self.kind],
             f & 1 == 0,
-            f & 2 == 0,
             (f >> 2) % 3,
             self.amount as f64 / 4.0,
             ["filled", "declined", "open"][(f as usize >> 4) % 3],
