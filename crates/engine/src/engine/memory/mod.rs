@@ -90,6 +90,9 @@ struct Indicator {
     window: Window,
     /// Kept up to date ([`Memory::scope`])? One that is not stays empty.
     kept: bool,
+    /// The first indicator with this one's `group by` (itself, or one
+    /// before it): an event's key is hashed once per `group by`.
+    same_key: usize,
 }
 
 /// The lists and indicators of an engine.
@@ -111,6 +114,8 @@ pub(crate) struct Memory {
     /// Only the indicators whose `group by` has all these fields are kept
     /// (`None`: all): see `Engine::keep_indicators_grouped_by`.
     scope: Option<Vec<FieldPath>>,
+    /// The hasher of every window's keys (clones: one seed).
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl Default for Memory {
@@ -128,6 +133,7 @@ impl Default for Memory {
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
             max_indicator_entries: DEFAULT_MAX_INDICATOR_ENTRIES,
             scope: None,
+            hasher: hashbrown::DefaultHashBuilder::default(),
         }
     }
 }
@@ -246,12 +252,17 @@ impl Memory {
                 .iter()
                 .position(same)
                 .and_then(|i| old_windows[i].take());
+            let same_key = (self.indicators.iter())
+                .position(|i| i.key == key)
+                .unwrap_or(self.indicators.len());
+            let hasher = self.hasher.clone();
             self.indicators.push(Indicator {
                 condition,
                 argument,
                 key,
-                window: kept.unwrap_or_else(|| Window::new(d.func, d.window)),
+                window: kept.unwrap_or_else(|| Window::new(d.func, d.window, hasher)),
                 kept: true,
+                same_key,
             });
         }
         // (scheduled changes of lists that went are dropped)
@@ -291,7 +302,7 @@ impl Memory {
             ind.kept = (self.scope.as_ref())
                 .map_or(true, |key| key.iter().all(|f| d.group_by.contains(f)));
             if !ind.kept && ind.window.entries() > 0 {
-                ind.window = Window::new(d.func, d.window);
+                ind.window = Window::new(d.func, d.window, self.hasher.clone());
             }
         }
         self.count();
@@ -333,7 +344,11 @@ impl Memory {
         };
         let mut total: usize = self.indicators.iter().map(|i| i.window.entries()).sum();
         let mut key: smallvec::SmallVec<[ValueRef<'_>; 2]> = smallvec::SmallVec::new();
-        for ind in &mut self.indicators {
+        // Each `group by`'s key hash, made once (by its first indicator's
+        // index): `None` until made.
+        let mut hashes: smallvec::SmallVec<[Option<Option<u64>>; 8]> =
+            smallvec::smallvec![None; self.indicators.len()];
+        for (i, ind) in self.indicators.iter_mut().enumerate() {
             if !ind.kept {
                 continue;
             }
@@ -360,7 +375,16 @@ impl Memory {
             if value.is_null() && ind.argument.is_some() {
                 continue;
             }
-            match ind.window.push(self.now, &key, value) {
+            let hash = match hashes[ind.same_key] {
+                Some(hash) => hash,
+                None => {
+                    let hash = window::key_hash(&self.hasher, &key);
+                    hashes[ind.same_key] = Some(hash);
+                    hash
+                }
+            };
+            debug_assert!(ind.same_key <= i);
+            match ind.window.push_hashed(self.now, &key, hash, value) {
                 Ok(()) => total += 1,
                 Err(Refused::NotNumeric) => self.stats.non_numeric += 1,
                 Err(Refused::Unusable) => self.stats.unkeyed += 1,

@@ -581,13 +581,22 @@ fn patterns_added_one_by_one_bring_their_declarations() {
 fn indicator_cost() {
     use crate::event::FieldResolver;
     use std::time::Instant;
-    let n: i64 = 2_000_000;
-    for (window, groups) in [
+    // (`CEPHEID_INDICATOR_EVENTS` and `CEPHEID_INDICATOR_CASE`, 0 to 3,
+    // make a run small enough for callgrind; `CEPHEID_INDICATOR_ONLY=1`
+    // runs the engine with indicators alone)
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<i64>().ok());
+    let n: i64 = env("CEPHEID_INDICATOR_EVENTS").unwrap_or(2_000_000);
+    let cases = [
         (1_000, 1_000),
         (86_400_000, 1_000),
         (1_000, 1_000_000),
         (86_400_000, 1_000_000),
-    ] {
+    ];
+    let only = env("CEPHEID_INDICATOR_CASE");
+    for (i, &(window, groups)) in cases.iter().enumerate() {
+        if only.is_some_and(|c| c != i as i64) {
+            continue;
+        }
         let with = format!(
             r#"
             indicator c = count() group by k within {window}ms
@@ -599,7 +608,12 @@ fn indicator_cost() {
         );
         let without = "pattern p { match a where a: v < 0 }".to_string();
         let mut times = Vec::new();
+        let only_with = env("CEPHEID_INDICATOR_ONLY") == Some(1);
         for text in [&without, &with] {
+            if only_with && text == &without {
+                times.push(0.0);
+                continue;
+            }
             let mut e = engine(text, 0);
             let fields = e.fields().clone();
             let (k, v) = (

@@ -34,7 +34,8 @@ pub(crate) struct Item {
 
 #[derive(Clone, Debug, Default)]
 struct Group {
-    key: Box<[Value]>,
+    /// (a `Vec`: a slot reused by another group keeps its room)
+    key: Vec<Value>,
     /// The key's hash (as the index holds it).
     hash: u64,
     items: VecDeque<Item>,
@@ -119,12 +120,35 @@ pub(crate) enum Refused {
     Unusable,
 }
 
+/// The hash of a group's key as every window made with `hasher` (a clone
+/// of one engine's: the same seed) hashes it, so that indicators of one
+/// `group by` hash an event's key once; `None` when a part cannot be a
+/// key (NaN, a list, an object).
+pub(crate) fn key_hash(
+    hasher: &hashbrown::DefaultHashBuilder,
+    key: &[ValueRef<'_>],
+) -> Option<u64> {
+    let mut state = hasher.build_hasher();
+    for &part in key {
+        if !hash_part(&mut state, part) {
+            return None;
+        }
+    }
+    Some(state.finish())
+}
+
 impl Window {
-    pub(crate) fn new(func: IndicatorFunc, width: i64) -> Window {
+    /// An empty window of `func` over `width` ms, hashing keys with
+    /// `hasher` ([`key_hash`]).
+    pub(crate) fn new(
+        func: IndicatorFunc,
+        width: i64,
+        hasher: hashbrown::DefaultHashBuilder,
+    ) -> Window {
         Window {
             func,
             width,
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            hasher,
             index: HashTable::new(),
             groups: Vec::new(),
             free: Vec::new(),
@@ -158,13 +182,7 @@ impl Window {
     }
 
     fn hash_key(&self, key: &[ValueRef<'_>]) -> Option<u64> {
-        let mut state = self.hasher.build_hasher();
-        for &part in key {
-            if !hash_part(&mut state, part) {
-                return None;
-            }
-        }
-        Some(state.finish())
+        key_hash(&self.hasher, key)
     }
 
     fn find(&self, hash: u64, key: &[ValueRef<'_>]) -> Option<u32> {
@@ -232,7 +250,7 @@ impl Window {
         if group.items.is_empty() {
             // (the group's deques and map keep their room for the next
             // group that takes this slot)
-            group.key = Box::default();
+            group.key.clear();
             group.int_sum = 0;
             group.float_sum = 0.0;
             group.floats = 0;
@@ -255,6 +273,19 @@ impl Window {
         key: &[ValueRef<'_>],
         value: Value,
     ) -> Result<(), Refused> {
+        let hash = self.hash_key(key);
+        self.push_hashed(ts, key, hash, value)
+    }
+
+    /// [`push`](Self::push) with the key's [`key_hash`] made already (by
+    /// this window's hasher or a clone of it).
+    pub(crate) fn push_hashed(
+        &mut self,
+        ts: Timestamp,
+        key: &[ValueRef<'_>],
+        hash: Option<u64>,
+        value: Value,
+    ) -> Result<(), Refused> {
         let value = match self.func {
             IndicatorFunc::Count => Value::Null,
             IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max => {
@@ -272,23 +303,23 @@ impl Window {
                 value
             }
         };
-        let Some(hash) = self.hash_key(key) else {
+        let Some(hash) = hash else {
             return Err(Refused::Unusable);
         };
         let g = match self.find(hash, key) {
             Some(g) => g,
             None => {
-                let key: Box<[Value]> = key.iter().map(|&v| ValueRef::to_owned(v)).collect();
+                let owned = key.iter().map(|&v| ValueRef::to_owned(v));
                 let g = match self.free.pop() {
                     Some(g) => {
                         let group = &mut self.groups[g as usize];
-                        group.key = key;
+                        group.key.extend(owned);
                         group.hash = hash;
                         g
                     }
                     None => {
                         self.groups.push(Group {
-                            key,
+                            key: owned.collect(),
                             hash,
                             ..Group::default()
                         });
