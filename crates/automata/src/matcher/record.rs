@@ -7,8 +7,11 @@
 //! ```
 //!
 //! `"version"` follows `"pattern"` when the pattern's name was replaced
-//! during the run ([`Match::versioned`]); `"select"` is written for a match
-//! whose pattern has a `select` section. The command writes the same
+//! during the run ([`Match::versioned`]), then `"branch"` for a pattern with
+//! alternation; `"select"` is written for a match whose pattern has a
+//! `select` section, then `"rule"` (the attributes and the version) for a
+//! pattern with attributes and `"reads"` for one whose conditions read
+//! lists or indicators. The command writes the same
 //! records with its own writer (`cepheid_engine::io::JsonLines`, which
 //! never builds an owned match); the tests check that both agree.
 //!
@@ -55,12 +58,21 @@ fn write_match<S: Serializer, E: Serialize>(
     expired_at: Option<Timestamp>,
 ) -> Result<S::Ok, S::Error> {
     let select = kind == "match" && !m.select.is_empty();
-    let len = 6 + usize::from(m.versioned) + usize::from(select);
+    let rule = !m.attributes.is_empty();
+    let len = 6
+        + usize::from(m.versioned)
+        + usize::from(m.branch.is_some())
+        + usize::from(select)
+        + usize::from(rule)
+        + usize::from(!m.reads.is_empty());
     let mut map = s.serialize_map(Some(len))?;
     map.serialize_entry("kind", kind)?;
     map.serialize_entry("pattern", &m.pattern)?;
     if m.versioned {
         map.serialize_entry("version", &m.version)?;
+    }
+    if let Some(branch) = &m.branch {
+        map.serialize_entry("branch", branch)?;
     }
     map.serialize_entry("key", &Pairs(&m.key_fields, &m.key))?;
     map.serialize_entry("start", &m.start)?;
@@ -72,7 +84,50 @@ fn write_match<S: Serializer, E: Serialize>(
     if select {
         map.serialize_entry("select", &Named(&m.select))?;
     }
+    if rule {
+        map.serialize_entry("rule", &Rule(&m.attributes, m.version))?;
+    }
+    if !m.reads.is_empty() {
+        map.serialize_entry("reads", &Named(&m.reads))?;
+    }
     map.end()
+}
+
+/// A record's `"rule"`: the attributes set, then the pattern's version.
+struct Rule<'a>(&'a crate::lookup::Attributes, u32);
+
+impl Serialize for Rule<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut map = s.serialize_map(None)?;
+        if let Some(score) = &a.score {
+            map.serialize_entry("score", score)?;
+        }
+        if let Some(level) = &a.level {
+            map.serialize_entry("level", &**level)?;
+        }
+        if let Some(action) = &a.action {
+            map.serialize_entry("action", &**action)?;
+        }
+        if !a.tags.is_empty() {
+            let tags: Vec<&str> = a.tags.iter().map(|t| &**t).collect();
+            map.serialize_entry("tags", &tags)?;
+        }
+        map.serialize_entry("version", &self.1)?;
+        map.end()
+    }
+}
+
+/// A record's `"rule"` read back.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFields {
+    score: Option<Value>,
+    level: Option<String>,
+    action: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    version: Option<u32>,
 }
 
 /// Names and values as one JSON object, in order.
@@ -149,6 +204,9 @@ struct Fields<E> {
     events: Option<Ordered<Vec<E>>>,
     select: Option<Ordered<Value>>,
     event: Option<E>,
+    branch: Option<Vec<Option<u32>>>,
+    rule: Option<RuleFields>,
+    reads: Option<Ordered<Value>>,
 }
 
 impl<'de, E: Deserialize<'de>> Deserialize<'de> for Output<E> {
@@ -171,8 +229,20 @@ impl<'de, E: Deserialize<'de>> Deserialize<'de> for Output<E> {
             end: start,
             stages: f.events.ok_or_else(|| need("events"))?.0,
             select: f.select.map(|s| s.0).unwrap_or_default(),
-            version: f.version.unwrap_or(1),
+            version: (f.version)
+                .or_else(|| f.rule.as_ref().and_then(|r| r.version))
+                .unwrap_or(1),
             versioned: f.version.is_some(),
+            branch: f.branch,
+            attributes: f
+                .rule
+                .map_or_else(Default::default, |r| crate::lookup::Attributes {
+                    score: r.score,
+                    level: r.level.map(Into::into),
+                    action: r.action.map(Into::into),
+                    tags: r.tags.into_iter().map(Into::into).collect(),
+                }),
+            reads: f.reads.map(|r| r.0).unwrap_or_default(),
         };
         match f.kind.as_str() {
             "match" | "dropped" => {
@@ -222,7 +292,35 @@ mod tests {
             },
             version: if versioned { 2 } else { 1 },
             versioned,
+            branch: None,
+            attributes: crate::lookup::Attributes::default(),
+            reads: Vec::new(),
         }
+    }
+
+    /// A record of a pattern with alternation, attributes and reads: its
+    /// `branch`, `rule` and `reads` where the command writes them, read
+    /// back whole.
+    #[test]
+    fn branches_rules_and_reads_read_back() {
+        let mut rich = m(false, true);
+        rich.branch = Some(vec![Some(2), None]);
+        rich.attributes = crate::lookup::Attributes {
+            score: Some(Value::Int(80)),
+            level: Some("high".into()),
+            action: Some("block".into()),
+            tags: vec!["ato".into(), "login".into()],
+        };
+        rich.reads = vec![("n(user_id)".into(), Value::Int(3))];
+        let text = serde_json::to_string(&Output::Match(rich.clone())).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"match","pattern":"p","branch":[2,null],"key":{"user.id":7,"k":"x"},"start":1,"end":3,"events":{"a":[{"id":1},{"id":2}],"b":[{"id":3}]},"select":{"n":2},"rule":{"score":80,"level":"high","action":"block","tags":["ato","login"],"version":1},"reads":{"n(user_id)":3}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Output<Ev>>(&text).unwrap(),
+            Output::Match(rich)
+        );
     }
 
     /// Typed events: what a record holds comes back whole.

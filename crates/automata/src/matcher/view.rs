@@ -245,6 +245,9 @@ impl<'a, E> MatchView<'a, E> {
                 .collect(),
             version: 1,
             versioned: false,
+            branch: self.branches(),
+            attributes: self.nfa.pattern().attributes.clone(),
+            reads: Vec::new(),
         }
     }
 }
@@ -279,6 +282,18 @@ pub struct Match<E> {
     /// say which version made them (`"version"` in the record,
     /// `docs/dynamic-rules.md`)?
     pub versioned: bool,
+    /// For a pattern with alternation, the branch (1-based) each of its
+    /// alternations took (`"branch"` in the record, `docs/semantics.md`);
+    /// `None` for any other pattern.
+    pub branch: Option<Vec<Option<u32>>>,
+    /// The pattern's rule attributes (`score`, `level`, `action`, `tags`:
+    /// `"rule"` in the record, with [`version`](Match::version), when any
+    /// is set).
+    pub attributes: crate::lookup::Attributes,
+    /// What the pattern's conditions read of reference lists and rolling
+    /// indicators when it fired, by canonical text (`"reads"` in the
+    /// record); empty for a pattern that reads none.
+    pub reads: Vec<(String, Value)>,
 }
 
 impl<E> Match<E> {

@@ -302,6 +302,9 @@ impl<'a, E> MatchRef<'a, E> {
             select: self.select(),
             version: self.ctx.version,
             versioned: self.ctx.versioned,
+            branch: self.branches(),
+            attributes: self.ctx.attributes.clone(),
+            reads: self.reads(),
         }
     }
 }
