@@ -913,3 +913,70 @@ fn a_resumed_run_that_reads_no_event_says_nothing_of_fields_never_seen() {
     assert!(said.contains("resuming from checkpoint"), "{said}");
     assert!(!said.contains("never occurs"), "{said}");
 }
+
+/// A run resumed after its first events were looked at goes on from what
+/// they showed (kept in the checkpoint's counters): a field seen only
+/// before the checkpoint is not said to be missing from the events after
+/// it (session 48 found it said "never occurs in 1000 events" there), and
+/// a field said missing before is not said again.
+#[test]
+fn a_resumed_run_goes_on_from_the_field_warnings_of_the_run_it_resumes() {
+    let dir = scratch("fields_going_on");
+    fs::write(
+        dir.join("rules.cep"),
+        "pattern p {\n  partition by user\n  match a\n  where a: rare == 1 and colour == \"red\"\n}\n",
+    )
+    .unwrap();
+    let line = |i: usize| {
+        let rare = if i < 100 { ",\"rare\":2" } else { "" };
+        format!("{{\"ts\":{i},\"user\":\"u{}\"{rare}}}\n", i % 7)
+    };
+    let events = |n: usize| -> String { (0..n).map(line).collect() };
+    fs::write(dir.join("events.jsonl"), events(3_000)).unwrap();
+    let run = || {
+        run_here(&dir)
+            .args(["--output", "out.jsonl", "--checkpoint", "ckpt"])
+            .args([
+                "--checkpoint-every",
+                "500",
+                "--field-warnings-after",
+                "1000",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let said = stderr(&first);
+    assert!(first.status.success(), "{said}");
+    // (looked at after the batch that reached 1,000 events)
+    assert!(said.contains("field `colour` never occurs in 1"), "{said}");
+    assert_eq!(said.matches("never occurs").count(), 1, "{said}");
+    assert!(!said.contains("`rare`"), "{said}");
+    fs::write(dir.join("events.jsonl"), events(4_000)).unwrap();
+    let again = run();
+    let said = stderr(&again);
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains("resuming from checkpoint"), "{said}");
+    assert!(!said.contains("never occurs"), "{said}");
+    // Looked at only at the end of the input (fewer events than the
+    // default's): the same once resumed over the grown input.
+    fs::remove_dir_all(dir.join("ckpt")).unwrap();
+    fs::write(dir.join("events.jsonl"), events(3_000)).unwrap();
+    let at_end = || {
+        run_here(&dir)
+            .args(["--output", "out.jsonl", "--checkpoint", "ckpt"])
+            .output()
+            .unwrap()
+    };
+    let first = at_end();
+    let said = stderr(&first);
+    assert!(
+        said.contains("field `colour` never occurs in 3000 events"),
+        "{said}"
+    );
+    fs::write(dir.join("events.jsonl"), events(4_000)).unwrap();
+    let again = at_end();
+    let said = stderr(&again);
+    assert!(said.contains("resuming from checkpoint"), "{said}");
+    assert!(!said.contains("never occurs"), "{said}");
+}

@@ -153,6 +153,13 @@ pub struct Counters {
     /// while the run was stopped removes.
     #[serde(default)]
     pub(crate) lists: Vec<crate::lists::FileEntries>,
+    /// The field warnings (`Config::field_warnings`): were the first
+    /// events looked at, and which (pattern, field) pairs were said. A
+    /// resumed run goes on from them rather than looking again at its
+    /// own first events, which may lack a field seen before the
+    /// checkpoint.
+    #[serde(default)]
+    pub(crate) fields: crate::source::FieldsTold,
 }
 
 impl Counters {

@@ -605,6 +605,9 @@ impl Single {
             .map_or(FilePosition::default(), |m| m.input);
         let reload_first = resumed.as_ref().is_some_and(|m| m.reload_files);
         let was_resumed = resumed.is_some();
+        let counters_fields = (resumed.as_ref())
+            .map(|m| m.counters.fields.clone())
+            .unwrap_or_default();
         report.started(size, start.offset);
         let observes = report.observes();
         if observes && report.records_wanted() > 0 {
@@ -679,7 +682,8 @@ impl Single {
             splits,
             reload_first,
             fields: FieldWarnings::new(config.field_warnings.unwrap_or(u64::MAX), field_watch, 1)
-                .resumed(was_resumed),
+                .resumed(was_resumed)
+                .going_on(&counters_fields),
             observes,
             lag: Vec::new(),
             rules_waiting: None,

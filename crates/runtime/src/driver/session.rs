@@ -577,6 +577,13 @@ impl Session<'_> {
             let report = &mut *self.out.report;
             self.fields
                 .at_end(seen.as_ref(), &mut |notice| report.notice(notice));
+            // (kept by the end's checkpoint, for a run resumed over a
+            // grown input)
+            if let Some(c) = &mut self.checkpoints {
+                if self.fields.told_state() != self.counters.fields {
+                    c.schedule.advanced(0);
+                }
+            }
         }
         if stop.is_none() {
             // The input ended: the thread is done (a panic in it is passed
@@ -798,6 +805,7 @@ impl Session<'_> {
         self.counters.reloads = self.reloads.applied;
         self.counters.reloads_refused = self.reloads.refused;
         self.counters.reloads_late = self.reloads.late;
+        self.counters.fields = self.fields.told_state();
         let path = checkpoint::path(&checkpoints.dir, number);
         let report = &mut *self.out.report;
         let mut failed = |source: io::Error| {

@@ -37,8 +37,24 @@ struct State {
     seen: Vec<Option<FieldsSeen>>,
     /// The (pattern, field) pairs said already.
     told: HashSet<(String, String)>,
+    /// The pairs decided before the checkpoint a run resumed from
+    /// ([`FieldsTold::settled`]).
+    settled: HashSet<(String, String)>,
     /// Were the first `after` events looked at?
     looked: bool,
+}
+
+/// What a checkpoint keeps of the field warnings (the marker's counters):
+/// were the first events looked at, and the (pattern, field) pairs said.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldsTold {
+    looked: bool,
+    told: Vec<(String, String)>,
+    /// Once the first events were looked at, every (pattern, field) pair
+    /// then read: each was seen in them or said, so that a resumed run,
+    /// whose input since the checkpoint may lack a field seen before it,
+    /// says nothing more of it.
+    settled: Vec<(String, String)>,
 }
 
 impl FieldWarnings {
@@ -52,6 +68,7 @@ impl FieldWarnings {
                 watch,
                 seen: vec![None; readers],
                 told: HashSet::new(),
+                settled: HashSet::new(),
                 looked: false,
             }),
         }
@@ -63,6 +80,43 @@ impl FieldWarnings {
     pub(crate) fn resumed(mut self, resumed: bool) -> FieldWarnings {
         self.resumed = resumed;
         self
+    }
+
+    /// Of a run resumed from a checkpoint whose warnings were `told`
+    /// ([`FieldWarnings::told_state`]): if the first events were looked
+    /// at before it, they are not looked at again (every field the
+    /// patterns read then was seen in them or said), and what was said
+    /// is not said again.
+    pub(crate) fn going_on(self, told: &FieldsTold) -> FieldWarnings {
+        {
+            let mut state = self.lock();
+            state.looked |= told.looked;
+            state.told.extend(told.told.iter().cloned());
+            state.settled.extend(told.settled.iter().cloned());
+        }
+        self
+    }
+
+    /// What a checkpoint keeps of the warnings.
+    pub(crate) fn told_state(&self) -> FieldsTold {
+        let state = self.lock();
+        let mut told: Vec<(String, String)> = state.told.iter().cloned().collect();
+        told.sort();
+        let mut settled: Vec<(String, String)> = state.settled.iter().cloned().collect();
+        if state.looked {
+            // (every field is missing from nothing seen)
+            for missing in state.watch.missing(&FieldsSeen::default()) {
+                let field = missing.field.to_string();
+                settled.extend((missing.reads.iter()).map(|r| (r.pattern.clone(), field.clone())));
+            }
+        }
+        settled.sort();
+        settled.dedup();
+        FieldsTold {
+            looked: state.looked,
+            told,
+            settled,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -123,6 +177,9 @@ impl FieldWarnings {
         let none = FieldsSeen::default();
         let mut state = self.lock();
         self.say(&mut state, seen.unwrap_or(&none), say);
+        // (the whole input looked at: a run resumed over a grown input
+        // says nothing more of these fields)
+        state.looked = true;
     }
 
     /// Says, as warnings, what `seen` shows missing and was not said yet.
@@ -130,12 +187,18 @@ impl FieldWarnings {
         if self.resumed && seen.events() == 0 {
             return;
         }
-        let State { watch, told, .. } = state;
+        let State {
+            watch,
+            told,
+            settled,
+            ..
+        } = state;
         for mut missing in watch.missing(seen) {
             let field = missing.field.to_string();
-            missing
-                .reads
-                .retain(|read| told.insert((read.pattern.clone(), field.clone())));
+            missing.reads.retain(|read| {
+                let pair = (read.pattern.clone(), field.clone());
+                !settled.contains(&pair) && told.insert(pair)
+            });
             if !missing.reads.is_empty() {
                 say(Notice::line(Level::Warning, format!("warning: {missing}")));
             }

@@ -39,7 +39,7 @@ mod raw;
 mod share;
 
 pub use chunks::{FileChunk, FileChunks};
-pub use fields::FieldWarnings;
+pub use fields::{FieldWarnings, FieldsTold};
 pub(crate) use file::{prime, spawn_reader, Opened, Reading};
 pub(crate) use live::{new_decoder, reading};
 pub use live::{Heard, Lines, LiveInput};
