@@ -255,7 +255,7 @@ impl Memory {
             let same_key = (self.indicators.iter())
                 .position(|i| i.key == key)
                 .unwrap_or(self.indicators.len());
-            let hasher = self.hasher.clone();
+            let hasher = self.hasher;
             self.indicators.push(Indicator {
                 condition,
                 argument,
@@ -302,7 +302,7 @@ impl Memory {
             ind.kept = (self.scope.as_ref())
                 .map_or(true, |key| key.iter().all(|f| d.group_by.contains(f)));
             if !ind.kept && ind.window.entries() > 0 {
-                ind.window = Window::new(d.func, d.window, self.hasher.clone());
+                ind.window = Window::new(d.func, d.window, self.hasher);
             }
         }
         self.count();

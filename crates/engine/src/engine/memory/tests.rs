@@ -642,9 +642,13 @@ fn indicator_cost() {
             }
             times.push(start.elapsed().as_nanos() as f64 / n as f64);
             if text == &with {
+                let stats = e.memory_stats();
+                let bytes = e.core.memory.heap_bytes();
                 eprintln!(
-                    "window {window} ms, {groups} groups: {} entries at the end",
-                    e.memory_stats().indicator_entries
+                    "window {window} ms, {groups} groups: {} entries, {} groups at the end, {bytes} heap bytes in the indicators ({:.1} per entry)",
+                    stats.indicator_entries,
+                    stats.indicator_groups,
+                    bytes as f64 / stats.indicator_entries.max(1) as f64
                 );
             }
         }

@@ -9,10 +9,18 @@
 //! - `count_distinct`: a count per distinct value.
 //!
 //! Events reach [`Window::push`] in time order (the engine's), so one FIFO
-//! over all groups, in time order, says which group's oldest entry leaves
-//! next: [`Window::advance`] pops it until the front is inside the window.
-//! Memory is the entries inside the windows, and a group is dropped when
-//! its window empties.
+//! of entries over all groups, in time order, says which group's oldest
+//! entry leaves next: [`Window::advance`] pops it until the front is
+//! inside the window. Memory is the entries inside the windows, and a
+//! group is dropped when its window empties.
+//!
+//! Nothing is allocated per group: the entries (with their values) are in
+//! the one FIFO, a group holds only its aggregates; the monotonic deques
+//! of every group are lists in one slab of nodes, and the counts per
+//! distinct value one table keyed by (group, value). A group's slot, its
+//! key's room included, is reused by the next new group. So adding an
+//! event to a new group costs what adding one to a live group costs,
+//! whatever the window and the number of groups.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -24,44 +32,64 @@ use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 use cepheid_core::expr::{equals, order};
 
-/// One event in a group's window.
+/// One entry of the window, oldest first in [`Window::fifo`].
 #[derive(Clone, Debug)]
-pub(crate) struct Item {
+struct Entry {
+    ts: Timestamp,
+    group: u32,
+    /// Its number in push order (`min`/`max`: which candidate it is).
     seq: u64,
     /// The aggregated value (null for `count`).
     value: Value,
 }
 
-#[derive(Clone, Debug, Default)]
+/// No node ([`Group::head`], [`Node::next`]...).
+const NIL: u32 = u32::MAX;
+
+/// One group's aggregates (its entries are in the window's FIFO).
+#[derive(Clone, Debug)]
 struct Group {
     /// (a `Vec`: a slot reused by another group keeps its room)
     key: Vec<Value>,
     /// The key's hash (as the index holds it).
     hash: u64,
-    items: VecDeque<Item>,
+    /// Entries in the window.
+    n: u64,
     int_sum: i128,
     float_sum: f64,
     floats: u64,
-    /// `min`/`max`: candidates, front the current extreme.
-    extremes: VecDeque<(u64, Value)>,
-    /// `count_distinct`: how many entries hold each value.
-    distinct: Option<Box<hashbrown::HashMap<ValueKey, u32>>>,
+    /// `min`/`max`: the candidates, a list of [`Window::nodes`] from the
+    /// current extreme (`head`) to the newest (`tail`).
+    head: u32,
+    tail: u32,
+    /// `count_distinct`: distinct values in the window.
+    distinct: u64,
 }
 
-/// A value as a hash key with `==`'s equality (`1` and `1.0` alike).
+impl Default for Group {
+    fn default() -> Group {
+        Group {
+            key: Vec::new(),
+            hash: 0,
+            n: 0,
+            int_sum: 0,
+            float_sum: 0.0,
+            floats: 0,
+            head: NIL,
+            tail: NIL,
+            distinct: 0,
+        }
+    }
+}
+
+/// A `min`/`max` candidate: an entry's number and value, in its group's
+/// list (a free node is chained by `next`).
 #[derive(Clone, Debug)]
-struct ValueKey(Value);
-
-impl PartialEq for ValueKey {
-    fn eq(&self, other: &Self) -> bool {
-        equals((&self.0).into(), (&other.0).into()) == Some(true)
-    }
-}
-impl Eq for ValueKey {}
-impl std::hash::Hash for ValueKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_part(state, (&self.0).into());
-    }
+struct Node {
+    seq: u64,
+    value: Value,
+    prev: u32,
+    next: u32,
 }
 
 /// Hashes a key part so that values equal by `==` hash alike; false when
@@ -105,9 +133,15 @@ pub(crate) struct Window {
     index: HashTable<u32>,
     groups: Vec<Group>,
     free: Vec<u32>,
-    /// Every entry's (time, group), oldest first.
-    fifo: VecDeque<(Timestamp, u32)>,
+    /// Every entry, oldest first.
+    fifo: VecDeque<Entry>,
     seq: u64,
+    /// `min`/`max`: every group's candidates.
+    nodes: Vec<Node>,
+    /// The first free node (the others chained by `next`).
+    free_node: u32,
+    /// `count_distinct`: entries per (group, value).
+    counts: HashTable<(u32, Value, u32)>,
 }
 
 /// Why an event did not enter a window although it met the condition.
@@ -154,6 +188,9 @@ impl Window {
             free: Vec::new(),
             fifo: VecDeque::new(),
             seq: 0,
+            nodes: Vec::new(),
+            free_node: NIL,
+            counts: HashTable::new(),
         }
     }
 
@@ -167,18 +204,18 @@ impl Window {
         self.groups.len() - self.free.len()
     }
 
-    /// Heap bytes, roughly (entries and groups).
+    /// Heap bytes, roughly (entries, groups and their keys, candidates,
+    /// distinct counts, tables).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.fifo.capacity() * 16
-            + self.groups.capacity() * std::mem::size_of::<Group>()
-            + self
-                .groups
-                .iter()
-                .map(|g| {
-                    g.items.capacity() * std::mem::size_of::<Item>() + g.extremes.capacity() * 32
-                })
+        use std::mem::size_of;
+        self.fifo.capacity() * size_of::<Entry>()
+            + self.groups.capacity() * size_of::<Group>()
+            + (self.groups.iter())
+                .map(|g| g.key.capacity() * size_of::<Value>())
                 .sum::<usize>()
-            + self.index.capacity() * 5
+            + self.nodes.capacity() * size_of::<Node>()
+            + self.index.capacity() * (size_of::<u32>() + 1)
+            + self.counts.capacity() * (size_of::<(u32, Value, u32)>() + 1)
     }
 
     fn hash_key(&self, key: &[ValueRef<'_>]) -> Option<u64> {
@@ -201,24 +238,21 @@ impl Window {
     /// Evicts every entry at or before `now - W`.
     pub(crate) fn advance(&mut self, now: Timestamp) {
         let edge = now.saturating_sub(self.width);
-        while let Some(&(ts, g)) = self.fifo.front() {
-            if ts > edge {
-                break;
+        while self.fifo.front().is_some_and(|e| e.ts <= edge) {
+            if let Some(entry) = self.fifo.pop_front() {
+                self.evict(entry);
             }
-            self.fifo.pop_front();
-            self.evict(g);
         }
     }
 
-    fn evict(&mut self, g: u32) {
-        let func = self.func;
+    /// Takes `entry`, the oldest, out of its group's aggregates.
+    fn evict(&mut self, entry: Entry) {
+        let g = entry.group;
         let group = &mut self.groups[g as usize];
-        let Some(item) = group.items.pop_front() else {
-            return;
-        };
-        match func {
+        group.n -= 1;
+        match self.func {
             IndicatorFunc::Count => {}
-            IndicatorFunc::Sum | IndicatorFunc::Avg => match item.value {
+            IndicatorFunc::Sum | IndicatorFunc::Avg => match entry.value {
                 Value::Int(i) => group.int_sum -= i128::from(i),
                 Value::Float(f) => {
                     group.floats -= 1;
@@ -231,38 +265,85 @@ impl Window {
                 _ => {}
             },
             IndicatorFunc::Min | IndicatorFunc::Max => {
-                if group.extremes.front().is_some_and(|(s, _)| *s == item.seq) {
-                    group.extremes.pop_front();
+                let head = group.head;
+                if head != NIL && self.nodes[head as usize].seq == entry.seq {
+                    let next = self.nodes[head as usize].next;
+                    group.head = next;
+                    if next == NIL {
+                        group.tail = NIL;
+                    } else {
+                        self.nodes[next as usize].prev = NIL;
+                    }
+                    self.free_node(head);
                 }
             }
             IndicatorFunc::CountDistinct => {
-                if let Some(map) = &mut group.distinct {
-                    let key = ValueKey(item.value);
-                    if let Some(n) = map.get_mut(&key) {
-                        *n -= 1;
-                        if *n == 0 {
-                            map.remove(&key);
-                        }
+                let hash = self.count_hash(g, (&entry.value).into());
+                if let Ok(found) = self.counts.find_entry(hash, |(cg, v, _)| {
+                    *cg == g && equals(v.into(), (&entry.value).into()) == Some(true)
+                }) {
+                    let mut found = found;
+                    found.get_mut().2 -= 1;
+                    if found.get().2 == 0 {
+                        found.remove();
+                        self.groups[g as usize].distinct -= 1;
                     }
                 }
             }
         }
-        if group.items.is_empty() {
-            // (the group's deques and map keep their room for the next
-            // group that takes this slot)
+        let group = &mut self.groups[g as usize];
+        if group.n == 0 {
+            // (its last entry was its newest candidate, gone with it)
+            debug_assert!(group.head == NIL && group.tail == NIL);
+            // (the slot, its key's room included, goes to the next group)
             group.key.clear();
             group.int_sum = 0;
             group.float_sum = 0.0;
             group.floats = 0;
-            group.extremes.clear();
-            if let Some(map) = &mut group.distinct {
-                map.clear();
-            }
+            group.head = NIL;
+            group.tail = NIL;
+            group.distinct = 0;
             if let Ok(entry) = self.index.find_entry(group.hash, |&x| x == g) {
                 entry.remove();
             }
             self.free.push(g);
         }
+    }
+
+    /// The hash of (group `g`, `value`) in [`Window::counts`].
+    fn count_hash(&self, g: u32, value: ValueRef<'_>) -> u64 {
+        let mut state = self.hasher.build_hasher();
+        state.write_u32(g);
+        hash_part(&mut state, value);
+        state.finish()
+    }
+
+    /// A node for a candidate, from the free ones if any.
+    fn new_node(&mut self, seq: u64, value: Value, prev: u32) -> u32 {
+        let node = Node {
+            seq,
+            value,
+            prev,
+            next: NIL,
+        };
+        if self.free_node == NIL {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        } else {
+            let n = self.free_node;
+            self.free_node = self.nodes[n as usize].next;
+            self.nodes[n as usize] = node;
+            n
+        }
+    }
+
+    /// Node `n` is free again (its value dropped).
+    fn free_node(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        node.value = Value::Null;
+        node.prev = NIL;
+        node.next = self.free_node;
+        self.free_node = n;
     }
 
     /// Adds an event at `ts` (the engine's current time: events come in
@@ -334,45 +415,85 @@ impl Window {
         };
         self.seq += 1;
         let seq = self.seq;
-        let func = self.func;
-        let group = &mut self.groups[g as usize];
-        match func {
+        match self.func {
             IndicatorFunc::Count => {}
-            IndicatorFunc::Sum | IndicatorFunc::Avg => match value {
-                Value::Int(i) => group.int_sum += i128::from(i),
-                Value::Float(f) => {
-                    group.floats += 1;
-                    group.float_sum += f;
+            IndicatorFunc::Sum | IndicatorFunc::Avg => {
+                let group = &mut self.groups[g as usize];
+                match value {
+                    Value::Int(i) => group.int_sum += i128::from(i),
+                    Value::Float(f) => {
+                        group.floats += 1;
+                        group.float_sum += f;
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
+            }
             IndicatorFunc::Min | IndicatorFunc::Max => {
-                let max = func == IndicatorFunc::Max;
-                while let Some((_, back)) = group.extremes.back() {
-                    let o = order(back.into(), (&value).into());
-                    let dominated = match o {
+                let max = self.func == IndicatorFunc::Max;
+                // (the candidates the new value dominates leave, from the
+                // newest)
+                loop {
+                    let tail = self.groups[g as usize].tail;
+                    if tail == NIL {
+                        break;
+                    }
+                    let back = &self.nodes[tail as usize].value;
+                    let dominated = match order(back.into(), (&value).into()) {
                         Some(std::cmp::Ordering::Less) => max,
                         Some(std::cmp::Ordering::Greater) => !max,
                         _ => true,
                     };
-                    if dominated {
-                        group.extremes.pop_back();
-                    } else {
+                    if !dominated {
                         break;
                     }
+                    let prev = self.nodes[tail as usize].prev;
+                    let group = &mut self.groups[g as usize];
+                    group.tail = prev;
+                    if prev == NIL {
+                        group.head = NIL;
+                    } else {
+                        self.nodes[prev as usize].next = NIL;
+                    }
+                    self.free_node(tail);
                 }
-                group.extremes.push_back((seq, value.clone()));
+                let tail = self.groups[g as usize].tail;
+                let n = self.new_node(seq, value.clone(), tail);
+                let group = &mut self.groups[g as usize];
+                if tail == NIL {
+                    group.head = n;
+                } else {
+                    self.nodes[tail as usize].next = n;
+                }
+                group.tail = n;
             }
             IndicatorFunc::CountDistinct => {
-                *group
-                    .distinct
-                    .get_or_insert_with(Default::default)
-                    .entry(ValueKey(value.clone()))
-                    .or_insert(0) += 1;
+                let hash = self.count_hash(g, (&value).into());
+                let found = self.counts.find_mut(hash, |(cg, v, _)| {
+                    *cg == g && equals(v.into(), (&value).into()) == Some(true)
+                });
+                match found {
+                    Some(found) => found.2 += 1,
+                    None => {
+                        let hasher = &self.hasher;
+                        self.counts
+                            .insert_unique(hash, (g, value.clone(), 1), |(cg, v, _)| {
+                                let mut state = hasher.build_hasher();
+                                state.write_u32(*cg);
+                                hash_part(&mut state, v.into());
+                                state.finish()
+                            });
+                        self.groups[g as usize].distinct += 1;
+                    }
+                }
             }
         }
-        group.items.push_back(Item { seq, value });
-        self.fifo.push_back((ts, g));
+        self.groups[g as usize].n += 1;
+        self.fifo.push_back(Entry {
+            ts,
+            group: g,
+            seq,
+            value,
+        });
         Ok(())
     }
 
@@ -393,7 +514,7 @@ impl Window {
                 _ => Value::Null,
             };
         };
-        let n = group.items.len();
+        let n = group.n;
         match self.func {
             IndicatorFunc::Count => Value::Int(n as i64),
             IndicatorFunc::Sum => {
@@ -404,27 +525,22 @@ impl Window {
                 }
             }
             IndicatorFunc::Avg => Value::Float((group.int_sum as f64 + group.float_sum) / n as f64),
-            IndicatorFunc::Min | IndicatorFunc::Max => group
-                .extremes
-                .front()
-                .map_or(Value::Null, |(_, v)| v.clone()),
-            IndicatorFunc::CountDistinct => {
-                Value::Int(group.distinct.as_ref().map_or(0, |m| m.len()) as i64)
-            }
+            IndicatorFunc::Min | IndicatorFunc::Max => match group.head {
+                NIL => Value::Null,
+                head => self.nodes[head as usize].value.clone(),
+            },
+            IndicatorFunc::CountDistinct => Value::Int(group.distinct as i64),
         }
     }
 
     /// Every entry as (key, time, value), oldest first: what a restore
     /// pushes back.
     pub(crate) fn items(&self) -> Vec<(Vec<Value>, Timestamp, Value)> {
-        let mut cursor = vec![0usize; self.groups.len()];
-        let mut out = Vec::with_capacity(self.fifo.len());
-        for &(ts, g) in &self.fifo {
-            let group = &self.groups[g as usize];
-            let item = &group.items[cursor[g as usize]];
-            cursor[g as usize] += 1;
-            out.push((group.key.to_vec(), ts, item.value.clone()));
-        }
-        out
+        (self.fifo.iter())
+            .map(|e| {
+                let key = self.groups[e.group as usize].key.clone();
+                (key, e.ts, e.value.clone())
+            })
+            .collect()
     }
 }
