@@ -461,6 +461,109 @@ fn field_warning_counted(extra: &[&str]) {
     assert_eq!(status.code(), Some(143), "{stderr}");
 }
 
+/// Lists and indicators on `/metrics` and `/status.json`: `patterns/risk`
+/// followed with `--max-delay 1d` (its last event, 25 hours in, holds
+/// event time where the first day's events are processed and inside the
+/// indicators' windows): the list a confirmed
+/// fraud writes holds its one device, one change made; the indicators
+/// hold entries in groups. A run whose rules declare neither shows none
+/// of these metrics.
+#[test]
+fn lists_and_indicators_are_in_the_metrics() {
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(root())
+            .args([
+                "run",
+                "patterns/risk",
+                "--events",
+                "patterns/risk/events.jsonl",
+            ])
+            .args(["--follow", "--max-delay", "1d", "--no-progress"])
+            .args(["--output", "/dev/null", "--metrics", "127.0.0.1:0"]),
+    );
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let deadline = Instant::now() + PATIENCE;
+    let text = loop {
+        let (_, text) = get(addr, "/metrics");
+        if value(&text, "cepheid_list_entries{list=\"blocked_devices\"}") == Some(1.0) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the list never held its entry: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        value(&text, "cepheid_list_changes_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "cepheid_list_changes_late_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "cepheid_list_adds_refused_total{why=\"limit\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    for name in ["cepheid_indicator_entries", "cepheid_indicator_groups"] {
+        assert!(
+            value(&text, name).is_some_and(|v| v > 0.0),
+            "{name}: {text}"
+        );
+    }
+    assert_eq!(
+        value(
+            &text,
+            "cepheid_indicator_events_left_out_total{why=\"not_numeric\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    let (_, status) = get(addr, "/status.json");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("JSON");
+    let memory = &status["run"]["memory"];
+    assert_eq!(memory["lists"][0]["name"], "blocked_devices", "{memory}");
+    assert_eq!(memory["lists"][0]["entries"], 1, "{memory}");
+    assert_eq!(memory["indicators"], 3, "{memory}");
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+
+    // Rules without lists or indicators: none of these metrics.
+    let dir = crate::common::scratch("metrics_no_memory");
+    std::fs::write(
+        dir.join("rules.cep"),
+        "pattern p {\n    match a\n    where a: n > 1\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("events.jsonl"), "{\"ts\": 1, \"n\": 2}\n").unwrap();
+    let live = Live::spawn(
+        cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--events", "events.jsonl", "--follow"])
+            .args([
+                "--no-progress",
+                "--output",
+                "/dev/null",
+                "--metrics",
+                "127.0.0.1:0",
+            ]),
+    );
+    let addr = address(&live.stderr_line("cepheid: metrics on http://"));
+    let (_, text) = get(addr, "/metrics");
+    assert!(text.contains("cepheid_events_read_total"), "{text}");
+    assert!(!text.contains("cepheid_list_"), "{text}");
+    assert!(!text.contains("cepheid_indicator_"), "{text}");
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
 /// A scraper gone wrong: with `--metrics-max-connections 2`, two idle
 /// connections hold the server; the next one is refused (503), counted on
 /// `/metrics` and `/status.json`, and said on standard error, while the

@@ -158,6 +158,76 @@ impl Value {
     }
 }
 
+/// The lists' and indicators' metrics, for a run whose rules declare any
+/// (none of them otherwise: a run without lists or indicators shows the
+/// metrics it showed before they existed).
+fn encode_memory(e: &mut DescriptorEncoder, m: &crate::status::MemoryStatus) -> fmt::Result {
+    if !m.lists.is_empty() {
+        family(
+            e,
+            "cepheid_list_entries",
+            "Entries the reference list holds now.",
+            None,
+            "list",
+            (m.lists.iter()).map(|l| (l.name.clone(), gauge_u64(l.entries))),
+        )?;
+        single(
+            e,
+            "cepheid_list_changes",
+            "List changes applied (reference files, the library, then writes).",
+            None,
+            Value::Counter(m.list_changes),
+        )?;
+        single(
+            e,
+            "cepheid_list_changes_late",
+            "List changes for a time at or below the watermark, applied at once.",
+            None,
+            Value::Counter(m.late_changes),
+        )?;
+        family(
+            e,
+            "cepheid_list_adds_refused",
+            "Adds refused: the list held its limit, or no list can hold the value.",
+            None,
+            "why",
+            [
+                ("limit".to_string(), Value::Counter(m.refused_entries)),
+                ("value".to_string(), Value::Counter(m.bad_entries)),
+            ],
+        )?;
+    }
+    if m.indicators > 0 {
+        single(
+            e,
+            "cepheid_indicator_entries",
+            "Events inside the rolling indicators' windows now, over all indicators.",
+            None,
+            gauge_u64(m.indicator_entries),
+        )?;
+        single(
+            e,
+            "cepheid_indicator_groups",
+            "Groups of the rolling indicators now, over all indicators.",
+            None,
+            gauge_u64(m.indicator_groups),
+        )?;
+        family(
+            e,
+            "cepheid_indicator_events_left_out",
+            "Events an indicator's condition took but left out: a value not a number, no usable group, or the limit of entries.",
+            None,
+            "why",
+            [
+                ("not_numeric".to_string(), Value::Counter(m.non_numeric)),
+                ("no_group".to_string(), Value::Counter(m.unkeyed)),
+                ("limit".to_string(), Value::Counter(m.refused_events)),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 fn gauge_u64(v: u64) -> Value {
     Value::IntGauge(i64::try_from(v).unwrap_or(i64::MAX))
 }
@@ -210,6 +280,8 @@ impl Collector for Snapshot {
             None,
             Value::Counter(run.field_warnings),
         )?;
+
+        encode_memory(&mut e, &run.memory)?;
 
         let patterns = || s.patterns.iter();
         let per = |f: fn(&crate::status::PatternStatus) -> Value| {

@@ -301,6 +301,7 @@ impl Observer {
                 s.run.state_bytes = state_bytes;
             }
             s.run.field_warnings = view.field_warnings;
+            s.run.memory = crate::status::MemoryStatus::of(&view.memory());
             s.run.reloads.waiting =
                 (view.rules_waiting).map(|w| WaitingStatus::new(w.records, w.at));
             for p in &stats {

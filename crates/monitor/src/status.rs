@@ -150,10 +150,78 @@ pub struct RunStatus {
     pub state_bytes: Option<u64>,
     /// Warnings about fields that never occur.
     pub field_warnings: u64,
+    /// The reference lists and rolling indicators the rules declare.
+    #[serde(default)]
+    pub memory: MemoryStatus,
     /// Checkpoints.
     pub checkpoint: CheckpointStatus,
     /// Changes of the rules.
     pub reloads: ReloadStatus,
+}
+
+/// The reference lists and rolling indicators of the run
+/// (`Engine::memory_stats`, `Engine::list_sizes`; on workers the sum of
+/// their engines'): empty when the rules declare none.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryStatus {
+    /// Each list the rules declare, with its entries now.
+    pub lists: Vec<ListStatus>,
+    /// Indicators the rules declare.
+    pub indicators: u64,
+    /// Entries in all indicators' windows now.
+    pub indicator_entries: u64,
+    /// Groups of all indicators now.
+    pub indicator_groups: u64,
+    /// List changes applied (files, the library, `then` writes).
+    pub list_changes: u64,
+    /// Of them, those for a time at or below the watermark (applied at
+    /// once).
+    pub late_changes: u64,
+    /// Adds refused: the list held its limit of entries.
+    pub refused_entries: u64,
+    /// Writes whose value no list can hold.
+    pub bad_entries: u64,
+    /// Events an indicator left out: its value not a number.
+    pub non_numeric: u64,
+    /// Events an indicator left out: a `group by` value missing or no key.
+    pub unkeyed: u64,
+    /// Events the indicators left out: their limit of entries held.
+    pub refused_events: u64,
+}
+
+/// One reference list.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ListStatus {
+    /// Its name.
+    pub name: String,
+    /// Its entries now.
+    pub entries: u64,
+}
+
+impl MemoryStatus {
+    /// What `numbers` say.
+    pub fn of(numbers: &cepheid_runtime::MemoryNumbers) -> MemoryStatus {
+        let s = &numbers.stats;
+        MemoryStatus {
+            lists: (numbers.lists.iter())
+                .map(|(name, entries)| ListStatus {
+                    name: name.clone(),
+                    entries: *entries,
+                })
+                .collect(),
+            indicators: numbers.indicators,
+            indicator_entries: s.indicator_entries,
+            indicator_groups: s.indicator_groups,
+            list_changes: s.list_changes,
+            late_changes: s.late_changes,
+            refused_entries: s.refused_entries,
+            bad_entries: s.bad_entries,
+            non_numeric: s.non_numeric,
+            unkeyed: s.unkeyed,
+            refused_events: s.refused_events,
+        }
+    }
 }
 
 /// Checkpoints of the run (all zero and `None` without `--checkpoint`).

@@ -86,7 +86,7 @@ pub use source::{
     SourceError, SourceRules, SplitLag, SplitWatermarks,
 };
 pub use timing::Idle;
-pub use view::{add_patterns, add_stats, EngineNumbers, RunView, Workers};
+pub use view::{add_patterns, add_stats, EngineNumbers, MemoryNumbers, RunView, Workers};
 
 /// Where the events come from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! ([`EngineNumbers`], summed: the dataflow crate's run on workers).
 
 use cepheid_core::pattern::Pattern;
+use cepheid_engine::engine::MemoryStats;
 use cepheid_engine::{Engine, Event, PatternStats, Record, Stats, Timestamp};
 
 use crate::Kind;
@@ -116,6 +117,56 @@ pub struct EngineNumbers {
     pub watermark: Option<Timestamp>,
     /// The bytes of state held ([`Engine::state_bytes`]), when measured.
     pub state_bytes: Option<u64>,
+    /// The reference lists and rolling indicators.
+    pub memory: MemoryNumbers,
+}
+
+/// The lists and indicators of one engine, or the sum of several.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryNumbers {
+    /// [`Engine::memory_stats`], added up.
+    pub stats: MemoryStats,
+    /// Each list the rules declare, by name, with its entries
+    /// ([`Engine::list_sizes`]), added up by name.
+    pub lists: Vec<(String, u64)>,
+    /// Indicators the rules declare (the most of the engines').
+    pub indicators: u64,
+}
+
+impl MemoryNumbers {
+    /// `engine`'s now.
+    pub fn of<E: Event>(engine: &Engine<E>) -> MemoryNumbers {
+        MemoryNumbers {
+            stats: engine.memory_stats(),
+            lists: (engine.list_sizes())
+                .map(|(name, n)| (name.to_string(), n as u64))
+                .collect(),
+            indicators: engine.declarations().indicators.len() as u64,
+        }
+    }
+
+    /// Adds `other`'s to these: counts summed, lists by name.
+    pub fn add(&mut self, other: &MemoryNumbers) {
+        let (a, b) = (&mut self.stats, &other.stats);
+        a.list_entries += b.list_entries;
+        a.indicator_entries += b.indicator_entries;
+        a.indicator_groups += b.indicator_groups;
+        a.list_changes += b.list_changes;
+        a.late_changes += b.late_changes;
+        a.refused_entries += b.refused_entries;
+        a.bad_entries += b.bad_entries;
+        a.non_numeric += b.non_numeric;
+        a.unkeyed += b.unkeyed;
+        a.refused_events += b.refused_events;
+        for (name, n) in &other.lists {
+            match self.lists.iter_mut().find(|(m, _)| m == name) {
+                Some((_, total)) => *total += n,
+                None => self.lists.push((name.clone(), *n)),
+            }
+        }
+        self.indicators = self.indicators.max(other.indicators);
+    }
 }
 
 impl EngineNumbers {
@@ -131,6 +182,7 @@ impl EngineNumbers {
             stored_events: engine.stored_events() as u64,
             watermark: engine.current_watermark(),
             state_bytes: state_bytes.then(|| engine.state_bytes()),
+            memory: MemoryNumbers::of(engine),
         }
     }
 
@@ -155,6 +207,7 @@ impl EngineNumbers {
             (false, Some(a), Some(b)) => Some(a + b),
             (false, _, _) => None,
         };
+        self.memory.add(&other.memory);
     }
 }
 
@@ -297,6 +350,15 @@ impl<'a> RunView<'a> {
         match self.numbers {
             Numbers::Engine(engine) => Some(engine.state_bytes()),
             Numbers::Workers(w) => w.total.state_bytes,
+        }
+    }
+
+    /// The lists and indicators ([`MemoryNumbers`]; on workers the sum of
+    /// their engines').
+    pub fn memory(&self) -> MemoryNumbers {
+        match self.numbers {
+            Numbers::Engine(engine) => MemoryNumbers::of(engine),
+            Numbers::Workers(w) => w.total.memory.clone(),
         }
     }
 
