@@ -176,6 +176,29 @@ fn check_page(addr: SocketAddr, written: &[serde_json::Value]) -> String {
     sorted.sort();
     assert_eq!(shown, sorted, "{recent:?}");
 
+    // Lists and indicators: account_takeover's indicator, one row, as
+    // the status says (the sample's successful logins without an
+    // account_id are left out of it: no group).
+    let memory = &status["run"]["memory"];
+    assert_eq!(memory["indicators"], 1, "{json}");
+    let count = |name: &str| memory[name].as_u64().unwrap();
+    assert!(count("unkeyed") > 0, "{json}");
+    let left_out = count("non_numeric") + count("unkeyed") + count("refused_events");
+    let shown = rows(&dom, "memory");
+    assert_eq!(
+        shown,
+        [vec![
+            "indicators (1)".to_string(),
+            "indicators".to_string(),
+            page_number(memory["indicator_entries"].as_u64().unwrap()),
+            page_number(memory["indicator_groups"].as_u64().unwrap()),
+            "–".to_string(),
+            page_number(left_out),
+        ]],
+        "{}",
+        element(&dom, "table", "memory")
+    );
+
     // The plots: a line (or point) per rule, one for the lag.
     let plot = element(&dom, "svg", "plot-matches");
     assert!(
