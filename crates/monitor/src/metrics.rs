@@ -161,15 +161,16 @@ impl Value {
 /// The lists' and indicators' metrics, for a run whose rules declare any
 /// (none of them otherwise: a run without lists or indicators shows the
 /// metrics it showed before they existed).
-fn encode_memory(e: &mut DescriptorEncoder, m: &crate::status::MemoryStatus) -> fmt::Result {
-    if !m.lists.is_empty() {
+fn encode_memory(e: &mut DescriptorEncoder, status: &crate::status::MemoryStatus) -> fmt::Result {
+    let m = &status.counts;
+    if !status.lists.is_empty() {
         family(
             e,
             "cepheid_list_entries",
             "Entries the reference list holds now.",
             None,
             "list",
-            (m.lists.iter()).map(|l| (l.name.clone(), gauge_u64(l.entries))),
+            (status.lists.iter()).map(|l| (l.name.clone(), gauge_u64(l.entries))),
         )?;
         single(
             e,
@@ -197,7 +198,7 @@ fn encode_memory(e: &mut DescriptorEncoder, m: &crate::status::MemoryStatus) -> 
             ],
         )?;
     }
-    if m.indicators > 0 {
+    if status.indicators > 0 {
         single(
             e,
             "cepheid_indicator_entries",

@@ -169,25 +169,12 @@ pub struct MemoryStatus {
     pub lists: Vec<ListStatus>,
     /// Indicators the rules declare.
     pub indicators: u64,
-    /// Entries in all indicators' windows now.
-    pub indicator_entries: u64,
-    /// Groups of all indicators now.
-    pub indicator_groups: u64,
-    /// List changes applied (files, the library, `then` writes).
-    pub list_changes: u64,
-    /// Of them, those for a time at or below the watermark (applied at
-    /// once).
-    pub late_changes: u64,
-    /// Adds refused: the list held its limit of entries.
-    pub refused_entries: u64,
-    /// Writes whose value no list can hold.
-    pub bad_entries: u64,
-    /// Events an indicator left out: its value not a number.
-    pub non_numeric: u64,
-    /// Events an indicator left out: a `group by` value missing or no key.
-    pub unkeyed: u64,
-    /// Events the indicators left out: their limit of entries held.
-    pub refused_events: u64,
+    /// The counts, by their names (`list_entries`, `indicator_entries`,
+    /// `indicator_groups`, `list_changes`, `late_changes`,
+    /// `refused_entries`, `bad_entries`, `non_numeric`, `unkeyed`,
+    /// `refused_events`: `MemoryStats`).
+    #[serde(flatten)]
+    pub counts: cepheid_engine::engine::MemoryStats,
 }
 
 /// One reference list.
@@ -202,7 +189,6 @@ pub struct ListStatus {
 impl MemoryStatus {
     /// What `numbers` say.
     pub fn of(numbers: &cepheid_runtime::MemoryNumbers) -> MemoryStatus {
-        let s = &numbers.stats;
         MemoryStatus {
             lists: (numbers.lists.iter())
                 .map(|(name, entries)| ListStatus {
@@ -211,15 +197,7 @@ impl MemoryStatus {
                 })
                 .collect(),
             indicators: numbers.indicators,
-            indicator_entries: s.indicator_entries,
-            indicator_groups: s.indicator_groups,
-            list_changes: s.list_changes,
-            late_changes: s.late_changes,
-            refused_entries: s.refused_entries,
-            bad_entries: s.bad_entries,
-            non_numeric: s.non_numeric,
-            unkeyed: s.unkeyed,
-            refused_events: s.refused_events,
+            counts: numbers.stats,
         }
     }
 }

@@ -35,7 +35,8 @@ pub const DEFAULT_MAX_LIST_ENTRIES: usize = 10_000_000;
 pub const DEFAULT_MAX_INDICATOR_ENTRIES: usize = 10_000_000;
 
 /// Counters of lists and indicators ([`Engine::memory_stats`](crate::Engine::memory_stats)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct MemoryStats {
     /// Entries in all lists now.
