@@ -394,7 +394,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
         (cut, restored): (Option<WorkerCut>, Option<cut::Restored<E>>),
     ) -> Worker<E> {
         let groups = layout.groups.len();
-        let (pieces, stash, ends, released) = match restored {
+        let (mut pieces, stash, ends, released) = match restored {
             Some(r) => {
                 if r.pieces.len() > groups {
                     // Several engines for a group: keys find theirs by key group.
@@ -442,7 +442,6 @@ impl<E: Event + Clone + 'static> Worker<E> {
             }
         };
         let (epoch, released) = released;
-        let mut pieces: Vec<Piece<E>> = pieces;
         for piece in &mut pieces {
             scope(&mut piece.engine.0, &layout, piece.group as usize);
         }
