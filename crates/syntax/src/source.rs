@@ -376,8 +376,9 @@ mod tests {
     use super::*;
 
     /// Every pattern of `patterns/` prints to source that loads back to
-    /// the same canonical text (the round trip over random patterns is in
-    /// `crates/engine/tests/it/snapshot.rs`).
+    /// the same canonical text, after the lists and indicators it names,
+    /// printed as a snapshot keeps them (`declarations_source`; the round
+    /// trip over random patterns is in `crates/engine/tests/it/snapshot.rs`).
     #[test]
     fn the_library_prints_to_source_that_loads_back() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns");
@@ -391,7 +392,9 @@ mod tests {
         assert!(!loaded.has_errors());
         assert!(!loaded.patterns.is_empty());
         for p in &loaded.patterns {
-            let text = pattern_source(p).unwrap();
+            let declared =
+                (p.declarations.as_deref()).map_or_else(String::new, declarations_source);
+            let text = declared + &pattern_source(p).unwrap();
             let again = crate::load_str("again.cep", &text);
             assert!(!again.has_errors(), "{text}\n{}", again.render());
             assert_eq!(
