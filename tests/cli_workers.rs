@@ -805,3 +805,60 @@ fn an_output_that_cannot_be_written_ends_a_run_on_workers_as_on_one_engine() {
         assert_eq!(closed, (Some(0), String::new()), "{workers:?}");
     }
 }
+
+/// A change of rules (a `$rules` record, applied at its event time) adds
+/// a pattern reading an indicator the rules declared from the start, to
+/// a group of patterns already in force that read none: on workers it reads the
+/// indicator's windows with the events before the change, as one engine
+/// does (every group's engine keeps the rules' indicators from the start,
+/// `Engine::set_declarations`). The records of `--workers 1`, `2` and `3`
+/// are one engine's, and the added pattern matches on a count that holds
+/// events from before the change.
+#[test]
+fn a_pattern_added_by_a_change_reads_the_indicators_history_on_workers() {
+    let dir = Dir::new("indicator_change");
+    let rules = |extra: &str| {
+        format!(
+            "indicator logins = count() where type == \"login\" group by user within 1h\n\
+             pattern seen {{ partition by user match x where x: type == \"login\" }}\n{extra}"
+        )
+    };
+    std::fs::write(dir.0.join("rules.cep"), rules("")).unwrap();
+    let added = rules(
+        "pattern third { partition by user match x where x: type == \"login\" and logins(user) >= 3 select n = logins(x.user) }\n",
+    );
+    let mut lines = Vec::new();
+    for i in 0..40i64 {
+        if i == 20 {
+            lines.push(serde_json::json!({ "$rules": added }).to_string());
+        }
+        lines.push(format!(
+            r#"{{"ts": {}, "type": "login", "user": "u{}"}}"#,
+            i * 1000,
+            i % 4
+        ));
+    }
+    std::fs::write(dir.0.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    let args: Vec<String> = vec![
+        "run".into(),
+        dir.0.join("rules.cep").display().to_string(),
+        "--rules-from-stream".into(),
+    ];
+    let input = dir.0.join("events.jsonl");
+    let expected = run(&dir.0, &args, &input, false, "one");
+    // (the added pattern's first match is at the change: u0's 6th login)
+    assert!(
+        expected
+            .0
+            .iter()
+            .any(|l| l.contains("\"pattern\":\"third\"") && l.contains("\"n\":6")),
+        "{:?}",
+        expected.0
+    );
+    for workers in ["1", "2", "3"] {
+        let mut scaled = args.clone();
+        scaled.extend(["--workers", workers].map(String::from));
+        let got = run(&dir.0, &scaled, &input, false, &format!("w{workers}"));
+        assert_eq!(got, expected, "--workers {workers}");
+    }
+}

@@ -549,6 +549,12 @@ impl<E: Event + 'static> Plan<E> {
                 for &index in members {
                     engine.add_shared(automata[index])?;
                 }
+                // (every group keeps the rules' indicators it can read from
+                // the start, read by its patterns or not: a pattern added
+                // to it later reads them as one engine would)
+                if !check.declarations().is_empty() {
+                    engine.set_declarations(check.declarations())?;
+                }
                 Ok((engine, members.clone()))
             })
             .collect()

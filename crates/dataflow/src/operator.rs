@@ -910,6 +910,21 @@ impl<E: Event + 'static> Worker<E> {
         for piece in &self.pieces {
             crate::align_fields::<E>(piece.engine.0.fields(), &self.changes.fields);
         }
+        // Every engine takes the rules' whole table of lists and
+        // indicators (`Plan::engines`), before its patterns: every piece
+        // numbers the fields alike, so all take it or none does.
+        let declared = &rules.loaded().declarations;
+        if !declared.is_empty() {
+            for piece in &mut self.pieces {
+                if let Err(e) = piece.engine.0.set_declarations(declared) {
+                    self.changes.made[1] += 1;
+                    if tell {
+                        sink.rules_changed(&change.place, Err(format!("do not compile: {e}")));
+                    }
+                    return;
+                }
+            }
+        }
         let number: HashMap<String, usize> = (rules.patterns().iter().enumerate())
             .map(|(i, p)| (p.name.clone(), i))
             .collect();

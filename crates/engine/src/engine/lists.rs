@@ -44,6 +44,22 @@ impl<E: Event + 'static> Engine<E> {
             .map_err(|e| Error::new(ErrorKind::Field, e))
     }
 
+    /// Declares `table`, a rule set's lists and indicators, whatever the
+    /// engine's patterns read of them: for an engine that runs a part of
+    /// a rule set (a dataflow worker's engine of one group of patterns)
+    /// and must keep its indicators over its events from the start, as
+    /// one engine running the whole set does, so that a pattern the
+    /// rules add later reads them as it would there. What the engine has
+    /// of the same name and definition keeps its state; a table the
+    /// engine's extends already changes nothing.
+    pub fn set_declarations(&mut self, table: &Declarations) -> Result<(), Error> {
+        let mut fields = self.fields.clone();
+        self.adopt_declarations(Some(table), std::iter::empty(), &mut fields)?;
+        self.fields = fields;
+        self.read_new_fields();
+        Ok(())
+    }
+
     /// The lists and indicators of the rule set in force (declared by the
     /// [`Rules`](crate::Rules) added).
     pub fn declarations(&self) -> &Declarations {

@@ -732,3 +732,41 @@ fn an_engine_keeps_only_the_indicators_grouped_by_its_key_when_told() {
     e.watermark(3, &mut out);
     assert_eq!(values(&e), [Value::Int(3), Value::Int(3), Value::Int(1)]);
 }
+
+/// An indicator the rules keep across a change (same name, same
+/// definition) keeps its windows: a pattern the change adds reads the
+/// events before it at once (a new threshold rule needs no warm-up).
+#[test]
+fn a_pattern_added_by_a_change_reads_the_windows_as_they_were() {
+    let declared = "indicator n = count() group by k within 1h\n";
+    let mut e = engine(
+        &format!("{declared}pattern a {{ match x where x: k == 0 }}"),
+        0,
+    );
+    let mut out = Vec::new();
+    for (id, ts) in [(1, 10), (2, 20), (3, 30)] {
+        push(
+            &mut e,
+            &format!(r#"{{"id": {id}, "ts": {ts}, "k": 1}}"#),
+            &mut out,
+        );
+    }
+    e.watermark(30, &mut out);
+    let added = format!("{declared}pattern a {{ match x where x: k == 0 }}\npattern b {{ match x where x: n(k) >= 4 }}");
+    e.set_rules(
+        &Rules::parse("t.cep", &added).unwrap(),
+        crate::engine::ReloadPolicy::Drain,
+        &mut out,
+    )
+    .unwrap();
+    push(&mut e, r#"{"id": 4, "ts": 40, "k": 1}"#, &mut out);
+    e.finish(&mut out);
+    let b: Vec<i64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Match(m) if m.pattern == "b" => Some(id_of(&m.stages[0].1[0])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(b, [4], "the fourth event sees the three before the change");
+}
