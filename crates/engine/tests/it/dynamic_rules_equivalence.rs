@@ -88,6 +88,24 @@ fn engine_with<E: Event + 'static>(
     engine
 }
 
+/// Feeds `steps` to `engine` (events made for it by `make`).
+fn run_steps<E: Event + Clone, S>(
+    engine: &mut Engine<E>,
+    steps: &[Step<S>],
+    make: &dyn Fn(&Engine<E>, &S) -> E,
+    out: &mut Vec<Output<E>>,
+) {
+    for step in steps {
+        match step {
+            Step::Event(ts, e) => {
+                let e = make(engine, e);
+                engine.push(*ts, e, out);
+            }
+            Step::Watermark(t) => engine.watermark(*t, out),
+        }
+    }
+}
+
 /// `patterns` that never match: every stage's condition false (their
 /// declarations, and so an engine's memory, as they were).
 fn silenced(patterns: &[IrPattern]) -> Vec<IrPattern> {
@@ -211,15 +229,7 @@ where
     // The old rules over the whole stream.
     let mut old_engine: Engine<E> = engine_with(old, prime, delay);
     let mut old_out: Vec<Output<E>> = Vec::new();
-    for step in steps {
-        match step {
-            Step::Event(ts, e) => {
-                let e = make(&old_engine, e);
-                old_engine.push(*ts, e, &mut old_out);
-            }
-            Step::Watermark(t) => old_engine.watermark(*t, &mut old_out),
-        }
-    }
+    run_steps(&mut old_engine, steps, make, &mut old_out);
     old_engine.watermark(Timestamp::MAX, &mut old_out);
     // Up to the cut, the switching engine was this engine.
     prop_assert_eq!(
@@ -252,27 +262,11 @@ where
     // declarations), switched to the new ones at the same point.
     let mut replica: Engine<E> = engine_with(&silenced(old), prime, delay);
     let mut replica_out: Vec<Output<E>> = Vec::new();
-    for step in &steps[..cut] {
-        match step {
-            Step::Event(ts, e) => {
-                let e = make(&replica, e);
-                replica.push(*ts, e, &mut replica_out);
-            }
-            Step::Watermark(t) => replica.watermark(*t, &mut replica_out),
-        }
-    }
+    run_steps(&mut replica, &steps[..cut], make, &mut replica_out);
     replica
         .set_rules(new, policy, &mut replica_out)
         .map_err(|e| TestCaseError::fail(format!("set_rules: {e}")))?;
-    for step in &steps[cut..] {
-        match step {
-            Step::Event(ts, e) => {
-                let e = make(&replica, e);
-                replica.push(*ts, e, &mut replica_out);
-            }
-            Step::Watermark(t) => replica.watermark(*t, &mut replica_out),
-        }
-    }
+    run_steps(&mut replica, &steps[cut..], make, &mut replica_out);
     replica.watermark(Timestamp::MAX, &mut replica_out);
     let replica_all = by_name(&replica_out);
     let reads_indicators = |name: &str| {
