@@ -148,17 +148,7 @@ impl MemoryNumbers {
 
     /// Adds `other`'s to these: counts summed, lists by name.
     pub fn add(&mut self, other: &MemoryNumbers) {
-        let (a, b) = (&mut self.stats, &other.stats);
-        a.list_entries += b.list_entries;
-        a.indicator_entries += b.indicator_entries;
-        a.indicator_groups += b.indicator_groups;
-        a.list_changes += b.list_changes;
-        a.late_changes += b.late_changes;
-        a.refused_entries += b.refused_entries;
-        a.bad_entries += b.bad_entries;
-        a.non_numeric += b.non_numeric;
-        a.unkeyed += b.unkeyed;
-        a.refused_events += b.refused_events;
+        self.stats.add(&other.stats);
         for (name, n) in &other.lists {
             match self.lists.iter_mut().find(|(m, _)| m == name) {
                 Some((_, total)) => *total += n,

@@ -68,6 +68,35 @@ pub struct MemoryStats {
     pub refused_events: u64,
 }
 
+impl MemoryStats {
+    /// Adds `other`'s counts and sizes to these (several engines' sum, as a
+    /// dataflow worker's engines report them).
+    pub fn add(&mut self, other: &MemoryStats) {
+        let MemoryStats {
+            list_entries,
+            indicator_entries,
+            indicator_groups,
+            list_changes,
+            late_changes,
+            refused_entries,
+            bad_entries,
+            non_numeric,
+            unkeyed,
+            refused_events,
+        } = *other;
+        self.list_entries += list_entries;
+        self.indicator_entries += indicator_entries;
+        self.indicator_groups += indicator_groups;
+        self.list_changes += list_changes;
+        self.late_changes += late_changes;
+        self.refused_entries += refused_entries;
+        self.bad_entries += bad_entries;
+        self.non_numeric += non_numeric;
+        self.unkeyed += unkeyed;
+        self.refused_events += refused_events;
+    }
+}
+
 /// A change of a list at a point of event time.
 #[derive(Clone, Debug)]
 pub(crate) struct Change {
