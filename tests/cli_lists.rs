@@ -129,20 +129,138 @@ fn a_list_the_rules_do_not_declare_or_a_file_that_cannot_be_read_stops_the_run_b
     }
 }
 
+/// Rules whose patterns fall in three groups on workers: no key (worker
+/// 0), by user, by device.
+#[cfg(feature = "workers")]
+const KEYED: &str = r#"
+list blocked_ips
+list nets of cidr
+pattern hit {
+    match a
+    where a: ip in blocked_ips or ip in nets
+}
+pattern by_user {
+    partition by user
+    within 5ms
+    match a next b
+    where a: ip in blocked_ips
+          b: not (ip in nets)
+}
+"#;
+
+/// Events of 8 users and 5 addresses, a `$rules` record among them when
+/// `change` (it adds a pattern keyed by device, a group of its own: its
+/// engines are made at the change, and must see the lists as the others
+/// do).
+#[cfg(feature = "workers")]
+fn keyed_events(change: bool) -> String {
+    let ips = [
+        "10.0.0.1",
+        "10.0.0.2",
+        "192.168.4.4",
+        "172.16.0.9",
+        "8.8.8.8",
+    ];
+    let mut lines = String::new();
+    for i in 0..400i64 {
+        if change && i == 200 {
+            let set = format!(
+                "{KEYED}\npattern by_device {{ partition by device match a where a: ip in blocked_ips or ip in nets }}\n"
+            );
+            lines.push_str(&serde_json::json!({ "$rules": set }).to_string());
+            lines.push('\n');
+        }
+        let ip = ips[(i * 7 % 5) as usize];
+        lines.push_str(&format!(
+            "{{\"ts\":{},\"user\":\"u{}\",\"device\":\"d{}\",\"ip\":\"{ip}\"}}\n",
+            i / 2,
+            i % 8,
+            i % 3
+        ));
+    }
+    lines
+}
+
 #[cfg(feature = "workers")]
 #[test]
-fn list_files_are_refused_on_workers_until_they_reach_every_worker() {
-    let dir = scratch("lists-workers");
+fn list_files_on_workers_give_one_engines_records() {
+    for change in [false, true] {
+        let dir = scratch("lists-workers");
+        fs::write(dir.join("r.cep"), KEYED).unwrap();
+        // An entry that expires at 60, one for ever; a network, one that
+        // expires at 120.
+        fs::write(dir.join("b.csv"), "10.0.0.1,60\n10.0.0.2\n").unwrap();
+        fs::write(
+            dir.join("nets.jsonl"),
+            "\"192.168.0.0/16\"\n{\"value\": \"172.16.0.0/12\", \"expires\": 120}\n",
+        )
+        .unwrap();
+        fs::write(dir.join("e.jsonl"), keyed_events(change)).unwrap();
+        let lists = [
+            "--list",
+            "blocked_ips=b.csv",
+            "--list",
+            "nets=nets.jsonl",
+            "--rules-from-stream",
+        ];
+        let one = run_in(&dir, &lists);
+        let said = String::from_utf8_lossy(&one.stderr);
+        assert!(one.status.success(), "{said}");
+        let records = String::from_utf8_lossy(&one.stdout).to_string();
+        let kinds = |name: &str| records.matches(&format!("\"pattern\":\"{name}\"")).count();
+        assert!(kinds("hit") > 50 && kinds("by_user") > 10, "{records}");
+        assert_eq!(kinds("by_device") > 10, change, "{records}");
+        for workers in ["1", "2", "3"] {
+            let out = run_in(&dir, &[&lists[..], &["--workers", workers]].concat());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{workers} workers: {stderr}");
+            // (as sets: workers write each group's records in order,
+            // the groups' of one time in another order than one engine)
+            let theirs = String::from_utf8_lossy(&out.stdout);
+            let (mut one, mut them): (Vec<&str>, Vec<&str>) =
+                (records.lines().collect(), theirs.lines().collect());
+            (one.sort(), them.sort());
+            let differ = (one.iter().zip(&them)).position(|(a, b)| a != b);
+            assert!(
+                differ.is_none() && one.len() == them.len(),
+                "{workers} workers (change {change}), at record {differ:?} of {} (one engine) and {}:\n{:?}\n{:?}\n{stderr}",
+                one.len(),
+                them.len(),
+                differ.map(|i| one[i]),
+                differ.map(|i| them[i]),
+            );
+            // (said once, by the process)
+            assert_eq!(
+                stderr
+                    .matches("cepheid: list `blocked_ips`: 2 entries from b.csv")
+                    .count(),
+                1,
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn watched_list_files_are_refused_on_workers_until_their_changes_reach_every_worker() {
+    let dir = scratch("lists-workers-watch");
     fs::write(dir.join("r.cep"), RULES).unwrap();
     fs::write(dir.join("b.csv"), "10.0.0.1\n").unwrap();
     fs::write(dir.join("e.jsonl"), event(1, "10.0.0.1")).unwrap();
-    let out = run_in(&dir, &["--list", "blocked_ips=b.csv", "--workers", "2"]);
+    let out = run_in(
+        &dir,
+        &["--list", "blocked_ips=b.csv", "--workers", "2", "--watch"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("reference lists fed by files (--list) are not supported with --workers"),
+        stderr.contains(
+            "watched reference files (--list with --watch) are not supported with --workers"
+        ),
         "{stderr}"
     );
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -187,7 +305,23 @@ fn a_watched_list_file_changes_its_list_from_the_watermark_then() {
 
 #[test]
 fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
-    let dir = scratch("lists-resume");
+    resumed_after_an_edit("lists-resume", &[], &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_resumed_run_on_workers_or_across_executors_makes_what_its_list_file_changed() {
+    let workers: &[&str] = &["--workers", "2"];
+    resumed_after_an_edit("lists-resume-w", workers, workers);
+    resumed_after_an_edit("lists-resume-1w", &[], workers);
+    resumed_after_an_edit("lists-resume-w1", workers, &[]);
+}
+
+/// A run with `first`'s flags over three events, stopped; the list file
+/// and the events edited; a run with `second`'s flags resumed from its
+/// checkpoint.
+fn resumed_after_an_edit(name: &str, first: &[&str], second: &[&str]) {
+    let dir = scratch(name);
     fs::write(dir.join("r.cep"), RULES).unwrap();
     fs::write(dir.join("b.csv"), "10.0.0.1\n10.0.0.9\n").unwrap();
     fs::write(
@@ -200,20 +334,25 @@ fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
         .concat(),
     )
     .unwrap();
-    let run = || {
+    let run = |flags: &[&str]| {
         let list = ["--list", "blocked_ips=b.csv"];
         let out = run_in(
             &dir,
-            &[&list[..], &["--checkpoint", "ck", "--output", "out.jsonl"]].concat(),
+            &[
+                &list[..],
+                &["--checkpoint", "ck", "--output", "out.jsonl"],
+                flags,
+            ]
+            .concat(),
         );
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(out.status.success(), "{stderr}");
+        assert!(out.status.success(), "{name}: {stderr}");
         (matched(&fs::read(dir.join("out.jsonl")).unwrap()), stderr)
     };
-    let (first, _) = run();
+    let (one, _) = run(first);
     // (the event at 3 waits for the watermark at the checkpoint; the end
     // of input takes it)
-    assert_eq!(first, vec![1, 2, 3]);
+    assert_eq!(one, vec![1, 2, 3], "{name}");
     // While it is stopped: 10.0.0.9 out, 10.0.0.5 in; more events.
     fs::write(dir.join("b.csv"), "10.0.0.1\n10.0.0.5\n").unwrap();
     let more = [
@@ -225,10 +364,10 @@ fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
     let mut events = fs::read_to_string(dir.join("e.jsonl")).unwrap();
     events.push_str(&more);
     fs::write(dir.join("e.jsonl"), events).unwrap();
-    let (second, stderr) = run();
+    let (two, stderr) = run(second);
     assert!(
         stderr.contains("cepheid: list `blocked_ips`: b.csv changed while the run was stopped: 1 added, 1 removed, at the checkpoint's event time"),
-        "{stderr}"
+        "{name}: {stderr}"
     );
-    assert_eq!(second, vec![1, 2, 3, 5, 6], "{stderr}");
+    assert_eq!(two, vec![1, 2, 3, 5, 6], "{name}: {stderr}");
 }

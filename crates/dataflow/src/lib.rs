@@ -278,6 +278,55 @@ impl Clocks {
     }
 }
 
+/// A change of a reference list (`list NAME` of the rules,
+/// `docs/lists.md`) that every engine of every worker makes alike: at the
+/// start ([`Plan::edit_lists`]: before any event, after a restore too).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ListEdit {
+    /// Adds `value` to `list` until event time `until` (`None`: the
+    /// list's own `for`, or for ever), as
+    /// [`Engine::add_to_list_until`].
+    Add {
+        /// The list, as the rules declare it.
+        list: String,
+        /// The entry.
+        value: crate::value::Value,
+        /// When it expires.
+        until: Option<Timestamp>,
+    },
+    /// Removes `value` from `list`, as [`Engine::remove_from_list`].
+    Remove {
+        /// The list, as the rules declare it.
+        list: String,
+        /// The entry.
+        value: crate::value::Value,
+    },
+}
+
+impl ListEdit {
+    /// The list it changes.
+    pub fn list(&self) -> &str {
+        match self {
+            ListEdit::Add { list, .. } | ListEdit::Remove { list, .. } => list,
+        }
+    }
+
+    /// Makes it in `engine` at event time `at` (an engine whose rules do
+    /// not declare the list: an error, and nothing changes).
+    pub fn make<E: Event + 'static>(
+        &self,
+        engine: &mut Engine<E>,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        match self {
+            ListEdit::Add { list, value, until } => {
+                engine.add_to_list_until(list, value.clone(), at, *until)
+            }
+            ListEdit::Remove { list, value } => engine.remove_from_list(list, value.clone(), at),
+        }
+    }
+}
+
 /// A new rule set, in force from event time [`at`](Change::at): events at
 /// or after `at` see it, those before it the rules before (the switch
 /// point of one engine, `docs/dynamic-rules.md`: a `$rules` record read
@@ -392,6 +441,9 @@ pub struct Plan<E: Event + 'static> {
     live_limit: usize,
     /// Can the rules change ([`Plan::changing`]), and how.
     changing: Option<ReloadPolicy>,
+    /// The changes of lists every engine makes at the start
+    /// ([`Plan::edit_lists`]).
+    lists: Vec<ListEdit>,
 }
 
 impl<E: Event + 'static> Default for Plan<E> {
@@ -411,6 +463,7 @@ impl<E: Event + 'static> Plan<E> {
             run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
             live_limit: Engine::<E>::DEFAULT_MAX_LIVE_RUNS,
             changing: None,
+            lists: Vec::new(),
         }
     }
 
@@ -451,6 +504,36 @@ impl<E: Event + 'static> Plan<E> {
         self.patterns = engine.patterns().cloned().collect();
         self.fields = engine.fields().clone();
         Ok(())
+    }
+
+    /// Every engine of every worker makes `edits`, in order, before any
+    /// event (a reference file's entries read at the start; after a
+    /// restore, what changed since the cut), after those given before.
+    /// Every worker's engines hold the whole lists, whatever keys they
+    /// get. A list the plan's rules do not declare is an error
+    /// (`ErrorKind::Pattern`), and no edit is kept; a plan without
+    /// patterns ([`Plan::resumed`]) keeps them all, and each engine makes
+    /// those of the lists its rules declare.
+    pub fn edit_lists(&mut self, edits: impl IntoIterator<Item = ListEdit>) -> Result<(), Error> {
+        let edits: Vec<ListEdit> = edits.into_iter().collect();
+        if !self.patterns.is_empty() {
+            let check = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
+            let declared = check.declarations();
+            if let Some(edit) = edits.iter().find(|e| declared.list(e.list()).is_none()) {
+                return Err(Error::new(
+                    cepheid_engine::ErrorKind::Pattern,
+                    format!("there is no list `{}` in the rule set", edit.list()),
+                ));
+            }
+        }
+        self.lists.extend(edits);
+        Ok(())
+    }
+
+    /// The lists and indicators the plan's rules declare.
+    pub fn declarations(&self) -> cepheid_core::lookup::Declarations {
+        let check = self.check.lock().unwrap_or_else(|e| e.into_inner());
+        check.declarations().clone()
     }
 
     /// The same plan with at most `limit` partial matches per pattern and
@@ -503,6 +586,7 @@ impl<E: Event + 'static> Plan<E> {
             .max_runs_per_key(self.run_limit)
             .max_live_runs(self.live_limit);
         plan.changing = self.changing;
+        plan.lists.clone_from(&self.lists);
         if let Some(table) = (plan.fields() as &dyn Any).downcast_ref::<FieldTable>() {
             for path in fields {
                 table.intern(path);

@@ -444,6 +444,12 @@ impl<E: Event + Clone + 'static> Worker<E> {
         let (epoch, released) = released;
         for piece in &mut pieces {
             scope(&mut piece.engine.0, &layout, piece.group as usize);
+            // The lists' entries read at the start (after a restore, what
+            // changed since the cut), before any event: in every engine,
+            // each of the lists its rules declare (`Plan::edit_lists`).
+            for edit in &plan.lists {
+                let _ = edit.make(&mut piece.engine.0, Timestamp::MIN);
+            }
         }
         let spans = spans(&pieces, groups);
         let rules = rules.unwrap_or_default();
@@ -935,6 +941,14 @@ impl<E: Event + 'static> Worker<E> {
                 // A new group: one engine over the worker's key groups.
                 let mut engine = self.changes.make_engine();
                 scope(&mut engine, &next, group);
+                // (its lists as the worker's other engines hold them: no
+                // event changes a list on workers, and every engine makes
+                // the same edits at the same times)
+                if let Some(first) = self.pieces.first() {
+                    if !declared.is_empty() && engine.set_declarations(declared).is_ok() {
+                        engine.copy_lists_from(&first.engine.0);
+                    }
+                }
                 self.pieces.push(Piece {
                     group: group as u32,
                     from,

@@ -155,6 +155,7 @@ mod emit;
 mod error;
 mod items;
 mod job;
+mod lists;
 mod resume;
 mod single;
 pub use single::to_one_engine;
@@ -386,9 +387,6 @@ impl Workers {
         if let Some(refusal) = rules.patterns().iter().find_map(not_on_workers) {
             return Err(Error::Refused(refusal));
         }
-        if !config.lists.is_empty() {
-            return Err(Error::Refused(Refusal::ListFiles));
-        }
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
@@ -575,12 +573,27 @@ impl Workers {
             &mut plan,
             &say,
         )?;
+        // The reference files, read once by each process before its
+        // workers start (resumed: what they changed since the cut).
+        let (file_lists, digest) = lists::read(
+            &config,
+            &mut plan,
+            resume.as_ref(),
+            scale.first_process() && sink.is_none(),
+            &say,
+        )?;
+        let checkpoint = checkpoint.map(|mut c| {
+            c.lists = file_lists;
+            Arc::new(c)
+        });
         if let Layout::Cluster { agreement, .. } = &mut layout {
             // Every process goes on from the same cut (a folder some do
-            // not see as the others do would give silent wrong records).
+            // not see as the others do would give silent wrong records),
+            // with the same lists.
             let cut = resume.as_ref().map(|(marker, _)| marker.number());
             let cut = cut.map_or("none".to_string(), |n| format!("number {n}"));
             agreement.push_str(&format!("the checkpoint resumed: {cut}\n"));
+            agreement.push_str(&digest);
         }
         if let (Some(input), true) = (
             &messages,
@@ -793,12 +806,12 @@ fn open_checkpoints(
         // file grown since goes on.
         checkpoint.cuts.before_end();
     }
-    Ok((Some(Arc::new(checkpoint)), resume, shares))
+    Ok((Some(checkpoint), resume, shares))
 }
 
 /// What [`open_checkpoints`] gives.
 type OpenCheckpoints = (
-    Option<Arc<Checkpoint>>,
+    Option<Checkpoint>,
     Option<(cepheid_runtime::checkpoint::Marker, Vec<Piece>)>,
     Vec<Option<Share>>,
 );
@@ -951,6 +964,9 @@ static JOINING: AtomicBool = AtomicBool::new(false);
 fn refuse(config: &Config) -> Result<(), Refusal> {
     if config.time == Time::Processing {
         return Err(Refusal::ProcessingTime);
+    }
+    if config.watch && !config.lists.is_empty() {
+        return Err(Refusal::ListFiles);
     }
     Ok(())
 }

@@ -316,7 +316,8 @@ pub enum When {
 /// here) removed, what it gives anew added. Each change is said to `say`
 /// with what made it. A list the rules do not declare is an error at
 /// the start; later (the rules changed) its file is passed over until
-/// they declare it again.
+/// they declare it again. Returns the changes made, by list, in the
+/// order made (for engines that must make them too: a run's workers).
 pub fn refresh(
     files: &[ListFile],
     engine: &mut Engine<Record>,
@@ -324,7 +325,8 @@ pub fn refresh(
     at: Timestamp,
     when: When,
     say: &mut dyn FnMut(Notice),
-) -> Result<(), crate::Error> {
+) -> Result<Vec<(String, Vec<Edit>)>, crate::Error> {
+    let mut made = Vec::new();
     let fail = |file: &ListFile, why: String| crate::Error::List {
         list: file.list.clone(),
         path: file.path.clone(),
@@ -403,8 +405,11 @@ pub fn refresh(
             Some(i) => state[i] = now,
             None => state.push(now),
         }
+        if !edits.is_empty() {
+            made.push((file.list.clone(), edits));
+        }
     }
-    Ok(())
+    Ok(made)
 }
 
 /// What a load or a change of the files did, for messages:

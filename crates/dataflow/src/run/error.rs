@@ -24,9 +24,10 @@ pub enum Refusal {
         /// What it does ("writes to list `x` ...").
         why: String,
     },
-    /// Reference lists fed by files (`Config::lists`): their entries are
-    /// not yet given to every worker's engines, nor their changes carried
-    /// to every worker at one point of event time (issue 40).
+    /// Reference lists fed by watched files (`Config::lists` with
+    /// `Config::watch`): a file's change is not yet carried to every
+    /// worker at one point of event time (issue 40). The files' entries
+    /// at the start, and at a resume, are.
     ListFiles,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
@@ -50,7 +51,7 @@ impl fmt::Display for Refusal {
                 );
             }
             Refusal::ListFiles => {
-                "reference lists fed by files (`Config::lists`) are not supported with `Scale::workers` or `Scale::processes` yet (their entries and changes are not given to every worker; run them on one engine)"
+                "watched reference files (`Config::lists` with `Config::watch`) are not supported with `Scale::workers` or `Scale::processes` yet (a file's change is not carried to every worker at one point of event time): watch them on one engine, or read them at the start without `Config::watch`"
             }
             Refusal::ProcessesNeedOutput => {
                 "`Scale::processes` needs an output file (`Config::output`): timely's networking may print on standard output"

@@ -39,6 +39,9 @@ pub(super) struct Checkpoint {
     /// With `Config::watch`, the pattern files are not the rules of the
     /// cut resumed from (edited since): the live input reads them at once.
     pub(super) reload_files: bool,
+    /// The entries each reference file gave (`Config::lists`), kept in
+    /// each cut's counters as one engine keeps them.
+    pub(super) lists: Vec<cepheid_runtime::lists::FileEntries>,
 }
 
 impl Checkpoint {
@@ -47,6 +50,7 @@ impl Checkpoint {
         checkpoint::Marker::new(number)
             .on_workers(self.layout, self.chunk_bytes, self.output_per_worker)
             .command(self.command.clone())
+            .counters(checkpoint::Counters::default().with_lists(self.lists.clone()))
     }
 }
 
@@ -218,6 +222,7 @@ pub(super) fn checkpoints(
         _lock: lock,
         number: AtomicU64::new(resume.as_ref().map_or(0, |(m, _)| m.number())),
         reload_files,
+        lists: Vec::new(),
     };
     Ok((checkpoint, resume, shares))
 }

@@ -271,7 +271,8 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
             || merged.ends.iter().any(|e| e.punctuated),
     )
     .with_reloads(reloads, changed)
-    .with_dropped_keys(keys, overflow);
+    .with_dropped_keys(keys, overflow)
+    .with_lists(marker.the_counters().lists().to_vec());
     let then = marker.sink_state();
     let state = SinkState {
         late_len: then.late_len.filter(|_| config.late.is_some()),

@@ -158,6 +158,18 @@ impl<E: Event + 'static> Engine<E> {
         Ok(())
     }
 
+    /// Makes each list that `other` declares alike (the same name and
+    /// kind) hold what it holds there now: its entries, and its changes
+    /// scheduled for later event times. For an engine made while others
+    /// of the same rules run, which must see the lists as they do (a
+    /// dataflow worker's engine of a group of patterns that a change of
+    /// rules adds, whose lists no event could have changed yet). Lists
+    /// `other` does not declare, or declares of another kind, are left as
+    /// they are.
+    pub fn copy_lists_from(&mut self, other: &Engine<E>) {
+        self.core.memory.copy_lists(&other.core.memory);
+    }
+
     /// Does list `list` hold `value` now (at the engine's event time)?
     /// `None` for a list that does not exist or a value no entry matches
     /// (null).

@@ -170,8 +170,12 @@ impl<E: Event + 'static> Engine<E> {
     /// event). Nothing is emitted; the clock is this engine's
     /// ([`resume_clock`](Engine::resume_clock)).
     ///
+    /// Lists: this engine takes `other`'s when it holds no entry of its
+    /// own (every engine of a stream whose rules write to no list holds
+    /// the same: a dataflow worker's).
+    ///
     /// Fails with [`ErrorKind::Snapshot`], this engine unchanged, when
-    /// `other` has another pattern, events waiting, or state of lists or
+    /// `other` has another pattern, events waiting, or entries of rolling
     /// indicators (not merged); and with this engine's state part taken
     /// in when a key of `other` has state here already (not parts of one
     /// stream).
@@ -192,8 +196,14 @@ impl<E: Event + 'static> Engine<E> {
         if other.core.clock.waiting() > 0 {
             return refused("the engine taken in has events waiting");
         }
-        if !other.core.memory.is_empty() {
-            return refused("the state of lists or indicators is not merged");
+        if other.core.memory.has_indicator_entries() {
+            return refused("the state of rolling indicators is not merged");
+        }
+        // Lists: every engine of a stream that no rule writes to holds
+        // them whole, alike (a dataflow worker's: `copy_lists_from`), so
+        // this engine takes them from the first that has any.
+        if self.core.memory.holds_no_list_entry() {
+            self.core.memory.copy_lists(&other.core.memory);
         }
         let processed = other.core.processed();
         let theirs = &mut other.core;

@@ -173,6 +173,18 @@ impl Counters {
         }
     }
 
+    /// The same counters, with the entries each reference file gave when
+    /// it was last read ([`Config::lists`](crate::Config::lists)).
+    pub fn with_lists(mut self, lists: Vec<crate::lists::FileEntries>) -> Counters {
+        self.lists = lists;
+        self
+    }
+
+    /// The entries each reference file gave when it was last read.
+    pub fn lists(&self) -> &[crate::lists::FileEntries] {
+        &self.lists
+    }
+
     /// Malformed lines so far.
     pub fn malformed(&self) -> u64 {
         self.malformed

@@ -529,6 +529,45 @@ impl Memory {
             .map(|(d, l)| (&*d.name, l.len()))
     }
 
+    /// Has an indicator an entry in its window?
+    pub(crate) fn has_indicator_entries(&self) -> bool {
+        self.indicators.iter().any(|i| i.window.entries() > 0)
+    }
+
+    /// No list holds an entry, and none has a change scheduled.
+    pub(crate) fn holds_no_list_entry(&self) -> bool {
+        self.scheduled.is_empty() && self.lists.iter().all(|l| l.len() == 0)
+    }
+
+    /// Makes each list that `other` declares alike (the same name and
+    /// kind) hold what it holds there: its entries and its changes still
+    /// scheduled. For an engine made while others of the same rules run
+    /// (a dataflow worker's engine of a group that a change of rules
+    /// adds), which must see the lists as they see them.
+    pub(crate) fn copy_lists(&mut self, other: &Memory) {
+        for (theirs, (decl, entries)) in other.decls.lists.iter().zip(&other.lists).enumerate() {
+            let Some(id) = self.list_id(&decl.name) else {
+                continue;
+            };
+            if self.decls.lists[id.0 as usize].kind != decl.kind {
+                continue;
+            }
+            self.lists[id.0 as usize] = entries.clone();
+            self.scheduled.retain(|_, c| c.list != id);
+            for (&(at, _), change) in other.scheduled.iter() {
+                if change.list.0 as usize == theirs {
+                    self.arrivals += 1;
+                    let change = Change {
+                        list: id,
+                        ..change.clone()
+                    };
+                    self.scheduled.insert((at, self.arrivals), change);
+                }
+            }
+        }
+        self.count();
+    }
+
     /// The state, for a snapshot.
     pub(crate) fn save(&self) -> Saved {
         Saved {

@@ -107,6 +107,46 @@ fn an_entry_given_an_expiry_time_lives_until_it_wherever_it_is_applied() {
 }
 
 #[test]
+fn an_engine_copies_the_lists_of_another_with_their_scheduled_changes() {
+    let text = "list seen\nlist nets of cidr\npattern hit { match a where a: ip in seen }";
+    let events = [(1, 10, "x"), (2, 20, "y"), (3, 30, "x"), (4, 31, "z")];
+    let ids = |copy: bool| {
+        let mut theirs = engine(text, 0);
+        theirs
+            .add_to_list_until("seen", "x".into(), i64::MIN, Some(30))
+            .unwrap();
+        theirs
+            .add_to_list_until("seen", "y".into(), 20, None)
+            .unwrap();
+        theirs
+            .add_to_list_until("nets", "10.0.0.0/8".into(), i64::MIN, None)
+            .unwrap();
+        let mut e = engine(text, 0);
+        // (an entry of its own, which the copy replaces)
+        e.add_to_list_until("seen", "z".into(), i64::MIN, None)
+            .unwrap();
+        if copy {
+            e.copy_lists_from(&theirs);
+        } else {
+            e = theirs;
+        }
+        let mut out = Vec::new();
+        for (id, ts, ip) in events {
+            push(
+                &mut e,
+                &format!(r#"{{"id": {id}, "ts": {ts}, "ip": "{ip}"}}"#),
+                &mut out,
+            );
+        }
+        e.finish(&mut out);
+        let sizes: Vec<(String, usize)> = e.list_sizes().map(|(n, s)| (n.to_string(), s)).collect();
+        (matched_ids(&out), sizes)
+    };
+    assert_eq!(ids(false).0, vec![1, 2]);
+    assert_eq!(ids(true), ids(false));
+}
+
+#[test]
 fn entries_expire_in_event_time() {
     let mut e = engine(
         "list seen for 10ms\npattern hit { match a where a: ip in seen }",
