@@ -132,6 +132,13 @@ pub struct Args {
     /// the operator says so (a refused record is said and counted).
     #[arg(long)]
     pub(crate) rules_from_stream: bool,
+    /// Honour changes of lists in the event stream (JSON lines):
+    /// `{"$list": "NAME", "add": VALUE}` (or a JSON array of values, with
+    /// `"expires": TIME` if they expire) and `{"$list": "NAME", "remove":
+    /// VALUE}`, made from the watermark then + 1. Off by default (a
+    /// refused record is said and counted as malformed). docs/lists.md.
+    #[arg(long)]
+    pub(crate) lists_from_stream: bool,
     /// With --rules-from-stream or --rules-topic, also honour
     /// `{"$rules_file": "PATH"}`, PATH a `.cep` file or folder inside DIR
     /// (relative to DIR; no way out through `..` or symbolic links;
@@ -621,6 +628,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::max_live_runs`", "--max-live-runs"),
     ("`Config::flush_at_end`", "--flush-at-end"),
     ("`Config::rules_from_stream`", "--rules-from-stream"),
+    ("`Config::lists_from_stream`", "--lists-from-stream"),
     ("`Config::rules_dir`", "--rules-dir"),
     ("`Config::rules_max_ahead`", "--rules-max-ahead"),
     ("`Config::watch`", "--watch"),
@@ -762,6 +770,7 @@ pub(crate) fn config(args: &Args) -> Config {
         PolicyArg::Restart => ReloadPolicy::Restart,
     };
     config.rules_from_stream = args.rules_from_stream;
+    config.lists_from_stream = args.lists_from_stream;
     config.rules_dir.clone_from(&args.rules_dir);
     config.lists.clone_from(&args.lists);
     #[cfg(feature = "kafka")]

@@ -219,7 +219,8 @@ fn list_files_on_workers_give_one_engines_records() {
             let theirs = String::from_utf8_lossy(&out.stdout);
             let (mut one, mut them): (Vec<&str>, Vec<&str>) =
                 (records.lines().collect(), theirs.lines().collect());
-            (one.sort(), them.sort());
+            one.sort();
+            them.sort();
             let differ = (one.iter().zip(&them)).position(|(a, b)| a != b);
             assert!(
                 differ.is_none() && one.len() == them.len(),
@@ -241,37 +242,27 @@ fn list_files_on_workers_give_one_engines_records() {
     }
 }
 
-#[cfg(feature = "workers")]
-#[test]
-fn watched_list_files_are_refused_on_workers_until_their_changes_reach_every_worker() {
-    let dir = scratch("lists-workers-watch");
-    fs::write(dir.join("r.cep"), RULES).unwrap();
-    fs::write(dir.join("b.csv"), "10.0.0.1\n").unwrap();
-    fs::write(dir.join("e.jsonl"), event(1, "10.0.0.1")).unwrap();
-    let out = run_in(
-        &dir,
-        &["--list", "blocked_ips=b.csv", "--workers", "2", "--watch"],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(
-            "watched reference files (--list with --watch) are not supported with --workers"
-        ),
-        "{stderr}"
-    );
-    assert!(out.stdout.is_empty());
-}
-
 #[test]
 fn a_watched_list_file_changes_its_list_from_the_watermark_then() {
-    let dir = scratch("lists-watch");
+    watched_list_file("lists-watch", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_watched_list_file_changes_the_lists_of_every_worker_from_the_watermark_then() {
+    watched_list_file("lists-watch-w", &["--workers", "2"]);
+}
+
+/// A live run with `flags` whose list file is edited, then deleted.
+fn watched_list_file(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
     let rules = dir.join("r.cep");
     fs::write(&rules, RULES).unwrap();
     let blocked = dir.join("blocked.csv");
     fs::write(&blocked, "10.0.0.1\n").unwrap();
     let list = format!("blocked_ips={}", blocked.display());
-    let mut live = Live::run(&rules, &["--watch", "--no-progress", "--list", &list]);
+    let args = [&["--watch", "--no-progress", "--list", &list][..], flags].concat();
+    let mut live = Live::run(&rules, &args);
     live.stderr_line("cepheid: list `blocked_ips`: 1 entries from");
     // The event at 1 is taken once the one at 2 moves the watermark to 1;
     // the one at 2 waits.
@@ -370,4 +361,328 @@ fn resumed_after_an_edit(name: &str, first: &[&str], second: &[&str]) {
         "{name}: {stderr}"
     );
     assert_eq!(two, vec![1, 2, 3, 5, 6], "{name}: {stderr}");
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_watched_list_file_reaches_the_engines_of_every_worker_at_one_point() {
+    let dir = scratch("lists-watch-keyed");
+    let rules = dir.join("r.cep");
+    fs::write(
+        &rules,
+        "list blocked_ips\npattern hit { partition by user match a where a: ip in blocked_ips }\n",
+    )
+    .unwrap();
+    let blocked = dir.join("blocked.csv");
+    fs::write(&blocked, "10.0.0.1\n").unwrap();
+    let list = format!("blocked_ips={}", blocked.display());
+    let mut live = Live::run(
+        &rules,
+        &[
+            "--watch",
+            "--no-progress",
+            "--list",
+            &list,
+            "--workers",
+            "3",
+        ],
+    );
+    live.stderr_line("cepheid: list `blocked_ips`: 1 entries from");
+    let event =
+        |ts: i64, ip: &str| format!("{{\"ts\":{ts},\"user\":\"u{}\",\"ip\":\"{ip}\"}}\n", ts % 8);
+    // Sixteen users' events, both addresses; the edit swaps them.
+    let first: String = (1..=16)
+        .map(|ts| event(ts, ["10.0.0.1", "10.0.0.2"][ts as usize % 2]))
+        .collect();
+    live.write(&first);
+    // (the events up to 15 are taken once the one at 16 is read: the
+    // listed address at even times)
+    for _ in 0..7 {
+        let record = live.record("a listed address before the edit");
+        assert_eq!(record["events"]["a"][0]["ip"], "10.0.0.1");
+    }
+    fs::write(&blocked, "10.0.0.2\n").unwrap();
+    let line = live.stderr_line("changed: 1 added, 1 removed");
+    let at: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let second: String = (17..=40)
+        .map(|ts| event(ts, ["10.0.0.1", "10.0.0.2"][ts as usize % 2]))
+        .collect();
+    live.write(&second);
+    live.close();
+    let (status, rest, stderr) = live.finish();
+    assert!(status.success(), "{stderr}");
+    let mut seen: Vec<(i64, String)> = rest
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| {
+            let a = &r["events"]["a"][0];
+            (
+                a["ts"].as_i64().unwrap(),
+                a["ip"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    // Before the change's time the old list, from it the new one, on
+    // every worker alike.
+    let expected: Vec<(i64, String)> = (15..=40)
+        .filter(|ts| (*ts < at) == (ts % 2 == 0))
+        .map(|ts| (ts, ["10.0.0.1", "10.0.0.2"][ts as usize % 2].to_string()))
+        .collect();
+    assert!(at > 15 && at <= 17, "{line}");
+    assert_eq!(seen, expected, "{stderr}");
+}
+
+/// The `(ts, ip)` of each match in `path`, once it has at least `n`
+/// (waits at most `common::PATIENCE`).
+fn records_in(path: &Path, n: usize) -> Vec<(i64, String)> {
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        let seen: Vec<(i64, String)> = (text.lines())
+            .filter(|l| l.ends_with('}'))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|r| {
+                let a = &r["events"]["a"][0];
+                (
+                    a["ts"].as_i64().unwrap(),
+                    a["ip"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if seen.len() >= n || std::time::Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_watched_list_file_edited_in_a_run_and_while_it_is_stopped_is_resumed() {
+    edited_in_a_run_and_while_stopped("lists-watch-resume", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_watched_list_file_edited_in_a_run_and_while_it_is_stopped_is_resumed_on_workers() {
+    edited_in_a_run_and_while_stopped("lists-watch-resume-w", &["--workers", "2"]);
+}
+
+/// A followed file's run with `flags` and a watched list: the list edited
+/// while it runs (at whatever time the watcher hears it), the run stopped
+/// (`SIGTERM`, a last checkpoint, the edit perhaps not made yet), the list
+/// edited again while it is stopped, the run resumed to the end.
+fn edited_in_a_run_and_while_stopped(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
+    let rules = dir.join("r.cep");
+    fs::write(
+        &rules,
+        "list blocked_ips\npattern hit { partition by user match a where a: ip in blocked_ips }\n",
+    )
+    .unwrap();
+    fs::write(dir.join("b.csv"), "10.0.0.1\n").unwrap();
+    let ip = |ts: i64| ["10.0.0.1", "10.0.0.2"][ts as usize % 2];
+    let events = |range: std::ops::RangeInclusive<i64>| -> String {
+        range
+            .map(|ts| {
+                format!(
+                    "{{\"ts\":{ts},\"user\":\"u{}\",\"ip\":\"{}\"}}\n",
+                    ts % 8,
+                    ip(ts)
+                )
+            })
+            .collect()
+    };
+    let append = |text: String| {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("e.jsonl"))
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    };
+    let run = |follow: bool| {
+        let mut command = cepheid();
+        command.current_dir(&dir).args([
+            "run",
+            "r.cep",
+            "--events",
+            "e.jsonl",
+            "--no-progress",
+            "--watch",
+            "--list",
+            "blocked_ips=b.csv",
+            "--checkpoint",
+            "ck",
+            "--output",
+            "out.jsonl",
+        ]);
+        command.args(flags);
+        if follow {
+            command.arg("--follow");
+        }
+        Live::spawn(&mut command)
+    };
+    append(events(1..=16));
+    let live = run(true);
+    live.stderr_line("cepheid: list `blocked_ips`: 1 entries from b.csv");
+    // (the events up to 15 are taken: the listed address at even times)
+    let before = records_in(&dir.join("out.jsonl"), 7);
+    assert_eq!(before.len(), 7);
+    fs::write(dir.join("b.csv"), "10.0.0.2\n").unwrap();
+    // (made at the reader's watermark + 1 when it reads the file: 16, or
+    // later if the watcher hears the edit after some of these)
+    append(events(17..=24));
+    let line = live.stderr_line("b.csv changed: 1 added, 1 removed, from event time");
+    let at: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((16..=24).contains(&at), "{line}");
+    // The old list before `at`, the new one from it on.
+    let listed = |ts: i64| if ts < at { ts % 2 == 0 } else { ts % 2 == 1 };
+    // The records up to 23 (the event at 24 waits for the watermark).
+    let due = (1..=23).filter(|&ts| listed(ts)).count();
+    let during = records_in(&dir.join("out.jsonl"), due);
+    assert_eq!(during.len(), due, "{during:?}");
+    live.signal("TERM");
+    let (status, _, stderr) = live.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    // While it is stopped: 10.0.0.1 listed again; more events.
+    fs::write(dir.join("b.csv"), "10.0.0.2\n10.0.0.1\n").unwrap();
+    append(events(25..=32));
+    let resumed = run(false);
+    let (status, _, stderr) = resumed.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cepheid: list `blocked_ips`: b.csv changed while the run was stopped: 1 added, 0 removed, at the checkpoint's event time"),
+        "{stderr}"
+    );
+    let mut seen = records_in(&dir.join("out.jsonl"), 0);
+    seen.sort();
+    // The first list before `at`, the edit from it until the run
+    // stopped (at 23), then both: each record once.
+    let expected: Vec<(i64, String)> = (1..=32)
+        .filter(|&ts| ts >= 24 || listed(ts))
+        .map(|ts| (ts, ip(ts).to_string()))
+        .collect();
+    assert_eq!(seen, expected, "{stderr}");
+}
+
+/// Events of users and addresses with `$list` records among them.
+fn stream_with_list_records() -> String {
+    let mut lines = Vec::new();
+    let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "192.168.7.7"];
+    for ts in 1..=60i64 {
+        match ts {
+            10 => lines.push(r#"{"$list": "blocked_ips", "add": "10.0.0.1"}"#.to_string()),
+            20 => lines.push(
+                r#"{"$list": "blocked_ips", "add": ["10.0.0.2", "10.0.0.3"], "expires": 40}"#
+                    .to_string(),
+            ),
+            30 => lines.push(r#"{"$list": "blocked_ips", "remove": "10.0.0.1"}"#.to_string()),
+            35 => lines.push(r#"{"$list": "nets", "add": "192.168.0.0/16"}"#.to_string()),
+            // (no such list; no entry; a field of neither kind)
+            45 => lines.push(r#"{"$list": "nope", "add": "x"}"#.to_string()),
+            46 => lines.push(r#"{"$list": "blocked_ips", "add": null}"#.to_string()),
+            47 => lines.push(r#"{"$list": "blocked_ips", "add": "x", "why": 1}"#.to_string()),
+            _ => {}
+        }
+        lines.push(format!(
+            "{{\"ts\":{ts},\"user\":\"u{}\",\"ip\":\"{}\"}}",
+            ts % 5,
+            ips[ts as usize % 4]
+        ));
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn list_records_in_the_stream_change_lists_at_their_place_when_the_operator_allows_it() {
+    let dir = scratch("lists-records");
+    fs::write(
+        dir.join("r.cep"),
+        "list blocked_ips\nlist nets of cidr\npattern hit { partition by user match a where a: ip in blocked_ips or ip in nets }\n",
+    )
+    .unwrap();
+    fs::write(dir.join("e.jsonl"), stream_with_list_records()).unwrap();
+    let out = run_in(&dir, &["--lists-from-stream"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // 10.0.0.1 from 10 (the record's place: watermark + 1) to 30,
+    // 10.0.0.2 and .3 from 20 until 40, the network from 35.
+    let expected: Vec<i64> = (1..=60)
+        .filter(|&ts| match ts % 4 {
+            0 => (10..30).contains(&ts),
+            1 | 2 => (20..40).contains(&ts),
+            _ => ts >= 35,
+        })
+        .collect();
+    let mut seen = matched(&out.stdout);
+    seen.sort();
+    assert_eq!(seen, expected, "{stderr}");
+    for said in [
+        "e.jsonl:49 (`$list` nope): refused: there is no list `nope` in the rule set; the record is left out",
+        "e.jsonl:51: malformed line: null, a list or an object is no list entry",
+        "e.jsonl:53: malformed line: a `$list` record has `$list`, `add` or `remove`, and `expires` only (not `why`)",
+        "3 malformed",
+    ] {
+        assert!(stderr.contains(said), "{said:?} not in:\n{stderr}");
+    }
+    // Without `--lists-from-stream` each record is refused, said and
+    // counted; the run goes on with the lists as they were.
+    let off = run_in(&dir, &[]);
+    let stderr = String::from_utf8_lossy(&off.stderr);
+    assert!(off.status.success(), "{stderr}");
+    assert!(matched(&off.stdout).is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("e.jsonl:10 (`$list` blocked_ips): refused: changes of lists from the event stream are off (--lists-from-stream turns them on); the record is left out"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("7 malformed"), "{stderr}");
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn list_records_on_workers_give_one_engines_records_and_words() {
+    let dir = scratch("lists-records-w");
+    fs::write(
+        dir.join("r.cep"),
+        "list blocked_ips\nlist nets of cidr\npattern hit { partition by user match a where a: ip in blocked_ips or ip in nets }\npattern anyone { match a where a: ip in nets }\n",
+    )
+    .unwrap();
+    fs::write(dir.join("e.jsonl"), stream_with_list_records()).unwrap();
+    let one = run_in(&dir, &["--lists-from-stream"]);
+    let said = String::from_utf8_lossy(&one.stderr);
+    assert!(one.status.success(), "{said}");
+    let lines = |stdout: &[u8]| {
+        let mut lines: Vec<String> = (String::from_utf8_lossy(stdout).lines())
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    // (the same words; workers say a refusal when they make the change,
+    // after the reader said the malformed lines that follow it)
+    let refusals = |stderr: &str| -> Vec<String> {
+        let mut said: Vec<String> = (stderr.lines())
+            .filter(|l| l.contains("refused") || l.contains("malformed"))
+            .map(|l| l.split(" in ").next().unwrap_or(l).to_string())
+            .collect();
+        said.sort();
+        said
+    };
+    for workers in ["1", "2", "3"] {
+        let out = run_in(&dir, &["--lists-from-stream", "--workers", workers]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            lines(&out.stdout),
+            lines(&one.stdout),
+            "{workers}: {stderr}"
+        );
+        assert_eq!(
+            refusals(&stderr),
+            refusals(&said),
+            "{workers}:\n{stderr}\n{said}"
+        );
+    }
 }

@@ -290,6 +290,7 @@ pub enum ListEdit {
         /// The list, as the rules declare it.
         list: String,
         /// The entry.
+        #[serde(with = "value_text")]
         value: crate::value::Value,
         /// When it expires.
         until: Option<Timestamp>,
@@ -299,9 +300,40 @@ pub enum ListEdit {
         /// The list, as the rules declare it.
         list: String,
         /// The entry.
+        #[serde(with = "value_text")]
         value: crate::value::Value,
     },
 }
+
+/// A list entry's value as its JSON text, in any format (a value reads
+/// back from self-describing formats only).
+mod value_text {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &crate::value::Value, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&serde_json::to_string(value).map_err(S::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<crate::value::Value, D::Error> {
+        let text = String::deserialize(d)?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(D::Error::custom)?;
+        Ok(cepheid_core::json::value_from_json(&json))
+    }
+}
+
+/// What a change of lists makes ([`Change::is_lists`]): its edits, and,
+/// for a watched reference file, the entries the file gives now (kept in
+/// cuts; `None` for a `$list` record of the input).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FileChange {
+    pub file: Option<cepheid_runtime::lists::FileEntries>,
+    pub edits: Vec<ListEdit>,
+}
+
+/// The origin of the one text of a change of lists.
+const LISTS: &str = "$lists";
 
 impl ListEdit {
     /// The list it changes.
@@ -359,6 +391,31 @@ impl Change {
             loaded.add_str(origin, text);
         }
         loaded
+    }
+
+    /// The texts of a change of lists rather than rules: a watched
+    /// reference file changed (`Config::lists`, `docs/lists.md`). It
+    /// travels as a change of rules does, so that every worker makes it
+    /// at the same point of event time, in order with them: one text of
+    /// origin `$lists`, the edits as JSON ([`Change::is_lists`]). (A
+    /// change is kept as it was in the cuts, whose format stays.)
+    pub(crate) fn lists_texts(change: &FileChange) -> Vec<(String, String)> {
+        let json = serde_json::to_string(change).unwrap_or_default();
+        vec![(LISTS.to_string(), json)]
+    }
+
+    /// Is it a change of reference lists, not of rules (its one text of
+    /// origin `$lists`)?
+    pub fn is_lists(&self) -> bool {
+        matches!(&self.texts[..], [(origin, _)] if origin == LISTS)
+    }
+
+    /// What a change of lists makes.
+    pub(crate) fn file_change(&self) -> Option<FileChange> {
+        match &self.texts[..] {
+            [(origin, json)] if origin == LISTS => serde_json::from_str(json).ok(),
+            _ => None,
+        }
     }
 
     /// The order of changes: (time, source, offset).

@@ -24,7 +24,9 @@ use crate::engine::{MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
 use crate::route::{groups, worker_groups, Layout, Routed, Router};
-use crate::{add_stats, Change, Clocks, Events, Input, Piece, Plan, SourceEnd, Stamped};
+use crate::{
+    add_stats, Change, Clocks, Events, FileChange, Input, ListEdit, Piece, Plan, SourceEnd, Stamped,
+};
 
 mod changing;
 use changing::{route_changing, Held, Hold};
@@ -66,6 +68,21 @@ pub trait Collect<E>: Sink<E> {
     /// waiting.
     fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
         let _ = (numbers, finished);
+    }
+
+    /// A watched reference file changed (`Config::lists` with
+    /// `Config::watch`; `place` says which, and what changed): every
+    /// engine sees its new entries from event time `at` on. Called on
+    /// worker 0 only, once per change. Nothing by default.
+    fn lists_changed(&mut self, place: &str, at: Timestamp) {
+        let _ = (place, at);
+    }
+
+    /// A change of a list read at `place` (a `$list` record of the input)
+    /// was not made: `why`. Called on worker 0 only, once per change.
+    /// Nothing by default.
+    fn list_refused(&mut self, place: &str, why: &str) {
+        let _ = (place, why);
     }
 
     /// The rules changed ([`Plan::changing`]) at the change read at
@@ -447,8 +464,12 @@ impl<E: Event + Clone + 'static> Worker<E> {
             // The lists' entries read at the start (after a restore, what
             // changed since the cut), before any event: in every engine,
             // each of the lists its rules declare (`Plan::edit_lists`).
+            // (restored: after the changes of lists it had made for
+            // times it had not reached, which they would undo)
+            let engine = &mut piece.engine.0;
+            let at = engine.last_list_change_waiting().unwrap_or(Timestamp::MIN);
             for edit in &plan.lists {
-                let _ = edit.make(&mut piece.engine.0, Timestamp::MIN);
+                let _ = edit.make(engine, at);
             }
         }
         let spans = spans(&pieces, groups);
@@ -490,6 +511,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
                 fields_at_start: crate::fields_len::<E>(plan.fields()),
                 changed: rules.changed,
                 made: rules.made,
+                files: Vec::new(),
             },
         }
     }
@@ -555,6 +577,9 @@ struct Changes<E: Event + 'static> {
     changed: bool,
     /// Changes made and refused (the same on every worker).
     made: [u64; 2],
+    /// The entries each watched reference file gave at the changes of
+    /// lists made since the run started (kept in the cuts, `Part::Lists`).
+    files: Vec<cepheid_runtime::lists::FileEntries>,
 }
 
 impl<E: Event + 'static> Changes<E> {
@@ -790,6 +815,12 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
                 rules: Some(self.changes.saved(e, read)),
             })
             .piece()
+            .map(|mut piece| {
+                if !self.changes.files.is_empty() {
+                    cut::put_lists(&mut piece, &self.changes.files);
+                }
+                piece
+            })
         })();
         match state {
             Ok(piece) => cut.save(e, piece),
@@ -873,6 +904,10 @@ impl<E: Event + 'static> Worker<E> {
     /// own; one out of force, none). Worker 0 says what it did, once for
     /// the run.
     fn apply<S: Collect<E>>(&mut self, change: &Change, sink: &mut S) {
+        if let Some(lists) = change.file_change() {
+            self.apply_lists(change, lists, sink);
+            return;
+        }
         let Some(policy) = self.changes.policy else {
             return;
         };
@@ -998,6 +1033,41 @@ impl<E: Event + 'static> Worker<E> {
             lines.sort_by_key(|(order, _)| *order);
             let lines: String = lines.into_iter().map(|(_, line)| line).collect();
             sink.rules_changed(&change.place, Ok(lines));
+        }
+    }
+
+    /// Makes a watched reference file's change in every engine, at the
+    /// change's time (the engines' watermark is just below it), and keeps
+    /// the entries the file gives now for the cuts. Worker 0 says it, as
+    /// one engine says it, when its engines' rules declare the list.
+    fn apply_lists<S: Collect<E>>(&mut self, change: &Change, lists: FileChange, sink: &mut S) {
+        for piece in &mut self.pieces {
+            for edit in &lists.edits {
+                let _ = edit.make(&mut piece.engine.0, change.at);
+            }
+        }
+        let list = (lists.edits.first()).map_or("", ListEdit::list);
+        let declared =
+            (self.pieces.first()).is_some_and(|p| p.engine.0.declarations().list(list).is_some());
+        let Some(made) = lists.file else {
+            // (a `$list` record of the input: not said when made, as on
+            // one engine; refused when the rules in force have no such
+            // list)
+            if self.index == 0 && !declared && !lists.edits.is_empty() {
+                sink.list_refused(
+                    &change.place,
+                    &format!("there is no list `{list}` in the rule set"),
+                );
+            }
+            return;
+        };
+        if self.index == 0 && declared {
+            sink.lists_changed(&change.place, change.at);
+        }
+        let files = &mut self.changes.files;
+        match (files.iter_mut()).find(|f| f.list == made.list && f.path == made.path) {
+            Some(file) => *file = made,
+            None => files.push(made),
         }
     }
 

@@ -390,7 +390,11 @@ impl Workers {
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
-        if config.rules_from_stream || config.watch || config.source_rules {
+        if config.rules_from_stream
+            || config.lists_from_stream
+            || config.watch
+            || config.source_rules
+        {
             plan = plan.changing(config.reload_policy);
         }
         let patterns = rules.patterns();
@@ -523,9 +527,6 @@ impl Workers {
             let policy = Policy::new(config.input.describe(), config.strict);
             Arc::new(PartsInput::new(LiveInput::new(policy)))
         });
-        // Watched pattern paths (process 0's): their changes go to the
-        // live input's reader, or to the parts, which read them again
-        // (held for the whole run).
         // (sources of the library's user: the first of this process's
         // that reads anything takes the reloads)
         let reload_reader = (sources.iter().flatten())
@@ -533,20 +534,12 @@ impl Workers {
             .filter(|_| scale.first_process());
         let reader_of_sources =
             (sources.as_ref().zip(reload_reader)).map(|(sources, reader)| &sources[reader].2);
-        let watched = match (&messages, &parts, reader_of_sources) {
-            _ if !config.watch || !scale.first_process() => None,
-            (Some(input), _, _) | (None, None, Some(input)) => Some(input.watch(&config.patterns)),
-            (None, Some(parts), _) => Some(parts.watch(&config.patterns)),
-            (None, None, None) => None,
-        };
-        let _watch = match watched {
-            Some(Ok(watch)) => Some(watch),
-            Some(Err(why)) => {
-                say!(say, Warning, "{why}");
-                None
-            }
-            None => None,
-        };
+        let _watch = watch(
+            &config,
+            &scale,
+            (&messages, &parts, reader_of_sources),
+            &say,
+        );
         if scale.first_process() && sink.is_none() {
             for notice in config.start_warnings() {
                 say.report().notice(notice);
@@ -575,15 +568,17 @@ impl Workers {
         )?;
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
-        let (file_lists, digest) = lists::read(
+        let mut resume = resume;
+        let read = lists::read(
             &config,
             &mut plan,
-            resume.as_ref(),
+            resume.as_mut(),
             scale.first_process() && sink.is_none(),
             &say,
         )?;
+        let (file_lists, digest) = (read.now, read.digest);
         let checkpoint = checkpoint.map(|mut c| {
-            c.lists = file_lists;
+            c.lists = read.at_start;
             Arc::new(c)
         });
         if let Layout::Cluster { agreement, .. } = &mut layout {
@@ -659,6 +654,8 @@ impl Workers {
             controls: (matches!(config.format, Format::JsonLines) || config.source_rules)
                 .then(|| Arc::new(config.clone())),
             reloads: config.watch.then(|| Arc::new(config.clone())),
+            lists: (config.watch && !config.lists.is_empty())
+                .then(|| Arc::new(Mutex::new(lists::Watched::new(&config, file_lists)))),
         });
         let handle = handle_of(&job);
         if let Some(handle) = &handle {
@@ -681,7 +678,7 @@ struct Opened {
     layout: Layout,
     scale: Scale,
     /// Watched pattern paths (held for the whole run).
-    _watch: Option<cepheid_runtime::source::PatternWatch>,
+    _watch: Vec<cepheid_runtime::source::PatternWatch>,
     handle: Option<cepheid_runtime::Handle>,
 }
 
@@ -965,10 +962,56 @@ fn refuse(config: &Config) -> Result<(), Refusal> {
     if config.time == Time::Processing {
         return Err(Refusal::ProcessingTime);
     }
-    if config.watch && !config.lists.is_empty() {
-        return Err(Refusal::ListFiles);
-    }
     Ok(())
+}
+
+/// Who reads what a watch hears: the live input's reader, a file's parts,
+/// the first of this process's sources that reads anything.
+type Readers<'a> = (
+    &'a Option<LiveInput>,
+    &'a Option<Arc<PartsInput>>,
+    Option<&'a LiveInput>,
+);
+
+/// Watches the pattern paths and the reference files of `config`
+/// (`Config::watch`, process 0's): their changes go to the live input's
+/// reader, or to the parts, or to the first of this process's sources
+/// that reads anything, which read them again (held for the whole run).
+fn watch(
+    config: &Config,
+    scale: &Scale,
+    readers: Readers<'_>,
+    say: &Say,
+) -> Vec<cepheid_runtime::source::PatternWatch> {
+    let list_paths: Vec<PathBuf> = config.lists.iter().map(|l| l.path.clone()).collect();
+    let lists_too = !list_paths.is_empty();
+    let watched = match readers {
+        _ if !config.watch || !scale.first_process() => Vec::new(),
+        (Some(input), _, _) | (None, None, Some(input)) => {
+            let mut watched = vec![input.watch(&config.patterns)];
+            if lists_too {
+                watched.push(input.watch_lists(&list_paths));
+            }
+            watched
+        }
+        (None, Some(parts), _) => {
+            let mut watched = vec![parts.watch(&config.patterns)];
+            if lists_too {
+                watched.push(parts.watch_lists(&list_paths));
+            }
+            watched
+        }
+        (None, None, None) => Vec::new(),
+    };
+    (watched.into_iter())
+        .filter_map(|watched| match watched {
+            Ok(watch) => Some(watch),
+            Err(why) => {
+                say!(say, Warning, "{why}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// What refuses `pattern` on workers, if anything

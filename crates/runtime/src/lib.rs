@@ -188,6 +188,11 @@ pub struct Config {
     pub reload_policy: ReloadPolicy,
     /// Honour control records (`{"$rules": "..."}`) in JSON-lines input.
     pub rules_from_stream: bool,
+    /// Honour changes of lists in JSON-lines input (`{"$list": "name",
+    /// "add": value}`, `docs/lists.md`), made at the watermark then + 1.
+    /// Off: such a record is said and counted as malformed, and the run
+    /// goes on. A source's rules stream may carry them without it.
+    pub lists_from_stream: bool,
     /// With `rules_from_stream` (or a source's rules stream,
     /// [`Config::source_rules`]), also honour `{"$rules_file": "PATH"}`
     /// for `.cep` files and folders inside this folder.
@@ -269,6 +274,7 @@ impl Config {
             watch: false,
             reload_policy: ReloadPolicy::Drain,
             rules_from_stream: false,
+            lists_from_stream: false,
             rules_dir: None,
             source_rules: false,
             split_watermarks: false,

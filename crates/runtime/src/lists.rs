@@ -250,6 +250,98 @@ fn json_entry(text: &str) -> Result<(String, Option<Timestamp>), String> {
     }
 }
 
+/// A change of a list in a control record of the input
+/// (`{"$list": "blocked_ips", "add": "10.0.0.1"}`, [`Config::lists_from_stream`](crate::Config::lists_from_stream)):
+/// `add` (a value, or a JSON array of values) with an optional `expires`
+/// (integer milliseconds or an RFC 3339 time), or `remove` (a value or
+/// an array). Each value is held as its JSON text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListRecord {
+    /// The list.
+    pub list: String,
+    /// The values added, with their expiry.
+    pub add: Vec<(String, Option<Timestamp>)>,
+    /// The values removed.
+    pub remove: Vec<String>,
+}
+
+impl ListRecord {
+    /// The record of `fields` (a JSON object whose first key is `$list`),
+    /// or why it is not one.
+    pub(crate) fn of(
+        mut fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ListRecord, String> {
+        let list = match fields.remove("$list") {
+            Some(serde_json::Value::String(list)) if !list.is_empty() => list,
+            _ => return Err("`$list` must be the name of a list (a string)".to_string()),
+        };
+        let until = match fields.remove("expires") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n)) => Some(
+                n.as_i64()
+                    .ok_or("`expires` is integer milliseconds or an RFC 3339 time")?,
+            ),
+            Some(serde_json::Value::String(s)) => Some(time_of_text(&s)?),
+            Some(_) => {
+                return Err("`expires` is integer milliseconds or an RFC 3339 time".to_string())
+            }
+        };
+        let values = |value: serde_json::Value| -> Result<Vec<String>, String> {
+            let values = match value {
+                serde_json::Value::Array(values) => values,
+                value => vec![value],
+            };
+            (values.into_iter())
+                .map(|value| match value {
+                    serde_json::Value::Null
+                    | serde_json::Value::Array(_)
+                    | serde_json::Value::Object(_) => {
+                        Err("null, a list or an object is no list entry".to_string())
+                    }
+                    value => Ok(value.to_string()),
+                })
+                .collect()
+        };
+        let record = match (fields.remove("add"), fields.remove("remove")) {
+            (Some(add), None) => ListRecord {
+                list,
+                add: values(add)?.into_iter().map(|v| (v, until)).collect(),
+                remove: Vec::new(),
+            },
+            (None, Some(remove)) if until.is_none() => ListRecord {
+                list,
+                add: Vec::new(),
+                remove: values(remove)?,
+            },
+            (None, Some(_)) => return Err("`expires` goes with `add`, not `remove`".to_string()),
+            _ => {
+                return Err(
+                    "a `$list` record has `add` (with `expires` if it expires) or `remove`"
+                        .to_string(),
+                )
+            }
+        };
+        if let Some(key) = fields.keys().next() {
+            return Err(format!(
+                "a `$list` record has `$list`, `add` or `remove`, and `expires` only (not `{key}`)"
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Its changes, in order (removals, then additions).
+    pub fn edits(&self) -> Vec<Edit> {
+        let value = |text: &str| {
+            let json: serde_json::Value =
+                serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+            value_from_json(&json)
+        };
+        let removed = self.remove.iter().map(|text| Edit::Remove(value(text)));
+        let added = (self.add.iter()).map(|(text, until)| Edit::Add(value(text), *until));
+        removed.chain(added).collect()
+    }
+}
+
 /// An expiry's text: integer milliseconds or an RFC 3339 time.
 fn time_of_text(text: &str) -> Result<Timestamp, String> {
     if let Ok(ms) = text.parse::<i64>() {

@@ -83,6 +83,7 @@ pub(crate) fn load_control(
             ),
             Some(dir) => load_confined(dir, path),
         },
+        ControlRules::List(_) => Err("a `$list` record changes a list, not the rules".to_string()),
     }
 }
 
@@ -265,6 +266,7 @@ pub fn describe(control: &Control) -> String {
     match &control.rules {
         ControlRules::Source(_) => "`$rules`".to_string(),
         ControlRules::File(path) => format!("`$rules_file` {}", path.display()),
+        ControlRules::List(record) => format!("`$list` {}", record.list),
     }
 }
 

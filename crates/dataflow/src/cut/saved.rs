@@ -74,6 +74,19 @@ pub(crate) fn rules(piece: &Saved) -> Result<Option<Rules>, Error> {
     rules.transpose().map_err(not_a_state)
 }
 
+/// The entries of the watched reference files that the worker's changes
+/// of lists gave since its run started ([`Part::Lists`]).
+pub(crate) fn lists(piece: &Saved) -> Vec<cepheid_runtime::lists::FileEntries> {
+    (piece.get(Part::Lists))
+        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Keeps `files` in `piece` ([`lists`]).
+pub(crate) fn put_lists(piece: &mut Saved, files: &[cepheid_runtime::lists::FileEntries]) {
+    piece.set(Part::Lists, serde_json::to_vec(files).unwrap_or_default());
+}
+
 /// Keeps `rules` in `piece`.
 pub(crate) fn put_rules(piece: &mut Saved, rules: &Rules) -> Result<(), Error> {
     let bytes = postcard::to_allocvec(rules)

@@ -272,6 +272,11 @@ impl<E: Event + Clone + 'static> Hold<E> {
             .count();
         let settled: Vec<Change> = self.pending.drain(..n).collect();
         for change in settled {
+            if change.is_lists() {
+                // (a change of lists routes nothing anew)
+                self.changes.push((change, None));
+                continue;
+            }
             let before = match self.changes.len().checked_sub(1) {
                 Some(last) => self.layout_at(last).clone(),
                 None => self.first.0.clone(),

@@ -238,6 +238,21 @@ impl Collect<Record> for Emit {
         }
     }
 
+    fn list_refused(&mut self, place: &str, why: &str) {
+        // (as one engine: said, and counted with the malformed lines)
+        self.counts.malformed_line();
+        say!(
+            self.say,
+            Warning,
+            "cepheid: {place}: refused: {why}; the record is left out"
+        );
+    }
+
+    fn lists_changed(&mut self, place: &str, at: Timestamp) {
+        // (the single run's words)
+        say!(self.say, Info, "cepheid: {place}, from event time {at}");
+    }
+
     fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {
         // (the single run's words)
         match outcome {

@@ -24,11 +24,6 @@ pub enum Refusal {
         /// What it does ("writes to list `x` ...").
         why: String,
     },
-    /// Reference lists fed by watched files (`Config::lists` with
-    /// `Config::watch`): a file's change is not yet carried to every
-    /// worker at one point of event time (issue 40). The files' entries
-    /// at the start, and at a resume, are.
-    ListFiles,
     /// Several processes with the output on standard output (process 0).
     ProcessesNeedOutput,
     /// Records to a sink with output per worker.
@@ -49,9 +44,6 @@ impl fmt::Display for Refusal {
                     f,
                     "pattern `{pattern}` {why}: `Scale::workers` and `Scale::processes` do not run it as one engine does yet; run it on one engine"
                 );
-            }
-            Refusal::ListFiles => {
-                "watched reference files (`Config::lists` with `Config::watch`) are not supported with `Scale::workers` or `Scale::processes` yet (a file's change is not carried to every worker at one point of event time): watch them on one engine, or read them at the start without `Config::watch`"
             }
             Refusal::ProcessesNeedOutput => {
                 "`Scale::processes` needs an output file (`Config::output`): timely's networking may print on standard output"
@@ -429,7 +421,6 @@ mod tests {
                 pattern: "p".into(),
                 why: "writes to list `x`".into(),
             },
-            Refusal::ListFiles,
             Refusal::ProcessesNeedOutput,
             Refusal::SinkOutputPerWorker,
         ];

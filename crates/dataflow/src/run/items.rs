@@ -148,6 +148,8 @@ pub(super) struct Live {
     pub(super) controls: Option<Arc<Config>>,
     /// Reloads of the pattern paths are read (`--watch`).
     pub(super) reloads: Option<Arc<Config>>,
+    /// The watched reference files, read again when they change.
+    pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
     /// Where the lines read are counted for cuts every
     /// `Config::checkpoint_every` lines.
     pub(super) read_lines: Option<Arc<AtomicU64>>,
@@ -203,6 +205,16 @@ impl Live {
                         read.and_then(|read| rules_item(read, offset, &self.counts, &self.say));
                     if let Some(item) = read {
                         if self.feed.send(vec![item]).is_err() {
+                            return None;
+                        }
+                    }
+                    continue;
+                }
+                Heard::ListsChanged => {
+                    // (at the live input's watermark then + 1, as a reload)
+                    if let Some(lists) = &self.lists {
+                        let items = lock(lists).changed(offset, &self.say);
+                        if !items.is_empty() && self.feed.send(items).is_err() {
                             return None;
                         }
                     }
@@ -338,6 +350,12 @@ pub(super) fn take(
         Got::Watermark(t) => SourceItem::Watermark(t),
         // (a `Source`'s splits' least watermark)
         Got::SplitWatermark(t) => SourceItem::SplitWatermark(t),
+        Got::Rules(control, name) if control.is_list() => {
+            let Some(config) = controls.as_deref() else {
+                return Taken::Nothing;
+            };
+            return list_record(&control, config, false, (offset, &name), say, counts);
+        }
         Got::Rules(control, name) => {
             let Some(config) = controls.as_deref() else {
                 return Taken::Nothing;
@@ -359,6 +377,9 @@ pub(super) fn take(
                     what: ahead.as_str(),
                 });
                 say.report().notice(ahead);
+            }
+            if rules.control.is_list() {
+                return list_record(&rules.control, config, true, (offset, &place), say, counts);
             }
             let read = (rules.control).read(config, true, &place, &mut |n| say.report().notice(n));
             return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);
@@ -383,6 +404,31 @@ pub(super) fn take(
     Taken::Item(item)
 }
 
+/// A `$list` record as the workers make it ([`super::lists::record_item`]);
+/// one the run does not take is said and counted with the malformed lines.
+fn list_record(
+    control: &Control,
+    config: &Config,
+    own: bool,
+    (offset, place): (u64, &str),
+    say: &Say,
+    counts: &ReadCounts,
+) -> Taken {
+    match super::lists::record_item(control, config, own, (offset, place)) {
+        Ok(item) => Taken::Item(item),
+        Err(why) => {
+            counts.malformed_line();
+            say!(
+                say,
+                Warning,
+                "cepheid: {place} ({}): refused: {why}; the record is left out",
+                control.describe()
+            );
+            Taken::Nothing
+        }
+    }
+}
+
 /// A worker's chunks of the file, read on its own thread by the runtime's
 /// [`ShareReader`], as [`SourceItem`]s.
 pub(super) struct PartItems {
@@ -397,6 +443,11 @@ pub(super) struct PartItems {
     /// Reloads of the pattern paths are read (`--watch`; process 0's
     /// parts).
     pub(super) reloads: Option<Arc<Config>>,
+    /// The watched reference files, read again when they change (process
+    /// 0's parts).
+    pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
+    /// Changes read, to give the source one by one.
+    pub(super) queued: VecDeque<SourceItem<Record>>,
     /// Where the lines read are counted (by looks) for cuts every
     /// `Config::checkpoint_every` lines.
     pub(super) read_lines: Option<Arc<AtomicU64>>,
@@ -422,6 +473,8 @@ pub(super) struct PartsInput {
     why: Mutex<Option<String>>,
     /// Reloads heard, not taken yet.
     reloads: Mutex<VecDeque<Reload>>,
+    /// Did a watched reference file change since a part last read them?
+    lists_changed: AtomicBool,
 }
 
 impl PartsInput {
@@ -435,6 +488,7 @@ impl PartsInput {
             asked: AtomicBool::new(false),
             why: Mutex::new(None),
             reloads: Mutex::default(),
+            lists_changed: AtomicBool::new(false),
         }
     }
 
@@ -447,6 +501,12 @@ impl PartsInput {
     /// heard as reloads.
     pub(super) fn watch(&self, paths: &[PathBuf]) -> Result<PatternWatch, String> {
         lock(&self.input).watch(paths)
+    }
+
+    /// Watches the reference files `paths` (`Config::lists` with
+    /// `Config::watch`): their changes are heard as changes of lists.
+    pub(super) fn watch_lists(&self, paths: &[PathBuf]) -> Result<PatternWatch, String> {
+        lock(&self.input).watch_lists(paths)
     }
 
     /// Hears what was asked: was the stop asked? The first part to hear
@@ -467,6 +527,7 @@ impl PartsInput {
                     return true;
                 }
                 Heard::Reload(why) => lock(&self.reloads).push_back(why),
+                Heard::ListsChanged => self.lists_changed.store(true, Ordering::Relaxed),
                 _ => {}
             }
         }
@@ -498,6 +559,18 @@ impl PartItems {
             self.done = true;
             return Some(Pulled::Stop);
         }
+        if let Some(item) = self.queued.pop_front() {
+            return Some(Pulled::Item(item));
+        }
+        if let Some(lists) = self.lists.as_ref() {
+            if asked.lists_changed.swap(false, Ordering::Relaxed) {
+                // (at the part's watermark then + 1)
+                self.queued = lock(lists).changed(self.reader.place(), &self.say).into();
+                if let Some(item) = self.queued.pop_front() {
+                    return Some(Pulled::Item(item));
+                }
+            }
+        }
         let config = self.reloads.as_ref()?;
         while let Some(why) = asked.reload() {
             // (at the part's watermark then + 1)
@@ -520,7 +593,8 @@ impl Pull<Record> for PartItems {
                 self.done = true;
                 return Pulled::End;
             }
-            let look = self.pulls % PartsInput::EVERY == 0;
+            // (changes of lists read at the last look go one by one)
+            let look = self.pulls % PartsInput::EVERY == 0 || !self.queued.is_empty();
             self.pulls = self.pulls.wrapping_add(1);
             if look {
                 if let Some(pulled) = self.look() {

@@ -85,6 +85,9 @@ pub(super) struct Job {
     /// Reloads of the pattern paths (`--watch`, [`Handle::reload`]), read
     /// by the live input's reader.
     pub(super) reloads: Option<Arc<Config>>,
+    /// The watched reference files (`--watch` with `--list`), read again
+    /// by the reader that reads the reloads (process 0's).
+    pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
 }
 
 /// A change of rules read by a worker's reader (`where_` in messages,
@@ -227,6 +230,9 @@ impl Job {
             lines: restored.map_or(0, |state| state.position),
             controls: self.controls.clone(),
             reloads: (self.reloads.clone()).filter(|_| {
+                self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader
+            }),
+            lists: (self.lists.clone()).filter(|_| {
                 self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader
             }),
             read_lines: self.read_lines(),
@@ -543,6 +549,8 @@ impl Job {
             // (process 0's parts read the reloads: the one that looks
             // first)
             reloads: self.reloads.clone().filter(|_| self.first_worker == 0),
+            lists: self.lists.clone().filter(|_| self.first_worker == 0),
+            queued: std::collections::VecDeque::new(),
             pulls: 0,
             done: false,
             events: Rc::default(),

@@ -170,6 +170,15 @@ impl<E: Event + 'static> Engine<E> {
         self.core.memory.copy_lists(&other.core.memory);
     }
 
+    /// The event time of the last change of a list made for a time the
+    /// engine has not reached yet (`None`: none waits). A change made
+    /// after those, for whatever came later (a reference file changed
+    /// while a run was stopped), is made at this time, not before it, so
+    /// that they do not undo it.
+    pub fn last_list_change_waiting(&self) -> Option<Timestamp> {
+        self.core.memory.last_scheduled()
+    }
+
     /// Does list `list` hold `value` now (at the engine's event time)?
     /// `None` for a list that does not exist or a value no entry matches
     /// (null).

@@ -34,7 +34,7 @@ const POSITION: u32 = 17;
 /// One engine's ranges of its file left to read ([`Ranges`]).
 const RANGES: u32 = 24;
 const MARKER_SECTIONS: &[u32] = &[RUN, SINK, COUNTERS, RECORDS];
-const PIECE_SECTIONS: &[u32] = &[ENGINE, POSITION, 18, 19, 20, 21, 22, 23, RANGES, 25, 31];
+const PIECE_SECTIONS: &[u32] = &[ENGINE, POSITION, 18, 19, 20, 21, 22, 23, RANGES, 25, 26, 31];
 
 /// An engine of every pattern (one engine's), not of one group.
 const EVERY_GROUP: u32 = u32::MAX;
@@ -286,6 +286,9 @@ pub enum Part {
     /// The lines of the input below the lines read that were not (read
     /// again by a resumed run).
     Again = 25,
+    /// The entries each watched reference file gave when the changes a
+    /// worker made since its run started were read (`Config::lists`).
+    Lists = 26,
     /// A worker's state in a cut of format 5 to 7, as it was saved.
     Legacy = 31,
 }

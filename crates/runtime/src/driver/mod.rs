@@ -739,14 +739,12 @@ fn read_lists(
         Some(_) => crate::lists::When::Resumed,
         None => crate::lists::When::Start,
     };
-    crate::lists::refresh(
-        &config.lists,
-        engine,
-        &mut lists,
-        Timestamp::MIN,
-        when,
-        &mut |n| report.notice(n),
-    )?;
+    // (resumed: after the changes of lists the engine had made for times
+    // it had not reached, which would undo what changed since)
+    let at = engine.last_list_change_waiting().unwrap_or(Timestamp::MIN);
+    crate::lists::refresh(&config.lists, engine, &mut lists, at, when, &mut |n| {
+        report.notice(n)
+    })?;
     Ok(lists)
 }
 

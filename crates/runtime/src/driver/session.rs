@@ -442,6 +442,13 @@ impl Session<'_> {
             match got {
                 // (taken above; a blank line)
                 Some(Got::Event(..)) | None => {}
+                Some(Got::Rules(control, name)) if control.is_list() => {
+                    self.list_from_stream(&control, &name, false);
+                    // (the reader thread waits after a control record)
+                    if let Some(go_on) = go_on {
+                        let _ = go_on.send(());
+                    }
+                }
                 Some(Got::Rules(control, name)) => {
                     self.reload_from_stream(&control, &name, false);
                     // The reader thread decodes the next lines now (with
@@ -463,14 +470,19 @@ impl Session<'_> {
                         });
                         self.out.report.notice(ahead);
                     }
-                    self.reload_from_stream(&rules.control, &place, true);
+                    let list = rules.control.is_list();
+                    match list {
+                        true => self.list_from_stream(&rules.control, &place, true),
+                        false => self.reload_from_stream(&rules.control, &place, true),
+                    }
                     match go_on {
                         Some(go_on) => {
                             let _ = go_on.send(());
                         }
                         // (no control records, CSV: the reader thread did
                         // not wait; what it decoded since is read again)
-                        None => self.stale_below = self.engine.fields().len(),
+                        None if !list => self.stale_below = self.engine.fields().len(),
+                        None => {}
                     }
                 }
                 Some(Got::Watermark(_)) if timing.is_processing() => {
@@ -621,6 +633,29 @@ impl Session<'_> {
         let report = &mut *self.out.report;
         let (where_, read) = control.read(self.config, own, name, &mut |n| report.notice(n));
         self.apply(read, &where_);
+    }
+
+    /// A change of a list in the input (`name`: its place): made from the
+    /// watermark then + 1 on, as a change of rules. One the run does not
+    /// take (changes of lists from the stream off, no such list) is said
+    /// and counted with the malformed lines. `own`: a record of the
+    /// source's rules stream.
+    fn list_from_stream(&mut self, control: &Control, name: &str, own: bool) {
+        let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        let made = control.read_list(self.config, own).and_then(|record| {
+            let edits = record.edits();
+            crate::lists::apply(self.engine, &record.list, &edits, at).map_err(|e| e.to_string())
+        });
+        if let Err(why) = made {
+            self.counters.malformed += 1;
+            self.say(
+                Level::Warning,
+                format!(
+                    "cepheid: {name} ({}): refused: {why}; the record is left out",
+                    control.describe()
+                ),
+            );
+        }
     }
 
     /// The pattern paths again, applied here, between two batches. Lines

@@ -39,6 +39,9 @@ pub enum Heard {
     /// The records of a [`Source`]'s rules stream waiting for event time,
     /// when that changed.
     RulesWaiting(Option<RulesWaiting>),
+    /// A reference file of [`Config::lists`] changed
+    /// ([`LiveInput::watch_lists`]): read them again.
+    ListsChanged,
     /// The input ended (or could not be read, said in its last lines).
     End,
 }
@@ -96,6 +99,24 @@ impl LiveInput {
     /// it.
     pub fn watch(&self, paths: &[PathBuf]) -> Result<PatternWatch, String> {
         watch_patterns(paths, self.tx.clone())
+    }
+
+    /// Watches the reference files `paths` ([`Config::lists`]) as a run
+    /// with [`Config::watch`] does: each change is heard as a
+    /// [`Heard::ListsChanged`]. Lasts as long as the watch returned.
+    /// `Err`: why it cannot, in the words one engine says it.
+    pub fn watch_lists(&self, paths: &[PathBuf]) -> Result<PatternWatch, String> {
+        #[cfg(feature = "watch")]
+        {
+            crate::reload::watch_for(paths, self.tx.clone(), || Message::ListsChanged)
+                .map(PatternWatch::of)
+                .map_err(|e| format!("warning: cannot watch the reference files of `Config::lists` ({e}); their lists stay as they were read"))
+        }
+        #[cfg(not(feature = "watch"))]
+        {
+            let _ = paths;
+            Err("warning: cannot watch the reference files of `Config::lists` (built without the feature `watch`); their lists stay as they were read".to_string())
+        }
     }
 
     /// Reads `config`'s input (standard input, or its file from `start`,
@@ -171,8 +192,8 @@ impl LiveInput {
                 Ok(Message::Seen(seen)) => Heard::Seen(seen),
                 Ok(Message::Lag(lag)) => Heard::Lag(lag),
                 Ok(Message::RulesWaiting(waiting)) => Heard::RulesWaiting(waiting),
-                // (the workers watch no reference file: `Cluster::check`)
-                Ok(Message::Checkpointed | Message::ListsChanged) => continue,
+                Ok(Message::ListsChanged) => Heard::ListsChanged,
+                Ok(Message::Checkpointed) => continue,
                 Ok(Message::End) | Err(_) => Heard::End,
             };
         }
@@ -191,7 +212,8 @@ impl LiveInput {
                 Message::Seen(seen) => Heard::Seen(seen),
                 Message::Lag(lag) => Heard::Lag(lag),
                 Message::RulesWaiting(waiting) => Heard::RulesWaiting(waiting),
-                Message::Checkpointed | Message::ListsChanged => continue,
+                Message::ListsChanged => Heard::ListsChanged,
+                Message::Checkpointed => continue,
                 Message::End => Heard::End,
             });
         }

@@ -201,6 +201,8 @@ pub(crate) enum ControlRules {
     Source(String),
     /// A `.cep` file or a folder of them.
     File(PathBuf),
+    /// Not a rule set: a change of a list (`$list`).
+    List(crate::lists::ListRecord),
 }
 
 impl Control {
@@ -217,6 +219,30 @@ impl Control {
     /// What it is, in messages: `` `$rules` `` or `` `$rules_file` PATH ``.
     pub fn describe(&self) -> String {
         crate::reload::describe(self)
+    }
+
+    /// A change of a list rather than of the rules (`{"$list": ...}`)?
+    pub fn is_list(&self) -> bool {
+        matches!(self.rules, ControlRules::List(_))
+    }
+
+    /// The change of a list it makes, as `config` allows: with
+    /// [`Config::lists_from_stream`](crate::Config::lists_from_stream), or
+    /// `own` (a record of the source's rules stream, which the operator
+    /// named). Why not otherwise (a record of rules: not a list's).
+    pub fn read_list(
+        &self,
+        config: &crate::Config,
+        own: bool,
+    ) -> Result<&crate::lists::ListRecord, String> {
+        match &self.rules {
+            ControlRules::List(_) if !(config.lists_from_stream || own) => Err(
+                "changes of lists from the event stream are off (`Config::lists_from_stream` turns them on)"
+                    .to_string(),
+            ),
+            ControlRules::List(record) => Ok(record),
+            _ => Err("a record of rules changes no list".to_string()),
+        }
     }
 
     /// The rule set it names (`place` names the record in messages and
@@ -339,6 +365,13 @@ pub struct PatternWatch {
     _watcher: notify::RecommendedWatcher,
 }
 
+#[cfg(feature = "watch")]
+impl PatternWatch {
+    fn of(watcher: notify::RecommendedWatcher) -> PatternWatch {
+        PatternWatch { _watcher: watcher }
+    }
+}
+
 /// Watches the pattern files and folders `paths` as a run with
 /// [`Config::watch`](crate::Config::watch) does (through their folders,
 /// debounced), sending [`Message::Reload`] on `tx` after each change
@@ -386,7 +419,12 @@ fn control_record(line: &[u8]) -> Option<Result<Control, String>> {
         .trim_ascii_start()
         .strip_prefix(b"{")?
         .trim_ascii_start();
-    let keys: [&[u8]; 3] = [b"\"$rules\"", b"\"$rules_file\"", b"\"$allow_empty\""];
+    let keys: [&[u8]; 4] = [
+        b"\"$rules\"",
+        b"\"$rules_file\"",
+        b"\"$allow_empty\"",
+        b"\"$list\"",
+    ];
     if !keys.iter().any(|key| rest.starts_with(key)) {
         return None;
     }
@@ -394,6 +432,12 @@ fn control_record(line: &[u8]) -> Option<Result<Control, String>> {
         Ok(fields) => fields,
         Err(e) => return Some(Err(format!("invalid JSON: {e}"))),
     };
+    if rest.starts_with(b"\"$list\"") {
+        return Some(crate::lists::ListRecord::of(fields).map(|record| Control {
+            rules: ControlRules::List(record),
+            allow_empty: false,
+        }));
+    }
     let count = fields.len();
     let mut fields = fields;
     let allow_empty = match fields.remove("$allow_empty") {

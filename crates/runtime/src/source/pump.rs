@@ -86,7 +86,7 @@ fn rules_record(text: &[u8]) -> Result<Control, Error> {
         )),
         None => Err(Error::new(
             ErrorKind::Input,
-            "not a rules record (`{\"$rules\": ...}` or `{\"$rules_file\": ...}`)",
+            "not a rules record (`{\"$rules\": ...}`, `{\"$rules_file\": ...}` or `{\"$list\": ...}`)",
         )),
     }
 }

@@ -529,6 +529,11 @@ impl Memory {
             .map(|(d, l)| (&*d.name, l.len()))
     }
 
+    /// The time of the last change of a list scheduled and not made yet.
+    pub(crate) fn last_scheduled(&self) -> Option<Timestamp> {
+        self.scheduled.keys().next_back().map(|&(at, _)| at)
+    }
+
     /// Has an indicator an entry in its window?
     pub(crate) fn has_indicator_entries(&self) -> bool {
         self.indicators.iter().any(|i| i.window.entries() > 0)
