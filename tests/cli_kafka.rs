@@ -2548,3 +2548,105 @@ fn on_workers_a_source_that_cannot_read_on_stops_the_input_and_a_resume_reads_on
         );
     }
 }
+
+/// Changes of a list of users in `$list` records, each `(line, record)`,
+/// as in [`rule_changes`].
+fn list_changes() -> Vec<(usize, String)> {
+    let users =
+        |from: usize, to: usize| -> Vec<String> { (from..to).map(|u| format!("u{u}")).collect() };
+    vec![
+        (
+            2_000,
+            serde_json::json!({ "$list": "suspects", "add": users(0, 60) }).to_string(),
+        ),
+        (
+            6_000,
+            serde_json::json!({ "$list": "suspects", "add": users(60, 120), "expires": 150_000 })
+                .to_string(),
+        ),
+        (
+            9_000,
+            serde_json::json!({ "$list": "suspects", "remove": users(0, 30) }).to_string(),
+        ),
+        // (no such list: refused, said, counted)
+        (
+            12_000,
+            serde_json::json!({ "$list": "nope", "add": "u1" }).to_string(),
+        ),
+    ]
+}
+
+#[test]
+fn list_records_on_a_rules_topic_give_the_output_of_the_same_records_in_a_file() {
+    let broker = Broker::start();
+    let dir = scratch("kafka_list_records");
+    fs::write(
+        dir.join("rules.cep"),
+        "list suspects\npattern failing { partition by user match a where a: type == \"fail\" and user in suspects }\n",
+    )
+    .unwrap();
+    let events: Vec<String> = crash::events(20_000).lines().map(str::to_string).collect();
+    let mut file = events.clone();
+    let mut timed = Vec::new();
+    for (line, record) in list_changes().into_iter().rev() {
+        let w = watermark_after(&events[..line]).expect("events before");
+        timed.push((record.clone(), w + 1));
+        file.insert(line, record);
+    }
+    timed.reverse();
+    fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
+    let from_file = cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+        .args(["--events", "events.jsonl", "--lists-from-stream"])
+        .args(["--output", "out.jsonl"])
+        .output()
+        .expect("runs");
+    let file_err = stderr(&from_file);
+    assert!(from_file.status.success(), "{file_err}");
+    let sorted = |path: &Path| {
+        let mut lines: Vec<String> = (fs::read_to_string(path).unwrap().lines())
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let expected = sorted(&dir.join("out.jsonl"));
+    assert!(expected.len() > 500, "{file_err}");
+    let b = broker.bootstrap();
+    let input = topic("lists-in");
+    let rules = topic("lists-rules");
+    broker.create_topic(&input, 1);
+    broker.create_topic(&rules, 1);
+    produce_lines(&b, &input, &events);
+    produce_timed(&b, &rules, &timed);
+    for workers in ["1", "2"] {
+        let output = cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--rules-topic", &format!("kafka://{b}/{rules}")])
+            .args(["--output", "kafka-out.jsonl", "--kafka-until", "end"])
+            .args(["--workers", workers])
+            .output()
+            .expect("runs");
+        let err = stderr(&output);
+        assert!(output.status.success(), "{err}");
+        assert_eq!(
+            sorted(&dir.join("kafka-out.jsonl")),
+            expected,
+            "{workers}: {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "kafka:{rules} partition 0 offset 3 (`$list` nope): refused: there is no list `nope` in the rule set; the record is left out"
+            )),
+            "{workers}: {err}"
+        );
+        assert_eq!(
+            crash::summary(&err).split(" in ").next(),
+            crash::summary(&file_err).split(" in ").next(),
+            "{workers}"
+        );
+    }
+}
