@@ -330,6 +330,21 @@ mod value_text {
 pub(crate) struct FileChange {
     pub file: Option<cepheid_runtime::lists::FileEntries>,
     pub edits: Vec<ListEdit>,
+    #[serde(default)]
+    pub origin: ListOrigin,
+}
+
+/// Where a change of lists comes from: what is said of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ListOrigin {
+    /// A watched reference file: said when made.
+    #[default]
+    File,
+    /// A `$list` record of the input: not said; refused (no such list),
+    /// said and counted with the malformed lines.
+    Record,
+    /// The run's handle: said when made, or refused.
+    Handle,
 }
 
 /// The origin of the one text of a change of lists.

@@ -25,7 +25,8 @@ use crate::event::Event;
 use crate::primitives::Timestamp;
 use crate::route::{groups, worker_groups, Layout, Routed, Router};
 use crate::{
-    add_stats, Change, Clocks, Events, FileChange, Input, ListEdit, Piece, Plan, SourceEnd, Stamped,
+    add_stats, Change, Clocks, Events, FileChange, Input, ListEdit, ListOrigin, Piece, Plan,
+    SourceEnd, Stamped,
 };
 
 mod changing;
@@ -78,11 +79,13 @@ pub trait Collect<E>: Sink<E> {
         let _ = (place, at);
     }
 
-    /// A change of a list read at `place` (a `$list` record of the input)
-    /// was not made: `why`. Called on worker 0 only, once per change.
-    /// Nothing by default.
-    fn list_refused(&mut self, place: &str, why: &str) {
-        let _ = (place, why);
+    /// A change of a list named by `place` (a `$list` record of the input,
+    /// a change asked through the run's handle) was not made: `why`;
+    /// `record`: a record of the input (counted with the malformed
+    /// lines). Called on worker 0 only, once per change. Nothing by
+    /// default.
+    fn list_refused(&mut self, place: &str, why: &str, record: bool) {
+        let _ = (place, why, record);
     }
 
     /// The rules changed ([`Plan::changing`]) at the change read at
@@ -1049,21 +1052,25 @@ impl<E: Event + 'static> Worker<E> {
         let list = (lists.edits.first()).map_or("", ListEdit::list);
         let declared =
             (self.pieces.first()).is_some_and(|p| p.engine.0.declarations().list(list).is_some());
-        let Some(made) = lists.file else {
-            // (a `$list` record of the input: not said when made, as on
-            // one engine; refused when the rules in force have no such
-            // list)
-            if self.index == 0 && !declared && !lists.edits.is_empty() {
-                sink.list_refused(
-                    &change.place,
-                    &format!("there is no list `{list}` in the rule set"),
-                );
+        // (said as one engine says them: worker 0, once; a `$list` record
+        // is not said when made)
+        if self.index == 0 && !lists.edits.is_empty() {
+            let why = format!("there is no list `{list}` in the rule set");
+            match (lists.origin, declared) {
+                (ListOrigin::File | ListOrigin::Handle, true) => {
+                    sink.lists_changed(&change.place, change.at);
+                }
+                (ListOrigin::Record, false) => sink.list_refused(&change.place, &why, true),
+                (ListOrigin::Handle, false) => {
+                    let place = format!("list `{list}` (the run's handle)");
+                    sink.list_refused(&place, &why, false);
+                }
+                _ => {}
             }
+        }
+        let Some(made) = lists.file else {
             return;
         };
-        if self.index == 0 && declared {
-            sink.lists_changed(&change.place, change.at);
-        }
         let files = &mut self.changes.files;
         match (files.iter_mut()).find(|f| f.list == made.list && f.path == made.path) {
             Some(file) => *file = made,

@@ -329,6 +329,17 @@ impl ListRecord {
         Ok(record)
     }
 
+    /// What it changes, asked through the run's handle, for messages:
+    /// `` list `blocked`: 1 added, 0 removed through the run's handle ``.
+    pub fn describe_handle(&self) -> String {
+        format!(
+            "list `{}`: {} added, {} removed through the run's handle",
+            self.list,
+            self.add.len(),
+            self.remove.len()
+        )
+    }
+
     /// Its changes, in order (removals, then additions).
     pub fn edits(&self) -> Vec<Edit> {
         let value = |text: &str| {

@@ -238,19 +238,31 @@ impl Collect<Record> for Emit {
         }
     }
 
-    fn list_refused(&mut self, place: &str, why: &str) {
-        // (as one engine: said, and counted with the malformed lines)
-        self.counts.malformed_line();
-        say!(
-            self.say,
-            Warning,
-            "cepheid: {place}: refused: {why}; the record is left out"
-        );
+    fn list_refused(&mut self, place: &str, why: &str, record: bool) {
+        // (as one engine: said; a record counted with the malformed lines)
+        if record {
+            self.counts.malformed_line();
+            say!(
+                self.say,
+                Warning,
+                "cepheid: {place}: refused: {why}; the record is left out"
+            );
+        } else {
+            say!(self.say, Warning, "cepheid: {place}: refused: {why}");
+        }
     }
 
     fn lists_changed(&mut self, place: &str, at: Timestamp) {
         // (the single run's words)
-        say!(self.say, Info, "cepheid: {place}, from event time {at}");
+        if at == Timestamp::MIN {
+            say!(
+                self.say,
+                Info,
+                "cepheid: {place}, from event time the start"
+            );
+        } else {
+            say!(self.say, Info, "cepheid: {place}, from event time {at}");
+        }
     }
 
     fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {

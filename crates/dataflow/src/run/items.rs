@@ -150,6 +150,9 @@ pub(super) struct Live {
     pub(super) reloads: Option<Arc<Config>>,
     /// The watched reference files, read again when they change.
     pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
+    /// Does it take the changes of lists asked through the run's handle
+    /// (the reader of process 0 that reads the reloads)?
+    pub(super) handle_lists: bool,
     /// Where the lines read are counted for cuts every
     /// `Config::checkpoint_every` lines.
     pub(super) read_lines: Option<Arc<AtomicU64>>,
@@ -215,6 +218,16 @@ impl Live {
                     if let Some(lists) = &self.lists {
                         let items = lock(lists).changed(offset, &self.say);
                         if !items.is_empty() && self.feed.send(items).is_err() {
+                            return None;
+                        }
+                    }
+                    continue;
+                }
+                Heard::List(record) => {
+                    // (at the live input's watermark then + 1)
+                    if self.handle_lists {
+                        let item = super::lists::handle_item(&record, offset);
+                        if self.feed.send(vec![item]).is_err() {
                             return None;
                         }
                     }
@@ -448,6 +461,9 @@ pub(super) struct PartItems {
     pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
     /// Changes read, to give the source one by one.
     pub(super) queued: VecDeque<SourceItem<Record>>,
+    /// Does it take the changes of lists asked through the run's handle
+    /// (process 0's parts: the first to look)?
+    pub(super) handle_lists: bool,
     /// Where the lines read are counted (by looks) for cuts every
     /// `Config::checkpoint_every` lines.
     pub(super) read_lines: Option<Arc<AtomicU64>>,
@@ -475,6 +491,8 @@ pub(super) struct PartsInput {
     reloads: Mutex<VecDeque<Reload>>,
     /// Did a watched reference file change since a part last read them?
     lists_changed: AtomicBool,
+    /// Changes of lists asked through the handle, not taken yet.
+    lists_asked: Mutex<VecDeque<cepheid_runtime::lists::ListRecord>>,
 }
 
 impl PartsInput {
@@ -489,6 +507,7 @@ impl PartsInput {
             why: Mutex::new(None),
             reloads: Mutex::default(),
             lists_changed: AtomicBool::new(false),
+            lists_asked: Mutex::default(),
         }
     }
 
@@ -528,6 +547,7 @@ impl PartsInput {
                 }
                 Heard::Reload(why) => lock(&self.reloads).push_back(why),
                 Heard::ListsChanged => self.lists_changed.store(true, Ordering::Relaxed),
+                Heard::List(record) => lock(&self.lists_asked).push_back(record),
                 _ => {}
             }
         }
@@ -561,6 +581,16 @@ impl PartItems {
         }
         if let Some(item) = self.queued.pop_front() {
             return Some(Pulled::Item(item));
+        }
+        if self.handle_lists {
+            let offset = self.reader.place();
+            let mut asked_lists = lock(&asked.lists_asked);
+            self.queued
+                .extend((asked_lists.drain(..)).map(|r| super::lists::handle_item(&r, offset)));
+            drop(asked_lists);
+            if let Some(item) = self.queued.pop_front() {
+                return Some(Pulled::Item(item));
+            }
         }
         if let Some(lists) = self.lists.as_ref() {
             if asked.lists_changed.swap(false, Ordering::Relaxed) {

@@ -276,6 +276,7 @@ impl Watched {
             let texts = crate::Change::lists_texts(&crate::FileChange {
                 file: Some(now.clone()),
                 edits,
+                origin: crate::ListOrigin::File,
             });
             items.push(SourceItem::Rules {
                 offset,
@@ -348,6 +349,7 @@ mod tests {
             offset: 7,
             place: "list `blocked`: b.jsonl changed: 1 added, 1 removed".to_string(),
             texts: crate::Change::lists_texts(&crate::FileChange {
+                origin: crate::ListOrigin::File,
                 file: Some(entries(&file, &["b"])),
                 edits: vec![
                     crate::ListEdit::Remove {
@@ -411,6 +413,26 @@ pub(super) fn record_item(
     Ok(SourceItem::Rules {
         offset,
         place: format!("{place} ({})", control.describe()),
-        texts: crate::Change::lists_texts(&crate::FileChange { file: None, edits }),
+        texts: crate::Change::lists_texts(&crate::FileChange {
+            file: None,
+            edits,
+            origin: crate::ListOrigin::Record,
+        }),
     })
+}
+
+/// A change of a list asked through the run's handle (read at `offset`)
+/// as the workers make it: at the reader's watermark then + 1, said by
+/// worker 0 as one engine says it.
+pub(super) fn handle_item(record: &lists::ListRecord, offset: u64) -> SourceItem<Record> {
+    let edits = list_edits(&record.list, record.edits()).collect();
+    SourceItem::Rules {
+        offset,
+        place: record.describe_handle(),
+        texts: crate::Change::lists_texts(&crate::FileChange {
+            file: None,
+            edits,
+            origin: crate::ListOrigin::Handle,
+        }),
+    }
 }

@@ -161,6 +161,33 @@ impl Handle {
         self.send(|| Message::Reload(Reload::Asked(why.to_string())));
     }
 
+    /// Adds `value` to list `list` of the rules in force, until event time
+    /// `until` (`None`: the list's own `for`, or for ever), from the
+    /// watermark then + 1 on, as a watched reference file's change is
+    /// made: between two batches, said (`cepheid: list `blocked`: 1 added,
+    /// 0 removed through the run's handle, from event time T`), kept in
+    /// the checkpoints with the list. On workers, process 0's handle
+    /// reaches every worker at one point of event time. A list the rules
+    /// do not declare is said and changes nothing. `docs/lists.md`.
+    pub fn add_to_list(&self, list: &str, value: &Value, until: Option<Timestamp>) {
+        let record = crate::lists::ListRecord {
+            list: list.to_string(),
+            add: vec![(value_text(value), until)],
+            remove: Vec::new(),
+        };
+        self.send(|| Message::List(record.clone()));
+    }
+
+    /// Removes `value` from list `list`, as [`Handle::add_to_list`] adds.
+    pub fn remove_from_list(&self, list: &str, value: &Value) {
+        let record = crate::lists::ListRecord {
+            list: list.to_string(),
+            add: Vec::new(),
+            remove: vec![value_text(value)],
+        };
+        self.send(|| Message::List(record.clone()));
+    }
+
     /// Sends each reader `message()` behind what it has to take already:
     /// when its queue is full (the run is held up: a slow output, workers
     /// waiting for another's input), from a thread of its own, so that the
@@ -176,6 +203,11 @@ impl Handle {
             }
         }
     }
+}
+
+/// A value as the JSON text a list record holds.
+fn value_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
 }
 
 /// One handle for several: each of a cluster's live inputs (a source per

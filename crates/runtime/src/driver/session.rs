@@ -289,6 +289,10 @@ impl Session<'_> {
                     self.lists_changed(None);
                     continue;
                 }
+                Ok(Message::List(record)) => {
+                    self.list_from_handle(&record);
+                    continue;
+                }
                 Ok(Message::Reload(why)) => {
                     self.reload_from_disk(why)?;
                     self.flush_now()?;
@@ -655,6 +659,32 @@ impl Session<'_> {
                     control.describe()
                 ),
             );
+        }
+    }
+
+    /// A change of a list asked through the run's handle: made from the
+    /// watermark then + 1 on, and said, as a watched file's change.
+    fn list_from_handle(&mut self, record: &crate::lists::ListRecord) {
+        let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        let edits = record.edits();
+        let list = &record.list;
+        match crate::lists::apply(self.engine, list, &edits, at) {
+            Ok(()) => self.say(
+                Level::Info,
+                format!(
+                    "cepheid: {}, from event time {}",
+                    record.describe_handle(),
+                    if at == Timestamp::MIN {
+                        "the start".to_string()
+                    } else {
+                        at.to_string()
+                    }
+                ),
+            ),
+            Err(e) => self.say(
+                Level::Warning,
+                format!("cepheid: list `{list}` (the run's handle): refused: {e}"),
+            ),
         }
     }
 

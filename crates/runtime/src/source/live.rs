@@ -42,6 +42,9 @@ pub enum Heard {
     /// A reference file of [`Config::lists`] changed
     /// ([`LiveInput::watch_lists`]): read them again.
     ListsChanged,
+    /// A change of a list asked through the run's handle
+    /// ([`Handle::add_to_list`], [`Handle::remove_from_list`]).
+    List(crate::lists::ListRecord),
     /// The input ended (or could not be read, said in its last lines).
     End,
 }
@@ -193,6 +196,7 @@ impl LiveInput {
                 Ok(Message::Lag(lag)) => Heard::Lag(lag),
                 Ok(Message::RulesWaiting(waiting)) => Heard::RulesWaiting(waiting),
                 Ok(Message::ListsChanged) => Heard::ListsChanged,
+                Ok(Message::List(record)) => Heard::List(record),
                 Ok(Message::Checkpointed) => continue,
                 Ok(Message::End) | Err(_) => Heard::End,
             };
@@ -213,6 +217,7 @@ impl LiveInput {
                 Message::Lag(lag) => Heard::Lag(lag),
                 Message::RulesWaiting(waiting) => Heard::RulesWaiting(waiting),
                 Message::ListsChanged => Heard::ListsChanged,
+                Message::List(record) => Heard::List(record),
                 Message::Checkpointed => continue,
                 Message::End => Heard::End,
             });

@@ -558,6 +558,9 @@ pub(crate) enum Message {
     /// The records of a [`Source`]'s rules stream waiting for event time,
     /// when that changed.
     RulesWaiting(Option<RulesWaiting>),
+    /// A change of a list asked through the run's handle
+    /// (`Handle::add_to_list`, `Handle::remove_from_list`).
+    List(crate::lists::ListRecord),
 }
 
 /// How often the reader thread of a [`Source`] asks it for its
