@@ -600,9 +600,24 @@ where
     let fields = fields_of::<E>(engine.fields());
     let mut stash: Vec<Stamped<E>> = Vec::new();
     let (mut max_seen, mut late, mut read) = (None, 0, 0);
+    // Each rolling indicator's entries from the engines of one group of
+    // patterns (the first that keeps it: its engines over every worker
+    // hold every key's, as a group's engines do), in time order.
+    let mut indicators: Vec<(String, u32, Vec<IndicatorEntry>)> = Vec::new();
     for old in &olds {
         for saved in &old.pieces {
-            let piece = crate::Engine::<E>::from_snapshot_rules(&saved.engine[..])?;
+            let mut piece = crate::Engine::<E>::from_snapshot_rules(&saved.engine[..])?;
+            for (name, mut entries) in piece.take_indicator_entries() {
+                // (an engine restored on another number of workers holds
+                // its old worker's entries: those of its own keys count)
+                let own = own_keys(&piece, &name, (saved.from, saved.to));
+                entries.retain(|(key, _, _)| own(key));
+                match indicators.iter_mut().find(|(n, _, _)| *n == name) {
+                    Some((_, group, kept)) if *group == saved.group => kept.extend(entries),
+                    Some(_) => {}
+                    None => indicators.push((name, saved.group, entries)),
+                }
+            }
             if fields_of::<E>(piece.fields())
                 .iter()
                 .zip(&fields)
@@ -633,6 +648,10 @@ where
         max_seen = max_seen.max(end.max_seen);
         (late, read) = (late + end.late, read + end.events);
     }
+    for (name, _, mut entries) in indicators {
+        entries.sort_by_key(|(_, ts, _)| *ts);
+        engine.put_indicator_entries(&name, entries);
+    }
     stash.sort_by_key(|s| (s.ts, s.source, s.offset));
     let mut places = Vec::new();
     if again {
@@ -655,6 +674,51 @@ where
         again: places,
     })
 }
+
+/// Is the `group by` key of an entry of `engine`'s indicator `name` one
+/// of the keys of key groups `[from, to)`: the values of the fields of
+/// its patterns' `partition by` (every one in the indicator's `group by`:
+/// `route::not_on_workers`), as the engine keys them?
+fn own_keys<E: Event + 'static>(
+    engine: &crate::Engine<E>,
+    name: &str,
+    (from, to): (u64, u64),
+) -> impl Fn(&[cepheid_engine::Value]) -> bool {
+    let partition = (engine.patterns().next()).map_or(Vec::new(), |p| p.partition_by.clone());
+    let declared = engine
+        .declarations()
+        .indicators
+        .iter()
+        .find(|i| &*i.name == name);
+    let at: Option<Vec<usize>> = declared.and_then(|d| {
+        (partition.iter())
+            .map(|field| d.group_by.iter().position(|g| g == field))
+            .collect()
+    });
+    move |key: &[cepheid_engine::Value]| {
+        let Some(at) = &at else {
+            return true;
+        };
+        let values: Option<Vec<cepheid_engine::Value>> =
+            (at.iter()).map(|&i| key.get(i).map(as_key)).collect();
+        values.is_none_or(|values| (from..to).contains(&u64::from(crate::key_group(&values))))
+    }
+}
+
+/// A value as a key holds it (an exact-integer number is the integer).
+fn as_key(value: &cepheid_engine::Value) -> cepheid_engine::Value {
+    match value {
+        cepheid_engine::Value::Float(f)
+            if f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64 =>
+        {
+            cepheid_engine::Value::Int(*f as i64)
+        }
+        other => other.clone(),
+    }
+}
+
+/// An entry of a rolling indicator's windows: key, time, value.
+type IndicatorEntry = (Vec<cepheid_engine::Value>, Timestamp, cepheid_engine::Value);
 
 /// The paths of a `Record` engine's fields, by id (none for typed events).
 pub(crate) fn fields_of<E: Event + 'static>(fields: &E::Fields) -> Vec<cepheid_engine::FieldPath> {

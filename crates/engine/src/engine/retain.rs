@@ -153,6 +153,32 @@ impl<E: Event + 'static> Engine<E> {
         taken
     }
 
+    /// Takes the entries of the rolling indicators this engine keeps out
+    /// of it, leaving their windows empty: each indicator's name and its
+    /// entries (key, time, value), oldest first. With
+    /// [`put_indicator_entries`](Engine::put_indicator_entries), how the
+    /// windows of engines of parts of one stream become one engine's
+    /// before [`absorb`](Engine::absorb) (which refuses indicator
+    /// entries): the caller takes each indicator from the engines of one
+    /// group of patterns alone (every engine of a group that keeps it has
+    /// the entries of its keys) and gives them in time order.
+    #[allow(clippy::type_complexity)]
+    pub fn take_indicator_entries(&mut self) -> Vec<(String, Vec<(Vec<Value>, Timestamp, Value)>)> {
+        self.core.memory.take_indicator_items()
+    }
+
+    /// Puts `entries` (key, time, value; in time order) into the windows
+    /// of indicator `name`, as a restore does. False when the engine has
+    /// no such indicator, or does not keep it
+    /// ([`keep_indicators_grouped_by`](Engine::keep_indicators_grouped_by)).
+    pub fn put_indicator_entries(
+        &mut self,
+        name: &str,
+        entries: Vec<(Vec<Value>, Timestamp, Value)>,
+    ) -> bool {
+        self.core.memory.put_indicator_items(name, entries)
+    }
+
     /// Takes in the state of `other`, an engine of another part of the
     /// same stream at the same point (a dataflow worker's engine of one
     /// group of patterns and one range of keys, restored from a cut), so

@@ -534,6 +534,48 @@ impl Memory {
         self.scheduled.keys().next_back().map(|&(at, _)| at)
     }
 
+    /// Takes the entries of every indicator the engine keeps out of it
+    /// (their windows left empty): each one's name with its entries as
+    /// (key, time, value), oldest first.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn take_indicator_items(
+        &mut self,
+    ) -> Vec<(String, Vec<(Vec<Value>, Timestamp, Value)>)> {
+        let mut taken = Vec::new();
+        for (ind, d) in self.indicators.iter_mut().zip(&self.decls.indicators) {
+            if !ind.kept {
+                continue;
+            }
+            taken.push((d.name.to_string(), ind.window.items()));
+            ind.window = Window::new(d.func, d.window, self.hasher);
+        }
+        self.count();
+        taken
+    }
+
+    /// Puts `items` (key, time, value; oldest first) into indicator
+    /// `name`'s windows, as a restore does; false when the engine has no
+    /// such indicator or does not keep it.
+    pub(crate) fn put_indicator_items(
+        &mut self,
+        name: &str,
+        items: Vec<(Vec<Value>, Timestamp, Value)>,
+    ) -> bool {
+        let Some(id) = self.indicator_id(name) else {
+            return false;
+        };
+        let indicator = &mut self.indicators[id.0 as usize];
+        if !indicator.kept {
+            return false;
+        }
+        for (key, ts, value) in items {
+            let key: Vec<ValueRef<'_>> = key.iter().map(ValueRef::from).collect();
+            let _ = indicator.window.push(ts, &key, value);
+        }
+        self.count();
+        true
+    }
+
     /// Has an indicator an entry in its window?
     pub(crate) fn has_indicator_entries(&self) -> bool {
         self.indicators.iter().any(|i| i.window.entries() > 0)
