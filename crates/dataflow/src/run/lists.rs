@@ -307,6 +307,45 @@ fn list_edits(list: &str, edits: Vec<Edit>) -> impl Iterator<Item = crate::ListE
     })
 }
 
+/// A `$list` record of the input (at `offset`, `place` naming it) as the
+/// workers make it: a change of lists at the reader's watermark then + 1,
+/// as one engine makes it; `Err` with why the run does not take it (said
+/// and counted with the malformed lines by the caller).
+pub(super) fn record_item(
+    control: &cepheid_runtime::source::Control,
+    config: &Config,
+    own: bool,
+    (offset, place): (u64, &str),
+) -> Result<SourceItem<Record>, String> {
+    let record = control.read_list(config, own)?;
+    let edits = list_edits(&record.list, record.edits()).collect();
+    Ok(SourceItem::Rules {
+        offset,
+        place: format!("{place} ({})", control.describe()),
+        texts: crate::Change::lists_texts(&crate::FileChange {
+            file: None,
+            edits,
+            origin: crate::ListOrigin::Record,
+        }),
+    })
+}
+
+/// A change of a list asked through the run's handle (read at `offset`)
+/// as the workers make it: at the reader's watermark then + 1, said by
+/// worker 0 as one engine says it.
+pub(super) fn handle_item(record: &lists::ListRecord, offset: u64) -> SourceItem<Record> {
+    let edits = list_edits(&record.list, record.edits()).collect();
+    SourceItem::Rules {
+        offset,
+        place: record.describe_handle(),
+        texts: crate::Change::lists_texts(&crate::FileChange {
+            file: None,
+            edits,
+            origin: crate::ListOrigin::Handle,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,44 +434,5 @@ mod tests {
         assert!(after[1]
             .place
             .contains("changed while the run was stopped: 1 added, 0 removed"));
-    }
-}
-
-/// A `$list` record of the input (at `offset`, `place` naming it) as the
-/// workers make it: a change of lists at the reader's watermark then + 1,
-/// as one engine makes it; `Err` with why the run does not take it (said
-/// and counted with the malformed lines by the caller).
-pub(super) fn record_item(
-    control: &cepheid_runtime::source::Control,
-    config: &Config,
-    own: bool,
-    (offset, place): (u64, &str),
-) -> Result<SourceItem<Record>, String> {
-    let record = control.read_list(config, own)?;
-    let edits = list_edits(&record.list, record.edits()).collect();
-    Ok(SourceItem::Rules {
-        offset,
-        place: format!("{place} ({})", control.describe()),
-        texts: crate::Change::lists_texts(&crate::FileChange {
-            file: None,
-            edits,
-            origin: crate::ListOrigin::Record,
-        }),
-    })
-}
-
-/// A change of a list asked through the run's handle (read at `offset`)
-/// as the workers make it: at the reader's watermark then + 1, said by
-/// worker 0 as one engine says it.
-pub(super) fn handle_item(record: &lists::ListRecord, offset: u64) -> SourceItem<Record> {
-    let edits = list_edits(&record.list, record.edits()).collect();
-    SourceItem::Rules {
-        offset,
-        place: record.describe_handle(),
-        texts: crate::Change::lists_texts(&crate::FileChange {
-            file: None,
-            edits,
-            origin: crate::ListOrigin::Handle,
-        }),
     }
 }
