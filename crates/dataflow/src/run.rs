@@ -390,15 +390,13 @@ impl Workers {
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
-        // (a rule set with lists: they can change through the run's handle
-        // at any time, and a change reaches every worker as a change of
-        // rules does)
-        let lists = !rules.loaded().declarations.lists.is_empty();
+        // (not for every rule set with lists: routing as rules that can
+        // change costs a quarter more instructions, `BENCHMARKS.md`, and a
+        // change through the handle is then refused, said)
         if config.rules_from_stream
             || config.lists_from_stream
             || config.watch
             || config.source_rules
-            || lists
         {
             plan = plan.changing(config.reload_policy);
         }

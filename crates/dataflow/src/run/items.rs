@@ -152,7 +152,7 @@ pub(super) struct Live {
     pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
     /// Does it take the changes of lists asked through the run's handle
     /// (the reader of process 0 that reads the reloads)?
-    pub(super) handle_lists: bool,
+    pub(super) handle_lists: HandleLists,
     /// Where the lines read are counted for cuts every
     /// `Config::checkpoint_every` lines.
     pub(super) read_lines: Option<Arc<AtomicU64>>,
@@ -225,8 +225,7 @@ impl Live {
                 }
                 Heard::List(record) => {
                     // (at the live input's watermark then + 1)
-                    if self.handle_lists {
-                        let item = super::lists::handle_item(&record, offset);
+                    if let Some(item) = self.handle_lists.take(&record, offset, &self.say) {
                         if self.feed.send(vec![item]).is_err() {
                             return None;
                         }
@@ -417,6 +416,54 @@ pub(super) fn take(
     Taken::Item(item)
 }
 
+/// What a reader does with the changes of lists asked through the run's
+/// handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum HandleLists {
+    /// Nothing: another reader of the process takes them.
+    Not,
+    /// Sends them to every worker as changes of lists.
+    Take,
+    /// Refuses them, said: the plan's rules cannot change, so a change
+    /// could not reach every worker at one point of event time.
+    Refuse,
+}
+
+impl HandleLists {
+    /// The one reader of process 0 that takes them (`reader`), on a plan
+    /// whose rules can change (`changing`) or not.
+    pub(super) fn of(reader: bool, changing: bool) -> HandleLists {
+        match (reader, changing) {
+            (false, _) => HandleLists::Not,
+            (true, true) => HandleLists::Take,
+            (true, false) => HandleLists::Refuse,
+        }
+    }
+
+    /// The change `record` asked at `offset` as the source gives it, or
+    /// none (another reader's, or refused and said).
+    fn take(
+        self,
+        record: &cepheid_runtime::lists::ListRecord,
+        offset: u64,
+        say: &Say,
+    ) -> Option<SourceItem<Record>> {
+        match self {
+            HandleLists::Not => None,
+            HandleLists::Take => Some(super::lists::handle_item(record, offset)),
+            HandleLists::Refuse => {
+                say!(
+                    say,
+                    Warning,
+                    "cepheid: list `{}` (the run's handle): refused: on workers a change of lists reaches every worker at one point of event time only when the rules can change (`Config::lists_from_stream`, `Config::rules_from_stream` or `Config::watch`); the list stays as it was",
+                    record.list
+                );
+                None
+            }
+        }
+    }
+}
+
 /// A `$list` record as the workers make it ([`super::lists::record_item`]);
 /// one the run does not take is said and counted with the malformed lines.
 fn list_record(
@@ -463,7 +510,7 @@ pub(super) struct PartItems {
     pub(super) queued: VecDeque<SourceItem<Record>>,
     /// Does it take the changes of lists asked through the run's handle
     /// (process 0's parts: the first to look)?
-    pub(super) handle_lists: bool,
+    pub(super) handle_lists: HandleLists,
     /// Where the lines read are counted (by looks) for cuts every
     /// `Config::checkpoint_every` lines.
     pub(super) read_lines: Option<Arc<AtomicU64>>,
@@ -582,12 +629,13 @@ impl PartItems {
         if let Some(item) = self.queued.pop_front() {
             return Some(Pulled::Item(item));
         }
-        if self.handle_lists {
+        if self.handle_lists != HandleLists::Not {
             let offset = self.reader.place();
-            let mut asked_lists = lock(&asked.lists_asked);
-            self.queued
-                .extend((asked_lists.drain(..)).map(|r| super::lists::handle_item(&r, offset)));
-            drop(asked_lists);
+            let asked_lists: Vec<_> = lock(&asked.lists_asked).drain(..).collect();
+            for record in asked_lists {
+                let item = self.handle_lists.take(&record, offset, &self.say);
+                self.queued.extend(item);
+            }
             if let Some(item) = self.queued.pop_front() {
                 return Some(Pulled::Item(item));
             }

@@ -235,8 +235,10 @@ impl Job {
             lists: (self.lists.clone()).filter(|_| {
                 self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader
             }),
-            handle_lists: self.sources.is_none()
-                || Some(index - self.first_worker) == self.reload_reader,
+            handle_lists: super::items::HandleLists::of(
+                self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader,
+                self.plan.changes().is_some(),
+            ),
             read_lines: self.read_lines(),
             stop_all: self.stop_all.get().cloned(),
             read_failed: Arc::clone(&self.read_failed),
@@ -553,7 +555,10 @@ impl Job {
             reloads: self.reloads.clone().filter(|_| self.first_worker == 0),
             lists: self.lists.clone().filter(|_| self.first_worker == 0),
             queued: std::collections::VecDeque::new(),
-            handle_lists: self.first_worker == 0,
+            handle_lists: super::items::HandleLists::of(
+                self.first_worker == 0,
+                self.plan.changes().is_some(),
+            ),
             pulls: 0,
             done: false,
             events: Rc::default(),

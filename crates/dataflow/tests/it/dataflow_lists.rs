@@ -107,6 +107,8 @@ fn run(name: &str, workers: Option<usize>) -> (Vec<i64>, i64, i64) {
     let mut config = Config::new(Input::file(&events), Vec::new());
     config.follow = true;
     config.output = Some(dir.join("out.jsonl"));
+    // (on workers, what lets the lists change at run time)
+    config.lists_from_stream = workers.is_some();
     let rules = Rules::parse("r.cep", RULES).unwrap();
     let said = Said::default();
     let runtime = match workers {
@@ -165,4 +167,52 @@ fn a_list_changed_through_the_handle_changes_from_the_watermark_then_on_either_e
         let expected: Vec<i64> = (added..removed).collect();
         assert_eq!(times, expected, "{workers:?}");
     }
+}
+
+/// On workers whose rules cannot change (no `Config::lists_from_stream`,
+/// `rules_from_stream` or `watch`), a change through the handle could not
+/// reach every worker at one point: refused, said, and the list stays as
+/// it was.
+#[test]
+fn on_workers_whose_rules_cannot_change_a_change_through_the_handle_is_refused() {
+    let dir = std::env::temp_dir().join(format!(
+        "cepheid-handle-lists-refused-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("e.jsonl");
+    append(&events, 1, 10);
+    let mut config = Config::new(Input::file(&events), Vec::new());
+    config.follow = true;
+    config.output = Some(dir.join("out.jsonl"));
+    let rules = Rules::parse("r.cep", RULES).unwrap();
+    let said = Said::default();
+    let scale = Scale {
+        workers: 2,
+        ..Scale::default()
+    };
+    let runtime = Runtime::on_cluster(
+        config,
+        &rules,
+        Box::new(Cluster::new(scale)),
+        None,
+        None,
+        Box::new(said.clone()),
+    )
+    .unwrap();
+    let handle = runtime.handle();
+    let run = std::thread::spawn(move || runtime.run());
+    handle.add_to_list("blocked", &Value::from("10.0.0.9"), None);
+    said.line("cepheid: list `blocked` (the run's handle): refused: on workers a change of lists reaches every worker at one point of event time only when the rules can change");
+    append(&events, 11, 20);
+    handle.stop("the test");
+    let summary = run.join().unwrap();
+    assert!(
+        matches!(summary.end, cepheid_runtime::End::Stopped(_)),
+        "{:?}",
+        summary.end
+    );
+    assert!(matched(&dir.join("out.jsonl"), 0).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
