@@ -391,7 +391,7 @@ impl Workers {
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
         // (not for every rule set with lists: routing as rules that can
-        // change costs a quarter more instructions, `BENCHMARKS.md`, and a
+        // change costs 5% more instructions, `BENCHMARKS.md`, and a
         // change through the handle is then refused, said)
         if config.rules_from_stream
             || config.lists_from_stream

@@ -155,10 +155,13 @@ where
                         true => 0,
                         false => events.iter().take_while(|e| ready(e.ts)).count(),
                     };
-                    for event in events.drain(..n) {
-                        hold.route(Input::Event(event), |routed| {
-                            output.session(&*cap).give(routed);
-                        });
+                    if n > 0 {
+                        // (one session for the batch's ready events: not
+                        // one made and flushed per event)
+                        let mut session = output.session(&*cap);
+                        for event in events.drain(..n) {
+                            hold.route(Input::Event(event), |routed| session.give(routed));
+                        }
                     }
                     // Not held back below the changes' frontier, even when
                     // none of it is ready (a batch that came with an earlier
