@@ -341,18 +341,28 @@ fn workers_killed_mid_file_go_on_on_one_engine_from_the_ranges_they_left() {
         let (ck, name) = ("ck", "k");
         let chunks = ["--chunk-bytes", "100000"];
         let on_workers = [&["--workers", workers, "--checkpoint", ck][..], &chunks].concat();
-        let every = ["--checkpoint-every", "100ms"];
+        // (a cut asked for by lines read, not by time: however fast the
+        // machine reads, the first is asked for after 5,000 of the 60,000
+        // lines, in the middle of the file)
+        let every = ["--checkpoint-every", "5000"];
         let again = ["--checkpoint", ck, "--checkpoint-every", "1"];
         let mut tries = 0;
         let inside = loop {
-            // Workers killed after a cut (their first, from nothing).
+            // Workers killed after a cut (their first, from nothing): they
+            // kill themselves as soon as it is whole, before the file
+            // ends however fast they read it.
             let _ = fs::remove_dir_all(dir.join(ck));
-            let on = command(&dir, name, &[&on_workers[..], &every].concat());
-            assert!(
-                killed_after_a_checkpoint(on, &dir.join(ck)),
-                "the workers ended first"
+            let mut on = command(&dir, name, &[&on_workers[..], &every].concat());
+            on.env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1");
+            let killed = on.output().unwrap();
+            assert_eq!(
+                killed.status.signal(),
+                Some(9),
+                "the workers ended first: {}",
+                stderr(&killed)
             );
             let (number, _) = newest(&dir.join(ck)).unwrap();
+            assert_eq!(number, 1, "{}", stderr(&killed));
             copy_state(&dir, ck, name, "cut", false);
             // One engine from their cut (which it takes as its checkpoint
             // `number + 1`), killed as soon as its first checkpoint of its

@@ -47,8 +47,21 @@ const FAIL_VARIABLE: &str = "CEPHEID_TEST_FAIL_CHECKPOINT";
 /// checkpoint `N` (its number, `cut-N`) is durable, while the matching
 /// thread goes on: a kill at a known point of a run, which a test that
 /// watches the folder and kills the process catches only when the machine
-/// is idle enough.
+/// is idle enough. Checked where every checkpoint is made whole
+/// ([`store::complete_part`]): one engine's, and a cut of workers, which
+/// worker 0 completes (with `--processes`, process 0 kills itself).
 const KILL_VARIABLE: &str = "CEPHEID_TEST_KILL_AFTER_CHECKPOINT";
+
+/// Kills the process when [`KILL_VARIABLE`] names checkpoint `number`,
+/// just made durable.
+pub(crate) fn kill_if_asked(number: u64) {
+    let asked = std::env::var(KILL_VARIABLE)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if asked == Some(number) {
+        kill_self();
+    }
+}
 
 /// Ends the process at once, as `SIGKILL` does: no destructor, no flush.
 fn kill_self() -> ! {
@@ -479,7 +492,6 @@ impl Writer {
         let dir = dir.to_path_buf();
         let variable = |name| std::env::var(name).ok().and_then(|v| v.parse().ok());
         let fail_at: Option<u64> = variable(FAIL_VARIABLE);
-        let kill_after: Option<u64> = variable(KILL_VARIABLE);
         let mut written = 0;
         let mut hook = hook;
         let thread = thread::Builder::new()
@@ -502,9 +514,6 @@ impl Writer {
                             file::seal(&mut piece);
                             file::seal(&mut marker);
                             let result = write_one(&dir, number, &piece, &marker, fail);
-                            if result.is_ok() && kill_after == Some(number) {
-                                kill_self();
-                            }
                             let written = Written {
                                 result,
                                 ended: Instant::now(),

@@ -704,13 +704,16 @@ pub fn has_piece(dir: &Path, key: i64, worker: usize) -> bool {
 
 /// Makes the checkpoint written in `part_dir(dir, key)` whole: its marker
 /// (`marker`: [`Marker::encode`]'s bytes) written last, the folder renamed
-/// to `cut_dir(dir, number)`, `dir` synced.
+/// to `cut_dir(dir, number)`, `dir` synced. (Where a test's
+/// `CEPHEID_TEST_KILL_AFTER_CHECKPOINT` kills the process.)
 pub fn complete_part(dir: &Path, key: i64, number: u64, marker: &[u8]) -> io::Result<()> {
     let part = part_dir(dir, key);
     write_file(&part, "marker", marker, None)?;
     sync_dir(&part)?;
     fs::rename(&part, cut_dir(dir, number))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    super::kill_if_asked(number);
+    Ok(())
 }
 
 /// The bytes of checkpoint `number`'s files: its size.
