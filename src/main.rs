@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod diag;
 
 mod check;
+mod diff;
 mod explain;
 mod run;
 mod signals;
@@ -50,6 +51,8 @@ enum Command {
     Explain(explain::Args),
     /// Run patterns over a stream of events; matches and timeouts as JSON lines.
     Run(Box<run::Args>),
+    /// The alerts that only one of two rule sets raises over the same events.
+    Diff(diff::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Diff(args) => diff::run(&args),
     };
     ExitCode::from(status)
 }

@@ -116,6 +116,8 @@ mod kafka_produce;
 mod kafka_support;
 // The library embedded (`examples/embed.rs`), run by `cli_embed`.
 #[cfg(all(feature = "kafka", feature = "metrics"))]
+#[path = "../cli_diff.rs"]
+mod cli_diff;
 #[path = "../cli_embed.rs"]
 mod cli_embed;
 #[cfg(all(feature = "kafka", feature = "metrics"))]

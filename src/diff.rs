@@ -1,0 +1,388 @@
+//! `cepheid diff OLD NEW --events FILE`: the alerts that only one of two
+//! rule sets raises over the same events (issue 42, `docs/rule-lab.md`).
+//!
+//! Each rule set runs over the file as `cepheid run` runs it (the same
+//! library run, `cepheid_runtime::Runtime`, with the same decoding, event
+//! time and lists), into a file of its own; the two outputs are compared
+//! record by record, per pattern (by name), as multisets. A record's
+//! identity is the record without what a rule's version adds to it
+//! (`"rule"`, `"version"`) and without the values it read (`"reads"`,
+//! which a changed indicator moves without changing the alert): its kind,
+//! pattern, key, times and events. A pattern whose text did not change is
+//! listed only when its alerts differ, with the cause that leaves (state
+//! or input it shares with the rules that changed: a list another rule
+//! writes, the rules' field numbering does not matter).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cepheid_core::time::parse_duration;
+use cepheid_engine::io::Format;
+use cepheid_engine::Rules;
+use cepheid_runtime::lists::ListFile;
+use cepheid_runtime::{Config, Input, Level, Notice, Report, Runtime, Time};
+
+use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+
+/// Arguments of `diff`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The rule set in force: a `.cep` file or a folder.
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The rule set to compare with it: a `.cep` file or a folder.
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// The events both run over (a file: it is read twice).
+    #[arg(long, value_name = "FILE")]
+    events: PathBuf,
+    /// The events' format, as `run --format`.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: FormatArg,
+    /// The events' time field, as `run --time-field`.
+    #[arg(long, value_name = "FIELD", default_value = "ts")]
+    time_field: String,
+    /// Bounded out-of-orderness, as `run --max-delay`.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0ms",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
+    max_delay: i64,
+    /// A reference list read by both, as `run --list`. Repeatable.
+    #[arg(long = "list", value_name = "NAME=PATH", value_parser = ListFile::parse)]
+    lists: Vec<ListFile>,
+    /// One JSON document instead of the table and the records.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The formats of `--format` (those of `run --format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header line, then one row per line.
+    Csv,
+}
+
+/// Runs `diff` and returns the exit status: 0 whether the sets differ or
+/// not (the report says it), 1 when a rule set has errors, 2 for a bad
+/// command line, 4 when the events or an output cannot be read or written.
+pub fn run(args: &Args) -> u8 {
+    if args.events == Path::new("-") {
+        say!("error: diff reads the events twice: give a file, not standard input");
+        return EXIT_USAGE;
+    }
+    let old = match side(args, &args.old, "old") {
+        Ok(side) => side,
+        Err(status) => return status,
+    };
+    let new = match side(args, &args.new, "new") {
+        Ok(side) => side,
+        Err(status) => return status,
+    };
+    let diff = Diff::of(&old, &new);
+    if args.json {
+        let json = diff.json(&old, &new);
+        println!("{json}");
+    } else {
+        print!("{}", diff.text(&old, &new));
+    }
+    EXIT_OK
+}
+
+/// One rule set's run: its patterns' canonical texts by name, in order, and
+/// its records.
+struct Side {
+    path: PathBuf,
+    texts: Vec<(String, String)>,
+    records: Vec<String>,
+}
+
+/// Runs the rules at `path` over the events as `cepheid run` would, into a
+/// file of its own (`which`: `old` or `new`, in messages).
+fn side(args: &Args, path: &Path, which: &str) -> Result<Side, u8> {
+    let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
+    let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
+    let texts = (rules.patterns().iter())
+        .map(|p| (p.name.clone(), cepheid_syntax::explain(p)))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("cepheid-diff-{}-{which}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        say!("error: cannot create {}: {e}", dir.display());
+        EXIT_IO
+    })?;
+    let out = dir.join("records.jsonl");
+    let mut config = Config::new(Input::File(args.events.clone()), vec![path.to_path_buf()]);
+    config.format = match args.format {
+        FormatArg::Jsonl => Format::JsonLines,
+        FormatArg::Csv => Format::Csv,
+    };
+    config.time = Time::Event {
+        field: args.time_field.clone(),
+    };
+    config.max_delay = Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
+    config.lists.clone_from(&args.lists);
+    config.output = Some(out.clone());
+    let said = Box::new(Said(which.to_string()));
+    let result = Runtime::new(config, &rules, said)
+        .map_err(|e| {
+            say!(
+                "error: {which} ({}): {}",
+                path.display(),
+                crate::run::shown(&e)
+            );
+            EXIT_IO
+        })
+        .and_then(|runtime| {
+            let summary = runtime.run();
+            match summary.error() {
+                Some(e) => {
+                    say!(
+                        "error: {which} ({}): {}",
+                        path.display(),
+                        crate::run::shown(e)
+                    );
+                    Err(EXIT_IO)
+                }
+                None => std::fs::read_to_string(&out).map_err(|e| {
+                    say!("error: cannot read {}: {e}", out.display());
+                    EXIT_IO
+                }),
+            }
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Side {
+        path: path.to_path_buf(),
+        texts,
+        records: result?.lines().map(str::to_string).collect(),
+    })
+}
+
+/// What a run says: its warnings and errors, named by its side; the rest
+/// (its summary, the lists' sizes) is the report's.
+struct Said(String);
+
+impl Report for Said {
+    fn notice(&mut self, notice: Notice) {
+        if notice.level() != Level::Info {
+            say!("{}: {}", self.0, notice.as_str());
+        }
+    }
+}
+
+/// A record's identity: the record without `"rule"`, `"version"` and
+/// `"reads"` (what a rule's version and the values it read add), as
+/// compact JSON with sorted fields. A line that is not JSON is its own.
+fn identity(line: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(serde_json::Value::Object(mut fields)) => {
+            for extra in ["rule", "version", "reads"] {
+                fields.remove(extra);
+            }
+            let sorted: BTreeMap<String, serde_json::Value> = fields.into_iter().collect();
+            serde_json::to_string(&sorted).unwrap_or_else(|_| line.to_string())
+        }
+        _ => line.to_string(),
+    }
+}
+
+/// The pattern a record is of.
+fn pattern_of(line: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|r| r["pattern"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// What changed of a pattern between the two sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Added,
+    Removed,
+    Changed,
+    Same,
+}
+
+impl Change {
+    fn word(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+            Change::Same => "same text",
+        }
+    }
+}
+
+/// One pattern's alerts, both ways.
+struct PatternDiff {
+    name: String,
+    change: Change,
+    both: u64,
+    /// The records only the old set raised (one line per record: a record
+    /// raised twice by it and once by the other is here once).
+    old_only: Vec<String>,
+    new_only: Vec<String>,
+}
+
+/// The two runs compared, pattern by pattern (the old set's order, then
+/// the patterns the new one adds).
+struct Diff {
+    patterns: Vec<PatternDiff>,
+}
+
+impl Diff {
+    fn of(old: &Side, new: &Side) -> Diff {
+        let mut order: Vec<String> = old.texts.iter().map(|(n, _)| n.clone()).collect();
+        for (name, _) in &new.texts {
+            if !order.contains(name) {
+                order.push(name.clone());
+            }
+        }
+        // Per pattern, each identity's records on each side, in order.
+        type Sides = (Vec<String>, Vec<String>);
+        let mut by: HashMap<String, BTreeMap<String, Sides>> = HashMap::new();
+        for (records, old_side) in [(&old.records, true), (&new.records, false)] {
+            for line in records {
+                let entry = by.entry(pattern_of(line)).or_default();
+                let (olds, news) = entry.entry(identity(line)).or_default();
+                match old_side {
+                    true => olds.push(line.clone()),
+                    false => news.push(line.clone()),
+                }
+            }
+        }
+        for pattern in by.keys() {
+            if !order.contains(pattern) {
+                order.push(pattern.clone());
+            }
+        }
+        let text = |side: &Side, name: &str| {
+            (side.texts.iter())
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.clone())
+        };
+        let patterns = (order.into_iter())
+            .map(|name| {
+                let change = match (text(old, &name), text(new, &name)) {
+                    (None, Some(_)) => Change::Added,
+                    (Some(_), None) => Change::Removed,
+                    (Some(a), Some(b)) if a != b => Change::Changed,
+                    _ => Change::Same,
+                };
+                let mut diff = PatternDiff {
+                    name: name.clone(),
+                    change,
+                    both: 0,
+                    old_only: Vec::new(),
+                    new_only: Vec::new(),
+                };
+                if let Some(identities) = by.remove(&name) {
+                    for (_, (olds, news)) in identities {
+                        let both = olds.len().min(news.len());
+                        diff.both += both as u64;
+                        diff.old_only.extend(olds.into_iter().skip(both));
+                        diff.new_only.extend(news.into_iter().skip(both));
+                    }
+                }
+                diff
+            })
+            .collect();
+        Diff { patterns }
+    }
+
+    /// The patterns to report: those changed, added or removed, and those
+    /// whose alerts differ.
+    fn listed(&self) -> impl Iterator<Item = &PatternDiff> {
+        (self.patterns.iter()).filter(|p| {
+            p.change != Change::Same || !p.old_only.is_empty() || !p.new_only.is_empty()
+        })
+    }
+
+    fn text(&self, old: &Side, new: &Side) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "old: {} ({} records); new: {} ({} records)",
+            old.path.display(),
+            old.records.len(),
+            new.path.display(),
+            new.records.len()
+        );
+        let listed: Vec<&PatternDiff> = self.listed().collect();
+        if listed.is_empty() {
+            let _ = writeln!(out, "no difference: every alert is raised by both");
+            return out;
+        }
+        let width = listed
+            .iter()
+            .map(|p| p.name.len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        let _ = writeln!(
+            out,
+            "{:width$}  {:>8}  {:>8}  {:>8}  rule",
+            "pattern", "old only", "new only", "both"
+        );
+        for p in &listed {
+            let cause = match p.change {
+                Change::Same => ": its text did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
+                _ => "",
+            };
+            let _ = writeln!(
+                out,
+                "{:width$}  {:>8}  {:>8}  {:>8}  {}{cause}",
+                p.name,
+                p.old_only.len(),
+                p.new_only.len(),
+                p.both,
+                p.change.word()
+            );
+        }
+        for p in &listed {
+            for (sign, records, which) in [("-", &p.old_only, "old"), ("+", &p.new_only, "new")] {
+                if records.is_empty() {
+                    continue;
+                }
+                let _ = writeln!(out, "\n{}: {} only with {which}:", p.name, records.len());
+                for record in records {
+                    let _ = writeln!(out, "{sign} {record}");
+                }
+            }
+        }
+        out
+    }
+
+    fn json(&self, old: &Side, new: &Side) -> String {
+        let record = |line: &String| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|_| serde_json::Value::String(line.clone()))
+        };
+        let patterns: Vec<serde_json::Value> = (self.listed())
+            .map(|p| {
+                serde_json::json!({
+                    "pattern": p.name,
+                    "rule": p.change.word(),
+                    "old_only": p.old_only.len(),
+                    "new_only": p.new_only.len(),
+                    "both": p.both,
+                    "old_only_records": p.old_only.iter().map(record).collect::<Vec<_>>(),
+                    "new_only_records": p.new_only.iter().map(record).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "old": { "rules": old.path.display().to_string(), "records": old.records.len() },
+            "new": { "rules": new.path.display().to_string(), "records": new.records.len() },
+            "patterns": patterns,
+        })
+        .to_string()
+    }
+}

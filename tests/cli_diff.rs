@@ -1,0 +1,172 @@
+//! `cepheid diff OLD NEW --events FILE` (issue 42): the alerts only one
+//! rule set raises, per pattern, both ways; a set against itself gives
+//! none; after one change the alerts listed are exactly those by which a
+//! run of each set differs; a pattern whose text did not change is listed
+//! when a rule that did changes what it reads.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use common::{cepheid, scratch};
+
+const RULES: &str = r#"
+list watched
+pattern flag {
+    match a
+    where a: type == "bad"
+    then add a.user to watched
+}
+pattern hit {
+    partition by user
+    match a
+    where a: type == "pay" and user in watched
+}
+pattern pair {
+    partition by user
+    within 3s
+    match a followed by b
+    where a: type == "login"
+          b: type == "pay"
+}
+"#;
+
+/// 600 events of 4 users, one every 250 ms (a user's every second), of
+/// types drawn from a fixed sequence.
+fn events() -> String {
+    let types = ["login", "pay", "bad", "pay", "browse", "login"];
+    let mut state = 0x5eed_u64;
+    (0..600)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let kind = types[((state >> 33) % 6) as usize];
+            format!(
+                "{{\"ts\":{},\"user\":\"u{}\",\"type\":\"{kind}\"}}\n",
+                i * 250,
+                i % 4
+            )
+        })
+        .collect()
+}
+
+/// The records of `cepheid run RULES` over the events, by identity (the
+/// record without `reads`), counted.
+fn run_records(dir: &Path, rules: &str) -> HashMap<String, i64> {
+    let out = cepheid()
+        .current_dir(dir)
+        .args(["run", rules, "--events", "e.jsonl", "--no-progress"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut counts = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        *counts.entry(identity(line)).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn identity(line: &str) -> String {
+    let mut record: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(line).unwrap();
+    record.remove("reads");
+    let sorted: std::collections::BTreeMap<_, _> = record.into_iter().collect();
+    serde_json::to_string(&sorted).unwrap()
+}
+
+/// `cepheid diff OLD NEW --events e.jsonl --json` in `dir`.
+fn diff(dir: &Path, old: &str, new: &str) -> serde_json::Value {
+    let out = cepheid()
+        .current_dir(dir)
+        .args(["diff", old, new, "--events", "e.jsonl", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_rule_set_against_itself_differs_in_nothing() {
+    let dir = scratch("diff-same");
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let report = diff(&dir, "old.cep", "old.cep");
+    assert_eq!(report["patterns"], serde_json::json!([]), "{report}");
+    assert!(report["old"]["records"].as_u64().unwrap() > 50, "{report}");
+    let text = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "old.cep", "old.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout)
+        .contains("no difference: every alert is raised by both"));
+}
+
+#[test]
+fn the_alerts_listed_are_exactly_those_by_which_the_two_runs_differ() {
+    let dir = scratch("diff-window");
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    // One window changed, and a written list's writer changed: `hit`'s
+    // text is the same, its alerts are not.
+    let new = RULES.replace("within 3s", "within 1500ms").replace(
+        "a: type == \"bad\"",
+        "a: type == \"bad\" and user != \"u0\"",
+    );
+    fs::write(dir.join("new.cep"), new).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let (old_run, new_run) = (run_records(&dir, "old.cep"), run_records(&dir, "new.cep"));
+    let report = diff(&dir, "old.cep", "new.cep");
+    let mut listed: HashMap<(String, bool), HashMap<String, i64>> = HashMap::new();
+    for p in report["patterns"].as_array().unwrap() {
+        let name = p["pattern"].as_str().unwrap().to_string();
+        for (key, old_side) in [("old_only_records", true), ("new_only_records", false)] {
+            for record in p[key].as_array().unwrap() {
+                let counts = listed.entry((name.clone(), old_side)).or_default();
+                *counts.entry(identity(&record.to_string())).or_insert(0) += 1;
+            }
+        }
+    }
+    // What each run raised more than the other, per pattern.
+    let mut expected: HashMap<(String, bool), HashMap<String, i64>> = HashMap::new();
+    for (mine, theirs, old_side) in [(&old_run, &new_run, true), (&new_run, &old_run, false)] {
+        for (id, n) in mine {
+            let more = n - theirs.get(id).copied().unwrap_or(0);
+            if more > 0 {
+                let record: serde_json::Value = serde_json::from_str(id).unwrap();
+                let name = record["pattern"].as_str().unwrap().to_string();
+                expected
+                    .entry((name, old_side))
+                    .or_default()
+                    .insert(id.clone(), more);
+            }
+        }
+    }
+    assert_eq!(listed, expected);
+    let rule = |name: &str| {
+        (report["patterns"].as_array().unwrap().iter())
+            .find(|p| p["pattern"] == name)
+            .map(|p| p["rule"].clone())
+    };
+    assert_eq!(rule("pair"), Some("changed".into()), "{report}");
+    assert_eq!(rule("flag"), Some("changed".into()), "{report}");
+    assert_eq!(rule("hit"), Some("same text".into()), "{report}");
+    assert!(
+        expected.contains_key(&("hit".to_string(), true)),
+        "the list's writer changed hit's alerts"
+    );
+    assert!(
+        expected.contains_key(&("pair".to_string(), true)),
+        "a narrower window loses pairs"
+    );
+}
