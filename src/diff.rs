@@ -15,15 +15,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use cepheid_core::time::parse_duration;
-use cepheid_engine::io::Format;
-use cepheid_engine::Rules;
-use cepheid_runtime::lists::ListFile;
-use cepheid_runtime::{Config, Input, Level, Notice, Report, Runtime, Time};
-
-use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR, EXIT_USAGE};
+use crate::EXIT_OK;
 
 /// Arguments of `diff`.
 #[derive(clap::Args)]
@@ -34,48 +27,19 @@ pub struct Args {
     /// The rule set to compare with it: a `.cep` file or a folder.
     #[arg(value_name = "NEW")]
     new: PathBuf,
-    /// The events both run over (a file: it is read twice).
-    #[arg(long, value_name = "FILE")]
-    events: PathBuf,
-    /// The events' format, as `run --format`.
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: FormatArg,
-    /// The events' time field, as `run --time-field`.
-    #[arg(long, value_name = "FIELD", default_value = "ts")]
-    time_field: String,
-    /// Bounded out-of-orderness, as `run --max-delay`.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "0ms",
-        value_parser = parse_duration,
-        allow_hyphen_values = true
-    )]
-    max_delay: i64,
-    /// A reference list read by both, as `run --list`. Repeatable.
-    #[arg(long = "list", value_name = "NAME=PATH", value_parser = ListFile::parse)]
-    lists: Vec<ListFile>,
+    #[command(flatten)]
+    events: crate::lab::Events,
     /// One JSON document instead of the table and the records.
     #[arg(long)]
     json: bool,
-}
-
-/// The formats of `--format` (those of `run --format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum FormatArg {
-    /// One JSON object per line.
-    Jsonl,
-    /// A header line, then one row per line.
-    Csv,
 }
 
 /// Runs `diff` and returns the exit status: 0 whether the sets differ or
 /// not (the report says it), 1 when a rule set has errors, 2 for a bad
 /// command line, 4 when the events or an output cannot be read or written.
 pub fn run(args: &Args) -> u8 {
-    if args.events == Path::new("-") {
-        say!("error: diff reads the events twice: give a file, not standard input");
-        return EXIT_USAGE;
+    if let Err(status) = args.events.check("diff reads the events twice") {
+        return status;
     }
     let old = match side(args, &args.old, "old") {
         Ok(side) => side,
@@ -103,76 +67,17 @@ struct Side {
     records: Vec<String>,
 }
 
-/// Runs the rules at `path` over the events as `cepheid run` would, into a
-/// file of its own (`which`: `old` or `new`, in messages).
+/// The rules at `path` run over the events (`which`: `old` or `new`).
 fn side(args: &Args, path: &Path, which: &str) -> Result<Side, u8> {
-    let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
-    let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
+    let (rules, records) = args.events.run(path, which)?;
     let texts = (rules.patterns().iter())
         .map(|p| (p.name.clone(), cepheid_syntax::explain(p)))
         .collect();
-    let dir = std::env::temp_dir().join(format!("cepheid-diff-{}-{which}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        say!("error: cannot create {}: {e}", dir.display());
-        EXIT_IO
-    })?;
-    let out = dir.join("records.jsonl");
-    let mut config = Config::new(Input::File(args.events.clone()), vec![path.to_path_buf()]);
-    config.format = match args.format {
-        FormatArg::Jsonl => Format::JsonLines,
-        FormatArg::Csv => Format::Csv,
-    };
-    config.time = Time::Event {
-        field: args.time_field.clone(),
-    };
-    config.max_delay = Duration::from_millis(u64::try_from(args.max_delay).unwrap_or(0));
-    config.lists.clone_from(&args.lists);
-    config.output = Some(out.clone());
-    let said = Box::new(Said(which.to_string()));
-    let result = Runtime::new(config, &rules, said)
-        .map_err(|e| {
-            say!(
-                "error: {which} ({}): {}",
-                path.display(),
-                crate::run::shown(&e)
-            );
-            EXIT_IO
-        })
-        .and_then(|runtime| {
-            let summary = runtime.run();
-            match summary.error() {
-                Some(e) => {
-                    say!(
-                        "error: {which} ({}): {}",
-                        path.display(),
-                        crate::run::shown(e)
-                    );
-                    Err(EXIT_IO)
-                }
-                None => std::fs::read_to_string(&out).map_err(|e| {
-                    say!("error: cannot read {}: {e}", out.display());
-                    EXIT_IO
-                }),
-            }
-        });
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Side {
         path: path.to_path_buf(),
         texts,
-        records: result?.lines().map(str::to_string).collect(),
+        records,
     })
-}
-
-/// What a run says: its warnings and errors, named by its side; the rest
-/// (its summary, the lists' sizes) is the report's.
-struct Said(String);
-
-impl Report for Said {
-    fn notice(&mut self, notice: Notice) {
-        if notice.level() != Level::Info {
-            say!("{}: {}", self.0, notice.as_str());
-        }
-    }
 }
 
 /// A record's identity: the record without `"rule"`, `"version"` and

@@ -10,9 +10,11 @@ use clap::{Parser, Subcommand};
 #[macro_use]
 mod diag;
 
+mod backtest;
 mod check;
 mod diff;
 mod explain;
+mod lab;
 mod run;
 mod signals;
 
@@ -53,6 +55,8 @@ enum Command {
     Run(Box<run::Args>),
     /// The alerts that only one of two rule sets raises over the same events.
     Diff(diff::Args),
+    /// What a rule set would have raised over past events, per pattern.
+    Backtest(backtest::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
     };
     ExitCode::from(status)
 }

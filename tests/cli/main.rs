@@ -116,6 +116,8 @@ mod kafka_produce;
 mod kafka_support;
 // The library embedded (`examples/embed.rs`), run by `cli_embed`.
 #[cfg(all(feature = "kafka", feature = "metrics"))]
+#[path = "../cli_backtest.rs"]
+mod cli_backtest;
 #[path = "../cli_diff.rs"]
 mod cli_diff;
 #[path = "../cli_embed.rs"]

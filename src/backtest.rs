@@ -1,0 +1,406 @@
+//! `cepheid backtest RULES --events FILE [--labels FILE]`: what a rule set
+//! would have raised over past events, per pattern (issue 42,
+//! `docs/rule-lab.md`).
+//!
+//! The rules run over the file as `cepheid run` runs them (the same
+//! records: `lab::Events::run`). Per pattern: its alerts (matches; a
+//! timeout is a sequence that did not complete, counted apart, not an
+//! alert), alerts per day of the events' time span, distinct keys, and
+//! the delay from an alert's first event to its last (the event that
+//! raised it), in event time. With labels (the cases known to be real: a
+//! key and a time), an alert is a true positive when its key is the
+//! label's and its span, widened by `--tolerance` both ways, holds the
+//! label's time; precision and recall per pattern, and the labels no
+//! pattern caught.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use cepheid_core::time::parse_duration;
+
+use crate::{EXIT_IO, EXIT_OK};
+
+/// Arguments of `backtest`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The rule set: a `.cep` file or a folder.
+    #[arg(value_name = "RULES")]
+    rules: PathBuf,
+    #[command(flatten)]
+    events: crate::lab::Events,
+    /// The cases known to be real: JSON lines `{"key": K, "ts": T}` (K a
+    /// key's value, or an object of the key's fields; T milliseconds or an
+    /// RFC 3339 time) or CSV `key,ts` (a header allowed).
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// How far outside an alert's span a label's time may be and still be
+    /// caught by it.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0ms",
+        value_parser = parse_duration
+    )]
+    tolerance: i64,
+    /// One JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A labelled case: its key, and its time.
+#[derive(Clone, Debug, PartialEq)]
+struct Label {
+    key: serde_json::Value,
+    ts: i64,
+    /// Its line in the labels file, for messages.
+    line: usize,
+}
+
+/// An alert or a timeout, as its record says it.
+struct Raised {
+    pattern: String,
+    timeout: bool,
+    key: serde_json::Value,
+    start: i64,
+    end: i64,
+}
+
+/// Runs `backtest` and returns the exit status.
+pub fn run(args: &Args) -> u8 {
+    if let Err(status) = args.events.check("backtest reads the events twice") {
+        return status;
+    }
+    let labels = match &args.labels {
+        Some(path) => match read_labels(path) {
+            Ok(labels) => Some(labels),
+            Err(status) => return status,
+        },
+        None => None,
+    };
+    let (rules, records) = match args.events.run(&args.rules, "rules") {
+        Ok(run) => run,
+        Err(status) => return status,
+    };
+    let raised: Vec<Raised> = records.iter().filter_map(|l| raised(l)).collect();
+    let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
+    let span = args.events.time_span();
+    let report = Report::of(&names, &raised, labels.as_deref(), args.tolerance, span);
+    if args.json {
+        println!("{}", report.json(args));
+    } else {
+        print!("{}", report.text(args));
+    }
+    EXIT_OK
+}
+
+/// A record as an alert or a timeout (`None`: not a record of a match).
+fn raised(line: &str) -> Option<Raised> {
+    let record: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(Raised {
+        pattern: record["pattern"].as_str()?.to_string(),
+        timeout: record["kind"] == "timeout",
+        key: record["key"].clone(),
+        start: record["start"].as_i64()?,
+        // (a timeout's end is the time its window closed)
+        end: (record["end"].as_i64()).or_else(|| record["expired_at"].as_i64())?,
+    })
+}
+
+/// The labels of `path`: JSON lines, or CSV when its name ends in `.csv`.
+/// A line that is not a label is said with its place and left out.
+fn read_labels(path: &Path) -> Result<Vec<Label>, u8> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        say!("error: cannot read {}: {e}", path.display());
+        EXIT_IO
+    })?;
+    let time = |value: &serde_json::Value| match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => {
+            (s.parse::<i64>().ok()).or_else(|| cepheid_engine::io::parse_rfc3339(s).ok())
+        }
+        _ => None,
+    };
+    let mut labels = Vec::new();
+    let csv = path.extension().is_some_and(|x| x == "csv");
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let parsed = if csv {
+            let mut cells = trimmed.splitn(2, ',');
+            let (key, ts) = (cells.next().unwrap_or(""), cells.next().unwrap_or(""));
+            if line_no == 1 && key == "key" {
+                continue;
+            }
+            time(&serde_json::Value::String(ts.trim().to_string()))
+                .map(|ts| (serde_json::Value::String(key.trim().to_string()), ts))
+        } else {
+            serde_json::from_str::<serde_json::Value>(trimmed)
+                .ok()
+                .and_then(|l| Some((l.get("key")?.clone(), time(&l["ts"])?)))
+        };
+        match parsed {
+            Some((key, ts)) => labels.push(Label {
+                key,
+                ts,
+                line: line_no,
+            }),
+            None => say!(
+                "cepheid: {}:{line_no}: not a label (`{{\"key\": K, \"ts\": T}}`, or `key,ts` in CSV); the line is left out",
+                path.display()
+            ),
+        }
+    }
+    Ok(labels)
+}
+
+/// Is `key` (a record's: an object of the key's fields) the label's key
+/// (the same object, or the value of its one field)?
+fn same_key(key: &serde_json::Value, label: &serde_json::Value) -> bool {
+    match (key, label) {
+        (_, serde_json::Value::Object(_)) => key == label,
+        (serde_json::Value::Object(fields), value) if fields.len() == 1 => {
+            let only = fields.values().next();
+            // (a label's text, from CSV, is also the number or boolean
+            // it reads as)
+            let read =
+                (value.as_str()).and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok());
+            only == Some(value) || (only.is_some() && read.as_ref() == only)
+        }
+        _ => false,
+    }
+}
+
+/// One pattern's figures.
+struct Figures {
+    pattern: String,
+    alerts: u64,
+    timeouts: u64,
+    keys: usize,
+    /// Delays (end − start) of its alerts, sorted.
+    delays: Vec<i64>,
+    /// Its alerts that caught a label.
+    true_positives: u64,
+    /// The labels it caught.
+    caught: HashSet<usize>,
+}
+
+/// The backtest's report.
+struct Report {
+    patterns: Vec<Figures>,
+    /// The events' time span, if they had times.
+    span: Option<(i64, i64)>,
+    /// The labels, if given, and those no pattern caught.
+    labels: Option<(usize, Vec<Label>)>,
+}
+
+impl Report {
+    fn of(
+        names: &[String],
+        raised: &[Raised],
+        labels: Option<&[Label]>,
+        tolerance: i64,
+        span: Option<(i64, i64)>,
+    ) -> Report {
+        let mut patterns: Vec<Figures> = names
+            .iter()
+            .map(|name| Figures {
+                pattern: name.clone(),
+                alerts: 0,
+                timeouts: 0,
+                keys: 0,
+                delays: Vec::new(),
+                true_positives: 0,
+                caught: HashSet::new(),
+            })
+            .collect();
+        let mut keys: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
+        for r in raised {
+            let Some(figures) = patterns.iter_mut().find(|f| f.pattern == r.pattern) else {
+                continue;
+            };
+            if r.timeout {
+                figures.timeouts += 1;
+                continue;
+            }
+            figures.alerts += 1;
+            figures.delays.push(r.end - r.start);
+            keys.entry(&r.pattern)
+                .or_default()
+                .insert(r.key.to_string());
+            let mut hit = false;
+            for (i, label) in labels.unwrap_or_default().iter().enumerate() {
+                let within = r.start.saturating_sub(tolerance) <= label.ts
+                    && label.ts <= r.end.saturating_add(tolerance);
+                if within && same_key(&r.key, &label.key) {
+                    hit = true;
+                    figures.caught.insert(i);
+                }
+            }
+            figures.true_positives += u64::from(hit);
+        }
+        for figures in &mut patterns {
+            figures.delays.sort_unstable();
+            figures.keys = keys.get(figures.pattern.as_str()).map_or(0, HashSet::len);
+        }
+        let labels = labels.map(|labels| {
+            let caught: HashSet<usize> = patterns
+                .iter()
+                .flat_map(|f| f.caught.iter().copied())
+                .collect();
+            let missed = (labels.iter().enumerate())
+                .filter(|(i, _)| !caught.contains(i))
+                .map(|(_, l)| l.clone())
+                .collect();
+            (labels.len(), missed)
+        });
+        Report {
+            patterns,
+            span,
+            labels,
+        }
+    }
+
+    /// Days of event time the events span (at least a millisecond's).
+    fn days(&self) -> Option<f64> {
+        self.span
+            .map(|(from, to)| ((to - from).max(1)) as f64 / 86_400_000.0)
+    }
+
+    fn text(&self, args: &Args) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "rules: {} over {}",
+            args.rules.display(),
+            args.events.path().display()
+        );
+        match (self.span, self.days()) {
+            (Some((from, to)), Some(days)) => {
+                let _ = writeln!(out, ": event time {from} to {to} ({days:.3} days)");
+            }
+            _ => {
+                let _ = writeln!(out, ": no event time");
+            }
+        }
+        let width = (self.patterns.iter())
+            .map(|f| f.pattern.len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        let _ = write!(
+            out,
+            "{:width$}  {:>7}  {:>9}  {:>6}  {:>8}  {:>31}",
+            "pattern", "alerts", "per day", "keys", "timeouts", "delay ms min/median/p95/max"
+        );
+        if self.labels.is_some() {
+            let _ = write!(
+                out,
+                "  {:>6}  {:>6}  {:>9}  {:>6}",
+                "tp", "fp", "precision", "recall"
+            );
+        }
+        out.push('\n');
+        for f in &self.patterns {
+            let per_day = self
+                .days()
+                .map_or("-".to_string(), |d| format!("{:.1}", f.alerts as f64 / d));
+            let delays = match f.delays.as_slice() {
+                [] => "-".to_string(),
+                d => format!(
+                    "{}/{}/{}/{}",
+                    d[0],
+                    d[d.len() / 2],
+                    d[(d.len() * 95).div_ceil(100) - 1],
+                    d[d.len() - 1]
+                ),
+            };
+            let _ = write!(
+                out,
+                "{:width$}  {:>7}  {:>9}  {:>6}  {:>8}  {:>31}",
+                f.pattern, f.alerts, per_day, f.keys, f.timeouts, delays
+            );
+            if let Some((total, _)) = &self.labels {
+                let precision = (f.alerts > 0).then(|| f.true_positives as f64 / f.alerts as f64);
+                let recall = (*total > 0).then(|| f.caught.len() as f64 / *total as f64);
+                let shown = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
+                let _ = write!(
+                    out,
+                    "  {:>6}  {:>6}  {:>9}  {:>6}",
+                    f.true_positives,
+                    f.alerts - f.true_positives,
+                    shown(precision),
+                    shown(recall)
+                );
+            }
+            out.push('\n');
+        }
+        if let Some((total, missed)) = &self.labels {
+            let _ = writeln!(
+                out,
+                "labels: {total}, caught by a pattern: {}, caught by none: {}",
+                total - missed.len(),
+                missed.len()
+            );
+            for label in missed {
+                let _ = writeln!(
+                    out,
+                    "  line {}: key {} at {}",
+                    label.line, label.key, label.ts
+                );
+            }
+        }
+        out
+    }
+
+    fn json(&self, args: &Args) -> String {
+        let patterns: Vec<serde_json::Value> = (self.patterns.iter())
+            .map(|f| {
+                let d = &f.delays;
+                let delay = (!d.is_empty()).then(|| {
+                    serde_json::json!({
+                        "min": d[0],
+                        "median": d[d.len() / 2],
+                        "p95": d[(d.len() * 95).div_ceil(100) - 1],
+                        "max": d[d.len() - 1],
+                    })
+                });
+                let mut figures = serde_json::json!({
+                    "pattern": f.pattern,
+                    "alerts": f.alerts,
+                    "per_day": self.days().map(|days| f.alerts as f64 / days),
+                    "keys": f.keys,
+                    "timeouts": f.timeouts,
+                    "delay_ms": delay,
+                });
+                if let Some((total, _)) = &self.labels {
+                    figures["true_positives"] = f.true_positives.into();
+                    figures["false_positives"] = (f.alerts - f.true_positives).into();
+                    figures["precision"] = serde_json::json!(
+                        (f.alerts > 0).then(|| f.true_positives as f64 / f.alerts as f64)
+                    );
+                    figures["recall"] = serde_json::json!(
+                        (*total > 0).then(|| f.caught.len() as f64 / *total as f64)
+                    );
+                }
+                figures
+            })
+            .collect();
+        let mut report = serde_json::json!({
+            "rules": args.rules.display().to_string(),
+            "events": args.events.path().display().to_string(),
+            "event_time": self.span.map(|(from, to)| serde_json::json!({"from": from, "to": to})),
+            "patterns": patterns,
+        });
+        if let Some((total, missed)) = &self.labels {
+            report["labels"] = serde_json::json!({
+                "count": total,
+                "caught_by_none": missed.iter().map(|l| serde_json::json!({"line": l.line, "key": l.key, "ts": l.ts})).collect::<Vec<_>>(),
+            });
+        }
+        report.to_string()
+    }
+}

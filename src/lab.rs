@@ -1,0 +1,167 @@
+//! What the rule lab's commands share (`diff`, `backtest`,
+//! `docs/rule-lab.md`): the events a rule set runs over, and a run of it
+//! as `cepheid run` runs it, into records.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cepheid_core::time::parse_duration;
+use cepheid_engine::io::Format;
+use cepheid_engine::Rules;
+use cepheid_runtime::lists::ListFile;
+use cepheid_runtime::{Config, Input, Level, Notice, Report, Runtime, Time};
+
+use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
+
+/// The events a rule set runs over, read as `run` reads them.
+#[derive(clap::Args)]
+pub struct Events {
+    /// The events (a file).
+    #[arg(long = "events", value_name = "FILE")]
+    path: PathBuf,
+    /// The events' format, as `run --format`.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: FormatArg,
+    /// The events' time field, as `run --time-field`.
+    #[arg(long, value_name = "FIELD", default_value = "ts")]
+    time_field: String,
+    /// Bounded out-of-orderness, as `run --max-delay`.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0ms",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
+    max_delay: i64,
+    /// A reference list, as `run --list`. Repeatable.
+    #[arg(long = "list", value_name = "NAME=PATH", value_parser = ListFile::parse)]
+    lists: Vec<ListFile>,
+}
+
+/// The formats of `--format` (those of `run --format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header line, then one row per line.
+    Csv,
+}
+
+impl Events {
+    /// Refuses standard input (`why`: what the command does with the
+    /// file) with exit 2.
+    pub fn check(&self, why: &str) -> Result<(), u8> {
+        if self.path == Path::new("-") {
+            say!("error: {why}: give a file, not standard input");
+            return Err(EXIT_USAGE);
+        }
+        Ok(())
+    }
+
+    /// Runs the rules at `path` over the events as `cepheid run` would
+    /// (the library's run, into a file of its own; `which` names it in
+    /// what it says): the rules, and the records as `run` writes them.
+    pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
+        let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
+        let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
+        let dir = std::env::temp_dir().join(format!("cepheid-lab-{}-{which}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            say!("error: cannot create {}: {e}", dir.display());
+            EXIT_IO
+        })?;
+        let out = dir.join("records.jsonl");
+        let mut config = Config::new(Input::File(self.path.clone()), vec![path.to_path_buf()]);
+        config.format = match self.format {
+            FormatArg::Jsonl => Format::JsonLines,
+            FormatArg::Csv => Format::Csv,
+        };
+        config.time = Time::Event {
+            field: self.time_field.clone(),
+        };
+        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
+        config.lists.clone_from(&self.lists);
+        config.output = Some(out.clone());
+        let said = Box::new(Said(which.to_string()));
+        let result = Runtime::new(config, &rules, said)
+            .map_err(|e| {
+                say!(
+                    "error: {which} ({}): {}",
+                    path.display(),
+                    crate::run::shown(&e)
+                );
+                EXIT_IO
+            })
+            .and_then(|runtime| {
+                let summary = runtime.run();
+                match summary.error() {
+                    Some(e) => {
+                        say!(
+                            "error: {which} ({}): {}",
+                            path.display(),
+                            crate::run::shown(e)
+                        );
+                        Err(EXIT_IO)
+                    }
+                    None => std::fs::read_to_string(&out).map_err(|e| {
+                        say!("error: cannot read {}: {e}", out.display());
+                        EXIT_IO
+                    }),
+                }
+            });
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok((rules, result?.lines().map(str::to_string).collect()))
+    }
+}
+
+impl Events {
+    /// The file, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The least and the largest event time of the file (lines without a
+    /// time left out), as the run reads its time field: integer
+    /// milliseconds or an RFC 3339 time.
+    pub fn time_span(&self) -> Option<(i64, i64)> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let time = |value: &serde_json::Value| match value {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => cepheid_engine::io::parse_rfc3339(s).ok(),
+            _ => None,
+        };
+        let times: Vec<i64> = match self.format {
+            FormatArg::Jsonl => (text.lines())
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|e| time(&e[self.time_field.as_str()]))
+                .collect(),
+            FormatArg::Csv => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .flexible(true)
+                    .from_reader(text.as_bytes());
+                let column = (reader.headers().ok()?.iter()).position(|h| h == self.time_field)?;
+                (reader.records().flatten())
+                    .filter_map(|row| {
+                        let cell = row.get(column)?;
+                        cell.parse::<i64>()
+                            .ok()
+                            .or_else(|| cepheid_engine::io::parse_rfc3339(cell).ok())
+                    })
+                    .collect()
+            }
+        };
+        Some((*times.iter().min()?, *times.iter().max()?))
+    }
+}
+
+/// What a run says: its warnings and errors, named by `which`; the rest
+/// (its summary, the lists' sizes) is the report's.
+struct Said(String);
+
+impl Report for Said {
+    fn notice(&mut self, notice: Notice) {
+        if notice.level() != Level::Info {
+            say!("{}: {}", self.0, notice.as_str());
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `cepheid backtest RULES --events FILE [--labels FILE]` (issue 42): its
+//! alerts are `cepheid run`'s, and its figures those counted by hand on a
+//! small fixture, with labels caught or not as the tolerance says.
+
+use crate::common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{cepheid, scratch};
+
+const RULES: &str = r#"
+pattern three_fails {
+    partition by user
+    within 10s
+    skip past last event
+    match a{3}
+    where a: type == "fail"
+}
+pattern fail_then_ok {
+    partition by user
+    within 5s
+    timeouts
+    match a followed by b
+    where a: type == "fail"
+          b: type == "ok"
+}
+"#;
+
+/// By hand: u1 fails at 1, 2, 3 s (an alert of `three_fails`, 1 to 3 s);
+/// u2 at 5, 6, 7, 8 s (one alert, 5 to 7 s: skip past last event); u3 at
+/// 10, 30, 31 s (no three within 10 s). `fail_then_ok`: u1's fail at 3 s,
+/// then ok at 4 s (an alert, 3 to 4 s; the fails at 1 and 2 s too: 1 to 4
+/// and 2 to 4 s), every other fail times out.
+const EVENTS: &str = r#"{"ts":1000,"user":"u1","type":"fail"}
+{"ts":2000,"user":"u1","type":"fail"}
+{"ts":3000,"user":"u1","type":"fail"}
+{"ts":4000,"user":"u1","type":"ok"}
+{"ts":5000,"user":"u2","type":"fail"}
+{"ts":6000,"user":"u2","type":"fail"}
+{"ts":7000,"user":"u2","type":"fail"}
+{"ts":8000,"user":"u2","type":"fail"}
+{"ts":10000,"user":"u3","type":"fail"}
+{"ts":30000,"user":"u3","type":"fail"}
+{"ts":31000,"user":"u3","type":"fail"}
+"#;
+
+fn backtest(dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = cepheid()
+        .current_dir(dir)
+        .args(["backtest", "r.cep", "--events", "e.jsonl", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn figures<'a>(report: &'a serde_json::Value, pattern: &str) -> &'a serde_json::Value {
+    (report["patterns"].as_array().unwrap().iter())
+        .find(|p| p["pattern"] == pattern)
+        .unwrap()
+}
+
+#[test]
+fn a_backtest_counts_what_was_counted_by_hand_and_labels_by_their_tolerance() {
+    let dir = scratch("backtest");
+    fs::write(dir.join("r.cep"), RULES).unwrap();
+    fs::write(dir.join("e.jsonl"), EVENTS).unwrap();
+    // u1's case at 2.5 s, u2's at 9 s (2 s after its alert's span), u3's
+    // at 30.5 s (no alert of u3); a line that is no label.
+    fs::write(
+        dir.join("labels.jsonl"),
+        "{\"key\": \"u1\", \"ts\": 2500}\n{\"key\": {\"user\": \"u2\"}, \"ts\": 9000}\n{\"key\": \"u3\", \"ts\": 30500}\nnot a label\n",
+    )
+    .unwrap();
+    let plain = backtest(&dir, &[]);
+    assert_eq!(
+        plain["event_time"],
+        serde_json::json!({"from": 1000, "to": 31000})
+    );
+    let three = figures(&plain, "three_fails");
+    assert_eq!(three["alerts"], 2);
+    assert_eq!(three["keys"], 2);
+    assert_eq!(three["timeouts"], 0);
+    assert_eq!(
+        three["delay_ms"],
+        serde_json::json!({"min": 2000, "median": 2000, "p95": 2000, "max": 2000})
+    );
+    // 2 alerts over 30 s of event time: 5,760 a day.
+    assert_eq!(three["per_day"], 5760.0);
+    let pair = figures(&plain, "fail_then_ok");
+    assert_eq!(pair["alerts"], 3, "{pair}");
+    assert_eq!(pair["keys"], 1);
+    assert_eq!(pair["delay_ms"]["max"], 3000);
+    // The alerts are `cepheid run`'s, to the record.
+    let run = cepheid()
+        .current_dir(&dir)
+        .args(["run", "r.cep", "--events", "e.jsonl", "--no-progress"])
+        .output()
+        .unwrap();
+    let matches = String::from_utf8_lossy(&run.stdout)
+        .matches("\"kind\":\"match\"")
+        .count();
+    let timeouts = String::from_utf8_lossy(&run.stdout)
+        .matches("\"kind\":\"timeout\"")
+        .count();
+    assert_eq!(matches, 5);
+    assert_eq!(pair["timeouts"].as_u64().unwrap() as usize, timeouts);
+    // Labels: within 1 s, u1's alone is caught (by both patterns).
+    let near = backtest(&dir, &["--labels", "labels.jsonl", "--tolerance", "1s"]);
+    let three = figures(&near, "three_fails");
+    assert_eq!(
+        (
+            three["true_positives"].clone(),
+            three["false_positives"].clone()
+        ),
+        (1.into(), 1.into())
+    );
+    assert_eq!(three["precision"], 0.5);
+    assert_eq!(three["recall"], serde_json::json!(1.0 / 3.0));
+    let caught_by_none: Vec<i64> = (near["labels"]["caught_by_none"].as_array().unwrap().iter())
+        .map(|l| l["ts"].as_i64().unwrap())
+        .collect();
+    assert_eq!(caught_by_none, vec![9000, 30500]);
+    assert_eq!(near["labels"]["count"], 3);
+    // Within 2 s, u2's too.
+    let far = backtest(&dir, &["--labels", "labels.jsonl", "--tolerance", "2s"]);
+    let three = figures(&far, "three_fails");
+    assert_eq!(three["true_positives"], 2);
+    assert_eq!(three["precision"], 1.0);
+    assert_eq!(far["labels"]["caught_by_none"].as_array().unwrap().len(), 1);
+    // The table says the same, and the label line that is none.
+    let text = cepheid()
+        .current_dir(&dir)
+        .args([
+            "backtest",
+            "r.cep",
+            "--events",
+            "e.jsonl",
+            "--labels",
+            "labels.jsonl",
+            "--tolerance",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&text.stdout),
+        String::from_utf8_lossy(&text.stderr),
+    );
+    assert!(
+        stdout.contains("labels: 3, caught by a pattern: 1, caught by none: 2"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("labels.jsonl:4: not a label"), "{stderr}");
+}
