@@ -521,12 +521,15 @@ impl Memory {
             s.taken |= 1 << ind.member;
             total += 1;
         }
+        let mut groups = 0;
         for (family, s) in self.families.iter_mut().zip(&scratch) {
             if let Some(group) = s.group {
                 family.windows.push(self.now, group, s.taken);
             }
+            groups += family.windows.groups() as u64;
         }
         self.stats.indicator_entries = total as u64;
+        self.stats.indicator_groups = groups;
     }
 
     /// Schedules a change of a list at event time `at`; `watermark`: the
