@@ -347,9 +347,9 @@ impl Memory {
             });
             let family = found.unwrap_or_else(|| {
                 self.families.push(Family {
+                    windows: Windows::new(Vec::new(), key.len(), d.window, self.hasher),
                     key,
                     width: d.window,
-                    windows: Windows::new(Vec::new(), d.window, self.hasher),
                     kept: true,
                     members: Vec::new(),
                 });
@@ -381,7 +381,7 @@ impl Memory {
             let funcs = (family.members.iter())
                 .map(|&i| decls.indicators[i].func)
                 .collect();
-            family.windows = Windows::new(funcs, family.width, self.hasher);
+            family.windows = Windows::new(funcs, family.key.len(), family.width, self.hasher);
             let items = (family.members.iter().enumerate())
                 .filter_map(|(m, &i)| {
                     let o = &old_indicators[kept[i]?];
@@ -411,7 +411,7 @@ impl Memory {
                 let funcs = (family.members.iter())
                     .map(|&i| self.decls.indicators[i].func)
                     .collect();
-                family.windows = Windows::new(funcs, family.width, self.hasher);
+                family.windows = Windows::new(funcs, family.key.len(), family.width, self.hasher);
             }
         }
         self.count();

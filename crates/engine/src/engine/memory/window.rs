@@ -18,17 +18,21 @@
 //! order over all groups, says which group's oldest entry leaves next:
 //! [`Windows::advance`] pops it until the front is inside the window.
 //!
-//! Nothing is allocated per group: a group holds its key and its members'
-//! aggregates (in one array, a row per group); the monotonic deques of
+//! Nothing is allocated per group: a group's key and its members'
+//! aggregates are rows of two arrays; the monotonic deques of
 //! every group are lists in one slab of nodes, and the counts per
-//! distinct value one table per member keyed by (group, value). A group
-//! whose window empties stays in the index, idle, so that the next event
-//! of its key finds it (a short window would otherwise remove and insert
-//! a group at almost every event); at most [`IDLE_GROUPS`] are kept idle,
-//! the longest idle leaving first, its slot, its key's room included,
-//! reused by the next new group. So adding an event to a new group costs
-//! about what adding one to a live group costs, whatever the window and
-//! the number of groups.
+//! distinct value records in one slab, indexed by (group, member, value),
+//! a FIFO entry naming its record (so an eviction needs no lookup). A
+//! group whose window empties stays in the index, idle, so that the next
+//! event of its key finds it (a short window would otherwise remove and
+//! insert a group at almost every event); at most [`IDLE_GROUPS`] are
+//! kept idle, the longest idle leaving first, its slot, its key's room
+//! included, reused by the next new group. A distinct value's record
+//! whose count falls to 0 is kept idle the same way, within the same
+//! bound. So adding an event to a new group costs about what adding one
+//! to a live group costs, whatever the window and the number of groups;
+//! memory is the entries inside the windows, plus at most
+//! [`IDLE_GROUPS`] idle groups and as many idle records.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -44,8 +48,9 @@ use cepheid_core::expr::{equals, order};
 pub(crate) const MAX_MEMBERS: usize = 32;
 
 /// The most idle groups one [`Windows`] keeps (groups whose window is
-/// empty, still in the index): the slack of memory above the groups that
-/// hold entries.
+/// empty, still in the index), and the most idle `count_distinct` records
+/// (values no longer in their group's window): the slack of memory above
+/// what the entries inside the windows hold.
 pub(crate) const IDLE_GROUPS: usize = 4096;
 
 /// An entry as a snapshot keeps it: (key, time, value).
@@ -59,25 +64,39 @@ pub(crate) type Item = (Vec<Value>, Timestamp, Value);
 struct Entry {
     ts: Timestamp,
     group: u32,
-    /// Bit `j`: member `j` took the event (its value, unless it is a
-    /// `count`, is in [`Windows::values`], members in order).
+    /// Bit `j`: member `j` took the event (its value is in
+    /// [`Windows::values`] for `sum`, `avg`, `min`, `max`, its record in
+    /// [`Windows::records`] for `count_distinct`, members in order).
     taken: u32,
 }
 
 /// No node ([`Aggregate::head`], [`Node::next`]...).
 const NIL: u32 = u32::MAX;
 
-/// One group: its key and entries (its aggregates are a row of
-/// [`Windows::aggregates`]).
+/// One group: its entries (its key is a row of [`Windows::keys`], its
+/// aggregates a row of [`Windows::aggregates`]).
 #[derive(Clone, Debug, Default)]
 struct Group {
-    /// (a `Vec`: a slot reused by another group keeps its room)
-    key: Vec<Value>,
     /// The key's hash (as the index holds it).
     hash: u64,
     /// FIFO entries of this group (0: idle, or free).
     n: u64,
     /// In [`Windows::idle`] (idle, or revived since it was queued).
+    queued: bool,
+}
+
+/// `count_distinct`: the entries of one value in one member's window of
+/// one group's slot (0: idle, or free). An idle record is as good as none,
+/// so one left by a group whose slot went to another is that one's.
+#[derive(Clone, Debug)]
+struct Distinct {
+    /// (as [`Windows::distinct_index`] holds it)
+    hash: u64,
+    value: Value,
+    group: u32,
+    member: u32,
+    count: u32,
+    /// In [`Windows::idle_distinct`] (idle, or revived since).
     queued: bool,
 }
 
@@ -188,6 +207,10 @@ pub(crate) struct Windows {
     hasher: hashbrown::DefaultHashBuilder,
     index: HashTable<u32>,
     groups: Vec<Group>,
+    /// The parts of a key.
+    key_len: usize,
+    /// Group `g`'s key at `g * key_len..` (nulls in a free slot).
+    keys: Vec<Value>,
     /// Member `j`'s aggregates of group `g` at `g * funcs.len() + j`.
     aggregates: Vec<Aggregate>,
     /// Slots of no group.
@@ -196,18 +219,33 @@ pub(crate) struct Windows {
     idle: VecDeque<u32>,
     /// Idle groups (in the index, no entry).
     idle_groups: usize,
+    /// The most idle groups, and idle records ([`IDLE_GROUPS`]; less in
+    /// tests).
+    idle_limit: usize,
     /// Every entry, oldest first.
     fifo: VecDeque<Entry>,
-    /// The values the entries' members took, in the FIFO's order.
+    /// The values the entries' `sum`, `avg`, `min` and `max` members took,
+    /// in the FIFO's order.
     values: VecDeque<Value>,
+    /// The records of the values the entries' `count_distinct` members
+    /// took, in the FIFO's order.
+    records: VecDeque<u32>,
     /// Entries evicted so far (the number of the FIFO's front).
     evicted: u64,
     /// `min`/`max`: every group's candidates.
     nodes: Vec<Node>,
     /// The first free node (the others chained by `next`).
     free_node: u32,
-    /// `count_distinct`: member `j`'s entries per (group, value).
-    counts: Vec<HashTable<(u32, Value, u32)>>,
+    /// `count_distinct`: the records, indexed by (group, member, value).
+    distinct: Vec<Distinct>,
+    distinct_index: HashTable<u32>,
+    /// Records of no value.
+    free_distinct: Vec<u32>,
+    /// Records queued as idle, longest first (one revived since is
+    /// skipped).
+    idle_distinct: VecDeque<u32>,
+    /// Idle records (in the index, count 0).
+    idle_records: usize,
     /// Entries over all members (an event two members took: two).
     entries: usize,
     /// Groups over all members (a group two members hold entries of: two).
@@ -216,29 +254,39 @@ pub(crate) struct Windows {
 
 impl Windows {
     /// Empty windows of `funcs` (at most [`MAX_MEMBERS`]) over `width` ms,
-    /// hashing keys with `hasher` ([`key_hash`]).
+    /// grouped by keys of `key_len` parts, hashing them with `hasher`
+    /// ([`key_hash`]).
     pub(crate) fn new(
         funcs: Vec<IndicatorFunc>,
+        key_len: usize,
         width: i64,
         hasher: hashbrown::DefaultHashBuilder,
     ) -> Windows {
         assert!(funcs.len() <= MAX_MEMBERS, "too many members");
         Windows {
-            counts: funcs.iter().map(|_| HashTable::new()).collect(),
             funcs,
             width,
             hasher,
             index: HashTable::new(),
             groups: Vec::new(),
+            key_len,
+            keys: Vec::new(),
             aggregates: Vec::new(),
             free: Vec::new(),
             idle: VecDeque::new(),
             idle_groups: 0,
+            idle_limit: IDLE_GROUPS,
             fifo: VecDeque::new(),
             values: VecDeque::new(),
+            records: VecDeque::new(),
             evicted: 0,
             nodes: Vec::new(),
             free_node: NIL,
+            distinct: Vec::new(),
+            distinct_index: HashTable::new(),
+            free_distinct: Vec::new(),
+            idle_distinct: VecDeque::new(),
+            idle_records: 0,
             entries: 0,
             member_groups: 0,
         }
@@ -260,27 +308,31 @@ impl Windows {
         use std::mem::size_of;
         self.fifo.capacity() * size_of::<Entry>()
             + self.values.capacity() * size_of::<Value>()
+            + self.records.capacity() * size_of::<u32>()
             + self.groups.capacity() * size_of::<Group>()
-            + (self.groups.iter())
-                .map(|g| g.key.capacity() * size_of::<Value>())
-                .sum::<usize>()
+            + self.keys.capacity() * size_of::<Value>()
             + self.aggregates.capacity() * size_of::<Aggregate>()
             + self.nodes.capacity() * size_of::<Node>()
             + self.index.capacity() * (size_of::<u32>() + 1)
-            + (self.counts.iter())
-                .map(|c| c.capacity() * (size_of::<(u32, Value, u32)>() + 1))
-                .sum::<usize>()
+            + self.distinct.capacity() * size_of::<Distinct>()
+            + self.distinct_index.capacity() * (size_of::<u32>() + 1)
+    }
+
+    /// Group `g`'s key.
+    fn key(&self, g: u32) -> &[Value] {
+        let at = g as usize * self.key_len;
+        &self.keys[at..at + self.key_len]
     }
 
     fn find(&self, hash: u64, key: &[ValueRef<'_>]) -> Option<u32> {
+        if key.len() != self.key_len {
+            return None;
+        }
         self.index
             .find(hash, |&g| {
-                let stored = &self.groups[g as usize].key;
-                stored.len() == key.len()
-                    && stored
-                        .iter()
-                        .zip(key)
-                        .all(|(a, b)| equals(a.into(), *b) == Some(true))
+                (self.key(g).iter())
+                    .zip(key)
+                    .all(|(a, b)| equals(a.into(), *b) == Some(true))
             })
             .copied()
     }
@@ -289,9 +341,12 @@ impl Windows {
         &mut self.aggregates[g as usize * self.funcs.len() + j]
     }
 
-    /// Does member `j` keep its entries' values?
+    /// Does member `j` keep its entries' values in [`Windows::values`]?
     fn keeps_values(&self, j: usize) -> bool {
-        self.funcs[j] != IndicatorFunc::Count
+        matches!(
+            self.funcs[j],
+            IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max
+        )
     }
 
     /// Evicts every entry at or before `now - W`.
@@ -327,7 +382,7 @@ impl Windows {
                 group.queued = true;
                 self.idle.push_back(g);
             }
-            if self.idle_groups > IDLE_GROUPS {
+            if self.idle_groups > self.idle_limit {
                 self.release_idle();
             }
         }
@@ -373,15 +428,18 @@ impl Windows {
                 }
             }
             IndicatorFunc::CountDistinct => {
-                let hash = self.count_hash(g, (&value).into());
-                let found = self.counts[j].find_entry(hash, |(cg, v, _)| {
-                    *cg == g && equals(v.into(), (&value).into()) == Some(true)
-                });
-                if let Ok(mut found) = found {
-                    found.get_mut().2 -= 1;
-                    if found.get().2 == 0 {
-                        found.remove();
-                        self.aggregate(g, j).distinct -= 1;
+                let r = self.records.pop_front().unwrap_or(NIL);
+                let record = &mut self.distinct[r as usize];
+                record.count -= 1;
+                if record.count == 0 {
+                    aggregate.distinct -= 1;
+                    self.idle_records += 1;
+                    if !record.queued {
+                        record.queued = true;
+                        self.idle_distinct.push_back(r);
+                    }
+                    if self.idle_records > self.idle_limit {
+                        self.release_idle_record();
                     }
                 }
             }
@@ -403,7 +461,10 @@ impl Windows {
             if group.n > 0 {
                 continue;
             }
-            group.key.clear();
+            let at = g as usize * self.key_len;
+            for part in &mut self.keys[at..at + self.key_len] {
+                *part = Value::Null;
+            }
             if let Ok(entry) = self.index.find_entry(group.hash, |&x| x == g) {
                 entry.remove();
             }
@@ -413,10 +474,31 @@ impl Windows {
         }
     }
 
-    /// The hash of (group `g`, `value`) in [`Windows::counts`].
-    fn count_hash(&self, g: u32, value: ValueRef<'_>) -> u64 {
+    /// Takes the longest idle `count_distinct` record out of the index
+    /// (skipping records revived since they were queued): it is free.
+    fn release_idle_record(&mut self) {
+        while let Some(r) = self.idle_distinct.pop_front() {
+            let record = &mut self.distinct[r as usize];
+            record.queued = false;
+            if record.count > 0 {
+                continue;
+            }
+            record.value = Value::Null;
+            if let Ok(entry) = (self.distinct_index).find_entry(record.hash, |&x| x == r) {
+                entry.remove();
+            }
+            self.free_distinct.push(r);
+            self.idle_records -= 1;
+            return;
+        }
+    }
+
+    /// The hash of member `j`'s `value` in group `g` in
+    /// [`Windows::distinct_index`].
+    fn distinct_hash(&self, g: u32, j: usize, value: ValueRef<'_>) -> u64 {
         let mut state = self.hasher.build_hasher();
         state.write_u32(g);
+        state.write_u32(j as u32);
         hash_part(&mut state, value);
         state.finish()
     }
@@ -461,21 +543,22 @@ impl Windows {
                     _ => Err(Refused::NotNumeric),
                 }
             }
-            IndicatorFunc::CountDistinct => {
-                let mut probe = self.hasher.build_hasher();
-                if !hash_part(&mut probe, (&value).into()) {
-                    return Err(Refused::Unusable);
-                }
-                Ok(value)
-            }
+            // (what `hash_part` refuses)
+            IndicatorFunc::CountDistinct => match value {
+                Value::Null | Value::List(_) => Err(Refused::Unusable),
+                Value::Float(f) if f.is_nan() => Err(Refused::Unusable),
+                _ => Ok(value),
+            },
         }
     }
 
-    /// The slot of group `key` (whose [`key_hash`] is `hash`, made by this
-    /// hasher or a clone of it): the live or idle one, else a new one.
-    /// An event the slot is asked for must be taken by a member
-    /// ([`take`](Self::take)) and pushed ([`push`](Self::push)).
+    /// The slot of group `key` (of [`Windows::key_len`] parts, whose
+    /// [`key_hash`] is `hash`, made by this hasher or a clone of it): the
+    /// live or idle one, else a new one. An event the slot is asked for
+    /// must be taken by a member ([`take`](Self::take)) and pushed
+    /// ([`push`](Self::push)).
     pub(crate) fn group(&mut self, hash: u64, key: &[ValueRef<'_>]) -> u32 {
+        debug_assert_eq!(key.len(), self.key_len);
         if let Some(g) = self.find(hash, key) {
             if self.groups[g as usize].n == 0 {
                 // (idle, revived: it stays queued, and is skipped there)
@@ -483,17 +566,18 @@ impl Windows {
             }
             return g;
         }
-        let owned = key.iter().map(|&v| ValueRef::to_owned(v));
         let g = match self.free.pop() {
             Some(g) => {
-                let group = &mut self.groups[g as usize];
-                group.key.extend(owned);
-                group.hash = hash;
+                let at = g as usize * self.key_len;
+                for (part, &v) in self.keys[at..at + self.key_len].iter_mut().zip(key) {
+                    *part = v.to_owned();
+                }
+                self.groups[g as usize].hash = hash;
                 g
             }
             None => {
+                self.keys.extend(key.iter().map(|&v| v.to_owned()));
                 self.groups.push(Group {
-                    key: owned.collect(),
                     hash,
                     ..Group::default()
                 });
@@ -533,7 +617,7 @@ impl Windows {
             IndicatorFunc::Min | IndicatorFunc::Max => {
                 self.push_candidate(j, g, seq, &value);
             }
-            IndicatorFunc::CountDistinct => self.count_value(j, g, &value),
+            IndicatorFunc::CountDistinct => return self.count_value(j, g, value),
         }
         self.values.push_back(value);
     }
@@ -579,25 +663,53 @@ impl Windows {
     }
 
     /// `count_distinct`: one more entry of `value` for member `j` in
-    /// group `g`.
-    fn count_value(&mut self, j: usize, g: u32, value: &Value) {
-        let hash = self.count_hash(g, value.into());
-        let found = self.counts[j].find_mut(hash, |(cg, v, _)| {
-            *cg == g && equals(v.into(), value.into()) == Some(true)
+    /// group `g`, in its record (found, revived or made).
+    fn count_value(&mut self, j: usize, g: u32, value: Value) {
+        let hash = self.distinct_hash(g, j, (&value).into());
+        let found = self.distinct_index.find(hash, |&r| {
+            let d = &self.distinct[r as usize];
+            d.group == g
+                && d.member == j as u32
+                && equals((&d.value).into(), (&value).into()) == Some(true)
         });
-        match found {
-            Some(found) => found.2 += 1,
-            None => {
-                let hasher = &self.hasher;
-                self.counts[j].insert_unique(hash, (g, value.clone(), 1), |(cg, v, _)| {
-                    let mut state = hasher.build_hasher();
-                    state.write_u32(*cg);
-                    hash_part(&mut state, v.into());
-                    state.finish()
-                });
-                self.aggregate(g, j).distinct += 1;
+        let r = match found {
+            Some(&r) => {
+                if self.distinct[r as usize].count == 0 {
+                    // (idle, revived: it stays queued, and is skipped there)
+                    self.idle_records -= 1;
+                }
+                r
             }
+            None => {
+                let record = Distinct {
+                    hash,
+                    value,
+                    group: g,
+                    member: j as u32,
+                    count: 0,
+                    queued: false,
+                };
+                let r = match self.free_distinct.pop() {
+                    Some(r) => {
+                        self.distinct[r as usize] = record;
+                        r
+                    }
+                    None => {
+                        self.distinct.push(record);
+                        (self.distinct.len() - 1) as u32
+                    }
+                };
+                let distinct = &self.distinct;
+                (self.distinct_index).insert_unique(hash, r, |&x| distinct[x as usize].hash);
+                r
+            }
+        };
+        let record = &mut self.distinct[r as usize];
+        record.count += 1;
+        if record.count == 1 {
+            self.aggregate(g, j).distinct += 1;
         }
+        self.records.push_back(r);
     }
 
     /// Pushes the event at `ts` (the engine's current time: events come
@@ -623,6 +735,9 @@ impl Windows {
         value: Value,
     ) -> Result<(), Refused> {
         let value = self.admit(j, value)?;
+        if key.len() != self.key_len {
+            return Err(Refused::Unusable);
+        }
         let hash = key_hash(&self.hasher, key).ok_or(Refused::Unusable)?;
         let g = self.group(hash, key);
         self.take(j, g, value);
@@ -674,6 +789,7 @@ impl Windows {
     pub(crate) fn items(&self, j: usize) -> Vec<Item> {
         let mut items = Vec::new();
         let mut values = self.values.iter();
+        let mut records = self.records.iter();
         for e in &self.fifo {
             let mut taken = e.taken;
             while taken != 0 {
@@ -681,11 +797,14 @@ impl Windows {
                 taken &= taken - 1;
                 let value = if self.keeps_values(m) {
                     values.next().cloned().unwrap_or(Value::Null)
+                } else if self.funcs[m] == IndicatorFunc::CountDistinct {
+                    let r = records.next().copied().unwrap_or(NIL);
+                    self.distinct[r as usize].value.clone()
                 } else {
                     Value::Null
                 };
                 if m == j {
-                    let key = self.groups[e.group as usize].key.clone();
+                    let key = self.key(e.group).to_vec();
                     items.push((key, e.ts, value));
                 }
             }
@@ -700,7 +819,7 @@ mod tests {
 
     fn windows() -> Windows {
         let funcs = vec![IndicatorFunc::Count, IndicatorFunc::Max];
-        Windows::new(funcs, 10, hashbrown::DefaultHashBuilder::default())
+        Windows::new(funcs, 1, 10, hashbrown::DefaultHashBuilder::default())
     }
 
     /// Pushes an event at `ts` of group `k` that both members take (the
@@ -740,6 +859,75 @@ mod tests {
         assert_eq!(w.value(1, &[ValueRef::Int(7)]), Value::Null);
         assert_eq!(w.value(0, &[ValueRef::Int(7)]), Value::Int(1));
         assert_eq!((w.entries(), w.groups()), (1, 1));
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every member's value for every key, after each event, equals
+        /// its definition, while groups and records go idle, are revived
+        /// and are released (few kept idle: slots are reused at once).
+        #[test]
+        fn members_equal_their_definition_as_slots_are_reused(
+            events in prop::collection::vec((0i64..3, 0i64..6, 0i64..4, 0u32..16), 1..120),
+            width in 1i64..6,
+            idle_limit in 0usize..3,
+        ) {
+            let funcs = vec![
+                IndicatorFunc::CountDistinct,
+                IndicatorFunc::Count,
+                IndicatorFunc::Max,
+                IndicatorFunc::Sum,
+                IndicatorFunc::CountDistinct,
+            ];
+            let mut w = Windows::new(funcs, 1, width, hashbrown::DefaultHashBuilder::default());
+            w.idle_limit = idle_limit;
+            let mut ts = 0;
+            // (time, key, value, members that took it)
+            let mut seen: Vec<(i64, i64, i64, u32)> = Vec::new();
+            for (step, k, v, taken) in events {
+                ts += step;
+                w.advance(ts);
+                let key = [ValueRef::Int(k)];
+                if taken != 0 {
+                    let hash = key_hash(&w.hasher, &key).unwrap();
+                    let g = w.group(hash, &key);
+                    // (members 0 to 3 as drawn; member 4 takes what 0 does)
+                    let taken = taken | ((taken & 1) << 4);
+                    for j in 0..5 {
+                        if taken & (1 << j) != 0 {
+                            let value = w.admit(j, Value::Int(v)).unwrap();
+                            w.take(j, g, value);
+                        }
+                    }
+                    w.push(ts, g, taken);
+                    seen.push((ts, k, v, taken));
+                }
+                for k in 0..6 {
+                    for j in 0..5 {
+                        let values: Vec<i64> = (seen.iter())
+                            .filter(|e| e.0 > ts - width && e.1 == k && e.3 & (1 << j) != 0)
+                            .map(|e| e.2)
+                            .collect();
+                        let mut distinct = values.clone();
+                        distinct.sort_unstable();
+                        distinct.dedup();
+                        let expected = match j {
+                            0 | 4 => Value::Int(distinct.len() as i64),
+                            1 => Value::Int(values.len() as i64),
+                            2 => values.iter().max().map_or(Value::Null, |&m| Value::Int(m)),
+                            _ => Value::Int(values.iter().sum()),
+                        };
+                        prop_assert_eq!(w.value(j, &[ValueRef::Int(k)]), expected, "member {} key {}", j, k);
+                    }
+                }
+                prop_assert!(w.idle_groups <= idle_limit && w.idle_records <= idle_limit);
+                let live = w.groups.len() - w.free.len() - w.idle_groups;
+                prop_assert_eq!(w.index.len(), live + w.idle_groups);
+            }
+        }
     }
 
     #[test]
