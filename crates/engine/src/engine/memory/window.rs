@@ -363,16 +363,70 @@ impl Windows {
     /// Takes `entry`, the oldest, out of its members' aggregates.
     fn evict(&mut self, entry: Entry) {
         let g = entry.group;
+        let row = g as usize * self.funcs.len();
         let mut taken = entry.taken;
+        self.entries -= taken.count_ones() as usize;
         while taken != 0 {
             let j = taken.trailing_zeros() as usize;
             taken &= taken - 1;
-            let value = if self.keeps_values(j) {
-                self.values.pop_front().unwrap_or(Value::Null)
-            } else {
-                Value::Null
-            };
-            self.evict_member(g, j, value);
+            let aggregate = &mut self.aggregates[row + j];
+            aggregate.n -= 1;
+            if aggregate.n == 0 {
+                self.member_groups -= 1;
+            }
+            match self.funcs[j] {
+                IndicatorFunc::Count => {}
+                IndicatorFunc::Sum | IndicatorFunc::Avg => match self.values.pop_front() {
+                    Some(Value::Int(i)) => aggregate.int_sum -= i128::from(i),
+                    Some(Value::Float(f)) => {
+                        aggregate.floats -= 1;
+                        aggregate.float_sum = if aggregate.floats == 0 {
+                            0.0
+                        } else {
+                            aggregate.float_sum - f
+                        };
+                    }
+                    _ => {}
+                },
+                IndicatorFunc::Min | IndicatorFunc::Max => {
+                    self.values.pop_front();
+                    let head = aggregate.head;
+                    if head != NIL && self.nodes[head as usize].seq == self.evicted {
+                        let next = self.nodes[head as usize].next;
+                        aggregate.head = next;
+                        if next == NIL {
+                            aggregate.tail = NIL;
+                        } else {
+                            self.nodes[next as usize].prev = NIL;
+                        }
+                        self.free_node(head);
+                    }
+                }
+                IndicatorFunc::CountDistinct => {
+                    let r = self.records.pop_front().unwrap_or(NIL);
+                    let record = &mut self.distinct[r as usize];
+                    record.count -= 1;
+                    if record.count == 0 {
+                        aggregate.distinct -= 1;
+                        self.idle_records += 1;
+                        if !record.queued {
+                            record.queued = true;
+                            self.idle_distinct.push_back(r);
+                        }
+                        if self.idle_records > self.idle_limit {
+                            self.release_idle_record();
+                        }
+                    }
+                }
+            }
+            // (an emptied aggregate is as new: its last entry was its
+            // newest candidate, gone with it; no float, no distinct value
+            // is left)
+            debug_assert!({
+                let a = &self.aggregates[row + j];
+                a.n > 0
+                    || (a.head == NIL && a.int_sum == 0 && a.float_sum == 0.0 && a.distinct == 0)
+            });
         }
         let group = &mut self.groups[g as usize];
         group.n -= 1;
@@ -386,70 +440,6 @@ impl Windows {
                 self.release_idle();
             }
         }
-    }
-
-    /// Takes an entry of member `j` with `value` out of group `g`'s
-    /// aggregate.
-    fn evict_member(&mut self, g: u32, j: usize, value: Value) {
-        let seq = self.evicted;
-        let func = self.funcs[j];
-        let aggregate = self.aggregate(g, j);
-        aggregate.n -= 1;
-        if aggregate.n == 0 {
-            self.member_groups -= 1;
-        }
-        self.entries -= 1;
-        let aggregate = &mut self.aggregates[g as usize * self.funcs.len() + j];
-        match func {
-            IndicatorFunc::Count => {}
-            IndicatorFunc::Sum | IndicatorFunc::Avg => match value {
-                Value::Int(i) => aggregate.int_sum -= i128::from(i),
-                Value::Float(f) => {
-                    aggregate.floats -= 1;
-                    aggregate.float_sum = if aggregate.floats == 0 {
-                        0.0
-                    } else {
-                        aggregate.float_sum - f
-                    };
-                }
-                _ => {}
-            },
-            IndicatorFunc::Min | IndicatorFunc::Max => {
-                let head = aggregate.head;
-                if head != NIL && self.nodes[head as usize].seq == seq {
-                    let next = self.nodes[head as usize].next;
-                    aggregate.head = next;
-                    if next == NIL {
-                        aggregate.tail = NIL;
-                    } else {
-                        self.nodes[next as usize].prev = NIL;
-                    }
-                    self.free_node(head);
-                }
-            }
-            IndicatorFunc::CountDistinct => {
-                let r = self.records.pop_front().unwrap_or(NIL);
-                let record = &mut self.distinct[r as usize];
-                record.count -= 1;
-                if record.count == 0 {
-                    aggregate.distinct -= 1;
-                    self.idle_records += 1;
-                    if !record.queued {
-                        record.queued = true;
-                        self.idle_distinct.push_back(r);
-                    }
-                    if self.idle_records > self.idle_limit {
-                        self.release_idle_record();
-                    }
-                }
-            }
-        }
-        // (an emptied aggregate is as new: its last entry was its newest
-        // candidate, gone with it; no float, no distinct value is left)
-        debug_assert!({
-            let a = self.aggregate(g, j);
-            a.n > 0 || (a.head == NIL && a.int_sum == 0 && a.float_sum == 0.0 && a.distinct == 0)
-        });
     }
 
     /// Takes the longest idle group out of the index (skipping groups
