@@ -30,8 +30,10 @@ use crate::value::{Value, ValueRef};
 /// and counted ([`MemoryStats::refused_entries`]).
 pub const DEFAULT_MAX_LIST_ENTRIES: usize = 10_000_000;
 
-/// The most window entries all indicators hold by default; an event beyond
-/// it is not counted, and counted ([`MemoryStats::refused_events`]).
+/// The most window entries all indicators hold by default (an event in one
+/// indicator's window is one entry, whether or not indicators share a
+/// `group by`); an event beyond it is not counted, and counted
+/// ([`MemoryStats::refused_events`]).
 pub const DEFAULT_MAX_INDICATOR_ENTRIES: usize = 10_000_000;
 
 /// Counters of lists and indicators ([`Engine::memory_stats`](crate::Engine::memory_stats)).
@@ -41,9 +43,12 @@ pub const DEFAULT_MAX_INDICATOR_ENTRIES: usize = 10_000_000;
 pub struct MemoryStats {
     /// Entries in all lists now.
     pub list_entries: u64,
-    /// Entries in all indicators' windows now.
+    /// Entries in all indicators' windows now: an event that three
+    /// indicators took is three entries (whether or not they share a
+    /// `group by` and so one queued event).
     pub indicator_entries: u64,
-    /// Groups of all indicators now.
+    /// Groups of all indicators now: a group is counted once per indicator
+    /// with entries in it (not the idle groups kept for reuse).
     pub indicator_groups: u64,
     /// List changes applied (from the library and from `then` writes).
     pub list_changes: u64,

@@ -870,3 +870,40 @@ fn a_change_that_adds_an_indicator_beside_kept_ones_keeps_their_entries() {
         (4 + 3 + 1, 3)
     );
 }
+
+/// The limit of window entries counts an event once per indicator that
+/// took it, indicators of one `group by` included: at the limit, the
+/// indicators declared first take the event, the others leave it out and
+/// count it.
+#[test]
+fn the_limit_of_entries_counts_each_indicator_an_event_enters() {
+    let text = r#"
+        indicator n = count() group by k within 1h
+        indicator s = sum(v) group by k within 1h
+        pattern p { match a where a: n(k) < 0 }
+    "#;
+    let rules = Rules::parse("t.cep", text).unwrap();
+    let mut e: Engine<Record> = Engine::with_max_delay(Duration::ZERO).max_indicator_entries(3);
+    e.add(&rules).unwrap();
+    let mut out = Vec::new();
+    for ts in 1..=3 {
+        push(
+            &mut e,
+            &format!(r#"{{"ts": {ts}, "k": 1, "v": 10}}"#),
+            &mut out,
+        );
+    }
+    e.watermark(3, &mut out);
+    let key = [crate::value::ValueRef::Int(1)];
+    assert_eq!(e.indicator_value("n", &key), Some(Value::Int(2)));
+    assert_eq!(e.indicator_value("s", &key), Some(Value::Int(10)));
+    let stats = e.memory_stats();
+    assert_eq!(
+        (
+            stats.indicator_entries,
+            stats.indicator_groups,
+            stats.refused_events
+        ),
+        (3, 2, 3)
+    );
+}
