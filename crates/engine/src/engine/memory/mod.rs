@@ -526,6 +526,9 @@ impl Memory {
             s.taken |= 1 << ind.member;
             total += 1;
         }
+        if scratch.iter().all(|s| s.group.is_none()) {
+            return;
+        }
         let mut groups = 0;
         for (family, s) in self.families.iter_mut().zip(&scratch) {
             if let Some(group) = s.group {
