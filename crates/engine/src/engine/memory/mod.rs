@@ -11,6 +11,7 @@
 //! [`Lookup`]. An engine whose rule set declares nothing does none of it
 //! (`Memory::is_empty`: one test per event).
 
+mod distinct;
 mod list;
 mod window;
 

@@ -21,8 +21,8 @@
 //! Nothing is allocated per group: a group's key and its members'
 //! aggregates are rows of two arrays; the monotonic deques of
 //! every group are lists in one slab of nodes, and the counts per
-//! distinct value records in one slab, indexed by (group, member, value),
-//! a FIFO entry naming its record (so an eviction needs no lookup). A
+//! distinct value records in one slab ([`DistinctCounts`]), a FIFO entry
+//! naming its record (so an eviction needs no lookup). A
 //! group whose window empties stays in the index, idle, so that the next
 //! event of its key finds it (a short window would otherwise remove and
 //! insert a group at almost every event); at most [`IDLE_GROUPS`] are
@@ -39,6 +39,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 
+use super::distinct::DistinctCounts;
 use crate::lookup::IndicatorFunc;
 use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
@@ -85,21 +86,6 @@ struct Group {
     queued: bool,
 }
 
-/// `count_distinct`: the entries of one value in one member's window of
-/// one group's slot (0: idle, or free). An idle record is as good as none,
-/// so one left by a group whose slot went to another is that one's.
-#[derive(Clone, Debug)]
-struct Distinct {
-    /// (as [`Windows::distinct_index`] holds it)
-    hash: u64,
-    value: Value,
-    group: u32,
-    member: u32,
-    count: u32,
-    /// In [`Windows::idle_distinct`] (idle, or revived since).
-    queued: bool,
-}
-
 /// One member's aggregates over one group's window.
 #[derive(Clone, Debug)]
 struct Aggregate {
@@ -142,7 +128,7 @@ struct Node {
 
 /// Hashes a key part so that values equal by `==` hash alike; false when
 /// it cannot be a key (NaN, a list, an object, null).
-fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
+pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
     match v {
         ValueRef::Int(i) => {
             state.write_u8(1);
@@ -219,8 +205,7 @@ pub(crate) struct Windows {
     idle: VecDeque<u32>,
     /// Idle groups (in the index, no entry).
     idle_groups: usize,
-    /// The most idle groups, and idle records ([`IDLE_GROUPS`]; less in
-    /// tests).
+    /// The most idle groups ([`IDLE_GROUPS`]; less in tests).
     idle_limit: usize,
     /// Every entry, oldest first.
     fifo: VecDeque<Entry>,
@@ -236,16 +221,9 @@ pub(crate) struct Windows {
     nodes: Vec<Node>,
     /// The first free node (the others chained by `next`).
     free_node: u32,
-    /// `count_distinct`: the records, indexed by (group, member, value).
-    distinct: Vec<Distinct>,
-    distinct_index: HashTable<u32>,
-    /// Records of no value.
-    free_distinct: Vec<u32>,
-    /// Records queued as idle, longest first (one revived since is
-    /// skipped).
-    idle_distinct: VecDeque<u32>,
-    /// Idle records (in the index, count 0).
-    idle_records: usize,
+    /// `count_distinct`: the count of each value in each member's window
+    /// of each group.
+    distinct: DistinctCounts,
     /// Entries over all members (an event two members took: two).
     entries: usize,
     /// Groups over all members (a group two members hold entries of: two).
@@ -282,11 +260,7 @@ impl Windows {
             evicted: 0,
             nodes: Vec::new(),
             free_node: NIL,
-            distinct: Vec::new(),
-            distinct_index: HashTable::new(),
-            free_distinct: Vec::new(),
-            idle_distinct: VecDeque::new(),
-            idle_records: 0,
+            distinct: DistinctCounts::new(IDLE_GROUPS),
             entries: 0,
             member_groups: 0,
         }
@@ -314,8 +288,7 @@ impl Windows {
             + self.aggregates.capacity() * size_of::<Aggregate>()
             + self.nodes.capacity() * size_of::<Node>()
             + self.index.capacity() * (size_of::<u32>() + 1)
-            + self.distinct.capacity() * size_of::<Distinct>()
-            + self.distinct_index.capacity() * (size_of::<u32>() + 1)
+            + self.distinct.heap_bytes()
     }
 
     /// Group `g`'s key.
@@ -404,18 +377,8 @@ impl Windows {
                 }
                 IndicatorFunc::CountDistinct => {
                     let r = self.records.pop_front().unwrap_or(NIL);
-                    let record = &mut self.distinct[r as usize];
-                    record.count -= 1;
-                    if record.count == 0 {
+                    if self.distinct.remove(r) {
                         aggregate.distinct -= 1;
-                        self.idle_records += 1;
-                        if !record.queued {
-                            record.queued = true;
-                            self.idle_distinct.push_back(r);
-                        }
-                        if self.idle_records > self.idle_limit {
-                            self.release_idle_record();
-                        }
                     }
                 }
             }
@@ -462,35 +425,6 @@ impl Windows {
             self.idle_groups -= 1;
             return;
         }
-    }
-
-    /// Takes the longest idle `count_distinct` record out of the index
-    /// (skipping records revived since they were queued): it is free.
-    fn release_idle_record(&mut self) {
-        while let Some(r) = self.idle_distinct.pop_front() {
-            let record = &mut self.distinct[r as usize];
-            record.queued = false;
-            if record.count > 0 {
-                continue;
-            }
-            record.value = Value::Null;
-            if let Ok(entry) = (self.distinct_index).find_entry(record.hash, |&x| x == r) {
-                entry.remove();
-            }
-            self.free_distinct.push(r);
-            self.idle_records -= 1;
-            return;
-        }
-    }
-
-    /// The hash of member `j`'s `value` in group `g` in
-    /// [`Windows::distinct_index`].
-    fn distinct_hash(&self, g: u32, j: usize, value: ValueRef<'_>) -> u64 {
-        let mut state = self.hasher.build_hasher();
-        state.write_u32(g);
-        state.write_u32(j as u32);
-        hash_part(&mut state, value);
-        state.finish()
     }
 
     /// A node for a candidate, from the free ones if any.
@@ -653,50 +587,10 @@ impl Windows {
     }
 
     /// `count_distinct`: one more entry of `value` for member `j` in
-    /// group `g`, in its record (found, revived or made).
+    /// group `g`.
     fn count_value(&mut self, j: usize, g: u32, value: Value) {
-        let hash = self.distinct_hash(g, j, (&value).into());
-        let found = self.distinct_index.find(hash, |&r| {
-            let d = &self.distinct[r as usize];
-            d.group == g
-                && d.member == j as u32
-                && equals((&d.value).into(), (&value).into()) == Some(true)
-        });
-        let r = match found {
-            Some(&r) => {
-                if self.distinct[r as usize].count == 0 {
-                    // (idle, revived: it stays queued, and is skipped there)
-                    self.idle_records -= 1;
-                }
-                r
-            }
-            None => {
-                let record = Distinct {
-                    hash,
-                    value,
-                    group: g,
-                    member: j as u32,
-                    count: 0,
-                    queued: false,
-                };
-                let r = match self.free_distinct.pop() {
-                    Some(r) => {
-                        self.distinct[r as usize] = record;
-                        r
-                    }
-                    None => {
-                        self.distinct.push(record);
-                        (self.distinct.len() - 1) as u32
-                    }
-                };
-                let distinct = &self.distinct;
-                (self.distinct_index).insert_unique(hash, r, |&x| distinct[x as usize].hash);
-                r
-            }
-        };
-        let record = &mut self.distinct[r as usize];
-        record.count += 1;
-        if record.count == 1 {
+        let (r, new) = self.distinct.add(&self.hasher, g, j, value);
+        if new {
             self.aggregate(g, j).distinct += 1;
         }
         self.records.push_back(r);
@@ -789,7 +683,7 @@ impl Windows {
                     values.next().cloned().unwrap_or(Value::Null)
                 } else if self.funcs[m] == IndicatorFunc::CountDistinct {
                     let r = records.next().copied().unwrap_or(NIL);
-                    self.distinct[r as usize].value.clone()
+                    self.distinct.value(r).clone()
                 } else {
                     Value::Null
                 };
@@ -874,6 +768,7 @@ mod tests {
             ];
             let mut w = Windows::new(funcs, 1, width, hashbrown::DefaultHashBuilder::default());
             w.idle_limit = idle_limit;
+            w.distinct.idle_limit = idle_limit;
             let mut ts = 0;
             // (time, key, value, members that took it)
             let mut seen: Vec<(i64, i64, i64, u32)> = Vec::new();
@@ -913,7 +808,7 @@ mod tests {
                         prop_assert_eq!(w.value(j, &[ValueRef::Int(k)]), expected, "member {} key {}", j, k);
                     }
                 }
-                prop_assert!(w.idle_groups <= idle_limit && w.idle_records <= idle_limit);
+                prop_assert!(w.idle_groups <= idle_limit && w.distinct.idle_records() <= idle_limit);
                 let live = w.groups.len() - w.free.len() - w.idle_groups;
                 prop_assert_eq!(w.index.len(), live + w.idle_groups);
             }
