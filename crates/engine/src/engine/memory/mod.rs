@@ -11,6 +11,7 @@
 //! [`Lookup`]. An engine whose rule set declares nothing does none of it
 //! (`Memory::is_empty`: one test per event).
 
+mod distinct;
 mod list;
 mod window;
 
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 
 pub use list::EntryError;
 use list::{EntrySet, NEVER};
-use window::{Refused, Window};
+use window::{Item, Refused, Windows};
 
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::expr::{AccumulatorLayoutBuilder, Accumulators, CompiledExpr};
@@ -30,8 +31,10 @@ use crate::value::{Value, ValueRef};
 /// and counted ([`MemoryStats::refused_entries`]).
 pub const DEFAULT_MAX_LIST_ENTRIES: usize = 10_000_000;
 
-/// The most window entries all indicators hold by default; an event beyond
-/// it is not counted, and counted ([`MemoryStats::refused_events`]).
+/// The most window entries all indicators hold by default (an event in one
+/// indicator's window is one entry, whether or not indicators share a
+/// `group by`); an event beyond it is not counted, and counted
+/// ([`MemoryStats::refused_events`]).
 pub const DEFAULT_MAX_INDICATOR_ENTRIES: usize = 10_000_000;
 
 /// Counters of lists and indicators ([`Engine::memory_stats`](crate::Engine::memory_stats)).
@@ -41,9 +44,12 @@ pub const DEFAULT_MAX_INDICATOR_ENTRIES: usize = 10_000_000;
 pub struct MemoryStats {
     /// Entries in all lists now.
     pub list_entries: u64,
-    /// Entries in all indicators' windows now.
+    /// Entries in all indicators' windows now: an event that three
+    /// indicators took is three entries (whether or not they share a
+    /// `group by` and so one queued event).
     pub indicator_entries: u64,
-    /// Groups of all indicators now.
+    /// Groups of all indicators now: a group is counted once per indicator
+    /// with entries in it (not the idle groups kept for reuse).
     pub indicator_groups: u64,
     /// List changes applied (from the library and from `then` writes).
     pub list_changes: u64,
@@ -116,13 +122,40 @@ pub(crate) struct Change {
 struct Indicator {
     condition: Option<CompiledExpr>,
     argument: Option<CompiledExpr>,
+    /// Its family in [`Memory::families`], and its member number there.
+    family: usize,
+    member: usize,
+}
+
+/// The indicators of one `group by` and one window width (at most
+/// [`window::MAX_MEMBERS`]; more make a second family): an event's key is
+/// read, hashed and looked up once for all of them, and queued once.
+struct Family {
     key: Vec<FieldId>,
-    window: Window,
+    width: i64,
+    windows: Windows,
     /// Kept up to date ([`Memory::scope`])? One that is not stays empty.
     kept: bool,
-    /// The first indicator with this one's `group by` (itself, or one
-    /// before it): an event's key is hashed once per `group by`.
-    same_key: usize,
+    /// Its indicators (their numbers in the declarations), by member
+    /// number.
+    members: Vec<usize>,
+}
+
+/// What [`Memory::on_event`] made of an event for one family, made when
+/// an indicator of it first needs it.
+#[derive(Clone, Copy, Default)]
+struct Scratch {
+    /// The key is read: at `key_at` of the event's keys.
+    read: bool,
+    key_at: usize,
+    /// A `group by` field is null or missing.
+    null: bool,
+    /// The key's hash, once made (`Some(None)`: it cannot be a key).
+    hash: Option<Option<u64>>,
+    /// The group's slot, once found (an indicator took the event).
+    group: Option<u32>,
+    /// The members that took the event.
+    taken: u32,
 }
 
 /// The lists and indicators of an engine.
@@ -130,6 +163,7 @@ pub(crate) struct Memory {
     decls: Declarations,
     lists: Vec<EntrySet>,
     indicators: Vec<Indicator>,
+    families: Vec<Family>,
     now: Timestamp,
     /// Changes from the library waiting for their time, by (time, order of
     /// arrival).
@@ -154,6 +188,7 @@ impl Default for Memory {
             decls: Declarations::default(),
             lists: Vec::new(),
             indicators: Vec::new(),
+            families: Vec::new(),
             now: Timestamp::MIN,
             scheduled: BTreeMap::new(),
             arrivals: 0,
@@ -193,7 +228,7 @@ impl Lookup for Memory {
     #[inline]
     fn indicator(&self, id: IndicatorId, key: &[ValueRef<'_>]) -> Value {
         match self.indicators.get(id.0 as usize) {
-            Some(i) => i.window.value(key),
+            Some(i) => self.families[i.family].windows.value(i.member, key),
             None => Value::Null,
         }
     }
@@ -255,10 +290,6 @@ impl Memory {
             .into_iter()
             .map(Some)
             .collect();
-        let mut old_windows: Vec<Option<Window>> = std::mem::take(&mut self.indicators)
-            .into_iter()
-            .map(|i| Some(i.window))
-            .collect();
         for l in &decls.lists {
             let kept = old
                 .lists
@@ -268,33 +299,7 @@ impl Memory {
             self.lists
                 .push(kept.unwrap_or_else(|| EntrySet::new(l.kind)));
         }
-        for (d, (condition, argument, key)) in decls.indicators.iter().zip(compiled) {
-            let same = |o: &crate::lookup::IndicatorDecl| {
-                o.name == d.name
-                    && o.func == d.func
-                    && o.window == d.window
-                    && o.group_by == d.group_by
-                    && format!("{:?}{:?}", o.condition, o.argument)
-                        == format!("{:?}{:?}", d.condition, d.argument)
-            };
-            let kept = old
-                .indicators
-                .iter()
-                .position(same)
-                .and_then(|i| old_windows[i].take());
-            let same_key = (self.indicators.iter())
-                .position(|i| i.key == key)
-                .unwrap_or(self.indicators.len());
-            let hasher = self.hasher;
-            self.indicators.push(Indicator {
-                condition,
-                argument,
-                key,
-                window: kept.unwrap_or_else(|| Window::new(d.func, d.window, hasher)),
-                kept: true,
-                same_key,
-            });
-        }
+        self.declare_indicators(&old, decls, compiled);
         // (scheduled changes of lists that went are dropped)
         let renumber: Vec<Option<ListId>> = old
             .lists
@@ -319,6 +324,81 @@ impl Memory {
         Ok(())
     }
 
+    /// Groups `decls`' indicators (`compiled`) into families, each of
+    /// the indicators of one `group by` and width, in the order declared.
+    /// An indicator of `old` with the same name and definition keeps its
+    /// entries: a family made of the same such indicators as before, in
+    /// the same order, keeps its state as it is; another takes theirs
+    /// back entry by entry.
+    fn declare_indicators(
+        &mut self,
+        old: &Declarations,
+        decls: &Declarations,
+        compiled: Vec<Compiled>,
+    ) {
+        let old_indicators = std::mem::take(&mut self.indicators);
+        let mut old_families: Vec<Option<Family>> = std::mem::take(&mut self.families)
+            .into_iter()
+            .map(Some)
+            .collect();
+        // (the indicator of `old` each keeps)
+        let kept: Vec<Option<usize>> = (decls.indicators.iter())
+            .map(|d| old.indicators.iter().position(|o| same_definition(o, d)))
+            .collect();
+        for (i, (d, (condition, argument, key))) in
+            decls.indicators.iter().zip(compiled).enumerate()
+        {
+            let found = self.families.iter().position(|f| {
+                f.key == key && f.width == d.window && f.members.len() < window::MAX_MEMBERS
+            });
+            let family = found.unwrap_or_else(|| {
+                self.families.push(Family {
+                    windows: Windows::new(Vec::new(), key.len(), d.window, self.hasher),
+                    key,
+                    width: d.window,
+                    kept: true,
+                    members: Vec::new(),
+                });
+                self.families.len() - 1
+            });
+            let members = &mut self.families[family].members;
+            members.push(i);
+            self.indicators.push(Indicator {
+                condition,
+                argument,
+                family,
+                member: members.len() - 1,
+            });
+        }
+        for family in &mut self.families {
+            let olds: Option<Vec<usize>> = family.members.iter().map(|&i| kept[i]).collect();
+            // (the old family of exactly these indicators, in this order)
+            let whole = olds.and_then(|olds| {
+                let of = old_indicators[olds[0]].family;
+                let same = (olds.iter().enumerate())
+                    .all(|(m, &o)| old_indicators[o].family == of && old_indicators[o].member == m);
+                let old_family = old_families[of].as_ref()?;
+                (same && old_family.members.len() == olds.len()).then_some(of)
+            });
+            if let Some(of) = whole.and_then(|of| old_families[of].take()) {
+                family.windows = of.windows;
+                continue;
+            }
+            let funcs = (family.members.iter())
+                .map(|&i| decls.indicators[i].func)
+                .collect();
+            family.windows = Windows::new(funcs, family.key.len(), family.width, self.hasher);
+            let items = (family.members.iter().enumerate())
+                .filter_map(|(m, &i)| {
+                    let o = &old_indicators[kept[i]?];
+                    let of = old_families[o.family].as_ref()?;
+                    Some((m, of.windows.items(o.member)))
+                })
+                .collect();
+            refill(&mut family.windows, items);
+        }
+    }
+
     /// Keeps only the indicators whose `group by` has every field of
     /// `scope` (`None`: all); the others are emptied and left alone.
     pub(crate) fn set_scope(&mut self, scope: Option<Vec<FieldPath>>) {
@@ -328,11 +408,16 @@ impl Memory {
 
     /// Applies [`Memory::scope`] to the indicators declared.
     fn rescope(&mut self) {
-        for (ind, d) in self.indicators.iter_mut().zip(&self.decls.indicators) {
-            ind.kept = (self.scope.as_ref())
-                .map_or(true, |key| key.iter().all(|f| d.group_by.contains(f)));
-            if !ind.kept && ind.window.entries() > 0 {
-                ind.window = Window::new(d.func, d.window, self.hasher);
+        for family in &mut self.families {
+            // (its indicators have one `group by`)
+            let group_by = &self.decls.indicators[family.members[0]].group_by;
+            family.kept =
+                (self.scope.as_ref()).map_or(true, |key| key.iter().all(|f| group_by.contains(f)));
+            if !family.kept && family.windows.entries() > 0 {
+                let funcs = (family.members.iter())
+                    .map(|&i| self.decls.indicators[i].func)
+                    .collect();
+                family.windows = Windows::new(funcs, family.key.len(), family.width, self.hasher);
             }
         }
         self.count();
@@ -359,27 +444,28 @@ impl Memory {
         for l in &mut self.lists {
             l.expire(t);
         }
-        for i in &mut self.indicators {
-            i.window.advance(t);
+        for f in &mut self.families {
+            f.windows.advance(t);
         }
         self.count();
     }
 
     /// Every indicator takes in `event` (at the current time) when its
-    /// condition holds.
+    /// condition holds, in the order declared; each family queues the
+    /// event once, for the indicators of it that took it.
     pub(crate) fn on_event<E: Event>(&mut self, event: &E) {
         let lists = ListsOnly {
             lists: &self.lists,
             now: self.now,
         };
-        let mut total: usize = self.indicators.iter().map(|i| i.window.entries()).sum();
-        let mut key: smallvec::SmallVec<[ValueRef<'_>; 2]> = smallvec::SmallVec::new();
-        // Each `group by`'s key hash, made once (by its first indicator's
-        // index): `None` until made.
-        let mut hashes: smallvec::SmallVec<[Option<Option<u64>>; 8]> =
-            smallvec::smallvec![None; self.indicators.len()];
-        for (i, ind) in self.indicators.iter_mut().enumerate() {
-            if !ind.kept {
+        let mut total: usize = self.families.iter().map(|f| f.windows.entries()).sum();
+        // Every family's key, read once (at its `Scratch::key_at`).
+        let mut keys: smallvec::SmallVec<[ValueRef<'_>; 8]> = smallvec::SmallVec::new();
+        let mut scratch: smallvec::SmallVec<[Scratch; 8]> =
+            smallvec::smallvec![Scratch::default(); self.families.len()];
+        for ind in &self.indicators {
+            let family = &mut self.families[ind.family];
+            if !family.kept {
                 continue;
             }
             if let Some(c) = &ind.condition {
@@ -387,9 +473,14 @@ impl Memory {
                     continue;
                 }
             }
-            key.clear();
-            key.extend(ind.key.iter().map(|&f| event.field(f)));
-            if key.iter().any(|v| v.is_null()) {
+            let s = &mut scratch[ind.family];
+            if !s.read {
+                s.read = true;
+                s.key_at = keys.len();
+                keys.extend(family.key.iter().map(|&f| event.field(f)));
+                s.null = keys[s.key_at..].iter().any(|v| v.is_null());
+            }
+            if s.null {
                 self.stats.unkeyed += 1;
                 continue;
             }
@@ -405,22 +496,49 @@ impl Memory {
             if value.is_null() && ind.argument.is_some() {
                 continue;
             }
-            let hash = match hashes[ind.same_key] {
-                Some(hash) => hash,
-                None => {
-                    let hash = window::key_hash(&self.hasher, &key);
-                    hashes[ind.same_key] = Some(hash);
-                    hash
+            let value = match family.windows.admit(ind.member, value) {
+                Ok(value) => value,
+                Err(Refused::NotNumeric) => {
+                    self.stats.non_numeric += 1;
+                    continue;
+                }
+                Err(Refused::Unusable) => {
+                    self.stats.unkeyed += 1;
+                    continue;
                 }
             };
-            debug_assert!(ind.same_key <= i);
-            match ind.window.push_hashed(self.now, &key, hash, value) {
-                Ok(()) => total += 1,
-                Err(Refused::NotNumeric) => self.stats.non_numeric += 1,
-                Err(Refused::Unusable) => self.stats.unkeyed += 1,
+            let key = &keys[s.key_at..s.key_at + family.key.len()];
+            let group = match s.group {
+                Some(group) => group,
+                None => {
+                    let hash = *s
+                        .hash
+                        .get_or_insert_with(|| window::key_hash(&self.hasher, key));
+                    let Some(hash) = hash else {
+                        self.stats.unkeyed += 1;
+                        continue;
+                    };
+                    let group = family.windows.group(hash, key);
+                    s.group = Some(group);
+                    group
+                }
+            };
+            family.windows.take(ind.member, group, value);
+            s.taken |= 1 << ind.member;
+            total += 1;
+        }
+        if scratch.iter().all(|s| s.group.is_none()) {
+            return;
+        }
+        let mut groups = 0;
+        for (family, s) in self.families.iter_mut().zip(&scratch) {
+            if let Some(group) = s.group {
+                family.windows.push(self.now, group, s.taken);
             }
+            groups += family.windows.groups() as u64;
         }
         self.stats.indicator_entries = total as u64;
+        self.stats.indicator_groups = groups;
     }
 
     /// Schedules a change of a list at event time `at`; `watermark`: the
@@ -490,25 +608,19 @@ impl Memory {
 
     fn count(&mut self) {
         self.stats.list_entries = self.lists.iter().map(|l| l.len() as u64).sum();
-        self.stats.indicator_entries = self
-            .indicators
-            .iter()
-            .map(|i| i.window.entries() as u64)
+        self.stats.indicator_entries = (self.families.iter())
+            .map(|f| f.windows.entries() as u64)
             .sum();
-        self.stats.indicator_groups = self
-            .indicators
-            .iter()
-            .map(|i| i.window.groups() as u64)
+        self.stats.indicator_groups = (self.families.iter())
+            .map(|f| f.windows.groups() as u64)
             .sum();
     }
 
     /// Heap bytes of lists and windows.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.lists.iter().map(EntrySet::heap_bytes).sum::<usize>()
-            + self
-                .indicators
-                .iter()
-                .map(|i| i.window.heap_bytes())
+            + (self.families.iter())
+                .map(|f| f.windows.heap_bytes())
                 .sum::<usize>()
     }
 
@@ -578,7 +690,7 @@ impl Memory {
 
     /// Has an indicator an entry in its window?
     pub(crate) fn has_indicator_entries(&self) -> bool {
-        self.indicators.iter().any(|i| i.window.entries() > 0)
+        self.families.iter().any(|f| f.windows.entries() > 0)
     }
 
     /// No list holds an entry, and none has a change scheduled.
@@ -633,9 +745,8 @@ impl Memory {
                 .iter()
                 .zip(&self.decls.indicators)
                 .map(|(i, d)| {
-                    let items = i
-                        .window
-                        .items()
+                    let items = (self.families[i.family].windows)
+                        .items(i.member)
                         .into_iter()
                         .map(|(k, t, v)| SavedItem {
                             key: k.into_iter().map(SavedValue).collect(),
@@ -674,19 +785,23 @@ impl Memory {
                 }
             }
         }
+        // (each family's indicators' entries, merged in time order)
+        let mut refills: Vec<Vec<(usize, Vec<Item>)>> =
+            self.families.iter().map(|_| Vec::new()).collect();
         for (name, items) in saved.indicators {
             if let Some(id) = self.indicator_id(&name) {
-                let indicator = &mut self.indicators[id.0 as usize];
-                if !indicator.kept {
+                let indicator = &self.indicators[id.0 as usize];
+                if !self.families[indicator.family].kept {
                     continue;
                 }
-                let window = &mut indicator.window;
-                for item in items {
-                    let key: Vec<ValueRef<'_>> =
-                        item.key.iter().map(|v| ValueRef::from(&v.0)).collect();
-                    let _ = window.push(item.ts, &key, item.value);
-                }
+                let items = (items.into_iter())
+                    .map(|i| (i.key.into_iter().map(|v| v.0).collect(), i.ts, i.value))
+                    .collect();
+                refills[indicator.family].push((indicator.member, items));
             }
+        }
+        for (family, items) in self.families.iter_mut().zip(refills) {
+            refill(&mut family.windows, items);
         }
         for c in saved.scheduled {
             if let Some(list) = self.list_id(&c.list) {
@@ -705,6 +820,33 @@ impl Memory {
             }
         }
         self.count();
+    }
+}
+
+/// An indicator's condition, argument and key, compiled.
+type Compiled = (Option<CompiledExpr>, Option<CompiledExpr>, Vec<FieldId>);
+
+/// Have `o` and `d` one definition (and name): may `d` keep `o`'s entries?
+fn same_definition(o: &crate::lookup::IndicatorDecl, d: &crate::lookup::IndicatorDecl) -> bool {
+    o.name == d.name
+        && o.func == d.func
+        && o.window == d.window
+        && o.group_by == d.group_by
+        && format!("{:?}{:?}", o.condition, o.argument)
+            == format!("{:?}{:?}", d.condition, d.argument)
+}
+
+/// Pushes back into `windows` each member's entries (member, its entries
+/// oldest first), merged in time order, a member's own order kept.
+fn refill(windows: &mut Windows, items: Vec<(usize, Vec<Item>)>) {
+    let mut all: Vec<(usize, Item)> = (items.into_iter())
+        .flat_map(|(m, items)| items.into_iter().map(move |i| (m, i)))
+        .collect();
+    // (stable: of one time, each member's in its order)
+    all.sort_by_key(|(_, (_, ts, _))| *ts);
+    for (m, (key, ts, value)) in all {
+        let key: Vec<ValueRef<'_>> = key.iter().map(ValueRef::from).collect();
+        let _ = windows.push_one(m, ts, &key, value);
     }
 }
 

@@ -306,12 +306,13 @@ fn json(e: &Ev) -> String {
 }
 
 /// The value of every indicator kind at event `i` of `seen` (the events in
-/// the order the engine processed them), from the definition.
-fn brute(seen: &[Ev], i: usize, width: i64) -> Vec<Value> {
+/// the order the engine processed them), from the definition, over the
+/// events that meet `counts`.
+fn brute(seen: &[Ev], i: usize, width: i64, counts: fn(&Ev) -> bool) -> Vec<Value> {
     let at = &seen[i];
     let window: Vec<&Ev> = seen[..=i]
         .iter()
-        .filter(|e| e.key == at.key && e.cond && e.ts > at.ts - width && e.ts <= at.ts)
+        .filter(|e| e.key == at.key && counts(e) && e.ts > at.ts - width && e.ts <= at.ts)
         .collect();
     let numbers: Vec<&Value> = window
         .iter()
@@ -378,23 +379,33 @@ proptest! {
     /// Every indicator kind, over random streams with disorder (a bounded
     /// delay) and late events, equals its definition at every event: the
     /// events with time in `(t - W, t]` processed up to this one, in the
-    /// engine's (time, arrival) order, late events left out.
+    /// engine's (time, arrival) order, late events left out. Indicators of
+    /// one `group by` and width share their state, each with its own
+    /// `where` (here `c`, none, `c == false`), beside one of another
+    /// width.
     #[test]
     fn indicators_equal_a_brute_force_recomputation(
         events in prop::collection::vec(ev_strategy(), 1..80),
         width in 1i64..30,
+        wide in 1i64..60,
         delay in 0u64..8,
     ) {
         let text = format!(r#"
             indicator n = count() where c group by k within {width}ms
             indicator s = sum(v) where c group by k within {width}ms
+            indicator n_all = count() group by k within {width}ms
             indicator a = avg(v) where c group by k within {width}ms
+            indicator hi_not = max(v) where c == false group by k within {width}ms
             indicator lo = min(v) where c group by k within {width}ms
             indicator hi = max(v) where c group by k within {width}ms
+            indicator s_wide = sum(v) where c group by k within {wide}ms
             indicator d = count_distinct(v) where c group by k within {width}ms
+            indicator d_not = count_distinct(v) where c == false group by k within {width}ms
             pattern probe {{
                 match e
                 select n = n(e.k) s = s(e.k) a = a(e.k) lo = lo(e.k) hi = hi(e.k) d = d(e.k)
+                    n_all = n_all(e.k) hi_not = hi_not(e.k) d_not = d_not(e.k)
+                    s_wide = s_wide(e.k)
             }}
         "#);
         let mut engine = engine(&text, delay);
@@ -431,11 +442,22 @@ proptest! {
         prop_assert_eq!(seen.len() + late, evs.len());
         prop_assert!(seen.windows(2).all(|w| w[0].ts <= w[1].ts), "not in time order");
         for i in 0..seen.len() {
-            prop_assert_eq!(&values[i], &brute(&seen, i, width), "at {:?}", seen[i]);
+            let mut expected = brute(&seen, i, width, |e| e.cond);
+            let not = brute(&seen, i, width, |e| !e.cond);
+            expected.extend([
+                brute(&seen, i, width, |_| true)[0].clone(),
+                not[4].clone(),
+                not[5].clone(),
+                brute(&seen, i, wide, |e| e.cond)[1].clone(),
+            ]);
+            prop_assert_eq!(&values[i], &expected, "at {:?}", seen[i]);
         }
-        let strings = seen.iter().filter(|e| e.cond && matches!(e.value, Some(Value::Str(_)))).count();
-        // (four numeric indicators leave each string out)
-        prop_assert_eq!(engine.memory_stats().non_numeric, 4 * strings as u64);
+        let strings = |cond: bool| {
+            seen.iter().filter(|e| e.cond == cond && matches!(e.value, Some(Value::Str(_)))).count() as u64
+        };
+        // (five numeric indicators leave each string out, one those of
+        // `c == false`)
+        prop_assert_eq!(engine.memory_stats().non_numeric, 5 * strings(true) + strings(false));
     }
 }
 
@@ -449,6 +471,7 @@ fn a_snapshot_keeps_lists_and_indicators() {
         list hot for 30ms
         indicator n = count() group by k within 20ms
         indicator s = sum(v) where v > 0 group by k within 40ms
+        indicator hi = max(v) where v > 2 group by k within 20ms
         pattern heat {
             partition by k
             match a next b
@@ -457,7 +480,7 @@ fn a_snapshot_keeps_lists_and_indicators() {
         }
         pattern probe {
             match e
-            select n = n(e.k) s = s(e.k) hot = e.k in hot
+            select n = n(e.k) s = s(e.k) hi = hi(e.k) hot = e.k in hot
         }
     "#;
     let lines: Vec<String> = (0..40)
@@ -809,4 +832,78 @@ fn a_pattern_added_by_a_change_reads_the_windows_as_they_were() {
         })
         .collect();
     assert_eq!(b, [4], "the fourth event sees the three before the change");
+}
+
+/// A change of rules that adds an indicator of the same `group by` and
+/// window as kept ones (their shared state made again) keeps the kept
+/// ones' entries, and the new one counts from the change on.
+#[test]
+fn a_change_that_adds_an_indicator_beside_kept_ones_keeps_their_entries() {
+    let kept = "indicator n = count() group by k within 1h\nindicator hi = max(v) where v > 1 group by k within 1h\n";
+    let probe = "pattern p { match x where x: k == 0 }";
+    let mut e = engine(&format!("{kept}{probe}"), 0);
+    let mut out = Vec::new();
+    for (ts, v) in [(10, 5), (20, 1), (30, 3)] {
+        push(
+            &mut e,
+            &format!(r#"{{"ts": {ts}, "k": 1, "v": {v}}}"#),
+            &mut out,
+        );
+    }
+    e.watermark(30, &mut out);
+    let added = format!("indicator s = sum(v) group by k within 1h\n{kept}{probe}");
+    e.set_rules(
+        &Rules::parse("t.cep", &added).unwrap(),
+        crate::engine::ReloadPolicy::Drain,
+        &mut out,
+    )
+    .unwrap();
+    push(&mut e, r#"{"ts": 40, "k": 1, "v": 2}"#, &mut out);
+    e.watermark(40, &mut out);
+    let key = [crate::value::ValueRef::Int(1)];
+    assert_eq!(e.indicator_value("n", &key), Some(Value::Int(4)));
+    assert_eq!(e.indicator_value("hi", &key), Some(Value::Int(5)));
+    assert_eq!(e.indicator_value("s", &key), Some(Value::Int(2)));
+    let stats = e.memory_stats();
+    assert_eq!(
+        (stats.indicator_entries, stats.indicator_groups),
+        (4 + 3 + 1, 3)
+    );
+}
+
+/// The limit of window entries counts an event once per indicator that
+/// took it, indicators of one `group by` included: at the limit, the
+/// indicators declared first take the event, the others leave it out and
+/// count it.
+#[test]
+fn the_limit_of_entries_counts_each_indicator_an_event_enters() {
+    let text = r#"
+        indicator n = count() group by k within 1h
+        indicator s = sum(v) group by k within 1h
+        pattern p { match a where a: n(k) < 0 }
+    "#;
+    let rules = Rules::parse("t.cep", text).unwrap();
+    let mut e: Engine<Record> = Engine::with_max_delay(Duration::ZERO).max_indicator_entries(3);
+    e.add(&rules).unwrap();
+    let mut out = Vec::new();
+    for ts in 1..=3 {
+        push(
+            &mut e,
+            &format!(r#"{{"ts": {ts}, "k": 1, "v": 10}}"#),
+            &mut out,
+        );
+    }
+    e.watermark(3, &mut out);
+    let key = [crate::value::ValueRef::Int(1)];
+    assert_eq!(e.indicator_value("n", &key), Some(Value::Int(2)));
+    assert_eq!(e.indicator_value("s", &key), Some(Value::Int(10)));
+    let stats = e.memory_stats();
+    assert_eq!(
+        (
+            stats.indicator_entries,
+            stats.indicator_groups,
+            stats.refused_events
+        ),
+        (3, 2, 3)
+    );
 }

@@ -1,6 +1,8 @@
-//! One rolling indicator's state: per group, the events of the window
-//! `(now - W, now]` that count, with running aggregates, so that adding an
-//! event, evicting one and reading the value are O(1) amortized.
+//! The state of the rolling indicators that share one `group by` and one
+//! window width ([`Windows`]): per group, the events of the window
+//! `(now - W, now]` that count, with each indicator's running aggregates,
+//! so that adding an event, evicting one and reading a value are O(1)
+//! amortized.
 //!
 //! - `count`: the number of entries;
 //! - `sum`, `avg`: a running integer sum (`i128`, exact) and float sum
@@ -8,57 +10,91 @@
 //! - `min`, `max`: a monotonic deque (each entry enters and leaves once);
 //! - `count_distinct`: a count per distinct value.
 //!
-//! Events reach [`Window::push`] in time order (the engine's), so one FIFO
-//! of entries over all groups, in time order, says which group's oldest
-//! entry leaves next: [`Window::advance`] pops it until the front is
-//! inside the window. Memory is the entries inside the windows, and a
-//! group is dropped when its window empties.
+//! The indicators (the *members*) share one index of groups and one FIFO:
+//! an event is hashed, looked up and queued once, whichever members take
+//! it (each has its own `where` and argument); the FIFO entry says which
+//! did, and the values they took follow it in a second FIFO. Events reach
+//! [`Windows::push`] in time order (the engine's), so the FIFO, in time
+//! order over all groups, says which group's oldest entry leaves next:
+//! [`Windows::advance`] pops it until the front is inside the window.
 //!
-//! Nothing is allocated per group: the entries (with their values) are in
-//! the one FIFO, a group holds only its aggregates; the monotonic deques
-//! of every group are lists in one slab of nodes, and the counts per
-//! distinct value one table keyed by (group, value). A group's slot, its
-//! key's room included, is reused by the next new group. So adding an
-//! event to a new group costs what adding one to a live group costs,
-//! whatever the window and the number of groups.
+//! Nothing is allocated per group: a group's key and its members'
+//! aggregates are rows of two arrays; the monotonic deques of
+//! every group are lists in one slab of nodes, and the counts per
+//! distinct value records in one slab ([`DistinctCounts`]), a FIFO entry
+//! naming its record (so an eviction needs no lookup). A
+//! group whose window empties stays in the index, idle, so that the next
+//! event of its key finds it (a short window would otherwise remove and
+//! insert a group at almost every event); at most [`IDLE_GROUPS`] are
+//! kept idle, the longest idle leaving first, its slot, its key's room
+//! included, reused by the next new group. A distinct value's record
+//! whose count falls to 0 is kept idle the same way, within the same
+//! bound. So adding an event to a new group costs about what adding one
+//! to a live group costs, whatever the window and the number of groups;
+//! memory is the entries inside the windows, plus at most
+//! [`IDLE_GROUPS`] idle groups and as many idle records.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 
+use super::distinct::DistinctCounts;
 use crate::lookup::IndicatorFunc;
 use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 use cepheid_core::expr::{equals, order};
 
-/// One entry of the window, oldest first in [`Window::fifo`].
-#[derive(Clone, Debug)]
+/// The most members of one [`Windows`] (the bits of [`Entry::taken`]).
+pub(crate) const MAX_MEMBERS: usize = 32;
+
+/// The most idle groups one [`Windows`] keeps (groups whose window is
+/// empty, still in the index), and the most idle `count_distinct` records
+/// (values no longer in their group's window): the slack of memory above
+/// what the entries inside the windows hold.
+pub(crate) const IDLE_GROUPS: usize = 4096;
+
+/// An entry as a snapshot keeps it: (key, time, value).
+pub(crate) type Item = (Vec<Value>, Timestamp, Value);
+
+/// One entry of the FIFO, oldest first in [`Windows::fifo`]: an event
+/// that at least one member took. Its number in push order (which
+/// `min`/`max` candidate it is) is its place in the FIFO plus the number
+/// evicted before it.
+#[derive(Clone, Copy, Debug)]
 struct Entry {
     ts: Timestamp,
     group: u32,
-    /// Its number in push order (`min`/`max`: which candidate it is).
-    seq: u64,
-    /// The aggregated value (null for `count`).
-    value: Value,
+    /// Bit `j`: member `j` took the event (its value is in
+    /// [`Windows::values`] for `sum`, `avg`, `min`, `max`, its record in
+    /// [`Windows::records`] for `count_distinct`, members in order).
+    taken: u32,
 }
 
-/// No node ([`Group::head`], [`Node::next`]...).
+/// No node ([`Aggregate::head`], [`Node::next`]...).
 const NIL: u32 = u32::MAX;
 
-/// One group's aggregates (its entries are in the window's FIFO).
-#[derive(Clone, Debug)]
+/// One group: its entries (its key is a row of [`Windows::keys`], its
+/// aggregates a row of [`Windows::aggregates`]).
+#[derive(Clone, Debug, Default)]
 struct Group {
-    /// (a `Vec`: a slot reused by another group keeps its room)
-    key: Vec<Value>,
     /// The key's hash (as the index holds it).
     hash: u64,
-    /// Entries in the window.
+    /// FIFO entries of this group (0: idle, or free).
+    n: u64,
+    /// In [`Windows::idle`] (idle, or revived since it was queued).
+    queued: bool,
+}
+
+/// One member's aggregates over one group's window.
+#[derive(Clone, Debug)]
+struct Aggregate {
+    /// Entries the member took.
     n: u64,
     int_sum: i128,
     float_sum: f64,
     floats: u64,
-    /// `min`/`max`: the candidates, a list of [`Window::nodes`] from the
+    /// `min`/`max`: the candidates, a list of [`Windows::nodes`] from the
     /// current extreme (`head`) to the newest (`tail`).
     head: u32,
     tail: u32,
@@ -66,11 +102,9 @@ struct Group {
     distinct: u64,
 }
 
-impl Default for Group {
-    fn default() -> Group {
-        Group {
-            key: Vec::new(),
-            hash: 0,
+impl Default for Aggregate {
+    fn default() -> Aggregate {
+        Aggregate {
             n: 0,
             int_sum: 0,
             float_sum: 0.0,
@@ -94,7 +128,7 @@ struct Node {
 
 /// Hashes a key part so that values equal by `==` hash alike; false when
 /// it cannot be a key (NaN, a list, an object, null).
-fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
+pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
     match v {
         ValueRef::Int(i) => {
             state.write_u8(1);
@@ -124,40 +158,9 @@ fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
     true
 }
 
-/// The state of one indicator.
-#[derive(Clone, Debug)]
-pub(crate) struct Window {
-    func: IndicatorFunc,
-    width: i64,
-    hasher: hashbrown::DefaultHashBuilder,
-    index: HashTable<u32>,
-    groups: Vec<Group>,
-    free: Vec<u32>,
-    /// Every entry, oldest first.
-    fifo: VecDeque<Entry>,
-    seq: u64,
-    /// `min`/`max`: every group's candidates.
-    nodes: Vec<Node>,
-    /// The first free node (the others chained by `next`).
-    free_node: u32,
-    /// `count_distinct`: entries per (group, value).
-    counts: HashTable<(u32, Value, u32)>,
-}
-
-/// Why an event did not enter a window although it met the condition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// Its value is not a number (`sum`, `avg`, `min`, `max`).
-    NotNumeric,
-    /// Its value cannot be told apart from others (`count_distinct` of
-    /// NaN, a list or an object).
-    Unusable,
-}
-
-/// The hash of a group's key as every window made with `hasher` (a clone
-/// of one engine's: the same seed) hashes it, so that indicators of one
-/// `group by` hash an event's key once; `None` when a part cannot be a
-/// key (NaN, a list, an object).
+/// The hash of a group's key as every [`Windows`] made with `hasher` (a
+/// clone of one engine's: the same seed) hashes it; `None` when a part
+/// cannot be a key (NaN, a list, an object).
 pub(crate) fn key_hash(
     hasher: &hashbrown::DefaultHashBuilder,
     key: &[ValueRef<'_>],
@@ -171,68 +174,152 @@ pub(crate) fn key_hash(
     Some(state.finish())
 }
 
-impl Window {
-    /// An empty window of `func` over `width` ms, hashing keys with
-    /// `hasher` ([`key_hash`]).
+/// Why an event did not enter a window although it met the condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Its value is not a number (`sum`, `avg`, `min`, `max`).
+    NotNumeric,
+    /// Its value cannot be told apart from others (`count_distinct` of
+    /// NaN, a list or an object).
+    Unusable,
+}
+
+/// The state of the indicators (members `0..`) of one `group by` and one
+/// window width.
+#[derive(Clone, Debug)]
+pub(crate) struct Windows {
+    funcs: Vec<IndicatorFunc>,
+    width: i64,
+    hasher: hashbrown::DefaultHashBuilder,
+    index: HashTable<u32>,
+    groups: Vec<Group>,
+    /// The parts of a key.
+    key_len: usize,
+    /// Group `g`'s key at `g * key_len..` (nulls in a free slot).
+    keys: Vec<Value>,
+    /// Member `j`'s aggregates of group `g` at `g * funcs.len() + j`.
+    aggregates: Vec<Aggregate>,
+    /// Slots of no group.
+    free: Vec<u32>,
+    /// Groups queued as idle, longest first (one revived since is skipped).
+    idle: VecDeque<u32>,
+    /// Idle groups (in the index, no entry).
+    idle_groups: usize,
+    /// The most idle groups ([`IDLE_GROUPS`]; less in tests).
+    idle_limit: usize,
+    /// Every entry, oldest first.
+    fifo: VecDeque<Entry>,
+    /// The values the entries' `sum`, `avg`, `min` and `max` members took,
+    /// in the FIFO's order.
+    values: VecDeque<Value>,
+    /// The records of the values the entries' `count_distinct` members
+    /// took, in the FIFO's order.
+    records: VecDeque<u32>,
+    /// Entries evicted so far (the number of the FIFO's front).
+    evicted: u64,
+    /// `min`/`max`: every group's candidates.
+    nodes: Vec<Node>,
+    /// The first free node (the others chained by `next`).
+    free_node: u32,
+    /// `count_distinct`: the count of each value in each member's window
+    /// of each group.
+    distinct: DistinctCounts,
+    /// Entries over all members (an event two members took: two).
+    entries: usize,
+    /// Groups over all members (a group two members hold entries of: two).
+    member_groups: usize,
+}
+
+impl Windows {
+    /// Empty windows of `funcs` (at most [`MAX_MEMBERS`]) over `width` ms,
+    /// grouped by keys of `key_len` parts, hashing them with `hasher`
+    /// ([`key_hash`]).
     pub(crate) fn new(
-        func: IndicatorFunc,
+        funcs: Vec<IndicatorFunc>,
+        key_len: usize,
         width: i64,
         hasher: hashbrown::DefaultHashBuilder,
-    ) -> Window {
-        Window {
-            func,
+    ) -> Windows {
+        assert!(funcs.len() <= MAX_MEMBERS, "too many members");
+        Windows {
+            funcs,
             width,
             hasher,
             index: HashTable::new(),
             groups: Vec::new(),
+            key_len,
+            keys: Vec::new(),
+            aggregates: Vec::new(),
             free: Vec::new(),
+            idle: VecDeque::new(),
+            idle_groups: 0,
+            idle_limit: IDLE_GROUPS,
             fifo: VecDeque::new(),
-            seq: 0,
+            values: VecDeque::new(),
+            records: VecDeque::new(),
+            evicted: 0,
             nodes: Vec::new(),
             free_node: NIL,
-            counts: HashTable::new(),
+            distinct: DistinctCounts::new(IDLE_GROUPS),
+            entries: 0,
+            member_groups: 0,
         }
     }
 
-    /// Entries in all windows.
+    /// Entries in all windows, over all members.
     pub(crate) fn entries(&self) -> usize {
-        self.fifo.len()
+        self.entries
     }
 
-    /// Live groups.
+    /// Groups holding entries, over all members.
     pub(crate) fn groups(&self) -> usize {
-        self.groups.len() - self.free.len()
+        self.member_groups
     }
 
-    /// Heap bytes, roughly (entries, groups and their keys, candidates,
-    /// distinct counts, tables).
+    /// Heap bytes, roughly (entries and their values, groups and their
+    /// keys, aggregates, candidates, distinct counts, tables).
     pub(crate) fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.fifo.capacity() * size_of::<Entry>()
+            + self.values.capacity() * size_of::<Value>()
+            + self.records.capacity() * size_of::<u32>()
             + self.groups.capacity() * size_of::<Group>()
-            + (self.groups.iter())
-                .map(|g| g.key.capacity() * size_of::<Value>())
-                .sum::<usize>()
+            + self.keys.capacity() * size_of::<Value>()
+            + self.aggregates.capacity() * size_of::<Aggregate>()
             + self.nodes.capacity() * size_of::<Node>()
             + self.index.capacity() * (size_of::<u32>() + 1)
-            + self.counts.capacity() * (size_of::<(u32, Value, u32)>() + 1)
+            + self.distinct.heap_bytes()
     }
 
-    fn hash_key(&self, key: &[ValueRef<'_>]) -> Option<u64> {
-        key_hash(&self.hasher, key)
+    /// Group `g`'s key.
+    fn key(&self, g: u32) -> &[Value] {
+        let at = g as usize * self.key_len;
+        &self.keys[at..at + self.key_len]
     }
 
     fn find(&self, hash: u64, key: &[ValueRef<'_>]) -> Option<u32> {
+        if key.len() != self.key_len {
+            return None;
+        }
         self.index
             .find(hash, |&g| {
-                let stored = &self.groups[g as usize].key;
-                stored.len() == key.len()
-                    && stored
-                        .iter()
-                        .zip(key)
-                        .all(|(a, b)| equals(a.into(), *b) == Some(true))
+                (self.key(g).iter())
+                    .zip(key)
+                    .all(|(a, b)| equals(a.into(), *b) == Some(true))
             })
             .copied()
+    }
+
+    fn aggregate(&mut self, g: u32, j: usize) -> &mut Aggregate {
+        &mut self.aggregates[g as usize * self.funcs.len() + j]
+    }
+
+    /// Does member `j` keep its entries' values in [`Windows::values`]?
+    fn keeps_values(&self, j: usize) -> bool {
+        matches!(
+            self.funcs[j],
+            IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max
+        )
     }
 
     /// Evicts every entry at or before `now - W`.
@@ -241,81 +328,103 @@ impl Window {
         while self.fifo.front().is_some_and(|e| e.ts <= edge) {
             if let Some(entry) = self.fifo.pop_front() {
                 self.evict(entry);
+                self.evicted += 1;
             }
         }
     }
 
-    /// Takes `entry`, the oldest, out of its group's aggregates.
+    /// Takes `entry`, the oldest, out of its members' aggregates.
     fn evict(&mut self, entry: Entry) {
         let g = entry.group;
-        let group = &mut self.groups[g as usize];
-        group.n -= 1;
-        match self.func {
-            IndicatorFunc::Count => {}
-            IndicatorFunc::Sum | IndicatorFunc::Avg => match entry.value {
-                Value::Int(i) => group.int_sum -= i128::from(i),
-                Value::Float(f) => {
-                    group.floats -= 1;
-                    group.float_sum = if group.floats == 0 {
-                        0.0
-                    } else {
-                        group.float_sum - f
-                    };
-                }
-                _ => {}
-            },
-            IndicatorFunc::Min | IndicatorFunc::Max => {
-                let head = group.head;
-                if head != NIL && self.nodes[head as usize].seq == entry.seq {
-                    let next = self.nodes[head as usize].next;
-                    group.head = next;
-                    if next == NIL {
-                        group.tail = NIL;
-                    } else {
-                        self.nodes[next as usize].prev = NIL;
-                    }
-                    self.free_node(head);
-                }
+        let row = g as usize * self.funcs.len();
+        let mut taken = entry.taken;
+        self.entries -= taken.count_ones() as usize;
+        while taken != 0 {
+            let j = taken.trailing_zeros() as usize;
+            taken &= taken - 1;
+            let aggregate = &mut self.aggregates[row + j];
+            aggregate.n -= 1;
+            if aggregate.n == 0 {
+                self.member_groups -= 1;
             }
-            IndicatorFunc::CountDistinct => {
-                let hash = self.count_hash(g, (&entry.value).into());
-                if let Ok(found) = self.counts.find_entry(hash, |(cg, v, _)| {
-                    *cg == g && equals(v.into(), (&entry.value).into()) == Some(true)
-                }) {
-                    let mut found = found;
-                    found.get_mut().2 -= 1;
-                    if found.get().2 == 0 {
-                        found.remove();
-                        self.groups[g as usize].distinct -= 1;
+            match self.funcs[j] {
+                IndicatorFunc::Count => {}
+                IndicatorFunc::Sum | IndicatorFunc::Avg => match self.values.pop_front() {
+                    Some(Value::Int(i)) => aggregate.int_sum -= i128::from(i),
+                    Some(Value::Float(f)) => {
+                        aggregate.floats -= 1;
+                        aggregate.float_sum = if aggregate.floats == 0 {
+                            0.0
+                        } else {
+                            aggregate.float_sum - f
+                        };
+                    }
+                    _ => {}
+                },
+                IndicatorFunc::Min | IndicatorFunc::Max => {
+                    self.values.pop_front();
+                    let head = aggregate.head;
+                    if head != NIL && self.nodes[head as usize].seq == self.evicted {
+                        let next = self.nodes[head as usize].next;
+                        aggregate.head = next;
+                        if next == NIL {
+                            aggregate.tail = NIL;
+                        } else {
+                            self.nodes[next as usize].prev = NIL;
+                        }
+                        self.free_node(head);
                     }
                 }
+                IndicatorFunc::CountDistinct => {
+                    let r = self.records.pop_front().unwrap_or(NIL);
+                    if self.distinct.remove(r) {
+                        aggregate.distinct -= 1;
+                    }
+                }
             }
+            // (an emptied aggregate is as new: its last entry was its
+            // newest candidate, gone with it; no float, no distinct value
+            // is left)
+            debug_assert!({
+                let a = &self.aggregates[row + j];
+                a.n > 0
+                    || (a.head == NIL && a.int_sum == 0 && a.float_sum == 0.0 && a.distinct == 0)
+            });
         }
         let group = &mut self.groups[g as usize];
+        group.n -= 1;
         if group.n == 0 {
-            // (its last entry was its newest candidate, gone with it)
-            debug_assert!(group.head == NIL && group.tail == NIL);
-            // (the slot, its key's room included, goes to the next group)
-            group.key.clear();
-            group.int_sum = 0;
-            group.float_sum = 0.0;
-            group.floats = 0;
-            group.head = NIL;
-            group.tail = NIL;
-            group.distinct = 0;
+            self.idle_groups += 1;
+            if !group.queued {
+                group.queued = true;
+                self.idle.push_back(g);
+            }
+            if self.idle_groups > self.idle_limit {
+                self.release_idle();
+            }
+        }
+    }
+
+    /// Takes the longest idle group out of the index (skipping groups
+    /// revived since they were queued): its slot is free.
+    fn release_idle(&mut self) {
+        while let Some(g) = self.idle.pop_front() {
+            let group = &mut self.groups[g as usize];
+            group.queued = false;
+            if group.n > 0 {
+                continue;
+            }
+            let at = g as usize * self.key_len;
+            for part in &mut self.keys[at..at + self.key_len] {
+                *part = Value::Null;
+            }
             if let Ok(entry) = self.index.find_entry(group.hash, |&x| x == g) {
                 entry.remove();
             }
             self.free.push(g);
+            self.idle_groups -= 1;
+            return;
         }
-    }
-
-    /// The hash of (group `g`, `value`) in [`Window::counts`].
-    fn count_hash(&self, g: u32, value: ValueRef<'_>) -> u64 {
-        let mut state = self.hasher.build_hasher();
-        state.write_u32(g);
-        hash_part(&mut state, value);
-        state.finish()
     }
 
     /// A node for a candidate, from the free ones if any.
@@ -346,201 +455,386 @@ impl Window {
         self.free_node = n;
     }
 
-    /// Adds an event at `ts` (the engine's current time: events come in
-    /// time order) of group `key` with `value` (ignored by `count`).
-    pub(crate) fn push(
-        &mut self,
-        ts: Timestamp,
-        key: &[ValueRef<'_>],
-        value: Value,
-    ) -> Result<(), Refused> {
-        let hash = self.hash_key(key);
-        self.push_hashed(ts, key, hash, value)
-    }
-
-    /// [`push`](Self::push) with the key's [`key_hash`] made already (by
-    /// this window's hasher or a clone of it).
-    pub(crate) fn push_hashed(
-        &mut self,
-        ts: Timestamp,
-        key: &[ValueRef<'_>],
-        hash: Option<u64>,
-        value: Value,
-    ) -> Result<(), Refused> {
-        let value = match self.func {
-            IndicatorFunc::Count => Value::Null,
+    /// The value member `j` takes of an event whose argument is `value`
+    /// (ignored by `count`), or why it takes none.
+    pub(crate) fn admit(&self, j: usize, value: Value) -> Result<Value, Refused> {
+        match self.funcs[j] {
+            IndicatorFunc::Count => Ok(Value::Null),
             IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max => {
                 match value {
-                    Value::Int(_) => value,
-                    Value::Float(f) if !f.is_nan() => value,
-                    _ => return Err(Refused::NotNumeric),
+                    Value::Int(_) => Ok(value),
+                    Value::Float(f) if !f.is_nan() => Ok(value),
+                    _ => Err(Refused::NotNumeric),
                 }
             }
-            IndicatorFunc::CountDistinct => {
-                let mut probe = self.hasher.build_hasher();
-                if !hash_part(&mut probe, (&value).into()) {
-                    return Err(Refused::Unusable);
-                }
-                value
+            // (what `hash_part` refuses)
+            IndicatorFunc::CountDistinct => match value {
+                Value::Null | Value::List(_) => Err(Refused::Unusable),
+                Value::Float(f) if f.is_nan() => Err(Refused::Unusable),
+                _ => Ok(value),
+            },
+        }
+    }
+
+    /// The slot of group `key` (of [`Windows::key_len`] parts, whose
+    /// [`key_hash`] is `hash`, made by this hasher or a clone of it): the
+    /// live or idle one, else a new one. An event the slot is asked for
+    /// must be taken by a member ([`take`](Self::take)) and pushed
+    /// ([`push`](Self::push)).
+    pub(crate) fn group(&mut self, hash: u64, key: &[ValueRef<'_>]) -> u32 {
+        debug_assert_eq!(key.len(), self.key_len);
+        if let Some(g) = self.find(hash, key) {
+            if self.groups[g as usize].n == 0 {
+                // (idle, revived: it stays queued, and is skipped there)
+                self.idle_groups -= 1;
             }
-        };
-        let Some(hash) = hash else {
-            return Err(Refused::Unusable);
-        };
-        let g = match self.find(hash, key) {
-            Some(g) => g,
-            None => {
-                let owned = key.iter().map(|&v| ValueRef::to_owned(v));
-                let g = match self.free.pop() {
-                    Some(g) => {
-                        let group = &mut self.groups[g as usize];
-                        group.key.extend(owned);
-                        group.hash = hash;
-                        g
-                    }
-                    None => {
-                        self.groups.push(Group {
-                            key: owned.collect(),
-                            hash,
-                            ..Group::default()
-                        });
-                        (self.groups.len() - 1) as u32
-                    }
-                };
-                let groups = &self.groups;
-                self.index
-                    .insert_unique(hash, g, |&x| groups[x as usize].hash);
+            return g;
+        }
+        let g = match self.free.pop() {
+            Some(g) => {
+                let at = g as usize * self.key_len;
+                for (part, &v) in self.keys[at..at + self.key_len].iter_mut().zip(key) {
+                    *part = v.to_owned();
+                }
+                self.groups[g as usize].hash = hash;
                 g
             }
-        };
-        self.seq += 1;
-        let seq = self.seq;
-        match self.func {
-            IndicatorFunc::Count => {}
-            IndicatorFunc::Sum | IndicatorFunc::Avg => {
-                let group = &mut self.groups[g as usize];
-                match value {
-                    Value::Int(i) => group.int_sum += i128::from(i),
-                    Value::Float(f) => {
-                        group.floats += 1;
-                        group.float_sum += f;
-                    }
-                    _ => {}
-                }
-            }
-            IndicatorFunc::Min | IndicatorFunc::Max => {
-                let max = self.func == IndicatorFunc::Max;
-                // (the candidates the new value dominates leave, from the
-                // newest)
-                loop {
-                    let tail = self.groups[g as usize].tail;
-                    if tail == NIL {
-                        break;
-                    }
-                    let back = &self.nodes[tail as usize].value;
-                    let dominated = match order(back.into(), (&value).into()) {
-                        Some(std::cmp::Ordering::Less) => max,
-                        Some(std::cmp::Ordering::Greater) => !max,
-                        _ => true,
-                    };
-                    if !dominated {
-                        break;
-                    }
-                    let prev = self.nodes[tail as usize].prev;
-                    let group = &mut self.groups[g as usize];
-                    group.tail = prev;
-                    if prev == NIL {
-                        group.head = NIL;
-                    } else {
-                        self.nodes[prev as usize].next = NIL;
-                    }
-                    self.free_node(tail);
-                }
-                let tail = self.groups[g as usize].tail;
-                let n = self.new_node(seq, value.clone(), tail);
-                let group = &mut self.groups[g as usize];
-                if tail == NIL {
-                    group.head = n;
-                } else {
-                    self.nodes[tail as usize].next = n;
-                }
-                group.tail = n;
-            }
-            IndicatorFunc::CountDistinct => {
-                let hash = self.count_hash(g, (&value).into());
-                let found = self.counts.find_mut(hash, |(cg, v, _)| {
-                    *cg == g && equals(v.into(), (&value).into()) == Some(true)
+            None => {
+                self.keys.extend(key.iter().map(|&v| v.to_owned()));
+                self.groups.push(Group {
+                    hash,
+                    ..Group::default()
                 });
-                match found {
-                    Some(found) => found.2 += 1,
-                    None => {
-                        let hasher = &self.hasher;
-                        self.counts
-                            .insert_unique(hash, (g, value.clone(), 1), |(cg, v, _)| {
-                                let mut state = hasher.build_hasher();
-                                state.write_u32(*cg);
-                                hash_part(&mut state, v.into());
-                                state.finish()
-                            });
-                        self.groups[g as usize].distinct += 1;
-                    }
-                }
+                let members = self.funcs.len();
+                self.aggregates
+                    .resize_with(self.groups.len() * members, Aggregate::default);
+                (self.groups.len() - 1) as u32
             }
+        };
+        let groups = &self.groups;
+        self.index
+            .insert_unique(hash, g, |&x| groups[x as usize].hash);
+        g
+    }
+
+    /// Member `j` takes the event about to be pushed, of group `g`, with
+    /// `value` (what [`admit`](Self::admit) gave).
+    pub(crate) fn take(&mut self, j: usize, g: u32, value: Value) {
+        let seq = self.evicted + self.fifo.len() as u64;
+        let func = self.funcs[j];
+        let aggregate = &mut self.aggregates[g as usize * self.funcs.len() + j];
+        aggregate.n += 1;
+        if aggregate.n == 1 {
+            self.member_groups += 1;
         }
+        self.entries += 1;
+        match func {
+            IndicatorFunc::Count => return,
+            IndicatorFunc::Sum | IndicatorFunc::Avg => match value {
+                Value::Int(i) => aggregate.int_sum += i128::from(i),
+                Value::Float(f) => {
+                    aggregate.floats += 1;
+                    aggregate.float_sum += f;
+                }
+                _ => {}
+            },
+            IndicatorFunc::Min | IndicatorFunc::Max => {
+                self.push_candidate(j, g, seq, &value);
+            }
+            IndicatorFunc::CountDistinct => return self.count_value(j, g, value),
+        }
+        self.values.push_back(value);
+    }
+
+    /// `min`/`max`: entry `seq`'s `value` is member `j`'s newest candidate
+    /// in group `g`; the candidates it dominates leave, from the newest.
+    fn push_candidate(&mut self, j: usize, g: u32, seq: u64, value: &Value) {
+        let max = self.funcs[j] == IndicatorFunc::Max;
+        let at = g as usize * self.funcs.len() + j;
+        loop {
+            let tail = self.aggregates[at].tail;
+            if tail == NIL {
+                break;
+            }
+            let back = &self.nodes[tail as usize].value;
+            let dominated = match order(back.into(), value.into()) {
+                Some(std::cmp::Ordering::Less) => max,
+                Some(std::cmp::Ordering::Greater) => !max,
+                _ => true,
+            };
+            if !dominated {
+                break;
+            }
+            let prev = self.nodes[tail as usize].prev;
+            let aggregate = &mut self.aggregates[at];
+            aggregate.tail = prev;
+            if prev == NIL {
+                aggregate.head = NIL;
+            } else {
+                self.nodes[prev as usize].next = NIL;
+            }
+            self.free_node(tail);
+        }
+        let tail = self.aggregates[at].tail;
+        let n = self.new_node(seq, value.clone(), tail);
+        let aggregate = &mut self.aggregates[at];
+        if tail == NIL {
+            aggregate.head = n;
+        } else {
+            self.nodes[tail as usize].next = n;
+        }
+        aggregate.tail = n;
+    }
+
+    /// `count_distinct`: one more entry of `value` for member `j` in
+    /// group `g`.
+    fn count_value(&mut self, j: usize, g: u32, value: Value) {
+        let (r, new) = self.distinct.add(&self.hasher, g, j, value);
+        if new {
+            self.aggregate(g, j).distinct += 1;
+        }
+        self.records.push_back(r);
+    }
+
+    /// Pushes the event at `ts` (the engine's current time: events come
+    /// in time order) of group `g`, which the members of `taken` (bit `j`:
+    /// member `j`, at least one) took, in the order of their numbers.
+    pub(crate) fn push(&mut self, ts: Timestamp, g: u32, taken: u32) {
+        debug_assert!(taken != 0);
         self.groups[g as usize].n += 1;
         self.fifo.push_back(Entry {
             ts,
             group: g,
-            seq,
-            value,
+            taken,
         });
+    }
+
+    /// Member `j` takes an event at `ts` of group `key` with `value` (an
+    /// event of its own: a restore pushes back each member's entries).
+    pub(crate) fn push_one(
+        &mut self,
+        j: usize,
+        ts: Timestamp,
+        key: &[ValueRef<'_>],
+        value: Value,
+    ) -> Result<(), Refused> {
+        let value = self.admit(j, value)?;
+        if key.len() != self.key_len {
+            return Err(Refused::Unusable);
+        }
+        let hash = key_hash(&self.hasher, key).ok_or(Refused::Unusable)?;
+        let g = self.group(hash, key);
+        self.take(j, g, value);
+        self.push(ts, g, 1 << j);
         Ok(())
     }
 
-    /// The indicator's value for group `key`.
-    pub(crate) fn value(&self, key: &[ValueRef<'_>]) -> Value {
-        let group = self
-            .hash_key(key)
+    /// Member `j`'s value for group `key`.
+    pub(crate) fn value(&self, j: usize, key: &[ValueRef<'_>]) -> Value {
+        let func = self.funcs[j];
+        let aggregate = key_hash(&self.hasher, key)
             .and_then(|hash| self.find(hash, key))
-            .map(|g| &self.groups[g as usize]);
-        let Some(group) = group else {
+            .map(|g| &self.aggregates[g as usize * self.funcs.len() + j])
+            .filter(|a| a.n > 0);
+        let Some(aggregate) = aggregate else {
             if key.iter().any(|v| v.is_null()) {
                 return Value::Null;
             }
-            return match self.func {
+            return match func {
                 IndicatorFunc::Count | IndicatorFunc::Sum | IndicatorFunc::CountDistinct => {
                     Value::Int(0)
                 }
                 _ => Value::Null,
             };
         };
-        let n = group.n;
-        match self.func {
+        let n = aggregate.n;
+        match func {
             IndicatorFunc::Count => Value::Int(n as i64),
             IndicatorFunc::Sum => {
-                if group.floats == 0 {
-                    i64::try_from(group.int_sum).map_or(Value::Null, Value::Int)
+                if aggregate.floats == 0 {
+                    i64::try_from(aggregate.int_sum).map_or(Value::Null, Value::Int)
                 } else {
-                    Value::Float(group.int_sum as f64 + group.float_sum)
+                    Value::Float(aggregate.int_sum as f64 + aggregate.float_sum)
                 }
             }
-            IndicatorFunc::Avg => Value::Float((group.int_sum as f64 + group.float_sum) / n as f64),
-            IndicatorFunc::Min | IndicatorFunc::Max => match group.head {
+            IndicatorFunc::Avg => {
+                Value::Float((aggregate.int_sum as f64 + aggregate.float_sum) / n as f64)
+            }
+            IndicatorFunc::Min | IndicatorFunc::Max => match aggregate.head {
                 NIL => Value::Null,
                 head => self.nodes[head as usize].value.clone(),
             },
-            IndicatorFunc::CountDistinct => Value::Int(group.distinct as i64),
+            IndicatorFunc::CountDistinct => Value::Int(aggregate.distinct as i64),
         }
     }
 
-    /// Every entry as (key, time, value), oldest first: what a restore
-    /// pushes back.
-    pub(crate) fn items(&self) -> Vec<(Vec<Value>, Timestamp, Value)> {
-        (self.fifo.iter())
-            .map(|e| {
-                let key = self.groups[e.group as usize].key.clone();
-                (key, e.ts, e.value.clone())
-            })
-            .collect()
+    /// Member `j`'s entries as (key, time, value), oldest first: what a
+    /// restore pushes back.
+    pub(crate) fn items(&self, j: usize) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut values = self.values.iter();
+        let mut records = self.records.iter();
+        for e in &self.fifo {
+            let mut taken = e.taken;
+            while taken != 0 {
+                let m = taken.trailing_zeros() as usize;
+                taken &= taken - 1;
+                let value = if self.keeps_values(m) {
+                    values.next().cloned().unwrap_or(Value::Null)
+                } else if self.funcs[m] == IndicatorFunc::CountDistinct {
+                    let r = records.next().copied().unwrap_or(NIL);
+                    self.distinct.value(r).clone()
+                } else {
+                    Value::Null
+                };
+                if m == j {
+                    let key = self.key(e.group).to_vec();
+                    items.push((key, e.ts, value));
+                }
+            }
+        }
+        items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows() -> Windows {
+        let funcs = vec![IndicatorFunc::Count, IndicatorFunc::Max];
+        Windows::new(funcs, 1, 10, hashbrown::DefaultHashBuilder::default())
+    }
+
+    /// Pushes an event at `ts` of group `k` that both members take (the
+    /// second with `v`).
+    fn both(w: &mut Windows, ts: Timestamp, k: i64, v: i64) {
+        w.advance(ts);
+        let key = [ValueRef::Int(k)];
+        let hash = key_hash(&w.hasher, &key).unwrap();
+        let g = w.group(hash, &key);
+        w.take(0, g, Value::Null);
+        w.take(1, g, Value::Int(v));
+        w.push(ts, g, 0b11);
+    }
+
+    #[test]
+    fn members_share_one_entry_and_one_group_per_event() {
+        let mut w = windows();
+        both(&mut w, 1, 7, 5);
+        both(&mut w, 2, 7, 3);
+        w.push_one(0, 3, &[ValueRef::Int(7)], Value::Null).unwrap();
+        assert_eq!(w.fifo.len(), 3);
+        assert_eq!(w.values.len(), 2);
+        assert_eq!((w.entries(), w.groups()), (5, 2));
+        assert_eq!(w.value(0, &[ValueRef::Int(7)]), Value::Int(3));
+        assert_eq!(w.value(1, &[ValueRef::Int(7)]), Value::Int(5));
+        w.advance(11);
+        assert_eq!(w.value(1, &[ValueRef::Int(7)]), Value::Int(3));
+        assert_eq!(w.items(1), vec![(vec![Value::Int(7)], 2, Value::Int(3))]);
+        assert_eq!(
+            w.items(0),
+            vec![
+                (vec![Value::Int(7)], 2, Value::Null),
+                (vec![Value::Int(7)], 3, Value::Null)
+            ]
+        );
+        w.advance(12);
+        assert_eq!(w.value(1, &[ValueRef::Int(7)]), Value::Null);
+        assert_eq!(w.value(0, &[ValueRef::Int(7)]), Value::Int(1));
+        assert_eq!((w.entries(), w.groups()), (1, 1));
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every member's value for every key, after each event, equals
+        /// its definition, while groups and records go idle, are revived
+        /// and are released (few kept idle: slots are reused at once).
+        #[test]
+        fn members_equal_their_definition_as_slots_are_reused(
+            events in prop::collection::vec((0i64..3, 0i64..6, 0i64..4, 0u32..16), 1..120),
+            width in 1i64..6,
+            idle_limit in 0usize..3,
+        ) {
+            let funcs = vec![
+                IndicatorFunc::CountDistinct,
+                IndicatorFunc::Count,
+                IndicatorFunc::Max,
+                IndicatorFunc::Sum,
+                IndicatorFunc::CountDistinct,
+            ];
+            let mut w = Windows::new(funcs, 1, width, hashbrown::DefaultHashBuilder::default());
+            w.idle_limit = idle_limit;
+            w.distinct.idle_limit = idle_limit;
+            let mut ts = 0;
+            // (time, key, value, members that took it)
+            let mut seen: Vec<(i64, i64, i64, u32)> = Vec::new();
+            for (step, k, v, taken) in events {
+                ts += step;
+                w.advance(ts);
+                let key = [ValueRef::Int(k)];
+                if taken != 0 {
+                    let hash = key_hash(&w.hasher, &key).unwrap();
+                    let g = w.group(hash, &key);
+                    // (members 0 to 3 as drawn; member 4 takes what 0 does)
+                    let taken = taken | ((taken & 1) << 4);
+                    for j in 0..5 {
+                        if taken & (1 << j) != 0 {
+                            let value = w.admit(j, Value::Int(v)).unwrap();
+                            w.take(j, g, value);
+                        }
+                    }
+                    w.push(ts, g, taken);
+                    seen.push((ts, k, v, taken));
+                }
+                for k in 0..6 {
+                    for j in 0..5 {
+                        let values: Vec<i64> = (seen.iter())
+                            .filter(|e| e.0 > ts - width && e.1 == k && e.3 & (1 << j) != 0)
+                            .map(|e| e.2)
+                            .collect();
+                        let mut distinct = values.clone();
+                        distinct.sort_unstable();
+                        distinct.dedup();
+                        let expected = match j {
+                            0 | 4 => Value::Int(distinct.len() as i64),
+                            1 => Value::Int(values.len() as i64),
+                            2 => values.iter().max().map_or(Value::Null, |&m| Value::Int(m)),
+                            _ => Value::Int(values.iter().sum()),
+                        };
+                        prop_assert_eq!(w.value(j, &[ValueRef::Int(k)]), expected, "member {} key {}", j, k);
+                    }
+                }
+                prop_assert!(w.idle_groups <= idle_limit && w.distinct.idle_records() <= idle_limit);
+                let live = w.groups.len() - w.free.len() - w.idle_groups;
+                prop_assert_eq!(w.index.len(), live + w.idle_groups);
+            }
+        }
+    }
+
+    #[test]
+    fn an_emptied_group_stays_idle_up_to_the_bound_then_its_slot_is_reused() {
+        let mut w = windows();
+        both(&mut w, 0, 1, 1);
+        w.advance(100);
+        // (idle: still in the index, counted nowhere)
+        assert_eq!((w.entries(), w.groups(), w.idle_groups), (0, 0, 1));
+        assert_eq!(w.value(0, &[ValueRef::Int(1)]), Value::Int(0));
+        assert_eq!(w.value(1, &[ValueRef::Int(1)]), Value::Null);
+        both(&mut w, 100, 1, 2);
+        assert_eq!((w.groups.len(), w.idle_groups), (1, 0));
+        let mut ts = 200;
+        for k in 0..(IDLE_GROUPS as i64 + 10) {
+            both(&mut w, ts, k, k);
+            ts += 100;
+        }
+        w.advance(ts);
+        assert_eq!(w.idle_groups, IDLE_GROUPS);
+        assert_eq!(w.index.len(), IDLE_GROUPS);
+        assert!(w.groups.len() <= IDLE_GROUPS + 2, "{}", w.groups.len());
+        assert_eq!(w.idle.len(), IDLE_GROUPS);
     }
 }
