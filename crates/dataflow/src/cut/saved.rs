@@ -648,10 +648,13 @@ where
         max_seen = max_seen.max(end.max_seen);
         (late, read) = (late + end.late, read + end.events);
     }
-    for (name, _, mut entries) in indicators {
-        entries.sort_by_key(|(_, ts, _)| *ts);
-        engine.put_indicator_entries(&name, entries);
-    }
+    let indicators = (indicators.into_iter())
+        .map(|(name, _, mut entries)| {
+            entries.sort_by_key(|(_, ts, _)| *ts);
+            (name, entries)
+        })
+        .collect();
+    engine.put_indicator_entries(indicators);
     stash.sort_by_key(|s| (s.ts, s.source, s.offset));
     let mut places = Vec::new();
     if again {

@@ -167,16 +167,19 @@ impl<E: Event + 'static> Engine<E> {
         self.core.memory.take_indicator_items()
     }
 
-    /// Puts `entries` (key, time, value; in time order) into the windows
-    /// of indicator `name`, as a restore does. False when the engine has
-    /// no such indicator, or does not keep it
-    /// ([`keep_indicators_grouped_by`](Engine::keep_indicators_grouped_by)).
+    /// Puts each indicator's `entries` (key, time, value, in time order)
+    /// into its windows, as a restore does, into windows emptied by
+    /// [`take_indicator_entries`](Engine::take_indicator_entries) or never
+    /// filled. Returns the names of those the engine has no such
+    /// indicator for, or does not keep
+    /// ([`keep_indicators_grouped_by`](Engine::keep_indicators_grouped_by)):
+    /// left out.
+    #[allow(clippy::type_complexity)]
     pub fn put_indicator_entries(
         &mut self,
-        name: &str,
-        entries: Vec<(Vec<Value>, Timestamp, Value)>,
-    ) -> bool {
-        self.core.memory.put_indicator_items(name, entries)
+        entries: Vec<(String, Vec<(Vec<Value>, Timestamp, Value)>)>,
+    ) -> Vec<String> {
+        self.core.memory.put_indicator_items(entries)
     }
 
     /// Takes in the state of `other`, an engine of another part of the

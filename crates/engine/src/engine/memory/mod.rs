@@ -650,42 +650,48 @@ impl Memory {
     /// (their windows left empty): each one's name with its entries as
     /// (key, time, value), oldest first.
     #[allow(clippy::type_complexity)]
-    pub(crate) fn take_indicator_items(
-        &mut self,
-    ) -> Vec<(String, Vec<(Vec<Value>, Timestamp, Value)>)> {
+    pub(crate) fn take_indicator_items(&mut self) -> Vec<(String, Vec<Item>)> {
         let mut taken = Vec::new();
-        for (ind, d) in self.indicators.iter_mut().zip(&self.decls.indicators) {
-            if !ind.kept {
-                continue;
+        for (ind, d) in self.indicators.iter().zip(&self.decls.indicators) {
+            let family = &self.families[ind.family];
+            if family.kept {
+                taken.push((d.name.to_string(), family.windows.items(ind.member)));
             }
-            taken.push((d.name.to_string(), ind.window.items()));
-            ind.window = Window::new(d.func, d.window, self.hasher);
+        }
+        for family in self.families.iter_mut().filter(|f| f.kept) {
+            let funcs = (family.members.iter())
+                .map(|&i| self.decls.indicators[i].func)
+                .collect();
+            family.windows = Windows::new(funcs, family.key.len(), family.width, self.hasher);
         }
         self.count();
         taken
     }
 
-    /// Puts `items` (key, time, value; oldest first) into indicator
-    /// `name`'s windows, as a restore does; false when the engine has no
-    /// such indicator or does not keep it.
-    pub(crate) fn put_indicator_items(
-        &mut self,
-        name: &str,
-        items: Vec<(Vec<Value>, Timestamp, Value)>,
-    ) -> bool {
-        let Some(id) = self.indicator_id(name) else {
-            return false;
-        };
-        let indicator = &mut self.indicators[id.0 as usize];
-        if !indicator.kept {
-            return false;
+    /// Puts each indicator's `items` (key, time, value) into its windows,
+    /// as a restore does (each family's merged in time order), into empty
+    /// windows; those of an indicator the engine does not have, or does
+    /// not keep, are left out. The names of those left out.
+    pub(crate) fn put_indicator_items(&mut self, items: Vec<(String, Vec<Item>)>) -> Vec<String> {
+        let mut refills: Vec<Vec<(usize, Vec<Item>)>> =
+            self.families.iter().map(|_| Vec::new()).collect();
+        let mut left_out = Vec::new();
+        for (name, items) in items {
+            match self.indicator_id(&name) {
+                Some(id) if self.families[self.indicators[id.0 as usize].family].kept => {
+                    let indicator = &self.indicators[id.0 as usize];
+                    refills[indicator.family].push((indicator.member, items));
+                }
+                _ => left_out.push(name),
+            }
         }
-        for (key, ts, value) in items {
-            let key: Vec<ValueRef<'_>> = key.iter().map(ValueRef::from).collect();
-            let _ = indicator.window.push(ts, &key, value);
+        for (family, items) in self.families.iter_mut().zip(refills) {
+            if !items.is_empty() {
+                refill(&mut family.windows, items);
+            }
         }
         self.count();
-        true
+        left_out
     }
 
     /// Has an indicator an entry in its window?
