@@ -37,6 +37,15 @@ pub struct Events {
     /// A reference list, as `run --list`. Repeatable.
     #[arg(long = "list", value_name = "NAME=PATH", value_parser = ListFile::parse)]
     lists: Vec<ListFile>,
+    /// Worker threads, as `run --workers` (the same records as one
+    /// engine's, in another order, which the comparisons do not see).
+    #[cfg(feature = "workers")]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
+    )]
+    workers: Option<usize>,
 }
 
 /// The formats of `--format` (those of `run --format`).
@@ -83,7 +92,8 @@ impl Events {
         config.lists.clone_from(&self.lists);
         config.output = Some(out.clone());
         let said = Box::new(Said(which.to_string()));
-        let result = Runtime::new(config, &rules, said)
+        let result = self
+            .runtime(config, &rules, said)
             .map_err(|e| {
                 say!(
                     "error: {which} ({}): {}",
@@ -115,6 +125,25 @@ impl Events {
 }
 
 impl Events {
+    /// The run of `config`: on one engine, or on `--workers`.
+    fn runtime(
+        &self,
+        config: Config,
+        rules: &Rules,
+        said: Box<Said>,
+    ) -> Result<Runtime, cepheid_runtime::Error> {
+        #[cfg(feature = "workers")]
+        if let Some(workers) = self.workers {
+            let scale = cepheid_dataflow::run::Scale {
+                workers,
+                ..cepheid_dataflow::run::Scale::default()
+            };
+            let cluster = Box::new(cepheid_dataflow::run::Cluster::new(scale));
+            return Runtime::on_cluster(config, rules, cluster, None, None, said);
+        }
+        Runtime::new(config, rules, said)
+    }
+
     /// The file, for messages.
     pub fn path(&self) -> &Path {
         &self.path

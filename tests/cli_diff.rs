@@ -170,3 +170,53 @@ fn the_alerts_listed_are_exactly_those_by_which_the_two_runs_differ() {
         "a narrower window loses pairs"
     );
 }
+
+#[cfg(feature = "workers")]
+#[test]
+fn on_workers_the_diff_counts_are_one_engines() {
+    let dir = scratch("diff-workers");
+    // (no rule writes a list: workers refuse that)
+    let rules = format!(
+        "list watched\n{}",
+        &RULES[RULES.find("pattern hit").unwrap()..]
+    );
+    fs::write(dir.join("old.cep"), &rules).unwrap();
+    fs::write(
+        dir.join("new.cep"),
+        rules.replace("within 3s", "within 1500ms"),
+    )
+    .unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let counts = |extra: &[&str]| {
+        let out = cepheid()
+            .current_dir(&dir)
+            .args([
+                "diff", "old.cep", "new.cep", "--events", "e.jsonl", "--json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut counts: Vec<(String, u64, u64, u64)> =
+            (report["patterns"].as_array().unwrap().iter())
+                .map(|p| {
+                    (
+                        p["pattern"].as_str().unwrap().to_string(),
+                        p["old_only"].as_u64().unwrap(),
+                        p["new_only"].as_u64().unwrap(),
+                        p["both"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+        counts.sort();
+        counts
+    };
+    let one = counts(&[]);
+    assert!(!one.is_empty());
+    assert_eq!(counts(&["--workers", "2"]), one);
+}
