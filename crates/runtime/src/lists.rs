@@ -222,17 +222,7 @@ fn json_entry(text: &str) -> Result<(String, Option<Timestamp>), String> {
             let value = object
                 .remove("value")
                 .ok_or("an object entry has a `value`")?;
-            let until = match object.remove("expires") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::Number(n)) => Some(
-                    n.as_i64()
-                        .ok_or("`expires` is integer milliseconds or an RFC 3339 time")?,
-                ),
-                Some(serde_json::Value::String(s)) => Some(time_of_text(&s)?),
-                Some(_) => {
-                    return Err("`expires` is integer milliseconds or an RFC 3339 time".into())
-                }
-            };
+            let until = expiry(object.remove("expires"))?;
             if let Some(key) = object.keys().next() {
                 return Err(format!(
                     "an object entry has `value` and `expires` only (not `{key}`)"
@@ -275,17 +265,7 @@ impl ListRecord {
             Some(serde_json::Value::String(list)) if !list.is_empty() => list,
             _ => return Err("`$list` must be the name of a list (a string)".to_string()),
         };
-        let until = match fields.remove("expires") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Number(n)) => Some(
-                n.as_i64()
-                    .ok_or("`expires` is integer milliseconds or an RFC 3339 time")?,
-            ),
-            Some(serde_json::Value::String(s)) => Some(time_of_text(&s)?),
-            Some(_) => {
-                return Err("`expires` is integer milliseconds or an RFC 3339 time".to_string())
-            }
-        };
+        let until = expiry(fields.remove("expires"))?;
         let values = |value: serde_json::Value| -> Result<Vec<String>, String> {
             let values = match value {
                 serde_json::Value::Array(values) => values,
@@ -350,6 +330,18 @@ impl ListRecord {
         let removed = self.remove.iter().map(|text| Edit::Remove(value(text)));
         let added = (self.add.iter()).map(|(text, until)| Edit::Add(value(text), *until));
         removed.chain(added).collect()
+    }
+}
+
+/// An `expires` field: none (or null), integer milliseconds or an RFC
+/// 3339 time.
+fn expiry(field: Option<serde_json::Value>) -> Result<Option<Timestamp>, String> {
+    let wrong = || "`expires` is integer milliseconds or an RFC 3339 time".to_string();
+    match field {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_i64().map(Some).ok_or_else(wrong),
+        Some(serde_json::Value::String(s)) => time_of_text(&s).map(Some),
+        Some(_) => Err(wrong()),
     }
 }
 

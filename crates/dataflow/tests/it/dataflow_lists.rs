@@ -92,10 +92,15 @@ fn from(line: &str) -> i64 {
     }
 }
 
-/// A followed file's run (on `workers`, or one engine), its list changed
-/// through its handle twice: the times of its matches, and the points of
-/// the two changes.
-fn run(name: &str, workers: Option<usize>) -> (Vec<i64>, i64, i64) {
+/// A followed file's run in a folder of its own (`name`), on `workers`
+/// or one engine, its lists changeable at run time on workers or not
+/// (`changing`), started over the events of 1 to 10: its folder, events
+/// file, runtime and what it says.
+fn start(
+    name: &str,
+    workers: Option<usize>,
+    changing: bool,
+) -> (std::path::PathBuf, std::path::PathBuf, Runtime, Said) {
     let dir = std::env::temp_dir().join(format!(
         "cepheid-handle-lists-{name}-{}",
         std::process::id()
@@ -107,8 +112,7 @@ fn run(name: &str, workers: Option<usize>) -> (Vec<i64>, i64, i64) {
     let mut config = Config::new(Input::file(&events), Vec::new());
     config.follow = true;
     config.output = Some(dir.join("out.jsonl"));
-    // (on workers, what lets the lists change at run time)
-    config.lists_from_stream = workers.is_some();
+    config.lists_from_stream = changing;
     let rules = Rules::parse("r.cep", RULES).unwrap();
     let said = Said::default();
     let runtime = match workers {
@@ -123,6 +127,15 @@ fn run(name: &str, workers: Option<usize>) -> (Vec<i64>, i64, i64) {
                 .unwrap()
         }
     };
+    (dir, events, runtime, said)
+}
+
+/// A followed file's run (on `workers`, or one engine), its list changed
+/// through its handle twice: the times of its matches, and the points of
+/// the two changes.
+fn run(name: &str, workers: Option<usize>) -> (Vec<i64>, i64, i64) {
+    // (on workers, what lets the lists change at run time)
+    let (dir, events, runtime, said) = start(name, workers, workers.is_some());
     let handle = runtime.handle();
     let run = std::thread::spawn(move || runtime.run());
     // (the events up to 9 were released: the list empty, no match)
@@ -175,32 +188,7 @@ fn a_list_changed_through_the_handle_changes_from_the_watermark_then_on_either_e
 /// it was.
 #[test]
 fn on_workers_whose_rules_cannot_change_a_change_through_the_handle_is_refused() {
-    let dir = std::env::temp_dir().join(format!(
-        "cepheid-handle-lists-refused-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let events = dir.join("e.jsonl");
-    append(&events, 1, 10);
-    let mut config = Config::new(Input::file(&events), Vec::new());
-    config.follow = true;
-    config.output = Some(dir.join("out.jsonl"));
-    let rules = Rules::parse("r.cep", RULES).unwrap();
-    let said = Said::default();
-    let scale = Scale {
-        workers: 2,
-        ..Scale::default()
-    };
-    let runtime = Runtime::on_cluster(
-        config,
-        &rules,
-        Box::new(Cluster::new(scale)),
-        None,
-        None,
-        Box::new(said.clone()),
-    )
-    .unwrap();
+    let (dir, events, runtime, said) = start("refused", Some(2), false);
     let handle = runtime.handle();
     let run = std::thread::spawn(move || runtime.run());
     handle.add_to_list("blocked", &Value::from("10.0.0.9"), None);
