@@ -53,12 +53,17 @@ fn read(dir: &Path, file: &str) -> Vec<u8> {
 #[test]
 fn killed_at_random_moments_the_outputs_end_byte_for_byte_as_an_uninterrupted_run() {
     let dir = setup("crash", 200_000);
-    // Kills spread so that they land before the run can finish: each run
-    // gets between 1/40 and 1/20 of an uninterrupted run's time.
+    // Each run (but the first of a chain) is killed a random moment after
+    // its first new checkpoint is whole, between 1/1000 and 1/40 of an
+    // uninterrupted run's time: each moves the chain on by a checkpoint
+    // or two (one every 3,000 lines read, whatever the machine's speed),
+    // so 24 kills land inside the 200,000 lines however fast it reads,
+    // and each lands somewhere past its checkpoint.
     let kills = Kills {
         wanted: 24,
-        share: (40, 20),
+        share: (1000, 40),
         until_done: false,
+        after_a_checkpoint: true,
     };
     killed_and_resumed(&dir, kills, "3000");
 }
@@ -124,6 +129,7 @@ fn killed_around_changes_of_rules_the_outputs_end_byte_for_byte_as_an_uninterrup
         wanted: 150,
         share: (6, 3),
         until_done: true,
+        after_a_checkpoint: false,
     };
     let (whole, last) = killed_and_resumed(&dir, kills, "1000");
     // (the kills took it past the first change: resumed with the
@@ -152,11 +158,18 @@ fn killed_around_changes_of_rules_the_outputs_end_byte_for_byte_as_an_uninterrup
 
 /// How [`killed_and_resumed`] kills: `wanted` times, each run after
 /// between `1/share.0` and `1/share.1` of an uninterrupted run's time;
-/// with `until_done`, fewer when a run ends by itself first.
+/// with `until_done`, fewer when a run ends by itself first. With
+/// `after_a_checkpoint`, that time counts from the moment the run's first
+/// new checkpoint is whole (but for the first run of a chain, which may
+/// be killed before its first): paced on what the run has read, not on
+/// the clock alone, so that the kills neither all land before the first
+/// checkpoint (a machine slow to start a process) nor let the run end
+/// first (a fast one).
 struct Kills {
     wanted: usize,
     share: (u32, u32),
     until_done: bool,
+    after_a_checkpoint: bool,
 }
 
 /// Runs the command of `dir` once uninterrupted, then with `--checkpoint`
@@ -177,6 +190,7 @@ fn killed_and_resumed(dir: &Path, kills: Kills, every: &str) -> (Output, Output)
         wanted,
         share: (lo, hi),
         until_done,
+        after_a_checkpoint,
     } = kills;
     let mut moments = Moments(0xC0FFEE);
     let mut kills = 0;
@@ -186,11 +200,30 @@ fn killed_and_resumed(dir: &Path, kills: Kills, every: &str) -> (Output, Output)
     while kills < wanted {
         runs += 1;
         assert!(runs < 200, "the run keeps ending before it is killed");
+        let ckpt = dir.join("ckpt");
+        let before = common::newest_checkpoint(&ckpt);
         let mut child = command(&dir, "killed", &resumable)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        if after_a_checkpoint && kills > 0 {
+            // (until a checkpoint newer than the one it resumed from is
+            // whole, or it ends; at most PATIENCE, on a loaded machine)
+            let started = Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                let now = common::newest_checkpoint(&ckpt);
+                if now.is_some() && now != before {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < common::PATIENCE,
+                    "run {runs}: no checkpoint within {:?}",
+                    common::PATIENCE
+                );
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
         std::thread::sleep(moments.between(took / lo, took / hi));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
