@@ -11,6 +11,7 @@ use cepheid_engine::Rules;
 use cepheid_runtime::lists::ListFile;
 use cepheid_runtime::{Config, Input, Level, Notice, Report, Runtime, Time};
 
+use crate::run::FormatArg;
 use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
 
 /// The events a rule set runs over, read as `run` reads them.
@@ -46,15 +47,6 @@ pub struct Events {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
     )]
     workers: Option<usize>,
-}
-
-/// The formats of `--format` (those of `run --format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum FormatArg {
-    /// One JSON object per line.
-    Jsonl,
-    /// A header line, then one row per line.
-    Csv,
 }
 
 impl Events {

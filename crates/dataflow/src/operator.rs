@@ -1071,11 +1071,7 @@ impl<E: Event + 'static> Worker<E> {
         let Some(made) = lists.file else {
             return;
         };
-        let files = &mut self.changes.files;
-        match (files.iter_mut()).find(|f| f.list == made.list && f.path == made.path) {
-            Some(file) => *file = made,
-            None => files.push(made),
-        }
+        cepheid_runtime::lists::keep(&mut self.changes.files, made);
     }
 
     /// The input ended: releases what the final watermark covers and moves

@@ -452,12 +452,7 @@ pub fn refresh(
             }
             Err(why) => return Err(fail(file, why)),
         };
-        let slot = state
-            .iter()
-            .position(|s| s.list == file.list && s.path == file.path);
-        let empty = BTreeMap::new();
-        let before = slot.map_or(&empty, |i| &state[i].entries);
-        let edits = diff(before, &now);
+        let edits = diff(before(state, file), &now);
         let stats = engine.memory_stats();
         apply(engine, &file.list, &edits, at).map_err(|e| fail(file, e.to_string()))?;
         let after = engine.memory_stats();
@@ -476,7 +471,7 @@ pub fn refresh(
             When::Changed => Some(format!(
                 "cepheid: list `{list}`: {path} changed: {}, from event time {}",
                 describe(&edits),
-                if at == Timestamp::MIN { "the start".to_string() } else { at.to_string() }
+                event_time(at)
             )),
         };
         if let Some(text) = said {
@@ -496,15 +491,41 @@ pub fn refresh(
                 format!("cepheid: list `{list}`: {bad} entries of {path} refused: a list of its kind cannot hold them"),
             ));
         }
-        match slot {
-            Some(i) => state[i] = now,
-            None => state.push(now),
-        }
+        keep(state, now);
         if !edits.is_empty() {
             made.push((file.list.clone(), edits));
         }
     }
     Ok(made)
+}
+
+/// What `file` gave when last read, as `state` keeps it (nothing when it
+/// was never read).
+pub fn before<'a>(
+    state: &'a [FileEntries],
+    file: &ListFile,
+) -> &'a BTreeMap<String, Option<Timestamp>> {
+    static NOTHING: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
+    (state.iter())
+        .find(|s| s.list == file.list && s.path == file.path)
+        .map_or(&NOTHING, |s| &s.entries)
+}
+
+/// Keeps `now` in `state`, in place of what the same list and file gave.
+pub fn keep(state: &mut Vec<FileEntries>, now: FileEntries) {
+    match (state.iter_mut()).find(|s| s.list == now.list && s.path == now.path) {
+        Some(kept) => *kept = now,
+        None => state.push(now),
+    }
+}
+
+/// The event time a change is made from, in messages (`Timestamp::MIN`:
+/// `the start`).
+pub fn event_time(at: Timestamp) -> String {
+    match at {
+        Timestamp::MIN => "the start".to_string(),
+        at => at.to_string(),
+    }
 }
 
 /// What a load or a change of the files did, for messages:

@@ -254,15 +254,8 @@ impl Collect<Record> for Emit {
 
     fn lists_changed(&mut self, place: &str, at: Timestamp) {
         // (the single run's words)
-        if at == Timestamp::MIN {
-            say!(
-                self.say,
-                Info,
-                "cepheid: {place}, from event time the start"
-            );
-        } else {
-            say!(self.say, Info, "cepheid: {place}, from event time {at}");
-        }
+        let at = cepheid_runtime::lists::event_time(at);
+        say!(self.say, Info, "cepheid: {place}, from event time {at}");
     }
 
     fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {

@@ -173,7 +173,7 @@ fn at_the_cut(
         return Ok((state, None));
     };
     for file in crate::cut::lists(first) {
-        keep(&mut state, file);
+        lists::keep(&mut state, file);
     }
     let pending: Vec<crate::Change> = (crate::cut::rules(first)?)
         .map(|rules| {
@@ -190,19 +190,10 @@ fn at_the_cut(
     let mut after = state.clone();
     for change in &pending {
         if let Some(file) = change.file_change().and_then(|made| made.file) {
-            keep(&mut after, file);
+            lists::keep(&mut after, file);
         }
     }
     Ok((state, Some((after, last))))
-}
-
-/// `file`'s entries in `state`, in place of those of the same list and
-/// path.
-fn keep(state: &mut Vec<FileEntries>, file: FileEntries) {
-    match (state.iter_mut()).find(|f| f.list == file.list && f.path == file.path) {
-        Some(kept) => *kept = file,
-        None => state.push(file),
-    }
 }
 
 /// What the processes of a run compare of the lists: a hash of every
@@ -259,10 +250,7 @@ impl Watched {
                     continue;
                 }
             };
-            let slot = (self.state.iter()).position(|s| s.list == file.list && s.path == file.path);
-            let empty = std::collections::BTreeMap::new();
-            let before = slot.map_or(&empty, |i| &self.state[i].entries);
-            let edits = lists::diff(before, &now);
+            let edits = lists::diff(lists::before(&self.state, file), &now);
             if edits.is_empty() {
                 continue;
             }
@@ -283,10 +271,7 @@ impl Watched {
                 place,
                 texts,
             });
-            match slot {
-                Some(i) => self.state[i] = now,
-                None => self.state.push(now),
-            }
+            lists::keep(&mut self.state, now);
         }
         items
     }

@@ -674,11 +674,7 @@ impl Session<'_> {
                 format!(
                     "cepheid: {}, from event time {}",
                     record.describe_handle(),
-                    if at == Timestamp::MIN {
-                        "the start".to_string()
-                    } else {
-                        at.to_string()
-                    }
+                    crate::lists::event_time(at)
                 ),
             ),
             Err(e) => self.say(
