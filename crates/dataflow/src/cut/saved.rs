@@ -681,7 +681,7 @@ where
 /// Is the `group by` key of an entry of `engine`'s indicator `name` one
 /// of the keys of key groups `[from, to)`: the values of the fields of
 /// its patterns' `partition by` (every one in the indicator's `group by`:
-/// `route::not_on_workers`), as the engine keys them?
+/// `route::not_on_workers`), as the engine keys them (`key_part`)?
 fn own_keys<E: Event + 'static>(
     engine: &crate::Engine<E>,
     name: &str,
@@ -702,21 +702,10 @@ fn own_keys<E: Event + 'static>(
         let Some(at) = &at else {
             return true;
         };
-        let values: Option<Vec<cepheid_engine::Value>> =
-            (at.iter()).map(|&i| key.get(i).map(as_key)).collect();
+        let values: Option<Vec<cepheid_engine::Value>> = (at.iter())
+            .map(|&i| key.get(i).cloned().and_then(cepheid_core::value::key_part))
+            .collect();
         values.is_none_or(|values| (from..to).contains(&u64::from(crate::key_group(&values))))
-    }
-}
-
-/// A value as a key holds it (an exact-integer number is the integer).
-fn as_key(value: &cepheid_engine::Value) -> cepheid_engine::Value {
-    match value {
-        cepheid_engine::Value::Float(f)
-            if f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64 =>
-        {
-            cepheid_engine::Value::Int(*f as i64)
-        }
-        other => other.clone(),
     }
 }
 
