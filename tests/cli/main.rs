@@ -114,12 +114,12 @@ mod kafka_produce;
 #[cfg(feature = "kafka")]
 #[path = "../../crates/kafka/tests/it/support.rs"]
 mod kafka_support;
-// The library embedded (`examples/embed.rs`), run by `cli_embed`.
-#[cfg(all(feature = "kafka", feature = "metrics"))]
 #[path = "../cli_backtest.rs"]
 mod cli_backtest;
 #[path = "../cli_diff.rs"]
 mod cli_diff;
+// The library embedded (`examples/embed.rs`), run by `cli_embed`.
+#[cfg(all(feature = "kafka", feature = "metrics"))]
 #[path = "../cli_embed.rs"]
 mod cli_embed;
 #[cfg(all(feature = "kafka", feature = "metrics"))]
