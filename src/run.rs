@@ -206,17 +206,22 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub(crate) timeouts: Option<PathBuf>,
     /// Where a Kafka source starts: `earliest` (the default), `latest`,
-    /// or a time (RFC 3339 or milliseconds since the epoch: each
-    /// partition's first record at or after it). A checkpoint overrides it.
+    /// a time (RFC 3339 or milliseconds since the epoch: each partition's
+    /// first record at or after it), or offsets per partition
+    /// (`0:1200,1:1180`; `TOPIC:0:1200` with several topics; a partition
+    /// not named starts at its first record). A checkpoint overrides it.
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_start)]
     pub(crate) kafka_start: Option<cepheid_kafka::StartAt>,
-    /// `end`: read each partition up to its end offset as the broker gives
-    /// it when the run starts, then end as a file does (bounded).
-    /// Otherwise a Kafka source never ends (SIGINT/SIGTERM stop it).
+    /// Read each partition up to here, then end as a file does (bounded):
+    /// `end` (its end offset as the broker gives it when the run starts),
+    /// a time (before its first record at or after it), or offsets per
+    /// partition as --kafka-start takes them (the first not read; a
+    /// partition not named: its end). Otherwise a Kafka source never ends
+    /// (SIGINT/SIGTERM stop it).
     #[cfg(feature = "kafka")]
-    #[arg(long, value_name = "end", value_parser = ["end"])]
-    pub(crate) kafka_until: Option<String>,
+    #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_until)]
+    pub(crate) kafka_until: Option<cepheid_kafka::Until>,
     /// What a Kafka source does with a checkpoint's offset that does not
     /// fit its partition as it is now (beyond its end, before its start,
     /// or a topic deleted and written again): `refuse` (the default: exit
@@ -601,10 +606,10 @@ const FLAGS: &[(&str, &str)] = &[
         "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
     ),
     (
-        "`KafkaOptions::start` and `KafkaOptions::until_end`",
+        "`KafkaOptions::start` and `KafkaOptions::until`",
         "--kafka-start and --kafka-until",
     ),
-    ("`KafkaOptions::until_end`", "--kafka-until end"),
+    ("`KafkaOptions::until`", "--kafka-until WHERE"),
     ("`KafkaOptions::offset_mismatch`", "--kafka-offset-mismatch"),
     ("`KafkaOptions::start`", "--kafka-start"),
     ("`KafkaOptions::rules_topic`", "--rules-topic"),
@@ -714,7 +719,7 @@ pub(crate) fn shown(e: &Error) -> String {
 }
 
 /// The exit status of a run that could not start or stopped on `e`.
-fn error_status(e: &Error) -> u8 {
+pub(crate) fn error_status(e: &Error) -> u8 {
     #[cfg(feature = "kafka")]
     if let Some(status) = kafka::status(e) {
         return status;

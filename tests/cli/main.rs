@@ -52,6 +52,9 @@ mod cli_kafka_topics;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_workers.rs"]
 mod cli_kafka_workers;
+#[cfg(feature = "kafka")]
+#[path = "../cli_lab_kafka.rs"]
+mod cli_lab_kafka;
 #[path = "../cli_lists.rs"]
 mod cli_lists;
 #[path = "../cli_live.rs"]
@@ -103,6 +106,10 @@ mod explain_graph;
 mod golden;
 // The README's quick start's examples, run by `cli_kafka_readme` as
 // code (their `main` is not).
+#[path = "../cli_backtest.rs"]
+mod cli_backtest;
+#[path = "../cli_diff.rs"]
+mod cli_diff;
 #[cfg(feature = "kafka")]
 #[allow(dead_code)]
 #[path = "../../examples/kafka_consume.rs"]
@@ -114,10 +121,6 @@ mod kafka_produce;
 #[cfg(feature = "kafka")]
 #[path = "../../crates/kafka/tests/it/support.rs"]
 mod kafka_support;
-#[path = "../cli_backtest.rs"]
-mod cli_backtest;
-#[path = "../cli_diff.rs"]
-mod cli_diff;
 // The library embedded (`examples/embed.rs`), run by `cli_embed`.
 #[cfg(all(feature = "kafka", feature = "metrics"))]
 #[path = "../cli_embed.rs"]

@@ -13,7 +13,7 @@ use cepheid_runtime::{Config, Time};
 use crate::fit::OnMismatch;
 use crate::options::{Url, UrlError};
 use crate::retry::Retry;
-use crate::source::StartAt;
+use crate::source::{StartAt, Until};
 
 /// The options of a run that only Kafka has, as given: where a Kafka
 /// source starts and ends, its rules topic, the output's timeouts topic,
@@ -41,9 +41,9 @@ pub struct KafkaOptions<'a> {
     /// `--kafka-start`: where the source starts (`None`: the earliest
     /// records).
     pub start: Option<&'a StartAt>,
-    /// `--kafka-until end`: the source reads each partition up to its end
-    /// when it starts, then ends.
-    pub until_end: bool,
+    /// `--kafka-until`: where the source ends (`None`: it never does;
+    /// [`Until::End`]: each partition's end when the source starts).
+    pub until: Option<&'a Until>,
     /// `--kafka-offset-mismatch`: what the source does with a kept offset
     /// (a checkpoint's) that does not fit its partition as it is now
     /// (`None`: [`OnMismatch::Refuse`]).
@@ -63,7 +63,7 @@ impl Default for KafkaOptions<'_> {
             transactional_id: None,
             marker_topic: None,
             start: None,
-            until_end: false,
+            until: None,
             offset_mismatch: None,
             retry: Retry::default(),
         }
@@ -176,7 +176,7 @@ impl fmt::Display for OptionsError {
         let said = match self {
             OptionsError::Url { setting, error } => return write!(f, "{setting} {error}"),
             OptionsError::FollowKafka => {
-                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until_end`)"
+                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until`)"
             }
             OptionsError::RulesTopicAlone => {
                 "`KafkaOptions::rules_topic` needs `Config::input` kafka://... (on its brokers)"
@@ -236,7 +236,7 @@ const KAFKA_ONLY: &str = "`KafkaOptions::properties`, `KafkaOptions::transaction
 
 /// [`OptionsError::StartAlone`]'s words (as [`KAFKA_ONLY`]).
 const START_ALONE: &str =
-    "`KafkaOptions::start` and `KafkaOptions::until_end` need `Config::input` kafka://...";
+    "`KafkaOptions::start` and `KafkaOptions::until` need `Config::input` kafka://...";
 
 impl std::error::Error for OptionsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -319,7 +319,7 @@ impl KafkaOptions<'_> {
         if run.record_time && !events {
             return Err(OptionsError::RecordTimeAlone);
         }
-        if (self.start.is_some() || self.until_end) && !events {
+        if (self.start.is_some() || self.until.is_some()) && !events {
             return Err(OptionsError::StartAlone);
         }
         if self.offset_mismatch.is_some() && !events {
@@ -482,7 +482,7 @@ mod tests {
                 none,
                 run_with(IN, "-", |c| c.follow = true),
                 OptionsError::FollowKafka,
-                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until_end`)",
+                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until`)",
             ),
             (
                 KafkaOptions {
@@ -584,7 +584,7 @@ mod tests {
             ),
             (
                 KafkaOptions {
-                    until_end: true,
+                    until: Some(&Until::End),
                     ..none
                 },
                 run("-", OUT),

@@ -54,7 +54,7 @@ impl KafkaOptions<'_> {
     /// The configuration of the source of a Kafka `events` (`None` for a
     /// file): every partition of its topics, from [`KafkaOptions::start`]
     /// (the earliest records by default), bounded with
-    /// [`KafkaOptions::until_end`], the retries, the properties and the
+    /// [`KafkaOptions::until`], the retries, the properties and the
     /// rules topic; its consumer group the sink's transactional id
     /// ([`KafkaOptions::sink_transactional_id`]), else `cepheid`.
     pub fn source_config(&self, config: &Config) -> Result<Option<SourceConfig>, KafkaError> {
@@ -76,7 +76,7 @@ impl KafkaOptions<'_> {
         let topics: Vec<&str> = events.topics.iter().map(String::as_str).collect();
         let mut c = SourceConfig::new(events.brokers.clone(), &topics);
         c.start = self.start.cloned().unwrap_or(StartAt::Earliest);
-        c.until_end = self.until_end;
+        c.until = self.until.cloned();
         c.on_mismatch = self.offset_mismatch.unwrap_or_default();
         c.retry = self.retry;
         c.group_id = group.unwrap_or_else(|| GROUP.to_string());
@@ -246,7 +246,7 @@ mod tests {
     use cepheid_runtime::Input;
 
     use super::*;
-    use crate::Retry;
+    use crate::{Retry, Until};
 
     #[test]
     fn partitions_are_dealt_in_turn_over_the_workers_of_every_process() {
@@ -280,7 +280,7 @@ mod tests {
             rules_topic: Some(Path::new("kafka://a:1,b:2/rules")),
             properties: &props,
             start: Some(&start),
-            until_end: true,
+            until: Some(&Until::End),
             retry: Retry {
                 limit: Duration::from_secs(3),
                 ..Retry::default()
@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(source.brokers, "a:1,b:2");
         assert_eq!(source.topics, ["in", "more"]);
         assert_eq!(source.start, start);
-        assert!(source.until_end);
+        assert_eq!(source.until, Some(Until::End));
         assert_eq!(source.retry.limit, Duration::from_secs(3));
         assert_eq!(source.properties, props);
         assert_eq!(source.rules_topic.as_deref(), Some("rules"));

@@ -4,6 +4,7 @@
 //! as bytes with where they came from.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +18,7 @@ use cepheid_runtime::{Level, Notify};
 
 use crate::error::{retriable, KafkaError};
 use crate::fit::{misfits, Misfit, Mismatch, OnMismatch};
+use crate::options::PartitionOffsets;
 use crate::position::{KafkaPosition, Mark};
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
@@ -46,6 +48,41 @@ pub enum StartAt {
     /// starts at its first record. Each offset is checked against its
     /// partition as it is now ([`SourceConfig::on_mismatch`]).
     Position(KafkaPosition),
+    /// At these offsets (a caller's: `--kafka-start 0:1200`); a partition
+    /// they do not name starts at its first record. An offset outside its
+    /// partition's records (before the first kept, after the end) is
+    /// refused ([`KafkaError::Config`]).
+    Offsets(PartitionOffsets),
+}
+
+/// Where a bounded source ends: it hands out no record at or after it,
+/// and ends ([`KafkaSource::at_end`]) once every partition is read to
+/// it. Each partition's end is fixed when the source starts, as offsets,
+/// so two runs of one range read the same records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Each partition's end offset as the broker gives it when the source
+    /// starts (its high watermark).
+    End,
+    /// Before each partition's first record with a timestamp at or after
+    /// this one (milliseconds since the epoch; `offsets_for_times`), else
+    /// at its end: a range of offsets, so a record after that one with an
+    /// earlier timestamp is not read.
+    Timestamp(i64),
+    /// Before these offsets; a partition they do not name ends at its end
+    /// when the source starts. An offset before the partition's start or
+    /// beyond its end is refused ([`KafkaError::Config`]).
+    Offsets(PartitionOffsets),
+}
+
+impl fmt::Display for Until {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Until::End => f.write_str("end"),
+            Until::Timestamp(ms) => write!(f, "{ms}"),
+            Until::Offsets(offsets) => write!(f, "{offsets}"),
+        }
+    }
 }
 
 /// The configuration of a [`KafkaSource`].
@@ -71,10 +108,10 @@ pub struct SourceConfig {
     pub retry: Retry,
     /// Further librdkafka properties (`key`, `value`), set last.
     pub properties: Vec<(String, String)>,
-    /// Bounded: read up to each partition's end offset as the broker
-    /// gives it when the source starts (its high watermark), then end
-    /// ([`KafkaSource::at_end`]); records after it are not handed out.
-    pub until_end: bool,
+    /// Bounded: read up to this place in each partition (fixed as offsets
+    /// when the source starts), then end ([`KafkaSource::at_end`]);
+    /// records at or after it are not handed out. `None`: never ends.
+    pub until: Option<Until>,
     /// A topic of rule sets beside the events (the broadcast-state
     /// pattern; one partition): each record a `{"$rules": ...}` or
     /// `{"$rules_file": ...}` record, handed out by
@@ -104,7 +141,7 @@ impl SourceConfig {
             max_batch: 1024,
             retry: Retry::default(),
             properties: Vec::new(),
-            until_end: false,
+            until: None,
             rules_topic: None,
             on_mismatch: OnMismatch::Refuse,
         }
@@ -479,6 +516,171 @@ fn client(operation: &'static str) -> impl Fn(ClientError) -> KafkaError {
     move |e| KafkaError::client(operation, e)
 }
 
+/// What resolves a start and an end to offsets: the topics read, the
+/// partitions read (`splits`), every partition of the topics (`known`).
+struct Places<'a> {
+    consumer: &'a BaseConsumer<Offsets>,
+    topics: &'a [String],
+    splits: &'a [(String, i32)],
+    known: &'a [(String, i32)],
+    retry: Retry,
+}
+
+impl Places<'_> {
+    /// A partition's first offset kept and its end (high watermark).
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
+        self.retry.run(
+            "fetch watermarks",
+            |left| self.consumer.fetch_watermarks(topic, partition, left),
+            client("fetch watermarks"),
+        )
+    }
+
+    /// Per partition read, the offset of its first record with a
+    /// timestamp at or after `ts`, or its end when none.
+    fn first_at(&self, ts: i64) -> Result<Vec<i64>, KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in self.splits {
+            tpl.add_partition_offset(t, *p, Offset::Offset(ts))
+                .map_err(client("offsets_for_times"))?;
+        }
+        let found = self.retry.run(
+            "offsets_for_times",
+            |left| self.consumer.offsets_for_times(tpl.clone(), left),
+            client("offsets_for_times"),
+        )?;
+        let mut offsets = Vec::with_capacity(self.splits.len());
+        for (t, p) in self.splits {
+            match found.find_partition(t, *p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => offsets.push(o),
+                _ => offsets.push(self.watermarks(t, *p)?.1),
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// The offsets a caller named, per partition read (`what`: which
+    /// setting, for messages); each must name a partition of the topics,
+    /// and name its topic when there are several.
+    fn named(
+        &self,
+        offsets: &PartitionOffsets,
+        what: &str,
+    ) -> Result<HashMap<(String, i32), i64>, KafkaError> {
+        let mut named = HashMap::new();
+        for (topic, partition, offset) in &offsets.0 {
+            let topic = match (topic, self.topics) {
+                (Some(t), _) => t.clone(),
+                (None, [only]) => only.clone(),
+                (None, _) => {
+                    return Err(KafkaError::Config {
+                        reason: format!(
+                            "{what} `{partition}:{offset}` names no topic, and the source \
+                             reads several: write TOPIC:{partition}:{offset}"
+                        ),
+                    })
+                }
+            };
+            if !self.topics.contains(&topic) {
+                return Err(KafkaError::Config {
+                    reason: format!("{what} names topic {topic:?}, which the source does not read"),
+                });
+            }
+            if !self.known.contains(&(topic.clone(), *partition)) {
+                return Err(KafkaError::UnknownPartition {
+                    topic,
+                    partition: *partition,
+                });
+            }
+            named.insert((topic, *partition), *offset);
+        }
+        Ok(named)
+    }
+
+    /// Where each partition read starts.
+    fn start(&self, start: &StartAt) -> Result<KafkaPosition, KafkaError> {
+        let by_time = match start {
+            StartAt::Timestamp(ts) => self.first_at(*ts)?,
+            _ => Vec::new(),
+        };
+        let named = match start {
+            StartAt::Offsets(offsets) => self.named(offsets, "the start")?,
+            _ => HashMap::new(),
+        };
+        let mut position = KafkaPosition::new();
+        for (i, (t, p)) in self.splits.iter().enumerate() {
+            let next = match start {
+                StartAt::Earliest => self.watermarks(t, *p)?.0,
+                StartAt::Latest => self.watermarks(t, *p)?.1,
+                StartAt::Timestamp(_) => by_time[i],
+                StartAt::Position(at) => match at.get(t, *p) {
+                    Some(o) => o,
+                    None => self.watermarks(t, *p)?.0,
+                },
+                StartAt::Offsets(_) => {
+                    let (low, high) = self.watermarks(t, *p)?;
+                    match named.get(&(t.clone(), *p)) {
+                        Some(&o) if o < low || o > high => {
+                            return Err(KafkaError::Config {
+                                reason: format!(
+                                    "the start offset {o} of {t}/{p} is outside its records, \
+                                     offsets {low} to {high} (the end) now"
+                                ),
+                            })
+                        }
+                        Some(&o) => o,
+                        None => low,
+                    }
+                }
+            };
+            position.set(t, *p, next);
+        }
+        Ok(position)
+    }
+
+    /// Where each partition read ends, at or after its start (`start`).
+    fn end(&self, until: &Until, start: &KafkaPosition) -> Result<KafkaPosition, KafkaError> {
+        let by_time = match until {
+            Until::Timestamp(ts) => self.first_at(*ts)?,
+            _ => Vec::new(),
+        };
+        let named = match until {
+            Until::Offsets(offsets) => self.named(offsets, "the end")?,
+            _ => HashMap::new(),
+        };
+        let mut end = KafkaPosition::new();
+        for (i, (t, p)) in self.splits.iter().enumerate() {
+            let high = self.watermarks(t, *p)?.1;
+            let at = match until {
+                Until::End => high,
+                Until::Timestamp(_) => by_time[i],
+                Until::Offsets(_) => match named.get(&(t.clone(), *p)) {
+                    Some(&o) if o > high => {
+                        return Err(KafkaError::Config {
+                            reason: format!(
+                                "the end offset {o} of {t}/{p} is beyond its end, offset \
+                                 {high} now"
+                            ),
+                        })
+                    }
+                    Some(&o) => o,
+                    None => high,
+                },
+            };
+            let from = start.get(t, *p).unwrap_or(0);
+            if at < from {
+                return Err(KafkaError::Config {
+                    reason: format!(
+                        "{t}/{p} would end at offset {at}, before its start at offset {from}"
+                    ),
+                });
+            }
+            end.set(t, *p, at);
+        }
+        Ok(end)
+    }
+}
+
 impl KafkaSource {
     /// Connects, checks that the topics and partitions exist, resolves
     /// the start to offsets and assigns them.
@@ -544,6 +746,7 @@ impl KafkaSource {
 
         // The partitions of each topic, from the broker's metadata.
         let mut splits = Vec::new();
+        let mut known = Vec::new();
         for topic in &config.topics {
             let metadata = retry.run(
                 "fetch metadata",
@@ -561,6 +764,7 @@ impl KafkaSource {
                     })
                 }
             };
+            known.extend(partitions.iter().map(|p| (topic.clone(), *p)));
             match &config.partitions {
                 Partitions::All => {
                     let mut partitions = partitions;
@@ -588,59 +792,18 @@ impl KafkaSource {
             }
         }
 
-        // The start, as offsets.
-        let mut position = KafkaPosition::new();
-        let watermarks = |t: &str, p: i32| {
-            retry.run(
-                "fetch watermarks",
-                |left| consumer.fetch_watermarks(t, p, left),
-                client("fetch watermarks"),
-            )
+        // The start and the end, as offsets.
+        let places = Places {
+            consumer: &consumer,
+            topics: &config.topics,
+            splits: &splits,
+            known: &known,
+            retry,
         };
-        let by_time = match &config.start {
-            StartAt::Timestamp(ts) => {
-                let mut tpl = TopicPartitionList::new();
-                for (t, p) in &splits {
-                    tpl.add_partition_offset(t, *p, Offset::Offset(*ts))
-                        .map_err(client("offsets_for_times"))?;
-                }
-                Some(retry.run(
-                    "offsets_for_times",
-                    |left| consumer.offsets_for_times(tpl.clone(), left),
-                    client("offsets_for_times"),
-                )?)
-            }
-            _ => None,
-        };
-        for (t, p) in &splits {
-            let next = match &config.start {
-                StartAt::Earliest => watermarks(t, *p)?.0,
-                StartAt::Latest => watermarks(t, *p)?.1,
-                StartAt::Timestamp(_) => {
-                    let found = by_time
-                        .as_ref()
-                        .and_then(|tpl| tpl.find_partition(t, *p))
-                        .map(|e| e.offset());
-                    match found {
-                        Some(Offset::Offset(o)) => o,
-                        _ => watermarks(t, *p)?.1,
-                    }
-                }
-                StartAt::Position(at) => match at.get(t, *p) {
-                    Some(o) => o,
-                    None => watermarks(t, *p)?.0,
-                },
-            };
-            position.set(t, *p, next);
-        }
-        let end = if config.until_end {
-            let mut end = KafkaPosition::new();
-            for (t, p) in &splits {
-                end.set(t, *p, watermarks(t, *p)?.1);
-            }
-            Some(end)
-        } else {
-            None
+        let position = places.start(&config.start)?;
+        let end = match &config.until {
+            Some(until) => Some(places.end(until, &position)?),
+            None => None,
         };
         let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();
         for (i, (t, p)) in splits.iter().enumerate() {
@@ -657,7 +820,7 @@ impl KafkaSource {
                     rules_config,
                     topic,
                     from,
-                    config.until_end,
+                    config.until.is_some(),
                     retry,
                 )?)
             }
@@ -1166,7 +1329,7 @@ impl KafkaSource {
         }
     }
 
-    /// Bounded ([`SourceConfig::until_end`]): has every partition been
+    /// Bounded ([`SourceConfig::until`]): has every partition been
     /// read to its end offset? Always false otherwise.
     ///
     /// A partition is read to its end when the offset after the last

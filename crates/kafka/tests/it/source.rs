@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::{topic, Broker};
 use cepheid_kafka::{
     KafkaError, KafkaPosition, KafkaRecord, KafkaSource, PartitionLag, Partitions, Read,
-    SourceConfig, StartAt, TopicChange,
+    SourceConfig, StartAt, TopicChange, Until,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -443,7 +443,7 @@ fn a_bounded_source_ends_on_partitions_written_with_transactions() {
     produce_in_transaction(&broker, "tx-b", &t, 1, &texts("b", 2));
     produce_in_transaction(&broker, "tx-b", &t, 1, &texts("c", 3));
     let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
-    config.until_end = true;
+    config.until = Some(Until::End);
     let mut source = KafkaSource::new(config).expect("a source");
     // Each partition's end is after its last commit marker, which no
     // consumer reads.
@@ -566,7 +566,7 @@ fn a_source_sought_at_its_start_and_ended_at_once_never_aborts() {
     with_rules.set(&rules, 0, 1);
     for case in 0..SOUGHT_CASES {
         let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
-        config.until_end = true;
+        config.until = Some(Until::End);
         let at = match case % 2 {
             0 => &at,
             _ => {
