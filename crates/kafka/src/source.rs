@@ -638,8 +638,16 @@ impl Places<'_> {
         Ok(position)
     }
 
-    /// Where each partition read ends, at or after its start (`start`).
-    fn end(&self, until: &Until, start: &KafkaPosition) -> Result<KafkaPosition, KafkaError> {
+    /// Where each partition read ends. A range the caller gave
+    /// (`ordered`: not a checkpoint's start, not [`Until::End`]) must end
+    /// at or after its start (`start`); a resumed run past its end ends
+    /// at once.
+    fn end(
+        &self,
+        until: &Until,
+        start: &KafkaPosition,
+        ordered: bool,
+    ) -> Result<KafkaPosition, KafkaError> {
         let by_time = match until {
             Until::Timestamp(ts) => self.first_at(*ts)?,
             _ => Vec::new(),
@@ -668,7 +676,7 @@ impl Places<'_> {
                 },
             };
             let from = start.get(t, *p).unwrap_or(0);
-            if at < from {
+            if ordered && at < from {
                 return Err(KafkaError::Config {
                     reason: format!(
                         "{t}/{p} would end at offset {at}, before its start at offset {from}"
@@ -802,7 +810,11 @@ impl KafkaSource {
         };
         let position = places.start(&config.start)?;
         let end = match &config.until {
-            Some(until) => Some(places.end(until, &position)?),
+            Some(until) => {
+                let resumed = matches!(config.start, StartAt::Position(_));
+                let ordered = !resumed && *until != Until::End;
+                Some(places.end(until, &position, ordered)?)
+            }
             None => None,
         };
         let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();
