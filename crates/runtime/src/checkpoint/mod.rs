@@ -91,6 +91,9 @@ pub struct Command {
     pub(crate) output: Option<String>,
     /// `--late`, canonical.
     pub(crate) late: Option<String>,
+    /// `--shadow-output`, canonical (none in checkpoints of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shadow: Option<String>,
 }
 
 impl Command {
@@ -99,6 +102,7 @@ impl Command {
     pub fn with_outputs_of(mut self, then: &Command) -> Command {
         self.output.clone_from(&then.output);
         self.late.clone_from(&then.late);
+        self.shadow.clone_from(&then.shadow);
         self
     }
 
@@ -117,6 +121,11 @@ impl Command {
             ),
             ("`Config::output`", show(&self.output), show(&now.output)),
             ("`Config::late`", show(&self.late), show(&now.late)),
+            (
+                "`Config::shadow_output`",
+                show(&self.shadow),
+                show(&now.shadow),
+            ),
         ];
         pairs
             .into_iter()

@@ -350,7 +350,12 @@ impl Runtime {
         if let Some(sink) = &mut sink {
             sink.notify_to(notify.clone());
         }
-        refuse(&config, source.is_none(), sink.as_deref())?;
+        refuse(
+            &config,
+            source.is_none(),
+            sink.as_deref(),
+            engine.patterns(),
+        )?;
         let source = source.map(|source| Arc::new(Mutex::new(source)));
         let mut locks = Vec::new();
         // Another run on the checkpoint folder is refused (naming it)
@@ -477,6 +482,13 @@ impl Runtime {
                 }
             }
         };
+        // (the rules a checkpoint went on with may differ from those the
+        // run was given)
+        if let Some(pattern) = crate::conflict::shadow_unplaced(&config, engine.patterns()) {
+            return Err(Error::Conflict(crate::Conflict::ShadowWithoutOutput {
+                pattern,
+            }));
+        }
         let lists = read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
         let late = sink.takes_late();
         let out = Emit {
@@ -526,7 +538,12 @@ impl Runtime {
         sink: Option<Box<dyn Sink>>,
         report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
-        refuse(&config, sources.is_none(), sink.as_deref())?;
+        refuse(
+            &config,
+            sources.is_none(),
+            sink.as_deref(),
+            rules.patterns().iter(),
+        )?;
         cluster.check(&config, sink.is_some())?;
         let (report, notify) = Notify::share(report);
         let board = report.observes().then(|| {
@@ -817,6 +834,10 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         Some(late) => Some(path(late)?),
         None => None,
     };
+    let shadow = match &config.shadow_output {
+        Some(shadow) => Some(path(shadow)?),
+        None => None,
+    };
     let Input::File(events) = &config.input else {
         return None;
     };
@@ -837,6 +858,7 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         time_field: config.time_field().unwrap_or("ts").to_string(),
         output,
         late,
+        shadow,
     })
 }
 
@@ -866,7 +888,12 @@ fn special_outputs(config: &Config, report: &mut dyn Report) {
 /// [`Config::check`] first (the output the input, a rules folder nothing
 /// reads, a transactional sink without checkpoints, the records' own
 /// times from a file).
-fn refuse(config: &Config, reads_file: bool, sink: Option<&dyn Sink>) -> Result<(), Error> {
+fn refuse<'a>(
+    config: &Config,
+    reads_file: bool,
+    sink: Option<&dyn Sink>,
+    patterns: impl Iterator<Item = &'a cepheid_core::pattern::Pattern>,
+) -> Result<(), Error> {
     config.check_reading(reads_file).map_err(Error::Conflict)?;
     if let Some(sink) = sink {
         if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
@@ -874,6 +901,16 @@ fn refuse(config: &Config, reads_file: bool, sink: Option<&dyn Sink>) -> Result<
                 sink: sink.describe(Kind::Match),
             }));
         }
+        if config.shadow_output.is_some() && !sink.takes_shadow() {
+            return Err(Error::Conflict(crate::Conflict::SinkTakesNoShadow {
+                sink: sink.describe(Kind::Match),
+            }));
+        }
+    }
+    if let Some(pattern) = crate::conflict::shadow_unplaced(config, patterns) {
+        return Err(Error::Conflict(crate::Conflict::ShadowWithoutOutput {
+            pattern,
+        }));
     }
     if reads_file && config.time == Time::Record {
         return Err(Error::Source(crate::SourceError {
@@ -979,6 +1016,7 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
         time_field: config.time_field().unwrap_or("ts").to_string(),
         output: config.output.as_deref().map(path),
         late: config.late.as_deref().map(path),
+        shadow: config.shadow_output.as_deref().map(path),
     }
 }
 
