@@ -57,7 +57,7 @@ fn without_watch() -> String {
 /// point of event time: with `--max-delay 0ms` the watermark is one below
 /// it, `docs/dynamic-rules.md`, "The switch point").
 fn events(n: usize, at: usize, rules: &str) -> (String, i64) {
-    let mut seed: u64 = 0x5EED_42;
+    let mut seed: u64 = 0x005E_ED42;
     let mut next = move |m: u64| {
         seed = seed
             .wrapping_mul(6364136223846793005)

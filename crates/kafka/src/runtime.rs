@@ -265,7 +265,6 @@ impl KafkaSink {
         SinkError {
             target: self.describe(),
             late,
-            shadow: false,
             source: io_error(error),
         }
     }
@@ -296,8 +295,7 @@ impl Sink for KafkaSink {
         let Some(topic_kind) = kind(k) else {
             return Err(SinkError {
                 target: Sink::describe(self, k),
-                late: false,
-                shadow: true,
+                late: true,
                 source: std::io::Error::other("a Kafka output takes no shadow records"),
             });
         };
@@ -357,7 +355,6 @@ impl Sink for KafkaSink {
         let error = |e: KafkaError| SinkError {
             target: self.describe(),
             late: false,
-            shadow: false,
             source: io_error(e),
         };
         let mut decoded = Vec::with_capacity(shares.len());
@@ -454,7 +451,6 @@ mod tests {
             cepheid_runtime::Error::Sink(SinkError {
                 target: "out".into(),
                 late: false,
-                shadow: false,
                 source,
             })
         };

@@ -84,10 +84,11 @@ pub enum Target {
 pub struct SinkError {
     /// Where it was writing, for messages (`out.jsonl`, `standard output`).
     pub target: String,
-    /// Was it where late records go?
+    /// Was it a side output, where late records (or shadow patterns'
+    /// records, [`Kind::Shadow`]) go, not the records' output? (A side
+    /// output closed is an error, never the quiet end of a closed
+    /// output.)
     pub late: bool,
-    /// Was it where shadow patterns' records go?
-    pub shadow: bool,
     /// The error.
     pub source: io::Error,
 }
@@ -105,7 +106,6 @@ impl SinkError {
         SinkError {
             target: self.target.clone(),
             late: self.late,
-            shadow: self.shadow,
             source: io::Error::new(self.source.kind(), self.source.to_string()),
         }
     }
@@ -113,7 +113,7 @@ impl SinkError {
     /// Was the records' output closed (`| head`)? Then the run stops
     /// quietly: nothing is said, and it is not an error.
     pub(crate) fn closed(&self) -> bool {
-        !self.late && !self.shadow && self.source.kind() == io::ErrorKind::BrokenPipe
+        !self.late && self.source.kind() == io::ErrorKind::BrokenPipe
     }
 }
 
@@ -238,7 +238,6 @@ pub trait Sink: Send {
             _ => Err(SinkError {
                 target: self.describe(Kind::Match),
                 late: false,
-                shadow: false,
                 source: io::Error::other(
                     "this sink cannot commit the positions of several sources",
                 ),
@@ -492,8 +491,7 @@ impl Files {
         };
         SinkError {
             target: target.clone(),
-            late: to == Target::Late,
-            shadow: to == Target::Shadow,
+            late: to != Target::Output,
             source,
         }
     }

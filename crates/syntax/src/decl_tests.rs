@@ -193,7 +193,10 @@ fn the_shadow_mark_parses_prints_lowers_and_comes_back_from_the_ir() {
     let file = parse(SHADOW).unwrap();
     let printed = print_file(&file);
     assert!(printed.contains("\n    shadow\n"), "{printed}");
-    assert_eq!(parse(&printed).unwrap().without_spans(), file.without_spans());
+    assert_eq!(
+        parse(&printed).unwrap().without_spans(),
+        file.without_spans()
+    );
     let loaded = load_str("r.cep", SHADOW);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let p = &loaded.patterns[0];

@@ -390,7 +390,6 @@ pub(super) fn commit(dir: &Path, number: u64, out: &mut Output) -> Result<(), Si
         .map_err(|why| SinkError {
             target: out.sink().describe(cepheid_runtime::Kind::Match),
             late: false,
-            shadow: false,
             source: io::Error::other(format!("the cut just written cannot be read: {why}")),
         })
         .and_then(|shares| out.sink().join_positions(&shares));

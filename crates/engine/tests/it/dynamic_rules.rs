@@ -586,12 +586,18 @@ fn promoting_a_shadow_pattern_keeps_its_partial_matches() {
         .unwrap();
     assert_eq!(changes.get("ab"), Some(Change::Promoted));
     assert!(changes.any());
-    assert_eq!(changes.to_string(), "ab: promoted (its partial matches kept)\n");
+    assert_eq!(
+        changes.to_string(),
+        "ab: promoted (its partial matches kept)\n"
+    );
     assert!(changed.is_empty());
     assert!(!engine.patterns().next().unwrap().shadow);
     assert_eq!(engine.version("ab"), Some(1));
     let stats = &engine.pattern_stats()[0];
-    assert_eq!((stats.live_runs, stats.matches, stats.shadow), (1, 1, false));
+    assert_eq!(
+        (stats.live_runs, stats.matches, stats.shadow),
+        (1, 1, false)
+    );
     // The sequence under way completes under the promoted rule.
     push(&mut engine, 4, "u1", "b", &mut out);
     engine.watermark(4, &mut out);

@@ -660,6 +660,7 @@ mod tests {
             time_field: "ts".into(),
             output: Some("/data/out.jsonl".into()),
             late: None,
+            shadow: None,
         }
     }
 
@@ -672,6 +673,18 @@ mod tests {
             command().difference(&now).map(|d| d.to_string()).as_deref(),
             Some("it was taken by another command (`Config::late` was -, now /data/late)")
         );
+        now.late = None;
+        now.shadow = Some("/data/shadow".into());
+        assert_eq!(
+            command().difference(&now).map(|d| d.to_string()).as_deref(),
+            Some(
+                "it was taken by another command (`Config::shadow_output` was -, now /data/shadow)"
+            )
+        );
+        // (a checkpoint of before the shadow output reads as one without)
+        let old = r#"{"events":"/e","format":"jsonl","time":"event","time_field":"ts","output":null,"late":null}"#;
+        let old: Command = serde_json::from_str(old).unwrap();
+        assert_eq!(old.shadow, None);
     }
 
     #[test]

@@ -350,12 +350,8 @@ impl Runtime {
         if let Some(sink) = &mut sink {
             sink.notify_to(notify.clone());
         }
-        refuse(
-            &config,
-            source.is_none(),
-            sink.as_deref(),
-            engine.patterns(),
-        )?;
+        let file = source.is_none();
+        refuse(&config, file, sink.as_deref(), engine.patterns())?;
         let source = source.map(|source| Arc::new(Mutex::new(source)));
         let mut locks = Vec::new();
         // Another run on the checkpoint folder is refused (naming it)
@@ -482,13 +478,7 @@ impl Runtime {
                 }
             }
         };
-        // (the rules a checkpoint went on with may differ from those the
-        // run was given)
-        if let Some(pattern) = crate::conflict::shadow_unplaced(&config, engine.patterns()) {
-            return Err(Error::Conflict(crate::Conflict::ShadowWithoutOutput {
-                pattern,
-            }));
-        }
+        shadow_placed(&config, engine.patterns())?;
         let lists = read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
         let late = sink.takes_late();
         let out = Emit {
@@ -907,11 +897,7 @@ fn refuse<'a>(
             }));
         }
     }
-    if let Some(pattern) = crate::conflict::shadow_unplaced(config, patterns) {
-        return Err(Error::Conflict(crate::Conflict::ShadowWithoutOutput {
-            pattern,
-        }));
-    }
+    shadow_placed(config, patterns)?;
     if reads_file && config.time == Time::Record {
         return Err(Error::Source(crate::SourceError {
             source_name: config.input.describe(),
@@ -922,6 +908,21 @@ fn refuse<'a>(
         }));
     }
     Ok(())
+}
+
+/// Refuses `patterns` when one is a `shadow` pattern and the run has no
+/// shadow output: the rules given, and again those in force after a
+/// resume (a checkpoint goes on with the rules it changed to).
+fn shadow_placed<'a>(
+    config: &Config,
+    patterns: impl Iterator<Item = &'a cepheid_core::pattern::Pattern>,
+) -> Result<(), Error> {
+    match crate::conflict::shadow_unplaced(config, patterns) {
+        Some(pattern) => Err(Error::Conflict(crate::Conflict::ShadowWithoutOutput {
+            pattern,
+        })),
+        None => Ok(()),
+    }
 }
 
 /// The input opened where the checkpoint `meta` goes on (without one,
