@@ -245,16 +245,37 @@ fn a_shadow_pattern_without_a_shadow_output_is_refused() {
 /// record after event `at`) and the run where `watch` is live from the
 /// start, both with `extra` flags; checks what the module says of them.
 fn promotion(dir: &Path, extra: &[&str], order: fn(Vec<String>) -> Vec<String>) {
-    let (text, point) = events(4000, 2600, &promoted());
-    fs::write(dir.join("events.jsonl"), &text).unwrap();
-    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    let point = promotion_events(dir);
     let mut flags = vec!["--shadow-output", "shadow.jsonl"];
     flags.extend_from_slice(extra);
     let shadowed = ok(run(dir, "shadowed", &flags).output().unwrap());
+    promoted_as_live(dir, point, &stderr(&shadowed), extra, order);
+}
+
+/// The events of a promotion (its `$rules` record after event 2600) and
+/// the shadow rules, written in `dir`: the promotion's point of event
+/// time.
+fn promotion_events(dir: &Path) -> i64 {
+    let (text, point) = events(4000, 2600, &promoted());
+    fs::write(dir.join("events.jsonl"), &text).unwrap();
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    point
+}
+
+/// After the shadow run of [`promotion_events`] wrote `out_shadowed.jsonl`
+/// and `shadow.jsonl` (saying `said`): a run with `watch` live from the
+/// start (with `extra` flags) gives the same records of `steady`, those of
+/// `watch` from `point` on, and the shadow output those before.
+fn promoted_as_live(
+    dir: &Path,
+    point: i64,
+    said: &str,
+    extra: &[&str],
+    order: fn(Vec<String>) -> Vec<String>,
+) {
     assert!(
-        stderr(&shadowed).contains("watch: promoted (its partial matches kept)"),
-        "{}",
-        stderr(&shadowed)
+        said.contains("watch: promoted (its partial matches kept)"),
+        "{said}"
     );
     fs::write(dir.join("rules.cep"), promoted()).unwrap();
     ok(run(dir, "live", extra).output().unwrap());
@@ -296,6 +317,28 @@ fn a_promoted_shadow_rule_on_workers_fires_as_if_it_had_been_live_from_the_start
     let dir = scratch("shadow_promoted_workers");
     // (workers write the records of their keys in their order)
     promotion(&dir, &["--workers", "2", "--chunk-bytes", "65536"], sorted);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_promoted_shadow_rule_on_two_processes_fires_as_if_it_had_been_live_from_the_start() {
+    let dir = scratch("shadow_promoted_processes");
+    let point = promotion_events(&dir);
+    let outputs = common::run_two_processes(&dir, |_| {
+        let mut command = run(&dir, "shadowed", &["--shadow-output", "shadow.jsonl"]);
+        command.args(["--workers", "2", "--chunk-bytes", "65536"]);
+        command
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+    // (process 0 writes the records and says the changes)
+    promoted_as_live(&dir, point, &stderr(&outputs[0]), &[], sorted);
+    let summary = stderr(&outputs[0]);
+    assert!(
+        summary.contains("cepheid: pattern `watch`: 4000 events"),
+        "{summary}"
+    );
 }
 
 /// With a checkpoint every `every` events, killed after the first
@@ -394,4 +437,58 @@ fn on_workers_killed_after_the_promotion_and_resumed_the_records_are_the_same() 
     let dir = scratch("shadow_killed_workers_after");
     let resumed = killed_and_resumed(&dir, "2700", &["--workers", "2"], sorted);
     assert!(!resumed.contains("promoted"), "{resumed}");
+}
+
+/// `cepheid diff` and `backtest` count a shadow rule's records as its
+/// alerts (those a run writes to its shadow output).
+#[test]
+fn the_lab_counts_a_shadow_rules_records() {
+    let dir = scratch("shadow_lab");
+    // (no `$rules` record: 0 is after no event)
+    let (text, _) = events(2000, 0, RULES);
+    fs::write(dir.join("events.jsonl"), &text).unwrap();
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    fs::write(dir.join("old.cep"), without_watch()).unwrap();
+    ok(run(&dir, "run", &["--shadow-output", "shadow.jsonl"])
+        .output()
+        .unwrap());
+    let shadow = lines(&dir, "shadow.jsonl");
+    let diff = ok(common::cepheid()
+        .current_dir(&*dir)
+        .args([
+            "diff",
+            "old.cep",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--json",
+        ])
+        .output()
+        .unwrap());
+    let diff: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    let watch = (diff["patterns"].as_array().unwrap().iter())
+        .find(|p| p["pattern"] == "watch")
+        .unwrap();
+    assert_eq!(watch["rule"], "added");
+    assert_eq!(watch["new_only"].as_u64(), Some(shadow.len() as u64));
+    let backtest = ok(common::cepheid()
+        .current_dir(&*dir)
+        .args([
+            "backtest",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--json",
+        ])
+        .output()
+        .unwrap());
+    let backtest: serde_json::Value = serde_json::from_slice(&backtest.stdout).unwrap();
+    let watch = (backtest["patterns"].as_array().unwrap().iter())
+        .find(|p| p["pattern"] == "watch")
+        .unwrap();
+    let matches = shadow
+        .iter()
+        .filter(|l| l.contains(r#""kind":"match""#))
+        .count();
+    assert_eq!(watch["alerts"].as_u64(), Some(matches as u64));
 }

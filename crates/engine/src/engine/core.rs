@@ -83,8 +83,10 @@ pub struct PatternStats {
     /// with another text (`docs/dynamic-rules.md`).
     pub version: u32,
     /// Is it a `shadow` pattern (its records go to the shadow output,
-    /// `docs/rule-lab.md`)? With `serde`, said only when it is.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// `docs/rule-lab.md`)? Not serialized (counts sent between processes
+    /// and `--summary json` are as before): the process that adds the
+    /// counts up has the flag from its own engines.
+    #[serde(skip)]
     pub shadow: bool,
     /// Events that reached it: processed (not late, no longer waiting for
     /// the watermark) and carrying a usable value of each of its
