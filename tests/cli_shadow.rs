@@ -216,6 +216,18 @@ fn a_shadow_pattern_without_a_shadow_output_is_refused() {
         "{}",
         stderr(&changed)
     );
+    // The shadow output is a file of its own.
+    let same = run(&dir, "same", &["--shadow-output", "out_same.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(same.status.code(), Some(2), "{}", stderr(&same));
+    assert!(
+        stderr(&same).contains(
+            "--output out_same.jsonl and --shadow-output out_same.jsonl are the same file"
+        ),
+        "{}",
+        stderr(&same)
+    );
     // `-` is the output's place.
     let dash = run(&dir, "dash", &["--shadow-output", "-"])
         .output()
