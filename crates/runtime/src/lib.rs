@@ -80,7 +80,7 @@ pub use conflict::{is_regular, Conflict, Named};
 pub use counts::{Counts, Strict};
 pub use driver::{Handle, Runtime};
 pub use limits::LimitNotices;
-pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Writing};
+pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
     SourceError, SourceRules, SplitLag, SplitWatermarks,

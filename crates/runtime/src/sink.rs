@@ -338,9 +338,10 @@ pub enum Writing {
 /// again when rotated, `rotate.rs`) or standard output, written on a
 /// thread of its own or by its callers ([`Writing`]); late events to a
 /// file when one is given, and the records of `shadow` patterns to the
-/// shadow file when one is given (a run output as the late file is). With a checkpoint folder its regular files are
-/// locked (`lock.rs`), synced and measured at each checkpoint, and
-/// truncated to the checkpoint's lengths on resuming.
+/// shadow file when one is given (a run output as the late file is).
+/// With a checkpoint folder its regular files are locked (`lock.rs`),
+/// synced and measured at each checkpoint, and truncated to the
+/// checkpoint's lengths on resuming.
 pub struct Files {
     out: Out,
     out_name: String,
