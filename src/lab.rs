@@ -93,7 +93,9 @@ impl Events {
 
     /// Runs the rules at `path` over the events as `cepheid run` would
     /// (the library's run, into a file of its own; `which` names it in
-    /// what it says): the rules, and the records as `run` writes them.
+    /// what it says): the rules, and the records as `run` writes them (a
+    /// `shadow` pattern's, which `run` writes to its shadow output, after
+    /// the others: they are the rule's records all the same).
     pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
         let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
         let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
@@ -114,6 +116,8 @@ impl Events {
         config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
         config.lists.clone_from(&self.lists);
         config.output = Some(out.clone());
+        let shadow = dir.join("shadow.jsonl");
+        config.shadow_output = Some(shadow.clone());
         let said = Box::new(Said(which.to_string()));
         let failed = |e: &cepheid_runtime::Error| {
             say!(
@@ -129,10 +133,15 @@ impl Events {
                 let summary = runtime.run();
                 match summary.error() {
                     Some(e) => Err(failed(e)),
-                    None => std::fs::read_to_string(&out).map_err(|e| {
-                        say!("error: cannot read {}: {e}", out.display());
-                        EXIT_IO
-                    }),
+                    None => [&out, &shadow]
+                        .into_iter()
+                        .map(|file| {
+                            std::fs::read_to_string(file).map_err(|e| {
+                                say!("error: cannot read {}: {e}", file.display());
+                                EXIT_IO
+                            })
+                        })
+                        .collect::<Result<String, u8>>(),
                 }
             });
         let _ = std::fs::remove_dir_all(&dir);

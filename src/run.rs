@@ -200,6 +200,11 @@ pub struct Args {
     /// --output kafka://..., a topic: kafka://HOST:PORT/TOPIC.
     #[arg(long, value_name = "FILE")]
     pub(crate) late: Option<PathBuf>,
+    /// Write the matches and timeouts of `shadow` patterns here, never to
+    /// --output (a file, kept with checkpoints as --output is); needed
+    /// when the rules have a shadow pattern. docs/rule-lab.md.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) shadow_output: Option<PathBuf>,
     /// With --output kafka://..., timeouts to this topic instead
     /// (kafka://HOST:PORT/TOPIC, the same brokers).
     #[cfg(feature = "kafka")]
@@ -624,6 +629,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Time::Processing`", "--time processing"),
     ("`Config::output`", "--output"),
     ("`Config::late`", "--late"),
+    ("`Config::shadow_output`", "--shadow-output"),
     ("`Config::checkpoint_every`", "--checkpoint-every"),
     ("`Config::checkpoint`", "--checkpoint"),
     ("`Config::max_delay`", "--max-delay"),
@@ -685,6 +691,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Named::Input => "--events",
         Named::Output => "--output",
         Named::Late => "--late",
+        Named::Shadow => "--shadow-output",
     };
     match conflict {
         Conflict::CheckpointOfStdin => "--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset".to_string(),
@@ -692,6 +699,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::DelayWithProcessingTime => "--max-delay has no meaning with --time processing (no event is late)".to_string(),
         Conflict::IdleWithProcessingTime => "--idle-timeout has no meaning with --time processing (time always follows the clock)".to_string(),
         Conflict::LateToStdout => "--late needs a file path (`-` is not supported)".to_string(),
+        Conflict::ShadowToStdout => "--shadow-output needs a file path (`-`, standard output, is where the live records go)".to_string(),
         Conflict::SameFile { a, b } => format!(
             "{} {} and {} {} are the same file; give them different paths",
             flag(&a.0),
@@ -702,6 +710,9 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::WatermarkTimeField => "--time-field cannot be `$watermark`: that field marks watermark lines".to_string(),
         Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)".to_string(),
         Conflict::RulesDirNotFolder(dir) => format!("--rules-dir {}: not a folder", dir.display()),
+        Conflict::ShadowWithoutOutput { .. } | Conflict::SinkTakesNoShadow { .. } => {
+            in_flags(&conflict.to_string()).into_owned()
+        }
         Conflict::SinkNeedsCheckpoints { sink } => format!(
             "{sink} delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
         ),
@@ -767,6 +778,7 @@ pub(crate) fn config(args: &Args) -> Config {
     config.flush_at_end = args.flush_at_end;
     config.output = (args.output != Path::new("-")).then(|| args.output.clone());
     config.late.clone_from(&args.late);
+    config.shadow_output.clone_from(&args.shadow_output);
     config.checkpoint.clone_from(&args.checkpoint);
     config.checkpoint_every = args.checkpoint_every.unwrap_or_default();
     config.watch = args.watch;

@@ -110,6 +110,8 @@ mod golden;
 mod cli_backtest;
 #[path = "../cli_diff.rs"]
 mod cli_diff;
+#[path = "../cli_shadow.rs"]
+mod cli_shadow;
 #[cfg(feature = "kafka")]
 #[allow(dead_code)]
 #[path = "../../examples/kafka_consume.rs"]

@@ -245,11 +245,15 @@ impl Source for KafkaSource {
     }
 }
 
-fn kind(kind: RunKind) -> Kind {
+/// The topic kind of a record kind; `None` for a shadow pattern's record,
+/// which has no topic (the sink does not take them: a run with shadow
+/// patterns is refused before it starts).
+fn kind(kind: RunKind) -> Option<Kind> {
     match kind {
-        RunKind::Match => Kind::Match,
-        RunKind::Timeout => Kind::Timeout,
-        RunKind::Late => Kind::Late,
+        RunKind::Match => Some(Kind::Match),
+        RunKind::Timeout => Some(Kind::Timeout),
+        RunKind::Late => Some(Kind::Late),
+        RunKind::Shadow => None,
     }
 }
 
@@ -276,7 +280,10 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn describe(&self, k: RunKind) -> String {
-        format!("kafka:{}", self.topic(kind(k)))
+        match kind(k) {
+            Some(k) => format!("kafka:{}", self.topic(k)),
+            None => "a shadow output (a Kafka output has none)".to_string(),
+        }
     }
 
     fn takes_late(&self) -> bool {
@@ -285,9 +292,16 @@ impl Sink for KafkaSink {
 
     fn write(&mut self, k: RunKind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
         self.still(k == RunKind::Late)?;
+        let Some(topic_kind) = kind(k) else {
+            return Err(SinkError {
+                target: Sink::describe(self, k),
+                late: true,
+                source: std::io::Error::other("a Kafka output takes no shadow records"),
+            });
+        };
         // (the line without its newline: one record a value)
         let record = record.strip_suffix(b"\n").unwrap_or(record);
-        KafkaSink::write(self, kind(k), key, record)
+        KafkaSink::write(self, topic_kind, key, record)
             .map_err(|e| self.run_error(k == RunKind::Late, e))
     }
 

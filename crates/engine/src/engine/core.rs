@@ -82,6 +82,12 @@ pub struct PatternStats {
     /// Its version: 1 when its name was first added, +1 per replacement
     /// with another text (`docs/dynamic-rules.md`).
     pub version: u32,
+    /// Is it a `shadow` pattern (its records go to the shadow output,
+    /// `docs/rule-lab.md`)? Not serialized (counts sent between processes
+    /// and `--summary json` are as before): the process that adds the
+    /// counts up has the flag from its own engines.
+    #[serde(skip)]
+    pub shadow: bool,
     /// Events that reached it: processed (not late, no longer waiting for
     /// the watermark) and carrying a usable value of each of its
     /// `partition by` fields (every processed event, for a pattern without
@@ -617,6 +623,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             out.push(PatternStats {
                 name: run.automaton.pattern().name.clone(),
                 version: run.version,
+                shadow: run.automaton.pattern().shadow,
                 events: processed
                     .saturating_sub(c.base)
                     .saturating_sub(c.unkeyed)

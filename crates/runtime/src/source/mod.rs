@@ -266,7 +266,7 @@ impl Control {
             dir: config.rules_dir.clone(),
         };
         let read = match crate::reload::load_control(self, &allowed, place) {
-            Ok(loaded) => crate::reload::check(loaded, &where_, say),
+            Ok(loaded) => crate::reload::check(loaded, &where_, config, say),
             Err(why) => RulesRead::Refused(format!(
                 "cepheid: {where_}: refused: {why}; the old rules go on"
             )),
@@ -304,7 +304,12 @@ impl Reload {
                 "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
                 empty.display()
             )),
-            None => crate::reload::check(cepheid_syntax::load_paths(&config.patterns), why, say),
+            None => crate::reload::check(
+                cepheid_syntax::load_paths(&config.patterns),
+                why,
+                config,
+                say,
+            ),
         };
         (why.to_string(), read)
     }
