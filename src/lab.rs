@@ -72,16 +72,7 @@ impl Events {
             EXIT_IO
         })?;
         let out = dir.join("records.jsonl");
-        let mut config = Config::new(Input::File(self.path.clone()), vec![path.to_path_buf()]);
-        config.format = match self.format {
-            FormatArg::Jsonl => Format::JsonLines,
-            FormatArg::Csv => Format::Csv,
-        };
-        config.time = Time::Event {
-            field: self.time_field.clone(),
-        };
-        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
-        config.lists.clone_from(&self.lists);
+        let mut config = self.config(path);
         config.output = Some(out.clone());
         let said = Box::new(Said(which.to_string()));
         let result = self
@@ -117,6 +108,41 @@ impl Events {
 }
 
 impl Events {
+    /// The run's configuration, as `cepheid run` would make it of these
+    /// options, for the rules at `rules` (no output).
+    pub fn config(&self, rules: &Path) -> Config {
+        let mut config = Config::new(Input::File(self.path.clone()), vec![rules.to_path_buf()]);
+        config.format = self.format();
+        config.time = Time::Event {
+            field: self.time_field.clone(),
+        };
+        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
+        config.lists.clone_from(&self.lists);
+        config
+    }
+
+    /// The events' format.
+    pub fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Jsonl => Format::JsonLines,
+            FormatArg::Csv => Format::Csv,
+        }
+    }
+
+    /// The events' time field.
+    pub fn time_field(&self) -> &str {
+        &self.time_field
+    }
+
+    /// Was `--workers` given (`why` runs one engine)?
+    pub fn workers(&self) -> bool {
+        #[cfg(feature = "workers")]
+        if self.workers.is_some() {
+            return true;
+        }
+        false
+    }
+
     /// The run of `config`: on one engine, or on `--workers`.
     fn runtime(
         &self,
