@@ -118,6 +118,8 @@ mod kafka_support;
 mod cli_backtest;
 #[path = "../cli_diff.rs"]
 mod cli_diff;
+#[path = "../cli_why.rs"]
+mod cli_why;
 // The library embedded (`examples/embed.rs`), run by `cli_embed`.
 #[cfg(all(feature = "kafka", feature = "metrics"))]
 #[path = "../cli_embed.rs"]

@@ -684,8 +684,20 @@ impl<E: Event + Clone + 'static> Traced<E> {
             w.end(p, seqs, end);
         }
         self.held_released(w, before, after, Some(seq));
-        let started = after.live.iter().chain(&after.held).any(|c| c.0 == [seq])
-            || emitted.matches.iter().any(|m| m.0.first() == Some(&seq));
+        let mut started = after.live.iter().chain(&after.held).any(|c| c.0 == [seq])
+            || emitted.matches.iter().any(|m| m.0.first() == Some(&seq))
+            || emitted.dropped.iter().any(|(c, _)| c.0 == [seq]);
+        // The start took the event, and its partial match is gone within
+        // the step: the skip strategy pruned it (a drop is said above).
+        let took = start.iter().find(|e| e.action == Action::Take && !stops(e));
+        if let (false, Some(stage)) = (started, took.and_then(|e| e.stage)) {
+            let id = w.entry(p, &[seq], None);
+            w.open[p].remove(&[seq][..]);
+            let run = &mut w.patterns[p].runs[id];
+            run.events = vec![(seq, self.name(stage))];
+            run.end = Some(End::Pruned { seq: Some(seq) });
+            started = true;
+        }
         let not_taken = if started || !start.is_empty() {
             Vec::new()
         } else {
