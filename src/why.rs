@@ -489,7 +489,8 @@ impl Report<'_> {
                     out.push_str("started nothing: no condition of a first stage held");
                 }
                 if !self.args.no_events {
-                    let _ = write!(out, "  {}", self.event_json(r.seq));
+                    let raw = self.trace.events.get(&r.seq).map_or("", |(_, e)| e.raw());
+                    let _ = write!(out, "  {raw}");
                 }
                 out.push('\n');
                 for stage in &r.not_taken {
