@@ -223,3 +223,22 @@ fn why_refuses_standard_input_a_bad_key_and_workers() {
         Some(2)
     );
 }
+
+/// The README's example of `why` is what `cepheid why` prints.
+#[test]
+fn the_readme_example_is_what_why_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let command = "cepheid why patterns/brute_force.cep u-9 --events examples/data/sample.jsonl";
+    let at = readme.find(&format!("```sh\n{command}\n```\n```text\n")).expect("the README's example");
+    let shown = &readme[at..];
+    let shown = &shown[shown.find("```text\n").unwrap() + 8..];
+    let shown = &shown[..shown.find("```").unwrap()];
+    let out = cepheid()
+        .current_dir(root)
+        .args(command.split(' ').skip(1))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), shown);
+}
