@@ -312,7 +312,11 @@ impl Report<'_> {
             return shown;
         };
         shown.condition = condition_text(p, stage);
-        let Some(Condition::Expr(expr)) = p.stages.iter().find(|s| s.name == stage).map(|s| &s.condition)
+        let Some(Condition::Expr(expr)) = p
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .map(|s| &s.condition)
         else {
             return shown;
         };
@@ -361,13 +365,17 @@ fn condition_text(p: &Pattern, stage: &str) -> String {
     (file.patterns.iter())
         .flat_map(|d| d.where_entries.iter())
         .find(|e| e.name.name == stage)
-        .map_or_else(|| "true".to_string(), |e| cepheid_syntax::print_expr(&e.expr))
+        .map_or_else(
+            || "true".to_string(),
+            |e| cepheid_syntax::print_expr(&e.expr),
+        )
 }
 
 impl Report<'_> {
     /// The header line: the key, the rules, the events, the watermark.
     fn head(&self) -> String {
-        let watermark = (self.trace.watermark).map_or_else(|| "none".to_string(), |w| w.to_string());
+        let watermark =
+            (self.trace.watermark).map_or_else(|| "none".to_string(), |w| w.to_string());
         format!(
             "why {}: rules {} over {}; {} events of the key, {} late; the watermark at the end: {watermark}\n",
             self.key.json(),
@@ -400,7 +408,9 @@ impl Report<'_> {
             return vec!["still under way at the end of the input".to_string()];
         };
         match end {
-            End::Matched { seq: Some(seq), .. } => vec![format!("matched at {}", self.at_event(*seq))],
+            End::Matched { seq: Some(seq), .. } => {
+                vec![format!("matched at {}", self.at_event(*seq))]
+            }
             End::Matched { seq: None, at } => vec![format!("matched when time reached {at}")],
             End::Held { seq } => vec![format!(
                 "complete at {}, held back by the skip strategy to the end",
@@ -449,7 +459,9 @@ impl Report<'_> {
         use std::fmt::Write;
         let mut out = self.head();
         for late in &self.trace.late {
-            let w = late.watermark.map_or_else(|| "none".to_string(), |w| w.to_string());
+            let w = late
+                .watermark
+                .map_or_else(|| "none".to_string(), |w| w.to_string());
             let _ = write!(out, "late: ts {}, at or below the watermark {w}", late.ts);
             if !self.args.no_events {
                 let _ = write!(out, ": {}", late.event.raw());
@@ -459,7 +471,12 @@ impl Report<'_> {
         for p in &self.trace.patterns {
             out.push('\n');
             let Some(paths) = self.traced_paths(&p.name, p.keyed) else {
-                let _ = writeln!(out, "pattern {}: {}", p.name, self.untraced(&p.name, p.keyed));
+                let _ = writeln!(
+                    out,
+                    "pattern {}: {}",
+                    p.name,
+                    self.untraced(&p.name, p.keyed)
+                );
                 continue;
             };
             let _ = writeln!(
@@ -502,8 +519,15 @@ impl Report<'_> {
                 let events: Vec<String> = (run.events.iter())
                     .map(|(seq, stage)| format!("{stage} {}", self.at_event(*seq)))
                     .collect();
-                let from = run.from.map_or_else(String::new, |f| format!(" (from {})", f + 1));
-                let _ = writeln!(out, "  partial match {}{from}: {}", run.id + 1, events.join(", "));
+                let from = run
+                    .from
+                    .map_or_else(String::new, |f| format!(" (from {})", f + 1));
+                let _ = writeln!(
+                    out,
+                    "  partial match {}{from}: {}",
+                    run.id + 1,
+                    events.join(", ")
+                );
                 for line in self.end_text(&p.name, run) {
                     let _ = writeln!(out, "      {line}");
                 }
@@ -528,10 +552,14 @@ impl Report<'_> {
         if !keyed {
             return "not partitioned (one partition for every event): not traced".to_string();
         }
-        let fields = (self.pattern(name).map(|p| &p.partition_by).into_iter().flatten())
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let fields = (self
+            .pattern(name)
+            .map(|p| &p.partition_by)
+            .into_iter()
+            .flatten())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
         format!("partitioned by {fields}: the key is not one of its keys")
     }
 

@@ -110,7 +110,10 @@ fn each_case_shows_its_ending() {
     assert_eq!(doc["late"][0]["ts"], 3000);
     assert_eq!(doc["late"][0]["watermark"], 3999);
     // (the condition that failed, with the values it compared)
-    let failed = cases().into_iter().find(|c| c.ends_with("condition_failed")).unwrap();
+    let failed = cases()
+        .into_iter()
+        .find(|c| c.ends_with("condition_failed"))
+        .unwrap();
     let doc: Json = serde_json::from_str(&why(&failed, &["--json"])).unwrap();
     let end = &doc["patterns"][0]["partial_matches"][0]["end"];
     assert_eq!(
@@ -129,7 +132,13 @@ fn why_matches_are_the_runs_records_for_the_key() {
         let out = dir.join("out.jsonl");
         let status = cepheid()
             .current_dir(&case)
-            .args(["run", "rules.cep", "--events", "events.jsonl", "--no-progress"])
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
             .args(["--output", out.to_str().unwrap()])
             .args(&args[1..])
             .output()
@@ -139,7 +148,9 @@ fn why_matches_are_the_runs_records_for_the_key() {
         let key = &doc["key"];
         let of_key = |k: &Json| match key {
             Json::Object(_) => k == key,
-            value => k.as_object().is_some_and(|o| o.len() == 1 && o.values().next() == Some(value)),
+            value => k
+                .as_object()
+                .is_some_and(|o| o.len() == 1 && o.values().next() == Some(value)),
         };
         let mut run: Vec<(String, String, i64)> = fs::read_to_string(&out)
             .unwrap()
@@ -148,7 +159,11 @@ fn why_matches_are_the_runs_records_for_the_key() {
             .filter(|r| of_key(&r["key"]))
             .map(|r| {
                 let at = r["end"].as_i64().or(r["expired_at"].as_i64()).unwrap();
-                (r["pattern"].as_str().unwrap().to_string(), r["kind"].as_str().unwrap().to_string(), at)
+                (
+                    r["pattern"].as_str().unwrap().to_string(),
+                    r["kind"].as_str().unwrap().to_string(),
+                    at,
+                )
             })
             .collect();
         let mut traced: Vec<(String, String, i64)> = Vec::new();
@@ -160,7 +175,11 @@ fn why_matches_are_the_runs_records_for_the_key() {
                     Some("window_closed") if end["timeout_record"] == true => "timeout",
                     _ => continue,
                 };
-                traced.push((p["pattern"].as_str().unwrap().to_string(), kind.to_string(), end["at"].as_i64().unwrap()));
+                traced.push((
+                    p["pattern"].as_str().unwrap().to_string(),
+                    kind.to_string(),
+                    end["at"].as_i64().unwrap(),
+                ));
             }
         }
         run.sort();
@@ -179,7 +198,12 @@ fn no_events_leaves_the_events_values_out() {
         assert!(!text.contains(" = "), "{}: {text}", case.display());
         let doc: Json = serde_json::from_str(&json).unwrap();
         assert!(!json.contains("\"values\""), "{json}");
-        for e in doc["key_events"].as_array().unwrap().iter().chain(doc["late"].as_array().unwrap()) {
+        for e in doc["key_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(doc["late"].as_array().unwrap())
+        {
             assert!(e.get("event").is_none(), "{json}");
         }
         // No text an event holds, beyond the key and what the rules say.
@@ -193,8 +217,16 @@ fn no_events_leaves_the_events_values_out() {
                 if rules.contains(text_value) || key.contains(text_value) {
                     continue;
                 }
-                assert!(!text.contains(text_value), "{}: {text_value} in {text}", case.display());
-                assert!(!json.contains(text_value), "{}: {text_value} in {json}", case.display());
+                assert!(
+                    !text.contains(text_value),
+                    "{}: {text_value} in {text}",
+                    case.display()
+                );
+                assert!(
+                    !json.contains(text_value),
+                    "{}: {text_value} in {json}",
+                    case.display()
+                );
             }
         }
     }
@@ -213,13 +245,33 @@ fn why_refuses_standard_input_a_bad_key_and_workers() {
             .code()
     };
     assert_eq!(run(&["why", "rules.cep", "u1", "--events", "-"]), Some(2));
-    assert_eq!(run(&["why", "rules.cep", "{not json", "--events", "events.jsonl"]), Some(2));
-    assert_eq!(run(&["why", "rules.cep", "=u1", "--events", "events.jsonl"]), Some(2));
-    assert_eq!(run(&["why", "missing.cep", "u1", "--events", "events.jsonl"]), Some(4));
-    assert_eq!(run(&["why", "rules.cep", "u1", "--events", "missing.jsonl"]), Some(4));
+    assert_eq!(
+        run(&["why", "rules.cep", "{not json", "--events", "events.jsonl"]),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["why", "rules.cep", "=u1", "--events", "events.jsonl"]),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["why", "missing.cep", "u1", "--events", "events.jsonl"]),
+        Some(4)
+    );
+    assert_eq!(
+        run(&["why", "rules.cep", "u1", "--events", "missing.jsonl"]),
+        Some(4)
+    );
     #[cfg(feature = "workers")]
     assert_eq!(
-        run(&["why", "rules.cep", "u1", "--events", "events.jsonl", "--workers", "2"]),
+        run(&[
+            "why",
+            "rules.cep",
+            "u1",
+            "--events",
+            "events.jsonl",
+            "--workers",
+            "2"
+        ]),
         Some(2)
     );
 }
@@ -230,7 +282,9 @@ fn the_readme_example_is_what_why_prints() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = fs::read_to_string(root.join("README.md")).unwrap();
     let command = "cepheid why patterns/brute_force.cep u-9 --events examples/data/sample.jsonl";
-    let at = readme.find(&format!("```sh\n{command}\n```\n```text\n")).expect("the README's example");
+    let at = readme
+        .find(&format!("```sh\n{command}\n```\n```text\n"))
+        .expect("the README's example");
     let shown = &readme[at..];
     let shown = &shown[shown.find("```text\n").unwrap() + 8..];
     let shown = &shown[..shown.find("```").unwrap()];

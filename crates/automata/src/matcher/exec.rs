@@ -353,7 +353,6 @@ impl<'a, E: Event> Executor<'a, E> {
         self.decide(&start, buf, event)
     }
 
-
     /// Offers one event to every run of the partition and to a fresh start,
     /// emitting complete matches. Time must already have been advanced to the
     /// event's time ([`advance_time`](Self::advance_time)).

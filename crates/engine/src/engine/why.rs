@@ -363,7 +363,9 @@ impl CloneTraces for Vec<PatternTrace> {
 }
 
 fn lock<E>(watch: &Mutex<Watch<E>>) -> MutexGuard<'_, Watch<E>> {
-    watch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    watch
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A partial match as the trace knows it: its events' arrival numbers,
@@ -595,8 +597,9 @@ impl<E: Event + Clone + 'static> Traced<E> {
             Some(parent) => w.entry(p, &to.0, Some(parent)),
             None => w.entry(p, &to.0, None),
         };
-        w.patterns[p].runs[id].events =
-            (to.0.iter().zip(&to.1)).map(|(&s, &st)| (s, self.name(st))).collect();
+        w.patterns[p].runs[id].events = (to.0.iter().zip(&to.1))
+            .map(|(&s, &st)| (s, self.name(st)))
+            .collect();
         id
     }
 
@@ -634,7 +637,12 @@ impl<E: Event + Clone + 'static> Traced<E> {
         for (chain, capped) in &emitted.dropped {
             let parent = &chain.0[..chain.0.len().saturating_sub(1)];
             if !w.open[p].contains_key(&chain.0) && chain.0.last() == Some(&seq) {
-                self.moved(w, chain, Some(parent), before.has(parent) && after.has(parent));
+                self.moved(
+                    w,
+                    chain,
+                    Some(parent),
+                    before.has(parent) && after.has(parent),
+                );
             }
             w.end(
                 p,
@@ -762,7 +770,14 @@ impl<E: Event + Clone + 'static> Traced<E> {
         for (seqs, _) in &before.live {
             if !after.has(seqs) && w.open[p].contains_key(seqs) {
                 let at = deadline.unwrap_or(t);
-                w.end(p, seqs, End::WindowClosed { at, reported: false });
+                w.end(
+                    p,
+                    seqs,
+                    End::WindowClosed {
+                        at,
+                        reported: false,
+                    },
+                );
             }
         }
         self.held_released(w, before, after, None);
@@ -898,9 +913,11 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         lookup: &dyn Lookup,
         out: &mut R,
     ) -> usize {
-        Executor::new(&self.nfa, cache)
-            .with_lookup(lookup)
-            .discard(part, store, &mut Tap { out, seen: None })
+        Executor::new(&self.nfa, cache).with_lookup(lookup).discard(
+            part,
+            store,
+            &mut Tap { out, seen: None },
+        )
     }
 
     fn partial_matches(part: &Partition) -> usize {
