@@ -17,9 +17,10 @@
 //!
 //! A partial match is known by the events it took (their arrival
 //! numbers): runs of the matcher with the same events (in different
-//! states) are one partial match here. When a partial match takes an
-//! event and also stays without it (a fork), the one that took it is a
-//! new partial match, `from` the other.
+//! states) are one partial match here, which ends when its last run does
+//! (a limit that drops one of two such runs ends nothing yet). When a
+//! partial match takes an event and also stays without it (a fork), the
+//! one that took it is a new partial match, `from` the other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -581,26 +582,53 @@ impl<E: Event + Clone + 'static> Watch<E> {
 }
 
 impl<E: Event + Clone + 'static> Traced<E> {
-    /// The partial match of chain `to` in the trace: `from`'s (whose
-    /// chain is `to` less its last event) moved on when `from` is gone,
-    /// a fork of it when it stays, or a new one; its events are `to`'s.
-    fn moved(&self, w: &mut Watch<E>, to: &Chain, from: Option<&[u64]>, stays: bool) -> usize {
-        let p = self.index;
-        let id = match from.and_then(|f| w.open[p].get(f).copied()) {
-            Some(id) if !stays => {
-                if let Some(f) = from {
-                    w.open[p].remove(f);
-                }
-                w.open[p].insert(to.0.clone(), id);
-                id
-            }
-            Some(parent) => w.entry(p, &to.0, Some(parent)),
-            None => w.entry(p, &to.0, None),
-        };
-        w.patterns[p].runs[id].events = (to.0.iter().zip(&to.1))
+    /// Sets the events of partial match `id` of the trace to `chain`'s.
+    fn set_events(&self, w: &mut Watch<E>, id: usize, chain: &Chain) {
+        w.patterns[self.index].runs[id].events = (chain.0.iter().zip(&chain.1))
             .map(|(&s, &st)| (s, self.name(st)))
             .collect();
-        id
+    }
+
+    /// The partial matches of the trace for the chains new after a step of
+    /// event `seq`: a chain that took the event continues its parent's
+    /// partial match when the parent is gone (no run of it left, nor ended
+    /// by the step's own output), or forks it; any other is new.
+    fn take_new(&self, w: &mut Watch<E>, seq: u64, after: &Snapshot, emitted: &Emitted) {
+        let p = self.index;
+        let ends_itself = |c: &[u64]| {
+            emitted.matches.iter().any(|m| m.0 == c)
+                || emitted.dropped.iter().any(|(d, _)| d.0 == c)
+        };
+        let mut new: Vec<&Chain> = Vec::new();
+        let dropped = emitted.dropped.iter().map(|(c, _)| c);
+        for c in (after.live.iter().chain(&after.held))
+            .chain(&emitted.matches)
+            .chain(dropped)
+        {
+            if !w.open[p].contains_key(&c.0) && !new.iter().any(|n| n.0 == c.0) {
+                new.push(c);
+            }
+        }
+        let mut moved: HashMap<&[u64], usize> = HashMap::new();
+        for c in new {
+            let parent = &c.0[..c.0.len().saturating_sub(1)];
+            let took = c.0.last() == Some(&seq) && !parent.is_empty();
+            let id = match (took, moved.get(parent), w.open[p].get(parent).copied()) {
+                (true, Some(&id), _) => w.entry(p, &c.0, Some(id)),
+                (true, None, Some(id)) => {
+                    if after.has(parent) || after.holds(parent) || ends_itself(parent) {
+                        w.entry(p, &c.0, Some(id))
+                    } else {
+                        w.open[p].remove(parent);
+                        w.open[p].insert(c.0.clone(), id);
+                        moved.insert(parent, id);
+                        id
+                    }
+                }
+                _ => w.entry(p, &c.0, None),
+            };
+            self.set_events(w, id, c);
+        }
     }
 
     /// Records a traced step of the event `seq` (at `ts`): the partition
@@ -620,61 +648,52 @@ impl<E: Event + Clone + 'static> Traced<E> {
         let p = self.index;
         let mut w = lock(&self.watch);
         let w = &mut *w;
-        // Matches: the chain's partial match (or the one it extends).
+        self.take_new(w, seq, after, emitted);
+        let stays = |c: &[u64]| after.has(c) || after.holds(c);
         for m in &emitted.matches {
-            let parent = &m.0[..m.0.len().saturating_sub(1)];
-            let known = w.open[p].contains_key(&m.0);
-            let stays = !known && (after.has(parent) || parent.is_empty());
-            let from = (!known && !parent.is_empty()).then_some(parent);
-            let id = self.moved(w, m, from, stays);
             let end = End::Matched {
                 seq: Some(seq),
                 at: ts,
             };
-            w.patterns[p].runs[id].end = Some(end);
-            w.open[p].remove(&m.0);
+            if stays(&m.0) {
+                // (its runs go on, a looping stage: the match is a fork)
+                let from = w.open[p].get(&m.0).copied();
+                let runs = &mut w.patterns[p].runs;
+                let id = runs.len();
+                runs.push(RunTrace {
+                    id,
+                    from,
+                    events: Vec::new(),
+                    end: Some(end),
+                });
+                self.set_events(w, id, m);
+            } else {
+                w.end(p, &m.0, end);
+            }
         }
         for (chain, capped) in &emitted.dropped {
-            let parent = &chain.0[..chain.0.len().saturating_sub(1)];
-            if !w.open[p].contains_key(&chain.0) && chain.0.last() == Some(&seq) {
-                self.moved(
-                    w,
-                    chain,
-                    Some(parent),
-                    before.has(parent) && after.has(parent),
-                );
-            }
-            w.end(
-                p,
-                &chain.0,
-                End::Dropped {
+            // (another run with the same events may stay: the partial
+            // match goes on)
+            if !stays(&chain.0) {
+                let end = End::Dropped {
                     seq: Some(seq),
                     capped: *capped,
-                },
-            );
-        }
-        // Partial matches under way after the step.
-        for chain in &after.live {
-            if w.open[p].contains_key(&chain.0) {
-                continue;
+                };
+                w.end(p, &chain.0, end);
             }
-            let parent = &chain.0[..chain.0.len().saturating_sub(1)];
-            let from = (!parent.is_empty() && chain.0.last() == Some(&seq)).then_some(parent);
-            self.moved(w, chain, from, after.has(parent));
         }
-        // Complete matches held back by the skip strategy.
+        // Complete matches held back by the skip strategy (open: emitted
+        // or pruned later).
         for chain in &after.held {
-            if before.holds(&chain.0) {
-                continue;
+            if !before.holds(&chain.0) {
+                if let Some(&id) = w.open[p].get(&chain.0) {
+                    w.patterns[p].runs[id].end = Some(End::Held { seq });
+                }
             }
-            let parent = &chain.0[..chain.0.len().saturating_sub(1)];
-            let from = (!parent.is_empty()).then_some(parent);
-            let id = self.moved(w, chain, from, after.has(parent));
-            w.patterns[p].runs[id].end = Some(End::Held { seq });
         }
         // Partial matches the step ended.
         for (seqs, _) in &before.live {
-            if after.has(seqs) || !w.open[p].contains_key(seqs) {
+            if stays(seqs) || !w.open[p].contains_key(seqs) {
                 continue;
             }
             let d = decided.iter().find(|(s, _)| s == seqs).map(|(_, d)| d);
@@ -692,6 +711,21 @@ impl<E: Event + Clone + 'static> Traced<E> {
             w.end(p, seqs, end);
         }
         self.held_released(w, before, after, Some(seq));
+        self.reached(w, seq, ts, after, emitted, start);
+    }
+
+    /// Records that event `seq` reached the pattern: whether it started a
+    /// partial match, and if not the stages the start waited for.
+    fn reached(
+        &self,
+        w: &mut Watch<E>,
+        seq: u64,
+        ts: Timestamp,
+        after: &Snapshot,
+        emitted: &Emitted,
+        start: &[Edge],
+    ) {
+        let p = self.index;
         let mut started = after.live.iter().chain(&after.held).any(|c| c.0 == [seq])
             || emitted.matches.iter().any(|m| m.0.first() == Some(&seq))
             || emitted.dropped.iter().any(|(c, _)| c.0 == [seq]);
@@ -753,7 +787,8 @@ impl<E: Event + Clone + 'static> Traced<E> {
         let mut w = lock(&self.watch);
         let w = &mut *w;
         for m in &emitted.matches {
-            let id = self.moved(w, m, None, false);
+            let id = w.entry(p, &m.0, None);
+            self.set_events(w, id, m);
             w.patterns[p].runs[id].end = Some(End::Matched { seq: None, at: t });
             w.open[p].remove(&m.0);
         }
