@@ -235,13 +235,24 @@ fn traced(
     })?;
     let mut out = Discard;
     let origin = path.display().to_string();
-    for (_, item) in Items::new(origin.as_str(), std::io::BufReader::new(file), decoder) {
+    let mut items = Items::new(origin.as_str(), std::io::BufReader::new(file), decoder);
+    // (`None`: a control record that changes rules or lists)
+    let mut read = |d: &mut Decoder, text: &[u8]| {
+        if is_control(text) {
+            return Ok(None);
+        }
+        d.decode(text).map(Some)
+    };
+    while let Some((line, item)) = items.next_with(&mut read) {
         match item {
-            Ok(Item::Event(ts, record)) => {
+            Ok(Some(Item::Event(ts, record))) => {
                 why.push(ts, record, &mut out);
             }
-            Ok(Item::Watermark(t)) => why.watermark(t, &mut out),
-            Ok(Item::Skip) => {}
+            Ok(Some(Item::Watermark(t))) => why.watermark(t, &mut out),
+            Ok(Some(Item::Skip)) => {}
+            Ok(None) => say!(
+                "cepheid: {origin}:{line}: a control record (`$rules`, `$list`): why does not apply it; the line is left out"
+            ),
             Err(e) if e.kind() == cepheid_engine::ErrorKind::Io => {
                 say!("error: {e}");
                 return Err(EXIT_IO);
@@ -251,6 +262,24 @@ fn traced(
     }
     why.finish(&mut out);
     Ok(why.trace())
+}
+
+/// Is `text` a control record that changes rules or lists (`$rules`,
+/// `$rules_file`, `$allow_empty`, `$list`: its first key)?
+fn is_control(text: &[u8]) -> bool {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let Some(rest) = text.trim_ascii_start().strip_prefix(b"{") else {
+        return false;
+    };
+    let rest = rest.trim_ascii_start();
+    [
+        &b"\"$rules\""[..],
+        b"\"$rules_file\"",
+        b"\"$allow_empty\"",
+        b"\"$list\"",
+    ]
+    .iter()
+    .any(|key| rest.starts_with(key))
 }
 
 /// The engine's records are not `why`'s output (the trace is).

@@ -296,3 +296,32 @@ fn the_readme_example_is_what_why_prints() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), shown);
 }
+
+/// A control record of rules or lists is said and left out (`why` runs
+/// the rules it is given), a malformed line too; the rest is traced.
+#[test]
+fn why_says_the_lines_it_leaves_out() {
+    let dir = scratch("why_lines");
+    let case = cases().into_iter().find(|c| c.ends_with("late")).unwrap();
+    fs::copy(case.join("rules.cep"), dir.join("rules.cep")).unwrap();
+    fs::write(
+        dir.join("e.jsonl"),
+        "{\"ts\":1000,\"user\":\"u1\",\"type\":\"fail\"}\n{\"$rules\": {\"text\": \"\"}}\nnot json\n{\"ts\":2000,\"user\":\"u1\",\"type\":\"ok\"}\n",
+    )
+    .unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["why", "rules.cep", "u1", "--events", "e.jsonl", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("e.jsonl:2: a control record"), "{stderr}");
+    assert!(stderr.contains("e.jsonl:3:"), "{stderr}");
+    let doc: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["key_events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        doc["patterns"][0]["partial_matches"][0]["end"]["kind"],
+        "matched"
+    );
+}

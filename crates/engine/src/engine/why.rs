@@ -292,13 +292,13 @@ impl<E: Event + Clone + 'static> Why<E> {
         sink: &mut S,
     ) -> crate::engine::Arrival {
         let watermark = self.core.current_watermark();
-        let late = watermark.is_some_and(|w| ts <= w);
-        let traced = late && {
+        let traced = {
             let watch = lock(&self.watch);
             (self.core.keys_of(&event).iter()).any(|(paths, key)| {
                 !paths.is_empty() && key.as_ref().is_some_and(|key| (watch.filter)(paths, key))
             })
         };
+        // (kept in case the engine finds it late)
         let copy = traced.then(|| event.clone());
         let arrival = self.core.push(ts, event, sink);
         if let (Some(event), crate::engine::Arrival::Late) = (copy, arrival) {
