@@ -236,14 +236,7 @@ fn traced(
     let mut out = Discard;
     let origin = path.display().to_string();
     let mut items = Items::new(origin.as_str(), std::io::BufReader::new(file), decoder);
-    // (`None`: a control record that changes rules or lists)
-    let mut read = |d: &mut Decoder, text: &[u8]| {
-        if is_control(text) {
-            return Ok(None);
-        }
-        d.decode(text).map(Some)
-    };
-    while let Some((line, item)) = items.next_with(&mut read) {
+    while let Some((line, item)) = items.next_with(read_line) {
         match item {
             Ok(Some(Item::Event(ts, record))) => {
                 why.push(ts, record, &mut out);
@@ -262,6 +255,15 @@ fn traced(
     }
     why.finish(&mut out);
     Ok(why.trace())
+}
+
+/// A line as an item (`None`: a control record that changes rules or
+/// lists).
+fn read_line(d: &mut Decoder, text: &[u8]) -> Result<Option<Item>, cepheid_engine::Error> {
+    if is_control(text) {
+        return Ok(None);
+    }
+    d.decode(text).map(Some)
 }
 
 /// Is `text` a control record that changes rules or lists (`$rules`,
