@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use cepheid_core::expr::Expr;
+use cepheid_core::expr::{AggregateFunc, Expr};
 use cepheid_core::pattern::{Condition, Pattern};
 use cepheid_engine::engine::why::{End, RunTrace, Trace};
 use cepheid_engine::io::{Decoder, Item, Items};
@@ -366,9 +366,70 @@ impl Report<'_> {
                     .map_or(Json::Null, |(seq, _)| at(&self.event_json(*seq), path));
                 add(format!("{name}.{path}"), taken);
             }
+            Expr::Aggregate { func, stage, path } => {
+                let name = p.stages.get(stage.index()).map_or("", |s| s.name.as_str());
+                let events: Vec<Json> = (run.into_iter())
+                    .flat_map(|r| r.events.iter())
+                    .filter(|(_, s)| s == name)
+                    .map(|(seq, _)| self.event_json(*seq))
+                    .collect();
+                let label = match path {
+                    Some(path) => format!("{}({name}.{path})", func.name()),
+                    None => format!("{}({name})", func.name()),
+                };
+                let values: Vec<Json> = match path {
+                    Some(path) => (events.iter()).map(|e| at(e, path)).collect(),
+                    None => Vec::new(),
+                };
+                add(label, aggregate(*func, events.len(), &values));
+            }
             _ => {}
         });
         shown
+    }
+}
+
+/// An aggregate of the language over a stage's `count` events and their
+/// `values` of its field, as `docs/semantics.md` defines it (nulls left
+/// out): what a condition compared, shown as `why` computes it from the
+/// events the partial match took.
+fn aggregate(func: AggregateFunc, count: usize, values: &[Json]) -> Json {
+    let present: Vec<&Json> = values.iter().filter(|v| !v.is_null()).collect();
+    let numbers: Vec<f64> = present.iter().filter_map(|v| v.as_f64()).collect();
+    let integers = present.iter().all(|v| v.is_i64());
+    let number = |x: f64| {
+        if integers && x.fract() == 0.0 && x.abs() < 9.0e15 {
+            json!(x as i64)
+        } else {
+            json!(x)
+        }
+    };
+    match func {
+        AggregateFunc::Count => json!(count),
+        AggregateFunc::Sum => number(numbers.iter().sum()),
+        AggregateFunc::Avg if numbers.is_empty() => Json::Null,
+        AggregateFunc::Avg => json!(numbers.iter().sum::<f64>() / numbers.len() as f64),
+        AggregateFunc::Min => numbers
+            .iter()
+            .copied()
+            .reduce(f64::min)
+            .map_or(Json::Null, number),
+        AggregateFunc::Max => numbers
+            .iter()
+            .copied()
+            .reduce(f64::max)
+            .map_or(Json::Null, number),
+        AggregateFunc::First => values.first().cloned().unwrap_or(Json::Null),
+        AggregateFunc::Last => values.last().cloned().unwrap_or(Json::Null),
+        AggregateFunc::Distinct => {
+            let mut seen: Vec<Json> = Vec::new();
+            for v in present {
+                if !seen.contains(v) {
+                    seen.push(v.clone());
+                }
+            }
+            Json::Array(seen)
+        }
     }
 }
 
@@ -519,11 +580,16 @@ impl Report<'_> {
             );
             for r in &p.reached {
                 let _ = write!(out, "  #{} ts {}: ", self.number(r.seq), r.ts);
+                // (a fork took only the events its parent had not)
+                let has = |id: Option<usize>| {
+                    (id.and_then(|id| p.runs.get(id)))
+                        .is_some_and(|parent| parent.events.iter().any(|(s, _)| *s == r.seq))
+                };
                 let taken: Vec<String> = (p.runs.iter())
                     .filter_map(|run| {
                         let (_, stage) = run.events.iter().find(|(s, _)| *s == r.seq)?;
                         let first = run.events.first().is_some_and(|(s, _)| *s == r.seq);
-                        (!first).then(|| format!("{} (`{stage}`)", run.id + 1))
+                        (!first && !has(run.from)).then(|| format!("{} (`{stage}`)", run.id + 1))
                     })
                     .collect();
                 if !taken.is_empty() {

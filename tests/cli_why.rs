@@ -120,6 +120,18 @@ fn each_case_shows_its_ending() {
         end["conditions"][0]["values"],
         serde_json::json!({"type": "payment", "amount": 300, "raise.amount": 1000})
     );
+    // (and the aggregates it compared)
+    let case = cases()
+        .into_iter()
+        .find(|c| c.ends_with("aggregate"))
+        .unwrap();
+    let doc: Json = serde_json::from_str(&why(&case, &["--json"])).unwrap();
+    let end = &doc["patterns"][0]["partial_matches"][0]["end"];
+    assert_eq!(end["kind"], "condition_failed");
+    assert_eq!(
+        end["conditions"][1]["values"],
+        serde_json::json!({"amount": 52, "sum(small.amount)": 55, "count(small)": 3})
+    );
 }
 
 /// The matches and timeouts `why` says for the key are the records
