@@ -433,6 +433,15 @@ fn aggregate(func: AggregateFunc, count: usize, values: &[Json]) -> Json {
     }
 }
 
+/// `n` things, as `1 event`, `2 events`, `2 partial matches`.
+fn counted(n: usize, thing: &str) -> String {
+    match (n, thing.ends_with("ch")) {
+        (1, _) => format!("1 {thing}"),
+        (_, true) => format!("{n} {thing}es"),
+        _ => format!("{n} {thing}s"),
+    }
+}
+
 /// The value at `path` of an event (null when it has none).
 fn at(event: &Json, path: &FieldPath) -> Json {
     let mut v = event;
@@ -469,11 +478,11 @@ impl Report<'_> {
         let watermark =
             (self.trace.watermark).map_or_else(|| "none".to_string(), |w| w.to_string());
         format!(
-            "why {}: rules {} over {}; {} events of the key, {} late; the watermark at the end: {watermark}\n",
+            "why {}: rules {} over {}; {} of the key, {} late; the watermark at the end: {watermark}\n",
             self.key.json(),
             self.args.rules.display(),
             self.args.events.path().display(),
-            self.trace.events.len(),
+            counted(self.trace.events.len(), "event"),
             self.trace.late.len(),
         )
     }
@@ -573,10 +582,10 @@ impl Report<'_> {
             };
             let _ = writeln!(
                 out,
-                "pattern {} (partition by {paths}): {} events of the key reached it, {} partial matches",
+                "pattern {} (partition by {paths}): {} of the key reached it, {}",
                 p.name,
-                p.reached.len(),
-                p.runs.len()
+                counted(p.reached.len(), "event"),
+                counted(p.runs.len(), "partial match"),
             );
             for r in &p.reached {
                 let _ = write!(out, "  #{} ts {}: ", self.number(r.seq), r.ts);
