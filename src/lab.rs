@@ -105,16 +105,7 @@ impl Events {
             EXIT_IO
         })?;
         let out = dir.join("records.jsonl");
-        let mut config = Config::new(Input::File(self.path.clone()), vec![path.to_path_buf()]);
-        config.format = match self.format {
-            FormatArg::Jsonl => Format::JsonLines,
-            FormatArg::Csv => Format::Csv,
-        };
-        config.time = Time::Event {
-            field: self.time_field.clone(),
-        };
-        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
-        config.lists.clone_from(&self.lists);
+        let mut config = self.config(path);
         config.output = Some(out.clone());
         let shadow = dir.join("shadow.jsonl");
         config.shadow_output = Some(shadow.clone());
@@ -150,6 +141,50 @@ impl Events {
 }
 
 impl Events {
+    /// The run's configuration, as `cepheid run` would make it of these
+    /// options, for the rules at `rules` (no output).
+    pub fn config(&self, rules: &Path) -> Config {
+        let mut config = Config::new(Input::File(self.path.clone()), vec![rules.to_path_buf()]);
+        config.format = self.format();
+        config.time = Time::Event {
+            field: self.time_field.clone(),
+        };
+        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
+        config.lists.clone_from(&self.lists);
+        config
+    }
+
+    /// The events' format.
+    pub fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Jsonl => Format::JsonLines,
+            FormatArg::Csv => Format::Csv,
+        }
+    }
+
+    /// The events' time field.
+    pub fn time_field(&self) -> &str {
+        &self.time_field
+    }
+
+    /// Are the events a range of a Kafka topic (`--events kafka://...`)?
+    pub fn is_kafka_range(&self) -> bool {
+        #[cfg(feature = "kafka")]
+        if self.is_kafka() {
+            return true;
+        }
+        false
+    }
+
+    /// Was `--workers` given (`why` runs one engine)?
+    pub fn workers(&self) -> bool {
+        #[cfg(feature = "workers")]
+        if self.workers.is_some() {
+            return true;
+        }
+        false
+    }
+
     /// The run of `config`: on one engine, or on `--workers`; from the
     /// Kafka range fixed by [`Events::check`] when the events are one.
     /// What stops it from starting is said (`which`: the rule set's name).

@@ -26,11 +26,15 @@ mod api_traits;
 mod check_flink;
 #[path = "../check_sample.rs"]
 mod check_sample;
+#[path = "../cli_backtest.rs"]
+mod cli_backtest;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
 #[cfg(feature = "workers")]
 #[path = "../cli_checkpoint_cross.rs"]
 mod cli_checkpoint_cross;
+#[path = "../cli_diff.rs"]
+mod cli_diff;
 #[cfg(feature = "kafka")]
 #[path = "../cli_kafka.rs"]
 mod cli_kafka;
@@ -78,6 +82,8 @@ mod cli_run_large;
 mod cli_stats;
 #[path = "../cli_upgrade.rs"]
 mod cli_upgrade;
+#[path = "../cli_why.rs"]
+mod cli_why;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers.rs"]
 mod cli_workers;
