@@ -110,14 +110,14 @@ mod conformance_patterns;
 mod explain_graph;
 #[path = "../golden.rs"]
 mod golden;
-// The README's quick start's examples, run by `cli_kafka_readme` as
-// code (their `main` is not).
 #[path = "../cli_backtest.rs"]
 mod cli_backtest;
 #[path = "../cli_diff.rs"]
 mod cli_diff;
 #[path = "../cli_shadow.rs"]
 mod cli_shadow;
+// The README's quick start's examples, run by `cli_kafka_readme` as
+// code (their `main` is not).
 #[cfg(feature = "kafka")]
 #[allow(dead_code)]
 #[path = "../../examples/kafka_consume.rs"]
