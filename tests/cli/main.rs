@@ -78,6 +78,8 @@ mod cli_rules;
 mod cli_run;
 #[path = "../cli_run_large.rs"]
 mod cli_run_large;
+#[path = "../cli_shadow.rs"]
+mod cli_shadow;
 #[path = "../cli_stats.rs"]
 mod cli_stats;
 #[path = "../cli_upgrade.rs"]
@@ -110,12 +112,6 @@ mod conformance_patterns;
 mod explain_graph;
 #[path = "../golden.rs"]
 mod golden;
-#[path = "../cli_backtest.rs"]
-mod cli_backtest;
-#[path = "../cli_diff.rs"]
-mod cli_diff;
-#[path = "../cli_shadow.rs"]
-mod cli_shadow;
 // The README's quick start's examples, run by `cli_kafka_readme` as
 // code (their `main` is not).
 #[cfg(feature = "kafka")]
