@@ -502,6 +502,27 @@ mod tests {
     const IN: &str = "kafka://a:1/in";
     const OUT: &str = "kafka://a:1/out";
 
+    /// List `blocked` fed by `path`, and `files` by a file.
+    fn lists(path: &str) -> Vec<cepheid_runtime::lists::ListFile> {
+        let list = |arg: &str| cepheid_runtime::lists::ListFile::parse(arg).unwrap();
+        vec![list("files=files.csv"), list(&format!("blocked={path}"))]
+    }
+
+    #[test]
+    fn a_list_topic_on_the_brokers_of_the_input_passes_and_must_be_declared() {
+        let none = KafkaOptions::default();
+        let config = run_with(IN, "-", |c| c.lists = lists("kafka://a:1/blocked"));
+        assert_eq!(none.check(&config), Ok(()));
+        assert_eq!(none.check_lists(&config, |_| true), Ok(()));
+        // (files are the runtime's to check)
+        let refused = none.check_lists(&config, |list| list == "files");
+        let e = refused.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "list `blocked` (kafka://a:1/blocked): the rules declare no list `blocked` (`list blocked`)"
+        );
+    }
+
     #[test]
     fn files_alone_and_complete_kafka_runs_pass() {
         let none = KafkaOptions::default();
@@ -544,6 +565,30 @@ mod tests {
                     },
                 },
                 "`Config::input` kafka://a/in: the brokers are HOST:PORT, comma-separated",
+            ),
+            (
+                none,
+                run_with("in.jsonl", "-", |c| c.lists = lists("kafka://a:1/blocked")),
+                OptionsError::ListTopicAlone {
+                    list: "blocked".into(),
+                },
+                "`Config::lists` blocked=kafka://... needs `Config::input` kafka://... (on its brokers)",
+            ),
+            (
+                none,
+                run_with(IN, "-", |c| c.lists = lists("kafka://b:1/blocked")),
+                OptionsError::ListTopicPlace {
+                    list: "blocked".into(),
+                },
+                "`Config::lists` blocked=kafka://...: one topic on the brokers of `Config::input`",
+            ),
+            (
+                none,
+                run_with(IN, "-", |c| c.lists = lists("kafka://a:1/b,c")),
+                OptionsError::ListTopicPlace {
+                    list: "blocked".into(),
+                },
+                "`Config::lists` blocked=kafka://...: one topic on the brokers of `Config::input`",
             ),
             (
                 none,

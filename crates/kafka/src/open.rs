@@ -364,6 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn lists_fed_by_topics_go_to_the_source_and_files_stay_the_runtimes() {
+        let mut config = run(IN, OUT);
+        let list = |arg: &str| cepheid_runtime::lists::ListFile::parse(arg).unwrap();
+        config.lists = vec![
+            list("files=f.csv"),
+            list("blocked=kafka://a:1,b:2/blocked"),
+            list("nets=kafka://a:1,b:2/nets"),
+        ];
+        let options = KafkaOptions::default();
+        let source = options.source_config(&config).unwrap().unwrap();
+        assert_eq!(
+            source.list_topics,
+            [
+                ("blocked".to_string(), "blocked".to_string()),
+                ("nets".to_string(), "nets".to_string())
+            ]
+        );
+        implied_by_source(&options, &mut config);
+        assert!(config.source_rules && config.split_watermarks);
+        assert_eq!(config.lists, [list("files=f.csv")]);
+    }
+
+    #[test]
     fn files_open_nothing_and_keep_the_configs_outputs() {
         let options = KafkaOptions::default();
         let mut config = run("events.jsonl", "out.jsonl");
