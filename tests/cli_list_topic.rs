@@ -208,13 +208,31 @@ fn on_workers_a_list_topic_gives_the_output_of_the_same_changes_as_list_records_
 /// record not applied.
 #[test]
 fn a_run_with_a_list_topic_stopped_and_resumed_gives_the_uninterrupted_output() {
+    stopped_and_resumed("list_topic_resume", &[], &[]);
+}
+
+/// The same on two workers, resumed on three (the list's topic read by
+/// worker 0's source, its offset kept in that worker's piece of the cut
+/// and taken from it by the new worker 0).
+#[cfg(feature = "workers")]
+#[test]
+fn a_run_with_a_list_topic_on_workers_stopped_and_resumed_on_more_gives_the_uninterrupted_output() {
+    stopped_and_resumed(
+        "list_topic_resume_workers",
+        &["--workers", "2"],
+        &["--workers", "3"],
+    );
+}
+
+/// A run with `first` stopped after the first part, resumed with `then`.
+fn stopped_and_resumed(name: &str, first_args: &[&str], then_args: &[&str]) {
     let broker = Broker::start();
-    let dir = scratch("list_topic_resume");
+    let dir = scratch(name);
     let (events, entries) = setup(&dir);
     let (expected, _) = file_run(&dir);
     let b = broker.bootstrap();
-    let input = topic("list-resume-in");
-    let list = topic("list-resume-list");
+    let input = topic(&format!("{name}-in"));
+    let list = topic(&format!("{name}-list"));
     broker.create_topic(&input, 1);
     broker.create_topic(&list, 1);
     produce_entries(&b, &list, &entries);
@@ -234,7 +252,9 @@ fn a_run_with_a_list_topic_stopped_and_resumed_gives_the_uninterrupted_output() 
         ]);
         command
     };
-    let mut child = (run().stdout(Stdio::null()).stderr(Stdio::piped()))
+    let mut child = (run().args(first_args))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
     // What the file run writes up to where the first part takes event
@@ -274,7 +294,9 @@ fn a_run_with_a_list_topic_stopped_and_resumed_gives_the_uninterrupted_output() 
     let stopped = child.wait_with_output().expect("waits");
     assert_eq!(stopped.status.code(), Some(143), "{}", stderr(&stopped));
     produce_lines_to(&b, &input, 0, second);
-    let output = run().args(["--kafka-until", "end"]).output().expect("runs");
+    let output = (run().args(["--kafka-until", "end"]).args(then_args))
+        .output()
+        .expect("runs");
     let said = stderr(&output);
     assert!(output.status.success(), "{said}");
     assert!(said.contains("resuming from checkpoint"), "{said}");

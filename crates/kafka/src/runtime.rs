@@ -191,13 +191,19 @@ impl Source for KafkaSource {
     }
 
     /// Each partition's offset from the share that names it
-    /// ([`KafkaPosition::of_shares`]).
+    /// ([`KafkaPosition::of_shares`]), and each topic of control records
+    /// it reads (the rules topic, lists' topics).
     fn position_of_shares(&self, positions: &[Position]) -> Result<Position, SourceError> {
         let shares = (positions.iter())
             .map(decode_position)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.run_error(e))?;
-        KafkaPosition::of_shares(&shares, KafkaSource::splits(self))
+        // (its partitions of events, and the topics of control records it
+        // reads: a rules topic's, a list's offset from the share that
+        // read it)
+        let mut partitions = KafkaSource::splits(self).to_vec();
+        partitions.extend(self.control_partitions());
+        KafkaPosition::of_shares(&shares, &partitions)
             .map(|at| encode_position(&at))
             .map_err(|(topic, partition, a, b)| {
                 self.run_error(KafkaError::Config {

@@ -1088,6 +1088,11 @@ impl KafkaSource {
         Some((c.topic.as_str(), c.list.as_deref()))
     }
 
+    /// The partition of each topic of control records, in split order.
+    pub(crate) fn control_partitions(&self) -> impl Iterator<Item = (String, i32)> + '_ {
+        self.controls.iter().map(|c| (c.topic.clone(), 0))
+    }
+
     /// A record of a list's topic as the `$list` record it means (JSON
     /// text), or why it is no entry (`docs/kafka.md`, "Lists from
     /// topics"). `None` for a record of another topic.
