@@ -1480,3 +1480,55 @@ fn records_of_several_control_splits_apply_at_their_times_whatever_order_they_co
     assert!(ahead[0].contains(r#""start":60"#), "{ahead:?}");
     assert!(ahead[1].contains(r#""start":120"#), "{ahead:?}");
 }
+
+/// A list's record read after event time passed its time applies at
+/// once, said as a `$list` record (not a rules record) and counted late.
+#[test]
+fn a_list_record_behind_event_time_applies_at_once_said_as_a_list_record() {
+    let rules = Rules::parse(
+        "lists.cep",
+        "list suspects\npattern p { partition by k match a where a: type == \"a\" and k in suspects }\n",
+    )
+    .unwrap();
+    let suspect = serde_json::json!({ "$list": "suspects", "add": "k1" }).to_string();
+    let mut c = Config::new(Input::Stdin, Vec::new());
+    c.split_watermarks = true;
+    c.source_rules = true;
+    c.max_delay = Duration::ZERO;
+    let mut engine = c.engine();
+    engine.add(&rules).unwrap();
+    let sink = Memory::default();
+    let said = Watching::default();
+    let source = Controls {
+        reads: vec![
+            vec![(None, 0, 1_000, ev(1_000, "a", "k1"))],
+            vec![(Some(1), 0, 500, suspect)],
+            vec![(None, 1, 2_000, ev(2_000, "a", "k1"))],
+        ],
+        next: 0,
+    };
+    let runtime = Runtime::with_source(
+        c,
+        engine,
+        Some(Box::new(source)),
+        Some(Box::new(sink.clone())),
+        Box::new(said.clone()),
+    )
+    .unwrap();
+    let summary = runtime.run();
+    assert!(summary.error().is_none());
+    assert_eq!(summary.reloads_late, 1);
+    let said = said.0.lock().unwrap().said.clone();
+    assert!(
+        said.iter().any(|n| n.contains(
+            "controls partition 0 offset 0: a `$list` record of time 1970-01-01T00:00:00.500Z read when event time was already at 1970-01-01T00:00:00.999Z: applied now, late"
+        )),
+        "{said:?}"
+    );
+    // (from the watermark then + 1 on, 1,000: the event at 1,000, still
+    // waiting for the watermark, sees it, as the one at 2,000)
+    let records = sink.records.lock().unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records[0].2.contains(r#""start":1000"#), "{records:?}");
+    assert!(records[1].2.contains(r#""start":2000"#), "{records:?}");
+}
