@@ -34,10 +34,19 @@ type Keyed = (Vec<u8>, Option<Vec<u8>>);
 /// Produces `records` to partition 0 of `topic`, one at a time (tansu's
 /// end offset: the last one alone).
 fn produce_entries(bootstrap: &str, topic: &str, records: &[Entry]) {
+    produce_entries_to(bootstrap, topic, 1, records);
+}
+
+/// The same over `partitions` partitions, each record to the partition
+/// its key gives (the sum of its bytes: every record of an entry in one
+/// partition, in order, as Kafka's partitioner keeps them).
+fn produce_entries_to(bootstrap: &str, topic: &str, partitions: u32, records: &[Entry]) {
     let producer: BaseProducer = client(bootstrap).create().expect("a producer");
     for (key, value, ts) in records {
+        let sum: u32 = key.iter().flatten().map(|b| u32::from(*b)).sum();
+        let partition = i32::try_from(sum % partitions).unwrap();
         let mut record = BaseRecord::<[u8], [u8]>::to(topic)
-            .partition(0)
+            .partition(partition)
             .timestamp(*ts);
         if let Some(key) = key {
             record = record.key(key.as_slice());
@@ -144,7 +153,7 @@ fn kafka_run(dir: &Path, bootstrap: &str, input: &str, list: &str) -> Command {
     command
 }
 
-fn a_list_topic_gives_the_file_runs_output(name: &str, extra: &[&str]) {
+fn a_list_topic_gives_the_file_runs_output(name: &str, partitions: u32, extra: &[&str]) {
     let broker = Broker::start();
     let dir = scratch(name);
     let (events, entries) = setup(&dir);
@@ -154,9 +163,9 @@ fn a_list_topic_gives_the_file_runs_output(name: &str, extra: &[&str]) {
     let input = topic(&format!("{name}-in"));
     let list = topic(&format!("{name}-list"));
     broker.create_topic(&input, 1);
-    broker.create_topic(&list, 1);
+    broker.create_topic(&list, i32::try_from(partitions).unwrap());
     produce_lines_to(&b, &input, 0, &events);
-    produce_entries(&b, &list, &entries);
+    produce_entries_to(&b, &list, partitions, &entries);
     let output = kafka_run(&dir, &b, &input, &list)
         .args(["--kafka-until", "end", "--max-delay", "2s"])
         .args(extra)
@@ -170,13 +179,24 @@ fn a_list_topic_gives_the_file_runs_output(name: &str, extra: &[&str]) {
         sorted(&dir.join("late.jsonl")),
         "{err}"
     );
-    // (read to its end before the first event, each record at its time)
-    assert!(
-        err.contains(&format!(
-            "cepheid: list `suspects`: 150 records of kafka:{list} read from offset 0 to its end (offset 150) before the first event, of times"
-        )),
-        "{err}"
-    );
+    // (read to its end before the first event, each record at its time;
+    // each partition)
+    if partitions == 1 {
+        assert!(
+            err.contains(&format!(
+                "cepheid: list `suspects`: 150 records of kafka:{list} read from offset 0 to its end (offset 150) before the first event, of times"
+            )),
+            "{err}"
+        );
+    }
+    for p in (0..partitions).filter(|_| partitions > 1) {
+        assert!(
+            err.contains(&format!(
+                "records of kafka:{list} partition {p} read from offset 0 to its end"
+            )),
+            "{err}"
+        );
+    }
     assert_eq!(
         crash::summary(&err).split(" in ").next(),
         crash::summary(&file_err).split(" in ").next(),
@@ -190,15 +210,23 @@ fn a_list_topic_gives_the_file_runs_output(name: &str, extra: &[&str]) {
 /// before the first event.
 #[test]
 fn a_list_topic_gives_the_output_of_the_same_changes_as_list_records_in_a_file() {
-    a_list_topic_gives_the_file_runs_output("list_topic", &[]);
+    a_list_topic_gives_the_file_runs_output("list_topic", 1, &[]);
 }
 
-/// The same on two workers: worker 0's source reads the list's topic, its
-/// changes go to every worker at their times.
+/// The same from a list's topic of three partitions, each entry's records
+/// in one of them: each partition is read as a topic of its own, its
+/// records at their times.
+#[test]
+fn a_list_topic_of_three_partitions_gives_the_output_of_the_same_changes_in_a_file() {
+    a_list_topic_gives_the_file_runs_output("list_topic_3", 3, &[]);
+}
+
+/// The same on two workers (from three partitions): worker 0's source
+/// reads the list's topic, its changes go to every worker at their times.
 #[cfg(feature = "workers")]
 #[test]
 fn on_workers_a_list_topic_gives_the_output_of_the_same_changes_as_list_records_in_a_file() {
-    a_list_topic_gives_the_file_runs_output("list_topic_workers", &["--workers", "2"]);
+    a_list_topic_gives_the_file_runs_output("list_topic_workers", 3, &["--workers", "2"]);
 }
 
 /// A run stopped (SIGTERM: a last checkpoint) after the first part of the
@@ -208,24 +236,25 @@ fn on_workers_a_list_topic_gives_the_output_of_the_same_changes_as_list_records_
 /// record not applied.
 #[test]
 fn a_run_with_a_list_topic_stopped_and_resumed_gives_the_uninterrupted_output() {
-    stopped_and_resumed("list_topic_resume", &[], &[]);
+    stopped_and_resumed("list_topic_resume", 1, &[], &[]);
 }
 
-/// The same on two workers, resumed on three (the list's topic read by
-/// worker 0's source, its offset kept in that worker's piece of the cut
-/// and taken from it by the new worker 0).
+/// The same on two workers, resumed on three, from a list's topic of
+/// three partitions (read by worker 0's source, their offsets kept in
+/// that worker's piece of the cut and taken from it by the new worker 0).
 #[cfg(feature = "workers")]
 #[test]
 fn a_run_with_a_list_topic_on_workers_stopped_and_resumed_on_more_gives_the_uninterrupted_output() {
     stopped_and_resumed(
         "list_topic_resume_workers",
+        3,
         &["--workers", "2"],
         &["--workers", "3"],
     );
 }
 
 /// A run with `first` stopped after the first part, resumed with `then`.
-fn stopped_and_resumed(name: &str, first_args: &[&str], then_args: &[&str]) {
+fn stopped_and_resumed(name: &str, partitions: u32, first_args: &[&str], then_args: &[&str]) {
     let broker = Broker::start();
     let dir = scratch(name);
     let (events, entries) = setup(&dir);
@@ -234,8 +263,8 @@ fn stopped_and_resumed(name: &str, first_args: &[&str], then_args: &[&str]) {
     let input = topic(&format!("{name}-in"));
     let list = topic(&format!("{name}-list"));
     broker.create_topic(&input, 1);
-    broker.create_topic(&list, 1);
-    produce_entries(&b, &list, &entries);
+    broker.create_topic(&list, i32::try_from(partitions).unwrap());
+    produce_entries_to(&b, &list, partitions, &entries);
     // The first part takes event time past the first change, not the
     // second (line 6,000).
     let (first, second) = events.split_at(4_000);
@@ -300,13 +329,30 @@ fn stopped_and_resumed(name: &str, first_args: &[&str], then_args: &[&str]) {
     let said = stderr(&output);
     assert!(output.status.success(), "{said}");
     assert!(said.contains("resuming from checkpoint"), "{said}");
-    // (resumed: from the first record not applied, the 61st)
-    assert!(
-        said.contains(&format!(
-            "cepheid: list `suspects`: 90 records of kafka:{list} read from offset 60 to its end (offset 150)"
-        )),
-        "{said}"
-    );
+    // (resumed: from the first record not applied, the 61st; in each
+    // partition, after the records of the first change there)
+    if partitions == 1 {
+        assert!(
+            said.contains(&format!(
+                "cepheid: list `suspects`: 90 records of kafka:{list} read from offset 60 to its end (offset 150)"
+            )),
+            "{said}"
+        );
+    }
+    for p in (0..partitions).filter(|_| partitions > 1) {
+        let of = |(key, _, _): &&Entry| {
+            let sum: u32 = key.iter().flatten().map(|b| u32::from(*b)).sum();
+            sum % partitions == p
+        };
+        let applied = entries[..60].iter().filter(of).count();
+        let all = entries.iter().filter(of).count();
+        assert!(
+            said.contains(&format!(
+                "records of kafka:{list} partition {p} read from offset {applied} to its end (offset {all})"
+            )),
+            "{p}: {said}"
+        );
+    }
     assert_eq!(sorted(&dir.join("kafka-out.jsonl")), expected, "{said}");
     assert_eq!(
         sorted(&dir.join("kafka-late.jsonl")),
@@ -393,7 +439,7 @@ fn records_of_a_list_topic_that_are_no_entry_are_said_counted_and_left_out() {
 
 /// A list fed by a topic is refused before the run starts when the rules
 /// do not declare it, when the input is not Kafka, when its topic is on
-/// other brokers, or when its topic has several partitions.
+/// other brokers, or does not exist.
 #[test]
 fn a_list_topic_that_cannot_work_is_refused_before_the_run_starts() {
     let broker = Broker::start();
@@ -438,12 +484,9 @@ fn a_list_topic_that_cannot_work_is_refused_before_the_run_starts() {
         err.contains("error: --list suspects=kafka://...: one topic on the brokers of --events"),
         "{err}"
     );
-    let (code, err) = run(&events, &format!("suspects=kafka://{b}/{two}"));
+    // (a topic that does not exist: the run does not start)
+    let missing = topic("list-refused-missing");
+    let (code, err) = run(&events, &format!("suspects=kafka://{b}/{missing}"));
     assert_eq!(code, Some(4), "{err}");
-    assert!(
-        err.contains(&format!(
-            "the topic \"{two}\" of list `suspects` has 2 partitions: a list's topic has one"
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&missing), "{err}");
 }

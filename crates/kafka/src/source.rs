@@ -119,8 +119,10 @@ pub struct SourceConfig {
     /// end, when the source starts (unless `start` is a position, which
     /// then names its offset too).
     pub rules_topic: Option<String>,
-    /// Reference lists fed by topics of their own (`(list, topic)`; one
-    /// partition each): a compacted topic whose record's key is an entry
+    /// Reference lists fed by topics of their own (`(list, topic)`; each
+    /// partition of a topic read as a topic of control records of its
+    /// own, with a split and an offset of its own): a compacted topic
+    /// whose record's key is an entry
     /// of the list, its value empty or `{"expires": T}` to add it, null (a
     /// tombstone) to remove it. Each record is handed out by
     /// [`KafkaSource::read_rules`] with the split after the rules topic's
@@ -194,6 +196,11 @@ impl KafkaRecord {
 struct ControlTopic {
     /// The list it feeds (`None`: the rules topic).
     list: Option<String>,
+    /// Its partition (a list's topic may have several, each read as a
+    /// topic of control records of its own), and whether the topic has
+    /// others (said in messages).
+    partition: i32,
+    of_several: bool,
     /// Where it was last started ([`ControlTopic::start_at`]), until what
     /// it read then is handed out ([`ControlTopic::read_to_end`]).
     started_at: Option<i64>,
@@ -235,8 +242,8 @@ impl ControlTopic {
     /// it when that one was handed out.
     fn put(&self, at: &mut KafkaPosition, offset: i64) {
         match self.handed.iter().rev().find(|m| m.offset == offset - 1) {
-            Some(mark) => at.set_after(&self.topic, 0, *mark),
-            None => at.set(&self.topic, 0, offset),
+            Some(mark) => at.set_after(&self.topic, self.partition, *mark),
+            None => at.set(&self.topic, self.partition, offset),
         }
     }
 
@@ -262,7 +269,7 @@ impl ControlTopic {
         self.read >= target
             || self.consumer.position().is_ok_and(|positions| {
                 positions
-                    .find_partition(&self.topic, 0)
+                    .find_partition(&self.topic, self.partition)
                     .is_some_and(|e| matches!(e.offset(), Offset::Offset(at) if at >= target))
             })
     }
@@ -276,12 +283,15 @@ impl ControlTopic {
         self.handed.clear();
         self.read = offset;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, 0, Offset::Offset(offset))
+        tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
             .map_err(client("assign"))?;
         assign_once(&mut self.consumer, &mut self.assigned, &self.config, &tpl)?;
         let (_, high) = self.retry.run(
             "fetch watermarks",
-            |left| self.consumer.fetch_watermarks(&self.topic, 0, left),
+            |left| {
+                self.consumer
+                    .fetch_watermarks(&self.topic, self.partition, left)
+            },
             client("fetch watermarks"),
         )?;
         let high = self.end.map_or(high, |end| end.min(high));
@@ -301,7 +311,7 @@ impl ControlTopic {
                 None => {}
                 Some(Ok(message)) => {
                     quiet = Instant::now();
-                    if message.partition() == 0 && message.offset() >= self.read {
+                    if message.partition() == self.partition && message.offset() >= self.read {
                         self.read = message.offset() + 1;
                         self.backlog.push_back(record_of(&message, usize::MAX));
                     }
@@ -353,11 +363,20 @@ impl ControlTopic {
             None => String::new(),
         };
         Some(format!(
-            "cepheid: list `{list}`: {} records of kafka:{} read from offset {from} to its end (offset {}) before the first event{times}",
+            "cepheid: list `{list}`: {} records of kafka:{}{} read from offset {from} to its end (offset {}) before the first event{times}",
             self.backlog.len(),
             self.topic,
+            self.of_partition(),
             self.read,
         ))
+    }
+
+    /// ` partition 2` when its topic has several, else nothing.
+    fn of_partition(&self) -> String {
+        match self.of_several {
+            true => format!(" partition {}", self.partition),
+            false => String::new(),
+        }
     }
 
     /// What it is, in messages: `the rules topic "rules"`, `the topic
@@ -365,7 +384,11 @@ impl ControlTopic {
     fn what(&self) -> String {
         match &self.list {
             None => format!("the rules topic {:?}", self.topic),
-            Some(list) => format!("the topic {:?} of list `{list}`", self.topic),
+            Some(list) => format!(
+                "the topic {:?}{} of list `{list}`",
+                self.topic,
+                self.of_partition()
+            ),
         }
     }
 }
@@ -849,7 +872,16 @@ impl KafkaSource {
             index.entry(t.clone()).or_default().insert(*p, i);
         }
         let mut controls = Vec::with_capacity(control_topics.len());
-        for (list, topic) in control_topics {
+        let opened = control_topics.into_iter().map(|(list, topic)| {
+            let partitions = control_partitions(&consumer, list.as_deref(), &topic, retry)?;
+            let several = partitions.len() > 1;
+            let each = partitions
+                .into_iter()
+                .map(move |p| (list.clone(), topic.clone(), p));
+            Ok::<_, KafkaError>(each.map(move |(l, t, p)| (l, t, p, several)))
+        });
+        let opened = opened.collect::<Result<Vec<_>, _>>()?.into_iter().flatten();
+        for (list, topic, partition, several) in opened {
             // A checkpoint's offset that compaction removed since: from
             // the first record kept (librdkafka's default would skip to
             // the end, and with it the rule set in force, or entries).
@@ -864,20 +896,19 @@ impl KafkaSource {
             let consumer = (control_config.create::<BaseConsumer>())
                 .map_err(|e| KafkaError::client("create the consumer", e))?;
             let from = match &config.start {
-                StartAt::Position(at) => at.get(&topic, 0),
+                StartAt::Position(at) => at.get(&topic, partition),
                 _ => None,
             };
             controls.push(ControlTopic::open(
                 (consumer, control_config),
-                list,
-                &topic,
+                (list, &topic, partition, several),
                 from,
                 config.until.is_some(),
                 retry,
             )?);
         }
         let mut watched = splits.clone();
-        watched.extend(controls.iter().map(|c| (c.topic.clone(), 0)));
+        watched.extend(controls.iter().map(|c| (c.topic.clone(), c.partition)));
         let watch = TopicWatch::new(consumer.client(), &watched, false);
         let mut source = KafkaSource {
             consumer,
@@ -907,7 +938,7 @@ impl KafkaSource {
             let controls_from = source.fit(at)?;
             for (control, from) in source.controls.iter_mut().zip(controls_from) {
                 if let Some(from) = from {
-                    if at.get(&control.topic, 0) != Some(from) {
+                    if at.get(&control.topic, control.partition) != Some(from) {
                         control.start_at(from)?;
                     }
                 }
@@ -985,17 +1016,17 @@ impl KafkaSource {
         )?;
         let mut controls_from = vec![None; self.controls.len()];
         for (i, from) in controls_from.iter_mut().enumerate() {
-            let topic = self.controls[i].topic.clone();
-            let Some(offset) = kept.get(&topic, 0) else {
+            let (topic, partition) = (self.controls[i].topic.clone(), self.controls[i].partition);
+            let Some(offset) = kept.get(&topic, partition) else {
                 continue;
             };
             *from = Some(offset);
             let mut at = KafkaPosition::new();
-            match kept.mark(&topic, 0) {
-                Some(mark) => at.set_after(&topic, 0, mark),
-                None => at.set(&topic, 0, offset),
+            match kept.mark(&topic, partition) {
+                Some(mark) => at.set_after(&topic, partition, mark),
+                None => at.set(&topic, partition, offset),
             }
-            let only = [(topic.clone(), 0)];
+            let only = [(topic.clone(), partition)];
             for m in misfits(&self.consumer, &self.probe_config, &at, &only, self.retry)? {
                 match m.mismatch {
                     // (the record before the offset gone, a later one
@@ -1019,7 +1050,8 @@ impl KafkaSource {
             }
         }
         for (m, to) in self.restart(found, self.on_mismatch)? {
-            match self.controls.iter().position(|c| c.topic == m.topic) {
+            let control = |c: &ControlTopic| c.topic == m.topic && c.partition == m.partition;
+            match self.controls.iter().position(control) {
                 Some(i) => controls_from[i] = Some(to),
                 None => self.position.set(&m.topic, m.partition, to),
             }
@@ -1090,7 +1122,7 @@ impl KafkaSource {
 
     /// The partition of each topic of control records, in split order.
     pub(crate) fn control_partitions(&self) -> impl Iterator<Item = (String, i32)> + '_ {
-        self.controls.iter().map(|c| (c.topic.clone(), 0))
+        self.controls.iter().map(|c| (c.topic.clone(), c.partition))
     }
 
     /// A record of a list's topic as the `$list` record it means (JSON
@@ -1157,7 +1189,7 @@ impl KafkaSource {
         // reads tell when it is gone for too long)
         let high = rules
             .consumer
-            .fetch_watermarks(&rules.topic, 0, RULES_END_ASKED)
+            .fetch_watermarks(&rules.topic, rules.partition, RULES_END_ASKED)
             .map_or(rules.read, |(_, high)| high);
         let target = rules.end.map_or(high, |end| end.min(high));
         let mut quiet = Instant::now();
@@ -1184,7 +1216,7 @@ impl KafkaSource {
             match result {
                 Ok(message) => {
                     quiet = Instant::now();
-                    if message.partition() != 0 || message.offset() < rules.read {
+                    if message.partition() != rules.partition || message.offset() < rules.read {
                         continue; // (a stale fetch after a seek)
                     }
                     if rules.end.is_some_and(|end| message.offset() >= end) {
@@ -1618,48 +1650,26 @@ const RULES_QUIET: Duration = Duration::from_secs(5);
 const RULES_END_ASKED: Duration = Duration::from_secs(1);
 
 impl ControlTopic {
-    /// Checks that `topic` exists and has one partition, and reads it
-    /// from `from` (a checkpoint's offset) or else from its first record,
-    /// up to its end as the broker gives it now.
+    /// Reads partition `partition` of `topic` (feeding `list`, of a topic
+    /// with `several` partitions or not) from `from` (a checkpoint's
+    /// offset) or else from its first record, up to its end as the broker
+    /// gives it now.
     fn open(
         (consumer, config): (BaseConsumer, ClientConfig),
-        list: Option<String>,
-        topic: &str,
+        (list, topic, partition, several): (Option<String>, &str, i32, bool),
         from: Option<i64>,
         until_end: bool,
         retry: Retry,
     ) -> Result<ControlTopic, KafkaError> {
-        let metadata = retry.run(
-            "fetch metadata",
-            |t| consumer.fetch_metadata(Some(topic), t),
-            client("fetch metadata"),
-        )?;
-        let partitions = match metadata.topics().iter().find(|m| m.name() == topic) {
-            Some(m) if m.error().is_none() && !m.partitions().is_empty() => m.partitions().len(),
-            _ => {
-                return Err(KafkaError::UnknownTopic {
-                    topic: topic.to_string(),
-                })
-            }
-        };
-        if partitions != 1 {
-            let reason = match &list {
-                None => format!(
-                    "the rules topic {topic:?} has {partitions} partitions: a rules topic has one (its rule sets are one sequence)"
-                ),
-                Some(list) => format!(
-                    "the topic {topic:?} of list `{list}` has {partitions} partitions: a list's topic has one (docs/kafka.md, \"Lists from topics\")"
-                ),
-            };
-            return Err(KafkaError::Config { reason });
-        }
         let (low, high) = retry.run(
             "fetch watermarks",
-            |left| consumer.fetch_watermarks(topic, 0, left),
+            |left| consumer.fetch_watermarks(topic, partition, left),
             client("fetch watermarks"),
         )?;
         let mut control = ControlTopic {
             list,
+            partition,
+            of_several: several,
             started_at: None,
             consumer,
             config,
@@ -1675,6 +1685,43 @@ impl ControlTopic {
         control.start_at(from.unwrap_or(low))?;
         Ok(control)
     }
+}
+
+/// The partitions of a topic of control records, by number, checked: it
+/// exists, and a rules topic (`list` `None`) has one (its rule sets are
+/// one sequence); a list's topic may have several (each entry's records
+/// are in one of them, as its key puts it).
+fn control_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    list: Option<&str>,
+    topic: &str,
+    retry: Retry,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = retry.run(
+        "fetch metadata",
+        |t| consumer.fetch_metadata(Some(topic), t),
+        client("fetch metadata"),
+    )?;
+    let mut partitions = match metadata.topics().iter().find(|m| m.name() == topic) {
+        Some(m) if m.error().is_none() && !m.partitions().is_empty() => {
+            m.partitions().iter().map(|p| p.id()).collect::<Vec<_>>()
+        }
+        _ => {
+            return Err(KafkaError::UnknownTopic {
+                topic: topic.to_string(),
+            })
+        }
+    };
+    if list.is_none() && partitions.len() != 1 {
+        return Err(KafkaError::Config {
+            reason: format!(
+                "the rules topic {topic:?} has {} partitions: a rules topic has one (its rule sets are one sequence)",
+                partitions.len()
+            ),
+        });
+    }
+    partitions.sort_unstable();
+    Ok(partitions)
 }
 
 /// The topics of control records of `config`: the rules topic (no list),
