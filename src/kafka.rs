@@ -90,6 +90,18 @@ mod tests {
                 "--rules-topic rules.cep: not a kafka:// URL",
             ),
             (
+                OptionsError::ListTopicAlone {
+                    list: "blocked".into(),
+                },
+                "--list blocked=kafka://... needs --events kafka://... (on its brokers)",
+            ),
+            (
+                OptionsError::ListTopicPlace {
+                    list: "blocked".into(),
+                },
+                "--list blocked=kafka://...: one topic on the brokers of --events",
+            ),
+            (
                 OptionsError::FollowKafka,
                 "--follow is for files: a Kafka source goes on by itself (until --kafka-until WHERE)",
             ),

@@ -413,12 +413,18 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
-    if let Err(why) = kafka::options(args).check(&config) {
+    if let Err(why) = kafka::options(args).check(&config).and_then(|()| {
+        let declared = |list: &str| engine.list_sizes().any(|(name, _)| name == list);
+        kafka::options(args).check_lists(&config, declared)
+    }) {
         say!("error: {}", in_flags(&why.to_string()));
         return EXIT_USAGE;
     }
     #[cfg(not(feature = "kafka"))]
-    for (flag, path) in [("--events", &args.events), ("--output", &args.output)] {
+    for (flag, path) in [("--events", &args.events), ("--output", &args.output)]
+        .into_iter()
+        .chain(args.lists.iter().map(|l| ("--list", &l.path)))
+    {
         if path.to_str().is_some_and(|p| p.starts_with("kafka://")) {
             say!("error: {flag} kafka://...: this cepheid was built without the feature `kafka`");
             return EXIT_USAGE;

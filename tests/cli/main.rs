@@ -59,6 +59,9 @@ mod cli_kafka_workers;
 #[cfg(feature = "kafka")]
 #[path = "../cli_lab_kafka.rs"]
 mod cli_lab_kafka;
+#[cfg(feature = "kafka")]
+#[path = "../cli_list_topic.rs"]
+mod cli_list_topic;
 #[path = "../cli_lists.rs"]
 mod cli_lists;
 #[path = "../cli_live.rs"]

@@ -40,6 +40,7 @@ mod error;
 mod fit;
 mod guard;
 mod identity;
+mod lists;
 mod open;
 mod options;
 mod position;
