@@ -201,8 +201,11 @@ impl Broker {
     /// Waits until the broker answers a metadata request (30 s at most).
     fn wait_until_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let consumer: BaseConsumer = self.config().create().expect("a client");
         loop {
+            // (a client of its own each time: one that had an answer too
+            // late would ask the broker it advertises next, a proxy that
+            // is started only once the broker is ready)
+            let consumer: BaseConsumer = self.config().create().expect("a client");
             if let Some(status) = self
                 .child
                 .as_mut()
