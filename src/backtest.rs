@@ -11,7 +11,10 @@
 //! key and a time), an alert is a true positive when its key is the
 //! label's and its span, widened by `--tolerance` both ways, holds the
 //! label's time; precision and recall per pattern, and the labels no
-//! pattern caught.
+//! pattern caught. With `--html FILE`, the same as one self-contained
+//! page with a plot of each pattern's alerts over event time (`html`).
+
+mod html;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -45,6 +48,16 @@ pub struct Args {
     /// One JSON document instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the report as one self-contained HTML page (no network:
+    /// its script, style and plots inline), with a plot of each pattern's
+    /// alerts over event time.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Leave the matched events' values (`events`, `select`, `reads`) out
+    /// of everything the report shows (the page's first alerts of each
+    /// pattern): for a report others read.
+    #[arg(long)]
+    no_events: bool,
 }
 
 /// A labelled case: its key, and its time.
@@ -58,6 +71,8 @@ struct Label {
 
 /// An alert or a timeout, as its record says it.
 struct Raised {
+    /// Its record's place among the run's records.
+    record: usize,
     pattern: String,
     timeout: bool,
     key: serde_json::Value,
@@ -70,6 +85,18 @@ pub fn run(args: &Args) -> u8 {
     if let Err(status) = args.events.check("backtest reads the events twice") {
         return status;
     }
+    // (the page's file opened first: a path it cannot be written at is
+    // said before the run, not after it)
+    let page = match &args.html {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path, file)),
+            Err(e) => {
+                say!("error: cannot write {}: {e}", path.display());
+                return EXIT_IO;
+            }
+        },
+        None => None,
+    };
     let labels = match &args.labels {
         Some(path) => match read_labels(path) {
             Ok(labels) => Some(labels),
@@ -81,7 +108,9 @@ pub fn run(args: &Args) -> u8 {
         Ok(run) => run,
         Err(status) => return status,
     };
-    let raised: Vec<Raised> = records.iter().filter_map(|l| raised(l)).collect();
+    let raised: Vec<Raised> = (records.iter().enumerate())
+        .filter_map(|(i, l)| raised(i, l))
+        .collect();
     let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
     let span = args.events.time_span();
     let report = Report::of(&names, &raised, labels.as_deref(), args.tolerance, span);
@@ -90,13 +119,22 @@ pub fn run(args: &Args) -> u8 {
     } else {
         print!("{}", report.text(args));
     }
+    if let Some((path, file)) = page {
+        let page = html::page(&report, args, &raised, &records);
+        let mut file = file;
+        if let Err(e) = std::io::Write::write_all(&mut file, page.as_bytes()) {
+            say!("error: cannot write {}: {e}", path.display());
+            return EXIT_IO;
+        }
+    }
     EXIT_OK
 }
 
 /// A record as an alert or a timeout (`None`: not a record of a match).
-fn raised(line: &str) -> Option<Raised> {
+fn raised(at: usize, line: &str) -> Option<Raised> {
     let record: serde_json::Value = serde_json::from_str(line).ok()?;
     Some(Raised {
+        record: at,
         pattern: record["pattern"].as_str()?.to_string(),
         timeout: record["kind"] == "timeout",
         key: record["key"].clone(),
@@ -226,7 +264,7 @@ impl Report {
                 continue;
             }
             figures.alerts += 1;
-            figures.delays.push(r.end - r.start);
+            figures.delays.push(r.end.saturating_sub(r.start));
             keys.entry(&r.pattern)
                 .or_default()
                 .insert(r.key.to_string());
@@ -266,7 +304,60 @@ impl Report {
     /// Days of event time the events span (at least a millisecond's).
     fn days(&self) -> Option<f64> {
         self.span
-            .map(|(from, to)| ((to - from).max(1)) as f64 / 86_400_000.0)
+            .map(|(from, to)| (to.saturating_sub(from).max(1)) as f64 / 86_400_000.0)
+    }
+
+    /// The table's columns: the terminal's and the page's.
+    fn header(&self) -> Vec<&'static str> {
+        let mut columns = vec![
+            "pattern",
+            "alerts",
+            "per day",
+            "keys",
+            "timeouts",
+            "delay ms min/median/p95/max",
+        ];
+        if self.labels.is_some() {
+            columns.extend(["tp", "fp", "precision", "recall"]);
+        }
+        columns
+    }
+
+    /// A pattern's row of the table, its cells as the terminal shows them.
+    fn row(&self, f: &Figures) -> Vec<String> {
+        let per_day = self
+            .days()
+            .map_or("-".to_string(), |d| format!("{:.1}", f.alerts as f64 / d));
+        let delays = match f.delays.as_slice() {
+            [] => "-".to_string(),
+            d => format!(
+                "{}/{}/{}/{}",
+                d[0],
+                d[d.len() / 2],
+                d[(d.len() * 95).div_ceil(100) - 1],
+                d[d.len() - 1]
+            ),
+        };
+        let mut cells = vec![
+            f.pattern.clone(),
+            f.alerts.to_string(),
+            per_day,
+            f.keys.to_string(),
+            f.timeouts.to_string(),
+            delays,
+        ];
+        if let Some((total, _)) = &self.labels {
+            let precision = (f.alerts > 0).then(|| f.true_positives as f64 / f.alerts as f64);
+            let recall = (*total > 0).then(|| f.caught.len() as f64 / *total as f64);
+            let shown = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
+            cells.extend([
+                f.true_positives.to_string(),
+                (f.alerts - f.true_positives).to_string(),
+                shown(precision),
+                shown(recall),
+            ]);
+        }
+        cells
     }
 
     fn text(&self, args: &Args) -> String {
@@ -291,52 +382,19 @@ impl Report {
             .max()
             .unwrap_or(7)
             .max(7);
-        let _ = write!(
-            out,
-            "{:width$}  {:>7}  {:>9}  {:>6}  {:>8}  {:>31}",
-            "pattern", "alerts", "per day", "keys", "timeouts", "delay ms min/median/p95/max"
-        );
-        if self.labels.is_some() {
-            let _ = write!(
-                out,
-                "  {:>6}  {:>6}  {:>9}  {:>6}",
-                "tp", "fp", "precision", "recall"
-            );
-        }
-        out.push('\n');
-        for f in &self.patterns {
-            let per_day = self
-                .days()
-                .map_or("-".to_string(), |d| format!("{:.1}", f.alerts as f64 / d));
-            let delays = match f.delays.as_slice() {
-                [] => "-".to_string(),
-                d => format!(
-                    "{}/{}/{}/{}",
-                    d[0],
-                    d[d.len() / 2],
-                    d[(d.len() * 95).div_ceil(100) - 1],
-                    d[d.len() - 1]
-                ),
-            };
-            let _ = write!(
-                out,
-                "{:width$}  {:>7}  {:>9}  {:>6}  {:>8}  {:>31}",
-                f.pattern, f.alerts, per_day, f.keys, f.timeouts, delays
-            );
-            if let Some((total, _)) = &self.labels {
-                let precision = (f.alerts > 0).then(|| f.true_positives as f64 / f.alerts as f64);
-                let recall = (*total > 0).then(|| f.caught.len() as f64 / *total as f64);
-                let shown = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
-                let _ = write!(
-                    out,
-                    "  {:>6}  {:>6}  {:>9}  {:>6}",
-                    f.true_positives,
-                    f.alerts - f.true_positives,
-                    shown(precision),
-                    shown(recall)
-                );
+        // (each column's width after the pattern's)
+        let widths = [7, 9, 6, 8, 31, 6, 6, 9, 6];
+        let line = |out: &mut String, cells: &[String]| {
+            let _ = write!(out, "{:width$}", cells[0]);
+            for (cell, width) in cells[1..].iter().zip(widths) {
+                let _ = write!(out, "  {cell:>width$}");
             }
             out.push('\n');
+        };
+        let header: Vec<String> = self.header().iter().map(|h| h.to_string()).collect();
+        line(&mut out, &header);
+        for f in &self.patterns {
+            line(&mut out, &self.row(f));
         }
         if let Some((total, missed)) = &self.labels {
             let _ = writeln!(

@@ -186,3 +186,46 @@ impl Report for Said {
         }
     }
 }
+
+/// The fields of a record that hold the matched events' values: the
+/// events, the values computed from them, and the values the rules read.
+pub const EVENT_FIELDS: [&str; 3] = ["events", "select", "reads"];
+
+/// `line`, a record, without [`EVENT_FIELDS`] (`--no-events`), its other
+/// fields as they were and in their order. A line that is not a JSON
+/// object is left out whole (`None`): its text could be anything.
+pub fn without_events(line: &str) -> Option<String> {
+    /// An object's fields in their order, each as its JSON text.
+    struct Fields<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+    impl<'de: 'a, 'a> serde::Deserialize<'de> for Fields<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+            impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+                type Value = Fields<'a>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<M: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: M,
+                ) -> Result<Self::Value, M::Error> {
+                    let mut fields = Vec::new();
+                    while let Some(field) = map.next_entry()? {
+                        fields.push(field);
+                    }
+                    Ok(Fields(fields))
+                }
+            }
+            d.deserialize_map(Visit(std::marker::PhantomData))
+        }
+    }
+    let Fields(fields) = serde_json::from_str(line).ok()?;
+    let kept: Vec<String> = (fields.iter())
+        .filter(|(name, _)| !EVENT_FIELDS.contains(&name.as_str()))
+        .map(|(name, value)| {
+            let name = serde_json::to_string(name).unwrap_or_default();
+            format!("{name}:{}", value.get())
+        })
+        .collect();
+    Some(format!("{{{}}}", kept.join(",")))
+}

@@ -8,7 +8,6 @@
 //! (`crates/*/tests/it/`).
 
 // Support code, compiled once for every module below.
-#[cfg(feature = "metrics")]
 #[path = "../../crates/monitor/tests/it/support/browser.rs"]
 mod browser_support;
 #[path = "../common/mod.rs"]
@@ -103,6 +102,12 @@ mod explain_graph;
 mod golden;
 // The README's quick start's examples, run by `cli_kafka_readme` as
 // code (their `main` is not).
+#[path = "../cli_backtest.rs"]
+mod cli_backtest;
+#[path = "../cli_backtest_html.rs"]
+mod cli_backtest_html;
+#[path = "../cli_diff.rs"]
+mod cli_diff;
 #[cfg(feature = "kafka")]
 #[allow(dead_code)]
 #[path = "../../examples/kafka_consume.rs"]
@@ -114,10 +119,6 @@ mod kafka_produce;
 #[cfg(feature = "kafka")]
 #[path = "../../crates/kafka/tests/it/support.rs"]
 mod kafka_support;
-#[path = "../cli_backtest.rs"]
-mod cli_backtest;
-#[path = "../cli_diff.rs"]
-mod cli_diff;
 // The library embedded (`examples/embed.rs`), run by `cli_embed`.
 #[cfg(all(feature = "kafka", feature = "metrics"))]
 #[path = "../cli_embed.rs"]
