@@ -16,7 +16,7 @@
 
 mod html;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use cepheid_core::time::parse_duration;
@@ -71,11 +71,13 @@ struct Label {
 
 /// An alert or a timeout, as its record says it.
 struct Raised {
-    /// Its record's place among the run's records.
-    record: usize,
-    pattern: String,
+    /// Its pattern: first the place of its name among those the records
+    /// gave, then among the rule set's patterns (`usize::MAX`: none).
+    pattern: usize,
     timeout: bool,
-    key: serde_json::Value,
+    /// Its key, as the record's JSON text (a pattern's records write a
+    /// key's fields in one order: the same key, the same text).
+    key: Box<str>,
     start: i64,
     end: i64,
 }
@@ -104,15 +106,36 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
-    let (rules, records) = match args.events.run(&args.rules, "rules") {
-        Ok(run) => run,
+    // Each record read back as an alert or a timeout, the first alerts
+    // of each pattern kept whole for the page; the events' time span read
+    // beside the run, on a thread of its own.
+    let mut raised = Vec::new();
+    let mut named: Vec<String> = Vec::new();
+    let mut first = html::FirstAlerts::default();
+    let mut each = |line: &str| {
+        if let Some(r) = parse_raised(line, &mut named) {
+            if args.html.is_some() && !r.timeout {
+                first.offer(&named[r.pattern], line, args.no_events);
+            }
+            raised.push(r);
+        }
+    };
+    let (run, span) = std::thread::scope(|scope| {
+        let span = scope.spawn(|| args.events.time_span());
+        let run = args.events.run_each(&args.rules, "rules", &mut each);
+        (run, span.join().unwrap_or(None))
+    });
+    let rules = match run {
+        Ok(rules) => rules,
         Err(status) => return status,
     };
-    let raised: Vec<Raised> = (records.iter().enumerate())
-        .filter_map(|(i, l)| raised(i, l))
-        .collect();
     let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
-    let span = args.events.time_span();
+    let place: Vec<usize> = (named.iter())
+        .map(|n| names.iter().position(|m| m == n).unwrap_or(usize::MAX))
+        .collect();
+    for r in &mut raised {
+        r.pattern = place[r.pattern];
+    }
     let report = Report::of(&names, &raised, labels.as_deref(), args.tolerance, span);
     if args.json {
         println!("{}", report.json(args));
@@ -120,7 +143,7 @@ pub fn run(args: &Args) -> u8 {
         print!("{}", report.text(args));
     }
     if let Some((path, file)) = page {
-        let page = html::page(&report, args, &raised, &records);
+        let page = html::page(&report, args, &raised, &first);
         let mut file = file;
         if let Err(e) = std::io::Write::write_all(&mut file, page.as_bytes()) {
             say!("error: cannot write {}: {e}", path.display());
@@ -130,18 +153,119 @@ pub fn run(args: &Args) -> u8 {
     EXIT_OK
 }
 
-/// A record as an alert or a timeout (`None`: not a record of a match).
-fn raised(at: usize, line: &str) -> Option<Raised> {
-    let record: serde_json::Value = serde_json::from_str(line).ok()?;
+/// A record as an alert or a timeout (`None`: not a record of a match),
+/// its pattern's name placed in `named`. Only its head is read: the
+/// reading stops at the first field after `kind`, `pattern`, `key`,
+/// `start` and `end` (or `expired_at`) were read (the runtime writes
+/// them first), its events neither built nor scanned.
+fn parse_raised(line: &str, named: &mut Vec<String>) -> Option<Raised> {
+    let mut head = Head::default();
+    let mut decoder = serde_json::Deserializer::from_str(line);
+    // (an error here is the stop once the head is read, or a line that
+    // is no record: what was read says which)
+    let _ = serde::de::DeserializeSeed::deserialize(&mut head, &mut decoder);
+    let pattern = head.pattern?;
+    let at = match named.iter().position(|n| *n == pattern) {
+        Some(at) => at,
+        None => {
+            named.push(pattern);
+            named.len() - 1
+        }
+    };
     Some(Raised {
-        record: at,
-        pattern: record["pattern"].as_str()?.to_string(),
-        timeout: record["kind"] == "timeout",
-        key: record["key"].clone(),
-        start: record["start"].as_i64()?,
-        // (a timeout's end is the time its window closed)
-        end: (record["end"].as_i64()).or_else(|| record["expired_at"].as_i64())?,
+        pattern: at,
+        timeout: head.timeout?,
+        key: head.key.unwrap_or_else(|| "null".into()),
+        start: head.start?,
+        end: head.end?,
     })
+}
+
+/// What [`parse_raised`] reads of a record.
+#[derive(Default)]
+struct Head {
+    timeout: Option<bool>,
+    pattern: Option<String>,
+    key: Option<Box<str>>,
+    start: Option<i64>,
+    /// Its end, or a timeout's `expired_at` (the time its window closed).
+    end: Option<i64>,
+}
+
+impl Head {
+    fn whole(&self) -> bool {
+        self.timeout.is_some()
+            && self.pattern.is_some()
+            && self.key.is_some()
+            && self.start.is_some()
+            && self.end.is_some()
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut Head {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Head {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record")
+    }
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        use serde::de::Error;
+        while let Some(Word(field)) = map.next_key::<Word>()? {
+            match field {
+                "kind" => {
+                    let Word(kind) = map.next_value()?;
+                    self.timeout = Some(kind == "timeout");
+                }
+                "pattern" => self.pattern = Some(map.next_value()?),
+                "key" => {
+                    let key: &serde_json::value::RawValue = map.next_value()?;
+                    self.key = Some(key.get().into());
+                }
+                "start" => self.start = Some(map.next_value()?),
+                "end" | "expired_at" => self.end = Some(map.next_value()?),
+                _ if self.whole() => return Err(M::Error::custom("the head is read")),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A field's name or a string read as one of the words a record's head
+/// has (`""`: another), without building it.
+struct Word(&'static str);
+
+impl<'de> serde::Deserialize<'de> for Word {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Word, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Word;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Word, E> {
+                const WORDS: [&str; 7] = [
+                    "kind",
+                    "pattern",
+                    "key",
+                    "start",
+                    "end",
+                    "expired_at",
+                    "timeout",
+                ];
+                Ok(Word(WORDS.into_iter().find(|w| *w == text).unwrap_or("")))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 /// The labels of `path`: JSON lines, or CSV when its name ends in `.csv`.
@@ -254,9 +378,9 @@ impl Report {
                 caught: HashSet::new(),
             })
             .collect();
-        let mut keys: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
+        let mut keys: Vec<HashSet<&str>> = vec![HashSet::new(); patterns.len()];
         for r in raised {
-            let Some(figures) = patterns.iter_mut().find(|f| f.pattern == r.pattern) else {
+            let Some(figures) = patterns.get_mut(r.pattern) else {
                 continue;
             };
             if r.timeout {
@@ -265,23 +389,29 @@ impl Report {
             }
             figures.alerts += 1;
             figures.delays.push(r.end.saturating_sub(r.start));
-            keys.entry(&r.pattern)
-                .or_default()
-                .insert(r.key.to_string());
+            keys[r.pattern].insert(&r.key);
             let mut hit = false;
+            // (the key read as JSON once, if a label's time is within)
+            let mut key = None;
             for (i, label) in labels.unwrap_or_default().iter().enumerate() {
                 let within = r.start.saturating_sub(tolerance) <= label.ts
                     && label.ts <= r.end.saturating_add(tolerance);
-                if within && same_key(&r.key, &label.key) {
+                if !within {
+                    continue;
+                }
+                let key = key.get_or_insert_with(|| {
+                    serde_json::from_str::<serde_json::Value>(&r.key).unwrap_or_default()
+                });
+                if same_key(key, &label.key) {
                     hit = true;
                     figures.caught.insert(i);
                 }
             }
             figures.true_positives += u64::from(hit);
         }
-        for figures in &mut patterns {
+        for (figures, keys) in patterns.iter_mut().zip(&keys) {
             figures.delays.sort_unstable();
-            figures.keys = keys.get(figures.pattern.as_str()).map_or(0, HashSet::len);
+            figures.keys = keys.len();
         }
         let labels = labels.map(|labels| {
             let caught: HashSet<usize> = patterns

@@ -64,6 +64,20 @@ impl Events {
     /// (the library's run, into a file of its own; `which` names it in
     /// what it says): the rules, and the records as `run` writes them.
     pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
+        let mut records = Vec::new();
+        let rules = self.run_each(path, which, &mut |line| records.push(line.to_string()))?;
+        Ok((rules, records))
+    }
+
+    /// [`Events::run`], each record given to `each` as it is read back,
+    /// on a thread of its own while the run writes them (none kept: a
+    /// backtest of a million alerts holds none of their events).
+    pub fn run_each(
+        &self,
+        path: &Path,
+        which: &str,
+        each: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Rules, u8> {
         let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
         let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
         let dir = std::env::temp_dir().join(format!("cepheid-lab-{}-{which}", std::process::id()));
@@ -84,8 +98,35 @@ impl Events {
         config.lists.clone_from(&self.lists);
         config.output = Some(out.clone());
         let said = Box::new(Said(which.to_string()));
-        let result = self
-            .runtime(config, &rules, said)
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| read_lines(&out, &done, each));
+            let ran = self.run_rules(config, &rules, said, path, which);
+            done.store(true, std::sync::atomic::Ordering::Release);
+            let read =
+                (reader.join()).unwrap_or_else(|_| Err(std::io::Error::other("its reader failed")));
+            ran.and_then(|()| {
+                read.map_err(|e| {
+                    say!("error: cannot read {}: {e}", out.display());
+                    EXIT_IO
+                })
+            })
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        result.map(|()| rules)
+    }
+
+    /// The run of `rules` with `config`, what it says said as `which` of
+    /// the rules at `path`.
+    fn run_rules(
+        &self,
+        config: Config,
+        rules: &Rules,
+        said: Box<Said>,
+        path: &Path,
+        which: &str,
+    ) -> Result<(), u8> {
+        self.runtime(config, rules, said)
             .map_err(|e| {
                 say!(
                     "error: {which} ({}): {}",
@@ -105,14 +146,43 @@ impl Events {
                         );
                         Err(EXIT_IO)
                     }
-                    None => std::fs::read_to_string(&out).map_err(|e| {
-                        say!("error: cannot read {}: {e}", out.display());
-                        EXIT_IO
-                    }),
+                    None => Ok(()),
                 }
-            });
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok((rules, result?.lines().map(str::to_string).collect()))
+            })
+    }
+}
+
+/// Each line of the file at `path`, without its newline, to `each`, as
+/// the run writes it: read on until `done` (the run ended, its outputs
+/// flushed) and then to its end.
+fn read_lines(
+    path: &Path,
+    done: &std::sync::atomic::AtomicBool,
+    each: &mut dyn FnMut(&str),
+) -> std::io::Result<()> {
+    use std::io::BufRead;
+    use std::sync::atomic::Ordering;
+    let pause = std::time::Duration::from_millis(2);
+    let file = loop {
+        // (the run creates it as it starts; a run that failed first, none)
+        let finished = done.load(Ordering::Acquire);
+        match std::fs::File::open(path) {
+            Ok(file) => break file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !finished => {
+                std::thread::sleep(pause);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, Tail { file, done, pause });
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        each(line.strip_suffix('\n').unwrap_or(&line));
     }
 }
 
@@ -142,36 +212,54 @@ impl Events {
     }
 
     /// The least and the largest event time of the file (lines without a
-    /// time left out), as the run reads its time field: integer
-    /// milliseconds or an RFC 3339 time.
+    /// time left out), read as the run reads it: the engine's decoder, with
+    /// the time field and no other (a JSON line's other fields skipped
+    /// unbuilt). Streamed: `backtest` reads it beside its run.
     pub fn time_span(&self) -> Option<(i64, i64)> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let time = |value: &serde_json::Value| match value {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => cepheid_engine::io::parse_rfc3339(s).ok(),
-            _ => None,
+        use std::io::BufRead;
+        let format = match self.format {
+            FormatArg::Jsonl => Format::JsonLines,
+            FormatArg::Csv => Format::Csv,
         };
-        let times: Vec<i64> = match self.format {
-            FormatArg::Jsonl => (text.lines())
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter_map(|e| time(&e[self.time_field.as_str()]))
-                .collect(),
-            FormatArg::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .flexible(true)
-                    .from_reader(text.as_bytes());
-                let column = (reader.headers().ok()?.iter()).position(|h| h == self.time_field)?;
-                (reader.records().flatten())
-                    .filter_map(|row| {
-                        let cell = row.get(column)?;
-                        cell.parse::<i64>()
-                            .ok()
-                            .or_else(|| cepheid_engine::io::parse_rfc3339(cell).ok())
-                    })
-                    .collect()
+        let table = cepheid_core::record::FieldTable::new();
+        let mut decoder = cepheid_engine::io::Decoder::new(format, &self.time_field, table);
+        let file = std::fs::File::open(&self.path).ok()?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut span: Option<(i64, i64)> = None;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return span,
+                Ok(_) => {}
             }
-        };
-        Some((*times.iter().min()?, *times.iter().max()?))
+            if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(&line) {
+                span = Some(span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            }
+        }
+    }
+}
+
+/// A file read as it is written: at its end, waits for more until `done`
+/// (its writer finished), then ends there.
+struct Tail<'a> {
+    file: std::fs::File,
+    done: &'a std::sync::atomic::AtomicBool,
+    pause: std::time::Duration,
+}
+
+impl std::io::Read for Tail<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            // (`done` looked at before the read: once it is set, a read of
+            // nothing is the end)
+            let finished = self.done.load(std::sync::atomic::Ordering::Acquire);
+            let n = self.file.read(buf)?;
+            if n > 0 || finished {
+                return Ok(n);
+            }
+            std::thread::sleep(self.pause);
+        }
     }
 }
 

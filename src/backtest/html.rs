@@ -182,7 +182,7 @@ fn data<'a>(report: &'a Report, raised: &[Raised]) -> Option<Data<'a>> {
         })
         .collect();
     for r in raised {
-        let Some(series) = patterns.iter_mut().find(|s| s.name == r.pattern) else {
+        let Some(series) = patterns.get_mut(r.pattern) else {
             continue;
         };
         let counts = match r.timeout {
@@ -200,10 +200,34 @@ fn data<'a>(report: &'a Report, raised: &[Raised]) -> Option<Data<'a>> {
     })
 }
 
-/// The page of `report`: `raised` its alerts and timeouts, `records` the
-/// run's records (the first alerts shown, without the events' values with
-/// `--no-events`).
-pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], records: &[String]) -> String {
+/// The first alerts of each pattern, as their records (without the
+/// events' values with `--no-events`).
+#[derive(Default)]
+pub(super) struct FirstAlerts(std::collections::HashMap<String, Vec<String>>);
+
+impl FirstAlerts {
+    /// `line`, an alert of `pattern`, kept if one of its first.
+    pub(super) fn offer(&mut self, pattern: &str, line: &str, no_events: bool) {
+        if self
+            .0
+            .get(pattern)
+            .is_some_and(|kept| kept.len() >= FIRST_ALERTS)
+        {
+            return;
+        }
+        let shown = match no_events {
+            true => crate::lab::without_events(line),
+            false => Some(line.to_string()),
+        };
+        if let Some(shown) = shown {
+            self.0.entry(pattern.to_string()).or_default().push(shown);
+        }
+    }
+}
+
+/// The page of `report`: `raised` its alerts and timeouts, `first` the
+/// first alerts of each pattern.
+pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &FirstAlerts) -> String {
     let data = data(report, raised);
     let mut out = String::new();
     let rules = escape(&args.rules.display().to_string());
@@ -248,7 +272,7 @@ pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], records: &[S
         out.push_str("<p id=\"no-plots\">No event had a time: nothing to plot.</p>\n");
     }
     for (i, f) in report.patterns.iter().enumerate() {
-        plot(&mut out, i, f, data.as_ref(), args, raised, records);
+        plot(&mut out, i, f, data.as_ref(), first);
     }
     // (`<`, `>`, `&` inside JSON strings as escapes: the data cannot end
     // its element)
@@ -315,15 +339,7 @@ fn labels(out: &mut String, report: &Report) {
 
 /// Pattern `i`'s section: its plot (an empty SVG the script draws in),
 /// and its first alerts.
-fn plot(
-    out: &mut String,
-    i: usize,
-    f: &super::Figures,
-    data: Option<&Data>,
-    args: &Args,
-    raised: &[Raised],
-    records: &[String],
-) {
+fn plot(out: &mut String, i: usize, f: &super::Figures, data: Option<&Data>, first: &FirstAlerts) {
     let name = escape(&f.pattern);
     let _ = writeln!(
         out,
@@ -339,24 +355,13 @@ fn plot(
             data.width_text, data.width_text
         );
     }
-    let first: Vec<String> = (raised.iter())
-        .filter(|r| !r.timeout && r.pattern == f.pattern)
-        .filter_map(|r| {
-            let line = records.get(r.record)?;
-            match args.no_events {
-                true => crate::lab::without_events(line),
-                false => Some(line.clone()),
-            }
-        })
-        .take(FIRST_ALERTS)
-        .collect();
-    if !first.is_empty() {
+    if let Some(kept) = first.0.get(&f.pattern) {
         let _ = writeln!(
             out,
             "<details><summary>First alerts ({} of {})</summary><pre class=\"records\">{}</pre></details>",
-            first.len(),
+            kept.len(),
             f.alerts,
-            escape(&first.join("\n"))
+            escape(&kept.join("\n"))
         );
     }
     out.push_str("</section>\n");
