@@ -1,11 +1,11 @@
 //! Kafka in, alerts out exactly once, rules reloaded as they change, the monitor's page:
 //! `cargo run --example embed -- BROKERS IN OUT RULES CHECKPOINTS ADDR`
-use cepheid_kafka::KafkaOptions;
+use cepheid_kafka::{KafkaOptions, Until};
 use cepheid_monitor::{Monitor, Status};
 use cepheid_runtime::{Both, Config, Input, Runtime, StderrReport, Summary};
 use std::error::Error;
 
-/// Runs to the topic's end as it is now (a deployment leaves `until_end` out).
+/// Runs to the topic's end as it is now (a deployment leaves `until` out).
 pub fn run(args: &[String]) -> Result<(Summary, Status), Box<dyn Error>> {
     let [brokers, input, output, rules, checkpoints, addr] = args else {
         return Err("BROKERS IN OUT RULES CHECKPOINTS ADDR".into());
@@ -16,7 +16,7 @@ pub fn run(args: &[String]) -> Result<(Summary, Status), Box<dyn Error>> {
     config.checkpoint = Some(checkpoints.into());
     config.watch = true;
     let kafka = KafkaOptions {
-        until_end: true,
+        until: Some(&Until::End),
         ..KafkaOptions::default()
     };
     kafka.check(&config)?;

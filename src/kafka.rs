@@ -28,7 +28,7 @@ pub fn options(args: &Args) -> KafkaOptions<'_> {
         transactional_id: args.transactional_id.as_deref(),
         marker_topic: args.kafka_marker_topic.as_deref(),
         start: args.kafka_start.as_ref(),
-        until_end: args.kafka_until.is_some(),
+        until: args.kafka_until.as_ref(),
         offset_mismatch: args.kafka_offset_mismatch,
         // Retried with backoff up to `--kafka-timeout`.
         retry: Retry {
@@ -90,8 +90,20 @@ mod tests {
                 "--rules-topic rules.cep: not a kafka:// URL",
             ),
             (
+                OptionsError::ListTopicAlone {
+                    list: "blocked".into(),
+                },
+                "--list blocked=kafka://... needs --events kafka://... (on its brokers)",
+            ),
+            (
+                OptionsError::ListTopicPlace {
+                    list: "blocked".into(),
+                },
+                "--list blocked=kafka://...: one topic on the brokers of --events",
+            ),
+            (
                 OptionsError::FollowKafka,
-                "--follow is for files: a Kafka source goes on by itself (until --kafka-until end)",
+                "--follow is for files: a Kafka source goes on by itself (until --kafka-until WHERE)",
             ),
             (
                 OptionsError::RulesTopicAlone,

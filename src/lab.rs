@@ -17,9 +17,30 @@ use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
 /// The events a rule set runs over, read as `run` reads them.
 #[derive(clap::Args)]
 pub struct Events {
-    /// The events (a file).
-    #[arg(long = "events", value_name = "FILE")]
+    /// The events: a file, or a range of a Kafka topic
+    /// (kafka://HOST:PORT/TOPIC, with --kafka-start and --kafka-until).
+    #[arg(long = "events", value_name = "FILE|URL")]
     path: PathBuf,
+    /// Kafka: where the range starts, as `run --kafka-start` (`earliest`,
+    /// the default; a time; offsets `0:1200,1:1180`).
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_start)]
+    kafka_start: Option<cepheid_kafka::StartAt>,
+    /// Kafka: where the range ends, as `run --kafka-until` (`end`, the
+    /// default: each partition's end when the command starts; a time;
+    /// offsets, the first not read). Fixed as offsets once, so every run
+    /// of the command reads the same records.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_until)]
+    kafka_until: Option<cepheid_kafka::Until>,
+    /// Kafka: a librdkafka property, as `run --kafka` (repeatable).
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "NAME=VALUE", value_parser = cepheid_kafka::parse_property)]
+    kafka: Vec<(String, String)>,
+    /// The Kafka range as offsets, fixed by [`Events::check`].
+    #[cfg(feature = "kafka")]
+    #[arg(skip)]
+    range: std::sync::OnceLock<(cepheid_kafka::StartAt, cepheid_kafka::Until)>,
     /// The events' format, as `run --format`.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -51,10 +72,20 @@ pub struct Events {
 
 impl Events {
     /// Refuses standard input (`why`: what the command does with the
-    /// file) with exit 2.
+    /// file) with exit 2, and Kafka options without a Kafka range; fixes
+    /// a Kafka range as offsets, exit 6 when the broker does not answer,
+    /// 4 on another Kafka error.
     pub fn check(&self, why: &str) -> Result<(), u8> {
         if self.path == Path::new("-") {
             say!("error: {why}: give a file, not standard input");
+            return Err(EXIT_USAGE);
+        }
+        #[cfg(feature = "kafka")]
+        if self.is_kafka() {
+            return self.fix_range();
+        } else if self.kafka_start.is_some() || self.kafka_until.is_some() || !self.kafka.is_empty()
+        {
+            say!("error: --kafka-start, --kafka-until and --kafka need --events kafka://...");
             return Err(EXIT_USAGE);
         }
         Ok(())
@@ -86,17 +117,10 @@ impl Events {
             EXIT_IO
         })?;
         let out = dir.join("records.jsonl");
-        let mut config = Config::new(Input::File(self.path.clone()), vec![path.to_path_buf()]);
-        config.format = match self.format {
-            FormatArg::Jsonl => Format::JsonLines,
-            FormatArg::Csv => Format::Csv,
-        };
-        config.time = Time::Event {
-            field: self.time_field.clone(),
-        };
-        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
-        config.lists.clone_from(&self.lists);
+        let mut config = self.config(path);
         config.output = Some(out.clone());
+        let shadow = dir.join("shadow.jsonl");
+        config.shadow_output = Some(shadow.clone());
         let said = Box::new(Said(which.to_string()));
         let done = std::sync::atomic::AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
@@ -110,6 +134,16 @@ impl Events {
                     say!("error: cannot read {}: {e}", out.display());
                     EXIT_IO
                 })
+            })
+        });
+        // (a `shadow` pattern's records, which `run` writes to its shadow
+        // output, after the others: they are the rule's records all the
+        // same)
+        let result = result.and_then(|()| {
+            let finished = std::sync::atomic::AtomicBool::new(true);
+            read_lines(&shadow, &finished, each).map_err(|e| {
+                say!("error: cannot read {}: {e}", shadow.display());
+                EXIT_IO
             })
         });
         let _ = std::fs::remove_dir_all(&dir);
@@ -126,29 +160,19 @@ impl Events {
         path: &Path,
         which: &str,
     ) -> Result<(), u8> {
-        self.runtime(config, rules, said)
-            .map_err(|e| {
+        let runtime = self.runtime(config, rules, said, which)?;
+        let summary = runtime.run();
+        match summary.error() {
+            Some(e) => {
                 say!(
                     "error: {which} ({}): {}",
                     path.display(),
-                    crate::run::shown(&e)
+                    crate::run::shown(e)
                 );
-                EXIT_IO
-            })
-            .and_then(|runtime| {
-                let summary = runtime.run();
-                match summary.error() {
-                    Some(e) => {
-                        say!(
-                            "error: {which} ({}): {}",
-                            path.display(),
-                            crate::run::shown(e)
-                        );
-                        Err(EXIT_IO)
-                    }
-                    None => Ok(()),
-                }
-            })
+                Err(crate::run::error_status(e))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -187,23 +211,84 @@ fn read_lines(
 }
 
 impl Events {
-    /// The run of `config`: on one engine, or on `--workers`.
+    /// The run's configuration, as `cepheid run` would make it of these
+    /// options, for the rules at `rules` (no output).
+    pub fn config(&self, rules: &Path) -> Config {
+        let mut config = Config::new(Input::File(self.path.clone()), vec![rules.to_path_buf()]);
+        config.format = self.format();
+        config.time = Time::Event {
+            field: self.time_field.clone(),
+        };
+        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
+        config.lists.clone_from(&self.lists);
+        config
+    }
+
+    /// The events' format.
+    pub fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Jsonl => Format::JsonLines,
+            FormatArg::Csv => Format::Csv,
+        }
+    }
+
+    /// The events' time field.
+    pub fn time_field(&self) -> &str {
+        &self.time_field
+    }
+
+    /// Are the events a range of a Kafka topic (`--events kafka://...`)?
+    pub fn is_kafka_range(&self) -> bool {
+        #[cfg(feature = "kafka")]
+        if self.is_kafka() {
+            return true;
+        }
+        false
+    }
+
+    /// Was `--workers` given (`why` runs one engine)?
+    pub fn workers(&self) -> bool {
+        #[cfg(feature = "workers")]
+        if self.workers.is_some() {
+            return true;
+        }
+        false
+    }
+
+    /// The run of `config`: on one engine, or on `--workers`; from the
+    /// Kafka range fixed by [`Events::check`] when the events are one.
+    /// What stops it from starting is said (`which`: the rule set's name).
     fn runtime(
         &self,
         config: Config,
         rules: &Rules,
         said: Box<Said>,
-    ) -> Result<Runtime, cepheid_runtime::Error> {
+        which: &str,
+    ) -> Result<Runtime, u8> {
+        let failed = |e: cepheid_runtime::Error| {
+            say!("error: {which}: {}", crate::run::shown(&e));
+            crate::run::error_status(&e)
+        };
+        #[cfg(feature = "kafka")]
+        if let Some(range) = self.range.get() {
+            return self.kafka_runtime(config, rules, said, range);
+        }
         #[cfg(feature = "workers")]
         if let Some(workers) = self.workers {
-            let scale = cepheid_dataflow::run::Scale {
-                workers,
-                ..cepheid_dataflow::run::Scale::default()
-            };
-            let cluster = Box::new(cepheid_dataflow::run::Cluster::new(scale));
-            return Runtime::on_cluster(config, rules, cluster, None, None, said);
+            let cluster = Box::new(self.cluster(workers));
+            return Runtime::on_cluster(config, rules, cluster, None, None, said).map_err(failed);
         }
-        Runtime::new(config, rules, said)
+        Runtime::new(config, rules, said).map_err(failed)
+    }
+
+    /// The workers of `--workers N`.
+    #[cfg(feature = "workers")]
+    fn cluster(&self, workers: usize) -> cepheid_dataflow::run::Cluster {
+        let scale = cepheid_dataflow::run::Scale {
+            workers,
+            ..cepheid_dataflow::run::Scale::default()
+        };
+        cepheid_dataflow::run::Cluster::new(scale)
     }
 
     /// The file, for messages.
@@ -211,18 +296,17 @@ impl Events {
         &self.path
     }
 
-    /// The least and the largest event time of the file (lines without a
-    /// time left out), read as the run reads it: the engine's decoder, with
+    /// The least and the largest event time of the file or the Kafka
+    /// range (events without a time left out), read as the run reads it: the engine's decoder, with
     /// the time field and no other (a JSON line's other fields skipped
     /// unbuilt). Streamed: `backtest` reads it beside its run.
     pub fn time_span(&self) -> Option<(i64, i64)> {
         use std::io::BufRead;
-        let format = match self.format {
-            FormatArg::Jsonl => Format::JsonLines,
-            FormatArg::Csv => Format::Csv,
-        };
-        let table = cepheid_core::record::FieldTable::new();
-        let mut decoder = cepheid_engine::io::Decoder::new(format, &self.time_field, table);
+        #[cfg(feature = "kafka")]
+        if let Some(range) = self.range.get() {
+            return self.kafka_time_span(range);
+        }
+        let mut decoder = self.time_decoder();
         let file = std::fs::File::open(&self.path).ok()?;
         let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
         let mut span: Option<(i64, i64)> = None;
@@ -237,6 +321,13 @@ impl Events {
                 span = Some(span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
             }
         }
+    }
+
+    /// A decoder of the events' time field as the run reads it, and no
+    /// other field (a JSON line's others skipped unbuilt).
+    fn time_decoder(&self) -> cepheid_engine::io::Decoder {
+        let table = cepheid_core::record::FieldTable::new();
+        cepheid_engine::io::Decoder::new(self.format(), &self.time_field, table)
     }
 }
 
@@ -260,6 +351,132 @@ impl std::io::Read for Tail<'_> {
             }
             std::thread::sleep(self.pause);
         }
+    }
+}
+
+/// A Kafka range (`--events kafka://...`): fixed once as offsets, read by
+/// each run of the command as `cepheid run` reads a topic.
+#[cfg(feature = "kafka")]
+impl Events {
+    /// Are the events a Kafka range?
+    fn is_kafka(&self) -> bool {
+        cepheid_kafka::is_kafka(&self.path)
+    }
+
+    /// The Kafka options of the range from `start` to `until`.
+    fn options<'a>(
+        &'a self,
+        start: &'a cepheid_kafka::StartAt,
+        until: &'a cepheid_kafka::Until,
+    ) -> cepheid_kafka::KafkaOptions<'a> {
+        cepheid_kafka::KafkaOptions {
+            properties: &self.kafka,
+            start: Some(start),
+            until: Some(until),
+            ..cepheid_kafka::KafkaOptions::default()
+        }
+    }
+
+    /// Opens the range from `start` to `until` (the broker waited for as
+    /// `run` waits, 60 s), said on failure.
+    fn open(
+        &self,
+        start: &cepheid_kafka::StartAt,
+        until: &cepheid_kafka::Until,
+    ) -> Result<cepheid_kafka::KafkaSource, u8> {
+        let config = Config::new(Input::file(&self.path), Vec::new());
+        let options = self.options(start, until);
+        let opened = (options.check(&config))
+            .map_err(|e| cepheid_kafka::KafkaError::Config {
+                reason: e.to_string(),
+            })
+            .and_then(|()| options.source_config(&config))
+            .and_then(|c| {
+                let c = c.expect("the events are a kafka:// URL");
+                cepheid_kafka::KafkaSource::new(c)
+            });
+        opened.map_err(|e| {
+            say!("error: {}", crate::run::in_flags(&e.to_string()));
+            crate::run::kafka::status_of(&e)
+        })
+    }
+
+    /// Fixes the range as offsets: where each partition starts and ends
+    /// now (`--kafka-until end` is the end when the command starts).
+    fn fix_range(&self) -> Result<(), u8> {
+        let start = (self.kafka_start.clone()).unwrap_or(cepheid_kafka::StartAt::Earliest);
+        let until = (self.kafka_until.clone()).unwrap_or(cepheid_kafka::Until::End);
+        let source = self.open(&start, &until)?;
+        let offsets = |position: &cepheid_kafka::KafkaPosition| {
+            cepheid_kafka::PartitionOffsets(
+                (position.iter())
+                    .map(|(t, p, o)| (Some(t.to_string()), p, o))
+                    .collect(),
+            )
+        };
+        let from = offsets(&source.position());
+        let to = offsets(source.end().expect("a bounded source has an end"));
+        let _ = self.range.set((
+            cepheid_kafka::StartAt::Offsets(from),
+            cepheid_kafka::Until::Offsets(to),
+        ));
+        Ok(())
+    }
+
+    /// A run over the range, on one engine or on `--workers`.
+    fn kafka_runtime(
+        &self,
+        mut config: Config,
+        rules: &Rules,
+        said: Box<Said>,
+        (start, until): &(cepheid_kafka::StartAt, cepheid_kafka::Until),
+    ) -> Result<Runtime, u8> {
+        let options = self.options(start, until);
+        let kafka_failed = |e: cepheid_kafka::KafkaError| {
+            say!("error: {}", crate::run::in_flags(&e.to_string()));
+            crate::run::kafka::status_of(&e)
+        };
+        let failed = |e: cepheid_runtime::Error| {
+            say!("error: {}", crate::run::shown(&e));
+            crate::run::error_status(&e)
+        };
+        #[cfg(feature = "workers")]
+        if let Some(workers) = self.workers {
+            let cluster = self.cluster(workers);
+            let (own, all) = cepheid_runtime::Cluster::workers(&cluster);
+            let sources = (options.open_shares(&mut config, own, all)).map_err(kafka_failed)?;
+            return Runtime::on_cluster(config, rules, Box::new(cluster), sources, None, said)
+                .map_err(failed);
+        }
+        let source = options.open_source(&mut config).map_err(kafka_failed)?;
+        let mut engine = config.engine();
+        if let Err(source) = engine.add(rules) {
+            say!("error: {source}");
+            return Err(EXIT_PATTERN_ERROR);
+        }
+        Runtime::with_source(config, engine, source, None, said).map_err(failed)
+    }
+
+    /// The least and the largest event time of the range's records (as
+    /// JSON lines; CSV has no place in a topic), read once more.
+    fn kafka_time_span(
+        &self,
+        (start, until): &(cepheid_kafka::StartAt, cepheid_kafka::Until),
+    ) -> Option<(i64, i64)> {
+        let mut source = self.open(start, until).ok()?;
+        let mut batch = Vec::new();
+        let mut decoder = self.time_decoder();
+        let mut span: Option<(i64, i64)> = None;
+        while !source.at_end() {
+            batch.clear();
+            source.read(&mut batch, Duration::from_millis(100)).ok()?;
+            for payload in batch.iter().filter_map(|r| r.payload.as_deref()) {
+                if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(payload) {
+                    span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+                }
+            }
+        }
+        span
     }
 }
 

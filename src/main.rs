@@ -17,6 +17,7 @@ mod explain;
 mod lab;
 mod run;
 mod signals;
+mod why;
 
 /// The command's allocator (the library's users choose their own): `run`
 /// decodes each event on its reader thread and frees it on the main thread,
@@ -57,6 +58,8 @@ enum Command {
     Diff(diff::Args),
     /// What a rule set would have raised over past events, per pattern.
     Backtest(backtest::Args),
+    /// For one key: what each pattern did with its events, and why it did not fire.
+    Why(why::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Diff(args) => diff::run(&args),
         Command::Backtest(args) => backtest::run(&args),
+        Command::Why(args) => why::run(&args),
     };
     ExitCode::from(status)
 }

@@ -200,23 +200,33 @@ pub struct Args {
     /// --output kafka://..., a topic: kafka://HOST:PORT/TOPIC.
     #[arg(long, value_name = "FILE")]
     pub(crate) late: Option<PathBuf>,
+    /// Write the matches and timeouts of `shadow` patterns here, never to
+    /// --output (a file, kept with checkpoints as --output is); needed
+    /// when the rules have a shadow pattern. docs/rule-lab.md.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) shadow_output: Option<PathBuf>,
     /// With --output kafka://..., timeouts to this topic instead
     /// (kafka://HOST:PORT/TOPIC, the same brokers).
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "URL")]
     pub(crate) timeouts: Option<PathBuf>,
     /// Where a Kafka source starts: `earliest` (the default), `latest`,
-    /// or a time (RFC 3339 or milliseconds since the epoch: each
-    /// partition's first record at or after it). A checkpoint overrides it.
+    /// a time (RFC 3339 or milliseconds since the epoch: each partition's
+    /// first record at or after it), or offsets per partition
+    /// (`0:1200,1:1180`; `TOPIC:0:1200` with several topics; a partition
+    /// not named starts at its first record). A checkpoint overrides it.
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_start)]
     pub(crate) kafka_start: Option<cepheid_kafka::StartAt>,
-    /// `end`: read each partition up to its end offset as the broker gives
-    /// it when the run starts, then end as a file does (bounded).
-    /// Otherwise a Kafka source never ends (SIGINT/SIGTERM stop it).
+    /// Read each partition up to here, then end as a file does (bounded):
+    /// `end` (its end offset as the broker gives it when the run starts),
+    /// a time (before its first record at or after it), or offsets per
+    /// partition as --kafka-start takes them (the first not read; a
+    /// partition not named: its end). Otherwise a Kafka source never ends
+    /// (SIGINT/SIGTERM stop it).
     #[cfg(feature = "kafka")]
-    #[arg(long, value_name = "end", value_parser = ["end"])]
-    pub(crate) kafka_until: Option<String>,
+    #[arg(long, value_name = "WHERE", value_parser = cepheid_kafka::parse_until)]
+    pub(crate) kafka_until: Option<cepheid_kafka::Until>,
     /// What a Kafka source does with a checkpoint's offset that does not
     /// fit its partition as it is now (beyond its end, before its start,
     /// or a topic deleted and written again): `refuse` (the default: exit
@@ -403,12 +413,18 @@ pub fn run(args: &Args) -> u8 {
         return EXIT_USAGE;
     }
     #[cfg(feature = "kafka")]
-    if let Err(why) = kafka::options(args).check(&config) {
+    if let Err(why) = kafka::options(args).check(&config).and_then(|()| {
+        let declared = |list: &str| engine.list_sizes().any(|(name, _)| name == list);
+        kafka::options(args).check_lists(&config, declared)
+    }) {
         say!("error: {}", in_flags(&why.to_string()));
         return EXIT_USAGE;
     }
     #[cfg(not(feature = "kafka"))]
-    for (flag, path) in [("--events", &args.events), ("--output", &args.output)] {
+    for (flag, path) in [("--events", &args.events), ("--output", &args.output)]
+        .into_iter()
+        .chain(args.lists.iter().map(|l| ("--list", &l.path)))
+    {
         if path.to_str().is_some_and(|p| p.starts_with("kafka://")) {
             say!("error: {flag} kafka://...: this cepheid was built without the feature `kafka`");
             return EXIT_USAGE;
@@ -601,10 +617,10 @@ const FLAGS: &[(&str, &str)] = &[
         "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
     ),
     (
-        "`KafkaOptions::start` and `KafkaOptions::until_end`",
+        "`KafkaOptions::start` and `KafkaOptions::until`",
         "--kafka-start and --kafka-until",
     ),
-    ("`KafkaOptions::until_end`", "--kafka-until end"),
+    ("`KafkaOptions::until`", "--kafka-until WHERE"),
     ("`KafkaOptions::offset_mismatch`", "--kafka-offset-mismatch"),
     ("`KafkaOptions::start`", "--kafka-start"),
     ("`KafkaOptions::rules_topic`", "--rules-topic"),
@@ -619,6 +635,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Time::Processing`", "--time processing"),
     ("`Config::output`", "--output"),
     ("`Config::late`", "--late"),
+    ("`Config::shadow_output`", "--shadow-output"),
     ("`Config::checkpoint_every`", "--checkpoint-every"),
     ("`Config::checkpoint`", "--checkpoint"),
     ("`Config::max_delay`", "--max-delay"),
@@ -680,6 +697,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Named::Input => "--events",
         Named::Output => "--output",
         Named::Late => "--late",
+        Named::Shadow => "--shadow-output",
     };
     match conflict {
         Conflict::CheckpointOfStdin => "--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset".to_string(),
@@ -687,6 +705,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::DelayWithProcessingTime => "--max-delay has no meaning with --time processing (no event is late)".to_string(),
         Conflict::IdleWithProcessingTime => "--idle-timeout has no meaning with --time processing (time always follows the clock)".to_string(),
         Conflict::LateToStdout => "--late needs a file path (`-` is not supported)".to_string(),
+        Conflict::ShadowToStdout => "--shadow-output needs a file path (`-`, standard output, is where the live records go)".to_string(),
         Conflict::SameFile { a, b } => format!(
             "{} {} and {} {} are the same file; give them different paths",
             flag(&a.0),
@@ -697,6 +716,9 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::WatermarkTimeField => "--time-field cannot be `$watermark`: that field marks watermark lines".to_string(),
         Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)".to_string(),
         Conflict::RulesDirNotFolder(dir) => format!("--rules-dir {}: not a folder", dir.display()),
+        Conflict::ShadowWithoutOutput { .. } | Conflict::SinkTakesNoShadow { .. } => {
+            in_flags(&conflict.to_string()).into_owned()
+        }
         Conflict::SinkNeedsCheckpoints { sink } => format!(
             "{sink} delivers records only when a checkpoint commits them, and the run has no checkpoint folder (--checkpoint): nothing would ever be delivered"
         ),
@@ -714,7 +736,7 @@ pub(crate) fn shown(e: &Error) -> String {
 }
 
 /// The exit status of a run that could not start or stopped on `e`.
-fn error_status(e: &Error) -> u8 {
+pub(crate) fn error_status(e: &Error) -> u8 {
     #[cfg(feature = "kafka")]
     if let Some(status) = kafka::status(e) {
         return status;
@@ -762,6 +784,7 @@ pub(crate) fn config(args: &Args) -> Config {
     config.flush_at_end = args.flush_at_end;
     config.output = (args.output != Path::new("-")).then(|| args.output.clone());
     config.late.clone_from(&args.late);
+    config.shadow_output.clone_from(&args.shadow_output);
     config.checkpoint.clone_from(&args.checkpoint);
     config.checkpoint_every = args.checkpoint_every.unwrap_or_default();
     config.watch = args.watch;

@@ -25,11 +25,15 @@ mod api_traits;
 mod check_flink;
 #[path = "../check_sample.rs"]
 mod check_sample;
+#[path = "../cli_backtest.rs"]
+mod cli_backtest;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
 #[cfg(feature = "workers")]
 #[path = "../cli_checkpoint_cross.rs"]
 mod cli_checkpoint_cross;
+#[path = "../cli_diff.rs"]
+mod cli_diff;
 #[cfg(feature = "kafka")]
 #[path = "../cli_kafka.rs"]
 mod cli_kafka;
@@ -51,6 +55,12 @@ mod cli_kafka_topics;
 #[cfg(all(feature = "kafka", feature = "workers"))]
 #[path = "../cli_kafka_workers.rs"]
 mod cli_kafka_workers;
+#[cfg(feature = "kafka")]
+#[path = "../cli_lab_kafka.rs"]
+mod cli_lab_kafka;
+#[cfg(feature = "kafka")]
+#[path = "../cli_list_topic.rs"]
+mod cli_list_topic;
 #[path = "../cli_lists.rs"]
 mod cli_lists;
 #[path = "../cli_live.rs"]
@@ -70,10 +80,14 @@ mod cli_rules;
 mod cli_run;
 #[path = "../cli_run_large.rs"]
 mod cli_run_large;
+#[path = "../cli_shadow.rs"]
+mod cli_shadow;
 #[path = "../cli_stats.rs"]
 mod cli_stats;
 #[path = "../cli_upgrade.rs"]
 mod cli_upgrade;
+#[path = "../cli_why.rs"]
+mod cli_why;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers.rs"]
 mod cli_workers;

@@ -13,7 +13,7 @@ use cepheid_runtime::{Config, Time};
 use crate::fit::OnMismatch;
 use crate::options::{Url, UrlError};
 use crate::retry::Retry;
-use crate::source::StartAt;
+use crate::source::{StartAt, Until};
 
 /// The options of a run that only Kafka has, as given: where a Kafka
 /// source starts and ends, its rules topic, the output's timeouts topic,
@@ -41,9 +41,9 @@ pub struct KafkaOptions<'a> {
     /// `--kafka-start`: where the source starts (`None`: the earliest
     /// records).
     pub start: Option<&'a StartAt>,
-    /// `--kafka-until end`: the source reads each partition up to its end
-    /// when it starts, then ends.
-    pub until_end: bool,
+    /// `--kafka-until`: where the source ends (`None`: it never does;
+    /// [`Until::End`]: each partition's end when the source starts).
+    pub until: Option<&'a Until>,
     /// `--kafka-offset-mismatch`: what the source does with a kept offset
     /// (a checkpoint's) that does not fit its partition as it is now
     /// (`None`: [`OnMismatch::Refuse`]).
@@ -63,7 +63,7 @@ impl Default for KafkaOptions<'_> {
             transactional_id: None,
             marker_topic: None,
             start: None,
-            until_end: false,
+            until: None,
             offset_mismatch: None,
             retry: Retry::default(),
         }
@@ -121,6 +121,25 @@ pub enum OptionsError {
     /// `--rules-topic` on other brokers than `--events`, or with several
     /// topics.
     RulesTopicPlace,
+    /// A list fed by a topic (`--list NAME=kafka://...`) without a Kafka
+    /// source.
+    ListTopicAlone {
+        /// The list.
+        list: String,
+    },
+    /// A list's topic on other brokers than `--events`, or with several
+    /// topics.
+    ListTopicPlace {
+        /// The list.
+        list: String,
+    },
+    /// A list fed by a topic that the rules do not declare (`list NAME`).
+    ListUndeclared {
+        /// The list.
+        list: String,
+        /// Its topic's URL.
+        url: String,
+    },
     /// `--output kafka://...` with several topics.
     OutputTopics,
     /// `--timeouts` without a Kafka output.
@@ -175,8 +194,26 @@ impl fmt::Display for OptionsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let said = match self {
             OptionsError::Url { setting, error } => return write!(f, "{setting} {error}"),
+            OptionsError::ListTopicAlone { list } => {
+                return write!(
+                    f,
+                    "`Config::lists` {list}=kafka://... needs `Config::input` kafka://... (on its brokers)"
+                )
+            }
+            OptionsError::ListTopicPlace { list } => {
+                return write!(
+                    f,
+                    "`Config::lists` {list}=kafka://...: one topic on the brokers of `Config::input`"
+                )
+            }
+            OptionsError::ListUndeclared { list, url } => {
+                return write!(
+                    f,
+                    "list `{list}` ({url}): the rules declare no list `{list}` (`list {list}`)"
+                )
+            }
             OptionsError::FollowKafka => {
-                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until_end`)"
+                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until`)"
             }
             OptionsError::RulesTopicAlone => {
                 "`KafkaOptions::rules_topic` needs `Config::input` kafka://... (on its brokers)"
@@ -236,7 +273,7 @@ const KAFKA_ONLY: &str = "`KafkaOptions::properties`, `KafkaOptions::transaction
 
 /// [`OptionsError::StartAlone`]'s words (as [`KAFKA_ONLY`]).
 const START_ALONE: &str =
-    "`KafkaOptions::start` and `KafkaOptions::until_end` need `Config::input` kafka://...";
+    "`KafkaOptions::start` and `KafkaOptions::until` need `Config::input` kafka://...";
 
 impl std::error::Error for OptionsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -287,6 +324,16 @@ impl KafkaOptions<'_> {
                 return Err(OptionsError::RulesTopicPlace);
             }
         }
+        for list in config.lists.iter().filter(|l| is_kafka(&l.path)) {
+            let name = || list.list.clone();
+            if !events {
+                return Err(OptionsError::ListTopicAlone { list: name() });
+            }
+            let url = parse_url("`Config::lists`", &list.path)?;
+            if !beside(&url, &parse_url("`Config::input`", run.events)?) {
+                return Err(OptionsError::ListTopicPlace { list: name() });
+            }
+        }
         if output && parse_url("`Config::output`", run.output)?.topics.len() != 1 {
             return Err(OptionsError::OutputTopics);
         }
@@ -319,7 +366,7 @@ impl KafkaOptions<'_> {
         if run.record_time && !events {
             return Err(OptionsError::RecordTimeAlone);
         }
-        if (self.start.is_some() || self.until_end) && !events {
+        if (self.start.is_some() || self.until.is_some()) && !events {
             return Err(OptionsError::StartAlone);
         }
         if self.offset_mismatch.is_some() && !events {
@@ -333,6 +380,26 @@ impl KafkaOptions<'_> {
             return Err(OptionsError::MarkerTopicAlone);
         }
         check_properties(self.properties)
+    }
+}
+
+impl KafkaOptions<'_> {
+    /// Is every list of `config` fed by a topic one that the rules declare
+    /// (`declared`: is it a list of the rules)? As a list file's, checked
+    /// before the run starts.
+    pub fn check_lists(
+        &self,
+        config: &Config,
+        declared: impl Fn(&str) -> bool,
+    ) -> Result<(), OptionsError> {
+        let topics = config.lists.iter().filter(|l| is_kafka(&l.path));
+        match topics.into_iter().find(|l| !declared(&l.list)) {
+            Some(l) => Err(OptionsError::ListUndeclared {
+                list: l.list.clone(),
+                url: l.path.display().to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -435,6 +502,27 @@ mod tests {
     const IN: &str = "kafka://a:1/in";
     const OUT: &str = "kafka://a:1/out";
 
+    /// List `blocked` fed by `path`, and `files` by a file.
+    fn lists(path: &str) -> Vec<cepheid_runtime::lists::ListFile> {
+        let list = |arg: &str| cepheid_runtime::lists::ListFile::parse(arg).unwrap();
+        vec![list("files=files.csv"), list(&format!("blocked={path}"))]
+    }
+
+    #[test]
+    fn a_list_topic_on_the_brokers_of_the_input_passes_and_must_be_declared() {
+        let none = KafkaOptions::default();
+        let config = run_with(IN, "-", |c| c.lists = lists("kafka://a:1/blocked"));
+        assert_eq!(none.check(&config), Ok(()));
+        assert_eq!(none.check_lists(&config, |_| true), Ok(()));
+        // (files are the runtime's to check)
+        let refused = none.check_lists(&config, |list| list == "files");
+        let e = refused.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "list `blocked` (kafka://a:1/blocked): the rules declare no list `blocked` (`list blocked`)"
+        );
+    }
+
     #[test]
     fn files_alone_and_complete_kafka_runs_pass() {
         let none = KafkaOptions::default();
@@ -480,9 +568,33 @@ mod tests {
             ),
             (
                 none,
+                run_with("in.jsonl", "-", |c| c.lists = lists("kafka://a:1/blocked")),
+                OptionsError::ListTopicAlone {
+                    list: "blocked".into(),
+                },
+                "`Config::lists` blocked=kafka://... needs `Config::input` kafka://... (on its brokers)",
+            ),
+            (
+                none,
+                run_with(IN, "-", |c| c.lists = lists("kafka://b:1/blocked")),
+                OptionsError::ListTopicPlace {
+                    list: "blocked".into(),
+                },
+                "`Config::lists` blocked=kafka://...: one topic on the brokers of `Config::input`",
+            ),
+            (
+                none,
+                run_with(IN, "-", |c| c.lists = lists("kafka://a:1/b,c")),
+                OptionsError::ListTopicPlace {
+                    list: "blocked".into(),
+                },
+                "`Config::lists` blocked=kafka://...: one topic on the brokers of `Config::input`",
+            ),
+            (
+                none,
                 run_with(IN, "-", |c| c.follow = true),
                 OptionsError::FollowKafka,
-                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until_end`)",
+                "`Config::follow` is for files: a Kafka source goes on by itself (until `KafkaOptions::until`)",
             ),
             (
                 KafkaOptions {
@@ -584,7 +696,7 @@ mod tests {
             ),
             (
                 KafkaOptions {
-                    until_end: true,
+                    until: Some(&Until::End),
                     ..none
                 },
                 run("-", OUT),

@@ -40,6 +40,7 @@ mod error;
 mod fit;
 mod guard;
 mod identity;
+mod lists;
 mod open;
 mod options;
 mod position;
@@ -61,7 +62,8 @@ pub use fit::{Mismatch, OnMismatch, OnMismatchError};
 pub use guard::metadata_guard_active;
 pub use open::Shares;
 pub use options::{
-    default_transactional_id, parse_property, parse_start, PropertyError, StartError, Url, UrlError,
+    default_transactional_id, parse_property, parse_start, parse_until, PartitionOffsets,
+    PropertyError, StartError, Url, UrlError,
 };
 pub use position::{KafkaPosition, Mark};
 pub use retry::Retry;
@@ -70,4 +72,6 @@ pub use sink::{
     KafkaSink, KeptCheckpoint, Kind, OutputTopics, Recovery, SinkConfig, Transactional,
     CHECKPOINT_HEADER,
 };
-pub use source::{KafkaRecord, KafkaSource, PartitionLag, Partitions, Read, SourceConfig, StartAt};
+pub use source::{
+    KafkaRecord, KafkaSource, PartitionLag, Partitions, Read, SourceConfig, StartAt, Until,
+};

@@ -54,7 +54,7 @@ impl KafkaOptions<'_> {
     /// The configuration of the source of a Kafka `events` (`None` for a
     /// file): every partition of its topics, from [`KafkaOptions::start`]
     /// (the earliest records by default), bounded with
-    /// [`KafkaOptions::until_end`], the retries, the properties and the
+    /// [`KafkaOptions::until`], the retries, the properties and the
     /// rules topic; its consumer group the sink's transactional id
     /// ([`KafkaOptions::sink_transactional_id`]), else `cepheid`.
     pub fn source_config(&self, config: &Config) -> Result<Option<SourceConfig>, KafkaError> {
@@ -76,7 +76,7 @@ impl KafkaOptions<'_> {
         let topics: Vec<&str> = events.topics.iter().map(String::as_str).collect();
         let mut c = SourceConfig::new(events.brokers.clone(), &topics);
         c.start = self.start.cloned().unwrap_or(StartAt::Earliest);
-        c.until_end = self.until_end;
+        c.until = self.until.cloned();
         c.on_mismatch = self.offset_mismatch.unwrap_or_default();
         c.retry = self.retry;
         c.group_id = group.unwrap_or_else(|| GROUP.to_string());
@@ -86,6 +86,13 @@ impl KafkaOptions<'_> {
                 .topics
                 .into_iter()
                 .next();
+        }
+        for list in config.lists.iter().filter(|l| is_kafka(&l.path)) {
+            let topic = url("`Config::lists`", &list.path)?
+                .topics
+                .into_iter()
+                .next();
+            c.list_topics.extend(topic.map(|t| (list.list.clone(), t)));
         }
         Ok(Some(c))
     }
@@ -134,8 +141,11 @@ impl KafkaOptions<'_> {
     /// up to [`KafkaOptions::retry`]'s limit. `config` learns what the
     /// source implies: event time per partition
     /// ([`Config::split_watermarks`], Flink's Kafka source) and, with a
-    /// rules topic, a rules stream ([`Config::source_rules`]). (Open it
-    /// before [`Config::engine`] makes an engine of the config.)
+    /// rules topic or a list's topic, a rules stream
+    /// ([`Config::source_rules`]); the lists of [`Config::lists`] fed by
+    /// topics (`kafka://BROKERS/TOPIC`) are the source's, taken out of
+    /// them (`docs/kafka.md`, "Lists from topics"). (Open it before
+    /// [`Config::engine`] makes an engine of the config.)
     pub fn open_source(&self, config: &mut Config) -> Result<Option<Box<dyn Source>>, KafkaError> {
         match self.source_config(config)? {
             Some(c) => {
@@ -196,7 +206,12 @@ impl KafkaSource {
         workers: Range<usize>,
         total: usize,
     ) -> Result<Vec<Option<KafkaSource>>, KafkaError> {
-        let pairs = KafkaSource::new(config.clone())?.splits().to_vec();
+        // (the partitions alone: the topics of control records are read
+        // by the share that reads them)
+        let mut partitions = config.clone();
+        partitions.rules_topic = None;
+        partitions.list_topics.clear();
+        let pairs = KafkaSource::new(partitions)?.splits().to_vec();
         let mut sources = Vec::with_capacity(workers.len());
         let first = workers.start;
         for (worker, share) in (first..).zip(deal(&pairs, workers, total)) {
@@ -207,10 +222,11 @@ impl KafkaSource {
             let mut c = config.clone();
             c.partitions = Partitions::Only(share);
             if worker != 0 {
-                // The rules topic is read once, by worker 0's source
-                // (dealt partition 0 of the first topic), whose changes
-                // go to every worker.
+                // The rules topic and the lists' topics are read once,
+                // by worker 0's source (dealt partition 0 of the first
+                // topic), whose changes go to every worker.
                 c.rules_topic = None;
+                c.list_topics.clear();
             }
             sources.push(Some(KafkaSource::new(c)?));
         }
@@ -218,11 +234,14 @@ impl KafkaSource {
     }
 }
 
-/// What a Kafka source implies for the run: event time per partition, and
-/// a rules stream with a rules topic.
+/// What a Kafka source implies for the run: event time per partition, a
+/// rules stream with a rules topic or a list's topic; the lists fed by
+/// topics are the source's, not files.
 fn implied_by_source(options: &KafkaOptions<'_>, config: &mut Config) {
     config.split_watermarks = true;
-    config.source_rules |= options.rules_topic.is_some();
+    let topics = config.lists.iter().any(|l| is_kafka(&l.path));
+    config.source_rules |= options.rules_topic.is_some() || topics;
+    config.lists.retain(|l| !is_kafka(&l.path));
 }
 
 /// `items` dealt in turn over `total` workers, item `i` to worker `i mod
@@ -246,7 +265,7 @@ mod tests {
     use cepheid_runtime::Input;
 
     use super::*;
-    use crate::Retry;
+    use crate::{Retry, Until};
 
     #[test]
     fn partitions_are_dealt_in_turn_over_the_workers_of_every_process() {
@@ -280,7 +299,7 @@ mod tests {
             rules_topic: Some(Path::new("kafka://a:1,b:2/rules")),
             properties: &props,
             start: Some(&start),
-            until_end: true,
+            until: Some(&Until::End),
             retry: Retry {
                 limit: Duration::from_secs(3),
                 ..Retry::default()
@@ -293,7 +312,7 @@ mod tests {
         assert_eq!(source.brokers, "a:1,b:2");
         assert_eq!(source.topics, ["in", "more"]);
         assert_eq!(source.start, start);
-        assert!(source.until_end);
+        assert_eq!(source.until, Some(Until::End));
         assert_eq!(source.retry.limit, Duration::from_secs(3));
         assert_eq!(source.properties, props);
         assert_eq!(source.rules_topic.as_deref(), Some("rules"));
@@ -342,6 +361,29 @@ mod tests {
         );
         let t = default_id.sink_config(&config).unwrap().unwrap();
         assert!(t.transactional.is_some());
+    }
+
+    #[test]
+    fn lists_fed_by_topics_go_to_the_source_and_files_stay_the_runtimes() {
+        let mut config = run(IN, OUT);
+        let list = |arg: &str| cepheid_runtime::lists::ListFile::parse(arg).unwrap();
+        config.lists = vec![
+            list("files=f.csv"),
+            list("blocked=kafka://a:1,b:2/blocked"),
+            list("nets=kafka://a:1,b:2/nets"),
+        ];
+        let options = KafkaOptions::default();
+        let source = options.source_config(&config).unwrap().unwrap();
+        assert_eq!(
+            source.list_topics,
+            [
+                ("blocked".to_string(), "blocked".to_string()),
+                ("nets".to_string(), "nets".to_string())
+            ]
+        );
+        implied_by_source(&options, &mut config);
+        assert!(config.source_rules && config.split_watermarks);
+        assert_eq!(config.lists, [list("files=f.csv")]);
     }
 
     #[test]

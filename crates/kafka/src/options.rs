@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::source::StartAt;
+use crate::source::{StartAt, Until};
 
 /// `kafka://HOST:PORT[,HOST:PORT...]/TOPIC[,TOPIC...]`: the brokers and
 /// the topics.
@@ -100,39 +100,103 @@ impl FromStr for Url {
     }
 }
 
-/// A text that is not `earliest`, `latest` or a time ([`parse_start`]).
+/// A text that is not a place in a topic ([`parse_start`],
+/// [`parse_until`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StartError {
     /// The text.
     pub text: String,
+    /// What it may be instead.
+    pub expected: &'static str,
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not earliest, latest, an RFC 3339 time or milliseconds",
-            self.text
-        )
+        write!(f, "`{}` is not {}", self.text, self.expected)
     }
 }
 
 impl std::error::Error for StartError {}
 
-/// Where a source starts, as text: `earliest`, `latest`, or a time (RFC
-/// 3339, or integer milliseconds since the epoch).
+/// PartitionOffsets named per partition: `PARTITION:OFFSET[,...]` when the source
+/// reads one topic, `TOPIC:PARTITION:OFFSET[,...]` (always allowed)
+/// otherwise. A partition named twice keeps its last offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets(pub Vec<(Option<String>, i32, i64)>);
+
+impl PartitionOffsets {
+    /// The offsets of `text`, or `None` when it is not a list of them.
+    fn parse(text: &str) -> Option<PartitionOffsets> {
+        let mut offsets = Vec::new();
+        for part in text.split(',') {
+            let fields: Vec<&str> = part.split(':').collect();
+            let (topic, partition, offset) = match fields[..] {
+                [p, o] => (None, p, o),
+                [t, p, o] if !t.is_empty() => (Some(t.to_string()), p, o),
+                _ => return None,
+            };
+            let partition = partition.parse::<i32>().ok().filter(|p| *p >= 0)?;
+            let offset = offset.parse::<i64>().ok().filter(|o| *o >= 0)?;
+            offsets.push((topic, partition, offset));
+        }
+        Some(PartitionOffsets(offsets))
+    }
+}
+
+impl fmt::Display for PartitionOffsets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (topic, partition, offset)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if let Some(topic) = topic {
+                write!(f, "{topic}:")?;
+            }
+            write!(f, "{partition}:{offset}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A time as text: RFC 3339, or integer milliseconds since the epoch.
+fn parse_time(text: &str) -> Option<i64> {
+    match text.parse::<i64>() {
+        Ok(ms) => Some(ms),
+        Err(_) => cepheid_engine::io::parse_rfc3339(text).ok(),
+    }
+}
+
+/// Where a source starts, as text: `earliest`, `latest`, a time (RFC
+/// 3339, or integer milliseconds since the epoch), or offsets per
+/// partition ([`PartitionOffsets`]: `0:1200,1:1180`).
 pub fn parse_start(text: &str) -> Result<StartAt, StartError> {
     match text {
         "earliest" => Ok(StartAt::Earliest),
         "latest" => Ok(StartAt::Latest),
-        _ => match text.parse::<i64>() {
-            Ok(ms) => Ok(StartAt::Timestamp(ms)),
-            Err(_) => cepheid_engine::io::parse_rfc3339(text)
-                .map(StartAt::Timestamp)
-                .map_err(|_| StartError {
-                    text: text.to_string(),
-                }),
-        },
+        _ => (parse_time(text).map(StartAt::Timestamp))
+            .or_else(|| PartitionOffsets::parse(text).map(StartAt::Offsets))
+            .ok_or_else(|| StartError {
+                text: text.to_string(),
+                expected: "earliest, latest, an RFC 3339 time, milliseconds, \
+                           or offsets PARTITION:OFFSET[,...]",
+            }),
+    }
+}
+
+/// Where a bounded source ends, as text: `end` (each partition's end
+/// when the source starts), a time (RFC 3339 or milliseconds: before each
+/// partition's first record at or after it), or offsets per partition
+/// ([`PartitionOffsets`], each the first offset not read).
+pub fn parse_until(text: &str) -> Result<Until, StartError> {
+    match text {
+        "end" => Ok(Until::End),
+        _ => (parse_time(text).map(Until::Timestamp))
+            .or_else(|| PartitionOffsets::parse(text).map(Until::Offsets))
+            .ok_or_else(|| StartError {
+                text: text.to_string(),
+                expected: "end, an RFC 3339 time, milliseconds, or offsets \
+                           PARTITION:OFFSET[,...]",
+            }),
     }
 }
 
@@ -265,8 +329,50 @@ mod tests {
         assert_eq!(e.text, "yesterday");
         assert_eq!(
             e.to_string(),
-            "`yesterday` is not earliest, latest, an RFC 3339 time or milliseconds"
+            "`yesterday` is not earliest, latest, an RFC 3339 time, milliseconds, \
+             or offsets PARTITION:OFFSET[,...]"
         );
+    }
+
+    #[test]
+    fn offsets_name_a_partition_and_maybe_a_topic() {
+        let offsets = |list: &[(Option<&str>, i32, i64)]| {
+            PartitionOffsets(
+                list.iter()
+                    .map(|(t, p, o)| (t.map(str::to_string), *p, *o))
+                    .collect(),
+            )
+        };
+        assert_eq!(
+            parse_start("0:1200,1:7"),
+            Ok(StartAt::Offsets(offsets(&[(None, 0, 1200), (None, 1, 7)])))
+        );
+        assert_eq!(
+            parse_until("orders:2:0,logins.eu:0:5"),
+            Ok(Until::Offsets(offsets(&[
+                (Some("orders"), 2, 0),
+                (Some("logins.eu"), 0, 5)
+            ])))
+        );
+        assert_eq!(parse_until("end"), Ok(Until::End));
+        assert_eq!(
+            parse_until("2024-05-01T12:00:00Z"),
+            Ok(Until::Timestamp(1_714_564_800_000))
+        );
+        assert_eq!(
+            parse_until("0:5,orders:1:9").unwrap().to_string(),
+            "0:5,orders:1:9"
+        );
+        for bad in [
+            "0:", ":1", "0:-1", "-1:0", "0:1,", "a:b", "t:0:1:2", "latest", "0:x",
+        ] {
+            let e = parse_until(bad).unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("`{bad}` is not end,")),
+                "{e}"
+            );
+        }
+        assert!(parse_start("end").is_err());
     }
 
     #[test]

@@ -127,7 +127,13 @@ impl Source for KafkaSource {
         }
         for r in &rules {
             let (payload, origin, split) = placed(r);
-            batch.push_rules(payload, origin, r.timestamp, split);
+            match self.list_change(r) {
+                // (a list's topic: the `$list` record it means, at its
+                // time)
+                Some(Ok(change)) => batch.push_rules(&change, origin, r.timestamp, split),
+                Some(Err(why)) => batch.push_refused_rules(&why, origin, r.timestamp, split),
+                None => batch.push_rules(payload, origin, r.timestamp, split),
+            }
         }
         for r in &records {
             let (payload, origin, split) = placed(r);
@@ -149,18 +155,18 @@ impl Source for KafkaSource {
     }
 
     fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
-        // (the rules records wait in order: from the first)
-        let first = unapplied.iter().find_map(|(split, origin)| match origin {
-            Origin::Offset {
-                partition: 0,
-                offset,
-            } if *split as usize == KafkaSource::splits(self).len() => Some(*offset),
-            _ => None,
-        });
-        match first {
-            Some(offset) => encode_position(&self.position_with_rules_at(offset)),
-            None => encode_position(&KafkaSource::position(self)),
+        // (each topic's records wait in order: from its first)
+        let mut first: Vec<(usize, i64)> = Vec::new();
+        for (split, origin) in unapplied {
+            let split = *split as usize;
+            if let Origin::Offset { offset, .. } = origin {
+                let control = self.control_topic(split).is_some();
+                if control && !first.iter().any(|(s, _)| *s == split) {
+                    first.push((split, *offset));
+                }
+            }
         }
+        encode_position(&self.position_with_controls_at(&first))
     }
 
     /// A position written before the marks ([`crate::Mark`]) is sought
@@ -185,13 +191,19 @@ impl Source for KafkaSource {
     }
 
     /// Each partition's offset from the share that names it
-    /// ([`KafkaPosition::of_shares`]).
+    /// ([`KafkaPosition::of_shares`]), and each topic of control records
+    /// it reads (the rules topic, lists' topics).
     fn position_of_shares(&self, positions: &[Position]) -> Result<Position, SourceError> {
         let shares = (positions.iter())
             .map(decode_position)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.run_error(e))?;
-        KafkaPosition::of_shares(&shares, KafkaSource::splits(self))
+        // (its partitions of events, and the topics of control records it
+        // reads: a rules topic's, a list's offset from the share that
+        // read it)
+        let mut partitions = KafkaSource::splits(self).to_vec();
+        partitions.extend(self.control_partitions());
+        KafkaPosition::of_shares(&shares, &partitions)
             .map(|at| encode_position(&at))
             .map_err(|(topic, partition, a, b)| {
                 self.run_error(KafkaError::Config {
@@ -232,9 +244,9 @@ impl Source for KafkaSource {
         let splits = KafkaSource::splits(self);
         let topic = match splits.get(split as usize) {
             Some((t, _)) => t.as_str(),
-            // (one after the partitions of events: the rules topic)
-            None if split as usize == splits.len() => self.rules_topic().unwrap_or("?"),
-            None => "?",
+            // (after the partitions of events: the rules topic, the
+            // lists' topics)
+            None => self.control_topic(split as usize).map_or("?", |(t, _)| t),
         };
         match origin {
             Origin::Offset { partition, offset } => {
@@ -245,11 +257,15 @@ impl Source for KafkaSource {
     }
 }
 
-fn kind(kind: RunKind) -> Kind {
+/// The topic kind of a record kind; `None` for a shadow pattern's record,
+/// which has no topic (the sink does not take them: a run with shadow
+/// patterns is refused before it starts).
+fn kind(kind: RunKind) -> Option<Kind> {
     match kind {
-        RunKind::Match => Kind::Match,
-        RunKind::Timeout => Kind::Timeout,
-        RunKind::Late => Kind::Late,
+        RunKind::Match => Some(Kind::Match),
+        RunKind::Timeout => Some(Kind::Timeout),
+        RunKind::Late => Some(Kind::Late),
+        RunKind::Shadow => None,
     }
 }
 
@@ -276,7 +292,10 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn describe(&self, k: RunKind) -> String {
-        format!("kafka:{}", self.topic(kind(k)))
+        match kind(k) {
+            Some(k) => format!("kafka:{}", self.topic(k)),
+            None => "a shadow output (a Kafka output has none)".to_string(),
+        }
     }
 
     fn takes_late(&self) -> bool {
@@ -285,9 +304,16 @@ impl Sink for KafkaSink {
 
     fn write(&mut self, k: RunKind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
         self.still(k == RunKind::Late)?;
+        let Some(topic_kind) = kind(k) else {
+            return Err(SinkError {
+                target: Sink::describe(self, k),
+                late: true,
+                source: std::io::Error::other("a Kafka output takes no shadow records"),
+            });
+        };
         // (the line without its newline: one record a value)
         let record = record.strip_suffix(b"\n").unwrap_or(record);
-        KafkaSink::write(self, kind(k), key, record)
+        KafkaSink::write(self, topic_kind, key, record)
             .map_err(|e| self.run_error(k == RunKind::Late, e))
     }
 

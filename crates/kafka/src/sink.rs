@@ -3,6 +3,7 @@
 //! in the same transaction, `docs/checkpoints.md`, "Kafka") or idempotent
 //! (at least once).
 
+use std::io::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -340,6 +341,19 @@ pub struct KafkaSink {
 /// How many records [`KafkaSink::write`] writes between two looks at the
 /// output topics (each at most once a second: [`TopicWatch::tick`]).
 const WATCH_RECORDS: u32 = 1024;
+
+/// The producer's delivery reports are served every this many records
+/// written (a divisor of [`WATCH_RECORDS`]).
+const POLL_RECORDS: u32 = 64;
+
+/// Where [`KafkaSink::send`] queues a record.
+enum To<'a> {
+    /// The output topic of this kind of record, to the partition of its
+    /// key.
+    Output(Kind),
+    /// The marker topic's partition.
+    Marker(&'a str, i32),
+}
 
 /// How long one `commit_transaction` call waits before the sink looks at
 /// the brokers ([`Reach`]) and asks the group whether another instance
@@ -701,10 +715,14 @@ impl KafkaSink {
     /// begins a transaction at the first write after a commit.
     pub fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
         self.begin()?;
-        let topic = self.topics.topic(kind).to_string();
-        self.send(&topic, None, key, record)?;
-        self.producer.poll(Duration::ZERO);
-        self.check_delivery()?;
+        self.send(To::Output(kind), key, record)?;
+        // (delivery reports served, and a failed one seen, every few
+        // records: each poll takes the queue's lock; a flush, a
+        // checkpoint and the end serve them all)
+        if self.since_watched % POLL_RECORDS == 0 {
+            self.producer.poll(Duration::ZERO);
+            self.check_delivery()?;
+        }
         self.since_watched += 1;
         if self.since_watched >= WATCH_RECORDS {
             self.since_watched = 0;
@@ -713,16 +731,21 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Queues one record to `topic` (`partition`: the key's by default),
-    /// waiting while the queue is full.
-    fn send(
-        &mut self,
-        topic: &str,
-        partition: Option<i32>,
-        key: &[u8],
-        record: &[u8],
-    ) -> Result<(), KafkaError> {
-        let interval = self.interval.to_string();
+    /// Queues one record (to a partition by its key, unless `to` names
+    /// one), waiting while the queue is full.
+    fn send(&mut self, to: To<'_>, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
+        let (topic, partition) = match to {
+            To::Output(kind) => (self.topics.topic(kind), None),
+            To::Marker(topic, partition) => (topic, Some(partition)),
+        };
+        // (the interval's number as text, without an allocation per record)
+        let mut digits = [0u8; 20];
+        let interval = {
+            let mut at = &mut digits[..];
+            write!(at, "{}", self.interval).expect("a u64 fits in 20 digits");
+            let left = at.len();
+            &digits[..20 - left]
+        };
         let mut waited = Duration::ZERO;
         loop {
             let mut base = BaseRecord::to(topic).key(key).payload(record);
@@ -732,7 +755,7 @@ impl KafkaSink {
             if self.transactional.is_some() {
                 base = base.headers(OwnedHeaders::new().insert(Header {
                     key: CHECKPOINT_HEADER,
-                    value: Some(interval.as_bytes()),
+                    value: Some(interval),
                 }));
             }
             let sent = self.producer.send(base);
@@ -854,7 +877,7 @@ impl KafkaSink {
                 // transaction, so that none is without records (tansu
                 // drops the offsets of a transaction without records).
                 let text = format!("{{\"checkpoint\":{checkpoint}}}");
-                self.send(&t, Some(p), b"", text.as_bytes())?;
+                self.send(To::Marker(&t, p), b"", text.as_bytes())?;
             }
             tpl.add_partition_offset(&t, p, Offset::Offset(n))
                 .map_err(|e| KafkaError::client("send_offsets_to_transaction", e))?;

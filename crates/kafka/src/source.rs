@@ -4,6 +4,7 @@
 //! as bytes with where they came from.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +18,7 @@ use cepheid_runtime::{Level, Notify};
 
 use crate::error::{retriable, KafkaError};
 use crate::fit::{misfits, Misfit, Mismatch, OnMismatch};
+use crate::options::PartitionOffsets;
 use crate::position::{KafkaPosition, Mark};
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
@@ -46,6 +48,41 @@ pub enum StartAt {
     /// starts at its first record. Each offset is checked against its
     /// partition as it is now ([`SourceConfig::on_mismatch`]).
     Position(KafkaPosition),
+    /// At these offsets (a caller's: `--kafka-start 0:1200`); a partition
+    /// they do not name starts at its first record. An offset outside its
+    /// partition's records (before the first kept, after the end) is
+    /// refused ([`KafkaError::Config`]).
+    Offsets(PartitionOffsets),
+}
+
+/// Where a bounded source ends: it hands out no record at or after it,
+/// and ends ([`KafkaSource::at_end`]) once every partition is read to
+/// it. Each partition's end is fixed when the source starts, as offsets,
+/// so two runs of one range read the same records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Each partition's end offset as the broker gives it when the source
+    /// starts (its high watermark).
+    End,
+    /// Before each partition's first record with a timestamp at or after
+    /// this one (milliseconds since the epoch; `offsets_for_times`), else
+    /// at its end: a range of offsets, so a record after that one with an
+    /// earlier timestamp is not read.
+    Timestamp(i64),
+    /// Before these offsets; a partition they do not name ends at its end
+    /// when the source starts. An offset before the partition's start or
+    /// beyond its end is refused ([`KafkaError::Config`]).
+    Offsets(PartitionOffsets),
+}
+
+impl fmt::Display for Until {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Until::End => f.write_str("end"),
+            Until::Timestamp(ms) => write!(f, "{ms}"),
+            Until::Offsets(offsets) => write!(f, "{offsets}"),
+        }
+    }
 }
 
 /// The configuration of a [`KafkaSource`].
@@ -71,10 +108,10 @@ pub struct SourceConfig {
     pub retry: Retry,
     /// Further librdkafka properties (`key`, `value`), set last.
     pub properties: Vec<(String, String)>,
-    /// Bounded: read up to each partition's end offset as the broker
-    /// gives it when the source starts (its high watermark), then end
-    /// ([`KafkaSource::at_end`]); records after it are not handed out.
-    pub until_end: bool,
+    /// Bounded: read up to this place in each partition (fixed as offsets
+    /// when the source starts), then end ([`KafkaSource::at_end`]);
+    /// records at or after it are not handed out. `None`: never ends.
+    pub until: Option<Until>,
     /// A topic of rule sets beside the events (the broadcast-state
     /// pattern; one partition): each record a `{"$rules": ...}` or
     /// `{"$rules_file": ...}` record, handed out by
@@ -82,6 +119,20 @@ pub struct SourceConfig {
     /// end, when the source starts (unless `start` is a position, which
     /// then names its offset too).
     pub rules_topic: Option<String>,
+    /// Reference lists fed by topics of their own (`(list, topic)`; each
+    /// partition of a topic read as a topic of control records of its
+    /// own, with a split and an offset of its own): a compacted topic
+    /// whose record's key is an entry
+    /// of the list, its value empty or `{"expires": T}` to add it, null (a
+    /// tombstone) to remove it. Each record is handed out by
+    /// [`KafkaSource::read_rules`] with the split after the rules topic's
+    /// (after the partitions of events, the rules topic, then these in
+    /// order), and [`KafkaSource::list_change`] gives the `$list` record
+    /// it means; each applies at its record's time, as a rules record
+    /// does. Read from its first record (from a checkpoint's offset on
+    /// resuming) up to its end when the source starts, as the rules
+    /// topic.
+    pub list_topics: Vec<(String, String)>,
     /// What to do with a kept offset (of [`StartAt::Position`], or
     /// [`KafkaSource::seek`]) that does not fit its partition as it is
     /// now: beyond its end, before its start, or after a record that is
@@ -104,8 +155,9 @@ impl SourceConfig {
             max_batch: 1024,
             retry: Retry::default(),
             properties: Vec::new(),
-            until_end: false,
+            until: None,
             rules_topic: None,
+            list_topics: Vec::new(),
             on_mismatch: OnMismatch::Refuse,
         }
     }
@@ -139,8 +191,19 @@ impl KafkaRecord {
     }
 }
 
-/// The rules topic of a [`KafkaSource`].
-struct RulesTopic {
+/// A topic of control records of a [`KafkaSource`]: its rules topic, or
+/// a list's topic.
+struct ControlTopic {
+    /// The list it feeds (`None`: the rules topic).
+    list: Option<String>,
+    /// Its partition (a list's topic may have several, each read as a
+    /// topic of control records of its own), and whether the topic has
+    /// others (said in messages).
+    partition: i32,
+    of_several: bool,
+    /// Where it was last started ([`ControlTopic::start_at`]), until what
+    /// it read then is handed out ([`ControlTopic::read_to_end`]).
+    started_at: Option<i64>,
     consumer: BaseConsumer,
     /// Its configuration, and whether it was assigned ([`assign_once`]).
     config: ClientConfig,
@@ -157,13 +220,13 @@ struct RulesTopic {
     waited_for: i64,
     retry: Retry,
     /// The marks of the last records handed out (at most
-    /// [`RulesTopic::MARKS`]), the latest last: a kept offset goes with the
+    /// [`ControlTopic::MARKS`]), the latest last: a kept offset goes with the
     /// mark of the record before it, by which a resume tells that the
     /// topic is still the one it was read from.
     handed: VecDeque<Mark>,
 }
 
-impl RulesTopic {
+impl ControlTopic {
     /// Marks kept of the records handed out: a kept offset is the first
     /// record not applied yet, at most this many records back (beyond it,
     /// the offset is kept without its mark and checked against the
@@ -179,8 +242,8 @@ impl RulesTopic {
     /// it when that one was handed out.
     fn put(&self, at: &mut KafkaPosition, offset: i64) {
         match self.handed.iter().rev().find(|m| m.offset == offset - 1) {
-            Some(mark) => at.set_after(&self.topic, 0, *mark),
-            None => at.set(&self.topic, 0, offset),
+            Some(mark) => at.set_after(&self.topic, self.partition, *mark),
+            None => at.set(&self.topic, self.partition, offset),
         }
     }
 
@@ -195,7 +258,7 @@ impl RulesTopic {
             );
             self.handed.push_back(mark);
         }
-        let over = self.handed.len().saturating_sub(RulesTopic::MARKS);
+        let over = self.handed.len().saturating_sub(ControlTopic::MARKS);
         self.handed.drain(..over);
     }
 
@@ -206,7 +269,7 @@ impl RulesTopic {
         self.read >= target
             || self.consumer.position().is_ok_and(|positions| {
                 positions
-                    .find_partition(&self.topic, 0)
+                    .find_partition(&self.topic, self.partition)
                     .is_some_and(|e| matches!(e.offset(), Offset::Offset(at) if at >= target))
             })
     }
@@ -215,16 +278,20 @@ impl RulesTopic {
     /// gives it now (into the backlog), so that what the topic holds is
     /// known before any event.
     fn start_at(&mut self, offset: i64) -> Result<(), KafkaError> {
+        self.started_at = Some(offset);
         self.backlog.clear();
         self.handed.clear();
         self.read = offset;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, 0, Offset::Offset(offset))
+        tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
             .map_err(client("assign"))?;
         assign_once(&mut self.consumer, &mut self.assigned, &self.config, &tpl)?;
         let (_, high) = self.retry.run(
             "fetch watermarks",
-            |left| self.consumer.fetch_watermarks(&self.topic, 0, left),
+            |left| {
+                self.consumer
+                    .fetch_watermarks(&self.topic, self.partition, left)
+            },
             client("fetch watermarks"),
         )?;
         let high = self.end.map_or(high, |end| end.min(high));
@@ -234,8 +301,8 @@ impl RulesTopic {
             if started.elapsed() >= self.retry.limit {
                 return Err(KafkaError::Config {
                     reason: format!(
-                        "the rules topic {:?} could not be read to its end (offset {high}) in {:.1} s",
-                        self.topic,
+                        "{} could not be read to its end (offset {high}) in {:.1} s",
+                        self.what(),
                         started.elapsed().as_secs_f64()
                     ),
                 });
@@ -244,7 +311,7 @@ impl RulesTopic {
                 None => {}
                 Some(Ok(message)) => {
                     quiet = Instant::now();
-                    if message.partition() == 0 && message.offset() >= self.read {
+                    if message.partition() == self.partition && message.offset() >= self.read {
                         self.read = message.offset() + 1;
                         self.backlog.push_back(record_of(&message, usize::MAX));
                     }
@@ -264,7 +331,64 @@ impl RulesTopic {
             }
             // (the events' reads tell a broker gone for too long)
             _ if retriable(&error) => Ok(()),
-            _ => Err(KafkaError::client("read the rules topic", error)),
+            _ => Err(KafkaError::client(
+                match self.list {
+                    None => "read the rules topic",
+                    Some(_) => "read a list's topic",
+                },
+                error,
+            )),
+        }
+    }
+
+    /// A list's topic read up to its end at the start (or at a seek): what
+    /// it holds, said when it is handed out, so that the events before its
+    /// records' times are known to see the list as it was then.
+    fn read_to_end(&self) -> Option<String> {
+        let list = self.list.as_ref()?;
+        let from = self.started_at?;
+        let times = self.backlog.iter().filter_map(|r| r.timestamp);
+        let (first, last) = times.fold((None, None), |(a, b): (Option<i64>, Option<i64>), t| {
+            (
+                Some(a.map_or(t, |a| a.min(t))),
+                Some(b.map_or(t, |b| b.max(t))),
+            )
+        });
+        let times = match first.zip(last) {
+            Some((a, b)) => format!(
+                ", of times {} to {}: each applies at its time, events before it see the list without it",
+                cepheid_engine::io::format_rfc3339(a),
+                cepheid_engine::io::format_rfc3339(b)
+            ),
+            None => String::new(),
+        };
+        Some(format!(
+            "cepheid: list `{list}`: {} records of kafka:{}{} read from offset {from} to its end (offset {}) before the first event{times}",
+            self.backlog.len(),
+            self.topic,
+            self.of_partition(),
+            self.read,
+        ))
+    }
+
+    /// ` partition 2` when its topic has several, else nothing.
+    fn of_partition(&self) -> String {
+        match self.of_several {
+            true => format!(" partition {}", self.partition),
+            false => String::new(),
+        }
+    }
+
+    /// What it is, in messages: `the rules topic "rules"`, `the topic
+    /// "blocked" of list `blocked_ips``.
+    fn what(&self) -> String {
+        match &self.list {
+            None => format!("the rules topic {:?}", self.topic),
+            Some(list) => format!(
+                "the topic {:?}{} of list `{list}`",
+                self.topic,
+                self.of_partition()
+            ),
         }
     }
 }
@@ -448,8 +572,10 @@ pub struct KafkaSource {
     reach: Arc<Reach>,
     /// Bounded: each partition's end offset at the start.
     end: Option<KafkaPosition>,
-    /// The rules topic, if any.
-    rules: Option<RulesTopic>,
+    /// The topics of control records: the rules topic, if any, first,
+    /// then the lists' topics ([`SourceConfig::list_topics`]), in order;
+    /// the split of the `i`th is the number of partitions of events + `i`.
+    controls: Vec<ControlTopic>,
     /// The topics read (the rules topic's too), described now and then:
     /// one deleted or created again ends the reads.
     watch: TopicWatch,
@@ -477,6 +603,179 @@ impl std::fmt::Debug for KafkaSource {
 
 fn client(operation: &'static str) -> impl Fn(ClientError) -> KafkaError {
     move |e| KafkaError::client(operation, e)
+}
+
+/// What resolves a start and an end to offsets: the topics read, the
+/// partitions read (`splits`), every partition of the topics (`known`).
+struct Places<'a> {
+    consumer: &'a BaseConsumer<Offsets>,
+    topics: &'a [String],
+    splits: &'a [(String, i32)],
+    known: &'a [(String, i32)],
+    retry: Retry,
+}
+
+impl Places<'_> {
+    /// A partition's first offset kept and its end (high watermark).
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
+        self.retry.run(
+            "fetch watermarks",
+            |left| self.consumer.fetch_watermarks(topic, partition, left),
+            client("fetch watermarks"),
+        )
+    }
+
+    /// Per partition read, the offset of its first record with a
+    /// timestamp at or after `ts`, or its end when none.
+    fn first_at(&self, ts: i64) -> Result<Vec<i64>, KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in self.splits {
+            tpl.add_partition_offset(t, *p, Offset::Offset(ts))
+                .map_err(client("offsets_for_times"))?;
+        }
+        let found = self.retry.run(
+            "offsets_for_times",
+            |left| self.consumer.offsets_for_times(tpl.clone(), left),
+            client("offsets_for_times"),
+        )?;
+        let mut offsets = Vec::with_capacity(self.splits.len());
+        for (t, p) in self.splits {
+            match found.find_partition(t, *p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => offsets.push(o),
+                _ => offsets.push(self.watermarks(t, *p)?.1),
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// The offsets a caller named, per partition read (`what`: which
+    /// setting, for messages); each must name a partition of the topics,
+    /// and name its topic when there are several.
+    fn named(
+        &self,
+        offsets: &PartitionOffsets,
+        what: &str,
+    ) -> Result<HashMap<(String, i32), i64>, KafkaError> {
+        let mut named = HashMap::new();
+        for (topic, partition, offset) in &offsets.0 {
+            let topic = match (topic, self.topics) {
+                (Some(t), _) => t.clone(),
+                (None, [only]) => only.clone(),
+                (None, _) => {
+                    return Err(KafkaError::Config {
+                        reason: format!(
+                            "{what} `{partition}:{offset}` names no topic, and the source \
+                             reads several: write TOPIC:{partition}:{offset}"
+                        ),
+                    })
+                }
+            };
+            if !self.topics.contains(&topic) {
+                return Err(KafkaError::Config {
+                    reason: format!("{what} names topic {topic:?}, which the source does not read"),
+                });
+            }
+            if !self.known.contains(&(topic.clone(), *partition)) {
+                return Err(KafkaError::UnknownPartition {
+                    topic,
+                    partition: *partition,
+                });
+            }
+            named.insert((topic, *partition), *offset);
+        }
+        Ok(named)
+    }
+
+    /// Where each partition read starts.
+    fn start(&self, start: &StartAt) -> Result<KafkaPosition, KafkaError> {
+        let by_time = match start {
+            StartAt::Timestamp(ts) => self.first_at(*ts)?,
+            _ => Vec::new(),
+        };
+        let named = match start {
+            StartAt::Offsets(offsets) => self.named(offsets, "the start")?,
+            _ => HashMap::new(),
+        };
+        let mut position = KafkaPosition::new();
+        for (i, (t, p)) in self.splits.iter().enumerate() {
+            let next = match start {
+                StartAt::Earliest => self.watermarks(t, *p)?.0,
+                StartAt::Latest => self.watermarks(t, *p)?.1,
+                StartAt::Timestamp(_) => by_time[i],
+                StartAt::Position(at) => match at.get(t, *p) {
+                    Some(o) => o,
+                    None => self.watermarks(t, *p)?.0,
+                },
+                StartAt::Offsets(_) => {
+                    let (low, high) = self.watermarks(t, *p)?;
+                    match named.get(&(t.clone(), *p)) {
+                        Some(&o) if o < low || o > high => {
+                            return Err(KafkaError::Config {
+                                reason: format!(
+                                    "the start offset {o} of {t}/{p} is outside its records, \
+                                     offsets {low} to {high} (the end) now"
+                                ),
+                            })
+                        }
+                        Some(&o) => o,
+                        None => low,
+                    }
+                }
+            };
+            position.set(t, *p, next);
+        }
+        Ok(position)
+    }
+
+    /// Where each partition read ends. A range the caller gave
+    /// (`ordered`: not a checkpoint's start, not [`Until::End`]) must end
+    /// at or after its start (`start`); a resumed run past its end ends
+    /// at once.
+    fn end(
+        &self,
+        until: &Until,
+        start: &KafkaPosition,
+        ordered: bool,
+    ) -> Result<KafkaPosition, KafkaError> {
+        let by_time = match until {
+            Until::Timestamp(ts) => self.first_at(*ts)?,
+            _ => Vec::new(),
+        };
+        let named = match until {
+            Until::Offsets(offsets) => self.named(offsets, "the end")?,
+            _ => HashMap::new(),
+        };
+        let mut end = KafkaPosition::new();
+        for (i, (t, p)) in self.splits.iter().enumerate() {
+            let high = self.watermarks(t, *p)?.1;
+            let at = match until {
+                Until::End => high,
+                Until::Timestamp(_) => by_time[i],
+                Until::Offsets(_) => match named.get(&(t.clone(), *p)) {
+                    Some(&o) if o > high => {
+                        return Err(KafkaError::Config {
+                            reason: format!(
+                                "the end offset {o} of {t}/{p} is beyond its end, offset \
+                                 {high} now"
+                            ),
+                        })
+                    }
+                    Some(&o) => o,
+                    None => high,
+                },
+            };
+            let from = start.get(t, *p).unwrap_or(0);
+            if ordered && at < from {
+                return Err(KafkaError::Config {
+                    reason: format!(
+                        "{t}/{p} would end at offset {at}, before its start at offset {from}"
+                    ),
+                });
+            }
+            end.set(t, *p, at);
+        }
+        Ok(end)
+    }
 }
 
 impl KafkaSource {
@@ -513,37 +812,11 @@ impl KafkaSource {
             .create_with_context(Offsets::default())
             .map_err(|e| KafkaError::client("create the consumer", e))?;
         let retry = config.retry;
-        if let Some(rules) = &config.rules_topic {
-            if config.topics.contains(rules) {
-                return Err(KafkaError::Config {
-                    reason: format!(
-                        "topic {rules:?} is both a topic of events and the rules topic"
-                    ),
-                });
-            }
-        }
-        let rules_consumer = match &config.rules_topic {
-            Some(_) => {
-                // A checkpoint's offset that compaction removed since: from
-                // the first record kept (librdkafka's default would skip
-                // to the end, and with it the rule set in force).
-                let mut rules_config = client_config.clone();
-                if !config
-                    .properties
-                    .iter()
-                    .any(|(k, _)| k == "auto.offset.reset")
-                {
-                    rules_config.set("auto.offset.reset", "earliest");
-                }
-                let consumer = (rules_config.create::<BaseConsumer>())
-                    .map_err(|e| KafkaError::client("create the consumer", e))?;
-                Some((consumer, rules_config))
-            }
-            None => None,
-        };
+        let control_topics = control_topics(&config)?;
 
         // The partitions of each topic, from the broker's metadata.
         let mut splits = Vec::new();
+        let mut known = Vec::new();
         for topic in &config.topics {
             let metadata = retry.run(
                 "fetch metadata",
@@ -561,6 +834,7 @@ impl KafkaSource {
                     })
                 }
             };
+            known.extend(partitions.iter().map(|p| (topic.clone(), *p)));
             match &config.partitions {
                 Partitions::All => {
                     let mut partitions = partitions;
@@ -588,85 +862,65 @@ impl KafkaSource {
             }
         }
 
-        // The start, as offsets.
-        let mut position = KafkaPosition::new();
-        let watermarks = |t: &str, p: i32| {
-            retry.run(
-                "fetch watermarks",
-                |left| consumer.fetch_watermarks(t, p, left),
-                client("fetch watermarks"),
-            )
+        // The start and the end, as offsets.
+        let places = Places {
+            consumer: &consumer,
+            topics: &config.topics,
+            splits: &splits,
+            known: &known,
+            retry,
         };
-        let by_time = match &config.start {
-            StartAt::Timestamp(ts) => {
-                let mut tpl = TopicPartitionList::new();
-                for (t, p) in &splits {
-                    tpl.add_partition_offset(t, *p, Offset::Offset(*ts))
-                        .map_err(client("offsets_for_times"))?;
-                }
-                Some(retry.run(
-                    "offsets_for_times",
-                    |left| consumer.offsets_for_times(tpl.clone(), left),
-                    client("offsets_for_times"),
-                )?)
+        let position = places.start(&config.start)?;
+        let end = match &config.until {
+            Some(until) => {
+                let resumed = matches!(config.start, StartAt::Position(_));
+                let ordered = !resumed && *until != Until::End;
+                Some(places.end(until, &position, ordered)?)
             }
-            _ => None,
-        };
-        for (t, p) in &splits {
-            let next = match &config.start {
-                StartAt::Earliest => watermarks(t, *p)?.0,
-                StartAt::Latest => watermarks(t, *p)?.1,
-                StartAt::Timestamp(_) => {
-                    let found = by_time
-                        .as_ref()
-                        .and_then(|tpl| tpl.find_partition(t, *p))
-                        .map(|e| e.offset());
-                    match found {
-                        Some(Offset::Offset(o)) => o,
-                        _ => watermarks(t, *p)?.1,
-                    }
-                }
-                StartAt::Position(at) => match at.get(t, *p) {
-                    Some(o) => o,
-                    None => watermarks(t, *p)?.0,
-                },
-            };
-            position.set(t, *p, next);
-        }
-        let end = if config.until_end {
-            let mut end = KafkaPosition::new();
-            for (t, p) in &splits {
-                end.set(t, *p, watermarks(t, *p)?.1);
-            }
-            Some(end)
-        } else {
-            None
+            None => None,
         };
         let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();
         for (i, (t, p)) in splits.iter().enumerate() {
             index.entry(t.clone()).or_default().insert(*p, i);
         }
-        let rules = match (&config.rules_topic, rules_consumer) {
-            (Some(topic), Some((consumer, rules_config))) => {
-                let from = match &config.start {
-                    StartAt::Position(at) => at.get(topic, 0),
-                    _ => None,
-                };
-                Some(RulesTopic::open(
-                    consumer,
-                    rules_config,
-                    topic,
-                    from,
-                    config.until_end,
-                    retry,
-                )?)
+        let mut controls = Vec::with_capacity(control_topics.len());
+        let opened = control_topics.into_iter().map(|(list, topic)| {
+            let partitions = control_partitions(&consumer, list.as_deref(), &topic, retry)?;
+            let several = partitions.len() > 1;
+            let each = partitions
+                .into_iter()
+                .map(move |p| (list.clone(), topic.clone(), p));
+            Ok::<_, KafkaError>(each.map(move |(l, t, p)| (l, t, p, several)))
+        });
+        let opened = opened.collect::<Result<Vec<_>, _>>()?.into_iter().flatten();
+        for (list, topic, partition, several) in opened {
+            // A checkpoint's offset that compaction removed since: from
+            // the first record kept (librdkafka's default would skip to
+            // the end, and with it the rule set in force, or entries).
+            let mut control_config = client_config.clone();
+            if !config
+                .properties
+                .iter()
+                .any(|(k, _)| k == "auto.offset.reset")
+            {
+                control_config.set("auto.offset.reset", "earliest");
             }
-            _ => None,
-        };
-        let mut watched = splits.clone();
-        if let Some(topic) = &config.rules_topic {
-            watched.push((topic.clone(), 0));
+            let consumer = (control_config.create::<BaseConsumer>())
+                .map_err(|e| KafkaError::client("create the consumer", e))?;
+            let from = match &config.start {
+                StartAt::Position(at) => at.get(&topic, partition),
+                _ => None,
+            };
+            controls.push(ControlTopic::open(
+                (consumer, control_config),
+                (list, &topic, partition, several),
+                from,
+                config.until.is_some(),
+                retry,
+            )?);
         }
+        let mut watched = splits.clone();
+        watched.extend(controls.iter().map(|c| (c.topic.clone(), c.partition)));
         let watch = TopicWatch::new(consumer.client(), &watched, false);
         let mut source = KafkaSource {
             consumer,
@@ -683,7 +937,7 @@ impl KafkaSource {
             down_since: None,
             reach: Reach::of(&config.brokers, retry.limit),
             end,
-            rules,
+            controls,
             watch,
             probe_config: client_config,
             on_mismatch: config.on_mismatch,
@@ -693,10 +947,12 @@ impl KafkaSource {
             unsaid: Vec::new(),
         };
         if let StartAt::Position(at) = &config.start {
-            let rules_from = source.fit(at)?;
-            if let (Some(rules), Some(from)) = (&mut source.rules, rules_from) {
-                if at.get(&rules.topic, 0) != Some(from) {
-                    rules.start_at(from)?;
+            let controls_from = source.fit(at)?;
+            for (control, from) in source.controls.iter_mut().zip(controls_from) {
+                if let Some(from) = from {
+                    if at.get(&control.topic, control.partition) != Some(from) {
+                        control.start_at(from)?;
+                    }
                 }
             }
         }
@@ -750,9 +1006,11 @@ impl KafkaSource {
     /// start reads from its first record kept (compaction), said; the
     /// record before it gone with a later one there is compaction too
     /// (nothing to compare); another record at its offset is another
-    /// topic under the same name. Gives the rules topic's offset to read
-    /// from (its kept one, or where it starts again). Assigns nothing.
-    fn fit(&mut self, kept: &KafkaPosition) -> Result<Option<i64>, KafkaError> {
+    /// topic under the same name. So are the lists' topics'. Gives, per
+    /// topic of control records, the offset to read from (its kept one, or
+    /// where it starts again; `None` when `kept` does not name it).
+    /// Assigns nothing.
+    fn fit(&mut self, kept: &KafkaPosition) -> Result<Vec<Option<i64>>, KafkaError> {
         self.kept = true;
         for (t, p) in &self.splits {
             match (kept.get(t, *p), kept.mark(t, *p)) {
@@ -768,46 +1026,49 @@ impl KafkaSource {
             &self.splits,
             self.retry,
         )?;
-        let mut rules_from = None;
-        if let Some(rules) = &self.rules {
-            let topic = rules.topic.clone();
-            if let Some(offset) = kept.get(&topic, 0) {
-                rules_from = Some(offset);
-                let mut at = KafkaPosition::new();
-                match kept.mark(&topic, 0) {
-                    Some(mark) => at.set_after(&topic, 0, mark),
-                    None => at.set(&topic, 0, offset),
-                }
-                let only = [(topic.clone(), 0)];
-                for m in misfits(&self.consumer, &self.probe_config, &at, &only, self.retry)? {
-                    match m.mismatch {
-                        // (the record before the offset gone, a later one
-                        // there: compaction, nothing to compare)
-                        Mismatch::OtherRecord { kept, found }
-                            if found.is_none_or(|f| f.offset != kept.offset) => {}
-                        Mismatch::BeforeStart { start } => {
-                            rules_from = Some(start);
-                            self.say(
-                                Level::Info,
-                                format!(
-                                    "cepheid: Kafka: the rules topic {topic:?} starts at offset \
-                                     {start} now, after the kept offset {offset}: read from its \
-                                     first record kept (compaction or retention removed the others)"
-                                ),
-                            );
-                        }
-                        _ => found.push(m),
+        let mut controls_from = vec![None; self.controls.len()];
+        for (i, from) in controls_from.iter_mut().enumerate() {
+            let (topic, partition) = (self.controls[i].topic.clone(), self.controls[i].partition);
+            let Some(offset) = kept.get(&topic, partition) else {
+                continue;
+            };
+            *from = Some(offset);
+            let mut at = KafkaPosition::new();
+            match kept.mark(&topic, partition) {
+                Some(mark) => at.set_after(&topic, partition, mark),
+                None => at.set(&topic, partition, offset),
+            }
+            let only = [(topic.clone(), partition)];
+            for m in misfits(&self.consumer, &self.probe_config, &at, &only, self.retry)? {
+                match m.mismatch {
+                    // (the record before the offset gone, a later one
+                    // there: compaction, nothing to compare)
+                    Mismatch::OtherRecord { kept, found }
+                        if found.is_none_or(|f| f.offset != kept.offset) => {}
+                    Mismatch::BeforeStart { start } => {
+                        *from = Some(start);
+                        let what = self.controls[i].what();
+                        self.say(
+                            Level::Info,
+                            format!(
+                                "cepheid: Kafka: {what} starts at offset {start} now, after the \
+                                 kept offset {offset}: read from its first record kept \
+                                 (compaction or retention removed the others)"
+                            ),
+                        );
                     }
+                    _ => found.push(m),
                 }
             }
         }
         for (m, to) in self.restart(found, self.on_mismatch)? {
-            match &self.rules {
-                Some(rules) if rules.topic == m.topic => rules_from = Some(to),
-                _ => self.position.set(&m.topic, m.partition, to),
+            let control = |c: &ControlTopic| c.topic == m.topic && c.partition == m.partition;
+            match self.controls.iter().position(control) {
+                Some(i) => controls_from[i] = Some(to),
+                None => self.position.set(&m.topic, m.partition, to),
             }
         }
-        Ok(rules_from)
+        Ok(controls_from)
     }
 
     /// Starts each of `found` again as `on` says, and says so (each with
@@ -858,7 +1119,36 @@ impl KafkaSource {
 
     /// The rules topic, if the source reads one.
     pub fn rules_topic(&self) -> Option<&str> {
-        self.rules.as_ref().map(|r| r.topic.as_str())
+        (self.controls.iter())
+            .find(|c| c.list.is_none())
+            .map(|c| c.topic.as_str())
+    }
+
+    /// The topic of control records whose records go up with split
+    /// `split` ([`KafkaRecord::split`]), and the list it feeds (`None`:
+    /// the rules topic); `None` for a split of events.
+    pub fn control_topic(&self, split: usize) -> Option<(&str, Option<&str>)> {
+        let c = self.controls.get(split.checked_sub(self.splits.len())?)?;
+        Some((c.topic.as_str(), c.list.as_deref()))
+    }
+
+    /// The partition of each topic of control records, in split order.
+    pub(crate) fn control_partitions(&self) -> impl Iterator<Item = (String, i32)> + '_ {
+        self.controls.iter().map(|c| (c.topic.clone(), c.partition))
+    }
+
+    /// A record of a list's topic as the `$list` record it means (JSON
+    /// text), or why it is no entry (`docs/kafka.md`, "Lists from
+    /// topics"). `None` for a record of another topic.
+    pub fn list_change(&self, record: &KafkaRecord) -> Option<Result<Vec<u8>, String>> {
+        let c = self
+            .controls
+            .get(record.split.checked_sub(self.splits.len())?)?;
+        let list = c.list.as_deref()?;
+        Some(
+            crate::lists::change(list, record)
+                .map_err(|why| format!("no entry of list `{list}`: {why}; the record is left out")),
+        )
     }
 
     /// Appends the records of the rules topic to `out`: first those read
@@ -871,21 +1161,32 @@ impl KafkaSource {
     /// when this is called after the events' [`KafkaSource::read`]. Their
     /// `split` is the number of the source's [`KafkaSource::splits`] (one
     /// after the last partition of events). Nothing without a rules topic.
+    ///
+    /// The lists' topics' records too ([`SourceConfig::list_topics`]), each
+    /// topic's after the rules topic's, with the split after its
+    /// ([`KafkaSource::control_topic`]).
     pub fn read_rules(&mut self, out: &mut Vec<KafkaRecord>) -> Result<(), KafkaError> {
-        let split = self.splits.len();
         let max_batch = self.max_batch;
-        let Some(rules) = &mut self.rules else {
-            return Ok(());
-        };
-        let first = out.len();
-        let read = Self::read_rules_of(rules, out, split, max_batch);
-        rules.handed_out(&out[first..]);
-        read
+        let said: Vec<String> = (self.controls.iter())
+            .filter_map(ControlTopic::read_to_end)
+            .collect();
+        for text in said {
+            self.say(Level::Info, text);
+        }
+        for (i, control) in self.controls.iter_mut().enumerate() {
+            control.started_at = None;
+            let split = self.splits.len() + i;
+            let first = out.len();
+            let read = Self::read_rules_of(control, out, split, max_batch);
+            control.handed_out(&out[first..]);
+            read?;
+        }
+        Ok(())
     }
 
     /// [`KafkaSource::read_rules`] of `rules`.
     fn read_rules_of(
-        rules: &mut RulesTopic,
+        rules: &mut ControlTopic,
         out: &mut Vec<KafkaRecord>,
         split: usize,
         max_batch: usize,
@@ -900,7 +1201,7 @@ impl KafkaSource {
         // reads tell when it is gone for too long)
         let high = rules
             .consumer
-            .fetch_watermarks(&rules.topic, 0, RULES_END_ASKED)
+            .fetch_watermarks(&rules.topic, rules.partition, RULES_END_ASKED)
             .map_or(rules.read, |(_, high)| high);
         let target = rules.end.map_or(high, |end| end.min(high));
         let mut quiet = Instant::now();
@@ -927,7 +1228,7 @@ impl KafkaSource {
             match result {
                 Ok(message) => {
                     quiet = Instant::now();
-                    if message.partition() != 0 || message.offset() < rules.read {
+                    if message.partition() != rules.partition || message.offset() < rules.read {
                         continue; // (a stale fetch after a seek)
                     }
                     if rules.end.is_some_and(|end| message.offset() >= end) {
@@ -1166,7 +1467,7 @@ impl KafkaSource {
         }
     }
 
-    /// Bounded ([`SourceConfig::until_end`]): has every partition been
+    /// Bounded ([`SourceConfig::until`]): has every partition been
     /// read to its end offset? Always false otherwise.
     ///
     /// A partition is read to its end when the offset after the last
@@ -1301,21 +1602,22 @@ impl KafkaSource {
 
     /// Per (topic, partition), the offset after the last record handed
     /// out (where it started, for a partition that delivered nothing);
-    /// with a rules topic, its partition 0 too.
+    /// with a rules topic and lists' topics, their partition 0 too.
     pub fn position(&self) -> KafkaPosition {
-        let mut position = self.position.clone();
-        if let Some(rules) = &self.rules {
-            rules.put(&mut position, rules.next());
-        }
-        position
+        self.position_with_controls_at(&[])
     }
 
-    /// [`KafkaSource::position`] with the rules topic at `offset` (the
-    /// first of its records not applied yet).
-    pub(crate) fn position_with_rules_at(&self, offset: i64) -> KafkaPosition {
+    /// [`KafkaSource::position`] with each topic of control records that
+    /// `first` names (by split, [`KafkaSource::control_topic`]) at its
+    /// offset (the first of its records not applied yet).
+    pub(crate) fn position_with_controls_at(&self, first: &[(usize, i64)]) -> KafkaPosition {
         let mut position = self.position.clone();
-        if let Some(rules) = &self.rules {
-            rules.put(&mut position, offset);
+        for (i, control) in self.controls.iter().enumerate() {
+            let split = self.splits.len() + i;
+            let offset = (first.iter())
+                .find(|(s, _)| *s == split)
+                .map_or(control.next(), |(_, o)| *o);
+            control.put(&mut position, offset);
         }
         position
     }
@@ -1329,10 +1631,10 @@ impl KafkaSource {
     /// one that does not fit refused or started again
     /// ([`SourceConfig::on_mismatch`]).
     pub fn seek(&mut self, position: &KafkaPosition) -> Result<(), KafkaError> {
-        let rules_from = self.fit(position)?;
-        if let Some(rules) = &mut self.rules {
-            let offset = rules_from.unwrap_or(rules.next());
-            rules.start_at(offset)?;
+        let controls_from = self.fit(position)?;
+        for (control, from) in self.controls.iter_mut().zip(controls_from) {
+            let offset = from.unwrap_or(control.next());
+            control.start_at(offset)?;
         }
         self.assign()
     }
@@ -1359,44 +1661,28 @@ const RULES_QUIET: Duration = Duration::from_secs(5);
 /// offset.
 const RULES_END_ASKED: Duration = Duration::from_secs(1);
 
-impl RulesTopic {
-    /// Checks that `topic` exists and has one partition, and reads it
-    /// from `from` (a checkpoint's offset) or else from its first record,
-    /// up to its end as the broker gives it now.
+impl ControlTopic {
+    /// Reads partition `partition` of `topic` (feeding `list`, of a topic
+    /// with `several` partitions or not) from `from` (a checkpoint's
+    /// offset) or else from its first record, up to its end as the broker
+    /// gives it now.
     fn open(
-        consumer: BaseConsumer,
-        config: ClientConfig,
-        topic: &str,
+        (consumer, config): (BaseConsumer, ClientConfig),
+        (list, topic, partition, several): (Option<String>, &str, i32, bool),
         from: Option<i64>,
         until_end: bool,
         retry: Retry,
-    ) -> Result<RulesTopic, KafkaError> {
-        let metadata = retry.run(
-            "fetch metadata",
-            |t| consumer.fetch_metadata(Some(topic), t),
-            client("fetch metadata"),
-        )?;
-        let partitions = match metadata.topics().iter().find(|m| m.name() == topic) {
-            Some(m) if m.error().is_none() && !m.partitions().is_empty() => m.partitions().len(),
-            _ => {
-                return Err(KafkaError::UnknownTopic {
-                    topic: topic.to_string(),
-                })
-            }
-        };
-        if partitions != 1 {
-            return Err(KafkaError::Config {
-                reason: format!(
-                    "the rules topic {topic:?} has {partitions} partitions: a rules topic has one (its rule sets are one sequence)"
-                ),
-            });
-        }
+    ) -> Result<ControlTopic, KafkaError> {
         let (low, high) = retry.run(
             "fetch watermarks",
-            |left| consumer.fetch_watermarks(topic, 0, left),
+            |left| consumer.fetch_watermarks(topic, partition, left),
             client("fetch watermarks"),
         )?;
-        let mut rules = RulesTopic {
+        let mut control = ControlTopic {
+            list,
+            partition,
+            of_several: several,
+            started_at: None,
             consumer,
             config,
             assigned: false,
@@ -1408,9 +1694,84 @@ impl RulesTopic {
             waited_for: -1,
             retry,
         };
-        rules.start_at(from.unwrap_or(low))?;
-        Ok(rules)
+        control.start_at(from.unwrap_or(low))?;
+        Ok(control)
     }
+}
+
+/// The partitions of a topic of control records, by number, checked: it
+/// exists, and a rules topic (`list` `None`) has one (its rule sets are
+/// one sequence); a list's topic may have several (each entry's records
+/// are in one of them, as its key puts it).
+fn control_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    list: Option<&str>,
+    topic: &str,
+    retry: Retry,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = retry.run(
+        "fetch metadata",
+        |t| consumer.fetch_metadata(Some(topic), t),
+        client("fetch metadata"),
+    )?;
+    let mut partitions = match metadata.topics().iter().find(|m| m.name() == topic) {
+        Some(m) if m.error().is_none() && !m.partitions().is_empty() => {
+            m.partitions().iter().map(|p| p.id()).collect::<Vec<_>>()
+        }
+        _ => {
+            return Err(KafkaError::UnknownTopic {
+                topic: topic.to_string(),
+            })
+        }
+    };
+    if list.is_none() && partitions.len() != 1 {
+        return Err(KafkaError::Config {
+            reason: format!(
+                "the rules topic {topic:?} has {} partitions: a rules topic has one (its rule sets are one sequence)",
+                partitions.len()
+            ),
+        });
+    }
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
+/// The topics of control records of `config`: the rules topic (no list),
+/// then each list's, checked: none a topic of events or another's.
+fn control_topics(config: &SourceConfig) -> Result<Vec<(Option<String>, String)>, KafkaError> {
+    let mut controls: Vec<(Option<String>, String)> = Vec::new();
+    let rules = config.rules_topic.iter().map(|t| (None, t.clone()));
+    let lists = (config.list_topics.iter()).map(|(l, t)| (Some(l.clone()), t.clone()));
+    for (list, topic) in rules.chain(lists) {
+        let what = match &list {
+            None => "the rules topic".to_string(),
+            Some(list) => format!("the topic of list `{list}`"),
+        };
+        if config.topics.contains(&topic) {
+            return Err(KafkaError::Config {
+                reason: format!("topic {topic:?} is both a topic of events and {what}"),
+            });
+        }
+        if let Some((other, _)) = controls.iter().find(|(_, t)| *t == topic) {
+            let other = match other {
+                None => "the rules topic".to_string(),
+                Some(other) => format!("the topic of list `{other}`"),
+            };
+            return Err(KafkaError::Config {
+                reason: format!("topic {topic:?} is both {other} and {what}"),
+            });
+        }
+        if let Some(list) = list
+            .as_ref()
+            .filter(|l| controls.iter().any(|(o, _)| o.as_ref() == Some(l)))
+        {
+            return Err(KafkaError::Config {
+                reason: format!("list `{list}` is given two topics: a list has one"),
+            });
+        }
+        controls.push((list, topic));
+    }
+    Ok(controls)
 }
 
 #[cfg(test)]

@@ -133,6 +133,33 @@ fn family(
     Ok(())
 }
 
+/// A metric per pattern: `pattern="..."` on each sample, and
+/// `shadow="true"` on those of a `shadow` pattern (`docs/rule-lab.md`):
+/// a query of the live rules' alerts leaves them out with
+/// `{shadow!="true"}`.
+fn per_pattern(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    patterns: &[crate::status::PatternStatus],
+    f: fn(&crate::status::PatternStatus) -> Value,
+) -> fmt::Result {
+    let Some(first) = patterns.first() else {
+        return Ok(());
+    };
+    let mut family = encoder.encode_descriptor(name, help, None, f(first).metric_type())?;
+    for p in patterns {
+        if p.shadow {
+            let labels = [("pattern", p.name.as_str()), ("shadow", "true")];
+            f(p).encode(family.encode_family(&labels)?)?;
+        } else {
+            let labels = [("pattern", p.name.as_str())];
+            f(p).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// One sample's value.
 #[derive(Clone, Copy)]
 enum Value {
@@ -284,65 +311,55 @@ impl Collector for Snapshot {
 
         encode_memory(&mut e, &run.memory)?;
 
-        let patterns = || s.patterns.iter();
-        let per = |f: fn(&crate::status::PatternStatus) -> Value| {
-            patterns().map(move |p| (p.name.clone(), f(p)))
-        };
-        family(
+        let patterns = &s.patterns;
+        per_pattern(
             &mut e,
             "cepheid_pattern_events",
             "Events that reached the pattern (processed, with a usable key).",
-            None,
-            "pattern",
-            per(|p| Value::Counter(p.events)),
+            patterns,
+            |p| Value::Counter(p.events),
         )?;
-        family(
+        per_pattern(
             &mut e,
             "cepheid_matches",
             "Complete matches of the pattern.",
-            None,
-            "pattern",
-            per(|p| Value::Counter(p.matches)),
+            patterns,
+            |p| Value::Counter(p.matches),
         )?;
-        family(
+        per_pattern(
             &mut e,
             "cepheid_timeouts",
             "Timed-out partial matches of the pattern.",
-            None,
-            "pattern",
-            per(|p| Value::Counter(p.timeouts)),
+            patterns,
+            |p| Value::Counter(p.timeouts),
         )?;
-        family(
+        per_pattern(
             &mut e,
             "cepheid_live_partial_matches",
             "Partial matches the pattern holds now, over all keys.",
-            None,
-            "pattern",
-            per(|p| gauge_u64(p.live_runs)),
+            patterns,
+            |p| gauge_u64(p.live_runs),
         )?;
-        family(
+        per_pattern(
             &mut e,
             "cepheid_runs_dropped",
             "Partial matches of the pattern dropped by the limit per key or over all keys.",
-            None,
-            "pattern",
-            per(|p| Value::Counter(p.dropped_runs)),
+            patterns,
+            |p| Value::Counter(p.dropped_runs),
         )?;
-        family(
+        per_pattern(
             &mut e,
             "cepheid_runs_capped",
             "Of the dropped partial matches, those dropped by the limit over all keys.",
-            None,
-            "pattern",
-            per(|p| Value::Counter(p.capped_runs)),
+            patterns,
+            |p| Value::Counter(p.capped_runs),
         )?;
-        family(
+        per_pattern(
             &mut e,
             "cepheid_rule_version",
             "The pattern's version: 1 when added, +1 per replacement.",
-            None,
-            "pattern",
-            per(|p| Value::IntGauge(i64::from(p.version))),
+            patterns,
+            |p| Value::IntGauge(i64::from(p.version)),
         )?;
 
         if let Some(w) = run.watermark_ms {

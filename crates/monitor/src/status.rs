@@ -316,6 +316,10 @@ pub struct PatternStatus {
     pub name: String,
     /// Its version: 1 when first added, +1 per replacement.
     pub version: u32,
+    /// Is it a `shadow` pattern (its records go to the shadow output;
+    /// `docs/rule-lab.md`)? In the JSON only when it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     /// Events that reached it (processed, with a usable key).
     pub events: u64,
     /// Complete matches.
@@ -357,6 +361,7 @@ impl PatternStatus {
     /// the name is kept).
     pub fn set_counts(&mut self, counts: &PatternStats) {
         self.version = counts.version;
+        self.shadow = counts.shadow;
         self.events = counts.events;
         self.matches = counts.matches;
         self.timeouts = counts.timeouts;
@@ -373,6 +378,7 @@ impl PatternStatus {
         PatternStatus {
             name: self.name.clone(),
             version: self.version,
+            shadow: self.shadow,
             events: self.events,
             matches: self.matches,
             timeouts: self.timeouts,

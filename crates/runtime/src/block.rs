@@ -25,6 +25,9 @@ pub struct Block {
     records: Vec<Entry>,
     /// How many of them are late.
     late: u32,
+    /// How many of them are a shadow pattern's ([`Kind::Shadow`]).
+    #[serde(default)]
+    shadow: u32,
 }
 
 /// One record of a [`Block`]: where it ends in the block's bytes, its
@@ -62,6 +65,7 @@ impl Block {
             bytes: Vec::with_capacity(bytes),
             records: Vec::with_capacity(bytes / 256),
             late: 0,
+            shadow: 0,
         }
     }
 
@@ -85,8 +89,10 @@ impl Block {
         let end = u32::try_from(self.bytes.len()).expect("a block of records under 4 GiB");
         let key = (key.start as u32, key.end as u32);
         self.records.push(Entry { end, kind, key });
-        if kind == Kind::Late {
-            self.late += 1;
+        match kind {
+            Kind::Late => self.late += 1,
+            Kind::Shadow => self.shadow += 1,
+            Kind::Match | Kind::Timeout => {}
         }
     }
 
@@ -110,11 +116,17 @@ impl Block {
         self.bytes.clear();
         self.records.clear();
         self.late = 0;
+        self.shadow = 0;
     }
 
     /// How many of its records are late ([`Kind::Late`]).
     pub fn late(&self) -> usize {
         self.late as usize
+    }
+
+    /// How many of its records are a shadow pattern's ([`Kind::Shadow`]).
+    pub fn shadow(&self) -> usize {
+        self.shadow as usize
     }
 
     /// Its records, in order.

@@ -27,6 +27,8 @@ pub enum Conflict {
     IdleWithProcessingTime,
     /// The late events to `-`.
     LateToStdout,
+    /// The shadow patterns' records to `-`.
+    ShadowToStdout,
     /// Two of the input, the output and the late output are one file.
     SameFile {
         /// The first one's setting and path.
@@ -51,6 +53,19 @@ pub enum Conflict {
         /// The sink ([`Sink::describe`](crate::Sink::describe) of its matches).
         sink: String,
     },
+    /// A `shadow` pattern in a run without a shadow output
+    /// ([`Config::shadow_output`]): its records would have nowhere to go.
+    ShadowWithoutOutput {
+        /// The pattern's name.
+        pattern: String,
+    },
+    /// A shadow output ([`Config::shadow_output`]) with a sink of the
+    /// caller's that takes no shadow records
+    /// ([`Sink::takes_shadow`](crate::Sink::takes_shadow)).
+    SinkTakesNoShadow {
+        /// The sink ([`Sink::describe`](crate::Sink::describe) of its matches).
+        sink: String,
+    },
 }
 
 /// Which of the run's files a [`Conflict::SameFile`] names.
@@ -62,6 +77,8 @@ pub enum Named {
     Output,
     /// The late output ([`Config::late`]).
     Late,
+    /// The shadow output ([`Config::shadow_output`]).
+    Shadow,
 }
 
 impl fmt::Display for Named {
@@ -70,6 +87,7 @@ impl fmt::Display for Named {
             Named::Input => "the input (Config::input)",
             Named::Output => "the output (Config::output)",
             Named::Late => "the late output (Config::late)",
+            Named::Shadow => "the shadow output (Config::shadow_output)",
         })
     }
 }
@@ -84,6 +102,7 @@ impl fmt::Display for Conflict {
             // It created a file named `-`; sharing standard output with the
             // matches would need one writer for both.
             Conflict::LateToStdout => "the late output (Config::late) must be a file path (`-`, standard output, is not supported)",
+            Conflict::ShadowToStdout => "the shadow output (Config::shadow_output) must be a file path (`-`, standard output, is where the live records go)",
             Conflict::SameFile { a, b } => {
                 return write!(
                     f,
@@ -107,11 +126,40 @@ impl fmt::Display for Conflict {
                     "{sink} delivers records only when a checkpoint commits them, and the run has no checkpoint folder (Config::checkpoint): nothing would ever be delivered"
                 )
             }
+            Conflict::ShadowWithoutOutput { pattern } => {
+                return f.write_str(&shadow_without_output(pattern))
+            }
+            Conflict::SinkTakesNoShadow { sink } => {
+                return write!(
+                    f,
+                    "{sink} takes no records of shadow patterns: a shadow output (`Config::shadow_output`) goes with the run's files"
+                )
+            }
         })
     }
 }
 
 impl std::error::Error for Conflict {}
+
+/// Why the `shadow` pattern `pattern` cannot run without a shadow output.
+pub(crate) fn shadow_without_output(pattern: &str) -> String {
+    format!(
+        "pattern `{pattern}` is a shadow pattern, and the run has no shadow output (`Config::shadow_output`): its records would have nowhere to go (docs/rule-lab.md)"
+    )
+}
+
+/// The first `shadow` pattern of `patterns` when the run of `config` has
+/// no shadow output: what refuses a rule set (at the start, or a change
+/// of rules).
+pub(crate) fn shadow_unplaced<'a>(
+    config: &Config,
+    mut patterns: impl Iterator<Item = &'a cepheid_core::pattern::Pattern>,
+) -> Option<String> {
+    if config.shadow_output.is_some() {
+        return None;
+    }
+    patterns.find(|p| p.shadow).map(|p| p.name.clone())
+}
 
 impl Config {
     /// Checks what cannot run, before anything is opened: the input, the
@@ -146,6 +194,12 @@ impl Config {
                 return Err(Conflict::LateToStdout);
             }
             named.push((Named::Late, late));
+        }
+        if let Some(shadow) = &self.shadow_output {
+            if shadow == Path::new("-") {
+                return Err(Conflict::ShadowToStdout);
+            }
+            named.push((Named::Shadow, shadow));
         }
         for (i, (a_named, a)) in named.iter().enumerate() {
             for (b_named, b) in &named[i + 1..] {
@@ -198,10 +252,12 @@ impl Config {
         if self.checkpoint.is_none() {
             return Vec::new();
         }
-        let late = self
-            .late
-            .iter()
-            .map(|late| (late.as_path(), "`Config::late`"));
+        let late = (self.late.iter())
+            .map(|late| (late.as_path(), "`Config::late`"))
+            .chain(
+                (self.shadow_output.iter())
+                    .map(|shadow| (shadow.as_path(), "`Config::shadow_output`")),
+            );
         let outputs = std::iter::once((self.output_path(), "`Config::output`")).chain(late);
         outputs
             .filter(|(path, _)| *path != Path::new("-") && !is_regular(path))

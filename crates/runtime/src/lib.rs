@@ -80,7 +80,7 @@ pub use conflict::{is_regular, Conflict, Named};
 pub use counts::{Counts, Strict};
 pub use driver::{Handle, Runtime};
 pub use limits::LimitNotices;
-pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Writing};
+pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing};
 pub use source::{
     FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
     SourceError, SourceRules, SplitLag, SplitWatermarks,
@@ -174,6 +174,12 @@ pub struct Config {
     pub output: Option<PathBuf>,
     /// Where late events go (otherwise they are only counted).
     pub late: Option<PathBuf>,
+    /// Where the matches and timeouts of `shadow` patterns go, never to
+    /// [`Config::output`] (`docs/rule-lab.md`, "Shadow rules"): a run
+    /// output as [`Config::late`] is (synced, measured and truncated with
+    /// the checkpoints). A run whose rules have a shadow pattern needs one
+    /// (or a sink that takes them, `Sink::takes_shadow`).
+    pub shadow_output: Option<PathBuf>,
     /// Keep checkpoints in this folder and resume from the one there.
     pub checkpoint: Option<PathBuf>,
     /// How often to checkpoint (default 10 s).
@@ -268,6 +274,7 @@ impl Config {
             flush_at_end: false,
             output: None,
             late: None,
+            shadow_output: None,
             checkpoint: None,
             checkpoint_every: Every::default(),
             patterns,

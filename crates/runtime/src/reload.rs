@@ -237,6 +237,7 @@ pub fn empty_file(paths: &[PathBuf]) -> Option<PathBuf> {
 pub(crate) fn check(
     mut loaded: Loaded,
     where_: &str,
+    config: &crate::Config,
     say: &mut dyn FnMut(crate::Notice),
 ) -> RulesRead {
     let texts = (loaded.sources.iter())
@@ -249,6 +250,15 @@ pub(crate) fn check(
     }
     let watch = cepheid_engine::FieldWatch::from_loaded(&loaded);
     match cepheid_engine::Rules::from_checked(loaded, checked) {
+        Ok(rules)
+            if crate::conflict::shadow_unplaced(config, rules.patterns().iter()).is_some() =>
+        {
+            let pattern = crate::conflict::shadow_unplaced(config, rules.patterns().iter());
+            RulesRead::Refused(format!(
+                "cepheid: {where_}: refused: {}; the old rules go on",
+                crate::conflict::shadow_without_output(&pattern.unwrap_or_default())
+            ))
+        }
         Ok(rules) => RulesRead::Checked {
             rules,
             texts,

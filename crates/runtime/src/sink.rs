@@ -51,6 +51,32 @@ pub enum Kind {
     Timeout,
     /// An event behind the watermark.
     Late,
+    /// A match or timeout of a `shadow` pattern (the line says which),
+    /// for the shadow output, never the output (`docs/rule-lab.md`,
+    /// "Shadow rules").
+    Shadow,
+}
+
+impl Kind {
+    /// Which of a run's outputs records of this kind go to.
+    pub fn target(self) -> Target {
+        match self {
+            Kind::Match | Kind::Timeout => Target::Output,
+            Kind::Late => Target::Late,
+            Kind::Shadow => Target::Shadow,
+        }
+    }
+}
+
+/// One of a run's outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Matches and timeouts (`Config::output`).
+    Output,
+    /// Late events (`Config::late`).
+    Late,
+    /// Shadow patterns' matches and timeouts (`Config::shadow_output`).
+    Shadow,
 }
 
 /// Why a sink could not write, flush, prepare, commit or recover.
@@ -58,7 +84,10 @@ pub enum Kind {
 pub struct SinkError {
     /// Where it was writing, for messages (`out.jsonl`, `standard output`).
     pub target: String,
-    /// Was it where late records go?
+    /// Was it a side output, where late records (or shadow patterns'
+    /// records, [`Kind::Shadow`]) go, not the records' output? (A side
+    /// output closed is an error, never the quiet end of a closed
+    /// output.)
     pub late: bool,
     /// The error.
     pub source: io::Error,
@@ -107,6 +136,10 @@ pub struct SinkState {
     pub late_len: Option<u64>,
     /// CRC-32 of its first bytes.
     pub late_head: Option<u32>,
+    /// The shadow output's length.
+    pub shadow_len: Option<u64>,
+    /// CRC-32 of its first bytes.
+    pub shadow_head: Option<u32>,
     /// A sink's own state.
     pub data: Vec<u8>,
 }
@@ -146,6 +179,14 @@ pub trait Sink: Send {
     /// formatted.)
     fn takes_late(&self) -> bool {
         true
+    }
+
+    /// Does it take the records of `shadow` patterns ([`Kind::Shadow`])?
+    /// A run whose rules have one refuses to start, and a change of rules
+    /// that brings one is refused, when it does not: no shadow record is
+    /// ever lost unsaid. No by default.
+    fn takes_shadow(&self) -> bool {
+        false
     }
 
     /// One record: its kind, the partition key's JSON object (`{"user":
@@ -296,18 +337,23 @@ pub enum Writing {
 /// The sink of `cepheid run`: matches and timeouts to a file (opened
 /// again when rotated, `rotate.rs`) or standard output, written on a
 /// thread of its own or by its callers ([`Writing`]); late events to a
-/// file when one is given. With a checkpoint folder its regular files are
-/// locked (`lock.rs`), synced and measured at each checkpoint, and
-/// truncated to the checkpoint's lengths on resuming.
+/// file when one is given, and the records of `shadow` patterns to the
+/// shadow file when one is given (a run output as the late file is).
+/// With a checkpoint folder its regular files are locked (`lock.rs`),
+/// synced and measured at each checkpoint, and truncated to the
+/// checkpoint's lengths on resuming.
 pub struct Files {
     out: Out,
     out_name: String,
     late: Option<BufWriter<Box<dyn Write + Send>>>,
     late_name: String,
+    shadow: Option<BufWriter<Box<dyn Write + Send>>>,
+    shadow_name: String,
     /// The regular files, with their paths (for checkpoints: synced,
     /// measured, truncated).
     output_file: Option<(PathBuf, Current)>,
     late_file: Option<(PathBuf, Current)>,
+    shadow_file: Option<(PathBuf, Current)>,
     /// The outputs' locks, held as long as they are written.
     _locks: Vec<File>,
     /// The checkpoint folder, named in what [`Sink::recover`] says.
@@ -365,10 +411,12 @@ impl Files {
         let lock = config.checkpoint.is_some();
         let mut locks = Vec::new();
         if lock {
-            let late = config
-                .late
-                .iter()
-                .map(|late| (late.as_path(), "`Config::late`"));
+            let late = (config.late.iter())
+                .map(|late| (late.as_path(), "`Config::late`"))
+                .chain(
+                    (config.shadow_output.iter())
+                        .map(|shadow| (shadow.as_path(), "`Config::shadow_output`")),
+                );
             for (path, flag) in
                 std::iter::once((config.output_path(), "`Config::output`")).chain(late)
             {
@@ -413,41 +461,52 @@ impl Files {
             }
             None => (None, None, "the late file".to_string()),
         };
+        let (shadow, shadow_file, shadow_name) = match &config.shadow_output {
+            Some(path) => {
+                let (file, current, name) = open(path)?;
+                (Some(BufWriter::new(file)), current, name)
+            }
+            None => (None, None, "the shadow output".to_string()),
+        };
         Ok(Files {
             out,
             out_name,
             late,
             late_name,
+            shadow,
+            shadow_name,
             output_file,
             late_file,
+            shadow_file,
             _locks: locks,
             checkpoint: config.checkpoint.clone(),
             notify: None,
         })
     }
 
-    fn error(&self, late: bool, source: io::Error) -> SinkError {
-        let target = if late {
-            &self.late_name
-        } else {
-            &self.out_name
+    fn error(&self, to: Target, source: io::Error) -> SinkError {
+        let target = match to {
+            Target::Output => &self.out_name,
+            Target::Late => &self.late_name,
+            Target::Shadow => &self.shadow_name,
         };
         SinkError {
             target: target.clone(),
-            late,
+            late: to != Target::Output,
             source,
         }
     }
 
-    /// Writes `bytes`, whole records, to the late output or the records'.
+    /// Writes `bytes`, whole records, to the output `to` (nothing when it
+    /// has none).
     #[inline]
-    fn write_bytes(&mut self, late: bool, bytes: &[u8]) -> Result<(), SinkError> {
-        let written = match (late, &mut self.late) {
-            (false, _) => self.out.write_all(bytes),
-            (true, Some(out)) => out.write_all(bytes),
-            (true, None) => Ok(()),
+    fn write_bytes(&mut self, to: Target, bytes: &[u8]) -> Result<(), SinkError> {
+        let written = match to {
+            Target::Output => self.out.write_all(bytes),
+            Target::Late => self.late.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
+            Target::Shadow => self.shadow.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
         };
-        written.map_err(|e| self.error(late, e))
+        written.map_err(|e| self.error(to, e))
     }
 }
 
@@ -462,14 +521,19 @@ fn measure(file: &Option<(PathBuf, Current)>) -> io::Result<(Option<u64>, Option
 
 impl Sink for Files {
     fn describe(&self, kind: Kind) -> String {
-        match kind {
-            Kind::Late => self.late_name.clone(),
-            _ => self.out_name.clone(),
+        match kind.target() {
+            Target::Output => self.out_name.clone(),
+            Target::Late => self.late_name.clone(),
+            Target::Shadow => self.shadow_name.clone(),
         }
     }
 
     fn takes_late(&self) -> bool {
         self.late.is_some()
+    }
+
+    fn takes_shadow(&self) -> bool {
+        self.shadow.is_some()
     }
 
     /// Its commit does nothing: what is written before it is after the
@@ -484,39 +548,47 @@ impl Sink for Files {
 
     #[inline]
     fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
-        self.write_bytes(kind == Kind::Late, record)
+        self.write_bytes(kind.target(), record)
     }
 
     /// Its bytes at once (each run of records bound for one output when
-    /// it holds late records and others).
+    /// it holds late or shadow records and others).
     fn write_block(&mut self, block: &Block) -> Result<(), SinkError> {
         let bytes = block.bytes();
-        match block.late() {
-            0 => return self.write_bytes(false, bytes),
-            n if n == block.len() => return self.write_bytes(true, bytes),
+        match (block.late(), block.shadow()) {
+            (0, 0) => return self.write_bytes(Target::Output, bytes),
+            (n, 0) if n == block.len() => return self.write_bytes(Target::Late, bytes),
+            (0, n) if n == block.len() => return self.write_bytes(Target::Shadow, bytes),
             _ => {}
         }
-        let (mut start, mut end, mut late) = (0, 0, false);
+        let (mut start, mut end, mut to) = (0, 0, Target::Output);
         for r in block.records() {
-            let is_late = r.kind == Kind::Late;
-            if is_late != late && end > start {
-                self.write_bytes(late, &bytes[start..end])?;
+            let target = r.kind.target();
+            if target != to && end > start {
+                self.write_bytes(to, &bytes[start..end])?;
                 start = end;
             }
-            late = is_late;
+            to = target;
             end += r.line.len();
         }
-        self.write_bytes(late, &bytes[start..end])
+        self.write_bytes(to, &bytes[start..end])
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|e| self.error(false, e))?;
+        self.out
+            .flush()
+            .map_err(|e| self.error(Target::Output, e))?;
         if let Some(late) = &mut self.late {
-            late.flush().map_err(|e| (true, e))
-        } else {
-            Ok(())
+            if let Err(e) = late.flush() {
+                return Err(self.error(Target::Late, e));
+            }
         }
-        .map_err(|(late, e)| self.error(late, e))
+        if let Some(shadow) = &mut self.shadow {
+            if let Err(e) = shadow.flush() {
+                return Err(self.error(Target::Shadow, e));
+            }
+        }
+        Ok(())
     }
 
     fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
@@ -524,13 +596,18 @@ impl Sink for Files {
         // reopened by the flush)
         self.flush()?;
         let (output_len, output_head) =
-            measure(&self.output_file).map_err(|e| self.error(false, e))?;
-        let (late_len, late_head) = measure(&self.late_file).map_err(|e| self.error(true, e))?;
+            measure(&self.output_file).map_err(|e| self.error(Target::Output, e))?;
+        let (late_len, late_head) =
+            measure(&self.late_file).map_err(|e| self.error(Target::Late, e))?;
+        let (shadow_len, shadow_head) =
+            measure(&self.shadow_file).map_err(|e| self.error(Target::Shadow, e))?;
         Ok(SinkState {
             output_len,
             output_head,
             late_len,
             late_head,
+            shadow_len,
+            shadow_head,
             data: Vec::new(),
         })
     }
@@ -551,11 +628,22 @@ impl Sink for Files {
                 &self.output_file,
                 state.output_len,
                 state.output_head,
-                false,
+                Target::Output,
             ),
-            (&self.late_file, state.late_len, state.late_head, true),
+            (
+                &self.late_file,
+                state.late_len,
+                state.late_head,
+                Target::Late,
+            ),
+            (
+                &self.shadow_file,
+                state.shadow_len,
+                state.shadow_head,
+                Target::Shadow,
+            ),
         ];
-        for (file, then, head, late) in files {
+        for (file, then, head, to) in files {
             let Some((path, current)) = file else {
                 continue;
             };
@@ -577,7 +665,7 @@ impl Sink for Files {
             };
             rotate::lock(current)
                 .set_len(len)
-                .map_err(|e| self.error(late, e))?;
+                .map_err(|e| self.error(to, e))?;
         }
         Ok(0)
     }

@@ -135,8 +135,9 @@ pub fn bar_message(view: &RunView<'_>) -> String {
 /// there are some.
 pub fn pattern_line(p: &PatternStats) -> String {
     let mut line = format!(
-        "cepheid: pattern `{}`: {} reached it, {}, {}, {}, {} cut by the limits",
+        "cepheid: pattern `{}`{}: {} reached it, {}, {}, {}, {} cut by the limits",
         p.name,
+        if p.shadow { " (shadow)" } else { "" },
         count(p.events, "event", "events"),
         count(p.matches, "match", "matches"),
         count(p.timeouts, "timeout", "timeouts"),

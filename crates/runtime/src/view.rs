@@ -230,6 +230,7 @@ pub fn add_patterns(a: &mut Vec<PatternStats>, b: &[PatternStats]) {
 /// Adds the counts of `b` (the same pattern elsewhere) to `a`'s.
 fn add_pattern(a: &mut PatternStats, b: &PatternStats) {
     a.version = a.version.max(b.version);
+    a.shadow |= b.shadow;
     a.events += b.events;
     a.matches += b.matches;
     a.timeouts += b.timeouts;

@@ -174,6 +174,9 @@ pub enum ClauseKind {
     Action(Ident),
     /// `tags "a", "b"`.
     Tags(Vec<StrLit>),
+    /// `shadow`: the pattern runs beside the live rules without acting
+    /// (`docs/rule-lab.md`, "Shadow rules").
+    Shadow,
 }
 
 impl ClauseKind {
@@ -188,6 +191,7 @@ impl ClauseKind {
             ClauseKind::Level(_) => "level",
             ClauseKind::Action(_) => "action",
             ClauseKind::Tags(_) => "tags",
+            ClauseKind::Shadow => "shadow",
         }
     }
 }
@@ -471,7 +475,10 @@ fn clear_pattern(p: &mut PatternDecl) {
             ClauseKind::Level(i) | ClauseKind::Action(i) => i.span = Span::default(),
             ClauseKind::Tags(tags) => tags.iter_mut().for_each(|t| t.span = Span::default()),
             ClauseKind::Score(Literal::Duration(d)) => d.span = Span::default(),
-            ClauseKind::Skip(_) | ClauseKind::Timeouts | ClauseKind::Score(_) => {}
+            ClauseKind::Skip(_)
+            | ClauseKind::Timeouts
+            | ClauseKind::Shadow
+            | ClauseKind::Score(_) => {}
         }
     }
     for e in &mut p.effects {

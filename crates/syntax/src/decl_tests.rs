@@ -185,3 +185,46 @@ fn flink_has_no_such_construct() {
     let plain = load_str("p.cep", "pattern p {\n    match a next b\n}\n");
     assert!(plain.flink_warnings().is_empty());
 }
+
+const SHADOW: &str = "list seen\npattern candidate {\n    partition by user\n    within 5m\n    shadow\n    match a followed by b\n    where\n        a: type == \"a\" and user in seen\n        b: type == \"b\"\n}\n";
+
+#[test]
+fn the_shadow_mark_parses_prints_lowers_and_comes_back_from_the_ir() {
+    let file = parse(SHADOW).unwrap();
+    let printed = print_file(&file);
+    assert!(printed.contains("\n    shadow\n"), "{printed}");
+    assert_eq!(
+        parse(&printed).unwrap().without_spans(),
+        file.without_spans()
+    );
+    let loaded = load_str("r.cep", SHADOW);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = &loaded.patterns[0];
+    assert!(p.shadow);
+    assert!(crate::explain(p).contains("shadow:       its records go to the shadow output"));
+    // (the source a snapshot keeps says it, and reads back to it)
+    let source = crate::pattern_source(p).unwrap();
+    assert!(source.contains("\n    shadow\n"), "{source}");
+    let again = load_str("r.cep", &format!("list seen\n{source}"));
+    assert!(again.patterns[0].shadow, "{}", again.render());
+    let live = load_str("r.cep", &SHADOW.replace("    shadow\n", ""));
+    assert!(!live.patterns[0].shadow);
+    // `shadow` is a clause word only where a clause may stand.
+    let named = load_str(
+        "r.cep",
+        "pattern p {\n    match shadow\n    where shadow: shadow == 1\n}\n",
+    );
+    assert!(!named.has_errors(), "{}", named.render());
+}
+
+#[test]
+fn a_shadow_pattern_writes_no_list_and_is_marked_once() {
+    let e = errors(&SHADOW.replace("\n}\n", "\n    then add a.user to seen\n}\n"));
+    assert!(
+        e.contains("a `shadow` pattern cannot write to a list: its writes would change what the live rules read"),
+        "{e}"
+    );
+    assert!(e.contains("r.cep:10:5"), "{e}");
+    let e = errors(&SHADOW.replace("    shadow\n", "    shadow\n    shadow\n"));
+    assert!(e.contains("the clause `shadow` is given twice"), "{e}");
+}

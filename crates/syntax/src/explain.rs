@@ -47,6 +47,11 @@ pub fn explain(p: &Pattern) -> String {
         "not emitted"
     };
     let _ = writeln!(out, "  timeouts:     {timeouts}");
+    if p.shadow {
+        // (left out of the canonical text: `cepheid_engine`'s
+        // `canonical_text` explains the pattern without the mark)
+        out.push_str("  shadow:       its records go to the shadow output\n");
+    }
     out.push_str("  stages:\n");
     for (i, s) in p.stages.iter().enumerate() {
         let _ = writeln!(

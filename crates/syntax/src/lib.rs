@@ -63,7 +63,6 @@ pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FIL
 pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
 
-#[cfg(test)]
 pub use print::print_expr;
 pub use print::print_file;
 pub use reads::{field_reads, FieldRead, ReadClause};

@@ -66,6 +66,16 @@ pub(crate) fn lower_pattern(
         })
         .collect();
     pattern.writes = p.effects.iter().filter_map(|e| l.effect(e)).collect();
+    if pattern.shadow {
+        for e in &p.effects {
+            l.error(
+                DiagnosticKind::ShadowWrite,
+                e.span,
+                "a `shadow` pattern cannot write to a list: its writes would change \
+                 what the live rules read",
+            );
+        }
+    }
     pattern.reads = l.reads(&where_entries, &pattern);
     if !pattern.reads.is_empty()
         || !pattern.writes.is_empty()
@@ -337,6 +347,7 @@ impl Lowerer<'_> {
                 ClauseKind::Within(d) => pattern.within = Some(self.millis(d)),
                 ClauseKind::Skip(_) => {}
                 ClauseKind::Timeouts => pattern.emit_timeouts = true,
+                ClauseKind::Shadow => pattern.shadow = true,
                 ClauseKind::Score(l) => {
                     pattern.attributes.score = Some(match l {
                         ast::Literal::Int(i) => crate::value::Value::Int(*i),

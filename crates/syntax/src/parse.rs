@@ -214,6 +214,7 @@ const CONTEXTUAL: &[&str] = &[
     "level",
     "action",
     "tags",
+    "shadow",
     "then",
     "add",
     "remove",
@@ -307,7 +308,7 @@ fn pattern<'a>(
     let (rest, _) = keyword(cx, rest, "match").map_err(|_| {
         nom::Err::Failure(PError::expected(
             skip_ws(rest),
-            "a clause (`partition by`, `within`, `skip`, `timeouts`, `score`, `level`, `action`, `tags`) or `match`",
+            "a clause (`partition by`, `within`, `skip`, `timeouts`, `score`, `level`, `action`, `tags`, `shadow`) or `match`",
         ))
     })?;
     let (rest, sequence) = parse_match::sequence(cx, rest, 0)?;
@@ -370,6 +371,7 @@ fn clauses<'a>(
                 .map_err(to_failure),
             Some("skip") => skip(cx, &start[4..]).map(|(after, s)| (after, ClauseKind::Skip(s))),
             Some("timeouts") => Ok((&start[8..], ClauseKind::Timeouts)),
+            Some("shadow") => Ok((&start[6..], ClauseKind::Shadow)),
             Some(word) => match parse_decl::attribute(cx, word, &start[word.len()..]) {
                 Some(parsed) => parsed,
                 None => return Ok((start, out)),
@@ -407,7 +409,7 @@ fn next_clause_start(mut i: &str) -> Option<&str> {
         match peek_word(line) {
             Some(
                 "partition" | "within" | "skip" | "timeouts" | "match" | "score" | "level"
-                | "action" | "tags",
+                | "action" | "tags" | "shadow",
             ) => return Some(line),
             Some("pattern") => return None,
             _ if line.starts_with('}') || line.starts_with("///") => return None,

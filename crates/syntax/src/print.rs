@@ -122,6 +122,7 @@ fn print_pattern(out: &mut String, p: &PatternDecl) {
                 out.push_str(&skip_text(s));
             }
             ClauseKind::Timeouts => out.push_str("timeouts"),
+            ClauseKind::Shadow => out.push_str("shadow"),
             ClauseKind::Score(l) => {
                 out.push_str("score ");
                 write_literal(out, l);

@@ -121,6 +121,9 @@ pub fn pattern_source(p: &Pattern) -> Result<String, NoSource> {
         out.push_str("    timeouts\n");
     }
     write_attributes(&mut out, &p.attributes);
+    if p.shadow {
+        out.push_str("    shadow\n");
+    }
     // `until` conditions become `where` entries of fresh names.
     let mut untils: Vec<(String, String)> = Vec::new();
     out.push_str("    match ");

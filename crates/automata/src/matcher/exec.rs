@@ -331,6 +331,28 @@ impl<'a, E: Event> Executor<'a, E> {
         self.nfa
     }
 
+    /// The decision graph the matcher computes for `run` and `event` (the
+    /// edges it would follow: take, ignore, into which kind of state), as
+    /// [`process`](Self::process) computes it, for a trace of a
+    /// partition (`cepheid why`): called before `process` with the
+    /// partition's runs as they are, it says what each of them is about
+    /// to do. `None` for `run` the start run: see
+    /// [`decide_start`](Self::decide_start). Not on the matching path: it
+    /// copies the edges.
+    pub fn decide(&mut self, run: &Run, buf: &SharedBuffer<E>, event: EventRef) -> Vec<Edge> {
+        self.cache.begin_event(self.nfa.states().len());
+        self.create_decision_graph(run, event, buf, false);
+        self.edges().to_vec()
+    }
+
+    /// [`decide`](Self::decide) for the start run of the partition: the
+    /// edges by which `event` would start a partial match (none: it
+    /// starts nothing).
+    pub fn decide_start(&mut self, buf: &SharedBuffer<E>, event: EventRef) -> Vec<Edge> {
+        let start = Run::start(self.nfa.start(), self.nfa.fresh_accumulators().clone());
+        self.decide(&start, buf, event)
+    }
+
     /// Offers one event to every run of the partition and to a fresh start,
     /// emitting complete matches. Time must already have been advanced to the
     /// event's time ([`advance_time`](Self::advance_time)).

@@ -35,9 +35,9 @@ mod run;
 mod skip;
 mod view;
 
-pub use buffer::{EventRef, SharedBuffer};
+pub use buffer::{EventRef, NodeRef, SharedBuffer};
 pub use exec::{Cache, Executor};
-pub use run::Partition;
+pub use run::{Partition, Run};
 pub use view::{Match, MatchView, Output};
 
 use crate::event::Event;

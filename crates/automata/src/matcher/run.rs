@@ -170,6 +170,19 @@ impl Partition {
         spilled + self.completed.len() * run
     }
 
+    /// The partial matches (runs that took an event), in the heap's array
+    /// order: for a trace of the partition (`cepheid why`), not for
+    /// matching.
+    pub fn partial_runs(&self) -> impl Iterator<Item = &Run> + '_ {
+        self.runs.iter().filter(|r| !r.is_start())
+    }
+
+    /// The complete matches a skip strategy holds back, in the heap's
+    /// array order (for a trace, as [`partial_runs`](Self::partial_runs)).
+    pub fn held_runs(&self) -> impl Iterator<Item = &Run> + '_ {
+        self.completed.iter()
+    }
+
     /// Number of complete matches held back by the skip strategy.
     pub fn held_matches(&self) -> usize {
         self.completed.len()

@@ -49,6 +49,7 @@ fn pattern(names: &[&str], elements: Vec<Element>) -> Pattern {
         sequence: Sequence { elements },
         select: vec![],
         attributes: Default::default(),
+        shadow: false,
         writes: Vec::new(),
         reads: Vec::new(),
         declarations: None,

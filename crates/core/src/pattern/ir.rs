@@ -58,6 +58,11 @@ pub struct Pattern {
     /// Rule attributes (`score`, `level`, `action`, `tags`), carried by its
     /// records.
     pub attributes: Attributes,
+    /// `shadow`: the pattern runs on the live input but its records go to
+    /// the run's shadow output, never to its output (`docs/rule-lab.md`,
+    /// "Shadow rules"). Not part of the pattern's identity: the same
+    /// pattern without the mark (its promotion) keeps its state.
+    pub shadow: bool,
     /// `then add`/`then remove`: what a match writes to reference lists.
     pub writes: Vec<ListWrite>,
     /// The list memberships and indicator calls of the stages' conditions,
@@ -457,6 +462,7 @@ impl Pattern {
             sequence,
             select: Vec::new(),
             attributes: Attributes::default(),
+            shadow: false,
             writes: Vec::new(),
             reads: Vec::new(),
             declarations: None,

@@ -176,12 +176,22 @@ impl Emit {
 impl Sink<Record> for Emit {
     fn on_match(&mut self, m: &MatchRef<'_, Record>) {
         self.format.record("match", m, None);
-        self.records.push(Kind::Match, &self.format);
+        let kind = if m.shadow() {
+            Kind::Shadow
+        } else {
+            Kind::Match
+        };
+        self.records.push(kind, &self.format);
     }
 
     fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
         self.format.record("timeout", m, Some(expired_at));
-        self.records.push(Kind::Timeout, &self.format);
+        let kind = if m.shadow() {
+            Kind::Shadow
+        } else {
+            Kind::Timeout
+        };
+        self.records.push(kind, &self.format);
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {

@@ -28,6 +28,10 @@ pub enum Refusal {
     ProcessesNeedOutput,
     /// Records to a sink with output per worker.
     SinkOutputPerWorker,
+    /// A shadow output with output per worker (each worker would write
+    /// the shadow records of its own keys: one shadow file is not built
+    /// for it).
+    ShadowOutputPerWorker,
 }
 
 impl fmt::Display for Refusal {
@@ -50,6 +54,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::SinkOutputPerWorker => {
                 "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
+            }
+            Refusal::ShadowOutputPerWorker => {
+                "`Scale::output_per_worker` does not take a shadow output (`Config::shadow_output`) yet: run without it"
             }
         })
     }

@@ -276,6 +276,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let then = marker.sink_state();
     let state = SinkState {
         late_len: then.late_len.filter(|_| config.late.is_some()),
+        shadow_len: then.shadow_len.filter(|_| config.shadow_output.is_some()),
         ..then
     };
     let mut snapshot = Vec::new();

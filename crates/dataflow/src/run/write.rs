@@ -130,7 +130,7 @@ pub fn open(
             Some(_) if index == 0 => shared.clone(),
             Some(path) => {
                 let mut config = config.clone();
-                (config.output, config.late) = (Some(path), None);
+                (config.output, config.late, config.shadow_output) = (Some(path), None, None);
                 let (output_len, output_head) = own_at(index);
                 let at = SinkState {
                     output_len,

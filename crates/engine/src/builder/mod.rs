@@ -836,6 +836,7 @@ impl<E: 'static> PatternBuilder<E> {
             sequence,
             select,
             attributes: Default::default(),
+            shadow: false,
             writes: Vec::new(),
             reads: Vec::new(),
             declarations: None,

@@ -48,6 +48,18 @@ pub(crate) trait Reporter<E, A: Automaton<E> + ?Sized> {
 
     /// A partial match dropped by the limit on partial matches per key.
     fn on_dropped(&mut self, m: &A::View<'_>);
+
+    /// The key of the partition being stepped, for a trace (`cepheid
+    /// why`: the engine's reporter knows it; matching never asks).
+    fn key(&self) -> Option<&[crate::value::Value]> {
+        None
+    }
+
+    /// Would a drop now be the engine's limit over all keys' (not the
+    /// per-key one)? For a trace, as [`key`](Self::key).
+    fn capped(&self) -> bool {
+        false
+    }
 }
 
 /// One compiled pattern, driven per partition (key) by the engine.

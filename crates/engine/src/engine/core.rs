@@ -82,6 +82,12 @@ pub struct PatternStats {
     /// Its version: 1 when its name was first added, +1 per replacement
     /// with another text (`docs/dynamic-rules.md`).
     pub version: u32,
+    /// Is it a `shadow` pattern (its records go to the shadow output,
+    /// `docs/rule-lab.md`)? Not serialized (counts sent between processes
+    /// and `--summary json` are as before): the process that adds the
+    /// counts up has the flag from its own engines.
+    #[serde(skip)]
+    pub shadow: bool,
     /// Events that reached it: processed (not late, no longer waiting for
     /// the watermark) and carrying a usable value of each of its
     /// `partition by` fields (every processed event, for a pattern without
@@ -617,6 +623,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             out.push(PatternStats {
                 name: run.automaton.pattern().name.clone(),
                 version: run.version,
+                shadow: run.automaton.pattern().shadow,
                 events: processed
                     .saturating_sub(c.base)
                     .saturating_sub(c.unkeyed)
@@ -1560,6 +1567,14 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         ctx.capped = *capped;
         sink.on_dropped(&MatchRef::new(&ctx, m));
     }
+
+    fn key(&self) -> Option<&[Value]> {
+        Some(&self.key[..])
+    }
+
+    fn capped(&self) -> bool {
+        self.capped
+    }
 }
 
 /// Offers the event of `step` to `x`, a live partition of its pattern
@@ -1688,3 +1703,75 @@ pub(super) fn live_beside(live: usize, mine: usize) -> usize {
 
 /// The default limit on events waiting for the watermark.
 pub const DEFAULT_MAX_WAITING_EVENTS: usize = 1_000_000;
+
+impl<E: Event, A: Automaton<E>> Core<E, A> {
+    /// The same engine with each pattern's automaton made into another
+    /// that keeps the same partitions, store and cache (a trace's,
+    /// `engine::why`): everything else moves as it is. The groups' start
+    /// guards are computed again from the new automata.
+    pub(super) fn map_automata<B>(self, mut f: impl FnMut(A) -> B) -> Core<E, B>
+    where
+        B: Automaton<E, Partition = A::Partition, Store = A::Store, Cache = A::Cache>,
+    {
+        let patterns = (self.patterns.into_iter())
+            .map(|run| PatternRun {
+                automaton: f(run.automaton),
+                key_paths: run.key_paths,
+                group: run.group,
+                local: run.local,
+                last: run.last,
+                skip_to: run.skip_to,
+                ordinals: run.ordinals,
+                version: run.version,
+                versioned: run.versioned,
+                draining: run.draining,
+                branched: run.branched,
+                counts: run.counts,
+            })
+            .collect();
+        let mut core = Core {
+            patterns,
+            groups: self.groups,
+            group_of_fields: self.group_of_fields,
+            store: self.store,
+            cache: self.cache,
+            memory: self.memory,
+            writes: self.writes,
+            clock: self.clock,
+            deadlines: self.deadlines,
+            hasher: self.hasher,
+            stats: self.stats,
+            run_limit: self.run_limit,
+            live_limit: self.live_limit,
+            live_runs: self.live_runs,
+            waiting_limit: self.waiting_limit,
+            live_parts: self.live_parts,
+            draining: self.draining,
+            due: self.due,
+            firing: self.firing,
+            due_counts: self.due_counts,
+            due_sorted: self.due_sorted,
+        };
+        core.refresh_guards();
+        core
+    }
+
+    /// The key of `event` for each pattern (its `partition by` fields and
+    /// their values; `None` when the event has no usable key for it), for
+    /// a trace.
+    pub(super) fn keys_of(&self, event: &E) -> Vec<(&[FieldPath], Option<KeyValue>)> {
+        let mut keys: Vec<Option<Option<KeyValue>>> = vec![None; self.groups.len()];
+        (self.patterns.iter())
+            .map(|run| {
+                let group = &self.groups[run.group];
+                let key = keys[run.group].get_or_insert_with(|| {
+                    let mut key = KeyValue::default();
+                    read_key(event, &group.key_ids, &group.key_fn, &mut key)
+                        .ok()
+                        .map(|()| key)
+                });
+                (run.key_paths.as_slice(), key.clone())
+            })
+            .collect()
+    }
+}

@@ -92,6 +92,7 @@ mod sink;
 mod snapshot;
 #[cfg(test)]
 mod testing;
+pub mod why;
 
 pub use crate::matcher::{Match, Output};
 pub use clock::Idle;

@@ -53,7 +53,8 @@ pub enum ReloadPolicy {
 }
 
 /// What a change of rules did to one pattern name. With `serde`:
-/// `"added"`, `"removed"`, `"unchanged"`, or `{"changed":{"version":2}}`.
+/// `"added"`, `"removed"`, `"unchanged"`, `"promoted"`, `"shadowed"`, or
+/// `{"changed":{"version":2}}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
@@ -68,6 +69,13 @@ pub enum Change {
     },
     /// The same canonical text: state and version kept.
     Unchanged,
+    /// The same canonical text without the `shadow` mark it had: state and
+    /// version kept, its records go to the output from now on
+    /// (`docs/rule-lab.md`, "Shadow rules").
+    Promoted,
+    /// The same canonical text with a `shadow` mark it did not have: state
+    /// and version kept, its records go to the shadow output from now on.
+    Shadowed,
 }
 
 impl fmt::Display for Change {
@@ -77,6 +85,8 @@ impl fmt::Display for Change {
             Change::Removed => f.write_str("removed"),
             Change::Changed { version } => write!(f, "changed (version {version})"),
             Change::Unchanged => f.write_str("unchanged"),
+            Change::Promoted => f.write_str("promoted (its partial matches kept)"),
+            Change::Shadowed => f.write_str("shadowed (its partial matches kept)"),
         }
     }
 }
@@ -172,6 +182,10 @@ pub(super) struct Plan<A> {
     drain: Vec<usize>,
     /// Patterns whose name was replaced now.
     versioned: Vec<usize>,
+    /// Patterns kept whose automaton is replaced by one of the same
+    /// canonical text (a `shadow` mark given or taken: the same states,
+    /// so their partial matches go on in it).
+    swap: Vec<(usize, A)>,
 }
 
 impl<E: Event, A: Automaton<E>> Core<E, A> {
@@ -194,8 +208,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 .iter()
                 .enumerate()
                 .all(|(i, e)| matches!(e, Entry::Old(j) if *j == i));
-        if identity {
+        if identity && plan.swap.is_empty() {
             return Ok(());
+        }
+        // (before `rearrange`, which numbers the conditions of every
+        // automaton again)
+        for (p, automaton) in plan.swap.drain(..) {
+            self.patterns[p].automaton = automaton;
         }
         plan.discard.sort_unstable();
         for &p in &plan.discard {
@@ -589,6 +608,7 @@ impl<E: Event + 'static> Engine<E> {
             discard: Vec::new(),
             drain: Vec::new(),
             versioned: Vec::new(),
+            swap: Vec::new(),
         };
         for (name, target) in targets {
             // Its draining versions and its current one, in order.
@@ -607,7 +627,18 @@ impl<E: Event + 'static> Engine<E> {
                         == canonical_text(runs[c].automaton.pattern()) =>
                 {
                     keep(&mut plan);
-                    changes.push((name, Change::Unchanged));
+                    let (was, is) = (runs[c].automaton.pattern().shadow, nfa.pattern().shadow);
+                    changes.push((
+                        name,
+                        match (was, is) {
+                            (true, false) => Change::Promoted,
+                            (false, true) => Change::Shadowed,
+                            _ => Change::Unchanged,
+                        },
+                    ));
+                    if was != is {
+                        plan.swap.push((c, nfa));
+                    }
                 }
                 (Target::Set(nfa), Some(c)) => {
                     let version = runs[c].version.saturating_add(1);

@@ -36,6 +36,9 @@ pub(crate) struct MatchContext<'a> {
     pub capped: bool,
     /// The pattern's rule attributes.
     pub attributes: &'a crate::lookup::Attributes,
+    /// Is the pattern a `shadow` one (its records go to the shadow
+    /// output)?
+    pub shadow: bool,
     /// Do its conditions read lists or indicators (so that its records
     /// say what they read)?
     pub has_reads: bool,
@@ -63,6 +66,7 @@ impl<'a> MatchContext<'a> {
             versioned: false,
             capped: false,
             attributes: &ir.attributes,
+            shadow: ir.shadow,
             has_reads: !ir.reads.is_empty(),
             has_branches: false,
         }
@@ -246,6 +250,13 @@ impl<'a, E> MatchRef<'a, E> {
     /// all empty when it has none).
     pub fn attributes(&self) -> &'a crate::lookup::Attributes {
         self.ctx.attributes
+    }
+
+    /// Is the pattern marked `shadow`: its records are for the run's
+    /// shadow output, never its output (`docs/rule-lab.md`, "Shadow
+    /// rules")?
+    pub fn shadow(&self) -> bool {
+        self.ctx.shadow
     }
 
     /// Do the pattern's conditions read lists or indicators (so that

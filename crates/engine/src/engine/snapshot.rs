@@ -214,7 +214,15 @@ pub(crate) fn fingerprint(pattern: &Pattern) -> u64 {
 /// patterns with the same are the same rule (a reload keeps its state,
 /// `docs/dynamic-rules.md`).
 pub(crate) fn canonical_text(pattern: &Pattern) -> String {
-    let mut text = crate::dsl::explain(pattern);
+    // A `shadow` mark is not part of the rule: promoting a shadow pattern
+    // (the same text without it) keeps its state (`docs/rule-lab.md`).
+    let mut text = if pattern.shadow {
+        let mut live = pattern.clone();
+        live.shadow = false;
+        crate::dsl::explain(&live)
+    } else {
+        crate::dsl::explain(pattern)
+    };
     if let Some(doc) = &pattern.doc {
         // The doc's lines follow the name's (`  /// line`).
         let mut canonical = String::new();

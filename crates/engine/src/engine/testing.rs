@@ -162,6 +162,7 @@ impl Pairs {
             sequence: Sequence::default(),
             select: Vec::new(),
             attributes: Default::default(),
+            shadow: false,
             writes: Vec::new(),
             reads: Vec::new(),
             declarations: None,

@@ -441,6 +441,7 @@ mod tests {
             versioned: false,
             capped: false,
             attributes: &NO_ATTRIBUTES,
+            shadow: false,
             has_reads: false,
             has_branches: false,
         };
@@ -518,6 +519,7 @@ mod tests {
                         versioned,
                         capped: false,
                         attributes: &NO_ATTRIBUTES,
+                        shadow: false,
                         has_reads: false,
                         has_branches: false,
                     };
@@ -558,6 +560,7 @@ mod tests {
             versioned: false,
             capped: false,
             attributes: &NO_ATTRIBUTES,
+            shadow: false,
             has_reads: false,
             has_branches: false,
         };
@@ -621,6 +624,7 @@ mod tests {
             versioned: false,
             capped: false,
             attributes: &NO_ATTRIBUTES,
+            shadow: false,
             has_reads: false,
             has_branches: false,
         };

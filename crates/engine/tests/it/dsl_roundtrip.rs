@@ -298,6 +298,7 @@ fn clause() -> impl Strategy<Value = Clause> {
         duration().prop_map(ClauseKind::Within),
         skip.prop_map(ClauseKind::Skip),
         Just(ClauseKind::Timeouts),
+        Just(ClauseKind::Shadow),
         prop_oneof![
             any::<i64>().prop_map(Literal::Int),
             any::<f64>()

@@ -545,3 +545,75 @@ fn waiting_records_read_the_new_rules_fields() {
     fresh.watermark(Timestamp::MAX, &mut direct);
     assert_eq!(summary(&direct), summary(&out));
 }
+
+/// Which outputs were a `shadow` pattern's: (shadow, kind, start, end or
+/// expiry, version).
+#[derive(Default)]
+struct Marked(Vec<(bool, &'static str, Timestamp, Timestamp, u32)>);
+
+impl Sink<Record> for Marked {
+    fn on_match(&mut self, m: &cepheid_engine::MatchRef<'_, Record>) {
+        self.0
+            .push((m.shadow(), "match", m.start(), m.end(), m.version()));
+    }
+
+    fn on_timeout(&mut self, m: &cepheid_engine::MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.0
+            .push((m.shadow(), "timeout", m.start(), expired_at, m.version()));
+    }
+}
+
+/// `shadow` is not part of a pattern's identity (`docs/rule-lab.md`,
+/// "Shadow rules"): promoting it (the same text without the mark) keeps
+/// its partial matches and version, and its outputs are no longer
+/// shadow ones from the change on; marking it again keeps them too.
+#[test]
+fn promoting_a_shadow_pattern_keeps_its_partial_matches() {
+    let shadow = V1.replace("    timeouts\n", "    timeouts\n    shadow\n");
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&rules(&shadow)).unwrap();
+    assert!(engine.patterns().next().unwrap().shadow);
+    let mut out = Marked::default();
+    push(&mut engine, 1, "u3", "a", &mut out);
+    push(&mut engine, 2, "u3", "b", &mut out);
+    push(&mut engine, 3, "u1", "a", &mut out);
+    engine.watermark(3, &mut out);
+    assert_eq!(out.0, vec![(true, "match", 1, 2, 1)]);
+    assert_eq!(engine.pattern_stats()[0].live_runs, 1);
+    let mut changed = Vec::<Output<Record>>::new();
+    let changes = engine
+        .set_rules(&rules(V1), ReloadPolicy::Restart, &mut changed)
+        .unwrap();
+    assert_eq!(changes.get("ab"), Some(Change::Promoted));
+    assert!(changes.any());
+    assert_eq!(
+        changes.to_string(),
+        "ab: promoted (its partial matches kept)\n"
+    );
+    assert!(changed.is_empty());
+    assert!(!engine.patterns().next().unwrap().shadow);
+    assert_eq!(engine.version("ab"), Some(1));
+    let stats = &engine.pattern_stats()[0];
+    assert_eq!(
+        (stats.live_runs, stats.matches, stats.shadow),
+        (1, 1, false)
+    );
+    // The sequence under way completes under the promoted rule.
+    push(&mut engine, 4, "u1", "b", &mut out);
+    engine.watermark(4, &mut out);
+    assert_eq!(out.0[1..], [(false, "match", 3, 4, 1)]);
+    // Marked again: the state stays, its outputs are shadow ones.
+    push(&mut engine, 5, "u2", "a", &mut out);
+    engine.watermark(5, &mut out);
+    let changes = engine
+        .set_rules(&rules(&shadow), ReloadPolicy::Restart, &mut changed)
+        .unwrap();
+    assert_eq!(changes.get("ab"), Some(Change::Shadowed));
+    engine.watermark(Timestamp::MAX, &mut out);
+    assert_eq!(out.0[2..], [(true, "timeout", 5, 60_005, 1)]);
+    // The same text again changes nothing.
+    let changes = engine
+        .set_rules(&rules(&shadow), ReloadPolicy::Restart, &mut changed)
+        .unwrap();
+    assert_eq!(changes.get("ab"), Some(Change::Unchanged));
+}

@@ -45,3 +45,4 @@ mod snapshot;
 mod split;
 mod state_bytes;
 mod time_arithmetic;
+mod why;

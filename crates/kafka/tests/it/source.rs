@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::{topic, Broker};
 use cepheid_kafka::{
     KafkaError, KafkaPosition, KafkaRecord, KafkaSource, PartitionLag, Partitions, Read,
-    SourceConfig, StartAt, TopicChange,
+    SourceConfig, StartAt, TopicChange, Until,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -443,7 +443,7 @@ fn a_bounded_source_ends_on_partitions_written_with_transactions() {
     produce_in_transaction(&broker, "tx-b", &t, 1, &texts("b", 2));
     produce_in_transaction(&broker, "tx-b", &t, 1, &texts("c", 3));
     let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
-    config.until_end = true;
+    config.until = Some(Until::End);
     let mut source = KafkaSource::new(config).expect("a source");
     // Each partition's end is after its last commit marker, which no
     // consumer reads.
@@ -566,7 +566,7 @@ fn a_source_sought_at_its_start_and_ended_at_once_never_aborts() {
     with_rules.set(&rules, 0, 1);
     for case in 0..SOUGHT_CASES {
         let mut config = SourceConfig::new(broker.bootstrap(), &[&t]);
-        config.until_end = true;
+        config.until = Some(Until::End);
         let at = match case % 2 {
             0 => &at,
             _ => {
@@ -587,4 +587,103 @@ fn a_source_sought_at_its_start_and_ended_at_once_never_aborts() {
         assert!(batch.is_empty(), "case {case}: {batch:?}");
         assert!(source.at_end(), "case {case}");
     }
+}
+
+/// Issue 40: a source with a rules topic and a list's topic hands out
+/// each topic's records with a split of its own (after the partitions of
+/// events: the rules topic, then the lists in order), gives a list's
+/// record as the `$list` record it means (or why it is no entry), and
+/// keeps each topic's offset in its position: before the records not
+/// applied yet, each topic apart.
+#[test]
+fn a_lists_topic_has_its_own_split_offset_and_records_as_list_changes() {
+    use cepheid_runtime::source::{Origin, Source};
+    let broker = Broker::start();
+    let (events, rules, list) = (topic("ev"), topic("ev-rules"), topic("ev-list"));
+    broker.create_topic(&events, 1);
+    broker.create_topic(&rules, 1);
+    broker.create_topic(&list, 1);
+    broker.produce(&events, 0, &[("", r#"{"ts": 1}"#)]);
+    broker.produce(&rules, 0, &[("", r#"{"$rules": "pattern p: a"}"#)]);
+    // (one at a time: tansu's end offset)
+    for (key, value) in [("u1", ""), ("", ""), ("u2", r#"{"expires": 5}"#)] {
+        broker.produce(&list, 0, &[(key, value)]);
+    }
+    let mut config = SourceConfig::new(broker.bootstrap(), &[&events]);
+    config.rules_topic = Some(rules.clone());
+    config.list_topics = vec![("blocked".to_string(), list.clone())];
+    let mut source = KafkaSource::new(config).expect("a source");
+    assert_eq!(source.splits().len(), 1);
+    assert_eq!(source.control_topic(0), None);
+    assert_eq!(source.control_topic(1), Some((rules.as_str(), None)));
+    assert_eq!(
+        source.control_topic(2),
+        Some((list.as_str(), Some("blocked")))
+    );
+    let mut read = Vec::new();
+    let limit = Instant::now() + Duration::from_secs(10);
+    while read.len() < 4 {
+        assert!(Instant::now() < limit, "{read:?}");
+        source.read_rules(&mut read).expect("reads");
+    }
+    let splits: Vec<(usize, i64)> = read.iter().map(|r| (r.split, r.offset)).collect();
+    assert_eq!(splits, [(1, 0), (2, 0), (2, 1), (2, 2)]);
+    assert_eq!(source.list_change(&read[0]), None);
+    let change = |r: &KafkaRecord| {
+        (source.list_change(r).expect("a list's record"))
+            .map(|json| serde_json::from_slice::<serde_json::Value>(&json).unwrap())
+    };
+    assert_eq!(
+        change(&read[1]),
+        Ok(serde_json::json!({"$list": "blocked", "add": "u1"}))
+    );
+    let why = change(&read[2]).unwrap_err();
+    assert!(
+        why.contains("no entry of list `blocked`: its key is empty"),
+        "{why}"
+    );
+    assert_eq!(
+        change(&read[3]),
+        Ok(serde_json::json!({"$list": "blocked", "add": "u2", "expires": 5}))
+    );
+    // Every record handed out: each topic after its last.
+    let at = KafkaSource::position(&source);
+    assert_eq!((at.get(&rules, 0), at.get(&list, 0)), (Some(1), Some(3)));
+    // The list's records from offset 1 on not applied yet: the list's
+    // topic there, the rules topic after its record.
+    let waiting = [
+        (
+            2,
+            Origin::Offset {
+                partition: 0,
+                offset: 1,
+            },
+        ),
+        (
+            2,
+            Origin::Offset {
+                partition: 0,
+                offset: 2,
+            },
+        ),
+    ];
+    let before = cepheid_kafka::decode_position(&source.position_before(&waiting)).unwrap();
+    assert_eq!(
+        (before.get(&rules, 0), before.get(&list, 0)),
+        (Some(1), Some(1))
+    );
+    assert_eq!(before.get(&events, 0), at.get(&events, 0));
+    // Each topic's records are described with their topic.
+    let place = source.describe_origin(2, &waiting[0].1);
+    assert_eq!(place, format!("kafka:{list} partition 0 offset 1"));
+    // Sought back there, the list's topic is read again from offset 1.
+    source.seek(&before).expect("seeks");
+    let mut again = Vec::new();
+    let limit = Instant::now() + Duration::from_secs(10);
+    while again.len() < 2 {
+        assert!(Instant::now() < limit, "{again:?}");
+        source.read_rules(&mut again).expect("reads");
+    }
+    let splits: Vec<(usize, i64)> = again.iter().map(|r| (r.split, r.offset)).collect();
+    assert_eq!(splits, [(2, 1), (2, 2)]);
 }

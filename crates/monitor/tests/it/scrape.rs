@@ -192,3 +192,35 @@ fn a_busy_address_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+/// A `shadow` pattern's samples carry `shadow="true"` (a live one's
+/// labels are as before), and its status says `"shadow": true`
+/// (`docs/rule-lab.md`, "Shadow rules").
+#[test]
+fn a_shadow_patterns_samples_carry_the_shadow_label() {
+    let monitor = Monitor::new();
+    monitor.update(|s| {
+        s.pattern_mut("live").matches = 2;
+        let p = s.pattern_mut("candidate");
+        p.matches = 3;
+        p.shadow = true;
+    });
+    let text = monitor.prometheus().unwrap();
+    assert!(
+        text.contains("cepheid_matches_total{pattern=\"live\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cepheid_matches_total{pattern=\"candidate\",shadow=\"true\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cepheid_rule_version{pattern=\"candidate\",shadow=\"true\"} "),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&monitor.status_json().unwrap()).unwrap();
+    let patterns = json["patterns"].as_array().unwrap();
+    let of = |name: &str| patterns.iter().find(|p| p["name"] == name).unwrap().clone();
+    assert_eq!(of("candidate")["shadow"], true);
+    assert!(of("live").get("shadow").is_none(), "{json}");
+}

@@ -176,6 +176,8 @@ fn single(dir: &Path, path: PathBuf, bytes: &[u8]) -> Result<Stored, Error> {
         output_head: meta.output_head,
         late_len: meta.late_len,
         late_head: meta.late_head,
+        shadow_len: None,
+        shadow_head: None,
         data: meta.sink_data,
     };
     let marker = Marker::new(meta.number)
@@ -256,6 +258,8 @@ fn cut(dir: &Path, epoch: i64) -> Result<Stored, Error> {
         output_head: old.output_head,
         late_len: Some(old.late),
         late_head: old.late_head,
+        shadow_len: None,
+        shadow_head: None,
         data: old.sink,
     };
     let marker = Marker::new(old.number)

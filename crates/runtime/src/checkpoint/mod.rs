@@ -91,6 +91,9 @@ pub struct Command {
     pub(crate) output: Option<String>,
     /// `--late`, canonical.
     pub(crate) late: Option<String>,
+    /// `--shadow-output`, canonical (none in checkpoints of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shadow: Option<String>,
 }
 
 impl Command {
@@ -99,6 +102,7 @@ impl Command {
     pub fn with_outputs_of(mut self, then: &Command) -> Command {
         self.output.clone_from(&then.output);
         self.late.clone_from(&then.late);
+        self.shadow.clone_from(&then.shadow);
         self
     }
 
@@ -117,6 +121,11 @@ impl Command {
             ),
             ("`Config::output`", show(&self.output), show(&now.output)),
             ("`Config::late`", show(&self.late), show(&now.late)),
+            (
+                "`Config::shadow_output`",
+                show(&self.shadow),
+                show(&now.shadow),
+            ),
         ];
         pairs
             .into_iter()
@@ -651,6 +660,7 @@ mod tests {
             time_field: "ts".into(),
             output: Some("/data/out.jsonl".into()),
             late: None,
+            shadow: None,
         }
     }
 
@@ -663,6 +673,18 @@ mod tests {
             command().difference(&now).map(|d| d.to_string()).as_deref(),
             Some("it was taken by another command (`Config::late` was -, now /data/late)")
         );
+        now.late = None;
+        now.shadow = Some("/data/shadow".into());
+        assert_eq!(
+            command().difference(&now).map(|d| d.to_string()).as_deref(),
+            Some(
+                "it was taken by another command (`Config::shadow_output` was -, now /data/shadow)"
+            )
+        );
+        // (a checkpoint of before the shadow output reads as one without)
+        let old = r#"{"events":"/e","format":"jsonl","time":"event","time_field":"ts","output":null,"late":null}"#;
+        let old: Command = serde_json::from_str(old).unwrap();
+        assert_eq!(old.shadow, None);
     }
 
     #[test]

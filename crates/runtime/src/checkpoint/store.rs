@@ -56,6 +56,9 @@ pub struct Marker {
     command: Option<Command>,
     output: Option<(u64, Option<u32>)>,
     late: Option<(u64, Option<u32>)>,
+    /// The shadow output's (none in markers of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shadow: Option<(u64, Option<u32>)>,
     output_per_worker: bool,
     #[serde(skip)]
     sink: Vec<u8>,
@@ -99,6 +102,7 @@ impl Marker {
     pub fn outputs(mut self, state: &SinkState) -> Marker {
         self.output = state.output_len.map(|len| (len, state.output_head));
         self.late = state.late_len.map(|len| (len, state.late_head));
+        self.shadow = state.shadow_len.map(|len| (len, state.shadow_head));
         self.sink.clone_from(&state.data);
         self
     }
@@ -157,11 +161,14 @@ impl Marker {
         let split = |o: Option<(u64, Option<u32>)>| o.map_or((None, None), |(l, h)| (Some(l), h));
         let ((output_len, output_head), (late_len, late_head)) =
             (split(self.output), split(self.late));
+        let (shadow_len, shadow_head) = split(self.shadow);
         SinkState {
             output_len,
             output_head,
             late_len,
             late_head,
+            shadow_len,
+            shadow_head,
             data: self.sink.clone(),
         }
     }
@@ -818,6 +825,8 @@ pub(crate) mod tests {
             output_head: Some(7),
             late_len: Some(0),
             late_head: None,
+            shadow_len: Some(5),
+            shadow_head: Some(3),
             data: vec![1, 2, 3],
         };
         let counters = Counters {

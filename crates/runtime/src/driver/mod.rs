@@ -350,7 +350,8 @@ impl Runtime {
         if let Some(sink) = &mut sink {
             sink.notify_to(notify.clone());
         }
-        refuse(&config, source.is_none(), sink.as_deref())?;
+        let file = source.is_none();
+        refuse(&config, file, sink.as_deref(), engine.patterns())?;
         let source = source.map(|source| Arc::new(Mutex::new(source)));
         let mut locks = Vec::new();
         // Another run on the checkpoint folder is refused (naming it)
@@ -477,6 +478,7 @@ impl Runtime {
                 }
             }
         };
+        shadow_placed(&config, engine.patterns())?;
         let lists = read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
         let late = sink.takes_late();
         let out = Emit {
@@ -526,7 +528,12 @@ impl Runtime {
         sink: Option<Box<dyn Sink>>,
         report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
-        refuse(&config, sources.is_none(), sink.as_deref())?;
+        refuse(
+            &config,
+            sources.is_none(),
+            sink.as_deref(),
+            rules.patterns().iter(),
+        )?;
         cluster.check(&config, sink.is_some())?;
         let (report, notify) = Notify::share(report);
         let board = report.observes().then(|| {
@@ -817,6 +824,10 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         Some(late) => Some(path(late)?),
         None => None,
     };
+    let shadow = match &config.shadow_output {
+        Some(shadow) => Some(path(shadow)?),
+        None => None,
+    };
     let Input::File(events) = &config.input else {
         return None;
     };
@@ -837,6 +848,7 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         time_field: config.time_field().unwrap_or("ts").to_string(),
         output,
         late,
+        shadow,
     })
 }
 
@@ -866,7 +878,12 @@ fn special_outputs(config: &Config, report: &mut dyn Report) {
 /// [`Config::check`] first (the output the input, a rules folder nothing
 /// reads, a transactional sink without checkpoints, the records' own
 /// times from a file).
-fn refuse(config: &Config, reads_file: bool, sink: Option<&dyn Sink>) -> Result<(), Error> {
+fn refuse<'a>(
+    config: &Config,
+    reads_file: bool,
+    sink: Option<&dyn Sink>,
+    patterns: impl Iterator<Item = &'a cepheid_core::pattern::Pattern>,
+) -> Result<(), Error> {
     config.check_reading(reads_file).map_err(Error::Conflict)?;
     if let Some(sink) = sink {
         if sink.commits_with_checkpoints() && config.checkpoint.is_none() {
@@ -874,7 +891,13 @@ fn refuse(config: &Config, reads_file: bool, sink: Option<&dyn Sink>) -> Result<
                 sink: sink.describe(Kind::Match),
             }));
         }
+        if config.shadow_output.is_some() && !sink.takes_shadow() {
+            return Err(Error::Conflict(crate::Conflict::SinkTakesNoShadow {
+                sink: sink.describe(Kind::Match),
+            }));
+        }
     }
+    shadow_placed(config, patterns)?;
     if reads_file && config.time == Time::Record {
         return Err(Error::Source(crate::SourceError {
             source_name: config.input.describe(),
@@ -885,6 +908,21 @@ fn refuse(config: &Config, reads_file: bool, sink: Option<&dyn Sink>) -> Result<
         }));
     }
     Ok(())
+}
+
+/// Refuses `patterns` when one is a `shadow` pattern and the run has no
+/// shadow output: the rules given, and again those in force after a
+/// resume (a checkpoint goes on with the rules it changed to).
+fn shadow_placed<'a>(
+    config: &Config,
+    patterns: impl Iterator<Item = &'a cepheid_core::pattern::Pattern>,
+) -> Result<(), Error> {
+    match crate::conflict::shadow_unplaced(config, patterns) {
+        Some(pattern) => Err(Error::Conflict(crate::Conflict::ShadowWithoutOutput {
+            pattern,
+        })),
+        None => Ok(()),
+    }
 }
 
 /// The input opened where the checkpoint `meta` goes on (without one,
@@ -979,6 +1017,7 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
         time_field: config.time_field().unwrap_or("ts").to_string(),
         output: config.output.as_deref().map(path),
         late: config.late.as_deref().map(path),
+        shadow: config.shadow_output.as_deref().map(path),
     }
 }
 

@@ -112,12 +112,20 @@ impl Reporting<'_> {
 impl EngineSink<Record> for Reporting<'_> {
     fn on_match(&mut self, m: &MatchRef<'_, Record>) {
         self.out.format.record("match", m, None);
-        self.out.emit(Kind::Match);
+        self.out.emit(if m.shadow() {
+            Kind::Shadow
+        } else {
+            Kind::Match
+        });
     }
 
     fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
         self.out.format.record("timeout", m, Some(expired_at));
-        self.out.emit(Kind::Timeout);
+        self.out.emit(if m.shadow() {
+            Kind::Shadow
+        } else {
+            Kind::Timeout
+        });
     }
 
     fn on_late(&mut self, _ts: Timestamp, event: &Record) {

@@ -266,7 +266,7 @@ impl Control {
             dir: config.rules_dir.clone(),
         };
         let read = match crate::reload::load_control(self, &allowed, place) {
-            Ok(loaded) => crate::reload::check(loaded, &where_, say),
+            Ok(loaded) => crate::reload::check(loaded, &where_, config, say),
             Err(why) => RulesRead::Refused(format!(
                 "cepheid: {where_}: refused: {why}; the old rules go on"
             )),
@@ -304,13 +304,26 @@ impl Reload {
                 "cepheid: {why}: {} is empty (being written?): not applied, the rules go on until it is written",
                 empty.display()
             )),
-            None => crate::reload::check(cepheid_syntax::load_paths(&config.patterns), why, say),
+            None => crate::reload::check(
+                cepheid_syntax::load_paths(&config.patterns),
+                why,
+                config,
+                say,
+            ),
         };
         (why.to_string(), read)
     }
 }
 
 impl SourceRules {
+    /// What it is, in messages: `a rules record`, `` a `$list` record ``.
+    fn what(&self) -> &'static str {
+        match self.control.is_list() {
+            true => "a `$list` record",
+            false => "a rules record",
+        }
+    }
+
     /// Read when its time was further ahead of event time than allowed
     /// (applied then): the warning that says so, naming it at `place`.
     pub fn ahead_notice(&self, place: &str) -> Option<crate::Notice> {
@@ -318,7 +331,8 @@ impl SourceRules {
             return None;
         };
         Some(crate::Notice::line(crate::Level::Warning, format!(
-            "cepheid: {place}: a rules record of time {} read when event time was at {}, further ahead than `Config::rules_max_ahead`: applied now, not at its time (docs/dynamic-rules.md, \"Records far ahead\")",
+            "cepheid: {place}: {} of time {} read when event time was at {}, further ahead than `Config::rules_max_ahead`: applied now, not at its time (docs/dynamic-rules.md, \"Records far ahead\")",
+            self.what(),
             cepheid_engine::io::format_rfc3339(time),
             cepheid_engine::io::format_rfc3339(watermark),
         )))
@@ -331,7 +345,8 @@ impl SourceRules {
             return None;
         };
         Some(crate::Notice::line(crate::Level::Warning, format!(
-            "cepheid: {place}: a rules record of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
+            "cepheid: {place}: {} of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
+            self.what(),
             cepheid_engine::io::format_rfc3339(time),
             cepheid_engine::io::format_rfc3339(watermark),
         )))

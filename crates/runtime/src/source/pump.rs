@@ -91,13 +91,56 @@ fn rules_record(text: &[u8]) -> Result<Control, Error> {
     }
 }
 
-/// The records of a source's rules stream waiting for event time, in
-/// order.
+/// The records of one split of a source's rules stream (a Kafka rules
+/// topic, a list's topic) waiting for event time, in order.
+#[derive(Default)]
+struct Queue {
+    split: u32,
+    due: VecDeque<Due>,
+    /// The time of its last record (applied or waiting).
+    last_at: Option<Timestamp>,
+}
+
+impl Queue {
+    /// Its first record, once event time reached `until`: one that was
+    /// queued before event time was known and is too far ahead of it now
+    /// (more than `bound`) applies at `until` (the records after it are
+    /// timed again from their own times).
+    fn retime(&mut self, until: Option<Timestamp>, bound: Option<i64>) {
+        let Some(front) = self.due.front_mut() else {
+            return;
+        };
+        if front.ahead.is_some() {
+            return;
+        }
+        let own = front.own;
+        let Some(w) =
+            until.filter(|&w| own.zip(bound).is_some_and(|(t, b)| t.saturating_sub(w) > b))
+        else {
+            return;
+        };
+        front.ahead = Some(w);
+        front.at = w;
+        let mut at = w;
+        for d in self.due.iter_mut().skip(1) {
+            if d.ahead.is_none() {
+                d.at = d.own.map_or(at, |t| t.max(at));
+            }
+            at = d.at;
+        }
+        self.last_at = Some(at);
+    }
+}
+
+/// The records of a source's rules stream waiting for event time: one
+/// queue per split (the rules topic, each list's topic), each in its
+/// order. Of the fronts, the one of least time applies first (ties: the
+/// least split), so that when a record applies does not depend on how
+/// the topics' fetches came in.
 #[derive(Default)]
 struct Waiting {
-    due: VecDeque<Due>,
-    /// The time of the last rules record (applied or waiting).
-    last_at: Option<Timestamp>,
+    /// By split, in split order.
+    queues: Vec<Queue>,
     /// How far ahead of event time a record may be and still wait for it
     /// ([`SplitTiming::rules_ahead`], ms).
     max_ahead: Option<i64>,
@@ -113,37 +156,52 @@ impl Waiting {
         (own.saturating_sub(w) > bound).then_some(w)
     }
 
-    /// The first record, once event time reached `until`: one that was
-    /// queued before event time was known and is too far ahead of it now
-    /// applies at `until` (the records after it are timed again from
-    /// their own times).
-    fn front(&mut self, until: Option<Timestamp>) -> Option<&Due> {
-        let front = self.due.front_mut()?;
-        if front.ahead.is_none() {
-            let (own, bound) = (front.own, self.max_ahead);
-            if let Some(w) =
-                until.filter(|&w| own.zip(bound).is_some_and(|(t, b)| t.saturating_sub(w) > b))
-            {
-                front.ahead = Some(w);
-                front.at = w;
-                let mut at = w;
-                for d in self.due.iter_mut().skip(1) {
-                    if d.ahead.is_none() {
-                        d.at = d.own.map_or(at, |t| t.max(at));
-                    }
-                    at = d.at;
+    /// The queue of `split`.
+    fn queue(&mut self, split: u32) -> &mut Queue {
+        let i = match self.queues.binary_search_by_key(&split, |q| q.split) {
+            Ok(i) => i,
+            Err(i) => {
+                let queue = Queue {
+                    split,
+                    ..Queue::default()
+                };
+                self.queues.insert(i, queue);
+                i
+            }
+        };
+        &mut self.queues[i]
+    }
+
+    /// The queue whose first record applies first, once event time reached
+    /// `until` ([`Queue::retime`]): the least time, then the least split.
+    fn next(&mut self, until: Option<Timestamp>) -> Option<usize> {
+        let bound = self.max_ahead;
+        let mut best: Option<(Timestamp, usize)> = None;
+        for (i, q) in self.queues.iter_mut().enumerate() {
+            q.retime(until, bound);
+            if let Some(d) = q.due.front() {
+                if best.map_or(true, |(at, _)| d.at < at) {
+                    best = Some((d.at, i));
                 }
-                self.last_at = Some(at);
             }
         }
-        self.due.front()
+        best.map(|(_, i)| i)
+    }
+
+    /// Every record waiting.
+    fn all(&self) -> impl Iterator<Item = &Due> {
+        self.queues.iter().flat_map(|q| q.due.iter())
     }
 
     /// What to tell of them, when it changed since it was last told.
     fn news(&mut self) -> Option<Option<RulesWaiting>> {
-        let now = self.due.front().map(|d| RulesWaiting {
-            records: self.due.len() as u64,
-            at: d.at,
+        let first = (self.queues.iter())
+            .filter_map(|q| q.due.front())
+            .map(|d| d.at)
+            .min();
+        let now = first.map(|at| RulesWaiting {
+            records: self.queues.iter().map(|q| q.due.len() as u64).sum(),
+            at,
         });
         (now != self.told).then(|| {
             self.told = now;
@@ -164,11 +222,14 @@ fn release(
     out: &mut Outbox<'_>,
     (seq, splits): (u64, Option<Vec<Option<cepheid_engine::Timestamp>>>),
 ) -> bool {
-    while waiting
-        .front(until)
-        .is_some_and(|d| until.map_or(true, |t| d.at.saturating_sub(1) <= t))
-    {
-        let d = waiting.due.pop_front().expect("checked");
+    while let Some(q) = waiting.next(until).filter(|&q| {
+        let at = waiting.queues[q]
+            .due
+            .front()
+            .map_or(Timestamp::MIN, |d| d.at);
+        until.map_or(true, |t| at.saturating_sub(1) <= t)
+    }) {
+        let d = waiting.queues[q].due.pop_front().expect("checked");
         if !out.settle(splits.clone()) {
             return false;
         }
@@ -365,7 +426,7 @@ impl Pump {
 
     /// The source's place before the rules records not applied yet.
     fn place(&self) -> Position {
-        let unapplied: Vec<_> = (self.waiting.due.iter())
+        let unapplied: Vec<_> = (self.waiting.all())
             .map(|d| (d.split, d.origin.clone()))
             .collect();
         self.lock().position_before(&unapplied)
@@ -429,14 +490,22 @@ impl Pump {
     fn rules(&mut self, record: &RawRecord, text: &[u8], out: &mut Outbox<'_>) {
         let line_no = line_no(&record.origin, self.seq);
         let place = self.lock().describe_origin(record.split, &record.origin);
-        let control = rules_record(text);
+        let control = match record.is_refused() {
+            // (the source could not read it: why)
+            true => Err(Error::new(
+                ErrorKind::Input,
+                String::from_utf8_lossy(text).into_owned(),
+            )),
+            false => rules_record(text),
+        };
         let timed = self.splits.is_some();
-        let waiting = &mut self.waiting;
-        let queued = timed && !waiting.due.is_empty();
         let own = record.timestamp;
         // (too far ahead of event time: it applies now, after those
         // before it)
-        let ahead = waiting.ahead(own.filter(|_| timed), self.given);
+        let ahead = self.waiting.ahead(own.filter(|_| timed), self.given);
+        // (each split's records in their order; the splits apart)
+        let waiting = self.waiting.queue(record.split);
+        let queued = timed && !waiting.due.is_empty();
         let at = match own {
             Some(t) => {
                 let t = ahead.unwrap_or(t);

@@ -80,6 +80,17 @@ pub struct RawRecord {
     pub timestamp: Option<cepheid_engine::Timestamp>,
     /// Its split (a Kafka partition; a file is one split, 0).
     pub split: u32,
+    /// A record of the rules stream the source refused: its payload says
+    /// why ([`RawBatch::push_refused_rules`]).
+    refused: bool,
+}
+
+impl RawRecord {
+    /// Did the source refuse it ([`RawBatch::push_refused_rules`])? Its
+    /// payload is why.
+    pub fn is_refused(&self) -> bool {
+        self.refused
+    }
 }
 
 /// What a [`RawBatch`] holds, in order.
@@ -137,6 +148,7 @@ impl RawBatch {
                 origin: Origin::Line(line),
                 timestamp: None,
                 split,
+                refused: false,
             }));
             line += 1;
             start = end + 1;
@@ -156,6 +168,23 @@ impl RawBatch {
         self.entries.push(RawEntry::Rules(record));
     }
 
+    /// Appends a record of the source's rules stream that the source
+    /// could not read as one (a list's topic's record that is no entry),
+    /// `why`: the reader says it with its place, when it would have
+    /// applied, and counts it as malformed. It waits, in its place, as a
+    /// record does ([`RawEntry::Rules`]).
+    pub fn push_refused_rules(
+        &mut self,
+        why: &str,
+        origin: Origin,
+        timestamp: Option<cepheid_engine::Timestamp>,
+        split: u32,
+    ) {
+        let mut record = self.raw(why.as_bytes(), origin, timestamp, split);
+        record.refused = true;
+        self.entries.push(RawEntry::Rules(record));
+    }
+
     /// `payload` copied into the batch's bytes, as a record there.
     fn raw(
         &mut self,
@@ -171,6 +200,7 @@ impl RawBatch {
             origin,
             timestamp,
             split,
+            refused: false,
         }
     }
     /// Appends a watermark.

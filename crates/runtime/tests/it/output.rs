@@ -188,6 +188,7 @@ fn record(n: u32, kind: Kind) -> String {
         Kind::Match => "match",
         Kind::Timeout => "timeout",
         Kind::Late => "late",
+        Kind::Shadow => "shadow",
     };
     format!("{{\"kind\":\"{name}\",\"n\":{n}{}}}\n", " ".repeat(900))
 }

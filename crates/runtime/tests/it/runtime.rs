@@ -1382,3 +1382,153 @@ fn a_stop_never_waits_for_a_run_that_is_held_up() {
     assert!(matches!(summary.end, End::Stopped(_)), "{:?}", summary.end);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A record of [`Controls`]: of the events (`None`) or of a control
+/// split (`Some(split)`, after the events' one), its offset, time, text.
+type ControlRecord = (Option<u32>, i64, i64, String);
+
+/// A source whose reads hand out records of events and of several
+/// control splits.
+struct Controls {
+    reads: Vec<Vec<ControlRecord>>,
+    next: usize,
+}
+
+impl Source for Controls {
+    fn describe(&self) -> String {
+        "controls".to_string()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, _wait: Duration) -> Result<ReadOutcome, SourceError> {
+        let Some(read) = self.reads.get(self.next) else {
+            return Ok(ReadOutcome::Ended);
+        };
+        self.next += 1;
+        for (split, offset, ts, text) in read {
+            let origin = Origin::Offset {
+                partition: 0,
+                offset: *offset,
+            };
+            match split {
+                Some(split) => batch.push_rules(text.as_bytes(), origin, Some(*ts), *split),
+                None => batch.push(text.as_bytes(), origin, Some(*ts), 0),
+            }
+        }
+        Ok(ReadOutcome::Delivered)
+    }
+
+    fn position(&self) -> Position {
+        Position::Bytes(vec![self.next as u8])
+    }
+
+    fn seek(&mut self, _position: &Position) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// Issue 40, several topics of control records (a rules topic, lists'
+/// topics): each applies its records in its order, at their times, apart
+/// from the others. A list's record of time 50 read after another
+/// topic's record of time 100 applies at 50 (not behind it, as one queue
+/// for every topic would make it), whichever came first: the output does
+/// not depend on how the topics' fetches interleave.
+#[test]
+fn records_of_several_control_splits_apply_at_their_times_whatever_order_they_come_in() {
+    let rules = "list suspects\nlist others\npattern p { partition by k match a where a: type == \"a\" and k in suspects }\n";
+    let other = serde_json::json!({ "$list": "others", "add": "x" }).to_string();
+    let suspect = serde_json::json!({ "$list": "suspects", "add": "k1" }).to_string();
+    let events = vec![
+        (None, 0, 40, ev(40, "a", "k1")),
+        (None, 1, 60, ev(60, "a", "k1")),
+        (None, 2, 120, ev(120, "a", "k1")),
+    ];
+    let run = |controls: Vec<ControlRecord>| {
+        let rules = Rules::parse("lists.cep", rules).unwrap();
+        let mut c = Config::new(Input::Stdin, Vec::new());
+        c.split_watermarks = true;
+        c.source_rules = true;
+        c.max_delay = Duration::ZERO;
+        let mut engine = c.engine();
+        engine.add(&rules).unwrap();
+        let sink = Memory::default();
+        let source = Controls {
+            reads: vec![controls, events.clone()],
+            next: 0,
+        };
+        let runtime = Runtime::with_source(
+            c,
+            engine,
+            Some(Box::new(source)),
+            Some(Box::new(sink.clone())),
+            Box::new(Notices::default()),
+        )
+        .unwrap();
+        let summary = runtime.run();
+        assert!(summary.error().is_none());
+        let records = sink.records.lock().unwrap();
+        let ends: Vec<String> = records.iter().map(|(_, _, r)| r.clone()).collect();
+        ends
+    };
+    let ahead = run(vec![
+        (Some(1), 0, 100, other.clone()),
+        (Some(2), 0, 50, suspect.clone()),
+    ]);
+    let behind = run(vec![(Some(2), 0, 50, suspect), (Some(1), 0, 100, other)]);
+    assert_eq!(ahead, behind);
+    // The events at 60 and 120 see k1 (from 50 on); the one at 40 not.
+    assert_eq!(ahead.len(), 2, "{ahead:?}");
+    assert!(ahead[0].contains(r#""start":60"#), "{ahead:?}");
+    assert!(ahead[1].contains(r#""start":120"#), "{ahead:?}");
+}
+
+/// A list's record read after event time passed its time applies at
+/// once, said as a `$list` record (not a rules record) and counted late.
+#[test]
+fn a_list_record_behind_event_time_applies_at_once_said_as_a_list_record() {
+    let rules = Rules::parse(
+        "lists.cep",
+        "list suspects\npattern p { partition by k match a where a: type == \"a\" and k in suspects }\n",
+    )
+    .unwrap();
+    let suspect = serde_json::json!({ "$list": "suspects", "add": "k1" }).to_string();
+    let mut c = Config::new(Input::Stdin, Vec::new());
+    c.split_watermarks = true;
+    c.source_rules = true;
+    c.max_delay = Duration::ZERO;
+    let mut engine = c.engine();
+    engine.add(&rules).unwrap();
+    let sink = Memory::default();
+    let said = Watching::default();
+    let source = Controls {
+        reads: vec![
+            vec![(None, 0, 1_000, ev(1_000, "a", "k1"))],
+            vec![(Some(1), 0, 500, suspect)],
+            vec![(None, 1, 2_000, ev(2_000, "a", "k1"))],
+        ],
+        next: 0,
+    };
+    let runtime = Runtime::with_source(
+        c,
+        engine,
+        Some(Box::new(source)),
+        Some(Box::new(sink.clone())),
+        Box::new(said.clone()),
+    )
+    .unwrap();
+    let summary = runtime.run();
+    assert!(summary.error().is_none());
+    assert_eq!(summary.reloads_late, 1);
+    let said = said.0.lock().unwrap().said.clone();
+    assert!(
+        said.iter().any(|n| n.contains(
+            "controls partition 0 offset 0: a `$list` record of time 1970-01-01T00:00:00.500Z read when event time was already at 1970-01-01T00:00:00.999Z: applied now, late"
+        )),
+        "{said:?}"
+    );
+    // (from the watermark then + 1 on, 1,000: the event at 1,000, still
+    // waiting for the watermark, sees it, as the one at 2,000)
+    let records = sink.records.lock().unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records[0].2.contains(r#""start":1000"#), "{records:?}");
+    assert!(records[1].2.contains(r#""start":2000"#), "{records:?}");
+}

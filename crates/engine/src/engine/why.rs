@@ -1,0 +1,973 @@
+//! [`Why`]: an engine that traces one key (`cepheid why`, issue 42): for
+//! each pattern, the key's events that reached it, each partial match the
+//! matcher held for the key with what ended it, and the key's late
+//! events.
+//!
+//! It is the engine itself, over the whole stream (other keys, lists and
+//! indicators, the limits all matter), made from a configured [`Engine`]
+//! by [`Engine::why`]: each pattern's automaton is wrapped in one that,
+//! when the partition it steps is the traced key's, looks at the
+//! partition before and after the matcher's step and asks the matcher
+//! what it decided for each partial match
+//! ([`Executor::decide`](crate::matcher::Executor::decide)). What a trace
+//! says ended a partial match is what the matcher did, not a derivation of
+//! its own. A plain [`Engine`] has none of this: its automata are the
+//! matcher's, and its code is not changed by the trace's (another
+//! instance of the engine's generic core).
+//!
+//! A partial match is known by the events it took (their arrival
+//! numbers): runs of the matcher with the same events (in different
+//! states) are one partial match here, which ends when its last run does
+//! (a limit that drops one of two such runs ends nothing yet). When a
+//! partial match takes an event and also stays without it (a fork), the
+//! one that took it is a new partial match, `from` the other.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::engine::automaton::{Automaton, Reporter};
+use crate::engine::core::Core;
+use crate::engine::front::Engine;
+use crate::engine::sink::Sink;
+use crate::event::{Event, FieldPath};
+use crate::lookup::Lookup;
+use crate::matcher::{Cache, EventRef, Executor, MatchSink, MatchView, Partition, SharedBuffer};
+use crate::nfa::{Action, Edge, Nfa, StateId, StateKind};
+use crate::pattern::Pattern;
+use crate::primitives::{StageId, Timestamp};
+use crate::value::Value;
+
+/// Which keys a trace follows: given a pattern's `partition by` fields
+/// and a partition's key (its values, in that order), is it the key?
+pub type KeyFilter = Box<dyn Fn(&[FieldPath], &[Value]) -> bool + Send>;
+
+/// An engine that traces one key: made by [`Engine::why`], fed as an
+/// engine is ([`push`](Why::push), [`watermark`](Why::watermark),
+/// [`finish`](Why::finish)), with the same output to its sink; its
+/// [`trace`](Why::trace) says what happened to the key.
+pub struct Why<E: Event + Clone + 'static> {
+    core: Core<E, Traced<E>>,
+    fields: E::Fields,
+    watch: Arc<Mutex<Watch<E>>>,
+}
+
+/// The events of the traced key, by arrival number.
+pub type Events<E> = BTreeMap<u64, (Timestamp, E)>;
+
+/// What a trace found ([`Why::trace`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Trace<E> {
+    /// The key's events that reached some pattern, by their arrival
+    /// number (`seq` elsewhere in the trace): time and event.
+    pub events: Events<E>,
+    /// Per pattern (in the engine's order), what happened to the key.
+    pub patterns: Vec<PatternTrace>,
+    /// The key's late events: at or below the watermark when they came.
+    pub late: Vec<LateEvent<E>>,
+    /// The watermark at the end.
+    pub watermark: Option<Timestamp>,
+}
+
+/// A late event of the traced key.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct LateEvent<E> {
+    /// Its time.
+    pub ts: Timestamp,
+    /// The event.
+    pub event: E,
+    /// The watermark it was at or below.
+    pub watermark: Option<Timestamp>,
+}
+
+/// What happened to the traced key in one pattern.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct PatternTrace {
+    /// The pattern's name.
+    pub name: String,
+    /// Does the pattern have a key the filter could take (a pattern
+    /// without `partition by` has one partition for all events, not
+    /// traced)?
+    pub keyed: bool,
+    /// The key's events that reached the pattern, in the order they did.
+    pub reached: Vec<Reached>,
+    /// The key's partial matches, in the order they started.
+    pub runs: Vec<RunTrace>,
+}
+
+/// An event of the key offered to a pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reached {
+    /// Its arrival number.
+    pub seq: u64,
+    /// Its time.
+    pub ts: Timestamp,
+    /// Did it start a partial match (or a match at once)?
+    pub started: bool,
+    /// When it started nothing: the stages the start could have taken it
+    /// into, whose conditions did not hold for it.
+    pub not_taken: Vec<String>,
+}
+
+/// One partial match of the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunTrace {
+    /// Its number in the pattern's [`PatternTrace::runs`].
+    pub id: usize,
+    /// The partial match it forked from (it took an event the other
+    /// stayed without).
+    pub from: Option<usize>,
+    /// The events it took: arrival number and stage, in order.
+    pub events: Vec<(u64, String)>,
+    /// What ended it (`None`: still under way at the end of the input).
+    pub end: Option<End>,
+}
+
+/// What ended a partial match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum End {
+    /// It completed: a match (its last event is the one that completed
+    /// it; at a time with `seq` `None`: a `not followed by` ending whose
+    /// window closed, or a match a skip strategy held back until then).
+    Matched {
+        /// The event that completed it, if one did.
+        seq: Option<u64>,
+        /// When.
+        at: Timestamp,
+    },
+    /// The complete match is held back by the skip strategy (emitted
+    /// later or pruned; said when it is).
+    Held {
+        /// The event that completed it.
+        seq: u64,
+    },
+    /// Its window (`within`) closed at `at`; `reported`: as a timeout
+    /// record (the pattern asks for `timeouts`).
+    WindowClosed {
+        /// When the window closed.
+        at: Timestamp,
+        /// Was it reported as a timeout?
+        reported: bool,
+    },
+    /// Event `seq` held for the negated stage `stage` (`not next`, `not
+    /// followed by`): the partial match is discarded.
+    Negation {
+        /// The event.
+        seq: u64,
+        /// The negated stage.
+        stage: String,
+    },
+    /// No edge of its state held for event `seq`: the conditions of the
+    /// stages it could take the event into (`waiting`) did not hold, and
+    /// it could not skip the event (strict contiguity, `next`).
+    ConditionFailed {
+        /// The event.
+        seq: u64,
+        /// The stages it waited for.
+        waiting: Vec<String>,
+    },
+    /// Dropped by a limit on partial matches, at event `seq` (the
+    /// per-key `max_runs_per_key`, or with `capped` the engine's
+    /// `max_live_runs`).
+    Dropped {
+        /// The event whose step dropped it.
+        seq: Option<u64>,
+        /// Was it the limit over all keys?
+        capped: bool,
+    },
+    /// Pruned by the pattern's skip strategy after a match (at event
+    /// `seq`, or at a time).
+    Pruned {
+        /// The event whose step pruned it, if any.
+        seq: Option<u64>,
+    },
+}
+
+/// The trace's state, shared by the traced automata.
+struct Watch<E> {
+    filter: KeyFilter,
+    events: Events<E>,
+    late: Vec<LateEvent<E>>,
+    patterns: Vec<PatternTrace>,
+    /// Per pattern: the partial matches under way (and held matches) by
+    /// their events' arrival numbers.
+    open: Vec<HashMap<Vec<u64>, usize>>,
+}
+
+/// A pattern's automaton in a [`Why`]: the matcher's, with a look at the
+/// traced key's partitions.
+pub(super) struct Traced<E> {
+    nfa: Arc<Nfa<E>>,
+    index: usize,
+    watch: Arc<Mutex<Watch<E>>>,
+}
+
+impl<E: Event + Clone + 'static> Engine<E> {
+    /// This engine (its patterns, lists, limits and configuration), as one
+    /// that traces the key `filter` takes ([`Why`]). Meant for an engine
+    /// that has seen no event yet (`cepheid why` runs the whole input
+    /// through it).
+    ///
+    /// ```
+    /// use cepheid_engine::{Engine, Record, Rules, Value};
+    /// use cepheid_engine::engine::why::End;
+    /// use cepheid_engine::io::{Decoder, Format, Item};
+    /// let rules = Rules::parse("r.cep", r#"pattern p {
+    ///     partition by user within 1m
+    ///     match a next b where a: kind == "a" b: kind == "b" }"#)?;
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&rules)?;
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut why = engine.why(Box::new(|_, key| key == [Value::from("u1")]));
+    /// let mut out: Vec<cepheid_engine::Output<Record>> = Vec::new();
+    /// for line in [
+    ///     r#"{"ts": 1, "kind": "a", "user": "u1"}"#,
+    ///     r#"{"ts": 2, "kind": "c", "user": "u1"}"#,
+    /// ] {
+    ///     if let Item::Event(ts, record) = decoder.decode(line.as_bytes())? {
+    ///         why.push(ts, record, &mut out);
+    ///     }
+    /// }
+    /// why.finish(&mut out);
+    /// let trace = why.trace();
+    /// let run = &trace.patterns[0].runs[0];
+    /// assert!(matches!(&run.end, Some(End::ConditionFailed { waiting, .. }) if waiting == &["b"]));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn why(self, filter: KeyFilter) -> Why<E> {
+        let names: Vec<(String, bool)> = (self.core.patterns.iter())
+            .map(|run| {
+                let ir = run.automaton.pattern();
+                (ir.name.clone(), !ir.partition_by.is_empty())
+            })
+            .collect();
+        let watch = Arc::new(Mutex::new(Watch {
+            filter,
+            events: BTreeMap::new(),
+            late: Vec::new(),
+            open: vec![HashMap::new(); names.len()],
+            patterns: (names.into_iter())
+                .map(|(name, keyed)| PatternTrace {
+                    name,
+                    keyed,
+                    ..PatternTrace::default()
+                })
+                .collect(),
+        }));
+        let mut index = 0;
+        let core = self.core.map_automata(|nfa| {
+            index += 1;
+            Traced {
+                nfa,
+                index: index - 1,
+                watch: Arc::clone(&watch),
+            }
+        });
+        Why {
+            core,
+            fields: self.fields,
+            watch,
+        }
+    }
+}
+
+impl<E: Event + Clone + 'static> Why<E> {
+    /// The engine's fields (a decoder of [`Record`](crate::Record)s shares
+    /// them: `Decoder::new(.., why.fields().clone())`).
+    pub fn fields(&self) -> &E::Fields {
+        &self.fields
+    }
+
+    /// [`Engine::push`]; a late event of the traced key is kept with the
+    /// watermark.
+    pub fn push<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) -> crate::engine::Arrival {
+        let watermark = self.core.current_watermark();
+        let traced = {
+            let watch = lock(&self.watch);
+            (self.core.keys_of(&event).iter()).any(|(paths, key)| {
+                !paths.is_empty() && key.as_ref().is_some_and(|key| (watch.filter)(paths, key))
+            })
+        };
+        // (kept in case the engine finds it late)
+        let copy = traced.then(|| event.clone());
+        let arrival = self.core.push(ts, event, sink);
+        if let (Some(event), crate::engine::Arrival::Late) = (copy, arrival) {
+            lock(&self.watch).late.push(LateEvent {
+                ts,
+                event,
+                watermark,
+            });
+        }
+        arrival
+    }
+
+    /// [`Engine::watermark`].
+    pub fn watermark<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
+        self.core.watermark(t, sink);
+    }
+
+    /// [`Engine::finish`].
+    pub fn finish<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+        self.core.finish(sink);
+    }
+
+    /// The current watermark.
+    pub fn current_watermark(&self) -> Option<Timestamp> {
+        self.core.current_watermark()
+    }
+
+    /// What the trace found so far.
+    pub fn trace(&self) -> Trace<E> {
+        let watch = lock(&self.watch);
+        Trace {
+            events: watch.events.clone(),
+            patterns: watch.patterns.clone_traces(),
+            late: (watch.late.iter())
+                .map(|l| LateEvent {
+                    ts: l.ts,
+                    event: l.event.clone(),
+                    watermark: l.watermark,
+                })
+                .collect(),
+            watermark: self.core.current_watermark(),
+        }
+    }
+}
+
+/// Clones of pattern traces (a trait for the slice: `PatternTrace` has no
+/// `Clone` of its own to keep it open to fields that may not clone).
+trait CloneTraces {
+    fn clone_traces(&self) -> Vec<PatternTrace>;
+}
+
+impl CloneTraces for Vec<PatternTrace> {
+    fn clone_traces(&self) -> Vec<PatternTrace> {
+        (self.iter())
+            .map(|p| PatternTrace {
+                name: p.name.clone(),
+                keyed: p.keyed,
+                reached: p.reached.clone(),
+                runs: p.runs.clone(),
+            })
+            .collect()
+    }
+}
+
+fn lock<E>(watch: &Mutex<Watch<E>>) -> MutexGuard<'_, Watch<E>> {
+    watch
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A partial match as the trace knows it: its events' arrival numbers,
+/// and their stages.
+type Chain = (Vec<u64>, Vec<StageId>);
+
+/// The events (arrival numbers and stages) of the run ending at `node`.
+fn chain_of<E>(buf: &SharedBuffer<E>, node: crate::matcher::NodeRef) -> Chain {
+    let pairs = buf.chain(node);
+    let seqs = pairs.iter().map(|&(_, ev)| buf.sequence(ev)).collect();
+    let stages = pairs.iter().map(|&(stage, _)| stage).collect();
+    (seqs, stages)
+}
+
+/// What the matcher emitted during a traced step.
+#[derive(Default)]
+struct Emitted {
+    matches: Vec<Chain>,
+    timeouts: Vec<(Chain, Timestamp)>,
+    dropped: Vec<(Chain, bool)>,
+}
+
+/// Passes the matcher's output on to the engine's reporter, keeping what
+/// a traced step emitted.
+struct Tap<'r, R: ?Sized> {
+    out: &'r mut R,
+    seen: Option<&'r mut Emitted>,
+}
+
+impl<E: Event + Clone + 'static, R: Reporter<E, Traced<E>> + ?Sized> MatchSink<E> for Tap<'_, R> {
+    fn on_match(&mut self, m: &MatchView<'_, E>) {
+        if let Some(seen) = &mut self.seen {
+            seen.matches.push(view_chain(m));
+        }
+        self.out.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchView<'_, E>, expired_at: Timestamp) {
+        if let Some(seen) = &mut self.seen {
+            seen.timeouts.push((view_chain(m), expired_at));
+        }
+        self.out.on_timeout(m, expired_at);
+    }
+
+    fn on_dropped(&mut self, m: &MatchView<'_, E>) {
+        if let Some(seen) = &mut self.seen {
+            seen.dropped.push((view_chain(m), self.out.capped()));
+        }
+        self.out.on_dropped(m);
+    }
+}
+
+fn view_chain<E>(m: &MatchView<'_, E>) -> Chain {
+    let buf = m.buffer();
+    let pairs = m.events();
+    let seqs = pairs.iter().map(|&(_, ev)| buf.sequence(ev)).collect();
+    let stages = pairs.iter().map(|&(stage, _)| stage).collect();
+    (seqs, stages)
+}
+
+/// A partition's partial matches and held matches, as chains.
+struct Snapshot {
+    live: Vec<Chain>,
+    held: Vec<Chain>,
+}
+
+fn snapshot<E>(part: &Partition, buf: &SharedBuffer<E>) -> Snapshot {
+    let mut live: Vec<Chain> = part.partial_runs().map(|r| chain_of(buf, r.node)).collect();
+    live.sort();
+    live.dedup();
+    let mut held: Vec<Chain> = part.held_runs().map(|r| chain_of(buf, r.node)).collect();
+    held.sort();
+    held.dedup();
+    Snapshot { live, held }
+}
+
+impl Snapshot {
+    fn has(&self, seqs: &[u64]) -> bool {
+        self.live.iter().any(|(s, _)| s == seqs)
+    }
+
+    fn holds(&self, seqs: &[u64]) -> bool {
+        self.held.iter().any(|(s, _)| s == seqs)
+    }
+}
+
+/// What the matcher decided for one partial match before a step.
+#[derive(Default)]
+struct Decided {
+    /// No edge at all, for any of its runs.
+    none: bool,
+    /// A negation's stop state was reached: the negated stage.
+    negation: Option<StageId>,
+    /// The stages its runs' states could take the event into.
+    waiting: Vec<StageId>,
+}
+
+impl<E: Event + Clone + 'static> Traced<E> {
+    /// Is `out`'s partition the traced key's?
+    fn traced<R: Reporter<E, Self> + ?Sized>(&self, out: &R) -> bool {
+        let paths = &self.nfa.pattern().partition_by;
+        !paths.is_empty()
+            && out
+                .key()
+                .is_some_and(|key| (lock(&self.watch).filter)(paths, key))
+    }
+
+    fn name(&self, stage: StageId) -> String {
+        (self.nfa.pattern().stages.get(stage.index())).map_or_else(String::new, |s| s.name.clone())
+    }
+
+    /// The stages a run in `state` may take an event into: its own (by a
+    /// TAKE), and those of the states its PROCEED edges reach.
+    fn waiting(&self, state: StateId) -> Vec<StageId> {
+        let mut stages = Vec::new();
+        let mut seen = vec![state];
+        let mut stack = vec![state];
+        while let Some(s) = stack.pop() {
+            let st = self.nfa.state(s);
+            for t in &st.transitions {
+                match t.action {
+                    Action::Take => stages.extend(st.stage),
+                    Action::Proceed if !seen.contains(&t.target) => {
+                        seen.push(t.target);
+                        stack.push(t.target);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        stages.sort();
+        stages.dedup();
+        stages
+    }
+
+    /// What the matcher decides for each partial match of `part` and the
+    /// event, by chain.
+    fn decide(
+        &self,
+        exec: &mut Executor<'_, E>,
+        part: &Partition,
+        buf: &SharedBuffer<E>,
+        event: EventRef,
+    ) -> Vec<(Vec<u64>, Decided)> {
+        let mut decided: Vec<(Vec<u64>, Decided)> = Vec::new();
+        for run in part.partial_runs() {
+            let edges = exec.decide(run, buf, event);
+            let (seqs, _) = chain_of(buf, run.node);
+            let i = match decided.iter().position(|(s, _)| *s == seqs) {
+                Some(i) => i,
+                None => {
+                    decided.push((
+                        seqs,
+                        Decided {
+                            none: true,
+                            ..Decided::default()
+                        },
+                    ));
+                    decided.len() - 1
+                }
+            };
+            let d = &mut decided[i].1;
+            d.none &= edges.is_empty();
+            if let Some(stop) = edges.iter().find(|e| stops(e)) {
+                d.negation = d.negation.or(self.nfa.state(stop.target).stage);
+            }
+            for stage in self.waiting(run.state) {
+                if !d.waiting.contains(&stage) {
+                    d.waiting.push(stage);
+                }
+            }
+        }
+        decided
+    }
+}
+
+/// Does `edge` discard its run (into a negation's stop state)?
+fn stops(edge: &Edge) -> bool {
+    edge.kind == StateKind::Stop
+        && match edge.action {
+            Action::Ignore => true,
+            Action::Take => edge.stage.is_some(),
+            Action::Proceed => false,
+        }
+}
+
+impl<E: Event + Clone + 'static> Watch<E> {
+    /// The open partial match of pattern `p` with events `seqs`, or a new
+    /// one (forked from `from`).
+    fn entry(&mut self, p: usize, seqs: &[u64], from: Option<usize>) -> usize {
+        if let Some(&id) = self.open[p].get(seqs) {
+            return id;
+        }
+        let runs = &mut self.patterns[p].runs;
+        let id = runs.len();
+        runs.push(RunTrace {
+            id,
+            from,
+            events: Vec::new(),
+            end: None,
+        });
+        self.open[p].insert(seqs.to_vec(), id);
+        id
+    }
+
+    /// Ends partial match `id` of pattern `p` (its chain `seqs` no longer
+    /// open).
+    fn end(&mut self, p: usize, seqs: &[u64], end: End) {
+        if let Some(id) = self.open[p].remove(seqs) {
+            self.patterns[p].runs[id].end = Some(end);
+        }
+    }
+}
+
+impl<E: Event + Clone + 'static> Traced<E> {
+    /// Sets the events of partial match `id` of the trace to `chain`'s.
+    fn set_events(&self, w: &mut Watch<E>, id: usize, chain: &Chain) {
+        w.patterns[self.index].runs[id].events = (chain.0.iter().zip(&chain.1))
+            .map(|(&s, &st)| (s, self.name(st)))
+            .collect();
+    }
+
+    /// The partial matches of the trace for the chains new after a step of
+    /// event `seq`: a chain that took the event continues its parent's
+    /// partial match when the parent is gone (no run of it left, nor ended
+    /// by the step's own output), or forks it; any other is new.
+    fn take_new(&self, w: &mut Watch<E>, seq: u64, after: &Snapshot, emitted: &Emitted) {
+        let p = self.index;
+        let ends_itself = |c: &[u64]| {
+            emitted.matches.iter().any(|m| m.0 == c)
+                || emitted.dropped.iter().any(|(d, _)| d.0 == c)
+        };
+        let mut new: Vec<&Chain> = Vec::new();
+        let dropped = emitted.dropped.iter().map(|(c, _)| c);
+        for c in (after.live.iter().chain(&after.held))
+            .chain(&emitted.matches)
+            .chain(dropped)
+        {
+            if !w.open[p].contains_key(&c.0) && !new.iter().any(|n| n.0 == c.0) {
+                new.push(c);
+            }
+        }
+        let mut moved: HashMap<&[u64], usize> = HashMap::new();
+        for c in new {
+            let parent = &c.0[..c.0.len().saturating_sub(1)];
+            let took = c.0.last() == Some(&seq) && !parent.is_empty();
+            let id = match (took, moved.get(parent), w.open[p].get(parent).copied()) {
+                (true, Some(&id), _) => w.entry(p, &c.0, Some(id)),
+                (true, None, Some(id)) => {
+                    if after.has(parent) || after.holds(parent) || ends_itself(parent) {
+                        w.entry(p, &c.0, Some(id))
+                    } else {
+                        w.open[p].remove(parent);
+                        w.open[p].insert(c.0.clone(), id);
+                        moved.insert(parent, id);
+                        id
+                    }
+                }
+                _ => w.entry(p, &c.0, None),
+            };
+            self.set_events(w, id, c);
+        }
+    }
+
+    /// Records a traced step of the event `seq` (at `ts`): the partition
+    /// `before` and `after`, what the matcher decided for each partial
+    /// match, what it emitted, and what it decided for the start.
+    #[allow(clippy::too_many_arguments)]
+    fn record_step(
+        &self,
+        seq: u64,
+        ts: Timestamp,
+        before: &Snapshot,
+        after: &Snapshot,
+        decided: &[(Vec<u64>, Decided)],
+        emitted: &Emitted,
+        start: &[Edge],
+    ) {
+        let p = self.index;
+        let mut w = lock(&self.watch);
+        let w = &mut *w;
+        self.take_new(w, seq, after, emitted);
+        let stays = |c: &[u64]| after.has(c) || after.holds(c);
+        for m in &emitted.matches {
+            let end = End::Matched {
+                seq: Some(seq),
+                at: ts,
+            };
+            if stays(&m.0) {
+                // (its runs go on, a looping stage: the match is a fork)
+                let from = w.open[p].get(&m.0).copied();
+                let runs = &mut w.patterns[p].runs;
+                let id = runs.len();
+                runs.push(RunTrace {
+                    id,
+                    from,
+                    events: Vec::new(),
+                    end: Some(end),
+                });
+                self.set_events(w, id, m);
+            } else {
+                w.end(p, &m.0, end);
+            }
+        }
+        for (chain, capped) in &emitted.dropped {
+            // (another run with the same events may stay: the partial
+            // match goes on)
+            if !stays(&chain.0) {
+                let end = End::Dropped {
+                    seq: Some(seq),
+                    capped: *capped,
+                };
+                w.end(p, &chain.0, end);
+            }
+        }
+        // Complete matches held back by the skip strategy (open: emitted
+        // or pruned later).
+        for chain in &after.held {
+            if !before.holds(&chain.0) {
+                if let Some(&id) = w.open[p].get(&chain.0) {
+                    w.patterns[p].runs[id].end = Some(End::Held { seq });
+                }
+            }
+        }
+        // Partial matches the step ended.
+        for (seqs, _) in &before.live {
+            if stays(seqs) || !w.open[p].contains_key(seqs) {
+                continue;
+            }
+            let d = decided.iter().find(|(s, _)| s == seqs).map(|(_, d)| d);
+            let end = match d {
+                Some(d) if d.negation.is_some() => End::Negation {
+                    seq,
+                    stage: d.negation.map(|s| self.name(s)).unwrap_or_default(),
+                },
+                Some(d) if d.none => End::ConditionFailed {
+                    seq,
+                    waiting: d.waiting.iter().map(|&s| self.name(s)).collect(),
+                },
+                _ => End::Pruned { seq: Some(seq) },
+            };
+            w.end(p, seqs, end);
+        }
+        self.held_released(w, before, after, Some(seq));
+        self.reached(w, seq, ts, after, emitted, start);
+    }
+
+    /// Records that event `seq` reached the pattern: whether it started a
+    /// partial match, and if not the stages the start waited for.
+    fn reached(
+        &self,
+        w: &mut Watch<E>,
+        seq: u64,
+        ts: Timestamp,
+        after: &Snapshot,
+        emitted: &Emitted,
+        start: &[Edge],
+    ) {
+        let p = self.index;
+        let mut started = after.live.iter().chain(&after.held).any(|c| c.0 == [seq])
+            || emitted.matches.iter().any(|m| m.0.first() == Some(&seq))
+            || emitted.dropped.iter().any(|(c, _)| c.0 == [seq]);
+        // The start took the event, and its partial match is gone within
+        // the step: the skip strategy pruned it (a drop is said above).
+        let took = start.iter().find(|e| e.action == Action::Take && !stops(e));
+        if let (false, Some(stage)) = (started, took.and_then(|e| e.stage)) {
+            let id = w.entry(p, &[seq], None);
+            w.open[p].remove(&[seq][..]);
+            let run = &mut w.patterns[p].runs[id];
+            run.events = vec![(seq, self.name(stage))];
+            run.end = Some(End::Pruned { seq: Some(seq) });
+            started = true;
+        }
+        let not_taken = if started || !start.is_empty() {
+            Vec::new()
+        } else {
+            let state = self.nfa.start();
+            (self.waiting(state).into_iter())
+                .map(|s| self.name(s))
+                .collect()
+        };
+        w.patterns[p].reached.push(Reached {
+            seq,
+            ts,
+            started,
+            not_taken,
+        });
+    }
+
+    /// Held matches gone from the partition without a match: pruned by
+    /// the skip strategy. (Those emitted were ended as matches already.)
+    fn held_released(
+        &self,
+        w: &mut Watch<E>,
+        before: &Snapshot,
+        after: &Snapshot,
+        seq: Option<u64>,
+    ) {
+        let p = self.index;
+        for (seqs, _) in &before.held {
+            if !after.holds(seqs) && w.open[p].contains_key(seqs) {
+                w.end(p, seqs, End::Pruned { seq });
+            }
+        }
+    }
+
+    /// Records a traced advance of time to `t` (the partition's earliest
+    /// deadline before it was `deadline`).
+    fn record_time(
+        &self,
+        t: Timestamp,
+        deadline: Option<Timestamp>,
+        before: &Snapshot,
+        after: &Snapshot,
+        emitted: &Emitted,
+    ) {
+        let p = self.index;
+        let mut w = lock(&self.watch);
+        let w = &mut *w;
+        for m in &emitted.matches {
+            let id = w.entry(p, &m.0, None);
+            self.set_events(w, id, m);
+            w.patterns[p].runs[id].end = Some(End::Matched { seq: None, at: t });
+            w.open[p].remove(&m.0);
+        }
+        for (chain, at) in &emitted.timeouts {
+            w.end(
+                p,
+                &chain.0,
+                End::WindowClosed {
+                    at: *at,
+                    reported: true,
+                },
+            );
+        }
+        for (seqs, _) in &before.live {
+            if !after.has(seqs) && w.open[p].contains_key(seqs) {
+                let at = deadline.unwrap_or(t);
+                w.end(
+                    p,
+                    seqs,
+                    End::WindowClosed {
+                        at,
+                        reported: false,
+                    },
+                );
+            }
+        }
+        self.held_released(w, before, after, None);
+    }
+}
+
+impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
+    type Partition = Partition;
+    type Store = SharedBuffer<E>;
+    type Cache = Cache;
+    type View<'s>
+        = MatchView<'s, E>
+    where
+        E: 's;
+
+    fn pattern(&self) -> &Pattern {
+        self.nfa.pattern()
+    }
+
+    fn share(&mut self, cache: &mut Cache) -> bool {
+        <Arc<Nfa<E>> as Automaton<E>>::share(&mut self.nfa, cache)
+    }
+
+    fn is_shared(&mut self) -> bool {
+        <Arc<Nfa<E>> as Automaton<E>>::is_shared(&mut self.nfa)
+    }
+
+    fn begin_event(cache: &mut Cache) {
+        cache.next_event();
+    }
+
+    fn advance_time<R: Reporter<E, Self> + ?Sized>(
+        &self,
+        part: &mut Partition,
+        store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
+        lookup: &dyn Lookup,
+        t: Timestamp,
+        out: &mut R,
+    ) -> isize {
+        let traced = part.due(t) && self.traced(out);
+        if !traced {
+            let mut tap = Tap { out, seen: None };
+            return Executor::new(&self.nfa, cache)
+                .with_lookup(lookup)
+                .advance_time_counted(part, store, t, &mut tap);
+        }
+        let deadline = part.next_deadline();
+        let before = snapshot(part, store);
+        let mut emitted = Emitted::default();
+        let mut tap = Tap {
+            out,
+            seen: Some(&mut emitted),
+        };
+        let change = Executor::new(&self.nfa, cache)
+            .with_lookup(lookup)
+            .advance_time_counted(part, store, t, &mut tap);
+        let after = snapshot(part, store);
+        self.record_time(t, deadline, &before, &after, &emitted);
+        change
+    }
+
+    fn compact_store(
+        store: &mut SharedBuffer<E>,
+        partitions: impl FnOnce(&mut dyn FnMut(&mut Partition)),
+    ) {
+        <Arc<Nfa<E>> as Automaton<E>>::compact_store(store, partitions);
+    }
+
+    // (no start guard, and every event may start: each event of the key
+    // reaches the traced partition's step, where what the matcher decides
+    // for it is seen; the same matches as with the guard, which only
+    // spares steps that change nothing)
+
+    fn process<R: Reporter<E, Self> + ?Sized>(
+        &self,
+        part: &mut Partition,
+        store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
+        lookup: &dyn Lookup,
+        limit: usize,
+        starts: bool,
+        event: EventRef,
+        out: &mut R,
+    ) -> isize {
+        let traced = self.traced(out);
+        let mut exec = Executor::new(&self.nfa, cache)
+            .with_lookup(lookup)
+            .with_exact_run_limit(limit);
+        if !starts {
+            exec = exec.without_start();
+        }
+        let mut record = None;
+        if traced {
+            let before = snapshot(part, store);
+            let decided = self.decide(&mut exec, part, store, event);
+            let start = if starts {
+                exec.decide_start(store, event)
+            } else {
+                Vec::new()
+            };
+            record = Some((before, decided, start));
+        }
+        let mut emitted = Emitted::default();
+        let mut tap = Tap {
+            out,
+            seen: traced.then_some(&mut emitted),
+        };
+        let mut change = exec.process_in_event(part, store, event, &mut tap);
+        if limit == 0 {
+            // (the engine's cap left the key no room)
+            let held = part.partial_matches();
+            exec.enforce_limit(part, store, &mut tap);
+            change += part.partial_matches() as isize - held as isize;
+        }
+        if let Some((before, decided, start)) = record {
+            let (seq, ts) = (store.sequence(event), store.timestamp(event));
+            lock(&self.watch)
+                .events
+                .entry(seq)
+                .or_insert_with(|| (ts, store.get(event).clone()));
+            let after = snapshot(part, store);
+            self.record_step(seq, ts, &before, &after, &decided, &emitted, &start);
+        }
+        change
+    }
+
+    fn discard<R: Reporter<E, Self> + ?Sized>(
+        &self,
+        part: &mut Partition,
+        store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
+        lookup: &dyn Lookup,
+        out: &mut R,
+    ) -> usize {
+        Executor::new(&self.nfa, cache).with_lookup(lookup).discard(
+            part,
+            store,
+            &mut Tap { out, seen: None },
+        )
+    }
+
+    fn partial_matches(part: &Partition) -> usize {
+        part.partial_matches()
+    }
+
+    fn partition_heap_bytes(part: &Partition) -> usize {
+        part.heap_bytes()
+    }
+
+    fn is_empty(part: &Partition) -> bool {
+        part.is_empty()
+    }
+
+    fn next_deadline(part: &Partition) -> Option<Timestamp> {
+        part.next_deadline()
+    }
+}

@@ -1,0 +1,339 @@
+//! `cepheid why RULES KEY --events FILE` (issue 42): golden cases, one per
+//! way a partial match ends or never starts (`tests/fixtures/why/`,
+//! `CEPHEID_BLESS=1` writes them again); its matches and timeouts are
+//! `cepheid run`'s for the key; `--no-events` leaves the events' values
+//! out; its refusals.
+
+use crate::common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{cepheid, scratch};
+use serde_json::Value as Json;
+
+/// The golden cases' folders.
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/why");
+    let mut cases: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// A case's KEY and further arguments.
+fn args(case: &Path) -> Vec<String> {
+    fs::read_to_string(case.join("args"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `cepheid why` of a case, with `extra` arguments: its standard output.
+fn why(case: &Path, extra: &[&str]) -> String {
+    let args = args(case);
+    let out = cepheid()
+        .current_dir(case)
+        .args(["why", "rules.cep", &args[0], "--events", "events.jsonl"])
+        .args(&args[1..])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        case.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn why_says_each_way_a_partial_match_ends_as_blessed() {
+    let bless = std::env::var_os("CEPHEID_BLESS").is_some();
+    let mut problems = Vec::new();
+    for case in cases() {
+        for (file, extra) in [("why.txt", &[][..]), ("why.json", &["--json"][..])] {
+            let mut actual = why(&case, extra);
+            if file.ends_with(".json") {
+                // (pretty, so that a difference reads as lines)
+                let doc: Json = serde_json::from_str(&actual).unwrap();
+                actual = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+            }
+            let golden = case.join(file);
+            if bless {
+                fs::write(&golden, &actual).unwrap();
+                continue;
+            }
+            match fs::read_to_string(&golden) {
+                Ok(expected) if expected == actual => {}
+                Ok(expected) => problems.push(format!(
+                    "{}: differs\n--- expected\n{expected}\n--- actual\n{actual}",
+                    golden.display()
+                )),
+                Err(_) => problems.push(format!(
+                    "{}: missing (CEPHEID_BLESS=1 writes it)",
+                    golden.display()
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Each golden case shows the ending it is named for.
+#[test]
+fn each_case_shows_its_ending() {
+    let endings = [
+        ("condition_failed", "condition_failed"),
+        ("negation", "negation"),
+        ("window_closed", "window_closed"),
+        ("limit", "dropped"),
+        ("skip", "pruned"),
+    ];
+    for (case, kind) in endings {
+        let dir = cases().into_iter().find(|c| c.ends_with(case)).unwrap();
+        let doc: Json = serde_json::from_str(&why(&dir, &["--json"])).unwrap();
+        let kinds: Vec<&Json> = (doc["patterns"].as_array().unwrap().iter())
+            .flat_map(|p| p["partial_matches"].as_array().unwrap())
+            .map(|r| &r["end"]["kind"])
+            .collect();
+        assert!(kinds.iter().any(|k| *k == kind), "{case}: {kinds:?}");
+    }
+    let late = cases().into_iter().find(|c| c.ends_with("late")).unwrap();
+    let doc: Json = serde_json::from_str(&why(&late, &["--json"])).unwrap();
+    assert_eq!(doc["late"][0]["ts"], 3000);
+    assert_eq!(doc["late"][0]["watermark"], 3999);
+    // (the condition that failed, with the values it compared)
+    let failed = cases()
+        .into_iter()
+        .find(|c| c.ends_with("condition_failed"))
+        .unwrap();
+    let doc: Json = serde_json::from_str(&why(&failed, &["--json"])).unwrap();
+    let end = &doc["patterns"][0]["partial_matches"][0]["end"];
+    assert_eq!(
+        end["conditions"][0]["values"],
+        serde_json::json!({"type": "payment", "amount": 300, "raise.amount": 1000})
+    );
+    // (and the aggregates it compared)
+    let case = cases()
+        .into_iter()
+        .find(|c| c.ends_with("aggregate"))
+        .unwrap();
+    let doc: Json = serde_json::from_str(&why(&case, &["--json"])).unwrap();
+    let end = &doc["patterns"][0]["partial_matches"][0]["end"];
+    assert_eq!(end["kind"], "condition_failed");
+    assert_eq!(
+        end["conditions"][1]["values"],
+        serde_json::json!({"amount": 52, "sum(small.amount)": 55, "count(small)": 3})
+    );
+}
+
+/// The matches and timeouts `why` says for the key are the records
+/// `cepheid run` writes for it, with the same options.
+#[test]
+fn why_matches_are_the_runs_records_for_the_key() {
+    for case in cases() {
+        let args = args(&case);
+        let dir = scratch("why_run");
+        let out = dir.join("out.jsonl");
+        let status = cepheid()
+            .current_dir(&case)
+            .args([
+                "run",
+                "rules.cep",
+                "--events",
+                "events.jsonl",
+                "--no-progress",
+            ])
+            .args(["--output", out.to_str().unwrap()])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", case.display());
+        let doc: Json = serde_json::from_str(&why(&case, &["--json"])).unwrap();
+        let key = &doc["key"];
+        let of_key = |k: &Json| match key {
+            Json::Object(_) => k == key,
+            value => k
+                .as_object()
+                .is_some_and(|o| o.len() == 1 && o.values().next() == Some(value)),
+        };
+        let mut run: Vec<(String, String, i64)> = fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Json>(l).unwrap())
+            .filter(|r| of_key(&r["key"]))
+            .map(|r| {
+                let at = r["end"].as_i64().or(r["expired_at"].as_i64()).unwrap();
+                (
+                    r["pattern"].as_str().unwrap().to_string(),
+                    r["kind"].as_str().unwrap().to_string(),
+                    at,
+                )
+            })
+            .collect();
+        let mut traced: Vec<(String, String, i64)> = Vec::new();
+        for p in doc["patterns"].as_array().unwrap() {
+            for r in p["partial_matches"].as_array().unwrap() {
+                let end = &r["end"];
+                let kind = match end["kind"].as_str() {
+                    Some("matched") => "match",
+                    Some("window_closed") if end["timeout_record"] == true => "timeout",
+                    _ => continue,
+                };
+                traced.push((
+                    p["pattern"].as_str().unwrap().to_string(),
+                    kind.to_string(),
+                    end["at"].as_i64().unwrap(),
+                ));
+            }
+        }
+        run.sort();
+        traced.sort();
+        assert_eq!(traced, run, "{}", case.display());
+    }
+}
+
+#[test]
+fn no_events_leaves_the_events_values_out() {
+    for case in cases() {
+        let rules = fs::read_to_string(case.join("rules.cep")).unwrap();
+        let key = args(&case).remove(0);
+        let text = why(&case, &["--no-events"]);
+        let json = why(&case, &["--no-events", "--json"]);
+        assert!(!text.contains(" = "), "{}: {text}", case.display());
+        let doc: Json = serde_json::from_str(&json).unwrap();
+        assert!(!json.contains("\"values\""), "{json}");
+        for e in doc["key_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(doc["late"].as_array().unwrap())
+        {
+            assert!(e.get("event").is_none(), "{json}");
+        }
+        // No text an event holds, beyond the key and what the rules say.
+        let events = fs::read_to_string(case.join("events.jsonl")).unwrap();
+        for line in events.lines() {
+            let event: Json = serde_json::from_str(line).unwrap();
+            for value in event.as_object().unwrap().values() {
+                let Some(text_value) = value.as_str() else {
+                    continue;
+                };
+                if rules.contains(text_value) || key.contains(text_value) {
+                    continue;
+                }
+                assert!(
+                    !text.contains(text_value),
+                    "{}: {text_value} in {text}",
+                    case.display()
+                );
+                assert!(
+                    !json.contains(text_value),
+                    "{}: {text_value} in {json}",
+                    case.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn why_refuses_standard_input_a_bad_key_and_workers() {
+    let case = cases().into_iter().next().unwrap();
+    let run = |args: &[&str]| {
+        cepheid()
+            .current_dir(&case)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(run(&["why", "rules.cep", "u1", "--events", "-"]), Some(2));
+    assert_eq!(
+        run(&["why", "rules.cep", "{not json", "--events", "events.jsonl"]),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["why", "rules.cep", "=u1", "--events", "events.jsonl"]),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["why", "missing.cep", "u1", "--events", "events.jsonl"]),
+        Some(4)
+    );
+    assert_eq!(
+        run(&["why", "rules.cep", "u1", "--events", "missing.jsonl"]),
+        Some(4)
+    );
+    #[cfg(feature = "workers")]
+    assert_eq!(
+        run(&[
+            "why",
+            "rules.cep",
+            "u1",
+            "--events",
+            "events.jsonl",
+            "--workers",
+            "2"
+        ]),
+        Some(2)
+    );
+}
+
+/// The README's example of `why` is what `cepheid why` prints.
+#[test]
+fn the_readme_example_is_what_why_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let command = "cepheid why patterns/brute_force.cep u-9 --events examples/data/sample.jsonl";
+    let at = readme
+        .find(&format!("```sh\n{command}\n```\n```text\n"))
+        .expect("the README's example");
+    let shown = &readme[at..];
+    let shown = &shown[shown.find("```text\n").unwrap() + 8..];
+    let shown = &shown[..shown.find("```").unwrap()];
+    let out = cepheid()
+        .current_dir(root)
+        .args(command.split(' ').skip(1))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), shown);
+}
+
+/// A control record of rules or lists is said and left out (`why` runs
+/// the rules it is given), a malformed line too; the rest is traced.
+#[test]
+fn why_says_the_lines_it_leaves_out() {
+    let dir = scratch("why_lines");
+    let case = cases().into_iter().find(|c| c.ends_with("late")).unwrap();
+    fs::copy(case.join("rules.cep"), dir.join("rules.cep")).unwrap();
+    fs::write(
+        dir.join("e.jsonl"),
+        "{\"ts\":1000,\"user\":\"u1\",\"type\":\"fail\"}\n{\"$rules\": {\"text\": \"\"}}\nnot json\n{\"ts\":2000,\"user\":\"u1\",\"type\":\"ok\"}\n",
+    )
+    .unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["why", "rules.cep", "u1", "--events", "e.jsonl", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("e.jsonl:2: a control record"), "{stderr}");
+    assert!(stderr.contains("e.jsonl:3:"), "{stderr}");
+    let doc: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["key_events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        doc["patterns"][0]["partial_matches"][0]["end"]["kind"],
+        "matched"
+    );
+}
