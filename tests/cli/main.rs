@@ -27,6 +27,8 @@ mod check_flink;
 mod check_sample;
 #[path = "../cli_backtest.rs"]
 mod cli_backtest;
+#[path = "../cli_backtest_html.rs"]
+mod cli_backtest_html;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
 #[cfg(feature = "workers")]
@@ -116,12 +118,6 @@ mod explain_graph;
 mod golden;
 // The README's quick start's examples, run by `cli_kafka_readme` as
 // code (their `main` is not).
-#[path = "../cli_backtest.rs"]
-mod cli_backtest;
-#[path = "../cli_backtest_html.rs"]
-mod cli_backtest_html;
-#[path = "../cli_diff.rs"]
-mod cli_diff;
 #[cfg(feature = "kafka")]
 #[allow(dead_code)]
 #[path = "../../examples/kafka_consume.rs"]
