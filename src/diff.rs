@@ -32,6 +32,11 @@ pub struct Args {
     /// One JSON document instead of the table and the records.
     #[arg(long)]
     json: bool,
+    /// Leave the matched events' values out of the records shown
+    /// (`events`, `select`, `reads`; their kind, pattern, key and times
+    /// stay): for a report others read. The comparison still sees them.
+    #[arg(long)]
+    no_events: bool,
 }
 
 /// Runs `diff` and returns the exit status: 0 whether the sets differ or
@@ -50,11 +55,15 @@ pub fn run(args: &Args) -> u8 {
         Err(status) => return status,
     };
     let diff = Diff::of(&old, &new);
+    let shown = |line: &String| match args.no_events {
+        true => crate::lab::without_events(line),
+        false => Some(line.clone()),
+    };
     if args.json {
-        let json = diff.json(&old, &new);
+        let json = diff.json(&old, &new, &shown);
         println!("{json}");
     } else {
-        print!("{}", diff.text(&old, &new));
+        print!("{}", diff.text(&old, &new, &shown));
     }
     EXIT_OK
 }
@@ -209,7 +218,9 @@ impl Diff {
         })
     }
 
-    fn text(&self, old: &Side, new: &Side) -> String {
+    /// The table and the records, each as `shown` shows it (`None`: a
+    /// line `--no-events` leaves out whole).
+    fn text(&self, old: &Side, new: &Side, shown: &dyn Fn(&String) -> Option<String>) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(
@@ -258,17 +269,25 @@ impl Diff {
                 }
                 let _ = writeln!(out, "\n{}: {} only with {which}:", p.name, records.len());
                 for record in records {
-                    let _ = writeln!(out, "{sign} {record}");
+                    match shown(record) {
+                        Some(record) => {
+                            let _ = writeln!(out, "{sign} {record}");
+                        }
+                        None => {
+                            let _ = writeln!(out, "{sign} (not a JSON record: left out)");
+                        }
+                    }
                 }
             }
         }
         out
     }
 
-    fn json(&self, old: &Side, new: &Side) -> String {
-        let record = |line: &String| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .unwrap_or_else(|_| serde_json::Value::String(line.clone()))
+    fn json(&self, old: &Side, new: &Side, shown: &dyn Fn(&String) -> Option<String>) -> String {
+        let record = |line: &String| match shown(line) {
+            Some(line) => serde_json::from_str::<serde_json::Value>(&line)
+                .unwrap_or(serde_json::Value::String(line)),
+            None => serde_json::Value::Null,
         };
         let patterns: Vec<serde_json::Value> = (self.listed())
             .map(|p| {

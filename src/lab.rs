@@ -40,7 +40,7 @@ pub struct Events {
     /// The Kafka range as offsets, fixed by [`Events::check`].
     #[cfg(feature = "kafka")]
     #[arg(skip)]
-    range: std::cell::OnceCell<(cepheid_kafka::StartAt, cepheid_kafka::Until)>,
+    range: std::sync::OnceLock<(cepheid_kafka::StartAt, cepheid_kafka::Until)>,
     /// The events' format, as `run --format`.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -93,10 +93,22 @@ impl Events {
 
     /// Runs the rules at `path` over the events as `cepheid run` would
     /// (the library's run, into a file of its own; `which` names it in
-    /// what it says): the rules, and the records as `run` writes them (a
-    /// `shadow` pattern's, which `run` writes to its shadow output, after
-    /// the others: they are the rule's records all the same).
+    /// what it says): the rules, and the records as `run` writes them.
     pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
+        let mut records = Vec::new();
+        let rules = self.run_each(path, which, &mut |line| records.push(line.to_string()))?;
+        Ok((rules, records))
+    }
+
+    /// [`Events::run`], each record given to `each` as it is read back,
+    /// on a thread of its own while the run writes them (none kept: a
+    /// backtest of a million alerts holds none of their events).
+    pub fn run_each(
+        &self,
+        path: &Path,
+        which: &str,
+        each: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Rules, u8> {
         let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
         let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
         let dir = std::env::temp_dir().join(format!("cepheid-lab-{}-{which}", std::process::id()));
@@ -110,33 +122,91 @@ impl Events {
         let shadow = dir.join("shadow.jsonl");
         config.shadow_output = Some(shadow.clone());
         let said = Box::new(Said(which.to_string()));
-        let failed = |e: &cepheid_runtime::Error| {
-            say!(
-                "error: {which} ({}): {}",
-                path.display(),
-                crate::run::shown(e)
-            );
-            crate::run::error_status(e)
-        };
-        let result = self
-            .runtime(config, &rules, said, which)
-            .and_then(|runtime| {
-                let summary = runtime.run();
-                match summary.error() {
-                    Some(e) => Err(failed(e)),
-                    None => [&out, &shadow]
-                        .into_iter()
-                        .map(|file| {
-                            std::fs::read_to_string(file).map_err(|e| {
-                                say!("error: cannot read {}: {e}", file.display());
-                                EXIT_IO
-                            })
-                        })
-                        .collect::<Result<String, u8>>(),
-                }
-            });
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| read_lines(&out, &done, each));
+            let ran = self.run_rules(config, &rules, said, path, which);
+            done.store(true, std::sync::atomic::Ordering::Release);
+            let read =
+                (reader.join()).unwrap_or_else(|_| Err(std::io::Error::other("its reader failed")));
+            ran.and_then(|()| {
+                read.map_err(|e| {
+                    say!("error: cannot read {}: {e}", out.display());
+                    EXIT_IO
+                })
+            })
+        });
+        // (a `shadow` pattern's records, which `run` writes to its shadow
+        // output, after the others: they are the rule's records all the
+        // same)
+        let result = result.and_then(|()| {
+            let finished = std::sync::atomic::AtomicBool::new(true);
+            read_lines(&shadow, &finished, each).map_err(|e| {
+                say!("error: cannot read {}: {e}", shadow.display());
+                EXIT_IO
+            })
+        });
         let _ = std::fs::remove_dir_all(&dir);
-        Ok((rules, result?.lines().map(str::to_string).collect()))
+        result.map(|()| rules)
+    }
+
+    /// The run of `rules` with `config`, what it says said as `which` of
+    /// the rules at `path`.
+    fn run_rules(
+        &self,
+        config: Config,
+        rules: &Rules,
+        said: Box<Said>,
+        path: &Path,
+        which: &str,
+    ) -> Result<(), u8> {
+        let runtime = self.runtime(config, rules, said, which)?;
+        let summary = runtime.run();
+        match summary.error() {
+            Some(e) => {
+                say!(
+                    "error: {which} ({}): {}",
+                    path.display(),
+                    crate::run::shown(e)
+                );
+                Err(crate::run::error_status(e))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Each line of the file at `path`, without its newline, to `each`, as
+/// the run writes it: read on until `done` (the run ended, its outputs
+/// flushed) and then to its end.
+fn read_lines(
+    path: &Path,
+    done: &std::sync::atomic::AtomicBool,
+    each: &mut dyn FnMut(&str),
+) -> std::io::Result<()> {
+    use std::io::BufRead;
+    use std::sync::atomic::Ordering;
+    let pause = std::time::Duration::from_millis(2);
+    let file = loop {
+        // (the run creates it as it starts; a run that failed first, none)
+        let finished = done.load(Ordering::Acquire);
+        match std::fs::File::open(path) {
+            Ok(file) => break file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !finished => {
+                std::thread::sleep(pause);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, Tail { file, done, pause });
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        each(line.strip_suffix('\n').unwrap_or(&line));
     }
 }
 
@@ -227,43 +297,59 @@ impl Events {
     }
 
     /// The least and the largest event time of the file or the Kafka
-    /// range (events without a time left out), as the run reads its time
-    /// field: integer milliseconds or an RFC 3339 time.
+    /// range (events without a time left out), read as the run reads it: the engine's decoder, with
+    /// the time field and no other (a JSON line's other fields skipped
+    /// unbuilt). Streamed: `backtest` reads it beside its run.
     pub fn time_span(&self) -> Option<(i64, i64)> {
+        use std::io::BufRead;
         #[cfg(feature = "kafka")]
         if let Some(range) = self.range.get() {
             return self.kafka_time_span(range);
         }
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let times: Vec<i64> = match self.format {
-            FormatArg::Jsonl => (text.lines())
-                .filter_map(|l| self.time_of_line(l.as_bytes()))
-                .collect(),
-            FormatArg::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .flexible(true)
-                    .from_reader(text.as_bytes());
-                let column = (reader.headers().ok()?.iter()).position(|h| h == self.time_field)?;
-                (reader.records().flatten())
-                    .filter_map(|row| {
-                        let cell = row.get(column)?;
-                        cell.parse::<i64>()
-                            .ok()
-                            .or_else(|| cepheid_engine::io::parse_rfc3339(cell).ok())
-                    })
-                    .collect()
+        let mut decoder = self.time_decoder();
+        let file = std::fs::File::open(&self.path).ok()?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut span: Option<(i64, i64)> = None;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return span,
+                Ok(_) => {}
             }
-        };
-        Some((*times.iter().min()?, *times.iter().max()?))
+            if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(&line) {
+                span = Some(span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            }
+        }
     }
 
-    /// The event time of a JSON line (`None`: none, or not JSON).
-    fn time_of_line(&self, line: &[u8]) -> Option<i64> {
-        let event = serde_json::from_slice::<serde_json::Value>(line).ok()?;
-        match &event[self.time_field.as_str()] {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => cepheid_engine::io::parse_rfc3339(s).ok(),
-            _ => None,
+    /// A decoder of the events' time field as the run reads it, and no
+    /// other field (a JSON line's others skipped unbuilt).
+    fn time_decoder(&self) -> cepheid_engine::io::Decoder {
+        let table = cepheid_core::record::FieldTable::new();
+        cepheid_engine::io::Decoder::new(self.format(), &self.time_field, table)
+    }
+}
+
+/// A file read as it is written: at its end, waits for more until `done`
+/// (its writer finished), then ends there.
+struct Tail<'a> {
+    file: std::fs::File,
+    done: &'a std::sync::atomic::AtomicBool,
+    pause: std::time::Duration,
+}
+
+impl std::io::Read for Tail<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            // (`done` looked at before the read: once it is set, a read of
+            // nothing is the end)
+            let finished = self.done.load(std::sync::atomic::Ordering::Acquire);
+            let n = self.file.read(buf)?;
+            if n > 0 || finished {
+                return Ok(n);
+            }
+            std::thread::sleep(self.pause);
         }
     }
 }
@@ -379,13 +465,13 @@ impl Events {
     ) -> Option<(i64, i64)> {
         let mut source = self.open(start, until).ok()?;
         let mut batch = Vec::new();
+        let mut decoder = self.time_decoder();
         let mut span: Option<(i64, i64)> = None;
         while !source.at_end() {
             batch.clear();
             source.read(&mut batch, Duration::from_millis(100)).ok()?;
-            for record in &batch {
-                let time = record.payload.as_deref().and_then(|p| self.time_of_line(p));
-                if let Some(t) = time {
+            for payload in batch.iter().filter_map(|r| r.payload.as_deref()) {
+                if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(payload) {
                     span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
                 }
             }
@@ -404,4 +490,47 @@ impl Report for Said {
             say!("{}: {}", self.0, notice.as_str());
         }
     }
+}
+
+/// The fields of a record that hold the matched events' values: the
+/// events, the values computed from them, and the values the rules read.
+pub const EVENT_FIELDS: [&str; 3] = ["events", "select", "reads"];
+
+/// `line`, a record, without [`EVENT_FIELDS`] (`--no-events`), its other
+/// fields as they were and in their order. A line that is not a JSON
+/// object is left out whole (`None`): its text could be anything.
+pub fn without_events(line: &str) -> Option<String> {
+    /// An object's fields in their order, each as its JSON text.
+    struct Fields<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+    impl<'de: 'a, 'a> serde::Deserialize<'de> for Fields<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+            impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+                type Value = Fields<'a>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<M: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: M,
+                ) -> Result<Self::Value, M::Error> {
+                    let mut fields = Vec::new();
+                    while let Some(field) = map.next_entry()? {
+                        fields.push(field);
+                    }
+                    Ok(Fields(fields))
+                }
+            }
+            d.deserialize_map(Visit(std::marker::PhantomData))
+        }
+    }
+    let Fields(fields) = serde_json::from_str(line).ok()?;
+    let kept: Vec<String> = (fields.iter())
+        .filter(|(name, _)| !EVENT_FIELDS.contains(&name.as_str()))
+        .map(|(name, value)| {
+            let name = serde_json::to_string(name).unwrap_or_default();
+            format!("{name}:{}", value.get())
+        })
+        .collect();
+    Some(format!("{{{}}}", kept.join(",")))
 }

@@ -220,3 +220,66 @@ fn on_workers_the_diff_counts_are_one_engines() {
     assert!(!one.is_empty());
     assert_eq!(counts(&["--workers", "2"]), one);
 }
+
+#[test]
+fn no_events_keeps_the_events_values_out_of_the_diff() {
+    use crate::cli_backtest_html::{events, RULES, SECRET};
+    let dir = scratch("diff_no_events");
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    // `pair` within 500 ms: its alert (1 s) gone, every hit a timeout.
+    fs::write(
+        dir.join("new.cep"),
+        RULES.replace("within 10s", "within 500ms"),
+    )
+    .unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let diff = |extra: &[&str]| {
+        let out = cepheid()
+            .current_dir(&dir)
+            .args(["diff", "old.cep", "new.cep", "--events", "e.jsonl"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+    };
+    // Without it, the records listed hold the events and their values.
+    let (text, _) = diff(&[]);
+    assert!(text.contains(SECRET), "{text}");
+    let (json, _) = diff(&["--json"]);
+    assert!(json.contains(SECRET), "{json}");
+    let (text, stderr) = diff(&["--no-events"]);
+    assert!(
+        !text.contains(SECRET) && !stderr.contains(SECRET),
+        "{text}{stderr}"
+    );
+    // The same records (`pair`'s 1 alert and 8 timeouts, each timeout's
+    // window closed sooner), without their values: kind, pattern, key,
+    // times.
+    assert!(
+        text.contains("pair            9         9         0  changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "- {\"kind\":\"match\",\"pattern\":\"pair\",\"key\":{\"user\":\"u1\"},\"start\":1714557650000,\"end\":1714557651000}\n"
+        ),
+        "{text}"
+    );
+    for field in ["events", "select", "reads"] {
+        assert!(!text.contains(&format!("\"{field}\"")), "{field}: {text}");
+    }
+    let (json, stderr) = diff(&["--json", "--no-events"]);
+    assert!(
+        !json.contains(SECRET) && !stderr.contains(SECRET),
+        "{json}{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pair = &report["patterns"][0];
+    assert_eq!(pair["pattern"], "pair", "{report}");
+    let record = &pair["old_only_records"][0];
+    assert_eq!(record["kind"], "match", "{report}");
+    assert_eq!(record["end"], 1_714_557_651_000_i64);
+    assert!(record.get("events").is_none(), "{record}");
+}

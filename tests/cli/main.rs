@@ -8,7 +8,6 @@
 //! (`crates/*/tests/it/`).
 
 // Support code, compiled once for every module below.
-#[cfg(feature = "metrics")]
 #[path = "../../crates/monitor/tests/it/support/browser.rs"]
 mod browser_support;
 #[path = "../common/mod.rs"]
@@ -28,6 +27,8 @@ mod check_flink;
 mod check_sample;
 #[path = "../cli_backtest.rs"]
 mod cli_backtest;
+#[path = "../cli_backtest_html.rs"]
+mod cli_backtest_html;
 #[path = "../cli_checkpoint.rs"]
 mod cli_checkpoint;
 #[cfg(feature = "workers")]
