@@ -13,21 +13,9 @@
 # target/release; EVENTS=N; PORT=P; EOS=1 adds
 # --checkpoint-every 1s, exactly once, to every topic run).
 set -euo pipefail
-BIN=$(realpath "${BIN:-target/release}")
-TANSU=$(bash .ci/install-broker | tail -1)
-W=$(mktemp -d /tmp/cepheid-kafka-producer.XXXXXX)
-PORT=${PORT:-19399}
-B=127.0.0.1:$PORT
-"$BIN/cepheid-bench" --write "$W" --payments --events "${EVENTS:-500000}" ab >/dev/null 2>&1
-"$TANSU" broker --listener-url tcp://$B --advertised-listener-url tcp://$B > "$W/broker.log" 2>&1 &
-BROKER=$!
-trap 'kill $BROKER; rm -rf "$W"' EXIT
-sleep 1
-topic() { "$TANSU" topic create "$1" --broker tcp://$B --partitions 1 >/dev/null; }
-topic ab
-"$BIN/examples/kafka_produce" $B ab "$W/ab.jsonl" >/dev/null
-cd "$W"
-echo "stream: $(wc -l < ab.jsonl) events, $(( $(stat -c %s ab.jsonl) / $(wc -l < ab.jsonl) )) bytes a line"
+NAME=kafka-producer PORT=${PORT:-19399}
+# shellcheck source=benches/scripts/kafka_stream.sh
+source "$(dirname "$0")/kafka_stream.sh"
 # The broker's CPU so far, in clock ticks; the loopback's bytes so far.
 ticks() { awk '{print $14 + $15}' /proc/$BROKER/stat; }
 lo_bytes() { awk '/^ *lo:/ {printf "%.0f", $2 + $10}' /proc/net/dev; }

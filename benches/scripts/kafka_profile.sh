@@ -12,21 +12,9 @@
 # (BIN=another target/release to use other binaries; EVENTS=N; PORT=P;
 # KEEP=1 keeps the folder with the perf data; needs `perf`).
 set -euo pipefail
-BIN=$(realpath "${BIN:-target/release}")
-TANSU=$(bash .ci/install-broker | tail -1)
-W=$(mktemp -d /tmp/cepheid-kafka-profile.XXXXXX)
-PORT=${PORT:-19398}
-B=127.0.0.1:$PORT
-"$BIN/cepheid-bench" --write "$W" --payments --events "${EVENTS:-500000}" ab >/dev/null 2>&1
-"$TANSU" broker --listener-url tcp://$B --advertised-listener-url tcp://$B > "$W/broker.log" 2>&1 &
-BROKER=$!
-trap 'kill $BROKER; [ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
-sleep 1
-topic() { "$TANSU" topic create "$1" --broker tcp://$B --partitions 1 >/dev/null; }
-topic ab
-"$BIN/examples/kafka_produce" $B ab "$W/ab.jsonl" >/dev/null
-cd "$W"
-echo "stream: $(wc -l < ab.jsonl) events, $(( $(stat -c %s ab.jsonl) / $(wc -l < ab.jsonl) )) bytes a line"
+NAME=kafka-profile PORT=${PORT:-19398}
+# shellcheck source=benches/scripts/kafka_stream.sh
+source "$(dirname "$0")/kafka_stream.sh"
 n=0
 # prepare KIND: the command of a run of KIND in CMD (a fresh output topic
 # and checkpoint folder each time).
