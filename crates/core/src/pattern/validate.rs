@@ -405,12 +405,16 @@ impl Validator<'_> {
         for (i, e) in seq.elements.iter().enumerate() {
             if e.is_negation() {
                 let direct = i > 0 && seq.elements[i - 1].is_optional();
-                // A negation that ends a group (it and everything after it
-                // in the group are negations): Flink drops it (FLINK-15980)
-                // and runs the pattern; cepheid's D1 binds it only after an
-                // event was taken, so a match that starts after the group
-                // bypasses it (`docs/semantics.md`, D1).
-                let ends_group = in_group && seq.elements[i..].iter().all(Element::is_negation);
+                // A `not followed by` that ends a group (it and everything
+                // after it in the group are negations): Flink drops it
+                // (FLINK-15980) and runs the pattern; cepheid's D1 binds it
+                // only after an event was taken, so a match that starts
+                // after the group bypasses it (`docs/semantics.md`, D1). A
+                // `not next` there is not dropped: Flink fails on it as
+                // anywhere else (oracle seed 5121, case 5121-169).
+                let ends_group = in_group
+                    && e.contiguity == Contiguity::NotFollowedBy
+                    && seq.elements[i..].iter().all(Element::is_negation);
                 if reach && i > 0 && !direct && !ends_group {
                     let name = match e.kind {
                         ElementKind::Stage(id) => self

@@ -196,6 +196,19 @@ fn negation_ending_a_group_before_any_take_is_accepted() {
         g.elements.push(s4);
     }
     assert_eq!(kinds(&q), vec![K::NotAfterOptional]);
+    // A `not next` there is not dropped: Flink throws a NullPointerException
+    // on the first event that satisfies it (`((s1?) not next s2) followed by
+    // s3`, oracle seed 5121, case 5121-169), as for any negation reached
+    // before a take (D5).
+    let mut r = p.clone();
+    if let ElementKind::Group(g) = &mut r.sequence.elements[0].kind {
+        g.elements[1].contiguity = Contiguity::NotNext;
+    }
+    assert_eq!(kinds(&r), vec![K::NotAfterOptional]);
+    // The group alone, the whole pattern: the same.
+    r.sequence.elements.truncate(1);
+    r.stages.truncate(2);
+    assert_eq!(kinds(&r), vec![K::NotAfterOptional]);
 }
 
 #[test]
