@@ -37,7 +37,9 @@ impl Outbox<'_> {
     /// part of the read, [`Batch::partial`]) and waits until the main
     /// thread has applied it, so that what comes next is decoded with the
     /// new rules' fields. False when the receiver is gone.
-    fn settle(&mut self, splits: Option<Vec<Option<cepheid_engine::Timestamp>>>) -> bool {
+    /// (`splits`: the splits' watermarks, asked only when a batch goes:
+    /// not per record.)
+    fn settle(&mut self, splits: impl FnOnce() -> Option<Vec<Option<Timestamp>>>) -> bool {
         if !self.wait {
             return true;
         }
@@ -46,7 +48,7 @@ impl Outbox<'_> {
             lines: std::mem::take(&mut self.lines),
             partial: true,
             places: std::mem::take(&mut self.places),
-            splits,
+            splits: splits(),
             ..Batch::default()
         };
         self.tx.send(Message::Batch(batch)).is_ok()
@@ -220,7 +222,7 @@ fn release(
     until: Option<cepheid_engine::Timestamp>,
     given: &mut Option<cepheid_engine::Timestamp>,
     out: &mut Outbox<'_>,
-    (seq, splits): (u64, Option<Vec<Option<cepheid_engine::Timestamp>>>),
+    (seq, splits): (u64, &dyn Fn() -> Option<Vec<Option<Timestamp>>>),
 ) -> bool {
     while let Some(q) = waiting.next(until).filter(|&q| {
         let at = waiting.queues[q]
@@ -230,7 +232,7 @@ fn release(
         until.map_or(true, |t| at.saturating_sub(1) <= t)
     }) {
         let d = waiting.queues[q].due.pop_front().expect("checked");
-        if !out.settle(splits.clone()) {
+        if !out.settle(splits) {
             return false;
         }
         match d.control {
@@ -267,9 +269,8 @@ fn advance(
     let Some(t) = w.advance(now) else {
         return true;
     };
-    if !release(waiting, Some(t), given, out, (seq, Some(w.state())))
-        || !out.settle(Some(w.state()))
-    {
+    let state = || Some(w.state());
+    if !release(waiting, Some(t), given, out, (seq, &state)) || !out.settle(state) {
         return false;
     }
     if given.map_or(true, |g| t > g) {
@@ -450,10 +451,12 @@ impl Pump {
     /// splits are released and the end of the input reaches every rules
     /// record. False when the run stopped.
     fn read(&mut self, raw: &RawBatch, outcome: ReadOutcome, out: &mut Outbox<'_>) -> bool {
+        // (one clock reading for the read's records: they came together)
+        let now = Instant::now();
         for entry in raw.entries() {
             self.seq += 1;
             // (what comes next is decoded with the rules applied)
-            if !out.settle(self.state()) {
+            if !out.settle(|| self.state()) {
                 return false;
             }
             let go_on = match entry {
@@ -465,20 +468,27 @@ impl Pump {
                     self.rules(record, raw.payload(record), out);
                     true
                 }
-                RawEntry::Record(record) => self.record(record, raw.payload(record), out),
+                RawEntry::Record(record) => self.record(record, raw.payload(record), now, out),
             };
             if !go_on {
                 return false;
             }
         }
         // Idle splits are released while nothing (more) comes.
-        if outcome != ReadOutcome::Delivered && !self.advance(Instant::now(), out) {
+        if outcome != ReadOutcome::Delivered && !self.advance(now, out) {
             return false;
         }
         if outcome == ReadOutcome::Ended {
             // The end of event time reaches every rules record.
-            let at = (self.seq, self.state());
-            if !release(&mut self.waiting, None, &mut self.given, out, at) {
+            let state = self.state();
+            let state = move || state.clone();
+            if !release(
+                &mut self.waiting,
+                None,
+                &mut self.given,
+                out,
+                (self.seq, &state),
+            ) {
                 return false;
             }
         }
@@ -553,7 +563,13 @@ impl Pump {
 
     /// A record of the events, decoded, its split's watermark advanced.
     /// False when the run stopped.
-    fn record(&mut self, record: &RawRecord, text: &[u8], out: &mut Outbox<'_>) -> bool {
+    fn record(
+        &mut self,
+        record: &RawRecord,
+        text: &[u8],
+        now: Instant,
+        out: &mut Outbox<'_>,
+    ) -> bool {
         let line_no = line_no(&record.origin, self.seq);
         let mut entry = match self.controls.then(|| control(text)).flatten() {
             Some(Ok(control)) => Ok(Entry::Rules(control)),
@@ -592,9 +608,9 @@ impl Pump {
             return true;
         };
         if let Some(t) = ts.checked_sub(*max_delay).and_then(|t| t.checked_sub(1)) {
-            w.update(record.split as usize, t, Instant::now());
+            w.update(record.split as usize, t, now);
         }
-        self.advance(Instant::now(), out)
+        self.advance(now, out)
     }
 
     /// The splits' watermark at `now` ([`advance`]). False when the run
@@ -607,10 +623,9 @@ impl Pump {
         let Some((w, _)) = &mut self.splits else {
             return true;
         };
-        if self
-            .lag_asked
-            .map_or(true, |at| at.elapsed() >= LAG_NOW_EVERY)
-        {
+        if self.lag_asked.map_or(true, |at| {
+            now.saturating_duration_since(at) >= LAG_NOW_EVERY
+        }) {
             let wanted = w.lag_wanted(now);
             if !wanted.is_empty() {
                 self.lag_asked = Some(Instant::now());

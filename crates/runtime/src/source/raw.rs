@@ -223,6 +223,23 @@ impl RawBatch {
         self.entries.is_empty()
     }
 
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Moves the entries from the `from`th on to before the `at`th (a
+    /// source that appended its records as it read them, then records it
+    /// asked after them but hands out first). Their payloads stay where
+    /// they are.
+    ///
+    /// # Panics
+    /// When `at > from` or `from` is past the end.
+    pub fn move_before(&mut self, from: usize, at: usize) {
+        let moved = self.entries.len() - from;
+        self.entries[at..].rotate_right(moved);
+    }
+
     /// Empties it (keeping its buffers).
     pub fn clear(&mut self) {
         self.bytes.clear();
@@ -529,20 +546,29 @@ impl SplitWatermarks {
     /// since a split last delivered (what made the others move may have
     /// come to them too). Empty when nothing is to be asked.
     pub fn lag_wanted(&self, now: std::time::Instant) -> Vec<usize> {
-        let quiet: Vec<bool> = (0..self.splits.len()).map(|s| self.quiet(s, now)).collect();
+        if self.idle_timeout.is_none() {
+            return Vec::new(); // (no split is ever quiet)
+        }
+        // (asked per record: no allocation unless a split is wanted)
         let mut least: Option<cepheid_engine::Timestamp> = None;
-        for (slot, _) in self.splits.iter().zip(&quiet).filter(|(_, q)| !**q) {
+        let mut any_quiet = false;
+        for (split, slot) in self.splits.iter().enumerate() {
+            if self.quiet(split, now) {
+                any_quiet = true;
+                continue;
+            }
             match slot {
                 Some((t, _)) => least = Some(least.map_or(*t, |l| l.min(*t))),
                 None => return Vec::new(),
             }
         }
-        let Some(least) = least.filter(|l| self.emitted.map_or(true, |e| e < *l)) else {
+        let Some(least) = least.filter(|l| any_quiet && self.emitted.map_or(true, |e| e < *l))
+        else {
             return Vec::new();
         };
         let latest = self.latest(now);
         (0..self.splits.len())
-            .filter(|&s| quiet[s] && self.splits[s].map_or(true, |(t, _)| t < least))
+            .filter(|&s| self.quiet(s, now) && self.splits[s].map_or(true, |(t, _)| t < least))
             .filter(|&s| {
                 self.lag
                     .get(s)
