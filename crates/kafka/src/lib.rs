@@ -35,6 +35,7 @@
 #![deny(unsafe_code)] // (allowed in `guard` alone: one call into C)
 #![warn(missing_docs)]
 
+mod batch;
 mod command;
 mod error;
 mod fit;
@@ -73,5 +74,6 @@ pub use sink::{
     CHECKPOINT_HEADER,
 };
 pub use source::{
-    KafkaRecord, KafkaSource, PartitionLag, Partitions, Read, SourceConfig, StartAt, Until,
+    KafkaRecord, KafkaSource, PartitionLag, Partitions, Read, RecordRef, SourceConfig, StartAt,
+    Until,
 };

@@ -33,7 +33,7 @@ use cepheid_runtime::Notify;
 use crate::error::KafkaError;
 use crate::position::KafkaPosition;
 use crate::sink::{KafkaSink, KeptCheckpoint, Kind, Recovery};
-use crate::source::{KafkaRecord, KafkaSource, Read};
+use crate::source::{KafkaRecord, KafkaSource, Read, RecordRef};
 
 /// A Kafka position as the bytes of a [`Position::Bytes`].
 pub fn encode_position(position: &KafkaPosition) -> Position {
@@ -108,16 +108,30 @@ impl Source for KafkaSource {
 
     fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError> {
         let ended = self.at_end();
-        let mut records = Vec::new();
+        // (each payload copied once, from the consumer's message into the
+        // batch)
+        let first = batch.len();
         let read = match ended {
             // (the rules topic still read to its end: a resumed run whose
             // events were all read before takes the rules records since)
             true => Read::Idle,
-            false => match KafkaSource::read(self, &mut records, wait) {
-                Ok(read) => read,
-                Err(e) => return Err(self.run_error(e)),
-            },
+            false => {
+                let mut each = |r: RecordRef<'_>| {
+                    let origin = Origin::Offset {
+                        partition: u32::try_from(r.partition).unwrap_or(0),
+                        offset: r.offset,
+                    };
+                    let split = u32::try_from(r.split).unwrap_or(u32::MAX);
+                    // (a tombstone goes up empty: the decoder reports it)
+                    batch.push(r.payload.unwrap_or_default(), origin, r.timestamp, split);
+                };
+                match KafkaSource::read_with(self, wait, &mut each) {
+                    Ok(read) => read,
+                    Err(e) => return Err(self.run_error(e)),
+                }
+            }
         };
+        let events = batch.len() > first;
         // The rules topic's records (asked after the events: one written
         // before an event goes up with it or before), first: the reader
         // holds each until the events' watermark reaches its time.
@@ -125,6 +139,7 @@ impl Source for KafkaSource {
         if let Err(e) = self.read_rules(&mut rules) {
             return Err(self.run_error(e));
         }
+        let before_rules = batch.len();
         for r in &rules {
             let (payload, origin, split) = placed(r);
             match self.list_change(r) {
@@ -135,13 +150,13 @@ impl Source for KafkaSource {
                 None => batch.push_rules(payload, origin, r.timestamp, split),
             }
         }
-        for r in &records {
-            let (payload, origin, split) = placed(r);
-            batch.push(payload, origin, r.timestamp, split);
+        // (the rules records go up before the events read with them)
+        if events && batch.len() > before_rules {
+            batch.move_before(before_rules, first);
         }
         Ok(if matches!(read, Read::CaughtUp(_)) {
             ReadOutcome::CaughtUp
-        } else if !records.is_empty() || !rules.is_empty() {
+        } else if events || !rules.is_empty() {
             ReadOutcome::Delivered
         } else if ended || self.at_end() {
             ReadOutcome::Ended

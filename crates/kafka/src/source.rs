@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use cepheid_runtime::{Level, Notify};
 
+use crate::batch::Batches;
 use crate::error::{retriable, KafkaError};
 use crate::fit::{misfits, Misfit, Mismatch, OnMismatch};
 use crate::options::PartitionOffsets;
@@ -182,6 +184,41 @@ pub struct KafkaRecord {
     pub payload: Option<Vec<u8>>,
     /// The Kafka timestamp (create or log-append time), milliseconds.
     pub timestamp: Option<i64>,
+}
+
+/// One record as the consumer holds it, lent to the callback of
+/// [`KafkaSource::read_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Its topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// The index of its (topic, partition) in [`KafkaSource::splits`].
+    pub split: usize,
+    /// Its key, if any.
+    pub key: Option<&'a [u8]>,
+    /// Its value; `None` for a tombstone.
+    pub payload: Option<&'a [u8]>,
+    /// The Kafka timestamp, milliseconds.
+    pub timestamp: Option<i64>,
+}
+
+impl RecordRef<'_> {
+    /// The record, copied.
+    pub fn to_owned(&self) -> KafkaRecord {
+        KafkaRecord {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset: self.offset,
+            split: self.split,
+            key: self.key.map(<[u8]>::to_vec),
+            payload: self.payload.map(<[u8]>::to_vec),
+            timestamp: self.timestamp,
+        }
+    }
 }
 
 impl KafkaRecord {
@@ -551,6 +588,11 @@ fn assign_once<C: ConsumerContext + Default>(
 
 /// Reads assigned partitions of one or more topics.
 pub struct KafkaSource {
+    /// Where the consumer's partitions forward their records, read in
+    /// batches (`None` before an assignment, or when librdkafka did not
+    /// know a partition then: one poll per record). Declared before the
+    /// consumer: dropped first.
+    batches: Option<Batches>,
     consumer: BaseConsumer<Offsets>,
     /// Its configuration, and whether it was assigned ([`assign_once`]).
     events_config: ClientConfig,
@@ -561,7 +603,7 @@ pub struct KafkaSource {
     read_committed: bool,
     topics: Vec<String>,
     splits: Vec<(String, i32)>,
-    index: HashMap<String, HashMap<i32, usize>>,
+    index: SplitIndex,
     position: KafkaPosition,
     max_batch: usize,
     retry: Retry,
@@ -879,10 +921,7 @@ impl KafkaSource {
             }
             None => None,
         };
-        let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();
-        for (i, (t, p)) in splits.iter().enumerate() {
-            index.entry(t.clone()).or_default().insert(*p, i);
-        }
+        let index = SplitIndex::new(&splits);
         let mut controls = Vec::with_capacity(control_topics.len());
         let opened = control_topics.into_iter().map(|(list, topic)| {
             let partitions = control_partitions(&consumer, list.as_deref(), &topic, retry)?;
@@ -923,6 +962,7 @@ impl KafkaSource {
         watched.extend(controls.iter().map(|c| (c.topic.clone(), c.partition)));
         let watch = TopicWatch::new(consumer.client(), &watched, false);
         let mut source = KafkaSource {
+            batches: None,
             consumer,
             events_config,
             assigned: false,
@@ -1279,7 +1319,11 @@ impl KafkaSource {
                 .map_err(client("assign"))?;
         }
         let config = &self.events_config;
+        // (the queues of the consumer that assign_once may replace go
+        // first)
+        self.batches = None;
         assign_once(&mut self.consumer, &mut self.assigned, config, &tpl)?;
+        self.batches = Batches::new(&self.consumer, &self.splits);
         self.to_assign = false;
         Ok(())
     }
@@ -1302,52 +1346,36 @@ impl KafkaSource {
         batch: &mut Vec<KafkaRecord>,
         wait: Duration,
     ) -> Result<Read, KafkaError> {
+        self.read_with(wait, &mut |r| batch.push(r.to_owned()))
+    }
+
+    /// [`KafkaSource::read`] without a copy of its own: hands each record
+    /// to `each` as the consumer holds it (up to `max_batch`, waiting at
+    /// most `wait` for the first), in order. What `cepheid run` reads
+    /// with: each payload is copied once, where `each` puts it.
+    pub fn read_with(
+        &mut self,
+        wait: Duration,
+        each: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<Read, KafkaError> {
         self.assigned()?;
         let mut delivered = 0;
         let mut timeout = wait;
-        let mut drained = false;
-        // (the position moves past the records handed out since `from`)
-        let mut from = batch.len();
-        while delivered < self.max_batch {
-            let Some(result) = self.consumer.poll(timeout) else {
-                drained = true;
-                break;
-            };
-            timeout = Duration::ZERO;
-            match result {
-                Ok(message) => {
-                    self.down_since = None;
-                    let topic = message.topic();
-                    let partition = message.partition();
-                    let Some(split) = self
-                        .index
-                        .get(topic)
-                        .and_then(|m| m.get(&partition))
-                        .copied()
-                    else {
-                        continue; // not ours (a stale fetch after seek)
-                    };
-                    let end = self.end.as_ref().and_then(|e| e.get(topic, partition));
-                    if end.is_some_and(|end| message.offset() >= end) {
-                        continue; // bounded: after the end
-                    }
-                    batch.push(record_of(&message, split));
-                    delivered += 1;
-                }
-                Err(error) => {
-                    self.read_past(&batch[from..]);
-                    from = batch.len();
-                    self.on_error(error)?;
-                    if self.to_assign {
-                        // (partitions started again: the rest from the
-                        // consumer assigned their new offsets, at the next
-                        // read, not from this one's queue)
-                        break;
-                    }
+        let drained = 'read: loop {
+            let (drained, errors) = self.poll_batch(&mut timeout, &mut delivered, each);
+            if errors.is_empty() {
+                break drained;
+            }
+            for error in errors {
+                self.on_error(error)?;
+                if self.to_assign {
+                    // (partitions started again: the rest from the
+                    // consumer assigned their new offsets, at the next
+                    // read, not from this one's queue)
+                    break 'read false;
                 }
             }
-        }
-        self.read_past(&batch[from..]);
+        };
         // (records handed out are no sign that the broker answers: they
         // may have been fetched before it went; a probe tells)
         let (consumer, topic) = (&self.consumer, &self.topics[0]);
@@ -1367,29 +1395,151 @@ impl KafkaSource {
         })
     }
 
-    /// Moves the position past `records`, handed out in order: each
-    /// partition's after its last one, with that record's mark (one CRC
-    /// of a key and a value per partition and read, not per record).
-    fn read_past(&mut self, records: &[KafkaRecord]) {
-        let mut marked = vec![
-            false;
-            if records.is_empty() {
-                0
-            } else {
-                self.splits.len()
-            }
-        ];
-        for r in records.iter().rev() {
-            if !std::mem::replace(&mut marked[r.split], true) {
-                let mark = Mark::of(
-                    r.offset,
-                    r.timestamp,
-                    r.key.as_deref(),
-                    r.payload.as_deref(),
-                );
-                self.position.set_after(&r.topic, r.partition, mark);
-            }
+    /// Takes records for [`KafkaSource::read_with`] until the batch is
+    /// full (`delivered`), none is ready (true) or errors came (returned,
+    /// in order, for the caller to handle): first what the consumer's own
+    /// queue holds (statistics, the client's errors, and records when the
+    /// partitions are not forwarded to [`Batches`]), then a batch of the
+    /// partitions' records. The position moves past those handed out.
+    fn poll_batch(
+        &mut self,
+        timeout: &mut Duration,
+        delivered: &mut usize,
+        each: &mut dyn FnMut(RecordRef<'_>),
+    ) -> (bool, Vec<ClientError>) {
+        let batched = self.batches.is_some();
+        // (with batches, the consumer's queue is served without waiting:
+        // the wait is the batch's)
+        let mut wait = if batched { Duration::ZERO } else { *timeout };
+        let (drained, error) = self.poll_each(&mut wait, delivered, each);
+        if !batched || error.is_some() {
+            *timeout = wait;
+            return (drained, error.into_iter().collect());
         }
+        if *delivered > 0 {
+            *timeout = Duration::ZERO;
+        }
+        let room = self.max_batch.saturating_sub(*delivered);
+        if room == 0 {
+            return (false, Vec::new());
+        }
+        let messages = (self.batches.as_ref())
+            .expect("batched")
+            .take(*timeout, room);
+        *timeout = Duration::ZERO;
+        let mut errors = Vec::new();
+        // (each partition's last record, whose mark the position keeps)
+        let mut last: Vec<Option<usize>> = Vec::new();
+        for i in 0..messages.len() {
+            let m = messages.get(i);
+            if let Some(e) = m.error() {
+                errors.push(e);
+                continue;
+            }
+            self.down_since = None;
+            let (topic, partition) = (m.topic(), m.partition());
+            let Some(split) = self.index.get(topic, partition) else {
+                continue; // not ours (a stale fetch after seek)
+            };
+            let end = self.end.as_ref().and_then(|e| e.get(topic, partition));
+            if end.is_some_and(|end| m.offset() >= end) {
+                continue; // bounded: after the end
+            }
+            each(RecordRef {
+                topic,
+                partition,
+                offset: m.offset(),
+                split,
+                key: m.key(),
+                payload: m.payload(),
+                timestamp: m.timestamp(),
+            });
+            *delivered += 1;
+            if last.len() <= split {
+                last.resize(split + 1, None);
+            }
+            last[split] = Some(i);
+        }
+        for m in last.iter().flatten().map(|&i| messages.get(i)) {
+            let mark = Mark::of(m.offset(), m.timestamp(), m.key(), m.payload());
+            self.position.set_after(m.topic(), m.partition(), mark);
+        }
+        (messages.len() < room, errors)
+    }
+
+    /// The most events [`KafkaSource::poll_each`] serves from the
+    /// consumer's queue in one read, besides records.
+    const EVENTS_A_READ: usize = 10_000;
+
+    /// Polls the consumer's queue one record at a time, waiting at most
+    /// `timeout` for the first, until the batch is full, the queue has
+    /// nothing ready (true) or it gives an error (returned); moves the
+    /// position past the records handed out: each partition's after its
+    /// last one, with that record's mark (one CRC of a key and a value per
+    /// partition and poll, not per record: the last message of each
+    /// partition is held until then).
+    fn poll_each(
+        &mut self,
+        timeout: &mut Duration,
+        delivered: &mut usize,
+        each: &mut dyn FnMut(RecordRef<'_>),
+    ) -> (bool, Option<ClientError>) {
+        let mut last: Vec<Option<BorrowedMessage<'_>>> = Vec::new();
+        let mut drained = false;
+        let mut error = None;
+        // (rdkafka's poll gives nothing both for an empty queue and for an
+        // event it served, statistics or a log line: with batches, the
+        // queue's length tells them apart, so that a stream of log lines,
+        // as while the brokers are down, does not hold errors back behind
+        // it; at most this many events a read)
+        let mut events = 0;
+        while *delivered < self.max_batch {
+            let Some(result) = self.consumer.poll(*timeout) else {
+                let pending = self.batches.as_ref().map_or(0, Batches::pending);
+                events += 1;
+                if pending > 0 && events < Self::EVENTS_A_READ {
+                    continue;
+                }
+                drained = true;
+                break;
+            };
+            *timeout = Duration::ZERO;
+            let message = match result {
+                Ok(message) => message,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            self.down_since = None;
+            let (topic, partition) = (message.topic(), message.partition());
+            let Some(split) = self.index.get(topic, partition) else {
+                continue; // not ours (a stale fetch after seek)
+            };
+            let end = self.end.as_ref().and_then(|e| e.get(topic, partition));
+            if end.is_some_and(|end| message.offset() >= end) {
+                continue; // bounded: after the end
+            }
+            each(RecordRef {
+                topic,
+                partition,
+                offset: message.offset(),
+                split,
+                key: message.key(),
+                payload: message.payload(),
+                timestamp: message.timestamp().to_millis(),
+            });
+            *delivered += 1;
+            if last.len() <= split {
+                last.resize_with(split + 1, || None);
+            }
+            last[split] = Some(message);
+        }
+        for m in last.iter().flatten() {
+            let mark = Mark::of(m.offset(), m.timestamp().to_millis(), m.key(), m.payload());
+            self.position.set_after(m.topic(), m.partition(), mark);
+        }
+        (drained, error)
     }
 
     fn on_error(&mut self, error: ClientError) -> Result<(), KafkaError> {
@@ -1640,7 +1790,7 @@ impl KafkaSource {
     }
 }
 
-fn record_of(message: &rdkafka::message::BorrowedMessage<'_>, split: usize) -> KafkaRecord {
+fn record_of(message: &BorrowedMessage<'_>, split: usize) -> KafkaRecord {
     KafkaRecord {
         topic: message.topic().to_string(),
         partition: message.partition(),
@@ -1649,6 +1799,39 @@ fn record_of(message: &rdkafka::message::BorrowedMessage<'_>, split: usize) -> K
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
         timestamp: message.timestamp().to_millis(),
+    }
+}
+
+/// The split of each (topic, partition) read: found per record without
+/// hashing (a source reads a few topics, partitions numbered from 0).
+struct SplitIndex(Vec<(String, Vec<Option<usize>>)>);
+
+impl SplitIndex {
+    fn new(splits: &[(String, i32)]) -> SplitIndex {
+        let mut index: Vec<(String, Vec<Option<usize>>)> = Vec::new();
+        for (i, (topic, partition)) in splits.iter().enumerate() {
+            let Ok(p) = usize::try_from(*partition) else {
+                continue; // (no such partition)
+            };
+            let at = match index.iter().position(|(t, _)| t == topic) {
+                Some(at) => at,
+                None => {
+                    index.push((topic.clone(), Vec::new()));
+                    index.len() - 1
+                }
+            };
+            let partitions = &mut index[at].1;
+            if partitions.len() <= p {
+                partitions.resize(p + 1, None);
+            }
+            partitions[p] = Some(i);
+        }
+        SplitIndex(index)
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<usize> {
+        let (_, partitions) = self.0.iter().find(|(t, _)| t == topic)?;
+        *partitions.get(usize::try_from(partition).ok()?)?
     }
 }
 
