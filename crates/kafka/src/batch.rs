@@ -97,21 +97,46 @@ impl Batches {
         unsafe { rd::rd_kafka_queue_length(self.consumer.0.as_ptr()) }
     }
 
-    /// Up to `max` records (and partitions' errors), waiting at most
-    /// `wait` for the first.
+    /// Up to `max` records (and partitions' errors): those ready now, or
+    /// else the first to come within `wait` with those ready after it.
+    /// (librdkafka's batch call waits its whole timeout for a batch to
+    /// fill: a live stream's records would wait that long.)
     pub(crate) fn take(&self, wait: Duration, max: usize) -> Messages {
         self.forward();
         let mut messages = Messages(Vec::with_capacity(max));
-        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: room for `max` pointers, which librdkafka fills with
-        // messages the caller owns (destroyed with `Messages`).
-        let n = unsafe {
-            rd::rd_kafka_consume_batch_queue(self.own.0.as_ptr(), ms, messages.0.as_mut_ptr(), max)
-        };
-        // SAFETY: librdkafka wrote `n` (at most `max`) pointers; an
-        // error (-1, a queue that is not there) is none.
-        unsafe { messages.0.set_len(usize::try_from(n).unwrap_or(0).min(max)) };
+        self.consume(&mut messages, Duration::ZERO, max);
+        if messages.len() == 0 && !wait.is_zero() && self.consume(&mut messages, wait, 1) {
+            self.consume(&mut messages, Duration::ZERO, max);
+        }
         messages
+    }
+
+    /// Appends to `messages` (up to `max` in all) what librdkafka gives
+    /// within `wait`; true when it gave any.
+    fn consume(&self, messages: &mut Messages, wait: Duration, max: usize) -> bool {
+        let had = messages.0.len();
+        let room = max.saturating_sub(had);
+        if room == 0 {
+            return false;
+        }
+        messages.0.reserve(room);
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: room for `room` pointers after the `had` there, which
+        // librdkafka fills with messages the caller owns (destroyed with
+        // `Messages`).
+        let n = unsafe {
+            rd::rd_kafka_consume_batch_queue(
+                self.own.0.as_ptr(),
+                ms,
+                messages.0.as_mut_ptr().add(had),
+                room,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0).min(room);
+        // SAFETY: librdkafka wrote `n` (at most `room`) pointers there; an
+        // error (-1) is none.
+        unsafe { messages.0.set_len(had + n) };
+        n > 0
     }
 }
 
