@@ -94,6 +94,9 @@ pub struct Command {
     /// `--shadow-output`, canonical (none in checkpoints of before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) shadow: Option<String>,
+    /// `--audit`, canonical (none in checkpoints of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) audit: Option<String>,
 }
 
 impl Command {
@@ -103,6 +106,7 @@ impl Command {
         self.output.clone_from(&then.output);
         self.late.clone_from(&then.late);
         self.shadow.clone_from(&then.shadow);
+        self.audit.clone_from(&then.audit);
         self
     }
 
@@ -126,6 +130,7 @@ impl Command {
                 show(&self.shadow),
                 show(&now.shadow),
             ),
+            ("`Config::audit`", show(&self.audit), show(&now.audit)),
         ];
         pairs
             .into_iter()
