@@ -5,7 +5,7 @@
 //! the latest [`HISTORY`] of them kept in each checkpoint ([`History`]).
 
 use cepheid_core::lookup::{Declarations, IndicatorDecl};
-use cepheid_engine::engine::{Change, Changes, ReloadPolicy};
+use cepheid_engine::engine::{Change, ReloadPolicy};
 use cepheid_engine::{PatternStats, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -149,6 +149,23 @@ impl Origin {
         }
     }
 
+    /// A control record at `place`, `INPUT:LINE` as a run names a line
+    /// of its input in messages (`events.jsonl:12`): [`Origin::Line`]; any
+    /// other place, [`Origin::Place`].
+    pub fn of_line(place: &str, rules_file: Option<String>) -> Origin {
+        match place.rsplit_once(':') {
+            Some((input, line)) if line.parse::<u64>().is_ok() => Origin::Line {
+                input: input.to_string(),
+                line: line.parse().unwrap_or(0),
+                rules_file,
+            },
+            _ => Origin::Place {
+                place: place.to_string(),
+                rules_file,
+            },
+        }
+    }
+
     /// A control record of a source, at `place` as the source names it
     /// ([`Source::describe_origin`](crate::Source::describe_origin)): a
     /// record of a partitioned log named as the Kafka source names one,
@@ -197,6 +214,55 @@ pub struct PatternChange {
     pub state: State,
 }
 
+impl PatternChange {
+    /// What `change` did to `name` under `policy`, its versions and
+    /// partial matches read in `before` and `after` (an engine's
+    /// [`pattern_stats`](cepheid_engine::Engine::pattern_stats) before and
+    /// after the change, or their sum over engines); `None` when it stayed
+    /// unchanged.
+    pub fn of(
+        name: &str,
+        change: Change,
+        policy: ReloadPolicy,
+        (before, after): (&[PatternStats], &[PatternStats]),
+    ) -> Option<PatternChange> {
+        let of = |stats: &[PatternStats]| {
+            (stats.iter())
+                .find(|s| s.name == name)
+                .map(|s| (s.version, s.live_runs))
+        };
+        let (old, new) = (of(before), of(after));
+        let held = old.map_or(0, |(_, live)| live);
+        let (kind, state, held) = match change {
+            Change::Unchanged => return None,
+            Change::Added => (ChangeKind::Added, State::Empty, 0),
+            Change::Removed => (ChangeKind::Removed, State::Dropped, held),
+            Change::Changed { .. } => {
+                let state = match policy {
+                    ReloadPolicy::Drain => State::Drained,
+                    ReloadPolicy::Restart => State::Dropped,
+                };
+                (ChangeKind::Changed, state, held)
+            }
+            Change::Promoted => (ChangeKind::Promoted, State::Kept, held),
+            Change::Shadowed => (ChangeKind::Shadowed, State::Kept, held),
+        };
+        let new_version = match change {
+            Change::Changed { version } => Some(version),
+            Change::Removed => None,
+            _ => Some(new.map_or(1, |(v, _)| v)),
+        };
+        Some(PatternChange {
+            pattern: name.to_string(),
+            change: kind,
+            old_version: old.map(|(v, _)| v),
+            new_version,
+            partial_matches: Some(held),
+            state,
+        })
+    }
+}
+
 /// [`Change`], without its version (in [`PatternChange::new_version`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -235,59 +301,26 @@ pub enum State {
 
 impl RuleChange {
     /// The record of a change applied at `event_time` under `policy`:
-    /// `changes` as the engine made it, `before` the engine's
+    /// `changes` (each name and what the engine did to it, as
+    /// [`Changes::iter`](cepheid_engine::engine::Changes::iter) gives them), `before` the engine's
     /// [`pattern_stats`](cepheid_engine::Engine::pattern_stats) before it
-    /// and `after` after it (their versions and partial matches),
-    /// `anew` the lists and indicators declared anew.
-    pub fn applied(
+    /// and `after` after it (their versions and partial matches), `anew`
+    /// the lists and indicators declared anew.
+    pub fn applied<'c>(
         event_time: Option<Timestamp>,
         origin: Origin,
         policy: ReloadPolicy,
-        changes: &Changes,
+        changes: impl IntoIterator<Item = (&'c str, Change)>,
         (before, after): (&[PatternStats], &[PatternStats]),
         anew: Vec<String>,
     ) -> RuleChange {
         let mut patterns = Vec::new();
         let mut unchanged = 0;
-        let of = |stats: &[PatternStats], name: &str| {
-            stats
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| (s.version, s.live_runs))
-        };
-        for (name, change) in changes.iter() {
-            let (old, new) = (of(before, name), of(after, name));
-            let held = old.map(|(_, live)| live);
-            let (kind, state, held) = match change {
-                Change::Unchanged => {
-                    unchanged += 1;
-                    continue;
-                }
-                Change::Added => (ChangeKind::Added, State::Empty, Some(0)),
-                Change::Removed => (ChangeKind::Removed, State::Dropped, held),
-                Change::Changed { .. } => {
-                    let state = match policy {
-                        ReloadPolicy::Drain => State::Drained,
-                        ReloadPolicy::Restart => State::Dropped,
-                    };
-                    (ChangeKind::Changed, state, held)
-                }
-                Change::Promoted => (ChangeKind::Promoted, State::Kept, held),
-                Change::Shadowed => (ChangeKind::Shadowed, State::Kept, held),
-            };
-            let new_version = match change {
-                Change::Changed { version } => Some(version),
-                Change::Removed => None,
-                _ => new.map(|(v, _)| v).or(Some(1)),
-            };
-            patterns.push(PatternChange {
-                pattern: name.to_string(),
-                change: kind,
-                old_version: old.map(|(v, _)| v),
-                new_version,
-                partial_matches: held.or(Some(0)),
-                state,
-            });
+        for (name, change) in changes {
+            match PatternChange::of(name, change, policy, (before, after)) {
+                Some(p) => patterns.push(p),
+                None => unchanged += 1,
+            }
         }
         RuleChange {
             event_time,
@@ -301,22 +334,21 @@ impl RuleChange {
         }
     }
 
-    /// The record of the rules a run starts with (`stats`: the engine's
-    /// [`pattern_stats`](cepheid_engine::Engine::pattern_stats)), from
-    /// the start of event time: every pattern added, every list and
-    /// indicator of `declared` started empty.
+    /// The record of the rules a run starts with (`patterns`: each name
+    /// and version), from the start of event time: every pattern added,
+    /// every list and indicator of `declared` started empty.
     pub fn initial(
         origin: Origin,
         policy: ReloadPolicy,
-        stats: &[PatternStats],
+        patterns: impl IntoIterator<Item = (String, u32)>,
         declared: Vec<String>,
     ) -> RuleChange {
-        let patterns = (stats.iter())
-            .map(|s| PatternChange {
-                pattern: s.name.clone(),
+        let patterns = (patterns.into_iter())
+            .map(|(pattern, version)| PatternChange {
+                pattern,
                 change: ChangeKind::Added,
                 old_version: None,
-                new_version: Some(s.version),
+                new_version: Some(version),
                 partial_matches: Some(0),
                 state: State::Empty,
             })
@@ -355,20 +387,6 @@ impl RuleChange {
             patterns: Vec::new(),
             unchanged: 0,
             lists_started_empty: Vec::new(),
-        }
-    }
-
-    /// Adds the partial matches of `other`, the same change's record made
-    /// by another engine over other keys (workers).
-    pub fn add_counts(&mut self, other: &RuleChange) {
-        for p in &mut self.patterns {
-            let theirs = (other.patterns.iter())
-                .find(|o| o.pattern == p.pattern)
-                .and_then(|o| o.partial_matches);
-            p.partial_matches = match (p.partial_matches, theirs) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            };
         }
     }
 

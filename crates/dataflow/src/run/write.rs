@@ -183,7 +183,7 @@ impl Records {
 
     /// Adds the record `line` of `kind`, its key at `key` in it.
     #[inline]
-    fn push_line(&mut self, kind: Kind, line: &[u8], key: std::ops::Range<usize>) {
+    pub(super) fn push_line(&mut self, kind: Kind, line: &[u8], key: std::ops::Range<usize>) {
         self.current.push_line(kind, line, key);
         if self.current.bytes().len() >= Block::FULL {
             self.leave();

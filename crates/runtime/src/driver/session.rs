@@ -762,7 +762,8 @@ impl Session<'_> {
                     crate::audit::started_empty(&declared_before, self.engine.declarations());
                 let after = self.engine.pattern_stats();
                 let stats = (&before[..], &after[..]);
-                let record = RuleChange::applied(at, origin, policy, &changes, stats, emptied);
+                let record =
+                    RuleChange::applied(at, origin, policy, changes.iter(), stats, emptied);
                 self.audit(record);
                 if !anew.is_empty() {
                     self.lists_changed(Some(&anew));
@@ -812,8 +813,8 @@ impl Session<'_> {
         let origin = Origin::files(&self.config.patterns, None);
         let none = cepheid_core::lookup::Declarations::default();
         let emptied = crate::audit::started_empty(&none, self.engine.declarations());
-        let stats = self.engine.pattern_stats();
-        let record = RuleChange::initial(origin, self.config.reload_policy, &stats, emptied);
+        let patterns = (self.engine.pattern_stats().into_iter()).map(|s| (s.name, s.version));
+        let record = RuleChange::initial(origin, self.config.reload_policy, patterns, emptied);
         self.audit(record);
     }
 
