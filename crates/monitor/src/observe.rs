@@ -304,6 +304,13 @@ impl Observer {
             s.run.memory = crate::status::MemoryStatus::of(&view.memory());
             s.run.reloads.waiting =
                 (view.rules_waiting).map(|w| WaitingStatus::new(w.records, w.at));
+            // (copied when it changed: at a change of rules, at most 100)
+            if s.run.reloads.history.last() != view.rule_changes.last()
+                || s.run.reloads.history.len() != view.rule_changes.len()
+            {
+                s.run.reloads.history.clear();
+                s.run.reloads.history.extend_from_slice(view.rule_changes);
+            }
             for p in &stats {
                 s.pattern_mut(&p.name).set_counts(p);
             }

@@ -405,13 +405,16 @@ impl RuleChange {
 pub struct History(Vec<RuleChange>);
 
 impl History {
-    /// Keeps `change`, forgetting the oldest past [`HISTORY`].
+    /// Keeps `change` in the order of event time (after those of its
+    /// time: the workers of a run may complete two changes' records in
+    /// another order), forgetting the oldest past [`HISTORY`].
     pub fn push(&mut self, change: RuleChange) {
-        if self.0.len() == HISTORY {
-            // (a hundred moved, once per change of rules)
+        // (a hundred moved at most, once per change of rules)
+        let at = (self.0.iter()).rposition(|c| c.event_time <= change.event_time);
+        self.0.insert(at.map_or(0, |i| i + 1), change);
+        if self.0.len() > HISTORY {
             self.0.remove(0);
         }
-        self.0.push(change);
     }
 
     /// The records, oldest first.
