@@ -666,6 +666,7 @@ mod tests {
             output: Some("/data/out.jsonl".into()),
             late: None,
             shadow: None,
+            audit: None,
         }
     }
 
@@ -689,7 +690,13 @@ mod tests {
         // (a checkpoint of before the shadow output reads as one without)
         let old = r#"{"events":"/e","format":"jsonl","time":"event","time_field":"ts","output":null,"late":null}"#;
         let old: Command = serde_json::from_str(old).unwrap();
-        assert_eq!(old.shadow, None);
+        assert_eq!((old.shadow, old.audit), (None, None));
+        now.shadow = None;
+        now.audit = Some("/data/audit".into());
+        assert_eq!(
+            command().difference(&now).map(|d| d.to_string()).as_deref(),
+            Some("it was taken by another command (`Config::audit` was -, now /data/audit)")
+        );
     }
 
     #[test]
