@@ -85,6 +85,9 @@ impl PeerStop {
     }
 }
 
+/// A change, as its order names it: (time, source, offset).
+type ChangeKey = (Timestamp, u32, u64);
+
 /// The audit records of a process's changes of rules
 /// (`docs/rule-lab.md`, "Audit records"), made of its workers' parts
 /// ([`AuditPart`]): the last of the process's workers to make a change
@@ -95,7 +98,7 @@ impl PeerStop {
 pub(super) struct AuditJoin {
     /// The parts of changes not complete yet, by (time, source, offset),
     /// with how many workers gave theirs.
-    parts: Mutex<HashMap<(Timestamp, u32, u64), (AuditPart, usize)>>,
+    parts: Mutex<HashMap<ChangeKey, (AuditPart, usize)>>,
     /// The process's workers.
     workers: usize,
     /// Several processes: no counts.
