@@ -214,7 +214,7 @@ fn audit_records_on_two_workers_are_one_engines() {
 }
 
 /// Refused before it runs: an audit topic (not built yet), standard
-/// output, and the audit file the output.
+/// output, the audit file the output, and output per worker.
 #[test]
 fn an_audit_topic_standard_output_or_the_output_are_refused() {
     let dir = scratch("audit_refused");
@@ -234,6 +234,25 @@ fn an_audit_topic_standard_output_or_the_output_are_refused() {
         let output = run_here(&dir).args(flags).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(stderr(&output).contains(said), "{}", stderr(&output));
+    }
+    // (each worker writing its own output: one audit file is not built)
+    #[cfg(feature = "workers")]
+    {
+        let flags = [
+            "--audit",
+            "a.jsonl",
+            "--workers",
+            "2",
+            "--output-per-worker",
+        ];
+        let output = (run_here(&dir).args(flags))
+            .args(["--output", "o.jsonl"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let said = "--output-per-worker does not take an audit file (--audit)";
+        assert!(stderr(&output).contains(said), "{}", stderr(&output));
+        assert!(!dir.join("a.jsonl").exists());
     }
 }
 

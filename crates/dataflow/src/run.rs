@@ -1084,6 +1084,9 @@ fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refu
     if scale.output_per_worker && config.shadow_output.is_some() {
         return Err(Refusal::ShadowOutputPerWorker);
     }
+    if scale.output_per_worker && config.audit.is_some() {
+        return Err(Refusal::AuditPerWorker);
+    }
     if scale.processes.is_some() && scale.process == 0 && stdout {
         // Timely's networking prints on standard output when a peer fails
         // (`failed to read full header!`): not into the matches.

@@ -131,6 +131,7 @@ pub fn open(
             Some(path) => {
                 let mut config = config.clone();
                 (config.output, config.late, config.shadow_output) = (Some(path), None, None);
+                config.audit = None;
                 let (output_len, output_head) = own_at(index);
                 let at = SinkState {
                     output_len,
