@@ -213,6 +213,35 @@ fn audit_records_on_two_workers_are_one_engines() {
     assert_eq!(in_order(audited(&dir, "w3", &chunks)), expected("drain"));
 }
 
+/// On two processes of two workers: one engine's records but for their
+/// partial matches, which no process counts whole (`null`), written once
+/// by process 0.
+#[cfg(feature = "workers")]
+#[test]
+fn audit_records_on_two_processes_are_written_once_without_counts() {
+    let dir = scratch("audit_processes");
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    fs::write(dir.join("events.jsonl"), events()).unwrap();
+    let outputs = common::run_two_processes(&dir, |_| {
+        let mut command = run_here(&dir);
+        command
+            .args(["--max-delay", "0ms", "--rules-from-stream"])
+            .args(["--workers", "2", "--chunk-bytes", "64"])
+            .args(["--audit", "audit_p.jsonl", "--output", "out_p.jsonl"]);
+        command
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+    let mut expected = expected("drain");
+    for record in &mut expected[1..] {
+        for entry in record["patterns"].as_array_mut().unwrap() {
+            entry["partial_matches"] = Value::Null;
+        }
+    }
+    assert_eq!(in_order(records(&dir, "audit_p.jsonl")), expected);
+}
+
 /// Refused before it runs: an audit topic (not built yet), standard
 /// output, the audit file the output, and output per worker.
 #[test]
