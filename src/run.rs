@@ -208,8 +208,9 @@ pub struct Args {
     /// Write an audit record of each change of rules here (applied or
     /// refused: its origin, event time, what it did to each pattern and
     /// its partial matches), one JSON line each, the rules at the start
-    /// first; a file, kept with checkpoints as --output is (a Kafka topic
-    /// is not taken yet). docs/rule-lab.md, "Audit records".
+    /// first; a file, kept with checkpoints as --output is, or with
+    /// --output kafka://..., a topic (kafka://HOST:PORT/TOPIC, in the
+    /// output's transactions). docs/rule-lab.md, "Audit records".
     #[arg(long, value_name = "FILE")]
     pub(crate) audit: Option<PathBuf>,
     /// With --output kafka://..., timeouts to this topic instead
@@ -419,10 +420,6 @@ pub fn run(args: &Args) -> u8 {
         say!("error: {}", flags(&conflict));
         return EXIT_USAGE;
     }
-    if (args.audit.iter()).any(|a| a.to_str().is_some_and(|a| a.starts_with("kafka://"))) {
-        say!("error: --audit kafka://...: an audit topic is not built yet; give --audit a file (docs/rule-lab.md, \"Audit records\")");
-        return EXIT_USAGE;
-    }
     #[cfg(feature = "kafka")]
     if let Err(why) = kafka::options(args).check(&config).and_then(|()| {
         let declared = |list: &str| engine.list_sizes().any(|(name, _)| name == list);
@@ -434,6 +431,7 @@ pub fn run(args: &Args) -> u8 {
     #[cfg(not(feature = "kafka"))]
     for (flag, path) in [("--events", &args.events), ("--output", &args.output)]
         .into_iter()
+        .chain(args.audit.iter().map(|a| ("--audit", a)))
         .chain(args.lists.iter().map(|l| ("--list", &l.path)))
     {
         if path.to_str().is_some_and(|p| p.starts_with("kafka://")) {

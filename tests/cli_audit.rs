@@ -242,17 +242,23 @@ fn audit_records_on_two_processes_are_written_once_without_counts() {
     assert_eq!(in_order(records(&dir, "audit_p.jsonl")), expected);
 }
 
-/// Refused before it runs: an audit topic (not built yet), standard
-/// output, the audit file the output, and output per worker.
+/// Refused before it runs: an audit topic without a Kafka output,
+/// standard output, the audit file the output, and output per worker.
 #[test]
 fn an_audit_topic_standard_output_or_the_output_are_refused() {
     let dir = scratch("audit_refused");
     fs::write(dir.join("rules.cep"), RULES).unwrap();
     fs::write(dir.join("events.jsonl"), events()).unwrap();
     for (flags, said) in [
+        #[cfg(feature = "kafka")]
         (
             &["--audit", "kafka://localhost:9092/audit"][..],
-            "--audit kafka://...: an audit topic is not built yet",
+            "--audit kafka://... goes with --output kafka://...",
+        ),
+        #[cfg(not(feature = "kafka"))]
+        (
+            &["--audit", "kafka://localhost:9092/audit"][..],
+            "built without the feature `kafka`",
         ),
         (&["--audit", "-"][..], "--audit needs a file path"),
         (
@@ -431,4 +437,53 @@ fn killed_after_a_checkpoint_and_resumed_no_audit_record_is_lost_or_doubled() {
 #[test]
 fn killed_after_a_cut_on_workers_and_resumed_no_audit_record_is_lost_or_doubled() {
     killed_and_resumed(&["--workers", "2"], false);
+}
+
+/// From a Kafka topic whose `$rules` records change the rules, to a Kafka
+/// output with `--audit kafka://.../TOPIC`: the records one engine writes
+/// to a file, each change's origin the record's topic, partition and
+/// offset, in partition 0 of the audit topic, committed with the output's
+/// transactions.
+#[cfg(feature = "kafka")]
+#[test]
+fn audit_records_to_a_topic_in_the_outputs_transactions_with_their_records_places() {
+    use crate::kafka_support::{topic, Broker};
+    let broker = Broker::start();
+    let dir = scratch("audit_kafka");
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    let b = broker.bootstrap();
+    let (input, output, audit) = (topic("audit-in"), topic("audit-out"), topic("audit"));
+    for t in [&input, &output, &audit] {
+        broker.create_topic(t, 1);
+    }
+    let lines: Vec<String> = events().lines().map(str::to_string).collect();
+    common::kafka::produce_lines_to(&b, &input, 0, &lines);
+    let run = crate::common::cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "0ms"])
+        .args(["--rules-from-stream", "--kafka-until", "end"])
+        .args(["--events", &format!("kafka://{b}/{input}")])
+        .args(["--output", &format!("kafka://{b}/{output}")])
+        .args(["--audit", &format!("kafka://{b}/{audit}")])
+        .args(["--checkpoint", "ckpt", "--transactional-id", "audit-test"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let seen = broker.read_topic(&audit, "read_committed");
+    assert!(seen.iter().all(|s| s.partition == 0));
+    let got: Vec<Value> = seen.iter().map(|s| masked(&s.payload)).collect();
+    let mut expected = expected("drain");
+    for (record, line) in expected[1..].iter_mut().zip([7, 9, 10]) {
+        record["origin"] = json!({ "topic": input, "partition": 0, "offset": line - 1 });
+    }
+    // (the refusal's words are standard error's, which name the record
+    // by the input's name)
+    let said = got[2]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said.contains(&input)
+            && said.ends_with("(`$rules`): the new rules have errors; the old rules go on"),
+        "{said}"
+    );
+    expected[2]["reason"] = json!(said);
+    assert_eq!(got, expected);
 }

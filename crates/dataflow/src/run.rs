@@ -691,10 +691,12 @@ fn audit_join(
     outputs: &write::Outputs,
 ) -> emit::AuditJoin {
     let history = resume.map_or_else(Default::default, |(marker, _)| marker.the_history().clone());
+    // (an audit file, or a sink's audit topic)
+    let takes = (outputs.shared.as_ref()).is_some_and(|o| write::lock(o).sink().takes_audit());
     let join = emit::AuditJoin::new(
         scale.own_workers().len(),
         (scale.cluster(), scale.first_process()),
-        config.audit.is_some(),
+        takes,
         history,
     );
     if resume.is_none() && scale.first_process() {

@@ -296,7 +296,10 @@ impl Sink for KafkaSink {
     fn describe(&self, k: RunKind) -> String {
         match kind(k) {
             Some(k) => format!("kafka:{}", self.topic(k)),
-            None if k == RunKind::Audit => "an audit file (a Kafka output has none)".to_string(),
+            None if k == RunKind::Audit => match self.audit_topic() {
+                Some(topic) => format!("kafka:{topic}"),
+                None => "an audit file (a Kafka output has none)".to_string(),
+            },
             None => "a shadow output (a Kafka output has none)".to_string(),
         }
     }
@@ -305,8 +308,16 @@ impl Sink for KafkaSink {
         KafkaSink::takes_late(self)
     }
 
+    fn takes_audit(&self) -> bool {
+        self.audit_topic().is_some()
+    }
+
     fn write(&mut self, k: RunKind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
         self.still(k == RunKind::Late)?;
+        if let (RunKind::Audit, Some(_)) = (k, self.audit_topic()) {
+            let record = record.strip_suffix(b"\n").unwrap_or(record);
+            return KafkaSink::write_audit(self, record).map_err(|e| self.run_error(true, e));
+        }
         let Some(topic_kind) = kind(k) else {
             return Err(SinkError {
                 target: Sink::describe(self, k),

@@ -794,10 +794,10 @@ impl Session<'_> {
         }
     }
 
-    /// Keeps `change` in the history and writes it to the audit file, if
-    /// the run has one.
+    /// Keeps `change` in the history and writes it to the audit file (or
+    /// the sink's audit topic), if the run has one.
     fn audit(&mut self, change: RuleChange) {
-        if self.config.audit.is_some() {
+        if self.out.out.output.sink().takes_audit() {
             self.out
                 .out
                 .output
