@@ -353,6 +353,37 @@ impl Observer {
 mod tests {
     use super::pattern_of;
 
+    /// The rule changes a run shows are `/status.json`'s
+    /// `run.reloads.history`, copied when they change, and read back.
+    #[test]
+    fn the_rule_changes_shown_are_the_statuss_history() {
+        use cepheid_engine::engine::ReloadPolicy;
+        use cepheid_engine::{Engine, Record};
+        use cepheid_runtime::audit::{Origin, RuleChange};
+        let engine: Engine<Record> = Engine::new();
+        let monitor = crate::Monitor::new();
+        let mut observer = super::Observer::new(monitor.clone());
+        let change = |t: i64| {
+            let origin = Origin::files(&["p.cep".into()], Some("deploy".into()));
+            RuleChange::refused(Some(t), origin, ReloadPolicy::Drain, "cepheid: broken")
+        };
+        let shown = vec![change(1), change(2)];
+        let mut view = cepheid_runtime::RunView::of_engine(&engine);
+        view.rule_changes = &shown[..1];
+        observer.tick(&view);
+        assert_eq!(monitor.snapshot().run.reloads.history, shown[..1]);
+        view.rule_changes = &shown;
+        observer.tick(&view);
+        let status = monitor.snapshot();
+        assert_eq!(status.run.reloads.history, shown);
+        let json = serde_json::to_value(&status).unwrap();
+        let history = &json["run"]["reloads"]["history"];
+        assert_eq!(history[1]["origin"]["label"], "deploy");
+        assert_eq!(history[1]["reason"], "broken");
+        let back: crate::Status = serde_json::from_value(json).unwrap();
+        assert_eq!(back.run.reloads.history, shown);
+    }
+
     #[test]
     fn the_pattern_of_a_record_is_read_from_its_start_or_its_json() {
         let record = r#"{"kind":"match","pattern":"unpaid_order","key":{"order_id":"o-1"},"start":1,"end":2,"select":{"pattern":"no"}}"#;
